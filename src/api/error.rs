@@ -1,0 +1,51 @@
+//! Errors of the ops surface and the JSON body every surface without its own shape uses.
+//!
+//! Surfaces that imitate a system (REST Proxy, Data API, Upstash, Pusher) map engine errors to
+//! that system's error body in their own file. Anything internal becomes a 500 with a generic
+//! message; the detail is logged once here, never sent to the client.
+
+use axum::Json;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered as `{"error": <kind>, "message": <text>}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Short machine-readable kind, e.g. `not_found`.
+    pub kind: &'static str,
+    /// Safe, human-readable message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 4xx error whose message is safe to show the client.
+    #[must_use]
+    pub fn client(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self { status, kind, message: message.into() }
+    }
+
+    /// A 500 whose detail is logged and replaced by a generic message.
+    #[must_use]
+    pub fn internal(detail: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %detail, "internal error answering a request");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: "internal error; see the server log".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.kind, "message": self.message}))).into_response()
+    }
+}
+
+/// The fallback for paths no surface serves.
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::client(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+}

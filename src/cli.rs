@@ -1,0 +1,130 @@
+//! The command line: subcommands, flags and where each flag's value came from.
+//!
+//! `main.rs` parses with [`parse`] and dispatches; everything here is plain data so tests can
+//! build a [`ServeArgs`] without a process. `streamcache` with no subcommand means `serve`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{Origin, Overrides};
+
+/// `streamcache` — Kafka, Redis, MongoDB, JOLT and Pusher stand-ins in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "streamcache", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Settings for `serve` when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// What to do; absent means `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every engine and listener until SIGINT or SIGTERM (the default).
+    Serve(ServeArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `streamcache config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the complete default configuration as commented TOML.
+    Default,
+}
+
+/// Flags shared by `serve` and the bare command. Each also reads `STREAMCACHE_<NAME>`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "STREAMCACHE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the log, history and metadata [default: ./streamcache-data].
+    #[arg(long, env = "STREAMCACHE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// HTTP listen address; port 0 picks a free port [default: 127.0.0.1:7070].
+    #[arg(long, env = "STREAMCACHE_HTTP", value_name = "ADDR")]
+    pub http: Option<String>,
+    /// RESP (Redis protocol) listen address; port 0 picks a free port [default: 127.0.0.1:6380].
+    #[arg(long, env = "STREAMCACHE_RESP", value_name = "ADDR")]
+    pub resp: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on HTTP and `AUTH TOKEN` on RESP.
+    #[arg(long, env = "STREAMCACHE_AUTH_TOKEN", value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// Use a temporary data directory, removed on exit (for test suites).
+    #[arg(long, env = "STREAMCACHE_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// Log filter, e.g. `info` or `streamcache=debug` [default: info].
+    #[arg(long, env = "STREAMCACHE_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format on stderr: `human` or `json` [default: human].
+    #[arg(long, env = "STREAMCACHE_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// A parsed command line together with the origin of each serve setting.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The parsed command line.
+    pub cli: Cli,
+    /// The serve settings given by flag or environment variable, each with its origin.
+    pub overrides: Overrides,
+}
+
+/// Parses `args` (including the program name).
+///
+/// # Errors
+/// Returns clap's error for an unknown flag or subcommand; the caller prints it and exits 2.
+pub fn parse<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let serve_matches = match matches.subcommand() {
+        Some(("serve", sub)) => sub,
+        _ => &matches,
+    };
+    let overrides = overrides_from(serve_matches);
+    Ok(Parsed { cli, overrides })
+}
+
+/// Collects the serve settings that were given explicitly, with where they came from.
+fn overrides_from(m: &ArgMatches) -> Overrides {
+    let mut out = Overrides::default();
+    for (id, flag, env) in [
+        ("data_dir", "--data-dir", "STREAMCACHE_DATA_DIR"),
+        ("http", "--http", "STREAMCACHE_HTTP"),
+        ("resp", "--resp", "STREAMCACHE_RESP"),
+        ("auth_token", "--auth-token", "STREAMCACHE_AUTH_TOKEN"),
+        ("log_level", "--log-level", "STREAMCACHE_LOG_LEVEL"),
+        ("log_format", "--log-format", "STREAMCACHE_LOG_FORMAT"),
+    ] {
+        let origin = match m.value_source(id) {
+            Some(ValueSource::CommandLine) => Origin::Flag(flag),
+            Some(ValueSource::EnvVariable) => Origin::Env(env),
+            _ => continue,
+        };
+        if let Ok(Some(value)) = m.try_get_one::<String>(id) {
+            out.set(id, value.clone(), origin);
+        }
+    }
+    match m.value_source("ephemeral") {
+        Some(ValueSource::CommandLine) => {
+            out.set("ephemeral", "true".into(), Origin::Flag("--ephemeral"));
+        }
+        Some(ValueSource::EnvVariable) if m.get_flag("ephemeral") => {
+            out.set("ephemeral", "true".into(), Origin::Env("STREAMCACHE_EPHEMERAL"));
+        }
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,355 @@
+//! Configuration: built-in defaults, a TOML file, `STREAMCACHE_*` environment variables and
+//! flags, applied in that order (later wins).
+//!
+//! Every error names the setting and where its value came from (`flag --http`,
+//! `env STREAMCACHE_HTTP`, `file streamcache.toml:3`), so `main` can print one line and exit 2
+//! before anything starts. Engine sections (`[log]`, `[cache]`, …) are defined by their modules and
+//! composed here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Ceiling for `http_body_bytes_max`, in bytes. The default (8 MiB) fits a 1000-record produce of
+/// 1 KiB JSON values with room to spare; config may raise it up to this, never past it, so one
+/// client cannot make the server buffer gigabytes.
+pub const HTTP_BODY_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// Longest a request handler may run before it is answered with 408, in milliseconds (long
+/// polls such as `GET …/records?timeout=` stay below it). Streaming bodies (SSE) are not cut.
+pub const HTTP_REQUEST_TIMEOUT_MS_MAX: u64 = 10 * 60 * 1000;
+
+/// Longest shutdown waits for in-flight requests before closing them, in milliseconds.
+pub const SHUTDOWN_DRAIN_MS_MAX: u64 = 60 * 1000;
+
+/// The whole configuration, as the TOML file spells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding every engine's files.
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    pub http: SocketAddr,
+    /// RESP listen address.
+    pub resp: SocketAddr,
+    /// Bearer token for HTTP and password for RESP `AUTH`; `None` leaves both open.
+    pub auth_token: Option<String>,
+    /// Use a temporary data directory that is removed on exit.
+    pub ephemeral: bool,
+    /// `tracing` filter directive for stderr logs.
+    pub log_level: String,
+    /// Log line format on stderr.
+    pub log_format: LogFormat,
+    /// HTTP request body limit in bytes (at most [`HTTP_BODY_BYTES_MAX`]).
+    pub http_body_bytes_max: u64,
+    /// HTTP handler timeout in milliseconds (at most [`HTTP_REQUEST_TIMEOUT_MS_MAX`]).
+    pub http_request_timeout_ms: u64,
+    /// How long shutdown waits for in-flight requests, in milliseconds.
+    pub shutdown_drain_ms: u64,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./streamcache-data"),
+            http: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            resp: SocketAddr::from(([127, 0, 0, 1], 6380)),
+            auth_token: None,
+            ephemeral: false,
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Human,
+            http_body_bytes_max: 8 * 1024 * 1024,
+            http_request_timeout_ms: 60_000,
+            shutdown_drain_ms: 5_000,
+        }
+    }
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// A configuration file, with the 1-based line of the setting when known.
+    File {
+        /// The file as given on the command line.
+        path: PathBuf,
+        /// 1-based line number.
+        line: Option<usize>,
+    },
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => write!(f, "built-in default"),
+            Self::File { path, line: Some(line) } => write!(f, "file {}:{line}", path.display()),
+            Self::File { path, line: None } => write!(f, "file {}", path.display()),
+            Self::Env(name) => write!(f, "env {name}"),
+            Self::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+/// Settings given by flag or environment variable, keyed by setting name.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Setting name → (raw value, origin).
+    values: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Overrides {
+    /// Records `value` for setting `name`.
+    pub fn set(&mut self, name: &'static str, value: String, origin: Origin) {
+        self.values.insert(name, (value, origin));
+    }
+}
+
+/// A configuration that cannot be used, naming the setting and the origin of its value.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}` (from {origin}): {reason}")]
+pub struct Error {
+    /// The setting's name as the TOML file spells it.
+    pub setting: String,
+    /// Where the bad value came from.
+    pub origin: Origin,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The loaded configuration and where each top-level setting came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// Origin of every top-level setting that was not left at its default.
+    pub origins: BTreeMap<String, Origin>,
+}
+
+impl Loaded {
+    /// Where `setting` got its value.
+    #[must_use]
+    pub fn origin(&self, setting: &str) -> Origin {
+        self.origins.get(setting).cloned().unwrap_or(Origin::Default)
+    }
+}
+
+/// Builds the effective configuration from defaults, an optional file and the overrides.
+///
+/// # Errors
+/// An unreadable or unparsable file, an unknown key, a value of the wrong type or an
+/// out-of-range limit, each naming the setting and its origin.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Error> {
+    let mut origins = BTreeMap::new();
+    let mut config = match file {
+        None => Config::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error {
+                setting: "config".into(),
+                origin: Origin::File { path: path.to_owned(), line: None },
+                reason: format!("cannot read the file: {e}"),
+            })?;
+            let config = parse_toml(&text, path)?;
+            if let Ok(table) = text.parse::<toml::Table>() {
+                for key in table.keys() {
+                    let line = line_of_key(&text, key);
+                    origins.insert(key.clone(), Origin::File { path: path.to_owned(), line });
+                }
+            }
+            config
+        }
+    };
+    for (name, (value, origin)) in &overrides.values {
+        apply_override(&mut config, name, value, origin)?;
+        origins.insert((*name).to_owned(), origin.clone());
+    }
+    let loaded = Loaded { config, origins };
+    check(&loaded)?;
+    Ok(loaded)
+}
+
+/// Parses configuration text; errors point at `path:line`.
+///
+/// # Errors
+/// Unknown keys, wrong types and TOML syntax errors, with the line of the fault.
+pub fn parse_toml(text: &str, path: &Path) -> Result<Config, Error> {
+    toml::from_str::<Config>(text).map_err(|e| {
+        let line = e.span().map(|span| line_of_offset(text, span.start));
+        let setting = setting_in_message(e.message()).unwrap_or_else(|| "config".to_owned());
+        Error {
+            setting,
+            origin: Origin::File { path: path.to_owned(), line },
+            reason: e.message().trim().to_owned(),
+        }
+    })
+}
+
+/// Applies one flag or environment value.
+fn apply_override(config: &mut Config, name: &str, value: &str, origin: &Origin) -> Result<(), Error> {
+    let bad = |reason: String| Error { setting: name.to_owned(), origin: origin.clone(), reason };
+    match name {
+        "data_dir" => config.data_dir = PathBuf::from(value),
+        "http" => config.http = parse_addr(value).map_err(bad)?,
+        "resp" => config.resp = parse_addr(value).map_err(bad)?,
+        "auth_token" => config.auth_token = Some(value.to_owned()),
+        "ephemeral" => config.ephemeral = true,
+        "log_level" => config.log_level = value.to_owned(),
+        "log_format" => {
+            config.log_format = match value {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                other => return Err(bad(format!("`{other}` is not one of `human`, `json`"))),
+            }
+        }
+        other => return Err(bad(format!("`{other}` is not a setting"))),
+    }
+    Ok(())
+}
+
+/// Parses a listen address such as `127.0.0.1:7070` or `[::1]:0`.
+fn parse_addr(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse::<SocketAddr>()
+        .map_err(|_| format!("`{value}` is not an address of the form IP:PORT"))
+}
+
+/// Checks relationships and limits the types cannot express.
+fn check(loaded: &Loaded) -> Result<(), Error> {
+    let c = &loaded.config;
+    let over = |setting: &str, value: u64, max: u64| Error {
+        setting: setting.to_owned(),
+        origin: loaded.origin(setting),
+        reason: format!("{value} is outside 1..={max}"),
+    };
+    if c.http_body_bytes_max == 0 || c.http_body_bytes_max > HTTP_BODY_BYTES_MAX {
+        return Err(over("http_body_bytes_max", c.http_body_bytes_max, HTTP_BODY_BYTES_MAX));
+    }
+    if c.http_request_timeout_ms == 0 || c.http_request_timeout_ms > HTTP_REQUEST_TIMEOUT_MS_MAX {
+        return Err(over(
+            "http_request_timeout_ms",
+            c.http_request_timeout_ms,
+            HTTP_REQUEST_TIMEOUT_MS_MAX,
+        ));
+    }
+    if c.shutdown_drain_ms == 0 || c.shutdown_drain_ms > SHUTDOWN_DRAIN_MS_MAX {
+        return Err(over("shutdown_drain_ms", c.shutdown_drain_ms, SHUTDOWN_DRAIN_MS_MAX));
+    }
+    if c.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+        return Err(Error {
+            setting: "log_level".into(),
+            origin: loaded.origin("log_level"),
+            reason: format!("`{}` is not a log filter such as `info` or `streamcache=debug`", c.log_level),
+        });
+    }
+    if c.auth_token.as_deref() == Some("") {
+        return Err(Error {
+            setting: "auth_token".into(),
+            origin: loaded.origin("auth_token"),
+            reason: "the token is empty".into(),
+        });
+    }
+    Ok(())
+}
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(1, |head| head.matches('\n').count() + 1)
+}
+
+/// 1-based line where top-level `key` is assigned or its table starts.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines().position(|line| {
+        let line = line.trim_start();
+        let assigned = line
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        assigned || line == format!("[{key}]")
+    })
+    .map(|i| i + 1)
+}
+
+/// Pulls the key name out of messages such as "unknown field `htp`, expected …".
+fn setting_in_message(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message.get(start..)?.find('`')?;
+    Some(message.get(start..start + len)?.to_owned())
+}
+
+/// The complete default configuration as commented TOML (`streamcache config default`).
+///
+/// Parsing this text yields exactly [`Config::default`].
+#[must_use]
+pub fn default_toml() -> String {
+    let d = Config::default();
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# streamcache configuration. Precedence: flags > STREAMCACHE_* env vars > this file > defaults.\n\
+         \n\
+         # Directory for the log, history and metadata (flag --data-dir, env STREAMCACHE_DATA_DIR).\n\
+         data_dir = \"{}\"\n\
+         # HTTP listener: REST Proxy, Upstash, Data API, Pusher, SSE, dashboard and ops (--http). Port 0 = any free port.\n\
+         http = \"{}\"\n\
+         # RESP listener for Redis clients (--resp). Port 0 = any free port.\n\
+         resp = \"{}\"\n\
+         # Bearer token for HTTP and AUTH password for RESP (--auth-token). Unset = no auth.\n\
+         # auth_token = \"change-me\"\n\
+         # Temporary data directory removed on exit (--ephemeral).\n\
+         ephemeral = {}\n\
+         # Log filter (--log-level), e.g. \"info\" or \"streamcache=debug,info\".\n\
+         log_level = \"{}\"\n\
+         # Log format on stderr (--log-format): \"human\" or \"json\".\n\
+         log_format = \"human\"\n\
+         # Largest accepted HTTP request body in bytes (at most {HTTP_BODY_BYTES_MAX}).\n\
+         http_body_bytes_max = {}\n\
+         # HTTP handler timeout in milliseconds (at most {HTTP_REQUEST_TIMEOUT_MS_MAX}).\n\
+         http_request_timeout_ms = {}\n\
+         # How long shutdown waits for in-flight requests, in milliseconds.\n\
+         shutdown_drain_ms = {}\n",
+        d.data_dir.display(),
+        d.http,
+        d.resp,
+        d.ephemeral,
+        d.log_level,
+        d.http_body_bytes_max,
+        d.http_request_timeout_ms,
+        d.shutdown_drain_ms,
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_offset_counts_newlines() {
+        assert_eq!(line_of_offset("a\nb\nc", 0), 1);
+        assert_eq!(line_of_offset("a\nb\nc", 2), 2);
+        assert_eq!(line_of_offset("a\nb\nc", 4), 3);
+    }
+
+    #[test]
+    fn line_of_key_finds_assignment_and_table() {
+        let text = "# c\nhttp = \"x\"\n[log]\n";
+        assert_eq!(line_of_key(text, "http"), Some(2));
+        assert_eq!(line_of_key(text, "log"), Some(3));
+        assert_eq!(line_of_key(text, "resp"), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! The MongoDB stand-in: BSON documents on fjall with indexes and a resumable change feed.

@@ -1,0 +1,133 @@
+//! The `streamcache` binary: parse the command line, load configuration, set up logging and
+//! signals, and hand over to the library. Exit codes: 0 success, 1 runtime failure (including a
+//! data directory locked by another process), 2 bad usage or configuration.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use streamcache::cli::{self, Command, ConfigCommand, ServeArgs};
+use streamcache::config::{self, LogFormat, Overrides};
+use streamcache::engine::{self, Engine};
+use streamcache::server;
+use streamcache::shutdown::Shutdown;
+
+fn main() -> ExitCode {
+    let parsed = match cli::parse(std::env::args_os()) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    match parsed.cli.command {
+        Some(Command::Config(ConfigCommand::Default)) => {
+            print!("{}", config::default_toml());
+            ExitCode::SUCCESS
+        }
+        Some(Command::Serve(args)) => serve(&args, &parsed.overrides),
+        None => serve(&parsed.cli.serve, &parsed.overrides),
+    }
+}
+
+fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
+    let loaded = match config::load(args.config.as_deref(), overrides) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("streamcache: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&loaded.config.log_level, loaded.config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("streamcache: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(serve_async(loaded))
+}
+
+async fn serve_async(loaded: config::Loaded) -> ExitCode {
+    let engine = match Engine::open(loaded.config.clone()) {
+        Ok(engine) => Arc::new(engine),
+        Err(e @ engine::Error::Locked { .. }) => {
+            eprintln!("streamcache: {e}");
+            return ExitCode::from(1);
+        }
+        Err(e @ engine::Error::DataDir { .. }) => {
+            eprintln!("streamcache: invalid setting `data_dir` (from {}): {e}", loaded.origin("data_dir"));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("streamcache: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let bound = match server::bind(&engine).await {
+        Ok(bound) => bound,
+        Err(e) => {
+            eprintln!("streamcache: invalid setting `{}` (from {}): {e}", e.setting, loaded.origin(e.setting));
+            return ExitCode::from(2);
+        }
+    };
+    let shutdown = Shutdown::new();
+    let signals = match spawn_signal_handler(&shutdown) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("streamcache: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", bound.ready_line());
+        let _ = out.flush();
+    }
+    tracing::info!(http = %bound.http_addr(), resp = %bound.resp_addr(), "ready");
+    let served = server::run(engine.clone(), bound, shutdown.signal()).await;
+    signals.abort();
+    if let Err(e) = &served {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+    match engine.shutdown() {
+        Ok(()) => {
+            tracing::info!("shutdown complete");
+            if served.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "flushing storage at shutdown failed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Turns SIGINT and SIGTERM into a shutdown trigger.
+fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = shutdown.clone();
+    Ok(tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        shutdown.trigger();
+    }))
+}
+
+/// Logs go to stderr: human-readable (coloured on a terminal) or one JSON object per line.
+fn init_tracing(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal as _;
+    let filter = tracing_subscriber::EnvFilter::new(filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("streamcache: logging not initialised: {e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Flows (NiFi's process groups): source topic → transform chain → routes → sinks.

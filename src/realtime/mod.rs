@@ -1,0 +1,1 @@
+//! Real-time fan-out: the channel hub, change-feed watchers and Pusher signing.

@@ -1,0 +1,125 @@
+//! Binding the listeners and running the HTTP and RESP servers until shutdown.
+//!
+//! `serve` calls [`bind`] (a port in use is a configuration error naming the setting), prints
+//! [`Bound::ready_line`], then [`run`]s until its [`ShutdownSignal`] fires: stop accepting, give
+//! in-flight requests `shutdown_drain_ms` to finish, then return so the caller can flush storage.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::engine::Engine;
+use crate::shutdown::ShutdownSignal;
+
+/// A listener that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr} (setting `{setting}`): {source}")]
+pub struct BindError {
+    /// The setting that named the address (`http` or `resp`).
+    pub setting: &'static str,
+    /// The address.
+    pub addr: SocketAddr,
+    /// What the OS said (e.g. address in use).
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The bound listeners, before serving.
+#[derive(Debug)]
+pub struct Bound {
+    /// HTTP listener.
+    http: TcpListener,
+    /// RESP listener.
+    resp: TcpListener,
+    /// Actual HTTP address (port 0 resolved).
+    http_addr: SocketAddr,
+    /// Actual RESP address (port 0 resolved).
+    resp_addr: SocketAddr,
+}
+
+impl Bound {
+    /// The HTTP address actually bound.
+    #[must_use]
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The RESP address actually bound.
+    #[must_use]
+    pub fn resp_addr(&self) -> SocketAddr {
+        self.resp_addr
+    }
+
+    /// The one line `serve` prints on stdout when ready. Later fields are appended as
+    /// `key=value`; the first three never move.
+    #[must_use]
+    pub fn ready_line(&self) -> String {
+        format!(
+            "streamcache ready http=http://{h} resp={r} dashboard=http://{h}/",
+            h = self.http_addr,
+            r = self.resp_addr
+        )
+    }
+}
+
+/// Binds the HTTP and RESP listeners named by the engine's configuration.
+///
+/// # Errors
+/// [`BindError`] naming the setting whose address cannot be bound.
+pub async fn bind(engine: &Engine) -> Result<Bound, BindError> {
+    let config = engine.config();
+    let http = listen("http", config.http).await?;
+    let resp = listen("resp", config.resp).await?;
+    let local = |setting, l: &TcpListener, addr| {
+        l.local_addr().map_err(|source| BindError { setting, addr, source })
+    };
+    let http_addr = local("http", &http, config.http)?;
+    let resp_addr = local("resp", &resp, config.resp)?;
+    Ok(Bound { http, resp, http_addr, resp_addr })
+}
+
+async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { setting, addr, source })
+}
+
+/// Serves HTTP and RESP until `shutdown` fires, then drains in-flight HTTP requests for at most
+/// `shutdown_drain_ms` and returns.
+///
+/// # Errors
+/// An I/O error from the HTTP server itself.
+pub async fn run(engine: Arc<Engine>, bound: Bound, shutdown: ShutdownSignal) -> std::io::Result<()> {
+    let drain = Duration::from_millis(engine.config().shutdown_drain_ms);
+    let app = crate::api::router(engine.clone());
+
+    let mut http_signal = shutdown.clone();
+    let http = tokio::spawn(
+        axum::serve(bound.http, app)
+            .with_graceful_shutdown(async move { http_signal.wait().await })
+            .into_future(),
+    );
+    let resp = tokio::spawn(crate::cache::serve_resp(bound.resp, engine.clone(), shutdown.clone()));
+
+    let mut signal = shutdown;
+    signal.wait().await;
+    tracing::info!(drain_ms = drain.as_millis(), "shutting down: draining in-flight requests");
+    let deadline = tokio::time::sleep(drain);
+    tokio::pin!(deadline);
+    let mut http = http;
+    let mut resp = resp;
+    let http_result = tokio::select! {
+        r = &mut http => r.ok(),
+        () = &mut deadline => { http.abort(); tracing::warn!("HTTP drain timed out; open connections closed"); None }
+    };
+    tokio::select! {
+        _ = &mut resp => {}
+        () = &mut deadline => { resp.abort(); tracing::warn!("RESP drain timed out; open connections closed"); }
+    }
+    match http_result {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}

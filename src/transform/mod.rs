@@ -1,0 +1,1 @@
+//! The JOLT engine: specs parsed and validated once, applied to JSON many times.
