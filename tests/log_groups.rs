@@ -275,7 +275,7 @@ fn offsets_commit_atomically_and_validate() {
         Err(Error::ConfigInvalid { .. })
     ));
     let group_max = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX);
-    t.log.commit_offsets(&group_max, &[ok.clone()]).unwrap();
+    t.log.commit_offsets(&group_max, std::slice::from_ref(&ok)).unwrap();
     let group_over = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX + 1);
     assert!(matches!(
         t.log.commit_offsets(&group_over, &[ok]),
