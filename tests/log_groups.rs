@@ -25,6 +25,7 @@ fn earliest() -> ConsumerSettings {
         format: "binary".into(),
         offset_reset: OffsetReset::Earliest,
         auto_commit: false,
+        request_timeout_ms: 1000,
     }
 }
 
@@ -275,7 +276,9 @@ fn offsets_commit_atomically_and_validate() {
         Err(Error::ConfigInvalid { .. })
     ));
     let group_max = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX);
-    t.log.commit_offsets(&group_max, std::slice::from_ref(&ok)).unwrap();
+    t.log
+        .commit_offsets(&group_max, std::slice::from_ref(&ok))
+        .unwrap();
     let group_over = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX + 1);
     assert!(matches!(
         t.log.commit_offsets(&group_over, &[ok]),

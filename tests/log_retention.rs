@@ -171,6 +171,7 @@ fn a_consumer_behind_the_log_start_follows_auto_offset_reset() {
         format: "binary".into(),
         offset_reset: reset,
         auto_commit: false,
+        request_timeout_ms: 1000,
     };
     let make = |group: &str, reset| {
         let id = t

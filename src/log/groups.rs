@@ -58,6 +58,9 @@ pub struct ConsumerSettings {
     pub offset_reset: OffsetReset,
     /// Commit delivered positions at the start of every poll.
     pub auto_commit: bool,
+    /// Longest a fetch waits for records, in ms (the REST Proxy's
+    /// `consumer.request.timeout.ms`); the log only stores it for the API layer.
+    pub request_timeout_ms: u64,
 }
 
 /// What an instance is subscribed to.
