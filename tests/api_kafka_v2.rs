@@ -150,89 +150,82 @@ async fn produce_json_to_a_partition_url_and_errors_use_rest_codes() {
     let stored = api.engine.log().read("t", 1, 0, 1000).unwrap();
     assert_eq!(stored[0].value.as_deref(), Some(&br#"{"order":1}"#[..]));
 
-    let (status, ct, e) = api
-        .call("GET", "/kafka/topics/missing", None, None, None)
-        .await;
-    assert_eq!(
-        (status, ct.as_str(), e["error_code"].as_u64()),
-        (StatusCode::NOT_FOUND, V2, Some(40401))
-    );
-    let (status, _, e) = api
-        .call("GET", "/kafka/topics/t/partitions/9", None, None, None)
-        .await;
-    assert_eq!(
-        (status, e["error_code"].as_u64()),
-        (StatusCode::NOT_FOUND, Some(40402))
-    );
-    let (status, _, e) = api
-        .call(
+    let cases: [(&str, &str, Option<&str>, Option<Value>, StatusCode, u64); 8] = [
+        (
+            "GET",
+            "/kafka/topics/missing",
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+            40401,
+        ),
+        (
+            "GET",
+            "/kafka/topics/t/partitions/9",
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+            40402,
+        ),
+        (
             "POST",
             "/kafka/topics/t/partitions/9",
             Some(JSON),
-            None,
             Some(json!({"records": [{"value": 1}]})),
-        )
-        .await;
-    assert_eq!(
-        (status, e["error_code"].as_u64()),
-        (StatusCode::NOT_FOUND, Some(40402))
-    );
-    let (status, _, e) = api
-        .call("POST", "/kafka/topics/t", Some(JSON), None, Some(json!({})))
-        .await;
-    assert_eq!(
-        (status, e["error_code"].as_u64()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some(422))
-    );
-    let (status, _, e) = api
-        .call(
+            StatusCode::NOT_FOUND,
+            40402,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t",
+            Some(JSON),
+            Some(json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            422,
+        ),
+        (
             "POST",
             "/kafka/topics/t",
             Some(BINARY),
-            None,
             Some(json!({"records": [{"value": "%%%"}]})),
-        )
-        .await;
-    assert_eq!(
-        (status, e["error_code"].as_u64()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some(42203))
-    );
-    let (status, _, e) = api
-        .call(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+        ),
+        (
             "POST",
             "/kafka/topics/t",
             Some("application/vnd.kafka.avro.v2+json"),
-            None,
             Some(json!({"records": []})),
-        )
-        .await;
-    assert_eq!(
-        (status, e["error_code"].as_u64()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some(42206))
-    );
-    let (status, _, _) = api
-        .call(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42206,
+        ),
+        (
             "POST",
             "/kafka/topics/t",
             Some("text/plain"),
-            None,
             Some(json!({"records": []})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let (status, _, e) = api
-        .call(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            415,
+        ),
+        (
             "POST",
             "/kafka/topics/bad%20name",
             Some(JSON),
-            None,
             Some(json!({"records": [{"value": 1}]})),
-        )
-        .await;
-    assert_eq!(
-        (status, e["error_code"].as_u64()),
-        (StatusCode::BAD_REQUEST, Some(40002))
-    );
+            StatusCode::BAD_REQUEST,
+            40002,
+        ),
+    ];
+    for (method, uri, ct, body, status, code) in cases {
+        let (got, content_type, e) = api.call(method, uri, ct, None, body).await;
+        assert_eq!(
+            (got, e["error_code"].as_u64()),
+            (status, Some(code)),
+            "{method} {uri}: {e}"
+        );
+        assert_eq!(content_type, V2, "{method} {uri}");
+        assert!(e["message"].is_string());
+    }
 }
 
 #[tokio::test]
