@@ -24,6 +24,9 @@ const V2: &str = "application/vnd.kafka.v2+json";
 const BINARY: &str = "application/vnd.kafka.binary.v2+json";
 const JSON: &str = "application/vnd.kafka.json.v2+json";
 
+/// method, uri, content type, body, expected status, expected REST error code.
+type ErrorCase = (&'static str, &'static str, Option<&'static str>, Option<Value>, StatusCode, u64);
+
 struct Api {
     router: axum::Router,
     engine: Arc<Engine>,
@@ -150,7 +153,7 @@ async fn produce_json_to_a_partition_url_and_errors_use_rest_codes() {
     let stored = api.engine.log().read("t", 1, 0, 1000).unwrap();
     assert_eq!(stored[0].value.as_deref(), Some(&br#"{"order":1}"#[..]));
 
-    let cases: [(&str, &str, Option<&str>, Option<Value>, StatusCode, u64); 8] = [
+    let cases: [ErrorCase; 8] = [
         (
             "GET",
             "/kafka/topics/missing",
