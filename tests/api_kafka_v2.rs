@@ -25,7 +25,14 @@ const BINARY: &str = "application/vnd.kafka.binary.v2+json";
 const JSON: &str = "application/vnd.kafka.json.v2+json";
 
 /// method, uri, content type, body, expected status, expected REST error code.
-type ErrorCase = (&'static str, &'static str, Option<&'static str>, Option<Value>, StatusCode, u64);
+type ErrorCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<Value>,
+    StatusCode,
+    u64,
+);
 
 struct Api {
     router: axum::Router,
