@@ -624,7 +624,8 @@ fn committed_offsets_round_trip_through_reopen() {
 fn the_default_toml_log_section_parses_to_the_default_config() {
     let text = streamcache::config::default_toml();
     assert!(text.contains("[log]"));
-    let parsed = streamcache::config::parse_toml(&text, std::path::Path::new("default.toml")).unwrap();
+    let parsed =
+        streamcache::config::parse_toml(&text, std::path::Path::new("default.toml")).unwrap();
     assert_eq!(parsed, streamcache::config::Config::default());
     let custom = "[log]\nflush_policy = \"always\"\ndefault_partitions = 1\n";
     let parsed = streamcache::config::parse_toml(custom, std::path::Path::new("c.toml")).unwrap();

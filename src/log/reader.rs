@@ -144,7 +144,13 @@ fn read_segment(
         let before = out.len();
         match segment::decode_batch(&view, min_offset, out) {
             Ok(info) => {
-                out.retain(|r| r.offset < end);
+                if info.last_offset >= end {
+                    // Records at or past the visible end are not acknowledged yet (under `always`).
+                    let keep = out
+                        .get(before..)
+                        .map_or(0, |new| new.iter().take_while(|r| r.offset < end).count());
+                    out.truncate(before + keep);
+                }
                 let taken = out.len() > before;
                 pos += info.len as u64;
                 if taken {
