@@ -49,6 +49,9 @@ pub struct Config {
     pub http_request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_drain_ms: u64,
+    /// The `[log]` section: the Kafka stand-in.
+    #[serde(default)]
+    pub log: crate::log::LogConfig,
 }
 
 /// How log lines are written to stderr.
@@ -74,6 +77,7 @@ impl Default for Config {
             http_body_bytes_max: 8 * 1024 * 1024,
             http_request_timeout_ms: 60_000,
             shutdown_drain_ms: 5_000,
+            log: crate::log::LogConfig::default(),
         }
     }
 }
@@ -299,6 +303,13 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             ),
         });
     }
+    if let Err(e) = c.log.check() {
+        return Err(Error {
+            setting: "log".into(),
+            origin: loaded.origin("log"),
+            reason: e.to_string(),
+        });
+    }
     if c.auth_token.as_deref() == Some("") {
         return Err(Error {
             setting: "auth_token".into(),
@@ -374,6 +385,7 @@ pub fn default_toml() -> String {
         d.http_request_timeout_ms,
         d.shutdown_drain_ms,
     ));
+    out.push_str(&crate::log::LogConfig::default_toml());
     out
 }
 

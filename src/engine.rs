@@ -37,6 +37,9 @@ pub enum Error {
         /// The directory.
         path: PathBuf,
     },
+    /// The log could not be opened or flushed.
+    #[error("log: {0}")]
+    Log(#[from] crate::log::Error),
     /// Flushing storage at shutdown failed.
     #[error("flushing {path} at shutdown failed: {source}")]
     Flush {
@@ -69,6 +72,8 @@ pub struct Engine {
     clock: SharedClock,
     /// Metrics shown on `/metrics`.
     metrics: Arc<Registry>,
+    /// The Kafka stand-in, under `DATA_DIR/log`.
+    log: Arc<crate::log::Log>,
     /// Set once every engine has opened (and, later, rebuilt its views).
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
@@ -114,7 +119,13 @@ impl Engine {
         })?;
         let lock = lock_data_dir(&data_dir)?;
         let start_time_ms = clock.now_ms();
+        let log = Arc::new(crate::log::Log::open(
+            &data_dir.join("log"),
+            config.log.clone(),
+            clock.clone(),
+        )?);
         let engine = Self {
+            log,
             config,
             data_dir,
             clock,
@@ -164,6 +175,12 @@ impl Engine {
         &self.metrics
     }
 
+    /// The partitioned log (Kafka stand-in).
+    #[must_use]
+    pub fn log(&self) -> &Arc<crate::log::Log> {
+        &self.log
+    }
+
     /// Wall-clock milliseconds at open.
     #[must_use]
     pub fn start_time_ms(&self) -> u64 {
@@ -183,6 +200,7 @@ impl Engine {
     /// [`Error::Flush`] when storage cannot be made durable.
     pub fn shutdown(&self) -> Result<()> {
         self.ready.store(false, Ordering::Release);
+        self.log.flush()?;
         sync_dir(&self.data_dir)
     }
 }
