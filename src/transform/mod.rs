@@ -51,6 +51,12 @@ pub const ARRAY_INDEX_MAX: usize = 65_535;
 const _: () = assert!(SPEC_DEPTH_MAX <= INPUT_DEPTH_MAX);
 const _: () = assert!(INPUT_DEPTH_MAX + PATH_ELEMENTS_MAX <= DOCUMENT_DEPTH_MAX);
 
+/// The reference pipeline's order spec (DESIGN.md §5): a `shift` that keeps the order's
+/// relevant fields (number, customer number, dates, status, comments, customer name and contact,
+/// shipping address, items, total, currency) and a `remove` that drops warehouse-only item
+/// fields and the address's geo coordinates.
+pub const REFERENCE_ORDER_SPEC: &str = include_str!("reference_order_spec.json");
+
 /// A parsed, validated JOLT chain. Cheap to share: `Send + Sync`, applied through `&self`.
 #[derive(Debug)]
 pub struct Spec {
