@@ -36,6 +36,22 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Apply a JOLT spec (a chain, or one operation) to a JSON document and print the result.
+    Transform(TransformArgs),
+}
+
+/// `streamcache transform …`.
+#[derive(Debug, Clone, Args)]
+pub struct TransformArgs {
+    /// JOLT spec file: a chain `[{"operation": …, "spec": …}]` or one such object.
+    #[arg(long, value_name = "SPEC_FILE")]
+    pub spec: PathBuf,
+    /// Input JSON file [default: standard input].
+    #[arg(long, value_name = "INPUT_FILE")]
+    pub input: Option<PathBuf>,
+    /// Context JSON file, read by modify specs with `^path`.
+    #[arg(long, value_name = "CONTEXT_FILE")]
+    pub context: Option<PathBuf>,
 }
 
 /// `streamcache config …`.

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use streamcache::cli::{self, Command, ConfigCommand, ServeArgs};
+use streamcache::cli::{self, Command, ConfigCommand, ServeArgs, TransformArgs};
 use streamcache::config::{self, LogFormat, Overrides};
 use streamcache::engine::{self, Engine};
 use streamcache::server;
@@ -26,8 +26,57 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Serve(args)) => serve(&args, &parsed.overrides),
+        Some(Command::Transform(args)) => transform(&args),
         None => serve(&parsed.cli.serve, &parsed.overrides),
     }
+}
+
+/// `streamcache transform`: 0 with the output on stdout; 2 with the error on stderr for an
+/// unreadable file, a rejected spec, bad input JSON or a failed transform.
+fn transform(args: &TransformArgs) -> ExitCode {
+    match run_transform(args) {
+        Ok(output) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{output}");
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("streamcache transform: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_transform(args: &TransformArgs) -> Result<String, String> {
+    use std::io::Read as _;
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let spec_text = read(&args.spec)?;
+    let spec = streamcache::transform::Spec::parse_str(&spec_text)
+        .map_err(|e| format!("{}: {e}", args.spec.display()))?;
+    let (input_name, input_text) = match &args.input {
+        Some(path) => (path.display().to_string(), read(path)?),
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            ("standard input".to_owned(), text)
+        }
+    };
+    let input: serde_json::Value = serde_json::from_str(&input_text)
+        .map_err(|e| format!("{input_name}: not valid JSON: {e}"))?;
+    let context = match &args.context {
+        Some(path) => serde_json::from_str(&read(path)?)
+            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?,
+        None => serde_json::Value::Null,
+    };
+    let output = spec
+        .apply_with_context(&input, &context)
+        .map_err(|e| e.to_string())?;
+    serde_json::to_string(&output).map_err(|e| format!("cannot print the output: {e}"))
 }
 
 fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
