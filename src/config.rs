@@ -49,6 +49,9 @@ pub struct Config {
     pub http_request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_drain_ms: u64,
+    /// The `[cache]` section (Redis stand-in).
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
 }
 
 /// How log lines are written to stderr.
@@ -74,6 +77,7 @@ impl Default for Config {
             http_body_bytes_max: 8 * 1024 * 1024,
             http_request_timeout_ms: 60_000,
             shutdown_drain_ms: 5_000,
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 }
@@ -331,6 +335,7 @@ pub fn default_toml() -> String {
         d.http_request_timeout_ms,
         d.shutdown_drain_ms,
     ));
+    out.push_str(&crate::cache::CacheConfig::default_toml());
     out
 }
 

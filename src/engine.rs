@@ -71,6 +71,8 @@ pub struct Engine {
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
     start_time_ms: u64,
+    /// The Redis stand-in.
+    cache: crate::cache::Cache,
     /// Held for the engine's lifetime; the OS releases the lock if the process dies.
     _lock: File,
     /// The temporary directory, removed when the engine is dropped.
@@ -107,7 +109,9 @@ impl Engine {
             .map_err(|source| Error::DataDir { path: data_dir.clone(), source })?;
         let lock = lock_data_dir(&data_dir)?;
         let start_time_ms = clock.now_ms();
+        let cache = crate::cache::Cache::open(config.cache.clone(), clock.clone(), &data_dir);
         let engine = Self {
+            cache,
             config,
             data_dir,
             clock,
@@ -154,6 +158,12 @@ impl Engine {
         &self.metrics
     }
 
+    /// The cache (Redis stand-in).
+    #[must_use]
+    pub fn cache(&self) -> &crate::cache::Cache {
+        &self.cache
+    }
+
     /// Wall-clock milliseconds at open.
     #[must_use]
     pub fn start_time_ms(&self) -> u64 {
@@ -173,6 +183,9 @@ impl Engine {
     /// [`Error::Flush`] when storage cannot be made durable.
     pub fn shutdown(&self) -> Result<()> {
         self.ready.store(false, Ordering::Release);
+        if let Err(e) = self.cache.save_snapshot() {
+            tracing::error!(error = %e, "cache snapshot at shutdown failed");
+        }
         sync_dir(&self.data_dir)
     }
 }

@@ -101,7 +101,13 @@ pub async fn run(engine: Arc<Engine>, bound: Bound, shutdown: ShutdownSignal) ->
             .with_graceful_shutdown(async move { http_signal.wait().await })
             .into_future(),
     );
-    let resp = tokio::spawn(crate::cache::serve_resp(bound.resp, engine.clone(), shutdown.clone()));
+    let resp_config = crate::cache::RespConfig::from_cache(engine.cache(), engine.config().auth_token.clone());
+    let resp = tokio::spawn(crate::cache::serve_resp(
+        bound.resp,
+        engine.cache().clone(),
+        resp_config,
+        shutdown.clone(),
+    ));
 
     let mut signal = shutdown;
     signal.wait().await;

@@ -1,0 +1,259 @@
+//! Command implementations, one file per value type plus keys and server commands, and the
+//! argument helpers they share. Each handler is `fn(&mut Ctx, &Inner, &[Bytes]) -> Frame` with
+//! `args[0]` the command name; arity has been checked by the dispatcher.
+
+pub(crate) mod hash;
+pub(crate) mod keys;
+pub(crate) mod list;
+pub(crate) mod server;
+pub(crate) mod set;
+pub(crate) mod strings;
+
+use bytes::Bytes;
+
+use crate::cache::resp::frame::{Frame, parse_i64};
+
+/// Redis's WRONGTYPE reply text.
+pub(crate) const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+/// Redis's reply to a non-integer argument.
+pub(crate) const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+/// Redis's reply to a non-float argument.
+pub(crate) const NOT_FLOAT: &str = "ERR value is not a valid float";
+/// Redis's generic syntax error.
+pub(crate) const SYNTAX: &str = "ERR syntax error";
+
+/// Returns the `Err` frame from the enclosing handler.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(f) => return f,
+        }
+    };
+}
+pub(crate) use tri;
+
+/// Argument `i`, or an empty slice when absent (arity was checked by the dispatcher).
+pub(crate) fn arg(args: &[Bytes], i: usize) -> &[u8] {
+    args.get(i).map_or(&[][..], |b| &b[..])
+}
+
+/// Argument `i` as an integer, or Redis's "not an integer" reply.
+pub(crate) fn int_arg(args: &[Bytes], i: usize) -> Result<i64, Frame> {
+    parse_i64(arg(args, i)).ok_or_else(|| Frame::error(NOT_INTEGER))
+}
+
+/// Parses a float the way Redis's `strtold`-based checks do (no spaces, no NaN).
+pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(text).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        other => {
+            if other.contains("nan") || other.starts_with("0x") || other.starts_with("-0x") {
+                return None;
+            }
+            other.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() { None } else { Some(v) }
+}
+
+/// Argument `i` as a float, or Redis's "not a valid float" reply.
+pub(crate) fn float_arg(args: &[Bytes], i: usize) -> Result<f64, Frame> {
+    parse_f64(arg(args, i)).ok_or_else(|| Frame::error(NOT_FLOAT))
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Lower-cased command name for error texts.
+pub(crate) fn name(args: &[Bytes]) -> String {
+    String::from_utf8_lossy(arg(args, 0)).to_ascii_lowercase()
+}
+
+/// Resolves Redis's `start`/`stop` range (negative counts from the end) over `len` items into
+/// an inclusive index pair, or `None` for an empty range.
+pub(crate) fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let mut s = if start < 0 { len.saturating_add(start) } else { start };
+    let mut e = if stop < 0 { len.saturating_add(stop) } else { stop };
+    if s < 0 {
+        s = 0;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    if s > e || s >= len || len == 0 {
+        return None;
+    }
+    Some((usize::try_from(s).ok()?, usize::try_from(e).ok()?))
+}
+
+/// Glob matching as Redis's `stringmatchlen` (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes).
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    glob_at(pattern, text, nocase, 0)
+}
+
+fn glob_at(p: &[u8], t: &[u8], nocase: bool, depth: usize) -> bool {
+    if depth > 1000 {
+        return false;
+    }
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let (mut pi, mut ti) = (0usize, 0usize);
+    while let Some(&pc) = p.get(pi) {
+        match pc {
+            b'*' => {
+                while p.get(pi + 1) == Some(&b'*') {
+                    pi += 1;
+                }
+                if pi + 1 == p.len() {
+                    return true;
+                }
+                let rest = p.get(pi + 1..).unwrap_or_default();
+                for start in ti..=t.len() {
+                    if glob_at(rest, t.get(start..).unwrap_or_default(), nocase, depth + 1) {
+                        return true;
+                    }
+                }
+                return false;
+            }
+            b'?' => {
+                if ti >= t.len() {
+                    return false;
+                }
+                ti += 1;
+            }
+            b'[' => {
+                let Some(&c) = t.get(ti) else { return false };
+                pi += 1;
+                let not = p.get(pi) == Some(&b'^');
+                if not {
+                    pi += 1;
+                }
+                let mut matched = false;
+                loop {
+                    match p.get(pi) {
+                        None => {
+                            pi = pi.saturating_sub(1);
+                            break;
+                        }
+                        Some(b'\\') if p.get(pi + 1).is_some() => {
+                            pi += 1;
+                            if p.get(pi).is_some_and(|&x| eq(x, c)) {
+                                matched = true;
+                            }
+                        }
+                        Some(b']') => break,
+                        Some(&lo) if p.get(pi + 1) == Some(&b'-') && p.get(pi + 2).is_some_and(|&x| x != b']') => {
+                            let hi = p.get(pi + 2).copied().unwrap_or(lo);
+                            let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
+                            let cc = if nocase { c.to_ascii_lowercase() } else { c };
+                            let (l2, h2) = if nocase { (lo.to_ascii_lowercase(), hi.to_ascii_lowercase()) } else { (lo, hi) };
+                            if (cc >= l2 && cc <= h2) || (c >= lo && c <= hi) {
+                                matched = true;
+                            }
+                            pi += 2;
+                        }
+                        Some(&x) => {
+                            if eq(x, c) {
+                                matched = true;
+                            }
+                        }
+                    }
+                    pi += 1;
+                }
+                if not {
+                    matched = !matched;
+                }
+                if !matched {
+                    return false;
+                }
+                ti += 1;
+            }
+            b'\\' if p.get(pi + 1).is_some() => {
+                pi += 1;
+                let Some(&c) = t.get(ti) else { return false };
+                if !p.get(pi).is_some_and(|&x| eq(x, c)) {
+                    return false;
+                }
+                ti += 1;
+            }
+            _ => {
+                let Some(&c) = t.get(ti) else { return false };
+                if !eq(pc, c) {
+                    return false;
+                }
+                ti += 1;
+            }
+        }
+        pi += 1;
+    }
+    ti == t.len()
+}
+
+/// An integer reply from a count.
+pub(crate) fn int(n: usize) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Parses `COUNT n`-style SCAN options shared by SCAN, HSCAN and SSCAN: returns
+/// (cursor, pattern, count, type filter).
+pub(crate) fn scan_options(args: &[Bytes], cursor_at: usize, allow_type: bool) -> Result<(u64, Option<Bytes>, usize, Option<Bytes>), Frame> {
+    let cursor = std::str::from_utf8(arg(args, cursor_at))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Frame::error("ERR invalid cursor"))?;
+    let mut pattern = None;
+    let mut count = 10usize;
+    let mut kind = None;
+    let mut i = cursor_at + 1;
+    while i < args.len() {
+        let opt = arg(args, i);
+        let val = args.get(i + 1).ok_or_else(|| Frame::error(SYNTAX))?;
+        if is(opt, "match") {
+            pattern = Some(val.clone());
+        } else if is(opt, "count") {
+            let n = parse_i64(val).ok_or_else(|| Frame::error(NOT_INTEGER))?;
+            if n < 1 {
+                return Err(Frame::error(SYNTAX));
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if allow_type && is(opt, "type") {
+            kind = Some(val.clone());
+        } else {
+            return Err(Frame::error(SYNTAX));
+        }
+        i += 2;
+    }
+    Ok((cursor, pattern, count, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_like_redis() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+        assert!(!glob_match(b"foo*bar", b"foobaz", false));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range(0, -1, 3), Some((0, 2)));
+        assert_eq!(range(-100, 100, 3), Some((0, 2)));
+        assert_eq!(range(2, 1, 3), None);
+        assert_eq!(range(0, 0, 0), None);
+    }
+}
