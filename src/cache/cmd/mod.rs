@@ -95,106 +95,91 @@ pub(crate) fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)>
     Some((usize::try_from(s).ok()?, usize::try_from(e).ok()?))
 }
 
-/// Glob matching as Redis's `stringmatchlen` (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes).
+/// Glob matching as Redis's `stringmatchlen` (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), in
+/// O(pattern × text) time: only the most recent `*` is ever backtracked to.
 pub(crate) fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
-    glob_at(pattern, text, nocase, 0)
-}
-
-fn glob_at(p: &[u8], t: &[u8], nocase: bool, depth: usize) -> bool {
-    if depth > 1000 {
-        return false;
-    }
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
     let (mut pi, mut ti) = (0usize, 0usize);
-    while let Some(&pc) = p.get(pi) {
-        match pc {
-            b'*' => {
-                while p.get(pi + 1) == Some(&b'*') {
-                    pi += 1;
-                }
-                if pi + 1 == p.len() {
-                    return true;
-                }
-                let rest = p.get(pi + 1..).unwrap_or_default();
-                for start in ti..=t.len() {
-                    if glob_at(rest, t.get(start..).unwrap_or_default(), nocase, depth + 1) {
-                        return true;
-                    }
-                }
-                return false;
-            }
-            b'?' => {
-                if ti >= t.len() {
-                    return false;
-                }
-                ti += 1;
-            }
-            b'[' => {
-                let Some(&c) = t.get(ti) else { return false };
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if pattern.get(pi) == Some(&b'*') {
+            while pattern.get(pi) == Some(&b'*') {
                 pi += 1;
-                let not = p.get(pi) == Some(&b'^');
-                if not {
-                    pi += 1;
-                }
-                let mut matched = false;
-                loop {
-                    match p.get(pi) {
-                        None => {
-                            pi = pi.saturating_sub(1);
-                            break;
-                        }
-                        Some(b'\\') if p.get(pi + 1).is_some() => {
-                            pi += 1;
-                            if p.get(pi).is_some_and(|&x| eq(x, c)) {
-                                matched = true;
-                            }
-                        }
-                        Some(b']') => break,
-                        Some(&lo) if p.get(pi + 1) == Some(&b'-') && p.get(pi + 2).is_some_and(|&x| x != b']') => {
-                            let hi = p.get(pi + 2).copied().unwrap_or(lo);
-                            let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
-                            let cc = if nocase { c.to_ascii_lowercase() } else { c };
-                            let (l2, h2) = if nocase { (lo.to_ascii_lowercase(), hi.to_ascii_lowercase()) } else { (lo, hi) };
-                            if (cc >= l2 && cc <= h2) || (c >= lo && c <= hi) {
-                                matched = true;
-                            }
-                            pi += 2;
-                        }
-                        Some(&x) => {
-                            if eq(x, c) {
-                                matched = true;
-                            }
-                        }
-                    }
-                    pi += 1;
-                }
-                if not {
-                    matched = !matched;
-                }
-                if !matched {
-                    return false;
-                }
-                ti += 1;
             }
-            b'\\' if p.get(pi + 1).is_some() => {
-                pi += 1;
-                let Some(&c) = t.get(ti) else { return false };
-                if !p.get(pi).is_some_and(|&x| eq(x, c)) {
-                    return false;
-                }
+            star = Some((pi, ti));
+            continue;
+        }
+        if let Some(c) = text.get(ti) {
+            if let Some(next) = match_one(pattern, pi, *c, nocase) {
+                pi = next;
                 ti += 1;
-            }
-            _ => {
-                let Some(&c) = t.get(ti) else { return false };
-                if !eq(pc, c) {
-                    return false;
-                }
-                ti += 1;
+                continue;
             }
         }
+        match star {
+            Some((sp, st)) => {
+                pi = sp;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    while pattern.get(pi) == Some(&b'*') {
         pi += 1;
     }
-    ti == t.len()
+    pi >= pattern.len()
+}
+
+/// Matches one pattern token at `pi` against `c`; returns the index after the token.
+fn match_one(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
+    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    match *p.get(pi)? {
+        b'?' => Some(pi + 1),
+        b'\\' if pi + 1 < p.len() => eq(*p.get(pi + 1)?, c).then_some(pi + 2),
+        b'[' => {
+            let mut i = pi + 1;
+            let not = p.get(i) == Some(&b'^');
+            if not {
+                i += 1;
+            }
+            let mut matched = false;
+            loop {
+                match p.get(i) {
+                    None => {
+                        // Unterminated class: Redis treats the end of pattern as its close.
+                        break;
+                    }
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') if i + 1 < p.len() => {
+                        if p.get(i + 1).is_some_and(|&x| eq(x, c)) {
+                            matched = true;
+                        }
+                        i += 2;
+                    }
+                    Some(&lo) if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|&x| x != b']') => {
+                        let hi = p.get(i + 2).copied().unwrap_or(lo);
+                        let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
+                        let in_range = |x: u8| x >= lo && x <= hi;
+                        if in_range(c) || (nocase && (in_range(c.to_ascii_lowercase()) || in_range(c.to_ascii_uppercase()))) {
+                            matched = true;
+                        }
+                        i += 3;
+                    }
+                    Some(&x) => {
+                        if eq(x, c) {
+                            matched = true;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+            (matched != not).then_some(i)
+        }
+        x => eq(x, c).then_some(pi + 1),
+    }
 }
 
 /// An integer reply from a count.
@@ -247,6 +232,9 @@ mod tests {
         assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
         assert!(glob_match(b"a\\*b", b"a*b", false));
         assert!(!glob_match(b"foo*bar", b"foobaz", false));
+        assert!(glob_match(b"*a*b", b"xxaxxb", false));
+        let long = vec![b'a'; 40];
+        assert!(!glob_match(b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &long, false));
     }
 
     #[test]
