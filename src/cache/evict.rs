@@ -19,9 +19,13 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
     let start = ctx.random_below(shards.len().max(1));
     let mut best: Option<(u64, usize, Bytes)> = None;
     for i in 0..shards.len() {
-        let Some(&(db, pos)) = shards.get((start + i) % shards.len()) else { continue };
+        let Some(&(db, pos)) = shards.get((start + i) % shards.len()) else {
+            continue;
+        };
         let offset = ctx.random() as usize;
-        let Some(shard) = ctx.shard_at(pos) else { continue };
+        let Some(shard) = ctx.shard_at(pos) else {
+            continue;
+        };
         if shard.map.is_empty() {
             continue;
         }
@@ -34,11 +38,23 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
             }
             continue;
         }
-        let skip = offset % shard.map.len().saturating_sub(EVICTION_SAMPLE_LEN_MAX).max(1);
-        for (k, e) in shard.map.iter_mut().skip(skip).take(EVICTION_SAMPLE_LEN_MAX) {
+        let skip = offset
+            % shard
+                .map
+                .len()
+                .saturating_sub(EVICTION_SAMPLE_LEN_MAX)
+                .max(1);
+        for (k, e) in shard
+            .map
+            .iter_mut()
+            .skip(skip)
+            .take(EVICTION_SAMPLE_LEN_MAX)
+        {
             let score = match policy {
                 EvictionPolicy::VolatileLru if e.expire_at_ms == 0 => continue,
-                EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru | EvictionPolicy::AllkeysLfu => u64::from(e.access),
+                EvictionPolicy::AllkeysLru
+                | EvictionPolicy::VolatileLru
+                | EvictionPolicy::AllkeysLfu => u64::from(e.access),
                 EvictionPolicy::AllkeysSieve => {
                     if e.visited {
                         e.visited = false;
@@ -51,7 +67,12 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
             if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
                 best = Some((score, db, Bytes::copy_from_slice(k)));
             }
-            if score == 0 && matches!(policy, EvictionPolicy::AllkeysRandom | EvictionPolicy::AllkeysSieve) {
+            if score == 0
+                && matches!(
+                    policy,
+                    EvictionPolicy::AllkeysRandom | EvictionPolicy::AllkeysSieve
+                )
+            {
                 break;
             }
         }

@@ -60,7 +60,10 @@ mod tests {
         ix.insert(10, b"a");
         ix.insert(20, b"b");
         assert_eq!(ix.due(5, 10), Vec::<Box<[u8]>>::new());
-        assert_eq!(ix.due(20, 10), vec![Box::from(&b"a"[..]), Box::from(&b"b"[..])]);
+        assert_eq!(
+            ix.due(20, 10),
+            vec![Box::from(&b"a"[..]), Box::from(&b"b"[..])]
+        );
         assert_eq!(ix.due(100, 1), vec![Box::from(&b"a"[..])]);
         ix.remove(10, b"a");
         assert_eq!(ix.earliest(), Some(&b"b"[..]));

@@ -50,9 +50,14 @@ impl Keyspace {
     /// An empty keyspace.
     pub(crate) fn new() -> Self {
         let dbs = (0..DATABASES)
-            .map(|_| Db { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect() })
+            .map(|_| Db {
+                shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            })
             .collect();
-        Self { gate: RwLock::new(()), dbs }
+        Self {
+            gate: RwLock::new(()),
+            dbs,
+        }
     }
 
     fn shard_mutex(&self, db: usize, shard: usize) -> Option<&Mutex<Shard>> {
@@ -120,6 +125,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rng_state: u64,
     /// Whether the whole keyspace was flushed or swapped (every WATCH fails).
     pub(crate) flushed: bool,
+    /// Whether the client speaks RESP3 (a few replies nest differently).
+    pub(crate) resp3: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -135,11 +142,16 @@ impl<'a> Ctx<'a> {
             list_pushed: false,
             rng_state: now_ms ^ 0x9E37_79B9_7F4A_7C15,
             flushed: false,
+            resp3: false,
         }
     }
 
     fn lock_shard(&mut self, db: usize, shard: usize) -> Option<usize> {
-        if let Some(pos) = self.locked.iter().position(|(d, s, _, _)| *d == db && *s == shard) {
+        if let Some(pos) = self
+            .locked
+            .iter()
+            .position(|(d, s, _, _)| *d == db && *s == shard)
+        {
             return Some(pos);
         }
         let m = self.ks.shard_mutex(db, shard)?;
@@ -197,7 +209,14 @@ impl<'a> Ctx<'a> {
     /// Stores `value` under `key` with deadline `expire_at_ms` (0: none), replacing any entry.
     pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at_ms: u64) {
         let db = self.db;
-        self.put_in(db, key, Entry { expire_at_ms, ..Entry::new(value) });
+        self.put_in(
+            db,
+            key,
+            Entry {
+                expire_at_ms,
+                ..Entry::new(value)
+            },
+        );
     }
 
     /// Stores a whole entry under `key` in database `db`.
@@ -224,7 +243,8 @@ impl<'a> Ctx<'a> {
     /// Sets or clears (`0`) the deadline of an existing key.
     pub(crate) fn set_expire(&mut self, key: &[u8], deadline_ms: u64) -> bool {
         let db = self.db;
-        self.shard_in(db, key).is_some_and(|s| s.set_expire(key, deadline_ms))
+        self.shard_in(db, key)
+            .is_some_and(|s| s.set_expire(key, deadline_ms))
     }
 
     /// Re-measures `key` after an in-place change and deletes it if it became an empty
@@ -242,7 +262,11 @@ impl<'a> Ctx<'a> {
 
     /// Records that `key` in `db` changed.
     pub(crate) fn touched_in(&mut self, db: usize, key: &[u8], kind: EventKind) {
-        self.effects.push(Effect { db, key: Bytes::copy_from_slice(key), kind });
+        self.effects.push(Effect {
+            db,
+            key: Bytes::copy_from_slice(key),
+            kind,
+        });
     }
 
     /// Stamp stored in an entry's `access` field for LRU (seconds on the cache clock).
@@ -274,11 +298,16 @@ impl<'a> Ctx<'a> {
         let mut delta: i64 = 0;
         let mut expired = Vec::new();
         for (db, _, guard, used_at_lock) in &mut self.locked {
-            delta = delta.saturating_add(i64::try_from(guard.used_bytes).unwrap_or(i64::MAX))
+            delta = delta
+                .saturating_add(i64::try_from(guard.used_bytes).unwrap_or(i64::MAX))
                 .saturating_sub(i64::try_from(*used_at_lock).unwrap_or(i64::MAX));
             *used_at_lock = guard.used_bytes;
             for key in guard.expired.drain(..) {
-                expired.push(Effect { db: *db, key: Bytes::from(key.into_vec()), kind: EventKind::Expired });
+                expired.push(Effect {
+                    db: *db,
+                    key: Bytes::from(key.into_vec()),
+                    kind: EventKind::Expired,
+                });
             }
         }
         self.expired = self.expired.saturating_add(expired.len() as u64);
@@ -301,7 +330,10 @@ impl Ctx<'_> {
     /// Removes at most `max` due keys from each locked shard; returns how many.
     pub(crate) fn expire_locked(&mut self, max: usize) -> usize {
         let now = self.now_ms;
-        self.locked.iter_mut().map(|(_, _, g, _)| g.expire_due(now, max)).sum()
+        self.locked
+            .iter_mut()
+            .map(|(_, _, g, _)| g.expire_due(now, max))
+            .sum()
     }
 
     /// Databases and shard positions of every shard, locking them (exclusive contexts only).

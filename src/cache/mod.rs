@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{broadcast, oneshot};
 
 use crate::clock::SharedClock;
 
@@ -273,7 +273,14 @@ pub(crate) struct Stats {
 
 impl Stats {
     fn reset(&self) {
-        for c in [&self.commands, &self.expired_keys, &self.evicted_keys, &self.hits, &self.misses, &self.error_replies] {
+        for c in [
+            &self.commands,
+            &self.expired_keys,
+            &self.evicted_keys,
+            &self.hits,
+            &self.misses,
+            &self.error_replies,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -295,8 +302,12 @@ pub(crate) struct Inner {
     pub(crate) stats: Stats,
     pub(crate) events: broadcast::Sender<KeyEvent>,
     pub(crate) pubsub: pubsub::PubSub,
-    /// Woken whenever a list gains elements, so blocked pops retry.
-    pub(crate) list_ready: Notify,
+    /// Blocked pops in arrival order (Redis serves the longest-waiting client first).
+    blocked: Mutex<std::collections::VecDeque<Blocked>>,
+    blocked_len: AtomicUsize,
+    serving: std::sync::atomic::AtomicBool,
+    serve_pending: std::sync::atomic::AtomicBool,
+    next_ticket: AtomicU64,
     /// Modification counters of watched keys: (db, key) → (version, watchers).
     watched: Mutex<HashMap<(usize, Bytes), (u64, usize)>>,
     /// Bumped by FLUSHALL/FLUSHDB/SWAPDB, which touch every watched key.
@@ -314,17 +325,42 @@ impl Inner {
 
     /// Copies CONFIG SET values that have a live effect into their atomics.
     pub(crate) fn apply_settings(&self) {
-        if let Some(v) = self.settings.get("maxmemory").and_then(|v| settings::parse_memory(&v)) {
+        if let Some(v) = self
+            .settings
+            .get("maxmemory")
+            .and_then(|v| settings::parse_memory(&v))
+        {
             self.maxmemory.store(v, Ordering::Relaxed);
         }
-        if let Some(p) = self.settings.get("maxmemory-policy").and_then(|v| EvictionPolicy::parse(&v)) {
+        if let Some(p) = self
+            .settings
+            .get("maxmemory-policy")
+            .and_then(|v| EvictionPolicy::parse(&v))
+        {
             self.policy.store(p.code(), Ordering::Relaxed);
         }
-        if let Some(v) = self.settings.get("proto-max-bulk-len").and_then(|v| settings::parse_memory(&v)) {
-            let v = usize::try_from(v).unwrap_or(usize::MAX).min(RESP_BULK_BYTES_MAX);
+        if let Some(v) = self
+            .settings
+            .get("proto-max-bulk-len")
+            .and_then(|v| settings::parse_memory(&v))
+        {
+            let v = usize::try_from(v)
+                .unwrap_or(usize::MAX)
+                .min(RESP_BULK_BYTES_MAX);
             self.bulk_bytes_max.store(v, Ordering::Relaxed);
         }
     }
+}
+
+/// A client waiting in a blocking pop.
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    ticket: u64,
+    db: usize,
+    spec: &'static resp::command::Spec,
+    args: Vec<Bytes>,
+    proto: u8,
+    tx: oneshot::Sender<Frame>,
 }
 
 /// The cache handle: cheap to clone, `Send + Sync`.
@@ -365,7 +401,11 @@ impl Cache {
             stats: Stats::default(),
             events,
             pubsub: pubsub::PubSub::default(),
-            list_ready: Notify::new(),
+            blocked: Mutex::new(std::collections::VecDeque::new()),
+            blocked_len: AtomicUsize::new(0),
+            serving: std::sync::atomic::AtomicBool::new(false),
+            serve_pending: std::sync::atomic::AtomicBool::new(false),
+            next_ticket: AtomicU64::new(1),
             watched: Mutex::new(HashMap::new()),
             flush_epoch: AtomicU64::new(0),
             start_ms,
@@ -376,7 +416,9 @@ impl Cache {
             clock,
             config,
         };
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     pub(crate) fn inner(&self) -> &Inner {
@@ -394,7 +436,7 @@ impl Cache {
         if !resp::command::arity_ok(spec, args.len()) {
             return resp::command::wrong_arity(spec);
         }
-        self.run(db, spec, args)
+        self.run(db, spec, args, 2)
     }
 
     fn now_ms(&self) -> u64 {
@@ -402,20 +444,32 @@ impl Cache {
     }
 
     /// Runs an already looked-up and arity-checked command.
-    pub(crate) fn run(&self, db: usize, spec: &'static resp::command::Spec, args: &[Bytes]) -> Frame {
+    pub(crate) fn run(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[Bytes],
+        proto: u8,
+    ) -> Frame {
         if let Some(oom) = self.check_memory(spec) {
             return oom;
         }
         let inner = &*self.inner;
         let now = self.now_ms();
         let mut ctx = match spec.mode {
-            resp::command::Mode::Keyed | resp::command::Mode::Blocking => {
+            resp::command::Mode::Keyed | resp::command::Mode::Blocking
+                if spec.mode == resp::command::Mode::Keyed || spec.first > 0 =>
+            {
                 let keys = resp::command::keys_of(spec, args);
                 inner.ks.keyed(db, &keys, now)
             }
             _ => inner.ks.exclusive(db, now),
         };
-        ctx.rng_state = inner.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1;
+        ctx.rng_state = inner
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            | 1;
+        ctx.resp3 = proto >= 3;
         let reply = (spec.handler)(&mut ctx, inner, args);
         self.finish(ctx);
         inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -427,11 +481,15 @@ impl Cache {
 
     /// Runs a MULTI queue atomically (the gate held exclusively throughout). `db` follows any
     /// SELECT inside the queue.
-    pub(crate) fn run_batch(&self, db: &mut usize, queue: &[Vec<Bytes>]) -> Vec<Frame> {
+    pub(crate) fn run_batch(&self, db: &mut usize, queue: &[Vec<Bytes>], proto: u8) -> Vec<Frame> {
         let inner = &*self.inner;
         let now = self.now_ms();
         let mut ctx = inner.ks.exclusive(*db, now);
-        ctx.rng_state = inner.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1;
+        ctx.resp3 = proto >= 3;
+        ctx.rng_state = inner
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            | 1;
         let mut replies = Vec::with_capacity(queue.len());
         for args in queue {
             let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
@@ -451,7 +509,10 @@ impl Cache {
                 continue;
             }
             if spec.mode == resp::command::Mode::Connection {
-                replies.push(Frame::error(format!("ERR Command not allowed inside a transaction: '{}'", spec.name)));
+                replies.push(Frame::error(format!(
+                    "ERR Command not allowed inside a transaction: '{}'",
+                    spec.name
+                )));
                 continue;
             }
             let reply = (spec.handler)(&mut ctx, inner, args);
@@ -477,32 +538,172 @@ impl Cache {
         let flushed = ctx.flushed;
         drop(ctx);
         if delta >= 0 {
-            inner.used_bytes.fetch_add(usize::try_from(delta).unwrap_or(0), Ordering::Relaxed);
+            inner
+                .used_bytes
+                .fetch_add(usize::try_from(delta).unwrap_or(0), Ordering::Relaxed);
         } else {
             let d = usize::try_from(delta.unsigned_abs()).unwrap_or(0);
-            let _ = inner.used_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(d)));
+            let _ = inner
+                .used_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                    Some(u.saturating_sub(d))
+                });
         }
         if expired > 0 {
-            inner.stats.expired_keys.fetch_add(expired, Ordering::Relaxed);
+            inner
+                .stats
+                .expired_keys
+                .fetch_add(expired, Ordering::Relaxed);
         }
         if flushed {
             inner.flush_epoch.fetch_add(1, Ordering::Relaxed);
         }
-        if !effects.is_empty() {
+        let had_effects = !effects.is_empty();
+        if had_effects {
             self.bump_watched(&effects);
             if inner.events.receiver_count() > 0 {
                 for e in effects {
-                    let _ = inner.events.send(KeyEvent { db: e.db, key: e.key, kind: e.kind });
+                    let _ = inner.events.send(KeyEvent {
+                        db: e.db,
+                        key: e.key,
+                        kind: e.kind,
+                    });
                 }
             }
         }
-        if pushed {
-            inner.list_ready.notify_waiters();
+        if (pushed || had_effects || flushed) && inner.blocked_len.load(Ordering::Relaxed) > 0 {
+            self.serve_blocked();
+        }
+    }
+
+    /// Queues a blocked pop; its reply arrives on the receiver once a write makes it ready.
+    pub(crate) fn block(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: Vec<Bytes>,
+        proto: u8,
+    ) -> (u64, oneshot::Receiver<Frame>) {
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let mut q = self
+            .inner
+            .blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.push_back(Blocked {
+            ticket,
+            db,
+            spec,
+            args,
+            proto,
+            tx,
+        });
+        self.inner.blocked_len.store(q.len(), Ordering::Relaxed);
+        drop(q);
+        // A write between the caller's first attempt and this registration must not be missed.
+        self.serve_blocked();
+        (ticket, rx)
+    }
+
+    /// Withdraws a blocked pop. `false` means it was already served (its reply is on the way).
+    pub(crate) fn unblock(&self, ticket: u64) -> bool {
+        let mut q = self
+            .inner
+            .blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = q.len();
+        q.retain(|b| b.ticket != ticket);
+        self.inner.blocked_len.store(q.len(), Ordering::Relaxed);
+        q.len() != before
+    }
+
+    /// Serves ready blocked pops in arrival order until a pass serves none. Re-entrant calls
+    /// (from the attempts' own writes) only ask the running loop for another pass.
+    fn serve_blocked(&self) {
+        let inner = &*self.inner;
+        inner.serve_pending.store(true, Ordering::SeqCst);
+        loop {
+            if inner
+                .serving
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                return;
+            }
+            while inner.serve_pending.swap(false, Ordering::SeqCst) {
+                self.serve_pass();
+            }
+            inner.serving.store(false, Ordering::SeqCst);
+            if !inner.serve_pending.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    fn serve_pass(&self) {
+        let inner = &*self.inner;
+        let mut q = inner.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut i = 0;
+        while i < q.len() {
+            let Some(b) = q.get(i) else { break };
+            if b.tx.is_closed() {
+                q.remove(i);
+                continue;
+            }
+            let (db, spec, proto) = (b.db, b.spec, b.proto);
+            let args = b.args.clone();
+            match self.attempt(db, spec, &args, proto) {
+                Some(reply) => {
+                    if let Some(b) = q.remove(i) {
+                        let _ = b.tx.send(reply);
+                    }
+                    inner.serve_pending.store(true, Ordering::SeqCst);
+                }
+                None => i += 1,
+            }
+        }
+        inner.blocked_len.store(q.len(), Ordering::Relaxed);
+    }
+
+    /// One attempt of a blocking pop: `None` while it must keep waiting.
+    pub(crate) fn attempt(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[Bytes],
+        proto: u8,
+    ) -> Option<Frame> {
+        let reply = self.run(db, spec, args, proto);
+        match &reply {
+            Frame::Null | Frame::NullArray => None,
+            Frame::Error(e) if e.starts_with("WRONGTYPE") => {
+                // Only a wrong-typed destination is reported; a source that is not (yet) a list
+                // keeps the client waiting, as in Redis.
+                if matches!(spec.name, "blmove" | "brpoplpush") {
+                    let t = self.execute(
+                        db,
+                        &[
+                            Bytes::from_static(b"TYPE"),
+                            args.get(1).cloned().unwrap_or_default(),
+                        ],
+                    );
+                    (t == Frame::Simple("list".to_owned())).then_some(reply)
+                } else {
+                    None
+                }
+            }
+            _ => Some(reply),
         }
     }
 
     fn bump_watched(&self, effects: &[keyspace::Effect]) {
-        let mut watched = self.inner.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if watched.is_empty() {
             return;
         }
@@ -515,7 +716,11 @@ impl Cache {
 
     /// Starts watching `key` in `db`; returns its current version.
     pub(crate) fn watch(&self, db: usize, key: &Bytes) -> u64 {
-        let mut watched = self.inner.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let slot = watched.entry((db, key.clone())).or_insert((0, 0));
         slot.1 += 1;
         slot.0
@@ -523,7 +728,11 @@ impl Cache {
 
     /// Stops watching `key` in `db`.
     pub(crate) fn unwatch(&self, db: usize, key: &Bytes) {
-        let mut watched = self.inner.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let k = (db, key.clone());
         if let Some(slot) = watched.get_mut(&k) {
             slot.1 = slot.1.saturating_sub(1);
@@ -535,7 +744,11 @@ impl Cache {
 
     /// The current version of a watched key.
     pub(crate) fn watched_version(&self, db: usize, key: &Bytes) -> u64 {
-        let watched = self.inner.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         watched.get(&(db, key.clone())).map_or(0, |s| s.0)
     }
 
@@ -548,7 +761,12 @@ impl Cache {
         ks.dbs
             .get(db)
             .and_then(|d| d.shards.get(keyspace::shard_of(key)))
-            .is_some_and(|m| keyspace::lock(m).map.get(key).is_some_and(|e| e.is_expired(now)))
+            .is_some_and(|m| {
+                keyspace::lock(m)
+                    .map
+                    .get(key)
+                    .is_some_and(|e| e.is_expired(now))
+            })
     }
 
     /// Answers OOM for a write when memory is over the ceiling and eviction cannot help.
@@ -561,13 +779,20 @@ impl Cache {
         if self.inner.used_bytes.load(Ordering::Relaxed) <= max {
             return None;
         }
-        if spec.name == "del" || spec.name == "unlink" || spec.name.ends_with("pop") || spec.name == "flushall" || spec.name == "flushdb" {
+        if spec.name == "del"
+            || spec.name == "unlink"
+            || spec.name.ends_with("pop")
+            || spec.name == "flushall"
+            || spec.name == "flushdb"
+        {
             return None;
         }
         if self.evict_until(max) {
             None
         } else {
-            Some(Frame::error("OOM command not allowed when used memory > 'maxmemory'."))
+            Some(Frame::error(
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ))
         }
     }
 
@@ -587,7 +812,10 @@ impl Cache {
                 return false;
             }
             let mut ctx = inner.ks.exclusive(0, now);
-            ctx.rng_state = inner.rng.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1;
+            ctx.rng_state = inner
+                .rng
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+                | 1;
             let victim = evict::choose(&mut ctx, policy);
             let Some((db, key)) = victim else {
                 self.finish(ctx);
@@ -619,7 +847,11 @@ impl Cache {
 
     /// Stores a string under `key` in `db`, with an optional TTL in milliseconds.
     pub fn set(&self, db: usize, key: &[u8], value: &[u8], ttl_ms: Option<u64>) -> Frame {
-        let mut args = vec![Bytes::from_static(b"SET"), Bytes::copy_from_slice(key), Bytes::copy_from_slice(value)];
+        let mut args = vec![
+            Bytes::from_static(b"SET"),
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(value),
+        ];
         if let Some(ttl) = ttl_ms {
             args.push(Bytes::from_static(b"PX"));
             args.push(Bytes::from(ttl.max(1).to_string()));
@@ -630,7 +862,10 @@ impl Cache {
     /// The string under `key` in `db`, if any (and a string).
     #[must_use]
     pub fn get(&self, db: usize, key: &[u8]) -> Option<Bytes> {
-        match self.execute(db, &[Bytes::from_static(b"GET"), Bytes::copy_from_slice(key)]) {
+        match self.execute(
+            db,
+            &[Bytes::from_static(b"GET"), Bytes::copy_from_slice(key)],
+        ) {
             Frame::Bulk(b) => Some(b),
             _ => None,
         }

@@ -16,7 +16,11 @@ pub(crate) enum Message {
     /// From a channel subscription.
     Channel { channel: Bytes, payload: Bytes },
     /// From a pattern subscription.
-    Pattern { pattern: Bytes, channel: Bytes, payload: Bytes },
+    Pattern {
+        pattern: Bytes,
+        channel: Bytes,
+        payload: Bytes,
+    },
 }
 
 type Subscribers = HashMap<u64, mpsc::Sender<Message>>;
@@ -39,17 +43,36 @@ impl PubSub {
     }
 
     /// Subscribes `client` to `channel` (or pattern). Returns whether it was new.
-    pub(crate) fn subscribe(&self, client: u64, name: &Bytes, pattern: bool, tx: &mpsc::Sender<Message>) -> bool {
+    pub(crate) fn subscribe(
+        &self,
+        client: u64,
+        name: &Bytes,
+        pattern: bool,
+        tx: &mpsc::Sender<Message>,
+    ) -> bool {
         let mut st = self.state();
-        let map = if pattern { &mut st.patterns } else { &mut st.channels };
-        map.entry(name.clone()).or_default().insert(client, tx.clone()).is_none()
+        let map = if pattern {
+            &mut st.patterns
+        } else {
+            &mut st.channels
+        };
+        map.entry(name.clone())
+            .or_default()
+            .insert(client, tx.clone())
+            .is_none()
     }
 
     /// Unsubscribes `client`. Returns whether it was subscribed.
     pub(crate) fn unsubscribe(&self, client: u64, name: &[u8], pattern: bool) -> bool {
         let mut st = self.state();
-        let map = if pattern { &mut st.patterns } else { &mut st.channels };
-        let Some(subs) = map.get_mut(name) else { return false };
+        let map = if pattern {
+            &mut st.patterns
+        } else {
+            &mut st.channels
+        };
+        let Some(subs) = map.get_mut(name) else {
+            return false;
+        };
         let was = subs.remove(&client).is_some();
         if subs.is_empty() {
             map.remove(name);
@@ -65,7 +88,13 @@ impl PubSub {
         let mut n = 0;
         if let Some(subs) = st.channels.get(&channel) {
             for tx in subs.values() {
-                if tx.try_send(Message::Channel { channel: channel.clone(), payload: payload.clone() }).is_ok() {
+                if tx
+                    .try_send(Message::Channel {
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    })
+                    .is_ok()
+                {
                     n += 1;
                 }
             }
@@ -73,7 +102,11 @@ impl PubSub {
         for (pattern, subs) in &st.patterns {
             if glob_match(pattern, &channel, false) {
                 for tx in subs.values() {
-                    let msg = Message::Pattern { pattern: pattern.clone(), channel: channel.clone(), payload: payload.clone() };
+                    let msg = Message::Pattern {
+                        pattern: pattern.clone(),
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    };
                     if tx.try_send(msg).is_ok() {
                         n += 1;
                     }

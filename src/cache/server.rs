@@ -23,7 +23,7 @@ use crate::cache::pubsub::Message;
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, decode_request};
 use crate::cache::{
-    Cache, CONNECTIONS_MAX, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_QUEUE_LEN_MAX,
+    CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_QUEUE_LEN_MAX,
     RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
 };
 use crate::shutdown::ShutdownSignal;
@@ -48,7 +48,11 @@ impl RespConfig {
     #[must_use]
     pub fn from_cache(cache: &Cache, auth_token: Option<String>) -> Self {
         let c = &cache.inner().config;
-        Self { auth_token, connections_max: c.connections_max, output_buffer_bytes_max: c.output_buffer_bytes_max }
+        Self {
+            auth_token,
+            connections_max: c.connections_max,
+            output_buffer_bytes_max: c.output_buffer_bytes_max,
+        }
     }
 }
 
@@ -78,17 +82,29 @@ impl Shared {
 }
 
 /// Serves RESP on `listener` until `shutdown` fires; also runs the active expiry cycle.
-pub async fn serve_resp(listener: TcpListener, cache: Cache, config: RespConfig, mut shutdown: ShutdownSignal) {
+pub async fn serve_resp(
+    listener: TcpListener,
+    cache: Cache,
+    config: RespConfig,
+    mut shutdown: ShutdownSignal,
+) {
     let config = RespConfig {
         connections_max: config.connections_max.clamp(1, CONNECTIONS_MAX),
-        output_buffer_bytes_max: config.output_buffer_bytes_max.clamp(1, OUTPUT_BUFFER_BYTES_MAX),
+        output_buffer_bytes_max: config
+            .output_buffer_bytes_max
+            .clamp(1, OUTPUT_BUFFER_BYTES_MAX),
         ..config
     };
     if let Ok(addr) = listener.local_addr() {
         cache.inner().port.store(addr.port(), Ordering::Relaxed);
     }
     let limit = Arc::new(Semaphore::new(config.connections_max));
-    let shared = Arc::new(Shared { cache: cache.clone(), config, next_id: AtomicU64::new(1), clients: Mutex::new(BTreeMap::new()) });
+    let shared = Arc::new(Shared {
+        cache: cache.clone(),
+        config,
+        next_id: AtomicU64::new(1),
+        clients: Mutex::new(BTreeMap::new()),
+    });
     let mut tasks = JoinSet::new();
     tasks.spawn(active_expiry(cache.clone(), shutdown.clone()));
     loop {
@@ -162,7 +178,9 @@ struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,7 +191,16 @@ impl Connection {
         let kill = Arc::new(Notify::new());
         let authed = shared.config.auth_token.is_none();
         let now = shared.cache.inner().clock.now_ms();
-        shared.clients().insert(id, ClientEntry { addr, name: Bytes::new(), db: 0, kill: kill.clone(), created_ms: now });
+        shared.clients().insert(
+            id,
+            ClientEntry {
+                addr,
+                name: Bytes::new(),
+                db: 0,
+                kill: kill.clone(),
+                created_ms: now,
+            },
+        );
         let stats = &shared.cache.inner().stats;
         stats.connections_received.fetch_add(1, Ordering::Relaxed);
         stats.connected_clients.fetch_add(1, Ordering::Relaxed);
@@ -196,7 +223,12 @@ impl Connection {
 
     fn limits(&self) -> DecodeLimits {
         DecodeLimits {
-            bulk_bytes_max: self.shared.cache.inner().bulk_bytes_max.load(Ordering::Relaxed),
+            bulk_bytes_max: self
+                .shared
+                .cache
+                .inner()
+                .bulk_bytes_max
+                .load(Ordering::Relaxed),
             multibulk_len_max: RESP_MULTIBULK_LEN_MAX,
             inline_bytes_max: RESP_INLINE_BYTES_MAX,
         }
@@ -275,17 +307,30 @@ impl Connection {
             cache.inner().pubsub.unsubscribe(self.id, &p, true);
         }
         self.shared.clients().remove(&self.id);
-        cache.inner().stats.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        cache
+            .inner()
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
     }
 
     fn push_message(&self, msg: Message, out: &mut Vec<u8>) {
         let frame = match msg {
-            Message::Channel { channel, payload } => {
-                Frame::Push(vec![Frame::bulk(b"message"), Frame::Bulk(channel), Frame::Bulk(payload)])
-            }
-            Message::Pattern { pattern, channel, payload } => {
-                Frame::Push(vec![Frame::bulk(b"pmessage"), Frame::Bulk(pattern), Frame::Bulk(channel), Frame::Bulk(payload)])
-            }
+            Message::Channel { channel, payload } => Frame::Push(vec![
+                Frame::bulk(b"message"),
+                Frame::Bulk(channel),
+                Frame::Bulk(payload),
+            ]),
+            Message::Pattern {
+                pattern,
+                channel,
+                payload,
+            } => Frame::Push(vec![
+                Frame::bulk(b"pmessage"),
+                Frame::Bulk(pattern),
+                Frame::Bulk(channel),
+                Frame::Bulk(payload),
+            ]),
         };
         frame.encode(self.proto, out);
     }
@@ -294,13 +339,23 @@ impl Connection {
         self.channels.len() + self.patterns.len()
     }
 
-    async fn handle(&mut self, args: Vec<Bytes>, out: &mut Vec<u8>, socket: &mut TcpStream, shutdown: &mut ShutdownSignal) -> Next {
+    async fn handle(
+        &mut self,
+        args: Vec<Bytes>,
+        out: &mut Vec<u8>,
+        socket: &mut TcpStream,
+        shutdown: &mut ShutdownSignal,
+    ) -> Next {
         let name = args.first().cloned().unwrap_or_default();
         let Some(spec) = command::lookup(&name) else {
             if self.multi.is_some() {
                 self.multi_dirty = true;
             }
-            let reply = if self.authed { command::unknown_command(&args) } else { Frame::error("NOAUTH Authentication required.") };
+            let reply = if self.authed {
+                command::unknown_command(&args)
+            } else {
+                Frame::error("NOAUTH Authentication required.")
+            };
             reply.encode(self.proto, out);
             return Next::Continue;
         };
@@ -317,7 +372,16 @@ impl Connection {
         }
         if self.proto == 2
             && self.subscribed() > 0
-            && !matches!(spec.name, "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset")
+            && !matches!(
+                spec.name,
+                "subscribe"
+                    | "unsubscribe"
+                    | "psubscribe"
+                    | "punsubscribe"
+                    | "ping"
+                    | "quit"
+                    | "reset"
+            )
         {
             Frame::error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -327,7 +391,10 @@ impl Connection {
             return Next::Continue;
         }
         if let Some(queue) = &mut self.multi {
-            if !matches!(spec.name, "exec" | "discard" | "multi" | "watch" | "quit" | "reset") {
+            if !matches!(
+                spec.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            ) {
                 if queue.len() >= MULTI_QUEUE_LEN_MAX {
                     self.multi_dirty = true;
                     Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
@@ -345,9 +412,12 @@ impl Connection {
                 let cache = self.shared.cache.clone();
                 let db = self.db;
                 if spec.name == "ping" && self.subscribed() > 0 && self.proto == 2 {
-                    Frame::Array(vec![Frame::bulk(b"pong"), Frame::Bulk(args.get(1).cloned().unwrap_or_default())])
+                    Frame::Array(vec![
+                        Frame::bulk(b"pong"),
+                        Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+                    ])
                 } else {
-                    cache.run(db, spec, &args)
+                    cache.run(db, spec, &args, self.proto)
                 }
             }
         };
@@ -355,50 +425,72 @@ impl Connection {
         Next::Continue
     }
 
-    async fn blocking(&mut self, spec: &'static command::Spec, args: &[Bytes], socket: &mut TcpStream, shutdown: &mut ShutdownSignal) -> Frame {
-        let timeout_at = if spec.name == "blmpop" { 1 } else { args.len().saturating_sub(1) };
-        let timeout_s = match args.get(timeout_at).and_then(|t| crate::cache::cmd::parse_f64(t)) {
+    async fn blocking(
+        &mut self,
+        spec: &'static command::Spec,
+        args: &[Bytes],
+        socket: &mut TcpStream,
+        shutdown: &mut ShutdownSignal,
+    ) -> Frame {
+        let timeout_at = if spec.name == "blmpop" {
+            1
+        } else {
+            args.len().saturating_sub(1)
+        };
+        let timeout_s = match args
+            .get(timeout_at)
+            .and_then(|t| crate::cache::cmd::parse_f64(t))
+        {
             Some(t) if t < 0.0 => return Frame::error("ERR timeout is negative"),
             Some(t) if t.is_finite() && t < 1e12 => t,
             _ => return Frame::error("ERR timeout is not a float or out of range"),
         };
         let cache = self.shared.cache.clone();
-        let first = cache.run(self.db, spec, args);
+        let first = cache.run(self.db, spec, args, self.proto);
         if !matches!(first, Frame::NullArray | Frame::Null) {
             return first;
         }
+        let timed_out = if matches!(spec.name, "blmove" | "brpoplpush") {
+            Frame::Null
+        } else {
+            Frame::NullArray
+        };
         let forever = timeout_s == 0.0;
-        let deadline = tokio::time::sleep(Duration::from_secs_f64(if forever { 1e9 } else { timeout_s }));
+        let deadline = tokio::time::sleep(Duration::from_secs_f64(if forever {
+            1e9
+        } else {
+            timeout_s
+        }));
         tokio::pin!(deadline);
         let stats = &cache.inner().stats;
         stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        let (ticket, mut rx) = cache.block(self.db, spec, args.to_vec(), self.proto);
         let mut probe = [0u8; 1];
+        let mut peer_gone = false;
+        let mut answered = false;
         let reply = loop {
-            let notified = cache.inner().list_ready.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let attempt = cache.run(self.db, spec, args);
-            if !matches!(attempt, Frame::NullArray | Frame::Null) {
-                break attempt;
-            }
             tokio::select! {
-                () = &mut notified => {}
-                () = &mut deadline => break if spec.name == "blmove" || spec.name == "brpoplpush" { Frame::Null } else { Frame::NullArray },
-                () = shutdown.wait() => break Frame::NullArray,
-                () = self.kill.notified() => break Frame::NullArray,
-                peeked = socket.peek(&mut probe) => {
+                r = &mut rx => {
+                    answered = true;
+                    break r.unwrap_or(Frame::NullArray);
+                }
+                () = &mut deadline => break timed_out.clone(),
+                () = shutdown.wait() => break timed_out.clone(),
+                () = self.kill.notified() => break timed_out.clone(),
+                peeked = socket.peek(&mut probe), if !peer_gone => {
                     if matches!(peeked, Ok(0) | Err(_)) {
-                        break Frame::NullArray;
+                        break timed_out.clone();
                     }
-                    // The client sent more commands while blocked; they wait in the socket.
-                    tokio::select! {
-                        () = &mut notified => {}
-                        () = &mut deadline => break if spec.name == "blmove" || spec.name == "brpoplpush" { Frame::Null } else { Frame::NullArray },
-                        () = shutdown.wait() => break Frame::NullArray,
-                        () = self.kill.notified() => break Frame::NullArray,
-                    }
+                    // More commands arrived while blocked; they wait in the socket.
+                    peer_gone = true;
                 }
             }
+        };
+        // Withdrawing fails only when the reply was already sent: then it must be delivered.
+        let reply = if answered || cache.unblock(ticket) {
+            reply
+        } else {
+            rx.await.unwrap_or(reply)
         };
         stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
         reply
@@ -462,7 +554,8 @@ impl Connection {
                     for key in args.iter().skip(1) {
                         let version = cache.watch(self.db, key);
                         let stale = u64::from(cache.is_stale(self.db, key));
-                        self.watched.push((self.db, key.clone(), version, epoch | (stale << 63)));
+                        self.watched
+                            .push((self.db, key.clone(), version, epoch | (stale << 63)));
                     }
                     Frame::ok()
                 }
@@ -474,15 +567,22 @@ impl Connection {
             "subscribe" | "psubscribe" => {
                 let pattern = name == "psubscribe";
                 for ch in args.iter().skip(1) {
-                    cache.inner().pubsub.subscribe(self.id, ch, pattern, &self.tx);
+                    cache
+                        .inner()
+                        .pubsub
+                        .subscribe(self.id, ch, pattern, &self.tx);
                     if pattern {
                         self.patterns.insert(ch.clone());
                     } else {
                         self.channels.insert(ch.clone());
                     }
                     let kind: &[u8] = if pattern { b"psubscribe" } else { b"subscribe" };
-                    Frame::Push(vec![Frame::bulk(kind), Frame::Bulk(ch.clone()), Frame::Integer(self.subscribed() as i64)])
-                        .encode(self.proto, out);
+                    Frame::Push(vec![
+                        Frame::bulk(kind),
+                        Frame::Bulk(ch.clone()),
+                        Frame::Integer(self.subscribed() as i64),
+                    ])
+                    .encode(self.proto, out);
                 }
                 return Next::Continue;
             }
@@ -498,15 +598,25 @@ impl Connection {
                         } else {
                             self.channels.remove(ch);
                         }
-                        let kind: &[u8] = if pattern { b"punsubscribe" } else { b"unsubscribe" };
-                        Frame::Push(vec![Frame::bulk(kind), Frame::Bulk(ch.clone()), Frame::Integer(self.subscribed() as i64)])
-                            .encode(self.proto, out);
+                        let kind: &[u8] = if pattern {
+                            b"punsubscribe"
+                        } else {
+                            b"unsubscribe"
+                        };
+                        Frame::Push(vec![
+                            Frame::bulk(kind),
+                            Frame::Bulk(ch.clone()),
+                            Frame::Integer(self.subscribed() as i64),
+                        ])
+                        .encode(self.proto, out);
                     }
                 }
                 return Next::Continue;
             }
             "client" => self.client(args),
-            "readonly" | "readwrite" => Frame::error("ERR This instance has cluster support disabled"),
+            "readonly" | "readwrite" => {
+                Frame::error("ERR This instance has cluster support disabled")
+            }
             "wait" => Frame::Integer(0),
             _ => command::unknown_command(args),
         };
@@ -516,15 +626,33 @@ impl Connection {
 
     fn unsubscribe_all(&mut self, pattern: bool, out: &mut Vec<u8>, reply: bool) {
         let cache = self.shared.cache.clone();
-        let names: Vec<Bytes> = if pattern { self.patterns.drain().collect() } else { self.channels.drain().collect() };
-        let kind: &[u8] = if pattern { b"punsubscribe" } else { b"unsubscribe" };
+        let names: Vec<Bytes> = if pattern {
+            self.patterns.drain().collect()
+        } else {
+            self.channels.drain().collect()
+        };
+        let kind: &[u8] = if pattern {
+            b"punsubscribe"
+        } else {
+            b"unsubscribe"
+        };
         if names.is_empty() && reply {
-            Frame::Push(vec![Frame::bulk(kind), Frame::Null, Frame::Integer(self.subscribed() as i64)]).encode(self.proto, out);
+            Frame::Push(vec![
+                Frame::bulk(kind),
+                Frame::Null,
+                Frame::Integer(self.subscribed() as i64),
+            ])
+            .encode(self.proto, out);
         }
         for ch in names {
             cache.inner().pubsub.unsubscribe(self.id, &ch, pattern);
             if reply {
-                Frame::Push(vec![Frame::bulk(kind), Frame::Bulk(ch), Frame::Integer(self.subscribed() as i64)]).encode(self.proto, out);
+                Frame::Push(vec![
+                    Frame::bulk(kind),
+                    Frame::Bulk(ch),
+                    Frame::Integer(self.subscribed() as i64),
+                ])
+                .encode(self.proto, out);
             }
         }
     }
@@ -536,7 +664,9 @@ impl Connection {
     }
 
     fn exec(&mut self) -> Frame {
-        let Some(queue) = self.multi.take() else { return Frame::error("ERR EXEC without MULTI") };
+        let Some(queue) = self.multi.take() else {
+            return Frame::error("ERR EXEC without MULTI");
+        };
         let cache = self.shared.cache.clone();
         if self.multi_dirty {
             self.multi_dirty = false;
@@ -547,21 +677,25 @@ impl Connection {
         let changed = self.watched.iter().any(|(db, key, version, at)| {
             let flushed = (at & !(1 << 63)) != epoch;
             let was_stale = at >> 63 == 1;
-            cache.watched_version(*db, key) != *version || flushed || (!was_stale && cache.is_stale(*db, key))
+            cache.watched_version(*db, key) != *version
+                || flushed
+                || (!was_stale && cache.is_stale(*db, key))
         });
         self.clear_watches();
         if changed {
             return Frame::NullArray;
         }
         let mut db = self.db;
-        let replies = cache.run_batch(&mut db, &queue);
+        let replies = cache.run_batch(&mut db, &queue, self.proto);
         self.db = db;
         Frame::Array(replies)
     }
 
     fn auth(&mut self, args: &[Bytes]) -> Frame {
         let Some(expected) = self.shared.config.auth_token.clone() else {
-            return Frame::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            return Frame::error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
         };
         let (user, pass) = match args.len() {
             2 => (&b"default"[..], &args[1][..]),
@@ -584,14 +718,20 @@ impl Connection {
                 Some(2) => proto = 2,
                 Some(3) => proto = 3,
                 Some(_) => return Frame::error("NOPROTO unsupported protocol version"),
-                None => return Frame::error("ERR Protocol version is not an integer or out of range"),
+                None => {
+                    return Frame::error("ERR Protocol version is not an integer or out of range");
+                }
             }
             i = 2;
         }
         let mut setname = None;
         while i < args.len() {
             if is(&args[i], "auth") && i + 2 < args.len() {
-                let r = self.auth(&[Bytes::from_static(b"AUTH"), args[i + 1].clone(), args[i + 2].clone()]);
+                let r = self.auth(&[
+                    Bytes::from_static(b"AUTH"),
+                    args[i + 1].clone(),
+                    args[i + 2].clone(),
+                ]);
                 if r.is_error() {
                     return r;
                 }
@@ -600,11 +740,16 @@ impl Connection {
                 setname = Some(args[i + 1].clone());
                 i += 2;
             } else {
-                return Frame::error(format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])));
+                return Frame::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                ));
             }
         }
         if !self.authed {
-            return Frame::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+            return Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
         }
         if let Some(n) = setname {
             if let Some(c) = self.shared.clients().get_mut(&self.id) {
@@ -616,7 +761,10 @@ impl Connection {
             (Frame::bulk(b"server"), Frame::bulk(b"redis")),
             (Frame::bulk(b"version"), Frame::bulk(b"7.0.15")),
             (Frame::bulk(b"proto"), Frame::Integer(i64::from(proto))),
-            (Frame::bulk(b"id"), Frame::Integer(i64::try_from(self.id).unwrap_or(0))),
+            (
+                Frame::bulk(b"id"),
+                Frame::Integer(i64::try_from(self.id).unwrap_or(0)),
+            ),
             (Frame::bulk(b"mode"), Frame::bulk(b"standalone")),
             (Frame::bulk(b"role"), Frame::bulk(b"master")),
             (Frame::bulk(b"modules"), Frame::Array(Vec::new())),
@@ -640,13 +788,24 @@ impl Connection {
         match (sub.as_str(), args.len()) {
             ("id", 2) => Frame::Integer(i64::try_from(self.id).unwrap_or(0)),
             ("getname", 2) => {
-                let name = self.shared.clients().get(&self.id).map(|c| c.name.clone()).unwrap_or_default();
-                if name.is_empty() { Frame::Null } else { Frame::Bulk(name) }
+                let name = self
+                    .shared
+                    .clients()
+                    .get(&self.id)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                if name.is_empty() {
+                    Frame::Null
+                } else {
+                    Frame::Bulk(name)
+                }
             }
             ("setname", 3) => {
                 let name = &args[2];
                 if name.iter().any(|&b| b <= b' ' || b > b'~') {
-                    return Frame::error("ERR Client names cannot contain spaces, newlines or special characters.");
+                    return Frame::error(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
                 }
                 if let Some(c) = self.shared.clients().get_mut(&self.id) {
                     c.name = name.clone();
@@ -666,7 +825,8 @@ impl Connection {
                 let mut clients = self.shared.clients();
                 if n == 3 {
                     let addr = String::from_utf8_lossy(&args[2]).into_owned();
-                    let Some((_, c)) = clients.iter().find(|(_, c)| c.addr.to_string() == addr) else {
+                    let Some((_, c)) = clients.iter().find(|(_, c)| c.addr.to_string() == addr)
+                    else {
                         return Frame::error("ERR No such client");
                     };
                     c.kill.notify_one();

@@ -19,10 +19,18 @@ pub(crate) struct Settings {
 /// Parses Redis memory text: `100`, `10kb`, `1mb`, `2gb`, `1k`, `1m`, `1g`.
 pub(crate) fn parse_memory(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_lowercase();
-    let (num, mul) = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1_000), ("b", 1)]
-        .into_iter()
-        .find_map(|(suffix, mul)| t.strip_suffix(suffix).map(|n| (n.to_owned(), mul)))
-        .unwrap_or((t.clone(), 1));
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1_000),
+        ("b", 1),
+    ]
+    .into_iter()
+    .find_map(|(suffix, mul)| t.strip_suffix(suffix).map(|n| (n.to_owned(), mul)))
+    .unwrap_or((t.clone(), 1));
     num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
@@ -58,17 +66,33 @@ impl Settings {
             ("client-query-buffer-limit", "1073741824".to_owned()),
             ("latency-tracking", "yes".to_owned()),
         ];
-        Self { map: Mutex::new(defaults.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()) }
+        Self {
+            map: Mutex::new(
+                defaults
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            ),
+        }
     }
 
     /// A parameter's value.
     pub(crate) fn get(&self, name: &str) -> Option<String> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).get(name).cloned()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
     }
 
     /// Every parameter.
     pub(crate) fn all(&self) -> Vec<(String, String)> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Sets a parameter after checking values with a live effect.

@@ -30,7 +30,13 @@ pub(crate) struct Entry {
 impl Entry {
     /// A fresh entry without TTL.
     pub(crate) fn new(value: Value) -> Self {
-        Self { value, expire_at_ms: 0, access: 0, mem: 0, visited: false }
+        Self {
+            value,
+            expire_at_ms: 0,
+            access: 0,
+            mem: 0,
+            visited: false,
+        }
     }
 
     /// Whether the entry's deadline has passed at `now_ms`.
@@ -53,7 +59,12 @@ pub(crate) struct Shard {
 }
 
 fn mem_of(key: &[u8], value: &Value) -> u32 {
-    u32::try_from(key.len().saturating_add(value.mem_bytes()).saturating_add(ENTRY_OVERHEAD_BYTES)).unwrap_or(u32::MAX)
+    u32::try_from(
+        key.len()
+            .saturating_add(value.mem_bytes())
+            .saturating_add(ENTRY_OVERHEAD_BYTES),
+    )
+    .unwrap_or(u32::MAX)
 }
 
 impl Shard {
@@ -91,7 +102,9 @@ impl Shard {
 
     /// Sets (or with 0 clears) the deadline of an existing `key`. Returns whether it exists.
     pub(crate) fn set_expire(&mut self, key: &[u8], deadline_ms: u64) -> bool {
-        let Some(entry) = self.map.get_mut(key) else { return false };
+        let Some(entry) = self.map.get_mut(key) else {
+            return false;
+        };
         let old = entry.expire_at_ms;
         entry.expire_at_ms = deadline_ms;
         if old != 0 {
@@ -106,13 +119,18 @@ impl Shard {
     /// Re-measures `key` after its value changed in place; removes it if it became an empty
     /// collection. Returns whether the key still exists.
     pub(crate) fn settle(&mut self, key: &[u8]) -> bool {
-        let Some(entry) = self.map.get_mut(key) else { return false };
+        let Some(entry) = self.map.get_mut(key) else {
+            return false;
+        };
         if entry.value.is_empty_collection() {
             self.remove(key);
             return false;
         }
         let mem = mem_of(key, &entry.value);
-        self.used_bytes = self.used_bytes.saturating_sub(entry.mem as usize).saturating_add(mem as usize);
+        self.used_bytes = self
+            .used_bytes
+            .saturating_sub(entry.mem as usize)
+            .saturating_add(mem as usize);
         entry.mem = mem;
         true
     }

@@ -70,7 +70,10 @@ fn decode(bytes: &[u8]) -> Result<Vec<Record>, String> {
     let crc = u32::from_le_bytes(word(20, 24)?.try_into().map_err(|_| "bad header")?);
     let payload = bytes.get(HEADER_BYTES..).ok_or("no payload")?;
     if payload.len() as u64 != len {
-        return Err(format!("payload is {} bytes, header says {len}", payload.len()));
+        return Err(format!(
+            "payload is {} bytes, header says {len}",
+            payload.len()
+        ));
     }
     if crc32c::crc32c(payload) != crc {
         return Err("checksum mismatch".into());
@@ -85,18 +88,27 @@ fn collect(cache: &Cache) -> Vec<Record> {
     let mut records = Vec::new();
     for db in 0..DATABASES {
         for pos in ctx.all_shards(db) {
-            let Some(shard) = ctx.shard_at(pos) else { continue };
+            let Some(shard) = ctx.shard_at(pos) else {
+                continue;
+            };
             for (k, e) in &shard.map {
                 if e.is_expired(now) {
                     continue;
                 }
                 let value = match &e.value {
                     Value::Str(s) => RecordValue::Str(s.clone()),
-                    Value::Hash(h) => RecordValue::Hash(h.iter().map(|(a, b)| (a.to_vec(), b.to_vec())).collect()),
+                    Value::Hash(h) => {
+                        RecordValue::Hash(h.iter().map(|(a, b)| (a.to_vec(), b.to_vec())).collect())
+                    }
                     Value::List(l) => RecordValue::List(l.iter().map(|v| v.to_vec()).collect()),
                     Value::Set(s) => RecordValue::Set(s.iter().map(|v| v.to_vec()).collect()),
                 };
-                records.push(Record { db: db as u32, key: k.to_vec(), expire_at_ms: e.expire_at_ms, value });
+                records.push(Record {
+                    db: db as u32,
+                    key: k.to_vec(),
+                    expire_at_ms: e.expire_at_ms,
+                    value,
+                });
             }
         }
     }
@@ -105,7 +117,10 @@ fn collect(cache: &Cache) -> Vec<Record> {
 
 /// Writes the snapshot atomically (temp file, fsync, rename, fsync directory).
 pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
-    let io = |source| Error::SnapshotIo { path: path.to_owned(), source };
+    let io = |source| Error::SnapshotIo {
+        path: path.to_owned(),
+        source,
+    };
     let bytes = encode(&collect(cache)).map_err(|e| io(std::io::Error::other(e)))?;
     let tmp = path.with_extension("snapshot.tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
@@ -113,7 +128,9 @@ pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
     }
     Ok(())
 }
@@ -140,13 +157,28 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
                 }
                 let value = match r.value {
                     RecordValue::Str(s) => Value::Str(s),
-                    RecordValue::Hash(h) => Value::Hash(Box::new(h.into_iter().map(|(a, b)| (Bytes::from(a), Bytes::from(b))).collect())),
-                    RecordValue::List(l) => Value::List(Box::new(l.into_iter().map(Bytes::from).collect())),
-                    RecordValue::Set(s) => Value::Set(Box::new(s.into_iter().map(Bytes::from).collect())),
+                    RecordValue::Hash(h) => Value::Hash(Box::new(
+                        h.into_iter()
+                            .map(|(a, b)| (Bytes::from(a), Bytes::from(b)))
+                            .collect(),
+                    )),
+                    RecordValue::List(l) => {
+                        Value::List(Box::new(l.into_iter().map(Bytes::from).collect()))
+                    }
+                    RecordValue::Set(s) => {
+                        Value::Set(Box::new(s.into_iter().map(Bytes::from).collect()))
+                    }
                 };
                 let db = usize::try_from(r.db).unwrap_or(usize::MAX);
                 if db < DATABASES {
-                    ctx.put_in(db, &r.key, Entry { expire_at_ms: r.expire_at_ms, ..Entry::new(value) });
+                    ctx.put_in(
+                        db,
+                        &r.key,
+                        Entry {
+                            expire_at_ms: r.expire_at_ms,
+                            ..Entry::new(value)
+                        },
+                    );
                 }
             }
             cache.finish_external(ctx);
@@ -154,7 +186,10 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
         }
         Err(reason) => {
             let aside = path.with_extension("snapshot.corrupt");
-            let err = Error::SnapshotCorrupt { path: path.to_owned(), reason };
+            let err = Error::SnapshotCorrupt {
+                path: path.to_owned(),
+                reason,
+            };
             tracing::error!(error = %err, aside = %aside.display(), "cache snapshot set aside; starting empty");
             if let Err(e) = std::fs::rename(path, &aside) {
                 tracing::error!(error = %e, "cannot move the corrupt snapshot aside");
@@ -169,7 +204,12 @@ mod tests {
 
     #[test]
     fn round_trip_and_every_truncation_is_rejected() {
-        let records = vec![Record { db: 1, key: b"k".to_vec(), expire_at_ms: 5, value: RecordValue::Str(b"v".to_vec()) }];
+        let records = vec![Record {
+            db: 1,
+            key: b"k".to_vec(),
+            expire_at_ms: 5,
+            value: RecordValue::Str(b"v".to_vec()),
+        }];
         let bytes = encode(&records).unwrap();
         let back = decode(&bytes).unwrap();
         assert_eq!(back.len(), 1);

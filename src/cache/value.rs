@@ -44,10 +44,19 @@ impl Value {
                     "raw"
                 }
             }
-            Self::Hash(h) => if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) { "listpack" } else { "hashtable" },
+            Self::Hash(h) => {
+                if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
             Self::List(_) => "quicklist",
             Self::Set(s) => {
-                if s.len() <= 512 && s.iter().all(|m| crate::cache::resp::frame::parse_i64(m).is_some()) {
+                if s.len() <= 512
+                    && s.iter()
+                        .all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
+                {
                     "intset"
                 } else if s.len() <= 128 {
                     "listpack"

@@ -3,7 +3,10 @@
 use bytes::Bytes;
 use hashbrown::HashMap;
 
-use super::{NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64, scan_options, tri};
+use super::{
+    NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64,
+    scan_options, tri,
+};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, format_double, parse_i64};
 use crate::cache::value::Value;
@@ -39,7 +42,10 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
 /// HSET and HMSET.
 pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if args.len() % 2 != 0 {
-        return Frame::error(format!("ERR wrong number of arguments for '{}' command", name(args)));
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name(args)
+        ));
     }
     let key = arg(args, 1);
     let h = tri!(hash_or_new(ctx, key));
@@ -52,7 +58,11 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         }
     }
     done(ctx, key);
-    if is(arg(args, 0), "hmset") { Frame::ok() } else { int(added) }
+    if is(arg(args, 0), "hmset") {
+        Frame::ok()
+    } else {
+        int(added)
+    }
 }
 
 pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
@@ -61,7 +71,10 @@ pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let added = if h.contains_key(arg(args, 2)) {
         false
     } else {
-        h.insert(args.get(2).cloned().unwrap_or_default(), args.get(3).cloned().unwrap_or_default());
+        h.insert(
+            args.get(2).cloned().unwrap_or_default(),
+            args.get(3).cloned().unwrap_or_default(),
+        );
         true
     };
     done(ctx, key);
@@ -80,15 +93,25 @@ pub(crate) fn hmget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Array(
         args.iter()
             .skip(2)
-            .map(|f| h.as_ref().and_then(|h| h.get(&f[..])).map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
+            .map(|f| {
+                h.as_ref()
+                    .and_then(|h| h.get(&f[..]))
+                    .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
+            })
             .collect(),
     )
 }
 
 pub(crate) fn hdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let Some(h) = tri!(get_hash(ctx, key)) else { return Frame::Integer(0) };
-    let n = args.iter().skip(2).filter(|f| h.remove(&f[..]).is_some()).count();
+    let Some(h) = tri!(get_hash(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let n = args
+        .iter()
+        .skip(2)
+        .filter(|f| h.remove(&f[..]).is_some())
+        .count();
     if n > 0 {
         done(ctx, key);
     }
@@ -100,23 +123,35 @@ pub(crate) fn hlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn hstrlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    int(tri!(get_hash(ctx, arg(args, 1))).and_then(|h| h.get(arg(args, 2))).map_or(0, Bytes::len))
+    int(tri!(get_hash(ctx, arg(args, 1)))
+        .and_then(|h| h.get(arg(args, 2)))
+        .map_or(0, Bytes::len))
 }
 
 pub(crate) fn hexists(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    Frame::Integer(i64::from(tri!(get_hash(ctx, arg(args, 1))).is_some_and(|h| h.contains_key(arg(args, 2)))))
+    Frame::Integer(i64::from(
+        tri!(get_hash(ctx, arg(args, 1))).is_some_and(|h| h.contains_key(arg(args, 2))),
+    ))
 }
 
 /// HGETALL, HKEYS, HVALS.
 pub(crate) fn hgetall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let cmd = name(args);
     let Some(h) = tri!(get_hash(ctx, arg(args, 1))) else {
-        return if cmd == "hgetall" { Frame::Map(Vec::new()) } else { Frame::Array(Vec::new()) };
+        return if cmd == "hgetall" {
+            Frame::Map(Vec::new())
+        } else {
+            Frame::Array(Vec::new())
+        };
     };
     match cmd.as_str() {
         "hkeys" => Frame::Array(h.keys().map(|k| Frame::Bulk(k.clone())).collect()),
         "hvals" => Frame::Array(h.values().map(|v| Frame::Bulk(v.clone())).collect()),
-        _ => Frame::Map(h.iter().map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Bulk(v.clone()))).collect()),
+        _ => Frame::Map(
+            h.iter()
+                .map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Bulk(v.clone())))
+                .collect(),
+        ),
     }
 }
 
@@ -138,7 +173,10 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         ctx.settle(key);
         return Frame::error("ERR increment or decrement would overflow");
     };
-    h.insert(args.get(2).cloned().unwrap_or_default(), Bytes::from(next.to_string()));
+    h.insert(
+        args.get(2).cloned().unwrap_or_default(),
+        Bytes::from(next.to_string()),
+    );
     done(ctx, key);
     Frame::Integer(next)
 }
@@ -146,6 +184,9 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let by = tri!(float_arg(args, 3));
+    if !by.is_finite() {
+        return Frame::error("ERR value is NaN or Infinity");
+    }
     let h = tri!(hash_or_new(ctx, key));
     let cur = match h.get(arg(args, 2)) {
         Some(v) => match parse_f64(v) {
@@ -169,7 +210,11 @@ pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Fram
 }
 
 pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let count = if args.len() >= 3 { Some(tri!(int_arg(args, 2))) } else { None };
+    let count = if args.len() >= 3 {
+        Some(tri!(int_arg(args, 2)))
+    } else {
+        None
+    };
     let withvalues = match args.get(3) {
         Some(a) if is(a, "withvalues") && args.len() == 4 => true,
         Some(_) => return Frame::error(SYNTAX),
@@ -188,14 +233,19 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame 
     let Some(picks) = picks else {
         return pairs.first().map_or(Frame::Null, |_| {
             let i = ctx.random_below(pairs.len());
-            pairs.get(i).map_or(Frame::Null, |(k, _)| Frame::Bulk(k.clone()))
+            pairs
+                .get(i)
+                .map_or(Frame::Null, |(k, _)| Frame::Bulk(k.clone()))
         });
     };
     let mut out = Vec::new();
     for i in picks {
         if let Some((k, v)) = pairs.get(i) {
-            if withvalues && ctx_is_resp3_pairs() {
-                out.push(Frame::Array(vec![Frame::Bulk(k.clone()), Frame::Bulk(v.clone())]));
+            if withvalues && ctx.resp3 {
+                out.push(Frame::Array(vec![
+                    Frame::Bulk(k.clone()),
+                    Frame::Bulk(v.clone()),
+                ]));
             } else {
                 out.push(Frame::Bulk(k.clone()));
                 if withvalues {
@@ -207,14 +257,13 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame 
     Frame::Array(out)
 }
 
-/// RESP3 pair nesting for HRANDFIELD is not applied: replies stay flat in both protocols.
-fn ctx_is_resp3_pairs() -> bool {
-    false
-}
-
 /// Index picks for SRANDMEMBER/HRANDFIELD-style commands over `len` items: `None` for the
 /// single-item form; positive counts give distinct indexes, negative counts allow repeats.
-pub(crate) fn random_picks(ctx: &mut Ctx<'_>, len: usize, count: Option<i64>) -> Result<Option<Vec<usize>>, Frame> {
+pub(crate) fn random_picks(
+    ctx: &mut Ctx<'_>,
+    len: usize,
+    count: Option<i64>,
+) -> Result<Option<Vec<usize>>, Frame> {
     let Some(count) = count else { return Ok(None) };
     if len == 0 || count == 0 {
         return Ok(Some(Vec::new()));
@@ -247,7 +296,10 @@ pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let (next, page) = super::keys::page(pairs, cursor, count);
     let mut out = Vec::new();
     for (k, v) in page {
-        if pattern.as_ref().is_some_and(|p| !super::glob_match(p, &k, false)) {
+        if pattern
+            .as_ref()
+            .is_some_and(|p| !super::glob_match(p, &k, false))
+        {
             continue;
         }
         out.push(Frame::Bulk(k));
@@ -256,5 +308,8 @@ pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         }
     }
     let _ = NOT_FLOAT;
-    Frame::Array(vec![Frame::bulk(next.to_string().as_bytes()), Frame::Array(out)])
+    Frame::Array(vec![
+        Frame::bulk(next.to_string().as_bytes()),
+        Frame::Array(out),
+    ])
 }

@@ -35,19 +35,27 @@ pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn type_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    Frame::Simple(ctx.entry(arg(args, 1)).map_or("none", |e| e.value.type_name()).to_owned())
+    Frame::Simple(
+        ctx.entry(arg(args, 1))
+            .map_or("none", |e| e.value.type_name())
+            .to_owned(),
+    )
 }
 
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
 pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
     let cmd = name(args);
-    let Some(e) = ctx.entry(arg(args, 1)) else { return Frame::Integer(-2) };
+    let Some(e) = ctx.entry(arg(args, 1)) else {
+        return Frame::Integer(-2);
+    };
     if e.expire_at_ms == 0 {
         return Frame::Integer(-1);
     }
     let d = i64::try_from(e.expire_at_ms).unwrap_or(i64::MAX);
-    let left = d.saturating_sub(i64::try_from(now).unwrap_or(i64::MAX)).max(0);
+    let left = d
+        .saturating_sub(i64::try_from(now).unwrap_or(i64::MAX))
+        .max(0);
     Frame::Integer(match cmd.as_str() {
         "ttl" => (left + 500) / 1000,
         "pttl" => left,
@@ -74,7 +82,10 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         } else if is(opt, "lt") {
             lt = true;
         } else {
-            return Frame::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)));
+            return Frame::error(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            ));
         }
     }
     if nx && (xx || gt || lt) {
@@ -86,14 +97,22 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if unit == 1000 && (v > i64::MAX / 1000 || v < i64::MIN / 1000) {
         return Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
     }
-    let when = tri!(super::strings::deadline(ctx.now_ms, v, unit, absolute, &cmd));
+    let when = tri!(super::strings::deadline(
+        ctx.now_ms, v, unit, absolute, &cmd
+    ));
     let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
-    let Some(e) = ctx.entry(key) else { return Frame::Integer(0) };
+    let Some(e) = ctx.entry(key) else {
+        return Frame::Integer(0);
+    };
     let current = e.expire_at_ms;
     if (nx && current != 0) || (xx && current == 0) {
         return Frame::Integer(0);
     }
-    let cur = if current == 0 { i64::MAX } else { i64::try_from(current).unwrap_or(i64::MAX) };
+    let cur = if current == 0 {
+        i64::MAX
+    } else {
+        i64::try_from(current).unwrap_or(i64::MAX)
+    };
     if (gt && (current == 0 || when <= cur)) || (lt && when >= cur) {
         return Frame::Integer(0);
     }
@@ -132,7 +151,9 @@ pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if nx && ctx.exists(dst) {
         return Frame::Integer(0);
     }
-    let Some(entry) = ctx.remove(src) else { return Frame::error("ERR no such key") };
+    let Some(entry) = ctx.remove(src) else {
+        return Frame::error("ERR no such key");
+    };
     let db = ctx.db;
     ctx.remove(dst);
     ctx.put_in(db, dst, entry);
@@ -148,7 +169,13 @@ fn live_keys(ctx: &mut Ctx<'_>) -> Vec<Bytes> {
     let mut keys = Vec::new();
     for pos in ctx.all_shards(db) {
         if let Some(shard) = ctx.shard_at(pos) {
-            keys.extend(shard.map.iter().filter(|(_, e)| !e.is_expired(now)).map(|(k, _)| Bytes::copy_from_slice(k)));
+            keys.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(_, e)| !e.is_expired(now))
+                    .map(|(k, _)| Bytes::copy_from_slice(k)),
+            );
         }
     }
     keys.sort_unstable();
@@ -193,7 +220,10 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         }
         out.push(Frame::Bulk(k));
     }
-    Frame::Array(vec![Frame::bulk(next.to_string().as_bytes()), Frame::Array(out)])
+    Frame::Array(vec![
+        Frame::bulk(next.to_string().as_bytes()),
+        Frame::Array(out),
+    ])
 }
 
 pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
@@ -233,7 +263,11 @@ fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
 }
 
 pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    if args.len() > 2 || args.get(1).is_some_and(|a| !is(a, "async") && !is(a, "sync")) {
+    if args.len() > 2
+        || args
+            .get(1)
+            .is_some_and(|a| !is(a, "async") && !is(a, "sync"))
+    {
         return Frame::error(SYNTAX);
     }
     let db = ctx.db;
@@ -242,7 +276,11 @@ pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    if args.len() > 2 || args.get(1).is_some_and(|a| !is(a, "async") && !is(a, "sync")) {
+    if args.len() > 2
+        || args
+            .get(1)
+            .is_some_and(|a| !is(a, "async") && !is(a, "sync"))
+    {
         return Frame::error(SYNTAX);
     }
     for db in 0..DATABASES {
@@ -253,7 +291,8 @@ pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 /// Parses a database index argument.
 pub(crate) fn db_index(a: &[u8]) -> Result<usize, Frame> {
-    let n = crate::cache::resp::frame::parse_i64(a).ok_or_else(|| Frame::error(super::NOT_INTEGER))?;
+    let n =
+        crate::cache::resp::frame::parse_i64(a).ok_or_else(|| Frame::error(super::NOT_INTEGER))?;
     usize::try_from(n)
         .ok()
         .filter(|n| *n < DATABASES)
@@ -270,7 +309,10 @@ pub(crate) fn swapdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let pb = ctx.all_shards(b);
     for (x, y) in pa.into_iter().zip(pb) {
         let taken = ctx.shard_at(x).map(std::mem::take).unwrap_or_default();
-        let other = ctx.shard_at(y).map(|s| std::mem::replace(s, taken)).unwrap_or_default();
+        let other = ctx
+            .shard_at(y)
+            .map(|s| std::mem::replace(s, taken))
+            .unwrap_or_default();
         if let Some(s) = ctx.shard_at(x) {
             *s = other;
         }
@@ -288,7 +330,9 @@ pub(crate) fn move_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if !ctx.exists(key) || ctx.entry_db(to, key).is_some() {
         return Frame::Integer(0);
     }
-    let Some(entry) = ctx.remove(key) else { return Frame::Integer(0) };
+    let Some(entry) = ctx.remove(key) else {
+        return Frame::Integer(0);
+    };
     ctx.put_in(to, key, entry);
     ctx.touched(key, EventKind::Del);
     ctx.touched_in(to, key, EventKind::Set);
@@ -314,7 +358,9 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if src == dst && to == ctx.db {
         return Frame::error("ERR source and destination objects are the same");
     }
-    let Some(entry) = ctx.entry(src).map(|e| e.clone()) else { return Frame::Integer(0) };
+    let Some(entry) = ctx.entry(src).map(|e| e.clone()) else {
+        return Frame::Integer(0);
+    };
     if ctx.entry_db(to, dst).is_some() {
         if !replace {
             return Frame::Integer(0);
@@ -330,10 +376,17 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "help") {
         return Frame::Array(
-            ["OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "ENCODING <key>", "FREQ <key>", "IDLETIME <key>", "REFCOUNT <key>", "HELP"]
-                .iter()
-                .map(|s| Frame::Simple((*s).to_owned()))
-                .collect(),
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "FREQ <key>",
+                "IDLETIME <key>",
+                "REFCOUNT <key>",
+                "HELP",
+            ]
+            .iter()
+            .map(|s| Frame::Simple((*s).to_owned()))
+            .collect(),
         );
     }
     if args.len() != 3 {
@@ -343,7 +396,9 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         ));
     }
     let now_s = ctx.access_stamp();
-    let Some(e) = ctx.entry(arg(args, 2)) else { return Frame::Null };
+    let Some(e) = ctx.entry(arg(args, 2)) else {
+        return Frame::Null;
+    };
     if is(sub, "encoding") {
         Frame::bulk(e.value.encoding().as_bytes())
     } else if is(sub, "refcount") {
@@ -351,9 +406,14 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     } else if is(sub, "idletime") {
         Frame::Integer(i64::from(now_s.saturating_sub(e.access)))
     } else if is(sub, "freq") {
-        Frame::error("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+        Frame::error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        )
     } else {
-        Frame::error(format!("ERR unknown subcommand '{}'. Try OBJECT HELP.", String::from_utf8_lossy(sub)))
+        Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(sub)
+        ))
     }
 }
 
@@ -369,4 +429,3 @@ pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         None => Frame::Null,
     }
 }
-

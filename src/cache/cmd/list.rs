@@ -43,9 +43,15 @@ pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         }
         ctx.put(key, Value::List(Box::default()), 0);
     }
-    let Some(l) = tri!(get_list(ctx, key)) else { return Frame::Integer(0) };
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::Integer(0);
+    };
     for v in args.iter().skip(2) {
-        if left { l.push_front(v.clone()) } else { l.push_back(v.clone()) }
+        if left {
+            l.push_front(v.clone())
+        } else {
+            l.push_back(v.clone())
+        }
     }
     let len = l.len();
     ctx.list_pushed = true;
@@ -61,20 +67,37 @@ fn pop_one(l: &mut List, left: bool) -> Option<Bytes> {
 pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let left = is(arg(args, 0), "lpop");
     let key = arg(args, 1);
+    if args.len() > 3 {
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name(args)
+        ));
+    }
     let count = match args.get(2) {
         Some(c) => match parse_i64(c) {
             Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Some(_) | None if parse_i64(c).is_some() => return Frame::error("ERR value is out of range, must be positive"),
+            Some(_) | None if parse_i64(c).is_some() => {
+                return Frame::error("ERR value is out of range, must be positive");
+            }
             _ => return Frame::error(NOT_INTEGER),
         },
         None => None,
     };
     let Some(l) = tri!(get_list(ctx, key)) else {
-        return if count.is_some() { Frame::NullArray } else { Frame::Null };
+        return if count.is_some() {
+            Frame::NullArray
+        } else {
+            Frame::Null
+        };
     };
     let reply = match count {
         None => pop_one(l, left).map_or(Frame::Null, Frame::Bulk),
-        Some(n) => Frame::Array((0..n).map_while(|_| pop_one(l, left)).map(Frame::Bulk).collect()),
+        Some(n) => Frame::Array(
+            (0..n)
+                .map_while(|_| pop_one(l, left))
+                .map(Frame::Bulk)
+                .collect(),
+        ),
     };
     done(ctx, key);
     reply
@@ -87,7 +110,9 @@ pub(crate) fn llen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let start = tri!(int_arg(args, 2));
     let stop = tri!(int_arg(args, 3));
-    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else { return Frame::Array(Vec::new()) };
+    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
+        return Frame::Array(Vec::new());
+    };
     match super::range(start, stop, l.len()) {
         Some((a, b)) => Frame::Array(l.range(a..=b).map(|v| Frame::Bulk(v.clone())).collect()),
         None => Frame::Array(Vec::new()),
@@ -97,19 +122,29 @@ pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 fn index(i: i64, len: usize) -> Option<usize> {
     let len = i64::try_from(len).ok()?;
     let i = if i < 0 { len + i } else { i };
-    if i < 0 || i >= len { None } else { usize::try_from(i).ok() }
+    if i < 0 || i >= len {
+        None
+    } else {
+        usize::try_from(i).ok()
+    }
 }
 
 pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let i = tri!(int_arg(args, 2));
-    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else { return Frame::Null };
-    index(i, l.len()).and_then(|i| l.get(i)).map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
+    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
+        return Frame::Null;
+    };
+    index(i, l.len())
+        .and_then(|i| l.get(i))
+        .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
 }
 
 pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let i = tri!(int_arg(args, 2));
-    let Some(l) = tri!(get_list(ctx, key)) else { return Frame::error("ERR no such key") };
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::error("ERR no such key");
+    };
     let Some(slot) = index(i, l.len()).and_then(|i| l.get_mut(i)) else {
         return Frame::error("ERR index out of range");
     };
@@ -125,9 +160,16 @@ pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         w if is(w, "before") => false,
         _ => return Frame::error(SYNTAX),
     };
-    let Some(l) = tri!(get_list(ctx, key)) else { return Frame::Integer(0) };
-    let Some(pos) = l.iter().position(|v| v == arg(args, 3)) else { return Frame::Integer(-1) };
-    l.insert(if after { pos + 1 } else { pos }, args.get(4).cloned().unwrap_or_default());
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let Some(pos) = l.iter().position(|v| v == arg(args, 3)) else {
+        return Frame::Integer(-1);
+    };
+    l.insert(
+        if after { pos + 1 } else { pos },
+        args.get(4).cloned().unwrap_or_default(),
+    );
     let len = l.len();
     ctx.list_pushed = true;
     done(ctx, key);
@@ -138,8 +180,14 @@ pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let count = tri!(int_arg(args, 2));
     let target = arg(args, 3);
-    let Some(l) = tri!(get_list(ctx, key)) else { return Frame::Integer(0) };
-    let limit = if count == 0 { usize::MAX } else { usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX) };
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
+    };
     let mut removed = 0;
     if count >= 0 {
         let mut kept = VecDeque::with_capacity(l.len());
@@ -172,7 +220,9 @@ pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let start = tri!(int_arg(args, 2));
     let stop = tri!(int_arg(args, 3));
-    let Some(l) = tri!(get_list(ctx, key)) else { return Frame::ok() };
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::ok();
+    };
     match super::range(start, stop, l.len()) {
         Some((a, b)) => {
             l.truncate(b + 1);
@@ -197,10 +247,14 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         let v = tri!(int_arg(args, i + 1));
         if is(opt, "rank") {
             if v == 0 {
-                return Frame::error("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list");
+                return Frame::error(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                );
             }
             if v == i64::MIN {
-                return Frame::error("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807");
+                return Frame::error(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                );
             }
             rank = v;
         } else if is(opt, "count") {
@@ -220,7 +274,11 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
     let target = arg(args, 2);
     let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
-        return if count.is_some() { Frame::Array(Vec::new()) } else { Frame::Null };
+        return if count.is_some() {
+            Frame::Array(Vec::new())
+        } else {
+            Frame::Null
+        };
     };
     let want = match count {
         Some(0) => usize::MAX,
@@ -231,8 +289,11 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let scan = if maxlen == 0 { len } else { maxlen.min(len) };
     let mut skip = usize::try_from(rank.unsigned_abs()).unwrap_or(usize::MAX) - 1;
     let mut found = Vec::new();
-    let indexes: Box<dyn Iterator<Item = usize>> =
-        if rank > 0 { Box::new(0..scan) } else { Box::new((len - scan..len).rev()) };
+    let indexes: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+        Box::new(0..scan)
+    } else {
+        Box::new((len - scan..len).rev())
+    };
     for idx in indexes {
         if l.get(idx).is_some_and(|v| v == target) {
             if skip > 0 {
@@ -245,7 +306,11 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             }
         }
     }
-    if count.is_some() { Frame::Array(found) } else { found.into_iter().next().unwrap_or(Frame::Null) }
+    if count.is_some() {
+        Frame::Array(found)
+    } else {
+        found.into_iter().next().unwrap_or(Frame::Null)
+    }
 }
 
 fn side(a: &[u8]) -> Result<bool, Frame> {
@@ -259,18 +324,30 @@ fn side(a: &[u8]) -> Result<bool, Frame> {
 }
 
 /// Moves one element between lists; `Ok(None)` when the source is empty.
-fn move_one(ctx: &mut Ctx<'_>, src: &[u8], dst: &[u8], from_left: bool, to_left: bool) -> Result<Option<Bytes>, Frame> {
+fn move_one(
+    ctx: &mut Ctx<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+) -> Result<Option<Bytes>, Frame> {
     if get_list(ctx, src)?.is_none() {
         return Ok(None);
     }
     get_list(ctx, dst)?;
-    let Some(v) = get_list(ctx, src)?.and_then(|l| pop_one(l, from_left)) else { return Ok(None) };
+    let Some(v) = get_list(ctx, src)?.and_then(|l| pop_one(l, from_left)) else {
+        return Ok(None);
+    };
     done(ctx, src);
     if get_list(ctx, dst)?.is_none() {
         ctx.put(dst, Value::List(Box::default()), 0);
     }
     if let Some(l) = get_list(ctx, dst)? {
-        if to_left { l.push_front(v.clone()) } else { l.push_back(v.clone()) }
+        if to_left {
+            l.push_front(v.clone())
+        } else {
+            l.push_back(v.clone())
+        }
     }
     ctx.list_pushed = true;
     done(ctx, dst);
@@ -292,7 +369,9 @@ pub(crate) fn rpoplpush(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 /// BLPOP/BRPOP attempt: the first non-empty list among `args[1..len-1]`.
 pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let left = is(arg(args, 0), "blpop");
-    let keys = args.get(1..args.len().saturating_sub(1)).unwrap_or_default();
+    let keys = args
+        .get(1..args.len().saturating_sub(1))
+        .unwrap_or_default();
     for key in keys {
         if let Some(l) = tri!(get_list(ctx, key)) {
             if let Some(v) = pop_one(l, left) {
@@ -325,7 +404,9 @@ pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize) -> Frame
     if keys_end >= args.len() + 1 || keys_end > args.len() {
         return Frame::error(SYNTAX);
     }
-    let Some(keys) = args.get(first + 1..keys_end) else { return Frame::error(SYNTAX) };
+    let Some(keys) = args.get(first + 1..keys_end) else {
+        return Frame::error(SYNTAX);
+    };
     let left = match args.get(keys_end) {
         Some(w) => tri!(side(w)),
         None => return Frame::error(SYNTAX),
@@ -347,7 +428,10 @@ pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize) -> Frame
     }
     for key in keys {
         if let Some(l) = tri!(get_list(ctx, key)) {
-            let items: Vec<Frame> = (0..count).map_while(|_| pop_one(l, left)).map(Frame::Bulk).collect();
+            let items: Vec<Frame> = (0..count)
+                .map_while(|_| pop_one(l, left))
+                .map(Frame::Bulk)
+                .collect();
             if !items.is_empty() {
                 done(ctx, key);
                 return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(items)]);

@@ -14,7 +14,8 @@ use bytes::Bytes;
 use crate::cache::resp::frame::{Frame, parse_i64};
 
 /// Redis's WRONGTYPE reply text.
-pub(crate) const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub(crate) const WRONGTYPE: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
 /// Redis's reply to a non-integer argument.
 pub(crate) const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 /// Redis's reply to a non-float argument.
@@ -81,8 +82,16 @@ pub(crate) fn name(args: &[Bytes]) -> String {
 /// an inclusive index pair, or `None` for an empty range.
 pub(crate) fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     let len = i64::try_from(len).unwrap_or(i64::MAX);
-    let mut s = if start < 0 { len.saturating_add(start) } else { start };
-    let mut e = if stop < 0 { len.saturating_add(stop) } else { stop };
+    let mut s = if start < 0 {
+        len.saturating_add(start)
+    } else {
+        start
+    };
+    let mut e = if stop < 0 {
+        len.saturating_add(stop)
+    } else {
+        stop
+    };
     if s < 0 {
         s = 0;
     }
@@ -132,7 +141,13 @@ pub(crate) fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
 
 /// Matches one pattern token at `pi` against `c`; returns the index after the token.
 fn match_one(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
-    let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
     match *p.get(pi)? {
         b'?' => Some(pi + 1),
         b'\\' if pi + 1 < p.len() => eq(*p.get(pi + 1)?, c).then_some(pi + 2),
@@ -159,11 +174,18 @@ fn match_one(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
                         }
                         i += 2;
                     }
-                    Some(&lo) if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|&x| x != b']') => {
+                    Some(&lo)
+                        if p.get(i + 1) == Some(&b'-')
+                            && p.get(i + 2).is_some_and(|&x| x != b']') =>
+                    {
                         let hi = p.get(i + 2).copied().unwrap_or(lo);
                         let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
                         let in_range = |x: u8| x >= lo && x <= hi;
-                        if in_range(c) || (nocase && (in_range(c.to_ascii_lowercase()) || in_range(c.to_ascii_uppercase()))) {
+                        if in_range(c)
+                            || (nocase
+                                && (in_range(c.to_ascii_lowercase())
+                                    || in_range(c.to_ascii_uppercase())))
+                        {
                             matched = true;
                         }
                         i += 3;
@@ -189,7 +211,11 @@ pub(crate) fn int(n: usize) -> Frame {
 
 /// Parses `COUNT n`-style SCAN options shared by SCAN, HSCAN and SSCAN: returns
 /// (cursor, pattern, count, type filter).
-pub(crate) fn scan_options(args: &[Bytes], cursor_at: usize, allow_type: bool) -> Result<(u64, Option<Bytes>, usize, Option<Bytes>), Frame> {
+pub(crate) fn scan_options(
+    args: &[Bytes],
+    cursor_at: usize,
+    allow_type: bool,
+) -> Result<(u64, Option<Bytes>, usize, Option<Bytes>), Frame> {
     let cursor = std::str::from_utf8(arg(args, cursor_at))
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -234,7 +260,11 @@ mod tests {
         assert!(!glob_match(b"foo*bar", b"foobaz", false));
         assert!(glob_match(b"*a*b", b"xxaxxb", false));
         let long = vec![b'a'; 40];
-        assert!(!glob_match(b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b", &long, false));
+        assert!(!glob_match(
+            b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+            &long,
+            false
+        ));
     }
 
     #[test]

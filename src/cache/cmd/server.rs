@@ -26,7 +26,10 @@ pub(crate) fn echo(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
     let ms = ctx.now_ms;
-    Frame::Array(vec![Frame::bulk((ms / 1000).to_string().as_bytes()), Frame::bulk(((ms % 1000) * 1000).to_string().as_bytes())])
+    Frame::Array(vec![
+        Frame::bulk((ms / 1000).to_string().as_bytes()),
+        Frame::bulk(((ms % 1000) * 1000).to_string().as_bytes()),
+    ])
 }
 
 pub(crate) fn lastsave(ctx: &mut Ctx<'_>, inner: &Inner, _: &[Bytes]) -> Frame {
@@ -41,12 +44,17 @@ pub(crate) fn function(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     } else if is(sub, "list") {
         Frame::Array(Vec::new())
     } else {
-        Frame::error(format!("ERR unknown subcommand '{}'. Try FUNCTION HELP.", String::from_utf8_lossy(sub)))
+        Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(sub)
+        ))
     }
 }
 
 pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
-    Frame::error("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.")
+    Frame::error(
+        "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+    )
 }
 
 pub(crate) fn publish(_: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
@@ -60,7 +68,11 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
         let mut out = Vec::new();
         for pat in args.iter().skip(2) {
             for (k, v) in inner.settings.all() {
-                if glob_match(pat, k.as_bytes(), true) && !out.iter().any(|(x, _): &(Frame, Frame)| *x == Frame::bulk(k.as_bytes())) {
+                if glob_match(pat, k.as_bytes(), true)
+                    && !out
+                        .iter()
+                        .any(|(x, _): &(Frame, Frame)| *x == Frame::bulk(k.as_bytes()))
+                {
                     out.push((Frame::bulk(k.as_bytes()), Frame::bulk(v.as_bytes())));
                 }
             }
@@ -73,7 +85,9 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
                 let k = String::from_utf8_lossy(k).to_ascii_lowercase();
                 let v = String::from_utf8_lossy(v).into_owned();
                 if let Err(reason) = inner.settings.set(&k, &v) {
-                    return Frame::error(format!("ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"));
+                    return Frame::error(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"
+                    ));
                 }
             }
         }
@@ -88,7 +102,9 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
         return Frame::error("ERR The server is running without a config file");
     }
     if is(sub, "help") {
-        return Frame::Array(vec![Frame::Simple("CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:".to_owned())]);
+        return Frame::Array(vec![Frame::Simple(
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:".to_owned(),
+        )]);
     }
     if is(sub, "get") || is(sub, "set") || is(sub, "resetstat") || is(sub, "rewrite") {
         return Frame::error(format!(
@@ -96,7 +112,10 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
             String::from_utf8_lossy(sub)
         ));
     }
-    Frame::error(format!("ERR unknown subcommand '{}'. Try CONFIG HELP.", String::from_utf8_lossy(sub)))
+    Frame::error(format!(
+        "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+        String::from_utf8_lossy(sub)
+    ))
 }
 
 pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
@@ -122,7 +141,10 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         let names: Vec<&'static command::Spec> = if args.len() == 2 {
             command::all().collect()
         } else {
-            args.iter().skip(2).filter_map(|n| command::lookup(n)).collect()
+            args.iter()
+                .skip(2)
+                .filter_map(|n| command::lookup(n))
+                .collect()
         };
         return Frame::Map(
             names
@@ -140,21 +162,40 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         );
     }
     if is(sub, "list") {
-        return Frame::Array(command::all().map(|s| Frame::bulk(s.name.as_bytes())).collect());
+        return Frame::Array(
+            command::all()
+                .map(|s| Frame::bulk(s.name.as_bytes()))
+                .collect(),
+        );
     }
     if is(sub, "getkeys") && args.len() >= 3 {
         let rest = args.get(2..).unwrap_or_default();
         let Some(spec) = rest.first().and_then(|n| command::lookup(n)) else {
             return Frame::error("ERR Invalid command specified");
         };
-        return Frame::Array(command::keys_of(spec, rest).into_iter().map(|k| Frame::bulk(k)).collect());
+        return Frame::Array(
+            command::keys_of(spec, rest)
+                .into_iter()
+                .map(|k| Frame::bulk(k))
+                .collect(),
+        );
     }
-    Frame::error(format!("ERR unknown subcommand '{}'. Try COMMAND HELP.", String::from_utf8_lossy(sub)))
+    Frame::error(format!(
+        "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+        String::from_utf8_lossy(sub)
+    ))
 }
 
 pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
-    let wanted: Vec<String> = args.iter().skip(1).map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| w == "all" || w == "everything" || w == "default");
+    let wanted: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
     let want = |s: &str| all || wanted.iter().any(|w| w == s);
     let mut out = String::new();
     let st = &inner.stats;
@@ -222,5 +263,8 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn not_here(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    Frame::error(format!("ERR '{}' is only available on a RESP connection", String::from_utf8_lossy(arg(args, 0))))
+    Frame::error(format!(
+        "ERR '{}' is only available on a RESP connection",
+        String::from_utf8_lossy(arg(args, 0))
+    ))
 }

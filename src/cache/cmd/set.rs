@@ -34,15 +34,23 @@ pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if tri!(get_set(ctx, key)).is_none() {
         ctx.put(key, Value::Set(Box::default()), 0);
     }
-    let Some(s) = tri!(get_set(ctx, key)) else { return Frame::Integer(0) };
-    let n = args.iter().skip(2).filter(|m| s.insert((*m).clone())).count();
+    let Some(s) = tri!(get_set(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let n = args
+        .iter()
+        .skip(2)
+        .filter(|m| s.insert((*m).clone()))
+        .count();
     done(ctx, key);
     int(n)
 }
 
 pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let Some(s) = tri!(get_set(ctx, key)) else { return Frame::Integer(0) };
+    let Some(s) = tri!(get_set(ctx, key)) else {
+        return Frame::Integer(0);
+    };
     let n = args.iter().skip(2).filter(|m| s.remove(&m[..])).count();
     if n > 0 {
         done(ctx, key);
@@ -51,17 +59,26 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let members = tri!(get_set(ctx, arg(args, 1))).map(|s| s.iter().map(|m| Frame::Bulk(m.clone())).collect()).unwrap_or_default();
+    let members = tri!(get_set(ctx, arg(args, 1)))
+        .map(|s| s.iter().map(|m| Frame::Bulk(m.clone())).collect())
+        .unwrap_or_default();
     Frame::Set(members)
 }
 
 pub(crate) fn sismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    Frame::Integer(i64::from(tri!(get_set(ctx, arg(args, 1))).is_some_and(|s| s.contains(arg(args, 2)))))
+    Frame::Integer(i64::from(
+        tri!(get_set(ctx, arg(args, 1))).is_some_and(|s| s.contains(arg(args, 2))),
+    ))
 }
 
 pub(crate) fn smismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let s = tri!(get_set(ctx, arg(args, 1)));
-    Frame::Array(args.iter().skip(2).map(|m| Frame::Integer(i64::from(s.as_ref().is_some_and(|s| s.contains(&m[..]))))).collect())
+    Frame::Array(
+        args.iter()
+            .skip(2)
+            .map(|m| Frame::Integer(i64::from(s.as_ref().is_some_and(|s| s.contains(&m[..])))))
+            .collect(),
+    )
 }
 
 pub(crate) fn scard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
@@ -83,12 +100,25 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
     let members: Vec<Bytes> = match tri!(get_set(ctx, key)) {
         Some(s) => s.iter().cloned().collect(),
-        None => return if count.is_some() { Frame::Set(Vec::new()) } else { Frame::Null },
+        None => {
+            return if count.is_some() {
+                Frame::Set(Vec::new())
+            } else {
+                Frame::Null
+            };
+        }
     };
     let want = count.unwrap_or(1).min(members.len());
-    let picks = tri!(super::hash::random_picks(ctx, members.len(), Some(i64::try_from(want).unwrap_or(i64::MAX))))
-        .unwrap_or_default();
-    let chosen: Vec<Bytes> = picks.into_iter().filter_map(|i| members.get(i).cloned()).collect();
+    let picks = tri!(super::hash::random_picks(
+        ctx,
+        members.len(),
+        Some(i64::try_from(want).unwrap_or(i64::MAX))
+    ))
+    .unwrap_or_default();
+    let chosen: Vec<Bytes> = picks
+        .into_iter()
+        .filter_map(|i| members.get(i).cloned())
+        .collect();
     if let Some(s) = tri!(get_set(ctx, key)) {
         for m in &chosen {
             s.remove(m);
@@ -102,7 +132,11 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let count = if args.len() >= 3 { Some(tri!(int_arg(args, 2))) } else { None };
+    let count = if args.len() >= 3 {
+        Some(tri!(int_arg(args, 2)))
+    } else {
+        None
+    };
     if args.len() > 3 {
         return Frame::error(SYNTAX);
     }
@@ -111,14 +145,26 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame
     }
     let members: Vec<Bytes> = match tri!(get_set(ctx, arg(args, 1))) {
         Some(s) => s.iter().cloned().collect(),
-        None => return if count.is_some() { Frame::Array(Vec::new()) } else { Frame::Null },
+        None => {
+            return if count.is_some() {
+                Frame::Array(Vec::new())
+            } else {
+                Frame::Null
+            };
+        }
     };
     match tri!(super::hash::random_picks(ctx, members.len(), count)) {
         None => {
             let i = ctx.random_below(members.len());
             members.get(i).cloned().map_or(Frame::Null, Frame::Bulk)
         }
-        Some(picks) => Frame::Array(picks.into_iter().filter_map(|i| members.get(i).cloned()).map(Frame::Bulk).collect()),
+        Some(picks) => Frame::Array(
+            picks
+                .into_iter()
+                .filter_map(|i| members.get(i).cloned())
+                .map(Frame::Bulk)
+                .collect(),
+        ),
     }
 }
 
@@ -147,7 +193,10 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
             if rest.iter().any(Option::is_none) {
                 return Set::default();
             }
-            first.into_iter().filter(|m| rest.iter().flatten().all(|s| s.contains(m))).collect()
+            first
+                .into_iter()
+                .filter(|m| rest.iter().flatten().all(|s| s.contains(m)))
+                .collect()
         }
         Op::Union => {
             let mut acc = first;
@@ -180,7 +229,12 @@ fn op_of(args: &[Bytes]) -> Op {
 /// SINTER, SUNION, SDIFF.
 pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let sets = tri!(read_sets(ctx, args.get(1..).unwrap_or_default()));
-    Frame::Set(combine(sets, op_of(args)).into_iter().map(Frame::Bulk).collect())
+    Frame::Set(
+        combine(sets, op_of(args))
+            .into_iter()
+            .map(Frame::Bulk)
+            .collect(),
+    )
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
@@ -208,15 +262,16 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame 
     if numkeys > args.len().saturating_sub(2) {
         return Frame::error("ERR Number of keys can't be greater than number of args");
     }
-    let Some(keys) = args.get(2..2 + numkeys) else { return Frame::error(SYNTAX) };
+    let Some(keys) = args.get(2..2 + numkeys) else {
+        return Frame::error(SYNTAX);
+    };
     let mut limit = 0usize;
     let mut i = 2 + numkeys;
     while i < args.len() {
         if is(arg(args, i), "limit") && i + 1 < args.len() {
             match parse_i64(arg(args, i + 1)) {
                 Some(n) if n >= 0 => limit = usize::try_from(n).unwrap_or(usize::MAX),
-                Some(_) => return Frame::error("ERR LIMIT can't be negative"),
-                None => return Frame::error(NOT_INTEGER),
+                _ => return Frame::error("ERR LIMIT can't be negative"),
             }
             i += 2;
         } else {
@@ -235,7 +290,9 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
     tri!(get_set(ctx, dst));
     if src == dst {
-        return Frame::Integer(i64::from(tri!(get_set(ctx, src)).is_some_and(|s| s.contains(member))));
+        return Frame::Integer(i64::from(
+            tri!(get_set(ctx, src)).is_some_and(|s| s.contains(member)),
+        ));
     }
     let removed = tri!(get_set(ctx, src)).is_some_and(|s| s.remove(member));
     if !removed {
@@ -254,13 +311,22 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
-    let mut members: Vec<Bytes> = tri!(get_set(ctx, arg(args, 1))).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+    let mut members: Vec<Bytes> = tri!(get_set(ctx, arg(args, 1)))
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
     members.sort_unstable();
     let (next, page) = super::keys::page(members, cursor, count);
     let out = page
         .into_iter()
-        .filter(|m| pattern.as_ref().is_none_or(|p| super::glob_match(p, m, false)))
+        .filter(|m| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| super::glob_match(p, m, false))
+        })
         .map(Frame::Bulk)
         .collect();
-    Frame::Array(vec![Frame::bulk(next.to_string().as_bytes()), Frame::Array(out)])
+    Frame::Array(vec![
+        Frame::bulk(next.to_string().as_bytes()),
+        Frame::Array(out),
+    ])
 }

@@ -9,7 +9,10 @@ use crate::cache::value::Value;
 use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX};
 
 /// The string under `key`, `None` if absent, or the WRONGTYPE reply.
-pub(crate) fn get_str<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Vec<u8>>, Frame> {
+pub(crate) fn get_str<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<&'c mut Vec<u8>>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -21,19 +24,28 @@ pub(crate) fn get_str<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c
 
 /// Converts a relative or absolute expire argument into a wall-clock deadline in ms.
 /// `unit_ms` is 1000 for seconds and 1 for milliseconds.
-pub(crate) fn deadline(now_ms: u64, value: i64, unit_ms: i64, absolute: bool, cmd: &str) -> Result<i64, Frame> {
+pub(crate) fn deadline(
+    now_ms: u64,
+    value: i64,
+    unit_ms: i64,
+    absolute: bool,
+    cmd: &str,
+) -> Result<i64, Frame> {
     let invalid = || Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
     let ms = value.checked_mul(unit_ms).ok_or_else(invalid)?;
     if absolute {
         Ok(ms)
     } else {
-        ms.checked_add(i64::try_from(now_ms).unwrap_or(i64::MAX)).ok_or_else(invalid)
+        ms.checked_add(i64::try_from(now_ms).unwrap_or(i64::MAX))
+            .ok_or_else(invalid)
     }
 }
 
 fn check_len(len: usize) -> Result<(), Frame> {
     if len > VALUE_BYTES_MAX {
-        return Err(Frame::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)"));
+        return Err(Frame::error(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
     }
     Ok(())
 }
@@ -104,7 +116,11 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         },
     };
     let exists = old.is_some();
-    let reply_skip = if get { old.clone().unwrap_or(Frame::Null) } else { Frame::Null };
+    let reply_skip = if get {
+        old.clone().unwrap_or(Frame::Null)
+    } else {
+        Frame::Null
+    };
     if (nx && exists) || (xx && !exists) {
         return reply_skip;
     }
@@ -114,14 +130,22 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             if ctx.remove(key).is_some() {
                 ctx.touched(key, EventKind::Del);
             }
-            return if get { old.unwrap_or(Frame::Null) } else { Frame::ok() };
+            return if get {
+                old.unwrap_or(Frame::Null)
+            } else {
+                Frame::ok()
+            };
         }
         Some(d) => u64::try_from(d).unwrap_or(0),
         None if keepttl => old_ttl,
         None => 0,
     };
     store(ctx, key, value, deadline_ms);
-    if get { old.unwrap_or(Frame::Null) } else { Frame::ok() }
+    if get {
+        old.unwrap_or(Frame::Null)
+    } else {
+        Frame::ok()
+    }
 }
 
 pub(crate) fn setnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
@@ -140,7 +164,12 @@ pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         return Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
     }
     let d = tri!(deadline(ctx.now_ms, v, unit, false, &cmd));
-    store(ctx, arg(args, 1), arg(args, 3), u64::try_from(d).unwrap_or(0));
+    store(
+        ctx,
+        arg(args, 1),
+        arg(args, 3),
+        u64::try_from(d).unwrap_or(0),
+    );
     Frame::ok()
 }
 
@@ -179,7 +208,9 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             return Frame::error(SYNTAX);
         }
     }
-    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else { return Frame::Null };
+    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else {
+        return Frame::Null;
+    };
     if let Some(d) = new_deadline {
         if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) {
             ctx.remove(key);
@@ -197,7 +228,9 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else { return Frame::Null };
+    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else {
+        return Frame::Null;
+    };
     ctx.remove(key);
     ctx.touched(key, EventKind::Del);
     value
@@ -226,7 +259,10 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn mset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if args.len() % 2 == 0 {
-        return Frame::error(format!("ERR wrong number of arguments for '{}' command", name(args)));
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name(args)
+        ));
     }
     let nx = is(arg(args, 0), "msetnx");
     if nx && args.iter().skip(1).step_by(2).any(|k| ctx.exists(k)) {
@@ -266,7 +302,9 @@ pub(crate) fn strlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let start = tri!(int_arg(args, 2));
     let end = tri!(int_arg(args, 3));
-    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else { return Frame::bulk(b"") };
+    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else {
+        return Frame::bulk(b"");
+    };
     if start < 0 && end < 0 && start > end {
         return Frame::bulk(b"");
     }
@@ -397,7 +435,9 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if tri!(get_str(ctx, key)).is_none() {
         ctx.put(key, Value::Str(Vec::new()), 0);
     }
-    let Some(s) = tri!(get_str(ctx, key)) else { return Frame::Integer(0) };
+    let Some(s) = tri!(get_str(ctx, key)) else {
+        return Frame::Integer(0);
+    };
     if s.len() <= byte {
         s.resize(byte + 1, 0);
     }
@@ -412,14 +452,20 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let offset = tri!(bit_offset(args, 2));
-    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else { return Frame::Integer(0) };
+    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else {
+        return Frame::Integer(0);
+    };
     let mask = 0x80u8 >> (offset % 8);
     Frame::Integer(i64::from(s.get(offset / 8).is_some_and(|b| b & mask != 0)))
 }
 
 pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let a = tri!(get_str(ctx, arg(args, 1))).map(|s| s.clone()).unwrap_or_default();
-    let b = tri!(get_str(ctx, arg(args, 2))).map(|s| s.clone()).unwrap_or_default();
+    let a = tri!(get_str(ctx, arg(args, 1)))
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let b = tri!(get_str(ctx, arg(args, 2)))
+        .map(|s| s.clone())
+        .unwrap_or_default();
     let (mut want_len, mut want_idx, mut with_len) = (false, false, false);
     let mut min_len = 0i64;
     let mut i = 3;
@@ -443,7 +489,9 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         return Frame::error("ERR If you want both the length and indexes, please just use IDX.");
     }
     if a.len().saturating_mul(b.len()) > 64 * 1024 * 1024 {
-        return Frame::error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+        return Frame::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
     }
     let (n, m) = (a.len(), b.len());
     let w = m + 1;
@@ -453,7 +501,10 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             let v = if a.get(i - 1) == b.get(j - 1) {
                 dp.get((i - 1) * w + j - 1).copied().unwrap_or(0) + 1
             } else {
-                dp.get((i - 1) * w + j).copied().unwrap_or(0).max(dp.get(i * w + j - 1).copied().unwrap_or(0))
+                dp.get((i - 1) * w + j)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(dp.get(i * w + j - 1).copied().unwrap_or(0))
             };
             if let Some(c) = dp.get_mut(i * w + j) {
                 *c = v;
@@ -469,7 +520,8 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let (mut i, mut j) = (n, m);
     let mut matches: Vec<Frame> = Vec::new();
     let mut range: Option<(usize, usize, usize, usize)> = None; // a_start a_end b_start b_end
-    let push_range = |range: &mut Option<(usize, usize, usize, usize)>, matches: &mut Vec<Frame>| {
+    let push_range = |range: &mut Option<(usize, usize, usize, usize)>,
+                      matches: &mut Vec<Frame>| {
         if let Some((as_, ae, bs, be)) = range.take() {
             let len = ae - as_ + 1;
             if i64::try_from(len).unwrap_or(i64::MAX) >= min_len {
@@ -501,7 +553,9 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             };
             i -= 1;
             j -= 1;
-        } else if dp.get((i - 1) * w + j).copied().unwrap_or(0) > dp.get(i * w + j - 1).copied().unwrap_or(0) {
+        } else if dp.get((i - 1) * w + j).copied().unwrap_or(0)
+            > dp.get(i * w + j - 1).copied().unwrap_or(0)
+        {
             i -= 1;
         } else {
             j -= 1;

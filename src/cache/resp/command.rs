@@ -214,7 +214,15 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Spec> {
 
 /// Redis's reply to an unknown command (`ERR unknown command 'x', with args beginning with: 'a' `).
 pub(crate) fn unknown_command(args: &[Bytes]) -> Frame {
-    let name = args.first().map(|n| String::from_utf8_lossy(n).chars().take(128).collect::<String>()).unwrap_or_default();
+    let name = args
+        .first()
+        .map(|n| {
+            String::from_utf8_lossy(n)
+                .chars()
+                .take(128)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
     let mut text = format!("ERR unknown command '{name}', with args beginning with: ");
     for a in args.iter().skip(1) {
         let s: String = String::from_utf8_lossy(a).chars().take(128).collect();
@@ -229,12 +237,19 @@ pub(crate) fn unknown_command(args: &[Bytes]) -> Frame {
 /// Whether `argc` satisfies the spec's arity.
 pub(crate) fn arity_ok(spec: &Spec, argc: usize) -> bool {
     let argc = i32::try_from(argc).unwrap_or(i32::MAX);
-    if spec.arity >= 0 { argc == spec.arity } else { argc >= -spec.arity }
+    if spec.arity >= 0 {
+        argc == spec.arity
+    } else {
+        argc >= -spec.arity
+    }
 }
 
 /// Redis's wrong-arity reply.
 pub(crate) fn wrong_arity(spec: &Spec) -> Frame {
-    Frame::Error(format!("ERR wrong number of arguments for '{}' command", spec.name))
+    Frame::Error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        spec.name
+    ))
 }
 
 /// The keys a command names, by its spec.
@@ -243,18 +258,33 @@ pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [Bytes]) -> Vec<&'a [u8]> {
         return Vec::new();
     }
     let len = i32::try_from(args.len()).unwrap_or(i32::MAX);
-    let last = if spec.last < 0 { len + spec.last } else { spec.last.min(len - 1) };
+    let last = if spec.last < 0 {
+        len + spec.last
+    } else {
+        spec.last.min(len - 1)
+    };
     let step = usize::try_from(spec.step.max(1)).unwrap_or(1);
-    let (Ok(first), Ok(last)) = (usize::try_from(spec.first), usize::try_from(last)) else { return Vec::new() };
+    let (Ok(first), Ok(last)) = (usize::try_from(spec.first), usize::try_from(last)) else {
+        return Vec::new();
+    };
     if last < first {
         return Vec::new();
     }
-    args.get(first..=last).unwrap_or_default().iter().step_by(step).map(|b| &b[..]).collect()
+    args.get(first..=last)
+        .unwrap_or_default()
+        .iter()
+        .step_by(step)
+        .map(|b| &b[..])
+        .collect()
 }
 
 /// COMMAND INFO's entry for a spec.
 pub(crate) fn info(spec: &Spec) -> Frame {
-    let flags = if spec.write { vec![Frame::Simple("write".to_owned())] } else { vec![Frame::Simple("readonly".to_owned())] };
+    let flags = if spec.write {
+        vec![Frame::Simple("write".to_owned())]
+    } else {
+        vec![Frame::Simple("readonly".to_owned())]
+    };
     Frame::Array(vec![
         Frame::bulk(spec.name.as_bytes()),
         Frame::Integer(i64::from(spec.arity)),

@@ -95,7 +95,9 @@ impl Frame {
                     bulk(out, text.as_bytes());
                 }
             }
-            Self::Boolean(b) if resp3 => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Self::Boolean(b) if resp3 => {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+            }
             Self::Boolean(b) => int_line(out, b':', i64::from(*b)),
             Self::Map(pairs) => {
                 if resp3 {
@@ -124,9 +126,13 @@ impl Frame {
 /// Redis's `%.17g` rendering of a double for RESP3 and for INCRBYFLOAT-style replies: integral
 /// values print without a fraction, infinities as `inf`/`-inf`.
 #[must_use]
-pub fn format_double(d: f64) -> String {
+pub(crate) fn format_double(d: f64) -> String {
     if d.is_infinite() {
-        return if d > 0.0 { "inf".to_owned() } else { "-inf".to_owned() };
+        return if d > 0.0 {
+            "inf".to_owned()
+        } else {
+            "-inf".to_owned()
+        };
     }
     if d.is_nan() {
         return "nan".to_owned();
@@ -199,13 +205,16 @@ fn memchr_newline(buf: &[u8]) -> Option<usize> {
 /// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`, no leading zeros
 /// except `0` itself).
 #[must_use]
-pub fn parse_i64(text: &[u8]) -> Option<i64> {
+pub(crate) fn parse_i64(text: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(text).ok()?;
     if s.is_empty() || s.starts_with('+') || s.len() > 20 {
         return None;
     }
     let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) || digits == "0" && s.starts_with('-') {
+    if digits.is_empty()
+        || (digits.len() > 1 && digits.starts_with('0'))
+        || digits == "0" && s.starts_with('-')
+    {
         return None;
     }
     s.parse::<i64>().ok()
@@ -219,7 +228,10 @@ pub fn parse_i64(text: &[u8]) -> Option<i64> {
 ///
 /// # Errors
 /// A [`ProtocolError`] for malformed input or a limit exceeded.
-pub fn decode_request(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+pub fn decode_request(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
     match buf.first() {
         None => Ok(None),
         Some(b'*') => decode_multibulk(buf, limits),
@@ -227,7 +239,11 @@ pub fn decode_request(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Vec<B
     }
 }
 
-fn header_line(buf: &[u8], limits: &DecodeLimits, too_big: ProtocolError) -> Result<Option<(i64, usize)>, ProtocolError> {
+fn header_line(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    too_big: ProtocolError,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
     let Some(end) = find_crlf(buf) else {
         if buf.len() > limits.inline_bytes_max {
             return Err(too_big);
@@ -238,8 +254,12 @@ fn header_line(buf: &[u8], limits: &DecodeLimits, too_big: ProtocolError) -> Res
     Ok(Some((parse_i64(text).unwrap_or(i64::MIN), end + 2)))
 }
 
-fn decode_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
-    let Some((count, mut pos)) = header_line(buf, limits, ProtocolError::MultibulkCountTooBig)? else {
+fn decode_multibulk(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    let Some((count, mut pos)) = header_line(buf, limits, ProtocolError::MultibulkCountTooBig)?
+    else {
         return Ok(None);
     };
     if count == i64::MIN || count > i64::try_from(limits.multibulk_len_max).unwrap_or(i64::MAX) {
@@ -260,23 +280,33 @@ fn decode_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Vec<Byt
         let Some((len, head)) = header_line(rest, limits, ProtocolError::BulkCountTooBig)? else {
             return Ok(None);
         };
-        if len < 0 || len == i64::MIN || len > i64::try_from(limits.bulk_bytes_max).unwrap_or(i64::MAX) {
+        if len < 0
+            || len == i64::MIN
+            || len > i64::try_from(limits.bulk_bytes_max).unwrap_or(i64::MAX)
+        {
             return Err(ProtocolError::InvalidBulkLength);
         }
         let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
         let start = pos + head;
-        let end = start.checked_add(len).ok_or(ProtocolError::InvalidBulkLength)?;
+        let end = start
+            .checked_add(len)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
         if buf.len() < end.saturating_add(2) {
             return Ok(None);
         }
-        let data = buf.get(start..end).ok_or(ProtocolError::InvalidBulkLength)?;
+        let data = buf
+            .get(start..end)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
         args.push(Bytes::copy_from_slice(data));
         pos = end + 2;
     }
     Ok(Some((args, pos)))
 }
 
-fn decode_inline(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+fn decode_inline(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
     let Some(nl) = memchr_newline(buf) else {
         if buf.len() > limits.inline_bytes_max {
             return Err(ProtocolError::InlineTooBig);
@@ -298,7 +328,7 @@ fn decode_inline(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Vec<Bytes>
 /// `"…"` understands `\n \r \t \b \a \\ \" \xHH`, `'…'` understands `\'`; a closing quote must be
 /// followed by whitespace or the end. `None` means unbalanced quotes.
 #[must_use]
-pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
     let mut args = Vec::new();
     let mut i = 0;
     let at = |i: usize| line.get(i).copied();
@@ -317,7 +347,11 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
             if in_dq {
                 match c {
                     None => return None,
-                    Some(b'\\') if at(i + 1) == Some(b'x') && at(i + 2).is_some_and(|h| h.is_ascii_hexdigit()) && at(i + 3).is_some_and(|h| h.is_ascii_hexdigit()) => {
+                    Some(b'\\')
+                        if at(i + 1) == Some(b'x')
+                            && at(i + 2).is_some_and(|h| h.is_ascii_hexdigit())
+                            && at(i + 3).is_some_and(|h| h.is_ascii_hexdigit()) =>
+                    {
                         let hi = hex_val(at(i + 2).unwrap_or(b'0'));
                         let lo = hex_val(at(i + 3).unwrap_or(b'0'));
                         cur.push(hi * 16 + lo);
@@ -393,15 +427,24 @@ pub const FRAME_DEPTH_MAX: usize = 64;
 /// # Errors
 /// [`ProtocolError::Malformed`] for input that is not RESP, nests deeper than
 /// [`FRAME_DEPTH_MAX`], or declares a length above `limits`.
-pub fn decode_frame(buf: &[u8], limits: &DecodeLimits) -> Result<Option<(Frame, usize)>, ProtocolError> {
+pub fn decode_frame(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Frame, usize)>, ProtocolError> {
     decode_at(buf, limits, 0)
 }
 
-fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(Frame, usize)>, ProtocolError> {
+fn decode_at(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    depth: usize,
+) -> Result<Option<(Frame, usize)>, ProtocolError> {
     if depth > FRAME_DEPTH_MAX {
         return Err(ProtocolError::Malformed("nesting too deep"));
     }
-    let Some(&tag) = buf.first() else { return Ok(None) };
+    let Some(&tag) = buf.first() else {
+        return Ok(None);
+    };
     let Some(end) = find_crlf(buf) else {
         if buf.len() > limits.inline_bytes_max {
             return Err(ProtocolError::Malformed("header line too long"));
@@ -410,7 +453,11 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
     };
     let text = buf.get(1..end).unwrap_or_default();
     let next = end + 2;
-    let as_str = || std::str::from_utf8(text).map(str::to_owned).map_err(|_| ProtocolError::Malformed("line is not UTF-8"));
+    let as_str = || {
+        std::str::from_utf8(text)
+            .map(str::to_owned)
+            .map_err(|_| ProtocolError::Malformed("line is not UTF-8"))
+    };
     let as_len = |max: usize| -> Result<Option<usize>, ProtocolError> {
         let n = parse_i64(text).ok_or(ProtocolError::Malformed("bad length"))?;
         if n == -1 {
@@ -425,7 +472,10 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
     let frame = match tag {
         b'+' => (Frame::Simple(as_str()?), next),
         b'-' => (Frame::Error(as_str()?), next),
-        b':' => (Frame::Integer(parse_i64(text).ok_or(ProtocolError::Malformed("bad integer"))?), next),
+        b':' => (
+            Frame::Integer(parse_i64(text).ok_or(ProtocolError::Malformed("bad integer"))?),
+            next,
+        ),
         b'_' if text.is_empty() => (Frame::Null, next),
         b'#' => match text {
             b"t" => (Frame::Boolean(true), next),
@@ -437,7 +487,9 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
             let d = match s.as_str() {
                 "inf" => f64::INFINITY,
                 "-inf" => f64::NEG_INFINITY,
-                other => other.parse::<f64>().map_err(|_| ProtocolError::Malformed("bad double"))?,
+                other => other
+                    .parse::<f64>()
+                    .map_err(|_| ProtocolError::Malformed("bad double"))?,
             };
             (Frame::Double(d), next)
         }
@@ -451,9 +503,15 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
         }
         b'$' | b'=' => {
             let Some(len) = as_len(limits.bulk_bytes_max)? else {
-                return if tag == b'$' { Ok(Some((Frame::Null, next))) } else { Err(ProtocolError::Malformed("bad length")) };
+                return if tag == b'$' {
+                    Ok(Some((Frame::Null, next)))
+                } else {
+                    Err(ProtocolError::Malformed("bad length"))
+                };
             };
-            let stop = next.checked_add(len).ok_or(ProtocolError::Malformed("bad length"))?;
+            let stop = next
+                .checked_add(len)
+                .ok_or(ProtocolError::Malformed("bad length"))?;
             if buf.len() < stop.saturating_add(2) {
                 return Ok(None);
             }
@@ -462,7 +520,10 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
             }
             let data = buf.get(next..stop).unwrap_or_default();
             if tag == b'=' {
-                let body = data.get(4..).filter(|_| data.get(3) == Some(&b':')).ok_or(ProtocolError::Malformed("bad verbatim"))?;
+                let body = data
+                    .get(4..)
+                    .filter(|_| data.get(3) == Some(&b':'))
+                    .ok_or(ProtocolError::Malformed("bad verbatim"))?;
                 (Frame::Verbatim(Bytes::copy_from_slice(body)), stop + 2)
             } else {
                 (Frame::Bulk(Bytes::copy_from_slice(data)), stop + 2)
@@ -470,14 +531,24 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
         }
         b'*' | b'~' | b'>' | b'%' => {
             let Some(len) = as_len(limits.multibulk_len_max)? else {
-                return if tag == b'*' { Ok(Some((Frame::NullArray, next))) } else { Err(ProtocolError::Malformed("bad length")) };
+                return if tag == b'*' {
+                    Ok(Some((Frame::NullArray, next)))
+                } else {
+                    Err(ProtocolError::Malformed("bad length"))
+                };
             };
-            let items = if tag == b'%' { len.saturating_mul(2) } else { len };
+            let items = if tag == b'%' {
+                len.saturating_mul(2)
+            } else {
+                len
+            };
             let mut out = Vec::with_capacity(items.min(PREALLOC_MAX));
             let mut pos = next;
             for _ in 0..items {
                 let rest = buf.get(pos..).unwrap_or_default();
-                let Some((item, used)) = decode_at(rest, limits, depth + 1)? else { return Ok(None) };
+                let Some((item, used)) = decode_at(rest, limits, depth + 1)? else {
+                    return Ok(None);
+                };
                 out.push(item);
                 pos += used;
             }
@@ -505,16 +576,25 @@ fn decode_at(buf: &[u8], limits: &DecodeLimits, depth: usize) -> Result<Option<(
 mod tests {
     use super::*;
 
-    const LIMITS: DecodeLimits = DecodeLimits { bulk_bytes_max: 16, multibulk_len_max: 4, inline_bytes_max: 32 };
+    const LIMITS: DecodeLimits = DecodeLimits {
+        bulk_bytes_max: 16,
+        multibulk_len_max: 4,
+        inline_bytes_max: 32,
+    };
 
     fn args(v: &[&str]) -> Vec<Bytes> {
-        v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
     }
 
     #[test]
     fn multibulk_decodes_and_waits_for_more() {
         let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
-        assert_eq!(decode_request(req, &LIMITS), Ok(Some((args(&["GET", "k"]), req.len()))));
+        assert_eq!(
+            decode_request(req, &LIMITS),
+            Ok(Some((args(&["GET", "k"]), req.len())))
+        );
         for cut in 0..req.len() {
             assert_eq!(decode_request(&req[..cut], &LIMITS), Ok(None), "cut {cut}");
         }
@@ -524,19 +604,37 @@ mod tests {
     fn limits_at_max_and_above() {
         let ok = b"*4\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$16\r\naaaaaaaaaaaaaaaa\r\n";
         assert!(decode_request(ok, &LIMITS).unwrap().is_some());
-        assert_eq!(decode_request(b"*5\r\n", &LIMITS), Err(ProtocolError::InvalidMultibulkLength));
-        assert_eq!(decode_request(b"*1\r\n$17\r\n", &LIMITS), Err(ProtocolError::InvalidBulkLength));
+        assert_eq!(
+            decode_request(b"*5\r\n", &LIMITS),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            decode_request(b"*1\r\n$17\r\n", &LIMITS),
+            Err(ProtocolError::InvalidBulkLength)
+        );
         let inline_ok = vec![b'a'; 32];
         assert_eq!(decode_request(&inline_ok, &LIMITS), Ok(None));
         let inline_bad = vec![b'a'; 33];
-        assert_eq!(decode_request(&inline_bad, &LIMITS), Err(ProtocolError::InlineTooBig));
+        assert_eq!(
+            decode_request(&inline_bad, &LIMITS),
+            Err(ProtocolError::InlineTooBig)
+        );
     }
 
     #[test]
     fn redis_protocol_errors() {
-        assert_eq!(decode_request(b"*1\r\nfoo\r\n", &LIMITS), Err(ProtocolError::ExpectedBulk('f')));
-        assert_eq!(decode_request(b"*1\r\n$-10\r\n", &LIMITS), Err(ProtocolError::InvalidBulkLength));
-        assert_eq!(decode_request(b"*x\r\n", &LIMITS), Err(ProtocolError::InvalidMultibulkLength));
+        assert_eq!(
+            decode_request(b"*1\r\nfoo\r\n", &LIMITS),
+            Err(ProtocolError::ExpectedBulk('f'))
+        );
+        assert_eq!(
+            decode_request(b"*1\r\n$-10\r\n", &LIMITS),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            decode_request(b"*x\r\n", &LIMITS),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
         assert_eq!(
             ProtocolError::ExpectedBulk('f').to_string(),
             "ERR Protocol error: expected '$', got 'f'"
@@ -545,7 +643,10 @@ mod tests {
 
     #[test]
     fn inline_quotes() {
-        assert_eq!(split_args(b"set \"a b\" 'c\\'d' \"\\x41\\n\""), Some(args(&["set", "a b", "c'd", "A\n"])));
+        assert_eq!(
+            split_args(b"set \"a b\" 'c\\'d' \"\\x41\\n\""),
+            Some(args(&["set", "a b", "c'd", "A\n"]))
+        );
         assert_eq!(split_args(b"set \"\"\"k\"\"\" v"), None);
         assert_eq!(split_args(b"  "), Some(vec![]));
     }
@@ -559,7 +660,10 @@ mod tests {
         let mut three = Vec::new();
         f.encode(3, &mut three);
         assert_eq!(three, b"%1\r\n$1\r\na\r\n:1\r\n");
-        assert_eq!(decode_frame(&three, &LIMITS).unwrap(), Some((f, three.len())));
+        assert_eq!(
+            decode_frame(&three, &LIMITS).unwrap(),
+            Some((f, three.len()))
+        );
     }
 
     #[test]
