@@ -43,7 +43,10 @@ use tokio::sync::{broadcast, oneshot};
 use crate::clock::SharedClock;
 
 pub use error::{Error, ProtocolError, Result};
-pub use resp::frame::{DecodeLimits, FRAME_DEPTH_MAX, Frame, decode_frame, decode_request};
+pub use resp::frame::{
+    DecodeLimits, FRAME_DEPTH_MAX, Frame, decode_frame, decode_request, format_double,
+    fuzz_resp_frame,
+};
 pub use server::{RespConfig, serve_resp};
 
 // ---- Limits -------------------------------------------------------------------------------
@@ -496,6 +499,10 @@ impl Cache {
                 replies.push(resp::command::unknown_command(args));
                 continue;
             };
+            if !resp::command::arity_ok(spec, args.len()) {
+                replies.push(resp::command::wrong_arity(spec));
+                continue;
+            }
             if spec.name == "select" {
                 match args.get(1).map(|a| cmd::keys::db_index(a)) {
                     Some(Ok(n)) => {
@@ -843,6 +850,14 @@ impl Cache {
             }
         }
         total
+    }
+
+    /// Runs `cmds` as one transaction (MULTI/EXEC semantics without WATCH): no other command
+    /// interleaves. A SELECT inside switches the database for the rest of the batch.
+    #[must_use]
+    pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Vec<Frame> {
+        let mut db = db;
+        self.run_batch(&mut db, cmds, 2)
     }
 
     /// Stores a string under `key` in `db`, with an optional TTL in milliseconds.
