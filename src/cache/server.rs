@@ -143,7 +143,7 @@ async fn active_expiry(cache: Cache, mut shutdown: ShutdownSignal) {
                 let c = cache.clone();
                 let _ = tokio::task::spawn_blocking(move || c.active_expire_cycle()).await;
                 ticks += 1;
-                if snapshot_every > 0 && ticks % (snapshot_every * hz) == 0 {
+                if snapshot_every > 0 && ticks.is_multiple_of(snapshot_every * hz) {
                     let c = cache.clone();
                     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.save_snapshot()).await {
                         tracing::error!(error = %e, "periodic cache snapshot failed");
@@ -390,20 +390,20 @@ impl Connection {
             .encode(self.proto, out);
             return Next::Continue;
         }
-        if let Some(queue) = &mut self.multi {
-            if !matches!(
+        if let Some(queue) = &mut self.multi
+            && !matches!(
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-            ) {
-                if queue.len() >= MULTI_QUEUE_LEN_MAX {
-                    self.multi_dirty = true;
-                    Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
-                } else {
-                    queue.push(args);
-                    Frame::Simple("QUEUED".to_owned()).encode(self.proto, out);
-                }
-                return Next::Continue;
+            )
+        {
+            if queue.len() >= MULTI_QUEUE_LEN_MAX {
+                self.multi_dirty = true;
+                Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
+            } else {
+                queue.push(args);
+                Frame::Simple("QUEUED".to_owned()).encode(self.proto, out);
             }
+            return Next::Continue;
         }
         let reply = match spec.mode {
             Mode::Connection => return self.connection_command(spec.name, &args, out),
@@ -751,10 +751,10 @@ impl Connection {
                 "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
             );
         }
-        if let Some(n) = setname {
-            if let Some(c) = self.shared.clients().get_mut(&self.id) {
-                c.name = n;
-            }
+        if let Some(n) = setname
+            && let Some(c) = self.shared.clients().get_mut(&self.id)
+        {
+            c.name = n;
         }
         self.proto = proto;
         Frame::Map(vec![

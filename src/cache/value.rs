@@ -13,6 +13,10 @@ pub(crate) enum Value {
     /// Field → value.
     Hash(Box<HashMap<Bytes, Bytes>>),
     /// An ordered sequence, pushed and popped at both ends.
+    #[expect(
+        clippy::box_collection,
+        reason = "boxed so a Value stays one word plus a Vec, which keeps string entries small"
+    )]
     List(Box<VecDeque<Bytes>>),
     /// Unordered unique members.
     Set(Box<HashSet<Bytes>>),

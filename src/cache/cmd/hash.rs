@@ -41,7 +41,7 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
 
 /// HSET and HMSET.
 pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
             name(args)
@@ -51,10 +51,10 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let h = tri!(hash_or_new(ctx, key));
     let mut added = 0;
     for pair in args.get(2..).unwrap_or_default().chunks(2) {
-        if let [f, v] = pair {
-            if h.insert(f.clone(), v.clone()).is_none() {
-                added += 1;
-            }
+        if let [f, v] = pair
+            && h.insert(f.clone(), v.clone()).is_none()
+        {
+            added += 1;
         }
     }
     done(ctx, key);
@@ -220,10 +220,10 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame 
         Some(_) => return Frame::error(SYNTAX),
         None => false,
     };
-    if let Some(c) = count {
-        if c.unsigned_abs() > (i64::MAX / 2) as u64 {
-            return Frame::error("ERR value is out of range");
-        }
+    if let Some(c) = count
+        && c.unsigned_abs() > (i64::MAX / 2) as u64
+    {
+        return Frame::error("ERR value is out of range");
     }
     let pairs: Vec<(Bytes, Bytes)> = match tri!(get_hash(ctx, arg(args, 1))) {
         Some(h) => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

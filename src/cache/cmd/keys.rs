@@ -94,7 +94,7 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if gt && lt {
         return Frame::error("ERR GT and LT options at the same time are not compatible");
     }
-    if unit == 1000 && (v > i64::MAX / 1000 || v < i64::MIN / 1000) {
+    if unit == 1000 && !(i64::MIN / 1000..=i64::MAX / 1000).contains(&v) {
         return Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
     }
     let when = tri!(super::strings::deadline(

@@ -373,11 +373,11 @@ pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         .get(1..args.len().saturating_sub(1))
         .unwrap_or_default();
     for key in keys {
-        if let Some(l) = tri!(get_list(ctx, key)) {
-            if let Some(v) = pop_one(l, left) {
-                done(ctx, key);
-                return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]);
-            }
+        if let Some(l) = tri!(get_list(ctx, key))
+            && let Some(v) = pop_one(l, left)
+        {
+            done(ctx, key);
+            return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]);
         }
     }
     Frame::NullArray
@@ -401,7 +401,7 @@ pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize) -> Frame
         None => return Frame::error("ERR numkeys should be greater than 0"),
     };
     let keys_end = first.saturating_add(1).saturating_add(numkeys);
-    if keys_end >= args.len() + 1 || keys_end > args.len() {
+    if keys_end > args.len() || keys_end > args.len() {
         return Frame::error(SYNTAX);
     }
     let Some(keys) = args.get(first + 1..keys_end) else {

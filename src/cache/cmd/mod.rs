@@ -117,12 +117,12 @@ pub(crate) fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
             star = Some((pi, ti));
             continue;
         }
-        if let Some(c) = text.get(ti) {
-            if let Some(next) = match_one(pattern, pi, *c, nocase) {
-                pi = next;
-                ti += 1;
-                continue;
-            }
+        if let Some(c) = text.get(ti)
+            && let Some(next) = match_one(pattern, pi, *c, nocase)
+        {
+            pi = next;
+            ti += 1;
+            continue;
         }
         match star {
             Some((sp, st)) => {

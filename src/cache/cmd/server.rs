@@ -79,7 +79,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
         }
         return Frame::Map(out);
     }
-    if is(sub, "set") && args.len() >= 4 && args.len() % 2 == 0 {
+    if is(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
         for pair in args.get(2..).unwrap_or_default().chunks(2) {
             if let [k, v] = pair {
                 let k = String::from_utf8_lossy(k).to_ascii_lowercase();
@@ -176,7 +176,7 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         return Frame::Array(
             command::keys_of(spec, rest)
                 .into_iter()
-                .map(|k| Frame::bulk(k))
+                .map(Frame::bulk)
                 .collect(),
         );
     }

@@ -258,7 +258,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn mset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
             name(args)

@@ -572,6 +572,43 @@ fn decode_at(
     Ok(Some(frame))
 }
 
+/// The body of the `resp_frame` fuzz target, also replayed over the committed corpus by
+/// `cargo test`: both decoders must return without panicking and never claim more bytes than
+/// they were given, and a decoded frame must re-encode to bytes that decode to the same
+/// encoding (RESP3, so every type survives).
+///
+/// # Panics
+/// Only when one of those properties is broken, which is the point of a fuzz target.
+pub fn fuzz_resp_frame(data: &[u8]) {
+    let limits = DecodeLimits {
+        bulk_bytes_max: 1 << 20,
+        multibulk_len_max: 1 << 16,
+        inline_bytes_max: 1 << 12,
+    };
+    if let Ok(Some((_, used))) = decode_request(data, &limits) {
+        assert!(
+            used <= data.len(),
+            "request decoder consumed past its input"
+        );
+    }
+    if let Ok(Some((frame, used))) = decode_frame(data, &limits) {
+        assert!(used <= data.len(), "frame decoder consumed past its input");
+        let mut once = Vec::new();
+        frame.encode(3, &mut once);
+        let again = decode_frame(&once, &limits);
+        assert!(
+            matches!(again, Ok(Some(_))),
+            "re-encoded frame did not decode: {frame:?}"
+        );
+        if let Ok(Some((back, n))) = again {
+            assert_eq!(n, once.len(), "re-decoding left bytes over");
+            let mut twice = Vec::new();
+            back.encode(3, &mut twice);
+            assert_eq!(once, twice, "encoding is not stable");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -671,42 +708,5 @@ mod tests {
         assert_eq!(format_double(10.5), "10.5");
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(f64::INFINITY), "inf");
-    }
-}
-
-/// The body of the `resp_frame` fuzz target, also replayed over the committed corpus by
-/// `cargo test`: both decoders must return without panicking and never claim more bytes than
-/// they were given, and a decoded frame must re-encode to bytes that decode to the same
-/// encoding (RESP3, so every type survives).
-///
-/// # Panics
-/// Only when one of those properties is broken, which is the point of a fuzz target.
-pub fn fuzz_resp_frame(data: &[u8]) {
-    let limits = DecodeLimits {
-        bulk_bytes_max: 1 << 20,
-        multibulk_len_max: 1 << 16,
-        inline_bytes_max: 1 << 12,
-    };
-    if let Ok(Some((_, used))) = decode_request(data, &limits) {
-        assert!(
-            used <= data.len(),
-            "request decoder consumed past its input"
-        );
-    }
-    if let Ok(Some((frame, used))) = decode_frame(data, &limits) {
-        assert!(used <= data.len(), "frame decoder consumed past its input");
-        let mut once = Vec::new();
-        frame.encode(3, &mut once);
-        let again = decode_frame(&once, &limits);
-        assert!(
-            matches!(again, Ok(Some(_))),
-            "re-encoded frame did not decode: {frame:?}"
-        );
-        if let Ok(Some((back, n))) = again {
-            assert_eq!(n, once.len(), "re-decoding left bytes over");
-            let mut twice = Vec::new();
-            back.encode(3, &mut twice);
-            assert_eq!(once, twice, "encoding is not stable");
-        }
     }
 }
