@@ -52,6 +52,9 @@ pub struct Config {
     /// The `[log]` section: the Kafka stand-in.
     #[serde(default)]
     pub log: crate::log::LogConfig,
+    /// The `[cache]` section (Redis stand-in).
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
 }
 
 /// How log lines are written to stderr.
@@ -78,6 +81,7 @@ impl Default for Config {
             http_request_timeout_ms: 60_000,
             shutdown_drain_ms: 5_000,
             log: crate::log::LogConfig::default(),
+            cache: crate::cache::CacheConfig::default(),
         }
     }
 }
@@ -386,6 +390,7 @@ pub fn default_toml() -> String {
         d.shutdown_drain_ms,
     ));
     out.push_str(&crate::log::LogConfig::default_toml());
+    out.push_str(&crate::cache::CacheConfig::default_toml());
     out
 }
 

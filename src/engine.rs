@@ -78,6 +78,8 @@ pub struct Engine {
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
     start_time_ms: u64,
+    /// The Redis stand-in.
+    cache: crate::cache::Cache,
     /// Held for the engine's lifetime; the OS releases the lock if the process dies.
     _lock: File,
     /// The temporary directory, removed when the engine is dropped.
@@ -124,8 +126,10 @@ impl Engine {
             config.log.clone(),
             clock.clone(),
         )?);
+        let cache = crate::cache::Cache::open(config.cache.clone(), clock.clone(), &data_dir);
         let engine = Self {
             log,
+            cache,
             config,
             data_dir,
             clock,
@@ -181,6 +185,12 @@ impl Engine {
         &self.log
     }
 
+    /// The cache (Redis stand-in).
+    #[must_use]
+    pub fn cache(&self) -> &crate::cache::Cache {
+        &self.cache
+    }
+
     /// Wall-clock milliseconds at open.
     #[must_use]
     pub fn start_time_ms(&self) -> u64 {
@@ -201,6 +211,9 @@ impl Engine {
     pub fn shutdown(&self) -> Result<()> {
         self.ready.store(false, Ordering::Release);
         self.log.flush()?;
+        if let Err(e) = self.cache.save_snapshot() {
+            tracing::error!(error = %e, "cache snapshot at shutdown failed");
+        }
         sync_dir(&self.data_dir)
     }
 }

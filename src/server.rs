@@ -116,9 +116,12 @@ pub async fn run(
             .with_graceful_shutdown(async move { http_signal.wait().await })
             .into_future(),
     );
+    let resp_config =
+        crate::cache::RespConfig::from_cache(engine.cache(), engine.config().auth_token.clone());
     let resp = tokio::spawn(crate::cache::serve_resp(
         bound.resp,
-        engine.clone(),
+        engine.cache().clone(),
+        resp_config,
         shutdown.clone(),
     ));
 

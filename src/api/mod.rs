@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod kafka;
 mod ops;
+mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .merge(ops::routes())
         .merge(kafka::routes())
+        .merge(redis::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             ops::track_metrics,
