@@ -30,11 +30,16 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Another process holds the data directory's lock.
-    #[error("data directory {path} is in use by another streamcache process (lock file {path}/LOCK)")]
+    #[error(
+        "data directory {path} is in use by another streamcache process (lock file {path}/LOCK)"
+    )]
     Locked {
         /// The directory.
         path: PathBuf,
     },
+    /// The document store could not be opened.
+    #[error("cannot open the history store: {0}")]
+    History(#[source] crate::history::Error),
     /// Flushing storage at shutdown failed.
     #[error("flushing {path} at shutdown failed: {source}")]
     Flush {
@@ -67,6 +72,8 @@ pub struct Engine {
     clock: SharedClock,
     /// Metrics shown on `/metrics`.
     metrics: Arc<Registry>,
+    /// The MongoDB stand-in (documents, indexes, change feed).
+    history: crate::history::History,
     /// Set once every engine has opened (and, later, rebuilt its views).
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
@@ -96,22 +103,34 @@ impl Engine {
             let dir = tempfile::Builder::new()
                 .prefix("streamcache-")
                 .tempdir()
-                .map_err(|source| Error::DataDir { path: std::env::temp_dir(), source })?;
+                .map_err(|source| Error::DataDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
             config.data_dir = dir.path().to_owned();
             Some(dir)
         } else {
             None
         };
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|source| Error::DataDir { path: data_dir.clone(), source })?;
+        std::fs::create_dir_all(&data_dir).map_err(|source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
         let lock = lock_data_dir(&data_dir)?;
         let start_time_ms = clock.now_ms();
+        let history = crate::history::History::open(
+            &data_dir.join("history"),
+            config.history.clone(),
+            clock.clone(),
+        )
+        .map_err(Error::History)?;
         let engine = Self {
             config,
             data_dir,
             clock,
             metrics: Arc::new(Registry::new()),
+            history,
             ready: AtomicBool::new(false),
             start_time_ms,
             _lock: lock,
@@ -127,7 +146,10 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`], for the temporary directory.
     pub fn temporary() -> Result<Self> {
-        Self::open(Config { ephemeral: true, ..Config::default() })
+        Self::open(Config {
+            ephemeral: true,
+            ..Config::default()
+        })
     }
 
     /// The configuration in force.
@@ -154,6 +176,12 @@ impl Engine {
         &self.metrics
     }
 
+    /// The document store.
+    #[must_use]
+    pub fn history(&self) -> &crate::history::History {
+        &self.history
+    }
+
     /// Wall-clock milliseconds at open.
     #[must_use]
     pub fn start_time_ms(&self) -> u64 {
@@ -173,6 +201,10 @@ impl Engine {
     /// [`Error::Flush`] when storage cannot be made durable.
     pub fn shutdown(&self) -> Result<()> {
         self.ready.store(false, Ordering::Release);
+        self.history.persist().map_err(|e| Error::Flush {
+            path: self.data_dir.join("history"),
+            source: std::io::Error::other(e),
+        })?;
         sync_dir(&self.data_dir)
     }
 }
@@ -186,11 +218,19 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|source| Error::DataDir { path: dir.to_owned(), source })?;
+        .map_err(|source| Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
-        Err(TryLockError::Error(source)) => Err(Error::DataDir { path: dir.to_owned(), source }),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(TryLockError::Error(source)) => Err(Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -198,5 +238,8 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Flush { path: dir.to_owned(), source })
+        .map_err(|source| Error::Flush {
+            path: dir.to_owned(),
+            source,
+        })
 }
