@@ -6,6 +6,7 @@
 
 mod auth;
 mod error;
+mod mongo;
 mod ops;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
     let body_max = usize::try_from(config.http_body_bytes_max).unwrap_or(usize::MAX);
     Router::new()
         .merge(ops::routes())
+        .merge(mongo::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             ops::track_metrics,
