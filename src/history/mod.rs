@@ -2131,6 +2131,60 @@ impl Txn<'_> {
     }
 }
 
+/// MongoDB's total order over BSON values across types (the order of `sort`, and of index
+/// keys: `encode_key_value(a).cmp(&encode_key_value(b))` agrees with it).
+#[must_use]
+pub fn compare_values(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    document::compare(a, b)
+}
+
+/// Fuzz target body for the filter, projection, sort and update parsers: `data` is a JSON
+/// (Extended JSON) or BSON document `{filter, projection, sort, update}` (or a bare filter).
+/// Parsing and evaluation must never panic, whatever the input.
+pub fn fuzz_history_query(data: &[u8]) {
+    let doc = serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| Bson::try_from(v).ok())
+        .and_then(|b| b.as_document().cloned())
+        .or_else(|| Document::from_reader(data).ok());
+    let Some(doc) = doc else { return };
+    let part = |k: &str| doc.get_document(k).ok().cloned();
+    let filter = part("filter").unwrap_or_else(|| doc.clone());
+    let samples = [
+        bson::doc! {"_id": 1, "a": [1, {"b": null}, [2]], "s": "x\u{0}y", "n": {"m": 1.5}},
+        bson::doc! {"_id": "k", "a": {"b": [true, bson::DateTime::from_millis(-1)]}, "i": i64::MIN},
+        Document::new(),
+    ];
+    if let Ok(f) = Filter::parse(&filter) {
+        for s in &samples {
+            let _ = f.matches(s);
+        }
+        let _ = index::plan(&[], &f, None);
+    }
+    if let Some(p) = part("projection")
+        && let Ok(Some(p)) = Projection::parse(&p)
+    {
+        samples.iter().for_each(|s| drop(p.apply(s)));
+    }
+    if let Some(sort) = part("sort")
+        && let Ok(sort) = Sort::parse(&sort)
+    {
+        let _ = sort.compare(&samples[0], &samples[1]);
+    }
+    if let Some(u) = part("update")
+        && let (Ok(u), Ok(f)) = (Update::parse(&u), Filter::parse(&filter))
+    {
+        for s in &samples {
+            let _ = u.apply(s, true, &f, 0);
+        }
+    }
+    for s in &samples {
+        let enc = encode_key_value(&Bson::Document(s.clone()));
+        let _ = keys::decode_value(&enc);
+    }
+    let _ = keys::decode_value(data);
+}
+
 /// Splits and validates a dotted path (shared by the API for sort and projection checks).
 ///
 /// # Errors

@@ -153,8 +153,10 @@ impl Store {
         if set.is_empty() {
             return Ok(());
         }
+        // IMPORTANT: `None` would leave the batch in fjall's in-process journal buffer, lost on
+        // a process kill; `Buffer` hands it to the OS before the write is acknowledged.
         let mode = match durability {
-            Durability::Buffer => None,
+            Durability::Buffer => Some(PersistMode::Buffer),
             Durability::SyncAll => Some(PersistMode::SyncAll),
         };
         let mut batch = self.db.batch().durability(mode);
