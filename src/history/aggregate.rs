@@ -258,9 +258,13 @@ fn unwind(arg: &Bson, docs: Vec<Document>) -> Result<Vec<Document>> {
                     out.push(copy);
                 }
             }
-            Some(Bson::Array(_)) | None | Some(Bson::Null) => {
+            v @ (Some(Bson::Array(_)) | None | Some(Bson::Null)) => {
                 if preserve {
                     let mut copy = d.clone();
+                    if matches!(v, Some(Bson::Array(_))) {
+                        // MongoDB drops an empty array field from the preserved document.
+                        unset_path(&mut copy, &parts);
+                    }
                     if let Some(f) = &index_field {
                         set_path(&mut copy, &split_path(f)?, Bson::Null)?;
                     }
