@@ -382,6 +382,10 @@ struct WriterState {
     last_ts: (u32, u32),
     /// Next collection or index id.
     next_id: u32,
+    /// Wall time of the oldest retained event (`None` = oplog empty); kept in memory so the
+    /// retention check after each commit needs no storage read. Not persisted: recomputed at
+    /// open.
+    oldest_wall_ms: Option<u64>,
 }
 
 impl WriterState {
@@ -424,8 +428,18 @@ impl WriterState {
             oplog_bytes: n("oplog_bytes"),
             last_ts: ts,
             next_id: u32::try_from(n("next_id")).unwrap_or(1).max(1),
+            oldest_wall_ms: None,
         }
     }
+}
+
+/// Wall time of a stored oplog entry.
+fn entry_wall_ms(entry: &[u8]) -> Result<u64> {
+    let wall = decode_document(entry)?
+        .get_datetime("wall")
+        .map(|d| d.timestamp_millis())
+        .unwrap_or(0);
+    Ok(u64::try_from(wall).unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,7 +529,7 @@ impl History {
     /// it), [`Error::Corrupt`] for unreadable catalog records.
     pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
         let store = Store::open(path, config.cache_bytes)?;
-        let state = match store.get(Space::Catalog, keys::CATALOG_STATE)? {
+        let mut state = match store.get(Space::Catalog, keys::CATALOG_STATE)? {
             Some(bytes) => WriterState::from_document(&decode_document(&bytes)?),
             None => WriterState {
                 last_seq: 0,
@@ -523,8 +537,21 @@ impl History {
                 oplog_bytes: 0,
                 last_ts: (0, 0),
                 next_id: 1,
+                oldest_wall_ms: None,
             },
         };
+        let first_key = oplog_key(state.trimmed_through + 1).to_vec();
+        if let Some(kv) = store
+            .range(
+                Space::Oplog,
+                Bound::Included(first_key),
+                Bound::Unbounded,
+                false,
+            )
+            .next()
+        {
+            state.oldest_wall_ms = Some(entry_wall_ms(&kv?.1)?);
+        }
         let mut catalog = HashMap::new();
         for kv in store.prefix(Space::Catalog, &[keys::CATALOG_COLLECTION], false) {
             let (_, v) = kv?;
@@ -1456,7 +1483,12 @@ impl Inner {
             .clock
             .now_ms()
             .saturating_sub(self.config.oplog_age_ms_max);
+        let over_size = state.oplog_bytes > self.config.oplog_bytes_max;
+        if !over_size && state.oldest_wall_ms.is_none_or(|w| w >= cutoff_ms) {
+            return Ok(0);
+        }
         let mut next = state.clone();
+        next.oldest_wall_ms = None;
         let mut set = WriteSet::default();
         let mut removed = 0u64;
         for kv in self.store.range(
@@ -1466,16 +1498,15 @@ impl Inner {
             false,
         ) {
             if removed as usize >= OPLOG_TRIM_BATCH_MAX {
+                // More may be due: make the next pass look again.
+                next.oldest_wall_ms = Some(0);
                 break;
             }
             let (k, v) = kv?;
             let over_size = next.oplog_bytes > self.config.oplog_bytes_max;
-            let wall = decode_document(&v)?
-                .get_datetime("wall")
-                .map(|d| d.timestamp_millis())
-                .unwrap_or(0);
-            let too_old = u64::try_from(wall).unwrap_or(0) < cutoff_ms;
-            if !over_size && !too_old {
+            let wall = entry_wall_ms(&v)?;
+            if !over_size && wall >= cutoff_ms {
+                next.oldest_wall_ms = Some(wall);
                 break;
             }
             let seq = keys::decode_oplog_key(&k)?;
@@ -1485,6 +1516,7 @@ impl Inner {
             removed += 1;
         }
         if removed == 0 {
+            state.oldest_wall_ms = next.oldest_wall_ms;
             return Ok(0);
         }
         set.put(
@@ -1601,6 +1633,7 @@ impl Txn<'_> {
         let bytes = encode_record(&entry)?;
         self.next.last_seq += 1;
         self.next.oplog_bytes += bytes.len() as u64;
+        self.next.oldest_wall_ms.get_or_insert(self.wall_ms);
         self.set
             .put(Space::Oplog, oplog_key(self.next.last_seq).to_vec(), bytes);
         self.events += 1;
