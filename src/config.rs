@@ -55,6 +55,9 @@ pub struct Config {
     /// The `[cache]` section (Redis stand-in).
     #[serde(default)]
     pub cache: crate::cache::CacheConfig,
+    /// The MongoDB stand-in: durability and change-feed retention.
+    #[serde(default)]
+    pub history: crate::history::HistoryConfig,
 }
 
 /// How log lines are written to stderr.
@@ -82,6 +85,7 @@ impl Default for Config {
             shutdown_drain_ms: 5_000,
             log: crate::log::LogConfig::default(),
             cache: crate::cache::CacheConfig::default(),
+            history: crate::history::HistoryConfig::default(),
         }
     }
 }
@@ -314,6 +318,18 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             reason: e.to_string(),
         });
     }
+    if c.history.oplog_bytes_max == 0 || c.history.oplog_bytes_max > crate::history::OPLOG_BYTES_MAX
+    {
+        return Err(Error {
+            setting: "history.oplog_bytes_max".into(),
+            origin: loaded.origin("history"),
+            reason: format!(
+                "{} is outside 1..={}",
+                c.history.oplog_bytes_max,
+                crate::history::OPLOG_BYTES_MAX
+            ),
+        });
+    }
     if c.auth_token.as_deref() == Some("") {
         return Err(Error {
             setting: "auth_token".into(),
@@ -391,6 +407,7 @@ pub fn default_toml() -> String {
     ));
     out.push_str(&crate::log::LogConfig::default_toml());
     out.push_str(&crate::cache::CacheConfig::default_toml());
+    out.push_str(&crate::history::HistoryConfig::default_toml());
     out
 }
 

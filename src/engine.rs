@@ -40,6 +40,9 @@ pub enum Error {
     /// The log could not be opened or flushed.
     #[error("log: {0}")]
     Log(#[from] crate::log::Error),
+    /// The document store could not be opened.
+    #[error("cannot open the history store: {0}")]
+    History(#[source] crate::history::Error),
     /// Flushing storage at shutdown failed.
     #[error("flushing {path} at shutdown failed: {source}")]
     Flush {
@@ -74,6 +77,8 @@ pub struct Engine {
     metrics: Arc<Registry>,
     /// The Kafka stand-in, under `DATA_DIR/log`.
     log: Arc<crate::log::Log>,
+    /// The MongoDB stand-in (documents, indexes, change feed).
+    history: crate::history::History,
     /// Set once every engine has opened (and, later, rebuilt its views).
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
@@ -127,6 +132,12 @@ impl Engine {
             clock.clone(),
         )?);
         let cache = crate::cache::Cache::open(config.cache.clone(), clock.clone(), &data_dir);
+        let history = crate::history::History::open(
+            &data_dir.join("history"),
+            config.history.clone(),
+            clock.clone(),
+        )
+        .map_err(Error::History)?;
         let engine = Self {
             log,
             cache,
@@ -134,6 +145,7 @@ impl Engine {
             data_dir,
             clock,
             metrics: Arc::new(Registry::new()),
+            history,
             ready: AtomicBool::new(false),
             start_time_ms,
             _lock: lock,
@@ -191,6 +203,12 @@ impl Engine {
         &self.cache
     }
 
+    /// The document store.
+    #[must_use]
+    pub fn history(&self) -> &crate::history::History {
+        &self.history
+    }
+
     /// Wall-clock milliseconds at open.
     #[must_use]
     pub fn start_time_ms(&self) -> u64 {
@@ -214,6 +232,10 @@ impl Engine {
         if let Err(e) = self.cache.save_snapshot() {
             tracing::error!(error = %e, "cache snapshot at shutdown failed");
         }
+        self.history.persist().map_err(|e| Error::Flush {
+            path: self.data_dir.join("history"),
+            source: std::io::Error::other(e),
+        })?;
         sync_dir(&self.data_dir)
     }
 }

@@ -7,6 +7,7 @@
 mod auth;
 mod error;
 mod kafka;
+mod mongo;
 mod ops;
 mod redis;
 
@@ -39,6 +40,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(ops::routes())
         .merge(kafka::routes())
         .merge(redis::routes())
+        .merge(mongo::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             ops::track_metrics,
