@@ -13,7 +13,12 @@ use crate::config::{Origin, Overrides};
 
 /// `streamcache` — Kafka, Redis, MongoDB, JOLT and Pusher stand-ins in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "streamcache", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "streamcache",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Settings for `serve` when no subcommand is given.
     #[command(flatten)]
@@ -122,7 +127,11 @@ fn overrides_from(m: &ArgMatches) -> Overrides {
             out.set("ephemeral", "true".into(), Origin::Flag("--ephemeral"));
         }
         Some(ValueSource::EnvVariable) if m.get_flag("ephemeral") => {
-            out.set("ephemeral", "true".into(), Origin::Env("STREAMCACHE_EPHEMERAL"));
+            out.set(
+                "ephemeral",
+                "true".into(),
+                Origin::Env("STREAMCACHE_EPHEMERAL"),
+            );
         }
         _ => {}
     }

@@ -30,7 +30,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Another process holds the data directory's lock.
-    #[error("data directory {path} is in use by another streamcache process (lock file {path}/LOCK)")]
+    #[error(
+        "data directory {path} is in use by another streamcache process (lock file {path}/LOCK)"
+    )]
     Locked {
         /// The directory.
         path: PathBuf,
@@ -67,6 +69,8 @@ pub struct Engine {
     clock: SharedClock,
     /// Metrics shown on `/metrics`.
     metrics: Arc<Registry>,
+    /// The real-time channel hub (SSE and Pusher fan-out).
+    realtime: Arc<crate::realtime::Hub>,
     /// Set once every engine has opened (and, later, rebuilt its views).
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
@@ -96,22 +100,33 @@ impl Engine {
             let dir = tempfile::Builder::new()
                 .prefix("streamcache-")
                 .tempdir()
-                .map_err(|source| Error::DataDir { path: std::env::temp_dir(), source })?;
+                .map_err(|source| Error::DataDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
             config.data_dir = dir.path().to_owned();
             Some(dir)
         } else {
             None
         };
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|source| Error::DataDir { path: data_dir.clone(), source })?;
+        std::fs::create_dir_all(&data_dir).map_err(|source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
         let lock = lock_data_dir(&data_dir)?;
         let start_time_ms = clock.now_ms();
+        let socket_seed = config
+            .realtime
+            .socket_id_seed
+            .unwrap_or_else(|| start_time_ms ^ clock.monotonic_ns().rotate_left(32));
+        let realtime = Arc::new(crate::realtime::Hub::new(&config.realtime, socket_seed));
         let engine = Self {
             config,
             data_dir,
             clock,
             metrics: Arc::new(Registry::new()),
+            realtime,
             ready: AtomicBool::new(false),
             start_time_ms,
             _lock: lock,
@@ -127,7 +142,10 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`], for the temporary directory.
     pub fn temporary() -> Result<Self> {
-        Self::open(Config { ephemeral: true, ..Config::default() })
+        Self::open(Config {
+            ephemeral: true,
+            ..Config::default()
+        })
     }
 
     /// The configuration in force.
@@ -152,6 +170,12 @@ impl Engine {
     #[must_use]
     pub fn metrics(&self) -> &Arc<Registry> {
         &self.metrics
+    }
+
+    /// The real-time channel hub: publish here to reach SSE and Pusher subscribers.
+    #[must_use]
+    pub fn realtime(&self) -> &Arc<crate::realtime::Hub> {
+        &self.realtime
     }
 
     /// Wall-clock milliseconds at open.
@@ -186,11 +210,19 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|source| Error::DataDir { path: dir.to_owned(), source })?;
+        .map_err(|source| Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
-        Err(TryLockError::Error(source)) => Err(Error::DataDir { path: dir.to_owned(), source }),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(TryLockError::Error(source)) => Err(Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -198,5 +230,8 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Flush { path: dir.to_owned(), source })
+        .map_err(|source| Error::Flush {
+            path: dir.to_owned(),
+            source,
+        })
 }

@@ -39,7 +39,10 @@ fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
         }
     };
     init_tracing(&loaded.config.log_level, loaded.config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("streamcache: cannot start the async runtime: {e}");
@@ -57,7 +60,10 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
         Err(e @ engine::Error::DataDir { .. }) => {
-            eprintln!("streamcache: invalid setting `data_dir` (from {}): {e}", loaded.origin("data_dir"));
+            eprintln!(
+                "streamcache: invalid setting `data_dir` (from {}): {e}",
+                loaded.origin("data_dir")
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -68,7 +74,11 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     let bound = match server::bind(&engine).await {
         Ok(bound) => bound,
         Err(e) => {
-            eprintln!("streamcache: invalid setting `{}` (from {}): {e}", e.setting, loaded.origin(e.setting));
+            eprintln!(
+                "streamcache: invalid setting `{}` (from {}): {e}",
+                e.setting,
+                loaded.origin(e.setting)
+            );
             return ExitCode::from(2);
         }
     };
@@ -94,7 +104,11 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     match engine.shutdown() {
         Ok(()) => {
             tracing::info!("shutdown complete");
-            if served.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if served.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "flushing storage at shutdown failed");
@@ -122,10 +136,14 @@ fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::Joi
 fn init_tracing(filter: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::new(filter);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
     if let Err(e) = result {
         eprintln!("streamcache: logging not initialised: {e}");
