@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
@@ -122,8 +123,15 @@ pub async fn run(
     let app = crate::api::router_with_shutdown(engine.clone(), shutdown.clone());
 
     let mut http_signal = shutdown.clone();
+    // TCP_NODELAY: WebSocket and SSE frames are small and latency-bound; without it Nagle's
+    // algorithm and delayed ACKs stall them for tens of milliseconds.
+    let listener = bound.http.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let http = tokio::spawn(
-        axum::serve(bound.http, app)
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_signal.wait().await })
             .into_future(),
     );
