@@ -443,3 +443,26 @@ fn default_config_round_trips_through_its_toml() {
     assert!(parsed.realtime.check().is_ok());
     assert!(parsed.realtime.uses_default_secret());
 }
+
+#[tokio::test]
+async fn watcher_publishes_to_its_channel() {
+    let hub = hub(16);
+    let w = watcher(Some(json!({"operationType": "insert"})), None);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    let order = json!({"_id": 1, "orderNumber": 1});
+    assert_eq!(
+        w.publish(&hub, &change("insert", order.clone())).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        w.publish(&hub, &change("delete", order.clone())).unwrap(),
+        None
+    );
+    let Delivery::Event(e) = next(&mut sub).await else {
+        panic!()
+    };
+    assert_eq!(
+        (e.name(), serde_json::from_str::<Value>(e.data()).unwrap()),
+        ("NewOrder", order)
+    );
+}

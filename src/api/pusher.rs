@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -93,12 +94,6 @@ struct Conn {
     presence: HashMap<String, String>,
 }
 
-/// What handling one client message asks the connection loop to do.
-enum Reply {
-    /// Send these frames.
-    Frames(Vec<String>),
-}
-
 async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
     let config = state.engine.config().realtime.clone();
     if key != config.key {
@@ -157,9 +152,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 idle.set(tokio::time::sleep(activity));
                 pinged = false;
                 let frames = match msg {
-                    Message::Text(text) => match conn.handle(text.as_str()) {
-                        Reply::Frames(frames) => frames,
-                    },
+                    Message::Text(text) => conn.handle(text.as_str()),
                     Message::Binary(_) => vec![frame_error(ErrorCode::MessageRejected, "Binary frames are not supported")],
                     Message::Ping(_) | Message::Pong(_) => Vec::new(),
                     Message::Close(_) => break None,
@@ -206,18 +199,13 @@ async fn send_all(socket: &mut WebSocket, frames: Vec<String>) -> Result<(), axu
 }
 
 impl Conn {
-    /// Handles one text frame from the client.
-    fn handle(&mut self, text: &str) -> Reply {
+    /// Handles one text frame from the client; returns the frames to send back.
+    fn handle(&mut self, text: &str) -> Vec<String> {
         let msg = match parse_client_message(text) {
             Ok(msg) => msg,
-            Err(e) => {
-                return Reply::Frames(vec![frame_error(
-                    ErrorCode::MessageRejected,
-                    &e.to_string(),
-                )]);
-            }
+            Err(e) => return vec![frame_error(ErrorCode::MessageRejected, &e.to_string())],
         };
-        Reply::Frames(match msg {
+        match msg {
             ClientMessage::Ping => vec![frame_pong()],
             ClientMessage::Pong | ClientMessage::Other { .. } => Vec::new(),
             ClientMessage::Subscribe {
@@ -236,7 +224,7 @@ impl Conn {
                 channel,
                 data,
             } => self.client_event(&event, &channel, data),
-        })
+        }
     }
 
     fn subscribe(
@@ -408,13 +396,37 @@ impl From<realtime::Error> for PusherError {
     }
 }
 
+/// The parts of an HTTP API request that its signature covers.
+#[derive(Debug)]
+struct Call {
+    /// `GET` or `POST`.
+    method: Method,
+    /// The request URI (its path is signed).
+    uri: Uri,
+    /// The decoded query parameters, `auth_*` included.
+    params: Vec<(String, String)>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Call {
+    type Rejection = PusherError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(params) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| PusherError(StatusCode::BAD_REQUEST, e.body_text()))?;
+        Ok(Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            params,
+        })
+    }
+}
+
 /// Checks the app id and the request signature; returns the app settings.
 fn authorize(
     state: &AppState,
     app_id: &str,
-    method: &Method,
-    uri: &Uri,
-    params: &[(String, String)],
+    call: &Call,
     body: &[u8],
 ) -> Result<RealtimeConfig, PusherError> {
     let config = &state.engine.config().realtime;
@@ -426,9 +438,9 @@ fn authorize(
     }
     let now_s = state.engine.clock().now_ms() / 1000;
     let req = SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        params,
+        method: call.method.as_str(),
+        path: call.uri.path(),
+        params: &call.params,
         body,
     };
     check_request(&req, &config.key, &config.secret, now_s)?;
@@ -557,12 +569,10 @@ fn channel_attributes(hub: &Hub, channel: &str, info: &str) -> Value {
 async fn events(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
+    call: Call,
     body: Bytes,
 ) -> Result<Json<Value>, PusherError> {
-    authorize(&state, &app_id, &method, &uri, &params, &body)?;
+    authorize(&state, &app_id, &call, &body)?;
     let ev = check_event(parse_body(&body)?)?;
     let info = publish(state.engine.realtime(), ev)?;
     Ok(Json(info.map_or_else(
@@ -582,12 +592,10 @@ struct BatchBody {
 async fn batch_events(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
+    call: Call,
     body: Bytes,
 ) -> Result<Json<Value>, PusherError> {
-    authorize(&state, &app_id, &method, &uri, &params, &body)?;
+    authorize(&state, &app_id, &call, &body)?;
     let batch: BatchBody = parse_body(&body)?;
     if batch.batch.len() > BATCH_EVENTS_MAX {
         return Err(realtime::Error::BatchTooLarge {
@@ -633,13 +641,11 @@ async fn batch_events(
 async fn channels(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
+    call: Call,
 ) -> Result<Json<Value>, PusherError> {
-    authorize(&state, &app_id, &method, &uri, &params, &[])?;
+    authorize(&state, &app_id, &call, &[])?;
     let param = |name: &str| {
-        params
+        call.params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
@@ -669,11 +675,9 @@ async fn channels(
 async fn channel_info(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
-    Query(params): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
+    call: Call,
 ) -> Result<Json<Value>, PusherError> {
-    authorize(&state, &app_id, &method, &uri, &params, &[])?;
+    authorize(&state, &app_id, &call, &[])?;
     let kind = check_channel_name(&channel)?;
     let hub = state.engine.realtime();
     let count = hub.subscriber_count(&channel);
@@ -688,11 +692,9 @@ async fn channel_info(
 async fn channel_users(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
-    Query(params): Query<Vec<(String, String)>>,
-    method: Method,
-    uri: Uri,
+    call: Call,
 ) -> Result<Json<Value>, PusherError> {
-    authorize(&state, &app_id, &method, &uri, &params, &[])?;
+    authorize(&state, &app_id, &call, &[])?;
     if check_channel_name(&channel)? != ChannelKind::Presence {
         return Err(PusherError(
             StatusCode::BAD_REQUEST,

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::filter::{Filter, Projection};
-use super::{Error, Result, WatcherConfig, check_channel_name, check_event_name};
+use super::{Error, EventId, Hub, Result, WatcherConfig, check_channel_name, check_event_name};
 
 /// A compiled watcher: namespace, `$match` filter, projection, channel and event name.
 #[derive(Debug, Clone)]
@@ -98,5 +98,17 @@ impl Watcher {
             .as_ref()
             .map_or_else(|| doc.clone(), |p| p.apply(doc));
         Some((self.event.clone(), payload))
+    }
+
+    /// Applies the watcher to `change` and publishes the event, if any, to `hub` (reaching SSE
+    /// and Pusher subscribers alike); returns its id.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`], e.g. a payload over the event data limit.
+    pub fn publish(&self, hub: &Hub, change: &Value) -> Result<Option<EventId>> {
+        match self.apply(change) {
+            Some((event, payload)) => hub.publish(&self.channel, &event, payload, None).map(Some),
+            None => Ok(None),
+        }
     }
 }
