@@ -136,6 +136,16 @@ async fn stream_sends_retry_then_events_with_id_name_and_one_line_json() {
         assert_eq!(data, json!({"orderNumber": n, "note": "multi\nline"}));
     }
     assert!(f_has_no_retry(&mut r, hub).await);
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("streamcache_realtime_sse_streams 1"),
+        "{metrics}"
+    );
     server.shutdown.trigger();
 }
 

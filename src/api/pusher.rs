@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use tokio_stream::StreamMap;
 
 use super::AppState;
+use super::realtime::GaugeGuard;
 use crate::realtime::{
     self, BATCH_EVENTS_MAX, CONNECTION_CHANNELS_MAX, ChannelKind, ClientMessage, Delivery,
     ErrorCode, Hub, PUBLISH_CHANNELS_MAX, RealtimeConfig, SignedRequest, SocketId,
@@ -127,6 +128,11 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
     let Some(_guard) = hub.try_connect() else {
         return refuse(&mut socket, ErrorCode::OverCapacity, "Over capacity").await;
     };
+    let _open = GaugeGuard::new(
+        &state,
+        "streamcache_realtime_ws_connections",
+        "Open Pusher WebSocket connections",
+    );
     let socket_id = hub.next_socket_id();
     let hello = frame_connection_established(&socket_id, config.activity_timeout_s);
     if socket.send(Message::Text(hello.into())).await.is_err() {

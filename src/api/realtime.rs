@@ -9,6 +9,7 @@
 //! only the WebSocket carries.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -22,7 +23,27 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
+use crate::metrics::Gauge;
 use crate::realtime::{self, Delivery, EventId, Start, check_channel_name};
+
+/// Holds one unit of a gauge (open streams, connections) until dropped.
+#[derive(Debug)]
+pub(super) struct GaugeGuard(Arc<Gauge>);
+
+impl GaugeGuard {
+    /// Adds one to the gauge `name` of `state`'s registry until the guard drops.
+    pub(super) fn new(state: &AppState, name: &'static str, help: &'static str) -> Self {
+        let gauge = state.engine.metrics().gauge(name, help, Vec::new());
+        gauge.add(1);
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
+}
 
 /// The SSE routes.
 pub(crate) fn routes() -> Router<AppState> {
@@ -85,7 +106,12 @@ async fn stream(
     if let Start::Resync { requested, head } = sub.start() {
         first.push(resync_event(Some(requested), head));
     }
-    let live = futures::stream::unfold(sub, |mut sub| async move {
+    let open = GaugeGuard::new(
+        &state,
+        "streamcache_realtime_sse_streams",
+        "Open SSE streams on /realtime",
+    );
+    let live = futures::stream::unfold((sub, open), |(mut sub, open)| async move {
         let event = match sub.recv().await {
             Delivery::Event(e) => SseEvent::default()
                 .id(e.id().to_string())
@@ -93,7 +119,7 @@ async fn stream(
                 .data(e.data()),
             Delivery::Resync { head } => resync_event(None, head),
         };
-        Some((event, sub))
+        Some((event, (sub, open)))
     });
     let mut shutdown = state.shutdown.clone();
     let events = futures::stream::iter(first)
