@@ -466,3 +466,40 @@ async fn watcher_publishes_to_its_channel() {
         ("NewOrder", order)
     );
 }
+
+fn load(text: &str) -> Result<streamcache::config::Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamcache.toml");
+    std::fs::write(&path, text).unwrap();
+    streamcache::config::load(Some(&path), &streamcache::config::Overrides::default())
+        .map(|l| l.config)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn realtime_settings_are_checked_at_load() {
+    let max = streamcache::realtime::ACTIVITY_TIMEOUT_S_MAX;
+    assert!(load(&format!("[realtime]\nactivity_timeout_s = {max}\n")).is_ok());
+    let err = load(&format!("[realtime]\nactivity_timeout_s = {}\n", max + 1)).unwrap_err();
+    assert!(
+        err.contains("realtime") && err.contains("activity_timeout_s"),
+        "{err}"
+    );
+    let replay = streamcache::realtime::REPLAY_EVENTS_MAX;
+    assert!(load(&format!("[realtime]\nreplay_events = {replay}\n")).is_ok());
+    assert!(load(&format!("[realtime]\nreplay_events = {}\n", replay + 1)).is_err());
+    let err = load("[realtime]\nsecret = \"\"\n").unwrap_err();
+    assert!(err.contains("secret"), "{err}");
+    let err = load(
+        "[[realtime.watchers]]\nwatch = \"orders\"\nchannel = \"orders\"\nevent = \"NewOrder\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("watcher 0"), "{err}");
+    let ok = load("[realtime]\nclient_events = true\nsocket_id_seed = 9\n").unwrap();
+    assert!(ok.realtime.client_events);
+    assert_eq!(
+        ok.realtime.watchers,
+        vec![WatcherConfig::default_orders()],
+        "watchers default when not given"
+    );
+}
