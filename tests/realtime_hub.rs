@@ -503,3 +503,17 @@ fn realtime_settings_are_checked_at_load() {
         "watchers default when not given"
     );
 }
+
+#[test]
+fn connections_at_max_and_max_plus_one() {
+    let hub = std::sync::Arc::new(hub(4));
+    let mut guards: Vec<_> = (0..streamcache::realtime::CONNECTIONS_MAX)
+        .map(|_| hub.try_connect().unwrap())
+        .collect();
+    assert!(hub.try_connect().is_none());
+    guards.pop();
+    assert!(
+        hub.try_connect().is_some(),
+        "a closed connection frees its slot"
+    );
+}

@@ -428,13 +428,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Call {
     }
 }
 
-/// Checks the app id and the request signature; returns the app settings.
-fn authorize(
-    state: &AppState,
-    app_id: &str,
-    call: &Call,
-    body: &[u8],
-) -> Result<RealtimeConfig, PusherError> {
+/// Checks the app id and the request signature.
+fn authorize(state: &AppState, app_id: &str, call: &Call, body: &[u8]) -> Result<(), PusherError> {
     let config = &state.engine.config().realtime;
     if app_id != config.app_id {
         return Err(PusherError(
@@ -450,7 +445,7 @@ fn authorize(
         body,
     };
     check_request(&req, &config.key, &config.secret, now_s)?;
-    Ok(config.clone())
+    Ok(())
 }
 
 /// One event to publish, as `/events` and each `/batch_events` item spell it.

@@ -97,7 +97,16 @@ async fn stream(
             .and_then(|s| s.trim().parse::<EventId>().ok())
             .unwrap_or(EventId::MAX)
     });
-    let sub = match state.engine.realtime().subscribe(&channel, last_event_id) {
+    let hub = state.engine.realtime();
+    let Some(slot) = hub.try_connect() else {
+        return ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "over_capacity",
+            "too many open SSE streams and WebSocket connections",
+        )
+        .into_response();
+    };
+    let sub = match hub.subscribe(&channel, last_event_id) {
         Ok(sub) => sub,
         Err(e) => return client_error(&e).into_response(),
     };
@@ -111,7 +120,7 @@ async fn stream(
         "streamcache_realtime_sse_streams",
         "Open SSE streams on /realtime",
     );
-    let live = futures::stream::unfold((sub, open), |(mut sub, open)| async move {
+    let live = futures::stream::unfold((sub, open, slot), |(mut sub, open, slot)| async move {
         let event = match sub.recv().await {
             Delivery::Event(e) => SseEvent::default()
                 .id(e.id().to_string())
@@ -119,7 +128,7 @@ async fn stream(
                 .data(e.data()),
             Delivery::Resync { head } => resync_event(None, head),
         };
-        Some((event, (sub, open)))
+        Some((event, (sub, open, slot)))
     });
     let mut shutdown = state.shutdown.clone();
     let events = futures::stream::iter(first)

@@ -240,7 +240,7 @@ impl Subscription {
     }
 }
 
-/// Counts one WebSocket connection against [`CONNECTIONS_MAX`] until dropped.
+/// Counts one WebSocket connection or SSE stream against [`CONNECTIONS_MAX`] until dropped.
 #[derive(Debug)]
 pub struct ConnectionGuard {
     /// The hub whose count this holds.
@@ -266,7 +266,7 @@ pub struct Hub {
     sockets_issued: AtomicU64,
     /// Presence membership.
     presence: Presence,
-    /// Open WebSocket connections.
+    /// Open WebSocket connections and SSE streams.
     connections: AtomicUsize,
 }
 
@@ -441,7 +441,7 @@ impl Hub {
         SocketId::from_parts(splitmix64(self.socket_seed ^ n) % 1_000_000_000, n)
     }
 
-    /// Counts a new WebSocket connection, or `None` at [`CONNECTIONS_MAX`].
+    /// Counts a new WebSocket connection or SSE stream, or `None` at [`CONNECTIONS_MAX`].
     #[must_use]
     pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionGuard> {
         let prev = self.connections.fetch_add(1, Ordering::AcqRel);

@@ -77,7 +77,8 @@ pub const REPLAY_EVENTS_MAX: usize = 100_000;
 pub const SUBSCRIBER_QUEUE_EVENTS_MAX: usize = 256;
 /// Most channels one WebSocket connection may be subscribed to at once.
 pub const CONNECTION_CHANNELS_MAX: usize = 100;
-/// Most WebSocket connections at once; the next one is refused with 4100 (over capacity).
+/// Most WebSocket connections and SSE streams at once; the next WebSocket is refused with 4100
+/// (over capacity), the next SSE stream with 503.
 pub const CONNECTIONS_MAX: usize = 10_000;
 /// Largest WebSocket message accepted from a client, in bytes.
 pub const WS_MESSAGE_BYTES_MAX: usize = 32 * 1024;
