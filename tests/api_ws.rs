@@ -441,3 +441,37 @@ async fn subscriber_behind_the_replay_buffer_is_told_to_reconnect() {
     );
     assert_eq!(c.close_code().await, 4200);
 }
+
+#[tokio::test]
+async fn client_events_at_the_rate_limit_and_one_over() {
+    let clock = streamcache::clock::ManualClock::shared(1_000);
+    let config = streamcache::config::Config {
+        realtime: RealtimeConfig {
+            client_events: true,
+            ..ws_config()
+        },
+        ..streamcache::config::Config::default()
+    };
+    let server = realtime_common::start_with_clock(config, clock.clone()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    a.subscribe_signed("private-chat", None).await;
+    b.subscribe_signed("private-chat", None).await;
+    let max = streamcache::realtime::CLIENT_EVENTS_PER_SECOND_MAX;
+    for i in 0..=max {
+        a.send(json!({"event": "client-n", "channel": "private-chat", "data": {"i": i}}))
+            .await;
+    }
+    let refused = a.recv().await;
+    assert_eq!(
+        refused["data"]["code"], 4301,
+        "the event over the limit is refused"
+    );
+    for i in 0..max {
+        assert_eq!(data_of(&b.recv().await), json!({"i": i}));
+    }
+    clock.advance(Duration::from_secs(1));
+    a.send(json!({"event": "client-n", "channel": "private-chat", "data": {"i": "next second"}}))
+        .await;
+    assert_eq!(data_of(&b.recv().await), json!({"i": "next second"}));
+}

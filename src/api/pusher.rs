@@ -24,12 +24,14 @@ use tokio_stream::StreamMap;
 
 use super::AppState;
 use super::realtime::GaugeGuard;
+use crate::clock::SharedClock;
 use crate::realtime::{
-    self, BATCH_EVENTS_MAX, CONNECTION_CHANNELS_MAX, ChannelKind, ClientMessage, Delivery,
-    ErrorCode, Hub, PUBLISH_CHANNELS_MAX, RealtimeConfig, SignedRequest, SocketId,
-    WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name, check_event_name, check_request,
-    frame_connection_established, frame_error, frame_ping, frame_pong, frame_subscription_error,
-    frame_subscription_succeeded, normalize_json_data, parse_client_message, parse_presence_data,
+    self, BATCH_EVENTS_MAX, CLIENT_EVENTS_PER_SECOND_MAX, CONNECTION_CHANNELS_MAX, ChannelKind,
+    ClientMessage, Delivery, ErrorCode, Hub, PUBLISH_CHANNELS_MAX, RateWindow, RealtimeConfig,
+    SignedRequest, SocketId, WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name,
+    check_event_name, check_request, frame_connection_established, frame_error, frame_ping,
+    frame_pong, frame_subscription_error, frame_subscription_succeeded, normalize_json_data,
+    parse_client_message, parse_presence_data,
 };
 
 /// Event name of presence joins as published through the hub.
@@ -93,6 +95,10 @@ struct Conn {
     subs: StreamMap<String, Deliveries>,
     /// Presence channels joined → the user id joined as.
     presence: HashMap<String, String>,
+    /// The engine clock, for the client-event rate limit.
+    clock: SharedClock,
+    /// Client events sent in the current second.
+    client_rate: RateWindow,
 }
 
 async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
@@ -145,6 +151,8 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
         socket_id,
         subs: StreamMap::new(),
         presence: HashMap::new(),
+        clock: state.engine.clock().clone(),
+        client_rate: RateWindow::default(),
     };
     let mut shutdown = state.shutdown.clone();
     let idle = tokio::time::sleep(activity);
@@ -353,7 +361,7 @@ impl Conn {
         }
     }
 
-    fn client_event(&self, event: &str, channel: &str, data: String) -> Vec<String> {
+    fn client_event(&mut self, event: &str, channel: &str, data: String) -> Vec<String> {
         let reject = |msg: &str| vec![frame_error(ErrorCode::ClientEventRejected, msg)];
         if !self.config.client_events {
             return reject("Client events are not enabled for this app");
@@ -363,6 +371,12 @@ impl Conn {
         }
         if !self.subs.contains_key(channel) {
             return reject("Client events need a subscription to the channel");
+        }
+        if !self
+            .client_rate
+            .allow(self.clock.monotonic_ns(), CLIENT_EVENTS_PER_SECOND_MAX)
+        {
+            return reject("Client event rate limit reached (10 per second)");
         }
         match self
             .hub

@@ -29,6 +29,7 @@ mod filter;
 mod hub;
 mod presence;
 mod protocol;
+mod rate;
 mod signing;
 mod watcher;
 
@@ -45,6 +46,7 @@ pub use protocol::{
     frame_ping, frame_pong, frame_subscription_error, frame_subscription_succeeded,
     normalize_json_data, parse_client_message, parse_presence_data,
 };
+pub use rate::RateWindow;
 pub use signing::{
     SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, sign_request,
 };
@@ -82,6 +84,8 @@ pub const CONNECTION_CHANNELS_MAX: usize = 100;
 pub const CONNECTIONS_MAX: usize = 10_000;
 /// Largest WebSocket message accepted from a client, in bytes.
 pub const WS_MESSAGE_BYTES_MAX: usize = 32 * 1024;
+/// Most client events one connection may send per second (Pusher's limit); more get 4301.
+pub const CLIENT_EVENTS_PER_SECOND_MAX: u32 = 10;
 /// Most distinct users on one presence channel (Pusher's limit).
 pub const PRESENCE_MEMBERS_MAX: usize = 100;
 /// Longest presence `user_id`, in characters (Pusher's limit).

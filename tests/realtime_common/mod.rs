@@ -42,13 +42,19 @@ pub(crate) async fn start(realtime: RealtimeConfig) -> Server {
 
 /// Starts a server with `config` (made ephemeral).
 pub(crate) async fn start_with(config: Config) -> Server {
-    let engine = Arc::new(
-        Engine::open(Config {
-            ephemeral: true,
-            ..config
-        })
-        .unwrap(),
-    );
+    start_with_clock(config, streamcache::clock::SystemClock::shared()).await
+}
+
+/// Starts a server with `config` (made ephemeral) on `clock`.
+pub(crate) async fn start_with_clock(
+    config: Config,
+    clock: streamcache::clock::SharedClock,
+) -> Server {
+    let config = Config {
+        ephemeral: true,
+        ..config
+    };
+    let engine = Arc::new(Engine::open_with_clock(config, clock).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
