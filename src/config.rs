@@ -58,6 +58,9 @@ pub struct Config {
     /// The MongoDB stand-in: durability and change-feed retention.
     #[serde(default)]
     pub history: crate::history::HistoryConfig,
+    /// `[realtime]`: Pusher app, SSE, replay buffer and watchers.
+    #[serde(default)]
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 /// How log lines are written to stderr.
@@ -86,6 +89,7 @@ impl Default for Config {
             log: crate::log::LogConfig::default(),
             cache: crate::cache::CacheConfig::default(),
             history: crate::history::HistoryConfig::default(),
+            realtime: crate::realtime::RealtimeConfig::default(),
         }
     }
 }
@@ -330,6 +334,13 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             ),
         });
     }
+    if let Err(e) = c.realtime.check() {
+        return Err(Error {
+            setting: "realtime".into(),
+            origin: loaded.origin("realtime"),
+            reason: e.to_string(),
+        });
+    }
     if c.auth_token.as_deref() == Some("") {
         return Err(Error {
             setting: "auth_token".into(),
@@ -408,6 +419,7 @@ pub fn default_toml() -> String {
     out.push_str(&crate::log::LogConfig::default_toml());
     out.push_str(&crate::cache::CacheConfig::default_toml());
     out.push_str(&crate::history::HistoryConfig::default_toml());
+    out.push_str(&crate::realtime::default_toml_section());
     out
 }
 

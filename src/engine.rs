@@ -79,6 +79,8 @@ pub struct Engine {
     log: Arc<crate::log::Log>,
     /// The MongoDB stand-in (documents, indexes, change feed).
     history: crate::history::History,
+    /// The real-time channel hub (SSE and Pusher fan-out).
+    realtime: Arc<crate::realtime::Hub>,
     /// Set once every engine has opened (and, later, rebuilt its views).
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
@@ -138,6 +140,11 @@ impl Engine {
             clock.clone(),
         )
         .map_err(Error::History)?;
+        let socket_seed = config
+            .realtime
+            .socket_id_seed
+            .unwrap_or_else(|| start_time_ms ^ clock.monotonic_ns().rotate_left(32));
+        let realtime = Arc::new(crate::realtime::Hub::new(&config.realtime, socket_seed));
         let engine = Self {
             log,
             cache,
@@ -146,6 +153,7 @@ impl Engine {
             clock,
             metrics: Arc::new(Registry::new()),
             history,
+            realtime,
             ready: AtomicBool::new(false),
             start_time_ms,
             _lock: lock,
@@ -207,6 +215,12 @@ impl Engine {
     #[must_use]
     pub fn history(&self) -> &crate::history::History {
         &self.history
+    }
+
+    /// The real-time channel hub: publish here to reach SSE and Pusher subscribers.
+    #[must_use]
+    pub fn realtime(&self) -> &Arc<crate::realtime::Hub> {
+        &self.realtime
     }
 
     /// Wall-clock milliseconds at open.
