@@ -49,6 +49,9 @@ pub struct Config {
     pub http_request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_drain_ms: u64,
+    /// Pipeline flows; the default is the reference flow.
+    #[serde(default)]
+    pub pipeline: crate::pipeline::PipelineConfig,
 }
 
 /// How log lines are written to stderr.
@@ -74,6 +77,7 @@ impl Default for Config {
             http_body_bytes_max: 8 * 1024 * 1024,
             http_request_timeout_ms: 60_000,
             shutdown_drain_ms: 5_000,
+            pipeline: crate::pipeline::PipelineConfig::default(),
         }
     }
 }
@@ -258,6 +262,13 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             reason: format!("`{}` is not a log filter such as `info` or `streamcache=debug`", c.log_level),
         });
     }
+    if let Err(e) = crate::pipeline::check(&c.pipeline) {
+        return Err(Error {
+            setting: "pipeline".into(),
+            origin: loaded.origin("pipeline"),
+            reason: e.to_string(),
+        });
+    }
     if c.auth_token.as_deref() == Some("") {
         return Err(Error {
             setting: "auth_token".into(),
@@ -331,6 +342,7 @@ pub fn default_toml() -> String {
         d.http_request_timeout_ms,
         d.shutdown_drain_ms,
     ));
+    out.push_str(&crate::pipeline::reference_toml());
     out
 }
 
