@@ -20,7 +20,9 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { flows: vec![super::reference_flow()] }
+        Self {
+            flows: vec![super::reference_flow()],
+        }
     }
 }
 

@@ -78,13 +78,19 @@ impl SeamError {
     /// A rejection of one input.
     #[must_use]
     pub fn rejected(message: impl Into<String>) -> Self {
-        Self { kind: SeamErrorKind::Rejected, message: message.into() }
+        Self {
+            kind: SeamErrorKind::Rejected,
+            message: message.into(),
+        }
     }
 
     /// A failure that stops the flow.
     #[must_use]
     pub fn fatal(message: impl Into<String>) -> Self {
-        Self { kind: SeamErrorKind::Fatal, message: message.into() }
+        Self {
+            kind: SeamErrorKind::Fatal,
+            message: message.into(),
+        }
     }
 
     /// Whether the flow must stop.

@@ -35,7 +35,10 @@ impl JsonPath {
         if segments.iter().any(String::is_empty) {
             return Err(format!("`{text}` has an empty segment"));
         }
-        Ok(Self { text: text.to_owned(), segments })
+        Ok(Self {
+            text: text.to_owned(),
+            segments,
+        })
     }
 
     /// The path as written.
@@ -45,11 +48,13 @@ impl JsonPath {
 
     /// The value at this path, if every segment exists.
     pub(crate) fn lookup<'v>(&self, doc: &'v Value) -> Option<&'v Value> {
-        self.segments.iter().try_fold(doc, |node, segment| match node {
-            Value::Object(map) => map.get(segment),
-            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-            _ => None,
-        })
+        self.segments
+            .iter()
+            .try_fold(doc, |node, segment| match node {
+                Value::Object(map) => map.get(segment),
+                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            })
     }
 }
 
@@ -143,7 +148,10 @@ impl Template {
                     Some(Value::Number(n)) => out.push_str(&n.to_string()),
                     Some(Value::Bool(b)) => out.push_str(if *b { "true" } else { "false" }),
                     Some(Value::Null) | None => {
-                        return Err(format!("template field `{}` is missing or null", path.as_str()));
+                        return Err(format!(
+                            "template field `{}` is missing or null",
+                            path.as_str()
+                        ));
                     }
                     Some(Value::Array(_) | Value::Object(_)) => {
                         return Err(format!(
@@ -172,8 +180,14 @@ mod tests {
     #[test]
     fn path_walks_objects_and_arrays() {
         let doc = json!({"a": {"b": [10, {"c": "x"}]}});
-        assert_eq!(JsonPath::parse("a.b.1.c").unwrap().lookup(&doc), Some(&json!("x")));
-        assert_eq!(JsonPath::parse("a.b.0").unwrap().lookup(&doc), Some(&json!(10)));
+        assert_eq!(
+            JsonPath::parse("a.b.1.c").unwrap().lookup(&doc),
+            Some(&json!("x"))
+        );
+        assert_eq!(
+            JsonPath::parse("a.b.0").unwrap().lookup(&doc),
+            Some(&json!(10))
+        );
         assert_eq!(JsonPath::parse("a.b.9").unwrap().lookup(&doc), None);
         assert_eq!(JsonPath::parse("a.z").unwrap().lookup(&doc), None);
         assert!(JsonPath::parse("a..b").is_err());
@@ -194,7 +208,10 @@ mod tests {
         let doc = json!({"customerNumber": 103, "c": {"name": "Atelier"}});
         assert_eq!(t.render(&doc).unwrap(), "customer:103/Atelier{x}");
         assert!(t.render(&json!({"customerNumber": null})).is_err());
-        assert!(t.render(&json!({"customerNumber": [1], "c": {"name": "a"}})).is_err());
+        assert!(
+            t.render(&json!({"customerNumber": [1], "c": {"name": "a"}}))
+                .is_err()
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use super::config::CacheEncoding;
 use super::config::{FlowConfig, HistoryMode, PipelineConfig, SinkConfig, TransformStep};
 use super::error::{Error, Result};
 use super::path::{JsonPath, Template};
@@ -17,7 +18,6 @@ use super::{
     NAME_IN_COLLECTION_BYTES_MAX, POLL_WAIT_MS_MAX, QUEUE_BATCHES_MAX, ROUTES_PER_FLOW_MAX,
     SINKS_PER_FLOW_MAX, SPEC_BYTES_MAX, TOPIC_NAME_BYTES_MAX, TRANSFORMS_PER_FLOW_MAX, TTL_MS_MAX,
 };
-use super::config::CacheEncoding;
 
 /// A flow whose configuration passed every check, with its spec files read.
 #[derive(Debug, Clone)]
@@ -118,7 +118,11 @@ pub fn plan(config: &PipelineConfig) -> Result<Vec<FlowPlan>> {
     for (i, flow) in config.flows.iter().enumerate() {
         check_name(&flow.name).map_err(|r| invalid(&format!("#{i}"), "name", r))?;
         if !names.insert(flow.name.as_str()) {
-            return Err(invalid(&flow.name, "name", "another flow has the same name".into()));
+            return Err(invalid(
+                &flow.name,
+                "name",
+                "another flow has the same name".into(),
+            ));
         }
         if !groups.insert(flow.source.group.as_str()) {
             return Err(invalid(
@@ -140,24 +144,41 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
     if flow.source.group.is_empty() || flow.source.group.len() > GROUP_BYTES_MAX {
         return Err(bad(
             "source.group",
-            format!("must be 1 to {GROUP_BYTES_MAX} bytes, is {}", flow.source.group.len()),
+            format!(
+                "must be 1 to {GROUP_BYTES_MAX} bytes, is {}",
+                flow.source.group.len()
+            ),
         ));
     }
     check_topic(&flow.dead_letter).map_err(|r| bad("dead_letter", r))?;
     if flow.dead_letter == flow.source.topic {
-        return Err(bad("dead_letter", "must differ from the source topic".into()));
+        return Err(bad(
+            "dead_letter",
+            "must differ from the source topic".into(),
+        ));
     }
-    check_range("batch_records", u64::from(flow.batch_records), BATCH_RECORDS_MAX as u64)
-        .map_err(|r| bad("batch_records", r))?;
-    check_range("queue_batches", u64::from(flow.queue_batches), QUEUE_BATCHES_MAX as u64)
-        .map_err(|r| bad("queue_batches", r))?;
+    check_range(
+        "batch_records",
+        u64::from(flow.batch_records),
+        BATCH_RECORDS_MAX as u64,
+    )
+    .map_err(|r| bad("batch_records", r))?;
+    check_range(
+        "queue_batches",
+        u64::from(flow.queue_batches),
+        QUEUE_BATCHES_MAX as u64,
+    )
+    .map_err(|r| bad("queue_batches", r))?;
     check_range("poll_wait_ms", flow.poll_wait_ms, POLL_WAIT_MS_MAX)
         .map_err(|r| bad("poll_wait_ms", r))?;
 
     if flow.transforms.len() > TRANSFORMS_PER_FLOW_MAX {
         return Err(bad(
             "transforms",
-            format!("{} steps (at most {TRANSFORMS_PER_FLOW_MAX})", flow.transforms.len()),
+            format!(
+                "{} steps (at most {TRANSFORMS_PER_FLOW_MAX})",
+                flow.transforms.len()
+            ),
         ));
     }
     let specs = flow
@@ -176,7 +197,10 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
     let mut sinks = Vec::with_capacity(flow.sinks.len());
     for (i, sink) in flow.sinks.iter().enumerate() {
         if flow.sinks.iter().take(i).any(|s| s.name == sink.name) {
-            return Err(bad(&format!("sinks[{}].name", sink.name), "another sink has the same name".into()));
+            return Err(bad(
+                &format!("sinks[{}].name", sink.name),
+                "another sink has the same name".into(),
+            ));
         }
         sinks.push(plan_sink(flow, sink)?);
     }
@@ -190,7 +214,10 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
     if flow.routes.len() > ROUTES_PER_FLOW_MAX {
         return Err(bad(
             "routes",
-            format!("{} routes (at most {ROUTES_PER_FLOW_MAX})", flow.routes.len()),
+            format!(
+                "{} routes (at most {ROUTES_PER_FLOW_MAX})",
+                flow.routes.len()
+            ),
         ));
     }
     let mut routes = Vec::with_capacity(flow.routes.len());
@@ -198,7 +225,10 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
         let field = format!("routes[{}]", route.name);
         check_name(&route.name).map_err(|r| bad(&format!("routes[{i}].name"), r))?;
         if route.name == "unmatched" {
-            return Err(bad(&field, "`unmatched` is reserved; use the flow's `unmatched` field".into()));
+            return Err(bad(
+                &field,
+                "`unmatched` is reserved; use the flow's `unmatched` field".into(),
+            ));
         }
         if flow.routes.iter().take(i).any(|r| r.name == route.name) {
             return Err(bad(&field, "another route has the same name".into()));
@@ -206,7 +236,10 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
         if route.when.len() > CONDITIONS_PER_ROUTE_MAX {
             return Err(bad(
                 &format!("{field}.when"),
-                format!("{} conditions (at most {CONDITIONS_PER_ROUTE_MAX})", route.when.len()),
+                format!(
+                    "{} conditions (at most {CONDITIONS_PER_ROUTE_MAX})",
+                    route.when.len()
+                ),
             ));
         }
         let conditions = route
@@ -225,7 +258,10 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
             .iter()
             .map(|s| sink_index(&format!("{field}.sinks"), s))
             .collect::<Result<Vec<_>>>()?;
-        routes.push(PlannedRoute { conditions, sinks: targets });
+        routes.push(PlannedRoute {
+            conditions,
+            sinks: targets,
+        });
     }
     let unmatched = flow
         .unmatched
@@ -245,7 +281,13 @@ fn plan_flow(flow: &FlowConfig) -> Result<FlowPlan> {
     } else if !unmatched.is_empty() {
         return Err(bad("unmatched", "only meaningful with routes".into()));
     }
-    Ok(FlowPlan { config: flow.clone(), specs, routes, sinks, unmatched })
+    Ok(FlowPlan {
+        config: flow.clone(),
+        specs,
+        routes,
+        sinks,
+        unmatched,
+    })
 }
 
 /// Checks one sink.
@@ -265,11 +307,16 @@ fn plan_sink(flow: &FlowConfig, sink: &SinkConfig) -> Result<PlannedSink> {
             if let Some(ttl) = c.ttl_ms {
                 check_range("ttl_ms", ttl, TTL_MS_MAX).map_err(|r| bad(".cache.ttl_ms", r))?;
             }
-            PlannedSinkKind::Cache { key, value, encoding: c.encoding, ttl_ms: c.ttl_ms }
+            PlannedSinkKind::Cache {
+                key,
+                value,
+                encoding: c.encoding,
+                ttl_ms: c.ttl_ms,
+            }
         }
         (None, Some(h), None) => {
-            let (db, collection) = split_collection(&h.collection)
-                .map_err(|r| bad(".history.collection", r))?;
+            let (db, collection) =
+                split_collection(&h.collection).map_err(|r| bad(".history.collection", r))?;
             let upsert_key = match (h.mode, &h.key) {
                 (HistoryMode::Upsert, Some(key)) => {
                     Some(Template::parse(key).map_err(|r| bad(".history.key", r))?)
@@ -282,12 +329,19 @@ fn plan_sink(flow: &FlowConfig, sink: &SinkConfig) -> Result<PlannedSink> {
                 }
                 (HistoryMode::Insert, None) => None,
             };
-            PlannedSinkKind::History { db, collection, upsert_key }
+            PlannedSinkKind::History {
+                db,
+                collection,
+                upsert_key,
+            }
         }
         (None, None, Some(t)) => {
             check_topic(&t.topic).map_err(|r| bad(".topic.topic", r))?;
             if t.topic == flow.source.topic {
-                return Err(bad(".topic.topic", "forwarding to the source topic would loop".into()));
+                return Err(bad(
+                    ".topic.topic",
+                    "forwarding to the source topic would loop".into(),
+                ));
             }
             let key = t
                 .key
@@ -295,11 +349,22 @@ fn plan_sink(flow: &FlowConfig, sink: &SinkConfig) -> Result<PlannedSink> {
                 .map(Template::parse)
                 .transpose()
                 .map_err(|r| bad(".topic.key", r))?;
-            PlannedSinkKind::Topic { topic: t.topic.clone(), key }
+            PlannedSinkKind::Topic {
+                topic: t.topic.clone(),
+                key,
+            }
         }
-        _ => return Err(bad("", "set exactly one of `cache`, `history`, `topic`".into())),
+        _ => {
+            return Err(bad(
+                "",
+                "set exactly one of `cache`, `history`, `topic`".into(),
+            ));
+        }
     };
-    Ok(PlannedSink { name: sink.name.clone(), kind })
+    Ok(PlannedSink {
+        name: sink.name.clone(),
+        kind,
+    })
 }
 
 /// Parses the inline spec or reads the spec file of one transform step.
@@ -313,9 +378,8 @@ fn resolve_spec(flow: &str, field: &str, step: &TransformStep) -> Result<Value> 
                     format!("{} bytes (at most {SPEC_BYTES_MAX})", text.len()),
                 ));
             }
-            serde_json::from_str(text).map_err(|e| {
-                invalid(flow, &format!("{field}.jolt"), format!("not JSON: {e}"))
-            })?
+            serde_json::from_str(text)
+                .map_err(|e| invalid(flow, &format!("{field}.jolt"), format!("not JSON: {e}")))?
         }
         (Some(inline), None) => inline.clone(),
         (None, Some(path)) => {
@@ -331,16 +395,27 @@ fn resolve_spec(flow: &str, field: &str, step: &TransformStep) -> Result<Value> 
                 return Err(invalid(
                     flow,
                     &file_field,
-                    format!("{} is {len} bytes (at most {SPEC_BYTES_MAX})", path.display()),
+                    format!(
+                        "{} is {len} bytes (at most {SPEC_BYTES_MAX})",
+                        path.display()
+                    ),
                 ));
             }
             let text = std::fs::read_to_string(path).map_err(spec_file)?;
             serde_json::from_str(&text).map_err(|e| {
-                invalid(flow, &file_field, format!("{} is not JSON: {e}", path.display()))
+                invalid(
+                    flow,
+                    &file_field,
+                    format!("{} is not JSON: {e}", path.display()),
+                )
             })?
         }
         _ => {
-            return Err(invalid(flow, field, "set exactly one of `jolt`, `jolt_file`".into()));
+            return Err(invalid(
+                flow,
+                field,
+                "set exactly one of `jolt`, `jolt_file`".into(),
+            ));
         }
     };
     if !(spec.is_array() || spec.is_object()) {
@@ -358,7 +433,10 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     if name.is_empty() || name.len() > FLOW_NAME_BYTES_MAX {
         return Err(format!("`{name}` must be 1 to {FLOW_NAME_BYTES_MAX} bytes"));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         return Err(format!("`{name}` may only hold A-Z a-z 0-9 . _ -"));
     }
     Ok(())
@@ -367,9 +445,14 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
 /// Kafka's topic name rule: 1 to 249 bytes of `A-Z a-z 0-9 . _ -`, not `.` or `..`.
 fn check_topic(topic: &str) -> std::result::Result<(), String> {
     if topic.is_empty() || topic.len() > TOPIC_NAME_BYTES_MAX || topic == "." || topic == ".." {
-        return Err(format!("`{topic}` is not a topic name (1 to {TOPIC_NAME_BYTES_MAX} bytes)"));
+        return Err(format!(
+            "`{topic}` is not a topic name (1 to {TOPIC_NAME_BYTES_MAX} bytes)"
+        ));
     }
-    if !topic.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+    if !topic
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
         return Err(format!("topic `{topic}` may only hold A-Z a-z 0-9 . _ -"));
     }
     Ok(())
@@ -401,7 +484,11 @@ fn check_range(name: &str, value: u64, max: u64) -> std::result::Result<(), Stri
 
 /// Shorthand for [`Error::Invalid`].
 fn invalid(flow: &str, field: &str, reason: String) -> Error {
-    Error::Invalid { flow: flow.to_owned(), field: field.to_owned(), reason }
+    Error::Invalid {
+        flow: flow.to_owned(),
+        field: field.to_owned(),
+        reason,
+    }
 }
 
 /// How a new flow set differs from the running one, by flow name (each list sorted).
@@ -433,7 +520,12 @@ pub fn diff(old: &[FlowPlan], new: &[FlowPlan]) -> FlowDiff {
             out.removed.push(o.name().to_owned());
         }
     }
-    for list in [&mut out.added, &mut out.removed, &mut out.changed, &mut out.unchanged] {
+    for list in [
+        &mut out.added,
+        &mut out.removed,
+        &mut out.changed,
+        &mut out.unchanged,
+    ] {
         list.sort();
     }
     out

@@ -17,7 +17,7 @@ use super::error::{Error, Result, SeamError};
 use super::plan::{FlowPlan, PlannedSinkKind};
 use super::seams::{
     CacheValue, CacheWrite, CommitOffset, HistoryCommitError, HistoryWrite, HistoryWriteMode,
-    Seams, SourceBatch, SourceRecord, Transform, TopicWrite,
+    Seams, SourceBatch, SourceRecord, TopicWrite, Transform,
 };
 
 /// A planned flow with its JOLT specs compiled: everything needed to process batches.
@@ -65,10 +65,18 @@ struct Prepared {
 ///
 /// # Errors
 /// [`Error::Engine`] when a seam fails fatally; nothing of the batch was committed then.
-pub(crate) fn process_batch(flow: &CompiledFlow, seams: &Seams, batch: &SourceBatch) -> Result<BatchOutcome> {
+pub(crate) fn process_batch(
+    flow: &CompiledFlow,
+    seams: &Seams,
+    batch: &SourceBatch,
+) -> Result<BatchOutcome> {
     let name = flow.plan.name();
     let config = flow.plan.config();
-    let fatal = |stage: &'static str, source: SeamError| Error::Engine { flow: name.to_owned(), stage, source };
+    let fatal = |stage: &'static str, source: SeamError| Error::Engine {
+        flow: name.to_owned(),
+        stage,
+        source,
+    };
     let mut outcome = BatchOutcome::default();
     if batch.records.is_empty() {
         return Ok(outcome);
@@ -136,7 +144,10 @@ pub(crate) fn process_batch(flow: &CompiledFlow, seams: &Seams, batch: &SourceBa
                 .map_err(|e| fatal("dead-letter send", SeamError::fatal(e.message)))?;
         }
         let docs: Vec<HistoryWrite> = history.iter().map(|(_, w)| w.clone()).collect();
-        match seams.history.commit(&config.source.group, &docs, &outcome.committed) {
+        match seams
+            .history
+            .commit(&config.source.group, &docs, &outcome.committed)
+        {
             Ok(()) => break,
             Err(HistoryCommitError::Fatal(message)) => {
                 return Err(fatal("history commit", SeamError::fatal(message)));
@@ -147,7 +158,9 @@ pub(crate) fn process_batch(flow: &CompiledFlow, seams: &Seams, batch: &SourceBa
                 let (Some(record_index), true) = (record_index, attempts > 0) else {
                     return Err(fatal(
                         "history commit",
-                        SeamError::fatal(format!("rejection of unknown document {index}: {message}")),
+                        SeamError::fatal(format!(
+                            "rejection of unknown document {index}: {message}"
+                        )),
                     ));
                 };
                 // The whole record fails: drop all of its history writes.
@@ -167,11 +180,19 @@ pub(crate) fn process_batch(flow: &CompiledFlow, seams: &Seams, batch: &SourceBa
 
 /// Parses, transforms and routes one record and renders every write it leads to. `Ok(None)`
 /// means no route matched and there is no `unmatched` sink.
-fn prepare(flow: &CompiledFlow, record: &SourceRecord) -> std::result::Result<Option<Prepared>, String> {
-    let bytes = record.value.as_deref().ok_or_else(|| "not JSON: the record has no value".to_owned())?;
+fn prepare(
+    flow: &CompiledFlow,
+    record: &SourceRecord,
+) -> std::result::Result<Option<Prepared>, String> {
+    let bytes = record
+        .value
+        .as_deref()
+        .ok_or_else(|| "not JSON: the record has no value".to_owned())?;
     let mut doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     for (i, transform) in flow.transforms.iter().enumerate() {
-        doc = transform.apply(&doc).map_err(|e| format!("transform step {i} failed: {e}"))?;
+        doc = transform
+            .apply(&doc)
+            .map_err(|e| format!("transform step {i} failed: {e}"))?;
     }
     let plan = &flow.plan;
     let mut targets: Vec<usize> = if plan.routes.is_empty() {
@@ -196,10 +217,17 @@ fn prepare(flow: &CompiledFlow, record: &SourceRecord) -> std::result::Result<Op
     targets.dedup();
     let mut out = Prepared::default();
     for index in targets {
-        let Some(sink) = plan.sinks.get(index) else { continue };
+        let Some(sink) = plan.sinks.get(index) else {
+            continue;
+        };
         let in_sink = |e: String| format!("sink `{}`: {e}", sink.name);
         match &sink.kind {
-            PlannedSinkKind::Cache { key, value, encoding, ttl_ms } => {
+            PlannedSinkKind::Cache {
+                key,
+                value,
+                encoding,
+                ttl_ms,
+            } => {
                 let key = key.render(&doc).map_err(in_sink)?;
                 let selected = match value {
                     None => &doc,
@@ -208,12 +236,25 @@ fn prepare(flow: &CompiledFlow, record: &SourceRecord) -> std::result::Result<Op
                     })?,
                 };
                 let value = cache_value(selected, *encoding).map_err(in_sink)?;
-                out.cache.push((sink.name.clone(), CacheWrite { key, value, ttl_ms: *ttl_ms }));
+                out.cache.push((
+                    sink.name.clone(),
+                    CacheWrite {
+                        key,
+                        value,
+                        ttl_ms: *ttl_ms,
+                    },
+                ));
             }
-            PlannedSinkKind::History { db, collection, upsert_key } => {
+            PlannedSinkKind::History {
+                db,
+                collection,
+                upsert_key,
+            } => {
                 let mode = match upsert_key {
                     None => HistoryWriteMode::Insert,
-                    Some(t) => HistoryWriteMode::Upsert { key: t.render(&doc).map_err(in_sink)? },
+                    Some(t) => HistoryWriteMode::Upsert {
+                        key: t.render(&doc).map_err(in_sink)?,
+                    },
                 };
                 out.history.push(HistoryWrite {
                     db: db.clone(),
@@ -231,7 +272,11 @@ fn prepare(flow: &CompiledFlow, record: &SourceRecord) -> std::result::Result<Op
                 out.topic.push((
                     sink.name.clone(),
                     topic.clone(),
-                    TopicWrite { key, value, headers: Vec::new() },
+                    TopicWrite {
+                        key,
+                        value,
+                        headers: Vec::new(),
+                    },
                 ));
             }
         }
@@ -240,12 +285,17 @@ fn prepare(flow: &CompiledFlow, record: &SourceRecord) -> std::result::Result<Op
 }
 
 /// The cache value for `selected` under `encoding`.
-fn cache_value(selected: &Value, encoding: CacheEncoding) -> std::result::Result<CacheValue, String> {
+fn cache_value(
+    selected: &Value,
+    encoding: CacheEncoding,
+) -> std::result::Result<CacheValue, String> {
     match encoding {
         CacheEncoding::String => Ok(CacheValue::String(scalar_text(selected))),
         CacheEncoding::Hash => match selected {
             Value::Object(map) => Ok(CacheValue::Hash(
-                map.iter().map(|(k, v)| (k.clone(), scalar_text(v))).collect(),
+                map.iter()
+                    .map(|(k, v)| (k.clone(), scalar_text(v)))
+                    .collect(),
             )),
             _ => Err("a hash value must be a JSON object".into()),
         },
@@ -293,8 +343,14 @@ pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> Top
             ("error".into(), error.into_bytes()),
             ("flow".into(), flow.as_bytes().to_vec()),
             ("source.topic".into(), record.topic.as_bytes().to_vec()),
-            ("source.partition".into(), record.partition.to_string().into_bytes()),
-            ("source.offset".into(), record.offset.to_string().into_bytes()),
+            (
+                "source.partition".into(),
+                record.partition.to_string().into_bytes(),
+            ),
+            (
+                "source.offset".into(),
+                record.offset.to_string().into_bytes(),
+            ),
         ],
     }
 }

@@ -43,7 +43,10 @@ impl Predicate {
         }
         if let Some(values) = &condition.one_of {
             if values.is_empty() || values.len() > IN_VALUES_MAX {
-                return Err(("in", format!("has {} values (1 to {IN_VALUES_MAX})", values.len())));
+                return Err((
+                    "in",
+                    format!("has {} values (1 to {IN_VALUES_MAX})", values.len()),
+                ));
             }
             ops.push(Op::In(values.clone()));
         }
@@ -66,7 +69,8 @@ impl Predicate {
         if ops.is_empty() {
             return Err((
                 "path",
-                "the condition has no operator (equals, exists, in, regex, gt, gte, lt, lte)".into(),
+                "the condition has no operator (equals, exists, in, regex, gt, gte, lt, lte)"
+                    .into(),
             ));
         }
         Ok(Self { path, ops })
@@ -139,40 +143,98 @@ mod tests {
     fn each_operator_matches() {
         let doc = json!({"status": "Shipped", "total": 120.5, "n": 10, "c": {"country": "France"}});
         let check = |c: Condition| Predicate::parse(&c).unwrap().matches(&doc);
-        assert!(check(Condition { equals: Some(json!("Shipped")), ..cond("status") }));
-        assert!(check(Condition { equals: Some(json!(10.0)), ..cond("n") }));
-        assert!(!check(Condition { equals: Some(json!("x")), ..cond("status") }));
-        assert!(check(Condition { exists: Some(true), ..cond("c.country") }));
-        assert!(check(Condition { exists: Some(false), ..cond("c.city") }));
-        assert!(check(Condition { one_of: Some(vec![json!("USA"), json!("France")]), ..cond("c.country") }));
-        assert!(check(Condition { regex: Some("^Sh".into()), ..cond("status") }));
-        assert!(!check(Condition { regex: Some("^Sh".into()), ..cond("total") }));
-        assert!(check(Condition { gt: Some(100.0), lte: Some(120.5), ..cond("total") }));
-        assert!(!check(Condition { lt: Some(100.0), ..cond("total") }));
-        assert!(!check(Condition { gte: Some(0.0), ..cond("status") }));
-        assert!(!check(Condition { gte: Some(0.0), ..cond("missing") }));
+        assert!(check(Condition {
+            equals: Some(json!("Shipped")),
+            ..cond("status")
+        }));
+        assert!(check(Condition {
+            equals: Some(json!(10.0)),
+            ..cond("n")
+        }));
+        assert!(!check(Condition {
+            equals: Some(json!("x")),
+            ..cond("status")
+        }));
+        assert!(check(Condition {
+            exists: Some(true),
+            ..cond("c.country")
+        }));
+        assert!(check(Condition {
+            exists: Some(false),
+            ..cond("c.city")
+        }));
+        assert!(check(Condition {
+            one_of: Some(vec![json!("USA"), json!("France")]),
+            ..cond("c.country")
+        }));
+        assert!(check(Condition {
+            regex: Some("^Sh".into()),
+            ..cond("status")
+        }));
+        assert!(!check(Condition {
+            regex: Some("^Sh".into()),
+            ..cond("total")
+        }));
+        assert!(check(Condition {
+            gt: Some(100.0),
+            lte: Some(120.5),
+            ..cond("total")
+        }));
+        assert!(!check(Condition {
+            lt: Some(100.0),
+            ..cond("total")
+        }));
+        assert!(!check(Condition {
+            gte: Some(0.0),
+            ..cond("status")
+        }));
+        assert!(!check(Condition {
+            gte: Some(0.0),
+            ..cond("missing")
+        }));
     }
 
     #[test]
     fn bad_conditions_name_the_operator() {
         assert_eq!(Predicate::parse(&cond("a")).unwrap_err().0, "path");
-        let bad = Condition { regex: Some("(".into()), ..cond("a") };
+        let bad = Condition {
+            regex: Some("(".into()),
+            ..cond("a")
+        };
         assert_eq!(Predicate::parse(&bad).unwrap_err().0, "regex");
-        let empty = Condition { one_of: Some(vec![]), ..cond("a") };
+        let empty = Condition {
+            one_of: Some(vec![]),
+            ..cond("a")
+        };
         assert_eq!(Predicate::parse(&empty).unwrap_err().0, "in");
-        let nan = Condition { gt: Some(f64::NAN), ..cond("a") };
+        let nan = Condition {
+            gt: Some(f64::NAN),
+            ..cond("a")
+        };
         assert_eq!(Predicate::parse(&nan).unwrap_err().0, "gt");
     }
 
     #[test]
     fn limits_at_max_and_max_plus_one() {
-        let at = Condition { one_of: Some(vec![json!(1); IN_VALUES_MAX]), ..cond("a") };
+        let at = Condition {
+            one_of: Some(vec![json!(1); IN_VALUES_MAX]),
+            ..cond("a")
+        };
         assert!(Predicate::parse(&at).is_ok());
-        let over = Condition { one_of: Some(vec![json!(1); IN_VALUES_MAX + 1]), ..cond("a") };
+        let over = Condition {
+            one_of: Some(vec![json!(1); IN_VALUES_MAX + 1]),
+            ..cond("a")
+        };
         assert!(Predicate::parse(&over).is_err());
-        let at = Condition { regex: Some("a".repeat(REGEX_BYTES_MAX)), ..cond("a") };
+        let at = Condition {
+            regex: Some("a".repeat(REGEX_BYTES_MAX)),
+            ..cond("a")
+        };
         assert!(Predicate::parse(&at).is_ok());
-        let over = Condition { regex: Some("a".repeat(REGEX_BYTES_MAX + 1)), ..cond("a") };
+        let over = Condition {
+            regex: Some("a".repeat(REGEX_BYTES_MAX + 1)),
+            ..cond("a")
+        };
         assert!(Predicate::parse(&over).is_err());
     }
 }

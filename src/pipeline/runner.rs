@@ -198,7 +198,8 @@ impl FlowShared {
             let at = inner.committed.get(&partition).copied().unwrap_or(0);
             let lag = end.saturating_sub(at);
             inner.lag.insert(partition, lag);
-            m.lag(&self.topic, partition).set(i64::try_from(lag).unwrap_or(i64::MAX));
+            m.lag(&self.topic, partition)
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
         }
     }
 }
@@ -238,7 +239,8 @@ impl RunningFlow {
         self.stop.trigger();
         if let Err(e) = self.task.await {
             tracing::error!(flow = %self.shared.name, error = %e, "flow task ended abnormally");
-            self.shared.set_state(FlowState::Failed(format!("task ended abnormally: {e}")));
+            self.shared
+                .set_state(FlowState::Failed(format!("task ended abnormally: {e}")));
         }
     }
 }
@@ -308,7 +310,11 @@ impl Pipeline {
     /// The new configuration is invalid; nothing was stopped or started.
     pub async fn reload(&mut self, config: &PipelineConfig) -> Result<FlowDiff> {
         let compiled = compile(config, &self.seams)?;
-        let old: Vec<FlowPlan> = self.flows.values().map(|f| f.compiled.plan.clone()).collect();
+        let old: Vec<FlowPlan> = self
+            .flows
+            .values()
+            .map(|f| f.compiled.plan.clone())
+            .collect();
         let new: Vec<FlowPlan> = compiled.iter().map(|c| c.plan.clone()).collect();
         let d = diff(&old, &new);
         for name in d.removed.iter().chain(&d.changed) {
@@ -361,12 +367,23 @@ impl Pipeline {
             seams: self.seams.clone(),
             shared: shared.clone(),
             clock: self.clock.clone(),
-            stop: Stop { global: self.shutdown.clone(), local: stop.signal() },
+            stop: Stop {
+                global: self.shutdown.clone(),
+                local: stop.signal(),
+            },
             changes: self.changes.clone(),
         };
         let task = tokio::spawn(run_flow(ctx, resume));
         let name = config.name.clone();
-        self.flows.insert(name, RunningFlow { compiled, stop, task, shared });
+        self.flows.insert(
+            name,
+            RunningFlow {
+                compiled,
+                stop,
+                task,
+                shared,
+            },
+        );
     }
 }
 
@@ -426,12 +443,23 @@ async fn run_flow(ctx: FlowContext, resume: bool) {
 
 /// Opens the source and processes batches until stopped or a fatal error.
 async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
-    let FlowContext { flow, seams, shared, clock, mut stop, changes } = ctx;
+    let FlowContext {
+        flow,
+        seams,
+        shared,
+        clock,
+        mut stop,
+        changes,
+    } = ctx;
     let config = flow.plan.config().clone();
     let name = config.name.clone();
     let engine = |stage: &'static str| {
         let flow = name.clone();
-        move |source: SeamError| Error::Engine { flow, stage, source }
+        move |source: SeamError| Error::Engine {
+            flow,
+            stage,
+            source,
+        }
     };
 
     let history = seams.history.clone();
@@ -471,7 +499,9 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
             () = stop.wait() => break,
             fetched = rx.recv() => fetched,
         };
-        let Some(Fetched { batch, fetched_ns }) = fetched else { break };
+        let Some(Fetched { batch, fetched_ns }) = fetched else {
+            break;
+        };
         let (flow, seams) = (flow.clone(), seams.clone());
         let processed = blocking(&name, move || {
             let outcome = process_batch(&flow, &seams, &batch);
@@ -481,7 +511,10 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
         match processed {
             Ok((Ok(outcome), batch)) => {
                 let elapsed_ns = clock.monotonic_ns().saturating_sub(fetched_ns);
-                #[expect(clippy::cast_precision_loss, reason = "latency in seconds; ns precision is not needed")]
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "latency in seconds; ns precision is not needed"
+                )]
                 let latency_s = elapsed_ns as f64 / 1e9;
                 shared.record(&outcome, &batch, latency_s);
                 changes.send_modify(|n| *n = n.wrapping_add(1));
@@ -495,7 +528,10 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     // Closing the queue ends a fetcher blocked on a full queue; it then returns after its
     // current poll (at most `poll_wait_ms`).
     drop(rx);
-    let fetched = fetcher.await.map_err(|e| Error::Task { flow: name.clone(), reason: e.to_string() })?;
+    let fetched = fetcher.await.map_err(|e| Error::Task {
+        flow: name.clone(),
+        reason: e.to_string(),
+    })?;
     result.and(fetched)
 }
 
@@ -519,8 +555,15 @@ async fn fetch_loop(
         })
         .await?;
         source = back;
-        let batch = polled.map_err(|source| Error::Engine { flow: name.clone(), stage: "poll", source })?;
-        let fetched = Fetched { batch, fetched_ns: clock.monotonic_ns() };
+        let batch = polled.map_err(|source| Error::Engine {
+            flow: name.clone(),
+            stage: "poll",
+            source,
+        })?;
+        let fetched = Fetched {
+            batch,
+            fetched_ns: clock.monotonic_ns(),
+        };
         tokio::select! {
             biased;
             () = stop.wait() => return Ok(()),
@@ -530,8 +573,14 @@ async fn fetch_loop(
 }
 
 /// Runs blocking engine work off the async threads.
-async fn blocking<T: Send + 'static>(flow: &str, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+async fn blocking<T: Send + 'static>(
+    flow: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| Error::Task { flow: flow.to_owned(), reason: e.to_string() })
+        .map_err(|e| Error::Task {
+            flow: flow.to_owned(),
+            reason: e.to_string(),
+        })
 }

@@ -79,7 +79,11 @@ pub trait SourceOpener: Send + Sync + 'static {
     ///
     /// # Errors
     /// A missing topic or a log failure; the flow does not start.
-    fn open(&self, source: &SourceConfig, start: &SourceStart) -> Result<Box<dyn Source>, SeamError>;
+    fn open(
+        &self,
+        source: &SourceConfig,
+        start: &SourceStart,
+    ) -> Result<Box<dyn Source>, SeamError>;
 }
 
 /// One compiled JOLT spec.
@@ -105,7 +109,7 @@ pub trait TransformCompiler: Send + Sync + 'static {
 pub enum CacheValue {
     /// A string value (`SET`).
     String(String),
-    /// A hash value (`HSET` of every field after clearing the key), fields in document order.
+    /// A hash value (`HSET` of every field after clearing the key), fields sorted by name.
     Hash(Vec<(String, String)>),
 }
 
