@@ -31,6 +31,37 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Send realistic orders (classicmodels shape) through the REST Proxy API.
+    Produce(ProduceArgs),
+}
+
+/// `streamcache produce …`: the load generator's flags.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    /// Base URL of a running streamcache; orders go to URL/kafka/topics/TOPIC.
+    #[arg(long, env = "STREAMCACHE_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// Orders per second [default: as fast as the server answers].
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u64>,
+    /// Orders to send.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub count: u64,
+    /// Seed of the order generator; the same seed sends the same orders.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Topic to produce to.
+    #[arg(long, default_value = "orders")]
+    pub topic: String,
+    /// Most orders per request.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch: usize,
+    /// Bearer token, when the server requires one.
+    #[arg(long, env = "STREAMCACHE_AUTH_TOKEN", value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `streamcache config …`.
