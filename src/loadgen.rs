@@ -583,14 +583,16 @@ pub async fn produce(
     let mut connection: Option<Connection> = None;
     let mut failures_in_a_row = 0u32;
     while summary.sent < options.count {
-        if let Some(ticker) = ticker.as_mut() {
-            tokio::select! {
+        let stopping = match ticker.as_mut() {
+            // A signal whose trigger is gone also resolves `wait`: that counts as a stop too.
+            Some(ticker) => tokio::select! {
                 biased;
-                () = shutdown.wait() => {}
-                _ = ticker.tick() => {}
-            }
-        }
-        if shutdown.is_triggered() {
+                () = shutdown.wait() => true,
+                _ = ticker.tick() => false,
+            },
+            None => shutdown.is_triggered(),
+        };
+        if stopping {
             summary.stopped_early = Some("interrupted".into());
             break;
         }

@@ -138,7 +138,9 @@ fn options(url: &str, count: u64, seed: u64, batch: usize) -> ProduceOptions {
 }
 
 async fn run(options: &ProduceOptions) -> Summary {
-    loadgen::produce(options, clock(), Shutdown::new().signal())
+    // Keep the trigger alive: a dropped trigger counts as a stop.
+    let stop = Shutdown::new();
+    loadgen::produce(options, clock(), stop.signal())
         .await
         .unwrap()
 }

@@ -1553,3 +1553,38 @@ async fn the_reference_flow_caches_the_latest_order_per_customer_and_upserts_his
     );
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_restarts_a_failed_flow_from_its_committed_offsets() {
+    let w = World::new();
+    w.log.create("in", 1);
+    w.log.append_json("in", 0, &json!({"orderNumber": 1}));
+    let text = r#"
+[[pipeline.flows]]
+name = "f"
+dead_letter = "f.dlq"
+source = { topic = "in", group = "g" }
+sinks = [{ name = "h", history = { collection = "a.b" } }]
+"#;
+    let mut p = w.start(text);
+    wait_records(&p, "f", 1).await;
+    w.history.fatal.store(true, Ordering::SeqCst);
+    w.log.append_json("in", 0, &json!({"orderNumber": 2}));
+    wait_until(&p, "the flow to fail", |s| {
+        matches!(status_of(s, "f").state, FlowState::Failed(_))
+    })
+    .await;
+    w.history.fatal.store(false, Ordering::SeqCst);
+    let d = p.reload(&parse(text)).await.unwrap();
+    assert_eq!(
+        (d.unchanged.clone(), d.restarted.clone()),
+        (vec!["f".to_owned()], vec!["f".to_owned()])
+    );
+    wait_until(&p, "the second record", |s| {
+        status_of(s, "f").committed.get(&0) == Some(&2)
+    })
+    .await;
+    assert_eq!(w.history.numbers("a.b", "orderNumber"), [1, 2]);
+    assert_eq!(status_of(&p.status(), "f").state, FlowState::Running);
+    p.stop().await;
+}

@@ -65,17 +65,17 @@ pub struct FlowConfig {
 
 /// Default for [`FlowConfig::batch_records`].
 pub(crate) fn default_batch_records() -> u32 {
-    500
+    super::BATCH_RECORDS_DEFAULT
 }
 
 /// Default for [`FlowConfig::queue_batches`].
 pub(crate) fn default_queue_batches() -> u32 {
-    4
+    super::QUEUE_BATCHES_DEFAULT
 }
 
 /// Default for [`FlowConfig::poll_wait_ms`].
 pub(crate) fn default_poll_wait_ms() -> u64 {
-    100
+    super::POLL_WAIT_MS_DEFAULT
 }
 
 /// `[pipeline.flows.source]`: a topic read as a consumer group.

@@ -89,7 +89,18 @@ pub const TTL_MS_MAX: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
 /// Longest `error` header on a dead letter, in bytes; longer messages are cut.
 pub const DEAD_LETTER_ERROR_BYTES_MAX: usize = 1024;
 
+/// Records per batch unless a flow sets `batch_records`: large enough to amortise one history
+/// commit (one fsync) over many records, small enough to keep per-batch latency in milliseconds.
+pub const BATCH_RECORDS_DEFAULT: u32 = 500;
+/// Capacity of a flow's fetch queue, in batches, unless it sets `queue_batches`.
+pub const QUEUE_BATCHES_DEFAULT: u32 = 4;
+/// Longest fetch wait unless a flow sets `poll_wait_ms`, in milliseconds.
+pub const POLL_WAIT_MS_DEFAULT: u64 = 100;
+
 const _: () = assert!(TEMPLATE_BYTES_MAX <= TEMPLATE_OUTPUT_BYTES_MAX);
+const _: () = assert!(BATCH_RECORDS_DEFAULT as usize <= BATCH_RECORDS_MAX);
+const _: () = assert!(QUEUE_BATCHES_DEFAULT as usize <= QUEUE_BATCHES_MAX);
+const _: () = assert!(POLL_WAIT_MS_DEFAULT <= POLL_WAIT_MS_MAX);
 const _: () = assert!(FLOW_NAME_BYTES_MAX <= GROUP_BYTES_MAX);
 
 /// Checks a `[pipeline]` section without starting anything (used when the configuration loads).

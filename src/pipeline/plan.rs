@@ -502,6 +502,9 @@ pub struct FlowDiff {
     pub changed: Vec<String>,
     /// In both and identical: left running.
     pub unchanged: Vec<String>,
+    /// Unchanged flows that had failed and were started again by a reload (filled by
+    /// [`Pipeline::reload`](super::Pipeline::reload); [`diff`] leaves it empty).
+    pub restarted: Vec<String>,
 }
 
 /// Compares two planned flow sets by name.

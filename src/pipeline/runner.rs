@@ -260,7 +260,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Checks `config`, compiles every flow's JOLT specs and starts one task per flow.
+    /// Checks `config`, compiles every flow's JOLT specs and starts one task per flow. Call it
+    /// inside a Tokio runtime (it spawns the flow tasks).
     ///
     /// # Errors
     /// An invalid flow ([`Error::Invalid`], naming the flow and field) or an unreadable spec
@@ -304,7 +305,8 @@ impl Pipeline {
     /// Replaces the flow set with `config`: checks and compiles all of it first (an error leaves
     /// every running flow untouched), then stops removed and changed flows at a committed
     /// position, and starts added and changed ones. Changed flows resume from their committed
-    /// offsets, so no record is lost or written twice to history.
+    /// offsets, so no record is lost or written twice to history. Unchanged flows that had
+    /// failed are started again the same way (listed in [`FlowDiff::restarted`]).
     ///
     /// # Errors
     /// The new configuration is invalid; nothing was stopped or started.
@@ -316,8 +318,18 @@ impl Pipeline {
             .map(|f| f.compiled.plan.clone())
             .collect();
         let new: Vec<FlowPlan> = compiled.iter().map(|c| c.plan.clone()).collect();
-        let d = diff(&old, &new);
-        for name in d.removed.iter().chain(&d.changed) {
+        let mut d = diff(&old, &new);
+        d.restarted = d
+            .unchanged
+            .iter()
+            .filter(|name| {
+                self.flows
+                    .get(*name)
+                    .is_some_and(|f| matches!(f.shared.inner().state, FlowState::Failed(_)))
+            })
+            .cloned()
+            .collect();
+        for name in d.removed.iter().chain(&d.changed).chain(&d.restarted) {
             if let Some(flow) = self.flows.remove(name) {
                 flow.stop().await;
             }
@@ -326,7 +338,7 @@ impl Pipeline {
             let name = flow.plan.name().to_owned();
             if d.added.contains(&name) {
                 self.spawn(flow, false);
-            } else if d.changed.contains(&name) {
+            } else if d.changed.contains(&name) || d.restarted.contains(&name) {
                 self.spawn(flow, true);
             }
         }
