@@ -11,7 +11,8 @@ use super::config::{
 };
 
 /// The reference flow's JOLT chain: keep the order's identity, dates, status, customer and lines
-/// (flattening `customer.*`), drop free-text comments and anything else the producer sent.
+/// (flattening `customer.*`; flat `customerName`, `city`, `country` pass as they are), drop
+/// free-text comments and anything else the producer sent.
 pub const REFERENCE_ORDER_SPEC: &str = include_str!("reference_order_spec.json");
 
 /// Topic the reference flow reads.
@@ -71,33 +72,33 @@ pub fn reference_flow() -> FlowConfig {
     }
 }
 
-/// A change-feed watcher as the real-time module declares it (`[[realtime.watchers]]`): watch a
-/// collection, optionally filter with a `$match`, and publish each new or replaced document as an
-/// event on a channel. Described here so the reference system is defined in one place; the
-/// real-time module owns the configuration section and the running watchers.
+/// A change-feed watcher as the real-time module declares it (`[[realtime.watchers]]`, same
+/// field names): watch a collection, optionally filter with a `$match`, and publish each new or
+/// replaced document as an event on a channel. Described here so the reference system reads in
+/// one place; the real-time module owns the configuration section and the running watchers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatcherDescription {
-    /// The watched collection as `db.collection`.
-    pub collection: String,
-    /// An optional `$match` filter on the change event's full document.
-    pub filter: Option<Value>,
+    /// The watched namespace, `db.collection`.
+    pub watch: String,
     /// The channel the events go to.
     pub channel: String,
     /// The event name.
     pub event: String,
-    /// Top-level fields of the document to send; empty sends the full document.
-    pub projection: Vec<String>,
+    /// An optional MongoDB `$match` filter on the change event.
+    pub filter: Option<Value>,
+    /// An optional MongoDB projection of the payload; absent sends the full document.
+    pub projection: Option<Value>,
 }
 
 /// The reference watcher: `shop.orders` → channel `orders`, event `NewOrder`, full document.
 #[must_use]
 pub fn reference_watcher() -> WatcherDescription {
     WatcherDescription {
-        collection: "shop.orders".into(),
-        filter: None,
+        watch: "shop.orders".into(),
         channel: "orders".into(),
         event: "NewOrder".into(),
-        projection: Vec::new(),
+        filter: None,
+        projection: None,
     }
 }
 

@@ -109,7 +109,8 @@ pub trait TransformCompiler: Send + Sync + 'static {
 pub enum CacheValue {
     /// A string value (`SET`).
     String(String),
-    /// A hash value (`HSET` of every field after clearing the key), fields sorted by name.
+    /// A hash value (`HSET` of every field after clearing the key), one field per member
+    /// of the object, in the order the JSON map iterates them.
     Hash(Vec<(String, String)>),
 }
 
