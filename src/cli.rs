@@ -38,6 +38,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Apply a JOLT spec (a chain, or one operation) to a JSON document and print the result.
     Transform(TransformArgs),
+    /// Send realistic orders (classicmodels shape) through the REST Proxy API.
+    Produce(ProduceArgs),
 }
 
 /// `streamcache transform …`.
@@ -52,6 +54,35 @@ pub struct TransformArgs {
     /// Context JSON file, read by modify specs with `^path`.
     #[arg(long, value_name = "CONTEXT_FILE")]
     pub context: Option<PathBuf>,
+}
+
+/// `streamcache produce …`: the load generator's flags.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    /// Base URL of a running streamcache; orders go to URL/kafka/topics/TOPIC.
+    #[arg(long, env = "STREAMCACHE_URL", default_value = "http://127.0.0.1:7070")]
+    pub url: String,
+    /// Orders per second [default: as fast as the server answers].
+    #[arg(long, value_name = "N")]
+    pub rate: Option<u64>,
+    /// Orders to send.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub count: u64,
+    /// Seed of the order generator; the same seed sends the same orders.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Topic to produce to.
+    #[arg(long, default_value = "orders")]
+    pub topic: String,
+    /// Most orders per request.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch: usize,
+    /// Bearer token, when the server requires one.
+    #[arg(long, env = "STREAMCACHE_AUTH_TOKEN", value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// `streamcache config …`.

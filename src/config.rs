@@ -61,6 +61,9 @@ pub struct Config {
     /// `[realtime]`: Pusher app, SSE, replay buffer and watchers.
     #[serde(default)]
     pub realtime: crate::realtime::RealtimeConfig,
+    /// Pipeline flows; the default is the reference flow.
+    #[serde(default)]
+    pub pipeline: crate::pipeline::PipelineConfig,
 }
 
 /// How log lines are written to stderr.
@@ -90,6 +93,7 @@ impl Default for Config {
             cache: crate::cache::CacheConfig::default(),
             history: crate::history::HistoryConfig::default(),
             realtime: crate::realtime::RealtimeConfig::default(),
+            pipeline: crate::pipeline::PipelineConfig::default(),
         }
     }
 }
@@ -341,6 +345,13 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             reason: e.to_string(),
         });
     }
+    if let Err(e) = crate::pipeline::check(&c.pipeline) {
+        return Err(Error {
+            setting: "pipeline".into(),
+            origin: loaded.origin("pipeline"),
+            reason: e.to_string(),
+        });
+    }
     if c.auth_token.as_deref() == Some("") {
         return Err(Error {
             setting: "auth_token".into(),
@@ -420,6 +431,7 @@ pub fn default_toml() -> String {
     out.push_str(&crate::cache::CacheConfig::default_toml());
     out.push_str(&crate::history::HistoryConfig::default_toml());
     out.push_str(&crate::realtime::default_toml_section());
+    out.push_str(&crate::pipeline::reference_toml());
     out
 }
 

@@ -25,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod history;
+pub mod loadgen;
 pub mod log;
 pub mod metrics;
 pub mod pipeline;

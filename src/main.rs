@@ -6,9 +6,11 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use streamcache::cli::{self, Command, ConfigCommand, ServeArgs, TransformArgs};
+use streamcache::cli::{self, Command, ConfigCommand, ProduceArgs, ServeArgs, TransformArgs};
+use streamcache::clock::SystemClock;
 use streamcache::config::{self, LogFormat, Overrides};
 use streamcache::engine::{self, Engine};
+use streamcache::loadgen;
 use streamcache::server;
 use streamcache::shutdown::Shutdown;
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
             print!("{}", config::default_toml());
             ExitCode::SUCCESS
         }
+        Some(Command::Produce(args)) => produce(args),
         Some(Command::Serve(args)) => serve(&args, &parsed.overrides),
         Some(Command::Transform(args)) => transform(&args),
         None => serve(&parsed.cli.serve, &parsed.overrides),
@@ -77,6 +80,54 @@ fn run_transform(args: &TransformArgs) -> Result<String, String> {
         .apply_with_context(&input, &context)
         .map_err(|e| e.to_string())?;
     serde_json::to_string(&output).map_err(|e| format!("cannot print the output: {e}"))
+}
+
+/// `streamcache produce`: sends orders and prints the summary; exit 1 if any order failed.
+fn produce(args: ProduceArgs) -> ExitCode {
+    let options = loadgen::ProduceOptions {
+        url: args.url,
+        topic: args.topic,
+        rate: args.rate,
+        count: args.count,
+        seed: args.seed,
+        batch: args.batch,
+        auth_token: args.auth_token,
+        progress: !args.quiet,
+    };
+    let built = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(runtime) =
+        built.inspect_err(|e| eprintln!("streamcache: cannot start the async runtime: {e}"))
+    else {
+        return ExitCode::from(1);
+    };
+    runtime.block_on(async {
+        // Ctrl-C stops the run early; the summary still prints.
+        let shutdown = Shutdown::new();
+        let trigger = shutdown.clone();
+        let signals = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                trigger.trigger();
+            }
+        });
+        let result = loadgen::produce(&options, SystemClock::shared(), shutdown.signal()).await;
+        signals.abort();
+        match result {
+            Ok(summary) => {
+                println!("{summary}");
+                if summary.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("streamcache produce: {e}");
+                ExitCode::from(2)
+            }
+        }
+    })
 }
 
 fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {

@@ -1,0 +1,356 @@
+//! One batch through one flow, synchronously: parse, transform, route, write to the sinks,
+//! dead-letter failures, then commit history documents together with the consumer offsets.
+//!
+//! Runs inside `spawn_blocking`. Order matters for delivery guarantees: cache writes, forwards
+//! and dead letters happen before the history commit, and the commit carries the offsets, so a
+//! crash at any point re-reads the batch (at-least-once for the cache, forwards and dead letters,
+//! which are idempotent or tolerate repeats) and never duplicates or loses a history write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::DEAD_LETTER_ERROR_BYTES_MAX;
+use super::config::CacheEncoding;
+use super::error::{Error, Result, SeamError};
+use super::plan::{FlowPlan, PlannedSinkKind};
+use super::seams::{
+    CacheValue, CacheWrite, CommitOffset, HistoryCommitError, HistoryWrite, HistoryWriteMode,
+    Seams, SourceBatch, SourceRecord, TopicWrite, Transform,
+};
+
+/// A planned flow with its JOLT specs compiled: everything needed to process batches.
+#[derive(Clone)]
+pub(crate) struct CompiledFlow {
+    /// The checked configuration.
+    pub(crate) plan: FlowPlan,
+    /// One compiled transform per step, applied in order.
+    pub(crate) transforms: Vec<Arc<dyn Transform>>,
+}
+
+impl std::fmt::Debug for CompiledFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledFlow")
+            .field("plan", &self.plan)
+            .field("transforms", &self.transforms.len())
+            .finish()
+    }
+}
+
+/// What processing one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BatchOutcome {
+    /// Records read.
+    pub(crate) records_in: u64,
+    /// Records written to every sink they were routed to.
+    pub(crate) records_out: u64,
+    /// Records dead-lettered.
+    pub(crate) records_failed: u64,
+    /// Records no route matched and no `unmatched` sink took.
+    pub(crate) records_unmatched: u64,
+    /// The offsets committed with history (empty for an empty batch).
+    pub(crate) committed: Vec<CommitOffset>,
+}
+
+/// The writes one record produces, prepared before any of them is made.
+#[derive(Debug, Default)]
+struct Prepared {
+    cache: Vec<(String, CacheWrite)>,
+    topic: Vec<(String, String, TopicWrite)>,
+    history: Vec<HistoryWrite>,
+}
+
+/// Processes `batch` for `flow` and commits it.
+///
+/// # Errors
+/// [`Error::Engine`] when a seam fails fatally; nothing of the batch was committed then.
+pub(crate) fn process_batch(
+    flow: &CompiledFlow,
+    seams: &Seams,
+    batch: &SourceBatch,
+) -> Result<BatchOutcome> {
+    let name = flow.plan.name();
+    let config = flow.plan.config();
+    let fatal = |stage: &'static str, source: SeamError| Error::Engine {
+        flow: name.to_owned(),
+        stage,
+        source,
+    };
+    let mut outcome = BatchOutcome::default();
+    if batch.records.is_empty() {
+        return Ok(outcome);
+    }
+    let mut letters = Vec::new();
+    // (record index, write) for every history write of a record that has not failed.
+    let mut history: Vec<(usize, HistoryWrite)> = Vec::new();
+    // Records delivered to their cache and topic sinks; a later history rejection removes one.
+    let mut delivered: Vec<usize> = Vec::new();
+    for (index, record) in batch.records.iter().enumerate() {
+        outcome.records_in += 1;
+        let prepared = match prepare(flow, record) {
+            Ok(Some(prepared)) => prepared,
+            Ok(None) => {
+                outcome.records_unmatched += 1;
+                continue;
+            }
+            Err(reason) => {
+                letters.push(dead_letter(name, record, &reason));
+                outcome.records_failed += 1;
+                continue;
+            }
+        };
+        let mut rejected = None;
+        for (sink, write) in prepared.cache {
+            match seams.cache.write(write) {
+                Ok(()) => {}
+                Err(e) if e.is_fatal() => return Err(fatal("cache write", e)),
+                Err(e) => {
+                    rejected = Some(format!("sink `{sink}` rejected the record: {e}"));
+                    break;
+                }
+            }
+        }
+        if rejected.is_none() {
+            for (sink, topic, write) in prepared.topic {
+                match seams.topic.produce(&topic, write) {
+                    Ok(()) => {}
+                    Err(e) if e.is_fatal() => return Err(fatal("topic forward", e)),
+                    Err(e) => {
+                        rejected = Some(format!("sink `{sink}` rejected the record: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(reason) = rejected {
+            letters.push(dead_letter(name, record, &reason));
+            outcome.records_failed += 1;
+            continue;
+        }
+        delivered.push(index);
+        history.extend(prepared.history.into_iter().map(|w| (index, w)));
+    }
+    outcome.committed = next_offsets(batch);
+
+    // Commit; a rejected document dead-letters its record and the rest is retried. Each retry
+    // removes at least one write, so the loop runs at most `history.len() + 1` times.
+    let mut attempts = history.len() + 1;
+    loop {
+        if !letters.is_empty() {
+            seams
+                .dead_letter
+                .send(&config.dead_letter, std::mem::take(&mut letters))
+                .map_err(|e| fatal("dead-letter send", SeamError::fatal(e.message)))?;
+        }
+        let docs: Vec<HistoryWrite> = history.iter().map(|(_, w)| w.clone()).collect();
+        match seams
+            .history
+            .commit(&config.source.group, &docs, &outcome.committed)
+        {
+            Ok(()) => break,
+            Err(HistoryCommitError::Fatal(message)) => {
+                return Err(fatal("history commit", SeamError::fatal(message)));
+            }
+            Err(HistoryCommitError::Rejected { index, message }) => {
+                attempts = attempts.saturating_sub(1);
+                let record_index = history.get(index).map(|(r, _)| *r);
+                let (Some(record_index), true) = (record_index, attempts > 0) else {
+                    return Err(fatal(
+                        "history commit",
+                        SeamError::fatal(format!(
+                            "rejection of unknown document {index}: {message}"
+                        )),
+                    ));
+                };
+                // The whole record fails: drop all of its history writes.
+                history.retain(|(r, _)| *r != record_index);
+                delivered.retain(|r| *r != record_index);
+                if let Some(record) = batch.records.get(record_index) {
+                    let reason = format!("history rejected the record: {message}");
+                    letters.push(dead_letter(name, record, &reason));
+                }
+                outcome.records_failed += 1;
+            }
+        }
+    }
+    outcome.records_out = delivered.len() as u64;
+    Ok(outcome)
+}
+
+/// Parses, transforms and routes one record and renders every write it leads to. `Ok(None)`
+/// means no route matched and there is no `unmatched` sink.
+fn prepare(
+    flow: &CompiledFlow,
+    record: &SourceRecord,
+) -> std::result::Result<Option<Prepared>, String> {
+    let bytes = record
+        .value
+        .as_deref()
+        .ok_or_else(|| "not JSON: the record has no value".to_owned())?;
+    let mut doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    for (i, transform) in flow.transforms.iter().enumerate() {
+        doc = transform
+            .apply(&doc)
+            .map_err(|e| format!("transform step {i} failed: {e}"))?;
+    }
+    let plan = &flow.plan;
+    let mut targets: Vec<usize> = if plan.routes.is_empty() {
+        (0..plan.sinks.len()).collect()
+    } else {
+        let mut hit = Vec::new();
+        for route in &plan.routes {
+            if route.conditions.iter().all(|c| c.matches(&doc)) {
+                hit.extend(route.sinks.iter().copied());
+            }
+        }
+        if hit.is_empty() {
+            hit.extend(plan.unmatched.iter().copied());
+        }
+        hit
+    };
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    // A sink named by two matching routes still gets the record once, in declaration order.
+    targets.sort_unstable();
+    targets.dedup();
+    let mut out = Prepared::default();
+    for index in targets {
+        let Some(sink) = plan.sinks.get(index) else {
+            continue;
+        };
+        let in_sink = |e: String| format!("sink `{}`: {e}", sink.name);
+        match &sink.kind {
+            PlannedSinkKind::Cache {
+                key,
+                value,
+                encoding,
+                ttl_ms,
+            } => {
+                let key = key.render(&doc).map_err(in_sink)?;
+                let selected = match value {
+                    None => &doc,
+                    Some(path) => path.lookup(&doc).ok_or_else(|| {
+                        in_sink(format!("value path `{}` is missing", path.as_str()))
+                    })?,
+                };
+                let value = cache_value(selected, *encoding).map_err(in_sink)?;
+                out.cache.push((
+                    sink.name.clone(),
+                    CacheWrite {
+                        key,
+                        value,
+                        ttl_ms: *ttl_ms,
+                    },
+                ));
+            }
+            PlannedSinkKind::History {
+                db,
+                collection,
+                upsert_key,
+            } => {
+                let mode = match upsert_key {
+                    None => HistoryWriteMode::Insert,
+                    Some(t) => HistoryWriteMode::Upsert {
+                        key: t.render(&doc).map_err(in_sink)?,
+                    },
+                };
+                out.history.push(HistoryWrite {
+                    db: db.clone(),
+                    collection: collection.clone(),
+                    mode,
+                    doc: doc.clone(),
+                });
+            }
+            PlannedSinkKind::Topic { topic, key } => {
+                let key = match key {
+                    None => record.key.clone(),
+                    Some(t) => Some(t.render(&doc).map_err(in_sink)?.into_bytes()),
+                };
+                let value = serde_json::to_vec(&doc).map_err(|e| in_sink(e.to_string()))?;
+                out.topic.push((
+                    sink.name.clone(),
+                    topic.clone(),
+                    TopicWrite {
+                        key,
+                        value,
+                        headers: Vec::new(),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The cache value for `selected` under `encoding`.
+fn cache_value(
+    selected: &Value,
+    encoding: CacheEncoding,
+) -> std::result::Result<CacheValue, String> {
+    match encoding {
+        CacheEncoding::String => Ok(CacheValue::String(scalar_text(selected))),
+        CacheEncoding::Hash => match selected {
+            Value::Object(map) => Ok(CacheValue::Hash(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), scalar_text(v)))
+                    .collect(),
+            )),
+            _ => Err("a hash value must be a JSON object".into()),
+        },
+    }
+}
+
+/// A string's own text; anything else as JSON text.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The next offset per partition after `batch` (one entry per partition present).
+fn next_offsets(batch: &SourceBatch) -> Vec<CommitOffset> {
+    let mut next: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    for r in &batch.records {
+        let slot = next.entry((r.topic.as_str(), r.partition)).or_insert(0);
+        *slot = (*slot).max(r.offset.saturating_add(1));
+    }
+    next.into_iter()
+        .map(|((topic, partition), next_offset)| CommitOffset {
+            topic: topic.to_owned(),
+            partition,
+            next_offset,
+        })
+        .collect()
+}
+
+/// The dead letter for `record`: original key and value, error and position in headers.
+pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> TopicWrite {
+    let mut error = error.to_owned();
+    if error.len() > DEAD_LETTER_ERROR_BYTES_MAX {
+        let mut cut = DEAD_LETTER_ERROR_BYTES_MAX;
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        error.truncate(cut);
+    }
+    TopicWrite {
+        key: record.key.clone(),
+        value: record.value.clone().unwrap_or_default(),
+        headers: vec![
+            ("error".into(), error.into_bytes()),
+            ("flow".into(), flow.as_bytes().to_vec()),
+            ("source.topic".into(), record.topic.as_bytes().to_vec()),
+            (
+                "source.partition".into(),
+                record.partition.to_string().into_bytes(),
+            ),
+            (
+                "source.offset".into(),
+                record.offset.to_string().into_bytes(),
+            ),
+        ],
+    }
+}

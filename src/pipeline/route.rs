@@ -1,0 +1,240 @@
+//! Route predicates (NiFi's RouteOnAttribute on JSON content): conditions parsed once, evaluated
+//! per record. Pure functions over `serde_json::Value`.
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use super::config::Condition;
+use super::path::JsonPath;
+use super::{IN_VALUES_MAX, REGEX_BYTES_MAX, REGEX_COMPILED_BYTES_MAX};
+
+/// A checked [`Condition`].
+#[derive(Debug, Clone)]
+pub(crate) struct Predicate {
+    /// Where the value is.
+    path: JsonPath,
+    /// Operators that must all hold.
+    ops: Vec<Op>,
+}
+
+/// One operator of a condition.
+#[derive(Debug, Clone)]
+enum Op {
+    Equals(Value),
+    Exists(bool),
+    In(Vec<Value>),
+    Regex(Regex),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+}
+
+impl Predicate {
+    /// Checks and compiles `condition`; the error names the offending operator.
+    pub(crate) fn parse(condition: &Condition) -> Result<Self, (&'static str, String)> {
+        let path = JsonPath::parse(&condition.path).map_err(|e| ("path", e))?;
+        let mut ops = Vec::new();
+        if let Some(v) = &condition.equals {
+            ops.push(Op::Equals(v.clone()));
+        }
+        if let Some(v) = condition.exists {
+            ops.push(Op::Exists(v));
+        }
+        if let Some(values) = &condition.one_of {
+            if values.is_empty() || values.len() > IN_VALUES_MAX {
+                return Err((
+                    "in",
+                    format!("has {} values (1 to {IN_VALUES_MAX})", values.len()),
+                ));
+            }
+            ops.push(Op::In(values.clone()));
+        }
+        if let Some(pattern) = &condition.regex {
+            ops.push(Op::Regex(compile_regex(pattern).map_err(|e| ("regex", e))?));
+        }
+        for (name, bound, make) in [
+            ("gt", condition.gt, Op::Gt as fn(f64) -> Op),
+            ("gte", condition.gte, Op::Gte),
+            ("lt", condition.lt, Op::Lt),
+            ("lte", condition.lte, Op::Lte),
+        ] {
+            if let Some(bound) = bound {
+                if !bound.is_finite() {
+                    return Err((name, "must be a finite number".into()));
+                }
+                ops.push(make(bound));
+            }
+        }
+        if ops.is_empty() {
+            return Err((
+                "path",
+                "the condition has no operator (equals, exists, in, regex, gt, gte, lt, lte)"
+                    .into(),
+            ));
+        }
+        Ok(Self { path, ops })
+    }
+
+    /// Whether every operator holds for `doc`.
+    pub(crate) fn matches(&self, doc: &Value) -> bool {
+        let value = self.path.lookup(doc).filter(|v| !v.is_null());
+        self.ops.iter().all(|op| match (op, value) {
+            (Op::Exists(wanted), v) => v.is_some() == *wanted,
+            (_, None) => false,
+            (Op::Equals(expected), Some(v)) => json_equal(v, expected),
+            (Op::In(options), Some(v)) => options.iter().any(|o| json_equal(v, o)),
+            (Op::Regex(re), Some(Value::String(s))) => re.is_match(s),
+            (Op::Regex(_), Some(_)) => false,
+            (Op::Gt(b), Some(v)) => v.as_f64().is_some_and(|x| x > *b),
+            (Op::Gte(b), Some(v)) => v.as_f64().is_some_and(|x| x >= *b),
+            (Op::Lt(b), Some(v)) => v.as_f64().is_some_and(|x| x < *b),
+            (Op::Lte(b), Some(v)) => v.as_f64().is_some_and(|x| x <= *b),
+        })
+    }
+}
+
+/// Compiles `pattern` under the byte and compiled-size limits.
+fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    if pattern.len() > REGEX_BYTES_MAX {
+        return Err(format!(
+            "the pattern is {} bytes (at most {REGEX_BYTES_MAX})",
+            pattern.len()
+        ));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_COMPILED_BYTES_MAX)
+        .build()
+        .map_err(|e| format!("not a valid regular expression: {e}"))
+}
+
+/// JSON equality where numbers compare by value (`10 == 10.0`).
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn cond(path: &str) -> Condition {
+        Condition {
+            path: path.into(),
+            equals: None,
+            exists: None,
+            one_of: None,
+            regex: None,
+            gt: None,
+            gte: None,
+            lt: None,
+            lte: None,
+        }
+    }
+
+    #[test]
+    fn each_operator_matches() {
+        let doc = json!({"status": "Shipped", "total": 120.5, "n": 10, "c": {"country": "France"}});
+        let check = |c: Condition| Predicate::parse(&c).unwrap().matches(&doc);
+        assert!(check(Condition {
+            equals: Some(json!("Shipped")),
+            ..cond("status")
+        }));
+        assert!(check(Condition {
+            equals: Some(json!(10.0)),
+            ..cond("n")
+        }));
+        assert!(!check(Condition {
+            equals: Some(json!("x")),
+            ..cond("status")
+        }));
+        assert!(check(Condition {
+            exists: Some(true),
+            ..cond("c.country")
+        }));
+        assert!(check(Condition {
+            exists: Some(false),
+            ..cond("c.city")
+        }));
+        assert!(check(Condition {
+            one_of: Some(vec![json!("USA"), json!("France")]),
+            ..cond("c.country")
+        }));
+        assert!(check(Condition {
+            regex: Some("^Sh".into()),
+            ..cond("status")
+        }));
+        assert!(!check(Condition {
+            regex: Some("^Sh".into()),
+            ..cond("total")
+        }));
+        assert!(check(Condition {
+            gt: Some(100.0),
+            lte: Some(120.5),
+            ..cond("total")
+        }));
+        assert!(!check(Condition {
+            lt: Some(100.0),
+            ..cond("total")
+        }));
+        assert!(!check(Condition {
+            gte: Some(0.0),
+            ..cond("status")
+        }));
+        assert!(!check(Condition {
+            gte: Some(0.0),
+            ..cond("missing")
+        }));
+    }
+
+    #[test]
+    fn bad_conditions_name_the_operator() {
+        assert_eq!(Predicate::parse(&cond("a")).unwrap_err().0, "path");
+        let bad = Condition {
+            regex: Some("(".into()),
+            ..cond("a")
+        };
+        assert_eq!(Predicate::parse(&bad).unwrap_err().0, "regex");
+        let empty = Condition {
+            one_of: Some(vec![]),
+            ..cond("a")
+        };
+        assert_eq!(Predicate::parse(&empty).unwrap_err().0, "in");
+        let nan = Condition {
+            gt: Some(f64::NAN),
+            ..cond("a")
+        };
+        assert_eq!(Predicate::parse(&nan).unwrap_err().0, "gt");
+    }
+
+    #[test]
+    fn limits_at_max_and_max_plus_one() {
+        let at = Condition {
+            one_of: Some(vec![json!(1); IN_VALUES_MAX]),
+            ..cond("a")
+        };
+        assert!(Predicate::parse(&at).is_ok());
+        let over = Condition {
+            one_of: Some(vec![json!(1); IN_VALUES_MAX + 1]),
+            ..cond("a")
+        };
+        assert!(Predicate::parse(&over).is_err());
+        let at = Condition {
+            regex: Some("a".repeat(REGEX_BYTES_MAX)),
+            ..cond("a")
+        };
+        assert!(Predicate::parse(&at).is_ok());
+        let over = Condition {
+            regex: Some("a".repeat(REGEX_BYTES_MAX + 1)),
+            ..cond("a")
+        };
+        assert!(Predicate::parse(&over).is_err());
+    }
+}

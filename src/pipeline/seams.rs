@@ -1,0 +1,265 @@
+//! The seams between flows and the engines: small synchronous traits the engine module
+//! implements over the log, cache, history and transform engines, and tests implement in memory.
+//!
+//! Every method may block (engines are synchronous); the runner calls them inside
+//! `tokio::task::spawn_blocking`. A [`SeamError`] of kind `Rejected` dead-letters the one record
+//! concerned; kind `Fatal` stops the flow without committing.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::config::{SourceConfig, StartPosition};
+use super::error::SeamError;
+
+/// One record read from the source topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// The topic it was read from.
+    pub topic: String,
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset within the partition.
+    pub offset: u64,
+    /// The key bytes, if any.
+    pub key: Option<Vec<u8>>,
+    /// The value bytes, if any (a record without a value is dead-lettered as "not JSON").
+    pub value: Option<Vec<u8>>,
+}
+
+/// What one poll returned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceBatch {
+    /// Records in offset order within each partition; may be empty when the wait expired.
+    pub records: Vec<SourceRecord>,
+    /// Log end offset (next offset to be written) per partition, for the lag gauges.
+    pub end_offsets: BTreeMap<u32, u64>,
+}
+
+/// Where a newly opened source starts reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceStart {
+    /// Next offset to read per partition, as last committed with history; partitions missing
+    /// from the map start at their beginning.
+    Committed(BTreeMap<u32, u64>),
+    /// Every partition from its beginning.
+    Earliest,
+    /// Every partition from its current end.
+    Latest,
+}
+
+impl SourceStart {
+    /// The start for `position`, given the committed offsets (used when the process starts a
+    /// flow; reload restarts always use [`SourceStart::Committed`]).
+    #[must_use]
+    pub fn for_position(position: StartPosition, committed: BTreeMap<u32, u64>) -> Self {
+        match position {
+            StartPosition::Committed => Self::Committed(committed),
+            StartPosition::Earliest => Self::Earliest,
+            StartPosition::Latest => Self::Latest,
+        }
+    }
+}
+
+/// A consumer positioned on one topic, owned by one flow.
+pub trait Source: Send + 'static {
+    /// Returns up to `max_records` records, waiting at most `wait_ms` when none are available
+    /// (then the batch is empty). Successive polls continue where the last one ended.
+    ///
+    /// # Errors
+    /// Any error stops the flow (the log is closed or unreadable).
+    fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError>;
+}
+
+/// Opens sources (the log engine's side).
+pub trait SourceOpener: Send + Sync + 'static {
+    /// Opens a consumer on `source.topic` for group `source.group`, positioned at `start`.
+    ///
+    /// # Errors
+    /// A missing topic or a log failure; the flow does not start.
+    fn open(
+        &self,
+        source: &SourceConfig,
+        start: &SourceStart,
+    ) -> Result<Box<dyn Source>, SeamError>;
+}
+
+/// One compiled JOLT spec.
+pub trait Transform: Send + Sync + 'static {
+    /// Applies the spec to `doc`.
+    ///
+    /// # Errors
+    /// The spec cannot be applied to this document; the record is dead-lettered.
+    fn apply(&self, doc: &Value) -> Result<Value, SeamError>;
+}
+
+/// Compiles JOLT specs (the transform engine's side: `Spec::parse_str` / `Spec::apply`).
+pub trait TransformCompiler: Send + Sync + 'static {
+    /// Validates and compiles one spec (a JOLT chain array or a single operation object).
+    ///
+    /// # Errors
+    /// An invalid spec; the flow set is rejected before anything starts or stops.
+    fn compile(&self, spec: &Value) -> Result<Arc<dyn Transform>, SeamError>;
+}
+
+/// A cache entry's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheValue {
+    /// A string value (`SET`).
+    String(String),
+    /// A hash value (`HSET` of every field after clearing the key), one field per member
+    /// of the object, in the order the JSON map iterates them.
+    Hash(Vec<(String, String)>),
+}
+
+/// One cache write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheWrite {
+    /// The rendered key.
+    pub key: String,
+    /// The value.
+    pub value: CacheValue,
+    /// Time to live in milliseconds; `None` keeps the entry without expiry.
+    pub ttl_ms: Option<u64>,
+}
+
+/// Writes to the cache engine.
+pub trait CacheSink: Send + Sync + 'static {
+    /// Replaces the entry at `write.key`.
+    ///
+    /// # Errors
+    /// `Rejected` for a key or value over the cache's limits; `Fatal` otherwise.
+    fn write(&self, write: CacheWrite) -> Result<(), SeamError>;
+}
+
+/// How a history write lands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryWriteMode {
+    /// Insert a new document.
+    Insert,
+    /// Replace the document whose key is this rendered template, or insert it.
+    Upsert {
+        /// The rendered key (becomes the document's `_id`).
+        key: String,
+    },
+}
+
+/// One document for history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryWrite {
+    /// Database name.
+    pub db: String,
+    /// Collection name.
+    pub collection: String,
+    /// Insert or upsert.
+    pub mode: HistoryWriteMode,
+    /// The document.
+    pub doc: Value,
+}
+
+/// A consumer position committed with a history batch: the next offset to read.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommitOffset {
+    /// The source topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The offset after the last record the batch consumed.
+    pub next_offset: u64,
+}
+
+/// Why a history commit failed; nothing of it was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryCommitError {
+    /// `docs[index]` is unacceptable (too large, bad key); the flow dead-letters its record and
+    /// commits the rest.
+    #[error("document {index} rejected: {message}")]
+    Rejected {
+        /// Index into the `docs` slice passed to [`HistorySink::commit`].
+        index: usize,
+        /// Why.
+        message: String,
+    },
+    /// Storage failed; the flow stops without committing.
+    #[error("history failed: {0}")]
+    Fatal(String),
+}
+
+/// Writes to the history engine; also the store of every flow's committed offsets.
+pub trait HistorySink: Send + Sync + 'static {
+    /// The committed next offsets of `group` on `topic`, per partition (empty if never committed).
+    ///
+    /// # Errors
+    /// A storage failure; the flow does not start.
+    fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError>;
+
+    /// Writes `docs` and sets `group`'s committed offsets to `offsets`, atomically: all of it
+    /// lands (in one fjall batch) or none of it does. `docs` may be empty (offsets only).
+    ///
+    /// # Errors
+    /// [`HistoryCommitError::Rejected`] names one bad document; [`HistoryCommitError::Fatal`]
+    /// stops the flow.
+    fn commit(
+        &self,
+        group: &str,
+        docs: &[HistoryWrite],
+        offsets: &[CommitOffset],
+    ) -> Result<(), HistoryCommitError>;
+}
+
+/// One record for another topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicWrite {
+    /// The key bytes, if any.
+    pub key: Option<Vec<u8>>,
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// Header name and value pairs, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Appends to topics of the log engine (forwarding sinks).
+pub trait TopicSink: Send + Sync + 'static {
+    /// Appends `record` to `topic`.
+    ///
+    /// # Errors
+    /// `Rejected` for a record over the log's limits or a missing topic; `Fatal` otherwise.
+    fn produce(&self, topic: &str, record: TopicWrite) -> Result<(), SeamError>;
+}
+
+/// Appends failed records to a flow's dead-letter topic.
+///
+/// A dead letter is a [`TopicWrite`] holding the original key and value bytes and the headers
+/// `error`, `flow`, `source.topic`, `source.partition` and `source.offset` (decimal text).
+pub trait DeadLetter: Send + Sync + 'static {
+    /// Appends every letter to `topic`, in order.
+    ///
+    /// # Errors
+    /// Any error stops the flow without committing: a failed record is never dropped.
+    fn send(&self, topic: &str, letters: Vec<TopicWrite>) -> Result<(), SeamError>;
+}
+
+/// The engines a pipeline runs over, one handle per seam.
+#[derive(Clone)]
+pub struct Seams {
+    /// The log, as a consumer.
+    pub source: Arc<dyn SourceOpener>,
+    /// The JOLT engine.
+    pub transform: Arc<dyn TransformCompiler>,
+    /// The cache.
+    pub cache: Arc<dyn CacheSink>,
+    /// History, also holding committed offsets.
+    pub history: Arc<dyn HistorySink>,
+    /// The log, as a producer for forwarding sinks.
+    pub topic: Arc<dyn TopicSink>,
+    /// The log, as a producer for dead letters.
+    pub dead_letter: Arc<dyn DeadLetter>,
+}
+
+impl fmt::Debug for Seams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Seams").finish_non_exhaustive()
+    }
+}
