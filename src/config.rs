@@ -177,6 +177,26 @@ impl Loaded {
     }
 }
 
+/// Where the configuration came from, kept so a reload (`POST /pipeline/reload`, SIGHUP) reads
+/// the same file, environment and flags again.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The `--config` file, if any.
+    pub file: Option<PathBuf>,
+    /// Values given by flag or environment variable.
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Loads the configuration from this source again.
+    ///
+    /// # Errors
+    /// As [`load`].
+    pub fn load(&self) -> Result<Loaded, Error> {
+        load(self.file.as_deref(), &self.overrides)
+    }
+}
+
 /// Builds the effective configuration from defaults, an optional file and the overrides.
 ///
 /// # Errors

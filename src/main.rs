@@ -149,10 +149,14 @@ fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve_async(loaded))
+    let source = config::ConfigSource {
+        file: args.config.clone(),
+        overrides: overrides.clone(),
+    };
+    runtime.block_on(serve_async(loaded, source))
 }
 
-async fn serve_async(loaded: config::Loaded) -> ExitCode {
+async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> ExitCode {
     let engine = match Engine::open(loaded.config.clone()) {
         Ok(engine) => Arc::new(engine),
         Err(e @ engine::Error::Locked { .. }) => {
@@ -182,8 +186,19 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    engine.set_config_source(source);
     let shutdown = Shutdown::new();
-    let signals = match spawn_signal_handler(&shutdown) {
+    if let Err(e) = engine.start(shutdown.signal()).await {
+        eprintln!("streamcache: cannot start: {e}");
+        shutdown.trigger();
+        engine.stop().await;
+        return ExitCode::from(match e {
+            engine::Error::Pipeline(inner) if is_config_error(&inner) => 2,
+            engine::Error::Realtime(_) => 2,
+            _ => 1,
+        });
+    }
+    let signals = match spawn_signal_handler(&shutdown, engine.clone()) {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("streamcache: cannot install signal handlers: {e}");
@@ -198,6 +213,7 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     tracing::info!(http = %bound.http_addr(), resp = %bound.resp_addr(), "ready");
     let served = server::run(engine.clone(), bound, shutdown.signal()).await;
     signals.abort();
+    engine.stop().await;
     if let Err(e) = &served {
         tracing::error!(error = %e, "HTTP server failed");
     }
@@ -217,16 +233,31 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     }
 }
 
-/// Turns SIGINT and SIGTERM into a shutdown trigger.
-fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// Whether a pipeline error is a bad configuration (exit 2) rather than a runtime failure.
+fn is_config_error(e: &streamcache::pipeline::Error) -> bool {
+    matches!(e, streamcache::pipeline::Error::Invalid { .. })
+}
+
+/// Turns SIGINT and SIGTERM into a shutdown trigger, and SIGHUP into a pipeline reload.
+fn spawn_signal_handler(
+    shutdown: &Shutdown,
+    engine: Arc<Engine>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let shutdown = shutdown.clone();
     Ok(tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT received"); break; }
+                _ = hup.recv() => match engine.reload().await {
+                    Ok(diff) => tracing::info!(?diff, "SIGHUP: pipeline reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; the running flows continue"),
+                },
+            }
         }
         shutdown.trigger();
     }))
@@ -235,7 +266,14 @@ fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::Joi
 /// Logs go to stderr: human-readable (coloured on a terminal) or one JSON object per line.
 fn init_tracing(filter: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::new(filter);
+    // The storage engine logs every flush and compaction at info; keep it at warn unless the
+    // filter names it.
+    let quiet = if filter.contains("lsm_tree") || filter.contains("fjall") {
+        String::new()
+    } else {
+        ",lsm_tree=warn,fjall=warn".to_owned()
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{filter}{quiet}"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

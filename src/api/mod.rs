@@ -10,6 +10,7 @@ mod error;
 mod kafka;
 mod mongo;
 mod ops;
+mod pipeline;
 mod pusher;
 mod realtime;
 mod redis;
@@ -66,6 +67,7 @@ fn build(state: AppState) -> Router {
     let body_max = usize::try_from(config.http_body_bytes_max).unwrap_or(usize::MAX);
     Router::new()
         .merge(ops::routes())
+        .merge(pipeline::routes())
         .merge(kafka::routes())
         .merge(redis::routes())
         .merge(mongo::routes())

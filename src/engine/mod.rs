@@ -4,15 +4,27 @@
 //! The engine knows nothing of HTTP or sockets; `server` and `api` sit on top of it. One process
 //! owns a data directory at a time: [`Engine::open`] takes an exclusive lock on `DATA_DIR/LOCK`
 //! and a second opener gets [`Error::Locked`] at once.
+//!
+//! Life cycle: [`Engine::open`] opens storage (synchronous); [`Engine::start`] (async, inside a
+//! Tokio runtime) rebuilds the cache from the log, starts the pipeline's flows and the change-feed
+//! watchers, and marks the engine ready; [`Engine::stop`] stops them at a committed position;
+//! [`Engine::shutdown`] flushes and fsyncs storage.
+
+mod seams;
+mod watchers;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::task::JoinHandle;
+
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, ConfigSource};
 use crate::metrics::Registry;
+use crate::pipeline::{FlowDiff, FlowStatus, Pipeline, Seams};
+use crate::shutdown::ShutdownSignal;
 
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -43,6 +55,18 @@ pub enum Error {
     /// The document store could not be opened.
     #[error("cannot open the history store: {0}")]
     History(#[source] crate::history::Error),
+    /// The pipeline's configuration or its cache rebuild failed.
+    #[error("pipeline: {0}")]
+    Pipeline(#[from] crate::pipeline::Error),
+    /// A watcher's configuration is invalid.
+    #[error("realtime: {0}")]
+    Realtime(#[from] crate::realtime::Error),
+    /// `reload` was asked of an engine without a configuration source, or the source failed.
+    #[error("reload: {0}")]
+    Reload(String),
+    /// A background task could not be joined.
+    #[error("background task failed: {0}")]
+    Task(String),
     /// Flushing storage at shutdown failed.
     #[error("flushing {path} at shutdown failed: {source}")]
     Flush {
@@ -60,10 +84,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every engine over one data directory.
 ///
 /// ```
-/// let engine = streamcache::engine::Engine::temporary()?;
+/// # async fn demo() -> Result<(), streamcache::engine::Error> {
+/// use std::sync::Arc;
+/// let engine = Arc::new(streamcache::engine::Engine::temporary()?);
+/// let shutdown = streamcache::shutdown::Shutdown::new();
+/// engine.start(shutdown.signal()).await?;
 /// assert!(engine.is_ready());
+/// shutdown.trigger();
+/// engine.stop().await;
 /// engine.shutdown()?;
-/// # Ok::<(), streamcache::engine::Error>(())
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct Engine {
@@ -87,6 +118,14 @@ pub struct Engine {
     start_time_ms: u64,
     /// The Redis stand-in.
     cache: crate::cache::Cache,
+    /// The pipeline's view of the engines.
+    seams: Seams,
+    /// The running flows, once started (a tokio mutex: reload awaits while holding it).
+    pipeline: tokio::sync::Mutex<Option<Pipeline>>,
+    /// Background tasks started by [`Engine::start`] (watchers), joined by [`Engine::stop`].
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Where `reload` re-reads the configuration from.
+    config_source: std::sync::OnceLock<ConfigSource>,
     /// Held for the engine's lifetime; the OS releases the lock if the process dies.
     _lock: File,
     /// The temporary directory, removed when the engine is dropped.
@@ -145,7 +184,12 @@ impl Engine {
             .socket_id_seed
             .unwrap_or_else(|| start_time_ms ^ clock.monotonic_ns().rotate_left(32));
         let realtime = Arc::new(crate::realtime::Hub::new(&config.realtime, socket_seed));
+        let seams = seams::build(log.clone(), cache.clone(), history.clone());
         let engine = Self {
+            seams,
+            pipeline: tokio::sync::Mutex::new(None),
+            tasks: std::sync::Mutex::new(Vec::new()),
+            config_source: std::sync::OnceLock::new(),
             log,
             cache,
             config,
@@ -159,7 +203,6 @@ impl Engine {
             _lock: lock,
             _temp: temp,
         };
-        engine.ready.store(true, Ordering::Release);
         Ok(engine)
     }
 
@@ -233,6 +276,109 @@ impl Engine {
     #[must_use]
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the cache from the log, starts the configured flows and watchers, and marks the
+    /// engine ready. Call once, inside a Tokio runtime; the tasks stop when `shutdown` fires (then
+    /// call [`Engine::stop`] to wait for them).
+    ///
+    /// # Errors
+    /// An invalid flow or watcher configuration, or a failed cache rebuild; nothing is left
+    /// running then.
+    pub async fn start(&self, shutdown: ShutdownSignal) -> Result<()> {
+        let watchers = self
+            .config
+            .realtime
+            .watchers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| crate::realtime::Watcher::new(i, w))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let config = self.config.pipeline.clone();
+        let seams = self.seams.clone();
+        let replayed =
+            tokio::task::spawn_blocking(move || crate::pipeline::rebuild_cache(&config, &seams))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "cache rebuilt from the log");
+        }
+        let pipeline = Pipeline::start(
+            &self.config.pipeline,
+            self.seams.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        )?;
+        *self.pipeline.lock().await = Some(pipeline);
+        let task = tokio::spawn(watchers::run(
+            self.history.clone(),
+            self.realtime.clone(),
+            watchers,
+            shutdown,
+        ));
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops the flows at a committed position and waits for the background tasks (which end
+    /// once the shutdown signal given to [`Engine::start`] has fired).
+    pub async fn stop(&self) {
+        self.ready.store(false, Ordering::Release);
+        if let Some(pipeline) = self.pipeline.lock().await.take() {
+            pipeline.stop().await;
+        }
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "background task ended abnormally");
+            }
+        }
+    }
+
+    /// The status of every flow (empty before [`Engine::start`]).
+    pub async fn flows(&self) -> Vec<FlowStatus> {
+        self.pipeline
+            .lock()
+            .await
+            .as_ref()
+            .map(Pipeline::status)
+            .unwrap_or_default()
+    }
+
+    /// Records where [`Engine::reload`] re-reads the configuration from (the `serve` command's
+    /// file, environment and flags). Only the first call takes effect.
+    pub fn set_config_source(&self, source: ConfigSource) {
+        let _ = self.config_source.set(source);
+    }
+
+    /// Re-reads the configuration and replaces the flow set: changed flows stop at a committed
+    /// position and restart from it; an invalid configuration leaves every flow running.
+    ///
+    /// # Errors
+    /// [`Error::Reload`] with the reason the new configuration was rejected.
+    pub async fn reload(&self) -> Result<FlowDiff> {
+        let source = self.config_source.get().ok_or_else(|| {
+            Error::Reload("this engine was not started from a configuration source".into())
+        })?;
+        let loaded = source.load().map_err(|e| Error::Reload(e.to_string()))?;
+        let mut guard = self.pipeline.lock().await;
+        let pipeline = guard
+            .as_mut()
+            .ok_or_else(|| Error::Reload("the pipeline is not running".into()))?;
+        pipeline
+            .reload(&loaded.config.pipeline)
+            .await
+            .map_err(|e| Error::Reload(e.to_string()))
     }
 
     /// Flushes and fsyncs every engine's storage. Call once the listeners have stopped; the
