@@ -63,6 +63,12 @@ pub struct Spec {
     operations: Vec<spec::Operation>,
 }
 
+// IMPORTANT: the pipeline shares one parsed spec across threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Spec>();
+};
+
 impl Spec {
     /// Parses spec text (a chain array, or one `{"operation", "spec"}` object).
     ///

@@ -62,10 +62,24 @@ fn process(children: &[Node], doc: &mut Value) {
     match doc {
         Value::Object(map) => {
             for child in children {
-                let keys: Vec<String> = match &child.key {
-                    Key::Literal(k) => map.contains_key(k).then(|| k.clone()).into_iter().collect(),
-                    key => map.keys().filter(|k| key.matches_str(k)).cloned().collect(),
-                };
+                if let Key::Literal(k) = &child.key {
+                    match &child.children {
+                        None => {
+                            map.shift_remove(k);
+                        }
+                        Some(grandchildren) => {
+                            if let Some(v) = map.get_mut(k) {
+                                process(grandchildren, v);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let keys: Vec<String> = map
+                    .keys()
+                    .filter(|k| child.key.matches_str(k))
+                    .cloned()
+                    .collect();
                 for key in keys {
                     match &child.children {
                         None => {

@@ -420,10 +420,10 @@ fn set(slot: &mut Value, steps: &[Step<'_>], data: Value, op: usize) -> Result<(
     }
     match (first, slot) {
         (Step::Key(k), Value::Object(map)) => {
-            if !map.contains_key(k.as_ref()) {
-                map.insert(k.to_string(), Value::Null);
-            }
             if let Some(child) = map.get_mut(k.as_ref()) {
+                set(child, rest, data, op)?;
+            } else {
+                let child = map.entry(k.as_ref()).or_insert(Value::Null);
                 set(child, rest, data, op)?;
             }
         }
