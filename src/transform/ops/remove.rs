@@ -44,7 +44,7 @@ fn parse_children(map: &Map<String, Value>, path: &str) -> Result<Vec<Node>> {
         let node_path = pointer(path, raw);
         let key = parse_remove_key(raw).map_err(|reason| invalid(&node_path, &reason))?;
         let children = match value {
-            Value::String(s) if s.is_empty() => None,
+            Value::String(s) if s.trim().is_empty() => None,
             Value::Object(children) => Some(parse_children(children, &node_path)?),
             _ => {
                 return Err(invalid(
