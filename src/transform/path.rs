@@ -903,7 +903,8 @@ impl Key {
                     .join("|"),
             ),
             Key::StarAll => (6, "*".into()),
-            _ => (7, String::new()),
+            Key::Literal(s) => (7, s.clone()),
+            _ => (8, String::new()),
         }
     }
 }

@@ -281,6 +281,7 @@ impl Composite {
         let mut map_at: Option<String> = None;
         let mut array_at: Option<String> = None;
         let mut max_index: Option<usize> = None;
+        let mut seen = std::collections::HashSet::new();
         for (raw_key, value) in map {
             let node_path = pointer(path, raw_key);
             for raw in split_alternatives(raw_key) {
@@ -321,6 +322,12 @@ impl Composite {
                         ),
                     ));
                 }
+                if !seen.insert(key.precedence()) {
+                    return Err(invalid(
+                        &node_path,
+                        &format!("key `{raw}` duplicates another key"),
+                    ));
+                }
                 let node = Node {
                     key,
                     mode: child_mode,
@@ -328,10 +335,7 @@ impl Composite {
                     body,
                 };
                 match literal {
-                    Some(name) => {
-                        literals.retain(|(k, _)| *k != name);
-                        literals.push((name, node));
-                    }
+                    Some(name) => literals.push((name, node)),
                     None => computed.push(node),
                 }
             }
