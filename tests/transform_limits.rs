@@ -10,8 +10,8 @@
 
 use serde_json::{Value, json};
 use streamcache::transform::{
-    ARRAY_INDEX_MAX, DOCUMENT_DEPTH_MAX, Error, INPUT_DEPTH_MAX, PATH_ELEMENTS_MAX, SPEC_BYTES_MAX,
-    SPEC_DEPTH_MAX, SPEC_OPERATIONS_MAX, Spec,
+    ARRAY_INDEX_MAX, COPY_VALUES_MAX, DOCUMENT_DEPTH_MAX, Error, INPUT_DEPTH_MAX,
+    PATH_ELEMENTS_MAX, SPEC_BYTES_MAX, SPEC_DEPTH_MAX, SPEC_OPERATIONS_MAX, Spec,
 };
 
 /// `depth` nested arrays around `1`.
@@ -148,4 +148,27 @@ fn document_depth_between_operations_at_max_and_past_it() {
         matches!(err, Error::Transform { operation, .. } if operation == steps - 1),
         "{err}"
     );
+}
+
+#[test]
+fn copy_budget_at_max_and_past_it() {
+    let identity = Spec::parse_str(r#"[{"operation":"shift","spec":{"@":""}}]"#).unwrap();
+    // The array itself plus its elements: exactly COPY_VALUES_MAX values copied.
+    let at_max = Value::Array(vec![json!(0); COPY_VALUES_MAX - 1]);
+    assert_eq!(identity.apply(&at_max).unwrap(), at_max);
+    let past = Value::Array(vec![json!(0); COPY_VALUES_MAX]);
+    let err = identity.apply(&past).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err, Error::TooManyCopies { operation: 0, max } if max == COPY_VALUES_MAX),
+        "{err}"
+    );
+    // A modify spec that copies the document into itself for every key stops at the budget.
+    let doubling =
+        Spec::parse_str(r#"[{"operation":"modify-overwrite-beta","spec":{"*":"@1"}}]"#).unwrap();
+    let keys: serde_json::Map<String, Value> =
+        (0..64).map(|i| (format!("k{i}"), json!(i))).collect();
+    assert!(matches!(
+        doubling.apply(&Value::Object(keys)),
+        Err(Error::TooManyCopies { .. })
+    ));
 }

@@ -65,6 +65,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The chain copied more values than [`super::COPY_VALUES_MAX`].
+    #[error("operation {operation} copied more than the limit of {max} values")]
+    TooManyCopies {
+        /// Position of the operation in the chain where the budget ran out.
+        operation: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The input does not fit the operation, e.g. a top-level array given to a `default` spec
     /// that has no array form.
     #[error("operation {operation} cannot transform this input: {reason}")]

@@ -19,6 +19,7 @@
 //! ```
 
 mod apply;
+mod budget;
 mod error;
 mod ops;
 mod path;
@@ -47,6 +48,10 @@ pub const INPUT_DEPTH_MAX: usize = 128;
 pub const DOCUMENT_DEPTH_MAX: usize = 512;
 /// Largest array index an operation may write to (arrays are padded with nulls up to it).
 pub const ARRAY_INDEX_MAX: usize = 65_535;
+/// Most JSON values (each scalar, array and object counts one) one apply may copy out of its
+/// input, document or context: a spec that copies a document into itself repeatedly grows it
+/// exponentially, and this turns that into an error instead of an out-of-memory abort.
+pub const COPY_VALUES_MAX: usize = 1 << 21;
 
 const _: () = assert!(SPEC_DEPTH_MAX <= INPUT_DEPTH_MAX);
 const _: () = assert!(INPUT_DEPTH_MAX + PATH_ELEMENTS_MAX <= DOCUMENT_DEPTH_MAX);
@@ -62,6 +67,12 @@ pub const REFERENCE_ORDER_SPEC: &str = include_str!("reference_order_spec.json")
 pub struct Spec {
     operations: Vec<spec::Operation>,
 }
+
+// IMPORTANT: the pipeline shares one parsed spec across threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Spec>();
+};
 
 impl Spec {
     /// Parses spec text (a chain array, or one `{"operation", "spec"}` object).

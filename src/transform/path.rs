@@ -424,6 +424,15 @@ impl Transpose {
         let Some(rest) = raw.strip_prefix('@') else {
             return Err(format!("`{raw}` must start with `@`"));
         };
+        if rest.is_empty() {
+            return Err("a lone `@` is not valid here; use `@0` or `@(N,path)`".into());
+        }
+        if rest.contains('@') {
+            return Err(format!("`{raw}`: an `@` lookup cannot contain another `@`"));
+        }
+        if rest.contains('*') || rest.contains("[]") {
+            return Err(format!("`{raw}`: an `@` lookup cannot contain `*` or `[]`"));
+        }
         let meat = if let Some(inner) = rest.strip_prefix('(') {
             inner
                 .strip_suffix(')')
@@ -462,9 +471,27 @@ impl Transpose {
         read_path(root, &self.path, walk)
     }
 
-    /// The data as a key: strings as they are, numbers and booleans as text.
+    /// The data as a key: strings as they are, numbers as their integer part (they are meant
+    /// as array indices), booleans as text.
     pub(crate) fn read_key<'v>(&self, walk: &impl Walk<'v>) -> Option<String> {
-        scalar_key(self.read(walk)?)
+        match self.read(walk)? {
+            Value::Number(n) => Some(match (n.as_i64(), n.as_f64()) {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "Java's Number.intValue() wraps the same way"
+                )]
+                (Some(i), _) => (i as i32).to_string(),
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "Java's Number.intValue() saturates the same way"
+                )]
+                (None, Some(f)) => (f as i32).to_string(),
+                _ => n.to_string(),
+            }),
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
     }
 }
 
@@ -635,6 +662,9 @@ fn parse_array_step(inner: &str) -> Result<ArrayStep, String> {
         return Ok(ArrayStep::Ref(r));
     }
     if let Some(n) = inner.strip_prefix('#') {
+        if n.is_empty() {
+            return Ok(ArrayStep::Hash(0));
+        }
         return n
             .parse::<usize>()
             .map(ArrayStep::Hash)
@@ -828,15 +858,14 @@ impl Key {
                 let wanted = t.eval(walk)?;
                 (wanted == input_key.as_ref()).then(|| Matched::plain(input_key.clone()))
             }
-            // `@` stands for its parent's match, captures included.
-            Key::At => walk
+            // `@` and `@(N,path)` stand for their parent's match, captures included.
+            Key::At | Key::Transpose(_) => walk
                 .matched(0)
                 .map(|m| Matched {
                     key: Cow::Owned(m.key.to_string()),
                     groups: m.groups.clone(),
                 })
                 .or_else(|| Some(Matched::plain(input_key.clone()))),
-            Key::Transpose(_) => Some(Matched::plain(input_key.clone())),
             Key::Dollar(r) => Some(Matched::plain(Cow::Owned(eval_ref(*r, walk)?.to_owned()))),
             Key::Hash(s) => Some(Matched::plain(Cow::Borrowed(s.as_str()))),
             Key::Array(i) => (input_key.parse::<usize>().ok() == Some(*i))
@@ -874,7 +903,8 @@ impl Key {
                     .join("|"),
             ),
             Key::StarAll => (6, "*".into()),
-            _ => (7, String::new()),
+            Key::Literal(s) => (7, s.clone()),
+            _ => (8, String::new()),
         }
     }
 }

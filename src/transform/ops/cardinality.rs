@@ -69,8 +69,8 @@ impl Cardinality {
 
 fn parse_rule(value: &Value, path: &str) -> Result<Rule> {
     match value {
-        Value::String(s) if s.eq_ignore_ascii_case("one") => Ok(Rule::One),
-        Value::String(s) if s.eq_ignore_ascii_case("many") => Ok(Rule::Many),
+        Value::String(s) if s == "ONE" => Ok(Rule::One),
+        Value::String(s) if s == "MANY" => Ok(Rule::Many),
         _ => Err(invalid(
             path,
             "a cardinality value must be \"ONE\", \"MANY\" or an object",

@@ -122,11 +122,12 @@ fn parse_children(map: &Map<String, Value>, array: bool, path: &str) -> Result<V
         };
         nodes.push(Node { key, body });
     }
-    // Literals first, then alternatives, then `*`, keeping spec order within each group.
-    nodes.sort_by_key(|n| match n.key {
-        Match::Literal(_) => 0u8,
-        Match::Or(_) => 1,
-        Match::Star => 2,
+    // Literals first, then alternatives, then `*`, keeping spec order among literals.
+    // Alternatives sort by how many they name, then by their text, as JOLT does.
+    nodes.sort_by_key(|n| match &n.key {
+        Match::Literal(_) => (0u8, 0, String::new()),
+        Match::Or(alts) => (1, alts.len(), alts.join("|")),
+        Match::Star => (2, 0, String::new()),
     });
     Ok(nodes)
 }

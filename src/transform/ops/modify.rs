@@ -15,7 +15,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::functions::{CustomFn, Functions, Stock};
-use crate::transform::error::Result;
+use crate::transform::budget::Budget;
+use crate::transform::error::{Error, Result};
 use crate::transform::path::{
     Key, Matched, Rhs, Transpose, Walk, child, parse_key, parse_rhs_path, precedence_order,
     read_path, split_alternatives,
@@ -112,6 +113,12 @@ enum Eval {
     Call { func: Func, args: Vec<Arg> },
 }
 
+/// What evaluation reads besides the document: the context, and the copy budget.
+struct Env<'e> {
+    context: &'e Value,
+    budget: &'e Budget,
+}
+
 /// One path step from the root to a level's value.
 #[derive(Debug, Clone)]
 enum Seg {
@@ -197,7 +204,25 @@ impl Modify {
     }
 
     /// Applies the spec to `doc` in place; `context` is what `^` reads.
-    pub(crate) fn apply(&self, doc: &mut Value, context: &Value) {
+    pub(crate) fn apply(
+        &self,
+        doc: &mut Value,
+        context: &Value,
+        op: usize,
+        budget: &Budget,
+    ) -> Result<()> {
+        let env = Env { context, budget };
+        self.apply_inner(doc, &env);
+        if budget.exhausted() {
+            return Err(Error::TooManyCopies {
+                operation: op,
+                max: crate::transform::COPY_VALUES_MAX,
+            });
+        }
+        Ok(())
+    }
+
+    fn apply_inner(&self, doc: &mut Value, context: &Env<'_>) {
         let root_match = || Matched::plain(Cow::Borrowed("root"));
         if !self.root.data_type.compatible(Some(&*doc)) || doc.is_null() {
             return;
@@ -256,6 +281,7 @@ impl Composite {
         let mut map_at: Option<String> = None;
         let mut array_at: Option<String> = None;
         let mut max_index: Option<usize> = None;
+        let mut seen = std::collections::HashSet::new();
         for (raw_key, value) in map {
             let node_path = pointer(path, raw_key);
             for raw in split_alternatives(raw_key) {
@@ -296,6 +322,12 @@ impl Composite {
                         ),
                     ));
                 }
+                if !seen.insert(key.precedence()) {
+                    return Err(invalid(
+                        &node_path,
+                        &format!("key `{raw}` duplicates another key"),
+                    ));
+                }
                 let node = Node {
                     key,
                     mode: child_mode,
@@ -303,10 +335,7 @@ impl Composite {
                     body,
                 };
                 match literal {
-                    Some(name) => {
-                        literals.retain(|(k, _)| *k != name);
-                        literals.push((name, node));
-                    }
+                    Some(name) => literals.push((name, node)),
                     None => computed.push(node),
                 }
             }
@@ -351,7 +380,7 @@ impl Composite {
         Some(orig)
     }
 
-    fn process(&self, root: &mut Value, walk: &mut ModWalk, context: &Value) {
+    fn process(&self, root: &mut Value, walk: &mut ModWalk, context: &Env<'_>) {
         let orig = walk.levels.last().and_then(|l| l.orig_size);
         // The keys of this level with whether each is present (an expanded array slot is not).
         let keys_now = |root: &Value, walk: &ModWalk| -> Vec<(String, bool)> {
@@ -422,7 +451,7 @@ impl Composite {
         keys: &[(String, bool)],
         root: &mut Value,
         walk: &mut ModWalk,
-        context: &Value,
+        context: &Env<'_>,
     ) {
         for (key, is_present) in keys {
             self.first_computed(key, *is_present, root, walk, context);
@@ -435,7 +464,7 @@ impl Composite {
         is_present: bool,
         root: &mut Value,
         walk: &mut ModWalk,
-        context: &Value,
+        context: &Env<'_>,
     ) {
         for node in &self.computed {
             if node.apply(key, is_present, root, walk, context) {
@@ -522,7 +551,7 @@ impl Node {
         is_present: bool,
         root: &mut Value,
         walk: &mut ModWalk,
-        context: &Value,
+        context: &Env<'_>,
     ) -> bool {
         let matched = {
             let view = View { root, walk };
@@ -697,17 +726,19 @@ fn parse_arg(s: &str, in_function: bool) -> std::result::Result<Arg, String> {
 }
 
 impl Arg {
-    fn eval(&self, view: &View<'_>, context: &Value) -> Option<Value> {
+    fn eval(&self, view: &View<'_>, context: &Env<'_>) -> Option<Value> {
         match self {
-            Arg::Literal(v) => Some(v.clone()),
-            Arg::SelfLookup(t) => t.read(view).cloned(),
-            Arg::Context(path) => read_path(context, path, view).cloned(),
+            Arg::Literal(v) => Some(context.budget.copy(v)),
+            Arg::SelfLookup(t) => t.read(view).map(|v| context.budget.copy(v)),
+            Arg::Context(path) => {
+                read_path(context.context, path, view).map(|v| context.budget.copy(v))
+            }
         }
     }
 }
 
 impl Eval {
-    fn eval(&self, input: Option<&Value>, view: &View<'_>, context: &Value) -> Option<Value> {
+    fn eval(&self, input: Option<&Value>, view: &View<'_>, context: &Env<'_>) -> Option<Value> {
         match self {
             Eval::Arg(arg) => arg.eval(view, context),
             Eval::Call {
@@ -716,7 +747,7 @@ impl Eval {
             } => args.first()?.eval(view, context),
             Eval::Call { func, args } => {
                 let values: Vec<Value> = match args.as_slice() {
-                    [] => input.cloned().into_iter().collect(),
+                    [] => input.map(|v| context.budget.copy(v)).into_iter().collect(),
                     [one] => one.eval(view, context).into_iter().collect(),
                     many => many
                         .iter()

@@ -44,7 +44,7 @@ fn parse_children(map: &Map<String, Value>, path: &str) -> Result<Vec<Node>> {
         let node_path = pointer(path, raw);
         let key = parse_remove_key(raw).map_err(|reason| invalid(&node_path, &reason))?;
         let children = match value {
-            Value::String(s) if s.is_empty() => None,
+            Value::String(s) if s.trim().is_empty() => None,
             Value::Object(children) => Some(parse_children(children, &node_path)?),
             _ => {
                 return Err(invalid(
@@ -62,10 +62,24 @@ fn process(children: &[Node], doc: &mut Value) {
     match doc {
         Value::Object(map) => {
             for child in children {
-                let keys: Vec<String> = match &child.key {
-                    Key::Literal(k) => map.contains_key(k).then(|| k.clone()).into_iter().collect(),
-                    key => map.keys().filter(|k| key.matches_str(k)).cloned().collect(),
-                };
+                if let Key::Literal(k) = &child.key {
+                    match &child.children {
+                        None => {
+                            map.shift_remove(k);
+                        }
+                        Some(grandchildren) => {
+                            if let Some(v) = map.get_mut(k) {
+                                process(grandchildren, v);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let keys: Vec<String> = map
+                    .keys()
+                    .filter(|k| child.key.matches_str(k))
+                    .cloned()
+                    .collect();
                 for key in keys {
                     match &child.children {
                         None => {

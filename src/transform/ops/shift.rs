@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
+use crate::transform::budget::Budget;
 use crate::transform::error::{Error, Result};
 use crate::transform::path::{
     Key, Matched, Rhs, WalkedPath, array_index, parse_key, parse_rhs_path, precedence_order,
@@ -27,6 +28,8 @@ static NULL: Value = Value::Null;
 #[derive(Debug)]
 pub(crate) struct Shift {
     root: Composite,
+    /// The most elements in any output path: how much deeper than its input the output can be.
+    max_path: usize,
 }
 
 #[derive(Debug)]
@@ -72,24 +75,44 @@ impl Shift {
             return Err(invalid(path, "a shift spec must be a JSON object"));
         };
         let root = Composite::parse(Key::Literal(ROOT_KEY.into()), map, path)?;
-        Ok(Shift { root })
+        let max_path = root.max_path();
+        Ok(Shift { root, max_path })
+    }
+
+    /// An upper bound on the output's nesting depth for an input `input_depth` deep.
+    pub(crate) fn depth_bound(&self, input_depth: usize) -> usize {
+        input_depth.saturating_add(self.max_path)
     }
 
     /// Applies the spec; `op` is the position of this operation in its chain.
-    pub(crate) fn apply(&self, input: &Value, op: usize) -> Result<Value> {
+    pub(crate) fn apply(&self, input: &Value, op: usize, budget: &Budget) -> Result<Value> {
         let mut out = Value::Null;
         let mut walk = WalkedPath::default();
         walk.push(input, Matched::plain(Cow::Borrowed(ROOT_KEY)));
-        let mut ctx = Ctx { out: &mut out, op };
+        let mut ctx = Ctx {
+            out: &mut out,
+            op,
+            steps: Vec::new(),
+            budget,
+        };
         self.root
             .apply(Cow::Borrowed(ROOT_KEY), Some(input), &mut walk, &mut ctx)?;
+        if budget.exhausted() {
+            return Err(Error::TooManyCopies {
+                operation: op,
+                max: crate::transform::COPY_VALUES_MAX,
+            });
+        }
         Ok(out)
     }
 }
 
-struct Ctx<'o> {
+struct Ctx<'o, 'a> {
     out: &'o mut Value,
     op: usize,
+    /// Reused buffer for evaluated output paths.
+    steps: Vec<Step<'a>>,
+    budget: &'o Budget,
 }
 
 impl Node {
@@ -102,6 +125,12 @@ impl Node {
 
     fn parse(raw_key: &str, value: &Value, path: &str) -> Result<Node> {
         let key = parse_key(raw_key).map_err(|reason| invalid(path, &reason))?;
+        if matches!(key, Key::Array(_)) {
+            return Err(invalid(
+                path,
+                "`[N]` is not a shift key; match an array index with the literal key `N`",
+            ));
+        }
         match value {
             Value::Object(map) => {
                 if matches!(key, Key::At | Key::Dollar(_)) {
@@ -143,7 +172,7 @@ impl Node {
         input_key: Cow<'a, str>,
         input: Option<&'a Value>,
         walk: &mut WalkedPath<'a>,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, 'a>,
     ) -> Result<bool> {
         match self {
             Node::Composite(c) => c.apply(input_key, input, walk, ctx),
@@ -208,6 +237,21 @@ impl Composite {
         })
     }
 
+    fn max_path(&self) -> usize {
+        let children = self
+            .special
+            .iter()
+            .chain(self.literals.iter().map(|(_, n)| n))
+            .chain(self.computed.iter());
+        children
+            .map(|child| match child {
+                Node::Composite(c) => c.max_path(),
+                Node::Leaf(l) => l.writers.iter().map(Vec::len).max().unwrap_or(0),
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn literal(&self, key: &str) -> Option<&Node> {
         self.literals.iter().find(|(k, _)| k == key).map(|(_, n)| n)
     }
@@ -217,7 +261,7 @@ impl Composite {
         input_key: Cow<'a, str>,
         input: Option<&'a Value>,
         walk: &mut WalkedPath<'a>,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, 'a>,
     ) -> Result<bool> {
         let Some(matched) = self.key.matches(&input_key, walk) else {
             return Ok(false);
@@ -243,7 +287,7 @@ impl Composite {
         &'a self,
         input: Option<&'a Value>,
         walk: &mut WalkedPath<'a>,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, 'a>,
     ) -> Result<()> {
         let (literals, computed, conflict) = match self.strategy {
             Strategy::AvailableLiterals => (true, false, false),
@@ -309,7 +353,7 @@ impl Composite {
         input: Option<&'a Value>,
         literal_first: bool,
         walk: &mut WalkedPath<'a>,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, 'a>,
     ) -> Result<()> {
         if literal_first && let Some(child) = self.literal(&key) {
             child.apply(key, input, walk, ctx)?;
@@ -323,7 +367,7 @@ impl Composite {
         key: Cow<'a, str>,
         input: Option<&'a Value>,
         walk: &mut WalkedPath<'a>,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, 'a>,
     ) -> Result<()> {
         for child in &self.computed {
             if child.apply(key.clone(), input, walk, ctx)? {
@@ -340,7 +384,7 @@ impl Leaf {
         input_key: Cow<'a, str>,
         input: Option<&'a Value>,
         walk: &mut WalkedPath<'a>,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, 'a>,
     ) -> Result<bool> {
         let Some(matched) = self.key.matches(&input_key, walk) else {
             return Ok(false);
@@ -371,8 +415,13 @@ impl Leaf {
 
 /// Evaluates `path` and puts a copy of `data` there; a path that cannot be evaluated writes
 /// nothing.
-fn write(ctx: &mut Ctx<'_>, path: &[Rhs], walk: &WalkedPath<'_>, data: &Value) -> Result<()> {
-    let mut steps = Vec::with_capacity(path.len());
+fn write<'a>(
+    ctx: &mut Ctx<'_, 'a>,
+    path: &'a [Rhs],
+    walk: &WalkedPath<'_>,
+    data: &Value,
+) -> Result<()> {
+    ctx.steps.clear();
     for elem in path {
         let step = match elem {
             Rhs::Literal(s) => Some(Step::Key(Cow::Borrowed(s.as_str()))),
@@ -383,10 +432,10 @@ fn write(ctx: &mut Ctx<'_>, path: &[Rhs], walk: &WalkedPath<'_>, data: &Value) -
         let Some(step) = step else {
             return Ok(());
         };
-        steps.push(step);
+        ctx.steps.push(step);
     }
-    let op = ctx.op;
-    set(ctx.out, &steps, data.clone(), op)
+    let copy = ctx.budget.copy(data);
+    set(ctx.out, &ctx.steps, copy, ctx.op)
 }
 
 /// An empty container of the kind `step` walks into.
@@ -420,10 +469,10 @@ fn set(slot: &mut Value, steps: &[Step<'_>], data: Value, op: usize) -> Result<(
     }
     match (first, slot) {
         (Step::Key(k), Value::Object(map)) => {
-            if !map.contains_key(k.as_ref()) {
-                map.insert(k.to_string(), Value::Null);
-            }
             if let Some(child) = map.get_mut(k.as_ref()) {
+                set(child, rest, data, op)?;
+            } else {
+                let child = map.entry(k.as_ref()).or_insert(Value::Null);
                 set(child, rest, data, op)?;
             }
         }
