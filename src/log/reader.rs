@@ -45,18 +45,7 @@ impl Partition {
     /// [`Error::OffsetOutOfRange`] outside `earliest..=latest`, [`Error::Corrupt`] when a batch
     /// does not decode, [`Error::Io`] on read failure.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<StoredRecord>> {
-        let end = self.latest_offset();
-        let segments = self.segments_from(offset, end)?;
-        let mut out = Vec::new();
-        let mut budget = max_bytes;
-        for seg in segments {
-            let start = self.start_position(&seg, offset)?;
-            let done = read_segment(&seg, start, offset, end, &mut budget, &mut out)?;
-            if done {
-                break;
-            }
-        }
-        Ok(out)
+        self.collect(offset, max_bytes, read_segment)
     }
 
     /// Raw batches from the one holding `offset`, up to about `max_bytes` (at least one):
@@ -65,13 +54,24 @@ impl Partition {
     /// # Errors
     /// As [`Partition::read`].
     pub fn read_batches(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Bytes>> {
+        self.collect(offset, max_bytes, frame_segment)
+    }
+
+    /// Runs `per_segment` over the segments holding `offset..end` until it reports the read
+    /// complete.
+    fn collect<T>(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        per_segment: SegmentReader<T>,
+    ) -> Result<Vec<T>> {
         let end = self.latest_offset();
         let segments = self.segments_from(offset, end)?;
         let mut out = Vec::new();
         let mut budget = max_bytes;
         for seg in segments {
             let start = self.start_position(&seg, offset)?;
-            if frame_segment(&seg, start, offset, end, &mut budget, &mut out)? {
+            if per_segment(&seg, start, offset, end, &mut budget, &mut out)? {
                 break;
             }
         }
@@ -147,6 +147,10 @@ impl Partition {
         Ok(None)
     }
 }
+
+/// Reads one segment from a byte position: `(segment, start, min_offset, end, budget, out)`;
+/// returns whether the read is complete.
+type SegmentReader<T> = fn(&Segment, u64, Offset, Offset, &mut usize, &mut Vec<T>) -> Result<bool>;
 
 /// What a segment walker's visitor decided about one batch.
 enum Walk {
