@@ -169,7 +169,7 @@ fn scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("scan");
     group.throughput(Throughput::Bytes(total));
     group.sample_size(10);
-    group.bench_function("log", |b| {
+    group.bench_function("log_records", |b| {
         b.iter(|| {
             let mut offset = 0;
             let mut n = 0usize;
@@ -179,6 +179,22 @@ fn scan(c: &mut Criterion) {
                 offset = got.last().unwrap().offset + 1;
             }
             assert_eq!(n as u64, end);
+        });
+    });
+    group.bench_function("log_batches", |b| {
+        b.iter(|| {
+            let mut offset = 0;
+            let mut bytes = 0u64;
+            while offset < end {
+                let got = log.read_batches("scan", 0, offset, 1 << 20).unwrap();
+                bytes += got.iter().map(|b| b.len() as u64).sum::<u64>();
+                let last = got.last().unwrap();
+                offset = streamcache::log::decode_batch_frame(last)
+                    .unwrap()
+                    .last_offset
+                    + 1;
+            }
+            assert_eq!(bytes, total);
         });
     });
     group.bench_function("raw", |b| {
@@ -211,6 +227,8 @@ fn tail_latency(c: &mut Criterion) {
     log.create_topic("tail", Some(1), &[], false).unwrap();
     let clock = Arc::new(SystemClock::new());
     let (done_tx, done_rx) = std::sync::mpsc::channel::<u64>();
+    // Subscribe before the first append so no wake-up is missed.
+    let mut rx = log.subscribe("tail", 0).unwrap();
     let reader = {
         let log = log.clone();
         let clock = clock.clone();
@@ -220,18 +238,19 @@ fn tail_latency(c: &mut Criterion) {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut rx = log.subscribe("tail", 0).unwrap();
                 let mut next = 0;
                 loop {
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
+                    rx.borrow_and_update();
                     let got = log.read("tail", 0, next, 1 << 16).unwrap();
                     if let Some(last) = got.last() {
                         next = last.offset + 1;
                         if done_tx.send(clock.monotonic_ns()).is_err() {
                             return;
                         }
+                        continue;
+                    }
+                    if rx.changed().await.is_err() {
+                        return;
                     }
                 }
             });

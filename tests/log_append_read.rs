@@ -633,3 +633,33 @@ fn the_default_toml_log_section_parses_to_the_default_config() {
     let bad = "[log]\nflush_policy = \"sometimes\"\n";
     assert!(streamcache::config::parse_toml(bad, std::path::Path::new("c.toml")).is_err());
 }
+
+#[test]
+fn raw_batches_are_kafka_fetch_bytes() {
+    use kafka_protocol::records::RecordBatchDecoder;
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    for i in 0..5 {
+        t.log
+            .append(
+                "t",
+                Routing::Partition(0),
+                vec![value(&format!("{i}a")), value(&format!("{i}b"))],
+            )
+            .unwrap();
+    }
+    // The batch holding offset 3 starts at offset 2.
+    let batches = t.log.read_batches("t", 0, 3, 1 << 20).unwrap();
+    assert_eq!(batches.len(), 4);
+    let first = log::decode_batch_frame(&batches[0]).unwrap();
+    assert_eq!((first.base_offset, first.last_offset), (2, 3));
+    let mut joined = Bytes::from(batches.concat());
+    let sets = RecordBatchDecoder::decode_all(&mut joined).unwrap();
+    assert_eq!(sets.iter().map(|s| s.records.len()).sum::<usize>(), 8);
+    assert_eq!(
+        t.log.read_batches("t", 0, 9, 1).unwrap().len(),
+        1,
+        "at least one batch"
+    );
+    assert!(t.log.read_batches("t", 0, 10, 1 << 20).unwrap().is_empty());
+}

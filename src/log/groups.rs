@@ -98,6 +98,9 @@ struct Member {
     assigned: Vec<TopicPartition>,
     /// Next offset to fetch per partition, once known.
     positions: BTreeMap<TopicPartition, Offset>,
+    /// Positions last committed by auto-commit, so an unchanged position is not committed (and
+    /// fsynced) again on every poll.
+    auto_committed: BTreeMap<TopicPartition, Offset>,
 }
 
 /// Every group's REST consumer instances.
@@ -381,6 +384,7 @@ impl Log {
                 manual: None,
                 assigned: Vec::new(),
                 positions: BTreeMap::new(),
+                auto_committed: BTreeMap::new(),
             },
         );
         Ok(id)
@@ -627,7 +631,13 @@ impl Log {
                 .iter()
                 .map(|tp| (tp.clone(), m.positions.get(tp).copied()))
                 .collect();
-            (plan, m.settings.clone(), m.positions.clone())
+            let changed: Vec<(TopicPartition, Offset)> = m
+                .positions
+                .iter()
+                .filter(|(tp, o)| m.auto_committed.get(*tp) != Some(*o))
+                .map(|(tp, o)| (tp.clone(), *o))
+                .collect();
+            (plan, m.settings.clone(), changed)
         };
         if settings.auto_commit && !previous.is_empty() {
             let offsets: Vec<_> = previous
@@ -643,6 +653,11 @@ impl Log {
                 })
                 .collect();
             self.commit_offsets(group, &offsets)?;
+            let mut reg = self.registry()?;
+            if let Ok(m) = reg.member(group, instance, now) {
+                m.auto_committed
+                    .extend(offsets.into_iter().map(|(tp, c)| (tp, c.offset)));
+            }
         }
         let mut out = Vec::new();
         let mut budget = max_bytes.min(super::READ_BYTES_MAX);

@@ -43,7 +43,8 @@ pub use index::{OffsetIndex, TimeIndex};
 pub use partitioner::{murmur2, partition_for_key};
 pub use recovery::fuzz_log_segment;
 pub use segment::{
-    BatchError, BatchInfo, decode_batch, decode_batch_info, encode_batch, record_bytes,
+    BatchError, BatchInfo, decode_batch, decode_batch_frame, decode_batch_info, encode_batch,
+    record_bytes,
 };
 pub use writer::Partition;
 
@@ -905,6 +906,23 @@ impl Log {
         partition: u32,
     ) -> Result<tokio::sync::watch::Receiver<Offset>> {
         Ok(self.partition(topic, partition)?.subscribe())
+    }
+
+    /// Raw RecordBatch v2 bytes of one partition from the batch holding `offset`, up to about
+    /// `max_bytes` (at least one batch) — Kafka's fetch: framing is checked, the CRC is left to
+    /// the consumer, and the first batch may start before `offset`.
+    ///
+    /// # Errors
+    /// As [`Log::read`].
+    pub fn read_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>> {
+        self.partition(topic, partition)?
+            .read_batches(offset, max_bytes.min(READ_BYTES_MAX))
     }
 
     /// The log start offset of a partition.

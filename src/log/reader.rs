@@ -45,23 +45,47 @@ impl Partition {
     /// [`Error::OffsetOutOfRange`] outside `earliest..=latest`, [`Error::Corrupt`] when a batch
     /// does not decode, [`Error::Io`] on read failure.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<StoredRecord>> {
+        self.collect(offset, max_bytes, read_segment)
+    }
+
+    /// Raw batches from the one holding `offset`, up to about `max_bytes` (at least one):
+    /// Kafka's fetch. Framing is checked; the CRC is left to the consumer.
+    ///
+    /// # Errors
+    /// As [`Partition::read`].
+    pub fn read_batches(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Bytes>> {
+        self.collect(offset, max_bytes, frame_segment)
+    }
+
+    /// Runs `per_segment` over the segments holding `offset..end` until it reports the read
+    /// complete.
+    fn collect<T>(
+        &self,
+        offset: Offset,
+        max_bytes: usize,
+        per_segment: SegmentReader<T>,
+    ) -> Result<Vec<T>> {
         let end = self.latest_offset();
         let segments = self.segments_from(offset, end)?;
         let mut out = Vec::new();
         let mut budget = max_bytes;
         for seg in segments {
-            let start = if offset > seg.base {
-                let rel = u32::try_from(offset - seg.base).unwrap_or(u32::MAX);
-                u64::from(seg.index.read()?.lookup(rel))
-            } else {
-                0
-            };
-            let done = read_segment(&seg, start, offset, end, &mut budget, &mut out)?;
-            if done {
+            let start = self.start_position(&seg, offset)?;
+            if per_segment(&seg, start, offset, end, &mut budget, &mut out)? {
                 break;
             }
         }
         Ok(out)
+    }
+
+    /// Byte position in `seg` from which to scan for `offset`.
+    fn start_position(&self, seg: &Segment, offset: Offset) -> Result<u64> {
+        if offset > seg.base {
+            let rel = u32::try_from(offset - seg.base).unwrap_or(u32::MAX);
+            Ok(u64::from(seg.index.read()?.lookup(rel)))
+        } else {
+            Ok(0)
+        }
     }
 
     /// Segments that may hold offsets from `offset` on, after checking the range.
@@ -124,15 +148,26 @@ impl Partition {
     }
 }
 
-/// Reads batches of `seg` from byte `start`, keeping records in `min_offset..end`. Returns
-/// whether the read is complete (budget spent or end reached).
-fn read_segment(
+/// Reads one segment from a byte position: `(segment, start, min_offset, end, budget, out)`;
+/// returns whether the read is complete.
+type SegmentReader<T> = fn(&Segment, u64, Offset, Offset, &mut usize, &mut Vec<T>) -> Result<bool>;
+
+/// What a segment walker's visitor decided about one batch.
+enum Walk {
+    /// Go on after this many bytes.
+    Continue(usize),
+    /// Stop: the read is complete.
+    Stop,
+}
+
+/// Walks the batches of `seg` from byte `start`, reading the file in chunks of about
+/// `chunk_hint` bytes and handing each batch (as a view starting at the batch) to `visit`.
+/// Returns whether `visit` stopped the walk before the end of the segment.
+fn walk_segment(
     seg: &Segment,
     start: u64,
-    min_offset: Offset,
-    end: Offset,
-    budget: &mut usize,
-    out: &mut Vec<StoredRecord>,
+    chunk_hint: usize,
+    mut visit: impl FnMut(&Bytes) -> Result<Walk, BatchError>,
 ) -> Result<bool> {
     let len = seg.len.load(Ordering::Acquire);
     let mut pos = start;
@@ -141,34 +176,12 @@ fn read_segment(
     while pos < len {
         let in_chunk = usize::try_from(pos - chunk_start).unwrap_or(usize::MAX);
         let view = chunk.slice(in_chunk.min(chunk.len())..);
-        let before = out.len();
-        match segment::decode_batch(&view, min_offset, out) {
-            Ok(info) => {
-                if info.last_offset >= end {
-                    // Records at or past the visible end are not acknowledged yet (under `always`).
-                    let keep = out
-                        .get(before..)
-                        .map_or(0, |new| new.iter().take_while(|r| r.offset < end).count());
-                    out.truncate(before + keep);
-                }
-                let taken = out.len() > before;
-                pos += info.len as u64;
-                if taken {
-                    *budget = budget.saturating_sub(info.len);
-                }
-                if info.last_offset + 1 >= end {
-                    return Ok(true);
-                }
-                if *budget == 0 && !out.is_empty() {
-                    return Ok(true);
-                }
-            }
+        match visit(&view) {
+            Ok(Walk::Continue(n)) => pos += n as u64,
+            Ok(Walk::Stop) => return Ok(true),
             Err(BatchError::Incomplete { needed }) => {
-                let want = needed.max(
-                    READ_CHUNK_BYTES
-                        .min(*budget)
-                        .max(segment::BATCH_HEADER_BYTES),
-                );
+                let want =
+                    needed.max(chunk_hint.clamp(segment::BATCH_HEADER_BYTES, READ_CHUNK_BYTES));
                 let avail = usize::try_from(len - pos).unwrap_or(usize::MAX);
                 let mut buf = vec![0u8; want.min(avail)];
                 let n = seg
@@ -196,6 +209,68 @@ fn read_segment(
         }
     }
     Ok(false)
+}
+
+/// Reads batches of `seg` from byte `start`, keeping records in `min_offset..end`. Returns
+/// whether the read is complete (budget spent or end reached).
+fn read_segment(
+    seg: &Segment,
+    start: u64,
+    min_offset: Offset,
+    end: Offset,
+    budget: &mut usize,
+    out: &mut Vec<StoredRecord>,
+) -> Result<bool> {
+    let hint = *budget;
+    walk_segment(seg, start, hint, |view| {
+        let before = out.len();
+        let info = segment::decode_batch(view, min_offset, out)?;
+        if info.last_offset >= end {
+            // Records at or past the visible end are not acknowledged yet (under `always`).
+            let keep = out
+                .get(before..)
+                .map_or(0, |new| new.iter().take_while(|r| r.offset < end).count());
+            out.truncate(before + keep);
+        }
+        if out.len() > before {
+            *budget = budget.saturating_sub(info.len);
+        }
+        let done = info.last_offset + 1 >= end || (*budget == 0 && !out.is_empty());
+        Ok(if done {
+            Walk::Stop
+        } else {
+            Walk::Continue(info.len)
+        })
+    })
+}
+
+/// Collects whole raw batches of `seg` from byte `start` that end before `end` and hold
+/// offsets from `min_offset` on. Returns whether the read is complete.
+fn frame_segment(
+    seg: &Segment,
+    start: u64,
+    min_offset: Offset,
+    end: Offset,
+    budget: &mut usize,
+    out: &mut Vec<Bytes>,
+) -> Result<bool> {
+    let hint = *budget;
+    walk_segment(seg, start, hint, |view| {
+        let info = segment::decode_batch_frame(view)?;
+        if info.last_offset >= end {
+            return Ok(Walk::Stop);
+        }
+        if info.last_offset >= min_offset {
+            out.push(view.slice(..info.len));
+            *budget = budget.saturating_sub(info.len);
+        }
+        let done = info.last_offset + 1 >= end || (*budget == 0 && !out.is_empty());
+        Ok(if done {
+            Walk::Stop
+        } else {
+            Walk::Continue(info.len)
+        })
+    })
 }
 
 /// Reads the one batch at `pos`; returns its length and whether anything was kept.

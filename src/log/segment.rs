@@ -183,6 +183,20 @@ fn write_be(buf: &mut [u8; BATCH_HEADER_BYTES], at: usize, bytes: &[u8]) {
 /// # Errors
 /// [`BatchError::Incomplete`] when `buf` ends early, [`BatchError::Invalid`] otherwise.
 pub fn decode_batch_info(buf: &[u8]) -> Result<BatchInfo, BatchError> {
+    decode_header(buf, true)
+}
+
+/// Reads the batch header at the start of `buf` and checks its framing (length, magic, record
+/// count) but not its CRC — what a Kafka broker does before handing raw batches to a consumer,
+/// which verifies the CRC itself.
+///
+/// # Errors
+/// As [`decode_batch_info`], minus the CRC check.
+pub fn decode_batch_frame(buf: &[u8]) -> Result<BatchInfo, BatchError> {
+    decode_header(buf, false)
+}
+
+fn decode_header(buf: &[u8], verify_crc: bool) -> Result<BatchInfo, BatchError> {
     if buf.len() < LOG_OVERHEAD {
         return Err(BatchError::Incomplete {
             needed: BATCH_HEADER_BYTES,
@@ -216,7 +230,11 @@ pub fn decode_batch_info(buf: &[u8]) -> Result<BatchInfo, BatchError> {
         ));
     }
     let stored_crc = be_u32(batch, OFF_CRC);
-    let crc = batch.get(OFF_ATTRIBUTES..).map_or(0, crc32c::crc32c);
+    let crc = if verify_crc {
+        batch.get(OFF_ATTRIBUTES..).map_or(0, crc32c::crc32c)
+    } else {
+        stored_crc
+    };
     if crc != stored_crc {
         return Err(invalid(
             format!("CRC-32C {crc:#010x} does not match stored {stored_crc:#010x}"),
@@ -276,6 +294,8 @@ pub fn decode_batch(
     };
     let body = buf.slice(BATCH_HEADER_BYTES..info.len);
     let mut cur = Cursor { buf: &body, pos: 0 };
+    // Every record takes at least 7 bytes, which bounds the reservation by the input.
+    out.reserve((info.record_count as usize).min(body.len() / 7));
     for expected_delta in 0..info.record_count {
         let rec_len = cur
             .varint()
