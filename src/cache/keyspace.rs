@@ -48,10 +48,14 @@ pub(crate) fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl Keyspace {
     /// An empty keyspace.
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(sieve: bool) -> Self {
+        let shard = || Shard {
+            sieve: sieve.then(crate::cache::sieve::Sieve::default),
+            ..Shard::default()
+        };
         let dbs = (0..DATABASES)
             .map(|_| Db {
-                shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+                shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect(),
             })
             .collect();
         Self {
@@ -269,9 +273,9 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    /// Stamp stored in an entry's `access` field for LRU (seconds on the cache clock).
+    /// Stamp stored in an entry's `access` field for LRU.
     pub(crate) fn access_stamp(&self) -> u32 {
-        u32::try_from(self.now_ms / 1000).unwrap_or(u32::MAX)
+        crate::cache::shard::access_stamp(self.now_ms)
     }
 
     /// A pseudo-random number (xorshift*); deterministic for a given start time.

@@ -28,6 +28,7 @@ mod resp;
 mod server;
 mod settings;
 mod shard;
+mod sieve;
 mod snapshot;
 mod value;
 
@@ -396,7 +397,7 @@ impl Cache {
         let start_ms = clock.now_ms();
         let settings = settings::Settings::new(&config);
         let inner = Inner {
-            ks: keyspace::Keyspace::new(),
+            ks: keyspace::Keyspace::new(config.eviction_policy == EvictionPolicy::AllkeysSieve),
             maxmemory: AtomicU64::new(config.maxmemory_bytes),
             policy: AtomicU16::new(config.eviction_policy.code()),
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
