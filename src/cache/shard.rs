@@ -93,7 +93,9 @@ impl Shard {
         entry.access = access_stamp(now_ms);
         // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.
         let h = u64::from(entry.hits);
-        if h < 8 || (now_ms ^ (key.len() as u64).wrapping_mul(0x9E37_79B9)).is_multiple_of(h * h / 8 + 1) {
+        if h < 8
+            || (now_ms ^ (key.len() as u64).wrapping_mul(0x9E37_79B9)).is_multiple_of(h * h / 8 + 1)
+        {
             entry.hits = entry.hits.saturating_add(1);
         }
         Some(entry)
