@@ -131,6 +131,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) flushed: bool,
     /// Whether the client speaks RESP3 (a few replies nest differently).
     pub(crate) resp3: bool,
+    /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
+    /// without them recording effects is skipped on the hot path.
+    pub(crate) track: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -147,6 +150,7 @@ impl<'a> Ctx<'a> {
             rng_state: now_ms ^ 0x9E37_79B9_7F4A_7C15,
             flushed: false,
             resp3: false,
+            track: true,
         }
     }
 
@@ -266,6 +270,9 @@ impl<'a> Ctx<'a> {
 
     /// Records that `key` in `db` changed.
     pub(crate) fn touched_in(&mut self, db: usize, key: &[u8], kind: EventKind) {
+        if !self.track {
+            return;
+        }
         self.effects.push(Effect {
             db,
             key: Bytes::copy_from_slice(key),

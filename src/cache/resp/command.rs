@@ -200,11 +200,11 @@ fn table() -> &'static HashMap<&'static str, &'static Spec> {
 
 /// Finds a command by name, case-insensitively.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    if name.len() > 32 {
-        return None;
-    }
-    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    table().get(lower.as_str()).copied()
+    let mut buf = [0u8; 24];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    table().get(std::str::from_utf8(lower).ok()?).copied()
 }
 
 /// Every command, in table order.
