@@ -750,7 +750,9 @@ impl Cache {
         let slot = watched.entry((db, key.clone())).or_insert((0, 0));
         slot.1 += 1;
         let version = slot.0;
-        self.inner.watch_count.store(watched.len(), Ordering::Relaxed);
+        self.inner
+            .watch_count
+            .store(watched.len(), Ordering::Relaxed);
         version
     }
 
@@ -768,7 +770,9 @@ impl Cache {
                 watched.remove(&k);
             }
         }
-        self.inner.watch_count.store(watched.len(), Ordering::Relaxed);
+        self.inner
+            .watch_count
+            .store(watched.len(), Ordering::Relaxed);
     }
 
     /// The current version of a watched key.
