@@ -893,7 +893,9 @@ impl Connection {
                     Some(m) if is(m, "timeout") => false,
                     Some(m) if is(m, "error") => true,
                     Some(_) => {
-                        return Frame::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+                        return Frame::error(
+                            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                        );
                     }
                 };
                 let clients = self.shared.clients();

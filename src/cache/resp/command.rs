@@ -141,6 +141,8 @@ static SPECS: &[Spec] = specs! {
     "lmove" 5 1 2 1 w Keyed list::lmove;
     "rpoplpush" 3 1 2 1 w Keyed list::rpoplpush;
     "lmpop" -4 0 0 0 w Exclusive list::lmpop;
+    "sort" -2 1 1 1 w Exclusive list::sort;
+    "sort_ro" -2 1 1 1 r Exclusive list::sort;
     "blpop" -3 1 -2 1 w Blocking list::bpop_try;
     "brpop" -3 1 -2 1 w Blocking list::bpop_try;
     "blmove" 6 1 2 1 w Blocking list::blmove_try;
