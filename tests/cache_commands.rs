@@ -131,6 +131,26 @@ fn hashes_lists_sets() {
 }
 
 #[test]
+fn sort_orders_and_stores() {
+    let c = cache();
+    run(&c, &["RPUSH", "n", "10", "2", "33", "1.5"]);
+    assert_eq!(
+        run(&c, &["SORT", "n"]),
+        Frame::Array(vec![bulk("1.5"), bulk("2"), bulk("10"), bulk("33")])
+    );
+    assert_eq!(
+        run(&c, &["SORT", "n", "ALPHA", "DESC", "LIMIT", "0", "2"]),
+        Frame::Array(vec![bulk("33"), bulk("2")])
+    );
+    assert_eq!(run(&c, &["SORT", "n", "STORE", "dst"]), Frame::Integer(4));
+    assert_eq!(run(&c, &["LINDEX", "dst", "0"]), bulk("1.5"));
+    assert_eq!(
+        run(&c, &["SORT_RO", "n", "STORE", "x"]),
+        Frame::error("ERR syntax error")
+    );
+}
+
+#[test]
 fn databases_are_separate_and_swappable() {
     let c = cache();
     c.set(0, b"k", b"zero", None);
@@ -192,4 +212,13 @@ fn key_and_value_limits_at_max_and_above() {
         Frame::error("ERR bit offset is not an integer or out of range")
     );
     assert_eq!(run(&c, &["SETRANGE", "k", "0", "x"]), Frame::Integer(1));
+}
+
+#[test]
+fn default_toml_with_cache_section_parses_to_defaults() {
+    let text = streamcache::config::default_toml();
+    assert!(text.contains("[cache]"));
+    let parsed =
+        streamcache::config::parse_toml(&text, std::path::Path::new("default.toml")).unwrap();
+    assert_eq!(parsed, streamcache::config::Config::default());
 }

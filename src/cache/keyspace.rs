@@ -48,10 +48,14 @@ pub(crate) fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl Keyspace {
     /// An empty keyspace.
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(sieve: bool) -> Self {
+        let shard = || Shard {
+            sieve: sieve.then(crate::cache::sieve::Sieve::default),
+            ..Shard::default()
+        };
         let dbs = (0..DATABASES)
             .map(|_| Db {
-                shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+                shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect(),
             })
             .collect();
         Self {
@@ -127,6 +131,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) flushed: bool,
     /// Whether the client speaks RESP3 (a few replies nest differently).
     pub(crate) resp3: bool,
+    /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
+    /// without them recording effects is skipped on the hot path.
+    pub(crate) track: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -143,6 +150,7 @@ impl<'a> Ctx<'a> {
             rng_state: now_ms ^ 0x9E37_79B9_7F4A_7C15,
             flushed: false,
             resp3: false,
+            track: true,
         }
     }
 
@@ -262,6 +270,9 @@ impl<'a> Ctx<'a> {
 
     /// Records that `key` in `db` changed.
     pub(crate) fn touched_in(&mut self, db: usize, key: &[u8], kind: EventKind) {
+        if !self.track {
+            return;
+        }
         self.effects.push(Effect {
             db,
             key: Bytes::copy_from_slice(key),
@@ -269,9 +280,9 @@ impl<'a> Ctx<'a> {
         });
     }
 
-    /// Stamp stored in an entry's `access` field for LRU (seconds on the cache clock).
+    /// Stamp stored in an entry's `access` field for LRU.
     pub(crate) fn access_stamp(&self) -> u32 {
-        u32::try_from(self.now_ms / 1000).unwrap_or(u32::MAX)
+        crate::cache::shard::access_stamp(self.now_ms)
     }
 
     /// A pseudo-random number (xorshift*); deterministic for a given start time.

@@ -28,6 +28,7 @@ mod resp;
 mod server;
 mod settings;
 mod shard;
+mod sieve;
 mod snapshot;
 mod value;
 
@@ -313,6 +314,8 @@ pub(crate) struct Inner {
     next_ticket: AtomicU64,
     /// Modification counters of watched keys: (db, key) → (version, watchers).
     watched: Mutex<HashMap<(usize, Bytes), (u64, usize)>>,
+    /// Number of distinct watched keys (skips the watch map on the hot path when 0).
+    watch_count: AtomicUsize,
     /// Bumped by FLUSHALL/FLUSHDB/SWAPDB, which touch every watched key.
     pub(crate) flush_epoch: AtomicU64,
     pub(crate) start_ms: u64,
@@ -396,7 +399,7 @@ impl Cache {
         let start_ms = clock.now_ms();
         let settings = settings::Settings::new(&config);
         let inner = Inner {
-            ks: keyspace::Keyspace::new(),
+            ks: keyspace::Keyspace::new(config.eviction_policy == EvictionPolicy::AllkeysSieve),
             maxmemory: AtomicU64::new(config.maxmemory_bytes),
             policy: AtomicU16::new(config.eviction_policy.code()),
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
@@ -411,6 +414,7 @@ impl Cache {
             next_ticket: AtomicU64::new(1),
             watched: Mutex::new(HashMap::new()),
             flush_epoch: AtomicU64::new(0),
+            watch_count: AtomicUsize::new(0),
             start_ms,
             port: AtomicU16::new(0),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
@@ -473,6 +477,7 @@ impl Cache {
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
             | 1;
         ctx.resp3 = proto >= 3;
+        ctx.track = self.tracking();
         let reply = (spec.handler)(&mut ctx, inner, args);
         self.finish(ctx);
         inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -705,7 +710,18 @@ impl Cache {
         }
     }
 
+    /// Whether per-key effects are needed by anyone right now.
+    fn tracking(&self) -> bool {
+        let inner = &*self.inner;
+        inner.watch_count.load(Ordering::Relaxed) > 0
+            || inner.blocked_len.load(Ordering::Relaxed) > 0
+            || inner.events.receiver_count() > 0
+    }
+
     fn bump_watched(&self, effects: &[keyspace::Effect]) {
+        if self.inner.watch_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut watched = self
             .inner
             .watched
@@ -723,6 +739,9 @@ impl Cache {
 
     /// Starts watching `key` in `db`; returns its current version.
     pub(crate) fn watch(&self, db: usize, key: &Bytes) -> u64 {
+        // Holding the key's shard orders this registration against writers: a writer either
+        // finished before (and need not count) or starts after and sees `watch_count > 0`.
+        let _shard = self.inner.ks.keyed(db, &[&key[..]], self.now_ms());
         let mut watched = self
             .inner
             .watched
@@ -730,7 +749,11 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner);
         let slot = watched.entry((db, key.clone())).or_insert((0, 0));
         slot.1 += 1;
-        slot.0
+        let version = slot.0;
+        self.inner
+            .watch_count
+            .store(watched.len(), Ordering::Relaxed);
+        version
     }
 
     /// Stops watching `key` in `db`.
@@ -747,6 +770,9 @@ impl Cache {
                 watched.remove(&k);
             }
         }
+        self.inner
+            .watch_count
+            .store(watched.len(), Ordering::Relaxed);
     }
 
     /// The current version of a watched key.

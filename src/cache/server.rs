@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ use crate::cache::{
     RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
 };
 use crate::shutdown::ShutdownSignal;
+
+/// Most bytes read ahead from a client while it is blocked in a pop.
+const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -63,6 +66,9 @@ struct ClientEntry {
     name: Bytes,
     db: usize,
     kill: Arc<Notify>,
+    unblock: Arc<Notify>,
+    unblock_error: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
     created_ms: u64,
 }
 
@@ -174,6 +180,9 @@ struct Connection {
     tx: mpsc::Sender<Message>,
     rx: mpsc::Receiver<Message>,
     kill: Arc<Notify>,
+    unblock: Arc<Notify>,
+    unblock_error: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -189,6 +198,9 @@ impl Connection {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(PUBSUB_QUEUE_LEN_MAX);
         let kill = Arc::new(Notify::new());
+        let unblock = Arc::new(Notify::new());
+        let unblock_error = Arc::new(AtomicBool::new(false));
+        let blocked = Arc::new(AtomicBool::new(false));
         let authed = shared.config.auth_token.is_none();
         let now = shared.cache.inner().clock.now_ms();
         shared.clients().insert(
@@ -198,6 +210,9 @@ impl Connection {
                 name: Bytes::new(),
                 db: 0,
                 kill: kill.clone(),
+                unblock: unblock.clone(),
+                unblock_error: unblock_error.clone(),
+                blocked: blocked.clone(),
                 created_ms: now,
             },
         );
@@ -218,6 +233,9 @@ impl Connection {
             tx,
             rx,
             kill,
+            unblock,
+            unblock_error,
+            blocked,
         }
     }
 
@@ -265,7 +283,7 @@ impl Connection {
                                 if args.is_empty() {
                                     continue;
                                 }
-                                if let Next::Close = self.handle(args, &mut out, &mut socket, &mut shutdown).await {
+                                if let Next::Close = self.handle(args, &mut out, &mut socket, &mut buf, &mut shutdown).await {
                                     close = true;
                                     break;
                                 }
@@ -344,6 +362,7 @@ impl Connection {
         args: Vec<Bytes>,
         out: &mut Vec<u8>,
         socket: &mut TcpStream,
+        buf: &mut BytesMut,
         shutdown: &mut ShutdownSignal,
     ) -> Next {
         let name = args.first().cloned().unwrap_or_default();
@@ -407,7 +426,7 @@ impl Connection {
         }
         let reply = match spec.mode {
             Mode::Connection => return self.connection_command(spec.name, &args, out),
-            Mode::Blocking => self.blocking(spec, &args, socket, shutdown).await,
+            Mode::Blocking => self.blocking(spec, &args, socket, buf, shutdown).await,
             _ => {
                 let cache = self.shared.cache.clone();
                 let db = self.db;
@@ -430,6 +449,7 @@ impl Connection {
         spec: &'static command::Spec,
         args: &[Bytes],
         socket: &mut TcpStream,
+        buf: &mut BytesMut,
         shutdown: &mut ShutdownSignal,
     ) -> Frame {
         let timeout_at = if spec.name == "blmpop" {
@@ -465,9 +485,8 @@ impl Connection {
         let stats = &cache.inner().stats;
         stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
         let (ticket, mut rx) = cache.block(self.db, spec, args.to_vec(), self.proto);
-        let mut probe = [0u8; 1];
-        let mut peer_gone = false;
         let mut answered = false;
+        self.blocked.store(true, Ordering::SeqCst);
         let reply = loop {
             tokio::select! {
                 r = &mut rx => {
@@ -477,15 +496,23 @@ impl Connection {
                 () = &mut deadline => break timed_out.clone(),
                 () = shutdown.wait() => break timed_out.clone(),
                 () = self.kill.notified() => break timed_out.clone(),
-                peeked = socket.peek(&mut probe), if !peer_gone => {
-                    if matches!(peeked, Ok(0) | Err(_)) {
+                () = self.unblock.notified() => {
+                    break if self.unblock_error.swap(false, Ordering::SeqCst) {
+                        Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                    } else {
+                        timed_out.clone()
+                    };
+                }
+                // Keep reading while blocked (bounded) so a close is noticed; commands that
+                // arrive wait in the buffer until the pop answers.
+                read = socket.read_buf(buf), if buf.len() < BLOCKED_READ_BYTES_MAX => {
+                    if matches!(read, Ok(0) | Err(_)) {
                         break timed_out.clone();
                     }
-                    // More commands arrived while blocked; they wait in the socket.
-                    peer_gone = true;
                 }
             }
         };
+        self.blocked.store(false, Ordering::SeqCst);
         // Withdrawing fails only when the reply was already sent: then it must be delivered.
         let reply = if answered || cache.unblock(ticket) {
             reply
@@ -856,6 +883,30 @@ impl Connection {
                 }
                 clients.retain(|_, _| true);
                 Frame::Integer(killed)
+            }
+            ("unblock", 3 | 4) => {
+                let Some(id) = crate::cache::resp::frame::parse_i64(&args[2]) else {
+                    return Frame::error("ERR value is not an integer or out of range");
+                };
+                let error = match args.get(3) {
+                    None => false,
+                    Some(m) if is(m, "timeout") => false,
+                    Some(m) if is(m, "error") => true,
+                    Some(_) => {
+                        return Frame::error(
+                            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                        );
+                    }
+                };
+                let clients = self.shared.clients();
+                match u64::try_from(id).ok().and_then(|id| clients.get(&id)) {
+                    Some(c) if c.blocked.load(Ordering::SeqCst) => {
+                        c.unblock_error.store(error, Ordering::SeqCst);
+                        c.unblock.notify_one();
+                        Frame::Integer(1)
+                    }
+                    _ => Frame::Integer(0),
+                }
             }
             ("no-evict", 3) | ("no-touch", 3) | ("reply", 3) => Frame::ok(),
             ("tracking", _) => Frame::ok(),

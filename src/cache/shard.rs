@@ -7,10 +7,17 @@
 use hashbrown::HashMap;
 
 use crate::cache::expiry::ExpiryIndex;
+use crate::cache::sieve::Sieve;
 use crate::cache::value::Value;
 
 /// Bytes counted per entry for the map slot, key and entry headers.
 pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// The low 32 bits of the wall clock in milliseconds: LRU ages are differences taken with
+/// wrapping arithmetic, valid for 49 days of idleness.
+pub(crate) fn access_stamp(now_ms: u64) -> u32 {
+    (now_ms & 0xFFFF_FFFF) as u32
+}
 
 /// A key's value with its metadata.
 #[derive(Debug, Clone)]
@@ -19,12 +26,14 @@ pub(crate) struct Entry {
     pub(crate) value: Value,
     /// Wall-clock deadline in milliseconds; 0 means no TTL.
     pub(crate) expire_at_ms: u64,
-    /// Last access in seconds of the cache's clock (LRU) or the LFU counter.
+    /// Last access, from [`access_stamp`].
     pub(crate) access: u32,
     /// Bytes this entry counts toward `used_bytes`.
     pub(crate) mem: u32,
     /// SIEVE's visited bit.
     pub(crate) visited: bool,
+    /// LFU's logarithmic access counter.
+    pub(crate) hits: u8,
 }
 
 impl Entry {
@@ -36,6 +45,7 @@ impl Entry {
             access: 0,
             mem: 0,
             visited: false,
+            hits: 0,
         }
     }
 
@@ -56,6 +66,8 @@ pub(crate) struct Shard {
     pub(crate) used_bytes: usize,
     /// Keys removed by lazy or active expiry since the caller last drained them.
     pub(crate) expired: Vec<Box<[u8]>>,
+    /// Insertion queue for the SIEVE policy; `None` unless that policy is in force.
+    pub(crate) sieve: Option<Sieve>,
 }
 
 fn mem_of(key: &[u8], value: &Value) -> u32 {
@@ -76,7 +88,17 @@ impl Shard {
             self.expired.push(key.into());
             return None;
         }
-        self.map.get_mut(key)
+        let entry = self.map.get_mut(key)?;
+        entry.visited = true;
+        entry.access = access_stamp(now_ms);
+        // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.
+        let h = u64::from(entry.hits);
+        if h < 8
+            || (now_ms ^ (key.len() as u64).wrapping_mul(0x9E37_79B9)).is_multiple_of(h * h / 8 + 1)
+        {
+            entry.hits = entry.hits.saturating_add(1);
+        }
+        Some(entry)
     }
 
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
@@ -87,12 +109,18 @@ impl Shard {
         if entry.expire_at_ms != 0 {
             self.expiry.insert(entry.expire_at_ms, key);
         }
+        if let Some(s) = &mut self.sieve {
+            s.insert(key);
+        }
         self.map.insert(key.into(), entry);
     }
 
     /// Removes `key`, returning its entry.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.map.remove(key)?;
+        if let Some(s) = &mut self.sieve {
+            s.remove(key);
+        }
         self.used_bytes = self.used_bytes.saturating_sub(entry.mem as usize);
         if entry.expire_at_ms != 0 {
             self.expiry.remove(entry.expire_at_ms, key);
@@ -152,5 +180,8 @@ impl Shard {
         self.map.shrink_to_fit();
         self.expiry.clear();
         self.used_bytes = 0;
+        if self.sieve.is_some() {
+            self.sieve = Some(Sieve::default());
+        }
     }
 }

@@ -404,7 +404,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     } else if is(sub, "refcount") {
         Frame::Integer(1)
     } else if is(sub, "idletime") {
-        Frame::Integer(i64::from(now_s.saturating_sub(e.access)))
+        Frame::Integer(i64::from(now_s.wrapping_sub(e.access) / 1000))
     } else if is(sub, "freq") {
         Frame::error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",

@@ -141,6 +141,8 @@ static SPECS: &[Spec] = specs! {
     "lmove" 5 1 2 1 w Keyed list::lmove;
     "rpoplpush" 3 1 2 1 w Keyed list::rpoplpush;
     "lmpop" -4 0 0 0 w Exclusive list::lmpop;
+    "sort" -2 1 1 1 w Exclusive list::sort;
+    "sort_ro" -2 1 1 1 r Exclusive list::sort;
     "blpop" -3 1 -2 1 w Blocking list::bpop_try;
     "brpop" -3 1 -2 1 w Blocking list::bpop_try;
     "blmove" 6 1 2 1 w Blocking list::blmove_try;
@@ -200,11 +202,11 @@ fn table() -> &'static HashMap<&'static str, &'static Spec> {
 
 /// Finds a command by name, case-insensitively.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    if name.len() > 32 {
-        return None;
-    }
-    let lower = std::str::from_utf8(name).ok()?.to_ascii_lowercase();
-    table().get(lower.as_str()).copied()
+    let mut buf = [0u8; 24];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    table().get(std::str::from_utf8(lower).ok()?).copied()
 }
 
 /// Every command, in table order.

@@ -153,19 +153,34 @@ fn line(out: &mut Vec<u8>, tag: u8, text: &[u8]) {
 
 fn int_line(out: &mut Vec<u8>, tag: u8, n: i64) {
     out.push(tag);
-    let mut buf = itoa_buf(n);
-    out.append(&mut buf);
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_decimal(out, n.unsigned_abs());
     out.extend_from_slice(b"\r\n");
 }
 
 fn len_line(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.push(tag);
-    out.extend_from_slice(n.to_string().as_bytes());
+    push_decimal(out, n as u64);
     out.extend_from_slice(b"\r\n");
 }
 
-fn itoa_buf(n: i64) -> Vec<u8> {
-    n.to_string().into_bytes()
+/// Appends the decimal digits of `n` without allocating.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
 }
 
 fn bulk(out: &mut Vec<u8>, data: &[u8]) {
