@@ -700,8 +700,15 @@ fn default_config_text_parses_to_the_default_config() {
     use streamcache::config::{Config, default_toml, parse_toml};
     let text = default_toml();
     assert!(text.contains("[history]"));
-    assert_eq!(parse_toml(&text, std::path::Path::new("default.toml")).unwrap(), Config::default());
-    let custom = parse_toml("[history]\nfsync = \"always\"\noplog_bytes_max = 5\n", std::path::Path::new("x.toml")).unwrap();
+    assert_eq!(
+        parse_toml(&text, std::path::Path::new("default.toml")).unwrap(),
+        Config::default()
+    );
+    let custom = parse_toml(
+        "[history]\nfsync = \"always\"\noplog_bytes_max = 5\n",
+        std::path::Path::new("x.toml"),
+    )
+    .unwrap();
     assert_eq!(custom.history.fsync, history::Fsync::Always);
     assert_eq!(custom.history.oplog_bytes_max, 5);
 }
