@@ -157,6 +157,15 @@ impl IndexDef {
         }
     }
 
+    /// The storage key of one entry.
+    pub(crate) fn entry_key(&self, encoded_values: &[u8], encoded_id: &[u8]) -> Vec<u8> {
+        if self.unique {
+            keys::unique_index_key(self.id, encoded_values)
+        } else {
+            keys::index_key(self.id, encoded_values, encoded_id)
+        }
+    }
+
     /// Encodes the definition for the catalog.
     pub(crate) fn to_document(&self) -> Document {
         let mut d = Document::new();
@@ -303,6 +312,8 @@ pub(crate) enum Access {
         reverse: bool,
         /// Human-readable bounds per field for `explain`.
         bounds: Document,
+        /// Each range is one exact unique key: look it up instead of scanning.
+        point: bool,
     },
     /// Every document of the collection.
     Scan,
@@ -335,6 +346,7 @@ impl Plan {
                 ranges,
                 reverse,
                 bounds,
+                ..
             } => {
                 let mut ix = Document::new();
                 ix.insert("stage", "IXSCAN");
@@ -512,6 +524,7 @@ pub(crate) fn plan(indexes: &[Arc<IndexDef>], filter: &Filter, sort: Option<&Sor
                         ranges: vec![(start, end)],
                         reverse,
                         bounds: Document::new(),
+                        point: false,
                     },
                     sorted: true,
                 };
@@ -644,6 +657,7 @@ fn plan_index(
         Plan {
             access: Access::Index {
                 index: index.clone(),
+                point: index.unique && eq_fields == index.keys.len() && range.is_none(),
                 ranges,
                 reverse,
                 bounds,

@@ -3,8 +3,8 @@
 //!
 //! Layouts (all integers big-endian so byte order is numeric order; see `docs/formats/history.md`):
 //! - `docs`: `collection id (u32)` ++ `encode_value(_id)`
-//! - `index`: `index id (u32)` ++ `encode_value(v1)` ++ … ++ `encode_value(_id)`; the value is
-//!   `encode_value(_id)`, the document's key suffix
+//! - `index`: `index id (u32)` ++ `encode_value(v1)` ++ … ++ `encode_value(_id)` (unique
+//!   indexes omit the `_id` suffix); the value is `encode_value(_id)`, the document's key suffix
 //! - `oplog`: `seq (u64)`
 //! - `catalog`: `b'c'` ++ db ++ `0x00` ++ collection → collection record; `b's'` → store state
 //! - `meta`: caller's key as given
@@ -428,6 +428,16 @@ pub(crate) fn index_key(index_id: u32, encoded_values: &[u8], encoded_id: &[u8])
     k.extend_from_slice(&index_id.to_be_bytes());
     k.extend_from_slice(encoded_values);
     k.extend_from_slice(encoded_id);
+    k
+}
+
+/// Key of a unique index's entry: index id and encoded values only, so the uniqueness check
+/// is a point lookup; the value holds the encoded `_id`.
+#[must_use]
+pub(crate) fn unique_index_key(index_id: u32, encoded_values: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + encoded_values.len());
+    k.extend_from_slice(&index_id.to_be_bytes());
+    k.extend_from_slice(encoded_values);
     k
 }
 

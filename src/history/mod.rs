@@ -55,7 +55,7 @@ pub use keys::{decode_value as decode_key_value, encode_key_value};
 
 use document::{decode_document, encode_document, encode_record, split_path};
 use index::{Access, IndexDef, Plan};
-use keys::{catalog_collection_key, doc_key, index_key, oplog_key};
+use keys::{catalog_collection_key, doc_key, oplog_key};
 use query::{Filter, Projection, Sort};
 use store::{Space, Store, WriteSet};
 use update::Update;
@@ -166,7 +166,7 @@ impl Default for HistoryConfig {
             fsync: Fsync::Never,
             oplog_bytes_max: 1 << 30,
             oplog_age_ms_max: 7 * 24 * 3600 * 1000,
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -625,7 +625,7 @@ impl History {
         filter: &Document,
         options: &FindOptions,
     ) -> Result<Vec<Document>> {
-        Ok(self.find_explained(db, coll, filter, options)?.0)
+        Ok(self.find_explained(db, coll, filter, options, false)?.0)
     }
 
     /// The first document matching `filter`, projected.
@@ -685,7 +685,9 @@ impl History {
         filter: &Document,
         options: &FindOptions,
     ) -> Result<Document> {
-        Ok(self.find_explained(db, coll, filter, options)?.1)
+        self.find_explained(db, coll, filter, options, true)?
+            .1
+            .ok_or_else(|| Error::bad("no plan"))
     }
 
     fn find_explained(
@@ -694,7 +696,8 @@ impl History {
         coll: &str,
         filter: &Document,
         options: &FindOptions,
-    ) -> Result<(Vec<Document>, Document)> {
+        explain: bool,
+    ) -> Result<(Vec<Document>, Option<Document>)> {
         check_collection_name(db, coll)?;
         let parsed = Filter::parse(filter)?;
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
@@ -705,10 +708,8 @@ impl History {
             .transpose()?
             .flatten();
         let Some(meta) = self.inner.collection(db, coll) else {
-            return Ok((
-                Vec::new(),
-                explain_doc(db, coll, None, &ExecStats::default(), 0),
-            ));
+            let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
+            return Ok((Vec::new(), e));
         };
         let plan = index::plan(&meta.indexes, &parsed, sort.as_ref());
         let mut stats = ExecStats::default();
@@ -725,8 +726,8 @@ impl History {
             Some(p) => docs.iter().map(|d| p.apply(d)).collect(),
             None => docs,
         };
-        let explain = explain_doc(db, coll, Some(&plan), &stats, docs.len());
-        Ok((docs, explain))
+        let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
+        Ok((docs, e))
     }
 
     /// Updates the first (or every, with `multi`) document matching `filter`. `update` is an
@@ -1297,17 +1298,26 @@ impl Inner {
                 ranges,
                 reverse,
                 index,
+                point,
                 ..
             } => {
                 let mut seen: HashSet<Vec<u8>> = HashSet::new();
                 let dedup = index.multikey || ranges.len() > 1;
                 for (start, end) in ranges {
-                    for kv in self.store.range(
-                        Space::Index,
-                        Bound::Included(start.clone()),
-                        Bound::Excluded(end.clone()),
-                        *reverse,
-                    ) {
+                    // A full-equality lookup on a unique index is a point read (bloom filters
+                    // apply); anything else scans the key range.
+                    let entries: KeyValues = if *point {
+                        let hit = self.store.get(Space::Index, start)?;
+                        Box::new(hit.map(|id| Ok((start.clone(), id))).into_iter())
+                    } else {
+                        Box::new(self.store.range(
+                            Space::Index,
+                            Bound::Included(start.clone()),
+                            Bound::Excluded(end.clone()),
+                            *reverse,
+                        ))
+                    };
+                    for kv in entries {
                         let (_, id) = kv?;
                         stats.keys += 1;
                         if dedup && !seen.insert(id.clone()) {
@@ -1402,6 +1412,9 @@ impl Inner {
     }
 }
 
+/// A boxed iterator of stored key-value pairs.
+type KeyValues = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>>;
+
 /// A cheap size estimate for memory bounds (BSON length without encoding).
 fn doc_size_estimate(doc: &Document) -> usize {
     fn value(v: &Bson) -> usize {
@@ -1433,8 +1446,8 @@ struct Txn<'a> {
     set: WriteSet,
     /// Documents written in this batch by document key (`None` = deleted).
     docs: HashMap<Vec<u8>, Option<Document>>,
-    /// Index entries written in this batch: full key → put (`true`) or remove.
-    index: HashMap<Vec<u8>, bool>,
+    /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed.
+    index: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Collections created or changed in this batch (`None` = dropped).
     colls: HashMap<(String, String), Option<Arc<CollectionMeta>>>,
     /// Cluster time and wall time of this batch's events.
@@ -1765,18 +1778,18 @@ impl Txn<'_> {
                 became_multikey.push(index.id);
             }
             for e in old_entries.iter().filter(|e| !new_entries.contains(e)) {
-                let k = index_key(index.id, e, encoded_id);
+                let k = index.entry_key(e, encoded_id);
                 self.set.remove(Space::Index, k.clone());
-                self.index.insert(k, false);
+                self.index.insert(k, None);
             }
             for e in new_entries.iter().filter(|e| !old_entries.contains(e)) {
-                if index.unique {
-                    self.check_unique(meta, index, e, encoded_id, new)?;
-                }
-                let k = index_key(index.id, e, encoded_id);
+                let k = index.entry_key(e, encoded_id);
                 keys::check_key(&k)?;
+                if index.unique {
+                    self.check_unique(meta, index, &k, encoded_id, new)?;
+                }
                 self.set.put(Space::Index, k.clone(), encoded_id.to_vec());
-                self.index.insert(k, true);
+                self.index.insert(k, Some(encoded_id.to_vec()));
             }
         }
         match bytes {
@@ -1804,33 +1817,27 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Fails when another document holds the unique key `key` (as this batch sees it).
     fn check_unique(
         &self,
         meta: &CollectionMeta,
         index: &IndexDef,
-        values: &[u8],
+        key: &[u8],
         encoded_id: &[u8],
         doc: Option<&Document>,
     ) -> Result<()> {
-        let mut prefix = index.id.to_be_bytes().to_vec();
-        prefix.extend_from_slice(values);
-        let dup = || Error::DuplicateKey {
-            ns: meta.ns(),
-            index: index.name.clone(),
-            key: doc.map_or_else(|| "{}".to_owned(), |d| index.render_key(d)),
+        let holder = match self.index.get(key) {
+            Some(pending) => pending.clone(),
+            None => self.inner.store.get(Space::Index, key)?,
         };
-        for (k, put) in &self.index {
-            if *put && k.starts_with(&prefix) && k.get(prefix.len()..) != Some(encoded_id) {
-                return Err(dup());
-            }
+        match holder {
+            Some(id) if id != encoded_id => Err(Error::DuplicateKey {
+                ns: meta.ns(),
+                index: index.name.clone(),
+                key: doc.map_or_else(|| "{}".to_owned(), |d| index.render_key(d)),
+            }),
+            _ => Ok(()),
         }
-        for kv in self.inner.store.prefix(Space::Index, &prefix, false) {
-            let (k, id) = kv?;
-            if id != encoded_id && self.index.get(&k) != Some(&false) {
-                return Err(dup());
-            }
-        }
-        Ok(())
     }
 
     fn update(
@@ -2066,10 +2073,10 @@ impl Txn<'_> {
             }
         }
         for (values, encoded_id, _) in entries {
-            let k = index_key(def.id, &values, &encoded_id);
+            let k = def.entry_key(&values, &encoded_id);
             keys::check_key(&k)?;
-            self.set.put(Space::Index, k.clone(), encoded_id);
-            self.index.insert(k, true);
+            self.set.put(Space::Index, k.clone(), encoded_id.clone());
+            self.index.insert(k, Some(encoded_id));
         }
         let mut m = (*meta).clone();
         m.indexes.push(Arc::new(def));
