@@ -517,3 +517,29 @@ fn connections_at_max_and_max_plus_one() {
         "a closed connection frees its slot"
     );
 }
+
+#[tokio::test]
+async fn subscribe_recent_replays_the_latest_buffered_events() {
+    let hub = hub(4);
+    let mut empty = hub.subscribe_recent("orders", 5).unwrap();
+    assert_eq!(empty.start(), Start::Replayed { count: 0 });
+    for n in 0..10 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    let mut two = hub.subscribe_recent("orders", 2).unwrap();
+    assert_eq!(two.start(), Start::Replayed { count: 2 });
+    let all = hub.subscribe_recent("orders", 100).unwrap();
+    assert_eq!(
+        all.start(),
+        Start::Replayed { count: 4 },
+        "at most what is buffered"
+    );
+    hub.publish("orders", "E", json!(10), None).unwrap();
+    for want in [9, 10, 11] {
+        assert_eq!(next_id(&mut two).await, want);
+    }
+    assert!(
+        matches!(next(&mut empty).await, Delivery::Resync { head: 11 }),
+        "the empty-channel subscriber was live from id 1 and has since fallen behind the buffer"
+    );
+}

@@ -113,7 +113,8 @@ function notice(text) {
 }
 function connect() {
   setConn('connecting', 'connecting');
-  const es = new EventSource('/realtime/orders');
+  // ?recent= fills the feed with the latest buffered orders; reconnects resume by Last-Event-ID.
+  const es = new EventSource('/realtime/orders?recent=50');
   es.onopen = () => setConn('live', 'live');
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {

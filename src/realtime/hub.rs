@@ -378,6 +378,32 @@ impl Hub {
         })
     }
 
+    /// Subscribes to `channel` with up to `count` of its most recent buffered events replayed
+    /// first (what a page that just opened wants to show).
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`].
+    pub fn subscribe_recent(&self, channel: &str, count: usize) -> Result<Subscription> {
+        check_channel_name(channel)?;
+        let (_, ch) = self.channel(channel)?;
+        let state = ch.lock();
+        let rx = ch.tx.subscribe();
+        let skip = state.buffer.len().saturating_sub(count);
+        let pending: VecDeque<Arc<Event>> = state.buffer.iter().skip(skip).cloned().collect();
+        let last_id = pending.front().map_or(state.head, |e| e.id - 1);
+        let start = Start::Replayed {
+            count: pending.len(),
+        };
+        drop(state);
+        Ok(Subscription {
+            channel: ch,
+            rx,
+            pending,
+            last_id,
+            start,
+        })
+    }
+
     /// Looks up or creates a channel, evicting an idle one when the hub is full.
     fn channel(&self, name: &str) -> Result<(Arc<str>, Arc<Channel>)> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
