@@ -543,3 +543,20 @@ async fn subscribe_recent_replays_the_latest_buffered_events() {
         "the empty-channel subscriber was live from id 1 and has since fallen behind the buffer"
     );
 }
+
+#[tokio::test]
+async fn ready_line_announces_the_pusher_key() {
+    let config = streamcache::config::Config {
+        ephemeral: true,
+        http: "127.0.0.1:0".parse().unwrap(),
+        resp: "127.0.0.1:0".parse().unwrap(),
+        ..streamcache::config::Config::default()
+    };
+    let engine = streamcache::engine::Engine::open(config).unwrap();
+    let bound = streamcache::server::bind(&engine).await.unwrap();
+    assert!(
+        bound.ready_line().ends_with(" pusher_key=streamcache-key"),
+        "{}",
+        bound.ready_line()
+    );
+}
