@@ -560,3 +560,75 @@ async fn ready_line_announces_the_pusher_key() {
         bound.ready_line()
     );
 }
+
+#[test]
+fn presence_data_limits_at_max_and_max_plus_one() {
+    use streamcache::realtime::{CHANNEL_DATA_BYTES_MAX, USER_ID_CHARS_MAX, parse_presence_data};
+    let id = "u".repeat(USER_ID_CHARS_MAX);
+    assert_eq!(
+        parse_presence_data(&json!({"user_id": id}).to_string())
+            .unwrap()
+            .0,
+        id
+    );
+    let long = "u".repeat(USER_ID_CHARS_MAX + 1);
+    assert!(matches!(
+        parse_presence_data(&json!({"user_id": long}).to_string()),
+        Err(Error::ChannelData { .. })
+    ));
+    assert_eq!(
+        parse_presence_data(r#"{"user_id":42}"#).unwrap().0,
+        "42",
+        "numeric ids become text"
+    );
+
+    let pad = |total: usize| {
+        let base = json!({"user_id": "u", "user_info": ""}).to_string();
+        json!({"user_id": "u", "user_info": "x".repeat(total - base.len())}).to_string()
+    };
+    assert_eq!(pad(CHANNEL_DATA_BYTES_MAX).len(), CHANNEL_DATA_BYTES_MAX);
+    assert!(parse_presence_data(&pad(CHANNEL_DATA_BYTES_MAX)).is_ok());
+    assert!(matches!(
+        parse_presence_data(&pad(CHANNEL_DATA_BYTES_MAX + 1)),
+        Err(Error::ChannelData { .. })
+    ));
+}
+
+#[test]
+fn watchers_at_max_and_max_plus_one() {
+    let max = streamcache::realtime::WATCHERS_MAX;
+    let config = |n: usize| RealtimeConfig {
+        watchers: vec![WatcherConfig::default_orders(); n],
+        ..RealtimeConfig::default()
+    };
+    assert_eq!(config(max).check().unwrap().len(), max);
+    assert!(matches!(
+        config(max + 1).check(),
+        Err(Error::Config {
+            setting: "watchers",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn replay_buffer_is_bounded_in_bytes_too() {
+    use streamcache::realtime::{EVENT_DATA_BYTES_MAX, REPLAY_BYTES_MAX};
+    let hub = hub(4096);
+    let big = json!("x".repeat(EVENT_DATA_BYTES_MAX - 2));
+    for _ in 0..200 {
+        hub.publish("orders", "E", big.clone(), None).unwrap();
+    }
+    let Start::Replayed { count } = hub.subscribe_recent("orders", 4096).unwrap().start() else {
+        panic!()
+    };
+    assert_eq!(
+        count,
+        REPLAY_BYTES_MAX / EVENT_DATA_BYTES_MAX,
+        "as many full-size events as fit in the byte bound"
+    );
+    assert!(matches!(
+        hub.subscribe("orders", Some(1)).unwrap().start(),
+        Start::Resync { .. }
+    ));
+}
