@@ -5,8 +5,8 @@
 //! DevTools port, drive it over the Chrome DevTools Protocol (tokio-tungstenite): open `/`, wait
 //! until the page reports its SSE connection live, mark the page, publish orders through
 //! `POST /realtime/orders`, then poll the DOM until they are shown and check the mark survived
-//! (no reload). A screenshot is saved as `target/tmp/dashboard.png`. Needs the `chromium`
-//! package.
+//! (no reload); then open the page again and check it fills its feed from the replay buffer.
+//! A screenshot is saved as `target/tmp/dashboard.png`. Needs the `chromium` package.
 #![cfg(feature = "peers")]
 #![allow(
     clippy::unwrap_used,
@@ -231,6 +231,31 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
     let shot = cdp
         .call("Page.captureScreenshot", json!({"format": "png"}))
         .await;
+
+    // A page opened later fills its feed from the replay buffer (`?recent=`).
+    cdp.call("Page.navigate", json!({"url": format!("{base}/")}))
+        .await;
+    let mut replayed = Value::Null;
+    for _ in 0..100 {
+        replayed = cdp.eval(expr).await;
+        if replayed
+            .as_array()
+            .is_some_and(|a| a.len() == statuses.len())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        replayed,
+        json!(["10104", "10103", "10102", "10101", "10100"]),
+        "a fresh page shows the buffered orders"
+    );
+    assert_eq!(
+        cdp.eval("window.__noReload === undefined").await,
+        json!(true),
+        "this one is a new page"
+    );
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["data"].as_str().unwrap())
         .unwrap();

@@ -9,6 +9,7 @@ const RATE_WINDOW_MS = 60_000;
 
 const $ = (id) => document.getElementById(id);
 const state = {
+  backlogUntil: 0, // events before this Date.now() are the replayed backlog, not new arrivals
   orders: new Map(), // orderNumber -> { status, total }
   arrivals: [], // Date.now() of each new order, for orders per minute
   revenue: 0,
@@ -75,7 +76,7 @@ function onOrder(order, eventId) {
   if (seen) { // an update of a known order: adjust, do not count twice
     bump(state.statuses, seen.status, -1);
     state.revenue -= seen.total;
-  } else {
+  } else if (Date.now() > state.backlogUntil) {
     state.arrivals.push(Date.now());
   }
   state.orders.set(key, { status, total });
@@ -115,7 +116,12 @@ function connect() {
   setConn('connecting', 'connecting');
   // ?recent= fills the feed with the latest buffered orders; reconnects resume by Last-Event-ID.
   const es = new EventSource('/realtime/orders?recent=50');
-  es.onopen = () => setConn('live', 'live');
+  es.onopen = () => {
+    // The server sends the replayed backlog (?recent= / Last-Event-ID) right after opening;
+    // it counts towards totals but not towards orders per minute.
+    state.backlogUntil = Date.now() + 300;
+    setConn('live', 'live');
+  };
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {
       setConn('offline', 'offline — retrying');
