@@ -102,6 +102,20 @@ impl Cdp {
     }
 }
 
+/// The order numbers shown in the feed, polled (100 ms, at most 10 s) until there are `n`.
+async fn feed_when_len(cdp: &mut Cdp, n: usize) -> Value {
+    let expr = "[...document.querySelectorAll('#feed tr[data-order]')].map(r => r.dataset.order)";
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = cdp.eval(expr).await;
+        if shown.as_array().is_some_and(|a| a.len() == n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shown
+}
+
 fn start_chromium(profile: &Path) -> Browser {
     require_program("chromium", "chromium");
     let child = Command::new("chromium")
@@ -194,15 +208,7 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
         assert_eq!(resp.status(), 200);
     }
 
-    let expr = "[...document.querySelectorAll('#feed tr[data-order]')].map(r => r.dataset.order)";
-    let mut shown = Value::Null;
-    for _ in 0..100 {
-        shown = cdp.eval(expr).await;
-        if shown.as_array().is_some_and(|a| a.len() == statuses.len()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shown = feed_when_len(&mut cdp, statuses.len()).await;
     assert_eq!(
         shown,
         json!(["10104", "10103", "10102", "10101", "10100"]),
@@ -235,17 +241,7 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
     // A page opened later fills its feed from the replay buffer (`?recent=`).
     cdp.call("Page.navigate", json!({"url": format!("{base}/")}))
         .await;
-    let mut replayed = Value::Null;
-    for _ in 0..100 {
-        replayed = cdp.eval(expr).await;
-        if replayed
-            .as_array()
-            .is_some_and(|a| a.len() == statuses.len())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let replayed = feed_when_len(&mut cdp, statuses.len()).await;
     assert_eq!(
         replayed,
         json!(["10104", "10103", "10102", "10101", "10100"]),
