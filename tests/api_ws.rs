@@ -475,3 +475,25 @@ async fn client_events_at_the_rate_limit_and_one_over() {
         .await;
     assert_eq!(data_of(&b.recv().await), json!({"i": "next second"}));
 }
+
+#[tokio::test]
+async fn client_events_on_presence_channels_name_their_sender() {
+    let server = start(RealtimeConfig {
+        client_events: true,
+        ..ws_config()
+    })
+    .await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    a.subscribe_signed("presence-room", Some(r#"{"user_id":"alice"}"#))
+        .await;
+    b.subscribe_signed("presence-room", Some(r#"{"user_id":"bob"}"#))
+        .await;
+    assert_eq!(a.recv().await["event"], "pusher_internal:member_added");
+    a.send(json!({"event": "client-wave", "channel": "presence-room", "data": {"hi": 1}}))
+        .await;
+    let got = b.recv().await;
+    assert_eq!(got["event"], "client-wave");
+    assert_eq!(got["user_id"], "alice");
+    assert_eq!(data_of(&got), json!({"hi": 1}));
+}

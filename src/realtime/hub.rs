@@ -40,6 +40,8 @@ pub struct Event {
     data: String,
     /// A Pusher connection that must not receive it (`socket_id` exclusion).
     exclude: Option<SocketId>,
+    /// The sender's presence user id, on client events relayed on a presence channel.
+    user_id: Option<String>,
     /// The Pusher frame, built once on first use.
     pusher_frame: OnceLock<String>,
 }
@@ -75,11 +77,23 @@ impl Event {
         self.exclude.as_ref()
     }
 
+    /// The sender's presence user id (client events on presence channels only).
+    #[must_use]
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
     /// The Pusher protocol frame delivering this event (built once, then shared).
     #[must_use]
     pub fn pusher_frame(&self) -> &str {
-        self.pusher_frame
-            .get_or_init(|| frame_event(&self.name, &self.channel, &self.data))
+        self.pusher_frame.get_or_init(|| {
+            frame_event(
+                &self.name,
+                &self.channel,
+                &self.data,
+                self.user_id.as_deref(),
+            )
+        })
     }
 }
 
@@ -312,6 +326,33 @@ impl Hub {
         data_json: String,
         exclude: Option<SocketId>,
     ) -> Result<EventId> {
+        self.publish_event(channel, event, data_json, exclude, None)
+    }
+
+    /// Relays a client event from connection `sender` (never delivered back to it); on presence
+    /// channels `user_id` is the sender's user, added to the Pusher frame as Pusher does.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`].
+    pub fn publish_client_event(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        sender: SocketId,
+        user_id: Option<String>,
+    ) -> Result<EventId> {
+        self.publish_event(channel, event, data_json, Some(sender), user_id)
+    }
+
+    fn publish_event(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        exclude: Option<SocketId>,
+        user_id: Option<String>,
+    ) -> Result<EventId> {
         check_channel_name(channel)?;
         check_event_name(event)?;
         if data_json.len() > EVENT_DATA_BYTES_MAX {
@@ -330,6 +371,7 @@ impl Hub {
             name: event.to_owned(),
             data: data_json,
             exclude,
+            user_id,
             pusher_frame: OnceLock::new(),
         });
         state.head = id;
