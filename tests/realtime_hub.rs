@@ -632,3 +632,43 @@ fn replay_buffer_is_bounded_in_bytes_too() {
         Start::Resync { .. }
     ));
 }
+
+#[test]
+fn default_watcher_sends_full_orders_only() {
+    let w = Watcher::new(0, &WatcherConfig::default_orders()).unwrap();
+    let order = json!({"_id": {"$oid": "65f0c0ffee0000000000abcd"}, "orderNumber": 10100, "status": "Shipped"});
+    assert_eq!(
+        w.apply(&change("insert", order.clone()))
+            .map(|(e, _)| e)
+            .as_deref(),
+        Some("NewOrder")
+    );
+    assert!(w.apply(&change("replace", order.clone())).is_some());
+    let bare_update = json!({"operationType": "update", "ns": {"db": "shop", "coll": "orders"}, "documentKey": {"_id": 1}, "updateDescription": {}});
+    assert_eq!(
+        w.apply(&bare_update),
+        None,
+        "an update without its document is not a NewOrder"
+    );
+    assert_eq!(w.apply(&change("delete", order)), None);
+}
+
+#[test]
+fn null_matches_missing_fields_as_in_mongodb() {
+    let w = watcher(Some(json!({"fullDocument.comments": null})), None);
+    assert!(w.apply(&change("insert", json!({"_id": 1}))).is_some());
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": null})))
+            .is_some()
+    );
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": "x"})))
+            .is_none()
+    );
+    let w = watcher(Some(json!({"fullDocument.comments": {"$ne": null}})), None);
+    assert!(w.apply(&change("insert", json!({"_id": 1}))).is_none());
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": "x"})))
+            .is_some()
+    );
+}

@@ -17,7 +17,16 @@ const state = {
 };
 const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
 
-// ---- order shape: tolerant of the field names the pipeline may produce
+// ---- order shape: tolerant of the field names the pipeline may produce, and of MongoDB
+// Extended JSON wrappers ({"$numberInt": "7"}, {"$oid": "…"}) on values
+function plain(v) {
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    for (const k of ['$numberInt', '$numberLong', '$numberDouble', '$numberDecimal']) if (k in v) return Number(v[k]);
+    if ('$oid' in v) return String(v.$oid);
+    if ('$date' in v) return plain(v.$date);
+  }
+  return v;
+}
 function orderLines(o) {
   for (const v of Object.values(o || {})) {
     if (Array.isArray(v) && v.some((l) => l && typeof l === 'object' && 'quantityOrdered' in l)) return v;
@@ -25,16 +34,16 @@ function orderLines(o) {
   return [];
 }
 function orderTotal(o) {
-  for (const k of ['total', 'amount', 'orderTotal']) if (typeof o[k] === 'number') return o[k];
-  return orderLines(o).reduce((s, l) => s + (Number(l.quantityOrdered) || 0) * (Number(l.priceEach) || 0), 0);
+  for (const k of ['total', 'amount', 'orderTotal']) if (typeof plain(o[k]) === 'number') return plain(o[k]);
+  return orderLines(o).reduce((s, l) => s + (Number(plain(l.quantityOrdered)) || 0) * (Number(plain(l.priceEach)) || 0), 0);
 }
 function customerOf(o) {
   const c = (o.customer && typeof o.customer === 'object') ? o.customer : o;
-  const num = c.customerNumber ?? o.customerNumber ?? '';
+  const num = plain(c.customerNumber ?? o.customerNumber ?? '');
   const name = c.customerName ?? o.customerName ?? '';
   return name ? `${name} (#${num})` : `#${num}`;
 }
-const orderKey = (o) => String(o.orderNumber ?? o._id ?? JSON.stringify(o));
+const orderKey = (o) => String(plain(o.orderNumber ?? o._id) ?? JSON.stringify(o));
 
 // ---- counters
 function bump(map, key, by) {
