@@ -282,3 +282,24 @@ async fn streams_end_when_the_server_shuts_down() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn recent_query_fills_a_fresh_page_and_last_event_id_wins_over_it() {
+    let server = start(realtime_config()).await;
+    let hub = server.engine.realtime();
+    for n in 1..=5 {
+        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
+    }
+    let (_, mut r) = open(&server, "orders?recent=2", None).await;
+    r.event().await; // retry
+    assert_eq!(field(&r.event().await, "id"), Some("4"));
+    assert_eq!(field(&r.event().await, "id"), Some("5"));
+
+    let (_, mut r) = open(&server, "orders?recent=2", Some("1")).await;
+    r.event().await; // retry
+    assert_eq!(
+        field(&r.event().await, "id"),
+        Some("2"),
+        "a reconnect resumes after Last-Event-ID"
+    );
+}

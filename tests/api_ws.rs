@@ -131,6 +131,14 @@ fn ws_config() -> RealtimeConfig {
     }
 }
 
+/// [`ws_config`] with client events on.
+fn client_events_config() -> RealtimeConfig {
+    RealtimeConfig {
+        client_events: true,
+        ..ws_config()
+    }
+}
+
 fn data_of(frame: &Value) -> Value {
     match &frame["data"] {
         Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
@@ -284,11 +292,7 @@ async fn client_events_are_off_by_default_and_relayed_to_others_when_on() {
     assert_eq!(err["event"], "pusher:error");
     assert_eq!(err["data"]["code"], 4301);
 
-    let server = start(RealtimeConfig {
-        client_events: true,
-        ..ws_config()
-    })
-    .await;
+    let server = start(client_events_config()).await;
     let mut a = connect(&server).await;
     let mut b = connect(&server).await;
     a.subscribe_signed("private-chat", None).await;
@@ -474,4 +478,22 @@ async fn client_events_at_the_rate_limit_and_one_over() {
     a.send(json!({"event": "client-n", "channel": "private-chat", "data": {"i": "next second"}}))
         .await;
     assert_eq!(data_of(&b.recv().await), json!({"i": "next second"}));
+}
+
+#[tokio::test]
+async fn client_events_on_presence_channels_name_their_sender() {
+    let server = start(client_events_config()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    a.subscribe_signed("presence-room", Some(r#"{"user_id":"alice"}"#))
+        .await;
+    b.subscribe_signed("presence-room", Some(r#"{"user_id":"bob"}"#))
+        .await;
+    assert_eq!(a.recv().await["event"], "pusher_internal:member_added");
+    a.send(json!({"event": "client-wave", "channel": "presence-room", "data": {"hi": 1}}))
+        .await;
+    let got = b.recv().await;
+    assert_eq!(got["event"], "client-wave");
+    assert_eq!(got["user_id"], "alice");
+    assert_eq!(data_of(&got), json!({"hi": 1}));
 }

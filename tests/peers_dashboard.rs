@@ -5,8 +5,8 @@
 //! DevTools port, drive it over the Chrome DevTools Protocol (tokio-tungstenite): open `/`, wait
 //! until the page reports its SSE connection live, mark the page, publish orders through
 //! `POST /realtime/orders`, then poll the DOM until they are shown and check the mark survived
-//! (no reload). A screenshot is saved as `target/tmp/dashboard.png`. Needs the `chromium`
-//! package.
+//! (no reload); then open the page again and check it fills its feed from the replay buffer.
+//! A screenshot is saved as `target/tmp/dashboard.png`. Needs the `chromium` package.
 #![cfg(feature = "peers")]
 #![allow(
     clippy::unwrap_used,
@@ -102,6 +102,20 @@ impl Cdp {
     }
 }
 
+/// The order numbers shown in the feed, polled (100 ms, at most 10 s) until there are `n`.
+async fn feed_when_len(cdp: &mut Cdp, n: usize) -> Value {
+    let expr = "[...document.querySelectorAll('#feed tr[data-order]')].map(r => r.dataset.order)";
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = cdp.eval(expr).await;
+        if shown.as_array().is_some_and(|a| a.len() == n) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shown
+}
+
 fn start_chromium(profile: &Path) -> Browser {
     require_program("chromium", "chromium");
     let child = Command::new("chromium")
@@ -194,15 +208,7 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
         assert_eq!(resp.status(), 200);
     }
 
-    let expr = "[...document.querySelectorAll('#feed tr[data-order]')].map(r => r.dataset.order)";
-    let mut shown = Value::Null;
-    for _ in 0..100 {
-        shown = cdp.eval(expr).await;
-        if shown.as_array().is_some_and(|a| a.len() == statuses.len()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shown = feed_when_len(&mut cdp, statuses.len()).await;
     assert_eq!(
         shown,
         json!(["10104", "10103", "10102", "10101", "10100"]),
@@ -231,6 +237,21 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
     let shot = cdp
         .call("Page.captureScreenshot", json!({"format": "png"}))
         .await;
+
+    // A page opened later fills its feed from the replay buffer (`?recent=`).
+    cdp.call("Page.navigate", json!({"url": format!("{base}/")}))
+        .await;
+    let replayed = feed_when_len(&mut cdp, statuses.len()).await;
+    assert_eq!(
+        replayed,
+        json!(["10104", "10103", "10102", "10101", "10100"]),
+        "a fresh page shows the buffered orders"
+    );
+    assert_eq!(
+        cdp.eval("window.__noReload === undefined").await,
+        json!(true),
+        "this one is a new page"
+    );
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["data"].as_str().unwrap())
         .unwrap();

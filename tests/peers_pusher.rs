@@ -70,6 +70,11 @@ fn official_pusher_clients_pass_on_public_private_and_presence_channels() {
     require_program("node", "nodejs");
     let dir = pusher_client_dir();
     let server = ServerProcess::start(&[]);
+    assert!(
+        server.ready_line.contains("pusher_key=streamcache-key"),
+        "{}",
+        server.ready_line
+    );
     let port = server.http.port();
     run_harness(dir.path(), port, "orders", 1000);
     run_harness(dir.path(), port, "private-orders", 100);

@@ -517,3 +517,158 @@ fn connections_at_max_and_max_plus_one() {
         "a closed connection frees its slot"
     );
 }
+
+#[tokio::test]
+async fn subscribe_recent_replays_the_latest_buffered_events() {
+    let hub = hub(4);
+    let mut empty = hub.subscribe_recent("orders", 5).unwrap();
+    assert_eq!(empty.start(), Start::Replayed { count: 0 });
+    for n in 0..10 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    let mut two = hub.subscribe_recent("orders", 2).unwrap();
+    assert_eq!(two.start(), Start::Replayed { count: 2 });
+    let all = hub.subscribe_recent("orders", 100).unwrap();
+    assert_eq!(
+        all.start(),
+        Start::Replayed { count: 4 },
+        "at most what is buffered"
+    );
+    hub.publish("orders", "E", json!(10), None).unwrap();
+    for want in [9, 10, 11] {
+        assert_eq!(next_id(&mut two).await, want);
+    }
+    assert!(
+        matches!(next(&mut empty).await, Delivery::Resync { head: 11 }),
+        "the empty-channel subscriber was live from id 1 and has since fallen behind the buffer"
+    );
+}
+
+#[tokio::test]
+async fn ready_line_announces_the_pusher_key() {
+    let config = streamcache::config::Config {
+        ephemeral: true,
+        http: "127.0.0.1:0".parse().unwrap(),
+        resp: "127.0.0.1:0".parse().unwrap(),
+        ..streamcache::config::Config::default()
+    };
+    let engine = streamcache::engine::Engine::open(config).unwrap();
+    let bound = streamcache::server::bind(&engine).await.unwrap();
+    assert!(
+        bound.ready_line().ends_with(" pusher_key=streamcache-key"),
+        "{}",
+        bound.ready_line()
+    );
+}
+
+#[test]
+fn presence_data_limits_at_max_and_max_plus_one() {
+    use streamcache::realtime::{CHANNEL_DATA_BYTES_MAX, USER_ID_CHARS_MAX, parse_presence_data};
+    let id = "u".repeat(USER_ID_CHARS_MAX);
+    assert_eq!(
+        parse_presence_data(&json!({"user_id": id}).to_string())
+            .unwrap()
+            .0,
+        id
+    );
+    let long = "u".repeat(USER_ID_CHARS_MAX + 1);
+    assert!(matches!(
+        parse_presence_data(&json!({"user_id": long}).to_string()),
+        Err(Error::ChannelData { .. })
+    ));
+    assert_eq!(
+        parse_presence_data(r#"{"user_id":42}"#).unwrap().0,
+        "42",
+        "numeric ids become text"
+    );
+
+    let pad = |total: usize| {
+        let base = json!({"user_id": "u", "user_info": ""}).to_string();
+        json!({"user_id": "u", "user_info": "x".repeat(total - base.len())}).to_string()
+    };
+    assert_eq!(pad(CHANNEL_DATA_BYTES_MAX).len(), CHANNEL_DATA_BYTES_MAX);
+    assert!(parse_presence_data(&pad(CHANNEL_DATA_BYTES_MAX)).is_ok());
+    assert!(matches!(
+        parse_presence_data(&pad(CHANNEL_DATA_BYTES_MAX + 1)),
+        Err(Error::ChannelData { .. })
+    ));
+}
+
+#[test]
+fn watchers_at_max_and_max_plus_one() {
+    let max = streamcache::realtime::WATCHERS_MAX;
+    let config = |n: usize| RealtimeConfig {
+        watchers: vec![WatcherConfig::default_orders(); n],
+        ..RealtimeConfig::default()
+    };
+    assert_eq!(config(max).check().unwrap().len(), max);
+    assert!(matches!(
+        config(max + 1).check(),
+        Err(Error::Config {
+            setting: "watchers",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn replay_buffer_is_bounded_in_bytes_too() {
+    use streamcache::realtime::{EVENT_DATA_BYTES_MAX, REPLAY_BYTES_MAX};
+    let hub = hub(4096);
+    let big = json!("x".repeat(EVENT_DATA_BYTES_MAX - 2));
+    for _ in 0..200 {
+        hub.publish("orders", "E", big.clone(), None).unwrap();
+    }
+    let Start::Replayed { count } = hub.subscribe_recent("orders", 4096).unwrap().start() else {
+        panic!()
+    };
+    assert_eq!(
+        count,
+        REPLAY_BYTES_MAX / EVENT_DATA_BYTES_MAX,
+        "as many full-size events as fit in the byte bound"
+    );
+    assert!(matches!(
+        hub.subscribe("orders", Some(1)).unwrap().start(),
+        Start::Resync { .. }
+    ));
+}
+
+#[test]
+fn default_watcher_sends_full_orders_only() {
+    let w = Watcher::new(0, &WatcherConfig::default_orders()).unwrap();
+    let order = json!({"_id": {"$oid": "65f0c0ffee0000000000abcd"}, "orderNumber": 10100, "status": "Shipped"});
+    assert_eq!(
+        w.apply(&change("insert", order.clone()))
+            .map(|(e, _)| e)
+            .as_deref(),
+        Some("NewOrder")
+    );
+    assert!(w.apply(&change("replace", order.clone())).is_some());
+    let bare_update = json!({"operationType": "update", "ns": {"db": "shop", "coll": "orders"}, "documentKey": {"_id": 1}, "updateDescription": {}});
+    assert_eq!(
+        w.apply(&bare_update),
+        None,
+        "an update without its document is not a NewOrder"
+    );
+    assert_eq!(w.apply(&change("delete", order)), None);
+}
+
+#[test]
+fn null_matches_missing_fields_as_in_mongodb() {
+    let w = watcher(Some(json!({"fullDocument.comments": null})), None);
+    assert!(w.apply(&change("insert", json!({"_id": 1}))).is_some());
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": null})))
+            .is_some()
+    );
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": "x"})))
+            .is_none()
+    );
+    let w = watcher(Some(json!({"fullDocument.comments": {"$ne": null}})), None);
+    assert!(w.apply(&change("insert", json!({"_id": 1}))).is_none());
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": "x"})))
+            .is_some()
+    );
+}

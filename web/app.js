@@ -9,6 +9,7 @@ const RATE_WINDOW_MS = 60_000;
 
 const $ = (id) => document.getElementById(id);
 const state = {
+  backlogUntil: 0, // events before this Date.now() are the replayed backlog, not new arrivals
   orders: new Map(), // orderNumber -> { status, total }
   arrivals: [], // Date.now() of each new order, for orders per minute
   revenue: 0,
@@ -16,7 +17,16 @@ const state = {
 };
 const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
 
-// ---- order shape: tolerant of the field names the pipeline may produce
+// ---- order shape: tolerant of the field names the pipeline may produce, and of MongoDB
+// Extended JSON wrappers ({"$numberInt": "7"}, {"$oid": "…"}) on values
+function plain(v) {
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    for (const k of ['$numberInt', '$numberLong', '$numberDouble', '$numberDecimal']) if (k in v) return Number(v[k]);
+    if ('$oid' in v) return String(v.$oid);
+    if ('$date' in v) return plain(v.$date);
+  }
+  return v;
+}
 function orderLines(o) {
   for (const v of Object.values(o || {})) {
     if (Array.isArray(v) && v.some((l) => l && typeof l === 'object' && 'quantityOrdered' in l)) return v;
@@ -24,16 +34,16 @@ function orderLines(o) {
   return [];
 }
 function orderTotal(o) {
-  for (const k of ['total', 'amount', 'orderTotal']) if (typeof o[k] === 'number') return o[k];
-  return orderLines(o).reduce((s, l) => s + (Number(l.quantityOrdered) || 0) * (Number(l.priceEach) || 0), 0);
+  for (const k of ['total', 'amount', 'orderTotal']) if (typeof plain(o[k]) === 'number') return plain(o[k]);
+  return orderLines(o).reduce((s, l) => s + (Number(plain(l.quantityOrdered)) || 0) * (Number(plain(l.priceEach)) || 0), 0);
 }
 function customerOf(o) {
   const c = (o.customer && typeof o.customer === 'object') ? o.customer : o;
-  const num = c.customerNumber ?? o.customerNumber ?? '';
+  const num = plain(c.customerNumber ?? o.customerNumber ?? '');
   const name = c.customerName ?? o.customerName ?? '';
   return name ? `${name} (#${num})` : `#${num}`;
 }
-const orderKey = (o) => String(o.orderNumber ?? o._id ?? JSON.stringify(o));
+const orderKey = (o) => String(plain(o.orderNumber ?? o._id) ?? JSON.stringify(o));
 
 // ---- counters
 function bump(map, key, by) {
@@ -75,7 +85,7 @@ function onOrder(order, eventId) {
   if (seen) { // an update of a known order: adjust, do not count twice
     bump(state.statuses, seen.status, -1);
     state.revenue -= seen.total;
-  } else {
+  } else if (Date.now() > state.backlogUntil) {
     state.arrivals.push(Date.now());
   }
   state.orders.set(key, { status, total });
@@ -113,8 +123,14 @@ function notice(text) {
 }
 function connect() {
   setConn('connecting', 'connecting');
-  const es = new EventSource('/realtime/orders');
-  es.onopen = () => setConn('live', 'live');
+  // ?recent= fills the feed with the latest buffered orders; reconnects resume by Last-Event-ID.
+  const es = new EventSource('/realtime/orders?recent=50');
+  es.onopen = () => {
+    // The server sends the replayed backlog (?recent= / Last-Event-ID) right after opening;
+    // it counts towards totals but not towards orders per minute.
+    state.backlogUntil = Date.now() + 300;
+    setConn('live', 'live');
+  };
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {
       setConn('offline', 'offline — retrying');

@@ -378,9 +378,10 @@ impl Conn {
         {
             return reject("Client event rate limit reached (10 per second)");
         }
+        let user_id = self.presence.get(channel).cloned();
         match self
             .hub
-            .publish_json(channel, event, data, Some(self.socket_id.clone()))
+            .publish_client_event(channel, event, data, self.socket_id.clone(), user_id)
         {
             Ok(_) => Vec::new(),
             Err(e) => reject(&e.to_string()),

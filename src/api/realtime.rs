@@ -3,7 +3,8 @@
 //! publishes one event.
 //!
 //! A stream starts with `retry:` once; a `Last-Event-ID` header replays what the hub's buffer
-//! still holds, or sends a `resync` event first when it cannot. Keep-alive comments go out
+//! still holds, or sends a `resync` event first when it cannot; without one, `?recent=N` replays
+//! the N latest buffered events (a freshly opened page fills its feed). Keep-alive comments go out
 //! every `realtime.sse_keepalive_ms`. Streams end when the server shuts down. `private-` and
 //! `presence-` channels are refused here (403): they need Pusher channel authorisation, which
 //! only the WebSocket carries.
@@ -12,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -71,10 +72,19 @@ fn resync_event(requested: Option<EventId>, head: EventId) -> SseEvent {
         .data(data.to_string())
 }
 
-/// `GET /realtime/{channel}`.
+/// Query of `GET /realtime/{channel}`.
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    /// Replay up to this many of the latest buffered events when there is no Last-Event-ID.
+    #[serde(default)]
+    recent: Option<usize>,
+}
+
+/// `GET /realtime/{channel}[?recent=N]`.
 async fn stream(
     State(state): State<AppState>,
     Path(channel): Path<String>,
+    Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
     match check_channel_name(&channel) {
@@ -106,7 +116,17 @@ async fn stream(
         )
         .into_response();
     };
-    let sub = match hub.subscribe(&channel, last_event_id) {
+    // `?recent=N` replays the N latest buffered events to a fresh page; a browser reconnecting
+    // sends Last-Event-ID, which wins.
+    let recent = match (last_event_id, query.recent) {
+        (None, Some(n)) => Some(n),
+        _ => None,
+    };
+    let subscribed = match recent {
+        Some(n) => hub.subscribe_recent(&channel, n),
+        None => hub.subscribe(&channel, last_event_id),
+    };
+    let sub = match subscribed {
         Ok(sub) => sub,
         Err(e) => return client_error(&e).into_response(),
     };

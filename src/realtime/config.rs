@@ -80,15 +80,19 @@ impl Default for RealtimeConfig {
 }
 
 impl WatcherConfig {
-    /// The reference system's watcher: `shop.orders` inserts, replacements and updates →
-    /// channel `orders`, event `NewOrder`, the full document.
+    /// The reference system's watcher: `shop.orders` inserts, replacements and updates that
+    /// carry the full order (`fullDocument.orderNumber` exists; an update stream opened without
+    /// `fullDocument: updateLookup` has none) → channel `orders`, event `NewOrder`, the document.
     #[must_use]
     pub fn default_orders() -> Self {
         Self {
             watch: "shop.orders".to_owned(),
             channel: "orders".to_owned(),
             event: "NewOrder".to_owned(),
-            filter: Some(json!({"operationType": {"$in": ["insert", "replace", "update"]}})),
+            filter: Some(json!({
+                "operationType": {"$in": ["insert", "replace", "update"]},
+                "fullDocument.orderNumber": {"$exists": true},
+            })),
             projection: None,
         }
     }
@@ -183,7 +187,7 @@ pub fn default_toml_section() -> String {
          watch = \"shop.orders\"\n\
          channel = \"orders\"\n\
          event = \"NewOrder\"\n\
-         match = {{ operationType = {{ \"$in\" = [\"insert\", \"replace\", \"update\"] }} }}\n",
+         match = {{ operationType = {{ \"$in\" = [\"insert\", \"replace\", \"update\"] }}, \"fullDocument.orderNumber\" = {{ \"$exists\" = true }} }}\n",
         d.app_id,
         d.key,
         d.secret,

@@ -163,8 +163,12 @@ fn resolve<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
     }
 }
 
-/// MongoDB equality: the value itself, or an element of an array value.
+/// MongoDB equality: the value itself, or an element of an array value; `null` also matches a
+/// missing field.
 fn equals(found: &[&Value], want: &Value) -> bool {
+    if want.is_null() && found.is_empty() {
+        return true;
+    }
     found.iter().any(|v| {
         *v == want
             || (v.as_array().is_some_and(|a| a.contains(want)))

@@ -40,6 +40,8 @@ pub struct Event {
     data: String,
     /// A Pusher connection that must not receive it (`socket_id` exclusion).
     exclude: Option<SocketId>,
+    /// The sender's presence user id, on client events relayed on a presence channel.
+    user_id: Option<String>,
     /// The Pusher frame, built once on first use.
     pusher_frame: OnceLock<String>,
 }
@@ -75,11 +77,23 @@ impl Event {
         self.exclude.as_ref()
     }
 
+    /// The sender's presence user id (client events on presence channels only).
+    #[must_use]
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
     /// The Pusher protocol frame delivering this event (built once, then shared).
     #[must_use]
     pub fn pusher_frame(&self) -> &str {
-        self.pusher_frame
-            .get_or_init(|| frame_event(&self.name, &self.channel, &self.data))
+        self.pusher_frame.get_or_init(|| {
+            frame_event(
+                &self.name,
+                &self.channel,
+                &self.data,
+                self.user_id.as_deref(),
+            )
+        })
     }
 }
 
@@ -312,6 +326,33 @@ impl Hub {
         data_json: String,
         exclude: Option<SocketId>,
     ) -> Result<EventId> {
+        self.publish_event(channel, event, data_json, exclude, None)
+    }
+
+    /// Relays a client event from connection `sender` (never delivered back to it); on presence
+    /// channels `user_id` is the sender's user, added to the Pusher frame as Pusher does.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`].
+    pub fn publish_client_event(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        sender: SocketId,
+        user_id: Option<String>,
+    ) -> Result<EventId> {
+        self.publish_event(channel, event, data_json, Some(sender), user_id)
+    }
+
+    fn publish_event(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        exclude: Option<SocketId>,
+        user_id: Option<String>,
+    ) -> Result<EventId> {
         check_channel_name(channel)?;
         check_event_name(event)?;
         if data_json.len() > EVENT_DATA_BYTES_MAX {
@@ -330,6 +371,7 @@ impl Hub {
             name: event.to_owned(),
             data: data_json,
             exclude,
+            user_id,
             pusher_frame: OnceLock::new(),
         });
         state.head = id;
@@ -367,6 +409,32 @@ impl Hub {
                 }
                 None => (VecDeque::new(), Start::Resync { requested, head }, head),
             },
+        };
+        drop(state);
+        Ok(Subscription {
+            channel: ch,
+            rx,
+            pending,
+            last_id,
+            start,
+        })
+    }
+
+    /// Subscribes to `channel` with up to `count` of its most recent buffered events replayed
+    /// first (what a page that just opened wants to show).
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`].
+    pub fn subscribe_recent(&self, channel: &str, count: usize) -> Result<Subscription> {
+        check_channel_name(channel)?;
+        let (_, ch) = self.channel(channel)?;
+        let state = ch.lock();
+        let rx = ch.tx.subscribe();
+        let skip = state.buffer.len().saturating_sub(count);
+        let pending: VecDeque<Arc<Event>> = state.buffer.iter().skip(skip).cloned().collect();
+        let last_id = pending.front().map_or(state.head, |e| e.id - 1);
+        let start = Start::Replayed {
+            count: pending.len(),
         };
         drop(state);
         Ok(Subscription {

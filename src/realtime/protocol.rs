@@ -408,13 +408,23 @@ pub fn frame_member_removed(channel: &str, user_id: &str) -> String {
 }
 
 /// The frame delivering a channel event; `data_json` is one-line JSON text. A JSON string is
-/// sent as that string (as the Pusher SDKs publish it), anything else as its JSON text.
-pub(crate) fn frame_event(event: &str, channel: &str, data_json: &str) -> String {
+/// sent as that string (as the Pusher SDKs publish it), anything else as its JSON text. Client
+/// events on presence channels carry the sender's `user_id`.
+pub(crate) fn frame_event(
+    event: &str,
+    channel: &str,
+    data_json: &str,
+    user_id: Option<&str>,
+) -> String {
     let data = match serde_json::from_str::<Value>(data_json) {
         Ok(Value::String(s)) => s,
         _ => data_json.to_owned(),
     };
-    frame(event, Some(channel), Value::String(data))
+    let framed = frame(event, Some(channel), Value::String(data));
+    match (user_id, framed.strip_suffix('}')) {
+        (Some(id), Some(open)) => format!(r#"{open},"user_id":{}}}"#, Value::String(id.to_owned())),
+        _ => framed,
+    }
 }
 
 #[cfg(test)]
@@ -478,9 +488,14 @@ mod tests {
 
     #[test]
     fn event_frame_sends_string_data_raw() {
-        let f = frame_event("E", "c", r#""{\"a\":1}""#);
+        let f = frame_event("E", "c", r#""{\"a\":1}""#, None);
         assert_eq!(f, r#"{"event":"E","channel":"c","data":"{\"a\":1}"}"#);
-        let f = frame_event("E", "c", r#"{"a":1}"#);
+        let f = frame_event("E", "c", r#"{"a":1}"#, None);
         assert_eq!(f, r#"{"event":"E","channel":"c","data":"{\"a\":1}"}"#);
+        let f = frame_event("client-x", "presence-c", "1", Some("u1"));
+        assert_eq!(
+            f,
+            r#"{"event":"client-x","channel":"presence-c","data":"1","user_id":"u1"}"#
+        );
     }
 }
