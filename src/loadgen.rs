@@ -130,11 +130,11 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Orders sent per second, if any time passed.
+    /// Orders acknowledged per second, if any time passed.
     #[must_use]
     pub fn rate_per_s(&self) -> Option<f64> {
         #[expect(clippy::cast_precision_loss, reason = "a rate for display")]
-        (self.elapsed_ns > 0).then(|| self.sent as f64 * 1e9 / self.elapsed_ns as f64)
+        (self.elapsed_ns > 0).then(|| self.acknowledged as f64 * 1e9 / self.elapsed_ns as f64)
     }
 
     /// Whether every order was acknowledged and the run was complete.
@@ -154,7 +154,7 @@ impl fmt::Display for Summary {
             self.sent, self.acknowledged, self.failed, self.requests
         )?;
         if let Some(rate) = self.rate_per_s() {
-            write!(f, " ({rate:.0} orders/s)")?;
+            write!(f, " ({rate:.0} acknowledged/s)")?;
         }
         if let Some(reason) = &self.stopped_early {
             write!(f, "; stopped early: {reason}")?;
@@ -779,6 +779,25 @@ mod tests {
         assert_eq!((ack, failed), (1, 2));
         assert_eq!(error.as_deref(), Some("error_code 50002: boom"));
         assert_eq!(count_offsets(&json!({}), 2).1, 2);
+    }
+
+    #[test]
+    fn summary_reads_as_one_line_with_the_acknowledged_rate() {
+        let s = Summary {
+            sent: 100,
+            acknowledged: 90,
+            failed: 10,
+            requests: 2,
+            elapsed_ns: 2_000_000_000,
+            last_error: Some("error_code 50002: boom".into()),
+            stopped_early: None,
+        };
+        assert_eq!(
+            s.to_string(),
+            "sent 100, acknowledged 90, failed 10 in 2 requests over 2.000 s \
+             (45 acknowledged/s); last error: error_code 50002: boom"
+        );
+        assert!(!s.is_clean());
     }
 
     #[test]

@@ -56,8 +56,10 @@ pub(crate) struct BatchOutcome {
 /// The writes one record produces, prepared before any of them is made.
 #[derive(Debug, Default)]
 struct Prepared {
-    cache: Vec<(String, CacheWrite)>,
-    topic: Vec<(String, String, TopicWrite)>,
+    /// (sink index, write).
+    cache: Vec<(usize, CacheWrite)>,
+    /// (sink index, topic, write).
+    topic: Vec<(usize, String, TopicWrite)>,
     history: Vec<HistoryWrite>,
 }
 
@@ -82,8 +84,9 @@ pub(crate) fn process_batch(
         return Ok(outcome);
     }
     let mut letters = Vec::new();
-    // (record index, write) for every history write of a record that has not failed.
-    let mut history: Vec<(usize, HistoryWrite)> = Vec::new();
+    // Every history write of a record that has not failed, and the index of its record.
+    let mut docs: Vec<HistoryWrite> = Vec::new();
+    let mut owners: Vec<usize> = Vec::new();
     // Records delivered to their cache and topic sinks; a later history rejection removes one.
     let mut delivered: Vec<usize> = Vec::new();
     for (index, record) in batch.records.iter().enumerate() {
@@ -106,7 +109,7 @@ pub(crate) fn process_batch(
                 Ok(()) => {}
                 Err(e) if e.is_fatal() => return Err(fatal("cache write", e)),
                 Err(e) => {
-                    rejected = Some(format!("sink `{sink}` rejected the record: {e}"));
+                    rejected = Some(rejection(flow, sink, &e));
                     break;
                 }
             }
@@ -117,7 +120,7 @@ pub(crate) fn process_batch(
                     Ok(()) => {}
                     Err(e) if e.is_fatal() => return Err(fatal("topic forward", e)),
                     Err(e) => {
-                        rejected = Some(format!("sink `{sink}` rejected the record: {e}"));
+                        rejected = Some(rejection(flow, sink, &e));
                         break;
                     }
                 }
@@ -129,13 +132,14 @@ pub(crate) fn process_batch(
             continue;
         }
         delivered.push(index);
-        history.extend(prepared.history.into_iter().map(|w| (index, w)));
+        owners.extend(std::iter::repeat_n(index, prepared.history.len()));
+        docs.extend(prepared.history);
     }
     outcome.committed = next_offsets(batch);
 
     // Commit; a rejected document dead-letters its record and the rest is retried. Each retry
-    // removes at least one write, so the loop runs at most `history.len() + 1` times.
-    let mut attempts = history.len() + 1;
+    // removes at least one write, so the loop runs at most `docs.len() + 1` times.
+    let mut attempts = docs.len() + 1;
     loop {
         if !letters.is_empty() {
             seams
@@ -143,7 +147,6 @@ pub(crate) fn process_batch(
                 .send(&config.dead_letter, std::mem::take(&mut letters))
                 .map_err(|e| fatal("dead-letter send", SeamError::fatal(e.message)))?;
         }
-        let docs: Vec<HistoryWrite> = history.iter().map(|(_, w)| w.clone()).collect();
         match seams
             .history
             .commit(&config.source.group, &docs, &outcome.committed)
@@ -154,7 +157,7 @@ pub(crate) fn process_batch(
             }
             Err(HistoryCommitError::Rejected { index, message }) => {
                 attempts = attempts.saturating_sub(1);
-                let record_index = history.get(index).map(|(r, _)| *r);
+                let record_index = owners.get(index).copied();
                 let (Some(record_index), true) = (record_index, attempts > 0) else {
                     return Err(fatal(
                         "history commit",
@@ -164,7 +167,9 @@ pub(crate) fn process_batch(
                     ));
                 };
                 // The whole record fails: drop all of its history writes.
-                history.retain(|(r, _)| *r != record_index);
+                let mut keep = owners.iter().map(|r| *r != record_index);
+                docs.retain(|_| keep.next().unwrap_or(false));
+                owners.retain(|r| *r != record_index);
                 delivered.retain(|r| *r != record_index);
                 if let Some(record) = batch.records.get(record_index) {
                     let reason = format!("history rejected the record: {message}");
@@ -237,7 +242,7 @@ fn prepare(
                 };
                 let value = cache_value(selected, *encoding).map_err(in_sink)?;
                 out.cache.push((
-                    sink.name.clone(),
+                    index,
                     CacheWrite {
                         key,
                         value,
@@ -260,7 +265,7 @@ fn prepare(
                     db: db.clone(),
                     collection: collection.clone(),
                     mode,
-                    doc: doc.clone(),
+                    doc: Value::Null,
                 });
             }
             PlannedSinkKind::Topic { topic, key } => {
@@ -270,7 +275,7 @@ fn prepare(
                 };
                 let value = serde_json::to_vec(&doc).map_err(|e| in_sink(e.to_string()))?;
                 out.topic.push((
-                    sink.name.clone(),
+                    index,
                     topic.clone(),
                     TopicWrite {
                         key,
@@ -281,7 +286,22 @@ fn prepare(
             }
         }
     }
+    // Documents are filled in last so that the final one takes `doc` without a copy.
+    let last = out.history.len().saturating_sub(1);
+    for (i, write) in out.history.iter_mut().enumerate() {
+        write.doc = if i == last {
+            std::mem::take(&mut doc)
+        } else {
+            doc.clone()
+        };
+    }
     Ok(Some(out))
+}
+
+/// The dead-letter reason for a sink's rejection.
+fn rejection(flow: &CompiledFlow, sink: usize, error: &SeamError) -> String {
+    let name = flow.plan.sinks.get(sink).map_or("?", |s| s.name.as_str());
+    format!("sink `{name}` rejected the record: {error}")
 }
 
 /// The cache value for `selected` under `encoding`.

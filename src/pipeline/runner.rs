@@ -246,7 +246,8 @@ impl RunningFlow {
 }
 
 /// The flows of one process. Owns one task per flow; [`Pipeline::stop`] (or the shutdown signal
-/// given to [`Pipeline::start`]) stops them all at committed positions.
+/// given to [`Pipeline::start`]) stops them all at committed positions. Dropping a `Pipeline`
+/// also stops its flows, without waiting for them.
 #[derive(Debug)]
 pub struct Pipeline {
     seams: Seams,
