@@ -82,6 +82,7 @@ impl SourceOpener for LogSources {
             topic: source.topic.clone(),
             positions,
             receivers,
+            first: 0,
         }))
     }
 }
@@ -92,12 +93,23 @@ struct LogSource {
     topic: String,
     positions: BTreeMap<u32, u64>,
     receivers: Vec<tokio::sync::watch::Receiver<u64>>,
+    /// The partition read first on the next poll; it rotates so a busy partition cannot starve
+    /// the others when a poll fills up.
+    first: usize,
 }
 
 impl LogSource {
     fn read_available(&mut self, max_records: usize) -> Result<SourceBatch, SeamError> {
         let mut batch = SourceBatch::default();
-        for (&p, position) in &mut self.positions {
+        let count = self.positions.len().max(1);
+        let first = self.first % count;
+        self.first = self.first.wrapping_add(1);
+        let (head, tail): (Vec<_>, Vec<_>) = self
+            .positions
+            .iter_mut()
+            .enumerate()
+            .partition(|(i, _)| *i < first);
+        for (_, (&p, position)) in tail.into_iter().chain(head) {
             let end = self.log.latest_offset(&self.topic, p).map_err(fatal)?;
             batch.end_offsets.insert(p, end);
             let earliest = self.log.earliest_offset(&self.topic, p).map_err(fatal)?;
@@ -274,6 +286,13 @@ impl HistorySink for HistoryCommits {
                     history::DOCUMENT_BYTES_MAX
                 )));
             }
+            let depth = json_depth(&write.doc);
+            if depth > history::NESTING_DEPTH_MAX {
+                return Err(reject(format!(
+                    "document nesting depth {depth} exceeds {}",
+                    history::NESTING_DEPTH_MAX
+                )));
+            }
             ops.push(match &write.mode {
                 HistoryWriteMode::Insert => WriteOp::Insert {
                     db: write.db.clone(),
@@ -317,6 +336,21 @@ impl HistorySink for HistoryCommits {
             .map(|_| ())
             .map_err(|e| HistoryCommitError::Fatal(e.to_string()))
     }
+}
+
+/// Nesting depth of a JSON value as MongoDB counts it (a flat object is depth 1).
+fn json_depth(value: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        max = max.max(depth);
+        match v {
+            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Appends to topics of the log (forwards and dead letters).
