@@ -13,12 +13,7 @@ use crate::config::{Origin, Overrides};
 
 /// `streamcache` — Kafka, Redis, MongoDB, JOLT and Pusher stand-ins in one binary.
 #[derive(Debug, Parser)]
-#[command(
-    name = "streamcache",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "streamcache", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// Settings for `serve` when no subcommand is given.
     #[command(flatten)]
@@ -143,11 +138,7 @@ fn overrides_from(m: &ArgMatches) -> Overrides {
             out.set("ephemeral", "true".into(), Origin::Flag("--ephemeral"));
         }
         Some(ValueSource::EnvVariable) if m.get_flag("ephemeral") => {
-            out.set(
-                "ephemeral",
-                "true".into(),
-                Origin::Env("STREAMCACHE_EPHEMERAL"),
-            );
+            out.set("ephemeral", "true".into(), Origin::Env("STREAMCACHE_EPHEMERAL"));
         }
         _ => {}
     }

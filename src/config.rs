@@ -100,10 +100,7 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Default => write!(f, "built-in default"),
-            Self::File {
-                path,
-                line: Some(line),
-            } => write!(f, "file {}:{line}", path.display()),
+            Self::File { path, line: Some(line) } => write!(f, "file {}:{line}", path.display()),
             Self::File { path, line: None } => write!(f, "file {}", path.display()),
             Self::Env(name) => write!(f, "env {name}"),
             Self::Flag(name) => write!(f, "flag {name}"),
@@ -150,10 +147,7 @@ impl Loaded {
     /// Where `setting` got its value.
     #[must_use]
     pub fn origin(&self, setting: &str) -> Origin {
-        self.origins
-            .get(setting)
-            .cloned()
-            .unwrap_or(Origin::Default)
+        self.origins.get(setting).cloned().unwrap_or(Origin::Default)
     }
 }
 
@@ -169,23 +163,14 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Error>
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error {
                 setting: "config".into(),
-                origin: Origin::File {
-                    path: path.to_owned(),
-                    line: None,
-                },
+                origin: Origin::File { path: path.to_owned(), line: None },
                 reason: format!("cannot read the file: {e}"),
             })?;
             let config = parse_toml(&text, path)?;
             if let Ok(table) = text.parse::<toml::Table>() {
                 for key in table.keys() {
                     let line = line_of_key(&text, key);
-                    origins.insert(
-                        key.clone(),
-                        Origin::File {
-                            path: path.to_owned(),
-                            line,
-                        },
-                    );
+                    origins.insert(key.clone(), Origin::File { path: path.to_owned(), line });
                 }
             }
             config
@@ -210,27 +195,15 @@ pub fn parse_toml(text: &str, path: &Path) -> Result<Config, Error> {
         let setting = setting_in_message(e.message()).unwrap_or_else(|| "config".to_owned());
         Error {
             setting,
-            origin: Origin::File {
-                path: path.to_owned(),
-                line,
-            },
+            origin: Origin::File { path: path.to_owned(), line },
             reason: e.message().trim().to_owned(),
         }
     })
 }
 
 /// Applies one flag or environment value.
-fn apply_override(
-    config: &mut Config,
-    name: &str,
-    value: &str,
-    origin: &Origin,
-) -> Result<(), Error> {
-    let bad = |reason: String| Error {
-        setting: name.to_owned(),
-        origin: origin.clone(),
-        reason,
-    };
+fn apply_override(config: &mut Config, name: &str, value: &str, origin: &Origin) -> Result<(), Error> {
+    let bad = |reason: String| Error { setting: name.to_owned(), origin: origin.clone(), reason };
     match name {
         "data_dir" => config.data_dir = PathBuf::from(value),
         "http" => config.http = parse_addr(value).map_err(bad)?,
@@ -266,11 +239,7 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
         reason: format!("{value} is outside 1..={max}"),
     };
     if c.http_body_bytes_max == 0 || c.http_body_bytes_max > HTTP_BODY_BYTES_MAX {
-        return Err(over(
-            "http_body_bytes_max",
-            c.http_body_bytes_max,
-            HTTP_BODY_BYTES_MAX,
-        ));
+        return Err(over("http_body_bytes_max", c.http_body_bytes_max, HTTP_BODY_BYTES_MAX));
     }
     if c.http_request_timeout_ms == 0 || c.http_request_timeout_ms > HTTP_REQUEST_TIMEOUT_MS_MAX {
         return Err(over(
@@ -280,23 +249,13 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
         ));
     }
     if c.shutdown_drain_ms == 0 || c.shutdown_drain_ms > SHUTDOWN_DRAIN_MS_MAX {
-        return Err(over(
-            "shutdown_drain_ms",
-            c.shutdown_drain_ms,
-            SHUTDOWN_DRAIN_MS_MAX,
-        ));
+        return Err(over("shutdown_drain_ms", c.shutdown_drain_ms, SHUTDOWN_DRAIN_MS_MAX));
     }
-    if c.log_level
-        .parse::<tracing_subscriber::EnvFilter>()
-        .is_err()
-    {
+    if c.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
         return Err(Error {
             setting: "log_level".into(),
             origin: loaded.origin("log_level"),
-            reason: format!(
-                "`{}` is not a log filter such as `info` or `streamcache=debug`",
-                c.log_level
-            ),
+            reason: format!("`{}` is not a log filter such as `info` or `streamcache=debug`", c.log_level),
         });
     }
     if c.auth_token.as_deref() == Some("") {
@@ -311,21 +270,19 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
 
 /// 1-based line of byte `offset` in `text`.
 fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.get(..offset)
-        .map_or(1, |head| head.matches('\n').count() + 1)
+    text.get(..offset).map_or(1, |head| head.matches('\n').count() + 1)
 }
 
 /// 1-based line where top-level `key` is assigned or its table starts.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            let line = line.trim_start();
-            let assigned = line
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='));
-            assigned || line == format!("[{key}]")
-        })
-        .map(|i| i + 1)
+    text.lines().position(|line| {
+        let line = line.trim_start();
+        let assigned = line
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='));
+        assigned || line == format!("[{key}]")
+    })
+    .map(|i| i + 1)
 }
 
 /// Pulls the key name out of messages such as "unknown field `htp`, expected …".

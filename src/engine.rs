@@ -30,9 +30,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Another process holds the data directory's lock.
-    #[error(
-        "data directory {path} is in use by another streamcache process (lock file {path}/LOCK)"
-    )]
+    #[error("data directory {path} is in use by another streamcache process (lock file {path}/LOCK)")]
     Locked {
         /// The directory.
         path: PathBuf,
@@ -98,20 +96,15 @@ impl Engine {
             let dir = tempfile::Builder::new()
                 .prefix("streamcache-")
                 .tempdir()
-                .map_err(|source| Error::DataDir {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
+                .map_err(|source| Error::DataDir { path: std::env::temp_dir(), source })?;
             config.data_dir = dir.path().to_owned();
             Some(dir)
         } else {
             None
         };
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| Error::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|source| Error::DataDir { path: data_dir.clone(), source })?;
         let lock = lock_data_dir(&data_dir)?;
         let start_time_ms = clock.now_ms();
         let engine = Self {
@@ -134,10 +127,7 @@ impl Engine {
     /// # Errors
     /// As [`Engine::open`], for the temporary directory.
     pub fn temporary() -> Result<Self> {
-        Self::open(Config {
-            ephemeral: true,
-            ..Config::default()
-        })
+        Self::open(Config { ephemeral: true, ..Config::default() })
     }
 
     /// The configuration in force.
@@ -196,19 +186,11 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|source| Error::DataDir {
-            path: dir.to_owned(),
-            source,
-        })?;
+        .map_err(|source| Error::DataDir { path: dir.to_owned(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.to_owned(),
-        }),
-        Err(TryLockError::Error(source)) => Err(Error::DataDir {
-            path: dir.to_owned(),
-            source,
-        }),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_owned() }),
+        Err(TryLockError::Error(source)) => Err(Error::DataDir { path: dir.to_owned(), source }),
     }
 }
 
@@ -216,8 +198,5 @@ fn lock_data_dir(dir: &Path) -> Result<File> {
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(|source| Error::Flush {
-            path: dir.to_owned(),
-            source,
-        })
+        .map_err(|source| Error::Flush { path: dir.to_owned(), source })
 }

@@ -50,32 +50,23 @@ fn transform(args: &TransformArgs) -> ExitCode {
 
 fn run_transform(args: &TransformArgs) -> Result<String, String> {
     use std::io::Read as _;
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
     let spec_text = read(&args.spec)?;
-    let spec = streamcache::transform::Spec::parse_str(&spec_text)
-        .map_err(|e| format!("{}: {e}", args.spec.display()))?;
+    let spec = streamcache::transform::Spec::parse_str(&spec_text).map_err(|e| format!("{}: {e}", args.spec.display()))?;
     let (input_name, input_text) = match &args.input {
         Some(path) => (path.display().to_string(), read(path)?),
         None => {
             let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            std::io::stdin().read_to_string(&mut text).map_err(|e| format!("cannot read standard input: {e}"))?;
             ("standard input".to_owned(), text)
         }
     };
-    let input: serde_json::Value = serde_json::from_str(&input_text)
-        .map_err(|e| format!("{input_name}: not valid JSON: {e}"))?;
+    let input: serde_json::Value = serde_json::from_str(&input_text).map_err(|e| format!("{input_name}: not valid JSON: {e}"))?;
     let context = match &args.context {
-        Some(path) => serde_json::from_str(&read(path)?)
-            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?,
+        Some(path) => serde_json::from_str(&read(path)?).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?,
         None => serde_json::Value::Null,
     };
-    let output = spec
-        .apply_with_context(&input, &context)
-        .map_err(|e| e.to_string())?;
+    let output = spec.apply_with_context(&input, &context).map_err(|e| e.to_string())?;
     serde_json::to_string(&output).map_err(|e| format!("cannot print the output: {e}"))
 }
 
@@ -88,10 +79,7 @@ fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
         }
     };
     init_tracing(&loaded.config.log_level, loaded.config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("streamcache: cannot start the async runtime: {e}");
@@ -109,10 +97,7 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
         Err(e @ engine::Error::DataDir { .. }) => {
-            eprintln!(
-                "streamcache: invalid setting `data_dir` (from {}): {e}",
-                loaded.origin("data_dir")
-            );
+            eprintln!("streamcache: invalid setting `data_dir` (from {}): {e}", loaded.origin("data_dir"));
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -123,11 +108,7 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     let bound = match server::bind(&engine).await {
         Ok(bound) => bound,
         Err(e) => {
-            eprintln!(
-                "streamcache: invalid setting `{}` (from {}): {e}",
-                e.setting,
-                loaded.origin(e.setting)
-            );
+            eprintln!("streamcache: invalid setting `{}` (from {}): {e}", e.setting, loaded.origin(e.setting));
             return ExitCode::from(2);
         }
     };
@@ -153,11 +134,7 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     match engine.shutdown() {
         Ok(()) => {
             tracing::info!("shutdown complete");
-            if served.is_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
+            if served.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
         }
         Err(e) => {
             tracing::error!(error = %e, "flushing storage at shutdown failed");
@@ -185,14 +162,10 @@ fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::Joi
 fn init_tracing(filter: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::new(filter);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
     if let Err(e) = result {
         eprintln!("streamcache: logging not initialised: {e}");

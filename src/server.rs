@@ -73,28 +73,17 @@ pub async fn bind(engine: &Engine) -> Result<Bound, BindError> {
     let http = listen("http", config.http).await?;
     let resp = listen("resp", config.resp).await?;
     let local = |setting, l: &TcpListener, addr| {
-        l.local_addr().map_err(|source| BindError {
-            setting,
-            addr,
-            source,
-        })
+        l.local_addr().map_err(|source| BindError { setting, addr, source })
     };
     let http_addr = local("http", &http, config.http)?;
     let resp_addr = local("resp", &resp, config.resp)?;
-    Ok(Bound {
-        http,
-        resp,
-        http_addr,
-        resp_addr,
-    })
+    Ok(Bound { http, resp, http_addr, resp_addr })
 }
 
 async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr).await.map_err(|source| BindError {
-        setting,
-        addr,
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { setting, addr, source })
 }
 
 /// Serves HTTP and RESP until `shutdown` fires, then drains in-flight HTTP requests for at most
@@ -102,11 +91,7 @@ async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, 
 ///
 /// # Errors
 /// An I/O error from the HTTP server itself.
-pub async fn run(
-    engine: Arc<Engine>,
-    bound: Bound,
-    shutdown: ShutdownSignal,
-) -> std::io::Result<()> {
+pub async fn run(engine: Arc<Engine>, bound: Bound, shutdown: ShutdownSignal) -> std::io::Result<()> {
     let drain = Duration::from_millis(engine.config().shutdown_drain_ms);
     let app = crate::api::router(engine.clone());
 
@@ -116,18 +101,11 @@ pub async fn run(
             .with_graceful_shutdown(async move { http_signal.wait().await })
             .into_future(),
     );
-    let resp = tokio::spawn(crate::cache::serve_resp(
-        bound.resp,
-        engine.clone(),
-        shutdown.clone(),
-    ));
+    let resp = tokio::spawn(crate::cache::serve_resp(bound.resp, engine.clone(), shutdown.clone()));
 
     let mut signal = shutdown;
     signal.wait().await;
-    tracing::info!(
-        drain_ms = drain.as_millis(),
-        "shutting down: draining in-flight requests"
-    );
+    tracing::info!(drain_ms = drain.as_millis(), "shutting down: draining in-flight requests");
     let deadline = tokio::time::sleep(drain);
     tokio::pin!(deadline);
     let mut http = http;

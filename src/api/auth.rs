@@ -11,11 +11,7 @@ use super::{ApiError, AppState};
 const OPEN_PATHS: &[&str] = &["/healthz"];
 
 /// Rejects requests without `Authorization: Bearer TOKEN` when a token is configured.
-pub(crate) async fn require_bearer(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(expected) = state.engine.config().auth_token.as_deref() else {
         return next.run(req).await;
     };
@@ -28,9 +24,7 @@ pub(crate) async fn require_bearer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            next.run(req).await
-        }
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => next.run(req).await,
         _ => {
             let mut resp = ApiError::client(
                 StatusCode::UNAUTHORIZED,
@@ -38,8 +32,7 @@ pub(crate) async fn require_bearer(
                 "missing or wrong bearer token",
             )
             .into_response();
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp
         }
     }

@@ -35,15 +35,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
     let body_max = usize::try_from(config.http_body_bytes_max).unwrap_or(usize::MAX);
     Router::new()
         .merge(ops::routes())
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            ops::track_metrics,
-        ))
+        .route_layer(middleware::from_fn_with_state(state.clone(), ops::track_metrics))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_bearer,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer))
         .layer(DefaultBodyLimit::max(body_max))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
