@@ -63,6 +63,21 @@ const _: () = assert!(INPUT_DEPTH_MAX + PATH_ELEMENTS_MAX <= DOCUMENT_DEPTH_MAX)
 pub const REFERENCE_ORDER_SPEC: &str = include_str!("reference_order_spec.json");
 
 /// A parsed, validated JOLT chain. Cheap to share: `Send + Sync`, applied through `&self`.
+///
+/// ```
+/// use serde_json::json;
+/// use streamcache::transform::{REFERENCE_ORDER_SPEC, Spec};
+///
+/// let spec = Spec::parse_str(REFERENCE_ORDER_SPEC)?;
+/// let order = json!({"orderNumber": 7, "customerNumber": 363, "items": [{"sku": "A", "costPrice": 1.5}]});
+/// let out = spec.apply(&order)?;
+/// assert_eq!(out, json!({"orderNumber": 7, "customerNumber": 363, "items": [{"sku": "A"}]}));
+///
+/// // A rejected spec names the JSON Pointer of its fault.
+/// let err = Spec::parse_str(r#"[{"operation": "remove", "spec": {"a": 1}}]"#).unwrap_err();
+/// assert!(err.to_string().contains("/0/spec/a"));
+/// # Ok::<(), streamcache::transform::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Spec {
     operations: Vec<spec::Operation>,

@@ -370,7 +370,8 @@ pub(crate) fn eval_ref<'w, 'v>(r: Ref, walk: &'w impl Walk<'v>) -> Option<&'w st
 
 impl StarPattern {
     fn parse(chars: &[(char, bool)]) -> Result<Self, String> {
-        let mut pattern = String::from("^");
+        // `(?s)`: a star matches any character, newlines included, as JOLT's prefix/suffix tests do.
+        let mut pattern = String::from("(?s)^");
         let mut literal = String::new();
         let mut stars = 0usize;
         for &(c, escaped) in chars {
