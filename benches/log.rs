@@ -150,13 +150,16 @@ fn append_paired(c: &mut Criterion) {
     let bytes = batch_bytes();
     let clock = SystemClock::new();
     let mut group = c.benchmark_group("append_paired");
-    group.throughput(Throughput::Bytes((RECORD_BYTES * RECORDS_PER_APPEND) as u64));
+    group.throughput(Throughput::Bytes(
+        (RECORD_BYTES * RECORDS_PER_APPEND) as u64,
+    ));
     for policy in [FlushPolicy::IntervalMs(INTERVAL_MS), FlushPolicy::Always] {
         for partitions in [1u32, 3] {
             let label = format!("{policy}/{partitions}p");
             let dir = bench_dir();
             let log = open_log(dir.path(), policy);
-            log.create_topic("bench", Some(partitions), &[], false).unwrap();
+            log.create_topic("bench", Some(partitions), &[], false)
+                .unwrap();
             let raw_dir = bench_dir();
             let mut raw = Raw::new(raw_dir.path(), partitions as usize, policy);
             let (mut log_ns, mut raw_ns, mut n) = (0u64, 0u64, 0u64);
@@ -178,7 +181,9 @@ fn append_paired(c: &mut Criterion) {
                 });
             });
             if n > 0 {
-                let mb_s = |ns: u64| (n * (RECORD_BYTES * RECORDS_PER_APPEND) as u64) as f64 / ns as f64 * 1e3;
+                let mb_s = |ns: u64| {
+                    (n * (RECORD_BYTES * RECORDS_PER_APPEND) as u64) as f64 / ns as f64 * 1e3
+                };
                 println!(
                     "append_paired/{label}: {n} appends, log {:.0} MB/s, raw {:.0} MB/s, log/raw {:.2} (bar >= 0.80)",
                     mb_s(log_ns),
@@ -434,5 +439,12 @@ fn http_produce(c: &mut Criterion) {
     drop(engine);
 }
 
-criterion_group!(benches, append, append_paired, scan, tail_latency, http_produce);
+criterion_group!(
+    benches,
+    append,
+    append_paired,
+    scan,
+    tail_latency,
+    http_produce
+);
 criterion_main!(benches);
