@@ -143,6 +143,59 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same appends and raw writes interleaved one for one, so disk noise from other
+/// processes hits both sides alike; prints both throughputs and their ratio.
+fn append_paired(c: &mut Criterion) {
+    let records = batch();
+    let bytes = batch_bytes();
+    let clock = SystemClock::new();
+    let mut group = c.benchmark_group("append_paired");
+    group.throughput(Throughput::Bytes(
+        (RECORD_BYTES * RECORDS_PER_APPEND) as u64,
+    ));
+    for policy in [FlushPolicy::IntervalMs(INTERVAL_MS), FlushPolicy::Always] {
+        for partitions in [1u32, 3] {
+            let label = format!("{policy}/{partitions}p");
+            let dir = bench_dir();
+            let log = open_log(dir.path(), policy);
+            log.create_topic("bench", Some(partitions), &[], false)
+                .unwrap();
+            let raw_dir = bench_dir();
+            let mut raw = Raw::new(raw_dir.path(), partitions as usize, policy);
+            let (mut log_ns, mut raw_ns, mut n) = (0u64, 0u64, 0u64);
+            group.bench_function(&label, |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let t0 = clock.monotonic_ns();
+                        log.append("bench", Routing::Auto, records.clone()).unwrap();
+                        let t1 = clock.monotonic_ns();
+                        raw.write(&bytes);
+                        let t2 = clock.monotonic_ns();
+                        log_ns += t1 - t0;
+                        raw_ns += t2 - t1;
+                        n += 1;
+                        total += Duration::from_nanos(t1 - t0);
+                    }
+                    total
+                });
+            });
+            if n > 0 {
+                let mb_s = |ns: u64| {
+                    (n * (RECORD_BYTES * RECORDS_PER_APPEND) as u64) as f64 / ns as f64 * 1e3
+                };
+                println!(
+                    "append_paired/{label}: {n} appends, log {:.0} MB/s, raw {:.0} MB/s, log/raw {:.2} (bar >= 0.80)",
+                    mb_s(log_ns),
+                    mb_s(raw_ns),
+                    raw_ns as f64 / log_ns as f64
+                );
+            }
+        }
+    }
+    group.finish();
+}
+
 fn scan(c: &mut Criterion) {
     let dir = bench_dir();
     let log = open_log(dir.path(), FlushPolicy::Never);
@@ -386,5 +439,12 @@ fn http_produce(c: &mut Criterion) {
     drop(engine);
 }
 
-criterion_group!(benches, append, scan, tail_latency, http_produce);
+criterion_group!(
+    benches,
+    append,
+    append_paired,
+    scan,
+    tail_latency,
+    http_produce
+);
 criterion_main!(benches);

@@ -581,3 +581,32 @@ async fn a_waiting_fetch_wakes_when_a_record_arrives() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(recs[0]["value"], 1);
 }
+
+#[tokio::test]
+async fn consumer_request_timeout_limit_at_max_and_max_plus_one() {
+    let api = Api::new();
+    // CONSUMER_REQUEST_TIMEOUT_MS_MAX = 30 000 ms.
+    let (status, _, _) = api
+        .call(
+            "POST",
+            "/kafka/consumers/g",
+            Some(V2),
+            None,
+            Some(json!({"name": "a", "consumer.request.timeout.ms": 30000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, e) = api
+        .call(
+            "POST",
+            "/kafka/consumers/g",
+            Some(V2),
+            None,
+            Some(json!({"name": "b", "consumer.request.timeout.ms": "30001"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(42204))
+    );
+}

@@ -300,3 +300,42 @@ fn consumer_instance_limit_at_max_and_max_plus_one() {
         Err(Error::TooManyInstances { len, max: m }) if len == max + 1 && m == max
     ));
 }
+
+#[test]
+fn subscription_list_limit_over_max_is_rejected_before_any_work() {
+    let t = TestLog::new(LogConfig::default());
+    let id = t.log.create_consumer("g", None, earliest()).unwrap();
+    let max = streamcache::log::SUBSCRIPTION_TOPICS_MAX;
+    let too_many: Vec<String> = (0..=max).map(|i| format!("t{i}")).collect();
+    assert!(matches!(
+        t.log.subscribe_consumer("g", &id, Subscription::Topics(too_many)),
+        Err(Error::TooManyTopicsInSubscription { len, max: m }) if len == max + 1 && m == max
+    ));
+    assert!(
+        t.log.topics().unwrap().is_empty(),
+        "no topic was auto-created"
+    );
+    let parts: Vec<TopicPartition> = (0..=max)
+        .map(|i| tp("t", u32::try_from(i).unwrap()))
+        .collect();
+    assert!(matches!(
+        t.log.assign_consumer("g", &id, parts),
+        Err(Error::TooManyTopicsInSubscription { .. })
+    ));
+    // At the maximum: 1024 partitions of four 256-partition topics.
+    let mut parts = Vec::new();
+    for topic in ["a", "b", "c", "d"] {
+        t.log
+            .create_topic(
+                topic,
+                Some(streamcache::log::PARTITIONS_PER_TOPIC_MAX),
+                &[],
+                false,
+            )
+            .unwrap();
+        parts.extend((0..streamcache::log::PARTITIONS_PER_TOPIC_MAX).map(|p| tp(topic, p)));
+    }
+    assert_eq!(parts.len(), max);
+    t.log.assign_consumer("g", &id, parts).unwrap();
+    assert_eq!(t.log.consumer_assignment("g", &id).unwrap().len(), max);
+}

@@ -31,7 +31,8 @@ fn never() -> LogConfig {
     }
 }
 
-/// Builds the fixture log: topic `t`, one partition, three batches (1, 2 and 1 records).
+/// Builds the fixture log: topic `t`, one partition, three batches (1, 2 and 1 records). The
+/// manual clock makes its bytes stable, so it doubles as the v1 golden fixture.
 fn fixture() -> (TestLog, Vec<String>, Vec<u64>) {
     let t = TestLog::new(never());
     t.log.create_topic("t", Some(1), &[], false).unwrap();
@@ -283,27 +284,21 @@ fn a_sealed_segment_with_a_bad_index_is_rebuilt() {
 /// Format version 1: the golden segment written by the first release must still load.
 #[test]
 fn golden_fixture_v1_still_loads() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let golden_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/log/v1/00000000000000000000.log");
-    let (t, expected, _) = fixture_log();
+    let (t, expected, _) = fixture();
     let written = std::fs::read(t.partition_dir("t", 0).join(SEGMENT)).unwrap();
     if std::env::var_os("STREAMCACHE_WRITE_FIXTURES").is_some() {
-        std::fs::create_dir_all(fixture.parent().unwrap()).unwrap();
-        std::fs::write(&fixture, &written).unwrap();
+        std::fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
+        std::fs::write(&golden_path, &written).unwrap();
     }
-    let golden = std::fs::read(&fixture).unwrap();
+    let golden = std::fs::read(&golden_path).unwrap();
     assert_eq!(golden, written, "the encoder still writes the v1 bytes");
     let (_dir, log) = reopen_with_segment(&t.dir.path().join("log"), &golden);
     assert_eq!(
         values(&log.unwrap().read("t", 0, 0, 1 << 20).unwrap()),
         expected
     );
-}
-
-/// The fixture with fixed timestamps so its bytes are stable.
-fn fixture_log() -> (TestLog, Vec<String>, ()) {
-    let (t, expected, _) = fixture();
-    (t, expected, ())
 }
 
 #[test]
