@@ -1445,7 +1445,7 @@ struct Txn<'a> {
     next: WriterState,
     set: WriteSet,
     /// Documents written in this batch by document key (`None` = deleted).
-    docs: HashMap<Vec<u8>, Option<Document>>,
+    docs: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed.
     index: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Collections created or changed in this batch (`None` = dropped).
@@ -1656,7 +1656,7 @@ impl Txn<'_> {
     fn get_doc(&self, meta: &CollectionMeta, encoded_id: &[u8]) -> Result<Option<Document>> {
         let key = doc_key(meta.id, encoded_id);
         if let Some(d) = self.docs.get(&key) {
-            return Ok(d.clone());
+            return d.as_deref().map(decode_document).transpose();
         }
         self.inner
             .store
@@ -1685,7 +1685,7 @@ impl Txn<'_> {
                 let key = doc_key(meta.id, id);
                 seen.insert(key.clone());
                 let current = match self.docs.get(&key) {
-                    Some(Some(d)) => d.clone(),
+                    Some(Some(d)) => decode_document(d)?,
                     Some(None) => return Ok(true),
                     None => doc,
                 };
@@ -1697,10 +1697,14 @@ impl Txn<'_> {
             },
             &mut ExecStats::default(),
         )?;
-        for (key, doc) in &self.docs {
-            let Some(doc) = doc else { continue };
-            if key.starts_with(&prefix) && !seen.contains(key) && filter.matches(doc) {
-                out.push((key.get(4..).unwrap_or_default().to_vec(), doc.clone()));
+        for (key, bytes) in &self.docs {
+            let Some(bytes) = bytes else { continue };
+            if !key.starts_with(&prefix) || seen.contains(key) {
+                continue;
+            }
+            let doc = decode_document(bytes)?;
+            if filter.matches(&doc) {
+                out.push((key.get(4..).unwrap_or_default().to_vec(), doc));
             }
         }
         if let Some(s) = sort.filter(|s| !s.is_empty())
@@ -1792,11 +1796,12 @@ impl Txn<'_> {
                 self.index.insert(k, Some(encoded_id.to_vec()));
             }
         }
-        match bytes {
-            Some(b) => self.set.put(Space::Docs, key.clone(), b),
+        match &bytes {
+            Some(b) => self.set.put(Space::Docs, key.clone(), b.clone()),
             None => self.set.remove(Space::Docs, key.clone()),
         }
-        self.docs.insert(key, new.cloned());
+        // The overlay keeps encoded bytes: a memcpy instead of a deep document clone.
+        self.docs.insert(key, bytes);
         if !became_multikey.is_empty() {
             let mut m = (**meta).clone();
             m.indexes = m
