@@ -93,6 +93,9 @@ pub const FILTER_CLAUSES_MAX: usize = 10_000;
 pub const UPDATE_OPERATIONS_MAX: usize = 10_000;
 /// Longest regular expression in bytes (MongoDB's limit).
 pub const REGEX_PATTERN_BYTES_MAX: usize = 32_764;
+/// Most memory one compiled regular expression may use, in bytes (the regex crate's default
+/// bound; a maximal-length literal pattern fits).
+pub const REGEX_COMPILED_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Most index ranges one plan scans (the `$in` fan-out of a compound index).
 pub const PLAN_RANGES_MAX: usize = 256;
 /// Most stages in an aggregation pipeline (MongoDB's limit).
