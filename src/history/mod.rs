@@ -2179,6 +2179,13 @@ impl Txn<'_> {
     }
 }
 
+/// Whether a resume token's `_data` is that of an `invalidate` event (which only
+/// `startAfter` accepts).
+#[must_use]
+pub fn is_invalidate_token(data: &str) -> bool {
+    keys::decode_resume_token(data).is_ok_and(|(_, invalidate)| invalidate)
+}
+
 /// MongoDB's total order over BSON values across types (the order of `sort`, and of index
 /// keys: `encode_key_value(a).cmp(&encode_key_value(b))` agrees with it).
 #[must_use]
