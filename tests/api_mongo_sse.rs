@@ -252,3 +252,36 @@ async fn history_lost_is_an_error_event_then_the_end() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn invalidate_ends_the_stream_and_last_event_id_starts_after_it() {
+    let server = start(HistoryConfig::default()).await;
+    let url = format!("{}/mongo/watch?db=shop&coll=orders", server.base);
+    let mut client = SseClient::open(&url, None).await;
+    insert(&server.engine, 1).await;
+    let h = server.engine.history().clone();
+    tokio::task::spawn_blocking(move || h.drop_collection("shop", "orders").unwrap())
+        .await
+        .unwrap();
+    let (_, ev) = client.next_event().await;
+    assert_eq!(ev["operationType"], "insert");
+    let (_, ev) = client.next_event().await;
+    assert_eq!(ev["operationType"], "drop");
+    let (inv_id, ev) = client.next_event().await;
+    assert_eq!(ev["operationType"], "invalidate");
+    assert!(
+        client.next().await.is_none(),
+        "the stream ends after invalidate"
+    );
+    insert(&server.engine, 2).await;
+    let mut again = SseClient::open(&url, Some(&inv_id)).await;
+    let (_, ev) = again.next_event().await;
+    assert_eq!(
+        (
+            ev["operationType"].as_str(),
+            ev["documentKey"]["_id"].as_i64()
+        ),
+        (Some("insert"), Some(2))
+    );
+    server.stop().await;
+}

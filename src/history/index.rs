@@ -310,8 +310,8 @@ pub(crate) enum Access {
         ranges: Vec<(Vec<u8>, Vec<u8>)>,
         /// Scan backwards.
         reverse: bool,
-        /// Human-readable bounds per field for `explain`.
-        bounds: Document,
+        /// Bounds per field, rendered only by `explain`.
+        bounds: Vec<(String, FieldBound)>,
         /// Each range is one exact unique key: look it up instead of scanning.
         point: bool,
     },
@@ -355,7 +355,11 @@ impl Plan {
                 ix.insert("isMultiKey", index.multikey);
                 ix.insert("isUnique", index.unique);
                 ix.insert("direction", if *reverse { "backward" } else { "forward" });
-                ix.insert("indexBounds", bounds.clone());
+                let mut rendered = Document::new();
+                for (path, b) in bounds {
+                    rendered.insert(path.clone(), render_bound(b));
+                }
+                ix.insert("indexBounds", rendered);
                 ix.insert("ranges", i64::try_from(ranges.len()).unwrap_or(i64::MAX));
                 d.insert("stage", "FETCH");
                 d.insert("inputStage", ix);
@@ -374,7 +378,7 @@ impl Plan {
     clippy::large_enum_variant,
     reason = "short-lived planner values; boxing buys nothing"
 )]
-enum FieldBound {
+pub(crate) enum FieldBound {
     /// Exact values.
     Points(Vec<Bson>),
     /// A range inside one type bracket: `(value, inclusive)` ends.
@@ -523,7 +527,7 @@ pub(crate) fn plan(indexes: &[Arc<IndexDef>], filter: &Filter, sort: Option<&Sor
                         index: index.clone(),
                         ranges: vec![(start, end)],
                         reverse,
-                        bounds: Document::new(),
+                        bounds: Vec::new(),
                         point: false,
                     },
                     sorted: true,
@@ -563,7 +567,7 @@ fn plan_index(
     sort: Option<&Sort>,
 ) -> Option<(u32, Plan)> {
     let mut prefixes: Vec<Vec<u8>> = vec![index.id.to_be_bytes().to_vec()];
-    let mut bounds = Document::new();
+    let mut bounds: Vec<(String, FieldBound)> = Vec::new();
     let mut score = 0u32;
     let mut eq_fields = 0usize;
     let mut range: Option<(FieldBound, bool)> = None;
@@ -578,7 +582,7 @@ fn plan_index(
             });
         match field_bound {
             Some(FieldBound::Points(pts)) => {
-                bounds.insert(path.clone(), render_bound(&FieldBound::Points(pts.clone())));
+                bounds.push((path.clone(), FieldBound::Points(pts.clone())));
                 let mut next = Vec::with_capacity(prefixes.len() * pts.len());
                 for p in &prefixes {
                     for v in &pts {
@@ -595,7 +599,7 @@ fn plan_index(
                 eq_fields += 1;
             }
             Some(r @ FieldBound::Range { .. }) => {
-                bounds.insert(path.clone(), render_bound(&r));
+                bounds.push((path.clone(), r.clone()));
                 if !*desc {
                     score += 5;
                     range = Some((r, *desc));

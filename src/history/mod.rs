@@ -93,6 +93,9 @@ pub const FILTER_CLAUSES_MAX: usize = 10_000;
 pub const UPDATE_OPERATIONS_MAX: usize = 10_000;
 /// Longest regular expression in bytes (MongoDB's limit).
 pub const REGEX_PATTERN_BYTES_MAX: usize = 32_764;
+/// Most memory one compiled regular expression may use, in bytes (the regex crate's default
+/// bound; a maximal-length literal pattern fits).
+pub const REGEX_COMPILED_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Most index ranges one plan scans (the `$in` fan-out of a compound index).
 pub const PLAN_RANGES_MAX: usize = 256;
 /// Most stages in an aggregation pipeline (MongoDB's limit).
@@ -1445,7 +1448,7 @@ struct Txn<'a> {
     next: WriterState,
     set: WriteSet,
     /// Documents written in this batch by document key (`None` = deleted).
-    docs: HashMap<Vec<u8>, Option<Document>>,
+    docs: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed.
     index: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Collections created or changed in this batch (`None` = dropped).
@@ -1656,7 +1659,7 @@ impl Txn<'_> {
     fn get_doc(&self, meta: &CollectionMeta, encoded_id: &[u8]) -> Result<Option<Document>> {
         let key = doc_key(meta.id, encoded_id);
         if let Some(d) = self.docs.get(&key) {
-            return Ok(d.clone());
+            return d.as_deref().map(decode_document).transpose();
         }
         self.inner
             .store
@@ -1685,7 +1688,7 @@ impl Txn<'_> {
                 let key = doc_key(meta.id, id);
                 seen.insert(key.clone());
                 let current = match self.docs.get(&key) {
-                    Some(Some(d)) => d.clone(),
+                    Some(Some(d)) => decode_document(d)?,
                     Some(None) => return Ok(true),
                     None => doc,
                 };
@@ -1697,10 +1700,14 @@ impl Txn<'_> {
             },
             &mut ExecStats::default(),
         )?;
-        for (key, doc) in &self.docs {
-            let Some(doc) = doc else { continue };
-            if key.starts_with(&prefix) && !seen.contains(key) && filter.matches(doc) {
-                out.push((key.get(4..).unwrap_or_default().to_vec(), doc.clone()));
+        for (key, bytes) in &self.docs {
+            let Some(bytes) = bytes else { continue };
+            if !key.starts_with(&prefix) || seen.contains(key) {
+                continue;
+            }
+            let doc = decode_document(bytes)?;
+            if filter.matches(&doc) {
+                out.push((key.get(4..).unwrap_or_default().to_vec(), doc));
             }
         }
         if let Some(s) = sort.filter(|s| !s.is_empty())
@@ -1792,11 +1799,12 @@ impl Txn<'_> {
                 self.index.insert(k, Some(encoded_id.to_vec()));
             }
         }
-        match bytes {
-            Some(b) => self.set.put(Space::Docs, key.clone(), b),
+        match &bytes {
+            Some(b) => self.set.put(Space::Docs, key.clone(), b.clone()),
             None => self.set.remove(Space::Docs, key.clone()),
         }
-        self.docs.insert(key, new.cloned());
+        // The overlay keeps encoded bytes: a memcpy instead of a deep document clone.
+        self.docs.insert(key, bytes);
         if !became_multikey.is_empty() {
             let mut m = (**meta).clone();
             m.indexes = m
@@ -2169,6 +2177,13 @@ impl Txn<'_> {
         entry.insert("to", bson::doc! {"db": to_db, "coll": to_coll});
         self.event(entry)
     }
+}
+
+/// Whether a resume token's `_data` is that of an `invalidate` event (which only
+/// `startAfter` accepts).
+#[must_use]
+pub fn is_invalidate_token(data: &str) -> bool {
+    keys::decode_resume_token(data).is_ok_and(|(_, invalidate)| invalidate)
 }
 
 /// MongoDB's total order over BSON values across types (the order of `sort`, and of index

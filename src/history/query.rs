@@ -504,7 +504,7 @@ pub(crate) fn compile_regex(pattern: &str, options: &str) -> Result<RegexCond> {
         )));
     }
     let mut b = regex::RegexBuilder::new(pattern);
-    b.size_limit(1 << 20);
+    b.size_limit(super::REGEX_COMPILED_BYTES_MAX);
     for c in options.chars() {
         match c {
             'i' => b.case_insensitive(true),

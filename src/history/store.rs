@@ -11,7 +11,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
 
 use super::Durability;
 use super::error::{Error, Result};
@@ -104,10 +104,19 @@ impl Store {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(open_err)
         };
+        // The oplog holds a copy of every written document and is only appended, scanned in
+        // order and trimmed from the front: separating its values into blob files keeps
+        // compaction from rewriting them. (Options apply when the keyspace is created.)
+        let oplog = db
+            .keyspace("oplog", || {
+                KeyspaceCreateOptions::default()
+                    .with_kv_separation(Some(KvSeparationOptions::default()))
+            })
+            .map_err(open_err)?;
         Ok(Self {
             docs: ks("docs")?,
             index: ks("index")?,
-            oplog: ks("oplog")?,
+            oplog,
             catalog: ks("catalog")?,
             meta: ks("meta")?,
             db,

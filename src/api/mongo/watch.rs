@@ -83,14 +83,16 @@ pub(crate) async fn watch(
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .filter(|s| !s.is_empty());
+        // A reconnect resumes after the last event received, whatever the URL says; after an
+        // invalidate event only `startAfter` can continue.
+        let (resume_after, start_after) = match last_event_id {
+            Some(id) if history::is_invalidate_token(id) => (None, Some(id.to_owned())),
+            Some(id) => (Some(id.to_owned()), None),
+            None => (q.resume_after.clone(), q.start_after.clone()),
+        };
         Ok(WatchOptions {
-            // A reconnect resumes after the last event received, whatever the URL says.
-            resume_after: last_event_id.map(str::to_owned).or(q.resume_after.clone()),
-            start_after: if last_event_id.is_some() {
-                None
-            } else {
-                q.start_after.clone()
-            },
+            resume_after,
+            start_after,
             start_at_operation_time: if last_event_id.is_some() {
                 None
             } else {

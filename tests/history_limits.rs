@@ -1,0 +1,221 @@
+//! Capability: the history store's named input limits — each accepted at its maximum and
+//! refused with a limit error at maximum + 1, without poisoning the store.
+//!
+//! Method: build inputs of exactly `*_MAX` and `*_MAX + 1` units against a fresh store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use bson::{Bson, Document, doc};
+use streamcache::clock::ManualClock;
+use streamcache::history::{
+    self, ARRAY_PAD_MAX, FILTER_CLAUSES_MAX, FindOptions, History, HistoryConfig,
+    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel,
+    REGEX_PATTERN_BYTES_MAX, UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
+};
+
+fn open() -> (tempfile::TempDir, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(0)).unwrap();
+    (dir, h)
+}
+
+fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
+    let mut d = Document::new();
+    for i in 0..n {
+        d.insert(format!("f{i}"), value(i));
+    }
+    d
+}
+
+#[test]
+fn filter_update_and_regex_limits() {
+    let (_d, h) = open();
+    h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
+    let find = |f: &Document| h.find("db", "c", f, &FindOptions::default());
+    find(&fields(FILTER_CLAUSES_MAX, |_| Bson::Null)).unwrap();
+    let e = find(&fields(FILTER_CLAUSES_MAX + 1, |_| Bson::Null)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany {
+                max: FILTER_CLAUSES_MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    let set = |n| doc! {"$set": fields(n, |i| Bson::Int64(i as i64))};
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &set(UPDATE_OPERATIONS_MAX),
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    let e = h
+        .update(
+            "db",
+            "c",
+            &doc! {"_id": 1},
+            &set(UPDATE_OPERATIONS_MAX + 1),
+            UpdateOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany {
+                max: UPDATE_OPERATIONS_MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    find(&doc! {"s": {"$regex": "a".repeat(REGEX_PATTERN_BYTES_MAX)}}).unwrap();
+    assert_eq!(
+        find(&doc! {"s": {"$regex": "a".repeat(REGEX_PATTERN_BYTES_MAX + 1)}})
+            .unwrap_err()
+            .code(),
+        2
+    );
+    assert!(!h.is_poisoned());
+}
+
+#[test]
+fn array_padding_and_multikey_fan_out_limits() {
+    let (_d, h) = open();
+    h.insert_one("db", "c", doc! {"_id": 1, "a": []}).unwrap();
+    let pad = |i: usize| doc! {"$set": {format!("a.{i}"): 1}};
+    let e = h
+        .update(
+            "db",
+            "c",
+            &doc! {"_id": 1},
+            &pad(ARRAY_PAD_MAX),
+            UpdateOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 2, "{e}");
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &pad(ARRAY_PAD_MAX - 1),
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    let d = h
+        .find_one("db", "c", &doc! {"_id": 1}, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.get_array("a").unwrap().len(), ARRAY_PAD_MAX);
+
+    h.create_index(
+        "db",
+        "m",
+        &IndexModel {
+            keys: vec![("v".into(), 1)],
+            name: None,
+            unique: false,
+        },
+    )
+    .unwrap();
+    let values = |n: usize| Bson::Array((0..n).map(|i| Bson::Int64(i as i64)).collect());
+    h.insert_one(
+        "db",
+        "m",
+        doc! {"_id": 1, "v": values(INDEX_ENTRIES_PER_DOCUMENT_MAX)},
+    )
+    .unwrap();
+    let e = h
+        .insert_one(
+            "db",
+            "m",
+            doc! {"_id": 2, "v": values(INDEX_ENTRIES_PER_DOCUMENT_MAX + 1)},
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany {
+                max: INDEX_ENTRIES_PER_DOCUMENT_MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn index_count_and_write_batch_limits() {
+    let (_d, h) = open();
+    for i in 0..INDEXES_PER_COLLECTION_MAX {
+        h.create_index(
+            "db",
+            "c",
+            &IndexModel {
+                keys: vec![(format!("f{i}"), 1)],
+                name: None,
+                unique: false,
+            },
+        )
+        .unwrap();
+    }
+    let e = h
+        .create_index(
+            "db",
+            "c",
+            &IndexModel {
+                keys: vec![("g".into(), 1)],
+                name: None,
+                unique: false,
+            },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany {
+                max: INDEXES_PER_COLLECTION_MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        h.list_indexes("db", "c").unwrap().len(),
+        INDEXES_PER_COLLECTION_MAX + 1
+    );
+
+    let docs = |n: usize| (0..n).map(|i| doc! {"_id": i as i64}).collect::<Vec<_>>();
+    let e = h
+        .insert_many("db", "big", docs(WRITE_BATCH_OPS_MAX + 1))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany {
+                max: WRITE_BATCH_OPS_MAX,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        h.insert_many("db", "big", docs(WRITE_BATCH_OPS_MAX))
+            .unwrap()
+            .len(),
+        WRITE_BATCH_OPS_MAX
+    );
+    assert_eq!(
+        h.count("db", "big", &doc! {}).unwrap(),
+        WRITE_BATCH_OPS_MAX as u64
+    );
+}
