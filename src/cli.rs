@@ -13,7 +13,12 @@ use crate::config::{Origin, Overrides};
 
 /// `streamcache` — Kafka, Redis, MongoDB, JOLT and Pusher stand-ins in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "streamcache", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "streamcache",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// Settings for `serve` when no subcommand is given.
     #[command(flatten)]
@@ -31,8 +36,24 @@ pub enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Apply a JOLT spec (a chain, or one operation) to a JSON document and print the result.
+    Transform(TransformArgs),
     /// Send realistic orders (classicmodels shape) through the REST Proxy API.
     Produce(ProduceArgs),
+}
+
+/// `streamcache transform …`.
+#[derive(Debug, Clone, Args)]
+pub struct TransformArgs {
+    /// JOLT spec file: a chain `[{"operation": …, "spec": …}]` or one such object.
+    #[arg(long, value_name = "SPEC_FILE")]
+    pub spec: PathBuf,
+    /// Input JSON file [default: standard input].
+    #[arg(long, value_name = "INPUT_FILE")]
+    pub input: Option<PathBuf>,
+    /// Context JSON file, read by modify specs with `^path`.
+    #[arg(long, value_name = "CONTEXT_FILE")]
+    pub context: Option<PathBuf>,
 }
 
 /// `streamcache produce …`: the load generator's flags.
@@ -153,7 +174,11 @@ fn overrides_from(m: &ArgMatches) -> Overrides {
             out.set("ephemeral", "true".into(), Origin::Flag("--ephemeral"));
         }
         Some(ValueSource::EnvVariable) if m.get_flag("ephemeral") => {
-            out.set("ephemeral", "true".into(), Origin::Env("STREAMCACHE_EPHEMERAL"));
+            out.set(
+                "ephemeral",
+                "true".into(),
+                Origin::Env("STREAMCACHE_EPHEMERAL"),
+            );
         }
         _ => {}
     }

@@ -49,6 +49,18 @@ pub struct Config {
     pub http_request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds.
     pub shutdown_drain_ms: u64,
+    /// The `[log]` section: the Kafka stand-in.
+    #[serde(default)]
+    pub log: crate::log::LogConfig,
+    /// The `[cache]` section (Redis stand-in).
+    #[serde(default)]
+    pub cache: crate::cache::CacheConfig,
+    /// The MongoDB stand-in: durability and change-feed retention.
+    #[serde(default)]
+    pub history: crate::history::HistoryConfig,
+    /// `[realtime]`: Pusher app, SSE, replay buffer and watchers.
+    #[serde(default)]
+    pub realtime: crate::realtime::RealtimeConfig,
     /// Pipeline flows; the default is the reference flow.
     #[serde(default)]
     pub pipeline: crate::pipeline::PipelineConfig,
@@ -77,6 +89,10 @@ impl Default for Config {
             http_body_bytes_max: 8 * 1024 * 1024,
             http_request_timeout_ms: 60_000,
             shutdown_drain_ms: 5_000,
+            log: crate::log::LogConfig::default(),
+            cache: crate::cache::CacheConfig::default(),
+            history: crate::history::HistoryConfig::default(),
+            realtime: crate::realtime::RealtimeConfig::default(),
             pipeline: crate::pipeline::PipelineConfig::default(),
         }
     }
@@ -104,7 +120,10 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Default => write!(f, "built-in default"),
-            Self::File { path, line: Some(line) } => write!(f, "file {}:{line}", path.display()),
+            Self::File {
+                path,
+                line: Some(line),
+            } => write!(f, "file {}:{line}", path.display()),
             Self::File { path, line: None } => write!(f, "file {}", path.display()),
             Self::Env(name) => write!(f, "env {name}"),
             Self::Flag(name) => write!(f, "flag {name}"),
@@ -151,7 +170,30 @@ impl Loaded {
     /// Where `setting` got its value.
     #[must_use]
     pub fn origin(&self, setting: &str) -> Origin {
-        self.origins.get(setting).cloned().unwrap_or(Origin::Default)
+        self.origins
+            .get(setting)
+            .cloned()
+            .unwrap_or(Origin::Default)
+    }
+}
+
+/// Where the configuration came from, kept so a reload (`POST /pipeline/reload`, SIGHUP) reads
+/// the same file, environment and flags again.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The `--config` file, if any.
+    pub file: Option<PathBuf>,
+    /// Values given by flag or environment variable.
+    pub overrides: Overrides,
+}
+
+impl ConfigSource {
+    /// Loads the configuration from this source again.
+    ///
+    /// # Errors
+    /// As [`load`].
+    pub fn load(&self) -> Result<Loaded, Error> {
+        load(self.file.as_deref(), &self.overrides)
     }
 }
 
@@ -167,14 +209,23 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Error>
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error {
                 setting: "config".into(),
-                origin: Origin::File { path: path.to_owned(), line: None },
+                origin: Origin::File {
+                    path: path.to_owned(),
+                    line: None,
+                },
                 reason: format!("cannot read the file: {e}"),
             })?;
             let config = parse_toml(&text, path)?;
             if let Ok(table) = text.parse::<toml::Table>() {
                 for key in table.keys() {
                     let line = line_of_key(&text, key);
-                    origins.insert(key.clone(), Origin::File { path: path.to_owned(), line });
+                    origins.insert(
+                        key.clone(),
+                        Origin::File {
+                            path: path.to_owned(),
+                            line,
+                        },
+                    );
                 }
             }
             config
@@ -199,15 +250,27 @@ pub fn parse_toml(text: &str, path: &Path) -> Result<Config, Error> {
         let setting = setting_in_message(e.message()).unwrap_or_else(|| "config".to_owned());
         Error {
             setting,
-            origin: Origin::File { path: path.to_owned(), line },
+            origin: Origin::File {
+                path: path.to_owned(),
+                line,
+            },
             reason: e.message().trim().to_owned(),
         }
     })
 }
 
 /// Applies one flag or environment value.
-fn apply_override(config: &mut Config, name: &str, value: &str, origin: &Origin) -> Result<(), Error> {
-    let bad = |reason: String| Error { setting: name.to_owned(), origin: origin.clone(), reason };
+fn apply_override(
+    config: &mut Config,
+    name: &str,
+    value: &str,
+    origin: &Origin,
+) -> Result<(), Error> {
+    let bad = |reason: String| Error {
+        setting: name.to_owned(),
+        origin: origin.clone(),
+        reason,
+    };
     match name {
         "data_dir" => config.data_dir = PathBuf::from(value),
         "http" => config.http = parse_addr(value).map_err(bad)?,
@@ -243,7 +306,11 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
         reason: format!("{value} is outside 1..={max}"),
     };
     if c.http_body_bytes_max == 0 || c.http_body_bytes_max > HTTP_BODY_BYTES_MAX {
-        return Err(over("http_body_bytes_max", c.http_body_bytes_max, HTTP_BODY_BYTES_MAX));
+        return Err(over(
+            "http_body_bytes_max",
+            c.http_body_bytes_max,
+            HTTP_BODY_BYTES_MAX,
+        ));
     }
     if c.http_request_timeout_ms == 0 || c.http_request_timeout_ms > HTTP_REQUEST_TIMEOUT_MS_MAX {
         return Err(over(
@@ -253,13 +320,49 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
         ));
     }
     if c.shutdown_drain_ms == 0 || c.shutdown_drain_ms > SHUTDOWN_DRAIN_MS_MAX {
-        return Err(over("shutdown_drain_ms", c.shutdown_drain_ms, SHUTDOWN_DRAIN_MS_MAX));
+        return Err(over(
+            "shutdown_drain_ms",
+            c.shutdown_drain_ms,
+            SHUTDOWN_DRAIN_MS_MAX,
+        ));
     }
-    if c.log_level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+    if c.log_level
+        .parse::<tracing_subscriber::EnvFilter>()
+        .is_err()
+    {
         return Err(Error {
             setting: "log_level".into(),
             origin: loaded.origin("log_level"),
-            reason: format!("`{}` is not a log filter such as `info` or `streamcache=debug`", c.log_level),
+            reason: format!(
+                "`{}` is not a log filter such as `info` or `streamcache=debug`",
+                c.log_level
+            ),
+        });
+    }
+    if let Err(e) = c.log.check() {
+        return Err(Error {
+            setting: "log".into(),
+            origin: loaded.origin("log"),
+            reason: e.to_string(),
+        });
+    }
+    if c.history.oplog_bytes_max == 0 || c.history.oplog_bytes_max > crate::history::OPLOG_BYTES_MAX
+    {
+        return Err(Error {
+            setting: "history.oplog_bytes_max".into(),
+            origin: loaded.origin("history"),
+            reason: format!(
+                "{} is outside 1..={}",
+                c.history.oplog_bytes_max,
+                crate::history::OPLOG_BYTES_MAX
+            ),
+        });
+    }
+    if let Err(e) = c.realtime.check() {
+        return Err(Error {
+            setting: "realtime".into(),
+            origin: loaded.origin("realtime"),
+            reason: e.to_string(),
         });
     }
     if let Err(e) = crate::pipeline::check(&c.pipeline) {
@@ -281,19 +384,21 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
 
 /// 1-based line of byte `offset` in `text`.
 fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(1, |head| head.matches('\n').count() + 1)
+    text.get(..offset)
+        .map_or(1, |head| head.matches('\n').count() + 1)
 }
 
 /// 1-based line where top-level `key` is assigned or its table starts.
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let line = line.trim_start();
-        let assigned = line
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='));
-        assigned || line == format!("[{key}]")
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let assigned = line
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            assigned || line == format!("[{key}]")
+        })
+        .map(|i| i + 1)
 }
 
 /// Pulls the key name out of messages such as "unknown field `htp`, expected …".
@@ -342,6 +447,10 @@ pub fn default_toml() -> String {
         d.http_request_timeout_ms,
         d.shutdown_drain_ms,
     ));
+    out.push_str(&crate::log::LogConfig::default_toml());
+    out.push_str(&crate::cache::CacheConfig::default_toml());
+    out.push_str(&crate::history::HistoryConfig::default_toml());
+    out.push_str(&crate::realtime::default_toml_section());
     out.push_str(&crate::pipeline::reference_toml());
     out
 }

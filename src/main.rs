@@ -6,11 +6,11 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use streamcache::cli::{self, Command, ConfigCommand, ProduceArgs, ServeArgs};
+use streamcache::cli::{self, Command, ConfigCommand, ProduceArgs, ServeArgs, TransformArgs};
 use streamcache::clock::SystemClock;
-use streamcache::loadgen;
 use streamcache::config::{self, LogFormat, Overrides};
 use streamcache::engine::{self, Engine};
+use streamcache::loadgen;
 use streamcache::server;
 use streamcache::shutdown::Shutdown;
 
@@ -29,8 +29,57 @@ fn main() -> ExitCode {
         }
         Some(Command::Produce(args)) => produce(args),
         Some(Command::Serve(args)) => serve(&args, &parsed.overrides),
+        Some(Command::Transform(args)) => transform(&args),
         None => serve(&parsed.cli.serve, &parsed.overrides),
     }
+}
+
+/// `streamcache transform`: 0 with the output on stdout; 2 with the error on stderr for an
+/// unreadable file, a rejected spec, bad input JSON or a failed transform.
+fn transform(args: &TransformArgs) -> ExitCode {
+    match run_transform(args) {
+        Ok(output) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{output}");
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("streamcache transform: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_transform(args: &TransformArgs) -> Result<String, String> {
+    use std::io::Read as _;
+    let read = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let spec_text = read(&args.spec)?;
+    let spec = streamcache::transform::Spec::parse_str(&spec_text)
+        .map_err(|e| format!("{}: {e}", args.spec.display()))?;
+    let (input_name, input_text) = match &args.input {
+        Some(path) => (path.display().to_string(), read(path)?),
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
+            ("standard input".to_owned(), text)
+        }
+    };
+    let input: serde_json::Value = serde_json::from_str(&input_text)
+        .map_err(|e| format!("{input_name}: not valid JSON: {e}"))?;
+    let context = match &args.context {
+        Some(path) => serde_json::from_str(&read(path)?)
+            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?,
+        None => serde_json::Value::Null,
+    };
+    let output = spec
+        .apply_with_context(&input, &context)
+        .map_err(|e| e.to_string())?;
+    serde_json::to_string(&output).map_err(|e| format!("cannot print the output: {e}"))
 }
 
 /// `streamcache produce`: sends orders and prints the summary; exit 1 if any order failed.
@@ -45,8 +94,12 @@ fn produce(args: ProduceArgs) -> ExitCode {
         auth_token: args.auth_token,
         progress: !args.quiet,
     };
-    let built = tokio::runtime::Builder::new_current_thread().enable_all().build();
-    let Ok(runtime) = built.inspect_err(|e| eprintln!("streamcache: cannot start the async runtime: {e}")) else {
+    let built = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(runtime) =
+        built.inspect_err(|e| eprintln!("streamcache: cannot start the async runtime: {e}"))
+    else {
         return ExitCode::from(1);
     };
     runtime.block_on(async {
@@ -63,7 +116,11 @@ fn produce(args: ProduceArgs) -> ExitCode {
         match result {
             Ok(summary) => {
                 println!("{summary}");
-                if summary.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                if summary.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
             }
             Err(e) => {
                 eprintln!("streamcache produce: {e}");
@@ -82,17 +139,24 @@ fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
         }
     };
     init_tracing(&loaded.config.log_level, loaded.config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("streamcache: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve_async(loaded))
+    let source = config::ConfigSource {
+        file: args.config.clone(),
+        overrides: overrides.clone(),
+    };
+    runtime.block_on(serve_async(loaded, source))
 }
 
-async fn serve_async(loaded: config::Loaded) -> ExitCode {
+async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> ExitCode {
     let engine = match Engine::open(loaded.config.clone()) {
         Ok(engine) => Arc::new(engine),
         Err(e @ engine::Error::Locked { .. }) => {
@@ -100,7 +164,10 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
         Err(e @ engine::Error::DataDir { .. }) => {
-            eprintln!("streamcache: invalid setting `data_dir` (from {}): {e}", loaded.origin("data_dir"));
+            eprintln!(
+                "streamcache: invalid setting `data_dir` (from {}): {e}",
+                loaded.origin("data_dir")
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -111,12 +178,27 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     let bound = match server::bind(&engine).await {
         Ok(bound) => bound,
         Err(e) => {
-            eprintln!("streamcache: invalid setting `{}` (from {}): {e}", e.setting, loaded.origin(e.setting));
+            eprintln!(
+                "streamcache: invalid setting `{}` (from {}): {e}",
+                e.setting,
+                loaded.origin(e.setting)
+            );
             return ExitCode::from(2);
         }
     };
+    engine.set_config_source(source);
     let shutdown = Shutdown::new();
-    let signals = match spawn_signal_handler(&shutdown) {
+    if let Err(e) = engine.start(shutdown.signal()).await {
+        eprintln!("streamcache: cannot start: {e}");
+        shutdown.trigger();
+        engine.stop().await;
+        return ExitCode::from(match e {
+            engine::Error::Pipeline(inner) if is_config_error(&inner) => 2,
+            engine::Error::Realtime(_) => 2,
+            _ => 1,
+        });
+    }
+    let signals = match spawn_signal_handler(&shutdown, engine.clone()) {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("streamcache: cannot install signal handlers: {e}");
@@ -131,13 +213,18 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     tracing::info!(http = %bound.http_addr(), resp = %bound.resp_addr(), "ready");
     let served = server::run(engine.clone(), bound, shutdown.signal()).await;
     signals.abort();
+    engine.stop().await;
     if let Err(e) = &served {
         tracing::error!(error = %e, "HTTP server failed");
     }
     match engine.shutdown() {
         Ok(()) => {
             tracing::info!("shutdown complete");
-            if served.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+            if served.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "flushing storage at shutdown failed");
@@ -146,16 +233,31 @@ async fn serve_async(loaded: config::Loaded) -> ExitCode {
     }
 }
 
-/// Turns SIGINT and SIGTERM into a shutdown trigger.
-fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// Whether a pipeline error is a bad configuration (exit 2) rather than a runtime failure.
+fn is_config_error(e: &streamcache::pipeline::Error) -> bool {
+    matches!(e, streamcache::pipeline::Error::Invalid { .. })
+}
+
+/// Turns SIGINT and SIGTERM into a shutdown trigger, and SIGHUP into a pipeline reload.
+fn spawn_signal_handler(
+    shutdown: &Shutdown,
+    engine: Arc<Engine>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let shutdown = shutdown.clone();
     Ok(tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT received"); break; }
+                _ = hup.recv() => match engine.reload().await {
+                    Ok(diff) => tracing::info!(?diff, "SIGHUP: pipeline reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; the running flows continue"),
+                },
+            }
         }
         shutdown.trigger();
     }))
@@ -164,11 +266,22 @@ fn spawn_signal_handler(shutdown: &Shutdown) -> std::io::Result<tokio::task::Joi
 /// Logs go to stderr: human-readable (coloured on a terminal) or one JSON object per line.
 fn init_tracing(filter: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::new(filter);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // The storage engine logs every flush and compaction at info; keep it at warn unless the
+    // filter names it.
+    let quiet = if filter.contains("lsm_tree") || filter.contains("fjall") {
+        String::new()
+    } else {
+        ",lsm_tree=warn,fjall=warn".to_owned()
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{filter}{quiet}"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
     if let Err(e) = result {
         eprintln!("streamcache: logging not initialised: {e}");

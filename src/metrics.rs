@@ -86,12 +86,20 @@ impl Histogram {
 
     /// Records one observation of `value` (seconds, for latency histograms).
     pub fn observe(&self, value: f64) {
-        let i = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| value <= *b)
+            .unwrap_or(self.bounds.len());
         if let Some(bucket) = self.buckets.get(i) {
             bucket.fetch_add(1, Ordering::Relaxed);
         }
         // Saturating float-to-int conversion: negative or NaN values add nothing.
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "saturating by design")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "saturating by design"
+        )]
         let nano = (value * 1e9) as u64;
         self.sum_nano.fetch_add(nano, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
@@ -143,16 +151,20 @@ impl Registry {
         make: impl FnOnce() -> Metric,
     ) -> Metric {
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
-        let family = families
-            .entry(name)
-            .or_insert_with(|| Family { help, kind, members: BTreeMap::new() });
+        let family = families.entry(name).or_insert_with(|| Family {
+            help,
+            kind,
+            members: BTreeMap::new(),
+        });
         family.members.entry(labels).or_insert_with(make).clone()
     }
 
     /// The counter `name{labels}`, created on first use.
     pub fn counter(&self, name: &'static str, help: &'static str, labels: Labels) -> Arc<Counter> {
         let fresh = Arc::new(Counter::default());
-        match self.get_or_insert(name, help, "counter", labels, || Metric::Counter(fresh.clone())) {
+        match self.get_or_insert(name, help, "counter", labels, || {
+            Metric::Counter(fresh.clone())
+        }) {
             Metric::Counter(c) => c,
             _ => fresh,
         }
@@ -176,7 +188,9 @@ impl Registry {
         bounds: &'static [f64],
     ) -> Arc<Histogram> {
         let fresh = Arc::new(Histogram::new(bounds));
-        match self.get_or_insert(name, help, "histogram", labels, || Metric::Histogram(fresh.clone())) {
+        match self.get_or_insert(name, help, "histogram", labels, || {
+            Metric::Histogram(fresh.clone())
+        }) {
             Metric::Histogram(h) => h,
             _ => fresh,
         }
@@ -210,13 +224,28 @@ fn render_histogram(out: &mut String, name: &str, labels: &Labels, h: &Histogram
     let mut cumulative = 0u64;
     for (i, bucket) in h.buckets.iter().enumerate() {
         cumulative += bucket.load(Ordering::Relaxed);
-        let le = h.bounds.get(i).map_or_else(|| "+Inf".to_owned(), |b| format!("{b}"));
-        let _ = writeln!(out, "{name}_bucket{} {cumulative}", fmt_labels(labels, Some(&le)));
+        let le = h
+            .bounds
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), |b| format!("{b}"));
+        let _ = writeln!(
+            out,
+            "{name}_bucket{} {cumulative}",
+            fmt_labels(labels, Some(&le))
+        );
     }
-    #[expect(clippy::cast_precision_loss, reason = "exposition of a sum; precision loss is harmless")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "exposition of a sum; precision loss is harmless"
+    )]
     let sum = h.sum_nano.load(Ordering::Relaxed) as f64 / 1e9;
     let _ = writeln!(out, "{name}_sum{} {sum}", fmt_labels(labels, None));
-    let _ = writeln!(out, "{name}_count{} {}", fmt_labels(labels, None), h.count());
+    let _ = writeln!(
+        out,
+        "{name}_count{} {}",
+        fmt_labels(labels, None),
+        h.count()
+    );
 }
 
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
@@ -234,7 +263,9 @@ fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Process figures read from `/proc/self` (Linux); zeros elsewhere.
@@ -256,7 +287,9 @@ pub fn process_stats() -> ProcessStats {
     let page = 4096u64;
     let mut stats = ProcessStats::default();
     if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
-        let mut it = statm.split_whitespace().map(|v| v.parse::<u64>().unwrap_or(0));
+        let mut it = statm
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
         stats.virtual_bytes = it.next().unwrap_or(0) * page;
         stats.rss_bytes = it.next().unwrap_or(0) * page;
     }
@@ -267,7 +300,12 @@ pub fn process_stats() -> ProcessStats {
         // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
         if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
             let fields: Vec<&str> = rest.split_whitespace().collect();
-            let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let tick = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
             stats.cpu_ticks = tick(11) + tick(12);
         }
     }
@@ -316,8 +354,10 @@ mod tests {
     #[test]
     fn counter_labels_are_escaped_and_sorted() {
         let r = Registry::new();
-        r.counter("c", "help", vec![("route".into(), "/b".into())]).inc();
-        r.counter("c", "help", vec![("route".into(), "/a\"x".into())]).add(2);
+        r.counter("c", "help", vec![("route".into(), "/b".into())])
+            .inc();
+        r.counter("c", "help", vec![("route".into(), "/a\"x".into())])
+            .add(2);
         let text = r.render();
         let a = text.find("route=\"/a\\\"x\"").unwrap();
         let b = text.find("route=\"/b\"").unwrap();

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
@@ -37,6 +38,8 @@ pub struct Bound {
     http_addr: SocketAddr,
     /// Actual RESP address (port 0 resolved).
     resp_addr: SocketAddr,
+    /// The Pusher app key, announced on the ready line.
+    pusher_key: String,
 }
 
 impl Bound {
@@ -57,9 +60,10 @@ impl Bound {
     #[must_use]
     pub fn ready_line(&self) -> String {
         format!(
-            "streamcache ready http=http://{h} resp={r} dashboard=http://{h}/",
+            "streamcache ready http=http://{h} resp={r} dashboard=http://{h}/ pusher_key={k}",
             h = self.http_addr,
-            r = self.resp_addr
+            r = self.resp_addr,
+            k = self.pusher_key
         )
     }
 }
@@ -73,17 +77,36 @@ pub async fn bind(engine: &Engine) -> Result<Bound, BindError> {
     let http = listen("http", config.http).await?;
     let resp = listen("resp", config.resp).await?;
     let local = |setting, l: &TcpListener, addr| {
-        l.local_addr().map_err(|source| BindError { setting, addr, source })
+        l.local_addr().map_err(|source| BindError {
+            setting,
+            addr,
+            source,
+        })
     };
     let http_addr = local("http", &http, config.http)?;
     let resp_addr = local("resp", &resp, config.resp)?;
-    Ok(Bound { http, resp, http_addr, resp_addr })
+    if !http_addr.ip().is_loopback() && config.realtime.uses_default_secret() {
+        tracing::warn!(
+            http = %http_addr,
+            "the HTTP listener is reachable beyond loopback while realtime.secret is the public default; \
+             anyone can publish to and authorise Pusher channels: set realtime.secret"
+        );
+    }
+    Ok(Bound {
+        http,
+        resp,
+        http_addr,
+        resp_addr,
+        pusher_key: config.realtime.key.clone(),
+    })
 }
 
 async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, BindError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { setting, addr, source })
+    TcpListener::bind(addr).await.map_err(|source| BindError {
+        setting,
+        addr,
+        source,
+    })
 }
 
 /// Serves HTTP and RESP until `shutdown` fires, then drains in-flight HTTP requests for at most
@@ -91,21 +114,42 @@ async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, 
 ///
 /// # Errors
 /// An I/O error from the HTTP server itself.
-pub async fn run(engine: Arc<Engine>, bound: Bound, shutdown: ShutdownSignal) -> std::io::Result<()> {
+pub async fn run(
+    engine: Arc<Engine>,
+    bound: Bound,
+    shutdown: ShutdownSignal,
+) -> std::io::Result<()> {
     let drain = Duration::from_millis(engine.config().shutdown_drain_ms);
-    let app = crate::api::router(engine.clone());
+    let app = crate::api::router_with_shutdown(engine.clone(), shutdown.clone());
 
     let mut http_signal = shutdown.clone();
+    // TCP_NODELAY: WebSocket and SSE frames are small and latency-bound; without it Nagle's
+    // algorithm and delayed ACKs stall them for tens of milliseconds.
+    let listener = bound.http.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let http = tokio::spawn(
-        axum::serve(bound.http, app)
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_signal.wait().await })
             .into_future(),
     );
-    let resp = tokio::spawn(crate::cache::serve_resp(bound.resp, engine.clone(), shutdown.clone()));
+    let resp_config =
+        crate::cache::RespConfig::from_cache(engine.cache(), engine.config().auth_token.clone());
+    let resp = tokio::spawn(crate::cache::serve_resp(
+        bound.resp,
+        engine.cache().clone(),
+        resp_config,
+        shutdown.clone(),
+    ));
 
     let mut signal = shutdown;
     signal.wait().await;
-    tracing::info!(drain_ms = drain.as_millis(), "shutting down: draining in-flight requests");
+    tracing::info!(
+        drain_ms = drain.as_millis(),
+        "shutting down: draining in-flight requests"
+    );
     let deadline = tokio::time::sleep(drain);
     tokio::pin!(deadline);
     let mut http = http;

@@ -1,4 +1,9 @@
-//! Bearer-token authentication for every route except `/healthz`.
+//! Bearer-token authentication for every route except `/healthz` and the Pusher surface.
+//!
+//! The Pusher WebSocket (`/app/{key}`) and HTTP API (`/apps/{app_id}/…`) are exempt: pusher-js
+//! and the Pusher SDKs cannot send a bearer token, and both are authenticated the Pusher way
+//! instead (HMAC-signed HTTP API requests; signed `private-`/`presence-` subscriptions). Public
+//! Pusher channels are readable without a token, as they are on Pusher itself.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -10,12 +15,24 @@ use super::{ApiError, AppState};
 /// Paths answered without a token: liveness must work for any supervisor.
 const OPEN_PATHS: &[&str] = &["/healthz"];
 
+/// Path prefixes answered without a token because they carry Pusher signing instead.
+const OPEN_PREFIXES: &[&str] = &["/app/", "/apps/"];
+
+/// Whether `path` skips the bearer check.
+fn is_open(path: &str) -> bool {
+    OPEN_PATHS.contains(&path) || OPEN_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
 /// Rejects requests without `Authorization: Bearer TOKEN` when a token is configured.
-pub(crate) async fn require_bearer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_bearer(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(expected) = state.engine.config().auth_token.as_deref() else {
         return next.run(req).await;
     };
-    if OPEN_PATHS.contains(&req.uri().path()) {
+    if is_open(req.uri().path()) {
         return next.run(req).await;
     }
     let presented = req
@@ -24,7 +41,9 @@ pub(crate) async fn require_bearer(State(state): State<AppState>, req: Request, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => next.run(req).await,
+        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
+            next.run(req).await
+        }
         _ => {
             let mut resp = ApiError::client(
                 StatusCode::UNAUTHORIZED,
@@ -32,7 +51,8 @@ pub(crate) async fn require_bearer(State(state): State<AppState>, req: Request, 
                 "missing or wrong bearer token",
             )
             .into_response();
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp
         }
     }
@@ -49,7 +69,18 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, is_open};
+
+    #[test]
+    fn pusher_paths_skip_bearer_auth() {
+        assert!(is_open("/healthz"));
+        assert!(is_open("/app/streamcache-key"));
+        assert!(is_open("/apps/streamcache/events"));
+        assert!(!is_open("/realtime/orders"));
+        assert!(!is_open("/"));
+        assert!(!is_open("/apps"));
+        assert!(!is_open("/application"));
+    }
 
     #[test]
     fn constant_time_eq_compares_bytes() {

@@ -24,7 +24,11 @@ impl ApiError {
     /// A 4xx error whose message is safe to show the client.
     #[must_use]
     pub fn client(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into() }
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
     }
 
     /// A 500 whose detail is logged and replaced by a generic message.
@@ -41,11 +45,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.kind, "message": self.message}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.kind, "message": self.message})),
+        )
+            .into_response()
     }
 }
 
 /// The fallback for paths no surface serves.
 pub(crate) async fn not_found(uri: Uri) -> ApiError {
-    ApiError::client(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+    ApiError::client(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", uri.path()),
+    )
 }

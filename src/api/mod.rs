@@ -5,8 +5,15 @@
 //! added here apply to all of them: bearer auth, request metrics, a body limit and a timeout.
 
 mod auth;
+mod dashboard;
 mod error;
+mod kafka;
+mod mongo;
 mod ops;
+mod pipeline;
+mod pusher;
+mod realtime;
+mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +25,7 @@ use axum::middleware;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::engine::Engine;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 
 pub use error::ApiError;
 
@@ -26,18 +34,55 @@ pub use error::ApiError;
 pub struct AppState {
     /// The engines.
     pub engine: Arc<Engine>,
+    /// Fires when the server shuts down; long-lived responses (SSE, WebSocket) end on it.
+    pub shutdown: ShutdownSignal,
+    /// Keeps the signal pending when the router was built without one ([`router`]).
+    _trigger: Option<Shutdown>,
 }
 
-/// Builds the complete HTTP application over `engine`.
+/// Builds the complete HTTP application over `engine`. Long-lived streams end only when their
+/// client goes away; the server uses [`router_with_shutdown`].
 pub fn router(engine: Arc<Engine>) -> Router {
-    let config = engine.config().clone();
-    let state = AppState { engine };
+    let trigger = Shutdown::new();
+    let signal = trigger.signal();
+    build(AppState {
+        engine,
+        shutdown: signal,
+        _trigger: Some(trigger),
+    })
+}
+
+/// Builds the complete HTTP application; SSE streams and WebSocket connections end when
+/// `shutdown` fires, so graceful shutdown is not held up by them.
+pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: ShutdownSignal) -> Router {
+    build(AppState {
+        engine,
+        shutdown,
+        _trigger: None,
+    })
+}
+
+fn build(state: AppState) -> Router {
+    let config = state.engine.config().clone();
     let body_max = usize::try_from(config.http_body_bytes_max).unwrap_or(usize::MAX);
     Router::new()
         .merge(ops::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), ops::track_metrics))
+        .merge(pipeline::routes())
+        .merge(kafka::routes())
+        .merge(redis::routes())
+        .merge(mongo::routes())
+        .merge(pusher::routes())
+        .merge(realtime::routes())
+        .merge(dashboard::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::track_metrics,
+        ))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_bearer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_bearer,
+        ))
         .layer(DefaultBodyLimit::max(body_max))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

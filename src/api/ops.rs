@@ -29,7 +29,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.engine.is_ready() {
         axum::Json(json!({"status": "ready"})).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": "starting"}))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "starting"})),
+        )
+            .into_response()
     }
 }
 
@@ -37,11 +41,22 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = state.engine.metrics().render();
     crate::metrics::render_process(&mut body, state.engine.start_time_ms() / 1000);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Counts requests by route and status and records their latency.
-pub(crate) async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn track_metrics(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let clock = state.engine.clock().clone();
     let started_ns = clock.monotonic_ns();
     let route = req
@@ -56,10 +71,17 @@ pub(crate) async fn track_metrics(State(state): State<AppState>, req: Request, n
         .counter(
             "http_requests_total",
             "HTTP requests by route, method and status.",
-            vec![("route".into(), route.clone()), ("method".into(), method), ("status".into(), status)],
+            vec![
+                ("route".into(), route.clone()),
+                ("method".into(), method),
+                ("status".into(), status),
+            ],
         )
         .inc();
-    #[expect(clippy::cast_precision_loss, reason = "latency in ns fits f64 well enough")]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "latency in ns fits f64 well enough"
+    )]
     let seconds = clock.monotonic_ns().saturating_sub(started_ns) as f64 / 1e9;
     registry
         .histogram(

@@ -1,14 +1,960 @@
-//! The Redis stand-in: a sharded in-memory keyspace with TTL and eviction, and its RESP server.
+//! The Redis stand-in: a sharded in-memory keyspace with TTL and eviction, keyspace events, and
+//! its RESP server.
+//!
+//! [`Cache`] is the handle every other module uses: typed helpers ([`Cache::set`],
+//! [`Cache::get`], [`Cache::hset`], [`Cache::del`]) and the generic [`Cache::execute`] that the
+//! RESP server and the Upstash HTTP surface share. Time comes from the injected clock: keys
+//! expire lazily on access and in a bounded active cycle ([`Cache::active_expire_cycle`]).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use streamcache::cache::{Cache, CacheConfig};
+//! use streamcache::clock::ManualClock;
+//!
+//! let clock = Arc::new(ManualClock::new(1_000));
+//! let cache = Cache::new(CacheConfig::default(), clock.clone());
+//! cache.set(0, b"k", b"v", Some(100));
+//! assert_eq!(cache.get(0, b"k").as_deref(), Some(&b"v"[..]));
+//! clock.advance(std::time::Duration::from_millis(100));
+//! assert_eq!(cache.get(0, b"k"), None);
+//! ```
 
-use std::sync::Arc;
+mod cmd;
+mod error;
+mod expiry;
+mod keyspace;
+mod pubsub;
+mod resp;
+mod server;
+mod settings;
+mod shard;
+mod sieve;
+mod snapshot;
+mod value;
 
-use tokio::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::engine::Engine;
-use crate::shutdown::ShutdownSignal;
+use bytes::Bytes;
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot};
 
-/// Serves the RESP protocol on `listener` until `shutdown` fires.
-pub async fn serve_resp(listener: TcpListener, engine: Arc<Engine>, mut shutdown: ShutdownSignal) {
-    let _ = (&listener, &engine);
-    shutdown.wait().await;
+use crate::clock::SharedClock;
+
+pub use error::{Error, ProtocolError, Result};
+pub use resp::frame::{
+    DecodeLimits, FRAME_DEPTH_MAX, Frame, decode_frame, decode_request, format_double,
+    fuzz_resp_frame,
+};
+pub use server::{RespConfig, serve_resp};
+
+// ---- Limits -------------------------------------------------------------------------------
+
+/// Largest bulk string a client may send, in bytes (Redis's `proto-max-bulk-len` default,
+/// 512 MiB); CONFIG may lower it, never raise it.
+pub const RESP_BULK_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// Most elements in one multibulk request (Redis accepts up to `INT_MAX`; we stop at 2^30 so a
+/// header alone can never ask for more than the bulk limit allows in total).
+pub const RESP_MULTIBULK_LEN_MAX: usize = 1024 * 1024 * 1024;
+/// Longest inline request or header line, in bytes (Redis's `PROTO_INLINE_MAX_SIZE`, 64 KiB).
+pub const RESP_INLINE_BYTES_MAX: usize = 64 * 1024;
+/// Longest key, in bytes (Redis's string limit).
+pub const KEY_BYTES_MAX: usize = RESP_BULK_BYTES_MAX;
+/// Longest string value, in bytes, including after APPEND/SETRANGE/SETBIT growth.
+pub const VALUE_BYTES_MAX: usize = RESP_BULK_BYTES_MAX;
+/// Most simultaneous RESP connections (Redis's `maxclients` default).
+pub const CONNECTIONS_MAX: usize = 10_000;
+/// Most bytes of replies buffered for one normal client before it is disconnected
+/// (Redis's hard limit for pub/sub clients is 32 MiB; normal clients are unlimited there, we
+/// bound them at 1 GiB).
+pub const OUTPUT_BUFFER_BYTES_MAX: usize = 1024 * 1024 * 1024;
+/// Most messages queued for one pub/sub subscriber before it is disconnected.
+pub const PUBSUB_QUEUE_LEN_MAX: usize = 65_536;
+/// Most keys one active expiry tick removes from one shard.
+pub const ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX: usize = 64;
+/// Capacity of the keyspace event channel; slower subscribers see `Lagged`.
+pub const EVENTS_CAPACITY: usize = 4096;
+/// Logical databases (`SELECT 0..15`).
+pub const DATABASES: usize = 16;
+/// Shards per database (a power of two).
+pub const SHARDS: usize = 16;
+/// Commands queued by one MULTI before EXEC.
+pub const MULTI_QUEUE_LEN_MAX: usize = 1024 * 1024;
+
+const _: () = assert!(SHARDS.is_power_of_two());
+const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);
+const _: () = assert!(RESP_INLINE_BYTES_MAX < RESP_BULK_BYTES_MAX);
+
+// ---- Config -------------------------------------------------------------------------------
+
+/// What to do when `maxmemory` is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionPolicy {
+    /// Refuse writes with Redis's OOM error.
+    #[default]
+    Noeviction,
+    /// Evict the least recently used key (sampled).
+    AllkeysLru,
+    /// Evict the least frequently used key (sampled).
+    AllkeysLfu,
+    /// Evict the least recently used key among keys with a TTL.
+    VolatileLru,
+    /// Evict the key with the nearest deadline.
+    VolatileTtl,
+    /// Evict a random key.
+    AllkeysRandom,
+    /// SIEVE (NSDI '24): a FIFO with a visited bit and a moving hand.
+    AllkeysSieve,
 }
+
+impl EvictionPolicy {
+    /// Redis's name for the policy.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Noeviction => "noeviction",
+            Self::AllkeysLru => "allkeys-lru",
+            Self::AllkeysLfu => "allkeys-lfu",
+            Self::VolatileLru => "volatile-lru",
+            Self::VolatileTtl => "volatile-ttl",
+            Self::AllkeysRandom => "allkeys-random",
+            Self::AllkeysSieve => "allkeys-sieve",
+        }
+    }
+
+    /// Parses Redis's name.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::Noeviction,
+            Self::AllkeysLru,
+            Self::AllkeysLfu,
+            Self::VolatileLru,
+            Self::VolatileTtl,
+            Self::AllkeysRandom,
+            Self::AllkeysSieve,
+        ]
+        .into_iter()
+        .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    fn code(self) -> u16 {
+        self as u16
+    }
+
+    fn from_code(code: u16) -> Self {
+        [
+            Self::Noeviction,
+            Self::AllkeysLru,
+            Self::AllkeysLfu,
+            Self::VolatileLru,
+            Self::VolatileTtl,
+            Self::AllkeysRandom,
+            Self::AllkeysSieve,
+        ]
+        .into_iter()
+        .find(|p| p.code() == code)
+        .unwrap_or_default()
+    }
+}
+
+/// The `[cache]` configuration section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Memory ceiling in bytes for keys and values; 0 = unlimited.
+    pub maxmemory_bytes: u64,
+    /// What happens at the ceiling.
+    pub eviction_policy: EvictionPolicy,
+    /// Most simultaneous RESP connections (at most [`CONNECTIONS_MAX`]).
+    pub connections_max: usize,
+    /// Reply bytes buffered per client before it is disconnected (at most
+    /// [`OUTPUT_BUFFER_BYTES_MAX`]).
+    pub output_buffer_bytes_max: usize,
+    /// Active expiry ticks per second (Redis's `hz`).
+    pub active_expiry_hz: u32,
+    /// Write a snapshot on shutdown and load it on start (file `cache.snapshot` in the data
+    /// directory).
+    pub snapshot: bool,
+    /// Also snapshot every N seconds while running; 0 = only on shutdown.
+    pub snapshot_interval_s: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            maxmemory_bytes: 0,
+            eviction_policy: EvictionPolicy::Noeviction,
+            connections_max: CONNECTIONS_MAX,
+            output_buffer_bytes_max: OUTPUT_BUFFER_BYTES_MAX,
+            active_expiry_hz: 10,
+            snapshot: false,
+            snapshot_interval_s: 0,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The commented TOML text of this section with default values.
+    #[must_use]
+    pub fn default_toml() -> String {
+        let d = Self::default();
+        format!(
+            "\n[cache]\n\
+             # Memory ceiling for keys and values in bytes; 0 = unlimited (Redis's maxmemory).\n\
+             maxmemory_bytes = {}\n\
+             # At the ceiling: noeviction, allkeys-lru, allkeys-lfu, volatile-lru, volatile-ttl, allkeys-random, allkeys-sieve.\n\
+             eviction_policy = \"{}\"\n\
+             # Most simultaneous RESP connections (at most {CONNECTIONS_MAX}).\n\
+             connections_max = {}\n\
+             # Reply bytes buffered per RESP client before it is disconnected (at most {OUTPUT_BUFFER_BYTES_MAX}).\n\
+             output_buffer_bytes_max = {}\n\
+             # Active expiry ticks per second.\n\
+             active_expiry_hz = {}\n\
+             # Snapshot the cache to DATA_DIR/cache.snapshot on shutdown and load it on start.\n\
+             snapshot = {}\n\
+             # Also snapshot every N seconds; 0 = only on shutdown.\n\
+             snapshot_interval_s = {}\n",
+            d.maxmemory_bytes,
+            d.eviction_policy.name(),
+            d.connections_max,
+            d.output_buffer_bytes_max,
+            d.active_expiry_hz,
+            d.snapshot,
+            d.snapshot_interval_s
+        )
+    }
+}
+
+// ---- Events -------------------------------------------------------------------------------
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Written (created or changed).
+    Set,
+    /// Deleted by a command.
+    Del,
+    /// Removed because its TTL passed.
+    Expired,
+    /// Removed to make room under `maxmemory`.
+    Evicted,
+    /// Given a TTL.
+    Expire,
+    /// TTL removed.
+    Persist,
+}
+
+/// A keyspace event, as [`Cache::subscribe_events`] delivers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEvent {
+    /// Logical database.
+    pub db: usize,
+    /// The key.
+    pub key: Bytes,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+// ---- Stats --------------------------------------------------------------------------------
+
+/// Counters shown by INFO.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) commands: AtomicU64,
+    pub(crate) connections_received: AtomicU64,
+    pub(crate) connected_clients: AtomicU64,
+    pub(crate) blocked_clients: AtomicU64,
+    pub(crate) expired_keys: AtomicU64,
+    pub(crate) evicted_keys: AtomicU64,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) error_replies: AtomicU64,
+}
+
+impl Stats {
+    fn reset(&self) {
+        for c in [
+            &self.commands,
+            &self.expired_keys,
+            &self.evicted_keys,
+            &self.hits,
+            &self.misses,
+            &self.error_replies,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+// ---- The handle ---------------------------------------------------------------------------
+
+/// Shared state behind a [`Cache`].
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) ks: keyspace::Keyspace,
+    pub(crate) clock: SharedClock,
+    pub(crate) config: CacheConfig,
+    pub(crate) settings: settings::Settings,
+    pub(crate) maxmemory: AtomicU64,
+    policy: AtomicU16,
+    pub(crate) bulk_bytes_max: AtomicUsize,
+    pub(crate) used_bytes: AtomicUsize,
+    pub(crate) stats: Stats,
+    pub(crate) events: broadcast::Sender<KeyEvent>,
+    pub(crate) pubsub: pubsub::PubSub,
+    /// Blocked pops in arrival order (Redis serves the longest-waiting client first).
+    blocked: Mutex<std::collections::VecDeque<Blocked>>,
+    blocked_len: AtomicUsize,
+    serving: std::sync::atomic::AtomicBool,
+    serve_pending: std::sync::atomic::AtomicBool,
+    next_ticket: AtomicU64,
+    /// Modification counters of watched keys: (db, key) → (version, watchers).
+    watched: Mutex<HashMap<(usize, Bytes), (u64, usize)>>,
+    /// Number of distinct watched keys (skips the watch map on the hot path when 0).
+    watch_count: AtomicUsize,
+    /// Bumped by FLUSHALL/FLUSHDB/SWAPDB, which touch every watched key.
+    pub(crate) flush_epoch: AtomicU64,
+    pub(crate) start_ms: u64,
+    pub(crate) port: AtomicU16,
+    rng: AtomicU64,
+    pub(crate) snapshot_path: Option<PathBuf>,
+}
+
+impl Inner {
+    pub(crate) fn policy(&self) -> EvictionPolicy {
+        EvictionPolicy::from_code(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// Copies CONFIG SET values that have a live effect into their atomics.
+    pub(crate) fn apply_settings(&self) {
+        if let Some(v) = self
+            .settings
+            .get("maxmemory")
+            .and_then(|v| settings::parse_memory(&v))
+        {
+            self.maxmemory.store(v, Ordering::Relaxed);
+        }
+        if let Some(p) = self
+            .settings
+            .get("maxmemory-policy")
+            .and_then(|v| EvictionPolicy::parse(&v))
+        {
+            self.policy.store(p.code(), Ordering::Relaxed);
+        }
+        if let Some(v) = self
+            .settings
+            .get("proto-max-bulk-len")
+            .and_then(|v| settings::parse_memory(&v))
+        {
+            let v = usize::try_from(v)
+                .unwrap_or(usize::MAX)
+                .min(RESP_BULK_BYTES_MAX);
+            self.bulk_bytes_max.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A client waiting in a blocking pop.
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    ticket: u64,
+    db: usize,
+    spec: &'static resp::command::Spec,
+    args: Vec<Bytes>,
+    proto: u8,
+    tx: oneshot::Sender<Frame>,
+}
+
+/// The cache handle: cheap to clone, `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+impl Cache {
+    /// An empty cache with `config`, reading time from `clock`.
+    #[must_use]
+    pub fn new(config: CacheConfig, clock: SharedClock) -> Self {
+        Self::build(config, clock, None)
+    }
+
+    /// A cache that loads `data_dir/cache.snapshot` when `config.snapshot` is set and writes it
+    /// back on [`Cache::save_snapshot`]. A corrupt snapshot is logged and renamed aside.
+    #[must_use]
+    pub fn open(config: CacheConfig, clock: SharedClock, data_dir: &std::path::Path) -> Self {
+        let path = config.snapshot.then(|| data_dir.join(snapshot::FILE_NAME));
+        let cache = Self::build(config, clock, path.clone());
+        if let Some(path) = path {
+            snapshot::load_or_set_aside(&cache, &path);
+        }
+        cache
+    }
+
+    fn build(config: CacheConfig, clock: SharedClock, snapshot_path: Option<PathBuf>) -> Self {
+        let (events, _) = broadcast::channel(EVENTS_CAPACITY);
+        let start_ms = clock.now_ms();
+        let settings = settings::Settings::new(&config);
+        let inner = Inner {
+            ks: keyspace::Keyspace::new(config.eviction_policy == EvictionPolicy::AllkeysSieve),
+            maxmemory: AtomicU64::new(config.maxmemory_bytes),
+            policy: AtomicU16::new(config.eviction_policy.code()),
+            bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
+            used_bytes: AtomicUsize::new(0),
+            stats: Stats::default(),
+            events,
+            pubsub: pubsub::PubSub::default(),
+            blocked: Mutex::new(std::collections::VecDeque::new()),
+            blocked_len: AtomicUsize::new(0),
+            serving: std::sync::atomic::AtomicBool::new(false),
+            serve_pending: std::sync::atomic::AtomicBool::new(false),
+            next_ticket: AtomicU64::new(1),
+            watched: Mutex::new(HashMap::new()),
+            flush_epoch: AtomicU64::new(0),
+            watch_count: AtomicUsize::new(0),
+            start_ms,
+            port: AtomicU16::new(0),
+            rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
+            snapshot_path,
+            settings,
+            clock,
+            config,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Runs one command (`args[0]` is its name) against database `db` and returns Redis's
+    /// reply. Connection-level commands (SELECT, MULTI, SUBSCRIBE, …) answer with an error
+    /// here; the RESP server handles them.
+    #[must_use]
+    pub fn execute(&self, db: usize, args: &[Bytes]) -> Frame {
+        let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
+            return resp::command::unknown_command(args);
+        };
+        if !resp::command::arity_ok(spec, args.len()) {
+            return resp::command::wrong_arity(spec);
+        }
+        self.run(db, spec, args, 2)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Runs an already looked-up and arity-checked command.
+    pub(crate) fn run(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[Bytes],
+        proto: u8,
+    ) -> Frame {
+        if let Some(oom) = self.check_memory(spec) {
+            return oom;
+        }
+        let inner = &*self.inner;
+        let now = self.now_ms();
+        let mut ctx = match spec.mode {
+            resp::command::Mode::Keyed | resp::command::Mode::Blocking
+                if spec.mode == resp::command::Mode::Keyed || spec.first > 0 =>
+            {
+                let keys = resp::command::keys_of(spec, args);
+                inner.ks.keyed(db, &keys, now)
+            }
+            _ => inner.ks.exclusive(db, now),
+        };
+        ctx.rng_state = inner
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            | 1;
+        ctx.resp3 = proto >= 3;
+        ctx.track = self.tracking();
+        let reply = (spec.handler)(&mut ctx, inner, args);
+        self.finish(ctx);
+        inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+        if reply.is_error() {
+            inner.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        }
+        reply
+    }
+
+    /// Runs a MULTI queue atomically (the gate held exclusively throughout). `db` follows any
+    /// SELECT inside the queue.
+    pub(crate) fn run_batch(&self, db: &mut usize, queue: &[Vec<Bytes>], proto: u8) -> Vec<Frame> {
+        let inner = &*self.inner;
+        let now = self.now_ms();
+        let mut ctx = inner.ks.exclusive(*db, now);
+        ctx.resp3 = proto >= 3;
+        ctx.rng_state = inner
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            | 1;
+        let mut replies = Vec::with_capacity(queue.len());
+        for args in queue {
+            let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
+                replies.push(resp::command::unknown_command(args));
+                continue;
+            };
+            if !resp::command::arity_ok(spec, args.len()) {
+                replies.push(resp::command::wrong_arity(spec));
+                continue;
+            }
+            if spec.name == "select" {
+                match args.get(1).map(|a| cmd::keys::db_index(a)) {
+                    Some(Ok(n)) => {
+                        *db = n;
+                        ctx.db = n;
+                        replies.push(Frame::ok());
+                    }
+                    Some(Err(e)) => replies.push(e),
+                    None => replies.push(resp::command::wrong_arity(spec)),
+                }
+                continue;
+            }
+            if spec.mode == resp::command::Mode::Connection {
+                replies.push(Frame::error(format!(
+                    "ERR Command not allowed inside a transaction: '{}'",
+                    spec.name
+                )));
+                continue;
+            }
+            let reply = (spec.handler)(&mut ctx, inner, args);
+            inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+            replies.push(reply);
+        }
+        self.finish(ctx);
+        replies
+    }
+
+    /// Applies a context built outside `run` (snapshot load).
+    pub(crate) fn finish_external(&self, ctx: keyspace::Ctx<'_>) {
+        self.finish(ctx);
+    }
+
+    /// Releases a context and applies its effects: memory account, events, watches, wakeups.
+    fn finish(&self, mut ctx: keyspace::Ctx<'_>) {
+        let inner = &*self.inner;
+        let delta = ctx.finish();
+        let effects = std::mem::take(&mut ctx.effects);
+        let expired = ctx.expired;
+        let pushed = ctx.list_pushed;
+        let flushed = ctx.flushed;
+        drop(ctx);
+        if delta >= 0 {
+            inner
+                .used_bytes
+                .fetch_add(usize::try_from(delta).unwrap_or(0), Ordering::Relaxed);
+        } else {
+            let d = usize::try_from(delta.unsigned_abs()).unwrap_or(0);
+            let _ = inner
+                .used_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                    Some(u.saturating_sub(d))
+                });
+        }
+        if expired > 0 {
+            inner
+                .stats
+                .expired_keys
+                .fetch_add(expired, Ordering::Relaxed);
+        }
+        if flushed {
+            inner.flush_epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        let had_effects = !effects.is_empty();
+        if had_effects {
+            self.bump_watched(&effects);
+            if inner.events.receiver_count() > 0 {
+                for e in effects {
+                    let _ = inner.events.send(KeyEvent {
+                        db: e.db,
+                        key: e.key,
+                        kind: e.kind,
+                    });
+                }
+            }
+        }
+        if (pushed || had_effects || flushed) && inner.blocked_len.load(Ordering::Relaxed) > 0 {
+            self.serve_blocked();
+        }
+    }
+
+    /// Queues a blocked pop; its reply arrives on the receiver once a write makes it ready.
+    pub(crate) fn block(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: Vec<Bytes>,
+        proto: u8,
+    ) -> (u64, oneshot::Receiver<Frame>) {
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
+        let mut q = self
+            .inner
+            .blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.push_back(Blocked {
+            ticket,
+            db,
+            spec,
+            args,
+            proto,
+            tx,
+        });
+        self.inner.blocked_len.store(q.len(), Ordering::Relaxed);
+        drop(q);
+        // A write between the caller's first attempt and this registration must not be missed.
+        self.serve_blocked();
+        (ticket, rx)
+    }
+
+    /// Withdraws a blocked pop. `false` means it was already served (its reply is on the way).
+    pub(crate) fn unblock(&self, ticket: u64) -> bool {
+        let mut q = self
+            .inner
+            .blocked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = q.len();
+        q.retain(|b| b.ticket != ticket);
+        self.inner.blocked_len.store(q.len(), Ordering::Relaxed);
+        q.len() != before
+    }
+
+    /// Serves ready blocked pops in arrival order until a pass serves none. Re-entrant calls
+    /// (from the attempts' own writes) only ask the running loop for another pass.
+    fn serve_blocked(&self) {
+        let inner = &*self.inner;
+        inner.serve_pending.store(true, Ordering::SeqCst);
+        loop {
+            if inner
+                .serving
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                return;
+            }
+            while inner.serve_pending.swap(false, Ordering::SeqCst) {
+                self.serve_pass();
+            }
+            inner.serving.store(false, Ordering::SeqCst);
+            if !inner.serve_pending.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    fn serve_pass(&self) {
+        let inner = &*self.inner;
+        let mut q = inner.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut i = 0;
+        while i < q.len() {
+            let Some(b) = q.get(i) else { break };
+            if b.tx.is_closed() {
+                q.remove(i);
+                continue;
+            }
+            let (db, spec, proto) = (b.db, b.spec, b.proto);
+            let args = b.args.clone();
+            match self.attempt(db, spec, &args, proto) {
+                Some(reply) => {
+                    if let Some(b) = q.remove(i) {
+                        let _ = b.tx.send(reply);
+                    }
+                    inner.serve_pending.store(true, Ordering::SeqCst);
+                }
+                None => i += 1,
+            }
+        }
+        inner.blocked_len.store(q.len(), Ordering::Relaxed);
+    }
+
+    /// One attempt of a blocking pop: `None` while it must keep waiting.
+    pub(crate) fn attempt(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[Bytes],
+        proto: u8,
+    ) -> Option<Frame> {
+        let reply = self.run(db, spec, args, proto);
+        match &reply {
+            Frame::Null | Frame::NullArray => None,
+            Frame::Error(e) if e.starts_with("WRONGTYPE") => {
+                // Only a wrong-typed destination is reported; a source that is not (yet) a list
+                // keeps the client waiting, as in Redis.
+                if matches!(spec.name, "blmove" | "brpoplpush") {
+                    let t = self.execute(
+                        db,
+                        &[
+                            Bytes::from_static(b"TYPE"),
+                            args.get(1).cloned().unwrap_or_default(),
+                        ],
+                    );
+                    (t == Frame::Simple("list".to_owned())).then_some(reply)
+                } else {
+                    None
+                }
+            }
+            _ => Some(reply),
+        }
+    }
+
+    /// Whether per-key effects are needed by anyone right now.
+    fn tracking(&self) -> bool {
+        let inner = &*self.inner;
+        inner.watch_count.load(Ordering::Relaxed) > 0
+            || inner.blocked_len.load(Ordering::Relaxed) > 0
+            || inner.events.receiver_count() > 0
+    }
+
+    fn bump_watched(&self, effects: &[keyspace::Effect]) {
+        if self.inner.watch_count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if watched.is_empty() {
+            return;
+        }
+        for e in effects {
+            if let Some((version, _)) = watched.get_mut(&(e.db, e.key.clone())) {
+                *version += 1;
+            }
+        }
+    }
+
+    /// Starts watching `key` in `db`; returns its current version.
+    pub(crate) fn watch(&self, db: usize, key: &Bytes) -> u64 {
+        // Holding the key's shard orders this registration against writers: a writer either
+        // finished before (and need not count) or starts after and sees `watch_count > 0`.
+        let _shard = self.inner.ks.keyed(db, &[&key[..]], self.now_ms());
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let slot = watched.entry((db, key.clone())).or_insert((0, 0));
+        slot.1 += 1;
+        let version = slot.0;
+        self.inner
+            .watch_count
+            .store(watched.len(), Ordering::Relaxed);
+        version
+    }
+
+    /// Stops watching `key` in `db`.
+    pub(crate) fn unwatch(&self, db: usize, key: &Bytes) {
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let k = (db, key.clone());
+        if let Some(slot) = watched.get_mut(&k) {
+            slot.1 = slot.1.saturating_sub(1);
+            if slot.1 == 0 {
+                watched.remove(&k);
+            }
+        }
+        self.inner
+            .watch_count
+            .store(watched.len(), Ordering::Relaxed);
+    }
+
+    /// The current version of a watched key.
+    pub(crate) fn watched_version(&self, db: usize, key: &Bytes) -> u64 {
+        let watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        watched.get(&(db, key.clone())).map_or(0, |s| s.0)
+    }
+
+    /// Whether `key` in `db` has expired but is still stored (an EXEC after WATCH treats it as
+    /// changed, as Redis does).
+    pub(crate) fn is_stale(&self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms();
+        let ks = &self.inner.ks;
+        let _gate = ks.gate.read().unwrap_or_else(PoisonError::into_inner);
+        ks.dbs
+            .get(db)
+            .and_then(|d| d.shards.get(keyspace::shard_of(key)))
+            .is_some_and(|m| {
+                keyspace::lock(m)
+                    .map
+                    .get(key)
+                    .is_some_and(|e| e.is_expired(now))
+            })
+    }
+
+    /// Answers OOM for a write when memory is over the ceiling and eviction cannot help.
+    fn check_memory(&self, spec: &resp::command::Spec) -> Option<Frame> {
+        let max = self.inner.maxmemory.load(Ordering::Relaxed);
+        if max == 0 || !spec.write {
+            return None;
+        }
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        if self.inner.used_bytes.load(Ordering::Relaxed) <= max {
+            return None;
+        }
+        if spec.name == "del"
+            || spec.name == "unlink"
+            || spec.name.ends_with("pop")
+            || spec.name == "flushall"
+            || spec.name == "flushdb"
+        {
+            return None;
+        }
+        if self.evict_until(max) {
+            None
+        } else {
+            Some(Frame::error(
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ))
+        }
+    }
+
+    /// Evicts keys by the configured policy until used memory is at most `max`. Returns false
+    /// when the policy forbids it or nothing is left to evict.
+    fn evict_until(&self, max: usize) -> bool {
+        let policy = self.inner.policy();
+        if policy == EvictionPolicy::Noeviction {
+            return false;
+        }
+        let inner = &*self.inner;
+        let now = self.now_ms();
+        let mut rounds = 0usize;
+        while inner.used_bytes.load(Ordering::Relaxed) > max {
+            rounds += 1;
+            if rounds > 1_000_000 {
+                return false;
+            }
+            let mut ctx = inner.ks.exclusive(0, now);
+            ctx.rng_state = inner
+                .rng
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+                | 1;
+            let victim = evict::choose(&mut ctx, policy);
+            let Some((db, key)) = victim else {
+                self.finish(ctx);
+                return false;
+            };
+            ctx.remove_in(db, &key);
+            ctx.touched_in(db, &key, EventKind::Evicted);
+            self.finish(ctx);
+            inner.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// One bounded active expiry pass: at most [`ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX`] due keys
+    /// per shard are removed. Returns how many keys were removed.
+    pub fn active_expire_cycle(&self) -> usize {
+        let inner = &*self.inner;
+        let now = self.now_ms();
+        let mut total = 0;
+        for db in 0..DATABASES {
+            for s in 0..SHARDS {
+                let mut ctx = inner.ks.exclusive_shard(db, s, now);
+                total += ctx.expire_locked(ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX);
+                self.finish(ctx);
+            }
+        }
+        total
+    }
+
+    /// Runs `cmds` as one transaction (MULTI/EXEC semantics without WATCH): no other command
+    /// interleaves. A SELECT inside switches the database for the rest of the batch.
+    #[must_use]
+    pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Vec<Frame> {
+        let mut db = db;
+        self.run_batch(&mut db, cmds, 2)
+    }
+
+    /// Stores a string under `key` in `db`, with an optional TTL in milliseconds.
+    pub fn set(&self, db: usize, key: &[u8], value: &[u8], ttl_ms: Option<u64>) -> Frame {
+        let mut args = vec![
+            Bytes::from_static(b"SET"),
+            Bytes::copy_from_slice(key),
+            Bytes::copy_from_slice(value),
+        ];
+        if let Some(ttl) = ttl_ms {
+            args.push(Bytes::from_static(b"PX"));
+            args.push(Bytes::from(ttl.max(1).to_string()));
+        }
+        self.execute(db, &args)
+    }
+
+    /// The string under `key` in `db`, if any (and a string).
+    #[must_use]
+    pub fn get(&self, db: usize, key: &[u8]) -> Option<Bytes> {
+        match self.execute(
+            db,
+            &[Bytes::from_static(b"GET"), Bytes::copy_from_slice(key)],
+        ) {
+            Frame::Bulk(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Sets hash fields; returns how many were new (or the error reply).
+    pub fn hset(&self, db: usize, key: &[u8], fields: &[(&[u8], &[u8])]) -> Frame {
+        let mut args = vec![Bytes::from_static(b"HSET"), Bytes::copy_from_slice(key)];
+        for (f, v) in fields {
+            args.push(Bytes::copy_from_slice(f));
+            args.push(Bytes::copy_from_slice(v));
+        }
+        self.execute(db, &args)
+    }
+
+    /// Deletes keys; returns how many existed.
+    pub fn del(&self, db: usize, keys: &[&[u8]]) -> u64 {
+        let mut args = vec![Bytes::from_static(b"DEL")];
+        args.extend(keys.iter().map(|k| Bytes::copy_from_slice(k)));
+        match self.execute(db, &args) {
+            Frame::Integer(n) => u64::try_from(n).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// A receiver of keyspace events (set, del, expired, evicted, expire, persist). A slow
+    /// receiver gets `RecvError::Lagged` and must resynchronise from the cache itself.
+    #[must_use]
+    pub fn subscribe_events(&self) -> broadcast::Receiver<KeyEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Estimated bytes used by keys and values.
+    #[must_use]
+    pub fn used_bytes(&self) -> usize {
+        self.inner.used_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Writes the snapshot if one is configured.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotIo`] when the file cannot be written.
+    pub fn save_snapshot(&self) -> Result<()> {
+        match &self.inner.snapshot_path {
+            Some(path) => snapshot::save(self, path),
+            None => Ok(()),
+        }
+    }
+}
+
+mod evict;

@@ -1,1 +1,2234 @@
-//! The MongoDB stand-in: BSON documents on fjall with indexes and a resumable change feed.
+//! The MongoDB stand-in: BSON documents on fjall with secondary indexes, MongoDB query, update
+//! and aggregation semantics, and a persisted, resumable change feed.
+//!
+//! [`History`] is the facade (a cheap `Clone` handle). Every call is synchronous; async
+//! callers go through `tokio::task::spawn_blocking`, except [`ChangeStream::next`], which
+//! waits asynchronously for commits.
+//!
+//! One write lock serialises writers; each write call (and each [`History::commit`]) becomes
+//! exactly one atomic fjall batch holding the documents, their index entries, their change
+//! events and any metadata, so a crash leaves all or none of them. Readers do not take the lock.
+//!
+//! ```
+//! use bson::doc;
+//! use streamcache::clock::ManualClock;
+//! use streamcache::history::{FindOptions, History, HistoryConfig, WatchOptions, WatchScope};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let history = History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(1_000))?;
+//! let scope = WatchScope::Collection { db: "shop".into(), coll: "orders".into() };
+//! let mut stream = history.watch(scope, WatchOptions::default())?;
+//! history.insert_one("shop", "orders", doc! {"_id": 1, "customer": "c1", "total": 30})?;
+//! let found = history.find("shop", "orders", &doc! {"total": {"$gt": 10}}, &FindOptions::default())?;
+//! assert_eq!(found.len(), 1);
+//! let batch = stream.try_next_batch(10)?;
+//! assert_eq!(batch.events[0].get_str("operationType")?, "insert");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod aggregate;
+mod document;
+mod error;
+mod feed;
+mod index;
+mod keys;
+mod query;
+mod store;
+mod update;
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bson::{Bson, Document, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SharedClock;
+
+pub use error::{Error, Result};
+pub use feed::{
+    ChangeBatch, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
+};
+pub use index::IndexModel;
+pub use keys::{decode_value as decode_key_value, encode_key_value};
+
+use document::{decode_document, encode_document, encode_record, split_path};
+use index::{Access, IndexDef, Plan};
+use keys::{catalog_collection_key, doc_key, oplog_key};
+use query::{Filter, Projection, Sort};
+use store::{Space, Store, WriteSet};
+use update::Update;
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------------------------
+
+/// Largest document in bytes once encoded as BSON (MongoDB's `maxBsonObjectSize`).
+pub const DOCUMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Deepest nesting of documents and arrays, top level = 1 (MongoDB's limit).
+pub const NESTING_DEPTH_MAX: usize = 100;
+/// Longest storage key in bytes: fjall panics beyond 65535, so keys are checked first.
+pub const KEY_BYTES_MAX: usize = 65_535;
+/// Longest database name in bytes (MongoDB's limit).
+pub const DATABASE_NAME_BYTES_MAX: usize = 64;
+/// Longest `db.collection` namespace in bytes (MongoDB's limit).
+pub const NAMESPACE_BYTES_MAX: usize = 255;
+/// Longest index name in bytes.
+pub const INDEX_NAME_BYTES_MAX: usize = 128;
+/// Most fields in one compound index (MongoDB's limit).
+pub const INDEX_FIELDS_MAX: usize = 32;
+/// Most secondary indexes per collection (MongoDB allows 64 including `_id`).
+pub const INDEXES_PER_COLLECTION_MAX: usize = 63;
+/// Most index entries one document may produce in one index (multikey fan-out).
+pub const INDEX_ENTRIES_PER_DOCUMENT_MAX: usize = 1_000;
+/// Most documents in one insert call and most operations in one [`History::commit`]
+/// (MongoDB's `maxWriteBatchSize`).
+pub const WRITE_BATCH_OPS_MAX: usize = 100_000;
+/// Largest metadata value in bytes written through [`History::commit`].
+pub const META_VALUE_BYTES_MAX: usize = 1024 * 1024;
+/// Most clauses and operators in one filter, counted while parsing.
+pub const FILTER_CLAUSES_MAX: usize = 10_000;
+/// Most field updates in one update document.
+pub const UPDATE_OPERATIONS_MAX: usize = 10_000;
+/// Longest regular expression in bytes (MongoDB's limit).
+pub const REGEX_PATTERN_BYTES_MAX: usize = 32_764;
+/// Most index ranges one plan scans (the `$in` fan-out of a compound index).
+pub const PLAN_RANGES_MAX: usize = 256;
+/// Most stages in an aggregation pipeline (MongoDB's limit).
+pub const PIPELINE_STAGES_MAX: usize = 1_000;
+/// Most null elements an update may add to pad an array.
+pub const ARRAY_PAD_MAX: usize = 1_000_000;
+/// Most bytes of documents a blocking (in-memory) sort or group may hold (MongoDB: 100 MB).
+pub const BLOCKING_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// Most oplog entries one change-stream read scans.
+pub const OPLOG_READ_BATCH_MAX: usize = 1_024;
+/// Most oplog entries one retention pass deletes.
+pub const OPLOG_TRIM_BATCH_MAX: usize = 4_096;
+/// Ceiling for `oplog_bytes_max` in the configuration (1 TiB).
+pub const OPLOG_BYTES_MAX: u64 = 1 << 40;
+
+const _: () = assert!(
+    DOCUMENT_BYTES_MAX < u32::MAX as usize,
+    "fjall values must stay below 4 GiB"
+);
+const _: () = assert!(
+    DATABASE_NAME_BYTES_MAX + 1 + NAMESPACE_BYTES_MAX < KEY_BYTES_MAX,
+    "catalog keys fit"
+);
+const _: () = assert!(
+    META_VALUE_BYTES_MAX <= DOCUMENT_BYTES_MAX,
+    "metadata values are small"
+);
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// When acknowledged writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// Each write is fsynced before it is acknowledged: survives power loss.
+    Always,
+    /// Writes reach the OS before they are acknowledged: survives a process kill; the journal
+    /// is fsynced at shutdown.
+    #[default]
+    Never,
+}
+
+/// Durability of one storage commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Written to OS buffers.
+    Buffer,
+    /// fsynced.
+    SyncAll,
+}
+
+/// The `[history]` configuration section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// fsync policy for writes.
+    pub fsync: Fsync,
+    /// Oplog retention by size, in bytes (at most [`OPLOG_BYTES_MAX`]).
+    pub oplog_bytes_max: u64,
+    /// Oplog retention by age, in milliseconds of wall-clock time.
+    pub oplog_age_ms_max: u64,
+    /// Block cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            fsync: Fsync::Never,
+            oplog_bytes_max: 1 << 30,
+            oplog_age_ms_max: 7 * 24 * 3600 * 1000,
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// The commented TOML section for `default_toml()`.
+    #[must_use]
+    pub fn default_toml() -> String {
+        let d = Self::default();
+        format!(
+            "\n[history]\n\
+             # When MongoDB-style writes reach the disk: \"never\" (OS buffers; survives a process kill,\n\
+             # fsynced at shutdown) or \"always\" (fsync before acknowledging; survives power loss).\n\
+             fsync = \"never\"\n\
+             # Change-feed (oplog) retention by size in bytes (at most {OPLOG_BYTES_MAX}); older events are\n\
+             # dropped and resuming before them fails with error 286 ChangeStreamHistoryLost.\n\
+             oplog_bytes_max = {}\n\
+             # Change-feed retention by age in milliseconds.\n\
+             oplog_age_ms_max = {}\n\
+             # Block cache for documents and indexes, in bytes.\n\
+             cache_bytes = {}\n",
+            d.oplog_bytes_max, d.oplog_age_ms_max, d.cache_bytes
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public request and result types
+// ---------------------------------------------------------------------------------------------
+
+/// Options of [`History::find`].
+#[derive(Debug, Clone, Default)]
+pub struct FindOptions {
+    /// Projection document (`{field: 1}` or `{field: 0}`).
+    pub projection: Option<Document>,
+    /// Sort document (`{field: 1, other: -1}`).
+    pub sort: Option<Document>,
+    /// Documents to skip.
+    pub skip: u64,
+    /// Most documents to return (`None` = all).
+    pub limit: Option<u64>,
+}
+
+/// Options of the update calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpdateOptions {
+    /// Insert a document seeded from the filter when nothing matches.
+    pub upsert: bool,
+    /// Update every match (`updateMany`) instead of the first.
+    pub multi: bool,
+}
+
+/// What an update or replace did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateResult {
+    /// Documents the filter matched.
+    pub matched: u64,
+    /// Documents actually changed.
+    pub modified: u64,
+    /// `_id` of the inserted document when the update upserted.
+    pub upserted_id: Option<Bson>,
+}
+
+/// Options of the `find_one_and_*` calls.
+#[derive(Debug, Clone, Default)]
+pub struct FindAndModifyOptions {
+    /// Which match to modify first.
+    pub sort: Option<Document>,
+    /// Projection of the returned document.
+    pub projection: Option<Document>,
+    /// Insert when nothing matches (update and replace only).
+    pub upsert: bool,
+    /// Return the document after the change instead of before it.
+    pub return_new: bool,
+}
+
+/// One write of an atomic [`History::commit`].
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Insert a document (`_id` generated when absent).
+    Insert {
+        /// Database.
+        db: String,
+        /// Collection.
+        coll: String,
+        /// The document.
+        document: Document,
+    },
+    /// Replace the first document matching `filter` with `document`, inserting it when none
+    /// matches (an upsert keyed by the filter).
+    Upsert {
+        /// Database.
+        db: String,
+        /// Collection.
+        coll: String,
+        /// Which document to replace, e.g. `{customerNumber: 7}`.
+        filter: Document,
+        /// The new document.
+        document: Document,
+    },
+    /// An update with operators or a replacement.
+    Update {
+        /// Database.
+        db: String,
+        /// Collection.
+        coll: String,
+        /// Which documents.
+        filter: Document,
+        /// Update document.
+        update: Document,
+        /// Upsert and multi flags.
+        options: UpdateOptions,
+    },
+    /// Delete the first (or every) match.
+    Delete {
+        /// Database.
+        db: String,
+        /// Collection.
+        coll: String,
+        /// Which documents.
+        filter: Document,
+        /// Delete every match.
+        multi: bool,
+    },
+}
+
+/// The outcome of one [`WriteOp`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOutcome {
+    /// The inserted `_id`.
+    Inserted(Bson),
+    /// An update, replace or upsert.
+    Updated(UpdateResult),
+    /// Number of deleted documents.
+    Deleted(u64),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalog
+// ---------------------------------------------------------------------------------------------
+
+/// A collection's catalog record.
+#[derive(Debug, Clone)]
+pub(crate) struct CollectionMeta {
+    /// Prefix of its document keys.
+    pub(crate) id: u32,
+    /// Database name.
+    pub(crate) db: String,
+    /// Collection name.
+    pub(crate) coll: String,
+    /// Secondary indexes.
+    pub(crate) indexes: Vec<Arc<IndexDef>>,
+}
+
+impl CollectionMeta {
+    fn to_document(&self) -> Document {
+        let mut d = Document::new();
+        d.insert("id", i64::from(self.id));
+        d.insert("db", self.db.clone());
+        d.insert("coll", self.coll.clone());
+        d.insert(
+            "indexes",
+            self.indexes
+                .iter()
+                .map(|i| Bson::Document(i.to_document()))
+                .collect::<Vec<_>>(),
+        );
+        d
+    }
+
+    fn from_document(d: &Document) -> Result<Self> {
+        let corrupt = |r: &str| Error::Corrupt {
+            what: "collection record",
+            reason: r.to_owned(),
+        };
+        let id = d
+            .get_i64("id")
+            .ok()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| corrupt("id"))?;
+        let mut indexes = Vec::new();
+        for i in d.get_array("indexes").map_err(|_| corrupt("indexes"))? {
+            let Bson::Document(i) = i else {
+                return Err(corrupt("index entry"));
+            };
+            indexes.push(Arc::new(IndexDef::from_document(i)?));
+        }
+        Ok(Self {
+            id,
+            db: d.get_str("db").map_err(|_| corrupt("db"))?.to_owned(),
+            coll: d.get_str("coll").map_err(|_| corrupt("coll"))?.to_owned(),
+            indexes,
+        })
+    }
+
+    fn ns(&self) -> String {
+        format!("{}.{}", self.db, self.coll)
+    }
+}
+
+type CatalogMap = HashMap<(String, String), Arc<CollectionMeta>>;
+
+/// Writer-owned counters, persisted in the catalog's state record on every commit.
+#[derive(Debug, Clone)]
+struct WriterState {
+    /// Last oplog sequence written (0 = none).
+    last_seq: u64,
+    /// Highest oplog sequence removed by retention (0 = none).
+    trimmed_through: u64,
+    /// Bytes of retained oplog values.
+    oplog_bytes: u64,
+    /// Last cluster time handed out.
+    last_ts: (u32, u32),
+    /// Next collection or index id.
+    next_id: u32,
+    /// Wall time of the oldest retained event (`None` = oplog empty); kept in memory so the
+    /// retention check after each commit needs no storage read. Not persisted: recomputed at
+    /// open.
+    oldest_wall_ms: Option<u64>,
+}
+
+impl WriterState {
+    fn to_document(&self) -> Document {
+        let mut d = Document::new();
+        d.insert("last_seq", i64::try_from(self.last_seq).unwrap_or(i64::MAX));
+        d.insert(
+            "trimmed_through",
+            i64::try_from(self.trimmed_through).unwrap_or(i64::MAX),
+        );
+        d.insert(
+            "oplog_bytes",
+            i64::try_from(self.oplog_bytes).unwrap_or(i64::MAX),
+        );
+        d.insert(
+            "ts",
+            Timestamp {
+                time: self.last_ts.0,
+                increment: self.last_ts.1,
+            },
+        );
+        d.insert("next_id", i64::from(self.next_id));
+        d
+    }
+
+    fn from_document(d: &Document) -> Self {
+        let n = |k: &str| {
+            d.get_i64(k)
+                .ok()
+                .and_then(|v| u64::try_from(v).ok())
+                .unwrap_or(0)
+        };
+        let ts = d
+            .get_timestamp("ts")
+            .map(|t| (t.time, t.increment))
+            .unwrap_or((0, 0));
+        Self {
+            last_seq: n("last_seq"),
+            trimmed_through: n("trimmed_through"),
+            oplog_bytes: n("oplog_bytes"),
+            last_ts: ts,
+            next_id: u32::try_from(n("next_id")).unwrap_or(1).max(1),
+            oldest_wall_ms: None,
+        }
+    }
+}
+
+/// Wall time of a stored oplog entry.
+fn entry_wall_ms(entry: &[u8]) -> Result<u64> {
+    let wall = decode_document(entry)?
+        .get_datetime("wall")
+        .map(|d| d.timestamp_millis())
+        .unwrap_or(0);
+    Ok(u64::try_from(wall).unwrap_or(0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The facade
+// ---------------------------------------------------------------------------------------------
+
+/// The document store. Cheap to clone; every clone shares one store.
+#[derive(Debug, Clone)]
+pub struct History {
+    inner: Arc<Inner>,
+}
+
+/// Shared state behind [`History`].
+#[derive(Debug)]
+pub(crate) struct Inner {
+    store: Store,
+    clock: SharedClock,
+    config: HistoryConfig,
+    ids: document::IdGenerator,
+    catalog: RwLock<CatalogMap>,
+    writer: Mutex<WriterState>,
+    /// Mirrors `WriterState::{trimmed_through, last_seq}` for lock-free readers.
+    bounds: RwLock<(u64, u64)>,
+    notifier: feed::Notifier,
+}
+
+/// Checks a database name.
+///
+/// # Errors
+/// [`Error::InvalidNamespace`].
+pub fn check_database_name(db: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidNamespace {
+            name: db.to_owned(),
+            reason,
+        })
+    };
+    if db.is_empty() {
+        return bad("database names cannot be empty");
+    }
+    if db.len() > DATABASE_NAME_BYTES_MAX {
+        return bad("database name is longer than 64 bytes");
+    }
+    if db.chars().any(|c| {
+        matches!(
+            c,
+            '/' | '\\' | '.' | ' ' | '"' | '$' | '*' | '<' | '>' | ':' | '|' | '?' | '\0'
+        )
+    }) {
+        return bad("database names cannot contain /\\. \"$*<>:|? or NUL");
+    }
+    Ok(())
+}
+
+/// Checks a collection name within a database.
+///
+/// # Errors
+/// [`Error::InvalidNamespace`].
+pub fn check_collection_name(db: &str, coll: &str) -> Result<()> {
+    check_database_name(db)?;
+    let bad = |reason| {
+        Err(Error::InvalidNamespace {
+            name: coll.to_owned(),
+            reason,
+        })
+    };
+    if coll.is_empty() {
+        return bad("collection names cannot be empty");
+    }
+    if db.len() + 1 + coll.len() > NAMESPACE_BYTES_MAX {
+        return bad("the namespace db.collection is longer than 255 bytes");
+    }
+    if coll.contains('$') || coll.contains('\0') {
+        return bad("collection names cannot contain '$' or NUL");
+    }
+    if coll.starts_with('.') || coll.starts_with("system.") {
+        return bad("collection names cannot start with '.' or 'system.'");
+    }
+    Ok(())
+}
+
+impl History {
+    /// Opens (or creates) the store in `path`.
+    ///
+    /// # Errors
+    /// [`Error::Open`] when fjall cannot open the directory (for example, another process has
+    /// it), [`Error::Corrupt`] for unreadable catalog records.
+    pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
+        let store = Store::open(path, config.cache_bytes)?;
+        let mut state = match store.get(Space::Catalog, keys::CATALOG_STATE)? {
+            Some(bytes) => WriterState::from_document(&decode_document(&bytes)?),
+            None => WriterState {
+                last_seq: 0,
+                trimmed_through: 0,
+                oplog_bytes: 0,
+                last_ts: (0, 0),
+                next_id: 1,
+                oldest_wall_ms: None,
+            },
+        };
+        let first_key = oplog_key(state.trimmed_through + 1).to_vec();
+        if let Some(kv) = store
+            .range(
+                Space::Oplog,
+                Bound::Included(first_key),
+                Bound::Unbounded,
+                false,
+            )
+            .next()
+        {
+            state.oldest_wall_ms = Some(entry_wall_ms(&kv?.1)?);
+        }
+        let mut catalog = HashMap::new();
+        for kv in store.prefix(Space::Catalog, &[keys::CATALOG_COLLECTION], false) {
+            let (_, v) = kv?;
+            let meta = CollectionMeta::from_document(&decode_document(&v)?)?;
+            catalog.insert((meta.db.clone(), meta.coll.clone()), Arc::new(meta));
+        }
+        let seed =
+            clock.now_ms() ^ clock.monotonic_ns().rotate_left(32) ^ u64::from(std::process::id());
+        let inner = Inner {
+            bounds: RwLock::new((state.trimmed_through, state.last_seq)),
+            notifier: feed::Notifier::new(state.last_seq),
+            writer: Mutex::new(state),
+            catalog: RwLock::new(catalog),
+            ids: document::IdGenerator::new(seed),
+            store,
+            clock,
+            config,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Makes every acknowledged write durable (fsync of the journal). Called at shutdown.
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; the store refuses writes afterwards.
+    pub fn persist(&self) -> Result<()> {
+        self.inner.store.persist()
+    }
+
+    /// Whether a fatal storage error has stopped writes.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.store.is_poisoned()
+    }
+
+    /// Inserts one document, generating an ObjectId `_id` when absent; returns the `_id`.
+    ///
+    /// # Errors
+    /// Name and size limits, [`Error::DuplicateKey`], storage errors.
+    pub fn insert_one(&self, db: &str, coll: &str, document: Document) -> Result<Bson> {
+        let mut ids = self.insert_many(db, coll, vec![document])?;
+        ids.pop().ok_or_else(|| Error::bad("nothing inserted"))
+    }
+
+    /// Inserts documents atomically (all or none); returns their `_id`s in order.
+    ///
+    /// # Errors
+    /// As [`History::insert_one`]; [`Error::TooMany`] beyond [`WRITE_BATCH_OPS_MAX`].
+    pub fn insert_many(&self, db: &str, coll: &str, documents: Vec<Document>) -> Result<Vec<Bson>> {
+        check_collection_name(db, coll)?;
+        check_count("insertMany", documents.len())?;
+        let mut txn = self.inner.begin()?;
+        let mut ids = Vec::with_capacity(documents.len());
+        for d in documents {
+            ids.push(txn.insert(db, coll, d)?);
+        }
+        txn.finish()?;
+        Ok(ids)
+    }
+
+    /// Finds documents.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for malformed filters, projections or sorts; storage errors.
+    pub fn find(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        options: &FindOptions,
+    ) -> Result<Vec<Document>> {
+        Ok(self.find_explained(db, coll, filter, options, false)?.0)
+    }
+
+    /// The first document matching `filter`, projected.
+    ///
+    /// # Errors
+    /// As [`History::find`].
+    pub fn find_one(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        projection: Option<&Document>,
+    ) -> Result<Option<Document>> {
+        let options = FindOptions {
+            projection: projection.cloned(),
+            limit: Some(1),
+            ..FindOptions::default()
+        };
+        Ok(self.find(db, coll, filter, &options)?.into_iter().next())
+    }
+
+    /// Counts documents matching `filter`.
+    ///
+    /// # Errors
+    /// As [`History::find`].
+    pub fn count(&self, db: &str, coll: &str, filter: &Document) -> Result<u64> {
+        check_collection_name(db, coll)?;
+        let Some(meta) = self.inner.collection(db, coll) else {
+            return Ok(0);
+        };
+        let filter = Filter::parse(filter)?;
+        let plan = index::plan(&meta.indexes, &filter, None);
+        let mut n = 0u64;
+        self.inner.execute(
+            &meta,
+            &plan,
+            &mut |_, doc| {
+                if filter.matches(&doc) {
+                    n += 1;
+                }
+                Ok(true)
+            },
+            &mut ExecStats::default(),
+        )?;
+        Ok(n)
+    }
+
+    /// The plan `find` would use and its execution statistics, in MongoDB's `explain` shape
+    /// (`queryPlanner.winningPlan`, `executionStats`).
+    ///
+    /// # Errors
+    /// As [`History::find`].
+    pub fn explain(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        options: &FindOptions,
+    ) -> Result<Document> {
+        self.find_explained(db, coll, filter, options, true)?
+            .1
+            .ok_or_else(|| Error::bad("no plan"))
+    }
+
+    fn find_explained(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        options: &FindOptions,
+        explain: bool,
+    ) -> Result<(Vec<Document>, Option<Document>)> {
+        check_collection_name(db, coll)?;
+        let parsed = Filter::parse(filter)?;
+        let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
+        let projection = options
+            .projection
+            .as_ref()
+            .map(Projection::parse)
+            .transpose()?
+            .flatten();
+        let Some(meta) = self.inner.collection(db, coll) else {
+            let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
+            return Ok((Vec::new(), e));
+        };
+        let plan = index::plan(&meta.indexes, &parsed, sort.as_ref());
+        let mut stats = ExecStats::default();
+        let docs = self.inner.run_find(
+            &meta,
+            &plan,
+            &parsed,
+            sort.as_ref(),
+            options.skip,
+            options.limit,
+            &mut stats,
+        )?;
+        let docs: Vec<Document> = match &projection {
+            Some(p) => docs.iter().map(|d| p.apply(d)).collect(),
+            None => docs,
+        };
+        let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
+        Ok((docs, e))
+    }
+
+    /// Updates the first (or every, with `multi`) document matching `filter`. `update` is an
+    /// operator document or a replacement.
+    ///
+    /// # Errors
+    /// MongoDB's update errors, [`Error::DuplicateKey`], limits, storage errors.
+    pub fn update(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        update: &Document,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
+        check_collection_name(db, coll)?;
+        let mut txn = self.inner.begin()?;
+        let r = txn.update(db, coll, filter, update, options)?;
+        txn.finish()?;
+        Ok(r)
+    }
+
+    /// Replaces the first document matching `filter` (`replaceOne`).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] when `replacement` has operators; otherwise as [`History::update`].
+    pub fn replace(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        replacement: &Document,
+        upsert: bool,
+    ) -> Result<UpdateResult> {
+        if replacement.keys().any(|k| k.starts_with('$')) {
+            return Err(Error::bad(
+                "the replacement document must not contain update operators",
+            ));
+        }
+        self.update(
+            db,
+            coll,
+            filter,
+            replacement,
+            UpdateOptions {
+                upsert,
+                multi: false,
+            },
+        )
+    }
+
+    /// Deletes the first (or every) document matching `filter`; returns how many.
+    ///
+    /// # Errors
+    /// As [`History::find`]; storage errors.
+    pub fn delete(&self, db: &str, coll: &str, filter: &Document, multi: bool) -> Result<u64> {
+        check_collection_name(db, coll)?;
+        let mut txn = self.inner.begin()?;
+        let n = txn.delete(db, coll, filter, multi)?;
+        txn.finish()?;
+        Ok(n)
+    }
+
+    /// `findOneAndUpdate`: updates the first match (in `sort` order) and returns it before or
+    /// after the change.
+    ///
+    /// # Errors
+    /// As [`History::update`].
+    pub fn find_one_and_update(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        update: &Document,
+        options: &FindAndModifyOptions,
+    ) -> Result<Option<Document>> {
+        let parsed = Update::parse(update)?;
+        if matches!(parsed, Update::Replace(_)) {
+            return Err(Error::bad("findOneAndUpdate needs update operators"));
+        }
+        self.find_and_modify(db, coll, filter, Some(parsed), options)
+    }
+
+    /// `findOneAndReplace`.
+    ///
+    /// # Errors
+    /// As [`History::replace`].
+    pub fn find_one_and_replace(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        replacement: &Document,
+        options: &FindAndModifyOptions,
+    ) -> Result<Option<Document>> {
+        let parsed = Update::parse(replacement)?;
+        if !matches!(parsed, Update::Replace(_)) {
+            return Err(Error::bad("findOneAndReplace needs a replacement document"));
+        }
+        self.find_and_modify(db, coll, filter, Some(parsed), options)
+    }
+
+    /// `findOneAndDelete`: deletes the first match (in `sort` order) and returns it.
+    ///
+    /// # Errors
+    /// As [`History::delete`].
+    pub fn find_one_and_delete(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        options: &FindAndModifyOptions,
+    ) -> Result<Option<Document>> {
+        self.find_and_modify(db, coll, filter, None, options)
+    }
+
+    fn find_and_modify(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        update: Option<Update>,
+        options: &FindAndModifyOptions,
+    ) -> Result<Option<Document>> {
+        check_collection_name(db, coll)?;
+        let projection = options
+            .projection
+            .as_ref()
+            .map(Projection::parse)
+            .transpose()?
+            .flatten();
+        let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
+        let mut txn = self.inner.begin()?;
+        let out = txn.find_and_modify(
+            db,
+            coll,
+            filter,
+            sort.as_ref(),
+            update.as_ref(),
+            options.upsert,
+            options.return_new,
+        )?;
+        txn.finish()?;
+        Ok(out.map(|d| projection.as_ref().map_or(d.clone(), |p| p.apply(&d))))
+    }
+
+    /// Runs an aggregation pipeline (`$match $project $addFields $set $unset $sort $limit
+    /// $skip $count $unwind $group $lookup`); a leading `$match`/`$sort` uses indexes.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`]/[`Error::Unsupported`] for malformed or unknown stages; limits.
+    pub fn aggregate(&self, db: &str, coll: &str, pipeline: &[Document]) -> Result<Vec<Document>> {
+        check_collection_name(db, coll)?;
+        aggregate::run(self, db, coll, pipeline)
+    }
+
+    /// Applies several writes and metadata entries as ONE atomic batch: documents, their index
+    /// entries, their change events and the metadata are all durable or all absent. The
+    /// pipeline's exactly-once sink passes its consumer offsets as `meta`.
+    ///
+    /// # Errors
+    /// The first failing operation's error; nothing is written then.
+    pub fn commit(
+        &self,
+        ops: Vec<WriteOp>,
+        meta: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Vec<WriteOutcome>> {
+        check_count("commit", ops.len() + meta.len())?;
+        for (k, v) in &meta {
+            keys::check_key(k)?;
+            if v.len() > META_VALUE_BYTES_MAX {
+                return Err(Error::DocumentTooLarge {
+                    len: v.len(),
+                    max: META_VALUE_BYTES_MAX,
+                });
+            }
+        }
+        let mut txn = self.inner.begin()?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            outcomes.push(match op {
+                WriteOp::Insert { db, coll, document } => {
+                    check_collection_name(&db, &coll)?;
+                    WriteOutcome::Inserted(txn.insert(&db, &coll, document)?)
+                }
+                WriteOp::Upsert {
+                    db,
+                    coll,
+                    filter,
+                    document,
+                } => {
+                    check_collection_name(&db, &coll)?;
+                    if document.keys().any(|k| k.starts_with('$')) {
+                        return Err(Error::bad(
+                            "an upserted document must not contain update operators",
+                        ));
+                    }
+                    WriteOutcome::Updated(txn.update(
+                        &db,
+                        &coll,
+                        &filter,
+                        &document,
+                        UpdateOptions {
+                            upsert: true,
+                            multi: false,
+                        },
+                    )?)
+                }
+                WriteOp::Update {
+                    db,
+                    coll,
+                    filter,
+                    update,
+                    options,
+                } => {
+                    check_collection_name(&db, &coll)?;
+                    WriteOutcome::Updated(txn.update(&db, &coll, &filter, &update, options)?)
+                }
+                WriteOp::Delete {
+                    db,
+                    coll,
+                    filter,
+                    multi,
+                } => {
+                    check_collection_name(&db, &coll)?;
+                    WriteOutcome::Deleted(txn.delete(&db, &coll, &filter, multi)?)
+                }
+            });
+        }
+        for (k, v) in meta {
+            txn.set.put(Space::Meta, k, v);
+        }
+        txn.finish()?;
+        Ok(outcomes)
+    }
+
+    /// Reads a metadata entry written by [`History::commit`].
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn meta_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.store.get(Space::Meta, key)
+    }
+
+    /// Creates an index (building it over existing documents in the same batch as its catalog
+    /// record); returns its name. Creating an identical index again is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::IndexConflict`], [`Error::DuplicateKey`] when existing documents violate a
+    /// unique index, [`Error::TooMany`] beyond [`INDEXES_PER_COLLECTION_MAX`].
+    pub fn create_index(&self, db: &str, coll: &str, model: &IndexModel) -> Result<String> {
+        check_collection_name(db, coll)?;
+        let mut txn = self.inner.begin()?;
+        let name = txn.create_index(db, coll, model)?;
+        txn.finish()?;
+        Ok(name)
+    }
+
+    /// The collection's indexes in `listIndexes` shape (`{v, key, name[, unique]}`), `_id_`
+    /// first.
+    ///
+    /// # Errors
+    /// [`Error::NamespaceNotFound`] when the collection does not exist.
+    pub fn list_indexes(&self, db: &str, coll: &str) -> Result<Vec<Document>> {
+        check_collection_name(db, coll)?;
+        let meta = self
+            .inner
+            .collection(db, coll)
+            .ok_or_else(|| Error::NamespaceNotFound {
+                ns: format!("{db}.{coll}"),
+            })?;
+        let mut out = Vec::with_capacity(meta.indexes.len() + 1);
+        let mut id = Document::new();
+        id.insert("v", 2);
+        id.insert("key", bson::doc! {"_id": 1});
+        id.insert("name", "_id_");
+        out.push(id);
+        for i in &meta.indexes {
+            let mut d = Document::new();
+            d.insert("v", 2);
+            d.insert("key", i.model().key_document());
+            d.insert("name", i.name.clone());
+            if i.unique {
+                d.insert("unique", true);
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// Drops an index by name.
+    ///
+    /// # Errors
+    /// [`Error::IndexNotFound`], [`Error::NamespaceNotFound`].
+    pub fn drop_index(&self, db: &str, coll: &str, name: &str) -> Result<()> {
+        check_collection_name(db, coll)?;
+        let mut txn = self.inner.begin()?;
+        txn.drop_index(db, coll, name)?;
+        txn.finish()
+    }
+
+    /// Collection names of a database, sorted.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNamespace`].
+    pub fn list_collections(&self, db: &str) -> Result<Vec<String>> {
+        check_database_name(db)?;
+        let catalog = self.inner.catalog.read()?;
+        let mut names: Vec<String> = catalog
+            .keys()
+            .filter(|(d, _)| d == db)
+            .map(|(_, c)| c.clone())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Database names, sorted.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`].
+    pub fn list_databases(&self) -> Result<Vec<String>> {
+        let catalog = self.inner.catalog.read()?;
+        let mut names: Vec<String> = catalog
+            .keys()
+            .map(|(d, _)| d.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Drops a collection with its documents and indexes, recording a `drop` event; returns
+    /// whether it existed.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn drop_collection(&self, db: &str, coll: &str) -> Result<bool> {
+        check_collection_name(db, coll)?;
+        let mut txn = self.inner.begin()?;
+        let existed = txn.drop_collection(db, coll)?;
+        txn.finish()?;
+        Ok(existed)
+    }
+
+    /// Drops every collection of a database (a `drop` event each, then `dropDatabase`).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn drop_database(&self, db: &str) -> Result<()> {
+        check_database_name(db)?;
+        let colls = self.list_collections(db)?;
+        let mut txn = self.inner.begin()?;
+        for c in colls {
+            txn.drop_collection(db, &c)?;
+        }
+        let mut entry = Document::new();
+        entry.insert("op", "dropDatabase");
+        entry.insert("db", db);
+        txn.event(entry)?;
+        txn.finish()
+    }
+
+    /// Renames a collection (a `rename` event; streams on the old name are invalidated).
+    ///
+    /// # Errors
+    /// [`Error::NamespaceNotFound`], [`Error::NamespaceExists`].
+    pub fn rename_collection(
+        &self,
+        db: &str,
+        coll: &str,
+        to_db: &str,
+        to_coll: &str,
+    ) -> Result<()> {
+        check_collection_name(db, coll)?;
+        check_collection_name(to_db, to_coll)?;
+        let mut txn = self.inner.begin()?;
+        txn.rename(db, coll, to_db, to_coll)?;
+        txn.finish()
+    }
+
+    /// Opens a change stream. Without a start option it begins after the latest event.
+    ///
+    /// # Errors
+    /// [`Error::ChangeStreamHistoryLost`] (286) when the start point is older than the
+    /// retained oplog, [`Error::InvalidResumeToken`], [`Error::BadValue`].
+    pub fn watch(&self, scope: WatchScope, options: WatchOptions) -> Result<ChangeStream> {
+        match &scope {
+            WatchScope::All => {}
+            WatchScope::Database(db) => check_database_name(db)?,
+            WatchScope::Collection { db, coll } => check_collection_name(db, coll)?,
+        }
+        ChangeStream::open(self.inner.clone(), scope, options)
+    }
+
+    /// Applies oplog retention now (by size and by age on the injected clock); returns how
+    /// many events were removed. Writes also trim as they commit.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn trim_oplog(&self) -> Result<u64> {
+        let mut state = self.inner.writer.lock()?;
+        self.inner.trim(&mut state)
+    }
+
+    /// `(oldest retained sequence, last sequence)` of the oplog; an empty oplog gives
+    /// `(last + 1, last)`.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`].
+    pub fn oplog_range(&self) -> Result<(u64, u64)> {
+        let (trimmed, last) = self.inner.oplog_bounds()?;
+        Ok((trimmed + 1, last))
+    }
+}
+
+fn check_count(what: &'static str, len: usize) -> Result<()> {
+    if len > WRITE_BATCH_OPS_MAX {
+        return Err(Error::TooMany {
+            what,
+            len,
+            max: WRITE_BATCH_OPS_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Counters reported by `explain`.
+#[derive(Debug, Default)]
+pub(crate) struct ExecStats {
+    keys: u64,
+    docs: u64,
+}
+
+fn explain_doc(
+    db: &str,
+    coll: &str,
+    plan: Option<&Plan>,
+    stats: &ExecStats,
+    returned: usize,
+) -> Document {
+    let mut qp = Document::new();
+    qp.insert("namespace", format!("{db}.{coll}"));
+    qp.insert(
+        "winningPlan",
+        plan.map_or_else(|| bson::doc! {"stage": "EOF"}, Plan::describe),
+    );
+    let mut es = Document::new();
+    es.insert("nReturned", i64::try_from(returned).unwrap_or(i64::MAX));
+    es.insert(
+        "totalKeysExamined",
+        i64::try_from(stats.keys).unwrap_or(i64::MAX),
+    );
+    es.insert(
+        "totalDocsExamined",
+        i64::try_from(stats.docs).unwrap_or(i64::MAX),
+    );
+    let mut d = Document::new();
+    d.insert("queryPlanner", qp);
+    d.insert("executionStats", es);
+    d
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------
+
+impl Inner {
+    fn collection(&self, db: &str, coll: &str) -> Option<Arc<CollectionMeta>> {
+        self.catalog
+            .read()
+            .ok()?
+            .get(&(db.to_owned(), coll.to_owned()))
+            .cloned()
+    }
+
+    pub(crate) fn oplog_bounds(&self) -> Result<(u64, u64)> {
+        Ok(*self.bounds.read()?)
+    }
+
+    /// Reads up to `max` oplog entries from `from` on.
+    pub(crate) fn read_oplog(&self, from: u64, max: usize) -> Result<Vec<(u64, Document)>> {
+        let mut out = Vec::new();
+        for kv in self.store.range(
+            Space::Oplog,
+            Bound::Included(oplog_key(from).to_vec()),
+            Bound::Unbounded,
+            false,
+        ) {
+            let (k, v) = kv?;
+            out.push((keys::decode_oplog_key(&k)?, decode_document(&v)?));
+            if out.len() >= max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first retained sequence whose cluster time is at or after `ts`.
+    pub(crate) fn first_seq_at_or_after(&self, ts: Timestamp) -> Result<u64> {
+        let (trimmed, last) = self.oplog_bounds()?;
+        let mut first_ts = None;
+        for kv in self.store.range(
+            Space::Oplog,
+            Bound::Included(oplog_key(trimmed + 1).to_vec()),
+            Bound::Unbounded,
+            false,
+        ) {
+            let (k, v) = kv?;
+            let seq = keys::decode_oplog_key(&k)?;
+            let t = decode_document(&v)?
+                .get_timestamp("ts")
+                .map_err(|_| Error::Corrupt {
+                    what: "oplog entry",
+                    reason: "no ts".into(),
+                })?;
+            first_ts.get_or_insert(t);
+            if (t.time, t.increment) >= (ts.time, ts.increment) {
+                if seq == trimmed + 1
+                    && trimmed > 0
+                    && first_ts.is_some_and(|f| (f.time, f.increment) > (ts.time, ts.increment))
+                {
+                    return Err(Error::ChangeStreamHistoryLost);
+                }
+                return Ok(seq);
+            }
+        }
+        if trimmed > 0 && first_ts.is_none() && last == trimmed {
+            // Everything was trimmed; only a time after the last event is still resumable.
+            return Ok(last + 1);
+        }
+        Ok(last + 1)
+    }
+
+    /// The current version of a document, for `updateLookup`.
+    pub(crate) fn lookup(&self, db: &str, coll: &str, id: &Bson) -> Result<Option<Document>> {
+        let Some(meta) = self.collection(db, coll) else {
+            return Ok(None);
+        };
+        self.store
+            .get(Space::Docs, &doc_key(meta.id, &keys::encode_key_value(id)))?
+            .map(|b| decode_document(&b))
+            .transpose()
+    }
+
+    /// Runs a plan, calling `visit(encoded_id, doc)` per candidate until it returns false.
+    fn execute(
+        &self,
+        meta: &CollectionMeta,
+        plan: &Plan,
+        visit: &mut dyn FnMut(&[u8], Document) -> Result<bool>,
+        stats: &mut ExecStats,
+    ) -> Result<()> {
+        match &plan.access {
+            Access::Ids(ids) => {
+                for id in ids {
+                    stats.keys += 1;
+                    if let Some(bytes) = self.store.get(Space::Docs, &doc_key(meta.id, id))? {
+                        stats.docs += 1;
+                        if !visit(id, decode_document(&bytes)?)? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Access::Index {
+                ranges,
+                reverse,
+                index,
+                point,
+                ..
+            } => {
+                let mut seen: HashSet<Vec<u8>> = HashSet::new();
+                let dedup = index.multikey || ranges.len() > 1;
+                for (start, end) in ranges {
+                    // A full-equality lookup on a unique index is a point read (bloom filters
+                    // apply); anything else scans the key range.
+                    let entries: KeyValues = if *point {
+                        let hit = self.store.get(Space::Index, start)?;
+                        Box::new(hit.map(|id| Ok((start.clone(), id))).into_iter())
+                    } else {
+                        Box::new(self.store.range(
+                            Space::Index,
+                            Bound::Included(start.clone()),
+                            Bound::Excluded(end.clone()),
+                            *reverse,
+                        ))
+                    };
+                    for kv in entries {
+                        let (_, id) = kv?;
+                        stats.keys += 1;
+                        if dedup && !seen.insert(id.clone()) {
+                            continue;
+                        }
+                        let Some(bytes) = self.store.get(Space::Docs, &doc_key(meta.id, &id))?
+                        else {
+                            continue;
+                        };
+                        stats.docs += 1;
+                        if !visit(&id, decode_document(&bytes)?)? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            Access::Scan => {
+                for kv in self
+                    .store
+                    .prefix(Space::Docs, &meta.id.to_be_bytes(), false)
+                {
+                    let (k, v) = kv?;
+                    stats.docs += 1;
+                    if !visit(k.get(4..).unwrap_or_default(), decode_document(&v)?)? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Filter, sort (in memory unless the plan is ordered), skip and limit.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the find pipeline's stages, passed once"
+    )]
+    fn run_find(
+        &self,
+        meta: &CollectionMeta,
+        plan: &Plan,
+        filter: &Filter,
+        sort: Option<&Sort>,
+        skip: u64,
+        limit: Option<u64>,
+        stats: &mut ExecStats,
+    ) -> Result<Vec<Document>> {
+        let blocking = sort.is_some_and(|s| !s.is_empty()) && !plan.sorted;
+        let mut out = Vec::new();
+        let mut skipped = 0u64;
+        let mut bytes = 0usize;
+        let limit = limit.filter(|l| *l > 0);
+        self.execute(
+            meta,
+            plan,
+            &mut |_, doc| {
+                if !filter.matches(&doc) {
+                    return Ok(true);
+                }
+                if blocking {
+                    bytes += doc_size_estimate(&doc);
+                    if bytes > BLOCKING_BYTES_MAX {
+                        return Err(Error::TooMany {
+                            what: "bytes of an in-memory sort",
+                            len: bytes,
+                            max: BLOCKING_BYTES_MAX,
+                        });
+                    }
+                    out.push(doc);
+                    return Ok(true);
+                }
+                if skipped < skip {
+                    skipped += 1;
+                    return Ok(true);
+                }
+                out.push(doc);
+                Ok(limit.is_none_or(|l| (out.len() as u64) < l))
+            },
+            stats,
+        )?;
+        if blocking {
+            if let Some(s) = sort {
+                out.sort_by(|a, b| s.compare(a, b));
+            }
+            let start = usize::try_from(skip).unwrap_or(usize::MAX).min(out.len());
+            out.drain(..start);
+            if let Some(l) = limit {
+                out.truncate(usize::try_from(l).unwrap_or(usize::MAX));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A boxed iterator of stored key-value pairs.
+type KeyValues = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>>;
+
+/// A cheap size estimate for memory bounds (BSON length without encoding).
+fn doc_size_estimate(doc: &Document) -> usize {
+    fn value(v: &Bson) -> usize {
+        match v {
+            Bson::String(s) => s.len() + 5,
+            Bson::Document(d) => doc_size_estimate(d),
+            Bson::Array(a) => a.iter().map(value).sum::<usize>() + 5 + a.len() * 4,
+            Bson::Binary(b) => b.bytes.len() + 5,
+            _ => 8,
+        }
+    }
+    5 + doc
+        .iter()
+        .map(|(k, v)| k.len() + 2 + value(v))
+        .sum::<usize>()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+// ---------------------------------------------------------------------------------------------
+
+/// One write batch under the writer lock: staged storage writes plus an overlay so later
+/// operations of the same batch see earlier ones.
+struct Txn<'a> {
+    inner: &'a Inner,
+    state: std::sync::MutexGuard<'a, WriterState>,
+    /// Counters as they will be after the commit.
+    next: WriterState,
+    set: WriteSet,
+    /// Documents written in this batch by document key (`None` = deleted).
+    docs: HashMap<Vec<u8>, Option<Document>>,
+    /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed.
+    index: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Collections created or changed in this batch (`None` = dropped).
+    colls: HashMap<(String, String), Option<Arc<CollectionMeta>>>,
+    /// Cluster time and wall time of this batch's events.
+    ts: Timestamp,
+    wall_ms: u64,
+    events: u64,
+}
+
+impl Inner {
+    fn begin(&self) -> Result<Txn<'_>> {
+        if self.store.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        let state = self.writer.lock()?;
+        let wall_ms = self.clock.now_ms();
+        let secs = u32::try_from(wall_ms / 1000).unwrap_or(u32::MAX);
+        let ts = if secs > state.last_ts.0 {
+            Timestamp {
+                time: secs,
+                increment: 1,
+            }
+        } else {
+            Timestamp {
+                time: state.last_ts.0,
+                increment: state.last_ts.1.saturating_add(1),
+            }
+        };
+        Ok(Txn {
+            inner: self,
+            next: state.clone(),
+            state,
+            set: WriteSet::default(),
+            docs: HashMap::new(),
+            index: HashMap::new(),
+            colls: HashMap::new(),
+            ts,
+            wall_ms,
+            events: 0,
+        })
+    }
+
+    /// Removes old oplog entries past the size or age bound (at most
+    /// [`OPLOG_TRIM_BATCH_MAX`] per pass).
+    fn trim(&self, state: &mut WriterState) -> Result<u64> {
+        let cutoff_ms = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.config.oplog_age_ms_max);
+        let over_size = state.oplog_bytes > self.config.oplog_bytes_max;
+        if !over_size && state.oldest_wall_ms.is_none_or(|w| w >= cutoff_ms) {
+            return Ok(0);
+        }
+        let mut next = state.clone();
+        next.oldest_wall_ms = None;
+        let mut set = WriteSet::default();
+        let mut removed = 0u64;
+        for kv in self.store.range(
+            Space::Oplog,
+            Bound::Included(oplog_key(state.trimmed_through + 1).to_vec()),
+            Bound::Unbounded,
+            false,
+        ) {
+            if removed as usize >= OPLOG_TRIM_BATCH_MAX {
+                // More may be due: make the next pass look again.
+                next.oldest_wall_ms = Some(0);
+                break;
+            }
+            let (k, v) = kv?;
+            let over_size = next.oplog_bytes > self.config.oplog_bytes_max;
+            let wall = entry_wall_ms(&v)?;
+            if !over_size && wall >= cutoff_ms {
+                next.oldest_wall_ms = Some(wall);
+                break;
+            }
+            let seq = keys::decode_oplog_key(&k)?;
+            set.remove(Space::Oplog, k);
+            next.oplog_bytes = next.oplog_bytes.saturating_sub(v.len() as u64);
+            next.trimmed_through = seq;
+            removed += 1;
+        }
+        if removed == 0 {
+            state.oldest_wall_ms = next.oldest_wall_ms;
+            return Ok(0);
+        }
+        set.put(
+            Space::Catalog,
+            keys::CATALOG_STATE.to_vec(),
+            encode_record(&next.to_document())?,
+        );
+        self.store.commit(set, Durability::Buffer)?;
+        *state = next;
+        if let Ok(mut b) = self.bounds.write() {
+            b.0 = state.trimmed_through;
+        }
+        Ok(removed)
+    }
+}
+
+impl Txn<'_> {
+    /// Commits the batch, publishes catalog changes and wakes change streams.
+    fn finish(mut self) -> Result<()> {
+        if self.set.is_empty() {
+            return Ok(());
+        }
+        self.next.last_ts = (self.ts.time, self.ts.increment);
+        self.set.put(
+            Space::Catalog,
+            keys::CATALOG_STATE.to_vec(),
+            encode_record(&self.next.to_document())?,
+        );
+        let durability = match self.inner.config.fsync {
+            Fsync::Always => Durability::SyncAll,
+            Fsync::Never => Durability::Buffer,
+        };
+        let set = std::mem::take(&mut self.set);
+        self.inner.store.commit(set, durability)?;
+        *self.state = self.next.clone();
+        {
+            let mut catalog = self.inner.catalog.write()?;
+            for (k, v) in self.colls.drain() {
+                match v {
+                    Some(meta) => catalog.insert(k, meta),
+                    None => catalog.remove(&k),
+                };
+            }
+        }
+        if let Ok(mut b) = self.inner.bounds.write() {
+            *b = (self.state.trimmed_through, self.state.last_seq);
+        }
+        if self.events > 0 {
+            self.inner.notifier.publish(self.state.last_seq);
+        }
+        let over = self.state.oplog_bytes > self.inner.config.oplog_bytes_max;
+        if over || self.events > 0 {
+            // Retention failures do not undo the acknowledged write; they surface on the next
+            // write through the poisoned flag.
+            if let Err(e) = self.inner.trim(&mut self.state) {
+                tracing::warn!(error = %e, "oplog retention pass failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The collection as this batch sees it, optionally creating it.
+    fn collection(
+        &mut self,
+        db: &str,
+        coll: &str,
+        create: bool,
+    ) -> Result<Option<Arc<CollectionMeta>>> {
+        let key = (db.to_owned(), coll.to_owned());
+        if let Some(m) = self.colls.get(&key) {
+            if m.is_some() || !create {
+                return Ok(m.clone());
+            }
+        } else if let Some(m) = self.inner.collection(db, coll) {
+            return Ok(Some(m));
+        }
+        if !create {
+            return Ok(None);
+        }
+        let meta = Arc::new(CollectionMeta {
+            id: self.alloc_id(),
+            db: db.to_owned(),
+            coll: coll.to_owned(),
+            indexes: Vec::new(),
+        });
+        self.save_collection(&meta)?;
+        Ok(Some(meta))
+    }
+
+    fn alloc_id(&mut self) -> u32 {
+        let id = self.next.next_id;
+        self.next.next_id = self.next.next_id.saturating_add(1);
+        id
+    }
+
+    fn save_collection(&mut self, meta: &Arc<CollectionMeta>) -> Result<()> {
+        self.set.put(
+            Space::Catalog,
+            catalog_collection_key(&meta.db, &meta.coll),
+            encode_record(&meta.to_document())?,
+        );
+        self.colls
+            .insert((meta.db.clone(), meta.coll.clone()), Some(meta.clone()));
+        Ok(())
+    }
+
+    /// Stages an oplog entry (the shared fields are added here).
+    fn event(&mut self, mut entry: Document) -> Result<()> {
+        entry.insert("ts", self.ts);
+        entry.insert(
+            "wall",
+            bson::DateTime::from_millis(i64::try_from(self.wall_ms).unwrap_or(i64::MAX)),
+        );
+        let bytes = encode_record(&entry)?;
+        self.next.last_seq += 1;
+        self.next.oplog_bytes += bytes.len() as u64;
+        self.next.oldest_wall_ms.get_or_insert(self.wall_ms);
+        self.set
+            .put(Space::Oplog, oplog_key(self.next.last_seq).to_vec(), bytes);
+        self.events += 1;
+        Ok(())
+    }
+
+    fn get_doc(&self, meta: &CollectionMeta, encoded_id: &[u8]) -> Result<Option<Document>> {
+        let key = doc_key(meta.id, encoded_id);
+        if let Some(d) = self.docs.get(&key) {
+            return Ok(d.clone());
+        }
+        self.inner
+            .store
+            .get(Space::Docs, &key)?
+            .map(|b| decode_document(&b))
+            .transpose()
+    }
+
+    /// Documents matching `filter` as this batch sees them, in plan (or `sort`) order.
+    fn matching(
+        &self,
+        meta: &CollectionMeta,
+        filter: &Filter,
+        sort: Option<&Sort>,
+        first_only: bool,
+    ) -> Result<Vec<(Vec<u8>, Document)>> {
+        let plan = index::plan(&meta.indexes, filter, sort);
+        let stop_early = first_only && plan.sorted && self.docs.is_empty();
+        let mut out: Vec<(Vec<u8>, Document)> = Vec::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let prefix = meta.id.to_be_bytes();
+        self.inner.execute(
+            meta,
+            &plan,
+            &mut |id, doc| {
+                let key = doc_key(meta.id, id);
+                seen.insert(key.clone());
+                let current = match self.docs.get(&key) {
+                    Some(Some(d)) => d.clone(),
+                    Some(None) => return Ok(true),
+                    None => doc,
+                };
+                if filter.matches(&current) {
+                    out.push((id.to_vec(), current));
+                    return Ok(!stop_early);
+                }
+                Ok(true)
+            },
+            &mut ExecStats::default(),
+        )?;
+        for (key, doc) in &self.docs {
+            let Some(doc) = doc else { continue };
+            if key.starts_with(&prefix) && !seen.contains(key) && filter.matches(doc) {
+                out.push((key.get(4..).unwrap_or_default().to_vec(), doc.clone()));
+            }
+        }
+        if let Some(s) = sort.filter(|s| !s.is_empty())
+            && (!plan.sorted || !self.docs.is_empty())
+        {
+            out.sort_by(|a, b| s.compare(&a.1, &b.1));
+        }
+        Ok(out)
+    }
+
+    fn insert(&mut self, db: &str, coll: &str, mut document: Document) -> Result<Bson> {
+        let id = match document.get("_id") {
+            Some(Bson::Array(_)) => {
+                return Err(Error::bad("The '_id' value cannot be of type array"));
+            }
+            Some(Bson::RegularExpression(_)) => {
+                return Err(Error::bad("can't use a regex for _id"));
+            }
+            Some(id) => id.clone(),
+            None => {
+                let id = Bson::ObjectId(self.inner.ids.next(self.wall_ms));
+                let mut with_id = Document::new();
+                with_id.insert("_id", id.clone());
+                with_id.extend(document);
+                document = with_id;
+                id
+            }
+        };
+        let meta = self
+            .collection(db, coll, true)?
+            .ok_or_else(|| Error::NamespaceNotFound {
+                ns: format!("{db}.{coll}"),
+            })?;
+        let encoded_id = keys::encode_key_value(&id);
+        if self.get_doc(&meta, &encoded_id)?.is_some() {
+            return Err(Error::DuplicateKey {
+                ns: meta.ns(),
+                index: "_id_".into(),
+                key: format!("{{ _id: {} }}", document::render_value(&id)),
+            });
+        }
+        self.write_doc(&meta, &encoded_id, None, Some(&document))?;
+        let mut entry = Document::new();
+        entry.insert("op", "insert");
+        entry.insert("db", db);
+        entry.insert("coll", coll);
+        entry.insert("key", bson::doc! {"_id": id.clone()});
+        entry.insert("post", document);
+        self.event(entry)?;
+        Ok(id)
+    }
+
+    /// Stages a document change with its index maintenance (`old`/`new` = before/after).
+    fn write_doc(
+        &mut self,
+        meta: &Arc<CollectionMeta>,
+        encoded_id: &[u8],
+        old: Option<&Document>,
+        new: Option<&Document>,
+    ) -> Result<()> {
+        let key = doc_key(meta.id, encoded_id);
+        keys::check_key(&key)?;
+        let bytes = new.map(encode_document).transpose()?;
+        let mut became_multikey = Vec::new();
+        for index in &meta.indexes {
+            let old_entries = match old {
+                Some(d) => index.entries(d)?.0,
+                None => Vec::new(),
+            };
+            let (new_entries, multikey) = match new {
+                Some(d) => index.entries(d)?,
+                None => (Vec::new(), false),
+            };
+            if multikey && !index.multikey {
+                became_multikey.push(index.id);
+            }
+            for e in old_entries.iter().filter(|e| !new_entries.contains(e)) {
+                let k = index.entry_key(e, encoded_id);
+                self.set.remove(Space::Index, k.clone());
+                self.index.insert(k, None);
+            }
+            for e in new_entries.iter().filter(|e| !old_entries.contains(e)) {
+                let k = index.entry_key(e, encoded_id);
+                keys::check_key(&k)?;
+                if index.unique {
+                    self.check_unique(meta, index, &k, encoded_id, new)?;
+                }
+                self.set.put(Space::Index, k.clone(), encoded_id.to_vec());
+                self.index.insert(k, Some(encoded_id.to_vec()));
+            }
+        }
+        match bytes {
+            Some(b) => self.set.put(Space::Docs, key.clone(), b),
+            None => self.set.remove(Space::Docs, key.clone()),
+        }
+        self.docs.insert(key, new.cloned());
+        if !became_multikey.is_empty() {
+            let mut m = (**meta).clone();
+            m.indexes = m
+                .indexes
+                .iter()
+                .map(|i| {
+                    if became_multikey.contains(&i.id) {
+                        let mut d = (**i).clone();
+                        d.multikey = true;
+                        Arc::new(d)
+                    } else {
+                        i.clone()
+                    }
+                })
+                .collect();
+            self.save_collection(&Arc::new(m))?;
+        }
+        Ok(())
+    }
+
+    /// Fails when another document holds the unique key `key` (as this batch sees it).
+    fn check_unique(
+        &self,
+        meta: &CollectionMeta,
+        index: &IndexDef,
+        key: &[u8],
+        encoded_id: &[u8],
+        doc: Option<&Document>,
+    ) -> Result<()> {
+        let holder = match self.index.get(key) {
+            Some(pending) => pending.clone(),
+            None => self.inner.store.get(Space::Index, key)?,
+        };
+        match holder {
+            Some(id) if id != encoded_id => Err(Error::DuplicateKey {
+                ns: meta.ns(),
+                index: index.name.clone(),
+                key: doc.map_or_else(|| "{}".to_owned(), |d| index.render_key(d)),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn update(
+        &mut self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        update: &Document,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
+        let parsed_filter = Filter::parse(filter)?;
+        let parsed = Update::parse(update)?;
+        let mut result = UpdateResult::default();
+        let meta = self.collection(db, coll, false)?;
+        let matches = match &meta {
+            Some(m) => self.matching(m, &parsed_filter, None, !options.multi)?,
+            None => Vec::new(),
+        };
+        for (encoded_id, old) in matches {
+            let Some(meta) = &meta else { break };
+            result.matched += 1;
+            let new = parsed.apply(&old, false, &parsed_filter, self.wall_ms)?;
+            if new != old {
+                result.modified += 1;
+                self.write_change(meta, &encoded_id, &old, new, &parsed)?;
+            }
+            if !options.multi {
+                break;
+            }
+        }
+        if result.matched == 0 && options.upsert {
+            let id = self.upsert(db, coll, &parsed_filter, &parsed)?;
+            result.upserted_id = Some(id);
+        }
+        Ok(result)
+    }
+
+    /// Stages an update or replace of an existing document and its event.
+    fn write_change(
+        &mut self,
+        meta: &Arc<CollectionMeta>,
+        encoded_id: &[u8],
+        old: &Document,
+        new: Document,
+        update: &Update,
+    ) -> Result<()> {
+        // Re-read the catalog entry: an earlier write of this batch may have marked an index
+        // multikey.
+        let meta = self
+            .collection(&meta.db, &meta.coll, false)?
+            .unwrap_or_else(|| meta.clone());
+        self.write_doc(&meta, encoded_id, Some(old), Some(&new))?;
+        let mut entry = Document::new();
+        let replace = matches!(update, Update::Replace(_));
+        entry.insert("op", if replace { "replace" } else { "update" });
+        entry.insert("db", meta.db.clone());
+        entry.insert("coll", meta.coll.clone());
+        entry.insert(
+            "key",
+            bson::doc! {"_id": new.get("_id").cloned().unwrap_or(Bson::Null)},
+        );
+        if !replace {
+            entry.insert("upd", update::describe_change(old, &new));
+        }
+        entry.insert("pre", old.clone());
+        entry.insert("post", new);
+        self.event(entry)
+    }
+
+    fn upsert(&mut self, db: &str, coll: &str, filter: &Filter, update: &Update) -> Result<Bson> {
+        let seed = update::seed_from_filter(filter)?;
+        let mut doc = match update {
+            Update::Replace(r) => {
+                let mut d = Document::new();
+                if let Some(id) = r.get("_id").or_else(|| seed.get("_id")) {
+                    d.insert("_id", id.clone());
+                }
+                for (k, v) in r {
+                    if k != "_id" {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+                d
+            }
+            Update::Ops(_) => update.apply(&seed, true, filter, self.wall_ms)?,
+        };
+        if !doc.contains_key("_id") {
+            let mut with_id = Document::new();
+            with_id.insert("_id", Bson::ObjectId(self.inner.ids.next(self.wall_ms)));
+            with_id.extend(doc);
+            doc = with_id;
+        } else if doc.keys().next().map(String::as_str) != Some("_id") {
+            let id = doc.remove("_id").unwrap_or(Bson::Null);
+            let mut with_id = Document::new();
+            with_id.insert("_id", id);
+            with_id.extend(doc);
+            doc = with_id;
+        }
+        self.insert(db, coll, doc)
+    }
+
+    fn delete(&mut self, db: &str, coll: &str, filter: &Document, multi: bool) -> Result<u64> {
+        let parsed = Filter::parse(filter)?;
+        let Some(meta) = self.collection(db, coll, false)? else {
+            return Ok(0);
+        };
+        let matches = self.matching(&meta, &parsed, None, !multi)?;
+        let mut n = 0;
+        for (encoded_id, old) in matches {
+            self.delete_doc(&meta, &encoded_id, old)?;
+            n += 1;
+            if !multi {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn delete_doc(
+        &mut self,
+        meta: &Arc<CollectionMeta>,
+        encoded_id: &[u8],
+        old: Document,
+    ) -> Result<()> {
+        self.write_doc(meta, encoded_id, Some(&old), None)?;
+        let mut entry = Document::new();
+        entry.insert("op", "delete");
+        entry.insert("db", meta.db.clone());
+        entry.insert("coll", meta.coll.clone());
+        entry.insert(
+            "key",
+            bson::doc! {"_id": old.get("_id").cloned().unwrap_or(Bson::Null)},
+        );
+        entry.insert("pre", old);
+        self.event(entry)
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "findAndModify's options, passed once"
+    )]
+    fn find_and_modify(
+        &mut self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        sort: Option<&Sort>,
+        update: Option<&Update>,
+        upsert: bool,
+        return_new: bool,
+    ) -> Result<Option<Document>> {
+        let parsed = Filter::parse(filter)?;
+        let meta = self.collection(db, coll, false)?;
+        let first = match &meta {
+            Some(m) => self.matching(m, &parsed, sort, true)?.into_iter().next(),
+            None => None,
+        };
+        match (first, update, meta) {
+            (Some((id, old)), None, Some(meta)) => {
+                self.delete_doc(&meta, &id, old.clone())?;
+                Ok(Some(old))
+            }
+            (Some((id, old)), Some(u), Some(meta)) => {
+                let new = u.apply(&old, false, &parsed, self.wall_ms)?;
+                if new != old {
+                    self.write_change(&meta, &id, &old, new.clone(), u)?;
+                }
+                Ok(Some(if return_new { new } else { old }))
+            }
+            (None, Some(u), _) if upsert => {
+                let id = self.upsert(db, coll, &parsed, u)?;
+                if !return_new {
+                    return Ok(None);
+                }
+                let meta =
+                    self.collection(db, coll, false)?
+                        .ok_or_else(|| Error::NamespaceNotFound {
+                            ns: format!("{db}.{coll}"),
+                        })?;
+                self.get_doc(&meta, &keys::encode_key_value(&id))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn create_index(&mut self, db: &str, coll: &str, model: &IndexModel) -> Result<String> {
+        let meta = self
+            .collection(db, coll, true)?
+            .ok_or_else(|| Error::NamespaceNotFound {
+                ns: format!("{db}.{coll}"),
+            })?;
+        let probe = IndexDef::new(0, model)?;
+        for existing in &meta.indexes {
+            let same_keys = existing.model().keys == probe.model().keys;
+            if existing.name == probe.name || same_keys {
+                if same_keys && existing.name == probe.name && existing.unique == probe.unique {
+                    return Ok(existing.name.clone());
+                }
+                return Err(Error::IndexConflict { name: probe.name });
+            }
+        }
+        if meta.indexes.len() >= INDEXES_PER_COLLECTION_MAX {
+            return Err(Error::TooMany {
+                what: "indexes",
+                len: meta.indexes.len() + 1,
+                max: INDEXES_PER_COLLECTION_MAX,
+            });
+        }
+        let mut def = IndexDef::new(self.alloc_id(), model)?;
+        let name = def.name.clone();
+        // Build over existing documents.
+        let mut entries: Vec<(Vec<u8>, Vec<u8>, Document)> = Vec::new();
+        for (encoded_id, doc) in self.matching(&meta, &Filter::all(), None, false)? {
+            let (values, multikey) = def.entries(&doc)?;
+            def.multikey |= multikey;
+            for v in values {
+                entries.push((v, encoded_id.clone(), doc.clone()));
+            }
+        }
+        if def.unique {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            for pair in entries.windows(2) {
+                if let [a, b] = pair
+                    && a.0 == b.0
+                    && a.1 != b.1
+                {
+                    return Err(Error::DuplicateKey {
+                        ns: meta.ns(),
+                        index: name,
+                        key: def.render_key(&b.2),
+                    });
+                }
+            }
+        }
+        for (values, encoded_id, _) in entries {
+            let k = def.entry_key(&values, &encoded_id);
+            keys::check_key(&k)?;
+            self.set.put(Space::Index, k.clone(), encoded_id.clone());
+            self.index.insert(k, Some(encoded_id));
+        }
+        let mut m = (*meta).clone();
+        m.indexes.push(Arc::new(def));
+        self.save_collection(&Arc::new(m))?;
+        Ok(name)
+    }
+
+    fn drop_index(&mut self, db: &str, coll: &str, name: &str) -> Result<()> {
+        let meta = self
+            .collection(db, coll, false)?
+            .ok_or_else(|| Error::NamespaceNotFound {
+                ns: format!("{db}.{coll}"),
+            })?;
+        let index = meta
+            .indexes
+            .iter()
+            .find(|i| i.name == name)
+            .cloned()
+            .ok_or_else(|| Error::IndexNotFound {
+                name: name.to_owned(),
+            })?;
+        for kv in self
+            .inner
+            .store
+            .prefix(Space::Index, &index.id.to_be_bytes(), false)
+        {
+            let (k, _) = kv?;
+            self.set.remove(Space::Index, k);
+        }
+        let mut m = (*meta).clone();
+        m.indexes.retain(|i| i.name != name);
+        self.save_collection(&Arc::new(m))
+    }
+
+    fn drop_collection(&mut self, db: &str, coll: &str) -> Result<bool> {
+        let Some(meta) = self.collection(db, coll, false)? else {
+            return Ok(false);
+        };
+        for kv in self
+            .inner
+            .store
+            .prefix(Space::Docs, &meta.id.to_be_bytes(), false)
+        {
+            let (k, _) = kv?;
+            self.set.remove(Space::Docs, k);
+        }
+        for index in &meta.indexes {
+            for kv in self
+                .inner
+                .store
+                .prefix(Space::Index, &index.id.to_be_bytes(), false)
+            {
+                let (k, _) = kv?;
+                self.set.remove(Space::Index, k);
+            }
+        }
+        self.set
+            .remove(Space::Catalog, catalog_collection_key(db, coll));
+        self.colls.insert((db.to_owned(), coll.to_owned()), None);
+        let mut entry = Document::new();
+        entry.insert("op", "drop");
+        entry.insert("db", db);
+        entry.insert("coll", coll);
+        self.event(entry)?;
+        Ok(true)
+    }
+
+    fn rename(&mut self, db: &str, coll: &str, to_db: &str, to_coll: &str) -> Result<()> {
+        let meta = self
+            .collection(db, coll, false)?
+            .ok_or_else(|| Error::NamespaceNotFound {
+                ns: format!("{db}.{coll}"),
+            })?;
+        if self.collection(to_db, to_coll, false)?.is_some() {
+            return Err(Error::NamespaceExists {
+                ns: format!("{to_db}.{to_coll}"),
+            });
+        }
+        self.set
+            .remove(Space::Catalog, catalog_collection_key(db, coll));
+        self.colls.insert((db.to_owned(), coll.to_owned()), None);
+        let mut m = (*meta).clone();
+        to_db.clone_into(&mut m.db);
+        to_coll.clone_into(&mut m.coll);
+        self.save_collection(&Arc::new(m))?;
+        let mut entry = Document::new();
+        entry.insert("op", "rename");
+        entry.insert("db", db);
+        entry.insert("coll", coll);
+        entry.insert("to", bson::doc! {"db": to_db, "coll": to_coll});
+        self.event(entry)
+    }
+}
+
+/// MongoDB's total order over BSON values across types (the order of `sort`, and of index
+/// keys: `encode_key_value(a).cmp(&encode_key_value(b))` agrees with it).
+#[must_use]
+pub fn compare_values(a: &Bson, b: &Bson) -> std::cmp::Ordering {
+    document::compare(a, b)
+}
+
+/// Fuzz target body for the filter, projection, sort and update parsers: `data` is a JSON
+/// (Extended JSON) or BSON document `{filter, projection, sort, update}` (or a bare filter).
+/// Parsing and evaluation must never panic, whatever the input.
+pub fn fuzz_history_query(data: &[u8]) {
+    let doc = serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| Bson::try_from(v).ok())
+        .and_then(|b| b.as_document().cloned())
+        .or_else(|| Document::from_reader(data).ok());
+    let Some(doc) = doc else { return };
+    let part = |k: &str| doc.get_document(k).ok().cloned();
+    let filter = part("filter").unwrap_or_else(|| doc.clone());
+    let samples = [
+        bson::doc! {"_id": 1, "a": [1, {"b": null}, [2]], "s": "x\u{0}y", "n": {"m": 1.5}},
+        bson::doc! {"_id": "k", "a": {"b": [true, bson::DateTime::from_millis(-1)]}, "i": i64::MIN},
+        Document::new(),
+    ];
+    if let Ok(f) = Filter::parse(&filter) {
+        for s in &samples {
+            let _ = f.matches(s);
+        }
+        let _ = index::plan(&[], &f, None);
+    }
+    if let Some(p) = part("projection")
+        && let Ok(Some(p)) = Projection::parse(&p)
+    {
+        samples.iter().for_each(|s| drop(p.apply(s)));
+    }
+    if let Some(sort) = part("sort")
+        && let Ok(sort) = Sort::parse(&sort)
+    {
+        let _ = sort.compare(&samples[0], &samples[1]);
+    }
+    if let Some(u) = part("update")
+        && let (Ok(u), Ok(f)) = (Update::parse(&u), Filter::parse(&filter))
+    {
+        for s in &samples {
+            let _ = u.apply(s, true, &f, 0);
+        }
+    }
+    for s in &samples {
+        let enc = encode_key_value(&Bson::Document(s.clone()));
+        let _ = keys::decode_value(&enc);
+    }
+    let _ = keys::decode_value(data);
+}
+
+/// Splits and validates a dotted path (shared by the API for sort and projection checks).
+///
+/// # Errors
+/// [`Error::BadValue`] for an empty path or part.
+pub fn check_path(path: &str) -> Result<()> {
+    split_path(path).map(|_| ())
+}

@@ -1,2 +1,1135 @@
 //! The Kafka stand-in: topics of partitions, each an append-only sequence of segment files in
-//! Kafka's RecordBatch v2 format, with consumer groups.
+//! Kafka's RecordBatch v2 format, with committed offsets and REST consumer instances.
+//!
+//! [`Log`] is the facade: topics (create, ensure, describe, delete), [`Log::append`] with
+//! Kafka's default partitioner, [`Log::read`], tailing through [`Log::subscribe`], offsets by
+//! position or timestamp, retention, and consumer groups. Everything here is synchronous and
+//! blocking; async callers go through `spawn_blocking`. A background thread owned by the `Log`
+//! runs `interval_ms(N)` fsyncs, retention and idle-consumer expiry, and stops when the `Log` is
+//! dropped.
+//!
+//! Layout under the log directory: `topics/<topic>/<partition>/<base offset:020>.{log,index,
+//! timeindex}` and `meta/` (a fjall database: topic configs and committed offsets).
+
+mod error;
+mod groups;
+mod index;
+mod partitioner;
+mod reader;
+mod recovery;
+mod segment;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::SharedClock;
+
+pub use error::{Error, Result};
+pub use groups::{
+    CommittedOffset, ConsumedRecord, ConsumerSettings, OffsetReset, Subscription, TopicPartition,
+};
+pub use index::{OffsetIndex, TimeIndex};
+pub use partitioner::{murmur2, partition_for_key};
+pub use recovery::fuzz_log_segment;
+pub use segment::{
+    BatchError, BatchInfo, decode_batch, decode_batch_frame, decode_batch_info, encode_batch,
+    record_bytes,
+};
+pub use writer::Partition;
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------------------------
+
+/// Longest topic name, in bytes (Kafka's limit; names become directory names).
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Most topics one log holds; each partition keeps one open file per segment.
+pub const TOPICS_MAX: usize = 1024;
+/// Most partitions per topic.
+pub const PARTITIONS_PER_TOPIC_MAX: u32 = 256;
+/// Ceiling for `max.message.bytes`: key + value + headers of one record, in bytes. The default
+/// is Kafka's 1 MiB (+12); a topic may raise it up to this.
+pub const RECORD_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Kafka's default `max.message.bytes`.
+pub const MAX_MESSAGE_BYTES_DEFAULT: u64 = 1_048_588;
+/// Most records in one append (one produce request).
+pub const RECORDS_PER_APPEND_MAX: usize = 10_000;
+/// Most record bytes (as [`record_bytes`] counts them) in one append.
+pub const APPEND_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest encoded batch: every append's records plus per-record framing (at most 64 bytes of
+/// varints and attributes per record) plus the header.
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024 + 64 * RECORDS_PER_APPEND_MAX + 61;
+/// Largest `segment.bytes`; index positions are u32, and a segment may overrun it by one batch.
+pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+/// Smallest `segment.bytes`.
+pub const SEGMENT_BYTES_MIN: u64 = 1024;
+/// Largest `max_bytes` of one read (the REST Proxy's cap).
+pub const READ_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Bytes read from a segment file in one go while scanning.
+pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// Longest consumer group name, in bytes.
+pub const GROUP_NAME_BYTES_MAX: usize = 255;
+/// Most REST consumer instances across all groups.
+pub const CONSUMER_INSTANCES_MAX: usize = 1024;
+/// Most topics in a subscription or partitions in an assignment or offsets request.
+pub const SUBSCRIPTION_TOPICS_MAX: usize = 1024;
+/// Longest commit metadata string, in bytes.
+pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
+/// Longest `interval_ms(N)`, in ms.
+pub const FLUSH_INTERVAL_MS_MAX: u64 = 60 * 60 * 1000;
+/// Longest wait of the background thread between ticks, in ms.
+const BACKGROUND_TICK_MS_MAX: u64 = 100;
+
+const _: () = assert!(RECORD_BYTES_MAX <= APPEND_BYTES_MAX);
+const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT <= RECORD_BYTES_MAX);
+const _: () = assert!((APPEND_BYTES_MAX as usize) < BATCH_BYTES_MAX);
+const _: () = assert!(SEGMENT_BYTES_MAX + (BATCH_BYTES_MAX as u64) < u32::MAX as u64);
+const _: () = assert!(READ_CHUNK_BYTES <= READ_BYTES_MAX);
+
+/// An offset within a partition: the position of a record, from 0.
+pub type Offset = u64;
+
+// ---------------------------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------------------------
+
+/// A record header: a UTF-8 key and optional bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub key: String,
+    /// Header value; `None` is Kafka's null.
+    pub value: Option<Bytes>,
+}
+
+/// A record to append.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Key; keyed records go to `murmur2(key) % partitions`.
+    pub key: Option<Bytes>,
+    /// Value; `None` is a tombstone.
+    pub value: Option<Bytes>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+    /// Create time in ms since the epoch; `None` means "now" by the log's clock.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// A record read back, with its offset and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its offset in the partition.
+    pub offset: Offset,
+    /// Create time in ms since the epoch.
+    pub timestamp_ms: i64,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+}
+
+/// Where an append's records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routing {
+    /// All to this partition.
+    Partition(u32),
+    /// All to the partition of this key (Kafka's default partitioner).
+    Key(Bytes),
+    /// Each keyed record to its key's partition; unkeyed records of one append stick together
+    /// on one partition, chosen round-robin per append.
+    Auto,
+}
+
+/// Where one appended record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its partition.
+    pub partition: u32,
+    /// Its offset.
+    pub offset: Offset,
+    /// Its timestamp (given or assigned), in ms.
+    pub timestamp_ms: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// When appended data is fsynced, and so when an append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum FlushPolicy {
+    /// fsync before acknowledging; concurrent appends share one fsync (group commit).
+    Always,
+    /// Acknowledge after the write; a background thread fsyncs dirty partitions every N ms.
+    IntervalMs(u64),
+    /// Acknowledge after the write and leave fsync to the OS (Kafka's default); shutdown still
+    /// fsyncs.
+    Never,
+}
+
+impl fmt::Display for FlushPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Always => f.write_str("always"),
+            Self::IntervalMs(n) => write!(f, "interval_ms({n})"),
+            Self::Never => f.write_str("never"),
+        }
+    }
+}
+
+impl FromStr for FlushPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.trim();
+        match s {
+            "always" => return Ok(Self::Always),
+            "never" => return Ok(Self::Never),
+            _ => {}
+        }
+        let n = s
+            .strip_prefix("interval_ms(")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("`{s}` is not one of always, never, interval_ms(N)"))?;
+        if n == 0 || n > FLUSH_INTERVAL_MS_MAX {
+            return Err(format!(
+                "interval {n} ms is outside 1..={FLUSH_INTERVAL_MS_MAX}"
+            ));
+        }
+        Ok(Self::IntervalMs(n))
+    }
+}
+
+impl TryFrom<String> for FlushPolicy {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<FlushPolicy> for String {
+    fn from(p: FlushPolicy) -> Self {
+        p.to_string()
+    }
+}
+
+/// The `[log]` configuration section: log-wide settings and the defaults of every topic config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Create a topic on its first produce, subscription or tail (Kafka's
+    /// `auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic (Kafka's `num.partitions`).
+    pub default_partitions: u32,
+    /// Default `flush.policy`: `always`, `interval_ms(N)` or `never`.
+    pub flush_policy: FlushPolicy,
+    /// Default `segment.bytes`: roll the active segment at this size.
+    pub segment_bytes: u64,
+    /// Default `segment.ms`: roll the active segment at this age.
+    pub segment_ms: u64,
+    /// Default `retention.ms`: delete sealed segments whose newest record is older; -1 keeps
+    /// them forever.
+    pub retention_ms: i64,
+    /// Default `retention.bytes` per partition; -1 means no size limit.
+    pub retention_bytes: i64,
+    /// Default `max.message.bytes` per record (at most [`RECORD_BYTES_MAX`]).
+    pub max_message_bytes: u64,
+    /// Bytes between offset-index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u64,
+    /// REST consumer instances idle this long are deleted (`consumer.instance.timeout.ms`).
+    pub consumer_instance_timeout_ms: u64,
+    /// How often retention runs, in ms.
+    pub retention_check_interval_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            auto_create_topics: true,
+            default_partitions: 3,
+            flush_policy: FlushPolicy::IntervalMs(100),
+            segment_bytes: SEGMENT_BYTES_MAX,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            max_message_bytes: MAX_MESSAGE_BYTES_DEFAULT,
+            index_interval_bytes: 4096,
+            consumer_instance_timeout_ms: 300_000,
+            retention_check_interval_ms: 300_000,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The commented TOML section for `streamcache config default`.
+    #[must_use]
+    pub fn default_toml() -> String {
+        let d = Self::default();
+        format!(
+            "\n[log]\n\
+             # Create topics on first produce (Kafka's auto.create.topics.enable).\n\
+             auto_create_topics = {}\n\
+             # Partitions of an auto-created topic (1..={PARTITIONS_PER_TOPIC_MAX}).\n\
+             default_partitions = {}\n\
+             # fsync policy: \"always\" (group commit before ack), \"interval_ms(N)\" or \"never\".\n\
+             flush_policy = \"{}\"\n\
+             # Roll a segment at this many bytes ({SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}) or this age in ms.\n\
+             segment_bytes = {}\n\
+             segment_ms = {}\n\
+             # Delete whole sealed segments older than retention_ms or beyond retention_bytes per partition; -1 = never.\n\
+             retention_ms = {}\n\
+             retention_bytes = {}\n\
+             # Largest record (key + value + headers) in bytes, at most {RECORD_BYTES_MAX}.\n\
+             max_message_bytes = {}\n\
+             # Bytes between sparse offset-index entries.\n\
+             index_interval_bytes = {}\n\
+             # Idle REST consumer instances are deleted after this many ms.\n\
+             consumer_instance_timeout_ms = {}\n\
+             # How often retention runs, in ms.\n\
+             retention_check_interval_ms = {}\n",
+            d.auto_create_topics,
+            d.default_partitions,
+            d.flush_policy,
+            d.segment_bytes,
+            d.segment_ms,
+            d.retention_ms,
+            d.retention_bytes,
+            d.max_message_bytes,
+            d.index_interval_bytes,
+            d.consumer_instance_timeout_ms,
+            d.retention_check_interval_ms,
+        )
+    }
+
+    /// Checks every value against its limit.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] or [`Error::PartitionCountInvalid`] naming the setting.
+    pub fn check(&self) -> Result<()> {
+        if self.default_partitions == 0 || self.default_partitions > PARTITIONS_PER_TOPIC_MAX {
+            return Err(Error::PartitionCountInvalid {
+                len: u64::from(self.default_partitions),
+                max: PARTITIONS_PER_TOPIC_MAX,
+            });
+        }
+        TopicConfig::from_entries(self, &[]).map(|_| ())
+    }
+}
+
+/// The effective configuration of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// `flush.policy`.
+    pub flush_policy: FlushPolicy,
+    /// `segment.bytes`.
+    pub segment_bytes: u64,
+    /// `segment.ms`.
+    pub segment_ms: u64,
+    /// `retention.ms` (-1: forever).
+    pub retention_ms: i64,
+    /// `retention.bytes` (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `max.message.bytes`.
+    pub max_message_bytes: u64,
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: u64,
+}
+
+/// The topic config names this log understands, as Kafka spells them.
+pub const TOPIC_CONFIG_NAMES: [&str; 7] = [
+    "flush.policy",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+impl TopicConfig {
+    /// The log defaults with `entries` (Kafka config name, value) applied and checked.
+    ///
+    /// # Errors
+    /// [`Error::ConfigInvalid`] for an unknown name, an unparsable value or a value outside its
+    /// limit.
+    pub fn from_entries(defaults: &LogConfig, entries: &[(String, String)]) -> Result<Self> {
+        let mut c = Self {
+            flush_policy: defaults.flush_policy,
+            segment_bytes: defaults.segment_bytes,
+            segment_ms: defaults.segment_ms,
+            retention_ms: defaults.retention_ms,
+            retention_bytes: defaults.retention_bytes,
+            max_message_bytes: defaults.max_message_bytes,
+            index_interval_bytes: defaults.index_interval_bytes,
+        };
+        for (name, value) in entries {
+            let bad = |reason: String| Error::ConfigInvalid {
+                name: name.clone(),
+                value: value.clone(),
+                reason,
+            };
+            let int = |v: &str| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| bad("not an integer".into()))
+            };
+            let pos =
+                |v: &str| int(v).and_then(|n| u64::try_from(n).map_err(|_| bad("negative".into())));
+            match name.as_str() {
+                "flush.policy" => c.flush_policy = value.parse().map_err(bad)?,
+                "segment.bytes" => c.segment_bytes = pos(value)?,
+                "segment.ms" => c.segment_ms = pos(value)?,
+                "retention.ms" => c.retention_ms = int(value)?,
+                "retention.bytes" => c.retention_bytes = int(value)?,
+                "max.message.bytes" => c.max_message_bytes = pos(value)?,
+                "index.interval.bytes" => c.index_interval_bytes = pos(value)?,
+                _ => {
+                    return Err(bad(format!(
+                        "unknown config; known: {}",
+                        TOPIC_CONFIG_NAMES.join(", ")
+                    )));
+                }
+            }
+        }
+        let range = |name: &str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(Error::ConfigInvalid {
+                    name: name.to_owned(),
+                    value: value.to_string(),
+                    reason: format!("outside {min}..={max}"),
+                })
+            }
+        };
+        range(
+            "segment.bytes",
+            c.segment_bytes,
+            SEGMENT_BYTES_MIN,
+            SEGMENT_BYTES_MAX,
+        )?;
+        range("segment.ms", c.segment_ms, 1, u64::MAX)?;
+        range(
+            "max.message.bytes",
+            c.max_message_bytes,
+            1,
+            RECORD_BYTES_MAX,
+        )?;
+        range(
+            "index.interval.bytes",
+            c.index_interval_bytes,
+            1,
+            SEGMENT_BYTES_MAX,
+        )?;
+        for (name, v) in [
+            ("retention.ms", c.retention_ms),
+            ("retention.bytes", c.retention_bytes),
+        ] {
+            if v < -1 {
+                return Err(Error::ConfigInvalid {
+                    name: name.into(),
+                    value: v.to_string(),
+                    reason: "below -1".into(),
+                });
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every config as (Kafka name, value), sorted by name.
+    #[must_use]
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("flush.policy", self.flush_policy.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("retention.ms", self.retention_ms.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", self.segment_ms.to_string()),
+        ]
+    }
+}
+
+/// Checks a topic name: `[a-zA-Z0-9._-]{1,249}`, not `.` or `..`.
+///
+/// # Errors
+/// [`Error::TopicNameInvalid`] naming the rule.
+pub fn check_topic_name(name: &str) -> Result<()> {
+    let bad = |reason| Error::TopicNameInvalid {
+        name: name.chars().take(64).collect(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(bad("longer than 249 bytes"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad("`.` and `..` are reserved"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(bad(
+            "only ASCII letters, digits, `.`, `_` and `-` are allowed",
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The facade
+// ---------------------------------------------------------------------------------------------
+
+/// A topic as described to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Its name.
+    pub name: String,
+    /// Its partition count.
+    pub partitions: u32,
+    /// Its effective configuration.
+    pub config: TopicConfig,
+}
+
+/// One open topic.
+#[derive(Debug)]
+struct Topic {
+    /// Description.
+    info: TopicInfo,
+    /// Its partitions, by number.
+    partitions: Vec<Arc<Partition>>,
+    /// Round-robin counter for unkeyed appends.
+    next_sticky: AtomicU32,
+}
+
+/// The persisted record of a topic in the `topics` keyspace.
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicRecord {
+    /// Partition count.
+    partitions: u32,
+    /// Config overrides as given at creation.
+    configs: Vec<(String, String)>,
+}
+
+/// State shared with the background thread.
+struct Inner {
+    /// The log directory.
+    dir: PathBuf,
+    /// Log-wide configuration.
+    config: LogConfig,
+    /// Time source.
+    clock: SharedClock,
+    /// Open topics by name.
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises topic creation and deletion.
+    topic_admin: Mutex<()>,
+    /// Metadata database.
+    db: fjall::Database,
+    /// Topic records.
+    topics_ks: fjall::Keyspace,
+    /// Committed offsets.
+    offsets_ks: fjall::Keyspace,
+    /// REST consumer instances.
+    groups: Mutex<groups::Registry>,
+    /// Set after a failed fsync.
+    poisoned: Arc<AtomicBool>,
+}
+
+/// The partitioned log.
+///
+/// ```
+/// use streamcache::clock::SystemClock;
+/// use streamcache::log::{Log, LogConfig, Record, Routing};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = Log::open(dir.path(), LogConfig::default(), SystemClock::shared())?;
+/// let record = Record { value: Some("hello".into()), ..Record::default() };
+/// let placed = log.append("orders", Routing::Partition(0), vec![record])?;
+/// let read = log.read("orders", 0, placed[0].offset, 1 << 20)?;
+/// assert_eq!(read[0].value.as_deref(), Some(&b"hello"[..]));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    /// Shared state.
+    inner: Arc<Inner>,
+    /// Stop channel and handle of the background thread.
+    background: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`, recovering every partition, and starts its
+    /// background thread.
+    ///
+    /// # Errors
+    /// [`Error::Io`] / [`Error::Meta`] when files cannot be opened, [`Error::Corrupt`] when a
+    /// segment is corrupt before its tail, [`Error::ConfigInvalid`] for a bad `config`.
+    pub fn open(dir: &Path, config: LogConfig, clock: SharedClock) -> Result<Self> {
+        config.check()?;
+        std::fs::create_dir_all(dir.join("topics")).map_err(error::io_at(dir))?;
+        let db = fjall::Database::builder(dir.join("meta"))
+            .open()
+            .map_err(error::meta("open"))?;
+        let topics_ks = db
+            .keyspace("topics", fjall::KeyspaceCreateOptions::default)
+            .map_err(error::meta("open keyspace topics"))?;
+        let offsets_ks = db
+            .keyspace("offsets", fjall::KeyspaceCreateOptions::default)
+            .map_err(error::meta("open keyspace offsets"))?;
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let mut topics = BTreeMap::new();
+        for guard in topics_ks.iter() {
+            let (k, v) = guard.into_inner().map_err(error::meta("list topics"))?;
+            let name = String::from_utf8_lossy(&k).into_owned();
+            let record: TopicRecord =
+                serde_json::from_slice(&v).map_err(|e| Error::MetaCorrupt {
+                    key: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            let topic = open_topic(dir, &name, &record, &config, &clock, &poisoned)?;
+            topics.insert(name, Arc::new(topic));
+        }
+        let inner = Arc::new(Inner {
+            dir: dir.to_owned(),
+            groups: Mutex::new(groups::Registry::default()),
+            config,
+            clock,
+            topics: RwLock::new(topics),
+            topic_admin: Mutex::new(()),
+            db,
+            topics_ks,
+            offsets_ks,
+            poisoned,
+        });
+        let background = spawn_background(inner.clone()).map_err(error::io_at(dir))?;
+        Ok(Self {
+            inner,
+            background: Mutex::new(Some(background)),
+        })
+    }
+
+    /// The log-wide configuration.
+    #[must_use]
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// Whether an fsync has failed; the log then refuses writes until reopened.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Creates a topic with `partitions` (the configured default when `None`) and config
+    /// overrides. With `validate_only` nothing is created.
+    ///
+    /// # Errors
+    /// [`Error::TopicNameInvalid`], [`Error::TopicExists`], [`Error::PartitionCountInvalid`],
+    /// [`Error::ConfigInvalid`], [`Error::TooManyTopics`], or storage errors.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        configs: &[(String, String)],
+        validate_only: bool,
+    ) -> Result<TopicInfo> {
+        check_topic_name(name)?;
+        let count = partitions.unwrap_or(self.inner.config.default_partitions);
+        if count == 0 || count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(Error::PartitionCountInvalid {
+                len: u64::from(count),
+                max: PARTITIONS_PER_TOPIC_MAX,
+            });
+        }
+        let config = TopicConfig::from_entries(&self.inner.config, configs)?;
+        let _admin = self.inner.topic_admin.lock()?;
+        let len = {
+            let topics = self.inner.topics.read()?;
+            if topics.contains_key(name) {
+                return Err(Error::TopicExists {
+                    topic: name.to_owned(),
+                });
+            }
+            topics.len() + 1
+        };
+        if len > TOPICS_MAX {
+            return Err(Error::TooManyTopics {
+                len,
+                max: TOPICS_MAX,
+            });
+        }
+        let info = TopicInfo {
+            name: name.to_owned(),
+            partitions: count,
+            config,
+        };
+        if validate_only {
+            return Ok(info);
+        }
+        let record = TopicRecord {
+            partitions: count,
+            configs: configs.to_vec(),
+        };
+        let topic = open_topic(
+            &self.inner.dir,
+            name,
+            &record,
+            &self.inner.config,
+            &self.inner.clock,
+            &self.inner.poisoned,
+        )?;
+        writer::sync_dir(&self.inner.dir.join("topics"))?;
+        let value = serde_json::to_vec(&record).map_err(|e| Error::MetaCorrupt {
+            key: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.inner
+            .topics_ks
+            .insert(name, value)
+            .map_err(error::meta("insert topic"))?;
+        self.inner
+            .db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(error::meta("persist topic"))?;
+        self.inner
+            .topics
+            .write()?
+            .insert(name.to_owned(), Arc::new(topic));
+        tracing::info!(topic = name, partitions = count, "topic created");
+        Ok(info)
+    }
+
+    /// Returns the topic, creating it with defaults when missing and auto-creation is on.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`] when it is missing and auto-creation is off; otherwise as
+    /// [`Log::create_topic`].
+    pub fn ensure_topic(&self, name: &str) -> Result<TopicInfo> {
+        self.topic_or_create(name).map(|t| t.info.clone())
+    }
+
+    /// Deletes a topic and its files.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], or storage errors.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self.inner.topic_admin.lock()?;
+        let removed = self.inner.topics.write()?.remove(name);
+        if removed.is_none() {
+            return Err(Error::TopicNotFound {
+                topic: name.to_owned(),
+            });
+        }
+        self.inner
+            .topics_ks
+            .remove(name)
+            .map_err(error::meta("remove topic"))?;
+        self.inner
+            .db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(error::meta("persist topic removal"))?;
+        let dir = self.inner.dir.join("topics").join(name);
+        std::fs::remove_dir_all(&dir).map_err(error::io_at(&dir))?;
+        writer::sync_dir(&self.inner.dir.join("topics"))?;
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// Every topic name, sorted.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`] only.
+    pub fn topics(&self) -> Result<Vec<String>> {
+        Ok(self.inner.topics.read()?.keys().cloned().collect())
+    }
+
+    /// Describes one topic.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`].
+    pub fn topic(&self, name: &str) -> Result<TopicInfo> {
+        self.get_topic(name).map(|t| t.info.clone())
+    }
+
+    /// One partition's handle.
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`], [`Error::PartitionNotFound`].
+    pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
+        let t = self.get_topic(topic)?;
+        t.partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::PartitionNotFound {
+                topic: topic.to_owned(),
+                partition: i64::from(partition),
+                partitions: t.info.partitions,
+            })
+    }
+
+    /// Appends `records` to `topic` (auto-created when allowed) and returns where each landed,
+    /// in input order, once the topic's flush policy is met.
+    ///
+    /// # Errors
+    /// [`Error::TooManyRecords`], [`Error::RecordTooLarge`], [`Error::AppendTooLarge`],
+    /// [`Error::PartitionNotFound`], topic errors as [`Log::ensure_topic`], [`Error::Poisoned`]
+    /// and I/O errors.
+    pub fn append(
+        &self,
+        topic: &str,
+        routing: Routing,
+        records: Vec<Record>,
+    ) -> Result<Vec<Appended>> {
+        if records.len() > RECORDS_PER_APPEND_MAX {
+            return Err(Error::TooManyRecords {
+                len: records.len(),
+                max: RECORDS_PER_APPEND_MAX,
+            });
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let t = self.topic_or_create(topic)?;
+        let max = t.info.config.max_message_bytes;
+        let mut total = 0u64;
+        for r in &records {
+            let len = record_bytes(r);
+            if len > max {
+                return Err(Error::RecordTooLarge { len, max });
+            }
+            total += len;
+        }
+        if total > APPEND_BYTES_MAX {
+            return Err(Error::AppendTooLarge {
+                len: total,
+                max: APPEND_BYTES_MAX,
+            });
+        }
+        let n = t.info.partitions;
+        let check = |p: u32| {
+            if p < n {
+                Ok(p)
+            } else {
+                Err(Error::PartitionNotFound {
+                    topic: topic.to_owned(),
+                    partition: i64::from(p),
+                    partitions: n,
+                })
+            }
+        };
+        let sticky = t.next_sticky.fetch_add(1, Ordering::Relaxed) % n;
+        let targets: Vec<u32> = match &routing {
+            Routing::Partition(p) => vec![check(*p)?; records.len()],
+            Routing::Key(key) => vec![partition_for_key(key, n); records.len()],
+            Routing::Auto => records
+                .iter()
+                .map(|r| r.key.as_deref().map_or(sticky, |k| partition_for_key(k, n)))
+                .collect(),
+        };
+        let mut buckets: BTreeMap<u32, (Vec<usize>, Vec<Record>)> = BTreeMap::new();
+        for (i, (record, p)) in records.into_iter().zip(targets).enumerate() {
+            let bucket = buckets.entry(p).or_default();
+            bucket.0.push(i);
+            bucket.1.push(record);
+        }
+        let mut out = vec![
+            Appended {
+                partition: 0,
+                offset: 0,
+                timestamp_ms: 0
+            };
+            buckets.values().map(|b| b.0.len()).sum()
+        ];
+        for (p, (indexes, batch)) in buckets {
+            let partition = t.partitions.get(p as usize).ok_or(Error::LockPoisoned)?;
+            let placed = partition.append(&batch)?;
+            for (k, (i, r)) in indexes.into_iter().zip(&batch).enumerate() {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = Appended {
+                        partition: p,
+                        offset: placed.base_offset + k as u64,
+                        timestamp_ms: r.timestamp_ms.unwrap_or(placed.timestamp_ms),
+                    };
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads records of one partition from `offset`, up to about `max_bytes` (capped at
+    /// [`READ_BYTES_MAX`]; at least one batch).
+    ///
+    /// # Errors
+    /// As [`Log::partition`] and [`Partition::read`].
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredRecord>> {
+        self.partition(topic, partition)?
+            .read(offset, max_bytes.min(READ_BYTES_MAX))
+    }
+
+    /// A receiver of the partition's end offset that wakes on every append (no polling).
+    ///
+    /// # Errors
+    /// As [`Log::partition`].
+    pub fn subscribe(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<tokio::sync::watch::Receiver<Offset>> {
+        Ok(self.partition(topic, partition)?.subscribe())
+    }
+
+    /// Raw RecordBatch v2 bytes of one partition from the batch holding `offset`, up to about
+    /// `max_bytes` (at least one batch) — Kafka's fetch: framing is checked, the CRC is left to
+    /// the consumer, and the first batch may start before `offset`.
+    ///
+    /// # Errors
+    /// As [`Log::read`].
+    pub fn read_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<Bytes>> {
+        self.partition(topic, partition)?
+            .read_batches(offset, max_bytes.min(READ_BYTES_MAX))
+    }
+
+    /// The log start offset of a partition.
+    ///
+    /// # Errors
+    /// As [`Log::partition`].
+    pub fn earliest_offset(&self, topic: &str, partition: u32) -> Result<Offset> {
+        self.partition(topic, partition)?.earliest_offset()
+    }
+
+    /// The log end offset (next offset) of a partition.
+    ///
+    /// # Errors
+    /// As [`Log::partition`].
+    pub fn latest_offset(&self, topic: &str, partition: u32) -> Result<Offset> {
+        Ok(self.partition(topic, partition)?.latest_offset())
+    }
+
+    /// The first offset with a timestamp at or after `timestamp_ms`, if any.
+    ///
+    /// # Errors
+    /// As [`Log::partition`] and [`Partition::offset_for_timestamp`].
+    pub fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp_ms: i64,
+    ) -> Result<Option<Offset>> {
+        self.partition(topic, partition)?
+            .offset_for_timestamp(timestamp_ms)
+    }
+
+    /// Runs retention on every partition now, with the clock's wall time. Returns the number
+    /// of segments deleted.
+    ///
+    /// # Errors
+    /// I/O errors from deleting files.
+    pub fn enforce_retention(&self) -> Result<usize> {
+        enforce_retention(&self.inner)
+    }
+
+    /// fsyncs every partition and the metadata database, and writes the active segments'
+    /// indexes. Called at shutdown.
+    ///
+    /// # Errors
+    /// The first I/O or metadata error.
+    pub fn flush(&self) -> Result<()> {
+        for topic in self.all_topics()? {
+            for p in &topic.partitions {
+                p.flush()?;
+                p.write_active_indexes()?;
+            }
+        }
+        self.inner
+            .db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(error::meta("persist"))
+    }
+
+    fn all_topics(&self) -> Result<Vec<Arc<Topic>>> {
+        Ok(self.inner.topics.read()?.values().cloned().collect())
+    }
+
+    fn get_topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner
+            .topics
+            .read()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TopicNotFound {
+                topic: name.to_owned(),
+            })
+    }
+
+    fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
+        match self.get_topic(name) {
+            Err(Error::TopicNotFound { .. }) if self.inner.config.auto_create_topics => {
+                match self.create_topic(name, None, &[], false) {
+                    Ok(_) | Err(Error::TopicExists { .. }) => self.get_topic(name),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Ok(mut bg) = self.background.lock()
+            && let Some((stop, handle)) = bg.take()
+        {
+            drop(stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Opens every partition of a topic.
+fn open_topic(
+    dir: &Path,
+    name: &str,
+    record: &TopicRecord,
+    defaults: &LogConfig,
+    clock: &SharedClock,
+    poisoned: &Arc<AtomicBool>,
+) -> Result<Topic> {
+    let config = TopicConfig::from_entries(defaults, &record.configs)?;
+    let mut partitions = Vec::new();
+    for p in 0..record.partitions {
+        let pdir = dir.join("topics").join(name).join(p.to_string());
+        partitions.push(Arc::new(Partition::open(
+            name,
+            p,
+            pdir,
+            config.clone(),
+            clock.clone(),
+            poisoned.clone(),
+        )?));
+    }
+    let topic_dir = dir.join("topics").join(name);
+    writer::sync_dir(&topic_dir)?;
+    Ok(Topic {
+        info: TopicInfo {
+            name: name.to_owned(),
+            partitions: record.partitions,
+            config,
+        },
+        partitions,
+        next_sticky: AtomicU32::new(0),
+    })
+}
+
+/// Retention over every partition.
+fn enforce_retention(inner: &Inner) -> Result<usize> {
+    let now = inner.clock.now_ms();
+    let topics: Vec<Arc<Topic>> = inner.topics.read()?.values().cloned().collect();
+    let mut deleted = 0;
+    for t in topics {
+        for p in &t.partitions {
+            deleted += p.enforce_retention(now)?;
+        }
+    }
+    Ok(deleted)
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // fjall's handles do not implement Debug; the directory identifies the database.
+        f.debug_struct("Inner")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the thread that runs interval fsyncs, retention and consumer expiry.
+fn spawn_background(inner: Arc<Inner>) -> std::io::Result<(mpsc::Sender<()>, JoinHandle<()>)> {
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let handle = std::thread::Builder::new().name("streamcache-log".into()).spawn(move || {
+        let mut last_retention_ms = inner.clock.monotonic_ns() / 1_000_000;
+        loop {
+            let tick = background_tick_ms(&inner);
+            match stop_rx.recv_timeout(Duration::from_millis(tick)) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            let topics: Vec<Arc<Topic>> = match inner.topics.read() {
+                Ok(t) => t.values().cloned().collect(),
+                Err(_) => return,
+            };
+            for t in &topics {
+                for p in &t.partitions {
+                    if let Err(e) = p.flush_if_due() {
+                        tracing::error!(topic = %t.info.name, partition = p.id(), error = %e, "interval fsync failed; the log stops accepting writes");
+                    }
+                }
+            }
+            let now = inner.clock.monotonic_ns() / 1_000_000;
+            if now.saturating_sub(last_retention_ms) >= inner.config.retention_check_interval_ms {
+                last_retention_ms = now;
+                if let Err(e) = enforce_retention(&inner) {
+                    tracing::error!(error = %e, "retention failed");
+                }
+                if let Ok(mut g) = inner.groups.lock() {
+                    g.expire_idle(inner.clock.now_ms(), inner.config.consumer_instance_timeout_ms);
+                }
+            }
+        }
+    })?;
+    Ok((stop_tx, handle))
+}
+
+/// How long the background thread waits: the shortest interval policy in use, at most
+/// [`BACKGROUND_TICK_MS_MAX`].
+fn background_tick_ms(inner: &Inner) -> u64 {
+    let mut tick = BACKGROUND_TICK_MS_MAX;
+    let mut consider = |p: FlushPolicy| {
+        if let FlushPolicy::IntervalMs(n) = p {
+            tick = tick.min(n);
+        }
+    };
+    consider(inner.config.flush_policy);
+    if let Ok(topics) = inner.topics.read() {
+        for t in topics.values() {
+            consider(t.info.config.flush_policy);
+        }
+    }
+    tick.max(1)
+}

@@ -11,6 +11,7 @@
 //!   [`TopicSink`], [`DeadLetter`]).
 //! - `process.rs`: one batch through one flow, ending in the history commit with the offsets.
 //! - `runner.rs`: [`Pipeline`]: a task per flow, bounded queues, metrics, status, reload.
+//! - `rebuild.rs`: [`rebuild_cache`], replaying the log into the cache at start.
 //! - `reference.rs`: the built-in reference flow and watcher description.
 
 mod config;
@@ -18,6 +19,7 @@ mod error;
 mod path;
 mod plan;
 mod process;
+mod rebuild;
 mod reference;
 mod route;
 mod runner;
@@ -30,6 +32,7 @@ pub use config::{
 };
 pub use error::{Error, Result, SeamError, SeamErrorKind};
 pub use plan::{FlowDiff, FlowPlan, diff, plan};
+pub use rebuild::rebuild_cache;
 pub use reference::{
     REFERENCE_CACHE_TTL_MS, REFERENCE_ORDER_SPEC, REFERENCE_TOPIC, REFERENCE_TOPIC_PARTITIONS,
     WatcherDescription, reference_flow, reference_toml, reference_watcher,

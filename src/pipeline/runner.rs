@@ -401,7 +401,7 @@ impl Pipeline {
 }
 
 /// Checks and compiles a whole flow set.
-fn compile(config: &PipelineConfig, seams: &Seams) -> Result<Vec<CompiledFlow>> {
+pub(crate) fn compile(config: &PipelineConfig, seams: &Seams) -> Result<Vec<CompiledFlow>> {
     plan(config)?
         .into_iter()
         .map(|plan| {

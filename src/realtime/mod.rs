@@ -1,1 +1,108 @@
-//! Real-time fan-out: the channel hub, change-feed watchers and Pusher signing.
+//! Real-time fan-out: the channel hub, change-feed watchers and the Pusher protocol 7 logic.
+//!
+//! - [`Hub`]: one monotonic event id per channel, a bounded replay buffer, and fan-out to any
+//!   number of [`Subscription`]s with explicit lag handling (recover from the replay buffer, or
+//!   tell the subscriber to resync). Presence membership and socket ids live here too.
+//! - Pusher protocol pieces without any HTTP framework: channel names and kinds, client message
+//!   parsing, server frames, channel authorisation (HMAC-SHA256, checked in constant time) and
+//!   HTTP API request signing.
+//! - [`Watcher`]: a pure function from a MongoDB-shaped change event to a channel event.
+//!
+//! What does not live here: sockets, axum, the history change feed. The API layer
+//! (`api::pusher`, `api::realtime`) drives the hub; the pipeline feeds watchers.
+//!
+//! ```
+//! use streamcache::realtime::{Delivery, Hub, RealtimeConfig};
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let hub = Hub::new(&RealtimeConfig::default(), 7);
+//! let mut sub = hub.subscribe("orders", None)?;
+//! let id = hub.publish("orders", "NewOrder", serde_json::json!({"orderNumber": 1}), None)?;
+//! let Delivery::Event(event) = sub.recv().await else { unreachable!() };
+//! assert_eq!((event.id(), event.name(), event.data()), (id, "NewOrder", r#"{"orderNumber":1}"#));
+//! # Ok::<(), streamcache::realtime::Error>(())
+//! # }).unwrap();
+//! ```
+
+mod config;
+mod error;
+mod filter;
+mod hub;
+mod presence;
+mod protocol;
+mod rate;
+mod signing;
+mod watcher;
+
+pub use config::{
+    DEFAULT_APP_ID, DEFAULT_KEY, DEFAULT_SECRET, RealtimeConfig, WatcherConfig,
+    default_toml_section,
+};
+pub use error::{Error, Result};
+pub use hub::{ConnectionGuard, Delivery, Event, EventId, Hub, Start, Subscription};
+pub use presence::{Member, PresenceSnapshot};
+pub use protocol::{
+    ChannelKind, ClientMessage, ErrorCode, SocketId, check_channel_name, check_event_name,
+    frame_connection_established, frame_error, frame_member_added, frame_member_removed,
+    frame_ping, frame_pong, frame_subscription_error, frame_subscription_succeeded,
+    normalize_json_data, parse_client_message, parse_presence_data,
+};
+pub use rate::RateWindow;
+pub use signing::{
+    SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, sign_request,
+};
+pub use watcher::Watcher;
+
+// ---- Limits ------------------------------------------------------------------------------
+
+/// Longest channel name, in characters (Pusher's limit).
+pub const CHANNEL_NAME_CHARS_MAX: usize = 200;
+/// Longest event name, in characters (Pusher's limit).
+pub const EVENT_NAME_CHARS_MAX: usize = 200;
+/// Largest event payload, in bytes of JSON text (Pusher's 10 KB limit; beyond it the HTTP API
+/// answers 413).
+pub const EVENT_DATA_BYTES_MAX: usize = 10 * 1024;
+/// Most channels one HTTP API publish may name (Pusher's limit).
+pub const PUBLISH_CHANNELS_MAX: usize = 100;
+/// Most events in one `batch_events` request (Pusher's limit).
+pub const BATCH_EVENTS_MAX: usize = 10;
+/// Most channels the hub keeps at once; beyond it an idle channel (no subscriber) is dropped to
+/// make room, and if none is idle the publish or subscribe fails. With [`REPLAY_BYTES_MAX`] this
+/// bounds replay memory to 1 GiB in the worst case.
+pub const HUB_CHANNELS_MAX: usize = 1024;
+/// Most bytes of event data one channel's replay buffer keeps; older events are dropped first.
+pub const REPLAY_BYTES_MAX: usize = 1024 * 1024;
+/// Ceiling for `realtime.replay_events`: events kept per channel for `Last-Event-ID` replay and
+/// lag recovery.
+pub const REPLAY_EVENTS_MAX: usize = 100_000;
+/// Events a live subscriber may fall behind before it must recover from the replay buffer (or
+/// `replay_events` when that is smaller).
+pub const SUBSCRIBER_QUEUE_EVENTS_MAX: usize = 256;
+/// Most channels one WebSocket connection may be subscribed to at once.
+pub const CONNECTION_CHANNELS_MAX: usize = 100;
+/// Most WebSocket connections and SSE streams at once; the next WebSocket is refused with 4100
+/// (over capacity), the next SSE stream with 503.
+pub const CONNECTIONS_MAX: usize = 10_000;
+/// Largest WebSocket message accepted from a client, in bytes.
+pub const WS_MESSAGE_BYTES_MAX: usize = 32 * 1024;
+/// Most client events one connection may send per second (Pusher's limit); more get 4301.
+pub const CLIENT_EVENTS_PER_SECOND_MAX: u32 = 10;
+/// Most distinct users on one presence channel (Pusher's limit).
+pub const PRESENCE_MEMBERS_MAX: usize = 100;
+/// Longest presence `user_id`, in characters (Pusher's limit).
+pub const USER_ID_CHARS_MAX: usize = 128;
+/// Largest presence `channel_data`, in bytes (Pusher limits `user_info` to 1 KB).
+pub const CHANNEL_DATA_BYTES_MAX: usize = 1024;
+/// Deepest nesting of a watcher `match` filter.
+pub const MATCH_DEPTH_MAX: usize = 16;
+/// Most watchers in the configuration.
+pub const WATCHERS_MAX: usize = 64;
+/// Longest and shortest `activity_timeout_s`; pusher-js uses min(120, server value).
+pub const ACTIVITY_TIMEOUT_S_MAX: u64 = 120;
+/// How far `auth_timestamp` of a signed HTTP API request may be from the server's clock, in
+/// seconds (Pusher's window).
+pub const AUTH_TIMESTAMP_SKEW_S_MAX: u64 = 600;
+
+const _: () = assert!(SUBSCRIBER_QUEUE_EVENTS_MAX <= REPLAY_EVENTS_MAX);
+const _: () = assert!(CHANNEL_DATA_BYTES_MAX <= WS_MESSAGE_BYTES_MAX);
+const _: () = assert!(EVENT_DATA_BYTES_MAX < WS_MESSAGE_BYTES_MAX);
+const _: () = assert!(EVENT_DATA_BYTES_MAX <= REPLAY_BYTES_MAX);

@@ -1,0 +1,389 @@
+//! History benchmarks: 100k order documents (~1 KB, 3 order lines) — insert one by one and in
+//! batches of 100, find by `_id`, find by an indexed field, an indexed range returning 100 —
+//! beside SQLite (bundled, WAL, `synchronous=OFF` to match `fsync = "never"`) storing the same
+//! JSON with expression indexes on the same fields; and change-feed latency, insert →
+//! in-process subscriber, p50/p99.
+//!
+//! A pre-pass prints a side-by-side table with ops/s and the ratio; criterion then measures
+//! each operation for both stores in one group.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "benchmark setup fails loudly"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use criterion::{BenchmarkId, Criterion};
+use rusqlite::{Connection, params};
+use streamcache::clock::{Clock, SystemClock};
+use streamcache::history::{
+    FindOptions, History, HistoryConfig, IndexModel, WatchOptions, WatchScope,
+};
+
+const DOCS: i64 = 100_000;
+const DB: &str = "shop";
+const COLL: &str = "orders";
+
+/// A deterministic ~1 KB order with three lines.
+fn order(i: i64) -> Document {
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let lines: Vec<Bson> = (0..3)
+        .map(|l| {
+            Bson::Document(doc! {
+                "lineNumber": l,
+                "sku": format!("SKU-{:06}", next() % 100_000),
+                "name": format!("Product {} with a reasonably descriptive name", next() % 5000),
+                "qty": (next() % 9 + 1) as i32,
+                "price": (next() % 10_000) as f64 / 100.0,
+                "description": "A line description long enough to make the order about one kilobyte in size overall.",
+            })
+        })
+        .collect();
+    let status = ["new", "paid", "shipped"][(i % 3) as usize];
+    doc! {
+        "_id": i,
+        "orderNumber": i,
+        "customerNumber": i % 1000,
+        "status": status,
+        "createdAt": bson::DateTime::from_millis(1_700_000_000_000 + i * 1000),
+        "customer": {"name": format!("Customer {}", i % 1000), "email": format!("c{}@example.com", i % 1000), "city": "Springfield", "street": "742 Evergreen Terrace"},
+        "lines": lines,
+        "notes": "x".repeat(150),
+    }
+}
+
+fn json_of(d: &Document) -> String {
+    Bson::Document(d.clone()).into_relaxed_extjson().to_string()
+}
+
+struct Stores {
+    _dir: tempfile::TempDir,
+    history: History,
+    sqlite: Connection,
+}
+
+fn open_stores() -> Stores {
+    let dir = tempfile::tempdir().unwrap();
+    let history = History::open(
+        &dir.path().join("history"),
+        HistoryConfig::default(),
+        SystemClock::shared(),
+    )
+    .unwrap();
+    for (field, unique) in [("orderNumber", true), ("customerNumber", false)] {
+        history
+            .create_index(
+                DB,
+                COLL,
+                &IndexModel {
+                    keys: vec![(field.into(), 1)],
+                    name: None,
+                    unique,
+                },
+            )
+            .unwrap();
+    }
+    let sqlite = Connection::open(dir.path().join("sqlite.db")).unwrap();
+    sqlite.pragma_update(None, "journal_mode", "WAL").unwrap();
+    sqlite.pragma_update(None, "synchronous", "OFF").unwrap();
+    sqlite
+        .execute_batch(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);
+             CREATE UNIQUE INDEX orders_order_number ON orders (json_extract(doc, '$.orderNumber'));
+             CREATE INDEX orders_customer_number ON orders (json_extract(doc, '$.customerNumber'));",
+        )
+        .unwrap();
+    Stores {
+        _dir: dir,
+        history,
+        sqlite,
+    }
+}
+
+fn load(s: &Stores, n: i64) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        s.history
+            .insert_many(DB, COLL, chunk.iter().map(|i| order(*i)).collect())
+            .unwrap();
+        let tx = s.sqlite.unchecked_transaction().unwrap();
+        {
+            let mut st = tx
+                .prepare_cached("INSERT INTO orders (id, doc) VALUES (?1, ?2)")
+                .unwrap();
+            for i in chunk {
+                st.execute(params![i, json_of(&order(*i))]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+}
+
+fn sqlite_find(c: &Connection, sql: &str, p: &[&dyn rusqlite::ToSql]) -> Vec<serde_json::Value> {
+    let mut st = c.prepare_cached(sql).unwrap();
+    st.query_map(p, |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|s| serde_json::from_str(&s.unwrap()).unwrap())
+        .collect()
+}
+
+fn history_by_id(s: &Stores, i: i64) -> usize {
+    s.history
+        .find(DB, COLL, &doc! {"_id": i}, &FindOptions::default())
+        .unwrap()
+        .len()
+}
+fn sqlite_by_id(s: &Stores, i: i64) -> usize {
+    sqlite_find(&s.sqlite, "SELECT doc FROM orders WHERE id = ?1", &[&i]).len()
+}
+fn history_by_field(s: &Stores, i: i64) -> usize {
+    s.history
+        .find(DB, COLL, &doc! {"orderNumber": i}, &FindOptions::default())
+        .unwrap()
+        .len()
+}
+fn sqlite_by_field(s: &Stores, i: i64) -> usize {
+    sqlite_find(
+        &s.sqlite,
+        "SELECT doc FROM orders WHERE json_extract(doc, '$.orderNumber') = ?1",
+        &[&i],
+    )
+    .len()
+}
+fn history_range(s: &Stores, i: i64) -> usize {
+    let f = doc! {"orderNumber": {"$gte": i, "$lt": i + 100}};
+    s.history
+        .find(DB, COLL, &f, &FindOptions::default())
+        .unwrap()
+        .len()
+}
+fn sqlite_range(s: &Stores, i: i64) -> usize {
+    let end = i + 100;
+    sqlite_find(&s.sqlite, "SELECT doc FROM orders WHERE json_extract(doc, '$.orderNumber') >= ?1 AND json_extract(doc, '$.orderNumber') < ?2", &[&i, &end]).len()
+}
+
+fn history_insert_one(s: &Stores, i: i64) {
+    s.history.insert_one(DB, COLL, order(i)).unwrap();
+}
+fn sqlite_insert_one(s: &Stores, i: i64) {
+    s.sqlite
+        .prepare_cached("INSERT INTO orders (id, doc) VALUES (?1, ?2)")
+        .unwrap()
+        .execute(params![i, json_of(&order(i))])
+        .unwrap();
+}
+fn history_insert_100(s: &Stores, first: i64) {
+    s.history
+        .insert_many(DB, COLL, (first..first + 100).map(order).collect())
+        .unwrap();
+}
+fn sqlite_insert_100(s: &Stores, first: i64) {
+    let tx = s.sqlite.unchecked_transaction().unwrap();
+    {
+        let mut st = tx
+            .prepare_cached("INSERT INTO orders (id, doc) VALUES (?1, ?2)")
+            .unwrap();
+        for i in first..first + 100 {
+            st.execute(params![i, json_of(&order(i))]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Ops per second of `f` over `n` calls, timed with the injected system clock.
+fn rate(clock: &SystemClock, n: i64, mut f: impl FnMut(i64)) -> f64 {
+    let t = clock.monotonic_ns();
+    for i in 0..n {
+        f(i);
+    }
+    n as f64 / ((clock.monotonic_ns() - t) as f64 / 1e9)
+}
+
+fn lcg(i: i64) -> i64 {
+    ((i as u64)
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
+        >> 17) as i64
+        % DOCS
+}
+
+/// Pre-pass: one side-by-side table from the same run.
+fn side_by_side(s: &Stores) {
+    let clock = SystemClock::new();
+    let mut next = DOCS * 10;
+    println!(
+        "\nhistory vs SQLite, {DOCS} orders of ~{} B (ops/s, same run)",
+        order(1).to_vec().unwrap().len()
+    );
+    println!(
+        "{:<34} {:>12} {:>12} {:>7}",
+        "operation", "history", "sqlite", "ratio"
+    );
+    let row = |name: &str, docs_per_op: f64, h: f64, q: f64| {
+        println!(
+            "{name:<34} {:>12.0} {:>12.0} {:>6.2}x",
+            h * docs_per_op,
+            q * docs_per_op,
+            h / q
+        );
+    };
+    let base = next;
+    let h = rate(&clock, 5_000, |i| history_insert_one(s, base + i));
+    let q = rate(&clock, 5_000, |i| sqlite_insert_one(s, base + i));
+    row("insert one by one (docs/s)", 1.0, h, q);
+    next += 10_000;
+    let base = next;
+    let h = rate(&clock, 100, |i| history_insert_100(s, base + i * 100));
+    let q = rate(&clock, 100, |i| sqlite_insert_100(s, base + i * 100));
+    row("insert batches of 100 (docs/s)", 100.0, h, q);
+    let h = rate(&clock, 50_000, |i| assert_eq!(history_by_id(s, lcg(i)), 1));
+    let q = rate(&clock, 50_000, |i| assert_eq!(sqlite_by_id(s, lcg(i)), 1));
+    row("find by _id", 1.0, h, q);
+    let h = rate(&clock, 50_000, |i| {
+        assert_eq!(history_by_field(s, lcg(i)), 1)
+    });
+    let q = rate(&clock, 50_000, |i| {
+        assert_eq!(sqlite_by_field(s, lcg(i)), 1)
+    });
+    row("find by indexed field", 1.0, h, q);
+    let h = rate(&clock, 2_000, |i| {
+        assert_eq!(history_range(s, lcg(i) % (DOCS - 100)), 100)
+    });
+    let q = rate(&clock, 2_000, |i| {
+        assert_eq!(sqlite_range(s, lcg(i) % (DOCS - 100)), 100)
+    });
+    row("indexed range of 100 (ranges/s)", 1.0, h, q);
+}
+
+/// Insert → in-process subscriber latency, p50/p99/max over `n` events.
+fn feed_latency(n: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<SystemClock> = Arc::new(SystemClock::new());
+    let h = History::open(dir.path(), HistoryConfig::default(), clock.clone()).unwrap();
+    let mut stream = h
+        .watch(
+            WatchScope::Collection {
+                db: DB.into(),
+                coll: COLL.into(),
+            },
+            WatchOptions::default(),
+        )
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    let c2 = clock.clone();
+    let sub = std::thread::spawn(move || {
+        let mut got = 0;
+        while got < n {
+            let batch = stream.next_batch(1, Duration::from_secs(5)).unwrap();
+            for _ in batch.events {
+                tx.send(c2.monotonic_ns()).unwrap();
+                got += 1;
+            }
+        }
+    });
+    let mut lat = Vec::with_capacity(n);
+    let doc = order(1);
+    for i in 0..n {
+        let mut d = doc.clone();
+        d.insert("_id", i as i64);
+        let t = clock.monotonic_ns();
+        h.insert_one(DB, COLL, d).unwrap();
+        let received = rx.recv().unwrap();
+        lat.push(received.saturating_sub(t));
+    }
+    sub.join().unwrap();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    println!(
+        "\nchange feed insert -> subscriber ({n} events, includes the commit): p50 {:.1} us, p99 {:.1} us, max {:.1} us (bar: p99 < 1000 us)",
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+fn criterion_benches(c: &mut Criterion, s: &Stores) {
+    let mut next = DOCS * 100;
+    let mut g = c.benchmark_group("history_vs_sqlite");
+    g.bench_function(BenchmarkId::new("insert_one", "history"), |b| {
+        b.iter(|| {
+            next += 1;
+            history_insert_one(s, next)
+        })
+    });
+    g.bench_function(BenchmarkId::new("insert_one", "sqlite"), |b| {
+        b.iter(|| {
+            next += 1;
+            sqlite_insert_one(s, next)
+        })
+    });
+    g.bench_function(BenchmarkId::new("insert_batch_100", "history"), |b| {
+        b.iter(|| {
+            next += 100;
+            history_insert_100(s, next)
+        })
+    });
+    g.bench_function(BenchmarkId::new("insert_batch_100", "sqlite"), |b| {
+        b.iter(|| {
+            next += 100;
+            sqlite_insert_100(s, next)
+        })
+    });
+    let mut i = 0;
+    g.bench_function(BenchmarkId::new("find_by_id", "history"), |b| {
+        b.iter(|| {
+            i += 1;
+            history_by_id(s, lcg(i))
+        })
+    });
+    g.bench_function(BenchmarkId::new("find_by_id", "sqlite"), |b| {
+        b.iter(|| {
+            i += 1;
+            sqlite_by_id(s, lcg(i))
+        })
+    });
+    g.bench_function(BenchmarkId::new("find_by_indexed_field", "history"), |b| {
+        b.iter(|| {
+            i += 1;
+            history_by_field(s, lcg(i))
+        })
+    });
+    g.bench_function(BenchmarkId::new("find_by_indexed_field", "sqlite"), |b| {
+        b.iter(|| {
+            i += 1;
+            sqlite_by_field(s, lcg(i))
+        })
+    });
+    g.bench_function(BenchmarkId::new("indexed_range_100", "history"), |b| {
+        b.iter(|| {
+            i += 1;
+            history_range(s, lcg(i) % (DOCS - 100))
+        })
+    });
+    g.bench_function(BenchmarkId::new("indexed_range_100", "sqlite"), |b| {
+        b.iter(|| {
+            i += 1;
+            sqlite_range(s, lcg(i) % (DOCS - 100))
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    let stores = open_stores();
+    load(&stores, DOCS);
+    side_by_side(&stores);
+    feed_latency(10_000);
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c, &stores);
+    c.final_summary();
+}

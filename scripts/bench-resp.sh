@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# bench-resp.sh - streamcache's RESP server beside redis-server, on loopback.
+#
+# Starts streamcache (release build) and redis-server (persistence off), then runs
+#   redis-benchmark -t set,get,incr,lpush,hset,mset -n $N -c 50 -P {1,16}
+# against each, alternating server per command, and prints rps, p50 and p99 for both and the
+# ratio streamcache/redis per command. Then loads 1M keys with 100-byte values (and again with a
+# TTL on each key) into fresh instances and prints RSS growth per key for both.
+#
+# Needs redis-server and redis-benchmark/redis-cli (Debian packages `redis-server`, `redis-tools`).
+# Environment: N (default 3000000), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
+# SKIP_MEM=1 / SKIP_RPS=1 to run one half.
+set -euo pipefail
+
+N=${N:-3000000}
+KEYS_MEM=${KEYS_MEM:-1000000}
+SC_PORT=${SC_PORT:-16380}
+REDIS_PORT=${REDIS_PORT:-16379}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$ROOT/target/release/streamcache
+
+for p in redis-server redis-benchmark redis-cli; do
+    command -v "$p" >/dev/null || { echo "bench-resp: $p missing (apt-get install redis-server redis-tools)" >&2; exit 2; }
+done
+[ -x "$BIN" ] || (cd "$ROOT" && cargo build --release >&2)
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+start_sc() {
+    "$BIN" --ephemeral --http 127.0.0.1:0 --resp "127.0.0.1:$SC_PORT" --log-level warn >/dev/null 2>&1 &
+    SC_PID=$!; PIDS+=("$SC_PID")
+    wait_port "$SC_PORT"
+}
+start_redis() {
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+        --logfile /dev/null >/dev/null 2>&1 &
+    REDIS_PID=$!; PIDS+=("$REDIS_PID")
+    wait_port "$REDIS_PORT"
+}
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+wait_port() {
+    for _ in $(seq 1 100); do
+        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "bench-resp: nothing answers on port $1" >&2; exit 1
+}
+rss_kb() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+
+# One redis-benchmark run; prints "rps p50 p99".
+bench() { # port test pipeline
+    redis-benchmark -p "$1" -t "$2" -n "$N" -c 50 -P "$3" --csv 2>/dev/null \
+        | awk -F'","' 'NR==2 { gsub(/"/, "", $0); split($0, f, ","); print f[2], f[5], f[7] }'
+}
+
+if [ "${SKIP_RPS:-0}" != 1 ]; then
+    start_sc; start_redis
+    printf '%-6s %3s | %12s %8s %8s | %12s %8s %8s | %6s\n' cmd P sc_rps sc_p50 sc_p99 redis_rps r_p50 r_p99 ratio
+    for P in 1 16; do
+        for t in set get incr lpush hset mset; do
+            read -r s_rps s_p50 s_p99 < <(bench "$SC_PORT" "$t" "$P")
+            read -r r_rps r_p50 r_p99 < <(bench "$REDIS_PORT" "$t" "$P")
+            ratio=$(awk -v a="$s_rps" -v b="$r_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+            printf '%-6s %3s | %12s %8s %8s | %12s %8s %8s | %6s\n' "$t" "$P" "$s_rps" "$s_p50" "$s_p99" "$r_rps" "$r_p50" "$r_p99" "$ratio"
+        done
+    done
+    stop "$SC_PID"; stop "$REDIS_PID"
+fi
+
+if [ "${SKIP_MEM:-0}" != 1 ]; then
+    gen() { # ttl-flag
+        awk -v n="$KEYS_MEM" -v ttl="$1" 'BEGIN {
+            v = sprintf("%0100d", 0);
+            for (i = 0; i < n; i++) {
+                k = sprintf("key:%012d", i);
+                if (ttl) printf "*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n$2\r\nEX\r\n$5\r\n86400\r\n", length(k), k, v;
+                else printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n", length(k), k, v;
+            }
+        }'
+    }
+    echo
+    printf '%-22s | %14s %10s | %14s %10s | %6s\n' load sc_rss_kb sc_B/key redis_rss_kb r_B/key ratio
+    for ttl in 0 1; do
+        start_sc; start_redis
+        sc0=$(rss_kb "$SC_PID"); r0=$(rss_kb "$REDIS_PID")
+        gen "$ttl" | redis-cli -p "$SC_PORT" --pipe >/dev/null
+        gen "$ttl" | redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+        sc1=$(rss_kb "$SC_PID"); r1=$(rss_kb "$REDIS_PID")
+        label="${KEYS_MEM} x 100B"
+        if [ "$ttl" = 1 ]; then label="$label + TTL"; fi
+        awk -v l="$label" -v s0="$sc0" -v s1="$sc1" -v r0="$r0" -v r1="$r1" -v n="$KEYS_MEM" 'BEGIN {
+            sb = (s1 - s0) * 1024 / n; rb = (r1 - r0) * 1024 / n;
+            printf "%-22s | %14d %10.0f | %14d %10.0f | %6.2f\n", l, s1, sb, r1, rb, (r1 > 0 ? s1 / r1 : 0) }'
+        stop "$SC_PID"; stop "$REDIS_PID"
+    done
+fi

@@ -1,0 +1,182 @@
+//! The Kafka surface under `/kafka`: Confluent REST Proxy v2 (topics, produce, consumer
+//! instances), v3 (clusters, topics, streaming produce) and an SSE tail of a partition.
+//!
+//! Request and response shapes, content types and error codes follow the REST Proxy, so a
+//! client written for it works by changing only its base URL. Every log call is blocking and
+//! runs through [`blocking`] (`spawn_blocking`): an `always` append waits for an fsync, and
+//! doing that on a runtime worker would stall every other connection on it. Waiting for new
+//! records is async, on the partition's `watch` channel.
+
+mod dto;
+mod iso8601;
+mod sse;
+mod v2;
+mod v3;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use crate::log::{Error, Log};
+
+/// Content type of every v2 response.
+pub(crate) const V2_CONTENT_TYPE: &str = "application/vnd.kafka.v2+json";
+
+/// The `/kafka` routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(v2::routes())
+        .merge(v3::routes())
+        .merge(sse::routes())
+}
+
+/// A REST Proxy error: `{"error_code": …, "message": …}` with the status of its code family.
+#[derive(Debug)]
+pub(crate) struct KafkaError {
+    /// HTTP status.
+    status: StatusCode,
+    /// REST Proxy error code, e.g. 40401.
+    code: u32,
+    /// Safe message.
+    message: String,
+    /// Answer as plain `application/json` (v3) instead of the v2 content type.
+    v3: bool,
+}
+
+impl KafkaError {
+    /// An error with an explicit status and code.
+    pub(crate) fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            v3: false,
+        }
+    }
+
+    /// 422 with the bean-validation code 422 (e.g. a produce body without `records`).
+    pub(crate) fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, 422, message)
+    }
+
+    /// 400 for a body that is not JSON.
+    pub(crate) fn bad_json(e: &serde_json::Error) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 400, format!("malformed JSON: {e}"))
+    }
+
+    /// Marks the error as a v3 one (plain `application/json`).
+    pub(crate) fn v3(mut self) -> Self {
+        self.v3 = true;
+        self
+    }
+
+    /// The REST code of this error.
+    pub(crate) fn code(&self) -> u32 {
+        self.code
+    }
+
+    /// The message of this error.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<Error> for KafkaError {
+    fn from(e: Error) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            Error::TopicNotFound { .. } => (S::NOT_FOUND, 40401),
+            Error::PartitionNotFound { .. } => (S::NOT_FOUND, 40402),
+            Error::InstanceNotFound { .. } => (S::NOT_FOUND, 40403),
+            Error::InstanceExists { .. } => (S::CONFLICT, 40902),
+            Error::IllegalState { .. } | Error::NoResetPolicy { .. } => (S::CONFLICT, 40903),
+            Error::TopicNameInvalid { .. }
+            | Error::TopicExists { .. }
+            | Error::TooManyTopics { .. }
+            | Error::PartitionCountInvalid { .. }
+            | Error::ConfigInvalid { .. }
+            | Error::OffsetOutOfRange { .. } => (S::BAD_REQUEST, 40002),
+            Error::GroupNameInvalid { .. } | Error::PatternInvalid { .. } => {
+                (S::UNPROCESSABLE_ENTITY, 42204)
+            }
+            Error::RecordTooLarge { .. }
+            | Error::TooManyRecords { .. }
+            | Error::AppendTooLarge { .. }
+            | Error::TooManyTopicsInSubscription { .. } => (S::UNPROCESSABLE_ENTITY, 42206),
+            Error::TooManyInstances { .. } => (S::SERVICE_UNAVAILABLE, 50301),
+            Error::Poisoned => (S::SERVICE_UNAVAILABLE, 50302),
+            Error::Corrupt { .. }
+            | Error::Io { .. }
+            | Error::Meta { .. }
+            | Error::MetaCorrupt { .. }
+            | Error::LockPoisoned => {
+                tracing::error!(error = %e, "log error answering a Kafka REST request");
+                return Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    50002,
+                    "internal Kafka error; see the server log",
+                );
+            }
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for KafkaError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error_code": self.code, "message": self.message});
+        let ct = if self.v3 {
+            "application/json"
+        } else {
+            V2_CONTENT_TYPE
+        };
+        let mut resp = (self.status, body.to_string()).into_response();
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        resp
+    }
+}
+
+/// Serialises `body` with a content type.
+pub(crate) fn json_response<T: Serialize>(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &T,
+) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut resp = (status, bytes).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            resp
+        }
+        Err(e) => KafkaError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            50002,
+            format!("cannot encode the reply: {e}"),
+        )
+        .into_response(),
+    }
+}
+
+/// Runs a blocking log call on the blocking pool.
+pub(crate) async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, KafkaError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Log) -> crate::log::Result<T> + Send + 'static,
+{
+    let log = state.engine.log().clone();
+    match tokio::task::spawn_blocking(move || f(&log)).await {
+        Ok(result) => result.map_err(KafkaError::from),
+        Err(e) => {
+            tracing::error!(error = %e, "blocking log task failed");
+            Err(KafkaError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                50002,
+                "internal Kafka error; see the server log",
+            ))
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The SSE tail: `GET /kafka/topics/{topic}/stream?partition=P&from=earliest|latest|OFFSET`.
+//!
+//! One event per record with `id: partition:offset`; a reconnect carrying `Last-Event-ID` for
+//! the same partition resumes right after it. The stream waits for appends on the partition's
+//! `watch` channel (no polling) and sends keep-alive comments while idle. A reader overtaken by
+//! retention jumps to the new log start, as `auto.offset.reset = earliest` would.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::v2::{Format, render_embedded};
+use super::{KafkaError, blocking, iso8601};
+use crate::api::AppState;
+use crate::log::{Error, Offset, Partition, StoredRecord};
+
+/// Interval of keep-alive comments on an idle stream, in ms.
+pub(crate) const SSE_KEEP_ALIVE_MS: u64 = 15_000;
+/// Bytes read from the log per refill of a stream's buffer.
+const SSE_READ_BYTES: usize = 1024 * 1024;
+
+/// The SSE route.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/kafka/topics/{topic}/stream", get(stream))
+}
+
+/// Query of the tail.
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    /// Partition (default 0).
+    partition: Option<i64>,
+    /// `earliest`, `latest` (default) or an offset.
+    from: Option<String>,
+    /// `json` (default: JSON when the bytes parse, else a string) or `binary` (base64).
+    format: Option<String>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, KafkaError> {
+    let p = q.partition.unwrap_or(0);
+    let p = u32::try_from(p).map_err(|_| {
+        KafkaError::new(
+            StatusCode::NOT_FOUND,
+            40402,
+            format!("partition {p} of topic {topic} not found"),
+        )
+    })?;
+    let format = match q.format.as_deref() {
+        None | Some("json") => Format::Json,
+        Some("binary") => Format::Binary,
+        Some(other) => {
+            return Err(KafkaError::unprocessable(format!(
+                "format {other:?} is not json or binary"
+            )));
+        }
+    };
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|id| id.split_once(':'))
+        .and_then(|(part, off)| {
+            Some((
+                part.trim().parse::<u32>().ok()?,
+                off.trim().parse::<u64>().ok()?,
+            ))
+        })
+        .filter(|(part, _)| *part == p)
+        .map(|(_, off)| off.saturating_add(1));
+    let from = q.from.clone();
+    let t = topic.clone();
+    let (partition, start) = blocking(&state, move |l| {
+        let partition = l.partition(&t, p)?;
+        let (earliest, latest) = (partition.earliest_offset()?, partition.latest_offset());
+        let start = match (resume, from.as_deref()) {
+            (Some(next), _) => next.clamp(earliest, latest),
+            (None, None | Some("latest")) => latest,
+            (None, Some("earliest")) => earliest,
+            (None, Some(n)) => {
+                let offset = n.parse::<u64>().map_err(|_| Error::ConfigInvalid {
+                    name: "from".into(),
+                    value: n.to_owned(),
+                    reason: "not earliest, latest or an offset".into(),
+                })?;
+                if offset < earliest || offset > latest {
+                    return Err(Error::OffsetOutOfRange {
+                        topic: t.clone(),
+                        partition: p,
+                        offset,
+                        earliest,
+                        latest,
+                    });
+                }
+                offset
+            }
+        };
+        Ok((partition, start))
+    })
+    .await?;
+    let rx = partition.subscribe();
+    let tail = Tail {
+        topic,
+        partition,
+        next: start,
+        rx,
+        buf: VecDeque::new(),
+        format,
+    };
+    let events = futures::stream::unfold(tail, |mut t| async move {
+        let event = t.next_event().await?;
+        Some((Ok::<Event, Infallible>(event), t))
+    });
+    Ok(Sse::new(events).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_millis(SSE_KEEP_ALIVE_MS))
+            .text("keep-alive"),
+    ))
+}
+
+/// State of one tail.
+struct Tail {
+    /// Topic name, for the event payload.
+    topic: String,
+    /// The partition.
+    partition: Arc<Partition>,
+    /// Next offset to read.
+    next: Offset,
+    /// Wakes on append.
+    rx: tokio::sync::watch::Receiver<Offset>,
+    /// Records read but not yet sent.
+    buf: VecDeque<StoredRecord>,
+    /// Key and value rendering.
+    format: Format,
+}
+
+impl Tail {
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(r) = self.buf.pop_front() {
+                return Some(self.event(&r));
+            }
+            // Mark the current end as seen before reading, so an append racing the read wakes us.
+            self.rx.borrow_and_update();
+            let partition = self.partition.clone();
+            let next = self.next;
+            let read = tokio::task::spawn_blocking(move || partition.read(next, SSE_READ_BYTES))
+                .await
+                .ok()?;
+            match read {
+                Ok(records) if records.is_empty() => self.rx.changed().await.ok()?,
+                Ok(records) => {
+                    self.next = records.last().map_or(self.next, |r| r.offset + 1);
+                    self.buf.extend(records);
+                }
+                Err(Error::OffsetOutOfRange {
+                    earliest, latest, ..
+                }) => {
+                    self.next = if self.next < earliest {
+                        earliest
+                    } else {
+                        latest
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, error = %e, "SSE tail stopped");
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn event(&self, r: &StoredRecord) -> Event {
+        let headers: serde_json::Map<String, serde_json::Value> = r
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.key.clone(),
+                    render_embedded(Format::Binary, h.value.as_ref()),
+                )
+            })
+            .collect();
+        let data = json!({
+            "topic": self.topic,
+            "partition": self.partition.id(),
+            "offset": r.offset,
+            "timestamp": iso8601::format_ms(r.timestamp_ms),
+            "key": render_embedded(self.format, r.key.as_ref()),
+            "value": render_embedded(self.format, r.value.as_ref()),
+            "headers": headers,
+        });
+        Event::default()
+            .id(format!("{}:{}", self.partition.id(), r.offset))
+            .event("record")
+            .data(data.to_string())
+    }
+}

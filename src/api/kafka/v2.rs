@@ -1,0 +1,820 @@
+//! REST Proxy v2: topics, produce with the `binary` and `json` embedded formats, and the
+//! consumer-instance API under `/kafka/consumers/{group}`.
+//!
+//! Deliberate difference: `GET …/records` returns as soon as any record is available instead
+//! of lingering for the whole `consumer.request.timeout.ms` as the REST Proxy's default
+//! `fetch.min.bytes = -1` does; with nothing to return it waits (without polling) up to
+//! `min(timeout, consumer.request.timeout.ms)`.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::dto::{
+    CommittedOffsetOut, ConsumerRecordOut, CreateConsumer, CreatedConsumer, OffsetsBody,
+    PartitionInfo, PartitionsBody, ProduceOffset, ProduceRecord, ProduceRequest, ProduceResponse,
+    Replica, SubscriptionBody, TopicInfoV2, WireTopicPartition,
+};
+use super::{KafkaError, V2_CONTENT_TYPE, blocking, json_response};
+use crate::api::AppState;
+use crate::log::{
+    self, ConsumedRecord, ConsumerSettings, OffsetReset, Record, Routing, Subscription, TopicInfo,
+    TopicPartition,
+};
+
+/// Longest `consumer.request.timeout.ms` an instance may ask for, in ms (below the HTTP
+/// handler timeout's default of 60 s).
+pub(crate) const CONSUMER_REQUEST_TIMEOUT_MS_MAX: u64 = 30_000;
+/// The REST Proxy's default `consumer.request.timeout.ms`.
+const CONSUMER_REQUEST_TIMEOUT_MS_DEFAULT: u64 = 1_000;
+/// Default `max_bytes` of a records fetch.
+const FETCH_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
+
+/// The v2 routes.
+pub(crate) fn routes() -> Router<AppState> {
+    let inst = "/kafka/consumers/{group}/instances/{instance}";
+    Router::new()
+        .route("/kafka/topics", get(list_topics))
+        .route("/kafka/topics/{topic}", get(get_topic).post(produce))
+        .route("/kafka/topics/{topic}/partitions", get(list_partitions))
+        .route(
+            "/kafka/topics/{topic}/partitions/{partition}",
+            get(get_partition).post(produce_partition),
+        )
+        .route(
+            "/kafka/topics/{topic}/partitions/{partition}/offsets",
+            get(partition_offsets),
+        )
+        .route("/kafka/consumers/{group}", post(create_consumer))
+        .route(inst, axum::routing::delete(delete_consumer))
+        .route(
+            &format!("{inst}/subscription"),
+            post(subscribe).get(get_subscription).delete(unsubscribe),
+        )
+        .route(
+            &format!("{inst}/assignments"),
+            post(assign).get(get_assignments),
+        )
+        .route(&format!("{inst}/records"), get(records))
+        .route(&format!("{inst}/offsets"), post(commit).get(committed))
+        .route(&format!("{inst}/positions"), post(seek))
+        .route(&format!("{inst}/positions/beginning"), post(seek_beginning))
+        .route(&format!("{inst}/positions/end"), post(seek_end))
+}
+
+/// Embedded formats of keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// base64 strings.
+    Binary,
+    /// any JSON.
+    Json,
+}
+
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Binary => "binary",
+            Self::Json => "json",
+        }
+    }
+
+    fn records_content_type(self) -> &'static str {
+        match self {
+            Self::Binary => "application/vnd.kafka.binary.v2+json",
+            Self::Json => "application/vnd.kafka.json.v2+json",
+        }
+    }
+}
+
+fn ok<T: serde::Serialize>(body: &T) -> Response {
+    json_response(StatusCode::OK, V2_CONTENT_TYPE, body)
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, KafkaError> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            KafkaError::unprocessable(format!("invalid request body: {e}"))
+        } else {
+            KafkaError::bad_json(&e)
+        }
+    })
+}
+
+/// Parses an optional body: empty means `T::default()`.
+fn parse_optional<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, KafkaError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
+}
+
+fn partition_number(topic: &str, p: i64) -> Result<u32, KafkaError> {
+    u32::try_from(p).map_err(|_| {
+        KafkaError::new(
+            StatusCode::NOT_FOUND,
+            40402,
+            format!("partition {p} of topic {topic} not found"),
+        )
+    })
+}
+
+fn wire_partitions(list: Vec<WireTopicPartition>) -> Result<Vec<TopicPartition>, KafkaError> {
+    list.into_iter()
+        .map(|w| {
+            Ok(TopicPartition {
+                partition: partition_number(&w.topic, w.partition)?,
+                topic: w.topic,
+            })
+        })
+        .collect()
+}
+
+fn partition_info(p: u32) -> PartitionInfo {
+    PartitionInfo {
+        partition: p,
+        leader: 0,
+        replicas: vec![Replica {
+            broker: 0,
+            leader: true,
+            in_sync: true,
+        }],
+    }
+}
+
+fn topic_v2(info: TopicInfo) -> TopicInfoV2 {
+    TopicInfoV2 {
+        configs: info
+            .config
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v)))
+            .collect(),
+        partitions: (0..info.partitions).map(partition_info).collect(),
+        name: info.name,
+    }
+}
+
+async fn list_topics(State(state): State<AppState>) -> Result<Response, KafkaError> {
+    let topics = blocking(&state, |l| l.topics()).await?;
+    Ok(ok(&topics))
+}
+
+async fn get_topic(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+) -> Result<Response, KafkaError> {
+    let info = blocking(&state, move |l| l.topic(&topic)).await?;
+    Ok(ok(&topic_v2(info)))
+}
+
+async fn list_partitions(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+) -> Result<Response, KafkaError> {
+    let info = blocking(&state, move |l| l.topic(&topic)).await?;
+    Ok(ok(&(0..info.partitions)
+        .map(partition_info)
+        .collect::<Vec<_>>()))
+}
+
+async fn get_partition(
+    State(state): State<AppState>,
+    Path((topic, partition)): Path<(String, i64)>,
+) -> Result<Response, KafkaError> {
+    let p = partition_number(&topic, partition)?;
+    blocking(&state, move |l| l.partition(&topic, p).map(|_| ())).await?;
+    Ok(ok(&partition_info(p)))
+}
+
+async fn partition_offsets(
+    State(state): State<AppState>,
+    Path((topic, partition)): Path<(String, i64)>,
+) -> Result<Response, KafkaError> {
+    let p = partition_number(&topic, partition)?;
+    let (start, end) = blocking(&state, move |l| {
+        let part = l.partition(&topic, p)?;
+        Ok((part.earliest_offset()?, part.latest_offset()))
+    })
+    .await?;
+    Ok(ok(
+        &serde_json::json!({"beginning_offset": start, "end_offset": end}),
+    ))
+}
+
+/// The embedded format of a produce request, from its content type.
+fn produce_format(headers: &HeaderMap) -> Result<Format, KafkaError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match media.as_str() {
+        "application/vnd.kafka.binary.v2+json"
+        | "application/vnd.kafka.v2+json"
+        | "application/json" => Ok(Format::Binary),
+        "application/vnd.kafka.json.v2+json" => Ok(Format::Json),
+        "application/vnd.kafka.avro.v2+json"
+        | "application/vnd.kafka.jsonschema.v2+json"
+        | "application/vnd.kafka.protobuf.v2+json" => Err(KafkaError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42206,
+            "schema-based formats need a schema registry, which this server does not provide; use binary or json",
+        )),
+        _ => Err(KafkaError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            415,
+            format!(
+                "unsupported content type {ct:?}; use application/vnd.kafka.binary.v2+json or application/vnd.kafka.json.v2+json"
+            ),
+        )),
+    }
+}
+
+/// Turns an embedded key or value into bytes.
+fn embedded_bytes(
+    format: Format,
+    v: &Value,
+    what: &str,
+) -> Result<Option<bytes::Bytes>, KafkaError> {
+    match (format, v) {
+        (_, Value::Null) => Ok(None),
+        (Format::Binary, Value::String(s)) => base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map(|b| Some(b.into()))
+            .map_err(|e| {
+                KafkaError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    42203,
+                    format!("{what} is not base64: {e}"),
+                )
+            }),
+        (Format::Binary, _) => Err(KafkaError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+            format!("{what} must be a base64 string in the binary format"),
+        )),
+        (Format::Json, v) => serde_json::to_vec(v).map(|b| Some(b.into())).map_err(|e| {
+            KafkaError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                42203,
+                format!("{what}: {e}"),
+            )
+        }),
+    }
+}
+
+/// Renders stored bytes in the embedded format.
+pub(crate) fn render_embedded(format: Format, b: Option<&bytes::Bytes>) -> Value {
+    match (format, b) {
+        (_, None) => Value::Null,
+        (Format::Binary, Some(b)) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        (Format::Json, Some(b)) => serde_json::from_slice(b)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into_owned())),
+    }
+}
+
+async fn produce(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    produce_to(state, topic, None, &headers, &body).await
+}
+
+async fn produce_partition(
+    State(state): State<AppState>,
+    Path((topic, partition)): Path<(String, i64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let p = partition_number(&topic, partition)?;
+    produce_to(state, topic, Some(p), &headers, &body).await
+}
+
+async fn produce_to(
+    state: AppState,
+    topic: String,
+    path_partition: Option<u32>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, KafkaError> {
+    let format = produce_format(headers)?;
+    let request: ProduceRequest = parse(body)?;
+    let _ = (
+        &request.key_schema,
+        &request.key_schema_id,
+        &request.value_schema,
+        &request.value_schema_id,
+    );
+    let Some(records) = request.records else {
+        return Err(KafkaError::unprocessable("records may not be null"));
+    };
+    if records.len() > log::RECORDS_PER_APPEND_MAX {
+        return Err(log::Error::TooManyRecords {
+            len: records.len(),
+            max: log::RECORDS_PER_APPEND_MAX,
+        }
+        .into());
+    }
+    // Consecutive records with the same target go in one append, keeping reply order.
+    let mut runs: Vec<(Option<u32>, Vec<Record>)> = Vec::new();
+    for ProduceRecord {
+        key,
+        value,
+        partition,
+    } in records
+    {
+        let target = match partition {
+            Some(p) => Some(partition_number(&topic, p)?),
+            None => path_partition,
+        };
+        let record = Record {
+            key: embedded_bytes(format, &key, "key")?,
+            value: embedded_bytes(format, &value, "value")?,
+            ..Record::default()
+        };
+        match runs.last_mut() {
+            Some((t, list)) if *t == target => list.push(record),
+            _ => runs.push((target, vec![record])),
+        }
+    }
+    let results = blocking(&state, move |l| {
+        let mut out = Vec::new();
+        for (target, list) in runs {
+            let n = list.len();
+            let routing = target.map_or(Routing::Auto, Routing::Partition);
+            match l.append(&topic, routing, list) {
+                Ok(placed) => out.extend(placed.into_iter().map(Ok)),
+                Err(
+                    e @ (log::Error::TopicNotFound { .. }
+                    | log::Error::PartitionNotFound { .. }
+                    | log::Error::TopicNameInvalid { .. }
+                    | log::Error::AppendTooLarge { .. }),
+                ) => return Err(e),
+                Err(e) => out.extend((0..n).map(|_| Err(KafkaError::from(clone_for_records(&e))))),
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    let offsets = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(a) => ProduceOffset {
+                partition: Some(a.partition),
+                offset: Some(a.offset),
+                error_code: None,
+                error: None,
+            },
+            Err(e) => ProduceOffset {
+                partition: None,
+                offset: None,
+                error_code: Some(if e.code() == 50302 { 50003 } else { 50002 }),
+                error: Some(e.message().to_owned()),
+            },
+        })
+        .collect();
+    Ok(ok(&ProduceResponse {
+        key_schema_id: None,
+        value_schema_id: None,
+        offsets,
+    }))
+}
+
+/// Per-record failures are reported by message; the log error itself is not `Clone`.
+fn clone_for_records(e: &log::Error) -> log::Error {
+    match e {
+        log::Error::RecordTooLarge { len, max } => log::Error::RecordTooLarge {
+            len: *len,
+            max: *max,
+        },
+        log::Error::Poisoned => log::Error::Poisoned,
+        other => {
+            tracing::error!(error = %other, "produce failed");
+            log::Error::LockPoisoned
+        }
+    }
+}
+
+async fn create_consumer(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let req: CreateConsumer = parse_optional(&body)?;
+    let invalid = |m: String| KafkaError::new(StatusCode::UNPROCESSABLE_ENTITY, 42204, m);
+    let format = match req.format.as_deref().unwrap_or("binary") {
+        "binary" => Format::Binary,
+        "json" => Format::Json,
+        other => {
+            return Err(invalid(format!(
+                "format {other:?} is not supported; use binary or json"
+            )));
+        }
+    };
+    let offset_reset = match req.auto_offset_reset.as_deref().unwrap_or("latest") {
+        "earliest" | "smallest" => OffsetReset::Earliest,
+        "latest" | "largest" => OffsetReset::Latest,
+        "none" => OffsetReset::None,
+        other => {
+            return Err(invalid(format!(
+                "auto.offset.reset {other:?} is not earliest, latest or none"
+            )));
+        }
+    };
+    let auto_commit = match &req.auto_commit_enable {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s == "true" => true,
+        Some(Value::String(s)) if s == "false" => false,
+        Some(other) => {
+            return Err(invalid(format!(
+                "auto.commit.enable {other} is not true or false"
+            )));
+        }
+    };
+    let _ = &req.fetch_min_bytes;
+    let request_timeout_ms = match &req.request_timeout_ms {
+        None | Some(Value::Null) => CONSUMER_REQUEST_TIMEOUT_MS_DEFAULT,
+        Some(v) => v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            .filter(|n| (1..=CONSUMER_REQUEST_TIMEOUT_MS_MAX).contains(n))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "consumer.request.timeout.ms must be 1..={CONSUMER_REQUEST_TIMEOUT_MS_MAX}"
+                ))
+            })?,
+    };
+    let settings = ConsumerSettings {
+        format: format.name().to_owned(),
+        offset_reset,
+        auto_commit,
+        request_timeout_ms,
+    };
+    let g = group.clone();
+    let id = blocking(&state, move |l| {
+        l.create_consumer(&g, req.name.as_deref(), settings)
+    })
+    .await?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let base_uri = format!("http://{host}/kafka/consumers/{group}/instances/{id}");
+    Ok(ok(&CreatedConsumer {
+        instance_id: id,
+        base_uri,
+    }))
+}
+
+async fn delete_consumer(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+) -> Result<Response, KafkaError> {
+    blocking(&state, move |l| l.delete_consumer(&group, &instance)).await?;
+    Ok(no_content())
+}
+
+async fn subscribe(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let req: SubscriptionBody = parse(&body)?;
+    let sub = match (req.topics, req.topic_pattern) {
+        (Some(topics), None) if !topics.is_empty() => Subscription::Topics(topics),
+        (None, Some(p)) => Subscription::Pattern(p),
+        _ => {
+            return Err(KafkaError::unprocessable(
+                "give either a non-empty topics list or a topic_pattern",
+            ));
+        }
+    };
+    blocking(&state, move |l| {
+        l.subscribe_consumer(&group, &instance, sub)
+    })
+    .await?;
+    Ok(no_content())
+}
+
+async fn get_subscription(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+) -> Result<Response, KafkaError> {
+    let topics = blocking(&state, move |l| l.consumer_subscription(&group, &instance)).await?;
+    Ok(ok(&SubscriptionBody {
+        topics: Some(topics),
+        topic_pattern: None,
+    }))
+}
+
+async fn unsubscribe(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+) -> Result<Response, KafkaError> {
+    blocking(&state, move |l| l.unsubscribe_consumer(&group, &instance)).await?;
+    Ok(no_content())
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let req: PartitionsBody = parse(&body)?;
+    let parts = wire_partitions(req.partitions)?;
+    blocking(&state, move |l| l.assign_consumer(&group, &instance, parts)).await?;
+    Ok(no_content())
+}
+
+async fn get_assignments(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+) -> Result<Response, KafkaError> {
+    let parts = blocking(&state, move |l| l.consumer_assignment(&group, &instance)).await?;
+    let partitions = parts
+        .into_iter()
+        .map(|tp| WireTopicPartition {
+            topic: tp.topic,
+            partition: i64::from(tp.partition),
+        })
+        .collect();
+    Ok(ok(&PartitionsBody { partitions }))
+}
+
+/// Query of `GET …/records`.
+#[derive(Debug, Deserialize)]
+struct RecordsQuery {
+    /// Longest wait in ms.
+    timeout: Option<u64>,
+    /// Byte budget.
+    max_bytes: Option<usize>,
+}
+
+async fn records(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    Query(q): Query<RecordsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let (g, i) = (group.clone(), instance.clone());
+    let settings = blocking(&state, move |l| l.consumer_settings(&g, &i)).await?;
+    let format = if settings.format == "json" {
+        Format::Json
+    } else {
+        Format::Binary
+    };
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    let acceptable = accept.split(',').any(|a| {
+        let media = a.split(';').next().unwrap_or("").trim();
+        media == format.records_content_type()
+            || media == "*/*"
+            || media == "application/*"
+            || media.is_empty()
+    });
+    if !acceptable {
+        return Err(KafkaError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            40601,
+            format!(
+                "the consumer instance uses the {} format; Accept {}",
+                format.name(),
+                format.records_content_type()
+            ),
+        ));
+    }
+    let max_bytes = q
+        .max_bytes
+        .unwrap_or(FETCH_BYTES_DEFAULT)
+        .min(log::READ_BYTES_MAX);
+    let wait = Duration::from_millis(
+        q.timeout
+            .unwrap_or(u64::MAX)
+            .min(settings.request_timeout_ms),
+    );
+    let fetched = tokio::time::timeout(
+        wait,
+        fetch_when_available(&state, group.clone(), instance.clone(), max_bytes),
+    )
+    .await;
+    let records = match fetched {
+        Ok(r) => r?,
+        Err(_) => Vec::new(),
+    };
+    let out: Vec<ConsumerRecordOut> = records
+        .into_iter()
+        .map(
+            |ConsumedRecord {
+                 topic,
+                 partition,
+                 record,
+             }| ConsumerRecordOut {
+                topic,
+                key: render_embedded(format, record.key.as_ref()),
+                value: render_embedded(format, record.value.as_ref()),
+                partition,
+                offset: record.offset,
+            },
+        )
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        format.records_content_type(),
+        &out,
+    ))
+}
+
+/// Polls once; when nothing is there, waits for an append on an assigned partition (no
+/// polling loop) and polls again.
+async fn fetch_when_available(
+    state: &AppState,
+    group: String,
+    instance: String,
+    max_bytes: usize,
+) -> Result<Vec<ConsumedRecord>, KafkaError> {
+    loop {
+        let (g, i) = (group.clone(), instance.clone());
+        // Subscribe before polling so an append between the two still wakes us.
+        let mut watchers = blocking(state, move |l| l.consumer_watch(&g, &i)).await?;
+        for w in &mut watchers {
+            w.borrow_and_update();
+        }
+        let (g, i) = (group.clone(), instance.clone());
+        let got = blocking(state, move |l| l.poll_consumer(&g, &i, max_bytes)).await?;
+        if !got.is_empty() || watchers.is_empty() {
+            if watchers.is_empty() {
+                // Nothing assigned: wait out the timeout rather than spin.
+                std::future::pending::<()>().await;
+            }
+            return Ok(got);
+        }
+        let changes = watchers.iter_mut().map(|w| Box::pin(w.changed()));
+        let _ = futures::future::select_all(changes).await;
+    }
+}
+
+async fn commit(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let req: OffsetsBody = parse_optional(&body)?;
+    let explicit = match req.offsets {
+        None => None,
+        Some(list) if list.is_empty() => None,
+        Some(list) => Some(
+            list.into_iter()
+                .map(|o| {
+                    let p = partition_number(&o.topic, o.partition)?;
+                    let offset = u64::try_from(o.offset).map_err(|_| {
+                        KafkaError::unprocessable(format!("negative offset {}", o.offset))
+                    })?;
+                    Ok((
+                        TopicPartition {
+                            topic: o.topic,
+                            partition: p,
+                        },
+                        offset,
+                        o.metadata.unwrap_or_default(),
+                    ))
+                })
+                .collect::<Result<Vec<_>, KafkaError>>()?,
+        ),
+    };
+    blocking(&state, move |l| {
+        l.commit_consumer(&group, &instance, explicit)
+    })
+    .await?;
+    Ok(ok(&Vec::<Value>::new()))
+}
+
+async fn committed(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let req: PartitionsBody = parse(&body)?;
+    let parts = wire_partitions(req.partitions)?;
+    let found = blocking(&state, move |l| {
+        l.consumer_committed(&group, &instance, &parts)
+    })
+    .await?;
+    let offsets: Vec<CommittedOffsetOut> = found
+        .into_iter()
+        .map(|(tp, c)| CommittedOffsetOut {
+            topic: tp.topic,
+            partition: tp.partition,
+            offset: c
+                .as_ref()
+                .map_or(-1, |c| i64::try_from(c.offset).unwrap_or(i64::MAX)),
+            metadata: c.map(|c| c.metadata).unwrap_or_default(),
+        })
+        .collect();
+    Ok(ok(&serde_json::json!({ "offsets": offsets })))
+}
+
+async fn seek(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    let req: OffsetsBody = parse(&body)?;
+    let mut by_offset = Vec::new();
+    for o in req.offsets.unwrap_or_default() {
+        let p = partition_number(&o.topic, o.partition)?;
+        let offset =
+            u64::try_from(o.offset).map_err(|_| KafkaError::unprocessable("negative offset"))?;
+        by_offset.push((
+            TopicPartition {
+                topic: o.topic,
+                partition: p,
+            },
+            offset,
+        ));
+    }
+    let mut by_time = Vec::new();
+    for t in req.timestamps.unwrap_or_default() {
+        let p = partition_number(&t.topic, t.partition)?;
+        let ms = super::iso8601::parse_ms(&t.timestamp).ok_or_else(|| {
+            KafkaError::unprocessable(format!("timestamp {:?} is not ISO-8601", t.timestamp))
+        })?;
+        by_time.push((
+            TopicPartition {
+                topic: t.topic,
+                partition: p,
+            },
+            ms,
+        ));
+    }
+    blocking(&state, move |l| {
+        for (tp, ms) in by_time {
+            let offset = match l.offset_for_timestamp(&tp.topic, tp.partition, ms)? {
+                Some(o) => o,
+                None => l.latest_offset(&tp.topic, tp.partition)?,
+            };
+            by_offset.push((tp, offset));
+        }
+        l.seek_consumer(&group, &instance, &by_offset)
+    })
+    .await?;
+    Ok(no_content())
+}
+
+async fn seek_beginning(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    seek_to(state, group, instance, &body, true).await
+}
+
+async fn seek_end(
+    State(state): State<AppState>,
+    Path((group, instance)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    seek_to(state, group, instance, &body, false).await
+}
+
+async fn seek_to(
+    state: AppState,
+    group: String,
+    instance: String,
+    body: &[u8],
+    beginning: bool,
+) -> Result<Response, KafkaError> {
+    let req: PartitionsBody = parse(body)?;
+    let parts = wire_partitions(req.partitions)?;
+    blocking(&state, move |l| {
+        l.seek_consumer_to(&group, &instance, &parts, beginning)
+    })
+    .await?;
+    Ok(no_content())
+}

@@ -1,0 +1,460 @@
+//! REST Proxy v3: the one cluster, topics, and `POST …/records` in streaming mode — a body of
+//! concatenated JSON objects answered by one JSON result per object, in order, each written as
+//! its record completes.
+//!
+//! The streaming reply is a `futures` stream over the request body, so no task outlives the
+//! request: when the client goes away, the body and the reply stop together.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::{Body, BodyDataStream, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+use super::dto::{CreateTopicV3, DataV3, ProduceRecordV3};
+use super::{KafkaError, blocking, iso8601, json_response};
+use crate::api::AppState;
+use crate::log::{Header, Record, Routing, TopicInfo};
+
+/// The id of the one cluster; stable across restarts and data directories.
+pub(crate) const CLUSTER_ID: &str = "streamcache";
+/// Largest single JSON object accepted in a streaming produce body, in bytes: a record at the
+/// log's ceiling, base64-inflated, plus framing.
+pub(crate) const STREAM_OBJECT_BYTES_MAX: usize = 12 * 1024 * 1024;
+
+const _: () = assert!((crate::log::RECORD_BYTES_MAX as usize) * 4 / 3 < STREAM_OBJECT_BYTES_MAX);
+
+/// The v3 routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/kafka/v3/clusters", get(list_clusters))
+        .route("/kafka/v3/clusters/{cluster}", get(get_cluster))
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics",
+            get(list_topics).post(create_topic),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}",
+            get(get_topic).delete(delete_topic),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}/records",
+            post(produce_records),
+        )
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}/kafka/v3")
+}
+
+fn ok(status: StatusCode, body: &Value) -> Response {
+    json_response(status, "application/json", body)
+}
+
+fn check_cluster(cluster: &str) -> Result<(), KafkaError> {
+    if cluster == CLUSTER_ID {
+        Ok(())
+    } else {
+        Err(KafkaError::new(
+            StatusCode::NOT_FOUND,
+            404,
+            format!("cluster {cluster} not found"),
+        )
+        .v3())
+    }
+}
+
+fn cluster_json(base: &str) -> Value {
+    let me = format!("{base}/clusters/{CLUSTER_ID}");
+    json!({
+        "kind": "KafkaCluster",
+        "metadata": {"self": me, "resource_name": format!("crn:///kafka={CLUSTER_ID}")},
+        "cluster_id": CLUSTER_ID,
+        "controller": {"related": format!("{me}/brokers/0")},
+        "acls": {"related": format!("{me}/acls")},
+        "brokers": {"related": format!("{me}/brokers")},
+        "broker_configs": {"related": format!("{me}/broker-configs")},
+        "consumer_groups": {"related": format!("{me}/consumer-groups")},
+        "topics": {"related": format!("{me}/topics")},
+        "partition_reassignments": {"related": format!("{me}/topics/-/partitions/-/reassignment")},
+    })
+}
+
+fn topic_json(base: &str, info: &TopicInfo) -> Value {
+    let me = format!("{base}/clusters/{CLUSTER_ID}/topics/{}", info.name);
+    json!({
+        "kind": "KafkaTopic",
+        "metadata": {"self": me, "resource_name": format!("crn:///kafka={CLUSTER_ID}/topic={}", info.name)},
+        "cluster_id": CLUSTER_ID,
+        "topic_name": info.name,
+        "is_internal": false,
+        "replication_factor": 1,
+        "partitions_count": info.partitions,
+        "partitions": {"related": format!("{me}/partitions")},
+        "configs": {"related": format!("{me}/configs")},
+        "partition_reassignments": {"related": format!("{me}/partitions/-/reassignment")},
+        "authorized_operations": [],
+    })
+}
+
+async fn list_clusters(headers: HeaderMap) -> Response {
+    let base = base_url(&headers);
+    ok(
+        StatusCode::OK,
+        &json!({
+            "kind": "KafkaClusterList",
+            "metadata": {"self": format!("{base}/clusters"), "next": null},
+            "data": [cluster_json(&base)],
+        }),
+    )
+}
+
+async fn get_cluster(
+    Path(cluster): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    Ok(ok(StatusCode::OK, &cluster_json(&base_url(&headers))))
+}
+
+async fn list_topics(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let infos = blocking(&state, |l| {
+        l.topics()?
+            .iter()
+            .map(|t| l.topic(t))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(KafkaError::v3)?;
+    let base = base_url(&headers);
+    let data: Vec<Value> = infos.iter().map(|i| topic_json(&base, i)).collect();
+    Ok(ok(
+        StatusCode::OK,
+        &json!({
+            "kind": "KafkaTopicList",
+            "metadata": {"self": format!("{base}/clusters/{CLUSTER_ID}/topics"), "next": null},
+            "data": data,
+        }),
+    ))
+}
+
+async fn create_topic(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(KafkaError::unprocessable("request body is missing").v3());
+    }
+    let req: CreateTopicV3 = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            KafkaError::unprocessable(e.to_string()).v3()
+        } else {
+            KafkaError::bad_json(&e).v3()
+        }
+    })?;
+    let Some(name) = req.topic_name else {
+        return Err(KafkaError::unprocessable("topic_name may not be null").v3());
+    };
+    let partitions = match req.partitions_count {
+        None => None,
+        Some(n) => Some(u32::try_from(n).map_err(|_| {
+            KafkaError::new(
+                StatusCode::BAD_REQUEST,
+                40002,
+                format!("partitions_count {n} is invalid"),
+            )
+            .v3()
+        })?),
+    };
+    let _ = req.replication_factor;
+    let configs: Vec<(String, String)> = req
+        .configs
+        .into_iter()
+        .filter_map(|c| c.value.map(|v| (c.name, v)))
+        .collect();
+    let validate_only = req.validate_only;
+    let info = blocking(&state, move |l| {
+        l.create_topic(&name, partitions, &configs, validate_only)
+    })
+    .await
+    .map_err(KafkaError::v3)?;
+    let status = if validate_only {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(ok(status, &topic_json(&base_url(&headers), &info)))
+}
+
+async fn get_topic(
+    State(state): State<AppState>,
+    Path((cluster, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let info = blocking(&state, move |l| l.topic(&topic))
+        .await
+        .map_err(KafkaError::v3)?;
+    Ok(ok(StatusCode::OK, &topic_json(&base_url(&headers), &info)))
+}
+
+async fn delete_topic(
+    State(state): State<AppState>,
+    Path((cluster, topic)): Path<(String, String)>,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    blocking(&state, move |l| l.delete_topic(&topic))
+        .await
+        .map_err(KafkaError::v3)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn produce_records(
+    State(state): State<AppState>,
+    Path((cluster, topic)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let stream = Produce {
+        state,
+        topic,
+        body: body.into_data_stream(),
+        buf: Vec::new(),
+        pending: VecDeque::new(),
+        done: false,
+    };
+    let lines = futures::stream::unfold(stream, |mut s| async move {
+        let line = s.next_line().await?;
+        Some((Ok::<Bytes, Infallible>(line), s))
+    });
+    let mut resp = Body::from_stream(lines).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// State of one streaming produce.
+struct Produce {
+    /// Handlers' state.
+    state: AppState,
+    /// Target topic.
+    topic: String,
+    /// The request body.
+    body: BodyDataStream,
+    /// Bytes received but not yet parsed.
+    buf: Vec<u8>,
+    /// Parsed objects waiting to be appended.
+    pending: VecDeque<Value>,
+    /// No more input (end of body or a fatal error).
+    done: bool,
+}
+
+impl Produce {
+    /// The next reply line, or `None` at the end.
+    async fn next_line(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(v) = self.pending.pop_front() {
+                let result = produce_one(&self.state, &self.topic, v).await;
+                return Some(line(&result));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.parse_buffered() {
+                self.done = true;
+                return Some(line(&error_object(400, &format!("malformed JSON: {e}"))));
+            }
+            if !self.pending.is_empty() {
+                continue;
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => {
+                    self.buf.extend_from_slice(&chunk);
+                    if self.buf.len() > STREAM_OBJECT_BYTES_MAX {
+                        self.done = true;
+                        let msg =
+                            format!("a record object exceeds {STREAM_OBJECT_BYTES_MAX} bytes");
+                        return Some(line(&error_object(400, &msg)));
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    tracing::debug!(error = %e, "streaming produce body ended with an error");
+                }
+                None => {
+                    self.done = true;
+                    if !self.buf.iter().all(u8::is_ascii_whitespace) {
+                        return Some(line(&error_object(
+                            400,
+                            "malformed JSON: the body ends inside an object",
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves every complete JSON value from the buffer to `pending`.
+    fn parse_buffered(&mut self) -> Result<(), serde_json::Error> {
+        let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
+        let mut consumed = 0;
+        loop {
+            match it.next() {
+                Some(Ok(v)) => {
+                    self.pending.push_back(v);
+                    consumed = it.byte_offset();
+                }
+                Some(Err(e)) if e.is_eof() => break,
+                Some(Err(e)) => return Err(e),
+                None => {
+                    consumed = it.byte_offset();
+                    break;
+                }
+            }
+        }
+        self.buf.drain(..consumed.min(self.buf.len()));
+        Ok(())
+    }
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut out = serde_json::to_vec(v).unwrap_or_default();
+    out.extend_from_slice(b"\r\n");
+    Bytes::from(out)
+}
+
+fn error_object(code: u32, message: &str) -> Value {
+    json!({"error_code": code, "message": message})
+}
+
+/// Decodes a v3 key or value: its bytes and the type to report.
+fn decode_data(
+    d: Option<DataV3>,
+    what: &str,
+) -> Result<(Option<bytes::Bytes>, Option<String>), Value> {
+    let Some(d) = d else { return Ok((None, None)) };
+    let kind = d.kind.unwrap_or_else(|| "JSON".into()).to_ascii_uppercase();
+    let bytes = match (kind.as_str(), &d.data) {
+        (_, Value::Null) => None,
+        ("BINARY", Value::String(s)) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| error_object(400, &format!("{what}.data is not base64: {e}")))?
+                .into(),
+        ),
+        ("BINARY", _) => {
+            return Err(error_object(
+                400,
+                &format!("{what}.data must be a base64 string"),
+            ));
+        }
+        ("STRING", Value::String(s)) => Some(s.clone().into_bytes().into()),
+        ("STRING", _) => return Err(error_object(400, &format!("{what}.data must be a string"))),
+        ("JSON", v) => Some(serde_json::to_vec(v).unwrap_or_default().into()),
+        ("AVRO" | "JSONSCHEMA" | "PROTOBUF", _) => {
+            return Err(error_object(
+                422,
+                &format!(
+                    "error code 42206: {kind} needs a schema registry, which this server does not provide"
+                ),
+            ));
+        }
+        (other, _) => {
+            return Err(error_object(
+                400,
+                &format!("{what}.type {other} is not BINARY, JSON or STRING"),
+            ));
+        }
+    };
+    Ok((bytes, Some(kind)))
+}
+
+/// Appends one streamed record and builds its result object.
+async fn produce_one(state: &AppState, topic: &str, v: Value) -> Value {
+    let req: ProduceRecordV3 = match serde_json::from_value(v) {
+        Ok(r) => r,
+        Err(e) => return error_object(400, &format!("invalid record: {e}")),
+    };
+    let routing = match req.partition_id {
+        None => Routing::Auto,
+        Some(p) => match u32::try_from(p) {
+            Ok(p) => Routing::Partition(p),
+            Err(_) => return error_object(40402, &format!("partition {p} is invalid")),
+        },
+    };
+    let timestamp_ms = match req.timestamp.as_deref().map(iso8601::parse_ms) {
+        None => None,
+        Some(Some(ms)) => Some(ms),
+        Some(None) => return error_object(400, "timestamp is not ISO-8601"),
+    };
+    let mut headers = Vec::with_capacity(req.headers.len());
+    for h in req.headers {
+        let value = match h.value {
+            None => None,
+            Some(v) => match base64::engine::general_purpose::STANDARD.decode(&v) {
+                Ok(b) => Some(b.into()),
+                Err(e) => {
+                    return error_object(400, &format!("header {} is not base64: {e}", h.name));
+                }
+            },
+        };
+        headers.push(Header { key: h.name, value });
+    }
+    let (key, key_type) = match decode_data(req.key, "key") {
+        Ok(k) => k,
+        Err(e) => return e,
+    };
+    let (value, value_type) = match decode_data(req.value, "value") {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let size = |b: &Option<bytes::Bytes>| b.as_ref().map_or(0, bytes::Bytes::len);
+    let described =
+        |t: Option<String>, n: usize| t.map_or(Value::Null, |t| json!({"type": t, "size": n}));
+    let key_out = described(key_type, size(&key));
+    let value_out = described(value_type, size(&value));
+    let record = Record {
+        key,
+        value,
+        headers,
+        timestamp_ms,
+    };
+    let t = topic.to_owned();
+    match blocking(state, move |l| l.append(&t, routing, vec![record])).await {
+        Ok(placed) => match placed.first() {
+            Some(a) => json!({
+                "error_code": 200,
+                "cluster_id": CLUSTER_ID,
+                "topic_name": topic,
+                "partition_id": a.partition,
+                "offset": a.offset,
+                "timestamp": iso8601::format_ms(a.timestamp_ms),
+                "key": key_out,
+                "value": value_out,
+            }),
+            None => error_object(500, "nothing was appended"),
+        },
+        Err(e) => error_object(e.code(), e.message()),
+    }
+}

@@ -1,0 +1,387 @@
+//! The MongoDB Atlas Data API v1 surface under `/mongo`: `POST /mongo/action/{action}` for
+//! `findOne find insertOne insertMany updateOne updateMany replaceOne deleteOne deleteMany
+//! aggregate`, the extensions `createIndex listIndexes dropIndex listCollections drop explain`,
+//! and change streams over SSE at `GET /mongo/watch` (see [`watch`]).
+//!
+//! Bodies are Extended JSON (canonical or relaxed) under `application/json` or
+//! `application/ejson`; responses are relaxed Extended JSON unless `Accept` asks for
+//! `application/ejson`, which gets canonical. Errors use the Data API's body
+//! `{error, error_code, link}`. Engine calls run on the blocking pool.
+
+mod ejson;
+mod watch;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bson::{Bson, Document};
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::history::{self, FindOptions, History, IndexModel, UpdateOptions};
+
+pub(crate) use ejson::Format;
+
+/// Default `limit` of `find`, as in the Data API.
+pub(crate) const FIND_LIMIT_DEFAULT: u64 = 1_000;
+/// Largest `limit` of `find`, as in the Data API.
+pub(crate) const FIND_LIMIT_MAX: u64 = 50_000;
+
+/// The `/mongo` routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/mongo/action/{action}", post(action))
+        .route("/mongo/watch", get(watch::watch))
+}
+
+/// A Data API error: status, `error_code` and a message safe to show.
+#[derive(Debug)]
+pub(crate) struct DataApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl DataApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn missing(field: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "MissingParameter",
+            format!("must specify {field}"),
+        )
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "InvalidParameter", message)
+    }
+}
+
+impl From<history::Error> for DataApiError {
+    fn from(e: history::Error) -> Self {
+        if !e.is_client_error() {
+            tracing::error!(error = %e, "history store failure answering a Data API request");
+            return Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "internal server error",
+            );
+        }
+        let (status, code) = match &e {
+            history::Error::DuplicateKey { .. } => (StatusCode::CONFLICT, "DuplicateKey"),
+            history::Error::DocumentTooLarge { .. } | history::Error::KeyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "DocumentTooLarge")
+            }
+            history::Error::NamespaceNotFound { .. } | history::Error::IndexNotFound { .. } => {
+                (StatusCode::NOT_FOUND, "NotFound")
+            }
+            history::Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
+            _ => (StatusCode::BAD_REQUEST, "InvalidParameter"),
+        };
+        Self::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for DataApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": self.message,
+            "error_code": self.code,
+            "link": "http://127.0.0.1/mongo/logs",
+        });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// The common fields of every action body.
+struct Target {
+    database: String,
+    collection: String,
+}
+
+/// Reads `dataSource`, `database` and `collection` (all required, as in the Data API).
+fn target(body: &Document, needs_collection: bool) -> Result<Target, DataApiError> {
+    let field = |name: &str| -> Result<String, DataApiError> {
+        match body.get(name) {
+            Some(Bson::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(_) => Err(DataApiError::invalid(format!(
+                "{name} must be a non-empty string"
+            ))),
+            None => Err(DataApiError::missing(name)),
+        }
+    };
+    field("dataSource")?;
+    let database = field("database")?;
+    let collection = if needs_collection {
+        field("collection")?
+    } else {
+        String::new()
+    };
+    Ok(Target {
+        database,
+        collection,
+    })
+}
+
+fn opt_doc(body: &Document, name: &str) -> Result<Option<Document>, DataApiError> {
+    match body.get(name) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Document(d)) => Ok(Some(d.clone())),
+        Some(_) => Err(DataApiError::invalid(format!("{name} must be an object"))),
+    }
+}
+
+fn req_doc(body: &Document, name: &str) -> Result<Document, DataApiError> {
+    opt_doc(body, name)?.ok_or_else(|| DataApiError::missing(name))
+}
+
+fn opt_u64(body: &Document, name: &str) -> Result<Option<u64>, DataApiError> {
+    match body.get(name) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(v) => {
+            let n = match v {
+                Bson::Int32(i) => i64::from(*i),
+                Bson::Int64(i) => *i,
+                #[expect(clippy::cast_possible_truncation, reason = "checked integral below")]
+                Bson::Double(d) if d.fract() == 0.0 => *d as i64,
+                _ => {
+                    return Err(DataApiError::invalid(format!(
+                        "{name} must be a non-negative integer"
+                    )));
+                }
+            };
+            u64::try_from(n).map(Some).map_err(|_| {
+                DataApiError::invalid(format!("{name} must be a non-negative integer"))
+            })
+        }
+    }
+}
+
+fn opt_bool(body: &Document, name: &str) -> Result<bool, DataApiError> {
+    match body.get(name) {
+        None | Some(Bson::Null) => Ok(false),
+        Some(Bson::Boolean(b)) => Ok(*b),
+        Some(_) => Err(DataApiError::invalid(format!("{name} must be a boolean"))),
+    }
+}
+
+/// `POST /mongo/action/{action}`.
+async fn action(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let format = Format::from_accept(&headers);
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    if !content_type.starts_with("application/json")
+        && !content_type.starts_with("application/ejson")
+    {
+        return DataApiError::invalid("Content-Type must be application/json or application/ejson")
+            .into_response();
+    }
+    let body = match ejson::parse_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let history = state.engine.history().clone();
+    let result =
+        tokio::task::spawn_blocking(move || run_action(&history, &action, &body, format)).await;
+    match result {
+        Ok(Ok(value)) => ejson::respond(value, format),
+        Ok(Err(e)) => e.into_response(),
+        Err(join) => {
+            tracing::error!(error = %join, "Data API task failed");
+            DataApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "internal server error",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// An `_id` as the Data API returns it: a hex string in JSON, `{$oid}` in EJSON.
+fn id_value(id: &Bson, format: Format) -> Value {
+    match (id, format) {
+        (Bson::ObjectId(o), Format::Json) => Value::String(o.to_hex()),
+        (other, f) => f.value(other.clone()),
+    }
+}
+
+fn docs_value(docs: Vec<Document>, format: Format) -> Value {
+    Value::Array(
+        docs.into_iter()
+            .map(|d| format.value(Bson::Document(d)))
+            .collect(),
+    )
+}
+
+fn update_value(r: &history::UpdateResult, format: Format) -> Value {
+    let mut v = json!({"matchedCount": r.matched, "modifiedCount": r.modified});
+    if let (Some(id), Value::Object(m)) = (&r.upserted_id, &mut v) {
+        m.insert("upsertedId".into(), id_value(id, format));
+    }
+    v
+}
+
+fn run_action(
+    h: &History,
+    action: &str,
+    body: &Document,
+    format: Format,
+) -> Result<Value, DataApiError> {
+    let known = [
+        "findOne",
+        "find",
+        "insertOne",
+        "insertMany",
+        "updateOne",
+        "updateMany",
+        "replaceOne",
+        "deleteOne",
+        "deleteMany",
+        "aggregate",
+        "createIndex",
+        "listIndexes",
+        "dropIndex",
+        "listCollections",
+        "drop",
+        "explain",
+    ];
+    if !known.contains(&action) {
+        return Err(DataApiError::new(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("unknown action `{action}`"),
+        ));
+    }
+    let t = target(body, action != "listCollections")?;
+    let (db, coll) = (t.database.as_str(), t.collection.as_str());
+    let filter = || opt_doc(body, "filter").map(Option::unwrap_or_default);
+    Ok(match action {
+        "findOne" => {
+            let projection = opt_doc(body, "projection")?;
+            let d = h.find_one(db, coll, &filter()?, projection.as_ref())?;
+            json!({"document": d.map_or(Value::Null, |d| format.value(Bson::Document(d)))})
+        }
+        "find" | "explain" => {
+            let limit = opt_u64(body, "limit")?.unwrap_or(FIND_LIMIT_DEFAULT);
+            if limit > FIND_LIMIT_MAX {
+                return Err(DataApiError::invalid(format!(
+                    "limit must be at most {FIND_LIMIT_MAX}"
+                )));
+            }
+            let options = FindOptions {
+                projection: opt_doc(body, "projection")?,
+                sort: opt_doc(body, "sort")?,
+                skip: opt_u64(body, "skip")?.unwrap_or(0),
+                limit: Some(if limit == 0 {
+                    FIND_LIMIT_DEFAULT
+                } else {
+                    limit
+                }),
+            };
+            if action == "explain" {
+                format.value(Bson::Document(h.explain(db, coll, &filter()?, &options)?))
+            } else {
+                json!({"documents": docs_value(h.find(db, coll, &filter()?, &options)?, format)})
+            }
+        }
+        "insertOne" => {
+            let id = h.insert_one(db, coll, req_doc(body, "document")?)?;
+            json!({"insertedId": id_value(&id, format)})
+        }
+        "insertMany" => {
+            let Some(Bson::Array(items)) = body.get("documents") else {
+                return Err(DataApiError::missing("documents"));
+            };
+            let docs = items
+                .iter()
+                .map(|d| {
+                    d.as_document().cloned().ok_or_else(|| {
+                        DataApiError::invalid("documents must be an array of objects")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let ids = h.insert_many(db, coll, docs)?;
+            json!({"insertedIds": ids.iter().map(|i| id_value(i, format)).collect::<Vec<_>>()})
+        }
+        "updateOne" | "updateMany" => {
+            let update = req_doc(body, "update")?;
+            if !update.keys().next().is_some_and(|k| k.starts_with('$')) {
+                return Err(DataApiError::invalid(
+                    "update must only contain update operators; use replaceOne to replace",
+                ));
+            }
+            let options = UpdateOptions {
+                upsert: opt_bool(body, "upsert")?,
+                multi: action == "updateMany",
+            };
+            update_value(&h.update(db, coll, &filter()?, &update, options)?, format)
+        }
+        "replaceOne" => {
+            let replacement = req_doc(body, "replacement")?;
+            update_value(
+                &h.replace(
+                    db,
+                    coll,
+                    &filter()?,
+                    &replacement,
+                    opt_bool(body, "upsert")?,
+                )?,
+                format,
+            )
+        }
+        "deleteOne" | "deleteMany" => {
+            json!({"deletedCount": h.delete(db, coll, &filter()?, action == "deleteMany")?})
+        }
+        "aggregate" => {
+            let Some(Bson::Array(stages)) = body.get("pipeline") else {
+                return Err(DataApiError::missing("pipeline"));
+            };
+            let pipeline = stages
+                .iter()
+                .map(|s| {
+                    s.as_document().cloned().ok_or_else(|| {
+                        DataApiError::invalid("pipeline must be an array of objects")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            json!({"documents": docs_value(h.aggregate(db, coll, &pipeline)?, format)})
+        }
+        "createIndex" => {
+            let keys = req_doc(body, "keys")?;
+            let options = opt_doc(body, "options")?;
+            let model = IndexModel::from_documents(&keys, options.as_ref())?;
+            json!({"name": h.create_index(db, coll, &model)?})
+        }
+        "listIndexes" => json!({"indexes": docs_value(h.list_indexes(db, coll)?, format)}),
+        "dropIndex" => {
+            let Some(Bson::String(name)) = body.get("name") else {
+                return Err(DataApiError::missing("name"));
+            };
+            h.drop_index(db, coll, name)?;
+            json!({"dropped": name})
+        }
+        "listCollections" => {
+            let names = h.list_collections(db)?;
+            json!({"collections": names.into_iter().map(|n| json!({"name": n, "type": "collection"})).collect::<Vec<_>>()})
+        }
+        _ => json!({"dropped": h.drop_collection(db, coll)?}),
+    })
+}

@@ -1,0 +1,181 @@
+//! Change streams over Server-Sent Events: `GET /mongo/watch?db=&coll=&fullDocument=
+//! &fullDocumentBeforeChange=&resumeAfter=&startAfter=&startAtOperationTime=&heartbeatMs=`.
+//!
+//! Each change event is an SSE message whose `id:` is its resume token (`_id._data`) and whose
+//! data is the event in relaxed Extended JSON, so a browser `EventSource` reconnecting with
+//! `Last-Event-ID` resumes right after the last event it received. When idle, a comment line
+//! `: heartbeat <token>` plus an `id:` line carry the post-batch resume token (the `id:` line
+//! moves `Last-Event-ID` forward without dispatching an event). Errors (286 history lost,
+//! invalid tokens) are one `event: error` message with MongoDB's `{code, codeName, errmsg,
+//! errorLabels}`, after which the stream ends.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use bson::Bson;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::AppState;
+use super::DataApiError;
+use crate::history::{
+    self, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
+};
+
+/// Default idle time before a heartbeat, in milliseconds.
+pub(crate) const WATCH_HEARTBEAT_MS_DEFAULT: u64 = 15_000;
+/// Smallest accepted `heartbeatMs`, so a client cannot make the server spin.
+pub(crate) const WATCH_HEARTBEAT_MS_MIN: u64 = 10;
+/// Largest accepted `heartbeatMs`.
+pub(crate) const WATCH_HEARTBEAT_MS_MAX: u64 = 300_000;
+
+/// Query parameters of the watch endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct WatchQuery {
+    db: Option<String>,
+    coll: Option<String>,
+    full_document: Option<String>,
+    full_document_before_change: Option<String>,
+    resume_after: Option<String>,
+    start_after: Option<String>,
+    /// `seconds` or `seconds.increment`.
+    start_at_operation_time: Option<String>,
+    heartbeat_ms: Option<u64>,
+}
+
+fn invalid(message: impl Into<String>) -> Response {
+    DataApiError::invalid(message).into_response()
+}
+
+/// `GET /mongo/watch`.
+pub(crate) async fn watch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<WatchQuery>,
+) -> Response {
+    let scope = match (q.db, q.coll) {
+        (None, None) => WatchScope::All,
+        (Some(db), None) => WatchScope::Database(db),
+        (Some(db), Some(coll)) => WatchScope::Collection { db, coll },
+        (None, Some(_)) => return invalid("coll needs db"),
+    };
+    let parse = || -> Result<WatchOptions, history::Error> {
+        let start_at_operation_time = q
+            .start_at_operation_time
+            .as_deref()
+            .map(|s| {
+                let (t, i) = s.split_once('.').unwrap_or((s, "0"));
+                match (t.parse::<u32>(), i.parse::<u32>()) {
+                    (Ok(time), Ok(increment)) => Ok(bson::Timestamp { time, increment }),
+                    _ => Err(history::Error::BadValue(format!(
+                        "startAtOperationTime `{s}` is not seconds[.increment]"
+                    ))),
+                }
+            })
+            .transpose()?;
+        let last_event_id = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|s| !s.is_empty());
+        Ok(WatchOptions {
+            // A reconnect resumes after the last event received, whatever the URL says.
+            resume_after: last_event_id.map(str::to_owned).or(q.resume_after.clone()),
+            start_after: if last_event_id.is_some() {
+                None
+            } else {
+                q.start_after.clone()
+            },
+            start_at_operation_time: if last_event_id.is_some() {
+                None
+            } else {
+                start_at_operation_time
+            },
+            full_document: q
+                .full_document
+                .as_deref()
+                .map(FullDocument::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            full_document_before_change: q
+                .full_document_before_change
+                .as_deref()
+                .map(FullDocumentBeforeChange::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            pipeline: Vec::new(),
+        })
+    };
+    let options = match parse() {
+        Ok(o) => o,
+        Err(e) => return DataApiError::from(e).into_response(),
+    };
+    let heartbeat_ms = q.heartbeat_ms.unwrap_or(WATCH_HEARTBEAT_MS_DEFAULT);
+    if !(WATCH_HEARTBEAT_MS_MIN..=WATCH_HEARTBEAT_MS_MAX).contains(&heartbeat_ms) {
+        return invalid(format!(
+            "heartbeatMs must be in {WATCH_HEARTBEAT_MS_MIN}..={WATCH_HEARTBEAT_MS_MAX}"
+        ));
+    }
+    let history = state.engine.history().clone();
+    let opened = tokio::task::spawn_blocking(move || history.watch(scope, options)).await;
+    // Opening errors (including 286) are still delivered as an SSE error event, so an
+    // EventSource sees them instead of reconnecting forever.
+    let stream = match opened {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(e),
+        Err(join) => {
+            tracing::error!(error = %join, "watch task failed");
+            return DataApiError::from(history::Error::LockPoisoned).into_response();
+        }
+    };
+    Sse::new(events(stream, Duration::from_millis(heartbeat_ms))).into_response()
+}
+
+/// The SSE event for a history error.
+fn error_event(e: &history::Error) -> Event {
+    let message = if e.is_client_error() {
+        e.to_string()
+    } else {
+        "internal server error".to_owned()
+    };
+    let body = json!({"code": e.code(), "codeName": e.code_name(), "errmsg": message, "errorLabels": e.labels()});
+    Event::default().event("error").data(body.to_string())
+}
+
+fn token_of(d: &bson::Document) -> String {
+    d.get_str("_data").unwrap_or_default().to_owned()
+}
+
+/// The event stream: change events, heartbeats when idle, one error event then the end.
+fn events(
+    opened: Result<ChangeStream, history::Error>,
+    idle: Duration,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(Some(opened), move |state| async move {
+        let mut stream = match state? {
+            Ok(s) => s,
+            Err(e) => return Some((Ok(error_event(&e)), None)),
+        };
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Ok(Some(event))) => {
+                let id = event.get_document("_id").map(token_of).unwrap_or_default();
+                let data = Bson::Document(event).into_relaxed_extjson().to_string();
+                Some((Ok(Event::default().id(id).data(data)), Some(Ok(stream))))
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => Some((Ok(error_event(&e)), None)),
+            Err(_) => {
+                let token = token_of(&stream.resume_token());
+                let beat = Event::default()
+                    .id(token.clone())
+                    .comment(format!("heartbeat {token}"));
+                Some((Ok(beat), Some(Ok(stream))))
+            }
+        }
+    })
+}

@@ -1,0 +1,114 @@
+//! Pipeline operations: `GET /pipeline/flows` (status, counters, committed offsets and lag of
+//! every flow) and `POST /pipeline/reload` (re-read the configuration; SIGHUP does the same).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::pipeline::{FlowDiff, FlowState, FlowStatus};
+
+/// The pipeline routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pipeline/flows", get(flows))
+        .route("/pipeline/reload", post(reload))
+}
+
+/// One flow as `GET /pipeline/flows` shows it.
+#[derive(Debug, Serialize)]
+struct FlowDto {
+    name: String,
+    topic: String,
+    group: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    records_in: u64,
+    records_out: u64,
+    records_failed: u64,
+    records_unmatched: u64,
+    batches: u64,
+    committed: BTreeMap<u32, u64>,
+    lag: BTreeMap<u32, u64>,
+}
+
+impl From<FlowStatus> for FlowDto {
+    fn from(s: FlowStatus) -> Self {
+        let (state, error) = match s.state {
+            FlowState::Starting => ("starting", None),
+            FlowState::Running => ("running", None),
+            FlowState::Stopped => ("stopped", None),
+            FlowState::Failed(message) => ("failed", Some(message)),
+        };
+        Self {
+            name: s.name,
+            topic: s.topic,
+            group: s.group,
+            state,
+            error,
+            records_in: s.records_in,
+            records_out: s.records_out,
+            records_failed: s.records_failed,
+            records_unmatched: s.records_unmatched,
+            batches: s.batches,
+            committed: s.committed,
+            lag: s.lag,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FlowsDto {
+    flows: Vec<FlowDto>,
+}
+
+async fn flows(State(state): State<AppState>) -> Json<FlowsDto> {
+    let flows = state
+        .engine
+        .flows()
+        .await
+        .into_iter()
+        .map(FlowDto::from)
+        .collect();
+    Json(FlowsDto { flows })
+}
+
+#[derive(Debug, Serialize)]
+struct ReloadDto {
+    added: Vec<String>,
+    removed: Vec<String>,
+    changed: Vec<String>,
+    unchanged: Vec<String>,
+    restarted: Vec<String>,
+}
+
+impl From<FlowDiff> for ReloadDto {
+    fn from(d: FlowDiff) -> Self {
+        Self {
+            added: d.added,
+            removed: d.removed,
+            changed: d.changed,
+            unchanged: d.unchanged,
+            restarted: d.restarted,
+        }
+    }
+}
+
+/// 200 with what changed; 422 with the reason when the new configuration is rejected (the
+/// running flows are untouched then).
+async fn reload(State(state): State<AppState>) -> Result<Json<ReloadDto>, ApiError> {
+    match state.engine.reload().await {
+        Ok(diff) => Ok(Json(diff.into())),
+        Err(e) => Err(ApiError::client(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reload_rejected",
+            e.to_string(),
+        )),
+    }
+}

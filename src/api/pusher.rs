@@ -1,0 +1,729 @@
+//! Pusher Channels protocol 7: the WebSocket `/app/{key}` and the HTTP API `/apps/{app_id}/…`.
+//!
+//! Both are exempt from bearer auth (see `auth.rs`): the HTTP API checks Pusher request
+//! signatures, and `private-`/`presence-` subscriptions check channel signatures. The protocol
+//! logic (names, frames, signatures, presence) lives in `crate::realtime`; this file moves
+//! frames between sockets and the hub.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::BoxStream;
+use futures::{SinkExt as _, StreamExt as _};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio_stream::StreamMap;
+
+use super::AppState;
+use super::realtime::GaugeGuard;
+use crate::clock::SharedClock;
+use crate::realtime::{
+    self, BATCH_EVENTS_MAX, CLIENT_EVENTS_PER_SECOND_MAX, CONNECTION_CHANNELS_MAX, ChannelKind,
+    ClientMessage, Delivery, ErrorCode, Hub, PUBLISH_CHANNELS_MAX, RateWindow, RealtimeConfig,
+    SignedRequest, SocketId, WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name,
+    check_event_name, check_request, frame_connection_established, frame_error, frame_ping,
+    frame_pong, frame_subscription_error, frame_subscription_succeeded, normalize_json_data,
+    parse_client_message, parse_presence_data,
+};
+
+/// Event name of presence joins as published through the hub.
+const MEMBER_ADDED: &str = "pusher_internal:member_added";
+/// Event name of presence leaves as published through the hub.
+const MEMBER_REMOVED: &str = "pusher_internal:member_removed";
+
+/// The Pusher routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/app/{key}", get(upgrade))
+        .route("/apps/{app_id}/events", post(events))
+        .route("/apps/{app_id}/batch_events", post(batch_events))
+        .route("/apps/{app_id}/channels", get(channels))
+        .route("/apps/{app_id}/channels/{channel}", get(channel_info))
+        .route(
+            "/apps/{app_id}/channels/{channel}/users",
+            get(channel_users),
+        )
+}
+
+// ---- WebSocket ----------------------------------------------------------------------------
+
+/// `GET /app/{key}?protocol=7…`: upgrades, then runs one connection.
+async fn upgrade(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let protocol = query.get("protocol").cloned();
+    ws.max_message_size(WS_MESSAGE_BYTES_MAX)
+        .max_frame_size(WS_MESSAGE_BYTES_MAX)
+        .on_upgrade(move |socket| connection(state, key, protocol, socket))
+}
+
+/// Sends `pusher:error` and closes with the same code.
+async fn refuse(socket: &mut WebSocket, code: ErrorCode, message: &str) {
+    let _ = socket
+        .send(Message::Text(frame_error(code, message).into()))
+        .await;
+    let close = CloseFrame {
+        code: code.code(),
+        reason: message.to_owned().into(),
+    };
+    let _ = socket.send(Message::Close(Some(close))).await;
+}
+
+/// A channel's deliveries, as one stream of a connection's `StreamMap`.
+type Deliveries = BoxStream<'static, Delivery>;
+
+/// One connection's state.
+struct Conn {
+    /// The hub.
+    hub: std::sync::Arc<Hub>,
+    /// The app settings.
+    config: RealtimeConfig,
+    /// This connection's id.
+    socket_id: SocketId,
+    /// Subscribed channels → their deliveries.
+    subs: StreamMap<String, Deliveries>,
+    /// Presence channels joined → the user id joined as.
+    presence: HashMap<String, String>,
+    /// The engine clock, for the client-event rate limit.
+    clock: SharedClock,
+    /// Client events sent in the current second.
+    client_rate: RateWindow,
+}
+
+async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
+    let config = state.engine.config().realtime.clone();
+    if key != config.key {
+        return refuse(
+            &mut socket,
+            ErrorCode::AppNotFound,
+            &format!("App key {key} not in this cluster"),
+        )
+        .await;
+    }
+    match protocol.as_deref().map(str::parse::<u8>) {
+        None => {
+            return refuse(
+                &mut socket,
+                ErrorCode::NoProtocol,
+                "No protocol version supplied",
+            )
+            .await;
+        }
+        Some(Ok(5..=7)) => {}
+        Some(_) => {
+            return refuse(
+                &mut socket,
+                ErrorCode::UnsupportedProtocol,
+                "Unsupported protocol version",
+            )
+            .await;
+        }
+    }
+    let hub = state.engine.realtime().clone();
+    let Some(_guard) = hub.try_connect() else {
+        return refuse(&mut socket, ErrorCode::OverCapacity, "Over capacity").await;
+    };
+    let _open = GaugeGuard::new(
+        &state,
+        "streamcache_realtime_ws_connections",
+        "Open Pusher WebSocket connections",
+    );
+    let socket_id = hub.next_socket_id();
+    let hello = frame_connection_established(&socket_id, config.activity_timeout_s);
+    if socket.send(Message::Text(hello.into())).await.is_err() {
+        return;
+    }
+    let activity = Duration::from_secs(config.activity_timeout_s);
+    let mut conn = Conn {
+        hub,
+        config,
+        socket_id,
+        subs: StreamMap::new(),
+        presence: HashMap::new(),
+        clock: state.engine.clock().clone(),
+        client_rate: RateWindow::default(),
+    };
+    let mut shutdown = state.shutdown.clone();
+    let idle = tokio::time::sleep(activity);
+    tokio::pin!(idle);
+    let mut pinged = false;
+    let close: Option<(ErrorCode, &str)> = loop {
+        tokio::select! {
+            () = shutdown.wait() => break Some((ErrorCode::ReconnectNow, "Server is shutting down")),
+            msg = socket.recv() => {
+                let Some(Ok(msg)) = msg else { break None };
+                idle.set(tokio::time::sleep(activity));
+                pinged = false;
+                let frames = match msg {
+                    Message::Text(text) => conn.handle(text.as_str()),
+                    Message::Binary(_) => vec![frame_error(ErrorCode::MessageRejected, "Binary frames are not supported")],
+                    Message::Ping(_) | Message::Pong(_) => Vec::new(),
+                    Message::Close(_) => break None,
+                };
+                if send_all(&mut socket, frames).await.is_err() {
+                    break None;
+                }
+            }
+            Some((_, delivery)) = conn.subs.next(), if !conn.subs.is_empty() => match delivery {
+                Delivery::Event(event) => {
+                    if event.exclude() == Some(&conn.socket_id) {
+                        continue;
+                    }
+                    if socket.send(Message::Text(event.pusher_frame().into())).await.is_err() {
+                        break None;
+                    }
+                }
+                // Pusher has no replay: make the client reconnect and resubscribe at once.
+                Delivery::Resync { .. } => break Some((ErrorCode::ReconnectNow, "Subscriber fell behind; reconnect")),
+            },
+            () = &mut idle => {
+                if pinged {
+                    break Some((ErrorCode::PongTimeout, "Pong reply not received in time"));
+                }
+                pinged = true;
+                idle.set(tokio::time::sleep(activity));
+                if socket.send(Message::Text(frame_ping().into())).await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, message)) = close {
+        refuse(&mut socket, code, message).await;
+    }
+    conn.leave_all();
+}
+
+async fn send_all(socket: &mut WebSocket, frames: Vec<String>) -> Result<(), axum::Error> {
+    for f in frames {
+        socket.feed(Message::Text(f.into())).await?;
+    }
+    socket.flush().await
+}
+
+impl Conn {
+    /// Handles one text frame from the client; returns the frames to send back.
+    fn handle(&mut self, text: &str) -> Vec<String> {
+        let msg = match parse_client_message(text) {
+            Ok(msg) => msg,
+            Err(e) => return vec![frame_error(ErrorCode::MessageRejected, &e.to_string())],
+        };
+        match msg {
+            ClientMessage::Ping => vec![frame_pong()],
+            ClientMessage::Pong | ClientMessage::Other { .. } => Vec::new(),
+            ClientMessage::Subscribe {
+                channel,
+                auth,
+                channel_data,
+            } => {
+                vec![self.subscribe(&channel, auth.as_deref(), channel_data.as_deref())]
+            }
+            ClientMessage::Unsubscribe { channel } => {
+                self.unsubscribe(&channel);
+                Vec::new()
+            }
+            ClientMessage::ClientEvent {
+                event,
+                channel,
+                data,
+            } => self.client_event(&event, &channel, data),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        channel: &str,
+        auth: Option<&str>,
+        channel_data: Option<&str>,
+    ) -> String {
+        let kind = match check_channel_name(channel) {
+            Ok(kind) => kind,
+            Err(e) => {
+                return frame_subscription_error(channel, "InvalidChannel", &e.to_string(), 400);
+            }
+        };
+        if self.subs.contains_key(channel) {
+            let snapshot = (kind == ChannelKind::Presence)
+                .then(|| self.hub.presence_snapshot(channel).to_json());
+            return frame_subscription_succeeded(channel, snapshot.as_ref());
+        }
+        if self.subs.len() >= CONNECTION_CHANNELS_MAX {
+            let msg = format!("at most {CONNECTION_CHANNELS_MAX} channels per connection");
+            return frame_subscription_error(channel, "LimitReached", &msg, 400);
+        }
+        let signed_data = if kind == ChannelKind::Presence {
+            channel_data
+        } else {
+            None
+        };
+        if kind.needs_auth() {
+            let Some(auth) = auth else {
+                return frame_subscription_error(
+                    channel,
+                    "AuthError",
+                    "auth is required for this channel",
+                    401,
+                );
+            };
+            let cfg = &self.config;
+            if let Err(e) = check_channel_auth(
+                &cfg.key,
+                &cfg.secret,
+                &self.socket_id,
+                channel,
+                signed_data,
+                auth,
+            ) {
+                return frame_subscription_error(channel, "AuthError", &e.to_string(), 401);
+            }
+        }
+        let mut joined = None;
+        if kind == ChannelKind::Presence {
+            let parsed = signed_data
+                .ok_or_else(|| realtime::Error::ChannelData {
+                    reason: "missing".into(),
+                })
+                .and_then(parse_presence_data);
+            let (user_id, info) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    return frame_subscription_error(channel, "AuthError", &e.to_string(), 400);
+                }
+            };
+            match self.hub.presence_join(channel, &user_id, &info) {
+                Ok(is_new) => joined = Some((user_id, info, is_new)),
+                Err(e) => {
+                    return frame_subscription_error(channel, "LimitReached", &e.to_string(), 403);
+                }
+            }
+        }
+        let sub = match self.hub.subscribe(channel, None) {
+            Ok(sub) => sub,
+            Err(e) => {
+                if let Some((user_id, ..)) = &joined {
+                    self.hub.presence_leave(channel, user_id);
+                }
+                return frame_subscription_error(channel, "ServerError", &e.to_string(), 503);
+            }
+        };
+        let deliveries = futures::stream::unfold(sub, |mut sub| async move {
+            let d = sub.recv().await;
+            Some((d, sub))
+        })
+        .boxed();
+        self.subs.insert(channel.to_owned(), deliveries);
+        let snapshot = joined
+            .as_ref()
+            .map(|_| self.hub.presence_snapshot(channel).to_json());
+        if let Some((user_id, info, is_new)) = joined {
+            if is_new {
+                let data = json!({"user_id": user_id, "user_info": info});
+                let _ = self
+                    .hub
+                    .publish(channel, MEMBER_ADDED, data, Some(self.socket_id.clone()));
+            }
+            self.presence.insert(channel.to_owned(), user_id);
+        }
+        frame_subscription_succeeded(channel, snapshot.as_ref())
+    }
+
+    fn unsubscribe(&mut self, channel: &str) {
+        self.subs.remove(channel);
+        if let Some(user_id) = self.presence.remove(channel) {
+            self.leave_presence(channel, &user_id);
+        }
+    }
+
+    fn leave_presence(&self, channel: &str, user_id: &str) {
+        if self.hub.presence_leave(channel, user_id) {
+            let _ = self
+                .hub
+                .publish(channel, MEMBER_REMOVED, json!({"user_id": user_id}), None);
+        }
+    }
+
+    fn leave_all(&mut self) {
+        let joined: Vec<(String, String)> = self.presence.drain().collect();
+        self.subs = StreamMap::new();
+        for (channel, user_id) in joined {
+            self.leave_presence(&channel, &user_id);
+        }
+    }
+
+    fn client_event(&mut self, event: &str, channel: &str, data: String) -> Vec<String> {
+        let reject = |msg: &str| vec![frame_error(ErrorCode::ClientEventRejected, msg)];
+        if !self.config.client_events {
+            return reject("Client events are not enabled for this app");
+        }
+        if !check_channel_name(channel).is_ok_and(ChannelKind::needs_auth) {
+            return reject("Client events are only allowed on private- and presence- channels");
+        }
+        if !self.subs.contains_key(channel) {
+            return reject("Client events need a subscription to the channel");
+        }
+        if !self
+            .client_rate
+            .allow(self.clock.monotonic_ns(), CLIENT_EVENTS_PER_SECOND_MAX)
+        {
+            return reject("Client event rate limit reached (10 per second)");
+        }
+        let user_id = self.presence.get(channel).cloned();
+        match self
+            .hub
+            .publish_client_event(channel, event, data, self.socket_id.clone(), user_id)
+        {
+            Ok(_) => Vec::new(),
+            Err(e) => reject(&e.to_string()),
+        }
+    }
+}
+
+// ---- HTTP API -----------------------------------------------------------------------------
+
+/// An HTTP API error: status and a message in `{"error": …}`.
+#[derive(Debug)]
+struct PusherError(StatusCode, String);
+
+impl IntoResponse for PusherError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(json!({"error": self.1, "code": self.0.as_u16()})),
+        )
+            .into_response()
+    }
+}
+
+impl From<realtime::Error> for PusherError {
+    fn from(e: realtime::Error) -> Self {
+        let status = match &e {
+            realtime::Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            realtime::Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            realtime::Error::HubFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self(status, e.to_string())
+    }
+}
+
+/// The parts of an HTTP API request that its signature covers.
+#[derive(Debug)]
+struct Call {
+    /// `GET` or `POST`.
+    method: Method,
+    /// The request URI (its path is signed).
+    uri: Uri,
+    /// The decoded query parameters, `auth_*` included.
+    params: Vec<(String, String)>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Call {
+    type Rejection = PusherError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(params) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| PusherError(StatusCode::BAD_REQUEST, e.body_text()))?;
+        Ok(Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            params,
+        })
+    }
+}
+
+/// Checks the app id and the request signature.
+fn authorize(state: &AppState, app_id: &str, call: &Call, body: &[u8]) -> Result<(), PusherError> {
+    let config = &state.engine.config().realtime;
+    if app_id != config.app_id {
+        return Err(PusherError(
+            StatusCode::NOT_FOUND,
+            format!("unknown app_id {app_id}"),
+        ));
+    }
+    let now_s = state.engine.clock().now_ms() / 1000;
+    let req = SignedRequest {
+        method: call.method.as_str(),
+        path: call.uri.path(),
+        params: &call.params,
+        body,
+    };
+    check_request(&req, &config.key, &config.secret, now_s)?;
+    Ok(())
+}
+
+/// One event to publish, as `/events` and each `/batch_events` item spell it.
+#[derive(Debug, Deserialize)]
+struct EventBody {
+    /// Event name.
+    name: String,
+    /// Payload: a string (what the SDKs send) or any JSON.
+    #[serde(default)]
+    data: Value,
+    /// Target channels (`/events`).
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    /// One target channel (`/events` alternative, `/batch_events` items).
+    #[serde(default)]
+    channel: Option<String>,
+    /// Connection to exclude.
+    #[serde(default)]
+    socket_id: Option<String>,
+    /// Attributes to report back, e.g. `subscription_count,user_count`.
+    #[serde(default)]
+    info: Option<String>,
+}
+
+/// A validated event, ready to publish.
+struct Checked {
+    name: String,
+    data: String,
+    channels: Vec<String>,
+    exclude: Option<SocketId>,
+    info: Option<String>,
+}
+
+fn check_event(body: EventBody) -> Result<Checked, PusherError> {
+    check_event_name(&body.name)?;
+    let data = match &body.data {
+        Value::String(s) => normalize_json_data(s)?,
+        other => {
+            let text = other.to_string();
+            if text.len() > realtime::EVENT_DATA_BYTES_MAX {
+                return Err(realtime::Error::DataTooLarge {
+                    len: text.len(),
+                    max: realtime::EVENT_DATA_BYTES_MAX,
+                }
+                .into());
+            }
+            text
+        }
+    };
+    let channels = match (body.channels, body.channel) {
+        (Some(list), None) => list,
+        (None, Some(one)) => vec![one],
+        _ => {
+            return Err(PusherError(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of `channels` and `channel`".into(),
+            ));
+        }
+    };
+    if channels.is_empty() || channels.len() > PUBLISH_CHANNELS_MAX {
+        return Err(realtime::Error::TooManyChannels {
+            len: channels.len(),
+            max: PUBLISH_CHANNELS_MAX,
+        }
+        .into());
+    }
+    for c in &channels {
+        check_channel_name(c)?;
+    }
+    let exclude = body
+        .socket_id
+        .as_deref()
+        .map(str::parse::<SocketId>)
+        .transpose()?;
+    Ok(Checked {
+        name: body.name,
+        data,
+        channels,
+        exclude,
+        info: body.info,
+    })
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PusherError> {
+    serde_json::from_slice(body)
+        .map_err(|e| PusherError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+}
+
+/// Publishes a checked event; returns the per-channel info object when asked for.
+fn publish(hub: &Hub, ev: Checked) -> Result<Option<Value>, PusherError> {
+    for c in &ev.channels {
+        hub.publish_json(c, &ev.name, ev.data.clone(), ev.exclude.clone())?;
+    }
+    Ok(ev.info.as_deref().map(|info| {
+        let map: Map<String, Value> = ev
+            .channels
+            .iter()
+            .map(|c| (c.clone(), channel_attributes(hub, c, info)))
+            .collect();
+        Value::Object(map)
+    }))
+}
+
+/// The attributes `info` asks for on one channel.
+fn channel_attributes(hub: &Hub, channel: &str, info: &str) -> Value {
+    let mut out = Map::new();
+    for attr in info.split(',').map(str::trim) {
+        match attr {
+            "subscription_count" => {
+                out.insert(attr.into(), json!(hub.subscriber_count(channel)));
+            }
+            "user_count" if channel.starts_with("presence-") => {
+                out.insert(attr.into(), json!(hub.presence_user_count(channel)));
+            }
+            _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+/// `POST /apps/{app_id}/events`.
+async fn events(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    call: Call,
+    body: Bytes,
+) -> Result<Json<Value>, PusherError> {
+    authorize(&state, &app_id, &call, &body)?;
+    let ev = check_event(parse_body(&body)?)?;
+    let info = publish(state.engine.realtime(), ev)?;
+    Ok(Json(info.map_or_else(
+        || json!({}),
+        |channels| json!({"channels": channels}),
+    )))
+}
+
+/// Body of `batch_events`.
+#[derive(Debug, Deserialize)]
+struct BatchBody {
+    /// The events.
+    batch: Vec<EventBody>,
+}
+
+/// `POST /apps/{app_id}/batch_events`: all events are checked before any is published.
+async fn batch_events(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    call: Call,
+    body: Bytes,
+) -> Result<Json<Value>, PusherError> {
+    authorize(&state, &app_id, &call, &body)?;
+    let batch: BatchBody = parse_body(&body)?;
+    if batch.batch.len() > BATCH_EVENTS_MAX {
+        return Err(realtime::Error::BatchTooLarge {
+            len: batch.batch.len(),
+            max: BATCH_EVENTS_MAX,
+        }
+        .into());
+    }
+    let checked = batch
+        .batch
+        .into_iter()
+        .map(|b| {
+            if b.channels.is_some() {
+                Err(PusherError(
+                    StatusCode::BAD_REQUEST,
+                    "batch items take `channel`".into(),
+                ))
+            } else {
+                check_event(b)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let hub = state.engine.realtime();
+    let mut infos = Vec::new();
+    let mut any_info = false;
+    for ev in checked {
+        let channel = ev.channels.first().cloned().unwrap_or_default();
+        let info = publish(hub, ev)?;
+        any_info |= info.is_some();
+        infos.push(
+            info.and_then(|i| i.get(&channel).cloned())
+                .unwrap_or_else(|| json!({})),
+        );
+    }
+    Ok(Json(if any_info {
+        json!({"batch": infos})
+    } else {
+        json!({})
+    }))
+}
+
+/// `GET /apps/{app_id}/channels[?filter_by_prefix=…&info=…]`: occupied channels.
+async fn channels(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    call: Call,
+) -> Result<Json<Value>, PusherError> {
+    authorize(&state, &app_id, &call, &[])?;
+    let param = |name: &str| {
+        call.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let prefix = param("filter_by_prefix").unwrap_or("");
+    let info = param("info").unwrap_or("");
+    if info.split(',').any(|a| a.trim() == "user_count") && !prefix.starts_with("presence-") {
+        return Err(PusherError(
+            StatusCode::BAD_REQUEST,
+            "info=user_count needs filter_by_prefix=presence-".into(),
+        ));
+    }
+    let hub = state.engine.realtime();
+    let map: Map<String, Value> = hub
+        .occupied_channels()
+        .into_iter()
+        .filter(|(c, _)| c.starts_with(prefix))
+        .map(|(c, _)| {
+            let attrs = channel_attributes(hub, &c, info);
+            (c, attrs)
+        })
+        .collect();
+    Ok(Json(json!({"channels": map})))
+}
+
+/// `GET /apps/{app_id}/channels/{channel}`.
+async fn channel_info(
+    State(state): State<AppState>,
+    Path((app_id, channel)): Path<(String, String)>,
+    call: Call,
+) -> Result<Json<Value>, PusherError> {
+    authorize(&state, &app_id, &call, &[])?;
+    let kind = check_channel_name(&channel)?;
+    let hub = state.engine.realtime();
+    let count = hub.subscriber_count(&channel);
+    let mut out = json!({"occupied": count > 0, "subscription_count": count});
+    if kind == ChannelKind::Presence {
+        out["user_count"] = json!(hub.presence_user_count(&channel));
+    }
+    Ok(Json(out))
+}
+
+/// `GET /apps/{app_id}/channels/{channel}/users`: presence channels only.
+async fn channel_users(
+    State(state): State<AppState>,
+    Path((app_id, channel)): Path<(String, String)>,
+    call: Call,
+) -> Result<Json<Value>, PusherError> {
+    authorize(&state, &app_id, &call, &[])?;
+    if check_channel_name(&channel)? != ChannelKind::Presence {
+        return Err(PusherError(
+            StatusCode::BAD_REQUEST,
+            "users are listed for presence- channels only".into(),
+        ));
+    }
+    let users: Vec<Value> = state
+        .engine
+        .realtime()
+        .presence_snapshot(&channel)
+        .members
+        .into_iter()
+        .map(|m| json!({"id": m.user_id}))
+        .collect();
+    Ok(Json(json!({"users": users})))
+}

@@ -1,0 +1,192 @@
+//! Server-sent events for hub channels: `GET /realtime/{channel}` streams `id:` (the channel's
+//! event id), `event:` (the name) and `data:` (one-line JSON); `POST /realtime/{channel}`
+//! publishes one event.
+//!
+//! A stream starts with `retry:` once; a `Last-Event-ID` header replays what the hub's buffer
+//! still holds, or sends a `resync` event first when it cannot; without one, `?recent=N` replays
+//! the N latest buffered events (a freshly opened page fills its feed). Keep-alive comments go out
+//! every `realtime.sse_keepalive_ms`. Streams end when the server shuts down. `private-` and
+//! `presence-` channels are refused here (403): they need Pusher channel authorisation, which
+//! only the WebSocket carries.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::StreamExt as _;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::metrics::Gauge;
+use crate::realtime::{self, Delivery, EventId, Start, check_channel_name};
+
+/// Holds one unit of a gauge (open streams, connections) until dropped.
+#[derive(Debug)]
+pub(super) struct GaugeGuard(Arc<Gauge>);
+
+impl GaugeGuard {
+    /// Adds one to the gauge `name` of `state`'s registry until the guard drops.
+    pub(super) fn new(state: &AppState, name: &'static str, help: &'static str) -> Self {
+        let gauge = state.engine.metrics().gauge(name, help, Vec::new());
+        gauge.add(1);
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
+}
+
+/// The SSE routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/realtime/{channel}", get(stream).post(publish))
+}
+
+/// Maps a realtime error to a client error (every variant reachable here is the caller's fault,
+/// except a full hub).
+pub(super) fn client_error(e: &realtime::Error) -> ApiError {
+    let status = match e {
+        realtime::Error::DataTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        realtime::Error::HubFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        realtime::Error::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::client(status, "bad_request", e.to_string())
+}
+
+/// The `resync` event: the client must refetch, then follows events after `head`.
+fn resync_event(requested: Option<EventId>, head: EventId) -> SseEvent {
+    let data = json!({"reason": "events after last_event_id are no longer buffered", "last_event_id": requested, "head": head});
+    SseEvent::default()
+        .id(head.to_string())
+        .event("resync")
+        .data(data.to_string())
+}
+
+/// Query of `GET /realtime/{channel}`.
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    /// Replay up to this many of the latest buffered events when there is no Last-Event-ID.
+    #[serde(default)]
+    recent: Option<usize>,
+}
+
+/// `GET /realtime/{channel}[?recent=N]`.
+async fn stream(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match check_channel_name(&channel) {
+        Ok(kind) if kind.needs_auth() => {
+            return ApiError::client(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "private- and presence- channels need Pusher authorisation: use the WebSocket /app/{key}",
+            )
+            .into_response();
+        }
+        Ok(_) => {}
+        Err(e) => return client_error(&e).into_response(),
+    }
+    // An unreadable Last-Event-ID cannot be resumed from: ask for a resync (u64::MAX is ahead
+    // of every channel's head).
+    let last_event_id = headers.get("last-event-id").map(|v| {
+        v.to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<EventId>().ok())
+            .unwrap_or(EventId::MAX)
+    });
+    let hub = state.engine.realtime();
+    let Some(slot) = hub.try_connect() else {
+        return ApiError::client(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "over_capacity",
+            "too many open SSE streams and WebSocket connections",
+        )
+        .into_response();
+    };
+    // `?recent=N` replays the N latest buffered events to a fresh page; a browser reconnecting
+    // sends Last-Event-ID, which wins.
+    let recent = match (last_event_id, query.recent) {
+        (None, Some(n)) => Some(n),
+        _ => None,
+    };
+    let subscribed = match recent {
+        Some(n) => hub.subscribe_recent(&channel, n),
+        None => hub.subscribe(&channel, last_event_id),
+    };
+    let sub = match subscribed {
+        Ok(sub) => sub,
+        Err(e) => return client_error(&e).into_response(),
+    };
+    let config = &state.engine.config().realtime;
+    let mut first = vec![SseEvent::default().retry(Duration::from_millis(config.sse_retry_ms))];
+    if let Start::Resync { requested, head } = sub.start() {
+        first.push(resync_event(Some(requested), head));
+    }
+    let open = GaugeGuard::new(
+        &state,
+        "streamcache_realtime_sse_streams",
+        "Open SSE streams on /realtime",
+    );
+    let live = futures::stream::unfold((sub, open, slot), |(mut sub, open, slot)| async move {
+        let event = match sub.recv().await {
+            Delivery::Event(e) => SseEvent::default()
+                .id(e.id().to_string())
+                .event(e.name())
+                .data(e.data()),
+            Delivery::Resync { head } => resync_event(None, head),
+        };
+        Some((event, (sub, open, slot)))
+    });
+    let mut shutdown = state.shutdown.clone();
+    let events = futures::stream::iter(first)
+        .chain(live)
+        .map(Ok::<_, Infallible>)
+        .take_until(async move { shutdown.wait().await });
+    let keep_alive = KeepAlive::new()
+        .interval(Duration::from_millis(config.sse_keepalive_ms))
+        .text("keepalive");
+    let mut resp = Sse::new(events).keep_alive(keep_alive).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// Body of `POST /realtime/{channel}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    /// Event name.
+    event: String,
+    /// Payload (any JSON).
+    #[serde(default)]
+    data: Value,
+}
+
+/// `POST /realtime/{channel}`: publishes one event to SSE and Pusher subscribers alike and
+/// answers `{"id": n}`.
+async fn publish(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    Json(body): Json<PublishBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = state
+        .engine
+        .realtime()
+        .publish(&channel, &body.event, body.data, None)
+        .map_err(|e| client_error(&e))?;
+    Ok(Json(json!({"id": id})))
+}

@@ -1,0 +1,201 @@
+//! The Upstash Redis REST surface under `/redis`: `POST /redis` with a JSON command array,
+//! `POST /redis/pipeline`, `POST /redis/multi-exec`, and the path form
+//! `GET|POST /redis/{command}/{arg}/…` (a POST body becomes the last argument).
+//!
+//! Replies are `{"result": …}`; command errors are `{"error": "ERR …"}` with status 400. With
+//! the header `Upstash-Encoding: base64`, string results are base64-encoded as Upstash does.
+
+use axum::Router;
+use axum::body::Bytes as BodyBytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::cache::{Cache, Frame};
+
+/// Most commands in one pipeline or transaction request.
+pub(crate) const UPSTASH_PIPELINE_LEN_MAX: usize = 10_000;
+
+/// The `/redis` routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/redis", post(single))
+        .route("/redis/pipeline", post(pipeline))
+        .route("/redis/multi-exec", post(multi_exec))
+        .route("/redis/{*path}", any(path_form))
+}
+
+fn base64_wanted(headers: &HeaderMap) -> bool {
+    headers
+        .get("upstash-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("base64"))
+}
+
+fn error(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": text.into()}))).into_response()
+}
+
+/// Parses one JSON command: an array of strings, numbers or booleans.
+fn parse_command(v: &Value) -> Result<Vec<Bytes>, String> {
+    let items = v
+        .as_array()
+        .ok_or("ERR a command is a JSON array of strings")?;
+    if items.is_empty() {
+        return Err("ERR empty command".into());
+    }
+    items
+        .iter()
+        .map(|a| match a {
+            Value::String(s) => Ok(Bytes::from(s.clone())),
+            Value::Number(n) => Ok(Bytes::from(n.to_string())),
+            Value::Bool(b) => Ok(Bytes::from(b.to_string())),
+            _ => Err("ERR arguments must be strings or numbers".to_owned()),
+        })
+        .collect()
+}
+
+/// Converts a reply to Upstash's JSON result.
+fn to_json(frame: Frame, b64: bool) -> Value {
+    let text = |b: &[u8]| {
+        if b64 {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        } else {
+            Value::String(String::from_utf8_lossy(b).into_owned())
+        }
+    };
+    match frame {
+        Frame::Simple(s) => text(s.as_bytes()),
+        Frame::Error(e) => json!({"error": e}),
+        Frame::Integer(n) => json!(n),
+        Frame::Bulk(b) | Frame::Verbatim(b) => text(&b),
+        Frame::Null | Frame::NullArray => Value::Null,
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+            Value::Array(items.into_iter().map(|f| to_json(f, b64)).collect())
+        }
+        Frame::Map(pairs) => Value::Array(
+            pairs
+                .into_iter()
+                .flat_map(|(k, v)| [to_json(k, b64), to_json(v, b64)])
+                .collect(),
+        ),
+        Frame::Double(d) => text(crate::cache::format_double(d).as_bytes()),
+        Frame::Boolean(b) => json!(i64::from(b)),
+        Frame::BigNumber(s) => text(s.as_bytes()),
+    }
+}
+
+/// One reply as an Upstash response body element.
+fn entry(frame: Frame, b64: bool) -> Value {
+    match frame {
+        Frame::Error(e) => json!({"error": e}),
+        other => json!({"result": to_json(other, b64)}),
+    }
+}
+
+async fn run_one(cache: Cache, args: Vec<Bytes>, b64: bool) -> Response {
+    let frame = match tokio::task::spawn_blocking(move || cache.execute(0, &args)).await {
+        Ok(f) => f,
+        Err(e) => return super::ApiError::internal(&e).into_response(),
+    };
+    match frame {
+        Frame::Error(e) => error(StatusCode::BAD_REQUEST, e),
+        other => axum::Json(json!({"result": to_json(other, b64)})).into_response(),
+    }
+}
+
+async fn single(State(state): State<AppState>, headers: HeaderMap, body: BodyBytes) -> Response {
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("ERR invalid JSON body: {e}"),
+            );
+        }
+    };
+    match parse_command(&parsed) {
+        Ok(args) => run_one(state.engine.cache().clone(), args, base64_wanted(&headers)).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+fn parse_batch(body: &[u8]) -> Result<Vec<Vec<Bytes>>, String> {
+    let parsed: Value =
+        serde_json::from_slice(body).map_err(|e| format!("ERR invalid JSON body: {e}"))?;
+    let cmds = parsed
+        .as_array()
+        .ok_or("ERR a pipeline is a JSON array of commands")?;
+    if cmds.len() > UPSTASH_PIPELINE_LEN_MAX {
+        return Err(format!(
+            "ERR pipeline of {} commands exceeds {UPSTASH_PIPELINE_LEN_MAX}",
+            cmds.len()
+        ));
+    }
+    cmds.iter().map(parse_command).collect()
+}
+
+async fn pipeline(State(state): State<AppState>, headers: HeaderMap, body: BodyBytes) -> Response {
+    let cmds = match parse_batch(&body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let b64 = base64_wanted(&headers);
+    let cache = state.engine.cache().clone();
+    let frames = tokio::task::spawn_blocking(move || {
+        cmds.iter().map(|c| cache.execute(0, c)).collect::<Vec<_>>()
+    })
+    .await;
+    match frames {
+        Ok(frames) => axum::Json(Value::Array(
+            frames.into_iter().map(|f| entry(f, b64)).collect(),
+        ))
+        .into_response(),
+        Err(e) => super::ApiError::internal(&e).into_response(),
+    }
+}
+
+async fn multi_exec(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: BodyBytes,
+) -> Response {
+    let cmds = match parse_batch(&body) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let b64 = base64_wanted(&headers);
+    let cache = state.engine.cache().clone();
+    match tokio::task::spawn_blocking(move || cache.execute_atomic(0, &cmds)).await {
+        Ok(frames) => axum::Json(Value::Array(
+            frames.into_iter().map(|f| entry(f, b64)).collect(),
+        ))
+        .into_response(),
+        Err(e) => super::ApiError::internal(&e).into_response(),
+    }
+}
+
+async fn path_form(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: BodyBytes,
+) -> Response {
+    let mut args: Vec<Bytes> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| Bytes::from(s.to_owned()))
+        .collect();
+    if args.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "ERR empty command");
+    }
+    if !body.is_empty() {
+        args.push(body);
+    }
+    run_one(state.engine.cache().clone(), args, base64_wanted(&headers)).await
+}

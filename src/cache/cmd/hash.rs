@@ -1,0 +1,315 @@
+//! Hash commands.
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use super::{
+    NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64,
+    scan_options, tri,
+};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::frame::{Frame, format_double, parse_i64};
+use crate::cache::value::Value;
+use crate::cache::{EventKind, Inner};
+
+type Map = HashMap<Bytes, Bytes>;
+
+fn get_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Map>, Frame> {
+    match ctx.entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Hash(h) => Ok(Some(h)),
+            _ => Err(Frame::error(WRONGTYPE)),
+        },
+    }
+}
+
+fn hash_or_new<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<&'c mut Map, Frame> {
+    if get_hash(ctx, key)?.is_none() {
+        ctx.put(key, Value::Hash(Box::default()), 0);
+    }
+    get_hash(ctx, key)?.ok_or_else(|| Frame::error(WRONGTYPE))
+}
+
+fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if ctx.settle(key) {
+        ctx.touched(key, EventKind::Set);
+    } else {
+        ctx.touched(key, EventKind::Del);
+    }
+}
+
+/// HSET and HMSET.
+pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    if !args.len().is_multiple_of(2) {
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name(args)
+        ));
+    }
+    let key = arg(args, 1);
+    let h = tri!(hash_or_new(ctx, key));
+    let mut added = 0;
+    for pair in args.get(2..).unwrap_or_default().chunks(2) {
+        if let [f, v] = pair
+            && h.insert(f.clone(), v.clone()).is_none()
+        {
+            added += 1;
+        }
+    }
+    done(ctx, key);
+    if is(arg(args, 0), "hmset") {
+        Frame::ok()
+    } else {
+        int(added)
+    }
+}
+
+pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let h = tri!(hash_or_new(ctx, key));
+    let added = if h.contains_key(arg(args, 2)) {
+        false
+    } else {
+        h.insert(
+            args.get(2).cloned().unwrap_or_default(),
+            args.get(3).cloned().unwrap_or_default(),
+        );
+        true
+    };
+    done(ctx, key);
+    Frame::Integer(i64::from(added))
+}
+
+pub(crate) fn hget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    match tri!(get_hash(ctx, arg(args, 1))).and_then(|h| h.get(arg(args, 2))) {
+        Some(v) => Frame::Bulk(v.clone()),
+        None => Frame::Null,
+    }
+}
+
+pub(crate) fn hmget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let h = tri!(get_hash(ctx, arg(args, 1)));
+    Frame::Array(
+        args.iter()
+            .skip(2)
+            .map(|f| {
+                h.as_ref()
+                    .and_then(|h| h.get(&f[..]))
+                    .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn hdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let Some(h) = tri!(get_hash(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let n = args
+        .iter()
+        .skip(2)
+        .filter(|f| h.remove(&f[..]).is_some())
+        .count();
+    if n > 0 {
+        done(ctx, key);
+    }
+    int(n)
+}
+
+pub(crate) fn hlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    int(tri!(get_hash(ctx, arg(args, 1))).map_or(0, |h| h.len()))
+}
+
+pub(crate) fn hstrlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    int(tri!(get_hash(ctx, arg(args, 1)))
+        .and_then(|h| h.get(arg(args, 2)))
+        .map_or(0, Bytes::len))
+}
+
+pub(crate) fn hexists(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    Frame::Integer(i64::from(
+        tri!(get_hash(ctx, arg(args, 1))).is_some_and(|h| h.contains_key(arg(args, 2))),
+    ))
+}
+
+/// HGETALL, HKEYS, HVALS.
+pub(crate) fn hgetall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let cmd = name(args);
+    let Some(h) = tri!(get_hash(ctx, arg(args, 1))) else {
+        return if cmd == "hgetall" {
+            Frame::Map(Vec::new())
+        } else {
+            Frame::Array(Vec::new())
+        };
+    };
+    match cmd.as_str() {
+        "hkeys" => Frame::Array(h.keys().map(|k| Frame::Bulk(k.clone())).collect()),
+        "hvals" => Frame::Array(h.values().map(|v| Frame::Bulk(v.clone())).collect()),
+        _ => Frame::Map(
+            h.iter()
+                .map(|(k, v)| (Frame::Bulk(k.clone()), Frame::Bulk(v.clone())))
+                .collect(),
+        ),
+    }
+}
+
+pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let by = tri!(int_arg(args, 3));
+    let h = tri!(hash_or_new(ctx, key));
+    let cur = match h.get(arg(args, 2)) {
+        Some(v) => match parse_i64(v) {
+            Some(n) => n,
+            None => {
+                ctx.settle(key);
+                return Frame::error("ERR hash value is not an integer");
+            }
+        },
+        None => 0,
+    };
+    let Some(next) = cur.checked_add(by) else {
+        ctx.settle(key);
+        return Frame::error("ERR increment or decrement would overflow");
+    };
+    h.insert(
+        args.get(2).cloned().unwrap_or_default(),
+        Bytes::from(next.to_string()),
+    );
+    done(ctx, key);
+    Frame::Integer(next)
+}
+
+pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let by = tri!(float_arg(args, 3));
+    if !by.is_finite() {
+        return Frame::error("ERR value is NaN or Infinity");
+    }
+    let h = tri!(hash_or_new(ctx, key));
+    let cur = match h.get(arg(args, 2)) {
+        Some(v) => match parse_f64(v) {
+            Some(n) => n,
+            None => {
+                ctx.settle(key);
+                return Frame::error("ERR hash value is not a float");
+            }
+        },
+        None => 0.0,
+    };
+    let next = cur + by;
+    if !next.is_finite() {
+        ctx.settle(key);
+        return Frame::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(format_double(next));
+    h.insert(args.get(2).cloned().unwrap_or_default(), text.clone());
+    done(ctx, key);
+    Frame::Bulk(text)
+}
+
+pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let count = if args.len() >= 3 {
+        Some(tri!(int_arg(args, 2)))
+    } else {
+        None
+    };
+    let withvalues = match args.get(3) {
+        Some(a) if is(a, "withvalues") && args.len() == 4 => true,
+        Some(_) => return Frame::error(SYNTAX),
+        None => false,
+    };
+    if let Some(c) = count
+        && c.unsigned_abs() > (i64::MAX / 2) as u64
+    {
+        return Frame::error("ERR value is out of range");
+    }
+    let pairs: Vec<(Bytes, Bytes)> = match tri!(get_hash(ctx, arg(args, 1))) {
+        Some(h) => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => Vec::new(),
+    };
+    let picks = tri!(random_picks(ctx, pairs.len(), count));
+    let Some(picks) = picks else {
+        return pairs.first().map_or(Frame::Null, |_| {
+            let i = ctx.random_below(pairs.len());
+            pairs
+                .get(i)
+                .map_or(Frame::Null, |(k, _)| Frame::Bulk(k.clone()))
+        });
+    };
+    let mut out = Vec::new();
+    for i in picks {
+        if let Some((k, v)) = pairs.get(i) {
+            if withvalues && ctx.resp3 {
+                out.push(Frame::Array(vec![
+                    Frame::Bulk(k.clone()),
+                    Frame::Bulk(v.clone()),
+                ]));
+            } else {
+                out.push(Frame::Bulk(k.clone()));
+                if withvalues {
+                    out.push(Frame::Bulk(v.clone()));
+                }
+            }
+        }
+    }
+    Frame::Array(out)
+}
+
+/// Index picks for SRANDMEMBER/HRANDFIELD-style commands over `len` items: `None` for the
+/// single-item form; positive counts give distinct indexes, negative counts allow repeats.
+pub(crate) fn random_picks(
+    ctx: &mut Ctx<'_>,
+    len: usize,
+    count: Option<i64>,
+) -> Result<Option<Vec<usize>>, Frame> {
+    let Some(count) = count else { return Ok(None) };
+    if len == 0 || count == 0 {
+        return Ok(Some(Vec::new()));
+    }
+    if count < 0 {
+        let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+        if n > 64 * 1024 * 1024 {
+            return Err(Frame::error(NOT_INTEGER));
+        }
+        return Ok(Some((0..n).map(|_| ctx.random_below(len)).collect()));
+    }
+    let n = usize::try_from(count).unwrap_or(usize::MAX).min(len);
+    let mut idx: Vec<usize> = (0..len).collect();
+    for i in 0..n {
+        let j = i + ctx.random_below(len - i);
+        idx.swap(i, j);
+    }
+    idx.truncate(n);
+    Ok(Some(idx))
+}
+
+pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
+    let novalues = false;
+    let mut pairs: Vec<(Bytes, Bytes)> = match tri!(get_hash(ctx, arg(args, 1))) {
+        Some(h) => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => Vec::new(),
+    };
+    pairs.sort_unstable();
+    let (next, page) = super::keys::page(pairs, cursor, count);
+    let mut out = Vec::new();
+    for (k, v) in page {
+        if pattern
+            .as_ref()
+            .is_some_and(|p| !super::glob_match(p, &k, false))
+        {
+            continue;
+        }
+        out.push(Frame::Bulk(k));
+        if !novalues {
+            out.push(Frame::Bulk(v));
+        }
+    }
+    let _ = NOT_FLOAT;
+    Frame::Array(vec![
+        Frame::bulk(next.to_string().as_bytes()),
+        Frame::Array(out),
+    ])
+}

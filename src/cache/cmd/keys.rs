@@ -1,0 +1,431 @@
+//! Generic key commands: existence, deletion, TTLs, renaming, iteration and databases.
+
+use bytes::Bytes;
+
+use super::{SYNTAX, arg, glob_match, int, int_arg, is, name, scan_options, tri};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::frame::Frame;
+use crate::cache::{DATABASES, EventKind, Inner};
+
+pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let mut n = 0;
+    for key in args.iter().skip(1) {
+        if ctx.remove(key).is_some() {
+            ctx.touched(key, EventKind::Del);
+            n += 1;
+        }
+    }
+    int(n)
+}
+
+pub(crate) fn exists(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    int(args.iter().skip(1).filter(|k| ctx.exists(k)).count())
+}
+
+pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let stamp = ctx.access_stamp();
+    let mut n = 0;
+    for key in args.iter().skip(1) {
+        if let Some(e) = ctx.entry(key) {
+            e.access = stamp;
+            n += 1;
+        }
+    }
+    int(n)
+}
+
+pub(crate) fn type_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    Frame::Simple(
+        ctx.entry(arg(args, 1))
+            .map_or("none", |e| e.value.type_name())
+            .to_owned(),
+    )
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
+pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    let cmd = name(args);
+    let Some(e) = ctx.entry(arg(args, 1)) else {
+        return Frame::Integer(-2);
+    };
+    if e.expire_at_ms == 0 {
+        return Frame::Integer(-1);
+    }
+    let d = i64::try_from(e.expire_at_ms).unwrap_or(i64::MAX);
+    let left = d
+        .saturating_sub(i64::try_from(now).unwrap_or(i64::MAX))
+        .max(0);
+    Frame::Integer(match cmd.as_str() {
+        "ttl" => (left + 500) / 1000,
+        "pttl" => left,
+        "expiretime" => d / 1000,
+        _ => d,
+    })
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT.
+pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let cmd = name(args);
+    let unit: i64 = if cmd.starts_with('p') { 1 } else { 1000 };
+    let absolute = cmd.ends_with("at");
+    let key = arg(args, 1);
+    let v = tri!(int_arg(args, 2));
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in args.iter().skip(3) {
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            return Frame::error(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            ));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return Frame::error("ERR GT and LT options at the same time are not compatible");
+    }
+    if unit == 1000 && !(i64::MIN / 1000..=i64::MAX / 1000).contains(&v) {
+        return Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
+    }
+    let when = tri!(super::strings::deadline(
+        ctx.now_ms, v, unit, absolute, &cmd
+    ));
+    let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
+    let Some(e) = ctx.entry(key) else {
+        return Frame::Integer(0);
+    };
+    let current = e.expire_at_ms;
+    if (nx && current != 0) || (xx && current == 0) {
+        return Frame::Integer(0);
+    }
+    let cur = if current == 0 {
+        i64::MAX
+    } else {
+        i64::try_from(current).unwrap_or(i64::MAX)
+    };
+    if (gt && (current == 0 || when <= cur)) || (lt && when >= cur) {
+        return Frame::Integer(0);
+    }
+    if when <= now {
+        ctx.remove(key);
+        ctx.touched(key, EventKind::Del);
+        return Frame::Integer(1);
+    }
+    ctx.set_expire(key, u64::try_from(when).unwrap_or(u64::MAX));
+    ctx.touched(key, EventKind::Expire);
+    Frame::Integer(1)
+}
+
+pub(crate) fn persist(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    match ctx.entry(key) {
+        Some(e) if e.expire_at_ms != 0 => {
+            ctx.set_expire(key, 0);
+            ctx.touched(key, EventKind::Persist);
+            Frame::Integer(1)
+        }
+        _ => Frame::Integer(0),
+    }
+}
+
+/// RENAME and RENAMENX.
+pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let nx = is(arg(args, 0), "renamenx");
+    let (src, dst) = (arg(args, 1), arg(args, 2));
+    if !ctx.exists(src) {
+        return Frame::error("ERR no such key");
+    }
+    if src == dst {
+        return if nx { Frame::Integer(0) } else { Frame::ok() };
+    }
+    if nx && ctx.exists(dst) {
+        return Frame::Integer(0);
+    }
+    let Some(entry) = ctx.remove(src) else {
+        return Frame::error("ERR no such key");
+    };
+    let db = ctx.db;
+    ctx.remove(dst);
+    ctx.put_in(db, dst, entry);
+    ctx.touched(src, EventKind::Del);
+    ctx.touched(dst, EventKind::Set);
+    if nx { Frame::Integer(1) } else { Frame::ok() }
+}
+
+/// Every live key of the selected database, sorted (stable order for KEYS and SCAN cursors).
+fn live_keys(ctx: &mut Ctx<'_>) -> Vec<Bytes> {
+    let now = ctx.now_ms;
+    let db = ctx.db;
+    let mut keys = Vec::new();
+    for pos in ctx.all_shards(db) {
+        if let Some(shard) = ctx.shard_at(pos) {
+            keys.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(_, e)| !e.is_expired(now))
+                    .map(|(k, _)| Bytes::copy_from_slice(k)),
+            );
+        }
+    }
+    keys.sort_unstable();
+    keys
+}
+
+pub(crate) fn keys(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let pattern = arg(args, 1);
+    let all = pattern == b"*";
+    Frame::Array(
+        live_keys(ctx)
+            .into_iter()
+            .filter(|k| all || glob_match(pattern, k, false))
+            .map(Frame::Bulk)
+            .collect(),
+    )
+}
+
+/// Pages through a sorted list: the cursor is the index of the next item.
+pub(crate) fn page<T>(items: Vec<T>, cursor: u64, count: usize) -> (u64, Vec<T>) {
+    let start = usize::try_from(cursor).unwrap_or(usize::MAX);
+    let len = items.len();
+    let page: Vec<T> = items.into_iter().skip(start).take(count).collect();
+    let next = start.saturating_add(count);
+    (if next >= len { 0 } else { next as u64 }, page)
+}
+
+pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let (cursor, pattern, count, kind) = tri!(scan_options(args, 1, true));
+    let keys = live_keys(ctx);
+    let (next, page) = page(keys, cursor, count);
+    let mut out = Vec::new();
+    for k in page {
+        if pattern.as_ref().is_some_and(|p| !glob_match(p, &k, false)) {
+            continue;
+        }
+        if let Some(t) = &kind {
+            let Some(e) = ctx.entry(&k) else { continue };
+            if !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
+                continue;
+            }
+        }
+        out.push(Frame::Bulk(k));
+    }
+    Frame::Array(vec![
+        Frame::bulk(next.to_string().as_bytes()),
+        Frame::Array(out),
+    ])
+}
+
+pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+    let keys = live_keys(ctx);
+    if keys.is_empty() {
+        return Frame::Null;
+    }
+    let i = ctx.random_below(keys.len());
+    keys.into_iter().nth(i).map_or(Frame::Null, Frame::Bulk)
+}
+
+/// Number of keys in database `db` (including expired ones not yet collected, as Redis).
+pub(crate) fn db_len(ctx: &mut Ctx<'_>, db: usize) -> (usize, usize) {
+    let mut n = 0;
+    let mut volatile = 0;
+    for pos in ctx.all_shards(db) {
+        if let Some(s) = ctx.shard_at(pos) {
+            n += s.map.len();
+            volatile += s.expiry.len();
+        }
+    }
+    (n, volatile)
+}
+
+pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+    let db = ctx.db;
+    int(db_len(ctx, db).0)
+}
+
+fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
+    for pos in ctx.all_shards(db) {
+        if let Some(s) = ctx.shard_at(pos) {
+            s.clear();
+        }
+    }
+    ctx.flushed = true;
+}
+
+pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    if args.len() > 2
+        || args
+            .get(1)
+            .is_some_and(|a| !is(a, "async") && !is(a, "sync"))
+    {
+        return Frame::error(SYNTAX);
+    }
+    let db = ctx.db;
+    flush_db(ctx, db);
+    Frame::ok()
+}
+
+pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    if args.len() > 2
+        || args
+            .get(1)
+            .is_some_and(|a| !is(a, "async") && !is(a, "sync"))
+    {
+        return Frame::error(SYNTAX);
+    }
+    for db in 0..DATABASES {
+        flush_db(ctx, db);
+    }
+    Frame::ok()
+}
+
+/// Parses a database index argument.
+pub(crate) fn db_index(a: &[u8]) -> Result<usize, Frame> {
+    let n =
+        crate::cache::resp::frame::parse_i64(a).ok_or_else(|| Frame::error(super::NOT_INTEGER))?;
+    usize::try_from(n)
+        .ok()
+        .filter(|n| *n < DATABASES)
+        .ok_or_else(|| Frame::error("ERR DB index is out of range"))
+}
+
+pub(crate) fn swapdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let a = tri!(db_index(arg(args, 1)).map_err(|_| Frame::error("ERR invalid first DB index")));
+    let b = tri!(db_index(arg(args, 2)).map_err(|_| Frame::error("ERR invalid second DB index")));
+    if a == b {
+        return Frame::ok();
+    }
+    let pa = ctx.all_shards(a);
+    let pb = ctx.all_shards(b);
+    for (x, y) in pa.into_iter().zip(pb) {
+        let taken = ctx.shard_at(x).map(std::mem::take).unwrap_or_default();
+        let other = ctx
+            .shard_at(y)
+            .map(|s| std::mem::replace(s, taken))
+            .unwrap_or_default();
+        if let Some(s) = ctx.shard_at(x) {
+            *s = other;
+        }
+    }
+    ctx.flushed = true;
+    Frame::ok()
+}
+
+pub(crate) fn move_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let to = tri!(db_index(arg(args, 2)));
+    if to == ctx.db {
+        return Frame::error("ERR source and destination objects are the same");
+    }
+    if !ctx.exists(key) || ctx.entry_db(to, key).is_some() {
+        return Frame::Integer(0);
+    }
+    let Some(entry) = ctx.remove(key) else {
+        return Frame::Integer(0);
+    };
+    ctx.put_in(to, key, entry);
+    ctx.touched(key, EventKind::Del);
+    ctx.touched_in(to, key, EventKind::Set);
+    Frame::Integer(1)
+}
+
+pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let (src, dst) = (arg(args, 1), arg(args, 2));
+    let mut to = ctx.db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if is(arg(args, i), "replace") {
+            replace = true;
+        } else if is(arg(args, i), "db") && i + 1 < args.len() {
+            to = tri!(db_index(arg(args, i + 1)));
+            i += 1;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        i += 1;
+    }
+    if src == dst && to == ctx.db {
+        return Frame::error("ERR source and destination objects are the same");
+    }
+    let Some(entry) = ctx.entry(src).map(|e| e.clone()) else {
+        return Frame::Integer(0);
+    };
+    if ctx.entry_db(to, dst).is_some() {
+        if !replace {
+            return Frame::Integer(0);
+        }
+        ctx.remove_in(to, dst);
+    }
+    ctx.put_in(to, dst, entry);
+    ctx.touched_in(to, dst, EventKind::Set);
+    Frame::Integer(1)
+}
+
+pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let sub = arg(args, 1);
+    if is(sub, "help") {
+        return Frame::Array(
+            [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>",
+                "FREQ <key>",
+                "IDLETIME <key>",
+                "REFCOUNT <key>",
+                "HELP",
+            ]
+            .iter()
+            .map(|s| Frame::Simple((*s).to_owned()))
+            .collect(),
+        );
+    }
+    if args.len() != 3 {
+        return Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(sub)
+        ));
+    }
+    let now_s = ctx.access_stamp();
+    let Some(e) = ctx.entry(arg(args, 2)) else {
+        return Frame::Null;
+    };
+    if is(sub, "encoding") {
+        Frame::bulk(e.value.encoding().as_bytes())
+    } else if is(sub, "refcount") {
+        Frame::Integer(1)
+    } else if is(sub, "idletime") {
+        Frame::Integer(i64::from(now_s.wrapping_sub(e.access) / 1000))
+    } else if is(sub, "freq") {
+        Frame::error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        )
+    } else {
+        Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    if !is(arg(args, 1), "usage") || args.len() < 3 {
+        return Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+            String::from_utf8_lossy(arg(args, 1))
+        ));
+    }
+    match ctx.entry(arg(args, 2)) {
+        Some(e) => Frame::Integer(i64::from(e.mem)),
+        None => Frame::Null,
+    }
+}

@@ -1,0 +1,537 @@
+//! List commands, including the non-blocking attempt behind each blocking pop (the RESP server
+//! retries it when a list gains elements, until its timeout).
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::frame::{Frame, parse_i64};
+use crate::cache::value::Value;
+use crate::cache::{EventKind, Inner};
+
+type List = VecDeque<Bytes>;
+
+fn get_list<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut List>, Frame> {
+    match ctx.entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::List(l) => Ok(Some(l)),
+            _ => Err(Frame::error(WRONGTYPE)),
+        },
+    }
+}
+
+fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if ctx.settle(key) {
+        ctx.touched(key, EventKind::Set);
+    } else {
+        ctx.touched(key, EventKind::Del);
+    }
+}
+
+/// LPUSH, RPUSH, LPUSHX, RPUSHX.
+pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let cmd = name(args);
+    let left = cmd.starts_with('l');
+    let only_existing = cmd.ends_with('x');
+    let key = arg(args, 1);
+    if tri!(get_list(ctx, key)).is_none() {
+        if only_existing {
+            return Frame::Integer(0);
+        }
+        ctx.put(key, Value::List(Box::default()), 0);
+    }
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    for v in args.iter().skip(2) {
+        if left {
+            l.push_front(v.clone())
+        } else {
+            l.push_back(v.clone())
+        }
+    }
+    let len = l.len();
+    ctx.list_pushed = true;
+    done(ctx, key);
+    int(len)
+}
+
+fn pop_one(l: &mut List, left: bool) -> Option<Bytes> {
+    if left { l.pop_front() } else { l.pop_back() }
+}
+
+/// LPOP and RPOP with an optional count.
+pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let left = is(arg(args, 0), "lpop");
+    let key = arg(args, 1);
+    if args.len() > 3 {
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name(args)
+        ));
+    }
+    let count = match args.get(2) {
+        Some(c) => match parse_i64(c) {
+            Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(_) | None if parse_i64(c).is_some() => {
+                return Frame::error("ERR value is out of range, must be positive");
+            }
+            _ => return Frame::error(NOT_INTEGER),
+        },
+        None => None,
+    };
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return if count.is_some() {
+            Frame::NullArray
+        } else {
+            Frame::Null
+        };
+    };
+    let reply = match count {
+        None => pop_one(l, left).map_or(Frame::Null, Frame::Bulk),
+        Some(n) => Frame::Array(
+            (0..n)
+                .map_while(|_| pop_one(l, left))
+                .map(Frame::Bulk)
+                .collect(),
+        ),
+    };
+    done(ctx, key);
+    reply
+}
+
+pub(crate) fn llen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    int(tri!(get_list(ctx, arg(args, 1))).map_or(0, |l| l.len()))
+}
+
+pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let start = tri!(int_arg(args, 2));
+    let stop = tri!(int_arg(args, 3));
+    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
+        return Frame::Array(Vec::new());
+    };
+    match super::range(start, stop, l.len()) {
+        Some((a, b)) => Frame::Array(l.range(a..=b).map(|v| Frame::Bulk(v.clone())).collect()),
+        None => Frame::Array(Vec::new()),
+    }
+}
+
+fn index(i: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let i = if i < 0 { len + i } else { i };
+    if i < 0 || i >= len {
+        None
+    } else {
+        usize::try_from(i).ok()
+    }
+}
+
+pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let i = tri!(int_arg(args, 2));
+    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
+        return Frame::Null;
+    };
+    index(i, l.len())
+        .and_then(|i| l.get(i))
+        .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
+}
+
+pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let i = tri!(int_arg(args, 2));
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::error("ERR no such key");
+    };
+    let Some(slot) = index(i, l.len()).and_then(|i| l.get_mut(i)) else {
+        return Frame::error("ERR index out of range");
+    };
+    *slot = args.get(3).cloned().unwrap_or_default();
+    done(ctx, key);
+    Frame::ok()
+}
+
+pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let after = match arg(args, 2) {
+        w if is(w, "after") => true,
+        w if is(w, "before") => false,
+        _ => return Frame::error(SYNTAX),
+    };
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let Some(pos) = l.iter().position(|v| v == arg(args, 3)) else {
+        return Frame::Integer(-1);
+    };
+    l.insert(
+        if after { pos + 1 } else { pos },
+        args.get(4).cloned().unwrap_or_default(),
+    );
+    let len = l.len();
+    ctx.list_pushed = true;
+    done(ctx, key);
+    int(len)
+}
+
+pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let count = tri!(int_arg(args, 2));
+    let target = arg(args, 3);
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
+    };
+    let mut removed = 0;
+    if count >= 0 {
+        let mut kept = VecDeque::with_capacity(l.len());
+        for v in l.drain(..) {
+            if removed < limit && v == target {
+                removed += 1;
+            } else {
+                kept.push_back(v);
+            }
+        }
+        *l = kept;
+    } else {
+        let mut kept = VecDeque::with_capacity(l.len());
+        for v in l.drain(..).rev() {
+            if removed < limit && v == target {
+                removed += 1;
+            } else {
+                kept.push_front(v);
+            }
+        }
+        *l = kept;
+    }
+    if removed > 0 {
+        done(ctx, key);
+    }
+    int(removed)
+}
+
+pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let start = tri!(int_arg(args, 2));
+    let stop = tri!(int_arg(args, 3));
+    let Some(l) = tri!(get_list(ctx, key)) else {
+        return Frame::ok();
+    };
+    match super::range(start, stop, l.len()) {
+        Some((a, b)) => {
+            l.truncate(b + 1);
+            l.drain(..a);
+        }
+        None => l.clear(),
+    }
+    done(ctx, key);
+    Frame::ok()
+}
+
+pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let mut rank: i64 = 1;
+    let mut count: Option<usize> = None;
+    let mut maxlen: usize = 0;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = arg(args, i);
+        if i + 1 >= args.len() {
+            return Frame::error(SYNTAX);
+        }
+        let v = tri!(int_arg(args, i + 1));
+        if is(opt, "rank") {
+            if v == 0 {
+                return Frame::error(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                );
+            }
+            if v == i64::MIN {
+                return Frame::error(
+                    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                );
+            }
+            rank = v;
+        } else if is(opt, "count") {
+            if v < 0 {
+                return Frame::error("ERR COUNT can't be negative");
+            }
+            count = Some(usize::try_from(v).unwrap_or(usize::MAX));
+        } else if is(opt, "maxlen") {
+            if v < 0 {
+                return Frame::error("ERR MAXLEN can't be negative");
+            }
+            maxlen = usize::try_from(v).unwrap_or(usize::MAX);
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        i += 2;
+    }
+    let target = arg(args, 2);
+    let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
+        return if count.is_some() {
+            Frame::Array(Vec::new())
+        } else {
+            Frame::Null
+        };
+    };
+    let want = match count {
+        Some(0) => usize::MAX,
+        Some(n) => n,
+        None => 1,
+    };
+    let len = l.len();
+    let scan = if maxlen == 0 { len } else { maxlen.min(len) };
+    let mut skip = usize::try_from(rank.unsigned_abs()).unwrap_or(usize::MAX) - 1;
+    let mut found = Vec::new();
+    let indexes: Box<dyn Iterator<Item = usize>> = if rank > 0 {
+        Box::new(0..scan)
+    } else {
+        Box::new((len - scan..len).rev())
+    };
+    for idx in indexes {
+        if l.get(idx).is_some_and(|v| v == target) {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            found.push(int(idx));
+            if found.len() >= want {
+                break;
+            }
+        }
+    }
+    if count.is_some() {
+        Frame::Array(found)
+    } else {
+        found.into_iter().next().unwrap_or(Frame::Null)
+    }
+}
+
+fn side(a: &[u8]) -> Result<bool, Frame> {
+    if is(a, "left") {
+        Ok(true)
+    } else if is(a, "right") {
+        Ok(false)
+    } else {
+        Err(Frame::error(SYNTAX))
+    }
+}
+
+/// Moves one element between lists; `Ok(None)` when the source is empty.
+fn move_one(
+    ctx: &mut Ctx<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+) -> Result<Option<Bytes>, Frame> {
+    if get_list(ctx, src)?.is_none() {
+        return Ok(None);
+    }
+    get_list(ctx, dst)?;
+    let Some(v) = get_list(ctx, src)?.and_then(|l| pop_one(l, from_left)) else {
+        return Ok(None);
+    };
+    done(ctx, src);
+    if get_list(ctx, dst)?.is_none() {
+        ctx.put(dst, Value::List(Box::default()), 0);
+    }
+    if let Some(l) = get_list(ctx, dst)? {
+        if to_left {
+            l.push_front(v.clone())
+        } else {
+            l.push_back(v.clone())
+        }
+    }
+    ctx.list_pushed = true;
+    done(ctx, dst);
+    Ok(Some(v))
+}
+
+/// LMOVE and BLMOVE's attempt.
+pub(crate) fn lmove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let from = tri!(side(arg(args, 3)));
+    let to = tri!(side(arg(args, 4)));
+    tri!(move_one(ctx, arg(args, 1), arg(args, 2), from, to)).map_or(Frame::Null, Frame::Bulk)
+}
+
+/// RPOPLPUSH and BRPOPLPUSH's attempt.
+pub(crate) fn rpoplpush(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    tri!(move_one(ctx, arg(args, 1), arg(args, 2), false, true)).map_or(Frame::Null, Frame::Bulk)
+}
+
+/// BLPOP/BRPOP attempt: the first non-empty list among `args[1..len-1]`.
+pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let left = is(arg(args, 0), "blpop");
+    let keys = args
+        .get(1..args.len().saturating_sub(1))
+        .unwrap_or_default();
+    for key in keys {
+        if let Some(l) = tri!(get_list(ctx, key))
+            && let Some(v) = pop_one(l, left)
+        {
+            done(ctx, key);
+            return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]);
+        }
+    }
+    Frame::NullArray
+}
+
+/// BLMOVE attempt (`args` as BLMOVE: src dst from to timeout).
+pub(crate) fn blmove_try(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+    lmove(ctx, inner, args)
+}
+
+/// BRPOPLPUSH attempt.
+pub(crate) fn brpoplpush_try(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+    rpoplpush(ctx, inner, args)
+}
+
+/// LMPOP (and BLMPOP's attempt with `first` = 2 to skip the timeout).
+pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize) -> Frame {
+    let numkeys = match parse_i64(arg(args, first)) {
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(_) => return Frame::error("ERR numkeys should be greater than 0"),
+        None => return Frame::error("ERR numkeys should be greater than 0"),
+    };
+    let keys_end = first.saturating_add(1).saturating_add(numkeys);
+    if keys_end > args.len() || keys_end > args.len() {
+        return Frame::error(SYNTAX);
+    }
+    let Some(keys) = args.get(first + 1..keys_end) else {
+        return Frame::error(SYNTAX);
+    };
+    let left = match args.get(keys_end) {
+        Some(w) => tri!(side(w)),
+        None => return Frame::error(SYNTAX),
+    };
+    let mut count = 1usize;
+    let mut i = keys_end + 1;
+    let mut seen_count = false;
+    while i < args.len() {
+        if is(arg(args, i), "count") && i + 1 < args.len() && !seen_count {
+            match parse_i64(arg(args, i + 1)) {
+                Some(n) if n > 0 => count = usize::try_from(n).unwrap_or(usize::MAX),
+                _ => return Frame::error("ERR count should be greater than 0"),
+            }
+            seen_count = true;
+            i += 2;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+    }
+    for key in keys {
+        if let Some(l) = tri!(get_list(ctx, key)) {
+            let items: Vec<Frame> = (0..count)
+                .map_while(|_| pop_one(l, left))
+                .map(Frame::Bulk)
+                .collect();
+            if !items.is_empty() {
+                done(ctx, key);
+                return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(items)]);
+            }
+        }
+    }
+    Frame::NullArray
+}
+
+pub(crate) fn lmpop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    lmpop_at(ctx, args, 1)
+}
+
+pub(crate) fn blmpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    lmpop_at(ctx, args, 2)
+}
+
+/// SORT and SORT_RO over a list or set: numeric or ALPHA order, ASC/DESC, LIMIT, BY nosort,
+/// STORE (SORT only). BY and GET patterns that read other keys are refused.
+pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let (mut alpha, mut desc, mut nosort) = (false, false, false);
+    let mut limit: Option<(i64, i64)> = None;
+    let mut store: Option<Bytes> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let a = arg(args, i);
+        if is(a, "alpha") {
+            alpha = true;
+        } else if is(a, "desc") {
+            desc = true;
+        } else if is(a, "asc") {
+            desc = false;
+        } else if is(a, "limit") && i + 2 < args.len() {
+            limit = Some((tri!(int_arg(args, i + 1)), tri!(int_arg(args, i + 2))));
+            i += 2;
+        } else if is(a, "by") && i + 1 < args.len() {
+            if !is(arg(args, i + 1), "nosort") && arg(args, i + 1).contains(&b'*') {
+                return Frame::error("ERR SORT BY patterns are not supported");
+            }
+            nosort = true;
+            i += 1;
+        } else if is(a, "get") && i + 1 < args.len() {
+            return Frame::error("ERR SORT GET patterns are not supported");
+        } else if is(a, "store") && i + 1 < args.len() && is(arg(args, 0), "sort") {
+            store = args.get(i + 1).cloned();
+            i += 1;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        i += 1;
+    }
+    let mut items: Vec<Bytes> = match ctx.entry(key) {
+        None => Vec::new(),
+        Some(e) => match &e.value {
+            Value::List(l) => l.iter().cloned().collect(),
+            Value::Set(s) => s.iter().cloned().collect(),
+            _ => return Frame::error(WRONGTYPE),
+        },
+    };
+    if !nosort {
+        if alpha {
+            items.sort();
+        } else {
+            let mut keyed = Vec::with_capacity(items.len());
+            for it in items {
+                let Some(n) = crate::cache::cmd::parse_f64(&it) else {
+                    return Frame::error("ERR One or more scores can't be converted into double");
+                };
+                keyed.push((n, it));
+            }
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            items = keyed.into_iter().map(|(_, it)| it).collect();
+        }
+        if desc {
+            items.reverse();
+        }
+    }
+    if let Some((offset, count)) = limit {
+        let start = usize::try_from(offset.max(0)).unwrap_or(usize::MAX);
+        let count = if count < 0 {
+            usize::MAX
+        } else {
+            usize::try_from(count).unwrap_or(usize::MAX)
+        };
+        items = items.into_iter().skip(start).take(count).collect();
+    }
+    match store {
+        Some(dst) => {
+            let n = items.len();
+            let existed = ctx.remove(&dst).is_some();
+            if n > 0 {
+                ctx.put(&dst, Value::List(Box::new(items.into_iter().collect())), 0);
+                ctx.list_pushed = true;
+                ctx.touched(&dst, EventKind::Set);
+            } else if existed {
+                ctx.touched(&dst, EventKind::Del);
+            }
+            int(n)
+        }
+        None => Frame::Array(items.into_iter().map(Frame::Bulk).collect()),
+    }
+}

@@ -1,0 +1,277 @@
+//! Command implementations, one file per value type plus keys and server commands, and the
+//! argument helpers they share. Each handler is `fn(&mut Ctx, &Inner, &[Bytes]) -> Frame` with
+//! `args[0]` the command name; arity has been checked by the dispatcher.
+
+pub(crate) mod hash;
+pub(crate) mod keys;
+pub(crate) mod list;
+pub(crate) mod server;
+pub(crate) mod set;
+pub(crate) mod strings;
+
+use bytes::Bytes;
+
+use crate::cache::resp::frame::{Frame, parse_i64};
+
+/// Redis's WRONGTYPE reply text.
+pub(crate) const WRONGTYPE: &str =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+/// Redis's reply to a non-integer argument.
+pub(crate) const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+/// Redis's reply to a non-float argument.
+pub(crate) const NOT_FLOAT: &str = "ERR value is not a valid float";
+/// Redis's generic syntax error.
+pub(crate) const SYNTAX: &str = "ERR syntax error";
+
+/// Returns the `Err` frame from the enclosing handler.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(f) => return f,
+        }
+    };
+}
+pub(crate) use tri;
+
+/// Argument `i`, or an empty slice when absent (arity was checked by the dispatcher).
+pub(crate) fn arg(args: &[Bytes], i: usize) -> &[u8] {
+    args.get(i).map_or(&[][..], |b| &b[..])
+}
+
+/// Argument `i` as an integer, or Redis's "not an integer" reply.
+pub(crate) fn int_arg(args: &[Bytes], i: usize) -> Result<i64, Frame> {
+    parse_i64(arg(args, i)).ok_or_else(|| Frame::error(NOT_INTEGER))
+}
+
+/// Parses a float the way Redis's `strtold`-based checks do (no spaces, no NaN).
+pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(text).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        other => {
+            if other.contains("nan") || other.starts_with("0x") || other.starts_with("-0x") {
+                return None;
+            }
+            other.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() { None } else { Some(v) }
+}
+
+/// Argument `i` as a float, or Redis's "not a valid float" reply.
+pub(crate) fn float_arg(args: &[Bytes], i: usize) -> Result<f64, Frame> {
+    parse_f64(arg(args, i)).ok_or_else(|| Frame::error(NOT_FLOAT))
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Lower-cased command name for error texts.
+pub(crate) fn name(args: &[Bytes]) -> String {
+    String::from_utf8_lossy(arg(args, 0)).to_ascii_lowercase()
+}
+
+/// Resolves Redis's `start`/`stop` range (negative counts from the end) over `len` items into
+/// an inclusive index pair, or `None` for an empty range.
+pub(crate) fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    let mut s = if start < 0 {
+        len.saturating_add(start)
+    } else {
+        start
+    };
+    let mut e = if stop < 0 {
+        len.saturating_add(stop)
+    } else {
+        stop
+    };
+    if s < 0 {
+        s = 0;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    if s > e || s >= len || len == 0 {
+        return None;
+    }
+    Some((usize::try_from(s).ok()?, usize::try_from(e).ok()?))
+}
+
+/// Glob matching as Redis's `stringmatchlen` (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), in
+/// O(pattern × text) time: only the most recent `*` is ever backtracked to.
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        if pattern.get(pi) == Some(&b'*') {
+            while pattern.get(pi) == Some(&b'*') {
+                pi += 1;
+            }
+            star = Some((pi, ti));
+            continue;
+        }
+        if let Some(c) = text.get(ti)
+            && let Some(next) = match_one(pattern, pi, *c, nocase)
+        {
+            pi = next;
+            ti += 1;
+            continue;
+        }
+        match star {
+            Some((sp, st)) => {
+                pi = sp;
+                ti = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    while pattern.get(pi) == Some(&b'*') {
+        pi += 1;
+    }
+    pi >= pattern.len()
+}
+
+/// Matches one pattern token at `pi` against `c`; returns the index after the token.
+fn match_one(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    match *p.get(pi)? {
+        b'?' => Some(pi + 1),
+        b'\\' if pi + 1 < p.len() => eq(*p.get(pi + 1)?, c).then_some(pi + 2),
+        b'[' => {
+            let mut i = pi + 1;
+            let not = p.get(i) == Some(&b'^');
+            if not {
+                i += 1;
+            }
+            let mut matched = false;
+            loop {
+                match p.get(i) {
+                    None => {
+                        // Unterminated class: Redis treats the end of pattern as its close.
+                        break;
+                    }
+                    Some(b']') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') if i + 1 < p.len() => {
+                        if p.get(i + 1).is_some_and(|&x| eq(x, c)) {
+                            matched = true;
+                        }
+                        i += 2;
+                    }
+                    Some(&lo)
+                        if p.get(i + 1) == Some(&b'-')
+                            && p.get(i + 2).is_some_and(|&x| x != b']') =>
+                    {
+                        let hi = p.get(i + 2).copied().unwrap_or(lo);
+                        let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
+                        let in_range = |x: u8| x >= lo && x <= hi;
+                        if in_range(c)
+                            || (nocase
+                                && (in_range(c.to_ascii_lowercase())
+                                    || in_range(c.to_ascii_uppercase())))
+                        {
+                            matched = true;
+                        }
+                        i += 3;
+                    }
+                    Some(&x) => {
+                        if eq(x, c) {
+                            matched = true;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+            (matched != not).then_some(i)
+        }
+        x => eq(x, c).then_some(pi + 1),
+    }
+}
+
+/// An integer reply from a count.
+pub(crate) fn int(n: usize) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Parses `COUNT n`-style SCAN options shared by SCAN, HSCAN and SSCAN: returns
+/// (cursor, pattern, count, type filter).
+pub(crate) fn scan_options(
+    args: &[Bytes],
+    cursor_at: usize,
+    allow_type: bool,
+) -> Result<(u64, Option<Bytes>, usize, Option<Bytes>), Frame> {
+    let cursor = std::str::from_utf8(arg(args, cursor_at))
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Frame::error("ERR invalid cursor"))?;
+    let mut pattern = None;
+    let mut count = 10usize;
+    let mut kind = None;
+    let mut i = cursor_at + 1;
+    while i < args.len() {
+        let opt = arg(args, i);
+        let val = args.get(i + 1).ok_or_else(|| Frame::error(SYNTAX))?;
+        if is(opt, "match") {
+            pattern = Some(val.clone());
+        } else if is(opt, "count") {
+            let n = parse_i64(val).ok_or_else(|| Frame::error(NOT_INTEGER))?;
+            if n < 1 {
+                return Err(Frame::error(SYNTAX));
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if allow_type && is(opt, "type") {
+            kind = Some(val.clone());
+        } else {
+            return Err(Frame::error(SYNTAX));
+        }
+        i += 2;
+    }
+    Ok((cursor, pattern, count, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_like_redis() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+        assert!(!glob_match(b"foo*bar", b"foobaz", false));
+        assert!(glob_match(b"*a*b", b"xxaxxb", false));
+        let long = vec![b'a'; 40];
+        assert!(!glob_match(
+            b"a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b",
+            &long,
+            false
+        ));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range(0, -1, 3), Some((0, 2)));
+        assert_eq!(range(-100, 100, 3), Some((0, 2)));
+        assert_eq!(range(2, 1, 3), None);
+        assert_eq!(range(0, 0, 0), None);
+    }
+}

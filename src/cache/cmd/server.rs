@@ -1,0 +1,270 @@
+//! Server commands answered by the keyspace itself: PING, ECHO, TIME, INFO, CONFIG, COMMAND,
+//! FUNCTION, DEBUG, PUBLISH.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{arg, glob_match, int, is};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::command;
+use crate::cache::resp::frame::Frame;
+use crate::cache::{DATABASES, Inner};
+
+pub(crate) fn ping(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    match args.get(1) {
+        Some(m) if args.len() == 2 => Frame::Bulk(m.clone()),
+        Some(_) => Frame::error("ERR wrong number of arguments for 'ping' command"),
+        None => Frame::Simple("PONG".to_owned()),
+    }
+}
+
+pub(crate) fn echo(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    Frame::Bulk(args.get(1).cloned().unwrap_or_default())
+}
+
+pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+    let ms = ctx.now_ms;
+    Frame::Array(vec![
+        Frame::bulk((ms / 1000).to_string().as_bytes()),
+        Frame::bulk(((ms % 1000) * 1000).to_string().as_bytes()),
+    ])
+}
+
+pub(crate) fn lastsave(ctx: &mut Ctx<'_>, inner: &Inner, _: &[Bytes]) -> Frame {
+    let _ = ctx;
+    Frame::Integer(i64::try_from(inner.start_ms / 1000).unwrap_or(0))
+}
+
+pub(crate) fn function(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let sub = arg(args, 1);
+    if is(sub, "flush") {
+        Frame::ok()
+    } else if is(sub, "list") {
+        Frame::Array(Vec::new())
+    } else {
+        Frame::error(format!(
+            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+    Frame::error(
+        "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+    )
+}
+
+pub(crate) fn publish(_: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+    int(inner.pubsub.publish(arg(args, 1), arg(args, 2)))
+}
+
+pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+    let _ = ctx;
+    let sub = arg(args, 1);
+    if is(sub, "get") && args.len() >= 3 {
+        let mut out = Vec::new();
+        for pat in args.iter().skip(2) {
+            for (k, v) in inner.settings.all() {
+                if glob_match(pat, k.as_bytes(), true)
+                    && !out
+                        .iter()
+                        .any(|(x, _): &(Frame, Frame)| *x == Frame::bulk(k.as_bytes()))
+                {
+                    out.push((Frame::bulk(k.as_bytes()), Frame::bulk(v.as_bytes())));
+                }
+            }
+        }
+        return Frame::Map(out);
+    }
+    if is(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
+        for pair in args.get(2..).unwrap_or_default().chunks(2) {
+            if let [k, v] = pair {
+                let k = String::from_utf8_lossy(k).to_ascii_lowercase();
+                let v = String::from_utf8_lossy(v).into_owned();
+                if let Err(reason) = inner.settings.set(&k, &v) {
+                    return Frame::error(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"
+                    ));
+                }
+            }
+        }
+        inner.apply_settings();
+        return Frame::ok();
+    }
+    if is(sub, "resetstat") && args.len() == 2 {
+        inner.stats.reset();
+        return Frame::ok();
+    }
+    if is(sub, "rewrite") && args.len() == 2 {
+        return Frame::error("ERR The server is running without a config file");
+    }
+    if is(sub, "help") {
+        return Frame::Array(vec![Frame::Simple(
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:".to_owned(),
+        )]);
+    }
+    if is(sub, "get") || is(sub, "set") || is(sub, "resetstat") || is(sub, "rewrite") {
+        return Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+            String::from_utf8_lossy(sub)
+        ));
+    }
+    Frame::error(format!(
+        "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let sub = arg(args, 1);
+    if args.len() == 1 {
+        return Frame::Array(command::all().map(command::info).collect());
+    }
+    if is(sub, "count") {
+        return int(command::all().count());
+    }
+    if is(sub, "info") {
+        if args.len() == 2 {
+            return Frame::Array(command::all().map(command::info).collect());
+        }
+        return Frame::Array(
+            args.iter()
+                .skip(2)
+                .map(|n| command::lookup(n).map_or(Frame::NullArray, command::info))
+                .collect(),
+        );
+    }
+    if is(sub, "docs") {
+        let names: Vec<&'static command::Spec> = if args.len() == 2 {
+            command::all().collect()
+        } else {
+            args.iter()
+                .skip(2)
+                .filter_map(|n| command::lookup(n))
+                .collect()
+        };
+        return Frame::Map(
+            names
+                .into_iter()
+                .map(|s| {
+                    (
+                        Frame::bulk(s.name.as_bytes()),
+                        Frame::Map(vec![
+                            (Frame::bulk(b"summary"), Frame::bulk(s.name.as_bytes())),
+                            (Frame::bulk(b"group"), Frame::bulk(b"generic")),
+                        ]),
+                    )
+                })
+                .collect(),
+        );
+    }
+    if is(sub, "list") {
+        return Frame::Array(
+            command::all()
+                .map(|s| Frame::bulk(s.name.as_bytes()))
+                .collect(),
+        );
+    }
+    if is(sub, "getkeys") && args.len() >= 3 {
+        let rest = args.get(2..).unwrap_or_default();
+        let Some(spec) = rest.first().and_then(|n| command::lookup(n)) else {
+            return Frame::error("ERR Invalid command specified");
+        };
+        return Frame::Array(
+            command::keys_of(spec, rest)
+                .into_iter()
+                .map(Frame::bulk)
+                .collect(),
+        );
+    }
+    Frame::error(format!(
+        "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+    let wanted: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let mut out = String::new();
+    let st = &inner.stats;
+    let uptime_s = ctx.now_ms.saturating_sub(inner.start_ms) / 1000;
+    if want("server") {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{:040x}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime_s}\r\nuptime_in_days:{}\r\nexecutable:streamcache\r\n\r\n",
+            std::process::id(),
+            inner.start_ms,
+            inner.port.load(Ordering::Relaxed),
+            uptime_s / 86400
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
+            st.connected_clients.load(Ordering::Relaxed),
+            inner.config.connections_max,
+            st.blocked_clients.load(Ordering::Relaxed)
+        );
+    }
+    if want("memory") {
+        let used = inner.used_bytes.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nused_memory_peak:{used}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
+            used as f64 / 1024.0,
+            inner.maxmemory.load(Ordering::Relaxed),
+            inner.policy().name()
+        );
+    }
+    if want("persistence") {
+        out.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n");
+    }
+    if want("stats") {
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            st.connections_received.load(Ordering::Relaxed),
+            st.commands.load(Ordering::Relaxed),
+            st.expired_keys.load(Ordering::Relaxed),
+            st.evicted_keys.load(Ordering::Relaxed),
+            st.hits.load(Ordering::Relaxed),
+            st.misses.load(Ordering::Relaxed),
+            inner.pubsub.channel_count(),
+            st.error_replies.load(Ordering::Relaxed),
+        );
+    }
+    if want("replication") {
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        for db in 0..DATABASES {
+            let (keys, expires) = super::keys::db_len(ctx, db);
+            if keys > 0 {
+                let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        out.push_str("\r\n");
+    }
+    Frame::Verbatim(Bytes::from(out))
+}
+
+pub(crate) fn not_here(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    Frame::error(format!(
+        "ERR '{}' is only available on a RESP connection",
+        String::from_utf8_lossy(arg(args, 0))
+    ))
+}

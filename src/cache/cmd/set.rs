@@ -1,0 +1,332 @@
+//! Set commands.
+
+use bytes::Bytes;
+use hashbrown::HashSet;
+
+use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, scan_options, tri};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::frame::{Frame, parse_i64};
+use crate::cache::value::Value;
+use crate::cache::{EventKind, Inner};
+
+type Set = HashSet<Bytes>;
+
+fn get_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Set>, Frame> {
+    match ctx.entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Set(s) => Ok(Some(s)),
+            _ => Err(Frame::error(WRONGTYPE)),
+        },
+    }
+}
+
+fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
+    if ctx.settle(key) {
+        ctx.touched(key, EventKind::Set);
+    } else {
+        ctx.touched(key, EventKind::Del);
+    }
+}
+
+pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    if tri!(get_set(ctx, key)).is_none() {
+        ctx.put(key, Value::Set(Box::default()), 0);
+    }
+    let Some(s) = tri!(get_set(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let n = args
+        .iter()
+        .skip(2)
+        .filter(|m| s.insert((*m).clone()))
+        .count();
+    done(ctx, key);
+    int(n)
+}
+
+pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let Some(s) = tri!(get_set(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    let n = args.iter().skip(2).filter(|m| s.remove(&m[..])).count();
+    if n > 0 {
+        done(ctx, key);
+    }
+    int(n)
+}
+
+pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let members = tri!(get_set(ctx, arg(args, 1)))
+        .map(|s| s.iter().map(|m| Frame::Bulk(m.clone())).collect())
+        .unwrap_or_default();
+    Frame::Set(members)
+}
+
+pub(crate) fn sismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    Frame::Integer(i64::from(
+        tri!(get_set(ctx, arg(args, 1))).is_some_and(|s| s.contains(arg(args, 2))),
+    ))
+}
+
+pub(crate) fn smismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let s = tri!(get_set(ctx, arg(args, 1)));
+    Frame::Array(
+        args.iter()
+            .skip(2)
+            .map(|m| Frame::Integer(i64::from(s.as_ref().is_some_and(|s| s.contains(&m[..])))))
+            .collect(),
+    )
+}
+
+pub(crate) fn scard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    int(tri!(get_set(ctx, arg(args, 1))).map_or(0, |s| s.len()))
+}
+
+pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let count = match args.get(2) {
+        Some(c) => match parse_i64(c) {
+            Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(_) => return Frame::error("ERR value is out of range, must be positive"),
+            None => return Frame::error(NOT_INTEGER),
+        },
+        None => None,
+    };
+    if args.len() > 3 {
+        return Frame::error(SYNTAX);
+    }
+    let members: Vec<Bytes> = match tri!(get_set(ctx, key)) {
+        Some(s) => s.iter().cloned().collect(),
+        None => {
+            return if count.is_some() {
+                Frame::Set(Vec::new())
+            } else {
+                Frame::Null
+            };
+        }
+    };
+    let want = count.unwrap_or(1).min(members.len());
+    let picks = tri!(super::hash::random_picks(
+        ctx,
+        members.len(),
+        Some(i64::try_from(want).unwrap_or(i64::MAX))
+    ))
+    .unwrap_or_default();
+    let chosen: Vec<Bytes> = picks
+        .into_iter()
+        .filter_map(|i| members.get(i).cloned())
+        .collect();
+    if let Some(s) = tri!(get_set(ctx, key)) {
+        for m in &chosen {
+            s.remove(m);
+        }
+    }
+    done(ctx, key);
+    match count {
+        None => chosen.into_iter().next().map_or(Frame::Null, Frame::Bulk),
+        Some(_) => Frame::Set(chosen.into_iter().map(Frame::Bulk).collect()),
+    }
+}
+
+pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let count = if args.len() >= 3 {
+        Some(tri!(int_arg(args, 2)))
+    } else {
+        None
+    };
+    if args.len() > 3 {
+        return Frame::error(SYNTAX);
+    }
+    if count == Some(i64::MIN) {
+        return Frame::error("ERR value is out of range");
+    }
+    let members: Vec<Bytes> = match tri!(get_set(ctx, arg(args, 1))) {
+        Some(s) => s.iter().cloned().collect(),
+        None => {
+            return if count.is_some() {
+                Frame::Array(Vec::new())
+            } else {
+                Frame::Null
+            };
+        }
+    };
+    match tri!(super::hash::random_picks(ctx, members.len(), count)) {
+        None => {
+            let i = ctx.random_below(members.len());
+            members.get(i).cloned().map_or(Frame::Null, Frame::Bulk)
+        }
+        Some(picks) => Frame::Array(
+            picks
+                .into_iter()
+                .filter_map(|i| members.get(i).cloned())
+                .map(Frame::Bulk)
+                .collect(),
+        ),
+    }
+}
+
+/// Reads the sets named by `keys` (a missing key is an empty set).
+fn read_sets(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Frame> {
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.push(get_set(ctx, k)?.map(|s| s.clone()));
+    }
+    Ok(out)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
+    let mut it = sets.into_iter();
+    let first = it.next().flatten().unwrap_or_default();
+    match op {
+        Op::Inter => {
+            let rest: Vec<Option<Set>> = it.collect();
+            if rest.iter().any(Option::is_none) {
+                return Set::default();
+            }
+            first
+                .into_iter()
+                .filter(|m| rest.iter().flatten().all(|s| s.contains(m)))
+                .collect()
+        }
+        Op::Union => {
+            let mut acc = first;
+            for s in it.flatten() {
+                acc.extend(s);
+            }
+            acc
+        }
+        Op::Diff => {
+            let mut acc = first;
+            for s in it.flatten() {
+                acc.retain(|m| !s.contains(m));
+            }
+            acc
+        }
+    }
+}
+
+fn op_of(args: &[Bytes]) -> Op {
+    let n = name(args);
+    if n.starts_with("sinter") {
+        Op::Inter
+    } else if n.starts_with("sunion") {
+        Op::Union
+    } else {
+        Op::Diff
+    }
+}
+
+/// SINTER, SUNION, SDIFF.
+pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let sets = tri!(read_sets(ctx, args.get(1..).unwrap_or_default()));
+    Frame::Set(
+        combine(sets, op_of(args))
+            .into_iter()
+            .map(Frame::Bulk)
+            .collect(),
+    )
+}
+
+/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
+pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let dst = arg(args, 1);
+    let sets = tri!(read_sets(ctx, args.get(2..).unwrap_or_default()));
+    let result = combine(sets, op_of(args));
+    let n = result.len();
+    let existed = ctx.remove(dst).is_some();
+    if n > 0 {
+        ctx.put(dst, Value::Set(Box::new(result)), 0);
+        ctx.touched(dst, EventKind::Set);
+    } else if existed {
+        ctx.touched(dst, EventKind::Del);
+    }
+    int(n)
+}
+
+pub(crate) fn sintercard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let numkeys = match parse_i64(arg(args, 1)) {
+        Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(_) => return Frame::error("ERR numkeys should be greater than 0"),
+        None => return Frame::error("ERR numkeys should be greater than 0"),
+    };
+    if numkeys > args.len().saturating_sub(2) {
+        return Frame::error("ERR Number of keys can't be greater than number of args");
+    }
+    let Some(keys) = args.get(2..2 + numkeys) else {
+        return Frame::error(SYNTAX);
+    };
+    let mut limit = 0usize;
+    let mut i = 2 + numkeys;
+    while i < args.len() {
+        if is(arg(args, i), "limit") && i + 1 < args.len() {
+            match parse_i64(arg(args, i + 1)) {
+                Some(n) if n >= 0 => limit = usize::try_from(n).unwrap_or(usize::MAX),
+                _ => return Frame::error("ERR LIMIT can't be negative"),
+            }
+            i += 2;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+    }
+    let sets = tri!(read_sets(ctx, keys));
+    let n = combine(sets, Op::Inter).len();
+    int(if limit > 0 { n.min(limit) } else { n })
+}
+
+pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let (src, dst, member) = (arg(args, 1), arg(args, 2), arg(args, 3));
+    if tri!(get_set(ctx, src)).is_none() {
+        return Frame::Integer(0);
+    }
+    tri!(get_set(ctx, dst));
+    if src == dst {
+        return Frame::Integer(i64::from(
+            tri!(get_set(ctx, src)).is_some_and(|s| s.contains(member)),
+        ));
+    }
+    let removed = tri!(get_set(ctx, src)).is_some_and(|s| s.remove(member));
+    if !removed {
+        return Frame::Integer(0);
+    }
+    done(ctx, src);
+    if tri!(get_set(ctx, dst)).is_none() {
+        ctx.put(dst, Value::Set(Box::default()), 0);
+    }
+    if let Some(s) = tri!(get_set(ctx, dst)) {
+        s.insert(args.get(3).cloned().unwrap_or_default());
+    }
+    done(ctx, dst);
+    Frame::Integer(1)
+}
+
+pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
+    let mut members: Vec<Bytes> = tri!(get_set(ctx, arg(args, 1)))
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    members.sort_unstable();
+    let (next, page) = super::keys::page(members, cursor, count);
+    let out = page
+        .into_iter()
+        .filter(|m| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| super::glob_match(p, m, false))
+        })
+        .map(Frame::Bulk)
+        .collect();
+    Frame::Array(vec![
+        Frame::bulk(next.to_string().as_bytes()),
+        Frame::Array(out),
+    ])
+}

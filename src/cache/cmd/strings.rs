@@ -1,0 +1,572 @@
+//! String commands: GET/SET and friends, ranges, bits and integer/float arithmetic.
+
+use bytes::Bytes;
+
+use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, tri};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::frame::{Frame, format_double, parse_i64};
+use crate::cache::value::Value;
+use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX};
+
+/// The string under `key`, `None` if absent, or the WRONGTYPE reply.
+pub(crate) fn get_str<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<&'c mut Vec<u8>>, Frame> {
+    match ctx.entry(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::Str(s) => Ok(Some(s)),
+            _ => Err(Frame::error(WRONGTYPE)),
+        },
+    }
+}
+
+/// Converts a relative or absolute expire argument into a wall-clock deadline in ms.
+/// `unit_ms` is 1000 for seconds and 1 for milliseconds.
+pub(crate) fn deadline(
+    now_ms: u64,
+    value: i64,
+    unit_ms: i64,
+    absolute: bool,
+    cmd: &str,
+) -> Result<i64, Frame> {
+    let invalid = || Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
+    let ms = value.checked_mul(unit_ms).ok_or_else(invalid)?;
+    if absolute {
+        Ok(ms)
+    } else {
+        ms.checked_add(i64::try_from(now_ms).unwrap_or(i64::MAX))
+            .ok_or_else(invalid)
+    }
+}
+
+fn check_len(len: usize) -> Result<(), Frame> {
+    if len > VALUE_BYTES_MAX {
+        return Err(Frame::error(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn get(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    match tri!(get_str(ctx, arg(args, 1))) {
+        Some(s) => Frame::bulk(s),
+        None => Frame::Null,
+    }
+}
+
+/// Stores a plain string, replacing whatever was there.
+pub(crate) fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], deadline_ms: u64) {
+    ctx.put(key, Value::Str(value.to_vec()), deadline_ms);
+    ctx.touched(key, EventKind::Set);
+}
+
+pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let value = arg(args, 2);
+    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+    let mut expire: Option<i64> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = arg(args, i);
+        let unit = if is(opt, "ex") {
+            Some((1000, false))
+        } else if is(opt, "px") {
+            Some((1, false))
+        } else if is(opt, "exat") {
+            Some((1000, true))
+        } else if is(opt, "pxat") {
+            Some((1, true))
+        } else {
+            None
+        };
+        if let Some((unit_ms, absolute)) = unit {
+            if expire.is_some() || keepttl || i + 1 >= args.len() {
+                return Frame::error(SYNTAX);
+            }
+            let v = tri!(int_arg(args, i + 1));
+            if v <= 0 {
+                return Frame::error("ERR invalid expire time in 'set' command");
+            }
+            expire = Some(tri!(deadline(ctx.now_ms, v, unit_ms, absolute, "set")));
+            i += 2;
+            continue;
+        }
+        if is(opt, "nx") && !xx {
+            nx = true;
+        } else if is(opt, "xx") && !nx {
+            xx = true;
+        } else if is(opt, "get") {
+            get = true;
+        } else if is(opt, "keepttl") && expire.is_none() {
+            keepttl = true;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        i += 1;
+    }
+    let (old, old_ttl) = match ctx.entry(key) {
+        None => (None, 0),
+        Some(e) => match &e.value {
+            Value::Str(s) => (Some(Frame::bulk(s)), e.expire_at_ms),
+            _ if get => return Frame::error(WRONGTYPE),
+            _ => (Some(Frame::Null), e.expire_at_ms),
+        },
+    };
+    let exists = old.is_some();
+    let reply_skip = if get {
+        old.clone().unwrap_or(Frame::Null)
+    } else {
+        Frame::Null
+    };
+    if (nx && exists) || (xx && !exists) {
+        return reply_skip;
+    }
+    let deadline_ms = match expire {
+        Some(d) if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) => {
+            // An absolute time in the past: the key is set and at once expired, i.e. deleted.
+            if ctx.remove(key).is_some() {
+                ctx.touched(key, EventKind::Del);
+            }
+            return if get {
+                old.unwrap_or(Frame::Null)
+            } else {
+                Frame::ok()
+            };
+        }
+        Some(d) => u64::try_from(d).unwrap_or(0),
+        None if keepttl => old_ttl,
+        None => 0,
+    };
+    store(ctx, key, value, deadline_ms);
+    if get {
+        old.unwrap_or(Frame::Null)
+    } else {
+        Frame::ok()
+    }
+}
+
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    if ctx.exists(arg(args, 1)) {
+        return Frame::Integer(0);
+    }
+    store(ctx, arg(args, 1), arg(args, 2), 0);
+    Frame::Integer(1)
+}
+
+pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let unit = if is(arg(args, 0), "psetex") { 1 } else { 1000 };
+    let v = tri!(int_arg(args, 2));
+    let cmd = name(args);
+    if v <= 0 {
+        return Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
+    }
+    let d = tri!(deadline(ctx.now_ms, v, unit, false, &cmd));
+    store(
+        ctx,
+        arg(args, 1),
+        arg(args, 3),
+        u64::try_from(d).unwrap_or(0),
+    );
+    Frame::ok()
+}
+
+pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let mut new_deadline: Option<i64> = None;
+    let mut persist = false;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = arg(args, i);
+        let unit = if is(opt, "ex") {
+            Some((1000, false))
+        } else if is(opt, "px") {
+            Some((1, false))
+        } else if is(opt, "exat") {
+            Some((1000, true))
+        } else if is(opt, "pxat") {
+            Some((1, true))
+        } else {
+            None
+        };
+        if let Some((unit_ms, absolute)) = unit {
+            if new_deadline.is_some() || persist || i + 1 >= args.len() {
+                return Frame::error(SYNTAX);
+            }
+            let v = tri!(int_arg(args, i + 1));
+            if v <= 0 {
+                return Frame::error("ERR invalid expire time in 'getex' command");
+            }
+            new_deadline = Some(tri!(deadline(ctx.now_ms, v, unit_ms, absolute, "getex")));
+            i += 2;
+        } else if is(opt, "persist") && new_deadline.is_none() {
+            persist = true;
+            i += 1;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+    }
+    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else {
+        return Frame::Null;
+    };
+    if let Some(d) = new_deadline {
+        if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) {
+            ctx.remove(key);
+            ctx.touched(key, EventKind::Del);
+        } else {
+            ctx.set_expire(key, u64::try_from(d).unwrap_or(0));
+            ctx.touched(key, EventKind::Expire);
+        }
+    } else if persist && ctx.entry(key).is_some_and(|e| e.expire_at_ms != 0) {
+        ctx.set_expire(key, 0);
+        ctx.touched(key, EventKind::Persist);
+    }
+    value
+}
+
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else {
+        return Frame::Null;
+    };
+    ctx.remove(key);
+    ctx.touched(key, EventKind::Del);
+    value
+}
+
+pub(crate) fn getset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let old = tri!(get_str(ctx, key)).map_or(Frame::Null, |s| Frame::bulk(s));
+    store(ctx, key, arg(args, 2), 0);
+    old
+}
+
+pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let mut out = Vec::with_capacity(args.len().saturating_sub(1));
+    for key in args.iter().skip(1) {
+        out.push(match ctx.entry(key) {
+            Some(e) => match &e.value {
+                Value::Str(s) => Frame::bulk(s),
+                _ => Frame::Null,
+            },
+            None => Frame::Null,
+        });
+    }
+    Frame::Array(out)
+}
+
+pub(crate) fn mset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    if args.len().is_multiple_of(2) {
+        return Frame::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            name(args)
+        ));
+    }
+    let nx = is(arg(args, 0), "msetnx");
+    if nx && args.iter().skip(1).step_by(2).any(|k| ctx.exists(k)) {
+        return Frame::Integer(0);
+    }
+    for pair in args.get(1..).unwrap_or_default().chunks(2) {
+        if let [k, v] = pair {
+            store(ctx, k, v, 0);
+        }
+    }
+    if nx { Frame::Integer(1) } else { Frame::ok() }
+}
+
+pub(crate) fn append(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let extra = arg(args, 2);
+    let len = match tri!(get_str(ctx, key)) {
+        Some(s) => {
+            tri!(check_len(s.len().saturating_add(extra.len())));
+            s.extend_from_slice(extra);
+            s.len()
+        }
+        None => {
+            ctx.put(key, Value::Str(extra.to_vec()), 0);
+            extra.len()
+        }
+    };
+    ctx.settle(key);
+    ctx.touched(key, EventKind::Set);
+    int(len)
+}
+
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    int(tri!(get_str(ctx, arg(args, 1))).map_or(0, |s| s.len()))
+}
+
+pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let start = tri!(int_arg(args, 2));
+    let end = tri!(int_arg(args, 3));
+    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else {
+        return Frame::bulk(b"");
+    };
+    if start < 0 && end < 0 && start > end {
+        return Frame::bulk(b"");
+    }
+    match super::range(start, end, s.len()) {
+        Some((a, b)) => Frame::bulk(s.get(a..=b).unwrap_or_default()),
+        None => Frame::bulk(b""),
+    }
+}
+
+pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let offset = tri!(int_arg(args, 2));
+    let value = arg(args, 3);
+    if offset < 0 {
+        return Frame::error("ERR offset is out of range");
+    }
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    match tri!(get_str(ctx, key)) {
+        Some(s) => {
+            if value.is_empty() {
+                return int(s.len());
+            }
+            let end = offset.saturating_add(value.len());
+            tri!(check_len(end));
+            if s.len() < end {
+                s.resize(end, 0);
+            }
+            if let Some(dst) = s.get_mut(offset..end) {
+                dst.copy_from_slice(value);
+            }
+            let len = s.len();
+            ctx.settle(key);
+            ctx.touched(key, EventKind::Set);
+            int(len)
+        }
+        None => {
+            if value.is_empty() {
+                return Frame::Integer(0);
+            }
+            let end = offset.saturating_add(value.len());
+            tri!(check_len(end));
+            let mut s = vec![0u8; end];
+            if let Some(dst) = s.get_mut(offset..end) {
+                dst.copy_from_slice(value);
+            }
+            store(ctx, key, &s, 0);
+            int(end)
+        }
+    }
+}
+
+/// INCR, INCRBY, DECR, DECRBY.
+pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let cmd = name(args);
+    let by = match cmd.as_str() {
+        "incr" => 1,
+        "decr" => -1,
+        "incrby" => tri!(int_arg(args, 2)),
+        _ => {
+            let v = tri!(int_arg(args, 2));
+            if v == i64::MIN {
+                return Frame::error("ERR decrement would overflow");
+            }
+            -v
+        }
+    };
+    let key = arg(args, 1);
+    let current = match tri!(get_str(ctx, key)) {
+        Some(s) => tri!(parse_i64(s).ok_or_else(|| Frame::error(NOT_INTEGER))),
+        None => 0,
+    };
+    let Some(next) = current.checked_add(by) else {
+        return Frame::error("ERR increment or decrement would overflow");
+    };
+    let text = next.to_string().into_bytes();
+    match tri!(get_str(ctx, key)) {
+        Some(s) => {
+            *s = text;
+            ctx.settle(key);
+        }
+        None => ctx.put(key, Value::Str(text), 0),
+    }
+    ctx.touched(key, EventKind::Set);
+    Frame::Integer(next)
+}
+
+pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let by = tri!(float_arg(args, 2));
+    let current = match tri!(get_str(ctx, key)) {
+        Some(s) => tri!(super::parse_f64(s).ok_or_else(|| Frame::error(super::NOT_FLOAT))),
+        None => 0.0,
+    };
+    let next = current + by;
+    if !next.is_finite() {
+        return Frame::error("ERR increment would produce NaN or Infinity");
+    }
+    let text = format_double(next).into_bytes();
+    let reply = Frame::bulk(&text);
+    match tri!(get_str(ctx, key)) {
+        Some(s) => {
+            *s = text;
+            ctx.settle(key);
+        }
+        None => ctx.put(key, Value::Str(text), 0),
+    }
+    ctx.touched(key, EventKind::Set);
+    reply
+}
+
+fn bit_offset(args: &[Bytes], i: usize) -> Result<usize, Frame> {
+    let v = parse_i64(arg(args, i)).filter(|v| *v >= 0 && *v < 4 * 1024 * 1024 * 1024);
+    v.and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| Frame::error("ERR bit offset is not an integer or out of range"))
+}
+
+pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let key = arg(args, 1);
+    let offset = tri!(bit_offset(args, 2));
+    let on = match arg(args, 3) {
+        b"1" => true,
+        b"0" => false,
+        _ => return Frame::error("ERR bit is not an integer or out of range"),
+    };
+    let byte = offset / 8;
+    tri!(check_len(byte + 1));
+    let mask = 0x80u8 >> (offset % 8);
+    if tri!(get_str(ctx, key)).is_none() {
+        ctx.put(key, Value::Str(Vec::new()), 0);
+    }
+    let Some(s) = tri!(get_str(ctx, key)) else {
+        return Frame::Integer(0);
+    };
+    if s.len() <= byte {
+        s.resize(byte + 1, 0);
+    }
+    let old = s.get(byte).is_some_and(|b| b & mask != 0);
+    if let Some(b) = s.get_mut(byte) {
+        if on { *b |= mask } else { *b &= !mask }
+    }
+    ctx.settle(key);
+    ctx.touched(key, EventKind::Set);
+    Frame::Integer(i64::from(old))
+}
+
+pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let offset = tri!(bit_offset(args, 2));
+    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else {
+        return Frame::Integer(0);
+    };
+    let mask = 0x80u8 >> (offset % 8);
+    Frame::Integer(i64::from(s.get(offset / 8).is_some_and(|b| b & mask != 0)))
+}
+
+pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+    let a = tri!(get_str(ctx, arg(args, 1)))
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let b = tri!(get_str(ctx, arg(args, 2)))
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let (mut want_len, mut want_idx, mut with_len) = (false, false, false);
+    let mut min_len = 0i64;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = arg(args, i);
+        if is(opt, "len") {
+            want_len = true;
+        } else if is(opt, "idx") {
+            want_idx = true;
+        } else if is(opt, "withmatchlen") {
+            with_len = true;
+        } else if is(opt, "minmatchlen") && i + 1 < args.len() {
+            min_len = tri!(int_arg(args, i + 1)).max(0);
+            i += 1;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        i += 1;
+    }
+    if want_len && want_idx {
+        return Frame::error("ERR If you want both the length and indexes, please just use IDX.");
+    }
+    if a.len().saturating_mul(b.len()) > 64 * 1024 * 1024 {
+        return Frame::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
+    }
+    let (n, m) = (a.len(), b.len());
+    let w = m + 1;
+    let mut dp = vec![0u32; (n + 1) * w];
+    for i in 1..=n {
+        for j in 1..=m {
+            let v = if a.get(i - 1) == b.get(j - 1) {
+                dp.get((i - 1) * w + j - 1).copied().unwrap_or(0) + 1
+            } else {
+                dp.get((i - 1) * w + j)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(dp.get(i * w + j - 1).copied().unwrap_or(0))
+            };
+            if let Some(c) = dp.get_mut(i * w + j) {
+                *c = v;
+            }
+        }
+    }
+    let total = dp.get(n * w + m).copied().unwrap_or(0) as usize;
+    if want_len {
+        return int(total);
+    }
+    let mut seq = vec![0u8; total];
+    let mut k = total;
+    let (mut i, mut j) = (n, m);
+    let mut matches: Vec<Frame> = Vec::new();
+    let mut range: Option<(usize, usize, usize, usize)> = None; // a_start a_end b_start b_end
+    let push_range = |range: &mut Option<(usize, usize, usize, usize)>,
+                      matches: &mut Vec<Frame>| {
+        if let Some((as_, ae, bs, be)) = range.take() {
+            let len = ae - as_ + 1;
+            if i64::try_from(len).unwrap_or(i64::MAX) >= min_len {
+                let mut item = vec![
+                    Frame::Array(vec![int(as_), int(ae)]),
+                    Frame::Array(vec![int(bs), int(be)]),
+                ];
+                if with_len {
+                    item.push(int(len));
+                }
+                matches.push(Frame::Array(item));
+            }
+        }
+    };
+    while i > 0 && j > 0 {
+        if a.get(i - 1) == b.get(j - 1) {
+            k -= 1;
+            if let Some(c) = seq.get_mut(k) {
+                *c = a.get(i - 1).copied().unwrap_or(0);
+            }
+            let (ai, bi) = (i - 1, j - 1);
+            range = match range {
+                Some((as_, ae, bs, be)) if as_ == ai + 1 && bs == bi + 1 => Some((ai, ae, bi, be)),
+                other => {
+                    let mut r = other;
+                    push_range(&mut r, &mut matches);
+                    Some((ai, ai, bi, bi))
+                }
+            };
+            i -= 1;
+            j -= 1;
+        } else if dp.get((i - 1) * w + j).copied().unwrap_or(0)
+            > dp.get(i * w + j - 1).copied().unwrap_or(0)
+        {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    push_range(&mut range, &mut matches);
+    if want_idx {
+        return Frame::Map(vec![
+            (Frame::bulk(b"matches"), Frame::Array(matches)),
+            (Frame::bulk(b"len"), int(total)),
+        ]);
+    }
+    Frame::bulk(&seq)
+}

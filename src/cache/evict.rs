@@ -1,0 +1,107 @@
+//! Choosing an eviction victim under `maxmemory`.
+//!
+//! Victims are chosen from a bounded sample of each non-empty shard (Redis samples too): the
+//! policy picks the least recently used, least frequently used or nearest-deadline key among
+//! the samples, or a random one. SIEVE instead asks one shard's SIEVE queue (its hand clears
+//! visited bits until it reaches an unvisited key); shards are visited from a random start, so
+//! eviction pressure spreads over them.
+
+use bytes::Bytes;
+
+use crate::cache::EvictionPolicy;
+use crate::cache::keyspace::Ctx;
+use crate::cache::sieve::Sieve;
+
+/// Entries examined per shard when choosing a victim.
+pub(crate) const EVICTION_SAMPLE_LEN_MAX: usize = 16;
+
+/// Picks `(db, key)` to evict, or `None` when no key qualifies.
+pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize, Bytes)> {
+    let shards = ctx.lock_everything();
+    if policy == EvictionPolicy::AllkeysSieve {
+        return sieve_victim(ctx, &shards);
+    }
+    let start = ctx.random_below(shards.len().max(1));
+    let now32 = ctx.access_stamp();
+    let mut best: Option<(u64, usize, Bytes)> = None;
+    for i in 0..shards.len() {
+        let Some(&(db, pos)) = shards.get((start + i) % shards.len()) else {
+            continue;
+        };
+        let offset = usize::try_from(ctx.random() >> 1).unwrap_or(0);
+        let Some(shard) = ctx.shard_at(pos) else {
+            continue;
+        };
+        if shard.map.is_empty() {
+            continue;
+        }
+        match policy {
+            EvictionPolicy::VolatileTtl => {
+                if let Some(k) = shard.expiry.earliest() {
+                    let d = shard.map.get(k).map_or(u64::MAX, |e| e.expire_at_ms);
+                    if best.as_ref().is_none_or(|(s, _, _)| d < *s) {
+                        best = Some((d, db, Bytes::copy_from_slice(k)));
+                    }
+                }
+            }
+            _ => {
+                let skip = offset
+                    % shard
+                        .map
+                        .len()
+                        .saturating_sub(EVICTION_SAMPLE_LEN_MAX)
+                        .max(1);
+                for (k, e) in shard.map.iter().skip(skip).take(EVICTION_SAMPLE_LEN_MAX) {
+                    let score = match policy {
+                        EvictionPolicy::VolatileLru if e.expire_at_ms == 0 => continue,
+                        EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru => {
+                            u64::MAX - u64::from(now32.wrapping_sub(e.access))
+                        }
+                        EvictionPolicy::AllkeysLfu => u64::from(e.hits),
+                        _ => 0,
+                    };
+                    if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
+                        best = Some((score, db, Bytes::copy_from_slice(k)));
+                    }
+                    if policy == EvictionPolicy::AllkeysRandom {
+                        break;
+                    }
+                }
+                if policy == EvictionPolicy::AllkeysRandom && best.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    best.map(|(_, db, k)| (db, k))
+}
+
+/// SIEVE victim from the fullest shard, so every shard's queue drains at the rate it fills
+/// (the shards together then behave like one queue).
+fn sieve_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, Bytes)> {
+    let mut fullest: Option<(usize, usize, usize)> = None;
+    for &(db, pos) in shards {
+        let len = ctx.shard_at(pos).map_or(0, |s| s.map.len());
+        if len > 0 && fullest.is_none_or(|(_, _, l)| len > l) {
+            fullest = Some((db, pos, len));
+        }
+    }
+    let (db, pos, _) = fullest?;
+    let shard = ctx.shard_at(pos)?;
+    if shard.sieve.is_none() {
+        // The policy was switched on at run time: queue this shard's keys now.
+        let mut s = Sieve::default();
+        for k in shard.map.keys() {
+            s.insert(k);
+        }
+        shard.sieve = Some(s);
+    }
+    let map = &mut shard.map;
+    let victim = shard.sieve.as_mut().and_then(|s| {
+        s.victim(|k| {
+            map.get_mut(k)
+                .is_some_and(|e| std::mem::replace(&mut e.visited, false))
+        })
+    })?;
+    Some((db, Bytes::from(victim.into_vec())))
+}

@@ -1,0 +1,360 @@
+//! The keyspace: 16 logical databases of shards behind one gate, and [`Ctx`], the view of it a
+//! command runs against.
+//!
+//! Locking: a command that names its keys up front takes the gate shared and then locks the
+//! shards of those keys in (db, shard) order; a command that touches a whole database, several
+//! databases or keys it only discovers while running (FLUSHALL, SWAPDB, KEYS, EXEC, …) takes the
+//! gate exclusively and locks shards as it goes, which cannot deadlock because nobody else holds
+//! a shard.
+//!
+//! Invariant: no shard lock is ever taken without holding the gate.
+//! Invariant: within a shared-gate command, shard locks are taken in ascending (db, shard) order.
+
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+
+use crate::cache::shard::{Entry, Shard};
+use crate::cache::value::Value;
+use crate::cache::{DATABASES, EventKind, SHARDS};
+
+/// One logical database.
+#[derive(Debug)]
+pub(crate) struct Db {
+    /// The shards, indexed by [`shard_of`].
+    pub(crate) shards: Box<[Mutex<Shard>]>,
+}
+
+/// All databases.
+#[derive(Debug)]
+pub(crate) struct Keyspace {
+    /// Shared for keyed commands, exclusive for whole-keyspace ones.
+    pub(crate) gate: RwLock<()>,
+    /// The databases.
+    pub(crate) dbs: Box<[Db]>,
+}
+
+/// Which shard of a database holds `key`. CRC32C is used rather than the map's own hash so the
+/// bits that pick the shard are independent of the bits that pick the bucket.
+pub(crate) fn shard_of(key: &[u8]) -> usize {
+    (crc32c::crc32c(key) as usize) & (SHARDS - 1)
+}
+
+/// Locks a mutex; a poisoned shard is still structurally sound (no code path panics while
+/// holding it), so its data is used as is.
+pub(crate) fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Keyspace {
+    /// An empty keyspace.
+    pub(crate) fn new(sieve: bool) -> Self {
+        let shard = || Shard {
+            sieve: sieve.then(crate::cache::sieve::Sieve::default),
+            ..Shard::default()
+        };
+        let dbs = (0..DATABASES)
+            .map(|_| Db {
+                shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect(),
+            })
+            .collect();
+        Self {
+            gate: RwLock::new(()),
+            dbs,
+        }
+    }
+
+    fn shard_mutex(&self, db: usize, shard: usize) -> Option<&Mutex<Shard>> {
+        self.dbs.get(db)?.shards.get(shard)
+    }
+
+    /// A context holding the gate shared and the shards of `keys` (all in `db`) locked.
+    pub(crate) fn keyed<'a>(&'a self, db: usize, keys: &[&[u8]], now_ms: u64) -> Ctx<'a> {
+        let gate = Gate::Shared(self.gate.read().unwrap_or_else(PoisonError::into_inner));
+        let mut wanted: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut ctx = Ctx::new(self, gate, db, now_ms);
+        for s in wanted {
+            ctx.lock_shard(db, s);
+        }
+        ctx
+    }
+
+    /// A context holding the gate exclusively.
+    pub(crate) fn exclusive(&self, db: usize, now_ms: u64) -> Ctx<'_> {
+        let gate = Gate::Exclusive(self.gate.write().unwrap_or_else(PoisonError::into_inner));
+        Ctx::new(self, gate, db, now_ms)
+    }
+}
+
+/// The gate held by a context.
+#[derive(Debug)]
+pub(crate) enum Gate<'a> {
+    /// Keyed command.
+    Shared(#[expect(dead_code, reason = "held only for its lock")] RwLockReadGuard<'a, ()>),
+    /// Whole-keyspace command.
+    Exclusive(#[expect(dead_code, reason = "held only for its lock")] RwLockWriteGuard<'a, ()>),
+}
+
+/// A side effect a command had, applied after its locks are released.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Effect {
+    /// Database.
+    pub(crate) db: usize,
+    /// Key.
+    pub(crate) key: Bytes,
+    /// What happened.
+    pub(crate) kind: EventKind,
+}
+
+/// What a running command sees: its database, the time, and the locked shards.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    ks: &'a Keyspace,
+    /// Locked shards with their `used_bytes` when locked.
+    locked: Vec<(usize, usize, MutexGuard<'a, Shard>, usize)>,
+    _gate: Gate<'a>,
+    /// Selected database.
+    pub(crate) db: usize,
+    /// Wall-clock milliseconds at the start of the command.
+    pub(crate) now_ms: u64,
+    /// Modifications, expirations and evictions to publish.
+    pub(crate) effects: Vec<Effect>,
+    /// Keys removed by expiry while this context ran (count).
+    pub(crate) expired: u64,
+    /// Whether any list gained elements (wakes blocked pops).
+    pub(crate) list_pushed: bool,
+    /// `ratio`-free seed for random choices (SPOP, RANDOMKEY …), advanced per use.
+    pub(crate) rng_state: u64,
+    /// Whether the whole keyspace was flushed or swapped (every WATCH fails).
+    pub(crate) flushed: bool,
+    /// Whether the client speaks RESP3 (a few replies nest differently).
+    pub(crate) resp3: bool,
+    /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
+    /// without them recording effects is skipped on the hot path.
+    pub(crate) track: bool,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(ks: &'a Keyspace, gate: Gate<'a>, db: usize, now_ms: u64) -> Self {
+        Self {
+            ks,
+            locked: Vec::new(),
+            _gate: gate,
+            db,
+            now_ms,
+            effects: Vec::new(),
+            expired: 0,
+            list_pushed: false,
+            rng_state: now_ms ^ 0x9E37_79B9_7F4A_7C15,
+            flushed: false,
+            resp3: false,
+            track: true,
+        }
+    }
+
+    fn lock_shard(&mut self, db: usize, shard: usize) -> Option<usize> {
+        if let Some(pos) = self
+            .locked
+            .iter()
+            .position(|(d, s, _, _)| *d == db && *s == shard)
+        {
+            return Some(pos);
+        }
+        let m = self.ks.shard_mutex(db, shard)?;
+        let guard = lock(m);
+        let used = guard.used_bytes;
+        self.locked.push((db, shard, guard, used));
+        Some(self.locked.len() - 1)
+    }
+
+    /// The shard of `key` in database `db`, locked.
+    pub(crate) fn shard_in(&mut self, db: usize, key: &[u8]) -> Option<&mut Shard> {
+        let pos = self.lock_shard(db, shard_of(key))?;
+        let (_, _, guard, _) = self.locked.get_mut(pos)?;
+        let shard: &mut Shard = guard;
+        if !shard.expired.is_empty() {
+            // Drained lazily so expiry inside lookups is reported.
+        }
+        Some(shard)
+    }
+
+    /// Every shard of database `db`, locked (exclusive contexts only).
+    pub(crate) fn all_shards(&mut self, db: usize) -> Vec<usize> {
+        (0..SHARDS).filter_map(|s| self.lock_shard(db, s)).collect()
+    }
+
+    /// The locked shard at position `pos` (from [`Ctx::all_shards`]).
+    pub(crate) fn shard_at(&mut self, pos: usize) -> Option<&mut Shard> {
+        self.locked.get_mut(pos).map(|(_, _, g, _)| &mut **g)
+    }
+
+    /// The live entry under `key` in the selected database.
+    pub(crate) fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        let db = self.db;
+        self.entry_in(db, key, now)
+    }
+
+    fn entry_in(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        let pos = self.lock_shard(db, shard_of(key))?;
+        let (_, _, guard, _) = self.locked.get_mut(pos)?;
+        guard.lookup(key, now)
+    }
+
+    /// The live entry under `key` in database `db`.
+    pub(crate) fn entry_db(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+        let now = self.now_ms;
+        self.entry_in(db, key, now)
+    }
+
+    /// Whether `key` exists (and has not expired).
+    pub(crate) fn exists(&mut self, key: &[u8]) -> bool {
+        self.entry(key).is_some()
+    }
+
+    /// Stores `value` under `key` with deadline `expire_at_ms` (0: none), replacing any entry.
+    pub(crate) fn put(&mut self, key: &[u8], value: Value, expire_at_ms: u64) {
+        let db = self.db;
+        self.put_in(
+            db,
+            key,
+            Entry {
+                expire_at_ms,
+                ..Entry::new(value)
+            },
+        );
+    }
+
+    /// Stores a whole entry under `key` in database `db`.
+    pub(crate) fn put_in(&mut self, db: usize, key: &[u8], mut entry: Entry) {
+        entry.access = self.access_stamp();
+        if let Some(shard) = self.shard_in(db, key) {
+            shard.insert(key, entry);
+        }
+    }
+
+    /// Removes `key` from the selected database.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let db = self.db;
+        self.remove_in(db, key)
+    }
+
+    /// Removes `key` from database `db` (expired entries count as absent).
+    pub(crate) fn remove_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let now = self.now_ms;
+        self.entry_in(db, key, now)?;
+        self.shard_in(db, key)?.remove(key)
+    }
+
+    /// Sets or clears (`0`) the deadline of an existing key.
+    pub(crate) fn set_expire(&mut self, key: &[u8], deadline_ms: u64) -> bool {
+        let db = self.db;
+        self.shard_in(db, key)
+            .is_some_and(|s| s.set_expire(key, deadline_ms))
+    }
+
+    /// Re-measures `key` after an in-place change and deletes it if it became an empty
+    /// collection. Returns whether it still exists.
+    pub(crate) fn settle(&mut self, key: &[u8]) -> bool {
+        let db = self.db;
+        self.shard_in(db, key).is_some_and(|s| s.settle(key))
+    }
+
+    /// Records that `key` in the selected database changed (`kind`).
+    pub(crate) fn touched(&mut self, key: &[u8], kind: EventKind) {
+        let db = self.db;
+        self.touched_in(db, key, kind);
+    }
+
+    /// Records that `key` in `db` changed.
+    pub(crate) fn touched_in(&mut self, db: usize, key: &[u8], kind: EventKind) {
+        if !self.track {
+            return;
+        }
+        self.effects.push(Effect {
+            db,
+            key: Bytes::copy_from_slice(key),
+            kind,
+        });
+    }
+
+    /// Stamp stored in an entry's `access` field for LRU.
+    pub(crate) fn access_stamp(&self) -> u32 {
+        crate::cache::shard::access_stamp(self.now_ms)
+    }
+
+    /// A pseudo-random number (xorshift*); deterministic for a given start time.
+    pub(crate) fn random(&mut self) -> u64 {
+        let mut x = self.rng_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng_state = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A pseudo-random index below `n` (`n > 0`).
+    pub(crate) fn random_below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        (self.random() % (n as u64)) as usize
+    }
+
+    /// Drains the keys removed by expiry from every locked shard into `effects`, and returns
+    /// the net change of used bytes across the locked shards.
+    pub(crate) fn finish(&mut self) -> i64 {
+        let mut delta: i64 = 0;
+        let mut expired = Vec::new();
+        for (db, _, guard, used_at_lock) in &mut self.locked {
+            delta = delta
+                .saturating_add(i64::try_from(guard.used_bytes).unwrap_or(i64::MAX))
+                .saturating_sub(i64::try_from(*used_at_lock).unwrap_or(i64::MAX));
+            *used_at_lock = guard.used_bytes;
+            for key in guard.expired.drain(..) {
+                expired.push(Effect {
+                    db: *db,
+                    key: Bytes::from(key.into_vec()),
+                    kind: EventKind::Expired,
+                });
+            }
+        }
+        self.expired = self.expired.saturating_add(expired.len() as u64);
+        self.effects.extend(expired);
+        delta
+    }
+}
+
+impl Keyspace {
+    /// A context for the active expiry cycle: the gate shared and one shard locked.
+    pub(crate) fn exclusive_shard(&self, db: usize, shard: usize, now_ms: u64) -> Ctx<'_> {
+        let gate = Gate::Shared(self.gate.read().unwrap_or_else(PoisonError::into_inner));
+        let mut ctx = Ctx::new(self, gate, db, now_ms);
+        ctx.lock_shard(db, shard);
+        ctx
+    }
+}
+
+impl Ctx<'_> {
+    /// Removes at most `max` due keys from each locked shard; returns how many.
+    pub(crate) fn expire_locked(&mut self, max: usize) -> usize {
+        let now = self.now_ms;
+        self.locked
+            .iter_mut()
+            .map(|(_, _, g, _)| g.expire_due(now, max))
+            .sum()
+    }
+
+    /// Databases and shard positions of every shard, locking them (exclusive contexts only).
+    pub(crate) fn lock_everything(&mut self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for db in 0..DATABASES {
+            for pos in self.all_shards(db) {
+                out.push((db, pos));
+            }
+        }
+        out
+    }
+}

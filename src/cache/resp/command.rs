@@ -1,0 +1,302 @@
+//! The command table: every command's name, arity, key positions, flags and handler, and the
+//! exact error texts Redis gives for unknown commands and wrong arity.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use hashbrown::HashMap;
+
+use crate::cache::Inner;
+use crate::cache::cmd::{hash, keys, list, server, set, strings};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::frame::Frame;
+
+/// A command implementation.
+pub(crate) type Handler = fn(&mut Ctx<'_>, &Inner, &[Bytes]) -> Frame;
+
+/// How a command is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Locks the shards of its declared keys under the shared gate.
+    Keyed,
+    /// Takes the whole keyspace exclusively.
+    Exclusive,
+    /// Needs connection state; the RESP server answers it.
+    Connection,
+    /// A blocking command: the server retries its handler until it answers or times out.
+    Blocking,
+}
+
+/// One command's table entry.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    /// Lower-case name.
+    pub(crate) name: &'static str,
+    /// Redis arity: positive is exact, negative is a minimum.
+    pub(crate) arity: i32,
+    /// Index of the first key (0: none).
+    pub(crate) first: i32,
+    /// Index of the last key (negative counts from the end).
+    pub(crate) last: i32,
+    /// Step between keys.
+    pub(crate) step: i32,
+    /// Writes data (counts for MULTI queueing, OOM refusal).
+    pub(crate) write: bool,
+    /// How it runs.
+    pub(crate) mode: Mode,
+    /// The implementation.
+    pub(crate) handler: Handler,
+}
+
+macro_rules! specs {
+    ($( $name:literal $arity:literal $first:literal $last:literal $step:literal $write:ident $mode:ident $handler:path ;)*) => {
+        &[ $( Spec { name: $name, arity: $arity, first: $first, last: $last, step: $step, write: specs!(@w $write), mode: Mode::$mode, handler: $handler }, )* ]
+    };
+    (@w w) => { true };
+    (@w r) => { false };
+}
+
+static SPECS: &[Spec] = specs! {
+    "get" 2 1 1 1 r Keyed strings::get;
+    "set" -3 1 1 1 w Keyed strings::set;
+    "setnx" 3 1 1 1 w Keyed strings::setnx;
+    "setex" 4 1 1 1 w Keyed strings::setex;
+    "psetex" 4 1 1 1 w Keyed strings::setex;
+    "getex" -2 1 1 1 w Keyed strings::getex;
+    "getdel" 2 1 1 1 w Keyed strings::getdel;
+    "getset" 3 1 1 1 w Keyed strings::getset;
+    "mget" -2 1 -1 1 r Keyed strings::mget;
+    "mset" -3 1 -1 2 w Keyed strings::mset;
+    "msetnx" -3 1 -1 2 w Keyed strings::mset;
+    "append" 3 1 1 1 w Keyed strings::append;
+    "strlen" 2 1 1 1 r Keyed strings::strlen;
+    "getrange" 4 1 1 1 r Keyed strings::getrange;
+    "substr" 4 1 1 1 r Keyed strings::getrange;
+    "setrange" 4 1 1 1 w Keyed strings::setrange;
+    "incr" 2 1 1 1 w Keyed strings::incr;
+    "decr" 2 1 1 1 w Keyed strings::incr;
+    "incrby" 3 1 1 1 w Keyed strings::incr;
+    "decrby" 3 1 1 1 w Keyed strings::incr;
+    "incrbyfloat" 3 1 1 1 w Keyed strings::incrbyfloat;
+    "setbit" 4 1 1 1 w Keyed strings::setbit;
+    "getbit" 3 1 1 1 r Keyed strings::getbit;
+    "lcs" -3 1 2 1 r Keyed strings::lcs;
+    "del" -2 1 -1 1 w Keyed keys::del;
+    "unlink" -2 1 -1 1 w Keyed keys::del;
+    "exists" -2 1 -1 1 r Keyed keys::exists;
+    "touch" -2 1 -1 1 r Keyed keys::touch;
+    "type" 2 1 1 1 r Keyed keys::type_;
+    "ttl" 2 1 1 1 r Keyed keys::ttl;
+    "pttl" 2 1 1 1 r Keyed keys::ttl;
+    "expiretime" 2 1 1 1 r Keyed keys::ttl;
+    "pexpiretime" 2 1 1 1 r Keyed keys::ttl;
+    "expire" -3 1 1 1 w Keyed keys::expire;
+    "pexpire" -3 1 1 1 w Keyed keys::expire;
+    "expireat" -3 1 1 1 w Keyed keys::expire;
+    "pexpireat" -3 1 1 1 w Keyed keys::expire;
+    "persist" 2 1 1 1 w Keyed keys::persist;
+    "rename" 3 1 2 1 w Keyed keys::rename;
+    "renamenx" 3 1 2 1 w Keyed keys::rename;
+    "keys" 2 0 0 0 r Exclusive keys::keys;
+    "scan" -2 0 0 0 r Exclusive keys::scan;
+    "randomkey" 1 0 0 0 r Exclusive keys::randomkey;
+    "dbsize" 1 0 0 0 r Exclusive keys::dbsize;
+    "flushdb" -1 0 0 0 w Exclusive keys::flushdb;
+    "flushall" -1 0 0 0 w Exclusive keys::flushall;
+    "swapdb" 3 0 0 0 w Exclusive keys::swapdb;
+    "move" 3 1 1 1 w Exclusive keys::move_;
+    "copy" -3 1 2 1 w Exclusive keys::copy;
+    "object" -2 2 2 1 r Keyed keys::object;
+    "memory" -2 2 2 1 r Keyed keys::memory;
+    "hset" -4 1 1 1 w Keyed hash::hset;
+    "hmset" -4 1 1 1 w Keyed hash::hset;
+    "hsetnx" 4 1 1 1 w Keyed hash::hsetnx;
+    "hget" 3 1 1 1 r Keyed hash::hget;
+    "hmget" -3 1 1 1 r Keyed hash::hmget;
+    "hdel" -3 1 1 1 w Keyed hash::hdel;
+    "hlen" 2 1 1 1 r Keyed hash::hlen;
+    "hstrlen" 3 1 1 1 r Keyed hash::hstrlen;
+    "hexists" 3 1 1 1 r Keyed hash::hexists;
+    "hgetall" 2 1 1 1 r Keyed hash::hgetall;
+    "hkeys" 2 1 1 1 r Keyed hash::hgetall;
+    "hvals" 2 1 1 1 r Keyed hash::hgetall;
+    "hincrby" 4 1 1 1 w Keyed hash::hincrby;
+    "hincrbyfloat" 4 1 1 1 w Keyed hash::hincrbyfloat;
+    "hrandfield" -2 1 1 1 r Keyed hash::hrandfield;
+    "hscan" -3 1 1 1 r Keyed hash::hscan;
+    "lpush" -3 1 1 1 w Keyed list::push;
+    "rpush" -3 1 1 1 w Keyed list::push;
+    "lpushx" -3 1 1 1 w Keyed list::push;
+    "rpushx" -3 1 1 1 w Keyed list::push;
+    "lpop" -2 1 1 1 w Keyed list::pop;
+    "rpop" -2 1 1 1 w Keyed list::pop;
+    "llen" 2 1 1 1 r Keyed list::llen;
+    "lrange" 4 1 1 1 r Keyed list::lrange;
+    "lindex" 3 1 1 1 r Keyed list::lindex;
+    "lset" 4 1 1 1 w Keyed list::lset;
+    "linsert" 5 1 1 1 w Keyed list::linsert;
+    "lrem" 4 1 1 1 w Keyed list::lrem;
+    "ltrim" 4 1 1 1 w Keyed list::ltrim;
+    "lpos" -3 1 1 1 r Keyed list::lpos;
+    "lmove" 5 1 2 1 w Keyed list::lmove;
+    "rpoplpush" 3 1 2 1 w Keyed list::rpoplpush;
+    "lmpop" -4 0 0 0 w Exclusive list::lmpop;
+    "sort" -2 1 1 1 w Exclusive list::sort;
+    "sort_ro" -2 1 1 1 r Exclusive list::sort;
+    "blpop" -3 1 -2 1 w Blocking list::bpop_try;
+    "brpop" -3 1 -2 1 w Blocking list::bpop_try;
+    "blmove" 6 1 2 1 w Blocking list::blmove_try;
+    "brpoplpush" 4 1 2 1 w Blocking list::brpoplpush_try;
+    "blmpop" -5 0 0 0 w Blocking list::blmpop_try;
+    "sadd" -3 1 1 1 w Keyed set::sadd;
+    "srem" -3 1 1 1 w Keyed set::srem;
+    "smembers" 2 1 1 1 r Keyed set::smembers;
+    "sismember" 3 1 1 1 r Keyed set::sismember;
+    "smismember" -3 1 1 1 r Keyed set::smismember;
+    "scard" 2 1 1 1 r Keyed set::scard;
+    "spop" -2 1 1 1 w Keyed set::spop;
+    "srandmember" -2 1 1 1 r Keyed set::srandmember;
+    "sinter" -2 1 -1 1 r Keyed set::sop;
+    "sunion" -2 1 -1 1 r Keyed set::sop;
+    "sdiff" -2 1 -1 1 r Keyed set::sop;
+    "sinterstore" -3 1 -1 1 w Keyed set::sopstore;
+    "sunionstore" -3 1 -1 1 w Keyed set::sopstore;
+    "sdiffstore" -3 1 -1 1 w Keyed set::sopstore;
+    "sintercard" -3 0 0 0 r Exclusive set::sintercard;
+    "smove" 4 1 2 1 w Keyed set::smove;
+    "sscan" -3 1 1 1 r Keyed set::sscan;
+    "ping" -1 0 0 0 r Keyed server::ping;
+    "echo" 2 0 0 0 r Keyed server::echo;
+    "time" 1 0 0 0 r Keyed server::time;
+    "lastsave" 1 0 0 0 r Keyed server::lastsave;
+    "info" -1 0 0 0 r Exclusive server::info;
+    "config" -2 0 0 0 r Keyed server::config;
+    "command" -1 0 0 0 r Keyed server::command;
+    "function" -2 0 0 0 w Keyed server::function;
+    "debug" -2 0 0 0 r Keyed server::debug;
+    "publish" 3 0 0 0 r Keyed server::publish;
+    "select" 2 0 0 0 r Connection server::not_here;
+    "multi" 1 0 0 0 r Connection server::not_here;
+    "exec" 1 0 0 0 r Connection server::not_here;
+    "discard" 1 0 0 0 r Connection server::not_here;
+    "watch" -2 1 -1 1 r Connection server::not_here;
+    "unwatch" 1 0 0 0 r Connection server::not_here;
+    "subscribe" -2 0 0 0 r Connection server::not_here;
+    "unsubscribe" -1 0 0 0 r Connection server::not_here;
+    "psubscribe" -2 0 0 0 r Connection server::not_here;
+    "punsubscribe" -1 0 0 0 r Connection server::not_here;
+    "hello" -1 0 0 0 r Connection server::not_here;
+    "auth" -2 0 0 0 r Connection server::not_here;
+    "client" -2 0 0 0 r Connection server::not_here;
+    "quit" -1 0 0 0 r Connection server::not_here;
+    "reset" 1 0 0 0 r Connection server::not_here;
+    "readonly" 1 0 0 0 r Connection server::not_here;
+    "readwrite" 1 0 0 0 r Connection server::not_here;
+    "wait" 3 0 0 0 r Connection server::not_here;
+};
+
+fn table() -> &'static HashMap<&'static str, &'static Spec> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
+    TABLE.get_or_init(|| SPECS.iter().map(|s| (s.name, s)).collect())
+}
+
+/// Finds a command by name, case-insensitively.
+pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    let mut buf = [0u8; 24];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    table().get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// Every command, in table order.
+pub(crate) fn all() -> impl Iterator<Item = &'static Spec> {
+    SPECS.iter()
+}
+
+/// Redis's reply to an unknown command (`ERR unknown command 'x', with args beginning with: 'a' `).
+pub(crate) fn unknown_command(args: &[Bytes]) -> Frame {
+    let name = args
+        .first()
+        .map(|n| {
+            String::from_utf8_lossy(n)
+                .chars()
+                .take(128)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    let mut text = format!("ERR unknown command '{name}', with args beginning with: ");
+    for a in args.iter().skip(1) {
+        let s: String = String::from_utf8_lossy(a).chars().take(128).collect();
+        text.push_str(&format!("'{s}' "));
+        if text.len() > 512 {
+            break;
+        }
+    }
+    Frame::Error(text.replace(['\r', '\n'], " "))
+}
+
+/// Whether `argc` satisfies the spec's arity.
+pub(crate) fn arity_ok(spec: &Spec, argc: usize) -> bool {
+    let argc = i32::try_from(argc).unwrap_or(i32::MAX);
+    if spec.arity >= 0 {
+        argc == spec.arity
+    } else {
+        argc >= -spec.arity
+    }
+}
+
+/// Redis's wrong-arity reply.
+pub(crate) fn wrong_arity(spec: &Spec) -> Frame {
+    Frame::Error(format!(
+        "ERR wrong number of arguments for '{}' command",
+        spec.name
+    ))
+}
+
+/// The keys a command names, by its spec.
+pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [Bytes]) -> Vec<&'a [u8]> {
+    if spec.first <= 0 {
+        return Vec::new();
+    }
+    let len = i32::try_from(args.len()).unwrap_or(i32::MAX);
+    let last = if spec.last < 0 {
+        len + spec.last
+    } else {
+        spec.last.min(len - 1)
+    };
+    let step = usize::try_from(spec.step.max(1)).unwrap_or(1);
+    let (Ok(first), Ok(last)) = (usize::try_from(spec.first), usize::try_from(last)) else {
+        return Vec::new();
+    };
+    if last < first {
+        return Vec::new();
+    }
+    args.get(first..=last)
+        .unwrap_or_default()
+        .iter()
+        .step_by(step)
+        .map(|b| &b[..])
+        .collect()
+}
+
+/// COMMAND INFO's entry for a spec.
+pub(crate) fn info(spec: &Spec) -> Frame {
+    let flags = if spec.write {
+        vec![Frame::Simple("write".to_owned())]
+    } else {
+        vec![Frame::Simple("readonly".to_owned())]
+    };
+    Frame::Array(vec![
+        Frame::bulk(spec.name.as_bytes()),
+        Frame::Integer(i64::from(spec.arity)),
+        Frame::Set(flags),
+        Frame::Integer(i64::from(spec.first)),
+        Frame::Integer(i64::from(spec.last)),
+        Frame::Integer(i64::from(spec.step)),
+        Frame::Set(Vec::new()),
+        Frame::Set(Vec::new()),
+        Frame::Set(Vec::new()),
+        Frame::Array(Vec::new()),
+    ])
+}

@@ -1,0 +1,727 @@
+//! The RESP codec: [`Frame`] (RESP2 and RESP3 types), reply encoding for either protocol
+//! version, the request decoder (multibulk and inline, with Redis's own protocol error texts) and
+//! a general frame decoder used by clients, round-trip tests and the fuzz target.
+//!
+//! Everything here is pure: bytes in, frames or bytes out. "Need more bytes" is `Ok(None)`,
+//! never an error. Nothing here allocates more than the input justifies: array capacities are
+//! capped before the elements have arrived.
+#![deny(clippy::indexing_slicing)]
+
+use bytes::Bytes;
+
+use crate::cache::error::ProtocolError;
+
+/// Most elements reserved up front for an array whose elements have not arrived yet.
+const PREALLOC_MAX: usize = 1024;
+
+/// One RESP value. Requests are arrays of bulk strings; replies use every variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+OK` (a status reply).
+    Simple(String),
+    /// `-ERR …` (the text includes its error code prefix).
+    Error(String),
+    /// `:42`.
+    Integer(i64),
+    /// `$3\r\nfoo` (binary safe).
+    Bulk(Bytes),
+    /// The null bulk (`$-1` in RESP2, `_` in RESP3).
+    Null,
+    /// The null array (`*-1` in RESP2, `_` in RESP3).
+    NullArray,
+    /// `*n` followed by `n` frames.
+    Array(Vec<Frame>),
+    /// RESP3 `,1.5` (a bulk string in RESP2).
+    Double(f64),
+    /// RESP3 `#t` (an integer 1/0 in RESP2).
+    Boolean(bool),
+    /// RESP3 `%n` key/value pairs (a flat array in RESP2).
+    Map(Vec<(Frame, Frame)>),
+    /// RESP3 `~n` (an array in RESP2).
+    Set(Vec<Frame>),
+    /// RESP3 `>n` out-of-band push (an array in RESP2).
+    Push(Vec<Frame>),
+    /// RESP3 `=n\r\ntxt:…` verbatim string (a bulk string in RESP2).
+    Verbatim(Bytes),
+    /// RESP3 `(n` big number, kept as its decimal text (a bulk string in RESP2).
+    BigNumber(String),
+}
+
+impl Frame {
+    /// `+OK`.
+    #[must_use]
+    pub fn ok() -> Self {
+        Self::Simple("OK".to_owned())
+    }
+
+    /// An error reply; `text` carries its code, e.g. `ERR syntax error`.
+    #[must_use]
+    pub fn error(text: impl Into<String>) -> Self {
+        Self::Error(text.into())
+    }
+
+    /// A bulk string copied from `data`.
+    #[must_use]
+    pub fn bulk(data: &[u8]) -> Self {
+        Self::Bulk(Bytes::copy_from_slice(data))
+    }
+
+    /// Whether this is an error reply.
+    #[must_use]
+    pub fn is_error(&self) -> bool {
+        matches!(self, Self::Error(_))
+    }
+
+    /// Encodes this frame for a client speaking protocol `proto` (2 or 3) onto `out`.
+    pub fn encode(&self, proto: u8, out: &mut Vec<u8>) {
+        let resp3 = proto >= 3;
+        match self {
+            Self::Simple(s) => line(out, b'+', s.as_bytes()),
+            Self::Error(s) => line(out, b'-', s.as_bytes()),
+            Self::Integer(n) => int_line(out, b':', *n),
+            Self::Bulk(b) => bulk(out, b),
+            Self::Null if resp3 => out.extend_from_slice(b"_\r\n"),
+            Self::Null => out.extend_from_slice(b"$-1\r\n"),
+            Self::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Self::NullArray => out.extend_from_slice(b"*-1\r\n"),
+            Self::Array(items) => seq(out, b'*', items, proto),
+            Self::Set(items) => seq(out, if resp3 { b'~' } else { b'*' }, items, proto),
+            Self::Push(items) => seq(out, if resp3 { b'>' } else { b'*' }, items, proto),
+            Self::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Self::Boolean(b) if resp3 => {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+            }
+            Self::Boolean(b) => int_line(out, b':', i64::from(*b)),
+            Self::Map(pairs) => {
+                if resp3 {
+                    len_line(out, b'%', pairs.len());
+                } else {
+                    len_line(out, b'*', pairs.len().saturating_mul(2));
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Self::Verbatim(b) if resp3 => {
+                len_line(out, b'=', b.len().saturating_add(4));
+                out.extend_from_slice(b"txt:");
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Self::Verbatim(b) => bulk(out, b),
+            Self::BigNumber(s) if resp3 => line(out, b'(', s.as_bytes()),
+            Self::BigNumber(s) => bulk(out, s.as_bytes()),
+        }
+    }
+}
+
+/// Redis's `%.17g` rendering of a double for RESP3 and for INCRBYFLOAT-style replies: integral
+/// values print without a fraction, infinities as `inf`/`-inf`.
+#[must_use]
+pub fn format_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 {
+            "inf".to_owned()
+        } else {
+            "-inf".to_owned()
+        };
+    }
+    if d.is_nan() {
+        return "nan".to_owned();
+    }
+    if d == d.trunc() && d.abs() < 1e17 {
+        // Exact integer below 2^56-ish: `%.17g` prints it without exponent or fraction.
+        return format!("{d:.0}");
+    }
+    let s = format!("{d}");
+    s
+}
+
+fn line(out: &mut Vec<u8>, tag: u8, text: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn int_line(out: &mut Vec<u8>, tag: u8, n: i64) {
+    out.push(tag);
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_decimal(out, n.unsigned_abs());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn len_line(out: &mut Vec<u8>, tag: u8, n: usize) {
+    out.push(tag);
+    push_decimal(out, n as u64);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the decimal digits of `n` without allocating.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+fn bulk(out: &mut Vec<u8>, data: &[u8]) {
+    len_line(out, b'$', data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn seq(out: &mut Vec<u8>, tag: u8, items: &[Frame], proto: u8) {
+    len_line(out, tag, items.len());
+    for item in items {
+        item.encode(proto, out);
+    }
+}
+
+/// Limits the request decoder enforces, from the module's Limits block and CONFIG.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest bulk string, in bytes (`proto-max-bulk-len`).
+    pub bulk_bytes_max: usize,
+    /// Most elements in one multibulk request.
+    pub multibulk_len_max: usize,
+    /// Longest inline request or header line, in bytes.
+    pub inline_bytes_max: usize,
+}
+
+/// Position of the `\r` that ends the first header line of `buf`, once its `\n` has arrived.
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    let cr = buf.iter().position(|&b| b == b'\r')?;
+    if cr + 1 < buf.len() { Some(cr) } else { None }
+}
+
+fn memchr_newline(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+/// Parses a decimal `i64` the way Redis's `string2ll` does (no spaces, no `+`, no leading zeros
+/// except `0` itself).
+#[must_use]
+pub(crate) fn parse_i64(text: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(text).ok()?;
+    if s.is_empty() || s.starts_with('+') || s.len() > 20 {
+        return None;
+    }
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty()
+        || (digits.len() > 1 && digits.starts_with('0'))
+        || digits == "0" && s.starts_with('-')
+    {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+/// Decodes one client request: a multibulk array of bulk strings, or an inline command line.
+///
+/// Returns `Ok(None)` when more bytes are needed, `Ok(Some((args, consumed)))` for a complete
+/// request (an empty `args` is a blank line or `*0`/`*-1` to skip), and the protocol error whose
+/// text Redis sends before closing the connection.
+///
+/// # Errors
+/// A [`ProtocolError`] for malformed input or a limit exceeded.
+pub fn decode_request(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => decode_multibulk(buf, limits),
+        Some(_) => decode_inline(buf, limits),
+    }
+}
+
+fn header_line(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    too_big: ProtocolError,
+) -> Result<Option<(i64, usize)>, ProtocolError> {
+    let Some(end) = find_crlf(buf) else {
+        if buf.len() > limits.inline_bytes_max {
+            return Err(too_big);
+        }
+        return Ok(None);
+    };
+    let text = buf.get(1..end).unwrap_or_default();
+    Ok(Some((parse_i64(text).unwrap_or(i64::MIN), end + 2)))
+}
+
+fn decode_multibulk(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    let Some((count, mut pos)) = header_line(buf, limits, ProtocolError::MultibulkCountTooBig)?
+    else {
+        return Ok(None);
+    };
+    if count == i64::MIN || count > i64::try_from(limits.multibulk_len_max).unwrap_or(i64::MAX) {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    if count <= 0 {
+        return Ok(Some((Vec::new(), pos)));
+    }
+    let count = usize::try_from(count).unwrap_or(0);
+    let mut args = Vec::with_capacity(count.min(PREALLOC_MAX));
+    for _ in 0..count {
+        let rest = buf.get(pos..).unwrap_or_default();
+        match rest.first() {
+            None => return Ok(None),
+            Some(b'$') => {}
+            Some(&other) => return Err(ProtocolError::ExpectedBulk(char::from(other))),
+        }
+        let Some((len, head)) = header_line(rest, limits, ProtocolError::BulkCountTooBig)? else {
+            return Ok(None);
+        };
+        if len < 0
+            || len == i64::MIN
+            || len > i64::try_from(limits.bulk_bytes_max).unwrap_or(i64::MAX)
+        {
+            return Err(ProtocolError::InvalidBulkLength);
+        }
+        let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
+        let start = pos + head;
+        let end = start
+            .checked_add(len)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
+        if buf.len() < end.saturating_add(2) {
+            return Ok(None);
+        }
+        let data = buf
+            .get(start..end)
+            .ok_or(ProtocolError::InvalidBulkLength)?;
+        args.push(Bytes::copy_from_slice(data));
+        pos = end + 2;
+    }
+    Ok(Some((args, pos)))
+}
+
+fn decode_inline(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    let Some(nl) = memchr_newline(buf) else {
+        if buf.len() > limits.inline_bytes_max {
+            return Err(ProtocolError::InlineTooBig);
+        }
+        return Ok(None);
+    };
+    if nl > limits.inline_bytes_max {
+        return Err(ProtocolError::InlineTooBig);
+    }
+    let mut text = buf.get(..nl).unwrap_or_default();
+    if let Some(stripped) = text.strip_suffix(b"\r") {
+        text = stripped;
+    }
+    let args = split_args(text).ok_or(ProtocolError::UnbalancedQuotes)?;
+    Ok(Some((args, nl + 1)))
+}
+
+/// Splits an inline command line the way Redis's `sdssplitargs` does: whitespace separates,
+/// `"…"` understands `\n \r \t \b \a \\ \" \xHH`, `'…'` understands `\'`; a closing quote must be
+/// followed by whitespace or the end. `None` means unbalanced quotes.
+#[must_use]
+pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    let at = |i: usize| line.get(i).copied();
+    loop {
+        while at(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if at(i).is_none() {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            let c = at(i);
+            if in_dq {
+                match c {
+                    None => return None,
+                    Some(b'\\')
+                        if at(i + 1) == Some(b'x')
+                            && at(i + 2).is_some_and(|h| h.is_ascii_hexdigit())
+                            && at(i + 3).is_some_and(|h| h.is_ascii_hexdigit()) =>
+                    {
+                        let hi = hex_val(at(i + 2).unwrap_or(b'0'));
+                        let lo = hex_val(at(i + 3).unwrap_or(b'0'));
+                        cur.push(hi * 16 + lo);
+                        i += 3;
+                    }
+                    Some(b'\\') if at(i + 1).is_some() => {
+                        i += 1;
+                        cur.push(match at(i).unwrap_or(b'\\') {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 8,
+                            b'a' => 7,
+                            other => other,
+                        });
+                    }
+                    Some(b'"') => {
+                        if at(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(other) => cur.push(other),
+                }
+            } else if in_sq {
+                match c {
+                    None => return None,
+                    Some(b'\\') if at(i + 1) == Some(b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if at(i + 1).is_some_and(|n| !n.is_ascii_whitespace()) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(other) => cur.push(other),
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(w) if w.is_ascii_whitespace() => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(other) => cur.push(other),
+                }
+            }
+            i += 1;
+        }
+        args.push(Bytes::from(cur));
+    }
+}
+
+fn hex_val(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        _ => 0,
+    }
+}
+
+/// Most nesting levels [`decode_frame`] follows before refusing the input.
+pub const FRAME_DEPTH_MAX: usize = 64;
+
+/// Decodes one complete RESP2/RESP3 frame of any type (what a client reads).
+///
+/// Returns `Ok(None)` when more bytes are needed and `Ok(Some((frame, consumed)))` otherwise.
+///
+/// # Errors
+/// [`ProtocolError::Malformed`] for input that is not RESP, nests deeper than
+/// [`FRAME_DEPTH_MAX`], or declares a length above `limits`.
+pub fn decode_frame(
+    buf: &[u8],
+    limits: &DecodeLimits,
+) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    decode_at(buf, limits, 0)
+}
+
+fn decode_at(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    depth: usize,
+) -> Result<Option<(Frame, usize)>, ProtocolError> {
+    if depth > FRAME_DEPTH_MAX {
+        return Err(ProtocolError::Malformed("nesting too deep"));
+    }
+    let Some(&tag) = buf.first() else {
+        return Ok(None);
+    };
+    let Some(end) = find_crlf(buf) else {
+        if buf.len() > limits.inline_bytes_max {
+            return Err(ProtocolError::Malformed("header line too long"));
+        }
+        return Ok(None);
+    };
+    let text = buf.get(1..end).unwrap_or_default();
+    let next = end + 2;
+    let as_str = || {
+        std::str::from_utf8(text)
+            .map(str::to_owned)
+            .map_err(|_| ProtocolError::Malformed("line is not UTF-8"))
+    };
+    let as_len = |max: usize| -> Result<Option<usize>, ProtocolError> {
+        let n = parse_i64(text).ok_or(ProtocolError::Malformed("bad length"))?;
+        if n == -1 {
+            return Ok(None);
+        }
+        let n = usize::try_from(n).map_err(|_| ProtocolError::Malformed("bad length"))?;
+        if n > max {
+            return Err(ProtocolError::Malformed("length above limit"));
+        }
+        Ok(Some(n))
+    };
+    let frame = match tag {
+        b'+' => (Frame::Simple(as_str()?), next),
+        b'-' => (Frame::Error(as_str()?), next),
+        b':' => (
+            Frame::Integer(parse_i64(text).ok_or(ProtocolError::Malformed("bad integer"))?),
+            next,
+        ),
+        b'_' if text.is_empty() => (Frame::Null, next),
+        b'#' => match text {
+            b"t" => (Frame::Boolean(true), next),
+            b"f" => (Frame::Boolean(false), next),
+            _ => return Err(ProtocolError::Malformed("bad boolean")),
+        },
+        b',' => {
+            let s = as_str()?;
+            let d = match s.as_str() {
+                "inf" => f64::INFINITY,
+                "-inf" => f64::NEG_INFINITY,
+                other => other
+                    .parse::<f64>()
+                    .map_err(|_| ProtocolError::Malformed("bad double"))?,
+            };
+            (Frame::Double(d), next)
+        }
+        b'(' => {
+            let s = as_str()?;
+            let digits = s.strip_prefix('-').unwrap_or(&s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ProtocolError::Malformed("bad big number"));
+            }
+            (Frame::BigNumber(s), next)
+        }
+        b'$' | b'=' => {
+            let Some(len) = as_len(limits.bulk_bytes_max)? else {
+                return if tag == b'$' {
+                    Ok(Some((Frame::Null, next)))
+                } else {
+                    Err(ProtocolError::Malformed("bad length"))
+                };
+            };
+            let stop = next
+                .checked_add(len)
+                .ok_or(ProtocolError::Malformed("bad length"))?;
+            if buf.len() < stop.saturating_add(2) {
+                return Ok(None);
+            }
+            if buf.get(stop..stop + 2) != Some(b"\r\n") {
+                return Err(ProtocolError::Malformed("bulk not terminated by CRLF"));
+            }
+            let data = buf.get(next..stop).unwrap_or_default();
+            if tag == b'=' {
+                let body = data
+                    .get(4..)
+                    .filter(|_| data.get(3) == Some(&b':'))
+                    .ok_or(ProtocolError::Malformed("bad verbatim"))?;
+                (Frame::Verbatim(Bytes::copy_from_slice(body)), stop + 2)
+            } else {
+                (Frame::Bulk(Bytes::copy_from_slice(data)), stop + 2)
+            }
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let Some(len) = as_len(limits.multibulk_len_max)? else {
+                return if tag == b'*' {
+                    Ok(Some((Frame::NullArray, next)))
+                } else {
+                    Err(ProtocolError::Malformed("bad length"))
+                };
+            };
+            let items = if tag == b'%' {
+                len.saturating_mul(2)
+            } else {
+                len
+            };
+            let mut out = Vec::with_capacity(items.min(PREALLOC_MAX));
+            let mut pos = next;
+            for _ in 0..items {
+                let rest = buf.get(pos..).unwrap_or_default();
+                let Some((item, used)) = decode_at(rest, limits, depth + 1)? else {
+                    return Ok(None);
+                };
+                out.push(item);
+                pos += used;
+            }
+            let frame = match tag {
+                b'*' => Frame::Array(out),
+                b'~' => Frame::Set(out),
+                b'>' => Frame::Push(out),
+                _ => {
+                    let mut pairs = Vec::with_capacity(len.min(PREALLOC_MAX));
+                    let mut it = out.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    Frame::Map(pairs)
+                }
+            };
+            (frame, pos)
+        }
+        _ => return Err(ProtocolError::Malformed("unknown type byte")),
+    };
+    Ok(Some(frame))
+}
+
+/// The body of the `resp_frame` fuzz target, also replayed over the committed corpus by
+/// `cargo test`: both decoders must return without panicking and never claim more bytes than
+/// they were given, and a decoded frame must re-encode to bytes that decode to the same
+/// encoding (RESP3, so every type survives).
+///
+/// # Panics
+/// Only when one of those properties is broken, which is the point of a fuzz target.
+pub fn fuzz_resp_frame(data: &[u8]) {
+    let limits = DecodeLimits {
+        bulk_bytes_max: 1 << 20,
+        multibulk_len_max: 1 << 16,
+        inline_bytes_max: 1 << 12,
+    };
+    if let Ok(Some((_, used))) = decode_request(data, &limits) {
+        assert!(
+            used <= data.len(),
+            "request decoder consumed past its input"
+        );
+    }
+    if let Ok(Some((frame, used))) = decode_frame(data, &limits) {
+        assert!(used <= data.len(), "frame decoder consumed past its input");
+        let mut once = Vec::new();
+        frame.encode(3, &mut once);
+        let again = decode_frame(&once, &limits);
+        assert!(
+            matches!(again, Ok(Some(_))),
+            "re-encoded frame did not decode: {frame:?}"
+        );
+        if let Ok(Some((back, n))) = again {
+            assert_eq!(n, once.len(), "re-decoding left bytes over");
+            let mut twice = Vec::new();
+            back.encode(3, &mut twice);
+            assert_eq!(once, twice, "encoding is not stable");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: DecodeLimits = DecodeLimits {
+        bulk_bytes_max: 16,
+        multibulk_len_max: 4,
+        inline_bytes_max: 32,
+    };
+
+    fn args(v: &[&str]) -> Vec<Bytes> {
+        v.iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn multibulk_decodes_and_waits_for_more() {
+        let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        assert_eq!(
+            decode_request(req, &LIMITS),
+            Ok(Some((args(&["GET", "k"]), req.len())))
+        );
+        for cut in 0..req.len() {
+            assert_eq!(decode_request(&req[..cut], &LIMITS), Ok(None), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn limits_at_max_and_above() {
+        let ok = b"*4\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$16\r\naaaaaaaaaaaaaaaa\r\n";
+        assert!(decode_request(ok, &LIMITS).unwrap().is_some());
+        assert_eq!(
+            decode_request(b"*5\r\n", &LIMITS),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            decode_request(b"*1\r\n$17\r\n", &LIMITS),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        let inline_ok = vec![b'a'; 32];
+        assert_eq!(decode_request(&inline_ok, &LIMITS), Ok(None));
+        let inline_bad = vec![b'a'; 33];
+        assert_eq!(
+            decode_request(&inline_bad, &LIMITS),
+            Err(ProtocolError::InlineTooBig)
+        );
+    }
+
+    #[test]
+    fn redis_protocol_errors() {
+        assert_eq!(
+            decode_request(b"*1\r\nfoo\r\n", &LIMITS),
+            Err(ProtocolError::ExpectedBulk('f'))
+        );
+        assert_eq!(
+            decode_request(b"*1\r\n$-10\r\n", &LIMITS),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            decode_request(b"*x\r\n", &LIMITS),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            ProtocolError::ExpectedBulk('f').to_string(),
+            "ERR Protocol error: expected '$', got 'f'"
+        );
+    }
+
+    #[test]
+    fn inline_quotes() {
+        assert_eq!(
+            split_args(b"set \"a b\" 'c\\'d' \"\\x41\\n\""),
+            Some(args(&["set", "a b", "c'd", "A\n"]))
+        );
+        assert_eq!(split_args(b"set \"\"\"k\"\"\" v"), None);
+        assert_eq!(split_args(b"  "), Some(vec![]));
+    }
+
+    #[test]
+    fn encode_resp2_and_resp3() {
+        let f = Frame::Map(vec![(Frame::bulk(b"a"), Frame::Integer(1))]);
+        let mut two = Vec::new();
+        f.encode(2, &mut two);
+        assert_eq!(two, b"*2\r\n$1\r\na\r\n:1\r\n");
+        let mut three = Vec::new();
+        f.encode(3, &mut three);
+        assert_eq!(three, b"%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(
+            decode_frame(&three, &LIMITS).unwrap(),
+            Some((f, three.len()))
+        );
+    }
+
+    #[test]
+    fn doubles_format_like_redis() {
+        assert_eq!(format_double(10.5), "10.5");
+        assert_eq!(format_double(3.0), "3");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+    }
+}

@@ -1,0 +1,4 @@
+//! RESP: the frame codec and the command table.
+
+pub(crate) mod command;
+pub(crate) mod frame;

@@ -1,0 +1,924 @@
+//! The RESP server: the listener (connection limit through a semaphore), and the per-connection
+//! loop — pipelined decode, dispatch, AUTH, HELLO/RESP3, SELECT, MULTI/EXEC/WATCH, pub/sub,
+//! CLIENT, blocking list pops and the output buffer limit. It also owns the active expiry task.
+//!
+//! Invariant: replies are written in request order; a protocol error is answered with Redis's
+//! text after the replies before it, then the connection is closed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use hashbrown::HashSet;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::cache::cmd::{is, keys::db_index};
+use crate::cache::pubsub::Message;
+use crate::cache::resp::command::{self, Mode};
+use crate::cache::resp::frame::{DecodeLimits, Frame, decode_request};
+use crate::cache::{
+    CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_QUEUE_LEN_MAX,
+    RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
+};
+use crate::shutdown::ShutdownSignal;
+
+/// Most bytes read ahead from a client while it is blocked in a pop.
+const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// What the RESP server needs besides the cache.
+#[derive(Debug, Clone)]
+pub struct RespConfig {
+    /// Password for `AUTH` (and `HELLO … AUTH`); `None` leaves the server open.
+    pub auth_token: Option<String>,
+    /// Most simultaneous connections (capped at [`CONNECTIONS_MAX`]).
+    pub connections_max: usize,
+    /// Reply bytes buffered for one client before it is disconnected (capped at
+    /// [`OUTPUT_BUFFER_BYTES_MAX`]).
+    pub output_buffer_bytes_max: usize,
+}
+
+impl RespConfig {
+    /// The cache's own limits with an optional password.
+    #[must_use]
+    pub fn from_cache(cache: &Cache, auth_token: Option<String>) -> Self {
+        let c = &cache.inner().config;
+        Self {
+            auth_token,
+            connections_max: c.connections_max,
+            output_buffer_bytes_max: c.output_buffer_bytes_max,
+        }
+    }
+}
+
+/// A connected client as CLIENT LIST shows it.
+#[derive(Debug)]
+struct ClientEntry {
+    addr: SocketAddr,
+    name: Bytes,
+    db: usize,
+    kill: Arc<Notify>,
+    unblock: Arc<Notify>,
+    unblock_error: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
+    created_ms: u64,
+}
+
+/// State shared by every connection.
+#[derive(Debug)]
+struct Shared {
+    cache: Cache,
+    config: RespConfig,
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, ClientEntry>>,
+}
+
+impl Shared {
+    fn clients(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientEntry>> {
+        self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Serves RESP on `listener` until `shutdown` fires; also runs the active expiry cycle.
+pub async fn serve_resp(
+    listener: TcpListener,
+    cache: Cache,
+    config: RespConfig,
+    mut shutdown: ShutdownSignal,
+) {
+    let config = RespConfig {
+        connections_max: config.connections_max.clamp(1, CONNECTIONS_MAX),
+        output_buffer_bytes_max: config
+            .output_buffer_bytes_max
+            .clamp(1, OUTPUT_BUFFER_BYTES_MAX),
+        ..config
+    };
+    if let Ok(addr) = listener.local_addr() {
+        cache.inner().port.store(addr.port(), Ordering::Relaxed);
+    }
+    let limit = Arc::new(Semaphore::new(config.connections_max));
+    let shared = Arc::new(Shared {
+        cache: cache.clone(),
+        config,
+        next_id: AtomicU64::new(1),
+        clients: Mutex::new(BTreeMap::new()),
+    });
+    let mut tasks = JoinSet::new();
+    tasks.spawn(active_expiry(cache.clone(), shutdown.clone()));
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => break,
+            accepted = listener.accept() => {
+                let Ok((mut socket, addr)) = accepted else { continue };
+                let _ = socket.set_nodelay(true);
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
+                    continue;
+                };
+                let shared = shared.clone();
+                let signal = shutdown.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    Connection::new(shared, addr).run(socket, signal).await;
+                });
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The active expiry loop: `active_expiry_hz` bounded passes per second until shutdown.
+async fn active_expiry(cache: Cache, mut shutdown: ShutdownSignal) {
+    let hz = u64::from(cache.inner().config.active_expiry_hz.clamp(1, 500));
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / hz));
+    let snapshot_every = cache.inner().config.snapshot_interval_s;
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = tick.tick() => {
+                let c = cache.clone();
+                let _ = tokio::task::spawn_blocking(move || c.active_expire_cycle()).await;
+                ticks += 1;
+                if snapshot_every > 0 && ticks.is_multiple_of(snapshot_every * hz) {
+                    let c = cache.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.save_snapshot()).await {
+                        tracing::error!(error = %e, "periodic cache snapshot failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the connection loop does after a command.
+enum Next {
+    Continue,
+    Close,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    db: usize,
+    proto: u8,
+    authed: bool,
+    multi: Option<Vec<Vec<Bytes>>>,
+    multi_dirty: bool,
+    watched: Vec<(usize, Bytes, u64, u64)>,
+    channels: HashSet<Bytes>,
+    patterns: HashSet<Bytes>,
+    tx: mpsc::Sender<Message>,
+    rx: mpsc::Receiver<Message>,
+    kill: Arc<Notify>,
+    unblock: Arc<Notify>,
+    unblock_error: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    fn new(shared: Arc<Shared>, addr: SocketAddr) -> Self {
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(PUBSUB_QUEUE_LEN_MAX);
+        let kill = Arc::new(Notify::new());
+        let unblock = Arc::new(Notify::new());
+        let unblock_error = Arc::new(AtomicBool::new(false));
+        let blocked = Arc::new(AtomicBool::new(false));
+        let authed = shared.config.auth_token.is_none();
+        let now = shared.cache.inner().clock.now_ms();
+        shared.clients().insert(
+            id,
+            ClientEntry {
+                addr,
+                name: Bytes::new(),
+                db: 0,
+                kill: kill.clone(),
+                unblock: unblock.clone(),
+                unblock_error: unblock_error.clone(),
+                blocked: blocked.clone(),
+                created_ms: now,
+            },
+        );
+        let stats = &shared.cache.inner().stats;
+        stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        stats.connected_clients.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared,
+            id,
+            db: 0,
+            proto: 2,
+            authed,
+            multi: None,
+            multi_dirty: false,
+            watched: Vec::new(),
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            tx,
+            rx,
+            kill,
+            unblock,
+            unblock_error,
+            blocked,
+        }
+    }
+
+    fn limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            bulk_bytes_max: self
+                .shared
+                .cache
+                .inner()
+                .bulk_bytes_max
+                .load(Ordering::Relaxed),
+            multibulk_len_max: RESP_MULTIBULK_LEN_MAX,
+            inline_bytes_max: RESP_INLINE_BYTES_MAX,
+        }
+    }
+
+    async fn run(mut self, mut socket: TcpStream, mut shutdown: ShutdownSignal) {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+        let kill = self.kill.clone();
+        'conn: loop {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = kill.notified() => break,
+                Some(msg) = self.rx.recv() => {
+                    self.push_message(msg, &mut out);
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.push_message(msg, &mut out);
+                    }
+                    if socket.write_all(&out).await.is_err() { break; }
+                    out.clear();
+                }
+                read = socket.read_buf(&mut buf) => {
+                    match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let limits = self.limits();
+                    let mut close = false;
+                    loop {
+                        match decode_request(&buf, &limits) {
+                            Ok(None) => break,
+                            Ok(Some((args, used))) => {
+                                buf.advance(used);
+                                if args.is_empty() {
+                                    continue;
+                                }
+                                if let Next::Close = self.handle(args, &mut out, &mut socket, &mut buf, &mut shutdown).await {
+                                    close = true;
+                                    break;
+                                }
+                                if out.len() > self.shared.config.output_buffer_bytes_max {
+                                    tracing::warn!(client = self.id, bytes = out.len(), "client output buffer limit reached; closing");
+                                    break 'conn;
+                                }
+                            }
+                            Err(e) => {
+                                Frame::error(e.to_string()).encode(self.proto, &mut out);
+                                close = true;
+                                break;
+                            }
+                        }
+                    }
+                    if !out.is_empty() {
+                        if socket.write_all(&out).await.is_err() { break; }
+                        out.clear();
+                        if out.capacity() > 1024 * 1024 {
+                            out.shrink_to(READ_CHUNK_BYTES);
+                        }
+                    }
+                    if close { break; }
+                }
+            }
+        }
+        self.cleanup();
+    }
+
+    fn cleanup(&mut self) {
+        let cache = &self.shared.cache;
+        for (db, key, _, _) in std::mem::take(&mut self.watched) {
+            cache.unwatch(db, &key);
+        }
+        for c in std::mem::take(&mut self.channels) {
+            cache.inner().pubsub.unsubscribe(self.id, &c, false);
+        }
+        for p in std::mem::take(&mut self.patterns) {
+            cache.inner().pubsub.unsubscribe(self.id, &p, true);
+        }
+        self.shared.clients().remove(&self.id);
+        cache
+            .inner()
+            .stats
+            .connected_clients
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn push_message(&self, msg: Message, out: &mut Vec<u8>) {
+        let frame = match msg {
+            Message::Channel { channel, payload } => Frame::Push(vec![
+                Frame::bulk(b"message"),
+                Frame::Bulk(channel),
+                Frame::Bulk(payload),
+            ]),
+            Message::Pattern {
+                pattern,
+                channel,
+                payload,
+            } => Frame::Push(vec![
+                Frame::bulk(b"pmessage"),
+                Frame::Bulk(pattern),
+                Frame::Bulk(channel),
+                Frame::Bulk(payload),
+            ]),
+        };
+        frame.encode(self.proto, out);
+    }
+
+    fn subscribed(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    async fn handle(
+        &mut self,
+        args: Vec<Bytes>,
+        out: &mut Vec<u8>,
+        socket: &mut TcpStream,
+        buf: &mut BytesMut,
+        shutdown: &mut ShutdownSignal,
+    ) -> Next {
+        let name = args.first().cloned().unwrap_or_default();
+        let Some(spec) = command::lookup(&name) else {
+            if self.multi.is_some() {
+                self.multi_dirty = true;
+            }
+            let reply = if self.authed {
+                command::unknown_command(&args)
+            } else {
+                Frame::error("NOAUTH Authentication required.")
+            };
+            reply.encode(self.proto, out);
+            return Next::Continue;
+        };
+        if !self.authed && !matches!(spec.name, "auth" | "hello" | "quit") {
+            Frame::error("NOAUTH Authentication required.").encode(self.proto, out);
+            return Next::Continue;
+        }
+        if !command::arity_ok(spec, args.len()) {
+            if self.multi.is_some() {
+                self.multi_dirty = true;
+            }
+            command::wrong_arity(spec).encode(self.proto, out);
+            return Next::Continue;
+        }
+        if self.proto == 2
+            && self.subscribed() > 0
+            && !matches!(
+                spec.name,
+                "subscribe"
+                    | "unsubscribe"
+                    | "psubscribe"
+                    | "punsubscribe"
+                    | "ping"
+                    | "quit"
+                    | "reset"
+            )
+        {
+            Frame::error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ))
+            .encode(self.proto, out);
+            return Next::Continue;
+        }
+        if let Some(queue) = &mut self.multi
+            && !matches!(
+                spec.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            )
+        {
+            if queue.len() >= MULTI_QUEUE_LEN_MAX {
+                self.multi_dirty = true;
+                Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
+            } else {
+                queue.push(args);
+                Frame::Simple("QUEUED".to_owned()).encode(self.proto, out);
+            }
+            return Next::Continue;
+        }
+        let reply = match spec.mode {
+            Mode::Connection => return self.connection_command(spec.name, &args, out),
+            Mode::Blocking => self.blocking(spec, &args, socket, buf, shutdown).await,
+            _ => {
+                let cache = self.shared.cache.clone();
+                let db = self.db;
+                if spec.name == "ping" && self.subscribed() > 0 && self.proto == 2 {
+                    Frame::Array(vec![
+                        Frame::bulk(b"pong"),
+                        Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+                    ])
+                } else {
+                    cache.run(db, spec, &args, self.proto)
+                }
+            }
+        };
+        reply.encode(self.proto, out);
+        Next::Continue
+    }
+
+    async fn blocking(
+        &mut self,
+        spec: &'static command::Spec,
+        args: &[Bytes],
+        socket: &mut TcpStream,
+        buf: &mut BytesMut,
+        shutdown: &mut ShutdownSignal,
+    ) -> Frame {
+        let timeout_at = if spec.name == "blmpop" {
+            1
+        } else {
+            args.len().saturating_sub(1)
+        };
+        let timeout_s = match args
+            .get(timeout_at)
+            .and_then(|t| crate::cache::cmd::parse_f64(t))
+        {
+            Some(t) if t < 0.0 => return Frame::error("ERR timeout is negative"),
+            Some(t) if t.is_finite() && t < 1e12 => t,
+            _ => return Frame::error("ERR timeout is not a float or out of range"),
+        };
+        let cache = self.shared.cache.clone();
+        let first = cache.run(self.db, spec, args, self.proto);
+        if !matches!(first, Frame::NullArray | Frame::Null) {
+            return first;
+        }
+        let timed_out = if matches!(spec.name, "blmove" | "brpoplpush") {
+            Frame::Null
+        } else {
+            Frame::NullArray
+        };
+        let forever = timeout_s == 0.0;
+        let deadline = tokio::time::sleep(Duration::from_secs_f64(if forever {
+            1e9
+        } else {
+            timeout_s
+        }));
+        tokio::pin!(deadline);
+        let stats = &cache.inner().stats;
+        stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        let (ticket, mut rx) = cache.block(self.db, spec, args.to_vec(), self.proto);
+        let mut answered = false;
+        self.blocked.store(true, Ordering::SeqCst);
+        let reply = loop {
+            tokio::select! {
+                r = &mut rx => {
+                    answered = true;
+                    break r.unwrap_or(Frame::NullArray);
+                }
+                () = &mut deadline => break timed_out.clone(),
+                () = shutdown.wait() => break timed_out.clone(),
+                () = self.kill.notified() => break timed_out.clone(),
+                () = self.unblock.notified() => {
+                    break if self.unblock_error.swap(false, Ordering::SeqCst) {
+                        Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                    } else {
+                        timed_out.clone()
+                    };
+                }
+                // Keep reading while blocked (bounded) so a close is noticed; commands that
+                // arrive wait in the buffer until the pop answers.
+                read = socket.read_buf(buf), if buf.len() < BLOCKED_READ_BYTES_MAX => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        break timed_out.clone();
+                    }
+                }
+            }
+        };
+        self.blocked.store(false, Ordering::SeqCst);
+        // Withdrawing fails only when the reply was already sent: then it must be delivered.
+        let reply = if answered || cache.unblock(ticket) {
+            reply
+        } else {
+            rx.await.unwrap_or(reply)
+        };
+        stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        reply
+    }
+
+    fn connection_command(&mut self, name: &str, args: &[Bytes], out: &mut Vec<u8>) -> Next {
+        let cache = self.shared.cache.clone();
+        let reply = match name {
+            "select" => match db_index(&args[1]) {
+                Ok(n) => {
+                    self.db = n;
+                    if let Some(c) = self.shared.clients().get_mut(&self.id) {
+                        c.db = n;
+                    }
+                    Frame::ok()
+                }
+                Err(e) => e,
+            },
+            "quit" => {
+                Frame::ok().encode(self.proto, out);
+                return Next::Close;
+            }
+            "reset" => {
+                self.multi = None;
+                self.multi_dirty = false;
+                for (db, key, _, _) in std::mem::take(&mut self.watched) {
+                    cache.unwatch(db, &key);
+                }
+                self.unsubscribe_all(false, out, false);
+                self.unsubscribe_all(true, out, false);
+                self.db = 0;
+                self.proto = 2;
+                self.authed = self.shared.config.auth_token.is_none();
+                Frame::Simple("RESET".to_owned())
+            }
+            "auth" => self.auth(args),
+            "hello" => self.hello(args),
+            "multi" => {
+                if self.multi.is_some() {
+                    Frame::error("ERR MULTI calls can not be nested")
+                } else {
+                    self.multi = Some(Vec::new());
+                    self.multi_dirty = false;
+                    Frame::ok()
+                }
+            }
+            "discard" => {
+                if self.multi.take().is_some() {
+                    self.clear_watches();
+                    Frame::ok()
+                } else {
+                    Frame::error("ERR DISCARD without MULTI")
+                }
+            }
+            "exec" => self.exec(),
+            "watch" => {
+                if self.multi.is_some() {
+                    Frame::error("ERR WATCH inside MULTI is not allowed")
+                } else {
+                    let epoch = cache.inner().flush_epoch.load(Ordering::Relaxed);
+                    for key in args.iter().skip(1) {
+                        let version = cache.watch(self.db, key);
+                        let stale = u64::from(cache.is_stale(self.db, key));
+                        self.watched
+                            .push((self.db, key.clone(), version, epoch | (stale << 63)));
+                    }
+                    Frame::ok()
+                }
+            }
+            "unwatch" => {
+                self.clear_watches();
+                Frame::ok()
+            }
+            "subscribe" | "psubscribe" => {
+                let pattern = name == "psubscribe";
+                for ch in args.iter().skip(1) {
+                    cache
+                        .inner()
+                        .pubsub
+                        .subscribe(self.id, ch, pattern, &self.tx);
+                    if pattern {
+                        self.patterns.insert(ch.clone());
+                    } else {
+                        self.channels.insert(ch.clone());
+                    }
+                    let kind: &[u8] = if pattern { b"psubscribe" } else { b"subscribe" };
+                    Frame::Push(vec![
+                        Frame::bulk(kind),
+                        Frame::Bulk(ch.clone()),
+                        Frame::Integer(self.subscribed() as i64),
+                    ])
+                    .encode(self.proto, out);
+                }
+                return Next::Continue;
+            }
+            "unsubscribe" | "punsubscribe" => {
+                let pattern = name == "punsubscribe";
+                if args.len() == 1 {
+                    self.unsubscribe_all(pattern, out, true);
+                } else {
+                    for ch in args.iter().skip(1) {
+                        cache.inner().pubsub.unsubscribe(self.id, ch, pattern);
+                        if pattern {
+                            self.patterns.remove(ch);
+                        } else {
+                            self.channels.remove(ch);
+                        }
+                        let kind: &[u8] = if pattern {
+                            b"punsubscribe"
+                        } else {
+                            b"unsubscribe"
+                        };
+                        Frame::Push(vec![
+                            Frame::bulk(kind),
+                            Frame::Bulk(ch.clone()),
+                            Frame::Integer(self.subscribed() as i64),
+                        ])
+                        .encode(self.proto, out);
+                    }
+                }
+                return Next::Continue;
+            }
+            "client" => self.client(args),
+            "readonly" | "readwrite" => {
+                Frame::error("ERR This instance has cluster support disabled")
+            }
+            "wait" => Frame::Integer(0),
+            _ => command::unknown_command(args),
+        };
+        reply.encode(self.proto, out);
+        Next::Continue
+    }
+
+    fn unsubscribe_all(&mut self, pattern: bool, out: &mut Vec<u8>, reply: bool) {
+        let cache = self.shared.cache.clone();
+        let names: Vec<Bytes> = if pattern {
+            self.patterns.drain().collect()
+        } else {
+            self.channels.drain().collect()
+        };
+        let kind: &[u8] = if pattern {
+            b"punsubscribe"
+        } else {
+            b"unsubscribe"
+        };
+        if names.is_empty() && reply {
+            Frame::Push(vec![
+                Frame::bulk(kind),
+                Frame::Null,
+                Frame::Integer(self.subscribed() as i64),
+            ])
+            .encode(self.proto, out);
+        }
+        for ch in names {
+            cache.inner().pubsub.unsubscribe(self.id, &ch, pattern);
+            if reply {
+                Frame::Push(vec![
+                    Frame::bulk(kind),
+                    Frame::Bulk(ch),
+                    Frame::Integer(self.subscribed() as i64),
+                ])
+                .encode(self.proto, out);
+            }
+        }
+    }
+
+    fn clear_watches(&mut self) {
+        for (db, key, _, _) in std::mem::take(&mut self.watched) {
+            self.shared.cache.unwatch(db, &key);
+        }
+    }
+
+    fn exec(&mut self) -> Frame {
+        let Some(queue) = self.multi.take() else {
+            return Frame::error("ERR EXEC without MULTI");
+        };
+        let cache = self.shared.cache.clone();
+        if self.multi_dirty {
+            self.multi_dirty = false;
+            self.clear_watches();
+            return Frame::error("EXECABORT Transaction discarded because of previous errors.");
+        }
+        let epoch = cache.inner().flush_epoch.load(Ordering::Relaxed);
+        let changed = self.watched.iter().any(|(db, key, version, at)| {
+            let flushed = (at & !(1 << 63)) != epoch;
+            let was_stale = at >> 63 == 1;
+            cache.watched_version(*db, key) != *version
+                || flushed
+                || (!was_stale && cache.is_stale(*db, key))
+        });
+        self.clear_watches();
+        if changed {
+            return Frame::NullArray;
+        }
+        let mut db = self.db;
+        let replies = cache.run_batch(&mut db, &queue, self.proto);
+        self.db = db;
+        Frame::Array(replies)
+    }
+
+    fn auth(&mut self, args: &[Bytes]) -> Frame {
+        let Some(expected) = self.shared.config.auth_token.clone() else {
+            return Frame::error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        };
+        let (user, pass) = match args.len() {
+            2 => (&b"default"[..], &args[1][..]),
+            3 => (&args[1][..], &args[2][..]),
+            _ => return Frame::error("ERR syntax error"),
+        };
+        if user == b"default" && crate_constant_time_eq(pass, expected.as_bytes()) {
+            self.authed = true;
+            Frame::ok()
+        } else {
+            Frame::error("WRONGPASS invalid username-password pair or user is disabled.")
+        }
+    }
+
+    fn hello(&mut self, args: &[Bytes]) -> Frame {
+        let mut proto = self.proto;
+        let mut i = 1;
+        if let Some(v) = args.get(1) {
+            match crate::cache::resp::frame::parse_i64(v) {
+                Some(2) => proto = 2,
+                Some(3) => proto = 3,
+                Some(_) => return Frame::error("NOPROTO unsupported protocol version"),
+                None => {
+                    return Frame::error("ERR Protocol version is not an integer or out of range");
+                }
+            }
+            i = 2;
+        }
+        let mut setname = None;
+        while i < args.len() {
+            if is(&args[i], "auth") && i + 2 < args.len() {
+                let r = self.auth(&[
+                    Bytes::from_static(b"AUTH"),
+                    args[i + 1].clone(),
+                    args[i + 2].clone(),
+                ]);
+                if r.is_error() {
+                    return r;
+                }
+                i += 3;
+            } else if is(&args[i], "setname") && i + 1 < args.len() {
+                setname = Some(args[i + 1].clone());
+                i += 2;
+            } else {
+                return Frame::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&args[i])
+                ));
+            }
+        }
+        if !self.authed {
+            return Frame::error(
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+            );
+        }
+        if let Some(n) = setname
+            && let Some(c) = self.shared.clients().get_mut(&self.id)
+        {
+            c.name = n;
+        }
+        self.proto = proto;
+        Frame::Map(vec![
+            (Frame::bulk(b"server"), Frame::bulk(b"redis")),
+            (Frame::bulk(b"version"), Frame::bulk(b"7.0.15")),
+            (Frame::bulk(b"proto"), Frame::Integer(i64::from(proto))),
+            (
+                Frame::bulk(b"id"),
+                Frame::Integer(i64::try_from(self.id).unwrap_or(0)),
+            ),
+            (Frame::bulk(b"mode"), Frame::bulk(b"standalone")),
+            (Frame::bulk(b"role"), Frame::bulk(b"master")),
+            (Frame::bulk(b"modules"), Frame::Array(Vec::new())),
+        ])
+    }
+
+    fn client_line(&self, id: u64, c: &ClientEntry) -> String {
+        let now = self.shared.cache.inner().clock.now_ms();
+        format!(
+            "id={id} addr={} laddr=127.0.0.1:0 fd=8 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={}\n",
+            c.addr,
+            String::from_utf8_lossy(&c.name),
+            now.saturating_sub(c.created_ms) / 1000,
+            c.db,
+            self.proto
+        )
+    }
+
+    fn client(&mut self, args: &[Bytes]) -> Frame {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        match (sub.as_str(), args.len()) {
+            ("id", 2) => Frame::Integer(i64::try_from(self.id).unwrap_or(0)),
+            ("getname", 2) => {
+                let name = self
+                    .shared
+                    .clients()
+                    .get(&self.id)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                if name.is_empty() {
+                    Frame::Null
+                } else {
+                    Frame::Bulk(name)
+                }
+            }
+            ("setname", 3) => {
+                let name = &args[2];
+                if name.iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Frame::error(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
+                }
+                if let Some(c) = self.shared.clients().get_mut(&self.id) {
+                    c.name = name.clone();
+                }
+                Frame::ok()
+            }
+            ("list", _) | ("info", 2) => {
+                let clients = self.shared.clients();
+                let text: String = clients
+                    .iter()
+                    .filter(|(id, _)| sub == "list" || **id == self.id)
+                    .map(|(id, c)| self.client_line(*id, c))
+                    .collect();
+                Frame::Verbatim(Bytes::from(text))
+            }
+            ("kill", n) if n >= 3 => {
+                let mut clients = self.shared.clients();
+                if n == 3 {
+                    let addr = String::from_utf8_lossy(&args[2]).into_owned();
+                    let Some((_, c)) = clients.iter().find(|(_, c)| c.addr.to_string() == addr)
+                    else {
+                        return Frame::error("ERR No such client");
+                    };
+                    c.kill.notify_one();
+                    return Frame::ok();
+                }
+                let mut killed = 0;
+                let mut i = 2;
+                while i + 1 < n {
+                    let filter = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
+                    let value = String::from_utf8_lossy(&args[i + 1]).into_owned();
+                    let victims: Vec<u64> = clients
+                        .iter()
+                        .filter(|(id, c)| match filter.as_str() {
+                            "id" => id.to_string() == value,
+                            "addr" => c.addr.to_string() == value,
+                            _ => false,
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in victims {
+                        if let Some(c) = clients.get(&id) {
+                            c.kill.notify_one();
+                            killed += 1;
+                        }
+                    }
+                    i += 2;
+                }
+                clients.retain(|_, _| true);
+                Frame::Integer(killed)
+            }
+            ("unblock", 3 | 4) => {
+                let Some(id) = crate::cache::resp::frame::parse_i64(&args[2]) else {
+                    return Frame::error("ERR value is not an integer or out of range");
+                };
+                let error = match args.get(3) {
+                    None => false,
+                    Some(m) if is(m, "timeout") => false,
+                    Some(m) if is(m, "error") => true,
+                    Some(_) => {
+                        return Frame::error(
+                            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                        );
+                    }
+                };
+                let clients = self.shared.clients();
+                match u64::try_from(id).ok().and_then(|id| clients.get(&id)) {
+                    Some(c) if c.blocked.load(Ordering::SeqCst) => {
+                        c.unblock_error.store(error, Ordering::SeqCst);
+                        c.unblock.notify_one();
+                        Frame::Integer(1)
+                    }
+                    _ => Frame::Integer(0),
+                }
+            }
+            ("no-evict", 3) | ("no-touch", 3) | ("reply", 3) => Frame::ok(),
+            ("tracking", _) => Frame::ok(),
+            _ => Frame::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&args[1])
+            )),
+        }
+    }
+}
+
+/// Constant-time comparison for the AUTH password.
+fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

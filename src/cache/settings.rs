@@ -1,0 +1,116 @@
+//! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
+//! write. Parameters with a live effect (maxmemory, maxmemory-policy, proto-max-bulk-len) are
+//! copied into atomics by `Inner::apply_settings`; the rest are stored and reported.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use crate::cache::{CacheConfig, EvictionPolicy, RESP_BULK_BYTES_MAX};
+
+/// Most parameters CONFIG SET may create.
+pub(crate) const SETTINGS_LEN_MAX: usize = 1024;
+
+/// Parameter name → value text.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    map: Mutex<BTreeMap<String, String>>,
+}
+
+/// Parses Redis memory text: `100`, `10kb`, `1mb`, `2gb`, `1k`, `1m`, `1g`.
+pub(crate) fn parse_memory(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let (num, mul) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1_000),
+        ("b", 1),
+    ]
+    .into_iter()
+    .find_map(|(suffix, mul)| t.strip_suffix(suffix).map(|n| (n.to_owned(), mul)))
+    .unwrap_or((t.clone(), 1));
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+impl Settings {
+    /// Defaults, with the configured ceiling and policy.
+    pub(crate) fn new(config: &CacheConfig) -> Self {
+        let defaults: &[(&str, String)] = &[
+            ("maxmemory", config.maxmemory_bytes.to_string()),
+            ("maxmemory-policy", config.eviction_policy.name().to_owned()),
+            ("maxmemory-samples", "5".to_owned()),
+            ("maxclients", config.connections_max.to_string()),
+            ("proto-max-bulk-len", RESP_BULK_BYTES_MAX.to_string()),
+            ("databases", "16".to_owned()),
+            ("hz", config.active_expiry_hz.to_string()),
+            ("timeout", "0".to_owned()),
+            ("save", String::new()),
+            ("appendonly", "no".to_owned()),
+            ("notify-keyspace-events", String::new()),
+            ("list-max-ziplist-size", "-2".to_owned()),
+            ("list-max-listpack-size", "-2".to_owned()),
+            ("list-compress-depth", "0".to_owned()),
+            ("hash-max-ziplist-entries", "128".to_owned()),
+            ("hash-max-ziplist-value", "64".to_owned()),
+            ("hash-max-listpack-entries", "128".to_owned()),
+            ("hash-max-listpack-value", "64".to_owned()),
+            ("set-max-intset-entries", "512".to_owned()),
+            ("zset-max-ziplist-entries", "128".to_owned()),
+            ("zset-max-ziplist-value", "64".to_owned()),
+            ("lazyfree-lazy-user-del", "no".to_owned()),
+            ("lazyfree-lazy-user-flush", "no".to_owned()),
+            ("lfu-log-factor", "10".to_owned()),
+            ("lfu-decay-time", "1".to_owned()),
+            ("client-query-buffer-limit", "1073741824".to_owned()),
+            ("latency-tracking", "yes".to_owned()),
+        ];
+        Self {
+            map: Mutex::new(
+                defaults
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A parameter's value.
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Every parameter.
+    pub(crate) fn all(&self) -> Vec<(String, String)> {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Sets a parameter after checking values with a live effect.
+    pub(crate) fn set(&self, name: &str, value: &str) -> Result<(), String> {
+        match name {
+            "maxmemory" | "proto-max-bulk-len" | "client-query-buffer-limit" => {
+                parse_memory(value).ok_or_else(|| "argument must be a memory value".to_owned())?;
+            }
+            "maxmemory-policy" => {
+                EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;
+            }
+            _ => {}
+        }
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if !map.contains_key(name) && map.len() >= SETTINGS_LEN_MAX {
+            return Err("too many parameters".to_owned());
+        }
+        map.insert(name.to_owned(), value.to_owned());
+        Ok(())
+    }
+}

@@ -1,0 +1,225 @@
+//! The optional snapshot: every live key of every database, written on shutdown (and every N
+//! seconds) to a temporary file that is fsynced and renamed over `cache.snapshot`, and loaded
+//! on start. A corrupt file is logged and renamed to `cache.snapshot.corrupt`, never a crash.
+//!
+//! Layout (little-endian): magic `SCSNAP\0\0` (8 bytes) | version u32 | payload length u64 |
+//! CRC32C of the payload u32 | payload (postcard of `Vec<Record>`).
+#![deny(clippy::indexing_slicing)]
+
+use std::io::Write as _;
+use std::path::Path;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::shard::Entry;
+use crate::cache::value::Value;
+use crate::cache::{Cache, DATABASES, Error, Result};
+
+/// File name inside the data directory.
+pub(crate) const FILE_NAME: &str = "cache.snapshot";
+/// File magic.
+pub(crate) const MAGIC: [u8; 8] = *b"SCSNAP\0\0";
+/// Format version.
+pub(crate) const VERSION: u32 = 1;
+/// Header bytes before the payload.
+pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
+
+/// One persisted key.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    db: u32,
+    key: Vec<u8>,
+    expire_at_ms: u64,
+    value: RecordValue,
+}
+
+/// A persisted value.
+#[derive(Debug, Serialize, Deserialize)]
+enum RecordValue {
+    Str(Vec<u8>),
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    List(Vec<Vec<u8>>),
+    Set(Vec<Vec<u8>>),
+}
+
+/// Encodes records into the file bytes.
+fn encode(records: &[Record]) -> Result<Vec<u8>, postcard::Error> {
+    let payload = postcard::to_stdvec(records)?;
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes file bytes, checking magic, version, length and checksum.
+fn decode(bytes: &[u8]) -> Result<Vec<Record>, String> {
+    let header = bytes.get(..HEADER_BYTES).ok_or("shorter than the header")?;
+    if header.get(..8) != Some(&MAGIC[..]) {
+        return Err("bad magic".into());
+    }
+    let word = |a: usize, b: usize| header.get(a..b).ok_or_else(|| "short header".to_owned());
+    let version = u32::from_le_bytes(word(8, 12)?.try_into().map_err(|_| "bad header")?);
+    if version != VERSION {
+        return Err(format!("unknown version {version}"));
+    }
+    let len = u64::from_le_bytes(word(12, 20)?.try_into().map_err(|_| "bad header")?);
+    let crc = u32::from_le_bytes(word(20, 24)?.try_into().map_err(|_| "bad header")?);
+    let payload = bytes.get(HEADER_BYTES..).ok_or("no payload")?;
+    if payload.len() as u64 != len {
+        return Err(format!(
+            "payload is {} bytes, header says {len}",
+            payload.len()
+        ));
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Err("checksum mismatch".into());
+    }
+    postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
+}
+
+fn collect(cache: &Cache) -> Vec<Record> {
+    let inner = cache.inner();
+    let now = inner.clock.now_ms();
+    let mut ctx = inner.ks.exclusive(0, now);
+    let mut records = Vec::new();
+    for db in 0..DATABASES {
+        for pos in ctx.all_shards(db) {
+            let Some(shard) = ctx.shard_at(pos) else {
+                continue;
+            };
+            for (k, e) in &shard.map {
+                if e.is_expired(now) {
+                    continue;
+                }
+                let value = match &e.value {
+                    Value::Str(s) => RecordValue::Str(s.clone()),
+                    Value::Hash(h) => {
+                        RecordValue::Hash(h.iter().map(|(a, b)| (a.to_vec(), b.to_vec())).collect())
+                    }
+                    Value::List(l) => RecordValue::List(l.iter().map(|v| v.to_vec()).collect()),
+                    Value::Set(s) => RecordValue::Set(s.iter().map(|v| v.to_vec()).collect()),
+                };
+                records.push(Record {
+                    db: db as u32,
+                    key: k.to_vec(),
+                    expire_at_ms: e.expire_at_ms,
+                    value,
+                });
+            }
+        }
+    }
+    records
+}
+
+/// Writes the snapshot atomically (temp file, fsync, rename, fsync directory).
+pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
+    let io = |source| Error::SnapshotIo {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = encode(&collect(cache)).map_err(|e| io(std::io::Error::other(e)))?;
+    let tmp = path.with_extension("snapshot.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(&bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Loads the snapshot if present; a corrupt one is logged and renamed aside.
+pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read cache snapshot; starting empty");
+            return;
+        }
+    };
+    match decode(&bytes) {
+        Ok(records) => {
+            let inner = cache.inner();
+            let now = inner.clock.now_ms();
+            let mut ctx = inner.ks.exclusive(0, now);
+            let n = records.len();
+            for r in records {
+                if r.expire_at_ms != 0 && r.expire_at_ms <= now {
+                    continue;
+                }
+                let value = match r.value {
+                    RecordValue::Str(s) => Value::Str(s),
+                    RecordValue::Hash(h) => Value::Hash(Box::new(
+                        h.into_iter()
+                            .map(|(a, b)| (Bytes::from(a), Bytes::from(b)))
+                            .collect(),
+                    )),
+                    RecordValue::List(l) => {
+                        Value::List(Box::new(l.into_iter().map(Bytes::from).collect()))
+                    }
+                    RecordValue::Set(s) => {
+                        Value::Set(Box::new(s.into_iter().map(Bytes::from).collect()))
+                    }
+                };
+                let db = usize::try_from(r.db).unwrap_or(usize::MAX);
+                if db < DATABASES {
+                    ctx.put_in(
+                        db,
+                        &r.key,
+                        Entry {
+                            expire_at_ms: r.expire_at_ms,
+                            ..Entry::new(value)
+                        },
+                    );
+                }
+            }
+            cache.finish_external(ctx);
+            tracing::info!(path = %path.display(), keys = n, "cache snapshot loaded");
+        }
+        Err(reason) => {
+            let aside = path.with_extension("snapshot.corrupt");
+            let err = Error::SnapshotCorrupt {
+                path: path.to_owned(),
+                reason,
+            };
+            tracing::error!(error = %err, aside = %aside.display(), "cache snapshot set aside; starting empty");
+            if let Err(e) = std::fs::rename(path, &aside) {
+                tracing::error!(error = %e, "cannot move the corrupt snapshot aside");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_every_truncation_is_rejected() {
+        let records = vec![Record {
+            db: 1,
+            key: b"k".to_vec(),
+            expire_at_ms: 5,
+            value: RecordValue::Str(b"v".to_vec()),
+        }];
+        let bytes = encode(&records).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), 1);
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err());
+        }
+        for i in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 0x40;
+            assert!(decode(&flipped).is_err(), "flip at {i}");
+        }
+    }
+}

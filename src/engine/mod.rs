@@ -1,0 +1,436 @@
+//! [`Engine`]: opens and owns every engine (log, cache, history, pipeline, realtime) over one
+//! data directory, and shuts them down in order.
+//!
+//! The engine knows nothing of HTTP or sockets; `server` and `api` sit on top of it. One process
+//! owns a data directory at a time: [`Engine::open`] takes an exclusive lock on `DATA_DIR/LOCK`
+//! and a second opener gets [`Error::Locked`] at once.
+//!
+//! Life cycle: [`Engine::open`] opens storage (synchronous); [`Engine::start`] (async, inside a
+//! Tokio runtime) rebuilds the cache from the log, starts the pipeline's flows and the change-feed
+//! watchers, and marks the engine ready; [`Engine::stop`] stops them at a committed position;
+//! [`Engine::shutdown`] flushes and fsyncs storage.
+
+mod seams;
+mod watchers;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::task::JoinHandle;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Config, ConfigSource};
+use crate::metrics::Registry;
+use crate::pipeline::{FlowDiff, FlowStatus, Pipeline, Seams};
+use crate::shutdown::ShutdownSignal;
+
+/// Name of the lock file inside the data directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// Why the engine could not open or shut down.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data directory cannot be created or written.
+    #[error("data directory {path} is not usable: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process holds the data directory's lock.
+    #[error(
+        "data directory {path} is in use by another streamcache process (lock file {path}/LOCK)"
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The log could not be opened or flushed.
+    #[error("log: {0}")]
+    Log(#[from] crate::log::Error),
+    /// The document store could not be opened.
+    #[error("cannot open the history store: {0}")]
+    History(#[source] crate::history::Error),
+    /// The pipeline's configuration or its cache rebuild failed.
+    #[error("pipeline: {0}")]
+    Pipeline(#[from] crate::pipeline::Error),
+    /// A watcher's configuration is invalid.
+    #[error("realtime: {0}")]
+    Realtime(#[from] crate::realtime::Error),
+    /// `reload` was asked of an engine without a configuration source, or the source failed.
+    #[error("reload: {0}")]
+    Reload(String),
+    /// A background task could not be joined.
+    #[error("background task failed: {0}")]
+    Task(String),
+    /// Flushing storage at shutdown failed.
+    #[error("flushing {path} at shutdown failed: {source}")]
+    Flush {
+        /// What was being flushed.
+        path: PathBuf,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Result alias for engine lifecycle calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every engine over one data directory.
+///
+/// ```
+/// # async fn demo() -> Result<(), streamcache::engine::Error> {
+/// use std::sync::Arc;
+/// let engine = Arc::new(streamcache::engine::Engine::temporary()?);
+/// let shutdown = streamcache::shutdown::Shutdown::new();
+/// engine.start(shutdown.signal()).await?;
+/// assert!(engine.is_ready());
+/// shutdown.trigger();
+/// engine.stop().await;
+/// engine.shutdown()?;
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct Engine {
+    /// The configuration the engine was opened with.
+    config: Config,
+    /// The directory in use (the temporary one when ephemeral).
+    data_dir: PathBuf,
+    /// The one source of time for every engine.
+    clock: SharedClock,
+    /// Metrics shown on `/metrics`.
+    metrics: Arc<Registry>,
+    /// The Kafka stand-in, under `DATA_DIR/log`.
+    log: Arc<crate::log::Log>,
+    /// The MongoDB stand-in (documents, indexes, change feed).
+    history: crate::history::History,
+    /// The real-time channel hub (SSE and Pusher fan-out).
+    realtime: Arc<crate::realtime::Hub>,
+    /// Set once every engine has opened (and, later, rebuilt its views).
+    ready: AtomicBool,
+    /// Wall-clock start, for `process_start_time_seconds`.
+    start_time_ms: u64,
+    /// The Redis stand-in.
+    cache: crate::cache::Cache,
+    /// The pipeline's view of the engines.
+    seams: Seams,
+    /// The running flows, once started (a tokio mutex: reload awaits while holding it).
+    pipeline: tokio::sync::Mutex<Option<Pipeline>>,
+    /// Background tasks started by [`Engine::start`] (watchers), joined by [`Engine::stop`].
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Where `reload` re-reads the configuration from.
+    config_source: std::sync::OnceLock<ConfigSource>,
+    /// Held for the engine's lifetime; the OS releases the lock if the process dies.
+    _lock: File,
+    /// The temporary directory, removed when the engine is dropped.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Engine {
+    /// Opens every engine under `config.data_dir` with the system clock.
+    ///
+    /// # Errors
+    /// [`Error::DataDir`] when the directory cannot be created or written, [`Error::Locked`]
+    /// when another process has it open.
+    pub fn open(config: Config) -> Result<Self> {
+        Self::open_with_clock(config, SystemClock::shared())
+    }
+
+    /// Opens every engine with an injected clock (tests pass a `ManualClock`).
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub fn open_with_clock(mut config: Config, clock: SharedClock) -> Result<Self> {
+        let temp = if config.ephemeral {
+            let dir = tempfile::Builder::new()
+                .prefix("streamcache-")
+                .tempdir()
+                .map_err(|source| Error::DataDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            config.data_dir = dir.path().to_owned();
+            Some(dir)
+        } else {
+            None
+        };
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let lock = lock_data_dir(&data_dir)?;
+        let start_time_ms = clock.now_ms();
+        let log = Arc::new(crate::log::Log::open(
+            &data_dir.join("log"),
+            config.log.clone(),
+            clock.clone(),
+        )?);
+        let cache = crate::cache::Cache::open(config.cache.clone(), clock.clone(), &data_dir);
+        let history = crate::history::History::open(
+            &data_dir.join("history"),
+            config.history.clone(),
+            clock.clone(),
+        )
+        .map_err(Error::History)?;
+        let socket_seed = config
+            .realtime
+            .socket_id_seed
+            .unwrap_or_else(|| start_time_ms ^ clock.monotonic_ns().rotate_left(32));
+        let realtime = Arc::new(crate::realtime::Hub::new(&config.realtime, socket_seed));
+        let seams = seams::build(log.clone(), cache.clone(), history.clone());
+        let engine = Self {
+            seams,
+            pipeline: tokio::sync::Mutex::new(None),
+            tasks: std::sync::Mutex::new(Vec::new()),
+            config_source: std::sync::OnceLock::new(),
+            log,
+            cache,
+            config,
+            data_dir,
+            clock,
+            metrics: Arc::new(Registry::new()),
+            history,
+            realtime,
+            ready: AtomicBool::new(false),
+            start_time_ms,
+            _lock: lock,
+            _temp: temp,
+        };
+        Ok(engine)
+    }
+
+    /// Opens an engine on a fresh temporary directory that is deleted when the engine is
+    /// dropped — what an application's own test suite calls.
+    ///
+    /// # Errors
+    /// As [`Engine::open`], for the temporary directory.
+    pub fn temporary() -> Result<Self> {
+        Self::open(Config {
+            ephemeral: true,
+            ..Config::default()
+        })
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The data directory in use.
+    #[must_use]
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The clock every engine reads.
+    #[must_use]
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The metrics registry.
+    #[must_use]
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
+    }
+
+    /// The partitioned log (Kafka stand-in).
+    #[must_use]
+    pub fn log(&self) -> &Arc<crate::log::Log> {
+        &self.log
+    }
+
+    /// The cache (Redis stand-in).
+    #[must_use]
+    pub fn cache(&self) -> &crate::cache::Cache {
+        &self.cache
+    }
+
+    /// The document store.
+    #[must_use]
+    pub fn history(&self) -> &crate::history::History {
+        &self.history
+    }
+
+    /// The real-time channel hub: publish here to reach SSE and Pusher subscribers.
+    #[must_use]
+    pub fn realtime(&self) -> &Arc<crate::realtime::Hub> {
+        &self.realtime
+    }
+
+    /// Wall-clock milliseconds at open.
+    #[must_use]
+    pub fn start_time_ms(&self) -> u64 {
+        self.start_time_ms
+    }
+
+    /// Whether every engine is open and its views rebuilt (`/readyz`).
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the cache from the log, starts the configured flows and watchers, and marks the
+    /// engine ready. Call once, inside a Tokio runtime; the tasks stop when `shutdown` fires (then
+    /// call [`Engine::stop`] to wait for them).
+    ///
+    /// # Errors
+    /// An invalid flow or watcher configuration, or a failed cache rebuild; nothing is left
+    /// running then.
+    pub async fn start(&self, shutdown: ShutdownSignal) -> Result<()> {
+        let watchers = self
+            .config
+            .realtime
+            .watchers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| crate::realtime::Watcher::new(i, w))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let config = self.config.pipeline.clone();
+        let seams = self.seams.clone();
+        let replayed =
+            tokio::task::spawn_blocking(move || crate::pipeline::rebuild_cache(&config, &seams))
+                .await
+                .map_err(|e| Error::Task(e.to_string()))??;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "cache rebuilt from the log");
+        }
+        let pipeline = Pipeline::start(
+            &self.config.pipeline,
+            self.seams.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            shutdown.clone(),
+        )?;
+        *self.pipeline.lock().await = Some(pipeline);
+        let task = tokio::spawn(watchers::run(
+            self.history.clone(),
+            self.realtime.clone(),
+            watchers,
+            shutdown,
+        ));
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops the flows at a committed position and waits for the background tasks (which end
+    /// once the shutdown signal given to [`Engine::start`] has fired).
+    pub async fn stop(&self) {
+        self.ready.store(false, Ordering::Release);
+        if let Some(pipeline) = self.pipeline.lock().await.take() {
+            pipeline.stop().await;
+        }
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "background task ended abnormally");
+            }
+        }
+    }
+
+    /// The status of every flow (empty before [`Engine::start`]).
+    pub async fn flows(&self) -> Vec<FlowStatus> {
+        self.pipeline
+            .lock()
+            .await
+            .as_ref()
+            .map(Pipeline::status)
+            .unwrap_or_default()
+    }
+
+    /// Records where [`Engine::reload`] re-reads the configuration from (the `serve` command's
+    /// file, environment and flags). Only the first call takes effect.
+    pub fn set_config_source(&self, source: ConfigSource) {
+        let _ = self.config_source.set(source);
+    }
+
+    /// Re-reads the configuration and replaces the flow set: changed flows stop at a committed
+    /// position and restart from it; an invalid configuration leaves every flow running.
+    ///
+    /// # Errors
+    /// [`Error::Reload`] with the reason the new configuration was rejected.
+    pub async fn reload(&self) -> Result<FlowDiff> {
+        let source = self.config_source.get().ok_or_else(|| {
+            Error::Reload("this engine was not started from a configuration source".into())
+        })?;
+        let loaded = source.load().map_err(|e| Error::Reload(e.to_string()))?;
+        let mut guard = self.pipeline.lock().await;
+        let pipeline = guard
+            .as_mut()
+            .ok_or_else(|| Error::Reload("the pipeline is not running".into()))?;
+        pipeline
+            .reload(&loaded.config.pipeline)
+            .await
+            .map_err(|e| Error::Reload(e.to_string()))
+    }
+
+    /// Flushes and fsyncs every engine's storage. Call once the listeners have stopped; the
+    /// engine stays usable for reads afterwards.
+    ///
+    /// # Errors
+    /// [`Error::Flush`] when storage cannot be made durable.
+    pub fn shutdown(&self) -> Result<()> {
+        self.ready.store(false, Ordering::Release);
+        self.log.flush()?;
+        if let Err(e) = self.cache.save_snapshot() {
+            tracing::error!(error = %e, "cache snapshot at shutdown failed");
+        }
+        self.history.persist().map_err(|e| Error::Flush {
+            path: self.data_dir.join("history"),
+            source: std::io::Error::other(e),
+        })?;
+        sync_dir(&self.data_dir)
+    }
+}
+
+/// Creates `dir/LOCK` and takes an exclusive, non-blocking lock on it.
+fn lock_data_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_owned(),
+        }),
+        Err(TryLockError::Error(source)) => Err(Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// fsyncs a directory so entries created or removed in it are durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|source| Error::Flush {
+            path: dir.to_owned(),
+            source,
+        })
+}

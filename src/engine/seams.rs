@@ -1,0 +1,371 @@
+//! The pipeline's seams implemented over the real engines: the log as source, forwarding sink
+//! and dead-letter topic; JOLT as the transform; the cache; history as the exactly-once sink
+//! that also stores every flow's committed offsets.
+//!
+//! Everything here is synchronous and runs inside `spawn_blocking` (the pipeline's contract).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::cache::{Cache, Frame};
+use crate::history::{self, History, WriteOp};
+use crate::log::{self, Header, Log, Record, Routing};
+use crate::pipeline::{
+    CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, HistoryCommitError, HistorySink,
+    HistoryWrite, HistoryWriteMode, SeamError, Seams, Source, SourceBatch, SourceConfig,
+    SourceOpener, SourceRecord, SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler,
+};
+use crate::transform::Spec;
+
+/// Bytes read from one partition per poll before the batch is cut (the record count limit
+/// usually cuts first).
+const SOURCE_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Prefix of the history metadata keys holding flow offsets: `pipeline/offsets/<group>/<topic>`.
+const OFFSETS_META_PREFIX: &str = "pipeline/offsets/";
+
+/// The cache database flows write to (Redis's default `SELECT 0`).
+const CACHE_DB: usize = 0;
+
+/// Builds the seams over `log`, `cache` and `history`.
+pub(crate) fn build(log: Arc<Log>, cache: Cache, history: History) -> Seams {
+    let topic = Arc::new(LogTopics { log: log.clone() });
+    Seams {
+        source: Arc::new(LogSources { log }),
+        transform: Arc::new(Jolt),
+        cache: Arc::new(CacheWrites { cache }),
+        history: Arc::new(HistoryCommits { history }),
+        topic: topic.clone(),
+        dead_letter: topic,
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> SeamError {
+    SeamError::fatal(e.to_string())
+}
+
+/// Opens log consumers.
+struct LogSources {
+    log: Arc<Log>,
+}
+
+impl SourceOpener for LogSources {
+    fn open(
+        &self,
+        source: &SourceConfig,
+        start: &SourceStart,
+    ) -> Result<Box<dyn Source>, SeamError> {
+        let info = self.log.ensure_topic(&source.topic).map_err(fatal)?;
+        let mut positions = BTreeMap::new();
+        let mut receivers = Vec::new();
+        for p in 0..info.partitions {
+            let earliest = self.log.earliest_offset(&source.topic, p).map_err(fatal)?;
+            let latest = self.log.latest_offset(&source.topic, p).map_err(fatal)?;
+            let position = match start {
+                SourceStart::Earliest => earliest,
+                SourceStart::Latest => latest,
+                // A committed position retention has passed resumes at the log start, as Kafka's
+                // auto.offset.reset=earliest does.
+                SourceStart::Committed(map) => {
+                    map.get(&p).copied().unwrap_or(earliest).max(earliest)
+                }
+            };
+            positions.insert(p, position);
+            receivers.push(self.log.subscribe(&source.topic, p).map_err(fatal)?);
+        }
+        Ok(Box::new(LogSource {
+            log: self.log.clone(),
+            topic: source.topic.clone(),
+            positions,
+            receivers,
+        }))
+    }
+}
+
+/// One flow's consumer: a position per partition and a wake-up receiver per partition.
+struct LogSource {
+    log: Arc<Log>,
+    topic: String,
+    positions: BTreeMap<u32, u64>,
+    receivers: Vec<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl LogSource {
+    fn read_available(&mut self, max_records: usize) -> Result<SourceBatch, SeamError> {
+        let mut batch = SourceBatch::default();
+        for (&p, position) in &mut self.positions {
+            let end = self.log.latest_offset(&self.topic, p).map_err(fatal)?;
+            batch.end_offsets.insert(p, end);
+            let earliest = self.log.earliest_offset(&self.topic, p).map_err(fatal)?;
+            if *position < earliest {
+                tracing::warn!(topic = %self.topic, partition = p, from = *position, to = earliest,
+                    "consumer position passed by retention; resuming at the log start");
+                *position = earliest;
+            }
+            if *position >= end || batch.records.len() >= max_records {
+                continue;
+            }
+            let records = self
+                .log
+                .read(&self.topic, p, *position, SOURCE_READ_BYTES_MAX)
+                .map_err(fatal)?;
+            for r in records {
+                if r.offset < *position {
+                    continue;
+                }
+                if batch.records.len() >= max_records {
+                    break;
+                }
+                *position = r.offset + 1;
+                batch.records.push(SourceRecord {
+                    topic: self.topic.clone(),
+                    partition: p,
+                    offset: r.offset,
+                    key: r.key.map(|k| k.to_vec()),
+                    value: r.value.map(|v| v.to_vec()),
+                });
+            }
+        }
+        Ok(batch)
+    }
+}
+
+impl Source for LogSource {
+    fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
+        for receiver in &mut self.receivers {
+            receiver.borrow_and_update();
+        }
+        let batch = self.read_available(max_records)?;
+        if !batch.records.is_empty() || wait_ms == 0 {
+            return Ok(batch);
+        }
+        // Nothing to read: wait for any partition's append notification (no polling), bounded
+        // by `wait_ms` so the flow can notice shutdown. We are on a blocking thread, where
+        // blocking on the runtime handle is allowed.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Ok(batch);
+        };
+        let receivers = &mut self.receivers;
+        handle.block_on(async {
+            let changed =
+                futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
+            let _ = tokio::time::timeout(Duration::from_millis(wait_ms), changed).await;
+        });
+        self.read_available(max_records)
+    }
+}
+
+/// JOLT specs through the transform engine.
+struct Jolt;
+
+struct CompiledSpec(Spec);
+
+impl Transform for CompiledSpec {
+    fn apply(&self, doc: &Value) -> Result<Value, SeamError> {
+        self.0
+            .apply(doc)
+            .map_err(|e| SeamError::rejected(e.to_string()))
+    }
+}
+
+impl TransformCompiler for Jolt {
+    fn compile(&self, spec: &Value) -> Result<Arc<dyn Transform>, SeamError> {
+        let spec = Spec::parse(spec).map_err(|e| SeamError::rejected(e.to_string()))?;
+        Ok(Arc::new(CompiledSpec(spec)))
+    }
+}
+
+/// Cache writes through the cache engine's command interface.
+struct CacheWrites {
+    cache: Cache,
+}
+
+impl CacheSink for CacheWrites {
+    fn write(&self, write: CacheWrite) -> Result<(), SeamError> {
+        let key = Bytes::from(write.key.into_bytes());
+        let frames = match write.value {
+            CacheValue::String(value) => {
+                vec![
+                    self.cache
+                        .set(CACHE_DB, &key, value.as_bytes(), write.ttl_ms),
+                ]
+            }
+            CacheValue::Hash(fields) => {
+                // Replace the hash whole, with its TTL, as one transaction.
+                let mut hset = vec![Bytes::from_static(b"HSET"), key.clone()];
+                for (f, v) in fields {
+                    hset.push(Bytes::from(f.into_bytes()));
+                    hset.push(Bytes::from(v.into_bytes()));
+                }
+                let mut cmds = vec![vec![Bytes::from_static(b"DEL"), key.clone()], hset];
+                if let Some(ttl) = write.ttl_ms {
+                    cmds.push(vec![
+                        Bytes::from_static(b"PEXPIRE"),
+                        key,
+                        Bytes::from(ttl.max(1).to_string()),
+                    ]);
+                }
+                self.cache.execute_atomic(CACHE_DB, &cmds)
+            }
+        };
+        for frame in frames {
+            if let Frame::Error(message) = frame {
+                return Err(SeamError::rejected(message));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Documents and offsets through one history commit.
+struct HistoryCommits {
+    history: History,
+}
+
+fn offsets_key(group: &str, topic: &str) -> Vec<u8> {
+    format!("{OFFSETS_META_PREFIX}{group}/{topic}").into_bytes()
+}
+
+impl HistoryCommits {
+    fn read_offsets(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError> {
+        match self
+            .history
+            .meta_get(&offsets_key(group, topic))
+            .map_err(fatal)?
+        {
+            None => Ok(BTreeMap::new()),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                SeamError::fatal(format!(
+                    "stored offsets of group `{group}` are unreadable: {e}"
+                ))
+            }),
+        }
+    }
+}
+
+impl HistorySink for HistoryCommits {
+    fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError> {
+        self.read_offsets(group, topic)
+    }
+
+    fn commit(
+        &self,
+        group: &str,
+        docs: &[HistoryWrite],
+        offsets: &[CommitOffset],
+    ) -> Result<(), HistoryCommitError> {
+        let mut ops = Vec::with_capacity(docs.len());
+        for (index, write) in docs.iter().enumerate() {
+            let reject = |message: String| HistoryCommitError::Rejected { index, message };
+            // Relaxed Extended JSON in, as the Data API reads it (`{"$date": …}` becomes a date).
+            let mut document = match bson::Bson::try_from(write.doc.clone()) {
+                Ok(bson::Bson::Document(d)) => d,
+                Ok(_) => return Err(reject("the document is not a JSON object".into())),
+                Err(e) => return Err(reject(format!("not representable as BSON: {e}"))),
+            };
+            let len = document.to_vec().map_or(usize::MAX, |b| b.len());
+            if len > history::DOCUMENT_BYTES_MAX {
+                return Err(reject(format!(
+                    "document of {len} bytes exceeds {}",
+                    history::DOCUMENT_BYTES_MAX
+                )));
+            }
+            ops.push(match &write.mode {
+                HistoryWriteMode::Insert => WriteOp::Insert {
+                    db: write.db.clone(),
+                    coll: write.collection.clone(),
+                    document,
+                },
+                HistoryWriteMode::Upsert { key } => {
+                    document.insert("_id", key.clone());
+                    let mut filter = bson::Document::new();
+                    filter.insert("_id", key.clone());
+                    WriteOp::Upsert {
+                        db: write.db.clone(),
+                        coll: write.collection.clone(),
+                        filter,
+                        document,
+                    }
+                }
+            });
+        }
+        // Merge the batch's offsets into the group's stored map: partitions the batch did not
+        // touch keep their committed position. Only this flow writes its group's key, one batch
+        // at a time, so reading before the atomic commit is race-free.
+        let mut meta = Vec::new();
+        let mut by_topic: BTreeMap<&str, Vec<&CommitOffset>> = BTreeMap::new();
+        for o in offsets {
+            by_topic.entry(o.topic.as_str()).or_default().push(o);
+        }
+        for (topic, list) in by_topic {
+            let mut map = self
+                .read_offsets(group, topic)
+                .map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
+            for o in list {
+                map.insert(o.partition, o.next_offset);
+            }
+            let value =
+                serde_json::to_vec(&map).map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
+            meta.push((offsets_key(group, topic), value));
+        }
+        self.history
+            .commit(ops, meta)
+            .map(|_| ())
+            .map_err(|e| HistoryCommitError::Fatal(e.to_string()))
+    }
+}
+
+/// Appends to topics of the log (forwards and dead letters).
+struct LogTopics {
+    log: Arc<Log>,
+}
+
+fn into_record(write: TopicWrite) -> Record {
+    Record {
+        key: write.key.map(Bytes::from),
+        value: Some(Bytes::from(write.value)),
+        headers: write
+            .headers
+            .into_iter()
+            .map(|(key, value)| Header {
+                key,
+                value: Some(Bytes::from(value)),
+            })
+            .collect(),
+        timestamp_ms: None,
+    }
+}
+
+fn log_seam_error(e: &log::Error) -> SeamError {
+    match e {
+        log::Error::RecordTooLarge { .. } | log::Error::TopicNameInvalid { .. } => {
+            SeamError::rejected(e.to_string())
+        }
+        _ => SeamError::fatal(e.to_string()),
+    }
+}
+
+impl TopicSink for LogTopics {
+    fn produce(&self, topic: &str, record: TopicWrite) -> Result<(), SeamError> {
+        self.log
+            .append(topic, Routing::Auto, vec![into_record(record)])
+            .map(|_| ())
+            .map_err(|e| log_seam_error(&e))
+    }
+}
+
+impl DeadLetter for LogTopics {
+    fn send(&self, topic: &str, letters: Vec<TopicWrite>) -> Result<(), SeamError> {
+        for chunk in letters.chunks(log::RECORDS_PER_APPEND_MAX) {
+            let records = chunk.iter().cloned().map(into_record).collect();
+            self.log
+                .append(topic, Routing::Auto, records)
+                .map_err(|e| fatal(&e))?;
+        }
+        Ok(())
+    }
+}

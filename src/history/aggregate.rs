@@ -1,0 +1,677 @@
+//! Aggregation pipelines: `$match $project $addFields $set $unset $sort $limit $skip $count
+//! $unwind $group $lookup`, with a small expression language (field paths, `$literal` and
+//! arithmetic/string operators). A leading `$match` (and a `$sort` right after it) runs through
+//! the planner, so it uses indexes.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document};
+
+use super::document::{self, compare, get_path, split_path, values_equal};
+use super::error::{Error, Result};
+use super::query::{Filter, Projection, Sort};
+use super::update::{set_path, unset_path};
+use super::{BLOCKING_BYTES_MAX, FindOptions, History, PIPELINE_STAGES_MAX};
+
+/// Runs a pipeline over `db.coll`.
+pub(crate) fn run(
+    history: &History,
+    db: &str,
+    coll: &str,
+    pipeline: &[Document],
+) -> Result<Vec<Document>> {
+    if pipeline.len() > PIPELINE_STAGES_MAX {
+        return Err(Error::TooMany {
+            what: "pipeline",
+            len: pipeline.len(),
+            max: PIPELINE_STAGES_MAX,
+        });
+    }
+    let mut stages = Vec::with_capacity(pipeline.len());
+    for s in pipeline {
+        document::check_depth_doc(s)?;
+        let mut it = s.iter();
+        let (Some((name, arg)), None) = (it.next(), it.next()) else {
+            return Err(Error::bad(
+                "A pipeline stage specification object must contain exactly one field.",
+            ));
+        };
+        stages.push((name.as_str(), arg));
+    }
+    // Push a leading $match and $sort into the find planner.
+    let mut options = FindOptions::default();
+    let mut filter = Document::new();
+    let mut rest = stages.as_slice();
+    if let Some(((name, Bson::Document(m)), tail)) = rest.split_first()
+        && *name == "$match"
+    {
+        filter = m.clone();
+        rest = tail;
+    }
+    if let Some(((name, Bson::Document(s)), tail)) = rest.split_first()
+        && *name == "$sort"
+    {
+        options.sort = Some(s.clone());
+        rest = tail;
+    }
+    let mut docs = history.find(db, coll, &filter, &options)?;
+    for (name, arg) in rest {
+        docs = stage(history, db, name, arg, docs)?;
+    }
+    Ok(docs)
+}
+
+fn stage(
+    history: &History,
+    db: &str,
+    name: &str,
+    arg: &Bson,
+    docs: Vec<Document>,
+) -> Result<Vec<Document>> {
+    let doc_arg = || match arg {
+        Bson::Document(d) => Ok(d),
+        _ => Err(Error::bad(format!(
+            "the {name} stage specification must be an object"
+        ))),
+    };
+    Ok(match name {
+        "$match" => {
+            let f = Filter::parse(doc_arg()?)?;
+            docs.into_iter().filter(|d| f.matches(d)).collect()
+        }
+        "$project" => project(doc_arg()?, docs)?,
+        "$addFields" | "$set" => {
+            let spec = doc_arg()?;
+            let mut out = Vec::with_capacity(docs.len());
+            for mut d in docs {
+                for (path, expr) in spec {
+                    let v = eval(expr, &d)?;
+                    set_path(&mut d, &split_path(path)?, v)?;
+                }
+                out.push(d);
+            }
+            out
+        }
+        "$unset" => {
+            let paths: Vec<String> = match arg {
+                Bson::String(s) => vec![s.clone()],
+                Bson::Array(a) => a
+                    .iter()
+                    .map(|p| {
+                        p.as_str().map(str::to_owned).ok_or_else(|| {
+                            Error::bad(
+                                "$unset specification must be a string or an array of strings",
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+                _ => {
+                    return Err(Error::bad(
+                        "$unset specification must be a string or an array of strings",
+                    ));
+                }
+            };
+            let mut out = docs;
+            for d in &mut out {
+                for p in &paths {
+                    unset_path(d, &split_path(p)?);
+                }
+            }
+            out
+        }
+        "$sort" => {
+            let s = Sort::parse(doc_arg()?)?;
+            let mut out = docs;
+            out.sort_by(|a, b| s.compare(a, b));
+            out
+        }
+        "$limit" => {
+            let n = count_arg(arg, "$limit")?;
+            docs.into_iter().take(n).collect()
+        }
+        "$skip" => {
+            let n = count_arg(arg, "$skip")?;
+            docs.into_iter().skip(n).collect()
+        }
+        "$count" => {
+            let Bson::String(field) = arg else {
+                return Err(Error::bad("the count field must be a non-empty string"));
+            };
+            if field.is_empty() || field.starts_with('$') || field.contains('.') {
+                return Err(Error::bad(
+                    "the count field must be a non-empty string without '$' or '.'",
+                ));
+            }
+            if docs.is_empty() {
+                Vec::new()
+            } else {
+                let mut d = Document::new();
+                d.insert(
+                    field.clone(),
+                    i32::try_from(docs.len()).map_or(
+                        Bson::Int64(i64::try_from(docs.len()).unwrap_or(i64::MAX)),
+                        Bson::Int32,
+                    ),
+                );
+                vec![d]
+            }
+        }
+        "$unwind" => unwind(arg, docs)?,
+        "$group" => group(doc_arg()?, docs)?,
+        "$lookup" => lookup(history, db, doc_arg()?, docs)?,
+        other => return Err(Error::Unsupported(format!("aggregation stage {other}"))),
+    })
+}
+
+fn count_arg(arg: &Bson, name: &str) -> Result<usize> {
+    let n = document::as_f64(arg)
+        .filter(|n| n.fract() == 0.0 && *n >= 0.0)
+        .ok_or_else(|| {
+            Error::bad(format!(
+                "invalid argument to {name} stage: expected a non-negative integer"
+            ))
+        })?;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "non-negative integral, checked above"
+    )]
+    Ok(n as usize)
+}
+
+fn project(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
+    // Plain inclusion/exclusion goes through the find projection; computed fields are added.
+    let mut plain = Document::new();
+    let mut computed: Vec<(&String, &Bson)> = Vec::new();
+    for (k, v) in spec {
+        match v {
+            Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => {
+                plain.insert(k.clone(), v.clone());
+            }
+            other => computed.push((k, other)),
+        }
+    }
+    if !computed.is_empty()
+        && plain.iter().any(|(k, v)| {
+            k != "_id"
+                && (document::as_f64(v).is_some_and(|n| n == 0.0)
+                    || matches!(v, Bson::Boolean(false)))
+        })
+    {
+        return Err(Error::bad(
+            "Invalid $project :: caused by :: Cannot use expression other than $meta in exclusion projection",
+        ));
+    }
+    if !computed.is_empty() && !plain.iter().any(|(k, _)| k != "_id") {
+        // Only computed fields (and maybe _id): inclusion mode with nothing else included.
+        plain.insert("\u{0}none", 1);
+    }
+    let p = Projection::parse(&plain)?;
+    let mut out = Vec::with_capacity(docs.len());
+    for d in docs {
+        let mut projected = p.as_ref().map_or_else(|| d.clone(), |p| p.apply(&d));
+        for (path, expr) in &computed {
+            let v = eval(expr, &d)?;
+            set_path(&mut projected, &split_path(path)?, v)?;
+        }
+        out.push(projected);
+    }
+    Ok(out)
+}
+
+fn unwind(arg: &Bson, docs: Vec<Document>) -> Result<Vec<Document>> {
+    let (path, index_field, preserve) = match arg {
+        Bson::String(s) => (s.clone(), None, false),
+        Bson::Document(d) => (
+            d.get_str("path")
+                .map_err(|_| Error::bad("$unwind requires a path"))?
+                .to_owned(),
+            d.get_str("includeArrayIndex").ok().map(str::to_owned),
+            d.get_bool("preserveNullAndEmptyArrays").unwrap_or(false),
+        ),
+        _ => {
+            return Err(Error::bad(
+                "expected either a string or an object as specification for $unwind stage",
+            ));
+        }
+    };
+    let Some(field) = path.strip_prefix('$') else {
+        return Err(Error::bad(
+            "path option to $unwind stage should be prefixed with a '$'",
+        ));
+    };
+    let parts = split_path(field)?;
+    let mut out = Vec::new();
+    for d in docs {
+        match get_path(&d, &parts).cloned() {
+            Some(Bson::Array(items)) if !items.is_empty() => {
+                for (i, item) in items.into_iter().enumerate() {
+                    let mut copy = d.clone();
+                    set_path(&mut copy, &parts, item)?;
+                    if let Some(f) = &index_field {
+                        set_path(
+                            &mut copy,
+                            &split_path(f)?,
+                            Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)),
+                        )?;
+                    }
+                    out.push(copy);
+                }
+            }
+            v @ (Some(Bson::Array(_)) | None | Some(Bson::Null)) => {
+                if preserve {
+                    let mut copy = d.clone();
+                    if matches!(v, Some(Bson::Array(_))) {
+                        // MongoDB drops an empty array field from the preserved document.
+                        unset_path(&mut copy, &parts);
+                    }
+                    if let Some(f) = &index_field {
+                        set_path(&mut copy, &split_path(f)?, Bson::Null)?;
+                    }
+                    out.push(copy);
+                }
+            }
+            Some(_) => {
+                let mut copy = d;
+                if let Some(f) = &index_field {
+                    set_path(&mut copy, &split_path(f)?, Bson::Null)?;
+                }
+                out.push(copy);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One accumulator's running state.
+enum Acc {
+    Sum(Bson),
+    Avg(f64, u64),
+    Min(Option<Bson>),
+    Max(Option<Bson>),
+    First(Option<Bson>),
+    Last(Option<Bson>),
+    Push(Vec<Bson>),
+    AddToSet(Vec<Bson>),
+}
+
+fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
+    let id_expr = spec
+        .get("_id")
+        .ok_or_else(|| Error::bad("a group specification must include an _id"))?;
+    let mut accs: Vec<(&String, &str, &Bson)> = Vec::new();
+    for (field, a) in spec {
+        if field == "_id" {
+            continue;
+        }
+        let Bson::Document(ad) = a else {
+            return Err(Error::bad(format!(
+                "The field '{field}' must be an accumulator object"
+            )));
+        };
+        let mut it = ad.iter();
+        let (Some((op, expr)), None) = (it.next(), it.next()) else {
+            return Err(Error::bad(format!(
+                "The field '{field}' must specify one accumulator"
+            )));
+        };
+        if !matches!(
+            op.as_str(),
+            "$sum" | "$avg" | "$min" | "$max" | "$first" | "$last" | "$push" | "$addToSet"
+        ) {
+            return Err(Error::Unsupported(format!("accumulator {op}")));
+        }
+        accs.push((field, op.as_str(), expr));
+    }
+    let mut groups: Vec<(Bson, Vec<Acc>)> = Vec::new();
+    let mut bytes = 0usize;
+    for d in &docs {
+        let key = eval(id_expr, d)?;
+        let pos = groups.iter().position(|(k, _)| {
+            values_equal(k, &key) && document::type_rank(k) == document::type_rank(&key)
+        });
+        let idx = match pos {
+            Some(i) => i,
+            None => {
+                let fresh = accs
+                    .iter()
+                    .map(|(_, op, _)| match *op {
+                        "$sum" => Acc::Sum(Bson::Int32(0)),
+                        "$avg" => Acc::Avg(0.0, 0),
+                        "$min" => Acc::Min(None),
+                        "$max" => Acc::Max(None),
+                        "$first" => Acc::First(None),
+                        "$last" => Acc::Last(None),
+                        "$push" => Acc::Push(Vec::new()),
+                        _ => Acc::AddToSet(Vec::new()),
+                    })
+                    .collect();
+                groups.push((key, fresh));
+                groups.len() - 1
+            }
+        };
+        let Some((_, state)) = groups.get_mut(idx) else {
+            continue;
+        };
+        for ((_, _, expr), acc) in accs.iter().zip(state.iter_mut()) {
+            let v = eval(expr, d)?;
+            bytes += 16;
+            match acc {
+                Acc::Sum(total) => {
+                    if document::type_rank(&v) == 10 {
+                        *total = add(total, &v);
+                    }
+                }
+                Acc::Avg(sum, n) => {
+                    if let Some(x) = document::as_f64(&v) {
+                        *sum += x;
+                        *n += 1;
+                    }
+                }
+                Acc::Min(m) => {
+                    if !matches!(v, Bson::Null)
+                        && m.as_ref()
+                            .is_none_or(|cur| compare(&v, cur) == Ordering::Less)
+                    {
+                        *m = Some(v);
+                    }
+                }
+                Acc::Max(m) => {
+                    if !matches!(v, Bson::Null)
+                        && m.as_ref()
+                            .is_none_or(|cur| compare(&v, cur) == Ordering::Greater)
+                    {
+                        *m = Some(v);
+                    }
+                }
+                Acc::First(f) => {
+                    if f.is_none() {
+                        *f = Some(v);
+                    }
+                }
+                Acc::Last(l) => *l = Some(v),
+                Acc::Push(items) => items.push(v),
+                Acc::AddToSet(items) => {
+                    if !items.iter().any(|x| values_equal(x, &v)) {
+                        items.push(v);
+                    }
+                }
+            }
+        }
+        if bytes > BLOCKING_BYTES_MAX {
+            return Err(Error::TooMany {
+                what: "bytes of $group state",
+                len: bytes,
+                max: BLOCKING_BYTES_MAX,
+            });
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(key, state)| {
+            let mut d = Document::new();
+            d.insert("_id", key);
+            for ((field, _, _), acc) in accs.iter().zip(state) {
+                let v = match acc {
+                    Acc::Sum(t) => t,
+                    Acc::Avg(_, 0) => Bson::Null,
+                    #[expect(clippy::cast_precision_loss, reason = "an average is a double")]
+                    Acc::Avg(s, n) => Bson::Double(s / n as f64),
+                    Acc::Min(m) | Acc::Max(m) | Acc::First(m) | Acc::Last(m) => {
+                        m.unwrap_or(Bson::Null)
+                    }
+                    Acc::Push(items) | Acc::AddToSet(items) => Bson::Array(items),
+                };
+                d.insert((*field).clone(), v);
+            }
+            d
+        })
+        .collect())
+}
+
+fn add(a: &Bson, b: &Bson) -> Bson {
+    match (a, b) {
+        (Bson::Int32(x), Bson::Int32(y)) => x
+            .checked_add(*y)
+            .map_or_else(|| Bson::Int64(i64::from(*x) + i64::from(*y)), Bson::Int32),
+        (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => {
+            let x = a
+                .as_i64()
+                .or_else(|| a.as_i32().map(i64::from))
+                .unwrap_or(0);
+            let y = b
+                .as_i64()
+                .or_else(|| b.as_i32().map(i64::from))
+                .unwrap_or(0);
+            x.checked_add(y).map_or_else(
+                || {
+                    Bson::Double(
+                        document::as_f64(a).unwrap_or(0.0) + document::as_f64(b).unwrap_or(0.0),
+                    )
+                },
+                Bson::Int64,
+            )
+        }
+        _ => Bson::Double(document::as_f64(a).unwrap_or(0.0) + document::as_f64(b).unwrap_or(0.0)),
+    }
+}
+
+fn lookup(
+    history: &History,
+    db: &str,
+    spec: &Document,
+    docs: Vec<Document>,
+) -> Result<Vec<Document>> {
+    let field = |k: &str| {
+        spec.get_str(k)
+            .map_err(|_| Error::bad(format!("$lookup requires '{k}' as a string")))
+    };
+    let (from, local, foreign, as_field) = (
+        field("from")?,
+        field("localField")?,
+        field("foreignField")?,
+        field("as")?,
+    );
+    let foreign_docs = history.find(db, from, &Document::new(), &FindOptions::default())?;
+    let local_parts = split_path(local)?;
+    let foreign_parts = split_path(foreign)?;
+    let as_parts = split_path(as_field)?;
+    let mut out = Vec::with_capacity(docs.len());
+    for mut d in docs {
+        let lv = get_path(&d, &local_parts).cloned().unwrap_or(Bson::Null);
+        let locals: Vec<Bson> = match lv {
+            Bson::Array(a) => a,
+            v => vec![v],
+        };
+        let matched: Vec<Bson> = foreign_docs
+            .iter()
+            .filter(|f| {
+                let fv = get_path(f, &foreign_parts).cloned().unwrap_or(Bson::Null);
+                let fvs: Vec<Bson> = match fv {
+                    Bson::Array(a) => a,
+                    v => vec![v],
+                };
+                locals
+                    .iter()
+                    .any(|l| fvs.iter().any(|x| values_equal(l, x)))
+            })
+            .map(|f| Bson::Document(f.clone()))
+            .collect();
+        set_path(&mut d, &as_parts, Bson::Array(matched))?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Evaluates an aggregation expression against a document.
+fn eval(expr: &Bson, doc: &Document) -> Result<Bson> {
+    match expr {
+        Bson::String(s) if s.starts_with("$$") => Err(Error::Unsupported(format!("variable {s}"))),
+        Bson::String(s) if s.starts_with('$') => {
+            let path = s.get(1..).unwrap_or_default();
+            let parts = split_path(path)?;
+            let mut reached = Vec::new();
+            if let Some((first, rest)) = parts.split_first()
+                && let Some(v) = doc.get(*first)
+            {
+                collect_expr_path(v, rest, &mut reached);
+            }
+            Ok(match reached.len() {
+                0 => Bson::Null,
+                _ if path_crosses_array(doc, &parts) => Bson::Array(reached),
+                _ => reached.into_iter().next().unwrap_or(Bson::Null),
+            })
+        }
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            let mut it = d.iter();
+            let (Some((op, arg)), None) = (it.next(), it.next()) else {
+                return Err(Error::bad(
+                    "an expression object must have exactly one operator",
+                ));
+            };
+            operator(op, arg, doc)
+        }
+        Bson::Document(d) => {
+            let mut out = Document::new();
+            for (k, v) in d {
+                out.insert(k.clone(), eval(v, doc)?);
+            }
+            Ok(Bson::Document(out))
+        }
+        Bson::Array(a) => Ok(Bson::Array(
+            a.iter().map(|v| eval(v, doc)).collect::<Result<_>>()?,
+        )),
+        other => Ok(other.clone()),
+    }
+}
+
+fn path_crosses_array(doc: &Document, parts: &[&str]) -> bool {
+    (1..parts.len()).any(|n| {
+        matches!(
+            get_path(doc, parts.get(..n).unwrap_or_default()),
+            Some(Bson::Array(_))
+        )
+    })
+}
+
+fn collect_expr_path(v: &Bson, parts: &[&str], out: &mut Vec<Bson>) {
+    let Some((first, rest)) = parts.split_first() else {
+        out.push(v.clone());
+        return;
+    };
+    match v {
+        Bson::Document(d) => {
+            if let Some(x) = d.get(*first) {
+                collect_expr_path(x, rest, out);
+            }
+        }
+        Bson::Array(a) => {
+            for el in a {
+                collect_expr_path(el, parts, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
+    if op == "$literal" {
+        return Ok(arg.clone());
+    }
+    let args: Vec<Bson> = match arg {
+        Bson::Array(a) => a.iter().map(|v| eval(v, doc)).collect::<Result<_>>()?,
+        other => vec![eval(other, doc)?],
+    };
+    let nums = || -> Option<Vec<f64>> { args.iter().map(document::as_f64).collect() };
+    Ok(match op {
+        "$add" => args
+            .iter()
+            .skip(1)
+            .fold(args.first().cloned().unwrap_or(Bson::Int32(0)), |acc, v| {
+                add(&acc, v)
+            }),
+        "$subtract" | "$multiply" | "$divide" => {
+            let Some(n) = nums() else {
+                return Ok(Bson::Null);
+            };
+            let (Some(first), rest) = (n.first(), n.get(1..).unwrap_or_default()) else {
+                return Ok(Bson::Null);
+            };
+            let r = rest.iter().fold(*first, |acc, x| match op {
+                "$subtract" => acc - x,
+                "$multiply" => acc * x,
+                _ => acc / x,
+            });
+            if op == "$divide" && rest.contains(&0.0) {
+                return Err(Error::bad("can't $divide by zero"));
+            }
+            if r.fract() == 0.0
+                && op != "$divide"
+                && args
+                    .iter()
+                    .all(|a| matches!(a, Bson::Int32(_) | Bson::Int64(_)))
+                && r.abs() < 9.0e15
+            {
+                #[expect(clippy::cast_possible_truncation, reason = "integral and below 2^53")]
+                Bson::Int64(r as i64)
+            } else {
+                Bson::Double(r)
+            }
+        }
+        "$concat" => {
+            let mut s = String::new();
+            for a in &args {
+                match a {
+                    Bson::String(x) => s.push_str(x),
+                    Bson::Null => return Ok(Bson::Null),
+                    _ => return Err(Error::bad("$concat only supports strings")),
+                }
+            }
+            Bson::String(s)
+        }
+        "$toUpper" => Bson::String(
+            args.first()
+                .and_then(Bson::as_str)
+                .unwrap_or_default()
+                .to_uppercase(),
+        ),
+        "$toLower" => Bson::String(
+            args.first()
+                .and_then(Bson::as_str)
+                .unwrap_or_default()
+                .to_lowercase(),
+        ),
+        "$size" => match args.first() {
+            Some(Bson::Array(a)) => Bson::Int32(i32::try_from(a.len()).unwrap_or(i32::MAX)),
+            _ => return Err(Error::bad("The argument to $size must be an array")),
+        },
+        "$ifNull" => args
+            .iter()
+            .find(|a| !matches!(a, Bson::Null))
+            .cloned()
+            .unwrap_or(Bson::Null),
+        "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" => {
+            let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
+                return Err(Error::bad(format!("{op} needs two arguments")));
+            };
+            let o = compare(a, b);
+            Bson::Boolean(match op {
+                "$eq" => o == Ordering::Equal,
+                "$ne" => o != Ordering::Equal,
+                "$gt" => o == Ordering::Greater,
+                "$gte" => o != Ordering::Less,
+                "$lt" => o == Ordering::Less,
+                _ => o != Ordering::Greater,
+            })
+        }
+        "$sum" => args
+            .iter()
+            .flat_map(|a| match a {
+                Bson::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            })
+            .filter(|v| document::type_rank(v) == 10)
+            .fold(Bson::Int32(0), |acc, v| add(&acc, &v)),
+        other => return Err(Error::Unsupported(format!("expression operator {other}"))),
+    })
+}

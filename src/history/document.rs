@@ -1,0 +1,446 @@
+//! Documents: validation against the size and depth limits, `_id` generation, MongoDB's
+//! cross-type value order, and dotted-path reads and writes shared by queries and updates.
+//!
+//! Nothing here touches storage.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document, oid::ObjectId};
+
+use super::error::{Error, Result};
+use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX};
+
+/// Checks the nesting depth of a value against [`NESTING_DEPTH_MAX`]. A top-level document is
+/// depth 1; each embedded document or array adds one.
+///
+/// # Errors
+/// [`Error::NestingTooDeep`].
+pub(crate) fn check_depth_doc(doc: &Document) -> Result<()> {
+    check_depth_at(doc.values(), 1)
+}
+
+fn check_depth_at<'a>(values: impl Iterator<Item = &'a Bson>, depth: usize) -> Result<()> {
+    if depth > NESTING_DEPTH_MAX {
+        return Err(Error::NestingTooDeep {
+            depth,
+            max: NESTING_DEPTH_MAX,
+        });
+    }
+    for v in values {
+        match v {
+            Bson::Document(d) => check_depth_at(d.values(), depth + 1)?,
+            Bson::Array(a) => check_depth_at(a.iter(), depth + 1)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Encodes a document as BSON after checking depth and [`DOCUMENT_BYTES_MAX`].
+///
+/// # Errors
+/// [`Error::NestingTooDeep`], [`Error::DocumentTooLarge`], or [`Error::BadValue`] when the
+/// document has no BSON encoding.
+pub(crate) fn encode_document(doc: &Document) -> Result<Vec<u8>> {
+    check_depth_doc(doc)?;
+    let bytes = doc
+        .to_vec()
+        .map_err(|e| Error::bad(format!("document cannot be encoded: {e}")))?;
+    if bytes.len() > DOCUMENT_BYTES_MAX {
+        return Err(Error::DocumentTooLarge {
+            len: bytes.len(),
+            max: DOCUMENT_BYTES_MAX,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Encodes an internal record (oplog entry, catalog record) without the document limits: an
+/// event embeds whole documents one level deeper, and an update event holds two images.
+///
+/// # Errors
+/// [`Error::BadValue`] when the record has no BSON encoding.
+pub(crate) fn encode_record(doc: &Document) -> Result<Vec<u8>> {
+    doc.to_vec()
+        .map_err(|e| Error::bad(format!("record cannot be encoded: {e}")))
+}
+
+/// Decodes a stored document.
+///
+/// # Errors
+/// [`Error::Corrupt`].
+pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document> {
+    Document::from_reader(bytes).map_err(|e| Error::Corrupt {
+        what: "document",
+        reason: e.to_string(),
+    })
+}
+
+/// Generates ObjectIds from the injected clock's seconds, a per-store random value and a
+/// counter, as MongoDB's drivers do.
+#[derive(Debug)]
+pub(crate) struct IdGenerator {
+    /// Per-process random bytes.
+    process: [u8; 5],
+    /// Incremented per id; the low 24 bits are used.
+    counter: std::sync::atomic::AtomicU32,
+}
+
+impl IdGenerator {
+    /// A generator seeded from `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        let b = seed.to_be_bytes();
+        let process = [b[3], b[4], b[5], b[6], b[7]];
+        let counter = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        Self {
+            process,
+            counter: std::sync::atomic::AtomicU32::new(counter),
+        }
+    }
+
+    /// The next id for wall-clock `now_ms`.
+    pub(crate) fn next(&self, now_ms: u64) -> ObjectId {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_be_bytes();
+        let secs = u32::try_from(now_ms / 1000).unwrap_or(u32::MAX);
+        ObjectId::from_parts(secs, self.process, [n[1], n[2], n[3]])
+    }
+}
+
+/// MongoDB's canonical type rank for comparison and sorting: MinKey < null < numbers <
+/// symbol/string < object < array < binData < ObjectId < bool < date < timestamp < regex <
+/// (code) < MaxKey. Values of different ranks never compare equal.
+#[must_use]
+pub(crate) fn type_rank(v: &Bson) -> u8 {
+    match v {
+        Bson::MinKey => 1,
+        Bson::Null | Bson::Undefined => 5,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 10,
+        Bson::String(_) | Bson::Symbol(_) => 15,
+        Bson::Document(_) => 20,
+        Bson::Array(_) => 25,
+        Bson::Binary(_) => 30,
+        Bson::ObjectId(_) => 35,
+        Bson::Boolean(_) => 40,
+        Bson::DateTime(_) => 45,
+        Bson::Timestamp(_) => 47,
+        Bson::RegularExpression(_) => 50,
+        Bson::DbPointer(_) => 55,
+        Bson::JavaScriptCode(_) => 60,
+        Bson::JavaScriptCodeWithScope(_) => 65,
+        Bson::MaxKey => 127,
+    }
+}
+
+/// A number as `i64` when it is integral and in range, for exact integer comparison.
+fn as_exact_i64(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// A numeric value as `f64` (decimals through their string form).
+#[must_use]
+pub(crate) fn as_f64(v: &Bson) -> Option<f64> {
+    match v {
+        Bson::Int32(i) => Some(f64::from(*i)),
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "comparison across number types is by value"
+        )]
+        Bson::Int64(i) => Some(*i as f64),
+        Bson::Double(d) => Some(*d),
+        Bson::Decimal128(d) => d.to_string().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// Compares two numbers by value; NaN sorts below every other number and equals itself.
+fn compare_numbers(a: &Bson, b: &Bson) -> Ordering {
+    if let (Some(x), Some(y)) = (as_exact_i64(a), as_exact_i64(b)) {
+        return x.cmp(&y);
+    }
+    let (x, y) = (as_f64(a).unwrap_or(f64::NAN), as_f64(b).unwrap_or(f64::NAN));
+    match (x.is_nan(), y.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => {
+            let ord = x.partial_cmp(&y).unwrap_or(Ordering::Equal);
+            if ord != Ordering::Equal {
+                return ord;
+            }
+            // Equal as doubles: an i64 beyond 2^53 may still differ from the double.
+            match (as_exact_i64(a), as_exact_i64(b)) {
+                (Some(i), None) => compare_i64_f64(i, y),
+                (None, Some(j)) => compare_i64_f64(j, x).reverse(),
+                _ => Ordering::Equal,
+            }
+        }
+    }
+}
+
+/// Exact comparison of an integer with a double.
+fn compare_i64_f64(i: i64, d: f64) -> Ordering {
+    if d >= TWO_POW_63 {
+        return Ordering::Less;
+    }
+    if d < -TWO_POW_63 {
+        return Ordering::Greater;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "range checked above; fraction handled below"
+    )]
+    let t = d.trunc() as i64;
+    match i.cmp(&t) {
+        Ordering::Equal => {
+            let frac = d - d.trunc();
+            if frac > 0.0 {
+                Ordering::Less
+            } else if frac < 0.0 {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        }
+        o => o,
+    }
+}
+
+/// MongoDB's total order over BSON values (the order of `sort` and of comparisons inside one
+/// type bracket).
+#[must_use]
+pub(crate) fn compare(a: &Bson, b: &Bson) -> Ordering {
+    let (ra, rb) = (type_rank(a), type_rank(b));
+    if ra != rb {
+        return ra.cmp(&rb);
+    }
+    match (a, b) {
+        _ if ra == 10 => compare_numbers(a, b),
+        (Bson::String(x) | Bson::Symbol(x), Bson::String(y) | Bson::Symbol(y)) => x.cmp(y),
+        (Bson::Document(x), Bson::Document(y)) => compare_documents(x, y),
+        (Bson::Array(x), Bson::Array(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                let o = compare(p, q);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Bson::Binary(x), Bson::Binary(y)) => x
+            .bytes
+            .len()
+            .cmp(&y.bytes.len())
+            .then_with(|| u8::from(x.subtype).cmp(&u8::from(y.subtype)))
+            .then_with(|| x.bytes.cmp(&y.bytes)),
+        (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
+        (Bson::Boolean(x), Bson::Boolean(y)) => x.cmp(y),
+        (Bson::DateTime(x), Bson::DateTime(y)) => x.timestamp_millis().cmp(&y.timestamp_millis()),
+        (Bson::Timestamp(x), Bson::Timestamp(y)) => {
+            (x.time, x.increment).cmp(&(y.time, y.increment))
+        }
+        (Bson::RegularExpression(x), Bson::RegularExpression(y)) => x
+            .pattern
+            .as_str()
+            .cmp(y.pattern.as_str())
+            .then_with(|| x.options.as_str().cmp(y.options.as_str())),
+        (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Field-by-field document order: type rank, then field name, then value.
+#[must_use]
+pub(crate) fn compare_documents(x: &Document, y: &Document) -> Ordering {
+    for ((kx, vx), (ky, vy)) in x.iter().zip(y.iter()) {
+        let o = type_rank(vx)
+            .cmp(&type_rank(vy))
+            .then_with(|| kx.cmp(ky))
+            .then_with(|| compare(vx, vy));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    x.len().cmp(&y.len())
+}
+
+/// Whether two values are equal for `$eq` (numbers by value across types).
+#[must_use]
+pub(crate) fn values_equal(a: &Bson, b: &Bson) -> bool {
+    compare(a, b) == Ordering::Equal
+}
+
+/// Splits a dotted path, rejecting empty parts.
+///
+/// # Errors
+/// [`Error::BadValue`] for an empty path or an empty part.
+pub(crate) fn split_path(path: &str) -> Result<Vec<&str>> {
+    if path.is_empty() {
+        return Err(Error::bad(
+            "FieldPath cannot be constructed with empty string",
+        ));
+    }
+    let parts: Vec<&str> = path.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(Error::bad(format!(
+            "FieldPath field names may not be empty strings: {path}"
+        )));
+    }
+    Ok(parts)
+}
+
+/// A numeric path part as an array index.
+#[must_use]
+pub(crate) fn array_index(part: &str) -> Option<usize> {
+    if part.is_empty()
+        || !part.bytes().all(|b| b.is_ascii_digit())
+        || (part.len() > 1 && part.starts_with('0'))
+    {
+        return None;
+    }
+    part.parse().ok()
+}
+
+/// The single value at a dotted path, without array fan-out (numeric parts index arrays).
+/// Used for `_id`, index keys of scalar paths, sort on plain documents and `$group` keys.
+#[must_use]
+pub(crate) fn get_path<'a>(doc: &'a Document, parts: &[&str]) -> Option<&'a Bson> {
+    let (first, rest) = parts.split_first()?;
+    let mut cur = doc.get(*first)?;
+    for p in rest {
+        cur = match cur {
+            Bson::Document(d) => d.get(*p)?,
+            Bson::Array(a) => a.get(array_index(p)?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Every value a dotted path reaches with MongoDB's array fan-out: a non-numeric part applied
+/// to an array descends into each element document; a numeric part indexes the array (and also
+/// descends into elements, as MongoDB does). `None` marks a branch where the path is missing.
+pub(crate) fn collect_path<'a>(value: &'a Bson, parts: &[&str], out: &mut Vec<Option<&'a Bson>>) {
+    let Some((first, rest)) = parts.split_first() else {
+        out.push(Some(value));
+        return;
+    };
+    match value {
+        Bson::Document(d) => match d.get(*first) {
+            Some(v) => collect_path(v, rest, out),
+            None => out.push(None),
+        },
+        Bson::Array(a) => {
+            let before = out.len();
+            let numeric = array_index(first);
+            if let Some(i) = numeric
+                && let Some(el) = a.get(i)
+            {
+                collect_path(el, rest, out);
+            }
+            let mut fanned = Vec::new();
+            for el in a {
+                if matches!(el, Bson::Document(_)) {
+                    collect_path(el, parts, &mut fanned);
+                }
+            }
+            if numeric.is_some() {
+                // A numeric part indexes the array; element fields named like the index only
+                // add values, never "missing" branches.
+                fanned.retain(Option::is_some);
+            }
+            out.extend(fanned);
+            if out.len() == before {
+                out.push(None);
+            }
+        }
+        _ => out.push(None),
+    }
+}
+
+/// The values a path reaches in a top-level document (see [`collect_path`]).
+#[must_use]
+pub(crate) fn collect_doc_path<'a>(doc: &'a Document, parts: &[&str]) -> Vec<Option<&'a Bson>> {
+    let mut out = Vec::new();
+    let Some((first, rest)) = parts.split_first() else {
+        return out;
+    };
+    match doc.get(*first) {
+        Some(v) => collect_path(v, rest, &mut out),
+        None => out.push(None),
+    }
+    out
+}
+
+/// Renders a value the way MongoDB's error messages do (`{ name: "x" }`).
+#[must_use]
+pub(crate) fn render_value(v: &Bson) -> String {
+    match v {
+        Bson::String(s) => format!("\"{s}\""),
+        Bson::Document(d) => {
+            let parts: Vec<String> = d
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", render_value(v)))
+                .collect();
+            if parts.is_empty() {
+                "{}".to_owned()
+            } else {
+                format!("{{ {} }}", parts.join(", "))
+            }
+        }
+        Bson::Array(a) => {
+            let parts: Vec<String> = a.iter().map(render_value).collect();
+            format!("[ {} ]", parts.join(", "))
+        }
+        Bson::ObjectId(o) => format!("ObjectId('{o}')"),
+        other => other.to_string(),
+    }
+}
+
+/// 2^63 as a double: one past `i64::MAX`.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn numbers_compare_across_types() {
+        assert_eq!(
+            compare(&Bson::Int32(1), &Bson::Double(1.0)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare(&Bson::Int64(i64::MAX), &Bson::Double(TWO_POW_63)),
+            Ordering::Less
+        );
+        assert_eq!(
+            compare(&Bson::Double(f64::NAN), &Bson::Int32(i32::MIN)),
+            Ordering::Less
+        );
+        assert_eq!(compare(&Bson::Null, &Bson::Int32(0)), Ordering::Less);
+        assert_eq!(
+            compare(&Bson::String("a".into()), &Bson::Int32(5)),
+            Ordering::Greater
+        );
+    }
+
+    #[test]
+    fn fan_out_reaches_every_element() {
+        let d = doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}]};
+        let got = collect_doc_path(&d, &["a", "b"]);
+        assert_eq!(
+            got,
+            vec![Some(&Bson::Int32(1)), Some(&Bson::Int32(2)), None]
+        );
+        let got = collect_doc_path(&d, &["a", "1", "b"]);
+        assert_eq!(got, vec![Some(&Bson::Int32(2))]);
+    }
+}

@@ -1,0 +1,243 @@
+//! The history module's one error type, [`Error`], and its [`Result`] alias.
+//!
+//! Variants are named after the failure. Those that MongoDB also reports carry its numeric code
+//! through [`Error::code`] and its code name through [`Error::code_name`], so surfaces can answer
+//! in MongoDB's own shape without knowing the variants.
+
+use std::path::PathBuf;
+
+/// Result alias for history calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a history call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A database or collection name is empty, too long or has forbidden characters.
+    #[error("invalid namespace `{name}`: {reason}")]
+    InvalidNamespace {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A document is larger than the limit once encoded as BSON.
+    #[error("document is {len} bytes, more than the {max} byte limit")]
+    DocumentTooLarge {
+        /// Encoded size in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A document, filter, update or pipeline nests deeper than the limit.
+    #[error("nesting depth {depth} exceeds the limit of {max} levels")]
+    NestingTooDeep {
+        /// The depth reached.
+        depth: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An encoded storage key is longer than the storage engine accepts.
+    #[error("key is {len} bytes, more than the {max} byte limit")]
+    KeyTooLarge {
+        /// Encoded key length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A request list (documents, operations, pipeline stages, index keys …) is too long.
+    #[error("{what} has {len} entries, more than the limit of {max}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// The count given.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A filter, projection, sort, update, pipeline or option is malformed (MongoDB code 2).
+    #[error("{0}")]
+    BadValue(String),
+    /// An operator MongoDB has but this store does not implement.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// An update cannot be applied to a document (MongoDB codes 14, 28, 40, 66 …).
+    #[error("{message}")]
+    Update {
+        /// MongoDB's code for the failure.
+        code: i32,
+        /// MongoDB-shaped message.
+        message: String,
+    },
+    /// A unique index already holds the key (MongoDB code 11000).
+    #[error("E11000 duplicate key error collection: {ns} index: {index} dup key: {key}")]
+    DuplicateKey {
+        /// `db.collection`.
+        ns: String,
+        /// Index name.
+        index: String,
+        /// The duplicated key, rendered as MongoDB does (`{ field: value }`).
+        key: String,
+    },
+    /// An index with the same name exists with a different specification (code 86).
+    #[error("index `{name}` already exists with a different key or options")]
+    IndexConflict {
+        /// The index name.
+        name: String,
+    },
+    /// No index by that name (code 27).
+    #[error("index not found with name [{name}]")]
+    IndexNotFound {
+        /// The index name.
+        name: String,
+    },
+    /// The collection does not exist (code 26).
+    #[error("ns not found: {ns}")]
+    NamespaceNotFound {
+        /// `db.collection`.
+        ns: String,
+    },
+    /// The rename target exists (code 48).
+    #[error("target namespace exists: {ns}")]
+    NamespaceExists {
+        /// `db.collection`.
+        ns: String,
+    },
+    /// A change stream cannot resume: the point is no longer in the oplog (code 286).
+    #[error(
+        "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
+    )]
+    ChangeStreamHistoryLost,
+    /// A resume token cannot be decoded or used (code 260).
+    #[error("invalid resume token: {0}")]
+    InvalidResumeToken(String),
+    /// `fullDocument: required` or `fullDocumentBeforeChange: required` found no image (code 47).
+    #[error("{0}")]
+    NoMatchingDocument(String),
+    /// An earlier storage failure made the store read-only until restart.
+    #[error("storage is poisoned by an earlier fatal error; writes are refused until restart")]
+    Poisoned,
+    /// The storage engine failed.
+    #[error("storage failure while {context}: {source}")]
+    Storage {
+        /// What the store was doing.
+        context: &'static str,
+        /// The storage engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Opening the store failed.
+    #[error("cannot open the history store at {path}: {source}")]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// The storage engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored record could not be decoded.
+    #[error("corrupt stored {what}: {reason}")]
+    Corrupt {
+        /// Which record kind.
+        what: &'static str,
+        /// Why it failed to decode.
+        reason: String,
+    },
+    /// A lock was poisoned by a panicking thread.
+    #[error("internal lock poisoned")]
+    LockPoisoned,
+}
+
+impl<T> From<std::sync::PoisonError<T>> for Error {
+    fn from(_: std::sync::PoisonError<T>) -> Self {
+        Self::LockPoisoned
+    }
+}
+
+impl Error {
+    /// MongoDB's numeric error code for this failure.
+    #[must_use]
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::InvalidNamespace { .. } => 73,
+            Self::DocumentTooLarge { .. } | Self::KeyTooLarge { .. } => 10334,
+            Self::NestingTooDeep { .. } => 15,
+            Self::TooMany { .. } | Self::BadValue(_) => 2,
+            Self::Unsupported(_) => 115,
+            Self::Update { code, .. } => *code,
+            Self::DuplicateKey { .. } => 11000,
+            Self::IndexConflict { .. } => 86,
+            Self::IndexNotFound { .. } => 27,
+            Self::NamespaceNotFound { .. } => 26,
+            Self::NamespaceExists { .. } => 48,
+            Self::ChangeStreamHistoryLost => 286,
+            Self::InvalidResumeToken(_) => 260,
+            Self::NoMatchingDocument(_) => 47,
+            Self::Poisoned
+            | Self::Storage { .. }
+            | Self::Open { .. }
+            | Self::Corrupt { .. }
+            | Self::LockPoisoned => 1,
+        }
+    }
+
+    /// MongoDB's code name for this failure.
+    #[must_use]
+    pub fn code_name(&self) -> &'static str {
+        match self.code() {
+            73 => "InvalidNamespace",
+            10334 => "BSONObjectTooLarge",
+            15 => "Overflow",
+            2 => "BadValue",
+            115 => "CommandNotSupported",
+            11000 => "DuplicateKey",
+            86 => "IndexKeySpecsConflict",
+            27 => "IndexNotFound",
+            26 => "NamespaceNotFound",
+            48 => "NamespaceExists",
+            286 => "ChangeStreamHistoryLost",
+            260 => "InvalidResumeToken",
+            47 => "NoMatchingDocument",
+            14 => "TypeMismatch",
+            28 => "PathNotViable",
+            40 => "ConflictingUpdateOperators",
+            66 => "ImmutableField",
+            9 => "FailedToParse",
+            _ => "InternalError",
+        }
+    }
+
+    /// Error labels MongoDB attaches (`NonResumableChangeStreamError` on 286).
+    #[must_use]
+    pub fn labels(&self) -> &'static [&'static str] {
+        match self {
+            Self::ChangeStreamHistoryLost => &["NonResumableChangeStreamError"],
+            _ => &[],
+        }
+    }
+
+    /// Whether the caller's input caused the failure (a 4xx), as opposed to the store.
+    #[must_use]
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            Self::Poisoned
+                | Self::Storage { .. }
+                | Self::Open { .. }
+                | Self::Corrupt { .. }
+                | Self::LockPoisoned
+        )
+    }
+
+    /// Shorthand for a [`Error::BadValue`].
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
+        Self::BadValue(message.into())
+    }
+
+    /// Shorthand for an [`Error::Update`].
+    pub(crate) fn update(code: i32, message: impl Into<String>) -> Self {
+        Self::Update {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! The change feed: events in MongoDB's change-stream shape, resume tokens, and
+//! [`ChangeStream`], which reads the persisted oplog and wakes on commit without polling.
+//!
+//! Every write appends its events to the `oplog` keyspace in the same atomic batch as the
+//! documents, keyed by a sequence number. A resume token's `_data` is fixed-width upper-case
+//! hex of that sequence (see `keys::encode_resume_token`), so string order is oplog order.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use bson::{Bson, Document, Timestamp};
+
+use super::error::{Error, Result};
+use super::keys::{decode_resume_token, encode_resume_token};
+use super::query::Filter;
+use super::{Inner, OPLOG_READ_BATCH_MAX};
+
+/// Which namespaces a stream sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchScope {
+    /// Every database (never invalidated).
+    All,
+    /// One database (invalidated by `dropDatabase`).
+    Database(String),
+    /// One collection (invalidated by its drop or rename, or its database's drop).
+    Collection {
+        /// Database name.
+        db: String,
+        /// Collection name.
+        coll: String,
+    },
+}
+
+/// `fullDocument` of a change stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FullDocument {
+    /// Only insert and replace events carry the document.
+    #[default]
+    Default,
+    /// Update events carry the current document, read when the event is delivered.
+    UpdateLookup,
+    /// Update events carry the post-image, or null when it is missing.
+    WhenAvailable,
+    /// Update events carry the post-image; the stream fails when it is missing.
+    Required,
+}
+
+impl FullDocument {
+    /// Parses MongoDB's option string.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "default" => Self::Default,
+            "updateLookup" => Self::UpdateLookup,
+            "whenAvailable" => Self::WhenAvailable,
+            "required" => Self::Required,
+            other => return Err(Error::bad(format!("unknown fullDocument mode `{other}`"))),
+        })
+    }
+}
+
+/// `fullDocumentBeforeChange` of a change stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FullDocumentBeforeChange {
+    /// The field is omitted.
+    #[default]
+    Off,
+    /// The pre-image, or null when missing.
+    WhenAvailable,
+    /// The pre-image; the stream fails when it is missing.
+    Required,
+}
+
+impl FullDocumentBeforeChange {
+    /// Parses MongoDB's option string.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`].
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "off" => Self::Off,
+            "whenAvailable" => Self::WhenAvailable,
+            "required" => Self::Required,
+            other => {
+                return Err(Error::bad(format!(
+                    "unknown fullDocumentBeforeChange mode `{other}`"
+                )));
+            }
+        })
+    }
+}
+
+/// Options of [`super::History::watch`]. At most one of `resume_after`, `start_after` and
+/// `start_at_operation_time` may be set; with none, the stream starts after the latest event.
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    /// Resume after the event with this token's `_data`.
+    pub resume_after: Option<String>,
+    /// Like `resume_after`, but also accepts an invalidate event's token.
+    pub start_after: Option<String>,
+    /// Start at the first event whose cluster time is at or after this.
+    pub start_at_operation_time: Option<Timestamp>,
+    /// Post-image mode.
+    pub full_document: FullDocument,
+    /// Pre-image mode.
+    pub full_document_before_change: FullDocumentBeforeChange,
+    /// `$match` stages applied to the rendered events (other stages are rejected).
+    pub pipeline: Vec<Document>,
+}
+
+/// Wakes streams when a commit appends events: a condvar for synchronous waiters and a tokio
+/// `watch` channel for async ones. Holds the last committed sequence number.
+#[derive(Debug)]
+pub(crate) struct Notifier {
+    last: Mutex<u64>,
+    cv: Condvar,
+    tx: tokio::sync::watch::Sender<u64>,
+}
+
+impl Notifier {
+    pub(crate) fn new(last: u64) -> Self {
+        let (tx, _) = tokio::sync::watch::channel(last);
+        Self {
+            last: Mutex::new(last),
+            cv: Condvar::new(),
+            tx,
+        }
+    }
+
+    /// Publishes a new last sequence number.
+    pub(crate) fn publish(&self, seq: u64) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = seq;
+        }
+        self.cv.notify_all();
+        self.tx.send_replace(seq);
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
+    /// Blocks until the last sequence number reaches `seq` or `timeout` passes.
+    fn wait_for(&self, seq: u64, timeout: Duration) -> Result<()> {
+        let guard = self.last.lock()?;
+        let _unused = self
+            .cv
+            .wait_timeout_while(guard, timeout, |last| *last < seq)?;
+        Ok(())
+    }
+}
+
+/// A resumable stream of change events in MongoDB's shape.
+///
+/// Reads are short, synchronous oplog range scans (memtable or block-cache hits in the common
+/// case); waiting is asynchronous ([`ChangeStream::next`]) or blocking with a timeout
+/// ([`ChangeStream::next_batch`]).
+#[derive(Debug)]
+pub struct ChangeStream {
+    inner: Arc<Inner>,
+    scope: WatchScope,
+    options: WatchOptions,
+    filter: Option<Filter>,
+    /// Next oplog sequence to read.
+    next_seq: u64,
+    /// Events read but not yet handed out, with their tokens.
+    pending: VecDeque<Document>,
+    /// Token of the last event handed out (or of the start point).
+    last_token: String,
+    /// Token of the last oplog entry scanned.
+    scanned_token: String,
+    /// Set after an invalidate event was queued.
+    invalidated: bool,
+    rx: tokio::sync::watch::Receiver<u64>,
+}
+
+/// A batch from [`ChangeStream::next_batch`] with MongoDB's post-batch resume token.
+#[derive(Debug, Clone)]
+pub struct ChangeBatch {
+    /// The events, oldest first.
+    pub events: Vec<Document>,
+    /// `{_data}` of the high-water mark: resuming from it skips everything this stream has
+    /// scanned, even when the batch is empty.
+    pub post_batch_resume_token: Document,
+}
+
+/// `{_data: token}`.
+pub(crate) fn token_document(data: String) -> Document {
+    let mut d = Document::new();
+    d.insert("_data", data);
+    d
+}
+
+impl ChangeStream {
+    /// Opens a stream (called by `History::watch`).
+    pub(crate) fn open(
+        inner: Arc<Inner>,
+        scope: WatchScope,
+        options: WatchOptions,
+    ) -> Result<Self> {
+        let starts = [
+            options.resume_after.is_some(),
+            options.start_after.is_some(),
+            options.start_at_operation_time.is_some(),
+        ];
+        if starts.iter().filter(|s| **s).count() > 1 {
+            return Err(Error::bad(
+                "Only one type of resume option is allowed, but multiple were found.",
+            ));
+        }
+        let filter = parse_pipeline(&options.pipeline)?;
+        let rx = inner.notifier.subscribe();
+        let (trimmed_through, last_seq) = inner.oplog_bounds()?;
+        let next_seq = if let Some(t) = &options.resume_after {
+            let (seq, invalidate) = decode_resume_token(t)?;
+            if invalidate {
+                return Err(Error::InvalidResumeToken(
+                    "cannot resume a stream after an invalidate event; use startAfter".into(),
+                ));
+            }
+            seq.saturating_add(1)
+        } else if let Some(t) = &options.start_after {
+            decode_resume_token(t)?.0.saturating_add(1)
+        } else if let Some(ts) = options.start_at_operation_time {
+            inner.first_seq_at_or_after(ts)?
+        } else {
+            last_seq.saturating_add(1)
+        };
+        if next_seq <= trimmed_through {
+            return Err(Error::ChangeStreamHistoryLost);
+        }
+        let start_token = encode_resume_token(next_seq.saturating_sub(1), false);
+        Ok(Self {
+            inner,
+            scope,
+            options,
+            filter,
+            next_seq,
+            pending: VecDeque::new(),
+            last_token: start_token.clone(),
+            scanned_token: start_token,
+            invalidated: false,
+            rx,
+        })
+    }
+
+    /// The resume token to persist: the last event handed out, or the high-water mark when
+    /// nothing is pending.
+    #[must_use]
+    pub fn resume_token(&self) -> Document {
+        if self.pending.is_empty() {
+            token_document(self.scanned_token.clone())
+        } else {
+            token_document(self.last_token.clone())
+        }
+    }
+
+    /// Whether the stream ended with an invalidate event and has nothing left.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.invalidated && self.pending.is_empty()
+    }
+
+    /// Reads up to [`OPLOG_READ_BATCH_MAX`] oplog entries into `pending`.
+    fn fill(&mut self) -> Result<()> {
+        if self.invalidated {
+            return Ok(());
+        }
+        let (trimmed_through, _) = self.inner.oplog_bounds()?;
+        if self.next_seq <= trimmed_through {
+            // The stream fell behind retention: its events are gone.
+            return Err(Error::ChangeStreamHistoryLost);
+        }
+        let entries = self.inner.read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX)?;
+        for (seq, entry) in entries {
+            self.next_seq = seq.saturating_add(1);
+            self.scanned_token = encode_resume_token(seq, false);
+            if !self.in_scope(&entry) {
+                continue;
+            }
+            let event = self.render(seq, &entry)?;
+            if self.filter.as_ref().is_none_or(|f| f.matches(&event)) {
+                self.pending.push_back(event);
+            }
+            if self.invalidates(&entry) {
+                self.pending.push_back(invalidate_event(seq, &entry));
+                self.scanned_token = encode_resume_token(seq, true);
+                self.invalidated = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn in_scope(&self, entry: &Document) -> bool {
+        let db = entry.get_str("db").unwrap_or_default();
+        let coll = entry.get_str("coll").unwrap_or_default();
+        match &self.scope {
+            WatchScope::All => true,
+            WatchScope::Database(d) => d == db,
+            WatchScope::Collection { db: d, coll: c } => {
+                d == db && (c == coll || entry.get_str("op").ok() == Some("dropDatabase"))
+            }
+        }
+    }
+
+    fn invalidates(&self, entry: &Document) -> bool {
+        let op = entry.get_str("op").unwrap_or_default();
+        match &self.scope {
+            WatchScope::All => false,
+            WatchScope::Database(_) => op == "dropDatabase",
+            WatchScope::Collection { .. } => matches!(op, "drop" | "rename" | "dropDatabase"),
+        }
+    }
+
+    /// Turns a stored entry into a MongoDB change event under this stream's options.
+    fn render(&self, seq: u64, entry: &Document) -> Result<Document> {
+        let op = entry.get_str("op").unwrap_or_default();
+        let mut ev = Document::new();
+        ev.insert("_id", token_document(encode_resume_token(seq, false)));
+        ev.insert("operationType", op);
+        if let Some(ts) = entry.get("ts") {
+            ev.insert("clusterTime", ts.clone());
+        }
+        if let Some(w) = entry.get("wall") {
+            ev.insert("wallTime", w.clone());
+        }
+        let mut ns = Document::new();
+        ns.insert("db", entry.get_str("db").unwrap_or_default());
+        if op != "dropDatabase" {
+            ns.insert("coll", entry.get_str("coll").unwrap_or_default());
+        }
+        ev.insert("ns", ns);
+        if let Some(to) = entry.get("to") {
+            ev.insert("to", to.clone());
+        }
+        if let Some(key) = entry.get("key") {
+            ev.insert("documentKey", key.clone());
+        }
+        let post = entry.get_document("post").ok();
+        match op {
+            "insert" | "replace" => {
+                ev.insert("fullDocument", post.cloned().map_or(Bson::Null, Bson::Document));
+            }
+            "update" => match self.options.full_document {
+                FullDocument::Default => {}
+                FullDocument::UpdateLookup => {
+                    let current = match entry.get("key").and_then(|k| k.as_document()).and_then(|k| k.get("_id")) {
+                        Some(id) => self.inner.lookup(
+                            entry.get_str("db").unwrap_or_default(),
+                            entry.get_str("coll").unwrap_or_default(),
+                            id,
+                        )?,
+                        None => None,
+                    };
+                    ev.insert("fullDocument", current.map_or(Bson::Null, Bson::Document));
+                }
+                FullDocument::WhenAvailable => {
+                    ev.insert("fullDocument", post.cloned().map_or(Bson::Null, Bson::Document));
+                }
+                FullDocument::Required => match post {
+                    Some(p) => {
+                        ev.insert("fullDocument", p.clone());
+                    }
+                    None => return Err(Error::NoMatchingDocument("Change stream was configured to require a post-image for all update events, but the post-image was not found".into())),
+                },
+            },
+            _ => {}
+        }
+        if let Some(u) = entry.get("upd") {
+            ev.insert("updateDescription", u.clone());
+        }
+        if matches!(op, "update" | "replace" | "delete") {
+            let pre = entry.get_document("pre").ok();
+            match self.options.full_document_before_change {
+                FullDocumentBeforeChange::Off => {}
+                FullDocumentBeforeChange::WhenAvailable => {
+                    ev.insert("fullDocumentBeforeChange", pre.cloned().map_or(Bson::Null, Bson::Document));
+                }
+                FullDocumentBeforeChange::Required => match pre {
+                    Some(p) => {
+                        ev.insert("fullDocumentBeforeChange", p.clone());
+                    }
+                    None => return Err(Error::NoMatchingDocument("Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not found".into())),
+                },
+            }
+        }
+        Ok(ev)
+    }
+
+    /// Returns what is available now, without waiting (up to `max` events).
+    ///
+    /// # Errors
+    /// [`Error::ChangeStreamHistoryLost`] when the stream fell behind retention; storage errors.
+    pub fn try_next_batch(&mut self, max: usize) -> Result<ChangeBatch> {
+        if self.pending.is_empty() {
+            self.fill()?;
+        }
+        Ok(self.take(max))
+    }
+
+    fn take(&mut self, max: usize) -> ChangeBatch {
+        let n = max.min(self.pending.len());
+        let events: Vec<Document> = self.pending.drain(..n).collect();
+        if let Some(last) = events.last()
+            && let Ok(id) = last.get_document("_id")
+        {
+            self.last_token = id.get_str("_data").unwrap_or_default().to_owned();
+        }
+        ChangeBatch {
+            events,
+            post_batch_resume_token: self.resume_token(),
+        }
+    }
+
+    /// Blocks until at least one event is available or `timeout` passes (an empty batch then
+    /// carries the post-batch resume token). Meant for `spawn_blocking` or plain threads.
+    ///
+    /// # Errors
+    /// As [`ChangeStream::try_next_batch`].
+    pub fn next_batch(&mut self, max: usize, timeout: Duration) -> Result<ChangeBatch> {
+        let batch = self.try_next_batch(max)?;
+        if !batch.events.is_empty() || self.is_closed() {
+            return Ok(batch);
+        }
+        self.inner.notifier.wait_for(self.next_seq, timeout)?;
+        self.try_next_batch(max)
+    }
+
+    /// Waits asynchronously for the next event; `None` after the invalidate event was returned
+    /// or when the store is closed.
+    ///
+    /// Cancel-safe: dropping the future loses no event.
+    ///
+    /// # Errors
+    /// As [`ChangeStream::try_next_batch`].
+    pub async fn next(&mut self) -> Result<Option<Document>> {
+        loop {
+            if !self.pending.is_empty() {
+                return Ok(self.take(1).events.into_iter().next());
+            }
+            if self.invalidated {
+                return Ok(None);
+            }
+            self.rx.borrow_and_update();
+            self.fill()?;
+            if !self.pending.is_empty() {
+                continue;
+            }
+            if self.rx.changed().await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// The `invalidate` event that follows a drop, rename or dropDatabase.
+fn invalidate_event(seq: u64, entry: &Document) -> Document {
+    let mut ev = Document::new();
+    ev.insert("_id", token_document(encode_resume_token(seq, true)));
+    ev.insert("operationType", "invalidate");
+    if let Some(ts) = entry.get("ts") {
+        ev.insert("clusterTime", ts.clone());
+    }
+    if let Some(w) = entry.get("wall") {
+        ev.insert("wallTime", w.clone());
+    }
+    ev
+}
+
+/// Accepts `$match` stages only, combined into one filter over events.
+fn parse_pipeline(pipeline: &[Document]) -> Result<Option<Filter>> {
+    let mut clauses = Vec::new();
+    for stage in pipeline {
+        match stage.iter().next() {
+            Some((name, Bson::Document(m))) if name == "$match" && stage.len() == 1 => {
+                clauses.push(Bson::Document(m.clone()))
+            }
+            Some((name, _)) => {
+                return Err(Error::Unsupported(format!(
+                    "change stream stage {name}; only $match is supported"
+                )));
+            }
+            None => return Err(Error::bad("empty pipeline stage")),
+        }
+    }
+    if clauses.is_empty() {
+        return Ok(None);
+    }
+    let mut f = Document::new();
+    f.insert("$and", clauses);
+    Ok(Some(Filter::parse(&f)?))
+}

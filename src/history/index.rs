@@ -1,0 +1,675 @@
+//! Secondary indexes and the query planner: index definitions, the index entries a document
+//! produces (multikey over arrays), and the choice of access path for a filter and sort, shown
+//! by `explain`.
+//!
+//! The planner picks, in order: `_id` point lookups (`IDHACK`); the index with the most
+//! leading equality (or `$in`) fields followed by at most one range field; an index whose
+//! leading keys give the requested sort order; else a collection scan. Every candidate a plan
+//! yields is re-checked against the whole filter, so bounds only need to be a superset.
+
+use std::sync::Arc;
+
+use bson::{Bson, Document};
+
+use super::document::{collect_doc_path, split_path};
+use super::error::{Error, Result};
+use super::keys::{self, bracket_bounds, encode_index_field, prefix_successor};
+use super::query::{Cond, Filter, InItem, Sort};
+use super::{
+    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_FIELDS_MAX, INDEX_NAME_BYTES_MAX, PLAN_RANGES_MAX,
+};
+
+/// What a caller asks for when creating an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexModel {
+    /// `(dotted path, 1 | -1)` per key, in order.
+    pub keys: Vec<(String, i32)>,
+    /// Name; defaults to MongoDB's `field_1_other_-1` form.
+    pub name: Option<String>,
+    /// Whether two documents may not share a key.
+    pub unique: bool,
+}
+
+impl IndexModel {
+    /// Parses MongoDB's `{keys: {field: 1}, options: {name, unique}}` pieces.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a direction other than 1/-1 or an empty key pattern.
+    pub fn from_documents(keys: &Document, options: Option<&Document>) -> Result<Self> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (path, dir) in keys {
+            let d = super::document::as_f64(dir).ok_or_else(|| {
+                Error::bad(format!(
+                    "Values in the index key pattern must be 1 or -1: {path}"
+                ))
+            })?;
+            let d = if d == 1.0 {
+                1
+            } else if d == -1.0 {
+                -1
+            } else {
+                return Err(Error::bad(format!(
+                    "Values in v:2 index key pattern cannot be of type other than 1 or -1: {path}"
+                )));
+            };
+            out.push((path.clone(), d));
+        }
+        let name = match options.and_then(|o| o.get("name")) {
+            None => None,
+            Some(Bson::String(s)) => Some(s.clone()),
+            Some(_) => return Err(Error::bad("index name must be a string")),
+        };
+        let unique = options
+            .and_then(|o| o.get("unique"))
+            .is_some_and(|v| matches!(v, Bson::Boolean(true)));
+        Ok(Self {
+            keys: out,
+            name,
+            unique,
+        })
+    }
+
+    /// The key pattern as a document.
+    #[must_use]
+    pub fn key_document(&self) -> Document {
+        let mut d = Document::new();
+        for (k, dir) in &self.keys {
+            d.insert(k.clone(), *dir);
+        }
+        d
+    }
+
+    /// MongoDB's default index name.
+    #[must_use]
+    pub fn default_name(&self) -> String {
+        self.keys
+            .iter()
+            .map(|(k, d)| format!("{k}_{d}"))
+            .collect::<Vec<_>>()
+            .join("_")
+    }
+}
+
+/// A stored index definition.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexDef {
+    /// Id used as the prefix of every entry.
+    pub(crate) id: u32,
+    /// Name.
+    pub(crate) name: String,
+    /// `(path, parts, descending)` per key.
+    pub(crate) keys: Vec<(String, Vec<String>, bool)>,
+    /// Unique constraint.
+    pub(crate) unique: bool,
+    /// Set once any document produced several entries (arrays).
+    pub(crate) multikey: bool,
+}
+
+impl IndexDef {
+    /// Validates a model and assigns an id.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`], [`Error::TooMany`] beyond [`INDEX_FIELDS_MAX`].
+    pub(crate) fn new(id: u32, model: &IndexModel) -> Result<Self> {
+        if model.keys.is_empty() {
+            return Err(Error::bad("Index keys cannot be an empty field"));
+        }
+        if model.keys.len() > INDEX_FIELDS_MAX {
+            return Err(Error::TooMany {
+                what: "index key pattern",
+                len: model.keys.len(),
+                max: INDEX_FIELDS_MAX,
+            });
+        }
+        let name = model.name.clone().unwrap_or_else(|| model.default_name());
+        if name.is_empty() || name.len() > INDEX_NAME_BYTES_MAX {
+            return Err(Error::bad(format!(
+                "index name must be 1..={INDEX_NAME_BYTES_MAX} bytes"
+            )));
+        }
+        let mut keys = Vec::with_capacity(model.keys.len());
+        for (path, dir) in &model.keys {
+            if path == "_id" && model.keys.len() == 1 {
+                return Err(Error::bad("the _id index exists already"));
+            }
+            let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
+            keys.push((path.clone(), parts, *dir < 0));
+        }
+        Ok(Self {
+            id,
+            name,
+            keys,
+            unique: model.unique,
+            multikey: false,
+        })
+    }
+
+    /// The model this definition was made from.
+    pub(crate) fn model(&self) -> IndexModel {
+        IndexModel {
+            keys: self
+                .keys
+                .iter()
+                .map(|(p, _, d)| (p.clone(), if *d { -1 } else { 1 }))
+                .collect(),
+            name: Some(self.name.clone()),
+            unique: self.unique,
+        }
+    }
+
+    /// The storage key of one entry.
+    pub(crate) fn entry_key(&self, encoded_values: &[u8], encoded_id: &[u8]) -> Vec<u8> {
+        if self.unique {
+            keys::unique_index_key(self.id, encoded_values)
+        } else {
+            keys::index_key(self.id, encoded_values, encoded_id)
+        }
+    }
+
+    /// Encodes the definition for the catalog.
+    pub(crate) fn to_document(&self) -> Document {
+        let mut d = Document::new();
+        d.insert("id", i64::from(self.id));
+        d.insert("name", self.name.clone());
+        d.insert("key", self.model().key_document());
+        d.insert("unique", self.unique);
+        d.insert("multikey", self.multikey);
+        d
+    }
+
+    /// Decodes a catalog entry.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`].
+    pub(crate) fn from_document(d: &Document) -> Result<Self> {
+        let corrupt = |reason: &str| Error::Corrupt {
+            what: "index definition",
+            reason: reason.to_owned(),
+        };
+        let id = d
+            .get_i64("id")
+            .ok()
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or_else(|| corrupt("id"))?;
+        let key = d.get_document("key").map_err(|_| corrupt("key"))?;
+        let model = IndexModel::from_documents(key, None).map_err(|_| corrupt("key pattern"))?;
+        let mut def = Self::new(
+            id,
+            &IndexModel {
+                name: d.get_str("name").ok().map(str::to_owned),
+                ..model
+            },
+        )
+        .map_err(|_| corrupt("definition"))?;
+        def.unique = d.get_bool("unique").unwrap_or(false);
+        def.multikey = d.get_bool("multikey").unwrap_or(false);
+        Ok(def)
+    }
+
+    /// The encoded key values (without index id and `_id`) a document produces, deduplicated,
+    /// and whether it produced several (multikey).
+    ///
+    /// # Errors
+    /// Code 171 when two key fields are arrays, [`Error::TooMany`] beyond
+    /// [`INDEX_ENTRIES_PER_DOCUMENT_MAX`].
+    pub(crate) fn entries(&self, doc: &Document) -> Result<(Vec<Vec<u8>>, bool)> {
+        let mut per_field: Vec<Vec<Bson>> = Vec::with_capacity(self.keys.len());
+        let mut multikey = false;
+        for (_, parts, _) in &self.keys {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let values = index_values(doc, &parts);
+            if values.len() > 1 {
+                if multikey {
+                    return Err(Error::update(
+                        171,
+                        format!("cannot index parallel arrays in index {}", self.name),
+                    ));
+                }
+                multikey = true;
+            }
+            per_field.push(values);
+        }
+        let mut out: Vec<Vec<u8>> = vec![Vec::new()];
+        for (values, (_, _, desc)) in per_field.iter().zip(&self.keys) {
+            let mut next = Vec::with_capacity(out.len() * values.len());
+            for prefix in &out {
+                for v in values {
+                    let mut k = prefix.clone();
+                    encode_index_field(v, *desc, &mut k);
+                    next.push(k);
+                }
+            }
+            out = next;
+            if out.len() > INDEX_ENTRIES_PER_DOCUMENT_MAX {
+                return Err(Error::TooMany {
+                    what: "index entries of one document",
+                    len: out.len(),
+                    max: INDEX_ENTRIES_PER_DOCUMENT_MAX,
+                });
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok((out, multikey))
+    }
+
+    /// Renders the values of an entry for a duplicate-key message.
+    pub(crate) fn render_key(&self, doc: &Document) -> String {
+        let parts: Vec<String> = self
+            .keys
+            .iter()
+            .map(|(path, parts, _)| {
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                let v = super::document::get_path(doc, &parts)
+                    .cloned()
+                    .unwrap_or(Bson::Null);
+                format!("{path}: {}", super::document::render_value(&v))
+            })
+            .collect();
+        format!("{{ {} }}", parts.join(", "))
+    }
+}
+
+/// The values a key path contributes: every reached value, arrays flattened one level, a
+/// missing path or empty array as null.
+fn index_values(doc: &Document, parts: &[&str]) -> Vec<Bson> {
+    let mut out: Vec<Bson> = Vec::new();
+    for r in collect_doc_path(doc, parts) {
+        match r {
+            None => out.push(Bson::Null),
+            Some(Bson::Array(a)) if a.is_empty() => out.push(Bson::Null),
+            Some(Bson::Array(a)) => out.extend(a.iter().cloned()),
+            Some(v) => out.push(v.clone()),
+        }
+    }
+    if out.len() > 1 {
+        let mut seen: Vec<Vec<u8>> = Vec::with_capacity(out.len());
+        out.retain(|v| {
+            let k = keys::encode_key_value(v);
+            if seen.contains(&k) {
+                false
+            } else {
+                seen.push(k);
+                true
+            }
+        });
+    }
+    out
+}
+
+/// How a plan reaches documents.
+#[derive(Debug, Clone)]
+pub(crate) enum Access {
+    /// Point lookups by `_id` (encoded).
+    Ids(Vec<Vec<u8>>),
+    /// Scans of index key ranges `[start, end)`.
+    Index {
+        /// The index.
+        index: Arc<IndexDef>,
+        /// Key ranges, absolute (index id included).
+        ranges: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Scan backwards.
+        reverse: bool,
+        /// Human-readable bounds per field for `explain`.
+        bounds: Document,
+        /// Each range is one exact unique key: look it up instead of scanning.
+        point: bool,
+    },
+    /// Every document of the collection.
+    Scan,
+}
+
+/// A chosen plan.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// The access path.
+    pub(crate) access: Access,
+    /// Whether the access path already yields documents in the requested sort order.
+    pub(crate) sorted: bool,
+}
+
+impl Plan {
+    /// The `winningPlan` document of `explain`.
+    pub(crate) fn describe(&self) -> Document {
+        let mut d = Document::new();
+        match &self.access {
+            Access::Ids(ids) => {
+                d.insert("stage", "IDHACK");
+                d.insert("keys", i64::try_from(ids.len()).unwrap_or(i64::MAX));
+            }
+            Access::Scan => {
+                d.insert("stage", "COLLSCAN");
+                d.insert("direction", "forward");
+            }
+            Access::Index {
+                index,
+                ranges,
+                reverse,
+                bounds,
+                ..
+            } => {
+                let mut ix = Document::new();
+                ix.insert("stage", "IXSCAN");
+                ix.insert("keyPattern", index.model().key_document());
+                ix.insert("indexName", index.name.clone());
+                ix.insert("isMultiKey", index.multikey);
+                ix.insert("isUnique", index.unique);
+                ix.insert("direction", if *reverse { "backward" } else { "forward" });
+                ix.insert("indexBounds", bounds.clone());
+                ix.insert("ranges", i64::try_from(ranges.len()).unwrap_or(i64::MAX));
+                d.insert("stage", "FETCH");
+                d.insert("inputStage", ix);
+            }
+        }
+        if !self.sorted {
+            d.insert("blockingSort", false);
+        }
+        d
+    }
+}
+
+/// Bounds derived for one field.
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived planner values; boxing buys nothing"
+)]
+enum FieldBound {
+    /// Exact values.
+    Points(Vec<Bson>),
+    /// A range inside one type bracket: `(value, inclusive)` ends.
+    Range {
+        lo: Option<(Bson, bool)>,
+        hi: Option<(Bson, bool)>,
+    },
+}
+
+/// Whether a value can be looked up as an index point.
+fn pointable(v: &Bson) -> bool {
+    match v {
+        Bson::Array(_) | Bson::RegularExpression(_) | Bson::MinKey | Bson::MaxKey => false,
+        Bson::Document(d) => !d.keys().next().is_some_and(|k| k.starts_with('$')),
+        _ => true,
+    }
+}
+
+/// Whether a value can bound a range.
+fn rangeable(v: &Bson) -> bool {
+    pointable(v) && !matches!(v, Bson::Null | Bson::Undefined | Bson::Document(_))
+}
+
+fn bound_for(cond: &Cond, multikey: bool) -> Option<FieldBound> {
+    match cond {
+        Cond::Eq(v) if pointable(v) => Some(FieldBound::Points(vec![v.clone()])),
+        Cond::In(items) if !items.is_empty() && items.len() <= PLAN_RANGES_MAX => {
+            let mut pts = Vec::with_capacity(items.len());
+            for i in items {
+                match i {
+                    InItem::Value(v) if pointable(v) => pts.push(v.clone()),
+                    _ => return None,
+                }
+            }
+            Some(FieldBound::Points(pts))
+        }
+        Cond::Gt(v) if rangeable(v) => Some(FieldBound::Range {
+            lo: Some((v.clone(), false)),
+            hi: None,
+        }),
+        Cond::Gte(v) if rangeable(v) => Some(FieldBound::Range {
+            lo: Some((v.clone(), true)),
+            hi: None,
+        }),
+        Cond::Lt(v) if rangeable(v) => Some(FieldBound::Range {
+            lo: None,
+            hi: Some((v.clone(), false)),
+        }),
+        Cond::Lte(v) if rangeable(v) => Some(FieldBound::Range {
+            lo: None,
+            hi: Some((v.clone(), true)),
+        }),
+        Cond::And(cs) => {
+            let mut best: Option<FieldBound> = None;
+            for c in cs {
+                let Some(b) = bound_for(c, multikey) else {
+                    continue;
+                };
+                best = Some(match (best, b) {
+                    (Some(p @ FieldBound::Points(_)), _) | (_, p @ FieldBound::Points(_)) => p,
+                    (None, r) => r,
+                    (
+                        Some(FieldBound::Range { lo: l1, hi: h1 }),
+                        FieldBound::Range { lo: l2, hi: h2 },
+                    ) => {
+                        // Two conditions on an array field may be met by different elements,
+                        // so a multikey index keeps only one side of the range.
+                        let lo = l1.or(l2);
+                        let hi = if multikey { None } else { h1.or(h2) };
+                        let same_bracket = match (&lo, &hi) {
+                            (Some((a, _)), Some((b, _))) => bracket_bounds(a) == bracket_bounds(b),
+                            _ => true,
+                        };
+                        if same_bracket {
+                            FieldBound::Range { lo, hi }
+                        } else {
+                            FieldBound::Range { lo, hi: None }
+                        }
+                    }
+                });
+            }
+            best
+        }
+        _ => None,
+    }
+}
+
+fn render_bound(b: &FieldBound) -> Bson {
+    match b {
+        FieldBound::Points(pts) => Bson::Array(
+            pts.iter()
+                .map(|p| Bson::String(format!("[{p}, {p}]")))
+                .collect(),
+        ),
+        FieldBound::Range { lo, hi } => {
+            let l = lo.as_ref().map_or("[MinKey".to_owned(), |(v, inc)| {
+                format!("{}{v}", if *inc { "[" } else { "(" })
+            });
+            let h = hi.as_ref().map_or("MaxKey]".to_owned(), |(v, inc)| {
+                format!("{v}{}", if *inc { "]" } else { ")" })
+            });
+            Bson::Array(vec![Bson::String(format!("{l}, {h}"))])
+        }
+    }
+}
+
+/// Chooses the access path for `filter` (and `sort`, when given) over a collection's indexes.
+pub(crate) fn plan(indexes: &[Arc<IndexDef>], filter: &Filter, sort: Option<&Sort>) -> Plan {
+    let conjuncts = filter.conjuncts();
+    // `_id` equality or `$in`.
+    for (path, cond) in &conjuncts {
+        if *path != "_id" {
+            continue;
+        }
+        if let Some(FieldBound::Points(pts)) = bound_for(cond, false) {
+            let mut ids: Vec<Vec<u8>> = pts.iter().map(keys::encode_key_value).collect();
+            ids.sort();
+            ids.dedup();
+            let sorted = sort.is_none_or(Sort::is_empty) || ids.len() <= 1;
+            return Plan {
+                access: Access::Ids(ids),
+                sorted,
+            };
+        }
+    }
+    let mut best: Option<(u32, Plan)> = None;
+    for index in indexes {
+        let Some((score, plan)) = plan_index(index, &conjuncts, sort) else {
+            continue;
+        };
+        if best.as_ref().is_none_or(|(s, _)| score > *s) {
+            best = Some((score, plan));
+        }
+    }
+    if let Some((_, plan)) = best {
+        return plan;
+    }
+    // No usable bounds: an index that yields the sort order.
+    if let Some(sort) = sort.filter(|s| !s.is_empty()) {
+        for index in indexes {
+            if let Some(reverse) = sort_order_from(index, 0, sort) {
+                let start = index.id.to_be_bytes().to_vec();
+                let end = prefix_successor(&start).unwrap_or_else(|| vec![0xFF; 5]);
+                return Plan {
+                    access: Access::Index {
+                        index: index.clone(),
+                        ranges: vec![(start, end)],
+                        reverse,
+                        bounds: Document::new(),
+                        point: false,
+                    },
+                    sorted: true,
+                };
+            }
+        }
+    }
+    Plan {
+        access: Access::Scan,
+        sorted: sort.is_none_or(Sort::is_empty),
+    }
+}
+
+/// Whether `sort` equals the index keys from `from` on (same or all-opposite directions);
+/// `Some(reverse)` when it does.
+fn sort_order_from(index: &IndexDef, from: usize, sort: &Sort) -> Option<bool> {
+    let keys = index.keys.get(from..)?;
+    if sort.keys.is_empty() || sort.keys.len() > keys.len() {
+        return None;
+    }
+    let mut reverse = None;
+    for ((spath, _, asc), (ipath, _, desc)) in sort.keys.iter().zip(keys) {
+        if spath != ipath {
+            return None;
+        }
+        let r = *asc == *desc;
+        if *reverse.get_or_insert(r) != r {
+            return None;
+        }
+    }
+    reverse
+}
+
+fn plan_index(
+    index: &Arc<IndexDef>,
+    conjuncts: &[(&str, &Cond)],
+    sort: Option<&Sort>,
+) -> Option<(u32, Plan)> {
+    let mut prefixes: Vec<Vec<u8>> = vec![index.id.to_be_bytes().to_vec()];
+    let mut bounds = Document::new();
+    let mut score = 0u32;
+    let mut eq_fields = 0usize;
+    let mut range: Option<(FieldBound, bool)> = None;
+    for (path, _, desc) in &index.keys {
+        let field_bound = conjuncts
+            .iter()
+            .filter(|(p, _)| p == path)
+            .filter_map(|(_, c)| bound_for(c, index.multikey))
+            .fold(None, |acc: Option<FieldBound>, b| match (acc, b) {
+                (Some(p @ FieldBound::Points(_)), _) | (_, p @ FieldBound::Points(_)) => Some(p),
+                (_, r) => Some(r),
+            });
+        match field_bound {
+            Some(FieldBound::Points(pts)) => {
+                bounds.insert(path.clone(), render_bound(&FieldBound::Points(pts.clone())));
+                let mut next = Vec::with_capacity(prefixes.len() * pts.len());
+                for p in &prefixes {
+                    for v in &pts {
+                        let mut k = p.clone();
+                        encode_index_field(v, *desc, &mut k);
+                        next.push(k);
+                    }
+                }
+                if next.len() > PLAN_RANGES_MAX {
+                    break;
+                }
+                prefixes = next;
+                score += 10;
+                eq_fields += 1;
+            }
+            Some(r @ FieldBound::Range { .. }) => {
+                bounds.insert(path.clone(), render_bound(&r));
+                if !*desc {
+                    score += 5;
+                    range = Some((r, *desc));
+                }
+                break;
+            }
+            None => break,
+        }
+    }
+    if score == 0 {
+        return None;
+    }
+    if index.unique && eq_fields == index.keys.len() {
+        score += 3;
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    let ranges: Vec<(Vec<u8>, Vec<u8>)> = prefixes
+        .iter()
+        .filter_map(|p| match &range {
+            None => Some((p.clone(), prefix_successor(p)?)),
+            Some((FieldBound::Range { lo, hi }, _)) => {
+                let bracket_of = lo
+                    .as_ref()
+                    .or(hi.as_ref())
+                    .map(|(v, _)| bracket_bounds(v))?;
+                let start = match lo {
+                    None => concat(p, &[bracket_of.0]),
+                    Some((v, incl)) => {
+                        let k = concat(p, &keys::encode_key_value(v));
+                        if *incl { k } else { prefix_successor(&k)? }
+                    }
+                };
+                let end = match hi {
+                    None => concat(p, &[bracket_of.1]),
+                    Some((v, incl)) => {
+                        let k = concat(p, &keys::encode_key_value(v));
+                        if *incl { prefix_successor(&k)? } else { k }
+                    }
+                };
+                Some((start, end))
+            }
+            Some((FieldBound::Points(_), _)) => None,
+        })
+        .collect();
+    let (sorted, reverse) = match sort.filter(|s| !s.is_empty()) {
+        None => (true, false),
+        Some(s) if ranges.len() == 1 => match sort_order_from(index, eq_fields, s) {
+            Some(rev) => (true, rev),
+            None => (false, false),
+        },
+        Some(_) => (false, false),
+    };
+    if sorted && sort.is_some_and(|s| !s.is_empty()) {
+        score += 1;
+    }
+    Some((
+        score,
+        Plan {
+            access: Access::Index {
+                index: index.clone(),
+                point: index.unique && eq_fields == index.keys.len() && range.is_none(),
+                ranges,
+                reverse,
+                bounds,
+            },
+            sorted,
+        },
+    ))
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(a.len() + b.len());
+    v.extend_from_slice(a);
+    v.extend_from_slice(b);
+    v
+}

@@ -1,0 +1,549 @@
+//! Every persisted key encoding of the history store, and the order-preserving encoding of
+//! BSON values used in document and index keys.
+//!
+//! Layouts (all integers big-endian so byte order is numeric order; see `docs/formats/history.md`):
+//! - `docs`: `collection id (u32)` ++ `encode_value(_id)`
+//! - `index`: `index id (u32)` ++ `encode_value(v1)` ++ … ++ `encode_value(_id)` (unique
+//!   indexes omit the `_id` suffix); the value is `encode_value(_id)`, the document's key suffix
+//! - `oplog`: `seq (u64)`
+//! - `catalog`: `b'c'` ++ db ++ `0x00` ++ collection → collection record; `b's'` → store state
+//! - `meta`: caller's key as given
+//!
+//! The value encoding is prefix-free (no encoding is a prefix of another) and its byte order is
+//! MongoDB's value order, so `compare(a, b)` and `encode_value(a).cmp(&encode_value(b))`
+//! agree. Numbers of every type that are equal by value encode identically, as MongoDB indexes
+//! them.
+
+#![deny(clippy::indexing_slicing)]
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document, Regex, Timestamp, oid::ObjectId};
+
+use super::KEY_BYTES_MAX;
+use super::error::{Error, Result};
+
+/// Tag bytes of the value encoding, one per MongoDB type bracket, in bracket order.
+mod tag {
+    pub(super) const MIN_KEY: u8 = 0x01;
+    pub(super) const NULL: u8 = 0x05;
+    pub(super) const NUMBER: u8 = 0x10;
+    pub(super) const STRING: u8 = 0x14;
+    pub(super) const DOCUMENT: u8 = 0x18;
+    pub(super) const ARRAY: u8 = 0x1C;
+    pub(super) const BINARY: u8 = 0x20;
+    pub(super) const OBJECT_ID: u8 = 0x24;
+    pub(super) const BOOLEAN: u8 = 0x28;
+    pub(super) const DATE: u8 = 0x2C;
+    pub(super) const TIMESTAMP: u8 = 0x30;
+    pub(super) const REGEX: u8 = 0x34;
+    pub(super) const CODE: u8 = 0x3C;
+    pub(super) const MAX_KEY: u8 = 0x7F;
+}
+
+/// Prefix of collection records in the catalog keyspace.
+pub(crate) const CATALOG_COLLECTION: u8 = b'c';
+/// Key of the store state record in the catalog keyspace.
+pub(crate) const CATALOG_STATE: &[u8] = b"s";
+
+/// Checks an encoded key against the storage engine's bounds (1..=[`KEY_BYTES_MAX`]).
+///
+/// # Errors
+/// [`Error::KeyTooLarge`] (an empty key is reported with `len` 0).
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() || key.len() > KEY_BYTES_MAX {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: KEY_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Order-preserving bits of a double: NaN lowest, then -inf … +inf; -0.0 and 0.0 equal.
+fn double_bits(d: f64) -> u64 {
+    if d.is_nan() {
+        return 0;
+    }
+    let d = if d == 0.0 { 0.0 } else { d };
+    let bits = d.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// Inverse of [`double_bits`].
+fn double_from_bits(bits: u64) -> f64 {
+    if bits == 0 {
+        return f64::NAN;
+    }
+    if bits >> 63 == 1 {
+        f64::from_bits(bits & !(1 << 63))
+    } else {
+        f64::from_bits(!bits)
+    }
+}
+
+/// Writes a number: sortable double bits, then the signed exact remainder of an integer that
+/// the double rounded (0 for doubles), so large `i64`s keep their order.
+fn encode_number(v: &Bson, out: &mut Vec<u8>) {
+    let (d, delta) = match v {
+        Bson::Int32(i) => (f64::from(*i), 0i64),
+        Bson::Int64(i) => {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "the rounding error is stored as delta"
+            )]
+            let d = *i as f64;
+            (d, i128_delta(*i, d))
+        }
+        Bson::Double(d) => (*d, 0),
+        other => (super::document::as_f64(other).unwrap_or(f64::NAN), 0),
+    };
+    out.push(tag::NUMBER);
+    out.extend_from_slice(&double_bits(d).to_be_bytes());
+    out.extend_from_slice(&((delta as u64) ^ (1 << 63)).to_be_bytes());
+}
+
+/// `i - d` exactly, where `d` is `i` rounded to a double (at most 2^10 in magnitude).
+fn i128_delta(i: i64, d: f64) -> i64 {
+    if d >= TWO_POW_63 {
+        // d is 2^63, one past i64::MAX.
+        let diff = i128::from(i) - (1i128 << 63);
+        return i64::try_from(diff).unwrap_or(i64::MIN);
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "d is an integral double within i64 range"
+    )]
+    let t = d as i64;
+    i.wrapping_sub(t)
+}
+
+/// Writes a string with 0x00 escaped as 0x00 0xFF and a 0x00 0x00 terminator.
+fn encode_bytes_escaped(s: &[u8], out: &mut Vec<u8>) {
+    for &b in s {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+}
+
+/// Appends the order-preserving encoding of `v`.
+pub(crate) fn encode_value(v: &Bson, out: &mut Vec<u8>) {
+    match v {
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            encode_number(v, out)
+        }
+        _ => {
+            out.push(tag_of(v));
+            encode_payload(v, out);
+        }
+    }
+}
+
+/// The tag byte of a value's bracket.
+fn tag_of(v: &Bson) -> u8 {
+    match v {
+        Bson::MinKey => tag::MIN_KEY,
+        Bson::Null | Bson::Undefined => tag::NULL,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => tag::NUMBER,
+        Bson::String(_) | Bson::Symbol(_) => tag::STRING,
+        Bson::Document(_) => tag::DOCUMENT,
+        Bson::Array(_) => tag::ARRAY,
+        Bson::Binary(_) => tag::BINARY,
+        Bson::ObjectId(_) => tag::OBJECT_ID,
+        Bson::Boolean(_) => tag::BOOLEAN,
+        Bson::DateTime(_) => tag::DATE,
+        Bson::Timestamp(_) => tag::TIMESTAMP,
+        Bson::RegularExpression(_) => tag::REGEX,
+        Bson::DbPointer(_) | Bson::JavaScriptCode(_) | Bson::JavaScriptCodeWithScope(_) => {
+            tag::CODE
+        }
+        Bson::MaxKey => tag::MAX_KEY,
+    }
+}
+
+/// Appends everything after the tag byte.
+fn encode_payload(v: &Bson, out: &mut Vec<u8>) {
+    match v {
+        Bson::MinKey | Bson::MaxKey | Bson::Null | Bson::Undefined => {}
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            let mut tmp = Vec::with_capacity(17);
+            encode_number(v, &mut tmp);
+            out.extend_from_slice(tmp.get(1..).unwrap_or_default());
+        }
+        Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => {
+            encode_bytes_escaped(s.as_bytes(), out)
+        }
+        Bson::Document(d) => {
+            for (k, val) in d {
+                out.push(tag_of(val));
+                encode_bytes_escaped(k.as_bytes(), out);
+                encode_payload(val, out);
+            }
+            out.push(0);
+        }
+        Bson::Array(a) => {
+            for el in a {
+                encode_value(el, out);
+            }
+            out.push(0);
+        }
+        Bson::Binary(b) => {
+            let len = u32::try_from(b.bytes.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.push(u8::from(b.subtype));
+            out.extend_from_slice(&b.bytes);
+        }
+        Bson::ObjectId(o) => out.extend_from_slice(&o.bytes()),
+        Bson::Boolean(b) => out.push(u8::from(*b)),
+        Bson::DateTime(d) => {
+            out.extend_from_slice(&((d.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes())
+        }
+        Bson::Timestamp(t) => {
+            out.extend_from_slice(&t.time.to_be_bytes());
+            out.extend_from_slice(&t.increment.to_be_bytes());
+        }
+        Bson::RegularExpression(r) => {
+            encode_bytes_escaped(r.pattern.as_str().as_bytes(), out);
+            encode_bytes_escaped(r.options.as_str().as_bytes(), out);
+        }
+        Bson::DbPointer(_) | Bson::JavaScriptCodeWithScope(_) => {
+            encode_bytes_escaped(v.to_string().as_bytes(), out)
+        }
+    }
+}
+
+/// A cursor over an encoded value.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| corrupt("truncated value"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let s = self
+            .bytes
+            .get(self.pos..self.pos + N)
+            .ok_or_else(|| corrupt("truncated value"))?;
+        self.pos += N;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn take_vec(&mut self, n: usize) -> Result<Vec<u8>> {
+        let s = self
+            .bytes
+            .get(self.pos..self.pos.saturating_add(n))
+            .ok_or_else(|| corrupt("truncated value"))?;
+        self.pos += n;
+        Ok(s.to_vec())
+    }
+
+    fn escaped(&mut self) -> Result<String> {
+        let mut s = Vec::new();
+        loop {
+            let b = self.byte()?;
+            if b != 0 {
+                s.push(b);
+                continue;
+            }
+            match self.byte()? {
+                0 => break,
+                0xFF => s.push(0),
+                _ => return Err(corrupt("bad string escape")),
+            }
+        }
+        String::from_utf8(s).map_err(|_| corrupt("string is not UTF-8"))
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Bson> {
+        let t = self.byte()?;
+        self.payload(t, depth)
+    }
+
+    fn payload(&mut self, t: u8, depth: usize) -> Result<Bson> {
+        if depth > super::NESTING_DEPTH_MAX {
+            return Err(corrupt("nesting too deep"));
+        }
+        Ok(match t {
+            tag::MIN_KEY => Bson::MinKey,
+            tag::MAX_KEY => Bson::MaxKey,
+            tag::NULL => Bson::Null,
+            tag::NUMBER => {
+                let d = double_from_bits(u64::from_be_bytes(self.take::<8>()?));
+                let delta = (u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64;
+                if delta != 0
+                    || (d.fract() == 0.0 && d.abs() < 9.0e15 && !(d == 0.0 && d.is_sign_negative()))
+                {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        reason = "integral double in i64 range"
+                    )]
+                    let base = if d >= TWO_POW_63 { i64::MAX } else { d as i64 };
+                    let base = if d >= TWO_POW_63 {
+                        base.wrapping_add(1)
+                    } else {
+                        base
+                    };
+                    Bson::Int64(base.wrapping_add(delta))
+                } else {
+                    Bson::Double(d)
+                }
+            }
+            tag::STRING => Bson::String(self.escaped()?),
+            tag::DOCUMENT => {
+                let mut d = Document::new();
+                loop {
+                    let vt = self.byte()?;
+                    if vt == 0 {
+                        break;
+                    }
+                    let k = self.escaped()?;
+                    let v = self.payload(vt, depth + 1)?;
+                    d.insert(k, v);
+                }
+                Bson::Document(d)
+            }
+            tag::ARRAY => {
+                let mut a = Vec::new();
+                loop {
+                    let vt = self.byte()?;
+                    if vt == 0 {
+                        break;
+                    }
+                    a.push(self.payload(vt, depth + 1)?);
+                }
+                Bson::Array(a)
+            }
+            tag::BINARY => {
+                let len = u32::from_be_bytes(self.take::<4>()?);
+                let subtype = BinarySubtype::from(self.byte()?);
+                let bytes = self.take_vec(usize::try_from(len).unwrap_or(usize::MAX))?;
+                Bson::Binary(Binary { subtype, bytes })
+            }
+            tag::OBJECT_ID => Bson::ObjectId(ObjectId::from_bytes(self.take::<12>()?)),
+            tag::BOOLEAN => Bson::Boolean(self.byte()? != 0),
+            tag::DATE => {
+                let ms = (u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64;
+                Bson::DateTime(bson::DateTime::from_millis(ms))
+            }
+            tag::TIMESTAMP => {
+                let time = u32::from_be_bytes(self.take::<4>()?);
+                let increment = u32::from_be_bytes(self.take::<4>()?);
+                Bson::Timestamp(Timestamp { time, increment })
+            }
+            tag::REGEX => {
+                let pattern = self.escaped()?;
+                let options = self.escaped()?;
+                let pattern = bson::raw::CString::try_from(pattern)
+                    .map_err(|_| corrupt("regex pattern has NUL"))?;
+                let options = bson::raw::CString::try_from(options)
+                    .map_err(|_| corrupt("regex options have NUL"))?;
+                Bson::RegularExpression(Regex { pattern, options })
+            }
+            tag::CODE => Bson::JavaScriptCode(self.escaped()?),
+            _ => return Err(corrupt("unknown value tag")),
+        })
+    }
+}
+
+fn corrupt(reason: &str) -> Error {
+    Error::Corrupt {
+        what: "key",
+        reason: reason.to_owned(),
+    }
+}
+
+/// Decodes one value from the front of `bytes`, returning it and the bytes it used. Numbers
+/// come back as `Int64` when integral (and below 2^53 or carrying a remainder) else `Double`;
+/// they compare equal to what was encoded.
+///
+/// # Errors
+/// [`Error::Corrupt`] on malformed input (never panics).
+pub fn decode_value(bytes: &[u8]) -> Result<(Bson, usize)> {
+    let mut r = Reader { bytes, pos: 0 };
+    let v = r.value(0)?;
+    Ok((v, r.pos))
+}
+
+/// The order-preserving encoding of one value, as a fresh vector.
+#[must_use]
+pub fn encode_key_value(v: &Bson) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_value(v, &mut out);
+    out
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, or `None` when
+/// `prefix` is all 0xFF.
+#[must_use]
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last < 0xFF {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// The tag byte that starts a value's bracket, and the one after it: the half-open byte range
+/// holding every encoding of a value in the same type bracket as `v`.
+#[must_use]
+pub(crate) fn bracket_bounds(v: &Bson) -> (u8, u8) {
+    let t = tag_of(v);
+    (t, t + 1)
+}
+
+/// Key of a document: collection id and encoded `_id`.
+#[must_use]
+pub(crate) fn doc_key(coll_id: u32, encoded_id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + encoded_id.len());
+    k.extend_from_slice(&coll_id.to_be_bytes());
+    k.extend_from_slice(encoded_id);
+    k
+}
+
+/// Key of an index entry: index id, the encoded field values (complemented for descending
+/// fields) and the encoded `_id`.
+#[must_use]
+pub(crate) fn index_key(index_id: u32, encoded_values: &[u8], encoded_id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + encoded_values.len() + encoded_id.len());
+    k.extend_from_slice(&index_id.to_be_bytes());
+    k.extend_from_slice(encoded_values);
+    k.extend_from_slice(encoded_id);
+    k
+}
+
+/// Key of a unique index's entry: index id and encoded values only, so the uniqueness check
+/// is a point lookup; the value holds the encoded `_id`.
+#[must_use]
+pub(crate) fn unique_index_key(index_id: u32, encoded_values: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + encoded_values.len());
+    k.extend_from_slice(&index_id.to_be_bytes());
+    k.extend_from_slice(encoded_values);
+    k
+}
+
+/// Appends one index field's encoding; descending fields are byte-complemented so a forward
+/// scan yields descending order (prefix-freedom survives complementing).
+pub(crate) fn encode_index_field(v: &Bson, descending: bool, out: &mut Vec<u8>) {
+    let start = out.len();
+    encode_value(v, out);
+    if descending && let Some(tail) = out.get_mut(start..) {
+        for b in tail {
+            *b = !*b;
+        }
+    }
+}
+
+/// Key of an oplog entry.
+#[must_use]
+pub(crate) fn oplog_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// Decodes an oplog key.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the key is not 8 bytes.
+pub(crate) fn decode_oplog_key(key: &[u8]) -> Result<u64> {
+    let a: [u8; 8] = key.try_into().map_err(|_| Error::Corrupt {
+        what: "oplog key",
+        reason: format!("{} bytes", key.len()),
+    })?;
+    Ok(u64::from_be_bytes(a))
+}
+
+/// Key of a collection record in the catalog.
+#[must_use]
+pub(crate) fn catalog_collection_key(db: &str, coll: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + db.len() + coll.len());
+    k.push(CATALOG_COLLECTION);
+    k.extend_from_slice(db.as_bytes());
+    k.push(0);
+    k.extend_from_slice(coll.as_bytes());
+    k
+}
+
+/// Version of the resume-token layout, the first two hex digits of `_data`.
+pub(crate) const RESUME_TOKEN_VERSION: u8 = 0x01;
+/// Length of `_data` in hex digits: version (2) + seq (16) + kind (2).
+pub(crate) const RESUME_TOKEN_HEX_LEN: usize = 20;
+
+/// Encodes a resume token's `_data`: fixed-width upper-case hex of version, oplog sequence and
+/// kind (0 = event, 1 = the invalidate that follows the event), so string order is oplog order.
+#[must_use]
+pub(crate) fn encode_resume_token(seq: u64, invalidate: bool) -> String {
+    format!(
+        "{RESUME_TOKEN_VERSION:02X}{seq:016X}{:02X}",
+        u8::from(invalidate)
+    )
+}
+
+/// Decodes a resume token's `_data` into (seq, is-invalidate).
+///
+/// # Errors
+/// [`Error::InvalidResumeToken`].
+pub(crate) fn decode_resume_token(data: &str) -> Result<(u64, bool)> {
+    let bad = || Error::InvalidResumeToken(format!("`{data}` is not a resume token of this store"));
+    if data.len() != RESUME_TOKEN_HEX_LEN || !data.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let version = u8::from_str_radix(data.get(0..2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    let seq = u64::from_str_radix(data.get(2..18).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    let kind = u8::from_str_radix(data.get(18..20).ok_or_else(bad)?, 16).map_err(|_| bad())?;
+    if version != RESUME_TOKEN_VERSION || kind > 1 {
+        return Err(bad());
+    }
+    Ok((seq, kind == 1))
+}
+
+/// 2^63 as a double: one past `i64::MAX`.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_of_equal_value_encode_alike() {
+        assert_eq!(
+            encode_key_value(&Bson::Int32(7)),
+            encode_key_value(&Bson::Double(7.0))
+        );
+        assert_eq!(
+            encode_key_value(&Bson::Int64(7)),
+            encode_key_value(&Bson::Int32(7))
+        );
+        assert!(
+            encode_key_value(&Bson::Int64(i64::MAX - 1)) < encode_key_value(&Bson::Int64(i64::MAX))
+        );
+    }
+
+    #[test]
+    fn resume_tokens_round_trip_and_sort() {
+        let a = encode_resume_token(9, false);
+        let b = encode_resume_token(10, false);
+        assert!(a < b);
+        assert!(a < encode_resume_token(9, true));
+        assert_eq!(decode_resume_token(&b).unwrap(), (10, false));
+        assert!(decode_resume_token("zz").is_err());
+    }
+}

@@ -1,0 +1,940 @@
+//! Filters, projections and sorts with MongoDB's semantics: parsing (once, with validation)
+//! and evaluation against documents.
+//!
+//! Semantics follow the MongoDB manual: dotted paths fan out over arrays (any element may
+//! satisfy a condition, and two conditions on one path may be satisfied by different
+//! elements; `$elemMatch` pins one element); `{f: null}` matches a missing field; `$ne`/`$nin`
+//! match missing fields; comparisons only hold inside one type bracket.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document};
+
+use super::document::{self, collect_doc_path, compare, split_path, type_rank, values_equal};
+use super::error::{Error, Result};
+use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX};
+
+/// A parsed filter.
+#[derive(Debug, Clone)]
+pub(crate) enum Filter {
+    /// Every clause holds.
+    And(Vec<Filter>),
+    /// Some clause holds.
+    Or(Vec<Filter>),
+    /// No clause holds.
+    Nor(Vec<Filter>),
+    /// A condition on the values a dotted path reaches.
+    Field {
+        /// The dotted path as written.
+        path: String,
+        /// Its parts.
+        parts: Vec<String>,
+        /// The condition.
+        cond: Cond,
+    },
+}
+
+/// A condition on a field's values.
+#[derive(Debug, Clone)]
+pub(crate) enum Cond {
+    /// `$eq` (and a plain value).
+    Eq(Bson),
+    /// `$ne`.
+    Ne(Bson),
+    /// `$gt`.
+    Gt(Bson),
+    /// `$gte`.
+    Gte(Bson),
+    /// `$lt`.
+    Lt(Bson),
+    /// `$lte`.
+    Lte(Bson),
+    /// `$in` (values and regexes).
+    In(Vec<InItem>),
+    /// `$nin`.
+    Nin(Vec<InItem>),
+    /// `$exists`.
+    Exists(bool),
+    /// `$type` with its selectors.
+    Type(Vec<TypeSel>),
+    /// `$regex` (with `$options`), or a regex literal.
+    Regex(Box<RegexCond>),
+    /// `$not`.
+    Not(Box<Cond>),
+    /// `$all`.
+    All(Vec<Cond>),
+    /// `$size`.
+    Size(i64),
+    /// `$mod` with divisor and remainder.
+    Mod(i64, i64),
+    /// `$elemMatch` on documents (a sub-filter) or on values (operators).
+    ElemMatch(Box<ElemMatch>),
+    /// Several operators on one field, each evaluated independently.
+    And(Vec<Cond>),
+}
+
+/// One entry of `$in`/`$nin`.
+#[derive(Debug, Clone)]
+pub(crate) enum InItem {
+    /// A value compared with `$eq` semantics.
+    Value(Bson),
+    /// A regex.
+    Regex(Box<RegexCond>),
+}
+
+/// A compiled regex and its source.
+#[derive(Debug, Clone)]
+pub(crate) struct RegexCond {
+    /// Compiled form.
+    regex: regex::Regex,
+    /// Pattern as given.
+    pattern: String,
+    /// Options as given.
+    options: String,
+}
+
+/// An `$elemMatch` body.
+#[derive(Debug, Clone)]
+pub(crate) enum ElemMatch {
+    /// `{$elemMatch: {field: …}}`: the element is a document matching the filter.
+    Doc(Filter),
+    /// `{$elemMatch: {$gt: …}}`: the element value satisfies the operators.
+    Value(Cond),
+}
+
+/// A `$type` selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypeSel {
+    /// A BSON type number.
+    Code(i32),
+    /// The `"number"` alias.
+    Number,
+}
+
+/// Counts clauses to bound parsing work.
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    fn spend(&mut self) -> Result<()> {
+        if self.left == 0 {
+            return Err(Error::TooMany {
+                what: "filter",
+                len: FILTER_CLAUSES_MAX + 1,
+                max: FILTER_CLAUSES_MAX,
+            });
+        }
+        self.left -= 1;
+        Ok(())
+    }
+}
+
+impl Filter {
+    /// The filter that matches everything.
+    pub(crate) fn all() -> Self {
+        Self::And(Vec::new())
+    }
+
+    /// Parses a filter document.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for unknown operators or malformed arguments,
+    /// [`Error::NestingTooDeep`] and [`Error::TooMany`] beyond the limits.
+    pub(crate) fn parse(filter: &Document) -> Result<Self> {
+        document::check_depth_doc(filter)?;
+        let mut budget = Budget {
+            left: FILTER_CLAUSES_MAX,
+        };
+        parse_filter(filter, &mut budget)
+    }
+
+    /// Whether `doc` matches.
+    pub(crate) fn matches(&self, doc: &Document) -> bool {
+        match self {
+            Self::And(fs) => fs.iter().all(|f| f.matches(doc)),
+            Self::Or(fs) => fs.iter().any(|f| f.matches(doc)),
+            Self::Nor(fs) => !fs.iter().any(|f| f.matches(doc)),
+            Self::Field { parts, cond, .. } => {
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                cond_matches_path(doc, &parts, cond)
+            }
+        }
+    }
+
+    /// The top-level conjunction's field conditions: `(path, cond)` pairs a planner may use.
+    pub(crate) fn conjuncts(&self) -> Vec<(&str, &Cond)> {
+        let mut out = Vec::new();
+        collect_conjuncts(self, &mut out);
+        out
+    }
+
+    /// Equality fields of the top-level conjunction (for seeding an upsert).
+    pub(crate) fn equalities(&self) -> Vec<(&str, &Bson)> {
+        let mut out = Vec::new();
+        for (path, cond) in self.conjuncts() {
+            push_equalities(path, cond, &mut out);
+        }
+        out
+    }
+}
+
+fn push_equalities<'a>(path: &'a str, cond: &'a Cond, out: &mut Vec<(&'a str, &'a Bson)>) {
+    match cond {
+        Cond::Eq(v) => out.push((path, v)),
+        Cond::In(items) if items.len() == 1 => {
+            if let Some(InItem::Value(v)) = items.first() {
+                out.push((path, v));
+            }
+        }
+        Cond::And(cs) => cs.iter().for_each(|c| push_equalities(path, c, out)),
+        _ => {}
+    }
+}
+
+fn collect_conjuncts<'a>(f: &'a Filter, out: &mut Vec<(&'a str, &'a Cond)>) {
+    match f {
+        Filter::And(fs) => fs.iter().for_each(|f| collect_conjuncts(f, out)),
+        Filter::Field { path, cond, .. } => out.push((path, cond)),
+        Filter::Or(_) | Filter::Nor(_) => {}
+    }
+}
+
+fn parse_filter(filter: &Document, budget: &mut Budget) -> Result<Filter> {
+    let mut clauses = Vec::with_capacity(filter.len());
+    for (key, value) in filter {
+        budget.spend()?;
+        match key.as_str() {
+            "$and" | "$or" | "$nor" => {
+                let Bson::Array(items) = value else {
+                    return Err(Error::bad(format!("{key} must be an array")));
+                };
+                if items.is_empty() {
+                    return Err(Error::bad("$and/$or/$nor must be a nonempty array"));
+                }
+                let mut subs = Vec::with_capacity(items.len());
+                for item in items {
+                    let Bson::Document(d) = item else {
+                        return Err(Error::bad(format!(
+                            "{key} argument's entries must be objects"
+                        )));
+                    };
+                    subs.push(parse_filter(d, budget)?);
+                }
+                clauses.push(match key.as_str() {
+                    "$and" => Filter::And(subs),
+                    "$or" => Filter::Or(subs),
+                    _ => Filter::Nor(subs),
+                });
+            }
+            "$comment" => {}
+            k if k.starts_with('$') => {
+                return Err(Error::bad(format!("unknown top level operator: {k}")));
+            }
+            path => {
+                let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
+                let cond = parse_value_cond(value, budget)?;
+                clauses.push(Filter::Field {
+                    path: path.to_owned(),
+                    parts,
+                    cond,
+                });
+            }
+        }
+    }
+    Ok(if clauses.len() == 1 {
+        clauses.pop().unwrap_or_else(Filter::all)
+    } else {
+        Filter::And(clauses)
+    })
+}
+
+/// Whether a document is an operator expression (`{$gt: 1}`), judged by its first key.
+fn is_operator_doc(d: &Document) -> bool {
+    d.keys().next().is_some_and(|k| k.starts_with('$'))
+}
+
+fn parse_value_cond(value: &Bson, budget: &mut Budget) -> Result<Cond> {
+    match value {
+        Bson::Document(d) if is_operator_doc(d) => parse_operators(d, budget),
+        Bson::RegularExpression(r) => Ok(Cond::Regex(Box::new(compile_regex(
+            r.pattern.as_str(),
+            r.options.as_str(),
+        )?))),
+        other => Ok(Cond::Eq(other.clone())),
+    }
+}
+
+fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
+    let mut conds = Vec::with_capacity(d.len());
+    let options = match d.get("$options") {
+        None => None,
+        Some(Bson::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(Error::bad("$options has to be a string")),
+    };
+    for (op, arg) in d {
+        budget.spend()?;
+        let cond = match op.as_str() {
+            "$eq" => Cond::Eq(arg.clone()),
+            "$ne" => Cond::Ne(arg.clone()),
+            "$gt" => Cond::Gt(arg.clone()),
+            "$gte" => Cond::Gte(arg.clone()),
+            "$lt" => Cond::Lt(arg.clone()),
+            "$lte" => Cond::Lte(arg.clone()),
+            "$in" => Cond::In(parse_in(arg, "$in")?),
+            "$nin" => Cond::Nin(parse_in(arg, "$nin")?),
+            "$exists" => Cond::Exists(truthy(arg)),
+            "$type" => Cond::Type(parse_types(arg)?),
+            "$regex" => {
+                let (pattern, inline_options) = match arg {
+                    Bson::String(s) => (s.as_str(), ""),
+                    Bson::RegularExpression(r) => (r.pattern.as_str(), r.options.as_str()),
+                    _ => return Err(Error::bad("$regex has to be a string")),
+                };
+                let opts = options.unwrap_or(inline_options);
+                Cond::Regex(Box::new(compile_regex(pattern, opts)?))
+            }
+            "$options" => {
+                if !d.contains_key("$regex") {
+                    return Err(Error::bad("$options needs a $regex"));
+                }
+                continue;
+            }
+            "$not" => match arg {
+                Bson::Document(inner) if is_operator_doc(inner) => {
+                    Cond::Not(Box::new(parse_operators(inner, budget)?))
+                }
+                Bson::RegularExpression(r) => Cond::Not(Box::new(Cond::Regex(Box::new(
+                    compile_regex(r.pattern.as_str(), r.options.as_str())?,
+                )))),
+                _ => return Err(Error::bad("$not needs a regex or a document")),
+            },
+            "$all" => {
+                let Bson::Array(items) = arg else {
+                    return Err(Error::bad("$all needs an array"));
+                };
+                let mut all = Vec::with_capacity(items.len());
+                for item in items {
+                    budget.spend()?;
+                    all.push(match item {
+                        Bson::Document(e)
+                            if e.keys().next().map(String::as_str) == Some("$elemMatch") =>
+                        {
+                            parse_operators(e, budget)?
+                        }
+                        other => parse_value_cond(other, budget)?,
+                    });
+                }
+                Cond::All(all)
+            }
+            "$size" => Cond::Size(parse_size(arg)?),
+            "$mod" => parse_mod(arg)?,
+            "$elemMatch" => {
+                let Bson::Document(inner) = arg else {
+                    return Err(Error::bad("$elemMatch needs an Object"));
+                };
+                let body = if is_operator_doc(inner)
+                    && !inner
+                        .keys()
+                        .any(|k| matches!(k.as_str(), "$and" | "$or" | "$nor"))
+                {
+                    ElemMatch::Value(parse_operators(inner, budget)?)
+                } else {
+                    ElemMatch::Doc(parse_filter(inner, budget)?)
+                };
+                Cond::ElemMatch(Box::new(body))
+            }
+            "$comment" => continue,
+            "$where" | "$expr" | "$text" | "$geoWithin" | "$near" | "$jsonSchema" => {
+                return Err(Error::Unsupported(format!("query operator {op}")));
+            }
+            other => return Err(Error::bad(format!("unknown operator: {other}"))),
+        };
+        conds.push(cond);
+    }
+    Ok(if conds.len() == 1 {
+        conds.pop().unwrap_or(Cond::And(Vec::new()))
+    } else {
+        Cond::And(conds)
+    })
+}
+
+fn truthy(v: &Bson) -> bool {
+    match v {
+        Bson::Boolean(b) => *b,
+        Bson::Null | Bson::Undefined => false,
+        other => document::as_f64(other).is_none_or(|n| n != 0.0),
+    }
+}
+
+fn parse_in(arg: &Bson, op: &str) -> Result<Vec<InItem>> {
+    let Bson::Array(items) = arg else {
+        return Err(Error::bad(format!("{op} needs an array")));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Bson::RegularExpression(r) => Ok(InItem::Regex(Box::new(compile_regex(
+                r.pattern.as_str(),
+                r.options.as_str(),
+            )?))),
+            Bson::Document(d) if is_operator_doc(d) => Err(Error::bad("cannot nest $ under $in")),
+            other => Ok(InItem::Value(other.clone())),
+        })
+        .collect()
+}
+
+fn parse_size(arg: &Bson) -> Result<i64> {
+    let n = document::as_f64(arg).ok_or_else(|| Error::bad("$size needs a number"))?;
+    if n.fract() != 0.0 || n < 0.0 {
+        return Err(Error::bad("$size may not be negative or fractional"));
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "integral and non-negative, checked above"
+    )]
+    Ok(n as i64)
+}
+
+fn parse_mod(arg: &Bson) -> Result<Cond> {
+    let Bson::Array(a) = arg else {
+        return Err(Error::bad("malformed mod, needs to be an array"));
+    };
+    let [d, r] = a.as_slice() else {
+        return Err(Error::bad("malformed mod, not enough elements"));
+    };
+    let num = |v: &Bson| {
+        document::as_f64(v)
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| Error::bad("malformed mod, divisor and remainder must be numbers"))
+    };
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "MongoDB truncates $mod arguments toward zero"
+    )]
+    let (d, r) = (num(d)? as i64, num(r)? as i64);
+    if d == 0 {
+        return Err(Error::bad("divisor cannot be 0"));
+    }
+    Ok(Cond::Mod(d, r))
+}
+
+fn parse_types(arg: &Bson) -> Result<Vec<TypeSel>> {
+    let one = |v: &Bson| -> Result<TypeSel> {
+        match v {
+            Bson::String(s) => {
+                type_alias(s).ok_or_else(|| Error::bad(format!("unknown type name alias: {s}")))
+            }
+            other => {
+                let n = document::as_f64(other).ok_or_else(|| {
+                    Error::bad("type must be represented as a number or a string")
+                })?;
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "type codes are small integers; validated below"
+                )]
+                let code = n as i32;
+                if f64::from(code) != n || !matches!(code, -1 | 1..=19 | 127) {
+                    return Err(Error::bad(format!("invalid numerical type code: {n}")));
+                }
+                Ok(TypeSel::Code(code))
+            }
+        }
+    };
+    match arg {
+        Bson::Array(items) => items.iter().map(one).collect(),
+        other => Ok(vec![one(other)?]),
+    }
+}
+
+fn type_alias(s: &str) -> Option<TypeSel> {
+    Some(TypeSel::Code(match s {
+        "double" => 1,
+        "string" => 2,
+        "object" => 3,
+        "array" => 4,
+        "binData" => 5,
+        "undefined" => 6,
+        "objectId" => 7,
+        "bool" => 8,
+        "date" => 9,
+        "null" => 10,
+        "regex" => 11,
+        "dbPointer" => 12,
+        "javascript" => 13,
+        "symbol" => 14,
+        "javascriptWithScope" => 15,
+        "int" => 16,
+        "timestamp" => 17,
+        "long" => 18,
+        "decimal" => 19,
+        "minKey" => -1,
+        "maxKey" => 127,
+        "number" => return Some(TypeSel::Number),
+        _ => return None,
+    }))
+}
+
+/// BSON type number of a value.
+pub(crate) fn type_code(v: &Bson) -> i32 {
+    match v {
+        Bson::MinKey => -1,
+        Bson::MaxKey => 127,
+        other => i32::from(other.element_type() as u8),
+    }
+}
+
+fn type_matches(v: &Bson, sels: &[TypeSel]) -> bool {
+    sels.iter().any(|s| match s {
+        TypeSel::Number => type_rank(v) == 10,
+        TypeSel::Code(c) => type_code(v) == *c,
+    })
+}
+
+/// Compiles a MongoDB regex with its options (`i m s x`; `u` is implied).
+///
+/// # Errors
+/// [`Error::BadValue`] for an unknown option, a pattern over [`REGEX_PATTERN_BYTES_MAX`] or a
+/// pattern the engine cannot compile.
+pub(crate) fn compile_regex(pattern: &str, options: &str) -> Result<RegexCond> {
+    if pattern.len() > REGEX_PATTERN_BYTES_MAX {
+        return Err(Error::bad(format!(
+            "regular expression is {} bytes, more than the limit of {REGEX_PATTERN_BYTES_MAX}",
+            pattern.len()
+        )));
+    }
+    let mut b = regex::RegexBuilder::new(pattern);
+    b.size_limit(1 << 20);
+    for c in options.chars() {
+        match c {
+            'i' => b.case_insensitive(true),
+            'm' => b.multi_line(true),
+            's' => b.dot_matches_new_line(true),
+            'x' => b.ignore_whitespace(true),
+            'u' => &mut b,
+            other => {
+                return Err(Error::bad(format!(
+                    "invalid flag in regex options: {other}"
+                )));
+            }
+        };
+    }
+    let regex = b
+        .build()
+        .map_err(|e| Error::bad(format!("Regular expression is invalid: {e}")))?;
+    Ok(RegexCond {
+        regex,
+        pattern: pattern.to_owned(),
+        options: options.to_owned(),
+    })
+}
+
+impl RegexCond {
+    fn matches(&self, v: &Bson) -> bool {
+        match v {
+            Bson::String(s) | Bson::Symbol(s) => self.regex.is_match(s),
+            Bson::RegularExpression(r) => {
+                r.pattern.as_str() == self.pattern && r.options.as_str() == self.options
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Evaluates a condition on every value a path reaches in `doc`.
+fn cond_matches_path(doc: &Document, parts: &[&str], cond: &Cond) -> bool {
+    match cond {
+        Cond::Ne(v) => !cond_matches_path(doc, parts, &Cond::Eq(v.clone())),
+        Cond::Nin(items) => !cond_matches_path(doc, parts, &Cond::In(items.clone())),
+        Cond::Not(c) => !cond_matches_path(doc, parts, c),
+        Cond::And(cs) => cs.iter().all(|c| cond_matches_path(doc, parts, c)),
+        Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_path(doc, parts, c)),
+        _ => {
+            let reached = collect_doc_path(doc, parts);
+            cond_matches_values(&reached, cond)
+        }
+    }
+}
+
+/// Evaluates a positive condition on the reached values (`None` = missing branch).
+fn cond_matches_values(reached: &[Option<&Bson>], cond: &Cond) -> bool {
+    match cond {
+        Cond::Exists(want) => reached.iter().any(Option::is_some) == *want,
+        Cond::Size(n) => reached
+            .iter()
+            .flatten()
+            .any(|v| matches!(v, Bson::Array(a) if i64::try_from(a.len()).ok() == Some(*n))),
+        Cond::ElemMatch(em) => reached.iter().flatten().any(|v| match v {
+            Bson::Array(a) => a.iter().any(|el| elem_matches(el, em)),
+            _ => false,
+        }),
+        Cond::Type(sels) => reached.iter().flatten().any(|v| {
+            type_matches(v, sels)
+                || matches!(v, Bson::Array(a) if a.iter().any(|el| type_matches(el, sels)))
+        }),
+        Cond::Ne(_) | Cond::Nin(_) | Cond::Not(_) | Cond::And(_) | Cond::All(_) => {
+            // Handled by `cond_matches_path`; reached only through `$elemMatch` on values.
+            let doc_less = reached.iter().flatten().copied().collect::<Vec<_>>();
+            negated_on_values(&doc_less, cond)
+        }
+        _ => reached.iter().any(|r| match r {
+            None => matches_missing(cond),
+            Some(v) => {
+                scalar_matches(v, cond)
+                    || matches!(v, Bson::Array(a) if a.iter().any(|el| scalar_matches(el, cond)))
+            }
+        }),
+    }
+}
+
+/// Negated and compound conditions applied to a set of plain values (inside `$elemMatch`).
+fn negated_on_values(values: &[&Bson], cond: &Cond) -> bool {
+    let reached: Vec<Option<&Bson>> = if values.is_empty() {
+        vec![None]
+    } else {
+        values.iter().map(|v| Some(*v)).collect()
+    };
+    match cond {
+        Cond::Ne(v) => !cond_matches_values(&reached, &Cond::Eq(v.clone())),
+        Cond::Nin(items) => !cond_matches_values(&reached, &Cond::In(items.clone())),
+        Cond::Not(c) => !cond_matches_values(&reached, c),
+        Cond::And(cs) => cs.iter().all(|c| cond_matches_values(&reached, c)),
+        Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_values(&reached, c)),
+        other => cond_matches_values(&reached, other),
+    }
+}
+
+fn elem_matches(el: &Bson, em: &ElemMatch) -> bool {
+    match em {
+        ElemMatch::Doc(f) => matches!(el, Bson::Document(d) if f.matches(d)),
+        ElemMatch::Value(c) => negated_on_values(&[el], c),
+    }
+}
+
+/// Whether a missing field satisfies a positive condition (only null equality does).
+fn matches_missing(cond: &Cond) -> bool {
+    match cond {
+        Cond::Eq(q) | Cond::Gte(q) | Cond::Lte(q) => matches!(q, Bson::Null),
+        Cond::In(items) => items.iter().any(|i| matches!(i, InItem::Value(Bson::Null))),
+        _ => false,
+    }
+}
+
+/// A positive condition on one value (no array fan-out here).
+fn scalar_matches(v: &Bson, cond: &Cond) -> bool {
+    match cond {
+        Cond::Eq(q) => values_equal(v, q),
+        Cond::Gt(q) => bracket_cmp(v, q).is_some_and(Ordering::is_gt),
+        Cond::Gte(q) => bracket_cmp(v, q).is_some_and(Ordering::is_ge),
+        Cond::Lt(q) => bracket_cmp(v, q).is_some_and(Ordering::is_lt),
+        Cond::Lte(q) => bracket_cmp(v, q).is_some_and(Ordering::is_le),
+        Cond::In(items) => items.iter().any(|i| match i {
+            InItem::Value(q) => values_equal(v, q),
+            InItem::Regex(r) => r.matches(v),
+        }),
+        Cond::Regex(r) => r.matches(v),
+        Cond::Mod(d, r) => document::as_f64(v)
+            .filter(|n| n.is_finite())
+            .is_some_and(|n| {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "MongoDB truncates the value toward zero"
+                )]
+                let n = n as i64;
+                n.wrapping_rem(*d) == *r
+            }),
+        _ => false,
+    }
+}
+
+/// Compares within a type bracket; `None` when brackets differ (no match). MinKey and MaxKey
+/// compare with everything.
+fn bracket_cmp(v: &Bson, q: &Bson) -> Option<Ordering> {
+    let (rv, rq) = (type_rank(v), type_rank(q));
+    if rv == rq || matches!(q, Bson::MinKey | Bson::MaxKey) {
+        Some(compare(v, q))
+    } else {
+        None
+    }
+}
+
+/// A parsed projection.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Projection {
+    /// Inclusion (`true`) or exclusion (`false`) mode; `None` when only `_id` is mentioned.
+    include: Option<bool>,
+    /// Whether `_id` is kept.
+    keep_id: bool,
+    /// The path tree.
+    root: ProjNode,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProjNode {
+    leaf: bool,
+    children: Vec<(String, ProjNode)>,
+}
+
+impl ProjNode {
+    fn child_mut(&mut self, name: &str) -> &mut ProjNode {
+        let pos = self
+            .children
+            .iter()
+            .position(|(k, _)| k == name)
+            .unwrap_or_else(|| {
+                self.children.push((name.to_owned(), ProjNode::default()));
+                self.children.len() - 1
+            });
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "pos was found in or just pushed onto children"
+        )]
+        &mut self.children[pos].1
+    }
+
+    fn child(&self, name: &str) -> Option<&ProjNode> {
+        self.children
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, n)| n)
+    }
+}
+
+impl Projection {
+    /// Parses a projection document (`{a: 1, "b.c": 1}` or `{a: 0}`, `_id` either way).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] when inclusion and exclusion are mixed; [`Error::Unsupported`] for
+    /// projection operators.
+    pub(crate) fn parse(spec: &Document) -> Result<Option<Self>> {
+        if spec.is_empty() {
+            return Ok(None);
+        }
+        document::check_depth_doc(spec)?;
+        let mut p = Self {
+            include: None,
+            keep_id: true,
+            root: ProjNode::default(),
+        };
+        for (path, v) in spec {
+            let on = match v {
+                Bson::Boolean(b) => *b,
+                Bson::Document(_) | Bson::String(_) => {
+                    return Err(Error::Unsupported(format!(
+                        "projection expression for `{path}`"
+                    )));
+                }
+                other => {
+                    document::as_f64(other)
+                        .ok_or_else(|| Error::bad(format!("bad projection value for `{path}`")))?
+                        != 0.0
+                }
+            };
+            if path == "_id" {
+                p.keep_id = on;
+                continue;
+            }
+            match p.include {
+                Some(mode) if mode != on => {
+                    return Err(Error::bad(format!(
+                        "Cannot do {} on field {path} in {} projection",
+                        if on { "inclusion" } else { "exclusion" },
+                        if mode { "inclusion" } else { "exclusion" }
+                    )));
+                }
+                _ => p.include = Some(on),
+            }
+            let mut node = &mut p.root;
+            for part in split_path(path)? {
+                node = node.child_mut(part);
+            }
+            node.leaf = true;
+        }
+        Ok(Some(p))
+    }
+
+    /// Applies the projection.
+    pub(crate) fn apply(&self, doc: &Document) -> Document {
+        let mut out = match self.include {
+            Some(true) => include(doc, &self.root),
+            Some(false) => exclude(doc, &self.root),
+            None => doc.clone(),
+        };
+        if !self.keep_id {
+            out.remove("_id");
+        } else if self.include == Some(true)
+            && let Some(id) = doc.get("_id")
+            && !out.contains_key("_id")
+        {
+            let mut with_id = Document::new();
+            with_id.insert("_id", id.clone());
+            with_id.extend(out);
+            out = with_id;
+        }
+        out
+    }
+}
+
+fn include(doc: &Document, node: &ProjNode) -> Document {
+    let mut out = Document::new();
+    for (k, v) in doc {
+        let Some(child) = node.child(k) else { continue };
+        if child.leaf {
+            out.insert(k.clone(), v.clone());
+            continue;
+        }
+        match v {
+            Bson::Document(d) => {
+                out.insert(k.clone(), include(d, child));
+            }
+            Bson::Array(a) => {
+                let items: Vec<Bson> = a
+                    .iter()
+                    .filter_map(|el| match el {
+                        Bson::Document(d) => Some(Bson::Document(include(d, child))),
+                        Bson::Array(_) => Some(el.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                out.insert(k.clone(), items);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn exclude(doc: &Document, node: &ProjNode) -> Document {
+    let mut out = Document::new();
+    for (k, v) in doc {
+        match node.child(k) {
+            None => {
+                out.insert(k.clone(), v.clone());
+            }
+            Some(child) if child.leaf => {}
+            Some(child) => match v {
+                Bson::Document(d) => {
+                    out.insert(k.clone(), exclude(d, child));
+                }
+                Bson::Array(a) => {
+                    let items: Vec<Bson> = a
+                        .iter()
+                        .map(|el| match el {
+                            Bson::Document(d) => Bson::Document(exclude(d, child)),
+                            other => other.clone(),
+                        })
+                        .collect();
+                    out.insert(k.clone(), items);
+                }
+                other => {
+                    out.insert(k.clone(), other.clone());
+                }
+            },
+        }
+    }
+    out
+}
+
+/// A parsed sort specification: `(path parts, ascending)` per key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sort {
+    /// The keys in priority order.
+    pub(crate) keys: Vec<(String, Vec<String>, bool)>,
+}
+
+impl Sort {
+    /// Parses `{field: 1 | -1, …}`.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a direction other than 1 or -1.
+    pub(crate) fn parse(spec: &Document) -> Result<Self> {
+        let mut keys = Vec::with_capacity(spec.len());
+        for (path, dir) in spec {
+            let d = document::as_f64(dir)
+                .ok_or_else(|| Error::bad(format!("Illegal key in $sort specification: {path}")))?;
+            let asc = if d == 1.0 {
+                true
+            } else if d == -1.0 {
+                false
+            } else {
+                return Err(Error::bad(
+                    "$sort key ordering must be 1 (for ascending) or -1 (for descending)",
+                ));
+            };
+            let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
+            keys.push((path.clone(), parts, asc));
+        }
+        Ok(Self { keys })
+    }
+
+    /// Whether there are no keys.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Compares two documents by the sort keys.
+    pub(crate) fn compare(&self, a: &Document, b: &Document) -> Ordering {
+        for (_, parts, asc) in &self.keys {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            let ka = sort_key(a, &parts, *asc);
+            let kb = sort_key(b, &parts, *asc);
+            let o = compare(&ka, &kb);
+            let o = if *asc { o } else { o.reverse() };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    }
+}
+
+/// The value a document sorts by: arrays contribute their smallest element ascending and their
+/// largest descending; a missing field sorts as null.
+pub(crate) fn sort_key(doc: &Document, parts: &[&str], asc: bool) -> Bson {
+    let mut best: Option<Bson> = None;
+    let mut consider = |v: &Bson| {
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                let o = compare(v, b);
+                if asc { o.is_lt() } else { o.is_gt() }
+            }
+        };
+        if better {
+            best = Some(v.clone());
+        }
+    };
+    for r in collect_doc_path(doc, parts) {
+        match r {
+            None => consider(&Bson::Null),
+            Some(Bson::Array(a)) if a.is_empty() => consider(&Bson::Null),
+            Some(Bson::Array(a)) => a.iter().for_each(&mut consider),
+            Some(v) => consider(v),
+        }
+    }
+    best.unwrap_or(Bson::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    fn m(filter: Document, d: Document) -> bool {
+        Filter::parse(&filter).unwrap().matches(&d)
+    }
+
+    #[test]
+    fn null_matches_missing_and_ne_matches_missing() {
+        assert!(m(doc! {"a": null}, doc! {"b": 1}));
+        assert!(m(doc! {"a": {"$ne": 1}}, doc! {"b": 1}));
+        assert!(!m(doc! {"a": {"$gt": 1}}, doc! {"a": "x"}));
+    }
+
+    #[test]
+    fn array_conditions_may_use_different_elements() {
+        let d = doc! {"a": [0, 10]};
+        assert!(m(doc! {"a": {"$gt": 5, "$lt": 5}}, d.clone()));
+        assert!(!m(doc! {"a": {"$elemMatch": {"$gt": 5, "$lt": 5}}}, d));
+    }
+}

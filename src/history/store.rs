@@ -1,0 +1,258 @@
+//! The storage layer: the only file that imports fjall.
+//!
+//! One fjall database holds five keyspaces with fixed names (`docs`, `index`, `oplog`, `catalog`,
+//! `meta`), so database and collection names never become keyspace names. Writes go through
+//! [`WriteSet`], committed as one atomic fjall batch; every key is checked against
+//! [`super::KEY_BYTES_MAX`] before fjall sees it, because fjall panics on out-of-range keys.
+//! A fatal storage error (fjall `Poisoned`, or any failed commit) latches [`Store::is_poisoned`]
+//! and every later write is refused.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+
+use super::Durability;
+use super::error::{Error, Result};
+use super::keys::check_key;
+
+/// Which keyspace a key lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Space {
+    /// Documents by collection id and `_id`.
+    Docs,
+    /// Secondary index entries.
+    Index,
+    /// The change feed.
+    Oplog,
+    /// Collection records and store state.
+    Catalog,
+    /// Opaque metadata written by callers of `History::commit` (consumer offsets).
+    Meta,
+}
+
+/// A set of puts and removes applied atomically by [`Store::commit`].
+#[derive(Debug, Default)]
+pub(crate) struct WriteSet {
+    /// `(space, key, Some(value) = put | None = remove)`, applied in order.
+    ops: Vec<(Space, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    /// Queues a put.
+    pub(crate) fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push((space, key, Some(value)));
+    }
+
+    /// Queues a remove.
+    pub(crate) fn remove(&mut self, space: Space, key: Vec<u8>) {
+        self.ops.push((space, key, None));
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The fjall database and its keyspaces.
+pub(crate) struct Store {
+    db: Database,
+    docs: Keyspace,
+    index: Keyspace,
+    oplog: Keyspace,
+    catalog: Keyspace,
+    meta: Keyspace,
+    /// Latched on the first fatal storage error.
+    poisoned: AtomicBool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("poisoned", &self.poisoned.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+fn storage(context: &'static str) -> impl FnOnce(fjall::Error) -> Error {
+    move |e| match e {
+        fjall::Error::Poisoned => Error::Poisoned,
+        other => Error::Storage {
+            context,
+            source: Box::new(other),
+        },
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    ///
+    /// # Errors
+    /// [`Error::Open`].
+    pub(crate) fn open(path: &Path, cache_bytes: u64) -> Result<Self> {
+        let open_err = |e: fjall::Error| Error::Open {
+            path: path.to_owned(),
+            source: Box::new(e),
+        };
+        let db = Database::builder(path)
+            .cache_size(cache_bytes)
+            .open()
+            .map_err(open_err)?;
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(open_err)
+        };
+        Ok(Self {
+            docs: ks("docs")?,
+            index: ks("index")?,
+            oplog: ks("oplog")?,
+            catalog: ks("catalog")?,
+            meta: ks("meta")?,
+            db,
+            poisoned: AtomicBool::new(false),
+        })
+    }
+
+    fn space(&self, space: Space) -> &Keyspace {
+        match space {
+            Space::Docs => &self.docs,
+            Space::Index => &self.index,
+            Space::Oplog => &self.oplog,
+            Space::Catalog => &self.catalog,
+            Space::Meta => &self.meta,
+        }
+    }
+
+    /// Whether a fatal storage error has stopped writes.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Applies `set` atomically with the given durability.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLarge`] before anything is written; [`Error::Poisoned`] once a fatal
+    /// error happened; [`Error::Storage`] (which also poisons the store).
+    pub(crate) fn commit(&self, set: WriteSet, durability: Durability) -> Result<()> {
+        if self.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        for (_, key, value) in &set.ops {
+            check_key(key)?;
+            if let Some(v) = value
+                && u32::try_from(v.len()).is_err()
+            {
+                return Err(Error::DocumentTooLarge {
+                    len: v.len(),
+                    max: super::DOCUMENT_BYTES_MAX,
+                });
+            }
+        }
+        if set.is_empty() {
+            return Ok(());
+        }
+        // IMPORTANT: `None` would leave the batch in fjall's in-process journal buffer, lost on
+        // a process kill; `Buffer` hands it to the OS before the write is acknowledged.
+        let mode = match durability {
+            Durability::Buffer => Some(PersistMode::Buffer),
+            Durability::SyncAll => Some(PersistMode::SyncAll),
+        };
+        let mut batch = self.db.batch().durability(mode);
+        for (space, key, value) in set.ops {
+            let ks = self.space(space);
+            match value {
+                Some(v) => batch.insert(ks, key, v),
+                None => batch.remove(ks, key),
+            }
+        }
+        batch.commit().map_err(|e| {
+            // IMPORTANT: a failed commit may leave the journal in an unknown state; fjall's
+            // guidance is to stop and restart, so every later write is refused.
+            self.poisoned.store(true, Ordering::Release);
+            storage("committing a batch")(e)
+        })
+    }
+
+    /// Makes every acknowledged write durable on disk (fsync).
+    ///
+    /// # Errors
+    /// [`Error::Storage`]; the store is poisoned afterwards.
+    pub(crate) fn persist(&self) -> Result<()> {
+        self.db.persist(PersistMode::SyncAll).map_err(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            storage("persisting the journal")(e)
+        })
+    }
+
+    /// Reads one value.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub(crate) fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if check_key(key).is_err() {
+            return Ok(None);
+        }
+        Ok(self
+            .space(space)
+            .get(key)
+            .map_err(storage("reading a key"))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Iterates `[start, end)` (or to the end of the keyspace), forwards or backwards.
+    pub(crate) fn range(
+        &self,
+        space: Space,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        reverse: bool,
+    ) -> RangeIter {
+        let iter = self.space(space).range::<Vec<u8>, _>((start, end));
+        RangeIter {
+            inner: if reverse {
+                Box::new(iter.rev())
+            } else {
+                Box::new(iter)
+            },
+        }
+    }
+
+    /// Iterates every key starting with `prefix`.
+    pub(crate) fn prefix(&self, space: Space, prefix: &[u8], reverse: bool) -> RangeIter {
+        let iter = self.space(space).prefix(prefix);
+        RangeIter {
+            inner: if reverse {
+                Box::new(iter.rev())
+            } else {
+                Box::new(iter)
+            },
+        }
+    }
+}
+
+/// A key-range iterator yielding owned pairs.
+pub(crate) struct RangeIter {
+    inner: Box<dyn Iterator<Item = fjall::Guard> + Send>,
+}
+
+impl std::fmt::Debug for RangeIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RangeIter")
+    }
+}
+
+impl Iterator for RangeIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let guard = self.inner.next()?;
+        Some(
+            guard
+                .into_inner()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(storage("iterating a range")),
+        )
+    }
+}

@@ -1,0 +1,853 @@
+//! Update documents: operator updates (`$set`, `$inc`, `$push` …, the positional `$`) and
+//! replacements, applied to one document with MongoDB's semantics and error codes.
+
+use std::cmp::Ordering;
+
+use bson::{Bson, Document, Timestamp};
+
+use super::document::{self, array_index, compare, split_path, values_equal};
+use super::error::{Error, Result};
+use super::query::Filter;
+use super::{ARRAY_PAD_MAX, UPDATE_OPERATIONS_MAX};
+
+/// A parsed update.
+#[derive(Debug, Clone)]
+pub(crate) enum Update {
+    /// A replacement document (keeps the stored `_id`).
+    Replace(Document),
+    /// Operators applied in order: `(operator, path, argument)`.
+    Ops(Vec<(Op, String, Bson)>),
+}
+
+/// An update operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Set,
+    Unset,
+    Inc,
+    Mul,
+    Min,
+    Max,
+    Rename,
+    Push,
+    AddToSet,
+    Pull,
+    PullAll,
+    Pop,
+    SetOnInsert,
+    CurrentDate,
+}
+
+impl Op {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "$set" => Self::Set,
+            "$unset" => Self::Unset,
+            "$inc" => Self::Inc,
+            "$mul" => Self::Mul,
+            "$min" => Self::Min,
+            "$max" => Self::Max,
+            "$rename" => Self::Rename,
+            "$push" => Self::Push,
+            "$addToSet" => Self::AddToSet,
+            "$pull" => Self::Pull,
+            "$pullAll" => Self::PullAll,
+            "$pop" => Self::Pop,
+            "$setOnInsert" => Self::SetOnInsert,
+            "$currentDate" => Self::CurrentDate,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Set => "$set",
+            Self::Unset => "$unset",
+            Self::Inc => "$inc",
+            Self::Mul => "$mul",
+            Self::Min => "$min",
+            Self::Max => "$max",
+            Self::Rename => "$rename",
+            Self::Push => "$push",
+            Self::AddToSet => "$addToSet",
+            Self::Pull => "$pull",
+            Self::PullAll => "$pullAll",
+            Self::Pop => "$pop",
+            Self::SetOnInsert => "$setOnInsert",
+            Self::CurrentDate => "$currentDate",
+        }
+    }
+}
+
+impl Update {
+    /// Parses an update document: operators when its first key starts with `$`, else a
+    /// replacement.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for unknown operators, `$` fields in a replacement or an empty
+    /// operator update; [`Error::TooMany`] beyond [`UPDATE_OPERATIONS_MAX`].
+    pub(crate) fn parse(update: &Document) -> Result<Self> {
+        document::check_depth_doc(update)?;
+        let is_ops = update.keys().next().is_some_and(|k| k.starts_with('$'));
+        if !is_ops {
+            if let Some(k) = update.keys().find(|k| k.starts_with('$')) {
+                return Err(Error::bad(format!(
+                    "The dollar ($) prefixed field '{k}' is not allowed in a replacement document"
+                )));
+            }
+            return Ok(Self::Replace(update.clone()));
+        }
+        let mut ops = Vec::new();
+        for (name, arg) in update {
+            let op = Op::parse(name).ok_or_else(|| {
+                Error::update(9, format!("Unknown modifier: {name}. Expected a valid update modifier or pipeline-style update specified as an array"))
+            })?;
+            let Bson::Document(fields) = arg else {
+                return Err(Error::update(
+                    9,
+                    format!(
+                        "Modifiers operate on fields but we found type {} instead. For example: {{$mod: {{<field>: ...}}}} not {{{name}: {arg}}}",
+                        type_name(arg)
+                    ),
+                ));
+            };
+            for (path, value) in fields {
+                split_path(path)?;
+                if op == Op::Rename {
+                    let Bson::String(_) = value else {
+                        return Err(Error::bad(format!(
+                            "The 'to' field for $rename must be a string: {path}: {value}"
+                        )));
+                    };
+                }
+                if matches!(op, Op::Inc | Op::Mul) && document::as_f64(value).is_none() {
+                    return Err(Error::update(
+                        14,
+                        format!(
+                            "Cannot {} with non-numeric argument: {{{path}: {value}}}",
+                            if op == Op::Inc {
+                                "increment"
+                            } else {
+                                "multiply"
+                            }
+                        ),
+                    ));
+                }
+                ops.push((op, path.clone(), value.clone()));
+                if ops.len() > UPDATE_OPERATIONS_MAX {
+                    return Err(Error::TooMany {
+                        what: "update",
+                        len: ops.len(),
+                        max: UPDATE_OPERATIONS_MAX,
+                    });
+                }
+            }
+        }
+        if ops.is_empty() {
+            return Err(Error::bad("Update document requires atomic operators"));
+        }
+        Ok(Self::Ops(ops))
+    }
+
+    /// Applies the update to `doc`, returning the new document. `inserting` enables
+    /// `$setOnInsert`; `filter` resolves the positional `$`; `now_ms` feeds `$currentDate`.
+    ///
+    /// # Errors
+    /// MongoDB's update errors (codes 2, 14, 28, 40, 66).
+    pub(crate) fn apply(
+        &self,
+        doc: &Document,
+        inserting: bool,
+        filter: &Filter,
+        now_ms: u64,
+    ) -> Result<Document> {
+        let new = match self {
+            Self::Replace(r) => {
+                let mut out = Document::new();
+                if let Some(id) = doc.get("_id") {
+                    out.insert("_id", id.clone());
+                }
+                for (k, v) in r {
+                    if k == "_id" {
+                        if let Some(old) = doc.get("_id")
+                            && !values_equal(old, v)
+                        {
+                            return Err(immutable_id());
+                        }
+                        out.insert("_id", v.clone());
+                    } else {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+                out
+            }
+            Self::Ops(ops) => {
+                let mut out = doc.clone();
+                let mut targets: Vec<String> = Vec::with_capacity(ops.len());
+                for (op, path, arg) in ops {
+                    if *op == Op::SetOnInsert && !inserting {
+                        continue;
+                    }
+                    let path = resolve_positional(path, doc, filter)?;
+                    let mut touched = vec![path.clone()];
+                    if *op == Op::Rename
+                        && let Bson::String(to) = arg
+                    {
+                        touched.push(to.clone());
+                    }
+                    for t in touched {
+                        if let Some(conflict) = targets.iter().find(|p| paths_conflict(p, &t)) {
+                            return Err(Error::update(
+                                40,
+                                format!(
+                                    "Updating the path '{t}' would create a conflict at '{conflict}'"
+                                ),
+                            ));
+                        }
+                        targets.push(t);
+                    }
+                    apply_op(&mut out, *op, &path, arg, now_ms)?;
+                }
+                if let Some(old) = doc.get("_id")
+                    && out.get("_id").is_none_or(|new| !values_equal(old, new))
+                {
+                    return Err(immutable_id());
+                }
+                out
+            }
+        };
+        Ok(new)
+    }
+}
+
+fn immutable_id() -> Error {
+    Error::update(
+        66,
+        "Performing an update on the path '_id' would modify the immutable field '_id'",
+    )
+}
+
+fn type_name(v: &Bson) -> &'static str {
+    match v {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Document(_) => "object",
+        Bson::Array(_) => "array",
+        Bson::Boolean(_) => "bool",
+        Bson::Null => "null",
+        Bson::Int32(_) => "int",
+        Bson::Int64(_) => "long",
+        _ => "other",
+    }
+}
+
+/// Whether two update paths overlap (equal, or one a dotted prefix of the other).
+fn paths_conflict(a: &str, b: &str) -> bool {
+    a == b
+        || b.strip_prefix(a).is_some_and(|r| r.starts_with('.'))
+        || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
+}
+
+/// Replaces a `$` path part by the index of the first array element the filter matched.
+fn resolve_positional(path: &str, doc: &Document, filter: &Filter) -> Result<String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let Some(pos) = parts.iter().position(|p| *p == "$") else {
+        return Ok(path.to_owned());
+    };
+    let prefix = parts.get(..pos).unwrap_or_default();
+    let not_found =
+        || Error::bad("The positional operator did not find the match needed from the query.");
+    let Some(Bson::Array(items)) = document::get_path(doc, prefix) else {
+        return Err(not_found());
+    };
+    for (i, el) in items.iter().enumerate() {
+        let mut probe = doc.clone();
+        set_path(&mut probe, prefix, Bson::Array(vec![el.clone()]))?;
+        if filter.matches(&probe) && references(filter, &prefix.join(".")) {
+            let mut resolved: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+            if let Some(slot) = resolved.get_mut(pos) {
+                *slot = i.to_string();
+            }
+            return Ok(resolved.join("."));
+        }
+    }
+    Err(not_found())
+}
+
+/// Whether the filter has a top-level condition on `prefix` or below it.
+fn references(filter: &Filter, prefix: &str) -> bool {
+    filter
+        .conjuncts()
+        .iter()
+        .any(|(p, _)| *p == prefix || p.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
+}
+
+/// Applies one operator at one path.
+fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> Result<()> {
+    let parts = split_path(path)?;
+    match op {
+        Op::Set | Op::SetOnInsert => set_path(doc, &parts, arg.clone()),
+        Op::Unset => {
+            unset_path(doc, &parts);
+            Ok(())
+        }
+        Op::Inc | Op::Mul => {
+            let current = document::get_path(doc, &parts).cloned();
+            let new = match current {
+                None => {
+                    if op == Op::Inc {
+                        arg.clone()
+                    } else {
+                        arith(&zero_like(arg), arg, op, path)?
+                    }
+                }
+                Some(cur) => {
+                    if document::as_f64(&cur).is_none() {
+                        return Err(Error::update(
+                            14,
+                            format!(
+                                "Cannot apply {} to a value of non-numeric type. {{_id: ...}} has the field '{}' of non-numeric type {}",
+                                op.name(),
+                                parts.last().copied().unwrap_or_default(),
+                                type_name(&cur)
+                            ),
+                        ));
+                    }
+                    arith(&cur, arg, op, path)?
+                }
+            };
+            set_path(doc, &parts, new)
+        }
+        Op::Min | Op::Max => {
+            let current = document::get_path(doc, &parts);
+            let replace = current.is_none_or(|cur| {
+                let o = compare(arg, cur);
+                if op == Op::Min {
+                    o == Ordering::Less
+                } else {
+                    o == Ordering::Greater
+                }
+            });
+            if replace {
+                set_path(doc, &parts, arg.clone())
+            } else {
+                Ok(())
+            }
+        }
+        Op::Rename => {
+            let Bson::String(to) = arg else {
+                return Err(Error::bad("$rename target must be a string"));
+            };
+            let to_parts = split_path(to)?;
+            if let Some(v) = document::get_path(doc, &parts).cloned() {
+                unset_path(doc, &parts);
+                set_path(doc, &to_parts, v)?;
+            }
+            Ok(())
+        }
+        Op::Push => push(doc, &parts, path, arg),
+        Op::AddToSet => {
+            let items = match arg {
+                Bson::Document(d) if d.contains_key("$each") => match d.get("$each") {
+                    Some(Bson::Array(a)) => a.clone(),
+                    _ => {
+                        return Err(Error::bad(
+                            "The argument to $each in $addToSet must be an array",
+                        ));
+                    }
+                },
+                other => vec![other.clone()],
+            };
+            let arr = array_at(doc, &parts, path, "$addToSet")?;
+            for item in items {
+                if !arr.iter().any(|x| values_equal(x, &item)) {
+                    arr.push(item);
+                }
+            }
+            Ok(())
+        }
+        Op::Pull => {
+            let cond = match arg {
+                Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+                    PullCond::Ops(parse_value_cond(d)?)
+                }
+                Bson::Document(d) => PullCond::Doc(Filter::parse(d)?),
+                other => PullCond::Eq(other.clone()),
+            };
+            if let Some(arr) = existing_array(doc, &parts, path, "$pull")? {
+                arr.retain(|el| !cond.matches(el));
+            }
+            Ok(())
+        }
+        Op::PullAll => {
+            let Bson::Array(values) = arg else {
+                return Err(Error::bad("$pullAll requires an array argument"));
+            };
+            if let Some(arr) = existing_array(doc, &parts, path, "$pullAll")? {
+                arr.retain(|el| !values.iter().any(|v| values_equal(el, v)));
+            }
+            Ok(())
+        }
+        Op::Pop => {
+            let first = document::as_f64(arg).is_some_and(|n| n < 0.0);
+            if let Some(arr) = existing_array(doc, &parts, path, "$pop")? {
+                if first {
+                    if !arr.is_empty() {
+                        arr.remove(0);
+                    }
+                } else {
+                    arr.pop();
+                }
+            }
+            Ok(())
+        }
+        Op::CurrentDate => {
+            let ts = match arg {
+                Bson::Boolean(true) => false,
+                Bson::Document(d) => match d.get("$type") {
+                    Some(Bson::String(t)) if t == "date" => false,
+                    Some(Bson::String(t)) if t == "timestamp" => true,
+                    _ => {
+                        return Err(Error::bad(
+                            "The '$type' string field is required to be 'date' or 'timestamp'",
+                        ));
+                    }
+                },
+                _ => {
+                    return Err(Error::bad(format!(
+                        "{path} is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({{$type: 'timestamp/date'}})."
+                    )));
+                }
+            };
+            let value = if ts {
+                Bson::Timestamp(Timestamp {
+                    time: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
+                    increment: 1,
+                })
+            } else {
+                Bson::DateTime(bson::DateTime::from_millis(
+                    i64::try_from(now_ms).unwrap_or(i64::MAX),
+                ))
+            };
+            set_path(doc, &parts, value)
+        }
+    }
+}
+
+enum PullCond {
+    Eq(Bson),
+    Doc(Filter),
+    Ops(Filter),
+}
+
+impl PullCond {
+    fn matches(&self, el: &Bson) -> bool {
+        match self {
+            Self::Eq(v) => values_equal(el, v),
+            Self::Doc(f) => matches!(el, Bson::Document(d) if f.matches(d)),
+            Self::Ops(f) => {
+                let mut probe = Document::new();
+                probe.insert("v", el.clone());
+                f.matches(&probe)
+            }
+        }
+    }
+}
+
+/// Wraps an operator document as a filter on a synthetic field `v`.
+fn parse_value_cond(ops: &Document) -> Result<Filter> {
+    let mut f = Document::new();
+    f.insert("v", ops.clone());
+    Filter::parse(&f)
+}
+
+fn push(doc: &mut Document, parts: &[&str], path: &str, arg: &Bson) -> Result<()> {
+    let (items, slice, sort, position) = match arg {
+        Bson::Document(d) if d.contains_key("$each") => {
+            let Some(Bson::Array(each)) = d.get("$each") else {
+                return Err(Error::bad(
+                    "The argument to $each in $push must be an array",
+                ));
+            };
+            for k in d.keys() {
+                if !matches!(k.as_str(), "$each" | "$slice" | "$sort" | "$position") {
+                    return Err(Error::bad(format!("Unrecognized clause in $push: {k}")));
+                }
+            }
+            let int = |name: &str| -> Result<Option<i64>> {
+                d.get(name)
+                    .map(|v| {
+                        document::as_f64(v)
+                            .filter(|n| n.fract() == 0.0)
+                            .map(|n| {
+                                #[expect(
+                                    clippy::cast_possible_truncation,
+                                    reason = "integral, checked by filter"
+                                )]
+                                let n = n as i64;
+                                n
+                            })
+                            .ok_or_else(|| {
+                                Error::bad(format!("The value for {name} must be an integer"))
+                            })
+                    })
+                    .transpose()
+            };
+            (
+                each.clone(),
+                int("$slice")?,
+                d.get("$sort").cloned(),
+                int("$position")?,
+            )
+        }
+        other => (vec![other.clone()], None, None, None),
+    };
+    let arr = array_at(doc, parts, path, "$push")?;
+    let len = i64::try_from(arr.len()).unwrap_or(i64::MAX);
+    let at = match position {
+        None => arr.len(),
+        Some(p) if p < 0 => usize::try_from((len + p).max(0)).unwrap_or(0),
+        Some(p) => usize::try_from(p.min(len)).unwrap_or(arr.len()),
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        arr.insert(at + i, item);
+    }
+    if let Some(spec) = sort {
+        sort_array(arr, &spec)?;
+    }
+    if let Some(n) = slice {
+        let len = arr.len();
+        let keep = usize::try_from(n.unsigned_abs())
+            .unwrap_or(usize::MAX)
+            .min(len);
+        if n >= 0 {
+            arr.truncate(keep);
+        } else {
+            arr.drain(..len - keep);
+        }
+    }
+    Ok(())
+}
+
+fn sort_array(arr: &mut [Bson], spec: &Bson) -> Result<()> {
+    match spec {
+        Bson::Document(d) => {
+            let sort = super::query::Sort::parse(d)?;
+            arr.sort_by(|a, b| match (a, b) {
+                (Bson::Document(x), Bson::Document(y)) => sort.compare(x, y),
+                _ => compare(a, b),
+            });
+        }
+        other => {
+            let asc = document::as_f64(other).ok_or_else(|| Error::bad("The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields"))? > 0.0;
+            arr.sort_by(|a, b| if asc { compare(a, b) } else { compare(b, a) });
+        }
+    }
+    Ok(())
+}
+
+/// The array at `parts`, created empty when missing.
+fn array_at<'a>(
+    doc: &'a mut Document,
+    parts: &[&str],
+    path: &str,
+    op: &str,
+) -> Result<&'a mut Vec<Bson>> {
+    if document::get_path(doc, parts).is_none() {
+        set_path(doc, parts, Bson::Array(Vec::new()))?;
+    }
+    match get_path_mut(doc, parts) {
+        Some(Bson::Array(a)) => Ok(a),
+        Some(other) => Err(Error::update(
+            2,
+            format!(
+                "The field '{path}' must be an array but is of type {} in document {{_id: ...}}",
+                type_name(other)
+            ),
+        )),
+        None => Err(Error::update(
+            28,
+            format!("Cannot apply {op} to the path '{path}'"),
+        )),
+    }
+}
+
+/// The array at `parts` if present; an error if something else is there.
+fn existing_array<'a>(
+    doc: &'a mut Document,
+    parts: &[&str],
+    path: &str,
+    op: &str,
+) -> Result<Option<&'a mut Vec<Bson>>> {
+    match get_path_mut(doc, parts) {
+        None => Ok(None),
+        Some(Bson::Array(a)) => Ok(Some(a)),
+        Some(_) => Err(Error::update(
+            2,
+            format!("Cannot apply {op} to a non-array value at '{path}'"),
+        )),
+    }
+}
+
+fn zero_like(v: &Bson) -> Bson {
+    match v {
+        Bson::Int32(_) => Bson::Int32(0),
+        Bson::Int64(_) => Bson::Int64(0),
+        _ => Bson::Double(0.0),
+    }
+}
+
+/// `$inc`/`$mul` arithmetic with MongoDB's type promotion (int → long on overflow; any double
+/// gives a double; long overflow is an error).
+fn arith(a: &Bson, b: &Bson, op: Op, path: &str) -> Result<Bson> {
+    let overflow = || {
+        Error::bad(format!(
+            "Failed to apply {} operations to current value for field '{path}': overflow",
+            op.name()
+        ))
+    };
+    let int = |v: &Bson| match v {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        _ => None,
+    };
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => {
+            let r = if op == Op::Inc {
+                x.checked_add(y)
+            } else {
+                x.checked_mul(y)
+            }
+            .ok_or_else(overflow)?;
+            let both32 = matches!(a, Bson::Int32(_)) && matches!(b, Bson::Int32(_));
+            Ok(match i32::try_from(r) {
+                Ok(small) if both32 => Bson::Int32(small),
+                _ => Bson::Int64(r),
+            })
+        }
+        _ => {
+            let x = document::as_f64(a).unwrap_or(f64::NAN);
+            let y = document::as_f64(b).unwrap_or(f64::NAN);
+            Ok(Bson::Double(if op == Op::Inc { x + y } else { x * y }))
+        }
+    }
+}
+
+/// The mutable value at a path (numeric parts index arrays).
+pub(crate) fn get_path_mut<'a>(doc: &'a mut Document, parts: &[&str]) -> Option<&'a mut Bson> {
+    let (first, rest) = parts.split_first()?;
+    let mut cur = doc.get_mut(*first)?;
+    for p in rest {
+        cur = match cur {
+            Bson::Document(d) => d.get_mut(*p)?,
+            Bson::Array(a) => a.get_mut(array_index(p)?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Sets a value at a dotted path, creating missing sub-documents and padding arrays with null.
+///
+/// # Errors
+/// Code 28 (PathNotViable) when the path crosses a scalar, or an array with a non-numeric part.
+pub(crate) fn set_path(doc: &mut Document, parts: &[&str], value: Bson) -> Result<()> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Err(Error::bad("empty update path"));
+    };
+    if rest.is_empty() {
+        doc.insert(*first, value);
+        return Ok(());
+    }
+    let child = doc
+        .entry((*first).to_owned())
+        .or_insert_with(|| Bson::Document(Document::new()));
+    set_in(child, rest, value, first)
+}
+
+fn set_in(container: &mut Bson, parts: &[&str], value: Bson, parent: &str) -> Result<()> {
+    let Some((first, rest)) = parts.split_first() else {
+        *container = value;
+        return Ok(());
+    };
+    match container {
+        Bson::Document(d) => {
+            if rest.is_empty() {
+                d.insert(*first, value);
+                return Ok(());
+            }
+            let child = d
+                .entry((*first).to_owned())
+                .or_insert_with(|| Bson::Document(Document::new()));
+            set_in(child, rest, value, first)
+        }
+        Bson::Array(a) => {
+            let Some(i) = array_index(first) else {
+                return Err(Error::update(
+                    28,
+                    format!("Cannot create field '{first}' in element {{{parent}: [...]}}"),
+                ));
+            };
+            if i >= a.len() + ARRAY_PAD_MAX {
+                return Err(Error::update(
+                    2,
+                    format!(
+                        "cannot pad array '{parent}' to index {i}: more than {ARRAY_PAD_MAX} new elements"
+                    ),
+                ));
+            }
+            while a.len() <= i {
+                a.push(Bson::Null);
+            }
+            let Some(slot) = a.get_mut(i) else {
+                return Err(Error::update(28, "array index out of range"));
+            };
+            if rest.is_empty() {
+                *slot = value;
+                return Ok(());
+            }
+            if matches!(slot, Bson::Null) {
+                *slot = Bson::Document(Document::new());
+            }
+            set_in(slot, rest, value, first)
+        }
+        other => Err(Error::update(
+            28,
+            format!(
+                "Cannot create field '{first}' in element {{{parent}: {}}}",
+                document::render_value(other)
+            ),
+        )),
+    }
+}
+
+/// Removes the value at a path; array elements become null, as MongoDB does.
+pub(crate) fn unset_path(doc: &mut Document, parts: &[&str]) {
+    let Some((last, init)) = parts.split_last() else {
+        return;
+    };
+    if init.is_empty() {
+        doc.remove(*last);
+        return;
+    }
+    match get_path_mut(doc, init) {
+        Some(Bson::Document(d)) => {
+            d.remove(*last);
+        }
+        Some(Bson::Array(a)) => {
+            if let Some(slot) = array_index(last).and_then(|i| a.get_mut(i)) {
+                *slot = Bson::Null;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Seeds an upsert's new document from the filter's equality fields.
+///
+/// # Errors
+/// As [`set_path`].
+pub(crate) fn seed_from_filter(filter: &Filter) -> Result<Document> {
+    let mut doc = Document::new();
+    for (path, value) in filter.equalities() {
+        if matches!(value, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')))
+        {
+            continue;
+        }
+        let parts = split_path(path)?;
+        set_path(&mut doc, &parts, value.clone())?;
+    }
+    Ok(doc)
+}
+
+/// MongoDB's `updateDescription` for a change from `old` to `new`: updated fields (dotted paths
+/// to new values), removed fields, and arrays that were truncated.
+pub(crate) fn describe_change(old: &Document, new: &Document) -> Document {
+    let mut updated = Document::new();
+    let mut removed = Vec::new();
+    let mut truncated = Vec::new();
+    diff_docs("", old, new, &mut updated, &mut removed, &mut truncated);
+    let mut d = Document::new();
+    d.insert("updatedFields", updated);
+    d.insert("removedFields", removed);
+    d.insert("truncatedArrays", truncated);
+    d
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn diff_docs(
+    prefix: &str,
+    old: &Document,
+    new: &Document,
+    updated: &mut Document,
+    removed: &mut Vec<Bson>,
+    truncated: &mut Vec<Bson>,
+) {
+    for (k, nv) in new {
+        let path = join(prefix, k);
+        match old.get(k) {
+            Some(ov) => diff_values(&path, ov, nv, updated, removed, truncated),
+            None => {
+                updated.insert(path, nv.clone());
+            }
+        }
+    }
+    for k in old.keys() {
+        if !new.contains_key(k) {
+            removed.push(Bson::String(join(prefix, k)));
+        }
+    }
+}
+
+fn diff_values(
+    path: &str,
+    ov: &Bson,
+    nv: &Bson,
+    updated: &mut Document,
+    removed: &mut Vec<Bson>,
+    truncated: &mut Vec<Bson>,
+) {
+    if ov == nv {
+        return;
+    }
+    match (ov, nv) {
+        (Bson::Document(o), Bson::Document(n)) => {
+            diff_docs(path, o, n, updated, removed, truncated)
+        }
+        (Bson::Array(o), Bson::Array(n)) => {
+            if n.len() < o.len() {
+                let mut t = Document::new();
+                t.insert("field", path);
+                t.insert("newSize", i32::try_from(n.len()).unwrap_or(i32::MAX));
+                truncated.push(Bson::Document(t));
+            }
+            for (i, nel) in n.iter().enumerate() {
+                let p = format!("{path}.{i}");
+                match o.get(i) {
+                    Some(oel) => match (oel, nel) {
+                        (Bson::Document(_), Bson::Document(_)) => {
+                            diff_values(&p, oel, nel, updated, removed, truncated)
+                        }
+                        _ if oel != nel => {
+                            updated.insert(p, nel.clone());
+                        }
+                        _ => {}
+                    },
+                    None => {
+                        updated.insert(p, nel.clone());
+                    }
+                }
+            }
+        }
+        _ => {
+            updated.insert(path.to_owned(), nv.clone());
+        }
+    }
+}

@@ -1,0 +1,833 @@
+//! Consumer groups: committed offsets persisted in the metadata database, and REST consumer
+//! instances (subscription or manual assignment, positions, range assignment across a group's
+//! instances, idle expiry by the injected clock).
+//!
+//! Membership is in memory: a restart forgets instances, as the REST Proxy does, while
+//! committed offsets survive. Single-member groups get their assignment at once (no rebalance
+//! delay); assignments are recomputed whenever membership, subscriptions or topics change.
+//! Committed-offset keys: `group 0x00 topic 0x00 partition(u32 BE)`; values: `offset(u64 BE)`
+//! followed by the metadata's UTF-8 bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex::Regex;
+
+use super::error::{Error, Result, meta};
+use super::{
+    COMMIT_METADATA_BYTES_MAX, CONSUMER_INSTANCES_MAX, GROUP_NAME_BYTES_MAX, Log, Offset,
+    SUBSCRIPTION_TOPICS_MAX, StoredRecord,
+};
+
+/// A topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+}
+
+/// A committed offset: the next offset the group will read, and client metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    /// Next offset to consume.
+    pub offset: Offset,
+    /// Opaque client metadata.
+    pub metadata: String,
+}
+
+/// What a consumer does when it has no valid position (Kafka's `auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// Start at the log start offset.
+    Earliest,
+    /// Start at the log end offset (Kafka's default).
+    #[default]
+    Latest,
+    /// Fail the fetch.
+    None,
+}
+
+/// Settings of a REST consumer instance.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsumerSettings {
+    /// The embedded format the instance was created with (`binary`, `json`, …); the log only
+    /// stores it for the API layer.
+    pub format: String,
+    /// Position policy when none is committed or the position fell out of the log.
+    pub offset_reset: OffsetReset,
+    /// Commit delivered positions at the start of every poll.
+    pub auto_commit: bool,
+    /// Longest a fetch waits for records, in ms (the REST Proxy's
+    /// `consumer.request.timeout.ms`); the log only stores it for the API layer.
+    pub request_timeout_ms: u64,
+}
+
+/// What an instance is subscribed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscription {
+    /// These topics.
+    Topics(Vec<String>),
+    /// Every topic whose whole name matches this regular expression.
+    Pattern(String),
+}
+
+/// A record delivered to a consumer instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedRecord {
+    /// Its topic.
+    pub topic: String,
+    /// Its partition.
+    pub partition: u32,
+    /// The record.
+    pub record: StoredRecord,
+}
+
+/// One REST consumer instance.
+#[derive(Debug)]
+struct Member {
+    /// Creation settings.
+    settings: ConsumerSettings,
+    /// Monotonic ms of the last request.
+    last_used_ms: u64,
+    /// Subscription and its compiled pattern.
+    subscription: Option<(Subscription, Option<Regex>)>,
+    /// Manual assignment, exclusive with `subscription`.
+    manual: Option<Vec<TopicPartition>>,
+    /// Current assignment (manual, or computed by the range assignor).
+    assigned: Vec<TopicPartition>,
+    /// Next offset to fetch per partition, once known.
+    positions: BTreeMap<TopicPartition, Offset>,
+    /// Positions last committed by auto-commit, so an unchanged position is not committed (and
+    /// fsynced) again on every poll.
+    auto_committed: BTreeMap<TopicPartition, Offset>,
+}
+
+/// Every group's REST consumer instances.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    /// Group name → instance id → member.
+    groups: BTreeMap<String, BTreeMap<String, Member>>,
+    /// Counter for generated instance ids.
+    next_id: u64,
+}
+
+impl Registry {
+    /// Deletes instances idle for `timeout_ms` or more; returns how many.
+    pub(crate) fn expire_idle(&mut self, now_ms: u64, timeout_ms: u64) -> usize {
+        let mut expired = 0;
+        for members in self.groups.values_mut() {
+            let before = members.len();
+            members.retain(|_, m| now_ms.saturating_sub(m.last_used_ms) < timeout_ms);
+            expired += before - members.len();
+        }
+        self.groups.retain(|_, m| !m.is_empty());
+        if expired > 0 {
+            tracing::info!(expired, "idle consumer instances expired");
+        }
+        expired
+    }
+
+    fn count(&self) -> usize {
+        self.groups.values().map(BTreeMap::len).sum()
+    }
+
+    fn member(&mut self, group: &str, instance: &str, now_ms: u64) -> Result<&mut Member> {
+        let m = self
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.get_mut(instance))
+            .ok_or_else(|| Error::InstanceNotFound {
+                group: group.to_owned(),
+                instance: instance.to_owned(),
+            })?;
+        m.last_used_ms = now_ms;
+        Ok(m)
+    }
+
+    /// Recomputes every subscribed member's assignment in `group` with the range assignor.
+    fn rebalance(&mut self, group: &str, topics: &BTreeMap<String, u32>) {
+        let Some(members) = self.groups.get_mut(group) else {
+            return;
+        };
+        let mut by_topic: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (id, m) in members.iter() {
+            if let Some((sub, re)) = &m.subscription {
+                for t in subscribed_topics(sub, re.as_ref(), topics) {
+                    if let Some((name, _)) = topics.get_key_value(&t) {
+                        by_topic.entry(name.as_str()).or_default().push(id.clone());
+                    }
+                }
+            }
+        }
+        let mut assigned: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+        for (topic, ids) in by_topic {
+            let n = topics.get(topic).copied().unwrap_or(0);
+            for (id, range) in ids.iter().zip(range_assign(n, ids.len())) {
+                let list = assigned.entry(id.clone()).or_default();
+                list.extend(range.map(|p| TopicPartition {
+                    topic: topic.to_owned(),
+                    partition: p,
+                }));
+            }
+        }
+        for (id, m) in members.iter_mut() {
+            if m.manual.is_none() {
+                m.assigned = assigned.remove(id).unwrap_or_default();
+                let keep: BTreeSet<&TopicPartition> = m.assigned.iter().collect();
+                m.positions.retain(|tp, _| keep.contains(tp));
+            }
+        }
+    }
+}
+
+/// Kafka's range assignor for one topic: `members` consecutive ranges over `partitions`, the
+/// first `partitions % members` one longer.
+#[must_use]
+pub(crate) fn range_assign(partitions: u32, members: usize) -> Vec<std::ops::Range<u32>> {
+    let m = u32::try_from(members).unwrap_or(u32::MAX).max(1);
+    let per = partitions / m;
+    let extra = partitions % m;
+    (0..m)
+        .take(members)
+        .map(|i| {
+            let start = i * per + i.min(extra);
+            let len = per + u32::from(i < extra);
+            start..start + len
+        })
+        .collect()
+}
+
+/// Topics a subscription covers among `topics`, sorted.
+fn subscribed_topics(
+    sub: &Subscription,
+    re: Option<&Regex>,
+    topics: &BTreeMap<String, u32>,
+) -> Vec<String> {
+    match (sub, re) {
+        (Subscription::Topics(list), _) => list.clone(),
+        (Subscription::Pattern(_), Some(re)) => {
+            topics.keys().filter(|t| re.is_match(t)).cloned().collect()
+        }
+        (Subscription::Pattern(_), None) => Vec::new(),
+    }
+}
+
+/// Checks a group name.
+fn check_group(group: &str) -> Result<()> {
+    if group.is_empty() {
+        return Err(Error::GroupNameInvalid { reason: "empty" });
+    }
+    if group.len() > GROUP_NAME_BYTES_MAX {
+        return Err(Error::GroupNameInvalid {
+            reason: "longer than 255 bytes",
+        });
+    }
+    if group.contains('\0') {
+        return Err(Error::GroupNameInvalid {
+            reason: "contains NUL",
+        });
+    }
+    Ok(())
+}
+
+/// Encodes a committed-offset key.
+fn offset_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
+    let mut k = Vec::with_capacity(group.len() + tp.topic.len() + 6);
+    k.extend_from_slice(group.as_bytes());
+    k.push(0);
+    k.extend_from_slice(tp.topic.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&tp.partition.to_be_bytes());
+    k
+}
+
+impl Log {
+    fn now_mono_ms(&self) -> u64 {
+        self.inner.clock.monotonic_ns() / 1_000_000
+    }
+
+    /// Locks the registry after expiring idle instances.
+    fn registry(&self) -> Result<std::sync::MutexGuard<'_, Registry>> {
+        let mut g = self.inner.groups.lock()?;
+        g.expire_idle(
+            self.now_mono_ms(),
+            self.inner.config.consumer_instance_timeout_ms,
+        );
+        Ok(g)
+    }
+
+    fn partition_counts(&self) -> Result<BTreeMap<String, u32>> {
+        Ok(self
+            .inner
+            .topics
+            .read()?
+            .iter()
+            .map(|(k, t)| (k.clone(), t.info.partitions))
+            .collect())
+    }
+
+    /// Commits offsets for `group` atomically (all or none) and durably.
+    ///
+    /// # Errors
+    /// [`Error::GroupNameInvalid`], [`Error::TooManyTopicsInSubscription`] for more than
+    /// [`SUBSCRIPTION_TOPICS_MAX`] entries, [`Error::ConfigInvalid`] for metadata over
+    /// [`COMMIT_METADATA_BYTES_MAX`], topic/partition errors, or [`Error::Meta`].
+    pub fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        check_group(group)?;
+        if offsets.len() > SUBSCRIPTION_TOPICS_MAX {
+            return Err(Error::TooManyTopicsInSubscription {
+                len: offsets.len(),
+                max: SUBSCRIPTION_TOPICS_MAX,
+            });
+        }
+        let mut batch = self.inner.db.batch();
+        for (tp, c) in offsets {
+            self.partition(&tp.topic, tp.partition)?;
+            if c.metadata.len() > COMMIT_METADATA_BYTES_MAX {
+                return Err(Error::ConfigInvalid {
+                    name: "metadata".into(),
+                    value: format!("{} bytes", c.metadata.len()),
+                    reason: format!("longer than {COMMIT_METADATA_BYTES_MAX} bytes"),
+                });
+            }
+            let mut v = c.offset.to_be_bytes().to_vec();
+            v.extend_from_slice(c.metadata.as_bytes());
+            batch.insert(&self.inner.offsets_ks, offset_key(group, tp), v);
+        }
+        batch.commit().map_err(meta("commit offsets"))?;
+        self.inner
+            .db
+            .persist(fjall::PersistMode::SyncData)
+            .map_err(meta("persist offsets"))
+    }
+
+    /// The committed offset of `group` on a partition, if any.
+    ///
+    /// # Errors
+    /// [`Error::GroupNameInvalid`], [`Error::Meta`], [`Error::MetaCorrupt`].
+    pub fn committed_offset(
+        &self,
+        group: &str,
+        tp: &TopicPartition,
+    ) -> Result<Option<CommittedOffset>> {
+        check_group(group)?;
+        let Some(v) = self
+            .inner
+            .offsets_ks
+            .get(offset_key(group, tp))
+            .map_err(meta("read offset"))?
+        else {
+            return Ok(None);
+        };
+        let (head, rest) = v.split_at_checked(8).ok_or_else(|| Error::MetaCorrupt {
+            key: format!("{group}/{}/{}", tp.topic, tp.partition),
+            reason: "shorter than 8 bytes".into(),
+        })?;
+        let offset = u64::from_be_bytes(head.try_into().map_err(|_| Error::LockPoisoned)?);
+        Ok(Some(CommittedOffset {
+            offset,
+            metadata: String::from_utf8_lossy(rest).into_owned(),
+        }))
+    }
+
+    /// Creates a REST consumer instance; returns its id (`name`, or a generated
+    /// `rest-consumer-…`).
+    ///
+    /// # Errors
+    /// [`Error::GroupNameInvalid`], [`Error::InstanceExists`], [`Error::TooManyInstances`].
+    pub fn create_consumer(
+        &self,
+        group: &str,
+        name: Option<&str>,
+        settings: ConsumerSettings,
+    ) -> Result<String> {
+        check_group(group)?;
+        if let Some(n) = name {
+            check_group(n)?;
+        }
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        let len = reg.count() + 1;
+        if len > CONSUMER_INSTANCES_MAX {
+            return Err(Error::TooManyInstances {
+                len,
+                max: CONSUMER_INSTANCES_MAX,
+            });
+        }
+        reg.next_id += 1;
+        let id = match name {
+            Some(n) => n.to_owned(),
+            None => format!(
+                "rest-consumer-{:012x}-{}",
+                self.inner.clock.now_ms(),
+                reg.next_id
+            ),
+        };
+        let members = reg.groups.entry(group.to_owned()).or_default();
+        if members.contains_key(&id) {
+            return Err(Error::InstanceExists {
+                group: group.to_owned(),
+                instance: id,
+            });
+        }
+        members.insert(
+            id.clone(),
+            Member {
+                settings,
+                last_used_ms: now,
+                subscription: None,
+                manual: None,
+                assigned: Vec::new(),
+                positions: BTreeMap::new(),
+                auto_committed: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    /// The settings an instance was created with.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`].
+    pub fn consumer_settings(&self, group: &str, instance: &str) -> Result<ConsumerSettings> {
+        let now = self.now_mono_ms();
+        Ok(self
+            .registry()?
+            .member(group, instance, now)?
+            .settings
+            .clone())
+    }
+
+    /// Deletes an instance; its partitions go to the rest of the group.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`].
+    pub fn delete_consumer(&self, group: &str, instance: &str) -> Result<()> {
+        let counts = self.partition_counts()?;
+        let mut reg = self.registry()?;
+        let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
+        if removed.is_none() {
+            return Err(Error::InstanceNotFound {
+                group: group.to_owned(),
+                instance: instance.to_owned(),
+            });
+        }
+        reg.rebalance(group, &counts);
+        Ok(())
+    }
+
+    /// Subscribes an instance (replacing an earlier subscription); named topics are
+    /// auto-created when allowed.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`], [`Error::IllegalState`] when manually assigned,
+    /// [`Error::PatternInvalid`], [`Error::TooManyTopicsInSubscription`], topic errors.
+    pub fn subscribe_consumer(&self, group: &str, instance: &str, sub: Subscription) -> Result<()> {
+        let re =
+            match &sub {
+                Subscription::Topics(list) => {
+                    if list.len() > SUBSCRIPTION_TOPICS_MAX {
+                        return Err(Error::TooManyTopicsInSubscription {
+                            len: list.len(),
+                            max: SUBSCRIPTION_TOPICS_MAX,
+                        });
+                    }
+                    for t in list {
+                        self.ensure_topic(t)?;
+                    }
+                    None
+                }
+                Subscription::Pattern(p) => Some(Regex::new(&format!("^(?:{p})$")).map_err(
+                    |e| Error::PatternInvalid {
+                        reason: e.to_string(),
+                    },
+                )?),
+            };
+        let counts = self.partition_counts()?;
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        let m = reg.member(group, instance, now)?;
+        if m.manual.is_some() {
+            return Err(Error::IllegalState {
+                reason: "subscription and manual assignment are mutually exclusive",
+            });
+        }
+        m.subscription = Some((sub, re));
+        reg.rebalance(group, &counts);
+        Ok(())
+    }
+
+    /// The topics an instance is subscribed to (a pattern lists the topics it matches now).
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`].
+    pub fn consumer_subscription(&self, group: &str, instance: &str) -> Result<Vec<String>> {
+        let counts = self.partition_counts()?;
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        let m = reg.member(group, instance, now)?;
+        Ok(match &m.subscription {
+            Some((sub, re)) => subscribed_topics(sub, re.as_ref(), &counts),
+            None => Vec::new(),
+        })
+    }
+
+    /// Drops an instance's subscription.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`].
+    pub fn unsubscribe_consumer(&self, group: &str, instance: &str) -> Result<()> {
+        let counts = self.partition_counts()?;
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        let m = reg.member(group, instance, now)?;
+        m.subscription = None;
+        m.assigned.clear();
+        m.positions.clear();
+        reg.rebalance(group, &counts);
+        Ok(())
+    }
+
+    /// Assigns partitions manually (replacing an earlier manual assignment).
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`], [`Error::IllegalState`] when subscribed, partition errors,
+    /// [`Error::TooManyTopicsInSubscription`].
+    pub fn assign_consumer(
+        &self,
+        group: &str,
+        instance: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<()> {
+        if partitions.len() > SUBSCRIPTION_TOPICS_MAX {
+            return Err(Error::TooManyTopicsInSubscription {
+                len: partitions.len(),
+                max: SUBSCRIPTION_TOPICS_MAX,
+            });
+        }
+        for tp in &partitions {
+            self.partition(&tp.topic, tp.partition)?;
+        }
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        let m = reg.member(group, instance, now)?;
+        if m.subscription.is_some() {
+            return Err(Error::IllegalState {
+                reason: "subscription and manual assignment are mutually exclusive",
+            });
+        }
+        let keep: BTreeSet<TopicPartition> = partitions.iter().cloned().collect();
+        m.positions.retain(|tp, _| keep.contains(tp));
+        m.assigned = keep.into_iter().collect();
+        m.manual = Some(partitions);
+        Ok(())
+    }
+
+    /// An instance's current assignment, sorted.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`].
+    pub fn consumer_assignment(&self, group: &str, instance: &str) -> Result<Vec<TopicPartition>> {
+        let counts = self.partition_counts()?;
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        reg.member(group, instance, now)?;
+        reg.rebalance(group, &counts);
+        Ok(reg.member(group, instance, now)?.assigned.clone())
+    }
+
+    /// Sets explicit positions (the next offset to fetch).
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`], [`Error::IllegalState`] for a partition not assigned.
+    pub fn seek_consumer(
+        &self,
+        group: &str,
+        instance: &str,
+        positions: &[(TopicPartition, Offset)],
+    ) -> Result<()> {
+        let now = self.now_mono_ms();
+        let mut reg = self.registry()?;
+        let m = reg.member(group, instance, now)?;
+        for (tp, _) in positions {
+            if !m.assigned.contains(tp) {
+                return Err(Error::IllegalState {
+                    reason: "seek on a partition not assigned to this instance",
+                });
+            }
+        }
+        for (tp, o) in positions {
+            m.positions.insert(tp.clone(), *o);
+        }
+        Ok(())
+    }
+
+    /// Moves positions to the log start (`beginning`) or end of each partition.
+    ///
+    /// # Errors
+    /// As [`Log::seek_consumer`], plus partition errors.
+    pub fn seek_consumer_to(
+        &self,
+        group: &str,
+        instance: &str,
+        partitions: &[TopicPartition],
+        beginning: bool,
+    ) -> Result<()> {
+        let mut positions = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            let p = self.partition(&tp.topic, tp.partition)?;
+            let o = if beginning {
+                p.earliest_offset()?
+            } else {
+                p.latest_offset()
+            };
+            positions.push((tp.clone(), o));
+        }
+        self.seek_consumer(group, instance, &positions)
+    }
+
+    /// Receivers that wake when any partition assigned to the instance gets records.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`].
+    pub fn consumer_watch(
+        &self,
+        group: &str,
+        instance: &str,
+    ) -> Result<Vec<tokio::sync::watch::Receiver<Offset>>> {
+        let assigned = self.consumer_assignment(group, instance)?;
+        assigned
+            .iter()
+            .map(|tp| self.subscribe(&tp.topic, tp.partition))
+            .collect()
+    }
+
+    /// Fetches up to about `max_bytes` of records from the instance's assigned partitions,
+    /// advancing its positions. With `auto_commit`, the positions reached by earlier polls are
+    /// committed first.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`], [`Error::NoResetPolicy`], read and commit errors.
+    pub fn poll_consumer(
+        &self,
+        group: &str,
+        instance: &str,
+        max_bytes: usize,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let counts = self.partition_counts()?;
+        let now = self.now_mono_ms();
+        let (plan, settings, previous) = {
+            let mut reg = self.registry()?;
+            reg.member(group, instance, now)?;
+            reg.rebalance(group, &counts);
+            let m = reg.member(group, instance, now)?;
+            let plan: Vec<(TopicPartition, Option<Offset>)> = m
+                .assigned
+                .iter()
+                .map(|tp| (tp.clone(), m.positions.get(tp).copied()))
+                .collect();
+            let changed: Vec<(TopicPartition, Offset)> = m
+                .positions
+                .iter()
+                .filter(|(tp, o)| m.auto_committed.get(*tp) != Some(*o))
+                .map(|(tp, o)| (tp.clone(), *o))
+                .collect();
+            (plan, m.settings.clone(), changed)
+        };
+        if settings.auto_commit && !previous.is_empty() {
+            let offsets: Vec<_> = previous
+                .into_iter()
+                .map(|(tp, offset)| {
+                    (
+                        tp,
+                        CommittedOffset {
+                            offset,
+                            metadata: String::new(),
+                        },
+                    )
+                })
+                .collect();
+            self.commit_offsets(group, &offsets)?;
+            let mut reg = self.registry()?;
+            if let Ok(m) = reg.member(group, instance, now) {
+                m.auto_committed
+                    .extend(offsets.into_iter().map(|(tp, c)| (tp, c.offset)));
+            }
+        }
+        let mut out = Vec::new();
+        let mut budget = max_bytes.min(super::READ_BYTES_MAX);
+        let mut reached = Vec::new();
+        for (tp, pos) in plan {
+            let partition = self.partition(&tp.topic, tp.partition)?;
+            let mut pos = match pos {
+                Some(p) => p,
+                None => match self.committed_offset(group, &tp)? {
+                    Some(c) => c.offset,
+                    None => self.reset_position(&tp, settings.offset_reset, 0)?,
+                },
+            };
+            if budget == 0 {
+                reached.push((tp, pos));
+                continue;
+            }
+            let records = match partition.read(pos, budget) {
+                Ok(r) => r,
+                Err(Error::OffsetOutOfRange { .. }) => {
+                    pos = self.reset_position(&tp, settings.offset_reset, pos)?;
+                    partition.read(pos, budget)?
+                }
+                Err(e) => return Err(e),
+            };
+            for r in records {
+                let size = super::record_bytes(&Record::from_stored(&r)) as usize;
+                budget = budget.saturating_sub(size.max(1));
+                pos = r.offset + 1;
+                out.push(ConsumedRecord {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    record: r,
+                });
+            }
+            reached.push((tp, pos));
+        }
+        let mut reg = self.registry()?;
+        if let Ok(m) = reg.member(group, instance, now) {
+            for (tp, pos) in reached {
+                if m.assigned.contains(&tp) {
+                    m.positions.insert(tp, pos);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where a consumer without a valid position starts.
+    fn reset_position(
+        &self,
+        tp: &TopicPartition,
+        reset: OffsetReset,
+        offset: Offset,
+    ) -> Result<Offset> {
+        let p = self.partition(&tp.topic, tp.partition)?;
+        match reset {
+            OffsetReset::Earliest => p.earliest_offset(),
+            OffsetReset::Latest => Ok(p.latest_offset()),
+            OffsetReset::None => Err(Error::NoResetPolicy {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset,
+            }),
+        }
+    }
+
+    /// Commits the instance's positions: `explicit` entries are last-processed offsets (the
+    /// commit is offset + 1, as the REST Proxy does); `None` commits every fetched position.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`], commit errors.
+    pub fn commit_consumer(
+        &self,
+        group: &str,
+        instance: &str,
+        explicit: Option<Vec<(TopicPartition, Offset, String)>>,
+    ) -> Result<()> {
+        let now = self.now_mono_ms();
+        let offsets: Vec<(TopicPartition, CommittedOffset)> = match explicit {
+            Some(list) => {
+                self.registry()?.member(group, instance, now)?;
+                list.into_iter()
+                    .map(|(tp, o, metadata)| {
+                        (
+                            tp,
+                            CommittedOffset {
+                                offset: o.saturating_add(1),
+                                metadata,
+                            },
+                        )
+                    })
+                    .collect()
+            }
+            None => self
+                .registry()?
+                .member(group, instance, now)?
+                .positions
+                .iter()
+                .map(|(tp, &offset)| {
+                    (
+                        tp.clone(),
+                        CommittedOffset {
+                            offset,
+                            metadata: String::new(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        self.commit_offsets(group, &offsets)
+    }
+
+    /// Committed offsets of the instance's group for `partitions`.
+    ///
+    /// # Errors
+    /// [`Error::InstanceNotFound`], [`Error::Meta`].
+    pub fn consumer_committed(
+        &self,
+        group: &str,
+        instance: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Option<CommittedOffset>)>> {
+        let now = self.now_mono_ms();
+        self.registry()?.member(group, instance, now)?;
+        partitions
+            .iter()
+            .map(|tp| Ok((tp.clone(), self.committed_offset(group, tp)?)))
+            .collect()
+    }
+
+    /// Deletes instances idle longer than `consumer_instance_timeout_ms` by the clock; returns
+    /// how many. Every consumer call also does this first.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`] only.
+    pub fn expire_idle_consumers(&self) -> Result<usize> {
+        let now = self.now_mono_ms();
+        Ok(self
+            .inner
+            .groups
+            .lock()?
+            .expire_idle(now, self.inner.config.consumer_instance_timeout_ms))
+    }
+}
+
+use super::Record;
+
+impl Record {
+    /// A record with the same key, value, headers and timestamp as a stored one.
+    #[must_use]
+    pub fn from_stored(r: &StoredRecord) -> Self {
+        Self {
+            key: r.key.clone(),
+            value: r.value.clone(),
+            headers: r.headers.clone(),
+            timestamp_ms: Some(r.timestamp_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_assignor_matches_kafka() {
+        assert_eq!(range_assign(3, 1), vec![0..3]);
+        assert_eq!(range_assign(3, 2), vec![0..2, 2..3]);
+        assert_eq!(range_assign(7, 3), vec![0..3, 3..5, 5..7]);
+        assert_eq!(range_assign(2, 3), vec![0..1, 1..2, 2..2]);
+    }
+}

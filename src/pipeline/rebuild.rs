@@ -1,0 +1,117 @@
+//! Rebuilding the cache, a materialised view of the log, when the process starts.
+//!
+//! Each flow with a cache sink replays its source from the earliest retained offset up to the
+//! offsets it has committed, running the same transform, routes and templates as live
+//! processing but writing only to the cache: history already holds those records, and their
+//! forwards and dead letters were sent the first time. Live processing then resumes from the
+//! committed offsets, so every key derived from a record still in the log answers as before.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::config::PipelineConfig;
+use super::error::{Error, Result, SeamError};
+use super::process::process_batch;
+use super::runner::compile;
+use super::seams::{
+    CommitOffset, DeadLetter, HistoryCommitError, HistorySink, HistoryWrite, Seams, SourceBatch,
+    SourceStart, TopicSink, TopicWrite,
+};
+
+/// Replays every cache-fed flow up to its committed offsets; returns the records replayed.
+/// Blocking: call it from `spawn_blocking` or a plain thread.
+///
+/// # Errors
+/// An invalid configuration, or a source or cache failure during the replay.
+pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams) -> Result<u64> {
+    let replay_seams = Seams {
+        history: Arc::new(Discard),
+        topic: Arc::new(Discard),
+        dead_letter: Arc::new(Discard),
+        ..seams.clone()
+    };
+    let mut replayed = 0u64;
+    for flow in compile(config, seams)? {
+        let config = flow.plan.config();
+        if !config.sinks.iter().any(|s| s.cache.is_some()) {
+            continue;
+        }
+        let engine = |stage: &'static str, source: SeamError| Error::Engine {
+            flow: flow.plan.name().to_owned(),
+            stage,
+            source,
+        };
+        let committed = seams
+            .history
+            .committed(&config.source.group, &config.source.topic)
+            .map_err(|e| engine("read committed offsets", e))?;
+        if committed.is_empty() {
+            continue;
+        }
+        let mut source = seams
+            .source
+            .open(&config.source, &SourceStart::Earliest)
+            .map_err(|e| engine("open source", e))?;
+        let max = usize::try_from(config.batch_records).unwrap_or(1);
+        loop {
+            let batch = source.poll(max, 0).map_err(|e| engine("poll", e))?;
+            if batch.records.is_empty() {
+                break;
+            }
+            // Records past the committed offsets (the flow's lag) are left to live processing.
+            let records: Vec<_> = batch
+                .records
+                .into_iter()
+                .filter(|r| {
+                    committed
+                        .get(&r.partition)
+                        .is_some_and(|end| r.offset < *end)
+                })
+                .collect();
+            replayed += records.len() as u64;
+            process_batch(
+                &flow,
+                &replay_seams,
+                &SourceBatch {
+                    records,
+                    end_offsets: BTreeMap::new(),
+                },
+            )?;
+        }
+    }
+    Ok(replayed)
+}
+
+/// The sinks a replay must not write to.
+struct Discard;
+
+impl HistorySink for Discard {
+    fn committed(
+        &self,
+        _group: &str,
+        _topic: &str,
+    ) -> std::result::Result<BTreeMap<u32, u64>, SeamError> {
+        Ok(BTreeMap::new())
+    }
+
+    fn commit(
+        &self,
+        _group: &str,
+        _docs: &[HistoryWrite],
+        _offsets: &[CommitOffset],
+    ) -> std::result::Result<(), HistoryCommitError> {
+        Ok(())
+    }
+}
+
+impl TopicSink for Discard {
+    fn produce(&self, _topic: &str, _record: TopicWrite) -> std::result::Result<(), SeamError> {
+        Ok(())
+    }
+}
+
+impl DeadLetter for Discard {
+    fn send(&self, _topic: &str, _letters: Vec<TopicWrite>) -> std::result::Result<(), SeamError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,555 @@
+//! The channel hub: one monotonic event id per channel, a bounded replay buffer, and fan-out to
+//! subscribers with explicit lag handling.
+//!
+//! Each channel has a `broadcast` ring of [`SUBSCRIBER_QUEUE_EVENTS_MAX`] events for live
+//! subscribers and a replay buffer of `replay_events` events. A subscriber that falls off the
+//! ring recovers the missed events from the replay buffer; if they have aged out of it too, it
+//! gets [`Delivery::Resync`] and must refetch. Nothing is skipped silently.
+//!
+//! Invariant: event ids on a channel start at 1 and grow by exactly 1 per publish; the replay
+//! buffer holds a contiguous run of them ending at the channel's head.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::presence::Presence;
+use super::protocol::frame_event;
+use super::{
+    CONNECTIONS_MAX, EVENT_DATA_BYTES_MAX, Error, HUB_CHANNELS_MAX, PresenceSnapshot,
+    REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId,
+    check_channel_name, check_event_name,
+};
+
+/// A channel's event id: 1 for the first event, then +1 per publish.
+pub type EventId = u64;
+
+/// One published event, shared by every subscriber.
+#[derive(Debug)]
+pub struct Event {
+    /// Position on its channel.
+    id: EventId,
+    /// The channel.
+    channel: Arc<str>,
+    /// Event name, e.g. `NewOrder`.
+    name: String,
+    /// Payload as one-line JSON text.
+    data: String,
+    /// A Pusher connection that must not receive it (`socket_id` exclusion).
+    exclude: Option<SocketId>,
+    /// The sender's presence user id, on client events relayed on a presence channel.
+    user_id: Option<String>,
+    /// The Pusher frame, built once on first use.
+    pusher_frame: OnceLock<String>,
+}
+
+impl Event {
+    /// The event id on its channel.
+    #[must_use]
+    pub fn id(&self) -> EventId {
+        self.id
+    }
+
+    /// The channel name.
+    #[must_use]
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The event name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The payload as one-line JSON text.
+    #[must_use]
+    pub fn data(&self) -> &str {
+        &self.data
+    }
+
+    /// The connection excluded from delivery, if any.
+    #[must_use]
+    pub fn exclude(&self) -> Option<&SocketId> {
+        self.exclude.as_ref()
+    }
+
+    /// The sender's presence user id (client events on presence channels only).
+    #[must_use]
+    pub fn user_id(&self) -> Option<&str> {
+        self.user_id.as_deref()
+    }
+
+    /// The Pusher protocol frame delivering this event (built once, then shared).
+    #[must_use]
+    pub fn pusher_frame(&self) -> &str {
+        self.pusher_frame.get_or_init(|| {
+            frame_event(
+                &self.name,
+                &self.channel,
+                &self.data,
+                self.user_id.as_deref(),
+            )
+        })
+    }
+}
+
+/// How a subscription started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// No `Last-Event-ID`: live events only.
+    Live,
+    /// Events after the given id were still buffered and come first.
+    Replayed {
+        /// How many events are replayed.
+        count: usize,
+    },
+    /// The given id is no longer buffered (or is from the future, e.g. before a restart): the
+    /// subscriber must refetch its state, then follows live events after `head`.
+    Resync {
+        /// The id the subscriber asked to resume after.
+        requested: EventId,
+        /// The channel's latest id now.
+        head: EventId,
+    },
+}
+
+/// What [`Subscription::recv`] yields.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// The next event, in id order.
+    Event(Arc<Event>),
+    /// The subscriber fell so far behind that the missed events left the replay buffer; it must
+    /// refetch its state. Delivery continues with events after `head`.
+    Resync {
+        /// The latest id when the gap was detected.
+        head: EventId,
+    },
+}
+
+/// The mutable part of a channel.
+#[derive(Debug)]
+struct ChannelState {
+    /// The latest id assigned (0 before the first publish).
+    head: EventId,
+    /// The last `capacity` events, oldest first.
+    buffer: VecDeque<Arc<Event>>,
+    /// Bytes of event data in `buffer` (at most [`REPLAY_BYTES_MAX`]).
+    buffer_bytes: usize,
+}
+
+/// One channel: its state and its live fan-out ring.
+#[derive(Debug)]
+struct Channel {
+    /// Head and replay buffer.
+    state: Mutex<ChannelState>,
+    /// Live fan-out; held here so receivers never see `Closed`.
+    tx: broadcast::Sender<Arc<Event>>,
+    /// Replay buffer capacity.
+    capacity: usize,
+}
+
+impl Channel {
+    fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.clamp(1, SUBSCRIBER_QUEUE_EVENTS_MAX));
+        Self {
+            state: Mutex::new(ChannelState {
+                head: 0,
+                buffer: VecDeque::new(),
+                buffer_bytes: 0,
+            }),
+            tx,
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChannelState> {
+        // Poisoning can only follow a panic inside the short critical sections below, which do
+        // no fallible work; the state is still consistent, so keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Events after `after`, or `None` when some of them are gone (or `after` is ahead).
+    fn replay_after(state: &ChannelState, after: EventId) -> Option<Vec<Arc<Event>>> {
+        if after > state.head {
+            return None;
+        }
+        let oldest = state.buffer.front().map_or(state.head + 1, |e| e.id);
+        if after + 1 < oldest {
+            return None;
+        }
+        let skip = usize::try_from(after + 1 - oldest).ok()?;
+        Some(state.buffer.iter().skip(skip).cloned().collect())
+    }
+}
+
+/// A subscriber's view of one channel: replayed events first, then live ones, in id order.
+#[derive(Debug)]
+pub struct Subscription {
+    /// The channel (kept alive by this handle).
+    channel: Arc<Channel>,
+    /// Live events.
+    rx: broadcast::Receiver<Arc<Event>>,
+    /// Events to deliver before reading `rx` (replay, lag recovery).
+    pending: VecDeque<Arc<Event>>,
+    /// The id of the last event delivered or skipped; anything at or below it is a duplicate.
+    last_id: EventId,
+    /// How the subscription started.
+    start: Start,
+}
+
+impl Subscription {
+    /// How the subscription started (live, replayed, or resync needed).
+    #[must_use]
+    pub fn start(&self) -> Start {
+        self.start
+    }
+
+    /// The next event. Lag is handled here: missed events come from the replay buffer when it
+    /// still holds them, otherwise [`Delivery::Resync`] is returned once.
+    pub async fn recv(&mut self) -> Delivery {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.last_id = event.id;
+                return Delivery::Event(event);
+            }
+            match self.rx.recv().await {
+                Ok(event) if event.id > self.last_id => {
+                    self.last_id = event.id;
+                    return Delivery::Event(event);
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let state = self.channel.lock();
+                    if let Some(events) = Channel::replay_after(&state, self.last_id) {
+                        tracing::debug!(
+                            missed,
+                            recovered = events.len(),
+                            "subscriber lag recovered from the replay buffer"
+                        );
+                        self.pending.extend(events);
+                    } else {
+                        let head = state.head;
+                        drop(state);
+                        tracing::warn!(
+                            missed,
+                            head,
+                            "subscriber fell behind the replay buffer; asking it to resync"
+                        );
+                        self.last_id = head;
+                        return Delivery::Resync { head };
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    // Unreachable while `channel` holds the sender; report it as a gap.
+                    let head = self.channel.lock().head;
+                    self.last_id = head;
+                    return Delivery::Resync { head };
+                }
+            }
+        }
+    }
+}
+
+/// Counts one WebSocket connection or SSE stream against [`CONNECTIONS_MAX`] until dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    /// The hub whose count this holds.
+    hub: Arc<Hub>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.hub.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The channel hub. Cheap to share behind an `Arc`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Hub {
+    /// Channel name → channel. Held only briefly (lookup, create, evict).
+    channels: Mutex<HashMap<Arc<str>, Arc<Channel>>>,
+    /// Replay buffer size per channel.
+    replay_events: usize,
+    /// Seed mixed into socket ids.
+    socket_seed: u64,
+    /// Socket ids issued so far; the second half of every id, so ids never repeat.
+    sockets_issued: AtomicU64,
+    /// Presence membership.
+    presence: Presence,
+    /// Open WebSocket connections and SSE streams.
+    connections: AtomicUsize,
+}
+
+impl Hub {
+    /// A hub with `config.replay_events` of replay per channel; `socket_seed` makes socket ids
+    /// deterministic for a given seed.
+    #[must_use]
+    pub fn new(config: &RealtimeConfig, socket_seed: u64) -> Self {
+        Self {
+            channels: Mutex::new(HashMap::new()),
+            replay_events: config.replay_events.max(1),
+            socket_seed,
+            sockets_issued: AtomicU64::new(0),
+            presence: Presence::default(),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Publishes `data` (serialised once, as one-line JSON) to `channel` as `event`; returns its
+    /// id. Pusher connections with socket id `exclude` do not receive it.
+    ///
+    /// # Errors
+    /// A bad channel or event name, data over [`EVENT_DATA_BYTES_MAX`], or [`Error::HubFull`].
+    pub fn publish(
+        &self,
+        channel: &str,
+        event: &str,
+        data: Value,
+        exclude: Option<SocketId>,
+    ) -> Result<EventId> {
+        self.publish_json(channel, event, data.to_string(), exclude)
+    }
+
+    /// As [`Hub::publish`], with the payload already one-line JSON text (see
+    /// `normalize_json_data`), so the sender's key order is kept.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`].
+    pub fn publish_json(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        exclude: Option<SocketId>,
+    ) -> Result<EventId> {
+        self.publish_event(channel, event, data_json, exclude, None)
+    }
+
+    /// Relays a client event from connection `sender` (never delivered back to it); on presence
+    /// channels `user_id` is the sender's user, added to the Pusher frame as Pusher does.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`].
+    pub fn publish_client_event(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        sender: SocketId,
+        user_id: Option<String>,
+    ) -> Result<EventId> {
+        self.publish_event(channel, event, data_json, Some(sender), user_id)
+    }
+
+    fn publish_event(
+        &self,
+        channel: &str,
+        event: &str,
+        data_json: String,
+        exclude: Option<SocketId>,
+        user_id: Option<String>,
+    ) -> Result<EventId> {
+        check_channel_name(channel)?;
+        check_event_name(event)?;
+        if data_json.len() > EVENT_DATA_BYTES_MAX {
+            return Err(Error::DataTooLarge {
+                len: data_json.len(),
+                max: EVENT_DATA_BYTES_MAX,
+            });
+        }
+        debug_assert!(!data_json.contains('\n'), "event data must be one line");
+        let (name, ch) = self.channel(channel)?;
+        let mut state = ch.lock();
+        let id = state.head + 1;
+        let event = Arc::new(Event {
+            id,
+            channel: name,
+            name: event.to_owned(),
+            data: data_json,
+            exclude,
+            user_id,
+            pusher_frame: OnceLock::new(),
+        });
+        state.head = id;
+        state.buffer_bytes += event.data.len();
+        state.buffer.push_back(event.clone());
+        while state.buffer.len() > ch.capacity || state.buffer_bytes > REPLAY_BYTES_MAX {
+            let Some(old) = state.buffer.pop_front() else {
+                break;
+            };
+            state.buffer_bytes -= old.data.len();
+        }
+        // Sent under the lock so subscribers see ids in order; no receivers is not an error.
+        let _ = ch.tx.send(event);
+        drop(state);
+        Ok(id)
+    }
+
+    /// Subscribes to `channel`. With `last_event_id`, events after it are replayed first if the
+    /// buffer still holds them; otherwise [`Subscription::start`] says [`Start::Resync`].
+    ///
+    /// # Errors
+    /// A bad channel name, or [`Error::HubFull`].
+    pub fn subscribe(&self, channel: &str, last_event_id: Option<EventId>) -> Result<Subscription> {
+        check_channel_name(channel)?;
+        let (_, ch) = self.channel(channel)?;
+        let state = ch.lock();
+        let rx = ch.tx.subscribe();
+        let head = state.head;
+        let (pending, start, last_id) = match last_event_id {
+            None => (VecDeque::new(), Start::Live, head),
+            Some(requested) => match Channel::replay_after(&state, requested) {
+                Some(events) => {
+                    let count = events.len();
+                    (events.into(), Start::Replayed { count }, requested)
+                }
+                None => (VecDeque::new(), Start::Resync { requested, head }, head),
+            },
+        };
+        drop(state);
+        Ok(Subscription {
+            channel: ch,
+            rx,
+            pending,
+            last_id,
+            start,
+        })
+    }
+
+    /// Subscribes to `channel` with up to `count` of its most recent buffered events replayed
+    /// first (what a page that just opened wants to show).
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`].
+    pub fn subscribe_recent(&self, channel: &str, count: usize) -> Result<Subscription> {
+        check_channel_name(channel)?;
+        let (_, ch) = self.channel(channel)?;
+        let state = ch.lock();
+        let rx = ch.tx.subscribe();
+        let skip = state.buffer.len().saturating_sub(count);
+        let pending: VecDeque<Arc<Event>> = state.buffer.iter().skip(skip).cloned().collect();
+        let last_id = pending.front().map_or(state.head, |e| e.id - 1);
+        let start = Start::Replayed {
+            count: pending.len(),
+        };
+        drop(state);
+        Ok(Subscription {
+            channel: ch,
+            rx,
+            pending,
+            last_id,
+            start,
+        })
+    }
+
+    /// Looks up or creates a channel, evicting an idle one when the hub is full.
+    fn channel(&self, name: &str) -> Result<(Arc<str>, Arc<Channel>)> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((k, ch)) = channels.get_key_value(name) {
+            return Ok((k.clone(), ch.clone()));
+        }
+        if channels.len() >= HUB_CHANNELS_MAX {
+            let idle = channels
+                .iter()
+                .find(|(_, ch)| ch.tx.receiver_count() == 0 && Arc::strong_count(ch) == 1)
+                .map(|(k, _)| k.clone());
+            match idle {
+                Some(k) => {
+                    channels.remove(&k);
+                }
+                None => {
+                    return Err(Error::HubFull {
+                        max: HUB_CHANNELS_MAX,
+                    });
+                }
+            }
+        }
+        let key: Arc<str> = Arc::from(name);
+        let ch = Arc::new(Channel::new(self.replay_events));
+        channels.insert(key.clone(), ch.clone());
+        Ok((key, ch))
+    }
+
+    /// Live subscribers of `channel` (SSE streams and Pusher connections).
+    #[must_use]
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        channels.get(channel).map_or(0, |ch| ch.tx.receiver_count())
+    }
+
+    /// Channels with at least one subscriber and their subscriber counts, sorted by name.
+    #[must_use]
+    pub fn occupied_channels(&self) -> Vec<(String, usize)> {
+        let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<(String, usize)> = channels
+            .iter()
+            .map(|(k, ch)| (k.to_string(), ch.tx.receiver_count()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The latest event id of `channel` (0 when nothing was published yet).
+    #[must_use]
+    pub fn head(&self, channel: &str) -> EventId {
+        let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        channels.get(channel).map_or(0, |ch| ch.lock().head)
+    }
+
+    /// A fresh socket id `R.N`: R from the seed (0..1e9), N the count of ids issued, so ids
+    /// never repeat within a process.
+    #[must_use]
+    pub fn next_socket_id(&self) -> SocketId {
+        let n = self.sockets_issued.fetch_add(1, Ordering::Relaxed) + 1;
+        SocketId::from_parts(splitmix64(self.socket_seed ^ n) % 1_000_000_000, n)
+    }
+
+    /// Counts a new WebSocket connection or SSE stream, or `None` at [`CONNECTIONS_MAX`].
+    #[must_use]
+    pub fn try_connect(self: &Arc<Self>) -> Option<ConnectionGuard> {
+        let prev = self.connections.fetch_add(1, Ordering::AcqRel);
+        if prev >= CONNECTIONS_MAX {
+            self.connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ConnectionGuard { hub: self.clone() })
+    }
+
+    /// Adds one socket of `user_id` to a presence channel; `Ok(true)` when the user is new.
+    ///
+    /// # Errors
+    /// [`Error::PresenceFull`] at `PRESENCE_MEMBERS_MAX` distinct users.
+    pub fn presence_join(&self, channel: &str, user_id: &str, user_info: &Value) -> Result<bool> {
+        self.presence.join(channel, user_id, user_info)
+    }
+
+    /// Removes one socket of `user_id`; `true` when it was the user's last one.
+    pub fn presence_leave(&self, channel: &str, user_id: &str) -> bool {
+        self.presence.leave(channel, user_id)
+    }
+
+    /// The members of a presence channel, sorted by user id.
+    #[must_use]
+    pub fn presence_snapshot(&self, channel: &str) -> PresenceSnapshot {
+        self.presence.snapshot(channel)
+    }
+
+    /// Distinct users on a presence channel.
+    #[must_use]
+    pub fn presence_user_count(&self, channel: &str) -> usize {
+        self.presence.user_count(channel)
+    }
+}
+
+/// SplitMix64: a bijective mixer, enough to make socket ids look unrelated.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

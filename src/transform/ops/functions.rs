@@ -1,0 +1,808 @@
+//! JOLT 0.1.8's modifier function library, and the table of custom functions callers can add.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// A custom modifier function: gets the evaluated arguments (a missing value is `null`) and
+/// returns the value to write, or `None` to write nothing.
+pub(crate) type CustomFn = dyn Fn(&[Value]) -> Option<Value> + Send + Sync;
+
+/// Custom functions for modifier specs, by name (see
+/// [`Spec::parse_with_functions`](crate::transform::Spec::parse_with_functions)).
+#[derive(Clone, Default)]
+pub struct Functions {
+    map: BTreeMap<String, Arc<CustomFn>>,
+}
+
+impl std::fmt::Debug for Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.map.keys()).finish()
+    }
+}
+
+impl Functions {
+    /// Adds (or replaces) the function `name`.
+    pub fn insert(
+        &mut self,
+        name: &str,
+        function: impl Fn(&[Value]) -> Option<Value> + Send + Sync + 'static,
+    ) {
+        self.map.insert(name.to_owned(), Arc::new(function));
+    }
+
+    /// The custom function `name`, if any.
+    #[allow(
+        dead_code,
+        reason = "called by the modifier once function lookup is wired"
+    )]
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<CustomFn>> {
+        self.map.get(name).cloned()
+    }
+}
+
+/// A number as JOLT's Java code sees it: JSON integers that fit 32 bits are `Integer`, larger
+/// ones `Long`, and decimals `Double`.
+#[derive(Debug, Clone, Copy)]
+enum Num {
+    Int(i32),
+    Long(i64),
+    Double(f64),
+}
+
+impl Num {
+    fn of(v: &Value) -> Option<Num> {
+        let Value::Number(n) = v else { return None };
+        if let Some(i) = n.as_i64() {
+            return Some(i32::try_from(i).map_or(Num::Long(i), Num::Int));
+        }
+        n.as_f64().map(Num::Double)
+    }
+
+    /// Java's `Objects.toNumber`: numbers, and strings that parse as int, long or double.
+    fn parse(v: &Value) -> Option<Num> {
+        match v {
+            Value::Number(_) => Num::of(v),
+            Value::String(s) => {
+                if let Ok(i) = s.parse::<i32>() {
+                    Some(Num::Int(i))
+                } else if let Ok(l) = s.parse::<i64>() {
+                    Some(Num::Long(l))
+                } else {
+                    java_parse_double(s).map(Num::Double)
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn to_value(self) -> Value {
+        match self {
+            Num::Int(i) => Value::from(i),
+            Num::Long(l) => Value::from(l),
+            Num::Double(d) => Value::from(d),
+        }
+    }
+
+    fn double(self) -> f64 {
+        match self {
+            Num::Int(i) => f64::from(i),
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "Java's Number.doubleValue() loses the same precision"
+            )]
+            Num::Long(l) => l as f64,
+            Num::Double(d) => d,
+        }
+    }
+
+    fn long(self) -> i64 {
+        match self {
+            Num::Int(i) => i64::from(i),
+            Num::Long(l) => l,
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "Java's (long) cast saturates the same way"
+            )]
+            Num::Double(d) => d as i64,
+        }
+    }
+
+    fn int(self) -> i32 {
+        match self {
+            Num::Int(i) => i,
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "Java's Number.intValue() truncates the same way"
+            )]
+            Num::Long(l) => l as i32,
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "Java's (int) cast saturates the same way"
+            )]
+            Num::Double(d) => d as i32,
+        }
+    }
+}
+
+/// Java's `Double.parseDouble`, close enough: surrounding whitespace allowed, `NaN` and
+/// `Infinity` spelled Java's way, and a trailing `d`/`f` type suffix.
+fn java_parse_double(s: &str) -> Option<f64> {
+    let t = s.trim_matches(|c: char| c <= ' ');
+    let t = t.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(t);
+    let lower = t.to_ascii_lowercase();
+    if lower.contains("inf") && !t.contains("Infinity")
+        || lower.contains("nan") && !t.contains("NaN")
+    {
+        return None;
+    }
+    t.parse::<f64>().ok()
+}
+
+/// Java's `Double.toString`.
+fn java_double(d: f64) -> String {
+    if d.is_nan() {
+        return "NaN".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    let abs = d.abs();
+    if d == 0.0 || (1e-3..1e7).contains(&abs) {
+        let s = format!("{d:?}");
+        return if s.contains('.') || s.contains('e') {
+            s
+        } else {
+            format!("{s}.0")
+        };
+    }
+    let s = format!("{d:E}");
+    match s.split_once('E') {
+        Some((mantissa, exp)) if !mantissa.contains('.') => format!("{mantissa}.0E{exp}"),
+        _ => s,
+    }
+}
+
+/// Java's `String.valueOf` of a JSON value (`List.toString`, `Map.toString` for containers).
+pub(crate) fn java_string(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(_) => match Num::of(v) {
+            Some(Num::Double(d)) => java_double(d),
+            Some(n) => n.long().to_string(),
+            None => v.to_string(),
+        },
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(java_string).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(map) => {
+            format!(
+                "{{{}}}",
+                map.iter()
+                    .map(|(k, v)| format!("{k}={}", java_string(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+}
+
+fn is_java_integer(v: &Value) -> Option<i32> {
+    match Num::of(v) {
+        Some(Num::Int(i)) => Some(i),
+        _ => None,
+    }
+}
+
+/// The stock functions of JOLT 0.1.8's `Modifier`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stock {
+    ToLower,
+    ToUpper,
+    Concat,
+    Join,
+    Split,
+    Substring,
+    Trim,
+    LeftPad,
+    RightPad,
+    Min,
+    Max,
+    Abs,
+    Avg,
+    IntSum,
+    DoubleSum,
+    LongSum,
+    IntSubtract,
+    DoubleSubtract,
+    LongSubtract,
+    Divide,
+    DivideAndRound,
+    ToInteger,
+    ToDouble,
+    ToLong,
+    ToBoolean,
+    ToStringFn,
+    Size,
+    SquashNulls,
+    RecursivelySquashNulls,
+    SquashDuplicates,
+    Noop,
+    IsPresent,
+    NotNull,
+    IsNull,
+    FirstElement,
+    LastElement,
+    ElementAt,
+    ToList,
+    Sort,
+}
+
+impl Stock {
+    /// The stock function called `name`.
+    pub(crate) fn by_name(name: &str) -> Option<Stock> {
+        Some(match name {
+            "toLower" => Stock::ToLower,
+            "toUpper" => Stock::ToUpper,
+            "concat" => Stock::Concat,
+            "join" => Stock::Join,
+            "split" => Stock::Split,
+            "substring" => Stock::Substring,
+            "trim" => Stock::Trim,
+            "leftPad" => Stock::LeftPad,
+            "rightPad" => Stock::RightPad,
+            "min" => Stock::Min,
+            "max" => Stock::Max,
+            "abs" => Stock::Abs,
+            "avg" => Stock::Avg,
+            "intSum" => Stock::IntSum,
+            "doubleSum" => Stock::DoubleSum,
+            "longSum" => Stock::LongSum,
+            "intSubtract" => Stock::IntSubtract,
+            "doubleSubtract" => Stock::DoubleSubtract,
+            "longSubtract" => Stock::LongSubtract,
+            "divide" => Stock::Divide,
+            "divideAndRound" => Stock::DivideAndRound,
+            "toInteger" => Stock::ToInteger,
+            "toDouble" => Stock::ToDouble,
+            "toLong" => Stock::ToLong,
+            "toBoolean" => Stock::ToBoolean,
+            "toString" => Stock::ToStringFn,
+            "size" => Stock::Size,
+            "squashNulls" => Stock::SquashNulls,
+            "recursivelySquashNulls" => Stock::RecursivelySquashNulls,
+            "squashDuplicates" => Stock::SquashDuplicates,
+            "noop" => Stock::Noop,
+            "isPresent" => Stock::IsPresent,
+            "notNull" => Stock::NotNull,
+            "isNull" => Stock::IsNull,
+            "firstElement" => Stock::FirstElement,
+            "lastElement" => Stock::LastElement,
+            "elementAt" => Stock::ElementAt,
+            "toList" => Stock::ToList,
+            "sort" => Stock::Sort,
+            _ => return None,
+        })
+    }
+
+    /// Calls the function. `args` are the evaluated arguments: empty when there were none
+    /// (or the only one was missing), one value, or several (missing ones as null).
+    pub(crate) fn call(self, args: &[Value]) -> Option<Value> {
+        match self {
+            Stock::Noop => None,
+            Stock::IsPresent => args.first().cloned(),
+            Stock::NotNull => args.first().filter(|v| !v.is_null()).cloned(),
+            Stock::IsNull => args.first().filter(|v| v.is_null()).cloned(),
+            Stock::Size => size(args),
+            Stock::SquashNulls | Stock::RecursivelySquashNulls | Stock::SquashDuplicates => {
+                squash(self, args)
+            }
+            Stock::Join | Stock::Split | Stock::LeftPad | Stock::RightPad | Stock::ElementAt => {
+                arg_driven(self, args)
+            }
+            _ => base(self, args),
+        }
+    }
+}
+
+/// Java's `BaseFunction.apply`: one list argument or several arguments go to the list form,
+/// one other non-null argument to the single form.
+fn base(f: Stock, args: &[Value]) -> Option<Value> {
+    match args {
+        [] => None,
+        [Value::Array(items)] => {
+            if items.is_empty() {
+                None
+            } else {
+                apply_list(f, items)
+            }
+        }
+        [Value::Null] => None,
+        [single] => apply_single(f, single),
+        many => apply_list(f, many),
+    }
+}
+
+/// The single-value form; for list-style functions there is none.
+fn apply_single(f: Stock, arg: &Value) -> Option<Value> {
+    match f {
+        Stock::ToLower => arg.as_str().map(|s| Value::from(s.to_lowercase())),
+        Stock::ToUpper => arg.as_str().map(|s| Value::from(s.to_uppercase())),
+        Stock::Trim => arg
+            .as_str()
+            .map(|s| Value::from(s.trim_matches(|c: char| c <= ' '))),
+        Stock::Min | Stock::Max => arg.is_number().then(|| arg.clone()),
+        Stock::Abs => abs(arg),
+        Stock::ToInteger => to_integer(arg),
+        Stock::ToDouble => match arg {
+            Value::Number(_) | Value::String(_) => Num::parse(arg).map(|n| Value::from(n.double())),
+            _ => None,
+        },
+        Stock::ToLong => match arg {
+            Value::Number(_) | Value::String(_) => Num::parse(arg).map(|n| Value::from(n.long())),
+            _ => None,
+        },
+        Stock::ToBoolean => match arg {
+            Value::Bool(b) => Some(Value::Bool(*b)),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Some(Value::Bool(true)),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Some(Value::Bool(false)),
+            _ => None,
+        },
+        Stock::ToStringFn => Some(Value::from(java_string(arg))),
+        Stock::ToList => Some(Value::Array(vec![arg.clone()])),
+        Stock::Sort => Some(arg.clone()),
+        _ => None,
+    }
+}
+
+fn to_integer(arg: &Value) -> Option<Value> {
+    match arg {
+        Value::Number(_) | Value::String(_) => Num::parse(arg).map(|n| Value::from(n.int())),
+        _ => None,
+    }
+}
+
+fn abs(arg: &Value) -> Option<Value> {
+    let n = match arg {
+        Value::Number(_) => Num::of(arg)?,
+        Value::String(_) => Num::parse(arg)?,
+        _ => return None,
+    };
+    Some(match n {
+        Num::Int(i) => Value::from(i.wrapping_abs()),
+        Num::Long(l) => Value::from(l.wrapping_abs()),
+        Num::Double(d) => Value::from(d.abs()),
+    })
+}
+
+/// The list form.
+fn apply_list(f: Stock, items: &[Value]) -> Option<Value> {
+    match f {
+        // Single-value functions map over the list, keeping elements they cannot convert.
+        Stock::ToLower
+        | Stock::ToUpper
+        | Stock::Trim
+        | Stock::Abs
+        | Stock::ToInteger
+        | Stock::ToDouble
+        | Stock::ToLong
+        | Stock::ToBoolean
+        | Stock::ToStringFn => Some(Value::Array(
+            items
+                .iter()
+                .map(|v| apply_single(f, v).unwrap_or_else(|| v.clone()))
+                .collect(),
+        )),
+        Stock::Concat => Some(Value::from(
+            items
+                .iter()
+                .filter(|v| !v.is_null())
+                .map(java_string)
+                .collect::<String>(),
+        )),
+        Stock::Substring => substring(items),
+        Stock::Min => min_max(items, false),
+        Stock::Max => min_max(items, true),
+        Stock::Avg => {
+            let nums: Vec<f64> = items
+                .iter()
+                .filter_map(Num::parse)
+                .map(Num::double)
+                .collect();
+            #[allow(clippy::cast_precision_loss, reason = "a count of list elements")]
+            let count = nums.len() as f64;
+            (!nums.is_empty()).then(|| Value::from(nums.iter().sum::<f64>() / count))
+        }
+        Stock::IntSum => Some(Value::from(
+            items
+                .iter()
+                .filter_map(|v| to_integer(v).and_then(|i| Num::of(&i)))
+                .fold(0i32, |a, n| a.wrapping_add(n.int())),
+        )),
+        Stock::DoubleSum => Some(Value::from(
+            items
+                .iter()
+                .filter(|v| v.is_number() || v.is_string())
+                .filter_map(Num::parse)
+                .map(Num::double)
+                .sum::<f64>(),
+        )),
+        Stock::LongSum => Some(Value::from(
+            items
+                .iter()
+                .filter(|v| v.is_number() || v.is_string())
+                .filter_map(Num::parse)
+                .fold(0i64, |a, n| a.wrapping_add(n.long())),
+        )),
+        Stock::IntSubtract => match items {
+            [a, b] => Some(Value::from(
+                is_java_integer(a)?.wrapping_sub(is_java_integer(b)?),
+            )),
+            _ => None,
+        },
+        Stock::DoubleSubtract => match (
+            items,
+            items.iter().map(Num::of).collect::<Vec<_>>().as_slice(),
+        ) {
+            (_, [Some(Num::Double(a)), Some(Num::Double(b))]) => Some(Value::from(a - b)),
+            _ => None,
+        },
+        Stock::LongSubtract => match items.iter().map(Num::of).collect::<Vec<_>>().as_slice() {
+            [Some(Num::Long(a)), Some(Num::Long(b))] => Some(Value::from(a.wrapping_sub(*b))),
+            _ => None,
+        },
+        Stock::Divide => divide(items).map(Value::from),
+        Stock::DivideAndRound => match items {
+            [digits, rest @ ..] if rest.len() == 2 => {
+                let digits = is_java_integer(digits)?;
+                let quotient = divide(rest)?;
+                Some(Value::from(round_half_up(quotient, digits)))
+            }
+            _ => None,
+        },
+        Stock::FirstElement => items.first().cloned(),
+        Stock::LastElement => items.last().cloned(),
+        Stock::ToList => Some(Value::Array(items.to_vec())),
+        Stock::Sort => sort(items),
+        _ => None,
+    }
+}
+
+fn divide(items: &[Value]) -> Option<f64> {
+    let [a, b] = items else { return None };
+    let numerator = Num::parse(a)?.double();
+    let denominator = Num::parse(b)?.double();
+    if denominator == 0.0 {
+        return None;
+    }
+    Some(numerator / denominator)
+}
+
+/// `BigDecimal.setScale(digits, HALF_UP)`, in floating point.
+fn round_half_up(value: f64, digits: i32) -> f64 {
+    if !value.is_finite() || digits > 15 {
+        return value;
+    }
+    let scale = 10f64.powi(digits);
+    let rounded = (value * scale).round() / scale;
+    if rounded.is_finite() { rounded } else { value }
+}
+
+fn substring(items: &[Value]) -> Option<Value> {
+    let [Value::String(s), start, end] = items else {
+        return None;
+    };
+    let start = is_java_integer(start)?;
+    let end = is_java_integer(end)?;
+    let len = i32::try_from(s.encode_utf16().count()).ok()?;
+    if start >= end || start < 0 || end < 1 || end > len {
+        return None;
+    }
+    let units: Vec<u16> = s.encode_utf16().collect();
+    let slice = units.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
+    Some(Value::from(String::from_utf16_lossy(slice)))
+}
+
+/// Java's `Math.min`/`Math.max` over mixed Integer, Long and Double arguments (strings parsed),
+/// returning the winner in its own type.
+fn min_max(items: &[Value], max: bool) -> Option<Value> {
+    let mut best_int: Option<i32> = None;
+    let mut best_long: Option<i64> = None;
+    let mut best_double: Option<f64> = None;
+    for item in items {
+        let n = match item {
+            Value::Number(_) => Num::of(item),
+            Value::String(_) => Num::parse(item),
+            _ => None,
+        };
+        match n {
+            Some(Num::Int(i)) => {
+                best_int = Some(best_int.map_or(i, |b| if max { b.max(i) } else { b.min(i) }))
+            }
+            Some(Num::Long(l)) => {
+                best_long = Some(best_long.map_or(l, |b| if max { b.max(l) } else { b.min(l) }))
+            }
+            Some(Num::Double(d)) => {
+                best_double = Some(best_double.map_or(d, |b| if max { b.max(d) } else { b.min(d) }))
+            }
+            None => {}
+        }
+    }
+    if best_int.is_none() && best_long.is_none() && best_double.is_none() {
+        return None;
+    }
+    // Java compares the candidates through longValue(), with unset ones at the extreme.
+    let (int, long, double) = if max {
+        (
+            best_int.unwrap_or(i32::MIN),
+            best_long.unwrap_or(i64::MIN),
+            best_double.unwrap_or(-f64::MAX),
+        )
+    } else {
+        (
+            best_int.unwrap_or(i32::MAX),
+            best_long.unwrap_or(i64::MAX),
+            best_double.unwrap_or(f64::MAX),
+        )
+    };
+    let dl = Num::Double(double).long();
+    let il = i64::from(int);
+    let pick = if max {
+        if il >= dl && il >= long {
+            Num::Int(int)
+        } else if long >= dl {
+            Num::Long(long)
+        } else {
+            Num::Double(double)
+        }
+    } else if il <= dl && il <= long {
+        Num::Int(int)
+    } else if long <= dl {
+        Num::Long(long)
+    } else {
+        Num::Double(double)
+    };
+    Some(pick.to_value())
+}
+
+/// `Arrays.sort` over comparable values of one type; mixed or incomparable types give nothing.
+fn sort(items: &[Value]) -> Option<Value> {
+    let mut sorted = items.to_vec();
+    if items.iter().all(Value::is_string) {
+        sorted.sort_by(|a, b| {
+            let a: Vec<u16> = a.as_str().unwrap_or_default().encode_utf16().collect();
+            let b: Vec<u16> = b.as_str().unwrap_or_default().encode_utf16().collect();
+            a.cmp(&b)
+        });
+    } else if items.iter().all(Value::is_boolean) {
+        sorted.sort_by_key(|v| v.as_bool());
+    } else {
+        let nums: Vec<Num> = items.iter().map(Num::of).collect::<Option<Vec<_>>>()?;
+        let same = nums.iter().all(|n| matches!(n, Num::Int(_)))
+            || nums.iter().all(|n| matches!(n, Num::Long(_)))
+            || nums.iter().all(|n| matches!(n, Num::Double(_)));
+        if !same {
+            return None;
+        }
+        let mut pairs: Vec<(Num, Value)> = nums.into_iter().zip(items.iter().cloned()).collect();
+        pairs.sort_by(|(a, _), (b, _)| a.double().total_cmp(&b.double()));
+        sorted = pairs.into_iter().map(|(_, v)| v).collect();
+    }
+    Some(Value::Array(sorted))
+}
+
+fn size(args: &[Value]) -> Option<Value> {
+    match args {
+        [] | [Value::Null] => None,
+        [Value::Array(items)] => Some(Value::from(items.len())),
+        [Value::String(s)] => Some(Value::from(s.encode_utf16().count())),
+        [Value::Object(map)] => Some(Value::from(map.len())),
+        [_] => None,
+        many => Some(Value::from(many.len())),
+    }
+}
+
+fn squash(f: Stock, args: &[Value]) -> Option<Value> {
+    let arg = match args {
+        [] | [Value::Null] => return None,
+        [Value::Array(items)] if items.is_empty() => return None,
+        [single] => single.clone(),
+        many => Value::Array(many.to_vec()),
+    };
+    let mut arg = arg;
+    match f {
+        Stock::SquashNulls => squash_nulls(&mut arg),
+        Stock::RecursivelySquashNulls => squash_nulls_deep(&mut arg),
+        _ => {
+            if let Value::Array(items) = &mut arg {
+                let mut seen: Vec<Value> = Vec::with_capacity(items.len());
+                for item in items.drain(..) {
+                    if !seen.contains(&item) {
+                        seen.push(item);
+                    }
+                }
+                *items = seen;
+            }
+        }
+    }
+    Some(arg)
+}
+
+fn squash_nulls(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.retain(|i| !i.is_null()),
+        Value::Object(map) => map.retain(|_, i| !i.is_null()),
+        _ => {}
+    }
+}
+
+/// Depth is bounded by the document depth limit checked before every operation.
+fn squash_nulls_deep(v: &mut Value) {
+    squash_nulls(v);
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(squash_nulls_deep),
+        Value::Object(map) => map.values_mut().for_each(squash_nulls_deep),
+        _ => {}
+    }
+}
+
+/// Java's `ArgDrivenFunction.apply`: the first argument is special (a string separator or
+/// source, or an integer index), the rest the input.
+fn arg_driven(f: Stock, args: &[Value]) -> Option<Value> {
+    let args: &[Value] = match args {
+        [Value::Array(items)] => items,
+        other => other,
+    };
+    let [special, rest @ ..] = args else {
+        return None;
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let special_ok = match f {
+        Stock::ElementAt => is_java_integer(special).is_some(),
+        _ => special.is_string(),
+    };
+    if !special_ok {
+        return None;
+    }
+    match rest {
+        [Value::Array(items)] => arg_list(f, special, items),
+        [one] => arg_single(f, special, one),
+        many => arg_list(f, special, many),
+    }
+}
+
+fn arg_single(f: Stock, special: &Value, arg: &Value) -> Option<Value> {
+    match f {
+        Stock::Split => split(special.as_str()?, arg),
+        _ => None,
+    }
+}
+
+fn arg_list(f: Stock, special: &Value, items: &[Value]) -> Option<Value> {
+    match f {
+        Stock::Split => Some(Value::Array(
+            items
+                .iter()
+                .map(|v| arg_single(f, special, v).unwrap_or_else(|| v.clone()))
+                .collect(),
+        )),
+        Stock::Join => {
+            let sep = special.as_str()?;
+            let mut out = String::new();
+            let last = items.len().saturating_sub(1);
+            for (i, item) in items.iter().enumerate() {
+                if item.is_null() {
+                    continue;
+                }
+                let s = java_string(item);
+                if !s.is_empty() {
+                    out.push_str(&s);
+                    if i < last {
+                        out.push_str(sep);
+                    }
+                }
+            }
+            Some(Value::from(out))
+        }
+        Stock::ElementAt => {
+            let index = usize::try_from(is_java_integer(special)?).ok()?;
+            items.get(index).cloned()
+        }
+        Stock::LeftPad | Stock::RightPad => pad(f == Stock::LeftPad, special.as_str()?, items),
+        _ => None,
+    }
+}
+
+fn split(separator: &str, source: &Value) -> Option<Value> {
+    let Value::String(s) = source else {
+        return None;
+    };
+    let re = regex::RegexBuilder::new(separator)
+        .size_limit(1 << 20)
+        .build()
+        .ok()?;
+    let mut parts: Vec<&str> = re.split(s).collect();
+    if re.is_match(s) {
+        // Java's String.split drops trailing empty strings.
+        while parts.last().is_some_and(|p| p.is_empty()) {
+            parts.pop();
+        }
+        // …and a leading empty string produced by a zero-width match at the start.
+        if parts.first().is_some_and(|p| p.is_empty()) && re.find(s).is_some_and(|m| m.is_empty()) {
+            parts.remove(0);
+        }
+    }
+    Some(Value::Array(parts.into_iter().map(Value::from).collect()))
+}
+
+/// Widest padding `leftPad`/`rightPad` produce, as in JOLT.
+const PAD_WIDTH_MAX: i32 = 500;
+
+fn pad(left: bool, source: &str, items: &[Value]) -> Option<Value> {
+    let [width, Value::String(filler), ..] = items else {
+        return None;
+    };
+    let width = is_java_integer(width)?;
+    if width <= 0 || width > PAD_WIDTH_MAX {
+        return None;
+    }
+    let mut fill = filler.chars();
+    let (Some(c), None) = (fill.next(), fill.next()) else {
+        return None;
+    };
+    let len = i32::try_from(source.encode_utf16().count()).ok()?;
+    if width <= len {
+        return Some(Value::from(source));
+    }
+    let padding: String = std::iter::repeat_n(c, usize::try_from(width - len).ok()?).collect();
+    Some(Value::from(if left {
+        format!("{padding}{source}")
+    } else {
+        format!("{source}{padding}")
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn java_strings_match_java() {
+        assert_eq!(java_string(&json!(1.0)), "1.0");
+        assert_eq!(java_string(&json!(1e10)), "1.0E10");
+        assert_eq!(java_string(&json!([1, "a"])), "[1, a]");
+        assert_eq!(java_string(&json!(2)), "2");
+    }
+
+    #[test]
+    fn min_max_keep_the_winners_type() {
+        assert_eq!(
+            Stock::Max.call(&[json!(-2), json!(1.0), json!(0)]),
+            Some(json!(1.0))
+        );
+        assert_eq!(
+            Stock::Min.call(&[json!(-2), json!(1.0), json!(0.0)]),
+            Some(json!(-2))
+        );
+    }
+
+    #[test]
+    fn split_drops_trailing_empties() {
+        assert_eq!(
+            Stock::Split.call(&[json!(","), json!("a,b,,")]),
+            Some(json!(["a", "b"]))
+        );
+    }
+}

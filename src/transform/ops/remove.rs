@@ -1,0 +1,139 @@
+//! `remove` (JOLT's Removr): deletes the keys and array elements the spec names. A spec value
+//! is `""` (remove this) or an object (descend). Keys are literals (indices for arrays), `*`,
+//! star patterns and `|` alternatives.
+
+use serde_json::{Map, Value};
+
+use crate::transform::error::Result;
+use crate::transform::path::{Key, parse_remove_key};
+use crate::transform::spec::{invalid, pointer};
+
+/// A parsed `remove` spec.
+#[derive(Debug)]
+pub(crate) struct Remove {
+    root: Vec<Node>,
+}
+
+#[derive(Debug)]
+struct Node {
+    key: Key,
+    /// `None` for a leaf (`""`): remove the matches.
+    children: Option<Vec<Node>>,
+}
+
+impl Remove {
+    /// Parses a `remove` spec; `path` is the JSON Pointer of `spec`.
+    pub(crate) fn parse(spec: &Value, path: &str) -> Result<Self> {
+        let Value::Object(map) = spec else {
+            return Err(invalid(path, "a remove spec must be a JSON object"));
+        };
+        Ok(Remove {
+            root: parse_children(map, path)?,
+        })
+    }
+
+    /// Removes the matches from `doc` in place.
+    pub(crate) fn apply(&self, doc: &mut Value) {
+        process(&self.root, doc);
+    }
+}
+
+fn parse_children(map: &Map<String, Value>, path: &str) -> Result<Vec<Node>> {
+    let mut nodes = Vec::with_capacity(map.len());
+    for (raw, value) in map {
+        let node_path = pointer(path, raw);
+        let key = parse_remove_key(raw).map_err(|reason| invalid(&node_path, &reason))?;
+        let children = match value {
+            Value::String(s) if s.trim().is_empty() => None,
+            Value::Object(children) => Some(parse_children(children, &node_path)?),
+            _ => {
+                return Err(invalid(
+                    &node_path,
+                    "a remove value must be \"\" or an object",
+                ));
+            }
+        };
+        nodes.push(Node { key, children });
+    }
+    Ok(nodes)
+}
+
+fn process(children: &[Node], doc: &mut Value) {
+    match doc {
+        Value::Object(map) => {
+            for child in children {
+                if let Key::Literal(k) = &child.key {
+                    match &child.children {
+                        None => {
+                            map.shift_remove(k);
+                        }
+                        Some(grandchildren) => {
+                            if let Some(v) = map.get_mut(k) {
+                                process(grandchildren, v);
+                            }
+                        }
+                    }
+                    continue;
+                }
+                let keys: Vec<String> = map
+                    .keys()
+                    .filter(|k| child.key.matches_str(k))
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    match &child.children {
+                        None => {
+                            map.shift_remove(&key);
+                        }
+                        Some(grandchildren) => {
+                            if let Some(v) = map.get_mut(&key) {
+                                process(grandchildren, v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(list) => {
+            // Indices refer to the list as it was: collect them all, then remove from the end.
+            let mut doomed = Vec::new();
+            for child in children {
+                let indices: Vec<usize> = match &child.key {
+                    Key::Literal(k) => k
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|i| *i < list.len())
+                        .into_iter()
+                        .collect(),
+                    Key::StarAll => (0..list.len()).collect(),
+                    Key::Or(alternatives) => (0..list.len())
+                        .filter(|i| {
+                            alternatives
+                                .iter()
+                                .any(|a| matches!(a, Key::Literal(k) if *k == i.to_string()))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                match &child.children {
+                    None => doomed.extend(indices),
+                    Some(grandchildren) => {
+                        for i in indices {
+                            if let Some(v) = list.get_mut(i) {
+                                process(grandchildren, v);
+                            }
+                        }
+                    }
+                }
+            }
+            doomed.sort_unstable_by(|a, b| b.cmp(a));
+            doomed.dedup();
+            for i in doomed {
+                if i < list.len() {
+                    list.remove(i);
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,583 @@
+//! Capability: the Confluent REST Proxy v2 surface under `/kafka` — topics, produce in the
+//! binary and json embedded formats, and the consumer-instance API — with the REST Proxy's
+//! shapes, content types and error codes.
+//!
+//! Method: requests go through the axum router with `tower::ServiceExt::oneshot` (no socket)
+//! over a temporary engine.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly"
+)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use streamcache::engine::Engine;
+use tower::ServiceExt as _;
+
+const V2: &str = "application/vnd.kafka.v2+json";
+const BINARY: &str = "application/vnd.kafka.binary.v2+json";
+const JSON: &str = "application/vnd.kafka.json.v2+json";
+
+/// method, uri, content type, body, expected status, expected REST error code.
+type ErrorCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<Value>,
+    StatusCode,
+    u64,
+);
+
+struct Api {
+    router: axum::Router,
+    engine: Arc<Engine>,
+}
+
+impl Api {
+    fn new() -> Self {
+        let engine = Arc::new(Engine::temporary().unwrap());
+        Self {
+            router: streamcache::api::router(engine.clone()),
+            engine,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        ct: Option<&str>,
+        accept: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, String, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::HOST, "localhost:7070");
+        if let Some(ct) = ct {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        if let Some(a) = accept {
+            req = req.header(header::ACCEPT, a);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, ct, v)
+    }
+}
+
+#[tokio::test]
+async fn produce_binary_and_list_describe_topics() {
+    let api = Api::new();
+    let body = json!({"records": [{"value": "aGVsbG8="}, {"key": "Zm9vYmFy", "value": "d29ybGQ="}, {"value": null, "partition": 2}]});
+    let (status, ct, v) = api
+        .call(
+            "POST",
+            "/kafka/topics/orders",
+            Some(BINARY),
+            None,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(ct, V2);
+    assert_eq!(v["key_schema_id"], Value::Null);
+    let offsets = v["offsets"].as_array().unwrap();
+    assert_eq!(offsets.len(), 3);
+    let foobar = streamcache::log::partition_for_key(b"foobar", 3);
+    assert_eq!(offsets[1]["partition"], json!(foobar));
+    assert_eq!(
+        offsets[2],
+        json!({"partition": 2, "offset": 0, "error_code": null, "error": null})
+    );
+    let (_, _, topics) = api.call("GET", "/kafka/topics", None, None, None).await;
+    assert_eq!(topics, json!(["orders"]));
+    let (status, _, t) = api
+        .call("GET", "/kafka/topics/orders", None, None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t["name"], "orders");
+    assert_eq!(t["partitions"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        t["partitions"][0]["replicas"][0],
+        json!({"broker": 0, "leader": true, "in_sync": true})
+    );
+    assert_eq!(t["configs"]["max.message.bytes"], "1048588");
+    let (_, _, p) = api
+        .call("GET", "/kafka/topics/orders/partitions/1", None, None, None)
+        .await;
+    assert_eq!(p["partition"], 1);
+    let (_, _, ps) = api
+        .call("GET", "/kafka/topics/orders/partitions", None, None, None)
+        .await;
+    assert_eq!(ps.as_array().unwrap().len(), 3);
+    let stored = api.engine.log().read("orders", 2, 0, 1000).unwrap();
+    assert_eq!(stored[0].value, None);
+}
+
+#[tokio::test]
+async fn produce_json_to_a_partition_url_and_errors_use_rest_codes() {
+    let api = Api::new();
+    let body = json!({"records": [{"value": {"order": 1}}, {"value": [1, 2], "partition": 0}]});
+    let (status, _, v) = api
+        .call(
+            "POST",
+            "/kafka/topics/t/partitions/1",
+            Some(JSON),
+            None,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["offsets"][0]["partition"], 1);
+    assert_eq!(
+        v["offsets"][1]["partition"], 0,
+        "a record's own partition wins over the path"
+    );
+    let stored = api.engine.log().read("t", 1, 0, 1000).unwrap();
+    assert_eq!(stored[0].value.as_deref(), Some(&br#"{"order":1}"#[..]));
+
+    let cases: [ErrorCase; 8] = [
+        (
+            "GET",
+            "/kafka/topics/missing",
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+            40401,
+        ),
+        (
+            "GET",
+            "/kafka/topics/t/partitions/9",
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+            40402,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t/partitions/9",
+            Some(JSON),
+            Some(json!({"records": [{"value": 1}]})),
+            StatusCode::NOT_FOUND,
+            40402,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t",
+            Some(JSON),
+            Some(json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            422,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t",
+            Some(BINARY),
+            Some(json!({"records": [{"value": "%%%"}]})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42203,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t",
+            Some("application/vnd.kafka.avro.v2+json"),
+            Some(json!({"records": []})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42206,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t",
+            Some("text/plain"),
+            Some(json!({"records": []})),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            415,
+        ),
+        (
+            "POST",
+            "/kafka/topics/bad%20name",
+            Some(JSON),
+            Some(json!({"records": [{"value": 1}]})),
+            StatusCode::BAD_REQUEST,
+            40002,
+        ),
+    ];
+    for (method, uri, ct, body, status, code) in cases {
+        let (got, content_type, e) = api.call(method, uri, ct, None, body).await;
+        assert_eq!(
+            (got, e["error_code"].as_u64()),
+            (status, Some(code)),
+            "{method} {uri}: {e}"
+        );
+        assert_eq!(content_type, V2, "{method} {uri}");
+        assert!(e["message"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_record_fails_inside_offsets() {
+    let api = Api::new();
+    let max = usize::try_from(streamcache::log::MAX_MESSAGE_BYTES_DEFAULT).unwrap();
+    let big = "x".repeat(max - 2); // a JSON string of max bytes once quoted
+    let (status, _, v) = api
+        .call(
+            "POST",
+            "/kafka/topics/t/partitions/0",
+            Some(JSON),
+            None,
+            Some(json!({"records": [{"value": big}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v["offsets"][0]["offset"], 0,
+        "a record of exactly max.message.bytes is accepted"
+    );
+    let bigger = "x".repeat(max - 1);
+    let (status, _, v) = api
+        .call(
+            "POST",
+            "/kafka/topics/t/partitions/0",
+            Some(JSON),
+            None,
+            Some(json!({"records": [{"value": bigger}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["offsets"][0]["error_code"], 50002);
+    assert_eq!(v["offsets"][0]["offset"], Value::Null);
+}
+
+#[tokio::test]
+async fn consumer_lifecycle_subscribe_fetch_commit_seek_delete() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/topics/t/partitions/0",
+        Some(JSON),
+        None,
+        Some(json!({"records": [{"key": "k", "value": {"n": 1}}, {"value": {"n": 2}}]})),
+    )
+    .await;
+    let (status, ct, c) = api
+        .call("POST", "/kafka/consumers/g", Some(V2), None, Some(json!({"name": "c1", "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"})))
+        .await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, V2));
+    assert_eq!(
+        c,
+        json!({"instance_id": "c1", "base_uri": "http://localhost:7070/kafka/consumers/g/instances/c1"})
+    );
+    let (status, _, e) = api
+        .call(
+            "POST",
+            "/kafka/consumers/g",
+            Some(V2),
+            None,
+            Some(json!({"name": "c1"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::CONFLICT, Some(40902))
+    );
+    let base = "/kafka/consumers/g/instances/c1";
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{base}/subscription"),
+            Some(V2),
+            None,
+            Some(json!({"topics": ["t"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, _, s) = api
+        .call("GET", &format!("{base}/subscription"), None, None, None)
+        .await;
+    assert_eq!(s, json!({"topics": ["t"]}));
+    let (_, _, a) = api
+        .call("GET", &format!("{base}/assignments"), None, None, None)
+        .await;
+    assert_eq!(a["partitions"].as_array().unwrap().len(), 3);
+    let (status, _, e) = api
+        .call("GET", &format!("{base}/records"), None, Some(BINARY), None)
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::NOT_ACCEPTABLE, Some(40601))
+    );
+    let (status, ct, recs) = api
+        .call(
+            "GET",
+            &format!("{base}/records?timeout=5000"),
+            None,
+            Some(JSON),
+            None,
+        )
+        .await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, JSON));
+    assert_eq!(
+        recs,
+        json!([
+            {"topic": "t", "key": "k", "value": {"n": 1}, "partition": 0, "offset": 0},
+            {"topic": "t", "key": null, "value": {"n": 2}, "partition": 0, "offset": 1},
+        ])
+    );
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(json!({"offsets": [{"topic": "t", "partition": 0, "offset": 0}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, committed) = api
+        .call("GET", &format!("{base}/offsets"), Some(V2), None, Some(json!({"partitions": [{"topic": "t", "partition": 0}, {"topic": "t", "partition": 1}]})))
+        .await;
+    assert_eq!(
+        committed,
+        json!({"offsets": [
+            {"topic": "t", "partition": 0, "offset": 1, "metadata": ""},
+            {"topic": "t", "partition": 1, "offset": -1, "metadata": ""},
+        ]})
+    );
+    // Commit everything fetched (empty body).
+    api.call("POST", &format!("{base}/offsets"), Some(V2), None, None)
+        .await;
+    let (_, _, committed) = api
+        .call(
+            "GET",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(json!({"partitions": [{"topic": "t", "partition": 0}]})),
+        )
+        .await;
+    assert_eq!(committed["offsets"][0]["offset"], 2);
+    let tp = json!({"partitions": [{"topic": "t", "partition": 0}]});
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{base}/positions/beginning"),
+            Some(V2),
+            None,
+            Some(tp.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, _, again) = api
+        .call("GET", &format!("{base}/records"), None, Some(JSON), None)
+        .await;
+    assert_eq!(again.as_array().unwrap().len(), 2);
+    api.call(
+        "POST",
+        &format!("{base}/positions"),
+        Some(V2),
+        None,
+        Some(json!({"offsets": [{"topic": "t", "partition": 0, "offset": 1}]})),
+    )
+    .await;
+    let (_, _, one) = api
+        .call("GET", &format!("{base}/records"), None, Some(JSON), None)
+        .await;
+    assert_eq!(one[0]["offset"], 1);
+    api.call(
+        "POST",
+        &format!("{base}/positions/end"),
+        Some(V2),
+        None,
+        Some(tp),
+    )
+    .await;
+    let (_, _, none) = api
+        .call(
+            "GET",
+            &format!("{base}/records?timeout=10"),
+            None,
+            Some(JSON),
+            None,
+        )
+        .await;
+    assert_eq!(none, json!([]));
+    let (status, _, _) = api
+        .call("DELETE", &format!("{base}/subscription"), None, None, None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = api.call("DELETE", base, None, None, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, e) = api
+        .call("GET", &format!("{base}/records"), None, Some(JSON), None)
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(40403))
+    );
+}
+
+#[tokio::test]
+async fn binary_consumer_with_manual_assignment_and_generated_name() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/topics/b/partitions/1",
+        Some(BINARY),
+        None,
+        Some(json!({"records": [{"key": "AAE=", "value": "/w=="}]})),
+    )
+    .await;
+    let (_, _, c) = api
+        .call("POST", "/kafka/consumers/g2", None, None, None)
+        .await;
+    let id = c["instance_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("rest-consumer-"));
+    let base = format!("/kafka/consumers/g2/instances/{id}");
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{base}/assignments"),
+            Some(V2),
+            None,
+            Some(json!({"partitions": [{"topic": "b", "partition": 1}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, _, a) = api
+        .call("GET", &format!("{base}/assignments"), None, None, None)
+        .await;
+    assert_eq!(a, json!({"partitions": [{"topic": "b", "partition": 1}]}));
+    let (status, _, e) = api
+        .call(
+            "POST",
+            &format!("{base}/subscription"),
+            Some(V2),
+            None,
+            Some(json!({"topics": ["b"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::CONFLICT, Some(40903))
+    );
+    api.call(
+        "POST",
+        &format!("{base}/positions/beginning"),
+        Some(V2),
+        None,
+        Some(json!({"partitions": [{"topic": "b", "partition": 1}]})),
+    )
+    .await;
+    let (_, ct, recs) = api
+        .call("GET", &format!("{base}/records"), None, Some(BINARY), None)
+        .await;
+    assert_eq!(ct, BINARY);
+    assert_eq!(
+        recs,
+        json!([{"topic": "b", "key": "AAE=", "value": "/w==", "partition": 1, "offset": 0}])
+    );
+    let (status, _, e) = api
+        .call(
+            "POST",
+            "/kafka/consumers/g2",
+            Some(V2),
+            None,
+            Some(json!({"format": "avro"})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(42204))
+    );
+}
+
+#[tokio::test]
+async fn a_waiting_fetch_wakes_when_a_record_arrives() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/topics/w/partitions/0",
+        Some(JSON),
+        None,
+        Some(json!({"records": [{"value": 0}]})),
+    )
+    .await;
+    api.call(
+        "POST",
+        "/kafka/consumers/g",
+        Some(V2),
+        None,
+        Some(json!({"name": "c", "format": "json", "consumer.request.timeout.ms": 30000})),
+    )
+    .await;
+    let base = "/kafka/consumers/g/instances/c";
+    api.call(
+        "POST",
+        &format!("{base}/subscription"),
+        Some(V2),
+        None,
+        Some(json!({"topics": ["w"]})),
+    )
+    .await;
+    // Position at the end: the first record is skipped, and the fetch waits for the next one
+    // whether it is appended before or after the fetch parks.
+    api.call(
+        "POST",
+        &format!("{base}/positions/end"),
+        Some(V2),
+        None,
+        Some(json!({"partitions": [{"topic": "w", "partition": 0}]})),
+    )
+    .await;
+    let uri = format!("{base}/records?timeout=30000");
+    let fetch = api.call("GET", &uri, None, Some(JSON), None);
+    let produce = async {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        api.engine
+            .log()
+            .append(
+                "w",
+                streamcache::log::Routing::Partition(0),
+                vec![streamcache::log::Record {
+                    value: Some("1".into()),
+                    ..Default::default()
+                }],
+            )
+            .map(|_| ())
+    };
+    let ((status, _, recs), appended) =
+        tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            tokio::join!(fetch, produce)
+        })
+        .await
+        .unwrap();
+    appended.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(recs[0]["value"], 1);
+}

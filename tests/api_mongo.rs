@@ -1,0 +1,325 @@
+//! Capability: the MongoDB Atlas Data API v1 surface under `/mongo/action/…` — every action,
+//! the index and collection extensions, Extended JSON in and out chosen by Content-Type and
+//! Accept, and the Data API's error bodies.
+//!
+//! Method: requests go through the axum router in process (no socket) with `tower::oneshot`,
+//! over an engine on a temporary data directory.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use streamcache::config::Config;
+use streamcache::engine::Engine;
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    _engine: Arc<Engine>,
+}
+
+fn api() -> Api {
+    let engine = Arc::new(
+        Engine::open(Config {
+            ephemeral: true,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    Api {
+        app: streamcache::api::router(engine.clone()),
+        _engine: engine,
+    }
+}
+
+impl Api {
+    async fn call_with(
+        &self,
+        action: &str,
+        body: Value,
+        content_type: &str,
+        accept: &str,
+    ) -> (StatusCode, String, Value) {
+        let req = Request::post(format!("/mongo/action/{action}"))
+            .header("content-type", content_type)
+            .header("accept", accept)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            ct,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn call(&self, action: &str, mut body: Value) -> (StatusCode, Value) {
+        let m = body.as_object_mut().unwrap();
+        m.entry("dataSource").or_insert(json!("mongodb-atlas"));
+        m.entry("database").or_insert(json!("shop"));
+        m.entry("collection").or_insert(json!("orders"));
+        let (s, _, v) = self
+            .call_with(action, body, "application/json", "application/json")
+            .await;
+        (s, v)
+    }
+}
+
+#[tokio::test]
+async fn crud_actions_answer_in_data_api_shapes() {
+    let api = api();
+    let (s, v) = api.call("insertOne", json!({"document": {"_id": 1, "customer": "c1", "total": 10.5, "at": {"$date": "2024-01-02T03:04:05.678Z"}}})).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"insertedId": 1})));
+    let (s, v) = api
+        .call(
+            "insertOne",
+            json!({"document": {"customer": "c2", "total": 20}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let oid = v["insertedId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        oid.len(),
+        24,
+        "JSON responses give ObjectIds as hex strings"
+    );
+    let (_, v) = api
+        .call(
+            "insertMany",
+            json!({"documents": [{"_id": 3, "total": 30}, {"_id": 4, "total": 40}]}),
+        )
+        .await;
+    assert_eq!(v, json!({"insertedIds": [3, 4]}));
+    let (_, v) = api
+        .call(
+            "findOne",
+            json!({"filter": {"_id": 1}, "projection": {"customer": 1, "at": 1}}),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!({"document": {"_id": 1, "customer": "c1", "at": {"$date": "2024-01-02T03:04:05.678Z"}}})
+    );
+    let (_, v) = api
+        .call("findOne", json!({"filter": {"_id": {"$oid": oid}}}))
+        .await;
+    assert_eq!(v["document"]["customer"], "c2");
+    let (_, v) = api.call("findOne", json!({"filter": {"_id": 99}})).await;
+    assert_eq!(v, json!({"document": null}));
+    let (_, v) = api.call("find", json!({"filter": {"total": {"$gte": 20}}, "sort": {"total": -1}, "limit": 2, "projection": {"_id": 0, "total": 1}})).await;
+    assert_eq!(v, json!({"documents": [{"total": 40}, {"total": 30}]}));
+    let (_, v) = api
+        .call("find", json!({"sort": {"total": 1}, "skip": 3}))
+        .await;
+    assert_eq!(v["documents"].as_array().unwrap().len(), 1);
+    let (_, v) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 3}, "update": {"$inc": {"total": 1}}}),
+        )
+        .await;
+    assert_eq!(v, json!({"matchedCount": 1, "modifiedCount": 1}));
+    let (_, v) = api
+        .call(
+            "updateMany",
+            json!({"filter": {"total": {"$gt": 0}}, "update": {"$set": {"seen": true}}}),
+        )
+        .await;
+    assert_eq!(v, json!({"matchedCount": 4, "modifiedCount": 4}));
+    let (_, v) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 7}, "update": {"$set": {"x": 1}}, "upsert": true}),
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!({"matchedCount": 0, "modifiedCount": 0, "upsertedId": 7})
+    );
+    let (_, v) = api
+        .call(
+            "replaceOne",
+            json!({"filter": {"_id": 7}, "replacement": {"y": 2}}),
+        )
+        .await;
+    assert_eq!(v, json!({"matchedCount": 1, "modifiedCount": 1}));
+    let (_, v) = api.call("aggregate", json!({"pipeline": [{"$match": {"seen": true}}, {"$group": {"_id": null, "sum": {"$sum": "$total"}, "n": {"$sum": 1}}}]})).await;
+    assert_eq!(
+        v,
+        json!({"documents": [{"_id": null, "sum": 101.5, "n": 4}]})
+    );
+    let (_, v) = api.call("deleteOne", json!({"filter": {"_id": 7}})).await;
+    assert_eq!(v, json!({"deletedCount": 1}));
+    let (_, v) = api.call("deleteMany", json!({"filter": {}})).await;
+    assert_eq!(v, json!({"deletedCount": 4}));
+}
+
+#[tokio::test]
+async fn canonical_ejson_by_accept_and_content_type() {
+    let api = api();
+    let body = json!({"dataSource": "x", "database": "shop", "collection": "orders", "document": {"n": {"$numberLong": "5"}, "d": {"$numberDouble": "1.5"}}});
+    let (s, ct, v) = api
+        .call_with("insertOne", body, "application/ejson", "application/ejson")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(ct, "application/ejson");
+    let oid = v["insertedId"]["$oid"].as_str().unwrap().to_owned();
+    let body = json!({"dataSource": "x", "database": "shop", "collection": "orders", "filter": {"_id": {"$oid": oid}}, "projection": {"_id": 0}});
+    let (_, _, v) = api
+        .call_with(
+            "findOne",
+            body.clone(),
+            "application/json",
+            "application/ejson",
+        )
+        .await;
+    assert_eq!(
+        v,
+        json!({"document": {"n": {"$numberLong": "5"}, "d": {"$numberDouble": "1.5"}}})
+    );
+    let (_, ct, v) = api
+        .call_with("findOne", body, "application/json", "application/json")
+        .await;
+    assert_eq!(ct, "application/json");
+    assert_eq!(v, json!({"document": {"n": 5, "d": 1.5}}));
+}
+
+#[tokio::test]
+async fn errors_use_the_data_api_body() {
+    let api = api();
+    let (s, v) = api
+        .call_with(
+            "find",
+            json!({"database": "shop", "collection": "c"}),
+            "application/json",
+            "application/json",
+        )
+        .await
+        .into_pair();
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error_code"], "MissingParameter");
+    assert_eq!(v["error"], "must specify dataSource");
+    assert!(v["link"].is_string());
+    let (s, v) = api.call("insertOne", json!({})).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MissingParameter"))
+    );
+    api.call("insertOne", json!({"document": {"_id": 1}})).await;
+    let (s, v) = api.call("insertOne", json!({"document": {"_id": 1}})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["error_code"], "DuplicateKey");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("E11000 duplicate key error collection: shop.orders index: _id_")
+    );
+    let (s, v) = api.call("find", json!({"filter": {"$where": "1"}})).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidParameter"))
+    );
+    let (s, _) = api.call("find", json!({"limit": 50_001})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = api.call("find", json!({"limit": 50_000})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = api
+        .call("updateOne", json!({"filter": {}, "update": {"plain": 1}}))
+        .await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidParameter"))
+    );
+    let (s, v) = api.call("nope", json!({})).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("NotFound"))
+    );
+    let (s, _, _) = api
+        .call_with("find", json!({}), "text/plain", "application/json")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = api
+        .call("insertOne", json!({"database": "bad.name", "document": {}}))
+        .await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("InvalidParameter"))
+    );
+}
+
+#[tokio::test]
+async fn index_and_collection_extensions() {
+    let api = api();
+    api.call(
+        "insertMany",
+        json!({"documents": [{"_id": 1, "email": "a"}, {"_id": 2, "email": "b"}]}),
+    )
+    .await;
+    let (s, v) = api
+        .call(
+            "createIndex",
+            json!({"keys": {"email": 1}, "options": {"unique": true}}),
+        )
+        .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"name": "email_1"})));
+    let (_, v) = api.call("listIndexes", json!({})).await;
+    assert_eq!(
+        v,
+        json!({"indexes": [{"v": 2, "key": {"_id": 1}, "name": "_id_"}, {"v": 2, "key": {"email": 1}, "name": "email_1", "unique": true}]})
+    );
+    let (s, v) = api
+        .call("insertOne", json!({"document": {"email": "a"}}))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        v["error"],
+        "E11000 duplicate key error collection: shop.orders index: email_1 dup key: { email: \"a\" }"
+    );
+    let (_, v) = api.call("explain", json!({"filter": {"email": "b"}})).await;
+    assert_eq!(
+        v["queryPlanner"]["winningPlan"]["inputStage"]["indexName"],
+        "email_1"
+    );
+    let (_, v) = api.call("dropIndex", json!({"name": "email_1"})).await;
+    assert_eq!(v, json!({"dropped": "email_1"}));
+    let (s, _) = api.call("dropIndex", json!({"name": "email_1"})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    api.call("insertOne", json!({"collection": "users", "document": {}}))
+        .await;
+    let (_, v) = api.call("listCollections", json!({})).await;
+    assert_eq!(
+        v,
+        json!({"collections": [{"name": "orders", "type": "collection"}, {"name": "users", "type": "collection"}]})
+    );
+    let (_, v) = api.call("drop", json!({"collection": "users"})).await;
+    assert_eq!(v, json!({"dropped": true}));
+    let (_, v) = api.call("drop", json!({"collection": "users"})).await;
+    assert_eq!(v, json!({"dropped": false}));
+}
+
+trait IntoPair {
+    fn into_pair(self) -> (StatusCode, Value);
+}
+
+impl IntoPair for (StatusCode, String, Value) {
+    fn into_pair(self) -> (StatusCode, Value) {
+        (self.0, self.2)
+    }
+}

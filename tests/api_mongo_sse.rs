@@ -1,0 +1,254 @@
+//! Capability: change streams over SSE at `GET /mongo/watch` — MongoDB-shaped events whose SSE
+//! `id:` is the resume token, resume with `Last-Event-ID`, idle heartbeats carrying the
+//! post-batch token, and history lost (286) as an `error` event that ends the stream.
+//!
+//! Method: a real server on 127.0.0.1:0 and a streaming reqwest client that parses the SSE
+//! wire format; writes go through the engine. Every wait is bounded by a timeout on the next
+//! SSE frame, never a sleep.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::doc;
+use futures::StreamExt;
+use serde_json::Value;
+use streamcache::config::Config;
+use streamcache::engine::Engine;
+use streamcache::history::HistoryConfig;
+use streamcache::shutdown::Shutdown;
+
+struct Server {
+    engine: Arc<Engine>,
+    base: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(history: HistoryConfig) -> Server {
+    let config = Config {
+        ephemeral: true,
+        http: "127.0.0.1:0".parse().unwrap(),
+        resp: "127.0.0.1:0".parse().unwrap(),
+        history,
+        ..Config::default()
+    };
+    let engine = Arc::new(Engine::open(config).unwrap());
+    let bound = streamcache::server::bind(&engine).await.unwrap();
+    let base = format!("http://{}", bound.http_addr());
+    let shutdown = Shutdown::new();
+    let signal = shutdown.signal();
+    let e = engine.clone();
+    let task = tokio::spawn(async move {
+        let _ = streamcache::server::run(e, bound, signal).await;
+    });
+    Server {
+        engine,
+        base,
+        shutdown,
+        task,
+    }
+}
+
+impl Server {
+    async fn stop(self) {
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+/// One parsed SSE frame.
+#[derive(Debug, Default, Clone)]
+struct Frame {
+    id: Option<String>,
+    event: Option<String>,
+    data: String,
+    comment: Option<String>,
+}
+
+struct SseClient {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseClient {
+    async fn open(url: &str, last_event_id: Option<&str>) -> Self {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Self {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next frame, or `None` when the stream ended.
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(pos) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..pos + 2).collect();
+                let mut f = Frame::default();
+                for line in raw.lines() {
+                    if let Some(c) = line.strip_prefix(':') {
+                        f.comment = Some(c.trim().to_owned());
+                    } else if let Some((k, v)) = line.split_once(':') {
+                        let v = v.strip_prefix(' ').unwrap_or(v);
+                        match k {
+                            "id" => f.id = Some(v.to_owned()),
+                            "event" => f.event = Some(v.to_owned()),
+                            "data" => f.data.push_str(v),
+                            _ => {}
+                        }
+                    }
+                }
+                return Some(f);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an SSE frame within 10 s");
+            match chunk {
+                Some(Ok(b)) => self.buf.push_str(&String::from_utf8_lossy(&b)),
+                _ => return None,
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> (String, Value) {
+        loop {
+            let f = self.next().await.expect("stream open");
+            if f.data.is_empty() {
+                continue;
+            }
+            return (f.id.unwrap(), serde_json::from_str(&f.data).unwrap());
+        }
+    }
+}
+
+async fn insert(engine: &Arc<Engine>, id: i32) {
+    let h = engine.history().clone();
+    tokio::task::spawn_blocking(move || {
+        h.insert_one("shop", "orders", doc! {"_id": id, "total": id * 10})
+            .unwrap()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn events_resume_with_last_event_id() {
+    let server = start(HistoryConfig::default()).await;
+    let url = format!(
+        "{}/mongo/watch?db=shop&coll=orders&fullDocument=updateLookup",
+        server.base
+    );
+    let mut client = SseClient::open(&url, None).await;
+    insert(&server.engine, 1).await;
+    insert(&server.engine, 2).await;
+    let (id1, ev1) = client.next_event().await;
+    assert_eq!(ev1["operationType"], "insert");
+    assert_eq!(ev1["_id"]["_data"], Value::String(id1.clone()));
+    assert_eq!(
+        ev1["ns"],
+        serde_json::json!({"db": "shop", "coll": "orders"})
+    );
+    assert_eq!(
+        ev1["fullDocument"],
+        serde_json::json!({"_id": 1, "total": 10})
+    );
+    assert_eq!(ev1["documentKey"], serde_json::json!({"_id": 1}));
+    assert!(ev1["clusterTime"]["$timestamp"].is_object());
+    let (id2, _) = client.next_event().await;
+    assert!(id1 < id2);
+    drop(client);
+    insert(&server.engine, 3).await;
+    // Reconnect as EventSource does: Last-Event-ID resumes right after event 1.
+    let mut again = SseClient::open(&url, Some(&id1)).await;
+    let (rid2, ev) = again.next_event().await;
+    assert_eq!((rid2, ev["documentKey"]["_id"].as_i64()), (id2, Some(2)));
+    let (_, ev) = again.next_event().await;
+    assert_eq!(ev["documentKey"]["_id"], 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_streams_send_heartbeats_with_the_post_batch_token() {
+    let server = start(HistoryConfig::default()).await;
+    insert(&server.engine, 1).await;
+    // A stream on another collection scans the shop insert but does not deliver it.
+    let url = format!(
+        "{}/mongo/watch?db=shop&coll=other&heartbeatMs=20",
+        server.base
+    );
+    let mut client = SseClient::open(&url, None).await;
+    insert(&server.engine, 2).await;
+    let beat = loop {
+        let f = client.next().await.unwrap();
+        if f.comment
+            .as_deref()
+            .is_some_and(|c| c.starts_with("heartbeat"))
+            && f.id
+                .as_deref()
+                .is_some_and(|id| id.ends_with("0000000000000200"))
+        {
+            break f;
+        }
+        assert!(f.data.is_empty(), "no events for another collection: {f:?}");
+    };
+    assert_eq!(
+        beat.comment.unwrap(),
+        format!("heartbeat {}", beat.id.clone().unwrap())
+    );
+    let (s, _) = (
+        reqwest::get(format!("{}/mongo/watch?heartbeatMs=1", server.base))
+            .await
+            .unwrap()
+            .status(),
+        (),
+    );
+    assert_eq!(s, 400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_lost_is_an_error_event_then_the_end() {
+    let server = start(HistoryConfig {
+        oplog_bytes_max: 1,
+        ..HistoryConfig::default()
+    })
+    .await;
+    for i in 0..5 {
+        insert(&server.engine, i).await;
+    }
+    let url = format!(
+        "{}/mongo/watch?db=shop&resumeAfter=01{:016X}00",
+        server.base, 1u64
+    );
+    let mut client = SseClient::open(&url, None).await;
+    let f = client.next().await.unwrap();
+    assert_eq!(f.event.as_deref(), Some("error"));
+    let body: Value = serde_json::from_str(&f.data).unwrap();
+    assert_eq!(body["code"], 286);
+    assert_eq!(body["codeName"], "ChangeStreamHistoryLost");
+    assert_eq!(
+        body["errorLabels"],
+        serde_json::json!(["NonResumableChangeStreamError"])
+    );
+    assert_eq!(
+        body["errmsg"],
+        "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
+    );
+    assert!(
+        client.next().await.is_none(),
+        "the stream ends after the error"
+    );
+    server.stop().await;
+}

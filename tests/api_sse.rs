@@ -1,0 +1,305 @@
+//! Capability: SSE on hub channels (`GET /realtime/{channel}`, `POST /realtime/{channel}`).
+//!
+//! Method: a real server on 127.0.0.1:0 and a streaming reqwest client reading raw SSE frames:
+//! `retry:` first, `id:`/`event:`/`data:` per event, `Last-Event-ID` replay or `resync`,
+//! keep-alive comments (tokio paused time), refusals, and the stream ending at shutdown.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns unwrap and panic on failure"
+)]
+
+mod realtime_common;
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use realtime_common::{Server, realtime_config, start};
+use serde_json::{Value, json};
+
+/// A parsed SSE frame: its fields in order (comments as `("", text)`).
+type Frame = Vec<(String, String)>;
+
+struct Reader {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+    /// Longest wait for a chunk.
+    timeout: Duration,
+}
+
+impl Reader {
+    async fn frame(&mut self) -> Option<Frame> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let raw: String = self.buf.drain(..end + 2).collect();
+                let frame = raw
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| match l.split_once(':') {
+                        Some((k, v)) => (k.to_owned(), v.strip_prefix(' ').unwrap_or(v).to_owned()),
+                        None => (l.to_owned(), String::new()),
+                    })
+                    .collect();
+                return Some(frame);
+            }
+            let chunk = tokio::time::timeout(self.timeout, self.body.next())
+                .await
+                .expect("frame in time")?;
+            self.buf
+                .push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        }
+    }
+
+    /// The next frame that is not a keep-alive comment.
+    async fn event(&mut self) -> Frame {
+        loop {
+            let f = self.frame().await.expect("stream still open");
+            if f.first().is_some_and(|(k, _)| !k.is_empty()) {
+                return f;
+            }
+        }
+    }
+}
+
+fn field<'a>(frame: &'a Frame, name: &str) -> Option<&'a str> {
+    frame
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn open(
+    server: &Server,
+    channel: &str,
+    last_event_id: Option<&str>,
+) -> (reqwest::Response, Reader) {
+    let mut req = reqwest::Client::new().get(format!("http://{}/realtime/{channel}", server.addr));
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id);
+    }
+    let resp = req.send().await.unwrap();
+    let headers = resp.headers().clone();
+    let status = resp.status();
+    let reader = Reader {
+        body: resp.bytes_stream().boxed(),
+        buf: String::new(),
+        timeout: Duration::from_secs(5),
+    };
+    let fake = http_response(status, &headers);
+    (fake, reader)
+}
+
+/// Keeps status and headers for assertions after the body moved into the reader.
+fn http_response(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+) -> reqwest::Response {
+    let mut b = axum::http::Response::builder().status(status.as_u16());
+    for (k, v) in headers {
+        b = b.header(k.as_str(), v.as_bytes());
+    }
+    reqwest::Response::from(b.body(Vec::<u8>::new()).unwrap())
+}
+
+#[tokio::test]
+async fn stream_sends_retry_then_events_with_id_name_and_one_line_json() {
+    let server = start(realtime_config()).await;
+    let (resp, mut r) = open(&server, "orders", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
+    assert_eq!(resp.headers()["x-accel-buffering"], "no");
+    let first = r.event().await;
+    assert_eq!(first, vec![("retry".to_owned(), "2000".to_owned())]);
+
+    let hub = server.engine.realtime();
+    for n in 1..=3 {
+        hub.publish(
+            "orders",
+            "NewOrder",
+            json!({"orderNumber": n, "note": "multi\nline"}),
+            None,
+        )
+        .unwrap();
+    }
+    for n in 1..=3u64 {
+        let f = r.event().await;
+        assert_eq!(field(&f, "id"), Some(n.to_string().as_str()));
+        assert_eq!(field(&f, "event"), Some("NewOrder"));
+        assert_eq!(
+            f.iter().filter(|(k, _)| k == "data").count(),
+            1,
+            "data is one line"
+        );
+        let data: Value = serde_json::from_str(field(&f, "data").unwrap()).unwrap();
+        assert_eq!(data, json!({"orderNumber": n, "note": "multi\nline"}));
+    }
+    assert!(f_has_no_retry(&mut r, hub).await);
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("streamcache_realtime_sse_streams 1"),
+        "{metrics}"
+    );
+    server.shutdown.trigger();
+}
+
+/// `retry:` is sent once only: a later event carries none.
+async fn f_has_no_retry(r: &mut Reader, hub: &streamcache::realtime::Hub) -> bool {
+    hub.publish("orders", "NewOrder", json!(4), None).unwrap();
+    field(&r.event().await, "retry").is_none()
+}
+
+#[tokio::test]
+async fn last_event_id_replays_buffered_events() {
+    let server = start(realtime_config()).await;
+    let hub = server.engine.realtime();
+    for n in 1..=5 {
+        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
+    }
+    let (_, mut r) = open(&server, "orders", Some("2")).await;
+    r.event().await; // retry
+    for n in 3..=5 {
+        let f = r.event().await;
+        assert_eq!(field(&f, "id"), Some(n.to_string().as_str()));
+        assert_eq!(field(&f, "data"), Some(n.to_string().as_str()));
+    }
+    hub.publish("orders", "NewOrder", json!(6), None).unwrap();
+    assert_eq!(field(&r.event().await, "id"), Some("6"));
+}
+
+#[tokio::test]
+async fn aged_out_or_unreadable_last_event_id_sends_resync_first() {
+    let server = start(realtime_config()).await; // replay buffer of 8
+    let hub = server.engine.realtime();
+    for n in 1..=20 {
+        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
+    }
+    for last in ["3", "not-a-number", "999"] {
+        let (_, mut r) = open(&server, "orders", Some(last)).await;
+        r.event().await; // retry
+        let f = r.event().await;
+        assert_eq!(field(&f, "event"), Some("resync"), "Last-Event-ID {last}");
+        assert_eq!(
+            field(&f, "id"),
+            Some("20"),
+            "resync carries the head so the next reconnect resumes"
+        );
+        let data: Value = serde_json::from_str(field(&f, "data").unwrap()).unwrap();
+        assert_eq!(data["head"], json!(20));
+    }
+}
+
+#[tokio::test]
+async fn private_presence_and_bad_names_are_refused() {
+    let server = start(realtime_config()).await;
+    let client = reqwest::Client::new();
+    for (path, status) in [("private-x", 403), ("presence-x", 403), ("a%20b", 400)] {
+        let resp = client
+            .get(format!("http://{}/realtime/{path}", server.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{path}");
+    }
+    let long = "c".repeat(streamcache::realtime::CHANNEL_NAME_CHARS_MAX + 1);
+    let resp = client
+        .get(format!("http://{}/realtime/{long}", server.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn publish_helper_reaches_stream_and_checks_limits() {
+    let server = start(realtime_config()).await;
+    let (_, mut r) = open(&server, "orders", None).await;
+    r.event().await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/realtime/orders", server.addr);
+    let resp = client
+        .post(&url)
+        .json(&json!({"event": "NewOrder", "data": {"a": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"id": 1}));
+    let f = r.event().await;
+    assert_eq!(
+        (field(&f, "event"), field(&f, "data")),
+        (Some("NewOrder"), Some(r#"{"a":1}"#))
+    );
+
+    let max = streamcache::realtime::EVENT_DATA_BYTES_MAX;
+    let ok = client
+        .post(&url)
+        .json(&json!({"event": "E", "data": "x".repeat(max - 2)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let big = client
+        .post(&url)
+        .json(&json!({"event": "E", "data": "x".repeat(max - 1)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_stream_gets_keep_alive_comments() {
+    let mut config = realtime_config();
+    config.sse_keepalive_ms = 15_000;
+    let server = start(config).await;
+    let (_, mut r) = open(&server, "orders", None).await;
+    r.event().await; // retry
+    r.timeout = Duration::from_secs(60);
+    // Paused time jumps to the keep-alive deadline once everything is idle.
+    let f = r.frame().await.unwrap();
+    assert_eq!(f, vec![(String::new(), "keepalive".to_owned())]);
+}
+
+#[tokio::test]
+async fn streams_end_when_the_server_shuts_down() {
+    let server = start(realtime_config()).await;
+    let (_, mut r) = open(&server, "orders", None).await;
+    r.event().await;
+    server.shutdown.trigger();
+    assert!(
+        r.frame().await.is_none(),
+        "the stream ends instead of holding shutdown up"
+    );
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn recent_query_fills_a_fresh_page_and_last_event_id_wins_over_it() {
+    let server = start(realtime_config()).await;
+    let hub = server.engine.realtime();
+    for n in 1..=5 {
+        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
+    }
+    let (_, mut r) = open(&server, "orders?recent=2", None).await;
+    r.event().await; // retry
+    assert_eq!(field(&r.event().await, "id"), Some("4"));
+    assert_eq!(field(&r.event().await, "id"), Some("5"));
+
+    let (_, mut r) = open(&server, "orders?recent=2", Some("1")).await;
+    r.event().await; // retry
+    assert_eq!(
+        field(&r.event().await, "id"),
+        Some("2"),
+        "a reconnect resumes after Last-Event-ID"
+    );
+}

@@ -1,0 +1,499 @@
+//! Capability: the Pusher protocol 7 WebSocket `/app/{key}` — handshake, ping/pong, public,
+//! private and presence subscriptions, event delivery and `socket_id` exclusion, client events,
+//! error codes, limits, the activity timeout and shutdown.
+//!
+//! Method: a real server on 127.0.0.1:0 and tokio-tungstenite clients speaking the protocol as
+//! pusher-js does; events are published through the engine's hub. The activity timeout runs on
+//! tokio's paused clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns unwrap and panic on failure"
+)]
+
+mod realtime_common;
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use realtime_common::{Server, realtime_config, start};
+use serde_json::{Value, json};
+use streamcache::realtime::{
+    CONNECTION_CHANNELS_MAX, RealtimeConfig, SocketId, WS_MESSAGE_BYTES_MAX, channel_auth,
+};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const KEY: &str = "streamcache-key";
+const SECRET: &str = "streamcache-secret";
+
+struct Client {
+    ws: Ws,
+    socket_id: String,
+    timeout: Duration,
+}
+
+async fn connect_raw(server: &Server, path: &str) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}{path}", server.addr))
+        .await
+        .unwrap();
+    ws
+}
+
+async fn connect(server: &Server) -> Client {
+    let ws = connect_raw(
+        server,
+        &format!("/app/{KEY}?protocol=7&client=js&version=8.6.0&flash=false"),
+    )
+    .await;
+    let mut c = Client {
+        ws,
+        socket_id: String::new(),
+        timeout: Duration::from_secs(5),
+    };
+    let hello = c.recv().await;
+    assert_eq!(hello["event"], "pusher:connection_established");
+    let data: Value =
+        serde_json::from_str(hello["data"].as_str().expect("data is a JSON string")).unwrap();
+    c.socket_id = data["socket_id"].as_str().unwrap().to_owned();
+    assert_eq!(data["activity_timeout"], 30);
+    c
+}
+
+impl Client {
+    /// The next text frame as JSON.
+    async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(self.timeout, self.ws.next())
+                .await
+                .expect("frame in time");
+            match msg.expect("connection open").unwrap() {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the close frame; returns its code.
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            let msg = tokio::time::timeout(self.timeout, self.ws.next())
+                .await
+                .expect("close in time");
+            match msg {
+                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return 1006,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: &str,
+        auth: Option<String>,
+        channel_data: Option<&str>,
+    ) -> Value {
+        let mut data = json!({"channel": channel});
+        if let Some(a) = auth {
+            data["auth"] = json!(a);
+        }
+        if let Some(d) = channel_data {
+            data["channel_data"] = json!(d);
+        }
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        self.recv().await
+    }
+
+    async fn subscribe_signed(&mut self, channel: &str, channel_data: Option<&str>) -> Value {
+        let auth = channel_auth(KEY, SECRET, &self.socket_id, channel, channel_data);
+        self.subscribe(channel, Some(auth), channel_data).await
+    }
+}
+
+/// Replay (and so the live ring) large enough that a burst of test events never lags.
+fn ws_config() -> RealtimeConfig {
+    RealtimeConfig {
+        replay_events: 256,
+        ..realtime_config()
+    }
+}
+
+/// [`ws_config`] with client events on.
+fn client_events_config() -> RealtimeConfig {
+    RealtimeConfig {
+        client_events: true,
+        ..ws_config()
+    }
+}
+
+fn data_of(frame: &Value) -> Value {
+    match &frame["data"] {
+        Value::String(s) => serde_json::from_str(s).unwrap_or(Value::String(s.clone())),
+        other => other.clone(),
+    }
+}
+
+#[tokio::test]
+async fn handshake_gives_a_well_formed_socket_id_and_ping_gets_pong() {
+    let server = start(ws_config()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    assert!(a.socket_id.parse::<SocketId>().is_ok(), "{}", a.socket_id);
+    assert_ne!(a.socket_id, b.socket_id);
+    a.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(a.recv().await["event"], "pusher:pong");
+    b.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(b.recv().await["event"], "pusher:pong");
+}
+
+#[tokio::test]
+async fn public_events_arrive_in_order_and_socket_id_exclusion_holds() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    let ok = c.subscribe("orders", None, None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(ok["channel"], "orders");
+    let hub = server.engine.realtime();
+    let me: SocketId = c.socket_id.parse().unwrap();
+    for n in 1..=20 {
+        hub.publish("orders", "NewOrder", json!({"n": n}), None)
+            .unwrap();
+    }
+    hub.publish("orders", "NewOrder", json!({"n": "excluded"}), Some(me))
+        .unwrap();
+    hub.publish("orders", "NewOrder", json!({"n": "sentinel"}), None)
+        .unwrap();
+    for n in 1..=20 {
+        let f = c.recv().await;
+        assert_eq!(
+            (f["event"].as_str(), f["channel"].as_str()),
+            (Some("NewOrder"), Some("orders"))
+        );
+        assert!(
+            f["data"].is_string(),
+            "server → client data is a JSON string"
+        );
+        assert_eq!(data_of(&f), json!({"n": n}));
+    }
+    assert_eq!(
+        data_of(&c.recv().await),
+        json!({"n": "sentinel"}),
+        "the excluded event never came"
+    );
+
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "orders"}}))
+        .await;
+    c.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(c.recv().await["event"], "pusher:pong");
+    hub.publish("orders", "NewOrder", json!(1), None).unwrap();
+    c.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(
+        c.recv().await["event"],
+        "pusher:pong",
+        "nothing delivered after unsubscribe"
+    );
+}
+
+#[tokio::test]
+async fn private_channels_need_a_valid_signature() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    let refused = c.subscribe("private-orders", None, None).await;
+    assert_eq!(refused["event"], "pusher:subscription_error");
+    assert_eq!(refused["channel"], "private-orders");
+    assert_eq!(
+        (
+            refused["data"]["type"].as_str(),
+            refused["data"]["status"].as_u64()
+        ),
+        (Some("AuthError"), Some(401))
+    );
+
+    let wrong = channel_auth(KEY, "not-the-secret", &c.socket_id, "private-orders", None);
+    assert_eq!(
+        c.subscribe("private-orders", Some(wrong), None).await["event"],
+        "pusher:subscription_error"
+    );
+    let other_socket = channel_auth(KEY, SECRET, "1.1", "private-orders", None);
+    assert_eq!(
+        c.subscribe("private-orders", Some(other_socket), None)
+            .await["event"],
+        "pusher:subscription_error"
+    );
+
+    let ok = c.subscribe_signed("private-orders", None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    server
+        .engine
+        .realtime()
+        .publish("private-orders", "NewOrder", json!({"a": 1}), None)
+        .unwrap();
+    assert_eq!(data_of(&c.recv().await), json!({"a": 1}));
+}
+
+#[tokio::test]
+async fn presence_tracks_members_across_connections() {
+    let server = start(ws_config()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    let ua = r#"{"user_id":"u1","user_info":{"name":"A"}}"#;
+    let ub = r#"{"user_id":"u2","user_info":{"name":"B"}}"#;
+    let ok = a.subscribe_signed("presence-room", Some(ua)).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(
+        data_of(&ok),
+        json!({"presence": {"ids": ["u1"], "hash": {"u1": {"name": "A"}}, "count": 1}})
+    );
+
+    let ok = b.subscribe_signed("presence-room", Some(ub)).await;
+    assert_eq!(data_of(&ok)["presence"]["count"], 2);
+    let added = a.recv().await;
+    assert_eq!(added["event"], "pusher_internal:member_added");
+    assert_eq!(
+        data_of(&added),
+        json!({"user_id": "u2", "user_info": {"name": "B"}})
+    );
+
+    // Signed channel_data cannot be swapped for another user's.
+    let mut c = connect(&server).await;
+    let auth = channel_auth(KEY, SECRET, &c.socket_id, "presence-room", Some(ua));
+    assert_eq!(
+        c.subscribe("presence-room", Some(auth), Some(ub)).await["event"],
+        "pusher:subscription_error"
+    );
+
+    drop(b);
+    let removed = a.recv().await;
+    assert_eq!(removed["event"], "pusher_internal:member_removed");
+    assert_eq!(data_of(&removed), json!({"user_id": "u2"}));
+}
+
+#[tokio::test]
+async fn client_events_are_off_by_default_and_relayed_to_others_when_on() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    c.subscribe_signed("private-chat", None).await;
+    c.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"x": 1}}))
+        .await;
+    let err = c.recv().await;
+    assert_eq!(err["event"], "pusher:error");
+    assert_eq!(err["data"]["code"], 4301);
+
+    let server = start(client_events_config()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    a.subscribe_signed("private-chat", None).await;
+    b.subscribe_signed("private-chat", None).await;
+    a.send(json!({"event": "client-typing", "channel": "private-chat", "data": {"x": 1}}))
+        .await;
+    let got = b.recv().await;
+    assert_eq!(
+        (got["event"].as_str(), data_of(&got)),
+        (Some("client-typing"), json!({"x": 1}))
+    );
+    a.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(
+        a.recv().await["event"],
+        "pusher:pong",
+        "never echoed to the sender"
+    );
+    a.send(json!({"event": "client-x", "channel": "public", "data": {}}))
+        .await;
+    assert_eq!(
+        a.recv().await["data"]["code"],
+        4301,
+        "public channels take no client events"
+    );
+}
+
+#[tokio::test]
+async fn unknown_key_and_bad_protocol_close_with_pusher_codes() {
+    let server = start(ws_config()).await;
+    for (path, code) in [
+        ("/app/wrong-key?protocol=7", 4001),
+        (&format!("/app/{KEY}") as &str, 4008),
+        (&format!("/app/{KEY}?protocol=3") as &str, 4007),
+    ] {
+        let ws = connect_raw(&server, path).await;
+        let mut c = Client {
+            ws,
+            socket_id: String::new(),
+            timeout: Duration::from_secs(5),
+        };
+        let err = c.recv().await;
+        assert_eq!(
+            (err["event"].as_str(), err["data"]["code"].as_u64()),
+            (Some("pusher:error"), Some(code)),
+            "{path}"
+        );
+        assert_eq!(u64::from(c.close_code().await), code, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_get_an_error_without_closing() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    c.ws.send(Message::Text("not json".into())).await.unwrap();
+    assert_eq!(c.recv().await["data"]["code"], 4302);
+    let bad = c.subscribe("bad channel", None, None).await;
+    assert_eq!(bad["event"], "pusher:subscription_error");
+    c.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(c.recv().await["event"], "pusher:pong");
+}
+
+#[tokio::test]
+async fn subscriptions_per_connection_at_max_and_max_plus_one() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    for i in 0..CONNECTION_CHANNELS_MAX {
+        let ok = c.subscribe(&format!("c{i}"), None, None).await;
+        assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    }
+    let over = c.subscribe("one-more", None, None).await;
+    assert_eq!(over["event"], "pusher:subscription_error");
+}
+
+#[tokio::test]
+async fn messages_at_max_size_pass_and_larger_ones_close_the_connection() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    let ping = json!({"event": "pusher:ping", "data": {}}).to_string();
+    let padded = format!("{}{}", ping, " ".repeat(WS_MESSAGE_BYTES_MAX - ping.len()));
+    assert_eq!(padded.len(), WS_MESSAGE_BYTES_MAX);
+    c.ws.send(Message::Text(padded.into())).await.unwrap();
+    assert_eq!(c.recv().await["event"], "pusher:pong");
+    let over = format!(
+        "{}{}",
+        ping,
+        " ".repeat(WS_MESSAGE_BYTES_MAX + 1 - ping.len())
+    );
+    c.ws.send(Message::Text(over.into())).await.unwrap();
+    assert_ne!(
+        c.close_code().await,
+        1000,
+        "the server drops the connection"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_connection_is_pinged_then_closed_with_4201() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    c.timeout = Duration::from_secs(120);
+    // Paused time jumps to the 30 s activity deadline once everything is idle.
+    assert_eq!(c.recv().await["event"], "pusher:ping");
+    let err = c.recv().await;
+    assert_eq!(
+        (err["event"].as_str(), err["data"]["code"].as_u64()),
+        (Some("pusher:error"), Some(4201))
+    );
+    assert_eq!(c.close_code().await, 4201);
+
+    // A client that answers stays connected.
+    let mut d = connect(&server).await;
+    d.timeout = Duration::from_secs(120);
+    assert_eq!(d.recv().await["event"], "pusher:ping");
+    d.send(json!({"event": "pusher:pong", "data": {}})).await;
+    assert_eq!(
+        d.recv().await["event"],
+        "pusher:ping",
+        "pinged again a full period later, not closed"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_reconnect_code() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    server.shutdown.trigger();
+    let err = c.recv().await;
+    assert_eq!(err["data"]["code"], 4200);
+    assert_eq!(c.close_code().await, 4200);
+}
+
+#[tokio::test]
+async fn subscriber_behind_the_replay_buffer_is_told_to_reconnect() {
+    let server = start(realtime_config()).await; // replay buffer and live ring of 8
+    let mut c = connect(&server).await;
+    c.subscribe("orders", None, None).await;
+    for n in 0..30 {
+        server
+            .engine
+            .realtime()
+            .publish("orders", "NewOrder", json!(n), None)
+            .unwrap();
+    }
+    // Single-threaded runtime: all 30 are published before the connection task runs again.
+    let err = c.recv().await;
+    assert_eq!(
+        (err["event"].as_str(), err["data"]["code"].as_u64()),
+        (Some("pusher:error"), Some(4200))
+    );
+    assert_eq!(c.close_code().await, 4200);
+}
+
+#[tokio::test]
+async fn client_events_at_the_rate_limit_and_one_over() {
+    let clock = streamcache::clock::ManualClock::shared(1_000);
+    let config = streamcache::config::Config {
+        realtime: RealtimeConfig {
+            client_events: true,
+            ..ws_config()
+        },
+        ..streamcache::config::Config::default()
+    };
+    let server = realtime_common::start_with_clock(config, clock.clone()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    a.subscribe_signed("private-chat", None).await;
+    b.subscribe_signed("private-chat", None).await;
+    let max = streamcache::realtime::CLIENT_EVENTS_PER_SECOND_MAX;
+    for i in 0..=max {
+        a.send(json!({"event": "client-n", "channel": "private-chat", "data": {"i": i}}))
+            .await;
+    }
+    let refused = a.recv().await;
+    assert_eq!(
+        refused["data"]["code"], 4301,
+        "the event over the limit is refused"
+    );
+    for i in 0..max {
+        assert_eq!(data_of(&b.recv().await), json!({"i": i}));
+    }
+    clock.advance(Duration::from_secs(1));
+    a.send(json!({"event": "client-n", "channel": "private-chat", "data": {"i": "next second"}}))
+        .await;
+    assert_eq!(data_of(&b.recv().await), json!({"i": "next second"}));
+}
+
+#[tokio::test]
+async fn client_events_on_presence_channels_name_their_sender() {
+    let server = start(client_events_config()).await;
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    a.subscribe_signed("presence-room", Some(r#"{"user_id":"alice"}"#))
+        .await;
+    b.subscribe_signed("presence-room", Some(r#"{"user_id":"bob"}"#))
+        .await;
+    assert_eq!(a.recv().await["event"], "pusher_internal:member_added");
+    a.send(json!({"event": "client-wave", "channel": "presence-room", "data": {"hi": 1}}))
+        .await;
+    let got = b.recv().await;
+    assert_eq!(got["event"], "client-wave");
+    assert_eq!(got["user_id"], "alice");
+    assert_eq!(data_of(&got), json!({"hi": 1}));
+}

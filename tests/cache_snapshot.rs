@@ -1,0 +1,81 @@
+//! Capability: the optional snapshot survives a restart — every type, TTLs included — and a
+//! corrupt snapshot is set aside instead of crashing the start.
+//! Method: `Cache::open` on a temporary directory, `save_snapshot`, reopen; then overwrite the
+//! file with damaged bytes and reopen.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use streamcache::cache::{Cache, CacheConfig, Frame};
+use streamcache::clock::ManualClock;
+
+fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Cache {
+    Cache::open(
+        CacheConfig {
+            snapshot: true,
+            ..CacheConfig::default()
+        },
+        clock.clone(),
+        dir,
+    )
+}
+
+fn run(c: &Cache, db: usize, parts: &[&str]) -> Frame {
+    let args: Vec<Bytes> = parts
+        .iter()
+        .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+        .collect();
+    c.execute(db, &args)
+}
+
+#[test]
+fn snapshot_round_trip_with_ttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = open(dir.path(), &clock);
+    c.set(0, b"s", b"v", None);
+    c.set(0, b"short", b"v", Some(100));
+    c.set(5, b"long", b"v", Some(100_000));
+    run(&c, 0, &["HSET", "h", "f", "1"]);
+    run(&c, 0, &["RPUSH", "l", "a", "b"]);
+    run(&c, 0, &["SADD", "set", "m"]);
+    c.save_snapshot().unwrap();
+    drop(c);
+
+    clock.advance(Duration::from_millis(200));
+    let c = open(dir.path(), &clock);
+    assert_eq!(c.get(0, b"s").as_deref(), Some(&b"v"[..]));
+    assert_eq!(c.get(0, b"short"), None, "expired while down");
+    assert_eq!(run(&c, 5, &["PTTL", "long"]), Frame::Integer(99_800));
+    assert_eq!(run(&c, 0, &["HGET", "h", "f"]), Frame::bulk(b"1"));
+    assert_eq!(
+        run(&c, 0, &["LRANGE", "l", "0", "-1"]),
+        Frame::Array(vec![Frame::bulk(b"a"), Frame::bulk(b"b")])
+    );
+    assert_eq!(run(&c, 0, &["SISMEMBER", "set", "m"]), Frame::Integer(1));
+}
+
+#[test]
+fn corrupt_snapshot_is_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = open(dir.path(), &clock);
+    c.set(0, b"k", b"v", None);
+    c.save_snapshot().unwrap();
+    drop(c);
+    let path = dir.path().join("cache.snapshot");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let c = open(dir.path(), &clock);
+    assert_eq!(c.get(0, b"k"), None, "a corrupt snapshot is not loaded");
+    assert!(dir.path().join("cache.snapshot.corrupt").exists());
+    assert!(!path.exists());
+}

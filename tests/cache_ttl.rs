@@ -1,0 +1,105 @@
+//! Capability: keys expire on time — lazily on access and through the bounded active cycle —
+//! and TTL commands report what Redis reports.
+//! Method: a `ManualClock` is advanced explicitly; nothing sleeps.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use streamcache::cache::{
+    ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX, Cache, CacheConfig, EventKind, Frame, SHARDS,
+};
+use streamcache::clock::ManualClock;
+
+fn setup() -> (Arc<ManualClock>, Cache) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    (clock.clone(), Cache::new(CacheConfig::default(), clock))
+}
+
+fn run(c: &Cache, parts: &[&str]) -> Frame {
+    let args: Vec<Bytes> = parts
+        .iter()
+        .map(|p| Bytes::copy_from_slice(p.as_bytes()))
+        .collect();
+    c.execute(0, &args)
+}
+
+#[test]
+fn lazy_expiry_on_access() {
+    let (clock, c) = setup();
+    c.set(0, b"k", b"v", Some(1_500));
+    assert_eq!(run(&c, &["PTTL", "k"]), Frame::Integer(1_500));
+    assert_eq!(run(&c, &["TTL", "k"]), Frame::Integer(2));
+    clock.advance(Duration::from_millis(1_499));
+    assert!(c.get(0, b"k").is_some());
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(c.get(0, b"k"), None);
+    assert_eq!(run(&c, &["TTL", "k"]), Frame::Integer(-2));
+}
+
+#[test]
+fn expire_options_and_persist() {
+    let (_clock, c) = setup();
+    run(&c, &["SET", "k", "v"]);
+    assert_eq!(run(&c, &["TTL", "k"]), Frame::Integer(-1));
+    assert_eq!(run(&c, &["EXPIRE", "k", "100", "XX"]), Frame::Integer(0));
+    assert_eq!(run(&c, &["EXPIRE", "k", "100", "NX"]), Frame::Integer(1));
+    assert_eq!(run(&c, &["EXPIRE", "k", "50", "GT"]), Frame::Integer(0));
+    assert_eq!(run(&c, &["EXPIRE", "k", "50", "LT"]), Frame::Integer(1));
+    assert_eq!(run(&c, &["EXPIRETIME", "k"]), Frame::Integer(1_000 + 50));
+    assert_eq!(run(&c, &["PERSIST", "k"]), Frame::Integer(1));
+    assert_eq!(run(&c, &["EXPIRE", "k", "-1"]), Frame::Integer(1));
+    assert_eq!(
+        run(&c, &["EXISTS", "k"]),
+        Frame::Integer(0),
+        "a deadline in the past deletes"
+    );
+    assert_eq!(
+        run(&c, &["SET", "k", "v", "EX", "0"]),
+        Frame::error("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        run(&c, &["EXPIRE", "k", "9223372036854775807"]),
+        Frame::error("ERR invalid expire time in 'expire' command")
+    );
+}
+
+#[test]
+fn active_cycle_is_bounded_and_emits_expired_events() {
+    let (clock, c) = setup();
+    let mut rx = c.subscribe_events();
+    let n = SHARDS * ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX * 2;
+    for i in 0..n {
+        c.set(0, format!("k{i}").as_bytes(), b"v", Some(10));
+    }
+    while rx.try_recv().is_ok() {}
+    clock.advance(Duration::from_millis(10));
+    let first = c.active_expire_cycle();
+    assert!(
+        first > 0 && first <= SHARDS * ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX,
+        "one pass removed {first}"
+    );
+    let mut total = first;
+    while total < n {
+        let removed = c.active_expire_cycle();
+        assert!(removed > 0);
+        total += removed;
+    }
+    assert_eq!(run(&c, &["DBSIZE"]), Frame::Integer(0));
+    assert_eq!(rx.try_recv().unwrap().kind, EventKind::Expired);
+}
+
+#[test]
+fn getex_and_keepttl() {
+    let (clock, c) = setup();
+    run(&c, &["SET", "k", "v", "PX", "1000"]);
+    run(&c, &["SET", "k", "w", "KEEPTTL"]);
+    assert_eq!(run(&c, &["PTTL", "k"]), Frame::Integer(1000));
+    assert_eq!(run(&c, &["GETEX", "k", "PERSIST"]), Frame::bulk(b"w"));
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(run(&c, &["GET", "k"]), Frame::bulk(b"w"));
+}

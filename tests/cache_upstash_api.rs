@@ -1,0 +1,107 @@
+//! Capability: the Upstash-compatible REST surface under `/redis` — single commands, the path
+//! form, pipelines, transactions, base64 encoding and Upstash's error shape.
+//! Method: requests through the axum router in-process (no socket), over a temporary engine.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    base64: bool,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if base64 {
+        req = req.header("Upstash-Encoding", "base64");
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string()))
+            .unwrap(),
+        None => req.body(Body::empty()).unwrap(),
+    };
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn upstash_rest_surface() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine);
+
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/redis",
+        Some(json!(["SET", "k", "v", "EX", "60"])),
+        false,
+    )
+    .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": "OK"})));
+    let (_, v) = call(&app, "GET", "/redis/get/k", None, false).await;
+    assert_eq!(v, json!({"result": "v"}));
+    let (_, v) = call(&app, "GET", "/redis/get/k", None, true).await;
+    assert_eq!(v, json!({"result": "dg=="}));
+    let (_, v) = call(&app, "POST", "/redis/ttl/k", None, false).await;
+    assert_eq!(v, json!({"result": 60}));
+
+    let (s, v) = call(&app, "POST", "/redis", Some(json!(["INCR", "k"])), false).await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "ERR value is not an integer or out of range"})
+        )
+    );
+
+    let (_, v) = call(
+        &app,
+        "POST",
+        "/redis/pipeline",
+        Some(json!([["SET", "a", 1], ["INCR", "a"], ["NOPE"]])),
+        false,
+    )
+    .await;
+    assert_eq!(v[0], json!({"result": "OK"}));
+    assert_eq!(v[1], json!({"result": 2}));
+    assert!(
+        v[2]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("ERR unknown command 'NOPE'")
+    );
+
+    let (_, v) = call(
+        &app,
+        "POST",
+        "/redis/multi-exec",
+        Some(json!([["RPUSH", "l", "x", "y"], ["LRANGE", "l", 0, -1]])),
+        false,
+    )
+    .await;
+    assert_eq!(v, json!([{"result": 2}, {"result": ["x", "y"]}]));
+
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/redis",
+        Some(json!({"not": "an array"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,147 @@
+//! Capability: aggregation pipelines — `$match $project $addFields $set $unset $sort $limit
+//! $skip $count $unwind $group $lookup` — and index use by a leading `$match`.
+//!
+//! Method: a fixed set of orders and customers; each table row is a pipeline and its exact
+//! expected output.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use bson::{Document, doc};
+use streamcache::clock::ManualClock;
+use streamcache::history::{History, HistoryConfig};
+
+fn open() -> (tempfile::TempDir, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(0)).unwrap();
+    h.insert_many(
+        "shop",
+        "orders",
+        vec![
+            doc! {"_id": 1, "customer": "c1", "total": 10, "lines": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]},
+            doc! {"_id": 2, "customer": "c2", "total": 25.5, "lines": [{"sku": "a", "qty": 5}]},
+            doc! {"_id": 3, "customer": "c1", "total": 7, "lines": []},
+        ],
+    )
+    .unwrap();
+    h.insert_many(
+        "shop",
+        "customers",
+        vec![
+            doc! {"_id": "c1", "name": "Ann"},
+            doc! {"_id": "c2", "name": "Ben"},
+        ],
+    )
+    .unwrap();
+    (dir, h)
+}
+
+#[test]
+fn pipelines_produce_expected_documents() {
+    let (_d, h) = open();
+    let table: Vec<(Vec<Document>, Vec<Document>)> = vec![
+        (
+            vec![
+                doc! {"$group": {"_id": "$customer", "sum": {"$sum": "$total"}, "n": {"$sum": 1}, "avg": {"$avg": "$total"}, "max": {"$max": "$total"}, "ids": {"$push": "$_id"}}},
+                doc! {"$sort": {"_id": 1}},
+            ],
+            vec![
+                doc! {"_id": "c1", "sum": 17, "n": 2, "avg": 8.5, "max": 10, "ids": [1, 3]},
+                doc! {"_id": "c2", "sum": 25.5, "n": 1, "avg": 25.5, "max": 25.5, "ids": [2]},
+            ],
+        ),
+        (
+            vec![
+                doc! {"$unwind": "$lines"},
+                doc! {"$group": {"_id": "$lines.sku", "qty": {"$sum": "$lines.qty"}}},
+                doc! {"$sort": {"qty": -1}},
+            ],
+            vec![doc! {"_id": "a", "qty": 6}, doc! {"_id": "b", "qty": 2}],
+        ),
+        (
+            vec![
+                doc! {"$unwind": {"path": "$lines", "includeArrayIndex": "i", "preserveNullAndEmptyArrays": true}},
+                doc! {"$match": {"_id": 3}},
+            ],
+            vec![doc! {"_id": 3, "customer": "c1", "total": 7, "i": null}],
+        ),
+        (
+            vec![
+                doc! {"$match": {"total": {"$gt": 8}}},
+                doc! {"$sort": {"total": -1}},
+                doc! {"$project": {"_id": 0, "customer": 1, "double": {"$multiply": ["$total", 2]}}},
+            ],
+            vec![
+                doc! {"customer": "c2", "double": 51.0},
+                doc! {"customer": "c1", "double": 20_i64},
+            ],
+        ),
+        (
+            vec![
+                doc! {"$match": {"_id": 1}},
+                doc! {"$addFields": {"label": {"$concat": ["$customer", "-", "x"]}, "nLines": {"$size": "$lines"}}},
+                doc! {"$unset": ["lines", "total"]},
+            ],
+            vec![doc! {"_id": 1, "customer": "c1", "label": "c1-x", "nLines": 2}],
+        ),
+        (
+            vec![
+                doc! {"$match": {"customer": "c1"}},
+                doc! {"$lookup": {"from": "customers", "localField": "customer", "foreignField": "_id", "as": "who"}},
+                doc! {"$project": {"who.name": 1}},
+                doc! {"$limit": 1},
+            ],
+            vec![doc! {"_id": 1, "who": [{"name": "Ann"}]}],
+        ),
+        (
+            vec![doc! {"$skip": 1}, doc! {"$count": "n"}],
+            vec![doc! {"n": 2}],
+        ),
+        (
+            vec![
+                doc! {"$match": {"customer": "nobody"}},
+                doc! {"$count": "n"},
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                doc! {"$group": {"_id": null, "skus": {"$addToSet": "$customer"}, "first": {"$first": "$_id"}, "last": {"$last": "$_id"}, "min": {"$min": "$total"}}},
+            ],
+            vec![doc! {"_id": null, "skus": ["c1", "c2"], "first": 1, "last": 3, "min": 7}],
+        ),
+    ];
+    for (pipeline, expected) in table {
+        let got = h.aggregate("shop", "orders", &pipeline).unwrap();
+        assert_eq!(got, expected, "pipeline {pipeline:?}");
+    }
+}
+
+#[test]
+fn bad_pipelines_are_rejected() {
+    let (_d, h) = open();
+    for (pipeline, code) in [
+        (vec![doc! {"$bogus": {}}], 115),
+        (vec![doc! {"$match": {}, "$sort": {"a": 1}}], 2),
+        (vec![doc! {"$limit": -1}], 2),
+        (vec![doc! {"$group": {"total": {"$sum": 1}}}], 2),
+        (vec![doc! {"$unwind": "lines"}], 2),
+        (vec![doc! {"$project": {"a": 0, "b": "$x"}}], 2),
+    ] {
+        assert_eq!(
+            h.aggregate("shop", "orders", &pipeline).unwrap_err().code(),
+            code,
+            "{pipeline:?}"
+        );
+    }
+    let too_many = vec![doc! {"$skip": 0}; streamcache::history::PIPELINE_STAGES_MAX + 1];
+    assert_eq!(
+        h.aggregate("shop", "orders", &too_many).unwrap_err().code(),
+        2
+    );
+    let max = vec![doc! {"$skip": 0}; streamcache::history::PIPELINE_STAGES_MAX];
+    assert_eq!(h.aggregate("shop", "orders", &max).unwrap().len(), 3);
+}

@@ -1,0 +1,667 @@
+//! Capability: the history change feed — MongoDB-shaped events written in the same batch as
+//! the data, resume tokens whose string order is oplog order, resumeAfter / startAfter /
+//! startAtOperationTime, fullDocument and fullDocumentBeforeChange modes, `$match`,
+//! invalidation, wake-on-commit, retention with error 286, resume across a restart, and the
+//! atomic `commit` with metadata.
+//!
+//! Method: each test opens a store in a temporary directory with a `ManualClock`; retention by
+//! age is driven by advancing that clock. Waiting for events uses bounded timeouts on a
+//! condition, never sleeps.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::{Bson, Document, doc};
+use streamcache::clock::ManualClock;
+use streamcache::history::{
+    ChangeStream, Error, FullDocument, FullDocumentBeforeChange, History, HistoryConfig,
+    UpdateOptions, WatchOptions, WatchScope, WriteOp, WriteOutcome,
+};
+
+const T0: u64 = 1_700_000_000_000;
+
+fn open_with(dir: &std::path::Path, config: HistoryConfig, clock: Arc<ManualClock>) -> History {
+    History::open(dir, config, clock).unwrap()
+}
+
+fn coll_scope() -> WatchScope {
+    WatchScope::Collection {
+        db: "shop".into(),
+        coll: "orders".into(),
+    }
+}
+
+fn drain(s: &mut ChangeStream) -> Vec<Document> {
+    s.try_next_batch(10_000).unwrap().events
+}
+
+fn token(ev: &Document) -> String {
+    ev.get_document("_id")
+        .unwrap()
+        .get_str("_data")
+        .unwrap()
+        .to_owned()
+}
+
+fn ops(evs: &[Document]) -> Vec<&str> {
+    evs.iter()
+        .map(|e| e.get_str("operationType").unwrap())
+        .collect()
+}
+
+#[test]
+fn events_have_mongodb_shape_and_ordered_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(T0);
+    let h = open_with(dir.path(), HistoryConfig::default(), clock.clone());
+    let mut s = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+    h.insert_one(
+        "shop",
+        "orders",
+        doc! {"_id": 1, "qty": 1, "items": [1, 2, 3]},
+    )
+    .unwrap();
+    clock.advance(Duration::from_secs(2));
+    h.update(
+        "shop",
+        "orders",
+        &doc! {"_id": 1},
+        &doc! {"$set": {"qty": 2, "items": [1]}, "$unset": {"gone": ""}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    h.update(
+        "shop",
+        "orders",
+        &doc! {"_id": 1},
+        &doc! {"$push": {"items": 5}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    h.replace("shop", "orders", &doc! {"_id": 1}, &doc! {"qty": 9}, false)
+        .unwrap();
+    h.delete("shop", "orders", &doc! {"_id": 1}, false).unwrap();
+    h.insert_one("shop", "other", doc! {"_id": 1}).unwrap();
+    let evs = drain(&mut s);
+    assert_eq!(
+        ops(&evs),
+        vec!["insert", "update", "update", "replace", "delete"]
+    );
+    let insert = &evs[0];
+    assert_eq!(
+        insert.get_document("ns").unwrap(),
+        &doc! {"db": "shop", "coll": "orders"}
+    );
+    assert_eq!(
+        insert.get_document("documentKey").unwrap(),
+        &doc! {"_id": 1}
+    );
+    assert_eq!(
+        insert.get_document("fullDocument").unwrap(),
+        &doc! {"_id": 1, "qty": 1, "items": [1, 2, 3]}
+    );
+    assert_eq!(
+        insert.get_timestamp("clusterTime").unwrap().time,
+        1_700_000_000
+    );
+    assert_eq!(
+        insert.get_datetime("wallTime").unwrap().timestamp_millis(),
+        T0 as i64
+    );
+    let upd = evs[1].get_document("updateDescription").unwrap();
+    assert_eq!(upd.get_document("updatedFields").unwrap(), &doc! {"qty": 2});
+    assert_eq!(upd.get_array("removedFields").unwrap(), &Vec::<Bson>::new());
+    assert_eq!(
+        upd.get_array("truncatedArrays").unwrap(),
+        &vec![Bson::Document(doc! {"field": "items", "newSize": 1})]
+    );
+    assert!(
+        !evs[1].contains_key("fullDocument"),
+        "default mode omits fullDocument on update"
+    );
+    let upd2 = evs[2].get_document("updateDescription").unwrap();
+    assert_eq!(
+        upd2.get_document("updatedFields").unwrap(),
+        &doc! {"items.1": 5}
+    );
+    assert_eq!(
+        evs[3].get_document("fullDocument").unwrap(),
+        &doc! {"_id": 1, "qty": 9}
+    );
+    assert!(!evs[4].contains_key("fullDocument"));
+    // Tokens: fixed width, upper-case hex, strictly increasing as strings.
+    let tokens: Vec<String> = evs.iter().map(token).collect();
+    for t in &tokens {
+        assert_eq!(t.len(), tokens[0].len());
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)),
+            "{t}"
+        );
+    }
+    assert!(tokens.windows(2).all(|w| w[0] < w[1]));
+    // Cluster times never go backwards, even within one second.
+    let times: Vec<(u32, u32)> = evs
+        .iter()
+        .map(|e| {
+            let t = e.get_timestamp("clusterTime").unwrap();
+            (t.time, t.increment)
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[test]
+fn scopes_resume_and_start_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(T0);
+    let h = open_with(dir.path(), HistoryConfig::default(), clock.clone());
+    let mut all = h.watch(WatchScope::All, WatchOptions::default()).unwrap();
+    let mut db = h
+        .watch(WatchScope::Database("shop".into()), WatchOptions::default())
+        .unwrap();
+    for i in 0..5 {
+        h.insert_one("shop", "orders", doc! {"_id": i}).unwrap();
+        h.insert_one("shop", "users", doc! {"_id": i}).unwrap();
+        h.insert_one("other", "orders", doc! {"_id": i}).unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(drain(&mut all).len(), 15);
+    let db_events = drain(&mut db);
+    assert_eq!(db_events.len(), 10);
+    // resumeAfter the 4th shop event gives the remaining 6, in order.
+    let opts = WatchOptions {
+        resume_after: Some(token(&db_events[3])),
+        ..WatchOptions::default()
+    };
+    let mut resumed = h.watch(WatchScope::Database("shop".into()), opts).unwrap();
+    assert_eq!(drain(&mut resumed), db_events[4..].to_vec());
+    // startAtOperationTime picks the first event at or after the time.
+    let ts = db_events[6].get_timestamp("clusterTime").unwrap();
+    let opts = WatchOptions {
+        start_at_operation_time: Some(ts),
+        ..WatchOptions::default()
+    };
+    let mut from_time = h.watch(WatchScope::Database("shop".into()), opts).unwrap();
+    assert_eq!(drain(&mut from_time).first(), Some(&db_events[6]));
+    // Two start options at once are refused.
+    let both = WatchOptions {
+        resume_after: Some(token(&db_events[0])),
+        start_at_operation_time: Some(ts),
+        ..WatchOptions::default()
+    };
+    assert_eq!(h.watch(WatchScope::All, both).unwrap_err().code(), 2);
+    let bad = WatchOptions {
+        resume_after: Some("XYZ".into()),
+        ..WatchOptions::default()
+    };
+    assert_eq!(h.watch(WatchScope::All, bad).unwrap_err().code(), 260);
+    // $match filters rendered events.
+    let opts = WatchOptions {
+        pipeline: vec![doc! {"$match": {"ns.coll": "users", "documentKey._id": {"$gte": 3}}}],
+        start_at_operation_time: Some(bson::Timestamp {
+            time: 0,
+            increment: 0,
+        }),
+        ..WatchOptions::default()
+    };
+    let mut matched = h.watch(WatchScope::All, opts).unwrap();
+    let evs = drain(&mut matched);
+    assert_eq!(evs.len(), 2);
+    assert!(
+        evs.iter()
+            .all(|e| e.get_document("ns").unwrap().get_str("coll").unwrap() == "users")
+    );
+    let unsupported = WatchOptions {
+        pipeline: vec![doc! {"$group": {"_id": 1}}],
+        ..WatchOptions::default()
+    };
+    assert_eq!(
+        h.watch(WatchScope::All, unsupported).unwrap_err().code(),
+        115
+    );
+}
+
+#[test]
+fn full_document_modes_and_pre_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    let start = h.oplog_range().unwrap().1;
+    h.insert_one("shop", "orders", doc! {"_id": 1, "v": 1})
+        .unwrap();
+    h.update(
+        "shop",
+        "orders",
+        &doc! {"_id": 1},
+        &doc! {"$set": {"v": 2}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    h.update(
+        "shop",
+        "orders",
+        &doc! {"_id": 1},
+        &doc! {"$set": {"v": 3}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    h.delete("shop", "orders", &doc! {"_id": 1}, false).unwrap();
+    let from_start = |fd: FullDocument, before: FullDocumentBeforeChange| {
+        let tok = format!("01{start:016X}00");
+        let mut s = h
+            .watch(
+                coll_scope(),
+                WatchOptions {
+                    resume_after: Some(tok),
+                    full_document: fd,
+                    full_document_before_change: before,
+                    ..WatchOptions::default()
+                },
+            )
+            .unwrap();
+        drain(&mut s)
+    };
+    let evs = from_start(
+        FullDocument::WhenAvailable,
+        FullDocumentBeforeChange::WhenAvailable,
+    );
+    assert_eq!(
+        evs[1].get_document("fullDocument").unwrap(),
+        &doc! {"_id": 1, "v": 2}
+    );
+    assert_eq!(
+        evs[1].get_document("fullDocumentBeforeChange").unwrap(),
+        &doc! {"_id": 1, "v": 1}
+    );
+    assert_eq!(
+        evs[3].get_document("fullDocumentBeforeChange").unwrap(),
+        &doc! {"_id": 1, "v": 3}
+    );
+    assert!(!evs[0].contains_key("fullDocumentBeforeChange"));
+    // updateLookup reads the current document: it was deleted, so null.
+    let evs = from_start(FullDocument::UpdateLookup, FullDocumentBeforeChange::Off);
+    assert_eq!(evs[1].get("fullDocument"), Some(&Bson::Null));
+    assert!(!evs[1].contains_key("fullDocumentBeforeChange"));
+    let evs = from_start(FullDocument::Required, FullDocumentBeforeChange::Required);
+    assert_eq!(
+        evs[2].get_document("fullDocument").unwrap(),
+        &doc! {"_id": 1, "v": 3}
+    );
+}
+
+#[test]
+fn drop_and_rename_invalidate_collection_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
+    let mut coll = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+    let mut db = h
+        .watch(WatchScope::Database("shop".into()), WatchOptions::default())
+        .unwrap();
+    assert!(h.drop_collection("shop", "orders").unwrap());
+    assert!(!h.drop_collection("shop", "orders").unwrap());
+    h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+    let evs = drain(&mut coll);
+    assert_eq!(ops(&evs), vec!["drop", "invalidate"]);
+    assert!(coll.is_closed());
+    assert_eq!(drain(&mut coll), Vec::<Document>::new());
+    // resumeAfter an invalidate is refused; startAfter continues after it.
+    let inv = token(&evs[1]);
+    let e = h
+        .watch(
+            coll_scope(),
+            WatchOptions {
+                resume_after: Some(inv.clone()),
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 260);
+    let mut after = h
+        .watch(
+            coll_scope(),
+            WatchOptions {
+                start_after: Some(inv),
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(ops(&drain(&mut after)), vec!["insert"]);
+    h.rename_collection("shop", "orders", "shop", "archive")
+        .unwrap();
+    assert_eq!(h.count("shop", "archive", &doc! {}).unwrap(), 1);
+    assert_eq!(h.count("shop", "orders", &doc! {}).unwrap(), 0);
+    let evs = drain(&mut after);
+    assert_eq!(ops(&evs), vec!["rename", "invalidate"]);
+    assert_eq!(
+        evs[0].get_document("to").unwrap(),
+        &doc! {"db": "shop", "coll": "archive"}
+    );
+    h.drop_database("shop").unwrap();
+    assert_eq!(h.list_collections("shop").unwrap(), Vec::<String>::new());
+    let evs = drain(&mut db);
+    assert_eq!(
+        ops(&evs),
+        vec![
+            "drop",
+            "insert",
+            "rename",
+            "drop",
+            "dropDatabase",
+            "invalidate"
+        ]
+    );
+    assert_eq!(evs[4].get_document("ns").unwrap(), &doc! {"db": "shop"});
+}
+
+#[test]
+fn retention_by_age_and_size_gives_history_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(T0);
+    let config = HistoryConfig {
+        oplog_age_ms_max: 60_000,
+        ..HistoryConfig::default()
+    };
+    let h = open_with(dir.path(), config, clock.clone());
+    h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
+    let mut lagging = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+    let first_token = format!("01{:016X}00", 1u64);
+    h.watch(
+        coll_scope(),
+        WatchOptions {
+            resume_after: Some(first_token.clone()),
+            ..WatchOptions::default()
+        },
+    )
+    .unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(h.trim_oplog().unwrap(), 2);
+    let e = h
+        .watch(
+            coll_scope(),
+            WatchOptions {
+                resume_after: Some(first_token),
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::ChangeStreamHistoryLost));
+    assert_eq!(e.code(), 286);
+    assert_eq!(e.code_name(), "ChangeStreamHistoryLost");
+    assert_eq!(e.labels(), &["NonResumableChangeStreamError"]);
+    assert_eq!(
+        e.to_string(),
+        "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
+    );
+    // A stream that fell behind retention fails the same way, and keeps failing.
+    assert_eq!(lagging.try_next_batch(10).unwrap_err().code(), 286);
+    assert_eq!(lagging.try_next_batch(10).unwrap_err().code(), 286);
+    // Resuming from the last trimmed event is fine: nothing after it was lost.
+    let last = format!("01{:016X}00", 2u64);
+    h.watch(
+        coll_scope(),
+        WatchOptions {
+            resume_after: Some(last),
+            ..WatchOptions::default()
+        },
+    )
+    .unwrap();
+
+    // By size: a tiny budget keeps only the newest events.
+    let dir2 = tempfile::tempdir().unwrap();
+    let h2 = open_with(
+        dir2.path(),
+        HistoryConfig {
+            oplog_bytes_max: 1_000,
+            ..HistoryConfig::default()
+        },
+        clock,
+    );
+    for i in 0..50 {
+        h2.insert_one("shop", "orders", doc! {"_id": i, "pad": "x".repeat(100)})
+            .unwrap();
+    }
+    let (first, last) = h2.oplog_range().unwrap();
+    assert_eq!(last, 50);
+    assert!(first > 40, "first retained {first}");
+    assert_eq!(
+        h2.watch(
+            WatchScope::All,
+            WatchOptions {
+                resume_after: Some(format!("01{:016X}00", 1u64)),
+                ..WatchOptions::default()
+            }
+        )
+        .unwrap_err()
+        .code(),
+        286
+    );
+}
+
+#[test]
+fn resume_across_restart_sees_every_later_event_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(T0);
+    let saved = {
+        let h = open_with(dir.path(), HistoryConfig::default(), clock.clone());
+        let mut s = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+        h.insert_many("shop", "orders", (0..3).map(|i| doc! {"_id": i}).collect())
+            .unwrap();
+        let got = s.try_next_batch(2).unwrap();
+        assert_eq!(got.events.len(), 2);
+        let saved = s.resume_token();
+        h.insert_one("shop", "orders", doc! {"_id": 3}).unwrap();
+        h.persist().unwrap();
+        saved
+    };
+    let h = open_with(dir.path(), HistoryConfig::default(), clock);
+    h.insert_one("shop", "orders", doc! {"_id": 4}).unwrap();
+    let opts = WatchOptions {
+        resume_after: Some(saved.get_str("_data").unwrap().to_owned()),
+        ..WatchOptions::default()
+    };
+    let mut s = h.watch(coll_scope(), opts).unwrap();
+    let keys: Vec<i32> = drain(&mut s)
+        .iter()
+        .map(|e| {
+            e.get_document("documentKey")
+                .unwrap()
+                .get_i32("_id")
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(keys, vec![2, 3, 4]);
+    // Sequence numbers continue after the restart.
+    assert_eq!(h.oplog_range().unwrap().1, 5);
+}
+
+#[test]
+fn streams_wake_on_commit_sync_and_async() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    let mut s = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+    // Empty batch after the timeout carries a high-water token.
+    let empty = s.next_batch(10, Duration::from_millis(1)).unwrap();
+    assert!(empty.events.is_empty());
+    assert!(empty.post_batch_resume_token.get_str("_data").is_ok());
+    let writer = {
+        let h = h.clone();
+        std::thread::spawn(move || h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap())
+    };
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got.extend(s.next_batch(10, Duration::from_secs(5)).unwrap().events);
+        if !got.is_empty() {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(got.len(), 1);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+        let h2 = h.clone();
+        let w = tokio::task::spawn_blocking(move || {
+            h2.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+            h2.insert_one("shop", "orders", doc! {"_id": 3}).unwrap();
+        });
+        let a = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let b = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        w.await.unwrap();
+        assert_eq!(a.get_document("documentKey").unwrap(), &doc! {"_id": 2});
+        assert_eq!(b.get_document("documentKey").unwrap(), &doc! {"_id": 3});
+    });
+}
+
+#[test]
+fn commit_writes_documents_events_and_metadata_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    let mut s = h.watch(WatchScope::All, WatchOptions::default()).unwrap();
+    let ops_ok = vec![
+        WriteOp::Insert {
+            db: "shop".into(),
+            coll: "orders".into(),
+            document: doc! {"_id": 1, "c": "a"},
+        },
+        WriteOp::Upsert {
+            db: "shop".into(),
+            coll: "customers".into(),
+            filter: doc! {"customerNumber": 7},
+            document: doc! {"customerNumber": 7, "n": 1},
+        },
+        WriteOp::Upsert {
+            db: "shop".into(),
+            coll: "customers".into(),
+            filter: doc! {"customerNumber": 7},
+            document: doc! {"customerNumber": 7, "n": 2},
+        },
+    ];
+    let out = h
+        .commit(
+            ops_ok,
+            vec![(b"offset/orders/0".to_vec(), 42u64.to_be_bytes().to_vec())],
+        )
+        .unwrap();
+    assert!(matches!(out[0], WriteOutcome::Inserted(Bson::Int32(1))));
+    assert!(matches!(&out[2], WriteOutcome::Updated(r) if r.matched == 1 && r.modified == 1));
+    assert_eq!(
+        h.meta_get(b"offset/orders/0").unwrap(),
+        Some(42u64.to_be_bytes().to_vec())
+    );
+    let c = h
+        .find("shop", "customers", &doc! {}, &Default::default())
+        .unwrap();
+    assert_eq!(
+        c.len(),
+        1,
+        "the second upsert saw the first in the same batch"
+    );
+    assert_eq!(c[0].get_i32("n").unwrap(), 2);
+    let evs = drain(&mut s);
+    assert_eq!(ops(&evs), vec!["insert", "insert", "replace"]);
+    // A failing op writes nothing: no document, no event, no metadata.
+    let failing = vec![
+        WriteOp::Insert {
+            db: "shop".into(),
+            coll: "orders".into(),
+            document: doc! {"_id": 2},
+        },
+        WriteOp::Insert {
+            db: "shop".into(),
+            coll: "orders".into(),
+            document: doc! {"_id": 1},
+        },
+    ];
+    let e = h
+        .commit(
+            failing,
+            vec![(b"offset/orders/0".to_vec(), 99u64.to_be_bytes().to_vec())],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 11000);
+    assert_eq!(h.count("shop", "orders", &doc! {"_id": 2}).unwrap(), 0);
+    assert_eq!(
+        h.meta_get(b"offset/orders/0").unwrap(),
+        Some(42u64.to_be_bytes().to_vec())
+    );
+    assert!(drain(&mut s).is_empty());
+    // Metadata key limits: empty and over-long keys are refused before storage.
+    assert!(matches!(
+        h.commit(vec![], vec![(Vec::new(), vec![1])]).unwrap_err(),
+        Error::KeyTooLarge { len: 0, .. }
+    ));
+    let long = vec![b'k'; streamcache::history::KEY_BYTES_MAX + 1];
+    assert!(h.commit(vec![], vec![(long, vec![1])]).is_err());
+    let max = vec![b'k'; streamcache::history::KEY_BYTES_MAX];
+    h.commit(vec![], vec![(max.clone(), vec![1])]).unwrap();
+    assert_eq!(h.meta_get(&max).unwrap(), Some(vec![1]));
+    let e = h
+        .commit(
+            vec![],
+            vec![(
+                b"v".to_vec(),
+                vec![0; streamcache::history::META_VALUE_BYTES_MAX + 1],
+            )],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::DocumentTooLarge { .. }));
+    h.commit(
+        vec![],
+        vec![(
+            b"v".to_vec(),
+            vec![0; streamcache::history::META_VALUE_BYTES_MAX],
+        )],
+    )
+    .unwrap();
+    let u = WriteOp::Update {
+        db: "shop".into(),
+        coll: "orders".into(),
+        filter: doc! {"_id": 1},
+        update: doc! {"$set": {"c": "b"}},
+        options: UpdateOptions::default(),
+    };
+    let d = WriteOp::Delete {
+        db: "shop".into(),
+        coll: "customers".into(),
+        filter: doc! {},
+        multi: true,
+    };
+    let out = h.commit(vec![u, d], vec![]).unwrap();
+    assert_eq!(out[1], WriteOutcome::Deleted(1));
+}

@@ -1,0 +1,714 @@
+//! Capability: the history store's document semantics — filters, projections, sorts, updates,
+//! upserts, findAndModify and limits — checked against MongoDB's documented behaviour.
+//!
+//! Method: table-driven. Each table row is an input (filter, update, projection or sort) and
+//! the exact expected result on a fixed set of documents; every row runs against a fresh store
+//! opened with a manual clock, so results never depend on time or order of execution.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use bson::{Bson, Document, doc};
+use streamcache::clock::ManualClock;
+use streamcache::history::{
+    self, DOCUMENT_BYTES_MAX, Error, FindAndModifyOptions, FindOptions, History, HistoryConfig,
+    NESTING_DEPTH_MAX, UpdateOptions,
+};
+
+fn open() -> (tempfile::TempDir, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(1_700_000_000_000),
+    )
+    .unwrap();
+    (dir, h)
+}
+
+fn fixture() -> Vec<Document> {
+    vec![
+        doc! {"_id": 1, "a": 1, "tags": ["x", "y"], "items": [{"sku": "p1", "qty": 2}, {"sku": "p2", "qty": 7}], "name": "alice"},
+        doc! {"_id": 2, "a": 2.5, "tags": ["y"], "items": [{"sku": "p1", "qty": 9}], "name": "Bob"},
+        doc! {"_id": 3, "a": "10", "tags": [], "name": null},
+        doc! {"_id": 4, "a": [0, 10], "nested": {"b": {"c": 5}}},
+        doc! {"_id": 5, "a": null, "tags": [["x", "y"]], "when": bson::DateTime::from_millis(1000)},
+        doc! {"_id": 6, "b": true, "a": {"x": 1}, "items": [{"sku": "p3", "qty": 1}, {"qty": 3}]},
+        doc! {"_id": 7, "a": i64::MAX, "n": -3},
+    ]
+}
+
+fn ids(docs: &[Document]) -> Vec<i32> {
+    docs.iter().map(|d| d.get_i32("_id").unwrap()).collect()
+}
+
+#[test]
+fn filters_match_like_mongodb() {
+    let (_d, h) = open();
+    h.insert_many("db", "c", fixture()).unwrap();
+    let table: Vec<(Document, Vec<i32>)> = vec![
+        (doc! {}, vec![1, 2, 3, 4, 5, 6, 7]),
+        (doc! {"a": 1}, vec![1]),
+        (doc! {"a": 1.0}, vec![1]),
+        (doc! {"a": {"$gt": 1}}, vec![2, 4, 7]),
+        // [0, 10] matches too: 10 >= 1 and 0 < 3.
+        (doc! {"a": {"$gte": 1, "$lt": 3}}, vec![1, 2, 4]),
+        // Conditions on an array may be met by different elements…
+        (doc! {"a": {"$gt": 5, "$lt": 5}}, vec![4]),
+        // …unless $elemMatch pins one element.
+        (doc! {"a": {"$elemMatch": {"$gt": 5, "$lt": 5}}}, vec![]),
+        (doc! {"a": {"$lt": "2"}}, vec![3]),
+        (doc! {"a": null}, vec![5]),
+        (doc! {"missing": null}, vec![1, 2, 3, 4, 5, 6, 7]),
+        (doc! {"name": null}, vec![3, 4, 5, 6, 7]),
+        (doc! {"name": {"$ne": "alice"}}, vec![2, 3, 4, 5, 6, 7]),
+        (doc! {"name": {"$exists": true}}, vec![1, 2, 3]),
+        (doc! {"name": {"$exists": false}}, vec![4, 5, 6, 7]),
+        (
+            doc! {"name": {"$in": ["Bob", null]}},
+            vec![2, 3, 4, 5, 6, 7],
+        ),
+        (doc! {"name": {"$nin": ["Bob", null]}}, vec![1]),
+        (doc! {"tags": "y"}, vec![1, 2]),
+        (doc! {"tags": ["x", "y"]}, vec![1, 5]),
+        (doc! {"tags": {"$size": 0}}, vec![3]),
+        (doc! {"tags": {"$all": ["x", "y"]}}, vec![1]),
+        // tags.0 of doc 5 is the array ["x", "y"], whose element matches.
+        (doc! {"tags.0": "x"}, vec![1, 5]),
+        (doc! {"items.sku": "p1"}, vec![1, 2]),
+        (doc! {"items.qty": {"$gt": 8}}, vec![2]),
+        (doc! {"items.1.qty": 7}, vec![1]),
+        (
+            doc! {"items": {"$elemMatch": {"sku": "p1", "qty": {"$gt": 5}}}},
+            vec![2],
+        ),
+        (doc! {"items.sku": "p1", "items.qty": 7}, vec![1]),
+        (doc! {"items.sku": null}, vec![3, 4, 5, 6, 7]),
+        (doc! {"nested.b.c": 5}, vec![4]),
+        (doc! {"nested.b": {"c": 5}}, vec![4]),
+        (doc! {"a": {"x": 1}}, vec![6]),
+        (doc! {"a": {"$type": "string"}}, vec![3]),
+        (doc! {"a": {"$type": "number"}}, vec![1, 2, 4, 7]),
+        (doc! {"a": {"$type": "array"}}, vec![4]),
+        (doc! {"a": {"$type": 10}}, vec![5]),
+        (doc! {"when": {"$type": "date"}}, vec![5]),
+        (doc! {"name": {"$regex": "^a"}}, vec![1]),
+        (doc! {"name": {"$regex": "^B", "$options": "i"}}, vec![2]),
+        (
+            doc! {"name": {"$not": {"$regex": "^a"}}},
+            vec![2, 3, 4, 5, 6, 7],
+        ),
+        (doc! {"n": {"$mod": [3, 0]}}, vec![7]),
+        (doc! {"a": {"$mod": [2, 1]}}, vec![1, 7]),
+        (doc! {"$or": [{"a": 1}, {"b": true}]}, vec![1, 6]),
+        (
+            doc! {"$and": [{"a": {"$gte": 0}}, {"a": {"$lte": 1}}]},
+            vec![1, 4],
+        ),
+        (doc! {"$nor": [{"a": 1}, {"b": true}]}, vec![2, 3, 4, 5, 7]),
+        (doc! {"a": {"$gt": 9_223_372_036_854_775_806_i64}}, vec![7]),
+        (doc! {"a": {"$not": {"$gt": 1}}}, vec![1, 3, 5, 6]),
+        (doc! {"b": {"$eq": true}}, vec![6]),
+    ];
+    for (filter, expected) in table {
+        let got = h.find("db", "c", &filter, &FindOptions::default()).unwrap();
+        assert_eq!(ids(&got), expected, "filter {filter}");
+        assert_eq!(
+            h.count("db", "c", &filter).unwrap(),
+            expected.len() as u64,
+            "count {filter}"
+        );
+    }
+}
+
+#[test]
+fn malformed_filters_are_bad_values() {
+    let (_d, h) = open();
+    h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
+    for filter in [
+        doc! {"$bogus": 1},
+        doc! {"a": {"$gt": 1, "$what": 2}},
+        doc! {"$or": []},
+        doc! {"a": {"$in": 5}},
+        doc! {"a": {"$mod": [0, 1]}},
+        doc! {"a": {"$size": -1}},
+        doc! {"a": {"$regex": "("}},
+        doc! {"a": {"$type": "nonsense"}},
+        doc! {"": 1},
+    ] {
+        let e = h
+            .find("db", "c", &filter, &FindOptions::default())
+            .unwrap_err();
+        assert_eq!(e.code(), 2, "{filter}: {e}");
+    }
+}
+
+#[test]
+fn projection_sort_skip_limit() {
+    let (_d, h) = open();
+    h.insert_many("db", "c", fixture()).unwrap();
+    let find = |filter: Document, o: FindOptions| h.find("db", "c", &filter, &o).unwrap();
+    // Projection table: (projection, _id 1 result).
+    let table: Vec<(Document, Document)> = vec![
+        (doc! {"name": 1}, doc! {"_id": 1, "name": "alice"}),
+        (doc! {"name": 1, "_id": 0}, doc! {"name": "alice"}),
+        (
+            doc! {"items.sku": 1},
+            doc! {"_id": 1, "items": [{"sku": "p1"}, {"sku": "p2"}]},
+        ),
+        (
+            doc! {"items": 0, "tags": 0, "a": 0},
+            doc! {"_id": 1, "name": "alice"},
+        ),
+        (
+            doc! {"items.qty": 0, "tags": 0, "a": 0, "_id": 0},
+            doc! {"items": [{"sku": "p1"}, {"sku": "p2"}], "name": "alice"},
+        ),
+        (doc! {"_id": 0, "a": 1}, doc! {"a": 1}),
+    ];
+    for (projection, expected) in table {
+        let got = find(
+            doc! {"_id": 1},
+            FindOptions {
+                projection: Some(projection.clone()),
+                ..FindOptions::default()
+            },
+        );
+        assert_eq!(got, vec![expected], "projection {projection}");
+    }
+    let e = h
+        .find(
+            "db",
+            "c",
+            &doc! {},
+            &FindOptions {
+                projection: Some(doc! {"a": 1, "b": 0}),
+                ..FindOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 2);
+
+    // Cross-type sort: null/missing < numbers < strings < objects < arrays-by-min.
+    let sorted = find(
+        doc! {},
+        FindOptions {
+            sort: Some(doc! {"a": 1, "_id": 1}),
+            ..FindOptions::default()
+        },
+    );
+    assert_eq!(ids(&sorted), vec![5, 4, 1, 2, 7, 3, 6]);
+    let sorted = find(
+        doc! {},
+        FindOptions {
+            sort: Some(doc! {"a": -1, "_id": 1}),
+            ..FindOptions::default()
+        },
+    );
+    assert_eq!(ids(&sorted), vec![6, 3, 7, 4, 2, 1, 5]);
+    let page = find(
+        doc! {},
+        FindOptions {
+            sort: Some(doc! {"_id": -1}),
+            skip: 2,
+            limit: Some(3),
+            ..FindOptions::default()
+        },
+    );
+    assert_eq!(ids(&page), vec![5, 4, 3]);
+    let e = h
+        .find(
+            "db",
+            "c",
+            &doc! {},
+            &FindOptions {
+                sort: Some(doc! {"a": 2}),
+                ..FindOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 2);
+}
+
+#[test]
+fn updates_apply_like_mongodb() {
+    // (start document, update, expected document)
+    let table: Vec<(Document, Document, Document)> = vec![
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"a.b.c": 1}},
+            doc! {"_id": 1, "a": {"b": {"c": 1}}},
+        ),
+        (
+            doc! {"_id": 1, "a": [1]},
+            doc! {"$set": {"a.3": 9}},
+            doc! {"_id": 1, "a": [1, null, null, 9]},
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"$unset": {"a.0": ""}},
+            doc! {"_id": 1, "a": [null, 2]},
+        ),
+        (
+            doc! {"_id": 1, "a": 1, "b": 2},
+            doc! {"$unset": {"a": ""}},
+            doc! {"_id": 1, "b": 2},
+        ),
+        (
+            doc! {"_id": 1, "n": 1},
+            doc! {"$inc": {"n": 2, "m": 5}},
+            doc! {"_id": 1, "n": 3, "m": 5},
+        ),
+        (
+            doc! {"_id": 1, "n": i32::MAX},
+            doc! {"$inc": {"n": 1}},
+            doc! {"_id": 1, "n": i64::from(i32::MAX) + 1},
+        ),
+        (
+            doc! {"_id": 1, "n": 2},
+            doc! {"$mul": {"n": 2.5, "z": 3}},
+            doc! {"_id": 1, "n": 5.0, "z": 0},
+        ),
+        (
+            doc! {"_id": 1, "n": 5},
+            doc! {"$min": {"n": 3}, "$max": {"m": 1}},
+            doc! {"_id": 1, "n": 3, "m": 1},
+        ),
+        (
+            doc! {"_id": 1, "n": 5},
+            doc! {"$max": {"n": 3}},
+            doc! {"_id": 1, "n": 5},
+        ),
+        (
+            doc! {"_id": 1, "a": 1},
+            doc! {"$rename": {"a": "b.c"}},
+            doc! {"_id": 1, "b": {"c": 1}},
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$push": {"l": 1}},
+            doc! {"_id": 1, "l": [1]},
+        ),
+        (
+            doc! {"_id": 1, "l": [5, 1]},
+            doc! {"$push": {"l": {"$each": [3, 9], "$sort": 1, "$slice": 3}}},
+            doc! {"_id": 1, "l": [1, 3, 5]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2]},
+            doc! {"$push": {"l": {"$each": [0], "$position": 0}}},
+            doc! {"_id": 1, "l": [0, 1, 2]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2, 3]},
+            doc! {"$push": {"l": {"$each": [], "$slice": -2}}},
+            doc! {"_id": 1, "l": [2, 3]},
+        ),
+        (
+            doc! {"_id": 1, "l": [{"p": 2}, {"p": 1}]},
+            doc! {"$push": {"l": {"$each": [{"p": 0}], "$sort": {"p": 1}}}},
+            doc! {"_id": 1, "l": [{"p": 0}, {"p": 1}, {"p": 2}]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2]},
+            doc! {"$addToSet": {"l": {"$each": [2, 3, 3]}}},
+            doc! {"_id": 1, "l": [1, 2, 3]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 5, 9]},
+            doc! {"$pull": {"l": {"$gte": 5}}},
+            doc! {"_id": 1, "l": [1]},
+        ),
+        (
+            doc! {"_id": 1, "l": [{"a": 1}, {"a": 2}]},
+            doc! {"$pull": {"l": {"a": 2}}},
+            doc! {"_id": 1, "l": [{"a": 1}]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2, 1, 3]},
+            doc! {"$pullAll": {"l": [1, 3]}},
+            doc! {"_id": 1, "l": [2]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2, 3]},
+            doc! {"$pop": {"l": -1}},
+            doc! {"_id": 1, "l": [2, 3]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2, 3]},
+            doc! {"$pop": {"l": 1}},
+            doc! {"_id": 1, "l": [1, 2]},
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$currentDate": {"d": true}},
+            doc! {"_id": 1, "d": bson::DateTime::from_millis(1_700_000_000_000)},
+        ),
+        (
+            doc! {"_id": 1, "x": 1},
+            doc! {"$setOnInsert": {"y": 1}},
+            doc! {"_id": 1, "x": 1},
+        ),
+        (
+            doc! {"_id": 1, "x": 1},
+            doc! {"y": 2},
+            doc! {"_id": 1, "y": 2},
+        ),
+    ];
+    for (start, update, expected) in table {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        let r = h
+            .update(
+                "db",
+                "c",
+                &doc! {"_id": 1},
+                &update,
+                UpdateOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(r.matched, 1, "{update}");
+        let got = h
+            .find_one("db", "c", &doc! {"_id": 1}, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
+#[test]
+fn update_errors_carry_mongodb_codes() {
+    let table: Vec<(Document, Document, i32)> = vec![
+        (doc! {"_id": 1, "a": 1}, doc! {"$set": {"a.b": 1}}, 28),
+        (doc! {"_id": 1, "s": "x"}, doc! {"$inc": {"s": 1}}, 14),
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"a": 1}, "$inc": {"a": 1}},
+            40,
+        ),
+        (doc! {"_id": 1}, doc! {"$set": {"a": 1, "a.b": 2}}, 40),
+        (doc! {"_id": 1}, doc! {"$set": {"_id": 2}}, 66),
+        (doc! {"_id": 1}, doc! {"$bogus": {"a": 1}}, 9),
+        (doc! {"_id": 1, "l": 1}, doc! {"$push": {"l": 2}}, 2),
+        (doc! {"_id": 1}, doc! {"$set": {"l.$": 2}}, 2),
+    ];
+    for (start, update, code) in table {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        let e = h
+            .update(
+                "db",
+                "c",
+                &doc! {"_id": 1},
+                &update,
+                UpdateOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), code, "update {update}: {e}");
+        assert_eq!(
+            h.find_one("db", "c", &doc! {"_id": 1}, None)
+                .unwrap()
+                .unwrap(),
+            start,
+            "unchanged after error"
+        );
+    }
+}
+
+#[test]
+fn positional_operator_updates_the_matched_element() {
+    let (_d, h) = open();
+    h.insert_one(
+        "db",
+        "c",
+        doc! {"_id": 1, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 1}]},
+    )
+    .unwrap();
+    h.update(
+        "db",
+        "c",
+        &doc! {"items.sku": "b"},
+        &doc! {"$inc": {"items.$.qty": 5}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    let d = h.find_one("db", "c", &doc! {}, None).unwrap().unwrap();
+    assert_eq!(
+        d,
+        doc! {"_id": 1, "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 6}]}
+    );
+    h.insert_one("db", "c", doc! {"_id": 2, "grades": [80, 90, 95]})
+        .unwrap();
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 2, "grades": 90},
+        &doc! {"$set": {"grades.$": 91}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        h.find_one("db", "c", &doc! {"_id": 2}, None)
+            .unwrap()
+            .unwrap(),
+        doc! {"_id": 2, "grades": [80, 91, 95]}
+    );
+}
+
+#[test]
+fn upserts_seed_from_filter_equalities() {
+    let (_d, h) = open();
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"k": 7, "n.m": "x", "q": {"$gt": 1}},
+            &doc! {"$set": {"v": 1}, "$setOnInsert": {"created": true}},
+            UpdateOptions {
+                upsert: true,
+                multi: false,
+            },
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (0, 0));
+    let id = r.upserted_id.unwrap();
+    let d = h
+        .find_one("db", "c", &doc! {"_id": id.clone()}, Some(&doc! {"_id": 0}))
+        .unwrap()
+        .unwrap();
+    assert_eq!(d, doc! {"k": 7, "n": {"m": "x"}, "v": 1, "created": true});
+    // A second upsert matches and does not run $setOnInsert.
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"k": 7},
+            &doc! {"$set": {"v": 2}, "$setOnInsert": {"created": false}},
+            UpdateOptions {
+                upsert: true,
+                multi: false,
+            },
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified, r.upserted_id), (1, 1, None));
+    // Replacement upsert keeps the filter's _id.
+    let r = h
+        .replace("db", "c", &doc! {"_id": "fixed"}, &doc! {"z": 1}, true)
+        .unwrap();
+    assert_eq!(r.upserted_id, Some(Bson::String("fixed".into())));
+    assert_eq!(
+        h.find_one("db", "c", &doc! {"_id": "fixed"}, None)
+            .unwrap()
+            .unwrap(),
+        doc! {"_id": "fixed", "z": 1}
+    );
+}
+
+#[test]
+fn update_many_delete_and_find_and_modify() {
+    let (_d, h) = open();
+    h.insert_many(
+        "db",
+        "c",
+        (1..=5).map(|i| doc! {"_id": i, "g": i % 2}).collect(),
+    )
+    .unwrap();
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"g": 1},
+            &doc! {"$set": {"odd": true}},
+            UpdateOptions {
+                upsert: false,
+                multi: true,
+            },
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (3, 3));
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"g": 1},
+            &doc! {"$set": {"odd": true}},
+            UpdateOptions {
+                upsert: false,
+                multi: true,
+            },
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (3, 0));
+    let opts = FindAndModifyOptions {
+        sort: Some(doc! {"_id": -1}),
+        return_new: true,
+        ..FindAndModifyOptions::default()
+    };
+    let d = h
+        .find_one_and_update(
+            "db",
+            "c",
+            &doc! {"g": 0},
+            &doc! {"$inc": {"hits": 1}},
+            &opts,
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(d, doc! {"_id": 4, "g": 0, "hits": 1});
+    let before = h
+        .find_one_and_replace(
+            "db",
+            "c",
+            &doc! {"_id": 4},
+            &doc! {"r": 1},
+            &FindAndModifyOptions::default(),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(before, doc! {"_id": 4, "g": 0, "hits": 1});
+    let gone = h
+        .find_one_and_delete(
+            "db",
+            "c",
+            &doc! {},
+            &FindAndModifyOptions {
+                sort: Some(doc! {"_id": 1}),
+                ..FindAndModifyOptions::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.get_i32("_id").unwrap(), 1);
+    assert_eq!(h.delete("db", "c", &doc! {"g": 1}, true).unwrap(), 2);
+    assert_eq!(h.delete("db", "c", &doc! {}, false).unwrap(), 1);
+    assert_eq!(h.count("db", "c", &doc! {}).unwrap(), 1);
+}
+
+#[test]
+fn ids_are_generated_first_and_duplicates_rejected() {
+    let (_d, h) = open();
+    let id = h.insert_one("db", "c", doc! {"x": 1}).unwrap();
+    assert!(matches!(id, Bson::ObjectId(_)));
+    let d = h.find_one("db", "c", &doc! {}, None).unwrap().unwrap();
+    assert_eq!(d.keys().next().unwrap(), "_id");
+    h.insert_one("db", "c", doc! {"_id": 5}).unwrap();
+    // 5.0 equals 5 as an _id, as in MongoDB.
+    assert_eq!(
+        h.insert_one("db", "c", doc! {"_id": 5.0})
+            .unwrap_err()
+            .code(),
+        11000
+    );
+    let e = h.insert_one("db", "c", doc! {"_id": 5}).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "E11000 duplicate key error collection: db.c index: _id_ dup key: { _id: 5 }"
+    );
+    // insert_many is all-or-nothing.
+    let e = h
+        .insert_many("db", "c", vec![doc! {"_id": 6}, doc! {"_id": 6}])
+        .unwrap_err();
+    assert_eq!(e.code(), 11000);
+    assert_eq!(h.count("db", "c", &doc! {"_id": 6}).unwrap(), 0);
+}
+
+fn nested(depth: usize) -> Document {
+    let mut d = doc! {"leaf": 1};
+    for _ in 1..depth {
+        d = doc! {"n": d};
+    }
+    d
+}
+
+#[test]
+fn limits_hold_at_max_and_fail_at_max_plus_one() {
+    let (_d, h) = open();
+    // Nesting: depth 100 accepted, 101 refused.
+    h.insert_one("db", "c", nested(NESTING_DEPTH_MAX)).unwrap();
+    let e = h
+        .insert_one("db", "c", nested(NESTING_DEPTH_MAX + 1))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::NestingTooDeep {
+                depth: 101,
+                max: 100
+            }
+        ),
+        "{e}"
+    );
+    // Size: exactly 16 MiB accepted, one byte more refused.
+    let overhead = doc! {"_id": 1, "s": ""}.to_vec().unwrap().len();
+    let big = doc! {"_id": 1, "s": "x".repeat(DOCUMENT_BYTES_MAX - overhead)};
+    assert_eq!(big.to_vec().unwrap().len(), DOCUMENT_BYTES_MAX);
+    h.insert_one("db", "big", big).unwrap();
+    let bigger = doc! {"_id": 2, "s": "x".repeat(DOCUMENT_BYTES_MAX - overhead + 1)};
+    let e = h.insert_one("db", "big", bigger).unwrap_err();
+    assert!(
+        matches!(e, Error::DocumentTooLarge { len, max } if len == DOCUMENT_BYTES_MAX + 1 && max == DOCUMENT_BYTES_MAX),
+        "{e}"
+    );
+    // Names.
+    let db64 = "d".repeat(history::DATABASE_NAME_BYTES_MAX);
+    h.insert_one(&db64, "c", doc! {}).unwrap();
+    assert_eq!(
+        h.insert_one(&"d".repeat(65), "c", doc! {})
+            .unwrap_err()
+            .code(),
+        73
+    );
+    let coll_max = "c".repeat(history::NAMESPACE_BYTES_MAX - 3);
+    h.insert_one("db", &coll_max, doc! {}).unwrap();
+    assert_eq!(
+        h.insert_one("db", &format!("{coll_max}c"), doc! {})
+            .unwrap_err()
+            .code(),
+        73
+    );
+    for (db, coll) in [
+        ("", "c"),
+        ("a.b", "c"),
+        ("db", ""),
+        ("db", "a$b"),
+        ("d/b", "c"),
+        ("db", "system.x"),
+    ] {
+        assert_eq!(
+            h.insert_one(db, coll, doc! {}).unwrap_err().code(),
+            73,
+            "{db}.{coll}"
+        );
+    }
+    // An _id whose key exceeds fjall's key limit is refused before storage sees it.
+    let long_id = "k".repeat(history::KEY_BYTES_MAX);
+    let e = h
+        .insert_one("db", "keys", doc! {"_id": long_id})
+        .unwrap_err();
+    assert!(matches!(e, Error::KeyTooLarge { max: 65_535, .. }), "{e}");
+    let ok_id = "k".repeat(history::KEY_BYTES_MAX - 4 - 1 - 2);
+    h.insert_one("db", "keys", doc! {"_id": ok_id}).unwrap();
+    assert!(!h.is_poisoned());
+    h.insert_one("db", "keys", doc! {"_id": 1}).unwrap();
+}
+
+#[test]
+fn default_config_text_parses_to_the_default_config() {
+    use streamcache::config::{Config, default_toml, parse_toml};
+    let text = default_toml();
+    assert!(text.contains("[history]"));
+    assert_eq!(
+        parse_toml(&text, std::path::Path::new("default.toml")).unwrap(),
+        Config::default()
+    );
+    let custom = parse_toml(
+        "[history]\nfsync = \"always\"\noplog_bytes_max = 5\n",
+        std::path::Path::new("x.toml"),
+    )
+    .unwrap();
+    assert_eq!(custom.history.fsync, history::Fsync::Always);
+    assert_eq!(custom.history.oplog_bytes_max, 5);
+}

@@ -1,0 +1,355 @@
+//! Capability: secondary indexes — single-field, compound, unique, multikey — maintained with
+//! the documents, used by the planner for equality, `$in` and ranges, shown by `explain`,
+//! and giving MongoDB's duplicate-key error 11000.
+//!
+//! Method: each test builds a small collection, then compares indexed query results with the
+//! same query's collection-scan result and checks the plan `explain` reports.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use bson::{Document, doc};
+use streamcache::clock::ManualClock;
+use streamcache::history::{FindOptions, History, HistoryConfig, IndexModel, UpdateOptions};
+
+fn open() -> (tempfile::TempDir, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(1_700_000_000_000),
+    )
+    .unwrap();
+    (dir, h)
+}
+
+fn model(keys: &[(&str, i32)], unique: bool) -> IndexModel {
+    IndexModel {
+        keys: keys.iter().map(|(k, d)| ((*k).to_owned(), *d)).collect(),
+        name: None,
+        unique,
+    }
+}
+
+fn stage(explain: &Document) -> (String, Option<String>) {
+    let plan = explain
+        .get_document("queryPlanner")
+        .unwrap()
+        .get_document("winningPlan")
+        .unwrap();
+    let st = plan.get_str("stage").unwrap().to_owned();
+    let ix = plan
+        .get_document("inputStage")
+        .ok()
+        .map(|i| i.get_str("indexName").unwrap().to_owned());
+    (st, ix)
+}
+
+fn ids(docs: &[Document]) -> Vec<i32> {
+    let mut v: Vec<i32> = docs.iter().map(|d| d.get_i32("_id").unwrap()).collect();
+    v.sort_unstable();
+    v
+}
+
+#[test]
+fn planner_uses_indexes_and_results_match_a_scan() {
+    let (_d, h) = open();
+    let docs: Vec<Document> = (0..200)
+        .map(|i| match i % 10 {
+            0 => doc! {"_id": i, "customer": format!("c{}", i % 7), "total": f64::from(i) / 2.0, "tags": ["a", format!("t{}", i % 3)]},
+            1 => doc! {"_id": i, "total": format!("{i}"), "tags": []},
+            2 => doc! {"_id": i, "customer": null, "total": i},
+            _ => doc! {"_id": i, "customer": format!("c{}", i % 7), "total": i64::from(i), "tags": format!("t{}", i % 3)},
+        })
+        .collect();
+    h.insert_many("shop", "orders", docs.clone()).unwrap();
+    h.insert_many("shop", "scan", docs).unwrap();
+    assert_eq!(
+        h.create_index("shop", "orders", &model(&[("customer", 1)], false))
+            .unwrap(),
+        "customer_1"
+    );
+    h.create_index("shop", "orders", &model(&[("total", 1)], false))
+        .unwrap();
+    h.create_index("shop", "orders", &model(&[("tags", 1)], false))
+        .unwrap();
+    h.create_index(
+        "shop",
+        "orders",
+        &model(&[("customer", 1), ("total", -1)], false),
+    )
+    .unwrap();
+    let filters = vec![
+        (doc! {"customer": "c3"}, "IXSCAN"),
+        (doc! {"customer": {"$in": ["c1", "c2"]}}, "IXSCAN"),
+        (doc! {"customer": null}, "IXSCAN"),
+        (doc! {"total": {"$gt": 50, "$lte": 120}}, "IXSCAN"),
+        (doc! {"total": {"$lt": 20}}, "IXSCAN"),
+        (doc! {"total": {"$gte": "150"}}, "IXSCAN"),
+        (doc! {"total": 40}, "IXSCAN"),
+        (doc! {"tags": "t1"}, "IXSCAN"),
+        (doc! {"tags": {"$in": ["a", "t2"]}}, "IXSCAN"),
+        (doc! {"customer": "c3", "total": {"$gt": 100}}, "IXSCAN"),
+        (doc! {"_id": {"$in": [3, 4, 500]}}, "IDHACK"),
+        (doc! {"_id": 3}, "IDHACK"),
+        (doc! {"other": 1}, "COLLSCAN"),
+        (doc! {"$or": [{"customer": "c1"}, {"total": 3}]}, "COLLSCAN"),
+    ];
+    for (filter, expected_stage) in filters {
+        let indexed = h
+            .find("shop", "orders", &filter, &FindOptions::default())
+            .unwrap();
+        let scanned = h
+            .find("shop", "scan", &filter, &FindOptions::default())
+            .unwrap();
+        assert_eq!(ids(&indexed), ids(&scanned), "filter {filter}");
+        let explain = h
+            .explain("shop", "orders", &filter, &FindOptions::default())
+            .unwrap();
+        let (st, _) = stage(&explain);
+        let st = if st == "FETCH" {
+            "IXSCAN".to_owned()
+        } else {
+            st
+        };
+        assert_eq!(st, expected_stage, "filter {filter}: {explain}");
+    }
+    // Compound: equality on the prefix picks the compound index.
+    let explain = h
+        .explain(
+            "shop",
+            "orders",
+            &doc! {"customer": "c3", "total": 13},
+            &FindOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(stage(&explain).1.as_deref(), Some("customer_1_total_-1"));
+    let stats = explain.get_document("executionStats").unwrap();
+    assert!(stats.get_i64("totalDocsExamined").unwrap() <= 1, "{stats}");
+    // An index yields sort order: no blocking sort, same result as the scan.
+    let opts = FindOptions {
+        sort: Some(doc! {"total": -1}),
+        limit: Some(5),
+        ..FindOptions::default()
+    };
+    let indexed = h.find("shop", "orders", &doc! {}, &opts).unwrap();
+    let scanned = h.find("shop", "scan", &doc! {}, &opts).unwrap();
+    assert_eq!(indexed, scanned);
+    let explain = h.explain("shop", "orders", &doc! {}, &opts).unwrap();
+    assert_eq!(stage(&explain).1.as_deref(), Some("total_1"));
+    assert!(
+        explain
+            .get_document("executionStats")
+            .unwrap()
+            .get_i64("totalDocsExamined")
+            .unwrap()
+            <= 5
+    );
+}
+
+#[test]
+fn index_entries_follow_updates_and_deletes() {
+    let (_d, h) = open();
+    h.create_index("db", "c", &model(&[("k", 1)], false))
+        .unwrap();
+    h.insert_one("db", "c", doc! {"_id": 1, "k": 5}).unwrap();
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &doc! {"$set": {"k": 6}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        h.find("db", "c", &doc! {"k": 5}, &FindOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        h.find("db", "c", &doc! {"k": 6}, &FindOptions::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    h.update(
+        "db",
+        "c",
+        &doc! {"k": 6},
+        &doc! {"$set": {"k": [6, 7, 7]}},
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        h.find("db", "c", &doc! {"k": 7}, &FindOptions::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    // Multikey: two range conditions may be met by different elements.
+    h.insert_one("db", "c", doc! {"_id": 2, "k": [0, 10]})
+        .unwrap();
+    assert_eq!(
+        ids(&h
+            .find(
+                "db",
+                "c",
+                &doc! {"k": {"$gt": 8, "$lt": 2}},
+                &FindOptions::default()
+            )
+            .unwrap()),
+        vec![2]
+    );
+    h.delete("db", "c", &doc! {"k": 7}, false).unwrap();
+    assert!(
+        h.find("db", "c", &doc! {"k": 6}, &FindOptions::default())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(h.list_indexes("db", "c").unwrap().len(), 2);
+    h.drop_index("db", "c", "k_1").unwrap();
+    assert_eq!(h.drop_index("db", "c", "k_1").unwrap_err().code(), 27);
+    assert_eq!(
+        h.find("db", "c", &doc! {"k": 10}, &FindOptions::default())
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn unique_indexes_reject_duplicates_with_11000() {
+    let (_d, h) = open();
+    h.create_index("db", "users", &model(&[("email", 1)], true))
+        .unwrap();
+    h.insert_one("db", "users", doc! {"_id": 1, "email": "a@x"})
+        .unwrap();
+    let e = h
+        .insert_one("db", "users", doc! {"_id": 2, "email": "a@x"})
+        .unwrap_err();
+    assert_eq!(e.code(), 11000);
+    assert_eq!(
+        e.to_string(),
+        "E11000 duplicate key error collection: db.users index: email_1 dup key: { email: \"a@x\" }"
+    );
+    let e = h.update(
+        "db",
+        "users",
+        &doc! {"_id": 1},
+        &doc! {"$set": {"x": 1}},
+        UpdateOptions::default(),
+    );
+    assert!(e.is_ok(), "updating the owner of a key is not a duplicate");
+    h.insert_one("db", "users", doc! {"_id": 3, "email": "b@x"})
+        .unwrap();
+    assert_eq!(
+        h.update(
+            "db",
+            "users",
+            &doc! {"_id": 3},
+            &doc! {"$set": {"email": "a@x"}},
+            UpdateOptions::default()
+        )
+        .unwrap_err()
+        .code(),
+        11000
+    );
+    // Moving a key within one batch: delete then insert of the same key succeeds.
+    h.delete("db", "users", &doc! {"_id": 1}, false).unwrap();
+    h.insert_one("db", "users", doc! {"_id": 4, "email": "a@x"})
+        .unwrap();
+    // Two documents without the field collide on null, as in MongoDB.
+    h.insert_one("db", "users", doc! {"_id": 5}).unwrap();
+    assert_eq!(
+        h.insert_one("db", "users", doc! {"_id": 6})
+            .unwrap_err()
+            .code(),
+        11000
+    );
+    // Building a unique index over duplicates fails and leaves no index.
+    h.insert_many(
+        "db",
+        "dups",
+        vec![doc! {"_id": 1, "k": 1}, doc! {"_id": 2, "k": 1}],
+    )
+    .unwrap();
+    assert_eq!(
+        h.create_index("db", "dups", &model(&[("k", 1)], true))
+            .unwrap_err()
+            .code(),
+        11000
+    );
+    assert_eq!(h.list_indexes("db", "dups").unwrap().len(), 1);
+    // Same spec again is a no-op; same name with another spec conflicts.
+    h.create_index("db", "users", &model(&[("email", 1)], true))
+        .unwrap();
+    assert_eq!(
+        h.create_index("db", "users", &model(&[("email", 1)], false))
+            .unwrap_err()
+            .code(),
+        86
+    );
+}
+
+#[test]
+fn indexes_survive_reopen_and_limits_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let h =
+            History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(1)).unwrap();
+        h.create_index("db", "c", &model(&[("a.b", 1)], false))
+            .unwrap();
+        h.insert_one("db", "c", doc! {"_id": 1, "a": {"b": "x"}})
+            .unwrap();
+        let keys: Vec<(String, i32)> = (0..streamcache::history::INDEX_FIELDS_MAX)
+            .map(|i| (format!("f{i}"), 1))
+            .collect();
+        h.create_index(
+            "db",
+            "c",
+            &IndexModel {
+                keys: keys.clone(),
+                name: Some("wide".into()),
+                unique: false,
+            },
+        )
+        .unwrap();
+        let mut over = keys;
+        over.push(("g".into(), 1));
+        assert_eq!(
+            h.create_index(
+                "db",
+                "c",
+                &IndexModel {
+                    keys: over,
+                    name: Some("wider".into()),
+                    unique: false
+                }
+            )
+            .unwrap_err()
+            .code(),
+            2
+        );
+    }
+    let h = History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(1)).unwrap();
+    let explain = h
+        .explain("db", "c", &doc! {"a.b": "x"}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(stage(&explain).1.as_deref(), Some("a.b_1"));
+    assert_eq!(
+        h.find("db", "c", &doc! {"a.b": "x"}, &FindOptions::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    // An index key longer than the storage limit is refused without poisoning the store.
+    let e = h
+        .insert_one("db", "c", doc! {"_id": 2, "a": {"b": "y".repeat(70_000)}})
+        .unwrap_err();
+    assert_eq!(e.code(), 10334);
+    assert!(!h.is_poisoned());
+    h.insert_one("db", "c", doc! {"_id": 3}).unwrap();
+}

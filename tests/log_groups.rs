@@ -1,0 +1,302 @@
+//! Capability: consumer groups — committed offsets (atomic, persisted), REST consumer instances
+//! with subscription or manual assignment, positions and seeks, range assignment across a
+//! group's instances, commit of fetched positions, and idle-instance expiry.
+//!
+//! Method: the public `Log` consumer API with a manual clock for expiry; no sleeping.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail loudly on setup errors"
+)]
+
+mod log_common;
+
+use std::time::Duration;
+
+use log_common::{TestLog, value};
+use streamcache::log::{
+    CommittedOffset, ConsumerSettings, Error, LogConfig, OffsetReset, Routing, Subscription,
+    TopicPartition,
+};
+
+fn earliest() -> ConsumerSettings {
+    ConsumerSettings {
+        format: "binary".into(),
+        offset_reset: OffsetReset::Earliest,
+        auto_commit: false,
+        request_timeout_ms: 1000,
+    }
+}
+
+fn tp(topic: &str, partition: u32) -> TopicPartition {
+    TopicPartition {
+        topic: topic.into(),
+        partition,
+    }
+}
+
+#[test]
+fn a_single_member_gets_every_partition_at_once_and_reads_from_committed_offsets() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(3), &[], false).unwrap();
+    for p in 0..3 {
+        t.log
+            .append(
+                "t",
+                Routing::Partition(p),
+                vec![value(&format!("{p}-a")), value(&format!("{p}-b"))],
+            )
+            .unwrap();
+    }
+    t.log
+        .commit_offsets(
+            "g",
+            &[(
+                tp("t", 1),
+                CommittedOffset {
+                    offset: 1,
+                    metadata: String::new(),
+                },
+            )],
+        )
+        .unwrap();
+    let id = t.log.create_consumer("g", None, earliest()).unwrap();
+    assert!(id.starts_with("rest-consumer-"));
+    t.log
+        .subscribe_consumer("g", &id, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    assert_eq!(t.log.consumer_subscription("g", &id).unwrap(), ["t"]);
+    assert_eq!(
+        t.log.consumer_assignment("g", &id).unwrap(),
+        [tp("t", 0), tp("t", 1), tp("t", 2)]
+    );
+    let got = t.log.poll_consumer("g", &id, 1 << 20).unwrap();
+    let mut seen: Vec<_> = got.iter().map(|r| (r.partition, r.record.offset)).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, vec![(0, 0), (0, 1), (1, 1), (2, 0), (2, 1)]);
+    assert!(t.log.poll_consumer("g", &id, 1 << 20).unwrap().is_empty());
+    // Commit everything fetched, then a new instance starts after it.
+    t.log.commit_consumer("g", &id, None).unwrap();
+    let committed = t
+        .log
+        .consumer_committed("g", &id, &[tp("t", 0), tp("t", 2)])
+        .unwrap();
+    assert!(
+        committed
+            .iter()
+            .all(|(_, c)| c.as_ref().unwrap().offset == 2)
+    );
+    t.log.delete_consumer("g", &id).unwrap();
+    assert!(matches!(
+        t.log.poll_consumer("g", &id, 1),
+        Err(Error::InstanceNotFound { .. })
+    ));
+}
+
+#[test]
+fn range_assignment_splits_partitions_across_instances() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(5), &[], false).unwrap();
+    let a = t.log.create_consumer("g", Some("a"), earliest()).unwrap();
+    let b = t.log.create_consumer("g", Some("b"), earliest()).unwrap();
+    for id in [&a, &b] {
+        t.log
+            .subscribe_consumer("g", id, Subscription::Pattern("t.*".into()))
+            .unwrap();
+    }
+    assert_eq!(
+        t.log.consumer_assignment("g", &a).unwrap(),
+        [tp("t", 0), tp("t", 1), tp("t", 2)]
+    );
+    assert_eq!(
+        t.log.consumer_assignment("g", &b).unwrap(),
+        [tp("t", 3), tp("t", 4)]
+    );
+    t.log.delete_consumer("g", &a).unwrap();
+    assert_eq!(
+        t.log.consumer_assignment("g", &b).unwrap().len(),
+        5,
+        "the survivor takes over"
+    );
+    assert!(matches!(
+        t.log.create_consumer("g", Some("b"), earliest()),
+        Err(Error::InstanceExists { .. })
+    ));
+}
+
+#[test]
+fn manual_assignment_seeks_and_explicit_commits() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(2), &[], false).unwrap();
+    t.log
+        .append(
+            "t",
+            Routing::Partition(1),
+            (0..5).map(|i| value(&i.to_string())).collect(),
+        )
+        .unwrap();
+    let id = t.log.create_consumer("g", Some("m"), earliest()).unwrap();
+    t.log.assign_consumer("g", &id, vec![tp("t", 1)]).unwrap();
+    assert!(matches!(
+        t.log
+            .subscribe_consumer("g", &id, Subscription::Topics(vec!["t".into()])),
+        Err(Error::IllegalState { .. })
+    ));
+    t.log.seek_consumer("g", &id, &[(tp("t", 1), 3)]).unwrap();
+    let got = t.log.poll_consumer("g", &id, 1 << 20).unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.record.offset).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    t.log
+        .seek_consumer_to("g", &id, &[tp("t", 1)], true)
+        .unwrap();
+    assert_eq!(t.log.poll_consumer("g", &id, 1 << 20).unwrap().len(), 5);
+    t.log
+        .seek_consumer_to("g", &id, &[tp("t", 1)], false)
+        .unwrap();
+    assert!(t.log.poll_consumer("g", &id, 1 << 20).unwrap().is_empty());
+    assert!(matches!(
+        t.log.seek_consumer("g", &id, &[(tp("t", 0), 0)]),
+        Err(Error::IllegalState { .. })
+    ));
+    t.log
+        .commit_consumer("g", &id, Some(vec![(tp("t", 1), 2, "meta".into())]))
+        .unwrap();
+    let c = t.log.committed_offset("g", &tp("t", 1)).unwrap().unwrap();
+    assert_eq!(
+        (c.offset, c.metadata.as_str()),
+        (3, "meta"),
+        "commits last processed + 1"
+    );
+}
+
+#[test]
+fn auto_commit_commits_delivered_positions_on_the_next_poll() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    t.log
+        .append("t", Routing::Partition(0), vec![value("a"), value("b")])
+        .unwrap();
+    let settings = ConsumerSettings {
+        auto_commit: true,
+        ..earliest()
+    };
+    let id = t.log.create_consumer("g", None, settings).unwrap();
+    t.log
+        .subscribe_consumer("g", &id, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    assert_eq!(t.log.poll_consumer("g", &id, 1 << 20).unwrap().len(), 2);
+    assert_eq!(t.log.committed_offset("g", &tp("t", 0)).unwrap(), None);
+    t.log.poll_consumer("g", &id, 1 << 20).unwrap();
+    assert_eq!(
+        t.log
+            .committed_offset("g", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        2
+    );
+}
+
+#[test]
+fn idle_instances_expire_by_the_clock() {
+    let t = TestLog::new(LogConfig {
+        consumer_instance_timeout_ms: 1000,
+        ..LogConfig::default()
+    });
+    let idle = t
+        .log
+        .create_consumer("g", Some("idle"), earliest())
+        .unwrap();
+    let busy = t
+        .log
+        .create_consumer("g", Some("busy"), earliest())
+        .unwrap();
+    t.clock.advance(Duration::from_millis(600));
+    t.log.consumer_assignment("g", &busy).unwrap();
+    t.clock.advance(Duration::from_millis(400));
+    assert_eq!(t.log.expire_idle_consumers().unwrap(), 1);
+    assert!(matches!(
+        t.log.consumer_settings("g", &idle),
+        Err(Error::InstanceNotFound { .. })
+    ));
+    assert_eq!(
+        t.log.consumer_settings("g", &busy).unwrap().format,
+        "binary"
+    );
+}
+
+#[test]
+fn offsets_commit_atomically_and_validate() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    let ok = (
+        tp("t", 0),
+        CommittedOffset {
+            offset: 5,
+            metadata: String::new(),
+        },
+    );
+    let bad = (
+        tp("t", 9),
+        CommittedOffset {
+            offset: 5,
+            metadata: String::new(),
+        },
+    );
+    assert!(matches!(
+        t.log.commit_offsets("g", &[ok.clone(), bad]),
+        Err(Error::PartitionNotFound { .. })
+    ));
+    assert_eq!(
+        t.log.committed_offset("g", &tp("t", 0)).unwrap(),
+        None,
+        "all or nothing"
+    );
+    let max = streamcache::log::COMMIT_METADATA_BYTES_MAX;
+    let at_max = (
+        tp("t", 0),
+        CommittedOffset {
+            offset: 1,
+            metadata: "m".repeat(max),
+        },
+    );
+    t.log.commit_offsets("g", &[at_max]).unwrap();
+    let over = (
+        tp("t", 0),
+        CommittedOffset {
+            offset: 1,
+            metadata: "m".repeat(max + 1),
+        },
+    );
+    assert!(matches!(
+        t.log.commit_offsets("g", &[over]),
+        Err(Error::ConfigInvalid { .. })
+    ));
+    let group_max = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX);
+    t.log
+        .commit_offsets(&group_max, std::slice::from_ref(&ok))
+        .unwrap();
+    let group_over = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX + 1);
+    assert!(matches!(
+        t.log.commit_offsets(&group_over, &[ok]),
+        Err(Error::GroupNameInvalid { .. })
+    ));
+}
+
+#[test]
+fn consumer_instance_limit_at_max_and_max_plus_one() {
+    let t = TestLog::new(LogConfig::default());
+    let max = streamcache::log::CONSUMER_INSTANCES_MAX;
+    for i in 0..max {
+        t.log
+            .create_consumer("g", Some(&format!("c{i}")), earliest())
+            .unwrap();
+    }
+    assert!(matches!(
+        t.log.create_consumer("g", None, earliest()),
+        Err(Error::TooManyInstances { len, max: m }) if len == max + 1 && m == max
+    ));
+}

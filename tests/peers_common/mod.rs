@@ -1,0 +1,143 @@
+//! Helpers for tests that drive peer programs: the real binary as a child process, and the
+//! shared `pusher-client` harness installed with npm.
+#![allow(
+    dead_code,
+    reason = "each peers test uses a different subset of the helpers"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Fails with the package to install when `program` is not on PATH.
+pub(crate) fn require_program(program: &str, debian_package: &str) {
+    let found = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        found.is_ok_and(|s| s.success()),
+        "`{program}` is not installed: install the Debian package `{debian_package}` (apt-get install {debian_package})"
+    );
+}
+
+/// `streamcache --ephemeral --http 127.0.0.1:0 --resp 127.0.0.1:0`, killed on drop.
+pub(crate) struct ServerProcess {
+    pub(crate) child: Child,
+    pub(crate) http: SocketAddr,
+    pub(crate) ready_line: String,
+}
+
+impl ServerProcess {
+    pub(crate) fn start(extra_args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_streamcache"))
+            .args([
+                "--ephemeral",
+                "--http",
+                "127.0.0.1:0",
+                "--resp",
+                "127.0.0.1:0",
+                "--log-level",
+                "warn",
+            ])
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the streamcache binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut ready_line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut ready_line)
+            .expect("read the ready line");
+        let http = ready_line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("http=http://"))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no http= address in the ready line {ready_line:?}"));
+        Self {
+            child,
+            http,
+            ready_line,
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where the shared tools live: `../shared` beside the repository (or one level further up
+/// for a work tree nested one deeper).
+fn shared_tools() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        root.join("../shared/tools"),
+        root.join("../../shared/tools"),
+    ]
+    .into_iter()
+    .find(|p| p.join("pusher-client/client.mjs").is_file())
+    .unwrap_or_else(|| {
+        panic!(
+            "../shared/tools/pusher-client not found beside {}",
+            root.display()
+        )
+    })
+}
+
+/// A directory holding the pusher-client harness with its dependencies installed: the one named
+/// by `PUSHER_CLIENT_DIR` when it already has `node_modules`, otherwise a fresh copy in a
+/// temporary directory, installed with `npm install`.
+pub(crate) enum HarnessDir {
+    Given(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl HarnessDir {
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Self::Given(p) => p,
+            Self::Temp(t) => t.path(),
+        }
+    }
+}
+
+pub(crate) fn pusher_client_dir() -> HarnessDir {
+    let given = std::env::var_os("PUSHER_CLIENT_DIR").map(PathBuf::from);
+    if let Some(dir) = given
+        .filter(|d| d.join("node_modules/pusher-js").is_dir() && d.join("client.mjs").is_file())
+    {
+        return HarnessDir::Given(dir);
+    }
+    require_program("npm", "npm");
+    let src = shared_tools().join("pusher-client");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    for file in ["client.mjs", "package.json"] {
+        std::fs::copy(src.join(file), tmp.path().join(file)).expect("copy the harness");
+        let mut perms = std::fs::metadata(tmp.path().join(file))
+            .unwrap()
+            .permissions();
+        #[expect(
+            clippy::permissions_set_readonly_false,
+            reason = "the copy must be writable; it is ours"
+        )]
+        perms.set_readonly(false);
+        std::fs::set_permissions(tmp.path().join(file), perms).unwrap();
+    }
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(tmp.path())
+        .output()
+        .expect("run npm install");
+    assert!(
+        out.status.success(),
+        "npm install of the pusher-client harness failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    HarnessDir::Temp(tmp)
+}

@@ -1,0 +1,293 @@
+//! Capability: the reference system end to end — an order produced over the REST Proxy API
+//! reaches the cache (`customer:{customerNumber}`), history (`shop.orders`) and the `orders`
+//! channel as a `NewOrder` event; the cache is rebuilt from the log after a restart; and a flow
+//! writing to history is exactly-once across SIGKILLs.
+//!
+//! Method: the real binary as a child process on ports 0, driven over loopback with an HTTP
+//! client. Waits are bounded waits on conditions (an SSE event arriving, a flow's committed
+//! offsets reaching the log end), never sleeps.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde_json::{Value, json};
+
+const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn order(number: u64, customer: u64) -> Value {
+    json!({
+        "orderNumber": number,
+        "orderDate": "2026-11-30",
+        "requiredDate": "2026-12-07",
+        "shippedDate": null,
+        "status": "In Process",
+        "comments": "leave at the door",
+        "customerNumber": customer,
+        "customer": {"customerName": "Atelier graphique", "city": "Nantes", "country": "France"},
+        "orderLines": [{"productCode": "S10_1678", "productName": "1969 Harley Davidson Ultimate Chopper",
+                        "quantityOrdered": 30, "priceEach": 95.7}]
+    })
+}
+
+async fn produce(client: &reqwest::Client, http: &str, orders: &[Value]) -> Value {
+    let records: Vec<Value> = orders
+        .iter()
+        .map(|o| json!({"key": o["customerNumber"].to_string(), "value": o}))
+        .collect();
+    let resp = client
+        .post(format!("{http}/kafka/topics/orders"))
+        .header("content-type", JSON_V2)
+        .body(json!({ "records": records }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    for o in body["offsets"].as_array().unwrap() {
+        assert!(o["error_code"].is_null(), "{body}");
+    }
+    body
+}
+
+async fn flows(client: &reqwest::Client, http: &str) -> Value {
+    client
+        .get(format!("{http}/pipeline/flows"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until every flow has committed everything up to the log end.
+async fn caught_up(client: &reqwest::Client, http: &str, records: u64) {
+    let done = async {
+        loop {
+            let body = flows(client, http).await;
+            let flow = &body["flows"][0];
+            let lag_zero = flow["lag"].as_object().unwrap().values().all(|v| v == 0);
+            let committed: u64 = flow["committed"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_u64().unwrap())
+                .sum();
+            if lag_zero && committed >= records {
+                return;
+            }
+            // Yield to the server between status requests; the outer timeout bounds the wait.
+            tokio::task::yield_now().await;
+            assert!(flow["state"] != "failed", "flow failed: {flow}");
+        }
+    };
+    tokio::time::timeout(WAIT, done)
+        .await
+        .expect("flows caught up within the timeout");
+}
+
+async fn find_orders(client: &reqwest::Client, http: &str, collection: &str) -> Vec<Value> {
+    let body: Value = client
+        .post(format!("{http}/mongo/action/find"))
+        .header("content-type", "application/json")
+        .body(json!({"dataSource": "local", "database": "shop", "collection": collection, "limit": 50000}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["documents"].as_array().unwrap().clone()
+}
+
+async fn cache_get(client: &reqwest::Client, http: &str, key: &str) -> Value {
+    client
+        .get(format!("{http}/redis/get/{key}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn an_order_reaches_cache_history_and_the_orders_channel() {
+    let server = common::start(&["--ephemeral"]);
+    let http = server.http.clone();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let sse = client
+            .get(format!("{http}/realtime/orders"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sse.status(), 200);
+        let mut stream = sse.bytes_stream();
+        produce(&client, &http, &[order(10100, 103)]).await;
+
+        let mut text = String::new();
+        let got = tokio::time::timeout(WAIT, async {
+            while let Some(chunk) = stream.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+                if text.contains("event: NewOrder") && text.contains("\"orderNumber\":10100") {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(got.is_ok(), "no NewOrder event; stream so far: {text}");
+        assert!(
+            !text.contains("leave at the door"),
+            "the JOLT remove keeps comments out: {text}"
+        );
+
+        let cached = cache_get(&client, &http, "customer:103").await;
+        let summary: Value = serde_json::from_str(cached["result"].as_str().unwrap()).unwrap();
+        assert_eq!(summary["orderNumber"], 10100);
+        assert_eq!(summary["customerName"], "Atelier graphique");
+        assert!(summary.get("comments").is_none());
+
+        let docs = find_orders(&client, &http, "orders").await;
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["orderNumber"], 10100);
+        assert_eq!(docs[0]["city"], "Nantes");
+    });
+}
+
+#[test]
+fn the_cache_is_rebuilt_from_the_log_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let orders: Vec<Value> = (0..40).map(|i| order(20_000 + i, 100 + i % 7)).collect();
+    let before: BTreeMap<u64, Value> = {
+        let mut server = common::start(&["--data-dir", &data]);
+        let http = server.http.clone();
+        let values = runtime().block_on(async {
+            let client = reqwest::Client::new();
+            produce(&client, &http, &orders).await;
+            caught_up(&client, &http, 40).await;
+            let mut values = BTreeMap::new();
+            for c in 100..107u64 {
+                values.insert(c, cache_get(&client, &http, &format!("customer:{c}")).await);
+            }
+            values
+        });
+        let child = server.take_child();
+        common::send_signal(&child, "TERM");
+        assert_eq!(
+            common::wait_exit(child, Duration::from_secs(10))
+                .unwrap()
+                .code(),
+            Some(0)
+        );
+        values
+    };
+    for value in before.values() {
+        assert!(value["result"].is_string(), "{value}");
+    }
+    let server = common::start(&["--data-dir", &data]);
+    let http = server.http.clone();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        // Right after the ready line, before any new record: the rebuilt view answers as before.
+        for (c, value) in &before {
+            assert_eq!(
+                &cache_get(&client, &http, &format!("customer:{c}")).await,
+                value,
+                "customer {c}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_history_insert_flow_is_exactly_once_across_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("insert.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[pipeline.flows]]
+name = "events"
+dead_letter = "events.dead-letter"
+batch_records = 7
+
+[pipeline.flows.source]
+topic = "orders"
+group = "events-insert"
+
+[[pipeline.flows.sinks]]
+name = "all-events"
+history = { collection = "shop.events", mode = "insert" }
+"#,
+    )
+    .unwrap();
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let mut acknowledged = Vec::new();
+    let mut next = 30_000u64;
+    // Each round kills the server after a different number of acknowledged requests, while the
+    // flow is still writing.
+    for round in 0..4u64 {
+        let mut server = common::start(&args);
+        let http = server.http.clone();
+        let child = server.take_child();
+        runtime().block_on(async {
+            let client = reqwest::Client::new();
+            for _request in 0..(3 + round * 2) {
+                let batch: Vec<Value> = (0..25)
+                    .map(|i| order(next + i, 100 + (next + i) % 11))
+                    .collect();
+                next += 25;
+                produce(&client, &http, &batch).await;
+                acknowledged.extend(batch.iter().map(|o| o["orderNumber"].as_u64().unwrap()));
+            }
+        });
+        common::send_signal(&child, "KILL");
+        common::wait_exit(child, Duration::from_secs(10)).expect("killed child exits");
+    }
+    let server = common::start(&args);
+    let http = server.http.clone();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        caught_up(&client, &http, acknowledged.len() as u64).await;
+        let docs = find_orders(&client, &http, "events").await;
+        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+        for d in &docs {
+            *counts
+                .entry(d["orderNumber"].as_u64().unwrap())
+                .or_default() += 1;
+        }
+        for n in &acknowledged {
+            assert_eq!(
+                counts.get(n),
+                Some(&1),
+                "order {n} must be in history exactly once"
+            );
+        }
+        assert_eq!(docs.len(), acknowledged.len(), "no duplicates, no strays");
+    });
+}

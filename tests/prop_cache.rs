@@ -1,0 +1,206 @@
+//! Capability: the cache agrees with a simple model, and the RESP codec round-trips and never
+//! panics.
+//! Method: proptest. Random command sequences (SET with and without TTL, GET, DEL, APPEND,
+//! PEXPIRE, PERSIST, EXISTS, PTTL and clock advances) run against the cache and against a
+//! `BTreeMap` model on the same `ManualClock`; replies must match step by step. Random frames
+//! encode and decode back; arbitrary bytes go through both decoders.
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+use streamcache::cache::{Cache, CacheConfig, DecodeLimits, Frame, decode_frame, decode_request};
+use streamcache::clock::{Clock, ManualClock};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(u8, String, Option<u64>),
+    Get(u8),
+    Del(u8),
+    Append(u8, String),
+    Pexpire(u8, u64),
+    Persist(u8),
+    Exists(u8),
+    Pttl(u8),
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0u8..5;
+    let val = "[a-z0-9]{0,6}";
+    prop_oneof![
+        (key.clone(), val, proptest::option::of(1u64..200)).prop_map(|(k, v, t)| Op::Set(k, v, t)),
+        key.clone().prop_map(Op::Get),
+        key.clone().prop_map(Op::Del),
+        (key.clone(), val).prop_map(|(k, v)| Op::Append(k, v)),
+        (key.clone(), 1u64..200).prop_map(|(k, t)| Op::Pexpire(k, t)),
+        key.clone().prop_map(Op::Persist),
+        key.clone().prop_map(Op::Exists),
+        key.prop_map(Op::Pttl),
+        (0u64..150).prop_map(Op::Advance),
+    ]
+}
+
+/// The model: key → (value, deadline).
+#[derive(Default)]
+struct Model(BTreeMap<u8, (String, Option<u64>)>);
+
+impl Model {
+    fn live(&mut self, k: u8, now: u64) -> Option<&mut (String, Option<u64>)> {
+        if self
+            .0
+            .get(&k)
+            .is_some_and(|(_, d)| d.is_some_and(|d| d <= now))
+        {
+            self.0.remove(&k);
+        }
+        self.0.get_mut(&k)
+    }
+
+    fn apply(&mut self, op: &Op, now: u64) -> Frame {
+        match op {
+            Op::Set(k, v, ttl) => {
+                self.0.insert(*k, (v.clone(), ttl.map(|t| now + t)));
+                Frame::ok()
+            }
+            Op::Get(k) => self
+                .live(*k, now)
+                .map_or(Frame::Null, |(v, _)| Frame::bulk(v.as_bytes())),
+            Op::Del(k) => Frame::Integer(i64::from(
+                self.live(*k, now).is_some() && self.0.remove(k).is_some(),
+            )),
+            Op::Append(k, v) => match self.live(*k, now) {
+                Some((s, _)) => {
+                    s.push_str(v);
+                    Frame::Integer(s.len() as i64)
+                }
+                None => {
+                    self.0.insert(*k, (v.clone(), None));
+                    Frame::Integer(v.len() as i64)
+                }
+            },
+            Op::Pexpire(k, t) => match self.live(*k, now) {
+                Some((_, d)) => {
+                    *d = Some(now + t);
+                    Frame::Integer(1)
+                }
+                None => Frame::Integer(0),
+            },
+            Op::Persist(k) => match self.live(*k, now) {
+                Some((_, d)) if d.is_some() => {
+                    *d = None;
+                    Frame::Integer(1)
+                }
+                _ => Frame::Integer(0),
+            },
+            Op::Exists(k) => Frame::Integer(i64::from(self.live(*k, now).is_some())),
+            Op::Pttl(k) => match self.live(*k, now) {
+                None => Frame::Integer(-2),
+                Some((_, None)) => Frame::Integer(-1),
+                Some((_, Some(d))) => Frame::Integer((*d - now) as i64),
+            },
+            Op::Advance(_) => Frame::ok(),
+        }
+    }
+}
+
+fn args(op: &Op) -> Option<Vec<Bytes>> {
+    let k = |k: &u8| format!("key{k}");
+    let v: Vec<String> = match op {
+        Op::Set(key, val, None) => vec!["SET".into(), k(key), val.clone()],
+        Op::Set(key, val, Some(t)) => vec![
+            "SET".into(),
+            k(key),
+            val.clone(),
+            "PX".into(),
+            t.to_string(),
+        ],
+        Op::Get(key) => vec!["GET".into(), k(key)],
+        Op::Del(key) => vec!["DEL".into(), k(key)],
+        Op::Append(key, val) => vec!["APPEND".into(), k(key), val.clone()],
+        Op::Pexpire(key, t) => vec!["PEXPIRE".into(), k(key), t.to_string()],
+        Op::Persist(key) => vec!["PERSIST".into(), k(key)],
+        Op::Exists(key) => vec!["EXISTS".into(), k(key)],
+        Op::Pttl(key) => vec!["PTTL".into(), k(key)],
+        Op::Advance(_) => return None,
+    };
+    Some(v.into_iter().map(Bytes::from).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn cache_matches_model(ops in proptest::collection::vec(op(), 1..80), active in any::<bool>()) {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let cache = Cache::new(CacheConfig::default(), clock.clone());
+        let mut model = Model::default();
+        for op in &ops {
+            if let Op::Advance(ms) = op {
+                clock.advance(Duration::from_millis(*ms));
+                if active {
+                    cache.active_expire_cycle();
+                }
+                continue;
+            }
+            let now = clock.now_ms();
+            let expected = model.apply(op, now);
+            let got = cache.execute(0, &args(op).unwrap());
+            prop_assert_eq!(got, expected, "op {:?}", op);
+        }
+    }
+
+    #[test]
+    fn request_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8)) {
+        let mut wire = format!("*{}\r\n", items.len()).into_bytes();
+        for a in &items {
+            wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            wire.extend_from_slice(a);
+            wire.extend_from_slice(b"\r\n");
+        }
+        let limits = DecodeLimits { bulk_bytes_max: 1 << 20, multibulk_len_max: 1 << 20, inline_bytes_max: 1 << 16 };
+        let (got, used) = decode_request(&wire, &limits).unwrap().unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(got, items.into_iter().map(Bytes::from).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn frame_round_trip(frame in frame_strategy()) {
+        let limits = DecodeLimits { bulk_bytes_max: 1 << 20, multibulk_len_max: 1 << 20, inline_bytes_max: 1 << 16 };
+        let mut wire = Vec::new();
+        frame.encode(3, &mut wire);
+        let (back, used) = decode_frame(&wire, &limits).unwrap().unwrap();
+        prop_assert_eq!(used, wire.len());
+        prop_assert_eq!(back, frame);
+    }
+
+    #[test]
+    fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+        streamcache::cache::fuzz_resp_frame(&data);
+    }
+}
+
+fn frame_strategy() -> impl Strategy<Value = Frame> {
+    let leaf = prop_oneof![
+        "[a-zA-Z0-9 ]{0,10}".prop_map(Frame::Simple),
+        "ERR [a-z ]{0,10}".prop_map(Frame::Error),
+        any::<i64>().prop_map(Frame::Integer),
+        proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| Frame::Bulk(Bytes::from(b))),
+        Just(Frame::Null),
+        any::<bool>().prop_map(Frame::Boolean),
+        (-1e6f64..1e6).prop_map(|d| Frame::Double((d * 4.0).round() / 4.0)),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Frame::Array),
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Frame::Set),
+            proptest::collection::vec((inner.clone(), inner), 0..3).prop_map(Frame::Map),
+        ]
+    })
+}

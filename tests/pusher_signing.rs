@@ -1,0 +1,511 @@
+//! Capability: Pusher signing — channel authorisation for `private-`/`presence-` and HTTP API
+//! request signing — and the HTTP API behind it (`/apps/{app_id}/events`, `/batch_events`,
+//! `/channels…`), including its limits and its exemption from bearer auth.
+//!
+//! Method: fixed vectors produced by the official `pusher` 5.3.4 Node SDK for the default app
+//! (`authorizeChannel`, and its request-signing helper at auth_timestamp 1700000000); HTTP API
+//! calls go through the router with no socket, on a `ManualClock` set to that timestamp.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns unwrap and panic on failure"
+)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use streamcache::clock::ManualClock;
+use streamcache::config::Config;
+use streamcache::engine::Engine;
+use streamcache::realtime::{
+    BATCH_EVENTS_MAX, CHANNEL_NAME_CHARS_MAX, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX,
+    PUBLISH_CHANNELS_MAX, SignedRequest, SocketId, body_md5, channel_auth, check_channel_auth,
+    check_request, sign_request,
+};
+use tower::ServiceExt as _;
+
+const KEY: &str = "streamcache-key";
+const SECRET: &str = "streamcache-secret";
+const NOW_S: u64 = 1_700_000_000;
+
+#[test]
+fn channel_auth_matches_the_official_sdk() {
+    let socket: SocketId = "1234.5678".parse().unwrap();
+    let private =
+        "streamcache-key:31be18044af4ab1ca1ca81937792baa2b7ddcbd1007f9803db51aaca7032fe0d";
+    assert_eq!(
+        channel_auth(KEY, SECRET, "1234.5678", "private-orders", None),
+        private
+    );
+    assert!(check_channel_auth(KEY, SECRET, &socket, "private-orders", None, private).is_ok());
+
+    let data = r#"{"user_id":"u1","user_info":{"name":"A"}}"#;
+    let presence =
+        "streamcache-key:671386fb746a76104825c567d67af8eae42f3a9c327dc50474fda34ee7a9b8a5";
+    assert_eq!(
+        channel_auth(KEY, SECRET, "1234.5678", "presence-orders", Some(data)),
+        presence
+    );
+    assert!(
+        check_channel_auth(
+            KEY,
+            SECRET,
+            &socket,
+            "presence-orders",
+            Some(data),
+            presence
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn channel_auth_rejects_anything_else() {
+    let socket: SocketId = "1234.5678".parse().unwrap();
+    let good = channel_auth(KEY, SECRET, "1234.5678", "private-orders", None);
+    let other_socket: SocketId = "1234.5679".parse().unwrap();
+    assert!(check_channel_auth(KEY, SECRET, &other_socket, "private-orders", None, &good).is_err());
+    assert!(check_channel_auth(KEY, SECRET, &socket, "private-other", None, &good).is_err());
+    assert!(
+        check_channel_auth(KEY, "other-secret", &socket, "private-orders", None, &good).is_err()
+    );
+    assert!(
+        check_channel_auth("other-key", SECRET, &socket, "private-orders", None, &good).is_err()
+    );
+    let mut flipped = good.clone();
+    flipped.pop();
+    flipped.push(if good.ends_with('0') { '1' } else { '0' });
+    assert!(check_channel_auth(KEY, SECRET, &socket, "private-orders", None, &flipped).is_err());
+    for bad in [
+        "",
+        "no-colon",
+        "streamcache-key:",
+        "streamcache-key:zz",
+        "streamcache-key:abcd",
+    ] {
+        assert!(
+            check_channel_auth(KEY, SECRET, &socket, "private-orders", None, bad).is_err(),
+            "{bad}"
+        );
+    }
+    // Presence: the channel_data is part of what is signed.
+    let data = r#"{"user_id":"u1"}"#;
+    let auth = channel_auth(KEY, SECRET, "1234.5678", "presence-a", Some(data));
+    assert!(
+        check_channel_auth(
+            KEY,
+            SECRET,
+            &socket,
+            "presence-a",
+            Some(r#"{"user_id":"u2"}"#),
+            &auth
+        )
+        .is_err()
+    );
+}
+
+fn sdk_params(body: Option<&str>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut p = vec![
+        ("auth_key".to_owned(), KEY.to_owned()),
+        ("auth_timestamp".to_owned(), NOW_S.to_string()),
+        ("auth_version".to_owned(), "1.0".to_owned()),
+    ];
+    if let Some(b) = body {
+        p.push(("body_md5".to_owned(), body_md5(b.as_bytes())));
+    }
+    p.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    p
+}
+
+#[test]
+fn request_signature_matches_the_official_sdk() {
+    let body = r#"{"name":"NewOrder","data":"{\"a\":1}","channels":["orders"]}"#;
+    assert_eq!(
+        body_md5(body.as_bytes()),
+        "e35be58ba2983e060037a71ca52d0463"
+    );
+    let params = sdk_params(Some(body), &[]);
+    let sig = "3bd50afa9d512c1b0b690da8df97fd023bc65745c525a4306da045222501c5ec";
+    assert_eq!(
+        sign_request(SECRET, "POST", "/apps/streamcache/events", &params),
+        sig
+    );
+
+    let get = sdk_params(
+        None,
+        &[("info", "user_count"), ("filter_by_prefix", "presence-")],
+    );
+    let sig_get = "98ab8380fbc8554f06bee6adc2eaa799d9fc9f404f368c141c15b7086cccf30f";
+    assert_eq!(
+        sign_request(SECRET, "GET", "/apps/streamcache/channels", &get),
+        sig_get
+    );
+
+    let mut signed = params.clone();
+    signed.push(("auth_signature".to_owned(), sig.to_owned()));
+    let req = SignedRequest {
+        method: "POST",
+        path: "/apps/streamcache/events",
+        params: &signed,
+        body: body.as_bytes(),
+    };
+    assert!(check_request(&req, KEY, SECRET, NOW_S).is_ok());
+    assert!(
+        check_request(&req, KEY, SECRET, NOW_S + 600).is_ok(),
+        "600 s of skew is allowed"
+    );
+    assert!(
+        check_request(&req, KEY, SECRET, NOW_S + 601).is_err(),
+        "stale timestamp"
+    );
+    let tampered = SignedRequest {
+        body: br#"{"name":"Other"}"#,
+        ..req
+    };
+    assert!(
+        check_request(&tampered, KEY, SECRET, NOW_S).is_err(),
+        "body_md5 is recomputed"
+    );
+    let other_path = SignedRequest {
+        path: "/apps/streamcache/batch_events",
+        ..req
+    };
+    assert!(check_request(&other_path, KEY, SECRET, NOW_S).is_err());
+    assert!(check_request(&req, KEY, "wrong", NOW_S).is_err());
+}
+
+// ---- HTTP API through the router ---------------------------------------------------------
+
+fn engine(auth_token: Option<&str>) -> Arc<Engine> {
+    let config = Config {
+        ephemeral: true,
+        auth_token: auth_token.map(str::to_owned),
+        ..Config::default()
+    };
+    Arc::new(Engine::open_with_clock(config, ManualClock::shared(NOW_S * 1000)).unwrap())
+}
+
+/// Signs like the SDK: the path, then the query with `auth_signature` appended.
+fn signed_uri(method: &str, path: &str, body: Option<&str>, extra: &[(&str, &str)]) -> String {
+    let params = sdk_params(body, extra);
+    let sig = sign_request(SECRET, method, path, &params);
+    let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{path}?{}&auth_signature={sig}", q.join("&"))
+}
+
+async fn call(
+    engine: &Arc<Engine>,
+    method: &str,
+    uri: &str,
+    body: Option<String>,
+) -> (StatusCode, Value) {
+    let app = streamcache::api::router(engine.clone());
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, Body::from))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn post(engine: &Arc<Engine>, path: &str, body: &Value) -> (StatusCode, Value) {
+    let text = body.to_string();
+    let uri = signed_uri("POST", path, Some(&text), &[]);
+    call(engine, "POST", &uri, Some(text)).await
+}
+
+#[tokio::test]
+async fn signed_publish_reaches_subscribers_with_key_order_kept() {
+    let engine = engine(None);
+    let mut sub = engine.realtime().subscribe("orders", None).unwrap();
+    let data = r#"{"seq":1,"b":2,"a":"✓"}"#;
+    let (status, body) = post(
+        &engine,
+        "/apps/streamcache/events",
+        &json!({"name": "NewOrder", "data": data, "channels": ["orders"]}),
+    )
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let streamcache::realtime::Delivery::Event(e) = sub.recv().await else {
+        panic!()
+    };
+    assert_eq!(e.data(), data);
+    assert_eq!(e.exclude(), None);
+
+    let (status, body) = post(
+        &engine,
+        "/apps/streamcache/events",
+        &json!({"name": "NewOrder", "data": "x", "channel": "orders", "socket_id": "1.1", "info": "subscription_count"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"channels": {"orders": {"subscription_count": 1}}})
+        )
+    );
+    let streamcache::realtime::Delivery::Event(e) = sub.recv().await else {
+        panic!()
+    };
+    assert_eq!(e.exclude().map(SocketId::as_str), Some("1.1"));
+    assert_eq!(e.data(), r#""x""#);
+}
+
+#[tokio::test]
+async fn bad_signatures_and_apps_are_refused() {
+    let engine = engine(None);
+    let body = json!({"name": "E", "data": "{}", "channel": "orders"}).to_string();
+    let uri = signed_uri("POST", "/apps/streamcache/events", Some(&body), &[]);
+    let (status, _) = call(
+        &engine,
+        "POST",
+        &uri,
+        Some(body.replace("orders", "others")),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "body changed after signing"
+    );
+    let (status, _) = call(
+        &engine,
+        "POST",
+        &uri.replace("auth_signature=", "auth_signature=00"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        &engine,
+        "POST",
+        "/apps/streamcache/events",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "unsigned");
+    let other = signed_uri("POST", "/apps/other/events", Some(&body), &[]);
+    let (status, _) = call(&engine, "POST", &other, Some(body)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn publish_limits_at_max_and_max_plus_one() {
+    let engine = engine(None);
+    let path = "/apps/streamcache/events";
+    let event = |name: String, data: String, channels: Vec<String>| json!({"name": name, "data": data, "channels": channels});
+    let one = || vec!["orders".to_owned()];
+
+    let (s, _) = post(
+        &engine,
+        path,
+        &event("E".into(), "x".repeat(EVENT_DATA_BYTES_MAX - 2), one()),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "data string becomes a JSON string 2 bytes longer"
+    );
+    let (s, _) = post(
+        &engine,
+        path,
+        &event("E".into(), "x".repeat(EVENT_DATA_BYTES_MAX + 1), one()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let json_at_max = format!("[{}]", "1,".repeat((EVENT_DATA_BYTES_MAX - 3) / 2) + "1");
+    assert!(json_at_max.len() <= EVENT_DATA_BYTES_MAX);
+    let (s, _) = post(&engine, path, &event("E".into(), json_at_max, one())).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let many = |n: usize| (0..n).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    let (s, _) = post(
+        &engine,
+        path,
+        &event("E".into(), "{}".into(), many(PUBLISH_CHANNELS_MAX)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = post(
+        &engine,
+        path,
+        &event("E".into(), "{}".into(), many(PUBLISH_CHANNELS_MAX + 1)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, _) = post(
+        &engine,
+        path,
+        &event("e".repeat(EVENT_NAME_CHARS_MAX), "{}".into(), one()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = post(
+        &engine,
+        path,
+        &event("e".repeat(EVENT_NAME_CHARS_MAX + 1), "{}".into(), one()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, _) = post(
+        &engine,
+        path,
+        &event(
+            "E".into(),
+            "{}".into(),
+            vec!["c".repeat(CHANNEL_NAME_CHARS_MAX)],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = post(
+        &engine,
+        path,
+        &event(
+            "E".into(),
+            "{}".into(),
+            vec!["c".repeat(CHANNEL_NAME_CHARS_MAX + 1)],
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (s, _) = post(
+        &engine,
+        path,
+        &json!({"name": "E", "data": "{}", "channel": "a", "socket_id": "nope"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn batch_at_max_and_max_plus_one() {
+    let engine = engine(None);
+    let path = "/apps/streamcache/batch_events";
+    let batch = |n: usize| json!({"batch": (0..n).map(|i| json!({"channel": "orders", "name": "E", "data": format!("{{\"i\":{i}}}")})).collect::<Vec<_>>()});
+    let (s, body) = post(&engine, path, &batch(BATCH_EVENTS_MAX)).await;
+    assert_eq!((s, body), (StatusCode::OK, json!({})));
+    assert_eq!(engine.realtime().head("orders"), 10);
+    let (s, _) = post(&engine, path, &batch(BATCH_EVENTS_MAX + 1)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        engine.realtime().head("orders"),
+        10,
+        "nothing of a refused batch is published"
+    );
+}
+
+#[tokio::test]
+async fn channel_queries() {
+    let engine = engine(None);
+    let hub = engine.realtime();
+    let _a = hub.subscribe("orders", None).unwrap();
+    let _b = hub.subscribe("presence-room", None).unwrap();
+    hub.presence_join("presence-room", "u1", &json!({}))
+        .unwrap();
+    hub.publish("idle", "E", json!(1), None).unwrap();
+
+    let (s, body) = call(
+        &engine,
+        "GET",
+        &signed_uri("GET", "/apps/streamcache/channels", None, &[]),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"channels": {"orders": {}, "presence-room": {}}})
+        )
+    );
+    let uri = signed_uri(
+        "GET",
+        "/apps/streamcache/channels",
+        None,
+        &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+    );
+    let (s, body) = call(&engine, "GET", &uri, None).await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"channels": {"presence-room": {"user_count": 1}}})
+        )
+    );
+    let uri = signed_uri(
+        "GET",
+        "/apps/streamcache/channels",
+        None,
+        &[("info", "user_count")],
+    );
+    assert_eq!(
+        call(&engine, "GET", &uri, None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    let uri = signed_uri("GET", "/apps/streamcache/channels/orders", None, &[]);
+    let (s, body) = call(&engine, "GET", &uri, None).await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"occupied": true, "subscription_count": 1})
+        )
+    );
+    let uri = signed_uri(
+        "GET",
+        "/apps/streamcache/channels/presence-room/users",
+        None,
+        &[],
+    );
+    let (s, body) = call(&engine, "GET", &uri, None).await;
+    assert_eq!(
+        (s, body),
+        (StatusCode::OK, json!({"users": [{"id": "u1"}]}))
+    );
+    let uri = signed_uri("GET", "/apps/streamcache/channels/orders/users", None, &[]);
+    assert_eq!(
+        call(&engine, "GET", &uri, None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn pusher_routes_skip_bearer_auth_but_keep_pusher_signing() {
+    let engine = engine(Some("token"));
+    let (s, _) = post(
+        &engine,
+        "/apps/streamcache/events",
+        &json!({"name": "E", "data": "{}", "channel": "orders"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "signed, no bearer token");
+    let (s, body) = call(&engine, "GET", "/apps/streamcache/channels", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "unsigned is still refused");
+    assert!(
+        body["error"].as_str().unwrap().contains("auth_key"),
+        "by Pusher signing: {body}"
+    );
+    let (s, _) = call(&engine, "GET", "/realtime/orders", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "SSE keeps bearer auth");
+}

@@ -1,0 +1,674 @@
+//! Capability: the real-time channel hub and watchers — per-channel monotonic ids, bounded
+//! replay, `Last-Event-ID` resume or resync, explicit lag recovery, limits, presence, socket
+//! ids, and the change-event → channel-event function.
+//!
+//! Method: drive `Hub` and `Watcher` through their public API in-process; time plays no part.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns unwrap and panic on failure"
+)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use streamcache::realtime::{
+    CHANNEL_NAME_CHARS_MAX, Delivery, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX, Error,
+    HUB_CHANNELS_MAX, Hub, PRESENCE_MEMBERS_MAX, RealtimeConfig, SUBSCRIBER_QUEUE_EVENTS_MAX,
+    SocketId, Start, Subscription, Watcher, WatcherConfig,
+};
+
+fn hub(replay_events: usize) -> Hub {
+    Hub::new(
+        &RealtimeConfig {
+            replay_events,
+            ..RealtimeConfig::default()
+        },
+        42,
+    )
+}
+
+async fn next(sub: &mut Subscription) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(5), sub.recv())
+        .await
+        .unwrap()
+}
+
+async fn next_id(sub: &mut Subscription) -> u64 {
+    match next(sub).await {
+        Delivery::Event(e) => e.id(),
+        Delivery::Resync { head } => panic!("unexpected resync at {head}"),
+    }
+}
+
+#[tokio::test]
+async fn ids_are_monotonic_per_channel() {
+    let hub = hub(16);
+    assert_eq!(hub.publish("a", "E", json!(1), None).unwrap(), 1);
+    assert_eq!(hub.publish("a", "E", json!(2), None).unwrap(), 2);
+    assert_eq!(hub.publish("b", "E", json!(3), None).unwrap(), 1);
+    assert_eq!(hub.publish("a", "E", json!(4), None).unwrap(), 3);
+    assert_eq!(hub.head("a"), 3);
+    assert_eq!(hub.head("none"), 0);
+}
+
+#[tokio::test]
+async fn live_subscriber_gets_events_in_order_with_payload() {
+    let hub = hub(16);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    assert_eq!(sub.start(), Start::Live);
+    for n in 1..=5 {
+        hub.publish("orders", "NewOrder", json!({"n": n, "s": "ü \"q\""}), None)
+            .unwrap();
+    }
+    for n in 1..=5u64 {
+        let Delivery::Event(e) = next(&mut sub).await else {
+            panic!("resync")
+        };
+        assert_eq!(e.id(), n);
+        assert_eq!(e.name(), "NewOrder");
+        assert_eq!(e.channel(), "orders");
+        let data: Value = serde_json::from_str(e.data()).unwrap();
+        assert_eq!(data, json!({"n": n, "s": "ü \"q\""}));
+    }
+}
+
+#[tokio::test]
+async fn last_event_id_replays_what_is_buffered() {
+    let hub = hub(16);
+    for n in 0..5 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    let mut sub = hub.subscribe("orders", Some(2)).unwrap();
+    assert_eq!(sub.start(), Start::Replayed { count: 3 });
+    hub.publish("orders", "E", json!(5), None).unwrap();
+    for want in 3..=6 {
+        assert_eq!(next_id(&mut sub).await, want);
+    }
+    let at_head = hub.subscribe("orders", Some(6)).unwrap();
+    assert_eq!(at_head.start(), Start::Replayed { count: 0 });
+}
+
+#[tokio::test]
+async fn aged_out_or_future_last_event_id_asks_for_resync() {
+    let hub = hub(4);
+    for n in 0..10 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    // Buffer holds 7..=10: resuming after 6 still works, after 5 does not.
+    assert_eq!(
+        hub.subscribe("orders", Some(6)).unwrap().start(),
+        Start::Replayed { count: 4 }
+    );
+    let mut sub = hub.subscribe("orders", Some(5)).unwrap();
+    assert_eq!(
+        sub.start(),
+        Start::Resync {
+            requested: 5,
+            head: 10
+        }
+    );
+    hub.publish("orders", "E", json!(10), None).unwrap();
+    assert_eq!(next_id(&mut sub).await, 11);
+    // An id from before a restart (ahead of this hub's head) cannot be resumed either.
+    let fresh = hub_fresh();
+    assert_eq!(
+        fresh.subscribe("orders", Some(3)).unwrap().start(),
+        Start::Resync {
+            requested: 3,
+            head: 0
+        }
+    );
+}
+
+fn hub_fresh() -> Hub {
+    hub(16)
+}
+
+#[tokio::test]
+async fn lagging_subscriber_recovers_from_the_replay_buffer() {
+    let hub = hub(4096);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    let total = u64::try_from(SUBSCRIBER_QUEUE_EVENTS_MAX * 4).unwrap();
+    for n in 0..total {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    for want in 1..=total {
+        assert_eq!(next_id(&mut sub).await, want, "no gap, no duplicate");
+    }
+}
+
+#[tokio::test]
+async fn subscriber_behind_the_replay_buffer_gets_one_resync_then_live_events() {
+    let hub = hub(16);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    for n in 0..100 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    match next(&mut sub).await {
+        Delivery::Resync { head } => assert_eq!(head, 100),
+        Delivery::Event(e) => panic!("expected resync, got event {}", e.id()),
+    }
+    hub.publish("orders", "E", json!(100), None).unwrap();
+    assert_eq!(next_id(&mut sub).await, 101);
+}
+
+#[tokio::test]
+async fn exclusion_and_pusher_frame_travel_with_the_event() {
+    let hub = hub(16);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    let me: SocketId = "1.2".parse().unwrap();
+    hub.publish("orders", "NewOrder", json!({"a": 1}), Some(me.clone()))
+        .unwrap();
+    let Delivery::Event(e) = next(&mut sub).await else {
+        panic!()
+    };
+    assert_eq!(e.exclude(), Some(&me));
+    let frame: Value = serde_json::from_str(e.pusher_frame()).unwrap();
+    assert_eq!(
+        frame,
+        json!({"event": "NewOrder", "channel": "orders", "data": "{\"a\":1}"})
+    );
+}
+
+#[test]
+fn limits_at_max_and_max_plus_one() {
+    let hub = hub(16);
+    let name = "c".repeat(CHANNEL_NAME_CHARS_MAX);
+    assert!(hub.publish(&name, "E", json!(1), None).is_ok());
+    let too_long = "c".repeat(CHANNEL_NAME_CHARS_MAX + 1);
+    assert!(matches!(
+        hub.publish(&too_long, "E", json!(1), None),
+        Err(Error::ChannelName { .. })
+    ));
+    assert!(matches!(
+        hub.subscribe(&too_long, None),
+        Err(Error::ChannelName { .. })
+    ));
+
+    let event = "e".repeat(EVENT_NAME_CHARS_MAX);
+    assert!(hub.publish("c", &event, json!(1), None).is_ok());
+    let event = "e".repeat(EVENT_NAME_CHARS_MAX + 1);
+    assert!(matches!(
+        hub.publish("c", &event, json!(1), None),
+        Err(Error::EventName { .. })
+    ));
+    assert!(matches!(
+        hub.publish("c", "a\nb", json!(1), None),
+        Err(Error::EventName { .. })
+    ));
+
+    // A JSON string of n characters serialises to n + 2 bytes.
+    let at_max = json!("x".repeat(EVENT_DATA_BYTES_MAX - 2));
+    assert!(hub.publish("c", "E", at_max, None).is_ok());
+    let over = json!("x".repeat(EVENT_DATA_BYTES_MAX - 1));
+    match hub.publish("c", "E", over, None) {
+        Err(Error::DataTooLarge { len, max }) => {
+            assert_eq!((len, max), (EVENT_DATA_BYTES_MAX + 1, EVENT_DATA_BYTES_MAX))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hub_evicts_idle_channels_and_refuses_when_all_are_busy() {
+    let hub = hub(4);
+    let subs: Vec<_> = (0..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("c{i}"), None).unwrap())
+        .collect();
+    assert!(matches!(
+        hub.publish("one-more", "E", json!(1), None),
+        Err(Error::HubFull {
+            max: HUB_CHANNELS_MAX
+        })
+    ));
+    drop(subs);
+    // Every channel is idle now: a new one evicts one of them.
+    assert_eq!(hub.publish("one-more", "E", json!(1), None).unwrap(), 1);
+    assert_eq!(hub.occupied_channels(), Vec::<(String, usize)>::new());
+}
+
+#[test]
+fn occupied_channels_counts_subscribers() {
+    let hub = hub(4);
+    let _a1 = hub.subscribe("a", None).unwrap();
+    let _a2 = hub.subscribe("a", None).unwrap();
+    let _b = hub.subscribe("b", None).unwrap();
+    hub.publish("idle", "E", json!(1), None).unwrap();
+    assert_eq!(
+        hub.occupied_channels(),
+        vec![("a".to_owned(), 2), ("b".to_owned(), 1)]
+    );
+    assert_eq!(hub.subscriber_count("a"), 2);
+}
+
+#[test]
+fn socket_ids_are_unique_well_formed_and_seeded() {
+    let a = hub(4);
+    let b = hub(4);
+    let ids: Vec<SocketId> = (0..1000).map(|_| a.next_socket_id()).collect();
+    let again: Vec<SocketId> = (0..1000).map(|_| b.next_socket_id()).collect();
+    assert_eq!(ids, again, "same seed, same ids");
+    let unique: std::collections::BTreeSet<&str> = ids.iter().map(SocketId::as_str).collect();
+    assert_eq!(unique.len(), ids.len());
+    for id in &ids {
+        assert!(id.as_str().parse::<SocketId>().is_ok(), "{id}");
+    }
+}
+
+#[test]
+fn presence_counts_sockets_per_user() {
+    let hub = hub(4);
+    assert!(
+        hub.presence_join("presence-a", "u1", &json!({"n": 1}))
+            .unwrap()
+    );
+    assert!(
+        !hub.presence_join("presence-a", "u1", &json!({"n": 1}))
+            .unwrap(),
+        "second socket of u1"
+    );
+    assert!(hub.presence_join("presence-a", "u2", &Value::Null).unwrap());
+    assert_eq!(hub.presence_user_count("presence-a"), 2);
+    assert_eq!(
+        hub.presence_snapshot("presence-a").to_json(),
+        json!({"ids": ["u1", "u2"], "hash": {"u1": {"n": 1}, "u2": null}, "count": 2})
+    );
+    assert!(
+        !hub.presence_leave("presence-a", "u1"),
+        "u1 still has a socket"
+    );
+    assert!(hub.presence_leave("presence-a", "u1"));
+    assert_eq!(hub.presence_user_count("presence-a"), 1);
+}
+
+#[test]
+fn presence_members_at_max_and_max_plus_one() {
+    let hub = hub(4);
+    for i in 0..PRESENCE_MEMBERS_MAX {
+        assert!(
+            hub.presence_join("presence-x", &format!("u{i}"), &Value::Null)
+                .unwrap()
+        );
+    }
+    assert!(matches!(
+        hub.presence_join("presence-x", "one-more", &Value::Null),
+        Err(Error::PresenceFull { .. })
+    ));
+    // An existing user may still open another socket.
+    assert!(!hub.presence_join("presence-x", "u0", &Value::Null).unwrap());
+}
+
+fn watcher(filter: Option<Value>, projection: Option<Value>) -> Watcher {
+    Watcher::new(
+        0,
+        &WatcherConfig {
+            watch: "shop.orders".into(),
+            channel: "orders".into(),
+            event: "NewOrder".into(),
+            filter,
+            projection,
+        },
+    )
+    .unwrap()
+}
+
+fn change(op: &str, doc: Value) -> Value {
+    json!({
+        "_id": {"_data": "0001"},
+        "operationType": op,
+        "ns": {"db": "shop", "coll": "orders"},
+        "documentKey": {"_id": doc.get("_id").cloned().unwrap_or(Value::Null)},
+        "fullDocument": doc,
+    })
+}
+
+#[test]
+fn watcher_turns_matching_changes_into_events() {
+    let order = json!({"_id": 10100, "orderNumber": 10100, "status": "Shipped", "lines": [{"productCode": "S10", "quantityOrdered": 3}]});
+    let w = watcher(Some(json!({"operationType": "insert"})), None);
+    assert_eq!(w.channel(), "orders");
+    assert_eq!(w.namespace(), ("shop", "orders"));
+    assert_eq!(
+        w.apply(&change("insert", order.clone())),
+        Some(("NewOrder".to_owned(), order.clone()))
+    );
+    assert_eq!(w.apply(&change("delete", order.clone())), None);
+    let mut other_ns = change("insert", order.clone());
+    other_ns["ns"]["coll"] = json!("customers");
+    assert_eq!(w.apply(&other_ns), None);
+
+    let w = watcher(
+        Some(
+            json!({"$or": [{"fullDocument.status": {"$in": ["Shipped", "Resolved"]}}, {"fullDocument.lines.quantityOrdered": {"$gte": 50}}]}),
+        ),
+        Some(json!({"orderNumber": 1, "lines.productCode": 1, "_id": 0})),
+    );
+    let (_, payload) = w.apply(&change("insert", order.clone())).unwrap();
+    assert_eq!(
+        payload,
+        json!({"orderNumber": 10100, "lines": [{"productCode": "S10"}]})
+    );
+    let mut pending = order.clone();
+    pending["status"] = json!("In Process");
+    assert_eq!(w.apply(&change("insert", pending.clone())), None);
+    pending["lines"][0]["quantityOrdered"] = json!(50);
+    assert!(
+        w.apply(&change("insert", pending)).is_some(),
+        "array path matches any element"
+    );
+
+    let w = watcher(
+        Some(json!({"fullDocument.comments": {"$exists": false}})),
+        Some(json!({"lines": 0})),
+    );
+    let (_, payload) = w.apply(&change("insert", order)).unwrap();
+    assert_eq!(
+        payload,
+        json!({"_id": 10100, "orderNumber": 10100, "status": "Shipped"})
+    );
+}
+
+#[test]
+fn deletes_carry_the_document_key() {
+    let w = watcher(None, None);
+    let del = json!({"operationType": "delete", "ns": {"db": "shop", "coll": "orders"}, "documentKey": {"_id": 7}});
+    assert_eq!(
+        w.apply(&del),
+        Some(("NewOrder".to_owned(), json!({"_id": 7})))
+    );
+}
+
+#[test]
+fn bad_watchers_are_refused_at_load() {
+    let base = WatcherConfig::default_orders();
+    let bad = |w: WatcherConfig| Watcher::new(3, &w).unwrap_err().to_string();
+    assert!(
+        bad(WatcherConfig {
+            watch: "orders".into(),
+            ..base.clone()
+        })
+        .contains("watcher 3")
+    );
+    assert!(
+        bad(WatcherConfig {
+            channel: "a b".into(),
+            ..base.clone()
+        })
+        .contains("channel")
+    );
+    assert!(
+        bad(WatcherConfig {
+            filter: Some(json!({"$where": "1"})),
+            ..base.clone()
+        })
+        .contains("$where")
+    );
+    assert!(
+        bad(WatcherConfig {
+            filter: Some(json!({"a": {"$foo": 1}})),
+            ..base.clone()
+        })
+        .contains("$foo")
+    );
+    assert!(
+        bad(WatcherConfig {
+            projection: Some(json!({"a": 1, "b": 0})),
+            ..base.clone()
+        })
+        .contains("mix")
+    );
+
+    // Nesting: a chain of $and at the limit compiles, one more level does not.
+    let nest = |levels: usize| {
+        let mut f = json!({"a": 1});
+        for _ in 1..levels {
+            f = json!({"$and": [f]});
+        }
+        WatcherConfig {
+            filter: Some(f),
+            ..base.clone()
+        }
+    };
+    assert!(Watcher::new(0, &nest(streamcache::realtime::MATCH_DEPTH_MAX - 1)).is_ok());
+    assert!(bad(nest(streamcache::realtime::MATCH_DEPTH_MAX)).contains("nests"));
+}
+
+#[test]
+fn default_config_round_trips_through_its_toml() {
+    let text = streamcache::config::default_toml();
+    let parsed =
+        streamcache::config::parse_toml(&text, std::path::Path::new("default.toml")).unwrap();
+    assert_eq!(parsed, streamcache::config::Config::default());
+    assert!(parsed.realtime.check().is_ok());
+    assert!(parsed.realtime.uses_default_secret());
+}
+
+#[tokio::test]
+async fn watcher_publishes_to_its_channel() {
+    let hub = hub(16);
+    let w = watcher(Some(json!({"operationType": "insert"})), None);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    let order = json!({"_id": 1, "orderNumber": 1});
+    assert_eq!(
+        w.publish(&hub, &change("insert", order.clone())).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        w.publish(&hub, &change("delete", order.clone())).unwrap(),
+        None
+    );
+    let Delivery::Event(e) = next(&mut sub).await else {
+        panic!()
+    };
+    assert_eq!(
+        (e.name(), serde_json::from_str::<Value>(e.data()).unwrap()),
+        ("NewOrder", order)
+    );
+}
+
+fn load(text: &str) -> Result<streamcache::config::Config, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamcache.toml");
+    std::fs::write(&path, text).unwrap();
+    streamcache::config::load(Some(&path), &streamcache::config::Overrides::default())
+        .map(|l| l.config)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn realtime_settings_are_checked_at_load() {
+    let max = streamcache::realtime::ACTIVITY_TIMEOUT_S_MAX;
+    assert!(load(&format!("[realtime]\nactivity_timeout_s = {max}\n")).is_ok());
+    let err = load(&format!("[realtime]\nactivity_timeout_s = {}\n", max + 1)).unwrap_err();
+    assert!(
+        err.contains("realtime") && err.contains("activity_timeout_s"),
+        "{err}"
+    );
+    let replay = streamcache::realtime::REPLAY_EVENTS_MAX;
+    assert!(load(&format!("[realtime]\nreplay_events = {replay}\n")).is_ok());
+    assert!(load(&format!("[realtime]\nreplay_events = {}\n", replay + 1)).is_err());
+    let err = load("[realtime]\nsecret = \"\"\n").unwrap_err();
+    assert!(err.contains("secret"), "{err}");
+    let err = load(
+        "[[realtime.watchers]]\nwatch = \"orders\"\nchannel = \"orders\"\nevent = \"NewOrder\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("watcher 0"), "{err}");
+    let ok = load("[realtime]\nclient_events = true\nsocket_id_seed = 9\n").unwrap();
+    assert!(ok.realtime.client_events);
+    assert_eq!(
+        ok.realtime.watchers,
+        vec![WatcherConfig::default_orders()],
+        "watchers default when not given"
+    );
+}
+
+#[test]
+fn connections_at_max_and_max_plus_one() {
+    let hub = std::sync::Arc::new(hub(4));
+    let mut guards: Vec<_> = (0..streamcache::realtime::CONNECTIONS_MAX)
+        .map(|_| hub.try_connect().unwrap())
+        .collect();
+    assert!(hub.try_connect().is_none());
+    guards.pop();
+    assert!(
+        hub.try_connect().is_some(),
+        "a closed connection frees its slot"
+    );
+}
+
+#[tokio::test]
+async fn subscribe_recent_replays_the_latest_buffered_events() {
+    let hub = hub(4);
+    let mut empty = hub.subscribe_recent("orders", 5).unwrap();
+    assert_eq!(empty.start(), Start::Replayed { count: 0 });
+    for n in 0..10 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    let mut two = hub.subscribe_recent("orders", 2).unwrap();
+    assert_eq!(two.start(), Start::Replayed { count: 2 });
+    let all = hub.subscribe_recent("orders", 100).unwrap();
+    assert_eq!(
+        all.start(),
+        Start::Replayed { count: 4 },
+        "at most what is buffered"
+    );
+    hub.publish("orders", "E", json!(10), None).unwrap();
+    for want in [9, 10, 11] {
+        assert_eq!(next_id(&mut two).await, want);
+    }
+    assert!(
+        matches!(next(&mut empty).await, Delivery::Resync { head: 11 }),
+        "the empty-channel subscriber was live from id 1 and has since fallen behind the buffer"
+    );
+}
+
+#[tokio::test]
+async fn ready_line_announces_the_pusher_key() {
+    let config = streamcache::config::Config {
+        ephemeral: true,
+        http: "127.0.0.1:0".parse().unwrap(),
+        resp: "127.0.0.1:0".parse().unwrap(),
+        ..streamcache::config::Config::default()
+    };
+    let engine = streamcache::engine::Engine::open(config).unwrap();
+    let bound = streamcache::server::bind(&engine).await.unwrap();
+    assert!(
+        bound.ready_line().ends_with(" pusher_key=streamcache-key"),
+        "{}",
+        bound.ready_line()
+    );
+}
+
+#[test]
+fn presence_data_limits_at_max_and_max_plus_one() {
+    use streamcache::realtime::{CHANNEL_DATA_BYTES_MAX, USER_ID_CHARS_MAX, parse_presence_data};
+    let id = "u".repeat(USER_ID_CHARS_MAX);
+    assert_eq!(
+        parse_presence_data(&json!({"user_id": id}).to_string())
+            .unwrap()
+            .0,
+        id
+    );
+    let long = "u".repeat(USER_ID_CHARS_MAX + 1);
+    assert!(matches!(
+        parse_presence_data(&json!({"user_id": long}).to_string()),
+        Err(Error::ChannelData { .. })
+    ));
+    assert_eq!(
+        parse_presence_data(r#"{"user_id":42}"#).unwrap().0,
+        "42",
+        "numeric ids become text"
+    );
+
+    let pad = |total: usize| {
+        let base = json!({"user_id": "u", "user_info": ""}).to_string();
+        json!({"user_id": "u", "user_info": "x".repeat(total - base.len())}).to_string()
+    };
+    assert_eq!(pad(CHANNEL_DATA_BYTES_MAX).len(), CHANNEL_DATA_BYTES_MAX);
+    assert!(parse_presence_data(&pad(CHANNEL_DATA_BYTES_MAX)).is_ok());
+    assert!(matches!(
+        parse_presence_data(&pad(CHANNEL_DATA_BYTES_MAX + 1)),
+        Err(Error::ChannelData { .. })
+    ));
+}
+
+#[test]
+fn watchers_at_max_and_max_plus_one() {
+    let max = streamcache::realtime::WATCHERS_MAX;
+    let config = |n: usize| RealtimeConfig {
+        watchers: vec![WatcherConfig::default_orders(); n],
+        ..RealtimeConfig::default()
+    };
+    assert_eq!(config(max).check().unwrap().len(), max);
+    assert!(matches!(
+        config(max + 1).check(),
+        Err(Error::Config {
+            setting: "watchers",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn replay_buffer_is_bounded_in_bytes_too() {
+    use streamcache::realtime::{EVENT_DATA_BYTES_MAX, REPLAY_BYTES_MAX};
+    let hub = hub(4096);
+    let big = json!("x".repeat(EVENT_DATA_BYTES_MAX - 2));
+    for _ in 0..200 {
+        hub.publish("orders", "E", big.clone(), None).unwrap();
+    }
+    let Start::Replayed { count } = hub.subscribe_recent("orders", 4096).unwrap().start() else {
+        panic!()
+    };
+    assert_eq!(
+        count,
+        REPLAY_BYTES_MAX / EVENT_DATA_BYTES_MAX,
+        "as many full-size events as fit in the byte bound"
+    );
+    assert!(matches!(
+        hub.subscribe("orders", Some(1)).unwrap().start(),
+        Start::Resync { .. }
+    ));
+}
+
+#[test]
+fn default_watcher_sends_full_orders_only() {
+    let w = Watcher::new(0, &WatcherConfig::default_orders()).unwrap();
+    let order = json!({"_id": {"$oid": "65f0c0ffee0000000000abcd"}, "orderNumber": 10100, "status": "Shipped"});
+    assert_eq!(
+        w.apply(&change("insert", order.clone()))
+            .map(|(e, _)| e)
+            .as_deref(),
+        Some("NewOrder")
+    );
+    assert!(w.apply(&change("replace", order.clone())).is_some());
+    let bare_update = json!({"operationType": "update", "ns": {"db": "shop", "coll": "orders"}, "documentKey": {"_id": 1}, "updateDescription": {}});
+    assert_eq!(
+        w.apply(&bare_update),
+        None,
+        "an update without its document is not a NewOrder"
+    );
+    assert_eq!(w.apply(&change("delete", order)), None);
+}
+
+#[test]
+fn null_matches_missing_fields_as_in_mongodb() {
+    let w = watcher(Some(json!({"fullDocument.comments": null})), None);
+    assert!(w.apply(&change("insert", json!({"_id": 1}))).is_some());
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": null})))
+            .is_some()
+    );
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": "x"})))
+            .is_none()
+    );
+    let w = watcher(Some(json!({"fullDocument.comments": {"$ne": null}})), None);
+    assert!(w.apply(&change("insert", json!({"_id": 1}))).is_none());
+    assert!(
+        w.apply(&change("insert", json!({"_id": 1, "comments": "x"})))
+            .is_some()
+    );
+}

@@ -1,0 +1,323 @@
+//! Capability: the RESP server speaks Redis's protocol to a real client — pipelining, MULTI/EXEC
+//! with WATCH, pub/sub, blocking pops, AUTH, HELLO 3 — and enforces its limits (connections,
+//! output buffer, bulk, multibulk and inline lengths) with Redis's own error texts.
+//! Method: serve on 127.0.0.1:0 inside a tokio runtime; talk to it with the `redis` crate and
+//! with raw sockets. Waits are bounded socket timeouts, never sleeps.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamcache::cache::{
+    Cache, CacheConfig, OUTPUT_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX,
+    RESP_MULTIBULK_LEN_MAX, RespConfig, serve_resp,
+};
+use streamcache::clock::ManualClock;
+use streamcache::shutdown::Shutdown;
+
+struct Server {
+    rt: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    shutdown: Shutdown,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+fn start(auth: Option<&str>, connections_max: usize, output_max: usize) -> Server {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cache = Cache::new(
+        CacheConfig::default(),
+        Arc::new(ManualClock::new(1_000_000)),
+    );
+    let shutdown = Shutdown::new();
+    let config = RespConfig {
+        auth_token: auth.map(str::to_owned),
+        connections_max,
+        output_buffer_bytes_max: output_max,
+    };
+    rt.spawn(serve_resp(listener, cache, config, shutdown.signal()));
+    Server { rt, addr, shutdown }
+}
+
+fn client(s: &Server) -> redis::Connection {
+    let c = redis::Client::open(format!("redis://{}/", s.addr)).unwrap();
+    let con = c
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    con
+}
+
+/// Sends raw bytes and reads what arrives until the server closes or 1 s passes quietly.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn set_get_pipeline_and_types() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let (): () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("EX")
+        .arg(60)
+        .query(&mut con)
+        .unwrap();
+    let v: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(v, "v");
+    let (a, b, c): (i64, i64, Vec<String>) = redis::pipe()
+        .cmd("INCR")
+        .arg("n")
+        .cmd("RPUSH")
+        .arg("l")
+        .arg("x")
+        .arg("y")
+        .cmd("LRANGE")
+        .arg("l")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!((a, b, c), (1, 2, vec!["x".to_owned(), "y".to_owned()]));
+    let err = redis::cmd("NOPE").query::<()>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("unknown command 'NOPE'"), "{err}");
+    let (): () = redis::cmd("SELECT").arg(3).query(&mut con).unwrap();
+    let none: Option<String> = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(none, None);
+}
+
+#[test]
+fn multi_exec_and_watch() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut a = client(&s);
+    let mut b = client(&s);
+    let (): () = redis::cmd("WATCH").arg("w").query(&mut a).unwrap();
+    let (): () = redis::cmd("SET")
+        .arg("w")
+        .arg("other")
+        .query(&mut b)
+        .unwrap();
+    let (): () = redis::cmd("MULTI").query(&mut a).unwrap();
+    let q: String = redis::cmd("SET")
+        .arg("w")
+        .arg("mine")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(q, "QUEUED");
+    let r: Option<Vec<String>> = redis::cmd("EXEC").query(&mut a).unwrap();
+    assert_eq!(r, None, "a watched key changed, so EXEC aborts");
+    let (n,): (i64,) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("c")
+        .query(&mut a)
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn pubsub_delivers() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut sub_con = client(&s);
+    let mut publisher = client(&s);
+    let mut sub = sub_con.as_pubsub();
+    sub.subscribe("orders").unwrap();
+    sub.psubscribe("ord*").unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg("orders")
+        .arg("hello")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(n, 2);
+    let m1 = sub.get_message().unwrap();
+    let m2 = sub.get_message().unwrap();
+    let payloads: Vec<String> = [m1, m2].iter().map(|m| m.get_payload().unwrap()).collect();
+    assert_eq!(payloads, vec!["hello", "hello"]);
+}
+
+#[test]
+fn blocking_pop_is_woken_by_a_push() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let addr = s.addr;
+    let waiter = std::thread::spawn(move || {
+        let mut con = redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        redis::cmd("BLPOP")
+            .arg("q")
+            .arg(0)
+            .query::<(String, String)>(&mut con)
+            .unwrap()
+    });
+    let mut con = client(&s);
+    // Wait (bounded) until the waiter is registered as blocked.
+    for _ in 0..500 {
+        let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
+        if info.contains("blocked_clients:1") {
+            break;
+        }
+        std::thread::yield_now();
+        let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    }
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("q")
+        .arg("job")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(waiter.join().unwrap(), ("q".to_owned(), "job".to_owned()));
+    let timed_out: Option<(String, String)> = redis::cmd("BLPOP")
+        .arg("empty")
+        .arg("0.01")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(timed_out, None);
+}
+
+#[test]
+fn auth_is_required_when_a_token_is_set() {
+    let s = start(Some("sesame"), 100, OUTPUT_BUFFER_BYTES_MAX);
+    let reply = raw(
+        s.addr,
+        b"GET k\r\nAUTH wrong\r\nAUTH sesame\r\nPING\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "-NOAUTH Authentication required.\r\n-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n+PONG\r\n+OK\r\n"
+    );
+    let c = redis::Client::open(format!("redis://:sesame@{}/", s.addr)).unwrap();
+    let mut con = c.get_connection().unwrap();
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn hello_3_switches_to_resp3() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let reply = String::from_utf8(raw(
+        s.addr,
+        b"HSET h f v\r\nHELLO 3\r\nHGETALL h\r\nGET nope\r\nQUIT\r\n",
+    ))
+    .unwrap();
+    assert!(
+        reply.starts_with(":1\r\n%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n"),
+        "{reply}"
+    );
+    assert!(
+        reply.ends_with("%1\r\n$1\r\nf\r\n$1\r\nv\r\n_\r\n+OK\r\n"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn connection_limit_at_max_and_above() {
+    let s = start(None, 2, OUTPUT_BUFFER_BYTES_MAX);
+    let mut first = client(&s);
+    let mut second = client(&s);
+    let _: String = redis::cmd("PING").query(&mut first).unwrap();
+    let _: String = redis::cmd("PING").query(&mut second).unwrap();
+    let third = raw(s.addr, b"PING\r\n");
+    assert_eq!(third, b"-ERR max number of clients reached\r\n");
+    drop(first);
+    // The slot frees once the server notices the close; retry (bounded) until it does.
+    let mut ok = false;
+    for _ in 0..200 {
+        if raw(s.addr, b"PING\r\nQUIT\r\n").starts_with(b"+PONG") {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "a freed slot is reusable");
+}
+
+#[test]
+fn output_buffer_limit_at_max_and_above() {
+    // A GET of a 1000-byte value is a 1009-byte reply ("$1000\r\n" + data + "\r\n").
+    let s = start(None, 100, 1009);
+    let mut con = client(&s);
+    let (): () = redis::cmd("SET")
+        .arg("at")
+        .arg(vec![b'a'; 1000])
+        .query(&mut con)
+        .unwrap();
+    let (): () = redis::cmd("SET")
+        .arg("over")
+        .arg(vec![b'a'; 1001])
+        .query(&mut con)
+        .unwrap();
+    let v: Vec<u8> = redis::cmd("GET").arg("at").query(&mut con).unwrap();
+    assert_eq!(v.len(), 1000);
+    assert!(
+        raw(s.addr, b"GET over\r\n").is_empty(),
+        "the client is disconnected without the reply"
+    );
+}
+
+#[test]
+fn protocol_limits_at_max_and_above() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    // At the maximum the server waits for the rest of the request: nothing comes back.
+    assert!(
+        raw(
+            s.addr,
+            format!("*1\r\n${RESP_BULK_BYTES_MAX}\r\n").as_bytes()
+        )
+        .is_empty()
+    );
+    assert!(raw(s.addr, format!("*{RESP_MULTIBULK_LEN_MAX}\r\n").as_bytes()).is_empty());
+    assert!(raw(s.addr, &vec![b'a'; RESP_INLINE_BYTES_MAX]).is_empty());
+    // One past it is refused with Redis's text and the connection closed.
+    assert_eq!(
+        raw(
+            s.addr,
+            format!("*1\r\n${}\r\n", RESP_BULK_BYTES_MAX + 1).as_bytes()
+        ),
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
+    assert_eq!(
+        raw(
+            s.addr,
+            format!("*{}\r\n", RESP_MULTIBULK_LEN_MAX + 1).as_bytes()
+        ),
+        b"-ERR Protocol error: invalid multibulk length\r\n"
+    );
+    assert_eq!(
+        raw(s.addr, &vec![b'a'; RESP_INLINE_BYTES_MAX + 1]),
+        b"-ERR Protocol error: too big inline request\r\n"
+    );
+    assert_eq!(
+        raw(s.addr, b"*1\r\nfoo\r\n"),
+        b"-ERR Protocol error: expected '$', got 'f'\r\n"
+    );
+    let _ = &s.rt;
+}
