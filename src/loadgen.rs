@@ -262,6 +262,19 @@ const COMMENTS: &[&str] = &[
 const ORDER_LINES_MAX: usize = 6;
 
 /// Generates classicmodels-shaped orders, deterministic for a seed and a clock reading.
+///
+/// ```
+/// use streamcache::clock::ManualClock;
+/// use streamcache::loadgen::{OrderGenerator, first_order_number};
+///
+/// let clock = ManualClock::shared(1_796_032_800_000); // 2026-11-30T10:00:00Z
+/// let (key, order) = OrderGenerator::new(7, clock.clone()).next_order();
+/// assert_eq!(order["orderNumber"], first_order_number(7));
+/// assert_eq!(order["orderDate"], "2026-11-30");
+/// assert_eq!(key, order["customerNumber"].to_string());
+/// // The same seed and clock give the same order.
+/// assert_eq!(OrderGenerator::new(7, clock).next_order().1, order);
+/// ```
 #[derive(Debug)]
 pub struct OrderGenerator {
     rng: Xoshiro256PlusPlus,

@@ -992,6 +992,11 @@ sinks = [{{ name = "h", history = {{ collection = "x.y" }} }}]
         .unwrap()
         .unwrap();
     assert_eq!(w.log.max_in_flight.load(Ordering::SeqCst), bound);
+    // Fetched but uncommitted records count as lag.
+    assert_eq!(
+        status_of(&p.status(), "slow").lag,
+        BTreeMap::from([(0, 40)])
+    );
     // Open the gate one commit at a time; the fetcher never runs further ahead.
     for _ in 0..5 {
         gate_tx.send(()).unwrap();

@@ -108,6 +108,19 @@ const _: () = assert!(FLOW_NAME_BYTES_MAX <= GROUP_BYTES_MAX);
 
 /// Checks a `[pipeline]` section without starting anything (used when the configuration loads).
 ///
+/// ```
+/// use streamcache::pipeline::{self, PipelineConfig};
+///
+/// // The built-in reference flow is valid…
+/// pipeline::check(&PipelineConfig::default())?;
+/// // …and a broken template is reported with the flow and the field.
+/// let mut config = PipelineConfig::default();
+/// config.flows[0].sinks[0].cache.as_mut().unwrap().key = "customer:{customerNumber".into();
+/// let err = pipeline::check(&config).unwrap_err();
+/// assert!(err.to_string().starts_with("flow `orders`: `sinks[latest-order].cache.key`"));
+/// # Ok::<(), pipeline::Error>(())
+/// ```
+///
 /// # Errors
 /// The first invalid field, naming the flow and the field, or an unreadable spec file.
 pub fn check(config: &PipelineConfig) -> Result<()> {

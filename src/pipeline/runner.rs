@@ -62,7 +62,8 @@ pub struct FlowStatus {
     pub batches: u64,
     /// Committed next offset per partition.
     pub committed: BTreeMap<u32, u64>,
-    /// Records behind the log end per partition, as of the last fetch.
+    /// Records between the committed offset and the log end per partition, the end as of the
+    /// latest fetch (so records fetched but not yet committed count as lag).
     pub lag: BTreeMap<u32, u64>,
 }
 
@@ -147,7 +148,21 @@ struct FlowShared {
 struct FlowInner {
     state: FlowState,
     committed: BTreeMap<u32, u64>,
-    lag: BTreeMap<u32, u64>,
+    /// Highest log end offset per partition seen by the fetcher.
+    ends: BTreeMap<u32, u64>,
+}
+
+impl FlowInner {
+    /// Records behind the log end, per partition the fetcher has seen.
+    fn lag(&self) -> BTreeMap<u32, u64> {
+        self.ends
+            .iter()
+            .map(|(&p, &end)| {
+                let at = self.committed.get(&p).copied().unwrap_or(0);
+                (p, end.saturating_sub(at))
+            })
+            .collect()
+    }
 }
 
 impl FlowShared {
@@ -173,12 +188,34 @@ impl FlowShared {
             records_unmatched: m.records_unmatched.get(),
             batches: m.batches.get(),
             committed: inner.committed.clone(),
-            lag: inner.lag.clone(),
+            lag: inner.lag(),
+        }
+    }
+
+    /// Notes the log end offsets a poll reported and updates the lag gauges.
+    fn observe_ends(&self, ends: &BTreeMap<u32, u64>) {
+        if ends.is_empty() {
+            return;
+        }
+        let mut inner = self.inner();
+        for (&p, &end) in ends {
+            let slot = inner.ends.entry(p).or_insert(end);
+            *slot = (*slot).max(end);
+        }
+        self.set_lag_gauges(&inner);
+    }
+
+    /// Sets every lag gauge from `inner`.
+    fn set_lag_gauges(&self, inner: &FlowInner) {
+        for (partition, lag) in inner.lag() {
+            self.metrics
+                .lag(&self.topic, partition)
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
         }
     }
 
     /// Records a processed batch: counters, committed offsets and lag.
-    fn record(&self, outcome: &BatchOutcome, batch: &SourceBatch, latency_s: f64) {
+    fn record(&self, outcome: &BatchOutcome, latency_s: f64) {
         let m = &self.metrics;
         m.records_in.add(outcome.records_in);
         m.records_out.add(outcome.records_out);
@@ -194,13 +231,7 @@ impl FlowShared {
         for c in outcome.committed.iter().filter(|c| c.topic == self.topic) {
             inner.committed.insert(c.partition, c.next_offset);
         }
-        for (&partition, &end) in &batch.end_offsets {
-            let at = inner.committed.get(&partition).copied().unwrap_or(0);
-            let lag = end.saturating_sub(at);
-            inner.lag.insert(partition, lag);
-            m.lag(&self.topic, partition)
-                .set(i64::try_from(lag).unwrap_or(i64::MAX));
-        }
+        self.set_lag_gauges(&inner);
     }
 }
 
@@ -370,7 +401,7 @@ impl Pipeline {
             inner: Mutex::new(FlowInner {
                 state: FlowState::Starting,
                 committed: BTreeMap::new(),
-                lag: BTreeMap::new(),
+                ends: BTreeMap::new(),
             }),
         });
         let compiled = Arc::new(compiled);
@@ -497,7 +528,7 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     let queue = usize::try_from(config.queue_batches).unwrap_or(1).max(1);
     let (tx, mut rx) = mpsc::channel::<Fetched>(queue);
     let fetcher = tokio::spawn(fetch_loop(
-        name.clone(),
+        shared.clone(),
         source,
         tx,
         stop.clone(),
@@ -516,23 +547,19 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
             break;
         };
         let (flow, seams) = (flow.clone(), seams.clone());
-        let processed = blocking(&name, move || {
-            let outcome = process_batch(&flow, &seams, &batch);
-            (outcome, batch)
-        })
-        .await;
+        let processed = blocking(&name, move || process_batch(&flow, &seams, &batch)).await;
         match processed {
-            Ok((Ok(outcome), batch)) => {
+            Ok(Ok(outcome)) => {
                 let elapsed_ns = clock.monotonic_ns().saturating_sub(fetched_ns);
                 #[expect(
                     clippy::cast_precision_loss,
                     reason = "latency in seconds; ns precision is not needed"
                 )]
                 let latency_s = elapsed_ns as f64 / 1e9;
-                shared.record(&outcome, &batch, latency_s);
+                shared.record(&outcome, latency_s);
                 changes.send_modify(|n| *n = n.wrapping_add(1));
             }
-            Ok((Err(e), _)) | Err(e) => {
+            Ok(Err(e)) | Err(e) => {
                 result = Err(e);
                 break;
             }
@@ -548,9 +575,10 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     result.and(fetched)
 }
 
-/// Polls the source and queues batches until stopped, the queue closes, or a poll fails.
+/// Polls the source and queues non-empty batches until stopped, the queue closes, or a poll
+/// fails; every poll's log end offsets update the lag at once.
 async fn fetch_loop(
-    name: String,
+    shared: Arc<FlowShared>,
     mut source: Box<dyn Source>,
     tx: mpsc::Sender<Fetched>,
     mut stop: Stop,
@@ -562,17 +590,21 @@ async fn fetch_loop(
         if stop.is_triggered() || tx.is_closed() {
             return Ok(());
         }
-        let (back, polled) = blocking(&name, move || {
+        let (back, polled) = blocking(&shared.name, move || {
             let polled = source.poll(max_records, wait_ms);
             (source, polled)
         })
         .await?;
         source = back;
         let batch = polled.map_err(|source| Error::Engine {
-            flow: name.clone(),
+            flow: shared.name.clone(),
             stage: "poll",
             source,
         })?;
+        shared.observe_ends(&batch.end_offsets);
+        if batch.records.is_empty() {
+            continue;
+        }
         let fetched = Fetched {
             batch,
             fetched_ns: clock.monotonic_ns(),
