@@ -21,6 +21,9 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
     if policy == EvictionPolicy::AllkeysSieve {
         return sieve_victim(ctx, &shards);
     }
+    if policy == EvictionPolicy::AllkeysRandom {
+        return random_victim(ctx, &shards);
+    }
     let start = ctx.random_below(shards.len().max(1));
     let now32 = ctx.access_stamp();
     let mut best: Option<(u64, usize, Bytes)> = None;
@@ -104,4 +107,24 @@ fn sieve_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, 
         })
     })?;
     Some((db, Bytes::from(victim.into_vec())))
+}
+
+/// A uniformly random key: a shard is chosen with probability proportional to its size, then a
+/// random position in it.
+fn random_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, Bytes)> {
+    let lens: Vec<usize> = shards
+        .iter()
+        .map(|&(_, pos)| ctx.shard_at(pos).map_or(0, |s| s.map.len()))
+        .collect();
+    let total: usize = lens.iter().sum();
+    let mut r = ctx.random_below(total.max(1));
+    for (&(db, pos), &len) in shards.iter().zip(&lens) {
+        if r < len {
+            let shard = ctx.shard_at(pos)?;
+            let key = shard.map.keys().nth(r)?;
+            return Some((db, Bytes::copy_from_slice(key)));
+        }
+        r -= len;
+    }
+    None
 }
