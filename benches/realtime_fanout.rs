@@ -2,7 +2,7 @@
 //! receive it on 1, 100 and 1000 subscribers (building the Pusher frame once, as the WebSocket
 //! path does); and the cost of checking one signed HTTP API publish (HMAC-SHA256 + MD5). These
 //! are the server's own share of the publish → pusher-js latency measured in
-//! docs/bench/realtime.md.
+//! `docs/benchmarks.md`.
 
 #![allow(
     clippy::expect_used,

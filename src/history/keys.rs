@@ -1,7 +1,7 @@
 //! Every persisted key encoding of the history store, and the order-preserving encoding of
 //! BSON values used in document and index keys.
 //!
-//! Layouts (all integers big-endian so byte order is numeric order; see `docs/formats/history.md`):
+//! Layouts (all integers big-endian so byte order is numeric order; see `docs/formats.md` (history section)):
 //! - `docs`: `collection id (u32)` ++ `encode_value(_id)`
 //! - `index`: `index id (u32)` ++ `encode_value(v1)` ++ … ++ `encode_value(_id)` (unique
 //!   indexes omit the `_id` suffix); the value is `encode_value(_id)`, the document's key suffix

@@ -3,7 +3,7 @@
 //! A batch is a 61-byte big-endian header followed by `record_count` records whose integers are
 //! zigzag varints. CRC-32C covers everything from `attributes` (byte 21) to the end of the batch,
 //! so `base_offset`, `batch_length`, `partition_leader_epoch` and `magic` sit outside it and are
-//! checked structurally instead. No I/O here; `docs/formats/log.md` draws the layout and the
+//! checked structurally instead. No I/O here; `docs/formats.md` (log section) draws the layout and the
 //! `OFF_*` constants below match it field for field.
 
 #![deny(clippy::indexing_slicing)]
