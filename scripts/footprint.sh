@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Footprint of the release binary: stripped size, time from exec to the ready line, and RSS once
-# idle after it. Usage: scripts/footprint.sh [runs]   (builds with `cargo build --release` first)
+# idle after it. Usage: scripts/footprint.sh [runs]   (builds with `cargo build --release` first
+# unless NO_BUILD=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
-cargo build --release --locked -q
+[ -n "${NO_BUILD:-}" ] || cargo build --release --locked -q
 bin=target/release/streamcache
 size=$(stat -c %s "$bin")
 awk -v s="$size" 'BEGIN {printf "binary: %d bytes (%.1f MB)\n", s, s / 1e6}'
