@@ -40,6 +40,46 @@ pub enum Command {
     Transform(TransformArgs),
     /// Send realistic orders (classicmodels shape) through the REST Proxy API.
     Produce(ProduceArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `streamcache bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// HTTP produce → `NewOrder` on SSE latency, throughput and cache reads of the reference
+    /// pipeline.
+    E2e(BenchE2eArgs),
+}
+
+/// `streamcache bench e2e …`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchE2eArgs {
+    /// Base URL of a running streamcache [default: start one in-process on an ephemeral data
+    /// directory].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Length of each run, in seconds.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub seconds: u64,
+    /// Paced runs, in orders per second (one order per request).
+    #[arg(
+        long,
+        value_name = "R,R",
+        value_delimiter = ',',
+        default_value = "1000,5000"
+    )]
+    pub rates: Vec<u64>,
+    /// Also run batched produce as fast as the server answers.
+    #[arg(long)]
+    pub max: bool,
+    /// Seed of the order generator.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the SVG latency plot.
+    #[arg(long, value_name = "FILE", default_value = "docs/e2e-latency.svg")]
+    pub out: PathBuf,
 }
 
 /// `streamcache transform …`.

@@ -19,6 +19,7 @@
 //! until shutdown. Start reading at `ARCHITECTURE.md`.
 
 pub mod api;
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod clock;

@@ -400,15 +400,17 @@ pub fn civil_date(days_since_epoch: u64) -> String {
 
 /// Where requests go.
 #[derive(Debug, Clone)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     /// `host:port` to connect to and send as `Host`.
-    authority: String,
+    pub(crate) authority: String,
     /// Request path, `{prefix}/kafka/topics/{topic}`.
-    path: String,
+    pub(crate) path: String,
+    /// The URL's path prefix without a trailing `/` (empty for a server at the root).
+    pub(crate) prefix: String,
 }
 
 /// Parses `--url` and builds the produce path for `topic`.
-fn parse_endpoint(url: &str, topic: &str) -> Result<Endpoint, Error> {
+pub(crate) fn parse_endpoint(url: &str, topic: &str) -> Result<Endpoint, Error> {
     let bad = |reason: &str| Error::Url {
         url: url.to_owned(),
         reason: reason.to_owned(),
@@ -426,17 +428,18 @@ fn parse_endpoint(url: &str, topic: &str) -> Result<Endpoint, Error> {
     Ok(Endpoint {
         authority: format!("{}:{port}", authority.host()),
         path: format!("{prefix}/kafka/topics/{topic}"),
+        prefix: prefix.to_owned(),
     })
 }
 
 /// One keep-alive HTTP/1.1 connection and the task driving it.
-struct Connection {
+pub(crate) struct Connection {
     sender: http1::SendRequest<Full<Bytes>>,
     driver: JoinHandle<()>,
 }
 
 impl Connection {
-    async fn open(authority: &str) -> Result<Self, String> {
+    pub(crate) async fn open(authority: &str) -> Result<Self, String> {
         let stream = TcpStream::connect(authority)
             .await
             .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
@@ -454,14 +457,46 @@ impl Connection {
     }
 
     /// Closes the connection and waits for its driver task.
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         drop(self.sender);
         let _ = self.driver.await;
     }
+
+    /// Sends `GET {path}` and returns the response with its body still streaming (an SSE
+    /// stream, or a small reply the caller reads with a limit).
+    pub(crate) async fn get(
+        &mut self,
+        authority: &str,
+        path: &str,
+        accept: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection lost: {e}"))?;
+        let request = Request::get(path)
+            .header(HOST, authority)
+            .header(ACCEPT, accept)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| format!("bad request: {e}"))?;
+        self.sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request failed: {e}"))
+    }
+}
+
+/// The REST Proxy v2 JSON produce body for `orders` (record key and value each).
+pub(crate) fn encode_produce_body(orders: &[(String, Value)]) -> Bytes {
+    let records: Vec<Value> = orders
+        .iter()
+        .map(|(key, value)| json!({ "key": key, "value": value }))
+        .collect();
+    Bytes::from(serde_json::to_vec(&json!({ "records": records })).unwrap_or_default())
 }
 
 /// Sends one produce request; returns how many records were acknowledged and failed.
-async fn send_batch(
+pub(crate) async fn send_batch(
     connection: &mut Connection,
     endpoint: &Endpoint,
     auth_token: Option<&str>,
@@ -610,14 +645,8 @@ pub async fn produce(
             break;
         }
         let n = (options.count - summary.sent).min(batch as u64);
-        let records: Vec<Value> = (0..n)
-            .map(|_| {
-                let (key, value) = generator.next_order();
-                json!({ "key": key, "value": value })
-            })
-            .collect();
-        let body =
-            Bytes::from(serde_json::to_vec(&json!({ "records": records })).unwrap_or_default());
+        let orders: Vec<(String, Value)> = (0..n).map(|_| generator.next_order()).collect();
+        let body = encode_produce_body(&orders);
         let result = match connection.as_mut() {
             Some(c) => Ok(c),
             None => Connection::open(&endpoint.authority)

@@ -6,13 +6,15 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use streamcache::cli::{self, Command, ConfigCommand, ProduceArgs, ServeArgs, TransformArgs};
+use streamcache::cli::{
+    self, BenchCommand, BenchE2eArgs, Command, ConfigCommand, ProduceArgs, ServeArgs, TransformArgs,
+};
 use streamcache::clock::SystemClock;
 use streamcache::config::{self, LogFormat, Overrides};
 use streamcache::engine::{self, Engine};
-use streamcache::loadgen;
 use streamcache::server;
 use streamcache::shutdown::Shutdown;
+use streamcache::{bench, loadgen};
 
 fn main() -> ExitCode {
     let parsed = match cli::parse(std::env::args_os()) {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Produce(args)) => produce(args),
+        Some(Command::Bench(BenchCommand::E2e(args))) => bench_e2e(args),
         Some(Command::Serve(args)) => serve(&args, &parsed.overrides),
         Some(Command::Transform(args)) => transform(&args),
         None => serve(&parsed.cli.serve, &parsed.overrides),
@@ -94,12 +97,7 @@ fn produce(args: ProduceArgs) -> ExitCode {
         auth_token: args.auth_token,
         progress: !args.quiet,
     };
-    let built = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let Ok(runtime) =
-        built.inspect_err(|e| eprintln!("streamcache: cannot start the async runtime: {e}"))
-    else {
+    let Some(runtime) = client_runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::from(1);
     };
     runtime.block_on(async {
@@ -128,6 +126,55 @@ fn produce(args: ProduceArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Builds a runtime for a client command, printing why when it cannot.
+fn client_runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .inspect_err(|e| eprintln!("streamcache: cannot start the async runtime: {e}"))
+        .ok()
+}
+
+/// `streamcache bench e2e`: runs the benchmark, prints the table and writes the plot; exit 1 if
+/// any order failed or any event was lost, 2 for unusable options.
+fn bench_e2e(args: BenchE2eArgs) -> ExitCode {
+    let options = bench::E2eOptions {
+        url: args.url,
+        seconds: args.seconds,
+        rates: args.rates,
+        max: args.max,
+        seed: args.seed,
+    };
+    // Multi-threaded: the in-process server and the clients share the runtime.
+    let Some(runtime) = client_runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::from(1);
+    };
+    let result = runtime.block_on(bench::e2e(&options, SystemClock::shared()));
+    match result {
+        Ok(report) => {
+            print!("{}", report.table());
+            if let Err(e) = bench::write_plot(&report, &args.out) {
+                eprintln!("streamcache bench e2e: {e}");
+                return ExitCode::from(1);
+            }
+            println!("plot: {}", args.out.display());
+            if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e @ bench::Error::Option { .. }) | Err(e @ bench::Error::Url(_)) => {
+            eprintln!("streamcache bench e2e: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("streamcache bench e2e: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {

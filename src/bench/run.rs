@@ -1,0 +1,431 @@
+//! The runs: paced (one order per request at a fixed rate, spread over a few keep-alive
+//! connections) and max (batched produce over several connections for a fixed time), each
+//! with its own SSE listener; plus the cache reader of the paced runs.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Limited};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::report::RunReport;
+use super::sse::Listener;
+use super::stats::{Latencies, match_orders};
+use super::{
+    CACHE_QUEUE_CAPACITY, CACHE_READS_MAX, CACHE_REPLY_BYTES_MAX, DRAIN_TIMEOUT_MS, E2eOptions,
+    Error, MAX_RUN_BATCH, MAX_RUN_CONNECTIONS, ORDERS_PER_RUN_MAX, PACED_CONNECTIONS,
+    PACED_QUEUE_CAPACITY, REQUEST_TIMEOUT_MS,
+};
+use crate::clock::SharedClock;
+use crate::loadgen::{
+    CONSECUTIVE_FAILURES_MAX, Connection, Endpoint, OrderGenerator, encode_produce_body,
+    parse_endpoint, send_batch,
+};
+
+/// The server under test.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// The produce endpoint of the `orders` topic (authority and URL prefix included).
+    endpoint: Endpoint,
+}
+
+impl Target {
+    /// Parses a base URL such as `http://127.0.0.1:7070`.
+    pub(crate) fn parse(url: &str) -> Result<Self, crate::loadgen::Error> {
+        Ok(Self {
+            endpoint: parse_endpoint(url, "orders")?,
+        })
+    }
+
+    fn sse_path(&self) -> String {
+        format!("{}/realtime/orders", self.endpoint.prefix)
+    }
+}
+
+/// Runs every paced rate, then the max run if asked for.
+pub(crate) async fn all(
+    target: &Target,
+    options: &E2eOptions,
+    generator: &Arc<Mutex<OrderGenerator>>,
+    clock: &SharedClock,
+) -> Result<Vec<RunReport>, Error> {
+    let mut runs = Vec::new();
+    for &rate in &options.rates {
+        runs.push(paced(target, rate, options.seconds, generator, clock).await?);
+    }
+    if options.max {
+        runs.push(max(target, options.seconds, generator, clock).await?);
+    }
+    Ok(runs)
+}
+
+/// What one producing connection did.
+#[derive(Debug, Default)]
+struct Produced {
+    /// (order number, send time) of every acknowledged order.
+    sent: Vec<(u64, u64)>,
+    acknowledged: u64,
+    failed: u64,
+    requests: u64,
+    last_reply_ns: u64,
+    last_error: Option<String>,
+}
+
+impl Produced {
+    fn merge(&mut self, other: Self) {
+        self.sent.extend(other.sent);
+        self.acknowledged += other.acknowledged;
+        self.failed += other.failed;
+        self.requests += other.requests;
+        self.last_reply_ns = self.last_reply_ns.max(other.last_reply_ns);
+        if other.last_error.is_some() {
+            self.last_error = other.last_error;
+        }
+    }
+
+    /// Sends `orders` in one request (opening the connection if needed) and books the outcome.
+    /// Returns whether the whole request was acknowledged.
+    async fn send(
+        &mut self,
+        connection: &mut Option<Connection>,
+        endpoint: &Endpoint,
+        orders: &[(String, Value)],
+        clock: &SharedClock,
+    ) -> bool {
+        let numbers: Vec<u64> = orders
+            .iter()
+            .filter_map(|(_, v)| v.get("orderNumber").and_then(Value::as_u64))
+            .collect();
+        let body: Bytes = encode_produce_body(orders);
+        let records = orders.len() as u64;
+        let send_ns = clock.monotonic_ns();
+        let outcome = async {
+            let c = match connection.as_mut() {
+                Some(c) => c,
+                None => connection.insert(Connection::open(&endpoint.authority).await?),
+            };
+            let request = send_batch(c, endpoint, None, body, records);
+            tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), request)
+                .await
+                .map_err(|_| format!("no reply within {REQUEST_TIMEOUT_MS} ms"))?
+        }
+        .await;
+        self.requests += 1;
+        self.last_reply_ns = clock.monotonic_ns();
+        match outcome {
+            Ok((acknowledged, failed, error)) => {
+                self.acknowledged += acknowledged;
+                self.failed += failed;
+                if error.is_some() {
+                    self.last_error = error;
+                }
+                // Only a fully acknowledged request says which orders were stored.
+                let whole = failed == 0 && numbers.len() as u64 == records;
+                if whole {
+                    self.sent.extend(numbers.into_iter().map(|n| (n, send_ns)));
+                }
+                whole
+            }
+            Err(e) => {
+                self.failed += records;
+                self.last_error = Some(e);
+                if let Some(c) = connection.take() {
+                    c.close().await;
+                }
+                false
+            }
+        }
+    }
+}
+
+/// A paced connection: sends each queued order in its own request.
+async fn paced_connection(
+    endpoint: Endpoint,
+    mut queue: mpsc::Receiver<(String, Value)>,
+    clock: SharedClock,
+) -> Produced {
+    let mut produced = Produced::default();
+    let mut connection = None;
+    while let Some(order) = queue.recv().await {
+        produced
+            .send(&mut connection, &endpoint, &[order], &clock)
+            .await;
+    }
+    if let Some(c) = connection {
+        c.close().await;
+    }
+    produced
+}
+
+/// A max-run connection: sends batches of [`MAX_RUN_BATCH`] until `deadline_ns`, `orders_max`
+/// orders, or [`CONSECUTIVE_FAILURES_MAX`] failed requests in a row.
+async fn max_connection(
+    endpoint: Endpoint,
+    generator: Arc<Mutex<OrderGenerator>>,
+    deadline_ns: u64,
+    orders_max: u64,
+    clock: SharedClock,
+) -> Produced {
+    let mut produced = Produced::default();
+    let mut connection = None;
+    let mut failures_in_a_row = 0u32;
+    while clock.monotonic_ns() < deadline_ns
+        && produced.acknowledged + produced.failed < orders_max
+        && failures_in_a_row < CONSECUTIVE_FAILURES_MAX
+    {
+        let orders: Vec<(String, Value)> = {
+            let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
+            (0..MAX_RUN_BATCH).map(|_| generator.next_order()).collect()
+        };
+        if produced
+            .send(&mut connection, &endpoint, &orders, &clock)
+            .await
+        {
+            failures_in_a_row = 0;
+        } else {
+            failures_in_a_row += 1;
+        }
+    }
+    if let Some(c) = connection {
+        c.close().await;
+    }
+    produced
+}
+
+/// Cache read latencies and misses of one run.
+#[derive(Debug, Default)]
+struct CacheReads {
+    latencies_ns: Vec<u64>,
+    misses: u64,
+    last_error: Option<String>,
+}
+
+/// Reads `customer:{n}` for every queued customer number, up to [`CACHE_READS_MAX`] reads.
+async fn cache_reader(
+    target: Target,
+    mut customers: mpsc::Receiver<u64>,
+    clock: SharedClock,
+) -> CacheReads {
+    let mut reads = CacheReads::default();
+    let mut connection: Option<Connection> = None;
+    let authority = target.endpoint.authority.as_str();
+    while let Some(customer) = customers.recv().await {
+        if reads.latencies_ns.len() >= CACHE_READS_MAX {
+            continue;
+        }
+        let path = format!("{}/redis/get/customer:{customer}", target.endpoint.prefix);
+        let started_ns = clock.monotonic_ns();
+        let outcome = async {
+            let c = match connection.as_mut() {
+                Some(c) => c,
+                None => connection.insert(Connection::open(authority).await?),
+            };
+            let read = async {
+                let response = c.get(authority, &path, "application/json").await?;
+                Limited::new(response.into_body(), CACHE_REPLY_BYTES_MAX)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .map_err(|e| format!("reading the cache reply failed: {e}"))
+            };
+            tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), read)
+                .await
+                .map_err(|_| format!("no cache reply within {REQUEST_TIMEOUT_MS} ms"))?
+        }
+        .await;
+        let elapsed_ns = clock.monotonic_ns().saturating_sub(started_ns);
+        match outcome {
+            Ok(bytes) => {
+                let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                if reply.get("result").is_some_and(Value::is_string) {
+                    reads.latencies_ns.push(elapsed_ns);
+                } else {
+                    reads.misses += 1;
+                }
+            }
+            Err(e) => {
+                reads.misses += 1;
+                reads.last_error = Some(e);
+                if let Some(c) = connection.take() {
+                    c.close().await;
+                }
+            }
+        }
+    }
+    if let Some(c) = connection {
+        c.close().await;
+    }
+    reads
+}
+
+/// Waits for every producing task and merges what they did.
+async fn join_all(tasks: Vec<JoinHandle<Produced>>) -> Produced {
+    let mut produced = Produced::default();
+    for task in tasks {
+        match task.await {
+            Ok(p) => produced.merge(p),
+            Err(e) => produced.last_error = Some(format!("a producer task failed: {e}")),
+        }
+    }
+    produced
+}
+
+/// One paced run at `rate` orders per second for `seconds`.
+async fn paced(
+    target: &Target,
+    rate: u64,
+    seconds: u64,
+    generator: &Arc<Mutex<OrderGenerator>>,
+    clock: &SharedClock,
+) -> Result<RunReport, Error> {
+    let total = rate.saturating_mul(seconds).min(ORDERS_PER_RUN_MAX);
+    let (cache_tx, cache_rx) = mpsc::channel(CACHE_QUEUE_CAPACITY);
+    let mut listener = Listener::open(
+        &target.endpoint.authority,
+        &target.sse_path(),
+        clock.clone(),
+        usize::try_from(total).unwrap_or(usize::MAX),
+        Some(cache_tx),
+    )
+    .await
+    .map_err(Error::Sse)?;
+    let reader = tokio::spawn(cache_reader(target.clone(), cache_rx, clock.clone()));
+    let mut queues = Vec::with_capacity(PACED_CONNECTIONS);
+    let mut tasks = Vec::with_capacity(PACED_CONNECTIONS);
+    for _ in 0..PACED_CONNECTIONS {
+        let (tx, rx) = mpsc::channel(PACED_QUEUE_CAPACITY);
+        queues.push(tx);
+        tasks.push(tokio::spawn(paced_connection(
+            target.endpoint.clone(),
+            rx,
+            clock.clone(),
+        )));
+    }
+    // IMPORTANT: Burst catches up after a late tick, so the offered rate holds on average;
+    // the timer's 1 ms granularity makes a 5k/s schedule five orders per millisecond.
+    let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let started_ns = clock.monotonic_ns();
+    for (i, queue) in (0..total).zip(queues.iter().cycle()) {
+        ticker.tick().await;
+        let order = generator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_order();
+        if queue.send(order).await.is_err() {
+            tracing::warn!(order = i, "a paced connection stopped early");
+            break;
+        }
+    }
+    drop(queues);
+    let produced = join_all(tasks).await;
+    let collected = finish(listener_wait(&mut listener, &produced).await, listener).await?;
+    let reads = reader.await.unwrap_or_default();
+    Ok(report(
+        format!("{rate}/s"),
+        Some(rate),
+        started_ns,
+        produced,
+        collected,
+        Some(reads),
+    ))
+}
+
+/// The max run: batched produce over [`MAX_RUN_CONNECTIONS`] connections for `seconds`.
+async fn max(
+    target: &Target,
+    seconds: u64,
+    generator: &Arc<Mutex<OrderGenerator>>,
+    clock: &SharedClock,
+) -> Result<RunReport, Error> {
+    let mut listener = Listener::open(
+        &target.endpoint.authority,
+        &target.sse_path(),
+        clock.clone(),
+        usize::try_from(ORDERS_PER_RUN_MAX).unwrap_or(usize::MAX),
+        None,
+    )
+    .await
+    .map_err(Error::Sse)?;
+    let started_ns = clock.monotonic_ns();
+    let deadline_ns = started_ns.saturating_add(seconds.saturating_mul(1_000_000_000));
+    let per_connection = ORDERS_PER_RUN_MAX / MAX_RUN_CONNECTIONS as u64;
+    let tasks = (0..MAX_RUN_CONNECTIONS)
+        .map(|_| {
+            tokio::spawn(max_connection(
+                target.endpoint.clone(),
+                generator.clone(),
+                deadline_ns,
+                per_connection,
+                clock.clone(),
+            ))
+        })
+        .collect();
+    let produced = join_all(tasks).await;
+    let collected = finish(listener_wait(&mut listener, &produced).await, listener).await?;
+    Ok(report(
+        format!("max {MAX_RUN_CONNECTIONS}x{MAX_RUN_BATCH}"),
+        None,
+        started_ns,
+        produced,
+        collected,
+        None,
+    ))
+}
+
+/// Waits (bounded) until the listener has seen as many events as orders were stored.
+async fn listener_wait(listener: &mut Listener, produced: &Produced) -> bool {
+    listener
+        .wait_for(
+            produced.sent.len() as u64,
+            Duration::from_millis(DRAIN_TIMEOUT_MS),
+        )
+        .await
+}
+
+/// Stops the listener; a listener that timed out is not an error (the report counts losses).
+async fn finish(drained: bool, listener: Listener) -> Result<super::sse::Collected, Error> {
+    if !drained {
+        tracing::warn!(
+            timeout_ms = DRAIN_TIMEOUT_MS,
+            "not every NewOrder arrived in time"
+        );
+    }
+    listener.finish().await.map_err(Error::Sse)
+}
+
+/// Builds a run's report from what the producers sent and the listener received.
+fn report(
+    label: String,
+    offered_per_s: Option<u64>,
+    started_ns: u64,
+    produced: Produced,
+    collected: super::sse::Collected,
+    reads: Option<CacheReads>,
+) -> RunReport {
+    let matched = match_orders(&produced.sent, &collected.receipts);
+    let reads = reads.unwrap_or_default();
+    RunReport {
+        label,
+        offered_per_s,
+        acknowledged: produced.acknowledged,
+        failed: produced.failed,
+        requests: produced.requests,
+        produce_ns: produced.last_reply_ns.saturating_sub(started_ns),
+        delivered: matched.latencies_ns.len() as u64,
+        pipeline_ns: matched
+            .last_receive_ns
+            .unwrap_or(started_ns)
+            .saturating_sub(started_ns),
+        lost: matched.lost,
+        resyncs: collected.resyncs,
+        latencies: Latencies::from_samples(matched.latencies_ns),
+        cache: Latencies::from_samples(reads.latencies_ns),
+        cache_misses: reads.misses,
+        last_error: produced.last_error.or(reads.last_error),
+    }
+}
