@@ -291,3 +291,78 @@ history = { collection = "shop.events", mode = "insert" }
         assert_eq!(docs.len(), acknowledged.len(), "no duplicates, no strays");
     });
 }
+
+#[test]
+fn reload_rejects_a_bad_config_and_restarts_a_changed_flow_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flows.toml");
+    let flow = |batch: u32| {
+        format!(
+            r#"
+[[pipeline.flows]]
+name = "events"
+dead_letter = "events.dead-letter"
+batch_records = {batch}
+
+[pipeline.flows.source]
+topic = "orders"
+group = "events-insert"
+
+[[pipeline.flows.sinks]]
+name = "all-events"
+history = {{ collection = "shop.events", mode = "insert" }}
+"#
+        )
+    };
+    std::fs::write(&config, flow(50)).unwrap();
+    let server = common::start(&["--ephemeral", "--config", config.to_str().unwrap()]);
+    let http = server.http.clone();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let first: Vec<Value> = (0..60).map(|i| order(40_000 + i, 100 + i % 5)).collect();
+        produce(&client, &http, &first).await;
+        caught_up(&client, &http, 60).await;
+
+        // An invalid file is rejected with its reason; the running flow is untouched.
+        std::fs::write(&config, "[[pipeline.flows]]\nname = \"events\"\n").unwrap();
+        let resp = client
+            .post(format!("{http}/pipeline/reload"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 422);
+        let body: Value = resp.json().await.unwrap();
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("source") && message.contains("flows.toml"),
+            "{body}"
+        );
+        assert_eq!(flows(&client, &http).await["flows"][0]["state"], "running");
+
+        // A changed flow stops at its committed position and restarts from it.
+        std::fs::write(&config, flow(7)).unwrap();
+        let resp = client
+            .post(format!("{http}/pipeline/reload"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let diff: Value = resp.json().await.unwrap();
+        assert_eq!(diff["changed"], json!(["events"]), "{diff}");
+        let second: Vec<Value> = (60..120).map(|i| order(40_000 + i, 100 + i % 5)).collect();
+        produce(&client, &http, &second).await;
+        caught_up(&client, &http, 120).await;
+
+        let docs = find_orders(&client, &http, "events").await;
+        let mut numbers: Vec<u64> = docs
+            .iter()
+            .map(|d| d["orderNumber"].as_u64().unwrap())
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(
+            numbers,
+            (40_000..40_120).collect::<Vec<u64>>(),
+            "every record once, across the reload"
+        );
+    });
+}
