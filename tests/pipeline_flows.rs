@@ -1511,7 +1511,8 @@ fn default_toml_parses_to_the_default_config_with_the_reference_flow() {
     let spec: Value = serde_json::from_str(pipeline::REFERENCE_ORDER_SPEC).unwrap();
     assert_eq!(spec[0]["operation"], json!("shift"));
     assert_eq!(spec[1]["operation"], json!("remove"));
-    let w = pipeline::reference_watcher();
+    // The reference system's watcher is part of the same default configuration.
+    let w = &parsed.realtime.watchers[0];
     assert_eq!(
         (w.watch.as_str(), w.channel.as_str(), w.event.as_str()),
         ("shop.orders", "orders", "NewOrder")

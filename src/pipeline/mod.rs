@@ -12,7 +12,7 @@
 //! - `process.rs`: one batch through one flow, ending in the history commit with the offsets.
 //! - `runner.rs`: [`Pipeline`]: a task per flow, bounded queues, metrics, status, reload.
 //! - `rebuild.rs`: [`rebuild_cache`], replaying the log into the cache at start.
-//! - `reference.rs`: the built-in reference flow and watcher description.
+//! - `reference.rs`: the built-in reference flow.
 
 mod config;
 mod error;
@@ -35,7 +35,7 @@ pub use plan::{FlowDiff, FlowPlan, diff, plan};
 pub use rebuild::rebuild_cache;
 pub use reference::{
     REFERENCE_CACHE_TTL_MS, REFERENCE_ORDER_SPEC, REFERENCE_TOPIC, REFERENCE_TOPIC_PARTITIONS,
-    WatcherDescription, reference_flow, reference_toml, reference_watcher,
+    reference_flow, reference_toml,
 };
 pub use runner::{FlowState, FlowStatus, Pipeline};
 pub use seams::{

@@ -1,6 +1,6 @@
 //! The reference system as the built-in default: topic `orders` → JOLT shift and remove →
-//! cache `customer:{customerNumber}` and history `shop.orders`, plus the description of the
-//! watcher that turns new `shop.orders` documents into `NewOrder` events on channel `orders`.
+//! cache `customer:{customerNumber}` and history `shop.orders`. The watcher that turns new
+//! `shop.orders` documents into `NewOrder` events is `realtime::WatcherConfig::default_orders`.
 
 use serde_json::Value;
 
@@ -67,36 +67,6 @@ pub fn reference_flow() -> FlowConfig {
         batch_records: default_batch_records(),
         queue_batches: default_queue_batches(),
         poll_wait_ms: default_poll_wait_ms(),
-    }
-}
-
-/// A change-feed watcher as the real-time module declares it (`[[realtime.watchers]]`, same
-/// field names): watch a collection, optionally filter with a `$match`, and publish each new or
-/// replaced document as an event on a channel. Described here so the reference system reads in
-/// one place; the real-time module owns the configuration section and the running watchers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatcherDescription {
-    /// The watched namespace, `db.collection`.
-    pub watch: String,
-    /// The channel the events go to.
-    pub channel: String,
-    /// The event name.
-    pub event: String,
-    /// An optional MongoDB `$match` filter on the change event.
-    pub filter: Option<Value>,
-    /// An optional MongoDB projection of the payload; absent sends the full document.
-    pub projection: Option<Value>,
-}
-
-/// The reference watcher: `shop.orders` → channel `orders`, event `NewOrder`, full document.
-#[must_use]
-pub fn reference_watcher() -> WatcherDescription {
-    WatcherDescription {
-        watch: "shop.orders".into(),
-        channel: "orders".into(),
-        event: "NewOrder".into(),
-        filter: None,
-        projection: None,
     }
 }
 

@@ -63,6 +63,22 @@ pub(crate) fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], deadline_ms: u6
     ctx.touched(key, EventKind::Set);
 }
 
+/// The unit of an `EX`/`PX`/`EXAT`/`PXAT` option of SET and GETEX: (milliseconds per unit,
+/// whether the value is an absolute time), or `None` for any other word.
+fn expire_option(opt: &[u8]) -> Option<(i64, bool)> {
+    if is(opt, "ex") {
+        Some((1000, false))
+    } else if is(opt, "px") {
+        Some((1, false))
+    } else if is(opt, "exat") {
+        Some((1000, true))
+    } else if is(opt, "pxat") {
+        Some((1, true))
+    } else {
+        None
+    }
+}
+
 pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let value = arg(args, 2);
@@ -71,17 +87,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let mut i = 3;
     while i < args.len() {
         let opt = arg(args, i);
-        let unit = if is(opt, "ex") {
-            Some((1000, false))
-        } else if is(opt, "px") {
-            Some((1, false))
-        } else if is(opt, "exat") {
-            Some((1000, true))
-        } else if is(opt, "pxat") {
-            Some((1, true))
-        } else {
-            None
-        };
+        let unit = expire_option(opt);
         if let Some((unit_ms, absolute)) = unit {
             if expire.is_some() || keepttl || i + 1 >= args.len() {
                 return Frame::error(SYNTAX);
@@ -180,17 +186,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let mut i = 2;
     while i < args.len() {
         let opt = arg(args, i);
-        let unit = if is(opt, "ex") {
-            Some((1000, false))
-        } else if is(opt, "px") {
-            Some((1, false))
-        } else if is(opt, "exat") {
-            Some((1000, true))
-        } else if is(opt, "pxat") {
-            Some((1, true))
-        } else {
-            None
-        };
+        let unit = expire_option(opt);
         if let Some((unit_ms, absolute)) = unit {
             if new_deadline.is_some() || persist || i + 1 >= args.len() {
                 return Frame::error(SYNTAX);
