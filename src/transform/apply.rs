@@ -13,30 +13,25 @@ use super::spec::Operation;
 use super::{COPY_VALUES_MAX, DOCUMENT_DEPTH_MAX, INPUT_DEPTH_MAX, SPEC_DEPTH_MAX};
 
 /// The container nesting depth of `value` (a scalar is 0), or `None` when it is deeper than
-/// `max`. Iterative: no recursion on untrusted depth.
+/// `max`.
+///
+/// IMPORTANT: recursive, to walk without allocating, but it stops descending once `max` is
+/// passed, so it never nests more than `max + 1` small frames; every caller passes
+/// `INPUT_DEPTH_MAX` or `DOCUMENT_DEPTH_MAX` (at most 513 frames).
 pub(crate) fn depth_within(value: &Value, max: usize) -> Option<usize> {
-    let mut deepest = 0;
-    let mut stack: Vec<(&Value, usize)> = Vec::new();
-    if value.is_array() || value.is_object() {
-        stack.push((value, 1));
-    }
-    while let Some((v, depth)) = stack.pop() {
-        if depth > max {
-            return None;
+    fn children_within<'v>(children: impl Iterator<Item = &'v Value>, max: usize) -> Option<usize> {
+        let mut deepest = 0;
+        for child in children {
+            deepest = deepest.max(depth_within(child, max)?);
         }
-        deepest = deepest.max(depth);
-        let children: &mut dyn Iterator<Item = &Value> = match v {
-            Value::Array(items) => &mut items.iter(),
-            Value::Object(map) => &mut map.values(),
-            _ => continue,
-        };
-        for c in children {
-            if c.is_array() || c.is_object() {
-                stack.push((c, depth + 1));
-            }
-        }
+        Some(deepest)
     }
-    Some(deepest)
+    let below = match value {
+        Value::Array(items) => children_within(items.iter(), max.checked_sub(1)?)?,
+        Value::Object(map) => children_within(map.values(), max.checked_sub(1)?)?,
+        _ => return Some(0),
+    };
+    Some(below + 1)
 }
 
 pub(crate) fn apply(

@@ -25,7 +25,12 @@ impl Budget {
     /// null (the caller reports the error when its operation ends).
     pub(crate) fn copy(&self, value: &Value) -> Value {
         let left = self.left.get();
-        match count_within(value, left) {
+        let count = match value {
+            Value::Array(_) | Value::Object(_) => count_within(value, left),
+            // A scalar counts one; no walk.
+            _ => (left >= 1).then_some(1),
+        };
+        match count {
             Some(n) if !self.exhausted.get() => {
                 self.left.set(left - n);
                 value.clone()

@@ -111,11 +111,22 @@ pub(crate) enum Key {
     Array(usize),
 }
 
-/// The result of matching a key: the key text and the byte ranges of its star captures.
+/// The star captures of a matched key.
+#[derive(Debug, Clone)]
+pub(crate) enum Groups {
+    /// No captures (a literal, `&`, `$` or `#` key).
+    None,
+    /// One capture spanning the whole key: `*`, the most common key, so it allocates nothing.
+    Whole,
+    /// The byte ranges of each star's capture.
+    Ranges(Vec<Range<usize>>),
+}
+
+/// The result of matching a key: the key text and its star captures.
 #[derive(Debug, Clone)]
 pub(crate) struct Matched<'a> {
     pub(crate) key: Cow<'a, str>,
-    pub(crate) groups: Vec<Range<usize>>,
+    pub(crate) groups: Groups,
 }
 
 impl<'a> Matched<'a> {
@@ -123,7 +134,7 @@ impl<'a> Matched<'a> {
     pub(crate) fn plain(key: Cow<'a, str>) -> Self {
         Matched {
             key,
-            groups: Vec::new(),
+            groups: Groups::None,
         }
     }
 
@@ -132,8 +143,69 @@ impl<'a> Matched<'a> {
         if group == 0 {
             return Some(&self.key);
         }
-        let range = self.groups.get(group - 1)?;
-        self.key.get(range.clone())
+        match &self.groups {
+            Groups::None => None,
+            Groups::Whole => (group == 1).then_some(&*self.key),
+            Groups::Ranges(ranges) => self.key.get(ranges.get(group - 1)?.clone()),
+        }
+    }
+}
+
+/// Array positions below this have their key text in [`INDEX_TEXT`] and cost no allocation.
+const INDEX_KEYS_STATIC: usize = 1000;
+/// Bytes of "0123…999": 10 one-digit, 90 two-digit and 900 three-digit numbers.
+const INDEX_TEXT_BYTES: usize = 10 + 90 * 2 + 900 * 3;
+
+/// The decimal text of every index below [`INDEX_KEYS_STATIC`], concatenated.
+const fn index_text() -> [u8; INDEX_TEXT_BYTES] {
+    let mut out = [0u8; INDEX_TEXT_BYTES];
+    let mut at = 0;
+    let mut i = 0;
+    while i < INDEX_KEYS_STATIC {
+        let (digits, mut div) = if i < 10 {
+            (1, 1)
+        } else if i < 100 {
+            (2, 10)
+        } else {
+            (3, 100)
+        };
+        let mut d = 0;
+        while d < digits {
+            // In bounds: `at` advances by each number's digit count, summing to the array length.
+            #[allow(
+                clippy::indexing_slicing,
+                clippy::cast_possible_truncation,
+                reason = "const evaluation: an out-of-bounds index fails the build, never a run; the digit is below 10"
+            )]
+            {
+                out[at] = b'0' + ((i / div) % 10) as u8;
+            }
+            at += 1;
+            div /= 10;
+            d += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+static INDEX_BYTES: [u8; INDEX_TEXT_BYTES] = index_text();
+
+/// The key text of array position `i`: borrowed from a static table for the common small
+/// positions, so walking an array does not allocate a `String` per element.
+pub(crate) fn index_key(i: usize) -> Cow<'static, str> {
+    let (start, len) = match i {
+        0..10 => (i, 1),
+        10..100 => (10 + (i - 10) * 2, 2),
+        100..INDEX_KEYS_STATIC => (190 + (i - 100) * 3, 3),
+        _ => return Cow::Owned(i.to_string()),
+    };
+    match INDEX_BYTES
+        .get(start..start + len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+    {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(i.to_string()),
     }
 }
 
@@ -163,6 +235,13 @@ pub(crate) struct WalkedPath<'a> {
 }
 
 impl<'a> WalkedPath<'a> {
+    /// An empty walked path with room for `levels` levels.
+    pub(crate) fn with_capacity(levels: usize) -> Self {
+        WalkedPath {
+            levels: Vec::with_capacity(levels),
+        }
+    }
+
     pub(crate) fn push(&mut self, tree: &'a Value, matched: Matched<'a>) {
         self.levels.push(Level {
             tree,
@@ -840,18 +919,15 @@ impl Key {
         match self {
             Key::Literal(s) => (s.as_str() == input_key.as_ref())
                 .then(|| Matched::plain(Cow::Borrowed(s.as_str()))),
-            Key::StarAll => {
-                let len = input_key.len();
-                Some(Matched {
-                    key: input_key.clone(),
-                    groups: std::iter::once(0..len).collect(),
-                })
-            }
+            Key::StarAll => Some(Matched {
+                key: input_key.clone(),
+                groups: Groups::Whole,
+            }),
             Key::Star(p) => {
                 let groups = p.captures(input_key)?;
                 Some(Matched {
                     key: input_key.clone(),
-                    groups,
+                    groups: Groups::Ranges(groups),
                 })
             }
             Key::Or(alternatives) => alternatives.iter().find_map(|k| k.matches(input_key, walk)),
@@ -954,6 +1030,26 @@ mod tests {
         assert!(matches!(parse_key("#x").unwrap(), Key::Hash(s) if s == "x"));
         assert!(matches!(parse_key("[3]").unwrap(), Key::Array(3)));
         assert!(parse_key("a@b").is_err());
+    }
+
+    #[test]
+    fn index_keys_are_the_decimal_text_of_each_position() {
+        for i in 0..INDEX_KEYS_STATIC + 10 {
+            assert_eq!(index_key(i), i.to_string());
+            assert_eq!(
+                matches!(index_key(i), Cow::Borrowed(_)),
+                i < INDEX_KEYS_STATIC
+            );
+        }
+    }
+
+    #[test]
+    fn whole_key_capture_is_group_one() {
+        let key = Cow::Borrowed("abc");
+        let m = Key::StarAll.matches(&key, &KeyWalk::default()).unwrap();
+        assert_eq!(m.group(0), Some("abc"));
+        assert_eq!(m.group(1), Some("abc"));
+        assert_eq!(m.group(2), None);
     }
 
     #[test]

@@ -7,14 +7,15 @@
 //! then `*`) and the first that matches stops the search.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use crate::transform::budget::Budget;
 use crate::transform::error::{Error, Result};
 use crate::transform::path::{
-    Key, Matched, Rhs, WalkedPath, array_index, parse_key, parse_rhs_path, precedence_order,
-    scalar_key, split_alternatives,
+    Key, Matched, Rhs, WalkedPath, array_index, index_key, parse_key, parse_rhs_path,
+    precedence_order, scalar_key, split_alternatives,
 };
 use crate::transform::spec::{invalid, pointer};
 
@@ -24,12 +25,19 @@ const ROOT_KEY: &str = "root";
 /// Data for a key with no value (a scalar matched as a key).
 static NULL: Value = Value::Null;
 
+/// The most entries an output object is created with room for: the spec's count of distinct
+/// keys under one output path is a good guess, but a huge spec must not make every output
+/// object huge.
+const OBJECT_CAPACITY_HINT_MAX: usize = 64;
+
 /// A parsed `shift` spec.
 #[derive(Debug)]
 pub(crate) struct Shift {
     root: Composite,
     /// The most elements in any output path: how much deeper than its input the output can be.
     max_path: usize,
+    /// The deepest spec nesting: how many levels the walked path can reach.
+    max_depth: usize,
 }
 
 #[derive(Debug)]
@@ -58,7 +66,27 @@ struct Composite {
 #[derive(Debug)]
 struct Leaf {
     key: Key,
-    writers: Vec<Vec<Rhs>>,
+    writers: Vec<Writer>,
+}
+
+/// One output path of a leaf, parsed once.
+#[derive(Debug)]
+struct Writer {
+    path: Vec<Rhs>,
+    /// For each element of `path`: the room to give the object this write creates at that
+    /// position, if it creates one — the number of distinct elements the whole spec writes
+    /// at that position under the same prefix (capped at [`OBJECT_CAPACITY_HINT_MAX`]), so
+    /// filling an output object does not rehash it.
+    capacity: Vec<usize>,
+}
+
+impl Writer {
+    fn parse(raw: &str) -> std::result::Result<Self, String> {
+        Ok(Writer {
+            path: parse_rhs_path(raw)?,
+            capacity: Vec::new(),
+        })
+    }
 }
 
 /// One evaluated step of an output path.
@@ -74,9 +102,15 @@ impl Shift {
         let Value::Object(map) = spec else {
             return Err(invalid(path, "a shift spec must be a JSON object"));
         };
-        let root = Composite::parse(Key::Literal(ROOT_KEY.into()), map, path)?;
+        let mut root = Composite::parse(Key::Literal(ROOT_KEY.into()), map, path)?;
+        size_outputs(&mut root);
         let max_path = root.max_path();
-        Ok(Shift { root, max_path })
+        let max_depth = root.max_depth();
+        Ok(Shift {
+            root,
+            max_path,
+            max_depth,
+        })
     }
 
     /// An upper bound on the output's nesting depth for an input `input_depth` deep.
@@ -87,7 +121,7 @@ impl Shift {
     /// Applies the spec; `op` is the position of this operation in its chain.
     pub(crate) fn apply(&self, input: &Value, op: usize, budget: &Budget) -> Result<Value> {
         let mut out = Value::Null;
-        let mut walk = WalkedPath::default();
+        let mut walk = WalkedPath::with_capacity(self.max_depth.saturating_add(2));
         walk.push(input, Matched::plain(Cow::Borrowed(ROOT_KEY)));
         let mut ctx = Ctx {
             out: &mut out,
@@ -139,7 +173,7 @@ impl Node {
                 Ok(Node::Composite(Box::new(Composite::parse(key, map, path)?)))
             }
             Value::String(s) => {
-                let writer = parse_rhs_path(s).map_err(|reason| invalid(path, &reason))?;
+                let writer = Writer::parse(s).map_err(|reason| invalid(path, &reason))?;
                 Ok(Node::Leaf(Leaf {
                     key,
                     writers: vec![writer],
@@ -152,7 +186,7 @@ impl Node {
                     let Value::String(s) = item else {
                         return Err(invalid(&item_path, "an output path must be a string"));
                     };
-                    writers.push(parse_rhs_path(s).map_err(|reason| invalid(&item_path, &reason))?);
+                    writers.push(Writer::parse(s).map_err(|reason| invalid(&item_path, &reason))?);
                 }
                 Ok(Node::Leaf(Leaf { key, writers }))
             }
@@ -237,19 +271,50 @@ impl Composite {
         })
     }
 
-    fn max_path(&self) -> usize {
-        let children = self
-            .special
+    fn children(&self) -> impl Iterator<Item = &Node> {
+        self.special
             .iter()
             .chain(self.literals.iter().map(|(_, n)| n))
-            .chain(self.computed.iter());
-        children
+            .chain(self.computed.iter())
+    }
+
+    fn children_mut(&mut self) -> impl Iterator<Item = &mut Node> {
+        self.special
+            .iter_mut()
+            .chain(self.literals.iter_mut().map(|(_, n)| n))
+            .chain(self.computed.iter_mut())
+    }
+
+    fn max_path(&self) -> usize {
+        self.children()
             .map(|child| match child {
                 Node::Composite(c) => c.max_path(),
-                Node::Leaf(l) => l.writers.iter().map(Vec::len).max().unwrap_or(0),
+                Node::Leaf(l) => l.writers.iter().map(|w| w.path.len()).max().unwrap_or(0),
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// Levels of spec below and including this one.
+    fn max_depth(&self) -> usize {
+        1 + self
+            .children()
+            .map(|child| match child {
+                Node::Composite(c) => c.max_depth(),
+                Node::Leaf(_) => 1,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Calls `f` on every writer below, in a fixed order.
+    fn writers_mut(&mut self, f: &mut impl FnMut(&mut Writer)) {
+        for child in self.children_mut() {
+            match child {
+                Node::Composite(c) => c.writers_mut(f),
+                Node::Leaf(l) => l.writers.iter_mut().for_each(&mut *f),
+            }
+        }
     }
 
     fn literal(&self, key: &str) -> Option<&Node> {
@@ -320,7 +385,7 @@ impl Composite {
                 }
                 if computed || conflict {
                     for (i, v) in list.iter().enumerate() {
-                        self.apply_key(Cow::Owned(i.to_string()), Some(v), conflict, walk, ctx)?;
+                        self.apply_key(index_key(i), Some(v), conflict, walk, ctx)?;
                     }
                 }
             }
@@ -413,16 +478,53 @@ impl Leaf {
     }
 }
 
-/// Evaluates `path` and puts a copy of `data` there; a path that cannot be evaluated writes
-/// nothing.
+/// Gives every writer its object capacity hints: output paths are grouped by their elements
+/// (compared by their parsed form), and each position gets the number of distinct elements
+/// that follow its prefix anywhere in the spec.
+fn size_outputs(root: &mut Composite) {
+    // (prefix id, element) -> id of the longer prefix; the empty prefix is id 0.
+    let mut prefixes: HashMap<(usize, String), usize> = HashMap::new();
+    // Per prefix id: how many distinct elements follow it.
+    let mut distinct: Vec<usize> = vec![0];
+    // The parsed form's debug text is a faithful, deterministic name for an element.
+    let name = |rhs: &Rhs| format!("{rhs:?}");
+    root.writers_mut(&mut |writer| {
+        let mut parent = 0;
+        for rhs in &writer.path {
+            let next = distinct.len();
+            parent = *prefixes.entry((parent, name(rhs))).or_insert_with(|| {
+                if let Some(n) = distinct.get_mut(parent) {
+                    *n += 1;
+                }
+                distinct.push(0);
+                next
+            });
+        }
+    });
+    root.writers_mut(&mut |writer| {
+        let mut parent = 0;
+        writer.capacity = writer
+            .path
+            .iter()
+            .map(|rhs| {
+                let room = distinct.get(parent).copied().unwrap_or(0);
+                parent = prefixes.get(&(parent, name(rhs))).copied().unwrap_or(0);
+                room.min(OBJECT_CAPACITY_HINT_MAX)
+            })
+            .collect();
+    });
+}
+
+/// Evaluates `writer`'s path and puts a copy of `data` there; a path that cannot be
+/// evaluated writes nothing.
 fn write<'a>(
     ctx: &mut Ctx<'_, 'a>,
-    path: &'a [Rhs],
+    writer: &'a Writer,
     walk: &WalkedPath<'_>,
     data: &Value,
 ) -> Result<()> {
     ctx.steps.clear();
-    for elem in path {
+    for elem in &writer.path {
         let step = match elem {
             Rhs::Literal(s) => Some(Step::Key(Cow::Borrowed(s.as_str()))),
             Rhs::Template(t) => t.eval(walk).map(|s| Step::Key(Cow::Owned(s))),
@@ -435,13 +537,14 @@ fn write<'a>(
         ctx.steps.push(step);
     }
     let copy = ctx.budget.copy(data);
-    set(ctx.out, &ctx.steps, copy, ctx.op)
+    set(ctx.out, &ctx.steps, &writer.capacity, copy, ctx.op)
 }
 
-/// An empty container of the kind `step` walks into.
-fn container(step: &Step<'_>) -> Value {
+/// An empty container of the kind `step` walks into, with room for `capacity` keys if it is
+/// an object.
+fn container(step: &Step<'_>, capacity: usize) -> Value {
     match step {
-        Step::Key(_) => Value::Object(Map::new()),
+        Step::Key(_) => Value::Object(Map::with_capacity(capacity)),
         Step::Index(_) | Step::Append => Value::Array(Vec::new()),
     }
 }
@@ -459,21 +562,52 @@ fn final_set(slot: &mut Value, data: Value) {
     }
 }
 
-fn set(slot: &mut Value, steps: &[Step<'_>], data: Value, op: usize) -> Result<()> {
+/// Puts `data` at `steps` below `slot`, creating containers on the way; `capacity` holds
+/// the room for each object created (aligned with `steps`).
+fn set(
+    slot: &mut Value,
+    steps: &[Step<'_>],
+    capacity: &[usize],
+    data: Value,
+    op: usize,
+) -> Result<()> {
     let Some((first, rest)) = steps.split_first() else {
         final_set(slot, data);
         return Ok(());
     };
+    let (room, capacity) = capacity
+        .split_first()
+        .map_or((0, &[][..]), |(r, c)| (*r, c));
     if slot.is_null() {
-        *slot = container(first);
+        *slot = container(first, room);
     }
     match (first, slot) {
+        // The last key of a path is usually new: one insert. When it was there, the old
+        // value comes back and shift's insert is redone in its place.
+        (Step::Key(k), Value::Object(map)) if rest.is_empty() => {
+            if let Some(mut old) = map.insert(k.as_ref().to_owned(), data)
+                && let Some(slot) = map.get_mut(k.as_ref())
+            {
+                let data = std::mem::take(slot);
+                final_set(&mut old, data);
+                *slot = old;
+            }
+        }
+        // A key on the way is usually there already, and most often it is the key the
+        // previous write went through, which is the last one inserted: check that one by
+        // comparing text, then look the key up without allocating its text.
         (Step::Key(k), Value::Object(map)) => {
-            if let Some(child) = map.get_mut(k.as_ref()) {
-                set(child, rest, data, op)?;
+            if let Some((_, child)) = map
+                .iter_mut()
+                .next_back()
+                .filter(|(key, _)| key.as_str() == k.as_ref())
+            {
+                set(child, rest, capacity, data, op)?;
+            } else if let Some(child) = map.get_mut(k.as_ref()) {
+                set(child, rest, capacity, data, op)?;
             } else {
                 let child = map.entry(k.as_ref()).or_insert(Value::Null);
-                set(child, rest, data, op)?;
+                set(child, rest, capacity, data, op)?;
             }
         }
         (Step::Index(i), Value::Array(list)) => {
@@ -489,17 +623,78 @@ fn set(slot: &mut Value, steps: &[Step<'_>], data: Value, op: usize) -> Result<(
                 list.resize(index + 1, Value::Null);
             }
             if let Some(child) = list.get_mut(index) {
-                set(child, rest, data, op)?;
+                set(child, rest, capacity, data, op)?;
             }
         }
         (Step::Append, Value::Array(list)) => {
             list.push(Value::Null);
             if let Some(child) = list.last_mut() {
-                set(child, rest, data, op)?;
+                set(child, rest, capacity, data, op)?;
             }
         }
         // The existing value is not the container this step needs: JOLT writes nothing.
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn capacities(shift: &Shift) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        fn collect(c: &Composite, out: &mut Vec<Vec<usize>>) {
+            for child in c.children() {
+                match child {
+                    Node::Composite(c) => collect(c, out),
+                    Node::Leaf(l) => out.extend(l.writers.iter().map(|w| w.capacity.clone())),
+                }
+            }
+        }
+        collect(&shift.root, &mut out);
+        out
+    }
+
+    #[test]
+    fn output_objects_get_room_for_the_keys_the_spec_writes_under_them() {
+        let spec = json!({
+            "a": "x.a",
+            "b": ["x.b", "y"],
+            "c": "x.a",
+            "list": {"*": {"p": "out[&1].p", "q": "out[&1].q", "r": "out[&1].deep.r"}}
+        });
+        let shift = Shift::parse(&spec, "").unwrap();
+        // Root keys: x, y, out. Under x: a, b. Under out[&1]: p, q, deep. Under deep: r.
+        assert_eq!(
+            capacities(&shift),
+            vec![
+                vec![3, 2],
+                vec![3, 2],
+                vec![3],
+                vec![3, 2],
+                vec![3, 1, 3],
+                vec![3, 1, 3],
+                vec![3, 1, 3, 1],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_second_write_to_a_key_makes_a_list_in_place() {
+        let spec = json!({"a": "x", "b": "y", "c": "x", "d": "x"});
+        let shift = Shift::parse(&spec, "").unwrap();
+        let out = shift
+            .apply(
+                &json!({"a": 1, "b": 2, "c": 3, "d": 4}),
+                0,
+                &Budget::new(100),
+            )
+            .unwrap();
+        assert_eq!(out, json!({"x": [1, 3, 4], "y": 2}));
+        let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["x", "y"]);
+    }
 }
