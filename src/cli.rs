@@ -1,7 +1,8 @@
 //! The command line: subcommands, flags and where each flag's value came from.
 //!
-//! `main.rs` parses with [`parse`] and dispatches; everything here is plain data so tests can
-//! build a [`ServeArgs`] without a process. `streamcache` with no subcommand means `serve`.
+//! `main.rs` parses with [`parse`] and dispatches, the client subcommands to [`commands`]. The
+//! types here are plain data so tests can build a [`ServeArgs`] without a process.
+//! `streamcache` with no subcommand means `serve`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,6 +11,8 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{Origin, Overrides};
+
+pub mod commands;
 
 /// `streamcache` — Kafka, Redis, MongoDB, JOLT and Pusher stand-ins in one binary.
 #[derive(Debug, Parser)]

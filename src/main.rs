@@ -6,15 +6,11 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use streamcache::cli::{
-    self, BenchCommand, BenchE2eArgs, Command, ConfigCommand, ProduceArgs, ServeArgs, TransformArgs,
-};
-use streamcache::clock::SystemClock;
+use streamcache::cli::{self, BenchCommand, Command, ConfigCommand, ServeArgs, commands};
 use streamcache::config::{self, LogFormat, Overrides};
 use streamcache::engine::{self, Engine};
 use streamcache::server;
 use streamcache::shutdown::Shutdown;
-use streamcache::{bench, loadgen};
 
 fn main() -> ExitCode {
     let parsed = match cli::parse(std::env::args_os()) {
@@ -29,151 +25,11 @@ fn main() -> ExitCode {
             print!("{}", config::default_toml());
             ExitCode::SUCCESS
         }
-        Some(Command::Produce(args)) => produce(args),
-        Some(Command::Bench(BenchCommand::E2e(args))) => bench_e2e(args),
+        Some(Command::Produce(args)) => commands::produce(args),
+        Some(Command::Bench(BenchCommand::E2e(args))) => commands::bench_e2e(args),
         Some(Command::Serve(args)) => serve(&args, &parsed.overrides),
-        Some(Command::Transform(args)) => transform(&args),
+        Some(Command::Transform(args)) => commands::transform(&args),
         None => serve(&parsed.cli.serve, &parsed.overrides),
-    }
-}
-
-/// `streamcache transform`: 0 with the output on stdout; 2 with the error on stderr for an
-/// unreadable file, a rejected spec, bad input JSON or a failed transform.
-fn transform(args: &TransformArgs) -> ExitCode {
-    match run_transform(args) {
-        Ok(output) => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{output}");
-            let _ = out.flush();
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("streamcache transform: {message}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn run_transform(args: &TransformArgs) -> Result<String, String> {
-    use std::io::Read as _;
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
-    let spec_text = read(&args.spec)?;
-    let spec = streamcache::transform::Spec::parse_str(&spec_text)
-        .map_err(|e| format!("{}: {e}", args.spec.display()))?;
-    let (input_name, input_text) = match &args.input {
-        Some(path) => (path.display().to_string(), read(path)?),
-        None => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("cannot read standard input: {e}"))?;
-            ("standard input".to_owned(), text)
-        }
-    };
-    let input: serde_json::Value = serde_json::from_str(&input_text)
-        .map_err(|e| format!("{input_name}: not valid JSON: {e}"))?;
-    let context = match &args.context {
-        Some(path) => serde_json::from_str(&read(path)?)
-            .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?,
-        None => serde_json::Value::Null,
-    };
-    let output = spec
-        .apply_with_context(&input, &context)
-        .map_err(|e| e.to_string())?;
-    serde_json::to_string(&output).map_err(|e| format!("cannot print the output: {e}"))
-}
-
-/// `streamcache produce`: sends orders and prints the summary; exit 1 if any order failed.
-fn produce(args: ProduceArgs) -> ExitCode {
-    let options = loadgen::ProduceOptions {
-        url: args.url,
-        topic: args.topic,
-        rate: args.rate,
-        count: args.count,
-        seed: args.seed,
-        batch: args.batch,
-        auth_token: args.auth_token,
-        progress: !args.quiet,
-    };
-    let Some(runtime) = client_runtime(tokio::runtime::Builder::new_current_thread()) else {
-        return ExitCode::from(1);
-    };
-    runtime.block_on(async {
-        // Ctrl-C stops the run early; the summary still prints.
-        let shutdown = Shutdown::new();
-        let trigger = shutdown.clone();
-        let signals = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                trigger.trigger();
-            }
-        });
-        let result = loadgen::produce(&options, SystemClock::shared(), shutdown.signal()).await;
-        signals.abort();
-        match result {
-            Ok(summary) => {
-                println!("{summary}");
-                if summary.is_clean() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }
-            Err(e) => {
-                eprintln!("streamcache produce: {e}");
-                ExitCode::from(2)
-            }
-        }
-    })
-}
-
-/// Builds a runtime for a client command, printing why when it cannot.
-fn client_runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
-    builder
-        .enable_all()
-        .build()
-        .inspect_err(|e| eprintln!("streamcache: cannot start the async runtime: {e}"))
-        .ok()
-}
-
-/// `streamcache bench e2e`: runs the benchmark, prints the table and writes the plot; exit 1 if
-/// any order failed or any event was lost, 2 for unusable options.
-fn bench_e2e(args: BenchE2eArgs) -> ExitCode {
-    let options = bench::E2eOptions {
-        url: args.url,
-        seconds: args.seconds,
-        rates: args.rates,
-        max: args.max,
-        seed: args.seed,
-    };
-    // Multi-threaded: the in-process server and the clients share the runtime.
-    let Some(runtime) = client_runtime(tokio::runtime::Builder::new_multi_thread()) else {
-        return ExitCode::from(1);
-    };
-    let result = runtime.block_on(bench::e2e(&options, SystemClock::shared()));
-    match result {
-        Ok(report) => {
-            print!("{}", report.table());
-            if let Err(e) = bench::write_plot(&report, &args.out) {
-                eprintln!("streamcache bench e2e: {e}");
-                return ExitCode::from(1);
-            }
-            println!("plot: {}", args.out.display());
-            if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
-        Err(e @ bench::Error::Option { .. }) | Err(e @ bench::Error::Url(_)) => {
-            eprintln!("streamcache bench e2e: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("streamcache bench e2e: {e}");
-            ExitCode::from(1)
-        }
     }
 }
 
