@@ -1358,9 +1358,12 @@ impl Inner {
             Access::Ids(ids) => {
                 for id in ids {
                     stats.keys += 1;
-                    if let Some(bytes) = self.store.get(Space::Docs, &doc_key(meta.id, id))? {
+                    if let Some(doc) =
+                        self.store
+                            .get_with(Space::Docs, &doc_key(meta.id, id), decode_document)?
+                    {
                         stats.docs += 1;
-                        if !visit(id, decode_document(&bytes)?)? {
+                        if !visit(id, doc)? {
                             return Ok(());
                         }
                     }
@@ -1395,12 +1398,16 @@ impl Inner {
                         if dedup && !seen.insert(id.clone()) {
                             continue;
                         }
-                        let Some(bytes) = self.store.get(Space::Docs, &doc_key(meta.id, &id))?
+                        let Some(doc) = self.store.get_with(
+                            Space::Docs,
+                            &doc_key(meta.id, &id),
+                            decode_document,
+                        )?
                         else {
                             continue;
                         };
                         stats.docs += 1;
-                        if !visit(&id, decode_document(&bytes)?)? {
+                        if !visit(&id, doc)? {
                             return Ok(());
                         }
                     }
