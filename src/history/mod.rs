@@ -2021,7 +2021,7 @@ impl Txn<'_> {
             let new = parsed.apply(&old, false, &parsed_filter, self.wall_ms)?;
             if new != old {
                 result.modified += 1;
-                self.write_change(meta, &encoded_id, &old, new, &parsed)?;
+                self.write_change(meta, &encoded_id, old, new, &parsed)?;
             }
             if !options.multi {
                 break;
@@ -2039,7 +2039,7 @@ impl Txn<'_> {
         &mut self,
         meta: &Arc<CollectionMeta>,
         encoded_id: &[u8],
-        old: &Document,
+        old: Document,
         new: Document,
         update: &Update,
     ) -> Result<()> {
@@ -2048,7 +2048,7 @@ impl Txn<'_> {
         let meta = self
             .collection(&meta.db, &meta.coll, false)?
             .unwrap_or_else(|| meta.clone());
-        self.write_doc(&meta, encoded_id, Some(old), Some(&new))?;
+        self.write_doc(&meta, encoded_id, Some(&old), Some(&new))?;
         let mut entry = Document::new();
         let replace = matches!(update, Update::Replace(_));
         entry.insert("op", if replace { "replace" } else { "update" });
@@ -2059,9 +2059,9 @@ impl Txn<'_> {
             bson::doc! {"_id": new.get("_id").cloned().unwrap_or(Bson::Null)},
         );
         if !replace {
-            entry.insert("upd", update::describe_change(old, &new));
+            entry.insert("upd", update::describe_change(&old, &new));
         }
-        entry.insert("pre", old.clone());
+        entry.insert("pre", old);
         entry.insert("post", new);
         self.event(entry)
     }
@@ -2161,10 +2161,12 @@ impl Txn<'_> {
             }
             (Some((id, old)), Some(u), Some(meta)) => {
                 let new = u.apply(&old, false, &parsed, self.wall_ms)?;
-                if new != old {
-                    self.write_change(&meta, &id, &old, new.clone(), u)?;
+                if new == old {
+                    return Ok(Some(old));
                 }
-                Ok(Some(if return_new { new } else { old }))
+                let returned = if return_new { new.clone() } else { old.clone() };
+                self.write_change(&meta, &id, old, new, u)?;
+                Ok(Some(returned))
             }
             (None, Some(u), _) if upsert => {
                 let id = self.upsert(db, coll, &parsed, u)?;
