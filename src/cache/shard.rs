@@ -1,17 +1,35 @@
-//! One shard of one logical database: a hash map of entries, its deadline index and its memory
-//! account.
+//! One shard of one logical database: a hash table of entries, its deadline index and its
+//! memory account.
 //!
-//! Invariant: an entry has `expire_at_ms != 0` exactly when the deadline index holds
-//! `(expire_at_ms, key)`; `used_bytes` is the sum of the entries' `mem` fields.
+//! Layout (what a key costs): the table holds 32-byte [`Slot`]s, and a slot owns one heap
+//! allocation, `kv`: a key-length header, the key and — for a string — the value's bytes
+//! (*embedded*, as Redis's embstr). Collections, and strings once changed in place (APPEND,
+//! INCR, SETRANGE, SETBIT), are *boxed*: the value lives in the shard's slab and `kv` ends with
+//! its index. Slots carry no hash; it is recomputed from the key when the table grows. The
+//! deadline index names entries by key hash, not by a copy of the key.
+//!
+//! Invariant: a slot has `expire_at_ms != 0` exactly when the deadline index holds
+//! `(expire_at_ms, hash of its key)`; `used_bytes` is the sum of the entries' `mem`.
+//! Invariant: a slot has the `BOXED` flag exactly when its `kv` tail is the index of an occupied
+//! slab cell, and no two slots name the same cell.
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::cache::expiry::ExpiryIndex;
 use crate::cache::sieve::Sieve;
 use crate::cache::value::Value;
 
-/// Bytes counted per entry for the map slot, key and entry headers.
+/// Bytes counted per entry for the table slot, the allocation headers and the key header.
 pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// Slot flag: SIEVE's visited bit.
+const VISITED: u8 = 1;
+/// Slot flag: the value is in the slab (see the module doc).
+const BOXED: u8 = 2;
+/// Key-length header byte that announces a 4-byte length.
+const LONG_KEY: u8 = u8::MAX;
 
 /// The low 32 bits of the wall clock in milliseconds: LRU ages are differences taken with
 /// wrapping arithmetic, valid for 49 days of idleness.
@@ -19,7 +37,7 @@ pub(crate) fn access_stamp(now_ms: u64) -> u32 {
     (now_ms & 0xFFFF_FFFF) as u32
 }
 
-/// A key's value with its metadata.
+/// A key's value with its metadata, detached from a shard (what is inserted and removed).
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// The value.
@@ -28,8 +46,6 @@ pub(crate) struct Entry {
     pub(crate) expire_at_ms: u64,
     /// Last access, from [`access_stamp`].
     pub(crate) access: u32,
-    /// Bytes this entry counts toward `used_bytes`.
-    pub(crate) mem: u32,
     /// SIEVE's visited bit.
     pub(crate) visited: bool,
     /// LFU's logarithmic access counter.
@@ -43,25 +59,286 @@ impl Entry {
             value,
             expire_at_ms: 0,
             access: 0,
-            mem: 0,
             visited: false,
             hits: 0,
         }
     }
+}
 
-    /// Whether the entry's deadline has passed at `now_ms`.
-    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+/// One stored key (see the module doc for `kv`).
+#[derive(Debug)]
+pub(crate) struct Slot {
+    kv: Box<[u8]>,
+    expire_at_ms: u64,
+    access: u32,
+    hits: u8,
+    flags: u8,
+}
+
+/// `kv` for `key` followed by `tail`.
+fn pack(key: &[u8], tail: &[u8]) -> Box<[u8]> {
+    let mut kv = Vec::with_capacity(5 + key.len() + tail.len());
+    match u8::try_from(key.len()) {
+        Ok(n) if n < LONG_KEY => kv.push(n),
+        // Keys are at most KEY_BYTES_MAX (512 MiB), which fits in u32.
+        _ => {
+            kv.push(LONG_KEY);
+            kv.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+        }
+    }
+    kv.extend_from_slice(key);
+    kv.extend_from_slice(tail);
+    kv.into_boxed_slice()
+}
+
+/// `(key, tail)` of a packed `kv`.
+fn split(kv: &[u8]) -> (&[u8], &[u8]) {
+    let (start, klen): (usize, usize) = match kv.first() {
+        Some(&n) if n < LONG_KEY => (1, usize::from(n)),
+        Some(_) => {
+            let n = kv
+                .get(1..5)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(0, u32::from_le_bytes);
+            (5, n as usize)
+        }
+        None => (0, 0),
+    };
+    let end = start.saturating_add(klen).min(kv.len());
+    (
+        kv.get(start..end).unwrap_or_default(),
+        kv.get(end..).unwrap_or_default(),
+    )
+}
+
+fn mem_of(key_len: usize, value_bytes: usize) -> u32 {
+    u32::try_from(
+        key_len
+            .saturating_add(value_bytes)
+            .saturating_add(ENTRY_OVERHEAD_BYTES),
+    )
+    .unwrap_or(u32::MAX)
+}
+
+impl Slot {
+    fn key(&self) -> &[u8] {
+        split(&self.kv).0
+    }
+
+    fn boxed_index(&self) -> Option<u32> {
+        if self.flags & BOXED == 0 {
+            return None;
+        }
+        let tail = split(&self.kv).1;
+        <[u8; 4]>::try_from(tail).ok().map(u32::from_le_bytes)
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at_ms != 0 && self.expire_at_ms <= now_ms
+    }
+}
+
+/// A boxed value with the bytes it is charged.
+#[derive(Debug)]
+struct Boxed {
+    value: Value,
+    mem: u32,
+}
+
+/// Cells for boxed values, reused through a free list.
+#[derive(Debug, Default)]
+struct Slab {
+    cells: Vec<Option<Boxed>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn put(&mut self, b: Boxed) -> u32 {
+        if let Some(i) = self.free.pop()
+            && let Some(cell) = self.cells.get_mut(i as usize)
+        {
+            *cell = Some(b);
+            return i;
+        }
+        self.cells.push(Some(b));
+        // More than 2^32 boxed values in one shard would need far more memory than exists.
+        u32::try_from(self.cells.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    fn take(&mut self, i: u32) -> Option<Boxed> {
+        let b = self.cells.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some(b)
+    }
+
+    fn get(&self, i: u32) -> Option<&Boxed> {
+        self.cells.get(i as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, i: u32) -> Option<&mut Boxed> {
+        self.cells.get_mut(i as usize)?.as_mut()
+    }
+}
+
+/// A stored entry, read-only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    slot: &'a Slot,
+    slab: &'a Slab,
+}
+
+/// A stored entry, writable (from [`Shard::lookup`]).
+#[derive(Debug)]
+pub(crate) struct EntryMut<'a> {
+    slot: &'a mut Slot,
+    slab: &'a mut Slab,
+}
+
+fn boxed_of<'a>(slot: &Slot, slab: &'a Slab) -> Option<&'a Boxed> {
+    slab.get(slot.boxed_index()?)
+}
+
+fn str_of<'a>(slot: &'a Slot, slab: &'a Slab) -> Option<&'a [u8]> {
+    match boxed_of(slot, slab) {
+        Some(b) => match &b.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        },
+        None if slot.flags & BOXED == 0 => Some(split(&slot.kv).1),
+        None => None,
+    }
+}
+
+fn mem_in(slot: &Slot, slab: &Slab) -> u32 {
+    match boxed_of(slot, slab) {
+        Some(b) => b.mem,
+        None => {
+            let (k, v) = split(&slot.kv);
+            mem_of(k.len(), v.len())
+        }
+    }
+}
+
+fn type_in(slot: &Slot, slab: &Slab) -> &'static str {
+    boxed_of(slot, slab).map_or("string", |b| b.value.type_name())
+}
+
+fn detach(slot: &Slot, slab: &Slab) -> Entry {
+    let value = match boxed_of(slot, slab) {
+        Some(b) => b.value.clone(),
+        None => Value::Str(split(&slot.kv).1.to_vec()),
+    };
+    Entry {
+        value,
+        expire_at_ms: slot.expire_at_ms,
+        access: slot.access,
+        visited: slot.flags & VISITED != 0,
+        hits: slot.hits,
+    }
+}
+
+impl<'a> EntryRef<'a> {
+    /// Deadline in wall-clock milliseconds; 0 means no TTL.
+    pub(crate) fn expire_at_ms(&self) -> u64 {
+        self.slot.expire_at_ms
+    }
+
+    /// Last access stamp.
+    pub(crate) fn access(&self) -> u32 {
+        self.slot.access
+    }
+
+    /// LFU counter.
+    pub(crate) fn hits(&self) -> u8 {
+        self.slot.hits
+    }
+
+    /// Whether the deadline has passed at `now_ms`.
+    pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
+        self.slot.is_expired(now_ms)
+    }
+
+    /// A detached copy of the entry.
+    pub(crate) fn to_entry(self) -> Entry {
+        detach(self.slot, self.slab)
+    }
+}
+
+impl<'a> EntryMut<'a> {
+    /// Deadline in wall-clock milliseconds; 0 means no TTL.
+    pub(crate) fn expire_at_ms(&self) -> u64 {
+        self.slot.expire_at_ms
+    }
+
+    /// Sets the LRU stamp (TOUCH).
+    pub(crate) fn set_access(&mut self, stamp: u32) {
+        self.slot.access = stamp;
+    }
+
+    /// Last access stamp.
+    pub(crate) fn access(&self) -> u32 {
+        self.slot.access
+    }
+
+    /// Bytes the entry is charged.
+    pub(crate) fn mem(&self) -> u32 {
+        mem_in(self.slot, self.slab)
+    }
+
+    /// The Redis type name (`TYPE`).
+    pub(crate) fn type_name(&self) -> &'static str {
+        type_in(self.slot, self.slab)
+    }
+
+    /// The encoding `OBJECT ENCODING` reports.
+    pub(crate) fn encoding(&self) -> &'static str {
+        match boxed_of(self.slot, self.slab) {
+            Some(b) => b.value.encoding(),
+            None => Value::str_encoding(split(&self.slot.kv).1),
+        }
+    }
+
+    /// A detached copy of the entry.
+    pub(crate) fn to_entry(&self) -> Entry {
+        detach(self.slot, self.slab)
+    }
+
+    /// The string's bytes, `None` for a collection.
+    pub(crate) fn into_str(self) -> Option<&'a [u8]> {
+        str_of(self.slot, self.slab)
+    }
+
+    /// The boxed value (every collection; strings only once changed in place), without
+    /// converting an embedded string.
+    pub(crate) fn into_boxed(self) -> Option<&'a mut Value> {
+        let i = self.slot.boxed_index()?;
+        Some(&mut self.slab.get_mut(i)?.value)
+    }
+
+    /// The value, writable: an embedded string is moved into the slab first.
+    pub(crate) fn into_value_mut(self) -> Option<&'a mut Value> {
+        if self.slot.flags & BOXED == 0 {
+            let (key, value) = split(&self.slot.kv);
+            let mem = mem_of(key.len(), value.len());
+            let i = self.slab.put(Boxed {
+                value: Value::Str(value.to_vec()),
+                mem,
+            });
+            self.slot.kv = pack(key, &i.to_le_bytes());
+            self.slot.flags |= BOXED;
+        }
+        self.into_boxed()
     }
 }
 
 /// One shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    /// Key → entry.
-    pub(crate) map: HashMap<Box<[u8]>, Entry>,
+    table: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
+    slab: Slab,
     /// Deadlines of the keys with a TTL.
-    pub(crate) expiry: ExpiryIndex,
+    expiry: ExpiryIndex,
     /// Estimated bytes held by this shard.
     pub(crate) used_bytes: usize,
     /// Keys removed by lazy or active expiry since the caller last drained them.
@@ -70,76 +347,170 @@ pub(crate) struct Shard {
     pub(crate) sieve: Option<Sieve>,
 }
 
-fn mem_of(key: &[u8], value: &Value) -> u32 {
-    u32::try_from(
-        key.len()
-            .saturating_add(value.mem_bytes())
-            .saturating_add(ENTRY_OVERHEAD_BYTES),
-    )
-    .unwrap_or(u32::MAX)
-}
-
 impl Shard {
+    /// An empty shard, with a SIEVE queue when that policy is in force.
+    pub(crate) fn new(sieve: bool) -> Self {
+        Self {
+            sieve: sieve.then(Sieve::default),
+            ..Self::default()
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Number of stored entries (expired ones not yet removed included).
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether nothing is stored.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Number of entries with a deadline.
+    pub(crate) fn volatile_len(&self) -> usize {
+        self.expiry.len()
+    }
+
+    /// Every stored key, in table order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.table.iter().map(Slot::key)
+    }
+
+    /// Every stored entry with its key, in table order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], EntryRef<'_>)> {
+        let slab = &self.slab;
+        self.table
+            .iter()
+            .map(move |slot| (slot.key(), EntryRef { slot, slab }))
+    }
+
+    /// The stored entry under `key`, expired or not, without touching it.
+    pub(crate) fn peek(&self, key: &[u8]) -> Option<EntryRef<'_>> {
+        let slot = self.table.find(self.hash(key), |s| s.key() == key)?;
+        Some(EntryRef {
+            slot,
+            slab: &self.slab,
+        })
+    }
+
     /// The live entry under `key`, removing it first if it has expired at `now_ms`.
-    pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        let expired = self.map.get(key).is_some_and(|e| e.is_expired(now_ms));
+    pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
+        let hash = self.hash(key);
+        let expired = self
+            .table
+            .find(hash, |s| s.key() == key)?
+            .is_expired(now_ms);
         if expired {
             self.remove(key);
             self.expired.push(key.into());
             return None;
         }
-        let entry = self.map.get_mut(key)?;
-        entry.visited = true;
-        entry.access = access_stamp(now_ms);
+        let slot = self.table.find_mut(hash, |s| s.key() == key)?;
+        slot.flags |= VISITED;
+        slot.access = access_stamp(now_ms);
         // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.
-        let h = u64::from(entry.hits);
+        let h = u64::from(slot.hits);
         if h < 8
             || (now_ms ^ (key.len() as u64).wrapping_mul(0x9E37_79B9)).is_multiple_of(h * h / 8 + 1)
         {
-            entry.hits = entry.hits.saturating_add(1);
+            slot.hits = slot.hits.saturating_add(1);
         }
-        Some(entry)
+        Some(EntryMut {
+            slot,
+            slab: &mut self.slab,
+        })
     }
 
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
-    pub(crate) fn insert(&mut self, key: &[u8], mut entry: Entry) {
+    pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
         self.remove(key);
-        entry.mem = mem_of(key, &entry.value);
-        self.used_bytes = self.used_bytes.saturating_add(entry.mem as usize);
-        if entry.expire_at_ms != 0 {
-            self.expiry.insert(entry.expire_at_ms, key);
+        let hash = self.hash(key);
+        let Entry {
+            value,
+            expire_at_ms,
+            access,
+            visited,
+            hits,
+        } = entry;
+        let mut flags = if visited { VISITED } else { 0 };
+        let (kv, mem) = match value {
+            Value::Str(s) => (pack(key, &s), mem_of(key.len(), s.len())),
+            value => {
+                let mem = mem_of(key.len(), value.mem_bytes());
+                let i = self.slab.put(Boxed { value, mem });
+                flags |= BOXED;
+                (pack(key, &i.to_le_bytes()), mem)
+            }
+        };
+        self.used_bytes = self.used_bytes.saturating_add(mem as usize);
+        if expire_at_ms != 0 {
+            self.expiry.insert(expire_at_ms, hash);
         }
         if let Some(s) = &mut self.sieve {
             s.insert(key);
         }
-        self.map.insert(key.into(), entry);
+        let hasher = &self.hasher;
+        self.table.insert_unique(
+            hash,
+            Slot {
+                kv,
+                expire_at_ms,
+                access,
+                hits,
+                flags,
+            },
+            |s| hasher.hash_one(s.key()),
+        );
     }
 
     /// Removes `key`, returning its entry.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.map.remove(key)?;
+        let hash = self.hash(key);
+        let (slot, _) = self
+            .table
+            .find_entry(hash, |s| s.key() == key)
+            .ok()?
+            .remove();
         if let Some(s) = &mut self.sieve {
             s.remove(key);
         }
-        self.used_bytes = self.used_bytes.saturating_sub(entry.mem as usize);
-        if entry.expire_at_ms != 0 {
-            self.expiry.remove(entry.expire_at_ms, key);
+        if slot.expire_at_ms != 0 {
+            self.expiry.remove(slot.expire_at_ms, hash);
         }
-        Some(entry)
+        let (value, mem) = match slot.boxed_index().and_then(|i| self.slab.take(i)) {
+            Some(b) => (b.value, b.mem),
+            None => {
+                let v = split(&slot.kv).1;
+                (Value::Str(v.to_vec()), mem_of(key.len(), v.len()))
+            }
+        };
+        self.used_bytes = self.used_bytes.saturating_sub(mem as usize);
+        Some(Entry {
+            value,
+            expire_at_ms: slot.expire_at_ms,
+            access: slot.access,
+            visited: slot.flags & VISITED != 0,
+            hits: slot.hits,
+        })
     }
 
     /// Sets (or with 0 clears) the deadline of an existing `key`. Returns whether it exists.
     pub(crate) fn set_expire(&mut self, key: &[u8], deadline_ms: u64) -> bool {
-        let Some(entry) = self.map.get_mut(key) else {
+        let hash = self.hash(key);
+        let Some(slot) = self.table.find_mut(hash, |s| s.key() == key) else {
             return false;
         };
-        let old = entry.expire_at_ms;
-        entry.expire_at_ms = deadline_ms;
+        let old = slot.expire_at_ms;
+        slot.expire_at_ms = deadline_ms;
         if old != 0 {
-            self.expiry.remove(old, key);
+            self.expiry.remove(old, hash);
         }
         if deadline_ms != 0 {
-            self.expiry.insert(deadline_ms, key);
+            self.expiry.insert(deadline_ms, hash);
         }
         true
     }
@@ -147,41 +518,147 @@ impl Shard {
     /// Re-measures `key` after its value changed in place; removes it if it became an empty
     /// collection. Returns whether the key still exists.
     pub(crate) fn settle(&mut self, key: &[u8]) -> bool {
-        let Some(entry) = self.map.get_mut(key) else {
+        let hash = self.hash(key);
+        let Some(slot) = self.table.find(hash, |s| s.key() == key) else {
             return false;
         };
-        if entry.value.is_empty_collection() {
+        let Some(b) = slot.boxed_index().and_then(|i| self.slab.get_mut(i)) else {
+            return true;
+        };
+        if b.value.is_empty_collection() {
             self.remove(key);
             return false;
         }
-        let mem = mem_of(key, &entry.value);
+        let mem = mem_of(key.len(), b.value.mem_bytes());
         self.used_bytes = self
             .used_bytes
-            .saturating_sub(entry.mem as usize)
+            .saturating_sub(b.mem as usize)
             .saturating_add(mem as usize);
-        entry.mem = mem;
+        b.mem = mem;
         true
     }
 
     /// Removes at most `max` keys whose deadline has passed at `now_ms`; returns how many.
     pub(crate) fn expire_due(&mut self, now_ms: u64, max: usize) -> usize {
-        let due = self.expiry.due(now_ms, max);
-        let n = due.len();
-        for key in due {
-            self.remove(&key);
-            self.expired.push(key);
+        let mut n = 0;
+        for (deadline, hash) in self.expiry.due(now_ms, max) {
+            let keys: Vec<Box<[u8]>> = self
+                .table
+                .iter_hash(hash)
+                .filter(|s| s.expire_at_ms == deadline)
+                .map(|s| Box::from(s.key()))
+                .collect();
+            for key in keys {
+                self.remove(&key);
+                self.expired.push(key);
+                n += 1;
+            }
         }
         n
     }
 
+    /// The key with the earliest deadline and that deadline (for `volatile-ttl` eviction).
+    pub(crate) fn earliest_volatile(&self) -> Option<(u64, &[u8])> {
+        let (deadline, hash) = self.expiry.earliest()?;
+        self.table
+            .iter_hash(hash)
+            .find(|s| s.expire_at_ms == deadline)
+            .map(|s| (deadline, s.key()))
+    }
+
+    /// SIEVE's next victim, queueing every key first if the policy was switched on at run time.
+    pub(crate) fn sieve_victim(&mut self) -> Option<Box<[u8]>> {
+        let Self {
+            table,
+            hasher,
+            sieve,
+            ..
+        } = self;
+        let queue = sieve.get_or_insert_with(|| {
+            let mut s = Sieve::default();
+            for slot in table.iter() {
+                s.insert(slot.key());
+            }
+            s
+        });
+        queue.victim(|k| {
+            table
+                .find_mut(hasher.hash_one(k), |s| s.key() == k)
+                .is_some_and(|s| {
+                    let was = s.flags & VISITED != 0;
+                    s.flags &= !VISITED;
+                    was
+                })
+        })
+    }
+
     /// Drops every entry.
     pub(crate) fn clear(&mut self) {
-        self.map.clear();
-        self.map.shrink_to_fit();
+        self.table = HashTable::new();
+        self.slab = Slab::default();
         self.expiry.clear();
         self.used_bytes = 0;
         if self.sieve.is_some() {
             self.sieve = Some(Sieve::default());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_short_and_long_keys() {
+        let long = vec![b'k'; 300];
+        for key in [&b""[..], b"a", &long[..254], &long[..255], &long] {
+            let kv = pack(key, b"value");
+            assert_eq!(split(&kv), (key, &b"value"[..]));
+        }
+    }
+
+    #[test]
+    fn strings_embed_until_changed_in_place() {
+        let mut s = Shard::default();
+        s.insert(b"k", Entry::new(Value::Str(b"v".to_vec())));
+        assert_eq!(s.slab.cells.len(), 0);
+        let used = s.used_bytes;
+        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        assert_eq!(e, Some(Some(&b"v"[..])));
+        if let Some(Some(Value::Str(v))) = s.lookup(b"k", 1).map(EntryMut::into_value_mut) {
+            v.extend_from_slice(b"w");
+        }
+        assert!(s.settle(b"k"));
+        assert_eq!(s.slab.cells.len(), 1);
+        assert_eq!(s.used_bytes, used + 1);
+        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        assert_eq!(e, Some(Some(&b"vw"[..])));
+        let removed = s.remove(b"k").map(|e| e.value);
+        assert_eq!(removed, Some(Value::Str(b"vw".to_vec())));
+        assert_eq!(s.used_bytes, 0);
+        assert_eq!(s.slab.free, vec![0]);
+    }
+
+    #[test]
+    fn deadlines_resolve_through_the_hash() {
+        let mut s = Shard::default();
+        for (k, d) in [(&b"a"[..], 10), (b"b", 20), (b"c", 0)] {
+            s.insert(
+                k,
+                Entry {
+                    expire_at_ms: d,
+                    ..Entry::new(Value::Str(k.to_vec()))
+                },
+            );
+        }
+        assert_eq!(s.volatile_len(), 2);
+        assert_eq!(s.earliest_volatile(), Some((10, &b"a"[..])));
+        assert!(s.set_expire(b"a", 30));
+        assert_eq!(s.earliest_volatile(), Some((20, &b"b"[..])));
+        assert_eq!(s.expire_due(25, 10), 1);
+        assert_eq!(s.expired, vec![Box::from(&b"b"[..])]);
+        assert!(s.lookup(b"a", 30).is_none());
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.volatile_len(), 0);
     }
 }
