@@ -7,7 +7,7 @@
 //! capped before the elements have arrived.
 #![deny(clippy::indexing_slicing)]
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::cache::error::ProtocolError;
 
@@ -269,10 +269,56 @@ fn header_line(
     Ok(Some((parse_i64(text).unwrap_or(i64::MIN), end + 2)))
 }
 
+/// Decodes one client request from the front of `buf` and removes it from `buf`. The arguments
+/// of a multibulk request are slices of `buf`'s own bytes (no copy); inline requests are
+/// copied. Same results and errors as [`decode_request`], which this mirrors.
+///
+/// # Errors
+/// A [`ProtocolError`] for malformed input or a limit exceeded.
+pub fn decode_request_split(
+    buf: &mut BytesMut,
+    limits: &DecodeLimits,
+) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    if buf.first() != Some(&b'*') {
+        let Some((args, used)) = decode_request(buf, limits)? else {
+            return Ok(None);
+        };
+        buf.advance(used);
+        return Ok(Some(args));
+    }
+    let mut spans = Vec::new();
+    let Some(used) = multibulk_spans(buf, limits, |start, end| spans.push((start, end)))? else {
+        return Ok(None);
+    };
+    let frame = buf.split_to(used).freeze();
+    Ok(Some(
+        spans
+            .into_iter()
+            .map(|(start, end)| frame.slice(start..end))
+            .collect(),
+    ))
+}
+
 fn decode_multibulk(
     buf: &[u8],
     limits: &DecodeLimits,
 ) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    let mut args = Vec::new();
+    let used = multibulk_spans(buf, limits, |start, end| {
+        args.push(Bytes::copy_from_slice(
+            buf.get(start..end).unwrap_or_default(),
+        ));
+    })?;
+    Ok(used.map(|used| (args, used)))
+}
+
+/// Walks one multibulk request, handing each argument's byte range to `arg`; returns the bytes
+/// the request occupies, or `None` when more are needed.
+fn multibulk_spans(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    mut arg: impl FnMut(usize, usize),
+) -> Result<Option<usize>, ProtocolError> {
     let Some((count, mut pos)) = header_line(buf, limits, ProtocolError::MultibulkCountTooBig)?
     else {
         return Ok(None);
@@ -281,10 +327,9 @@ fn decode_multibulk(
         return Err(ProtocolError::InvalidMultibulkLength);
     }
     if count <= 0 {
-        return Ok(Some((Vec::new(), pos)));
+        return Ok(Some(pos));
     }
     let count = usize::try_from(count).unwrap_or(0);
-    let mut args = Vec::with_capacity(count.min(PREALLOC_MAX));
     for _ in 0..count {
         let rest = buf.get(pos..).unwrap_or_default();
         match rest.first() {
@@ -309,13 +354,10 @@ fn decode_multibulk(
         if buf.len() < end.saturating_add(2) {
             return Ok(None);
         }
-        let data = buf
-            .get(start..end)
-            .ok_or(ProtocolError::InvalidBulkLength)?;
-        args.push(Bytes::copy_from_slice(data));
+        arg(start, end);
         pos = end + 2;
     }
-    Ok(Some((args, pos)))
+    Ok(Some(pos))
 }
 
 fn decode_inline(
