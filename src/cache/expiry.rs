@@ -2,46 +2,34 @@
 //!
 //! Pure data structure; time is always an argument. An entry is named by its key's 64-bit hash
 //! in the shard's table rather than by a copy of the key (16 bytes per volatile key plus the
-//! tree's slack, against a key allocation before); the shard resolves a `(deadline, hash)` pair
-//! to the entries with that hash and that deadline. Two keys can share both, so each pair keeps a
-//! count and is a multiset.
+//! tree's slack); the shard resolves a `(deadline, hash)` pair to the entries with that hash and
+//! that deadline. Two keys can share both: the pair then stands for both, and the shard removes
+//! it only when the last of them loses that deadline.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// `(deadline_ms, key hash)` pairs ordered by deadline (wall-clock milliseconds).
 #[derive(Debug, Default)]
 pub(crate) struct ExpiryIndex {
-    /// Pair → how many entries carry it.
-    map: BTreeMap<(u64, u64), u32>,
-    /// Total entries (sum of the counts).
-    len: usize,
+    set: BTreeSet<(u64, u64)>,
 }
 
 impl ExpiryIndex {
-    /// Records that the entry with key hash `hash` expires at `deadline_ms`.
+    /// Records that an entry with key hash `hash` expires at `deadline_ms` (a no-op if the pair
+    /// is already there: it then stands for every entry that has it).
     pub(crate) fn insert(&mut self, deadline_ms: u64, hash: u64) {
-        let n = self.map.entry((deadline_ms, hash)).or_insert(0);
-        *n = n.saturating_add(1);
-        self.len = self.len.saturating_add(1);
+        self.set.insert((deadline_ms, hash));
     }
 
-    /// Forgets one entry with key hash `hash` and deadline `deadline_ms`.
+    /// Forgets the pair; the caller does so only when no entry has it any more.
     pub(crate) fn remove(&mut self, deadline_ms: u64, hash: u64) {
-        let pair = (deadline_ms, hash);
-        let Some(n) = self.map.get_mut(&pair) else {
-            return;
-        };
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            self.map.remove(&pair);
-        }
-        self.len = self.len.saturating_sub(1);
+        self.set.remove(&(deadline_ms, hash));
     }
 
     /// At most `max` pairs whose deadline is at or before `now_ms`, earliest first.
     pub(crate) fn due(&self, now_ms: u64, max: usize) -> Vec<(u64, u64)> {
-        self.map
-            .keys()
+        self.set
+            .iter()
             .take_while(|(d, _)| *d <= now_ms)
             .take(max)
             .copied()
@@ -50,18 +38,12 @@ impl ExpiryIndex {
 
     /// The pair with the earliest deadline, if any (for `volatile-ttl` eviction).
     pub(crate) fn earliest(&self) -> Option<(u64, u64)> {
-        self.map.keys().next().copied()
-    }
-
-    /// Number of entries with a deadline.
-    pub(crate) fn len(&self) -> usize {
-        self.len
+        self.set.first().copied()
     }
 
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
-        self.map.clear();
-        self.len = 0;
+        self.set.clear();
     }
 }
 
@@ -80,21 +62,9 @@ mod tests {
         assert_eq!(ix.due(100, 1), vec![(10, 1)]);
         ix.remove(10, 1);
         assert_eq!(ix.earliest(), Some((20, 2)));
-        assert_eq!(ix.len(), 2);
-    }
-
-    #[test]
-    fn equal_pairs_are_counted() {
-        let mut ix = ExpiryIndex::default();
-        ix.insert(10, 7);
-        ix.insert(10, 7);
-        assert_eq!(ix.len(), 2);
-        ix.remove(10, 7);
-        assert_eq!(ix.due(10, 10), vec![(10, 7)]);
-        ix.remove(10, 7);
-        assert_eq!(ix.len(), 0);
+        ix.insert(20, 2);
+        assert_eq!(ix.due(100, 10), vec![(20, 2), (30, 3)]);
+        ix.clear();
         assert_eq!(ix.earliest(), None);
-        ix.remove(10, 7);
-        assert_eq!(ix.len(), 0);
     }
 }

@@ -1,15 +1,17 @@
 //! One shard of one logical database: a hash table of entries, its deadline index and its
 //! memory account.
 //!
-//! Layout (what a key costs): the table holds 32-byte [`Slot`]s, and a slot owns one heap
-//! allocation, `kv`: a key-length header, the key and — for a string — the value's bytes
-//! (*embedded*, as Redis's embstr). Collections, and strings once changed in place (APPEND,
-//! INCR, SETRANGE, SETBIT), are *boxed*: the value lives in the shard's slab and `kv` ends with
-//! its index. Slots carry no hash; it is recomputed from the key when the table grows. The
-//! deadline index names entries by key hash, not by a copy of the key.
+//! Layout (what a key costs): the table holds 24-byte [`Slot`]s, and a slot owns one heap
+//! allocation, `kv`: a key-length header, the deadline (8 bytes, only for a key with a TTL), the
+//! key and — for a string — the value's bytes (*embedded*, as Redis's embstr). Collections, and
+//! strings once changed in place (APPEND, INCR, SETRANGE, SETBIT), are *boxed*: the value lives
+//! in the shard's slab and `kv` ends with its index. Slots carry no hash; it is recomputed from
+//! the key when the table grows. The deadline index names entries by key hash, not by a copy of
+//! the key.
 //!
-//! Invariant: a slot has `expire_at_ms != 0` exactly when the deadline index holds
-//! `(expire_at_ms, hash of its key)`; `used_bytes` is the sum of the entries' `mem`.
+//! Invariant: the deadline index holds `(d, h)` exactly when some slot whose key hashes to `h`
+//! has deadline `d != 0`; `volatile` counts the slots with a deadline; `used_bytes` is the sum
+//! of the entries' `mem`.
 //! Invariant: a slot has the `BOXED` flag exactly when its `kv` tail is the index of an occupied
 //! slab cell, and no two slots name the same cell.
 
@@ -28,6 +30,8 @@ pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 64;
 const VISITED: u8 = 1;
 /// Slot flag: the value is in the slab (see the module doc).
 const BOXED: u8 = 2;
+/// Slot flag: the entry has a deadline, stored in `kv` after the key-length header.
+const VOLATILE: u8 = 4;
 /// Key-length header byte that announces a 4-byte length.
 const LONG_KEY: u8 = u8::MAX;
 
@@ -65,19 +69,18 @@ impl Entry {
     }
 }
 
-/// One stored key (see the module doc for `kv`).
+/// One stored key (see the module doc for `kv`): 24 bytes.
 #[derive(Debug)]
 pub(crate) struct Slot {
     kv: Box<[u8]>,
-    expire_at_ms: u64,
     access: u32,
     hits: u8,
     flags: u8,
 }
 
-/// `kv` for `key` followed by `tail`.
-fn pack(key: &[u8], tail: &[u8]) -> Box<[u8]> {
-    let mut kv = Vec::with_capacity(5 + key.len() + tail.len());
+/// `kv` for `key` with deadline `expire_at_ms` (0: none, not stored) followed by `tail`.
+fn pack(key: &[u8], expire_at_ms: u64, tail: &[u8]) -> Box<[u8]> {
+    let mut kv = Vec::with_capacity(13 + key.len() + tail.len());
     match u8::try_from(key.len()) {
         Ok(n) if n < LONG_KEY => kv.push(n),
         // Keys are at most KEY_BYTES_MAX (512 MiB), which fits in u32.
@@ -86,14 +89,17 @@ fn pack(key: &[u8], tail: &[u8]) -> Box<[u8]> {
             kv.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
         }
     }
+    if expire_at_ms != 0 {
+        kv.extend_from_slice(&expire_at_ms.to_le_bytes());
+    }
     kv.extend_from_slice(key);
     kv.extend_from_slice(tail);
     kv.into_boxed_slice()
 }
 
-/// `(key, tail)` of a packed `kv`.
-fn split(kv: &[u8]) -> (&[u8], &[u8]) {
-    let (start, klen): (usize, usize) = match kv.first() {
+/// `(deadline, key, tail)` of a packed `kv` whose slot has `flags`.
+fn split(kv: &[u8], flags: u8) -> (u64, &[u8], &[u8]) {
+    let (mut start, klen): (usize, usize) = match kv.first() {
         Some(&n) if n < LONG_KEY => (1, usize::from(n)),
         Some(_) => {
             let n = kv
@@ -104,8 +110,17 @@ fn split(kv: &[u8]) -> (&[u8], &[u8]) {
         }
         None => (0, 0),
     };
+    let mut deadline = 0;
+    if flags & VOLATILE != 0 {
+        deadline = kv
+            .get(start..start + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes);
+        start += 8;
+    }
     let end = start.saturating_add(klen).min(kv.len());
     (
+        deadline,
         kv.get(start..end).unwrap_or_default(),
         kv.get(end..).unwrap_or_default(),
     )
@@ -121,20 +136,47 @@ fn mem_of(key_len: usize, value_bytes: usize) -> u32 {
 }
 
 impl Slot {
+    fn parts(&self) -> (u64, &[u8], &[u8]) {
+        split(&self.kv, self.flags)
+    }
+
     fn key(&self) -> &[u8] {
-        split(&self.kv).0
+        self.parts().1
+    }
+
+    /// The string bytes of an embedded entry, or the slab index bytes of a boxed one.
+    fn tail(&self) -> &[u8] {
+        self.parts().2
+    }
+
+    fn expire_at_ms(&self) -> u64 {
+        self.parts().0
+    }
+
+    /// Rewrites `kv` with a new deadline (0: none).
+    fn set_deadline(&mut self, expire_at_ms: u64) {
+        let (_, key, tail) = self.parts();
+        let kv = pack(key, expire_at_ms, tail);
+        self.kv = kv;
+        if expire_at_ms == 0 {
+            self.flags &= !VOLATILE;
+        } else {
+            self.flags |= VOLATILE;
+        }
     }
 
     fn boxed_index(&self) -> Option<u32> {
         if self.flags & BOXED == 0 {
             return None;
         }
-        let tail = split(&self.kv).1;
-        <[u8; 4]>::try_from(tail).ok().map(u32::from_le_bytes)
+        <[u8; 4]>::try_from(self.tail())
+            .ok()
+            .map(u32::from_le_bytes)
     }
 
     fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at_ms != 0 && self.expire_at_ms <= now_ms
+        let d = self.expire_at_ms();
+        d != 0 && d <= now_ms
     }
 }
 
@@ -204,7 +246,7 @@ fn str_of<'a>(slot: &'a Slot, slab: &'a Slab) -> Option<&'a [u8]> {
             Value::Str(s) => Some(s),
             _ => None,
         },
-        None if slot.flags & BOXED == 0 => Some(split(&slot.kv).1),
+        None if slot.flags & BOXED == 0 => Some(slot.tail()),
         None => None,
     }
 }
@@ -213,7 +255,7 @@ fn mem_in(slot: &Slot, slab: &Slab) -> u32 {
     match boxed_of(slot, slab) {
         Some(b) => b.mem,
         None => {
-            let (k, v) = split(&slot.kv);
+            let (_, k, v) = slot.parts();
             mem_of(k.len(), v.len())
         }
     }
@@ -226,11 +268,11 @@ fn type_in(slot: &Slot, slab: &Slab) -> &'static str {
 fn detach(slot: &Slot, slab: &Slab) -> Entry {
     let value = match boxed_of(slot, slab) {
         Some(b) => b.value.clone(),
-        None => Value::Str(split(&slot.kv).1.to_vec()),
+        None => Value::Str(slot.tail().to_vec()),
     };
     Entry {
         value,
-        expire_at_ms: slot.expire_at_ms,
+        expire_at_ms: slot.expire_at_ms(),
         access: slot.access,
         visited: slot.flags & VISITED != 0,
         hits: slot.hits,
@@ -240,7 +282,7 @@ fn detach(slot: &Slot, slab: &Slab) -> Entry {
 impl<'a> EntryRef<'a> {
     /// Deadline in wall-clock milliseconds; 0 means no TTL.
     pub(crate) fn expire_at_ms(&self) -> u64 {
-        self.slot.expire_at_ms
+        self.slot.expire_at_ms()
     }
 
     /// Last access stamp.
@@ -267,7 +309,7 @@ impl<'a> EntryRef<'a> {
 impl<'a> EntryMut<'a> {
     /// Deadline in wall-clock milliseconds; 0 means no TTL.
     pub(crate) fn expire_at_ms(&self) -> u64 {
-        self.slot.expire_at_ms
+        self.slot.expire_at_ms()
     }
 
     /// Sets the LRU stamp (TOUCH).
@@ -294,7 +336,7 @@ impl<'a> EntryMut<'a> {
     pub(crate) fn encoding(&self) -> &'static str {
         match boxed_of(self.slot, self.slab) {
             Some(b) => b.value.encoding(),
-            None => Value::str_encoding(split(&self.slot.kv).1),
+            None => Value::str_encoding(self.slot.tail()),
         }
     }
 
@@ -318,13 +360,13 @@ impl<'a> EntryMut<'a> {
     /// The value, writable: an embedded string is moved into the slab first.
     pub(crate) fn into_value_mut(self) -> Option<&'a mut Value> {
         if self.slot.flags & BOXED == 0 {
-            let (key, value) = split(&self.slot.kv);
+            let (deadline, key, value) = self.slot.parts();
             let mem = mem_of(key.len(), value.len());
             let i = self.slab.put(Boxed {
                 value: Value::Str(value.to_vec()),
                 mem,
             });
-            self.slot.kv = pack(key, &i.to_le_bytes());
+            self.slot.kv = pack(key, deadline, &i.to_le_bytes());
             self.slot.flags |= BOXED;
         }
         self.into_boxed()
@@ -339,6 +381,8 @@ pub(crate) struct Shard {
     slab: Slab,
     /// Deadlines of the keys with a TTL.
     expiry: ExpiryIndex,
+    /// How many entries have a deadline.
+    volatile: usize,
     /// Estimated bytes held by this shard.
     pub(crate) used_bytes: usize,
     /// Keys removed by lazy or active expiry since the caller last drained them.
@@ -372,7 +416,29 @@ impl Shard {
 
     /// Number of entries with a deadline.
     pub(crate) fn volatile_len(&self) -> usize {
-        self.expiry.len()
+        self.volatile
+    }
+
+    /// The stored slots whose key hashes to `hash` and whose deadline is `deadline`
+    /// (`iter_hash` also yields slots that only share the hash's 7-bit tag, so the full hash is
+    /// checked).
+    fn with_deadline(&self, deadline: u64, hash: u64) -> impl Iterator<Item = &Slot> {
+        let hasher = &self.hasher;
+        self.table
+            .iter_hash(hash)
+            .filter(move |s| s.expire_at_ms() == deadline && hasher.hash_one(s.key()) == hash)
+    }
+
+    fn has_deadline(&self, deadline: u64, hash: u64) -> bool {
+        self.with_deadline(deadline, hash).next().is_some()
+    }
+
+    /// Drops the index pair `(deadline, hash)` unless a stored entry still has it.
+    fn forget_deadline(&mut self, deadline: u64, hash: u64) {
+        self.volatile = self.volatile.saturating_sub(1);
+        if !self.has_deadline(deadline, hash) {
+            self.expiry.remove(deadline, hash);
+        }
     }
 
     /// Every stored key, in table order.
@@ -405,11 +471,12 @@ impl Shard {
             .find(hash, |s| s.key() == key)?
             .is_expired(now_ms);
         if expired {
-            self.remove(key);
+            self.remove_hashed(key, hash);
             self.expired.push(key.into());
             return None;
         }
-        let slot = self.table.find_mut(hash, |s| s.key() == key)?;
+        let Self { table, slab, .. } = self;
+        let slot = table.find_mut(hash, |s| s.key() == key)?;
         slot.flags |= VISITED;
         slot.access = access_stamp(now_ms);
         // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.
@@ -419,16 +486,13 @@ impl Shard {
         {
             slot.hits = slot.hits.saturating_add(1);
         }
-        Some(EntryMut {
-            slot,
-            slab: &mut self.slab,
-        })
+        Some(EntryMut { slot, slab })
     }
 
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
     pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
-        self.remove(key);
         let hash = self.hash(key);
+        self.remove_hashed(key, hash);
         let Entry {
             value,
             expire_at_ms,
@@ -437,18 +501,22 @@ impl Shard {
             hits,
         } = entry;
         let mut flags = if visited { VISITED } else { 0 };
+        if expire_at_ms != 0 {
+            flags |= VOLATILE;
+        }
         let (kv, mem) = match value {
-            Value::Str(s) => (pack(key, &s), mem_of(key.len(), s.len())),
+            Value::Str(s) => (pack(key, expire_at_ms, &s), mem_of(key.len(), s.len())),
             value => {
                 let mem = mem_of(key.len(), value.mem_bytes());
                 let i = self.slab.put(Boxed { value, mem });
                 flags |= BOXED;
-                (pack(key, &i.to_le_bytes()), mem)
+                (pack(key, expire_at_ms, &i.to_le_bytes()), mem)
             }
         };
         self.used_bytes = self.used_bytes.saturating_add(mem as usize);
         if expire_at_ms != 0 {
             self.expiry.insert(expire_at_ms, hash);
+            self.volatile = self.volatile.saturating_add(1);
         }
         if let Some(s) = &mut self.sieve {
             s.insert(key);
@@ -458,7 +526,6 @@ impl Shard {
             hash,
             Slot {
                 kv,
-                expire_at_ms,
                 access,
                 hits,
                 flags,
@@ -470,6 +537,11 @@ impl Shard {
     /// Removes `key`, returning its entry.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let hash = self.hash(key);
+        self.remove_hashed(key, hash)
+    }
+
+    /// [`Shard::remove`] with the key's hash already computed.
+    fn remove_hashed(&mut self, key: &[u8], hash: u64) -> Option<Entry> {
         let (slot, _) = self
             .table
             .find_entry(hash, |s| s.key() == key)
@@ -478,20 +550,21 @@ impl Shard {
         if let Some(s) = &mut self.sieve {
             s.remove(key);
         }
-        if slot.expire_at_ms != 0 {
-            self.expiry.remove(slot.expire_at_ms, hash);
+        let expire_at_ms = slot.expire_at_ms();
+        if expire_at_ms != 0 {
+            self.forget_deadline(expire_at_ms, hash);
         }
         let (value, mem) = match slot.boxed_index().and_then(|i| self.slab.take(i)) {
             Some(b) => (b.value, b.mem),
             None => {
-                let v = split(&slot.kv).1;
+                let v = slot.tail();
                 (Value::Str(v.to_vec()), mem_of(key.len(), v.len()))
             }
         };
         self.used_bytes = self.used_bytes.saturating_sub(mem as usize);
         Some(Entry {
             value,
-            expire_at_ms: slot.expire_at_ms,
+            expire_at_ms,
             access: slot.access,
             visited: slot.flags & VISITED != 0,
             hits: slot.hits,
@@ -504,13 +577,17 @@ impl Shard {
         let Some(slot) = self.table.find_mut(hash, |s| s.key() == key) else {
             return false;
         };
-        let old = slot.expire_at_ms;
-        slot.expire_at_ms = deadline_ms;
+        let old = slot.expire_at_ms();
+        if old == deadline_ms {
+            return true;
+        }
+        slot.set_deadline(deadline_ms);
         if old != 0 {
-            self.expiry.remove(old, hash);
+            self.forget_deadline(old, hash);
         }
         if deadline_ms != 0 {
             self.expiry.insert(deadline_ms, hash);
+            self.volatile = self.volatile.saturating_add(1);
         }
         true
     }
@@ -543,9 +620,7 @@ impl Shard {
         let mut n = 0;
         for (deadline, hash) in self.expiry.due(now_ms, max) {
             let keys: Vec<Box<[u8]>> = self
-                .table
-                .iter_hash(hash)
-                .filter(|s| s.expire_at_ms == deadline)
+                .with_deadline(deadline, hash)
                 .map(|s| Box::from(s.key()))
                 .collect();
             for key in keys {
@@ -560,9 +635,8 @@ impl Shard {
     /// The key with the earliest deadline and that deadline (for `volatile-ttl` eviction).
     pub(crate) fn earliest_volatile(&self) -> Option<(u64, &[u8])> {
         let (deadline, hash) = self.expiry.earliest()?;
-        self.table
-            .iter_hash(hash)
-            .find(|s| s.expire_at_ms == deadline)
+        self.with_deadline(deadline, hash)
+            .next()
             .map(|s| (deadline, s.key()))
     }
 
@@ -597,6 +671,7 @@ impl Shard {
         self.table = HashTable::new();
         self.slab = Slab::default();
         self.expiry.clear();
+        self.volatile = 0;
         self.used_bytes = 0;
         if self.sieve.is_some() {
             self.sieve = Some(Sieve::default());
@@ -612,8 +687,10 @@ mod tests {
     fn pack_round_trips_short_and_long_keys() {
         let long = vec![b'k'; 300];
         for key in [&b""[..], b"a", &long[..254], &long[..255], &long] {
-            let kv = pack(key, b"value");
-            assert_eq!(split(&kv), (key, &b"value"[..]));
+            let kv = pack(key, 0, b"value");
+            assert_eq!(split(&kv, 0), (0, key, &b"value"[..]));
+            let kv = pack(key, 42, b"value");
+            assert_eq!(split(&kv, VOLATILE), (42, key, &b"value"[..]));
         }
     }
 
