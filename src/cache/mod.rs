@@ -45,8 +45,8 @@ use crate::clock::SharedClock;
 
 pub use error::{Error, ProtocolError, Result};
 pub use resp::frame::{
-    DecodeLimits, FRAME_DEPTH_MAX, Frame, decode_frame, decode_request, decode_request_split,
-    format_double, fuzz_resp_frame,
+    DecodeLimits, FRAME_DEPTH_MAX, Frame, decode_frame, decode_request, format_double,
+    fuzz_resp_frame,
 };
 pub use server::{RespConfig, serve_resp};
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use hashbrown::HashSet;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::cache::cmd::{is, keys::db_index};
 use crate::cache::pubsub::Message;
 use crate::cache::resp::command::{self, Mode};
-use crate::cache::resp::frame::{DecodeLimits, Frame, decode_request_split};
+use crate::cache::resp::frame::{DecodeLimits, Frame, decode_request};
 use crate::cache::{
     CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_QUEUE_LEN_MAX,
     RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
@@ -329,10 +329,6 @@ impl Connection {
         let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
         let kill = self.kill.clone();
         'conn: loop {
-            if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
-                // Requests are split off the front; this reclaims or regrows the read buffer.
-                buf.reserve(READ_CHUNK_BYTES);
-            }
             tokio::select! {
                 () = shutdown.wait() => break,
                 () = kill.notified() => break,
@@ -352,9 +348,10 @@ impl Connection {
                     let limits = self.limits();
                     let mut close = false;
                     loop {
-                        match decode_request_split(&mut buf, &limits) {
+                        match decode_request(&buf, &limits) {
                             Ok(None) => break,
-                            Ok(Some(args)) => {
+                            Ok(Some((args, used))) => {
+                                buf.advance(used);
                                 if args.is_empty() {
                                     continue;
                                 }

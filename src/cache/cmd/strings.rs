@@ -131,7 +131,8 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         Some(e) => {
             let ttl = e.expire_at_ms();
             match e.into_str() {
-                Some(s) => (Some(Frame::bulk(s)), ttl),
+                Some(s) if get => (Some(Frame::bulk(s)), ttl),
+                Some(_) => (Some(Frame::Null), ttl),
                 None if get => return Frame::error(WRONGTYPE),
                 None => (Some(Frame::Null), ttl),
             }

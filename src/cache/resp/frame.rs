@@ -7,7 +7,7 @@
 //! capped before the elements have arrived.
 #![deny(clippy::indexing_slicing)]
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::cache::error::ProtocolError;
 
@@ -267,36 +267,6 @@ fn header_line(
     };
     let text = buf.get(1..end).unwrap_or_default();
     Ok(Some((parse_i64(text).unwrap_or(i64::MIN), end + 2)))
-}
-
-/// Decodes one client request from the front of `buf` and removes it from `buf`. The arguments
-/// of a multibulk request are slices of `buf`'s own bytes (no copy); inline requests are
-/// copied. Same results and errors as [`decode_request`], which this mirrors.
-///
-/// # Errors
-/// A [`ProtocolError`] for malformed input or a limit exceeded.
-pub fn decode_request_split(
-    buf: &mut BytesMut,
-    limits: &DecodeLimits,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    if buf.first() != Some(&b'*') {
-        let Some((args, used)) = decode_request(buf, limits)? else {
-            return Ok(None);
-        };
-        buf.advance(used);
-        return Ok(Some(args));
-    }
-    let mut spans = Vec::new();
-    let Some(used) = multibulk_spans(buf, limits, |start, end| spans.push((start, end)))? else {
-        return Ok(None);
-    };
-    let frame = buf.split_to(used).freeze();
-    Ok(Some(
-        spans
-            .into_iter()
-            .map(|(start, end)| frame.slice(start..end))
-            .collect(),
-    ))
 }
 
 fn decode_multibulk(
