@@ -68,10 +68,14 @@ impl Keyspace {
     /// A context holding the gate shared and the shards of `keys` (all in `db`) locked.
     pub(crate) fn keyed<'a>(&'a self, db: usize, keys: &[&[u8]], now_ms: u64) -> Ctx<'a> {
         let gate = Gate::Shared(self.gate.read().unwrap_or_else(PoisonError::into_inner));
+        let mut ctx = Ctx::new(self, gate, db, now_ms);
+        if let [key] = keys {
+            ctx.lock_shard(db, shard_of(key));
+            return ctx;
+        }
         let mut wanted: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut ctx = Ctx::new(self, gate, db, now_ms);
         for s in wanted {
             ctx.lock_shard(db, s);
         }
@@ -243,6 +247,14 @@ impl<'a> Ctx<'a> {
         let now = self.now_ms;
         self.entry_in(db, key, now)?;
         self.shard_in(db, key)?.remove(key)
+    }
+
+    /// Replaces the bytes of the string under `key` in place, keeping its deadline. Returns
+    /// whether a string was stored there.
+    pub(crate) fn replace_str(&mut self, key: &[u8], bytes: &[u8]) -> bool {
+        let db = self.db;
+        self.shard_in(db, key)
+            .is_some_and(|s| s.replace_str(key, bytes))
     }
 
     /// Sets or clears (`0`) the deadline of an existing key.

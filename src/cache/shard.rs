@@ -492,6 +492,12 @@ impl Shard {
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
     pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
         let hash = self.hash(key);
+        if let Value::Str(bytes) = &entry.value
+            && self.sieve.is_none()
+            && self.overwrite_embedded(key, hash, bytes, &entry)
+        {
+            return;
+        }
         self.remove_hashed(key, hash);
         let Entry {
             value,
@@ -532,6 +538,95 @@ impl Shard {
             },
             |s| hasher.hash_one(s.key()),
         );
+    }
+
+    /// Overwrites an embedded string entry in its slot (no table removal; no allocation when
+    /// the deadline and the length stay). Returns false, changing nothing, when `key` is absent
+    /// or boxed.
+    fn overwrite_embedded(&mut self, key: &[u8], hash: u64, bytes: &[u8], entry: &Entry) -> bool {
+        let Self {
+            table, used_bytes, ..
+        } = self;
+        let Some(slot) = table.find_mut(hash, |s| s.key() == key) else {
+            return false;
+        };
+        if slot.flags & BOXED != 0 {
+            return false;
+        }
+        let (old_deadline, _, old) = slot.parts();
+        let old_mem = mem_of(key.len(), old.len());
+        let new_deadline = entry.expire_at_ms;
+        if old_deadline == new_deadline && old.len() == bytes.len() {
+            let start = slot.kv.len().saturating_sub(bytes.len());
+            if let Some(tail) = slot.kv.get_mut(start..) {
+                tail.copy_from_slice(bytes);
+            }
+        } else {
+            slot.kv = pack(key, new_deadline, bytes);
+        }
+        slot.flags = if entry.visited { VISITED } else { 0 };
+        if new_deadline != 0 {
+            slot.flags |= VOLATILE;
+        }
+        slot.access = entry.access;
+        slot.hits = entry.hits;
+        *used_bytes = used_bytes
+            .saturating_sub(old_mem as usize)
+            .saturating_add(mem_of(key.len(), bytes.len()) as usize);
+        if old_deadline != new_deadline {
+            if old_deadline != 0 {
+                self.forget_deadline(old_deadline, hash);
+            }
+            if new_deadline != 0 {
+                self.expiry.insert(new_deadline, hash);
+                self.volatile = self.volatile.saturating_add(1);
+            }
+        }
+        true
+    }
+
+    /// Replaces the bytes of the string under `key`, keeping its deadline and metadata.
+    /// Returns false when no string is stored there.
+    pub(crate) fn replace_str(&mut self, key: &[u8], bytes: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let Self {
+            table,
+            slab,
+            used_bytes,
+            ..
+        } = self;
+        let Some(slot) = table.find_mut(hash, |s| s.key() == key) else {
+            return false;
+        };
+        let old_mem = mem_in(slot, slab);
+        match slot.boxed_index() {
+            Some(i) => match slab.get_mut(i).map(|b| &mut b.value) {
+                Some(Value::Str(s)) => {
+                    s.clear();
+                    s.extend_from_slice(bytes);
+                    if let Some(b) = slab.get_mut(i) {
+                        b.mem = mem_of(key.len(), bytes.len());
+                    }
+                }
+                _ => return false,
+            },
+            None => {
+                let (deadline, _, old) = slot.parts();
+                if old.len() == bytes.len() {
+                    let start = slot.kv.len().saturating_sub(bytes.len());
+                    if let Some(tail) = slot.kv.get_mut(start..) {
+                        tail.copy_from_slice(bytes);
+                    }
+                } else {
+                    slot.kv = pack(key, deadline, bytes);
+                }
+            }
+        }
+        let new_mem = mem_in(slot, slab);
+        *used_bytes = used_bytes
+            .saturating_sub(old_mem as usize)
+            .saturating_add(new_mem as usize);
+        true
     }
 
     /// Removes `key`, returning its entry.
@@ -710,10 +805,42 @@ mod tests {
         assert_eq!(s.used_bytes, used + 1);
         let e = s.lookup(b"k", 1).map(EntryMut::into_str);
         assert_eq!(e, Some(Some(&b"vw"[..])));
+        assert!(s.replace_str(b"k", b"xy"));
+        assert!(s.replace_str(b"k", b"xyz"));
+        assert_eq!(s.used_bytes, used + 2);
         let removed = s.remove(b"k").map(|e| e.value);
-        assert_eq!(removed, Some(Value::Str(b"vw".to_vec())));
+        assert_eq!(removed, Some(Value::Str(b"xyz".to_vec())));
         assert_eq!(s.used_bytes, 0);
         assert_eq!(s.slab.free, vec![0]);
+    }
+
+    #[test]
+    fn overwrites_stay_in_place_and_keep_the_index_in_step() {
+        let mut s = Shard::default();
+        s.insert(b"k", Entry::new(Value::Str(b"aa".to_vec())));
+        let used = s.used_bytes;
+        s.insert(b"k", Entry::new(Value::Str(b"bb".to_vec())));
+        assert_eq!(s.used_bytes, used);
+        assert!(s.replace_str(b"k", b"ccc"));
+        assert_eq!(s.used_bytes, used + 1);
+        s.insert(
+            b"k",
+            Entry {
+                expire_at_ms: 50,
+                ..Entry::new(Value::Str(b"dd".to_vec()))
+            },
+        );
+        assert_eq!(
+            (s.volatile_len(), s.earliest_volatile()),
+            (1, Some((50, &b"k"[..])))
+        );
+        s.insert(b"k", Entry::new(Value::Str(b"ee".to_vec())));
+        assert_eq!((s.volatile_len(), s.earliest_volatile()), (0, None));
+        assert_eq!(s.used_bytes, used);
+        assert_eq!(s.len(), 1);
+        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        assert_eq!(e, Some(Some(&b"ee"[..])));
+        assert!(!s.replace_str(b"missing", b"x"));
     }
 
     #[test]

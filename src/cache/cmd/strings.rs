@@ -383,19 +383,15 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     };
     let key = arg(args, 1);
     let current = match tri!(get_bytes(ctx, key)) {
-        Some(s) => tri!(parse_i64(s).ok_or_else(|| Frame::error(NOT_INTEGER))),
-        None => 0,
+        Some(s) => Some(tri!(parse_i64(s).ok_or_else(|| Frame::error(NOT_INTEGER)))),
+        None => None,
     };
-    let Some(next) = current.checked_add(by) else {
+    let Some(next) = current.unwrap_or(0).checked_add(by) else {
         return Frame::error("ERR increment or decrement would overflow");
     };
     let text = next.to_string().into_bytes();
-    match tri!(get_str(ctx, key)) {
-        Some(s) => {
-            *s = text;
-            ctx.settle(key);
-        }
-        None => ctx.put(key, Value::Str(text), 0),
+    if current.is_none() || !ctx.replace_str(key, &text) {
+        ctx.put(key, Value::Str(text), 0);
     }
     ctx.touched(key, EventKind::Set);
     Frame::Integer(next)
@@ -414,12 +410,8 @@ pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame
     }
     let text = format_double(next).into_bytes();
     let reply = Frame::bulk(&text);
-    match tri!(get_str(ctx, key)) {
-        Some(s) => {
-            *s = text;
-            ctx.settle(key);
-        }
-        None => ctx.put(key, Value::Str(text), 0),
+    if !ctx.replace_str(key, &text) {
+        ctx.put(key, Value::Str(text), 0);
     }
     ctx.touched(key, EventKind::Set);
     reply
