@@ -573,16 +573,23 @@ impl Shard {
         *used_bytes = used_bytes
             .saturating_sub(old_mem as usize)
             .saturating_add(mem_of(key.len(), bytes.len()) as usize);
-        if old_deadline != new_deadline {
-            if old_deadline != 0 {
-                self.forget_deadline(old_deadline, hash);
-            }
-            if new_deadline != 0 {
-                self.expiry.insert(new_deadline, hash);
-                self.volatile = self.volatile.saturating_add(1);
-            }
-        }
+        self.move_deadline(hash, old_deadline, new_deadline);
         true
+    }
+
+    /// Moves the index entry of a slot with key hash `hash` from deadline `old` to `new` (either
+    /// may be 0: none); the slot already carries `new`.
+    fn move_deadline(&mut self, hash: u64, old: u64, new: u64) {
+        if old == new {
+            return;
+        }
+        if old != 0 {
+            self.forget_deadline(old, hash);
+        }
+        if new != 0 {
+            self.expiry.insert(new, hash);
+            self.volatile = self.volatile.saturating_add(1);
+        }
     }
 
     /// Replaces the bytes of the string under `key`, keeping its deadline and metadata.
@@ -677,13 +684,7 @@ impl Shard {
             return true;
         }
         slot.set_deadline(deadline_ms);
-        if old != 0 {
-            self.forget_deadline(old, hash);
-        }
-        if deadline_ms != 0 {
-            self.expiry.insert(deadline_ms, hash);
-            self.volatile = self.volatile.saturating_add(1);
-        }
+        self.move_deadline(hash, old, deadline_ms);
         true
     }
 
