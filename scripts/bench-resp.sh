@@ -8,7 +8,7 @@
 # TTL on each key) into fresh instances and prints RSS growth per key for both.
 #
 # Needs redis-server and redis-benchmark/redis-cli (Debian packages `redis-server`, `redis-tools`).
-# Environment: N (default 3000000), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
+# Environment: SC_BIN (streamcache binary, default target/release/streamcache), N (default 3000000), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
 # SKIP_MEM=1 / SKIP_RPS=1 to run one half.
 set -euo pipefail
 
@@ -17,7 +17,7 @@ KEYS_MEM=${KEYS_MEM:-1000000}
 SC_PORT=${SC_PORT:-16380}
 REDIS_PORT=${REDIS_PORT:-16379}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/target/release/streamcache
+BIN=${SC_BIN:-$ROOT/target/release/streamcache}
 
 for p in redis-server redis-benchmark redis-cli; do
     command -v "$p" >/dev/null || { echo "bench-resp: $p missing (apt-get install redis-server redis-tools)" >&2; exit 2; }

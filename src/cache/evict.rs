@@ -10,7 +10,6 @@ use bytes::Bytes;
 
 use crate::cache::EvictionPolicy;
 use crate::cache::keyspace::Ctx;
-use crate::cache::sieve::Sieve;
 
 /// Entries examined per shard when choosing a victim.
 pub(crate) const EVICTION_SAMPLE_LEN_MAX: usize = 16;
@@ -35,32 +34,26 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
         let Some(shard) = ctx.shard_at(pos) else {
             continue;
         };
-        if shard.map.is_empty() {
+        if shard.is_empty() {
             continue;
         }
         match policy {
             EvictionPolicy::VolatileTtl => {
-                if let Some(k) = shard.expiry.earliest() {
-                    let d = shard.map.get(k).map_or(u64::MAX, |e| e.expire_at_ms);
-                    if best.as_ref().is_none_or(|(s, _, _)| d < *s) {
-                        best = Some((d, db, Bytes::copy_from_slice(k)));
-                    }
+                if let Some((d, k)) = shard.earliest_volatile()
+                    && best.as_ref().is_none_or(|(s, _, _)| d < *s)
+                {
+                    best = Some((d, db, Bytes::copy_from_slice(k)));
                 }
             }
             _ => {
-                let skip = offset
-                    % shard
-                        .map
-                        .len()
-                        .saturating_sub(EVICTION_SAMPLE_LEN_MAX)
-                        .max(1);
-                for (k, e) in shard.map.iter().skip(skip).take(EVICTION_SAMPLE_LEN_MAX) {
+                let skip = offset % shard.len().saturating_sub(EVICTION_SAMPLE_LEN_MAX).max(1);
+                for (k, e) in shard.iter().skip(skip).take(EVICTION_SAMPLE_LEN_MAX) {
                     let score = match policy {
-                        EvictionPolicy::VolatileLru if e.expire_at_ms == 0 => continue,
+                        EvictionPolicy::VolatileLru if e.expire_at_ms() == 0 => continue,
                         EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru => {
-                            u64::MAX - u64::from(now32.wrapping_sub(e.access))
+                            u64::MAX - u64::from(now32.wrapping_sub(e.access()))
                         }
-                        EvictionPolicy::AllkeysLfu => u64::from(e.hits),
+                        EvictionPolicy::AllkeysLfu => u64::from(e.hits()),
                         _ => 0,
                     };
                     if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
@@ -84,28 +77,14 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
 fn sieve_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, Bytes)> {
     let mut fullest: Option<(usize, usize, usize)> = None;
     for &(db, pos) in shards {
-        let len = ctx.shard_at(pos).map_or(0, |s| s.map.len());
+        let len = ctx.shard_at(pos).map_or(0, |s| s.len());
         if len > 0 && fullest.is_none_or(|(_, _, l)| len > l) {
             fullest = Some((db, pos, len));
         }
     }
     let (db, pos, _) = fullest?;
     let shard = ctx.shard_at(pos)?;
-    if shard.sieve.is_none() {
-        // The policy was switched on at run time: queue this shard's keys now.
-        let mut s = Sieve::default();
-        for k in shard.map.keys() {
-            s.insert(k);
-        }
-        shard.sieve = Some(s);
-    }
-    let map = &mut shard.map;
-    let victim = shard.sieve.as_mut().and_then(|s| {
-        s.victim(|k| {
-            map.get_mut(k)
-                .is_some_and(|e| std::mem::replace(&mut e.visited, false))
-        })
-    })?;
+    let victim = shard.sieve_victim()?;
     Some((db, Bytes::from(victim.into_vec())))
 }
 
@@ -114,14 +93,14 @@ fn sieve_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, 
 fn random_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, Bytes)> {
     let lens: Vec<usize> = shards
         .iter()
-        .map(|&(_, pos)| ctx.shard_at(pos).map_or(0, |s| s.map.len()))
+        .map(|&(_, pos)| ctx.shard_at(pos).map_or(0, |s| s.len()))
         .collect();
     let total: usize = lens.iter().sum();
     let mut r = ctx.random_below(total.max(1));
     for (&(db, pos), &len) in shards.iter().zip(&lens) {
         if r < len {
             let shard = ctx.shard_at(pos)?;
-            let key = shard.map.keys().nth(r)?;
+            let key = shard.keys().nth(r)?;
             return Some((db, Bytes::copy_from_slice(key)));
         }
         r -= len;

@@ -1,46 +1,44 @@
-//! The deadline index: which keys of a shard expire when, ordered by deadline.
+//! The deadline index: which entries of a shard expire when, ordered by deadline.
 //!
-//! Pure data structure; time is always an argument. The shard keeps it in step with each
-//! entry's `expire_at_ms`; the active expiry cycle asks it for at most N due keys per tick.
+//! Pure data structure; time is always an argument. An entry is named by its key's 64-bit hash
+//! in the shard's table rather than by a copy of the key (16 bytes per volatile key plus the
+//! tree's slack); the shard resolves a `(deadline, hash)` pair to the entries with that hash and
+//! that deadline. Two keys can share both: the pair then stands for both, and the shard removes
+//! it only when the last of them loses that deadline.
 
 use std::collections::BTreeSet;
 
-/// Keys ordered by their expiry deadline (wall-clock milliseconds).
+/// `(deadline_ms, key hash)` pairs ordered by deadline (wall-clock milliseconds).
 #[derive(Debug, Default)]
 pub(crate) struct ExpiryIndex {
-    /// `(deadline_ms, key)`, so iteration order is deadline order.
-    set: BTreeSet<(u64, Box<[u8]>)>,
+    set: BTreeSet<(u64, u64)>,
 }
 
 impl ExpiryIndex {
-    /// Records that `key` expires at `deadline_ms`.
-    pub(crate) fn insert(&mut self, deadline_ms: u64, key: &[u8]) {
-        self.set.insert((deadline_ms, key.into()));
+    /// Records that an entry with key hash `hash` expires at `deadline_ms` (a no-op if the pair
+    /// is already there: it then stands for every entry that has it).
+    pub(crate) fn insert(&mut self, deadline_ms: u64, hash: u64) {
+        self.set.insert((deadline_ms, hash));
     }
 
-    /// Forgets the deadline `deadline_ms` of `key`.
-    pub(crate) fn remove(&mut self, deadline_ms: u64, key: &[u8]) {
-        self.set.remove(&(deadline_ms, Box::<[u8]>::from(key)));
+    /// Forgets the pair; the caller does so only when no entry has it any more.
+    pub(crate) fn remove(&mut self, deadline_ms: u64, hash: u64) {
+        self.set.remove(&(deadline_ms, hash));
     }
 
-    /// At most `max` keys whose deadline is at or before `now_ms`, earliest first.
-    pub(crate) fn due(&self, now_ms: u64, max: usize) -> Vec<Box<[u8]>> {
+    /// At most `max` pairs whose deadline is at or before `now_ms`, earliest first.
+    pub(crate) fn due(&self, now_ms: u64, max: usize) -> Vec<(u64, u64)> {
         self.set
             .iter()
             .take_while(|(d, _)| *d <= now_ms)
             .take(max)
-            .map(|(_, k)| k.clone())
+            .copied()
             .collect()
     }
 
-    /// The key with the earliest deadline, if any (for `volatile-ttl` eviction).
-    pub(crate) fn earliest(&self) -> Option<&[u8]> {
-        self.set.first().map(|(_, k)| &**k)
-    }
-
-    /// Number of keys with a deadline.
-    pub(crate) fn len(&self) -> usize {
-        self.set.len()
+    /// The pair with the earliest deadline, if any (for `volatile-ttl` eviction).
+    pub(crate) fn earliest(&self) -> Option<(u64, u64)> {
+        self.set.first().copied()
     }
 
     /// Forgets everything.
@@ -56,17 +54,17 @@ mod tests {
     #[test]
     fn due_is_bounded_and_ordered() {
         let mut ix = ExpiryIndex::default();
-        ix.insert(30, b"c");
-        ix.insert(10, b"a");
-        ix.insert(20, b"b");
-        assert_eq!(ix.due(5, 10), Vec::<Box<[u8]>>::new());
-        assert_eq!(
-            ix.due(20, 10),
-            vec![Box::from(&b"a"[..]), Box::from(&b"b"[..])]
-        );
-        assert_eq!(ix.due(100, 1), vec![Box::from(&b"a"[..])]);
-        ix.remove(10, b"a");
-        assert_eq!(ix.earliest(), Some(&b"b"[..]));
-        assert_eq!(ix.len(), 2);
+        ix.insert(30, 3);
+        ix.insert(10, 1);
+        ix.insert(20, 2);
+        assert_eq!(ix.due(5, 10), Vec::<(u64, u64)>::new());
+        assert_eq!(ix.due(20, 10), vec![(10, 1), (20, 2)]);
+        assert_eq!(ix.due(100, 1), vec![(10, 1)]);
+        ix.remove(10, 1);
+        assert_eq!(ix.earliest(), Some((20, 2)));
+        ix.insert(20, 2);
+        assert_eq!(ix.due(100, 10), vec![(20, 2), (30, 3)]);
+        ix.clear();
+        assert_eq!(ix.earliest(), None);
     }
 }

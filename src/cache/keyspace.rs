@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 
 use bytes::Bytes;
 
-use crate::cache::shard::{Entry, Shard};
+use crate::cache::shard::{Entry, EntryMut, Shard};
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
 
@@ -49,10 +49,7 @@ pub(crate) fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 impl Keyspace {
     /// An empty keyspace.
     pub(crate) fn new(sieve: bool) -> Self {
-        let shard = || Shard {
-            sieve: sieve.then(crate::cache::sieve::Sieve::default),
-            ..Shard::default()
-        };
+        let shard = || Shard::new(sieve);
         let dbs = (0..DATABASES)
             .map(|_| Db {
                 shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect(),
@@ -71,10 +68,14 @@ impl Keyspace {
     /// A context holding the gate shared and the shards of `keys` (all in `db`) locked.
     pub(crate) fn keyed<'a>(&'a self, db: usize, keys: &[&[u8]], now_ms: u64) -> Ctx<'a> {
         let gate = Gate::Shared(self.gate.read().unwrap_or_else(PoisonError::into_inner));
+        let mut ctx = Ctx::new(self, gate, db, now_ms);
+        if let [key] = keys {
+            ctx.lock_shard(db, shard_of(key));
+            return ctx;
+        }
         let mut wanted: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let mut ctx = Ctx::new(self, gate, db, now_ms);
         for s in wanted {
             ctx.lock_shard(db, s);
         }
@@ -191,20 +192,20 @@ impl<'a> Ctx<'a> {
     }
 
     /// The live entry under `key` in the selected database.
-    pub(crate) fn entry(&mut self, key: &[u8]) -> Option<&mut Entry> {
+    pub(crate) fn entry(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let now = self.now_ms;
         let db = self.db;
         self.entry_in(db, key, now)
     }
 
-    fn entry_in(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+    fn entry_in(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         let pos = self.lock_shard(db, shard_of(key))?;
         let (_, _, guard, _) = self.locked.get_mut(pos)?;
         guard.lookup(key, now)
     }
 
     /// The live entry under `key` in database `db`.
-    pub(crate) fn entry_db(&mut self, db: usize, key: &[u8]) -> Option<&mut Entry> {
+    pub(crate) fn entry_db(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
         let now = self.now_ms;
         self.entry_in(db, key, now)
     }
@@ -246,6 +247,14 @@ impl<'a> Ctx<'a> {
         let now = self.now_ms;
         self.entry_in(db, key, now)?;
         self.shard_in(db, key)?.remove(key)
+    }
+
+    /// Replaces the bytes of the string under `key` in place, keeping its deadline. Returns
+    /// whether a string was stored there.
+    pub(crate) fn replace_str(&mut self, key: &[u8], bytes: &[u8]) -> bool {
+        let db = self.db;
+        self.shard_in(db, key)
+            .is_some_and(|s| s.replace_str(key, bytes))
     }
 
     /// Sets or clears (`0`) the deadline of an existing key.

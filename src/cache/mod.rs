@@ -796,8 +796,7 @@ impl Cache {
             .and_then(|d| d.shards.get(keyspace::shard_of(key)))
             .is_some_and(|m| {
                 keyspace::lock(m)
-                    .map
-                    .get(key)
+                    .peek(key)
                     .is_some_and(|e| e.is_expired(now))
             })
     }

@@ -88,7 +88,80 @@ impl Shared {
 }
 
 /// Serves RESP on `listener` until `shutdown` fires; also runs the active expiry cycle.
+///
+/// The connections are served by one dedicated thread running a single-threaded runtime, as
+/// Redis serves them from one event loop: on a small machine this keeps the RESP work from
+/// competing with the caller's runtime and avoids cross-thread task wake-ups on every request.
+/// The active expiry cycle runs on the caller's runtime. If the thread cannot be started the
+/// connections are served on the caller's runtime instead.
 pub async fn serve_resp(
+    listener: TcpListener,
+    cache: Cache,
+    config: RespConfig,
+    shutdown: ShutdownSignal,
+) {
+    let expiry = tokio::spawn(active_expiry(cache.clone(), shutdown.clone()));
+    let std_listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "RESP listener cannot be detached; not serving RESP");
+            let _ = expiry.await;
+            return;
+        }
+    };
+    let (handoff_tx, handoff_rx) = std::sync::mpsc::channel::<std::net::TcpListener>();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let (c, cfg, sig) = (cache.clone(), config.clone(), shutdown.clone());
+    let spawned = std::thread::Builder::new()
+        .name("resp".to_owned())
+        .spawn(move || {
+            let Ok(std_listener) = handoff_rx.recv() else {
+                return;
+            };
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(async move {
+                    match TcpListener::from_std(std_listener) {
+                        Ok(l) => serve_connections(l, c, cfg, sig).await,
+                        Err(e) => tracing::error!(error = %e, "RESP listener cannot be registered"),
+                    }
+                }),
+                Err(e) => tracing::error!(error = %e, "RESP runtime cannot start"),
+            }
+            let _ = done_tx.send(());
+        });
+    match spawned {
+        Ok(_) => match handoff_tx.send(std_listener) {
+            Ok(()) => {
+                let _ = done_rx.await;
+            }
+            Err(std::sync::mpsc::SendError(l)) => fallback(l, cache, config, shutdown).await,
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "RESP thread cannot start; serving on the shared runtime");
+            fallback(std_listener, cache, config, shutdown).await;
+        }
+    }
+    expiry.abort();
+}
+
+/// Serves on the caller's runtime (when the dedicated thread is unavailable).
+async fn fallback(
+    listener: std::net::TcpListener,
+    cache: Cache,
+    config: RespConfig,
+    shutdown: ShutdownSignal,
+) {
+    match TcpListener::from_std(listener) {
+        Ok(l) => serve_connections(l, cache, config, shutdown).await,
+        Err(e) => tracing::error!(error = %e, "RESP listener cannot be registered"),
+    }
+}
+
+/// The accept loop and the connection tasks, until `shutdown` fires.
+async fn serve_connections(
     listener: TcpListener,
     cache: Cache,
     config: RespConfig,
@@ -112,7 +185,6 @@ pub async fn serve_resp(
         clients: Mutex::new(BTreeMap::new()),
     });
     let mut tasks = JoinSet::new();
-    tasks.spawn(active_expiry(cache.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             () = shutdown.wait() => break,

@@ -1,17 +1,39 @@
-//! One shard of one logical database: a hash map of entries, its deadline index and its memory
-//! account.
+//! One shard of one logical database: a hash table of entries, its deadline index and its
+//! memory account.
 //!
-//! Invariant: an entry has `expire_at_ms != 0` exactly when the deadline index holds
-//! `(expire_at_ms, key)`; `used_bytes` is the sum of the entries' `mem` fields.
+//! Layout (what a key costs): the table holds 24-byte [`Slot`]s, and a slot owns one heap
+//! allocation, `kv`: a key-length header, the deadline (8 bytes, only for a key with a TTL), the
+//! key and — for a string — the value's bytes (*embedded*, as Redis's embstr). Collections, and
+//! strings once changed in place (APPEND, INCR, SETRANGE, SETBIT), are *boxed*: the value lives
+//! in the shard's slab and `kv` ends with its index. Slots carry no hash; it is recomputed from
+//! the key when the table grows. The deadline index names entries by key hash, not by a copy of
+//! the key.
+//!
+//! Invariant: the deadline index holds `(d, h)` exactly when some slot whose key hashes to `h`
+//! has deadline `d != 0`; `volatile` counts the slots with a deadline; `used_bytes` is the sum
+//! of the entries' `mem`.
+//! Invariant: a slot has the `BOXED` flag exactly when its `kv` tail is the index of an occupied
+//! slab cell, and no two slots name the same cell.
 
-use hashbrown::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::cache::expiry::ExpiryIndex;
 use crate::cache::sieve::Sieve;
 use crate::cache::value::Value;
 
-/// Bytes counted per entry for the map slot, key and entry headers.
+/// Bytes counted per entry for the table slot, the allocation headers and the key header.
 pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// Slot flag: SIEVE's visited bit.
+const VISITED: u8 = 1;
+/// Slot flag: the value is in the slab (see the module doc).
+const BOXED: u8 = 2;
+/// Slot flag: the entry has a deadline, stored in `kv` after the key-length header.
+const VOLATILE: u8 = 4;
+/// Key-length header byte that announces a 4-byte length.
+const LONG_KEY: u8 = u8::MAX;
 
 /// The low 32 bits of the wall clock in milliseconds: LRU ages are differences taken with
 /// wrapping arithmetic, valid for 49 days of idleness.
@@ -19,7 +41,7 @@ pub(crate) fn access_stamp(now_ms: u64) -> u32 {
     (now_ms & 0xFFFF_FFFF) as u32
 }
 
-/// A key's value with its metadata.
+/// A key's value with its metadata, detached from a shard (what is inserted and removed).
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// The value.
@@ -28,8 +50,6 @@ pub(crate) struct Entry {
     pub(crate) expire_at_ms: u64,
     /// Last access, from [`access_stamp`].
     pub(crate) access: u32,
-    /// Bytes this entry counts toward `used_bytes`.
-    pub(crate) mem: u32,
     /// SIEVE's visited bit.
     pub(crate) visited: bool,
     /// LFU's logarithmic access counter.
@@ -43,25 +63,326 @@ impl Entry {
             value,
             expire_at_ms: 0,
             access: 0,
-            mem: 0,
             visited: false,
             hits: 0,
         }
     }
+}
 
-    /// Whether the entry's deadline has passed at `now_ms`.
+/// One stored key (see the module doc for `kv`): 24 bytes.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    kv: Box<[u8]>,
+    access: u32,
+    hits: u8,
+    flags: u8,
+}
+
+/// `kv` for `key` with deadline `expire_at_ms` (0: none, not stored) followed by `tail`.
+fn pack(key: &[u8], expire_at_ms: u64, tail: &[u8]) -> Box<[u8]> {
+    let mut kv = Vec::with_capacity(13 + key.len() + tail.len());
+    match u8::try_from(key.len()) {
+        Ok(n) if n < LONG_KEY => kv.push(n),
+        // Keys are at most KEY_BYTES_MAX (512 MiB), which fits in u32.
+        _ => {
+            kv.push(LONG_KEY);
+            kv.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+        }
+    }
+    if expire_at_ms != 0 {
+        kv.extend_from_slice(&expire_at_ms.to_le_bytes());
+    }
+    kv.extend_from_slice(key);
+    kv.extend_from_slice(tail);
+    kv.into_boxed_slice()
+}
+
+/// `(deadline, key, tail)` of a packed `kv` whose slot has `flags`.
+fn split(kv: &[u8], flags: u8) -> (u64, &[u8], &[u8]) {
+    let (mut start, klen): (usize, usize) = match kv.first() {
+        Some(&n) if n < LONG_KEY => (1, usize::from(n)),
+        Some(_) => {
+            let n = kv
+                .get(1..5)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(0, u32::from_le_bytes);
+            (5, n as usize)
+        }
+        None => (0, 0),
+    };
+    let mut deadline = 0;
+    if flags & VOLATILE != 0 {
+        deadline = kv
+            .get(start..start + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map_or(0, u64::from_le_bytes);
+        start += 8;
+    }
+    let end = start.saturating_add(klen).min(kv.len());
+    (
+        deadline,
+        kv.get(start..end).unwrap_or_default(),
+        kv.get(end..).unwrap_or_default(),
+    )
+}
+
+fn mem_of(key_len: usize, value_bytes: usize) -> u32 {
+    u32::try_from(
+        key_len
+            .saturating_add(value_bytes)
+            .saturating_add(ENTRY_OVERHEAD_BYTES),
+    )
+    .unwrap_or(u32::MAX)
+}
+
+impl Slot {
+    fn parts(&self) -> (u64, &[u8], &[u8]) {
+        split(&self.kv, self.flags)
+    }
+
+    fn key(&self) -> &[u8] {
+        self.parts().1
+    }
+
+    /// The string bytes of an embedded entry, or the slab index bytes of a boxed one.
+    fn tail(&self) -> &[u8] {
+        self.parts().2
+    }
+
+    fn expire_at_ms(&self) -> u64 {
+        self.parts().0
+    }
+
+    /// Rewrites `kv` with a new deadline (0: none).
+    fn set_deadline(&mut self, expire_at_ms: u64) {
+        let (_, key, tail) = self.parts();
+        let kv = pack(key, expire_at_ms, tail);
+        self.kv = kv;
+        if expire_at_ms == 0 {
+            self.flags &= !VOLATILE;
+        } else {
+            self.flags |= VOLATILE;
+        }
+    }
+
+    fn boxed_index(&self) -> Option<u32> {
+        if self.flags & BOXED == 0 {
+            return None;
+        }
+        <[u8; 4]>::try_from(self.tail())
+            .ok()
+            .map(u32::from_le_bytes)
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        let d = self.expire_at_ms();
+        d != 0 && d <= now_ms
+    }
+}
+
+/// A boxed value with the bytes it is charged.
+#[derive(Debug)]
+struct Boxed {
+    value: Value,
+    mem: u32,
+}
+
+/// Cells for boxed values, reused through a free list.
+#[derive(Debug, Default)]
+struct Slab {
+    cells: Vec<Option<Boxed>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn put(&mut self, b: Boxed) -> u32 {
+        if let Some(i) = self.free.pop()
+            && let Some(cell) = self.cells.get_mut(i as usize)
+        {
+            *cell = Some(b);
+            return i;
+        }
+        self.cells.push(Some(b));
+        // More than 2^32 boxed values in one shard would need far more memory than exists.
+        u32::try_from(self.cells.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    fn take(&mut self, i: u32) -> Option<Boxed> {
+        let b = self.cells.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some(b)
+    }
+
+    fn get(&self, i: u32) -> Option<&Boxed> {
+        self.cells.get(i as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, i: u32) -> Option<&mut Boxed> {
+        self.cells.get_mut(i as usize)?.as_mut()
+    }
+}
+
+/// A stored entry, read-only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    slot: &'a Slot,
+    slab: &'a Slab,
+}
+
+/// A stored entry, writable (from [`Shard::lookup`]).
+#[derive(Debug)]
+pub(crate) struct EntryMut<'a> {
+    slot: &'a mut Slot,
+    slab: &'a mut Slab,
+}
+
+fn boxed_of<'a>(slot: &Slot, slab: &'a Slab) -> Option<&'a Boxed> {
+    slab.get(slot.boxed_index()?)
+}
+
+fn str_of<'a>(slot: &'a Slot, slab: &'a Slab) -> Option<&'a [u8]> {
+    match boxed_of(slot, slab) {
+        Some(b) => match &b.value {
+            Value::Str(s) => Some(s),
+            _ => None,
+        },
+        None if slot.flags & BOXED == 0 => Some(slot.tail()),
+        None => None,
+    }
+}
+
+fn mem_in(slot: &Slot, slab: &Slab) -> u32 {
+    match boxed_of(slot, slab) {
+        Some(b) => b.mem,
+        None => {
+            let (_, k, v) = slot.parts();
+            mem_of(k.len(), v.len())
+        }
+    }
+}
+
+fn type_in(slot: &Slot, slab: &Slab) -> &'static str {
+    boxed_of(slot, slab).map_or("string", |b| b.value.type_name())
+}
+
+fn detach(slot: &Slot, slab: &Slab) -> Entry {
+    let value = match boxed_of(slot, slab) {
+        Some(b) => b.value.clone(),
+        None => Value::Str(slot.tail().to_vec()),
+    };
+    Entry {
+        value,
+        expire_at_ms: slot.expire_at_ms(),
+        access: slot.access,
+        visited: slot.flags & VISITED != 0,
+        hits: slot.hits,
+    }
+}
+
+impl<'a> EntryRef<'a> {
+    /// Deadline in wall-clock milliseconds; 0 means no TTL.
+    pub(crate) fn expire_at_ms(&self) -> u64 {
+        self.slot.expire_at_ms()
+    }
+
+    /// Last access stamp.
+    pub(crate) fn access(&self) -> u32 {
+        self.slot.access
+    }
+
+    /// LFU counter.
+    pub(crate) fn hits(&self) -> u8 {
+        self.slot.hits
+    }
+
+    /// Whether the deadline has passed at `now_ms`.
     pub(crate) fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at_ms != 0 && self.expire_at_ms <= now_ms
+        self.slot.is_expired(now_ms)
+    }
+
+    /// A detached copy of the entry.
+    pub(crate) fn to_entry(self) -> Entry {
+        detach(self.slot, self.slab)
+    }
+}
+
+impl<'a> EntryMut<'a> {
+    /// Deadline in wall-clock milliseconds; 0 means no TTL.
+    pub(crate) fn expire_at_ms(&self) -> u64 {
+        self.slot.expire_at_ms()
+    }
+
+    /// Sets the LRU stamp (TOUCH).
+    pub(crate) fn set_access(&mut self, stamp: u32) {
+        self.slot.access = stamp;
+    }
+
+    /// Last access stamp.
+    pub(crate) fn access(&self) -> u32 {
+        self.slot.access
+    }
+
+    /// Bytes the entry is charged.
+    pub(crate) fn mem(&self) -> u32 {
+        mem_in(self.slot, self.slab)
+    }
+
+    /// The Redis type name (`TYPE`).
+    pub(crate) fn type_name(&self) -> &'static str {
+        type_in(self.slot, self.slab)
+    }
+
+    /// The encoding `OBJECT ENCODING` reports.
+    pub(crate) fn encoding(&self) -> &'static str {
+        match boxed_of(self.slot, self.slab) {
+            Some(b) => b.value.encoding(),
+            None => Value::str_encoding(self.slot.tail()),
+        }
+    }
+
+    /// A detached copy of the entry.
+    pub(crate) fn to_entry(&self) -> Entry {
+        detach(self.slot, self.slab)
+    }
+
+    /// The string's bytes, `None` for a collection.
+    pub(crate) fn into_str(self) -> Option<&'a [u8]> {
+        str_of(self.slot, self.slab)
+    }
+
+    /// The boxed value (every collection; strings only once changed in place), without
+    /// converting an embedded string.
+    pub(crate) fn into_boxed(self) -> Option<&'a mut Value> {
+        let i = self.slot.boxed_index()?;
+        Some(&mut self.slab.get_mut(i)?.value)
+    }
+
+    /// The value, writable: an embedded string is moved into the slab first.
+    pub(crate) fn into_value_mut(self) -> Option<&'a mut Value> {
+        if self.slot.flags & BOXED == 0 {
+            let (deadline, key, value) = self.slot.parts();
+            let mem = mem_of(key.len(), value.len());
+            let i = self.slab.put(Boxed {
+                value: Value::Str(value.to_vec()),
+                mem,
+            });
+            self.slot.kv = pack(key, deadline, &i.to_le_bytes());
+            self.slot.flags |= BOXED;
+        }
+        self.into_boxed()
     }
 }
 
 /// One shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    /// Key → entry.
-    pub(crate) map: HashMap<Box<[u8]>, Entry>,
+    table: HashTable<Slot>,
+    hasher: DefaultHashBuilder,
+    slab: Slab,
     /// Deadlines of the keys with a TTL.
-    pub(crate) expiry: ExpiryIndex,
+    expiry: ExpiryIndex,
+    /// How many entries have a deadline.
+    volatile: usize,
     /// Estimated bytes held by this shard.
     pub(crate) used_bytes: usize,
     /// Keys removed by lazy or active expiry since the caller last drained them.
@@ -70,118 +391,479 @@ pub(crate) struct Shard {
     pub(crate) sieve: Option<Sieve>,
 }
 
-fn mem_of(key: &[u8], value: &Value) -> u32 {
-    u32::try_from(
-        key.len()
-            .saturating_add(value.mem_bytes())
-            .saturating_add(ENTRY_OVERHEAD_BYTES),
-    )
-    .unwrap_or(u32::MAX)
-}
-
 impl Shard {
+    /// An empty shard, with a SIEVE queue when that policy is in force.
+    pub(crate) fn new(sieve: bool) -> Self {
+        Self {
+            sieve: sieve.then(Sieve::default),
+            ..Self::default()
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Number of stored entries (expired ones not yet removed included).
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Whether nothing is stored.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Number of entries with a deadline.
+    pub(crate) fn volatile_len(&self) -> usize {
+        self.volatile
+    }
+
+    /// The stored slots whose key hashes to `hash` and whose deadline is `deadline`
+    /// (`iter_hash` also yields slots that only share the hash's 7-bit tag, so the full hash is
+    /// checked).
+    fn with_deadline(&self, deadline: u64, hash: u64) -> impl Iterator<Item = &Slot> {
+        let hasher = &self.hasher;
+        self.table
+            .iter_hash(hash)
+            .filter(move |s| s.expire_at_ms() == deadline && hasher.hash_one(s.key()) == hash)
+    }
+
+    fn has_deadline(&self, deadline: u64, hash: u64) -> bool {
+        self.with_deadline(deadline, hash).next().is_some()
+    }
+
+    /// Drops the index pair `(deadline, hash)` unless a stored entry still has it.
+    fn forget_deadline(&mut self, deadline: u64, hash: u64) {
+        self.volatile = self.volatile.saturating_sub(1);
+        if !self.has_deadline(deadline, hash) {
+            self.expiry.remove(deadline, hash);
+        }
+    }
+
+    /// Every stored key, in table order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.table.iter().map(Slot::key)
+    }
+
+    /// Every stored entry with its key, in table order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], EntryRef<'_>)> {
+        let slab = &self.slab;
+        self.table
+            .iter()
+            .map(move |slot| (slot.key(), EntryRef { slot, slab }))
+    }
+
+    /// The stored entry under `key`, expired or not, without touching it.
+    pub(crate) fn peek(&self, key: &[u8]) -> Option<EntryRef<'_>> {
+        let slot = self.table.find(self.hash(key), |s| s.key() == key)?;
+        Some(EntryRef {
+            slot,
+            slab: &self.slab,
+        })
+    }
+
     /// The live entry under `key`, removing it first if it has expired at `now_ms`.
-    pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        let expired = self.map.get(key).is_some_and(|e| e.is_expired(now_ms));
+    pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
+        let hash = self.hash(key);
+        let expired = self
+            .table
+            .find(hash, |s| s.key() == key)?
+            .is_expired(now_ms);
         if expired {
-            self.remove(key);
+            self.remove_hashed(key, hash);
             self.expired.push(key.into());
             return None;
         }
-        let entry = self.map.get_mut(key)?;
-        entry.visited = true;
-        entry.access = access_stamp(now_ms);
+        let Self { table, slab, .. } = self;
+        let slot = table.find_mut(hash, |s| s.key() == key)?;
+        slot.flags |= VISITED;
+        slot.access = access_stamp(now_ms);
         // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.
-        let h = u64::from(entry.hits);
+        let h = u64::from(slot.hits);
         if h < 8
             || (now_ms ^ (key.len() as u64).wrapping_mul(0x9E37_79B9)).is_multiple_of(h * h / 8 + 1)
         {
-            entry.hits = entry.hits.saturating_add(1);
+            slot.hits = slot.hits.saturating_add(1);
         }
-        Some(entry)
+        Some(EntryMut { slot, slab })
     }
 
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
-    pub(crate) fn insert(&mut self, key: &[u8], mut entry: Entry) {
-        self.remove(key);
-        entry.mem = mem_of(key, &entry.value);
-        self.used_bytes = self.used_bytes.saturating_add(entry.mem as usize);
-        if entry.expire_at_ms != 0 {
-            self.expiry.insert(entry.expire_at_ms, key);
+    pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
+        let hash = self.hash(key);
+        if let Value::Str(bytes) = &entry.value
+            && self.sieve.is_none()
+            && self.overwrite_embedded(key, hash, bytes, &entry)
+        {
+            return;
+        }
+        self.remove_hashed(key, hash);
+        let Entry {
+            value,
+            expire_at_ms,
+            access,
+            visited,
+            hits,
+        } = entry;
+        let mut flags = if visited { VISITED } else { 0 };
+        if expire_at_ms != 0 {
+            flags |= VOLATILE;
+        }
+        let (kv, mem) = match value {
+            Value::Str(s) => (pack(key, expire_at_ms, &s), mem_of(key.len(), s.len())),
+            value => {
+                let mem = mem_of(key.len(), value.mem_bytes());
+                let i = self.slab.put(Boxed { value, mem });
+                flags |= BOXED;
+                (pack(key, expire_at_ms, &i.to_le_bytes()), mem)
+            }
+        };
+        self.used_bytes = self.used_bytes.saturating_add(mem as usize);
+        if expire_at_ms != 0 {
+            self.expiry.insert(expire_at_ms, hash);
+            self.volatile = self.volatile.saturating_add(1);
         }
         if let Some(s) = &mut self.sieve {
             s.insert(key);
         }
-        self.map.insert(key.into(), entry);
+        let hasher = &self.hasher;
+        self.table.insert_unique(
+            hash,
+            Slot {
+                kv,
+                access,
+                hits,
+                flags,
+            },
+            |s| hasher.hash_one(s.key()),
+        );
+    }
+
+    /// Overwrites an embedded string entry in its slot (no table removal; no allocation when
+    /// the deadline and the length stay). Returns false, changing nothing, when `key` is absent
+    /// or boxed.
+    fn overwrite_embedded(&mut self, key: &[u8], hash: u64, bytes: &[u8], entry: &Entry) -> bool {
+        let Self {
+            table, used_bytes, ..
+        } = self;
+        let Some(slot) = table.find_mut(hash, |s| s.key() == key) else {
+            return false;
+        };
+        if slot.flags & BOXED != 0 {
+            return false;
+        }
+        let (old_deadline, _, old) = slot.parts();
+        let old_mem = mem_of(key.len(), old.len());
+        let new_deadline = entry.expire_at_ms;
+        if old_deadline == new_deadline && old.len() == bytes.len() {
+            let start = slot.kv.len().saturating_sub(bytes.len());
+            if let Some(tail) = slot.kv.get_mut(start..) {
+                tail.copy_from_slice(bytes);
+            }
+        } else {
+            slot.kv = pack(key, new_deadline, bytes);
+        }
+        slot.flags = if entry.visited { VISITED } else { 0 };
+        if new_deadline != 0 {
+            slot.flags |= VOLATILE;
+        }
+        slot.access = entry.access;
+        slot.hits = entry.hits;
+        *used_bytes = used_bytes
+            .saturating_sub(old_mem as usize)
+            .saturating_add(mem_of(key.len(), bytes.len()) as usize);
+        self.move_deadline(hash, old_deadline, new_deadline);
+        true
+    }
+
+    /// Moves the index entry of a slot with key hash `hash` from deadline `old` to `new` (either
+    /// may be 0: none); the slot already carries `new`.
+    fn move_deadline(&mut self, hash: u64, old: u64, new: u64) {
+        if old == new {
+            return;
+        }
+        if old != 0 {
+            self.forget_deadline(old, hash);
+        }
+        if new != 0 {
+            self.expiry.insert(new, hash);
+            self.volatile = self.volatile.saturating_add(1);
+        }
+    }
+
+    /// Replaces the bytes of the string under `key`, keeping its deadline and metadata.
+    /// Returns false when no string is stored there.
+    pub(crate) fn replace_str(&mut self, key: &[u8], bytes: &[u8]) -> bool {
+        let hash = self.hash(key);
+        let Self {
+            table,
+            slab,
+            used_bytes,
+            ..
+        } = self;
+        let Some(slot) = table.find_mut(hash, |s| s.key() == key) else {
+            return false;
+        };
+        let old_mem = mem_in(slot, slab);
+        match slot.boxed_index() {
+            Some(i) => match slab.get_mut(i).map(|b| &mut b.value) {
+                Some(Value::Str(s)) => {
+                    s.clear();
+                    s.extend_from_slice(bytes);
+                    if let Some(b) = slab.get_mut(i) {
+                        b.mem = mem_of(key.len(), bytes.len());
+                    }
+                }
+                _ => return false,
+            },
+            None => {
+                let (deadline, _, old) = slot.parts();
+                if old.len() == bytes.len() {
+                    let start = slot.kv.len().saturating_sub(bytes.len());
+                    if let Some(tail) = slot.kv.get_mut(start..) {
+                        tail.copy_from_slice(bytes);
+                    }
+                } else {
+                    slot.kv = pack(key, deadline, bytes);
+                }
+            }
+        }
+        let new_mem = mem_in(slot, slab);
+        *used_bytes = used_bytes
+            .saturating_sub(old_mem as usize)
+            .saturating_add(new_mem as usize);
+        true
     }
 
     /// Removes `key`, returning its entry.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.map.remove(key)?;
+        let hash = self.hash(key);
+        self.remove_hashed(key, hash)
+    }
+
+    /// [`Shard::remove`] with the key's hash already computed.
+    fn remove_hashed(&mut self, key: &[u8], hash: u64) -> Option<Entry> {
+        let (slot, _) = self
+            .table
+            .find_entry(hash, |s| s.key() == key)
+            .ok()?
+            .remove();
         if let Some(s) = &mut self.sieve {
             s.remove(key);
         }
-        self.used_bytes = self.used_bytes.saturating_sub(entry.mem as usize);
-        if entry.expire_at_ms != 0 {
-            self.expiry.remove(entry.expire_at_ms, key);
+        let expire_at_ms = slot.expire_at_ms();
+        if expire_at_ms != 0 {
+            self.forget_deadline(expire_at_ms, hash);
         }
-        Some(entry)
+        let (value, mem) = match slot.boxed_index().and_then(|i| self.slab.take(i)) {
+            Some(b) => (b.value, b.mem),
+            None => {
+                let v = slot.tail();
+                (Value::Str(v.to_vec()), mem_of(key.len(), v.len()))
+            }
+        };
+        self.used_bytes = self.used_bytes.saturating_sub(mem as usize);
+        Some(Entry {
+            value,
+            expire_at_ms,
+            access: slot.access,
+            visited: slot.flags & VISITED != 0,
+            hits: slot.hits,
+        })
     }
 
     /// Sets (or with 0 clears) the deadline of an existing `key`. Returns whether it exists.
     pub(crate) fn set_expire(&mut self, key: &[u8], deadline_ms: u64) -> bool {
-        let Some(entry) = self.map.get_mut(key) else {
+        let hash = self.hash(key);
+        let Some(slot) = self.table.find_mut(hash, |s| s.key() == key) else {
             return false;
         };
-        let old = entry.expire_at_ms;
-        entry.expire_at_ms = deadline_ms;
-        if old != 0 {
-            self.expiry.remove(old, key);
+        let old = slot.expire_at_ms();
+        if old == deadline_ms {
+            return true;
         }
-        if deadline_ms != 0 {
-            self.expiry.insert(deadline_ms, key);
-        }
+        slot.set_deadline(deadline_ms);
+        self.move_deadline(hash, old, deadline_ms);
         true
     }
 
     /// Re-measures `key` after its value changed in place; removes it if it became an empty
     /// collection. Returns whether the key still exists.
     pub(crate) fn settle(&mut self, key: &[u8]) -> bool {
-        let Some(entry) = self.map.get_mut(key) else {
+        let hash = self.hash(key);
+        let Some(slot) = self.table.find(hash, |s| s.key() == key) else {
             return false;
         };
-        if entry.value.is_empty_collection() {
+        let Some(b) = slot.boxed_index().and_then(|i| self.slab.get_mut(i)) else {
+            return true;
+        };
+        if b.value.is_empty_collection() {
             self.remove(key);
             return false;
         }
-        let mem = mem_of(key, &entry.value);
+        let mem = mem_of(key.len(), b.value.mem_bytes());
         self.used_bytes = self
             .used_bytes
-            .saturating_sub(entry.mem as usize)
+            .saturating_sub(b.mem as usize)
             .saturating_add(mem as usize);
-        entry.mem = mem;
+        b.mem = mem;
         true
     }
 
     /// Removes at most `max` keys whose deadline has passed at `now_ms`; returns how many.
     pub(crate) fn expire_due(&mut self, now_ms: u64, max: usize) -> usize {
-        let due = self.expiry.due(now_ms, max);
-        let n = due.len();
-        for key in due {
-            self.remove(&key);
-            self.expired.push(key);
+        let mut n = 0;
+        for (deadline, hash) in self.expiry.due(now_ms, max) {
+            let keys: Vec<Box<[u8]>> = self
+                .with_deadline(deadline, hash)
+                .map(|s| Box::from(s.key()))
+                .collect();
+            for key in keys {
+                self.remove(&key);
+                self.expired.push(key);
+                n += 1;
+            }
         }
         n
     }
 
+    /// The key with the earliest deadline and that deadline (for `volatile-ttl` eviction).
+    pub(crate) fn earliest_volatile(&self) -> Option<(u64, &[u8])> {
+        let (deadline, hash) = self.expiry.earliest()?;
+        self.with_deadline(deadline, hash)
+            .next()
+            .map(|s| (deadline, s.key()))
+    }
+
+    /// SIEVE's next victim, queueing every key first if the policy was switched on at run time.
+    pub(crate) fn sieve_victim(&mut self) -> Option<Box<[u8]>> {
+        let Self {
+            table,
+            hasher,
+            sieve,
+            ..
+        } = self;
+        let queue = sieve.get_or_insert_with(|| {
+            let mut s = Sieve::default();
+            for slot in table.iter() {
+                s.insert(slot.key());
+            }
+            s
+        });
+        queue.victim(|k| {
+            table
+                .find_mut(hasher.hash_one(k), |s| s.key() == k)
+                .is_some_and(|s| {
+                    let was = s.flags & VISITED != 0;
+                    s.flags &= !VISITED;
+                    was
+                })
+        })
+    }
+
     /// Drops every entry.
     pub(crate) fn clear(&mut self) {
-        self.map.clear();
-        self.map.shrink_to_fit();
+        self.table = HashTable::new();
+        self.slab = Slab::default();
         self.expiry.clear();
+        self.volatile = 0;
         self.used_bytes = 0;
         if self.sieve.is_some() {
             self.sieve = Some(Sieve::default());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_short_and_long_keys() {
+        let long = vec![b'k'; 300];
+        for key in [&b""[..], b"a", &long[..254], &long[..255], &long] {
+            let kv = pack(key, 0, b"value");
+            assert_eq!(split(&kv, 0), (0, key, &b"value"[..]));
+            let kv = pack(key, 42, b"value");
+            assert_eq!(split(&kv, VOLATILE), (42, key, &b"value"[..]));
+        }
+    }
+
+    #[test]
+    fn strings_embed_until_changed_in_place() {
+        let mut s = Shard::default();
+        s.insert(b"k", Entry::new(Value::Str(b"v".to_vec())));
+        assert_eq!(s.slab.cells.len(), 0);
+        let used = s.used_bytes;
+        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        assert_eq!(e, Some(Some(&b"v"[..])));
+        if let Some(Some(Value::Str(v))) = s.lookup(b"k", 1).map(EntryMut::into_value_mut) {
+            v.extend_from_slice(b"w");
+        }
+        assert!(s.settle(b"k"));
+        assert_eq!(s.slab.cells.len(), 1);
+        assert_eq!(s.used_bytes, used + 1);
+        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        assert_eq!(e, Some(Some(&b"vw"[..])));
+        assert!(s.replace_str(b"k", b"xy"));
+        assert!(s.replace_str(b"k", b"xyz"));
+        assert_eq!(s.used_bytes, used + 2);
+        let removed = s.remove(b"k").map(|e| e.value);
+        assert_eq!(removed, Some(Value::Str(b"xyz".to_vec())));
+        assert_eq!(s.used_bytes, 0);
+        assert_eq!(s.slab.free, vec![0]);
+    }
+
+    #[test]
+    fn overwrites_stay_in_place_and_keep_the_index_in_step() {
+        let mut s = Shard::default();
+        s.insert(b"k", Entry::new(Value::Str(b"aa".to_vec())));
+        let used = s.used_bytes;
+        s.insert(b"k", Entry::new(Value::Str(b"bb".to_vec())));
+        assert_eq!(s.used_bytes, used);
+        assert!(s.replace_str(b"k", b"ccc"));
+        assert_eq!(s.used_bytes, used + 1);
+        s.insert(
+            b"k",
+            Entry {
+                expire_at_ms: 50,
+                ..Entry::new(Value::Str(b"dd".to_vec()))
+            },
+        );
+        assert_eq!(
+            (s.volatile_len(), s.earliest_volatile()),
+            (1, Some((50, &b"k"[..])))
+        );
+        s.insert(b"k", Entry::new(Value::Str(b"ee".to_vec())));
+        assert_eq!((s.volatile_len(), s.earliest_volatile()), (0, None));
+        assert_eq!(s.used_bytes, used);
+        assert_eq!(s.len(), 1);
+        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        assert_eq!(e, Some(Some(&b"ee"[..])));
+        assert!(!s.replace_str(b"missing", b"x"));
+    }
+
+    #[test]
+    fn deadlines_resolve_through_the_hash() {
+        let mut s = Shard::default();
+        for (k, d) in [(&b"a"[..], 10), (b"b", 20), (b"c", 0)] {
+            s.insert(
+                k,
+                Entry {
+                    expire_at_ms: d,
+                    ..Entry::new(Value::Str(k.to_vec()))
+                },
+            );
+        }
+        assert_eq!(s.volatile_len(), 2);
+        assert_eq!(s.earliest_volatile(), Some((10, &b"a"[..])));
+        assert!(s.set_expire(b"a", 30));
+        assert_eq!(s.earliest_volatile(), Some((20, &b"b"[..])));
+        assert_eq!(s.expire_due(25, 10), 1);
+        assert_eq!(s.expired, vec![Box::from(&b"b"[..])]);
+        assert!(s.lookup(b"a", 30).is_none());
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.volatile_len(), 0);
     }
 }

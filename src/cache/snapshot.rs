@@ -91,11 +91,12 @@ fn collect(cache: &Cache) -> Vec<Record> {
             let Some(shard) = ctx.shard_at(pos) else {
                 continue;
             };
-            for (k, e) in &shard.map {
+            for (k, e) in shard.iter() {
                 if e.is_expired(now) {
                     continue;
                 }
-                let value = match &e.value {
+                let entry = e.to_entry();
+                let value = match &entry.value {
                     Value::Str(s) => RecordValue::Str(s.clone()),
                     Value::Hash(h) => {
                         RecordValue::Hash(h.iter().map(|(a, b)| (a.to_vec(), b.to_vec())).collect())
@@ -106,7 +107,7 @@ fn collect(cache: &Cache) -> Vec<Record> {
                 records.push(Record {
                     db: db as u32,
                     key: k.to_vec(),
-                    expire_at_ms: e.expire_at_ms,
+                    expire_at_ms: entry.expire_at_ms,
                     value,
                 });
             }

@@ -39,15 +39,7 @@ impl Value {
     /// The encoding `OBJECT ENCODING` reports, as Redis 7.0 would for this size.
     pub(crate) fn encoding(&self) -> &'static str {
         match self {
-            Self::Str(s) => {
-                if s.len() <= 20 && crate::cache::resp::frame::parse_i64(s).is_some() {
-                    "int"
-                } else if s.len() <= 44 {
-                    "embstr"
-                } else {
-                    "raw"
-                }
-            }
+            Self::Str(s) => Self::str_encoding(s),
             Self::Hash(h) => {
                 if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
                     "listpack"
@@ -71,11 +63,22 @@ impl Value {
         }
     }
 
+    /// The encoding Redis 7.0 reports for a string of these bytes.
+    pub(crate) fn str_encoding(s: &[u8]) -> &'static str {
+        if s.len() <= 20 && crate::cache::resp::frame::parse_i64(s).is_some() {
+            "int"
+        } else if s.len() <= 44 {
+            "embstr"
+        } else {
+            "raw"
+        }
+    }
+
     /// Estimated heap bytes of the value (exact for strings, per-element estimate for
     /// collections so that accounting stays O(1) per write).
     pub(crate) fn mem_bytes(&self) -> usize {
         match self {
-            Self::Str(s) => s.capacity(),
+            Self::Str(s) => s.len(),
             Self::Hash(h) => h.len().saturating_mul(ELEMENT_OVERHEAD_BYTES * 2),
             Self::List(l) => l.len().saturating_mul(ELEMENT_OVERHEAD_BYTES),
             Self::Set(s) => s.len().saturating_mul(ELEMENT_OVERHEAD_BYTES),

@@ -17,8 +17,8 @@ type Map = HashMap<Bytes, Bytes>;
 fn get_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Map>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Hash(h) => Ok(Some(h)),
+        Some(e) => match e.into_boxed() {
+            Some(Value::Hash(h)) => Ok(Some(h)),
             _ => Err(Frame::error(WRONGTYPE)),
         },
     }

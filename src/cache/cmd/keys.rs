@@ -26,8 +26,8 @@ pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let stamp = ctx.access_stamp();
     let mut n = 0;
     for key in args.iter().skip(1) {
-        if let Some(e) = ctx.entry(key) {
-            e.access = stamp;
+        if let Some(mut e) = ctx.entry(key) {
+            e.set_access(stamp);
             n += 1;
         }
     }
@@ -37,7 +37,7 @@ pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 pub(crate) fn type_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Simple(
         ctx.entry(arg(args, 1))
-            .map_or("none", |e| e.value.type_name())
+            .map_or("none", |e| e.type_name())
             .to_owned(),
     )
 }
@@ -49,10 +49,10 @@ pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let Some(e) = ctx.entry(arg(args, 1)) else {
         return Frame::Integer(-2);
     };
-    if e.expire_at_ms == 0 {
+    if e.expire_at_ms() == 0 {
         return Frame::Integer(-1);
     }
-    let d = i64::try_from(e.expire_at_ms).unwrap_or(i64::MAX);
+    let d = i64::try_from(e.expire_at_ms()).unwrap_or(i64::MAX);
     let left = d
         .saturating_sub(i64::try_from(now).unwrap_or(i64::MAX))
         .max(0);
@@ -104,7 +104,7 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let Some(e) = ctx.entry(key) else {
         return Frame::Integer(0);
     };
-    let current = e.expire_at_ms;
+    let current = e.expire_at_ms();
     if (nx && current != 0) || (xx && current == 0) {
         return Frame::Integer(0);
     }
@@ -129,7 +129,7 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 pub(crate) fn persist(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     match ctx.entry(key) {
-        Some(e) if e.expire_at_ms != 0 => {
+        Some(e) if e.expire_at_ms() != 0 => {
             ctx.set_expire(key, 0);
             ctx.touched(key, EventKind::Persist);
             Frame::Integer(1)
@@ -171,7 +171,6 @@ fn live_keys(ctx: &mut Ctx<'_>) -> Vec<Bytes> {
         if let Some(shard) = ctx.shard_at(pos) {
             keys.extend(
                 shard
-                    .map
                     .iter()
                     .filter(|(_, e)| !e.is_expired(now))
                     .map(|(k, _)| Bytes::copy_from_slice(k)),
@@ -214,7 +213,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         }
         if let Some(t) = &kind {
             let Some(e) = ctx.entry(&k) else { continue };
-            if !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
+            if !t.eq_ignore_ascii_case(e.type_name().as_bytes()) {
                 continue;
             }
         }
@@ -241,8 +240,8 @@ pub(crate) fn db_len(ctx: &mut Ctx<'_>, db: usize) -> (usize, usize) {
     let mut volatile = 0;
     for pos in ctx.all_shards(db) {
         if let Some(s) = ctx.shard_at(pos) {
-            n += s.map.len();
-            volatile += s.expiry.len();
+            n += s.len();
+            volatile += s.volatile_len();
         }
     }
     (n, volatile)
@@ -358,7 +357,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if src == dst && to == ctx.db {
         return Frame::error("ERR source and destination objects are the same");
     }
-    let Some(entry) = ctx.entry(src).map(|e| e.clone()) else {
+    let Some(entry) = ctx.entry(src).map(|e| e.to_entry()) else {
         return Frame::Integer(0);
     };
     if ctx.entry_db(to, dst).is_some() {
@@ -400,11 +399,11 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         return Frame::Null;
     };
     if is(sub, "encoding") {
-        Frame::bulk(e.value.encoding().as_bytes())
+        Frame::bulk(e.encoding().as_bytes())
     } else if is(sub, "refcount") {
         Frame::Integer(1)
     } else if is(sub, "idletime") {
-        Frame::Integer(i64::from(now_s.wrapping_sub(e.access) / 1000))
+        Frame::Integer(i64::from(now_s.wrapping_sub(e.access()) / 1000))
     } else if is(sub, "freq") {
         Frame::error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
@@ -425,7 +424,7 @@ pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         ));
     }
     match ctx.entry(arg(args, 2)) {
-        Some(e) => Frame::Integer(i64::from(e.mem)),
+        Some(e) => Frame::Integer(i64::from(e.mem())),
         None => Frame::Null,
     }
 }

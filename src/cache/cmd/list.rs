@@ -16,8 +16,8 @@ type List = VecDeque<Bytes>;
 fn get_list<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut List>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
+        Some(e) => match e.into_boxed() {
+            Some(Value::List(l)) => Ok(Some(l)),
             _ => Err(Frame::error(WRONGTYPE)),
         },
     }
@@ -486,9 +486,9 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
     let mut items: Vec<Bytes> = match ctx.entry(key) {
         None => Vec::new(),
-        Some(e) => match &e.value {
-            Value::List(l) => l.iter().cloned().collect(),
-            Value::Set(s) => s.iter().cloned().collect(),
+        Some(e) => match e.into_boxed() {
+            Some(Value::List(l)) => l.iter().cloned().collect(),
+            Some(Value::Set(s)) => s.iter().cloned().collect(),
             _ => return Frame::error(WRONGTYPE),
         },
     };

@@ -14,8 +14,8 @@ type Set = HashSet<Bytes>;
 fn get_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Set>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Set(s) => Ok(Some(s)),
+        Some(e) => match e.into_boxed() {
+            Some(Value::Set(s)) => Ok(Some(s)),
             _ => Err(Frame::error(WRONGTYPE)),
         },
     }

@@ -8,17 +8,30 @@ use crate::cache::resp::frame::{Frame, format_double, parse_i64};
 use crate::cache::value::Value;
 use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX};
 
-/// The string under `key`, `None` if absent, or the WRONGTYPE reply.
+/// The string under `key`, writable (an embedded string moves to the shard's slab), `None` if
+/// absent, or the WRONGTYPE reply.
 pub(crate) fn get_str<'c>(
     ctx: &'c mut Ctx<'_>,
     key: &[u8],
 ) -> Result<Option<&'c mut Vec<u8>>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Str(s) => Ok(Some(s)),
+        Some(e) if e.type_name() != "string" => Err(Frame::error(WRONGTYPE)),
+        Some(e) => match e.into_value_mut() {
+            Some(Value::Str(s)) => Ok(Some(s)),
             _ => Err(Frame::error(WRONGTYPE)),
         },
+    }
+}
+
+/// The bytes of the string under `key`, `None` if absent, or the WRONGTYPE reply.
+pub(crate) fn get_bytes<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c [u8]>, Frame> {
+    match ctx.entry(key) {
+        None => Ok(None),
+        Some(e) => e
+            .into_str()
+            .map(Some)
+            .ok_or_else(|| Frame::error(WRONGTYPE)),
     }
 }
 
@@ -51,7 +64,7 @@ fn check_len(len: usize) -> Result<(), Frame> {
 }
 
 pub(crate) fn get(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    match tri!(get_str(ctx, arg(args, 1))) {
+    match tri!(get_bytes(ctx, arg(args, 1))) {
         Some(s) => Frame::bulk(s),
         None => Frame::Null,
     }
@@ -115,11 +128,15 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
     let (old, old_ttl) = match ctx.entry(key) {
         None => (None, 0),
-        Some(e) => match &e.value {
-            Value::Str(s) => (Some(Frame::bulk(s)), e.expire_at_ms),
-            _ if get => return Frame::error(WRONGTYPE),
-            _ => (Some(Frame::Null), e.expire_at_ms),
-        },
+        Some(e) => {
+            let ttl = e.expire_at_ms();
+            match e.into_str() {
+                Some(s) if get => (Some(Frame::bulk(s)), ttl),
+                Some(_) => (Some(Frame::Null), ttl),
+                None if get => return Frame::error(WRONGTYPE),
+                None => (Some(Frame::Null), ttl),
+            }
+        }
     };
     let exists = old.is_some();
     let reply_skip = if get {
@@ -204,7 +221,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             return Frame::error(SYNTAX);
         }
     }
-    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else {
+    let Some(value) = tri!(get_bytes(ctx, key)).map(Frame::bulk) else {
         return Frame::Null;
     };
     if let Some(d) = new_deadline {
@@ -215,7 +232,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             ctx.set_expire(key, u64::try_from(d).unwrap_or(0));
             ctx.touched(key, EventKind::Expire);
         }
-    } else if persist && ctx.entry(key).is_some_and(|e| e.expire_at_ms != 0) {
+    } else if persist && ctx.entry(key).is_some_and(|e| e.expire_at_ms() != 0) {
         ctx.set_expire(key, 0);
         ctx.touched(key, EventKind::Persist);
     }
@@ -224,7 +241,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let Some(value) = tri!(get_str(ctx, key)).map(|s| Frame::bulk(s)) else {
+    let Some(value) = tri!(get_bytes(ctx, key)).map(Frame::bulk) else {
         return Frame::Null;
     };
     ctx.remove(key);
@@ -234,7 +251,7 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn getset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
-    let old = tri!(get_str(ctx, key)).map_or(Frame::Null, |s| Frame::bulk(s));
+    let old = tri!(get_bytes(ctx, key)).map_or(Frame::Null, Frame::bulk);
     store(ctx, key, arg(args, 2), 0);
     old
 }
@@ -243,10 +260,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let mut out = Vec::with_capacity(args.len().saturating_sub(1));
     for key in args.iter().skip(1) {
         out.push(match ctx.entry(key) {
-            Some(e) => match &e.value {
-                Value::Str(s) => Frame::bulk(s),
-                _ => Frame::Null,
-            },
+            Some(e) => e.into_str().map_or(Frame::Null, Frame::bulk),
             None => Frame::Null,
         });
     }
@@ -292,13 +306,13 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn strlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    int(tri!(get_str(ctx, arg(args, 1))).map_or(0, |s| s.len()))
+    int(tri!(get_bytes(ctx, arg(args, 1))).map_or(0, |s| s.len()))
 }
 
 pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let start = tri!(int_arg(args, 2));
     let end = tri!(int_arg(args, 3));
-    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else {
+    let Some(s) = tri!(get_bytes(ctx, arg(args, 1))) else {
         return Frame::bulk(b"");
     };
     if start < 0 && end < 0 && start > end {
@@ -368,20 +382,16 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         }
     };
     let key = arg(args, 1);
-    let current = match tri!(get_str(ctx, key)) {
-        Some(s) => tri!(parse_i64(s).ok_or_else(|| Frame::error(NOT_INTEGER))),
-        None => 0,
+    let current = match tri!(get_bytes(ctx, key)) {
+        Some(s) => Some(tri!(parse_i64(s).ok_or_else(|| Frame::error(NOT_INTEGER)))),
+        None => None,
     };
-    let Some(next) = current.checked_add(by) else {
+    let Some(next) = current.unwrap_or(0).checked_add(by) else {
         return Frame::error("ERR increment or decrement would overflow");
     };
     let text = next.to_string().into_bytes();
-    match tri!(get_str(ctx, key)) {
-        Some(s) => {
-            *s = text;
-            ctx.settle(key);
-        }
-        None => ctx.put(key, Value::Str(text), 0),
+    if current.is_none() || !ctx.replace_str(key, &text) {
+        ctx.put(key, Value::Str(text), 0);
     }
     ctx.touched(key, EventKind::Set);
     Frame::Integer(next)
@@ -390,7 +400,7 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let key = arg(args, 1);
     let by = tri!(float_arg(args, 2));
-    let current = match tri!(get_str(ctx, key)) {
+    let current = match tri!(get_bytes(ctx, key)) {
         Some(s) => tri!(super::parse_f64(s).ok_or_else(|| Frame::error(super::NOT_FLOAT))),
         None => 0.0,
     };
@@ -400,12 +410,8 @@ pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame
     }
     let text = format_double(next).into_bytes();
     let reply = Frame::bulk(&text);
-    match tri!(get_str(ctx, key)) {
-        Some(s) => {
-            *s = text;
-            ctx.settle(key);
-        }
-        None => ctx.put(key, Value::Str(text), 0),
+    if !ctx.replace_str(key, &text) {
+        ctx.put(key, Value::Str(text), 0);
     }
     ctx.touched(key, EventKind::Set);
     reply
@@ -428,7 +434,7 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let byte = offset / 8;
     tri!(check_len(byte + 1));
     let mask = 0x80u8 >> (offset % 8);
-    if tri!(get_str(ctx, key)).is_none() {
+    if tri!(get_bytes(ctx, key)).is_none() {
         ctx.put(key, Value::Str(Vec::new()), 0);
     }
     let Some(s) = tri!(get_str(ctx, key)) else {
@@ -448,7 +454,7 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let offset = tri!(bit_offset(args, 2));
-    let Some(s) = tri!(get_str(ctx, arg(args, 1))) else {
+    let Some(s) = tri!(get_bytes(ctx, arg(args, 1))) else {
         return Frame::Integer(0);
     };
     let mask = 0x80u8 >> (offset % 8);
@@ -456,11 +462,11 @@ pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let a = tri!(get_str(ctx, arg(args, 1)))
-        .map(|s| s.clone())
+    let a = tri!(get_bytes(ctx, arg(args, 1)))
+        .map(<[u8]>::to_vec)
         .unwrap_or_default();
-    let b = tri!(get_str(ctx, arg(args, 2)))
-        .map(|s| s.clone())
+    let b = tri!(get_bytes(ctx, arg(args, 2)))
+        .map(<[u8]>::to_vec)
         .unwrap_or_default();
     let (mut want_len, mut want_idx, mut with_len) = (false, false, false);
     let mut min_len = 0i64;

@@ -273,6 +273,22 @@ fn decode_multibulk(
     buf: &[u8],
     limits: &DecodeLimits,
 ) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
+    let mut args = Vec::new();
+    let used = multibulk_spans(buf, limits, |start, end| {
+        args.push(Bytes::copy_from_slice(
+            buf.get(start..end).unwrap_or_default(),
+        ));
+    })?;
+    Ok(used.map(|used| (args, used)))
+}
+
+/// Walks one multibulk request, handing each argument's byte range to `arg`; returns the bytes
+/// the request occupies, or `None` when more are needed.
+fn multibulk_spans(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    mut arg: impl FnMut(usize, usize),
+) -> Result<Option<usize>, ProtocolError> {
     let Some((count, mut pos)) = header_line(buf, limits, ProtocolError::MultibulkCountTooBig)?
     else {
         return Ok(None);
@@ -281,10 +297,9 @@ fn decode_multibulk(
         return Err(ProtocolError::InvalidMultibulkLength);
     }
     if count <= 0 {
-        return Ok(Some((Vec::new(), pos)));
+        return Ok(Some(pos));
     }
     let count = usize::try_from(count).unwrap_or(0);
-    let mut args = Vec::with_capacity(count.min(PREALLOC_MAX));
     for _ in 0..count {
         let rest = buf.get(pos..).unwrap_or_default();
         match rest.first() {
@@ -309,13 +324,10 @@ fn decode_multibulk(
         if buf.len() < end.saturating_add(2) {
             return Ok(None);
         }
-        let data = buf
-            .get(start..end)
-            .ok_or(ProtocolError::InvalidBulkLength)?;
-        args.push(Bytes::copy_from_slice(data));
+        arg(start, end);
         pos = end + 2;
     }
-    Ok(Some((args, pos)))
+    Ok(Some(pos))
 }
 
 fn decode_inline(
