@@ -483,10 +483,12 @@ fn http_produce(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // The data directory lives until the end of this function and is removed then: each run
+    // writes hundreds of MB.
+    let dir = bench_dir();
     let (base, shutdown, engine) = rt.block_on(async {
-        let dir = bench_dir();
         let config = streamcache::config::Config {
-            data_dir: dir.keep(),
+            data_dir: dir.path().to_owned(),
             http: "127.0.0.1:0".parse().unwrap(),
             resp: "127.0.0.1:0".parse().unwrap(),
             log: LogConfig {
@@ -568,6 +570,8 @@ fn http_produce(c: &mut Criterion) {
     }
     shutdown.trigger();
     drop(engine);
+    drop(rt);
+    drop(dir);
 }
 
 criterion_group!(
