@@ -29,10 +29,16 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(Config::default().shutdown_drain_ms).await
+}
+
+/// A server whose shutdown drains in-flight requests for at most `shutdown_drain_ms`.
+async fn start_with(shutdown_drain_ms: u64) -> Server {
     let config = Config {
         ephemeral: true,
         http: "127.0.0.1:0".parse().unwrap(),
         resp: "127.0.0.1:0".parse().unwrap(),
+        shutdown_drain_ms,
         ..Config::default()
     };
     let engine = Arc::new(Engine::open(config).unwrap());
@@ -205,4 +211,37 @@ async fn bad_requests_get_rest_errors() {
     }
     s.shutdown.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(30), s.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_tail_ends_when_the_server_shuts_down() {
+    // A drain far longer than the bound below: ending promptly must come from the stream.
+    let Server {
+        engine,
+        base,
+        shutdown,
+        task,
+    } = start_with(60_000).await;
+    engine.log().create_topic("t", Some(1), &[], false).unwrap();
+    let (status, mut events) =
+        Events::open(&format!("{base}/topics/t/stream?from=earliest"), None).await;
+    assert_eq!(status, 200);
+    append(&engine, &["a"]);
+    assert_eq!(events.next().await.0, "0:0", "the tail is live");
+    shutdown.trigger();
+    let end = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = events.stream.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "the stream ends at shutdown, not after the drain timeout"
+    );
+    let served = tokio::time::timeout(Duration::from_secs(20), task).await;
+    assert!(
+        matches!(served, Ok(Ok(Ok(())))),
+        "the server stops without waiting out its 60 s drain: {served:?}"
+    );
 }

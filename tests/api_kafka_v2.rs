@@ -526,33 +526,9 @@ async fn a_waiting_fetch_wakes_when_a_record_arrives() {
         Some(json!({"records": [{"value": 0}]})),
     )
     .await;
-    api.call(
-        "POST",
-        "/kafka/consumers/g",
-        Some(V2),
-        None,
-        Some(json!({"name": "c", "format": "json", "consumer.request.timeout.ms": 30000})),
-    )
-    .await;
-    let base = "/kafka/consumers/g/instances/c";
-    api.call(
-        "POST",
-        &format!("{base}/subscription"),
-        Some(V2),
-        None,
-        Some(json!({"topics": ["w"]})),
-    )
-    .await;
     // Position at the end: the first record is skipped, and the fetch waits for the next one
     // whether it is appended before or after the fetch parks.
-    api.call(
-        "POST",
-        &format!("{base}/positions/end"),
-        Some(V2),
-        None,
-        Some(json!({"partitions": [{"topic": "w", "partition": 0}]})),
-    )
-    .await;
+    let base = consumer_at_end(&api, "w").await;
     let uri = format!("{base}/records?timeout=30000");
     let fetch = api.call("GET", &uri, None, Some(JSON), None);
     let produce = async {
@@ -609,4 +585,133 @@ async fn consumer_request_timeout_limit_at_max_and_max_plus_one() {
         (status, e["error_code"].as_u64()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some(42204))
     );
+}
+
+/// Creates consumer `c` in group `g` (json format, `consumer.request.timeout.ms` 30 s)
+/// subscribed to `topic`, positioned at its end.
+async fn consumer_at_end(api: &Api, topic: &str) -> String {
+    api.call(
+        "POST",
+        "/kafka/consumers/g",
+        Some(V2),
+        None,
+        Some(json!({"name": "c", "format": "json", "consumer.request.timeout.ms": 30000})),
+    )
+    .await;
+    let base = "/kafka/consumers/g/instances/c".to_owned();
+    api.call(
+        "POST",
+        &format!("{base}/subscription"),
+        Some(V2),
+        None,
+        Some(json!({ "topics": [topic] })),
+    )
+    .await;
+    api.call(
+        "POST",
+        &format!("{base}/positions/end"),
+        Some(V2),
+        None,
+        Some(json!({"partitions": [{"topic": topic, "partition": 0}]})),
+    )
+    .await;
+    base
+}
+
+/// Yields until some reader is subscribed to the partition's end offset (the pending fetch
+/// has polled once and is about to wait, or is waiting), bounded by a timeout.
+async fn until_a_reader_waits(api: &Api, topic: &str) {
+    let partition = api.engine.log().partition(topic, 0).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while partition.subscriber_count() == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the fetch subscribes to the partition");
+}
+
+/// `GET {base}/records?timeout=30000` on its own task.
+fn spawn_fetch(api: &Arc<Api>, base: &str) -> tokio::task::JoinHandle<(StatusCode, String, Value)> {
+    let api = api.clone();
+    let uri = format!("{base}/records?timeout=30000");
+    tokio::spawn(async move { api.call("GET", &uri, None, Some(JSON), None).await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_fetch_returns_the_record_produced_while_it_waits() {
+    let api = Arc::new(Api::new());
+    api.engine
+        .log()
+        .create_topic("p", Some(1), &[], false)
+        .unwrap();
+    let base = consumer_at_end(&api, "p").await;
+    let fetch = spawn_fetch(&api, &base);
+    until_a_reader_waits(&api, "p").await;
+    assert!(!fetch.is_finished(), "no record yet: the fetch waits");
+    api.engine
+        .log()
+        .append(
+            "p",
+            streamcache::log::Routing::Partition(0),
+            vec![streamcache::log::Record {
+                value: Some("7".into()),
+                ..Default::default()
+            }],
+        )
+        .unwrap();
+    // Well inside the 30 s timeout: the append's notification ends the wait.
+    let (status, _, recs) = tokio::time::timeout(std::time::Duration::from_secs(20), fetch)
+        .await
+        .expect("the fetch returns on the append, not at its timeout")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(recs.as_array().map(Vec::len), Some(1), "{recs}");
+    assert_eq!(
+        (recs[0]["value"].as_i64(), recs[0]["offset"].as_u64()),
+        (Some(7), Some(0))
+    );
+}
+
+#[tokio::test]
+async fn an_empty_fetch_returns_an_empty_list_after_its_timeout() {
+    let api = Api::new();
+    api.engine
+        .log()
+        .create_topic("e", Some(1), &[], false)
+        .unwrap();
+    let base = consumer_at_end(&api, "e").await;
+    let (status, _, recs) = api
+        .call(
+            "GET",
+            &format!("{base}/records?timeout=20"),
+            None,
+            Some(JSON),
+            None,
+        )
+        .await;
+    assert_eq!((status, recs), (StatusCode::OK, json!([])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_fetch_ends_with_an_empty_list_at_shutdown() {
+    let engine = Arc::new(Engine::temporary().unwrap());
+    let shutdown = streamcache::shutdown::Shutdown::new();
+    let api = Arc::new(Api {
+        router: streamcache::api::router_with_shutdown(engine.clone(), shutdown.signal()),
+        engine,
+    });
+    api.engine
+        .log()
+        .create_topic("s", Some(1), &[], false)
+        .unwrap();
+    let base = consumer_at_end(&api, "s").await;
+    let fetch = spawn_fetch(&api, &base);
+    until_a_reader_waits(&api, "s").await;
+    shutdown.trigger();
+    let (status, _, recs) = tokio::time::timeout(std::time::Duration::from_secs(20), fetch)
+        .await
+        .expect("shutdown ends the wait, not the 30 s timeout")
+        .unwrap();
+    assert_eq!((status, recs), (StatusCode::OK, json!([])));
 }

@@ -663,3 +663,135 @@ fn raw_batches_are_kafka_fetch_bytes() {
     );
     assert!(t.log.read_batches("t", 0, 10, 1 << 20).unwrap().is_empty());
 }
+
+/// Appends batches of mixed sizes — tiny, around a read chunk, and larger than a chunk
+/// (`READ_CHUNK_BYTES` = 1 MiB) — across several segments; returns every value in offset order.
+fn mixed_batches(t: &TestLog) -> Vec<Vec<u8>> {
+    t.log
+        .create_topic(
+            "m",
+            Some(1),
+            &[("segment.bytes".into(), (3 << 20).to_string())],
+            false,
+        )
+        .unwrap();
+    let mut all = Vec::new();
+    for (round, (records, size)) in [(1, 10), (7, 150_000), (3, 1), (15, 100_000), (2, 600_000)]
+        .into_iter()
+        .cycle()
+        .take(12)
+        .enumerate()
+    {
+        let batch: Vec<Record> = (0..records)
+            .map(|i| {
+                let mut v = format!("{round}-{i}-").into_bytes();
+                v.resize(size.max(v.len()), b'a' + (round % 26) as u8);
+                all.push(v.clone());
+                Record {
+                    value: Some(v.into()),
+                    ..Record::default()
+                }
+            })
+            .collect();
+        t.log.append("m", Routing::Partition(0), batch).unwrap();
+    }
+    all
+}
+
+#[test]
+fn fetch_crosses_chunks_and_segments_at_every_budget() {
+    let t = TestLog::new(LogConfig::default());
+    let all = mixed_batches(&t);
+    assert!(t.log.partition("m", 0).unwrap().segment_count().unwrap() > 2);
+    let end = all.len() as u64;
+    for budget in [1, 4096, 1 << 20, 3 << 20, 64 << 20] {
+        // Batches, lazily decoded views, and owned records agree with what was appended.
+        let mut offset = 0;
+        let mut seen = Vec::new();
+        while offset < end {
+            let batches = t.log.fetch("m", 0, offset, budget).unwrap();
+            assert!(!batches.is_empty(), "at least one batch (budget {budget})");
+            for b in &batches {
+                log::decode_batch_info(b.bytes()).expect("a whole verified batch");
+                for r in b.records() {
+                    let r = r.unwrap();
+                    if r.offset >= offset {
+                        assert_eq!(r.offset, seen.len() as u64);
+                        seen.push(r.value.unwrap().to_vec());
+                    }
+                }
+            }
+            offset = batches.last().unwrap().info().last_offset + 1;
+        }
+        assert!(seen == all, "views at budget {budget}");
+        let mut offset = 0;
+        let mut owned = Vec::new();
+        while offset < end {
+            let got = t.log.read("m", 0, offset, budget).unwrap();
+            offset = got.last().unwrap().offset + 1;
+            owned.extend(got.into_iter().map(|r| r.value.unwrap().to_vec()));
+        }
+        assert!(owned == all, "owned records at budget {budget}");
+    }
+    // From the middle of a batch: the batch holding the offset comes first.
+    let batches = t.log.fetch("m", 0, 3, 1).unwrap();
+    assert_eq!(batches[0].info().base_offset, 1);
+    assert_eq!(t.log.read("m", 0, 3, 1).unwrap()[0].offset, 3);
+}
+
+#[test]
+fn batches_held_by_a_reader_do_not_change_while_later_reads_reuse_buffers() {
+    let t = TestLog::new(LogConfig::default());
+    let all = mixed_batches(&t);
+    let held = t.log.fetch("m", 0, 0, 1 << 20).unwrap();
+    let copies: Vec<Vec<u8>> = held.iter().map(|b| b.bytes().to_vec()).collect();
+    let held_records = t.log.read("m", 0, 0, 1 << 20).unwrap();
+    for _ in 0..3 {
+        let mut offset = 0;
+        while offset < all.len() as u64 {
+            let got = t.log.fetch("m", 0, offset, 1 << 20).unwrap();
+            offset = got.last().unwrap().info().last_offset + 1;
+        }
+    }
+    for (b, copy) in held.iter().zip(&copies) {
+        assert!(b.bytes()[..] == copy[..]);
+    }
+    for r in &held_records {
+        assert!(r.value.as_deref() == Some(&all[r.offset as usize][..]));
+    }
+}
+
+#[test]
+fn a_byte_changed_under_a_stored_batch_is_reported_on_read() {
+    use std::os::unix::fs::FileExt as _;
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("c", Some(1), &[], false).unwrap();
+    t.log
+        .append("c", Routing::Partition(0), vec![value("first")])
+        .unwrap();
+    t.log
+        .append("c", Routing::Partition(0), vec![value("second")])
+        .unwrap();
+    let first_len = t.log.read_batches("c", 0, 0, 1).unwrap()[0].len() as u64;
+    let path = t.partition_dir("c", 0).join(format!("{:020}.log", 0));
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // The last byte of the second batch: inside its value, covered by its CRC.
+    let end = std::fs::metadata(&path).unwrap().len();
+    file.write_all_at(b"X", end - 1).unwrap();
+    assert_eq!(values(&t.log.read("c", 0, 0, 1).unwrap()), ["first"]);
+    for result in [
+        t.log.fetch("c", 0, 1, 1 << 20).map(|_| ()),
+        t.log.read("c", 0, 0, 1 << 20).map(|_| ()),
+        t.log.read_batches("c", 0, 1, 1 << 20).map(|_| ()),
+    ] {
+        match result {
+            Err(Error::Corrupt {
+                position, reason, ..
+            }) => {
+                assert_eq!(position, first_len, "names the bad batch's position");
+                assert!(reason.contains("CRC"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

@@ -684,7 +684,7 @@ impl Log {
                 Err(e) => return Err(e),
             };
             for r in records {
-                let size = super::record_bytes(&Record::from_stored(&r)) as usize;
+                let size = usize::try_from(r.bytes_len()).unwrap_or(usize::MAX);
                 budget = budget.saturating_sub(size.max(1));
                 pos = r.offset + 1;
                 out.push(ConsumedRecord {

@@ -41,10 +41,11 @@ pub use groups::{
 };
 pub use index::{OffsetIndex, TimeIndex};
 pub use partitioner::{murmur2, partition_for_key};
+pub use reader::RecordBatch;
 pub use recovery::fuzz_log_segment;
 pub use segment::{
-    BatchError, BatchInfo, decode_batch, decode_batch_frame, decode_batch_info, encode_batch,
-    record_bytes,
+    BatchError, BatchInfo, BatchRecords, HeaderViews, RecordView, crc32c, decode_batch,
+    decode_batch_frame, decode_batch_info, encode_batch, record_bytes,
 };
 pub use writer::Partition;
 
@@ -76,8 +77,14 @@ pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 pub const SEGMENT_BYTES_MIN: u64 = 1024;
 /// Largest `max_bytes` of one read (the REST Proxy's cap).
 pub const READ_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Bytes read from a segment file in one go while scanning.
+/// Bytes read from a segment file in one go while scanning: large enough that a read costs
+/// few syscalls per MiB, small enough that the chunk stays in the CPU cache while its CRC is
+/// checked.
 pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most idle read buffers a log keeps for reuse (at most [`READ_BUFFER_BYTES_MAX`] each).
+pub const READ_BUFFERS_MAX: usize = 4;
+/// Largest read buffer kept for reuse; bigger ones (a batch larger than a chunk) are freed.
+pub const READ_BUFFER_BYTES_MAX: usize = 2 * READ_CHUNK_BYTES;
 /// Longest consumer group name, in bytes.
 pub const GROUP_NAME_BYTES_MAX: usize = 255;
 /// Most REST consumer instances across all groups.
@@ -96,6 +103,7 @@ const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT <= RECORD_BYTES_MAX);
 const _: () = assert!((APPEND_BYTES_MAX as usize) < BATCH_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MAX + (BATCH_BYTES_MAX as u64) < u32::MAX as u64);
 const _: () = assert!(READ_CHUNK_BYTES <= READ_BYTES_MAX);
+const _: () = assert!(READ_CHUNK_BYTES <= READ_BUFFER_BYTES_MAX);
 
 /// An offset within a partition: the position of a record, from 0.
 pub type Offset = u64;
@@ -139,6 +147,20 @@ pub struct StoredRecord {
     pub value: Option<Bytes>,
     /// Headers.
     pub headers: Vec<Header>,
+}
+
+impl StoredRecord {
+    /// Bytes the record counts against `max.message.bytes` (as [`record_bytes`] counts them).
+    #[must_use]
+    pub fn bytes_len(&self) -> u64 {
+        segment::counted_bytes(
+            self.key.as_deref(),
+            self.value.as_deref(),
+            self.headers
+                .iter()
+                .map(|h| (h.key.as_str(), h.value.as_deref())),
+        )
+    }
 }
 
 /// Where an append's records go.
@@ -557,6 +579,8 @@ struct Inner {
     groups: Mutex<groups::Registry>,
     /// Set after a failed fsync.
     poisoned: Arc<AtomicBool>,
+    /// Read buffers shared by every partition.
+    buffers: Arc<reader::ReadBuffers>,
 }
 
 /// The partitioned log.
@@ -601,6 +625,7 @@ impl Log {
             .keyspace("offsets", fjall::KeyspaceCreateOptions::default)
             .map_err(error::meta("open keyspace offsets"))?;
         let poisoned = Arc::new(AtomicBool::new(false));
+        let buffers = Arc::new(reader::ReadBuffers::default());
         let mut topics = BTreeMap::new();
         for guard in topics_ks.iter() {
             let (k, v) = guard.into_inner().map_err(error::meta("list topics"))?;
@@ -610,7 +635,7 @@ impl Log {
                     key: name.clone(),
                     reason: e.to_string(),
                 })?;
-            let topic = open_topic(dir, &name, &record, &config, &clock, &poisoned)?;
+            let topic = open_topic(dir, &name, &record, &config, &clock, &poisoned, &buffers)?;
             topics.insert(name, Arc::new(topic));
         }
         let inner = Arc::new(Inner {
@@ -624,6 +649,7 @@ impl Log {
             topics_ks,
             offsets_ks,
             poisoned,
+            buffers,
         });
         let background = spawn_background(inner.clone()).map_err(error::io_at(dir))?;
         Ok(Self {
@@ -701,6 +727,7 @@ impl Log {
             &self.inner.config,
             &self.inner.clock,
             &self.inner.poisoned,
+            &self.inner.buffers,
         )?;
         writer::sync_dir(&self.inner.dir.join("topics"))?;
         let value = serde_json::to_vec(&record).map_err(|e| Error::MetaCorrupt {
@@ -909,8 +936,8 @@ impl Log {
     }
 
     /// Raw RecordBatch v2 bytes of one partition from the batch holding `offset`, up to about
-    /// `max_bytes` (at least one batch) — Kafka's fetch: framing is checked, the CRC is left to
-    /// the consumer, and the first batch may start before `offset`.
+    /// `max_bytes` (at least one batch) — Kafka's fetch, each batch's CRC-32C verified; the
+    /// first batch may start before `offset`.
     ///
     /// # Errors
     /// As [`Log::read`].
@@ -923,6 +950,23 @@ impl Log {
     ) -> Result<Vec<Bytes>> {
         self.partition(topic, partition)?
             .read_batches(offset, max_bytes.min(READ_BYTES_MAX))
+    }
+
+    /// Verified batches of one partition from the one holding `offset`, up to about
+    /// `max_bytes` (at least one batch): the consumer read path, whose records decode lazily
+    /// and zero-copy ([`RecordBatch::records`]). See [`Partition::fetch`].
+    ///
+    /// # Errors
+    /// As [`Log::read`].
+    pub fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: Offset,
+        max_bytes: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        self.partition(topic, partition)?
+            .fetch(offset, max_bytes.min(READ_BYTES_MAX))
     }
 
     /// The log start offset of a partition.
@@ -1029,6 +1073,7 @@ fn open_topic(
     defaults: &LogConfig,
     clock: &SharedClock,
     poisoned: &Arc<AtomicBool>,
+    buffers: &Arc<reader::ReadBuffers>,
 ) -> Result<Topic> {
     let config = TopicConfig::from_entries(defaults, &record.configs)?;
     let mut partitions = Vec::new();
@@ -1041,6 +1086,7 @@ fn open_topic(
             config.clone(),
             clock.clone(),
             poisoned.clone(),
+            buffers.clone(),
         )?));
     }
     let topic_dir = dir.join("topics").join(name);

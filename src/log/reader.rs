@@ -1,19 +1,22 @@
-//! Reads: records from an offset up to a byte budget, and the offset of a timestamp.
+//! Reads: verified batches and records from an offset up to a byte budget, the offset of a
+//! timestamp, and the reused read buffers.
 //!
 //! Readers never take the writer's lock for I/O: they copy the segment handles they need under
 //! the partition lock, then read with positional reads, bounded by each segment's published
-//! length and the partition's visible end offset.
+//! length and the partition's visible end offset. A fetch reads a segment in chunks of up to
+//! [`READ_CHUNK_BYTES`] into buffers taken from [`ReadBuffers`], verifies each batch's CRC-32C
+//! once, and hands batches out as slices of those buffers; records decode lazily from them.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::error::{Error, Result};
 use super::recovery::Source as _;
-use super::segment::{self, BatchError};
+use super::segment::{self, BatchError, BatchInfo, BatchRecords};
 use super::writer::{Partition, Segment};
-use super::{Offset, READ_CHUNK_BYTES, StoredRecord};
+use super::{Offset, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES, StoredRecord};
 
 impl Partition {
     /// The first offset still stored (the log start offset).
@@ -37,41 +40,68 @@ impl Partition {
         self.end_tx.subscribe()
     }
 
+    /// Receivers currently subscribed to the end offset: tailing readers and fetches waiting
+    /// for records (a gauge for metrics, and what tests wait on before appending).
+    #[must_use]
+    pub fn subscriber_count(&self) -> usize {
+        self.end_tx.receiver_count()
+    }
+
     /// Reads records from `offset` on, stopping once `max_bytes` of batches have been read
     /// (at least one batch is returned whole, as Kafka does). `offset` equal to the end gives an
-    /// empty list.
+    /// empty list. Built on [`Partition::fetch`]: keys and values are zero-copy slices of the
+    /// read buffer.
     ///
     /// # Errors
     /// [`Error::OffsetOutOfRange`] outside `earliest..=latest`, [`Error::Corrupt`] when a batch
-    /// does not decode, [`Error::Io`] on read failure.
+    /// does not verify or decode, [`Error::Io`] on read failure.
     pub fn read(&self, offset: Offset, max_bytes: usize) -> Result<Vec<StoredRecord>> {
-        self.collect(offset, max_bytes, read_segment)
+        let batches = self.fetch(offset, max_bytes)?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            batch
+                .decode_into(offset, &mut out)
+                .map_err(|e| Error::Corrupt {
+                    segment: self.dir.clone(),
+                    position: 0,
+                    reason: format!("batch at offset {}: {e:?}", batch.info().base_offset),
+                })?;
+        }
+        Ok(out)
     }
 
     /// Raw batches from the one holding `offset`, up to about `max_bytes` (at least one):
-    /// Kafka's fetch. Framing is checked; the CRC is left to the consumer.
+    /// Kafka's fetch, each batch's CRC-32C verified.
     ///
     /// # Errors
     /// As [`Partition::read`].
     pub fn read_batches(&self, offset: Offset, max_bytes: usize) -> Result<Vec<Bytes>> {
-        self.collect(offset, max_bytes, frame_segment)
+        Ok(self
+            .fetch(offset, max_bytes)?
+            .into_iter()
+            .map(RecordBatch::into_bytes)
+            .collect())
     }
 
-    /// Runs `per_segment` over the segments holding `offset..end` until it reports the read
-    /// complete.
-    fn collect<T>(
-        &self,
-        offset: Offset,
-        max_bytes: usize,
-        per_segment: SegmentReader<T>,
-    ) -> Result<Vec<T>> {
+    /// Whole batches from the one holding `offset` (so the first may start before it), up to
+    /// about `max_bytes` (at least one batch): the consumer read path. Each batch's framing and
+    /// CRC-32C are verified once here; its records decode lazily with
+    /// [`RecordBatch::records`]. The file is read in chunks of up to [`READ_CHUNK_BYTES`] into
+    /// reused buffers, and the batches are slices of those buffers (nothing is copied).
+    ///
+    /// # Errors
+    /// As [`Partition::read`].
+    pub fn fetch(&self, offset: Offset, max_bytes: usize) -> Result<Vec<RecordBatch>> {
         let end = self.latest_offset();
         let segments = self.segments_from(offset, end)?;
         let mut out = Vec::new();
         let mut budget = max_bytes;
         for seg in segments {
             let start = self.start_position(&seg, offset)?;
-            if per_segment(&seg, start, offset, end, &mut budget, &mut out)? {
+            let mut chunks = Chunks::new(&seg, start, &self.buffers);
+            let done = chunks.fetch(offset, end, &mut budget, &mut out);
+            chunks.finish(&mut out);
+            if done? {
                 break;
             }
         }
@@ -148,129 +178,256 @@ impl Partition {
     }
 }
 
-/// Reads one segment from a byte position: `(segment, start, min_offset, end, budget, out)`;
-/// returns whether the read is complete.
-type SegmentReader<T> = fn(&Segment, u64, Offset, Offset, &mut usize, &mut Vec<T>) -> Result<bool>;
-
-/// What a segment walker's visitor decided about one batch.
-enum Walk {
-    /// Go on after this many bytes.
-    Continue(usize),
-    /// Stop: the read is complete.
-    Stop,
+/// A batch read back from a segment, its framing and CRC-32C verified: the unit the consumer
+/// read path hands out. Cloning is cheap (the bytes are shared).
+#[derive(Debug, Clone)]
+pub struct RecordBatch {
+    /// Exactly the batch's bytes (RecordBatch v2, big-endian), a slice of a read buffer.
+    bytes: Bytes,
+    /// Its verified header.
+    info: BatchInfo,
 }
 
-/// Walks the batches of `seg` from byte `start`, reading the file in chunks of about
-/// `chunk_hint` bytes and handing each batch (as a view starting at the batch) to `visit`.
-/// Returns whether `visit` stopped the walk before the end of the segment.
-fn walk_segment(
-    seg: &Segment,
-    start: u64,
-    chunk_hint: usize,
-    mut visit: impl FnMut(&Bytes) -> Result<Walk, BatchError>,
-) -> Result<bool> {
-    let len = seg.len.load(Ordering::Acquire);
-    let mut pos = start;
-    let mut chunk = Bytes::new();
-    let mut chunk_start = pos;
-    while pos < len {
-        let in_chunk = usize::try_from(pos - chunk_start).unwrap_or(usize::MAX);
-        let view = chunk.slice(in_chunk.min(chunk.len())..);
-        match visit(&view) {
-            Ok(Walk::Continue(n)) => pos += n as u64,
-            Ok(Walk::Stop) => return Ok(true),
-            Err(BatchError::Incomplete { needed }) => {
-                let want =
-                    needed.max(chunk_hint.clamp(segment::BATCH_HEADER_BYTES, READ_CHUNK_BYTES));
-                let avail = usize::try_from(len - pos).unwrap_or(usize::MAX);
-                let mut buf = vec![0u8; want.min(avail)];
-                let n = seg
-                    .file
-                    .read_at(pos, &mut buf)
-                    .map_err(super::error::io_at(&seg.path))?;
-                buf.truncate(n);
-                if n < needed.min(avail) || n == 0 {
-                    return Err(Error::Corrupt {
-                        segment: seg.path.clone(),
-                        position: pos,
-                        reason: format!("batch needs {needed} bytes, only {n} readable"),
-                    });
-                }
-                chunk = Bytes::from(buf);
-                chunk_start = pos;
+impl RecordBatch {
+    /// The batch's bytes, as stored (Kafka's wire format for a fetch response).
+    #[must_use]
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The batch's bytes, as stored.
+    #[must_use]
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// Its header: offsets, record count, timestamps, length.
+    #[must_use]
+    pub fn info(&self) -> &BatchInfo {
+        &self.info
+    }
+
+    /// Its records, decoded lazily and borrowed (no copy, no allocation per record). The
+    /// first batch of a fetch may hold offsets below the one asked for; skip them by
+    /// `RecordView::offset`.
+    #[must_use]
+    pub fn records(&self) -> BatchRecords<'_> {
+        BatchRecords::new(&self.bytes, self.info)
+    }
+
+    /// Pushes its records with offset `>= min_offset` onto `out` as owned records whose keys
+    /// and values are slices of the batch's buffer.
+    ///
+    /// # Errors
+    /// [`BatchError::Invalid`] when a record does not parse.
+    pub fn decode_into(
+        &self,
+        min_offset: Offset,
+        out: &mut Vec<StoredRecord>,
+    ) -> Result<(), BatchError> {
+        for record in self.records() {
+            let record = record?;
+            if record.offset >= min_offset {
+                out.push(record.to_stored(&self.bytes));
             }
-            Err(BatchError::Invalid { reason, .. }) => {
-                return Err(Error::Corrupt {
-                    segment: seg.path.clone(),
-                    position: pos,
-                    reason,
-                });
+        }
+        Ok(())
+    }
+}
+
+/// Reused read buffers, shared by every partition of a log: a read takes one whose earlier
+/// batches have all been dropped, so steady-state scans neither allocate nor zero memory.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuffers {
+    /// Buffers handed out before; reusable once nothing else refers to them.
+    free: Mutex<Vec<Bytes>>,
+}
+
+impl ReadBuffers {
+    /// A buffer no batch refers to any more (its bytes are initialised, its length is what it
+    /// was), or an empty new one.
+    fn take(&self) -> BytesMut {
+        let Ok(mut free) = self.free.lock() else {
+            return BytesMut::new();
+        };
+        match free.iter().position(Bytes::is_unique) {
+            // Unique under the lock, and only the pool holds it: the conversion cannot fail.
+            Some(i) => free
+                .swap_remove(i)
+                .try_into_mut()
+                .unwrap_or_else(|_| BytesMut::new()),
+            None => BytesMut::new(),
+        }
+    }
+
+    /// Keeps `buf` for reuse when there is room and it is not oversized.
+    fn give(&self, buf: Bytes) {
+        if buf.len() > READ_BUFFER_BYTES_MAX {
+            return;
+        }
+        if let Ok(mut free) = self.free.lock() {
+            if free.len() < READ_BUFFERS_MAX {
+                free.push(buf);
+            } else if let Some(slot) = free.iter_mut().find(|b| !b.is_unique()) {
+                // Prefer keeping the buffer that is free now over one still in use.
+                *slot = buf;
             }
         }
     }
-    Ok(false)
 }
 
-/// Reads batches of `seg` from byte `start`, keeping records in `min_offset..end`. Returns
-/// whether the read is complete (budget spent or end reached).
-fn read_segment(
-    seg: &Segment,
-    start: u64,
-    min_offset: Offset,
-    end: Offset,
-    budget: &mut usize,
-    out: &mut Vec<StoredRecord>,
-) -> Result<bool> {
-    let hint = *budget;
-    walk_segment(seg, start, hint, |view| {
-        let before = out.len();
-        let info = segment::decode_batch(view, min_offset, out)?;
-        if info.last_offset >= end {
-            // Records at or past the visible end are not acknowledged yet (under `always`).
-            let keep = out
-                .get(before..)
-                .map_or(0, |new| new.iter().take_while(|r| r.offset < end).count());
-            out.truncate(before + keep);
-        }
-        if out.len() > before {
-            *budget = budget.saturating_sub(info.len);
-        }
-        let done = info.last_offset + 1 >= end || (*budget == 0 && !out.is_empty());
-        Ok(if done {
-            Walk::Stop
-        } else {
-            Walk::Continue(info.len)
-        })
-    })
+/// Reads one segment in large chunks and cuts them into verified batches.
+///
+/// A chunk is one positional read into a reused buffer. A batch that runs past the end of a
+/// chunk is completed in place when it is the only thing in the buffer, otherwise its head is
+/// copied to the front of the next buffer and the rest read after it, so no byte is read from
+/// the file twice.
+struct Chunks<'a> {
+    /// The segment.
+    seg: &'a Segment,
+    /// Where buffers come from and go back to.
+    pool: &'a ReadBuffers,
+    /// The current buffer; `buf[..filled]` holds the file bytes from `file_pos`.
+    buf: BytesMut,
+    /// File position of `buf[0]`.
+    file_pos: u64,
+    /// Bytes of `buf` holding file data.
+    filled: usize,
+    /// Batches found in `buf` and kept: `(start in buf, header)`.
+    kept: Vec<(usize, BatchInfo)>,
 }
 
-/// Collects whole raw batches of `seg` from byte `start` that end before `end` and hold
-/// offsets from `min_offset` on. Returns whether the read is complete.
-fn frame_segment(
-    seg: &Segment,
-    start: u64,
-    min_offset: Offset,
-    end: Offset,
-    budget: &mut usize,
-    out: &mut Vec<Bytes>,
-) -> Result<bool> {
-    let hint = *budget;
-    walk_segment(seg, start, hint, |view| {
-        let info = segment::decode_batch_frame(view)?;
-        if info.last_offset >= end {
-            return Ok(Walk::Stop);
+impl<'a> Chunks<'a> {
+    fn new(seg: &'a Segment, start: u64, pool: &'a ReadBuffers) -> Self {
+        Self {
+            seg,
+            pool,
+            buf: pool.take(),
+            file_pos: start,
+            filled: 0,
+            kept: Vec::new(),
         }
-        if info.last_offset >= min_offset {
-            out.push(view.slice(..info.len));
-            *budget = budget.saturating_sub(info.len);
+    }
+
+    /// Walks batches from the start position, keeping those holding offsets in
+    /// `min_offset..end` until `budget` is spent. Returns whether the fetch is complete (budget
+    /// spent or visible end reached) rather than the segment exhausted.
+    fn fetch(
+        &mut self,
+        min_offset: Offset,
+        end: Offset,
+        budget: &mut usize,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<bool> {
+        let len = self.seg.len.load(Ordering::Acquire);
+        let mut at = 0usize;
+        loop {
+            let pos = self.file_pos + at as u64;
+            if pos >= len {
+                return Ok(false);
+            }
+            let view = self.buf.get(at..self.filled).unwrap_or_default();
+            match segment::decode_batch_info(view) {
+                Ok(info) => {
+                    if info.last_offset >= end {
+                        // Not visible yet (under `always`, not yet fsynced).
+                        return Ok(true);
+                    }
+                    if info.last_offset >= min_offset {
+                        self.kept.push((at, info));
+                        *budget = budget.saturating_sub(info.len);
+                    }
+                    at += info.len;
+                    let some = !self.kept.is_empty() || !out.is_empty();
+                    if info.last_offset + 1 >= end || (*budget == 0 && some) {
+                        return Ok(true);
+                    }
+                }
+                Err(BatchError::Incomplete { needed }) => {
+                    let left = usize::try_from(len - pos).unwrap_or(usize::MAX);
+                    if needed > left {
+                        return Err(self.corrupt(
+                            pos,
+                            format!("batch needs {needed} bytes, only {left} readable"),
+                        ));
+                    }
+                    let want = needed
+                        .max((*budget).clamp(segment::BATCH_HEADER_BYTES, READ_CHUNK_BYTES))
+                        .min(left);
+                    self.refill(at, want, out)?;
+                    at = 0;
+                }
+                Err(BatchError::Invalid { reason, .. }) => return Err(self.corrupt(pos, reason)),
+            }
         }
-        let done = info.last_offset + 1 >= end || (*budget == 0 && !out.is_empty());
-        Ok(if done {
-            Walk::Stop
+    }
+
+    /// Makes `buf[..want]` hold the file bytes from `file_pos + at`: hands the batches kept so
+    /// far to `out`, carries the unread head of the next batch over, and reads the rest.
+    fn refill(&mut self, at: usize, want: usize, out: &mut Vec<RecordBatch>) -> Result<()> {
+        let carried = self.filled.saturating_sub(at);
+        if self.kept.is_empty() {
+            // Nothing refers to this buffer: move the head to the front and reuse it. In range:
+            // `at` only advances over whole batches inside `buf[..filled]`, and `filled` never
+            // exceeds `buf.len()`.
+            if at <= self.filled && self.filled <= self.buf.len() {
+                self.buf.copy_within(at..self.filled, 0);
+            }
         } else {
-            Walk::Continue(info.len)
-        })
-    })
+            let mut next = self.pool.take();
+            if next.len() < carried {
+                next.resize(carried, 0);
+            }
+            if let (Some(dst), Some(src)) = (next.get_mut(..carried), self.buf.get(at..self.filled))
+            {
+                dst.copy_from_slice(src);
+            }
+            let full = std::mem::replace(&mut self.buf, next);
+            self.emit(full, out);
+        }
+        self.file_pos += at as u64;
+        self.filled = carried;
+        if self.buf.len() < want {
+            // Zeroes only the bytes a reused buffer did not have yet.
+            self.buf.resize(want, 0);
+        }
+        let Some(dst) = self.buf.get_mut(carried..want) else {
+            return Ok(());
+        };
+        let from = self.file_pos + carried as u64;
+        std::os::unix::fs::FileExt::read_exact_at(&self.seg.file, dst, from)
+            .map_err(super::error::io_at(&self.seg.path))?;
+        self.filled = want;
+        Ok(())
+    }
+
+    /// Freezes `full`, slices the kept batches out of it into `out` and returns it to the pool.
+    fn emit(&mut self, full: BytesMut, out: &mut Vec<RecordBatch>) {
+        let frozen = full.freeze();
+        for (start, info) in self.kept.drain(..) {
+            if let Some(bytes) = frozen.get(start..start + info.len) {
+                out.push(RecordBatch {
+                    bytes: frozen.slice_ref(bytes),
+                    info,
+                });
+            }
+        }
+        self.pool.give(frozen);
+    }
+
+    /// Hands out what the current buffer holds.
+    fn finish(mut self, out: &mut Vec<RecordBatch>) {
+        let full = std::mem::take(&mut self.buf);
+        self.emit(full, out);
+    }
+
+    fn corrupt(&self, position: u64, reason: String) -> Error {
+        Error::Corrupt {
+            segment: self.seg.path.clone(),
+            position,
+            reason,
+        }
+    }
 }
 
 /// Reads the one batch at `pos`; returns its length and whether anything was kept.

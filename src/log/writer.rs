@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::error::{Error, Result, io_at};
 use super::index::{OffsetIndex, TimeIndex};
+use super::reader::ReadBuffers;
 use super::recovery::{self, ScanFailure};
 use super::segment::{self, BatchInfo};
 use super::{FlushPolicy, Offset, Record, TopicConfig};
@@ -144,6 +145,8 @@ pub struct Partition {
     pub(crate) end_tx: watch::Sender<Offset>,
     /// Set log-wide after a failed fsync; refuses further writes.
     poisoned: Arc<AtomicBool>,
+    /// Log-wide reused read buffers.
+    pub(crate) buffers: Arc<ReadBuffers>,
 }
 
 /// What one append placed in a partition.
@@ -164,6 +167,7 @@ impl Partition {
         config: TopicConfig,
         clock: SharedClock,
         poisoned: Arc<AtomicBool>,
+        buffers: Arc<ReadBuffers>,
     ) -> Result<Self> {
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let mut bases = Vec::new();
@@ -225,6 +229,7 @@ impl Partition {
             synced_cv: Condvar::new(),
             end_tx,
             poisoned,
+            buffers,
         })
     }
 

@@ -2,8 +2,9 @@
 //!
 //! One event per record with `id: partition:offset`; a reconnect carrying `Last-Event-ID` for
 //! the same partition resumes right after it. The stream waits for appends on the partition's
-//! `watch` channel (no polling) and sends keep-alive comments while idle. A reader overtaken by
-//! retention jumps to the new log start, as `auto.offset.reset = earliest` would.
+//! `watch` channel (no polling) and sends keep-alive comments while idle; it ends when the
+//! server shuts down. A reader overtaken by retention jumps to the new log start, as
+//! `auto.offset.reset = earliest` would.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -16,6 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -119,10 +121,13 @@ async fn stream(
         buf: VecDeque::new(),
         format,
     };
+    let mut shutdown = state.shutdown.clone();
     let events = futures::stream::unfold(tail, |mut t| async move {
         let event = t.next_event().await?;
         Some((Ok::<Event, Infallible>(event), t))
-    });
+    })
+    // The stream ends at shutdown instead of holding graceful shutdown up until its timeout.
+    .take_until(async move { shutdown.wait().await });
     Ok(Sse::new(events).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_millis(SSE_KEEP_ALIVE_MS))

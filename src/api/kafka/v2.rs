@@ -614,20 +614,20 @@ async fn records(
         .max_bytes
         .unwrap_or(FETCH_BYTES_DEFAULT)
         .min(log::READ_BYTES_MAX);
+    // The REST Proxy's `timeout` applies only when below `consumer.request.timeout.ms`.
     let wait = Duration::from_millis(
         q.timeout
-            .unwrap_or(u64::MAX)
+            .unwrap_or(settings.request_timeout_ms)
             .min(settings.request_timeout_ms),
     );
-    let fetched = tokio::time::timeout(
-        wait,
-        fetch_when_available(&state, group.clone(), instance.clone(), max_bytes),
+    let records = fetch_when_available(
+        &state,
+        group.clone(),
+        instance.clone(),
+        max_bytes,
+        tokio::time::sleep(wait),
     )
-    .await;
-    let records = match fetched {
-        Ok(r) => r?,
-        Err(_) => Vec::new(),
-    };
+    .await?;
     let out: Vec<ConsumerRecordOut> = records
         .into_iter()
         .map(
@@ -651,14 +651,19 @@ async fn records(
     ))
 }
 
-/// Polls once; when nothing is there, waits for an append on an assigned partition (no
-/// polling loop) and polls again.
+/// Polls; when nothing is there, waits for an append on an assigned partition (no polling
+/// loop) and polls again, until records arrive, `deadline` passes or the server shuts down
+/// (then an empty list). Only the waits are raced against the deadline: a poll, which advances
+/// the instance's positions, always runs to completion and its records are returned.
 async fn fetch_when_available(
     state: &AppState,
     group: String,
     instance: String,
     max_bytes: usize,
+    deadline: tokio::time::Sleep,
 ) -> Result<Vec<ConsumedRecord>, KafkaError> {
+    tokio::pin!(deadline);
+    let mut shutdown = state.shutdown.clone();
     loop {
         let (g, i) = (group.clone(), instance.clone());
         // Subscribe before polling so an append between the two still wakes us.
@@ -668,15 +673,22 @@ async fn fetch_when_available(
         }
         let (g, i) = (group.clone(), instance.clone());
         let got = blocking(state, move |l| l.poll_consumer(&g, &i, max_bytes)).await?;
-        if !got.is_empty() || watchers.is_empty() {
-            if watchers.is_empty() {
-                // Nothing assigned: wait out the timeout rather than spin.
-                std::future::pending::<()>().await;
-            }
+        if !got.is_empty() {
             return Ok(got);
         }
-        let changes = watchers.iter_mut().map(|w| Box::pin(w.changed()));
-        let _ = futures::future::select_all(changes).await;
+        let appended = async {
+            if watchers.is_empty() {
+                // Nothing assigned: only the deadline or shutdown ends the wait.
+                std::future::pending::<()>().await;
+            }
+            let changes = watchers.iter_mut().map(|w| Box::pin(w.changed()));
+            let _ = futures::future::select_all(changes).await;
+        };
+        tokio::select! {
+            () = appended => {}
+            () = &mut deadline => return Ok(Vec::new()),
+            () = shutdown.wait() => return Ok(Vec::new()),
+        }
     }
 }
 
