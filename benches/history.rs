@@ -2,7 +2,9 @@
 //! batches of 100, find by `_id`, find by an indexed field, an indexed range returning 100 —
 //! beside SQLite (bundled, WAL, `synchronous=OFF` to match `fsync = "never"`) storing the same
 //! JSON with expression indexes on the same fields; and change-feed latency, insert →
-//! in-process subscriber, p50/p99.
+//! in-process subscriber, p50/p99; and one transaction of upserts by an indexed field (100,
+//! 1,000, 10,000 per transaction in the pre-pass; 1,000 under criterion) beside SQLite's
+//! UPDATE-then-INSERT in one transaction.
 //!
 //! A pre-pass prints a side-by-side table with ops/s and the ratio; criterion then measures
 //! each operation for both stores in one group.
@@ -21,7 +23,7 @@ use criterion::{BenchmarkId, Criterion};
 use rusqlite::{Connection, params};
 use streamcache::clock::{Clock, SystemClock};
 use streamcache::history::{
-    FindOptions, History, HistoryConfig, IndexModel, WatchOptions, WatchScope,
+    FindOptions, History, HistoryConfig, IndexModel, WatchOptions, WatchScope, WriteOp,
 };
 
 const DOCS: i64 = 100_000;
@@ -199,6 +201,79 @@ fn sqlite_insert_100(s: &Stores, first: i64) {
     tx.commit().unwrap();
 }
 
+/// An order for an upsert: the replacement carries no `_id` (the store keeps or generates it).
+fn order_without_id(i: i64) -> Document {
+    let mut d = order(i);
+    d.remove("_id");
+    d
+}
+
+/// One transaction of `n` upserts by the unique `orderNumber`, as the pipeline's sink writes
+/// them: order numbers `base + j / 2`, so half insert and half replace a document staged
+/// earlier in the same transaction.
+fn history_upsert_batch(s: &Stores, base: i64, n: i64) {
+    let ops = (0..n)
+        .map(|j| {
+            let number = base + j / 2;
+            WriteOp::Upsert {
+                db: DB.into(),
+                coll: COLL.into(),
+                filter: doc! {"orderNumber": number},
+                document: order_without_id(number),
+            }
+        })
+        .collect();
+    s.history.commit(ops, Vec::new()).unwrap();
+}
+/// The same in one SQLite transaction: UPDATE by the indexed expression, INSERT when nothing
+/// changed.
+fn sqlite_upsert_batch(s: &Stores, base: i64, n: i64) {
+    let tx = s.sqlite.unchecked_transaction().unwrap();
+    {
+        let mut up = tx
+            .prepare_cached(
+                "UPDATE orders SET doc = ?2 WHERE json_extract(doc, '$.orderNumber') = ?1",
+            )
+            .unwrap();
+        let mut ins = tx
+            .prepare_cached("INSERT INTO orders (doc) VALUES (?1)")
+            .unwrap();
+        for j in 0..n {
+            let number = base + j / 2;
+            let json = json_of(&order_without_id(number));
+            if up.execute(params![number, json]).unwrap() == 0 {
+                ins.execute(params![json]).unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Per-upsert cost of one transaction of 100, 1,000 and 10,000 upserts (linear scaling shows
+/// as a flat column).
+fn upsert_scaling(s: &Stores) {
+    let clock = SystemClock::new();
+    println!("\nupserts by an indexed field in one transaction (us per upsert, same run)");
+    println!(
+        "{:<12} {:>10} {:>10} {:>7}",
+        "batch", "history", "sqlite", "ratio"
+    );
+    let mut base = DOCS * 1_000;
+    for n in [100_i64, 1_000, 10_000] {
+        let reps = (20_000 / n).max(2);
+        let h = rate(&clock, reps, |r| history_upsert_batch(s, base + r * n, n));
+        base += reps * n;
+        let q = rate(&clock, reps, |r| sqlite_upsert_batch(s, base + r * n, n));
+        base += reps * n;
+        println!(
+            "{n:<12} {:>10.2} {:>10.2} {:>6.2}x",
+            1e6 / (h * n as f64),
+            1e6 / (q * n as f64),
+            h / q
+        );
+    }
+}
+
 /// Ops per second of `f` over `n` calls, timed with the injected system clock.
 fn rate(clock: &SystemClock, n: i64, mut f: impl FnMut(i64)) -> f64 {
     let t = clock.monotonic_ns();
@@ -264,8 +339,9 @@ fn side_by_side(s: &Stores) {
     row("indexed range of 100 (ranges/s)", 1.0, h, q);
 }
 
-/// Insert → in-process subscriber latency, p50/p99/max over `n` events.
-fn feed_latency(n: usize) {
+/// Insert → in-process subscriber latency, p50/p99/max over `n` events, beside the insert's
+/// own commit time (insert call → return) so the wake-up share is visible.
+fn feed_latency(n: usize, label: &str) {
     let dir = tempfile::tempdir().unwrap();
     let clock: Arc<SystemClock> = Arc::new(SystemClock::new());
     let h = History::open(dir.path(), HistoryConfig::default(), clock.clone()).unwrap();
@@ -291,23 +367,30 @@ fn feed_latency(n: usize) {
         }
     });
     let mut lat = Vec::with_capacity(n);
+    let mut commit = Vec::with_capacity(n);
     let doc = order(1);
     for i in 0..n {
         let mut d = doc.clone();
         d.insert("_id", i as i64);
         let t = clock.monotonic_ns();
         h.insert_one(DB, COLL, d).unwrap();
+        commit.push(clock.monotonic_ns().saturating_sub(t));
         let received = rx.recv().unwrap();
         lat.push(received.saturating_sub(t));
     }
     sub.join().unwrap();
-    lat.sort_unstable();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)] as f64 / 1000.0;
+    let pct = |v: &mut Vec<u64>, p: f64| {
+        v.sort_unstable();
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
+    };
     println!(
-        "\nchange feed insert -> subscriber ({n} events, includes the commit): p50 {:.1} us, p99 {:.1} us, max {:.1} us (bar: p99 < 1000 us)",
-        pct(0.5),
-        pct(0.99),
-        pct(1.0)
+        "\nchange feed insert -> subscriber, {label} ({n} events, includes the commit): p50 {:.1} us, p99 {:.1} us, max {:.1} us (bar: p99 < 1000 us); the insert call alone: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0),
+        pct(&mut commit, 0.5),
+        pct(&mut commit, 0.99),
+        pct(&mut commit, 1.0),
     );
 }
 
@@ -376,13 +459,34 @@ fn criterion_benches(c: &mut Criterion, s: &Stores) {
         })
     });
     g.finish();
+    let mut g = c.benchmark_group("history_upsert_batch_1000");
+    g.throughput(criterion::Throughput::Elements(1_000));
+    let mut base = DOCS * 100_000;
+    g.bench_function(
+        BenchmarkId::new("upsert_by_indexed_field", "history"),
+        |b| {
+            b.iter(|| {
+                base += 1_000;
+                history_upsert_batch(s, base, 1_000)
+            })
+        },
+    );
+    g.bench_function(BenchmarkId::new("upsert_by_indexed_field", "sqlite"), |b| {
+        b.iter(|| {
+            base += 1_000;
+            sqlite_upsert_batch(s, base, 1_000)
+        })
+    });
+    g.finish();
 }
 
 fn main() {
+    feed_latency(10_000, "fresh process");
     let stores = open_stores();
     load(&stores, DOCS);
     side_by_side(&stores);
-    feed_latency(10_000);
+    upsert_scaling(&stores);
+    feed_latency(10_000, "after the 100k load (its compaction may still run)");
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c, &stores);
     c.final_summary();

@@ -245,6 +245,7 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
             _ => 1,
         });
     }
+    engine.supervise(shutdown.clone());
     let signals = match spawn_signal_handler(&shutdown, engine.clone()) {
         Ok(handle) => handle,
         Err(e) => {

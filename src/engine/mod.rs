@@ -24,10 +24,13 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigSource};
 use crate::metrics::Registry;
 use crate::pipeline::{FlowDiff, FlowStatus, Pipeline, Seams};
-use crate::shutdown::ShutdownSignal;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// How often [`Engine::supervise`] checks the stores for a fatal fault, in milliseconds.
+const FATAL_CHECK_INTERVAL_MS: u64 = 100;
 
 /// Why the engine could not open or shut down.
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +330,34 @@ impl Engine {
         Ok(())
     }
 
+    /// Starts shutdown through `trigger` once a store reports a fatal fault — history's
+    /// poisoned store (a failed commit or persist) or the log's failed fsync: such a store
+    /// refuses every later write until the process restarts. Checks every
+    /// [`FATAL_CHECK_INTERVAL_MS`]; the task ends when `trigger` fires and [`Engine::stop`]
+    /// joins it. Call once, inside a Tokio runtime.
+    pub fn supervise(&self, trigger: Shutdown) {
+        let history = self.history.clone();
+        let log = self.log.clone();
+        let check = move || {
+            if history.is_poisoned() {
+                Some("history")
+            } else if log.is_poisoned() {
+                Some("log")
+            } else {
+                None
+            }
+        };
+        let task = tokio::spawn(supervise(
+            check,
+            trigger,
+            std::time::Duration::from_millis(FATAL_CHECK_INTERVAL_MS),
+        ));
+        self.tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+    }
+
     /// Stops the flows at a committed position and waits for the background tasks (which end
     /// once the shutdown signal given to [`Engine::start`] has fired).
     pub async fn stop(&self) {
@@ -402,6 +433,31 @@ impl Engine {
     }
 }
 
+/// Fires `trigger` when `check` names a store with a fatal fault; returns once `trigger` fired
+/// (by this task or anyone else).
+async fn supervise(
+    check: impl Fn() -> Option<&'static str>,
+    trigger: Shutdown,
+    every: std::time::Duration,
+) {
+    let mut signal = trigger.signal();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = signal.wait() => return,
+            _ = tick.tick() => {}
+        }
+        if let Some(store) = check() {
+            tracing::error!(
+                store,
+                "fatal storage fault: the store refuses writes until restart; shutting down"
+            );
+            trigger.trigger();
+            return;
+        }
+    }
+}
+
 /// Creates `dir/LOCK` and takes an exclusive, non-blocking lock on it.
 fn lock_data_dir(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK_FILE_NAME);
@@ -435,4 +491,48 @@ fn sync_dir(dir: &Path) -> Result<()> {
             path: dir.to_owned(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::supervise;
+    use crate::shutdown::Shutdown;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_store_fault_triggers_shutdown() {
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let flag = poisoned.clone();
+        let trigger = Shutdown::new();
+        let signal = trigger.signal();
+        let task = tokio::spawn(supervise(
+            move || flag.load(Ordering::Acquire).then_some("history"),
+            trigger,
+            Duration::from_millis(100),
+        ));
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        assert!(
+            !signal.is_triggered(),
+            "a healthy store keeps the process up"
+        );
+        poisoned.store(true, Ordering::Release);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(signal.is_triggered());
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_supervisor_ends_with_shutdown() {
+        let trigger = Shutdown::new();
+        let task = tokio::spawn(supervise(
+            || None,
+            trigger.clone(),
+            Duration::from_millis(100),
+        ));
+        trigger.trigger();
+        task.await.unwrap();
+    }
 }

@@ -70,9 +70,49 @@ pub(crate) fn encode_record(doc: &Document) -> Result<Vec<u8>> {
 /// # Errors
 /// [`Error::Corrupt`].
 pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document> {
-    Document::from_reader(bytes).map_err(|e| Error::Corrupt {
+    let corrupt = |e: bson::error::Error| Error::Corrupt {
         what: "document",
         reason: e.to_string(),
+    };
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(corrupt)?;
+    raw_document(raw).map_err(corrupt)
+}
+
+/// Converts borrowed BSON to an owned document in one pass. `bson`'s own conversion copies
+/// every embedded document and array into an owned buffer before converting it, once per
+/// nesting level; reads decode every document they return, so this is on the hot path.
+fn raw_document(raw: &bson::RawDocument) -> bson::error::Result<Document> {
+    let mut out = Document::new();
+    for element in raw {
+        let (key, value) = element?;
+        out.insert(key.as_str(), raw_value(value)?);
+    }
+    Ok(out)
+}
+
+fn raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<Bson> {
+    use bson::RawBsonRef as R;
+    Ok(match value {
+        R::Double(d) => Bson::Double(d),
+        R::String(s) => Bson::String(s.to_owned()),
+        R::Document(d) => Bson::Document(raw_document(d)?),
+        R::Array(a) => {
+            let mut items = Vec::new();
+            for item in a {
+                items.push(raw_value(item?)?);
+            }
+            Bson::Array(items)
+        }
+        R::Boolean(b) => Bson::Boolean(b),
+        R::Null => Bson::Null,
+        R::Int32(i) => Bson::Int32(i),
+        R::Int64(i) => Bson::Int64(i),
+        R::ObjectId(o) => Bson::ObjectId(o),
+        R::DateTime(d) => Bson::DateTime(d),
+        R::Timestamp(t) => Bson::Timestamp(t),
+        R::Decimal128(d) => Bson::Decimal128(d),
+        // The rare types (binary, regex, code, pointers, keys) take bson's own path.
+        other => Bson::try_from(other)?,
     })
 }
 

@@ -36,7 +36,7 @@ mod query;
 mod store;
 mod update;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -231,6 +231,38 @@ pub struct UpdateResult {
     pub modified: u64,
     /// `_id` of the inserted document when the update upserted.
     pub upserted_id: Option<Bson>,
+}
+
+/// Options of [`History::insert_many_with`] (MongoDB's `insertMany` options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsertManyOptions {
+    /// `true` (MongoDB's default): stop at the first failing document; `false`: insert every
+    /// valid document and report each failure.
+    pub ordered: bool,
+}
+
+impl Default for InsertManyOptions {
+    fn default() -> Self {
+        Self { ordered: true }
+    }
+}
+
+/// One document an `insertMany` could not insert (MongoDB's `writeErrors` entry).
+#[derive(Debug)]
+pub struct WriteError {
+    /// Position of the document in the request.
+    pub index: usize,
+    /// Why it failed ([`Error::code`] gives MongoDB's code, e.g. 11000).
+    pub error: Error,
+}
+
+/// What an `insertMany` did: the documents written (all in one atomic batch) and the failures.
+#[derive(Debug, Default)]
+pub struct InsertManyResult {
+    /// `(position in the request, _id)` of each inserted document, in request order.
+    pub inserted: Vec<(usize, Bson)>,
+    /// The documents that failed, in request order (at most one when `ordered`).
+    pub write_errors: Vec<WriteError>,
 }
 
 /// Options of the `find_one_and_*` calls.
@@ -615,6 +647,43 @@ impl History {
         }
         txn.finish()?;
         Ok(ids)
+    }
+
+    /// MongoDB's `insertMany`: documents are inserted in order up to the first failing one
+    /// (`ordered: true`), or every valid one is (`ordered: false`); failures of a document
+    /// (duplicate key, invalid `_id`, size or depth limits) are reported per document in
+    /// [`InsertManyResult::write_errors`]. What was inserted is committed as one atomic batch.
+    ///
+    /// # Errors
+    /// Name limits, [`Error::TooMany`] beyond [`WRITE_BATCH_OPS_MAX`], storage errors (then
+    /// nothing is written).
+    pub fn insert_many_with(
+        &self,
+        db: &str,
+        coll: &str,
+        documents: Vec<Document>,
+        options: InsertManyOptions,
+    ) -> Result<InsertManyResult> {
+        check_collection_name(db, coll)?;
+        check_count("insertMany", documents.len())?;
+        let mut txn = self.inner.begin()?;
+        let mut result = InsertManyResult::default();
+        for (index, d) in documents.into_iter().enumerate() {
+            // `Txn::insert` checks everything before staging, so a failed document leaves the
+            // batch unchanged.
+            match txn.insert(db, coll, d) {
+                Ok(id) => result.inserted.push((index, id)),
+                Err(error) if error.is_client_error() => {
+                    result.write_errors.push(WriteError { index, error });
+                    if options.ordered {
+                        break;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        txn.finish()?;
+        Ok(result)
     }
 
     /// Finds documents.
@@ -1289,9 +1358,12 @@ impl Inner {
             Access::Ids(ids) => {
                 for id in ids {
                     stats.keys += 1;
-                    if let Some(bytes) = self.store.get(Space::Docs, &doc_key(meta.id, id))? {
+                    if let Some(doc) =
+                        self.store
+                            .get_with(Space::Docs, &doc_key(meta.id, id), decode_document)?
+                    {
                         stats.docs += 1;
-                        if !visit(id, decode_document(&bytes)?)? {
+                        if !visit(id, doc)? {
                             return Ok(());
                         }
                     }
@@ -1326,12 +1398,16 @@ impl Inner {
                         if dedup && !seen.insert(id.clone()) {
                             continue;
                         }
-                        let Some(bytes) = self.store.get(Space::Docs, &doc_key(meta.id, &id))?
+                        let Some(doc) = self.store.get_with(
+                            Space::Docs,
+                            &doc_key(meta.id, &id),
+                            decode_document,
+                        )?
                         else {
                             continue;
                         };
                         stats.docs += 1;
-                        if !visit(&id, decode_document(&bytes)?)? {
+                        if !visit(&id, doc)? {
                             return Ok(());
                         }
                     }
@@ -1447,10 +1523,12 @@ struct Txn<'a> {
     /// Counters as they will be after the commit.
     next: WriterState,
     set: WriteSet,
-    /// Documents written in this batch by document key (`None` = deleted).
-    docs: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed.
-    index: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Documents written in this batch by document key (`None` = deleted); ordered so a
+    /// collection's staged documents are one key range.
+    docs: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed;
+    /// ordered so plans probe it with the same key ranges as the store.
+    index: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Collections created or changed in this batch (`None` = dropped).
     colls: HashMap<(String, String), Option<Arc<CollectionMeta>>>,
     /// Cluster time and wall time of this batch's events.
@@ -1483,8 +1561,8 @@ impl Inner {
             next: state.clone(),
             state,
             set: WriteSet::default(),
-            docs: HashMap::new(),
-            index: HashMap::new(),
+            docs: BTreeMap::new(),
+            index: BTreeMap::new(),
             colls: HashMap::new(),
             ts,
             wall_ms,
@@ -1669,6 +1747,12 @@ impl Txn<'_> {
     }
 
     /// Documents matching `filter` as this batch sees them, in plan (or `sort`) order.
+    ///
+    /// Staged documents are found through the same access path as stored ones: `_id` points
+    /// probe the staged documents by key, index plans probe the staged index entries
+    /// (`self.index`, ordered) over the plan's ranges, and only a collection scan walks the
+    /// collection's staged documents. So a batch of N upserts by an indexed field costs
+    /// O(N log N), not O(N²).
     fn matching(
         &self,
         meta: &CollectionMeta,
@@ -1677,17 +1761,86 @@ impl Txn<'_> {
         first_only: bool,
     ) -> Result<Vec<(Vec<u8>, Document)>> {
         let plan = index::plan(&meta.indexes, filter, sort);
-        let stop_early = first_only && plan.sorted && self.docs.is_empty();
+        let unsorted = sort.is_none_or(Sort::is_empty);
+        // Staged candidates (encoded `_id`s) and whether this batch touched the plan's key
+        // space at all (a staged put or removal inside its ranges).
+        let mut staged: Vec<Vec<u8>> = Vec::new();
+        let mut touched = false;
+        match &plan.access {
+            Access::Ids(ids) => {
+                for id in ids {
+                    if let Some(d) = self.docs.get(&doc_key(meta.id, id)) {
+                        touched = true;
+                        if d.is_some() {
+                            staged.push(id.clone());
+                        }
+                    }
+                }
+            }
+            Access::Index { ranges, point, .. } => {
+                for (start, end) in ranges {
+                    if *point {
+                        if let Some(entry) = self.index.get(start) {
+                            touched = true;
+                            staged.extend(entry.iter().cloned());
+                        }
+                        continue;
+                    }
+                    if start >= end {
+                        continue;
+                    }
+                    let range = (
+                        Bound::Included(start.as_slice()),
+                        Bound::Excluded(end.as_slice()),
+                    );
+                    for (_, entry) in self.index.range::<[u8], _>(range) {
+                        touched = true;
+                        staged.extend(entry.iter().cloned());
+                    }
+                }
+            }
+            Access::Scan => {
+                let prefix = meta.id.to_be_bytes();
+                let range = (Bound::Included(&prefix[..]), Bound::Unbounded);
+                for (key, d) in self.docs.range::<[u8], _>(range) {
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    touched = true;
+                    if d.is_some() {
+                        staged.push(key.get(4..).unwrap_or_default().to_vec());
+                    }
+                }
+            }
+        }
+        // Without a sort any match will do; with one, the store's order is only usable when
+        // this batch changed nothing inside the plan's key space.
+        let stop_early = first_only && (unsorted || (plan.sorted && !touched));
         let mut out: Vec<(Vec<u8>, Document)> = Vec::new();
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        let prefix = meta.id.to_be_bytes();
+        for id in staged {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(Some(bytes)) = self.docs.get(&doc_key(meta.id, &id)) else {
+                continue;
+            };
+            let doc = decode_document(bytes)?;
+            if filter.matches(&doc) {
+                out.push((id, doc));
+                if stop_early {
+                    return Ok(out);
+                }
+            }
+        }
         self.inner.execute(
             meta,
             &plan,
             &mut |id, doc| {
-                let key = doc_key(meta.id, id);
-                seen.insert(key.clone());
-                let current = match self.docs.get(&key) {
+                if seen.contains(id) {
+                    return Ok(true);
+                }
+                let current = match self.docs.get(&doc_key(meta.id, id)) {
                     Some(Some(d)) => decode_document(d)?,
                     Some(None) => return Ok(true),
                     None => doc,
@@ -1700,18 +1853,8 @@ impl Txn<'_> {
             },
             &mut ExecStats::default(),
         )?;
-        for (key, bytes) in &self.docs {
-            let Some(bytes) = bytes else { continue };
-            if !key.starts_with(&prefix) || seen.contains(key) {
-                continue;
-            }
-            let doc = decode_document(bytes)?;
-            if filter.matches(&doc) {
-                out.push((key.get(4..).unwrap_or_default().to_vec(), doc));
-            }
-        }
         if let Some(s) = sort.filter(|s| !s.is_empty())
-            && (!plan.sorted || !self.docs.is_empty())
+            && (!plan.sorted || touched)
         {
             out.sort_by(|a, b| s.compare(&a.1, &b.1));
         }
@@ -1772,6 +1915,10 @@ impl Txn<'_> {
         keys::check_key(&key)?;
         let bytes = new.map(encode_document).transpose()?;
         let mut became_multikey = Vec::new();
+        // Every check runs before anything is staged, so a failing document (a duplicate key,
+        // a key too long) leaves the batch as it was: `insertMany` with `ordered: false` goes
+        // on with the next document.
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         for index in &meta.indexes {
             let old_entries = match old {
                 Some(d) => index.entries(d)?.0,
@@ -1785,9 +1932,7 @@ impl Txn<'_> {
                 became_multikey.push(index.id);
             }
             for e in old_entries.iter().filter(|e| !new_entries.contains(e)) {
-                let k = index.entry_key(e, encoded_id);
-                self.set.remove(Space::Index, k.clone());
-                self.index.insert(k, None);
+                changes.push((index.entry_key(e, encoded_id), None));
             }
             for e in new_entries.iter().filter(|e| !old_entries.contains(e)) {
                 let k = index.entry_key(e, encoded_id);
@@ -1795,9 +1940,15 @@ impl Txn<'_> {
                 if index.unique {
                     self.check_unique(meta, index, &k, encoded_id, new)?;
                 }
-                self.set.put(Space::Index, k.clone(), encoded_id.to_vec());
-                self.index.insert(k, Some(encoded_id.to_vec()));
+                changes.push((k, Some(encoded_id.to_vec())));
             }
+        }
+        for (k, v) in changes {
+            match &v {
+                Some(id) => self.set.put(Space::Index, k.clone(), id.clone()),
+                None => self.set.remove(Space::Index, k.clone()),
+            }
+            self.index.insert(k, v);
         }
         match &bytes {
             Some(b) => self.set.put(Space::Docs, key.clone(), b.clone()),

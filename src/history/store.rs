@@ -210,6 +210,26 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
+    /// Reads a key and hands its value to `f` in place (no copy), e.g. to decode a document.
+    ///
+    /// # Errors
+    /// As [`Store::get`], or what `f` returns.
+    pub(crate) fn get_with<T>(
+        &self,
+        space: Space,
+        key: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if check_key(key).is_err() {
+            return Ok(None);
+        }
+        self.space(space)
+            .get(key)
+            .map_err(storage("reading a key"))?
+            .map(|v| f(&v))
+            .transpose()
+    }
+
     /// Iterates `[start, end)` (or to the end of the keyspace), forwards or backwards.
     pub(crate) fn range(
         &self,

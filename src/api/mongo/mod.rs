@@ -21,7 +21,7 @@ use bson::{Bson, Document};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::history::{self, FindOptions, History, IndexModel, UpdateOptions};
+use crate::history::{self, FindOptions, History, IndexModel, InsertManyOptions, UpdateOptions};
 
 pub(crate) use ejson::Format;
 
@@ -43,6 +43,8 @@ pub(crate) struct DataApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Extra body fields (`insertMany`'s `insertedIds`, `nInserted`, `writeErrors`).
+    details: Option<Value>,
 }
 
 impl DataApiError {
@@ -51,6 +53,7 @@ impl DataApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
     }
 
@@ -69,6 +72,14 @@ impl DataApiError {
 
 impl From<history::Error> for DataApiError {
     fn from(e: history::Error) -> Self {
+        Self::of(&e)
+    }
+}
+
+impl DataApiError {
+    /// The Data API error for a history error (store failures become a generic 500 and are
+    /// logged here).
+    fn of(e: &history::Error) -> Self {
         if !e.is_client_error() {
             tracing::error!(error = %e, "history store failure answering a Data API request");
             return Self::new(
@@ -77,7 +88,7 @@ impl From<history::Error> for DataApiError {
                 "internal server error",
             );
         }
-        let (status, code) = match &e {
+        let (status, code) = match e {
             history::Error::DuplicateKey { .. } => (StatusCode::CONFLICT, "DuplicateKey"),
             history::Error::DocumentTooLarge { .. } | history::Error::KeyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "DocumentTooLarge")
@@ -90,15 +101,24 @@ impl From<history::Error> for DataApiError {
         };
         Self::new(status, code, e.to_string())
     }
+
+    /// Adds fields to the error body (an object's fields are merged into it).
+    fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
 }
 
 impl IntoResponse for DataApiError {
     fn into_response(self) -> Response {
-        let body = json!({
+        let mut body = json!({
             "error": self.message,
             "error_code": self.code,
             "link": "http://127.0.0.1/mongo/logs",
         });
+        if let (Value::Object(b), Some(Value::Object(extra))) = (&mut body, self.details) {
+            b.extend(extra);
+        }
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -318,8 +338,31 @@ fn run_action(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let ids = h.insert_many(db, coll, docs)?;
-            json!({"insertedIds": ids.iter().map(|i| id_value(i, format)).collect::<Vec<_>>()})
+            let ordered = match body.get("ordered") {
+                None | Some(Bson::Null) => true,
+                Some(Bson::Boolean(b)) => *b,
+                Some(_) => return Err(DataApiError::invalid("ordered must be a boolean")),
+            };
+            let result = h.insert_many_with(db, coll, docs, InsertManyOptions { ordered })?;
+            let ids: Vec<Value> = result
+                .inserted
+                .iter()
+                .map(|(_, id)| id_value(id, format))
+                .collect();
+            let Some(first) = result.write_errors.first() else {
+                return Ok(json!({"insertedIds": ids}));
+            };
+            // Some documents failed: the Data API's error body for the first failure, plus
+            // MongoDB's bulk-write fields so a client sees what made it.
+            return Err(DataApiError::of(&first.error).with_details(json!({
+                "insertedIds": ids,
+                "nInserted": result.inserted.len(),
+                "writeErrors": result.write_errors.iter().map(|w| json!({
+                    "index": w.index,
+                    "code": w.error.code(),
+                    "errmsg": w.error.to_string(),
+                })).collect::<Vec<_>>(),
+            })));
         }
         "updateOne" | "updateMany" => {
             let update = req_doc(body, "update")?;

@@ -1,0 +1,246 @@
+//! Capability: one `History::commit` batch sees its own earlier writes exactly as the store
+//! would after the commit — through `_id` points, unique and non-unique index plans, ranges
+//! and collection scans — including staged deletes hiding stored documents and staged
+//! updates moving documents out of a filter.
+//!
+//! Method: stage writes in one `commit`, then compare the outcomes and the committed state
+//! with what sequential single-operation writes give.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+use bson::{Bson, Document, doc};
+use streamcache::clock::ManualClock;
+use streamcache::history::{
+    FindAndModifyOptions, FindOptions, History, HistoryConfig, IndexModel, UpdateOptions, WriteOp,
+    WriteOutcome,
+};
+
+fn open() -> (tempfile::TempDir, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(1_700_000_000_000),
+    )
+    .unwrap();
+    (dir, h)
+}
+
+fn index(h: &History, field: &str, unique: bool) {
+    h.create_index(
+        "shop",
+        "orders",
+        &IndexModel {
+            keys: vec![(field.to_owned(), 1)],
+            name: None,
+            unique,
+        },
+    )
+    .unwrap();
+}
+
+fn upsert(filter: Document, document: Document) -> WriteOp {
+    WriteOp::Upsert {
+        db: "shop".into(),
+        coll: "orders".into(),
+        filter,
+        document,
+    }
+}
+
+fn update(filter: Document, update: Document, multi: bool) -> WriteOp {
+    WriteOp::Update {
+        db: "shop".into(),
+        coll: "orders".into(),
+        filter,
+        update,
+        options: UpdateOptions {
+            upsert: false,
+            multi,
+        },
+    }
+}
+
+fn find(h: &History, filter: Document) -> Vec<Document> {
+    h.find("shop", "orders", &filter, &FindOptions::default())
+        .unwrap()
+}
+
+fn sorted_by(h: &History, filter: Document, sort: Document) -> Vec<Document> {
+    h.find(
+        "shop",
+        "orders",
+        &filter,
+        &FindOptions {
+            sort: Some(sort),
+            ..FindOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn ten_thousand_upserts_by_a_unique_field_in_one_batch() {
+    let (_d, h) = open();
+    index(&h, "orderNumber", true);
+    // 10,000 distinct order numbers, each upserted twice (the second replaces the first), and
+    // 2,000 of them already stored before the batch.
+    for n in 0..2_000 {
+        h.insert_one("shop", "orders", doc! {"orderNumber": n, "v": -1})
+            .unwrap();
+    }
+    let mut ops = Vec::new();
+    for round in 0..2 {
+        for n in 0..10_000 {
+            ops.push(upsert(
+                doc! {"orderNumber": n},
+                doc! {"orderNumber": n, "v": round},
+            ));
+        }
+    }
+    let outcomes = h.commit(ops, Vec::new()).unwrap();
+    assert_eq!(outcomes.len(), 20_000);
+    let upserted = outcomes
+        .iter()
+        .filter(|o| matches!(o, WriteOutcome::Updated(r) if r.upserted_id.is_some()))
+        .count();
+    assert_eq!(
+        upserted, 8_000,
+        "only order numbers not stored yet are inserted"
+    );
+    let modified = outcomes
+        .iter()
+        .filter(|o| matches!(o, WriteOutcome::Updated(r) if r.matched == 1 && r.modified == 1))
+        .count();
+    assert_eq!(modified, 12_000);
+    assert_eq!(h.count("shop", "orders", &doc! {}).unwrap(), 10_000);
+    assert_eq!(h.count("shop", "orders", &doc! {"v": 1}).unwrap(), 10_000);
+    let one = find(&h, doc! {"orderNumber": 4_321});
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].get_i32("v").unwrap(), 1);
+}
+
+#[test]
+fn upserts_by_a_non_unique_field_see_staged_documents() {
+    let (_d, h) = open();
+    index(&h, "customer", false);
+    let mut ops = Vec::new();
+    for n in 0..3_000 {
+        ops.push(upsert(
+            doc! {"customer": n % 1_000},
+            doc! {"customer": n % 1_000, "last": n},
+        ));
+    }
+    h.commit(ops, Vec::new()).unwrap();
+    assert_eq!(h.count("shop", "orders", &doc! {}).unwrap(), 1_000);
+    let c = find(&h, doc! {"customer": 7});
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].get_i32("last").unwrap(), 2_007);
+}
+
+#[test]
+fn staged_deletes_and_moves_hide_stored_documents() {
+    let (_d, h) = open();
+    index(&h, "k", false);
+    for (id, k) in [(1, 10), (2, 20), (3, 30), (4, 40)] {
+        h.insert_one("shop", "orders", doc! {"_id": id, "k": k})
+            .unwrap();
+    }
+    let outcomes = h
+        .commit(
+            vec![
+                // Delete 1, move 2 out of the range, move 4 into it, add 5 inside it.
+                WriteOp::Delete {
+                    db: "shop".into(),
+                    coll: "orders".into(),
+                    filter: doc! {"_id": 1},
+                    multi: false,
+                },
+                update(doc! {"k": 20}, doc! {"$set": {"k": 99}}, false),
+                update(doc! {"_id": 4}, doc! {"$set": {"k": 15}}, false),
+                WriteOp::Insert {
+                    db: "shop".into(),
+                    coll: "orders".into(),
+                    document: doc! {"_id": 5, "k": 12},
+                },
+                // Sees the batch: 4 (15), 5 (12) and 3 (30) are in [10, 35); 1 and 2 are not.
+                update(
+                    doc! {"k": {"$gte": 10, "$lt": 35}},
+                    doc! {"$set": {"hit": true}},
+                    true,
+                ),
+                // `_id` points: the deleted one is gone, the inserted one is found.
+                update(doc! {"_id": 1}, doc! {"$set": {"hit": true}}, false),
+                update(doc! {"_id": 5}, doc! {"$inc": {"n": 1}}, false),
+                // Unindexed filter (collection scan) over staged and stored documents.
+                update(doc! {"n": 1}, doc! {"$inc": {"n": 1}}, true),
+            ],
+            Vec::new(),
+        )
+        .unwrap();
+    let matched: Vec<u64> = outcomes
+        .iter()
+        .map(|o| match o {
+            WriteOutcome::Updated(r) => r.matched,
+            WriteOutcome::Deleted(n) => *n,
+            WriteOutcome::Inserted(_) => 1,
+        })
+        .collect();
+    assert_eq!(matched, vec![1, 1, 1, 1, 3, 0, 1, 1]);
+    let hits: Vec<Bson> = sorted_by(&h, doc! {"hit": true}, doc! {"k": 1})
+        .iter()
+        .map(|d| d.get("_id").cloned().unwrap())
+        .collect();
+    assert_eq!(hits, vec![Bson::Int32(5), Bson::Int32(4), Bson::Int32(3)]);
+    assert!(find(&h, doc! {"_id": 1}).is_empty());
+    assert_eq!(find(&h, doc! {"k": 99}).len(), 1);
+    assert_eq!(find(&h, doc! {"_id": 5})[0].get_i32("n").unwrap(), 2);
+}
+
+#[test]
+fn sorted_find_and_modify_after_a_batch_sees_its_order() {
+    let (_d, h) = open();
+    index(&h, "rank", false);
+    for (id, rank) in [(1, 1), (2, 2), (3, 3)] {
+        h.insert_one("shop", "orders", doc! {"_id": id, "rank": rank})
+            .unwrap();
+    }
+    // In one batch: move 1 to the back, insert 4 at the front; the first by rank is then 4.
+    h.commit(
+        vec![
+            update(doc! {"_id": 1}, doc! {"$set": {"rank": 10}}, false),
+            WriteOp::Insert {
+                db: "shop".into(),
+                coll: "orders".into(),
+                document: doc! {"_id": 4, "rank": 0},
+            },
+            update(doc! {}, doc! {"$set": {"first": true}}, false),
+        ],
+        Vec::new(),
+    )
+    .unwrap();
+    // Outside a batch, findOneAndUpdate with a sort picks the lowest rank too.
+    let first = h
+        .find_one_and_update(
+            "shop",
+            "orders",
+            &doc! {"rank": {"$gte": 0}},
+            &doc! {"$set": {"picked": true}},
+            &FindAndModifyOptions {
+                sort: Some(doc! {"rank": 1}),
+                ..FindAndModifyOptions::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.get_i32("_id").unwrap(), 4);
+    let ranks: Vec<i32> = sorted_by(&h, doc! {}, doc! {"rank": 1})
+        .iter()
+        .map(|d| d.get_i32("rank").unwrap())
+        .collect();
+    assert_eq!(ranks, vec![0, 2, 3, 10]);
+}
