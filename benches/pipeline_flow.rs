@@ -52,6 +52,7 @@ impl Orders {
                     topic: "orders".into(),
                     partition,
                     offset: *offset - 1,
+                    timestamp_ms: 0,
                     key: Some(key.into_bytes()),
                     value: Some(serde_json::to_vec(&value).unwrap()),
                 }
@@ -67,6 +68,10 @@ struct MemorySource {
 }
 
 impl Source for MemorySource {
+    fn split(self: Box<Self>, _lanes: usize) -> Vec<Box<dyn Source>> {
+        vec![self]
+    }
+
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
         let end = (self.at + max_records).min(self.orders.0.len());
         if self.at == end {
@@ -125,7 +130,7 @@ impl HistorySink for Counting {
     fn commit(
         &self,
         _: &str,
-        docs: &[HistoryWrite],
+        docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError> {
         std::hint::black_box(offsets);

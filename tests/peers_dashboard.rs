@@ -4,8 +4,11 @@
 //! Method: start the real binary, start Debian's headless `chromium` with a fresh profile and a
 //! DevTools port, drive it over the Chrome DevTools Protocol (tokio-tungstenite): open `/`, wait
 //! until the page reports its SSE connection live, mark the page, publish orders through
-//! `POST /realtime/orders`, then poll the DOM until they are shown and check the mark survived
-//! (no reload); then open the page again and check it fills its feed from the replay buffer.
+//! `POST /realtime/orders`, then wait until they are shown and check the mark survived (no
+//! reload) and that they count as live arrivals; then open the page again and check it fills its
+//! feed from the replay buffer without counting the backlog as arrivals. Waits on the page are
+//! promises the page resolves from a `MutationObserver` (CDP `Runtime.evaluate` with
+//! `awaitPromise`), not polling.
 //! A screenshot is saved as `target/tmp/dashboard.png`. Needs the `chromium` package.
 #![cfg(feature = "peers")]
 #![allow(
@@ -40,7 +43,8 @@ impl Drop for Browser {
     }
 }
 
-/// Polls `f` every 100 ms until it yields a value, for at most `limit`.
+/// Polls `f` every 100 ms until it yields a value, for at most `limit`. Only for what happens
+/// before a page exists (Chromium's port file, its target list), which nothing can notify.
 async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
 where
     F: FnMut() -> Fut,
@@ -66,6 +70,14 @@ struct Cdp {
 
 impl Cdp {
     async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(v) => v,
+            Err(e) => panic!("{method} failed: {e}"),
+        }
+    }
+
+    /// The result of one CDP call, or its `error` object.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         self.ws
@@ -85,8 +97,10 @@ impl Cdp {
             let Message::Text(t) = msg else { continue };
             let v: Value = serde_json::from_str(t.as_str()).unwrap();
             if v["id"] == json!(id) {
-                assert!(v.get("error").is_none(), "{method} failed: {v}");
-                return v["result"].clone();
+                return match v.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(v["result"].clone()),
+                };
             }
         }
     }
@@ -100,21 +114,57 @@ impl Cdp {
             .await;
         r["result"]["value"].clone()
     }
+
+    /// The value of `check` (a JavaScript function body returning a value, or null while not
+    /// yet) once it is non-null: the page re-runs it on every DOM change and resolves a promise
+    /// the call awaits; it rejects after 10 s. A page still loading may destroy the context the
+    /// promise ran in; the wait then starts again in the new one (at most 5 times).
+    async fn wait_until(&mut self, what: &str, check: &str) -> Value {
+        let expression = format!(
+            "new Promise((resolve, reject) => {{
+               const check = () => {{ {check} }};
+               let timer;
+               const observer = new MutationObserver(() => {{
+                 const v = check();
+                 if (v !== null && v !== undefined) {{ observer.disconnect(); clearTimeout(timer); resolve(v); }}
+               }});
+               const now = check();
+               if (now !== null && now !== undefined) {{ resolve(now); return; }}
+               observer.observe(document, {{subtree: true, childList: true, attributes: true, characterData: true}});
+               timer = setTimeout(() => {{ observer.disconnect(); reject(new Error('timed out')); }}, 10000);
+             }})"
+        );
+        for _ in 0..5 {
+            let r = self
+                .try_call(
+                    "Runtime.evaluate",
+                    json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+                )
+                .await;
+            match r {
+                Ok(r) if r.get("exceptionDetails").is_none() => {
+                    return r["result"]["value"].clone();
+                }
+                Ok(r) => panic!("waiting for {what}: {}", r["exceptionDetails"]),
+                Err(e) if e.to_string().contains("context") => {}
+                Err(e) => panic!("waiting for {what}: {e}"),
+            }
+        }
+        panic!("waiting for {what}: the page kept replacing its context")
+    }
 }
 
-/// The order numbers shown in the feed, polled (100 ms, at most 10 s) until there are `n`.
-async fn feed_when_len(cdp: &mut Cdp, n: usize) -> Value {
-    let expr = "[...document.querySelectorAll('#feed tr[data-order]')].map(r => r.dataset.order)";
-    let mut shown = Value::Null;
-    for _ in 0..100 {
-        shown = cdp.eval(expr).await;
-        if shown.as_array().is_some_and(|a| a.len() == n) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    shown
+/// Page check: the order numbers in the feed once there are `n`.
+fn feed_of_len(n: usize) -> String {
+    format!(
+        "const a = [...document.querySelectorAll('#feed tr[data-order]')].map(r => r.dataset.order);
+         return a.length === {n} ? a : null;"
+    )
 }
+
+/// Page check: the SSE connection is live and the replayed backlog is over.
+const LIVE_AFTER_BACKLOG: &str = "const b = document.body;
+    return b && b.dataset.conn === 'live' && b.dataset.replay === 'done' ? true : null;";
 
 fn start_chromium(profile: &Path) -> Browser {
     require_program("chromium", "chromium");
@@ -172,21 +222,8 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
     cdp.call("Page.navigate", json!({"url": format!("{base}/")}))
         .await;
 
-    for _ in 0..300 {
-        if cdp
-            .eval("document.body && document.body.dataset.conn")
-            .await
-            == json!("live")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        cdp.eval("document.body.dataset.conn").await,
-        json!("live"),
-        "the page's SSE connection is live"
-    );
+    cdp.wait_until("the page's SSE connection to be live", LIVE_AFTER_BACKLOG)
+        .await;
     cdp.eval("window.__noReload = 'still here'").await;
 
     let statuses = ["Shipped", "In Process", "Shipped", "On Hold", "Resolved"];
@@ -208,7 +245,9 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
         assert_eq!(resp.status(), 200);
     }
 
-    let shown = feed_when_len(&mut cdp, statuses.len()).await;
+    let shown = cdp
+        .wait_until("the published orders", &feed_of_len(statuses.len()))
+        .await;
     assert_eq!(
         shown,
         json!(["10104", "10103", "10102", "10101", "10100"]),
@@ -233,6 +272,12 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
         .eval("document.querySelector('#statuses li[data-status=\"Shipped\"]').textContent")
         .await;
     assert_eq!(shipped, json!("Shipped: 2"));
+    assert_eq!(
+        cdp.eval("document.getElementById('rate').textContent")
+            .await,
+        json!("5"),
+        "orders published while the page is open are live arrivals"
+    );
 
     let shot = cdp
         .call("Page.captureScreenshot", json!({"format": "png"}))
@@ -241,7 +286,14 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
     // A page opened later fills its feed from the replay buffer (`?recent=`).
     cdp.call("Page.navigate", json!({"url": format!("{base}/")}))
         .await;
-    let replayed = feed_when_len(&mut cdp, statuses.len()).await;
+    // The old page's context may still answer right after Page.navigate: look for the new one.
+    let new_page =
+        format!("if (window.__noReload !== undefined) return null; {LIVE_AFTER_BACKLOG}");
+    cdp.wait_until("the new page's backlog to end", &new_page)
+        .await;
+    let replayed = cdp
+        .wait_until("the replayed orders", &feed_of_len(statuses.len()))
+        .await;
     assert_eq!(
         replayed,
         json!(["10104", "10103", "10102", "10101", "10100"]),
@@ -251,6 +303,18 @@ async fn new_orders_appear_on_the_open_dashboard_without_reload() {
         cdp.eval("window.__noReload === undefined").await,
         json!(true),
         "this one is a new page"
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('count').textContent")
+            .await,
+        json!("5"),
+        "the backlog counts towards totals"
+    );
+    assert_eq!(
+        cdp.eval("document.getElementById('rate').textContent")
+            .await,
+        json!("0"),
+        "the replayed backlog is not counted as arrivals"
     );
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot["data"].as_str().unwrap())

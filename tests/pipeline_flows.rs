@@ -52,6 +52,8 @@ struct FakeLog {
     polled_tx: Mutex<Option<tokio::sync::watch::Sender<usize>>>,
     commits: AtomicUsize,
     opens: Mutex<Vec<(String, SourceStart)>>,
+    /// Create times of records appended with `append_json_at` (others are created at 0).
+    timestamps: Mutex<BTreeMap<(String, u32, u64), i64>>,
 }
 
 impl FakeLog {
@@ -71,6 +73,23 @@ impl FakeLog {
 
     fn append_json(&self, topic: &str, partition: usize, value: &Value) {
         self.append(topic, partition, None, &serde_json::to_vec(value).unwrap());
+    }
+
+    fn append_json_at(&self, topic: &str, partition: usize, value: &Value, created_ms: i64) {
+        let offset = self.topics.lock().unwrap()[topic][partition].len() as u64;
+        self.timestamps.lock().unwrap().insert(
+            (topic.into(), u32::try_from(partition).unwrap(), offset),
+            created_ms,
+        );
+        self.append_json(topic, partition, value);
+    }
+
+    fn timestamp(&self, topic: &str, partition: u32, offset: u64) -> i64 {
+        let stamps = self.timestamps.lock().unwrap();
+        stamps
+            .get(&(topic.to_owned(), partition, offset))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -130,6 +149,7 @@ impl FakeSource {
                     topic: self.topic.clone(),
                     partition: p32,
                     offset: *pos,
+                    timestamp_ms: self.log.timestamp(&self.topic, p32, *pos),
                     key,
                     value: Some(value),
                 });
@@ -141,6 +161,10 @@ impl FakeSource {
 }
 
 impl Source for FakeSource {
+    fn split(self: Box<Self>, _lanes: usize) -> Vec<Box<dyn Source>> {
+        vec![self]
+    }
+
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
         let log = self.log.clone();
         let mut topics = log.topics.lock().unwrap();
@@ -293,7 +317,7 @@ impl HistorySink for FakeHistory {
     fn commit(
         &self,
         group: &str,
-        docs: &[HistoryWrite],
+        docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError> {
         if let Some(gate) = self.gate.lock().unwrap().as_ref() {
@@ -313,7 +337,7 @@ impl HistorySink for FakeHistory {
             });
         }
         let mut state = self.state.lock().unwrap();
-        for d in docs {
+        for d in docs.iter() {
             let list = state
                 .docs
                 .entry(format!("{}.{}", d.db, d.collection))
@@ -1564,6 +1588,49 @@ async fn the_reference_flow_caches_the_latest_order_per_customer_and_upserts_his
         "upsert by orderNumber"
     );
     p.stop().await;
+}
+
+#[test]
+fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
+    let w = World::new();
+    let manual = ManualClock::shared(1_800_000_000_000);
+    let clock: SharedClock = manual.clone();
+    let now = 1_800_000_000_000_i64;
+    let ttl = i64::try_from(pipeline::REFERENCE_CACHE_TTL_MS).unwrap();
+    w.log.create("orders", 3);
+    let order = |n: u64, customer: u64| json!({"orderNumber": n, "customerNumber": customer});
+    // Expired an hour ago, expiring exactly now, a quarter of the TTL gone, created now.
+    w.log
+        .append_json_at("orders", 0, &order(10100, 101), now - 2 * ttl);
+    w.log
+        .append_json_at("orders", 1, &order(10101, 102), now - ttl);
+    w.log
+        .append_json_at("orders", 2, &order(10102, 103), now - ttl / 4);
+    w.log.append_json_at("orders", 0, &order(10103, 104), now);
+    // Committed past every record but the last: that one is left to live processing.
+    w.history.state.lock().unwrap().offsets.insert(
+        "orders-pipeline".into(),
+        BTreeMap::from([(0, 1), (1, 1), (2, 1)]),
+    );
+    let config = PipelineConfig::default();
+    assert_eq!(config.flows[0].source.group, "orders-pipeline");
+    let replayed = pipeline::rebuild_cache(&config, &w.seams(), &clock).unwrap();
+    assert_eq!(replayed, 3);
+    let cache = w.cache.0.lock().unwrap().clone();
+    let keys: Vec<&str> = cache.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["customer:103"], "expired keys are not rebuilt");
+    assert_eq!(
+        cache["customer:103"].ttl_ms,
+        Some(pipeline::REFERENCE_CACHE_TTL_MS * 3 / 4),
+        "the TTL left, not a fresh one"
+    );
+    // Later, the clock has moved on: the same record now has less left.
+    manual.advance(Duration::from_millis(pipeline::REFERENCE_CACHE_TTL_MS / 2));
+    pipeline::rebuild_cache(&config, &w.seams(), &clock).unwrap();
+    assert_eq!(
+        w.cache.0.lock().unwrap()["customer:103"].ttl_ms,
+        Some(pipeline::REFERENCE_CACHE_TTL_MS / 4)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ const RATE_WINDOW_MS = 60_000;
 
 const $ = (id) => document.getElementById(id);
 const state = {
-  backlogUntil: 0, // events before this Date.now() are the replayed backlog, not new arrivals
+  live: false, // false while the server replays its backlog; its `live` event ends it
   orders: new Map(), // orderNumber -> { status, total }
   arrivals: [], // Date.now() of each new order, for orders per minute
   revenue: 0,
@@ -85,7 +85,7 @@ function onOrder(order, eventId) {
   if (seen) { // an update of a known order: adjust, do not count twice
     bump(state.statuses, seen.status, -1);
     state.revenue -= seen.total;
-  } else if (Date.now() > state.backlogUntil) {
+  } else if (state.live) {
     state.arrivals.push(Date.now());
   }
   state.orders.set(key, { status, total });
@@ -126,11 +126,16 @@ function connect() {
   // ?recent= fills the feed with the latest buffered orders; reconnects resume by Last-Event-ID.
   const es = new EventSource('/realtime/orders?recent=50');
   es.onopen = () => {
-    // The server sends the replayed backlog (?recent= / Last-Event-ID) right after opening;
-    // it counts towards totals but not towards orders per minute.
-    state.backlogUntil = Date.now() + 300;
+    // The server replays its backlog (?recent= / Last-Event-ID) first and then sends `live`;
+    // the backlog counts towards totals but not towards orders per minute.
+    state.live = false;
+    document.body.dataset.replay = 'pending';
     setConn('live', 'live');
   };
+  es.addEventListener('live', () => {
+    state.live = true;
+    document.body.dataset.replay = 'done';
+  });
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {
       setConn('offline', 'offline — retrying');

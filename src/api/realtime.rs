@@ -4,7 +4,10 @@
 //!
 //! A stream starts with `retry:` once; a `Last-Event-ID` header replays what the hub's buffer
 //! still holds, or sends a `resync` event first when it cannot; without one, `?recent=N` replays
-//! the N latest buffered events (a freshly opened page fills its feed). Keep-alive comments go out
+//! the N latest buffered events (a freshly opened page fills its feed). A request carrying
+//! `?recent=` (the dashboard's) also gets one `event: live` (no `id:`, data `{"replayed": n}`)
+//! right after the replayed events, or after `resync`, so the page can tell the backlog from
+//! events that arrive live. Keep-alive comments go out
 //! every `realtime.sse_keepalive_ms`. Streams end when the server shuts down. `private-` and
 //! `presence-` channels are refused here (403): they need Pusher channel authorisation, which
 //! only the WebSocket carries.
@@ -72,6 +75,22 @@ fn resync_event(requested: Option<EventId>, head: EventId) -> SseEvent {
         .data(data.to_string())
 }
 
+/// The `live` marker: the `replayed` events before it were the backlog; what follows is live.
+fn live_event(replayed: usize) -> SseEvent {
+    SseEvent::default()
+        .event("live")
+        .data(json!({ "replayed": replayed }).to_string())
+}
+
+/// Where a `?recent=` stream is in its backlog.
+#[derive(Debug)]
+struct Backlog {
+    /// Replayed events still to send before the marker.
+    left: usize,
+    /// The `live` marker, until sent.
+    marker: Option<SseEvent>,
+}
+
 /// Query of `GET /realtime/{channel}`.
 #[derive(Debug, Deserialize)]
 struct StreamQuery {
@@ -135,21 +154,43 @@ async fn stream(
     if let Start::Resync { requested, head } = sub.start() {
         first.push(resync_event(Some(requested), head));
     }
+    // The first `replayed` deliveries are the backlog (replay comes before live events).
+    let replayed = match sub.start() {
+        Start::Replayed { count } => count,
+        Start::Live | Start::Resync { .. } => 0,
+    };
+    let mut marker = query.recent.is_some().then(|| live_event(replayed));
+    if replayed == 0 {
+        first.extend(marker.take());
+    }
     let open = GaugeGuard::new(
         &state,
         "streamcache_realtime_sse_streams",
         "Open SSE streams on /realtime",
     );
-    let live = futures::stream::unfold((sub, open, slot), |(mut sub, open, slot)| async move {
-        let event = match sub.recv().await {
-            Delivery::Event(e) => SseEvent::default()
-                .id(e.id().to_string())
-                .event(e.name())
-                .data(e.data()),
-            Delivery::Resync { head } => resync_event(None, head),
-        };
-        Some((event, (sub, open, slot)))
-    });
+    let backlog = Backlog {
+        left: replayed,
+        marker,
+    };
+    let live = futures::stream::unfold(
+        (sub, backlog, open, slot),
+        |(mut sub, mut backlog, open, slot)| async move {
+            if backlog.left == 0
+                && let Some(marker) = backlog.marker.take()
+            {
+                return Some((marker, (sub, backlog, open, slot)));
+            }
+            let event = match sub.recv().await {
+                Delivery::Event(e) => SseEvent::default()
+                    .id(e.id().to_string())
+                    .event(e.name())
+                    .data(e.data()),
+                Delivery::Resync { head } => resync_event(None, head),
+            };
+            backlog.left = backlog.left.saturating_sub(1);
+            Some((event, (sub, backlog, open, slot)))
+        },
+    );
     let mut shutdown = state.shutdown.clone();
     let events = futures::stream::iter(first)
         .chain(live)

@@ -38,18 +38,37 @@ impl Parser {
     /// # Errors
     /// A line longer than [`SSE_LINE_BYTES_MAX`].
     pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<NewOrder>) -> Result<(), String> {
-        for &b in bytes {
-            if b != b'\n' {
-                if self.line.len() >= SSE_LINE_BYTES_MAX {
-                    return Err(format!(
-                        "an SSE line is longer than {SSE_LINE_BYTES_MAX} bytes"
-                    ));
-                }
-                self.line.push(b);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (part, complete) = match rest.iter().position(|&b| b == b'\n') {
+                Some(at) => (rest.get(..at).unwrap_or_default(), true),
+                None => (rest, false),
+            };
+            rest = rest
+                .get(part.len() + usize::from(complete)..)
+                .unwrap_or_default();
+            if self.line.len() + part.len() > SSE_LINE_BYTES_MAX {
+                return Err(format!(
+                    "an SSE line is longer than {SSE_LINE_BYTES_MAX} bytes"
+                ));
+            }
+            self.line.extend_from_slice(part);
+            if !complete {
                 continue;
             }
-            let line = std::mem::take(&mut self.line);
-            let line = line.strip_suffix(b"\r").unwrap_or(&line);
+            // The line buffer keeps its capacity from line to line.
+            let mut line = std::mem::take(&mut self.line);
+            self.handle_line(&line, out);
+            line.clear();
+            self.line = line;
+        }
+        Ok(())
+    }
+
+    /// Handles one complete line (without its `\n`).
+    fn handle_line(&mut self, line: &[u8], out: &mut Vec<NewOrder>) {
+        {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.is_empty() {
                 if self.is_new_order
                     && let Some(order_number) = json_u64_field(&self.data, b"orderNumber")
@@ -75,7 +94,6 @@ impl Parser {
                     .extend_from_slice(data.strip_prefix(b" ").unwrap_or(data));
             }
         }
-        Ok(())
     }
 }
 

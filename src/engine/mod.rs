@@ -299,10 +299,12 @@ impl Engine {
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let config = self.config.pipeline.clone();
         let seams = self.seams.clone();
-        let replayed =
-            tokio::task::spawn_blocking(move || crate::pipeline::rebuild_cache(&config, &seams))
-                .await
-                .map_err(|e| Error::Task(e.to_string()))??;
+        let clock = self.clock.clone();
+        let replayed = tokio::task::spawn_blocking(move || {
+            crate::pipeline::rebuild_cache(&config, &seams, &clock)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))??;
         if replayed > 0 {
             tracing::info!(records = replayed, "cache rebuilt from the log");
         }

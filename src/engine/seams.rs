@@ -24,6 +24,14 @@ use crate::transform::Spec;
 /// Bytes read from one partition per poll before the batch is cut (the record count limit
 /// usually cuts first).
 const SOURCE_READ_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Bytes read per record still wanted by a poll: the log decodes every record of the bytes it
+/// reads, so reading the whole [`SOURCE_READ_BYTES_MAX`] to keep a few hundred records wastes
+/// most of the decoding. Records larger than this only make a poll return fewer of them.
+const SOURCE_READ_BYTES_PER_RECORD: usize = 1024;
+/// The least a poll reads from a partition (one read returns at least one whole batch anyway).
+const SOURCE_READ_BYTES_MIN: usize = 64 * 1024;
+
+const _: () = assert!(SOURCE_READ_BYTES_MIN <= SOURCE_READ_BYTES_MAX);
 
 /// Prefix of the history metadata keys holding flow offsets: `pipeline/offsets/<group>/<topic>`.
 const OFFSETS_META_PREFIX: &str = "pipeline/offsets/";
@@ -38,7 +46,10 @@ pub(crate) fn build(log: Arc<Log>, cache: Cache, history: History) -> Seams {
         source: Arc::new(LogSources { log }),
         transform: Arc::new(Jolt),
         cache: Arc::new(CacheWrites { cache }),
-        history: Arc::new(HistoryCommits { history }),
+        history: Arc::new(HistoryCommits {
+            history,
+            commit_lock: std::sync::Mutex::new(()),
+        }),
         topic: topic.clone(),
         dead_letter: topic,
     }
@@ -121,9 +132,13 @@ impl LogSource {
             if *position >= end || batch.records.len() >= max_records {
                 continue;
             }
+            let wanted = max_records.saturating_sub(batch.records.len());
+            let read_bytes = wanted
+                .saturating_mul(SOURCE_READ_BYTES_PER_RECORD)
+                .clamp(SOURCE_READ_BYTES_MIN, SOURCE_READ_BYTES_MAX);
             let records = self
                 .log
-                .read(&self.topic, p, *position, SOURCE_READ_BYTES_MAX)
+                .read(&self.topic, p, *position, read_bytes)
                 .map_err(fatal)?;
             for r in records {
                 if r.offset < *position {
@@ -137,6 +152,7 @@ impl LogSource {
                     topic: self.topic.clone(),
                     partition: p,
                     offset: r.offset,
+                    timestamp_ms: r.timestamp_ms,
                     key: r.key.map(|k| k.to_vec()),
                     value: r.value.map(|v| v.to_vec()),
                 });
@@ -147,6 +163,35 @@ impl LogSource {
 }
 
 impl Source for LogSource {
+    fn split(self: Box<Self>, lanes: usize) -> Vec<Box<dyn Source>> {
+        let lanes = lanes.clamp(1, self.positions.len().max(1));
+        let mut parts: Vec<LogSource> = (0..lanes)
+            .map(|_| LogSource {
+                log: self.log.clone(),
+                topic: self.topic.clone(),
+                positions: BTreeMap::new(),
+                receivers: Vec::new(),
+                first: 0,
+            })
+            .collect();
+        // Partition i goes to lane i mod lanes, with its position and its wake-up receiver.
+        let Self {
+            positions,
+            receivers,
+            ..
+        } = *self;
+        for (i, ((p, position), receiver)) in positions.into_iter().zip(receivers).enumerate() {
+            if let Some(part) = parts.get_mut(i % lanes) {
+                part.positions.insert(p, position);
+                part.receivers.push(receiver);
+            }
+        }
+        parts
+            .into_iter()
+            .map(|part| Box::new(part) as Box<dyn Source>)
+            .collect()
+    }
+
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
         for receiver in &mut self.receivers {
             receiver.borrow_and_update();
@@ -236,6 +281,10 @@ impl CacheSink for CacheWrites {
 /// Documents and offsets through one history commit.
 struct HistoryCommits {
     history: History,
+    /// Held from reading a group's stored offsets to committing the merged map: the lanes of
+    /// one flow commit concurrently, each for its own partitions, and must not overwrite each
+    /// other's positions.
+    commit_lock: std::sync::Mutex<()>,
 }
 
 fn offsets_key(group: &str, topic: &str) -> Vec<u8> {
@@ -267,32 +316,49 @@ impl HistorySink for HistoryCommits {
     fn commit(
         &self,
         group: &str,
-        docs: &[HistoryWrite],
+        docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError> {
-        let mut ops = Vec::with_capacity(docs.len());
+        // Check every document by reference first: a rejection must leave `docs` intact.
+        let mut shapes = Vec::with_capacity(docs.len());
         for (index, write) in docs.iter().enumerate() {
             let reject = |message: String| HistoryCommitError::Rejected { index, message };
-            // Relaxed Extended JSON in, as the Data API reads it (`{"$date": …}` becomes a date).
-            let mut document = match bson::Bson::try_from(write.doc.clone()) {
-                Ok(bson::Bson::Document(d)) => d,
-                Ok(_) => return Err(reject("the document is not a JSON object".into())),
-                Err(e) => return Err(reject(format!("not representable as BSON: {e}"))),
-            };
-            let len = document.to_vec().map_or(usize::MAX, |b| b.len());
-            if len > history::DOCUMENT_BYTES_MAX {
-                return Err(reject(format!(
-                    "document of {len} bytes exceeds {}",
-                    history::DOCUMENT_BYTES_MAX
-                )));
+            if !write.doc.is_object() {
+                return Err(reject("the document is not a JSON object".into()));
             }
-            let depth = json_depth(&write.doc);
-            if depth > history::NESTING_DEPTH_MAX {
+            let shape = json_shape(&write.doc);
+            if shape.depth > history::NESTING_DEPTH_MAX {
                 return Err(reject(format!(
-                    "document nesting depth {depth} exceeds {}",
+                    "document nesting depth {} exceeds {}",
+                    shape.depth,
                     history::NESTING_DEPTH_MAX
                 )));
             }
+            if shape.extended || shape.bson_bytes_bound > history::DOCUMENT_BYTES_MAX {
+                // The rare case: Extended JSON wrappers, integers beyond i64 or a large
+                // document. Convert a copy to find the exact size or the reason it fails.
+                let document = to_document(write.doc.clone()).map_err(reject)?;
+                let len = document.to_vec().map_or(usize::MAX, |b| b.len());
+                if len > history::DOCUMENT_BYTES_MAX {
+                    return Err(reject(format!(
+                        "document of {len} bytes exceeds {}",
+                        history::DOCUMENT_BYTES_MAX
+                    )));
+                }
+                shapes.push(Some(document));
+            } else {
+                shapes.push(None);
+            }
+        }
+        let mut ops = Vec::with_capacity(docs.len());
+        for (write, checked) in docs.iter_mut().zip(shapes) {
+            let mut document = match checked {
+                Some(document) => document,
+                // A plain JSON object within the limits converts without failing; on the
+                // impossible failure the commit fails whole, nothing written.
+                None => to_document(std::mem::take(&mut write.doc))
+                    .map_err(HistoryCommitError::Fatal)?,
+            };
             ops.push(match &write.mode {
                 HistoryWriteMode::Insert => WriteOp::Insert {
                     db: write.db.clone(),
@@ -313,8 +379,12 @@ impl HistorySink for HistoryCommits {
             });
         }
         // Merge the batch's offsets into the group's stored map: partitions the batch did not
-        // touch keep their committed position. Only this flow writes its group's key, one batch
-        // at a time, so reading before the atomic commit is race-free.
+        // touch keep their committed position. Only this flow writes its group's key, and its
+        // lanes take `commit_lock` from the read to the atomic commit, so the merge is race-free.
+        let _merging = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut meta = Vec::new();
         let mut by_topic: BTreeMap<&str, Vec<&CommitOffset>> = BTreeMap::new();
         for o in offsets {
@@ -338,19 +408,72 @@ impl HistorySink for HistoryCommits {
     }
 }
 
-/// Nesting depth of a JSON value as MongoDB counts it (a flat object is depth 1).
-fn json_depth(value: &Value) -> usize {
-    let mut max = 0;
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, depth)) = stack.pop() {
-        max = max.max(depth);
-        match v {
-            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
-            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
-            _ => {}
-        }
+/// A JSON object as BSON, reading relaxed Extended JSON as the Data API does (`{"$date": …}`
+/// becomes a date).
+fn to_document(doc: Value) -> Result<bson::Document, String> {
+    match bson::Bson::try_from(doc) {
+        Ok(bson::Bson::Document(d)) => Ok(d),
+        Ok(_) => Err("the document is not a JSON object".into()),
+        Err(e) => Err(format!("not representable as BSON: {e}")),
     }
-    max
+}
+
+/// What one walk over a JSON document tells about its BSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JsonShape {
+    /// Nesting depth as MongoDB counts it (a flat object is depth 1).
+    depth: usize,
+    /// An upper bound of the BSON encoding's size in bytes (exact for plain JSON, except that
+    /// every number counts as 8 bytes and array keys as 20).
+    bson_bytes_bound: usize,
+    /// A `$`-prefixed key (Extended JSON, which converts to other types or fails) or an
+    /// integer beyond `i64` (which does not convert) is present.
+    extended: bool,
+}
+
+/// Walks `value` once, without allocating per node beyond the stack.
+fn json_shape(value: &Value) -> JsonShape {
+    // Per element of a document or array: type byte, key (array keys are decimal indexes of at
+    // most 20 digits, counted at their maximum) and its terminating NUL.
+    const ARRAY_KEY_BYTES_MAX: usize = 20;
+    let mut shape = JsonShape {
+        depth: 0,
+        bson_bytes_bound: 0,
+        extended: false,
+    };
+    // (value, depth, key bytes of the element holding it; 0 for the root)
+    let mut stack = vec![(value, 0usize, 0usize)];
+    while let Some((v, depth, key_bytes)) = stack.pop() {
+        shape.depth = shape.depth.max(depth);
+        let element = if depth == 0 { 0 } else { 1 + key_bytes + 1 };
+        let body = match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(n) => {
+                if n.is_u64() && n.as_i64().is_none() {
+                    shape.extended = true;
+                }
+                8
+            }
+            // Length prefix, bytes, NUL.
+            Value::String(text) => 4 + text.len() + 1,
+            Value::Object(map) => {
+                for (key, child) in map {
+                    if key.starts_with('$') {
+                        shape.extended = true;
+                    }
+                    stack.push((child, depth + 1, key.len()));
+                }
+                4 + 1
+            }
+            Value::Array(items) => {
+                stack.extend(items.iter().map(|c| (c, depth + 1, ARRAY_KEY_BYTES_MAX)));
+                4 + 1
+            }
+        };
+        shape.bson_bytes_bound = shape.bson_bytes_bound.saturating_add(element + body);
+    }
+    shape
 }
 
 /// Appends to topics of the log (forwards and dead letters).
@@ -401,5 +524,34 @@ impl DeadLetter for LogTopics {
                 .map_err(|e| fatal(&e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{json_shape, to_document};
+
+    #[test]
+    fn the_shape_bounds_the_bson_size_and_flags_extended_json() {
+        for doc in [
+            json!({}),
+            json!({"a": 1, "b": "text", "c": null, "d": true, "e": 1.5}),
+            json!({"lines": [{"q": 1, "p": 2.5}, {"q": 2, "p": 3.5}], "n": {"m": {"k": "v"}}}),
+        ] {
+            let shape = json_shape(&doc);
+            let len = to_document(doc.clone()).unwrap().to_vec().unwrap().len();
+            assert!(shape.bson_bytes_bound >= len, "{doc}: {shape:?} < {len}");
+            assert!(!shape.extended);
+        }
+        // Strings and flat objects are exact.
+        let doc = json!({"name": "x", "o": {"k": "vv"}});
+        let len = to_document(doc.clone()).unwrap().to_vec().unwrap().len();
+        assert_eq!(json_shape(&doc).bson_bytes_bound, len);
+        assert_eq!(json_shape(&doc).depth, 2);
+        assert!(json_shape(&json!({"d": {"$date": "2026-01-01T00:00:00Z"}})).extended);
+        assert!(json_shape(&json!({"n": u64::MAX})).extended);
+        assert!(!json_shape(&json!({"n": i64::MAX})).extended);
     }
 }

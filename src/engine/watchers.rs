@@ -52,6 +52,13 @@ pub(crate) async fn run(
                         tracing::warn!(channel = watcher.channel(), error = %e, "watcher could not publish a change");
                     }
                 }
+                // IMPORTANT: a committed batch puts hundreds of events in the feed at once, and
+                // reading them never waits. Without yielding, this task would keep its worker
+                // through the whole burst while the subscribers it just woke sit in that
+                // worker's LIFO slot (which other workers cannot steal) and fall behind the
+                // hub's buffer, ending in `resync`. Spending the cooperative budget yields
+                // every so often.
+                tokio::task::consume_budget().await;
             }
             Ok(None) => return,
             Err(e) => {

@@ -87,6 +87,9 @@ pub const BATCH_RECORDS_MAX: usize = 10_000;
 pub const QUEUE_BATCHES_MAX: usize = 64;
 /// Longest one fetch may wait for records, in milliseconds (also bounds stop latency).
 pub const POLL_WAIT_MS_MAX: u64 = 10_000;
+/// Most lanes of one flow: parts of its source (partitions) fetched and processed in parallel,
+/// each with its own queue; a lane is a fetcher task and a blocking thread while it works.
+pub const FLOW_LANES_MAX: usize = 8;
 /// Longest cache TTL a sink may set, in milliseconds (ten years).
 pub const TTL_MS_MAX: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
 /// Longest `error` header on a dead letter, in bytes; longer messages are cut.

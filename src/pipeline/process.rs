@@ -63,7 +63,38 @@ struct Prepared {
     history: Vec<HistoryWrite>,
 }
 
-/// Processes `batch` for `flow` and commits it.
+/// How cache sinks set the TTL of what they write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CacheTtl {
+    /// Live processing: the sink's whole TTL, counted from now.
+    Fresh,
+    /// A rebuild at wall time `now_ms`: the TTL left since the record's create time; a key whose
+    /// TTL has already run out is not written.
+    Remaining {
+        /// Wall-clock milliseconds since the epoch, from the injected clock.
+        now_ms: i64,
+    },
+}
+
+/// The TTL a cache write of a record created at `created_ms` gets under `mode`, from the sink's
+/// `ttl_ms`: `Some(None)` keeps the entry without expiry, `None` means the entry has already
+/// expired and must not be written. A create time in the future counts as now.
+pub(crate) fn cache_ttl(
+    mode: CacheTtl,
+    ttl_ms: Option<u64>,
+    created_ms: i64,
+) -> Option<Option<u64>> {
+    let (CacheTtl::Remaining { now_ms }, Some(ttl)) = (mode, ttl_ms) else {
+        return Some(ttl_ms);
+    };
+    let age = u64::try_from(now_ms.saturating_sub(created_ms)).unwrap_or(0);
+    match ttl.checked_sub(age) {
+        Some(left) if left > 0 => Some(Some(left)),
+        _ => None,
+    }
+}
+
+/// Processes `batch` for `flow` and commits it; cache TTLs as `ttl` says.
 ///
 /// # Errors
 /// [`Error::Engine`] when a seam fails fatally; nothing of the batch was committed then.
@@ -71,6 +102,7 @@ pub(crate) fn process_batch(
     flow: &CompiledFlow,
     seams: &Seams,
     batch: &SourceBatch,
+    ttl: CacheTtl,
 ) -> Result<BatchOutcome> {
     let name = flow.plan.name();
     let config = flow.plan.config();
@@ -91,7 +123,7 @@ pub(crate) fn process_batch(
     let mut delivered: Vec<usize> = Vec::new();
     for (index, record) in batch.records.iter().enumerate() {
         outcome.records_in += 1;
-        let prepared = match prepare(flow, record) {
+        let prepared = match prepare(flow, record, ttl) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 outcome.records_unmatched += 1;
@@ -149,7 +181,7 @@ pub(crate) fn process_batch(
         }
         match seams
             .history
-            .commit(&config.source.group, &docs, &outcome.committed)
+            .commit(&config.source.group, &mut docs, &outcome.committed)
         {
             Ok(()) => break,
             Err(HistoryCommitError::Fatal(message)) => {
@@ -188,6 +220,7 @@ pub(crate) fn process_batch(
 fn prepare(
     flow: &CompiledFlow,
     record: &SourceRecord,
+    ttl: CacheTtl,
 ) -> std::result::Result<Option<Prepared>, String> {
     let bytes = record
         .value
@@ -241,14 +274,10 @@ fn prepare(
                     })?,
                 };
                 let value = cache_value(selected, *encoding).map_err(in_sink)?;
-                out.cache.push((
-                    index,
-                    CacheWrite {
-                        key,
-                        value,
-                        ttl_ms: *ttl_ms,
-                    },
-                ));
+                // An entry whose TTL ran out before a rebuild reached it is not written.
+                if let Some(ttl_ms) = cache_ttl(ttl, *ttl_ms, record.timestamp_ms) {
+                    out.cache.push((index, CacheWrite { key, value, ttl_ms }));
+                }
             }
             PlannedSinkKind::History {
                 db,
@@ -372,5 +401,28 @@ pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> Top
                 record.offset.to_string().into_bytes(),
             ),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CacheTtl, cache_ttl};
+
+    #[test]
+    fn live_writes_keep_the_sinks_ttl() {
+        assert_eq!(cache_ttl(CacheTtl::Fresh, Some(1000), 0), Some(Some(1000)));
+        assert_eq!(cache_ttl(CacheTtl::Fresh, None, 0), Some(None));
+    }
+
+    #[test]
+    fn a_rebuild_gives_the_ttl_left_and_skips_expired_entries() {
+        let at = |now_ms| CacheTtl::Remaining { now_ms };
+        assert_eq!(cache_ttl(at(10_400), Some(1000), 10_000), Some(Some(600)));
+        assert_eq!(cache_ttl(at(10_999), Some(1000), 10_000), Some(Some(1)));
+        assert_eq!(cache_ttl(at(11_000), Some(1000), 10_000), None);
+        assert_eq!(cache_ttl(at(99_000), Some(1000), 10_000), None);
+        // Without a TTL the entry never expires; a create time ahead of now counts as now.
+        assert_eq!(cache_ttl(at(99_000), None, 10_000), Some(None));
+        assert_eq!(cache_ttl(at(9_000), Some(1000), 10_000), Some(Some(1000)));
     }
 }

@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::clock::SharedClock;
+
 use super::config::PipelineConfig;
 use super::error::{Error, Result, SeamError};
-use super::process::process_batch;
+use super::process::{CacheTtl, process_batch};
 use super::runner::compile;
 use super::seams::{
     CommitOffset, DeadLetter, HistoryCommitError, HistorySink, HistoryWrite, Seams, SourceBatch,
@@ -19,11 +21,12 @@ use super::seams::{
 };
 
 /// Replays every cache-fed flow up to its committed offsets; returns the records replayed.
-/// Blocking: call it from `spawn_blocking` or a plain thread.
+/// Cache TTLs are what remains at `clock`'s wall time of the sink's TTL counted from each
+/// record's create time. Blocking: call it from `spawn_blocking` or a plain thread.
 ///
 /// # Errors
 /// An invalid configuration, or a source or cache failure during the replay.
-pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams) -> Result<u64> {
+pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock) -> Result<u64> {
     let replay_seams = Seams {
         history: Arc::new(Discard),
         topic: Arc::new(Discard),
@@ -76,6 +79,9 @@ pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams) -> Result<u64> {
                     records,
                     end_offsets: BTreeMap::new(),
                 },
+                CacheTtl::Remaining {
+                    now_ms: i64::try_from(clock.now_ms()).unwrap_or(i64::MAX),
+                },
             )?;
         }
     }
@@ -97,7 +103,7 @@ impl HistorySink for Discard {
     fn commit(
         &self,
         _group: &str,
-        _docs: &[HistoryWrite],
+        _docs: &mut [HistoryWrite],
         _offsets: &[CommitOffset],
     ) -> std::result::Result<(), HistoryCommitError> {
         Ok(())

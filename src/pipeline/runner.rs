@@ -16,10 +16,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::FLOW_LANES_MAX;
 use super::config::PipelineConfig;
 use super::error::{Error, Result, SeamError};
 use super::plan::{FlowDiff, FlowPlan, diff, plan};
-use super::process::{BatchOutcome, CompiledFlow, process_batch};
+use super::process::{BatchOutcome, CacheTtl, CompiledFlow, process_batch};
 use super::seams::{Seams, Source, SourceBatch, SourceStart};
 use crate::clock::SharedClock;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, Registry};
@@ -235,22 +236,41 @@ impl FlowShared {
     }
 }
 
-/// Either the process-wide shutdown or this flow's own stop (reload).
+/// The process-wide shutdown, this flow's own stop (reload), or, inside a lane, the failure of
+/// another lane of the same flow.
 #[derive(Debug, Clone)]
 struct Stop {
     global: ShutdownSignal,
     local: ShutdownSignal,
+    failed: Option<ShutdownSignal>,
 }
 
 impl Stop {
     fn is_triggered(&self) -> bool {
-        self.global.is_triggered() || self.local.is_triggered()
+        self.global.is_triggered()
+            || self.local.is_triggered()
+            || self
+                .failed
+                .as_ref()
+                .is_some_and(ShutdownSignal::is_triggered)
     }
 
     async fn wait(&mut self) {
+        let Self {
+            global,
+            local,
+            failed,
+        } = self;
+        let failed = async {
+            match failed {
+                Some(signal) => signal.wait().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            () = self.global.wait() => {}
-            () = self.local.wait() => {}
+            () = global.wait() => {}
+            () = local.wait() => {}
+            () = failed => {}
         }
     }
 }
@@ -414,6 +434,7 @@ impl Pipeline {
             stop: Stop {
                 global: self.shutdown.clone(),
                 local: stop.signal(),
+                failed: None,
             },
             changes: self.changes.clone(),
         };
@@ -454,7 +475,7 @@ pub(crate) fn compile(config: &PipelineConfig, seams: &Seams) -> Result<Vec<Comp
         .collect()
 }
 
-/// Everything a flow task needs.
+/// Everything a flow task, or one of its lanes, needs.
 struct FlowContext {
     flow: Arc<CompiledFlow>,
     seams: Seams,
@@ -485,14 +506,17 @@ async fn run_flow(ctx: FlowContext, resume: bool) {
     changes.send_modify(|n| *n = n.wrapping_add(1));
 }
 
-/// Opens the source and processes batches until stopped or a fatal error.
+/// Opens the source and processes batches until stopped or a fatal error: one lane per part
+/// of the source ([`Source::split`], at most [`FLOW_LANES_MAX`]), each a fetcher and a
+/// processor with its own bounded queue, so partitions are processed in parallel. A lane that
+/// fails stops the other lanes between their batches.
 async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     let FlowContext {
         flow,
         seams,
         shared,
         clock,
-        mut stop,
+        stop,
         changes,
     } = ctx;
     let config = flow.plan.config().clone();
@@ -525,6 +549,55 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     shared.set_state(FlowState::Running);
     changes.send_modify(|n| *n = n.wrapping_add(1));
 
+    // Every lane also stops when another lane fails.
+    let failed = Shutdown::new();
+    let lanes: Vec<JoinHandle<Result<()>>> = source
+        .split(FLOW_LANES_MAX)
+        .into_iter()
+        .map(|source| {
+            let lane = FlowContext {
+                flow: flow.clone(),
+                seams: seams.clone(),
+                shared: shared.clone(),
+                clock: clock.clone(),
+                stop: Stop {
+                    global: stop.global.clone(),
+                    local: stop.local.clone(),
+                    failed: Some(failed.signal()),
+                },
+                changes: changes.clone(),
+            };
+            tokio::spawn(run_lane(lane, source))
+        })
+        .collect();
+    let mut result = Ok(());
+    for lane in lanes {
+        let ended = lane.await.map_err(|e| Error::Task {
+            flow: name.clone(),
+            reason: e.to_string(),
+        });
+        if let Err(e) = ended.and_then(|r| r) {
+            failed.trigger();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// Fetches and processes one lane's batches until stopped or a fatal error.
+async fn run_lane(lane: FlowContext, source: Box<dyn Source>) -> Result<()> {
+    let FlowContext {
+        flow,
+        seams,
+        shared,
+        clock,
+        mut stop,
+        changes,
+    } = lane;
+    let config = flow.plan.config();
+    let name = config.name.clone();
     let queue = usize::try_from(config.queue_batches).unwrap_or(1).max(1);
     let (tx, mut rx) = mpsc::channel::<Fetched>(queue);
     let fetcher = tokio::spawn(fetch_loop(
@@ -547,7 +620,10 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
             break;
         };
         let (flow, seams) = (flow.clone(), seams.clone());
-        let processed = blocking(&name, move || process_batch(&flow, &seams, &batch)).await;
+        let processed = blocking(&name, move || {
+            process_batch(&flow, &seams, &batch, CacheTtl::Fresh)
+        })
+        .await;
         match processed {
             Ok(Ok(outcome)) => {
                 let elapsed_ns = clock.monotonic_ns().saturating_sub(fetched_ns);

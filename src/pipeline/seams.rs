@@ -23,6 +23,8 @@ pub struct SourceRecord {
     pub partition: u32,
     /// Its offset within the partition.
     pub offset: u64,
+    /// Its create time in milliseconds since the epoch (a cache rebuild ages TTLs by it).
+    pub timestamp_ms: i64,
     /// The key bytes, if any.
     pub key: Option<Vec<u8>>,
     /// The value bytes, if any (a record without a value is dead-lettered as "not JSON").
@@ -71,6 +73,11 @@ pub trait Source: Send + 'static {
     /// # Errors
     /// Any error stops the flow (the log is closed or unreadable).
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError>;
+
+    /// Splits the source into at most `lanes` sources over disjoint sets of partitions, which
+    /// the flow polls and processes in parallel (each commits only its own partitions'
+    /// offsets). A source that cannot split returns `vec![self]`.
+    fn split(self: Box<Self>, lanes: usize) -> Vec<Box<dyn Source>>;
 }
 
 /// Opens sources (the log engine's side).
@@ -198,13 +205,17 @@ pub trait HistorySink: Send + Sync + 'static {
     /// Writes `docs` and sets `group`'s committed offsets to `offsets`, atomically: all of it
     /// lands (in one fjall batch) or none of it does. `docs` may be empty (offsets only).
     ///
+    /// The sink may move each document out of `docs` (leaving `Value::Null`) once it has
+    /// checked all of them, so a commit costs no copy; after a [`HistoryCommitError::Rejected`]
+    /// every document is still in place for the retry without the rejected one.
+    ///
     /// # Errors
     /// [`HistoryCommitError::Rejected`] names one bad document; [`HistoryCommitError::Fatal`]
     /// stops the flow.
     fn commit(
         &self,
         group: &str,
-        docs: &[HistoryWrite],
+        docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError>;
 }
