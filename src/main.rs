@@ -121,10 +121,11 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
     if let Err(e) = &served {
         tracing::error!(error = %e, "HTTP server failed");
     }
+    let fatal = engine.fatal_fault();
     match engine.shutdown() {
         Ok(()) => {
             tracing::info!("shutdown complete");
-            if served.is_ok() {
+            if served.is_ok() && fatal.is_none() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

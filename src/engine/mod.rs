@@ -338,15 +338,7 @@ impl Engine {
     pub fn supervise(&self, trigger: Shutdown) {
         let history = self.history.clone();
         let log = self.log.clone();
-        let check = move || {
-            if history.is_poisoned() {
-                Some("history")
-            } else if log.is_poisoned() {
-                Some("log")
-            } else {
-                None
-            }
-        };
+        let check = move || fatal_store(&history, &log);
         let task = tokio::spawn(supervise(
             check,
             trigger,
@@ -356,6 +348,12 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(task);
+    }
+
+    /// The store with a fatal fault, if any (see [`Engine::supervise`]); the process exits 1
+    /// after such a fault even when its shutdown otherwise completes.
+    pub fn fatal_fault(&self) -> Option<&'static str> {
+        fatal_store(&self.history, &self.log)
     }
 
     /// Stops the flows at a committed position and waits for the background tasks (which end
@@ -430,6 +428,17 @@ impl Engine {
             source: std::io::Error::other(e),
         })?;
         sync_dir(&self.data_dir)
+    }
+}
+
+/// Names the store that refuses writes after a fatal fault, history first.
+fn fatal_store(history: &crate::history::History, log: &crate::log::Log) -> Option<&'static str> {
+    if history.is_poisoned() {
+        Some("history")
+    } else if log.is_poisoned() {
+        Some("log")
+    } else {
+        None
     }
 }
 
