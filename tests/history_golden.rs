@@ -6,8 +6,11 @@
 //!
 //! Method: copy the fixture to a temporary directory, open it, and compare what it returns
 //! with `expected.json` (canonical Extended JSON) and `key_values.hex`. A format change makes
-//! these tests fail; it then needs a new fixture version and a `docs/formats.md` entry. The
-//! ignored `regenerate_golden_fixture` test rewrites the fixture deliberately.
+//! these tests fail; it then needs a new fixture version and a `docs/formats.md` entry.
+//! `a_fresh_store_records_what_the_fixture_holds` writes the same operations into a new store
+//! and compares its observation with `expected.json` too; run with
+//! `STREAMCACHE_BLESS_GOLDEN=1` (that test alone: the others read the fixture) it rewrites the
+//! committed fixture first (deliberately, after a format change).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -171,29 +174,38 @@ fn write_fixture(h: &History) {
     h.persist().unwrap();
 }
 
-#[test]
-#[ignore = "rewrites the committed fixture; run deliberately after a format change"]
-fn regenerate_golden_fixture() {
-    let dir = fixture_dir();
-    let _ = std::fs::remove_dir_all(&dir);
-    let data = dir.join("data");
+/// Writes the fixture's operations into `data` and returns what the reopened store shows.
+fn write_and_observe(data: &Path) -> Value {
     {
-        let h = open(&data);
+        let h = open(data);
         write_fixture(&h);
     }
-    let h = open(&data);
-    let expected = observe(&h);
-    drop(h);
-    std::fs::write(
-        dir.join("expected.json"),
-        serde_json::to_string_pretty(&expected).unwrap() + "\n",
-    )
-    .unwrap();
-    let lines: Vec<String> = key_values()
-        .iter()
-        .map(|v| hex(&encode_key_value(v)))
-        .collect();
-    std::fs::write(dir.join("key_values.hex"), lines.join("\n") + "\n").unwrap();
+    let h = open(data);
+    observe(&h)
+}
+
+#[test]
+fn a_fresh_store_records_what_the_fixture_holds() {
+    let dir = fixture_dir();
+    if std::env::var_os("STREAMCACHE_BLESS_GOLDEN").is_some_and(|v| v == "1") {
+        let _ = std::fs::remove_dir_all(&dir);
+        let observed = write_and_observe(&dir.join("data"));
+        std::fs::write(
+            dir.join("expected.json"),
+            serde_json::to_string_pretty(&observed).unwrap() + "\n",
+        )
+        .unwrap();
+        let lines: Vec<String> = key_values()
+            .iter()
+            .map(|v| hex(&encode_key_value(v)))
+            .collect();
+        std::fs::write(dir.join("key_values.hex"), lines.join("\n") + "\n").unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let observed = write_and_observe(&tmp.path().join("data"));
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    assert_eq!(observed, expected);
 }
 
 #[test]
