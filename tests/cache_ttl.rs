@@ -103,3 +103,36 @@ fn getex_and_keepttl() {
     clock.advance(Duration::from_secs(3600));
     assert_eq!(run(&c, &["GET", "k"]), Frame::bulk(b"w"));
 }
+
+/// The engine's housekeeping task runs the active cycle whether or not the RESP server does:
+/// an embedded engine with no listener still removes a key nobody reads once its time is up.
+#[tokio::test]
+async fn an_embedded_engine_expires_keys_actively_without_the_resp_server() {
+    use streamcache::config::Config;
+    use streamcache::engine::Engine;
+    use streamcache::shutdown::Shutdown;
+
+    let clock = ManualClock::shared(1_000_000);
+    let config = Config {
+        ephemeral: true,
+        ..Config::default()
+    };
+    let engine = Engine::open_with_clock(config, clock.clone()).unwrap();
+    let shutdown = Shutdown::new();
+    engine.start(shutdown.signal()).await.unwrap();
+    let c = engine.cache().clone();
+    let mut rx = c.subscribe_events();
+    c.set(0, b"unread", b"v", Some(100));
+    assert_eq!(rx.recv().await.unwrap().kind, EventKind::Set);
+    clock.advance(Duration::from_millis(100));
+    // Nothing reads the key: only the active cycle can report it expired.
+    let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("the housekeeping task expires the key within its cycles")
+        .unwrap();
+    assert_eq!(event.kind, EventKind::Expired);
+    assert_eq!(run(&c, &["DBSIZE"]), Frame::Integer(0));
+    shutdown.trigger();
+    engine.stop().await;
+    engine.shutdown().unwrap();
+}

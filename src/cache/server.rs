@@ -1,6 +1,7 @@
 //! The RESP server: the listener (connection limit through a semaphore), and the per-connection
 //! loop — pipelined decode, dispatch, AUTH, HELLO/RESP3, SELECT, MULTI/EXEC/WATCH, pub/sub,
-//! CLIENT, blocking list pops and the output buffer limit. It also owns the active expiry task.
+//! CLIENT, blocking list pops and the output buffer limit. (Active expiry and periodic snapshots are
+//! the engine's housekeeping task, so they run with or without this server.)
 //!
 //! Invariant: replies are written in request order; a protocol error is answered with Redis's
 //! text after the replies before it, then the connection is closed.
@@ -87,25 +88,22 @@ impl Shared {
     }
 }
 
-/// Serves RESP on `listener` until `shutdown` fires; also runs the active expiry cycle.
+/// Serves RESP on `listener` until `shutdown` fires.
 ///
 /// The connections are served by one dedicated thread running a single-threaded runtime, as
 /// Redis serves them from one event loop: on a small machine this keeps the RESP work from
 /// competing with the caller's runtime and avoids cross-thread task wake-ups on every request.
-/// The active expiry cycle runs on the caller's runtime. If the thread cannot be started the
-/// connections are served on the caller's runtime instead.
+/// If the thread cannot be started the connections are served on the caller's runtime instead.
 pub async fn serve_resp(
     listener: TcpListener,
     cache: Cache,
     config: RespConfig,
     shutdown: ShutdownSignal,
 ) {
-    let expiry = tokio::spawn(active_expiry(cache.clone(), shutdown.clone()));
     let std_listener = match listener.into_std() {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "RESP listener cannot be detached; not serving RESP");
-            let _ = expiry.await;
             return;
         }
     };
@@ -144,7 +142,6 @@ pub async fn serve_resp(
             fallback(std_listener, cache, config, shutdown).await;
         }
     }
-    expiry.abort();
 }
 
 /// Serves on the caller's runtime (when the dedicated thread is unavailable).
@@ -206,30 +203,6 @@ async fn serve_connections(
         }
     }
     while tasks.join_next().await.is_some() {}
-}
-
-/// The active expiry loop: `active_expiry_hz` bounded passes per second until shutdown.
-async fn active_expiry(cache: Cache, mut shutdown: ShutdownSignal) {
-    let hz = u64::from(cache.inner().config.active_expiry_hz.clamp(1, 500));
-    let mut tick = tokio::time::interval(Duration::from_millis(1000 / hz));
-    let snapshot_every = cache.inner().config.snapshot_interval_s;
-    let mut ticks: u64 = 0;
-    loop {
-        tokio::select! {
-            () = shutdown.wait() => return,
-            _ = tick.tick() => {
-                let c = cache.clone();
-                let _ = tokio::task::spawn_blocking(move || c.active_expire_cycle()).await;
-                ticks += 1;
-                if snapshot_every > 0 && ticks.is_multiple_of(snapshot_every * hz) {
-                    let c = cache.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.save_snapshot()).await {
-                        tracing::error!(error = %e, "periodic cache snapshot failed");
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// What the connection loop does after a command.

@@ -316,6 +316,7 @@ impl Engine {
             shutdown.clone(),
         )?;
         *self.pipeline.lock().await = Some(pipeline);
+        let housekeeping = tokio::spawn(cache_housekeeping(self.cache.clone(), shutdown.clone()));
         let task = tokio::spawn(watchers::run(
             self.history.clone(),
             self.realtime.clone(),
@@ -325,7 +326,7 @@ impl Engine {
         self.tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(task);
+            .extend([housekeeping, task]);
         self.ready.store(true, Ordering::Release);
         Ok(())
     }
@@ -428,6 +429,33 @@ impl Engine {
             source: std::io::Error::other(e),
         })?;
         sync_dir(&self.data_dir)
+    }
+}
+
+/// The cache's housekeeping until shutdown: `active_expiry_hz` bounded active-expiry passes per
+/// second (Redis's `hz`) and, when `snapshot_interval_s` is set, a periodic snapshot. It runs
+/// whether or not the RESP server does.
+async fn cache_housekeeping(cache: crate::cache::Cache, mut shutdown: ShutdownSignal) {
+    let config = &cache.inner().config;
+    let hz = u64::from(config.active_expiry_hz.clamp(1, 500));
+    let snapshot_every = config.snapshot_interval_s;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(1000 / hz));
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = tick.tick() => {
+                let c = cache.clone();
+                let _ = tokio::task::spawn_blocking(move || c.active_expire_cycle()).await;
+                ticks += 1;
+                if snapshot_every > 0 && ticks.is_multiple_of(snapshot_every * hz) {
+                    let c = cache.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.save_snapshot()).await {
+                        tracing::error!(error = %e, "periodic cache snapshot failed");
+                    }
+                }
+            }
+        }
     }
 }
 
