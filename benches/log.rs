@@ -117,6 +117,16 @@ impl Raw {
     }
 }
 
+/// A log in a fresh directory (kept alive by the returned guard) with topic `bench` of
+/// `partitions` partitions under `policy`.
+fn bench_topic(policy: FlushPolicy, partitions: u32) -> (tempfile::TempDir, Log) {
+    let dir = bench_dir();
+    let log = open_log(dir.path(), policy);
+    log.create_topic("bench", Some(partitions), &[], false)
+        .unwrap();
+    (dir, log)
+}
+
 fn append(c: &mut Criterion) {
     let records = batch();
     let bytes = batch_bytes();
@@ -127,10 +137,7 @@ fn append(c: &mut Criterion) {
     for policy in [FlushPolicy::IntervalMs(INTERVAL_MS), FlushPolicy::Always] {
         for partitions in [1u32, 3] {
             let label = format!("{policy}/{partitions}p");
-            let dir = bench_dir();
-            let log = open_log(dir.path(), policy);
-            log.create_topic("bench", Some(partitions), &[], false)
-                .unwrap();
+            let (_dir, log) = bench_topic(policy, partitions);
             group.bench_function(BenchmarkId::new("log", &label), |b| {
                 b.iter(|| log.append("bench", Routing::Auto, records.clone()).unwrap());
             });
@@ -158,10 +165,7 @@ fn append_paired(c: &mut Criterion) {
     for policy in [FlushPolicy::IntervalMs(INTERVAL_MS), FlushPolicy::Always] {
         for partitions in [1u32, 3] {
             let label = format!("{policy}/{partitions}p");
-            let dir = bench_dir();
-            let log = open_log(dir.path(), policy);
-            log.create_topic("bench", Some(partitions), &[], false)
-                .unwrap();
+            let (_dir, log) = bench_topic(policy, partitions);
             let raw_dir = bench_dir();
             let mut raw = Raw::new(raw_dir.path(), partitions as usize, policy);
             let (mut log_ns, mut raw_ns, mut n) = (0u64, 0u64, 0u64);

@@ -66,15 +66,13 @@ async fn produce(client: &reqwest::Client, http: &str, orders: &[Value]) -> Valu
     body
 }
 
+/// GETs `url` and parses its JSON body.
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn flows(client: &reqwest::Client, http: &str) -> Value {
-    client
-        .get(format!("{http}/pipeline/flows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, format!("{http}/pipeline/flows")).await
 }
 
 /// Waits until every flow has committed everything up to the log end.
@@ -118,14 +116,7 @@ async fn find_orders(client: &reqwest::Client, http: &str, collection: &str) -> 
 }
 
 async fn cache_get(client: &reqwest::Client, http: &str, key: &str) -> Value {
-    client
-        .get(format!("{http}/redis/get/{key}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(client, format!("{http}/redis/get/{key}")).await
 }
 
 #[test]
