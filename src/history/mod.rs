@@ -1648,6 +1648,7 @@ impl Txn<'_> {
     /// Commits the batch, publishes catalog changes and wakes change streams.
     fn finish(mut self) -> Result<()> {
         if self.set.is_empty() {
+            self.return_set();
             return Ok(());
         }
         self.next.last_ts = (self.ts.time, self.ts.increment);
@@ -1661,13 +1662,7 @@ impl Txn<'_> {
             Fsync::Never => Durability::Buffer,
         };
         self.inner.store.commit(&self.set, durability)?;
-        let mut set = std::mem::take(&mut self.set);
-        if set.capacity_bytes() <= WRITE_SET_SPARE_BYTES_MAX {
-            set.clear();
-            if let Ok(mut spare) = self.inner.spare.lock() {
-                *spare = set;
-            }
-        }
+        self.return_set();
         *self.state = self.next.clone();
         {
             let mut catalog = self.inner.catalog.write()?;
@@ -1693,6 +1688,18 @@ impl Txn<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Hands the emptied write set back for the next batch, unless it grew past
+    /// [`WRITE_SET_SPARE_BYTES_MAX`].
+    fn return_set(&mut self) {
+        let mut set = std::mem::take(&mut self.set);
+        if set.capacity_bytes() <= WRITE_SET_SPARE_BYTES_MAX {
+            set.clear();
+            if let Ok(mut spare) = self.inner.spare.lock() {
+                *spare = set;
+            }
+        }
     }
 
     /// The collection as this batch sees it, optionally creating it.
