@@ -36,23 +36,291 @@ fn check_depth_at<'a>(values: impl Iterator<Item = &'a Bson>, depth: usize) -> R
     Ok(())
 }
 
-/// Encodes a document as BSON after checking depth and [`DOCUMENT_BYTES_MAX`].
+/// Appends the BSON encoding of a document to `out`, checking depth and
+/// [`DOCUMENT_BYTES_MAX`] (the size check comes after encoding, so the caller bounds its input
+/// first); the bytes are exactly those of `Document::to_vec`. Writing into the
+/// caller's buffer lets a write batch encode every document and change event into one reused
+/// buffer instead of one growing vector each. On error `out` is left as it was.
 ///
 /// # Errors
 /// [`Error::NestingTooDeep`], [`Error::DocumentTooLarge`], or [`Error::BadValue`] when the
-/// document has no BSON encoding.
-pub(crate) fn encode_document(doc: &Document) -> Result<Vec<u8>> {
-    check_depth_doc(doc)?;
-    let bytes = doc
-        .to_vec()
-        .map_err(|e| Error::bad(format!("document cannot be encoded: {e}")))?;
-    if bytes.len() > DOCUMENT_BYTES_MAX {
-        return Err(Error::DocumentTooLarge {
-            len: bytes.len(),
-            max: DOCUMENT_BYTES_MAX,
+/// document has no BSON encoding (a key holding a NUL byte).
+pub(crate) fn encode_document_into(doc: &Document, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    let result = append_document(doc, 1, out).and_then(|()| {
+        let len = out.len() - start;
+        if len > DOCUMENT_BYTES_MAX {
+            return Err(Error::DocumentTooLarge {
+                len,
+                max: DOCUMENT_BYTES_MAX,
+            });
+        }
+        Ok(())
+    });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Appends an internal record (an oplog entry) without the document limits, as
+/// [`encode_record`] encodes it. On error `out` is left as it was.
+///
+/// # Errors
+/// [`Error::BadValue`] when the record has no BSON encoding.
+pub(crate) fn encode_record_into(doc: &Document, out: &mut Vec<u8>) -> Result<()> {
+    let start = out.len();
+    // Records embed user documents one level deeper than their own limit allows.
+    let result = append_document(doc, 0, out);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// A BSON document being appended to a buffer: [`RawWriter::open`] reserves the length,
+/// elements follow, [`RawWriter::close`] writes the terminator and patches the length.
+#[derive(Debug)]
+pub(crate) struct RawWriter {
+    start: usize,
+}
+
+impl RawWriter {
+    /// Starts a document at the end of `out`.
+    pub(crate) fn open(out: &mut Vec<u8>) -> Self {
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        Self { start }
+    }
+
+    /// Appends a string element.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a key holding a NUL byte or a string past `i32::MAX` bytes.
+    pub(crate) fn append_str(&self, out: &mut Vec<u8>, key: &str, value: &str) -> Result<()> {
+        append_key(out, 0x02, key)?;
+        append_string(out, value)
+    }
+
+    /// Appends an element holding a copy of the document already encoded at `range` of the
+    /// same buffer (a document staged earlier in a write batch).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a key holding a NUL byte or a range outside the buffer.
+    pub(crate) fn append_document_within(
+        &self,
+        out: &mut Vec<u8>,
+        key: &str,
+        range: std::ops::Range<usize>,
+    ) -> Result<()> {
+        if range.start > range.end || range.end > out.len() {
+            return Err(unencodable("staged document outside the buffer"));
+        }
+        append_key(out, 0x03, key)?;
+        out.extend_from_within(range);
+        Ok(())
+    }
+
+    /// Appends an embedded document (records only: no depth limit is applied).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] when the document has no BSON encoding.
+    pub(crate) fn append_document(
+        &self,
+        out: &mut Vec<u8>,
+        key: &str,
+        doc: &Document,
+    ) -> Result<()> {
+        append_key(out, 0x03, key)?;
+        append_document(doc, 0, out)
+    }
+
+    /// Starts an embedded document; close it before appending to this one again.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a key holding a NUL byte.
+    pub(crate) fn open_child(&self, out: &mut Vec<u8>, key: &str) -> Result<Self> {
+        append_key(out, 0x03, key)?;
+        Ok(Self::open(out))
+    }
+
+    /// Appends any value (records only: no depth limit is applied).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] when the value has no BSON encoding.
+    pub(crate) fn append_value(&self, out: &mut Vec<u8>, key: &str, value: &Bson) -> Result<()> {
+        append_element(out, key, value, 0)
+    }
+
+    /// Ends the document and writes its length.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] when the document exceeds `i32::MAX` bytes.
+    pub(crate) fn close(self, out: &mut Vec<u8>) -> Result<()> {
+        out.push(0);
+        patch_length(out, self.start)
+    }
+}
+
+fn unencodable(reason: &str) -> Error {
+    Error::bad(format!("document cannot be encoded: {reason}"))
+}
+
+/// Writes the little-endian `i32` length of the document or value that starts at `start`.
+fn patch_length(out: &mut [u8], start: usize) -> Result<()> {
+    let len = i32::try_from(out.len() - start).map_err(|_| unencodable("larger than 2 GiB"))?;
+    match out.get_mut(start..start + 4) {
+        Some(slot) => {
+            slot.copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        None => Err(unencodable("length slot missing")),
+    }
+}
+
+/// An element's name: a document field, or an array position (written in decimal).
+#[derive(Debug, Clone, Copy)]
+enum ElementKey<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+impl<'a> From<&'a str> for ElementKey<'a> {
+    fn from(name: &'a str) -> Self {
+        Self::Name(name)
+    }
+}
+
+fn append_key<'a>(out: &mut Vec<u8>, tag: u8, key: impl Into<ElementKey<'a>>) -> Result<()> {
+    match key.into() {
+        ElementKey::Name(name) => {
+            if name.as_bytes().contains(&0) {
+                return Err(unencodable("a key contains a NUL byte"));
+            }
+            out.push(tag);
+            out.extend_from_slice(name.as_bytes());
+        }
+        ElementKey::Index(i) => {
+            out.push(tag);
+            std::io::Write::write_fmt(out, format_args!("{i}"))
+                .map_err(|e| unencodable(&e.to_string()))?;
+        }
+    }
+    out.push(0);
+    Ok(())
+}
+
+fn append_string(out: &mut Vec<u8>, s: &str) -> Result<()> {
+    let len = i32::try_from(s.len() + 1).map_err(|_| unencodable("string larger than 2 GiB"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+    out.push(0);
+    Ok(())
+}
+
+/// `depth` is the nesting depth of `doc` (1 for a stored document), or 0 for records, which
+/// are not depth-checked.
+fn append_document(doc: &Document, depth: usize, out: &mut Vec<u8>) -> Result<()> {
+    if depth > NESTING_DEPTH_MAX {
+        return Err(Error::NestingTooDeep {
+            depth,
+            max: NESTING_DEPTH_MAX,
         });
     }
-    Ok(bytes)
+    let writer = RawWriter::open(out);
+    for (k, v) in doc {
+        append_element(out, k.as_str(), v, depth)?;
+    }
+    writer.close(out)
+}
+
+fn append_element<'a>(
+    out: &mut Vec<u8>,
+    key: impl Into<ElementKey<'a>>,
+    value: &Bson,
+    depth: usize,
+) -> Result<()> {
+    let key = key.into();
+    let child = if depth == 0 { 0 } else { depth + 1 };
+    match value {
+        Bson::Double(d) => {
+            append_key(out, 0x01, key)?;
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        Bson::String(s) => {
+            append_key(out, 0x02, key)?;
+            append_string(out, s)?;
+        }
+        Bson::Document(d) => {
+            append_key(out, 0x03, key)?;
+            append_document(d, child, out)?;
+        }
+        Bson::Array(items) => {
+            append_key(out, 0x04, key)?;
+            if child > NESTING_DEPTH_MAX {
+                return Err(Error::NestingTooDeep {
+                    depth: child,
+                    max: NESTING_DEPTH_MAX,
+                });
+            }
+            let writer = RawWriter::open(out);
+            for (i, item) in items.iter().enumerate() {
+                append_element(out, ElementKey::Index(i), item, child)?;
+            }
+            writer.close(out)?;
+        }
+        Bson::ObjectId(o) => {
+            append_key(out, 0x07, key)?;
+            out.extend_from_slice(&o.bytes());
+        }
+        Bson::Boolean(b) => {
+            append_key(out, 0x08, key)?;
+            out.push(u8::from(*b));
+        }
+        Bson::DateTime(d) => {
+            append_key(out, 0x09, key)?;
+            out.extend_from_slice(&d.timestamp_millis().to_le_bytes());
+        }
+        Bson::Null => append_key(out, 0x0A, key)?,
+        Bson::Int32(i) => {
+            append_key(out, 0x10, key)?;
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Bson::Timestamp(t) => {
+            append_key(out, 0x11, key)?;
+            out.extend_from_slice(&t.increment.to_le_bytes());
+            out.extend_from_slice(&t.time.to_le_bytes());
+        }
+        Bson::Int64(i) => {
+            append_key(out, 0x12, key)?;
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Bson::Decimal128(d) => {
+            append_key(out, 0x13, key)?;
+            out.extend_from_slice(&d.bytes());
+        }
+        Bson::MaxKey => append_key(out, 0x7F, key)?,
+        Bson::MinKey => append_key(out, 0xFF, key)?,
+        // The rare types (binary, regex, code, symbol, pointers, undefined) take bson's own
+        // encoder: a one-element document whose element is spliced in.
+        other => {
+            let name = match key {
+                ElementKey::Name(name) if name.as_bytes().contains(&0) => {
+                    return Err(unencodable("a key contains a NUL byte"));
+                }
+                ElementKey::Name(name) => name.to_owned(),
+                ElementKey::Index(i) => i.to_string(),
+            };
+            let mut single = Document::new();
+            single.insert(name, other.clone());
+            let bytes = single.to_vec().map_err(|e| unencodable(&e.to_string()))?;
+            let element = bytes
+                .get(4..bytes.len().saturating_sub(1))
+                .ok_or_else(|| unencodable("short element"))?;
+            out.extend_from_slice(element);
+        }
+    }
+    Ok(())
 }
 
 /// Encodes an internal record (oplog entry, catalog record) without the document limits: an
@@ -61,8 +329,9 @@ pub(crate) fn encode_document(doc: &Document) -> Result<Vec<u8>> {
 /// # Errors
 /// [`Error::BadValue`] when the record has no BSON encoding.
 pub(crate) fn encode_record(doc: &Document) -> Result<Vec<u8>> {
-    doc.to_vec()
-        .map_err(|e| Error::bad(format!("record cannot be encoded: {e}")))
+    let mut out = Vec::new();
+    encode_record_into(doc, &mut out)?;
+    Ok(out)
 }
 
 /// Decodes a stored document.
@@ -470,6 +739,105 @@ mod tests {
             compare(&Bson::String("a".into()), &Bson::Int32(5)),
             Ordering::Greater
         );
+    }
+
+    #[test]
+    fn the_encoder_writes_what_bson_writes() {
+        let cases = [
+            doc! {},
+            doc! {"a": 1_i32, "b": 2_i64, "c": 2.5, "d": "text", "e": true, "f": null},
+            doc! {
+                "_id": bson::oid::ObjectId::from_bytes([7; 12]),
+                "when": bson::DateTime::from_millis(-5),
+                "ts": bson::Timestamp { time: 3, increment: 9 },
+                "dec": bson::Decimal128::from_bytes([1; 16]),
+                "min": Bson::MinKey,
+                "max": Bson::MaxKey,
+                "bin": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+                "old": bson::Binary { subtype: bson::spec::BinarySubtype::BinaryOld, bytes: vec![4, 5] },
+                "re": bson::Regex { pattern: "^a".try_into().unwrap(), options: "mi".try_into().unwrap() },
+                "code": Bson::JavaScriptCode("x".into()),
+                "sym": Bson::Symbol("s".into()),
+                "undef": Bson::Undefined,
+                "rare": [Bson::Undefined, Bson::Symbol("s".into())],
+            },
+            doc! {"lines": [{"n": 1, "tags": ["a", "b"]}, [], [[1], {}], "é\u{0}x"]},
+            doc! {"big": (0..1_000).map(Bson::Int32).collect::<Vec<_>>()},
+        ];
+        for d in &cases {
+            let mut out = vec![9];
+            encode_document_into(d, &mut out).unwrap();
+            assert_eq!(
+                out.get(1..).unwrap(),
+                d.to_vec().unwrap().as_slice(),
+                "{d:?}"
+            );
+            let mut out = Vec::new();
+            encode_record_into(d, &mut out).unwrap();
+            assert_eq!(out, d.to_vec().unwrap(), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_encoder_checks_depth_size_and_keys_and_leaves_the_buffer_on_error() {
+        let mut deep = doc! {"x": 1};
+        for _ in 0..NESTING_DEPTH_MAX - 1 {
+            deep = doc! {"d": deep};
+        }
+        let mut out = vec![1, 2];
+        encode_document_into(&deep, &mut out).unwrap();
+        let mut deeper = doc! {"d": deep.clone()};
+        out.truncate(2);
+        assert!(matches!(
+            encode_document_into(&deeper, &mut out),
+            Err(Error::NestingTooDeep { .. })
+        ));
+        assert_eq!(out, [1, 2]);
+        deeper = doc! {"a": [deep]};
+        assert!(matches!(
+            encode_document_into(&deeper, &mut out),
+            Err(Error::NestingTooDeep { .. })
+        ));
+        encode_record_into(&deeper, &mut out).unwrap();
+        out.truncate(2);
+        let big = doc! {"s": "x".repeat(DOCUMENT_BYTES_MAX)};
+        assert!(matches!(
+            encode_document_into(&big, &mut out),
+            Err(Error::DocumentTooLarge { .. })
+        ));
+        let mut nul = Document::new();
+        nul.insert("a\u{0}b", 1);
+        assert!(encode_document_into(&nul, &mut out).is_err());
+        assert!(nul.to_vec().is_err());
+        assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn the_raw_writer_builds_what_bson_builds() {
+        let post = doc! {"_id": 1, "n": "x"};
+        let mut out = Vec::new();
+        let w = RawWriter::open(&mut out);
+        w.append_str(&mut out, "op", "insert").unwrap();
+        w.append_value(&mut out, "key", &Bson::Document(doc! {"_id": 1}))
+            .unwrap();
+        w.append_document(&mut out, "post", &post).unwrap();
+        let child = w.open_child(&mut out, "c").unwrap();
+        child.append_str(&mut out, "x", "y").unwrap();
+        child.close(&mut out).unwrap();
+        w.append_document(&mut out, "d", &doc! {"z": [1]}).unwrap();
+        w.close(&mut out).unwrap();
+        let expected = doc! {"op": "insert", "key": {"_id": 1}, "post": post.clone(), "c": {"x": "y"}, "d": {"z": [1]}};
+        assert_eq!(out, expected.to_vec().unwrap());
+
+        let mut out = post.to_vec().unwrap();
+        let staged = 0..out.len();
+        let w = RawWriter::open(&mut out);
+        w.append_document_within(&mut out, "post", staged.clone())
+            .unwrap();
+        assert!(w.append_document_within(&mut out, "p", 0..10_000).is_err());
+        w.close(&mut out).unwrap();
+        let tail = out.get(staged.end..).unwrap();
+        assert_eq!(tail, doc! {"post": post}.to_vec().unwrap().as_slice());
     }
 
     #[test]

@@ -53,11 +53,11 @@ pub use feed::{
 pub use index::IndexModel;
 pub use keys::{decode_value as decode_key_value, encode_key_value};
 
-use document::{decode_document, encode_document, encode_record, split_path};
+use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
 use index::{Access, IndexDef, Plan};
 use keys::{catalog_collection_key, doc_key, oplog_key};
 use query::{Filter, Projection, Sort};
-use store::{Space, Store, WriteSet};
+use store::{Space, Staged, Store, WriteSet};
 use update::Update;
 
 // ---------------------------------------------------------------------------------------------
@@ -110,6 +110,9 @@ pub const OPLOG_READ_BATCH_MAX: usize = 1_024;
 pub const OPLOG_TRIM_BATCH_MAX: usize = 4_096;
 /// Ceiling for `oplog_bytes_max` in the configuration (1 TiB).
 pub const OPLOG_BYTES_MAX: u64 = 1 << 40;
+/// Largest write-set buffer (bytes) kept for the next write batch; a bigger one (a batch of
+/// many large documents) is freed instead of being held for good.
+const WRITE_SET_SPARE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 const _: () = assert!(
     DOCUMENT_BYTES_MAX < u32::MAX as usize,
@@ -496,6 +499,9 @@ pub(crate) struct Inner {
     ids: document::IdGenerator,
     catalog: RwLock<CatalogMap>,
     writer: Mutex<WriterState>,
+    /// The last batch's emptied write set, reused by the next one (taken under `writer`) so a
+    /// batch does not regrow its buffer from nothing.
+    spare: Mutex<WriteSet>,
     /// Mirrors `WriterState::{trimmed_through, last_seq}` for lock-free readers.
     bounds: RwLock<(u64, u64)>,
     notifier: feed::Notifier,
@@ -599,6 +605,7 @@ impl History {
             bounds: RwLock::new((state.trimmed_through, state.last_seq)),
             notifier: feed::Notifier::new(state.last_seq),
             writer: Mutex::new(state),
+            spare: Mutex::new(WriteSet::default()),
             catalog: RwLock::new(catalog),
             ids: document::IdGenerator::new(seed),
             store,
@@ -1030,7 +1037,7 @@ impl History {
             });
         }
         for (k, v) in meta {
-            txn.set.put(Space::Meta, k, v);
+            txn.set.put(Space::Meta, &k, &v);
         }
         txn.finish()?;
         Ok(outcomes)
@@ -1491,6 +1498,16 @@ impl Inner {
     }
 }
 
+/// Index entries to write: key → `Some(encoded _id)` put, `None` removed.
+type IndexChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Appends a change event's `key` field, `{_id: id}`.
+fn append_event_key(out: &mut Vec<u8>, w: &RawWriter, id: &Bson) -> Result<()> {
+    let key = w.open_child(out, "key")?;
+    key.append_value(out, "_id", id)?;
+    key.close(out)
+}
+
 /// A boxed iterator of stored key-value pairs.
 type KeyValues = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>>;
 
@@ -1523,9 +1540,9 @@ struct Txn<'a> {
     /// Counters as they will be after the commit.
     next: WriterState,
     set: WriteSet,
-    /// Documents written in this batch by document key (`None` = deleted); ordered so a
-    /// collection's staged documents are one key range.
-    docs: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Documents written in this batch by document key: their encoded bytes in `set`
+    /// (`None` = deleted); ordered so a collection's staged documents are one key range.
+    docs: BTreeMap<Vec<u8>, Option<Staged>>,
     /// Index entries written in this batch: key → `Some(encoded _id)` put, `None` removed;
     /// ordered so plans probe it with the same key ranges as the store.
     index: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -1560,7 +1577,7 @@ impl Inner {
             inner: self,
             next: state.clone(),
             state,
-            set: WriteSet::default(),
+            set: std::mem::take(&mut *self.spare.lock()?),
             docs: BTreeMap::new(),
             index: BTreeMap::new(),
             colls: HashMap::new(),
@@ -1604,7 +1621,7 @@ impl Inner {
                 break;
             }
             let seq = keys::decode_oplog_key(&k)?;
-            set.remove(Space::Oplog, k);
+            set.remove(Space::Oplog, &k);
             next.oplog_bytes = next.oplog_bytes.saturating_sub(v.len() as u64);
             next.trimmed_through = seq;
             removed += 1;
@@ -1615,10 +1632,10 @@ impl Inner {
         }
         set.put(
             Space::Catalog,
-            keys::CATALOG_STATE.to_vec(),
-            encode_record(&next.to_document())?,
+            keys::CATALOG_STATE,
+            &encode_record(&next.to_document())?,
         );
-        self.store.commit(set, Durability::Buffer)?;
+        self.store.commit(&set, Durability::Buffer)?;
         *state = next;
         if let Ok(mut b) = self.bounds.write() {
             b.0 = state.trimmed_through;
@@ -1631,20 +1648,21 @@ impl Txn<'_> {
     /// Commits the batch, publishes catalog changes and wakes change streams.
     fn finish(mut self) -> Result<()> {
         if self.set.is_empty() {
+            self.return_set();
             return Ok(());
         }
         self.next.last_ts = (self.ts.time, self.ts.increment);
         self.set.put(
             Space::Catalog,
-            keys::CATALOG_STATE.to_vec(),
-            encode_record(&self.next.to_document())?,
+            keys::CATALOG_STATE,
+            &encode_record(&self.next.to_document())?,
         );
         let durability = match self.inner.config.fsync {
             Fsync::Always => Durability::SyncAll,
             Fsync::Never => Durability::Buffer,
         };
-        let set = std::mem::take(&mut self.set);
-        self.inner.store.commit(set, durability)?;
+        self.inner.store.commit(&self.set, durability)?;
+        self.return_set();
         *self.state = self.next.clone();
         {
             let mut catalog = self.inner.catalog.write()?;
@@ -1670,6 +1688,18 @@ impl Txn<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Hands the emptied write set back for the next batch, unless it grew past
+    /// [`WRITE_SET_SPARE_BYTES_MAX`].
+    fn return_set(&mut self) {
+        let mut set = std::mem::take(&mut self.set);
+        if set.capacity_bytes() <= WRITE_SET_SPARE_BYTES_MAX {
+            set.clear();
+            if let Ok(mut spare) = self.inner.spare.lock() {
+                *spare = set;
+            }
+        }
     }
 
     /// The collection as this batch sees it, optionally creating it.
@@ -1709,8 +1739,8 @@ impl Txn<'_> {
     fn save_collection(&mut self, meta: &Arc<CollectionMeta>) -> Result<()> {
         self.set.put(
             Space::Catalog,
-            catalog_collection_key(&meta.db, &meta.coll),
-            encode_record(&meta.to_document())?,
+            &catalog_collection_key(&meta.db, &meta.coll),
+            &encode_record(&meta.to_document())?,
         );
         self.colls
             .insert((meta.db.clone(), meta.coll.clone()), Some(meta.clone()));
@@ -1718,32 +1748,66 @@ impl Txn<'_> {
     }
 
     /// Stages an oplog entry (the shared fields are added here).
-    fn event(&mut self, mut entry: Document) -> Result<()> {
-        entry.insert("ts", self.ts);
-        entry.insert(
-            "wall",
-            bson::DateTime::from_millis(i64::try_from(self.wall_ms).unwrap_or(i64::MAX)),
-        );
-        let bytes = encode_record(&entry)?;
+    fn event(&mut self, entry: Document) -> Result<()> {
+        self.event_with(|out, w| {
+            for (k, v) in &entry {
+                w.append_value(out, k, v)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stages an oplog entry whose own fields `body` appends (as elements of `RawWriter`) to
+    /// the write set's buffer, where the batch's documents already are; `ts` and `wall` follow.
+    /// The bytes equal those of the same fields built as a `Document` and encoded.
+    fn event_with(
+        &mut self,
+        body: impl FnOnce(&mut Vec<u8>, &RawWriter) -> Result<()>,
+    ) -> Result<()> {
+        let wall = bson::DateTime::from_millis(i64::try_from(self.wall_ms).unwrap_or(i64::MAX));
+        let ts = Bson::Timestamp(self.ts);
+        let staged = self.set.encode_value(|out| {
+            let w = RawWriter::open(out);
+            body(out, &w)?;
+            w.append_value(out, "ts", &ts)?;
+            w.append_value(out, "wall", &Bson::DateTime(wall))?;
+            w.close(out)
+        })?;
+        let len = self.set.value(staged).len();
         self.next.last_seq += 1;
-        self.next.oplog_bytes += bytes.len() as u64;
+        self.next.oplog_bytes += len as u64;
         self.next.oldest_wall_ms.get_or_insert(self.wall_ms);
         self.set
-            .put(Space::Oplog, oplog_key(self.next.last_seq).to_vec(), bytes);
+            .put_staged(Space::Oplog, &oplog_key(self.next.last_seq), staged);
         self.events += 1;
         Ok(())
     }
 
+    /// A document's bytes as this batch staged them: `None` = untouched by this batch,
+    /// `Some(None)` = deleted in it.
+    fn staged_doc(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.docs
+            .get(key)
+            .map(|d| d.map(|staged| self.set.value(staged)))
+    }
+
     fn get_doc(&self, meta: &CollectionMeta, encoded_id: &[u8]) -> Result<Option<Document>> {
         let key = doc_key(meta.id, encoded_id);
-        if let Some(d) = self.docs.get(&key) {
-            return d.as_deref().map(decode_document).transpose();
+        if let Some(d) = self.staged_doc(&key) {
+            return d.map(decode_document).transpose();
         }
         self.inner
             .store
-            .get(Space::Docs, &key)?
-            .map(|b| decode_document(&b))
-            .transpose()
+            .get_with(Space::Docs, &key, decode_document)
+    }
+
+    /// Whether a document with this `_id` exists as this batch sees it (nothing is decoded).
+    fn doc_exists(&self, meta: &CollectionMeta, encoded_id: &[u8]) -> Result<bool> {
+        let key = doc_key(meta.id, encoded_id);
+        match self.staged_doc(&key) {
+            Some(d) => Ok(d.is_some()),
+            None => self.inner.store.contains_key(Space::Docs, &key),
+        }
     }
 
     /// Documents matching `filter` as this batch sees them, in plan (or `sort`) order.
@@ -1822,7 +1886,7 @@ impl Txn<'_> {
             if !seen.insert(id.clone()) {
                 continue;
             }
-            let Some(Some(bytes)) = self.docs.get(&doc_key(meta.id, &id)) else {
+            let Some(Some(bytes)) = self.staged_doc(&doc_key(meta.id, &id)) else {
                 continue;
             };
             let doc = decode_document(bytes)?;
@@ -1840,7 +1904,7 @@ impl Txn<'_> {
                 if seen.contains(id) {
                     return Ok(true);
                 }
-                let current = match self.docs.get(&doc_key(meta.id, id)) {
+                let current = match self.staged_doc(&doc_key(meta.id, id)) {
                     Some(Some(d)) => decode_document(d)?,
                     Some(None) => return Ok(true),
                     None => doc,
@@ -1885,40 +1949,101 @@ impl Txn<'_> {
                 ns: format!("{db}.{coll}"),
             })?;
         let encoded_id = keys::encode_key_value(&id);
-        if self.get_doc(&meta, &encoded_id)?.is_some() {
+        if self.doc_exists(&meta, &encoded_id)? {
             return Err(Error::DuplicateKey {
                 ns: meta.ns(),
                 index: "_id_".into(),
                 key: format!("{{ _id: {} }}", document::render_value(&id)),
             });
         }
-        self.write_doc(&meta, &encoded_id, None, Some(&document))?;
-        let mut entry = Document::new();
-        entry.insert("op", "insert");
-        entry.insert("db", db);
-        entry.insert("coll", coll);
-        entry.insert("key", bson::doc! {"_id": id.clone()});
-        entry.insert("post", document);
-        self.event(entry)?;
+        let post = self.write_doc(&meta, &encoded_id, None, Some(&document))?;
+        // The event's `post` is the document's encoding staged just above, copied in place
+        // rather than encoded a second time.
+        self.event_with(|out, w| {
+            w.append_str(out, "op", "insert")?;
+            w.append_str(out, "db", db)?;
+            w.append_str(out, "coll", coll)?;
+            append_event_key(out, w, &id)?;
+            if let Some(post) = post {
+                w.append_document_within(out, "post", post.range())?;
+            }
+            Ok(())
+        })?;
         Ok(id)
     }
 
-    /// Stages a document change with its index maintenance (`old`/`new` = before/after).
+    /// Stages a document change with its index maintenance (`old`/`new` = before/after);
+    /// returns where the new document's encoding is staged.
     fn write_doc(
         &mut self,
         meta: &Arc<CollectionMeta>,
         encoded_id: &[u8],
         old: Option<&Document>,
         new: Option<&Document>,
-    ) -> Result<()> {
+    ) -> Result<Option<Staged>> {
         let key = doc_key(meta.id, encoded_id);
         keys::check_key(&key)?;
-        let bytes = new.map(encode_document).transpose()?;
-        let mut became_multikey = Vec::new();
-        // Every check runs before anything is staged, so a failing document (a duplicate key,
+        let staged = match new {
+            Some(d) => Some(self.set.encode_value(|out| encode_document_into(d, out))?),
+            None => None,
+        };
+        // Every check runs before anything is queued, so a failing document (a duplicate key,
         // a key too long) leaves the batch as it was: `insertMany` with `ordered: false` goes
-        // on with the next document.
-        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        // on with the next document. The encoding staged above is the last thing in the
+        // buffer until then, and is dropped on failure.
+        let (changes, became_multikey) = match self.index_changes(meta, encoded_id, old, new) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(staged) = staged {
+                    self.set.discard(staged);
+                }
+                return Err(e);
+            }
+        };
+        for (k, v) in changes {
+            match &v {
+                Some(id) => self.set.put(Space::Index, &k, id),
+                None => self.set.remove(Space::Index, &k),
+            }
+            self.index.insert(k, v);
+        }
+        match staged {
+            Some(b) => self.set.put_staged(Space::Docs, &key, b),
+            None => self.set.remove(Space::Docs, &key),
+        }
+        // The overlay points at the staged bytes: no copy of the document.
+        self.docs.insert(key, staged);
+        if !became_multikey.is_empty() {
+            let mut m = (**meta).clone();
+            m.indexes = m
+                .indexes
+                .iter()
+                .map(|i| {
+                    if became_multikey.contains(&i.id) {
+                        let mut d = (**i).clone();
+                        d.multikey = true;
+                        Arc::new(d)
+                    } else {
+                        i.clone()
+                    }
+                })
+                .collect();
+            self.save_collection(&Arc::new(m))?;
+        }
+        Ok(staged)
+    }
+
+    /// The index entries a document change removes (`None`) and adds (`Some(encoded _id)`),
+    /// after every check, and the indexes it makes multikey.
+    fn index_changes(
+        &self,
+        meta: &Arc<CollectionMeta>,
+        encoded_id: &[u8],
+        old: Option<&Document>,
+        new: Option<&Document>,
+    ) -> Result<(IndexChanges, Vec<u32>)> {
+        let mut became_multikey = Vec::new();
+        let mut changes = IndexChanges::new();
         for index in &meta.indexes {
             let old_entries = match old {
                 Some(d) => index.entries(d)?.0,
@@ -1943,37 +2068,7 @@ impl Txn<'_> {
                 changes.push((k, Some(encoded_id.to_vec())));
             }
         }
-        for (k, v) in changes {
-            match &v {
-                Some(id) => self.set.put(Space::Index, k.clone(), id.clone()),
-                None => self.set.remove(Space::Index, k.clone()),
-            }
-            self.index.insert(k, v);
-        }
-        match &bytes {
-            Some(b) => self.set.put(Space::Docs, key.clone(), b.clone()),
-            None => self.set.remove(Space::Docs, key.clone()),
-        }
-        // The overlay keeps encoded bytes: a memcpy instead of a deep document clone.
-        self.docs.insert(key, bytes);
-        if !became_multikey.is_empty() {
-            let mut m = (**meta).clone();
-            m.indexes = m
-                .indexes
-                .iter()
-                .map(|i| {
-                    if became_multikey.contains(&i.id) {
-                        let mut d = (**i).clone();
-                        d.multikey = true;
-                        Arc::new(d)
-                    } else {
-                        i.clone()
-                    }
-                })
-                .collect();
-            self.save_collection(&Arc::new(m))?;
-        }
-        Ok(())
+        Ok((changes, became_multikey))
     }
 
     /// Fails when another document holds the unique key `key` (as this batch sees it).
@@ -2048,22 +2143,23 @@ impl Txn<'_> {
         let meta = self
             .collection(&meta.db, &meta.coll, false)?
             .unwrap_or_else(|| meta.clone());
-        self.write_doc(&meta, encoded_id, Some(&old), Some(&new))?;
-        let mut entry = Document::new();
+        let post = self.write_doc(&meta, encoded_id, Some(&old), Some(&new))?;
         let replace = matches!(update, Update::Replace(_));
-        entry.insert("op", if replace { "replace" } else { "update" });
-        entry.insert("db", meta.db.clone());
-        entry.insert("coll", meta.coll.clone());
-        entry.insert(
-            "key",
-            bson::doc! {"_id": new.get("_id").cloned().unwrap_or(Bson::Null)},
-        );
-        if !replace {
-            entry.insert("upd", update::describe_change(&old, &new));
-        }
-        entry.insert("pre", old);
-        entry.insert("post", new);
-        self.event(entry)
+        let change = (!replace).then(|| update::describe_change(&old, &new));
+        self.event_with(|out, w| {
+            w.append_str(out, "op", if replace { "replace" } else { "update" })?;
+            w.append_str(out, "db", &meta.db)?;
+            w.append_str(out, "coll", &meta.coll)?;
+            append_event_key(out, w, new.get("_id").unwrap_or(&Bson::Null))?;
+            if let Some(change) = &change {
+                w.append_document(out, "upd", change)?;
+            }
+            w.append_document(out, "pre", &old)?;
+            if let Some(post) = post {
+                w.append_document_within(out, "post", post.range())?;
+            }
+            Ok(())
+        })
     }
 
     fn upsert(&mut self, db: &str, coll: &str, filter: &Filter, update: &Update) -> Result<Bson> {
@@ -2122,16 +2218,13 @@ impl Txn<'_> {
         old: Document,
     ) -> Result<()> {
         self.write_doc(meta, encoded_id, Some(&old), None)?;
-        let mut entry = Document::new();
-        entry.insert("op", "delete");
-        entry.insert("db", meta.db.clone());
-        entry.insert("coll", meta.coll.clone());
-        entry.insert(
-            "key",
-            bson::doc! {"_id": old.get("_id").cloned().unwrap_or(Bson::Null)},
-        );
-        entry.insert("pre", old);
-        self.event(entry)
+        self.event_with(|out, w| {
+            w.append_str(out, "op", "delete")?;
+            w.append_str(out, "db", &meta.db)?;
+            w.append_str(out, "coll", &meta.coll)?;
+            append_event_key(out, w, old.get("_id").unwrap_or(&Bson::Null))?;
+            w.append_document(out, "pre", &old)
+        })
     }
 
     #[expect(
@@ -2236,7 +2329,7 @@ impl Txn<'_> {
         for (values, encoded_id, _) in entries {
             let k = def.entry_key(&values, &encoded_id);
             keys::check_key(&k)?;
-            self.set.put(Space::Index, k.clone(), encoded_id.clone());
+            self.set.put(Space::Index, &k, &encoded_id);
             self.index.insert(k, Some(encoded_id));
         }
         let mut m = (*meta).clone();
@@ -2265,7 +2358,7 @@ impl Txn<'_> {
             .prefix(Space::Index, &index.id.to_be_bytes(), false)
         {
             let (k, _) = kv?;
-            self.set.remove(Space::Index, k);
+            self.set.remove(Space::Index, &k);
         }
         let mut m = (*meta).clone();
         m.indexes.retain(|i| i.name != name);
@@ -2282,7 +2375,7 @@ impl Txn<'_> {
             .prefix(Space::Docs, &meta.id.to_be_bytes(), false)
         {
             let (k, _) = kv?;
-            self.set.remove(Space::Docs, k);
+            self.set.remove(Space::Docs, &k);
         }
         for index in &meta.indexes {
             for kv in self
@@ -2291,11 +2384,11 @@ impl Txn<'_> {
                 .prefix(Space::Index, &index.id.to_be_bytes(), false)
             {
                 let (k, _) = kv?;
-                self.set.remove(Space::Index, k);
+                self.set.remove(Space::Index, &k);
             }
         }
         self.set
-            .remove(Space::Catalog, catalog_collection_key(db, coll));
+            .remove(Space::Catalog, &catalog_collection_key(db, coll));
         self.colls.insert((db.to_owned(), coll.to_owned()), None);
         let mut entry = Document::new();
         entry.insert("op", "drop");
@@ -2317,7 +2410,7 @@ impl Txn<'_> {
             });
         }
         self.set
-            .remove(Space::Catalog, catalog_collection_key(db, coll));
+            .remove(Space::Catalog, &catalog_collection_key(db, coll));
         self.colls.insert((db.to_owned(), coll.to_owned()), None);
         let mut m = (*meta).clone();
         to_db.clone_into(&mut m.db);

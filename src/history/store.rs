@@ -32,27 +32,142 @@ pub(crate) enum Space {
     Meta,
 }
 
+/// A value staged in a [`WriteSet`]: where its bytes sit in the set's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Staged {
+    start: usize,
+    end: usize,
+}
+
+impl Staged {
+    /// The value's byte range in the write set's buffer.
+    pub(crate) fn range(self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// One queued operation: byte ranges into [`WriteSet::bytes`].
+#[derive(Debug)]
+struct QueuedOp {
+    space: Space,
+    key: Staged,
+    /// `Some` = put, `None` = remove.
+    value: Option<Staged>,
+}
+
 /// A set of puts and removes applied atomically by [`Store::commit`].
+///
+/// Every key and value is appended to one buffer, so a batch of N documents costs a few
+/// growing allocations instead of several per document, and a value can be encoded in place
+/// (documents and change events) and read back while the batch is still open. fjall copies
+/// each key and value into its own buffers on commit either way. [`WriteSet::clear`] keeps the
+/// buffer's capacity for the next batch.
 #[derive(Debug, Default)]
 pub(crate) struct WriteSet {
-    /// `(space, key, Some(value) = put | None = remove)`, applied in order.
-    ops: Vec<(Space, Vec<u8>, Option<Vec<u8>>)>,
+    /// Every staged key and value, back to back.
+    bytes: Vec<u8>,
+    /// Applied in order.
+    ops: Vec<QueuedOp>,
 }
 
 impl WriteSet {
+    /// Appends `bytes` to the buffer without queueing anything.
+    fn append(&mut self, bytes: &[u8]) -> Staged {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(bytes);
+        Staged {
+            start,
+            end: self.bytes.len(),
+        }
+    }
+
+    /// Encodes a value at the end of the buffer with `encode`, which must only append; nothing
+    /// is queued yet (see [`WriteSet::put_staged`]). On error the buffer is left as it was.
+    ///
+    /// # Errors
+    /// What `encode` returns.
+    pub(crate) fn encode_value(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Staged> {
+        let start = self.bytes.len();
+        match encode(&mut self.bytes) {
+            Ok(()) if self.bytes.len() >= start => Ok(Staged {
+                start,
+                end: self.bytes.len(),
+            }),
+            Ok(()) => Err(Error::bad("an encoder shrank the write buffer")),
+            Err(e) => {
+                self.bytes.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops a value staged by [`WriteSet::encode_value`] that was not queued; it must be the
+    /// last thing appended.
+    pub(crate) fn discard(&mut self, staged: Staged) {
+        debug_assert_eq!(
+            staged.end,
+            self.bytes.len(),
+            "discarding a value that is not last"
+        );
+        if staged.end == self.bytes.len() {
+            self.bytes.truncate(staged.start);
+        }
+    }
+
     /// Queues a put.
-    pub(crate) fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push((space, key, Some(value)));
+    pub(crate) fn put(&mut self, space: Space, key: &[u8], value: &[u8]) {
+        let key = self.append(key);
+        let value = self.append(value);
+        self.ops.push(QueuedOp {
+            space,
+            key,
+            value: Some(value),
+        });
+    }
+
+    /// Queues a put of a value already staged by [`WriteSet::encode_value`].
+    pub(crate) fn put_staged(&mut self, space: Space, key: &[u8], value: Staged) {
+        let key = self.append(key);
+        self.ops.push(QueuedOp {
+            space,
+            key,
+            value: Some(value),
+        });
     }
 
     /// Queues a remove.
-    pub(crate) fn remove(&mut self, space: Space, key: Vec<u8>) {
-        self.ops.push((space, key, None));
+    pub(crate) fn remove(&mut self, space: Space, key: &[u8]) {
+        let key = self.append(key);
+        self.ops.push(QueuedOp {
+            space,
+            key,
+            value: None,
+        });
+    }
+
+    /// The bytes of a staged value.
+    pub(crate) fn value(&self, staged: Staged) -> &[u8] {
+        debug_assert!(staged.start <= staged.end && staged.end <= self.bytes.len());
+        self.bytes.get(staged.start..staged.end).unwrap_or_default()
     }
 
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Empties the set, keeping its buffers' capacity.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.ops.clear();
+    }
+
+    /// Bytes of buffer capacity held.
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ops.capacity() * std::mem::size_of::<QueuedOp>()
     }
 }
 
@@ -144,17 +259,17 @@ impl Store {
     /// # Errors
     /// [`Error::KeyTooLarge`] before anything is written; [`Error::Poisoned`] once a fatal
     /// error happened; [`Error::Storage`] (which also poisons the store).
-    pub(crate) fn commit(&self, set: WriteSet, durability: Durability) -> Result<()> {
+    pub(crate) fn commit(&self, set: &WriteSet, durability: Durability) -> Result<()> {
         if self.is_poisoned() {
             return Err(Error::Poisoned);
         }
-        for (_, key, value) in &set.ops {
-            check_key(key)?;
-            if let Some(v) = value
-                && u32::try_from(v.len()).is_err()
+        for op in &set.ops {
+            check_key(set.value(op.key))?;
+            if let Some(v) = op.value
+                && u32::try_from(v.end - v.start).is_err()
             {
                 return Err(Error::DocumentTooLarge {
-                    len: v.len(),
+                    len: v.end - v.start,
                     max: super::DOCUMENT_BYTES_MAX,
                 });
             }
@@ -168,11 +283,13 @@ impl Store {
             Durability::Buffer => Some(PersistMode::Buffer),
             Durability::SyncAll => Some(PersistMode::SyncAll),
         };
-        let mut batch = self.db.batch().durability(mode);
-        for (space, key, value) in set.ops {
-            let ks = self.space(space);
-            match value {
-                Some(v) => batch.insert(ks, key, v),
+        let mut batch =
+            fjall::OwnedWriteBatch::with_capacity(self.db.clone(), set.ops.len()).durability(mode);
+        for op in &set.ops {
+            let ks = self.space(op.space);
+            let key = set.value(op.key);
+            match op.value {
+                Some(v) => batch.insert(ks, key, set.value(v)),
                 None => batch.remove(ks, key),
             }
         }
@@ -208,6 +325,19 @@ impl Store {
             .get(key)
             .map_err(storage("reading a key"))?
             .map(|v| v.to_vec()))
+    }
+
+    /// Whether a key exists (no value is copied).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub(crate) fn contains_key(&self, space: Space, key: &[u8]) -> Result<bool> {
+        if check_key(key).is_err() {
+            return Ok(false);
+        }
+        self.space(space)
+            .contains_key(key)
+            .map_err(storage("reading a key"))
     }
 
     /// Reads a key and hands its value to `f` in place (no copy), e.g. to decode a document.
