@@ -667,14 +667,14 @@ fn raw_batches_are_kafka_fetch_bytes() {
 /// Appends batches of mixed sizes — tiny, around a read chunk, and larger than a chunk
 /// (`READ_CHUNK_BYTES` = 1 MiB) — across several segments; returns every value in offset order.
 fn mixed_batches(t: &TestLog) -> Vec<Vec<u8>> {
-    t.log
-        .create_topic(
-            "m",
-            Some(1),
-            &[("segment.bytes".into(), (3 << 20).to_string())],
-            false,
-        )
-        .unwrap();
+    mixed_batches_in(t, "m", &[])
+}
+
+/// [`mixed_batches`] into topic `topic`, created with `config` on top of 3 MiB segments.
+fn mixed_batches_in(t: &TestLog, topic: &str, config: &[(String, String)]) -> Vec<Vec<u8>> {
+    let mut configs = vec![("segment.bytes".to_owned(), (3 << 20).to_string())];
+    configs.extend_from_slice(config);
+    t.log.create_topic(topic, Some(1), &configs, false).unwrap();
     let mut all = Vec::new();
     for (round, (records, size)) in [(1, 10), (7, 150_000), (3, 1), (15, 100_000), (2, 600_000)]
         .into_iter()
@@ -693,7 +693,7 @@ fn mixed_batches(t: &TestLog) -> Vec<Vec<u8>> {
                 }
             })
             .collect();
-        t.log.append("m", Routing::Partition(0), batch).unwrap();
+        t.log.append(topic, Routing::Partition(0), batch).unwrap();
     }
     all
 }
@@ -789,6 +789,147 @@ fn a_byte_changed_under_a_stored_batch_is_reported_on_read() {
                 position, reason, ..
             }) => {
                 assert_eq!(position, first_len, "names the bad batch's position");
+                assert!(reason.contains("CRC"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+/// Every fetch of a scan of `topic` from offset 0 with `budget`: the `(base, last)` offsets of
+/// the batches it returned, after checking each is a whole verified batch.
+fn fetch_shapes(t: &TestLog, topic: &str, budget: usize) -> Vec<Vec<(u64, u64)>> {
+    let end = t.log.latest_offset(topic, 0).unwrap();
+    let (mut offset, mut shapes) = (0, Vec::new());
+    while offset < end {
+        let batches = t.log.fetch(topic, 0, offset, budget).unwrap();
+        for b in &batches {
+            log::decode_batch_info(b.bytes()).expect("a whole verified batch");
+        }
+        offset = batches.last().unwrap().info().last_offset + 1;
+        shapes.push(
+            batches
+                .iter()
+                .map(|b| (b.info().base_offset, b.info().last_offset))
+                .collect(),
+        );
+    }
+    shapes
+}
+
+#[test]
+fn fetch_returns_the_same_batches_whether_or_not_the_index_places_chunk_ends() {
+    // A dense index lets every chunk end on a batch boundary; with one entry per segment the
+    // batch that straddles a chunk is carried into the next buffer instead. Both return the
+    // same batches for every budget, straddling or not.
+    let t = TestLog::new(LogConfig::default());
+    let dense = mixed_batches_in(&t, "dense", &[]);
+    let sparse = mixed_batches_in(
+        &t,
+        "sparse",
+        &[("index.interval.bytes".into(), (1u64 << 30).to_string())],
+    );
+    assert!(dense == sparse);
+    for budget in [
+        1,
+        100_000,
+        700_000,
+        1 << 20,
+        (1 << 20) + 1,
+        3 << 20,
+        64 << 20,
+    ] {
+        let shapes = fetch_shapes(&t, "dense", budget);
+        assert_eq!(
+            shapes,
+            fetch_shapes(&t, "sparse", budget),
+            "budget {budget}"
+        );
+        assert_eq!(shapes.concat().last().unwrap().1 + 1, dense.len() as u64);
+    }
+}
+
+#[test]
+fn a_batch_larger_than_a_read_buffer_is_returned_whole_at_any_budget() {
+    // 3 records of 1 MB: one batch above `READ_BUFFER_BYTES_MAX` (2 MiB), between small ones.
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("big", Some(1), &[], false).unwrap();
+    let small = || vec![value("before"), value("after")];
+    let big: Vec<Record> = (0..3)
+        .map(|i| Record {
+            value: Some(vec![b'0' + i; 1_000_000].into()),
+            ..Record::default()
+        })
+        .collect();
+    for records in [small(), big, small()] {
+        t.log.append("big", Routing::Partition(0), records).unwrap();
+    }
+    const { assert!(log::READ_BUFFER_BYTES_MAX < 3_000_000) };
+    for budget in [1, 4096, 1 << 20, 64 << 20] {
+        let got = t.log.fetch("big", 0, 2, budget).unwrap();
+        assert_eq!(got[0].info().base_offset, 2, "budget {budget}");
+        assert!(got[0].bytes().len() > 3_000_000);
+        log::decode_batch_info(got[0].bytes()).expect("a whole verified batch");
+        let values: Vec<_> = got[0].records().map(|r| r.unwrap().value).collect();
+        assert_eq!(values.len(), 3);
+        // From the batch before it, with room for both.
+        let got = t.log.fetch("big", 0, 0, budget.max(4 << 20)).unwrap();
+        assert_eq!(got.len(), 3, "budget {budget}");
+    }
+}
+
+#[test]
+fn corruption_in_the_middle_of_a_long_scan_names_the_segment_and_the_batch() {
+    use std::os::unix::fs::FileExt as _;
+    // 40 batches of about 110 KB (four read chunks); one byte changed in the value of batch 17
+    // (inside a chunk, past its first read piece). Scans reach the batches before it and then
+    // fail naming that batch, at every budget; nothing after it is handed out.
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("c", Some(1), &[], false).unwrap();
+    let batch: Vec<Record> = (0..1000)
+        .map(|_| Record {
+            value: Some(vec![b'v'; 100].into()),
+            ..Record::default()
+        })
+        .collect();
+    for _ in 0..40 {
+        t.log
+            .append("c", Routing::Partition(0), batch.clone())
+            .unwrap();
+    }
+    let sizes: Vec<u64> = t
+        .log
+        .fetch("c", 0, 0, 64 << 20)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes().len() as u64)
+        .collect();
+    assert_eq!(sizes.len(), 40);
+    let bad_position: u64 = sizes[..17].iter().sum();
+    let path = t.partition_dir("c", 0).join(format!("{:020}.log", 0));
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(b"X", bad_position + sizes[17] / 2)
+        .unwrap();
+    for budget in [1, 100_000, 1 << 20, 64 << 20] {
+        let mut offset = 0;
+        let err = loop {
+            match t.log.fetch("c", 0, offset, budget) {
+                Ok(got) => offset = got.last().unwrap().info().last_offset + 1,
+                Err(e) => break e,
+            }
+            assert!(
+                offset <= 17_000,
+                "batch 17 was handed out (budget {budget})"
+            );
+        };
+        match err {
+            Error::Corrupt {
+                segment,
+                position,
+                reason,
+            } => {
+                assert_eq!(segment, path, "budget {budget}");
+                assert_eq!(position, bad_position, "budget {budget}");
                 assert!(reason.contains("CRC"), "{reason}");
             }
             other => panic!("expected Corrupt, got {other:?}"),

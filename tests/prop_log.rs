@@ -83,7 +83,7 @@ proptest! {
     }
 
     #[test]
-    fn offset_index_lookup_matches_a_linear_model(steps in proptest::collection::vec((1u32..100, 1u32..5000), 0..50), probes in proptest::collection::vec(0u32..6000, 1..20)) {
+    fn offset_index_lookups_match_a_linear_model(steps in proptest::collection::vec((1u32..100, 1u32..5000), 0..50), probes in proptest::collection::vec(0u32..6000, 1..20)) {
         let mut index = OffsetIndex::new();
         let mut model = Vec::new();
         let (mut o, mut p) = (0u32, 0u32);
@@ -95,6 +95,8 @@ proptest! {
         for probe in probes {
             let expected = model.iter().rev().find(|(mo, _)| *mo <= probe).map_or(0, |(_, mp)| *mp);
             prop_assert_eq!(index.lookup(probe), expected);
+            let boundary = model.iter().find(|(_, mp)| *mp >= probe).map(|(_, mp)| *mp);
+            prop_assert_eq!(index.boundary_at_or_after(probe), boundary);
         }
         let decoded = OffsetIndex::decode(&index.encode(), u64::from(p) + 1).unwrap();
         prop_assert_eq!(decoded, index);

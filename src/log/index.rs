@@ -59,6 +59,14 @@ impl OffsetIndex {
             .map_or(0, |&(_, p)| p)
     }
 
+    /// The first indexed batch position at or after `position`, if any: a batch boundary, so
+    /// a read that ends there ends between two batches.
+    #[must_use]
+    pub fn boundary_at_or_after(&self, position: u32) -> Option<u32> {
+        let i = self.entries.partition_point(|&(_, p)| p < position);
+        self.entries.get(i).map(|&(_, p)| p)
+    }
+
     /// Encodes every entry in the `.index` file layout.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {

@@ -77,10 +77,13 @@ pub const SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
 pub const SEGMENT_BYTES_MIN: u64 = 1024;
 /// Largest `max_bytes` of one read (the REST Proxy's cap).
 pub const READ_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Bytes read from a segment file in one go while scanning: large enough that a read costs
-/// few syscalls per MiB, small enough that the chunk stays in the CPU cache while its CRC is
-/// checked.
+/// Bytes of a segment one read chunk (one buffer) spans while scanning, before it is extended
+/// to the next batch boundary the offset index knows: large enough that a fetch touches few
+/// buffers, small enough to stay in the CPU cache.
 pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
+/// Most bytes of one positional read within a chunk: few syscalls per MiB, and the batches a
+/// read completes are still in the core's L2 cache when their CRC-32C is checked.
+pub const READ_PIECE_BYTES: usize = 256 * 1024;
 /// Most idle read buffers a log keeps for reuse (at most [`READ_BUFFER_BYTES_MAX`] each).
 pub const READ_BUFFERS_MAX: usize = 4;
 /// Largest read buffer kept for reuse; bigger ones (a batch larger than a chunk) are freed.
@@ -104,6 +107,7 @@ const _: () = assert!((APPEND_BYTES_MAX as usize) < BATCH_BYTES_MAX);
 const _: () = assert!(SEGMENT_BYTES_MAX + (BATCH_BYTES_MAX as u64) < u32::MAX as u64);
 const _: () = assert!(READ_CHUNK_BYTES <= READ_BYTES_MAX);
 const _: () = assert!(READ_CHUNK_BYTES <= READ_BUFFER_BYTES_MAX);
+const _: () = assert!(READ_PIECE_BYTES <= READ_CHUNK_BYTES);
 
 /// An offset within a partition: the position of a record, from 0.
 pub type Offset = u64;

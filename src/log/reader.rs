@@ -3,9 +3,10 @@
 //!
 //! Readers never take the writer's lock for I/O: they copy the segment handles they need under
 //! the partition lock, then read with positional reads, bounded by each segment's published
-//! length and the partition's visible end offset. A fetch reads a segment in chunks of up to
-//! [`READ_CHUNK_BYTES`] into buffers taken from [`ReadBuffers`], verifies each batch's CRC-32C
-//! once, and hands batches out as slices of those buffers; records decode lazily from them.
+//! length and the partition's visible end offset. A fetch reads a segment in chunks of about
+//! [`READ_CHUNK_BYTES`] that end on a batch boundary the offset index knows, into buffers taken
+//! from [`ReadBuffers`], verifies each batch's CRC-32C once, and hands batches out as slices of
+//! those buffers; records decode lazily from them.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,10 @@ use super::error::{Error, Result};
 use super::recovery::Source as _;
 use super::segment::{self, BatchError, BatchInfo, BatchRecords};
 use super::writer::{Partition, Segment};
-use super::{Offset, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES, StoredRecord};
+use super::{
+    Offset, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES, READ_PIECE_BYTES,
+    StoredRecord,
+};
 
 impl Partition {
     /// The first offset still stored (the log start offset).
@@ -86,8 +90,9 @@ impl Partition {
     /// Whole batches from the one holding `offset` (so the first may start before it), up to
     /// about `max_bytes` (at least one batch): the consumer read path. Each batch's framing and
     /// CRC-32C are verified once here; its records decode lazily with
-    /// [`RecordBatch::records`]. The file is read in chunks of up to [`READ_CHUNK_BYTES`] into
-    /// reused buffers, and the batches are slices of those buffers (nothing is copied).
+    /// [`RecordBatch::records`]. The file is read in chunks of about [`READ_CHUNK_BYTES`],
+    /// ending on batch boundaries, into reused buffers, and the batches are slices of those
+    /// buffers (nothing is copied).
     ///
     /// # Errors
     /// As [`Partition::read`].
@@ -278,10 +283,14 @@ impl ReadBuffers {
 
 /// Reads one segment in large chunks and cuts them into verified batches.
 ///
-/// A chunk is one positional read into a reused buffer. A batch that runs past the end of a
-/// chunk is completed in place when it is the only thing in the buffer, otherwise its head is
-/// copied to the front of the next buffer and the rest read after it, so no byte is read from
-/// the file twice.
+/// A chunk is planned to end on a batch boundary the offset index knows (the first indexed
+/// batch at or after the budget, or the segment's end), so no batch straddles two chunks and
+/// no byte is read twice or copied. The chunk is filled by positional reads of up to
+/// [`READ_PIECE_BYTES`] as the batches need them, so each batch's CRC-32C is checked while its
+/// bytes are still in the CPU cache. When the index cannot place the end (a sparse index, a
+/// batch larger than the plan), a batch that runs past the chunk is completed in place if it is
+/// the only thing in the buffer, otherwise its head is copied to the front of the next buffer
+/// and the rest read after it.
 struct Chunks<'a> {
     /// The segment.
     seg: &'a Segment,
@@ -293,6 +302,9 @@ struct Chunks<'a> {
     file_pos: u64,
     /// Bytes of `buf` holding file data.
     filled: usize,
+    /// End of the current chunk in `buf` (at most `buf.len()`): `buf[filled..planned]` is read
+    /// piece by piece as batches need it.
+    planned: usize,
     /// Batches found in `buf` and kept: `(start in buf, header)`.
     kept: Vec<(usize, BatchInfo)>,
 }
@@ -305,6 +317,7 @@ impl<'a> Chunks<'a> {
             buf: pool.take(),
             file_pos: start,
             filled: 0,
+            planned: 0,
             kept: Vec::new(),
         }
     }
@@ -351,19 +364,65 @@ impl<'a> Chunks<'a> {
                             format!("batch needs {needed} bytes, only {left} readable"),
                         ));
                     }
-                    let want = needed
-                        .max((*budget).clamp(segment::BATCH_HEADER_BYTES, READ_CHUNK_BYTES))
-                        .min(left);
-                    self.refill(at, want, out)?;
-                    at = 0;
+                    if at + needed <= self.planned {
+                        // The batch lies inside the planned chunk: read on in place.
+                        self.read_piece(at + needed)?;
+                    } else {
+                        let want = self.plan(pos, *budget, left)?.max(needed);
+                        self.refill(at, want, out)?;
+                        at = 0;
+                    }
                 }
                 Err(BatchError::Invalid { reason, .. }) => return Err(self.corrupt(pos, reason)),
             }
         }
     }
 
-    /// Makes `buf[..want]` hold the file bytes from `file_pos + at`: hands the batches kept so
-    /// far to `out`, carries the unread head of the next batch over, and reads the rest.
+    /// Bytes to read from `pos` for the next chunk: up to the first indexed batch boundary at
+    /// or after `pos` + the budget (capped at [`READ_CHUNK_BYTES`]), or to the segment's end
+    /// when no indexed batch follows; the capped budget when that boundary is more than
+    /// [`READ_BUFFER_BYTES_MAX`] away. Never more than the `left` readable bytes.
+    fn plan(&self, pos: u64, budget: usize, left: usize) -> Result<usize> {
+        let target = budget.clamp(segment::BATCH_HEADER_BYTES, READ_CHUNK_BYTES);
+        let from = u32::try_from(pos + target as u64).unwrap_or(u32::MAX);
+        let boundary = self
+            .seg
+            .index
+            .read()?
+            .boundary_at_or_after(from)
+            .map(u64::from);
+        let span = boundary.map_or(left, |b| {
+            usize::try_from(b.saturating_sub(pos)).unwrap_or(usize::MAX)
+        });
+        let want = if span <= READ_BUFFER_BYTES_MAX {
+            span
+        } else {
+            target
+        };
+        Ok(want.min(left))
+    }
+
+    /// Reads on in the planned chunk, up to at least `upto` (at most `planned`) and
+    /// [`READ_PIECE_BYTES`] at a time.
+    fn read_piece(&mut self, upto: usize) -> Result<()> {
+        let to = upto.max(self.filled + READ_PIECE_BYTES).min(self.planned);
+        let from = self.file_pos + self.filled as u64;
+        // IMPORTANT: the caller's loop ends only if every read makes progress. It does (a
+        // batch is incomplete only when `upto` lies past `filled`), but an error is better
+        // than a hang should that ever break.
+        let Some(dst) = self.buf.get_mut(self.filled..to).filter(|d| !d.is_empty()) else {
+            debug_assert!(false, "read piece without progress at {from}");
+            return Err(self.corrupt(from, "read made no progress".to_owned()));
+        };
+        std::os::unix::fs::FileExt::read_exact_at(&self.seg.file, dst, from)
+            .map_err(super::error::io_at(&self.seg.path))?;
+        self.filled = to;
+        Ok(())
+    }
+
+    /// Starts a chunk of `want` bytes at file position `file_pos + at`: hands the batches kept
+    /// so far to `out` and carries the unread head of the next batch over (nothing when the
+    /// previous chunk ended on a batch boundary); the rest is read by [`Chunks::read_piece`].
     fn refill(&mut self, at: usize, want: usize, out: &mut Vec<RecordBatch>) -> Result<()> {
         let carried = self.filled.saturating_sub(at);
         if self.kept.is_empty() {
@@ -387,17 +446,11 @@ impl<'a> Chunks<'a> {
         }
         self.file_pos += at as u64;
         self.filled = carried;
-        if self.buf.len() < want {
+        self.planned = want.max(carried);
+        if self.buf.len() < self.planned {
             // Zeroes only the bytes a reused buffer did not have yet.
-            self.buf.resize(want, 0);
+            self.buf.resize(self.planned, 0);
         }
-        let Some(dst) = self.buf.get_mut(carried..want) else {
-            return Ok(());
-        };
-        let from = self.file_pos + carried as u64;
-        std::os::unix::fs::FileExt::read_exact_at(&self.seg.file, dst, from)
-            .map_err(super::error::io_at(&self.seg.path))?;
-        self.filled = want;
         Ok(())
     }
 
