@@ -230,6 +230,8 @@ struct Connection {
     authed: bool,
     multi: Option<Vec<Vec<Bytes>>>,
     multi_dirty: bool,
+    /// The last command looked up (most pipelines repeat one command).
+    last_spec: Option<&'static command::Spec>,
     watched: Vec<(usize, Bytes, u64, u64)>,
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
@@ -283,6 +285,7 @@ impl Connection {
             authed,
             multi: None,
             multi_dirty: false,
+            last_spec: None,
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
@@ -451,7 +454,13 @@ impl Connection {
     /// must wait is handed back as [`Next::Block`].
     fn handle(&mut self, args: &[&[u8]], now_ms: u64, out: &mut Vec<u8>) -> Next {
         let name = args.first().copied().unwrap_or_default();
-        let Some(spec) = command::lookup(name) else {
+        // A pipeline mostly repeats one command: compare with the last one before the table.
+        let spec = match self.last_spec {
+            Some(s) if s.name.as_bytes().eq_ignore_ascii_case(name) => Some(s),
+            _ => command::lookup(name),
+        };
+        self.last_spec = spec.or(self.last_spec);
+        let Some(spec) = spec else {
             if self.multi.is_some() {
                 self.multi_dirty = true;
             }

@@ -48,11 +48,27 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ));
     }
     let key = arg(args, 1);
-    let h = tri!(hash_or_new(ctx, key));
+    let pairs = args.get(2..).unwrap_or_default();
+    // One lookup when the hash exists (the common case).
+    let added = if let Some(h) = tri!(get_hash(ctx, key)) {
+        set_fields(h, pairs)
+    } else {
+        set_fields(tri!(hash_or_new(ctx, key)), pairs)
+    };
+    done(ctx, key);
+    if is(arg(args, 0), "hmset") {
+        Frame::ok()
+    } else {
+        int(added)
+    }
+}
+
+/// Sets `pairs` (field, value, field, value …) in `h`; returns how many fields were new. An
+/// existing field keeps its key; only the value is copied.
+fn set_fields(h: &mut Map, pairs: &[&[u8]]) -> usize {
     let mut added = 0;
-    for pair in args.get(2..).unwrap_or_default().chunks(2) {
+    for pair in pairs.chunks(2) {
         if let [f, v] = pair {
-            // An existing field keeps its key; only the value is copied.
             match h.get_mut(*f) {
                 Some(old) => *old = Bytes::copy_from_slice(v),
                 None => {
@@ -62,12 +78,7 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             }
         }
     }
-    done(ctx, key);
-    if is(arg(args, 0), "hmset") {
-        Frame::ok()
-    } else {
-        int(added)
-    }
+    added
 }
 
 pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {

@@ -37,26 +37,35 @@ pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let left = cmd.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'l'));
     let only_existing = cmd.last().is_some_and(|c| c.eq_ignore_ascii_case(&b'x'));
     let key = arg(args, 1);
-    if tri!(get_list(ctx, key)).is_none() {
+    let elements = args.get(2..).unwrap_or_default();
+    // One lookup when the list exists (the common case); a new list is created and looked up.
+    let len = if let Some(l) = tri!(get_list(ctx, key)) {
+        push_all(l, elements, left)
+    } else {
         if only_existing {
             return Frame::Integer(0);
         }
         ctx.put(key, Value::List(Box::default()), 0);
-    }
-    let Some(l) = tri!(get_list(ctx, key)) else {
-        return Frame::Integer(0);
-    };
-    for v in args.iter().skip(2) {
-        if left {
-            l.push_front(Bytes::copy_from_slice(v))
-        } else {
-            l.push_back(Bytes::copy_from_slice(v))
+        match tri!(get_list(ctx, key)) {
+            Some(l) => push_all(l, elements, left),
+            None => return Frame::Integer(0),
         }
-    }
-    let len = l.len();
+    };
     ctx.list_pushed = true;
     done(ctx, key);
     int(len)
+}
+
+/// Pushes copies of `elements` at the head (`left`) or tail; returns the new length.
+fn push_all(l: &mut List, elements: &[&[u8]], left: bool) -> usize {
+    for v in elements {
+        if left {
+            l.push_front(Bytes::copy_from_slice(v));
+        } else {
+            l.push_back(Bytes::copy_from_slice(v));
+        }
+    }
+    l.len()
 }
 
 fn pop_one(l: &mut List, left: bool) -> Option<Bytes> {

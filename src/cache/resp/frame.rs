@@ -229,18 +229,34 @@ fn memchr_newline(buf: &[u8]) -> Option<usize> {
 /// except `0` itself).
 #[must_use]
 pub(crate) fn parse_i64(text: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(text).ok()?;
-    if s.is_empty() || s.starts_with('+') || s.len() > 20 {
+    // Byte by byte, without a UTF-8 check: every header line of every request goes through here.
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if negative => return None,
+        [b'0', _, ..] => return None,
+        _ => {}
+    }
+    if digits.len() > 19 {
         return None;
     }
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty()
-        || (digits.len() > 1 && digits.starts_with('0'))
-        || digits == "0" && s.starts_with('-')
-    {
-        return None;
+    let mut n: i64 = 0;
+    for &c in digits {
+        let d = i64::from(c.wrapping_sub(b'0'));
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
-    s.parse::<i64>().ok()
+    Some(n)
 }
 
 /// Decodes one client request: a multibulk array of bulk strings, or an inline command line.
@@ -749,6 +765,30 @@ mod tests {
             decode_request_spans(b"*5\r\n", &LIMITS, &mut spans),
             Err(ProtocolError::InvalidMultibulkLength)
         );
+    }
+
+    #[test]
+    fn integers_parse_like_string2ll() {
+        for (text, want) in [
+            (&b"0"[..], Some(0)),
+            (b"42", Some(42)),
+            (b"-42", Some(-42)),
+            (b"9223372036854775807", Some(i64::MAX)),
+            (b"-9223372036854775808", Some(i64::MIN)),
+            (b"9223372036854775808", None),
+            (b"-9223372036854775809", None),
+            (b"12345678901234567890", None),
+            (b"", None),
+            (b"-", None),
+            (b"-0", None),
+            (b"007", None),
+            (b"+1", None),
+            (b" 1", None),
+            (b"1x", None),
+            (b"\xff", None),
+        ] {
+            assert_eq!(parse_i64(text), want, "{text:?}");
+        }
     }
 
     #[test]
