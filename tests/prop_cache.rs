@@ -188,7 +188,7 @@ proptest! {
 
 fn frame_strategy() -> impl Strategy<Value = Frame> {
     let leaf = prop_oneof![
-        "[a-zA-Z0-9 ]{0,10}".prop_map(Frame::Simple),
+        "[a-zA-Z0-9 ]{0,10}".prop_map(|s| Frame::Simple(s.into())),
         "ERR [a-z ]{0,10}".prop_map(Frame::Error),
         any::<i64>().prop_map(Frame::Integer),
         proptest::collection::vec(any::<u8>(), 0..20).prop_map(|b| Frame::Bulk(Bytes::from(b))),

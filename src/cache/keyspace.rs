@@ -18,6 +18,9 @@ use crate::cache::shard::{Entry, EntryMut, Shard};
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
 
+// `Keyspace::keyed` collects the wanted shards of a command in a `u32` bit set.
+const _: () = assert!(SHARDS <= 32 && SHARDS.is_power_of_two());
+
 /// One logical database.
 #[derive(Debug)]
 pub(crate) struct Db {
@@ -65,18 +68,23 @@ impl Keyspace {
         self.dbs.get(db)?.shards.get(shard)
     }
 
-    /// A context holding the gate shared and the shards of `keys` (all in `db`) locked.
-    pub(crate) fn keyed<'a>(&'a self, db: usize, keys: &[&[u8]], now_ms: u64) -> Ctx<'a> {
+    /// A context holding the gate shared and the shards of `keys` (all in `db`) locked, in
+    /// ascending shard order (a bit set of the wanted shards: no allocation, each shard once).
+    pub(crate) fn keyed<'k>(
+        &self,
+        db: usize,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        now_ms: u64,
+    ) -> Ctx<'_> {
         let gate = Gate::Shared(self.gate.read().unwrap_or_else(PoisonError::into_inner));
         let mut ctx = Ctx::new(self, gate, db, now_ms);
-        if let [key] = keys {
-            ctx.lock_shard(db, shard_of(key));
-            return ctx;
+        let mut wanted: u32 = 0;
+        for key in keys {
+            wanted |= 1 << shard_of(key);
         }
-        let mut wanted: Vec<usize> = keys.iter().map(|k| shard_of(k)).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        for s in wanted {
+        while wanted != 0 {
+            let s = wanted.trailing_zeros() as usize;
+            wanted &= wanted - 1;
             ctx.lock_shard(db, s);
         }
         ctx
@@ -109,12 +117,54 @@ pub(crate) struct Effect {
     pub(crate) kind: EventKind,
 }
 
+/// One locked shard: (database, shard index, guard, `used_bytes` when locked).
+type Held<'a> = (usize, usize, MutexGuard<'a, Shard>, usize);
+
+/// The shards a context holds. Most commands lock one shard, which is kept inline so a command
+/// allocates nothing for its locks; further shards go to a vector. Positions are stable: 0 is
+/// the first shard locked, `i` the `i`-th after it.
+#[derive(Debug, Default)]
+struct Locks<'a> {
+    first: Option<Held<'a>>,
+    more: Vec<Held<'a>>,
+}
+
+impl<'a> Locks<'a> {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn push(&mut self, held: Held<'a>) {
+        if self.first.is_none() {
+            self.first = Some(held);
+        } else {
+            self.more.push(held);
+        }
+    }
+
+    fn get_mut(&mut self, pos: usize) -> Option<&mut Held<'a>> {
+        match pos {
+            0 => self.first.as_mut(),
+            _ => self.more.get_mut(pos - 1),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Held<'a>> {
+        self.first.iter().chain(self.more.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Held<'a>> {
+        self.first.iter_mut().chain(self.more.iter_mut())
+    }
+}
+
 /// What a running command sees: its database, the time, and the locked shards.
 #[derive(Debug)]
 pub(crate) struct Ctx<'a> {
     ks: &'a Keyspace,
-    /// Locked shards with their `used_bytes` when locked.
-    locked: Vec<(usize, usize, MutexGuard<'a, Shard>, usize)>,
+    /// Locked shards with their `used_bytes` when locked (declared before the gate so they are
+    /// released before it).
+    locked: Locks<'a>,
     _gate: Gate<'a>,
     /// Selected database.
     pub(crate) db: usize,
@@ -141,7 +191,7 @@ impl<'a> Ctx<'a> {
     fn new(ks: &'a Keyspace, gate: Gate<'a>, db: usize, now_ms: u64) -> Self {
         Self {
             ks,
-            locked: Vec::new(),
+            locked: Locks::default(),
             _gate: gate,
             db,
             now_ms,
@@ -226,6 +276,20 @@ impl<'a> Ctx<'a> {
                 ..Entry::new(value)
             },
         );
+    }
+
+    /// Stores the string `bytes` under `key` with deadline `expire_at_ms` (0: none), replacing
+    /// any entry; an existing string of the same length is overwritten without allocating.
+    pub(crate) fn put_str(&mut self, key: &[u8], bytes: &[u8], expire_at_ms: u64) {
+        let meta = Entry {
+            expire_at_ms,
+            access: self.access_stamp(),
+            ..Entry::new(Value::Str(Vec::new()))
+        };
+        let db = self.db;
+        if let Some(shard) = self.shard_in(db, key) {
+            shard.insert_str(key, bytes, meta);
+        }
     }
 
     /// Stores a whole entry under `key` in database `db`.
@@ -317,7 +381,7 @@ impl<'a> Ctx<'a> {
     pub(crate) fn finish(&mut self) -> i64 {
         let mut delta: i64 = 0;
         let mut expired = Vec::new();
-        for (db, _, guard, used_at_lock) in &mut self.locked {
+        for (db, _, guard, used_at_lock) in self.locked.iter_mut() {
             delta = delta
                 .saturating_add(i64::try_from(guard.used_bytes).unwrap_or(i64::MAX))
                 .saturating_sub(i64::try_from(*used_at_lock).unwrap_or(i64::MAX));

@@ -305,6 +305,9 @@ pub(crate) struct Inner {
     pub(crate) used_bytes: AtomicUsize,
     pub(crate) stats: Stats,
     pub(crate) events: broadcast::Sender<KeyEvent>,
+    /// Set once anyone has called [`Cache::subscribe_events`]: until then the hot path skips
+    /// `receiver_count`, which takes the channel's mutex.
+    events_subscribed: std::sync::atomic::AtomicBool,
     pub(crate) pubsub: pubsub::PubSub,
     /// Blocked pops in arrival order (Redis serves the longest-waiting client first).
     blocked: Mutex<std::collections::VecDeque<Blocked>>,
@@ -406,6 +409,7 @@ impl Cache {
             used_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
             events,
+            events_subscribed: std::sync::atomic::AtomicBool::new(false),
             pubsub: pubsub::PubSub::default(),
             blocked: Mutex::new(std::collections::VecDeque::new()),
             blocked_len: AtomicUsize::new(0),
@@ -437,38 +441,45 @@ impl Cache {
     /// here; the RESP server handles them.
     #[must_use]
     pub fn execute(&self, db: usize, args: &[Bytes]) -> Frame {
+        let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        self.execute_args(db, &argv)
+    }
+
+    /// [`Cache::execute`] over borrowed arguments.
+    pub(crate) fn execute_args(&self, db: usize, args: &[&[u8]]) -> Frame {
         let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
             return resp::command::unknown_command(args);
         };
         if !resp::command::arity_ok(spec, args.len()) {
             return resp::command::wrong_arity(spec);
         }
-        self.run(db, spec, args, 2)
+        self.run(db, spec, args, 2, self.now_ms())
     }
 
     fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
     }
 
-    /// Runs an already looked-up and arity-checked command.
+    /// Runs an already looked-up and arity-checked command at wall-clock time `now_ms` (the
+    /// RESP server reads the clock once per batch of pipelined commands and passes it here).
     pub(crate) fn run(
         &self,
         db: usize,
         spec: &'static resp::command::Spec,
-        args: &[Bytes],
+        args: &[&[u8]],
         proto: u8,
+        now_ms: u64,
     ) -> Frame {
         if let Some(oom) = self.check_memory(spec) {
             return oom;
         }
         let inner = &*self.inner;
-        let now = self.now_ms();
+        let now = now_ms;
         let mut ctx = match spec.mode {
             resp::command::Mode::Keyed | resp::command::Mode::Blocking
                 if spec.mode == resp::command::Mode::Keyed || spec.first > 0 =>
             {
-                let keys = resp::command::keys_of(spec, args);
-                inner.ks.keyed(db, &keys, now)
+                inner.ks.keyed(db, resp::command::keys_of(spec, args), now)
             }
             _ => inner.ks.exclusive(db, now),
         };
@@ -500,6 +511,8 @@ impl Cache {
             | 1;
         let mut replies = Vec::with_capacity(queue.len());
         for args in queue {
+            let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            let args = &args[..];
             let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
                 replies.push(resp::command::unknown_command(args));
                 continue;
@@ -573,7 +586,7 @@ impl Cache {
         let had_effects = !effects.is_empty();
         if had_effects {
             self.bump_watched(&effects);
-            if inner.events.receiver_count() > 0 {
+            if self.has_event_receivers() {
                 for e in effects {
                     let _ = inner.events.send(KeyEvent {
                         db: e.db,
@@ -666,7 +679,8 @@ impl Cache {
             }
             let (db, spec, proto) = (b.db, b.spec, b.proto);
             let args = b.args.clone();
-            match self.attempt(db, spec, &args, proto) {
+            let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+            match self.attempt(db, spec, &argv, proto) {
                 Some(reply) => {
                     if let Some(b) = q.remove(i) {
                         let _ = b.tx.send(reply);
@@ -684,24 +698,19 @@ impl Cache {
         &self,
         db: usize,
         spec: &'static resp::command::Spec,
-        args: &[Bytes],
+        args: &[&[u8]],
         proto: u8,
     ) -> Option<Frame> {
-        let reply = self.run(db, spec, args, proto);
+        let reply = self.run(db, spec, args, proto, self.now_ms());
         match &reply {
             Frame::Null | Frame::NullArray => None,
             Frame::Error(e) if e.starts_with("WRONGTYPE") => {
                 // Only a wrong-typed destination is reported; a source that is not (yet) a list
                 // keeps the client waiting, as in Redis.
                 if matches!(spec.name, "blmove" | "brpoplpush") {
-                    let t = self.execute(
-                        db,
-                        &[
-                            Bytes::from_static(b"TYPE"),
-                            args.get(1).cloned().unwrap_or_default(),
-                        ],
-                    );
-                    (t == Frame::Simple("list".to_owned())).then_some(reply)
+                    let t =
+                        self.execute_args(db, &[b"TYPE", args.get(1).copied().unwrap_or_default()]);
+                    (t == Frame::simple("list")).then_some(reply)
                 } else {
                     None
                 }
@@ -715,7 +724,14 @@ impl Cache {
         let inner = &*self.inner;
         inner.watch_count.load(Ordering::Relaxed) > 0
             || inner.blocked_len.load(Ordering::Relaxed) > 0
-            || inner.events.receiver_count() > 0
+            || self.has_event_receivers()
+    }
+
+    /// Whether a keyspace event receiver exists (without the channel's mutex until the first
+    /// subscription).
+    fn has_event_receivers(&self) -> bool {
+        let inner = &*self.inner;
+        inner.events_subscribed.load(Ordering::Relaxed) && inner.events.receiver_count() > 0
     }
 
     fn bump_watched(&self, effects: &[keyspace::Effect]) {
@@ -741,7 +757,7 @@ impl Cache {
     pub(crate) fn watch(&self, db: usize, key: &Bytes) -> u64 {
         // Holding the key's shard orders this registration against writers: a writer either
         // finished before (and need not count) or starts after and sees `watch_count > 0`.
-        let _shard = self.inner.ks.keyed(db, &[&key[..]], self.now_ms());
+        let _shard = self.inner.ks.keyed(db, [&key[..]], self.now_ms());
         let mut watched = self
             .inner
             .watched
@@ -935,7 +951,10 @@ impl Cache {
     /// receiver gets `RecvError::Lagged` and must resynchronise from the cache itself.
     #[must_use]
     pub fn subscribe_events(&self) -> broadcast::Receiver<KeyEvent> {
-        self.inner.events.subscribe()
+        let rx = self.inner.events.subscribe();
+        // IMPORTANT: set after subscribing, so a writer that sees the flag also sees the receiver.
+        self.inner.events_subscribed.store(true, Ordering::SeqCst);
+        rx
     }
 
     /// Estimated bytes used by keys and values.

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use crate::cache::cmd::{is, keys::db_index};
 use crate::cache::pubsub::Message;
 use crate::cache::resp::command::{self, Mode};
-use crate::cache::resp::frame::{DecodeLimits, Frame, decode_request};
+use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
     CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_QUEUE_LEN_MAX,
     RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
@@ -209,6 +209,17 @@ async fn serve_connections(
 enum Next {
     Continue,
     Close,
+    /// A blocking command passed every check: the loop runs it with owned arguments, since
+    /// waiting needs the read buffer the arguments borrow.
+    Block(&'static command::Spec),
+}
+
+/// Empties `v` and returns its allocation for slices of another lifetime (the standard library
+/// collects a `vec::IntoIter` of a same-layout type in place), so the argument vector is
+/// allocated once per connection, not once per command.
+fn recycle<'b>(mut v: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    v.clear();
+    v.into_iter().map(|_| &[][..]).collect()
 }
 
 struct Connection {
@@ -219,6 +230,8 @@ struct Connection {
     authed: bool,
     multi: Option<Vec<Vec<Bytes>>>,
     multi_dirty: bool,
+    /// The last command looked up (most pipelines repeat one command).
+    last_spec: Option<&'static command::Spec>,
     watched: Vec<(usize, Bytes, u64, u64)>,
     channels: HashSet<Bytes>,
     patterns: HashSet<Bytes>,
@@ -272,6 +285,7 @@ impl Connection {
             authed,
             multi: None,
             multi_dirty: false,
+            last_spec: None,
             watched: Vec::new(),
             channels: HashSet::new(),
             patterns: HashSet::new(),
@@ -300,6 +314,10 @@ impl Connection {
     async fn run(mut self, mut socket: TcpStream, mut shutdown: ShutdownSignal) {
         let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
         let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK_BYTES);
+        // Argument ranges of the request being decoded, and the vector of argument slices
+        // (kept empty between commands), both reused for every command of the connection.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        let mut argv_store: Vec<&[u8]> = Vec::new();
         let kill = self.kill.clone();
         'conn: loop {
             tokio::select! {
@@ -319,29 +337,59 @@ impl Connection {
                         Ok(_) => {}
                     }
                     let limits = self.limits();
+                    // One clock read per batch of pipelined commands: they run back to back on
+                    // this thread, so they share a timestamp (Redis snapshots it per command).
+                    let mut now_ms = self.shared.cache.inner().clock.now_ms();
                     let mut close = false;
                     loop {
-                        match decode_request(&buf, &limits) {
+                        spans.clear();
+                        let request = match decode_request_spans(&buf, &limits, &mut spans) {
                             Ok(None) => break,
-                            Ok(Some((args, used))) => {
-                                buf.advance(used);
-                                if args.is_empty() {
-                                    continue;
-                                }
-                                if let Next::Close = self.handle(args, &mut out, &mut socket, &mut buf, &mut shutdown).await {
-                                    close = true;
-                                    break;
-                                }
-                                if out.len() > self.shared.config.output_buffer_bytes_max {
-                                    tracing::warn!(client = self.id, bytes = out.len(), "client output buffer limit reached; closing");
-                                    break 'conn;
-                                }
-                            }
+                            Ok(Some(r)) => r,
                             Err(e) => {
                                 Frame::error(e.to_string()).encode(self.proto, &mut out);
                                 close = true;
                                 break;
                             }
+                        };
+                        let mut argv = recycle(std::mem::take(&mut argv_store));
+                        let used = match &request {
+                            Request::Spans { used } => {
+                                argv.extend(spans.iter().map(|&(a, b)| buf.get(a..b).unwrap_or_default()));
+                                *used
+                            }
+                            Request::Inline { args, used } => {
+                                argv.extend(args.iter().map(|a| &a[..]));
+                                *used
+                            }
+                        };
+                        let next = if argv.is_empty() {
+                            Next::Continue
+                        } else {
+                            self.handle(&argv, now_ms, &mut out)
+                        };
+                        let owned: Vec<Bytes> = match next {
+                            Next::Block(_) => argv.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+                            _ => Vec::new(),
+                        };
+                        argv_store = recycle(argv);
+                        drop(request);
+                        buf.advance(used);
+                        match next {
+                            Next::Continue => {}
+                            Next::Close => {
+                                close = true;
+                                break;
+                            }
+                            Next::Block(spec) => {
+                                let reply = self.blocking(spec, owned, &mut socket, &mut buf, &mut shutdown).await;
+                                reply.encode(self.proto, &mut out);
+                                now_ms = self.shared.cache.inner().clock.now_ms();
+                            }
+                        }
+                        if out.len() > self.shared.config.output_buffer_bytes_max {
+                            tracing::warn!(client = self.id, bytes = out.len(), "client output buffer limit reached; closing");
+                            break 'conn;
                         }
                     }
                     if !out.is_empty() {
@@ -402,21 +450,22 @@ impl Connection {
         self.channels.len() + self.patterns.len()
     }
 
-    async fn handle(
-        &mut self,
-        args: Vec<Bytes>,
-        out: &mut Vec<u8>,
-        socket: &mut TcpStream,
-        buf: &mut BytesMut,
-        shutdown: &mut ShutdownSignal,
-    ) -> Next {
-        let name = args.first().cloned().unwrap_or_default();
-        let Some(spec) = command::lookup(&name) else {
+    /// Runs one command whose checks and effects need no waiting; a blocking command that
+    /// must wait is handed back as [`Next::Block`].
+    fn handle(&mut self, args: &[&[u8]], now_ms: u64, out: &mut Vec<u8>) -> Next {
+        let name = args.first().copied().unwrap_or_default();
+        // A pipeline mostly repeats one command: compare with the last one before the table.
+        let spec = match self.last_spec {
+            Some(s) if s.name.as_bytes().eq_ignore_ascii_case(name) => Some(s),
+            _ => command::lookup(name),
+        };
+        self.last_spec = spec.or(self.last_spec);
+        let Some(spec) = spec else {
             if self.multi.is_some() {
                 self.multi_dirty = true;
             }
             let reply = if self.authed {
-                command::unknown_command(&args)
+                command::unknown_command(args)
             } else {
                 Frame::error("NOAUTH Authentication required.")
             };
@@ -464,24 +513,24 @@ impl Connection {
                 self.multi_dirty = true;
                 Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
             } else {
-                queue.push(args);
-                Frame::Simple("QUEUED".to_owned()).encode(self.proto, out);
+                queue.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+                Frame::simple("QUEUED").encode(self.proto, out);
             }
             return Next::Continue;
         }
         let reply = match spec.mode {
-            Mode::Connection => return self.connection_command(spec.name, &args, out),
-            Mode::Blocking => self.blocking(spec, &args, socket, buf, shutdown).await,
+            Mode::Connection => return self.connection_command(spec.name, args, out),
+            Mode::Blocking => return Next::Block(spec),
             _ => {
-                let cache = self.shared.cache.clone();
-                let db = self.db;
                 if spec.name == "ping" && self.subscribed() > 0 && self.proto == 2 {
                     Frame::Array(vec![
                         Frame::bulk(b"pong"),
-                        Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+                        Frame::bulk(args.get(1).copied().unwrap_or_default()),
                     ])
                 } else {
-                    cache.run(db, spec, &args, self.proto)
+                    self.shared
+                        .cache
+                        .run(self.db, spec, args, self.proto, now_ms)
                 }
             }
         };
@@ -492,11 +541,13 @@ impl Connection {
     async fn blocking(
         &mut self,
         spec: &'static command::Spec,
-        args: &[Bytes],
+        owned: Vec<Bytes>,
         socket: &mut TcpStream,
         buf: &mut BytesMut,
         shutdown: &mut ShutdownSignal,
     ) -> Frame {
+        let argv: Vec<&[u8]> = owned.iter().map(|a| &a[..]).collect();
+        let args = &argv[..];
         let timeout_at = if spec.name == "blmpop" {
             1
         } else {
@@ -511,7 +562,13 @@ impl Connection {
             _ => return Frame::error("ERR timeout is not a float or out of range"),
         };
         let cache = self.shared.cache.clone();
-        let first = cache.run(self.db, spec, args, self.proto);
+        let first = cache.run(
+            self.db,
+            spec,
+            args,
+            self.proto,
+            cache.inner().clock.now_ms(),
+        );
         if !matches!(first, Frame::NullArray | Frame::Null) {
             return first;
         }
@@ -529,7 +586,7 @@ impl Connection {
         tokio::pin!(deadline);
         let stats = &cache.inner().stats;
         stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
-        let (ticket, mut rx) = cache.block(self.db, spec, args.to_vec(), self.proto);
+        let (ticket, mut rx) = cache.block(self.db, spec, owned.clone(), self.proto);
         let mut answered = false;
         self.blocked.store(true, Ordering::SeqCst);
         let reply = loop {
@@ -568,10 +625,10 @@ impl Connection {
         reply
     }
 
-    fn connection_command(&mut self, name: &str, args: &[Bytes], out: &mut Vec<u8>) -> Next {
+    fn connection_command(&mut self, name: &str, args: &[&[u8]], out: &mut Vec<u8>) -> Next {
         let cache = self.shared.cache.clone();
         let reply = match name {
-            "select" => match db_index(&args[1]) {
+            "select" => match db_index(args[1]) {
                 Ok(n) => {
                     self.db = n;
                     if let Some(c) = self.shared.clients().get_mut(&self.id) {
@@ -596,7 +653,7 @@ impl Connection {
                 self.db = 0;
                 self.proto = 2;
                 self.authed = self.shared.config.auth_token.is_none();
-                Frame::Simple("RESET".to_owned())
+                Frame::simple("RESET")
             }
             "auth" => self.auth(args),
             "hello" => self.hello(args),
@@ -624,10 +681,11 @@ impl Connection {
                 } else {
                     let epoch = cache.inner().flush_epoch.load(Ordering::Relaxed);
                     for key in args.iter().skip(1) {
-                        let version = cache.watch(self.db, key);
-                        let stale = u64::from(cache.is_stale(self.db, key));
+                        let key = Bytes::copy_from_slice(key);
+                        let version = cache.watch(self.db, &key);
+                        let stale = u64::from(cache.is_stale(self.db, &key));
                         self.watched
-                            .push((self.db, key.clone(), version, epoch | (stale << 63)));
+                            .push((self.db, key, version, epoch | (stale << 63)));
                     }
                     Frame::ok()
                 }
@@ -639,10 +697,11 @@ impl Connection {
             "subscribe" | "psubscribe" => {
                 let pattern = name == "psubscribe";
                 for ch in args.iter().skip(1) {
+                    let ch = Bytes::copy_from_slice(ch);
                     cache
                         .inner()
                         .pubsub
-                        .subscribe(self.id, ch, pattern, &self.tx);
+                        .subscribe(self.id, &ch, pattern, &self.tx);
                     if pattern {
                         self.patterns.insert(ch.clone());
                     } else {
@@ -666,9 +725,9 @@ impl Connection {
                     for ch in args.iter().skip(1) {
                         cache.inner().pubsub.unsubscribe(self.id, ch, pattern);
                         if pattern {
-                            self.patterns.remove(ch);
+                            self.patterns.remove(*ch);
                         } else {
-                            self.channels.remove(ch);
+                            self.channels.remove(*ch);
                         }
                         let kind: &[u8] = if pattern {
                             b"punsubscribe"
@@ -677,7 +736,7 @@ impl Connection {
                         };
                         Frame::Push(vec![
                             Frame::bulk(kind),
-                            Frame::Bulk(ch.clone()),
+                            Frame::bulk(ch),
                             Frame::Integer(self.subscribed() as i64),
                         ])
                         .encode(self.proto, out);
@@ -763,15 +822,15 @@ impl Connection {
         Frame::Array(replies)
     }
 
-    fn auth(&mut self, args: &[Bytes]) -> Frame {
+    fn auth(&mut self, args: &[&[u8]]) -> Frame {
         let Some(expected) = self.shared.config.auth_token.clone() else {
             return Frame::error(
                 "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
             );
         };
         let (user, pass) = match args.len() {
-            2 => (&b"default"[..], &args[1][..]),
-            3 => (&args[1][..], &args[2][..]),
+            2 => (&b"default"[..], args[1]),
+            3 => (args[1], args[2]),
             _ => return Frame::error("ERR syntax error"),
         };
         if user == b"default" && crate_constant_time_eq(pass, expected.as_bytes()) {
@@ -782,7 +841,7 @@ impl Connection {
         }
     }
 
-    fn hello(&mut self, args: &[Bytes]) -> Frame {
+    fn hello(&mut self, args: &[&[u8]]) -> Frame {
         let mut proto = self.proto;
         let mut i = 1;
         if let Some(v) = args.get(1) {
@@ -798,23 +857,19 @@ impl Connection {
         }
         let mut setname = None;
         while i < args.len() {
-            if is(&args[i], "auth") && i + 2 < args.len() {
-                let r = self.auth(&[
-                    Bytes::from_static(b"AUTH"),
-                    args[i + 1].clone(),
-                    args[i + 2].clone(),
-                ]);
+            if is(args[i], "auth") && i + 2 < args.len() {
+                let r = self.auth(&[b"AUTH", args[i + 1], args[i + 2]]);
                 if r.is_error() {
                     return r;
                 }
                 i += 3;
-            } else if is(&args[i], "setname") && i + 1 < args.len() {
-                setname = Some(args[i + 1].clone());
+            } else if is(args[i], "setname") && i + 1 < args.len() {
+                setname = Some(Bytes::copy_from_slice(args[i + 1]));
                 i += 2;
             } else {
                 return Frame::error(format!(
                     "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&args[i])
+                    String::from_utf8_lossy(args[i])
                 ));
             }
         }
@@ -855,8 +910,8 @@ impl Connection {
         )
     }
 
-    fn client(&mut self, args: &[Bytes]) -> Frame {
-        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    fn client(&mut self, args: &[&[u8]]) -> Frame {
+        let sub = String::from_utf8_lossy(args[1]).to_ascii_lowercase();
         match (sub.as_str(), args.len()) {
             ("id", 2) => Frame::Integer(i64::try_from(self.id).unwrap_or(0)),
             ("getname", 2) => {
@@ -873,14 +928,14 @@ impl Connection {
                 }
             }
             ("setname", 3) => {
-                let name = &args[2];
+                let name = args[2];
                 if name.iter().any(|&b| b <= b' ' || b > b'~') {
                     return Frame::error(
                         "ERR Client names cannot contain spaces, newlines or special characters.",
                     );
                 }
                 if let Some(c) = self.shared.clients().get_mut(&self.id) {
-                    c.name = name.clone();
+                    c.name = Bytes::copy_from_slice(name);
                 }
                 Frame::ok()
             }
@@ -896,7 +951,7 @@ impl Connection {
             ("kill", n) if n >= 3 => {
                 let mut clients = self.shared.clients();
                 if n == 3 {
-                    let addr = String::from_utf8_lossy(&args[2]).into_owned();
+                    let addr = String::from_utf8_lossy(args[2]).into_owned();
                     let Some((_, c)) = clients.iter().find(|(_, c)| c.addr.to_string() == addr)
                     else {
                         return Frame::error("ERR No such client");
@@ -907,8 +962,8 @@ impl Connection {
                 let mut killed = 0;
                 let mut i = 2;
                 while i + 1 < n {
-                    let filter = String::from_utf8_lossy(&args[i]).to_ascii_lowercase();
-                    let value = String::from_utf8_lossy(&args[i + 1]).into_owned();
+                    let filter = String::from_utf8_lossy(args[i]).to_ascii_lowercase();
+                    let value = String::from_utf8_lossy(args[i + 1]).into_owned();
                     let victims: Vec<u64> = clients
                         .iter()
                         .filter(|(id, c)| match filter.as_str() {
@@ -930,7 +985,7 @@ impl Connection {
                 Frame::Integer(killed)
             }
             ("unblock", 3 | 4) => {
-                let Some(id) = crate::cache::resp::frame::parse_i64(&args[2]) else {
+                let Some(id) = crate::cache::resp::frame::parse_i64(args[2]) else {
                     return Frame::error("ERR value is not an integer or out of range");
                 };
                 let error = match args.get(3) {
@@ -957,7 +1012,7 @@ impl Connection {
             ("tracking", _) => Frame::ok(),
             _ => Frame::error(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&args[1])
+                String::from_utf8_lossy(args[1])
             )),
         }
     }
@@ -966,4 +1021,19 @@ impl Connection {
 /// Constant-time comparison for the AUTH password.
 fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recycle;
+
+    #[test]
+    fn recycling_keeps_the_argument_vector_allocation() {
+        let text = b"abc".to_vec();
+        let mut v: Vec<&[u8]> = Vec::with_capacity(8);
+        v.extend([&text[..], &text[1..]]);
+        let again: Vec<&[u8]> = recycle(v);
+        assert!(again.is_empty());
+        assert!(again.capacity() >= 8);
+    }
 }

@@ -540,6 +540,23 @@ impl Shard {
         );
     }
 
+    /// Stores the string `bytes` under `key` with the metadata of `meta` (its value is ignored):
+    /// an existing embedded string is overwritten in its slot without building a value first,
+    /// anything else goes through [`Shard::insert`].
+    pub(crate) fn insert_str(&mut self, key: &[u8], bytes: &[u8], meta: Entry) {
+        let hash = self.hash(key);
+        if self.sieve.is_none() && self.overwrite_embedded(key, hash, bytes, &meta) {
+            return;
+        }
+        self.insert(
+            key,
+            Entry {
+                value: Value::Str(bytes.to_vec()),
+                ..meta
+            },
+        );
+    }
+
     /// Overwrites an embedded string entry in its slot (no table removal; no allocation when
     /// the deadline and the length stay). Returns false, changing nothing, when `key` is absent
     /// or boxed.

@@ -40,7 +40,7 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
 }
 
 /// HSET and HMSET.
-pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if !args.len().is_multiple_of(2) {
         return Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
@@ -48,15 +48,13 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         ));
     }
     let key = arg(args, 1);
-    let h = tri!(hash_or_new(ctx, key));
-    let mut added = 0;
-    for pair in args.get(2..).unwrap_or_default().chunks(2) {
-        if let [f, v] = pair
-            && h.insert(f.clone(), v.clone()).is_none()
-        {
-            added += 1;
-        }
-    }
+    let pairs = args.get(2..).unwrap_or_default();
+    // One lookup when the hash exists (the common case).
+    let added = if let Some(h) = tri!(get_hash(ctx, key)) {
+        set_fields(h, pairs)
+    } else {
+        set_fields(tri!(hash_or_new(ctx, key)), pairs)
+    };
     done(ctx, key);
     if is(arg(args, 0), "hmset") {
         Frame::ok()
@@ -65,15 +63,33 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+/// Sets `pairs` (field, value, field, value …) in `h`; returns how many fields were new. An
+/// existing field keeps its key; only the value is copied.
+fn set_fields(h: &mut Map, pairs: &[&[u8]]) -> usize {
+    let mut added = 0;
+    for pair in pairs.chunks(2) {
+        if let [f, v] = pair {
+            match h.get_mut(*f) {
+                Some(old) => *old = Bytes::copy_from_slice(v),
+                None => {
+                    h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
+                    added += 1;
+                }
+            }
+        }
+    }
+    added
+}
+
+pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let h = tri!(hash_or_new(ctx, key));
     let added = if h.contains_key(arg(args, 2)) {
         false
     } else {
         h.insert(
-            args.get(2).cloned().unwrap_or_default(),
-            args.get(3).cloned().unwrap_or_default(),
+            Bytes::copy_from_slice(arg(args, 2)),
+            Bytes::copy_from_slice(arg(args, 3)),
         );
         true
     };
@@ -81,14 +97,14 @@ pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(i64::from(added))
 }
 
-pub(crate) fn hget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hget(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     match tri!(get_hash(ctx, arg(args, 1))).and_then(|h| h.get(arg(args, 2))) {
         Some(v) => Frame::Bulk(v.clone()),
         None => Frame::Null,
     }
 }
 
-pub(crate) fn hmget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hmget(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let h = tri!(get_hash(ctx, arg(args, 1)));
     Frame::Array(
         args.iter()
@@ -102,7 +118,7 @@ pub(crate) fn hmget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     )
 }
 
-pub(crate) fn hdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let Some(h) = tri!(get_hash(ctx, key)) else {
         return Frame::Integer(0);
@@ -118,24 +134,24 @@ pub(crate) fn hdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(n)
 }
 
-pub(crate) fn hlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(tri!(get_hash(ctx, arg(args, 1))).map_or(0, |h| h.len()))
 }
 
-pub(crate) fn hstrlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hstrlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(tri!(get_hash(ctx, arg(args, 1)))
         .and_then(|h| h.get(arg(args, 2)))
         .map_or(0, Bytes::len))
 }
 
-pub(crate) fn hexists(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hexists(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(i64::from(
         tri!(get_hash(ctx, arg(args, 1))).is_some_and(|h| h.contains_key(arg(args, 2))),
     ))
 }
 
 /// HGETALL, HKEYS, HVALS.
-pub(crate) fn hgetall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hgetall(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let cmd = name(args);
     let Some(h) = tri!(get_hash(ctx, arg(args, 1))) else {
         return if cmd == "hgetall" {
@@ -155,7 +171,7 @@ pub(crate) fn hgetall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let by = tri!(int_arg(args, 3));
     let h = tri!(hash_or_new(ctx, key));
@@ -174,14 +190,14 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         return Frame::error("ERR increment or decrement would overflow");
     };
     h.insert(
-        args.get(2).cloned().unwrap_or_default(),
+        Bytes::copy_from_slice(arg(args, 2)),
         Bytes::from(next.to_string()),
     );
     done(ctx, key);
     Frame::Integer(next)
 }
 
-pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let by = tri!(float_arg(args, 3));
     if !by.is_finite() {
@@ -204,12 +220,12 @@ pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Fram
         return Frame::error("ERR increment would produce NaN or Infinity");
     }
     let text = Bytes::from(format_double(next));
-    h.insert(args.get(2).cloned().unwrap_or_default(), text.clone());
+    h.insert(Bytes::copy_from_slice(arg(args, 2)), text.clone());
     done(ctx, key);
     Frame::Bulk(text)
 }
 
-pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let count = if args.len() >= 3 {
         Some(tri!(int_arg(args, 2)))
     } else {
@@ -285,7 +301,7 @@ pub(crate) fn random_picks(
     Ok(Some(idx))
 }
 
-pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let novalues = false;
     let mut pairs: Vec<(Bytes, Bytes)> = match tri!(get_hash(ctx, arg(args, 1))) {

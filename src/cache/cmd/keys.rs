@@ -7,7 +7,7 @@ use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 use crate::cache::{DATABASES, EventKind, Inner};
 
-pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut n = 0;
     for key in args.iter().skip(1) {
         if ctx.remove(key).is_some() {
@@ -18,11 +18,11 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(n)
 }
 
-pub(crate) fn exists(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn exists(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(args.iter().skip(1).filter(|k| ctx.exists(k)).count())
 }
 
-pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let stamp = ctx.access_stamp();
     let mut n = 0;
     for key in args.iter().skip(1) {
@@ -34,16 +34,12 @@ pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(n)
 }
 
-pub(crate) fn type_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    Frame::Simple(
-        ctx.entry(arg(args, 1))
-            .map_or("none", |e| e.type_name())
-            .to_owned(),
-    )
+pub(crate) fn type_(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+    Frame::simple(ctx.entry(arg(args, 1)).map_or("none", |e| e.type_name()))
 }
 
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
-pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let now = ctx.now_ms;
     let cmd = name(args);
     let Some(e) = ctx.entry(arg(args, 1)) else {
@@ -65,7 +61,7 @@ pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT.
-pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let cmd = name(args);
     let unit: i64 = if cmd.starts_with('p') { 1 } else { 1000 };
     let absolute = cmd.ends_with("at");
@@ -126,7 +122,7 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn persist(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn persist(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     match ctx.entry(key) {
         Some(e) if e.expire_at_ms() != 0 => {
@@ -139,7 +135,7 @@ pub(crate) fn persist(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 /// RENAME and RENAMENX.
-pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let nx = is(arg(args, 0), "renamenx");
     let (src, dst) = (arg(args, 1), arg(args, 2));
     if !ctx.exists(src) {
@@ -181,7 +177,7 @@ fn live_keys(ctx: &mut Ctx<'_>) -> Vec<Bytes> {
     keys
 }
 
-pub(crate) fn keys(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn keys(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let pattern = arg(args, 1);
     let all = pattern == b"*";
     Frame::Array(
@@ -202,7 +198,7 @@ pub(crate) fn page<T>(items: Vec<T>, cursor: u64, count: usize) -> (u64, Vec<T>)
     (if next >= len { 0 } else { next as u64 }, page)
 }
 
-pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, kind) = tri!(scan_options(args, 1, true));
     let keys = live_keys(ctx);
     let (next, page) = page(keys, cursor, count);
@@ -225,7 +221,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     ])
 }
 
-pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     let keys = live_keys(ctx);
     if keys.is_empty() {
         return Frame::Null;
@@ -247,7 +243,7 @@ pub(crate) fn db_len(ctx: &mut Ctx<'_>, db: usize) -> (usize, usize) {
     (n, volatile)
 }
 
-pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     let db = ctx.db;
     int(db_len(ctx, db).0)
 }
@@ -261,7 +257,7 @@ fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
     ctx.flushed = true;
 }
 
-pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if args.len() > 2
         || args
             .get(1)
@@ -274,7 +270,7 @@ pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if args.len() > 2
         || args
             .get(1)
@@ -298,7 +294,7 @@ pub(crate) fn db_index(a: &[u8]) -> Result<usize, Frame> {
         .ok_or_else(|| Frame::error("ERR DB index is out of range"))
 }
 
-pub(crate) fn swapdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn swapdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let a = tri!(db_index(arg(args, 1)).map_err(|_| Frame::error("ERR invalid first DB index")));
     let b = tri!(db_index(arg(args, 2)).map_err(|_| Frame::error("ERR invalid second DB index")));
     if a == b {
@@ -320,7 +316,7 @@ pub(crate) fn swapdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-pub(crate) fn move_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn move_(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let to = tri!(db_index(arg(args, 2)));
     if to == ctx.db {
@@ -338,7 +334,7 @@ pub(crate) fn move_(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (src, dst) = (arg(args, 1), arg(args, 2));
     let mut to = ctx.db;
     let mut replace = false;
@@ -371,7 +367,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "help") {
         return Frame::Array(
@@ -384,7 +380,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
                 "HELP",
             ]
             .iter()
-            .map(|s| Frame::Simple((*s).to_owned()))
+            .map(|s| Frame::simple(s))
             .collect(),
         );
     }
@@ -416,7 +412,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if !is(arg(args, 1), "usage") || args.len() < 3 {
         return Frame::error(format!(
             "ERR unknown subcommand '{}'. Try MEMORY HELP.",

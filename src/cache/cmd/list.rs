@@ -32,31 +32,40 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
 }
 
 /// LPUSH, RPUSH, LPUSHX, RPUSHX.
-pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let cmd = name(args);
-    let left = cmd.starts_with('l');
-    let only_existing = cmd.ends_with('x');
+pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+    let cmd = arg(args, 0);
+    let left = cmd.first().is_some_and(|c| c.eq_ignore_ascii_case(&b'l'));
+    let only_existing = cmd.last().is_some_and(|c| c.eq_ignore_ascii_case(&b'x'));
     let key = arg(args, 1);
-    if tri!(get_list(ctx, key)).is_none() {
+    let elements = args.get(2..).unwrap_or_default();
+    // One lookup when the list exists (the common case); a new list is created and looked up.
+    let len = if let Some(l) = tri!(get_list(ctx, key)) {
+        push_all(l, elements, left)
+    } else {
         if only_existing {
             return Frame::Integer(0);
         }
         ctx.put(key, Value::List(Box::default()), 0);
-    }
-    let Some(l) = tri!(get_list(ctx, key)) else {
-        return Frame::Integer(0);
-    };
-    for v in args.iter().skip(2) {
-        if left {
-            l.push_front(v.clone())
-        } else {
-            l.push_back(v.clone())
+        match tri!(get_list(ctx, key)) {
+            Some(l) => push_all(l, elements, left),
+            None => return Frame::Integer(0),
         }
-    }
-    let len = l.len();
+    };
     ctx.list_pushed = true;
     done(ctx, key);
     int(len)
+}
+
+/// Pushes copies of `elements` at the head (`left`) or tail; returns the new length.
+fn push_all(l: &mut List, elements: &[&[u8]], left: bool) -> usize {
+    for v in elements {
+        if left {
+            l.push_front(Bytes::copy_from_slice(v));
+        } else {
+            l.push_back(Bytes::copy_from_slice(v));
+        }
+    }
+    l.len()
 }
 
 fn pop_one(l: &mut List, left: bool) -> Option<Bytes> {
@@ -64,7 +73,7 @@ fn pop_one(l: &mut List, left: bool) -> Option<Bytes> {
 }
 
 /// LPOP and RPOP with an optional count.
-pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let left = is(arg(args, 0), "lpop");
     let key = arg(args, 1);
     if args.len() > 3 {
@@ -103,11 +112,11 @@ pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     reply
 }
 
-pub(crate) fn llen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn llen(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(tri!(get_list(ctx, arg(args, 1))).map_or(0, |l| l.len()))
 }
 
-pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let start = tri!(int_arg(args, 2));
     let stop = tri!(int_arg(args, 3));
     let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
@@ -129,7 +138,7 @@ fn index(i: i64, len: usize) -> Option<usize> {
     }
 }
 
-pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let i = tri!(int_arg(args, 2));
     let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
         return Frame::Null;
@@ -139,7 +148,7 @@ pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
 }
 
-pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let i = tri!(int_arg(args, 2));
     let Some(l) = tri!(get_list(ctx, key)) else {
@@ -148,12 +157,12 @@ pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let Some(slot) = index(i, l.len()).and_then(|i| l.get_mut(i)) else {
         return Frame::error("ERR index out of range");
     };
-    *slot = args.get(3).cloned().unwrap_or_default();
+    *slot = Bytes::copy_from_slice(arg(args, 3));
     done(ctx, key);
     Frame::ok()
 }
 
-pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let after = match arg(args, 2) {
         w if is(w, "after") => true,
@@ -168,7 +177,7 @@ pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     };
     l.insert(
         if after { pos + 1 } else { pos },
-        args.get(4).cloned().unwrap_or_default(),
+        Bytes::copy_from_slice(arg(args, 4)),
     );
     let len = l.len();
     ctx.list_pushed = true;
@@ -176,7 +185,7 @@ pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(len)
 }
 
-pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let count = tri!(int_arg(args, 2));
     let target = arg(args, 3);
@@ -216,7 +225,7 @@ pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(removed)
 }
 
-pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let start = tri!(int_arg(args, 2));
     let stop = tri!(int_arg(args, 3));
@@ -234,7 +243,7 @@ pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut rank: i64 = 1;
     let mut count: Option<usize> = None;
     let mut maxlen: usize = 0;
@@ -355,19 +364,19 @@ fn move_one(
 }
 
 /// LMOVE and BLMOVE's attempt.
-pub(crate) fn lmove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lmove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let from = tri!(side(arg(args, 3)));
     let to = tri!(side(arg(args, 4)));
     tri!(move_one(ctx, arg(args, 1), arg(args, 2), from, to)).map_or(Frame::Null, Frame::Bulk)
 }
 
 /// RPOPLPUSH and BRPOPLPUSH's attempt.
-pub(crate) fn rpoplpush(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn rpoplpush(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     tri!(move_one(ctx, arg(args, 1), arg(args, 2), false, true)).map_or(Frame::Null, Frame::Bulk)
 }
 
 /// BLPOP/BRPOP attempt: the first non-empty list among `args[1..len-1]`.
-pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let left = is(arg(args, 0), "blpop");
     let keys = args
         .get(1..args.len().saturating_sub(1))
@@ -377,24 +386,24 @@ pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
             && let Some(v) = pop_one(l, left)
         {
             done(ctx, key);
-            return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Bulk(v)]);
+            return Frame::Array(vec![Frame::bulk(key), Frame::Bulk(v)]);
         }
     }
     Frame::NullArray
 }
 
 /// BLMOVE attempt (`args` as BLMOVE: src dst from to timeout).
-pub(crate) fn blmove_try(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn blmove_try(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     lmove(ctx, inner, args)
 }
 
 /// BRPOPLPUSH attempt.
-pub(crate) fn brpoplpush_try(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn brpoplpush_try(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     rpoplpush(ctx, inner, args)
 }
 
 /// LMPOP (and BLMPOP's attempt with `first` = 2 to skip the timeout).
-pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize) -> Frame {
+pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[&[u8]], first: usize) -> Frame {
     let numkeys = match parse_i64(arg(args, first)) {
         Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
         Some(_) => return Frame::error("ERR numkeys should be greater than 0"),
@@ -434,24 +443,24 @@ pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[Bytes], first: usize) -> Frame
                 .collect();
             if !items.is_empty() {
                 done(ctx, key);
-                return Frame::Array(vec![Frame::Bulk(key.clone()), Frame::Array(items)]);
+                return Frame::Array(vec![Frame::bulk(key), Frame::Array(items)]);
             }
         }
     }
     Frame::NullArray
 }
 
-pub(crate) fn lmpop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lmpop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     lmpop_at(ctx, args, 1)
 }
 
-pub(crate) fn blmpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn blmpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     lmpop_at(ctx, args, 2)
 }
 
 /// SORT and SORT_RO over a list or set: numeric or ALPHA order, ASC/DESC, LIMIT, BY nosort,
 /// STORE (SORT only). BY and GET patterns that read other keys are refused.
-pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let (mut alpha, mut desc, mut nosort) = (false, false, false);
     let mut limit: Option<(i64, i64)> = None;
@@ -477,7 +486,7 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         } else if is(a, "get") && i + 1 < args.len() {
             return Frame::error("ERR SORT GET patterns are not supported");
         } else if is(a, "store") && i + 1 < args.len() && is(arg(args, 0), "sort") {
-            store = args.get(i + 1).cloned();
+            store = args.get(i + 1).map(|a| Bytes::copy_from_slice(a));
             i += 1;
         } else {
             return Frame::error(SYNTAX);

@@ -1,6 +1,7 @@
 //! Command implementations, one file per value type plus keys and server commands, and the
-//! argument helpers they share. Each handler is `fn(&mut Ctx, &Inner, &[Bytes]) -> Frame` with
-//! `args[0]` the command name; arity has been checked by the dispatcher.
+//! argument helpers they share. Each handler is `fn(&mut Ctx, &Inner, &[&[u8]]) -> Frame` with
+//! `args[0]` the command name; arity has been checked by the dispatcher. Arguments borrow the
+//! request bytes: a handler that keeps one (a list element, a hash field) copies it.
 
 pub(crate) mod hash;
 pub(crate) mod keys;
@@ -35,12 +36,12 @@ macro_rules! tri {
 pub(crate) use tri;
 
 /// Argument `i`, or an empty slice when absent (arity was checked by the dispatcher).
-pub(crate) fn arg(args: &[Bytes], i: usize) -> &[u8] {
-    args.get(i).map_or(&[][..], |b| &b[..])
+pub(crate) fn arg<'a>(args: &[&'a [u8]], i: usize) -> &'a [u8] {
+    args.get(i).copied().unwrap_or_default()
 }
 
 /// Argument `i` as an integer, or Redis's "not an integer" reply.
-pub(crate) fn int_arg(args: &[Bytes], i: usize) -> Result<i64, Frame> {
+pub(crate) fn int_arg(args: &[&[u8]], i: usize) -> Result<i64, Frame> {
     parse_i64(arg(args, i)).ok_or_else(|| Frame::error(NOT_INTEGER))
 }
 
@@ -64,7 +65,7 @@ pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
 }
 
 /// Argument `i` as a float, or Redis's "not a valid float" reply.
-pub(crate) fn float_arg(args: &[Bytes], i: usize) -> Result<f64, Frame> {
+pub(crate) fn float_arg(args: &[&[u8]], i: usize) -> Result<f64, Frame> {
     parse_f64(arg(args, i)).ok_or_else(|| Frame::error(NOT_FLOAT))
 }
 
@@ -73,8 +74,8 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Lower-cased command name for error texts.
-pub(crate) fn name(args: &[Bytes]) -> String {
+/// Lower-cased command name for error texts (allocates: for error paths only).
+pub(crate) fn name(args: &[&[u8]]) -> String {
     String::from_utf8_lossy(arg(args, 0)).to_ascii_lowercase()
 }
 
@@ -212,7 +213,7 @@ pub(crate) fn int(n: usize) -> Frame {
 /// Parses `COUNT n`-style SCAN options shared by SCAN, HSCAN and SSCAN: returns
 /// (cursor, pattern, count, type filter).
 pub(crate) fn scan_options(
-    args: &[Bytes],
+    args: &[&[u8]],
     cursor_at: usize,
     allow_type: bool,
 ) -> Result<(u64, Option<Bytes>, usize, Option<Bytes>), Frame> {
@@ -228,7 +229,7 @@ pub(crate) fn scan_options(
         let opt = arg(args, i);
         let val = args.get(i + 1).ok_or_else(|| Frame::error(SYNTAX))?;
         if is(opt, "match") {
-            pattern = Some(val.clone());
+            pattern = Some(Bytes::copy_from_slice(val));
         } else if is(opt, "count") {
             let n = parse_i64(val).ok_or_else(|| Frame::error(NOT_INTEGER))?;
             if n < 1 {
@@ -236,7 +237,7 @@ pub(crate) fn scan_options(
             }
             count = usize::try_from(n).unwrap_or(usize::MAX);
         } else if allow_type && is(opt, "type") {
-            kind = Some(val.clone());
+            kind = Some(Bytes::copy_from_slice(val));
         } else {
             return Err(Frame::error(SYNTAX));
         }

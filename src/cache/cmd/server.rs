@@ -12,19 +12,19 @@ use crate::cache::resp::command;
 use crate::cache::resp::frame::Frame;
 use crate::cache::{DATABASES, Inner};
 
-pub(crate) fn ping(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn ping(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     match args.get(1) {
-        Some(m) if args.len() == 2 => Frame::Bulk(m.clone()),
+        Some(m) if args.len() == 2 => Frame::bulk(m),
         Some(_) => Frame::error("ERR wrong number of arguments for 'ping' command"),
-        None => Frame::Simple("PONG".to_owned()),
+        None => Frame::simple("PONG"),
     }
 }
 
-pub(crate) fn echo(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    Frame::Bulk(args.get(1).cloned().unwrap_or_default())
+pub(crate) fn echo(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(arg(args, 1)))
 }
 
-pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     let ms = ctx.now_ms;
     Frame::Array(vec![
         Frame::bulk((ms / 1000).to_string().as_bytes()),
@@ -32,12 +32,12 @@ pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
     ])
 }
 
-pub(crate) fn lastsave(ctx: &mut Ctx<'_>, inner: &Inner, _: &[Bytes]) -> Frame {
+pub(crate) fn lastsave(ctx: &mut Ctx<'_>, inner: &Inner, _: &[&[u8]]) -> Frame {
     let _ = ctx;
     Frame::Integer(i64::try_from(inner.start_ms / 1000).unwrap_or(0))
 }
 
-pub(crate) fn function(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn function(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "flush") {
         Frame::ok()
@@ -51,17 +51,17 @@ pub(crate) fn function(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[Bytes]) -> Frame {
+pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     Frame::error(
         "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
     )
 }
 
-pub(crate) fn publish(_: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn publish(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     int(inner.pubsub.publish(arg(args, 1), arg(args, 2)))
 }
 
-pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let _ = ctx;
     let sub = arg(args, 1);
     if is(sub, "get") && args.len() >= 3 {
@@ -102,8 +102,8 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
         return Frame::error("ERR The server is running without a config file");
     }
     if is(sub, "help") {
-        return Frame::Array(vec![Frame::Simple(
-            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:".to_owned(),
+        return Frame::Array(vec![Frame::simple(
+            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         )]);
     }
     if is(sub, "get") || is(sub, "set") || is(sub, "resetstat") || is(sub, "rewrite") {
@@ -118,7 +118,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame 
     ))
 }
 
-pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if args.len() == 1 {
         return Frame::Array(command::all().map(command::info).collect());
@@ -173,12 +173,7 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         let Some(spec) = rest.first().and_then(|n| command::lookup(n)) else {
             return Frame::error("ERR Invalid command specified");
         };
-        return Frame::Array(
-            command::keys_of(spec, rest)
-                .into_iter()
-                .map(Frame::bulk)
-                .collect(),
-        );
+        return Frame::Array(command::keys_of(spec, rest).map(Frame::bulk).collect());
     }
     Frame::error(format!(
         "ERR unknown subcommand '{}'. Try COMMAND HELP.",
@@ -186,7 +181,7 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     ))
 }
 
-pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let wanted: Vec<String> = args
         .iter()
         .skip(1)
@@ -262,7 +257,7 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[Bytes]) -> Frame {
     Frame::Verbatim(Bytes::from(out))
 }
 
-pub(crate) fn not_here(_: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn not_here(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::error(format!(
         "ERR '{}' is only available on a RESP connection",
         String::from_utf8_lossy(arg(args, 0))

@@ -29,7 +29,7 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
     }
 }
 
-pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     if tri!(get_set(ctx, key)).is_none() {
         ctx.put(key, Value::Set(Box::default()), 0);
@@ -40,13 +40,13 @@ pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let n = args
         .iter()
         .skip(2)
-        .filter(|m| s.insert((*m).clone()))
+        .filter(|m| s.insert(Bytes::copy_from_slice(m)))
         .count();
     done(ctx, key);
     int(n)
 }
 
-pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let Some(s) = tri!(get_set(ctx, key)) else {
         return Frame::Integer(0);
@@ -58,20 +58,20 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(n)
 }
 
-pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let members = tri!(get_set(ctx, arg(args, 1)))
         .map(|s| s.iter().map(|m| Frame::Bulk(m.clone())).collect())
         .unwrap_or_default();
     Frame::Set(members)
 }
 
-pub(crate) fn sismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(i64::from(
         tri!(get_set(ctx, arg(args, 1))).is_some_and(|s| s.contains(arg(args, 2))),
     ))
 }
 
-pub(crate) fn smismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn smismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let s = tri!(get_set(ctx, arg(args, 1)));
     Frame::Array(
         args.iter()
@@ -81,11 +81,11 @@ pub(crate) fn smismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame 
     )
 }
 
-pub(crate) fn scard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn scard(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(tri!(get_set(ctx, arg(args, 1))).map_or(0, |s| s.len()))
 }
 
-pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let count = match args.get(2) {
         Some(c) => match parse_i64(c) {
@@ -131,7 +131,7 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let count = if args.len() >= 3 {
         Some(tri!(int_arg(args, 2)))
     } else {
@@ -169,7 +169,7 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame
 }
 
 /// Reads the sets named by `keys` (a missing key is an empty set).
-fn read_sets(ctx: &mut Ctx<'_>, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Frame> {
+fn read_sets(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> Result<Vec<Option<Set>>, Frame> {
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
         out.push(get_set(ctx, k)?.map(|s| s.clone()));
@@ -215,7 +215,7 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
     }
 }
 
-fn op_of(args: &[Bytes]) -> Op {
+fn op_of(args: &[&[u8]]) -> Op {
     let n = name(args);
     if n.starts_with("sinter") {
         Op::Inter
@@ -227,7 +227,7 @@ fn op_of(args: &[Bytes]) -> Op {
 }
 
 /// SINTER, SUNION, SDIFF.
-pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sets = tri!(read_sets(ctx, args.get(1..).unwrap_or_default()));
     Frame::Set(
         combine(sets, op_of(args))
@@ -238,7 +238,7 @@ pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
-pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let dst = arg(args, 1);
     let sets = tri!(read_sets(ctx, args.get(2..).unwrap_or_default()));
     let result = combine(sets, op_of(args));
@@ -253,7 +253,7 @@ pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(n)
 }
 
-pub(crate) fn sintercard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sintercard(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let numkeys = match parse_i64(arg(args, 1)) {
         Some(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
         Some(_) => return Frame::error("ERR numkeys should be greater than 0"),
@@ -283,7 +283,7 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame 
     int(if limit > 0 { n.min(limit) } else { n })
 }
 
-pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (src, dst, member) = (arg(args, 1), arg(args, 2), arg(args, 3));
     if tri!(get_set(ctx, src)).is_none() {
         return Frame::Integer(0);
@@ -303,13 +303,13 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
         ctx.put(dst, Value::Set(Box::default()), 0);
     }
     if let Some(s) = tri!(get_set(ctx, dst)) {
-        s.insert(args.get(3).cloned().unwrap_or_default());
+        s.insert(Bytes::copy_from_slice(arg(args, 3)));
     }
     done(ctx, dst);
     Frame::Integer(1)
 }
 
-pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let mut members: Vec<Bytes> = tri!(get_set(ctx, arg(args, 1)))
         .map(|s| s.iter().cloned().collect())

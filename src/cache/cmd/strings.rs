@@ -1,7 +1,5 @@
 //! String commands: GET/SET and friends, ranges, bits and integer/float arithmetic.
 
-use bytes::Bytes;
-
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, format_double, parse_i64};
@@ -63,7 +61,7 @@ fn check_len(len: usize) -> Result<(), Frame> {
     Ok(())
 }
 
-pub(crate) fn get(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn get(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     match tri!(get_bytes(ctx, arg(args, 1))) {
         Some(s) => Frame::bulk(s),
         None => Frame::Null,
@@ -72,7 +70,7 @@ pub(crate) fn get(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 
 /// Stores a plain string, replacing whatever was there.
 pub(crate) fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], deadline_ms: u64) {
-    ctx.put(key, Value::Str(value.to_vec()), deadline_ms);
+    ctx.put_str(key, value, deadline_ms);
     ctx.touched(key, EventKind::Set);
 }
 
@@ -92,7 +90,7 @@ fn expire_option(opt: &[u8]) -> Option<(i64, bool)> {
     }
 }
 
-pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let value = arg(args, 2);
     let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
@@ -171,7 +169,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn setnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if ctx.exists(arg(args, 1)) {
         return Frame::Integer(0);
     }
@@ -179,7 +177,7 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let unit = if is(arg(args, 0), "psetex") { 1 } else { 1000 };
     let v = tri!(int_arg(args, 2));
     let cmd = name(args);
@@ -196,7 +194,7 @@ pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::ok()
 }
 
-pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let mut new_deadline: Option<i64> = None;
     let mut persist = false;
@@ -239,7 +237,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     value
 }
 
-pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let Some(value) = tri!(get_bytes(ctx, key)).map(Frame::bulk) else {
         return Frame::Null;
@@ -249,14 +247,14 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     value
 }
 
-pub(crate) fn getset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn getset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let old = tri!(get_bytes(ctx, key)).map_or(Frame::Null, Frame::bulk);
     store(ctx, key, arg(args, 2), 0);
     old
 }
 
-pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut out = Vec::with_capacity(args.len().saturating_sub(1));
     for key in args.iter().skip(1) {
         out.push(match ctx.entry(key) {
@@ -267,7 +265,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Array(out)
 }
 
-pub(crate) fn mset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn mset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if args.len().is_multiple_of(2) {
         return Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
@@ -286,7 +284,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     if nx { Frame::Integer(1) } else { Frame::ok() }
 }
 
-pub(crate) fn append(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn append(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let extra = arg(args, 2);
     let len = match tri!(get_str(ctx, key)) {
@@ -305,11 +303,11 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     int(len)
 }
 
-pub(crate) fn strlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(tri!(get_bytes(ctx, arg(args, 1))).map_or(0, |s| s.len()))
 }
 
-pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let start = tri!(int_arg(args, 2));
     let end = tri!(int_arg(args, 3));
     let Some(s) = tri!(get_bytes(ctx, arg(args, 1))) else {
@@ -324,7 +322,7 @@ pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     }
 }
 
-pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let offset = tri!(int_arg(args, 2));
     let value = arg(args, 3);
@@ -367,19 +365,20 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
 }
 
 /// INCR, INCRBY, DECR, DECRBY.
-pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
-    let cmd = name(args);
-    let by = match cmd.as_str() {
-        "incr" => 1,
-        "decr" => -1,
-        "incrby" => tri!(int_arg(args, 2)),
-        _ => {
-            let v = tri!(int_arg(args, 2));
-            if v == i64::MIN {
-                return Frame::error("ERR decrement would overflow");
-            }
-            -v
+pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+    let cmd = arg(args, 0);
+    let by = if is(cmd, "incr") {
+        1
+    } else if is(cmd, "decr") {
+        -1
+    } else if is(cmd, "incrby") {
+        tri!(int_arg(args, 2))
+    } else {
+        let v = tri!(int_arg(args, 2));
+        if v == i64::MIN {
+            return Frame::error("ERR decrement would overflow");
         }
+        -v
     };
     let key = arg(args, 1);
     let current = match tri!(get_bytes(ctx, key)) {
@@ -389,15 +388,39 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     let Some(next) = current.unwrap_or(0).checked_add(by) else {
         return Frame::error("ERR increment or decrement would overflow");
     };
-    let text = next.to_string().into_bytes();
-    if current.is_none() || !ctx.replace_str(key, &text) {
-        ctx.put(key, Value::Str(text), 0);
+    let mut digits = [0u8; 20];
+    let text = decimal(next, &mut digits);
+    if current.is_none() || !ctx.replace_str(key, text) {
+        ctx.put_str(key, text, 0);
     }
     ctx.touched(key, EventKind::Set);
     Frame::Integer(next)
 }
 
-pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+/// The decimal text of `n`, written into `buf` (an `i64` needs at most 20 bytes).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'0' + (m % 10) as u8;
+        }
+        m /= 10;
+        if m == 0 || i == 0 {
+            break;
+        }
+    }
+    if n < 0 && i > 0 {
+        i -= 1;
+        if let Some(d) = buf.get_mut(i) {
+            *d = b'-';
+        }
+    }
+    buf.get(i..).unwrap_or_default()
+}
+
+pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let by = tri!(float_arg(args, 2));
     let current = match tri!(get_bytes(ctx, key)) {
@@ -417,13 +440,13 @@ pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame
     reply
 }
 
-fn bit_offset(args: &[Bytes], i: usize) -> Result<usize, Frame> {
+fn bit_offset(args: &[&[u8]], i: usize) -> Result<usize, Frame> {
     let v = parse_i64(arg(args, i)).filter(|v| *v >= 0 && *v < 4 * 1024 * 1024 * 1024);
     v.and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| Frame::error("ERR bit offset is not an integer or out of range"))
 }
 
-pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let offset = tri!(bit_offset(args, 2));
     let on = match arg(args, 3) {
@@ -452,7 +475,7 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(i64::from(old))
 }
 
-pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let offset = tri!(bit_offset(args, 2));
     let Some(s) = tri!(get_bytes(ctx, arg(args, 1))) else {
         return Frame::Integer(0);
@@ -461,7 +484,7 @@ pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
     Frame::Integer(i64::from(s.get(offset / 8).is_some_and(|b| b & mask != 0)))
 }
 
-pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[Bytes]) -> Frame {
+pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let a = tri!(get_bytes(ctx, arg(args, 1)))
         .map(<[u8]>::to_vec)
         .unwrap_or_default();

@@ -1,9 +1,10 @@
 //! The command table: every command's name, arity, key positions, flags and handler, and the
 //! exact error texts Redis gives for unknown commands and wrong arity.
 
+use std::iter::StepBy;
+use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
 use hashbrown::HashMap;
 
 use crate::cache::Inner;
@@ -11,8 +12,9 @@ use crate::cache::cmd::{hash, keys, list, server, set, strings};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 
-/// A command implementation.
-pub(crate) type Handler = fn(&mut Ctx<'_>, &Inner, &[Bytes]) -> Frame;
+/// A command implementation. `args[0]` is the command name as sent; the arguments borrow the
+/// connection's read buffer, so a handler that stores one copies exactly its bytes.
+pub(crate) type Handler = fn(&mut Ctx<'_>, &Inner, &[&[u8]]) -> Frame;
 
 /// How a command is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,7 +217,7 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Spec> {
 }
 
 /// Redis's reply to an unknown command (`ERR unknown command 'x', with args beginning with: 'a' `).
-pub(crate) fn unknown_command(args: &[Bytes]) -> Frame {
+pub(crate) fn unknown_command(args: &[&[u8]]) -> Frame {
     let name = args
         .first()
         .map(|n| {
@@ -254,12 +256,16 @@ pub(crate) fn wrong_arity(spec: &Spec) -> Frame {
     ))
 }
 
-/// The keys a command names, by its spec.
-pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [Bytes]) -> Vec<&'a [u8]> {
+/// The argument positions of the keys a command with `argc` arguments names, by its spec
+/// (empty when it names none).
+pub(crate) fn key_positions(spec: &Spec, argc: usize) -> StepBy<RangeInclusive<usize>> {
+    // An empty range (the start past the end), as the "no keys" answer.
+    #[expect(clippy::reversed_empty_ranges, reason = "deliberately empty")]
+    let none = (1..=0).step_by(1);
     if spec.first <= 0 {
-        return Vec::new();
+        return none;
     }
-    let len = i32::try_from(args.len()).unwrap_or(i32::MAX);
+    let len = i32::try_from(argc).unwrap_or(i32::MAX);
     let last = if spec.last < 0 {
         len + spec.last
     } else {
@@ -267,25 +273,22 @@ pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [Bytes]) -> Vec<&'a [u8]> {
     };
     let step = usize::try_from(spec.step.max(1)).unwrap_or(1);
     let (Ok(first), Ok(last)) = (usize::try_from(spec.first), usize::try_from(last)) else {
-        return Vec::new();
+        return none;
     };
-    if last < first {
-        return Vec::new();
-    }
-    args.get(first..=last)
-        .unwrap_or_default()
-        .iter()
-        .step_by(step)
-        .map(|b| &b[..])
-        .collect()
+    (first..=last).step_by(step)
+}
+
+/// The keys a command names, by its spec (no allocation).
+pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> impl Iterator<Item = &'a [u8]> {
+    key_positions(spec, args.len()).filter_map(|i| args.get(i).copied())
 }
 
 /// COMMAND INFO's entry for a spec.
 pub(crate) fn info(spec: &Spec) -> Frame {
     let flags = if spec.write {
-        vec![Frame::Simple("write".to_owned())]
+        vec![Frame::simple("write")]
     } else {
-        vec![Frame::Simple("readonly".to_owned())]
+        vec![Frame::simple("readonly")]
     };
     Frame::Array(vec![
         Frame::bulk(spec.name.as_bytes()),

@@ -7,6 +7,8 @@
 //! capped before the elements have arrived.
 #![deny(clippy::indexing_slicing)]
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::cache::error::ProtocolError;
@@ -17,8 +19,8 @@ const PREALLOC_MAX: usize = 1024;
 /// One RESP value. Requests are arrays of bulk strings; replies use every variant.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
-    /// `+OK` (a status reply).
-    Simple(String),
+    /// `+OK` (a status reply; the fixed replies — OK, QUEUED, PONG — are borrowed, not allocated).
+    Simple(Cow<'static, str>),
     /// `-ERR …` (the text includes its error code prefix).
     Error(String),
     /// `:42`.
@@ -51,7 +53,13 @@ impl Frame {
     /// `+OK`.
     #[must_use]
     pub fn ok() -> Self {
-        Self::Simple("OK".to_owned())
+        Self::Simple(Cow::Borrowed("OK"))
+    }
+
+    /// A status reply with fixed text, e.g. `QUEUED` (no allocation).
+    #[must_use]
+    pub fn simple(text: &'static str) -> Self {
+        Self::Simple(Cow::Borrowed(text))
     }
 
     /// An error reply; `text` carries its code, e.g. `ERR syntax error`.
@@ -221,18 +229,34 @@ fn memchr_newline(buf: &[u8]) -> Option<usize> {
 /// except `0` itself).
 #[must_use]
 pub(crate) fn parse_i64(text: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(text).ok()?;
-    if s.is_empty() || s.starts_with('+') || s.len() > 20 {
+    // Byte by byte, without a UTF-8 check: every header line of every request goes through here.
+    let (negative, digits) = match text.split_first()? {
+        (b'-', rest) => (true, rest),
+        _ => (false, text),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if negative => return None,
+        [b'0', _, ..] => return None,
+        _ => {}
+    }
+    if digits.len() > 19 {
         return None;
     }
-    let digits = s.strip_prefix('-').unwrap_or(s);
-    if digits.is_empty()
-        || (digits.len() > 1 && digits.starts_with('0'))
-        || digits == "0" && s.starts_with('-')
-    {
-        return None;
+    let mut n: i64 = 0;
+    for &c in digits {
+        let d = i64::from(c.wrapping_sub(b'0'));
+        if d > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
     }
-    s.parse::<i64>().ok()
+    Some(n)
 }
 
 /// Decodes one client request: a multibulk array of bulk strings, or an inline command line.
@@ -280,6 +304,51 @@ fn decode_multibulk(
         ));
     })?;
     Ok(used.map(|used| (args, used)))
+}
+
+/// A request decoded by [`decode_request_spans`].
+#[derive(Debug, PartialEq)]
+pub(crate) enum Request {
+    /// A multibulk request: its arguments are the byte ranges pushed onto `spans`, inside the
+    /// first `used` bytes of the buffer.
+    Spans {
+        /// Bytes the request occupies.
+        used: usize,
+    },
+    /// An inline request, unescaped into owned arguments (empty for a blank line).
+    Inline {
+        /// The arguments.
+        args: Vec<Bytes>,
+        /// Bytes the request occupies.
+        used: usize,
+    },
+}
+
+/// Decodes one client request as [`decode_request`] does, but without copying a multibulk
+/// request's arguments: their `(start, end)` ranges into `buf` are appended to `spans` (which
+/// the caller clears and reuses), so a command that stores no argument allocates nothing here.
+///
+/// # Errors
+/// A [`ProtocolError`] for malformed input or a limit exceeded.
+pub(crate) fn decode_request_spans(
+    buf: &[u8],
+    limits: &DecodeLimits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<Option<Request>, ProtocolError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => {
+            let at = spans.len();
+            let used = multibulk_spans(buf, limits, |start, end| spans.push((start, end)))?;
+            if used.is_none() {
+                spans.truncate(at);
+            }
+            Ok(used.map(|used| Request::Spans { used }))
+        }
+        Some(_) => {
+            Ok(decode_inline(buf, limits)?.map(|(args, used)| Request::Inline { args, used }))
+        }
+    }
 }
 
 /// Walks one multibulk request, handing each argument's byte range to `arg`; returns the bytes
@@ -497,7 +566,7 @@ fn decode_at(
         Ok(Some(n))
     };
     let frame = match tag {
-        b'+' => (Frame::Simple(as_str()?), next),
+        b'+' => (Frame::Simple(Cow::Owned(as_str()?)), next),
         b'-' => (Frame::Error(as_str()?), next),
         b':' => (
             Frame::Integer(parse_i64(text).ok_or(ProtocolError::Malformed("bad integer"))?),
@@ -661,6 +730,64 @@ mod tests {
         );
         for cut in 0..req.len() {
             assert_eq!(decode_request(&req[..cut], &LIMITS), Ok(None), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn spans_point_into_the_buffer_and_wait_for_more() {
+        let req = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n+rest";
+        let mut spans = vec![(9, 9)];
+        spans.clear();
+        let used = req.len() - 5;
+        assert_eq!(
+            decode_request_spans(req, &LIMITS, &mut spans),
+            Ok(Some(Request::Spans { used }))
+        );
+        let got: Vec<&[u8]> = spans.iter().map(|&(a, b)| &req[a..b]).collect();
+        assert_eq!(got, [&b"GET"[..], b"k"]);
+        for cut in 0..used {
+            spans.clear();
+            assert_eq!(
+                decode_request_spans(&req[..cut], &LIMITS, &mut spans),
+                Ok(None),
+                "cut {cut}"
+            );
+            assert!(spans.is_empty(), "cut {cut}");
+        }
+        assert_eq!(
+            decode_request_spans(b"set \"a b\" c\r\n", &LIMITS, &mut spans),
+            Ok(Some(Request::Inline {
+                args: args(&["set", "a b", "c"]),
+                used: 13
+            }))
+        );
+        assert_eq!(
+            decode_request_spans(b"*5\r\n", &LIMITS, &mut spans),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+    }
+
+    #[test]
+    fn integers_parse_like_string2ll() {
+        for (text, want) in [
+            (&b"0"[..], Some(0)),
+            (b"42", Some(42)),
+            (b"-42", Some(-42)),
+            (b"9223372036854775807", Some(i64::MAX)),
+            (b"-9223372036854775808", Some(i64::MIN)),
+            (b"9223372036854775808", None),
+            (b"-9223372036854775809", None),
+            (b"12345678901234567890", None),
+            (b"", None),
+            (b"-", None),
+            (b"-0", None),
+            (b"007", None),
+            (b"+1", None),
+            (b" 1", None),
+            (b"1x", None),
+            (b"\xff", None),
+        ] {
+            assert_eq!(parse_i64(text), want, "{text:?}");
         }
     }
 
