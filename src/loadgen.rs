@@ -19,7 +19,8 @@ use hyper_util::rt::TokioIo;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::IndexedRandom as _;
 use rand::{RngExt as _, SeedableRng as _};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -295,6 +296,16 @@ impl OrderGenerator {
 
     /// The next order: its record key (the customer number) and its JSON value.
     pub fn next_order(&mut self) -> (String, Value) {
+        let order = self.next_record();
+        // Serialising an `Order` cannot fail: every field is a string, integer, finite float,
+        // option or list of those, and map keys are field names.
+        let value = serde_json::to_value(&order).unwrap_or_default();
+        (order.key(), value)
+    }
+
+    /// The next order as a typed record: the same order (and the same random draws) as
+    /// [`OrderGenerator::next_order`] returns, ready to be encoded without a `Value`.
+    pub fn next_record(&mut self) -> Order {
         let number = self.next_number;
         self.next_number += 1;
         let rng = &mut self.rng;
@@ -310,43 +321,95 @@ impl OrderGenerator {
             .then(|| COMMENTS.choose(rng).copied().unwrap_or(""));
         let line_count = rng.random_range(1..=ORDER_LINES_MAX);
         let products: Vec<&Product> = PRODUCTS.sample(rng, line_count).collect();
-        let lines: Vec<Value> = products
+        let order_lines = products
             .into_iter()
             .enumerate()
             .map(|(i, p)| {
+                // IMPORTANT: the price is drawn before the quantity; the order of draws is
+                // what makes a seed reproduce the same orders.
                 let cents = p.msrp_cents * rng.random_range(85..=100u64) / 100;
                 #[expect(
                     clippy::cast_precision_loss,
                     reason = "cents below 2^52 convert exactly"
                 )]
-                let price = cents as f64 / 100.0;
-                json!({
-                    "orderLineNumber": i + 1,
-                    "productCode": p.code,
-                    "productName": p.name,
-                    "quantityOrdered": rng.random_range(20..=50u32),
-                    "priceEach": price,
-                })
+                let price_each = cents as f64 / 100.0;
+                OrderLine {
+                    order_line_number: i + 1,
+                    product_code: p.code,
+                    product_name: p.name,
+                    quantity_ordered: rng.random_range(20..=50u32),
+                    price_each,
+                }
             })
             .collect();
-        let order = json!({
-            "orderNumber": number,
-            "orderDate": civil_date(day),
-            "requiredDate": civil_date(required),
-            "shippedDate": shipped,
-            "status": status,
-            "comments": comments,
-            "customerNumber": customer.number,
-            "customer": {
-                "customerName": customer.name,
-                "city": customer.city,
-                "country": customer.country,
-                "salesRepEmployeeNumber": customer.sales_rep,
+        Order {
+            order_number: number,
+            order_date: civil_date(day),
+            required_date: civil_date(required),
+            shipped_date: shipped,
+            status,
+            comments,
+            customer_number: customer.number,
+            customer: OrderCustomer {
+                customer_name: customer.name,
+                city: customer.city,
+                country: customer.country,
+                sales_rep_employee_number: customer.sales_rep,
             },
-            "orderLines": lines,
-        });
-        (customer.number.to_string(), order)
+            order_lines,
+        }
     }
+}
+
+/// One generated order. It serialises (field order included) to the JSON value that
+/// [`OrderGenerator::next_order`] returns, so produce bodies are written straight from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    order_number: u64,
+    order_date: String,
+    required_date: String,
+    shipped_date: Option<String>,
+    status: &'static str,
+    comments: Option<&'static str>,
+    customer_number: u32,
+    customer: OrderCustomer,
+    order_lines: Vec<OrderLine>,
+}
+
+impl Order {
+    /// The order number (unique per generator).
+    #[must_use]
+    pub fn number(&self) -> u64 {
+        self.order_number
+    }
+
+    /// The record key: the customer number as text.
+    #[must_use]
+    pub fn key(&self) -> String {
+        self.customer_number.to_string()
+    }
+}
+
+/// The customer embedded in an [`Order`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderCustomer {
+    customer_name: &'static str,
+    city: &'static str,
+    country: &'static str,
+    sales_rep_employee_number: u32,
+}
+
+/// One line of an [`Order`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderLine {
+    order_line_number: usize,
+    product_code: &'static str,
+    product_name: &'static str,
+    quantity_ordered: u32,
+    price_each: f64,
 }
 
 /// Sum of the status weights.
@@ -486,13 +549,32 @@ impl Connection {
     }
 }
 
-/// The REST Proxy v2 JSON produce body for `orders` (record key and value each).
-pub(crate) fn encode_produce_body(orders: &[(String, Value)]) -> Bytes {
-    let records: Vec<Value> = orders
-        .iter()
-        .map(|(key, value)| json!({ "key": key, "value": value }))
-        .collect();
-    Bytes::from(serde_json::to_vec(&json!({ "records": records })).unwrap_or_default())
+/// The REST Proxy v2 JSON produce body for `orders` (record key and value each), written
+/// straight from the typed orders.
+pub(crate) fn encode_produce_body(orders: &[Order]) -> Bytes {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        records: Vec<Item<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Item<'a> {
+        key: String,
+        value: &'a Order,
+    }
+    let body = Body {
+        records: orders
+            .iter()
+            .map(|value| Item {
+                key: value.key(),
+                value,
+            })
+            .collect(),
+    };
+    // About 700 bytes per order; one allocation for the whole body in the common case.
+    let mut bytes = Vec::with_capacity(orders.len().saturating_mul(768).saturating_add(16));
+    // Writing plain fields into a `Vec` cannot fail (see `next_order`).
+    let _ = serde_json::to_writer(&mut bytes, &body);
+    Bytes::from(bytes)
 }
 
 /// Sends one produce request; returns how many records were acknowledged and failed.
@@ -645,7 +727,7 @@ pub async fn produce(
             break;
         }
         let n = (options.count - summary.sent).min(batch as u64);
-        let orders: Vec<(String, Value)> = (0..n).map(|_| generator.next_order()).collect();
+        let orders: Vec<Order> = (0..n).map(|_| generator.next_record()).collect();
         let body = encode_produce_body(&orders);
         let result = match connection.as_mut() {
             Some(c) => Ok(c),
@@ -813,14 +895,14 @@ mod tests {
 
     #[test]
     fn offsets_are_counted_per_record() {
-        let reply = json!({"offsets": [
+        let reply = serde_json::json!({"offsets": [
             {"partition": 0, "offset": 1, "error_code": null, "error": null},
             {"partition": null, "offset": null, "error_code": 50002, "error": "boom"},
         ]});
         let (ack, failed, error) = count_offsets(&reply, 3);
         assert_eq!((ack, failed), (1, 2));
         assert_eq!(error.as_deref(), Some("error_code 50002: boom"));
-        assert_eq!(count_offsets(&json!({}), 2).1, 2);
+        assert_eq!(count_offsets(&serde_json::json!({}), 2).1, 2);
     }
 
     #[test]

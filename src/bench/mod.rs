@@ -52,8 +52,10 @@ pub const MAX_RUN_BATCH: usize = 500;
 pub const MAX_RUN_CONNECTIONS: usize = 4;
 /// How long one produce or cache request may take, in milliseconds.
 pub(crate) const REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// How long to wait for the last `NewOrder` after the last produce reply, in milliseconds.
-pub(crate) const DRAIN_TIMEOUT_MS: u64 = 30_000;
+/// How long to wait for the last `NewOrder` after the last produce reply, in milliseconds. The
+/// max run's produce side takes in several times what the pipeline delivers, so the backlog
+/// left after `--seconds` of produce takes longer than the produce itself to drain.
+pub(crate) const DRAIN_TIMEOUT_MS: u64 = 120_000;
 /// Every this many `NewOrder` events a paced run reads the order's customer from the cache.
 pub(crate) const CACHE_READ_EVERY: u64 = 10;
 /// Most cache reads per run.

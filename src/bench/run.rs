@@ -22,7 +22,7 @@ use super::{
 };
 use crate::clock::SharedClock;
 use crate::loadgen::{
-    CONSECUTIVE_FAILURES_MAX, Connection, Endpoint, OrderGenerator, encode_produce_body,
+    CONSECUTIVE_FAILURES_MAX, Connection, Endpoint, Order, OrderGenerator, encode_produce_body,
     parse_endpoint, send_batch,
 };
 
@@ -93,13 +93,10 @@ impl Produced {
         &mut self,
         connection: &mut Option<Connection>,
         endpoint: &Endpoint,
-        orders: &[(String, Value)],
+        orders: &[Order],
         clock: &SharedClock,
     ) -> bool {
-        let numbers: Vec<u64> = orders
-            .iter()
-            .filter_map(|(_, v)| v.get("orderNumber").and_then(Value::as_u64))
-            .collect();
+        let numbers: Vec<u64> = orders.iter().map(Order::number).collect();
         let body: Bytes = encode_produce_body(orders);
         let records = orders.len() as u64;
         let send_ns = clock.monotonic_ns();
@@ -145,7 +142,7 @@ impl Produced {
 /// A paced connection: sends each queued order in its own request.
 async fn paced_connection(
     endpoint: Endpoint,
-    mut queue: mpsc::Receiver<(String, Value)>,
+    mut queue: mpsc::Receiver<Order>,
     clock: SharedClock,
 ) -> Produced {
     let mut produced = Produced::default();
@@ -177,9 +174,11 @@ async fn max_connection(
         && produced.acknowledged + produced.failed < orders_max
         && failures_in_a_row < CONSECUTIVE_FAILURES_MAX
     {
-        let orders: Vec<(String, Value)> = {
+        let orders: Vec<Order> = {
             let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
-            (0..MAX_RUN_BATCH).map(|_| generator.next_order()).collect()
+            (0..MAX_RUN_BATCH)
+                .map(|_| generator.next_record())
+                .collect()
         };
         if produced
             .send(&mut connection, &endpoint, &orders, &clock)
@@ -315,7 +314,7 @@ async fn paced(
         let order = generator
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .next_order();
+            .next_record();
         if queue.send(order).await.is_err() {
             tracing::warn!(order = i, "a paced connection stopped early");
             break;

@@ -356,7 +356,7 @@ impl HistorySink for HistoryCommits {
                 Some(document) => document,
                 // A plain JSON object within the limits converts without failing; on the
                 // impossible failure the commit fails whole, nothing written.
-                None => to_document(std::mem::take(&mut write.doc))
+                None => plain_document(std::mem::take(&mut write.doc))
                     .map_err(HistoryCommitError::Fatal)?,
             };
             ops.push(match &write.mode {
@@ -415,6 +415,36 @@ fn to_document(doc: Value) -> Result<bson::Document, String> {
         Ok(bson::Bson::Document(d)) => Ok(d),
         Ok(_) => Err("the document is not a JSON object".into()),
         Err(e) => Err(format!("not representable as BSON: {e}")),
+    }
+}
+
+/// A JSON object without Extended JSON (no `$`-prefixed key, no integer beyond `i64`, as
+/// [`json_shape`] checked) as BSON: the same document as [`to_document`] makes, without its
+/// per-object probing for Extended JSON wrappers.
+fn plain_document(doc: Value) -> Result<bson::Document, String> {
+    match plain_bson(doc) {
+        bson::Bson::Document(d) => Ok(d),
+        _ => Err("the document is not a JSON object".into()),
+    }
+}
+
+/// One plain JSON value as BSON, typed as bson's own conversion types it (integers that fit
+/// `i32` as Int32, other integers as Int64, other numbers as Double).
+fn plain_bson(value: Value) -> bson::Bson {
+    use bson::Bson;
+    match value {
+        Value::Null => Bson::Null,
+        Value::Bool(b) => Bson::Boolean(b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32),
+            // Without serde_json's arbitrary precision every number is an i64, u64 or f64.
+            None => n.as_f64().map_or(Bson::Null, Bson::Double),
+        },
+        Value::String(s) => Bson::String(s),
+        Value::Array(items) => Bson::Array(items.into_iter().map(plain_bson).collect()),
+        Value::Object(map) => {
+            Bson::Document(map.into_iter().map(|(k, v)| (k, plain_bson(v))).collect())
+        }
     }
 }
 
@@ -531,7 +561,21 @@ impl DeadLetter for LogTopics {
 mod tests {
     use serde_json::json;
 
-    use super::{json_shape, to_document};
+    use super::{json_shape, plain_document, to_document};
+
+    #[test]
+    fn plain_documents_convert_as_bsons_own_conversion_does() {
+        let doc = serde_json::json!({
+            "a": 1, "b": -2_147_483_649_i64, "c": 2.5, "d": 1e300, "e": "x", "f": null,
+            "g": true, "h": [1, 2_147_483_648_u64, {"i": [[], {}]}], "j": {"k": {"l": 0.1}},
+            "m": 9_223_372_036_854_775_807_i64,
+        });
+        assert!(!json_shape(&doc).extended);
+        assert_eq!(
+            plain_document(doc.clone()).unwrap(),
+            to_document(doc).unwrap()
+        );
+    }
 
     #[test]
     fn the_shape_bounds_the_bson_size_and_flags_extended_json() {

@@ -273,7 +273,7 @@ fn prepare(
                         in_sink(format!("value path `{}` is missing", path.as_str()))
                     })?,
                 };
-                let value = cache_value(selected, *encoding).map_err(in_sink)?;
+                let value = cache_value(selected, *encoding, bytes.len()).map_err(in_sink)?;
                 // An entry whose TTL ran out before a rebuild reached it is not written.
                 if let Some(ttl_ms) = cache_ttl(ttl, *ttl_ms, record.timestamp_ms) {
                     out.cache.push((index, CacheWrite { key, value, ttl_ms }));
@@ -333,13 +333,18 @@ fn rejection(flow: &CompiledFlow, sink: usize, error: &SeamError) -> String {
     format!("sink `{name}` rejected the record: {error}")
 }
 
-/// The cache value for `selected` under `encoding`.
+/// The cache value for `selected` under `encoding`; `text_bytes_hint` is the expected length of
+/// a string value's JSON text (the record's own length: a transform mostly keeps or drops).
 fn cache_value(
     selected: &Value,
     encoding: CacheEncoding,
+    text_bytes_hint: usize,
 ) -> std::result::Result<CacheValue, String> {
     match encoding {
-        CacheEncoding::String => Ok(CacheValue::String(scalar_text(selected))),
+        CacheEncoding::String => Ok(CacheValue::String(match selected {
+            Value::String(s) => s.clone(),
+            other => json_text(other, text_bytes_hint),
+        })),
         CacheEncoding::Hash => match selected {
             Value::Object(map) => Ok(CacheValue::Hash(
                 map.iter()
@@ -348,6 +353,18 @@ fn cache_value(
             )),
             _ => Err("a hash value must be a JSON object".into()),
         },
+    }
+}
+
+/// `value` as JSON text, written into one buffer of `capacity` bytes (grown if needed) rather
+/// than grown from empty.
+fn json_text(value: &Value, capacity: usize) -> String {
+    let mut text = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut text, value).map(|()| String::from_utf8(text)) {
+        Ok(Ok(text)) => text,
+        // Writing to a `Vec` does not fail and serde_json writes UTF-8; the slow path is only
+        // here so that neither needs an `expect`.
+        _ => value.to_string(),
     }
 }
 

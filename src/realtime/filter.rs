@@ -51,6 +51,14 @@ impl Filter {
         compile_doc(doc, 1)
     }
 
+    /// Appends every field path the filter reads (as segments) to `out`.
+    pub(crate) fn paths<'a>(&'a self, out: &mut Vec<&'a [String]>) {
+        match self {
+            Self::And(fs) | Self::Or(fs) | Self::Nor(fs) => fs.iter().for_each(|f| f.paths(out)),
+            Self::Field { path, .. } => out.push(path),
+        }
+    }
+
     /// Whether `value` matches.
     pub(crate) fn matches(&self, value: &Value) -> bool {
         match self {

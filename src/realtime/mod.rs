@@ -50,7 +50,7 @@ pub use rate::RateWindow;
 pub use signing::{
     SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, sign_request,
 };
-pub use watcher::Watcher;
+pub use watcher::{PayloadField, Watcher};
 
 // ---- Limits ------------------------------------------------------------------------------
 

@@ -75,11 +75,77 @@ impl Watcher {
         &self.channel
     }
 
+    /// The fields of a change event this watcher reads to decide whether an event is for it
+    /// (the namespace and every path of its filter), as dotted-path segments. Besides these it
+    /// reads only whether `fullDocument` is an object and, when it is not, `documentKey`. A
+    /// change event reduced to these paths routes exactly as the whole event does.
+    #[must_use]
+    pub fn read_paths(&self) -> Vec<Vec<String>> {
+        let mut paths: Vec<&[String]> = Vec::new();
+        if let Some(filter) = &self.filter {
+            filter.paths(&mut paths);
+        }
+        let mut out = vec![vec!["ns".to_owned()]];
+        out.extend(paths.into_iter().map(<[String]>::to_vec));
+        out
+    }
+
+    /// Whether the change event is for this watcher, and which of its fields the payload is
+    /// taken from; `None` when the event is for another namespace or fails the filter.
+    #[must_use]
+    pub fn route(&self, change: &Value) -> Option<PayloadField> {
+        let doc = self.select(change)?;
+        if change
+            .get("fullDocument")
+            .is_some_and(|d| std::ptr::eq(d, doc))
+        {
+            Some(PayloadField::FullDocument)
+        } else {
+            Some(PayloadField::DocumentKey)
+        }
+    }
+
+    /// Whether the watcher projects its payload (otherwise the payload is the whole field).
+    #[must_use]
+    pub fn projects(&self) -> bool {
+        self.projection.is_some()
+    }
+
+    /// The payload text for `doc` (the field [`Watcher::route`] named): projected, as one-line
+    /// JSON.
+    #[must_use]
+    pub fn payload_text(&self, doc: &Value) -> String {
+        match &self.projection {
+            Some(p) => p.apply(doc).to_string(),
+            None => doc.to_string(),
+        }
+    }
+
+    /// Publishes this watcher's event with `data`, one-line JSON text made by
+    /// [`Watcher::payload_text`] or an equivalent writer; returns its id.
+    ///
+    /// # Errors
+    /// As [`Hub::publish`], e.g. a payload over the event data limit.
+    pub fn publish_text(&self, hub: &Hub, data: String) -> Result<EventId> {
+        hub.publish_json(&self.channel, &self.event, data, None)
+    }
+
     /// Turns a change event into `(event name, payload)`, or `None` when the event is for
     /// another namespace or fails the filter. The payload is `fullDocument` (or `documentKey`
     /// when there is none, as for deletes), projected.
     #[must_use]
     pub fn apply(&self, change: &Value) -> Option<(String, Value)> {
+        let doc = self.select(change)?;
+        let payload = self
+            .projection
+            .as_ref()
+            .map_or_else(|| doc.clone(), |p| p.apply(doc));
+        Some((self.event.clone(), payload))
+    }
+
+    /// The document of `change` this watcher publishes (before projection), or `None` when the
+    /// event is for another namespace or fails the filter.
+    fn select<'c>(&self, change: &'c Value) -> Option<&'c Value> {
         let ns = change.get("ns")?;
         if ns.get("db").and_then(Value::as_str) != Some(self.db.as_str())
             || ns.get("coll").and_then(Value::as_str) != Some(self.coll.as_str())
@@ -89,26 +155,31 @@ impl Watcher {
         if self.filter.as_ref().is_some_and(|f| !f.matches(change)) {
             return None;
         }
-        let doc = change
+        change
             .get("fullDocument")
             .filter(|d| d.is_object())
-            .or_else(|| change.get("documentKey"))?;
-        let payload = self
-            .projection
-            .as_ref()
-            .map_or_else(|| doc.clone(), |p| p.apply(doc));
-        Some((self.event.clone(), payload))
+            .or_else(|| change.get("documentKey"))
     }
 
     /// Applies the watcher to `change` and publishes the event, if any, to `hub` (reaching SSE
-    /// and Pusher subscribers alike); returns its id.
+    /// and Pusher subscribers alike); returns its id. The payload is what [`Watcher::apply`]
+    /// returns, serialised straight from `change` without a copy.
     ///
     /// # Errors
     /// As [`Hub::publish`], e.g. a payload over the event data limit.
     pub fn publish(&self, hub: &Hub, change: &Value) -> Result<Option<EventId>> {
-        match self.apply(change) {
-            Some((event, payload)) => hub.publish(&self.channel, &event, payload, None).map(Some),
+        match self.select(change) {
+            Some(doc) => self.publish_text(hub, self.payload_text(doc)).map(Some),
             None => Ok(None),
         }
     }
+}
+
+/// The field of a change event a watcher's payload is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadField {
+    /// `fullDocument` (an object).
+    FullDocument,
+    /// `documentKey` (when there is no full document, as for deletes).
+    DocumentKey,
 }

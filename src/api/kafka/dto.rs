@@ -3,12 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// v2 produce body.
+/// v2 produce body, borrowing each record's key and value text from the request body.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ProduceRequest {
+pub(crate) struct ProduceRequest<'a> {
     /// The records; absent is a validation error (422).
-    pub(crate) records: Option<Vec<ProduceRecord>>,
+    #[serde(borrow)]
+    pub(crate) records: Option<Vec<ProduceRecord<'a>>>,
     /// Accepted and ignored without a schema registry.
     #[serde(default)]
     pub(crate) key_schema: Option<Value>,
@@ -23,15 +25,17 @@ pub(crate) struct ProduceRequest {
     pub(crate) value_schema_id: Option<Value>,
 }
 
-/// One v2 record to produce.
+/// One v2 record to produce. Key and value stay unparsed JSON text (checked as JSON by the
+/// body's parser): the `json` format stores that text, so building a `Value` only to encode it
+/// again would be wasted work.
 #[derive(Debug, Deserialize)]
-pub(crate) struct ProduceRecord {
-    /// Key: base64 (binary) or any JSON (json); absent = null.
-    #[serde(default)]
-    pub(crate) key: Value,
+pub(crate) struct ProduceRecord<'a> {
+    /// Key: base64 (binary) or any JSON (json); absent or null = none.
+    #[serde(default, borrow)]
+    pub(crate) key: Option<&'a RawValue>,
     /// Value, as the key.
-    #[serde(default)]
-    pub(crate) value: Value,
+    #[serde(default, borrow)]
+    pub(crate) value: Option<&'a RawValue>,
     /// Explicit partition; wins over the URL's.
     #[serde(default)]
     pub(crate) partition: Option<i64>,
