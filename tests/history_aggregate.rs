@@ -10,13 +10,13 @@
     reason = "test helpers fail loudly"
 )]
 
+mod history_common;
+
 use bson::{Document, doc};
-use streamcache::clock::ManualClock;
-use streamcache::history::{History, HistoryConfig};
+use streamcache::history::History;
 
 fn open() -> (tempfile::TempDir, History) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(0)).unwrap();
+    let (dir, h) = history_common::open_at(0);
     h.insert_many(
         "shop",
         "orders",

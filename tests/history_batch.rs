@@ -12,23 +12,13 @@
     reason = "test helpers fail loudly"
 )]
 
-use bson::{Bson, Document, doc};
-use streamcache::clock::ManualClock;
-use streamcache::history::{
-    FindAndModifyOptions, FindOptions, History, HistoryConfig, IndexModel, UpdateOptions, WriteOp,
-    WriteOutcome,
-};
+mod history_common;
 
-fn open() -> (tempfile::TempDir, History) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(
-        dir.path(),
-        HistoryConfig::default(),
-        ManualClock::shared(1_700_000_000_000),
-    )
-    .unwrap();
-    (dir, h)
-}
+use bson::{Bson, Document, doc};
+use history_common::open;
+use streamcache::history::{
+    FindAndModifyOptions, FindOptions, History, IndexModel, UpdateOptions, WriteOp, WriteOutcome,
+};
 
 fn index(h: &History, field: &str, unique: bool) {
     h.create_index(

@@ -11,23 +11,14 @@
     reason = "test helpers fail loudly"
 )]
 
-use bson::{Bson, Document, doc};
-use streamcache::clock::ManualClock;
-use streamcache::history::{
-    self, DOCUMENT_BYTES_MAX, Error, FindAndModifyOptions, FindOptions, History, HistoryConfig,
-    NESTING_DEPTH_MAX, UpdateOptions,
-};
+mod history_common;
 
-fn open() -> (tempfile::TempDir, History) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(
-        dir.path(),
-        HistoryConfig::default(),
-        ManualClock::shared(1_700_000_000_000),
-    )
-    .unwrap();
-    (dir, h)
-}
+use bson::{Bson, Document, doc};
+use history_common::open;
+use streamcache::history::{
+    self, DOCUMENT_BYTES_MAX, Error, FindAndModifyOptions, FindOptions, NESTING_DEPTH_MAX,
+    UpdateOptions,
+};
 
 fn fixture() -> Vec<Document> {
     vec![

@@ -11,20 +11,12 @@
     reason = "test helpers fail loudly"
 )]
 
+mod history_common;
+
 use bson::{Document, doc};
+use history_common::open;
 use streamcache::clock::ManualClock;
 use streamcache::history::{FindOptions, History, HistoryConfig, IndexModel, UpdateOptions};
-
-fn open() -> (tempfile::TempDir, History) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(
-        dir.path(),
-        HistoryConfig::default(),
-        ManualClock::shared(1_700_000_000_000),
-    )
-    .unwrap();
-    (dir, h)
-}
 
 fn model(keys: &[(&str, i32)], unique: bool) -> IndexModel {
     IndexModel {

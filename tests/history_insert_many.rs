@@ -13,6 +13,8 @@
     reason = "test helpers fail loudly"
 )]
 
+mod history_common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -20,22 +22,13 @@ use axum::http::{Request, StatusCode};
 use bson::{Bson, doc};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use streamcache::clock::ManualClock;
 use streamcache::config::Config;
 use streamcache::engine::Engine;
-use streamcache::history::{
-    History, HistoryConfig, IndexModel, InsertManyOptions, WatchOptions, WatchScope,
-};
+use streamcache::history::{History, IndexModel, InsertManyOptions, WatchOptions, WatchScope};
 use tower::ServiceExt;
 
 fn open() -> (tempfile::TempDir, History) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(
-        dir.path(),
-        HistoryConfig::default(),
-        ManualClock::shared(1_700_000_000_000),
-    )
-    .unwrap();
+    let (dir, h) = history_common::open();
     h.create_index(
         "shop",
         "orders",

@@ -9,19 +9,15 @@
     reason = "test helpers fail loudly"
 )]
 
-use bson::{Bson, Document, doc};
-use streamcache::clock::ManualClock;
-use streamcache::history::{
-    self, ARRAY_PAD_MAX, FILTER_CLAUSES_MAX, FindOptions, History, HistoryConfig,
-    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel,
-    REGEX_PATTERN_BYTES_MAX, UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
-};
+mod history_common;
 
-fn open() -> (tempfile::TempDir, History) {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(dir.path(), HistoryConfig::default(), ManualClock::shared(0)).unwrap();
-    (dir, h)
-}
+use bson::{Bson, Document, doc};
+use history_common::open_at;
+use streamcache::history::{
+    self, ARRAY_PAD_MAX, FILTER_CLAUSES_MAX, FindOptions, INDEX_ENTRIES_PER_DOCUMENT_MAX,
+    INDEXES_PER_COLLECTION_MAX, IndexModel, REGEX_PATTERN_BYTES_MAX, UPDATE_OPERATIONS_MAX,
+    UpdateOptions, WRITE_BATCH_OPS_MAX,
+};
 
 fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
     let mut d = Document::new();
@@ -33,7 +29,7 @@ fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
 
 #[test]
 fn filter_update_and_regex_limits() {
-    let (_d, h) = open();
+    let (_d, h) = open_at(0);
     h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
     let find = |f: &Document| h.find("db", "c", f, &FindOptions::default());
     find(&fields(FILTER_CLAUSES_MAX, |_| Bson::Null)).unwrap();
@@ -90,7 +86,7 @@ fn filter_update_and_regex_limits() {
 
 #[test]
 fn array_padding_and_multikey_fan_out_limits() {
-    let (_d, h) = open();
+    let (_d, h) = open_at(0);
     h.insert_one("db", "c", doc! {"_id": 1, "a": []}).unwrap();
     let pad = |i: usize| doc! {"$set": {format!("a.{i}"): 1}};
     let e = h
@@ -155,7 +151,7 @@ fn array_padding_and_multikey_fan_out_limits() {
 
 #[test]
 fn index_count_and_write_batch_limits() {
-    let (_d, h) = open();
+    let (_d, h) = open_at(0);
     for i in 0..INDEXES_PER_COLLECTION_MAX {
         h.create_index(
             "db",
