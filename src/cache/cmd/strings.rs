@@ -2,7 +2,7 @@
 
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
-use crate::cache::resp::frame::{Frame, format_double, parse_i64};
+use crate::cache::resp::frame::{Frame, decimal, format_double, parse_i64};
 use crate::cache::value::Value;
 use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX};
 
@@ -389,35 +389,12 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error("ERR increment or decrement would overflow");
     };
     let mut digits = [0u8; 20];
-    let text = decimal(next, &mut digits);
+    let text = decimal(next.unsigned_abs(), next < 0, &mut digits);
     if current.is_none() || !ctx.replace_str(key, text) {
         ctx.put_str(key, text, 0);
     }
     ctx.touched(key, EventKind::Set);
     Frame::Integer(next)
-}
-
-/// The decimal text of `n`, written into `buf` (an `i64` needs at most 20 bytes).
-fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (m % 10) as u8;
-        }
-        m /= 10;
-        if m == 0 || i == 0 {
-            break;
-        }
-    }
-    if n < 0 && i > 0 {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'-';
-        }
-    }
-    buf.get(i..).unwrap_or_default()
 }
 
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {

@@ -161,34 +161,39 @@ fn line(out: &mut Vec<u8>, tag: u8, text: &[u8]) {
 
 fn int_line(out: &mut Vec<u8>, tag: u8, n: i64) {
     out.push(tag);
-    if n < 0 {
-        out.push(b'-');
-    }
-    push_decimal(out, n.unsigned_abs());
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(n.unsigned_abs(), n < 0, &mut digits));
     out.extend_from_slice(b"\r\n");
 }
 
 fn len_line(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.push(tag);
-    push_decimal(out, n as u64);
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal(n as u64, false, &mut digits));
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the decimal digits of `n` without allocating.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// The decimal text of the number with this magnitude and sign, written at the end of `buf`
+/// without allocating (20 bytes hold any `u64`, and any `i64` with its sign).
+pub(crate) fn decimal(mut magnitude: u64, negative: bool, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
         if let Some(slot) = buf.get_mut(i) {
-            *slot = b'0' + (n % 10) as u8;
+            *slot = b'0' + (magnitude % 10) as u8;
         }
-        n /= 10;
-        if n == 0 || i == 0 {
+        magnitude /= 10;
+        if magnitude == 0 || i == 0 {
             break;
         }
     }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+    if negative && i > 0 {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'-';
+        }
+    }
+    buf.get(i..).unwrap_or_default()
 }
 
 fn bulk(out: &mut Vec<u8>, data: &[u8]) {
@@ -708,6 +713,22 @@ pub fn fuzz_resp_frame(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_writes_every_i64_and_u64_like_display() {
+        for n in [0, 1, -1, 9, 10, -10, 12_345, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 20];
+            assert_eq!(
+                decimal(n.unsigned_abs(), n < 0, &mut buf),
+                n.to_string().as_bytes()
+            );
+        }
+        let mut buf = [0u8; 20];
+        assert_eq!(
+            decimal(u64::MAX, false, &mut buf),
+            u64::MAX.to_string().as_bytes()
+        );
+    }
 
     const LIMITS: DecodeLimits = DecodeLimits {
         bulk_bytes_max: 16,
