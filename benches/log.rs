@@ -3,7 +3,8 @@
 //! - append: 100-byte records, 1000 per append, one and three partitions, under
 //!   `interval_ms(10)` and `always`, beside the same bytes written to plain files with the same
 //!   fsync cadence;
-//! - scan: reading a whole 1 GiB log from the start (verified batches, lazily decoded record
+//! - scan: reading a whole 1 GiB log from the start (verified batches with and without the read
+//!   helper, lazily decoded record
 //!   views, owned records), each interleaved with a sequential read of a file of the same size;
 //! - append → tailing reader latency in process under `never` (p50/p99 printed);
 //! - HTTP v2 produce, 100 records per request, 4 concurrent clients over loopback (records/s
@@ -54,8 +55,14 @@ fn batch() -> Vec<Record> {
 }
 
 fn open_log(dir: &Path, policy: FlushPolicy) -> Log {
+    open_log_with(dir, policy, true)
+}
+
+/// The log in `dir` with `policy`, reading with or without the parallel read helper.
+fn open_log_with(dir: &Path, policy: FlushPolicy, parallel_read: bool) -> Log {
     let config = LogConfig {
         flush_policy: policy,
+        parallel_read,
         ..LogConfig::default()
     };
     Log::open(&dir.join("log"), config, SystemClock::shared()).unwrap()
@@ -302,7 +309,7 @@ fn log_pass(log: &Log, end: u64, kind: ScanKind) -> (u64, u64) {
 /// both sides alike; prints each depth's throughput and its ratio to raw.
 fn scan(c: &mut Criterion) {
     let dir = bench_dir();
-    let log = open_log(dir.path(), FlushPolicy::Never);
+    let mut log = open_log(dir.path(), FlushPolicy::Never);
     log.create_topic("scan", Some(1), &[], false).unwrap();
     let records = batch();
     let appends = SCAN_BYTES / (RECORD_BYTES * RECORDS_PER_APPEND);
@@ -342,11 +349,16 @@ fn scan(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(total));
     group.sample_size(10);
     let piece = usize::try_from(total).unwrap() / appends;
-    for (name, kind) in [
-        ("batches", ScanKind::Batches),
-        ("record_views", ScanKind::RecordViews),
-        ("stored_records", ScanKind::StoredRecords),
+    for (name, kind, parallel) in [
+        ("batches", ScanKind::Batches, true),
+        ("batches_one_thread", ScanKind::Batches, false),
+        ("record_views", ScanKind::RecordViews, true),
+        ("stored_records", ScanKind::StoredRecords, true),
     ] {
+        if log.config().parallel_read != parallel {
+            drop(log);
+            log = open_log_with(dir.path(), FlushPolicy::Never, parallel);
+        }
         let (mut log_ns, mut passes) = (0u64, 0u64);
         let (mut raw_ns, mut raw_crc_ns, mut raw_big_ns) = (0u64, 0u64, 0u64);
         group.bench_function(name, |b| {

@@ -698,9 +698,23 @@ fn mixed_batches_in(t: &TestLog, topic: &str, config: &[(String, String)]) -> Ve
     all
 }
 
+/// The log config with or without the parallel read helper.
+fn reading(parallel_read: bool) -> LogConfig {
+    LogConfig {
+        parallel_read,
+        ..LogConfig::default()
+    }
+}
+
 #[test]
 fn fetch_crosses_chunks_and_segments_at_every_budget() {
-    let t = TestLog::new(LogConfig::default());
+    for parallel_read in [true, false] {
+        fetch_crosses_chunks_and_segments(reading(parallel_read));
+    }
+}
+
+fn fetch_crosses_chunks_and_segments(config: LogConfig) {
+    let t = TestLog::new(config);
     let all = mixed_batches(&t);
     assert!(t.log.partition("m", 0).unwrap().segment_count().unwrap() > 2);
     let end = all.len() as u64;
@@ -819,10 +833,17 @@ fn fetch_shapes(t: &TestLog, topic: &str, budget: usize) -> Vec<Vec<(u64, u64)>>
 
 #[test]
 fn fetch_returns_the_same_batches_whether_or_not_the_index_places_chunk_ends() {
-    // A dense index lets every chunk end on a batch boundary; with one entry per segment the
-    // batch that straddles a chunk is carried into the next buffer instead. Both return the
-    // same batches for every budget, straddling or not.
-    let t = TestLog::new(LogConfig::default());
+    for parallel_read in [true, false] {
+        same_batches_with_a_dense_and_a_sparse_index(reading(parallel_read));
+    }
+}
+
+fn same_batches_with_a_dense_and_a_sparse_index(config: LogConfig) {
+    // A dense index lets every chunk end on a batch boundary (and cuts large chunks in two for
+    // the read helper); with one entry per segment the batch that straddles a chunk is carried
+    // into the next buffer instead. Both return the same batches for every budget, straddling
+    // or not.
+    let t = TestLog::new(config);
     let dense = mixed_batches_in(&t, "dense", &[]);
     let sparse = mixed_batches_in(
         &t,
@@ -880,11 +901,18 @@ fn a_batch_larger_than_a_read_buffer_is_returned_whole_at_any_budget() {
 
 #[test]
 fn corruption_in_the_middle_of_a_long_scan_names_the_segment_and_the_batch() {
+    for parallel_read in [true, false] {
+        corruption_mid_scan(reading(parallel_read));
+    }
+}
+
+fn corruption_mid_scan(config: LogConfig) {
     use std::os::unix::fs::FileExt as _;
     // 40 batches of about 110 KB (four read chunks); one byte changed in the value of batch 17
-    // (inside a chunk, past its first read piece). Scans reach the batches before it and then
-    // fail naming that batch, at every budget; nothing after it is handed out.
-    let t = TestLog::new(LogConfig::default());
+    // (inside a chunk, past its first read piece; with the read helper, in the part after the
+    // cut). Scans reach the batches before it and then fail naming that batch, at every
+    // budget; nothing after it is handed out.
+    let t = TestLog::new(config);
     t.log.create_topic("c", Some(1), &[], false).unwrap();
     let batch: Vec<Record> = (0..1000)
         .map(|_| Record {
@@ -922,17 +950,13 @@ fn corruption_in_the_middle_of_a_long_scan_names_the_segment_and_the_batch() {
                 "batch 17 was handed out (budget {budget})"
             );
         };
-        match err {
-            Error::Corrupt {
-                segment,
-                position,
-                reason,
-            } => {
-                assert_eq!(segment, path, "budget {budget}");
-                assert_eq!(position, bad_position, "budget {budget}");
-                assert!(reason.contains("CRC"), "{reason}");
-            }
-            other => panic!("expected Corrupt, got {other:?}"),
-        }
+        assert!(
+            matches!(
+                &err,
+                Error::Corrupt { segment, position, reason }
+                    if *segment == path && *position == bad_position && reason.contains("CRC")
+            ),
+            "budget {budget}: expected Corrupt at {bad_position} in {path:?}, got {err:?}"
+        );
     }
 }

@@ -13,6 +13,7 @@
 
 mod error;
 mod groups;
+mod helper;
 mod index;
 mod partitioner;
 mod reader;
@@ -84,6 +85,9 @@ pub const READ_CHUNK_BYTES: usize = 1024 * 1024;
 /// Most bytes of one positional read within a chunk: few syscalls per MiB, and the batches a
 /// read completes are still in the core's L2 cache when their CRC-32C is checked.
 pub const READ_PIECE_BYTES: usize = 256 * 1024;
+/// Fetch chunks at least this large are read and verified in two parts at once, the second
+/// on the log's read helper thread (`parallel_read`).
+pub const PARALLEL_CHUNK_BYTES_MIN: usize = 256 * 1024;
 /// Most idle read buffers a log keeps for reuse (at most [`READ_BUFFER_BYTES_MAX`] each).
 pub const READ_BUFFERS_MAX: usize = 4;
 /// Largest read buffer kept for reuse; bigger ones (a batch larger than a chunk) are freed.
@@ -283,6 +287,10 @@ pub struct LogConfig {
     pub consumer_instance_timeout_ms: u64,
     /// How often retention runs, in ms.
     pub retention_check_interval_ms: u64,
+    /// Read and verify the second half of each large fetch chunk (at least
+    /// [`PARALLEL_CHUNK_BYTES_MIN`]) on a helper thread while the fetching thread does the
+    /// first.
+    pub parallel_read: bool,
 }
 
 impl Default for LogConfig {
@@ -299,6 +307,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             consumer_instance_timeout_ms: 300_000,
             retention_check_interval_ms: 300_000,
+            parallel_read: true,
         }
     }
 }
@@ -329,7 +338,9 @@ impl LogConfig {
              # Idle REST consumer instances are deleted after this many ms.\n\
              consumer_instance_timeout_ms = {}\n\
              # How often retention runs, in ms.\n\
-             retention_check_interval_ms = {}\n",
+             retention_check_interval_ms = {}\n\
+             # Read and verify large fetch chunks in two halves at once, the second on a helper thread.\n\
+             parallel_read = {}\n",
             d.auto_create_topics,
             d.default_partitions,
             d.flush_policy,
@@ -341,6 +352,7 @@ impl LogConfig {
             d.index_interval_bytes,
             d.consumer_instance_timeout_ms,
             d.retention_check_interval_ms,
+            d.parallel_read,
         )
     }
 
@@ -629,7 +641,7 @@ impl Log {
             .keyspace("offsets", fjall::KeyspaceCreateOptions::default)
             .map_err(error::meta("open keyspace offsets"))?;
         let poisoned = Arc::new(AtomicBool::new(false));
-        let buffers = Arc::new(reader::ReadBuffers::default());
+        let buffers = Arc::new(reader::ReadBuffers::new(config.parallel_read));
         let mut topics = BTreeMap::new();
         for guard in topics_ks.iter() {
             let (k, v) = guard.into_inner().map_err(error::meta("list topics"))?;

@@ -6,7 +6,9 @@
 //! length and the partition's visible end offset. A fetch reads a segment in chunks of about
 //! [`READ_CHUNK_BYTES`] that end on a batch boundary the offset index knows, into buffers taken
 //! from [`ReadBuffers`], verifies each batch's CRC-32C once, and hands batches out as slices of
-//! those buffers; records decode lazily from them.
+//! those buffers; records decode lazily from them. A chunk of at least
+//! [`PARALLEL_CHUNK_BYTES_MIN`] is cut in two at an indexed batch boundary and its second half
+//! read and verified by the log's read helper ([`super::helper`]) at the same time.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,12 +16,13 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 
 use super::error::{Error, Result};
+use super::helper::{Helper, Job, Outcome};
 use super::recovery::Source as _;
 use super::segment::{self, BatchError, BatchInfo, BatchRecords};
 use super::writer::{Partition, Segment};
 use super::{
-    Offset, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES, READ_PIECE_BYTES,
-    StoredRecord,
+    Offset, PARALLEL_CHUNK_BYTES_MIN, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES,
+    READ_PIECE_BYTES, StoredRecord,
 };
 
 impl Partition {
@@ -241,14 +244,26 @@ impl RecordBatch {
 }
 
 /// Reused read buffers, shared by every partition of a log: a read takes one whose earlier
-/// batches have all been dropped, so steady-state scans neither allocate nor zero memory.
-#[derive(Debug, Default)]
+/// batches have all been dropped, so steady-state scans neither allocate nor zero memory. Also
+/// holds the log's read helper.
+#[derive(Debug)]
 pub(crate) struct ReadBuffers {
     /// Buffers handed out before; reusable once nothing else refers to them.
     free: Mutex<Vec<Bytes>>,
+    /// The thread that reads and verifies the second half of large chunks; `None` when
+    /// `parallel_read` is off or no thread could be started.
+    helper: Option<Helper>,
 }
 
 impl ReadBuffers {
+    /// An empty pool, with a read helper when `parallel_read`.
+    pub(crate) fn new(parallel_read: bool) -> Self {
+        Self {
+            free: Mutex::new(Vec::new()),
+            helper: parallel_read.then(Helper::start).flatten(),
+        }
+    }
+
     /// A buffer no batch refers to any more (its bytes are initialised, its length is what it
     /// was), or an empty new one.
     fn take(&self) -> BytesMut {
@@ -291,9 +306,16 @@ impl ReadBuffers {
 /// batch larger than the plan), a batch that runs past the chunk is completed in place if it is
 /// the only thing in the buffer, otherwise its head is copied to the front of the next buffer
 /// and the rest read after it.
+///
+/// A chunk of at least [`PARALLEL_CHUNK_BYTES_MIN`] is cut at the indexed batch boundary
+/// nearest its middle: the buffer from the cut on is split off and handed to the read helper
+/// ([`Chunks::split`]), the walk reads the first part as above, and on reaching the cut takes
+/// the second part back, already read, with the chain of batches the helper verified
+/// ([`Chunks::join`]). Batches on that chain skip the second CRC-32C; any other batch is
+/// verified here as usual.
 struct Chunks<'a> {
     /// The segment.
-    seg: &'a Segment,
+    seg: &'a Arc<Segment>,
     /// Where buffers come from and go back to.
     pool: &'a ReadBuffers,
     /// The current buffer; `buf[..filled]` holds the file bytes from `file_pos`.
@@ -307,10 +329,27 @@ struct Chunks<'a> {
     planned: usize,
     /// Batches found in `buf` and kept: `(start in buf, header)`.
     kept: Vec<(usize, BatchInfo)>,
+    /// The second part of the current chunk while the read helper has it.
+    pending: Option<Pending>,
+    /// Start in `buf` of the next batch on the chain the helper verified; batches on it are
+    /// verified when it is below `verified_end`.
+    verified_next: usize,
+    /// End in `buf` of the batches the helper verified (0: none).
+    verified_end: usize,
+}
+
+/// A chunk's second part, out with the read helper.
+struct Pending {
+    /// The helper's job.
+    job: Arc<Job>,
+    /// Where in `buf` the part starts (a batch boundary).
+    mid: usize,
+    /// The chunk's planned end in `buf`.
+    end: usize,
 }
 
 impl<'a> Chunks<'a> {
-    fn new(seg: &'a Segment, start: u64, pool: &'a ReadBuffers) -> Self {
+    fn new(seg: &'a Arc<Segment>, start: u64, pool: &'a ReadBuffers) -> Self {
         Self {
             seg,
             pool,
@@ -319,6 +358,9 @@ impl<'a> Chunks<'a> {
             filled: 0,
             planned: 0,
             kept: Vec::new(),
+            pending: None,
+            verified_next: 0,
+            verified_end: 0,
         }
     }
 
@@ -340,8 +382,24 @@ impl<'a> Chunks<'a> {
                 return Ok(false);
             }
             let view = self.buf.get(at..self.filled).unwrap_or_default();
-            match segment::decode_batch_info(view) {
+            let on_chain = at == self.verified_next && at < self.verified_end;
+            let decoded = if on_chain {
+                // Verified by the read helper: check the framing only.
+                segment::decode_batch_frame(view).and_then(|info| {
+                    if at + info.len <= self.verified_end {
+                        Ok(info)
+                    } else {
+                        segment::decode_batch_info(view)
+                    }
+                })
+            } else {
+                segment::decode_batch_info(view)
+            };
+            match decoded {
                 Ok(info) => {
+                    if on_chain {
+                        self.verified_next = at + info.len;
+                    }
                     if info.last_offset >= end {
                         // Not visible yet (under `always`, not yet fsynced).
                         return Ok(true);
@@ -367,6 +425,10 @@ impl<'a> Chunks<'a> {
                     if at + needed <= self.planned {
                         // The batch lies inside the planned chunk: read on in place.
                         self.read_piece(at + needed)?;
+                    } else if self.pending.is_some() {
+                        // The walk reached the cut (or a batch runs across it): take the
+                        // helper's part back and look again.
+                        self.join()?;
                     } else {
                         let want = self.plan(pos, *budget, left)?.max(needed);
                         self.refill(at, want, out)?;
@@ -447,10 +509,79 @@ impl<'a> Chunks<'a> {
         self.file_pos += at as u64;
         self.filled = carried;
         self.planned = want.max(carried);
+        self.verified_next = 0;
+        self.verified_end = 0;
         if self.buf.len() < self.planned {
             // Zeroes only the bytes a reused buffer did not have yet.
             self.buf.resize(self.planned, 0);
         }
+        self.split()
+    }
+
+    /// Hands the second part of a large planned chunk to the read helper: cuts at the first
+    /// indexed batch boundary at or after the middle of `buf[filled..planned]`, splits the
+    /// buffer there (no copy) and lowers `planned` to the cut. Does nothing without a helper,
+    /// for a chunk under [`PARALLEL_CHUNK_BYTES_MIN`] or when no boundary lies strictly inside.
+    fn split(&mut self) -> Result<()> {
+        let Some(helper) = self.pool.helper.as_ref() else {
+            return Ok(());
+        };
+        if self.planned - self.filled < PARALLEL_CHUNK_BYTES_MIN {
+            return Ok(());
+        }
+        let half = self.file_pos + (self.filled + (self.planned - self.filled) / 2) as u64;
+        let boundary = self
+            .seg
+            .index
+            .read()?
+            .boundary_at_or_after(u32::try_from(half).unwrap_or(u32::MAX));
+        let Some(mid) = boundary
+            .and_then(|b| u64::from(b).checked_sub(self.file_pos))
+            .and_then(|m| usize::try_from(m).ok())
+            .filter(|&m| m > self.filled && m < self.planned)
+        else {
+            return Ok(());
+        };
+        // In range: `mid < planned <= buf.len() <= capacity`, so `split_off` cannot panic.
+        let tail = self.buf.split_off(mid);
+        let pos = self.file_pos + mid as u64;
+        let job = helper.submit(self.seg.clone(), pos, tail, self.planned - mid);
+        self.pending = Some(Pending {
+            job,
+            mid,
+            end: self.planned,
+        });
+        self.planned = mid;
+        Ok(())
+    }
+
+    /// Takes the helper's part of the chunk back, read (inline if the helper has not started
+    /// it), joins it to `buf` (no copy) and records the chain of batches it verified, after
+    /// reading the first part up to the cut. When the helper abandons the part, the chunk ends
+    /// at the cut and the walk goes on into a fresh buffer as usual.
+    fn join(&mut self) -> Result<()> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let (tail, verified) = match p.job.collect(true) {
+            Outcome::Read(tail, verified) => (tail, verified),
+            Outcome::Unread(tail) => {
+                // Not produced by `collect(true)`; read the part here all the same.
+                self.buf.unsplit(tail);
+                self.planned = p.end;
+                return Ok(());
+            }
+            Outcome::Abandoned => return Ok(()),
+        };
+        self.buf.unsplit(tail);
+        while self.filled < p.mid {
+            self.read_piece(p.mid)?;
+        }
+        let verified = verified?;
+        self.filled = p.end;
+        self.planned = p.end;
+        self.verified_next = p.mid;
+        self.verified_end = p.mid + verified;
         Ok(())
     }
 
@@ -470,6 +601,14 @@ impl<'a> Chunks<'a> {
 
     /// Hands out what the current buffer holds.
     fn finish(mut self, out: &mut Vec<RecordBatch>) {
+        // The part the helper had lies past every kept batch: take it back, unread if the
+        // helper has not started it, only to return the whole buffer to the pool.
+        if let Some(p) = self.pending.take() {
+            match p.job.collect(false) {
+                Outcome::Read(tail, _) | Outcome::Unread(tail) => self.buf.unsplit(tail),
+                Outcome::Abandoned => {}
+            }
+        }
         let full = std::mem::take(&mut self.buf);
         self.emit(full, out);
     }

@@ -514,7 +514,7 @@ fn open_file(path: &Path, create: bool) -> Result<File> {
 }
 
 /// Creates an empty segment at `base`, replacing any leftover file of that name.
-fn create_segment(dir: &Path, base: Offset) -> Result<Segment> {
+pub(super) fn create_segment(dir: &Path, base: Offset) -> Result<Segment> {
     let path = dir.join(segment_file_name(base, "log"));
     let file = open_file(&path, true)?;
     file.set_len(0).map_err(io_at(&path))?;
