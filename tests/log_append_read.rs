@@ -960,3 +960,43 @@ fn corruption_mid_scan(config: LogConfig) {
         );
     }
 }
+
+#[test]
+fn a_record_that_does_not_parse_in_a_verified_batch_names_its_segment_and_position() {
+    use std::os::unix::fs::FileExt as _;
+    // The second batch's first record length is made negative and the batch's CRC-32C
+    // recomputed, so the batch verifies and only record decoding finds the fault.
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("r", Some(1), &[], false).unwrap();
+    for v in ["first", "second"] {
+        t.log
+            .append("r", Routing::Partition(0), vec![value(v), value(v)])
+            .unwrap();
+    }
+    let batches = t.log.fetch("r", 0, 0, 1 << 20).unwrap();
+    assert_eq!(batches[1].location(), (0, batches[0].bytes().len() as u64));
+    let (_, at) = batches[1].location();
+    let mut bad = batches[1].bytes().to_vec();
+    bad[61] = 0x7f; // zigzag varint -64: a negative record length
+    let crc = log::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    let path = t.partition_dir("r", 0).join(format!("{:020}.log", 0));
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&bad, at).unwrap();
+    // The batch itself verifies; its records do not decode.
+    let got = t.log.fetch("r", 0, 2, 1 << 20).unwrap();
+    assert!(got[0].records().any(|r| r.is_err()));
+    match t.log.read("r", 0, 0, 1 << 20) {
+        Err(Error::Corrupt {
+            segment, position, ..
+        }) => {
+            assert_eq!(segment, path);
+            assert_eq!(position, at);
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(
+        values(&t.log.read("r", 0, 0, 1).unwrap()),
+        ["first", "first"]
+    );
+}

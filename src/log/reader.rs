@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::helper::{Helper, Job, Outcome};
 use super::recovery::Source as _;
 use super::segment::{self, BatchError, BatchInfo, BatchRecords};
-use super::writer::{Partition, Segment};
+use super::writer::{Partition, Segment, segment_file_name};
 use super::{
     Offset, PARALLEL_CHUNK_BYTES_MIN, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES,
     READ_PIECE_BYTES, StoredRecord,
@@ -66,13 +66,14 @@ impl Partition {
         let batches = self.fetch(offset, max_bytes)?;
         let mut out = Vec::new();
         for batch in &batches {
-            batch
-                .decode_into(offset, &mut out)
-                .map_err(|e| Error::Corrupt {
-                    segment: self.dir.clone(),
-                    position: 0,
+            batch.decode_into(offset, &mut out).map_err(|e| {
+                let (base, position) = batch.location();
+                Error::Corrupt {
+                    segment: self.dir.join(segment_file_name(base, "log")),
+                    position,
                     reason: format!("batch at offset {}: {e:?}", batch.info().base_offset),
-                })?;
+                }
+            })?;
         }
         Ok(out)
     }
@@ -194,9 +195,20 @@ pub struct RecordBatch {
     bytes: Bytes,
     /// Its verified header.
     info: BatchInfo,
+    /// Base offset of the segment it was read from (names the segment file).
+    segment_base: Offset,
+    /// Its byte position in that segment.
+    position: u64,
 }
 
 impl RecordBatch {
+    /// Where it was read from: the base offset of its segment (the segment file's name) and
+    /// its byte position there — what a [`Error::Corrupt`] about its records names.
+    #[must_use]
+    pub fn location(&self) -> (Offset, u64) {
+        (self.segment_base, self.position)
+    }
+
     /// The batch's bytes, as stored (Kafka's wire format for a fetch response).
     #[must_use]
     pub fn bytes(&self) -> &Bytes {
@@ -593,6 +605,8 @@ impl<'a> Chunks<'a> {
                 out.push(RecordBatch {
                     bytes: frozen.slice_ref(bytes),
                     info,
+                    segment_base: self.seg.base,
+                    position: self.file_pos + start as u64,
                 });
             }
         }
