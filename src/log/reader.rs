@@ -102,10 +102,10 @@ impl Partition {
     /// As [`Partition::read`].
     pub fn fetch(&self, offset: Offset, max_bytes: usize) -> Result<Vec<RecordBatch>> {
         let end = self.latest_offset();
-        let segments = self.segments_from(offset, end)?;
+        let mut next = self.first_segment(offset, end)?;
         let mut out = Vec::new();
         let mut budget = max_bytes;
-        for seg in segments {
+        while let Some(seg) = next {
             let start = self.start_position(&seg, offset)?;
             let mut chunks = Chunks::new(&seg, start, &self.buffers);
             let done = chunks.fetch(offset, end, &mut budget, &mut out);
@@ -113,6 +113,7 @@ impl Partition {
             if done? {
                 break;
             }
+            next = self.segment_after(seg.base)?;
         }
         Ok(out)
     }
@@ -127,8 +128,8 @@ impl Partition {
         }
     }
 
-    /// Segments that may hold offsets from `offset` on, after checking the range.
-    fn segments_from(&self, offset: Offset, end: Offset) -> Result<Vec<Arc<Segment>>> {
+    /// The segment that may hold `offset`, after checking the range; `None` at the end.
+    fn first_segment(&self, offset: Offset, end: Offset) -> Result<Option<Arc<Segment>>> {
         let state = self.state.lock()?;
         if offset < state.log_start || offset > end {
             return Err(Error::OffsetOutOfRange {
@@ -140,18 +141,25 @@ impl Partition {
             });
         }
         if offset == end {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let first = state
             .segments
             .range(..=offset)
             .next_back()
             .map_or(0, |(b, _)| *b);
+        Ok(state.segments.range(first..).next().map(|(_, s)| s.clone()))
+    }
+
+    /// The segment after the one based at `base`, if any (a fetch that spans segments takes
+    /// them one at a time, so each fetch clones only the handles it reads).
+    fn segment_after(&self, base: Offset) -> Result<Option<Arc<Segment>>> {
+        let state = self.state.lock()?;
         Ok(state
             .segments
-            .range(first..)
-            .map(|(_, s)| s.clone())
-            .collect())
+            .range((std::ops::Bound::Excluded(base), std::ops::Bound::Unbounded))
+            .next()
+            .map(|(_, s)| s.clone()))
     }
 
     /// The first offset whose record timestamp is at or after `timestamp_ms`, or `None` when
