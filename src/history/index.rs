@@ -566,7 +566,9 @@ fn plan_index(
     conjuncts: &[(&str, &Cond)],
     sort: Option<&Sort>,
 ) -> Option<(u32, Plan)> {
-    let mut prefixes: Vec<Vec<u8>> = vec![index.id.to_be_bytes().to_vec()];
+    // Allocated once the first key has a bound: most indexes of a collection do not apply to
+    // a given filter, and planning runs on every find.
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
     let mut bounds: Vec<(String, FieldBound)> = Vec::new();
     let mut score = 0u32;
     let mut eq_fields = 0usize;
@@ -580,21 +582,37 @@ fn plan_index(
                 (Some(p @ FieldBound::Points(_)), _) | (_, p @ FieldBound::Points(_)) => Some(p),
                 (_, r) => Some(r),
             });
+        if prefixes.is_empty() {
+            // No bound on the first key: this index cannot narrow the filter.
+            field_bound.as_ref()?;
+            prefixes.push(index.id.to_be_bytes().to_vec());
+        }
         match field_bound {
             Some(FieldBound::Points(pts)) => {
-                bounds.push((path.clone(), FieldBound::Points(pts.clone())));
-                let mut next = Vec::with_capacity(prefixes.len() * pts.len());
-                for p in &prefixes {
-                    for v in &pts {
-                        let mut k = p.clone();
-                        encode_index_field(v, *desc, &mut k);
-                        next.push(k);
+                let combined = prefixes.len().saturating_mul(pts.len());
+                let fits = combined <= PLAN_RANGES_MAX;
+                if fits {
+                    if let [v] = pts.as_slice() {
+                        // One value (the common equality): extend every prefix in place.
+                        for p in &mut prefixes {
+                            encode_index_field(v, *desc, p);
+                        }
+                    } else {
+                        let mut next = Vec::with_capacity(combined);
+                        for p in &prefixes {
+                            for v in &pts {
+                                let mut k = p.clone();
+                                encode_index_field(v, *desc, &mut k);
+                                next.push(k);
+                            }
+                        }
+                        prefixes = next;
                     }
                 }
-                if next.len() > PLAN_RANGES_MAX {
+                bounds.push((path.clone(), FieldBound::Points(pts)));
+                if !fits {
                     break;
                 }
-                prefixes = next;
                 score += 10;
                 eq_fields += 1;
             }
@@ -618,25 +636,28 @@ fn plan_index(
     prefixes.sort();
     prefixes.dedup();
     let ranges: Vec<(Vec<u8>, Vec<u8>)> = prefixes
-        .iter()
+        .into_iter()
         .filter_map(|p| match &range {
-            None => Some((p.clone(), prefix_successor(p)?)),
+            None => {
+                let end = prefix_successor(&p)?;
+                Some((p, end))
+            }
             Some((FieldBound::Range { lo, hi }, _)) => {
                 let bracket_of = lo
                     .as_ref()
                     .or(hi.as_ref())
                     .map(|(v, _)| bracket_bounds(v))?;
                 let start = match lo {
-                    None => concat(p, &[bracket_of.0]),
+                    None => concat(&p, &[bracket_of.0]),
                     Some((v, incl)) => {
-                        let k = concat(p, &keys::encode_key_value(v));
+                        let k = concat(&p, &keys::encode_key_value(v));
                         if *incl { k } else { prefix_successor(&k)? }
                     }
                 };
                 let end = match hi {
-                    None => concat(p, &[bracket_of.1]),
+                    None => concat(&p, &[bracket_of.1]),
                     Some((v, incl)) => {
-                        let k = concat(p, &keys::encode_key_value(v));
+                        let k = concat(&p, &keys::encode_key_value(v));
                         if *incl { prefix_successor(&k)? } else { k }
                     }
                 };

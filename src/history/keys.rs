@@ -415,9 +415,16 @@ pub(crate) fn bracket_bounds(v: &Bson) -> (u8, u8) {
 #[must_use]
 pub(crate) fn doc_key(coll_id: u32, encoded_id: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(4 + encoded_id.len());
-    k.extend_from_slice(&coll_id.to_be_bytes());
-    k.extend_from_slice(encoded_id);
+    doc_key_into(coll_id, encoded_id, &mut k);
     k
+}
+
+/// [`doc_key`] written into `out` (cleared first), so a reader fetching many documents reuses
+/// one buffer.
+pub(crate) fn doc_key_into(coll_id: u32, encoded_id: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&coll_id.to_be_bytes());
+    out.extend_from_slice(encoded_id);
 }
 
 /// Key of an index entry: index id, the encoded field values (complemented for descending

@@ -1361,18 +1361,14 @@ impl Inner {
         visit: &mut dyn FnMut(&[u8], Document) -> Result<bool>,
         stats: &mut ExecStats,
     ) -> Result<()> {
+        // One document key buffer for the whole plan instead of one allocation per document.
+        let mut key = Vec::new();
         match &plan.access {
             Access::Ids(ids) => {
                 for id in ids {
                     stats.keys += 1;
-                    if let Some(doc) =
-                        self.store
-                            .get_with(Space::Docs, &doc_key(meta.id, id), decode_document)?
-                    {
-                        stats.docs += 1;
-                        if !visit(id, doc)? {
-                            return Ok(());
-                        }
+                    if !self.fetch_doc(meta, id, &mut key, stats, visit)? {
+                        return Ok(());
                     }
                 }
             }
@@ -1385,38 +1381,32 @@ impl Inner {
             } => {
                 let mut seen: HashSet<Vec<u8>> = HashSet::new();
                 let dedup = index.multikey || ranges.len() > 1;
+                // An index entry's value is the encoded `_id`, read in place.
+                let mut entry = |id: &[u8]| -> Result<bool> {
+                    stats.keys += 1;
+                    if dedup && !seen.insert(id.to_vec()) {
+                        return Ok(true);
+                    }
+                    self.fetch_doc(meta, id, &mut key, stats, visit)
+                };
                 for (start, end) in ranges {
                     // A full-equality lookup on a unique index is a point read (bloom filters
                     // apply); anything else scans the key range.
-                    let entries: KeyValues = if *point {
-                        let hit = self.store.get(Space::Index, start)?;
-                        Box::new(hit.map(|id| Ok((start.clone(), id))).into_iter())
+                    let go_on = if *point {
+                        self.store
+                            .get_with(Space::Index, start, &mut entry)?
+                            .unwrap_or(true)
                     } else {
-                        Box::new(self.store.range(
-                            Space::Index,
-                            Bound::Included(start.clone()),
-                            Bound::Excluded(end.clone()),
-                            *reverse,
-                        ))
+                        let mut go_on = true;
+                        self.store
+                            .range_values_with(Space::Index, start, end, *reverse, |id| {
+                                go_on = entry(id)?;
+                                Ok(go_on)
+                            })?;
+                        go_on
                     };
-                    for kv in entries {
-                        let (_, id) = kv?;
-                        stats.keys += 1;
-                        if dedup && !seen.insert(id.clone()) {
-                            continue;
-                        }
-                        let Some(doc) = self.store.get_with(
-                            Space::Docs,
-                            &doc_key(meta.id, &id),
-                            decode_document,
-                        )?
-                        else {
-                            continue;
-                        };
-                        stats.docs += 1;
-                        if !visit(&id, doc)? {
-                            return Ok(());
-                        }
+                    if !go_on {
+                        return Ok(());
                     }
                 }
             }
@@ -1436,6 +1426,24 @@ impl Inner {
         Ok(())
     }
 
+    /// Reads the document with `encoded_id` (its key built in `key`, a buffer reused across
+    /// calls) and hands it to `visit`; a missing document is skipped. Returns whether to go on.
+    fn fetch_doc(
+        &self,
+        meta: &CollectionMeta,
+        encoded_id: &[u8],
+        key: &mut Vec<u8>,
+        stats: &mut ExecStats,
+        visit: &mut dyn FnMut(&[u8], Document) -> Result<bool>,
+    ) -> Result<bool> {
+        keys::doc_key_into(meta.id, encoded_id, key);
+        let Some(doc) = self.store.get_with(Space::Docs, key, decode_document)? else {
+            return Ok(true);
+        };
+        stats.docs += 1;
+        visit(encoded_id, doc)
+    }
+
     /// Filter, sort (in memory unless the plan is ordered), skip and limit.
     #[expect(
         clippy::too_many_arguments,
@@ -1452,7 +1460,17 @@ impl Inner {
         stats: &mut ExecStats,
     ) -> Result<Vec<Document>> {
         let blocking = sort.is_some_and(|s| !s.is_empty()) && !plan.sorted;
-        let mut out = Vec::new();
+        // Point plans know how many documents they can return at most (at most
+        // `PLAN_RANGES_MAX` index points, or one per `_id` of the filter).
+        let mut out = Vec::with_capacity(match &plan.access {
+            Access::Ids(ids) => ids.len(),
+            Access::Index {
+                point: true,
+                ranges,
+                ..
+            } => ranges.len(),
+            Access::Index { .. } | Access::Scan => 0,
+        });
         let mut skipped = 0u64;
         let mut bytes = 0usize;
         let limit = limit.filter(|l| *l > 0);
@@ -1507,9 +1525,6 @@ fn append_event_key(out: &mut Vec<u8>, w: &RawWriter, id: &Bson) -> Result<()> {
     key.append_value(out, "_id", id)?;
     key.close(out)
 }
-
-/// A boxed iterator of stored key-value pairs.
-type KeyValues = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>)>>>;
 
 /// A cheap size estimate for memory bounds (BSON length without encoding).
 fn doc_size_estimate(doc: &Document) -> usize {

@@ -14,6 +14,10 @@ use super::document::{self, collect_doc_path, compare, split_path, type_rank, va
 use super::error::{Error, Result};
 use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX};
 
+/// Parts of a dotted path that [`Filter::matches`] borrows on the stack (longer paths take a
+/// vector).
+const PATH_PARTS_INLINE: usize = 8;
+
 /// A parsed filter.
 #[derive(Debug, Clone)]
 pub(crate) enum Filter {
@@ -156,8 +160,21 @@ impl Filter {
             Self::Or(fs) => fs.iter().any(|f| f.matches(doc)),
             Self::Nor(fs) => !fs.iter().any(|f| f.matches(doc)),
             Self::Field { parts, cond, .. } => {
-                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-                cond_matches_path(doc, &parts, cond)
+                // Called once per candidate document: paths of up to `PATH_PARTS_INLINE`
+                // parts are borrowed on the stack instead of collected into a vector.
+                let mut inline = [""; PATH_PARTS_INLINE];
+                match inline.get_mut(..parts.len()) {
+                    Some(slots) => {
+                        for (slot, part) in slots.iter_mut().zip(parts) {
+                            *slot = part;
+                        }
+                        cond_matches_path(doc, slots, cond)
+                    }
+                    None => {
+                        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                        cond_matches_path(doc, &parts, cond)
+                    }
+                }
             }
         }
     }

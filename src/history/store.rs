@@ -378,6 +378,41 @@ impl Store {
         }
     }
 
+    /// Hands the value of every key in `[start, end)` to `f`, in key order (or reversed), in
+    /// place (no copy), until `f` returns false.
+    ///
+    /// # Errors
+    /// [`Error::Storage`], or what `f` returns.
+    pub(crate) fn range_values_with(
+        &self,
+        space: Space,
+        start: &[u8],
+        end: &[u8],
+        reverse: bool,
+        mut f: impl FnMut(&[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let iter = self
+            .space(space)
+            .range::<&[u8], _>((Bound::Included(start), Bound::Excluded(end)));
+        let mut visit = |guard: fjall::Guard| -> Result<bool> {
+            f(&guard.value().map_err(storage("iterating a range"))?)
+        };
+        if reverse {
+            for guard in iter.rev() {
+                if !visit(guard)? {
+                    break;
+                }
+            }
+        } else {
+            for guard in iter {
+                if !visit(guard)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Iterates every key starting with `prefix`.
     pub(crate) fn prefix(&self, space: Space, prefix: &[u8], reverse: bool) -> RangeIter {
         let iter = self.space(space).prefix(prefix);
