@@ -345,3 +345,59 @@ fn indexes_survive_reopen_and_limits_hold() {
     assert!(!h.is_poisoned());
     h.insert_one("db", "c", doc! {"_id": 3}).unwrap();
 }
+
+#[test]
+fn a_filter_value_too_long_for_a_key_falls_back_to_a_scan_instead_of_reaching_storage() {
+    // Range bounds are built from filter values; one past the storage key limit
+    // (`KEY_BYTES_MAX`) must not reach fjall (which panics on such keys). The longest string
+    // whose bounds fit still uses the index; one byte more plans a collection scan; both give
+    // the same answers as a scan.
+    let (_d, h) = open();
+    h.create_index("shop", "people", &model(&[("name", 1)], false))
+        .unwrap();
+    h.insert_many(
+        "shop",
+        "people",
+        vec![doc! {"_id": 1, "name": "a"}, doc! {"_id": 2, "name": "z"}],
+    )
+    .unwrap();
+    let plan_for = |len: usize| {
+        let f = doc! {"name": {"$gte": "x".repeat(len)}};
+        stage(
+            &h.explain("shop", "people", &f, &FindOptions::default())
+                .unwrap(),
+        )
+        .0
+    };
+    // The longest value that still plans an index scan: at most the key limit itself.
+    let (mut lo, mut hi) = (1usize, streamcache::history::KEY_BYTES_MAX + 1);
+    assert_eq!(plan_for(lo), "FETCH");
+    assert_eq!(plan_for(hi), "COLLSCAN");
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if plan_for(mid) == "FETCH" {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    assert!(lo > streamcache::history::KEY_BYTES_MAX - 64, "max {lo}");
+    for len in [lo, lo + 1, 70_000] {
+        let x = "x".repeat(len);
+        for (filter, want) in [
+            (doc! {"name": &x}, vec![]),
+            (doc! {"name": {"$gte": &x}}, vec![2]),
+            (doc! {"name": {"$lt": &x}}, vec![1]),
+            (doc! {"name": {"$gte": "a", "$lte": &x}}, vec![1]),
+            (doc! {"name": {"$in": [&x, "z"]}}, vec![2]),
+        ] {
+            let got = h
+                .find("shop", "people", &filter, &FindOptions::default())
+                .unwrap();
+            assert_eq!(ids(&got), want, "len {len}");
+        }
+    }
+    // The store is still writable (no panic poisoned it).
+    h.insert_one("shop", "people", doc! {"_id": 3, "name": "m"})
+        .unwrap();
+}
