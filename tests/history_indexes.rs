@@ -347,57 +347,61 @@ fn indexes_survive_reopen_and_limits_hold() {
 }
 
 #[test]
-fn a_filter_value_too_long_for_a_key_falls_back_to_a_scan_instead_of_reaching_storage() {
-    // Range bounds are built from filter values; one past the storage key limit
-    // (`KEY_BYTES_MAX`) must not reach fjall (which panics on such keys). The longest string
-    // whose bounds fit still uses the index; one byte more plans a collection scan; both give
-    // the same answers as a scan.
+fn filter_values_longer_than_a_storage_key_scan_the_index_with_the_same_results() {
+    // Range bounds are built from filter values, and fjall panics on a bound longer than
+    // `KEY_BYTES_MAX`; the store cuts such bounds to a form that selects the same keys. Values
+    // whose bounds are just under, at and just over the limit (the encoding adds fewer than
+    // 40 bytes), and a much longer one, give what comparing the strings gives, through the
+    // index.
     let (_d, h) = open();
     h.create_index("shop", "people", &model(&[("name", 1)], false))
         .unwrap();
-    h.insert_many(
-        "shop",
-        "people",
-        vec![doc! {"_id": 1, "name": "a"}, doc! {"_id": 2, "name": "z"}],
-    )
-    .unwrap();
-    let plan_for = |len: usize| {
-        let f = doc! {"name": {"$gte": "x".repeat(len)}};
-        stage(
-            &h.explain("shop", "people", &f, &FindOptions::default())
-                .unwrap(),
-        )
-        .0
-    };
-    // The longest value that still plans an index scan: at most the key limit itself.
-    let (mut lo, mut hi) = (1usize, streamcache::history::KEY_BYTES_MAX + 1);
-    assert_eq!(plan_for(lo), "FETCH");
-    assert_eq!(plan_for(hi), "COLLSCAN");
-    while hi - lo > 1 {
-        let mid = (lo + hi) / 2;
-        if plan_for(mid) == "FETCH" {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    assert!(lo > streamcache::history::KEY_BYTES_MAX - 64, "max {lo}");
-    for len in [lo, lo + 1, 70_000] {
+    let names = [
+        "a".to_owned(),
+        "x".repeat(1000),
+        "xy".to_owned(),
+        "z".to_owned(),
+    ];
+    let docs = names
+        .iter()
+        .zip(1..)
+        .map(|(n, id)| doc! {"_id": id, "name": n})
+        .collect();
+    h.insert_many("shop", "people", docs).unwrap();
+    let max = streamcache::history::KEY_BYTES_MAX;
+    for len in (max - 40..=max + 2).chain([70_000]) {
         let x = "x".repeat(len);
+        let which = |keep: &dyn Fn(&str) -> bool| -> Vec<i32> {
+            (1..)
+                .zip(&names)
+                .filter(|(_, n)| keep(n))
+                .map(|(id, _)| id)
+                .collect()
+        };
         for (filter, want) in [
-            (doc! {"name": &x}, vec![]),
-            (doc! {"name": {"$gte": &x}}, vec![2]),
-            (doc! {"name": {"$lt": &x}}, vec![1]),
-            (doc! {"name": {"$gte": "a", "$lte": &x}}, vec![1]),
-            (doc! {"name": {"$in": [&x, "z"]}}, vec![2]),
+            (doc! {"name": &x}, which(&|n| n == x)),
+            (doc! {"name": {"$gte": &x}}, which(&|n| n >= x.as_str())),
+            (doc! {"name": {"$gt": &x}}, which(&|n| n > x.as_str())),
+            (doc! {"name": {"$lt": &x}}, which(&|n| n < x.as_str())),
+            (
+                doc! {"name": {"$gte": "a", "$lte": &x}},
+                which(&|n| n <= x.as_str()),
+            ),
+            (
+                doc! {"name": {"$in": [&x, "z"]}},
+                which(&|n| n == x || n == "z"),
+            ),
         ] {
             let got = h
                 .find("shop", "people", &filter, &FindOptions::default())
                 .unwrap();
-            assert_eq!(ids(&got), want, "len {len}");
+            assert_eq!(ids(&got), want, "len {len}: {filter:?}");
         }
     }
+    let f = doc! {"name": {"$gte": "x".repeat(70_000)}};
+    let explain = h.explain("shop", "people", &f, &FindOptions::default());
+    assert_eq!(stage(&explain.unwrap()).0, "FETCH", "the index is used");
     // The store is still writable (no panic poisoned it).
-    h.insert_one("shop", "people", doc! {"_id": 3, "name": "m"})
+    h.insert_one("shop", "people", doc! {"_id": 9, "name": "m"})
         .unwrap();
 }

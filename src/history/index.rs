@@ -16,8 +16,7 @@ use super::error::{Error, Result};
 use super::keys::{self, bracket_bounds, encode_index_field, prefix_successor};
 use super::query::{Cond, Filter, InItem, Sort};
 use super::{
-    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_FIELDS_MAX, INDEX_NAME_BYTES_MAX, KEY_BYTES_MAX,
-    PLAN_RANGES_MAX,
+    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_FIELDS_MAX, INDEX_NAME_BYTES_MAX, PLAN_RANGES_MAX,
 };
 
 /// What a caller asks for when creating an index.
@@ -667,14 +666,6 @@ fn plan_index(
             Some((FieldBound::Points(_), _)) => None,
         })
         .collect();
-    if ranges
-        .iter()
-        .any(|(start, end)| start.len() > KEY_BYTES_MAX || end.len() > KEY_BYTES_MAX)
-    {
-        // A filter value too long for any stored key (fjall panics on such a bound): this
-        // index cannot be scanned with it, so the filter is left to another plan.
-        return None;
-    }
     let (sorted, reverse) = match sort.filter(|s| !s.is_empty()) {
         None => (true, false),
         Some(s) if ranges.len() == 1 => match sort_order_from(index, eq_fields, s) {

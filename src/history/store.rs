@@ -4,6 +4,8 @@
 //! `meta`), so database and collection names never become keyspace names. Writes go through
 //! [`WriteSet`], committed as one atomic fjall batch; every key is checked against
 //! [`super::KEY_BYTES_MAX`] before fjall sees it, because fjall panics on out-of-range keys.
+//! Range bounds and prefixes longer than that (built from filter values) are cut to it in a way
+//! that selects the same stored keys ([`start_bound`], [`end_bound`]).
 //! A fatal storage error (fjall `Poisoned`, or any failed commit) latches [`Store::is_poisoned`]
 //! and every later write is refused.
 
@@ -13,9 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
 
-use super::Durability;
 use super::error::{Error, Result};
 use super::keys::check_key;
+use super::{Durability, KEY_BYTES_MAX};
 
 /// Which keyspace a key lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,6 +370,8 @@ impl Store {
         end: Bound<Vec<u8>>,
         reverse: bool,
     ) -> RangeIter {
+        let start = start_bound(start.as_ref().map(Vec::as_slice)).map(<[u8]>::to_vec);
+        let end = end_bound(end.as_ref().map(Vec::as_slice)).map(<[u8]>::to_vec);
         let iter = self.space(space).range::<Vec<u8>, _>((start, end));
         RangeIter {
             inner: if reverse {
@@ -391,9 +395,10 @@ impl Store {
         reverse: bool,
         mut f: impl FnMut(&[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let iter = self
-            .space(space)
-            .range::<&[u8], _>((Bound::Included(start), Bound::Excluded(end)));
+        let iter = self.space(space).range::<&[u8], _>((
+            start_bound(Bound::Included(start)),
+            end_bound(Bound::Excluded(end)),
+        ));
         let mut visit = |guard: fjall::Guard| -> Result<bool> {
             f(&guard.value().map_err(storage("iterating a range"))?)
         };
@@ -413,8 +418,13 @@ impl Store {
         Ok(())
     }
 
-    /// Iterates every key starting with `prefix`.
+    /// Iterates every key starting with `prefix` (none when it is longer than any stored key).
     pub(crate) fn prefix(&self, space: Space, prefix: &[u8], reverse: bool) -> RangeIter {
+        if prefix.len() > KEY_BYTES_MAX {
+            return RangeIter {
+                inner: Box::new(std::iter::empty()),
+            };
+        }
         let iter = self.space(space).prefix(prefix);
         RangeIter {
             inner: if reverse {
@@ -423,6 +433,31 @@ impl Store {
                 Box::new(iter)
             },
         }
+    }
+}
+
+/// A range's start as fjall can take it. Stored keys are at most [`KEY_BYTES_MAX`] bytes, so
+/// for a longer bound `s` with first `KEY_BYTES_MAX` bytes `t`, a stored key is at or after `s`
+/// exactly when it is after `t` (it cannot equal `s`, and one above `t` that is not `t` differs
+/// from it, hence from `s`, at an earlier byte).
+fn start_bound(bound: Bound<&[u8]>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) | Bound::Excluded(k) if k.len() > KEY_BYTES_MAX => {
+            Bound::Excluded(k.get(..KEY_BYTES_MAX).unwrap_or(k))
+        }
+        other => other,
+    }
+}
+
+/// A range's end as fjall can take it: by the same argument as [`start_bound`], a stored key
+/// is before (or at) a longer bound `e` exactly when it is at or before `e`'s first
+/// [`KEY_BYTES_MAX`] bytes.
+fn end_bound(bound: Bound<&[u8]>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(k) | Bound::Excluded(k) if k.len() > KEY_BYTES_MAX => {
+            Bound::Included(k.get(..KEY_BYTES_MAX).unwrap_or(k))
+        }
+        other => other,
     }
 }
 
@@ -448,5 +483,73 @@ impl Iterator for RangeIter {
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .map_err(storage("iterating a range")),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_up_to_the_key_limit_pass_and_longer_ones_are_cut_to_it() {
+        let max = vec![b'k'; KEY_BYTES_MAX];
+        let over = vec![b'k'; KEY_BYTES_MAX + 1];
+        assert_eq!(
+            start_bound(Bound::Included(&max)),
+            Bound::Included(&max[..])
+        );
+        assert_eq!(end_bound(Bound::Excluded(&max)), Bound::Excluded(&max[..]));
+        for b in [Bound::Included(&over[..]), Bound::Excluded(&over[..])] {
+            assert_eq!(start_bound(b), Bound::Excluded(&max[..]));
+            assert_eq!(end_bound(b), Bound::Included(&max[..]));
+        }
+        assert_eq!(start_bound(Bound::Unbounded), Bound::Unbounded);
+    }
+
+    /// Whether `k` lies within `(start, end)`.
+    fn within(k: &[u8], start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+        let after_start = match start {
+            Bound::Included(s) => k >= s,
+            Bound::Excluded(s) => k > s,
+            Bound::Unbounded => true,
+        };
+        let before_end = match end {
+            Bound::Included(e) => k <= e,
+            Bound::Excluded(e) => k < e,
+            Bound::Unbounded => true,
+        };
+        after_start && before_end
+    }
+
+    #[test]
+    fn a_cut_bound_selects_the_same_stored_keys() {
+        // Keys of at most KEY_BYTES_MAX bytes around a bound one byte longer: comparing with
+        // the bound and with its cut form agrees for every one of them.
+        let bound = [vec![b'm'; KEY_BYTES_MAX], vec![b'q']].concat();
+        let keys = [
+            vec![b'm'; KEY_BYTES_MAX],
+            vec![b'm'; KEY_BYTES_MAX - 1],
+            [vec![b'm'; KEY_BYTES_MAX - 1], vec![b'n']].concat(),
+            [vec![b'm'; KEY_BYTES_MAX - 1], vec![b'a']].concat(),
+            vec![b'n'],
+            vec![b'a'],
+        ];
+        let (b, none) = (bound.as_slice(), Bound::Unbounded);
+        for key in &keys {
+            let k = key.as_slice();
+            for (start, end) in [
+                (Bound::Included(b), none),
+                (Bound::Excluded(b), none),
+                (none, Bound::Included(b)),
+                (none, Bound::Excluded(b)),
+            ] {
+                assert_eq!(
+                    within(k, start, end),
+                    within(k, start_bound(start), end_bound(end)),
+                    "{} bytes",
+                    k.len()
+                );
+            }
+        }
     }
 }
