@@ -698,19 +698,19 @@ fn mixed_batches_in(t: &TestLog, topic: &str, config: &[(String, String)]) -> Ve
     all
 }
 
-/// The log config with or without the parallel read helper.
-fn reading(parallel_read: bool) -> LogConfig {
-    LogConfig {
-        parallel_read,
-        ..LogConfig::default()
+/// Runs `test` on a log with the parallel read helper and on one without it.
+fn with_and_without_the_read_helper(test: fn(LogConfig)) {
+    for parallel_read in [true, false] {
+        test(LogConfig {
+            parallel_read,
+            ..LogConfig::default()
+        });
     }
 }
 
 #[test]
 fn fetch_crosses_chunks_and_segments_at_every_budget() {
-    for parallel_read in [true, false] {
-        fetch_crosses_chunks_and_segments(reading(parallel_read));
-    }
+    with_and_without_the_read_helper(fetch_crosses_chunks_and_segments);
 }
 
 fn fetch_crosses_chunks_and_segments(config: LogConfig) {
@@ -833,9 +833,7 @@ fn fetch_shapes(t: &TestLog, topic: &str, budget: usize) -> Vec<Vec<(u64, u64)>>
 
 #[test]
 fn fetch_returns_the_same_batches_whether_or_not_the_index_places_chunk_ends() {
-    for parallel_read in [true, false] {
-        same_batches_with_a_dense_and_a_sparse_index(reading(parallel_read));
-    }
+    with_and_without_the_read_helper(same_batches_with_a_dense_and_a_sparse_index);
 }
 
 fn same_batches_with_a_dense_and_a_sparse_index(config: LogConfig) {
@@ -901,9 +899,7 @@ fn a_batch_larger_than_a_read_buffer_is_returned_whole_at_any_budget() {
 
 #[test]
 fn corruption_in_the_middle_of_a_long_scan_names_the_segment_and_the_batch() {
-    for parallel_read in [true, false] {
-        corruption_mid_scan(reading(parallel_read));
-    }
+    with_and_without_the_read_helper(corruption_mid_scan);
 }
 
 fn corruption_mid_scan(config: LogConfig) {
