@@ -11,7 +11,7 @@
 //! read and verified by the log's read helper ([`super::helper`]) at the same time.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
@@ -19,7 +19,7 @@ use super::error::{Error, Result};
 use super::helper::{Helper, Job, Outcome};
 use super::recovery::Source as _;
 use super::segment::{self, BatchError, BatchInfo, BatchRecords};
-use super::writer::{Partition, Segment, segment_file_name};
+use super::writer::{Partition, Segment, segment_path};
 use super::{
     Offset, PARALLEL_CHUNK_BYTES_MIN, READ_BUFFER_BYTES_MAX, READ_BUFFERS_MAX, READ_CHUNK_BYTES,
     READ_PIECE_BYTES, StoredRecord,
@@ -69,7 +69,7 @@ impl Partition {
             batch.decode_into(offset, &mut out).map_err(|e| {
                 let (base, position) = batch.location();
                 Error::Corrupt {
-                    segment: self.dir.join(segment_file_name(base, "log")),
+                    segment: segment_path(&self.dir, base),
                     position,
                     reason: format!("batch at offset {}: {e:?}", batch.info().base_offset),
                 }
@@ -270,18 +270,30 @@ impl RecordBatch {
 pub(crate) struct ReadBuffers {
     /// Buffers handed out before; reusable once nothing else refers to them.
     free: Mutex<Vec<Bytes>>,
-    /// The thread that reads and verifies the second half of large chunks; `None` when
-    /// `parallel_read` is off or no thread could be started.
-    helper: Option<Helper>,
+    /// Whether large chunks are read in two parts with a read helper.
+    parallel_read: bool,
+    /// The thread that reads and verifies the second half of large chunks, started by the
+    /// first chunk that needs it; `None` inside when no thread could be started.
+    helper: OnceLock<Option<Helper>>,
 }
 
 impl ReadBuffers {
-    /// An empty pool, with a read helper when `parallel_read`.
+    /// An empty pool, using a read helper when `parallel_read`.
     pub(crate) fn new(parallel_read: bool) -> Self {
         Self {
             free: Mutex::new(Vec::new()),
-            helper: parallel_read.then(Helper::start).flatten(),
+            parallel_read,
+            helper: OnceLock::new(),
         }
+    }
+
+    /// The read helper, started on first use; `None` when `parallel_read` is off or no thread
+    /// could be started.
+    fn helper(&self) -> Option<&Helper> {
+        if !self.parallel_read {
+            return None;
+        }
+        self.helper.get_or_init(Helper::start).as_ref()
     }
 
     /// A buffer no batch refers to any more (its bytes are initialised, its length is what it
@@ -543,12 +555,12 @@ impl<'a> Chunks<'a> {
     /// buffer there (no copy) and lowers `planned` to the cut. Does nothing without a helper,
     /// for a chunk under [`PARALLEL_CHUNK_BYTES_MIN`] or when no boundary lies strictly inside.
     fn split(&mut self) -> Result<()> {
-        let Some(helper) = self.pool.helper.as_ref() else {
-            return Ok(());
-        };
         if self.planned - self.filled < PARALLEL_CHUNK_BYTES_MIN {
             return Ok(());
         }
+        let Some(helper) = self.pool.helper() else {
+            return Ok(());
+        };
         let half = self.file_pos + (self.filled + (self.planned - self.filled) / 2) as u64;
         let boundary = self
             .seg

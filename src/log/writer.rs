@@ -28,6 +28,11 @@ pub(crate) fn segment_file_name(base: Offset, ext: &str) -> String {
     format!("{base:020}.{ext}")
 }
 
+/// Path of the `.log` file of the segment based at `base` in partition directory `dir`.
+pub(crate) fn segment_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(segment_file_name(base, "log"))
+}
+
 /// One segment: its data file, indexes and counters.
 #[derive(Debug)]
 pub(crate) struct Segment {
@@ -515,7 +520,7 @@ fn open_file(path: &Path, create: bool) -> Result<File> {
 
 /// Creates an empty segment at `base`, replacing any leftover file of that name.
 pub(super) fn create_segment(dir: &Path, base: Offset) -> Result<Segment> {
-    let path = dir.join(segment_file_name(base, "log"));
+    let path = segment_path(dir, base);
     let file = open_file(&path, true)?;
     file.set_len(0).map_err(io_at(&path))?;
     Ok(Segment {
@@ -559,7 +564,7 @@ const REBUILD_INDEX_INTERVAL_BYTES: u64 = 4096;
 
 /// Opens the active segment: verify every batch and cut a torn tail.
 fn open_active(dir: &Path, base: Offset) -> Result<Segment> {
-    let path = dir.join(segment_file_name(base, "log"));
+    let path = segment_path(dir, base);
     let file = open_file(&path, false)?;
     let seg = Segment {
         base,
@@ -589,7 +594,7 @@ fn open_active(dir: &Path, base: Offset) -> Result<Segment> {
 /// Opens a sealed segment, trusting its index files when they validate and rebuilding them
 /// from the data otherwise.
 fn open_sealed(dir: &Path, base: Offset) -> Result<Segment> {
-    let path = dir.join(segment_file_name(base, "log"));
+    let path = segment_path(dir, base);
     let file = open_file(&path, false)?;
     let len = file.metadata().map_err(io_at(&path))?.len();
     let seg = Segment {
