@@ -80,7 +80,16 @@ pub(crate) struct Slot {
 
 /// `kv` for `key` with deadline `expire_at_ms` (0: none, not stored) followed by `tail`.
 fn pack(key: &[u8], expire_at_ms: u64, tail: &[u8]) -> Box<[u8]> {
-    let mut kv = Vec::with_capacity(13 + key.len() + tail.len());
+    // Exactly the final length: `into_boxed_slice` then keeps the allocation as it is, and the
+    // allocator serves the entry from the smallest size class that holds it (a 13-byte worst-case
+    // header reserve cost a larger class plus a shrinking reallocation per entry).
+    let header = if key.len() < usize::from(LONG_KEY) {
+        1
+    } else {
+        5
+    };
+    let deadline = if expire_at_ms != 0 { 8 } else { 0 };
+    let mut kv = Vec::with_capacity(header + deadline + key.len() + tail.len());
     match u8::try_from(key.len()) {
         Ok(n) if n < LONG_KEY => kv.push(n),
         // Keys are at most KEY_BYTES_MAX (512 MiB), which fits in u32.
@@ -94,6 +103,7 @@ fn pack(key: &[u8], expire_at_ms: u64, tail: &[u8]) -> Box<[u8]> {
     }
     kv.extend_from_slice(key);
     kv.extend_from_slice(tail);
+    debug_assert_eq!(kv.len(), kv.capacity(), "pack sized its buffer exactly");
     kv.into_boxed_slice()
 }
 
