@@ -234,3 +234,36 @@ fn sorted_find_and_modify_after_a_batch_sees_its_order() {
         .collect();
     assert_eq!(ranks, vec![0, 2, 3, 10]);
 }
+
+#[test]
+fn an_upserted_document_is_stored_with_its_id_first_and_its_fields_in_order() {
+    let (_d, h) = open();
+    h.commit(
+        vec![
+            // `_id` in the document, not first: it moves to the front, the rest keeps its order.
+            upsert(
+                doc! {"orderNumber": 1},
+                doc! {"orderNumber": 1, "_id": "one", "status": "new", "lines": [1, 2]},
+            ),
+            // No `_id` in the document: the filter's equality on `_id` seeds it.
+            upsert(
+                doc! {"_id": "two", "orderNumber": 2},
+                doc! {"orderNumber": 2, "status": "new"},
+            ),
+        ],
+        Vec::new(),
+    )
+    .unwrap();
+    let keys = |id: &str| -> Vec<String> {
+        find(&h, doc! {"_id": id})
+            .first()
+            .map(|d| d.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(keys("one"), ["_id", "orderNumber", "status", "lines"]);
+    assert_eq!(keys("two"), ["_id", "orderNumber", "status"]);
+    assert_eq!(
+        find(&h, doc! {"_id": "one"})[0],
+        doc! {"_id": "one", "orderNumber": 1, "status": "new", "lines": [1, 2]}
+    );
+}

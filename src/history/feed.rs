@@ -281,12 +281,15 @@ impl ChangeStream {
             if !self.in_scope(&entry) {
                 continue;
             }
-            let event = self.render(seq, &entry)?;
+            let invalidate = self
+                .invalidates(&entry)
+                .then(|| invalidate_event(seq, &entry));
+            let event = self.render(seq, entry)?;
             if self.filter.as_ref().is_none_or(|f| f.matches(&event)) {
                 self.pending.push_back(event);
             }
-            if self.invalidates(&entry) {
-                self.pending.push_back(invalidate_event(seq, &entry));
+            if let Some(invalidate) = invalidate {
+                self.pending.push_back(invalidate);
                 self.scanned_token = encode_resume_token(seq, true);
                 self.invalidated = true;
                 break;
@@ -316,17 +319,22 @@ impl ChangeStream {
         }
     }
 
-    /// Turns a stored entry into a MongoDB change event under this stream's options.
-    fn render(&self, seq: u64, entry: &Document) -> Result<Document> {
-        let op = entry.get_str("op").unwrap_or_default();
+    /// Turns a stored entry into a MongoDB change event under this stream's options. The
+    /// entry's values move into the event (a post-image is not copied).
+    fn render(&self, seq: u64, mut entry: Document) -> Result<Document> {
+        let op = match entry.remove("op") {
+            Some(Bson::String(op)) => op,
+            _ => String::new(),
+        };
+        let op = op.as_str();
         let mut ev = Document::new();
         ev.insert("_id", token_document(encode_resume_token(seq, false)));
         ev.insert("operationType", op);
-        if let Some(ts) = entry.get("ts") {
-            ev.insert("clusterTime", ts.clone());
+        if let Some(ts) = entry.remove("ts") {
+            ev.insert("clusterTime", ts);
         }
-        if let Some(w) = entry.get("wall") {
-            ev.insert("wallTime", w.clone());
+        if let Some(w) = entry.remove("wall") {
+            ev.insert("wallTime", w);
         }
         let mut ns = Document::new();
         ns.insert("db", entry.get_str("db").unwrap_or_default());
@@ -334,16 +342,19 @@ impl ChangeStream {
             ns.insert("coll", entry.get_str("coll").unwrap_or_default());
         }
         ev.insert("ns", ns);
-        if let Some(to) = entry.get("to") {
-            ev.insert("to", to.clone());
+        if let Some(to) = entry.remove("to") {
+            ev.insert("to", to);
         }
         if let Some(key) = entry.get("key") {
             ev.insert("documentKey", key.clone());
         }
-        let post = entry.get_document("post").ok();
+        let post = match entry.remove("post") {
+            Some(Bson::Document(post)) => Some(post),
+            _ => None,
+        };
         match op {
             "insert" | "replace" => {
-                ev.insert("fullDocument", post.cloned().map_or(Bson::Null, Bson::Document));
+                ev.insert("fullDocument", post.map_or(Bson::Null, Bson::Document));
             }
             "update" => match self.options.full_document {
                 FullDocument::Default => {}
@@ -359,30 +370,33 @@ impl ChangeStream {
                     ev.insert("fullDocument", current.map_or(Bson::Null, Bson::Document));
                 }
                 FullDocument::WhenAvailable => {
-                    ev.insert("fullDocument", post.cloned().map_or(Bson::Null, Bson::Document));
+                    ev.insert("fullDocument", post.map_or(Bson::Null, Bson::Document));
                 }
                 FullDocument::Required => match post {
                     Some(p) => {
-                        ev.insert("fullDocument", p.clone());
+                        ev.insert("fullDocument", p);
                     }
                     None => return Err(Error::NoMatchingDocument("Change stream was configured to require a post-image for all update events, but the post-image was not found".into())),
                 },
             },
             _ => {}
         }
-        if let Some(u) = entry.get("upd") {
-            ev.insert("updateDescription", u.clone());
+        if let Some(u) = entry.remove("upd") {
+            ev.insert("updateDescription", u);
         }
         if matches!(op, "update" | "replace" | "delete") {
-            let pre = entry.get_document("pre").ok();
+            let pre = match entry.remove("pre") {
+                Some(Bson::Document(pre)) => Some(pre),
+                _ => None,
+            };
             match self.options.full_document_before_change {
                 FullDocumentBeforeChange::Off => {}
                 FullDocumentBeforeChange::WhenAvailable => {
-                    ev.insert("fullDocumentBeforeChange", pre.cloned().map_or(Bson::Null, Bson::Document));
+                    ev.insert("fullDocumentBeforeChange", pre.map_or(Bson::Null, Bson::Document));
                 }
                 FullDocumentBeforeChange::Required => match pre {
                     Some(p) => {
-                        ev.insert("fullDocumentBeforeChange", p.clone());
+                        ev.insert("fullDocumentBeforeChange", p);
                     }
                     None => return Err(Error::NoMatchingDocument("Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not found".into())),
                 },
@@ -405,14 +419,21 @@ impl ChangeStream {
     fn take(&mut self, max: usize) -> ChangeBatch {
         let n = max.min(self.pending.len());
         let events: Vec<Document> = self.pending.drain(..n).collect();
-        if let Some(last) = events.last()
-            && let Ok(id) = last.get_document("_id")
-        {
-            self.last_token = id.get_str("_data").unwrap_or_default().to_owned();
+        if let Some(last) = events.last() {
+            self.handed_out(last);
         }
         ChangeBatch {
             events,
             post_batch_resume_token: self.resume_token(),
+        }
+    }
+
+    /// Records `event` as the last one handed out (its token is the resume point).
+    fn handed_out(&mut self, event: &Document) {
+        if let Ok(id) = event.get_document("_id") {
+            self.last_token.clear();
+            self.last_token
+                .push_str(id.get_str("_data").unwrap_or_default());
         }
     }
 
@@ -439,8 +460,9 @@ impl ChangeStream {
     /// As [`ChangeStream::try_next_batch`].
     pub async fn next(&mut self) -> Result<Option<Document>> {
         loop {
-            if !self.pending.is_empty() {
-                return Ok(self.take(1).events.into_iter().next());
+            if let Some(event) = self.pending.pop_front() {
+                self.handed_out(&event);
+                return Ok(Some(event));
             }
             if self.invalidated {
                 return Ok(None);

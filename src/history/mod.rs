@@ -36,6 +36,7 @@ mod query;
 mod store;
 mod update;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
@@ -1004,11 +1005,12 @@ impl History {
                             "an upserted document must not contain update operators",
                         ));
                     }
-                    WriteOutcome::Updated(txn.update(
+                    // The document moves into the write (no copy on the upsert path).
+                    WriteOutcome::Updated(txn.update_parsed(
                         &db,
                         &coll,
                         &filter,
-                        &document,
+                        Update::replacement(document)?,
                         UpdateOptions {
                             upsert: true,
                             multi: false,
@@ -2117,8 +2119,19 @@ impl Txn<'_> {
         update: &Document,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
+        self.update_parsed(db, coll, filter, Update::parse(update)?, options)
+    }
+
+    /// [`Txn::update`] with the update already parsed; an upsert takes its document from it.
+    fn update_parsed(
+        &mut self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        parsed: Update,
+        options: UpdateOptions,
+    ) -> Result<UpdateResult> {
         let parsed_filter = Filter::parse(filter)?;
-        let parsed = Update::parse(update)?;
         let mut result = UpdateResult::default();
         let meta = self.collection(db, coll, false)?;
         let matches = match &meta {
@@ -2138,7 +2151,7 @@ impl Txn<'_> {
             }
         }
         if result.matched == 0 && options.upsert {
-            let id = self.upsert(db, coll, &parsed_filter, &parsed)?;
+            let id = self.upsert(db, coll, &parsed_filter, Cow::Owned(parsed))?;
             result.upserted_id = Some(id);
         }
         Ok(result)
@@ -2177,10 +2190,25 @@ impl Txn<'_> {
         })
     }
 
-    fn upsert(&mut self, db: &str, coll: &str, filter: &Filter, update: &Update) -> Result<Bson> {
+    /// Inserts the document an upsert creates; an owned replacement moves its values in.
+    fn upsert(
+        &mut self,
+        db: &str,
+        coll: &str,
+        filter: &Filter,
+        update: Cow<'_, Update>,
+    ) -> Result<Bson> {
         let seed = update::seed_from_filter(filter)?;
         let mut doc = match update {
-            Update::Replace(r) => {
+            Cow::Owned(Update::Replace(mut r)) => {
+                let mut d = Document::new();
+                if let Some(id) = r.remove("_id").or_else(|| seed.get("_id").cloned()) {
+                    d.insert("_id", id);
+                }
+                d.extend(r);
+                d
+            }
+            Cow::Borrowed(Update::Replace(r)) => {
                 let mut d = Document::new();
                 if let Some(id) = r.get("_id").or_else(|| seed.get("_id")) {
                     d.insert("_id", id.clone());
@@ -2192,7 +2220,7 @@ impl Txn<'_> {
                 }
                 d
             }
-            Update::Ops(_) => update.apply(&seed, true, filter, self.wall_ms)?,
+            ops => ops.apply(&seed, true, filter, self.wall_ms)?,
         };
         if !doc.contains_key("_id") {
             let mut with_id = Document::new();
@@ -2277,7 +2305,7 @@ impl Txn<'_> {
                 Ok(Some(returned))
             }
             (None, Some(u), _) if upsert => {
-                let id = self.upsert(db, coll, &parsed, u)?;
+                let id = self.upsert(db, coll, &parsed, Cow::Borrowed(u))?;
                 if !return_new {
                     return Ok(None);
                 }

@@ -80,6 +80,21 @@ impl Op {
 }
 
 impl Update {
+    /// A replacement document taken as it is (no copy): the checks of [`Update::parse`] for a
+    /// document whose keys do not start with `$`.
+    ///
+    /// # Errors
+    /// As [`Update::parse`].
+    pub(crate) fn replacement(doc: Document) -> Result<Self> {
+        document::check_depth_doc(&doc)?;
+        if let Some(k) = doc.keys().find(|k| k.starts_with('$')) {
+            return Err(Error::bad(format!(
+                "The dollar ($) prefixed field '{k}' is not allowed in a replacement document"
+            )));
+        }
+        Ok(Self::Replace(doc))
+    }
+
     /// Parses an update document: operators when its first key starts with `$`, else a
     /// replacement.
     ///
