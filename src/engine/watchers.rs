@@ -7,17 +7,24 @@
 //!
 //! An event is not converted to JSON whole: watchers route on a [`View`] that holds only the
 //! fields they read (namespace, filter paths, `documentKey`), and an unprojected `fullDocument`
-//! payload is written as relaxed Extended JSON text straight from BSON ([`write_relaxed`]),
-//! the same text as converting it to a JSON value and serialising that.
+//! payload is written as relaxed Extended JSON text straight from BSON ([`write_relaxed_raw`]),
+//! the same text as converting it to a JSON value and serialising that. The stream splits
+//! its events ([`ChangeStream::split_full_documents`]): a `fullDocument` that is the stored
+//! post-image arrives as raw BSON, is never decoded into a document, and both the view and the
+//! payload text are read from its bytes ([`View::reduce_raw`], [`write_relaxed_raw`]).
+//!
+//! [`ChangeStream::split_full_documents`]: crate::history::ChangeStream
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, RawBsonRef, RawDocument};
 use serde_json::{Map, Value};
 
-use crate::history::{FullDocument, History, WatchOptions, WatchScope};
+use crate::history::{
+    ChangeStream, FullDocument, History, SplitEvent, WatchOptions, WatchScope, raw_value,
+};
 use crate::realtime::{Hub, PayloadField, Watcher};
 use crate::shutdown::ShutdownSignal;
 
@@ -40,7 +47,15 @@ pub(crate) async fn run(
     };
     let view = View::new(&watchers);
     let mut failures = 0u32;
-    let mut stream = match history.watch(WatchScope::All, options()) {
+    let open = || {
+        history
+            .watch(WatchScope::All, options())
+            .map(|mut s: ChangeStream| {
+                s.split_full_documents();
+                s
+            })
+    };
+    let mut stream = match open() {
         Ok(stream) => stream,
         Err(e) => {
             tracing::error!(error = %e, "watchers: cannot open the change stream; no channel events will be published");
@@ -50,7 +65,7 @@ pub(crate) async fn run(
     loop {
         let next = tokio::select! {
             () = shutdown.wait() => return,
-            next = stream.next() => next,
+            next = stream.next_split() => next,
         };
         match next {
             Ok(Some(event)) => {
@@ -72,7 +87,7 @@ pub(crate) async fn run(
                     return;
                 }
                 tracing::warn!(error = %e, "watchers: change stream failed; reopening at the latest event");
-                match history.watch(WatchScope::All, options()) {
+                match open() {
                     Ok(s) => stream = s,
                     Err(e) => {
                         tracing::warn!(error = %e, "watchers: reopening the change stream failed")
@@ -84,8 +99,26 @@ pub(crate) async fn run(
 }
 
 /// Routes `event` through every watcher and publishes what they produce.
-fn publish(hub: &Hub, watchers: &[Watcher], view: &View, event: &Document) {
-    let routed = Value::Object(view.reduce(event));
+fn publish(hub: &Hub, watchers: &[Watcher], view: &View, split: &SplitEvent) {
+    let event = &split.event;
+    let raw_full = split.full_document.as_deref();
+    let mut reduced = view.reduce(event);
+    if let Some(raw) = raw_full {
+        let value = match view.children.get("fullDocument") {
+            Some(child) if !child.whole => child.reduce_raw(raw),
+            _ => raw_to_relaxed(RawBsonRef::Document(raw)),
+        };
+        match value {
+            Ok(value) => {
+                reduced.insert("fullDocument".to_owned(), value);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "watchers: a change event's fullDocument does not decode; not published");
+                return;
+            }
+        }
+    }
+    let routed = Value::Object(reduced);
     // The whole `fullDocument` as a JSON value, only if a projecting watcher needs it.
     let mut full: Option<Value> = None;
     for watcher in watchers {
@@ -93,14 +126,18 @@ fn publish(hub: &Hub, watchers: &[Watcher], view: &View, event: &Document) {
             continue;
         };
         let data = match field {
-            PayloadField::FullDocument if !watcher.projects() => {
-                relaxed_text(event.get("fullDocument").unwrap_or(&Bson::Null))
-            }
+            PayloadField::FullDocument if !watcher.projects() => match raw_full {
+                Some(raw) => relaxed_text_raw(raw),
+                None => relaxed_text(event.get("fullDocument").unwrap_or(&Bson::Null)),
+            },
             PayloadField::FullDocument => watcher.payload_text(full.get_or_insert_with(|| {
-                event
-                    .get("fullDocument")
-                    .cloned()
-                    .map_or(Value::Null, Bson::into_relaxed_extjson)
+                match raw_full {
+                    Some(raw) => raw_to_relaxed(RawBsonRef::Document(raw)).unwrap_or(Value::Null),
+                    None => event
+                        .get("fullDocument")
+                        .cloned()
+                        .map_or(Value::Null, Bson::into_relaxed_extjson),
+                }
             })),
             PayloadField::DocumentKey => {
                 watcher.payload_text(routed.get("documentKey").unwrap_or(&Value::Null))
@@ -141,6 +178,23 @@ impl View {
         }
     }
 
+    /// [`View::reduce`] of a raw document (a `fullDocument` left raw by the stream).
+    fn reduce_raw(&self, doc: &RawDocument) -> bson::error::Result<Value> {
+        let mut out = Map::with_capacity(self.children.len());
+        for element in doc {
+            let (key, value) = element?;
+            let Some(child) = self.children.get(key.as_str()) else {
+                continue;
+            };
+            let value = match value {
+                RawBsonRef::Document(inner) if !child.whole => child.reduce_raw(inner)?,
+                other => raw_to_relaxed(other)?,
+            };
+            out.insert(key.as_str().to_owned(), value);
+        }
+        Ok(Value::Object(out))
+    }
+
     /// `doc` reduced to the fields in this tree, as relaxed Extended JSON. A field read whole,
     /// or one whose value is not a document (arrays included), converts entirely, so every
     /// path in the tree resolves to what it resolves to in the whole converted event.
@@ -161,51 +215,75 @@ impl View {
 }
 
 /// `value` as one-line relaxed Extended JSON text: the text of
-/// `value.clone().into_relaxed_extjson().to_string()`, without building the JSON value.
+/// `value.clone().into_relaxed_extjson().to_string()`; a document is written from its BSON
+/// encoding ([`write_relaxed_raw`]) without building the JSON value.
 fn relaxed_text(value: &Bson) -> String {
-    let mut out = Vec::with_capacity(1024);
-    match write_relaxed(&mut out, value).map(|()| String::from_utf8(out)) {
+    match value {
+        Bson::Document(doc) => match bson::RawDocumentBuf::try_from(doc) {
+            Ok(raw) => relaxed_text_raw(&raw),
+            Err(_) => value.clone().into_relaxed_extjson().to_string(),
+        },
+        other => other.clone().into_relaxed_extjson().to_string(),
+    }
+}
+
+/// A raw value as relaxed Extended JSON (the value bson's conversion gives).
+fn raw_to_relaxed(value: RawBsonRef<'_>) -> bson::error::Result<Value> {
+    Ok(raw_value(value)?.into_relaxed_extjson())
+}
+
+/// [`relaxed_text`] of a raw document: the same text, written from its bytes.
+fn relaxed_text_raw(doc: &RawDocument) -> String {
+    let mut out = Vec::with_capacity(doc.as_bytes().len() + doc.as_bytes().len() / 4);
+    match write_relaxed_raw(&mut out, RawBsonRef::Document(doc)).map(|()| String::from_utf8(out)) {
         Ok(Ok(text)) => text,
-        // Writing to a `Vec` does not fail and serde_json writes UTF-8; should either ever
-        // happen, the slow path gives the same text.
-        _ => value.clone().into_relaxed_extjson().to_string(),
+        // The stream checked every element of the document and serde_json writes UTF-8; should
+        // either ever fail, the slow path gives the same text (or null for a bad document).
+        _ => raw_to_relaxed(RawBsonRef::Document(doc))
+            .unwrap_or(Value::Null)
+            .to_string(),
     }
 }
 
 /// Writes `value` as relaxed Extended JSON. Documents, arrays, strings, integers, finite
 /// doubles, booleans and null are written here exactly as serde_json writes their JSON value;
 /// every other type goes through bson's own conversion.
-fn write_relaxed(out: &mut Vec<u8>, value: &Bson) -> std::io::Result<()> {
+fn write_relaxed_raw(out: &mut Vec<u8>, value: RawBsonRef<'_>) -> std::io::Result<()> {
+    let bad = |e: bson::error::Error| std::io::Error::other(e.to_string());
     match value {
-        Bson::Document(doc) => {
+        RawBsonRef::Document(doc) => {
             out.push(b'{');
-            for (i, (key, value)) in doc.iter().enumerate() {
+            for (i, element) in doc.into_iter().enumerate() {
+                let (key, value) = element.map_err(bad)?;
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, key)?;
+                serde_json::to_writer(&mut *out, key.as_str())?;
                 out.push(b':');
-                write_relaxed(out, value)?;
+                write_relaxed_raw(out, value)?;
             }
             out.push(b'}');
         }
-        Bson::Array(items) => {
+        RawBsonRef::Array(items) => {
             out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
+            for (i, item) in items.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_relaxed(out, item)?;
+                write_relaxed_raw(out, item.map_err(bad)?)?;
             }
             out.push(b']');
         }
-        Bson::String(s) => serde_json::to_writer(&mut *out, s)?,
-        Bson::Int32(n) => write!(out, "{n}")?,
-        Bson::Int64(n) => write!(out, "{n}")?,
-        Bson::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, f)?,
-        Bson::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Bson::Null => out.extend_from_slice(b"null"),
-        other => serde_json::to_writer(&mut *out, &other.clone().into_relaxed_extjson())?,
+        RawBsonRef::String(s) => serde_json::to_writer(&mut *out, s)?,
+        RawBsonRef::Int32(n) => write!(out, "{n}")?,
+        RawBsonRef::Int64(n) => write!(out, "{n}")?,
+        RawBsonRef::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, &f)?,
+        RawBsonRef::Boolean(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+        RawBsonRef::Null => out.extend_from_slice(b"null"),
+        other => serde_json::to_writer(
+            &mut *out,
+            &raw_value(other).map_err(bad)?.into_relaxed_extjson(),
+        )?,
     }
     Ok(())
 }
@@ -215,7 +293,7 @@ mod tests {
     use bson::{Bson, doc, oid::ObjectId};
     use serde_json::json;
 
-    use super::{View, relaxed_text};
+    use super::{View, relaxed_text, relaxed_text_raw};
     use crate::realtime::{PayloadField, Watcher, WatcherConfig};
 
     fn order() -> bson::Document {
@@ -253,9 +331,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_reduced_view_routes_like_the_whole_event() {
-        let watchers = vec![
+    /// The default orders watcher and one whose filter reads into arrays and nested documents.
+    fn watchers() -> Vec<Watcher> {
+        vec![
             Watcher::new(0, &WatcherConfig::default_orders()).unwrap(),
             Watcher::new(
                 1,
@@ -268,7 +346,12 @@ mod tests {
                 },
             )
             .unwrap(),
-        ];
+        ]
+    }
+
+    #[test]
+    fn the_reduced_view_routes_like_the_whole_event() {
+        let watchers = watchers();
         let view = View::new(&watchers);
         let mut no_number = order();
         no_number.remove("orderNumber");
@@ -298,6 +381,27 @@ mod tests {
                 });
                 assert_eq!(got, expected, "{event}");
             }
+        }
+    }
+
+    #[test]
+    fn raw_text_and_raw_view_match_the_decoded_ones() {
+        let watchers = watchers();
+        let view = View::new(&watchers);
+        let child = view.children.get("fullDocument").unwrap();
+        let mut small = order();
+        small.remove("nested");
+        for doc in [order(), small, doc! {}] {
+            let raw = bson::RawDocumentBuf::try_from(&doc).unwrap();
+            assert_eq!(
+                relaxed_text_raw(&raw),
+                relaxed_text(&Bson::Document(doc.clone()))
+            );
+            assert_eq!(
+                child.reduce_raw(&raw).unwrap(),
+                serde_json::Value::Object(child.reduce(&doc)),
+                "{doc}"
+            );
         }
     }
 }

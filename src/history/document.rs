@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use bson::{Bson, Document, oid::ObjectId};
+use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
 
 use super::error::{Error, Result};
 use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX};
@@ -347,10 +347,61 @@ pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document> {
     raw_document(raw).map_err(corrupt)
 }
 
+/// Decodes a stored oplog entry of an insert or replace, leaving its `post` image as raw BSON:
+/// the rest of the entry as a document and the post-image's bytes, checked element by element
+/// at every depth. A change stream hands the raw image to readers that only write it out again.
+///
+/// # Errors
+/// [`Error::Corrupt`].
+pub(crate) fn decode_entry_split_post(bytes: &[u8]) -> Result<(Document, Option<RawDocumentBuf>)> {
+    let corrupt = |e: bson::error::Error| Error::Corrupt {
+        what: "oplog entry",
+        reason: e.to_string(),
+    };
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(corrupt)?;
+    let mut rest = Document::new();
+    let mut post = None;
+    for element in raw {
+        let (key, value) = element.map_err(corrupt)?;
+        match value {
+            bson::RawBsonRef::Document(d) if key.as_str() == "post" => {
+                check_raw(d).map_err(corrupt)?;
+                post = Some(d.to_owned());
+            }
+            other => {
+                rest.insert(key.as_str(), raw_value(other).map_err(corrupt)?);
+            }
+        }
+    }
+    Ok((rest, post))
+}
+
+/// Walks every element of `doc` at every depth, so later readers of the bytes meet no framing
+/// or UTF-8 error.
+fn check_raw(doc: &bson::RawDocument) -> bson::error::Result<()> {
+    for element in doc {
+        check_raw_value(element?.1)?;
+    }
+    Ok(())
+}
+
+fn check_raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<()> {
+    match value {
+        bson::RawBsonRef::Document(d) => check_raw(d),
+        bson::RawBsonRef::Array(a) => {
+            for item in a {
+                check_raw_value(item?)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Converts borrowed BSON to an owned document in one pass. `bson`'s own conversion copies
 /// every embedded document and array into an owned buffer before converting it, once per
 /// nesting level; reads decode every document they return, so this is on the hot path.
-fn raw_document(raw: &bson::RawDocument) -> bson::error::Result<Document> {
+pub(crate) fn raw_document(raw: &bson::RawDocument) -> bson::error::Result<Document> {
     let mut out = Document::new();
     for element in raw {
         let (key, value) = element?;
@@ -359,7 +410,8 @@ fn raw_document(raw: &bson::RawDocument) -> bson::error::Result<Document> {
     Ok(out)
 }
 
-fn raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<Bson> {
+/// Converts one borrowed BSON value to an owned one (see [`raw_document`]).
+pub(crate) fn raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<Bson> {
     use bson::RawBsonRef as R;
     Ok(match value {
         R::Double(d) => Bson::Double(d),

@@ -9,8 +9,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use bson::{Bson, Document, Timestamp};
+use bson::{Bson, Document, RawDocumentBuf, Timestamp};
 
+use super::document::{decode_document, decode_entry_split_post, raw_document};
 use super::error::{Error, Result};
 use super::keys::{decode_resume_token, encode_resume_token};
 use super::query::Filter;
@@ -167,7 +168,9 @@ pub struct ChangeStream {
     /// Next oplog sequence to read.
     next_seq: u64,
     /// Events read but not yet handed out, with their tokens.
-    pending: VecDeque<Document>,
+    pending: VecDeque<SplitEvent>,
+    /// Leave stored post-images raw (see [`ChangeStream::split_full_documents`]).
+    split: bool,
     /// Token of the last event handed out (or of the start point).
     last_token: String,
     /// Token of the last oplog entry scanned.
@@ -240,11 +243,22 @@ impl ChangeStream {
             filter,
             next_seq,
             pending: VecDeque::new(),
+            split: false,
             last_token: start_token.clone(),
             scanned_token: start_token,
             invalidated: false,
             rx,
         })
+    }
+
+    /// From now on, an event whose `fullDocument` is the stored post-image (inserts, replaces,
+    /// and updates under `whenAvailable`/`required`) keeps it as raw BSON in
+    /// [`SplitEvent::full_document`] instead of decoding it; [`ChangeStream::next_split`] hands
+    /// such events out. A stream with a `$match` pipeline decodes whole events as before (the
+    /// filter reads them). [`ChangeStream::next`] and the batch calls still return whole
+    /// events.
+    pub(crate) fn split_full_documents(&mut self) {
+        self.split = true;
     }
 
     /// The resume token to persist: the last event handed out, or the high-water mark when
@@ -274,8 +288,17 @@ impl ChangeStream {
             // The stream fell behind retention: its events are gone.
             return Err(Error::ChangeStreamHistoryLost);
         }
-        let entries = self.inner.read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX)?;
-        for (seq, entry) in entries {
+        let split = self.split && self.filter.is_none();
+        let entries = self
+            .inner
+            .read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX, |bytes| {
+                if split {
+                    decode_entry_split_post(bytes)
+                } else {
+                    decode_document(bytes).map(|entry| (entry, None))
+                }
+            })?;
+        for (seq, (entry, raw_post)) in entries {
             self.next_seq = seq.saturating_add(1);
             self.scanned_token = encode_resume_token(seq, false);
             if !self.in_scope(&entry) {
@@ -284,12 +307,12 @@ impl ChangeStream {
             let invalidate = self
                 .invalidates(&entry)
                 .then(|| invalidate_event(seq, &entry));
-            let event = self.render(seq, entry)?;
-            if self.filter.as_ref().is_none_or(|f| f.matches(&event)) {
+            let event = self.render(seq, entry, raw_post)?;
+            if self.filter.as_ref().is_none_or(|f| f.matches(&event.event)) {
                 self.pending.push_back(event);
             }
             if let Some(invalidate) = invalidate {
-                self.pending.push_back(invalidate);
+                self.pending.push_back(SplitEvent::whole(invalidate));
                 self.scanned_token = encode_resume_token(seq, true);
                 self.invalidated = true;
                 break;
@@ -320,8 +343,14 @@ impl ChangeStream {
     }
 
     /// Turns a stored entry into a MongoDB change event under this stream's options. The
-    /// entry's values move into the event (a post-image is not copied).
-    fn render(&self, seq: u64, mut entry: Document) -> Result<Document> {
+    /// entry's values move into the event (a post-image is not copied); a post-image passed raw
+    /// (`raw_post`, the entry then has no `post`) stays raw in the result.
+    fn render(
+        &self,
+        seq: u64,
+        mut entry: Document,
+        raw_post: Option<RawDocumentBuf>,
+    ) -> Result<SplitEvent> {
         let op = match entry.remove("op") {
             Some(Bson::String(op)) => op,
             _ => String::new(),
@@ -348,14 +377,16 @@ impl ChangeStream {
         if let Some(key) = entry.get("key") {
             ev.insert("documentKey", key.clone());
         }
-        let post = match entry.remove("post") {
-            Some(Bson::Document(post)) => Some(post),
-            _ => None,
+        let post = match raw_post {
+            Some(raw) => Some(PostImage::Raw(raw)),
+            None => match entry.remove("post") {
+                Some(Bson::Document(post)) => Some(PostImage::Decoded(post)),
+                _ => None,
+            },
         };
+        let mut full_document = None;
         match op {
-            "insert" | "replace" => {
-                ev.insert("fullDocument", post.map_or(Bson::Null, Bson::Document));
-            }
+            "insert" | "replace" => full_document = put_full_document(&mut ev, post),
             "update" => match self.options.full_document {
                 FullDocument::Default => {}
                 FullDocument::UpdateLookup => {
@@ -370,12 +401,10 @@ impl ChangeStream {
                     ev.insert("fullDocument", current.map_or(Bson::Null, Bson::Document));
                 }
                 FullDocument::WhenAvailable => {
-                    ev.insert("fullDocument", post.map_or(Bson::Null, Bson::Document));
+                    full_document = put_full_document(&mut ev, post);
                 }
                 FullDocument::Required => match post {
-                    Some(p) => {
-                        ev.insert("fullDocument", p);
-                    }
+                    Some(p) => full_document = put_full_document(&mut ev, Some(p)),
                     None => return Err(Error::NoMatchingDocument("Change stream was configured to require a post-image for all update events, but the post-image was not found".into())),
                 },
             },
@@ -402,7 +431,10 @@ impl ChangeStream {
                 },
             }
         }
-        Ok(ev)
+        Ok(SplitEvent {
+            event: ev,
+            full_document,
+        })
     }
 
     /// Returns what is available now, without waiting (up to `max` events).
@@ -413,19 +445,23 @@ impl ChangeStream {
         if self.pending.is_empty() {
             self.fill()?;
         }
-        Ok(self.take(max))
+        self.take(max)
     }
 
-    fn take(&mut self, max: usize) -> ChangeBatch {
+    fn take(&mut self, max: usize) -> Result<ChangeBatch> {
         let n = max.min(self.pending.len());
-        let events: Vec<Document> = self.pending.drain(..n).collect();
+        let events = self
+            .pending
+            .drain(..n)
+            .map(SplitEvent::into_document)
+            .collect::<Result<Vec<Document>>>()?;
         if let Some(last) = events.last() {
             self.handed_out(last);
         }
-        ChangeBatch {
+        Ok(ChangeBatch {
             events,
             post_batch_resume_token: self.resume_token(),
-        }
+        })
     }
 
     /// Records `event` as the last one handed out (its token is the resume point).
@@ -459,9 +495,21 @@ impl ChangeStream {
     /// # Errors
     /// As [`ChangeStream::try_next_batch`].
     pub async fn next(&mut self) -> Result<Option<Document>> {
+        self.next_split()
+            .await?
+            .map(SplitEvent::into_document)
+            .transpose()
+    }
+
+    /// [`ChangeStream::next`] for a stream that [splits](ChangeStream::split_full_documents):
+    /// the event with its stored post-image still raw. Cancel-safe.
+    ///
+    /// # Errors
+    /// As [`ChangeStream::try_next_batch`].
+    pub(crate) async fn next_split(&mut self) -> Result<Option<SplitEvent>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                self.handed_out(&event);
+                self.handed_out(&event.event);
                 return Ok(Some(event));
             }
             if self.invalidated {
@@ -475,6 +523,74 @@ impl ChangeStream {
             if self.rx.changed().await.is_err() {
                 return Ok(None);
             }
+        }
+    }
+}
+
+/// A change event whose `fullDocument`, when it is the stored post-image, may still be raw BSON
+/// (see [`ChangeStream::split_full_documents`]).
+#[derive(Debug)]
+pub(crate) struct SplitEvent {
+    /// The event; without `fullDocument` when [`SplitEvent::full_document`] holds it.
+    pub(crate) event: Document,
+    /// The event's `fullDocument` as stored, checked but not decoded.
+    pub(crate) full_document: Option<RawDocumentBuf>,
+}
+
+impl SplitEvent {
+    fn whole(event: Document) -> Self {
+        Self {
+            event,
+            full_document: None,
+        }
+    }
+
+    /// The whole event: a raw `fullDocument` is decoded and put where rendering puts it, after
+    /// `documentKey` and before `updateDescription` and `fullDocumentBeforeChange`.
+    fn into_document(self) -> Result<Document> {
+        let Some(raw) = self.full_document else {
+            return Ok(self.event);
+        };
+        let full = raw_document(&raw).map_err(|e| Error::Corrupt {
+            what: "oplog entry",
+            reason: e.to_string(),
+        })?;
+        let mut full = Some(full);
+        let mut out = Document::new();
+        for (key, value) in self.event {
+            if matches!(
+                key.as_str(),
+                "updateDescription" | "fullDocumentBeforeChange"
+            ) && let Some(full) = full.take()
+            {
+                out.insert("fullDocument", full);
+            }
+            out.insert(key, value);
+        }
+        if let Some(full) = full {
+            out.insert("fullDocument", full);
+        }
+        Ok(out)
+    }
+}
+
+/// A stored post-image, decoded or raw.
+enum PostImage {
+    Decoded(Document),
+    Raw(RawDocumentBuf),
+}
+
+/// Puts `post` in `ev` as its `fullDocument` (null when missing), or returns it when raw.
+fn put_full_document(ev: &mut Document, post: Option<PostImage>) -> Option<RawDocumentBuf> {
+    match post {
+        Some(PostImage::Raw(raw)) => Some(raw),
+        Some(PostImage::Decoded(doc)) => {
+            ev.insert("fullDocument", doc);
+            None
+        }
+        None => {
+            ev.insert("fullDocument", Bson::Null);
+            None
         }
     }
 }
@@ -515,4 +631,84 @@ fn parse_pipeline(pipeline: &[Document]) -> Result<Option<Filter>> {
     let mut f = Document::new();
     f.insert("$and", clauses);
     Ok(Some(Filter::parse(&f)?))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test setup fails loudly")]
+
+    use bson::doc;
+
+    use super::{ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope};
+    use crate::clock::ManualClock;
+    use crate::history::{History, HistoryConfig, UpdateOptions};
+
+    fn drain_whole(s: &mut ChangeStream) -> Vec<bson::Document> {
+        s.try_next_batch(100).unwrap().events
+    }
+
+    #[tokio::test]
+    async fn a_split_stream_gives_the_same_events_as_a_whole_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(
+            dir.path(),
+            HistoryConfig::default(),
+            ManualClock::shared(1_000),
+        )
+        .unwrap();
+        for full_document in [
+            FullDocument::Default,
+            FullDocument::UpdateLookup,
+            FullDocument::WhenAvailable,
+        ] {
+            let options = || WatchOptions {
+                full_document,
+                full_document_before_change: FullDocumentBeforeChange::WhenAvailable,
+                ..WatchOptions::default()
+            };
+            let mut whole = h.watch(WatchScope::All, options()).unwrap();
+            let mut split = h.watch(WatchScope::All, options()).unwrap();
+            split.split_full_documents();
+            let mut batch = h.watch(WatchScope::All, options()).unwrap();
+            batch.split_full_documents();
+
+            let id = h
+                .insert_one("shop", "orders", doc! {"n": 1, "lines": [{"p": "a"}, 2]})
+                .unwrap();
+            h.replace("shop", "orders", &doc! {"_id": &id}, &doc! {"n": 2}, false)
+                .unwrap();
+            h.update(
+                "shop",
+                "orders",
+                &doc! {"_id": &id},
+                &doc! {"$set": {"m": 3}},
+                UpdateOptions::default(),
+            )
+            .unwrap();
+            h.delete("shop", "orders", &doc! {"_id": &id}, false)
+                .unwrap();
+
+            let expected = drain_whole(&mut whole);
+            assert_eq!(expected.len(), 4);
+            let mut raw_full = 0;
+            for want in &expected {
+                let got = split.next_split().await.unwrap().unwrap();
+                raw_full += usize::from(got.full_document.is_some());
+                let got = got.into_document().unwrap();
+                assert_eq!(&got, want);
+                // Document equality ignores field order; the order is part of the event.
+                assert!(got.keys().eq(want.keys()), "{got} vs {want}");
+            }
+            // Insert and replace always carry the stored post-image; an update only under
+            // whenAvailable (updateLookup reads the current document).
+            let want_raw = if full_document == FullDocument::WhenAvailable {
+                3
+            } else {
+                2
+            };
+            assert_eq!(raw_full, want_raw, "{full_document:?}");
+            // The batch calls of a split stream return whole events too.
+            assert_eq!(drain_whole(&mut batch), expected);
+        }
+    }
 }

@@ -48,12 +48,14 @@ use serde::{Deserialize, Serialize};
 use crate::clock::SharedClock;
 
 pub use error::{Error, Result};
+pub(crate) use feed::SplitEvent;
 pub use feed::{
     ChangeBatch, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
 };
 pub use index::IndexModel;
 pub use keys::{decode_value as decode_key_value, encode_key_value};
 
+pub(crate) use document::raw_value;
 use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
 use index::{Access, IndexDef, Plan};
 use keys::{catalog_collection_key, doc_key, oplog_key};
@@ -1291,7 +1293,12 @@ impl Inner {
     }
 
     /// Reads up to `max` oplog entries from `from` on.
-    pub(crate) fn read_oplog(&self, from: u64, max: usize) -> Result<Vec<(u64, Document)>> {
+    pub(crate) fn read_oplog<T>(
+        &self,
+        from: u64,
+        max: usize,
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<Vec<(u64, T)>> {
         let mut out = Vec::new();
         for kv in self.store.range(
             Space::Oplog,
@@ -1300,7 +1307,7 @@ impl Inner {
             false,
         ) {
             let (k, v) = kv?;
-            out.push((keys::decode_oplog_key(&k)?, decode_document(&v)?));
+            out.push((keys::decode_oplog_key(&k)?, decode(&v)?));
             if out.len() >= max {
                 break;
             }
