@@ -6,7 +6,9 @@
 //! request was sent, both read from the injected clock. Paced runs send one order per request
 //! at a fixed rate (tokio interval); the max run sends batches over several connections for a
 //! fixed time and measures orders per second through the whole pipeline, until the last
-//! `NewOrder` arrives. Paced runs also read `GET /redis/get/customer:{n}` right after every
+//! `NewOrder` arrives (the bar's figure); it also reports the rate of the `NewOrder`s that
+//! arrived after the last produce reply, the pipeline draining with the generator idle. Paced
+//! runs also read `GET /redis/get/customer:{n}` right after every
 //! [`CACHE_READ_EVERY`]th `NewOrder`.
 //!
 //! Without `--url` the benchmark starts its own server in-process (ephemeral data directory,

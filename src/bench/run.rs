@@ -406,7 +406,7 @@ fn report(
     collected: super::sse::Collected,
     reads: Option<CacheReads>,
 ) -> RunReport {
-    let matched = match_orders(&produced.sent, &collected.receipts);
+    let matched = match_orders(&produced.sent, &collected.receipts, produced.last_reply_ns);
     let reads = reads.unwrap_or_default();
     RunReport {
         label,
@@ -420,6 +420,11 @@ fn report(
             .last_receive_ns
             .unwrap_or(started_ns)
             .saturating_sub(started_ns),
+        drained: matched.drained,
+        drain_ns: matched
+            .last_receive_ns
+            .unwrap_or(0)
+            .saturating_sub(produced.last_reply_ns),
         lost: matched.lost,
         resyncs: collected.resyncs,
         latencies: Latencies::from_samples(matched.latencies_ns),

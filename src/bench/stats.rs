@@ -65,11 +65,18 @@ pub(crate) struct Matched {
     pub(crate) lost: u64,
     /// Receive time of the last matched event (monotonic nanoseconds).
     pub(crate) last_receive_ns: Option<u64>,
+    /// Matched events received after `drain_from_ns`.
+    pub(crate) drained: u64,
 }
 
 /// Pairs `sent` (order number, send time) with `received` (order number, receive time).
-/// Duplicate receipts count once; receipts of orders not in `sent` are ignored.
-pub(crate) fn match_orders(sent: &[(u64, u64)], received: &[(u64, u64)]) -> Matched {
+/// Duplicate receipts count once; receipts of orders not in `sent` are ignored. Matched
+/// receipts later than `drain_from_ns` are also counted in [`Matched::drained`].
+pub(crate) fn match_orders(
+    sent: &[(u64, u64)],
+    received: &[(u64, u64)],
+    drain_from_ns: u64,
+) -> Matched {
     let mut pending: HashMap<u64, u64> = sent.iter().copied().collect();
     let mut matched = Matched::default();
     for &(number, receive_ns) in received {
@@ -77,6 +84,7 @@ pub(crate) fn match_orders(sent: &[(u64, u64)], received: &[(u64, u64)]) -> Matc
             matched
                 .latencies_ns
                 .push(receive_ns.saturating_sub(send_ns));
+            matched.drained += u64::from(receive_ns > drain_from_ns);
             matched.last_receive_ns = Some(
                 matched
                     .last_receive_ns
@@ -127,10 +135,12 @@ mod tests {
     fn matching_counts_losses_and_ignores_strangers_and_duplicates() {
         let sent = [(1, 100), (2, 200), (3, 300)];
         let received = [(2, 250), (1, 180), (2, 400), (9, 10)];
-        let m = match_orders(&sent, &received);
+        let m = match_orders(&sent, &received, 200);
         assert_eq!(m.latencies_ns, vec![50, 80]);
         assert_eq!(m.lost, 1);
         assert_eq!(m.last_receive_ns, Some(250));
+        // Only the first receipt of order 2 (at 250) is after 200 and matched.
+        assert_eq!(m.drained, 1);
     }
 
     #[test]
