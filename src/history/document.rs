@@ -347,9 +347,10 @@ pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document> {
     raw_document(raw).map_err(corrupt)
 }
 
-/// Decodes a stored oplog entry of an insert or replace, leaving its `post` image as raw BSON:
-/// the rest of the entry as a document and the post-image's bytes, checked element by element
-/// at every depth. A change stream hands the raw image to readers that only write it out again.
+/// Decodes a stored oplog entry, leaving its `post` image (inserts, replaces, updates) as raw
+/// BSON: the rest of the entry as a document and the post-image's bytes, checked element by
+/// element at every depth. A change stream hands the raw image to readers that only write it
+/// out again.
 ///
 /// # Errors
 /// [`Error::Corrupt`].
