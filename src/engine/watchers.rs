@@ -132,6 +132,8 @@ fn publish(hub: &Hub, watchers: &[Watcher], view: &View, split: &SplitEvent) {
             },
             PayloadField::FullDocument => watcher.payload_text(full.get_or_insert_with(|| {
                 match raw_full {
+                    // The stream checked every element of the raw document when it read the
+                    // entry, so the conversion does not fail; null only if that ever changed.
                     Some(raw) => raw_to_relaxed(RawBsonRef::Document(raw)).unwrap_or(Value::Null),
                     None => event
                         .get("fullDocument")

@@ -102,16 +102,11 @@ impl Update {
     /// [`Error::BadValue`] for unknown operators, `$` fields in a replacement or an empty
     /// operator update; [`Error::TooMany`] beyond [`UPDATE_OPERATIONS_MAX`].
     pub(crate) fn parse(update: &Document) -> Result<Self> {
-        document::check_depth_doc(update)?;
         let is_ops = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if !is_ops {
-            if let Some(k) = update.keys().find(|k| k.starts_with('$')) {
-                return Err(Error::bad(format!(
-                    "The dollar ($) prefixed field '{k}' is not allowed in a replacement document"
-                )));
-            }
-            return Ok(Self::Replace(update.clone()));
+            return Self::replacement(update.clone());
         }
+        document::check_depth_doc(update)?;
         let mut ops = Vec::new();
         for (name, arg) in update {
             let op = Op::parse(name).ok_or_else(|| {
