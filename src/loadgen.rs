@@ -6,6 +6,7 @@
 //! Requests go over one HTTP/1.1 keep-alive connection (hyper's client connection, since hyper is
 //! already built for the server side), paced by a tokio interval when a rate is set.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::IndexedRandom as _;
 use rand::{RngExt as _, SeedableRng as _};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -611,31 +612,48 @@ pub(crate) async fn send_batch(
         .await
         .map_err(|e| format!("reading the response failed: {e}"))?
         .to_bytes();
-    let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    // A reply that is not the expected JSON accounts for no record (all count as failed).
+    let reply: ProduceReply<'_> = serde_json::from_slice(&bytes).unwrap_or_default();
     if status != StatusCode::OK {
-        let message = reply.get("message").and_then(Value::as_str).unwrap_or("");
+        let message = reply.message.as_deref().unwrap_or("");
         return Ok((0, records, Some(format!("HTTP {status}: {message}"))));
     }
     Ok(count_offsets(&reply, records))
 }
 
+/// The parts of a produce reply (or an error body) the load generator reads. Typed, so the
+/// offsets' other fields are skipped without building a tree per record.
+#[derive(Debug, Default, Deserialize)]
+struct ProduceReply<'a> {
+    #[serde(default)]
+    offsets: Vec<OffsetReply<'a>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// One record's outcome in a produce reply.
+#[derive(Debug, Deserialize)]
+struct OffsetReply<'a> {
+    #[serde(default)]
+    error_code: Option<i64>,
+    #[serde(default, borrow)]
+    error: Option<Cow<'a, str>>,
+}
+
 /// Counts acknowledged and failed records in a produce reply's `offsets`; records the reply
 /// does not account for count as failed.
-fn count_offsets(reply: &Value, records: u64) -> (u64, u64, Option<String>) {
-    let offsets = reply
-        .get("offsets")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
+fn count_offsets(reply: &ProduceReply<'_>, records: u64) -> (u64, u64, Option<String>) {
+    let offsets = &reply.offsets;
     let mut acknowledged = 0u64;
     let mut last_error = None;
     for entry in offsets
         .iter()
         .take(usize::try_from(records).unwrap_or(usize::MAX))
     {
-        match entry.get("error_code") {
-            None | Some(Value::Null) => acknowledged += 1,
+        match entry.error_code {
+            None => acknowledged += 1,
             Some(code) => {
-                let message = entry.get("error").and_then(Value::as_str).unwrap_or("");
+                let message = entry.error.as_deref().unwrap_or("");
                 last_error = Some(format!("error_code {code}: {message}"));
             }
         }
@@ -895,14 +913,20 @@ mod tests {
 
     #[test]
     fn offsets_are_counted_per_record() {
-        let reply = serde_json::json!({"offsets": [
+        let body = br#"{"key_schema_id": null, "offsets": [
             {"partition": 0, "offset": 1, "error_code": null, "error": null},
-            {"partition": null, "offset": null, "error_code": 50002, "error": "boom"},
-        ]});
+            {"partition": null, "offset": null, "error_code": 50002, "error": "bo\u006fm"}
+        ]}"#;
+        let reply: ProduceReply<'_> = serde_json::from_slice(body).unwrap();
         let (ack, failed, error) = count_offsets(&reply, 3);
         assert_eq!((ack, failed), (1, 2));
         assert_eq!(error.as_deref(), Some("error_code 50002: boom"));
-        assert_eq!(count_offsets(&serde_json::json!({}), 2).1, 2);
+        let empty: ProduceReply<'_> = serde_json::from_slice(b"{}").unwrap();
+        assert_eq!(count_offsets(&empty, 2).1, 2);
+        let error: ProduceReply<'_> =
+            serde_json::from_slice(br#"{"error_code": 40401, "message": "Topic not found"}"#)
+                .unwrap();
+        assert_eq!(error.message.as_deref(), Some("Topic not found"));
     }
 
     #[test]

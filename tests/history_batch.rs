@@ -17,7 +17,8 @@ mod history_common;
 use bson::{Bson, Document, doc};
 use history_common::open;
 use streamcache::history::{
-    FindAndModifyOptions, FindOptions, History, IndexModel, UpdateOptions, WriteOp, WriteOutcome,
+    EncodedDocument, FindAndModifyOptions, FindOptions, FullDocumentBeforeChange, History,
+    IndexModel, UpdateOptions, WatchOptions, WatchScope, WriteOp, WriteOutcome,
 };
 
 fn index(h: &History, field: &str, unique: bool) {
@@ -266,4 +267,102 @@ fn an_upserted_document_is_stored_with_its_id_first_and_its_fields_in_order() {
         find(&h, doc! {"_id": "one"})[0],
         doc! {"_id": "one", "orderNumber": 1, "status": "new", "lines": [1, 2]}
     );
+}
+
+/// Runs the same upserts on two stores, one as `Upsert` of documents and one as
+/// `UpsertEncoded` from JSON, and checks that documents, outcomes and change events agree
+/// field for field, in order.
+fn encoded_upserts_match_document_upserts(indexed: bool) {
+    let orders = [
+        serde_json::json!({"orderNumber": 1, "status": "new", "lines": [{"qty": 3}], "total": 12.5}),
+        serde_json::json!({"orderNumber": 2, "_id": "ignored", "customer": {"n": 7}}),
+        // A replacement of order 1, then an identical replacement (no change, no event).
+        serde_json::json!({"orderNumber": 1, "status": "shipped", "big": 5_000_000_000_i64}),
+        serde_json::json!({"orderNumber": 1, "status": "shipped", "big": 5_000_000_000_i64}),
+    ];
+    let (_d1, by_document) = open();
+    let (_d2, encoded) = open();
+    if indexed {
+        index(&by_document, "status", false);
+        index(&encoded, "status", false);
+    }
+    let options = WatchOptions {
+        full_document_before_change: FullDocumentBeforeChange::WhenAvailable,
+        ..WatchOptions::default()
+    };
+    let mut streams =
+        [&by_document, &encoded].map(|h| h.watch(WatchScope::All, options.clone()).unwrap());
+    for (i, order) in orders.iter().enumerate() {
+        let id = format!("order-{}", order["orderNumber"]);
+        let Ok(Bson::Document(mut document)) = Bson::try_from(order.clone()) else {
+            panic!("an object");
+        };
+        document.insert("_id", id.clone());
+        let as_document = upsert(doc! {"_id": id.clone()}, document);
+        let object = order.as_object().unwrap();
+        let as_encoded = WriteOp::UpsertEncoded {
+            db: "shop".into(),
+            coll: "orders".into(),
+            document: EncodedDocument::from_plain_json(object, Bson::String(id))
+                .unwrap()
+                .unwrap(),
+        };
+        // Two of them in one batch: the second sees the first's staged document.
+        let a = by_document.commit(vec![as_document.clone(), as_document], Vec::new());
+        let b = encoded.commit(vec![as_encoded.clone(), as_encoded], Vec::new());
+        assert_eq!(a.unwrap(), b.unwrap(), "outcome of write {i}");
+    }
+    let all = |h: &History| find(h, doc! {});
+    let (x, y) = (all(&by_document), all(&encoded));
+    assert_eq!(x, y);
+    for (a, b) in x.iter().zip(&y) {
+        assert!(a.keys().eq(b.keys()), "field order: {a} vs {b}");
+    }
+    let [s1, s2] = &mut streams;
+    let (e1, e2) = (
+        s1.try_next_batch(100).unwrap().events,
+        s2.try_next_batch(100).unwrap().events,
+    );
+    assert_eq!(e1.len(), 3, "insert, insert, replace: {e1:?}");
+    for (a, b) in e1.iter().zip(&e2) {
+        assert_eq!(a, b);
+        assert_eq!(a.to_vec().unwrap(), b.to_vec().unwrap(), "byte for byte");
+    }
+    if indexed {
+        let shipped = find(&encoded, doc! {"status": "shipped"});
+        assert_eq!(shipped.len(), 1, "the index follows the replacement");
+        assert!(find(&encoded, doc! {"status": "new"}).is_empty());
+    }
+}
+
+#[test]
+fn an_encoded_upsert_stores_and_reports_what_a_document_upsert_does() {
+    encoded_upserts_match_document_upserts(false);
+}
+
+#[test]
+fn an_encoded_upsert_into_an_indexed_collection_maintains_the_index() {
+    encoded_upserts_match_document_upserts(true);
+}
+
+#[test]
+fn an_encoded_document_from_raw_bytes_is_checked() {
+    let good =
+        bson::RawDocumentBuf::from_bytes(doc! {"_id": 1, "a": "x"}.to_vec().unwrap()).unwrap();
+    let encoded = EncodedDocument::from_raw(good).unwrap();
+    assert_eq!(encoded.id(), &Bson::Int32(1));
+    let (_d, h) = open();
+    h.commit(
+        vec![WriteOp::UpsertEncoded {
+            db: "shop".into(),
+            coll: "orders".into(),
+            document: encoded,
+        }],
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(find(&h, doc! {"_id": 1}), [doc! {"_id": 1, "a": "x"}]);
+    let id_last =
+        bson::RawDocumentBuf::from_bytes(doc! {"a": "x", "_id": 1}.to_vec().unwrap()).unwrap();
+    assert!(EncodedDocument::from_raw(id_last).is_err());
 }

@@ -10,14 +10,21 @@ pub const BAR_P99_NS: u64 = 5_000_000;
 pub const BAR_P99_RATE: u64 = 5000;
 /// The sustained-throughput bar with batched produce, in orders per second.
 pub const BAR_SUSTAINED_PER_S: f64 = 50_000.0;
+/// A batched run sustains its rate when orders per second through the whole pipeline (first
+/// send to last `NewOrder`) reach this fraction of the offered rate: in a 5 s run, at most
+/// ≈ 100 ms of backlog left when the schedule ends.
+pub const SUSTAINED_FRACTION_MIN: f64 = 0.98;
 
 /// The results of one run.
 #[derive(Debug, Clone)]
 pub struct RunReport {
-    /// `1000/s` for a paced run, `max 4x500` for the max run.
+    /// `1000/s` for a paced run, `50000/s x500` for a batched one, `max 4x500` for the max
+    /// run.
     pub label: String,
-    /// The paced rate, in orders per second; `None` for the max run.
+    /// The scheduled rate, in orders per second; `None` for the max run.
     pub offered_per_s: Option<u64>,
+    /// Orders per produce request (1 in a paced run).
+    pub batch: usize,
     /// Orders the server acknowledged.
     pub acknowledged: u64,
     /// Orders refused or lost with a failed request.
@@ -67,6 +74,28 @@ impl RunReport {
     #[must_use]
     pub fn drained_per_s(&self) -> f64 {
         per_second(self.drained, self.drain_ns)
+    }
+
+    /// Whether this is a batched run at a fixed rate.
+    #[must_use]
+    pub fn is_batched(&self) -> bool {
+        self.batch > 1 && self.offered_per_s.is_some()
+    }
+
+    /// Whether a scheduled run kept up with its rate: every order acknowledged and delivered
+    /// (no failure, loss or resync), and orders per second through the whole pipeline at least
+    /// [`SUSTAINED_FRACTION_MIN`] of the offered rate. Always `false` for the max run, which
+    /// has no rate to keep up with.
+    #[must_use]
+    pub fn is_sustained(&self) -> bool {
+        let Some(offered) = self.offered_per_s else {
+            return false;
+        };
+        self.failed == 0
+            && self.lost == 0
+            && self.resyncs == 0
+            && self.delivered == self.acknowledged
+            && self.delivered_per_s() >= SUSTAINED_FRACTION_MIN * offered as f64
     }
 
     /// Whether nothing failed and nothing was lost.
@@ -161,7 +190,7 @@ impl E2eReport {
         if let Some(r) = self
             .runs
             .iter()
-            .find(|r| r.offered_per_s == Some(BAR_P99_RATE))
+            .find(|r| r.batch == 1 && r.offered_per_s == Some(BAR_P99_RATE))
             && let Some(p99) = r.latencies.quantile_ns(0.99)
         {
             let met = if p99 < BAR_P99_NS { "met" } else { "MISSED" };
@@ -171,22 +200,50 @@ impl E2eReport {
                 ms(p99)
             );
         }
-        if let Some(r) = self.runs.iter().find(|r| r.offered_per_s.is_none()) {
-            let rate = r.delivered_per_s();
-            let met = if rate >= BAR_SUSTAINED_PER_S {
-                "met"
+        for r in self.runs.iter().filter(|r| r.is_batched()) {
+            let offered = r.offered_per_s.unwrap_or(0);
+            let verdict = if r.is_sustained() {
+                "sustained"
             } else {
-                "MISSED"
+                "NOT sustained"
             };
             let _ = writeln!(
                 s,
-                "bar: >= 50000 orders/s sustained with batched produce: {rate:.0} orders/s, {met}"
+                "{}: {:.0} orders/s delivered through the whole run = {:.3} of the {offered}/s \
+                 offered (sustained: >= {SUSTAINED_FRACTION_MIN}, nothing lost), last NewOrder \
+                 {:.1} ms after the last produce reply: {verdict}",
+                r.label,
+                r.delivered_per_s(),
+                r.delivered_per_s() / offered.max(1) as f64,
+                ms(r.drain_ns),
             );
+        }
+        let best = self
+            .runs
+            .iter()
+            .filter(|r| r.is_batched() && r.is_sustained())
+            .filter_map(|r| r.offered_per_s)
+            .max();
+        if self.runs.iter().any(RunReport::is_batched) {
+            let met = match best {
+                Some(rate) if rate as f64 >= BAR_SUSTAINED_PER_S => "met",
+                _ => "MISSED",
+            };
+            let best = best.map_or_else(|| "none".into(), |r| format!("{r}/s"));
             let _ = writeln!(
                 s,
-                "{}: after the last produce reply, {} NewOrders in {:.2} s: {:.0} orders/s \
-                 (the pipeline alone on the cores; not the bar's figure)",
+                "bar: >= 50000 orders/s sustained with batched produce: highest sustained \
+                 batched rate {best}, {met}"
+            );
+        }
+        if let Some(r) = self.runs.iter().find(|r| r.offered_per_s.is_none()) {
+            let _ = writeln!(
+                s,
+                "{}: produce unthrottled, {:.0} orders/s delivered through the whole run; after \
+                 the last produce reply, {} NewOrders in {:.2} s: {:.0} orders/s (the pipeline \
+                 alone on the cores)",
                 r.label,
+                r.delivered_per_s(),
                 r.drained,
                 ms(r.drain_ns) / 1e3,
                 r.drained_per_s()
@@ -205,5 +262,79 @@ impl E2eReport {
             .map(|r| (r.label.clone(), &r.latencies))
             .collect();
         super::svg::render("streamcache: HTTP produce → NewOrder on SSE", &series)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batched(offered: u64, delivered: u64, pipeline_ns: u64) -> RunReport {
+        RunReport {
+            label: format!("{offered}/s x500"),
+            offered_per_s: Some(offered),
+            batch: 500,
+            acknowledged: delivered,
+            failed: 0,
+            requests: delivered / 500,
+            produce_ns: pipeline_ns,
+            delivered,
+            pipeline_ns,
+            drained: 0,
+            drain_ns: 0,
+            lost: 0,
+            resyncs: 0,
+            latencies: Latencies::from_samples(vec![1_000_000]),
+            cache: Latencies::from_samples(Vec::new()),
+            cache_misses: 0,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_batched_run_is_sustained_within_the_fraction_and_without_loss() {
+        // 250 000 orders offered at 50 000/s: 5 s of schedule.
+        let at = |ns| batched(50_000, 250_000, ns);
+        // 250 000 / 5.1 s = 49 020/s = 0.980 of the rate: sustained.
+        assert!(at(5_100_000_000).is_sustained());
+        // 250 000 / 5.2 s = 48 077/s = 0.962: the backlog grew.
+        assert!(!at(5_200_000_000).is_sustained());
+        let mut lost = at(5_000_000_000);
+        lost.lost = 1;
+        assert!(!lost.is_sustained());
+        let mut short = at(5_000_000_000);
+        short.delivered -= 1;
+        assert!(!short.is_sustained());
+        let mut max = at(5_000_000_000);
+        max.offered_per_s = None;
+        assert!(!max.is_sustained() && !max.is_batched());
+    }
+
+    #[test]
+    fn the_throughput_bar_reads_the_highest_sustained_batched_rate() {
+        let report = |runs| E2eReport {
+            target: "t".into(),
+            runs,
+        };
+        let met = report(vec![
+            batched(40_000, 200_000, 5_000_000_000),
+            batched(50_000, 250_000, 5_050_000_000),
+        ])
+        .table();
+        assert!(
+            met.contains("highest sustained batched rate 50000/s, met"),
+            "{met}"
+        );
+        let missed = report(vec![
+            batched(40_000, 200_000, 5_000_000_000),
+            batched(50_000, 250_000, 6_000_000_000),
+        ])
+        .table();
+        assert!(
+            missed.contains("highest sustained batched rate 40000/s, MISSED"),
+            "{missed}"
+        );
+        assert!(missed.contains("50000/s x500: 41667 orders/s"), "{missed}");
+        assert!(missed.contains("NOT sustained"), "{missed}");
     }
 }

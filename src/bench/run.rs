@@ -1,6 +1,7 @@
 //! The runs: paced (one order per request at a fixed rate, spread over a few keep-alive
-//! connections) and max (batched produce over several connections for a fixed time), each
-//! with its own SSE listener; plus the cache reader of the paced runs.
+//! connections), batched (requests of many orders at a fixed rate) and max (batched produce
+//! over several connections as fast as the server answers, for a fixed time), each with its
+//! own SSE listener; plus the cache reader of the paced runs.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,9 +17,9 @@ use super::report::RunReport;
 use super::sse::Listener;
 use super::stats::{Latencies, match_orders};
 use super::{
-    CACHE_QUEUE_CAPACITY, CACHE_READS_MAX, CACHE_REPLY_BYTES_MAX, DRAIN_TIMEOUT_MS, E2eOptions,
-    Error, MAX_RUN_BATCH, MAX_RUN_CONNECTIONS, ORDERS_PER_RUN_MAX, PACED_CONNECTIONS,
-    PACED_QUEUE_CAPACITY, REQUEST_TIMEOUT_MS,
+    BATCHED_QUEUE_CAPACITY, CACHE_QUEUE_CAPACITY, CACHE_READS_MAX, CACHE_REPLY_BYTES_MAX,
+    DRAIN_TIMEOUT_MS, E2eOptions, Error, MAX_RUN_BATCH, MAX_RUN_CONNECTIONS, ORDERS_PER_RUN_MAX,
+    PACED_CONNECTIONS, PACED_QUEUE_CAPACITY, REQUEST_TIMEOUT_MS,
 };
 use crate::clock::SharedClock;
 use crate::loadgen::{
@@ -56,6 +57,9 @@ pub(crate) async fn all(
     let mut runs = Vec::new();
     for &rate in &options.rates {
         runs.push(paced(target, rate, options.seconds, generator, clock).await?);
+    }
+    for &rate in &options.batched {
+        runs.push(batched(target, rate, options.seconds, generator, clock).await?);
     }
     if options.max {
         runs.push(max(target, options.seconds, generator, clock).await?);
@@ -139,17 +143,53 @@ impl Produced {
     }
 }
 
-/// A paced connection: sends each queued order in its own request.
+/// Opens a run's SSE listener, keeping the receipts of up to `orders` orders; `cache` gets
+/// the customer numbers to read back (paced runs).
+async fn listen(
+    target: &Target,
+    clock: &SharedClock,
+    orders: u64,
+    cache: Option<mpsc::Sender<u64>>,
+) -> Result<Listener, Error> {
+    Listener::open(
+        &target.endpoint.authority,
+        &target.sse_path(),
+        clock.clone(),
+        usize::try_from(orders).unwrap_or(usize::MAX),
+        cache,
+    )
+    .await
+    .map_err(Error::Sse)
+}
+
+/// Starts `count` paced connections, each fed by a queue of `capacity` requests.
+fn paced_connections(
+    target: &Target,
+    clock: &SharedClock,
+    count: usize,
+    capacity: usize,
+) -> (Vec<mpsc::Sender<Vec<Order>>>, Vec<JoinHandle<Produced>>) {
+    (0..count)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(capacity);
+            let task = tokio::spawn(paced_connection(target.endpoint.clone(), rx, clock.clone()));
+            (tx, task)
+        })
+        .unzip()
+}
+
+/// A paced connection: sends each queued batch of orders (one order in a paced run,
+/// [`MAX_RUN_BATCH`] in a batched one) in its own request.
 async fn paced_connection(
     endpoint: Endpoint,
-    mut queue: mpsc::Receiver<Order>,
+    mut queue: mpsc::Receiver<Vec<Order>>,
     clock: SharedClock,
 ) -> Produced {
     let mut produced = Produced::default();
     let mut connection = None;
-    while let Some(order) = queue.recv().await {
+    while let Some(orders) = queue.recv().await {
         produced
-            .send(&mut connection, &endpoint, &[order], &clock)
+            .send(&mut connection, &endpoint, &orders, &clock)
             .await;
     }
     if let Some(c) = connection {
@@ -283,27 +323,9 @@ async fn paced(
 ) -> Result<RunReport, Error> {
     let total = rate.saturating_mul(seconds).min(ORDERS_PER_RUN_MAX);
     let (cache_tx, cache_rx) = mpsc::channel(CACHE_QUEUE_CAPACITY);
-    let mut listener = Listener::open(
-        &target.endpoint.authority,
-        &target.sse_path(),
-        clock.clone(),
-        usize::try_from(total).unwrap_or(usize::MAX),
-        Some(cache_tx),
-    )
-    .await
-    .map_err(Error::Sse)?;
+    let mut listener = listen(target, clock, total, Some(cache_tx)).await?;
     let reader = tokio::spawn(cache_reader(target.clone(), cache_rx, clock.clone()));
-    let mut queues = Vec::with_capacity(PACED_CONNECTIONS);
-    let mut tasks = Vec::with_capacity(PACED_CONNECTIONS);
-    for _ in 0..PACED_CONNECTIONS {
-        let (tx, rx) = mpsc::channel(PACED_QUEUE_CAPACITY);
-        queues.push(tx);
-        tasks.push(tokio::spawn(paced_connection(
-            target.endpoint.clone(),
-            rx,
-            clock.clone(),
-        )));
-    }
+    let (queues, tasks) = paced_connections(target, clock, PACED_CONNECTIONS, PACED_QUEUE_CAPACITY);
     // IMPORTANT: Burst catches up after a late tick, so the offered rate holds on average;
     // the timer's 1 ms granularity makes a 5k/s schedule five orders per millisecond.
     let mut ticker = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
@@ -315,7 +337,7 @@ async fn paced(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .next_record();
-        if queue.send(order).await.is_err() {
+        if queue.send(vec![order]).await.is_err() {
             tracing::warn!(order = i, "a paced connection stopped early");
             break;
         }
@@ -325,12 +347,69 @@ async fn paced(
     let collected = finish(listener_wait(&mut listener, &produced).await, listener).await?;
     let reads = reader.await.unwrap_or_default();
     Ok(report(
-        format!("{rate}/s"),
-        Some(rate),
+        Shape {
+            label: format!("{rate}/s"),
+            offered_per_s: Some(rate),
+            batch: 1,
+        },
         started_ns,
         produced,
         collected,
         Some(reads),
+    ))
+}
+
+/// One batched run: `rate` orders per second for `seconds`, offered as requests of
+/// [`MAX_RUN_BATCH`] orders on a fixed schedule over [`MAX_RUN_CONNECTIONS`] connections. Unlike
+/// the max run the producer never takes in more than `rate`, so the run shows whether the
+/// pipeline keeps up with that rate (see [`RunReport::is_sustained`]).
+async fn batched(
+    target: &Target,
+    rate: u64,
+    seconds: u64,
+    generator: &Arc<Mutex<OrderGenerator>>,
+    clock: &SharedClock,
+) -> Result<RunReport, Error> {
+    let total = rate.saturating_mul(seconds).min(ORDERS_PER_RUN_MAX);
+    let batch = MAX_RUN_BATCH as u64;
+    let mut listener = listen(target, clock, total, None).await?;
+    let (queues, tasks) =
+        paced_connections(target, clock, MAX_RUN_CONNECTIONS, BATCHED_QUEUE_CAPACITY);
+    // One request every `batch / rate` seconds; Burst catches up after a late tick.
+    let interval_ns = batch.saturating_mul(1_000_000_000) / rate.max(1);
+    let mut ticker = tokio::time::interval(Duration::from_nanos(interval_ns.max(1)));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let started_ns = clock.monotonic_ns();
+    let mut queued = 0u64;
+    for queue in queues.iter().cycle() {
+        if queued >= total {
+            break;
+        }
+        ticker.tick().await;
+        let n = batch.min(total - queued);
+        let orders: Vec<Order> = {
+            let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
+            (0..n).map(|_| generator.next_record()).collect()
+        };
+        if queue.send(orders).await.is_err() {
+            tracing::warn!(order = queued, "a batched connection stopped early");
+            break;
+        }
+        queued += n;
+    }
+    drop(queues);
+    let produced = join_all(tasks).await;
+    let collected = finish(listener_wait(&mut listener, &produced).await, listener).await?;
+    Ok(report(
+        Shape {
+            label: format!("{rate}/s x{batch}"),
+            offered_per_s: Some(rate),
+            batch: MAX_RUN_BATCH,
+        },
+        started_ns,
+        produced,
+        collected,
+        None,
     ))
 }
 
@@ -341,15 +420,7 @@ async fn max(
     generator: &Arc<Mutex<OrderGenerator>>,
     clock: &SharedClock,
 ) -> Result<RunReport, Error> {
-    let mut listener = Listener::open(
-        &target.endpoint.authority,
-        &target.sse_path(),
-        clock.clone(),
-        usize::try_from(ORDERS_PER_RUN_MAX).unwrap_or(usize::MAX),
-        None,
-    )
-    .await
-    .map_err(Error::Sse)?;
+    let mut listener = listen(target, clock, ORDERS_PER_RUN_MAX, None).await?;
     let started_ns = clock.monotonic_ns();
     let deadline_ns = started_ns.saturating_add(seconds.saturating_mul(1_000_000_000));
     let per_connection = ORDERS_PER_RUN_MAX / MAX_RUN_CONNECTIONS as u64;
@@ -367,8 +438,11 @@ async fn max(
     let produced = join_all(tasks).await;
     let collected = finish(listener_wait(&mut listener, &produced).await, listener).await?;
     Ok(report(
-        format!("max {MAX_RUN_CONNECTIONS}x{MAX_RUN_BATCH}"),
-        None,
+        Shape {
+            label: format!("max {MAX_RUN_CONNECTIONS}x{MAX_RUN_BATCH}"),
+            offered_per_s: None,
+            batch: MAX_RUN_BATCH,
+        },
         started_ns,
         produced,
         collected,
@@ -397,10 +471,18 @@ async fn finish(drained: bool, listener: Listener) -> Result<super::sse::Collect
     listener.finish().await.map_err(Error::Sse)
 }
 
+/// What kind of run a report describes.
+struct Shape {
+    label: String,
+    /// The scheduled rate; `None` for the max run.
+    offered_per_s: Option<u64>,
+    /// Orders per request.
+    batch: usize,
+}
+
 /// Builds a run's report from what the producers sent and the listener received.
 fn report(
-    label: String,
-    offered_per_s: Option<u64>,
+    shape: Shape,
     started_ns: u64,
     produced: Produced,
     collected: super::sse::Collected,
@@ -409,8 +491,9 @@ fn report(
     let matched = match_orders(&produced.sent, &collected.receipts, produced.last_reply_ns);
     let reads = reads.unwrap_or_default();
     RunReport {
-        label,
-        offered_per_s,
+        label: shape.label,
+        offered_per_s: shape.offered_per_s,
+        batch: shape.batch,
         acknowledged: produced.acknowledged,
         failed: produced.failed,
         requests: produced.requests,

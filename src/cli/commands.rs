@@ -117,6 +117,7 @@ pub fn bench_e2e(args: BenchE2eArgs) -> ExitCode {
         url: args.url,
         seconds: args.seconds,
         rates: args.rates,
+        batched: args.batched,
         max: args.max,
         seed: args.seed,
     };

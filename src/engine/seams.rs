@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::cache::{Cache, Frame};
-use crate::history::{self, History, WriteOp};
+use crate::history::{self, EncodedDocument, History, WriteOp};
 use crate::log::{self, Header, Log, Record, Routing};
 use crate::pipeline::{
     CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, HistoryCommitError, HistorySink,
@@ -319,61 +319,67 @@ impl HistorySink for HistoryCommits {
         docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError> {
-        // Check every document by reference first: a rejection must leave `docs` intact.
-        let mut shapes = Vec::with_capacity(docs.len());
+        // Check and convert every document by reference first: a rejection must leave `docs`
+        // intact.
+        let mut prepared = Vec::with_capacity(docs.len());
         for (index, write) in docs.iter().enumerate() {
             let reject = |message: String| HistoryCommitError::Rejected { index, message };
-            if !write.doc.is_object() {
+            let Some(object) = write.doc.as_object() else {
                 return Err(reject("the document is not a JSON object".into()));
-            }
-            let shape = json_shape(&write.doc);
-            if shape.depth > history::NESTING_DEPTH_MAX {
-                return Err(reject(format!(
-                    "document nesting depth {} exceeds {}",
-                    shape.depth,
-                    history::NESTING_DEPTH_MAX
-                )));
-            }
-            if shape.extended || shape.bson_bytes_bound > history::DOCUMENT_BYTES_MAX {
-                // The rare case: Extended JSON wrappers, integers beyond i64 or a large
-                // document. Convert a copy to find the exact size or the reason it fails.
-                let document = to_document(write.doc.clone()).map_err(reject)?;
-                let len = document.to_vec().map_or(usize::MAX, |b| b.len());
-                if len > history::DOCUMENT_BYTES_MAX {
-                    return Err(reject(format!(
-                        "document of {len} bytes exceeds {}",
-                        history::DOCUMENT_BYTES_MAX
-                    )));
+            };
+            prepared.push(match &write.mode {
+                // The common case: the document is encoded straight from its JSON, `_id` first.
+                HistoryWriteMode::Upsert { key } => {
+                    match EncodedDocument::from_plain_json(object, bson::Bson::String(key.clone()))
+                        .map_err(|e| reject(e.to_string()))?
+                    {
+                        Some(encoded) => Prepared::Encoded(encoded),
+                        None => Prepared::Document(extended_document(&write.doc).map_err(reject)?),
+                    }
                 }
-                shapes.push(Some(document));
-            } else {
-                shapes.push(None);
-            }
+                HistoryWriteMode::Insert => {
+                    let shape = json_shape(&write.doc);
+                    if shape.depth > history::NESTING_DEPTH_MAX {
+                        return Err(reject(format!(
+                            "document nesting depth {} exceeds {}",
+                            shape.depth,
+                            history::NESTING_DEPTH_MAX
+                        )));
+                    }
+                    if shape.extended || shape.bson_bytes_bound > history::DOCUMENT_BYTES_MAX {
+                        Prepared::Document(extended_document(&write.doc).map_err(reject)?)
+                    } else {
+                        Prepared::Plain
+                    }
+                }
+            });
         }
         let mut ops = Vec::with_capacity(docs.len());
-        for (write, checked) in docs.iter_mut().zip(shapes) {
-            let mut document = match checked {
-                Some(document) => document,
-                // A plain JSON object within the limits converts without failing; on the
-                // impossible failure the commit fails whole, nothing written.
-                None => plain_document(std::mem::take(&mut write.doc))
-                    .map_err(HistoryCommitError::Fatal)?,
-            };
-            ops.push(match &write.mode {
-                HistoryWriteMode::Insert => WriteOp::Insert {
-                    db: write.db.clone(),
-                    coll: write.collection.clone(),
-                    document,
-                },
-                HistoryWriteMode::Upsert { key } => {
-                    document.insert("_id", key.clone());
-                    let mut filter = bson::Document::new();
-                    filter.insert("_id", key.clone());
-                    WriteOp::Upsert {
-                        db: write.db.clone(),
-                        coll: write.collection.clone(),
-                        filter,
-                        document,
+        for (write, prepared) in docs.iter_mut().zip(prepared) {
+            let (db, coll) = (write.db.clone(), write.collection.clone());
+            ops.push(match (prepared, &write.mode) {
+                (Prepared::Encoded(document), _) => WriteOp::UpsertEncoded { db, coll, document },
+                (prepared, mode) => {
+                    let mut document = match prepared {
+                        Prepared::Document(document) => document,
+                        // A plain JSON object within the limits converts without failing; on
+                        // the impossible failure the commit fails whole, nothing written.
+                        _ => plain_document(std::mem::take(&mut write.doc))
+                            .map_err(HistoryCommitError::Fatal)?,
+                    };
+                    match mode {
+                        HistoryWriteMode::Insert => WriteOp::Insert { db, coll, document },
+                        HistoryWriteMode::Upsert { key } => {
+                            document.insert("_id", key.clone());
+                            let mut filter = bson::Document::new();
+                            filter.insert("_id", key.clone());
+                            WriteOp::Upsert {
+                                db,
+                                coll,
+                                filter,
+                                document,
+                            }
+                        }
                     }
                 }
             });
@@ -406,6 +412,30 @@ impl HistorySink for HistoryCommits {
             .map(|_| ())
             .map_err(|e| HistoryCommitError::Fatal(e.to_string()))
     }
+}
+
+/// A flow's document on its way into history.
+enum Prepared {
+    /// Encoded from plain JSON (an upsert).
+    Encoded(EncodedDocument),
+    /// Converted through Extended JSON, or a large document whose size was measured.
+    Document(bson::Document),
+    /// A plain JSON object within the limits, converted when the write is built.
+    Plain,
+}
+
+/// The rare case: Extended JSON wrappers, integers beyond `i64` or a large document. Converts
+/// a copy to find the exact size or the reason it fails.
+fn extended_document(doc: &Value) -> Result<bson::Document, String> {
+    let document = to_document(doc.clone())?;
+    let len = document.to_vec().map_or(usize::MAX, |b| b.len());
+    if len > history::DOCUMENT_BYTES_MAX {
+        return Err(format!(
+            "document of {len} bytes exceeds {}",
+            history::DOCUMENT_BYTES_MAX
+        ));
+    }
+    Ok(document)
 }
 
 /// A JSON object as BSON, reading relaxed Extended JSON as the Data API does (`{"$date": …}`

@@ -323,6 +323,231 @@ fn append_element<'a>(
     Ok(())
 }
 
+/// Encodes a JSON object that needs no Extended JSON reading as a stored document, with `id`
+/// as its first field `_id` in place of any `_id` of the object. Values are typed as bson's
+/// own conversion from JSON types them: integers that fit `i32` as Int32, other integers as
+/// Int64, other numbers as Double. The bytes equal [`encode_document_into`]'s for the
+/// document that conversion (then moving `_id` first) makes, and the same limits apply.
+///
+/// Returns `Ok(false)` with `out` as it was when the object needs bson's Extended JSON
+/// reading: a `$`-prefixed key at any depth (`{"$date": …}` and the like) or an integer
+/// beyond `i64`.
+///
+/// # Errors
+/// [`Error::NestingTooDeep`], [`Error::DocumentTooLarge`], [`Error::BadValue`] for a key
+/// holding a NUL byte or an `_id` that cannot be one; `out` is left as it was.
+pub(crate) fn encode_plain_json_into(
+    object: &serde_json::Map<String, serde_json::Value>,
+    id: &Bson,
+    out: &mut Vec<u8>,
+) -> Result<bool> {
+    check_id(id)?;
+    let start = out.len();
+    let result = plain_object(object, Some(id), 1, out).and_then(|()| {
+        let len = out.len() - start;
+        if len > DOCUMENT_BYTES_MAX {
+            return Err(Plain::Stop(Error::DocumentTooLarge {
+                len,
+                max: DOCUMENT_BYTES_MAX,
+            }));
+        }
+        Ok(())
+    });
+    if result.is_err() {
+        out.truncate(start);
+    }
+    match result {
+        Ok(()) => Ok(true),
+        Err(Plain::Extended) => Ok(false),
+        Err(Plain::Stop(e)) => Err(e),
+    }
+}
+
+/// Why [`plain_object`] stopped.
+enum Plain {
+    /// The object needs Extended JSON reading.
+    Extended,
+    /// The object cannot be stored.
+    Stop(Error),
+}
+
+impl From<Error> for Plain {
+    fn from(e: Error) -> Self {
+        Self::Stop(e)
+    }
+}
+
+/// Checks that `id` can be a document's `_id`, as inserting a document checks it.
+pub(crate) fn check_id(id: &Bson) -> Result<()> {
+    match id {
+        Bson::Array(_) => Err(Error::bad("The '_id' value cannot be of type array")),
+        Bson::RegularExpression(_) => Err(Error::bad("can't use a regex for _id")),
+        _ => Ok(()),
+    }
+}
+
+/// `depth` counts as in [`append_document`] for a stored document (1 at the top).
+fn plain_object(
+    object: &serde_json::Map<String, serde_json::Value>,
+    id: Option<&Bson>,
+    depth: usize,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), Plain> {
+    if depth > NESTING_DEPTH_MAX {
+        return Err(Plain::Stop(Error::NestingTooDeep {
+            depth,
+            max: NESTING_DEPTH_MAX,
+        }));
+    }
+    let writer = RawWriter::open(out);
+    if let Some(id) = id {
+        append_element(out, "_id", id, depth)?;
+    }
+    for (key, value) in object {
+        if key.starts_with('$') {
+            return Err(Plain::Extended);
+        }
+        if id.is_some() && key == "_id" {
+            continue;
+        }
+        plain_element(out, ElementKey::Name(key), value, depth)?;
+    }
+    writer.close(out)?;
+    Ok(())
+}
+
+fn plain_element(
+    out: &mut Vec<u8>,
+    key: ElementKey<'_>,
+    value: &serde_json::Value,
+    depth: usize,
+) -> std::result::Result<(), Plain> {
+    use serde_json::Value;
+    match value {
+        Value::Null => append_key(out, 0x0A, key)?,
+        Value::Bool(b) => {
+            append_key(out, 0x08, key)?;
+            out.push(u8::from(*b));
+        }
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                match i32::try_from(i) {
+                    Ok(small) => {
+                        append_key(out, 0x10, key)?;
+                        out.extend_from_slice(&small.to_le_bytes());
+                    }
+                    Err(_) => {
+                        append_key(out, 0x12, key)?;
+                        out.extend_from_slice(&i.to_le_bytes());
+                    }
+                }
+            } else if n.is_u64() {
+                return Err(Plain::Extended);
+            } else {
+                // Without serde_json's arbitrary precision every other number is an f64.
+                let d = n.as_f64().ok_or(Plain::Extended)?;
+                append_key(out, 0x01, key)?;
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+        }
+        Value::String(text) => {
+            append_key(out, 0x02, key)?;
+            append_string(out, text)?;
+        }
+        Value::Object(map) => {
+            append_key(out, 0x03, key)?;
+            plain_object(map, None, depth + 1, out)?;
+        }
+        Value::Array(items) => {
+            append_key(out, 0x04, key)?;
+            let child = depth + 1;
+            if child > NESTING_DEPTH_MAX {
+                return Err(Plain::Stop(Error::NestingTooDeep {
+                    depth: child,
+                    max: NESTING_DEPTH_MAX,
+                }));
+            }
+            let writer = RawWriter::open(out);
+            for (i, item) in items.iter().enumerate() {
+                plain_element(out, ElementKey::Index(i), item, child)?;
+            }
+            writer.close(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks bytes offered as a stored document: BSON framing and UTF-8 at every depth, the
+/// nesting depth as [`check_depth_doc`] counts it, [`DOCUMENT_BYTES_MAX`], `_id` as the first
+/// field (of a type [`check_id`] accepts) and no `$`-prefixed top-level field. Returns the
+/// `_id`.
+///
+/// # Errors
+/// [`Error::BadValue`], [`Error::NestingTooDeep`], [`Error::DocumentTooLarge`].
+pub(crate) fn check_stored_raw(bytes: &[u8]) -> Result<Bson> {
+    if bytes.len() > DOCUMENT_BYTES_MAX {
+        return Err(Error::DocumentTooLarge {
+            len: bytes.len(),
+            max: DOCUMENT_BYTES_MAX,
+        });
+    }
+    let invalid = |e: bson::error::Error| Error::bad(format!("invalid BSON document: {e}"));
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(invalid)?;
+    let mut id = None;
+    for (i, element) in raw.into_iter().enumerate() {
+        let (key, value) = element.map_err(invalid)?;
+        if i == 0 && key.as_str() == "_id" {
+            let value = raw_value(value).map_err(invalid)?;
+            check_id(&value)?;
+            id = Some(value);
+            continue;
+        }
+        if key.as_str().starts_with('$') {
+            return Err(Error::bad(format!(
+                "The dollar ($) prefixed field '{}' is not allowed in a replacement document",
+                key.as_str()
+            )));
+        }
+        check_raw_depth(value, 2).map_err(|e| match e {
+            Plain::Stop(e) => e,
+            Plain::Extended => Error::bad("invalid BSON document"),
+        })?;
+    }
+    id.ok_or_else(|| Error::bad("an encoded document must start with its _id"))
+}
+
+/// Walks a value of a document at nesting depth `depth - 1` (its children sit at `depth`).
+fn check_raw_depth(value: bson::RawBsonRef<'_>, depth: usize) -> std::result::Result<(), Plain> {
+    let too_deep = || {
+        Plain::Stop(Error::NestingTooDeep {
+            depth,
+            max: NESTING_DEPTH_MAX,
+        })
+    };
+    let invalid =
+        |e: bson::error::Error| Plain::Stop(Error::bad(format!("invalid BSON document: {e}")));
+    match value {
+        bson::RawBsonRef::Document(d) => {
+            if depth > NESTING_DEPTH_MAX {
+                return Err(too_deep());
+            }
+            for element in d {
+                check_raw_depth(element.map_err(invalid)?.1, depth + 1)?;
+            }
+        }
+        bson::RawBsonRef::Array(a) => {
+            if depth > NESTING_DEPTH_MAX {
+                return Err(too_deep());
+            }
+            for item in a {
+                check_raw_depth(item.map_err(invalid)?, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Encodes an internal record (oplog entry, catalog record) without the document limits: an
 /// event embeds whole documents one level deeper, and an update event holds two images.
 ///
@@ -772,6 +997,143 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 mod tests {
     use super::*;
     use bson::doc;
+
+    /// What the Document path stores for `json` upserted with `id`: bson's conversion from
+    /// JSON, `_id` replaced and moved first, then encoded.
+    fn via_document(json: &serde_json::Value, id: &Bson) -> Vec<u8> {
+        let Ok(Bson::Document(mut converted)) = Bson::try_from(json.clone()) else {
+            panic!("not an object: {json}");
+        };
+        converted.remove("_id");
+        let mut d = doc! { "_id": id.clone() };
+        d.extend(converted);
+        let mut out = Vec::new();
+        encode_document_into(&d, &mut out).unwrap();
+        out
+    }
+
+    fn plain(json: &serde_json::Value, id: &Bson) -> Result<Option<Vec<u8>>> {
+        let mut out = vec![0xAB];
+        let object = json.as_object().unwrap();
+        let done = encode_plain_json_into(object, id, &mut out)?;
+        if !done {
+            assert_eq!(out, [0xAB], "a refused object leaves the buffer as it was");
+            return Ok(None);
+        }
+        Ok(Some(out.split_off(1)))
+    }
+
+    #[test]
+    fn plain_json_encodes_to_the_bytes_of_the_document_path() {
+        let cases = [
+            serde_json::json!({}),
+            serde_json::json!({"a": 1, "_id": "old", "b": "x"}),
+            serde_json::json!({
+                "orderNumber": 10100, "big": 2_147_483_648_i64, "neg": -2_147_483_649_i64,
+                "small": -2_147_483_648_i64, "max": i64::MAX, "price": 136.0, "f": -0.5,
+                "t": true, "n": null, "s": "é\u{0}z",
+                "customer": {"name": "Atelier", "tags": [], "nested": {"deeper": [1, [2, {}]]}},
+                "lines": [{"code": "S18", "qty": 30}, {"code": "S24", "qty": 50}],
+            }),
+        ];
+        for id in [Bson::String("10100".into()), Bson::Int32(7), Bson::Null] {
+            for json in &cases {
+                let bytes = plain(json, &id).unwrap().expect("plain JSON");
+                assert_eq!(bytes, via_document(json, &id), "{json} with _id {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_json_leaves_extended_json_to_the_document_path() {
+        let id = Bson::Int32(1);
+        for json in [
+            serde_json::json!({"d": {"$date": "2024-01-01T00:00:00Z"}}),
+            serde_json::json!({"a": [{"b": {"$oid": "0123456789abcdef01234567"}}]}),
+            serde_json::json!({"$set": {"a": 1}}),
+            serde_json::json!({"huge": u64::MAX}),
+        ] {
+            assert_eq!(plain(&json, &id).unwrap(), None, "{json}");
+        }
+    }
+
+    #[test]
+    fn plain_json_limits_at_max_and_max_plus_one() {
+        let id = Bson::Int32(1);
+        // Depth: a top-level document is depth 1, so MAX - 1 nested objects reach the limit.
+        let nest = |levels: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..levels {
+                v = serde_json::json!({ "a": v });
+            }
+            v
+        };
+        assert!(plain(&nest(NESTING_DEPTH_MAX), &id).is_ok());
+        assert!(matches!(
+            plain(&nest(NESTING_DEPTH_MAX + 1), &id),
+            Err(Error::NestingTooDeep { .. })
+        ));
+        // Size: `{_id: 1, s: "…"}` is 4 + (1 + 4 + 4) + (1 + 2 + 4 + len + 1) + 1 bytes.
+        let fixed = 4 + (1 + 4 + 4) + (1 + 2 + 4 + 1) + 1;
+        let sized = |len: usize| serde_json::json!({ "s": "x".repeat(len) });
+        let at_max = plain(&sized(DOCUMENT_BYTES_MAX - fixed), &id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(at_max.len(), DOCUMENT_BYTES_MAX);
+        assert!(matches!(
+            plain(&sized(DOCUMENT_BYTES_MAX - fixed + 1), &id),
+            Err(Error::DocumentTooLarge { .. })
+        ));
+        // Keys are C strings; an `_id` cannot be an array.
+        assert!(plain(&serde_json::json!({"a\u{0}b": 1}), &id).is_err());
+        assert!(plain(&serde_json::json!({}), &Bson::Array(vec![])).is_err());
+    }
+
+    #[test]
+    fn stored_raw_documents_are_checked_like_documents() {
+        let bytes = |d: Document| d.to_vec().unwrap();
+        assert_eq!(
+            check_stored_raw(&bytes(doc! {"_id": 5, "a": {"b": [1]}})).unwrap(),
+            Bson::Int32(5)
+        );
+        for (d, why) in [
+            (doc! {"a": 1, "_id": 5}, "_id not first"),
+            (doc! {"a": 1}, "no _id"),
+            (doc! {"_id": [1]}, "array _id"),
+            (doc! {"_id": 1, "$set": {"a": 1}}, "operator field"),
+        ] {
+            assert!(check_stored_raw(&bytes(d)).is_err(), "{why}");
+        }
+        let nested = |levels: usize| {
+            let mut d = doc! {"x": 1};
+            for _ in 0..levels {
+                d = doc! {"a": d};
+            }
+            let mut top = doc! {"_id": 1};
+            top.extend(d);
+            bytes(top)
+        };
+        // `nested(n)` puts a document at depth n + 1 (the top level is 1).
+        assert!(check_stored_raw(&nested(NESTING_DEPTH_MAX - 1)).is_ok());
+        assert!(matches!(
+            check_stored_raw(&nested(NESTING_DEPTH_MAX)),
+            Err(Error::NestingTooDeep { .. })
+        ));
+        let mut torn = bytes(doc! {"_id": 1, "s": "abc"});
+        torn.truncate(torn.len() - 1);
+        assert!(check_stored_raw(&torn).is_err());
+        let mut bad_utf8 = bytes(doc! {"_id": 1, "s": "abc"});
+        let at = bad_utf8.len() - 3;
+        bad_utf8[at] = 0xFF;
+        assert!(check_stored_raw(&bad_utf8).is_err());
+        let fixed = 4 + (1 + 4 + 4) + (1 + 2 + 4 + 1) + 1;
+        let sized = |len: usize| bytes(doc! {"_id": 1, "s": "x".repeat(len)});
+        assert!(check_stored_raw(&sized(DOCUMENT_BYTES_MAX - fixed)).is_ok());
+        assert!(matches!(
+            check_stored_raw(&sized(DOCUMENT_BYTES_MAX - fixed + 1)),
+            Err(Error::DocumentTooLarge { .. })
+        ));
+    }
 
     #[test]
     fn numbers_compare_across_types() {

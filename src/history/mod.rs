@@ -42,7 +42,7 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use bson::{Bson, Document, Timestamp};
+use bson::{Bson, Document, RawDocumentBuf, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
@@ -284,6 +284,60 @@ pub struct FindAndModifyOptions {
     pub return_new: bool,
 }
 
+/// A document already encoded as BSON with `_id` as its first field, checked against the
+/// limits of a stored document: the input of [`WriteOp::UpsertEncoded`]. A writer that has
+/// its documents as bytes (or as JSON) stores them without building a [`Document`] first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedDocument {
+    bytes: Vec<u8>,
+    id: Bson,
+}
+
+impl EncodedDocument {
+    /// Checks `raw` as storing it requires: framing and UTF-8 at every depth,
+    /// [`NESTING_DEPTH_MAX`], [`DOCUMENT_BYTES_MAX`], `_id` first (not an array or a regular
+    /// expression) and no `$`-prefixed top-level field.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`], [`Error::NestingTooDeep`], [`Error::DocumentTooLarge`].
+    pub fn from_raw(raw: RawDocumentBuf) -> Result<Self> {
+        let bytes = raw.into_bytes();
+        let id = document::check_stored_raw(&bytes)?;
+        Ok(Self { bytes, id })
+    }
+
+    /// Encodes a JSON object that needs no Extended JSON reading, with `id` as its `_id`
+    /// (replacing any `_id` of the object): integers that fit `i32` become Int32, other
+    /// integers Int64, other numbers Double — as bson's own conversion from JSON types them.
+    /// `Ok(None)` when the object holds a `$`-prefixed key at any depth or an integer beyond
+    /// `i64`: convert those through Extended JSON into a [`Document`] instead.
+    ///
+    /// # Errors
+    /// As [`EncodedDocument::from_raw`], and [`Error::BadValue`] for a key holding a NUL byte.
+    pub fn from_plain_json(
+        object: &serde_json::Map<String, serde_json::Value>,
+        id: Bson,
+    ) -> Result<Option<Self>> {
+        let mut bytes = Vec::new();
+        if !document::encode_plain_json_into(object, &id, &mut bytes)? {
+            return Ok(None);
+        }
+        Ok(Some(Self { bytes, id }))
+    }
+
+    /// The document's `_id`.
+    #[must_use]
+    pub fn id(&self) -> &Bson {
+        &self.id
+    }
+
+    /// The encoded document.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// One write of an atomic [`History::commit`].
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -307,6 +361,18 @@ pub enum WriteOp {
         filter: Document,
         /// The new document.
         document: Document,
+    },
+    /// [`WriteOp::Upsert`] keyed by `_id` for an encoded document: replace the document
+    /// with `document`'s `_id`, inserting it when there is none. When the collection has no
+    /// secondary index and no document with that `_id` exists, the bytes are stored as given
+    /// (no decode); otherwise the document is decoded and replaces as `Upsert` does.
+    UpsertEncoded {
+        /// Database.
+        db: String,
+        /// Collection.
+        coll: String,
+        /// The new document.
+        document: EncodedDocument,
     },
     /// An update with operators or a replacement.
     Update {
@@ -1018,6 +1084,10 @@ impl History {
                             multi: false,
                         },
                     )?)
+                }
+                WriteOp::UpsertEncoded { db, coll, document } => {
+                    check_collection_name(&db, &coll)?;
+                    WriteOutcome::Updated(txn.upsert_encoded(&db, &coll, document)?)
                 }
                 WriteOp::Update {
                     db,
@@ -1967,11 +2037,7 @@ impl Txn<'_> {
                 id
             }
         };
-        let meta = self
-            .collection(db, coll, true)?
-            .ok_or_else(|| Error::NamespaceNotFound {
-                ns: format!("{db}.{coll}"),
-            })?;
+        let meta = self.collection_for_write(db, coll)?;
         let encoded_id = keys::encode_key_value(&id);
         if self.doc_exists(&meta, &encoded_id)? {
             return Err(Error::DuplicateKey {
@@ -1981,19 +2047,81 @@ impl Txn<'_> {
             });
         }
         let post = self.write_doc(&meta, &encoded_id, None, Some(&document))?;
-        // The event's `post` is the document's encoding staged just above, copied in place
-        // rather than encoded a second time.
+        self.insert_event(db, coll, &id, post)?;
+        Ok(id)
+    }
+
+    /// The collection a write goes to, created when missing.
+    fn collection_for_write(&mut self, db: &str, coll: &str) -> Result<Arc<CollectionMeta>> {
+        self.collection(db, coll, true)?
+            .ok_or_else(|| Error::NamespaceNotFound {
+                ns: format!("{db}.{coll}"),
+            })
+    }
+
+    /// Appends an insert's change event. Its `post` is the document's encoding staged at
+    /// `post`, copied in place rather than encoded a second time.
+    fn insert_event(
+        &mut self,
+        db: &str,
+        coll: &str,
+        id: &Bson,
+        post: Option<Staged>,
+    ) -> Result<()> {
         self.event_with(|out, w| {
             w.append_str(out, "op", "insert")?;
             w.append_str(out, "db", db)?;
             w.append_str(out, "coll", coll)?;
-            append_event_key(out, w, &id)?;
+            append_event_key(out, w, id)?;
             if let Some(post) = post {
                 w.append_document_within(out, "post", post.range())?;
             }
             Ok(())
+        })
+    }
+
+    /// [`WriteOp::UpsertEncoded`]: stores the bytes as an insert when nothing else needs the
+    /// decoded document (no secondary index to maintain, no document with that `_id` to
+    /// replace); otherwise decodes them and replaces by `_id` as [`WriteOp::Upsert`] does.
+    fn upsert_encoded(
+        &mut self,
+        db: &str,
+        coll: &str,
+        document: EncodedDocument,
+    ) -> Result<UpdateResult> {
+        let EncodedDocument { bytes, id } = document;
+        let meta = self.collection_for_write(db, coll)?;
+        let encoded_id = keys::encode_key_value(&id);
+        if !meta.indexes.is_empty() || self.doc_exists(&meta, &encoded_id)? {
+            let decoded = document::decode_document(&bytes)?;
+            let mut filter = Document::new();
+            filter.insert("_id", id);
+            return self.update_parsed(
+                db,
+                coll,
+                &filter,
+                Update::replacement(decoded)?,
+                UpdateOptions {
+                    upsert: true,
+                    multi: false,
+                },
+            );
+        }
+        let key = doc_key(meta.id, &encoded_id);
+        keys::check_key(&key)?;
+        let staged = self.set.encode_value(|out| {
+            out.extend_from_slice(&bytes);
+            Ok(())
         })?;
-        Ok(id)
+        self.set.put_staged(Space::Docs, &key, staged);
+        self.docs.insert(key, Some(staged));
+        // The same event an upsert that inserts writes.
+        self.insert_event(db, coll, &id, Some(staged))?;
+        Ok(UpdateResult {
+            matched: 0,
+            modified: 0,
+            upserted_id: Some(id),
+        })
     }
 
     /// Stages a document change with its index maintenance (`old`/`new` = before/after);
