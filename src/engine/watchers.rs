@@ -182,6 +182,10 @@ impl View {
 
     /// [`View::reduce`] of a raw document (a `fullDocument` left raw by the stream).
     fn reduce_raw(&self, doc: &RawDocument) -> bson::error::Result<Value> {
+        if self.children.is_empty() {
+            // Only the document's presence is read (the stream checked its bytes): no walk.
+            return Ok(Value::Object(Map::new()));
+        }
         let mut out = Map::with_capacity(self.children.len());
         for element in doc {
             let (key, value) = element?;
