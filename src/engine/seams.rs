@@ -355,7 +355,7 @@ impl HistorySink for HistoryCommits {
             });
         }
         let mut ops = Vec::with_capacity(docs.len());
-        for (write, prepared) in docs.iter_mut().zip(prepared) {
+        for (write, prepared) in docs.iter().zip(prepared) {
             let (db, coll) = (write.db.clone(), write.collection.clone());
             ops.push(match (prepared, &write.mode) {
                 (Prepared::Encoded(document), _) => WriteOp::UpsertEncoded { db, coll, document },
@@ -363,9 +363,11 @@ impl HistorySink for HistoryCommits {
                     let mut document = match prepared {
                         Prepared::Document(document) => document,
                         // A plain JSON object within the limits converts without failing; on
-                        // the impossible failure the commit fails whole, nothing written.
-                        _ => plain_document(std::mem::take(&mut write.doc))
-                            .map_err(HistoryCommitError::Fatal)?,
+                        // the impossible failure the commit fails whole, nothing written. A
+                        // copy, so that `docs` stays intact if history rejects the document.
+                        _ => {
+                            plain_document(write.doc.clone()).map_err(HistoryCommitError::Fatal)?
+                        }
                     };
                     match mode {
                         HistoryWriteMode::Insert => WriteOp::Insert { db, coll, document },
@@ -407,10 +409,20 @@ impl HistorySink for HistoryCommits {
                 serde_json::to_vec(&map).map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
             meta.push((offsets_key(group, topic), value));
         }
-        self.history
-            .commit(ops, meta)
-            .map(|_| ())
-            .map_err(|e| HistoryCommitError::Fatal(e.to_string()))
+        // One operation per document, in order: a write that history refuses for its input
+        // (a duplicate `_id`, an `_id` that cannot be one) names its document, which the flow
+        // dead-letters before committing the rest. Anything else fails the commit whole.
+        match self.history.commit_reporting(ops, meta) {
+            Ok(_) => Ok(()),
+            Err(history::CommitFailure {
+                op: Some(index),
+                error,
+            }) if error.is_input_error() => Err(HistoryCommitError::Rejected {
+                index,
+                message: error.to_string(),
+            }),
+            Err(failure) => Err(HistoryCommitError::Fatal(failure.error.to_string())),
+        }
     }
 }
 
@@ -591,7 +603,96 @@ impl DeadLetter for LogTopics {
 mod tests {
     use serde_json::json;
 
-    use super::{json_shape, plain_document, to_document};
+    use super::{HistoryCommits, json_shape, plain_document, to_document};
+    use crate::clock::ManualClock;
+    use crate::history::{History, HistoryConfig};
+    use crate::pipeline::{
+        CommitOffset, HistoryCommitError, HistorySink, HistoryWrite, HistoryWriteMode,
+    };
+
+    fn write(mode: HistoryWriteMode, doc: serde_json::Value) -> HistoryWrite {
+        HistoryWrite {
+            db: "shop".into(),
+            collection: "orders".into(),
+            mode,
+            doc,
+        }
+    }
+
+    #[test]
+    fn a_document_history_refuses_is_named_and_the_batch_stays_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(
+            dir.path(),
+            HistoryConfig::default(),
+            ManualClock::shared(1_700_000_000_000),
+        )
+        .unwrap();
+        let sink = HistoryCommits {
+            history: history.clone(),
+            commit_lock: std::sync::Mutex::new(()),
+        };
+        let offsets = [CommitOffset {
+            topic: "orders".into(),
+            partition: 0,
+            next_offset: 3,
+        }];
+        let upsert = |key: &str| HistoryWriteMode::Upsert { key: key.into() };
+        let mut docs = vec![
+            write(HistoryWriteMode::Insert, json!({"_id": 1, "a": 1})),
+            write(upsert("k"), json!({"b": 2})),
+            // The same `_id` again: a duplicate key, found only by history.
+            write(HistoryWriteMode::Insert, json!({"_id": 1, "a": 3})),
+            // An array cannot be an `_id`.
+            write(HistoryWriteMode::Insert, json!({"_id": [1, 2]})),
+            // A key holding a NUL byte cannot be stored.
+            write(upsert("n"), json!({"a\u{0}b": 1})),
+        ];
+        let before = docs.clone();
+        let mut rejected = Vec::new();
+        loop {
+            match sink.commit("g", &mut docs, &offsets) {
+                Ok(()) => break,
+                Err(HistoryCommitError::Rejected { index, message }) => {
+                    assert_eq!(docs, before_without(&before, &rejected), "docs intact");
+                    rejected.push((docs.remove(index).doc, message));
+                }
+                Err(HistoryCommitError::Fatal(m)) => panic!("fatal: {m}"),
+            }
+        }
+        let reasons: Vec<String> = rejected.iter().map(|(d, m)| format!("{d} {m}")).collect();
+        assert_eq!(rejected.len(), 3, "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("NUL")), "{reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains("duplicate key")),
+            "{reasons:?}"
+        );
+        assert!(reasons.iter().any(|r| r.contains("array")), "{reasons:?}");
+        let stored = history
+            .find("shop", "orders", &bson::doc! {}, &Default::default())
+            .unwrap();
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        assert_eq!(
+            history
+                .meta_get(b"pipeline/offsets/g/orders")
+                .unwrap()
+                .as_deref(),
+            Some(&br#"{"0":3}"#[..]),
+            "the offsets committed with the rest"
+        );
+    }
+
+    /// `before` without the documents already rejected (by value).
+    fn before_without(
+        before: &[HistoryWrite],
+        rejected: &[(serde_json::Value, String)],
+    ) -> Vec<HistoryWrite> {
+        before
+            .iter()
+            .filter(|w| !rejected.iter().any(|(d, _)| *d == w.doc))
+            .cloned()
+            .collect()
+    }
 
     #[test]
     fn plain_documents_convert_as_bsons_own_conversion_does() {

@@ -154,6 +154,23 @@ impl<T> From<std::sync::PoisonError<T>> for Error {
 }
 
 impl Error {
+    /// Whether the failure lies in one operation's input (a duplicate key, a document or key
+    /// that cannot be stored, a bad value or update): the same write fails again, and writes
+    /// without it can succeed. Storage, corruption, a poisoned store and namespace errors are
+    /// not.
+    #[must_use]
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            Self::DuplicateKey { .. }
+                | Self::DocumentTooLarge { .. }
+                | Self::KeyTooLarge { .. }
+                | Self::NestingTooDeep { .. }
+                | Self::BadValue(_)
+                | Self::Update { .. }
+        )
+    }
+
     /// MongoDB's numeric error code for this failure.
     #[must_use]
     pub fn code(&self) -> i32 {

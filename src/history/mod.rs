@@ -400,6 +400,17 @@ pub enum WriteOp {
     },
 }
 
+/// Why [`History::commit_reporting`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct CommitFailure {
+    /// Index in the batch of the operation that failed; `None` when no single operation did.
+    pub op: Option<usize>,
+    /// The error.
+    #[source]
+    pub error: Error,
+}
+
 /// The outcome of one [`WriteOp`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOutcome {
@@ -1043,78 +1054,104 @@ impl History {
         ops: Vec<WriteOp>,
         meta: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<Vec<WriteOutcome>> {
-        check_count("commit", ops.len() + meta.len())?;
+        self.commit_reporting(ops, meta)
+            .map_err(|failed| failed.error)
+    }
+
+    /// [`History::commit`], saying which operation failed: a caller that writes one operation
+    /// per input record can set that record aside (a duplicate key, a document that cannot be
+    /// stored) and commit the rest.
+    ///
+    /// # Errors
+    /// [`CommitFailure`]: the error, and the index in `ops` of the operation that caused it
+    /// (`None` when no single operation did: the batch's size, a metadata entry, storage).
+    pub fn commit_reporting(
+        &self,
+        ops: Vec<WriteOp>,
+        meta: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> std::result::Result<Vec<WriteOutcome>, CommitFailure> {
+        let whole = |error| CommitFailure { op: None, error };
+        check_count("commit", ops.len() + meta.len()).map_err(whole)?;
         for (k, v) in &meta {
-            keys::check_key(k)?;
+            keys::check_key(k).map_err(whole)?;
             if v.len() > META_VALUE_BYTES_MAX {
-                return Err(Error::DocumentTooLarge {
+                return Err(whole(Error::DocumentTooLarge {
                     len: v.len(),
                     max: META_VALUE_BYTES_MAX,
-                });
+                }));
             }
         }
-        let mut txn = self.inner.begin()?;
+        let mut txn = self.inner.begin().map_err(whole)?;
         let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            outcomes.push(match op {
-                WriteOp::Insert { db, coll, document } => {
-                    check_collection_name(&db, &coll)?;
-                    WriteOutcome::Inserted(txn.insert(&db, &coll, document)?)
-                }
-                WriteOp::Upsert {
-                    db,
-                    coll,
-                    filter,
-                    document,
-                } => {
-                    check_collection_name(&db, &coll)?;
-                    if document.keys().any(|k| k.starts_with('$')) {
-                        return Err(Error::bad(
-                            "an upserted document must not contain update operators",
-                        ));
-                    }
-                    // The document moves into the write (no copy on the upsert path).
-                    WriteOutcome::Updated(txn.update_parsed(
-                        &db,
-                        &coll,
-                        &filter,
-                        Update::replacement(document)?,
-                        UpdateOptions {
-                            upsert: true,
-                            multi: false,
-                        },
-                    )?)
-                }
-                WriteOp::UpsertEncoded { db, coll, document } => {
-                    check_collection_name(&db, &coll)?;
-                    WriteOutcome::Updated(txn.upsert_encoded(&db, &coll, document)?)
-                }
-                WriteOp::Update {
-                    db,
-                    coll,
-                    filter,
-                    update,
-                    options,
-                } => {
-                    check_collection_name(&db, &coll)?;
-                    WriteOutcome::Updated(txn.update(&db, &coll, &filter, &update, options)?)
-                }
-                WriteOp::Delete {
-                    db,
-                    coll,
-                    filter,
-                    multi,
-                } => {
-                    check_collection_name(&db, &coll)?;
-                    WriteOutcome::Deleted(txn.delete(&db, &coll, &filter, multi)?)
-                }
-            });
+        for (index, op) in ops.into_iter().enumerate() {
+            let outcome = Self::apply(&mut txn, op).map_err(|error| CommitFailure {
+                op: Some(index),
+                error,
+            })?;
+            outcomes.push(outcome);
         }
         for (k, v) in meta {
             txn.set.put(Space::Meta, &k, &v);
         }
-        txn.finish()?;
+        txn.finish().map_err(whole)?;
         Ok(outcomes)
+    }
+
+    /// Stages one operation of [`History::commit`].
+    fn apply(txn: &mut Txn<'_>, op: WriteOp) -> Result<WriteOutcome> {
+        Ok(match op {
+            WriteOp::Insert { db, coll, document } => {
+                check_collection_name(&db, &coll)?;
+                WriteOutcome::Inserted(txn.insert(&db, &coll, document)?)
+            }
+            WriteOp::Upsert {
+                db,
+                coll,
+                filter,
+                document,
+            } => {
+                check_collection_name(&db, &coll)?;
+                if document.keys().any(|k| k.starts_with('$')) {
+                    return Err(Error::bad(
+                        "an upserted document must not contain update operators",
+                    ));
+                }
+                // The document moves into the write (no copy on the upsert path).
+                WriteOutcome::Updated(txn.update_parsed(
+                    &db,
+                    &coll,
+                    &filter,
+                    Update::replacement(document)?,
+                    UpdateOptions {
+                        upsert: true,
+                        multi: false,
+                    },
+                )?)
+            }
+            WriteOp::UpsertEncoded { db, coll, document } => {
+                check_collection_name(&db, &coll)?;
+                WriteOutcome::Updated(txn.upsert_encoded(&db, &coll, document)?)
+            }
+            WriteOp::Update {
+                db,
+                coll,
+                filter,
+                update,
+                options,
+            } => {
+                check_collection_name(&db, &coll)?;
+                WriteOutcome::Updated(txn.update(&db, &coll, &filter, &update, options)?)
+            }
+            WriteOp::Delete {
+                db,
+                coll,
+                filter,
+                multi,
+            } => {
+                check_collection_name(&db, &coll)?;
+                WriteOutcome::Deleted(txn.delete(&db, &coll, &filter, multi)?)
+            }
+        })
     }
 
     /// Reads a metadata entry written by [`History::commit`].
