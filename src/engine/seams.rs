@@ -477,11 +477,11 @@ fn plain_bson(value: Value) -> bson::Bson {
     match value {
         Value::Null => Bson::Null,
         Value::Bool(b) => Bson::Boolean(b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32),
-            // Without serde_json's arbitrary precision every number is an i64, u64 or f64.
-            None => n.as_f64().map_or(Bson::Null, Bson::Double),
-        },
+        // An integer beyond `i64` is not plain ([`json_shape`] sends it to bson's conversion);
+        // were one to arrive here it would become a Double.
+        Value::Number(n) => history::plain_json_number(&n)
+            .or_else(|| n.as_f64().map(Bson::Double))
+            .unwrap_or(Bson::Null),
         Value::String(s) => Bson::String(s),
         Value::Array(items) => Bson::Array(items.into_iter().map(plain_bson).collect()),
         Value::Object(map) => {

@@ -19,13 +19,20 @@ pub(crate) fn check_depth_doc(doc: &Document) -> Result<()> {
     check_depth_at(doc.values(), 1)
 }
 
-fn check_depth_at<'a>(values: impl Iterator<Item = &'a Bson>, depth: usize) -> Result<()> {
+/// Fails when a document or array at nesting `depth` (1 at the top) is deeper than
+/// [`NESTING_DEPTH_MAX`].
+fn check_depth(depth: usize) -> Result<()> {
     if depth > NESTING_DEPTH_MAX {
         return Err(Error::NestingTooDeep {
             depth,
             max: NESTING_DEPTH_MAX,
         });
     }
+    Ok(())
+}
+
+fn check_depth_at<'a>(values: impl Iterator<Item = &'a Bson>, depth: usize) -> Result<()> {
+    check_depth(depth)?;
     for v in values {
         match v {
             Bson::Document(d) => check_depth_at(d.values(), depth + 1)?,
@@ -221,12 +228,7 @@ fn append_string(out: &mut Vec<u8>, s: &str) -> Result<()> {
 /// `depth` is the nesting depth of `doc` (1 for a stored document), or 0 for records, which
 /// are not depth-checked.
 fn append_document(doc: &Document, depth: usize, out: &mut Vec<u8>) -> Result<()> {
-    if depth > NESTING_DEPTH_MAX {
-        return Err(Error::NestingTooDeep {
-            depth,
-            max: NESTING_DEPTH_MAX,
-        });
-    }
+    check_depth(depth)?;
     let writer = RawWriter::open(out);
     for (k, v) in doc {
         append_element(out, k.as_str(), v, depth)?;
@@ -257,12 +259,7 @@ fn append_element<'a>(
         }
         Bson::Array(items) => {
             append_key(out, 0x04, key)?;
-            if child > NESTING_DEPTH_MAX {
-                return Err(Error::NestingTooDeep {
-                    depth: child,
-                    max: NESTING_DEPTH_MAX,
-                });
-            }
+            check_depth(child)?;
             let writer = RawWriter::open(out);
             for (i, item) in items.iter().enumerate() {
                 append_element(out, ElementKey::Index(i), item, child)?;
@@ -393,12 +390,7 @@ fn plain_object(
     depth: usize,
     out: &mut Vec<u8>,
 ) -> std::result::Result<(), Plain> {
-    if depth > NESTING_DEPTH_MAX {
-        return Err(Plain::Stop(Error::NestingTooDeep {
-            depth,
-            max: NESTING_DEPTH_MAX,
-        }));
-    }
+    check_depth(depth)?;
     let writer = RawWriter::open(out);
     if let Some(id) = id {
         append_element(out, "_id", id, depth)?;
@@ -430,25 +422,8 @@ fn plain_element(
             out.push(u8::from(*b));
         }
         Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                match i32::try_from(i) {
-                    Ok(small) => {
-                        append_key(out, 0x10, key)?;
-                        out.extend_from_slice(&small.to_le_bytes());
-                    }
-                    Err(_) => {
-                        append_key(out, 0x12, key)?;
-                        out.extend_from_slice(&i.to_le_bytes());
-                    }
-                }
-            } else if n.is_u64() {
-                return Err(Plain::Extended);
-            } else {
-                // Without serde_json's arbitrary precision every other number is an f64.
-                let d = n.as_f64().ok_or(Plain::Extended)?;
-                append_key(out, 0x01, key)?;
-                out.extend_from_slice(&d.to_le_bytes());
-            }
+            let number = plain_json_number(n).ok_or(Plain::Extended)?;
+            append_element(out, key, &number, depth)?;
         }
         Value::String(text) => {
             append_key(out, 0x02, key)?;
@@ -461,12 +436,7 @@ fn plain_element(
         Value::Array(items) => {
             append_key(out, 0x04, key)?;
             let child = depth + 1;
-            if child > NESTING_DEPTH_MAX {
-                return Err(Plain::Stop(Error::NestingTooDeep {
-                    depth: child,
-                    max: NESTING_DEPTH_MAX,
-                }));
-            }
+            check_depth(child)?;
             let writer = RawWriter::open(out);
             for (i, item) in items.iter().enumerate() {
                 plain_element(out, ElementKey::Index(i), item, child)?;
@@ -475,6 +445,20 @@ fn plain_element(
         }
     }
     Ok(())
+}
+
+/// A JSON number as bson's own conversion from JSON types it: an integer that fits `i32` as
+/// Int32, another `i64` as Int64, any other number as Double. `None` for an integer beyond
+/// `i64`, which that conversion refuses.
+pub(crate) fn plain_json_number(n: &serde_json::Number) -> Option<Bson> {
+    if let Some(i) = n.as_i64() {
+        return Some(i32::try_from(i).map_or(Bson::Int64(i), Bson::Int32));
+    }
+    if n.is_u64() {
+        return None;
+    }
+    // Without serde_json's arbitrary precision every other number is an f64.
+    n.as_f64().map(Bson::Double)
 }
 
 /// Checks bytes offered as a stored document: BSON framing and UTF-8 at every depth, the
@@ -508,37 +492,23 @@ pub(crate) fn check_stored_raw(bytes: &[u8]) -> Result<Bson> {
                 key.as_str()
             )));
         }
-        check_raw_depth(value, 2).map_err(|e| match e {
-            Plain::Stop(e) => e,
-            Plain::Extended => Error::bad("invalid BSON document"),
-        })?;
+        check_raw_depth(value, 2)?;
     }
     id.ok_or_else(|| Error::bad("an encoded document must start with its _id"))
 }
 
 /// Walks a value of a document at nesting depth `depth - 1` (its children sit at `depth`).
-fn check_raw_depth(value: bson::RawBsonRef<'_>, depth: usize) -> std::result::Result<(), Plain> {
-    let too_deep = || {
-        Plain::Stop(Error::NestingTooDeep {
-            depth,
-            max: NESTING_DEPTH_MAX,
-        })
-    };
-    let invalid =
-        |e: bson::error::Error| Plain::Stop(Error::bad(format!("invalid BSON document: {e}")));
+fn check_raw_depth(value: bson::RawBsonRef<'_>, depth: usize) -> Result<()> {
+    let invalid = |e: bson::error::Error| Error::bad(format!("invalid BSON document: {e}"));
     match value {
         bson::RawBsonRef::Document(d) => {
-            if depth > NESTING_DEPTH_MAX {
-                return Err(too_deep());
-            }
+            check_depth(depth)?;
             for element in d {
                 check_raw_depth(element.map_err(invalid)?.1, depth + 1)?;
             }
         }
         bson::RawBsonRef::Array(a) => {
-            if depth > NESTING_DEPTH_MAX {
-                return Err(too_deep());
-            }
+            check_depth(depth)?;
             for item in a {
                 check_raw_depth(item.map_err(invalid)?, depth + 1)?;
             }

@@ -55,8 +55,8 @@ pub use feed::{
 pub use index::IndexModel;
 pub use keys::{decode_value as decode_key_value, encode_key_value};
 
-pub(crate) use document::raw_value;
 use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
+pub(crate) use document::{plain_json_number, raw_value};
 use index::{Access, IndexDef, Plan};
 use keys::{catalog_collection_key, doc_key, oplog_key};
 use query::{Filter, Projection, Sort};
@@ -329,12 +329,6 @@ impl EncodedDocument {
     #[must_use]
     pub fn id(&self) -> &Bson {
         &self.id
-    }
-
-    /// The encoded document.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
     }
 }
 
@@ -2058,13 +2052,10 @@ impl Txn<'_> {
 
     fn insert(&mut self, db: &str, coll: &str, mut document: Document) -> Result<Bson> {
         let id = match document.get("_id") {
-            Some(Bson::Array(_)) => {
-                return Err(Error::bad("The '_id' value cannot be of type array"));
+            Some(id) => {
+                document::check_id(id)?;
+                id.clone()
             }
-            Some(Bson::RegularExpression(_)) => {
-                return Err(Error::bad("can't use a regex for _id"));
-            }
-            Some(id) => id.clone(),
             None => {
                 let id = Bson::ObjectId(self.inner.ids.next(self.wall_ms));
                 let mut with_id = Document::new();
