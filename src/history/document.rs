@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
 
+use super::decode;
 use super::error::{Error, Result};
 use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX};
 
@@ -572,9 +573,17 @@ pub(crate) fn decode_entry_split_post(bytes: &[u8]) -> Result<(Document, Option<
     Ok((rest, post))
 }
 
-/// Walks every element of `doc` at every depth, so later readers of the bytes meet no framing
-/// or UTF-8 error.
+/// Checks every element of `doc` at every depth, so later readers of the bytes meet no framing
+/// or UTF-8 error: [`decode::is_well_formed`] first, `bson`'s element iterator for what it
+/// leaves (the rare types, and malformed bytes, whose error it names).
 fn check_raw(doc: &bson::RawDocument) -> bson::error::Result<()> {
+    if decode::is_well_formed(doc.as_bytes()) {
+        return Ok(());
+    }
+    check_raw_by_element(doc)
+}
+
+fn check_raw_by_element(doc: &bson::RawDocument) -> bson::error::Result<()> {
     for element in doc {
         check_raw_value(element?.1)?;
     }
@@ -583,7 +592,7 @@ fn check_raw(doc: &bson::RawDocument) -> bson::error::Result<()> {
 
 fn check_raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<()> {
     match value {
-        bson::RawBsonRef::Document(d) => check_raw(d),
+        bson::RawBsonRef::Document(d) => check_raw_by_element(d),
         bson::RawBsonRef::Array(a) => {
             for item in a {
                 check_raw_value(item?)?;
@@ -594,14 +603,24 @@ fn check_raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<()> {
     }
 }
 
-/// Converts borrowed BSON to an owned document in one pass. `bson`'s own conversion copies
-/// every embedded document and array into an owned buffer before converting it, once per
-/// nesting level; reads decode every document they return, so this is on the hot path.
+/// Converts borrowed BSON to an owned document. Reads decode every document they return, so
+/// this is on the hot path: [`decode`] reads the bytes directly, and `bson`'s element iterator
+/// takes the documents it leaves (the rare types, and malformed bytes, whose error it names).
 pub(crate) fn raw_document(raw: &bson::RawDocument) -> bson::error::Result<Document> {
+    match decode::document(raw.as_bytes()) {
+        Some(doc) => Ok(doc),
+        None => raw_document_by_element(raw),
+    }
+}
+
+/// [`raw_document`] through `bson`'s element iterator, in one pass: `bson`'s own conversion
+/// copies every embedded document and array into an owned buffer before converting it, once
+/// per nesting level.
+pub(super) fn raw_document_by_element(raw: &bson::RawDocument) -> bson::error::Result<Document> {
     let mut out = Document::new();
     for element in raw {
         let (key, value) = element?;
-        out.insert(key.as_str(), raw_value(value)?);
+        out.insert(key.as_str(), raw_value_by_element(value)?);
     }
     Ok(out)
 }
@@ -609,14 +628,26 @@ pub(crate) fn raw_document(raw: &bson::RawDocument) -> bson::error::Result<Docum
 /// Converts one borrowed BSON value to an owned one (see [`raw_document`]).
 pub(crate) fn raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<Bson> {
     use bson::RawBsonRef as R;
+    match value {
+        R::Document(d) => raw_document(d).map(Bson::Document),
+        R::Array(a) => match decode::array(a.as_bytes()) {
+            Some(items) => Ok(Bson::Array(items)),
+            None => raw_value_by_element(value),
+        },
+        other => raw_value_by_element(other),
+    }
+}
+
+fn raw_value_by_element(value: bson::RawBsonRef<'_>) -> bson::error::Result<Bson> {
+    use bson::RawBsonRef as R;
     Ok(match value {
         R::Double(d) => Bson::Double(d),
         R::String(s) => Bson::String(s.to_owned()),
-        R::Document(d) => Bson::Document(raw_document(d)?),
+        R::Document(d) => Bson::Document(raw_document_by_element(d)?),
         R::Array(a) => {
             let mut items = Vec::new();
             for item in a {
-                items.push(raw_value(item?)?);
+                items.push(raw_value_by_element(item?)?);
             }
             Bson::Array(items)
         }

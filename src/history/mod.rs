@@ -27,6 +27,7 @@
 //! ```
 
 mod aggregate;
+mod decode;
 mod document;
 mod error;
 mod feed;

@@ -1,0 +1,374 @@
+//! A direct BSON-to-[`Document`] decoder for the read path.
+//!
+//! Every document a query returns is decoded from its stored bytes, so decoding is most of a
+//! read's time. `bson`'s raw iterator checks and re-frames each element through several layers
+//! before a value can be converted; this decoder reads the bytes once, front to back, with the
+//! same checks: every length is inside its parent, every document and string ends in its NUL,
+//! keys and strings are UTF-8, booleans are 0 or 1, and nothing trails the document.
+//!
+//! It handles the types documents are made of (double, string, document, array, ObjectId,
+//! boolean, date, null, int32, timestamp, int64, decimal128). Anything else, a malformed byte
+//! or a nesting deeper than [`DEPTH_MAX`] makes it return `None`, and the caller decodes with
+//! `bson` instead, which converts the rare types and names the defect of malformed bytes. So
+//! this never accepts bytes `bson` refuses, and never decodes them differently (a property
+//! test holds it to that).
+
+use bson::{Bson, Document, Timestamp, oid::ObjectId};
+
+/// Nesting beyond this is left to `bson` (stored documents stop at 100 levels; oplog entries
+/// embed them a few levels deeper).
+const DEPTH_MAX: usize = 128;
+
+/// Decodes a whole BSON document, or `None` (see the module docs).
+pub(crate) fn document(bytes: &[u8]) -> Option<Document> {
+    let mut r = Reader { bytes, pos: 0 };
+    let doc = r.document(0)?;
+    (r.pos == bytes.len()).then_some(doc)
+}
+
+/// Decodes a whole BSON array (a document whose keys are the indexes), or `None`.
+pub(crate) fn array(bytes: &[u8]) -> Option<Vec<Bson>> {
+    let mut r = Reader { bytes, pos: 0 };
+    let items = r.array(0)?;
+    (r.pos == bytes.len()).then_some(items)
+}
+
+/// Whether `bytes` are one well-formed BSON document of the common types, checked at every
+/// depth as [`document`] checks them, without building anything. `false` leaves the verdict
+/// to `bson` (the rare types, malformed bytes).
+pub(crate) fn is_well_formed(bytes: &[u8]) -> bool {
+    let mut r = Reader { bytes, pos: 0 };
+    r.skip_frame(0).is_some() && r.pos == bytes.len()
+}
+
+/// A cursor over one document's bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    fn array_of<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        self.array_of::<4>().map(i32::from_le_bytes)
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        self.array_of::<8>().map(i64::from_le_bytes)
+    }
+
+    /// A NUL-terminated UTF-8 key.
+    fn cstr(&mut self) -> Option<&'a str> {
+        let rest = self.bytes.get(self.pos..)?;
+        let len = memchr::memchr(0, rest)?;
+        let s = std::str::from_utf8(rest.get(..len)?).ok()?;
+        self.pos += len + 1;
+        Some(s)
+    }
+
+    /// A length-prefixed, NUL-terminated UTF-8 string.
+    fn str(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.i32()?).ok()?;
+        let (last, body) = self.take(len)?.split_last()?;
+        if *last != 0 {
+            return None;
+        }
+        std::str::from_utf8(body).ok()
+    }
+
+    /// Steps into a length-prefixed frame (a document or an array): returns a reader over its
+    /// elements, positioned after the length, and moves past the frame.
+    fn frame(&mut self) -> Option<Reader<'a>> {
+        let start = self.pos;
+        let len = usize::try_from(self.i32()?).ok()?;
+        if len < 5 {
+            return None;
+        }
+        let body = self.bytes.get(start..start.checked_add(len)?)?;
+        let (last, elements) = body.split_last()?;
+        if *last != 0 {
+            return None;
+        }
+        self.pos = start + len;
+        Some(Reader {
+            bytes: elements,
+            pos: 4,
+        })
+    }
+
+    fn document(&mut self, depth: usize) -> Option<Document> {
+        if depth > DEPTH_MAX {
+            return None;
+        }
+        let mut inner = self.frame()?;
+        let mut out = Document::new();
+        while inner.pos < inner.bytes.len() {
+            let tag = inner.byte()?;
+            let key = inner.cstr()?;
+            let value = inner.value(tag, depth)?;
+            out.insert(key, value);
+        }
+        Some(out)
+    }
+
+    fn array(&mut self, depth: usize) -> Option<Vec<Bson>> {
+        if depth > DEPTH_MAX {
+            return None;
+        }
+        let mut inner = self.frame()?;
+        let mut items = Vec::new();
+        while inner.pos < inner.bytes.len() {
+            let tag = inner.byte()?;
+            inner.cstr()?;
+            items.push(inner.value(tag, depth)?);
+        }
+        Some(items)
+    }
+
+    /// Checks a document or an array and moves past it.
+    fn skip_frame(&mut self, depth: usize) -> Option<()> {
+        if depth > DEPTH_MAX {
+            return None;
+        }
+        let mut inner = self.frame()?;
+        while inner.pos < inner.bytes.len() {
+            let tag = inner.byte()?;
+            inner.cstr()?;
+            let fixed = match tag {
+                0x02 => {
+                    inner.str()?;
+                    0
+                }
+                0x03 | 0x04 => {
+                    inner.skip_frame(depth + 1)?;
+                    0
+                }
+                0x08 => {
+                    if inner.byte()? > 1 {
+                        return None;
+                    }
+                    0
+                }
+                0x0A => 0,
+                0x10 => 4,
+                0x01 | 0x09 | 0x11 | 0x12 => 8,
+                0x07 => 12,
+                0x13 => 16,
+                _ => return None,
+            };
+            inner.take(fixed)?;
+        }
+        Some(())
+    }
+
+    fn value(&mut self, tag: u8, depth: usize) -> Option<Bson> {
+        Some(match tag {
+            0x01 => Bson::Double(f64::from_le_bytes(self.array_of::<8>()?)),
+            0x02 => Bson::String(self.str()?.to_owned()),
+            0x03 => Bson::Document(self.document(depth + 1)?),
+            0x04 => Bson::Array(self.array(depth + 1)?),
+            0x07 => Bson::ObjectId(ObjectId::from_bytes(self.array_of::<12>()?)),
+            0x08 => match self.byte()? {
+                0 => Bson::Boolean(false),
+                1 => Bson::Boolean(true),
+                _ => return None,
+            },
+            0x09 => Bson::DateTime(bson::DateTime::from_millis(self.i64()?)),
+            0x0A => Bson::Null,
+            0x10 => Bson::Int32(self.i32()?),
+            0x11 => {
+                let increment = u32::from_le_bytes(self.array_of::<4>()?);
+                let time = u32::from_le_bytes(self.array_of::<4>()?);
+                Bson::Timestamp(Timestamp { time, increment })
+            }
+            0x12 => Bson::Int64(self.i64()?),
+            0x13 => Bson::Decimal128(bson::Decimal128::from_bytes(self.array_of::<16>()?)),
+            // Binary, regular expression, code, symbol, DBPointer, undefined, min/max key:
+            // `bson` converts them.
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::spec::BinarySubtype;
+    use bson::{Binary, Regex, doc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::history::document::raw_document_by_element;
+
+    /// The decoder's result against `bson`'s element iterator on the same bytes: equal
+    /// re-encodings (so NaN and -0.0 compare by their bits), or `None` where `bson` refuses.
+    fn by_bson(bytes: &[u8]) -> Option<Vec<u8>> {
+        let raw = bson::RawDocument::from_bytes(bytes).ok()?;
+        raw_document_by_element(raw).ok()?.to_vec().ok()
+    }
+
+    fn leaf() -> impl Strategy<Value = Bson> {
+        prop_oneof![
+            any::<f64>().prop_map(Bson::Double),
+            ".{0,8}".prop_map(Bson::String),
+            any::<[u8; 12]>().prop_map(|b| Bson::ObjectId(ObjectId::from_bytes(b))),
+            any::<bool>().prop_map(Bson::Boolean),
+            any::<i64>().prop_map(|t| Bson::DateTime(bson::DateTime::from_millis(t))),
+            Just(Bson::Null),
+            any::<i32>().prop_map(Bson::Int32),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(time, increment)| Bson::Timestamp(Timestamp { time, increment })),
+            any::<i64>().prop_map(Bson::Int64),
+            any::<[u8; 16]>().prop_map(|b| Bson::Decimal128(bson::Decimal128::from_bytes(b))),
+        ]
+    }
+
+    /// Values with the types `bson` alone converts, mixed in now and then.
+    fn rare() -> impl Strategy<Value = Bson> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..4).prop_map(|bytes| Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes
+            })),
+            Just(Bson::RegularExpression(Regex {
+                pattern: "^a".try_into().unwrap_or_else(|_| unreachable!()),
+                options: "i".try_into().unwrap_or_else(|_| unreachable!()),
+            })),
+            Just(Bson::JavaScriptCode("f()".into())),
+            Just(Bson::MinKey),
+            Just(Bson::MaxKey),
+        ]
+    }
+
+    fn value(with_rare: bool) -> impl Strategy<Value = Bson> {
+        let base = if with_rare {
+            prop_oneof![9 => leaf(), 1 => rare()].boxed()
+        } else {
+            leaf().boxed()
+        };
+        base.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Bson::Array),
+                prop::collection::vec(("[a-z$.]{0,3}", inner), 0..4)
+                    .prop_map(|kv| Bson::Document(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn document_of(with_rare: bool) -> impl Strategy<Value = Document> {
+        prop::collection::vec(("[a-z_]{0,4}", value(with_rare)), 0..6)
+            .prop_map(|kv| kv.into_iter().collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn documents_of_the_common_types_decode_as_bson_decodes_them(d in document_of(false)) {
+            let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+            let decoded = document(&bytes).map(|d| d.to_vec().ok());
+            prop_assert_eq!(decoded, Some(by_bson(&bytes)));
+            prop_assert!(is_well_formed(&bytes));
+        }
+
+        #[test]
+        fn rare_types_are_left_to_bson(d in document_of(true)) {
+            let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+            prop_assert!(by_bson(&bytes).is_some());
+            prop_assert_eq!(is_well_formed(&bytes), document(&bytes).is_some());
+            if let Some(decoded) = document(&bytes) {
+                prop_assert_eq!(decoded.to_vec().ok(), by_bson(&bytes));
+            }
+        }
+
+        /// Damaged bytes: whatever the decoder accepts, `bson` accepts and decodes alike.
+        #[test]
+        fn damaged_bytes_are_never_accepted_where_bson_refuses(
+            d in document_of(false),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let mut bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            if truncate {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            prop_assert_eq!(is_well_formed(&bytes), document(&bytes).is_some());
+            if let Some(decoded) = document(&bytes) {
+                prop_assert_eq!(decoded.to_vec().ok(), by_bson(&bytes));
+            }
+        }
+    }
+
+    #[test]
+    fn arrays_decode_and_framing_defects_are_refused() {
+        let d = doc! {"a": [1, "x", {"b": null}], "t": true};
+        let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(document(&bytes), Some(d.clone()));
+        let arr = bson::RawDocument::from_bytes(&bytes)
+            .and_then(|r| r.get_array("a"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(
+            array(arr.as_bytes()),
+            Some(vec![
+                Bson::Int32(1),
+                Bson::String("x".into()),
+                Bson::Document(doc! {"b": null})
+            ])
+        );
+        // A trailing byte, a length one short, a missing final NUL, a boolean of 2.
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(document(&trailing), None);
+        assert_eq!(document(&bytes[..bytes.len() - 1]), None);
+        let mut no_nul = bytes.clone();
+        if let Some(last) = no_nul.last_mut() {
+            *last = 1;
+        }
+        assert_eq!(document(&no_nul), None);
+        let mut bad_bool = bytes.clone();
+        let at = bad_bool.len() - 2;
+        bad_bool[at] = 2;
+        assert_eq!(document(&bad_bool), None);
+        assert!(by_bson(&bad_bool).is_none());
+        for refused in [&trailing[..], &bytes[..bytes.len() - 1], &no_nul, &bad_bool] {
+            assert!(!is_well_formed(refused));
+        }
+        assert!(is_well_formed(&bytes));
+    }
+
+    #[test]
+    fn nesting_beyond_the_decoder_limit_is_left_to_bson() {
+        let mut deep = doc! {"leaf": 1};
+        for _ in 0..DEPTH_MAX {
+            deep = doc! {"d": deep};
+        }
+        let bytes = deep.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(document(&bytes), Some(deep.clone()));
+        assert!(is_well_formed(&bytes));
+        let deeper = doc! {"d": deep};
+        let bytes = deeper.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(document(&bytes), None);
+        assert!(!is_well_formed(&bytes));
+        assert!(by_bson(&bytes).is_some());
+    }
+}
