@@ -35,6 +35,10 @@ const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// Consecutive polls of the sockets that find no new request before the RESP thread goes back
+/// to sleeping in the kernel (see [`poll_while_busy`]): about 0.5 µs each.
+const IDLE_POLLS_BEFORE_PARK: u32 = 100;
+
 /// What the RESP server needs besides the cache.
 #[derive(Debug, Clone)]
 pub struct RespConfig {
@@ -76,6 +80,7 @@ struct ClientEntry {
 /// State shared by every connection.
 #[derive(Debug)]
 struct Shared {
+    busy: Arc<Busy>,
     cache: Cache,
     config: RespConfig,
     next_id: AtomicU64,
@@ -176,12 +181,14 @@ async fn serve_connections(
     }
     let limit = Arc::new(Semaphore::new(config.connections_max));
     let shared = Arc::new(Shared {
+        busy: Arc::default(),
         cache: cache.clone(),
         config,
         next_id: AtomicU64::new(1),
         clients: Mutex::new(BTreeMap::new()),
     });
     let mut tasks = JoinSet::new();
+    let poller = tokio::spawn(poll_while_busy(shared.busy.clone()));
     loop {
         tokio::select! {
             () = shutdown.wait() => break,
@@ -202,7 +209,59 @@ async fn serve_connections(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
+    poller.abort();
     while tasks.join_next().await.is_some() {}
+}
+
+/// Request activity on the RESP thread, for [`poll_while_busy`].
+#[derive(Debug, Default)]
+struct Busy {
+    /// Batches of requests read so far.
+    batches: AtomicU64,
+    /// Whether the poller waits for the next batch.
+    parked: AtomicBool,
+    wake: Notify,
+}
+
+impl Busy {
+    /// Called by a connection after each batch of requests it read.
+    fn note_batch(&self) {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        if self.parked.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// While requests keep arriving, keeps the RESP thread polling its sockets instead of sleeping
+/// in `epoll_wait`: a yielded task makes the runtime poll the sockets without blocking. A
+/// sleeping thread must be woken by each arriving request, and on loopback the client pays for
+/// that wake-up inside its own `send`; Redis's event loop is rarely asleep under load, so its
+/// clients rarely pay it. After [`IDLE_POLLS_BEFORE_PARK`] polls without a new batch the task
+/// waits for one, and the thread sleeps as before.
+async fn poll_while_busy(busy: Arc<Busy>) {
+    let mut seen = busy.batches.load(Ordering::Relaxed);
+    loop {
+        busy.parked.store(true, Ordering::SeqCst);
+        // A batch noted between the last poll and `parked` becoming visible sent no wake-up:
+        // look once more before waiting for one.
+        if busy.batches.load(Ordering::SeqCst) == seen {
+            busy.wake.notified().await;
+        }
+        busy.parked.store(false, Ordering::Relaxed);
+        seen = busy.batches.load(Ordering::Relaxed);
+        let mut idle = 0;
+        while idle < IDLE_POLLS_BEFORE_PARK {
+            tokio::task::yield_now().await;
+            let now = busy.batches.load(Ordering::Relaxed);
+            if now == seen {
+                idle += 1;
+            } else {
+                seen = now;
+                idle = 0;
+            }
+        }
+    }
 }
 
 /// What the connection loop does after a command.
@@ -336,6 +395,7 @@ impl Connection {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
                     }
+                    self.shared.busy.note_batch();
                     let limits = self.limits();
                     // One clock read per batch of pipelined commands: they run back to back on
                     // this thread, so they share a timestamp (Redis snapshots it per command).
@@ -1025,7 +1085,52 @@ fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::recycle;
+    use super::{Busy, IDLE_POLLS_BEFORE_PARK, poll_while_busy, recycle};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    /// Lets the other tasks on this current-thread runtime take `n` steps.
+    async fn steps(n: u32) {
+        for _ in 0..n {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_poller_keeps_polling_while_batches_arrive_and_parks_when_they_stop() {
+        let busy = Arc::new(Busy::default());
+        let poller = tokio::spawn(poll_while_busy(busy.clone()));
+        steps(2).await;
+        assert!(busy.parked.load(Ordering::SeqCst), "no batch yet: parked");
+
+        busy.note_batch();
+        steps(2).await;
+        assert!(!busy.parked.load(Ordering::SeqCst), "a batch wakes it");
+        // A batch every few polls keeps it awake far beyond the idle allowance.
+        for _ in 0..(4 * IDLE_POLLS_BEFORE_PARK) {
+            busy.note_batch();
+            steps(3).await;
+            assert!(!busy.parked.load(Ordering::SeqCst));
+        }
+
+        // Idle: it parks after the allowance, and not before.
+        steps(IDLE_POLLS_BEFORE_PARK / 2).await;
+        assert!(
+            !busy.parked.load(Ordering::SeqCst),
+            "still within the allowance"
+        );
+        steps(2 * IDLE_POLLS_BEFORE_PARK).await;
+        assert!(
+            busy.parked.load(Ordering::SeqCst),
+            "parked after the allowance"
+        );
+
+        // And a later batch wakes it again.
+        busy.note_batch();
+        steps(2).await;
+        assert!(!busy.parked.load(Ordering::SeqCst));
+        poller.abort();
+    }
 
     #[test]
     fn recycling_keeps_the_argument_vector_allocation() {
