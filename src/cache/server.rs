@@ -661,6 +661,7 @@ impl Connection {
         let mut answered = false;
         self.blocked.store(true, Ordering::SeqCst);
         let reply = loop {
+            make_room(buf);
             tokio::select! {
                 r = &mut rx => {
                     answered = true;
