@@ -6,8 +6,10 @@
 //! 1,000, 10,000 per transaction in the pre-pass; 1,000 under criterion) beside SQLite's
 //! UPDATE-then-INSERT in one transaction.
 //!
-//! A pre-pass prints a side-by-side table with ops/s and the ratio; criterion then measures
-//! each operation for both stores in one group.
+//! A pre-pass prints a side-by-side table with ops/s and the ratio; just before criterion the
+//! three reads run again as paired rounds (history block, SQLite block, 15 times; median,
+//! lowest and highest ratio); criterion then measures each operation for both stores in one
+//! group.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -480,6 +482,69 @@ fn criterion_benches(c: &mut Criterion, s: &Stores) {
     g.finish();
 }
 
+/// Rounds of [`paired_reads`].
+const PAIRED_ROUNDS: usize = 15;
+
+/// The reads again as paired rounds: a block of each operation on history, then the same block
+/// on SQLite, `PAIRED_ROUNDS` times; prints the median, lowest and highest history/SQLite ratio
+/// of the rounds. Both sides of a round run within a fraction of a second of each other, so a
+/// change in the machine's speed (other tenants of this shared host) moves both; criterion's
+/// rows, seconds apart, do not pair them.
+fn paired_reads(s: &Stores) {
+    type Op = fn(&Stores, i64) -> usize;
+    let clock = SystemClock::new();
+    // (name, calls per block, documents per call, history, SQLite)
+    let ops: [(&str, i64, usize, Op, Op); 3] = [
+        (
+            "find by _id",
+            2_000,
+            1,
+            |s, i| history_by_id(s, lcg(i)),
+            |s, i| sqlite_by_id(s, lcg(i)),
+        ),
+        (
+            "find by indexed field",
+            2_000,
+            1,
+            |s, i| history_by_field(s, lcg(i)),
+            |s, i| sqlite_by_field(s, lcg(i)),
+        ),
+        (
+            "indexed range of 100",
+            40,
+            100,
+            |s, i| history_range(s, lcg(i) % (DOCS - 100)),
+            |s, i| sqlite_range(s, lcg(i) % (DOCS - 100)),
+        ),
+    ];
+    println!(
+        "\nhistory / SQLite in {PAIRED_ROUNDS} paired rounds (ratio of ops/s, > 1 means history is faster)"
+    );
+    println!(
+        "{:<24} {:>7} {:>7} {:>7}",
+        "operation", "median", "lowest", "highest"
+    );
+    let mut next = 0;
+    for (name, n, docs, history, sqlite) in ops {
+        let mut ratios: Vec<f64> = (0..PAIRED_ROUNDS)
+            .map(|_| {
+                let base = next;
+                next += n;
+                let h = rate(&clock, n, |i| assert_eq!(history(s, base + i), docs));
+                let q = rate(&clock, n, |i| assert_eq!(sqlite(s, base + i), docs));
+                h / q
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{name:<24} {:>6.2}x {:>6.2}x {:>6.2}x",
+            ratios[PAIRED_ROUNDS / 2],
+            ratios[0],
+            ratios[PAIRED_ROUNDS - 1]
+        );
+    }
+}
+
 fn main() {
     feed_latency(10_000, "fresh process");
     let stores = open_stores();
@@ -487,6 +552,7 @@ fn main() {
     side_by_side(&stores);
     upsert_scaling(&stores);
     feed_latency(10_000, "after the 100k load (its compaction may still run)");
+    paired_reads(&stores);
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c, &stores);
     c.final_summary();
