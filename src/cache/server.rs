@@ -35,6 +35,13 @@ const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// Largest query or reply buffer a connection keeps once it is empty. A request or reply
+/// bigger than this (a bulk value can be 512 MiB) grows its buffer; the buffer goes back to
+/// [`READ_CHUNK_BYTES`] when it has been consumed or written, as Redis resizes the query
+/// buffers of its clients, so a connection does not hold its largest request's memory for its
+/// lifetime.
+const BUFFER_KEEP_BYTES: usize = 1024 * 1024;
+
 /// Consecutive polls of the sockets that find no new request before the RESP thread goes back
 /// to sleeping in the kernel (see [`poll_while_busy`]): ≈ 0.7 µs each, so an isolated request
 /// costs ≈ 70 µs of polling after it (docs/benchmarks.md, "Polling while busy").
@@ -270,8 +277,15 @@ async fn poll_while_busy(busy: Arc<Busy>) {
 /// its spare room shrinks read by read until one read takes a fraction of a pipelined batch:
 /// the batch is then answered in two writes, which the client pays for. When everything read
 /// has been consumed (the usual case) this reuses the allocation without copying.
+///
+/// An empty buffer that a large request grew past [`BUFFER_KEEP_BYTES`] is replaced by a fresh
+/// one of `READ_CHUNK_BYTES`; a buffer still holding part of a request is kept.
 fn make_room(buf: &mut BytesMut) {
+    // On an empty buffer this moves its start back, so `capacity` is the whole allocation.
     buf.reserve(READ_CHUNK_BYTES);
+    if buf.is_empty() && buf.capacity() > BUFFER_KEEP_BYTES {
+        *buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    }
 }
 
 /// What the connection loop does after a command.
@@ -466,7 +480,7 @@ impl Connection {
                     if !out.is_empty() {
                         if socket.write_all(&out).await.is_err() { break; }
                         out.clear();
-                        if out.capacity() > 1024 * 1024 {
+                        if out.capacity() > BUFFER_KEEP_BYTES {
                             out.shrink_to(READ_CHUNK_BYTES);
                         }
                     }
@@ -1098,7 +1112,8 @@ fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        Busy, IDLE_POLLS_BEFORE_PARK, READ_CHUNK_BYTES, make_room, poll_while_busy, recycle,
+        BUFFER_KEEP_BYTES, Busy, IDLE_POLLS_BEFORE_PARK, READ_CHUNK_BYTES, make_room,
+        poll_while_busy, recycle,
     };
     use bytes::{Buf, BytesMut};
     use std::sync::Arc;
@@ -1122,6 +1137,39 @@ mod tests {
         make_room(&mut buf);
         assert_eq!(&buf[..], b"$3\r\nGET");
         assert!(buf.capacity() - buf.len() >= READ_CHUNK_BYTES);
+    }
+
+    /// A buffer of `capacity` bytes after a request of as many bytes was read and consumed,
+    /// and the start of its allocation.
+    fn consumed(capacity: usize) -> (BytesMut, *const u8) {
+        let mut buf = BytesMut::with_capacity(capacity);
+        let start = buf.as_ptr();
+        buf.resize(capacity, b'x');
+        buf.advance(capacity);
+        (buf, start)
+    }
+
+    #[test]
+    fn an_empty_buffer_grown_past_the_keep_limit_goes_back_to_one_chunk() {
+        // At the limit the allocation is kept (and reused in place)...
+        let (mut kept, start) = consumed(BUFFER_KEEP_BYTES);
+        make_room(&mut kept);
+        assert_eq!(kept.capacity(), BUFFER_KEEP_BYTES);
+        assert_eq!(kept.as_ptr(), start);
+        // ...one byte over it is released.
+        let (mut released, _) = consumed(BUFFER_KEEP_BYTES + 1);
+        make_room(&mut released);
+        assert!(released.is_empty());
+        assert!(released.capacity() >= READ_CHUNK_BYTES);
+        assert!(released.capacity() < BUFFER_KEEP_BYTES);
+        // A large buffer still holding part of a request keeps it, byte for byte.
+        let mut partial = BytesMut::with_capacity(4 * BUFFER_KEEP_BYTES);
+        partial.resize(3 * BUFFER_KEEP_BYTES, b'x');
+        partial.extend_from_slice(b"*1\r\n$4\r\nPI");
+        partial.advance(3 * BUFFER_KEEP_BYTES);
+        make_room(&mut partial);
+        assert_eq!(&partial[..], b"*1\r\n$4\r\nPI");
+        assert!(partial.capacity() - partial.len() >= READ_CHUNK_BYTES);
     }
 
     /// Lets the other tasks on this current-thread runtime take `n` steps.
