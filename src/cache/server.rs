@@ -288,6 +288,15 @@ fn make_room(buf: &mut BytesMut) {
     }
 }
 
+/// Empties the reply buffer after its bytes were written, and releases an allocation a large
+/// reply grew past [`BUFFER_KEEP_BYTES`].
+fn written(out: &mut Vec<u8>) {
+    out.clear();
+    if out.capacity() > BUFFER_KEEP_BYTES {
+        out.shrink_to(READ_CHUNK_BYTES);
+    }
+}
+
 /// What the connection loop does after a command.
 enum Next {
     Continue,
@@ -413,7 +422,7 @@ impl Connection {
                         self.push_message(msg, &mut out);
                     }
                     if socket.write_all(&out).await.is_err() { break; }
-                    out.clear();
+                    written(&mut out);
                 }
                 read = socket.read_buf(&mut buf) => {
                     match read {
@@ -479,10 +488,7 @@ impl Connection {
                     }
                     if !out.is_empty() {
                         if socket.write_all(&out).await.is_err() { break; }
-                        out.clear();
-                        if out.capacity() > BUFFER_KEEP_BYTES {
-                            out.shrink_to(READ_CHUNK_BYTES);
-                        }
+                        written(&mut out);
                     }
                     if close { break; }
                 }
@@ -1113,7 +1119,7 @@ fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::{
         BUFFER_KEEP_BYTES, Busy, IDLE_POLLS_BEFORE_PARK, READ_CHUNK_BYTES, make_room,
-        poll_while_busy, recycle,
+        poll_while_busy, recycle, written,
     };
     use bytes::{Buf, BytesMut};
     use std::sync::Arc;
@@ -1170,6 +1176,20 @@ mod tests {
         make_room(&mut partial);
         assert_eq!(&partial[..], b"*1\r\n$4\r\nPI");
         assert!(partial.capacity() - partial.len() >= READ_CHUNK_BYTES);
+    }
+
+    #[test]
+    fn a_written_reply_buffer_past_the_keep_limit_is_released() {
+        let mut kept = Vec::with_capacity(BUFFER_KEEP_BYTES);
+        kept.resize(BUFFER_KEEP_BYTES, b'x');
+        written(&mut kept);
+        assert!(kept.is_empty());
+        assert_eq!(kept.capacity(), BUFFER_KEEP_BYTES);
+        let mut released = Vec::with_capacity(BUFFER_KEEP_BYTES + 1);
+        released.resize(BUFFER_KEEP_BYTES + 1, b'x');
+        written(&mut released);
+        assert!(released.is_empty());
+        assert!(released.capacity() < BUFFER_KEEP_BYTES);
     }
 
     /// Lets the other tasks on this current-thread runtime take `n` steps.
