@@ -175,6 +175,38 @@ fn sqlite_range(s: &Stores, i: i64) -> usize {
     sqlite_find(&s.sqlite, "SELECT doc FROM orders WHERE json_extract(doc, '$.orderNumber') >= ?1 AND json_extract(doc, '$.orderNumber') < ?2", &[&i, &end]).len()
 }
 
+/// A read on one store: call `i` reads the key the call number maps to and returns how many
+/// documents came back.
+type Read = fn(&Stores, i64) -> usize;
+
+/// The compared reads, as every part of this bench runs them: name, criterion id, documents
+/// per call, history, SQLite. Call numbers are spread over the loaded orders by [`lcg`].
+fn reads() -> [(&'static str, &'static str, usize, Read, Read); 3] {
+    [
+        (
+            "find by _id",
+            "find_by_id",
+            1,
+            |s, i| history_by_id(s, lcg(i)),
+            |s, i| sqlite_by_id(s, lcg(i)),
+        ),
+        (
+            "find by indexed field",
+            "find_by_indexed_field",
+            1,
+            |s, i| history_by_field(s, lcg(i)),
+            |s, i| sqlite_by_field(s, lcg(i)),
+        ),
+        (
+            "indexed range of 100",
+            "indexed_range_100",
+            100,
+            |s, i| history_range(s, lcg(i) % (DOCS - 100)),
+            |s, i| sqlite_range(s, lcg(i) % (DOCS - 100)),
+        ),
+    ]
+}
+
 fn history_insert_one(s: &Stores, i: i64) {
     s.history.insert_one(DB, COLL, order(i)).unwrap();
 }
@@ -322,23 +354,17 @@ fn side_by_side(s: &Stores) {
     let h = rate(&clock, 100, |i| history_insert_100(s, base + i * 100));
     let q = rate(&clock, 100, |i| sqlite_insert_100(s, base + i * 100));
     row("insert batches of 100 (docs/s)", 100.0, h, q);
-    let h = rate(&clock, 50_000, |i| assert_eq!(history_by_id(s, lcg(i)), 1));
-    let q = rate(&clock, 50_000, |i| assert_eq!(sqlite_by_id(s, lcg(i)), 1));
-    row("find by _id", 1.0, h, q);
-    let h = rate(&clock, 50_000, |i| {
-        assert_eq!(history_by_field(s, lcg(i)), 1)
-    });
-    let q = rate(&clock, 50_000, |i| {
-        assert_eq!(sqlite_by_field(s, lcg(i)), 1)
-    });
-    row("find by indexed field", 1.0, h, q);
-    let h = rate(&clock, 2_000, |i| {
-        assert_eq!(history_range(s, lcg(i) % (DOCS - 100)), 100)
-    });
-    let q = rate(&clock, 2_000, |i| {
-        assert_eq!(sqlite_range(s, lcg(i) % (DOCS - 100)), 100)
-    });
-    row("indexed range of 100 (ranges/s)", 1.0, h, q);
+    for (name, _, docs, history, sqlite) in reads() {
+        // Finds 50,000 times; ranges 2,000 times, counted in ranges per second.
+        let (n, label) = if docs == 1 {
+            (50_000, name.to_owned())
+        } else {
+            (2_000, format!("{name} (ranges/s)"))
+        };
+        let h = rate(&clock, n, |i| assert_eq!(history(s, i), docs));
+        let q = rate(&clock, n, |i| assert_eq!(sqlite(s, i), docs));
+        row(&label, 1.0, h, q);
+    }
 }
 
 /// Insert → in-process subscriber latency, p50/p99/max over `n` events, beside the insert's
@@ -424,42 +450,16 @@ fn criterion_benches(c: &mut Criterion, s: &Stores) {
         })
     });
     let mut i = 0;
-    g.bench_function(BenchmarkId::new("find_by_id", "history"), |b| {
-        b.iter(|| {
-            i += 1;
-            history_by_id(s, lcg(i))
-        })
-    });
-    g.bench_function(BenchmarkId::new("find_by_id", "sqlite"), |b| {
-        b.iter(|| {
-            i += 1;
-            sqlite_by_id(s, lcg(i))
-        })
-    });
-    g.bench_function(BenchmarkId::new("find_by_indexed_field", "history"), |b| {
-        b.iter(|| {
-            i += 1;
-            history_by_field(s, lcg(i))
-        })
-    });
-    g.bench_function(BenchmarkId::new("find_by_indexed_field", "sqlite"), |b| {
-        b.iter(|| {
-            i += 1;
-            sqlite_by_field(s, lcg(i))
-        })
-    });
-    g.bench_function(BenchmarkId::new("indexed_range_100", "history"), |b| {
-        b.iter(|| {
-            i += 1;
-            history_range(s, lcg(i) % (DOCS - 100))
-        })
-    });
-    g.bench_function(BenchmarkId::new("indexed_range_100", "sqlite"), |b| {
-        b.iter(|| {
-            i += 1;
-            sqlite_range(s, lcg(i) % (DOCS - 100))
-        })
-    });
+    for (_, id, _, history, sqlite) in reads() {
+        for (side, read) in [("history", history), ("sqlite", sqlite)] {
+            g.bench_function(BenchmarkId::new(id, side), |b| {
+                b.iter(|| {
+                    i += 1;
+                    read(s, i)
+                })
+            });
+        }
+    }
     g.finish();
     let mut g = c.benchmark_group("history_upsert_batch_1000");
     g.throughput(criterion::Throughput::Elements(1_000));
@@ -491,32 +491,7 @@ const PAIRED_ROUNDS: usize = 15;
 /// change in the machine's speed (other tenants of this shared host) moves both; criterion's
 /// rows, seconds apart, do not pair them.
 fn paired_reads(s: &Stores) {
-    type Op = fn(&Stores, i64) -> usize;
     let clock = SystemClock::new();
-    // (name, calls per block, documents per call, history, SQLite)
-    let ops: [(&str, i64, usize, Op, Op); 3] = [
-        (
-            "find by _id",
-            2_000,
-            1,
-            |s, i| history_by_id(s, lcg(i)),
-            |s, i| sqlite_by_id(s, lcg(i)),
-        ),
-        (
-            "find by indexed field",
-            2_000,
-            1,
-            |s, i| history_by_field(s, lcg(i)),
-            |s, i| sqlite_by_field(s, lcg(i)),
-        ),
-        (
-            "indexed range of 100",
-            40,
-            100,
-            |s, i| history_range(s, lcg(i) % (DOCS - 100)),
-            |s, i| sqlite_range(s, lcg(i) % (DOCS - 100)),
-        ),
-    ];
     println!(
         "\nhistory / SQLite in {PAIRED_ROUNDS} paired rounds (ratio of ops/s, > 1 means history is faster)"
     );
@@ -525,7 +500,9 @@ fn paired_reads(s: &Stores) {
         "operation", "median", "lowest", "highest"
     );
     let mut next = 0;
-    for (name, n, docs, history, sqlite) in ops {
+    for (name, _, docs, history, sqlite) in reads() {
+        // Blocks of 2,000 finds or 40 ranges.
+        let n = if docs == 1 { 2_000 } else { 40 };
         let mut ratios: Vec<f64> = (0..PAIRED_ROUNDS)
             .map(|_| {
                 let base = next;
