@@ -1,16 +1,19 @@
-//! Capability: history's on-disk format is stable — a data directory written by an earlier
-//! build (committed under `tests/fixtures/history/v1/`) still opens, its documents, index
-//! entries, catalog, writer state and oplog decode to exactly the recorded values, and new
-//! writes continue its sequence; and the order-preserving key encoding of every BSON type
-//! still produces the recorded bytes.
+//! Capability: history's on-disk format is stable — data directories written by earlier
+//! builds (committed under `tests/fixtures/history/v1/`, collections with key format V1, and
+//! `v2/`, key format V2) still open, their documents, index entries, catalog, writer state and
+//! oplog decode to exactly the recorded values, and new writes continue their sequence; a
+//! collection created in an old store gets the current key format beside the old ones; and
+//! the order-preserving key encoding of every BSON type still produces the recorded bytes in
+//! each format.
 //!
-//! Method: copy the fixture to a temporary directory, open it, and compare what it returns
+//! Method: copy a fixture to a temporary directory, open it, and compare what it returns
 //! with `expected.json` (canonical Extended JSON) and `key_values.hex`. A format change makes
 //! these tests fail; it then needs a new fixture version and a `docs/formats.md` entry.
 //! `a_fresh_store_records_what_the_fixture_holds` writes the same operations into a new store
-//! and compares its observation with `expected.json` too; run with
-//! `STREAMCACHE_BLESS_GOLDEN=1` (that test alone: the others read the fixture) it rewrites the
-//! committed fixture first (deliberately, after a format change).
+//! and compares its observation with the current fixture's `expected.json`; run with
+//! `STREAMCACHE_BLESS_GOLDEN=1` (that test alone: the others read the fixtures) it rewrites
+//! the current fixture first (deliberately, after a format change). Older fixtures are never
+//! rewritten: they are what earlier builds wrote.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,15 +27,23 @@ use bson::{Bson, doc, oid::ObjectId};
 use serde_json::Value;
 use streamcache::clock::ManualClock;
 use streamcache::history::{
-    ChangeStream, FindOptions, History, HistoryConfig, IndexModel, UpdateOptions, WatchOptions,
-    WatchScope, encode_key_value,
+    ChangeStream, FindOptions, History, HistoryConfig, IndexModel, KeyFormat, UpdateOptions,
+    WatchOptions, WatchScope, encode_key_value,
 };
 
 /// The wall clock every fixture write used.
 const FIXTURE_MS: i64 = 1_700_000_000_000;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/history/v1")
+/// The fixture versions and the key format of the collections each one holds.
+const FIXTURES: [(&str, KeyFormat); 2] = [("v1", KeyFormat::V1), ("v2", KeyFormat::V2)];
+
+/// The fixture the current build writes.
+const CURRENT_FIXTURE: &str = "v2";
+
+fn fixture_dir(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/history")
+        .join(version)
 }
 
 fn open(dir: &Path) -> History {
@@ -186,7 +197,7 @@ fn write_and_observe(data: &Path) -> Value {
 
 #[test]
 fn a_fresh_store_records_what_the_fixture_holds() {
-    let dir = fixture_dir();
+    let dir = fixture_dir(CURRENT_FIXTURE);
     if std::env::var_os("STREAMCACHE_BLESS_GOLDEN").is_some_and(|v| v == "1") {
         let _ = std::fs::remove_dir_all(&dir);
         let observed = write_and_observe(&dir.join("data"));
@@ -197,7 +208,7 @@ fn a_fresh_store_records_what_the_fixture_holds() {
         .unwrap();
         let lines: Vec<String> = key_values()
             .iter()
-            .map(|v| hex(&encode_key_value(v)))
+            .map(|v| hex(&encode_key_value(v, KeyFormat::CURRENT)))
             .collect();
         std::fs::write(dir.join("key_values.hex"), lines.join("\n") + "\n").unwrap();
     }
@@ -209,38 +220,102 @@ fn a_fresh_store_records_what_the_fixture_holds() {
 }
 
 #[test]
-fn the_committed_data_directory_decodes_to_the_recorded_values() {
-    let tmp = tempfile::tempdir().unwrap();
-    copy_dir(&fixture_dir().join("data"), tmp.path());
-    let h = open(tmp.path());
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture_dir().join("expected.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(observe(&h), expected);
-    // The writer state decoded too: a new write continues the oplog after the fixture's.
-    let (_, last) = h.oplog_range().unwrap();
-    h.insert_one("shop", "orders", doc! {"orderNumber": "A-9"})
+fn the_committed_data_directories_decode_to_the_recorded_values() {
+    for (version, _) in FIXTURES {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&fixture_dir(version).join("data"), tmp.path());
+        let h = open(tmp.path());
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture_dir(version).join("expected.json")).unwrap(),
+        )
         .unwrap();
-    assert_eq!(h.oplog_range().unwrap().1, last + 1);
-    let dup = h.insert_one("shop", "orders", doc! {"orderNumber": "A-1"});
+        assert_eq!(observe(&h), expected, "fixture {version}");
+        // The writer state decoded too: a new write continues the oplog after the fixture's.
+        let (_, last) = h.oplog_range().unwrap();
+        h.insert_one("shop", "orders", doc! {"orderNumber": "A-9"})
+            .unwrap();
+        assert_eq!(h.oplog_range().unwrap().1, last + 1, "fixture {version}");
+        let dup = h.insert_one("shop", "orders", doc! {"orderNumber": "A-1"});
+        assert_eq!(
+            dup.unwrap_err().code(),
+            11000,
+            "fixture {version}: the unique index entries decoded"
+        );
+        // Numeric keys of the old collection: `_id` 7 in `customers`, found by its key.
+        let ada = h
+            .find_one("shop", "customers", &doc! {"_id": 7_i64}, None)
+            .unwrap();
+        assert_eq!(
+            ada.and_then(|d| d.get_str("name").ok().map(str::to_owned)),
+            Some("Ada".to_owned()),
+            "fixture {version}"
+        );
+    }
+}
+
+#[test]
+fn a_collection_created_in_an_old_store_uses_the_current_format_beside_the_old_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir("v1").join("data"), tmp.path());
+    {
+        let h = open(tmp.path());
+        h.create_index(
+            "shop",
+            "fresh",
+            &IndexModel {
+                keys: vec![("n".into(), -1)],
+                name: None,
+                unique: true,
+            },
+        )
+        .unwrap();
+        h.insert_many(
+            "shop",
+            "fresh",
+            (0..20_i64).map(|i| doc! {"_id": i, "n": i * 3}).collect(),
+        )
+        .unwrap();
+        // A numeric `_id` in the old (V1) collection, written after the open.
+        h.insert_one("shop", "customers", doc! {"_id": 8, "name": "Grace"})
+            .unwrap();
+    }
+    let h = open(tmp.path());
+    let found = |coll: &str, filter: bson::Document| {
+        h.find("shop", coll, &filter, &FindOptions::default())
+            .unwrap()
+            .len()
+    };
+    assert_eq!(found("fresh", doc! {"_id": 19}), 1);
+    assert_eq!(found("fresh", doc! {"n": 57}), 1, "unique point read");
+    assert_eq!(found("fresh", doc! {"n": {"$gte": 9, "$lt": 30}}), 7);
+    assert_eq!(found("customers", doc! {"_id": {"$in": [7, 8]}}), 2);
+    assert_eq!(found("orders", doc! {"orderNumber": "A-3"}), 1);
+    let dup = h.insert_one("shop", "fresh", doc! {"n": 3});
+    assert_eq!(dup.unwrap_err().code(), 11000);
     assert_eq!(
-        dup.unwrap_err().code(),
-        11000,
-        "the unique index entries decoded"
+        h.insert_one("shop", "customers", doc! {"_id": 8})
+            .unwrap_err()
+            .code(),
+        11000
     );
 }
 
 #[test]
 fn key_encoding_matches_the_recorded_bytes() {
-    let recorded = std::fs::read_to_string(fixture_dir().join("key_values.hex")).unwrap();
-    let recorded: Vec<&str> = recorded.lines().collect();
-    let now: Vec<String> = key_values()
-        .iter()
-        .map(|v| hex(&encode_key_value(v)))
-        .collect();
-    assert_eq!(now, recorded);
-    let mut sorted = now.clone();
-    sorted.sort();
-    assert_eq!(sorted, now, "the values are listed in encoded order");
+    for (version, format) in FIXTURES {
+        let recorded =
+            std::fs::read_to_string(fixture_dir(version).join("key_values.hex")).unwrap();
+        let recorded: Vec<&str> = recorded.lines().collect();
+        let now: Vec<String> = key_values()
+            .iter()
+            .map(|v| hex(&encode_key_value(v, format)))
+            .collect();
+        assert_eq!(now, recorded, "fixture {version}");
+        let mut sorted = now.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, now,
+            "{version}: the values are listed in encoded order"
+        );
+    }
 }

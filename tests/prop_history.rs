@@ -1,6 +1,6 @@
 //! Capability: the history key encoding — order-preserving across BSON types (byte order of
 //! `encode_key_value` equals MongoDB's value order), prefix-free, round-tripping, and a
-//! decoder that never panics.
+//! decoder that never panics, in both key formats (V1 and V2 differ only in numbers).
 //!
 //! Method: proptest over generated BSON values of every indexable type, including NaN, ±0.0,
 //! ±infinity, integers beyond 2^53, nested documents and arrays, and arbitrary bytes for the
@@ -17,7 +17,7 @@ use std::cmp::Ordering;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document, Regex, Timestamp, oid::ObjectId};
 use proptest::prelude::*;
-use streamcache::history::{compare_values, decode_key_value, encode_key_value};
+use streamcache::history::{KeyFormat, compare_values, decode_key_value, encode_key_value};
 
 fn scalar() -> impl Strategy<Value = Bson> {
     prop_oneof![
@@ -75,35 +75,39 @@ fn value() -> impl Strategy<Value = Bson> {
     })
 }
 
+fn format() -> impl Strategy<Value = KeyFormat> {
+    prop_oneof![Just(KeyFormat::V1), Just(KeyFormat::V2)]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
     #[test]
-    fn byte_order_is_mongodb_order(a in value(), b in value()) {
-        let (ea, eb) = (encode_key_value(&a), encode_key_value(&b));
-        prop_assert_eq!(ea.cmp(&eb), compare_values(&a, &b), "a={} b={}", a, b);
+    fn byte_order_is_mongodb_order(a in value(), b in value(), f in format()) {
+        let (ea, eb) = (encode_key_value(&a, f), encode_key_value(&b, f));
+        prop_assert_eq!(ea.cmp(&eb), compare_values(&a, &b), "{:?} a={} b={}", f, a, b);
     }
 
     #[test]
-    fn encoding_is_prefix_free(a in value(), b in value()) {
-        let (ea, eb) = (encode_key_value(&a), encode_key_value(&b));
+    fn encoding_is_prefix_free(a in value(), b in value(), f in format()) {
+        let (ea, eb) = (encode_key_value(&a, f), encode_key_value(&b, f));
         if ea != eb {
-            prop_assert!(!eb.starts_with(&ea) && !ea.starts_with(&eb), "a={} b={}", a, b);
+            prop_assert!(!eb.starts_with(&ea) && !ea.starts_with(&eb), "{:?} a={} b={}", f, a, b);
         }
     }
 
     #[test]
-    fn round_trip(a in value()) {
-        let enc = encode_key_value(&a);
-        let (back, used) = decode_key_value(&enc).unwrap();
+    fn round_trip(a in value(), f in format()) {
+        let enc = encode_key_value(&a, f);
+        let (back, used) = decode_key_value(&enc, f).unwrap();
         prop_assert_eq!(used, enc.len());
-        prop_assert_eq!(compare_values(&back, &a), Ordering::Equal, "a={} back={}", a, back);
-        prop_assert_eq!(encode_key_value(&back), enc);
+        prop_assert_eq!(compare_values(&back, &a), Ordering::Equal, "{:?} a={} back={}", f, a, back);
+        prop_assert_eq!(encode_key_value(&back, f), enc);
     }
 
     #[test]
-    fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-        if let Ok((_, used)) = decode_key_value(&bytes) {
+    fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), f in format()) {
+        if let Ok((_, used)) = decode_key_value(&bytes, f) {
             prop_assert!(used <= bytes.len());
         }
     }

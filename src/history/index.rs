@@ -13,7 +13,7 @@ use bson::{Bson, Document};
 
 use super::document::{collect_doc_path, split_path};
 use super::error::{Error, Result};
-use super::keys::{self, bracket_bounds, encode_index_field, prefix_successor};
+use super::keys::{self, KeyFormat, bracket_bounds, encode_index_field, prefix_successor};
 use super::query::{Cond, Filter, InItem, Sort};
 use super::{
     INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_FIELDS_MAX, INDEX_NAME_BYTES_MAX, PLAN_RANGES_MAX,
@@ -103,14 +103,16 @@ pub(crate) struct IndexDef {
     pub(crate) unique: bool,
     /// Set once any document produced several entries (arrays).
     pub(crate) multikey: bool,
+    /// Its collection's key layout (not stored with the definition: the collection's).
+    pub(crate) format: KeyFormat,
 }
 
 impl IndexDef {
-    /// Validates a model and assigns an id.
+    /// Validates a model and assigns an id; entries use the collection's key `format`.
     ///
     /// # Errors
     /// [`Error::BadValue`], [`Error::TooMany`] beyond [`INDEX_FIELDS_MAX`].
-    pub(crate) fn new(id: u32, model: &IndexModel) -> Result<Self> {
+    pub(crate) fn new(id: u32, model: &IndexModel, format: KeyFormat) -> Result<Self> {
         if model.keys.is_empty() {
             return Err(Error::bad("Index keys cannot be an empty field"));
         }
@@ -141,6 +143,7 @@ impl IndexDef {
             keys,
             unique: model.unique,
             multikey: false,
+            format,
         })
     }
 
@@ -177,11 +180,11 @@ impl IndexDef {
         d
     }
 
-    /// Decodes a catalog entry.
+    /// Decodes a catalog entry of a collection whose keys use `format`.
     ///
     /// # Errors
     /// [`Error::Corrupt`].
-    pub(crate) fn from_document(d: &Document) -> Result<Self> {
+    pub(crate) fn from_document(d: &Document, format: KeyFormat) -> Result<Self> {
         let corrupt = |reason: &str| Error::Corrupt {
             what: "index definition",
             reason: reason.to_owned(),
@@ -199,6 +202,7 @@ impl IndexDef {
                 name: d.get_str("name").ok().map(str::to_owned),
                 ..model
             },
+            format,
         )
         .map_err(|_| corrupt("definition"))?;
         def.unique = d.get_bool("unique").unwrap_or(false);
@@ -235,7 +239,7 @@ impl IndexDef {
             for prefix in &out {
                 for v in values {
                     let mut k = prefix.clone();
-                    encode_index_field(v, *desc, &mut k);
+                    encode_index_field(v, *desc, self.format, &mut k);
                     next.push(k);
                 }
             }
@@ -285,7 +289,8 @@ fn index_values(doc: &Document, parts: &[&str]) -> Vec<Bson> {
     if out.len() > 1 {
         let mut seen: Vec<Vec<u8>> = Vec::with_capacity(out.len());
         out.retain(|v| {
-            let k = keys::encode_key_value(v);
+            // Equal values encode alike in every format; any one tells duplicates apart.
+            let k = keys::encode_key_value(v, KeyFormat::CURRENT);
             if seen.contains(&k) {
                 false
             } else {
@@ -485,8 +490,14 @@ fn render_bound(b: &FieldBound) -> Bson {
     }
 }
 
-/// Chooses the access path for `filter` (and `sort`, when given) over a collection's indexes.
-pub(crate) fn plan(indexes: &[Arc<IndexDef>], filter: &Filter, sort: Option<&Sort>) -> Plan {
+/// Chooses the access path for `filter` (and `sort`, when given) over a collection's indexes;
+/// `_id` lookups are encoded in the collection's key `format`.
+pub(crate) fn plan(
+    format: KeyFormat,
+    indexes: &[Arc<IndexDef>],
+    filter: &Filter,
+    sort: Option<&Sort>,
+) -> Plan {
     let conjuncts = filter.conjuncts();
     // `_id` equality or `$in`.
     for (path, cond) in &conjuncts {
@@ -494,7 +505,10 @@ pub(crate) fn plan(indexes: &[Arc<IndexDef>], filter: &Filter, sort: Option<&Sor
             continue;
         }
         if let Some(FieldBound::Points(pts)) = bound_for(cond, false) {
-            let mut ids: Vec<Vec<u8>> = pts.iter().map(keys::encode_key_value).collect();
+            let mut ids: Vec<Vec<u8>> = pts
+                .iter()
+                .map(|v| keys::encode_key_value(v, format))
+                .collect();
             ids.sort();
             ids.dedup();
             let sorted = sort.is_none_or(Sort::is_empty) || ids.len() <= 1;
@@ -595,14 +609,14 @@ fn plan_index(
                     if let [v] = pts.as_slice() {
                         // One value (the common equality): extend every prefix in place.
                         for p in &mut prefixes {
-                            encode_index_field(v, *desc, p);
+                            encode_index_field(v, *desc, index.format, p);
                         }
                     } else {
                         let mut next = Vec::with_capacity(combined);
                         for p in &prefixes {
                             for v in &pts {
                                 let mut k = p.clone();
-                                encode_index_field(v, *desc, &mut k);
+                                encode_index_field(v, *desc, index.format, &mut k);
                                 next.push(k);
                             }
                         }
@@ -650,14 +664,14 @@ fn plan_index(
                 let start = match lo {
                     None => concat(&p, &[bracket_of.0]),
                     Some((v, incl)) => {
-                        let k = concat(&p, &keys::encode_key_value(v));
+                        let k = concat(&p, &keys::encode_key_value(v, index.format));
                         if *incl { k } else { prefix_successor(&k)? }
                     }
                 };
                 let end = match hi {
                     None => concat(&p, &[bracket_of.1]),
                     Some((v, incl)) => {
-                        let k = concat(&p, &keys::encode_key_value(v));
+                        let k = concat(&p, &keys::encode_key_value(v, index.format));
                         if *incl { prefix_successor(&k)? } else { k }
                     }
                 };

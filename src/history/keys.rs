@@ -13,6 +13,9 @@
 //! MongoDB's value order, so `compare(a, b)` and `encode_value(a).cmp(&encode_value(b))`
 //! agree. Numbers of every type that are equal by value encode identically, as MongoDB indexes
 //! them.
+//!
+//! Numbers have two layouts ([`KeyFormat`]); a collection's record says which one all of its
+//! document and index keys use, so stores written before the shorter one keep reading.
 
 #![deny(clippy::indexing_slicing)]
 
@@ -39,6 +42,47 @@ mod tag {
     pub(super) const CODE: u8 = 0x3C;
     pub(super) const MAX_KEY: u8 = 0x7F;
 }
+
+/// How a collection's keys encode numbers; everything else encodes the same in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyFormat {
+    /// The first layout: the double's sortable bits, then always 8 bytes of `i64` remainder
+    /// (17 bytes with the tag). Collection records without `keyFormat` use it.
+    V1,
+    /// The remainder only when there is one: after the double's bits a marker `0x80` (none),
+    /// or `0x7F`/`0x81` and 8 bytes (negative/positive). Every int32 and double and each
+    /// int64 a double holds exactly is 10 bytes with the tag, so a collection id and a
+    /// number fit in the storage engine's 20-byte inline keys.
+    V2,
+}
+
+impl KeyFormat {
+    /// The layout of collections created by this build.
+    pub const CURRENT: Self = Self::V2;
+
+    /// The collection record's `keyFormat` value (absent for [`KeyFormat::V1`]).
+    pub(crate) fn record_value(self) -> Option<i32> {
+        match self {
+            Self::V1 => None,
+            Self::V2 => Some(2),
+        }
+    }
+
+    /// Reads a collection record's `keyFormat` (absent: [`KeyFormat::V1`]); `None` for a
+    /// layout this build does not know.
+    pub(crate) fn from_record_value(v: Option<i64>) -> Option<Self> {
+        match v {
+            None | Some(1) => Some(Self::V1),
+            Some(2) => Some(Self::V2),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Marker after a V2 number's double bits: no remainder, a negative one, a positive one.
+const REMAINDER_NONE: u8 = 0x80;
+const REMAINDER_NEGATIVE: u8 = 0x7F;
+const REMAINDER_POSITIVE: u8 = 0x81;
 
 /// Prefix of collection records in the catalog keyspace.
 pub(crate) const CATALOG_COLLECTION: u8 = b'c';
@@ -86,8 +130,9 @@ fn double_from_bits(bits: u64) -> f64 {
 }
 
 /// Writes a number: sortable double bits, then the signed exact remainder of an integer that
-/// the double rounded (0 for doubles), so large `i64`s keep their order.
-fn encode_number(v: &Bson, out: &mut Vec<u8>) {
+/// the double rounded (0 for doubles), so large `i64`s keep their order; `format` says whether
+/// a zero remainder is written out (V1) or marked by one byte (V2).
+fn encode_number(v: &Bson, format: KeyFormat, out: &mut Vec<u8>) {
     let (d, delta) = match v {
         Bson::Int32(i) => (f64::from(*i), 0i64),
         Bson::Int64(i) => {
@@ -103,7 +148,19 @@ fn encode_number(v: &Bson, out: &mut Vec<u8>) {
     };
     out.push(tag::NUMBER);
     out.extend_from_slice(&double_bits(d).to_be_bytes());
-    out.extend_from_slice(&((delta as u64) ^ (1 << 63)).to_be_bytes());
+    let remainder = ((delta as u64) ^ (1 << 63)).to_be_bytes();
+    match (format, delta.cmp(&0)) {
+        (KeyFormat::V1, _) => out.extend_from_slice(&remainder),
+        (KeyFormat::V2, std::cmp::Ordering::Equal) => out.push(REMAINDER_NONE),
+        (KeyFormat::V2, std::cmp::Ordering::Less) => {
+            out.push(REMAINDER_NEGATIVE);
+            out.extend_from_slice(&remainder);
+        }
+        (KeyFormat::V2, std::cmp::Ordering::Greater) => {
+            out.push(REMAINDER_POSITIVE);
+            out.extend_from_slice(&remainder);
+        }
+    }
 }
 
 /// `i - d` exactly, where `d` is `i` rounded to a double (at most 2^10 in magnitude).
@@ -133,14 +190,14 @@ fn encode_bytes_escaped(s: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Appends the order-preserving encoding of `v`.
-pub(crate) fn encode_value(v: &Bson, out: &mut Vec<u8>) {
+pub(crate) fn encode_value(v: &Bson, format: KeyFormat, out: &mut Vec<u8>) {
     match v {
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
-            encode_number(v, out)
+            encode_number(v, format, out)
         }
         _ => {
             out.push(tag_of(v));
-            encode_payload(v, out);
+            encode_payload(v, format, out);
         }
     }
 }
@@ -168,12 +225,12 @@ fn tag_of(v: &Bson) -> u8 {
 }
 
 /// Appends everything after the tag byte.
-fn encode_payload(v: &Bson, out: &mut Vec<u8>) {
+fn encode_payload(v: &Bson, format: KeyFormat, out: &mut Vec<u8>) {
     match v {
         Bson::MinKey | Bson::MaxKey | Bson::Null | Bson::Undefined => {}
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
             let mut tmp = Vec::with_capacity(17);
-            encode_number(v, &mut tmp);
+            encode_number(v, format, &mut tmp);
             out.extend_from_slice(tmp.get(1..).unwrap_or_default());
         }
         Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => {
@@ -183,13 +240,13 @@ fn encode_payload(v: &Bson, out: &mut Vec<u8>) {
             for (k, val) in d {
                 out.push(tag_of(val));
                 encode_bytes_escaped(k.as_bytes(), out);
-                encode_payload(val, out);
+                encode_payload(val, format, out);
             }
             out.push(0);
         }
         Bson::Array(a) => {
             for el in a {
-                encode_value(el, out);
+                encode_value(el, format, out);
             }
             out.push(0);
         }
@@ -222,6 +279,7 @@ fn encode_payload(v: &Bson, out: &mut Vec<u8>) {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    format: KeyFormat,
 }
 
 impl Reader<'_> {
@@ -286,7 +344,19 @@ impl Reader<'_> {
             tag::NULL => Bson::Null,
             tag::NUMBER => {
                 let d = double_from_bits(u64::from_be_bytes(self.take::<8>()?));
-                let delta = (u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64;
+                let remainder = match self.format {
+                    KeyFormat::V1 => true,
+                    KeyFormat::V2 => match self.byte()? {
+                        REMAINDER_NONE => false,
+                        REMAINDER_NEGATIVE | REMAINDER_POSITIVE => true,
+                        _ => return Err(corrupt("bad number remainder marker")),
+                    },
+                };
+                let delta = if remainder {
+                    (u64::from_be_bytes(self.take::<8>()?) ^ (1 << 63)) as i64
+                } else {
+                    0
+                };
                 if delta != 0
                     || (d.fract() == 0.0 && d.abs() < 9.0e15 && !(d == 0.0 && d.is_sign_negative()))
                 {
@@ -375,17 +445,21 @@ fn corrupt(reason: &str) -> Error {
 ///
 /// # Errors
 /// [`Error::Corrupt`] on malformed input (never panics).
-pub fn decode_value(bytes: &[u8]) -> Result<(Bson, usize)> {
-    let mut r = Reader { bytes, pos: 0 };
+pub fn decode_value(bytes: &[u8], format: KeyFormat) -> Result<(Bson, usize)> {
+    let mut r = Reader {
+        bytes,
+        pos: 0,
+        format,
+    };
     let v = r.value(0)?;
     Ok((v, r.pos))
 }
 
-/// The order-preserving encoding of one value, as a fresh vector.
+/// The order-preserving encoding of one value in `format`, as a fresh vector.
 #[must_use]
-pub fn encode_key_value(v: &Bson) -> Vec<u8> {
+pub fn encode_key_value(v: &Bson, format: KeyFormat) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_value(v, &mut out);
+    encode_value(v, format, &mut out);
     out
 }
 
@@ -450,9 +524,9 @@ pub(crate) fn unique_index_key(index_id: u32, encoded_values: &[u8]) -> Vec<u8> 
 
 /// Appends one index field's encoding; descending fields are byte-complemented so a forward
 /// scan yields descending order (prefix-freedom survives complementing).
-pub(crate) fn encode_index_field(v: &Bson, descending: bool, out: &mut Vec<u8>) {
+pub(crate) fn encode_index_field(v: &Bson, descending: bool, format: KeyFormat, out: &mut Vec<u8>) {
     let start = out.len();
-    encode_value(v, out);
+    encode_value(v, format, out);
     if descending && let Some(tail) = out.get_mut(start..) {
         for b in tail {
             *b = !*b;
@@ -529,19 +603,64 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 mod tests {
     use super::*;
 
+    const FORMATS: [KeyFormat; 2] = [KeyFormat::V1, KeyFormat::V2];
+
     #[test]
     fn numbers_of_equal_value_encode_alike() {
-        assert_eq!(
-            encode_key_value(&Bson::Int32(7)),
-            encode_key_value(&Bson::Double(7.0))
-        );
-        assert_eq!(
-            encode_key_value(&Bson::Int64(7)),
-            encode_key_value(&Bson::Int32(7))
-        );
-        assert!(
-            encode_key_value(&Bson::Int64(i64::MAX - 1)) < encode_key_value(&Bson::Int64(i64::MAX))
-        );
+        for f in FORMATS {
+            let enc = |v: Bson| encode_key_value(&v, f);
+            assert_eq!(enc(Bson::Int32(7)), enc(Bson::Double(7.0)));
+            assert_eq!(enc(Bson::Int64(7)), enc(Bson::Int32(7)));
+            assert!(enc(Bson::Int64(i64::MAX - 1)) < enc(Bson::Int64(i64::MAX)));
+        }
+    }
+
+    #[test]
+    fn v2_numbers_carry_a_remainder_only_when_the_double_rounded() {
+        let len = |v: Bson, f| encode_key_value(&v, f).len();
+        assert_eq!(len(Bson::Int64(1 << 40), KeyFormat::V1), 17);
+        assert_eq!(len(Bson::Int64(1 << 40), KeyFormat::V2), 10);
+        assert_eq!(len(Bson::Double(-0.5), KeyFormat::V2), 10);
+        assert_eq!(len(Bson::Int64((1 << 53) + 1), KeyFormat::V2), 18);
+        assert_eq!(len(Bson::Int64(i64::MIN + 1), KeyFormat::V2), 18);
+    }
+
+    #[test]
+    fn numbers_around_the_rounding_boundaries_keep_their_order_and_round_trip() {
+        let big = 1i64 << 53;
+        let mut values: Vec<i64> = (-3..=3).map(|k| big + k).collect();
+        values.extend((-3..=3).map(|k| -big + k));
+        values.extend([i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX, 0, -1, 1]);
+        values.extend((0..=4).map(|k| (1i64 << 62) + k - 2));
+        values.sort_unstable();
+        for f in FORMATS {
+            let encoded: Vec<Vec<u8>> = values
+                .iter()
+                .map(|&i| encode_key_value(&Bson::Int64(i), f))
+                .collect();
+            let mut sorted = encoded.clone();
+            sorted.sort();
+            assert_eq!(sorted, encoded, "{f:?}: byte order is numeric order");
+            for (i, e) in values.iter().zip(&encoded) {
+                // Values past 2^53 without a remainder come back as the equal double.
+                let (back, used) = decode_value(e, f).unwrap();
+                assert_eq!(used, e.len(), "{f:?} {i}");
+                assert_eq!(encode_key_value(&back, f), *e, "{f:?} {i}");
+                // Complemented (a descending index field), the order reverses.
+                let mut desc = Vec::new();
+                encode_index_field(&Bson::Int64(*i), true, f, &mut desc);
+                assert_eq!(desc, e.iter().map(|b| !b).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn a_v2_number_with_an_unknown_remainder_marker_is_corrupt() {
+        let mut e = encode_key_value(&Bson::Int32(5), KeyFormat::V2);
+        *e.last_mut().unwrap() = 0x42;
+        assert!(decode_value(&e, KeyFormat::V2).is_err());
+        e.truncate(9);
+        assert!(decode_value(&e, KeyFormat::V2).is_err(), "marker missing");
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub use feed::{
     ChangeBatch, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
 };
 pub use index::IndexModel;
-pub use keys::{decode_value as decode_key_value, encode_key_value};
+pub use keys::{KeyFormat, decode_value as decode_key_value, encode_key_value};
 
 use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
 pub(crate) use document::{plain_json_number, raw_value};
@@ -432,6 +432,8 @@ pub(crate) struct CollectionMeta {
     pub(crate) coll: String,
     /// Secondary indexes.
     pub(crate) indexes: Vec<Arc<IndexDef>>,
+    /// How its document and index keys encode numbers.
+    pub(crate) key_format: KeyFormat,
 }
 
 impl CollectionMeta {
@@ -440,6 +442,9 @@ impl CollectionMeta {
         d.insert("id", i64::from(self.id));
         d.insert("db", self.db.clone());
         d.insert("coll", self.coll.clone());
+        if let Some(v) = self.key_format.record_value() {
+            d.insert("keyFormat", v);
+        }
         d.insert(
             "indexes",
             self.indexes
@@ -460,18 +465,25 @@ impl CollectionMeta {
             .ok()
             .and_then(|i| u32::try_from(i).ok())
             .ok_or_else(|| corrupt("id"))?;
+        let key_format = match d.get("keyFormat") {
+            None => KeyFormat::from_record_value(None),
+            Some(Bson::Int32(v)) => KeyFormat::from_record_value(Some(i64::from(*v))),
+            Some(_) => None,
+        }
+        .ok_or_else(|| corrupt("unknown keyFormat (written by a newer build?)"))?;
         let mut indexes = Vec::new();
         for i in d.get_array("indexes").map_err(|_| corrupt("indexes"))? {
             let Bson::Document(i) = i else {
                 return Err(corrupt("index entry"));
             };
-            indexes.push(Arc::new(IndexDef::from_document(i)?));
+            indexes.push(Arc::new(IndexDef::from_document(i, key_format)?));
         }
         Ok(Self {
             id,
             db: d.get_str("db").map_err(|_| corrupt("db"))?.to_owned(),
             coll: d.get_str("coll").map_err(|_| corrupt("coll"))?.to_owned(),
             indexes,
+            key_format,
         })
     }
 
@@ -811,7 +823,7 @@ impl History {
             return Ok(0);
         };
         let filter = Filter::parse(filter)?;
-        let plan = index::plan(&meta.indexes, &filter, None);
+        let plan = index::plan(meta.key_format, &meta.indexes, &filter, None);
         let mut n = 0u64;
         self.inner.execute(
             &meta,
@@ -865,7 +877,7 @@ impl History {
             let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
             return Ok((Vec::new(), e));
         };
-        let plan = index::plan(&meta.indexes, &parsed, sort.as_ref());
+        let plan = index::plan(meta.key_format, &meta.indexes, &parsed, sort.as_ref());
         let mut stats = ExecStats::default();
         let docs = self.inner.run_find(
             &meta,
@@ -1459,7 +1471,10 @@ impl Inner {
             return Ok(None);
         };
         self.store
-            .get(Space::Docs, &doc_key(meta.id, &keys::encode_key_value(id)))?
+            .get(
+                Space::Docs,
+                &doc_key(meta.id, &keys::encode_key_value(id, meta.key_format)),
+            )?
             .map(|b| decode_document(&b))
             .transpose()
     }
@@ -1851,6 +1866,7 @@ impl Txn<'_> {
             db: db.to_owned(),
             coll: coll.to_owned(),
             indexes: Vec::new(),
+            key_format: KeyFormat::CURRENT,
         });
         self.save_collection(&meta)?;
         Ok(Some(meta))
@@ -1950,7 +1966,7 @@ impl Txn<'_> {
         sort: Option<&Sort>,
         first_only: bool,
     ) -> Result<Vec<(Vec<u8>, Document)>> {
-        let plan = index::plan(&meta.indexes, filter, sort);
+        let plan = index::plan(meta.key_format, &meta.indexes, filter, sort);
         let unsorted = sort.is_none_or(Sort::is_empty);
         // Staged candidates (encoded `_id`s) and whether this batch touched the plan's key
         // space at all (a staged put or removal inside its ranges).
@@ -2067,7 +2083,7 @@ impl Txn<'_> {
             }
         };
         let meta = self.collection_for_write(db, coll)?;
-        let encoded_id = keys::encode_key_value(&id);
+        let encoded_id = keys::encode_key_value(&id, meta.key_format);
         if self.doc_exists(&meta, &encoded_id)? {
             return Err(Error::DuplicateKey {
                 ns: meta.ns(),
@@ -2120,7 +2136,7 @@ impl Txn<'_> {
     ) -> Result<UpdateResult> {
         let EncodedDocument { bytes, id } = document;
         let meta = self.collection_for_write(db, coll)?;
-        let encoded_id = keys::encode_key_value(&id);
+        let encoded_id = keys::encode_key_value(&id, meta.key_format);
         if !meta.indexes.is_empty() || self.doc_exists(&meta, &encoded_id)? {
             let decoded = document::decode_document(&bytes)?;
             let mut filter = Document::new();
@@ -2478,7 +2494,7 @@ impl Txn<'_> {
                         .ok_or_else(|| Error::NamespaceNotFound {
                             ns: format!("{db}.{coll}"),
                         })?;
-                self.get_doc(&meta, &keys::encode_key_value(&id))
+                self.get_doc(&meta, &keys::encode_key_value(&id, meta.key_format))
             }
             _ => Ok(None),
         }
@@ -2490,7 +2506,7 @@ impl Txn<'_> {
             .ok_or_else(|| Error::NamespaceNotFound {
                 ns: format!("{db}.{coll}"),
             })?;
-        let probe = IndexDef::new(0, model)?;
+        let probe = IndexDef::new(0, model, meta.key_format)?;
         for existing in &meta.indexes {
             let same_keys = existing.model().keys == probe.model().keys;
             if existing.name == probe.name || same_keys {
@@ -2507,7 +2523,7 @@ impl Txn<'_> {
                 max: INDEXES_PER_COLLECTION_MAX,
             });
         }
-        let mut def = IndexDef::new(self.alloc_id(), model)?;
+        let mut def = IndexDef::new(self.alloc_id(), model, meta.key_format)?;
         let name = def.name.clone();
         // Build over existing documents.
         let mut entries: Vec<(Vec<u8>, Vec<u8>, Document)> = Vec::new();
@@ -2667,7 +2683,7 @@ pub fn fuzz_history_query(data: &[u8]) {
         for s in &samples {
             let _ = f.matches(s);
         }
-        let _ = index::plan(&[], &f, None);
+        let _ = index::plan(KeyFormat::CURRENT, &[], &f, None);
     }
     if let Some(p) = part("projection")
         && let Ok(Some(p)) = Projection::parse(&p)
@@ -2686,11 +2702,13 @@ pub fn fuzz_history_query(data: &[u8]) {
             let _ = u.apply(s, true, &f, 0);
         }
     }
-    for s in &samples {
-        let enc = encode_key_value(&Bson::Document(s.clone()));
-        let _ = keys::decode_value(&enc);
+    for format in [KeyFormat::V1, KeyFormat::V2] {
+        for s in &samples {
+            let enc = encode_key_value(&Bson::Document(s.clone()), format);
+            let _ = keys::decode_value(&enc, format);
+        }
+        let _ = keys::decode_value(data, format);
     }
-    let _ = keys::decode_value(data);
 }
 
 /// Splits and validates a dotted path (shared by the API for sort and projection checks).
@@ -2699,4 +2717,37 @@ pub fn fuzz_history_query(data: &[u8]) {
 /// [`Error::BadValue`] for an empty path or part.
 pub fn check_path(path: &str) -> Result<()> {
     split_path(path).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_collection_record_names_its_key_format_and_an_unknown_one_is_refused() {
+        let meta = CollectionMeta {
+            id: 3,
+            db: "shop".into(),
+            coll: "orders".into(),
+            indexes: Vec::new(),
+            key_format: KeyFormat::V2,
+        };
+        let d = meta.to_document();
+        assert_eq!(d.get_i32("keyFormat").unwrap(), 2);
+        let back = CollectionMeta::from_document(&d).unwrap();
+        assert_eq!(back.key_format, KeyFormat::V2);
+        let mut v1 = d.clone();
+        v1.remove("keyFormat");
+        assert_eq!(
+            CollectionMeta::from_document(&v1).unwrap().key_format,
+            KeyFormat::V1,
+            "records written before the field existed"
+        );
+        let mut future = d;
+        future.insert("keyFormat", 3);
+        assert!(matches!(
+            CollectionMeta::from_document(&future),
+            Err(Error::Corrupt { .. })
+        ));
+    }
 }
