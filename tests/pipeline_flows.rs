@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use streamcache::pipeline::{
     self, CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, Error, FlowState,
     FlowStatus, HistoryCommitError, HistorySink, HistoryWrite, HistoryWriteMode, Pipeline,
     PipelineConfig, SeamError, Seams, Source, SourceBatch, SourceConfig, SourceOpener,
-    SourceRecord, SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler,
+    SourceRecord, SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler, WakeSignal,
 };
 use streamcache::shutdown::Shutdown;
 
@@ -54,6 +54,12 @@ struct FakeLog {
     opens: Mutex<Vec<(String, SourceStart)>>,
     /// Create times of records appended with `append_json_at` (others are created at 0).
     timestamps: Mutex<BTreeMap<(String, u32, u64), i64>>,
+    /// Append notifications, when a test turns them on: sources opened afterwards hand them
+    /// to their fetcher as a wake signal.
+    appends_tx: Mutex<Option<tokio::sync::watch::Sender<u64>>>,
+    /// Polls made and the longest wait any of them was given.
+    polls: AtomicUsize,
+    longest_poll_wait_ms: AtomicU64,
 }
 
 impl FakeLog {
@@ -69,6 +75,13 @@ impl FakeLog {
         let parts = topics.get_mut(topic).expect("topic exists");
         parts[partition].push((key.map(|k| k.as_bytes().to_vec()), value.to_vec()));
         self.appended.notify_all();
+        if let Some(tx) = self.appends_tx.lock().unwrap().as_ref() {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn notify_appends(&self) {
+        *self.appends_tx.lock().unwrap() = Some(tokio::sync::watch::channel(0).0);
     }
 
     fn append_json(&self, topic: &str, partition: usize, value: &Value) {
@@ -121,10 +134,18 @@ impl SourceOpener for FakeOpener {
                 (p32, at)
             })
             .collect();
+        let appends = self
+            .0
+            .appends_tx
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(tokio::sync::watch::Sender::subscribe);
         Ok(Box::new(FakeSource {
             log: self.0.clone(),
             topic: source.topic.clone(),
             positions,
+            appends,
         }))
     }
 }
@@ -133,6 +154,7 @@ struct FakeSource {
     log: Arc<FakeLog>,
     topic: String,
     positions: BTreeMap<u32, u64>,
+    appends: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl FakeSource {
@@ -165,7 +187,15 @@ impl Source for FakeSource {
         vec![self]
     }
 
+    fn take_wake_signal(&mut self) -> Option<WakeSignal> {
+        WakeSignal::new(self.appends.take().into_iter().collect())
+    }
+
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
+        self.log.polls.fetch_add(1, Ordering::SeqCst);
+        self.log
+            .longest_poll_wait_ms
+            .fetch_max(wait_ms, Ordering::SeqCst);
         let log = self.log.clone();
         let mut topics = log.topics.lock().unwrap();
         let mut batch = self.collect(&topics, max_records);
@@ -1209,6 +1239,41 @@ sinks = [{ name = "h", history = { collection = "a.b" } }]
     w.log.append_json("t-drop", 0, &json!({"n": 1}));
     wait_records(&p, "drop", 1).await;
     assert!(p.status().iter().all(|f| f.state == FlowState::Running));
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_append_notifications_is_never_polled_with_a_wait_and_stops_at_once() {
+    let w = World::new();
+    w.log.create("t", 1);
+    w.log.notify_appends();
+    // The longest poll wait there is: a fetcher waiting inside its poll would hold the stop
+    // below for up to 10 s.
+    let p = w.start(&flow_with("poll_wait_ms = 10000", HISTORY_SINK));
+    w.log.append_json("t", 0, &json!({"n": 1}));
+    wait_records(&p, "f", 1).await;
+    // Idle now; the next record arrives through the notification alone.
+    w.log.append_json("t", 0, &json!({"n": 2}));
+    wait_records(&p, "f", 2).await;
+    assert!(w.log.polls.load(Ordering::SeqCst) >= 2);
+    assert_eq!(w.log.longest_poll_wait_ms.load(Ordering::SeqCst), 0);
+    w.shutdown.trigger();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), p.stop()).await;
+    assert!(
+        stopped.is_ok(),
+        "an idle fetcher ends on the stop signal, not after its wait"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_without_notifications_waits_inside_its_poll() {
+    let w = World::new();
+    w.log.create("t", 1);
+    let p = w.start(&flow_with("poll_wait_ms = 250", HISTORY_SINK));
+    w.log.append_json("t", 0, &json!({"n": 1}));
+    wait_records(&p, "f", 1).await;
+    assert_eq!(w.log.longest_poll_wait_ms.load(Ordering::SeqCst), 250);
+    w.shutdown.trigger();
     p.stop().await;
 }
 

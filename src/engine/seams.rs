@@ -18,6 +18,7 @@ use crate::pipeline::{
     CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, HistoryCommitError, HistorySink,
     HistoryWrite, HistoryWriteMode, SeamError, Seams, Source, SourceBatch, SourceConfig,
     SourceOpener, SourceRecord, SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler,
+    WakeSignal,
 };
 use crate::transform::Spec;
 
@@ -163,6 +164,10 @@ impl LogSource {
 }
 
 impl Source for LogSource {
+    fn take_wake_signal(&mut self) -> Option<WakeSignal> {
+        WakeSignal::new(std::mem::take(&mut self.receivers))
+    }
+
     fn split(self: Box<Self>, lanes: usize) -> Vec<Box<dyn Source>> {
         let lanes = lanes.clamp(1, self.positions.len().max(1));
         let mut parts: Vec<LogSource> = (0..lanes)
@@ -197,7 +202,9 @@ impl Source for LogSource {
             receiver.borrow_and_update();
         }
         let batch = self.read_available(max_records)?;
-        if !batch.records.is_empty() || wait_ms == 0 {
+        // Without receivers (handed to the fetcher as its wake signal) there is nothing to
+        // wait on here.
+        if !batch.records.is_empty() || wait_ms == 0 || self.receivers.is_empty() {
             return Ok(batch);
         }
         // Nothing to read: wait for any partition's append notification (no polling), bounded

@@ -58,7 +58,9 @@ pub struct FlowConfig {
     #[serde(default = "default_queue_batches")]
     pub queue_batches: u32,
     /// Longest one fetch waits for new records, in milliseconds (1 to
-    /// [`super::POLL_WAIT_MS_MAX`]); also bounds how long a stop waits for the fetcher.
+    /// [`super::POLL_WAIT_MS_MAX`]), for a source without append notifications; also bounds
+    /// how long a stop waits for such a fetcher. The log's sources notify, so their fetchers
+    /// wait for the next append or stop without a timer and this setting does not apply.
     #[serde(default = "default_poll_wait_ms")]
     pub poll_wait_ms: u64,
 }

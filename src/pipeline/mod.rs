@@ -41,7 +41,7 @@ pub use runner::{FlowState, FlowStatus, Pipeline};
 pub use seams::{
     CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, HistoryCommitError, HistorySink,
     HistoryWrite, HistoryWriteMode, Seams, Source, SourceBatch, SourceOpener, SourceRecord,
-    SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler,
+    SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler, WakeSignal, WakeSignalClosed,
 };
 
 // Limits. Config may lower the per-flow ones (`batch_records`, `queue_batches`, `poll_wait_ms`)

@@ -1,8 +1,9 @@
 //! Running flows: one task per flow that owns a fetcher task and a bounded queue between them,
 //! per-flow metrics and status, reload by diff, and shutdown.
 //!
-//! Shape of one flow: `fetcher` polls the [`Source`] (in `spawn_blocking`) and sends each batch
-//! into a queue of `queue_batches` batches; the flow task takes batches off the queue and runs
+//! Shape of one flow: `fetcher` polls the [`Source`] (in `spawn_blocking`; between empty polls it
+//! waits on the source's append notifications, when it has them, with no timer) and sends each
+//! batch into a queue of `queue_batches` batches; the flow task takes batches off the queue and runs
 //! `process_batch` (in `spawn_blocking`), which ends with the history commit carrying the
 //! offsets. A full queue blocks the fetcher, so at most `queue_batches + 2` fetched batches exist
 //! at once (one being processed, the queue, one waiting to be queued).
@@ -641,8 +642,8 @@ async fn run_lane(lane: FlowContext, source: Box<dyn Source>) -> Result<()> {
             }
         }
     }
-    // Closing the queue ends a fetcher blocked on a full queue; it then returns after its
-    // current poll (at most `poll_wait_ms`).
+    // Closing the queue ends a fetcher blocked on a full queue or waiting for an append; one
+    // inside a poll returns after it (at once with notifications, else within `poll_wait_ms`).
     drop(rx);
     let fetched = fetcher.await.map_err(|e| Error::Task {
         flow: name.clone(),
@@ -652,7 +653,10 @@ async fn run_lane(lane: FlowContext, source: Box<dyn Source>) -> Result<()> {
 }
 
 /// Polls the source and queues non-empty batches until stopped, the queue closes, or a poll
-/// fails; every poll's log end offsets update the lag at once.
+/// fails; every poll's log end offsets update the lag at once. A source with append
+/// notifications ([`Source::take_wake_signal`]) is polled without waiting, and an empty poll
+/// waits for the next append, the stop signal or the queue closing, with no timer, so an idle
+/// flow costs no wake-ups; other sources wait inside their poll, at most `wait_ms`.
 async fn fetch_loop(
     shared: Arc<FlowShared>,
     mut source: Box<dyn Source>,
@@ -662,12 +666,20 @@ async fn fetch_loop(
     wait_ms: u64,
     clock: SharedClock,
 ) -> Result<()> {
+    let mut wake = source.take_wake_signal();
     loop {
         if stop.is_triggered() || tx.is_closed() {
             return Ok(());
         }
+        let poll_wait_ms = match wake.as_mut() {
+            Some(w) => {
+                w.mark_seen();
+                0
+            }
+            None => wait_ms,
+        };
         let (back, polled) = blocking(&shared.name, move || {
-            let polled = source.poll(max_records, wait_ms);
+            let polled = source.poll(max_records, poll_wait_ms);
             (source, polled)
         })
         .await?;
@@ -679,6 +691,17 @@ async fn fetch_loop(
         })?;
         shared.observe_ends(&batch.end_offsets);
         if batch.records.is_empty() {
+            if let Some(w) = wake.as_mut() {
+                tokio::select! {
+                    biased;
+                    () = stop.wait() => return Ok(()),
+                    () = tx.closed() => return Ok(()),
+                    woke = w.changed() => if woke.is_err() {
+                        // The notifications ended (the log is closing): bounded polls from here.
+                        wake = None;
+                    },
+                }
+            }
             continue;
         }
         let fetched = Fetched {

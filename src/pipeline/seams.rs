@@ -40,6 +40,45 @@ pub struct SourceBatch {
     pub end_offsets: BTreeMap<u32, u64>,
 }
 
+/// The append notifications of a source's partitions (one `watch` per partition whose value
+/// changes on every append). A fetcher holding them polls without waiting and then sleeps until
+/// the next append or its stop signal, so an idle flow does not wake up on a timer.
+#[derive(Debug)]
+pub struct WakeSignal {
+    receivers: Vec<tokio::sync::watch::Receiver<u64>>,
+}
+
+impl WakeSignal {
+    /// A signal over `receivers`; `None` when there are none (nothing could wake the fetcher).
+    #[must_use]
+    pub fn new(receivers: Vec<tokio::sync::watch::Receiver<u64>>) -> Option<Self> {
+        (!receivers.is_empty()).then_some(Self { receivers })
+    }
+
+    /// Marks every append so far as seen. Called before each poll, so an append the poll does
+    /// not return wakes the next [`WakeSignal::changed`] at once (no lost wake-up).
+    pub fn mark_seen(&mut self) {
+        for r in &mut self.receivers {
+            r.borrow_and_update();
+        }
+    }
+
+    /// Resolves when any partition was appended to since [`WakeSignal::mark_seen`].
+    ///
+    /// # Errors
+    /// [`WakeSignalClosed`] when a partition's notifications ended (its log is closing); the
+    /// caller then goes back to bounded polls.
+    pub async fn changed(&mut self) -> Result<(), WakeSignalClosed> {
+        let waits = self.receivers.iter_mut().map(|r| Box::pin(r.changed()));
+        let (woke, _, _) = futures::future::select_all(waits).await;
+        woke.map_err(|_| WakeSignalClosed)
+    }
+}
+
+/// A [`WakeSignal`]'s sender is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WakeSignalClosed;
+
 /// Where a newly opened source starts reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceStart {
@@ -73,6 +112,13 @@ pub trait Source: Send + 'static {
     /// # Errors
     /// Any error stops the flow (the log is closed or unreadable).
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError>;
+
+    /// Hands over the source's append notifications, if it has them. The fetcher then polls
+    /// with `wait_ms = 0` and waits on the signal between polls. The default (`None`) keeps
+    /// the bounded wait inside [`Source::poll`].
+    fn take_wake_signal(&mut self) -> Option<WakeSignal> {
+        None
+    }
 
     /// Splits the source into at most `lanes` sources over disjoint sets of partitions, which
     /// the flow polls and processes in parallel (each commits only its own partitions'
