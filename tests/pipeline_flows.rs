@@ -1266,6 +1266,23 @@ async fn a_source_with_append_notifications_is_never_polled_with_a_wait_and_stop
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_append_notifications_end_the_fetcher_polls_on_a_timer_without_waiting_in_poll() {
+    let w = World::new();
+    w.log.create("t", 1);
+    w.log.notify_appends();
+    let p = w.start(&flow_with("poll_wait_ms = 20", HISTORY_SINK));
+    w.log.append_json("t", 0, &json!({"n": 1}));
+    wait_records(&p, "f", 1).await;
+    // The log closing drops its notification senders; records still arrive, by timed polls.
+    *w.log.appends_tx.lock().unwrap() = None;
+    w.log.append_json("t", 0, &json!({"n": 2}));
+    wait_records(&p, "f", 2).await;
+    assert_eq!(w.log.longest_poll_wait_ms.load(Ordering::SeqCst), 0);
+    w.shutdown.trigger();
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_without_notifications_waits_inside_its_poll() {
     let w = World::new();
     w.log.create("t", 1);

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -22,7 +23,7 @@ use super::config::PipelineConfig;
 use super::error::{Error, Result, SeamError};
 use super::plan::{FlowDiff, FlowPlan, diff, plan};
 use super::process::{BatchOutcome, CacheTtl, CompiledFlow, process_batch};
-use super::seams::{Seams, Source, SourceBatch, SourceStart};
+use super::seams::{Seams, Source, SourceBatch, SourceStart, WakeSignal};
 use crate::clock::SharedClock;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, Registry};
 use crate::shutdown::{Shutdown, ShutdownSignal};
@@ -652,6 +653,17 @@ async fn run_lane(lane: FlowContext, source: Box<dyn Source>) -> Result<()> {
     result.and(fetched)
 }
 
+/// How a fetcher waits after an empty poll.
+enum Idle {
+    /// Inside the source's poll, at most `wait_ms` (a source without notifications).
+    InPoll,
+    /// For the source's next append notification, with no timer.
+    Signal(WakeSignal),
+    /// `wait_ms` between polls that do not wait: the notifications ended (their log is
+    /// closing) and the source has nothing left to wait on.
+    Timer,
+}
+
 /// Polls the source and queues non-empty batches until stopped, the queue closes, or a poll
 /// fails; every poll's log end offsets update the lag at once. A source with append
 /// notifications ([`Source::take_wake_signal`]) is polled without waiting, and an empty poll
@@ -666,17 +678,18 @@ async fn fetch_loop(
     wait_ms: u64,
     clock: SharedClock,
 ) -> Result<()> {
-    let mut wake = source.take_wake_signal();
+    let mut idle = source.take_wake_signal().map_or(Idle::InPoll, Idle::Signal);
     loop {
         if stop.is_triggered() || tx.is_closed() {
             return Ok(());
         }
-        let poll_wait_ms = match wake.as_mut() {
-            Some(w) => {
+        let poll_wait_ms = match &mut idle {
+            Idle::Signal(w) => {
                 w.mark_seen();
                 0
             }
-            None => wait_ms,
+            Idle::Timer => 0,
+            Idle::InPoll => wait_ms,
         };
         let (back, polled) = blocking(&shared.name, move || {
             let polled = source.poll(max_records, poll_wait_ms);
@@ -691,16 +704,23 @@ async fn fetch_loop(
         })?;
         shared.observe_ends(&batch.end_offsets);
         if batch.records.is_empty() {
-            if let Some(w) = wake.as_mut() {
-                tokio::select! {
+            let ended = match &mut idle {
+                Idle::InPoll => false,
+                Idle::Signal(w) => tokio::select! {
                     biased;
                     () = stop.wait() => return Ok(()),
                     () = tx.closed() => return Ok(()),
-                    woke = w.changed() => if woke.is_err() {
-                        // The notifications ended (the log is closing): bounded polls from here.
-                        wake = None;
-                    },
-                }
+                    woke = w.changed() => woke.is_err(),
+                },
+                Idle::Timer => tokio::select! {
+                    biased;
+                    () = stop.wait() => return Ok(()),
+                    () = tx.closed() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_millis(wait_ms)) => false,
+                },
+            };
+            if ended {
+                idle = Idle::Timer;
             }
             continue;
         }
