@@ -88,7 +88,8 @@ dead_letter = \"{dead_letter}\"\n\
 batch_records = {batch_records}\n\
 # Batches queued between fetching and processing; a full queue stops fetching.\n\
 queue_batches = {queue_batches}\n\
-# Longest wait for new records per fetch, in milliseconds.\n\
+# Longest wait per fetch, in milliseconds, for a source without append notifications (the\n\
+# log has them: its fetchers sleep until the next append, with no timer).\n\
 poll_wait_ms = {poll_wait_ms}\n\
 # Records with no route matched go to these sinks (only with routes; empty = counted, skipped).\n\
 # unmatched = [\"order-history\"]\n\
