@@ -101,7 +101,9 @@ proptest! {
         let enc = encode_key_value(&a, f);
         let (back, used) = decode_key_value(&enc, f).unwrap();
         prop_assert_eq!(used, enc.len());
-        prop_assert_eq!(compare_values(&back, &a), Ordering::Equal, "{:?} a={} back={}", f, a, back);
+        prop_assert_eq!(
+            compare_values(&back, &a), Ordering::Equal, "{:?} a={} back={}", f, a, back
+        );
         prop_assert_eq!(encode_key_value(&back, f), enc);
     }
 

@@ -1,12 +1,12 @@
 //! Running flows: one task per flow that owns a fetcher task and a bounded queue between them,
 //! per-flow metrics and status, reload by diff, and shutdown.
 //!
-//! Shape of one flow: `fetcher` polls the [`Source`] (in `spawn_blocking`; between empty polls it
-//! waits on the source's append notifications, when it has them, with no timer) and sends each
-//! batch into a queue of `queue_batches` batches; the flow task takes batches off the queue and runs
-//! `process_batch` (in `spawn_blocking`), which ends with the history commit carrying the
-//! offsets. A full queue blocks the fetcher, so at most `queue_batches + 2` fetched batches exist
-//! at once (one being processed, the queue, one waiting to be queued).
+//! Shape of one flow: `fetcher` polls the [`Source`] (in `spawn_blocking`; between empty polls
+//! it waits on the source's append notifications, when it has them, with no timer) and sends
+//! each batch into a queue of `queue_batches` batches; the flow task takes batches off the queue
+//! and runs `process_batch` (in `spawn_blocking`), which ends with the history commit carrying
+//! the offsets. A full queue blocks the fetcher, so at most `queue_batches + 2` fetched batches
+//! exist at once (one being processed, the queue, one waiting to be queued).
 //!
 //! Invariant: a flow stops only between batches, so the committed offsets always describe
 //! exactly the batches whose history writes landed; queued batches are dropped and read again.
