@@ -1242,16 +1242,28 @@ sinks = [{ name = "h", history = { collection = "a.b" } }]
     p.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_source_with_append_notifications_is_never_polled_with_a_wait_and_stops_at_once() {
+/// Flow `f` on topic `t` with `poll_wait_ms`, its source notifying appends when `notify`,
+/// after it has read its first record (so it is idle now).
+async fn idle_flow(poll_wait_ms: u64, notify: bool) -> (World, Pipeline) {
     let w = World::new();
     w.log.create("t", 1);
-    w.log.notify_appends();
-    // The longest poll wait there is: a fetcher waiting inside its poll would hold the stop
-    // below for up to 10 s.
-    let p = w.start(&flow_with("poll_wait_ms = 10000", HISTORY_SINK));
+    if notify {
+        w.log.notify_appends();
+    }
+    let p = w.start(&flow_with(
+        &format!("poll_wait_ms = {poll_wait_ms}"),
+        HISTORY_SINK,
+    ));
     w.log.append_json("t", 0, &json!({"n": 1}));
     wait_records(&p, "f", 1).await;
+    (w, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_with_append_notifications_is_never_polled_with_a_wait_and_stops_at_once() {
+    // The longest poll wait there is: a fetcher waiting inside its poll would hold the stop
+    // below for up to 10 s.
+    let (w, p) = idle_flow(10_000, true).await;
     // Idle now; the next record arrives through the notification alone.
     w.log.append_json("t", 0, &json!({"n": 2}));
     wait_records(&p, "f", 2).await;
@@ -1267,12 +1279,7 @@ async fn a_source_with_append_notifications_is_never_polled_with_a_wait_and_stop
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_append_notifications_end_the_fetcher_polls_on_a_timer_without_waiting_in_poll() {
-    let w = World::new();
-    w.log.create("t", 1);
-    w.log.notify_appends();
-    let p = w.start(&flow_with("poll_wait_ms = 20", HISTORY_SINK));
-    w.log.append_json("t", 0, &json!({"n": 1}));
-    wait_records(&p, "f", 1).await;
+    let (w, p) = idle_flow(20, true).await;
     // The log closing drops its notification senders; records still arrive, by timed polls.
     *w.log.appends_tx.lock().unwrap() = None;
     w.log.append_json("t", 0, &json!({"n": 2}));
@@ -1284,11 +1291,7 @@ async fn when_the_append_notifications_end_the_fetcher_polls_on_a_timer_without_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_without_notifications_waits_inside_its_poll() {
-    let w = World::new();
-    w.log.create("t", 1);
-    let p = w.start(&flow_with("poll_wait_ms = 250", HISTORY_SINK));
-    w.log.append_json("t", 0, &json!({"n": 1}));
-    wait_records(&p, "f", 1).await;
+    let (w, p) = idle_flow(250, false).await;
     assert_eq!(w.log.longest_poll_wait_ms.load(Ordering::SeqCst), 250);
     w.shutdown.trigger();
     p.stop().await;

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -99,7 +98,8 @@ impl SourceOpener for LogSources {
     }
 }
 
-/// One flow's consumer: a position per partition and a wake-up receiver per partition.
+/// One flow's consumer: a position per partition and a wake-up receiver per partition (until
+/// the fetcher takes them as its wake signal).
 struct LogSource {
     log: Arc<Log>,
     topic: String,
@@ -197,28 +197,9 @@ impl Source for LogSource {
             .collect()
     }
 
-    fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
-        for receiver in &mut self.receivers {
-            receiver.borrow_and_update();
-        }
-        let batch = self.read_available(max_records)?;
-        // Without receivers (handed to the fetcher as its wake signal) there is nothing to
-        // wait on here.
-        if !batch.records.is_empty() || wait_ms == 0 || self.receivers.is_empty() {
-            return Ok(batch);
-        }
-        // Nothing to read: wait for any partition's append notification (no polling), bounded
-        // by `wait_ms` so the flow can notice shutdown. We are on a blocking thread, where
-        // blocking on the runtime handle is allowed.
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return Ok(batch);
-        };
-        let receivers = &mut self.receivers;
-        handle.block_on(async {
-            let changed =
-                futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
-            let _ = tokio::time::timeout(Duration::from_millis(wait_ms), changed).await;
-        });
+    /// Never waits: the partitions' append notifications are the fetcher's
+    /// ([`Source::take_wake_signal`]), which waits on them between polls.
+    fn poll(&mut self, max_records: usize, _wait_ms: u64) -> Result<SourceBatch, SeamError> {
         self.read_available(max_records)
     }
 }
