@@ -266,6 +266,57 @@ async fn signed_publish_reaches_subscribers_with_key_order_kept() {
     assert_eq!(e.data(), r#""x""#);
 }
 
+/// Records, on this test's single-threaded runtime, whether a subscriber task woken by a publish
+/// ran before the publish's HTTP reply came back.
+async fn delivered_before_reply(
+    engine: &Arc<Engine>,
+    publish: impl std::future::Future<Output = StatusCode>,
+) -> bool {
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut sub = engine.realtime().subscribe("orders", None).unwrap();
+    let seen = order.clone();
+    let subscriber = tokio::spawn(async move {
+        let delivery = sub.recv().await;
+        assert!(matches!(
+            delivery,
+            streamcache::realtime::Delivery::Event(_)
+        ));
+        seen.lock().unwrap().push("delivered");
+    });
+    // Let the subscriber wait on the channel first.
+    tokio::task::yield_now().await;
+    assert_eq!(publish.await, StatusCode::OK);
+    order.lock().unwrap().push("replied");
+    subscriber.await.unwrap();
+    let order = order.lock().unwrap();
+    order.first() == Some(&"delivered")
+}
+
+#[tokio::test]
+async fn subscribers_run_before_the_publish_reply() {
+    let engine = engine(None);
+    let one = json!({"name": "NewOrder", "data": "{}", "channel": "orders"});
+    let publish = async { post(&engine, "/apps/streamcache/events", &one).await.0 };
+    assert!(delivered_before_reply(&engine, publish).await, "events");
+    let batch = json!({"batch": [{"channel": "orders", "name": "NewOrder", "data": "{}"}]});
+    let publish = async {
+        post(&engine, "/apps/streamcache/batch_events", &batch)
+            .await
+            .0
+    };
+    assert!(
+        delivered_before_reply(&engine, publish).await,
+        "batch_events"
+    );
+    let publish = async {
+        let body = json!({"event": "NewOrder", "data": {}}).to_string();
+        call(&engine, "POST", "/realtime/orders", Some(body))
+            .await
+            .0
+    };
+    assert!(delivered_before_reply(&engine, publish).await, "/realtime");
+}
+
 #[tokio::test]
 async fn bad_signatures_and_apps_are_refused() {
     let engine = engine(None);

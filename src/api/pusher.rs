@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use tokio_stream::StreamMap;
 
 use super::AppState;
-use super::realtime::GaugeGuard;
+use super::realtime::{GaugeGuard, let_subscribers_write_first};
 use crate::clock::SharedClock;
 use crate::realtime::{
     self, BATCH_EVENTS_MAX, CLIENT_EVENTS_PER_SECOND_MAX, CONNECTION_CHANNELS_MAX, ChannelKind,
@@ -591,6 +591,7 @@ async fn events(
     authorize(&state, &app_id, &call, &body)?;
     let ev = check_event(parse_body(&body)?)?;
     let info = publish(state.engine.realtime(), ev)?;
+    let_subscribers_write_first().await;
     Ok(Json(info.map_or_else(
         || json!({}),
         |channels| json!({"channels": channels}),
@@ -646,6 +647,7 @@ async fn batch_events(
                 .unwrap_or_else(|| json!({})),
         );
     }
+    let_subscribers_write_first().await;
     Ok(Json(if any_info {
         json!({"batch": infos})
     } else {

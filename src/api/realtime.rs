@@ -217,6 +217,20 @@ struct PublishBody {
     data: Value,
 }
 
+/// Lets the subscriber tasks that a publish just woke write their frames before the HTTP reply
+/// is written.
+///
+/// A woken connection task waits in the runtime's queue behind the publishing request; by
+/// yielding once, the request lets it run first (always on a single worker; on several, when
+/// the task was queued on this worker, the usual case), so a publisher that also subscribes —
+/// a dashboard, a test, a latency probe — finds the event on its socket no later than the
+/// reply. Otherwise the reply goes out first, and the publisher handles it (and often starts
+/// its next request) before it reads the event. Costs one pass through the scheduler per
+/// publish (docs/benchmarks.md, "Subscriber frames before the reply").
+pub(super) async fn let_subscribers_write_first() {
+    tokio::task::yield_now().await;
+}
+
 /// `POST /realtime/{channel}`: publishes one event to SSE and Pusher subscribers alike and
 /// answers `{"id": n}`.
 async fn publish(
@@ -229,5 +243,6 @@ async fn publish(
         .realtime()
         .publish(&channel, &body.event, body.data, None)
         .map_err(|e| client_error(&e))?;
+    let_subscribers_write_first().await;
     Ok(Json(json!({"id": id})))
 }
