@@ -55,6 +55,14 @@ pub(crate) fn routes() -> Router<AppState> {
 
 // ---- WebSocket ----------------------------------------------------------------------------
 
+/// Bytes a WebSocket connection reads from its socket at a time. Pusher clients send small
+/// frames (subscribe, ping, client events), and a larger frame, up to
+/// [`WS_MESSAGE_BYTES_MAX`], grows the buffer as it arrives. The library's default of 128 KiB
+/// is zero-filled before every read, including the reads that find nothing after each
+/// delivered event, and is held by every connection (docs/benchmarks.md, "WebSocket read
+/// buffer").
+const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// `GET /app/{key}?protocol=7…`: upgrades, then runs one connection.
 async fn upgrade(
     State(state): State<AppState>,
@@ -65,6 +73,7 @@ async fn upgrade(
     let protocol = query.get("protocol").cloned();
     ws.max_message_size(WS_MESSAGE_BYTES_MAX)
         .max_frame_size(WS_MESSAGE_BYTES_MAX)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| connection(state, key, protocol, socket))
 }
 
