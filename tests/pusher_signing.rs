@@ -1,6 +1,8 @@
 //! Capability: Pusher signing — channel authorisation for `private-`/`presence-` and HTTP API
 //! request signing — and the HTTP API behind it (`/apps/{app_id}/events`, `/batch_events`,
-//! `/channels…`), including its limits and its exemption from bearer auth.
+//! `/channels…`), including its limits and its exemption from bearer auth; and that an HTTP
+//! publish (`/events`, `/batch_events`, `POST /realtime/{channel}`) lets the subscribers it
+//! woke run before it replies.
 //!
 //! Method: fixed vectors produced by the official `pusher` 5.3.4 Node SDK for the default app
 //! (`authorizeChannel`, and its request-signing helper at auth_timestamp 1700000000); HTTP API
