@@ -61,7 +61,8 @@ pub(crate) async fn start_with_clock(
     let app = streamcache::api::router_with_shutdown(engine.clone(), shutdown.signal());
     let mut signal = shutdown.signal();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        // As `streamcache::server` serves it: one shared route table for every connection.
+        axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async move { signal.wait().await })
             .await
             .unwrap();
