@@ -664,6 +664,35 @@ enum Idle {
     Timer,
 }
 
+impl Idle {
+    /// How long the next poll may wait inside the source. A signal counts as seen from here,
+    /// so an append during the poll still wakes the wait after it.
+    fn poll_wait_ms(&mut self, wait_ms: u64) -> u64 {
+        match self {
+            Self::Signal(w) => {
+                w.mark_seen();
+                0
+            }
+            Self::Timer => 0,
+            Self::InPoll => wait_ms,
+        }
+    }
+
+    /// Waits after an empty poll (not at all for [`Idle::InPoll`], which waited inside it).
+    /// When the notifications end, the fetcher falls back to [`Idle::Timer`].
+    async fn after_empty_poll(&mut self, wait_ms: u64) {
+        match self {
+            Self::InPoll => {}
+            Self::Signal(w) => {
+                if w.changed().await.is_err() {
+                    *self = Self::Timer;
+                }
+            }
+            Self::Timer => tokio::time::sleep(Duration::from_millis(wait_ms)).await,
+        }
+    }
+}
+
 /// Polls the source and queues non-empty batches until stopped, the queue closes, or a poll
 /// fails; every poll's log end offsets update the lag at once. A source with append
 /// notifications ([`Source::take_wake_signal`]) is polled without waiting, and an empty poll
@@ -683,14 +712,7 @@ async fn fetch_loop(
         if stop.is_triggered() || tx.is_closed() {
             return Ok(());
         }
-        let poll_wait_ms = match &mut idle {
-            Idle::Signal(w) => {
-                w.mark_seen();
-                0
-            }
-            Idle::Timer => 0,
-            Idle::InPoll => wait_ms,
-        };
+        let poll_wait_ms = idle.poll_wait_ms(wait_ms);
         let (back, polled) = blocking(&shared.name, move || {
             let polled = source.poll(max_records, poll_wait_ms);
             (source, polled)
@@ -704,23 +726,11 @@ async fn fetch_loop(
         })?;
         shared.observe_ends(&batch.end_offsets);
         if batch.records.is_empty() {
-            let ended = match &mut idle {
-                Idle::InPoll => false,
-                Idle::Signal(w) => tokio::select! {
-                    biased;
-                    () = stop.wait() => return Ok(()),
-                    () = tx.closed() => return Ok(()),
-                    woke = w.changed() => woke.is_err(),
-                },
-                Idle::Timer => tokio::select! {
-                    biased;
-                    () = stop.wait() => return Ok(()),
-                    () = tx.closed() => return Ok(()),
-                    () = tokio::time::sleep(Duration::from_millis(wait_ms)) => false,
-                },
-            };
-            if ended {
-                idle = Idle::Timer;
+            tokio::select! {
+                biased;
+                () = stop.wait() => return Ok(()),
+                () = tx.closed() => return Ok(()),
+                () = idle.after_empty_poll(wait_ms) => {}
             }
             continue;
         }
