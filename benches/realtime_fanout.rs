@@ -1,8 +1,9 @@
 //! Benchmark: the real-time hub in-process, no sockets — publish one ~400 B `NewOrder` and
 //! receive it on 1, 100 and 1000 subscribers (building the Pusher frame once, as the WebSocket
-//! path does); and the cost of checking one signed HTTP API publish (HMAC-SHA256 + MD5). These
-//! are the server's own share of the publish → pusher-js latency measured in
-//! `docs/benchmarks.md`.
+//! path does); the cost of checking one signed HTTP API publish (HMAC-SHA256 + MD5); and that
+//! publish whole through the HTTP application (`api::router`: auth and metrics layers,
+//! signature, body, hub), without a socket. These are the server's own share of the publish →
+//! pusher-js latency measured in `docs/benchmarks.md`.
 
 #![allow(
     clippy::expect_used,
@@ -11,12 +12,44 @@
 )]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
+use streamcache::clock::ManualClock;
+use streamcache::config::Config;
+use streamcache::engine::Engine;
 use streamcache::realtime::{
     Delivery, Hub, RealtimeConfig, SignedRequest, body_md5, check_request, sign_request,
 };
+use tower::ServiceExt as _;
+
+/// The signing time of [`signed_publish`]; the engine's clock reads it.
+const NOW_S: u64 = 1_700_000_000;
+
+/// A publish of [`order`] to `orders` as the Pusher SDK sends it: its body and its signed
+/// query parameters.
+fn signed_publish() -> (String, Vec<(String, String)>) {
+    let body = json!({"name": "NewOrder", "data": order().to_string(), "channels": ["orders"]})
+        .to_string();
+    let mut params = vec![
+        ("auth_key".to_owned(), "streamcache-key".to_owned()),
+        ("auth_timestamp".to_owned(), NOW_S.to_string()),
+        ("auth_version".to_owned(), "1.0".to_owned()),
+        ("body_md5".to_owned(), body_md5(body.as_bytes())),
+    ];
+    let sig = sign_request(
+        "streamcache-secret",
+        "POST",
+        "/apps/streamcache/events",
+        &params,
+    );
+    params.push(("auth_signature".to_owned(), sig));
+    (body, params)
+}
 
 /// A fixed order of about 400 bytes.
 fn order() -> Value {
@@ -71,21 +104,7 @@ fn fanout(c: &mut Criterion) {
 }
 
 fn signing(c: &mut Criterion) {
-    let body = json!({"name": "NewOrder", "data": order().to_string(), "channels": ["orders"]})
-        .to_string();
-    let mut params = vec![
-        ("auth_key".to_owned(), "streamcache-key".to_owned()),
-        ("auth_timestamp".to_owned(), "1700000000".to_owned()),
-        ("auth_version".to_owned(), "1.0".to_owned()),
-        ("body_md5".to_owned(), body_md5(body.as_bytes())),
-    ];
-    let sig = sign_request(
-        "streamcache-secret",
-        "POST",
-        "/apps/streamcache/events",
-        &params,
-    );
-    params.push(("auth_signature".to_owned(), sig));
+    let (body, params) = signed_publish();
     c.bench_function("pusher_check_signed_publish", |b| {
         b.iter(|| {
             let req = SignedRequest {
@@ -98,12 +117,45 @@ fn signing(c: &mut Criterion) {
                 black_box(&req),
                 "streamcache-key",
                 "streamcache-secret",
-                1_700_000_000,
+                NOW_S,
             )
             .expect("valid signature");
         });
     });
 }
 
-criterion_group!(benches, fanout, signing);
+fn http_publish(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config {
+        ephemeral: true,
+        ..Config::default()
+    };
+    let engine = Arc::new(
+        Engine::open_with_clock(config, ManualClock::shared(NOW_S * 1000)).expect("engine"),
+    );
+    let app = streamcache::api::router(engine);
+    let (body, params) = signed_publish();
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let uri = format!("/apps/streamcache/events?{}", query.join("&"));
+    c.bench_function("pusher_http_publish_in_process", |b| {
+        b.iter(|| {
+            let req = Request::builder()
+                .method("POST")
+                .uri(&uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .expect("request");
+            rt.block_on(async {
+                let resp = app.clone().oneshot(req).await.expect("infallible");
+                assert_eq!(resp.status(), StatusCode::OK);
+                black_box(resp.into_body().collect().await.expect("body").to_bytes());
+            });
+        });
+    });
+}
+
+criterion_group!(benches, fanout, signing, http_publish);
 criterion_main!(benches);

@@ -142,6 +142,8 @@ impl Registry {
         Self::default()
     }
 
+    /// The member `name{labels}`, made by `make` on first use. `None` when `name` is already a
+    /// family of another kind (a programming error: the caller gets a detached metric).
     fn get_or_insert(
         &self,
         name: &'static str,
@@ -149,33 +151,40 @@ impl Registry {
         kind: &'static str,
         labels: Labels,
         make: impl FnOnce() -> Metric,
-    ) -> Metric {
+    ) -> Option<Metric> {
         let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
         let family = families.entry(name).or_insert_with(|| Family {
             help,
             kind,
             members: BTreeMap::new(),
         });
-        family.members.entry(labels).or_insert_with(make).clone()
+        if family.kind != kind {
+            return None;
+        }
+        Some(family.members.entry(labels).or_insert_with(make).clone())
     }
 
     /// The counter `name{labels}`, created on first use.
     pub fn counter(&self, name: &'static str, help: &'static str, labels: Labels) -> Arc<Counter> {
-        let fresh = Arc::new(Counter::default());
         match self.get_or_insert(name, help, "counter", labels, || {
-            Metric::Counter(fresh.clone())
+            Metric::Counter(Arc::default())
         }) {
-            Metric::Counter(c) => c,
-            _ => fresh,
+            Some(Metric::Counter(c)) => c,
+            _ => Arc::default(),
         }
     }
 
     /// The gauge `name{labels}`, created on first use.
     pub fn gauge(&self, name: &'static str, help: &'static str, labels: Labels) -> Arc<Gauge> {
-        let fresh = Arc::new(Gauge::default());
-        match self.get_or_insert(name, help, "gauge", labels, || Metric::Gauge(fresh.clone())) {
-            Metric::Gauge(g) => g,
-            _ => fresh,
+        match self.get_or_insert(
+            name,
+            help,
+            "gauge",
+            labels,
+            || Metric::Gauge(Arc::default()),
+        ) {
+            Some(Metric::Gauge(g)) => g,
+            _ => Arc::default(),
         }
     }
 
@@ -187,12 +196,11 @@ impl Registry {
         labels: Labels,
         bounds: &'static [f64],
     ) -> Arc<Histogram> {
-        let fresh = Arc::new(Histogram::new(bounds));
         match self.get_or_insert(name, help, "histogram", labels, || {
-            Metric::Histogram(fresh.clone())
+            Metric::Histogram(Arc::new(Histogram::new(bounds)))
         }) {
-            Metric::Histogram(h) => h,
-            _ => fresh,
+            Some(Metric::Histogram(h)) => h,
+            _ => Arc::new(Histogram::new(bounds)),
         }
     }
 
@@ -362,5 +370,22 @@ mod tests {
         let a = text.find("route=\"/a\\\"x\"").unwrap();
         let b = text.find("route=\"/b\"").unwrap();
         assert!(a < b, "{text}");
+    }
+
+    #[test]
+    fn a_member_is_one_handle_and_a_name_keeps_its_kind() {
+        let r = Registry::new();
+        let first = r.counter("c", "help", vec![("k".into(), "v".into())]);
+        let again = r.counter("c", "help", vec![("k".into(), "v".into())]);
+        assert!(Arc::ptr_eq(&first, &again));
+        again.add(3);
+        assert_eq!(first.get(), 3);
+        // The same name asked for as another kind is a detached metric, not a family member.
+        let stray = r.gauge("c", "help", vec![("k".into(), "w".into())]);
+        stray.set(9);
+        let text = r.render();
+        assert!(text.contains("c{k=\"v\"} 3"), "{text}");
+        assert!(!text.contains("k=\"w\""), "{text}");
+        assert!(!text.contains("# TYPE c gauge"), "{text}");
     }
 }

@@ -5,6 +5,7 @@
 //! of reading a global lets a test stop exactly the servers it started.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 
@@ -63,5 +64,71 @@ impl ShutdownSignal {
     pub async fn wait(&mut self) {
         // `wait_for` returns an error only when the sender is gone, which we treat as shutdown.
         let _ = self.rx.wait_for(|fired| *fired).await;
+    }
+}
+
+/// A store's fatal-fault flag: set once and never cleared, read on every write, and awaitable,
+/// so the supervisor that turns a fault into a shutdown waits for it instead of polling.
+#[derive(Debug)]
+pub(crate) struct FaultLatch {
+    /// Read on the write paths: one atomic load.
+    set: AtomicBool,
+    /// Wakes the waiters.
+    tripped: watch::Sender<bool>,
+}
+
+impl Default for FaultLatch {
+    fn default() -> Self {
+        Self {
+            set: AtomicBool::new(false),
+            tripped: watch::Sender::new(false),
+        }
+    }
+}
+
+impl FaultLatch {
+    /// Sets the latch and wakes every [`FaultLatch::wait`].
+    pub(crate) fn trip(&self) {
+        self.set.store(true, Ordering::Release);
+        self.tripped.send_replace(true);
+    }
+
+    /// Whether the latch is set.
+    pub(crate) fn is_tripped(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the latch is set (at once if it already is).
+    pub(crate) async fn wait(&self) {
+        let mut rx = self.tripped.subscribe();
+        // The sender lives in `self`, which outlives this future: `wait_for` cannot fail.
+        let _ = rx.wait_for(|tripped| *tripped).await;
+    }
+}
+
+#[cfg(test)]
+mod latch_tests {
+    use std::sync::Arc;
+
+    use super::FaultLatch;
+
+    #[tokio::test]
+    async fn a_wait_ends_when_the_latch_trips_and_at_once_afterwards() {
+        let latch = Arc::new(FaultLatch::default());
+        assert!(!latch.is_tripped());
+        let waiter = tokio::spawn({
+            let latch = latch.clone();
+            async move { latch.wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiter.is_finished(),
+            "an untripped latch keeps its waiters waiting"
+        );
+        latch.trip();
+        waiter.await.unwrap();
+        assert!(latch.is_tripped());
+        latch.trip();
+        latch.wait().await;
     }
 }

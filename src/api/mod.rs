@@ -29,15 +29,42 @@ use crate::shutdown::{Shutdown, ShutdownSignal};
 
 pub use error::ApiError;
 
-/// State shared by every handler.
+/// State shared by every handler: one `Arc`, so the copy axum takes for each layer and handler
+/// of a request is one reference-count increment (and its drop one decrement), not one per
+/// field. Fields are read through `Deref` (`state.engine`).
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+/// What [`AppState`] shares.
+#[derive(Debug)]
+pub struct AppShared {
     /// The engines.
     pub engine: Arc<Engine>,
     /// Fires when the server shuts down; long-lived responses (SSE, WebSocket) end on it.
     pub shutdown: ShutdownSignal,
     /// Keeps the signal pending when the router was built without one ([`router`]).
     _trigger: Option<Shutdown>,
+    /// The request metrics' handles (see [`ops::track_metrics`]).
+    http_metrics: ops::HttpMetrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+impl AppState {
+    fn new(engine: Arc<Engine>, shutdown: ShutdownSignal, trigger: Option<Shutdown>) -> Self {
+        Self(Arc::new(AppShared {
+            engine,
+            shutdown,
+            _trigger: trigger,
+            http_metrics: ops::HttpMetrics::default(),
+        }))
+    }
 }
 
 /// Builds the complete HTTP application over `engine`. Long-lived streams end only when their
@@ -45,21 +72,13 @@ pub struct AppState {
 pub fn router(engine: Arc<Engine>) -> Router {
     let trigger = Shutdown::new();
     let signal = trigger.signal();
-    build(AppState {
-        engine,
-        shutdown: signal,
-        _trigger: Some(trigger),
-    })
+    build(AppState::new(engine, signal, Some(trigger)))
 }
 
 /// Builds the complete HTTP application; SSE streams and WebSocket connections end when
 /// `shutdown` fires, so graceful shutdown is not held up by them.
 pub fn router_with_shutdown(engine: Arc<Engine>, shutdown: ShutdownSignal) -> Router {
-    build(AppState {
-        engine,
-        shutdown,
-        _trigger: None,
-    })
+    build(AppState::new(engine, shutdown, None))
 }
 
 fn build(state: AppState) -> Router {

@@ -29,9 +29,6 @@ use crate::shutdown::{Shutdown, ShutdownSignal};
 /// Name of the lock file inside the data directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
 
-/// How often [`Engine::supervise`] checks the stores for a fatal fault, in milliseconds.
-const FATAL_CHECK_INTERVAL_MS: u64 = 100;
-
 /// Why the engine could not open or shut down.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -316,7 +313,7 @@ impl Engine {
             shutdown.clone(),
         )?;
         *self.pipeline.lock().await = Some(pipeline);
-        let housekeeping = tokio::spawn(cache_housekeeping(self.cache.clone(), shutdown.clone()));
+        let housekeeping = spawn_cache_housekeeping(self.cache.clone(), shutdown.clone());
         let task = tokio::spawn(watchers::run(
             self.history.clone(),
             self.realtime.clone(),
@@ -326,25 +323,26 @@ impl Engine {
         self.tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend([housekeeping, task]);
+            .extend(housekeeping.into_iter().chain([task]));
         self.ready.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Starts shutdown through `trigger` once a store reports a fatal fault — history's
     /// poisoned store (a failed commit or persist) or the log's failed fsync: such a store
-    /// refuses every later write until the process restarts. Checks every
-    /// [`FATAL_CHECK_INTERVAL_MS`]; the task ends when `trigger` fires and [`Engine::stop`]
-    /// joins it. Call once, inside a Tokio runtime.
+    /// refuses every later write until the process restarts. The task waits on the stores'
+    /// fault latches (no polling); it ends when `trigger` fires and [`Engine::stop`] joins it.
+    /// Call once, inside a Tokio runtime.
     pub fn supervise(&self, trigger: Shutdown) {
         let history = self.history.clone();
         let log = self.log.clone();
-        let check = move || fatal_store(&history, &log);
-        let task = tokio::spawn(supervise(
-            check,
-            trigger,
-            std::time::Duration::from_millis(FATAL_CHECK_INTERVAL_MS),
-        ));
+        let fault = async move {
+            tokio::select! {
+                () = history.poisoned() => "history",
+                () = log.poisoned() => "log",
+            }
+        };
+        let task = tokio::spawn(supervise(fault, trigger));
         self.tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -432,29 +430,47 @@ impl Engine {
     }
 }
 
-/// The cache's housekeeping until shutdown: `active_expiry_hz` bounded active-expiry passes per
-/// second (Redis's `hz`) and, when `snapshot_interval_s` is set, a periodic snapshot. It runs
-/// whether or not the RESP server does.
-async fn cache_housekeeping(cache: crate::cache::Cache, mut shutdown: ShutdownSignal) {
+/// Starts the cache's housekeeping ([`cache_housekeeping`]) on a blocking thread of its own,
+/// and the task that tells it when `shutdown` fires. Returns both tasks.
+fn spawn_cache_housekeeping(
+    cache: crate::cache::Cache,
+    mut shutdown: ShutdownSignal,
+) -> [JoinHandle<()>; 2] {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let stop = tokio::spawn(async move {
+        shutdown.wait().await;
+        drop(stop_tx);
+    });
+    let work = tokio::task::spawn_blocking(move || cache_housekeeping(&cache, &stop_rx));
+    [stop, work]
+}
+
+/// The cache's housekeeping until `stop` disconnects: `active_expiry_hz` bounded active-expiry
+/// passes per second (Redis's `hz`) and, when `snapshot_interval_s` is set, a periodic
+/// snapshot. It runs whether or not the RESP server does.
+///
+/// IMPORTANT: one thread that sleeps between passes, so an idle server pays one wake-up per
+/// pass; a timer on the runtime that hands each pass to the blocking pool woke a worker, a
+/// pool thread and the worker again.
+fn cache_housekeeping(cache: &crate::cache::Cache, stop: &std::sync::mpsc::Receiver<()>) {
     let config = &cache.inner().config;
     let hz = u64::from(config.active_expiry_hz.clamp(1, 500));
+    let period = std::time::Duration::from_millis(1000 / hz);
     let snapshot_every = config.snapshot_interval_s;
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(1000 / hz));
     let mut ticks: u64 = 0;
     loop {
-        tokio::select! {
-            () = shutdown.wait() => return,
-            _ = tick.tick() => {
-                let c = cache.clone();
-                let _ = tokio::task::spawn_blocking(move || c.active_expire_cycle()).await;
-                ticks += 1;
-                if snapshot_every > 0 && ticks.is_multiple_of(snapshot_every * hz) {
-                    let c = cache.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || c.save_snapshot()).await {
-                        tracing::error!(error = %e, "periodic cache snapshot failed");
-                    }
-                }
-            }
+        // A pass's own time is not subtracted: the rate is at most `hz`.
+        match stop.recv_timeout(period) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        cache.active_expire_cycle();
+        ticks += 1;
+        if snapshot_every > 0
+            && ticks.is_multiple_of(snapshot_every * hz)
+            && let Err(e) = cache.save_snapshot()
+        {
+            tracing::error!(error = %e, "periodic cache snapshot failed");
         }
     }
 }
@@ -470,27 +486,18 @@ fn fatal_store(history: &crate::history::History, log: &crate::log::Log) -> Opti
     }
 }
 
-/// Fires `trigger` when `check` names a store with a fatal fault; returns once `trigger` fired
-/// (by this task or anyone else).
-async fn supervise(
-    check: impl Fn() -> Option<&'static str>,
-    trigger: Shutdown,
-    every: std::time::Duration,
-) {
+/// Fires `trigger` when `fault` resolves to the name of a store with a fatal fault; returns
+/// once `trigger` fired (by this task or anyone else).
+async fn supervise(fault: impl Future<Output = &'static str>, trigger: Shutdown) {
     let mut signal = trigger.signal();
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tokio::select! {
-            () = signal.wait() => return,
-            _ = tick.tick() => {}
-        }
-        if let Some(store) = check() {
+    tokio::select! {
+        () = signal.wait() => {}
+        store = fault => {
             tracing::error!(
                 store,
                 "fatal storage fault: the store refuses writes until restart; shutting down"
             );
             trigger.trigger();
-            return;
         }
     }
 }
@@ -533,42 +540,39 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
 
     use super::supervise;
-    use crate::shutdown::Shutdown;
+    use crate::shutdown::{FaultLatch, Shutdown};
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_fatal_store_fault_triggers_shutdown() {
-        let poisoned = Arc::new(AtomicBool::new(false));
-        let flag = poisoned.clone();
+        let latch = Arc::new(FaultLatch::default());
         let trigger = Shutdown::new();
         let signal = trigger.signal();
-        let task = tokio::spawn(supervise(
-            move || flag.load(Ordering::Acquire).then_some("history"),
-            trigger,
-            Duration::from_millis(100),
-        ));
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        let fault = {
+            let latch = latch.clone();
+            async move {
+                latch.wait().await;
+                "history"
+            }
+        };
+        let task = tokio::spawn(supervise(fault, trigger));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
         assert!(
             !signal.is_triggered(),
             "a healthy store keeps the process up"
         );
-        poisoned.store(true, Ordering::Release);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(signal.is_triggered());
+        latch.trip();
         task.await.unwrap();
+        assert!(signal.is_triggered());
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn the_supervisor_ends_with_shutdown() {
         let trigger = Shutdown::new();
-        let task = tokio::spawn(supervise(
-            || None,
-            trigger.clone(),
-            Duration::from_millis(100),
-        ));
+        let task = tokio::spawn(supervise(std::future::pending(), trigger.clone()));
         trigger.trigger();
         task.await.unwrap();
     }

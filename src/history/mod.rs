@@ -718,6 +718,11 @@ impl History {
         self.inner.store.is_poisoned()
     }
 
+    /// Resolves once a fatal storage error has stopped writes ([`History::is_poisoned`]).
+    pub(crate) async fn poisoned(&self) {
+        self.inner.store.poisoned().await;
+    }
+
     /// Inserts one document, generating an ObjectId `_id` when absent; returns the `_id`.
     ///
     /// # Errors

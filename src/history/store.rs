@@ -9,15 +9,14 @@
 //! A fatal storage error (fjall `Poisoned`, or any failed commit) latches [`Store::is_poisoned`]
 //! and every later write is refused.
 
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, KvSeparationOptions, PersistMode};
 
 use super::error::{Error, Result};
 use super::keys::check_key;
 use super::{Durability, KEY_BYTES_MAX};
+use crate::shutdown::FaultLatch;
 
 /// Which keyspace a key lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,13 +181,13 @@ pub(crate) struct Store {
     catalog: Keyspace,
     meta: Keyspace,
     /// Latched on the first fatal storage error.
-    poisoned: AtomicBool,
+    poisoned: FaultLatch,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("poisoned", &self.poisoned.load(Ordering::Relaxed))
+            .field("poisoned", &self.poisoned.is_tripped())
             .finish_non_exhaustive()
     }
 }
@@ -237,7 +236,7 @@ impl Store {
             catalog: ks("catalog")?,
             meta: ks("meta")?,
             db,
-            poisoned: AtomicBool::new(false),
+            poisoned: FaultLatch::default(),
         })
     }
 
@@ -253,7 +252,12 @@ impl Store {
 
     /// Whether a fatal storage error has stopped writes.
     pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Acquire)
+        self.poisoned.is_tripped()
+    }
+
+    /// Resolves once a fatal storage error has stopped writes.
+    pub(crate) async fn poisoned(&self) {
+        self.poisoned.wait().await;
     }
 
     /// Applies `set` atomically with the given durability.
@@ -298,7 +302,7 @@ impl Store {
         batch.commit().map_err(|e| {
             // IMPORTANT: a failed commit may leave the journal in an unknown state; fjall's
             // guidance is to stop and restart, so every later write is refused.
-            self.poisoned.store(true, Ordering::Release);
+            self.poisoned.trip();
             storage("committing a batch")(e)
         })
     }
@@ -309,7 +313,7 @@ impl Store {
     /// [`Error::Storage`]; the store is poisoned afterwards.
     pub(crate) fn persist(&self) -> Result<()> {
         self.db.persist(PersistMode::SyncAll).map_err(|e| {
-            self.poisoned.store(true, Ordering::Release);
+            self.poisoned.trip();
             storage("persisting the journal")(e)
         })
     }

@@ -25,8 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -35,6 +34,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
+use crate::shutdown::FaultLatch;
 
 pub use error::{Error, Result};
 pub use groups::{
@@ -48,6 +48,7 @@ pub use segment::{
     BatchError, BatchInfo, BatchRecords, HeaderViews, RecordView, crc32c, decode_batch,
     decode_batch_frame, decode_batch_info, encode_batch, record_bytes,
 };
+use writer::LogShared;
 pub use writer::Partition;
 
 // ---------------------------------------------------------------------------------------------
@@ -102,8 +103,12 @@ pub const SUBSCRIPTION_TOPICS_MAX: usize = 1024;
 pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
 /// Longest `interval_ms(N)`, in ms.
 pub const FLUSH_INTERVAL_MS_MAX: u64 = 60 * 60 * 1000;
-/// Longest wait of the background thread between ticks, in ms.
+/// Longest wait of the background thread between ticks while data waits for an interval
+/// fsync, and its shortest wait otherwise, in ms.
 const BACKGROUND_TICK_MS_MAX: u64 = 100;
+/// Longest wait of the background thread while no data waits for an interval fsync, in ms: a
+/// due retention check and consumer expiry wait at most this long.
+const IDLE_WAIT_MS_MAX: u64 = 1000;
 
 const _: () = assert!(RECORD_BYTES_MAX <= APPEND_BYTES_MAX);
 const _: () = assert!(MAX_MESSAGE_BYTES_DEFAULT <= RECORD_BYTES_MAX);
@@ -593,10 +598,8 @@ struct Inner {
     offsets_ks: fjall::Keyspace,
     /// REST consumer instances.
     groups: Mutex<groups::Registry>,
-    /// Set after a failed fsync.
-    poisoned: Arc<AtomicBool>,
-    /// Read buffers shared by every partition.
-    buffers: Arc<reader::ReadBuffers>,
+    /// Fault latch, read buffers and flush bell of every partition.
+    shared: LogShared,
 }
 
 /// The partitioned log.
@@ -617,8 +620,8 @@ struct Inner {
 pub struct Log {
     /// Shared state.
     inner: Arc<Inner>,
-    /// Stop channel and handle of the background thread.
-    background: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// Handle of the background thread (stopped through the flush bell).
+    background: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Log {
@@ -640,8 +643,11 @@ impl Log {
         let offsets_ks = db
             .keyspace("offsets", fjall::KeyspaceCreateOptions::default)
             .map_err(error::meta("open keyspace offsets"))?;
-        let poisoned = Arc::new(AtomicBool::new(false));
-        let buffers = Arc::new(reader::ReadBuffers::new(config.parallel_read));
+        let shared = LogShared {
+            poisoned: Arc::new(FaultLatch::default()),
+            buffers: Arc::new(reader::ReadBuffers::new(config.parallel_read)),
+            bell: Arc::default(),
+        };
         let mut topics = BTreeMap::new();
         for guard in topics_ks.iter() {
             let (k, v) = guard.into_inner().map_err(error::meta("list topics"))?;
@@ -651,7 +657,7 @@ impl Log {
                     key: name.clone(),
                     reason: e.to_string(),
                 })?;
-            let topic = open_topic(dir, &name, &record, &config, &clock, &poisoned, &buffers)?;
+            let topic = open_topic(dir, &name, &record, &config, &clock, &shared)?;
             topics.insert(name, Arc::new(topic));
         }
         let inner = Arc::new(Inner {
@@ -664,8 +670,7 @@ impl Log {
             db,
             topics_ks,
             offsets_ks,
-            poisoned,
-            buffers,
+            shared,
         });
         let background = spawn_background(inner.clone()).map_err(error::io_at(dir))?;
         Ok(Self {
@@ -683,7 +688,12 @@ impl Log {
     /// Whether an fsync has failed; the log then refuses writes until reopened.
     #[must_use]
     pub fn is_poisoned(&self) -> bool {
-        self.inner.poisoned.load(Ordering::Acquire)
+        self.inner.shared.poisoned.is_tripped()
+    }
+
+    /// Resolves once a failed fsync has stopped writes.
+    pub(crate) async fn poisoned(&self) {
+        self.inner.shared.poisoned.wait().await;
     }
 
     /// Creates a topic with `partitions` (the configured default when `None`) and config
@@ -742,8 +752,7 @@ impl Log {
             &record,
             &self.inner.config,
             &self.inner.clock,
-            &self.inner.poisoned,
-            &self.inner.buffers,
+            &self.inner.shared,
         )?;
         writer::sync_dir(&self.inner.dir.join("topics"))?;
         let value = serde_json::to_vec(&record).map_err(|e| Error::MetaCorrupt {
@@ -1073,9 +1082,9 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         if let Ok(mut bg) = self.background.lock()
-            && let Some((stop, handle)) = bg.take()
+            && let Some(handle) = bg.take()
         {
-            drop(stop);
+            self.inner.shared.bell.stop();
             let _ = handle.join();
         }
     }
@@ -1088,8 +1097,7 @@ fn open_topic(
     record: &TopicRecord,
     defaults: &LogConfig,
     clock: &SharedClock,
-    poisoned: &Arc<AtomicBool>,
-    buffers: &Arc<reader::ReadBuffers>,
+    shared: &LogShared,
 ) -> Result<Topic> {
     let config = TopicConfig::from_entries(defaults, &record.configs)?;
     let mut partitions = Vec::new();
@@ -1101,8 +1109,7 @@ fn open_topic(
             pdir,
             config.clone(),
             clock.clone(),
-            poisoned.clone(),
-            buffers.clone(),
+            shared.clone(),
         )?));
     }
     let topic_dir = dir.join("topics").join(name);
@@ -1142,24 +1149,27 @@ impl fmt::Debug for Inner {
 }
 
 /// Starts the thread that runs interval fsyncs, retention and consumer expiry.
-fn spawn_background(inner: Arc<Inner>) -> std::io::Result<(mpsc::Sender<()>, JoinHandle<()>)> {
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let handle = std::thread::Builder::new().name("streamcache-log".into()).spawn(move || {
+///
+/// IMPORTANT: it ticks (every [`background_tick_ms`]) only while some `interval_ms(N)`
+/// partition has data waiting for its fsync; otherwise it sleeps until an append rings the
+/// [`writer::FlushBell`] or the next retention check is due (at most [`IDLE_WAIT_MS_MAX`]), so
+/// an idle log wakes about once a second instead of every N ms.
+fn spawn_background(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("streamcache-log".into()).spawn(move || {
+        let bell = inner.shared.bell.clone();
         let mut last_retention_ms = inner.clock.monotonic_ns() / 1_000_000;
         loop {
-            let tick = background_tick_ms(&inner);
-            match stop_rx.recv_timeout(Duration::from_millis(tick)) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
+            bell.listen();
             let topics: Vec<Arc<Topic>> = match inner.topics.read() {
                 Ok(t) => t.values().cloned().collect(),
                 Err(_) => return,
             };
+            let mut waiting = false;
             for t in &topics {
                 for p in &t.partitions {
-                    if let Err(e) = p.flush_if_due() {
-                        tracing::error!(topic = %t.info.name, partition = p.id(), error = %e, "interval fsync failed; the log stops accepting writes");
+                    match p.flush_if_due() {
+                        Ok(left) => waiting |= left,
+                        Err(e) => tracing::error!(topic = %t.info.name, partition = p.id(), error = %e, "interval fsync failed; the log stops accepting writes"),
                     }
                 }
             }
@@ -1173,9 +1183,21 @@ fn spawn_background(inner: Arc<Inner>) -> std::io::Result<(mpsc::Sender<()>, Joi
                     g.expire_idle(inner.clock.now_ms(), inner.config.consumer_instance_timeout_ms);
                 }
             }
+            let until_retention = (last_retention_ms + inner.config.retention_check_interval_ms)
+                .saturating_sub(now)
+                .clamp(BACKGROUND_TICK_MS_MAX, IDLE_WAIT_MS_MAX);
+            let wait_ms = if waiting {
+                // Appends are not worth a wake-up now: the tick fsyncs them.
+                bell.ignore();
+                background_tick_ms(&inner).min(until_retention)
+            } else {
+                until_retention
+            };
+            if bell.wait(Duration::from_millis(wait_ms), !waiting) == writer::Woke::Stopped {
+                return;
+            }
         }
-    })?;
-    Ok((stop_tx, handle))
+    })
 }
 
 /// How long the background thread waits: the shortest interval policy in use, at most

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -22,6 +23,7 @@ use super::recovery::{self, ScanFailure};
 use super::segment::{self, BatchInfo};
 use super::{FlushPolicy, Offset, Record, TopicConfig};
 use crate::clock::SharedClock;
+use crate::shutdown::FaultLatch;
 
 /// File name of a segment's data file: base offset in 20 digits.
 pub(crate) fn segment_file_name(base: Offset, ext: &str) -> String {
@@ -124,6 +126,101 @@ struct SyncState {
     last_sync_ms: u64,
 }
 
+/// What every partition of a log shares: the fault latch, the read buffers and the flush bell.
+#[derive(Debug, Clone)]
+pub(crate) struct LogShared {
+    /// Set log-wide after a failed fsync.
+    pub(crate) poisoned: Arc<FaultLatch>,
+    /// Log-wide reused read buffers.
+    pub(crate) buffers: Arc<ReadBuffers>,
+    /// Rung by appends that leave data for an interval fsync.
+    pub(crate) bell: Arc<FlushBell>,
+}
+
+/// Wakes the log's background thread when an append leaves data for an `interval_ms(N)` fsync,
+/// so the thread sleeps while no partition has any, instead of ticking every N ms.
+///
+/// The thread calls [`FlushBell::listen`] before it looks at the partitions; an append rings
+/// after its data is visible. A ring between the two ends the thread's next wait at once, so no
+/// append is missed.
+#[derive(Debug, Default)]
+pub(crate) struct FlushBell {
+    state: Mutex<BellState>,
+    cv: Condvar,
+}
+
+/// Why [`FlushBell::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// An append rang.
+    Rung,
+    /// The timeout passed.
+    TimedOut,
+    /// The log is closing.
+    Stopped,
+}
+
+#[derive(Debug, Default)]
+struct BellState {
+    /// The thread wants to hear of the next append.
+    listening: bool,
+    /// An append rang since [`FlushBell::listen`].
+    rung: bool,
+    /// The log is closing.
+    stopped: bool,
+}
+
+impl FlushBell {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BellState> {
+        // Three flags, each written in one statement: a panic elsewhere cannot leave them torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// After an append to an `interval_ms(N)` partition: wakes a listening thread.
+    pub(crate) fn ring(&self) {
+        let mut state = self.lock();
+        if state.listening {
+            state.listening = false;
+            state.rung = true;
+            self.cv.notify_one();
+        }
+    }
+
+    /// Starts listening: a ring from now on ends the next [`FlushBell::wait`] that wakes on rings.
+    pub(crate) fn listen(&self) {
+        let mut state = self.lock();
+        state.listening = true;
+        state.rung = false;
+    }
+
+    /// Stops listening (the thread will look again after a fixed wait anyway).
+    pub(crate) fn ignore(&self) {
+        self.lock().listening = false;
+    }
+
+    /// Waits up to `timeout`, less if the log closes or, with `on_ring`, an append rings.
+    pub(crate) fn wait(&self, timeout: Duration, on_ring: bool) -> Woke {
+        let state = self.lock();
+        let (state, _) = self
+            .cv
+            .wait_timeout_while(state, timeout, |s| !(s.stopped || (on_ring && s.rung)))
+            .unwrap_or_else(PoisonError::into_inner);
+        if state.stopped {
+            Woke::Stopped
+        } else if on_ring && state.rung {
+            Woke::Rung
+        } else {
+            Woke::TimedOut
+        }
+    }
+
+    /// Ends every wait, now and later.
+    pub(crate) fn stop(&self) {
+        self.lock().stopped = true;
+        self.cv.notify_all();
+    }
+}
+
 /// One partition of a topic: an ordered sequence of segments with one writer at a time.
 ///
 /// Obtain one from [`crate::log::Log::partition`]; it is shared (`Arc`) and all methods take
@@ -149,9 +246,11 @@ pub struct Partition {
     /// The end offset readers may see; tailing readers wait on it.
     pub(crate) end_tx: watch::Sender<Offset>,
     /// Set log-wide after a failed fsync; refuses further writes.
-    poisoned: Arc<AtomicBool>,
+    poisoned: Arc<FaultLatch>,
     /// Log-wide reused read buffers.
     pub(crate) buffers: Arc<ReadBuffers>,
+    /// Rung after appends under `interval_ms(N)`.
+    bell: Arc<FlushBell>,
 }
 
 /// What one append placed in a partition.
@@ -171,9 +270,13 @@ impl Partition {
         dir: PathBuf,
         config: TopicConfig,
         clock: SharedClock,
-        poisoned: Arc<AtomicBool>,
-        buffers: Arc<ReadBuffers>,
+        shared: LogShared,
     ) -> Result<Self> {
+        let LogShared {
+            poisoned,
+            buffers,
+            bell,
+        } = shared;
         std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(io_at(&dir))? {
@@ -235,6 +338,7 @@ impl Partition {
             end_tx,
             poisoned,
             buffers,
+            bell,
         })
     }
 
@@ -254,7 +358,7 @@ impl Partition {
     /// policy is met: after the write for `never` and `interval_ms(N)`, after an fsync shared
     /// with every concurrent append for `always`.
     pub(crate) fn append(&self, records: &[Record]) -> Result<Placed> {
-        if self.poisoned.load(Ordering::Acquire) {
+        if self.poisoned.is_tripped() {
             return Err(Error::Poisoned);
         }
         let now_ms = i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
@@ -272,7 +376,11 @@ impl Partition {
         };
         match self.config.flush_policy {
             FlushPolicy::Always => self.wait_durable(end)?,
-            FlushPolicy::IntervalMs(_) | FlushPolicy::Never => {
+            FlushPolicy::IntervalMs(_) => {
+                self.end_tx.send_if_modified(|v| raise(v, end));
+                self.bell.ring();
+            }
+            FlushPolicy::Never => {
                 self.end_tx.send_if_modified(|v| raise(v, end));
             }
         }
@@ -321,7 +429,7 @@ impl Partition {
         }
         let durable = self.config.flush_policy != FlushPolicy::Never;
         if durable && let Err(e) = active.file.sync_data() {
-            self.poisoned.store(true, Ordering::Release);
+            self.poisoned.trip();
             return Err(Error::Io {
                 path: active.path.clone(),
                 source: e,
@@ -346,7 +454,7 @@ impl Partition {
     fn wait_durable(&self, target: Offset) -> Result<()> {
         let mut sync = self.sync.lock()?;
         loop {
-            if self.poisoned.load(Ordering::Acquire) {
+            if self.poisoned.is_tripped() {
                 return Err(Error::Poisoned);
             }
             if sync.synced >= target {
@@ -366,7 +474,7 @@ impl Partition {
             match result {
                 Ok(upto) => sync.synced = sync.synced.max(upto),
                 Err(e) => {
-                    self.poisoned.store(true, Ordering::Release);
+                    self.poisoned.trip();
                     self.synced_cv.notify_all();
                     return Err(e);
                 }
@@ -405,18 +513,27 @@ impl Partition {
     }
 
     /// Flushes when the topic's policy is `interval_ms(N)`, data is dirty and the last fsync is
-    /// at least N ms old by the monotonic clock.
-    pub(crate) fn flush_if_due(&self) -> Result<()> {
+    /// at least N ms old by the monotonic clock. Returns whether data is left waiting for a
+    /// later interval fsync.
+    pub(crate) fn flush_if_due(&self) -> Result<bool> {
         let FlushPolicy::IntervalMs(interval) = self.config.flush_policy else {
-            return Ok(());
+            return Ok(false);
         };
         let now_ms = self.clock.monotonic_ns() / 1_000_000;
-        let due = {
+        let (dirty, due) = {
             let sync = self.sync.lock()?;
-            sync.synced < *self.end_tx.borrow()
-                && now_ms.saturating_sub(sync.last_sync_ms) >= interval
+            let dirty = sync.synced < *self.end_tx.borrow();
+            (
+                dirty,
+                dirty && now_ms.saturating_sub(sync.last_sync_ms) >= interval,
+            )
         };
-        if due { self.flush() } else { Ok(()) }
+        if due {
+            self.flush()?;
+            Ok(false)
+        } else {
+            Ok(dirty)
+        }
     }
 
     /// Writes the active segment's indexes so a clean restart need not rebuild them.
@@ -686,4 +803,61 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(io_at(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{FlushBell, Woke};
+
+    /// Longer than any test runs: a wait that returns early was ended by the bell.
+    const FOREVER: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_ring_after_listen_ends_the_wait_at_once() {
+        let bell = FlushBell::default();
+        bell.listen();
+        bell.ring();
+        assert_eq!(bell.wait(FOREVER, true), Woke::Rung);
+    }
+
+    #[test]
+    fn a_ring_from_another_thread_wakes_the_waiter() {
+        let bell = Arc::new(FlushBell::default());
+        bell.listen();
+        let ringer = std::thread::spawn({
+            let bell = bell.clone();
+            move || bell.ring()
+        });
+        assert_eq!(bell.wait(FOREVER, true), Woke::Rung);
+        ringer.join().unwrap();
+    }
+
+    #[test]
+    fn rings_are_not_heard_unless_listening() {
+        let bell = FlushBell::default();
+        bell.ring();
+        assert_eq!(bell.wait(Duration::ZERO, true), Woke::TimedOut);
+        bell.listen();
+        bell.ignore();
+        bell.ring();
+        assert_eq!(bell.wait(Duration::ZERO, true), Woke::TimedOut);
+        // A ring heard while the thread waits for its tick does not end that wait.
+        bell.listen();
+        bell.ring();
+        assert_eq!(bell.wait(Duration::ZERO, false), Woke::TimedOut);
+        // Listening again forgets the ring.
+        bell.listen();
+        assert_eq!(bell.wait(Duration::ZERO, true), Woke::TimedOut);
+    }
+
+    #[test]
+    fn stop_ends_every_wait() {
+        let bell = FlushBell::default();
+        bell.stop();
+        assert_eq!(bell.wait(FOREVER, false), Woke::Stopped);
+        assert_eq!(bell.wait(FOREVER, true), Woke::Stopped);
+    }
 }
