@@ -1183,7 +1183,8 @@ fn spawn_background(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
                     g.expire_idle(inner.clock.now_ms(), inner.config.consumer_instance_timeout_ms);
                 }
             }
-            let until_retention = (last_retention_ms + inner.config.retention_check_interval_ms)
+            let until_retention = last_retention_ms
+                .saturating_add(inner.config.retention_check_interval_ms)
                 .saturating_sub(now)
                 .clamp(BACKGROUND_TICK_MS_MAX, IDLE_WAIT_MS_MAX);
             let wait_ms = if waiting {
