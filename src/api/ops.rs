@@ -60,7 +60,7 @@ pub(crate) async fn track_metrics(
     req: Request,
     next: Next,
 ) -> Response {
-    let clock = state.engine.clock().clone();
+    let clock = state.engine.clock();
     let started_ns = clock.monotonic_ns();
     // A route layer runs only for matched routes, so the path is there; the fallback label
     // is for safety.
