@@ -1218,3 +1218,41 @@ fn background_tick_ms(inner: &Inner) -> u64 {
     }
     tick.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{IDLE_WAIT_MS_MAX, Log, LogConfig, Record, Routing};
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn the_background_thread_fsyncs_an_interval_topic_after_an_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::shared(1_767_225_600_000);
+        let log = Log::open(dir.path(), LogConfig::default(), clock.clone()).unwrap();
+        log.create_topic(
+            "t",
+            Some(1),
+            &[("flush.policy".into(), "interval_ms(50)".into())],
+            false,
+        )
+        .unwrap();
+        let partition = log.partition("t", 0).unwrap();
+        // The interval has passed since the partition's last fsync (its opening), so the
+        // appended record is due for the background thread at once.
+        clock.advance(Duration::from_millis(50));
+        let record = Record {
+            value: Some("x".into()),
+            ..Record::default()
+        };
+        log.append("t", Routing::Partition(0), vec![record])
+            .unwrap();
+        // Only the background thread fsyncs here; the bound is far above its longest sleep, so
+        // this waits for the thread, not for time.
+        assert!(
+            partition.wait_synced(Duration::from_millis(30 * IDLE_WAIT_MS_MAX)),
+            "the background thread did not fsync the appended record"
+        );
+    }
+}

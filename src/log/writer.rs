@@ -512,6 +512,18 @@ impl Partition {
         self.wait_durable(end)
     }
 
+    /// Waits up to `timeout` until every record appended so far is on disk; whether it is.
+    #[cfg(test)]
+    pub(crate) fn wait_synced(&self, timeout: Duration) -> bool {
+        let end = *self.end_tx.borrow();
+        let Ok(sync) = self.sync.lock() else {
+            return false;
+        };
+        self.synced_cv
+            .wait_timeout_while(sync, timeout, |s| s.synced < end)
+            .is_ok_and(|(s, _)| s.synced >= end)
+    }
+
     /// Flushes when the topic's policy is `interval_ms(N)`, data is dirty and the last fsync is
     /// at least N ms old by the monotonic clock. Returns whether data is left waiting for a
     /// later interval fsync.
