@@ -159,20 +159,21 @@ impl HttpMetrics {
             ),
             requests: Vec::new(),
         });
-        if known.counter(method, status).is_none() {
-            let counter = registry.counter(
-                "http_requests_total",
-                "HTTP requests by route, method and status.",
-                vec![
-                    ("route".into(), route.to_owned()),
-                    ("method".into(), method.to_owned()),
-                    ("status".into(), status.to_string()),
-                ],
-            );
-            known.requests.push((method, status, counter));
-        }
-        if let Some(counter) = known.counter(method, status) {
-            counter.inc();
+        match known.counter(method, status) {
+            Some(counter) => counter.inc(),
+            None => {
+                let counter = registry.counter(
+                    "http_requests_total",
+                    "HTTP requests by route, method and status.",
+                    vec![
+                        ("route".into(), route.to_owned()),
+                        ("method".into(), method.to_owned()),
+                        ("status".into(), status.to_string()),
+                    ],
+                );
+                counter.inc();
+                known.requests.push((method, status, counter));
+            }
         }
         known.duration.observe(seconds);
     }

@@ -176,7 +176,9 @@ impl FlushBell {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// After an append to an `interval_ms(N)` partition: wakes a listening thread.
+    /// After an append to an `interval_ms(N)` partition: wakes a listening thread. One short
+    /// lock per append, which the thread holds only to flip these flags; an atomic fast path
+    /// would need fences against the partition's own locks to stay free of lost rings.
     pub(crate) fn ring(&self) {
         let mut state = self.lock();
         if state.listening {
