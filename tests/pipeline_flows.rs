@@ -60,6 +60,8 @@ struct FakeLog {
     /// Polls made and the longest wait any of them was given.
     polls: AtomicUsize,
     longest_poll_wait_ms: AtomicU64,
+    /// Whether sources split into one lane per partition (off: one lane reads them all).
+    split_lanes: AtomicBool,
 }
 
 impl FakeLog {
@@ -163,8 +165,11 @@ impl FakeSource {
         let mut batch = SourceBatch::default();
         for (p, records) in parts.iter().enumerate() {
             let p32 = u32::try_from(p).unwrap();
+            // A split source reads only its own partitions.
+            let Some(pos) = self.positions.get_mut(&p32) else {
+                continue;
+            };
             batch.end_offsets.insert(p32, records.len() as u64);
-            let pos = self.positions.get_mut(&p32).unwrap();
             while batch.records.len() < max && (*pos as usize) < records.len() {
                 let (key, value) = records[*pos as usize].clone();
                 batch.records.push(SourceRecord {
@@ -184,7 +189,26 @@ impl FakeSource {
 
 impl Source for FakeSource {
     fn split(self: Box<Self>, _lanes: usize) -> Vec<Box<dyn Source>> {
-        vec![self]
+        if !self.log.split_lanes.load(Ordering::SeqCst) {
+            return vec![self];
+        }
+        let FakeSource {
+            log,
+            topic,
+            positions,
+            appends,
+        } = *self;
+        positions
+            .into_iter()
+            .map(|(partition, at)| {
+                Box::new(FakeSource {
+                    log: log.clone(),
+                    topic: topic.clone(),
+                    positions: BTreeMap::from([(partition, at)]),
+                    appends: appends.clone(),
+                }) as Box<dyn Source>
+            })
+            .collect()
     }
 
     fn take_wake_signal(&mut self) -> Option<WakeSignal> {
@@ -354,7 +378,11 @@ impl HistorySink for FakeHistory {
             // A dropped sender opens the gate for good.
             let _ = gate.recv();
         }
-        if self.fatal.load(Ordering::SeqCst) {
+        if self.fatal.load(Ordering::SeqCst)
+            || docs
+                .iter()
+                .any(|d| d.doc.get("fatalForHistory") == Some(&json!(true)))
+        {
             return Err(HistoryCommitError::Fatal("disk on fire".into()));
         }
         if let Some(index) = docs
@@ -507,6 +535,18 @@ async fn wait_until(pipeline: &Pipeline, what: &str, done: impl Fn(&[FlowStatus]
         "timed out waiting for {what}: {:#?}",
         pipeline.status()
     );
+}
+
+/// Waits until flow `name` has failed; returns the reason.
+async fn failure_of(pipeline: &Pipeline, name: &str) -> String {
+    wait_until(pipeline, &format!("{name} to fail"), |s| {
+        matches!(status_of(s, name).state, FlowState::Failed(_))
+    })
+    .await;
+    match &status_of(&pipeline.status(), name).state {
+        FlowState::Failed(reason) => reason.clone(),
+        other => panic!("{name} is {other:?}"),
+    }
 }
 
 /// Waits until flow `name` has read `n` records.
@@ -957,20 +997,37 @@ source = { topic = "in", group = "g" }
 sinks = [{ name = "h", history = { collection = "a.b" } }]
 "#,
     );
-    wait_until(&p, "the flow to fail", |s| {
-        matches!(status_of(s, "f").state, FlowState::Failed(_))
-    })
-    .await;
-    let s = p.status();
-    let FlowState::Failed(reason) = &status_of(&s, "f").state else {
-        unreachable!()
-    };
+    let reason = failure_of(&p, "f").await;
     assert!(
         reason.contains("history commit") && reason.contains("disk on fire"),
         "{reason}"
     );
     assert!(w.history.commits().is_empty());
-    assert!(status_of(&s, "f").committed.is_empty());
+    assert!(status_of(&p.status(), "f").committed.is_empty());
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_lane_fails_the_flow_while_another_lane_waits_for_records() {
+    let w = World::new();
+    w.log.create("in", 2);
+    w.log.split_lanes.store(true, Ordering::SeqCst);
+    // Partition 0 stays empty, so its lane waits for records; partition 1's lane fails.
+    w.log
+        .append_json("in", 1, &json!({"orderNumber": 1, "fatalForHistory": true}));
+    let p = w.start(
+        r#"
+[[pipeline.flows]]
+name = "f"
+dead_letter = "f.dlq"
+poll_wait_ms = 10
+source = { topic = "in", group = "g" }
+sinks = [{ name = "h", history = { collection = "a.b" } }]
+"#,
+    );
+    let reason = failure_of(&p, "f").await;
+    assert!(reason.contains("disk on fire"), "{reason}");
+    assert!(w.history.commits().is_empty());
     p.stop().await;
 }
 

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -553,7 +555,7 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
 
     // Every lane also stops when another lane fails.
     let failed = Shutdown::new();
-    let lanes: Vec<JoinHandle<Result<()>>> = source
+    let mut lanes: FuturesUnordered<JoinHandle<Result<()>>> = source
         .split(FLOW_LANES_MAX)
         .into_iter()
         .map(|source| {
@@ -572,9 +574,11 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
             tokio::spawn(run_lane(lane, source))
         })
         .collect();
+    // Lanes are awaited as they end, not in order: a lane that fails stops the others at once,
+    // even while an earlier lane waits for records that may never come.
     let mut result = Ok(());
-    for lane in lanes {
-        let ended = lane.await.map_err(|e| Error::Task {
+    while let Some(ended) = lanes.next().await {
+        let ended = ended.map_err(|e| Error::Task {
             flow: name.clone(),
             reason: e.to_string(),
         });
