@@ -576,15 +576,85 @@ impl TopicSink for LogTopics {
 }
 
 impl DeadLetter for LogTopics {
+    /// Appends in chunks within the log's per-append limits. A letter over the dead-letter
+    /// topic's `max.message.bytes` (its source record was near the limit, and the letter adds
+    /// headers) is appended without its value, and then without its key, each omission
+    /// recorded in a header: the letter's headers still name the source position, and a
+    /// letter that cannot be appended would stop the flow on that record for good.
     fn send(&self, topic: &str, letters: Vec<TopicWrite>) -> Result<(), SeamError> {
-        for chunk in letters.chunks(log::RECORDS_PER_APPEND_MAX) {
-            let records = chunk.iter().cloned().map(into_record).collect();
-            self.log
-                .append(topic, Routing::Auto, records)
-                .map_err(|e| fatal(&e))?;
+        let mut records: Vec<Record> = letters.into_iter().map(into_record).collect();
+        while !records.is_empty() {
+            let take = append_prefix(&records, log::RECORDS_PER_APPEND_MAX, log::APPEND_BYTES_MAX);
+            let rest = records.split_off(take);
+            // Cheap: a record's key, value and headers are reference-counted `Bytes`.
+            match self.log.append(topic, Routing::Auto, records.clone()) {
+                Ok(_) => {}
+                Err(log::Error::RecordTooLarge { max, .. }) => {
+                    let fitted = records
+                        .into_iter()
+                        .map(|r| fit_letter(r, max))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    self.log
+                        .append(topic, Routing::Auto, fitted)
+                        .map_err(|e| fatal(&e))?;
+                }
+                Err(e) => return Err(fatal(&e)),
+            }
+            records = rest;
         }
         Ok(())
     }
+}
+
+/// How many of `records`, from the first, fit one append of at most `max_records` records and
+/// `max_bytes` bytes (as [`log::record_bytes`] counts them); at least one, so that a record
+/// too large on its own gets the log's own error.
+fn append_prefix(records: &[Record], max_records: usize, max_bytes: u64) -> usize {
+    let mut bytes = 0u64;
+    let mut take = 0;
+    for record in records.iter().take(max_records) {
+        bytes = bytes.saturating_add(log::record_bytes(record));
+        if take > 0 && bytes > max_bytes {
+            break;
+        }
+        take += 1;
+    }
+    take
+}
+
+/// Header recording that a dead letter's value was left out, with its length in bytes.
+pub(crate) const VALUE_OMITTED_HEADER: &str = "value.omitted.bytes";
+/// Header recording that a dead letter's key was left out, with its length in bytes.
+pub(crate) const KEY_OMITTED_HEADER: &str = "key.omitted.bytes";
+
+/// `letter` within `max` bytes: as it is, else without its value, else also without its key,
+/// each omission recorded in a header. Fails when its headers alone are over `max` (a
+/// dead-letter topic configured smaller than a letter's position and error headers).
+fn fit_letter(mut letter: Record, max: u64) -> Result<Record, SeamError> {
+    for omit_key in [false, true] {
+        if log::record_bytes(&letter) <= max {
+            return Ok(letter);
+        }
+        let (field, header) = if omit_key {
+            (&mut letter.key, KEY_OMITTED_HEADER)
+        } else {
+            (&mut letter.value, VALUE_OMITTED_HEADER)
+        };
+        if let Some(bytes) = field.take() {
+            letter.headers.push(Header {
+                key: header.to_owned(),
+                value: Some(Bytes::from(bytes.len().to_string())),
+            });
+        }
+    }
+    if log::record_bytes(&letter) <= max {
+        return Ok(letter);
+    }
+    Err(SeamError::fatal(format!(
+        "a dead letter's headers alone take {} bytes, over the dead-letter topic's \
+         max.message.bytes of {max}",
+        log::record_bytes(&letter)
+    )))
 }
 
 #[cfg(test)]
@@ -716,5 +786,129 @@ mod tests {
         assert!(json_shape(&json!({"d": {"$date": "2026-01-01T00:00:00Z"}})).extended);
         assert!(json_shape(&json!({"n": u64::MAX})).extended);
         assert!(!json_shape(&json!({"n": i64::MAX})).extended);
+    }
+
+    mod dead_letters {
+        use std::sync::Arc;
+
+        use super::super::{
+            KEY_OMITTED_HEADER, LogTopics, VALUE_OMITTED_HEADER, append_prefix, into_record,
+        };
+        use crate::clock::ManualClock;
+        use crate::log::{self, Log, LogConfig, StoredRecord};
+        use crate::pipeline::{DeadLetter, TopicWrite};
+
+        /// A dead-letter topic of one partition whose records may take `max` bytes.
+        fn topic(max: u64) -> (tempfile::TempDir, Arc<Log>) {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Log::open(
+                dir.path(),
+                LogConfig::default(),
+                ManualClock::shared(1_700_000_000_000),
+            )
+            .unwrap();
+            log.create_topic(
+                "dlq",
+                Some(1),
+                &[("max.message.bytes".into(), max.to_string())],
+                false,
+            )
+            .unwrap();
+            (dir, Arc::new(log))
+        }
+
+        fn letter(key: usize, value: usize) -> TopicWrite {
+            TopicWrite {
+                key: Some(vec![b'k'; key]),
+                value: vec![b'v'; value],
+                headers: vec![("error".into(), b"not JSON".to_vec())],
+            }
+        }
+
+        fn stored(log: &Log) -> Vec<StoredRecord> {
+            log.read("dlq", 0, 0, 1 << 20).unwrap()
+        }
+
+        fn header<'r>(record: &'r StoredRecord, name: &str) -> Option<&'r [u8]> {
+            record
+                .headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value.as_deref())
+        }
+
+        #[test]
+        fn a_letter_at_the_topics_limit_is_kept_whole() {
+            // 10 key + 1000 value + "error" + "not JSON" = 1023 bytes.
+            let (_dir, log) = topic(1023);
+            let sink = LogTopics { log: log.clone() };
+            sink.send("dlq", vec![letter(10, 1000)]).unwrap();
+            let records = stored(&log);
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].value.as_deref(), Some(&[b'v'; 1000][..]));
+            assert_eq!(records[0].key.as_deref(), Some(&[b'k'; 10][..]));
+            assert!(header(&records[0], VALUE_OMITTED_HEADER).is_none());
+        }
+
+        #[test]
+        fn a_letter_over_the_limit_loses_its_value_then_its_key_and_says_so() {
+            let (_dir, log) = topic(1022);
+            let sink = LogTopics { log: log.clone() };
+            // One byte over: the value goes. A big key too: the key goes as well. Letters
+            // around them are appended whole, in order.
+            sink.send(
+                "dlq",
+                vec![
+                    letter(1, 1),
+                    letter(10, 1000),
+                    letter(1000, 1000),
+                    letter(2, 2),
+                ],
+            )
+            .unwrap();
+            let records = stored(&log);
+            assert_eq!(records.len(), 4);
+            assert_eq!(records[0].value.as_deref(), Some(&b"v"[..]));
+            assert_eq!(records[1].value, None);
+            assert_eq!(records[1].key.as_deref(), Some(&[b'k'; 10][..]));
+            assert_eq!(
+                header(&records[1], VALUE_OMITTED_HEADER),
+                Some(&b"1000"[..])
+            );
+            assert_eq!(header(&records[1], "error"), Some(&b"not JSON"[..]));
+            assert_eq!(
+                (records[2].key.as_ref(), records[2].value.as_ref()),
+                (None, None)
+            );
+            assert_eq!(
+                header(&records[2], VALUE_OMITTED_HEADER),
+                Some(&b"1000"[..])
+            );
+            assert_eq!(header(&records[2], KEY_OMITTED_HEADER), Some(&b"1000"[..]));
+            assert_eq!(records[3].value.as_deref(), Some(&b"vv"[..]));
+        }
+
+        #[test]
+        fn a_letter_whose_headers_alone_are_over_the_limit_is_an_error() {
+            let (_dir, log) = topic(12);
+            let sink = LogTopics { log: log.clone() };
+            let err = sink.send("dlq", vec![letter(1, 1)]).unwrap_err();
+            assert!(err.is_fatal());
+            assert!(err.to_string().contains("headers alone"), "{err}");
+            assert!(stored(&log).is_empty());
+        }
+
+        #[test]
+        fn appends_are_cut_by_record_count_and_by_bytes() {
+            let records: Vec<_> = (0..5).map(|_| into_record(letter(0, 92))).collect();
+            // Each record counts 92 + 5 + 8 = 105 bytes.
+            assert_eq!(log::record_bytes(&records[0]), 105);
+            assert_eq!(append_prefix(&records, 10, 315), 3);
+            assert_eq!(append_prefix(&records, 10, 314), 2);
+            assert_eq!(append_prefix(&records, 2, 10_000), 2);
+            // One record over the byte limit still goes alone (and gets the log's error).
+            assert_eq!(append_prefix(&records, 10, 1), 1);
+            assert_eq!(append_prefix(&[], 10, 1), 0);
+        }
     }
 }
