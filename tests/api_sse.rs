@@ -206,6 +206,30 @@ async fn private_presence_and_bad_names_are_refused() {
             .await
             .unwrap();
         assert_eq!(resp.status(), status, "{path}");
+        // Publishing needs the same authorisation as subscribing.
+        let resp = client
+            .post(format!("http://{}/realtime/{path}", server.addr))
+            .json(&json!({"event": "NewOrder", "data": {"a": 1}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "POST {path}");
+    }
+    // The Pusher protocol's own events cannot be published (a subscriber would act on a fake
+    // `member_added`); names that only contain the prefix elsewhere can.
+    for (event, status) in [
+        ("pusher_internal:member_added", 400),
+        ("pusher:error", 400),
+        ("NewOrder:pusher:x", 200),
+        ("pusher-order", 200),
+    ] {
+        let resp = client
+            .post(format!("http://{}/realtime/orders", server.addr))
+            .json(&json!({"event": event, "data": {"user_id": "admin"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{event}");
     }
     let long = "c".repeat(streamcache::realtime::CHANNEL_NAME_CHARS_MAX + 1);
     let resp = client

@@ -9,8 +9,9 @@
 //! right after the replayed events, or after `resync`, so the page can tell the backlog from
 //! events that arrive live. Keep-alive comments go out
 //! every `realtime.sse_keepalive_ms`. Streams end when the server shuts down. `private-` and
-//! `presence-` channels are refused here (403): they need Pusher channel authorisation, which
-//! only the WebSocket carries.
+//! `presence-` channels are refused here, to stream and to publish (403): they need Pusher
+//! authorisation, which only the WebSocket and the signed HTTP API carry. Nor does `POST`
+//! publish the Pusher protocol's own event names (`pusher:…`, `pusher_internal:…`; 400).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -66,6 +67,26 @@ pub(super) fn client_error(e: &realtime::Error) -> ApiError {
     ApiError::client(status, "bad_request", e.to_string())
 }
 
+/// Checks that `channel` is a public channel: SSE streams and `POST /realtime` carry no Pusher
+/// signature, so `private-` and `presence-` channels are refused with 403 both ways.
+fn check_open_channel(channel: &str) -> Result<(), ApiError> {
+    match check_channel_name(channel) {
+        Ok(kind) if kind.needs_auth() => Err(ApiError::client(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "private- and presence- channels need Pusher authorisation: use the WebSocket /app/{key} \
+             to subscribe and the signed HTTP API /apps/{app_id}/events to publish",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => Err(client_error(&e)),
+    }
+}
+
+/// Event-name prefixes of the Pusher protocol's own events (`pusher:ping`,
+/// `pusher_internal:member_added`, …), which `POST /realtime` may not publish: a subscriber's
+/// client library would act on them.
+const RESERVED_EVENT_PREFIXES: [&str; 2] = ["pusher:", "pusher_internal:"];
+
 /// The `resync` event: the client must refetch, then follows events after `head`.
 fn resync_event(requested: Option<EventId>, head: EventId) -> SseEvent {
     let data = json!({"reason": "events after last_event_id are no longer buffered", "last_event_id": requested, "head": head});
@@ -106,17 +127,8 @@ async fn stream(
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
-    match check_channel_name(&channel) {
-        Ok(kind) if kind.needs_auth() => {
-            return ApiError::client(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "private- and presence- channels need Pusher authorisation: use the WebSocket /app/{key}",
-            )
-            .into_response();
-        }
-        Ok(_) => {}
-        Err(e) => return client_error(&e).into_response(),
+    if let Err(e) = check_open_channel(&channel) {
+        return e.into_response();
     }
     // An unreadable Last-Event-ID cannot be resumed from: ask for a resync (u64::MAX is ahead
     // of every channel's head).
@@ -238,6 +250,17 @@ async fn publish(
     Path(channel): Path<String>,
     Json(body): Json<PublishBody>,
 ) -> Result<Json<Value>, ApiError> {
+    check_open_channel(&channel)?;
+    if let Some(prefix) = RESERVED_EVENT_PREFIXES
+        .iter()
+        .find(|p| body.event.starts_with(**p))
+    {
+        return Err(ApiError::client(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("event names starting `{prefix}` are the Pusher protocol's own"),
+        ));
+    }
     let id = state
         .engine
         .realtime()
