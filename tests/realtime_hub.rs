@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use streamcache::realtime::{
     CHANNEL_NAME_CHARS_MAX, Delivery, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX, Error,
-    HUB_CHANNELS_MAX, Hub, PRESENCE_MEMBERS_MAX, RealtimeConfig, SUBSCRIBER_QUEUE_EVENTS_MAX,
-    SocketId, Start, Subscription, Watcher, WatcherConfig,
+    HUB_CHANNELS_MAX, Hub, PINNED_CHANNELS_MAX, PRESENCE_MEMBERS_MAX, RealtimeConfig,
+    SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, Start, Subscription, Watcher, WatcherConfig,
 };
 
 fn hub(replay_events: usize) -> Hub {
@@ -226,6 +226,50 @@ fn hub_evicts_idle_channels_and_refuses_when_all_are_busy() {
     // Every channel is idle now: a new one evicts one of them.
     assert_eq!(hub.publish("one-more", "E", json!(1), None).unwrap(), 1);
     assert_eq!(hub.occupied_channels(), Vec::<(String, usize)>::new());
+}
+
+#[test]
+fn pinned_channels_stay_open_when_clients_fill_the_hub() {
+    let hub = hub(4);
+    hub.pin("orders").unwrap();
+    // Pinning again, or pinning a channel that already exists, takes no extra room.
+    hub.pin("orders").unwrap();
+    assert_eq!(hub.publish("existing", "E", json!(1), None).unwrap(), 1);
+    hub.pin("existing").unwrap();
+    let subs: Vec<_> = (0..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("c{i}"), None).unwrap())
+        .collect();
+    assert!(matches!(
+        hub.publish("one-more", "E", json!(1), None),
+        Err(Error::HubFull { .. })
+    ));
+    // The pinned channels publish, keep their ids, and are never evicted for a client's.
+    assert_eq!(
+        hub.publish("orders", "NewOrder", json!(1), None).unwrap(),
+        1
+    );
+    assert_eq!(hub.publish("existing", "E", json!(2), None).unwrap(), 2);
+    drop(subs);
+    for i in 0..2 * HUB_CHANNELS_MAX {
+        hub.publish(&format!("d{i}"), "E", json!(1), None).unwrap();
+    }
+    assert_eq!(hub.head("orders"), 1);
+    assert_eq!(hub.head("existing"), 2);
+}
+
+#[test]
+fn at_most_pinned_channels_max_are_pinned() {
+    let hub = hub(4);
+    for i in 0..PINNED_CHANNELS_MAX {
+        hub.pin(&format!("p{i}")).unwrap();
+    }
+    assert!(matches!(
+        hub.pin("one-more"),
+        Err(Error::TooManyPinned {
+            max: PINNED_CHANNELS_MAX
+        })
+    ));
+    assert!(hub.pin("bad name").is_err());
 }
 
 #[test]

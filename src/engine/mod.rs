@@ -294,6 +294,10 @@ impl Engine {
             .enumerate()
             .map(|(i, w)| crate::realtime::Watcher::new(i, w))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The watchers' channels never fill up or get evicted, whatever clients subscribe to.
+        for watcher in &watchers {
+            self.realtime.pin(watcher.channel())?;
+        }
         let config = self.config.pipeline.clone();
         let seams = self.seams.clone();
         let clock = self.clock.clone();

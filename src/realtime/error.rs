@@ -48,6 +48,12 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// More channels pinned than [`PINNED_CHANNELS_MAX`](super::PINNED_CHANNELS_MAX).
+    #[error("at most {max} channels can be pinned")]
+    TooManyPinned {
+        /// The limit.
+        max: usize,
+    },
     /// A socket id does not match `\d+\.\d+`.
     #[error("invalid socket_id")]
     SocketId,

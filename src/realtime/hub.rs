@@ -10,7 +10,7 @@
 //! buffer holds a contiguous run of them ending at the channel's head.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
@@ -19,9 +19,9 @@ use tokio::sync::broadcast;
 use super::presence::Presence;
 use super::protocol::frame_event;
 use super::{
-    CONNECTIONS_MAX, EVENT_DATA_BYTES_MAX, Error, HUB_CHANNELS_MAX, PresenceSnapshot,
-    REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId,
-    check_channel_name, check_event_name,
+    CONNECTIONS_MAX, EVENT_DATA_BYTES_MAX, Error, HUB_CHANNELS_MAX, PINNED_CHANNELS_MAX,
+    PresenceSnapshot, REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX,
+    SocketId, check_channel_name, check_event_name,
 };
 
 /// A channel's event id: 1 for the first event, then +1 per publish.
@@ -150,10 +150,13 @@ struct Channel {
     tx: broadcast::Sender<Arc<Event>>,
     /// Replay buffer capacity.
     capacity: usize,
+    /// Kept for the hub's lifetime and outside [`HUB_CHANNELS_MAX`] ([`Hub::pin`]); changed
+    /// only under the hub's channel map lock.
+    pinned: AtomicBool,
 }
 
 impl Channel {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, pinned: bool) -> Self {
         let (tx, _) = broadcast::channel(capacity.clamp(1, SUBSCRIBER_QUEUE_EVENTS_MAX));
         Self {
             state: Mutex::new(ChannelState {
@@ -163,6 +166,7 @@ impl Channel {
             }),
             tx,
             capacity,
+            pinned: AtomicBool::new(pinned),
         }
     }
 
@@ -282,6 +286,9 @@ pub struct Hub {
     presence: Presence,
     /// Open WebSocket connections and SSE streams.
     connections: AtomicUsize,
+    /// Channels [pinned](Hub::pin), never evicted and not counted against
+    /// [`HUB_CHANNELS_MAX`]; at most [`PINNED_CHANNELS_MAX`].
+    pinned: AtomicUsize,
 }
 
 impl Hub {
@@ -296,7 +303,40 @@ impl Hub {
             sockets_issued: AtomicU64::new(0),
             presence: Presence::default(),
             connections: AtomicUsize::new(0),
+            pinned: AtomicUsize::new(0),
         }
+    }
+
+    /// Keeps `channel` for the hub's lifetime, outside the [`HUB_CHANNELS_MAX`] that clients'
+    /// channels share: the channels the server itself publishes to (watchers) stay available
+    /// however many channels clients subscribe to. Pinning a pinned channel does nothing.
+    ///
+    /// # Errors
+    /// A bad channel name, or [`Error::TooManyPinned`] beyond [`PINNED_CHANNELS_MAX`].
+    pub fn pin(&self, channel: &str) -> Result<()> {
+        check_channel_name(channel)?;
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        let existing = channels.get(channel);
+        if existing.is_some_and(|ch| ch.pinned.load(Ordering::Acquire)) {
+            return Ok(());
+        }
+        let pinned = self.pinned.load(Ordering::Acquire);
+        if pinned >= PINNED_CHANNELS_MAX {
+            return Err(Error::TooManyPinned {
+                max: PINNED_CHANNELS_MAX,
+            });
+        }
+        match existing {
+            Some(ch) => ch.pinned.store(true, Ordering::Release),
+            None => {
+                channels.insert(
+                    Arc::from(channel),
+                    Arc::new(Channel::new(self.replay_events, true)),
+                );
+            }
+        }
+        self.pinned.store(pinned + 1, Ordering::Release);
+        Ok(())
     }
 
     /// Publishes `data` (serialised once, as one-line JSON) to `channel` as `event`; returns its
@@ -452,10 +492,15 @@ impl Hub {
         if let Some((k, ch)) = channels.get_key_value(name) {
             return Ok((k.clone(), ch.clone()));
         }
-        if channels.len() >= HUB_CHANNELS_MAX {
+        let pinned = self.pinned.load(Ordering::Acquire);
+        if channels.len().saturating_sub(pinned) >= HUB_CHANNELS_MAX {
             let idle = channels
                 .iter()
-                .find(|(_, ch)| ch.tx.receiver_count() == 0 && Arc::strong_count(ch) == 1)
+                .find(|(_, ch)| {
+                    !ch.pinned.load(Ordering::Acquire)
+                        && ch.tx.receiver_count() == 0
+                        && Arc::strong_count(ch) == 1
+                })
                 .map(|(k, _)| k.clone());
             match idle {
                 Some(k) => {
@@ -469,7 +514,7 @@ impl Hub {
             }
         }
         let key: Arc<str> = Arc::from(name);
-        let ch = Arc::new(Channel::new(self.replay_events));
+        let ch = Arc::new(Channel::new(self.replay_events, false));
         channels.insert(key.clone(), ch.clone());
         Ok((key, ch))
     }

@@ -65,10 +65,14 @@ pub const EVENT_DATA_BYTES_MAX: usize = 10 * 1024;
 pub const PUBLISH_CHANNELS_MAX: usize = 100;
 /// Most events in one `batch_events` request (Pusher's limit).
 pub const BATCH_EVENTS_MAX: usize = 10;
-/// Most channels the hub keeps at once; beyond it an idle channel (no subscriber) is dropped to
-/// make room, and if none is idle the publish or subscribe fails. With [`REPLAY_BYTES_MAX`] this
-/// bounds replay memory to 1 GiB in the worst case.
+/// Most channels the hub keeps at once besides the pinned ones ([`PINNED_CHANNELS_MAX`]); beyond
+/// it an idle channel (no subscriber) is dropped to make room, and if none is idle the publish or
+/// subscribe fails. With [`REPLAY_BYTES_MAX`] this
+/// bounds client channels' replay memory to 1 GiB in the worst case.
 pub const HUB_CHANNELS_MAX: usize = 1024;
+/// Most channels the hub keeps for the server's own publishers (`Hub::pin`: one per watcher
+/// channel), outside [`HUB_CHANNELS_MAX`]: clients cannot crowd them out.
+pub const PINNED_CHANNELS_MAX: usize = WATCHERS_MAX;
 /// Most bytes of event data one channel's replay buffer keeps; older events are dropped first.
 pub const REPLAY_BYTES_MAX: usize = 1024 * 1024;
 /// Ceiling for `realtime.replay_events`: events kept per channel for `Last-Event-ID` replay and
