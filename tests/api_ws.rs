@@ -317,6 +317,14 @@ async fn client_events_are_off_by_default_and_relayed_to_others_when_on() {
         4301,
         "public channels take no client events"
     );
+    // Data at the limit is relayed; one byte over is a rejected client event (4301).
+    let max = streamcache::realtime::EVENT_DATA_BYTES_MAX;
+    a.send(json!({"event": "client-big", "channel": "private-chat", "data": "x".repeat(max)}))
+        .await;
+    assert_eq!(b.recv().await["event"], "client-big");
+    a.send(json!({"event": "client-big", "channel": "private-chat", "data": "x".repeat(max + 1)}))
+        .await;
+    assert_eq!(a.recv().await["data"]["code"], 4301);
 }
 
 #[tokio::test]

@@ -364,17 +364,15 @@ async fn publish_limits_at_max_and_max_plus_one() {
     let event = |name: String, data: String, channels: Vec<String>| json!({"name": name, "data": data, "channels": channels});
     let one = || vec!["orders".to_owned()];
 
-    let (s, _) = post(
-        &engine,
-        path,
-        &event("E".into(), "x".repeat(EVENT_DATA_BYTES_MAX - 2), one()),
-    )
-    .await;
-    assert_eq!(
-        s,
-        StatusCode::OK,
-        "data string becomes a JSON string 2 bytes longer"
-    );
+    // The limit counts the data as sent, not the JSON string it is kept as: text of quotes at
+    // the limit is stored escaped, twice as long, and still accepted.
+    for text in [
+        "x".repeat(EVENT_DATA_BYTES_MAX),
+        "\"".repeat(EVENT_DATA_BYTES_MAX),
+    ] {
+        let (s, body) = post(&engine, path, &event("E".into(), text, one())).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
     let (s, _) = post(
         &engine,
         path,
@@ -465,6 +463,47 @@ async fn batch_at_max_and_max_plus_one() {
         10,
         "nothing of a refused batch is published"
     );
+    // An item over the data limit refuses the whole batch before the first item goes out.
+    let (s, _) = post(
+        &engine,
+        path,
+        &json!({"batch": [
+            {"channel": "orders", "name": "First", "data": "{}"},
+            {"channel": "orders", "name": "Second", "data": "x".repeat(EVENT_DATA_BYTES_MAX + 1)},
+        ]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(engine.realtime().head("orders"), 10);
+}
+
+#[tokio::test]
+async fn pusher_frames_carry_string_data_as_it_was_sent() {
+    let engine = engine(None);
+    let mut sub = engine.realtime().subscribe("orders", None).unwrap();
+    // (data field as sent, the `data` string pusher-js receives). A string that is itself
+    // JSON text — a JSON string literal too, as pusher-http-php's json_encode sends a string —
+    // arrives as sent; a JSON value that is not a string arrives as its text.
+    for (data, framed) in [
+        (json!("\"123\""), "\"123\""),
+        (json!("123"), "123"),
+        (json!("hello"), "hello"),
+        (json!("{\"a\":1}"), "{\"a\":1}"),
+        (json!({"a": 1}), "{\"a\":1}"),
+    ] {
+        let (status, _) = post(
+            &engine,
+            "/apps/streamcache/events",
+            &json!({"name": "E", "data": data, "channel": "orders"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let streamcache::realtime::Delivery::Event(e) = sub.recv().await else {
+            panic!()
+        };
+        let frame: Value = serde_json::from_str(e.pusher_frame()).unwrap();
+        assert_eq!(frame["data"], framed, "{data}");
+    }
 }
 
 #[tokio::test]

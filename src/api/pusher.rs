@@ -27,10 +27,10 @@ use super::realtime::{GaugeGuard, let_subscribers_write_first};
 use crate::clock::SharedClock;
 use crate::realtime::{
     self, BATCH_EVENTS_MAX, CLIENT_EVENTS_PER_SECOND_MAX, CONNECTION_CHANNELS_MAX, ChannelKind,
-    ClientMessage, Delivery, ErrorCode, Hub, PUBLISH_CHANNELS_MAX, RateWindow, RealtimeConfig,
-    SignedRequest, SocketId, WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name,
-    check_event_name, check_request, frame_connection_established, frame_error, frame_ping,
-    frame_pong, frame_subscription_error, frame_subscription_succeeded, normalize_json_data,
+    ClientMessage, Delivery, ErrorCode, EventData, Hub, PUBLISH_CHANNELS_MAX, RateWindow,
+    RealtimeConfig, SignedRequest, SocketId, WS_MESSAGE_BYTES_MAX, check_channel_auth,
+    check_channel_name, check_event_name, check_request, frame_connection_established, frame_error,
+    frame_ping, frame_pong, frame_subscription_error, frame_subscription_succeeded,
     parse_client_message, parse_presence_data,
 };
 
@@ -226,6 +226,10 @@ impl Conn {
     fn handle(&mut self, text: &str) -> Vec<String> {
         let msg = match parse_client_message(text) {
             Ok(msg) => msg,
+            // Only a client event's data can be too large: Pusher rejects it as a client event.
+            Err(e @ realtime::Error::DataTooLarge { .. }) => {
+                return vec![frame_error(ErrorCode::ClientEventRejected, &e.to_string())];
+            }
             Err(e) => return vec![frame_error(ErrorCode::MessageRejected, &e.to_string())],
         };
         match msg {
@@ -370,7 +374,7 @@ impl Conn {
         }
     }
 
-    fn client_event(&mut self, event: &str, channel: &str, data: String) -> Vec<String> {
+    fn client_event(&mut self, event: &str, channel: &str, data: EventData) -> Vec<String> {
         let reject = |msg: &str| vec![frame_error(ErrorCode::ClientEventRejected, msg)];
         if !self.config.client_events {
             return reject("Client events are not enabled for this app");
@@ -497,7 +501,7 @@ struct EventBody {
 /// A validated event, ready to publish.
 struct Checked {
     name: String,
-    data: String,
+    data: EventData,
     channels: Vec<String>,
     exclude: Option<SocketId>,
     info: Option<String>,
@@ -505,19 +509,10 @@ struct Checked {
 
 fn check_event(body: EventBody) -> Result<Checked, PusherError> {
     check_event_name(&body.name)?;
+    // The size limit applies to the data as sent, before any escaping.
     let data = match &body.data {
-        Value::String(s) => normalize_json_data(s)?,
-        other => {
-            let text = other.to_string();
-            if text.len() > realtime::EVENT_DATA_BYTES_MAX {
-                return Err(realtime::Error::DataTooLarge {
-                    len: text.len(),
-                    max: realtime::EVENT_DATA_BYTES_MAX,
-                }
-                .into());
-            }
-            text
-        }
+        Value::String(s) => EventData::from_sent_text(s)?,
+        other => EventData::from_json_text(other.to_string())?,
     };
     let channels = match (body.channels, body.channel) {
         (Some(list), None) => list,
@@ -561,7 +556,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PusherEr
 /// Publishes a checked event; returns the per-channel info object when asked for.
 fn publish(hub: &Hub, ev: Checked) -> Result<Option<Value>, PusherError> {
     for c in &ev.channels {
-        hub.publish_json(c, &ev.name, ev.data.clone(), ev.exclude.clone())?;
+        hub.publish_data(c, &ev.name, ev.data.clone(), ev.exclude.clone())?;
     }
     Ok(ev.info.as_deref().map(|info| {
         let map: Map<String, Value> = ev

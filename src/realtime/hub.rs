@@ -17,11 +17,11 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::presence::Presence;
-use super::protocol::frame_event;
+use super::protocol::{EventData, frame_event};
 use super::{
-    CONNECTIONS_MAX, EVENT_DATA_BYTES_MAX, Error, HUB_CHANNELS_MAX, PINNED_CHANNELS_MAX,
-    PresenceSnapshot, REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX,
-    SocketId, check_channel_name, check_event_name,
+    CONNECTIONS_MAX, Error, HUB_CHANNELS_MAX, PINNED_CHANNELS_MAX, PresenceSnapshot,
+    REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId,
+    check_channel_name, check_event_name,
 };
 
 /// A channel's event id: 1 for the first event, then +1 per publish.
@@ -38,6 +38,8 @@ pub struct Event {
     name: String,
     /// Payload as one-line JSON text.
     data: String,
+    /// Whether the Pusher frame carries `data` as it is ([`EventData::verbatim`]).
+    verbatim: bool,
     /// A Pusher connection that must not receive it (`socket_id` exclusion).
     exclude: Option<SocketId>,
     /// The sender's presence user id, on client events relayed on a presence channel.
@@ -91,6 +93,7 @@ impl Event {
                 &self.name,
                 &self.channel,
                 &self.data,
+                self.verbatim,
                 self.user_id.as_deref(),
             )
         })
@@ -343,7 +346,7 @@ impl Hub {
     /// id. Pusher connections with socket id `exclude` do not receive it.
     ///
     /// # Errors
-    /// A bad channel or event name, data over [`EVENT_DATA_BYTES_MAX`], or [`Error::HubFull`].
+    /// A bad channel or event name, data over [`EVENT_DATA_BYTES_MAX`](super::EVENT_DATA_BYTES_MAX), or [`Error::HubFull`].
     pub fn publish(
         &self,
         channel: &str,
@@ -366,7 +369,27 @@ impl Hub {
         data_json: String,
         exclude: Option<SocketId>,
     ) -> Result<EventId> {
-        self.publish_event(channel, event, data_json, exclude, None)
+        self.publish_data(
+            channel,
+            event,
+            EventData::from_json_text(data_json)?,
+            exclude,
+        )
+    }
+
+    /// As [`Hub::publish_json`], with data already checked (e.g. sent as text through the
+    /// Pusher HTTP API, [`EventData::from_sent_text`]).
+    ///
+    /// # Errors
+    /// As [`Hub::publish`], except the data size, checked when `data` was made.
+    pub fn publish_data(
+        &self,
+        channel: &str,
+        event: &str,
+        data: EventData,
+        exclude: Option<SocketId>,
+    ) -> Result<EventId> {
+        self.publish_event(channel, event, data, exclude, None)
     }
 
     /// Relays a client event from connection `sender` (never delivered back to it); on presence
@@ -378,30 +401,25 @@ impl Hub {
         &self,
         channel: &str,
         event: &str,
-        data_json: String,
+        data: EventData,
         sender: SocketId,
         user_id: Option<String>,
     ) -> Result<EventId> {
-        self.publish_event(channel, event, data_json, Some(sender), user_id)
+        self.publish_event(channel, event, data, Some(sender), user_id)
     }
 
     fn publish_event(
         &self,
         channel: &str,
         event: &str,
-        data_json: String,
+        data: EventData,
         exclude: Option<SocketId>,
         user_id: Option<String>,
     ) -> Result<EventId> {
         check_channel_name(channel)?;
         check_event_name(event)?;
-        if data_json.len() > EVENT_DATA_BYTES_MAX {
-            return Err(Error::DataTooLarge {
-                len: data_json.len(),
-                max: EVENT_DATA_BYTES_MAX,
-            });
-        }
-        debug_assert!(!data_json.contains('\n'), "event data must be one line");
+        let verbatim = data.verbatim();
+        let data_json = data.into_json();
         let (name, ch) = self.channel(channel)?;
         let mut state = ch.lock();
         let id = state.head + 1;
@@ -410,6 +428,7 @@ impl Hub {
             channel: name,
             name: event.to_owned(),
             data: data_json,
+            verbatim,
             exclude,
             user_id,
             pusher_frame: OnceLock::new(),

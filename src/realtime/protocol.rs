@@ -172,19 +172,89 @@ pub fn check_event_name(name: &str) -> Result<()> {
 /// # Errors
 /// [`Error::DataTooLarge`] when the text is over [`EVENT_DATA_BYTES_MAX`].
 pub fn normalize_json_data(text: &str) -> Result<String> {
-    if text.len() > EVENT_DATA_BYTES_MAX {
-        return Err(Error::DataTooLarge {
-            len: text.len(),
-            max: EVENT_DATA_BYTES_MAX,
-        });
-    }
-    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
-        if text.contains(['\n', '\r']) {
-            return Ok(text.replace(['\n', '\r'], " "));
+    EventData::from_sent_text(text).map(EventData::into_json)
+}
+
+/// Event data as the hub keeps it: one-line JSON text (what SSE sends as `data:`), and how a
+/// Pusher frame carries it. Made only by its constructors, which check
+/// [`EVENT_DATA_BYTES_MAX`] on the data as it was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventData {
+    /// One-line JSON text.
+    json: String,
+    /// The data was sent as text that is JSON itself: Pusher frames carry `json` as it is,
+    /// even when it is a JSON string literal (`"\"123\""` stays a string for pusher-js).
+    verbatim: bool,
+}
+
+impl EventData {
+    /// The one-line text of a JSON value (a watcher's payload, a JSON `data` field). A Pusher
+    /// frame carries a JSON string as the string itself, anything else as its JSON text.
+    ///
+    /// # Errors
+    /// [`Error::DataTooLarge`] when the text is over [`EVENT_DATA_BYTES_MAX`].
+    pub fn from_json_text(json: String) -> Result<Self> {
+        if json.len() > EVENT_DATA_BYTES_MAX {
+            return Err(Error::DataTooLarge {
+                len: json.len(),
+                max: EVENT_DATA_BYTES_MAX,
+            });
         }
-        return Ok(text.to_owned());
+        debug_assert!(!json.contains('\n'), "event data must be one line");
+        Ok(Self {
+            json,
+            verbatim: false,
+        })
     }
-    Ok(Value::String(text.to_owned()).to_string())
+
+    /// Data sent as text, as the Pusher SDKs send `data`; the limit applies to the text as
+    /// sent. Text that parses as JSON is kept (its line breaks, whitespace there, become
+    /// spaces) and Pusher frames carry it verbatim; any other text becomes a JSON string for
+    /// SSE, and Pusher frames carry the text itself.
+    ///
+    /// # Errors
+    /// [`Error::DataTooLarge`] when the text is over [`EVENT_DATA_BYTES_MAX`].
+    pub fn from_sent_text(text: &str) -> Result<Self> {
+        if text.len() > EVENT_DATA_BYTES_MAX {
+            return Err(Error::DataTooLarge {
+                len: text.len(),
+                max: EVENT_DATA_BYTES_MAX,
+            });
+        }
+        if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() {
+            let json = if text.contains(['\n', '\r']) {
+                text.replace(['\n', '\r'], " ")
+            } else {
+                text.to_owned()
+            };
+            return Ok(Self {
+                json,
+                verbatim: true,
+            });
+        }
+        Ok(Self {
+            json: Value::String(text.to_owned()).to_string(),
+            verbatim: false,
+        })
+    }
+
+    /// The one-line JSON text.
+    #[must_use]
+    pub fn as_json(&self) -> &str {
+        &self.json
+    }
+
+    /// The one-line JSON text, owned.
+    #[must_use]
+    pub fn into_json(self) -> String {
+        self.json
+    }
+
+    /// Whether Pusher frames carry the JSON text as it is (see [`EventData::from_sent_text`]).
+    #[must_use]
+    pub fn verbatim(&self) -> bool {
+        self.verbatim
+    }
 }
 
 /// A message from a WebSocket client.
@@ -214,8 +284,8 @@ pub enum ClientMessage {
         event: String,
         /// Channel name.
         channel: String,
-        /// Data as one-line JSON text.
-        data: String,
+        /// The data.
+        data: EventData,
     },
     /// Any other event (e.g. `pusher:signin`), ignored.
     Other {
@@ -265,16 +335,10 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage> {
                 .and_then(Value::as_str)
                 .ok_or_else(|| bad("client event without channel"))?;
             let data = match obj.get("data") {
-                Some(Value::String(s)) => normalize_json_data(s)?,
-                Some(v) => v.to_string(),
-                None => "null".to_owned(),
+                Some(Value::String(s)) => EventData::from_sent_text(s)?,
+                Some(v) => EventData::from_json_text(v.to_string())?,
+                None => EventData::from_json_text("null".to_owned())?,
             };
-            if data.len() > EVENT_DATA_BYTES_MAX {
-                return Err(Error::DataTooLarge {
-                    len: data.len(),
-                    max: EVENT_DATA_BYTES_MAX,
-                });
-            }
             ClientMessage::ClientEvent {
                 event: e.to_owned(),
                 channel: channel.to_owned(),
@@ -407,17 +471,19 @@ pub fn frame_member_removed(channel: &str, user_id: &str) -> String {
     )
 }
 
-/// The frame delivering a channel event; `data_json` is one-line JSON text. A JSON string is
-/// sent as that string (as the Pusher SDKs publish it), anything else as its JSON text. Client
-/// events on presence channels carry the sender's `user_id`.
+/// The frame delivering a channel event; `data_json` is one-line JSON text. Unless `verbatim`
+/// (see [`EventData::from_sent_text`]), a JSON string is sent as that string (as the Pusher
+/// SDKs publish it), anything else as its JSON text. Client events on presence channels carry
+/// the sender's `user_id`.
 pub(crate) fn frame_event(
     event: &str,
     channel: &str,
     data_json: &str,
+    verbatim: bool,
     user_id: Option<&str>,
 ) -> String {
     let data = match serde_json::from_str::<Value>(data_json) {
-        Ok(Value::String(s)) => s,
+        Ok(Value::String(s)) if !verbatim => s,
         _ => data_json.to_owned(),
     };
     let framed = frame(event, Some(channel), Value::String(data));
@@ -488,11 +554,14 @@ mod tests {
 
     #[test]
     fn event_frame_sends_string_data_raw() {
-        let f = frame_event("E", "c", r#""{\"a\":1}""#, None);
+        let f = frame_event("E", "c", r#""{\"a\":1}""#, false, None);
         assert_eq!(f, r#"{"event":"E","channel":"c","data":"{\"a\":1}"}"#);
-        let f = frame_event("E", "c", r#"{"a":1}"#, None);
+        let f = frame_event("E", "c", r#"{"a":1}"#, false, None);
         assert_eq!(f, r#"{"event":"E","channel":"c","data":"{\"a\":1}"}"#);
-        let f = frame_event("client-x", "presence-c", "1", Some("u1"));
+        // Verbatim data (sent as text that is JSON) keeps a JSON string literal as one.
+        let f = frame_event("E", "c", r#""123""#, true, None);
+        assert_eq!(f, r#"{"event":"E","channel":"c","data":"\"123\""}"#);
+        let f = frame_event("client-x", "presence-c", "1", false, Some("u1"));
         assert_eq!(
             f,
             r#"{"event":"client-x","channel":"presence-c","data":"1","user_id":"u1"}"#
