@@ -357,3 +357,52 @@ history = {{ collection = "shop.events", mode = "insert" }}
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_waiting_in_the_log_at_start_each_become_a_new_order_event() {
+    use streamcache::config::Config;
+    use streamcache::engine::Engine;
+    use streamcache::log::{Record, Routing};
+    use streamcache::realtime::Delivery;
+    use streamcache::shutdown::Shutdown;
+
+    const BACKLOG: u64 = 300;
+    let engine = Engine::open(Config {
+        ephemeral: true,
+        ..Config::default()
+    })
+    .unwrap();
+    // The flow starts with a backlog: it commits at once, racing the watchers' stream.
+    let records = (0..BACKLOG)
+        .map(|i| {
+            let o = order(20_000 + i, 100 + i % 7);
+            Record {
+                key: Some(o["customerNumber"].to_string().into()),
+                value: Some(o.to_string().into()),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            }
+        })
+        .collect();
+    engine
+        .log()
+        .append("orders", Routing::Auto, records)
+        .unwrap();
+    let shutdown = Shutdown::new();
+    engine.start(shutdown.signal()).await.unwrap();
+    // Replay from the start of the channel: every NewOrder the watcher published is buffered.
+    let mut sub = engine.realtime().subscribe("orders", Some(0)).unwrap();
+    let mut seen = 0;
+    while seen < BACKLOG {
+        match tokio::time::timeout(WAIT, sub.recv()).await {
+            Ok(Delivery::Event(e)) => {
+                assert_eq!(e.name(), "NewOrder");
+                seen += 1;
+            }
+            Ok(Delivery::Resync { head }) => panic!("resync at {head} after {seen} events"),
+            Err(_) => panic!("{seen} of {BACKLOG} NewOrder events arrived"),
+        }
+    }
+    shutdown.trigger();
+    engine.stop().await;
+}

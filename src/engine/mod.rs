@@ -309,6 +309,18 @@ impl Engine {
         if replayed > 0 {
             tracing::info!(records = replayed, "cache rebuilt from the log");
         }
+        // The watchers' stream starts before the flows do, so it sees everything they commit.
+        let stream = if watchers.is_empty() {
+            None
+        } else {
+            match watchers::open(&self.history) {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    tracing::error!(error = %e, "watchers: cannot open the change stream; no channel events will be published");
+                    None
+                }
+            }
+        };
         let pipeline = Pipeline::start(
             &self.config.pipeline,
             self.seams.clone(),
@@ -318,16 +330,19 @@ impl Engine {
         )?;
         *self.pipeline.lock().await = Some(pipeline);
         let housekeeping = spawn_cache_housekeeping(self.cache.clone(), shutdown.clone());
-        let task = tokio::spawn(watchers::run(
-            self.history.clone(),
-            self.realtime.clone(),
-            watchers,
-            shutdown,
-        ));
+        let task = stream.map(|stream| {
+            tokio::spawn(watchers::run(
+                self.history.clone(),
+                self.realtime.clone(),
+                watchers,
+                stream,
+                shutdown,
+            ))
+        });
         self.tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(housekeeping.into_iter().chain([task]));
+            .extend(housekeeping.into_iter().chain(task));
         self.ready.store(true, Ordering::Release);
         Ok(())
     }

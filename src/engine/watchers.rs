@@ -31,37 +31,35 @@ use crate::shutdown::ShutdownSignal;
 /// Consecutive stream failures after which the task gives up (each failure reopens the stream).
 const REOPEN_ATTEMPTS_MAX: u32 = 5;
 
-/// Runs until `shutdown` fires.
+/// Opens the change stream the watchers read, at the feed's latest event: open it before the
+/// flows start, so that every change they commit, a backlog at start included, is published.
+///
+/// # Errors
+/// As `History::watch`.
+pub(crate) fn open(history: &History) -> crate::history::Result<ChangeStream> {
+    let options = WatchOptions {
+        full_document: FullDocument::UpdateLookup,
+        ..WatchOptions::default()
+    };
+    let mut stream = history.watch(WatchScope::All, options)?;
+    stream.split_full_documents();
+    Ok(stream)
+}
+
+/// Publishes what `stream` (from [`open`]) reads until `shutdown` fires; a failed stream is
+/// reopened at the latest event.
 pub(crate) async fn run(
     history: History,
     hub: Arc<Hub>,
     watchers: Vec<Watcher>,
+    mut stream: ChangeStream,
     mut shutdown: ShutdownSignal,
 ) {
     if watchers.is_empty() {
         return;
     }
-    let options = || WatchOptions {
-        full_document: FullDocument::UpdateLookup,
-        ..WatchOptions::default()
-    };
     let view = View::new(&watchers);
     let mut failures = 0u32;
-    let open = || {
-        history
-            .watch(WatchScope::All, options())
-            .map(|mut s: ChangeStream| {
-                s.split_full_documents();
-                s
-            })
-    };
-    let mut stream = match open() {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::error!(error = %e, "watchers: cannot open the change stream; no channel events will be published");
-            return;
-        }
-    };
     loop {
         let next = tokio::select! {
             () = shutdown.wait() => return,
@@ -87,7 +85,7 @@ pub(crate) async fn run(
                     return;
                 }
                 tracing::warn!(error = %e, "watchers: change stream failed; reopening at the latest event");
-                match open() {
+                match open(&history) {
                     Ok(s) => stream = s,
                     Err(e) => {
                         tracing::warn!(error = %e, "watchers: reopening the change stream failed")
