@@ -385,10 +385,9 @@ impl HistorySink for FakeHistory {
         {
             return Err(HistoryCommitError::Fatal("disk on fire".into()));
         }
-        if let Some(index) = docs
-            .iter()
-            .position(|d| d.doc.get("badForHistory") == Some(&json!(true)))
-        {
+        if let Some(index) = docs.iter().position(|d| {
+            d.doc.get("badForHistory") == Some(&json!(true)) || self.check(d).is_err()
+        }) {
             return Err(HistoryCommitError::Rejected {
                 index,
                 message: "document refused".into(),
@@ -416,6 +415,15 @@ impl HistorySink for FakeHistory {
         }
         state.commits.push((docs.len(), offsets.to_vec()));
         self.log.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Refuses `"badContent": true` up front (and at commit); `badForHistory` only at commit,
+    /// as a store finds a duplicate key.
+    fn check(&self, write: &HistoryWrite) -> Result<(), String> {
+        if write.doc.get("badContent") == Some(&json!(true)) {
+            return Err("content refused".into());
+        }
         Ok(())
     }
 }
@@ -980,6 +988,57 @@ sinks = [{ name = "h", history = { collection = "shop.orders" } }]
         SourceStart::Committed(BTreeMap::from([(0, 10), (1, 10), (2, 10)]))
     );
     p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_history_would_refuse_reaches_no_other_sink_live_or_in_a_rebuild() {
+    let w = World::new();
+    w.log.create("in", 1);
+    w.log.append_json(
+        "in",
+        0,
+        &json!({"orderNumber": 1, "customer": "a", "badContent": true}),
+    );
+    w.log
+        .append_json("in", 0, &json!({"orderNumber": 2, "customer": "b"}));
+    let flow = r#"
+[[pipeline.flows]]
+name = "f"
+dead_letter = "f.dlq"
+source = { topic = "in", group = "g" }
+[[pipeline.flows.sinks]]
+name = "cache"
+cache = { key = "c:{customer}" }
+[[pipeline.flows.sinks]]
+name = "fwd"
+topic = { topic = "forwarded" }
+[[pipeline.flows.sinks]]
+name = "history"
+history = { collection = "shop.orders", mode = "upsert", key = "{orderNumber}" }
+"#;
+    let p = w.start(flow);
+    wait_records(&p, "f", 2).await;
+    let cached = |w: &World| {
+        w.cache
+            .0
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cached(&w), ["c:b"]);
+    assert_eq!(w.topics.on("forwarded").len(), 1);
+    let letters = w.topics.on("f.dlq");
+    assert_eq!(letters.len(), 1);
+    assert!(header(&letters[0], "error").contains("history rejected the record: content refused"));
+    assert_eq!(w.history.numbers("shop.orders", "orderNumber"), [2]);
+    p.stop().await;
+    // A rebuild from the log makes the same check.
+    w.cache.0.lock().unwrap().clear();
+    let replayed = pipeline::rebuild_cache(&parse(flow), &w.seams(), &w.clock).unwrap();
+    assert_eq!(replayed, 2);
+    assert_eq!(cached(&w), ["c:b"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -301,6 +301,31 @@ impl HistorySink for HistoryCommits {
         self.read_offsets(group, topic)
     }
 
+    /// One walk over the JSON: the shape checks `commit` makes, and the Extended JSON
+    /// conversion only when the document has `$` keys or may be near the size limit (plain JSON
+    /// within the limits always converts). History's own refusals (a duplicate `_id` in insert
+    /// mode, an `_id` that cannot be one) are found only by `commit`.
+    fn check(&self, write: &HistoryWrite) -> Result<(), String> {
+        if !write.doc.is_object() {
+            return Err("the document is not a JSON object".into());
+        }
+        let shape = json_shape(&write.doc);
+        if shape.depth > history::NESTING_DEPTH_MAX {
+            return Err(format!(
+                "document nesting depth {} exceeds {}",
+                shape.depth,
+                history::NESTING_DEPTH_MAX
+            ));
+        }
+        if shape.nul_key {
+            return Err("a key holds a NUL byte, which BSON cannot store".into());
+        }
+        if shape.extended || shape.bson_bytes_bound > history::DOCUMENT_BYTES_MAX {
+            extended_document(&write.doc)?;
+        }
+        Ok(())
+    }
+
     fn commit(
         &self,
         group: &str,
@@ -489,6 +514,8 @@ struct JsonShape {
     /// A `$`-prefixed key (Extended JSON, which converts to other types or fails) or an
     /// integer beyond `i64` (which does not convert) is present.
     extended: bool,
+    /// A key holds a NUL byte (BSON keys are NUL-terminated: it cannot be stored).
+    nul_key: bool,
 }
 
 /// Walks `value` once, without allocating per node beyond the stack.
@@ -500,6 +527,7 @@ fn json_shape(value: &Value) -> JsonShape {
         depth: 0,
         bson_bytes_bound: 0,
         extended: false,
+        nul_key: false,
     };
     // (value, depth, key bytes of the element holding it; 0 for the root)
     let mut stack = vec![(value, 0usize, 0usize)];
@@ -521,6 +549,9 @@ fn json_shape(value: &Value) -> JsonShape {
                 for (key, child) in map {
                     if key.starts_with('$') {
                         shape.extended = true;
+                    }
+                    if key.contains('\0') {
+                        shape.nul_key = true;
                     }
                     stack.push((child, depth + 1, key.len()));
                 }
@@ -738,6 +769,67 @@ mod tests {
             Some(&br#"{"0":3}"#[..]),
             "the offsets committed with the rest"
         );
+    }
+
+    #[test]
+    fn check_refuses_exactly_what_commit_refuses_for_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(
+            dir.path(),
+            HistoryConfig::default(),
+            ManualClock::shared(1_700_000_000_000),
+        )
+        .unwrap();
+        let sink = HistoryCommits {
+            history,
+            commit_lock: std::sync::Mutex::new(()),
+        };
+        // An object nesting `depth` levels (a flat object is 1).
+        let nested = |depth: usize| {
+            let mut v = json!({"leaf": 1});
+            for _ in 1..depth {
+                v = json!({ "a": v });
+            }
+            v
+        };
+        let max = crate::history::NESTING_DEPTH_MAX;
+        let docs = [
+            json!({"a": 1, "b": [1, "x", {"c": null}]}),
+            nested(max),
+            nested(max + 1),
+            json!({"a\u{0}b": 1}),
+            json!({"nested": {"x\u{0}": 1}}),
+            json!({"d": {"$date": "2026-01-01T00:00:00Z"}}),
+            json!({"d": {"$date": "not a date"}}),
+            json!([1, 2]),
+            json!("text"),
+        ];
+        for (i, doc) in docs.iter().enumerate() {
+            for mode in [
+                HistoryWriteMode::Insert,
+                HistoryWriteMode::Upsert {
+                    key: format!("k{i}"),
+                },
+            ] {
+                let mut one = vec![write(mode.clone(), doc.clone())];
+                if let HistoryWriteMode::Insert = mode
+                    && let Some(map) = one[0].doc.as_object_mut()
+                {
+                    map.insert("_id".into(), json!(format!("i{i}")));
+                }
+                let checked = sink.check(&one[0]);
+                let committed = sink.commit("g", &mut one, &[]);
+                assert!(
+                    !matches!(committed, Err(HistoryCommitError::Fatal(_))),
+                    "{doc}: {committed:?}"
+                );
+                assert_eq!(
+                    checked.is_ok(),
+                    committed.is_ok(),
+                    "{mode:?} {doc}: check {checked:?}, commit {committed:?}"
+                );
+            }
+        }
     }
 
     /// `before` without the documents already rejected (by value).

@@ -5,6 +5,8 @@
 //! and dead letters happen before the history commit, and the commit carries the offsets, so a
 //! crash at any point re-reads the batch (at-least-once for the cache, forwards and dead letters,
 //! which are idempotent or tolerate repeats) and never duplicates or loses a history write.
+//! A record's history writes are checked (`HistorySink::check`) before any of its sink writes,
+//! so a document history would refuse for its content is never cached or forwarded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -135,6 +137,18 @@ pub(crate) fn process_batch(
                 continue;
             }
         };
+        // History's own checks come first: a record it would refuse is dead-lettered before
+        // any other sink sees it (a rebuild makes the same check, so it never caches it either).
+        if let Some(reason) = prepared
+            .history
+            .iter()
+            .find_map(|write| seams.history.check(write).err())
+        {
+            let reason = format!("history rejected the record: {reason}");
+            letters.push(dead_letter(name, record, &reason));
+            outcome.records_failed += 1;
+            continue;
+        }
         let mut rejected = None;
         for (sink, write) in prepared.cache {
             match seams.cache.write(write) {

@@ -28,7 +28,9 @@ use super::seams::{
 /// An invalid configuration, or a source or cache failure during the replay.
 pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock) -> Result<u64> {
     let replay_seams = Seams {
-        history: Arc::new(Discard),
+        history: Arc::new(Replay {
+            history: seams.history.clone(),
+        }),
         topic: Arc::new(Discard),
         dead_letter: Arc::new(Discard),
         ..seams.clone()
@@ -91,7 +93,17 @@ pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock
 /// The sinks a replay must not write to.
 struct Discard;
 
-impl HistorySink for Discard {
+/// History during a rebuild: checks documents as the live flow did (a record history refused
+/// is not cached now either) and writes nothing.
+struct Replay {
+    history: Arc<dyn HistorySink>,
+}
+
+impl HistorySink for Replay {
+    fn check(&self, write: &HistoryWrite) -> std::result::Result<(), String> {
+        self.history.check(write)
+    }
+
     fn committed(
         &self,
         _group: &str,

@@ -264,6 +264,19 @@ pub trait HistorySink: Send + Sync + 'static {
         docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError>;
+
+    /// Whether [`HistorySink::commit`] would accept `write` for its content (a JSON object
+    /// within the store's limits), without writing anything; `Err` gives the reason it would
+    /// be rejected. Flows check every history write of a record before writing it to any other
+    /// sink, so a document history refuses reaches neither the cache nor a forward. The
+    /// default accepts everything.
+    ///
+    /// # Errors
+    /// The reason [`HistoryCommitError::Rejected`] would give.
+    fn check(&self, write: &HistoryWrite) -> Result<(), String> {
+        let _ = write;
+        Ok(())
+    }
 }
 
 /// One record for another topic.
