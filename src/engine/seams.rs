@@ -708,8 +708,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_document_history_refuses_is_named_and_the_batch_stays_intact() {
+    /// A history store in a temporary directory and the flows' sink over it.
+    fn history_sink() -> (tempfile::TempDir, History, HistoryCommits) {
         let dir = tempfile::tempdir().unwrap();
         let history = History::open(
             dir.path(),
@@ -721,6 +721,12 @@ mod tests {
             history: history.clone(),
             commit_lock: std::sync::Mutex::new(()),
         };
+        (dir, history, sink)
+    }
+
+    #[test]
+    fn a_document_history_refuses_is_named_and_the_batch_stays_intact() {
+        let (_dir, history, sink) = history_sink();
         let offsets = [CommitOffset {
             topic: "orders".into(),
             partition: 0,
@@ -773,17 +779,7 @@ mod tests {
 
     #[test]
     fn check_refuses_exactly_what_commit_refuses_for_its_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let history = History::open(
-            dir.path(),
-            HistoryConfig::default(),
-            ManualClock::shared(1_700_000_000_000),
-        )
-        .unwrap();
-        let sink = HistoryCommits {
-            history,
-            commit_lock: std::sync::Mutex::new(()),
-        };
+        let (_dir, _history, sink) = history_sink();
         // An object nesting `depth` levels (a flat object is 1).
         let nested = |depth: usize| {
             let mut v = json!({"leaf": 1});
