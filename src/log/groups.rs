@@ -128,7 +128,8 @@ impl Registry {
         expired
     }
 
-    fn count(&self) -> usize {
+    /// Instances across every group.
+    pub(crate) fn count(&self) -> usize {
         self.groups.values().map(BTreeMap::len).sum()
     }
 
@@ -244,7 +245,7 @@ fn offset_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
 
 impl Log {
     fn now_mono_ms(&self) -> u64 {
-        self.inner.clock.monotonic_ns() / 1_000_000
+        self.inner.now_mono_ms()
     }
 
     /// Locks the registry after expiring idle instances.
@@ -795,12 +796,7 @@ impl Log {
     /// # Errors
     /// [`Error::LockPoisoned`] only.
     pub fn expire_idle_consumers(&self) -> Result<usize> {
-        let now = self.now_mono_ms();
-        Ok(self
-            .inner
-            .groups
-            .lock()?
-            .expire_idle(now, self.inner.config.consumer_instance_timeout_ms))
+        self.inner.expire_idle_consumers()
     }
 }
 

@@ -26,7 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -598,6 +598,11 @@ struct Inner {
     offsets_ks: fjall::Keyspace,
     /// REST consumer instances.
     groups: Mutex<groups::Registry>,
+    /// Retention checks (with consumer expiry) the background thread has finished, so a test
+    /// can wait for one instead of sleeping.
+    housekeeping_passes: Mutex<u64>,
+    /// Signalled after each of those checks.
+    housekeeping_cv: Condvar,
     /// Fault latch, read buffers and flush bell of every partition.
     shared: LogShared,
 }
@@ -663,6 +668,8 @@ impl Log {
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
             groups: Mutex::new(groups::Registry::default()),
+            housekeeping_passes: Mutex::new(0),
+            housekeeping_cv: Condvar::new(),
             config,
             clock,
             topics: RwLock::new(topics),
@@ -1138,6 +1145,34 @@ fn enforce_retention(inner: &Inner) -> Result<usize> {
     Ok(deleted)
 }
 
+impl Inner {
+    /// The monotonic clock in ms: the time base of every consumer instance's idle timer.
+    fn now_mono_ms(&self) -> u64 {
+        self.clock.monotonic_ns() / 1_000_000
+    }
+
+    /// Deletes consumer instances idle for `consumer_instance_timeout_ms` or more by the
+    /// monotonic clock; returns how many.
+    fn expire_idle_consumers(&self) -> Result<usize> {
+        Ok(self
+            .groups
+            .lock()?
+            .expire_idle(self.now_mono_ms(), self.config.consumer_instance_timeout_ms))
+    }
+
+    /// Waits up to `timeout` until the background thread has finished `passes` retention
+    /// checks; returns whether it has.
+    #[cfg(test)]
+    fn wait_housekeeping(&self, passes: u64, timeout: Duration) -> bool {
+        let Ok(done) = self.housekeeping_passes.lock() else {
+            return false;
+        };
+        self.housekeeping_cv
+            .wait_timeout_while(done, timeout, |done| *done < passes)
+            .is_ok_and(|(done, _)| *done >= passes)
+    }
+}
+
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // fjall's handles do not implement Debug; the directory identifies the database.
@@ -1155,9 +1190,11 @@ impl fmt::Debug for Inner {
 /// [`writer::FlushBell`] or the next retention check is due (at most [`IDLE_WAIT_MS_MAX`]), so
 /// an idle log wakes about once a second instead of every N ms.
 fn spawn_background(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
+    // Read before the thread starts, which may be much later on a busy machine: the first
+    // retention check is due one interval after the log opened.
+    let mut last_retention_ms = inner.now_mono_ms();
     std::thread::Builder::new().name("streamcache-log".into()).spawn(move || {
         let bell = inner.shared.bell.clone();
-        let mut last_retention_ms = inner.clock.monotonic_ns() / 1_000_000;
         loop {
             bell.listen();
             let topics: Vec<Arc<Topic>> = match inner.topics.read() {
@@ -1173,14 +1210,18 @@ fn spawn_background(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
                     }
                 }
             }
-            let now = inner.clock.monotonic_ns() / 1_000_000;
+            let now = inner.now_mono_ms();
             if now.saturating_sub(last_retention_ms) >= inner.config.retention_check_interval_ms {
                 last_retention_ms = now;
                 if let Err(e) = enforce_retention(&inner) {
                     tracing::error!(error = %e, "retention failed");
                 }
-                if let Ok(mut g) = inner.groups.lock() {
-                    g.expire_idle(inner.clock.now_ms(), inner.config.consumer_instance_timeout_ms);
+                if let Err(e) = inner.expire_idle_consumers() {
+                    tracing::error!(error = %e, "consumer expiry failed");
+                }
+                if let Ok(mut passes) = inner.housekeeping_passes.lock() {
+                    *passes += 1;
+                    inner.housekeeping_cv.notify_all();
                 }
             }
             let until_retention = last_retention_ms
@@ -1223,8 +1264,37 @@ fn background_tick_ms(inner: &Inner) -> u64 {
 mod tests {
     use std::time::Duration;
 
-    use super::{IDLE_WAIT_MS_MAX, Log, LogConfig, Record, Routing};
+    use super::{ConsumerSettings, IDLE_WAIT_MS_MAX, Log, LogConfig, Record, Routing};
     use crate::clock::ManualClock;
+
+    #[test]
+    fn the_background_expiry_keeps_an_instance_used_within_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::shared(1_767_225_600_000);
+        let config = LogConfig {
+            consumer_instance_timeout_ms: 10_000,
+            retention_check_interval_ms: 10_000,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config, clock.clone()).unwrap();
+        log.create_consumer("g", Some("idle"), ConsumerSettings::default())
+            .unwrap();
+        clock.advance(Duration::from_millis(1));
+        log.create_consumer("g", Some("busy"), ConsumerSettings::default())
+            .unwrap();
+        // The background check is now due: "idle" was last used exactly the timeout ago,
+        // "busy" one millisecond less.
+        clock.advance(Duration::from_millis(9_999));
+        // The bound is far above the thread's longest sleep: this waits for the thread.
+        assert!(
+            log.inner
+                .wait_housekeeping(1, Duration::from_millis(30 * IDLE_WAIT_MS_MAX)),
+            "the background thread ran no retention check"
+        );
+        let instances = log.inner.groups.lock().unwrap().count();
+        assert_eq!(instances, 1, "only the idle instance expires");
+        assert!(log.consumer_settings("g", "busy").is_ok());
+    }
 
     #[test]
     fn the_background_thread_fsyncs_an_interval_topic_after_an_append() {
