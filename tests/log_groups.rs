@@ -339,3 +339,81 @@ fn subscription_list_limit_over_max_is_rejected_before_any_work() {
     t.log.assign_consumer("g", &id, parts).unwrap();
     assert_eq!(t.log.consumer_assignment("g", &id).unwrap().len(), max);
 }
+
+#[test]
+fn deleting_a_topic_forgets_its_committed_offsets_and_positions() {
+    let t = TestLog::new(LogConfig::default());
+    for topic in ["t", "tt"] {
+        t.log.create_topic(topic, Some(1), &[], false).unwrap();
+        t.log
+            .append(topic, Routing::Partition(0), vec![value("old")])
+            .unwrap();
+    }
+    let commit = |topic: &str| {
+        (
+            tp(topic, 0),
+            CommittedOffset {
+                offset: 1,
+                metadata: String::new(),
+            },
+        )
+    };
+    for group in ["g", "other"] {
+        t.log
+            .commit_offsets(group, &[commit("t"), commit("tt")])
+            .unwrap();
+    }
+    // A live instance that has fetched "t" up to its end.
+    let live = t.log.create_consumer("g", Some("live"), earliest()).unwrap();
+    t.log
+        .subscribe_consumer("g", &live, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    assert!(t.log.poll_consumer("g", &live, 1 << 20).unwrap().is_empty());
+
+    t.log.delete_topic("t").unwrap();
+    for group in ["g", "other"] {
+        assert_eq!(t.log.committed_offset(group, &tp("t", 0)).unwrap(), None);
+        assert_eq!(
+            t.log.committed_offset(group, &tp("tt", 0)).unwrap(),
+            Some(commit("tt").1),
+            "another topic's offsets stay"
+        );
+    }
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    t.log
+        .append(
+            "t",
+            Routing::Partition(0),
+            vec![value("new-0"), value("new-1")],
+        )
+        .unwrap();
+    let offsets = |got: Vec<streamcache::log::ConsumedRecord>| -> Vec<u64> {
+        got.iter().map(|r| r.record.offset).collect()
+    };
+    assert_eq!(
+        offsets(t.log.poll_consumer("g", &live, 1 << 20).unwrap()),
+        [0, 1],
+        "the live instance starts the new topic from its reset policy"
+    );
+    let fresh = t.log.create_consumer("g", Some("fresh"), earliest()).unwrap();
+    t.log
+        .assign_consumer("g", &fresh, vec![tp("t", 0)])
+        .unwrap();
+    assert_eq!(
+        t.log.consumer_committed("g", &fresh, &[tp("t", 0)]).unwrap(),
+        [(tp("t", 0), None)]
+    );
+    assert_eq!(
+        offsets(t.log.poll_consumer("g", &fresh, 1 << 20).unwrap()),
+        [0, 1],
+        "a new instance of the group reads the new topic from offset 0"
+    );
+
+    // The removal is durable.
+    let t = t.reopen();
+    assert_eq!(t.log.committed_offset("other", &tp("t", 0)).unwrap(), None);
+    assert_eq!(
+        t.log.committed_offset("other", &tp("tt", 0)).unwrap(),
+        Some(commit("tt").1)
+    );
+}

@@ -128,6 +128,15 @@ impl Registry {
         expired
     }
 
+    /// Forgets every instance's positions on a deleted topic, so a topic re-created under its
+    /// name is read from committed offsets or the reset policy.
+    pub(crate) fn forget_topic(&mut self, topic: &str) {
+        for m in self.groups.values_mut().flat_map(BTreeMap::values_mut) {
+            m.positions.retain(|tp, _| tp.topic != topic);
+            m.auto_committed.retain(|tp, _| tp.topic != topic);
+        }
+    }
+
     /// Instances across every group.
     pub(crate) fn count(&self) -> usize {
         self.groups.values().map(BTreeMap::len).sum()
@@ -232,6 +241,33 @@ fn check_group(group: &str) -> Result<()> {
     Ok(())
 }
 
+/// The topic a committed-offset key names, if the key is well formed.
+fn offset_key_topic(key: &[u8]) -> Option<&[u8]> {
+    // Group names hold no NUL, so the first one ends the group; the partition is the last 4
+    // bytes, after the NUL that ends the topic.
+    let (_, rest) = key.split_at(key.iter().position(|&b| b == 0)? + 1);
+    let (topic, tail) = rest.split_at_checked(rest.len().checked_sub(5)?)?;
+    (tail.first() == Some(&0)).then_some(topic)
+}
+
+/// Every committed-offset key on `topic`, across groups.
+///
+/// Keys start with the group, so this scans every committed offset; topic deletion is rare
+/// and the keyspace holds one key per group and partition.
+pub(super) fn offset_keys_of_topic(
+    offsets: &fjall::Keyspace,
+    topic: &str,
+) -> Result<Vec<fjall::UserKey>> {
+    let mut keys = Vec::new();
+    for guard in offsets.iter() {
+        let key = guard.key().map_err(meta("list offsets"))?;
+        if offset_key_topic(&key) == Some(topic.as_bytes()) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
 /// Encodes a committed-offset key.
 fn offset_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     let mut k = Vec::with_capacity(group.len() + tp.topic.len() + 6);
@@ -286,6 +322,10 @@ impl Log {
                 max: SUBSCRIPTION_TOPICS_MAX,
             });
         }
+        // IMPORTANT: held from the partition checks to the batch commit, so a topic deletion
+        // (which removes its offsets under this lock) cannot slip between them and leave an
+        // offset of a deleted topic behind.
+        let admin = self.inner.topic_admin.lock()?;
         let mut batch = self.inner.db.batch();
         for (tp, c) in offsets {
             self.partition(&tp.topic, tp.partition)?;
@@ -301,6 +341,7 @@ impl Log {
             batch.insert(&self.inner.offsets_ks, offset_key(group, tp), v);
         }
         batch.commit().map_err(meta("commit offsets"))?;
+        drop(admin);
         self.inner
             .db
             .persist(fjall::PersistMode::SyncData)
@@ -818,6 +859,25 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offset_keys_name_their_topic() {
+        let key = |g: &str, t: &str, p: u32| {
+            offset_key(
+                g,
+                &TopicPartition {
+                    topic: t.into(),
+                    partition: p,
+                },
+            )
+        };
+        assert_eq!(offset_key_topic(&key("g", "t", 0)), Some(&b"t"[..]));
+        assert_eq!(offset_key_topic(&key("g", "a.b", 256)), Some(&b"a.b"[..]));
+        assert_eq!(offset_key_topic(&key("g", "t", u32::MAX)), Some(&b"t"[..]));
+        assert_eq!(offset_key_topic(b"g\0t"), None);
+        assert_eq!(offset_key_topic(b"no-nul"), None);
+        assert_eq!(offset_key_topic(b"g\0t\x01\0\0\0\0"), None);
+    }
 
     #[test]
     fn range_assignor_matches_kafka() {

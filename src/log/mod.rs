@@ -791,7 +791,8 @@ impl Log {
         self.topic_or_create(name).map(|t| t.info.clone())
     }
 
-    /// Deletes a topic and its files.
+    /// Deletes a topic and its files, with every group's committed offsets and every consumer
+    /// instance's positions on it.
     ///
     /// # Errors
     /// [`Error::TopicNotFound`], or storage errors.
@@ -803,14 +804,19 @@ impl Log {
                 topic: name.to_owned(),
             });
         }
-        self.inner
-            .topics_ks
-            .remove(name)
-            .map_err(error::meta("remove topic"))?;
+        // Kafka removes the committed offsets of deleted partitions: a topic re-created under
+        // this name must not resume its groups at the old topic's offsets.
+        let mut batch = self.inner.db.batch();
+        batch.remove(&self.inner.topics_ks, name);
+        for key in groups::offset_keys_of_topic(&self.inner.offsets_ks, name)? {
+            batch.remove(&self.inner.offsets_ks, key);
+        }
+        batch.commit().map_err(error::meta("remove topic"))?;
         self.inner
             .db
             .persist(fjall::PersistMode::SyncAll)
             .map_err(error::meta("persist topic removal"))?;
+        self.inner.groups.lock()?.forget_topic(name);
         let dir = self.inner.dir.join("topics").join(name);
         std::fs::remove_dir_all(&dir).map_err(error::io_at(&dir))?;
         writer::sync_dir(&self.inner.dir.join("topics"))?;
