@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use axum::body::Body;
+use base64::Engine as _;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
@@ -270,6 +271,107 @@ async fn an_oversized_record_fails_inside_offsets() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["offsets"][0]["error_code"], 50002);
     assert_eq!(v["offsets"][0]["offset"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_produce_naming_an_unknown_partition_is_refused_before_storing_anything() {
+    let api = Api::new();
+    api.engine
+        .log()
+        .create_topic("t2", Some(1), &[], false)
+        .unwrap();
+    let body = json!({"records": [{"value": "ok", "partition": 0}, {"value": "bad", "partition": 7}]});
+    let (status, _, v) = api
+        .call("POST", "/kafka/topics/t2", Some(JSON), None, Some(body))
+        .await;
+    assert_eq!(
+        (status, v["error_code"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(40402)),
+        "{v}"
+    );
+    assert_eq!(
+        api.engine.log().latest_offset("t2", 0).unwrap(),
+        0,
+        "a refused request stores none of its records"
+    );
+}
+
+#[tokio::test]
+async fn only_the_records_over_max_message_bytes_fail() {
+    let api = Api::new();
+    let max = 64;
+    api.engine
+        .log()
+        .create_topic(
+            "t",
+            Some(2),
+            &[("max.message.bytes".into(), max.to_string())],
+            false,
+        )
+        .unwrap();
+    let b64 = |len: usize, byte: u8| {
+        base64::engine::general_purpose::STANDARD.encode(vec![byte; len])
+    };
+    let body = json!({"records": [
+        {"value": "YQ==", "partition": 0},
+        {"value": b64(max + 1, b'x'), "partition": 0},
+        {"value": b64(max, b'm'), "partition": 0},
+        {"value": "Yg==", "partition": 1},
+        {"value": b64(max + 1, b'y'), "partition": 1},
+        {"value": "Yw==", "partition": 0},
+    ]});
+    let (status, _, v) = api
+        .call("POST", "/kafka/topics/t", Some(BINARY), None, Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let placed: Vec<(Value, Value, Value)> = v["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["partition"].clone(),
+                o["offset"].clone(),
+                o["error_code"].clone(),
+            )
+        })
+        .collect();
+    let ok = |p: u32, o: u64| (json!(p), json!(o), Value::Null);
+    let failed = (Value::Null, Value::Null, json!(50002));
+    assert_eq!(
+        placed,
+        [
+            ok(0, 0),
+            failed.clone(),
+            ok(0, 1),
+            ok(1, 0),
+            failed,
+            ok(0, 2)
+        ],
+        "a record of max.message.bytes is stored, one of max + 1 fails alone: {v}"
+    );
+    assert!(
+        v["offsets"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max.message.bytes"),
+        "{v}"
+    );
+    let stored = |p: u32| -> Vec<Vec<u8>> {
+        api.engine
+            .log()
+            .read("t", p, 0, 1 << 20)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value.unwrap().to_vec())
+            .collect()
+    };
+    assert_eq!(
+        stored(0),
+        [b"a".to_vec(), vec![b'm'; max], b"c".to_vec()],
+        "order within the partition is kept"
+    );
+    assert_eq!(stored(1), [b"b".to_vec()]);
 }
 
 #[tokio::test]

@@ -53,7 +53,7 @@ pub(crate) struct ProduceResponse {
 }
 
 /// Where one record went, or why it failed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct ProduceOffset {
     /// Partition, null on failure.
     pub(crate) partition: Option<u32>,

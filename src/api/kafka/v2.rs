@@ -387,8 +387,7 @@ async fn produce_to(
         }
         .into());
     }
-    // Consecutive records with the same target go in one append, keeping reply order.
-    let mut runs: Vec<(Option<u32>, Vec<Record>)> = Vec::new();
+    let mut targeted = Vec::with_capacity(records.len());
     for ProduceRecord {
         key,
         value,
@@ -404,47 +403,9 @@ async fn produce_to(
             value: embedded_bytes(format, value, "value")?,
             ..Record::default()
         };
-        match runs.last_mut() {
-            Some((t, list)) if *t == target => list.push(record),
-            _ => runs.push((target, vec![record])),
-        }
+        targeted.push((target, record));
     }
-    let results = blocking(&state, move |l| {
-        let mut out = Vec::new();
-        for (target, list) in runs {
-            let n = list.len();
-            let routing = target.map_or(Routing::Auto, Routing::Partition);
-            match l.append(&topic, routing, list) {
-                Ok(placed) => out.extend(placed.into_iter().map(Ok)),
-                Err(
-                    e @ (log::Error::TopicNotFound { .. }
-                    | log::Error::PartitionNotFound { .. }
-                    | log::Error::TopicNameInvalid { .. }
-                    | log::Error::AppendTooLarge { .. }),
-                ) => return Err(e),
-                Err(e) => out.extend((0..n).map(|_| Err(KafkaError::from(clone_for_records(&e))))),
-            }
-        }
-        Ok(out)
-    })
-    .await?;
-    let offsets = results
-        .into_iter()
-        .map(|r| match r {
-            Ok(a) => ProduceOffset {
-                partition: Some(a.partition),
-                offset: Some(a.offset),
-                error_code: None,
-                error: None,
-            },
-            Err(e) => ProduceOffset {
-                partition: None,
-                offset: None,
-                error_code: Some(if e.code() == 50302 { 50003 } else { 50002 }),
-                error: Some(e.message().to_owned()),
-            },
-        })
-        .collect();
+    let offsets = blocking(&state, move |l| append_records(l, &topic, targeted)).await?;
     Ok(ok(&ProduceResponse {
         key_schema_id: None,
         value_schema_id: None,
@@ -452,18 +413,93 @@ async fn produce_to(
     }))
 }
 
-/// Per-record failures are reported by message; the log error itself is not `Clone`.
-fn clone_for_records(e: &log::Error) -> log::Error {
-    match e {
-        log::Error::RecordTooLarge { len, max } => log::Error::RecordTooLarge {
-            len: *len,
-            max: *max,
-        },
-        log::Error::Poisoned => log::Error::Poisoned,
-        other => {
-            tracing::error!(error = %other, "produce failed");
-            log::Error::LockPoisoned
+/// Appends a produce request's records (each with its target partition, if any) and answers
+/// one entry per record, in order.
+///
+/// Whatever refuses the whole request (an unknown topic or partition, too many bytes) is found
+/// before the first append, so a refused request stores nothing. A record over the topic's
+/// `max.message.bytes` fails alone, as the REST Proxy, which sends records one by one, fails
+/// it; the other records are appended, consecutive ones with the same target together, in
+/// their order within each partition. A failed append fails only its own records.
+fn append_records(
+    l: &log::Log,
+    topic: &str,
+    records: Vec<(Option<u32>, Record)>,
+) -> log::Result<Vec<ProduceOffset>> {
+    let info = l.ensure_topic(topic)?;
+    let max = info.config.max_message_bytes;
+    let mut total = 0u64;
+    // Per record: its run and place in the run, or why it failed.
+    let mut slots: Vec<Result<(usize, usize), ProduceOffset>> = Vec::with_capacity(records.len());
+    let mut runs: Vec<(Option<u32>, Vec<Record>)> = Vec::new();
+    for (target, record) in records {
+        if let Some(p) = target.filter(|&p| p >= info.partitions) {
+            return Err(log::Error::PartitionNotFound {
+                topic: topic.to_owned(),
+                partition: i64::from(p),
+                partitions: info.partitions,
+            });
         }
+        let len = log::record_bytes(&record);
+        if len > max {
+            slots.push(Err(failed_record(log::Error::RecordTooLarge { len, max })));
+            continue;
+        }
+        total += len;
+        let last = runs.len().saturating_sub(1);
+        match runs.last_mut() {
+            Some((t, list)) if *t == target => {
+                slots.push(Ok((last, list.len())));
+                list.push(record);
+            }
+            _ => {
+                slots.push(Ok((runs.len(), 0)));
+                runs.push((target, vec![record]));
+            }
+        }
+    }
+    if total > log::APPEND_BYTES_MAX {
+        return Err(log::Error::AppendTooLarge {
+            len: total,
+            max: log::APPEND_BYTES_MAX,
+        });
+    }
+    let placed: Vec<Result<Vec<log::Appended>, ProduceOffset>> = runs
+        .into_iter()
+        .map(|(target, list)| {
+            let routing = target.map_or(Routing::Auto, Routing::Partition);
+            l.append(topic, routing, list).map_err(failed_record)
+        })
+        .collect();
+    // An append answers one entry per record, so `missing` is unreachable.
+    let missing = || failed_record(log::Error::LockPoisoned);
+    Ok(slots
+        .into_iter()
+        .map(|slot| match slot {
+            Err(failed) => failed,
+            Ok((run, at)) => match placed.get(run) {
+                Some(Ok(list)) => list.get(at).map_or_else(missing, |a| ProduceOffset {
+                    partition: Some(a.partition),
+                    offset: Some(a.offset),
+                    error_code: None,
+                    error: None,
+                }),
+                Some(Err(failed)) => failed.clone(),
+                None => missing(),
+            },
+        })
+        .collect())
+}
+
+/// The `offsets` entry of a record that failed: partition and offset null, 50003 when a retry
+/// may succeed, else 50002, and a safe message (internal errors are logged, not sent).
+fn failed_record(e: log::Error) -> ProduceOffset {
+    let e = KafkaError::from(e);
+    ProduceOffset {
+        partition: None,
+        offset: None,
+        error_code: Some(if e.code() == 50302 { 50003 } else { 50002 }),
+        error: Some(e.message().to_owned()),
     }
 }
 
