@@ -417,3 +417,45 @@ fn deleting_a_topic_forgets_its_committed_offsets_and_positions() {
         Some(commit("tt").1)
     );
 }
+
+#[test]
+fn concurrent_polls_of_one_instance_deliver_each_record_once() {
+    const RECORDS: u64 = 200;
+    const POLLERS: usize = 6;
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    // One batch per record, so a poll of one byte returns one record.
+    for i in 0..RECORDS {
+        t.log
+            .append("t", Routing::Partition(0), vec![value(&i.to_string())])
+            .unwrap();
+    }
+    let id = t.log.create_consumer("g", None, earliest()).unwrap();
+    t.log.assign_consumer("g", &id, vec![tp("t", 0)]).unwrap();
+    let start = std::sync::Barrier::new(POLLERS);
+    let mut delivered: Vec<u64> = std::thread::scope(|s| {
+        let pollers: Vec<_> = (0..POLLERS)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    let mut got = Vec::new();
+                    loop {
+                        let records = t.log.poll_consumer("g", &id, 1).unwrap();
+                        if records.is_empty() {
+                            return got;
+                        }
+                        got.extend(records.iter().map(|r| r.record.offset));
+                    }
+                })
+            })
+            .collect();
+        pollers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect()
+    });
+    delivered.sort_unstable();
+    let repeats = delivered.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_eq!(repeats, 0, "{repeats} deliveries repeated an offset");
+    assert_eq!(delivered, (0..RECORDS).collect::<Vec<_>>());
+}

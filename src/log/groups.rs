@@ -9,6 +9,7 @@
 //! followed by the metadata's UTF-8 bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 
@@ -101,6 +102,9 @@ struct Member {
     /// Positions last committed by auto-commit, so an unchanged position is not committed (and
     /// fsynced) again on every poll.
     auto_committed: BTreeMap<TopicPartition, Offset>,
+    /// Held by a poll from planning its reads to updating the positions, so concurrent polls
+    /// of one instance take turns instead of delivering the same records each.
+    polling: Arc<Mutex<()>>,
 }
 
 /// Every group's REST consumer instances.
@@ -427,6 +431,7 @@ impl Log {
                 assigned: Vec::new(),
                 positions: BTreeMap::new(),
                 auto_committed: BTreeMap::new(),
+                polling: Arc::default(),
             },
         );
         Ok(id)
@@ -661,8 +666,13 @@ impl Log {
         instance: &str,
         max_bytes: usize,
     ) -> Result<Vec<ConsumedRecord>> {
-        let counts = self.partition_counts()?;
         let now = self.now_mono_ms();
+        let polling = self.registry()?.member(group, instance, now)?.polling.clone();
+        // IMPORTANT: held until the positions are updated: a second poll planned from the
+        // same positions would deliver the same records again. A poll waits for the one
+        // before it, as the REST Proxy synchronises every use of one instance's consumer.
+        let _polling = polling.lock()?;
+        let counts = self.partition_counts()?;
         let (plan, settings, previous) = {
             let mut reg = self.registry()?;
             reg.member(group, instance, now)?;
@@ -704,9 +714,9 @@ impl Log {
         let mut out = Vec::new();
         let mut budget = max_bytes.min(super::READ_BYTES_MAX);
         let mut reached = Vec::new();
-        for (tp, pos) in plan {
+        for (tp, planned) in plan {
             let partition = self.partition(&tp.topic, tp.partition)?;
-            let mut pos = match pos {
+            let mut pos = match planned {
                 Some(p) => p,
                 None => match self.committed_offset(group, &tp)? {
                     Some(c) => c.offset,
@@ -714,7 +724,7 @@ impl Log {
                 },
             };
             if budget == 0 {
-                reached.push((tp, pos));
+                reached.push((tp, planned, pos));
                 continue;
             }
             let records = match partition.read(pos, budget) {
@@ -735,12 +745,13 @@ impl Log {
                     record: r,
                 });
             }
-            reached.push((tp, pos));
+            reached.push((tp, planned, pos));
         }
         let mut reg = self.registry()?;
         if let Ok(m) = reg.member(group, instance, now) {
-            for (tp, pos) in reached {
-                if m.assigned.contains(&tp) {
+            for (tp, planned, pos) in reached {
+                // A seek or rebalance during the reads wins over the position they reached.
+                if m.assigned.contains(&tp) && m.positions.get(&tp).copied() == planned {
                     m.positions.insert(tp, pos);
                 }
             }
