@@ -459,3 +459,62 @@ fn concurrent_polls_of_one_instance_deliver_each_record_once() {
     assert_eq!(repeats, 0, "{repeats} deliveries repeated an offset");
     assert_eq!(delivered, (0..RECORDS).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_poll_stops_at_max_bytes_inside_a_batch_but_returns_at_least_one_record() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    // One batch of eight 10-byte records.
+    let records: Vec<_> = (0..8).map(|i| value(&format!("record-{i:03}"))).collect();
+    t.log
+        .append("t", Routing::Partition(0), records)
+        .unwrap();
+    let id = t.log.create_consumer("g", None, earliest()).unwrap();
+    t.log.assign_consumer("g", &id, vec![tp("t", 0)]).unwrap();
+    let mut poll = |max_bytes: usize| -> Vec<u64> {
+        t.log
+            .poll_consumer("g", &id, max_bytes)
+            .unwrap()
+            .iter()
+            .map(|r| r.record.offset)
+            .collect()
+    };
+    assert_eq!(poll(20), [0, 1], "two records fill 20 bytes exactly");
+    assert_eq!(poll(19), [2], "a third would pass 29 bytes");
+    assert_eq!(poll(1), [3], "a record larger than max_bytes still comes alone");
+    assert_eq!(poll(1 << 20), [4, 5, 6, 7], "nothing was skipped");
+}
+
+#[test]
+fn deleting_an_auto_commit_instance_commits_its_positions() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(2), &[], false).unwrap();
+    for p in 0..2 {
+        t.log
+            .append("t", Routing::Partition(p), vec![value("a"), value("b")])
+            .unwrap();
+    }
+    for (group, auto_commit) in [("auto", true), ("manual", false)] {
+        let settings = ConsumerSettings {
+            auto_commit,
+            ..earliest()
+        };
+        let id = t.log.create_consumer(group, None, settings).unwrap();
+        t.log
+            .assign_consumer(group, &id, vec![tp("t", 0), tp("t", 1)])
+            .unwrap();
+        assert_eq!(t.log.poll_consumer(group, &id, 1 << 20).unwrap().len(), 4);
+        t.log.delete_consumer(group, &id).unwrap();
+    }
+    for p in 0..2 {
+        assert_eq!(
+            t.log
+                .committed_offset("auto", &tp("t", p))
+                .unwrap()
+                .map(|c| c.offset),
+            Some(2),
+            "auto.commit.enable commits the delivered positions on close"
+        );
+        assert_eq!(t.log.committed_offset("manual", &tp("t", p)).unwrap(), None);
+    }
+}

@@ -107,6 +107,28 @@ struct Member {
     polling: Arc<Mutex<()>>,
 }
 
+impl Member {
+    /// The positions auto-commit has not committed yet, as commits.
+    fn auto_commit_due(&self) -> Vec<(TopicPartition, CommittedOffset)> {
+        self.positions
+            .iter()
+            .filter(|(tp, o)| self.auto_committed.get(*tp) != Some(*o))
+            .map(|(tp, &offset)| plain_commit(tp.clone(), offset))
+            .collect()
+    }
+}
+
+/// A commit of `offset` on `tp` without metadata.
+fn plain_commit(tp: TopicPartition, offset: Offset) -> (TopicPartition, CommittedOffset) {
+    (
+        tp,
+        CommittedOffset {
+            offset,
+            metadata: String::new(),
+        },
+    )
+}
+
 /// Every group's REST consumer instances.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
@@ -450,21 +472,37 @@ impl Log {
             .clone())
     }
 
-    /// Deletes an instance; its partitions go to the rest of the group.
+    /// Deletes an instance (after a poll in flight); its partitions go to the rest of the
+    /// group. With `auto_commit`, its delivered positions are committed first, as a Kafka
+    /// consumer commits on close.
     ///
     /// # Errors
     /// [`Error::InstanceNotFound`].
     pub fn delete_consumer(&self, group: &str, instance: &str) -> Result<()> {
+        let now = self.now_mono_ms();
+        let polling = self.registry()?.member(group, instance, now)?.polling.clone();
+        // A poll in flight finishes first, so its positions are the ones committed below.
+        let _polling = polling.lock()?;
         let counts = self.partition_counts()?;
-        let mut reg = self.registry()?;
-        let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
-        if removed.is_none() {
-            return Err(Error::InstanceNotFound {
+        let removed = {
+            let mut reg = self.registry()?;
+            let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
+            reg.rebalance(group, &counts);
+            removed.ok_or_else(|| Error::InstanceNotFound {
                 group: group.to_owned(),
                 instance: instance.to_owned(),
-            });
+            })?
+        };
+        if removed.settings.auto_commit {
+            // As a Kafka consumer's close with enable.auto.commit: commit the delivered
+            // positions of partitions that still exist; a failure is logged, not returned, since
+            // the instance is gone either way.
+            let mut offsets = removed.auto_commit_due();
+            offsets.retain(|(tp, _)| self.partition(&tp.topic, tp.partition).is_ok());
+            if let Err(e) = self.commit_offsets(group, &offsets) {
+                tracing::warn!(group, instance, error = %e, "auto-commit of a deleted consumer instance failed");
+            }
         }
-        reg.rebalance(group, &counts);
         Ok(())
     }
 
@@ -654,9 +692,10 @@ impl Log {
             .collect()
     }
 
-    /// Fetches up to about `max_bytes` of records from the instance's assigned partitions,
-    /// advancing its positions. With `auto_commit`, the positions reached by earlier polls are
-    /// committed first.
+    /// Fetches records from the instance's assigned partitions while their bytes (as
+    /// [`StoredRecord::bytes_len`] counts them) fit in `max_bytes`, at least one record,
+    /// advancing its positions past the records returned. With `auto_commit`, the positions
+    /// reached by earlier polls are committed first.
     ///
     /// # Errors
     /// [`Error::InstanceNotFound`], [`Error::NoResetPolicy`], read and commit errors.
@@ -683,32 +722,14 @@ impl Log {
                 .iter()
                 .map(|tp| (tp.clone(), m.positions.get(tp).copied()))
                 .collect();
-            let changed: Vec<(TopicPartition, Offset)> = m
-                .positions
-                .iter()
-                .filter(|(tp, o)| m.auto_committed.get(*tp) != Some(*o))
-                .map(|(tp, o)| (tp.clone(), *o))
-                .collect();
-            (plan, m.settings.clone(), changed)
+            (plan, m.settings.clone(), m.auto_commit_due())
         };
         if settings.auto_commit && !previous.is_empty() {
-            let offsets: Vec<_> = previous
-                .into_iter()
-                .map(|(tp, offset)| {
-                    (
-                        tp,
-                        CommittedOffset {
-                            offset,
-                            metadata: String::new(),
-                        },
-                    )
-                })
-                .collect();
-            self.commit_offsets(group, &offsets)?;
+            self.commit_offsets(group, &previous)?;
             let mut reg = self.registry()?;
             if let Ok(m) = reg.member(group, instance, now) {
                 m.auto_committed
-                    .extend(offsets.into_iter().map(|(tp, c)| (tp, c.offset)));
+                    .extend(previous.into_iter().map(|(tp, c)| (tp, c.offset)));
             }
         }
         let mut out = Vec::new();
@@ -736,8 +757,17 @@ impl Log {
                 Err(e) => return Err(e),
             };
             for r in records {
-                let size = usize::try_from(r.bytes_len()).unwrap_or(usize::MAX);
-                budget = budget.saturating_sub(size.max(1));
+                let size = usize::try_from(r.bytes_len())
+                    .unwrap_or(usize::MAX)
+                    .max(1);
+                // A read returns whole batches; the budget ends inside one at the first record
+                // that does not fit (the first record of a poll always comes). The position
+                // stays on it, so the next poll starts there.
+                if size > budget && !out.is_empty() {
+                    budget = 0;
+                    break;
+                }
+                budget = budget.saturating_sub(size);
                 pos = r.offset + 1;
                 out.push(ConsumedRecord {
                     topic: tp.topic.clone(),
@@ -810,15 +840,7 @@ impl Log {
                 .member(group, instance, now)?
                 .positions
                 .iter()
-                .map(|(tp, &offset)| {
-                    (
-                        tp.clone(),
-                        CommittedOffset {
-                            offset,
-                            metadata: String::new(),
-                        },
-                    )
-                })
+                .map(|(tp, &offset)| plain_commit(tp.clone(), offset))
                 .collect(),
         };
         self.commit_offsets(group, &offsets)
