@@ -14,8 +14,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use base64::Engine as _;
 use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use streamcache::engine::Engine;
@@ -280,7 +280,8 @@ async fn a_produce_naming_an_unknown_partition_is_refused_before_storing_anythin
         .log()
         .create_topic("t2", Some(1), &[], false)
         .unwrap();
-    let body = json!({"records": [{"value": "ok", "partition": 0}, {"value": "bad", "partition": 7}]});
+    let body =
+        json!({"records": [{"value": "ok", "partition": 0}, {"value": "bad", "partition": 7}]});
     let (status, _, v) = api
         .call("POST", "/kafka/topics/t2", Some(JSON), None, Some(body))
         .await;
@@ -309,9 +310,8 @@ async fn only_the_records_over_max_message_bytes_fail() {
             false,
         )
         .unwrap();
-    let b64 = |len: usize, byte: u8| {
-        base64::engine::general_purpose::STANDARD.encode(vec![byte; len])
-    };
+    let b64 =
+        |len: usize, byte: u8| base64::engine::general_purpose::STANDARD.encode(vec![byte; len]);
     let body = json!({"records": [
         {"value": "YQ==", "partition": 0},
         {"value": b64(max + 1, b'x'), "partition": 0},

@@ -364,7 +364,10 @@ fn deleting_a_topic_forgets_its_committed_offsets_and_positions() {
             .unwrap();
     }
     // A live instance that has fetched "t" up to its end.
-    let live = t.log.create_consumer("g", Some("live"), earliest()).unwrap();
+    let live = t
+        .log
+        .create_consumer("g", Some("live"), earliest())
+        .unwrap();
     t.log
         .subscribe_consumer("g", &live, Subscription::Topics(vec!["t".into()]))
         .unwrap();
@@ -395,12 +398,17 @@ fn deleting_a_topic_forgets_its_committed_offsets_and_positions() {
         [0, 1],
         "the live instance starts the new topic from its reset policy"
     );
-    let fresh = t.log.create_consumer("g", Some("fresh"), earliest()).unwrap();
+    let fresh = t
+        .log
+        .create_consumer("g", Some("fresh"), earliest())
+        .unwrap();
     t.log
         .assign_consumer("g", &fresh, vec![tp("t", 0)])
         .unwrap();
     assert_eq!(
-        t.log.consumer_committed("g", &fresh, &[tp("t", 0)]).unwrap(),
+        t.log
+            .consumer_committed("g", &fresh, &[tp("t", 0)])
+            .unwrap(),
         [(tp("t", 0), None)]
     );
     assert_eq!(
@@ -466,12 +474,10 @@ fn a_poll_stops_at_max_bytes_inside_a_batch_but_returns_at_least_one_record() {
     t.log.create_topic("t", Some(1), &[], false).unwrap();
     // One batch of eight 10-byte records.
     let records: Vec<_> = (0..8).map(|i| value(&format!("record-{i:03}"))).collect();
-    t.log
-        .append("t", Routing::Partition(0), records)
-        .unwrap();
+    t.log.append("t", Routing::Partition(0), records).unwrap();
     let id = t.log.create_consumer("g", None, earliest()).unwrap();
     t.log.assign_consumer("g", &id, vec![tp("t", 0)]).unwrap();
-    let mut poll = |max_bytes: usize| -> Vec<u64> {
+    let poll = |max_bytes: usize| -> Vec<u64> {
         t.log
             .poll_consumer("g", &id, max_bytes)
             .unwrap()
@@ -481,7 +487,11 @@ fn a_poll_stops_at_max_bytes_inside_a_batch_but_returns_at_least_one_record() {
     };
     assert_eq!(poll(20), [0, 1], "two records fill 20 bytes exactly");
     assert_eq!(poll(19), [2], "a third would pass 29 bytes");
-    assert_eq!(poll(1), [3], "a record larger than max_bytes still comes alone");
+    assert_eq!(
+        poll(1),
+        [3],
+        "a record larger than max_bytes still comes alone"
+    );
     assert_eq!(poll(1 << 20), [4, 5, 6, 7], "nothing was skipped");
 }
 

@@ -480,7 +480,11 @@ impl Log {
     /// [`Error::InstanceNotFound`].
     pub fn delete_consumer(&self, group: &str, instance: &str) -> Result<()> {
         let now = self.now_mono_ms();
-        let polling = self.registry()?.member(group, instance, now)?.polling.clone();
+        let polling = self
+            .registry()?
+            .member(group, instance, now)?
+            .polling
+            .clone();
         // A poll in flight finishes first, so its positions are the ones committed below.
         let _polling = polling.lock()?;
         let counts = self.partition_counts()?;
@@ -706,7 +710,11 @@ impl Log {
         max_bytes: usize,
     ) -> Result<Vec<ConsumedRecord>> {
         let now = self.now_mono_ms();
-        let polling = self.registry()?.member(group, instance, now)?.polling.clone();
+        let polling = self
+            .registry()?
+            .member(group, instance, now)?
+            .polling
+            .clone();
         // IMPORTANT: held until the positions are updated: a second poll planned from the
         // same positions would deliver the same records again. A poll waits for the one
         // before it, as the REST Proxy synchronises every use of one instance's consumer.
@@ -757,9 +765,7 @@ impl Log {
                 Err(e) => return Err(e),
             };
             for r in records {
-                let size = usize::try_from(r.bytes_len())
-                    .unwrap_or(usize::MAX)
-                    .max(1);
+                let size = usize::try_from(r.bytes_len()).unwrap_or(usize::MAX).max(1);
                 // A read returns whole batches; the budget ends inside one at the first record
                 // that does not fit (the first record of a poll always comes). The position
                 // stays on it, so the next poll starts there.
