@@ -321,3 +321,20 @@ fn protocol_limits_at_max_and_above() {
     );
     let _ = &s.rt;
 }
+
+#[test]
+fn error_texts_that_echo_input_cannot_break_the_reply_stream() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    // Redis replaces CR and LF with spaces in error and status replies, so a client's argument
+    // echoed in an error stays inside that one reply.
+    let reply = raw(
+        s.addr,
+        b"SET k v\r\n*4\r\n$6\r\nEXPIRE\r\n$1\r\nk\r\n$2\r\n10\r\n$12\r\nx\r\n+INJECTED\r\n\
+          *2\r\n$6\r\nCONFIG\r\n$4\r\nf\no\r\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "+OK\r\n-ERR Unsupported option x  +INJECTED\r\n\
+         -ERR unknown subcommand 'f o '. Try CONFIG HELP.\r\n+OK\r\n"
+    );
+}

@@ -84,8 +84,8 @@ impl Frame {
     pub fn encode(&self, proto: u8, out: &mut Vec<u8>) {
         let resp3 = proto >= 3;
         match self {
-            Self::Simple(s) => line(out, b'+', s.as_bytes()),
-            Self::Error(s) => line(out, b'-', s.as_bytes()),
+            Self::Simple(s) => status_line(out, b'+', s.as_bytes()),
+            Self::Error(s) => status_line(out, b'-', s.as_bytes()),
             Self::Integer(n) => int_line(out, b':', *n),
             Self::Bulk(b) => bulk(out, b),
             Self::Null if resp3 => out.extend_from_slice(b"_\r\n"),
@@ -156,6 +156,22 @@ pub fn format_double(d: f64) -> String {
 fn line(out: &mut Vec<u8>, tag: u8, text: &[u8]) {
     out.push(tag);
     out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A simple-string or error line: CR and LF in `text` become spaces, as Redis writes them, so
+/// a reply that echoes a client's argument cannot end early and forge the replies after it.
+fn status_line(out: &mut Vec<u8>, tag: u8, text: &[u8]) {
+    out.push(tag);
+    let start = out.len();
+    out.extend_from_slice(text);
+    if let Some(written) = out.get_mut(start..) {
+        for b in written {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -876,6 +892,14 @@ mod tests {
             decode_frame(&three, &LIMITS).unwrap(),
             Some((f, three.len()))
         );
+    }
+
+    #[test]
+    fn error_and_status_lines_carry_no_cr_or_lf() {
+        let mut out = Vec::new();
+        Frame::error("ERR bad 'a\r\n+OK'").encode(2, &mut out);
+        Frame::Simple(Cow::Owned("x\ny".to_owned())).encode(3, &mut out);
+        assert_eq!(out, b"-ERR bad 'a  +OK'\r\n+x y\r\n");
     }
 
     #[test]
