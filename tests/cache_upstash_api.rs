@@ -105,3 +105,42 @@ async fn upstash_rest_surface() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn path_form_decodes_each_segment_after_splitting() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine);
+
+    // An encoded `/` belongs to its argument: this is `SET k foo/EX/1`, not `SET k foo EX 1`.
+    let (s, v) = call(&app, "GET", "/redis/set/k/foo%2FEX%2F1", None, false).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": "OK"})));
+    let (_, v) = call(&app, "GET", "/redis/get/k", None, false).await;
+    assert_eq!(v, json!({"result": "foo/EX/1"}));
+    let (_, v) = call(&app, "GET", "/redis/ttl/k", None, false).await;
+    assert_eq!(v, json!({"result": -1}));
+
+    let (s, v) = call(&app, "GET", "/redis/set/a%2Fb/v%20w", None, false).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": "OK"})));
+    let (_, v) = call(&app, "GET", "/redis/get/a%2fb", None, false).await;
+    assert_eq!(v, json!({"result": "v w"}));
+    // A non-UTF-8 byte is a byte of the argument.
+    let (_, v) = call(&app, "GET", "/redis/set/bin/%FF%00", None, false).await;
+    assert_eq!(v, json!({"result": "OK"}));
+    let (_, v) = call(&app, "GET", "/redis/strlen/bin", None, false).await;
+    assert_eq!(v, json!({"result": 2}));
+
+    // A malformed escape is refused, not guessed at.
+    for bad in [
+        "/redis/get/%",
+        "/redis/get/%4",
+        "/redis/get/%zz",
+        "/redis/get/a%g1",
+    ] {
+        let (s, v) = call(&app, "GET", bad, None, false).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with("ERR"),
+            "{bad}: {v}"
+        );
+    }
+}

@@ -1,14 +1,15 @@
 //! The Upstash Redis REST surface under `/redis`: `POST /redis` with a JSON command array,
 //! `POST /redis/pipeline`, `POST /redis/multi-exec`, and the path form
-//! `GET|POST /redis/{command}/{arg}/…` (a POST body becomes the last argument).
+//! `GET|POST /redis/{command}/{arg}/…` (a POST body becomes the last argument; each segment is
+//! percent-decoded after the path is split, so `%2F` is a `/` inside an argument).
 //!
 //! Replies are `{"result": …}`; command errors are `{"error": "ERR …"}` with status 400. With
 //! the header `Upstash-Encoding: base64`, string results are base64-encoded as Upstash does.
 
 use axum::Router;
 use axum::body::Bytes as BodyBytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use base64::Engine as _;
@@ -182,15 +183,26 @@ async fn multi_exec(
 
 async fn path_form(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: BodyBytes,
 ) -> Response {
-    let mut args: Vec<Bytes> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| Bytes::from(s.to_owned()))
-        .collect();
+    // IMPORTANT: split the path as sent, then decode each segment. Decoding first (as the
+    // `{*path}` extractor does) would turn an argument's `%2F` into a separator.
+    let path = uri.path();
+    let rest = path.strip_prefix("/redis/").unwrap_or(path);
+    let mut args = Vec::new();
+    for segment in rest.split('/').filter(|s| !s.is_empty()) {
+        match decode_percent(segment.as_bytes()) {
+            Some(arg) => args.push(Bytes::from(arg)),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "ERR invalid percent-encoding in the command path",
+                );
+            }
+        }
+    }
     if args.is_empty() {
         return error(StatusCode::BAD_REQUEST, "ERR empty command");
     }
@@ -198,4 +210,36 @@ async fn path_form(
         args.push(body);
     }
     run_one(state.engine.cache().clone(), args, base64_wanted(&headers)).await
+}
+
+/// Decodes one path segment's `%XX` escapes into the bytes they stand for (any byte, UTF-8 or
+/// not); `None` for a `%` not followed by two hex digits. `+` stays `+`, as in any URL path.
+fn decode_percent(segment: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(segment.len());
+    let mut bytes = segment.iter();
+    while let Some(&b) = bytes.next() {
+        if b == b'%' {
+            let hi = char::from(*bytes.next()?).to_digit(16)?;
+            let lo = char::from(*bytes.next()?).to_digit(16)?;
+            out.push(u8::try_from(hi * 16 + lo).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_percent;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode_percent(b"a%2Fb%2f%20+"), Some(b"a/b/ +".to_vec()));
+        assert_eq!(decode_percent(b"%FF%00"), Some(vec![0xFF, 0]));
+        assert_eq!(decode_percent(b""), Some(vec![]));
+        for bad in [&b"%"[..], b"%4", b"%zz", b"a%g1", b"%+1"] {
+            assert_eq!(decode_percent(bad), None);
+        }
+    }
 }
