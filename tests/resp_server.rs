@@ -338,3 +338,38 @@ fn error_texts_that_echo_input_cannot_break_the_reply_stream() {
          -ERR unknown subcommand 'f o '. Try CONFIG HELP.\r\n+OK\r\n"
     );
 }
+
+#[test]
+fn unsubscribe_without_arguments_counts_down() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    // Each reply gives the subscriptions left after that one went, as Redis does; they go in
+    // the order they were made.
+    let reply = raw(
+        s.addr,
+        b"SUBSCRIBE a b\r\nPSUBSCRIBE p\r\nUNSUBSCRIBE\r\nPUNSUBSCRIBE\r\nUNSUBSCRIBE\r\n\
+          RESET\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n\
+         *3\r\n$10\r\npsubscribe\r\n$1\r\np\r\n:3\r\n\
+         *3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n\
+         *3\r\n$12\r\npunsubscribe\r\n$1\r\np\r\n:0\r\n\
+         *3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n+RESET\r\n+OK\r\n"
+    );
+    let reply = raw(
+        s.addr,
+        b"HELLO 3\r\nSUBSCRIBE a b c\r\nPSUBSCRIBE p q\r\nPUNSUBSCRIBE\r\nUNSUBSCRIBE\r\nQUIT\r\n",
+    );
+    let reply = String::from_utf8(reply).unwrap();
+    let tail = reply
+        .split_once(">3\r\n$10\r\npsubscribe\r\n$1\r\nq\r\n:5\r\n")
+        .unwrap()
+        .1;
+    assert_eq!(
+        tail,
+        ">3\r\n$12\r\npunsubscribe\r\n$1\r\np\r\n:4\r\n>3\r\n$12\r\npunsubscribe\r\n$1\r\nq\r\n:3\r\n\
+         >3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n>3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n\
+         >3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n+OK\r\n"
+    );
+}

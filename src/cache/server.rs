@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use hashbrown::HashSet;
+use hashbrown::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -325,8 +325,13 @@ struct Connection {
     /// The last command looked up (most pipelines repeat one command).
     last_spec: Option<&'static command::Spec>,
     watched: Vec<(usize, Bytes, u64, u64)>,
-    channels: HashSet<Bytes>,
-    patterns: HashSet<Bytes>,
+    /// Subscribed channels, each with its subscription's sequence number (so an UNSUBSCRIBE
+    /// without arguments goes in subscription order, not the set's hash order).
+    channels: HashMap<Bytes, u64>,
+    /// Subscribed patterns, as `channels`.
+    patterns: HashMap<Bytes, u64>,
+    /// The next subscription's sequence number.
+    subscription_seq: u64,
     tx: mpsc::Sender<Message>,
     rx: mpsc::Receiver<Message>,
     kill: Arc<Notify>,
@@ -379,8 +384,9 @@ impl Connection {
             multi_dirty: false,
             last_spec: None,
             watched: Vec::new(),
-            channels: HashSet::new(),
-            patterns: HashSet::new(),
+            channels: HashMap::new(),
+            patterns: HashMap::new(),
+            subscription_seq: 0,
             tx,
             rx,
             kill,
@@ -502,10 +508,10 @@ impl Connection {
         for (db, key, _, _) in std::mem::take(&mut self.watched) {
             cache.unwatch(db, &key);
         }
-        for c in std::mem::take(&mut self.channels) {
+        for c in std::mem::take(&mut self.channels).into_keys() {
             cache.inner().pubsub.unsubscribe(self.id, &c, false);
         }
-        for p in std::mem::take(&mut self.patterns) {
+        for p in std::mem::take(&mut self.patterns).into_keys() {
             cache.inner().pubsub.unsubscribe(self.id, &p, true);
         }
         self.shared.clients().remove(&self.id);
@@ -794,11 +800,14 @@ impl Connection {
                         .inner()
                         .pubsub
                         .subscribe(self.id, &ch, pattern, &self.tx);
-                    if pattern {
-                        self.patterns.insert(ch.clone());
+                    let seq = self.subscription_seq;
+                    self.subscription_seq += 1;
+                    let set = if pattern {
+                        &mut self.patterns
                     } else {
-                        self.channels.insert(ch.clone());
-                    }
+                        &mut self.channels
+                    };
+                    set.entry(ch.clone()).or_insert(seq);
                     let kind: &[u8] = if pattern { b"psubscribe" } else { b"subscribe" };
                     Frame::Push(vec![
                         Frame::bulk(kind),
@@ -847,13 +856,17 @@ impl Connection {
         Next::Continue
     }
 
+    /// UNSUBSCRIBE or PUNSUBSCRIBE without arguments (or RESET): drops every channel (or
+    /// pattern) one at a time, in subscription order, each reply counting what is left after it.
     fn unsubscribe_all(&mut self, pattern: bool, out: &mut Vec<u8>, reply: bool) {
         let cache = self.shared.cache.clone();
-        let names: Vec<Bytes> = if pattern {
-            self.patterns.drain().collect()
+        let set = if pattern {
+            &self.patterns
         } else {
-            self.channels.drain().collect()
+            &self.channels
         };
+        let mut names: Vec<(u64, Bytes)> = set.iter().map(|(k, &seq)| (seq, k.clone())).collect();
+        names.sort_unstable_by_key(|(seq, _)| *seq);
         let kind: &[u8] = if pattern {
             b"punsubscribe"
         } else {
@@ -867,8 +880,13 @@ impl Connection {
             ])
             .encode(self.proto, out);
         }
-        for ch in names {
+        for (_, ch) in names {
             cache.inner().pubsub.unsubscribe(self.id, &ch, pattern);
+            if pattern {
+                self.patterns.remove(&ch);
+            } else {
+                self.channels.remove(&ch);
+            }
             if reply {
                 Frame::Push(vec![
                     Frame::bulk(kind),
