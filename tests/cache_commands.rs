@@ -222,3 +222,128 @@ fn default_toml_with_cache_section_parses_to_defaults() {
         streamcache::config::parse_toml(&text, std::path::Path::new("default.toml")).unwrap();
     assert_eq!(parsed, streamcache::config::Config::default());
 }
+
+/// One SCAN-family call: the next cursor and the returned items.
+fn scan_call(c: &Cache, parts: &[&str]) -> (String, Vec<Bytes>) {
+    let Frame::Array(reply) = run(c, parts) else {
+        panic!("SCAN replies with an array");
+    };
+    let [Frame::Bulk(cursor), Frame::Array(items)] = reply.as_slice() else {
+        panic!("SCAN replies with a cursor and items: {reply:?}");
+    };
+    let items = items
+        .iter()
+        .map(|f| match f {
+            Frame::Bulk(b) => b.clone(),
+            other => panic!("item {other:?}"),
+        })
+        .collect();
+    (String::from_utf8(cursor.to_vec()).unwrap(), items)
+}
+
+/// Runs a whole SCAN-family iteration (`command` then `key` if any); `between` runs after
+/// each call with the items it returned. Bounded: an iteration that never ends fails.
+fn scan_all(
+    c: &Cache,
+    command: &[&str],
+    mut between: impl FnMut(&[Bytes]),
+) -> std::collections::BTreeSet<Bytes> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_owned();
+    for _ in 0..100_000 {
+        let mut parts = command.to_vec();
+        parts.extend([cursor.as_str(), "COUNT", "10"]);
+        let (next, items) = scan_call(c, &parts);
+        between(&items);
+        seen.extend(items);
+        if next == "0" {
+            return seen;
+        }
+        cursor = next;
+    }
+    panic!("the iteration did not end");
+}
+
+#[test]
+fn scan_returns_every_key_present_throughout_despite_deletes_and_growth() {
+    let c = cache();
+    for i in 0..100 {
+        run(&c, &["SET", &format!("k{i}"), "v"]);
+    }
+    // Deleting each key as it comes back must not make the cursor skip others.
+    let seen = scan_all(&c, &["SCAN"], |items| {
+        for k in items {
+            run(&c, &["DEL", std::str::from_utf8(k).unwrap()]);
+        }
+    });
+    assert_eq!(seen.len(), 100);
+    assert_eq!(run(&c, &["DBSIZE"]), Frame::Integer(0));
+
+    // Keys present throughout come back even while inserts grow the tables under the cursor.
+    for i in 0..200 {
+        run(&c, &["SET", &format!("k{i}"), "v"]);
+    }
+    let mut added = 0;
+    let seen = scan_all(&c, &["SCAN"], |_| {
+        for _ in 0..20 {
+            run(&c, &["SET", &format!("new{added}"), "v"]);
+            added += 1;
+        }
+    });
+    for i in 0..200 {
+        assert!(
+            seen.contains(format!("k{i}").as_bytes()),
+            "k{i} was skipped"
+        );
+    }
+    // MATCH and TYPE filter what a call returns, not what it visits.
+    run(&c, &["RPUSH", "list", "x"]);
+    let lists = scan_all(&c, &["SCAN"], |_| {});
+    assert!(lists.contains(&b"list"[..]));
+    let (_, items) = scan_call(&c, &["SCAN", "0", "COUNT", "100000", "TYPE", "list"]);
+    assert_eq!(items, vec![Bytes::from_static(b"list")]);
+    let (next, items) = scan_call(&c, &["SCAN", "0", "COUNT", "100000", "MATCH", "k1?"]);
+    assert_eq!((next.as_str(), items.len()), ("0", 10));
+}
+
+#[test]
+fn scan_skips_expired_keys_and_randomkey_finds_a_live_one() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = Cache::new(CacheConfig::default(), clock.clone());
+    assert_eq!(run(&c, &["RANDOMKEY"]), Frame::Null);
+    for i in 0..50 {
+        run(&c, &["SET", &format!("t{i}"), "v", "PX", "10"]);
+    }
+    run(&c, &["SET", "live", "v"]);
+    clock.advance(std::time::Duration::from_millis(20));
+    let seen = scan_all(&c, &["SCAN"], |_| {});
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec![Bytes::from_static(b"live")]
+    );
+    for _ in 0..20 {
+        assert_eq!(run(&c, &["RANDOMKEY"]), bulk("live"));
+    }
+}
+
+#[test]
+fn hscan_and_sscan_return_every_element_despite_deletes() {
+    let c = cache();
+    for i in 0..300 {
+        run(&c, &["HSET", "h", &format!("f{i}"), "v"]);
+        run(&c, &["SADD", "s", &format!("m{i}")]);
+    }
+    let fields = scan_all(&c, &["HSCAN", "h"], |items| {
+        for pair in items.chunks(2) {
+            run(&c, &["HDEL", "h", std::str::from_utf8(&pair[0]).unwrap()]);
+        }
+    });
+    assert_eq!(fields.iter().filter(|f| f.starts_with(b"f")).count(), 300);
+    let members = scan_all(&c, &["SSCAN", "s"], |items| {
+        for m in items {
+            run(&c, &["SREM", "s", std::str::from_utf8(m).unwrap()]);
+        }
+    });
+    assert_eq!(members.len(), 300);
+    assert_eq!(run(&c, &["EXISTS", "h", "s"]), Frame::Integer(0));
+}

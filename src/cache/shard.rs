@@ -32,6 +32,8 @@ const VISITED: u8 = 1;
 const BOXED: u8 = 2;
 /// Slot flag: the entry has a deadline, stored in `kv` after the key-length header.
 const VOLATILE: u8 = 4;
+/// Control tags of a full hashbrown bucket: the top 7 bits of the hash (see [`Shard::scan`]).
+const CONTROL_TAGS: u64 = 128;
 /// Key-length header byte that announces a 4-byte length.
 const LONG_KEY: u8 = u8::MAX;
 
@@ -310,6 +312,11 @@ impl<'a> EntryRef<'a> {
         self.slot.is_expired(now_ms)
     }
 
+    /// The Redis type name (`TYPE`).
+    pub(crate) fn type_name(&self) -> &'static str {
+        type_in(self.slot, self.slab)
+    }
+
     /// A detached copy of the entry.
     pub(crate) fn to_entry(self) -> Entry {
         detach(self.slot, self.slab)
@@ -462,6 +469,80 @@ impl Shard {
         self.table
             .iter()
             .map(move |slot| (slot.key(), EntryRef { slot, slab }))
+    }
+
+    /// SCAN over this shard: visits the entries whose home bucket (their key hash masked to the
+    /// table's size) is the next in Redis's reverse-binary order from `cursor`, bucket after
+    /// bucket, until `*visited` reaches `count` or `*buckets_left` reaches 0 (both counted
+    /// here; an empty shard costs one bucket); returns the next cursor, 0 once every home
+    /// bucket was visited.
+    ///
+    /// Why by home bucket, not by slot: a deletion never moves an entry and a resize moves
+    /// each entry to a home bucket that extends its old one by a high bit, so, as in Redis,
+    /// every entry present for a whole iteration is visited at least once, though the table
+    /// may grow or shrink between calls. A home bucket's entries are found through
+    /// `iter_hash` for each of the 128 control tags (the top 7 bits of the hash): an entry
+    /// lies on its home bucket's probe sequence, which is exactly what `iter_hash` walks.
+    pub(crate) fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        visited: &mut usize,
+        buckets_left: &mut usize,
+        mut visit: impl FnMut(&[u8], EntryRef<'_>),
+    ) -> u64 {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 {
+            *buckets_left = buckets_left.saturating_sub(1);
+            return 0;
+        }
+        let mask = (buckets as u64).wrapping_sub(1);
+        let mut v = cursor;
+        loop {
+            let home = v & mask;
+            for tag in 0..CONTROL_TAGS {
+                for slot in self.table.iter_hash((tag << 57) | home) {
+                    let key = slot.key();
+                    if self.hash(key) & mask == home {
+                        visit(
+                            key,
+                            EntryRef {
+                                slot,
+                                slab: &self.slab,
+                            },
+                        );
+                        *visited += 1;
+                    }
+                }
+            }
+            // Increments the reversed cursor: the bits above the mask are set so the carry
+            // runs through them and leaves them clear.
+            v = (v | !mask).reverse_bits().wrapping_add(1).reverse_bits();
+            *buckets_left = buckets_left.saturating_sub(1);
+            if v == 0 || *visited >= count || *buckets_left == 0 {
+                return v;
+            }
+        }
+    }
+
+    /// A stored entry picked at random from `seed` (the first occupied slot at or after a
+    /// random one, as Redis picks a random bucket), `None` when the shard is empty.
+    pub(crate) fn random_entry(&self, seed: u64) -> Option<(&[u8], EntryRef<'_>)> {
+        let buckets = self.table.num_buckets();
+        if self.table.is_empty() || buckets == 0 {
+            return None;
+        }
+        let start = (seed % buckets as u64) as usize;
+        (0..buckets).find_map(|i| {
+            let slot = self.table.get_bucket((start + i) & (buckets - 1))?;
+            Some((
+                slot.key(),
+                EntryRef {
+                    slot,
+                    slab: &self.slab,
+                },
+            ))
+        })
     }
 
     /// The stored entry under `key`, expired or not, without touching it.

@@ -1,5 +1,7 @@
 //! Hash commands.
 
+use std::hash::BuildHasher;
+
 use bytes::Bytes;
 use hashbrown::HashMap;
 
@@ -304,12 +306,18 @@ pub(crate) fn random_picks(
 pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let novalues = false;
-    let mut pairs: Vec<(Bytes, Bytes)> = match tri!(get_hash(ctx, arg(args, 1))) {
-        Some(h) => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        None => Vec::new(),
+    let (next, page) = match tri!(get_hash(ctx, arg(args, 1))) {
+        Some(h) => {
+            let hasher = h.hasher();
+            super::keys::page_by_hash(
+                h.iter()
+                    .map(|(k, v)| (hasher.hash_one(k), (k.clone(), v.clone()))),
+                cursor,
+                count,
+            )
+        }
+        None => (0, Vec::new()),
     };
-    pairs.sort_unstable();
-    let (next, page) = super::keys::page(pairs, cursor, count);
     let mut out = Vec::new();
     for (k, v) in page {
         if pattern

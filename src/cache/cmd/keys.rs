@@ -4,8 +4,8 @@ use bytes::Bytes;
 
 use super::{SYNTAX, arg, glob_match, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
-use crate::cache::resp::frame::Frame;
-use crate::cache::{DATABASES, EventKind, Inner};
+use crate::cache::resp::frame::{Frame, decimal};
+use crate::cache::{DATABASES, EventKind, Inner, SHARDS};
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut n = 0;
@@ -158,7 +158,7 @@ pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if nx { Frame::Integer(1) } else { Frame::ok() }
 }
 
-/// Every live key of the selected database, sorted (stable order for KEYS and SCAN cursors).
+/// Every live key of the selected database, sorted (KEYS answers in a stable order).
 fn live_keys(ctx: &mut Ctx<'_>) -> Vec<Bytes> {
     let now = ctx.now_ms;
     let db = ctx.db;
@@ -189,45 +189,135 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     )
 }
 
-/// Pages through a sorted list: the cursor is the index of the next item.
-pub(crate) fn page<T>(items: Vec<T>, cursor: u64, count: usize) -> (u64, Vec<T>) {
-    let start = usize::try_from(cursor).unwrap_or(usize::MAX);
-    let len = items.len();
-    let page: Vec<T> = items.into_iter().skip(start).take(count).collect();
-    let next = start.saturating_add(count);
-    (if next >= len { 0 } else { next as u64 }, page)
+/// HSCAN and SSCAN: the cursor is a hash of the collection's own hasher (fixed for the
+/// collection's life); a call returns the `count` items with the smallest hashes at or above
+/// it (and any that tie with the last), and the next cursor is one past the last hash, so a
+/// deleted item moves nothing and every item present throughout is returned. Costs one pass
+/// over the collection, with no sort.
+pub(crate) fn page_by_hash<T>(
+    items: impl Iterator<Item = (u64, T)>,
+    cursor: u64,
+    count: usize,
+) -> (u64, Vec<T>) {
+    let mut left: Vec<(u64, T)> = items.filter(|(h, _)| *h >= cursor).collect();
+    if left.len() <= count {
+        return (0, left.into_iter().map(|(_, t)| t).collect());
+    }
+    let (_, nth, _) = left.select_nth_unstable_by_key(count.saturating_sub(1), |(h, _)| *h);
+    let last = nth.0;
+    let mut more = false;
+    let page = left
+        .into_iter()
+        .filter_map(|(h, t)| {
+            more |= h > last;
+            (h <= last).then_some(t)
+        })
+        .collect();
+    // `more` means some hash exceeds `last`, so `last + 1` does not wrap.
+    (if more { last.wrapping_add(1) } else { 0 }, page)
 }
 
+/// Home buckets one SCAN call visits at most per unit of COUNT (Redis visits up to ten empty
+/// buckets per key it was asked for before it answers with what it has).
+const SCAN_BUCKETS_PER_COUNT: usize = 10;
+
+/// SCAN's cursor is `bucket_cursor * SHARDS + shard`: the shards of the database are scanned
+/// one after the other, each with its own reverse-binary cursor ([`Shard::scan`]), so a call
+/// costs about COUNT entries and nothing is sorted or copied beyond what it returns.
 pub(crate) fn scan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, kind) = tri!(scan_options(args, 1, true));
-    let keys = live_keys(ctx);
-    let (next, page) = page(keys, cursor, count);
+    let now = ctx.now_ms;
+    let db = ctx.db;
+    let shards = SHARDS as u64;
+    let mut shard = (cursor % shards) as usize;
+    let mut v = cursor / shards;
+    let mut buckets_left = count.saturating_mul(SCAN_BUCKETS_PER_COUNT);
+    let mut visited = 0usize;
     let mut out = Vec::new();
-    for k in page {
-        if pattern.as_ref().is_some_and(|p| !glob_match(p, &k, false)) {
-            continue;
-        }
-        if let Some(t) = &kind {
-            let Some(e) = ctx.entry(&k) else { continue };
-            if !t.eq_ignore_ascii_case(e.type_name().as_bytes()) {
-                continue;
+    let positions = ctx.all_shards(db);
+    let next = loop {
+        let Some(s) = positions.get(shard).and_then(|&pos| ctx.shard_at(pos)) else {
+            break 0;
+        };
+        v = s.scan(v, count, &mut visited, &mut buckets_left, |k, e| {
+            if e.is_expired(now)
+                || pattern.as_ref().is_some_and(|p| !glob_match(p, k, false))
+                || kind
+                    .as_ref()
+                    .is_some_and(|t| !t.eq_ignore_ascii_case(e.type_name().as_bytes()))
+            {
+                return;
+            }
+            out.push(Frame::bulk(k));
+        });
+        if v == 0 {
+            shard += 1;
+            if shard >= SHARDS {
+                break 0;
             }
         }
-        out.push(Frame::Bulk(k));
-    }
+        if visited >= count || buckets_left == 0 {
+            break v.saturating_mul(shards).saturating_add(shard as u64);
+        }
+    };
+    let mut digits = [0u8; 20];
     Frame::Array(vec![
-        Frame::bulk(next.to_string().as_bytes()),
+        Frame::bulk(decimal(next, false, &mut digits)),
         Frame::Array(out),
     ])
 }
 
+/// Picks tried before RANDOMKEY falls back to a pass over the database (picks can land on
+/// expired keys not yet collected).
+const RANDOMKEY_PICKS_MAX: usize = 100;
+
 pub(crate) fn randomkey(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
-    let keys = live_keys(ctx);
-    if keys.is_empty() {
+    let now = ctx.now_ms;
+    let db = ctx.db;
+    let positions = ctx.all_shards(db);
+    let lens: Vec<usize> = positions
+        .iter()
+        .map(|&pos| ctx.shard_at(pos).map_or(0, |s| s.len()))
+        .collect();
+    let total: usize = lens.iter().sum();
+    if total == 0 {
         return Frame::Null;
     }
-    let i = ctx.random_below(keys.len());
-    keys.into_iter().nth(i).map_or(Frame::Null, Frame::Bulk)
+    for _ in 0..RANDOMKEY_PICKS_MAX {
+        // A shard in proportion to its entries, then a random slot in it.
+        let mut r = ctx.random_below(total);
+        let seed = ctx.random();
+        let Some(i) = lens.iter().position(|&n| {
+            if r < n {
+                true
+            } else {
+                r -= n;
+                false
+            }
+        }) else {
+            break;
+        };
+        let picked = positions
+            .get(i)
+            .and_then(|&pos| ctx.shard_at(pos))
+            .and_then(|s| s.random_entry(seed))
+            .filter(|(_, e)| !e.is_expired(now))
+            .map(|(k, _)| Frame::bulk(k));
+        if let Some(key) = picked {
+            return key;
+        }
+    }
+    // Mostly expired keys: the first live one, in table order.
+    for pos in positions {
+        if let Some(key) = ctx
+            .shard_at(pos)
+            .and_then(|s| s.iter().find(|(_, e)| !e.is_expired(now)))
+            .map(|(k, _)| Frame::bulk(k))
+        {
+            return key;
+        }
+    }
+    Frame::Null
 }
 
 /// Number of keys in database `db` (including expired ones not yet collected, as Redis).

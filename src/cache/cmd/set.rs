@@ -1,5 +1,7 @@
 //! Set commands.
 
+use std::hash::BuildHasher;
+
 use bytes::Bytes;
 use hashbrown::HashSet;
 
@@ -311,11 +313,17 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
-    let mut members: Vec<Bytes> = tri!(get_set(ctx, arg(args, 1)))
-        .map(|s| s.iter().cloned().collect())
-        .unwrap_or_default();
-    members.sort_unstable();
-    let (next, page) = super::keys::page(members, cursor, count);
+    let (next, page) = match tri!(get_set(ctx, arg(args, 1))) {
+        Some(s) => {
+            let hasher = s.hasher();
+            super::keys::page_by_hash(
+                s.iter().map(|m| (hasher.hash_one(m), m.clone())),
+                cursor,
+                count,
+            )
+        }
+        None => (0, Vec::new()),
+    };
     let out = page
         .into_iter()
         .filter(|m| {
