@@ -189,7 +189,7 @@ fn transactions_run_atomically() {
         vec![Bytes::from("INCR"), Bytes::from("a")],
         vec![Bytes::from("GET")],
     ];
-    let replies = c.execute_atomic(0, &cmds);
+    let replies = c.execute_atomic(0, &cmds).unwrap();
     assert_eq!(replies[1], Frame::Integer(2));
     assert_eq!(
         replies[2],
@@ -346,4 +346,38 @@ fn hscan_and_sscan_return_every_element_despite_deletes() {
     });
     assert_eq!(members.len(), 300);
     assert_eq!(run(&c, &["EXISTS", "h", "s"]), Frame::Integer(0));
+}
+
+#[test]
+fn transactions_over_maxmemory_are_discarded_before_running() {
+    let c = cache();
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        Frame::ok()
+    );
+    assert_eq!(run(&c, &["SET", "a", "b"]), Frame::ok());
+    assert_eq!(run(&c, &["CONFIG", "SET", "maxmemory", "1"]), Frame::ok());
+    let oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    assert_eq!(run(&c, &["SET", "x", "y"]), Frame::error(oom));
+    let write: Vec<Vec<Bytes>> = vec![
+        vec![Bytes::from("GET"), Bytes::from("a")],
+        vec![Bytes::from("SET"), Bytes::from("x"), Bytes::from("y")],
+    ];
+    // A batch with a write is refused whole, as EXEC is: nothing in it runs.
+    assert_eq!(
+        c.execute_atomic(0, &write),
+        Err(Frame::error(format!(
+            "EXECABORT Transaction discarded because of: {oom}"
+        )))
+    );
+    assert_eq!(run(&c, &["EXISTS", "x"]), Frame::Integer(0));
+    // Reads and deletes still run.
+    let read: Vec<Vec<Bytes>> = vec![
+        vec![Bytes::from("GET"), Bytes::from("a")],
+        vec![Bytes::from("DEL"), Bytes::from("a")],
+    ];
+    assert_eq!(
+        c.execute_atomic(0, &read),
+        Ok(vec![bulk("b"), Frame::Integer(1)])
+    );
 }

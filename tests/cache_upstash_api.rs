@@ -144,3 +144,34 @@ async fn path_form_decodes_each_segment_after_splitting() {
         );
     }
 }
+
+#[tokio::test]
+async fn multi_exec_over_maxmemory_is_refused_whole() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine);
+    for cmd in [
+        json!(["CONFIG", "SET", "maxmemory-policy", "noeviction"]),
+        json!(["SET", "a", "b"]),
+        json!(["CONFIG", "SET", "maxmemory", "1"]),
+    ] {
+        let (s, _) = call(&app, "POST", "/redis", Some(cmd), false).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/redis/multi-exec",
+        Some(json!([["SET", "x", "y"], ["GET", "a"]])),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'."})
+        )
+    );
+    let (_, v) = call(&app, "GET", "/redis/exists/x", None, false).await;
+    assert_eq!(v, json!({"result": 0}));
+}

@@ -373,3 +373,25 @@ fn unsubscribe_without_arguments_counts_down() {
          >3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n+OK\r\n"
     );
 }
+
+#[test]
+fn multi_refuses_commands_queued_over_maxmemory() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    // As Redis: over maxmemory (and nothing to evict), every command queued after MULTI is
+    // refused with OOM, and EXEC then discards the transaction.
+    let reply = raw(
+        s.addr,
+        b"CONFIG SET maxmemory-policy noeviction\r\nSET a b\r\nCONFIG SET maxmemory 1\r\n\
+          SET x y\r\nMULTI\r\nSET x y\r\nGET a\r\nEXEC\r\nGET x\r\n\
+          CONFIG SET maxmemory 0\r\nMULTI\r\nSET x y\r\nEXEC\r\nQUIT\r\n",
+    );
+    let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        format!(
+            "+OK\r\n+OK\r\n+OK\r\n{oom}+OK\r\n{oom}{oom}\
+             -EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n\
+             +OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n+OK\r\n"
+        )
+    );
+}

@@ -173,10 +173,12 @@ async fn multi_exec(
     let b64 = base64_wanted(&headers);
     let cache = state.engine.cache().clone();
     match tokio::task::spawn_blocking(move || cache.execute_atomic(0, &cmds)).await {
-        Ok(frames) => axum::Json(Value::Array(
+        Ok(Ok(frames)) => axum::Json(Value::Array(
             frames.into_iter().map(|f| entry(f, b64)).collect(),
         ))
         .into_response(),
+        // EXECABORT: nothing ran; Upstash's error shape, as for a single refused command.
+        Ok(Err(abort)) => (StatusCode::BAD_REQUEST, axum::Json(entry(abort, b64))).into_response(),
         Err(e) => super::ApiError::internal(&e).into_response(),
     }
 }

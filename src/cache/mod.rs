@@ -500,7 +500,26 @@ impl Cache {
 
     /// Runs a MULTI queue atomically (the gate held exclusively throughout). `db` follows any
     /// SELECT inside the queue.
-    pub(crate) fn run_batch(&self, db: &mut usize, queue: &[Vec<Bytes>], proto: u8) -> Vec<Frame> {
+    ///
+    /// # Errors
+    /// Redis's EXECABORT reply, with nothing run, when the queue holds a write that memory
+    /// over the ceiling refuses (after eviction), as Redis checks EXEC.
+    pub(crate) fn run_batch(
+        &self,
+        db: &mut usize,
+        queue: &[Vec<Bytes>],
+        proto: u8,
+    ) -> Result<Vec<Frame>, Frame> {
+        let writes = queue.iter().any(|args| {
+            args.first()
+                .and_then(|n| resp::command::lookup(n))
+                .is_some_and(Self::denies_oom)
+        });
+        if writes && let Some(Frame::Error(oom)) = self.check_memory_now() {
+            return Err(Frame::error(format!(
+                "EXECABORT Transaction discarded because of: {oom}"
+            )));
+        }
         let inner = &*self.inner;
         let now = self.now_ms();
         let mut ctx = inner.ks.exclusive(*db, now);
@@ -545,7 +564,7 @@ impl Cache {
             replies.push(reply);
         }
         self.finish(ctx);
-        replies
+        Ok(replies)
     }
 
     /// Applies a context built outside `run` (snapshot load).
@@ -817,22 +836,36 @@ impl Cache {
             })
     }
 
+    /// Whether the command is refused when memory is over the ceiling (Redis's `denyoom`): a
+    /// write that does not free memory.
+    fn denies_oom(spec: &resp::command::Spec) -> bool {
+        spec.write
+            && !(spec.name == "del"
+                || spec.name == "unlink"
+                || spec.name.ends_with("pop")
+                || spec.name == "flushall"
+                || spec.name == "flushdb")
+    }
+
     /// Answers OOM for a write when memory is over the ceiling and eviction cannot help.
     fn check_memory(&self, spec: &resp::command::Spec) -> Option<Frame> {
+        if Self::denies_oom(spec) {
+            self.check_memory_now()
+        } else {
+            None
+        }
+    }
+
+    /// Answers OOM when memory is over the ceiling and eviction cannot bring it back. The RESP
+    /// server asks before queueing any command after MULTI, as Redis refuses every queued
+    /// command then (so EXEC discards the transaction).
+    pub(crate) fn check_memory_now(&self) -> Option<Frame> {
         let max = self.inner.maxmemory.load(Ordering::Relaxed);
-        if max == 0 || !spec.write {
+        if max == 0 {
             return None;
         }
         let max = usize::try_from(max).unwrap_or(usize::MAX);
         if self.inner.used_bytes.load(Ordering::Relaxed) <= max {
-            return None;
-        }
-        if spec.name == "del"
-            || spec.name == "unlink"
-            || spec.name.ends_with("pop")
-            || spec.name == "flushall"
-            || spec.name == "flushdb"
-        {
             return None;
         }
         if self.evict_until(max) {
@@ -895,8 +928,11 @@ impl Cache {
 
     /// Runs `cmds` as one transaction (MULTI/EXEC semantics without WATCH): no other command
     /// interleaves. A SELECT inside switches the database for the rest of the batch.
-    #[must_use]
-    pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Vec<Frame> {
+    ///
+    /// # Errors
+    /// Redis's EXECABORT reply, with nothing run, when `cmds` hold a write and memory is over
+    /// `maxmemory` after eviction (the OOM a single write would get).
+    pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Frame> {
         let mut db = db;
         self.run_batch(&mut db, cmds, 2)
     }

@@ -609,6 +609,9 @@ impl Connection {
             if queue.len() >= MULTI_QUEUE_LEN_MAX {
                 self.multi_dirty = true;
                 Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
+            } else if let Some(oom) = self.shared.cache.check_memory_now() {
+                self.multi_dirty = true;
+                oom.encode(self.proto, out);
             } else {
                 queue.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
                 Frame::simple("QUEUED").encode(self.proto, out);
@@ -927,9 +930,13 @@ impl Connection {
             return Frame::NullArray;
         }
         let mut db = self.db;
-        let replies = cache.run_batch(&mut db, &queue, self.proto);
-        self.db = db;
-        Frame::Array(replies)
+        match cache.run_batch(&mut db, &queue, self.proto) {
+            Ok(replies) => {
+                self.db = db;
+                Frame::Array(replies)
+            }
+            Err(abort) => abort,
+        }
     }
 
     fn auth(&mut self, args: &[&[u8]]) -> Frame {

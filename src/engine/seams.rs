@@ -254,7 +254,9 @@ impl CacheSink for CacheWrites {
                         Bytes::from(ttl.max(1).to_string()),
                     ]);
                 }
-                self.cache.execute_atomic(CACHE_DB, &cmds)
+                self.cache
+                    .execute_atomic(CACHE_DB, &cmds)
+                    .unwrap_or_else(|abort| vec![abort])
             }
         };
         for frame in frames {
