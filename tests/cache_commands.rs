@@ -381,3 +381,45 @@ fn transactions_over_maxmemory_are_discarded_before_running() {
         Ok(vec![bulk("b"), Frame::Integer(1)])
     );
 }
+
+#[test]
+fn random_picks_with_repeats_at_max_and_above() {
+    use streamcache::cache::{RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX};
+    let c = cache();
+    run(&c, &["SADD", "s", "m"]);
+    run(&c, &["HSET", "h", "f", "v"]);
+    let at = format!("-{RANDOM_PICKS_MAX}");
+    let over = format!("-{}", RANDOM_PICKS_MAX + 1);
+    let out_of_range = Frame::error("ERR value is out of range");
+    let Frame::Array(picks) = run(&c, &["SRANDMEMBER", "s", &at]) else {
+        panic!("an array");
+    };
+    assert_eq!(picks.len(), RANDOM_PICKS_MAX);
+    assert_eq!(run(&c, &["SRANDMEMBER", "s", &over]), out_of_range);
+    let Frame::Array(picks) = run(&c, &["HRANDFIELD", "h", &at]) else {
+        panic!("an array");
+    };
+    assert_eq!(picks.len(), RANDOM_PICKS_MAX);
+    assert_eq!(run(&c, &["HRANDFIELD", "h", &over]), out_of_range);
+    assert_eq!(
+        run(&c, &["HRANDFIELD", "h", &over, "WITHVALUES"]),
+        out_of_range
+    );
+
+    // The reply, counted at 16 bytes of framing per element, stops at RANDOM_REPLY_BYTES_MAX.
+    let per_pick = RANDOM_REPLY_BYTES_MAX / RANDOM_PICKS_MAX;
+    let fits = "a".repeat(per_pick - 16);
+    let too_big = "b".repeat(per_pick - 15);
+    run(&c, &["SADD", "fits", &fits]);
+    run(&c, &["SADD", "big", &too_big]);
+    let Frame::Array(picks) = run(&c, &["SRANDMEMBER", "fits", &at]) else {
+        panic!("an array");
+    };
+    assert_eq!(picks.len(), RANDOM_PICKS_MAX);
+    assert_eq!(
+        run(&c, &["SRANDMEMBER", "big", &at]),
+        Frame::error(format!(
+            "ERR reply would exceed {RANDOM_REPLY_BYTES_MAX} bytes"
+        ))
+    );
+}

@@ -82,6 +82,13 @@ pub const DATABASES: usize = 16;
 pub const SHARDS: usize = 16;
 /// Commands queued by one MULTI before EXEC.
 pub const MULTI_QUEUE_LEN_MAX: usize = 1024 * 1024;
+/// Most picks of one SRANDMEMBER/HRANDFIELD with a negative count (repeats allowed), so a
+/// 40-byte command cannot ask for a reply of billions of elements (Redis builds any size;
+/// 2^20 is what the reply-size check below lets through for members of ~1 KiB anyway).
+pub const RANDOM_PICKS_MAX: usize = 1024 * 1024;
+/// Most bytes such a reply may come to (each element counted as its bytes plus 16 of framing):
+/// the output buffer could not hold more, and building it would stall the RESP thread first.
+pub const RANDOM_REPLY_BYTES_MAX: usize = OUTPUT_BUFFER_BYTES_MAX;
 
 const _: () = assert!(SHARDS.is_power_of_two());
 const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);

@@ -12,7 +12,10 @@ use super::{
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, format_double, parse_i64};
 use crate::cache::value::Value;
-use crate::cache::{EventKind, Inner};
+use crate::cache::{EventKind, Inner, RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX};
+
+/// Reply bytes counted per element besides its own (`$<len>\r\n` and `\r\n`).
+pub(crate) const RESP_ELEMENT_FRAMING_BYTES: usize = 16;
 
 type Map = HashMap<Bytes, Bytes>;
 
@@ -247,7 +250,15 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
         Some(h) => h.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         None => Vec::new(),
     };
-    let picks = tri!(random_picks(ctx, pairs.len(), count));
+    let picks = tri!(random_picks(ctx, pairs.len(), count, |i| {
+        pairs.get(i).map_or(0, |(k, v)| {
+            if withvalues {
+                k.len() + v.len() + 2 * RESP_ELEMENT_FRAMING_BYTES
+            } else {
+                k.len() + RESP_ELEMENT_FRAMING_BYTES
+            }
+        })
+    }));
     let Some(picks) = picks else {
         return pairs.first().map_or(Frame::Null, |_| {
             let i = ctx.random_below(pairs.len());
@@ -276,11 +287,14 @@ pub(crate) fn hrandfield(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
 }
 
 /// Index picks for SRANDMEMBER/HRANDFIELD-style commands over `len` items: `None` for the
-/// single-item form; positive counts give distinct indexes, negative counts allow repeats.
+/// single-item form; positive counts give distinct indexes, negative counts allow repeats, at
+/// most [`RANDOM_PICKS_MAX`] of them and [`RANDOM_REPLY_BYTES_MAX`] of reply, where
+/// `reply_bytes(i)` is what item `i` adds to the reply.
 pub(crate) fn random_picks(
     ctx: &mut Ctx<'_>,
     len: usize,
     count: Option<i64>,
+    reply_bytes: impl Fn(usize) -> usize,
 ) -> Result<Option<Vec<usize>>, Frame> {
     let Some(count) = count else { return Ok(None) };
     if len == 0 || count == 0 {
@@ -288,10 +302,22 @@ pub(crate) fn random_picks(
     }
     if count < 0 {
         let n = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
-        if n > 64 * 1024 * 1024 {
-            return Err(Frame::error(NOT_INTEGER));
+        if n > RANDOM_PICKS_MAX {
+            return Err(Frame::error("ERR value is out of range"));
         }
-        return Ok(Some((0..n).map(|_| ctx.random_below(len)).collect()));
+        let mut bytes = 0usize;
+        let mut picks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = ctx.random_below(len);
+            bytes = bytes.saturating_add(reply_bytes(i));
+            if bytes > RANDOM_REPLY_BYTES_MAX {
+                return Err(Frame::error(format!(
+                    "ERR reply would exceed {RANDOM_REPLY_BYTES_MAX} bytes"
+                )));
+            }
+            picks.push(i);
+        }
+        return Ok(Some(picks));
     }
     let n = usize::try_from(count).unwrap_or(usize::MAX).min(len);
     let mut idx: Vec<usize> = (0..len).collect();

@@ -114,7 +114,8 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let picks = tri!(super::hash::random_picks(
         ctx,
         members.len(),
-        Some(i64::try_from(want).unwrap_or(i64::MAX))
+        Some(i64::try_from(want).unwrap_or(i64::MAX)),
+        |_| 0
     ))
     .unwrap_or_default();
     let chosen: Vec<Bytes> = picks
@@ -155,7 +156,17 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame
             };
         }
     };
-    match tri!(super::hash::random_picks(ctx, members.len(), count)) {
+    let reply_bytes = |i: usize| {
+        members
+            .get(i)
+            .map_or(0, |m| m.len() + super::hash::RESP_ELEMENT_FRAMING_BYTES)
+    };
+    match tri!(super::hash::random_picks(
+        ctx,
+        members.len(),
+        count,
+        reply_bytes
+    )) {
         None => {
             let i = ctx.random_below(members.len());
             members.get(i).cloned().map_or(Frame::Null, Frame::Bulk)
