@@ -423,3 +423,34 @@ fn random_picks_with_repeats_at_max_and_above() {
         ))
     );
 }
+
+#[test]
+fn getrange_clamps_a_negative_end_and_expiretime_rounds() {
+    let c = cache();
+    run(&c, &["SET", "s", "hello"]);
+    // Replies of redis-server 7.0.15.
+    for (start, end, want) in [
+        ("0", "-10", "h"),
+        ("0", "-6", "h"),
+        ("-10", "-10", "h"),
+        ("-100", "-3", "hel"),
+        ("3", "-10", ""),
+        ("-1", "-10", ""),
+        ("5", "10", ""),
+        ("-3", "-1", "llo"),
+    ] {
+        assert_eq!(
+            run(&c, &["GETRANGE", "s", start, end]),
+            bulk(want),
+            "{start} {end}"
+        );
+    }
+    run(&c, &["PEXPIREAT", "s", "1900000000499"]);
+    assert_eq!(run(&c, &["EXPIRETIME", "s"]), Frame::Integer(1_900_000_000));
+    run(&c, &["PEXPIREAT", "s", "1900000000500"]);
+    assert_eq!(run(&c, &["EXPIRETIME", "s"]), Frame::Integer(1_900_000_001));
+    assert_eq!(
+        run(&c, &["PEXPIRETIME", "s"]),
+        Frame::Integer(1_900_000_000_500)
+    );
+}

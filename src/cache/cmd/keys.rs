@@ -55,7 +55,8 @@ pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(match cmd.as_str() {
         "ttl" => (left + 500) / 1000,
         "pttl" => left,
-        "expiretime" => d / 1000,
+        // Rounded to the nearest second, as Redis does.
+        "expiretime" => d.saturating_add(500) / 1000,
         _ => d,
     })
 }

@@ -316,6 +316,16 @@ pub(crate) fn getrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if start < 0 && end < 0 && start > end {
         return Frame::bulk(b"");
     }
+    // Unlike LRANGE, Redis clamps a negative end that reaches before the start to 0, so
+    // `GETRANGE hello 0 -10` is "h".
+    let end = if end < 0 {
+        i64::try_from(s.len())
+            .unwrap_or(i64::MAX)
+            .saturating_add(end)
+            .max(0)
+    } else {
+        end
+    };
     match super::range(start, end, s.len()) {
         Some((a, b)) => Frame::bulk(s.get(a..=b).unwrap_or_default()),
         None => Frame::bulk(b""),
