@@ -102,3 +102,35 @@ fn sieve_and_lru_keep_a_hot_set() {
         assert!(kept >= 15, "{policy:?} kept only {kept} of 20 hot keys");
     }
 }
+
+#[test]
+fn volatile_lru_evicts_the_few_keys_with_a_ttl() {
+    // Room for ~20 000 keys: far more than one round samples (16 per shard).
+    const CEILING: u64 = 4_000_000;
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let config = CacheConfig {
+        maxmemory_bytes: CEILING,
+        eviction_policy: EvictionPolicy::VolatileLru,
+        ..CacheConfig::default()
+    };
+    let c = Cache::new(config, clock.clone());
+    // Mostly persistent keys, and a few with a TTL: the sample must find those few instead of
+    // answering OOM.
+    let mut i = 0;
+    while c.used_bytes() < CEILING as usize - 500 {
+        c.set(0, format!("p{i}").as_bytes(), &[b'x'; 100], None);
+        i += 1;
+    }
+    for v in 0..10 {
+        clock.advance(Duration::from_millis(1));
+        c.set(0, format!("v{v}").as_bytes(), &[b'x'; 100], Some(1_000_000));
+    }
+    assert!(c.used_bytes() > CEILING as usize);
+    let r = c.set(0, b"one-more", &[b'x'; 100], None);
+    assert_eq!(r, Frame::ok());
+    let volatile_left = (0..10)
+        .filter(|v| c.get(0, format!("v{v}").as_bytes()).is_some())
+        .count();
+    assert!(volatile_left < 10, "a key with a TTL was evicted");
+    assert!((0..i).all(|p| c.get(0, format!("p{p}").as_bytes()).is_some()));
+}

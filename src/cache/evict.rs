@@ -2,7 +2,8 @@
 //!
 //! Victims are chosen from a bounded sample of each non-empty shard (Redis samples too): the
 //! policy picks the least recently used, least frequently used or nearest-deadline key among
-//! the samples, or a random one. SIEVE instead asks one shard's SIEVE queue (its hand clears
+//! the samples, or a random one. `volatile-lru` samples the shard's deadline index, so only
+//! keys with a TTL are sampled. SIEVE instead asks one shard's SIEVE queue (its hand clears
 //! visited bits until it reaches an unvisited key); shards are visited from a random start, so
 //! eviction pressure spreads over them.
 
@@ -45,12 +46,21 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
                     best = Some((d, db, Bytes::copy_from_slice(k)));
                 }
             }
+            EvictionPolicy::VolatileLru => {
+                // Sampled from the deadline index: among many keys without a TTL, a table
+                // sample could miss the few with one and answer OOM.
+                for (k, e) in shard.sample_volatile(offset as u64, EVICTION_SAMPLE_LEN_MAX) {
+                    let score = u64::MAX - u64::from(now32.wrapping_sub(e.access()));
+                    if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
+                        best = Some((score, db, Bytes::copy_from_slice(k)));
+                    }
+                }
+            }
             _ => {
                 let skip = offset % shard.len().saturating_sub(EVICTION_SAMPLE_LEN_MAX).max(1);
                 for (k, e) in shard.iter().skip(skip).take(EVICTION_SAMPLE_LEN_MAX) {
                     let score = match policy {
-                        EvictionPolicy::VolatileLru if e.expire_at_ms() == 0 => continue,
-                        EvictionPolicy::AllkeysLru | EvictionPolicy::VolatileLru => {
+                        EvictionPolicy::AllkeysLru => {
                             u64::MAX - u64::from(now32.wrapping_sub(e.access()))
                         }
                         EvictionPolicy::AllkeysLfu => u64::from(e.hits()),

@@ -41,6 +41,23 @@ impl ExpiryIndex {
         self.set.first().copied()
     }
 
+    /// At most `max` consecutive pairs from a deadline picked by `seed` between the earliest
+    /// and the latest (wrapping to the earliest), for sampling keys with a TTL (`volatile-lru`)
+    /// in O(log n) rather than by walking the index.
+    pub(crate) fn sample(&self, seed: u64, max: usize) -> Vec<(u64, u64)> {
+        let (Some(&(first, _)), Some(&(last, _))) = (self.set.first(), self.set.last()) else {
+            return Vec::new();
+        };
+        let span = last.saturating_sub(first).saturating_add(1);
+        let from = first.saturating_add(seed % span);
+        self.set
+            .range((from, 0)..)
+            .chain(self.set.iter())
+            .take(max.min(self.set.len()))
+            .copied()
+            .collect()
+    }
+
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         self.set.clear();
@@ -64,7 +81,10 @@ mod tests {
         assert_eq!(ix.earliest(), Some((20, 2)));
         ix.insert(20, 2);
         assert_eq!(ix.due(100, 10), vec![(20, 2), (30, 3)]);
+        assert_eq!(ix.sample(0, 1), vec![(20, 2)]);
+        assert_eq!(ix.sample(10, 5), vec![(30, 3), (20, 2)]);
         ix.clear();
         assert_eq!(ix.earliest(), None);
+        assert_eq!(ix.sample(7, 5), Vec::<(u64, u64)>::new());
     }
 }

@@ -292,11 +292,6 @@ fn detach(slot: &Slot, slab: &Slab) -> Entry {
 }
 
 impl<'a> EntryRef<'a> {
-    /// Deadline in wall-clock milliseconds; 0 means no TTL.
-    pub(crate) fn expire_at_ms(&self) -> u64 {
-        self.slot.expire_at_ms()
-    }
-
     /// Last access stamp.
     pub(crate) fn access(&self) -> u32 {
         self.slot.access
@@ -842,6 +837,27 @@ impl Shard {
         self.with_deadline(deadline, hash)
             .next()
             .map(|s| (deadline, s.key()))
+    }
+
+    /// Up to `max` entries with a TTL, sampled from the deadline index from a point picked by
+    /// `seed` (`volatile-lru` samples these, so a few keys with a TTL among many without are
+    /// still found).
+    pub(crate) fn sample_volatile(&self, seed: u64, max: usize) -> Vec<(&[u8], EntryRef<'_>)> {
+        let mut out = Vec::with_capacity(max);
+        for (deadline, hash) in self.expiry.sample(seed, max) {
+            for slot in self.with_deadline(deadline, hash) {
+                if out.len() < max {
+                    out.push((
+                        slot.key(),
+                        EntryRef {
+                            slot,
+                            slab: &self.slab,
+                        },
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// SIEVE's next victim, queueing every key first if the policy was switched on at run time.

@@ -6,8 +6,8 @@ use bytes::Bytes;
 use hashbrown::HashMap;
 
 use super::{
-    NOT_FLOAT, NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64,
-    scan_options, tri,
+    NOT_FLOAT, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64, scan_options,
+    tri,
 };
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, format_double, parse_i64};
