@@ -3,6 +3,7 @@
 //! compare replies with what Redis 7.0 answers.
 #![allow(
     clippy::unwrap_used,
+    clippy::panic,
     reason = "helpers below are test code outside #[test] functions"
 )]
 
