@@ -323,3 +323,44 @@ impl IntoPair for (StatusCode, String, Value) {
         (self.0, self.2)
     }
 }
+
+/// A 400 KB dotted path (200,000 parts) once overflowed the stack and aborted the process;
+/// every action that takes a path answers 400 instead, and the server keeps serving.
+#[tokio::test]
+async fn a_very_long_dotted_path_is_a_client_error() {
+    let api = api();
+    api.call("insertOne", json!({"document": {"_id": 1, "a": 1}}))
+        .await;
+    let path = vec!["a"; 200_000].join(".");
+    let requests = [
+        ("find", json!({"projection": {&path: 1}})),
+        ("find", json!({"filter": {&path: 1}})),
+        ("find", json!({"sort": {&path: 1}})),
+        (
+            "updateOne",
+            json!({"filter": {"_id": 2}, "update": {"$set": {&path: 1}}, "upsert": true}),
+        ),
+        (
+            "aggregate",
+            json!({"pipeline": [{"$addFields": {&path: 1}}]}),
+        ),
+        ("createIndex", json!({"keys": {&path: 1}})),
+    ];
+    for (action, body) in requests {
+        let (s, v) = api.call(action, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{action}: {v}");
+        assert_eq!(v["error_code"], "InvalidParameter", "{action}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("FieldPath is too long"),
+            "{action}: {v}"
+        );
+    }
+    let (s, v) = api.call("find", json!({"filter": {"_id": 1}})).await;
+    assert_eq!(
+        (s, v["documents"][0]["a"].clone()),
+        (StatusCode::OK, json!(1))
+    );
+}

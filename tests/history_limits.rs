@@ -15,8 +15,8 @@ use bson::{Bson, Document, doc};
 use history_common::open_at;
 use streamcache::history::{
     self, ARRAY_PAD_MAX, FILTER_CLAUSES_MAX, FindOptions, INDEX_ENTRIES_PER_DOCUMENT_MAX,
-    INDEXES_PER_COLLECTION_MAX, IndexModel, REGEX_PATTERN_BYTES_MAX, UPDATE_OPERATIONS_MAX,
-    UpdateOptions, WRITE_BATCH_OPS_MAX,
+    INDEXES_PER_COLLECTION_MAX, IndexModel, PATH_PARTS_MAX, REGEX_PATTERN_BYTES_MAX,
+    UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
 };
 
 fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
@@ -214,4 +214,175 @@ fn index_count_and_write_batch_limits() {
         h.count("db", "big", &doc! {}).unwrap(),
         WRITE_BATCH_OPS_MAX as u64
     );
+}
+
+/// A dotted path of `n` parts, all named `a`.
+fn dotted(n: usize) -> String {
+    vec!["a"; n].join(".")
+}
+
+/// What an entry point answers for a path of [`PATH_PARTS_MAX`] parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AtMax {
+    /// It works.
+    Ok,
+    /// The path is accepted, but the value it creates nests one level too deep.
+    TooDeep,
+}
+
+/// Every entry point that takes a dotted path from a request, run with `path`; each update
+/// runs on a fresh document.
+fn path_entry_points(
+    h: &history::History,
+    path: &str,
+) -> Vec<(&'static str, AtMax, history::Result<()>)> {
+    let find = |filter: Document, projection: Option<Document>, sort: Option<Document>| {
+        let options = FindOptions {
+            projection,
+            sort,
+            ..FindOptions::default()
+        };
+        h.find("db", "c", &filter, &options).map(|_| ())
+    };
+    let update = |filter: Document, update: Document, upsert: bool| {
+        h.update(
+            "db",
+            "c",
+            &filter,
+            &update,
+            UpdateOptions {
+                upsert,
+                ..UpdateOptions::default()
+            },
+        )
+        .map(|_| ())
+    };
+    let on_fresh = |u: Document| {
+        let id = h.insert_one("db", "c", doc! {"x": [1], "s": 1}).unwrap();
+        update(doc! {"_id": id}, u, false)
+    };
+    let aggregate = |stage: Document| h.aggregate("db", "c", &[stage]).map(|_| ());
+    let field = format!("${path}");
+    vec![
+        ("filter", AtMax::Ok, find(doc! {path: 1}, None, None)),
+        (
+            "projection",
+            AtMax::Ok,
+            find(doc! {}, Some(doc! {path: 1}), None),
+        ),
+        ("sort", AtMax::Ok, find(doc! {}, None, Some(doc! {path: 1}))),
+        ("$set", AtMax::Ok, on_fresh(doc! {"$set": {path: 1}})),
+        (
+            "$set upsert",
+            AtMax::Ok,
+            update(doc! {"_id": "new"}, doc! {"$set": {path: 1}}, true),
+        ),
+        (
+            "upsert filter",
+            AtMax::Ok,
+            update(
+                doc! {"_id": "seeded", path: 1},
+                doc! {"$set": {"s": 1}},
+                true,
+            ),
+        ),
+        (
+            "$rename from",
+            AtMax::Ok,
+            on_fresh(doc! {"$rename": {path: "z"}}),
+        ),
+        (
+            "$rename to",
+            AtMax::Ok,
+            on_fresh(doc! {"$rename": {"s": path}}),
+        ),
+        ("$push", AtMax::TooDeep, on_fresh(doc! {"$push": {path: 1}})),
+        (
+            "$push $sort",
+            AtMax::Ok,
+            on_fresh(doc! {"$push": {"x": {"$each": [{"b": 1}], "$sort": {path: 1}}}}),
+        ),
+        (
+            "$addFields",
+            AtMax::Ok,
+            aggregate(doc! {"$addFields": {path: 1}}),
+        ),
+        (
+            "$project",
+            AtMax::Ok,
+            aggregate(doc! {"$project": {path: "$s"}}),
+        ),
+        ("$unset", AtMax::Ok, aggregate(doc! {"$unset": path})),
+        (
+            "$group",
+            AtMax::Ok,
+            aggregate(doc! {"$group": {"_id": &field}}),
+        ),
+        ("$unwind", AtMax::Ok, aggregate(doc! {"$unwind": &field})),
+        (
+            "$unwind includeArrayIndex",
+            AtMax::Ok,
+            aggregate(doc! {"$unwind": {"path": "$x", "includeArrayIndex": path}}),
+        ),
+        (
+            "$lookup as",
+            AtMax::Ok,
+            aggregate(
+                doc! {"$lookup": {"from": "c", "localField": "s", "foreignField": "s", "as": path}},
+            ),
+        ),
+        (
+            "index",
+            AtMax::Ok,
+            h.create_index(
+                "db",
+                "c",
+                &IndexModel {
+                    keys: vec![(path.to_owned(), 1)],
+                    name: Some(format!("deep{}", path.len())),
+                    unique: false,
+                },
+            )
+            .map(|_| ()),
+        ),
+    ]
+}
+
+#[test]
+fn path_parts_limit() {
+    let (_d, h) = open_at(0);
+    for (what, at_max, outcome) in path_entry_points(&h, &dotted(PATH_PARTS_MAX)) {
+        match (at_max, outcome) {
+            (AtMax::Ok, Ok(())) | (AtMax::TooDeep, Err(history::Error::NestingTooDeep { .. })) => {}
+            (_, other) => panic!("{what} at {PATH_PARTS_MAX} parts: {other:?}"),
+        }
+    }
+    for (what, _, outcome) in path_entry_points(&h, &dotted(PATH_PARTS_MAX + 1)) {
+        let e = outcome.expect_err(what);
+        assert!(
+            matches!(
+                e,
+                history::Error::PathTooLong {
+                    parts,
+                    max: PATH_PARTS_MAX,
+                } if parts == PATH_PARTS_MAX + 1
+            ),
+            "{what}: {e}"
+        );
+        assert!(e.is_client_error() && e.is_input_error(), "{what}");
+    }
+    assert!(!h.is_poisoned());
+}
+
+/// Paths of hundreds of thousands of parts once overflowed the stack (projection trees and
+/// `$set` walked one frame per part) and aborted the process.
+#[test]
+fn a_very_long_path_is_refused_not_a_crash() {
+    let (_d, h) = open_at(0);
+    for (what, _, outcome) in path_entry_points(&h, &dotted(200_000)) {
+        let e = outcome.expect_err(what);
+        assert_eq!(e.code(), 15, "{what}: {e}");
+        assert_eq!(e.code_name(), "Overflow", "{what}");
+    }
+    assert!(!h.is_poisoned());
 }

@@ -9,7 +9,7 @@ use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
 
 use super::decode;
 use super::error::{Error, Result};
-use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX};
+use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX, PATH_PARTS_MAX};
 
 /// Checks the nesting depth of a value against [`NESTING_DEPTH_MAX`]. A top-level document is
 /// depth 1; each embedded document or array adds one.
@@ -864,15 +864,25 @@ pub(crate) fn values_equal(a: &Bson, b: &Bson) -> bool {
     compare(a, b) == Ordering::Equal
 }
 
-/// Splits a dotted path, rejecting empty parts.
+/// Splits a dotted path, rejecting empty parts and paths longer than [`PATH_PARTS_MAX`]
+/// parts. Every path a request names goes through here before anything walks it.
 ///
 /// # Errors
-/// [`Error::BadValue`] for an empty path or an empty part.
+/// [`Error::BadValue`] for an empty path or an empty part, [`Error::PathTooLong`] beyond
+/// [`PATH_PARTS_MAX`] parts.
 pub(crate) fn split_path(path: &str) -> Result<Vec<&str>> {
     if path.is_empty() {
         return Err(Error::bad(
             "FieldPath cannot be constructed with empty string",
         ));
+    }
+    // Counted before splitting, so a huge path costs one scan and no allocation.
+    let parts = path.bytes().filter(|b| *b == b'.').count() + 1;
+    if parts > PATH_PARTS_MAX {
+        return Err(Error::PathTooLong {
+            parts,
+            max: PATH_PARTS_MAX,
+        });
     }
     let parts: Vec<&str> = path.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {

@@ -36,6 +36,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A dotted field path has more parts than the limit (MongoDB: "FieldPath is too long",
+    /// code 15).
+    #[error("FieldPath is too long: {parts} parts, more than the limit of {max}")]
+    PathTooLong {
+        /// The number of parts given.
+        parts: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An encoded storage key is longer than the storage engine accepts.
     #[error("key is {len} bytes, more than the {max} byte limit")]
     KeyTooLarge {
@@ -166,6 +175,7 @@ impl Error {
                 | Self::DocumentTooLarge { .. }
                 | Self::KeyTooLarge { .. }
                 | Self::NestingTooDeep { .. }
+                | Self::PathTooLong { .. }
                 | Self::BadValue(_)
                 | Self::Update { .. }
         )
@@ -177,7 +187,7 @@ impl Error {
         match self {
             Self::InvalidNamespace { .. } => 73,
             Self::DocumentTooLarge { .. } | Self::KeyTooLarge { .. } => 10334,
-            Self::NestingTooDeep { .. } => 15,
+            Self::NestingTooDeep { .. } | Self::PathTooLong { .. } => 15,
             Self::TooMany { .. } | Self::BadValue(_) => 2,
             Self::Unsupported(_) => 115,
             Self::Update { code, .. } => *code,

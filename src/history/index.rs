@@ -123,12 +123,6 @@ impl IndexDef {
                 max: INDEX_FIELDS_MAX,
             });
         }
-        let name = model.name.clone().unwrap_or_else(|| model.default_name());
-        if name.is_empty() || name.len() > INDEX_NAME_BYTES_MAX {
-            return Err(Error::bad(format!(
-                "index name must be 1..={INDEX_NAME_BYTES_MAX} bytes"
-            )));
-        }
         let mut keys = Vec::with_capacity(model.keys.len());
         for (path, dir) in &model.keys {
             if path == "_id" && model.keys.len() == 1 {
@@ -136,6 +130,13 @@ impl IndexDef {
             }
             let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
             keys.push((path.clone(), parts, *dir < 0));
+        }
+        // After the keys: a bad key path is the error to report, not the name made from it.
+        let name = model.name.clone().unwrap_or_else(|| model.default_name());
+        if name.is_empty() || name.len() > INDEX_NAME_BYTES_MAX {
+            return Err(Error::bad(format!(
+                "index name must be 1..={INDEX_NAME_BYTES_MAX} bytes"
+            )));
         }
         Ok(Self {
             id,

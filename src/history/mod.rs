@@ -72,6 +72,12 @@ use update::Update;
 pub const DOCUMENT_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Deepest nesting of documents and arrays, top level = 1 (MongoDB's limit).
 pub const NESTING_DEPTH_MAX: usize = 100;
+/// Most parts in a dotted field path (`"a.b.c"` has 3), in filters, projections, sorts,
+/// updates, aggregation stages and index keys. A document nests at most [`NESTING_DEPTH_MAX`]
+/// levels, so a longer path reaches nothing a stored document holds; MongoDB refuses such
+/// paths too ("FieldPath is too long"). The path walkers (`$set`, projection trees) take one
+/// stack frame per part, so this also bounds their depth.
+pub const PATH_PARTS_MAX: usize = NESTING_DEPTH_MAX;
 /// Longest storage key in bytes: fjall panics beyond 65535, so keys are checked first.
 pub const KEY_BYTES_MAX: usize = 65_535;
 /// Longest database name in bytes (MongoDB's limit).
@@ -2719,7 +2725,8 @@ pub fn fuzz_history_query(data: &[u8]) {
 /// Splits and validates a dotted path (shared by the API for sort and projection checks).
 ///
 /// # Errors
-/// [`Error::BadValue`] for an empty path or part.
+/// [`Error::BadValue`] for an empty path or part, [`Error::PathTooLong`] beyond
+/// [`PATH_PARTS_MAX`] parts.
 pub fn check_path(path: &str) -> Result<()> {
     split_path(path).map(|_| ())
 }

@@ -124,11 +124,12 @@ impl Update {
             for (path, value) in fields {
                 split_path(path)?;
                 if op == Op::Rename {
-                    let Bson::String(_) = value else {
+                    let Bson::String(to) = value else {
                         return Err(Error::bad(format!(
                             "The 'to' field for $rename must be a string: {path}: {value}"
                         )));
                     };
+                    split_path(to)?;
                 }
                 if matches!(op, Op::Inc | Op::Mul) && document::as_f64(value).is_none() {
                     return Err(Error::update(
