@@ -1,6 +1,7 @@
 //! Capability: change streams over SSE at `GET /mongo/watch` — MongoDB-shaped events whose SSE
 //! `id:` is the resume token, resume with `Last-Event-ID`, idle heartbeats carrying the
-//! post-batch token, and history lost (286) as an `error` event that ends the stream.
+//! post-batch token, and history lost (286, also for a token after the last event) as an
+//! `error` event that ends the stream.
 //!
 //! Method: a real server on 127.0.0.1:0 and a streaming reqwest client that parses the SSE
 //! wire format; writes go through the engine. Every wait is bounded by a timeout on the next
@@ -218,6 +219,25 @@ async fn idle_streams_send_heartbeats_with_the_post_batch_token() {
     server.stop().await;
 }
 
+/// Reads the one `error` event of a stream that cannot resume (286 with the
+/// `NonResumableChangeStreamError` label) and the end after it; returns its `errmsg`.
+async fn history_lost(client: &mut SseClient) -> String {
+    let f = client.next().await.unwrap();
+    assert_eq!(f.event.as_deref(), Some("error"), "{f:?}");
+    let body: Value = serde_json::from_str(&f.data).unwrap();
+    assert_eq!(body["code"], 286);
+    assert_eq!(body["codeName"], "ChangeStreamHistoryLost");
+    assert_eq!(
+        body["errorLabels"],
+        serde_json::json!(["NonResumableChangeStreamError"])
+    );
+    assert!(
+        client.next().await.is_none(),
+        "the stream ends after the error"
+    );
+    body["errmsg"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn history_lost_is_an_error_event_then_the_end() {
     let server = start(HistoryConfig {
@@ -233,23 +253,43 @@ async fn history_lost_is_an_error_event_then_the_end() {
         server.base, 1u64
     );
     let mut client = SseClient::open(&url, None).await;
-    let f = client.next().await.unwrap();
-    assert_eq!(f.event.as_deref(), Some("error"));
-    let body: Value = serde_json::from_str(&f.data).unwrap();
-    assert_eq!(body["code"], 286);
-    assert_eq!(body["codeName"], "ChangeStreamHistoryLost");
     assert_eq!(
-        body["errorLabels"],
-        serde_json::json!(["NonResumableChangeStreamError"])
-    );
-    assert_eq!(
-        body["errmsg"],
+        history_lost(&mut client).await,
         "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
     );
-    assert!(
-        client.next().await.is_none(),
-        "the stream ends after the error"
-    );
+    server.stop().await;
+}
+
+/// After an ephemeral restart the oplog starts over, and a browser reconnects with the
+/// `Last-Event-ID` of the old one: that token names an event after the last one and is
+/// refused with an `error` event, instead of silently skipping the events up to it.
+#[tokio::test]
+async fn a_last_event_id_after_the_last_event_is_an_error_event() {
+    let server = start(HistoryConfig::default()).await;
+    for i in 0..3 {
+        insert(&server.engine, i).await;
+    }
+    let url = format!("{}/mongo/watch?db=shop&coll=orders", server.base);
+    let ahead = format!("01{:016X}00", 6u64);
+    for (url, last_event_id) in [
+        (url.clone(), Some(ahead.as_str())),
+        (format!("{url}&resumeAfter={ahead}"), None),
+        (format!("{url}&startAfter=01FFFFFFFFFFFFFFFF00"), None),
+    ] {
+        let mut client = SseClient::open(&url, last_event_id).await;
+        let errmsg = history_lost(&mut client).await;
+        assert!(
+            errmsg.ends_with("after the last event 3"),
+            "{url}: {errmsg}"
+        );
+    }
+    // The last event's own token still resumes, and sees the next insert.
+    let last = format!("01{:016X}00", 3u64);
+    let mut client = SseClient::open(&url, Some(&last)).await;
+    insert(&server.engine, 3).await;
+    let (id, event) = client.next_event().await;
+    assert_eq!(id, format!("01{:016X}00", 4u64));
+    assert_eq!(event["documentKey"]["_id"], 3);
     server.stop().await;
 }
 

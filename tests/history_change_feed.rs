@@ -453,6 +453,69 @@ fn retention_by_age_and_size_gives_history_lost() {
     );
 }
 
+/// A token for an event after the last one (from a store that was reset, e.g. an ephemeral
+/// restart, or made up) is refused: accepting it skipped every event up to it.
+#[test]
+fn a_resume_token_after_the_last_event_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    let at = |seq: u64| format!("01{seq:016X}00");
+    let watch = |resume_after: Option<String>, start_after: Option<String>| {
+        h.watch(
+            coll_scope(),
+            WatchOptions {
+                resume_after,
+                start_after,
+                ..WatchOptions::default()
+            },
+        )
+    };
+    // An empty oplog: only the start point itself (0) is resumable.
+    watch(Some(at(0)), None).unwrap();
+    let e = watch(Some(at(1)), None).unwrap_err();
+    assert!(
+        matches!(e, Error::ResumeTokenAhead { seq: 1, last: 0 }),
+        "{e}"
+    );
+
+    h.insert_many("shop", "orders", (0..3).map(|i| doc! {"_id": i}).collect())
+        .unwrap();
+    let (_, last) = h.oplog_range().unwrap();
+    assert_eq!(last, 3);
+    let mut at_last = watch(Some(at(last)), None).unwrap();
+    for token in [
+        at(last + 1),
+        at(last + 3),
+        "01FFFFFFFFFFFFFFFF00".to_owned(),
+    ] {
+        for e in [
+            watch(Some(token.clone()), None).unwrap_err(),
+            watch(None, Some(token.clone())).unwrap_err(),
+        ] {
+            assert!(matches!(e, Error::ResumeTokenAhead { last: 3, .. }), "{e}");
+            assert_eq!(e.code(), 286);
+            assert_eq!(e.code_name(), "ChangeStreamHistoryLost");
+            assert_eq!(e.labels(), &["NonResumableChangeStreamError"]);
+            assert!(e.is_client_error());
+            assert!(
+                e.to_string().starts_with(
+                    "Resume of change stream was not possible, as the resume point may no longer be in the oplog"
+                ),
+                "{e}"
+            );
+        }
+    }
+    // A stream resumed at the last event sees the next one.
+    h.insert_one("shop", "orders", doc! {"_id": 3}).unwrap();
+    assert_eq!(ops(&drain(&mut at_last)), ["insert"]);
+    let mut again = watch(Some(at(last)), None).unwrap();
+    assert_eq!(ops(&drain(&mut again)), ["insert"]);
+}
+
 #[test]
 fn resume_across_restart_sees_every_later_event_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -116,6 +116,18 @@ pub enum Error {
         "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
     )]
     ChangeStreamHistoryLost,
+    /// A resume token names an event after the last one in the oplog (code 286, as MongoDB
+    /// answers a resume point it cannot find): the store was reset since (an ephemeral
+    /// restart) or the token is from another store. Resuming there would skip events.
+    #[error(
+        "Resume of change stream was not possible, as the resume point may no longer be in the oplog: the token is for event {seq}, after the last event {last}"
+    )]
+    ResumeTokenAhead {
+        /// The event sequence the token names.
+        seq: u64,
+        /// The last event sequence in the oplog.
+        last: u64,
+    },
     /// A resume token cannot be decoded or used (code 260).
     #[error("invalid resume token: {0}")]
     InvalidResumeToken(String),
@@ -196,7 +208,7 @@ impl Error {
             Self::IndexNotFound { .. } => 27,
             Self::NamespaceNotFound { .. } => 26,
             Self::NamespaceExists { .. } => 48,
-            Self::ChangeStreamHistoryLost => 286,
+            Self::ChangeStreamHistoryLost | Self::ResumeTokenAhead { .. } => 286,
             Self::InvalidResumeToken(_) => 260,
             Self::NoMatchingDocument(_) => 47,
             Self::Poisoned
@@ -237,7 +249,9 @@ impl Error {
     #[must_use]
     pub fn labels(&self) -> &'static [&'static str] {
         match self {
-            Self::ChangeStreamHistoryLost => &["NonResumableChangeStreamError"],
+            Self::ChangeStreamHistoryLost | Self::ResumeTokenAhead { .. } => {
+                &["NonResumableChangeStreamError"]
+            }
             _ => &[],
         }
     }

@@ -190,6 +190,25 @@ pub struct ChangeBatch {
     pub post_batch_resume_token: Document,
 }
 
+/// Refuses a resume point after the last event: resuming there would skip every event up to
+/// it (a browser reconnecting with the `Last-Event-ID` of a store that has since been reset).
+/// A token for an entry committed after `last_seq` was read (a concurrent commit updates the
+/// bounds only after its batch is stored, and a stream may already have handed that entry's
+/// token out) is still accepted: the oplog is asked before refusing.
+fn check_not_ahead(inner: &Inner, seq: u64, last_seq: u64) -> Result<()> {
+    if seq <= last_seq {
+        return Ok(());
+    }
+    let stored = inner.read_oplog(seq, 1, |_| Ok(()))?;
+    if stored.first().is_some_and(|(found, ())| *found == seq) {
+        return Ok(());
+    }
+    Err(Error::ResumeTokenAhead {
+        seq,
+        last: last_seq,
+    })
+}
+
 /// `{_data: token}`.
 pub(crate) fn token_document(data: String) -> Document {
     let mut d = Document::new();
@@ -224,9 +243,12 @@ impl ChangeStream {
                     "cannot resume a stream after an invalidate event; use startAfter".into(),
                 ));
             }
+            check_not_ahead(&inner, seq, last_seq)?;
             seq.saturating_add(1)
         } else if let Some(t) = &options.start_after {
-            decode_resume_token(t)?.0.saturating_add(1)
+            let (seq, _) = decode_resume_token(t)?;
+            check_not_ahead(&inner, seq, last_seq)?;
+            seq.saturating_add(1)
         } else if let Some(ts) = options.start_at_operation_time {
             inner.first_seq_at_or_after(ts)?
         } else {

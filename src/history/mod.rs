@@ -1322,7 +1322,8 @@ impl History {
     ///
     /// # Errors
     /// [`Error::ChangeStreamHistoryLost`] (286) when the start point is older than the
-    /// retained oplog, [`Error::InvalidResumeToken`], [`Error::BadValue`].
+    /// retained oplog, [`Error::ResumeTokenAhead`] (286) when a resume token names an event
+    /// after the last one, [`Error::InvalidResumeToken`], [`Error::BadValue`].
     pub fn watch(&self, scope: WatchScope, options: WatchOptions) -> Result<ChangeStream> {
         match &scope {
             WatchScope::All => {}

@@ -5,8 +5,8 @@
 //! data is the event in relaxed Extended JSON, so a browser `EventSource` reconnecting with
 //! `Last-Event-ID` resumes right after the last event it received. When idle, a comment line
 //! `: heartbeat <token>` plus an `id:` line carry the post-batch resume token (the `id:` line
-//! moves `Last-Event-ID` forward without dispatching an event). Errors (286 history lost,
-//! invalid tokens) are one `event: error` message with MongoDB's `{code, codeName, errmsg,
+//! moves `Last-Event-ID` forward without dispatching an event). Errors (286 history lost or a
+//! token after the last event, invalid tokens) are one `event: error` message with MongoDB's `{code, codeName, errmsg,
 //! errorLabels}`, after which the stream ends.
 
 use std::convert::Infallible;
