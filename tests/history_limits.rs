@@ -84,6 +84,53 @@ fn filter_update_and_regex_limits() {
     assert!(!h.is_poisoned());
 }
 
+/// Each `$in`/`$nin` item is compared with every candidate document, so the items spend the
+/// filter budget: `{a: {$in: [...]}}` costs the field, the operator and one per item.
+#[test]
+fn in_and_nin_items_spend_the_filter_budget() {
+    let (_d, h) = open_at(0);
+    h.insert_many(
+        "db",
+        "c",
+        (0..3_i64).map(|i| doc! {"_id": i, "a": i}).collect(),
+    )
+    .unwrap();
+    let items = |n: usize| {
+        (0..n)
+            .map(|i| Bson::Int64(i as i64 + 2))
+            .collect::<Vec<_>>()
+    };
+    let ids = |op: &str, n: usize| {
+        h.find(
+            "db",
+            "c",
+            &doc! {"a": {op: items(n)}},
+            &FindOptions::default(),
+        )
+        .map(|docs| {
+            docs.iter()
+                .map(|d| d.get_i64("_id").unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let max_items = FILTER_CLAUSES_MAX - 2;
+    assert_eq!(ids("$in", max_items).unwrap(), [2]);
+    assert_eq!(ids("$nin", max_items).unwrap(), [0, 1]);
+    for op in ["$in", "$nin"] {
+        let e = ids(op, max_items + 1).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                history::Error::TooMany {
+                    max: FILTER_CLAUSES_MAX,
+                    ..
+                }
+            ),
+            "{op}: {e}"
+        );
+    }
+}
+
 #[test]
 fn array_padding_and_multikey_fan_out_limits() {
     let (_d, h) = open_at(0);

@@ -97,7 +97,8 @@ pub const INDEX_ENTRIES_PER_DOCUMENT_MAX: usize = 1_000;
 pub const WRITE_BATCH_OPS_MAX: usize = 100_000;
 /// Largest metadata value in bytes written through [`History::commit`].
 pub const META_VALUE_BYTES_MAX: usize = 1024 * 1024;
-/// Most clauses and operators in one filter, counted while parsing.
+/// Most clauses, operators and `$in`/`$nin`/`$all` items in one filter, counted while parsing
+/// (each is evaluated against every candidate document).
 pub const FILTER_CLAUSES_MAX: usize = 10_000;
 /// Most field updates in one update document.
 pub const UPDATE_OPERATIONS_MAX: usize = 10_000;

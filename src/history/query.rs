@@ -298,8 +298,8 @@ fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
             "$gte" => Cond::Gte(arg.clone()),
             "$lt" => Cond::Lt(arg.clone()),
             "$lte" => Cond::Lte(arg.clone()),
-            "$in" => Cond::In(parse_in(arg, "$in")?),
-            "$nin" => Cond::Nin(parse_in(arg, "$nin")?),
+            "$in" => Cond::In(parse_in(arg, "$in", budget)?),
+            "$nin" => Cond::Nin(parse_in(arg, "$nin", budget)?),
             "$exists" => Cond::Exists(truthy(arg)),
             "$type" => Cond::Type(parse_types(arg)?),
             "$regex" => {
@@ -384,19 +384,26 @@ fn truthy(v: &Bson) -> bool {
     }
 }
 
-fn parse_in(arg: &Bson, op: &str) -> Result<Vec<InItem>> {
+/// Parses a `$in`/`$nin` list; each item spends one unit of the filter budget, as `$all`'s
+/// do, since each is compared with every candidate document's values.
+fn parse_in(arg: &Bson, op: &str, budget: &mut Budget) -> Result<Vec<InItem>> {
     let Bson::Array(items) = arg else {
         return Err(Error::bad(format!("{op} needs an array")));
     };
     items
         .iter()
-        .map(|item| match item {
-            Bson::RegularExpression(r) => Ok(InItem::Regex(Box::new(compile_regex(
-                r.pattern.as_str(),
-                r.options.as_str(),
-            )?))),
-            Bson::Document(d) if is_operator_doc(d) => Err(Error::bad("cannot nest $ under $in")),
-            other => Ok(InItem::Value(other.clone())),
+        .map(|item| {
+            budget.spend()?;
+            match item {
+                Bson::RegularExpression(r) => Ok(InItem::Regex(Box::new(compile_regex(
+                    r.pattern.as_str(),
+                    r.options.as_str(),
+                )?))),
+                Bson::Document(d) if is_operator_doc(d) => {
+                    Err(Error::bad("cannot nest $ under $in"))
+                }
+                other => Ok(InItem::Value(other.clone())),
+            }
         })
         .collect()
 }
@@ -561,8 +568,10 @@ impl RegexCond {
 /// Evaluates a condition on every value a path reaches in `doc`.
 fn cond_matches_path(doc: &Document, parts: &[&str], cond: &Cond) -> bool {
     match cond {
-        Cond::Ne(v) => !cond_matches_path(doc, parts, &Cond::Eq(v.clone())),
-        Cond::Nin(items) => !cond_matches_path(doc, parts, &Cond::In(items.clone())),
+        // `$ne`/`$nin` borrow their operand instead of building the positive condition: a
+        // `$nin` list is evaluated once per candidate document.
+        Cond::Ne(q) => !eq_matches_values(&collect_doc_path(doc, parts), q),
+        Cond::Nin(items) => !in_matches_values(&collect_doc_path(doc, parts), items),
         Cond::Not(c) => !cond_matches_path(doc, parts, c),
         Cond::And(cs) => cs.iter().all(|c| cond_matches_path(doc, parts, c)),
         Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_path(doc, parts, c)),
@@ -594,14 +603,40 @@ fn cond_matches_values(reached: &[Option<&Bson>], cond: &Cond) -> bool {
             let doc_less = reached.iter().flatten().copied().collect::<Vec<_>>();
             negated_on_values(&doc_less, cond)
         }
-        _ => reached.iter().any(|r| match r {
-            None => matches_missing(cond),
-            Some(v) => {
-                scalar_matches(v, cond)
-                    || matches!(v, Bson::Array(a) if a.iter().any(|el| scalar_matches(el, cond)))
-            }
-        }),
+        _ => any_reached(reached, matches_missing(cond), |v| scalar_matches(v, cond)),
     }
+}
+
+/// Whether some reached value, or an element of a reached array, passes `test`; a missing
+/// branch counts as `missing`.
+fn any_reached(reached: &[Option<&Bson>], missing: bool, test: impl Fn(&Bson) -> bool) -> bool {
+    reached.iter().any(|r| match r {
+        None => missing,
+        Some(v) => test(v) || matches!(v, Bson::Array(a) if a.iter().any(&test)),
+    })
+}
+
+/// `$eq` on the reached values (what `$ne` negates).
+fn eq_matches_values(reached: &[Option<&Bson>], q: &Bson) -> bool {
+    any_reached(reached, matches!(q, Bson::Null), |v| values_equal(v, q))
+}
+
+/// `$in` on the reached values (what `$nin` negates).
+fn in_matches_values(reached: &[Option<&Bson>], items: &[InItem]) -> bool {
+    any_reached(reached, in_matches_missing(items), |v| in_matches(v, items))
+}
+
+/// Whether a missing field satisfies `$in` (only a null item does).
+fn in_matches_missing(items: &[InItem]) -> bool {
+    items.iter().any(|i| matches!(i, InItem::Value(Bson::Null)))
+}
+
+/// Whether one value equals an item of `$in` or matches one of its regexes.
+fn in_matches(v: &Bson, items: &[InItem]) -> bool {
+    items.iter().any(|i| match i {
+        InItem::Value(q) => values_equal(v, q),
+        InItem::Regex(r) => r.matches(v),
+    })
 }
 
 /// Negated and compound conditions applied to a set of plain values (inside `$elemMatch`).
@@ -612,8 +647,8 @@ fn negated_on_values(values: &[&Bson], cond: &Cond) -> bool {
         values.iter().map(|v| Some(*v)).collect()
     };
     match cond {
-        Cond::Ne(v) => !cond_matches_values(&reached, &Cond::Eq(v.clone())),
-        Cond::Nin(items) => !cond_matches_values(&reached, &Cond::In(items.clone())),
+        Cond::Ne(q) => !eq_matches_values(&reached, q),
+        Cond::Nin(items) => !in_matches_values(&reached, items),
         Cond::Not(c) => !cond_matches_values(&reached, c),
         Cond::And(cs) => cs.iter().all(|c| cond_matches_values(&reached, c)),
         Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_values(&reached, c)),
@@ -632,7 +667,7 @@ fn elem_matches(el: &Bson, em: &ElemMatch) -> bool {
 fn matches_missing(cond: &Cond) -> bool {
     match cond {
         Cond::Eq(q) | Cond::Gte(q) | Cond::Lte(q) => matches!(q, Bson::Null),
-        Cond::In(items) => items.iter().any(|i| matches!(i, InItem::Value(Bson::Null))),
+        Cond::In(items) => in_matches_missing(items),
         _ => false,
     }
 }
@@ -645,10 +680,7 @@ fn scalar_matches(v: &Bson, cond: &Cond) -> bool {
         Cond::Gte(q) => bracket_cmp(v, q).is_some_and(Ordering::is_ge),
         Cond::Lt(q) => bracket_cmp(v, q).is_some_and(Ordering::is_lt),
         Cond::Lte(q) => bracket_cmp(v, q).is_some_and(Ordering::is_le),
-        Cond::In(items) => items.iter().any(|i| match i {
-            InItem::Value(q) => values_equal(v, q),
-            InItem::Regex(r) => r.matches(v),
-        }),
+        Cond::In(items) => in_matches(v, items),
         Cond::Regex(r) => r.matches(v),
         Cond::Mod(d, r) => document::as_f64(v)
             .filter(|n| n.is_finite())
