@@ -405,3 +405,78 @@ fn filter_values_longer_than_a_storage_key_scan_the_index_with_the_same_results(
     h.insert_one("shop", "people", doc! {"_id": 9, "name": "m"})
         .unwrap();
 }
+
+/// A multikey index scanned over a range meets a document first at its smallest element
+/// inside the range, but MongoDB sorts an array by its smallest element (largest descending)
+/// whatever the filter. Such a plan sorts in memory, so the order is the same with and without
+/// the index, with and without a limit.
+#[test]
+fn a_multikey_range_sorts_arrays_by_their_extreme_element() {
+    let (_d, h) = open();
+    h.insert_many(
+        "db",
+        "c",
+        vec![
+            doc! {"_id": 1, "a": [1, 10]},
+            doc! {"_id": 2, "a": 7},
+            doc! {"_id": 3, "a": 3},
+            doc! {"_id": 4, "a": [4, 6]},
+        ],
+    )
+    .unwrap();
+    let in_order = |filter: &Document, sort: Document, limit: Option<u64>| -> Vec<i32> {
+        let options = FindOptions {
+            sort: Some(sort),
+            limit,
+            ..FindOptions::default()
+        };
+        h.find("db", "c", filter, &options)
+            .unwrap()
+            .iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect()
+    };
+    let cases = [
+        (doc! {"a": {"$gt": 5}}, doc! {"a": 1}, vec![1, 4, 2]),
+        (doc! {"a": {"$gt": 5}}, doc! {"a": -1}, vec![1, 2, 4]),
+        (doc! {"a": {"$lt": 5}}, doc! {"a": -1}, vec![1, 4, 3]),
+        // [1, 10] matches: 10 >= 4 and 1 <= 7 (elements may differ per condition).
+        (
+            doc! {"a": {"$gte": 4, "$lte": 7}},
+            doc! {"a": 1},
+            vec![1, 4, 2],
+        ),
+        (
+            doc! {"a": {"$gte": 4, "$lte": 7}},
+            doc! {"a": -1},
+            vec![1, 2, 4],
+        ),
+    ];
+    let run = || {
+        cases
+            .iter()
+            .map(|(filter, sort, _)| {
+                (
+                    in_order(filter, sort.clone(), None),
+                    in_order(filter, sort.clone(), Some(1)),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let scanned = run();
+    for ((all, first), (filter, sort, want)) in scanned.iter().zip(&cases) {
+        assert_eq!(all, want, "{filter} sort {sort} without an index");
+        assert_eq!(
+            first,
+            &want[..1],
+            "{filter} sort {sort} limit 1 without an index"
+        );
+    }
+    h.create_index("db", "c", &model(&[("a", 1)], false))
+        .unwrap();
+    let explain = h
+        .explain("db", "c", &doc! {"a": {"$gt": 5}}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(stage(&explain).1.as_deref(), Some("a_1"));
+    assert_eq!(run(), scanned, "the same order with the multikey index");
+}

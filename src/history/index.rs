@@ -683,6 +683,12 @@ fn plan_index(
         .collect();
     let (sorted, reverse) = match sort.filter(|s| !s.is_empty()) {
         None => (true, false),
+        // IMPORTANT: a multikey range scan meets a document first at its smallest element
+        // inside the range, but an array sorts by its smallest element overall (largest
+        // descending), so the order of such a scan is not the sort's. Without a range (the
+        // sort keys follow the equality prefix unbounded) the first entry met is the extreme
+        // one, and the scan order holds.
+        Some(_) if index.multikey && range.is_some() => (false, false),
         Some(s) if ranges.len() == 1 => match sort_order_from(index, eq_fields, s) {
             Some(rev) => (true, rev),
             None => (false, false),
