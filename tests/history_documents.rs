@@ -32,6 +32,28 @@ fn fixture() -> Vec<Document> {
     ]
 }
 
+/// Applies `update` to `start` (whose `_id` is 1) in a fresh store: the outcome and the
+/// stored document afterwards.
+fn update_fresh(
+    start: &Document,
+    update: &Document,
+) -> (history::Result<history::UpdateResult>, Document) {
+    let (_d, h) = open();
+    h.insert_one("db", "c", start.clone()).unwrap();
+    let outcome = h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        update,
+        UpdateOptions::default(),
+    );
+    let stored = h
+        .find_one("db", "c", &doc! {"_id": 1}, None)
+        .unwrap()
+        .unwrap();
+    (outcome, stored)
+}
+
 fn ids(docs: &[Document]) -> Vec<i32> {
     docs.iter().map(|d| d.get_i32("_id").unwrap()).collect()
 }
@@ -350,22 +372,8 @@ fn updates_apply_like_mongodb() {
         ),
     ];
     for (start, update, expected) in table {
-        let (_d, h) = open();
-        h.insert_one("db", "c", start.clone()).unwrap();
-        let r = h
-            .update(
-                "db",
-                "c",
-                &doc! {"_id": 1},
-                &update,
-                UpdateOptions::default(),
-            )
-            .unwrap();
-        assert_eq!(r.matched, 1, "{update}");
-        let got = h
-            .find_one("db", "c", &doc! {"_id": 1}, None)
-            .unwrap()
-            .unwrap();
+        let (outcome, got) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().matched, 1, "{update}");
         assert_eq!(got, expected, "start {start} update {update}");
     }
 }
@@ -387,25 +395,84 @@ fn update_errors_carry_mongodb_codes() {
         (doc! {"_id": 1}, doc! {"$set": {"l.$": 2}}, 2),
     ];
     for (start, update, code) in table {
-        let (_d, h) = open();
-        h.insert_one("db", "c", start.clone()).unwrap();
-        let e = h
-            .update(
-                "db",
-                "c",
-                &doc! {"_id": 1},
-                &update,
-                UpdateOptions::default(),
-            )
-            .unwrap_err();
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.unwrap_err();
         assert_eq!(e.code(), code, "update {update}: {e}");
-        assert_eq!(
-            h.find_one("db", "c", &doc! {"_id": 1}, None)
-                .unwrap()
-                .unwrap(),
-            start,
-            "unchanged after error"
-        );
+        assert_eq!(stored, start, "unchanged after error");
+    }
+}
+
+/// `$rename` moves a field, never an array element, and its source and target differ and are
+/// not on one path (MongoDB answers each with code 2 BadValue and leaves the document).
+#[test]
+fn rename_refuses_array_elements_and_overlapping_paths() {
+    let refused: Vec<(Document, Document, &str)> = vec![
+        (
+            doc! {"_id": 1, "a": [1, 2, 3]},
+            doc! {"$rename": {"a.0": "z"}},
+            "The source field cannot be an array element, 'a.0' in doc with _id: 1 has an array field called 'a'",
+        ),
+        (
+            doc! {"_id": 1, "x": {"l": [{"b": 1}]}},
+            doc! {"$rename": {"x.l.0.b": "z"}},
+            "The source field cannot be an array element, 'x.l.0.b' in doc with _id: 1 has an array field called 'l'",
+        ),
+        (
+            doc! {"_id": 1, "a": 1, "l": [1, 2]},
+            doc! {"$rename": {"a": "l.0"}},
+            "The destination field cannot be an array element, 'l.0' in doc with _id: 1 has an array field called 'l'",
+        ),
+        (
+            doc! {"_id": 1, "a": 1, "l": [{"b": 1}]},
+            doc! {"$rename": {"a": "l.5.c"}},
+            "The destination field cannot be an array element, 'l.5.c' in doc with _id: 1 has an array field called 'l'",
+        ),
+        (
+            doc! {"_id": 1, "b": 1},
+            doc! {"$rename": {"b": "b"}},
+            "The source and target field for $rename must differ: b: \"b\"",
+        ),
+        (
+            doc! {"_id": 1, "a": {"b": 1}},
+            doc! {"$rename": {"a": "a.b"}},
+            "The source and target field for $rename must not be on the same path: a: \"a.b\"",
+        ),
+        (
+            doc! {"_id": 1, "a": {"b": 1}},
+            doc! {"$rename": {"a.b": "a"}},
+            "The source and target field for $rename must not be on the same path: a.b: \"a\"",
+        ),
+    ];
+    for (start, update, message) in refused {
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.unwrap_err();
+        assert_eq!((e.code(), e.code_name()), (2, "BadValue"), "{update}: {e}");
+        assert_eq!(e.to_string(), message, "{update}");
+        assert_eq!(stored, start, "unchanged after {update}");
+    }
+    // An array may be moved, or overwritten by the move; a name that only shares a prefix
+    // is another path.
+    let moved: Vec<(Document, Document, Document)> = vec![
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"$rename": {"a": "x.b"}},
+            doc! {"_id": 1, "x": {"b": [1, 2]}},
+        ),
+        (
+            doc! {"_id": 1, "a": 1, "l": [1, 2]},
+            doc! {"$rename": {"a": "l"}},
+            doc! {"_id": 1, "l": 1},
+        ),
+        (
+            doc! {"_id": 1, "a": 1},
+            doc! {"$rename": {"a": "ab"}},
+            doc! {"_id": 1, "ab": 1},
+        ),
+    ];
+    for (start, update, expected) in moved {
+        let (outcome, got) = update_fresh(&start, &update);
+        outcome.unwrap();
+        assert_eq!(got, expected, "{update}");
     }
 }
 

@@ -130,6 +130,7 @@ impl Update {
                         )));
                     };
                     split_path(to)?;
+                    check_rename_paths(path, to)?;
                 }
                 if matches!(op, Op::Inc | Op::Mul) && document::as_f64(value).is_none() {
                     return Err(Error::update(
@@ -259,6 +260,42 @@ fn paths_conflict(a: &str, b: &str) -> bool {
         || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
 }
 
+/// `$rename`'s checks of its two paths, before any document is read.
+///
+/// # Errors
+/// [`Error::BadValue`] when the paths are equal or one is a prefix of the other.
+fn check_rename_paths(from: &str, to: &str) -> Result<()> {
+    if from == to {
+        return Err(Error::bad(format!(
+            "The source and target field for $rename must differ: {from}: \"{to}\""
+        )));
+    }
+    if paths_conflict(from, to) {
+        return Err(Error::bad(format!(
+            "The source and target field for $rename must not be on the same path: {from}: \"{to}\""
+        )));
+    }
+    Ok(())
+}
+
+/// The name of the first array met walking `parts` from the top of `doc` (`None` when the
+/// walk reaches a missing field or a scalar first, or ends).
+fn first_array_on<'a>(doc: &Document, parts: &[&'a str]) -> Option<&'a str> {
+    let mut reached: Option<&Bson> = None;
+    for part in parts {
+        let next = match reached {
+            None => doc.get(*part),
+            Some(Bson::Document(d)) => d.get(*part),
+            Some(_) => None,
+        }?;
+        if matches!(next, Bson::Array(_)) {
+            return Some(part);
+        }
+        reached = Some(next);
+    }
+    None
+}
+
 /// Replaces a `$` path part by the index of the first array element the filter matched.
 fn resolve_positional(path: &str, doc: &Document, filter: &Filter) -> Result<String> {
     let parts: Vec<&str> = path.split('.').collect();
@@ -350,11 +387,36 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
                 return Err(Error::bad("$rename target must be a string"));
             };
             let to_parts = split_path(to)?;
-            if let Some(v) = document::get_path(doc, &parts).cloned() {
-                unset_path(doc, &parts);
-                set_path(doc, &to_parts, v)?;
+            let Some(v) = document::get_path(doc, &parts).cloned() else {
+                return Ok(());
+            };
+            // Every ancestor of the source, and every existing ancestor of the target (the
+            // target itself may be an array the move overwrites), must be a document.
+            for (which, field, ancestors) in [
+                (
+                    "source",
+                    path,
+                    parts.split_last().map_or(&[][..], |(_, a)| a),
+                ),
+                (
+                    "destination",
+                    to.as_str(),
+                    to_parts.split_last().map_or(&[][..], |(_, a)| a),
+                ),
+            ] {
+                if let Some(array) = first_array_on(doc, ancestors) {
+                    return Err(Error::update(
+                        2,
+                        format!(
+                            "The {which} field cannot be an array element, '{field}' in doc with _id: {} has an array field called '{array}'",
+                            doc.get("_id")
+                                .map_or_else(|| "none".to_owned(), document::render_value)
+                        ),
+                    ));
+                }
             }
-            Ok(())
+            unset_path(doc, &parts);
+            set_path(doc, &to_parts, v)
         }
         Op::Push => push(doc, &parts, path, arg),
         Op::AddToSet => {
