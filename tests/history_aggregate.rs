@@ -145,3 +145,35 @@ fn bad_pipelines_are_rejected() {
     let max = vec![doc! {"$skip": 0}; streamcache::history::PIPELINE_STAGES_MAX];
     assert_eq!(h.aggregate("shop", "orders", &max).unwrap().len(), 3);
 }
+
+/// A Decimal128 among the values makes `$sum`, `$avg` and `$add` compute in decimal, exactly
+/// (0.1 + 0.2 is 0.3, not the double 0.30000000000000004).
+#[test]
+fn decimal_sums_and_averages_are_exact() {
+    let (_d, h) = history_common::open_at(0);
+    let dec = |s: &str| bson::Bson::Decimal128(s.parse().unwrap());
+    h.insert_many(
+        "shop",
+        "prices",
+        vec![
+            doc! {"_id": 1, "p": dec("0.1"), "q": 1},
+            doc! {"_id": 2, "p": dec("0.2"), "q": 2},
+        ],
+    )
+    .unwrap();
+    let got = h
+        .aggregate(
+            "shop",
+            "prices",
+            &[
+                doc! {"$group": {"_id": null, "sum": {"$sum": "$p"}, "avg": {"$avg": "$p"}, "mixed": {"$sum": {"$add": ["$p", "$q"]}}, "qavg": {"$avg": "$q"}}},
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            doc! {"_id": null, "sum": dec("0.3"), "avg": dec("0.15"), "mixed": dec("3.3"), "qavg": 1.5}
+        ]
+    );
+}

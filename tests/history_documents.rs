@@ -378,6 +378,45 @@ fn updates_apply_like_mongodb() {
     }
 }
 
+/// `$inc` and `$mul` with a Decimal128 on either side compute in decimal, exactly; an integer
+/// joins exactly and a double with 15 significant digits, as MongoDB converts them.
+#[test]
+fn decimal_increments_and_products_are_exact() {
+    let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+    let table: Vec<(Document, Document, Document)> = vec![
+        (
+            doc! {"_id": 1, "n": dec("0.1")},
+            doc! {"$inc": {"n": dec("0.2")}},
+            doc! {"_id": 1, "n": dec("0.3")},
+        ),
+        (
+            doc! {"_id": 1, "n": 5},
+            doc! {"$inc": {"n": dec("0.25")}},
+            doc! {"_id": 1, "n": dec("5.25")},
+        ),
+        (
+            doc! {"_id": 1, "n": dec("1")},
+            doc! {"$inc": {"n": 0.1}},
+            doc! {"_id": 1, "n": dec("1.100000000000000")},
+        ),
+        (
+            doc! {"_id": 1, "n": dec("1.10")},
+            doc! {"$mul": {"n": dec("3"), "z": dec("1.5")}},
+            doc! {"_id": 1, "n": dec("3.30"), "z": dec("0.0")},
+        ),
+        (
+            doc! {"_id": 1, "n": 0.1},
+            doc! {"$inc": {"n": 0.2}},
+            doc! {"_id": 1, "n": 0.1 + 0.2},
+        ),
+    ];
+    for (start, update, expected) in table {
+        let (outcome, got) = update_fresh(&start, &update);
+        outcome.unwrap();
+        assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
 #[test]
 fn update_errors_carry_mongodb_codes() {
     let table: Vec<(Document, Document, i32)> = vec![

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
+use super::decimal;
 use super::document::{self, compare, get_path, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::{Filter, Projection, Sort};
@@ -286,7 +287,8 @@ fn unwind(arg: &Bson, docs: Vec<Document>) -> Result<Vec<Document>> {
 /// One accumulator's running state.
 enum Acc {
     Sum(Bson),
-    Avg(f64, u64),
+    /// The sum (as `$sum` adds) and the count of numbers.
+    Avg(Bson, u64),
     Min(Option<Bson>),
     Max(Option<Bson>),
     First(Option<Bson>),
@@ -337,7 +339,7 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                     .iter()
                     .map(|(_, op, _)| match *op {
                         "$sum" => Acc::Sum(Bson::Int32(0)),
-                        "$avg" => Acc::Avg(0.0, 0),
+                        "$avg" => Acc::Avg(Bson::Int32(0), 0),
                         "$min" => Acc::Min(None),
                         "$max" => Acc::Max(None),
                         "$first" => Acc::First(None),
@@ -362,9 +364,9 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                         *total = add(total, &v);
                     }
                 }
-                Acc::Avg(sum, n) => {
-                    if let Some(x) = document::as_f64(&v) {
-                        *sum += x;
+                Acc::Avg(total, n) => {
+                    if document::type_rank(&v) == 10 {
+                        *total = add(total, &v);
                         *n += 1;
                     }
                 }
@@ -415,8 +417,12 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                 let v = match acc {
                     Acc::Sum(t) => t,
                     Acc::Avg(_, 0) => Bson::Null,
-                    #[expect(clippy::cast_precision_loss, reason = "an average is a double")]
-                    Acc::Avg(s, n) => Bson::Double(s / n as f64),
+                    // A decimal among the values makes a decimal average, else a double.
+                    Acc::Avg(total, n) => decimal::divide(&total, n).unwrap_or_else(|| {
+                        #[expect(clippy::cast_precision_loss, reason = "an average is a double")]
+                        let n = n as f64;
+                        Bson::Double(document::as_f64(&total).unwrap_or(f64::NAN) / n)
+                    }),
                     Acc::Min(m) | Acc::Max(m) | Acc::First(m) | Acc::Last(m) => {
                         m.unwrap_or(Bson::Null)
                     }
@@ -429,7 +435,12 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
         .collect())
 }
 
+/// `$add`/`$sum` of two numbers: integers exactly (int64 on int32 overflow, a double on int64
+/// overflow), with a Decimal128 in decimal, else as doubles.
 fn add(a: &Bson, b: &Bson) -> Bson {
+    if let Some(d) = decimal::add(a, b) {
+        return d;
+    }
     match (a, b) {
         (Bson::Int32(x), Bson::Int32(y)) => x
             .checked_add(*y)

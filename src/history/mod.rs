@@ -27,6 +27,7 @@
 //! ```
 
 mod aggregate;
+mod decimal;
 mod decode;
 mod document;
 mod error;

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document, Timestamp};
 
+use super::decimal;
 use super::document::{self, array_index, compare, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::Filter;
@@ -346,7 +347,9 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
                     if op == Op::Inc {
                         arg.clone()
                     } else {
-                        arith(&zero_like(arg), arg, op, path)?
+                        // MongoDB multiplies an int32 zero: the type is the multiplier's (a
+                        // decimal keeps its exponent).
+                        arith(&Bson::Int32(0), arg, op, path)?
                     }
                 }
                 Some(cur) => {
@@ -662,16 +665,9 @@ fn existing_array<'a>(
     }
 }
 
-fn zero_like(v: &Bson) -> Bson {
-    match v {
-        Bson::Int32(_) => Bson::Int32(0),
-        Bson::Int64(_) => Bson::Int64(0),
-        _ => Bson::Double(0.0),
-    }
-}
-
-/// `$inc`/`$mul` arithmetic with MongoDB's type promotion (int → long on overflow; any double
-/// gives a double; long overflow is an error).
+/// `$inc`/`$mul` arithmetic with MongoDB's type promotion (int → long on overflow; any
+/// Decimal128 gives a decimal computed exactly; else any double gives a double; long overflow
+/// is an error).
 fn arith(a: &Bson, b: &Bson, op: Op, path: &str) -> Result<Bson> {
     let overflow = || {
         Error::bad(format!(
@@ -699,6 +695,14 @@ fn arith(a: &Bson, b: &Bson, op: Op, path: &str) -> Result<Bson> {
             })
         }
         _ => {
+            let exact = if op == Op::Inc {
+                decimal::add(a, b)
+            } else {
+                decimal::multiply(a, b)
+            };
+            if let Some(d) = exact {
+                return Ok(d);
+            }
             let x = document::as_f64(a).unwrap_or(f64::NAN);
             let y = document::as_f64(b).unwrap_or(f64::NAN);
             Ok(Bson::Double(if op == Op::Inc { x + y } else { x * y }))
