@@ -10,8 +10,8 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use streamcache::realtime::{
-    Hub, RealtimeConfig, SignedRequest, SocketId, Watcher, WatcherConfig, check_channel_name,
-    check_request, normalize_json_data, parse_client_message, parse_presence_data, sign_request,
+    EventData, Hub, RealtimeConfig, SignedRequest, SocketId, Watcher, WatcherConfig,
+    check_channel_name, check_request, parse_client_message, parse_presence_data, sign_request,
 };
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -52,12 +52,12 @@ proptest! {
 
     #[test]
     fn normalised_data_is_one_line_json(text in "(.|\n|\r){0,200}", v in json_value()) {
-        if let Ok(out) = normalize_json_data(&text) {
+        if let Ok(out) = EventData::from_sent_text(&text).map(EventData::into_json) {
             prop_assert!(!out.contains(['\n', '\r']));
             prop_assert!(serde_json::from_str::<Value>(&out).is_ok());
         }
         let pretty = serde_json::to_string_pretty(&v).unwrap();
-        if let Ok(out) = normalize_json_data(&pretty) {
+        if let Ok(out) = EventData::from_sent_text(&pretty).map(EventData::into_json) {
             prop_assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), v);
         }
     }

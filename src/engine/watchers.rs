@@ -46,8 +46,8 @@ pub(crate) fn open(history: &History) -> crate::history::Result<ChangeStream> {
     Ok(stream)
 }
 
-/// Publishes what `stream` (from [`open`]) reads until `shutdown` fires; a failed stream is
-/// reopened at the latest event.
+/// Publishes what `stream` (from [`open`]) reads to `watchers` (the engine runs this only when
+/// there are some) until `shutdown` fires; a failed stream is reopened at the latest event.
 pub(crate) async fn run(
     history: History,
     hub: Arc<Hub>,
@@ -55,9 +55,6 @@ pub(crate) async fn run(
     mut stream: ChangeStream,
     mut shutdown: ShutdownSignal,
 ) {
-    if watchers.is_empty() {
-        return;
-    }
     let view = View::new(&watchers);
     let mut failures = 0u32;
     loop {

@@ -472,6 +472,15 @@ impl Log {
             .clone())
     }
 
+    /// The lock a poll of `instance` holds from planning its reads to updating its positions.
+    fn poll_lock(&self, group: &str, instance: &str, now: u64) -> Result<Arc<Mutex<()>>> {
+        Ok(self
+            .registry()?
+            .member(group, instance, now)?
+            .polling
+            .clone())
+    }
+
     /// Deletes an instance (after a poll in flight); its partitions go to the rest of the
     /// group. With `auto_commit`, its delivered positions are committed first, as a Kafka
     /// consumer commits on close.
@@ -480,11 +489,7 @@ impl Log {
     /// [`Error::InstanceNotFound`].
     pub fn delete_consumer(&self, group: &str, instance: &str) -> Result<()> {
         let now = self.now_mono_ms();
-        let polling = self
-            .registry()?
-            .member(group, instance, now)?
-            .polling
-            .clone();
+        let polling = self.poll_lock(group, instance, now)?;
         // A poll in flight finishes first, so its positions are the ones committed below.
         let _polling = polling.lock()?;
         let counts = self.partition_counts()?;
@@ -710,11 +715,7 @@ impl Log {
         max_bytes: usize,
     ) -> Result<Vec<ConsumedRecord>> {
         let now = self.now_mono_ms();
-        let polling = self
-            .registry()?
-            .member(group, instance, now)?
-            .polling
-            .clone();
+        let polling = self.poll_lock(group, instance, now)?;
         // IMPORTANT: held until the positions are updated: a second poll planned from the
         // same positions would deliver the same records again. A poll waits for the one
         // before it, as the REST Proxy synchronises every use of one instance's consumer.

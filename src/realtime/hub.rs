@@ -274,6 +274,15 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Channels [pinned](Hub::pin) in `channels`: never evicted, not counted against
+/// [`HUB_CHANNELS_MAX`], at most [`PINNED_CHANNELS_MAX`].
+fn pinned_count(channels: &HashMap<Arc<str>, Arc<Channel>>) -> usize {
+    channels
+        .values()
+        .filter(|ch| ch.pinned.load(Ordering::Acquire))
+        .count()
+}
+
 /// The channel hub. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Hub {
@@ -289,9 +298,6 @@ pub struct Hub {
     presence: Presence,
     /// Open WebSocket connections and SSE streams.
     connections: AtomicUsize,
-    /// Channels [pinned](Hub::pin), never evicted and not counted against
-    /// [`HUB_CHANNELS_MAX`]; at most [`PINNED_CHANNELS_MAX`].
-    pinned: AtomicUsize,
 }
 
 impl Hub {
@@ -306,7 +312,6 @@ impl Hub {
             sockets_issued: AtomicU64::new(0),
             presence: Presence::default(),
             connections: AtomicUsize::new(0),
-            pinned: AtomicUsize::new(0),
         }
     }
 
@@ -323,8 +328,7 @@ impl Hub {
         if existing.is_some_and(|ch| ch.pinned.load(Ordering::Acquire)) {
             return Ok(());
         }
-        let pinned = self.pinned.load(Ordering::Acquire);
-        if pinned >= PINNED_CHANNELS_MAX {
+        if pinned_count(&channels) >= PINNED_CHANNELS_MAX {
             return Err(Error::TooManyPinned {
                 max: PINNED_CHANNELS_MAX,
             });
@@ -338,7 +342,6 @@ impl Hub {
                 );
             }
         }
-        self.pinned.store(pinned + 1, Ordering::Release);
         Ok(())
     }
 
@@ -358,7 +361,7 @@ impl Hub {
     }
 
     /// As [`Hub::publish`], with the payload already one-line JSON text (see
-    /// `normalize_json_data`), so the sender's key order is kept.
+    /// `EventData::from_sent_text`), so the sender's key order is kept.
     ///
     /// # Errors
     /// As [`Hub::publish`].
@@ -511,8 +514,10 @@ impl Hub {
         if let Some((k, ch)) = channels.get_key_value(name) {
             return Ok((k.clone(), ch.clone()));
         }
-        let pinned = self.pinned.load(Ordering::Acquire);
-        if channels.len().saturating_sub(pinned) >= HUB_CHANNELS_MAX {
+        // Pinned channels are counted only when the map is that large (rarely).
+        if channels.len() >= HUB_CHANNELS_MAX
+            && channels.len() - pinned_count(&channels) >= HUB_CHANNELS_MAX
+        {
             let idle = channels
                 .iter()
                 .find(|(_, ch)| {

@@ -44,7 +44,7 @@ pub use protocol::{
     ChannelKind, ClientMessage, ErrorCode, EventData, SocketId, check_channel_name,
     check_event_name, frame_connection_established, frame_error, frame_member_added,
     frame_member_removed, frame_ping, frame_pong, frame_subscription_error,
-    frame_subscription_succeeded, normalize_json_data, parse_client_message, parse_presence_data,
+    frame_subscription_succeeded, parse_client_message, parse_presence_data,
 };
 pub use rate::RateWindow;
 pub use signing::{

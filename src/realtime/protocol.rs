@@ -164,17 +164,6 @@ pub fn check_event_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Turns event data given as text into one-line JSON text, keeping the sender's key order.
-///
-/// Text that parses as JSON is kept as is (raw line breaks in valid JSON can only be
-/// whitespace, so they become spaces); any other text becomes a JSON string.
-///
-/// # Errors
-/// [`Error::DataTooLarge`] when the text is over [`EVENT_DATA_BYTES_MAX`].
-pub fn normalize_json_data(text: &str) -> Result<String> {
-    EventData::from_sent_text(text).map(EventData::into_json)
-}
-
 /// Event data as the hub keeps it: one-line JSON text (what SSE sends as `data:`), and how a
 /// Pusher frame carries it. Made only by its constructors, which check
 /// [`EVENT_DATA_BYTES_MAX`] on the data as it was sent.
@@ -536,20 +525,19 @@ mod tests {
     #[test]
     fn data_normalisation_keeps_key_order() {
         assert_eq!(
-            normalize_json_data(r#"{"b":1,"a":2}"#).ok().as_deref(),
+            sent_json(r#"{"b":1,"a":2}"#).ok().as_deref(),
             Some(r#"{"b":1,"a":2}"#)
         );
-        assert_eq!(
-            normalize_json_data("{\n\"a\":1}").ok().as_deref(),
-            Some("{ \"a\":1}")
-        );
-        assert_eq!(
-            normalize_json_data("hello").ok().as_deref(),
-            Some("\"hello\"")
-        );
+        assert_eq!(sent_json("{\n\"a\":1}").ok().as_deref(), Some("{ \"a\":1}"));
+        assert_eq!(sent_json("hello").ok().as_deref(), Some("\"hello\""));
         let max = "x".repeat(EVENT_DATA_BYTES_MAX);
-        assert!(normalize_json_data(&max).is_ok());
-        assert!(normalize_json_data(&format!("{max}x")).is_err());
+        assert!(sent_json(&max).is_ok());
+        assert!(sent_json(&format!("{max}x")).is_err());
+    }
+
+    /// The JSON text the hub keeps for data sent as `text`.
+    fn sent_json(text: &str) -> Result<String> {
+        EventData::from_sent_text(text).map(EventData::into_json)
     }
 
     #[test]
