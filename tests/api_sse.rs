@@ -199,7 +199,13 @@ async fn aged_out_or_unreadable_last_event_id_sends_resync_first() {
 async fn private_presence_and_bad_names_are_refused() {
     let server = start(realtime_config()).await;
     let client = reqwest::Client::new();
-    for (path, status) in [("private-x", 403), ("presence-x", 403), ("a%20b", 400)] {
+    for (path, status) in [
+        ("private-x", 403),
+        ("presence-x", 403),
+        ("%23server-to-user-u1", 403),
+        ("%23other", 400),
+        ("a%20b", 400),
+    ] {
         let resp = client
             .get(format!("http://{}/realtime/{path}", server.addr))
             .send()

@@ -17,10 +17,13 @@ mod realtime_common;
 use std::time::Duration;
 
 use futures::{SinkExt as _, StreamExt as _};
-use realtime_common::{Server, realtime_config, start};
+use realtime_common::{Server, realtime_config, start, start_with_clock};
 use serde_json::{Value, json};
+use streamcache::clock::ManualClock;
+use streamcache::config::Config;
 use streamcache::realtime::{
-    CONNECTION_CHANNELS_MAX, RealtimeConfig, SocketId, WS_MESSAGE_BYTES_MAX, channel_auth,
+    CONNECTION_CHANNELS_MAX, RealtimeConfig, SocketId, USER_DATA_BYTES_MAX, WS_MESSAGE_BYTES_MAX,
+    body_md5, channel_auth, sign_request, user_auth,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -115,6 +118,19 @@ impl Client {
         self.send(json!({"event": "pusher:subscribe", "data": data}))
             .await;
         self.recv().await
+    }
+
+    /// Sends `pusher:signin` with `user_data` signed for this connection.
+    async fn signin(&mut self, user_data: &str) {
+        let auth = user_auth(KEY, SECRET, &self.socket_id, user_data);
+        self.signin_with(user_data, &auth).await;
+    }
+
+    async fn signin_with(&mut self, user_data: &str, auth: &str) {
+        self.send(
+            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
+        )
+        .await;
     }
 
     async fn subscribe_signed(&mut self, channel: &str, channel_data: Option<&str>) -> Value {
@@ -390,11 +406,150 @@ async fn messages_at_max_size_pass_and_larger_ones_close_the_connection() {
         " ".repeat(WS_MESSAGE_BYTES_MAX + 1 - ping.len())
     );
     c.ws.send(Message::Text(over.into())).await.unwrap();
-    assert_ne!(
-        c.close_code().await,
-        1000,
-        "the server drops the connection"
+    assert_eq!(c.close_code().await, 1009, "RFC 6455: message too big");
+}
+
+#[tokio::test]
+async fn signin_opens_the_users_own_channel_and_no_other() {
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    let before = c
+        .subscribe("#server-to-user-u1", Some(String::new()), None)
+        .await;
+    assert_eq!(
+        before["event"], "pusher:subscription_error",
+        "not signed in"
     );
+    let user_data = r#"{"id":"u1","user_info":{"name":"Ann"}}"#;
+    c.signin(user_data).await;
+    let ok = c.recv().await;
+    assert_eq!(ok["event"], "pusher:signin_success");
+    assert_eq!(
+        data_of(&ok)["user_data"],
+        user_data,
+        "pusher-js reads the id from it"
+    );
+    assert_eq!(server.engine.realtime().user_connection_count("u1"), 1);
+    // pusher-js subscribes with an empty auth, as for any public channel.
+    let own = c
+        .subscribe("#server-to-user-u1", Some(String::new()), None)
+        .await;
+    assert_eq!(own["event"], "pusher_internal:subscription_succeeded");
+    let other = c
+        .subscribe("#server-to-user-u2", Some(String::new()), None)
+        .await;
+    assert_eq!(other["event"], "pusher:subscription_error");
+    let reserved = c.subscribe("#other", None, None).await;
+    assert_eq!(reserved["event"], "pusher:subscription_error");
+    server
+        .engine
+        .realtime()
+        .publish("#server-to-user-u1", "note", json!({"n": 1}), None)
+        .unwrap();
+    let ev = c.recv().await;
+    assert_eq!(
+        (ev["event"].as_str(), ev["channel"].as_str(), data_of(&ev)),
+        (Some("note"), Some("#server-to-user-u1"), json!({"n": 1}))
+    );
+}
+
+#[tokio::test]
+async fn a_bad_signin_closes_with_4009() {
+    let server = start(ws_config()).await;
+    let user_data = r#"{"id":"u1"}"#;
+    let cases = [
+        // Signed for another socket.
+        (
+            user_data.to_owned(),
+            user_auth(KEY, SECRET, "1.1", user_data),
+        ),
+        // Signed, but no id.
+        (r#"{"name":"x"}"#.to_owned(), String::new()),
+        // Signed, but the id cannot name a channel.
+        (r#"{"id":"a b"}"#.to_owned(), String::new()),
+        // Signed, one byte over the limit.
+        (
+            format!(
+                r#"{{"id":"u1","pad":"{}"}}"#,
+                "x".repeat(USER_DATA_BYTES_MAX - 19)
+            ),
+            String::new(),
+        ),
+    ];
+    for (data, auth) in cases {
+        let mut c = connect(&server).await;
+        if auth.is_empty() {
+            c.signin(&data).await;
+        } else {
+            c.signin_with(&data, &auth).await;
+        }
+        let err = c.recv().await;
+        assert_eq!(
+            (err["event"].as_str(), err["data"]["code"].as_u64()),
+            (Some("pusher:error"), Some(4009)),
+            "{data}"
+        );
+        assert_eq!(c.close_code().await, 4009);
+    }
+    // At the limit it passes.
+    let at_max = format!(
+        r#"{{"id":"u1","pad":"{}"}}"#,
+        "x".repeat(USER_DATA_BYTES_MAX - 20)
+    );
+    assert_eq!(at_max.len(), USER_DATA_BYTES_MAX);
+    let mut c = connect(&server).await;
+    c.signin(&at_max).await;
+    assert_eq!(c.recv().await["event"], "pusher:signin_success");
+}
+
+#[tokio::test]
+async fn terminate_connections_closes_every_connection_of_that_user_only() {
+    const NOW_S: u64 = 1_700_000_000;
+    let config = Config {
+        realtime: ws_config(),
+        ..Config::default()
+    };
+    let server = start_with_clock(config, ManualClock::shared(NOW_S * 1000)).await;
+    let mut a1 = connect(&server).await;
+    let mut a2 = connect(&server).await;
+    let mut b = connect(&server).await;
+    for (c, data) in [
+        (&mut a1, r#"{"id":"a"}"#),
+        (&mut a2, r#"{"id":"a"}"#),
+        (&mut b, r#"{"id":"b"}"#),
+    ] {
+        c.signin(data).await;
+        assert_eq!(c.recv().await["event"], "pusher:signin_success");
+    }
+    let path = "/apps/streamcache/users/a/terminate_connections";
+    let body = "{}";
+    let mut params = vec![
+        ("auth_key".to_owned(), KEY.to_owned()),
+        ("auth_timestamp".to_owned(), NOW_S.to_string()),
+        ("auth_version".to_owned(), "1.0".to_owned()),
+        ("body_md5".to_owned(), body_md5(body.as_bytes())),
+    ];
+    let sig = sign_request(SECRET, "POST", path, &params);
+    params.push(("auth_signature".to_owned(), sig));
+    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}{path}?{}", server.addr, query.join("&")))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    for c in [&mut a1, &mut a2] {
+        let err = c.recv().await;
+        assert_eq!(
+            (err["event"].as_str(), err["data"]["code"].as_u64()),
+            (Some("pusher:error"), Some(4009))
+        );
+        assert_eq!(c.close_code().await, 4009, "pusher-js does not reconnect");
+    }
+    b.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(b.recv().await["event"], "pusher:pong", "user b stays");
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,8 +24,8 @@ use streamcache::config::Config;
 use streamcache::engine::Engine;
 use streamcache::realtime::{
     BATCH_EVENTS_MAX, CHANNEL_NAME_CHARS_MAX, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX,
-    PUBLISH_CHANNELS_MAX, SignedRequest, SocketId, body_md5, channel_auth, check_channel_auth,
-    check_request, sign_request,
+    PUBLISH_CHANNELS_MAX, SignedRequest, SocketId, USER_ID_CHARS_MAX, body_md5, channel_auth,
+    check_channel_auth, check_request, check_user_auth, sign_request, user_auth,
 };
 use tower::ServiceExt as _;
 
@@ -107,6 +107,30 @@ fn channel_auth_rejects_anything_else() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn user_signin_signature_is_hmac_of_socket_user_and_data() {
+    // Expected value from `openssl dgst -sha256 -hmac 7ad3773142a6692b25b8` over
+    // `1234.1234::user::{"id":"12345"}`.
+    let (key, secret, data) = (
+        "278d425bdf160c739803",
+        "7ad3773142a6692b25b8",
+        r#"{"id":"12345"}"#,
+    );
+    let auth = user_auth(key, secret, "1234.1234", data);
+    assert_eq!(
+        auth,
+        "278d425bdf160c739803:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
+    );
+    let socket: SocketId = "1234.1234".parse().unwrap();
+    assert!(check_user_auth(key, secret, &socket, data, &auth).is_ok());
+    assert!(check_user_auth(key, secret, &socket, r#"{"id":"12346"}"#, &auth).is_err());
+    let other: SocketId = "1234.1235".parse().unwrap();
+    assert!(check_user_auth(key, secret, &other, data, &auth).is_err());
+    // A channel signature over the same bytes is not a user signature.
+    let channel = channel_auth(key, secret, "1234.1234", "private-a", None);
+    assert!(check_user_auth(key, secret, &socket, data, &channel).is_err());
 }
 
 fn sdk_params(body: Option<&str>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -317,6 +341,31 @@ async fn subscribers_run_before_the_publish_reply() {
             .0
     };
     assert!(delivered_before_reply(&engine, publish).await, "/realtime");
+}
+
+#[tokio::test]
+async fn terminate_connections_is_signed_and_checks_the_user_id() {
+    let engine = engine(None);
+    let path = |user: &str| format!("/apps/streamcache/users/{user}/terminate_connections");
+    let (status, body) = post(&engine, &path("u1"), &json!({})).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let longest = "u".repeat(USER_ID_CHARS_MAX);
+    assert_eq!(
+        post(&engine, &path(&longest), &json!({})).await.0,
+        StatusCode::OK
+    );
+    let too_long = "u".repeat(USER_ID_CHARS_MAX + 1);
+    assert_eq!(
+        post(&engine, &path(&too_long), &json!({})).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, _) = call(&engine, "POST", &path("u1"), Some("{}".to_owned())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "unsigned");
+    let other = "/apps/other/users/u1/terminate_connections";
+    assert_eq!(
+        post(&engine, other, &json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

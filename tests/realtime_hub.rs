@@ -639,6 +639,96 @@ fn presence_data_limits_at_max_and_max_plus_one() {
 }
 
 #[test]
+fn user_data_limits_at_max_and_max_plus_one() {
+    use streamcache::realtime::{USER_DATA_BYTES_MAX, USER_ID_CHARS_MAX, parse_user_data};
+    let id = "u".repeat(USER_ID_CHARS_MAX);
+    assert_eq!(parse_user_data(&json!({"id": id}).to_string()).unwrap(), id);
+    let long = "u".repeat(USER_ID_CHARS_MAX + 1);
+    assert!(matches!(
+        parse_user_data(&json!({"id": long}).to_string()),
+        Err(Error::UserData { .. })
+    ));
+    assert_eq!(parse_user_data(r#"{"id":42}"#).unwrap(), "42");
+    for bad in [
+        r#"{"id":""}"#,
+        r#"{"name":"x"}"#,
+        r#"{"id":"a#b"}"#,
+        "[]",
+        "x",
+    ] {
+        assert!(
+            matches!(parse_user_data(bad), Err(Error::UserData { .. })),
+            "{bad}"
+        );
+    }
+    let pad = |total: usize| {
+        let base = json!({"id": "u", "user_info": ""}).to_string();
+        json!({"id": "u", "user_info": "x".repeat(total - base.len())}).to_string()
+    };
+    assert_eq!(pad(USER_DATA_BYTES_MAX).len(), USER_DATA_BYTES_MAX);
+    assert!(parse_user_data(&pad(USER_DATA_BYTES_MAX)).is_ok());
+    assert!(matches!(
+        parse_user_data(&pad(USER_DATA_BYTES_MAX + 1)),
+        Err(Error::UserData { .. })
+    ));
+}
+
+#[test]
+fn server_to_user_channels_are_the_only_names_with_a_hash() {
+    use streamcache::realtime::{
+        ChannelKind, USER_ID_CHARS_MAX, check_channel_name, server_to_user_id,
+    };
+    let longest = format!("#server-to-user-{}", "u".repeat(USER_ID_CHARS_MAX));
+    assert_eq!(check_channel_name(&longest).ok(), Some(ChannelKind::User));
+    assert_eq!(server_to_user_id("#server-to-user-a1"), Some("a1"));
+    assert_eq!(server_to_user_id("#server-to-user-"), None);
+    for bad in [
+        "#server-to-user-",
+        "#other",
+        "#",
+        "#server-to-user-a b",
+        "x#y",
+    ] {
+        assert!(check_channel_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn terminate_user_signals_each_of_its_sign_ins_until_they_end() {
+    let hub = std::sync::Arc::new(hub(8));
+    let a1 = hub.sign_in("a");
+    let a2 = hub.sign_in("a");
+    let b = hub.sign_in("b");
+    assert_eq!(
+        (
+            hub.user_connection_count("a"),
+            hub.user_connection_count("b")
+        ),
+        (2, 1)
+    );
+    assert_eq!(hub.terminate_user("a"), 2);
+    assert_eq!(hub.terminate_user("nobody"), 0);
+    // The signal is kept for a sign-in that was not waiting when it came.
+    tokio::time::timeout(Duration::from_secs(5), a1.terminated())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), a2.terminated())
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1), b.terminated())
+            .await
+            .is_err(),
+        "another user is not signalled"
+    );
+    drop(a1);
+    assert_eq!(hub.user_connection_count("a"), 1);
+    drop(a2);
+    assert_eq!(hub.user_connection_count("a"), 0);
+    assert_eq!(hub.user_connection_count("b"), 1);
+}
+
+#[test]
 fn watchers_at_max_and_max_plus_one() {
     let max = streamcache::realtime::WATCHERS_MAX;
     let config = |n: usize| RealtimeConfig {

@@ -28,10 +28,11 @@ use crate::clock::SharedClock;
 use crate::realtime::{
     self, BATCH_EVENTS_MAX, CLIENT_EVENTS_PER_SECOND_MAX, CONNECTION_CHANNELS_MAX, ChannelKind,
     ClientMessage, Delivery, ErrorCode, EventData, Hub, PUBLISH_CHANNELS_MAX, RateWindow,
-    RealtimeConfig, SignedRequest, SocketId, WS_MESSAGE_BYTES_MAX, check_channel_auth,
-    check_channel_name, check_event_name, check_request, frame_connection_established, frame_error,
-    frame_ping, frame_pong, frame_subscription_error, frame_subscription_succeeded,
-    parse_client_message, parse_presence_data,
+    RealtimeConfig, SERVER_TO_USER_PREFIX, SignedRequest, SocketId, USER_ID_CHARS_MAX, UserGuard,
+    WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name, check_event_name, check_request,
+    check_user_auth, frame_connection_established, frame_error, frame_ping, frame_pong,
+    frame_signin_success, frame_subscription_error, frame_subscription_succeeded,
+    parse_client_message, parse_presence_data, parse_user_data, server_to_user_id,
 };
 
 /// Event name of presence joins as published through the hub.
@@ -50,6 +51,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/apps/{app_id}/channels/{channel}/users",
             get(channel_users),
+        )
+        .route(
+            "/apps/{app_id}/users/{user_id}/terminate_connections",
+            post(terminate_connections),
         )
 }
 
@@ -82,11 +87,36 @@ async fn refuse(socket: &mut WebSocket, code: ErrorCode, message: &str) {
     let _ = socket
         .send(Message::Text(frame_error(code, message).into()))
         .await;
+    close_with(socket, code.code(), message).await;
+}
+
+/// Sends a close frame.
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
     let close = CloseFrame {
-        code: code.code(),
-        reason: message.to_owned().into(),
+        code,
+        reason: reason.to_owned().into(),
     };
     let _ = socket.send(Message::Close(Some(close))).await;
+}
+
+/// RFC 6455 close code for a message larger than the endpoint accepts.
+const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+
+/// Whether a receive error is a message or frame over [`WS_MESSAGE_BYTES_MAX`].
+fn is_too_big(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
+}
+
+/// What a client message asks of the connection besides the frames sent back.
+enum Outcome {
+    /// Nothing more.
+    Continue,
+    /// `pusher:signin` succeeded: the connection now holds this sign-in.
+    SignedIn(UserGuard),
+    /// Send `pusher:error` with this code and close.
+    Close(ErrorCode, String),
 }
 
 /// A channel's deliveries, as one stream of a connection's `StreamMap`.
@@ -108,6 +138,8 @@ struct Conn {
     clock: SharedClock,
     /// Client events sent in the current second.
     client_rate: RateWindow,
+    /// The user this connection signed in as (`pusher:signin`).
+    user_id: Option<String>,
 }
 
 async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
@@ -162,26 +194,47 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
         presence: HashMap::new(),
         clock: state.engine.clock().clone(),
         client_rate: RateWindow::default(),
+        user_id: None,
     };
+    // Held while signed in; `terminate_connections` signals through it.
+    let mut user: Option<UserGuard> = None;
     let mut shutdown = state.shutdown.clone();
     let idle = tokio::time::sleep(activity);
     tokio::pin!(idle);
     let mut pinged = false;
-    let close: Option<(ErrorCode, &str)> = loop {
+    let close: Option<(ErrorCode, String)> = loop {
         tokio::select! {
-            () = shutdown.wait() => break Some((ErrorCode::ReconnectNow, "Server is shutting down")),
+            () = shutdown.wait() => break Some((ErrorCode::ReconnectNow, "Server is shutting down".to_owned())),
+            () = signed_out(user.as_ref()) => {
+                break Some((ErrorCode::Unauthorized, "You got disconnected by the app.".to_owned()));
+            }
             msg = socket.recv() => {
-                let Some(Ok(msg)) = msg else { break None };
+                let msg = match msg {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        if is_too_big(e) {
+                            let reason = format!("Messages are limited to {WS_MESSAGE_BYTES_MAX} bytes");
+                            close_with(&mut socket, CLOSE_MESSAGE_TOO_BIG, &reason).await;
+                        }
+                        break None;
+                    }
+                    None => break None,
+                };
                 idle.set(tokio::time::sleep(activity));
                 pinged = false;
-                let frames = match msg {
+                let (frames, outcome) = match msg {
                     Message::Text(text) => conn.handle(text.as_str()),
-                    Message::Binary(_) => vec![frame_error(ErrorCode::MessageRejected, "Binary frames are not supported")],
-                    Message::Ping(_) | Message::Pong(_) => Vec::new(),
+                    Message::Binary(_) => (vec![frame_error(ErrorCode::MessageRejected, "Binary frames are not supported")], Outcome::Continue),
+                    Message::Ping(_) | Message::Pong(_) => (Vec::new(), Outcome::Continue),
                     Message::Close(_) => break None,
                 };
                 if send_all(&mut socket, frames).await.is_err() {
                     break None;
+                }
+                match outcome {
+                    Outcome::Continue => {}
+                    Outcome::SignedIn(guard) => user = Some(guard),
+                    Outcome::Close(code, message) => break Some((code, message)),
                 }
             }
             Some((_, delivery)) = conn.subs.next(), if !conn.subs.is_empty() => match delivery {
@@ -194,11 +247,11 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                     }
                 }
                 // Pusher has no replay: make the client reconnect and resubscribe at once.
-                Delivery::Resync { .. } => break Some((ErrorCode::ReconnectNow, "Subscriber fell behind; reconnect")),
+                Delivery::Resync { .. } => break Some((ErrorCode::ReconnectNow, "Subscriber fell behind; reconnect".to_owned())),
             },
             () = &mut idle => {
                 if pinged {
-                    break Some((ErrorCode::PongTimeout, "Pong reply not received in time"));
+                    break Some((ErrorCode::PongTimeout, "Pong reply not received in time".to_owned()));
                 }
                 pinged = true;
                 idle.set(tokio::time::sleep(activity));
@@ -209,9 +262,17 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
         }
     };
     if let Some((code, message)) = close {
-        refuse(&mut socket, code, message).await;
+        refuse(&mut socket, code, &message).await;
     }
     conn.leave_all();
+}
+
+/// Resolves when the signed-in user's connections are terminated; never without a sign-in.
+async fn signed_out(user: Option<&UserGuard>) {
+    match user {
+        Some(u) => u.terminated().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn send_all(socket: &mut WebSocket, frames: Vec<String>) -> Result<(), axum::Error> {
@@ -222,17 +283,28 @@ async fn send_all(socket: &mut WebSocket, frames: Vec<String>) -> Result<(), axu
 }
 
 impl Conn {
-    /// Handles one text frame from the client; returns the frames to send back.
-    fn handle(&mut self, text: &str) -> Vec<String> {
+    /// Handles one text frame from the client; returns the frames to send back and what else
+    /// the connection must do.
+    fn handle(&mut self, text: &str) -> (Vec<String>, Outcome) {
         let msg = match parse_client_message(text) {
             Ok(msg) => msg,
             // Only a client event's data can be too large: Pusher rejects it as a client event.
             Err(e @ realtime::Error::DataTooLarge { .. }) => {
-                return vec![frame_error(ErrorCode::ClientEventRejected, &e.to_string())];
+                let frame = frame_error(ErrorCode::ClientEventRejected, &e.to_string());
+                return (vec![frame], Outcome::Continue);
             }
-            Err(e) => return vec![frame_error(ErrorCode::MessageRejected, &e.to_string())],
+            Err(e) => {
+                let frame = frame_error(ErrorCode::MessageRejected, &e.to_string());
+                return (vec![frame], Outcome::Continue);
+            }
         };
-        match msg {
+        let frames = match msg {
+            ClientMessage::Signin { auth, user_data } => {
+                return match self.signin(auth.as_deref(), user_data.as_deref()) {
+                    Ok((frame, guard)) => (vec![frame], Outcome::SignedIn(guard)),
+                    Err(message) => (Vec::new(), Outcome::Close(ErrorCode::Unauthorized, message)),
+                };
+            }
             ClientMessage::Ping => vec![frame_pong()],
             ClientMessage::Pong | ClientMessage::Other { .. } => Vec::new(),
             ClientMessage::Subscribe {
@@ -251,7 +323,34 @@ impl Conn {
                 channel,
                 data,
             } => self.client_event(&event, &channel, data),
+        };
+        (frames, Outcome::Continue)
+    }
+
+    /// `pusher:signin`: checks the signature over `socket_id::user::user_data` and the user
+    /// data's id; on success the connection may subscribe to `#server-to-user-{id}`. A failure
+    /// closes the connection with 4009, as Pusher and soketi do.
+    fn signin(
+        &mut self,
+        auth: Option<&str>,
+        user_data: Option<&str>,
+    ) -> Result<(String, UserGuard), String> {
+        let not_authorized = || "Connection not authorized.".to_owned();
+        let (Some(auth), Some(user_data)) = (auth, user_data) else {
+            return Err(not_authorized());
+        };
+        let cfg = &self.config;
+        check_user_auth(&cfg.key, &cfg.secret, &self.socket_id, user_data, auth)
+            .map_err(|_| not_authorized())?;
+        let user_id = parse_user_data(user_data).map_err(|e| e.to_string())?;
+        if let Some(old) = self.user_id.take()
+            && old != user_id
+        {
+            self.subs.remove(&format!("{SERVER_TO_USER_PREFIX}{old}"));
         }
+        let guard = self.hub.sign_in(&user_id);
+        self.user_id = Some(user_id);
+        Ok((frame_signin_success(user_data), guard))
     }
 
     fn subscribe(
@@ -270,6 +369,14 @@ impl Conn {
             let snapshot = (kind == ChannelKind::Presence)
                 .then(|| self.hub.presence_snapshot(channel).to_json());
             return frame_subscription_succeeded(channel, snapshot.as_ref());
+        }
+        if kind == ChannelKind::User && server_to_user_id(channel) != self.user_id.as_deref() {
+            return frame_subscription_error(
+                channel,
+                "AuthError",
+                "only a connection signed in as this user (pusher:signin) may subscribe",
+                401,
+            );
         }
         if self.subs.len() >= CONNECTION_CHANNELS_MAX {
             let msg = format!("at most {CONNECTION_CHANNELS_MAX} channels per connection");
@@ -708,6 +815,26 @@ async fn channel_info(
         out["user_count"] = json!(hub.presence_user_count(&channel));
     }
     Ok(Json(out))
+}
+
+/// `POST /apps/{app_id}/users/{user_id}/terminate_connections`: closes every connection signed
+/// in as the user with `pusher:error` 4009, so pusher-js does not reconnect.
+async fn terminate_connections(
+    State(state): State<AppState>,
+    Path((app_id, user_id)): Path<(String, String)>,
+    call: Call,
+    body: Bytes,
+) -> Result<Json<Value>, PusherError> {
+    authorize(&state, &app_id, &call, &body)?;
+    let len = user_id.chars().count();
+    if len == 0 || len > USER_ID_CHARS_MAX {
+        return Err(PusherError(
+            StatusCode::BAD_REQUEST,
+            format!("user id of {len} characters, 1..={USER_ID_CHARS_MAX} allowed"),
+        ));
+    }
+    state.engine.realtime().terminate_user(&user_id);
+    Ok(Json(json!({})))
 }
 
 /// `GET /apps/{app_id}/channels/{channel}/users`: presence channels only.

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::metrics::Gauge;
-use crate::realtime::{self, Delivery, EventId, Start, check_channel_name};
+use crate::realtime::{self, ChannelKind, Delivery, EventId, Start, check_channel_name};
 
 /// Holds one unit of a gauge (open streams, connections) until dropped.
 #[derive(Debug)]
@@ -68,14 +68,15 @@ pub(super) fn client_error(e: &realtime::Error) -> ApiError {
 }
 
 /// Checks that `channel` is a public channel: SSE streams and `POST /realtime` carry no Pusher
-/// signature, so `private-` and `presence-` channels are refused with 403 both ways.
+/// signature, so `private-`, `presence-` and `#server-to-user-` channels are refused with 403
+/// both ways.
 fn check_open_channel(channel: &str) -> Result<(), ApiError> {
     match check_channel_name(channel) {
-        Ok(kind) if kind.needs_auth() => Err(ApiError::client(
+        Ok(kind) if kind != ChannelKind::Public => Err(ApiError::client(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "private- and presence- channels need Pusher authorisation: use the WebSocket /app/{key} \
-             to subscribe and the signed HTTP API /apps/{app_id}/events to publish",
+            "private-, presence- and #server-to-user- channels need Pusher authorisation: use the \
+             WebSocket /app/{key} to subscribe and the signed HTTP API /apps/{app_id}/events to publish",
         )),
         Ok(_) => Ok(()),
         Err(e) => Err(client_error(&e)),

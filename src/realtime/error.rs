@@ -75,6 +75,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Sign-in `user_data` is malformed, too large or has no usable `id`.
+    #[error("invalid user data: {reason}")]
+    UserData {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A client WebSocket message is malformed.
     #[error("invalid message ({reason})")]
     Message {

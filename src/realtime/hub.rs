@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use super::presence::Presence;
 use super::protocol::{EventData, frame_event};
@@ -283,6 +283,9 @@ fn pinned_count(channels: &HashMap<Arc<str>, Arc<Channel>>) -> usize {
         .count()
 }
 
+/// One connection's sign-in: its number and the signal that ends the connection.
+type SignIn = (u64, Arc<Notify>);
+
 /// The channel hub. Cheap to share behind an `Arc`; every method takes `&self`.
 #[derive(Debug)]
 pub struct Hub {
@@ -298,6 +301,11 @@ pub struct Hub {
     presence: Presence,
     /// Open WebSocket connections and SSE streams.
     connections: AtomicUsize,
+    /// Signed-in user id → each connection signed in as that user (its sign-in number and the
+    /// signal that ends it). At most one entry per connection, so bounded by [`CONNECTIONS_MAX`].
+    users: Mutex<HashMap<String, Vec<SignIn>>>,
+    /// Sign-ins so far; numbers each one.
+    sign_ins: AtomicU64,
 }
 
 impl Hub {
@@ -312,6 +320,8 @@ impl Hub {
             sockets_issued: AtomicU64::new(0),
             presence: Presence::default(),
             connections: AtomicUsize::new(0),
+            users: Mutex::new(HashMap::new()),
+            sign_ins: AtomicU64::new(0),
         }
     }
 
@@ -589,6 +599,48 @@ impl Hub {
         Some(ConnectionGuard { hub: self.clone() })
     }
 
+    /// Records a connection signed in as `user_id` (`pusher:signin`) until the guard drops;
+    /// [`Hub::terminate_user`] ends it through [`UserGuard::terminated`].
+    #[must_use]
+    pub fn sign_in(self: &Arc<Self>, user_id: &str) -> UserGuard {
+        let number = self.sign_ins.fetch_add(1, Ordering::Relaxed);
+        let notify = Arc::new(Notify::new());
+        self.users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(user_id.to_owned())
+            .or_default()
+            .push((number, notify.clone()));
+        UserGuard {
+            hub: self.clone(),
+            user_id: user_id.to_owned(),
+            number,
+            notify,
+        }
+    }
+
+    /// Tells every connection signed in as `user_id` to close (the HTTP API's
+    /// `terminate_connections`); returns how many there were.
+    pub fn terminate_user(&self, user_id: &str) -> usize {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let conns = users.get(user_id).map_or(&[][..], Vec::as_slice);
+        for (_, notify) in conns {
+            // A stored permit: the connection sees it even if it is not waiting right now.
+            notify.notify_one();
+        }
+        conns.len()
+    }
+
+    /// Connections signed in as `user_id`.
+    #[must_use]
+    pub fn user_connection_count(&self, user_id: &str) -> usize {
+        self.users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(user_id)
+            .map_or(0, Vec::len)
+    }
+
     /// Adds one socket of `user_id` to a presence channel; `Ok(true)` when the user is new.
     ///
     /// # Errors
@@ -612,6 +664,48 @@ impl Hub {
     #[must_use]
     pub fn presence_user_count(&self, channel: &str) -> usize {
         self.presence.user_count(channel)
+    }
+}
+
+/// A connection's sign-in as a user; dropping it signs the connection out.
+#[derive(Debug)]
+pub struct UserGuard {
+    /// The hub holding the sign-in.
+    hub: Arc<Hub>,
+    /// The signed-in user id.
+    user_id: String,
+    /// This sign-in's number, to find it among the user's connections.
+    number: u64,
+    /// Signalled by [`Hub::terminate_user`].
+    notify: Arc<Notify>,
+}
+
+impl UserGuard {
+    /// The signed-in user id.
+    #[must_use]
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+
+    /// Resolves once [`Hub::terminate_user`] names this user.
+    pub async fn terminated(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for UserGuard {
+    fn drop(&mut self) {
+        let mut users = self
+            .hub
+            .users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(conns) = users.get_mut(&self.user_id) {
+            conns.retain(|(n, _)| *n != self.number);
+            if conns.is_empty() {
+                users.remove(&self.user_id);
+            }
+        }
     }
 }
 

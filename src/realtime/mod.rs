@@ -2,10 +2,11 @@
 //!
 //! - [`Hub`]: one monotonic event id per channel, a bounded replay buffer, and fan-out to any
 //!   number of [`Subscription`]s with explicit lag handling (recover from the replay buffer, or
-//!   tell the subscriber to resync). Presence membership and socket ids live here too.
+//!   tell the subscriber to resync). Presence membership, signed-in users (`pusher:signin`, for
+//!   `terminate_connections`) and socket ids live here too.
 //! - Pusher protocol pieces without any HTTP framework: channel names and kinds, client message
-//!   parsing, server frames, channel authorisation (HMAC-SHA256, checked in constant time) and
-//!   HTTP API request signing.
+//!   parsing, server frames, channel authorisation and user authentication (HMAC-SHA256, checked
+//!   in constant time) and HTTP API request signing.
 //! - [`Watcher`]: a pure function from a MongoDB-shaped change event to a channel event.
 //!
 //! What does not live here: sockets, axum, the history change feed. The API layer
@@ -38,17 +39,19 @@ pub use config::{
     default_toml_section,
 };
 pub use error::{Error, Result};
-pub use hub::{ConnectionGuard, Delivery, Event, EventId, Hub, Start, Subscription};
+pub use hub::{ConnectionGuard, Delivery, Event, EventId, Hub, Start, Subscription, UserGuard};
 pub use presence::{Member, PresenceSnapshot};
 pub use protocol::{
-    ChannelKind, ClientMessage, ErrorCode, EventData, SocketId, check_channel_name,
-    check_event_name, frame_connection_established, frame_error, frame_member_added,
-    frame_member_removed, frame_ping, frame_pong, frame_subscription_error,
-    frame_subscription_succeeded, parse_client_message, parse_presence_data,
+    ChannelKind, ClientMessage, ErrorCode, EventData, SERVER_TO_USER_PREFIX, SocketId,
+    check_channel_name, check_event_name, frame_connection_established, frame_error,
+    frame_member_added, frame_member_removed, frame_ping, frame_pong, frame_signin_success,
+    frame_subscription_error, frame_subscription_succeeded, parse_client_message,
+    parse_presence_data, parse_user_data, server_to_user_id,
 };
 pub use rate::RateWindow;
 pub use signing::{
-    SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, sign_request,
+    SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, check_user_auth,
+    sign_request, user_auth,
 };
 pub use watcher::{PayloadField, Watcher};
 
@@ -96,6 +99,8 @@ pub const PRESENCE_MEMBERS_MAX: usize = 100;
 pub const USER_ID_CHARS_MAX: usize = 128;
 /// Largest presence `channel_data`, in bytes (Pusher limits `user_info` to 1 KB).
 pub const CHANNEL_DATA_BYTES_MAX: usize = 1024;
+/// Largest sign-in `user_data`, in bytes: the same 1 KB as presence data.
+pub const USER_DATA_BYTES_MAX: usize = 1024;
 /// Deepest nesting of a watcher `match` filter.
 pub const MATCH_DEPTH_MAX: usize = 16;
 /// Most watchers in the configuration.
@@ -108,5 +113,9 @@ pub const AUTH_TIMESTAMP_SKEW_S_MAX: u64 = 600;
 
 const _: () = assert!(SUBSCRIBER_QUEUE_EVENTS_MAX <= REPLAY_EVENTS_MAX);
 const _: () = assert!(CHANNEL_DATA_BYTES_MAX <= WS_MESSAGE_BYTES_MAX);
+const _: () = assert!(USER_DATA_BYTES_MAX <= WS_MESSAGE_BYTES_MAX);
+// A signed-in user's channel name, prefix and id, must pass `check_channel_name`.
+const _: () =
+    assert!(protocol::SERVER_TO_USER_PREFIX.len() + USER_ID_CHARS_MAX <= CHANNEL_NAME_CHARS_MAX);
 const _: () = assert!(EVENT_DATA_BYTES_MAX < WS_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_DATA_BYTES_MAX <= REPLAY_BYTES_MAX);

@@ -11,8 +11,13 @@ use serde_json::{Value, json};
 
 use super::{
     CHANNEL_DATA_BYTES_MAX, CHANNEL_NAME_CHARS_MAX, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX,
-    Error, Result, USER_ID_CHARS_MAX,
+    Error, Result, USER_DATA_BYTES_MAX, USER_ID_CHARS_MAX,
 };
+
+/// Prefix of the channel that carries events to one signed-in user (`pusher:signin`): pusher-js
+/// subscribes to `#server-to-user-{id}` once sign-in succeeds, and the server SDKs'
+/// `sendToUser` publishes there.
+pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
 
 /// Error codes pusher-js acts on (`pusher:error` data `code`, and the WebSocket close code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,17 +103,34 @@ pub enum ChannelKind {
     Private,
     /// `presence-…`: as private, plus member tracking from signed `channel_data`.
     Presence,
+    /// `#server-to-user-{id}`: only a connection signed in as user `id` may subscribe.
+    User,
 }
 
 impl ChannelKind {
-    /// Whether subscribing needs a signature.
+    /// Whether subscribing needs a channel signature (`private-` and `presence-`).
     #[must_use]
     pub fn needs_auth(self) -> bool {
-        !matches!(self, Self::Public)
+        matches!(self, Self::Private | Self::Presence)
     }
 }
 
-/// Checks a channel name (1..=200 characters of `A-Za-z0-9_-=@,.;`) and returns its kind.
+/// Whether `c` may appear in a channel name (and so in a signed-in user's id).
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-=@,.;".contains(c)
+}
+
+/// The user id of a `#server-to-user-{id}` channel.
+#[must_use]
+pub fn server_to_user_id(channel: &str) -> Option<&str> {
+    channel
+        .strip_prefix(SERVER_TO_USER_PREFIX)
+        .filter(|id| !id.is_empty())
+}
+
+/// Checks a channel name (1..=200 characters of `A-Za-z0-9_-=@,.;`, or `#server-to-user-`
+/// followed by those) and returns its kind. Other names starting with `#` are reserved, as on
+/// Pusher.
 ///
 /// # Errors
 /// [`Error::ChannelName`] saying what is wrong.
@@ -123,13 +145,21 @@ pub fn check_channel_name(name: &str) -> Result<ChannelKind> {
             "{len} characters, at most {CHANNEL_NAME_CHARS_MAX}"
         )));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "_-=@,.;".contains(*c)))
-    {
+    let rest = if name.starts_with('#') {
+        server_to_user_id(name).ok_or_else(|| {
+            bad(format!(
+                "names starting with # are reserved; {SERVER_TO_USER_PREFIX}{{user_id}} is the only one in use"
+            ))
+        })?
+    } else {
+        name
+    };
+    if let Some(c) = rest.chars().find(|c| !is_name_char(*c)) {
         return Err(bad(format!("character {c:?} is not allowed")));
     }
-    Ok(if name.starts_with("presence-") {
+    Ok(if name.starts_with('#') {
+        ChannelKind::User
+    } else if name.starts_with("presence-") {
         ChannelKind::Presence
     } else if name.starts_with("private-") {
         ChannelKind::Private
@@ -276,7 +306,14 @@ pub enum ClientMessage {
         /// The data.
         data: EventData,
     },
-    /// Any other event (e.g. `pusher:signin`), ignored.
+    /// `pusher:signin`: user authentication, `auth` signing `socket_id::user::user_data`.
+    Signin {
+        /// `KEY:HEXSIG`, when given.
+        auth: Option<String>,
+        /// The user's JSON data exactly as signed, when given.
+        user_data: Option<String>,
+    },
+    /// Any other event, ignored.
     Other {
         /// Its name.
         event: String,
@@ -318,6 +355,10 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage> {
         "pusher:unsubscribe" => ClientMessage::Unsubscribe {
             channel: field("channel").ok_or_else(|| bad("unsubscribe without channel"))?,
         },
+        "pusher:signin" => ClientMessage::Signin {
+            auth: field("auth"),
+            user_data: field("user_data"),
+        },
         e if e.starts_with("client-") => {
             let channel = obj
                 .get("channel")
@@ -347,27 +388,52 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage> {
 /// [`Error::ChannelData`] when it is too large, not an object, or the user id is missing, empty
 /// or too long.
 pub fn parse_presence_data(channel_data: &str) -> Result<(String, Value)> {
-    let bad = |reason: String| Error::ChannelData { reason };
-    if channel_data.len() > CHANNEL_DATA_BYTES_MAX {
-        return Err(bad(format!(
-            "{} bytes, at most {CHANNEL_DATA_BYTES_MAX}",
-            channel_data.len()
-        )));
-    }
-    let value: Value = serde_json::from_str(channel_data).map_err(|_| bad("not JSON".into()))?;
-    let user_id = match value.get("user_id") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(bad("no user_id".into())),
-    };
-    let len = user_id.chars().count();
-    if len == 0 || len > USER_ID_CHARS_MAX {
-        return Err(bad(format!(
-            "user_id of {len} characters, 1..={USER_ID_CHARS_MAX} allowed"
-        )));
-    }
+    let (user_id, value) = parse_user_object(channel_data, CHANNEL_DATA_BYTES_MAX, "user_id")
+        .map_err(|reason| Error::ChannelData { reason })?;
     let info = value.get("user_info").cloned().unwrap_or(Value::Null);
     Ok((user_id, info))
+}
+
+/// Parses sign-in `user_data` (`{"id": …, "user_info"?: …, "watchlist"?: …}`) into the user
+/// id (a number is turned into its decimal text). The id becomes part of the channel name
+/// `#server-to-user-{id}`, so it is held to channel-name characters.
+///
+/// # Errors
+/// [`Error::UserData`] when it is too large, not an object, or the id is missing, empty, too
+/// long or has a character a channel name may not.
+pub fn parse_user_data(user_data: &str) -> Result<String> {
+    let bad = |reason: String| Error::UserData { reason };
+    let (id, _) = parse_user_object(user_data, USER_DATA_BYTES_MAX, "id").map_err(bad)?;
+    if let Some(c) = id.chars().find(|c| !is_name_char(*c)) {
+        return Err(bad(format!("character {c:?} is not allowed in an id")));
+    }
+    Ok(id)
+}
+
+/// The JSON object of signed user data (presence `channel_data`, sign-in `user_data`) of at
+/// most `bytes_max` bytes, and its user id from `id_field`: a string or a number (as its
+/// decimal text) of 1..=[`USER_ID_CHARS_MAX`] characters. Errors are the reason.
+fn parse_user_object(
+    text: &str,
+    bytes_max: usize,
+    id_field: &str,
+) -> std::result::Result<(String, Value), String> {
+    if text.len() > bytes_max {
+        return Err(format!("{} bytes, at most {bytes_max}", text.len()));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|_| "not JSON".to_owned())?;
+    let id = match value.get(id_field) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(format!("no {id_field}")),
+    };
+    let len = id.chars().count();
+    if len == 0 || len > USER_ID_CHARS_MAX {
+        return Err(format!(
+            "{id_field} of {len} characters, 1..={USER_ID_CHARS_MAX} allowed"
+        ));
+    }
+    Ok((id, value))
 }
 
 /// Builds `{"event": e, "channel"?: c, "data": d}` where `d` is already a JSON value, keys in
@@ -398,6 +464,14 @@ pub fn frame_connection_established(socket_id: &SocketId, activity_timeout_s: u6
 #[must_use]
 pub fn frame_pong() -> String {
     frame("pusher:pong", None, json!({}))
+}
+
+/// `pusher:signin_success`, carrying the signed `user_data` back (pusher-js reads the user id
+/// from it).
+#[must_use]
+pub fn frame_signin_success(user_data: &str) -> String {
+    let data = json!({"user_data": user_data}).to_string();
+    frame("pusher:signin_success", None, Value::String(data))
 }
 
 /// `pusher:ping`, sent when the client has been idle.

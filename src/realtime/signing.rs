@@ -1,4 +1,5 @@
-//! Pusher signatures: channel authorisation for `private-`/`presence-` subscriptions and HTTP
+//! Pusher signatures: channel authorisation for `private-`/`presence-` subscriptions, user
+//! authentication for `pusher:signin`, and HTTP
 //! API request signing. Every comparison of a presented signature runs in constant time
 //! (`Mac::verify_slice`).
 
@@ -37,6 +38,31 @@ fn channel_parts<'a>(
     parts
 }
 
+/// `KEY:hex(HMAC_SHA256(secret, parts))`.
+fn key_signature(key: &str, secret: &str, parts: &[&str]) -> String {
+    format!(
+        "{key}:{}",
+        hex::encode(mac(secret, parts).finalize().into_bytes())
+    )
+}
+
+/// Checks `auth` (`KEY:HEXSIG`) against the app key and the HMAC of `parts`, in constant time.
+fn check_key_signature(key: &str, secret: &str, parts: &[&str], auth: &str) -> Result<()> {
+    let unauthorized = |reason: &str| Error::Unauthorized {
+        reason: reason.to_owned(),
+    };
+    let (given_key, sig_hex) = auth
+        .split_once(':')
+        .ok_or_else(|| unauthorized("auth is not KEY:SIGNATURE"))?;
+    if given_key != key {
+        return Err(unauthorized("auth names another app key"));
+    }
+    let sig = hex::decode(sig_hex).map_err(|_| unauthorized("signature is not hex"))?;
+    mac(secret, parts)
+        .verify_slice(&sig)
+        .map_err(|_| unauthorized("invalid signature"))
+}
+
 /// `KEY:hex(HMAC_SHA256(secret, socket_id:channel[:channel_data]))`, as an auth endpoint
 /// returns it.
 #[must_use]
@@ -47,10 +73,11 @@ pub fn channel_auth(
     channel: &str,
     channel_data: Option<&str>,
 ) -> String {
-    let sig = mac(secret, &channel_parts(socket_id, channel, channel_data))
-        .finalize()
-        .into_bytes();
-    format!("{key}:{}", hex::encode(sig))
+    key_signature(
+        key,
+        secret,
+        &channel_parts(socket_id, channel, channel_data),
+    )
 }
 
 /// Checks a subscription's `auth` against the app key and secret, in constant time.
@@ -65,22 +92,30 @@ pub fn check_channel_auth(
     channel_data: Option<&str>,
     auth: &str,
 ) -> Result<()> {
-    let unauthorized = |reason: &str| Error::Unauthorized {
-        reason: reason.to_owned(),
-    };
-    let (given_key, sig_hex) = auth
-        .split_once(':')
-        .ok_or_else(|| unauthorized("auth is not KEY:SIGNATURE"))?;
-    if given_key != key {
-        return Err(unauthorized("auth names another app key"));
-    }
-    let sig = hex::decode(sig_hex).map_err(|_| unauthorized("signature is not hex"))?;
-    mac(
-        secret,
-        &channel_parts(socket_id.as_str(), channel, channel_data),
-    )
-    .verify_slice(&sig)
-    .map_err(|_| unauthorized("invalid signature"))
+    let parts = channel_parts(socket_id.as_str(), channel, channel_data);
+    check_key_signature(key, secret, &parts, auth)
+}
+
+/// `KEY:hex(HMAC_SHA256(secret, socket_id::user::user_data))`, as a user authentication
+/// endpoint returns it for `pusher:signin`.
+#[must_use]
+pub fn user_auth(key: &str, secret: &str, socket_id: &str, user_data: &str) -> String {
+    key_signature(key, secret, &[socket_id, "::user::", user_data])
+}
+
+/// Checks a `pusher:signin`'s `auth` against the app key and secret, in constant time.
+///
+/// # Errors
+/// [`Error::Unauthorized`] when the key differs or the signature does not verify.
+pub fn check_user_auth(
+    key: &str,
+    secret: &str,
+    socket_id: &SocketId,
+    user_data: &str,
+    auth: &str,
+) -> Result<()> {
+    let parts = [socket_id.as_str(), "::user::", user_data];
+    check_key_signature(key, secret, &parts, auth)
 }
 
 /// Lower-case hex MD5 of a request body.
