@@ -136,3 +136,69 @@ async fn an_embedded_engine_expires_keys_actively_without_the_resp_server() {
     engine.stop().await;
     engine.shutdown().unwrap();
 }
+
+/// Redis 7.0 looks keys up with `LOOKUP_NOTOUCH` for EXISTS, TYPE, the TTL family and OBJECT
+/// (and MEMORY USAGE reads the table directly): inspecting a key is not an access, so its idle
+/// time keeps growing and LRU eviction still sees it as cold. GET is an access.
+#[test]
+fn inspecting_a_key_leaves_its_idle_time_and_lru_age_alone() {
+    let (clock, c) = setup();
+    c.set(0, b"k", b"v", Some(1_000_000));
+    run(&c, &["RPUSH", "l", "x"]);
+    clock.advance(Duration::from_secs(30));
+    for cmd in [
+        &["TYPE", "k"][..],
+        &["TTL", "k"],
+        &["PTTL", "k"],
+        &["EXPIRETIME", "k"],
+        &["PEXPIRETIME", "k"],
+        &["EXISTS", "k"],
+        &["OBJECT", "ENCODING", "k"],
+        &["OBJECT", "REFCOUNT", "k"],
+        &["MEMORY", "USAGE", "k"],
+        &["TYPE", "l"],
+        &["EXISTS", "l"],
+    ] {
+        run(&c, cmd);
+        clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(run(&c, &["OBJECT", "IDLETIME", "k"]), Frame::Integer(41));
+    assert_eq!(run(&c, &["OBJECT", "IDLETIME", "k"]), Frame::Integer(41));
+    assert_eq!(run(&c, &["OBJECT", "IDLETIME", "l"]), Frame::Integer(41));
+    assert!(c.get(0, b"k").is_some());
+    assert_eq!(run(&c, &["OBJECT", "IDLETIME", "k"]), Frame::Integer(0));
+    run(&c, &["LLEN", "l"]);
+    assert_eq!(run(&c, &["OBJECT", "IDLETIME", "l"]), Frame::Integer(0));
+    clock.advance(Duration::from_secs(5));
+    run(&c, &["TOUCH", "k"]);
+    assert_eq!(run(&c, &["OBJECT", "IDLETIME", "k"]), Frame::Integer(0));
+}
+
+/// Under allkeys-lru, a key only inspected (TYPE, TTL, EXISTS, OBJECT) is still the least
+/// recently used one and goes first.
+#[test]
+fn an_inspected_key_is_still_the_lru_victim() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = Cache::new(
+        CacheConfig {
+            eviction_policy: streamcache::cache::EvictionPolicy::AllkeysLru,
+            ..CacheConfig::default()
+        },
+        clock.clone(),
+    );
+    c.set(0, b"cold", &[b'x'; 100], None);
+    clock.advance(Duration::from_secs(10));
+    c.set(0, b"warm", &[b'x'; 100], None);
+    clock.advance(Duration::from_secs(10));
+    for cmd in ["TYPE", "TTL", "EXISTS"] {
+        run(&c, &[cmd, "cold"]);
+    }
+    run(&c, &["OBJECT", "IDLETIME", "cold"]);
+    let used = c.used_bytes();
+    run(&c, &["CONFIG", "SET", "maxmemory", &used.to_string()]);
+    // Fits exactly; the next write finds memory over the ceiling and evicts one key.
+    c.set(0, b"new", &[b'x'; 100], None);
+    c.set(0, b"next", b"", None);
+    assert_eq!(run(&c, &["EXISTS", "cold"]), Frame::Integer(0));
+    assert_eq!(run(&c, &["EXISTS", "warm"]), Frame::Integer(1));
+}

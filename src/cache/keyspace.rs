@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 
 use bytes::Bytes;
 
-use crate::cache::shard::{Entry, EntryMut, Shard};
+use crate::cache::shard::{Entry, EntryMut, EntryRef, Shard};
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
 
@@ -254,15 +254,31 @@ impl<'a> Ctx<'a> {
         guard.lookup(key, now)
     }
 
+    /// The live entry under `key` in the selected database, looked up without counting as an
+    /// access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL family, OBJECT).
+    pub(crate) fn entry_notouch(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        let now = self.now_ms;
+        let pos = self.lock_shard(self.db, shard_of(key))?;
+        let (_, _, guard, _) = self.locked.get_mut(pos)?;
+        guard.lookup_notouch(key, now)
+    }
+
+    /// The entry under `key` in the selected database, expired or not, neither touched nor
+    /// expired (Redis's MEMORY USAGE finds the key in the table directly).
+    pub(crate) fn peek(&mut self, key: &[u8]) -> Option<EntryRef<'_>> {
+        let db = self.db;
+        self.shard_in(db, key).and_then(|s| s.peek(key))
+    }
+
     /// The live entry under `key` in database `db`.
     pub(crate) fn entry_db(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
         let now = self.now_ms;
         self.entry_in(db, key, now)
     }
 
-    /// Whether `key` exists (and has not expired).
+    /// Whether `key` exists (and has not expired); not an access of the key.
     pub(crate) fn exists(&mut self, key: &[u8]) -> bool {
-        self.entry(key).is_some()
+        self.entry_notouch(key).is_some()
     }
 
     /// Stores `value` under `key` with deadline `expire_at_ms` (0: none), replacing any entry.

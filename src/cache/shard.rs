@@ -312,6 +312,11 @@ impl<'a> EntryRef<'a> {
         type_in(self.slot, self.slab)
     }
 
+    /// Bytes the entry is charged.
+    pub(crate) fn mem(&self) -> u32 {
+        mem_in(self.slot, self.slab)
+    }
+
     /// A detached copy of the entry.
     pub(crate) fn to_entry(self) -> Entry {
         detach(self.slot, self.slab)
@@ -332,11 +337,6 @@ impl<'a> EntryMut<'a> {
     /// Last access stamp.
     pub(crate) fn access(&self) -> u32 {
         self.slot.access
-    }
-
-    /// Bytes the entry is charged.
-    pub(crate) fn mem(&self) -> u32 {
-        mem_in(self.slot, self.slab)
     }
 
     /// The Redis type name (`TYPE`).
@@ -549,8 +549,20 @@ impl Shard {
         })
     }
 
-    /// The live entry under `key`, removing it first if it has expired at `now_ms`.
+    /// The live entry under `key`, removing it first if it has expired at `now_ms`; the lookup
+    /// is an access (LRU stamp, LFU counter, SIEVE's visited bit).
     pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
+        self.find_live(key, now_ms, true)
+    }
+
+    /// [`Shard::lookup`] without the access (Redis's `LOOKUP_NOTOUCH`, which EXISTS, TYPE, the
+    /// TTL family and OBJECT use): the entry's idle time and frequency stay as they were.
+    pub(crate) fn lookup_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
+        self.find_live(key, now_ms, false)
+    }
+
+    #[inline]
+    fn find_live(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<EntryMut<'_>> {
         let hash = self.hash(key);
         let expired = self
             .table
@@ -563,6 +575,9 @@ impl Shard {
         }
         let Self { table, slab, .. } = self;
         let slot = table.find_mut(hash, |s| s.key() == key)?;
+        if !touch {
+            return Some(EntryMut { slot, slab });
+        }
         slot.flags |= VISITED;
         slot.access = access_stamp(now_ms);
         // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.

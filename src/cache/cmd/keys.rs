@@ -35,14 +35,17 @@ pub(crate) fn touch(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 }
 
 pub(crate) fn type_(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
-    Frame::simple(ctx.entry(arg(args, 1)).map_or("none", |e| e.type_name()))
+    Frame::simple(
+        ctx.entry_notouch(arg(args, 1))
+            .map_or("none", |e| e.type_name()),
+    )
 }
 
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME.
 pub(crate) fn ttl(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let now = ctx.now_ms;
     let cmd = name(args);
-    let Some(e) = ctx.entry(arg(args, 1)) else {
+    let Some(e) = ctx.entry_notouch(arg(args, 1)) else {
         return Frame::Integer(-2);
     };
     if e.expire_at_ms() == 0 {
@@ -482,7 +485,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ));
     }
     let now_s = ctx.access_stamp();
-    let Some(e) = ctx.entry(arg(args, 2)) else {
+    let Some(e) = ctx.entry_notouch(arg(args, 2)) else {
         return Frame::Null;
     };
     if is(sub, "encoding") {
@@ -510,7 +513,7 @@ pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             String::from_utf8_lossy(arg(args, 1))
         ));
     }
-    match ctx.entry(arg(args, 2)) {
+    match ctx.peek(arg(args, 2)) {
         Some(e) => Frame::Integer(i64::from(e.mem())),
         None => Frame::Null,
     }
