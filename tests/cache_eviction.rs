@@ -1,6 +1,7 @@
 //! Capability: `maxmemory` is enforced — `noeviction` refuses writes with Redis's OOM error,
 //! the evicting policies keep memory at the ceiling and report `evicted` events, and SIEVE keeps
-//! a hot set that is read between inserts.
+//! a hot set that is read between inserts. Collections count against the ceiling by their
+//! element bytes.
 //! Method: in-process `Cache` with a small ceiling and a `ManualClock`.
 #![allow(
     clippy::unwrap_used,
@@ -133,4 +134,100 @@ fn volatile_lru_evicts_the_few_keys_with_a_ttl() {
         .count();
     assert!(volatile_left < 10, "a key with a TTL was evicted");
     assert!((0..i).all(|p| c.get(0, format!("p{p}").as_bytes()).is_some()));
+}
+
+fn run(c: &Cache, parts: &[&[u8]]) -> Frame {
+    let args: Vec<bytes::Bytes> = parts
+        .iter()
+        .map(|p| bytes::Bytes::copy_from_slice(p))
+        .collect();
+    c.execute(0, &args)
+}
+
+/// A list is charged its elements' bytes: pushing 10 KB elements under `noeviction` meets
+/// Redis's OOM error once the pushed bytes pass the ceiling (the check runs before each write,
+/// so one element may go over), and MEMORY USAGE and `used_bytes` report those bytes.
+#[test]
+fn big_list_elements_reach_the_ceiling_by_their_bytes() {
+    const ELEMENT: usize = 10_000;
+    let (_, c) = cache(EvictionPolicy::Noeviction);
+    let element = vec![b'e'; ELEMENT];
+    let mut pushed = 0usize;
+    let refused = loop {
+        let r = run(&c, &[b"RPUSH", b"big", &element]);
+        if !matches!(r, Frame::Integer(_)) {
+            break r;
+        }
+        pushed += 1;
+        assert!(
+            pushed < 1_000,
+            "40 KB ceiling never reached after {pushed} × 10 KB"
+        );
+    };
+    assert_eq!(
+        refused,
+        Frame::error("OOM command not allowed when used memory > 'maxmemory'.")
+    );
+    let bytes = pushed * ELEMENT;
+    // Refused only once over, and not before the elements' own bytes came near the ceiling.
+    assert!(
+        (pushed - 1) * ELEMENT < CEILING as usize,
+        "{bytes} bytes pushed"
+    );
+    let Frame::Integer(usage) = run(&c, &[b"MEMORY", b"USAGE", b"big"]) else {
+        panic!("MEMORY USAGE of a list is an integer");
+    };
+    assert!(
+        usage as usize > CEILING as usize,
+        "refused at MEMORY USAGE {usage}"
+    );
+    assert!(usage as usize >= bytes, "MEMORY USAGE {usage} < {bytes}");
+    assert_eq!(c.used_bytes(), usage as usize);
+    assert_eq!(c.used_bytes(), c.recount_used_bytes());
+    // Popping frees the elements' bytes again.
+    assert_eq!(run(&c, &[b"LPOP", b"big", b"1000"]), {
+        Frame::Array(vec![Frame::bulk(&element); pushed])
+    });
+    assert_eq!(c.used_bytes(), 0);
+}
+
+/// Under allkeys-lru, a hash that grows by its field and value bytes pushes the other keys out.
+#[test]
+fn a_growing_hash_evicts_other_keys() {
+    const VALUE: usize = 3_000;
+    let (clock, c) = cache(EvictionPolicy::AllkeysLru);
+    for i in 0..10 {
+        c.set(0, format!("small{i}").as_bytes(), &[b's'; 1_000], None);
+    }
+    clock.advance(Duration::from_secs(1));
+    let value = vec![b'v'; VALUE];
+    let hset = |f: usize| {
+        clock.advance(Duration::from_millis(1));
+        let field = format!("field{f}");
+        run(&c, &[b"HSET", b"big", field.as_bytes(), &value])
+    };
+    // 9 × 3 KB of values and 10 × 1 KB of strings fit under the 40 KB ceiling.
+    for f in 0..9 {
+        assert_eq!(hset(f), Frame::Integer(1));
+    }
+    assert!((0..10).all(|i| c.get(0, format!("small{i}").as_bytes()).is_some()));
+    // Three more fields (12 × 3 KB still fit alone) go over it: the small keys make room.
+    for f in 9..12 {
+        assert_eq!(hset(f), Frame::Integer(1));
+    }
+    assert_eq!(run(&c, &[b"HLEN", b"big"]), Frame::Integer(12));
+    let left = (0..10)
+        .filter(|i| c.get(0, format!("small{i}").as_bytes()).is_some())
+        .count();
+    assert!(left < 10, "no small key was evicted");
+    let Frame::Integer(usage) = run(&c, &[b"MEMORY", b"USAGE", b"big"]) else {
+        panic!("MEMORY USAGE of a hash is an integer");
+    };
+    assert!(usage as usize > 12 * VALUE, "MEMORY USAGE {usage}");
+    assert!(
+        c.used_bytes() <= CEILING as usize + VALUE + 200,
+        "{}",
+        c.used_bytes()
+    );
+    assert_eq!(c.used_bytes(), c.recount_used_bytes());
 }

@@ -3,7 +3,8 @@
 //! Method: proptest. Random command sequences (SET with and without TTL, GET, DEL, APPEND,
 //! PEXPIRE, PERSIST, EXISTS, PTTL and clock advances) run against the cache and against a
 //! `BTreeMap` model on the same `ManualClock`; replies must match step by step. Random frames
-//! encode and decode back; arbitrary bytes go through both decoders.
+//! encode and decode back; arbitrary bytes go through both decoders. Random sequences of
+//! collection commands keep the memory account equal to a full recount.
 #![allow(
     clippy::unwrap_used,
     reason = "helpers below are test code outside #[test] functions"
@@ -156,6 +157,24 @@ proptest! {
         }
     }
 
+    /// Collections are charged their element bytes through every mutation path: after each
+    /// random command the O(1)-per-write account equals a full recount.
+    #[test]
+    fn memory_account_matches_a_recount(cmds in proptest::collection::vec(collection_command(), 1..60)) {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let cache = Cache::new(CacheConfig::default(), clock.clone());
+        for cmd in &cmds {
+            if cmd.is_empty() {
+                clock.advance(Duration::from_millis(40));
+                cache.active_expire_cycle();
+            } else {
+                let args: Vec<Bytes> = cmd.iter().map(|a| Bytes::from(a.clone())).collect();
+                let _ = cache.execute(0, &args);
+            }
+            prop_assert_eq!(cache.used_bytes(), cache.recount_used_bytes(), "after {:?}", cmd);
+        }
+    }
+
     #[test]
     fn request_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8)) {
         let mut wire = format!("*{}\r\n", items.len()).into_bytes();
@@ -184,6 +203,91 @@ proptest! {
     fn decoders_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
         streamcache::cache::fuzz_resp_frame(&data);
     }
+}
+
+/// Templates of the commands that change collections (and a few that move or drop whole keys);
+/// an empty vector advances the clock and runs the active expiry cycle.
+const COLLECTION_TEMPLATES: &[&str] = &[
+    "HSET k f v",
+    "HSET k f v g w",
+    "HSETNX k f v",
+    "HDEL k f g",
+    "HINCRBY k f 7",
+    "HINCRBYFLOAT k f 1.5",
+    "LPUSH k v w",
+    "RPUSH k v",
+    "LPUSHX k v",
+    "RPUSHX k v",
+    "LPOP k",
+    "RPOP k 2",
+    "LSET k 0 v",
+    "LSET k -1 w",
+    "LINSERT k BEFORE v w",
+    "LINSERT k AFTER w v",
+    "LREM k 0 v",
+    "LREM k -1 w",
+    "LREM k 1 v",
+    "LTRIM k 1 -2",
+    "LTRIM k 0 0",
+    "LTRIM k 5 1",
+    "LMOVE k j LEFT RIGHT",
+    "RPOPLPUSH k j",
+    "LMPOP 2 k j RIGHT COUNT 2",
+    "SORT k ALPHA STORE j",
+    "SADD k v w",
+    "SREM k v",
+    "SPOP k",
+    "SPOP k 2",
+    "SMOVE k j v",
+    "SINTERSTORE j k j",
+    "SUNIONSTORE j k j",
+    "SDIFFSTORE j k j",
+    "SET k v",
+    "APPEND k v",
+    "INCR k",
+    "SETRANGE k 3 v",
+    "DEL k",
+    "RENAME k j",
+    "COPY k j REPLACE",
+    "PEXPIRE k 30",
+    "PERSIST k",
+    "GETDEL k",
+];
+
+fn collection_command() -> impl Strategy<Value = Vec<String>> {
+    (
+        0..=COLLECTION_TEMPLATES.len(),
+        0u8..3,
+        0u8..3,
+        "[a-c]{1,2}",
+        "[a-c]{0,2}",
+        // Few distinct values of different sizes, so LREM, LINSERT and SREM find their targets.
+        proptest::sample::select(vec![
+            String::new(),
+            "a".into(),
+            "b".into(),
+            "a".repeat(30),
+            "b".repeat(50),
+        ]),
+        proptest::sample::select(vec![String::new(), "a".into(), "cc".into(), "d".repeat(20)]),
+    )
+        .prop_map(|(t, k, j, f, g, v, w)| {
+            let Some(template) = COLLECTION_TEMPLATES.get(t) else {
+                return Vec::new();
+            };
+            template
+                .split(' ')
+                .map(|word| match word {
+                    "k" => format!("c{k}"),
+                    "j" => format!("c{j}"),
+                    "f" => f.clone(),
+                    "g" => g.clone(),
+                    "v" => v.clone(),
+                    "w" => w.clone(),
+                    other => other.to_owned(),
+                })
+                .collect()
+        })
 }
 
 fn frame_strategy() -> impl Strategy<Value = Frame> {

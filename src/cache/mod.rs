@@ -1006,6 +1006,21 @@ impl Cache {
         self.inner.used_bytes.load(Ordering::Relaxed)
     }
 
+    /// [`Cache::used_bytes`] measured afresh: every stored key and element summed again, under
+    /// the exclusive gate. Equal to `used_bytes()` unless the O(1)-per-write accounting has
+    /// lost track; O(keys + elements), for tests and diagnostics, not for the hot path.
+    #[must_use]
+    pub fn recount_used_bytes(&self) -> usize {
+        let mut ctx = self.inner.ks.exclusive(0, self.now_ms());
+        let mut total = 0usize;
+        for (_, pos) in ctx.lock_everything() {
+            if let Some(shard) = ctx.shard_at(pos) {
+                total = total.saturating_add(shard.recount_bytes());
+            }
+        }
+        total
+    }
+
     /// Writes the snapshot if one is configured.
     ///
     /// # Errors

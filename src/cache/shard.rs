@@ -901,6 +901,19 @@ impl Shard {
         })
     }
 
+    /// The bytes the stored entries come to when measured afresh from their elements: equals
+    /// `used_bytes` (the module invariant). O(entries + elements); for audits.
+    pub(crate) fn recount_bytes(&self) -> usize {
+        self.table.iter().fold(0usize, |n, slot| {
+            let (_, key, tail) = slot.parts();
+            let value_bytes = match boxed_of(slot, &self.slab) {
+                Some(b) => b.value.recount_mem_bytes(),
+                None => tail.len(),
+            };
+            n.saturating_add(mem_of(key.len(), value_bytes) as usize)
+        })
+    }
+
     /// Drops every entry.
     pub(crate) fn clear(&mut self) {
         self.table = HashTable::new();

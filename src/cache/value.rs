@@ -1,6 +1,17 @@
 //! The value types a key can hold: binary-safe strings, hashes, lists and sets.
+//!
+//! Collections keep a running total of the bytes they are charged ([`HashValue::bytes`] and
+//! the like): every mutation goes through a method here that adds or subtracts what it changed,
+//! so re-measuring a key after a command ([`Value::mem_bytes`]) is O(1) however large the
+//! collection. The collections hand out only shared access to their elements (`Deref`), so no
+//! command can change one without the total following.
+//!
+//! Invariant: a collection's `bytes` equals its `recount_bytes()`: the sum over its elements
+//! of their data bytes plus [`ELEMENT_OVERHEAD_BYTES`] each (field and value counted
+//! separately in a hash).
 
 use std::collections::VecDeque;
+use std::ops::Deref;
 
 use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};
@@ -11,19 +22,296 @@ pub(crate) enum Value {
     /// A binary-safe string (also holds integers and floats as their decimal text).
     Str(Vec<u8>),
     /// Field → value.
-    Hash(Box<HashMap<Bytes, Bytes>>),
+    Hash(Box<HashValue>),
     /// An ordered sequence, pushed and popped at both ends.
-    #[expect(
-        clippy::box_collection,
-        reason = "boxed so a Value stays one word plus a Vec, which keeps string entries small"
-    )]
-    List(Box<VecDeque<Bytes>>),
+    List(Box<ListValue>),
     /// Unordered unique members.
-    Set(Box<HashSet<Bytes>>),
+    Set(Box<SetValue>),
 }
 
-/// Bytes of bookkeeping counted per collection element on top of its data.
-const ELEMENT_OVERHEAD_BYTES: usize = 48;
+/// Bytes of bookkeeping counted per collection element on top of its data (the `Bytes` handle,
+/// its allocation header and the table or deque slot).
+pub(crate) const ELEMENT_OVERHEAD_BYTES: usize = 48;
+
+/// Bytes one element of `len` data bytes is charged.
+fn element_bytes(len: usize) -> usize {
+    len.saturating_add(ELEMENT_OVERHEAD_BYTES)
+}
+
+/// A hash with the bytes it is charged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct HashValue {
+    map: HashMap<Bytes, Bytes>,
+    bytes: usize,
+}
+
+impl Deref for HashValue {
+    type Target = HashMap<Bytes, Bytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl FromIterator<(Bytes, Bytes)> for HashValue {
+    fn from_iter<I: IntoIterator<Item = (Bytes, Bytes)>>(iter: I) -> Self {
+        let mut h = Self::default();
+        for (f, v) in iter {
+            h.insert(f, v);
+        }
+        h
+    }
+}
+
+impl HashValue {
+    /// Bytes charged for the fields and values.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The charge recomputed from the elements (O(n); for audits).
+    pub(crate) fn recount_bytes(&self) -> usize {
+        self.map.iter().fold(0, |n, (f, v)| {
+            n.saturating_add(element_bytes(f.len()))
+                .saturating_add(element_bytes(v.len()))
+        })
+    }
+
+    /// Sets `field` to `value`; returns the previous value.
+    pub(crate) fn insert(&mut self, field: Bytes, value: Bytes) -> Option<Bytes> {
+        let added = element_bytes(value.len());
+        let field_bytes = element_bytes(field.len());
+        let old = self.map.insert(field, value);
+        self.bytes = self.bytes.saturating_add(added);
+        match &old {
+            Some(o) => self.bytes = self.bytes.saturating_sub(element_bytes(o.len())),
+            None => self.bytes = self.bytes.saturating_add(field_bytes),
+        }
+        old
+    }
+
+    /// Sets `field` to a copy of `value`, copying the field only when it is new (an existing
+    /// field keeps its key). Returns whether the field was new.
+    pub(crate) fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        match self.map.get_mut(field) {
+            Some(old) => {
+                self.bytes = self
+                    .bytes
+                    .saturating_sub(old.len())
+                    .saturating_add(value.len());
+                *old = Bytes::copy_from_slice(value);
+                false
+            }
+            None => {
+                self.insert(Bytes::copy_from_slice(field), Bytes::copy_from_slice(value));
+                true
+            }
+        }
+    }
+
+    /// Removes `field`; returns its value.
+    pub(crate) fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
+        let (f, v) = self.map.remove_entry(field)?;
+        self.bytes = self
+            .bytes
+            .saturating_sub(element_bytes(f.len()))
+            .saturating_sub(element_bytes(v.len()));
+        Some(v)
+    }
+}
+
+/// A list with the bytes it is charged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ListValue {
+    items: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Deref for ListValue {
+    type Target = VecDeque<Bytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
+impl FromIterator<Bytes> for ListValue {
+    fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
+        let items: VecDeque<Bytes> = iter.into_iter().collect();
+        let bytes = recount(items.iter());
+        Self { items, bytes }
+    }
+}
+
+/// The charge of `items`, one by one.
+fn recount<'a>(items: impl Iterator<Item = &'a Bytes>) -> usize {
+    items.fold(0, |n, v| n.saturating_add(element_bytes(v.len())))
+}
+
+impl ListValue {
+    /// Bytes charged for the elements.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The charge recomputed from the elements (O(n); for audits).
+    pub(crate) fn recount_bytes(&self) -> usize {
+        recount(self.items.iter())
+    }
+
+    fn added(&mut self, v: &Bytes) {
+        self.bytes = self.bytes.saturating_add(element_bytes(v.len()));
+    }
+
+    fn removed(&mut self, v: Option<Bytes>) -> Option<Bytes> {
+        if let Some(v) = &v {
+            self.bytes = self.bytes.saturating_sub(element_bytes(v.len()));
+        }
+        v
+    }
+
+    /// Pushes at the head (`left`) or the tail.
+    pub(crate) fn push(&mut self, v: Bytes, left: bool) {
+        self.added(&v);
+        if left {
+            self.items.push_front(v);
+        } else {
+            self.items.push_back(v);
+        }
+    }
+
+    /// Pops from the head (`left`) or the tail.
+    pub(crate) fn pop(&mut self, left: bool) -> Option<Bytes> {
+        let v = if left {
+            self.items.pop_front()
+        } else {
+            self.items.pop_back()
+        };
+        self.removed(v)
+    }
+
+    /// Replaces the element at `i`; false when `i` is out of range.
+    pub(crate) fn set(&mut self, i: usize, v: Bytes) -> bool {
+        let new = element_bytes(v.len());
+        let Some(slot) = self.items.get_mut(i) else {
+            return false;
+        };
+        let old = std::mem::replace(slot, v);
+        self.bytes = self
+            .bytes
+            .saturating_sub(element_bytes(old.len()))
+            .saturating_add(new);
+        true
+    }
+
+    /// Inserts `v` before position `i` (at the end when `i` is the length).
+    pub(crate) fn insert(&mut self, i: usize, v: Bytes) {
+        self.added(&v);
+        self.items.insert(i, v);
+    }
+
+    /// Removes up to `limit` elements equal to `target`, scanning from the head or, with
+    /// `from_tail`, from the tail (LREM); returns how many.
+    pub(crate) fn remove_equal(&mut self, target: &[u8], limit: usize, from_tail: bool) -> usize {
+        let mut removed = 0;
+        let mut kept = VecDeque::with_capacity(self.items.len());
+        if from_tail {
+            for v in self.items.drain(..).rev() {
+                if removed < limit && v == target {
+                    removed += 1;
+                } else {
+                    kept.push_front(v);
+                }
+            }
+        } else {
+            for v in self.items.drain(..) {
+                if removed < limit && v == target {
+                    removed += 1;
+                } else {
+                    kept.push_back(v);
+                }
+            }
+        }
+        self.items = kept;
+        self.bytes = self
+            .bytes
+            .saturating_sub(element_bytes(target.len()).saturating_mul(removed));
+        removed
+    }
+
+    /// Keeps only the elements at `start..=stop` (LTRIM); `None` empties the list. Costs the
+    /// number of elements removed.
+    pub(crate) fn trim(&mut self, keep: Option<(usize, usize)>) {
+        let Some((start, stop)) = keep else {
+            self.items.clear();
+            self.bytes = 0;
+            return;
+        };
+        let end = stop.saturating_add(1).min(self.items.len());
+        let mut gone = recount(self.items.range(end..));
+        self.items.truncate(end);
+        let start = start.min(self.items.len());
+        gone = gone.saturating_add(recount(self.items.range(..start)));
+        self.items.drain(..start);
+        self.bytes = self.bytes.saturating_sub(gone);
+    }
+}
+
+/// A set with the bytes it is charged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SetValue {
+    members: HashSet<Bytes>,
+    bytes: usize,
+}
+
+impl Deref for SetValue {
+    type Target = HashSet<Bytes>;
+    fn deref(&self) -> &Self::Target {
+        &self.members
+    }
+}
+
+impl From<HashSet<Bytes>> for SetValue {
+    fn from(members: HashSet<Bytes>) -> Self {
+        let bytes = recount(members.iter());
+        Self { members, bytes }
+    }
+}
+
+impl FromIterator<Bytes> for SetValue {
+    fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
+        Self::from(iter.into_iter().collect::<HashSet<Bytes>>())
+    }
+}
+
+impl SetValue {
+    /// Bytes charged for the members.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The charge recomputed from the members (O(n); for audits).
+    pub(crate) fn recount_bytes(&self) -> usize {
+        recount(self.members.iter())
+    }
+
+    /// Adds `m`; returns whether it was new.
+    pub(crate) fn insert(&mut self, m: Bytes) -> bool {
+        let n = element_bytes(m.len());
+        let new = self.members.insert(m);
+        if new {
+            self.bytes = self.bytes.saturating_add(n);
+        }
+        new
+    }
+
+    /// Removes `m`; returns whether it was there.
+    pub(crate) fn remove(&mut self, m: &[u8]) -> bool {
+        let was = self.members.remove(m);
+        if was {
+            self.bytes = self.bytes.saturating_sub(element_bytes(m.len()));
+        }
+        was
+    }
+}
 
 impl Value {
     /// The Redis type name (`TYPE`).
@@ -74,14 +362,25 @@ impl Value {
         }
     }
 
-    /// Estimated heap bytes of the value (exact for strings, per-element estimate for
-    /// collections so that accounting stays O(1) per write).
+    /// Bytes the value is charged: a string's length; a collection's element bytes plus
+    /// [`ELEMENT_OVERHEAD_BYTES`] per element (per field and per value in a hash), kept as a
+    /// running total so this is O(1).
     pub(crate) fn mem_bytes(&self) -> usize {
         match self {
             Self::Str(s) => s.len(),
-            Self::Hash(h) => h.len().saturating_mul(ELEMENT_OVERHEAD_BYTES * 2),
-            Self::List(l) => l.len().saturating_mul(ELEMENT_OVERHEAD_BYTES),
-            Self::Set(s) => s.len().saturating_mul(ELEMENT_OVERHEAD_BYTES),
+            Self::Hash(h) => h.bytes(),
+            Self::List(l) => l.bytes(),
+            Self::Set(s) => s.bytes(),
+        }
+    }
+
+    /// [`Value::mem_bytes`] recomputed from the elements (O(n); for audits and tests).
+    pub(crate) fn recount_mem_bytes(&self) -> usize {
+        match self {
+            Self::Str(s) => s.len(),
+            Self::Hash(h) => h.recount_bytes(),
+            Self::List(l) => l.recount_bytes(),
+            Self::Set(s) => s.recount_bytes(),
         }
     }
 

@@ -3,7 +3,6 @@
 use std::hash::BuildHasher;
 
 use bytes::Bytes;
-use hashbrown::HashMap;
 
 use super::{
     NOT_FLOAT, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64, scan_options,
@@ -11,13 +10,13 @@ use super::{
 };
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, format_double, parse_i64};
-use crate::cache::value::Value;
+use crate::cache::value::{HashValue, Value};
 use crate::cache::{EventKind, Inner, RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX};
 
 /// Reply bytes counted per element besides its own (`$<len>\r\n` and `\r\n`).
 pub(crate) const RESP_ELEMENT_FRAMING_BYTES: usize = 16;
 
-type Map = HashMap<Bytes, Bytes>;
+type Map = HashValue;
 
 fn get_hash<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Map>, Frame> {
     match ctx.entry(key) {
@@ -73,14 +72,10 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 fn set_fields(h: &mut Map, pairs: &[&[u8]]) -> usize {
     let mut added = 0;
     for pair in pairs.chunks(2) {
-        if let [f, v] = pair {
-            match h.get_mut(*f) {
-                Some(old) => *old = Bytes::copy_from_slice(v),
-                None => {
-                    h.insert(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
-                    added += 1;
-                }
-            }
+        if let [f, v] = pair
+            && h.set(f, v)
+        {
+            added += 1;
         }
     }
     added
@@ -89,15 +84,7 @@ fn set_fields(h: &mut Map, pairs: &[&[u8]]) -> usize {
 pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let h = tri!(hash_or_new(ctx, key));
-    let added = if h.contains_key(arg(args, 2)) {
-        false
-    } else {
-        h.insert(
-            Bytes::copy_from_slice(arg(args, 2)),
-            Bytes::copy_from_slice(arg(args, 3)),
-        );
-        true
-    };
+    let added = !h.contains_key(arg(args, 2)) && h.set(arg(args, 2), arg(args, 3));
     done(ctx, key);
     Frame::Integer(i64::from(added))
 }
@@ -194,10 +181,7 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ctx.settle(key);
         return Frame::error("ERR increment or decrement would overflow");
     };
-    h.insert(
-        Bytes::copy_from_slice(arg(args, 2)),
-        Bytes::from(next.to_string()),
-    );
+    h.set(arg(args, 2), next.to_string().as_bytes());
     done(ctx, key);
     Frame::Integer(next)
 }
@@ -225,7 +209,7 @@ pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Fram
         return Frame::error("ERR increment would produce NaN or Infinity");
     }
     let text = Bytes::from(format_double(next));
-    h.insert(Bytes::copy_from_slice(arg(args, 2)), text.clone());
+    h.set(arg(args, 2), &text);
     done(ctx, key);
     Frame::Bulk(text)
 }

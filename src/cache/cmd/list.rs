@@ -1,17 +1,15 @@
 //! List commands, including the non-blocking attempt behind each blocking pop (the RESP server
 //! retries it when a list gains elements, until its timeout).
 
-use std::collections::VecDeque;
-
 use bytes::Bytes;
 
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
-use crate::cache::value::Value;
+use crate::cache::value::{ListValue, Value};
 use crate::cache::{EventKind, Inner};
 
-type List = VecDeque<Bytes>;
+type List = ListValue;
 
 fn get_list<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut List>, Frame> {
     match ctx.entry(key) {
@@ -59,17 +57,13 @@ pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 /// Pushes copies of `elements` at the head (`left`) or tail; returns the new length.
 fn push_all(l: &mut List, elements: &[&[u8]], left: bool) -> usize {
     for v in elements {
-        if left {
-            l.push_front(Bytes::copy_from_slice(v));
-        } else {
-            l.push_back(Bytes::copy_from_slice(v));
-        }
+        l.push(Bytes::copy_from_slice(v), left);
     }
     l.len()
 }
 
 fn pop_one(l: &mut List, left: bool) -> Option<Bytes> {
-    if left { l.pop_front() } else { l.pop_back() }
+    l.pop(left)
 }
 
 /// LPOP and RPOP with an optional count.
@@ -154,10 +148,10 @@ pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(l) = tri!(get_list(ctx, key)) else {
         return Frame::error("ERR no such key");
     };
-    let Some(slot) = index(i, l.len()).and_then(|i| l.get_mut(i)) else {
+    let Some(i) = index(i, l.len()) else {
         return Frame::error("ERR index out of range");
     };
-    *slot = Bytes::copy_from_slice(arg(args, 3));
+    l.set(i, Bytes::copy_from_slice(arg(args, 3)));
     done(ctx, key);
     Frame::ok()
 }
@@ -197,28 +191,7 @@ pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     } else {
         usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
     };
-    let mut removed = 0;
-    if count >= 0 {
-        let mut kept = VecDeque::with_capacity(l.len());
-        for v in l.drain(..) {
-            if removed < limit && v == target {
-                removed += 1;
-            } else {
-                kept.push_back(v);
-            }
-        }
-        *l = kept;
-    } else {
-        let mut kept = VecDeque::with_capacity(l.len());
-        for v in l.drain(..).rev() {
-            if removed < limit && v == target {
-                removed += 1;
-            } else {
-                kept.push_front(v);
-            }
-        }
-        *l = kept;
-    }
+    let removed = l.remove_equal(target, limit, count < 0);
     if removed > 0 {
         done(ctx, key);
     }
@@ -232,13 +205,7 @@ pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(l) = tri!(get_list(ctx, key)) else {
         return Frame::ok();
     };
-    match super::range(start, stop, l.len()) {
-        Some((a, b)) => {
-            l.truncate(b + 1);
-            l.drain(..a);
-        }
-        None => l.clear(),
-    }
+    l.trim(super::range(start, stop, l.len()));
     done(ctx, key);
     Frame::ok()
 }
@@ -352,11 +319,7 @@ fn move_one(
         ctx.put(dst, Value::List(Box::default()), 0);
     }
     if let Some(l) = get_list(ctx, dst)? {
-        if to_left {
-            l.push_front(v.clone())
-        } else {
-            l.push_back(v.clone())
-        }
+        l.push(v.clone(), to_left);
     }
     ctx.list_pushed = true;
     done(ctx, dst);

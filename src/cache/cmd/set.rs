@@ -8,12 +8,12 @@ use hashbrown::HashSet;
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
-use crate::cache::value::Value;
+use crate::cache::value::{SetValue, Value};
 use crate::cache::{EventKind, Inner};
 
 type Set = HashSet<Bytes>;
 
-fn get_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Set>, Frame> {
+fn get_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut SetValue>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
         Some(e) => match e.into_boxed() {
@@ -185,7 +185,7 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame
 fn read_sets(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> Result<Vec<Option<Set>>, Frame> {
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        out.push(get_set(ctx, k)?.map(|s| s.clone()));
+        out.push(get_set(ctx, k)?.map(|s| Set::clone(s)));
     }
     Ok(out)
 }
@@ -258,7 +258,7 @@ pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let n = result.len();
     let existed = ctx.remove(dst).is_some();
     if n > 0 {
-        ctx.put(dst, Value::Set(Box::new(result)), 0);
+        ctx.put(dst, Value::Set(Box::new(SetValue::from(result))), 0);
         ctx.touched(dst, EventKind::Set);
     } else if existed {
         ctx.touched(dst, EventKind::Del);
