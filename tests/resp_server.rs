@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamcache::cache::{
-    Cache, CacheConfig, OUTPUT_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX,
-    RESP_MULTIBULK_LEN_MAX, RespConfig, serve_resp,
+    Cache, CacheConfig, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX,
+    RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX, RespConfig, serve_resp,
 };
 use streamcache::clock::ManualClock;
 use streamcache::shutdown::Shutdown;
@@ -394,4 +394,75 @@ fn multi_refuses_commands_queued_over_maxmemory() {
              +OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n+OK\r\n"
         )
     );
+}
+
+/// A subscriber that stops reading is disconnected once the messages pending for it reach
+/// Redis's 32 MiB pub/sub hard limit, instead of losing messages silently: what it can still
+/// read is every message from the first, in order (the last possibly cut short), then end of
+/// file. PUBLISH counts it as a receiver until it is gone.
+#[test]
+fn a_subscriber_that_stops_reading_is_disconnected_instead_of_skipped() {
+    const PAYLOAD: usize = 1024 * 1024;
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut sub = TcpStream::connect(s.addr).unwrap();
+    sub.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sub.write_all(b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n")
+        .unwrap();
+    let confirm = b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
+    let mut got = vec![0u8; confirm.len()];
+    sub.read_exact(&mut got).unwrap();
+    assert_eq!(&got[..], confirm);
+    // The subscriber now reads nothing while 1 MiB messages are published to it.
+    let mut publisher = client(&s);
+    let mut published = 0usize;
+    loop {
+        let mut payload = format!("{published:08}").into_bytes();
+        payload.resize(PAYLOAD, b'.');
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg(payload)
+            .query(&mut publisher)
+            .unwrap();
+        if receivers == 0 {
+            break;
+        }
+        assert_eq!(receivers, 1);
+        published += 1;
+        assert!(published < 256, "still subscribed after {published} MiB");
+    }
+    assert!(
+        published * PAYLOAD >= PUBSUB_BUFFER_BYTES_MAX,
+        "{published}"
+    );
+    // What reached the socket before the close, then end of file (a timeout or reset fails).
+    let mut stream = Vec::new();
+    sub.read_to_end(&mut stream).unwrap();
+    let header = format!("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n${PAYLOAD}\r\n");
+    let frame = header.len() + PAYLOAD + 2;
+    let mut received = 0usize;
+    let mut rest = &stream[..];
+    while !rest.is_empty() {
+        let whole = rest.len() >= frame;
+        let n = rest.len().min(frame);
+        assert!(
+            rest[..n.min(header.len())] == header.as_bytes()[..n.min(header.len())],
+            "message {received} does not start as a message frame"
+        );
+        if n > header.len() {
+            let seq = &rest[header.len()..n.min(header.len() + 8)];
+            let want = format!("{received:08}");
+            assert_eq!(
+                seq,
+                &want.as_bytes()[..seq.len()],
+                "gap before message {received}"
+            );
+        }
+        if !whole {
+            break;
+        }
+        received += 1;
+        rest = &rest[frame..];
+    }
+    assert!(!stream.is_empty(), "nothing arrived before the close");
+    assert!(received < published, "{received} of {published} arrived");
 }

@@ -70,8 +70,21 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 /// (Redis's hard limit for pub/sub clients is 32 MiB; normal clients are unlimited there, we
 /// bound them at 1 GiB).
 pub const OUTPUT_BUFFER_BYTES_MAX: usize = 1024 * 1024 * 1024;
-/// Most messages queued for one pub/sub subscriber before it is disconnected.
-pub const PUBSUB_QUEUE_LEN_MAX: usize = 65_536;
+/// A pub/sub subscriber is disconnected once the bytes of the messages pending for it (queued,
+/// or not yet written to its socket) reach this: Redis's `client-output-buffer-limit pubsub`
+/// hard limit, 32 MiB. Each message counts its channel, pattern and payload bytes plus
+/// [`PUBSUB_MESSAGE_OVERHEAD_BYTES`].
+pub const PUBSUB_BUFFER_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Redis's pub/sub soft limit, 8 MiB: a subscriber whose pending bytes stay at or above it for
+/// longer than [`PUBSUB_BUFFER_SOFT_MS`] is disconnected too.
+pub const PUBSUB_BUFFER_SOFT_BYTES: usize = 8 * 1024 * 1024;
+/// How long a subscriber may stay over the soft limit, in milliseconds (Redis's 60 s).
+pub const PUBSUB_BUFFER_SOFT_MS: u64 = 60_000;
+/// Bytes each pending pub/sub message counts on top of its data (its framing and queue slot).
+pub const PUBSUB_MESSAGE_OVERHEAD_BYTES: usize = 64;
+/// Most messages queued for one pub/sub subscriber: the byte limit over the per-message
+/// overhead, so the count never binds before the bytes do.
+pub const PUBSUB_QUEUE_LEN_MAX: usize = PUBSUB_BUFFER_BYTES_MAX / PUBSUB_MESSAGE_OVERHEAD_BYTES;
 /// Most keys one active expiry tick removes from one shard.
 pub const ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX: usize = 64;
 /// Capacity of the keyspace event channel; slower subscribers see `Lagged`.
@@ -93,6 +106,9 @@ pub const RANDOM_REPLY_BYTES_MAX: usize = OUTPUT_BUFFER_BYTES_MAX;
 const _: () = assert!(SHARDS.is_power_of_two());
 const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);
 const _: () = assert!(RESP_INLINE_BYTES_MAX < RESP_BULK_BYTES_MAX);
+const _: () = assert!(PUBSUB_BUFFER_SOFT_BYTES < PUBSUB_BUFFER_BYTES_MAX);
+const _: () =
+    assert!(PUBSUB_QUEUE_LEN_MAX * PUBSUB_MESSAGE_OVERHEAD_BYTES <= PUBSUB_BUFFER_BYTES_MAX);
 
 // ---- Config -------------------------------------------------------------------------------
 

@@ -20,17 +20,28 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::cache::cmd::{is, keys::db_index};
-use crate::cache::pubsub::Message;
+use crate::cache::pubsub::{Message, Outbox};
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
-    CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_QUEUE_LEN_MAX,
-    RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
+    CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, RESP_INLINE_BYTES_MAX,
+    RESP_MULTIBULK_LEN_MAX,
 };
 use crate::shutdown::ShutdownSignal;
 
 /// Most bytes read ahead from a client while it is blocked in a pop.
 const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
+
+/// Writes `out` to `socket`, giving up when `kill` fires first (a subscriber that stopped
+/// reading is dropped even while a write to it is stuck). Returns whether the write completed.
+/// Biased towards the write, so a write that completes at once never registers with `kill`.
+async fn write_unless_killed(socket: &mut TcpStream, out: &[u8], kill: &Notify) -> bool {
+    tokio::select! {
+        biased;
+        r = socket.write_all(out) => r.is_ok(),
+        () = kill.notified() => false,
+    }
+}
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -332,7 +343,9 @@ struct Connection {
     patterns: HashMap<Bytes, u64>,
     /// The next subscription's sequence number.
     subscription_seq: u64,
-    tx: mpsc::Sender<Message>,
+    /// Where PUBLISH queues this client's messages (closed, and `kill` notified, when the
+    /// client overruns the pub/sub output buffer limit).
+    outbox: Arc<Outbox>,
     rx: mpsc::Receiver<Message>,
     kill: Arc<Notify>,
     unblock: Arc<Notify>,
@@ -351,8 +364,8 @@ impl std::fmt::Debug for Connection {
 impl Connection {
     fn new(shared: Arc<Shared>, addr: SocketAddr) -> Self {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(PUBSUB_QUEUE_LEN_MAX);
         let kill = Arc::new(Notify::new());
+        let (outbox, rx) = Outbox::new(id, kill.clone());
         let unblock = Arc::new(Notify::new());
         let unblock_error = Arc::new(AtomicBool::new(false));
         let blocked = Arc::new(AtomicBool::new(false));
@@ -387,7 +400,7 @@ impl Connection {
             channels: HashMap::new(),
             patterns: HashMap::new(),
             subscription_seq: 0,
-            tx,
+            outbox,
             rx,
             kill,
             unblock,
@@ -423,11 +436,16 @@ impl Connection {
                 () = shutdown.wait() => break,
                 () = kill.notified() => break,
                 Some(msg) = self.rx.recv() => {
+                    let mut charged = msg.charge();
                     self.push_message(msg, &mut out);
                     while let Ok(msg) = self.rx.try_recv() {
+                        charged = charged.saturating_add(msg.charge());
                         self.push_message(msg, &mut out);
                     }
-                    if socket.write_all(&out).await.is_err() { break; }
+                    // A subscriber that stopped reading leaves this write pending: the outbox
+                    // counts what is queued behind it and `kill` ends the write when it overruns.
+                    if !write_unless_killed(&mut socket, &out, &kill).await { break; }
+                    self.outbox.written(charged);
                     written(&mut out);
                 }
                 read = socket.read_buf(&mut buf) => {
@@ -492,8 +510,15 @@ impl Connection {
                             break 'conn;
                         }
                     }
+                    // A kill that a blocking pop consumed still ends an overrun subscriber.
+                    if self.outbox.is_closed() { break; }
                     if !out.is_empty() {
-                        if socket.write_all(&out).await.is_err() { break; }
+                        let done = if self.subscribed() > 0 {
+                            write_unless_killed(&mut socket, &out, &kill).await
+                        } else {
+                            socket.write_all(&out).await.is_ok()
+                        };
+                        if !done { break; }
                         written(&mut out);
                     }
                     if close { break; }
@@ -802,7 +827,7 @@ impl Connection {
                     cache
                         .inner()
                         .pubsub
-                        .subscribe(self.id, &ch, pattern, &self.tx);
+                        .subscribe(self.id, &ch, pattern, &self.outbox);
                     let seq = self.subscription_seq;
                     self.subscription_seq += 1;
                     let set = if pattern {

@@ -57,8 +57,8 @@ pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     )
 }
 
-pub(crate) fn publish(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    int(inner.pubsub.publish(arg(args, 1), arg(args, 2)))
+pub(crate) fn publish(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    int(inner.pubsub.publish(arg(args, 1), arg(args, 2), ctx.now_ms))
 }
 
 pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
