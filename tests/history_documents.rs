@@ -555,6 +555,53 @@ fn positional_operator_updates_the_matched_element() {
     );
 }
 
+/// The positional `$` takes the element a condition on the array matched element by element;
+/// conditions on the array as a whole (`$size`), negations (`$ne`, `$not`) and filters without
+/// the array fail with MongoDB's BadValue, and nothing is written.
+#[test]
+fn positional_operator_needs_an_element_match_from_the_filter() {
+    let (_d, h) = open();
+    h.insert_many(
+        "db",
+        "c",
+        vec![doc! {"_id": 1, "arr": [7]}, doc! {"_id": 2, "arr": [5, 6]}],
+    )
+    .unwrap();
+    let set = |filter: Document| {
+        h.update(
+            "db",
+            "c",
+            &filter,
+            &doc! {"$set": {"arr.$": 1}},
+            UpdateOptions::default(),
+        )
+    };
+    for filter in [
+        doc! {"_id": 1, "arr": {"$size": 1}},
+        doc! {"_id": 2, "arr": {"$size": 2}},
+        doc! {"_id": 2, "arr": {"$ne": 9}},
+        doc! {"_id": 2, "arr": {"$not": {"$gt": 9}}},
+        doc! {"_id": 1},
+    ] {
+        let e = set(filter.clone()).unwrap_err();
+        assert_eq!(e.code(), 2, "{filter}");
+        assert_eq!(
+            e.to_string(),
+            "The positional operator did not find the match needed from the query.",
+            "{filter}"
+        );
+    }
+    // A whole-array condition beside an element condition: the element one picks.
+    set(doc! {"_id": 2, "arr": {"$size": 2, "$gt": 5}}).unwrap();
+    let all = h
+        .find("db", "c", &doc! {}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(
+        all,
+        vec![doc! {"_id": 1, "arr": [7]}, doc! {"_id": 2, "arr": [5, 1]}]
+    );
+}
+
 #[test]
 fn upserts_seed_from_filter_equalities() {
     let (_d, h) = open();

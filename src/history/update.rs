@@ -8,7 +8,7 @@ use bson::{Bson, Document, Timestamp};
 use super::decimal;
 use super::document::{self, array_index, compare, split_path, values_equal};
 use super::error::{Error, Result};
-use super::query::Filter;
+use super::query::{Cond, Filter};
 use super::{ARRAY_PAD_MAX, UPDATE_OPERATIONS_MAX};
 
 /// A parsed update.
@@ -298,6 +298,11 @@ fn first_array_on<'a>(doc: &Document, parts: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Replaces a `$` path part by the index of the first array element the filter matched.
+///
+/// As MongoDB's match details: only the top-level conditions on the array (or below it) that
+/// match element by element name an element; a condition on the array as a whole (`$size`,
+/// `$exists`) or a negation (`$ne`, `$nin`, `$not`) does not, and with no such condition the
+/// update fails with BadValue.
 fn resolve_positional(path: &str, doc: &Document, filter: &Filter) -> Result<String> {
     let parts: Vec<&str> = path.split('.').collect();
     let Some(pos) = parts.iter().position(|p| *p == "$") else {
@@ -309,10 +314,33 @@ fn resolve_positional(path: &str, doc: &Document, filter: &Filter) -> Result<Str
     let Some(Bson::Array(items)) = document::get_path(doc, prefix) else {
         return Err(not_found());
     };
+    let prefix_path = prefix.join(".");
+    let element_conditions: Vec<Filter> = filter
+        .conjuncts()
+        .into_iter()
+        .filter(|(p, _)| {
+            *p == prefix_path
+                || p.strip_prefix(prefix_path.as_str())
+                    .is_some_and(|r| r.starts_with('.'))
+        })
+        .filter_map(|(p, c)| {
+            Some(Filter::Field {
+                path: p.to_owned(),
+                parts: p.split('.').map(str::to_owned).collect(),
+                cond: element_condition(c)?,
+            })
+        })
+        .collect();
+    if element_conditions.is_empty() {
+        return Err(not_found());
+    }
+    let element_filter = Filter::And(element_conditions);
     for (i, el) in items.iter().enumerate() {
-        let mut probe = doc.clone();
+        // The conditions only read paths under the prefix: a probe holding just this element
+        // there answers them.
+        let mut probe = Document::new();
         set_path(&mut probe, prefix, Bson::Array(vec![el.clone()]))?;
-        if filter.matches(&probe) && references(filter, &prefix.join(".")) {
+        if element_filter.matches(&probe) {
             let mut resolved: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
             if let Some(slot) = resolved.get_mut(pos) {
                 *slot = i.to_string();
@@ -323,12 +351,16 @@ fn resolve_positional(path: &str, doc: &Document, filter: &Filter) -> Result<Str
     Err(not_found())
 }
 
-/// Whether the filter has a top-level condition on `prefix` or below it.
-fn references(filter: &Filter, prefix: &str) -> bool {
-    filter
-        .conjuncts()
-        .iter()
-        .any(|(p, _)| *p == prefix || p.strip_prefix(prefix).is_some_and(|r| r.starts_with('.')))
+/// The part of a condition that matches array elements one by one, if any.
+fn element_condition(cond: &Cond) -> Option<Cond> {
+    match cond {
+        Cond::Ne(_) | Cond::Nin(_) | Cond::Not(_) | Cond::Size(_) | Cond::Exists(_) => None,
+        Cond::And(cs) => {
+            let kept: Vec<Cond> = cs.iter().filter_map(element_condition).collect();
+            (!kept.is_empty()).then_some(Cond::And(kept))
+        }
+        other => Some(other.clone()),
+    }
 }
 
 /// Applies one operator at one path.
