@@ -177,3 +177,67 @@ fn decimal_sums_and_averages_are_exact() {
         ]
     );
 }
+
+/// A field path that reaches nothing is *missing*, not null, as in MongoDB: `$project` and
+/// `$addFields` leave the field out (and `$addFields` removes one that was there), an object
+/// expression drops it, `$group` files it under a null `_id`, `$push`/`$addToSet` add
+/// nothing, `$first`/`$last` give null, `$min`/`$max`/`$sum`/`$avg` skip it (and non-numbers
+/// for the last two), and arithmetic on it gives null.
+#[test]
+fn missing_fields_are_left_out_not_set_to_null() {
+    let (_d, h) = history_common::open_at(0);
+    h.insert_many(
+        "db",
+        "c",
+        vec![
+            doc! {"_id": 1, "k": "a", "v": 5},
+            doc! {"_id": 2, "k": "a", "v": "text"},
+            doc! {"_id": 3},
+        ],
+    )
+    .unwrap();
+    let run = |pipeline: &[Document]| h.aggregate("db", "c", pipeline).unwrap();
+    assert_eq!(
+        run(&[doc! {"$project": {"x": "$missing", "y": "$v"}}]),
+        vec![
+            doc! {"_id": 1, "y": 5},
+            doc! {"_id": 2, "y": "text"},
+            doc! {"_id": 3},
+        ]
+    );
+    assert_eq!(
+        run(&[
+            doc! {"$match": {"_id": 1}},
+            doc! {"$addFields": {"x": "$missing", "v": "$missing", "o": {"a": "$missing", "b": "$k"}, "s": {"$add": [1, "$missing"]}}},
+        ]),
+        vec![doc! {"_id": 1, "k": "a", "o": {"b": "a"}, "s": null}]
+    );
+    assert_eq!(
+        run(&[
+            doc! {"$match": {"_id": 3}},
+            doc! {"$set": {"x": "$missing"}},
+            doc! {"$group": {"_id": {"k": "$k"}, "n": {"$sum": 1}}},
+        ]),
+        vec![doc! {"_id": {}, "n": 1}]
+    );
+    assert_eq!(
+        run(&[
+            doc! {"$group": {
+                "_id": "$k",
+                "push": {"$push": "$v"},
+                "set": {"$addToSet": "$v"},
+                "first": {"$first": "$v"},
+                "last": {"$last": "$v"},
+                "min": {"$min": "$v"},
+                "max": {"$max": "$v"},
+                "sum": {"$sum": "$v"},
+                "avg": {"$avg": "$v"},
+            }},
+            doc! {"$sort": {"_id": 1}},
+        ]),
+        vec![
+            doc! {"_id": null, "push": [], "set": [], "first": null, "last": null, "min": null, "max": null, "sum": 0, "avg": null},
+            doc! {"_id": "a", "push": [5, "text"], "set": [5, "text"], "first": 5, "last": "text", "min": 5, "max": "text", "sum": 5, "avg": 5.0},
+        ]
+    );
+}

@@ -86,8 +86,11 @@ fn stage(
             let mut out = Vec::with_capacity(docs.len());
             for mut d in docs {
                 for (path, expr) in spec {
-                    let v = eval(expr, &d)?;
-                    set_path(&mut d, &split_path(path)?, v)?;
+                    // A missing value (a path reaching nothing) removes the field.
+                    match eval_opt(expr, &d)? {
+                        Some(v) => set_path(&mut d, &split_path(path)?, v)?,
+                        None => unset_path(&mut d, &split_path(path)?),
+                    }
                 }
                 out.push(d);
             }
@@ -212,8 +215,10 @@ fn project(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
     for d in docs {
         let mut projected = p.as_ref().map_or_else(|| d.clone(), |p| p.apply(&d));
         for (path, expr) in &computed {
-            let v = eval(expr, &d)?;
-            set_path(&mut projected, &split_path(path)?, v)?;
+            // A missing value leaves the field out.
+            if let Some(v) = eval_opt(expr, &d)? {
+                set_path(&mut projected, &split_path(path)?, v)?;
+            }
         }
         out.push(projected);
     }
@@ -356,22 +361,24 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
             continue;
         };
         for ((_, _, expr), acc) in accs.iter().zip(state.iter_mut()) {
-            let v = eval(expr, d)?;
+            let v = eval_opt(expr, d)?;
             bytes += 16;
             match acc {
+                // Numbers only: missing and other types are skipped.
                 Acc::Sum(total) => {
-                    if document::type_rank(&v) == 10 {
+                    if let Some(v) = v.filter(|v| document::type_rank(v) == 10) {
                         *total = add(total, &v);
                     }
                 }
                 Acc::Avg(total, n) => {
-                    if document::type_rank(&v) == 10 {
+                    if let Some(v) = v.filter(|v| document::type_rank(v) == 10) {
                         *total = add(total, &v);
                         *n += 1;
                     }
                 }
+                // Missing and null are skipped.
                 Acc::Min(m) => {
-                    if !matches!(v, Bson::Null)
+                    if let Some(v) = v.filter(|v| !matches!(v, Bson::Null))
                         && m.as_ref()
                             .is_none_or(|cur| compare(&v, cur) == Ordering::Less)
                     {
@@ -379,22 +386,26 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                     }
                 }
                 Acc::Max(m) => {
-                    if !matches!(v, Bson::Null)
+                    if let Some(v) = v.filter(|v| !matches!(v, Bson::Null))
                         && m.as_ref()
                             .is_none_or(|cur| compare(&v, cur) == Ordering::Greater)
                     {
                         *m = Some(v);
                     }
                 }
+                // Missing counts as null.
                 Acc::First(f) => {
                     if f.is_none() {
-                        *f = Some(v);
+                        *f = Some(v.unwrap_or(Bson::Null));
                     }
                 }
-                Acc::Last(l) => *l = Some(v),
-                Acc::Push(items) => items.push(v),
+                Acc::Last(l) => *l = Some(v.unwrap_or(Bson::Null)),
+                // Missing adds nothing.
+                Acc::Push(items) => items.extend(v),
                 Acc::AddToSet(items) => {
-                    if !items.iter().any(|x| values_equal(x, &v)) {
+                    if let Some(v) = v
+                        && !items.iter().any(|x| values_equal(x, &v))
+                    {
                         items.push(v);
                     }
                 }
@@ -514,8 +525,14 @@ fn lookup(
     Ok(out)
 }
 
-/// Evaluates an aggregation expression against a document.
+/// Evaluates an aggregation expression against a document; a missing value is null.
 fn eval(expr: &Bson, doc: &Document) -> Result<Bson> {
+    Ok(eval_opt(expr, doc)?.unwrap_or(Bson::Null))
+}
+
+/// Evaluates an aggregation expression against a document; `None` when the value is
+/// *missing* (a field path that reaches nothing), which MongoDB keeps apart from null.
+fn eval_opt(expr: &Bson, doc: &Document) -> Result<Option<Bson>> {
     match expr {
         Bson::String(s) if s.starts_with("$$") => Err(Error::Unsupported(format!("variable {s}"))),
         Bson::String(s) if s.starts_with('$') => {
@@ -527,10 +544,11 @@ fn eval(expr: &Bson, doc: &Document) -> Result<Bson> {
             {
                 collect_expr_path(v, rest, &mut reached);
             }
-            Ok(match reached.len() {
-                0 => Bson::Null,
-                _ if path_crosses_array(doc, &parts) => Bson::Array(reached),
-                _ => reached.into_iter().next().unwrap_or(Bson::Null),
+            // Through an array the values reached make an array (maybe empty).
+            Ok(if path_crosses_array(doc, &parts) {
+                Some(Bson::Array(reached))
+            } else {
+                reached.into_iter().next()
             })
         }
         Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
@@ -540,19 +558,23 @@ fn eval(expr: &Bson, doc: &Document) -> Result<Bson> {
                     "an expression object must have exactly one operator",
                 ));
             };
-            operator(op, arg, doc)
+            operator(op, arg, doc).map(Some)
         }
         Bson::Document(d) => {
+            // An object expression leaves out fields whose value is missing.
             let mut out = Document::new();
             for (k, v) in d {
-                out.insert(k.clone(), eval(v, doc)?);
+                if let Some(v) = eval_opt(v, doc)? {
+                    out.insert(k.clone(), v);
+                }
             }
-            Ok(Bson::Document(out))
+            Ok(Some(Bson::Document(out)))
         }
-        Bson::Array(a) => Ok(Bson::Array(
+        // In an array a missing value becomes null.
+        Bson::Array(a) => Ok(Some(Bson::Array(
             a.iter().map(|v| eval(v, doc)).collect::<Result<_>>()?,
-        )),
-        other => Ok(other.clone()),
+        ))),
+        other => Ok(Some(other.clone())),
     }
 }
 
@@ -595,6 +617,8 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
     };
     let nums = || -> Option<Vec<f64>> { args.iter().map(document::as_f64).collect() };
     Ok(match op {
+        // Null or missing among the operands makes the result null.
+        "$add" if args.iter().any(|a| matches!(a, Bson::Null)) => Bson::Null,
         "$add" => args
             .iter()
             .skip(1)
