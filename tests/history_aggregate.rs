@@ -241,3 +241,89 @@ fn missing_fields_are_left_out_not_set_to_null() {
         ]
     );
 }
+
+/// Decimal128 `$subtract`, `$multiply` and `$divide` compute in decimal, and decimals compare
+/// exactly in expressions, filters and sorts, with and without an index:
+/// `NumberDecimal("0.1") * 3` is `NumberDecimal("0.3")`, 9007199254740993 is above
+/// 9007199254740992, and a decimal is compared with a double's exact value.
+#[test]
+fn decimal_arithmetic_and_comparisons_are_exact() {
+    let (_d, h) = history_common::open_at(0);
+    let dec = |s: &str| bson::Bson::Decimal128(s.parse().unwrap());
+    h.insert_many(
+        "shop",
+        "d",
+        vec![
+            doc! {"_id": 1, "v": dec("9007199254740993")},
+            doc! {"_id": 2, "v": dec("9007199254740992")},
+            doc! {"_id": 3, "v": dec("0.1")},
+        ],
+    )
+    .unwrap();
+    let got = h
+        .aggregate(
+            "shop",
+            "d",
+            &[
+                doc! {"$match": {"_id": 3}},
+                doc! {"$project": {
+                    "_id": 0,
+                    "m": {"$multiply": ["$v", 3]},
+                    "eq": {"$eq": [{"$multiply": ["$v", 3]}, dec("0.3")]},
+                    "s": {"$subtract": [dec("0.3"), "$v"]},
+                    "q": {"$divide": [dec("1"), 3]},
+                    "q2": {"$divide": [dec("0.6"), dec("0.2")]},
+                    "double": {"$eq": ["$v", 0.1]},
+                }},
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![doc! {
+            "m": dec("0.3"), "eq": true, "s": dec("0.2"),
+            "q": dec("0.3333333333333333333333333333333333"), "q2": dec("3"), "double": false,
+        }]
+    );
+    let ids = |filter: Document, sort: Document| -> Vec<i32> {
+        h.find(
+            "shop",
+            "d",
+            &filter,
+            &streamcache::history::FindOptions {
+                sort: Some(sort),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .iter()
+        .map(|d| d.get_i32("_id").unwrap())
+        .collect()
+    };
+    let check = || {
+        assert_eq!(
+            ids(doc! {"v": {"$gt": dec("9007199254740992")}}, doc! {}),
+            vec![1]
+        );
+        assert_eq!(
+            ids(
+                doc! {"v": {"$lte": dec("9007199254740992")}},
+                doc! {"_id": 1}
+            ),
+            vec![2, 3]
+        );
+        assert_eq!(ids(doc! {"v": dec("9007199254740993")}, doc! {}), vec![1]);
+        assert_eq!(ids(doc! {}, doc! {"v": -1, "_id": 1}), vec![1, 2, 3]);
+    };
+    check();
+    // Not through an index: index keys order a decimal by its nearest double, and only a
+    // decimal bound widens to all of that double's keys.
+    assert_eq!(ids(doc! {"v": {"$lt": 0.1}}, doc! {}), vec![3]);
+    h.create_index(
+        "shop",
+        "d",
+        &streamcache::history::IndexModel::from_documents(&doc! {"v": 1}, None).unwrap(),
+    )
+    .unwrap();
+    check();
+}

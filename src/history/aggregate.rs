@@ -578,6 +578,18 @@ fn eval_opt(expr: &Bson, doc: &Document) -> Result<Option<Bson>> {
     }
 }
 
+/// `$subtract`, `$multiply` or `$divide` (`op`) of numbers in decimal, left to right;
+/// `None` for a non-number (a zero divisor is refused before).
+fn decimal_arithmetic(op: &str, args: &[Bson]) -> Option<Bson> {
+    let (first, rest) = args.split_first()?;
+    rest.iter()
+        .try_fold(decimal::to_decimal(first)?, |acc, x| match op {
+            "$subtract" => decimal::subtract(&acc, x),
+            "$multiply" => decimal::multiply(&acc, x),
+            _ => decimal::divide_values(&acc, x),
+        })
+}
+
 fn path_crosses_array(doc: &Document, parts: &[&str]) -> bool {
     (1..parts.len()).any(|n| {
         matches!(
@@ -632,14 +644,18 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
             let (Some(first), rest) = (n.first(), n.get(1..).unwrap_or_default()) else {
                 return Ok(Bson::Null);
             };
+            if op == "$divide" && rest.contains(&0.0) {
+                return Err(Error::bad("can't $divide by zero"));
+            }
+            // A Decimal128 among the operands: exactly, in decimal.
+            if args.iter().any(|a| matches!(a, Bson::Decimal128(_))) {
+                return Ok(decimal_arithmetic(op, &args).unwrap_or(Bson::Null));
+            }
             let r = rest.iter().fold(*first, |acc, x| match op {
                 "$subtract" => acc - x,
                 "$multiply" => acc * x,
                 _ => acc / x,
             });
-            if op == "$divide" && rest.contains(&0.0) {
-                return Err(Error::bad("can't $divide by zero"));
-            }
             if r.fract() == 0.0
                 && op != "$divide"
                 && args

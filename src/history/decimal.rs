@@ -1,15 +1,17 @@
-//! Exact Decimal128 arithmetic for `$inc`, `$mul`, `$add`, `$sum` and `$avg` when an operand is
-//! a Decimal128, as MongoDB computes them: IEEE 754-2008 decimal128 (34 digits, exponents
-//! -6176..=6111, BID encoding as BSON stores it), results rounded half to even, an overflow
-//! giving an infinity. The other operand is converted first: an integer exactly, a double
-//! rounded to 15 significant digits (MongoDB's `Decimal128(double)`).
+//! Exact Decimal128 arithmetic and comparison when an operand is a Decimal128, as MongoDB
+//! computes them: `$inc`, `$mul`, `$add`, `$subtract`, `$multiply`, `$divide`, `$sum`, `$avg`,
+//! and the order of filters, sorts and `$group` keys. IEEE 754-2008 decimal128 (34 digits,
+//! exponents -6176..=6111, BID encoding as BSON stores it), results rounded half to even, an
+//! overflow giving an infinity. The other operand is converted first: an integer exactly; a
+//! double for arithmetic rounded to 15 significant digits (MongoDB's `Decimal128(double)`),
+//! for a comparison at its exact binary value (so `NumberDecimal("0.1")` is below the double
+//! 0.1, as in MongoDB).
 //!
 //! Coefficients are held as decimal digits while computing, so every intermediate result is
 //! exact and rounded once. Operands come from stored values, so exponents are in range and an
 //! alignment needs at most the width of that range in digits.
 //!
-//! Not here: comparisons (`document::compare` goes through `f64`), and `$subtract`,
-//! `$multiply`, `$divide` expressions.
+//! Not here: index keys, which order numbers by their nearest double (see `keys.rs`).
 
 use std::cmp::Ordering;
 
@@ -29,6 +31,10 @@ const COEFFICIENT_BITS: u32 = 113;
 const COEFFICIENT_MAX: u128 = 9_999_999_999_999_999_999_999_999_999_999_999;
 /// Significant digits a double keeps when it becomes a decimal (MongoDB's default).
 const DOUBLE_DIGITS: usize = 15;
+/// Significant digits that hold any double exactly (the longest exact decimal expansion of a
+/// double has 767): a comparison with a decimal uses the double's exact value, as MongoDB's
+/// `compareDecimalToDouble` does.
+const DOUBLE_EXACT_DIGITS: usize = 767;
 
 /// An unpacked decimal128 value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +66,25 @@ pub(crate) fn multiply(a: &Bson, b: &Bson) -> Option<Bson> {
     Some(encode(&product(x, y)))
 }
 
+/// A number as a Decimal128 (a double to 15 digits, as MongoDB's arithmetic converts it);
+/// `None` for anything else.
+pub(crate) fn to_decimal(v: &Bson) -> Option<Bson> {
+    Some(encode(&from_bson(v)?))
+}
+
+/// `a − b` computed in decimal when either is a Decimal128; `None` as for [`add`].
+pub(crate) fn subtract(a: &Bson, b: &Bson) -> Option<Bson> {
+    let (x, y) = operands(a, b)?;
+    Some(encode(&sum(x, negate(y))))
+}
+
+/// `a / b` computed in decimal when either is a Decimal128 (34 digits, half to even); `None`
+/// as for [`add`] and when `b` is zero (the caller reports the division by zero).
+pub(crate) fn divide_values(a: &Bson, b: &Bson) -> Option<Bson> {
+    let (x, y) = operands(a, b)?;
+    Some(encode(&division(x, y)?))
+}
+
 /// `total / count` in decimal (`$avg` of values including a Decimal128); `None` when `total`
 /// is not a Decimal128 or `count` is 0.
 pub(crate) fn divide(total: &Bson, count: u64) -> Option<Bson> {
@@ -70,6 +95,78 @@ pub(crate) fn divide(total: &Bson, count: u64) -> Option<Bson> {
         return None;
     }
     Some(encode(&quotient(decode(d), count)))
+}
+
+/// The exact order of two numbers when either is a Decimal128 (NaN below every number and
+/// equal to itself, -0 equal to 0); `None` when neither is, or one is not a number.
+pub(crate) fn compare(a: &Bson, b: &Bson) -> Option<Ordering> {
+    if !matches!(a, Bson::Decimal128(_)) && !matches!(b, Bson::Decimal128(_)) {
+        return None;
+    }
+    let (x, y) = (for_comparison(a)?, for_comparison(b)?);
+    Some(match (x, y) {
+        (Dec::NaN, Dec::NaN) => Ordering::Equal,
+        (Dec::NaN, _) => Ordering::Less,
+        (_, Dec::NaN) => Ordering::Greater,
+        (x, y) => rank(&x).cmp(&rank(&y)).then_with(|| match (x, y) {
+            (Dec::Finite(x), Dec::Finite(y)) => compare_finite(&x, &y),
+            _ => Ordering::Equal,
+        }),
+    })
+}
+
+/// A number for comparing: a double at its exact value.
+fn for_comparison(v: &Bson) -> Option<Dec> {
+    match v {
+        Bson::Double(d) => Some(from_double_digits(*d, DOUBLE_EXACT_DIGITS)),
+        other => from_bson(other),
+    }
+}
+
+/// −∞, negative, zero, positive, +∞ as -2..=2 (NaN is handled before).
+fn rank(d: &Dec) -> i8 {
+    match d {
+        Dec::Infinity { negative: true } => -2,
+        Dec::Infinity { negative: false } => 2,
+        Dec::Finite(f) if f.digits.is_empty() => 0,
+        Dec::Finite(f) if f.negative => -1,
+        _ => 1,
+    }
+}
+
+/// Two finite values of the same sign (both nonzero, or both zero).
+fn compare_finite(a: &Finite, b: &Finite) -> Ordering {
+    if a.digits.is_empty() || b.digits.is_empty() {
+        return Ordering::Equal;
+    }
+    // The exponent of the leading digit decides first; equal ones leave the exponents at most
+    // a double's exact digits apart, so aligning stays small.
+    let lead = |f: &Finite| i64::from(f.exp) + i64::try_from(f.digits.len()).unwrap_or(0);
+    let magnitude = lead(a).cmp(&lead(b)).then_with(|| {
+        let exp = a.exp.min(b.exp);
+        compare_magnitudes(
+            &scaled(&a.digits, a.exp - exp),
+            &scaled(&b.digits, b.exp - exp),
+        )
+    });
+    if a.negative {
+        magnitude.reverse()
+    } else {
+        magnitude
+    }
+}
+
+fn negate(d: Dec) -> Dec {
+    match d {
+        Dec::NaN => Dec::NaN,
+        Dec::Infinity { negative } => Dec::Infinity {
+            negative: !negative,
+        },
+        Dec::Finite(f) => Dec::Finite(Finite {
+            negative: !f.negative,
+            ..f
+        }),
+    }
 }
 
 /// Both operands as decimals, when one of them is a Decimal128.
@@ -101,6 +198,11 @@ fn from_integer(i: i64) -> Dec {
 /// A double rounded to [`DOUBLE_DIGITS`] significant digits (trailing zeros kept, as MongoDB
 /// keeps them: 0.1 becomes 0.100000000000000).
 fn from_double(d: f64) -> Dec {
+    from_double_digits(d, DOUBLE_DIGITS)
+}
+
+/// A double rounded to `significant` digits, half to even.
+fn from_double_digits(d: f64, significant: usize) -> Dec {
     if d.is_nan() {
         return Dec::NaN;
     }
@@ -117,7 +219,7 @@ fn from_double(d: f64) -> Dec {
     }
     // Rust's `{:e}` with a precision is correctly rounded (half to even on the exact binary
     // value): "d.dddddddddddddde±x".
-    let text = format!("{:.*e}", DOUBLE_DIGITS - 1, d.abs());
+    let text = format!("{:.*e}", significant - 1, d.abs());
     let (mantissa, exp10) = text.split_once('e').unwrap_or((&text, "0"));
     let exp10: i32 = exp10.parse().unwrap_or(0);
     let mut digits: Vec<u8> = mantissa
@@ -127,7 +229,7 @@ fn from_double(d: f64) -> Dec {
         .rev()
         .collect();
     trim(&mut digits);
-    let exp = exp10 - (extra_i32(DOUBLE_DIGITS) - 1);
+    let exp = exp10 - (extra_i32(significant) - 1);
     Dec::Finite(Finite {
         negative,
         digits,
@@ -242,39 +344,82 @@ fn is_negative(d: &Dec) -> bool {
     }
 }
 
-/// `a / count` for a positive count: 34 digits rounded half to even; an exact quotient keeps
-/// the dividend's exponent when it can (IEEE's preferred exponent).
+/// `a / count` for a positive count (see [`quotient_of`]).
 fn quotient(a: Dec, count: u64) -> Dec {
     let Dec::Finite(a) = a else {
         return a;
     };
+    quotient_of(&a, u128::from(count), false, 0)
+}
+
+/// `a / b`; `None` when `b` is zero.
+fn division(a: Dec, b: Dec) -> Option<Dec> {
+    Some(match (a, b) {
+        (Dec::NaN, _) | (_, Dec::NaN) | (Dec::Infinity { .. }, Dec::Infinity { .. }) => Dec::NaN,
+        (Dec::Infinity { negative }, other) => Dec::Infinity {
+            negative: negative != is_negative(&other),
+        },
+        (Dec::Finite(a), Dec::Infinity { negative }) => Dec::Finite(Finite {
+            negative: a.negative != negative,
+            digits: Vec::new(),
+            exp: EXP_MIN,
+        }),
+        (Dec::Finite(a), Dec::Finite(b)) => {
+            if b.digits.is_empty() {
+                return None;
+            }
+            // A coefficient has at most 34 digits, so it fits in a u128.
+            let divisor = b
+                .digits
+                .iter()
+                .rev()
+                .fold(0u128, |acc, digit| acc * 10 + u128::from(*digit));
+            quotient_of(&a, divisor, b.negative, b.exp)
+        }
+    })
+}
+
+/// `a / (divisor × 10^divisor_exp)` for a positive divisor below 10^34: 34 digits rounded half
+/// to even; an exact quotient keeps the preferred exponent (the dividend's minus the
+/// divisor's) when it can, as IEEE 754 divides.
+fn quotient_of(a: &Finite, divisor: u128, divisor_negative: bool, divisor_exp: i32) -> Dec {
+    let negative = a.negative != divisor_negative;
+    let preferred = a.exp - divisor_exp;
     if a.digits.is_empty() {
-        return Dec::Finite(a);
+        return round(
+            Dec::Finite(Finite {
+                negative,
+                digits: Vec::new(),
+                exp: preferred,
+            }),
+            false,
+        );
     }
     // Enough extra digits that the quotient has at least 35 (a guard digit beyond 34).
-    let extra = DIGITS_MAX + 1 + digits_of(u128::from(count)).len();
+    let extra = DIGITS_MAX + 1 + digits_of(divisor).len();
     let dividend = scaled(&a.digits, extra_i32(extra));
     let mut digits = Vec::with_capacity(dividend.len());
+    // remainder < divisor < 10^34, so remainder × 10 + 9 fits in a u128.
     let mut remainder: u128 = 0;
     for digit in dividend.iter().rev() {
         remainder = remainder * 10 + u128::from(*digit);
-        let q = remainder / u128::from(count);
-        remainder %= u128::from(count);
+        let q = remainder / divisor;
+        remainder %= divisor;
         digits.push(digit_u8(q));
     }
     digits.reverse();
     trim(&mut digits);
-    let mut exp = a.exp - extra_i32(extra);
+    let mut exp = preferred - extra_i32(extra);
     if remainder == 0 {
-        // Exact: drop the zeros the scaling added, down to the dividend's exponent.
-        while exp < a.exp && digits.first() == Some(&0) {
+        // Exact: drop the zeros the scaling added, down to the preferred exponent.
+        while exp < preferred && digits.first() == Some(&0) {
             digits.remove(0);
             exp += 1;
         }
     }
     round(
         Dec::Finite(Finite {
-            negative: a.negative,
+            negative,
             digits,
             exp,
         }),
@@ -568,6 +713,74 @@ mod tests {
             "0.6666666666666666666666666666666667"
         );
         assert_eq!(divide(&dec("1"), 0), None);
+    }
+
+    #[test]
+    fn comparisons_are_exact() {
+        use Ordering::{Equal, Greater, Less};
+        let cases = [
+            (dec("9007199254740993"), dec("9007199254740992"), Greater),
+            (dec("0.3"), dec("0.30"), Equal),
+            (dec("-0"), dec("0"), Equal),
+            (dec("-2"), dec("-1"), Less),
+            (dec("1E-6176"), dec("0"), Greater),
+            (dec("1E+2"), Bson::Int32(100), Equal),
+            (dec("9223372036854775807"), Bson::Int64(i64::MAX), Equal),
+            (dec("9223372036854775806.5"), Bson::Int64(i64::MAX), Less),
+            (
+                dec("9007199254740993"),
+                Bson::Double(9_007_199_254_740_992.0),
+                Greater,
+            ),
+            // The double 0.1 is 0.1000000000000000055511151231257827021181583404541015625.
+            (dec("0.1"), Bson::Double(0.1), Less),
+            (
+                dec("0.1000000000000000055511151231257827"),
+                Bson::Double(0.1),
+                Less,
+            ),
+            (dec("0.5"), Bson::Double(0.5), Equal),
+            (dec("NaN"), dec("-Infinity"), Less),
+            (dec("NaN"), Bson::Double(f64::NAN), Equal),
+            (
+                dec("-Infinity"),
+                dec("-9.999999999999999999999999999999999E+6144"),
+                Less,
+            ),
+            (dec("Infinity"), Bson::Double(f64::INFINITY), Equal),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(compare(&a, &b), Some(want), "{a} vs {b}");
+            assert_eq!(compare(&b, &a), Some(want.reverse()), "{b} vs {a}");
+        }
+        assert_eq!(compare(&Bson::Int32(1), &Bson::Double(1.0)), None);
+        assert_eq!(compare(&dec("1"), &Bson::String("1".into())), None);
+    }
+
+    #[test]
+    fn differences_and_quotients_of_decimals() {
+        assert_eq!(text(&subtract(&dec("0.3"), &dec("0.1")).unwrap()), "0.2");
+        assert_eq!(text(&subtract(&dec("1"), &Bson::Int32(3)).unwrap()), "-2");
+        assert_eq!(
+            text(&divide_values(&dec("1"), &Bson::Int32(3)).unwrap()),
+            "0.3333333333333333333333333333333333"
+        );
+        assert_eq!(text(&divide_values(&dec("0.6"), &dec("0.2")).unwrap()), "3");
+        assert_eq!(
+            text(&divide_values(&dec("-6"), &dec("0.2")).unwrap()),
+            "-3E+1"
+        );
+        assert_eq!(text(&divide_values(&dec("1"), &dec("8")).unwrap()), "0.125");
+        assert_eq!(
+            text(&divide_values(&dec("2"), &dec("3")).unwrap()),
+            "0.6666666666666666666666666666666667"
+        );
+        assert_eq!(
+            text(&divide_values(&dec("Infinity"), &Bson::Int32(-2)).unwrap()),
+            "-Infinity"
+        );
+        assert_eq!(divide_values(&dec("1"), &dec("0")), None);
+        assert_eq!(divide_values(&Bson::Int32(1), &Bson::Int32(2)), None);
     }
 
     #[test]

@@ -749,6 +749,9 @@ pub(crate) fn as_f64(v: &Bson) -> Option<f64> {
 
 /// Compares two numbers by value; NaN sorts below every other number and equals itself.
 fn compare_numbers(a: &Bson, b: &Bson) -> Ordering {
+    if let Some(o) = super::decimal::compare(a, b) {
+        return o;
+    }
     if let (Some(x), Some(y)) = (as_exact_i64(a), as_exact_i64(b)) {
         return x.cmp(&y);
     }

@@ -662,8 +662,12 @@ fn plan_index(
                     .as_ref()
                     .or(hi.as_ref())
                     .map(|(v, _)| bracket_bounds(v))?;
+                // A Decimal128 bound widens to every key of its nearest double: keys order
+                // numbers by that double, so values a decimal tells apart share its keys (the
+                // filter rechecks each document).
                 let start = match lo {
                     None => concat(&p, &[bracket_of.0]),
+                    Some((v @ Bson::Decimal128(_), _)) => concat(&p, &keys::number_bucket(v)),
                     Some((v, incl)) => {
                         let k = concat(&p, &keys::encode_key_value(v, index.format));
                         if *incl { k } else { prefix_successor(&k)? }
@@ -671,6 +675,9 @@ fn plan_index(
                 };
                 let end = match hi {
                     None => concat(&p, &[bracket_of.1]),
+                    Some((v @ Bson::Decimal128(_), _)) => {
+                        prefix_successor(&concat(&p, &keys::number_bucket(v)))?
+                    }
                     Some((v, incl)) => {
                         let k = concat(&p, &keys::encode_key_value(v, index.format));
                         if *incl { prefix_successor(&k)? } else { k }

@@ -12,7 +12,10 @@
 //! The value encoding is prefix-free (no encoding is a prefix of another) and its byte order is
 //! MongoDB's value order, so `compare(a, b)` and `encode_value(a).cmp(&encode_value(b))`
 //! agree. Numbers of every type that are equal by value encode identically, as MongoDB indexes
-//! them.
+//! them. The exception is Decimal128: a decimal encodes as its nearest double, so decimals
+//! that differ beyond a double's precision (and such a decimal beside an integer above 2^53)
+//! share or swap keys while `compare` orders them exactly; the planner widens decimal range
+//! bounds to the whole double's keys and the filter rechecks every document.
 //!
 //! Numbers have two layouts ([`KeyFormat`]); a collection's record says which one all of its
 //! document and index keys use, so stores written before the shorter one keep reading.
@@ -161,6 +164,16 @@ fn encode_number(v: &Bson, format: KeyFormat, out: &mut Vec<u8>) {
             out.extend_from_slice(&remainder);
         }
     }
+}
+
+/// The prefix every key of a number with `v`'s nearest double starts with (the tag and the
+/// double's bits), in either layout.
+pub(crate) fn number_bucket(v: &Bson) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(tag::NUMBER);
+    let d = super::document::as_f64(v).unwrap_or(f64::NAN);
+    out.extend_from_slice(&double_bits(d).to_be_bytes());
+    out
 }
 
 /// `i - d` exactly, where `d` is `i` rounded to a double (at most 2^10 in magnitude).
