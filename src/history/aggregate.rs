@@ -12,14 +12,19 @@ use super::document::{self, compare, get_path, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::{Filter, Projection, Sort};
 use super::update::{set_path, unset_path};
-use super::{BLOCKING_BYTES_MAX, FindOptions, History, PIPELINE_STAGES_MAX};
+use super::{BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX};
 
-/// Runs a pipeline over `db.coll`.
+/// Bytes charged for one accumulator's state in a group, beside the values it holds.
+const ACC_STATE_BYTES: usize = 16;
+
+/// Runs a pipeline over `db.coll`. Each blocking stage (`$sort`, `$group`, `$lookup`,
+/// `$unwind`) accounts the bytes it holds against its own limit, raised by `allow_disk_use`.
 pub(crate) fn run(
     history: &History,
     db: &str,
     coll: &str,
     pipeline: &[Document],
+    allow_disk_use: bool,
 ) -> Result<Vec<Document>> {
     if pipeline.len() > PIPELINE_STAGES_MAX {
         return Err(Error::TooMany {
@@ -40,7 +45,10 @@ pub(crate) fn run(
         stages.push((name.as_str(), arg));
     }
     // Push a leading $match and $sort into the find planner.
-    let mut options = FindOptions::default();
+    let mut options = FindOptions {
+        allow_disk_use,
+        ..FindOptions::default()
+    };
     let mut filter = Document::new();
     let mut rest = stages.as_slice();
     if let Some(((name, Bson::Document(m)), tail)) = rest.split_first()
@@ -54,10 +62,22 @@ pub(crate) fn run(
     {
         options.sort = Some(s.clone());
         rest = tail;
+        // A $limit right after the sort: the find keeps only that many (a top-k sort).
+        if let Some((name, arg)) = rest.first()
+            && *name == "$limit"
+        {
+            options.limit = Some(u64::try_from(count_arg(arg, "$limit")?).unwrap_or(u64::MAX));
+        }
     }
-    let mut docs = history.find(db, coll, &filter, &options)?;
-    for (name, arg) in rest {
-        docs = stage(history, db, name, arg, docs)?;
+    let mut docs = history.find_in(Executor::Aggregation, db, coll, &filter, &options)?;
+    let budget = |stage| history.budget(Executor::Aggregation, stage, allow_disk_use);
+    for (i, (name, arg)) in rest.iter().enumerate() {
+        // A $sort followed by $limit keeps only that many documents while sorting.
+        let next_limit = match rest.get(i + 1) {
+            Some(("$limit", limit)) => Some(count_arg(limit, "$limit")?),
+            _ => None,
+        };
+        docs = stage(history, db, name, arg, docs, next_limit, &budget)?;
     }
     Ok(docs)
 }
@@ -68,6 +88,8 @@ fn stage(
     name: &str,
     arg: &Bson,
     docs: Vec<Document>,
+    next_limit: Option<usize>,
+    budget: &dyn Fn(&'static str) -> MemoryBudget,
 ) -> Result<Vec<Document>> {
     let doc_arg = || match arg {
         Bson::Document(d) => Ok(d),
@@ -125,9 +147,11 @@ fn stage(
         }
         "$sort" => {
             let s = Sort::parse(doc_arg()?)?;
-            let mut out = docs;
-            out.sort_by(|a, b| s.compare(a, b));
-            out
+            let mut held = BlockingSort::new(&s, next_limit, budget("$sort"));
+            for d in docs {
+                held.push(d)?;
+            }
+            held.finish()
         }
         "$limit" => {
             let n = count_arg(arg, "$limit")?;
@@ -160,9 +184,9 @@ fn stage(
                 vec![d]
             }
         }
-        "$unwind" => unwind(arg, docs)?,
-        "$group" => group(doc_arg()?, docs)?,
-        "$lookup" => lookup(history, db, doc_arg()?, docs)?,
+        "$unwind" => unwind(arg, docs, budget("$unwind"))?,
+        "$group" => group(doc_arg()?, docs, budget("$group"))?,
+        "$lookup" => lookup(history, db, doc_arg()?, docs, budget("$lookup"))?,
         other => return Err(Error::Unsupported(format!("aggregation stage {other}"))),
     })
 }
@@ -225,7 +249,8 @@ fn project(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
     Ok(out)
 }
 
-fn unwind(arg: &Bson, docs: Vec<Document>) -> Result<Vec<Document>> {
+/// `$unwind`; the copies it makes of each document count against `held`.
+fn unwind(arg: &Bson, docs: Vec<Document>, mut held: MemoryBudget) -> Result<Vec<Document>> {
     let (path, index_field, preserve) = match arg {
         Bson::String(s) => (s.clone(), None, false),
         Bson::Document(d) => (
@@ -261,6 +286,7 @@ fn unwind(arg: &Bson, docs: Vec<Document>) -> Result<Vec<Document>> {
                             Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)),
                         )?;
                     }
+                    held.charge(document::bson_size(&copy))?;
                     out.push(copy);
                 }
             }
@@ -302,7 +328,8 @@ enum Acc {
     AddToSet(Vec<Bson>),
 }
 
-fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
+/// `$group`; each group's key, accumulator state and held values count against `held`.
+fn group(spec: &Document, docs: Vec<Document>, mut held: MemoryBudget) -> Result<Vec<Document>> {
     let id_expr = spec
         .get("_id")
         .ok_or_else(|| Error::bad("a group specification must include an _id"))?;
@@ -331,7 +358,6 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
         accs.push((field, op.as_str(), expr));
     }
     let mut groups: Vec<(Bson, Vec<Acc>)> = Vec::new();
-    let mut bytes = 0usize;
     for d in &docs {
         let key = eval(id_expr, d)?;
         let pos = groups.iter().position(|(k, _)| {
@@ -353,6 +379,9 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                         _ => Acc::AddToSet(Vec::new()),
                     })
                     .collect();
+                held.charge(
+                    document::value_size(&key).saturating_add(ACC_STATE_BYTES * accs.len()),
+                )?;
                 groups.push((key, fresh));
                 groups.len() - 1
             }
@@ -362,7 +391,6 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
         };
         for ((_, _, expr), acc) in accs.iter().zip(state.iter_mut()) {
             let v = eval_opt(expr, d)?;
-            bytes += 16;
             match acc {
                 // Numbers only: missing and other types are skipped.
                 Acc::Sum(total) => {
@@ -382,7 +410,7 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                         && m.as_ref()
                             .is_none_or(|cur| compare(&v, cur) == Ordering::Less)
                     {
-                        *m = Some(v);
+                        replace_held(m, v, &mut held)?;
                     }
                 }
                 Acc::Max(m) => {
@@ -390,33 +418,32 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
                         && m.as_ref()
                             .is_none_or(|cur| compare(&v, cur) == Ordering::Greater)
                     {
-                        *m = Some(v);
+                        replace_held(m, v, &mut held)?;
                     }
                 }
                 // Missing counts as null.
                 Acc::First(f) => {
                     if f.is_none() {
-                        *f = Some(v.unwrap_or(Bson::Null));
+                        replace_held(f, v.unwrap_or(Bson::Null), &mut held)?;
                     }
                 }
-                Acc::Last(l) => *l = Some(v.unwrap_or(Bson::Null)),
+                Acc::Last(l) => replace_held(l, v.unwrap_or(Bson::Null), &mut held)?,
                 // Missing adds nothing.
-                Acc::Push(items) => items.extend(v),
+                Acc::Push(items) => {
+                    if let Some(v) = v {
+                        held.charge(document::value_size(&v))?;
+                        items.push(v);
+                    }
+                }
                 Acc::AddToSet(items) => {
                     if let Some(v) = v
                         && !items.iter().any(|x| values_equal(x, &v))
                     {
+                        held.charge(document::value_size(&v))?;
                         items.push(v);
                     }
                 }
             }
-        }
-        if bytes > BLOCKING_BYTES_MAX {
-            return Err(Error::TooMany {
-                what: "bytes of $group state",
-                len: bytes,
-                max: BLOCKING_BYTES_MAX,
-            });
         }
     }
     Ok(groups
@@ -444,6 +471,16 @@ fn group(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
             d
         })
         .collect())
+}
+
+/// Puts `v` in an accumulator's slot, accounting the change in held bytes.
+fn replace_held(slot: &mut Option<Bson>, v: Bson, held: &mut MemoryBudget) -> Result<()> {
+    if let Some(old) = slot.as_ref() {
+        held.release(document::value_size(old));
+    }
+    held.charge(document::value_size(&v))?;
+    *slot = Some(v);
+    Ok(())
 }
 
 /// `$add`/`$sum` of two numbers: integers exactly (int64 on int32 overflow, a double on int64
@@ -483,6 +520,7 @@ fn lookup(
     db: &str,
     spec: &Document,
     docs: Vec<Document>,
+    mut held: MemoryBudget,
 ) -> Result<Vec<Document>> {
     let field = |k: &str| {
         spec.get_str(k)
@@ -494,7 +532,18 @@ fn lookup(
         field("foreignField")?,
         field("as")?,
     );
-    let foreign_docs = history.find(db, from, &Document::new(), &FindOptions::default())?;
+    // The foreign collection is read once and held; it and every joined copy count
+    // against `held`.
+    let foreign_docs = history.find_in(
+        Executor::Aggregation,
+        db,
+        from,
+        &Document::new(),
+        &FindOptions::default(),
+    )?;
+    for f in &foreign_docs {
+        held.charge(document::bson_size(f))?;
+    }
     let local_parts = split_path(local)?;
     let foreign_parts = split_path(foreign)?;
     let as_parts = split_path(as_field)?;
@@ -505,6 +554,7 @@ fn lookup(
             Bson::Array(a) => a,
             v => vec![v],
         };
+        let mut matched_bytes = 0usize;
         let matched: Vec<Bson> = foreign_docs
             .iter()
             .filter(|f| {
@@ -517,8 +567,12 @@ fn lookup(
                     .iter()
                     .any(|l| fvs.iter().any(|x| values_equal(l, x)))
             })
-            .map(|f| Bson::Document(f.clone()))
+            .map(|f| {
+                matched_bytes = matched_bytes.saturating_add(document::bson_size(f));
+                Bson::Document(f.clone())
+            })
             .collect();
+        held.charge(matched_bytes)?;
         set_path(&mut d, &as_parts, Bson::Array(matched))?;
         out.push(d);
     }
@@ -725,4 +779,183 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
             .fold(Bson::Int32(0), |acc, v| add(&acc, &v)),
         other => return Err(Error::Unsupported(format!("expression operator {other}"))),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::{Document, doc};
+
+    use super::super::{AggregateOptions, FindOptions, History, document};
+
+    fn open() -> (tempfile::TempDir, History) {
+        let (dir, h) = History::open_temporary();
+        let docs: Vec<Document> = (0..10)
+            .map(|i| doc! {"_id": i, "k": i % 3, "s": "x".repeat(100), "arr": [1, 2]})
+            .collect();
+        h.insert_many("db", "c", docs).unwrap();
+        h.insert_many(
+            "db",
+            "f",
+            vec![doc! {"_id": 0, "n": "zero"}, doc! {"_id": 1, "n": "one"}],
+        )
+        .unwrap();
+        (dir, h)
+    }
+
+    fn bytes(docs: &[Document]) -> usize {
+        docs.iter().map(document::bson_size).sum()
+    }
+
+    /// Runs `pipeline` with the blocking limit at `max` and at `max - 1`: the first succeeds,
+    /// the second fails with code 292 and MongoDB's text naming `stage`.
+    fn at_limit(h: &History, pipeline: &[Document], max: usize, cause: &str) {
+        h.set_blocking_bytes_max(max);
+        h.aggregate("db", "c", pipeline).unwrap();
+        h.set_blocking_bytes_max(max - 1);
+        let e = h.aggregate("db", "c", pipeline).unwrap_err();
+        assert_eq!(
+            (e.code(), e.code_name()),
+            (292, "QueryExceededMemoryLimitNoDiskUseAllowed")
+        );
+        let cause = cause.replace("{max}", &(max - 1).to_string());
+        assert_eq!(
+            e.to_string(),
+            format!("PlanExecutor error during aggregation :: caused by :: {cause}"),
+        );
+        // allowDiskUse raises the limit (this store keeps everything in memory).
+        let options = AggregateOptions {
+            allow_disk_use: true,
+        };
+        h.aggregate_with("db", "c", pipeline, options).unwrap();
+    }
+
+    #[test]
+    fn each_blocking_stage_holds_at_most_its_memory_limit() {
+        let (_d, h) = open();
+        let all = h
+            .find("db", "c", &doc! {}, &FindOptions::default())
+            .unwrap();
+        // $sort holds every document ($skip keeps it out of the find).
+        let sort = [doc! {"$skip": 0}, doc! {"$sort": {"k": 1}}];
+        at_limit(
+            &h,
+            &sort,
+            bytes(&all),
+            "Sort exceeded memory limit of {max} bytes, but did not opt in to external sorting.",
+        );
+        // A leading $sort runs in the find, and names the aggregation.
+        at_limit(
+            &h,
+            &[doc! {"$sort": {"k": 1}}],
+            bytes(&all),
+            "Sort exceeded memory limit of {max} bytes, but did not opt in to external sorting.",
+        );
+        // A $limit after the sort keeps only about twice that many documents held.
+        let one = document::bson_size(&all[0]);
+        h.set_blocking_bytes_max(4 * one);
+        let top = [
+            doc! {"$skip": 0},
+            doc! {"$sort": {"k": -1}},
+            doc! {"$limit": 2},
+        ];
+        assert_eq!(h.aggregate("db", "c", &top).unwrap().len(), 2);
+        // $group: per group its key and 16 bytes per accumulator, plus the values pushed.
+        let group = [doc! {"$group": {"_id": "$k", "s": {"$push": "$s"}}}];
+        at_limit(
+            &h,
+            &group,
+            3 * (4 + 16) + 10 * (5 + 100),
+            "Exceeded memory limit for $group, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+        // $unwind: the copies it makes.
+        let unwind = [doc! {"$unwind": "$arr"}];
+        h.set_blocking_bytes_max(usize::MAX);
+        let copies = h.aggregate("db", "c", &unwind).unwrap();
+        at_limit(
+            &h,
+            &unwind,
+            bytes(&copies),
+            "Exceeded memory limit for $unwind, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+        // $lookup: the foreign collection once, and every joined copy.
+        let lookup =
+            [doc! {"$lookup": {"from": "f", "localField": "k", "foreignField": "_id", "as": "j"}}];
+        let foreign = h
+            .find("db", "f", &doc! {}, &FindOptions::default())
+            .unwrap();
+        let joined: usize = all
+            .iter()
+            .map(|d| {
+                let k = d.get_i32("k").unwrap();
+                usize::try_from(k).map_or(0, |k| foreign.get(k).map_or(0, document::bson_size))
+            })
+            .sum();
+        at_limit(
+            &h,
+            &lookup,
+            bytes(&foreign) + joined,
+            "Exceeded memory limit for $lookup, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+    }
+
+    #[test]
+    fn allow_disk_use_raises_the_limit_to_a_bounded_one() {
+        let (_d, h) = open();
+        let all = h
+            .find("db", "c", &doc! {}, &FindOptions::default())
+            .unwrap();
+        let factor = super::super::BLOCKING_BYTES_DISK_USE_MAX / super::super::BLOCKING_BYTES_MAX;
+        let total = bytes(&all);
+        let options = AggregateOptions {
+            allow_disk_use: true,
+        };
+        let sort = [doc! {"$skip": 0}, doc! {"$sort": {"k": 1}}];
+        h.set_blocking_bytes_max(total.div_ceil(factor));
+        h.aggregate_with("db", "c", &sort, options).unwrap();
+        h.set_blocking_bytes_max(total.div_ceil(factor) - 1);
+        let e = h.aggregate_with("db", "c", &sort, options).unwrap_err();
+        assert_eq!((e.code(), e.code_name()), (146, "ExceededMemoryLimit"));
+    }
+
+    #[test]
+    fn a_find_sort_without_an_index_holds_at_most_the_limit() {
+        let (_d, h) = open();
+        let all = h
+            .find("db", "c", &doc! {}, &FindOptions::default())
+            .unwrap();
+        let sorted = FindOptions {
+            sort: Some(doc! {"k": 1}),
+            ..FindOptions::default()
+        };
+        h.set_blocking_bytes_max(bytes(&all));
+        assert_eq!(h.find("db", "c", &doc! {}, &sorted).unwrap().len(), 10);
+        h.set_blocking_bytes_max(bytes(&all) - 1);
+        let e = h.find("db", "c", &doc! {}, &sorted).unwrap_err();
+        assert_eq!(e.code(), 292);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Executor error during find command :: caused by :: Sort exceeded memory limit \
+                 of {} bytes, but did not opt in to external sorting.",
+                bytes(&all) - 1
+            )
+        );
+        // With a limit it is a top-k sort: about twice the limit is held.
+        let top = FindOptions {
+            limit: Some(2),
+            ..sorted.clone()
+        };
+        h.set_blocking_bytes_max(4 * document::bson_size(&all[0]));
+        assert_eq!(h.find("db", "c", &doc! {}, &top).unwrap().len(), 2);
+        // allowDiskUse raises it.
+        let disk = FindOptions {
+            allow_disk_use: true,
+            ..sorted
+        };
+        h.set_blocking_bytes_max(bytes(&all) - 1);
+        assert_eq!(h.find("db", "c", &doc! {}, &disk).unwrap().len(), 10);
+    }
 }

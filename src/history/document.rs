@@ -731,6 +731,53 @@ fn as_exact_i64(v: &Bson) -> Option<i64> {
     }
 }
 
+/// The BSON encoded size of a document in bytes, computed without encoding it (memory
+/// accounting of blocking stages).
+#[must_use]
+pub(crate) fn bson_size(doc: &Document) -> usize {
+    // Length prefix, then each element's type byte, name and NUL, then the trailing NUL.
+    5 + doc
+        .iter()
+        .map(|(k, v)| 2 + k.len() + value_size(v))
+        .sum::<usize>()
+}
+
+/// The BSON encoded size of a value (without its type byte and name).
+#[must_use]
+pub(crate) fn value_size(v: &Bson) -> usize {
+    match v {
+        Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey => 0,
+        Bson::Boolean(_) => 1,
+        Bson::Int32(_) => 4,
+        Bson::Int64(_) | Bson::Double(_) | Bson::DateTime(_) | Bson::Timestamp(_) => 8,
+        Bson::ObjectId(_) => 12,
+        Bson::Decimal128(_) => 16,
+        Bson::String(x) | Bson::Symbol(x) | Bson::JavaScriptCode(x) => 5 + x.len(),
+        Bson::Document(d) => bson_size(d),
+        Bson::Array(a) => {
+            5 + a
+                .iter()
+                .enumerate()
+                .map(|(i, el)| 2 + decimal_digits(i) + value_size(el))
+                .sum::<usize>()
+        }
+        Bson::Binary(b) => 5 + b.bytes.len(),
+        Bson::RegularExpression(r) => 2 + r.pattern.len() + r.options.len(),
+        Bson::JavaScriptCodeWithScope(c) => 4 + 5 + c.code.len() + bson_size(&c.scope),
+        Bson::DbPointer(_) => 5 + 12 + 32,
+    }
+}
+
+/// Digits of an array index written as a BSON element name.
+fn decimal_digits(mut i: usize) -> usize {
+    let mut n = 1;
+    while i >= 10 {
+        i /= 10;
+        n += 1;
+    }
+    n
+}
+
 /// A numeric value as `f64` (decimals through their string form).
 #[must_use]
 pub(crate) fn as_f64(v: &Bson) -> Option<f64> {
@@ -1011,6 +1058,21 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 mod tests {
     use super::*;
     use bson::doc;
+
+    #[test]
+    fn bson_size_is_the_encoded_length() {
+        let d = doc! {
+            "_id": bson::oid::ObjectId::new(),
+            "i": 1, "l": 2_i64, "f": 0.5, "s": "text", "b": true, "n": null,
+            "dec": Bson::Decimal128("1.5".parse().unwrap()),
+            "t": bson::DateTime::from_millis(5),
+            "ts": bson::Timestamp { time: 1, increment: 2 },
+            "bin": bson::Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+            "re": bson::Regex { pattern: "a.*".try_into().unwrap(), options: "i".try_into().unwrap() },
+            "sub": {"a": [1, "x", {"y": [[]]}], "long": (0..12).collect::<Vec<i32>>()},
+        };
+        assert_eq!(bson_size(&d), d.to_vec().unwrap().len());
+    }
 
     /// What the Document path stores for `json` upserted with `id`: bson's conversion from
     /// JSON, `_id` replaced and moved first, then encoded.

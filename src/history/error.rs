@@ -63,6 +63,23 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A blocking stage (an in-memory sort, `$group`, the documents `$lookup` joins, the copies
+    /// `$unwind` makes) would hold more bytes (BSON size) than its limit: MongoDB's code 292
+    /// QueryExceededMemoryLimitNoDiskUseAllowed, or code 146 ExceededMemoryLimit when
+    /// `allowDiskUse` raised the limit (this store has no disk to spill to).
+    #[error("{}", memory_limit_message(*.executor, .stage, *.max, *.allow_disk_use))]
+    MemoryLimitExceeded {
+        /// The command the stage ran in (for MongoDB's message).
+        executor: Executor,
+        /// The stage, as MongoDB names it (`$sort`, `$group` …).
+        stage: &'static str,
+        /// Bytes the stage would have held.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+        /// Whether the request passed `allowDiskUse: true`.
+        allow_disk_use: bool,
+    },
     /// A filter, projection, sort, update, pipeline or option is malformed (MongoDB code 2).
     #[error("{0}")]
     BadValue(String),
@@ -168,6 +185,44 @@ pub enum Error {
     LockPoisoned,
 }
 
+/// The command a blocking stage runs in, which MongoDB's error text names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Executor {
+    /// A `find` (its in-memory sort).
+    Find,
+    /// An `aggregate`.
+    Aggregation,
+}
+
+/// MongoDB's text for a blocking stage over its memory limit.
+fn memory_limit_message(
+    executor: Executor,
+    stage: &str,
+    max: usize,
+    allow_disk_use: bool,
+) -> String {
+    let prefix = match executor {
+        Executor::Find => "Executor error during find command",
+        Executor::Aggregation => "PlanExecutor error during aggregation",
+    };
+    let cause = if allow_disk_use {
+        format!(
+            "Exceeded memory limit for {stage} of {max} bytes even with allowDiskUse:true; \
+             this store keeps blocking stages in memory and cannot spill them to disk."
+        )
+    } else if stage == "$sort" {
+        format!(
+            "Sort exceeded memory limit of {max} bytes, but did not opt in to external sorting."
+        )
+    } else {
+        format!(
+            "Exceeded memory limit for {stage}, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in."
+        )
+    };
+    format!("{prefix} :: caused by :: {cause}")
+}
+
 impl<T> From<std::sync::PoisonError<T>> for Error {
     fn from(_: std::sync::PoisonError<T>) -> Self {
         Self::LockPoisoned
@@ -201,6 +256,14 @@ impl Error {
             Self::DocumentTooLarge { .. } | Self::KeyTooLarge { .. } => 10334,
             Self::NestingTooDeep { .. } | Self::PathTooLong { .. } => 15,
             Self::TooMany { .. } | Self::BadValue(_) => 2,
+            Self::MemoryLimitExceeded {
+                allow_disk_use: false,
+                ..
+            } => 292,
+            Self::MemoryLimitExceeded {
+                allow_disk_use: true,
+                ..
+            } => 146,
             Self::Unsupported(_) => 115,
             Self::Update { code, .. } => *code,
             Self::DuplicateKey { .. } => 11000,
@@ -228,6 +291,8 @@ impl Error {
             15 => "Overflow",
             2 => "BadValue",
             115 => "CommandNotSupported",
+            292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
+            146 => "ExceededMemoryLimit",
             11000 => "DuplicateKey",
             86 => "IndexKeySpecsConflict",
             27 => "IndexNotFound",

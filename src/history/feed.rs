@@ -662,8 +662,7 @@ mod tests {
     use bson::doc;
 
     use super::{ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope};
-    use crate::clock::ManualClock;
-    use crate::history::{History, HistoryConfig, UpdateOptions};
+    use crate::history::{History, UpdateOptions};
 
     fn drain_whole(s: &mut ChangeStream) -> Vec<bson::Document> {
         s.try_next_batch(100).unwrap().events
@@ -671,13 +670,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_split_stream_gives_the_same_events_as_a_whole_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(
-            dir.path(),
-            HistoryConfig::default(),
-            ManualClock::shared(1_000),
-        )
-        .unwrap();
+        let (_dir, h) = History::open_temporary();
         for full_document in [
             FullDocument::Default,
             FullDocument::UpdateLookup,

@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
 
-pub use error::{Error, Result};
+pub use error::{Error, Executor, Result};
 pub(crate) use feed::SplitEvent;
 pub use feed::{
     ChangeBatch, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
@@ -114,8 +114,16 @@ pub const PLAN_RANGES_MAX: usize = 256;
 pub const PIPELINE_STAGES_MAX: usize = 1_000;
 /// Most null elements an update may add to pad an array.
 pub const ARRAY_PAD_MAX: usize = 1_000_000;
-/// Most bytes of documents a blocking (in-memory) sort or group may hold (MongoDB: 100 MB).
+/// Most bytes (BSON size) one blocking stage may hold: an in-memory sort (of `find` or
+/// `$sort`), `$group`'s groups and accumulated values, the documents `$lookup` joins, the
+/// copies `$unwind` makes. MongoDB's `internalQueryMaxBlockingSortMemoryUsageBytes` and
+/// `internalDocumentSourceGroupMaxMemoryBytes`, 100 MiB; beyond it the request fails with code
+/// 292 unless it passed `allowDiskUse`.
 pub const BLOCKING_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// Most bytes one blocking stage may hold when the request passed `allowDiskUse: true`. This
+/// store has no external sort, so opting in raises the in-memory limit instead, to a bound
+/// that still protects the process; beyond it the request fails with code 146.
+pub const BLOCKING_BYTES_DISK_USE_MAX: usize = 4 * BLOCKING_BYTES_MAX;
 /// Most oplog entries one change-stream read scans.
 pub const OPLOG_READ_BATCH_MAX: usize = 1_024;
 /// Most oplog entries one retention pass deletes.
@@ -126,6 +134,15 @@ pub const OPLOG_BYTES_MAX: u64 = 1 << 40;
 /// many large documents) is freed instead of being held for good.
 const WRITE_SET_SPARE_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+const _: () = assert!(
+    BLOCKING_BYTES_DISK_USE_MAX.is_multiple_of(BLOCKING_BYTES_MAX)
+        && BLOCKING_BYTES_DISK_USE_MAX > BLOCKING_BYTES_MAX,
+    "allowDiskUse raises the limit by a whole factor"
+);
+const _: () = assert!(
+    BLOCKING_BYTES_MAX >= DOCUMENT_BYTES_MAX,
+    "a blocking stage holds at least one largest document"
+);
 const _: () = assert!(
     DOCUMENT_BYTES_MAX < u32::MAX as usize,
     "fjall values must stay below 4 GiB"
@@ -226,6 +243,17 @@ pub struct FindOptions {
     pub skip: u64,
     /// Most documents to return (`None` = all).
     pub limit: Option<u64>,
+    /// MongoDB's `allowDiskUse`: an in-memory sort may hold up to
+    /// [`BLOCKING_BYTES_DISK_USE_MAX`] instead of [`BLOCKING_BYTES_MAX`] (nothing spills).
+    pub allow_disk_use: bool,
+}
+
+/// Options of [`History::aggregate_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AggregateOptions {
+    /// MongoDB's `allowDiskUse`: each blocking stage may hold up to
+    /// [`BLOCKING_BYTES_DISK_USE_MAX`] instead of [`BLOCKING_BYTES_MAX`] (nothing spills).
+    pub allow_disk_use: bool,
 }
 
 /// Options of the update calls.
@@ -600,6 +628,8 @@ pub(crate) struct Inner {
     /// Mirrors `WriterState::{trimmed_through, last_seq}` for lock-free readers.
     bounds: RwLock<(u64, u64)>,
     notifier: feed::Notifier,
+    /// [`BLOCKING_BYTES_MAX`]; tests lower it so they need not hold 100 MiB.
+    blocking_bytes_max: std::sync::atomic::AtomicUsize,
 }
 
 /// Checks a database name.
@@ -706,6 +736,7 @@ impl History {
             store,
             clock,
             config,
+            blocking_bytes_max: std::sync::atomic::AtomicUsize::new(BLOCKING_BYTES_MAX),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -804,7 +835,22 @@ impl History {
         filter: &Document,
         options: &FindOptions,
     ) -> Result<Vec<Document>> {
-        Ok(self.find_explained(db, coll, filter, options, false)?.0)
+        self.find_in(Executor::Find, db, coll, filter, options)
+    }
+
+    /// [`History::find`] run by `executor` (an aggregation's first stages name the
+    /// aggregation in their errors).
+    pub(crate) fn find_in(
+        &self,
+        executor: Executor,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        options: &FindOptions,
+    ) -> Result<Vec<Document>> {
+        Ok(self
+            .find_explained(db, coll, filter, options, false, executor)?
+            .0)
     }
 
     /// The first document matching `filter`, projected.
@@ -864,7 +910,7 @@ impl History {
         filter: &Document,
         options: &FindOptions,
     ) -> Result<Document> {
-        self.find_explained(db, coll, filter, options, true)?
+        self.find_explained(db, coll, filter, options, true, Executor::Find)?
             .1
             .ok_or_else(|| Error::bad("no plan"))
     }
@@ -876,6 +922,7 @@ impl History {
         filter: &Document,
         options: &FindOptions,
         explain: bool,
+        executor: Executor,
     ) -> Result<(Vec<Document>, Option<Document>)> {
         check_collection_name(db, coll)?;
         let parsed = Filter::parse(filter)?;
@@ -900,6 +947,7 @@ impl History {
             options.skip,
             options.limit,
             &mut stats,
+            self.inner.budget(executor, "$sort", options.allow_disk_use),
         )?;
         let docs: Vec<Document> = match &projection {
             Some(p) => docs.iter().map(|d| p.apply(d)).collect(),
@@ -1059,8 +1107,57 @@ impl History {
     /// # Errors
     /// [`Error::BadValue`]/[`Error::Unsupported`] for malformed or unknown stages; limits.
     pub fn aggregate(&self, db: &str, coll: &str, pipeline: &[Document]) -> Result<Vec<Document>> {
+        self.aggregate_with(db, coll, pipeline, AggregateOptions::default())
+    }
+
+    /// As [`History::aggregate`], with options.
+    ///
+    /// # Errors
+    /// As [`History::aggregate`]; [`Error::MemoryLimitExceeded`] when a blocking stage would
+    /// hold more than [`BLOCKING_BYTES_MAX`] (or [`BLOCKING_BYTES_DISK_USE_MAX`] with
+    /// `allow_disk_use`).
+    pub fn aggregate_with(
+        &self,
+        db: &str,
+        coll: &str,
+        pipeline: &[Document],
+        options: AggregateOptions,
+    ) -> Result<Vec<Document>> {
         check_collection_name(db, coll)?;
-        aggregate::run(self, db, coll, pipeline)
+        aggregate::run(self, db, coll, pipeline, options.allow_disk_use)
+    }
+
+    /// A memory account for one blocking stage.
+    pub(crate) fn budget(
+        &self,
+        executor: Executor,
+        stage: &'static str,
+        allow_disk_use: bool,
+    ) -> MemoryBudget {
+        self.inner.budget(executor, stage, allow_disk_use)
+    }
+
+    /// A store in a fresh temporary directory on a manual clock, for unit tests. Keep the
+    /// directory alive as long as the store.
+    #[cfg(test)]
+    pub(crate) fn open_temporary() -> (tempfile::TempDir, Self) {
+        let dir = tempfile::tempdir().unwrap();
+        let h = Self::open(
+            dir.path(),
+            HistoryConfig::default(),
+            crate::clock::ManualClock::shared(1_000),
+        )
+        .unwrap();
+        (dir, h)
+    }
+
+    /// Lowers [`BLOCKING_BYTES_MAX`] for tests (the `allowDiskUse` limit scales with it).
+    #[cfg(test)]
+    pub(crate) fn set_blocking_bytes_max(&self, max: usize) {
+        self.inner.blocking_bytes_max.store(
+            max.min(BLOCKING_BYTES_MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Applies several writes and metadata entries as ONE atomic batch: documents, their index
@@ -1598,6 +1695,7 @@ impl Inner {
         skip: u64,
         limit: Option<u64>,
         stats: &mut ExecStats,
+        budget: MemoryBudget,
     ) -> Result<Vec<Document>> {
         let blocking = sort.is_some_and(|s| !s.is_empty()) && !plan.sorted;
         // Point plans know how many documents they can return at most (at most
@@ -1612,8 +1710,12 @@ impl Inner {
             Access::Index { .. } | Access::Scan => 0,
         });
         let mut skipped = 0u64;
-        let mut bytes = 0usize;
         let limit = limit.filter(|l| *l > 0);
+        // With a limit only the first skip + limit documents are kept (a top-k sort).
+        let mut held = sort.filter(|_| blocking).map(|s| {
+            let keep = limit.map(|l| usize::try_from(skip.saturating_add(l)).unwrap_or(usize::MAX));
+            BlockingSort::new(s, keep, budget)
+        });
         self.execute(
             meta,
             plan,
@@ -1621,16 +1723,8 @@ impl Inner {
                 if !filter.matches(&doc) {
                     return Ok(true);
                 }
-                if blocking {
-                    bytes += doc_size_estimate(&doc);
-                    if bytes > BLOCKING_BYTES_MAX {
-                        return Err(Error::TooMany {
-                            what: "bytes of an in-memory sort",
-                            len: bytes,
-                            max: BLOCKING_BYTES_MAX,
-                        });
-                    }
-                    out.push(doc);
+                if let Some(held) = held.as_mut() {
+                    held.push(doc)?;
                     return Ok(true);
                 }
                 if skipped < skip {
@@ -1642,10 +1736,8 @@ impl Inner {
             },
             stats,
         )?;
-        if blocking {
-            if let Some(s) = sort {
-                out.sort_by(|a, b| s.compare(a, b));
-            }
+        if let Some(held) = held {
+            out = held.finish();
             let start = usize::try_from(skip).unwrap_or(usize::MAX).min(out.len());
             out.drain(..start);
             if let Some(l) = limit {
@@ -1666,21 +1758,111 @@ fn append_event_key(out: &mut Vec<u8>, w: &RawWriter, id: &Bson) -> Result<()> {
     key.close(out)
 }
 
-/// A cheap size estimate for memory bounds (BSON length without encoding).
-fn doc_size_estimate(doc: &Document) -> usize {
-    fn value(v: &Bson) -> usize {
-        match v {
-            Bson::String(s) => s.len() + 5,
-            Bson::Document(d) => doc_size_estimate(d),
-            Bson::Array(a) => a.iter().map(value).sum::<usize>() + 5 + a.len() * 4,
-            Bson::Binary(b) => b.bytes.len() + 5,
-            _ => 8,
+/// One blocking stage's account of the bytes it holds, against its limit.
+#[derive(Debug)]
+pub(crate) struct MemoryBudget {
+    used: usize,
+    max: usize,
+    executor: Executor,
+    stage: &'static str,
+    allow_disk_use: bool,
+}
+
+impl MemoryBudget {
+    /// Adds `bytes` to what the stage holds.
+    ///
+    /// # Errors
+    /// [`Error::MemoryLimitExceeded`] when the stage would then hold more than its limit.
+    pub(crate) fn charge(&mut self, bytes: usize) -> Result<()> {
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.max {
+            return Err(Error::MemoryLimitExceeded {
+                executor: self.executor,
+                stage: self.stage,
+                len: self.used,
+                max: self.max,
+                allow_disk_use: self.allow_disk_use,
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes `bytes` the stage no longer holds off the account.
+    pub(crate) fn release(&mut self, bytes: usize) {
+        self.used = self.used.saturating_sub(bytes);
+    }
+}
+
+/// An in-memory sort that holds its documents against a [`MemoryBudget`]; with `keep` it
+/// holds only about the first `keep` (MongoDB's top-k sort for a sort with a limit): past
+/// twice that it sorts and drops the rest.
+pub(crate) struct BlockingSort<'a> {
+    sort: &'a Sort,
+    keep: Option<usize>,
+    docs: Vec<Document>,
+    budget: MemoryBudget,
+}
+
+impl<'a> BlockingSort<'a> {
+    pub(crate) fn new(sort: &'a Sort, keep: Option<usize>, budget: MemoryBudget) -> Self {
+        Self {
+            sort,
+            keep,
+            docs: Vec::new(),
+            budget,
         }
     }
-    5 + doc
-        .iter()
-        .map(|(k, v)| k.len() + 2 + value(v))
-        .sum::<usize>()
+
+    /// Adds a document.
+    ///
+    /// # Errors
+    /// [`Error::MemoryLimitExceeded`] when the held documents pass the budget.
+    pub(crate) fn push(&mut self, doc: Document) -> Result<()> {
+        self.budget.charge(document::bson_size(&doc))?;
+        self.docs.push(doc);
+        if let Some(keep) = self.keep
+            && self.docs.len() >= keep.saturating_mul(2).max(keep.saturating_add(1))
+        {
+            self.docs.sort_by(|a, b| self.sort.compare(a, b));
+            for dropped in self.docs.drain(keep..) {
+                self.budget.release(document::bson_size(&dropped));
+            }
+        }
+        Ok(())
+    }
+
+    /// The documents in order (the first `keep` of them).
+    pub(crate) fn finish(mut self) -> Vec<Document> {
+        self.docs.sort_by(|a, b| self.sort.compare(a, b));
+        if let Some(keep) = self.keep {
+            self.docs.truncate(keep);
+        }
+        self.docs
+    }
+}
+
+impl Inner {
+    fn budget(
+        &self,
+        executor: Executor,
+        stage: &'static str,
+        allow_disk_use: bool,
+    ) -> MemoryBudget {
+        let base = self
+            .blocking_bytes_max
+            .load(std::sync::atomic::Ordering::Relaxed);
+        MemoryBudget {
+            used: 0,
+            max: if allow_disk_use {
+                base.saturating_mul(BLOCKING_BYTES_DISK_USE_MAX / BLOCKING_BYTES_MAX)
+            } else {
+                base
+            },
+            executor,
+            stage,
+            allow_disk_use,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ use bson::{Bson, Document};
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::history::{self, FindOptions, History, IndexModel, InsertManyOptions, UpdateOptions};
+use crate::history::{
+    self, AggregateOptions, FindOptions, History, IndexModel, InsertManyOptions, UpdateOptions,
+};
 
 pub(crate) use ejson::Format;
 
@@ -97,6 +99,9 @@ impl DataApiError {
                 (StatusCode::NOT_FOUND, "NotFound")
             }
             history::Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
+            // MongoDB's code name: the client can add an index, narrow the query or pass
+            // allowDiskUse.
+            history::Error::MemoryLimitExceeded { .. } => (StatusCode::BAD_REQUEST, e.code_name()),
             _ => (StatusCode::BAD_REQUEST, "InvalidParameter"),
         };
         Self::new(status, code, e.to_string())
@@ -315,6 +320,7 @@ fn run_action(
                 } else {
                     limit
                 }),
+                allow_disk_use: opt_bool(body, "allowDiskUse")?,
             };
             if action == "explain" {
                 format.value(Bson::Document(h.explain(db, coll, &filter()?, &options)?))
@@ -405,7 +411,10 @@ fn run_action(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            json!({"documents": docs_value(h.aggregate(db, coll, &pipeline)?, format)})
+            let options = AggregateOptions {
+                allow_disk_use: opt_bool(body, "allowDiskUse")?,
+            };
+            json!({"documents": docs_value(h.aggregate_with(db, coll, &pipeline, options)?, format)})
         }
         "createIndex" => {
             let keys = req_doc(body, "keys")?;
@@ -427,4 +436,29 @@ fn run_action(
         }
         _ => json!({"dropped": h.drop_collection(db, coll)?}),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blocking_stage_over_its_memory_limit_answers_400_with_mongodbs_code_name() {
+        for (allow_disk_use, code) in [
+            (false, "QueryExceededMemoryLimitNoDiskUseAllowed"),
+            (true, "ExceededMemoryLimit"),
+        ] {
+            let e = history::Error::MemoryLimitExceeded {
+                executor: history::Executor::Aggregation,
+                stage: "$group",
+                len: 11,
+                max: 10,
+                allow_disk_use,
+            };
+            let answer = DataApiError::of(&e);
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            assert_eq!(answer.code, code);
+            assert_eq!(answer.message, e.to_string());
+        }
+    }
 }
