@@ -327,3 +327,72 @@ fn decimal_arithmetic_and_comparisons_are_exact() {
     .unwrap();
     check();
 }
+
+#[test]
+fn group_keys_and_added_sets_follow_mongodb_equality_at_any_cardinality() {
+    use bson::Decimal128;
+    let (_d, h) = history_common::open_at(0);
+    let one_decimal: Decimal128 = "1.0".parse().unwrap();
+    // Equal numbers of every type, both zeros, and equal embedded documents share a group.
+    h.insert_many(
+        "t",
+        "mixed",
+        vec![
+            doc! {"_id": 1, "k": 1_i32, "v": 1_i32},
+            doc! {"_id": 2, "k": 1_i64, "v": 1.0},
+            doc! {"_id": 3, "k": 1.0, "v": one_decimal},
+            doc! {"_id": 4, "k": one_decimal, "v": 2_i32},
+            doc! {"_id": 5, "k": 0.0, "v": 1_i32},
+            doc! {"_id": 6, "k": -0.0, "v": 1_i32},
+            doc! {"_id": 7, "k": {"a": 1, "b": "x"}, "v": 1_i32},
+            doc! {"_id": 8, "k": {"a": 1.0, "b": "x"}, "v": 1_i32},
+            doc! {"_id": 9, "k": {"b": "x", "a": 1}, "v": 1_i32},
+            doc! {"_id": 10, "k": "1", "v": 1_i32},
+        ],
+    )
+    .unwrap();
+    let out = h
+        .aggregate(
+            "t",
+            "mixed",
+            &[doc! {"$group": {"_id": "$k", "ids": {"$push": "$_id"}, "vs": {"$addToSet": "$v"}}}],
+        )
+        .unwrap();
+    let mut groups: Vec<(Vec<i32>, usize)> = out
+        .iter()
+        .map(|g| {
+            let ids = g.get_array("ids").unwrap();
+            let ids = ids.iter().map(|i| i.as_i32().unwrap()).collect();
+            (ids, g.get_array("vs").unwrap().len())
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        vec![
+            (vec![1, 2, 3, 4], 2),
+            (vec![5, 6], 1),
+            (vec![7, 8], 1),
+            (vec![9], 1),
+            (vec![10], 1),
+        ]
+    );
+
+    // Many distinct keys, each seen three times.
+    let docs: Vec<Document> = (0..30_000)
+        .map(|i| doc! {"_id": i, "k": i % 10_000, "v": (i / 10_000) % 2})
+        .collect();
+    h.insert_many("t", "many", docs).unwrap();
+    let out = h
+        .aggregate(
+            "t",
+            "many",
+            &[doc! {"$group": {"_id": "$k", "n": {"$sum": 1}, "vs": {"$addToSet": "$v"}}}],
+        )
+        .unwrap();
+    assert_eq!(out.len(), 10_000);
+    for g in &out {
+        assert_eq!(g.get_i32("n").unwrap(), 3, "{g}");
+        assert_eq!(g.get_array("vs").unwrap().len(), 2, "{g}");
+    }
+}

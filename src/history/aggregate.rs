@@ -4,6 +4,8 @@
 //! the planner, so it uses indexes.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash as _, Hasher};
 
 use bson::{Bson, Document};
 
@@ -325,7 +327,78 @@ enum Acc {
     First(Option<Bson>),
     Last(Option<Bson>),
     Push(Vec<Bson>),
-    AddToSet(Vec<Bson>),
+    AddToSet(Vec<Bson>, EqualityIndex),
+}
+
+/// Finds a value among values kept in a `Vec` by hash instead of by scanning them all: the
+/// positions of the kept values, bucketed by [`equality_hash`]. Values that compare equal share
+/// a bucket; a lookup compares only within it.
+#[derive(Debug, Default)]
+struct EqualityIndex {
+    buckets: HashMap<u64, Vec<usize>>,
+}
+
+impl EqualityIndex {
+    /// The position in `kept` of a value equal to `v` (MongoDB's comparison, same bracket), and
+    /// `v`'s hash for [`EqualityIndex::add`].
+    fn find<T>(&self, kept: &[T], v: &Bson, key: impl Fn(&T) -> &Bson) -> (Option<usize>, u64) {
+        let mut h = DefaultHasher::new();
+        equality_hash(v, &mut h);
+        let hash = h.finish();
+        let found = self.buckets.get(&hash).and_then(|positions| {
+            positions.iter().copied().find(|&i| {
+                kept.get(i).is_some_and(|k| {
+                    let k = key(k);
+                    values_equal(k, v) && document::type_rank(k) == document::type_rank(v)
+                })
+            })
+        });
+        (found, hash)
+    }
+
+    /// Records that the value with `hash` is kept at `position`.
+    fn add(&mut self, hash: u64, position: usize) {
+        self.buckets.entry(hash).or_default().push(position);
+    }
+}
+
+/// Feeds `h` what identifies `v` up to MongoDB's equality: the type bracket, then numbers by
+/// their nearest double (which numbers equal across int, long, double and decimal share, -0
+/// and 0 included), strings by their text, documents and arrays element by element. Values of
+/// the remaining types feed only their bracket and so share one bucket.
+fn equality_hash(v: &Bson, h: &mut impl Hasher) {
+    document::type_rank(v).hash(h);
+    match v {
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            let d = document::as_f64(v).unwrap_or(f64::NAN);
+            let bits = if d.is_nan() {
+                f64::NAN.to_bits()
+            } else if d == 0.0 {
+                0
+            } else {
+                d.to_bits()
+            };
+            bits.hash(h);
+        }
+        Bson::String(s) | Bson::Symbol(s) => s.hash(h),
+        Bson::Document(d) => {
+            for (k, x) in d {
+                k.hash(h);
+                equality_hash(x, h);
+            }
+            d.len().hash(h);
+        }
+        Bson::Array(a) => {
+            for x in a {
+                equality_hash(x, h);
+            }
+            a.len().hash(h);
+        }
+        Bson::Boolean(b) => b.hash(h),
+        Bson::ObjectId(o) => o.bytes().hash(h),
+        Bson::DateTime(d) => d.timestamp_millis().hash(h),
+        _ => {}
+    }
 }
 
 /// `$group`; each group's key, accumulator state and held values count against `held`.
@@ -358,11 +431,10 @@ fn group(spec: &Document, docs: Vec<Document>, mut held: MemoryBudget) -> Result
         accs.push((field, op.as_str(), expr));
     }
     let mut groups: Vec<(Bson, Vec<Acc>)> = Vec::new();
+    let mut index = EqualityIndex::default();
     for d in &docs {
         let key = eval(id_expr, d)?;
-        let pos = groups.iter().position(|(k, _)| {
-            values_equal(k, &key) && document::type_rank(k) == document::type_rank(&key)
-        });
+        let (pos, hash) = index.find(&groups, &key, |(k, _)| k);
         let idx = match pos {
             Some(i) => i,
             None => {
@@ -376,12 +448,13 @@ fn group(spec: &Document, docs: Vec<Document>, mut held: MemoryBudget) -> Result
                         "$first" => Acc::First(None),
                         "$last" => Acc::Last(None),
                         "$push" => Acc::Push(Vec::new()),
-                        _ => Acc::AddToSet(Vec::new()),
+                        _ => Acc::AddToSet(Vec::new(), EqualityIndex::default()),
                     })
                     .collect();
                 held.charge(
                     document::value_size(&key).saturating_add(ACC_STATE_BYTES * accs.len()),
                 )?;
+                index.add(hash, groups.len());
                 groups.push((key, fresh));
                 groups.len() - 1
             }
@@ -435,12 +508,14 @@ fn group(spec: &Document, docs: Vec<Document>, mut held: MemoryBudget) -> Result
                         items.push(v);
                     }
                 }
-                Acc::AddToSet(items) => {
-                    if let Some(v) = v
-                        && !items.iter().any(|x| values_equal(x, &v))
-                    {
-                        held.charge(document::value_size(&v))?;
-                        items.push(v);
+                Acc::AddToSet(items, kept) => {
+                    if let Some(v) = v {
+                        let (found, hash) = kept.find(items, &v, |x| x);
+                        if found.is_none() {
+                            held.charge(document::value_size(&v))?;
+                            kept.add(hash, items.len());
+                            items.push(v);
+                        }
                     }
                 }
             }
@@ -464,7 +539,7 @@ fn group(spec: &Document, docs: Vec<Document>, mut held: MemoryBudget) -> Result
                     Acc::Min(m) | Acc::Max(m) | Acc::First(m) | Acc::Last(m) => {
                         m.unwrap_or(Bson::Null)
                     }
-                    Acc::Push(items) | Acc::AddToSet(items) => Bson::Array(items),
+                    Acc::Push(items) | Acc::AddToSet(items, _) => Bson::Array(items),
                 };
                 d.insert((*field).clone(), v);
             }
