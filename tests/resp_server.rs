@@ -16,45 +16,24 @@ use std::time::Duration;
 
 use streamcache::cache::{
     Cache, CacheConfig, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX,
-    RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX, RespConfig, serve_resp,
+    RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX, RespConfig,
 };
 use streamcache::clock::ManualClock;
-use streamcache::shutdown::Shutdown;
 
-struct Server {
-    rt: tokio::runtime::Runtime,
-    addr: SocketAddr,
-    shutdown: Shutdown,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
-    }
-}
+mod resp_common;
+use resp_common::Server;
 
 fn start(auth: Option<&str>, connections_max: usize, output_max: usize) -> Server {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let cache = Cache::new(
         CacheConfig::default(),
         Arc::new(ManualClock::new(1_000_000)),
     );
-    let shutdown = Shutdown::new();
     let config = RespConfig {
         auth_token: auth.map(str::to_owned),
         connections_max,
         output_buffer_bytes_max: output_max,
     };
-    rt.spawn(serve_resp(listener, cache, config, shutdown.signal()));
-    Server { rt, addr, shutdown }
+    resp_common::serve(cache, config)
 }
 
 fn client(s: &Server) -> redis::Connection {

@@ -10,10 +10,12 @@
 //! Invariant: no shard lock is ever taken without holding the gate.
 //! Invariant: within a shared-gate command, shard locks are taken in ascending (db, shard) order.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 
+use crate::cache::notify::{self, Note};
 use crate::cache::shard::{Entry, EntryMut, EntryRef, Shard};
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
@@ -35,6 +37,8 @@ pub(crate) struct Keyspace {
     pub(crate) gate: RwLock<()>,
     /// The databases.
     pub(crate) dbs: Box<[Db]>,
+    /// Enabled keyspace notification classes ([`notify::effective`]: 0 unless K or E is set).
+    pub(crate) notify_flags: AtomicU32,
 }
 
 /// Which shard of a database holds `key`. CRC32C is used rather than the map's own hash so the
@@ -61,6 +65,7 @@ impl Keyspace {
         Self {
             gate: RwLock::new(()),
             dbs,
+            notify_flags: AtomicU32::new(0),
         }
     }
 
@@ -185,6 +190,10 @@ pub(crate) struct Ctx<'a> {
     /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
     /// without them recording effects is skipped on the hot path.
     pub(crate) track: bool,
+    /// Keyspace notification classes enabled when the command started (0: none).
+    pub(crate) notify: u32,
+    /// Keyspace notifications to publish, in the order Redis publishes them.
+    pub(crate) notes: Vec<Note>,
 }
 
 impl<'a> Ctx<'a> {
@@ -202,6 +211,8 @@ impl<'a> Ctx<'a> {
             flushed: false,
             resp3: false,
             track: true,
+            notify: ks.notify_flags.load(Ordering::Relaxed),
+            notes: Vec::new(),
         }
     }
 
@@ -303,6 +314,7 @@ impl<'a> Ctx<'a> {
             ..Entry::new(Value::Str(Vec::new()))
         };
         let db = self.db;
+        self.notify_new_in(db, key);
         if let Some(shard) = self.shard_in(db, key) {
             shard.insert_str(key, bytes, meta);
         }
@@ -311,6 +323,7 @@ impl<'a> Ctx<'a> {
     /// Stores a whole entry under `key` in database `db`.
     pub(crate) fn put_in(&mut self, db: usize, key: &[u8], mut entry: Entry) {
         entry.access = self.access_stamp();
+        self.notify_new_in(db, key);
         if let Some(shard) = self.shard_in(db, key) {
             shard.insert(key, entry);
         }
@@ -369,6 +382,32 @@ impl<'a> Ctx<'a> {
         });
     }
 
+    /// Records Redis's keyspace notification `event` (of class `class`, a [`notify`] bit) for
+    /// `key` in the selected database, if that class is enabled.
+    pub(crate) fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        let db = self.db;
+        self.notify_in(db, class, event, key);
+    }
+
+    /// [`Ctx::notify`] for `key` in database `db`.
+    pub(crate) fn notify_in(&mut self, db: usize, class: u32, event: &'static str, key: &[u8]) {
+        if self.notify & class != 0 {
+            self.notes.push(Note {
+                db,
+                event,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+
+    /// Records the `new` notification if `key` does not exist in `db` (called before a write
+    /// that creates it, as Redis's `dbAdd` publishes it).
+    pub(crate) fn notify_new_in(&mut self, db: usize, key: &[u8]) {
+        if self.notify & notify::NEW != 0 && self.entry_db(db, key).is_none() {
+            self.notify_in(db, notify::NEW, "new", key);
+        }
+    }
+
     /// Stamp stored in an entry's `access` field for LRU.
     pub(crate) fn access_stamp(&self) -> u32 {
         crate::cache::shard::access_stamp(self.now_ms)
@@ -411,6 +450,19 @@ impl<'a> Ctx<'a> {
             }
         }
         self.expired = self.expired.saturating_add(expired.len() as u64);
+        if self.notify & notify::EXPIRED != 0 && !expired.is_empty() {
+            // Lazy expiry happens at a command's lookups, before its own events.
+            let own = std::mem::take(&mut self.notes);
+            self.notes = expired
+                .iter()
+                .map(|e| Note {
+                    db: e.db,
+                    event: "expired",
+                    key: e.key.clone(),
+                })
+                .chain(own)
+                .collect();
+        }
         self.effects.extend(expired);
         delta
     }

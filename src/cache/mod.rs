@@ -23,6 +23,7 @@ mod cmd;
 mod error;
 mod expiry;
 mod keyspace;
+mod notify;
 mod pubsub;
 mod resp;
 mod server;
@@ -381,6 +382,15 @@ impl Inner {
                 .min(RESP_BULK_BYTES_MAX);
             self.bulk_bytes_max.store(v, Ordering::Relaxed);
         }
+        if let Some(flags) = self
+            .settings
+            .get("notify-keyspace-events")
+            .and_then(|v| notify::parse(&v))
+        {
+            self.ks
+                .notify_flags
+                .store(notify::effective(flags), Ordering::Relaxed);
+        }
     }
 }
 
@@ -600,6 +610,8 @@ impl Cache {
         let inner = &*self.inner;
         let delta = ctx.finish();
         let effects = std::mem::take(&mut ctx.effects);
+        let notes = std::mem::take(&mut ctx.notes);
+        let (notify_flags, now_ms) = (ctx.notify, ctx.now_ms);
         let expired = ctx.expired;
         let pushed = ctx.list_pushed;
         let flushed = ctx.flushed;
@@ -624,6 +636,9 @@ impl Cache {
         }
         if flushed {
             inner.flush_epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        for note in &notes {
+            notify::publish(&inner.pubsub, notify_flags, note, now_ms);
         }
         let had_effects = !effects.is_empty();
         if had_effects {
@@ -927,6 +942,7 @@ impl Cache {
             };
             ctx.remove_in(db, &key);
             ctx.touched_in(db, &key, EventKind::Evicted);
+            ctx.notify_in(db, notify::EVICTED, "evicted", &key);
             self.finish(ctx);
             inner.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
         }

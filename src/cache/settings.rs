@@ -106,6 +106,15 @@ impl Settings {
             }
             _ => {}
         }
+        let canonical;
+        let value = if name == "notify-keyspace-events" {
+            let flags = crate::cache::notify::parse(value)
+                .ok_or_else(|| crate::cache::notify::INVALID.to_owned())?;
+            canonical = crate::cache::notify::to_letters(flags);
+            canonical.as_str()
+        } else {
+            value
+        };
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if !map.contains_key(name) && map.len() >= SETTINGS_LEN_MAX {
             return Err("too many parameters".to_owned());

@@ -11,7 +11,7 @@ use super::{
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, format_double, parse_i64};
 use crate::cache::value::{HashValue, Value};
-use crate::cache::{EventKind, Inner, RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX};
+use crate::cache::{Inner, RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX, notify};
 
 /// Reply bytes counted per element besides its own (`$<len>\r\n` and `\r\n`).
 pub(crate) const RESP_ELEMENT_FRAMING_BYTES: usize = 16;
@@ -35,12 +35,9 @@ fn hash_or_new<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<&'c mut Map, Fram
     get_hash(ctx, key)?.ok_or_else(|| Frame::error(WRONGTYPE))
 }
 
-fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
-    if ctx.settle(key) {
-        ctx.touched(key, EventKind::Set);
-    } else {
-        ctx.touched(key, EventKind::Del);
-    }
+/// Settles `key` after a change and records it with Redis's hash notification `event`.
+fn done(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
+    super::changed(ctx, key, notify::HASH, event);
 }
 
 /// HSET and HMSET.
@@ -59,7 +56,7 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     } else {
         set_fields(tri!(hash_or_new(ctx, key)), pairs)
     };
-    done(ctx, key);
+    done(ctx, key, "hset");
     if is(arg(args, 0), "hmset") {
         Frame::ok()
     } else {
@@ -85,7 +82,11 @@ pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let h = tri!(hash_or_new(ctx, key));
     let added = !h.contains_key(arg(args, 2)) && h.set(arg(args, 2), arg(args, 3));
-    done(ctx, key);
+    if added {
+        done(ctx, key, "hset");
+    } else {
+        ctx.settle(key);
+    }
     Frame::Integer(i64::from(added))
 }
 
@@ -121,7 +122,7 @@ pub(crate) fn hdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         .filter(|f| h.remove(&f[..]).is_some())
         .count();
     if n > 0 {
-        done(ctx, key);
+        done(ctx, key, "hdel");
     }
     int(n)
 }
@@ -182,7 +183,7 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error("ERR increment or decrement would overflow");
     };
     h.set(arg(args, 2), next.to_string().as_bytes());
-    done(ctx, key);
+    done(ctx, key, "hincrby");
     Frame::Integer(next)
 }
 
@@ -210,7 +211,7 @@ pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Fram
     }
     let text = Bytes::from(format_double(next));
     h.set(arg(args, 2), &text);
-    done(ctx, key);
+    done(ctx, key, "hincrbyfloat");
     Frame::Bulk(text)
 }
 

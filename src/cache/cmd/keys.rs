@@ -5,13 +5,14 @@ use bytes::Bytes;
 use super::{SYNTAX, arg, glob_match, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, decimal};
-use crate::cache::{DATABASES, EventKind, Inner, SHARDS};
+use crate::cache::{DATABASES, EventKind, Inner, SHARDS, notify};
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut n = 0;
     for key in args.iter().skip(1) {
         if ctx.remove(key).is_some() {
             ctx.touched(key, EventKind::Del);
+            ctx.notify(notify::GENERIC, "del", key);
             n += 1;
         }
     }
@@ -119,10 +120,12 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if when <= now {
         ctx.remove(key);
         ctx.touched(key, EventKind::Del);
+        ctx.notify(notify::GENERIC, "del", key);
         return Frame::Integer(1);
     }
     ctx.set_expire(key, u64::try_from(when).unwrap_or(u64::MAX));
     ctx.touched(key, EventKind::Expire);
+    ctx.notify(notify::GENERIC, "expire", key);
     Frame::Integer(1)
 }
 
@@ -132,6 +135,7 @@ pub(crate) fn persist(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         Some(e) if e.expire_at_ms() != 0 => {
             ctx.set_expire(key, 0);
             ctx.touched(key, EventKind::Persist);
+            ctx.notify(notify::GENERIC, "persist", key);
             Frame::Integer(1)
         }
         _ => Frame::Integer(0),
@@ -159,6 +163,8 @@ pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     ctx.put_in(db, dst, entry);
     ctx.touched(src, EventKind::Del);
     ctx.touched(dst, EventKind::Set);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx { Frame::Integer(1) } else { Frame::ok() }
 }
 
@@ -425,6 +431,8 @@ pub(crate) fn move_(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     ctx.put_in(to, key, entry);
     ctx.touched(key, EventKind::Del);
     ctx.touched_in(to, key, EventKind::Set);
+    ctx.notify(notify::GENERIC, "move_from", key);
+    ctx.notify_in(to, notify::GENERIC, "move_to", key);
     Frame::Integer(1)
 }
 
@@ -458,6 +466,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     ctx.put_in(to, dst, entry);
     ctx.touched_in(to, dst, EventKind::Set);
+    ctx.notify_in(to, notify::GENERIC, "copy_to", dst);
     Frame::Integer(1)
 }
 

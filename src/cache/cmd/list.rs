@@ -7,7 +7,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{ListValue, Value};
-use crate::cache::{EventKind, Inner};
+use crate::cache::{EventKind, Inner, notify};
 
 type List = ListValue;
 
@@ -21,12 +21,19 @@ fn get_list<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut List>
     }
 }
 
-fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
-    if ctx.settle(key) {
-        ctx.touched(key, EventKind::Set);
-    } else {
-        ctx.touched(key, EventKind::Del);
-    }
+/// Settles `key` after a change and records it with Redis's list notification `event`.
+fn done(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
+    super::changed(ctx, key, notify::LIST, event);
+}
+
+/// Redis's event name of a pop from the head (`left`) or tail.
+fn pop_event(left: bool) -> &'static str {
+    if left { "lpop" } else { "rpop" }
+}
+
+/// Redis's event name of a push at the head (`left`) or tail.
+fn push_event(left: bool) -> &'static str {
+    if left { "lpush" } else { "rpush" }
 }
 
 /// LPUSH, RPUSH, LPUSHX, RPUSHX.
@@ -50,7 +57,7 @@ pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         }
     };
     ctx.list_pushed = true;
-    done(ctx, key);
+    done(ctx, key, push_event(left));
     int(len)
 }
 
@@ -102,7 +109,11 @@ pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
                 .collect(),
         ),
     };
-    done(ctx, key);
+    if matches!(&reply, Frame::Array(items) if items.is_empty()) {
+        ctx.settle(key);
+    } else {
+        done(ctx, key, pop_event(left));
+    }
     reply
 }
 
@@ -152,7 +163,7 @@ pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error("ERR index out of range");
     };
     l.set(i, Bytes::copy_from_slice(arg(args, 3)));
-    done(ctx, key);
+    done(ctx, key, "lset");
     Frame::ok()
 }
 
@@ -175,7 +186,7 @@ pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     );
     let len = l.len();
     ctx.list_pushed = true;
-    done(ctx, key);
+    done(ctx, key, "linsert");
     int(len)
 }
 
@@ -193,7 +204,7 @@ pub(crate) fn lrem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     let removed = l.remove_equal(target, limit, count < 0);
     if removed > 0 {
-        done(ctx, key);
+        done(ctx, key, "lrem");
     }
     int(removed)
 }
@@ -206,7 +217,7 @@ pub(crate) fn ltrim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::ok();
     };
     l.trim(super::range(start, stop, l.len()));
-    done(ctx, key);
+    done(ctx, key, "ltrim");
     Frame::ok()
 }
 
@@ -314,7 +325,8 @@ fn move_one(
     let Some(v) = get_list(ctx, src)?.and_then(|l| pop_one(l, from_left)) else {
         return Ok(None);
     };
-    done(ctx, src);
+    // As Redis: the push on the destination is published before the pop from the source,
+    // and the source (still present when it is also the destination) is removed last.
     if get_list(ctx, dst)?.is_none() {
         ctx.put(dst, Value::List(Box::default()), 0);
     }
@@ -322,7 +334,8 @@ fn move_one(
         l.push(v.clone(), to_left);
     }
     ctx.list_pushed = true;
-    done(ctx, dst);
+    done(ctx, dst, push_event(to_left));
+    done(ctx, src, pop_event(from_left));
     Ok(Some(v))
 }
 
@@ -348,7 +361,7 @@ pub(crate) fn bpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         if let Some(l) = tri!(get_list(ctx, key))
             && let Some(v) = pop_one(l, left)
         {
-            done(ctx, key);
+            done(ctx, key, pop_event(left));
             return Frame::Array(vec![Frame::bulk(key), Frame::Bulk(v)]);
         }
     }
@@ -405,7 +418,7 @@ pub(crate) fn lmpop_at(ctx: &mut Ctx<'_>, args: &[&[u8]], first: usize) -> Frame
                 .map(Frame::Bulk)
                 .collect();
             if !items.is_empty() {
-                done(ctx, key);
+                done(ctx, key, pop_event(left));
                 return Frame::Array(vec![Frame::bulk(key), Frame::Array(items)]);
             }
         }
@@ -499,8 +512,10 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
                 ctx.put(&dst, Value::List(Box::new(items.into_iter().collect())), 0);
                 ctx.list_pushed = true;
                 ctx.touched(&dst, EventKind::Set);
+                ctx.notify(notify::LIST, "sortstore", &dst);
             } else if existed {
                 ctx.touched(&dst, EventKind::Del);
+                ctx.notify(notify::GENERIC, "del", &dst);
             }
             int(n)
         }

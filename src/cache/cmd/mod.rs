@@ -12,6 +12,8 @@ pub(crate) mod strings;
 
 use bytes::Bytes;
 
+use crate::cache::EventKind;
+use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 
 /// Redis's WRONGTYPE reply text.
@@ -206,6 +208,19 @@ fn match_one(p: &[u8], pi: usize, c: u8, nocase: bool) -> Option<usize> {
 }
 
 /// An integer reply from a count.
+/// Settles a collection after a change and records it: Redis's notification `event` of
+/// `class` (a `notify` bit), then `del` when the collection became empty and was removed.
+pub(crate) fn changed(ctx: &mut Ctx<'_>, key: &[u8], class: u32, event: &'static str) {
+    if ctx.settle(key) {
+        ctx.touched(key, EventKind::Set);
+        ctx.notify(class, event, key);
+    } else {
+        ctx.touched(key, EventKind::Del);
+        ctx.notify(class, event, key);
+        ctx.notify(crate::cache::notify::GENERIC, "del", key);
+    }
+}
+
 pub(crate) fn int(n: usize) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }

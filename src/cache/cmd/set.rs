@@ -9,7 +9,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, scan_op
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{SetValue, Value};
-use crate::cache::{EventKind, Inner};
+use crate::cache::{EventKind, Inner, notify};
 
 type Set = HashSet<Bytes>;
 
@@ -23,12 +23,9 @@ fn get_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut SetVal
     }
 }
 
-fn done(ctx: &mut Ctx<'_>, key: &[u8]) {
-    if ctx.settle(key) {
-        ctx.touched(key, EventKind::Set);
-    } else {
-        ctx.touched(key, EventKind::Del);
-    }
+/// Settles `key` after a change and records it with Redis's set notification `event`.
+fn done(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
+    super::changed(ctx, key, notify::SET, event);
 }
 
 pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
@@ -44,7 +41,11 @@ pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         .skip(2)
         .filter(|m| s.insert(Bytes::copy_from_slice(m)))
         .count();
-    done(ctx, key);
+    if n > 0 {
+        done(ctx, key, "sadd");
+    } else {
+        ctx.settle(key);
+    }
     int(n)
 }
 
@@ -55,7 +56,7 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     let n = args.iter().skip(2).filter(|m| s.remove(&m[..])).count();
     if n > 0 {
-        done(ctx, key);
+        done(ctx, key, "srem");
     }
     int(n)
 }
@@ -122,12 +123,23 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         .into_iter()
         .filter_map(|i| members.get(i).cloned())
         .collect();
+    let mut left = 0;
     if let Some(s) = tri!(get_set(ctx, key)) {
         for m in &chosen {
             s.remove(m);
         }
+        left = s.len();
     }
-    done(ctx, key);
+    if chosen.is_empty() {
+        ctx.settle(key);
+    } else if count.is_some() && left == 0 {
+        // Redis pops a whole set with a count as a deletion: only `del` is published.
+        ctx.settle(key);
+        ctx.touched(key, EventKind::Del);
+        ctx.notify(notify::GENERIC, "del", key);
+    } else {
+        done(ctx, key, "spop");
+    }
     match count {
         None => chosen.into_iter().next().map_or(Frame::Null, Frame::Bulk),
         Some(_) => Frame::Set(chosen.into_iter().map(Frame::Bulk).collect()),
@@ -228,6 +240,15 @@ fn combine(sets: Vec<Option<Set>>, op: Op) -> Set {
     }
 }
 
+/// Redis's notification for a stored SINTERSTORE, SUNIONSTORE or SDIFFSTORE result.
+fn store_event(args: &[&[u8]]) -> &'static str {
+    match op_of(args) {
+        Op::Inter => "sinterstore",
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    }
+}
+
 fn op_of(args: &[&[u8]]) -> Op {
     let n = name(args);
     if n.starts_with("sinter") {
@@ -260,8 +281,10 @@ pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if n > 0 {
         ctx.put(dst, Value::Set(Box::new(SetValue::from(result))), 0);
         ctx.touched(dst, EventKind::Set);
+        ctx.notify(notify::SET, store_event(args), dst);
     } else if existed {
         ctx.touched(dst, EventKind::Del);
+        ctx.notify(notify::GENERIC, "del", dst);
     }
     int(n)
 }
@@ -311,14 +334,16 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if !removed {
         return Frame::Integer(0);
     }
-    done(ctx, src);
+    done(ctx, src, "srem");
     if tri!(get_set(ctx, dst)).is_none() {
         ctx.put(dst, Value::Set(Box::default()), 0);
     }
-    if let Some(s) = tri!(get_set(ctx, dst)) {
-        s.insert(Bytes::copy_from_slice(arg(args, 3)));
+    // As Redis: the destination changed (WATCH, events) only if the member was added to it.
+    if tri!(get_set(ctx, dst)).is_some_and(|s| s.insert(Bytes::copy_from_slice(member))) {
+        done(ctx, dst, "sadd");
+    } else {
+        ctx.settle(dst);
     }
-    done(ctx, dst);
     Frame::Integer(1)
 }
 

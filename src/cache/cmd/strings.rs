@@ -4,7 +4,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, na
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, decimal, format_double, parse_i64};
 use crate::cache::value::Value;
-use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX};
+use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX, notify};
 
 /// The string under `key`, writable (an embedded string moves to the shard's slab), `None` if
 /// absent, or the WRONGTYPE reply.
@@ -72,6 +72,7 @@ pub(crate) fn get(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 pub(crate) fn store(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], deadline_ms: u64) {
     ctx.put_str(key, value, deadline_ms);
     ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::STRING, "set", key);
 }
 
 /// The unit of an `EX`/`PX`/`EXAT`/`PXAT` option of SET and GETEX: (milliseconds per unit,
@@ -150,6 +151,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             // An absolute time in the past: the key is set and at once expired, i.e. deleted.
             if ctx.remove(key).is_some() {
                 ctx.touched(key, EventKind::Del);
+                ctx.notify(notify::GENERIC, "del", key);
             }
             return if get {
                 old.unwrap_or(Frame::Null)
@@ -162,6 +164,9 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         None => 0,
     };
     store(ctx, key, value, deadline_ms);
+    if expire.is_some() {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     if get {
         old.unwrap_or(Frame::Null)
     } else {
@@ -191,6 +196,7 @@ pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         arg(args, 3),
         u64::try_from(d).unwrap_or(0),
     );
+    ctx.notify(notify::GENERIC, "expire", arg(args, 1));
     Frame::ok()
 }
 
@@ -226,13 +232,16 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) {
             ctx.remove(key);
             ctx.touched(key, EventKind::Del);
+            ctx.notify(notify::GENERIC, "del", key);
         } else {
             ctx.set_expire(key, u64::try_from(d).unwrap_or(0));
             ctx.touched(key, EventKind::Expire);
+            ctx.notify(notify::GENERIC, "expire", key);
         }
     } else if persist && ctx.entry(key).is_some_and(|e| e.expire_at_ms() != 0) {
         ctx.set_expire(key, 0);
         ctx.touched(key, EventKind::Persist);
+        ctx.notify(notify::GENERIC, "persist", key);
     }
     value
 }
@@ -244,6 +253,7 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     ctx.remove(key);
     ctx.touched(key, EventKind::Del);
+    ctx.notify(notify::GENERIC, "del", key);
     value
 }
 
@@ -300,6 +310,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     ctx.settle(key);
     ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::STRING, "append", key);
     int(len)
 }
 
@@ -356,6 +367,7 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             let len = s.len();
             ctx.settle(key);
             ctx.touched(key, EventKind::Set);
+            ctx.notify(notify::STRING, "setrange", key);
             int(len)
         }
         None => {
@@ -368,7 +380,9 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             if let Some(dst) = s.get_mut(offset..end) {
                 dst.copy_from_slice(value);
             }
-            store(ctx, key, &s, 0);
+            ctx.put_str(key, &s, 0);
+            ctx.touched(key, EventKind::Set);
+            ctx.notify(notify::STRING, "setrange", key);
             int(end)
         }
     }
@@ -404,6 +418,7 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ctx.put_str(key, text, 0);
     }
     ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::STRING, "incrby", key);
     Frame::Integer(next)
 }
 
@@ -424,6 +439,7 @@ pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame
         ctx.put(key, Value::Str(text), 0);
     }
     ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     reply
 }
 
@@ -459,6 +475,7 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     ctx.settle(key);
     ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::STRING, "setbit", key);
     Frame::Integer(i64::from(old))
 }
 
