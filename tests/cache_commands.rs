@@ -4,6 +4,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
+    clippy::expect_used,
     reason = "helpers below are test code outside #[test] functions"
 )]
 
@@ -454,4 +455,44 @@ fn getrange_clamps_a_negative_end_and_expiretime_rounds() {
         run(&c, &["PEXPIRETIME", "s"]),
         Frame::Integer(1_900_000_000_500)
     );
+}
+
+/// INFO's `keyspace_hits`/`keyspace_misses` of a cache.
+fn hits_and_misses(c: &Cache) -> (u64, u64) {
+    let Frame::Verbatim(text) = run(c, &["INFO", "stats"]) else {
+        panic!("INFO answers text");
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("field present")
+    };
+    (field("keyspace_hits:"), field("keyspace_misses:"))
+}
+
+/// As Redis's `lookupKeyRead`: each key a read command looks up counts as a hit or a miss
+/// (a lazily expired key is a miss); writes' lookups do not count; CONFIG RESETSTAT zeroes them.
+#[test]
+fn info_counts_keyspace_hits_and_misses_of_reads() {
+    let clock = ManualClock::shared(1_000_000);
+    let c = Cache::new(CacheConfig::default(), clock.clone());
+    assert_eq!(hits_and_misses(&c), (0, 0));
+    run(&c, &["GET", "a"]);
+    run(&c, &["SET", "a", "1"]);
+    run(&c, &["INCR", "a"]);
+    run(&c, &["GET", "a"]);
+    run(&c, &["MGET", "a", "b"]);
+    run(&c, &["EXISTS", "a"]);
+    run(&c, &["TYPE", "nosuch"]);
+    run(&c, &["HGET", "h", "f"]);
+    run(&c, &["SET", "t", "v", "PX", "10"]);
+    clock.advance(std::time::Duration::from_millis(20));
+    run(&c, &["GET", "t"]);
+    assert_eq!(hits_and_misses(&c), (3, 5));
+    assert_eq!(run(&c, &["CONFIG", "RESETSTAT"]), Frame::ok());
+    assert_eq!(hits_and_misses(&c), (0, 0));
+    run(&c, &["GET", "a"]);
+    assert_eq!(hits_and_misses(&c), (1, 0));
 }

@@ -190,6 +190,9 @@ pub(crate) struct Ctx<'a> {
     /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
     /// without them recording effects is skipped on the hot path.
     pub(crate) track: bool,
+    /// Whether lookups count in INFO's `keyspace_hits`/`keyspace_misses` (a read command's,
+    /// as Redis's `lookupKeyRead`; writes' lookups do not count).
+    pub(crate) count_lookups: bool,
     /// Keyspace notification classes enabled when the command started (0: none).
     pub(crate) notify: u32,
     /// Keyspace notifications to publish, in the order Redis publishes them.
@@ -211,6 +214,7 @@ impl<'a> Ctx<'a> {
             flushed: false,
             resp3: false,
             track: true,
+            count_lookups: false,
             notify: ks.notify_flags.load(Ordering::Relaxed),
             notes: Vec::new(),
         }
@@ -261,8 +265,13 @@ impl<'a> Ctx<'a> {
 
     fn entry_in(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
         let pos = self.lock_shard(db, shard_of(key))?;
+        let count = self.count_lookups;
         let (_, _, guard, _) = self.locked.get_mut(pos)?;
-        guard.lookup(key, now)
+        if count {
+            guard.lookup_counted(key, now, true)
+        } else {
+            guard.lookup(key, now)
+        }
     }
 
     /// The live entry under `key` in the selected database, looked up without counting as an
@@ -270,8 +279,13 @@ impl<'a> Ctx<'a> {
     pub(crate) fn entry_notouch(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let now = self.now_ms;
         let pos = self.lock_shard(self.db, shard_of(key))?;
+        let count = self.count_lookups;
         let (_, _, guard, _) = self.locked.get_mut(pos)?;
-        guard.lookup_notouch(key, now)
+        if count {
+            guard.lookup_counted(key, now, false)
+        } else {
+            guard.lookup_notouch(key, now)
+        }
     }
 
     /// The entry under `key` in the selected database, expired or not, neither touched nor

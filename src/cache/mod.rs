@@ -294,8 +294,6 @@ pub(crate) struct Stats {
     pub(crate) blocked_clients: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
     pub(crate) evicted_keys: AtomicU64,
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
     pub(crate) error_replies: AtomicU64,
 }
 
@@ -305,8 +303,6 @@ impl Stats {
             &self.commands,
             &self.expired_keys,
             &self.evicted_keys,
-            &self.hits,
-            &self.misses,
             &self.error_replies,
         ] {
             c.store(0, Ordering::Relaxed);
@@ -522,6 +518,7 @@ impl Cache {
             | 1;
         ctx.resp3 = proto >= 3;
         ctx.track = self.tracking();
+        ctx.count_lookups = !spec.write;
         let reply = (spec.handler)(&mut ctx, inner, args);
         self.finish(ctx);
         inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -592,7 +589,9 @@ impl Cache {
                 )));
                 continue;
             }
+            ctx.count_lookups = !spec.write;
             let reply = (spec.handler)(&mut ctx, inner, args);
+            ctx.count_lookups = false;
             inner.stats.commands.fetch_add(1, Ordering::Relaxed);
             replies.push(reply);
         }

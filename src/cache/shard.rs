@@ -399,6 +399,11 @@ pub(crate) struct Shard {
     pub(crate) used_bytes: usize,
     /// Keys removed by lazy or active expiry since the caller last drained them.
     pub(crate) expired: Vec<Box<[u8]>>,
+    /// Counted lookups (a read command's) that found a live key: INFO `keyspace_hits`, summed
+    /// over the shards then (a counter under the shard's lock, not a shared atomic per read).
+    pub(crate) keyspace_hits: u64,
+    /// Counted lookups that found no live key: INFO `keyspace_misses`.
+    pub(crate) keyspace_misses: u64,
     /// Insertion queue for the SIEVE policy; `None` unless that policy is in force.
     pub(crate) sieve: Option<Sieve>,
 }
@@ -552,27 +557,49 @@ impl Shard {
     /// The live entry under `key`, removing it first if it has expired at `now_ms`; the lookup
     /// is an access (LRU stamp, LFU counter, SIEVE's visited bit).
     pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
-        self.find_live(key, now_ms, true)
+        self.find_live(key, now_ms, true, false)
+    }
+
+    /// [`Shard::lookup`] (or, `touch` false, [`Shard::lookup_notouch`]) that also counts a hit
+    /// or a miss in the shard's keyspace statistics, as Redis's `lookupKeyRead`.
+    pub(crate) fn lookup_counted(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+    ) -> Option<EntryMut<'_>> {
+        self.find_live(key, now_ms, touch, true)
     }
 
     /// [`Shard::lookup`] without the access (Redis's `LOOKUP_NOTOUCH`, which EXISTS, TYPE, the
     /// TTL family and OBJECT use): the entry's idle time and frequency stay as they were.
     pub(crate) fn lookup_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
-        self.find_live(key, now_ms, false)
+        self.find_live(key, now_ms, false, false)
     }
 
     #[inline]
-    fn find_live(&mut self, key: &[u8], now_ms: u64, touch: bool) -> Option<EntryMut<'_>> {
+    fn find_live(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        touch: bool,
+        count: bool,
+    ) -> Option<EntryMut<'_>> {
         let hash = self.hash(key);
-        let expired = self
-            .table
-            .find(hash, |s| s.key() == key)?
-            .is_expired(now_ms);
+        let expired = match self.table.find(hash, |s| s.key() == key) {
+            Some(slot) => slot.is_expired(now_ms),
+            None => {
+                self.keyspace_misses += u64::from(count);
+                return None;
+            }
+        };
         if expired {
             self.remove_hashed(key, hash);
             self.expired.push(key.into());
+            self.keyspace_misses += u64::from(count);
             return None;
         }
+        self.keyspace_hits += u64::from(count);
         let Self { table, slab, .. } = self;
         let slot = table.find_mut(hash, |s| s.key() == key)?;
         if !touch {

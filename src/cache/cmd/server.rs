@@ -62,7 +62,6 @@ pub(crate) fn publish(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame
 }
 
 pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let _ = ctx;
     let sub = arg(args, 1);
     if is(sub, "get") && args.len() >= 3 {
         let mut out = Vec::new();
@@ -96,6 +95,12 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     }
     if is(sub, "resetstat") && args.len() == 2 {
         inner.stats.reset();
+        for (_, pos) in ctx.lock_everything() {
+            if let Some(shard) = ctx.shard_at(pos) {
+                shard.keyspace_hits = 0;
+                shard.keyspace_misses = 0;
+            }
+        }
         return Frame::ok();
     }
     if is(sub, "rewrite") && args.len() == 2 {
@@ -228,6 +233,13 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         out.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n");
     }
     if want("stats") {
+        let (mut hits, mut misses) = (0u64, 0u64);
+        for (_, pos) in ctx.lock_everything() {
+            if let Some(shard) = ctx.shard_at(pos) {
+                hits = hits.saturating_add(shard.keyspace_hits);
+                misses = misses.saturating_add(shard.keyspace_misses);
+            }
+        }
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\ntotal_error_replies:{}\r\n\r\n",
@@ -235,8 +247,8 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             st.commands.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
             st.evicted_keys.load(Ordering::Relaxed),
-            st.hits.load(Ordering::Relaxed),
-            st.misses.load(Ordering::Relaxed),
+            hits,
+            misses,
             inner.pubsub.channel_count(),
             st.error_replies.load(Ordering::Relaxed),
         );

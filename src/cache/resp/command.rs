@@ -172,7 +172,7 @@ static SPECS: &[Spec] = specs! {
     "time" 1 0 0 0 r Keyed server::time;
     "lastsave" 1 0 0 0 r Keyed server::lastsave;
     "info" -1 0 0 0 r Exclusive server::info;
-    "config" -2 0 0 0 r Keyed server::config;
+    "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;
     "function" -2 0 0 0 w Keyed server::function;
     "debug" -2 0 0 0 r Keyed server::debug;
