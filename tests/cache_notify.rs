@@ -178,6 +178,7 @@ fn generic_commands_publish_redis_events() {
         &["DEL", "k2", "nosuch"],
         &["SET", "p", "v"],
         &["PEXPIREAT", "p", "1"],
+        &["SET", "q", "v", "PXAT", "1"],
     ] {
         w.run(cmd);
     }
@@ -195,6 +196,10 @@ fn generic_commands_publish_redis_events() {
             (0, "k2", "del"),
             (0, "p", "set"),
             (0, "p", "del"),
+            // SET with a deadline already past: Redis 7.0 stores the key and expires it.
+            (0, "q", "set"),
+            (0, "q", "expire"),
+            (0, "q", "expired"),
         ])
     );
 }

@@ -149,10 +149,15 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let deadline_ms = match expire {
         Some(d) if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) => {
             // An absolute time in the past: the key is set and at once expired, i.e. deleted.
+            // Redis 7.0 stores it with its past deadline and removes it at the next lookup or
+            // expiry cycle, so it publishes `set`, `expire`, then `expired`.
+            ctx.notify_new_in(ctx.db, key);
             if ctx.remove(key).is_some() {
                 ctx.touched(key, EventKind::Del);
-                ctx.notify(notify::GENERIC, "del", key);
             }
+            ctx.notify(notify::STRING, "set", key);
+            ctx.notify(notify::GENERIC, "expire", key);
+            ctx.notify(notify::EXPIRED, "expired", key);
             return if get {
                 old.unwrap_or(Frame::Null)
             } else {
