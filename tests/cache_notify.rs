@@ -388,6 +388,8 @@ fn only_the_enabled_classes_and_channels_publish() {
     w.run(&["SET", "str", "v"]);
     w.run(&["RPUSH", "l", "a"]);
     w.run(&["RPUSH", "l", "b"]);
+    // A stored result replacing a key is not new (Redis's setKey overwrites it).
+    w.run(&["SORT", "l", "ALPHA", "STORE", "l"]);
     w.run(&["DEL", "l"]);
     assert_eq!(
         w.published(),
@@ -396,6 +398,7 @@ fn only_the_enabled_classes_and_channels_publish() {
             ("__keyspace@0__:l".to_owned(), "new".to_owned()),
             ("__keyspace@0__:l".to_owned(), "rpush".to_owned()),
             ("__keyspace@0__:l".to_owned(), "rpush".to_owned()),
+            ("__keyspace@0__:l".to_owned(), "sortstore".to_owned()),
         ]
     );
 }

@@ -334,6 +334,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// [`Ctx::put`] (no deadline) of a key the command removed to replace it (`existed`), as
+    /// Redis's `setKey` overwrites: `new` is published only when the key did not exist before.
+    pub(crate) fn put_replacing(&mut self, key: &[u8], value: Value, existed: bool) {
+        let notify = self.notify;
+        if existed {
+            self.notify &= !notify::NEW;
+        }
+        self.put(key, value, 0);
+        self.notify = notify;
+    }
+
     /// Stores a whole entry under `key` in database `db`.
     pub(crate) fn put_in(&mut self, db: usize, key: &[u8], mut entry: Entry) {
         entry.access = self.access_stamp();

@@ -509,7 +509,8 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             let n = items.len();
             let existed = ctx.remove(&dst).is_some();
             if n > 0 {
-                ctx.put(&dst, Value::List(Box::new(items.into_iter().collect())), 0);
+                let list = Value::List(Box::new(items.into_iter().collect()));
+                ctx.put_replacing(&dst, list, existed);
                 ctx.list_pushed = true;
                 ctx.touched(&dst, EventKind::Set);
                 ctx.notify(notify::LIST, "sortstore", &dst);

@@ -279,7 +279,7 @@ pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let n = result.len();
     let existed = ctx.remove(dst).is_some();
     if n > 0 {
-        ctx.put(dst, Value::Set(Box::new(SetValue::from(result))), 0);
+        ctx.put_replacing(dst, Value::Set(Box::new(SetValue::from(result))), existed);
         ctx.touched(dst, EventKind::Set);
         ctx.notify(notify::SET, store_event(args), dst);
     } else if existed {
