@@ -404,6 +404,27 @@ fn only_the_enabled_classes_and_channels_publish() {
 }
 
 #[test]
+fn read_misses_publish_keymiss_with_class_m() {
+    let s = start();
+    let mut w = Watcher::new(&s, "KEm");
+    w.run(&["GET", "nosuch"]);
+    w.run(&["SET", "a", "1"]);
+    w.run(&["GET", "a"]);
+    w.run(&["MGET", "a", "b"]);
+    w.run(&["EXISTS", "c"]);
+    // A write's lookup is no miss.
+    w.run(&["INCR", "d"]);
+    assert_eq!(
+        w.published(),
+        expect(&[
+            (0, "nosuch", "keymiss"),
+            (0, "b", "keymiss"),
+            (0, "c", "keymiss")
+        ])
+    );
+}
+
+#[test]
 fn nothing_is_published_when_disabled() {
     let s = start();
     // The default, then classes without a channel (no K or E), then switched off again.

@@ -264,28 +264,41 @@ impl<'a> Ctx<'a> {
     }
 
     fn entry_in(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
+        self.find(db, key, now, true)
+    }
+
+    /// A lookup (an access if `touch`); a read command's is counted in the shard's keyspace
+    /// statistics and, when it misses with class `m` enabled, publishes `keymiss`.
+    fn find(&mut self, db: usize, key: &[u8], now: u64, touch: bool) -> Option<EntryMut<'_>> {
         let pos = self.lock_shard(db, shard_of(key))?;
         let count = self.count_lookups;
+        let keymiss = count && self.notify & notify::KEY_MISS != 0;
+        if keymiss {
+            // Only with `m` enabled: a found key is looked up again, untouched and uncounted.
+            let found = {
+                let (_, _, guard, _) = self.locked.get_mut(pos)?;
+                guard.lookup_counted(key, now, touch).is_some()
+            };
+            if !found {
+                self.notify_in(db, notify::KEY_MISS, "keymiss", key);
+                return None;
+            }
+            let (_, _, guard, _) = self.locked.get_mut(pos)?;
+            return guard.lookup_notouch(key, now);
+        }
         let (_, _, guard, _) = self.locked.get_mut(pos)?;
-        if count {
-            guard.lookup_counted(key, now, true)
-        } else {
-            guard.lookup(key, now)
+        match (count, touch) {
+            (true, _) => guard.lookup_counted(key, now, touch),
+            (false, true) => guard.lookup(key, now),
+            (false, false) => guard.lookup_notouch(key, now),
         }
     }
 
     /// The live entry under `key` in the selected database, looked up without counting as an
     /// access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL family, OBJECT).
     pub(crate) fn entry_notouch(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
-        let now = self.now_ms;
-        let pos = self.lock_shard(self.db, shard_of(key))?;
-        let count = self.count_lookups;
-        let (_, _, guard, _) = self.locked.get_mut(pos)?;
-        if count {
-            guard.lookup_counted(key, now, false)
-        } else {
-            guard.lookup_notouch(key, now)
-        }
+        let (db, now) = (self.db, self.now_ms);
+        self.find(db, key, now, false)
     }
 
     /// The entry under `key` in the selected database, expired or not, neither touched nor

@@ -32,7 +32,7 @@ pub(crate) const EXPIRED: u32 = 1 << 8;
 pub(crate) const EVICTED: u32 = 1 << 9;
 /// `t`: stream commands (none exist here).
 pub(crate) const STREAM: u32 = 1 << 10;
-/// `m`: key miss (accepted; not published, see docs/modules/cache.md).
+/// `m`: key miss (`keymiss`, a read command's lookup that finds nothing).
 pub(crate) const KEY_MISS: u32 = 1 << 11;
 /// `d`: module events (none exist here).
 pub(crate) const MODULE: u32 = 1 << 12;
