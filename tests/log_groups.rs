@@ -528,3 +528,87 @@ fn deleting_an_auto_commit_instance_commits_its_positions() {
         assert_eq!(t.log.committed_offset("manual", &tp("t", p)).unwrap(), None);
     }
 }
+
+#[test]
+fn an_expired_auto_commit_instance_commits_its_positions() {
+    let t = TestLog::new(LogConfig {
+        consumer_instance_timeout_ms: 1000,
+        ..LogConfig::default()
+    });
+    t.log.create_topic("t", Some(2), &[], false).unwrap();
+    for p in 0..2 {
+        t.log
+            .append("t", Routing::Partition(p), vec![value("a"), value("b")])
+            .unwrap();
+    }
+    for (group, auto_commit) in [("auto", true), ("manual", false), ("other", true)] {
+        let id = t
+            .log
+            .create_consumer(group, None, settings_of(auto_commit))
+            .unwrap();
+        t.log
+            .assign_consumer(group, &id, vec![tp("t", 0), tp("t", 1)])
+            .unwrap();
+        assert_eq!(t.log.poll_consumer(group, &id, 1 << 20).unwrap().len(), 4);
+    }
+    t.clock.advance(Duration::from_millis(1000));
+    // Expiry closes an instance as the REST Proxy's expiration thread does, and
+    // KafkaConsumer.close() commits the consumed positions under enable.auto.commit.
+    assert_eq!(t.log.expire_idle_consumers().unwrap(), 3);
+    for (group, expected) in [("auto", Some(2)), ("manual", None), ("other", Some(2))] {
+        for p in 0..2 {
+            assert_eq!(
+                t.log
+                    .committed_offset(group, &tp("t", p))
+                    .unwrap()
+                    .map(|c| c.offset),
+                expected,
+                "group {group}: idle expiry commits only under auto.commit.enable"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_instance_expired_by_another_consumer_call_commits_its_positions() {
+    let t = TestLog::new(LogConfig {
+        consumer_instance_timeout_ms: 1000,
+        ..LogConfig::default()
+    });
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    t.log
+        .append("t", Routing::Partition(0), vec![value("a"), value("b")])
+        .unwrap();
+    let id = t.log.create_consumer("g", None, settings_of(true)).unwrap();
+    t.log
+        .subscribe_consumer("g", &id, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    assert_eq!(t.log.poll_consumer("g", &id, 1 << 20).unwrap().len(), 2);
+    t.clock.advance(Duration::from_millis(1000));
+    // A new member of the group expires the idle one first, so it resumes at the committed
+    // position instead of reading the delivered records again.
+    let next = t.log.create_consumer("g", None, settings_of(true)).unwrap();
+    assert!(matches!(
+        t.log.consumer_settings("g", &id),
+        Err(Error::InstanceNotFound { .. })
+    ));
+    t.log
+        .subscribe_consumer("g", &next, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    t.log
+        .append("t", Routing::Partition(0), vec![value("c")])
+        .unwrap();
+    let got = t.log.poll_consumer("g", &next, 1 << 20).unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.record.offset).collect::<Vec<_>>(),
+        vec![2],
+        "the expired instance's delivered positions were committed"
+    );
+}
+
+fn settings_of(auto_commit: bool) -> ConsumerSettings {
+    ConsumerSettings {
+        auto_commit,
+        ..earliest()
+    }
+}

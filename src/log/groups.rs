@@ -15,7 +15,7 @@ use regex::Regex;
 
 use super::error::{Error, Result, meta};
 use super::{
-    COMMIT_METADATA_BYTES_MAX, CONSUMER_INSTANCES_MAX, GROUP_NAME_BYTES_MAX, Log, Offset,
+    COMMIT_METADATA_BYTES_MAX, CONSUMER_INSTANCES_MAX, GROUP_NAME_BYTES_MAX, Inner, Log, Offset,
     SUBSCRIPTION_TOPICS_MAX, StoredRecord,
 };
 
@@ -108,6 +108,11 @@ struct Member {
 }
 
 impl Member {
+    /// Whether the instance has been unused for `timeout_ms` or more at `now_ms`.
+    fn is_idle(&self, now_ms: u64, timeout_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_used_ms) >= timeout_ms
+    }
+
     /// The positions auto-commit has not committed yet, as commits.
     fn auto_commit_due(&self) -> Vec<(TopicPartition, CommittedOffset)> {
         self.positions
@@ -139,19 +144,32 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Deletes instances idle for `timeout_ms` or more; returns how many.
-    pub(crate) fn expire_idle(&mut self, now_ms: u64, timeout_ms: u64) -> usize {
-        let mut expired = 0;
-        for members in self.groups.values_mut() {
-            let before = members.len();
-            members.retain(|_, m| now_ms.saturating_sub(m.last_used_ms) < timeout_ms);
-            expired += before - members.len();
+    /// Whether some instance has been idle for `timeout_ms` or more at `now_ms`.
+    fn any_idle(&self, now_ms: u64, timeout_ms: u64) -> bool {
+        self.groups
+            .values()
+            .flat_map(BTreeMap::values)
+            .any(|m| m.is_idle(now_ms, timeout_ms))
+    }
+
+    /// Removes the instances idle for `timeout_ms` or more and returns them with their group
+    /// and id.
+    fn take_idle(&mut self, now_ms: u64, timeout_ms: u64) -> Vec<(String, String, Member)> {
+        let mut taken = Vec::new();
+        for (group, members) in &mut self.groups {
+            let idle: Vec<String> = members
+                .iter()
+                .filter(|(_, m)| m.is_idle(now_ms, timeout_ms))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in idle {
+                if let Some(m) = members.remove(&id) {
+                    taken.push((group.clone(), id, m));
+                }
+            }
         }
         self.groups.retain(|_, m| !m.is_empty());
-        if expired > 0 {
-            tracing::info!(expired, "idle consumer instances expired");
-        }
-        expired
+        taken
     }
 
     /// Forgets every instance's positions on a deleted topic, so a topic re-created under its
@@ -312,12 +330,8 @@ impl Log {
 
     /// Locks the registry after expiring idle instances.
     fn registry(&self) -> Result<std::sync::MutexGuard<'_, Registry>> {
-        let mut g = self.inner.groups.lock()?;
-        g.expire_idle(
-            self.now_mono_ms(),
-            self.inner.config.consumer_instance_timeout_ms,
-        );
-        Ok(g)
+        self.inner.expire_idle_consumers()?;
+        Ok(self.inner.groups.lock()?)
     }
 
     fn partition_counts(&self) -> Result<BTreeMap<String, u32>> {
@@ -348,30 +362,7 @@ impl Log {
                 max: SUBSCRIPTION_TOPICS_MAX,
             });
         }
-        // IMPORTANT: held from the partition checks to the batch commit, so a topic deletion
-        // (which removes its offsets under this lock) cannot slip between them and leave an
-        // offset of a deleted topic behind.
-        let admin = self.inner.topic_admin.lock()?;
-        let mut batch = self.inner.db.batch();
-        for (tp, c) in offsets {
-            self.partition(&tp.topic, tp.partition)?;
-            if c.metadata.len() > COMMIT_METADATA_BYTES_MAX {
-                return Err(Error::ConfigInvalid {
-                    name: "metadata".into(),
-                    value: format!("{} bytes", c.metadata.len()),
-                    reason: format!("longer than {COMMIT_METADATA_BYTES_MAX} bytes"),
-                });
-            }
-            let mut v = c.offset.to_be_bytes().to_vec();
-            v.extend_from_slice(c.metadata.as_bytes());
-            batch.insert(&self.inner.offsets_ks, offset_key(group, tp), v);
-        }
-        batch.commit().map_err(meta("commit offsets"))?;
-        drop(admin);
-        self.inner
-            .db
-            .persist(fjall::PersistMode::SyncData)
-            .map_err(meta("persist offsets"))
+        self.inner.commit(group, offsets)
     }
 
     /// The committed offset of `group` on a partition, if any.
@@ -493,25 +484,22 @@ impl Log {
         // A poll in flight finishes first, so its positions are the ones committed below.
         let _polling = polling.lock()?;
         let counts = self.partition_counts()?;
-        let removed = {
-            let mut reg = self.registry()?;
-            let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
-            reg.rebalance(group, &counts);
-            removed.ok_or_else(|| Error::InstanceNotFound {
-                group: group.to_owned(),
-                instance: instance.to_owned(),
-            })?
-        };
-        if removed.settings.auto_commit {
-            // As a Kafka consumer's close with enable.auto.commit: commit the delivered
-            // positions of partitions that still exist; a failure is logged, not returned, since
-            // the instance is gone either way.
-            let mut offsets = removed.auto_commit_due();
-            offsets.retain(|(tp, _)| self.partition(&tp.topic, tp.partition).is_ok());
-            if let Err(e) = self.commit_offsets(group, &offsets) {
-                tracing::warn!(group, instance, error = %e, "auto-commit of a deleted consumer instance failed");
-            }
-        }
+        self.inner.expire_idle_consumers()?;
+        // IMPORTANT: as in expiry, the registry stays locked until the commit is written, so
+        // the members that take the partitions over start from it.
+        let admin = self.inner.topic_admin.lock()?;
+        let mut reg = self.inner.groups.lock()?;
+        let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
+        reg.rebalance(group, &counts);
+        let removed = removed.ok_or_else(|| Error::InstanceNotFound {
+            group: group.to_owned(),
+            instance: instance.to_owned(),
+        })?;
+        let closed = [(group.to_owned(), instance.to_owned(), removed)];
+        let written = self.inner.write_closing_commits(&closed)?;
+        drop(reg);
+        drop(admin);
+        self.inner.persist_closing_commits(written);
         Ok(())
     }
 
@@ -871,13 +859,124 @@ impl Log {
             .collect()
     }
 
-    /// Deletes instances idle longer than `consumer_instance_timeout_ms` by the clock; returns
-    /// how many. Every consumer call also does this first.
+    /// Closes the instances idle for `consumer_instance_timeout_ms` or more by the clock, as
+    /// [`Log::delete_consumer`] does (committing their delivered positions under
+    /// `auto_commit`); returns how many. Every consumer call also does this first.
     ///
     /// # Errors
-    /// [`Error::LockPoisoned`] only.
+    /// [`Error::LockPoisoned`] only; a failed commit is logged.
     pub fn expire_idle_consumers(&self) -> Result<usize> {
         self.inner.expire_idle_consumers()
+    }
+}
+
+impl Inner {
+    /// Closes the instances idle for `consumer_instance_timeout_ms` or more by the monotonic
+    /// clock, as the REST Proxy's expiration thread closes their Kafka consumers: under
+    /// `auto_commit` their delivered positions are committed, as `KafkaConsumer.close()` does
+    /// with `enable.auto.commit`. Returns how many.
+    pub(super) fn expire_idle_consumers(&self) -> Result<usize> {
+        let now = self.now_mono_ms();
+        let timeout = self.config.consumer_instance_timeout_ms;
+        if !self.groups.lock()?.any_idle(now, timeout) {
+            return Ok(0);
+        }
+        // IMPORTANT: topic_admin before the registry, the order topic deletion takes them in.
+        // The registry stays locked until the commits are written, so another member of the
+        // group cannot take the partitions over and read the committed offsets before them.
+        let admin = self.topic_admin.lock()?;
+        let mut reg = self.groups.lock()?;
+        let expired = reg.take_idle(now, timeout);
+        let written = self.write_closing_commits(&expired)?;
+        drop(reg);
+        drop(admin);
+        self.persist_closing_commits(written);
+        if !expired.is_empty() {
+            tracing::info!(expired = expired.len(), "idle consumer instances expired");
+        }
+        Ok(expired.len())
+    }
+
+    /// Writes what closing each of `closed` (group, instance id, member) commits: under
+    /// `auto_commit`, its delivered positions not committed yet on partitions that still
+    /// exist. Returns whether anything was written; a failed write is logged, not returned,
+    /// since the instance is gone either way. The caller holds `topic_admin`.
+    fn write_closing_commits(&self, closed: &[(String, String, Member)]) -> Result<bool> {
+        let mut written = false;
+        for (group, instance, m) in closed {
+            if !m.settings.auto_commit {
+                continue;
+            }
+            let mut offsets = m.auto_commit_due();
+            {
+                let topics = self.topics.read()?;
+                offsets.retain(|(tp, _)| {
+                    topics
+                        .get(&tp.topic)
+                        .is_some_and(|t| tp.partition < t.info.partitions)
+                });
+            }
+            if offsets.is_empty() {
+                continue;
+            }
+            match self.write_offsets(group, &offsets) {
+                Ok(()) => written = true,
+                Err(e) => {
+                    tracing::warn!(group, instance, error = %e, "auto-commit of a closed consumer instance failed");
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Makes the commits of [`Inner::write_closing_commits`] durable when it wrote any; a
+    /// failure is logged.
+    fn persist_closing_commits(&self, written: bool) {
+        if written && let Err(e) = self.persist_offsets() {
+            tracing::warn!(error = %e, "auto-commit of closed consumer instances failed");
+        }
+    }
+
+    /// Commits offsets for `group` atomically (all or none) and durably.
+    fn commit(&self, group: &str, offsets: &[(TopicPartition, CommittedOffset)]) -> Result<()> {
+        // IMPORTANT: held from the partition checks to the batch commit, so a topic deletion
+        // (which removes its offsets under this lock) cannot slip between them and leave an
+        // offset of a deleted topic behind.
+        let admin = self.topic_admin.lock()?;
+        self.write_offsets(group, offsets)?;
+        drop(admin);
+        self.persist_offsets()
+    }
+
+    /// Writes `offsets` of `group` in one batch after checking every partition exists and
+    /// every metadata's length; the caller holds `topic_admin`.
+    fn write_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        let mut batch = self.db.batch();
+        for (tp, c) in offsets {
+            self.partition(&tp.topic, tp.partition)?;
+            if c.metadata.len() > COMMIT_METADATA_BYTES_MAX {
+                return Err(Error::ConfigInvalid {
+                    name: "metadata".into(),
+                    value: format!("{} bytes", c.metadata.len()),
+                    reason: format!("longer than {COMMIT_METADATA_BYTES_MAX} bytes"),
+                });
+            }
+            let mut v = c.offset.to_be_bytes().to_vec();
+            v.extend_from_slice(c.metadata.as_bytes());
+            batch.insert(&self.offsets_ks, offset_key(group, tp), v);
+        }
+        batch.commit().map_err(meta("commit offsets"))
+    }
+
+    /// Makes written offsets durable.
+    fn persist_offsets(&self) -> Result<()> {
+        self.db
+            .persist(fjall::PersistMode::SyncData)
+            .map_err(meta("persist offsets"))
     }
 }
 

@@ -845,15 +845,7 @@ impl Log {
     /// # Errors
     /// [`Error::TopicNotFound`], [`Error::PartitionNotFound`].
     pub fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
-        let t = self.get_topic(topic)?;
-        t.partitions
-            .get(partition as usize)
-            .cloned()
-            .ok_or_else(|| Error::PartitionNotFound {
-                topic: topic.to_owned(),
-                partition: i64::from(partition),
-                partitions: t.info.partitions,
-            })
+        self.inner.partition(topic, partition)
     }
 
     /// Appends `records` to `topic` (auto-created when allowed) and returns where each landed,
@@ -1069,14 +1061,7 @@ impl Log {
     }
 
     fn get_topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.inner
-            .topics
-            .read()?
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::TopicNotFound {
-                topic: name.to_owned(),
-            })
+        self.inner.get_topic(name)
     }
 
     fn topic_or_create(&self, name: &str) -> Result<Arc<Topic>> {
@@ -1157,13 +1142,28 @@ impl Inner {
         self.clock.monotonic_ns() / 1_000_000
     }
 
-    /// Deletes consumer instances idle for `consumer_instance_timeout_ms` or more by the
-    /// monotonic clock; returns how many.
-    fn expire_idle_consumers(&self) -> Result<usize> {
-        Ok(self
-            .groups
-            .lock()?
-            .expire_idle(self.now_mono_ms(), self.config.consumer_instance_timeout_ms))
+    /// A topic by name.
+    fn get_topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics
+            .read()?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::TopicNotFound {
+                topic: name.to_owned(),
+            })
+    }
+
+    /// One partition's handle.
+    fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>> {
+        let t = self.get_topic(topic)?;
+        t.partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::PartitionNotFound {
+                topic: topic.to_owned(),
+                partition: i64::from(partition),
+                partitions: t.info.partitions,
+            })
     }
 
     /// Waits up to `timeout` until the background thread has finished `passes` retention
