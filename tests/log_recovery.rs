@@ -312,3 +312,70 @@ fn fuzz_corpus_replays() {
     }
     assert!(n >= 4, "the seed corpus is present ({n} files)");
 }
+
+/// Puts a copy of `topic`'s directory back after the topic is deleted, as a crash between the
+/// metadata removal and the directory removal leaves it; returns the directory.
+fn delete_leaving_the_directory(t: &TestLog, topic: &str) -> PathBuf {
+    let topic_dir = t.dir.path().join("log/topics").join(topic);
+    let aside = t.dir.path().join("aside");
+    copy_dir(&topic_dir, &aside);
+    t.log.delete_topic(topic).unwrap();
+    assert!(!topic_dir.exists());
+    copy_dir(&aside, &topic_dir);
+    std::fs::remove_dir_all(&aside).unwrap();
+    topic_dir
+}
+
+fn fill_two_partitions(t: &TestLog) {
+    t.log.create_topic("t", Some(2), &[], false).unwrap();
+    for p in 0..2 {
+        t.log
+            .append(
+                "t",
+                Routing::Partition(p),
+                vec![value("old-a"), value("old-b")],
+            )
+            .unwrap();
+    }
+}
+
+fn assert_recreated_empty(t: &TestLog) {
+    t.log.create_topic("t", Some(2), &[], false).unwrap();
+    for p in 0..2 {
+        assert_eq!(t.log.latest_offset("t", p).unwrap(), 0, "partition {p}");
+        assert!(t.log.read("t", p, 0, 1 << 20).unwrap().is_empty());
+    }
+    let placed = t
+        .log
+        .append("t", Routing::Partition(0), vec![value("new")])
+        .unwrap();
+    assert_eq!(placed[0].offset, 0, "offsets start at 0 again");
+    assert_eq!(values(&t.log.read("t", 0, 0, 1 << 20).unwrap()), ["new"]);
+}
+
+#[test]
+fn a_deleted_topics_leftover_directory_is_removed_at_open() {
+    let t = TestLog::new(LogConfig::default());
+    fill_two_partitions(&t);
+    let topic_dir = delete_leaving_the_directory(&t, "t");
+    // A crash inside create_topic leaves partition directories without metadata too.
+    copy_dir(&topic_dir, &t.dir.path().join("log/topics/half-created"));
+    let t = t.reopen();
+    assert!(
+        !topic_dir.exists(),
+        "a topic directory without metadata is removed at open"
+    );
+    assert!(!t.dir.path().join("log/topics/half-created").exists());
+    assert!(t.log.topics().unwrap().is_empty());
+    assert_recreated_empty(&t);
+    let t = t.reopen();
+    assert_eq!(values(&t.log.read("t", 0, 0, 1 << 20).unwrap()), ["new"]);
+}
+
+#[test]
+fn a_topic_created_over_a_leftover_directory_starts_empty() {
+    let t = TestLog::new(LogConfig::default());
+    fill_two_partitions(&t);
+    delete_leaving_the_directory(&t, "t");
+    assert_recreated_empty(&t);
+}

@@ -9,7 +9,13 @@
 //! dropped.
 //!
 //! Layout under the log directory: `topics/<topic>/<partition>/<base offset:020>.{log,index,
-//! timeindex}` and `meta/` (a fjall database: topic configs and committed offsets).
+//! timeindex}`, `meta/` (a fjall database: topic configs and committed offsets) and
+//! `deleting/<topic>/` (a deleted topic's files while they are removed).
+//!
+//! A topic exists when its metadata record does: deletion removes the record first, then
+//! renames the directory into `deleting/` and removes it; creation writes fresh partition
+//! directories and then the record. A topic directory without a record (a crash in between)
+//! is removed at open and before a creation, so it never contributes records.
 
 mod error;
 mod groups;
@@ -22,6 +28,7 @@ mod segment;
 mod writer;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -653,7 +660,7 @@ impl Log {
             buffers: Arc::new(reader::ReadBuffers::new(config.parallel_read)),
             bell: Arc::default(),
         };
-        let mut topics = BTreeMap::new();
+        let mut records = BTreeMap::new();
         for guard in topics_ks.iter() {
             let (k, v) = guard.into_inner().map_err(error::meta("list topics"))?;
             let name = String::from_utf8_lossy(&k).into_owned();
@@ -662,6 +669,11 @@ impl Log {
                     key: name.clone(),
                     reason: e.to_string(),
                 })?;
+            records.insert(name, record);
+        }
+        remove_orphan_topic_dirs(dir, &records)?;
+        let mut topics = BTreeMap::new();
+        for (name, record) in records {
             let topic = open_topic(dir, &name, &record, &config, &clock, &shared)?;
             topics.insert(name, Arc::new(topic));
         }
@@ -753,6 +765,15 @@ impl Log {
             partitions: count,
             configs: configs.to_vec(),
         };
+        // A directory of this name has no metadata record (the topic list above is loaded from
+        // the records): it is left from a deletion or creation that did not finish, and its
+        // segments must not become the new topic's.
+        if remove_topic_dir(&self.inner.dir, OsStr::new(name))? {
+            tracing::warn!(
+                topic = name,
+                "removed a leftover directory of the topic before creating it"
+            );
+        }
         let topic = open_topic(
             &self.inner.dir,
             name,
@@ -817,9 +838,9 @@ impl Log {
             .persist(fjall::PersistMode::SyncAll)
             .map_err(error::meta("persist topic removal"))?;
         self.inner.groups.lock()?.forget_topic(name);
-        let dir = self.inner.dir.join("topics").join(name);
-        std::fs::remove_dir_all(&dir).map_err(error::io_at(&dir))?;
-        writer::sync_dir(&self.inner.dir.join("topics"))?;
+        // The topic is gone once its record is: a crash from here on leaves a directory
+        // without a record, which the next open (or a creation of the name) removes.
+        remove_topic_dir(&self.inner.dir, OsStr::new(name))?;
         tracing::info!(topic = name, "topic deleted");
         Ok(())
     }
@@ -1086,6 +1107,68 @@ impl Drop for Log {
             let _ = handle.join();
         }
     }
+}
+
+/// Directory under the log directory that a deleted topic's directory is renamed into before
+/// its files are removed, so `topics/` loses the whole topic in one rename.
+const DELETING_DIR: &str = "deleting";
+
+/// Removes `topics/<name>` if it exists: renames it into [`DELETING_DIR`], fsyncs both
+/// directories, then removes it there. Returns whether there was one.
+fn remove_topic_dir(dir: &Path, name: &OsStr) -> Result<bool> {
+    let topics = dir.join("topics");
+    let from = topics.join(name);
+    if std::fs::symlink_metadata(&from).is_err() {
+        return Ok(false);
+    }
+    let deleting = dir.join(DELETING_DIR);
+    let to = deleting.join(name);
+    remove_path(&to)?;
+    std::fs::rename(&from, &to).map_err(error::io_at(&from))?;
+    writer::sync_dir(&topics)?;
+    writer::sync_dir(&deleting)?;
+    remove_path(&to)?;
+    writer::sync_dir(&deleting)?;
+    Ok(true)
+}
+
+/// Removes a file or a directory tree, if present.
+fn remove_path(path: &Path) -> Result<()> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+    };
+    removed.map_err(error::io_at(path))
+}
+
+/// At open: finishes removals cut short in [`DELETING_DIR`], and removes every entry of
+/// `topics/` without a metadata record (left by a crash inside a topic's deletion or creation),
+/// logging each, so its segments never come back as a topic's records.
+fn remove_orphan_topic_dirs(dir: &Path, records: &BTreeMap<String, TopicRecord>) -> Result<()> {
+    let deleting = dir.join(DELETING_DIR);
+    std::fs::create_dir_all(&deleting).map_err(error::io_at(&deleting))?;
+    writer::sync_dir(dir)?;
+    for entry in std::fs::read_dir(&deleting).map_err(error::io_at(&deleting))? {
+        let path = entry.map_err(error::io_at(&deleting))?.path();
+        remove_path(&path)?;
+        tracing::warn!(path = %path.display(), "finished removing a deleted topic's files");
+    }
+    writer::sync_dir(&deleting)?;
+    let topics = dir.join("topics");
+    for entry in std::fs::read_dir(&topics).map_err(error::io_at(&topics))? {
+        let name = entry.map_err(error::io_at(&topics))?.file_name();
+        if name.to_str().is_some_and(|n| records.contains_key(n)) {
+            continue;
+        }
+        remove_topic_dir(dir, &name)?;
+        tracing::warn!(
+            entry = %name.to_string_lossy(),
+            "removed a topic directory without metadata (a topic deletion or creation was cut short)"
+        );
+    }
+    Ok(())
 }
 
 /// Opens every partition of a topic.
