@@ -258,20 +258,7 @@ fn zero_filled_tail_is_torn_not_corrupt() {
 
 #[test]
 fn a_sealed_segment_with_a_bad_index_is_rebuilt() {
-    let t = TestLog::new(LogConfig::default());
-    t.log
-        .create_topic(
-            "t",
-            Some(1),
-            &[("segment.bytes".into(), "1024".into())],
-            false,
-        )
-        .unwrap();
-    for i in 0..60 {
-        t.log
-            .append("t", Routing::Partition(0), vec![value(&format!("{i:040}"))])
-            .unwrap();
-    }
+    let (t, _) = sealed_segments(LogConfig::default());
     let dir = t.partition_dir("t", 0);
     std::fs::write(dir.join("00000000000000000000.index"), b"garbage").unwrap();
     let _ = std::fs::remove_file(dir.join("00000000000000000000.timeindex"));
@@ -378,4 +365,102 @@ fn a_topic_created_over_a_leftover_directory_starts_empty() {
     fill_two_partitions(&t);
     delete_leaving_the_directory(&t, "t");
     assert_recreated_empty(&t);
+}
+
+/// Topic `t` with one partition of several sealed 1 KiB segments and an active one (60
+/// records, one per batch); returns the log and the first sealed segment's path.
+fn sealed_segments(config: LogConfig) -> (TestLog, PathBuf) {
+    let t = TestLog::new(config);
+    t.log
+        .create_topic(
+            "t",
+            Some(1),
+            &[("segment.bytes".into(), "1024".into())],
+            false,
+        )
+        .unwrap();
+    for i in 0..60 {
+        t.log
+            .append("t", Routing::Partition(0), vec![value(&format!("{i:040}"))])
+            .unwrap();
+    }
+    t.log.flush().unwrap();
+    let first = t.partition_dir("t", 0).join(SEGMENT);
+    assert!(
+        t.partition_dir("t", 0)
+            .join("00000000000000000000.index")
+            .exists()
+    );
+    (t, first)
+}
+
+/// Byte positions where each batch of a segment starts.
+fn batch_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut pos = 0usize;
+    while pos + 12 <= bytes.len() {
+        starts.push(pos);
+        pos += i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
+    }
+    starts
+}
+
+/// Closes the log, lets `damage` change the first sealed segment, and opens it again.
+fn reopen_after(t: TestLog, seg: &Path, damage: impl FnOnce(&mut Vec<u8>)) -> Result<Log, Error> {
+    let TestLog { dir, clock, log } = t;
+    drop(log);
+    let mut bytes = std::fs::read(seg).unwrap();
+    damage(&mut bytes);
+    std::fs::write(seg, &bytes).unwrap();
+    let log = Log::open(&dir.path().join("log"), never(), clock);
+    drop(dir);
+    log
+}
+
+fn assert_corrupt_at(result: Result<Log, Error>, seg: &Path, at: usize) {
+    match result {
+        Err(Error::Corrupt {
+            segment, position, ..
+        }) => {
+            assert_eq!(segment, seg);
+            assert_eq!(position, at as u64);
+        }
+        Err(e) => panic!("expected Corrupt at {at}, got {e}"),
+        Ok(log) => panic!(
+            "a torn sealed segment opened; offset 5 reads {:?}",
+            log.read("t", 0, 5, 1 << 20)
+                .map(|r| r.first().map(|r| r.offset))
+        ),
+    }
+}
+
+#[test]
+fn a_sealed_segment_cut_at_a_batch_boundary_is_refused_at_open() {
+    let (t, seg) = sealed_segments(never());
+    let starts = batch_starts(&std::fs::read(&seg).unwrap());
+    assert!(starts.len() > 5, "{starts:?}");
+    // An OS crash under `never` kept the first five batches; the index (one entry, at 0)
+    // still validates against the shorter file. Reading offset 5 used to skip silently to
+    // the next segment.
+    let cut = starts[5];
+    let result = reopen_after(t, &seg, |b| b.truncate(cut));
+    assert_corrupt_at(result, &seg, cut);
+}
+
+#[test]
+fn a_sealed_segment_torn_inside_its_last_batch_is_refused_at_open() {
+    let (t, seg) = sealed_segments(never());
+    let starts = batch_starts(&std::fs::read(&seg).unwrap());
+    let last = *starts.last().unwrap();
+    let result = reopen_after(t, &seg, |b| b.truncate(last + 20));
+    assert_corrupt_at(result, &seg, last);
+}
+
+#[test]
+fn a_sealed_segment_with_a_zeroed_tail_is_refused_at_open() {
+    let (t, seg) = sealed_segments(never());
+    let starts = batch_starts(&std::fs::read(&seg).unwrap());
+    let from = starts[starts.len() - 2];
+    let result = reopen_after(t, &seg, |b| b[from..].fill(0));
+    assert_corrupt_at(result, &seg, from);
 }

@@ -49,6 +49,12 @@ impl OffsetIndex {
         self.entries.is_empty()
     }
 
+    /// The last entry: `(offset - segment base, byte position)` of the last indexed batch.
+    #[must_use]
+    pub fn last_entry(&self) -> Option<(u32, u32)> {
+        self.entries.last().copied()
+    }
+
     /// Byte position from which to scan for `relative_offset`: the position of the largest
     /// indexed offset not above it, or 0.
     #[must_use]

@@ -108,10 +108,23 @@ pub(crate) fn scan_segment<S: Source + ?Sized>(
     src: &S,
     base_offset: u64,
 ) -> Result<Scan, ScanFailure> {
+    scan_segment_from(src, 0, base_offset)
+}
+
+/// As [`scan_segment`], from byte position `start`, where a batch whose first offset is
+/// `first_offset` must begin (a batch boundary taken from the offset index).
+///
+/// # Errors
+/// As [`scan_segment`].
+pub(crate) fn scan_segment_from<S: Source + ?Sized>(
+    src: &S,
+    start: u64,
+    first_offset: u64,
+) -> Result<Scan, ScanFailure> {
     let file_len = src.len();
     let mut scan = Scan::default();
-    let mut expected = base_offset;
-    let mut pos = 0u64;
+    let mut expected = first_offset;
+    let mut pos = start;
     let mut header = [0u8; LOG_OVERHEAD];
     let mut buf = Vec::new();
     while pos < file_len {

@@ -296,11 +296,28 @@ impl Partition {
         let mut segments = BTreeMap::new();
         let mut total_bytes = 0;
         let last = bases.last().copied();
+        // The sealed segment before `base`: its path, length and the offset after its last
+        // record, which must be `base`.
+        let mut previous: Option<(PathBuf, u64, Offset)> = None;
         for &base in &bases {
+            if let Some((path, len, ends)) = previous.take()
+                && ends != base
+            {
+                return Err(Error::Corrupt {
+                    segment: path,
+                    position: len,
+                    reason: format!(
+                        "sealed segment ends before offset {ends}, the next segment starts at {base}"
+                    ),
+                });
+            }
             let seg = if Some(base) == last {
                 open_active(&dir, base)?
             } else {
-                open_sealed(&dir, base)?
+                let (seg, last_offset) = open_sealed(&dir, base)?;
+                let len = seg.len.load(Ordering::Acquire);
+                previous = Some((seg.path.clone(), len, last_offset.map_or(base, |o| o + 1)));
+                seg
             };
             total_bytes += seg.len.load(Ordering::Acquire);
             segments.insert(base, Arc::new(seg));
@@ -722,9 +739,15 @@ fn open_active(dir: &Path, base: Offset) -> Result<Segment> {
     Ok(seg)
 }
 
-/// Opens a sealed segment, trusting its index files when they validate and rebuilding them
-/// from the data otherwise.
-fn open_sealed(dir: &Path, base: Offset) -> Result<Segment> {
+/// Opens a sealed segment and returns it with its last offset (`None` when it holds no batch).
+///
+/// Its index files are trusted when they validate and the batches from the last indexed one
+/// to the end of the file verify and continue it (a cheap check of the tail, which a crash
+/// under `flush.policy = never` can tear: the roll fsyncs nothing then). Otherwise the whole
+/// segment is scanned: the indexes are rebuilt, or a bad batch is [`Error::Corrupt`] naming the
+/// segment and position — a sealed segment is followed by the next, so its tail cannot be cut
+/// off without losing offsets.
+fn open_sealed(dir: &Path, base: Offset) -> Result<(Segment, Option<Offset>)> {
     let path = segment_path(dir, base);
     let file = open_file(&path, false)?;
     let len = file.metadata().map_err(io_at(&path))?.len();
@@ -743,30 +766,56 @@ fn open_sealed(dir: &Path, base: Offset) -> Result<Segment> {
     let time = std::fs::read(seg.sibling("timeindex"))
         .ok()
         .and_then(|b| TimeIndex::decode(&b));
-    match (offset, time) {
-        (Some(offset), Some(time)) if len == 0 || !offset.is_empty() => {
+    if let (Some(offset), Some(time)) = (offset, time) {
+        let tail = match offset.last_entry() {
+            Some(entry) => verified_tail(&seg, entry)?,
+            None if len == 0 => Some(None),
+            None => None,
+        };
+        if let Some(last_offset) = tail {
             if let Some(max) = time.max_timestamp_ms() {
                 seg.max_timestamp_ms.store(max, Ordering::Release);
             }
             *seg.index.write()? = offset;
             *seg.time_index.write()? = time;
+            return Ok((seg, last_offset));
         }
-        _ => {
-            let scan = scan_into(&seg, REBUILD_INDEX_INTERVAL_BYTES)?;
-            if scan.torn_bytes > 0 {
-                return Err(Error::Corrupt {
-                    segment: seg.path.clone(),
-                    position: scan.valid_len,
-                    reason: format!(
-                        "sealed segment ends in a bad batch: {}",
-                        scan.torn_reason.unwrap_or_default()
-                    ),
-                });
-            }
-            seg.write_indexes(false)?;
-        }
+        tracing::warn!(
+            segment = %seg.path.display(),
+            "a sealed segment's tail does not match its index; scanning the whole segment"
+        );
     }
-    Ok(seg)
+    let scan = scan_into(&seg, REBUILD_INDEX_INTERVAL_BYTES)?;
+    if scan.torn_bytes > 0 {
+        return Err(Error::Corrupt {
+            segment: seg.path.clone(),
+            position: scan.valid_len,
+            reason: format!(
+                "sealed segment ends in a bad batch: {}",
+                scan.torn_reason.unwrap_or_default()
+            ),
+        });
+    }
+    seg.write_indexes(false)?;
+    let last_offset = scan.batches.last().map(|b| b.info.last_offset);
+    Ok((seg, last_offset))
+}
+
+/// Verifies a sealed segment's batches from its last indexed one, `(offset - base, position)`,
+/// to the end of the file. Returns `Some(last offset)` when they are whole and continue the
+/// index, `None` when they do not (the caller then scans the whole segment).
+fn verified_tail(seg: &Segment, (rel, position): (u32, u32)) -> Result<Option<Option<Offset>>> {
+    let first = seg.base + u64::from(rel);
+    match recovery::scan_segment_from(&seg.file, u64::from(position), first) {
+        Ok(scan) if scan.torn_bytes == 0 => {
+            Ok(scan.batches.last().map(|b| Some(b.info.last_offset)))
+        }
+        Ok(_) | Err(ScanFailure::Corrupt(_)) => Ok(None),
+        Err(ScanFailure::Io(source)) => Err(Error::Io {
+            path: seg.path.clone(),
+            source,
+        }),
+    }
 }
 
 /// Last offset stored in a segment, from its last indexed batch onward.
