@@ -226,3 +226,134 @@ async fn each_result_is_written_before_the_next_object_arrives() {
         "the stream ends after a malformed object"
     );
 }
+
+/// A streamed object whose STRING value is `data`, padded with spaces inside the object to
+/// exactly `bytes` bytes.
+fn padded_object(data: &str, bytes: usize) -> String {
+    let head = format!(r#"{{"value":{{"type":"STRING","data":"{data}"}}"#);
+    assert!(head.len() < bytes);
+    format!("{head}{}}}", " ".repeat(bytes - head.len() - 1))
+}
+
+#[tokio::test]
+async fn an_oversized_record_fails_alone_with_kafkas_error_code() {
+    let (router, engine) = api();
+    engine
+        .log()
+        .create_topic(
+            "big",
+            Some(1),
+            &[("max.message.bytes".into(), "100".into())],
+            false,
+        )
+        .unwrap();
+    let fits = "x".repeat(100);
+    let over = "y".repeat(101);
+    let body = [fits.as_str(), over.as_str(), "after"]
+        .map(|d| format!(r#"{{"value":{{"type":"STRING","data":"{d}"}}}}"#))
+        .concat();
+    let (status, _, v) = call(
+        &router,
+        "POST",
+        "/kafka/v3/clusters/streamcache/topics/big/records",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let results = lines(&v);
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        (
+            results[0]["error_code"].as_u64(),
+            results[0]["offset"].as_u64()
+        ),
+        (Some(200), Some(0)),
+        "a record of exactly max.message.bytes is stored"
+    );
+    // Kafka's RecordTooLargeException is a non-retriable KafkaException: the REST Proxy's
+    // mapper answers it with 50002, as v2 does.
+    assert_eq!(results[1]["error_code"], 50002, "{}", results[1]);
+    assert!(results[1].get("offset").is_none());
+    assert_eq!(
+        (
+            results[2]["error_code"].as_u64(),
+            results[2]["offset"].as_u64()
+        ),
+        (Some(200), Some(1)),
+        "the records after it are stored"
+    );
+    let stored = engine.log().read("big", 0, 0, 1 << 20).unwrap();
+    let values: Vec<_> = stored.iter().map(|r| r.value.clone().unwrap()).collect();
+    assert_eq!(values, [fits.as_bytes(), b"after"]);
+}
+
+#[tokio::test]
+async fn a_streamed_object_of_stream_object_bytes_max_is_accepted_and_one_more_ends_the_stream() {
+    let max = streamcache::api::KAFKA_STREAM_OBJECT_BYTES_MAX;
+    let (router, _engine) = api();
+    // Both objects arrive in one body chunk: only the bytes of each object count, not what
+    // else the chunk carries.
+    let body = format!(
+        "{}\r\n{}",
+        padded_object("at-max", max),
+        padded_object("next", 64)
+    );
+    let (status, _, v) = call(
+        &router,
+        "POST",
+        "/kafka/v3/clusters/streamcache/topics/s/records",
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let results = lines(&v);
+    let codes: Vec<_> = results.iter().map(|r| r["error_code"].clone()).collect();
+    assert_eq!(codes, [json!(200), json!(200)]);
+    // One byte more: refused although it arrived whole, and the stream ends there.
+    let body = format!(
+        "{}{}{}",
+        padded_object("first", 64),
+        padded_object("over", max + 1),
+        padded_object("never", 64)
+    );
+    let (_, _, v) = call(
+        &router,
+        "POST",
+        "/kafka/v3/clusters/streamcache/topics/s/records",
+        Some(&body),
+    )
+    .await;
+    let results = lines(&v);
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0]["error_code"], 200);
+    assert_eq!(results[1]["error_code"], 400);
+    assert!(
+        results[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&max.to_string())
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_after_records_in_one_chunk_answers_after_their_results() {
+    let (router, _engine) = api();
+    let body = format!(
+        "{}{} {{ not json",
+        padded_object("a", 64),
+        padded_object("b", 64)
+    );
+    let (_, _, v) = call(
+        &router,
+        "POST",
+        "/kafka/v3/clusters/streamcache/topics/s/records",
+        Some(&body),
+    )
+    .await;
+    let codes: Vec<_> = lines(&v).iter().map(|r| r["error_code"].clone()).collect();
+    assert_eq!(
+        codes,
+        [json!(200), json!(200), json!(400)],
+        "one result per object, in input order, the error last"
+    );
+}

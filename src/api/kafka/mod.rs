@@ -13,6 +13,8 @@ mod sse;
 mod v2;
 mod v3;
 
+pub use v3::STREAM_OBJECT_BYTES_MAX;
+
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -136,6 +138,18 @@ impl IntoResponse for KafkaError {
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
         resp
+    }
+}
+
+/// The code a produce answers for one record that failed, as the REST Proxy's exception mapper
+/// gives it for the producer's exception: 50003 when a retry may succeed (a stopped log, like
+/// Kafka's retriable exceptions), 50002 for a record over `max.message.bytes` (Kafka's
+/// `RecordTooLargeException`, a plain Kafka error); other codes as they are.
+pub(crate) fn produce_error_code(e: &KafkaError) -> u32 {
+    match e.code() {
+        50302 => 50003,
+        42206 => 50002,
+        code => code,
     }
 }
 

@@ -27,7 +27,7 @@ use crate::log::{Header, Record, Routing, TopicInfo};
 pub(crate) const CLUSTER_ID: &str = "streamcache";
 /// Largest single JSON object accepted in a streaming produce body, in bytes: a record at the
 /// log's ceiling, base64-inflated, plus framing.
-pub(crate) const STREAM_OBJECT_BYTES_MAX: usize = 12 * 1024 * 1024;
+pub const STREAM_OBJECT_BYTES_MAX: usize = 12 * 1024 * 1024;
 
 const _: () = assert!((crate::log::RECORD_BYTES_MAX as usize) * 4 / 3 < STREAM_OBJECT_BYTES_MAX);
 
@@ -262,10 +262,11 @@ struct Produce {
     topic: String,
     /// The request body.
     body: BodyDataStream,
-    /// Bytes received but not yet parsed.
+    /// Bytes received but not yet parsed: the object in progress, after whitespace.
     buf: Vec<u8>,
-    /// Parsed objects waiting to be appended.
-    pending: VecDeque<Value>,
+    /// In input order: parsed objects waiting to be appended, or the error line that ends the
+    /// stream.
+    pending: VecDeque<Result<Value, Value>>,
     /// No more input (end of body or a fatal error).
     done: bool,
 }
@@ -274,68 +275,109 @@ impl Produce {
     /// The next reply line, or `None` at the end.
     async fn next_line(&mut self) -> Option<Bytes> {
         loop {
-            if let Some(v) = self.pending.pop_front() {
-                let result = produce_one(&self.state, &self.topic, v).await;
-                return Some(line(&result));
+            match self.pending.pop_front() {
+                Some(Ok(v)) => {
+                    let result = produce_one(&self.state, &self.topic, v).await;
+                    return Some(line(&result));
+                }
+                Some(Err(reply)) => return Some(line(&reply)),
+                None => {}
             }
             if self.done {
                 return None;
             }
-            if let Err(e) = self.parse_buffered() {
-                self.done = true;
-                return Some(line(&error_object(400, &format!("malformed JSON: {e}"))));
-            }
-            if !self.pending.is_empty() {
-                continue;
-            }
             match self.body.next().await {
-                Some(Ok(chunk)) => {
-                    self.buf.extend_from_slice(&chunk);
-                    if self.buf.len() > STREAM_OBJECT_BYTES_MAX {
-                        self.done = true;
-                        let msg =
-                            format!("a record object exceeds {STREAM_OBJECT_BYTES_MAX} bytes");
-                        return Some(line(&error_object(400, &msg)));
-                    }
-                }
+                Some(Ok(chunk)) => self.take_chunk(&chunk),
                 Some(Err(e)) => {
                     self.done = true;
                     tracing::debug!(error = %e, "streaming produce body ended with an error");
                 }
                 None => {
-                    self.done = true;
-                    if !self.buf.iter().all(u8::is_ascii_whitespace) {
-                        return Some(line(&error_object(
-                            400,
-                            "malformed JSON: the body ends inside an object",
-                        )));
+                    // Whatever is left may hold values that end without a bracket.
+                    self.parse_buffered();
+                    if !self.done && !self.buf.is_empty() {
+                        self.fail(400, "malformed JSON: the body ends inside an object");
                     }
+                    self.done = true;
                 }
             }
         }
     }
 
-    /// Moves every complete JSON value from the buffer to `pending`.
-    fn parse_buffered(&mut self) -> Result<(), serde_json::Error> {
+    /// Adds a chunk of the body and parses the buffer (so malformed JSON ends the stream at
+    /// once), then checks the object still in progress against [`STREAM_OBJECT_BYTES_MAX`].
+    fn take_chunk(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+        self.parse_buffered();
+        if !self.done && self.buf.len() > STREAM_OBJECT_BYTES_MAX {
+            self.too_large();
+        }
+    }
+
+    /// Moves every complete JSON value from the buffer to `pending`, each checked against
+    /// [`STREAM_OBJECT_BYTES_MAX`]; a malformed or oversized one ends the stream (its error
+    /// line follows the results of the values before it).
+    fn parse_buffered(&mut self) {
         let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
         let mut consumed = 0;
+        let mut failure = None;
         loop {
+            let start = it.byte_offset();
             match it.next() {
                 Some(Ok(v)) => {
-                    self.pending.push_back(v);
-                    consumed = it.byte_offset();
+                    let end = it.byte_offset();
+                    let lead = leading_whitespace(self.buf.get(start..end).unwrap_or_default());
+                    if end - start - lead > STREAM_OBJECT_BYTES_MAX {
+                        failure = Some(None);
+                        break;
+                    }
+                    self.pending.push_back(Ok(v));
+                    consumed = end;
                 }
                 Some(Err(e)) if e.is_eof() => break,
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => {
+                    failure = Some(Some(format!("malformed JSON: {e}")));
+                    break;
+                }
                 None => {
                     consumed = it.byte_offset();
                     break;
                 }
             }
         }
-        self.buf.drain(..consumed.min(self.buf.len()));
-        Ok(())
+        match failure {
+            Some(None) => self.too_large(),
+            Some(Some(msg)) => self.fail(400, &msg),
+            None => {
+                self.buf.drain(..consumed.min(self.buf.len()));
+                self.skip_whitespace();
+            }
+        }
     }
+
+    /// Drops whitespace before the next value.
+    fn skip_whitespace(&mut self) {
+        let lead = leading_whitespace(&self.buf);
+        self.buf.drain(..lead);
+    }
+
+    /// Ends the stream with a 400 for an object over [`STREAM_OBJECT_BYTES_MAX`].
+    fn too_large(&mut self) {
+        let msg = format!("a record object exceeds {STREAM_OBJECT_BYTES_MAX} bytes");
+        self.fail(400, &msg);
+    }
+
+    /// Queues the error line that ends the stream, after the results before it.
+    fn fail(&mut self, code: u32, message: &str) {
+        self.pending.push_back(Err(error_object(code, message)));
+        self.buf = Vec::new();
+        self.done = true;
+    }
+}
+
+/// Bytes of ASCII whitespace at the start of `bytes`.
+fn leading_whitespace(bytes: &[u8]) -> usize {
+    bytes.iter().take_while(|b| b.is_ascii_whitespace()).count()
 }
 
 fn line(v: &Value) -> Bytes {
@@ -455,6 +497,6 @@ async fn produce_one(state: &AppState, topic: &str, v: Value) -> Value {
             }),
             None => error_object(500, "nothing was appended"),
         },
-        Err(e) => error_object(e.code(), e.message()),
+        Err(e) => error_object(super::produce_error_code(&e), e.message()),
     }
 }
