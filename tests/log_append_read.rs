@@ -295,19 +295,7 @@ fn per_topic_policies_apply() {
 #[test]
 fn segments_roll_by_size_and_reads_cross_them() {
     let t = TestLog::new(LogConfig::default());
-    t.log
-        .create_topic(
-            "t",
-            Some(1),
-            &[("segment.bytes".into(), "1024".into())],
-            false,
-        )
-        .unwrap();
-    for i in 0..100 {
-        t.log
-            .append("t", Routing::Partition(0), vec![value(&format!("{i:050}"))])
-            .unwrap();
-    }
+    log_common::fill_small_segments(&t, 100, 50);
     let p = t.log.partition("t", 0).unwrap();
     assert!(
         p.segment_count().unwrap() > 5,

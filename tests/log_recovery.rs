@@ -371,19 +371,7 @@ fn a_topic_created_over_a_leftover_directory_starts_empty() {
 /// records, one per batch); returns the log and the first sealed segment's path.
 fn sealed_segments(config: LogConfig) -> (TestLog, PathBuf) {
     let t = TestLog::new(config);
-    t.log
-        .create_topic(
-            "t",
-            Some(1),
-            &[("segment.bytes".into(), "1024".into())],
-            false,
-        )
-        .unwrap();
-    for i in 0..60 {
-        t.log
-            .append("t", Routing::Partition(0), vec![value(&format!("{i:040}"))])
-            .unwrap();
-    }
+    log_common::fill_small_segments(&t, 60, 40);
     t.log.flush().unwrap();
     let first = t.partition_dir("t", 0).join(SEGMENT);
     assert!(

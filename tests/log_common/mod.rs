@@ -56,6 +56,28 @@ impl TestLog {
     }
 }
 
+/// Creates topic `t` with one partition of 1 KiB segments and appends `n` records, one per
+/// batch, each valued its index padded with zeros to `width` digits.
+pub(crate) fn fill_small_segments(t: &TestLog, n: usize, width: usize) {
+    t.log
+        .create_topic(
+            "t",
+            Some(1),
+            &[("segment.bytes".into(), "1024".into())],
+            false,
+        )
+        .unwrap();
+    for i in 0..n {
+        t.log
+            .append(
+                "t",
+                streamcache::log::Routing::Partition(0),
+                vec![value(&format!("{i:0width$}"))],
+            )
+            .unwrap();
+    }
+}
+
 /// A record with this value and no key.
 pub(crate) fn value(v: &str) -> Record {
     Record {
