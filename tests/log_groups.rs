@@ -201,6 +201,47 @@ fn auto_commit_commits_delivered_positions_on_the_next_poll() {
 }
 
 #[test]
+fn auto_commit_works_for_more_partitions_than_a_commit_request_may_name() {
+    use streamcache::log::{PARTITIONS_PER_TOPIC_MAX, SUBSCRIPTION_TOPICS_MAX};
+    let t = TestLog::new(LogConfig::default());
+    let per_topic = PARTITIONS_PER_TOPIC_MAX as usize;
+    let topics: Vec<String> = (0..SUBSCRIPTION_TOPICS_MAX / per_topic + 1)
+        .map(|i| format!("t{i}"))
+        .collect();
+    for name in &topics {
+        t.log
+            .create_topic(name, Some(PARTITIONS_PER_TOPIC_MAX), &[], false)
+            .unwrap();
+        for p in 0..PARTITIONS_PER_TOPIC_MAX {
+            t.log
+                .append(name, Routing::Partition(p), vec![value("a")])
+                .unwrap();
+        }
+    }
+    let partitions = topics.len() * per_topic;
+    assert!(partitions > SUBSCRIPTION_TOPICS_MAX);
+    let settings = ConsumerSettings {
+        auto_commit: true,
+        ..earliest()
+    };
+    let id = t.log.create_consumer("g", None, settings).unwrap();
+    t.log
+        .subscribe_consumer("g", &id, Subscription::Topics(topics.clone()))
+        .unwrap();
+    assert_eq!(
+        t.log.poll_consumer("g", &id, 1 << 24).unwrap().len(),
+        partitions
+    );
+    // The next poll commits every delivered position.
+    assert!(t.log.poll_consumer("g", &id, 1 << 24).unwrap().is_empty());
+    let last = tp(topics.last().unwrap(), PARTITIONS_PER_TOPIC_MAX - 1);
+    assert_eq!(
+        t.log.committed_offset("g", &last).unwrap().unwrap().offset,
+        1
+    );
+}
+
+#[test]
 fn idle_instances_expire_by_the_clock() {
     let t = TestLog::new(LogConfig {
         consumer_instance_timeout_ms: 1000,

@@ -722,7 +722,10 @@ impl Log {
             (plan, m.settings.clone(), m.auto_commit_due())
         };
         if settings.auto_commit && !previous.is_empty() {
-            self.commit_offsets(group, &previous)?;
+            // The instance's own positions, one per assigned partition: bounded by the topics
+            // and partitions that exist, not by a request, so not by SUBSCRIPTION_TOPICS_MAX
+            // (an instance assigned more partitions than that would fail every later poll).
+            self.inner.commit(group, &previous)?;
             let mut reg = self.registry()?;
             if let Ok(m) = reg.member(group, instance, now) {
                 m.auto_committed
