@@ -242,6 +242,36 @@ fn auto_commit_works_for_more_partitions_than_a_commit_request_may_name() {
 }
 
 #[test]
+fn closing_every_instance_commits_what_auto_commit_instances_delivered() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    t.log
+        .append("t", Routing::Partition(0), vec![value("a"), value("b")])
+        .unwrap();
+    for (group, auto_commit) in [("auto", true), ("manual", false)] {
+        let settings = ConsumerSettings {
+            auto_commit,
+            ..earliest()
+        };
+        let id = t.log.create_consumer(group, Some("c"), settings).unwrap();
+        t.log
+            .subscribe_consumer(group, &id, Subscription::Topics(vec!["t".into()]))
+            .unwrap();
+        assert_eq!(t.log.poll_consumer(group, &id, 1 << 20).unwrap().len(), 2);
+    }
+    assert_eq!(t.log.close_consumers().unwrap(), 2);
+    let committed = |g: &str| t.log.committed_offset(g, &tp("t", 0)).unwrap();
+    assert_eq!(committed("auto").map(|c| c.offset), Some(2));
+    assert_eq!(
+        committed("manual"),
+        None,
+        "no auto-commit, nothing committed"
+    );
+    assert!(t.log.poll_consumer("auto", "c", 1 << 20).is_err(), "closed");
+    assert_eq!(t.log.close_consumers().unwrap(), 0);
+}
+
+#[test]
 fn idle_instances_expire_by_the_clock() {
     let t = TestLog::new(LogConfig {
         consumer_instance_timeout_ms: 1000,

@@ -430,13 +430,20 @@ impl Engine {
             .map_err(|e| Error::Reload(e.to_string()))
     }
 
-    /// Flushes and fsyncs every engine's storage. Call once the listeners have stopped; the
-    /// engine stays usable for reads afterwards.
+    /// Closes the REST consumer instances (auto-commit instances commit what they delivered, as
+    /// the REST Proxy's consumers do when it stops), then flushes and fsyncs every engine's
+    /// storage. Call once the listeners have stopped; the engine stays usable for reads
+    /// afterwards.
     ///
     /// # Errors
     /// [`Error::Flush`] when storage cannot be made durable.
     pub fn shutdown(&self) -> Result<()> {
         self.ready.store(false, Ordering::Release);
+        // As the REST Proxy closes its Kafka consumers at shutdown: auto-commit instances
+        // commit what they delivered. A failure here must not stop the flush below.
+        if let Err(e) = self.log.close_consumers() {
+            tracing::error!(error = %e, "closing consumer instances at shutdown failed");
+        }
         self.log.flush()?;
         if let Err(e) = self.cache.save_snapshot() {
             tracing::error!(error = %e, "cache snapshot at shutdown failed");

@@ -871,6 +871,16 @@ impl Log {
     pub fn expire_idle_consumers(&self) -> Result<usize> {
         self.inner.expire_idle_consumers()
     }
+
+    /// Closes every consumer instance as [`Log::delete_consumer`] does (committing their
+    /// delivered positions under `auto_commit`), as the REST Proxy closes its Kafka consumers
+    /// when it shuts down; returns how many. Called at shutdown.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`] only; a failed commit is logged.
+    pub fn close_consumers(&self) -> Result<usize> {
+        self.inner.close_all_consumers()
+    }
 }
 
 impl Inner {
@@ -879,8 +889,19 @@ impl Inner {
     /// `auto_commit` their delivered positions are committed, as `KafkaConsumer.close()` does
     /// with `enable.auto.commit`. Returns how many.
     pub(super) fn expire_idle_consumers(&self) -> Result<usize> {
+        self.close_consumers_idle_for(self.config.consumer_instance_timeout_ms, "idle")
+    }
+
+    /// Closes every consumer instance (idle for 0 ms or more), as the REST Proxy closes its
+    /// Kafka consumers when it shuts down. Returns how many.
+    pub(super) fn close_all_consumers(&self) -> Result<usize> {
+        self.close_consumers_idle_for(0, "shutdown")
+    }
+
+    /// Closes the instances idle for `timeout` ms or more, committing as
+    /// [`Log::delete_consumer`] does; `why` names the occasion in the log line.
+    fn close_consumers_idle_for(&self, timeout: u64, why: &str) -> Result<usize> {
         let now = self.now_mono_ms();
-        let timeout = self.config.consumer_instance_timeout_ms;
         if !self.groups.lock()?.any_idle(now, timeout) {
             return Ok(0);
         }
@@ -895,7 +916,7 @@ impl Inner {
         drop(admin);
         self.persist_closing_commits(written);
         if !expired.is_empty() {
-            tracing::info!(expired = expired.len(), "idle consumer instances expired");
+            tracing::info!(closed = expired.len(), why, "consumer instances closed");
         }
         Ok(expired.len())
     }
