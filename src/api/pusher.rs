@@ -113,8 +113,6 @@ fn is_too_big(e: axum::Error) -> bool {
 enum Outcome {
     /// Nothing more.
     Continue,
-    /// `pusher:signin` succeeded: the connection now holds this sign-in.
-    SignedIn(UserGuard),
     /// Send `pusher:error` with this code and close.
     Close(ErrorCode, String),
 }
@@ -138,8 +136,9 @@ struct Conn {
     clock: SharedClock,
     /// Client events sent in the current second.
     client_rate: RateWindow,
-    /// The user this connection signed in as (`pusher:signin`).
-    user_id: Option<String>,
+    /// The sign-in this connection holds (`pusher:signin`); `terminate_connections` signals
+    /// through it.
+    user: Option<UserGuard>,
 }
 
 async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
@@ -194,10 +193,8 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
         presence: HashMap::new(),
         clock: state.engine.clock().clone(),
         client_rate: RateWindow::default(),
-        user_id: None,
+        user: None,
     };
-    // Held while signed in; `terminate_connections` signals through it.
-    let mut user: Option<UserGuard> = None;
     let mut shutdown = state.shutdown.clone();
     let idle = tokio::time::sleep(activity);
     tokio::pin!(idle);
@@ -205,7 +202,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
     let close: Option<(ErrorCode, String)> = loop {
         tokio::select! {
             () = shutdown.wait() => break Some((ErrorCode::ReconnectNow, "Server is shutting down".to_owned())),
-            () = signed_out(user.as_ref()) => {
+            () = signed_out(conn.user.as_ref()) => {
                 break Some((ErrorCode::Unauthorized, "You got disconnected by the app.".to_owned()));
             }
             msg = socket.recv() => {
@@ -233,7 +230,6 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 }
                 match outcome {
                     Outcome::Continue => {}
-                    Outcome::SignedIn(guard) => user = Some(guard),
                     Outcome::Close(code, message) => break Some((code, message)),
                 }
             }
@@ -301,7 +297,7 @@ impl Conn {
         let frames = match msg {
             ClientMessage::Signin { auth, user_data } => {
                 return match self.signin(auth.as_deref(), user_data.as_deref()) {
-                    Ok((frame, guard)) => (vec![frame], Outcome::SignedIn(guard)),
+                    Ok(frame) => (vec![frame], Outcome::Continue),
                     Err(message) => (Vec::new(), Outcome::Close(ErrorCode::Unauthorized, message)),
                 };
             }
@@ -330,11 +326,7 @@ impl Conn {
     /// `pusher:signin`: checks the signature over `socket_id::user::user_data` and the user
     /// data's id; on success the connection may subscribe to `#server-to-user-{id}`. A failure
     /// closes the connection with 4009, as Pusher and soketi do.
-    fn signin(
-        &mut self,
-        auth: Option<&str>,
-        user_data: Option<&str>,
-    ) -> Result<(String, UserGuard), String> {
+    fn signin(&mut self, auth: Option<&str>, user_data: Option<&str>) -> Result<String, String> {
         let not_authorized = || "Connection not authorized.".to_owned();
         let (Some(auth), Some(user_data)) = (auth, user_data) else {
             return Err(not_authorized());
@@ -343,14 +335,14 @@ impl Conn {
         check_user_auth(&cfg.key, &cfg.secret, &self.socket_id, user_data, auth)
             .map_err(|_| not_authorized())?;
         let user_id = parse_user_data(user_data).map_err(|e| e.to_string())?;
-        if let Some(old) = self.user_id.take()
-            && old != user_id
+        if let Some(old) = self.user.take()
+            && old.user_id() != user_id
         {
-            self.subs.remove(&format!("{SERVER_TO_USER_PREFIX}{old}"));
+            self.subs
+                .remove(&format!("{SERVER_TO_USER_PREFIX}{}", old.user_id()));
         }
-        let guard = self.hub.sign_in(&user_id);
-        self.user_id = Some(user_id);
-        Ok((frame_signin_success(user_data), guard))
+        self.user = Some(self.hub.sign_in(&user_id));
+        Ok(frame_signin_success(user_data))
     }
 
     fn subscribe(
@@ -370,7 +362,9 @@ impl Conn {
                 .then(|| self.hub.presence_snapshot(channel).to_json());
             return frame_subscription_succeeded(channel, snapshot.as_ref());
         }
-        if kind == ChannelKind::User && server_to_user_id(channel) != self.user_id.as_deref() {
+        if kind == ChannelKind::User
+            && server_to_user_id(channel) != self.user.as_ref().map(UserGuard::user_id)
+        {
             return frame_subscription_error(
                 channel,
                 "AuthError",
