@@ -23,6 +23,7 @@ mod cmd;
 mod error;
 mod expiry;
 mod keyspace;
+mod longdouble;
 mod notify;
 mod pubsub;
 mod resp;

@@ -5,11 +5,12 @@ use std::hash::BuildHasher;
 use bytes::Bytes;
 
 use super::{
-    NOT_FLOAT, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, parse_f64, scan_options,
-    tri,
+    NAN_OR_INFINITY, NOT_FLOAT, SYNTAX, WRONGTYPE, arg, int, int_arg, is, long_double, name,
+    scan_options, tri,
 };
 use crate::cache::keyspace::Ctx;
-use crate::cache::resp::frame::{Frame, format_double, parse_i64};
+use crate::cache::longdouble::{LongDouble, Parsed};
+use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{HashValue, Value};
 use crate::cache::{Inner, RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX, notify};
 
@@ -189,27 +190,26 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
-    let by = tri!(float_arg(args, 3));
-    if !by.is_finite() {
+    let Parsed::Finite(by) = tri!(long_double(arg(args, 3))) else {
         return Frame::error("ERR value is NaN or Infinity");
-    }
+    };
     let h = tri!(hash_or_new(ctx, key));
     let cur = match h.get(arg(args, 2)) {
-        Some(v) => match parse_f64(v) {
-            Some(n) => n,
+        Some(v) => match LongDouble::parse(v) {
+            Some(Parsed::Finite(n)) => Some(n),
+            Some(Parsed::Infinite) => None,
             None => {
                 ctx.settle(key);
                 return Frame::error("ERR hash value is not a float");
             }
         },
-        None => 0.0,
+        None => Some(LongDouble::default()),
     };
-    let next = cur + by;
-    if !next.is_finite() {
+    let Some(next) = cur.and_then(|cur| cur.add(by)) else {
         ctx.settle(key);
-        return Frame::error("ERR increment would produce NaN or Infinity");
-    }
-    let text = Bytes::from(format_double(next));
+        return Frame::error(NAN_OR_INFINITY);
+    };
+    let text = Bytes::from(next.to_human());
     h.set(arg(args, 2), &text);
     done(ctx, key, "hincrbyfloat");
     Frame::Bulk(text)

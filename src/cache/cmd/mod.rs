@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use crate::cache::EventKind;
 use crate::cache::keyspace::Ctx;
+use crate::cache::longdouble::{LongDouble, Parsed};
 use crate::cache::resp::frame::{Frame, parse_i64};
 
 /// Redis's WRONGTYPE reply text.
@@ -23,6 +24,8 @@ pub(crate) const WRONGTYPE: &str =
 pub(crate) const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 /// Redis's reply to a non-float argument.
 pub(crate) const NOT_FLOAT: &str = "ERR value is not a valid float";
+/// Redis's reply when INCRBYFLOAT or HINCRBYFLOAT would store an infinity.
+pub(crate) const NAN_OR_INFINITY: &str = "ERR increment would produce NaN or Infinity";
 /// Redis's generic syntax error.
 pub(crate) const SYNTAX: &str = "ERR syntax error";
 
@@ -66,9 +69,10 @@ pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
     if v.is_nan() { None } else { Some(v) }
 }
 
-/// Argument `i` as a float, or Redis's "not a valid float" reply.
-pub(crate) fn float_arg(args: &[&[u8]], i: usize) -> Result<f64, Frame> {
-    parse_f64(arg(args, i)).ok_or_else(|| Frame::error(NOT_FLOAT))
+/// Text parsed as Redis parses INCRBYFLOAT's operands (`strtold` into a `long double`), or
+/// Redis's "not a valid float" reply.
+pub(crate) fn long_double(text: &[u8]) -> Result<Parsed, Frame> {
+    LongDouble::parse(text).ok_or_else(|| Frame::error(NOT_FLOAT))
 }
 
 /// Case-insensitive comparison of an argument with an ASCII keyword.

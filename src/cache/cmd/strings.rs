@@ -1,8 +1,11 @@
 //! String commands: GET/SET and friends, ranges, bits and integer/float arithmetic.
 
-use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, float_arg, int, int_arg, is, name, tri};
+use super::{
+    NAN_OR_INFINITY, NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, long_double, name, tri,
+};
 use crate::cache::keyspace::Ctx;
-use crate::cache::resp::frame::{Frame, decimal, format_double, parse_i64};
+use crate::cache::longdouble::{LongDouble, Parsed};
+use crate::cache::resp::frame::{Frame, decimal, parse_i64};
 use crate::cache::value::Value;
 use crate::cache::{EventKind, Inner, VALUE_BYTES_MAX, notify};
 
@@ -429,16 +432,19 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
-    let by = tri!(float_arg(args, 2));
+    // Redis parses the stored value first, then the increment; both fail with one text.
     let current = match tri!(get_bytes(ctx, key)) {
-        Some(s) => tri!(super::parse_f64(s).ok_or_else(|| Frame::error(super::NOT_FLOAT))),
-        None => 0.0,
+        Some(s) => tri!(long_double(s)),
+        None => Parsed::Finite(LongDouble::default()),
     };
-    let next = current + by;
-    if !next.is_finite() {
-        return Frame::error("ERR increment would produce NaN or Infinity");
-    }
-    let text = format_double(next).into_bytes();
+    let by = tri!(long_double(arg(args, 2)));
+    let (Parsed::Finite(current), Parsed::Finite(by)) = (current, by) else {
+        return Frame::error(NAN_OR_INFINITY);
+    };
+    let Some(next) = current.add(by) else {
+        return Frame::error(NAN_OR_INFINITY);
+    };
+    let text = next.to_human().into_bytes();
     let reply = Frame::bulk(&text);
     if !ctx.replace_str(key, &text) {
         ctx.put(key, Value::Str(text), 0);
