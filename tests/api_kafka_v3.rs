@@ -357,3 +357,103 @@ async fn malformed_json_after_records_in_one_chunk_answers_after_their_results()
         "one result per object, in input order, the error last"
     );
 }
+
+/// Posts `chunks` as the body of a streaming produce to `topic`, one body frame each, and
+/// returns the reply's result objects.
+async fn produce_in_chunks(router: &axum::Router, topic: &str, chunks: Vec<Bytes>) -> Vec<Value> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(16);
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!(
+            "/kafka/v3/clusters/streamcache/topics/{topic}/records"
+        ))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap();
+    let sender = tokio::spawn(async move {
+        for c in chunks {
+            if tx.send(Ok(c)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let resp = router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    sender.await.unwrap();
+    lines(&Value::String(String::from_utf8(bytes.to_vec()).unwrap()))
+}
+
+#[tokio::test]
+async fn objects_cut_into_tiny_chunks_are_produced_whole() {
+    let (router, engine) = api();
+    let big = "z".repeat(256 * 1024);
+    let first = format!(r#"{{"partition_id":0,"value":{{"type":"STRING","data":"{big}"}}}}"#);
+    // Brackets, quotes and escapes inside strings, whitespace between tokens.
+    let second = r#" { "partition_id" : 0 , "key" : {"type":"STRING","data":"k}\"]"},
+        "value":{"type":"JSON","data":[1, -2.5e1, true, null, {"a":"\u00e9\\"}]}}"#;
+    let mut chunks: Vec<Bytes> = first
+        .as_bytes()
+        .chunks(100)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    chunks.extend(second.bytes().map(|b| Bytes::copy_from_slice(&[b])));
+    let results = produce_in_chunks(&router, "tiny", chunks).await;
+    let placed: Vec<_> = results
+        .iter()
+        .map(|r| (r["error_code"].clone(), r["offset"].clone()))
+        .collect();
+    assert_eq!(placed, [(json!(200), json!(0)), (json!(200), json!(1))]);
+    assert_eq!(
+        results[0]["value"],
+        json!({"type": "STRING", "size": big.len()})
+    );
+    let stored = engine.log().read("tiny", 0, 0, 1 << 20).unwrap();
+    assert_eq!(stored[0].value.as_deref(), Some(big.as_bytes()));
+    assert_eq!(stored[1].key.as_deref(), Some(&br#"k}"]"#[..]));
+    assert_eq!(
+        stored[1].value.as_deref(),
+        Some(r#"[1,-25.0,true,null,{"a":"é\\"}]"#.as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn nesting_to_stream_object_depth_max_is_accepted_and_one_level_more_ends_the_stream() {
+    let max = streamcache::api::KAFKA_STREAM_OBJECT_DEPTH_MAX;
+    let (router, _engine) = api();
+    // The record object and its value object are two levels; the data's arrays the rest.
+    let record = |depth: usize| {
+        let arrays = depth - 2;
+        format!(
+            r#"{{"value":{{"type":"JSON","data":{}{}}}}}"#,
+            "[".repeat(arrays),
+            "]".repeat(arrays)
+        )
+    };
+    let body = format!("{}{}", record(max), record(3));
+    let chunks = body
+        .as_bytes()
+        .chunks(7)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let codes: Vec<_> = produce_in_chunks(&router, "deep", chunks)
+        .await
+        .iter()
+        .map(|r| r["error_code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(200), json!(200)]);
+    let body = format!("{}{}", record(max + 1), record(3));
+    let chunks = body
+        .as_bytes()
+        .chunks(7)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let results = produce_in_chunks(&router, "deep", chunks).await;
+    assert_eq!(
+        results.len(),
+        1,
+        "the stream ends at the first bracket too deep"
+    );
+    assert_eq!(results[0]["error_code"], 400);
+}

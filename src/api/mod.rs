@@ -28,7 +28,10 @@ use crate::engine::Engine;
 use crate::shutdown::{Shutdown, ShutdownSignal};
 
 pub use error::ApiError;
-pub use kafka::STREAM_OBJECT_BYTES_MAX as KAFKA_STREAM_OBJECT_BYTES_MAX;
+pub use kafka::{
+    STREAM_OBJECT_BYTES_MAX as KAFKA_STREAM_OBJECT_BYTES_MAX,
+    STREAM_OBJECT_DEPTH_MAX as KAFKA_STREAM_OBJECT_DEPTH_MAX,
+};
 
 /// State shared by every handler: one `Arc`, so the copy axum takes for each layer and handler
 /// of a request is one reference-count increment (and its drop one decrement), not one per

@@ -9,11 +9,12 @@
 
 mod dto;
 mod iso8601;
+mod json_stream;
 mod sse;
 mod v2;
 mod v3;
 
-pub use v3::STREAM_OBJECT_BYTES_MAX;
+pub use v3::{STREAM_OBJECT_BYTES_MAX, STREAM_OBJECT_DEPTH_MAX};
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -19,6 +19,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use super::dto::{CreateTopicV3, DataV3, ProduceRecordV3};
+use super::json_stream::{FrameError, Framer};
 use super::{KafkaError, blocking, iso8601, json_response};
 use crate::api::AppState;
 use crate::log::{Header, Record, Routing, TopicInfo};
@@ -29,7 +30,13 @@ pub(crate) const CLUSTER_ID: &str = "streamcache";
 /// log's ceiling, base64-inflated, plus framing.
 pub const STREAM_OBJECT_BYTES_MAX: usize = 12 * 1024 * 1024;
 
+/// Deepest nesting of brackets in a streaming produce object: serde_json's recursion limit
+/// (it refuses 128 levels), so every object the body's scanner passes also parses.
+pub const STREAM_OBJECT_DEPTH_MAX: usize = 127;
+
 const _: () = assert!((crate::log::RECORD_BYTES_MAX as usize) * 4 / 3 < STREAM_OBJECT_BYTES_MAX);
+// The body's scanner keeps one bit per open bracket in a `u128`.
+const _: () = assert!(STREAM_OBJECT_DEPTH_MAX <= 128);
 
 /// The v3 routes.
 pub(crate) fn routes() -> Router<AppState> {
@@ -238,7 +245,7 @@ async fn produce_records(
         state,
         topic,
         body: body.into_data_stream(),
-        buf: Vec::new(),
+        framer: Framer::new(STREAM_OBJECT_BYTES_MAX, STREAM_OBJECT_DEPTH_MAX),
         pending: VecDeque::new(),
         done: false,
     };
@@ -262,8 +269,8 @@ struct Produce {
     topic: String,
     /// The request body.
     body: BodyDataStream,
-    /// Bytes received but not yet parsed: the object in progress, after whitespace.
-    buf: Vec<u8>,
+    /// Splits the body into its JSON values as the chunks arrive.
+    framer: Framer,
     /// In input order: parsed objects waiting to be appended, or the error line that ends the
     /// stream.
     pending: VecDeque<Result<Value, Value>>,
@@ -286,98 +293,43 @@ impl Produce {
             if self.done {
                 return None;
             }
-            match self.body.next().await {
-                Some(Ok(chunk)) => self.take_chunk(&chunk),
+            let pending = &mut self.pending;
+            let framed = match self.body.next().await {
+                Some(Ok(chunk)) => self.framer.push(&chunk, |v| pending.push_back(Ok(v))),
                 Some(Err(e)) => {
                     self.done = true;
                     tracing::debug!(error = %e, "streaming produce body ended with an error");
+                    Ok(())
                 }
                 None => {
-                    // Whatever is left may hold values that end without a bracket.
-                    self.parse_buffered();
-                    if !self.done && !self.buf.is_empty() {
-                        self.fail(400, "malformed JSON: the body ends inside an object");
-                    }
+                    // A value that ends without a bracket (a number) ends with the body.
                     self.done = true;
+                    self.framer.finish(|v| pending.push_back(Ok(v)))
                 }
+            };
+            if let Err(e) = framed {
+                self.fail(&e);
             }
         }
     }
 
-    /// Adds a chunk of the body and parses the buffer (so malformed JSON ends the stream at
-    /// once), then checks the object still in progress against [`STREAM_OBJECT_BYTES_MAX`].
-    fn take_chunk(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
-        self.parse_buffered();
-        if !self.done && self.buf.len() > STREAM_OBJECT_BYTES_MAX {
-            self.too_large();
-        }
-    }
-
-    /// Moves every complete JSON value from the buffer to `pending`, each checked against
-    /// [`STREAM_OBJECT_BYTES_MAX`]; a malformed or oversized one ends the stream (its error
-    /// line follows the results of the values before it).
-    fn parse_buffered(&mut self) {
-        let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
-        let mut consumed = 0;
-        let mut failure = None;
-        loop {
-            let start = it.byte_offset();
-            match it.next() {
-                Some(Ok(v)) => {
-                    let end = it.byte_offset();
-                    let lead = leading_whitespace(self.buf.get(start..end).unwrap_or_default());
-                    if end - start - lead > STREAM_OBJECT_BYTES_MAX {
-                        failure = Some(None);
-                        break;
-                    }
-                    self.pending.push_back(Ok(v));
-                    consumed = end;
-                }
-                Some(Err(e)) if e.is_eof() => break,
-                Some(Err(e)) => {
-                    failure = Some(Some(format!("malformed JSON: {e}")));
-                    break;
-                }
-                None => {
-                    consumed = it.byte_offset();
-                    break;
-                }
+    /// Queues the error line that ends the stream, after the results before it: a 400 for
+    /// malformed JSON or an object over [`STREAM_OBJECT_BYTES_MAX`] or
+    /// [`STREAM_OBJECT_DEPTH_MAX`].
+    fn fail(&mut self, e: &FrameError) {
+        let message = match e {
+            FrameError::Malformed { at, reason } => {
+                format!("malformed JSON at byte {at} of the body: {reason}")
             }
-        }
-        match failure {
-            Some(None) => self.too_large(),
-            Some(Some(msg)) => self.fail(400, &msg),
-            None => {
-                self.buf.drain(..consumed.min(self.buf.len()));
-                self.skip_whitespace();
+            FrameError::TooLarge { max, .. } => format!("a record object exceeds {max} bytes"),
+            FrameError::TooDeep { at, max } => {
+                format!("malformed JSON at byte {at} of the body: nested deeper than {max}")
             }
-        }
-    }
-
-    /// Drops whitespace before the next value.
-    fn skip_whitespace(&mut self) {
-        let lead = leading_whitespace(&self.buf);
-        self.buf.drain(..lead);
-    }
-
-    /// Ends the stream with a 400 for an object over [`STREAM_OBJECT_BYTES_MAX`].
-    fn too_large(&mut self) {
-        let msg = format!("a record object exceeds {STREAM_OBJECT_BYTES_MAX} bytes");
-        self.fail(400, &msg);
-    }
-
-    /// Queues the error line that ends the stream, after the results before it.
-    fn fail(&mut self, code: u32, message: &str) {
-        self.pending.push_back(Err(error_object(code, message)));
-        self.buf = Vec::new();
+        };
+        self.pending.push_back(Err(error_object(400, &message)));
+        self.framer = Framer::new(0, 0);
         self.done = true;
     }
-}
-
-/// Bytes of ASCII whitespace at the start of `bytes`.
-fn leading_whitespace(bytes: &[u8]) -> usize {
-    bytes.iter().take_while(|b| b.is_ascii_whitespace()).count()
 }
 
 fn line(v: &Value) -> Bytes {
