@@ -189,7 +189,7 @@ async fn each_result_is_written_before_the_next_object_arrives() {
         .body(body)
         .unwrap();
     tx.send(Ok(Bytes::from_static(
-        br#"{"partition_id":0,"value":{"data":"first"}}"#,
+        br#"{"partition_id":0,"value":{"type":"STRING","data":"first"}}"#,
     )))
     .await
     .unwrap();
@@ -206,9 +206,11 @@ async fn each_result_is_written_before_the_next_object_arrives() {
     tx.send(Ok(Bytes::from_static(br#"{"partition_id":0,"value":"#)))
         .await
         .unwrap();
-    tx.send(Ok(Bytes::from_static(br#"{"data":"second"}}"#)))
-        .await
-        .unwrap();
+    tx.send(Ok(Bytes::from_static(
+        br#"{"type":"STRING","data":"second"}}"#,
+    )))
+    .await
+    .unwrap();
     let second = body.frame().await.unwrap().unwrap().into_data().unwrap();
     let second: Value = serde_json::from_slice(second.strip_suffix(b"\r\n").unwrap()).unwrap();
     assert_eq!(second["offset"], 1);
@@ -456,4 +458,57 @@ async fn nesting_to_stream_object_depth_max_is_accepted_and_one_level_more_ends_
         "the stream ends at the first bracket too deep"
     );
     assert_eq!(results[0]["error_code"], 400);
+}
+
+#[tokio::test]
+async fn a_key_or_value_without_type_needs_a_schema_registry() {
+    // Confluent's ProduceAction asks its SchemaManager for the subject's latest schema when a
+    // key or value has no `type`; with no schema registry that is SchemaManagerThrowing's
+    // 42206, answered in the record's slot as error_code 422 — the same as a schema format.
+    let (router, engine) = api();
+    let body = concat!(
+        r#"{"value":{"data":"no type"}}"#,
+        r#"{"key":{"data":"k"},"value":{"type":"STRING","data":"v"}}"#,
+        r#"{"value":{"type":null,"data":1}}"#,
+        r#"{"value":{"data":null}}"#,
+        r#"{"value":{"type":"AVRO","data":null}}"#,
+        r#"{"partition_id":0,"key":null,"value":{"type":"STRING","data":"stored"}}"#,
+        r#"{"partition_id":0}"#,
+    );
+    let (status, _, v) = call(
+        &router,
+        "POST",
+        "/kafka/v3/clusters/streamcache/topics/untyped/records",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let results = lines(&v);
+    let codes: Vec<_> = results.iter().map(|r| r["error_code"].clone()).collect();
+    assert_eq!(
+        codes,
+        [422, 422, 422, 422, 422, 200, 200].map(|c| json!(c)),
+        "{results:?}"
+    );
+    assert_eq!(
+        results[0]["message"],
+        "Error: 42206 : Payload error. Schema Registry must be configured when using schemas."
+    );
+    assert_eq!(results[4]["message"], results[0]["message"]);
+    // Only the typed record and the empty one (null key and value) are stored.
+    assert_eq!(
+        (results[5]["offset"].as_u64(), results[6]["offset"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        (results[6]["key"].clone(), results[6]["value"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let stored = engine.log().read("untyped", 0, 0, 1 << 20).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].value.as_deref(), Some(&b"stored"[..]));
+    assert_eq!(
+        (stored[1].key.clone(), stored[1].value.clone()),
+        (None, None)
+    );
 }

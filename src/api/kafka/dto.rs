@@ -280,7 +280,8 @@ pub(crate) struct HeaderV3 {
 /// A v3 key or value.
 #[derive(Debug, Deserialize)]
 pub(crate) struct DataV3 {
-    /// BINARY, JSON, STRING (schema types need a registry).
+    /// BINARY, JSON, STRING (schema types need a registry, and so does an absent type, which
+    /// means "the subject's latest schema").
     #[serde(default, rename = "type")]
     pub(crate) kind: Option<String>,
     /// The data.

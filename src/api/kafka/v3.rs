@@ -342,13 +342,37 @@ fn error_object(code: u32, message: &str) -> Value {
     json!({"error_code": code, "message": message})
 }
 
+/// The REST Proxy's answer, without a schema registry, to a key or value that needs one: a
+/// schema format, or no `type` at all (it then looks for the latest schema of the subject
+/// `<topic>-key` or `<topic>-value`). Its `SchemaManagerThrowing` raises 42206, which the
+/// streaming reply carries as `error_code` 422.
+fn registry_needed() -> Value {
+    error_object(
+        422,
+        "Error: 42206 : Payload error. Schema Registry must be configured when using schemas.",
+    )
+}
+
 /// Decodes a v3 key or value: its bytes and the type to report.
 fn decode_data(
     d: Option<DataV3>,
     what: &str,
 ) -> Result<(Option<bytes::Bytes>, Option<String>), Value> {
     let Some(d) = d else { return Ok((None, None)) };
-    let kind = d.kind.unwrap_or_else(|| "JSON".into()).to_ascii_uppercase();
+    let Some(kind) = d.kind else {
+        return Err(registry_needed());
+    };
+    let kind = kind.to_ascii_uppercase();
+    match kind.as_str() {
+        "BINARY" | "JSON" | "STRING" => {}
+        "AVRO" | "JSONSCHEMA" | "PROTOBUF" => return Err(registry_needed()),
+        other => {
+            return Err(error_object(
+                400,
+                &format!("{what}.type {other} is not BINARY, JSON or STRING"),
+            ));
+        }
+    }
     let bytes = match (kind.as_str(), &d.data) {
         (_, Value::Null) => None,
         ("BINARY", Value::String(s)) => Some(
@@ -365,21 +389,8 @@ fn decode_data(
         }
         ("STRING", Value::String(s)) => Some(s.clone().into_bytes().into()),
         ("STRING", _) => return Err(error_object(400, &format!("{what}.data must be a string"))),
-        ("JSON", v) => Some(serde_json::to_vec(v).unwrap_or_default().into()),
-        ("AVRO" | "JSONSCHEMA" | "PROTOBUF", _) => {
-            return Err(error_object(
-                422,
-                &format!(
-                    "error code 42206: {kind} needs a schema registry, which this server does not provide"
-                ),
-            ));
-        }
-        (other, _) => {
-            return Err(error_object(
-                400,
-                &format!("{what}.type {other} is not BINARY, JSON or STRING"),
-            ));
-        }
+        // JSON, the one type left.
+        (_, v) => Some(serde_json::to_vec(v).unwrap_or_default().into()),
     };
     Ok((bytes, Some(kind)))
 }
