@@ -328,8 +328,17 @@ impl Log {
         self.inner.now_mono_ms()
     }
 
-    /// Locks the registry after expiring idle instances.
+    /// Locks the registry after expiring idle instances. When none is idle (the usual case)
+    /// the registry is locked once, the check and the caller's work under the same guard.
     fn registry(&self) -> Result<std::sync::MutexGuard<'_, Registry>> {
+        let now = self.now_mono_ms();
+        let reg = self.inner.groups.lock()?;
+        if !reg.any_idle(now, self.inner.config.consumer_instance_timeout_ms) {
+            return Ok(reg);
+        }
+        // IMPORTANT: released first, since the expiry takes topic_admin before the registry
+        // (the order topic deletion takes them in); locked again once it is done.
+        drop(reg);
         self.inner.expire_idle_consumers()?;
         Ok(self.inner.groups.lock()?)
     }
