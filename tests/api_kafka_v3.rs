@@ -2,8 +2,10 @@
 //! create/list/get/delete with the REST Proxy's shapes and codes, and streaming produce (several
 //! JSON objects in one body; one result per object, in order, each written as it completes).
 //!
-//! Method: requests through the axum router with `oneshot`; the streaming test feeds the request
-//! body from a channel and reads each result frame before sending the next object.
+//! Method: requests through the axum router with `oneshot`; the streaming tests feed the request
+//! body from a channel (reading each result frame before sending the next object, or cutting
+//! objects into tiny chunks). The body's framing is also replayed over the committed fuzz corpus
+//! `fuzz/corpus/json_stream/`, every prefix of each file, checked against serde_json.
 
 #![allow(
     clippy::unwrap_used,
@@ -511,4 +513,19 @@ async fn a_key_or_value_without_type_needs_a_schema_registry() {
         (stored[1].key.clone(), stored[1].value.clone()),
         (None, None)
     );
+}
+
+#[test]
+fn json_stream_corpus_replays_cleanly() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/json_stream");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        // Every prefix too: a body may end anywhere.
+        for cut in 0..=data.len() {
+            streamcache::api::fuzz_kafka_json_stream(&data[..cut]);
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "corpus has only {n} files");
 }

@@ -31,6 +31,7 @@ pub use error::ApiError;
 pub use kafka::{
     STREAM_OBJECT_BYTES_MAX as KAFKA_STREAM_OBJECT_BYTES_MAX,
     STREAM_OBJECT_DEPTH_MAX as KAFKA_STREAM_OBJECT_DEPTH_MAX,
+    fuzz_json_stream as fuzz_kafka_json_stream,
 };
 
 /// State shared by every handler: one `Arc`, so the copy axum takes for each layer and handler

@@ -515,6 +515,51 @@ impl Framer {
     }
 }
 
+/// What serde_json's own stream reader makes of `body`: the values before its first error, and
+/// whether there was one.
+fn serde_stream_values(body: &[u8]) -> (Vec<Value>, bool) {
+    let mut out = Vec::new();
+    for v in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
+        match v {
+            Ok(v) => out.push(v),
+            Err(_) => return (out, true),
+        }
+    }
+    (out, false)
+}
+
+/// The body of the `json_stream` fuzz target, also replayed over the committed corpus by
+/// `cargo test`: the first byte picks a chunk size (1 to 16), the rest is a streaming produce
+/// body fed to a [`Framer`] in chunks of that size. The framer must find the values serde_json's
+/// own stream reader finds in the whole body, and fail exactly when that reader does.
+///
+/// # Panics
+/// Only when one of those properties is broken, which is the point of a fuzz target.
+pub fn fuzz_json_stream(data: &[u8]) {
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first % 16) + 1;
+    let mut framer = Framer::new(usize::MAX, super::STREAM_OBJECT_DEPTH_MAX);
+    let mut got = Vec::new();
+    let mut failed = false;
+    for c in body.chunks(chunk) {
+        if framer.push(c, |v| got.push(v)).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    if !failed {
+        failed = framer.finish(|v| got.push(v)).is_err();
+    }
+    let (want, serde_failed) = serde_stream_values(body);
+    assert_eq!(got, want, "the framer's values differ from serde_json's");
+    assert_eq!(
+        failed, serde_failed,
+        "the framer and serde_json disagree on failing"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,17 +582,8 @@ mod tests {
         (out, err, f)
     }
 
-    /// What serde_json's own stream reader makes of `body`: the values before the first error,
-    /// and whether there was one.
     fn serde_values(body: &[u8]) -> (Vec<Value>, bool) {
-        let mut out = Vec::new();
-        for v in serde_json::Deserializer::from_slice(body).into_iter::<Value>() {
-            match v {
-                Ok(v) => out.push(v),
-                Err(_) => return (out, true),
-            }
-        }
-        (out, false)
+        serde_stream_values(body)
     }
 
     #[test]

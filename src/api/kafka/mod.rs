@@ -14,6 +14,7 @@ mod sse;
 mod v2;
 mod v3;
 
+pub use json_stream::fuzz_json_stream;
 pub use v3::{STREAM_OBJECT_BYTES_MAX, STREAM_OBJECT_DEPTH_MAX};
 
 use axum::Router;
