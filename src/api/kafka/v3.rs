@@ -302,7 +302,7 @@ impl Produce {
                     Ok(())
                 }
                 None => {
-                    // A value that ends without a bracket (a number) ends with the body.
+                    // A top-level number or literal may end only with the body.
                     self.done = true;
                     self.framer.finish(|v| pending.push_back(Ok(v)))
                 }
