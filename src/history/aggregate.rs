@@ -1,7 +1,7 @@
 //! Aggregation pipelines: `$match $project $addFields $set $unset $sort $limit $skip $count
-//! $unwind $group $lookup`, with a small expression language (field paths, `$literal` and
-//! arithmetic/string operators). A leading `$match` (and a `$sort` right after it) runs through
-//! the planner, so it uses indexes.
+//! $unwind $group $lookup`, with a small expression language (field paths, `$literal`,
+//! comparisons and arithmetic/string operators). A leading `$match` (and a `$sort` right after
+//! it) runs through the planner, so it uses indexes.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use bson::{Bson, Document};
 use super::decimal;
 use super::document::{self, compare, get_path, split_path, values_equal};
 use super::error::{Error, Result};
-use super::query::{Filter, Projection, Sort};
+use super::query::{self, Filter, Projection, Sort};
 use super::update::{set_path, unset_path};
 use super::{BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX};
 
@@ -687,7 +687,7 @@ fn eval_opt(expr: &Bson, doc: &Document) -> Result<Option<Bson>> {
                     "an expression object must have exactly one operator",
                 ));
             };
-            operator(op, arg, doc).map(Some)
+            operator(op, arg, doc)
         }
         Bson::Document(d) => {
             // An object expression leaves out fields whose value is missing.
@@ -748,16 +748,98 @@ fn collect_expr_path(v: &Bson, parts: &[&str], out: &mut Vec<Bson>) {
     }
 }
 
-fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
-    if op == "$literal" {
-        return Ok(arg.clone());
-    }
-    let args: Vec<Bson> = match arg {
-        Bson::Array(a) => a.iter().map(|v| eval(v, doc)).collect::<Result<_>>()?,
-        other => vec![eval(other, doc)?],
+/// Whether an operand is null, `undefined` or missing (MongoDB's `nullish`).
+fn nullish(v: Option<&Bson>) -> bool {
+    matches!(v, None | Some(Bson::Null | Bson::Undefined))
+}
+
+/// The operands of an operator that takes exactly `N` (MongoDB checks the count with code
+/// 16020).
+fn fixed<const N: usize>(op: &str, args: Vec<Option<Bson>>) -> Result<[Option<Bson>; N]> {
+    let n = args.len();
+    args.try_into().map_err(|_| {
+        Error::expression(
+            16020,
+            format!("Expression {op} takes exactly {N} arguments. {n} were passed in."),
+        )
+    })
+}
+
+/// MongoDB's order of two expression operands (its `Value::compare`): a missing value, like
+/// `undefined`, sorts below null and above MinKey and equals only a missing or `undefined`
+/// value; present values compare as everywhere else.
+fn compare_operands(a: Option<&Bson>, b: Option<&Bson>) -> Ordering {
+    let rank = |v: Option<&Bson>| match v {
+        Some(Bson::MinKey) => 0u8,
+        None | Some(Bson::Undefined) => 1,
+        Some(_) => 2,
     };
+    match (a, b) {
+        (Some(x), Some(y)) if rank(a) == 2 && rank(b) == 2 => compare(x, y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Option<Bson>> {
+    if op == "$literal" {
+        return Ok(Some(arg.clone()));
+    }
+    // An operand that reaches nothing stays missing: comparisons tell it from null.
+    let operands: Vec<Option<Bson>> = match arg {
+        Bson::Array(a) => a.iter().map(|v| eval_opt(v, doc)).collect::<Result<_>>()?,
+        other => vec![eval_opt(other, doc)?],
+    };
+    match op {
+        "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" | "$cmp" => {
+            let [a, b] = fixed(op, operands)?;
+            let o = compare_operands(a.as_ref(), b.as_ref());
+            return Ok(Some(match op {
+                "$cmp" => Bson::Int32(match o {
+                    Ordering::Less => -1,
+                    Ordering::Equal => 0,
+                    Ordering::Greater => 1,
+                }),
+                "$eq" => Bson::Boolean(o == Ordering::Equal),
+                "$ne" => Bson::Boolean(o != Ordering::Equal),
+                "$gt" => Bson::Boolean(o == Ordering::Greater),
+                "$gte" => Bson::Boolean(o != Ordering::Less),
+                "$lt" => Bson::Boolean(o == Ordering::Less),
+                _ => Bson::Boolean(o != Ordering::Greater),
+            }));
+        }
+        "$in" => {
+            let [needle, list] = fixed(op, operands)?;
+            let Some(Bson::Array(items)) = list else {
+                return Err(Error::expression(
+                    40081,
+                    format!(
+                        "$in requires an array as a second argument, found: {}",
+                        query::type_name(list.as_ref())
+                    ),
+                ));
+            };
+            return Ok(Some(Bson::Boolean(items.iter().any(|x| {
+                compare_operands(needle.as_ref(), Some(x)) == Ordering::Equal
+            }))));
+        }
+        // The first operand that is not null or missing, else the last one as it is.
+        "$ifNull" => {
+            let last = operands.len().saturating_sub(1);
+            return Ok(operands
+                .into_iter()
+                .enumerate()
+                .find(|(i, v)| *i == last || !nullish(v.as_ref()))
+                .and_then(|(_, v)| v));
+        }
+        _ => {}
+    }
+    // The remaining operators treat a missing operand as null.
+    let args: Vec<Bson> = operands
+        .into_iter()
+        .map(|v| v.unwrap_or(Bson::Null))
+        .collect();
     let nums = || -> Option<Vec<f64>> { args.iter().map(document::as_f64).collect() };
-    Ok(match op {
+    Ok(Some(match op {
         // Null or missing among the operands makes the result null.
         "$add" if args.iter().any(|a| matches!(a, Bson::Null)) => Bson::Null,
         "$add" => args
@@ -768,17 +850,17 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
             }),
         "$subtract" | "$multiply" | "$divide" => {
             let Some(n) = nums() else {
-                return Ok(Bson::Null);
+                return Ok(Some(Bson::Null));
             };
             let (Some(first), rest) = (n.first(), n.get(1..).unwrap_or_default()) else {
-                return Ok(Bson::Null);
+                return Ok(Some(Bson::Null));
             };
             if op == "$divide" && rest.contains(&0.0) {
                 return Err(Error::bad("can't $divide by zero"));
             }
             // A Decimal128 among the operands: exactly, in decimal.
             if args.iter().any(|a| matches!(a, Bson::Decimal128(_))) {
-                return Ok(decimal_arithmetic(op, &args).unwrap_or(Bson::Null));
+                return Ok(Some(decimal_arithmetic(op, &args).unwrap_or(Bson::Null)));
             }
             let r = rest.iter().fold(*first, |acc, x| match op {
                 "$subtract" => acc - x,
@@ -803,7 +885,7 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
             for a in &args {
                 match a {
                     Bson::String(x) => s.push_str(x),
-                    Bson::Null => return Ok(Bson::Null),
+                    Bson::Null => return Ok(Some(Bson::Null)),
                     _ => return Err(Error::bad("$concat only supports strings")),
                 }
             }
@@ -825,25 +907,6 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
             Some(Bson::Array(a)) => Bson::Int32(i32::try_from(a.len()).unwrap_or(i32::MAX)),
             _ => return Err(Error::bad("The argument to $size must be an array")),
         },
-        "$ifNull" => args
-            .iter()
-            .find(|a| !matches!(a, Bson::Null))
-            .cloned()
-            .unwrap_or(Bson::Null),
-        "$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" => {
-            let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
-                return Err(Error::bad(format!("{op} needs two arguments")));
-            };
-            let o = compare(a, b);
-            Bson::Boolean(match op {
-                "$eq" => o == Ordering::Equal,
-                "$ne" => o != Ordering::Equal,
-                "$gt" => o == Ordering::Greater,
-                "$gte" => o != Ordering::Less,
-                "$lt" => o == Ordering::Less,
-                _ => o != Ordering::Greater,
-            })
-        }
         "$sum" => args
             .iter()
             .flat_map(|a| match a {
@@ -853,12 +916,12 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Bson> {
             .filter(|v| document::type_rank(v) == 10)
             .fold(Bson::Int32(0), |acc, v| add(&acc, &v)),
         other => return Err(Error::Unsupported(format!("expression operator {other}"))),
-    })
+    }))
 }
 
 #[cfg(test)]
 mod tests {
-    use bson::{Document, doc};
+    use bson::{Bson, Document, bson, doc};
 
     use super::super::{AggregateOptions, FindOptions, History, document};
 
@@ -902,6 +965,117 @@ mod tests {
             allow_disk_use: true,
         };
         h.aggregate_with("db", "c", pipeline, options).unwrap();
+    }
+
+    /// Evaluates `expr` against `{a: 1, n: null, arr: [1, 2]}`.
+    fn eval(expr: &Bson) -> super::Result<Option<Bson>> {
+        super::eval_opt(expr, &doc! {"a": 1, "n": null, "arr": [1, 2]})
+    }
+
+    /// Each case: an expression and what MongoDB 7.0 gives for it (`None`: missing), or
+    /// `Err((code, message))`.
+    type Case = (Bson, Result<Option<Bson>, (i32, &'static str)>);
+
+    fn check(cases: Vec<Case>) {
+        for (expr, want) in cases {
+            let got = eval(&expr).map_err(|e| (e.code(), e.to_string()));
+            let want = want.map_err(|(code, message)| {
+                (
+                    code,
+                    format!("PlanExecutor error during aggregation :: caused by :: {message}"),
+                )
+            });
+            assert_eq!(got, want, "{expr}");
+        }
+    }
+
+    #[test]
+    fn comparisons_order_a_missing_operand_below_null() {
+        let t = |b: bool| Ok(Some(Bson::Boolean(b)));
+        let cmp = |i: i32| Ok(Some(Bson::Int32(i)));
+        check(vec![
+            (bson!({"$eq": ["$missing", null]}), t(false)),
+            (bson!({"$eq": ["$n", null]}), t(true)),
+            (bson!({"$eq": ["$missing", "$alsoMissing"]}), t(true)),
+            (bson!({"$ne": ["$missing", null]}), t(true)),
+            (bson!({"$lt": ["$missing", null]}), t(true)),
+            (bson!({"$lte": ["$missing", null]}), t(true)),
+            (bson!({"$gt": [null, "$missing"]}), t(true)),
+            (bson!({"$gte": ["$missing", null]}), t(false)),
+            (bson!({"$gt": ["$missing", Bson::MinKey]}), t(true)),
+            (bson!({"$lt": ["$missing", 0]}), t(true)),
+            (bson!({"$eq": ["$a", 1.0]}), t(true)),
+            (bson!({"$cmp": ["$missing", null]}), cmp(-1)),
+            (bson!({"$cmp": [null, "$missing"]}), cmp(1)),
+            (bson!({"$cmp": ["$missing", "$alsoMissing"]}), cmp(0)),
+            (bson!({"$cmp": ["$a", 1.0]}), cmp(0)),
+            (bson!({"$cmp": ["x", 1]}), cmp(1)),
+            // An array expression turns a missing element into null.
+            (bson!({"$in": ["$missing", [null]]}), t(false)),
+            (bson!({"$in": ["$missing", ["$alsoMissing"]]}), t(false)),
+            (bson!({"$in": [null, ["$alsoMissing"]]}), t(true)),
+            (bson!({"$in": ["$n", [null]]}), t(true)),
+            (bson!({"$in": [2.0, "$arr"]}), t(true)),
+            (bson!({"$in": [3, "$arr"]}), t(false)),
+            (
+                bson!({"$in": ["$a", "$missing"]}),
+                Err((
+                    40081,
+                    "$in requires an array as a second argument, found: missing",
+                )),
+            ),
+            (
+                bson!({"$in": [1, "$a"]}),
+                Err((
+                    40081,
+                    "$in requires an array as a second argument, found: int",
+                )),
+            ),
+            (
+                bson!({"$eq": ["$a"]}),
+                Err((
+                    16020,
+                    "Expression $eq takes exactly 2 arguments. 1 were passed in.",
+                )),
+            ),
+            (
+                bson!({"$cmp": [1, 2, 3]}),
+                Err((
+                    16020,
+                    "Expression $cmp takes exactly 2 arguments. 3 were passed in.",
+                )),
+            ),
+            // $ifNull: the first operand neither null nor missing, else the last as it is.
+            (bson!({"$ifNull": ["$missing", "$alsoMissing"]}), Ok(None)),
+            (bson!({"$ifNull": ["$n", "$missing"]}), Ok(None)),
+            (bson!({"$ifNull": ["$missing", "$n"]}), Ok(Some(Bson::Null))),
+            (
+                bson!({"$ifNull": ["$missing", "$n", 5]}),
+                Ok(Some(Bson::Int32(5))),
+            ),
+            (bson!({"$ifNull": ["$a", 5]}), Ok(Some(Bson::Int32(1)))),
+        ]);
+    }
+
+    #[test]
+    fn a_comparison_with_a_missing_field_in_a_pipeline() {
+        let (_d, h) = History::open_temporary();
+        h.insert_many("db", "m", vec![doc! {"_id": 1, "x": null}, doc! {"_id": 2}])
+            .unwrap();
+        let out = h
+            .aggregate(
+                "db",
+                "m",
+                &[doc! {"$project": {"isNull": {"$eq": ["$x", null]}, "below": {"$lt": ["$x", null]}}}],
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                doc! {"_id": 1, "isNull": true, "below": false},
+                doc! {"_id": 2, "isNull": false, "below": true},
+            ]
+        );
     }
 
     #[test]

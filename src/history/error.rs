@@ -80,6 +80,16 @@ pub enum Error {
         /// Whether the request passed `allowDiskUse: true`.
         allow_disk_use: bool,
     },
+    /// An aggregation expression cannot be evaluated on a document: an operand of a type or
+    /// count the operator does not take, or a division by zero. Carries MongoDB's code (14
+    /// TypeMismatch, 16020, 40081 …) and its message.
+    #[error("PlanExecutor error during aggregation :: caused by :: {message}")]
+    Expression {
+        /// MongoDB's code for the failure.
+        code: i32,
+        /// MongoDB's message.
+        message: String,
+    },
     /// A filter, projection, sort, update, pipeline or option is malformed (MongoDB code 2).
     #[error("{0}")]
     BadValue(String),
@@ -265,7 +275,7 @@ impl Error {
                 ..
             } => 146,
             Self::Unsupported(_) => 115,
-            Self::Update { code, .. } => *code,
+            Self::Update { code, .. } | Self::Expression { code, .. } => *code,
             Self::DuplicateKey { .. } => 11000,
             Self::IndexConflict { .. } => 86,
             Self::IndexNotFound { .. } => 27,
@@ -306,6 +316,11 @@ impl Error {
             40 => "ConflictingUpdateOperators",
             66 => "ImmutableField",
             9 => "FailedToParse",
+            // MongoDB names an assertion without its own code name after its location.
+            16020 => "Location16020",
+            16612 => "Location16612",
+            17124 => "Location17124",
+            40081 => "Location40081",
             _ => "InternalError",
         }
     }
@@ -337,6 +352,14 @@ impl Error {
     /// Shorthand for a [`Error::BadValue`].
     pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self::BadValue(message.into())
+    }
+
+    /// Shorthand for an [`Error::Expression`].
+    pub(crate) fn expression(code: i32, message: impl Into<String>) -> Self {
+        Self::Expression {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for an [`Error::Update`].

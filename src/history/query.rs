@@ -471,32 +471,52 @@ fn parse_types(arg: &Bson) -> Result<Vec<TypeSel>> {
     }
 }
 
+/// MongoDB's type names (its `typeName`, the `$type` aliases) and their BSON type numbers.
+const TYPE_NAMES: [(&str, i32); 21] = [
+    ("double", 1),
+    ("string", 2),
+    ("object", 3),
+    ("array", 4),
+    ("binData", 5),
+    ("undefined", 6),
+    ("objectId", 7),
+    ("bool", 8),
+    ("date", 9),
+    ("null", 10),
+    ("regex", 11),
+    ("dbPointer", 12),
+    ("javascript", 13),
+    ("symbol", 14),
+    ("javascriptWithScope", 15),
+    ("int", 16),
+    ("timestamp", 17),
+    ("long", 18),
+    ("decimal", 19),
+    ("minKey", -1),
+    ("maxKey", 127),
+];
+
 fn type_alias(s: &str) -> Option<TypeSel> {
-    Some(TypeSel::Code(match s {
-        "double" => 1,
-        "string" => 2,
-        "object" => 3,
-        "array" => 4,
-        "binData" => 5,
-        "undefined" => 6,
-        "objectId" => 7,
-        "bool" => 8,
-        "date" => 9,
-        "null" => 10,
-        "regex" => 11,
-        "dbPointer" => 12,
-        "javascript" => 13,
-        "symbol" => 14,
-        "javascriptWithScope" => 15,
-        "int" => 16,
-        "timestamp" => 17,
-        "long" => 18,
-        "decimal" => 19,
-        "minKey" => -1,
-        "maxKey" => 127,
-        "number" => return Some(TypeSel::Number),
-        _ => return None,
-    }))
+    if s == "number" {
+        return Some(TypeSel::Number);
+    }
+    TYPE_NAMES
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, code)| TypeSel::Code(*code))
+}
+
+/// MongoDB's name for a value's type, as its error messages give it (`typeName`); a missing
+/// value (a field path reaching nothing) is `"missing"`.
+pub(crate) fn type_name(v: Option<&Bson>) -> &'static str {
+    let Some(v) = v else {
+        return "missing";
+    };
+    let code = type_code(v);
+    TYPE_NAMES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or("unknown", |(name, _)| name)
 }
 
 /// BSON type number of a value.

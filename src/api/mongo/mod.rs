@@ -99,9 +99,11 @@ impl DataApiError {
                 (StatusCode::NOT_FOUND, "NotFound")
             }
             history::Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
-            // MongoDB's code name: the client can add an index, narrow the query or pass
-            // allowDiskUse.
-            history::Error::MemoryLimitExceeded { .. } => (StatusCode::BAD_REQUEST, e.code_name()),
+            // MongoDB's code name: the client can fix an expression's operands, add an index,
+            // narrow the query or pass allowDiskUse.
+            history::Error::MemoryLimitExceeded { .. } | history::Error::Expression { .. } => {
+                (StatusCode::BAD_REQUEST, e.code_name())
+            }
             _ => (StatusCode::BAD_REQUEST, "InvalidParameter"),
         };
         Self::new(status, code, e.to_string())
