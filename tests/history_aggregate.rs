@@ -76,7 +76,7 @@ fn pipelines_produce_expected_documents() {
             ],
             vec![
                 doc! {"customer": "c2", "double": 51.0},
-                doc! {"customer": "c1", "double": 20_i64},
+                doc! {"customer": "c1", "double": 20},
             ],
         ),
         (

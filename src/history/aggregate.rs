@@ -707,16 +707,12 @@ fn eval_opt(expr: &Bson, doc: &Document) -> Result<Option<Bson>> {
     }
 }
 
-/// `$subtract`, `$multiply` or `$divide` (`op`) of numbers in decimal, left to right;
-/// `None` for a non-number (a zero divisor is refused before).
-fn decimal_arithmetic(op: &str, args: &[Bson]) -> Option<Bson> {
+/// The product of numbers in decimal, left to right; `None` for none or a non-number.
+fn decimal_product(args: &[Bson]) -> Option<Bson> {
     let (first, rest) = args.split_first()?;
-    rest.iter()
-        .try_fold(decimal::to_decimal(first)?, |acc, x| match op {
-            "$subtract" => decimal::subtract(&acc, x),
-            "$multiply" => decimal::multiply(&acc, x),
-            _ => decimal::divide_values(&acc, x),
-        })
+    rest.iter().try_fold(decimal::to_decimal(first)?, |acc, x| {
+        decimal::multiply(&acc, x)
+    })
 }
 
 fn path_crosses_array(doc: &Document, parts: &[&str]) -> bool {
@@ -746,6 +742,202 @@ fn collect_expr_path(v: &Bson, parts: &[&str], out: &mut Vec<Bson>) {
         }
         _ => {}
     }
+}
+
+/// Operands already evaluated, for [`fixed`].
+fn operands_of(args: Vec<Bson>) -> Vec<Option<Bson>> {
+    args.into_iter().map(Some).collect()
+}
+
+/// A TypeMismatch (code 14) from an arithmetic operator.
+fn type_mismatch(message: String) -> Error {
+    Error::expression(14, message)
+}
+
+/// `$add`: numbers and at most one date, left to right. A null or missing operand makes the
+/// result null, unless an operand before it is neither a number nor a date (MongoDB checks
+/// each operand in turn).
+fn add_operands(args: &[Bson]) -> Result<Bson> {
+    let mut total = Bson::Int32(0);
+    let mut date = None;
+    for a in args {
+        match a {
+            Bson::Null | Bson::Undefined => return Ok(Bson::Null),
+            Bson::DateTime(_) if date.is_some() => {
+                return Err(Error::expression(
+                    16612,
+                    "only one date allowed in an $add expression",
+                ));
+            }
+            Bson::DateTime(d) => date = Some(d.timestamp_millis()),
+            n if document::type_rank(n) == 10 => total = add(&total, n),
+            other => {
+                return Err(type_mismatch(format!(
+                    "$add only supports numeric or date types, not {}",
+                    query::type_name(Some(other))
+                )));
+            }
+        }
+    }
+    let Some(millis) = date else {
+        return Ok(total);
+    };
+    // The numbers are milliseconds added to the date; a fraction rounds half away from zero.
+    let sum = match total {
+        Bson::Int32(n) => millis.checked_add(i64::from(n)),
+        Bson::Int64(n) => millis.checked_add(n),
+        other => {
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "MongoDB adds a double in double"
+            )]
+            let t = millis as f64 + document::as_f64(&other).unwrap_or(f64::NAN);
+            rounded_millis(t)
+        }
+    };
+    sum.map(|ms| Bson::DateTime(bson::DateTime::from_millis(ms)))
+        .ok_or_else(|| Error::expression(15, "date overflow in $add"))
+}
+
+/// A double number of milliseconds rounded half away from zero; `None` outside `i64`.
+fn rounded_millis(t: f64) -> Option<i64> {
+    if !(-TWO_POW_63..TWO_POW_63).contains(&t) {
+        return None;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "range checked above: strictly inside i64"
+    )]
+    let ms = t.round() as i64;
+    Some(ms)
+}
+
+/// 2^63 as a double: the first double past `i64::MAX`.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// A number as MongoDB's `coerceToLong`: integers as they are, a double truncated toward
+/// zero (saturating), a decimal rounded half to even.
+fn coerce_to_long(v: &Bson) -> i64 {
+    match v {
+        Bson::Int32(n) => i64::from(*n),
+        Bson::Int64(n) => *n,
+        #[expect(clippy::cast_possible_truncation, reason = "saturating, as intended")]
+        Bson::Double(d) => *d as i64,
+        #[expect(clippy::cast_possible_truncation, reason = "saturating, as intended")]
+        other => document::as_f64(other).unwrap_or(0.0).round_ties_even() as i64,
+    }
+}
+
+/// `$subtract`: two numbers, two dates (milliseconds between them), or a date minus
+/// milliseconds; null or missing gives null.
+fn subtract_operands(a: &Bson, b: &Bson) -> Result<Bson> {
+    let numeric = |v: &Bson| document::type_rank(v) == 10;
+    if numeric(a) && numeric(b) {
+        return Ok(subtract_numbers(a, b));
+    }
+    if nullish(Some(a)) || nullish(Some(b)) {
+        return Ok(Bson::Null);
+    }
+    match (a, b) {
+        (Bson::DateTime(x), Bson::DateTime(y)) => Ok(Bson::Int64(
+            x.timestamp_millis().wrapping_sub(y.timestamp_millis()),
+        )),
+        (Bson::DateTime(x), n) if numeric(n) => Ok(Bson::DateTime(bson::DateTime::from_millis(
+            x.timestamp_millis().wrapping_sub(coerce_to_long(n)),
+        ))),
+        (Bson::DateTime(_), other) => Err(type_mismatch(format!(
+            "can't $subtract {} from Date",
+            query::type_name(Some(other))
+        ))),
+        _ => Err(type_mismatch(format!(
+            "can't $subtract {} from {}",
+            query::type_name(Some(b)),
+            query::type_name(Some(a))
+        ))),
+    }
+}
+
+/// `a - b` of two numbers in the wider type: decimal, double, long (a double when it
+/// overflows), or int (a long when it does not fit).
+fn subtract_numbers(a: &Bson, b: &Bson) -> Bson {
+    if let Some(d) = decimal::subtract(a, b) {
+        return d;
+    }
+    let double = || {
+        Bson::Double(
+            document::as_f64(a).unwrap_or(f64::NAN) - document::as_f64(b).unwrap_or(f64::NAN),
+        )
+    };
+    match (a, b) {
+        (Bson::Int32(x), Bson::Int32(y)) => {
+            let d = i64::from(*x) - i64::from(*y);
+            i32::try_from(d).map_or(Bson::Int64(d), Bson::Int32)
+        }
+        (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => coerce_to_long(a)
+            .checked_sub(coerce_to_long(b))
+            .map_or_else(double, Bson::Int64),
+        _ => double(),
+    }
+}
+
+/// `$multiply`: numbers, left to right, in the widest type among them (a long product that
+/// overflows becomes a double); null or missing gives null.
+fn multiply_operands(args: &[Bson]) -> Result<Bson> {
+    for a in args {
+        if nullish(Some(a)) {
+            return Ok(Bson::Null);
+        }
+        if document::type_rank(a) != 10 {
+            return Err(type_mismatch(format!(
+                "$multiply only supports numeric types, not {}",
+                query::type_name(Some(a))
+            )));
+        }
+    }
+    if args.iter().any(|a| matches!(a, Bson::Decimal128(_))) {
+        return Ok(decimal_product(args).unwrap_or(Bson::Null));
+    }
+    let mut double = 1.0f64;
+    let mut long = Some(1i64);
+    let mut widest = 0u8; // 0 int, 1 long, 2 double
+    for a in args {
+        double *= document::as_f64(a).unwrap_or(f64::NAN);
+        match a {
+            Bson::Int32(_) => {}
+            Bson::Int64(_) => widest = widest.max(1),
+            _ => widest = 2,
+        }
+        long = long.and_then(|p| p.checked_mul(coerce_to_long(a)));
+    }
+    Ok(match (widest, long) {
+        (0, Some(p)) => i32::try_from(p).map_or(Bson::Int64(p), Bson::Int32),
+        (1, Some(p)) => Bson::Int64(p),
+        _ => Bson::Double(double),
+    })
+}
+
+/// `$divide`: two numbers, a double (a decimal when either is one); null or missing gives
+/// null; a zero divisor is an error (BadValue).
+fn divide_operands(a: &Bson, b: &Bson) -> Result<Bson> {
+    let numeric = |v: &Bson| document::type_rank(v) == 10;
+    if numeric(a) && numeric(b) {
+        if document::as_f64(b) == Some(0.0) {
+            return Err(Error::expression(2, "can't $divide by zero"));
+        }
+        return Ok(decimal::divide_values(a, b).unwrap_or_else(|| {
+            Bson::Double(
+                document::as_f64(a).unwrap_or(f64::NAN) / document::as_f64(b).unwrap_or(f64::NAN),
+            )
+        }));
+    }
+    if nullish(Some(a)) || nullish(Some(b)) {
+        return Ok(Bson::Null);
+    }
+    Err(type_mismatch(format!(
+        "$divide only supports numeric types, not {} and {}",
+        query::type_name(Some(a)),
+        query::type_name(Some(b))
+    )))
 }
 
 /// Whether an operand is null, `undefined` or missing (MongoDB's `nullish`).
@@ -822,6 +1014,20 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Option<Bson>> {
                 compare_operands(needle.as_ref(), Some(x)) == Ordering::Equal
             }))));
         }
+        "$size" => {
+            let [a] = fixed(op, operands)?;
+            if let Some(Bson::Array(items)) = &a {
+                let n = i32::try_from(items.len()).unwrap_or(i32::MAX);
+                return Ok(Some(Bson::Int32(n)));
+            }
+            return Err(Error::expression(
+                17124,
+                format!(
+                    "The argument to $size must be an array, but was of type: {}",
+                    query::type_name(a.as_ref())
+                ),
+            ));
+        }
         // The first operand that is not null or missing, else the last one as it is.
         "$ifNull" => {
             let last = operands.len().saturating_sub(1);
@@ -838,55 +1044,32 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Option<Bson>> {
         .into_iter()
         .map(|v| v.unwrap_or(Bson::Null))
         .collect();
-    let nums = || -> Option<Vec<f64>> { args.iter().map(document::as_f64).collect() };
     Ok(Some(match op {
-        // Null or missing among the operands makes the result null.
-        "$add" if args.iter().any(|a| matches!(a, Bson::Null)) => Bson::Null,
-        "$add" => args
-            .iter()
-            .skip(1)
-            .fold(args.first().cloned().unwrap_or(Bson::Int32(0)), |acc, v| {
-                add(&acc, v)
-            }),
-        "$subtract" | "$multiply" | "$divide" => {
-            let Some(n) = nums() else {
-                return Ok(Some(Bson::Null));
-            };
-            let (Some(first), rest) = (n.first(), n.get(1..).unwrap_or_default()) else {
-                return Ok(Some(Bson::Null));
-            };
-            if op == "$divide" && rest.contains(&0.0) {
-                return Err(Error::bad("can't $divide by zero"));
-            }
-            // A Decimal128 among the operands: exactly, in decimal.
-            if args.iter().any(|a| matches!(a, Bson::Decimal128(_))) {
-                return Ok(Some(decimal_arithmetic(op, &args).unwrap_or(Bson::Null)));
-            }
-            let r = rest.iter().fold(*first, |acc, x| match op {
-                "$subtract" => acc - x,
-                "$multiply" => acc * x,
-                _ => acc / x,
-            });
-            if r.fract() == 0.0
-                && op != "$divide"
-                && args
-                    .iter()
-                    .all(|a| matches!(a, Bson::Int32(_) | Bson::Int64(_)))
-                && r.abs() < 9.0e15
-            {
-                #[expect(clippy::cast_possible_truncation, reason = "integral and below 2^53")]
-                Bson::Int64(r as i64)
-            } else {
-                Bson::Double(r)
-            }
+        "$add" => add_operands(&args)?,
+        "$multiply" => multiply_operands(&args)?,
+        "$subtract" => {
+            let [a, b] = fixed(op, operands_of(args))?;
+            subtract_operands(&a.unwrap_or(Bson::Null), &b.unwrap_or(Bson::Null))?
+        }
+        "$divide" => {
+            let [a, b] = fixed(op, operands_of(args))?;
+            divide_operands(&a.unwrap_or(Bson::Null), &b.unwrap_or(Bson::Null))?
         }
         "$concat" => {
             let mut s = String::new();
             for a in &args {
                 match a {
                     Bson::String(x) => s.push_str(x),
-                    Bson::Null => return Ok(Some(Bson::Null)),
-                    _ => return Err(Error::bad("$concat only supports strings")),
+                    Bson::Null | Bson::Undefined => return Ok(Some(Bson::Null)),
+                    other => {
+                        return Err(Error::expression(
+                            16702,
+                            format!(
+                                "$concat only supports strings, not {}",
+                                query::type_name(Some(other))
+                            ),
+                        ));
+                    }
                 }
             }
             Bson::String(s)
@@ -903,10 +1086,6 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Option<Bson>> {
                 .unwrap_or_default()
                 .to_lowercase(),
         ),
-        "$size" => match args.first() {
-            Some(Bson::Array(a)) => Bson::Int32(i32::try_from(a.len()).unwrap_or(i32::MAX)),
-            _ => return Err(Error::bad("The argument to $size must be an array")),
-        },
         "$sum" => args
             .iter()
             .flat_map(|a| match a {
@@ -976,7 +1155,7 @@ mod tests {
     /// `Err((code, message))`.
     type Case = (Bson, Result<Option<Bson>, (i32, &'static str)>);
 
-    fn check(cases: Vec<Case>) {
+    fn check(cases: Vec<Case>, eval: impl Fn(&Bson) -> super::Result<Option<Bson>>) {
         for (expr, want) in cases {
             let got = eval(&expr).map_err(|e| (e.code(), e.to_string()));
             let want = want.map_err(|(code, message)| {
@@ -993,68 +1172,221 @@ mod tests {
     fn comparisons_order_a_missing_operand_below_null() {
         let t = |b: bool| Ok(Some(Bson::Boolean(b)));
         let cmp = |i: i32| Ok(Some(Bson::Int32(i)));
-        check(vec![
-            (bson!({"$eq": ["$missing", null]}), t(false)),
-            (bson!({"$eq": ["$n", null]}), t(true)),
-            (bson!({"$eq": ["$missing", "$alsoMissing"]}), t(true)),
-            (bson!({"$ne": ["$missing", null]}), t(true)),
-            (bson!({"$lt": ["$missing", null]}), t(true)),
-            (bson!({"$lte": ["$missing", null]}), t(true)),
-            (bson!({"$gt": [null, "$missing"]}), t(true)),
-            (bson!({"$gte": ["$missing", null]}), t(false)),
-            (bson!({"$gt": ["$missing", Bson::MinKey]}), t(true)),
-            (bson!({"$lt": ["$missing", 0]}), t(true)),
-            (bson!({"$eq": ["$a", 1.0]}), t(true)),
-            (bson!({"$cmp": ["$missing", null]}), cmp(-1)),
-            (bson!({"$cmp": [null, "$missing"]}), cmp(1)),
-            (bson!({"$cmp": ["$missing", "$alsoMissing"]}), cmp(0)),
-            (bson!({"$cmp": ["$a", 1.0]}), cmp(0)),
-            (bson!({"$cmp": ["x", 1]}), cmp(1)),
-            // An array expression turns a missing element into null.
-            (bson!({"$in": ["$missing", [null]]}), t(false)),
-            (bson!({"$in": ["$missing", ["$alsoMissing"]]}), t(false)),
-            (bson!({"$in": [null, ["$alsoMissing"]]}), t(true)),
-            (bson!({"$in": ["$n", [null]]}), t(true)),
-            (bson!({"$in": [2.0, "$arr"]}), t(true)),
-            (bson!({"$in": [3, "$arr"]}), t(false)),
+        check(
+            vec![
+                (bson!({"$eq": ["$missing", null]}), t(false)),
+                (bson!({"$eq": ["$n", null]}), t(true)),
+                (bson!({"$eq": ["$missing", "$alsoMissing"]}), t(true)),
+                (bson!({"$ne": ["$missing", null]}), t(true)),
+                (bson!({"$lt": ["$missing", null]}), t(true)),
+                (bson!({"$lte": ["$missing", null]}), t(true)),
+                (bson!({"$gt": [null, "$missing"]}), t(true)),
+                (bson!({"$gte": ["$missing", null]}), t(false)),
+                (bson!({"$gt": ["$missing", Bson::MinKey]}), t(true)),
+                (bson!({"$lt": ["$missing", 0]}), t(true)),
+                (bson!({"$eq": ["$a", 1.0]}), t(true)),
+                (bson!({"$cmp": ["$missing", null]}), cmp(-1)),
+                (bson!({"$cmp": [null, "$missing"]}), cmp(1)),
+                (bson!({"$cmp": ["$missing", "$alsoMissing"]}), cmp(0)),
+                (bson!({"$cmp": ["$a", 1.0]}), cmp(0)),
+                (bson!({"$cmp": ["x", 1]}), cmp(1)),
+                // An array expression turns a missing element into null.
+                (bson!({"$in": ["$missing", [null]]}), t(false)),
+                (bson!({"$in": ["$missing", ["$alsoMissing"]]}), t(false)),
+                (bson!({"$in": [null, ["$alsoMissing"]]}), t(true)),
+                (bson!({"$in": ["$n", [null]]}), t(true)),
+                (bson!({"$in": [2.0, "$arr"]}), t(true)),
+                (bson!({"$in": [3, "$arr"]}), t(false)),
+                (
+                    bson!({"$in": ["$a", "$missing"]}),
+                    Err((
+                        40081,
+                        "$in requires an array as a second argument, found: missing",
+                    )),
+                ),
+                (
+                    bson!({"$in": [1, "$a"]}),
+                    Err((
+                        40081,
+                        "$in requires an array as a second argument, found: int",
+                    )),
+                ),
+                (
+                    bson!({"$eq": ["$a"]}),
+                    Err((
+                        16020,
+                        "Expression $eq takes exactly 2 arguments. 1 were passed in.",
+                    )),
+                ),
+                (
+                    bson!({"$cmp": [1, 2, 3]}),
+                    Err((
+                        16020,
+                        "Expression $cmp takes exactly 2 arguments. 3 were passed in.",
+                    )),
+                ),
+                // $ifNull: the first operand neither null nor missing, else the last as it is.
+                (bson!({"$ifNull": ["$missing", "$alsoMissing"]}), Ok(None)),
+                (bson!({"$ifNull": ["$n", "$missing"]}), Ok(None)),
+                (bson!({"$ifNull": ["$missing", "$n"]}), Ok(Some(Bson::Null))),
+                (
+                    bson!({"$ifNull": ["$missing", "$n", 5]}),
+                    Ok(Some(Bson::Int32(5))),
+                ),
+                (bson!({"$ifNull": ["$a", 5]}), Ok(Some(Bson::Int32(1)))),
+            ],
+            eval,
+        );
+    }
+
+    /// Evaluates `expr` against a document with a string, a date, a long and a double.
+    fn eval_typed(expr: &Bson) -> super::Result<Option<Bson>> {
+        super::eval_opt(
+            expr,
+            &doc! {"s": "x", "d": bson::DateTime::from_millis(1_000), "l": 5_i64, "f": 2.5, "n": null},
+        )
+    }
+
+    #[test]
+    fn arithmetic_refuses_operands_that_are_not_numbers_as_mongodb_does() {
+        let date = |ms| Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))));
+        let v = |b: Bson| Ok(Some(b));
+        let cases: Vec<Case> = vec![
+            // $add: numbers and one date, each operand checked in turn.
             (
-                bson!({"$in": ["$a", "$missing"]}),
-                Err((
-                    40081,
-                    "$in requires an array as a second argument, found: missing",
-                )),
+                bson!({"$add": [1, "$s"]}),
+                Err((14, "$add only supports numeric or date types, not string")),
             ),
             (
-                bson!({"$in": [1, "$a"]}),
-                Err((
-                    40081,
-                    "$in requires an array as a second argument, found: int",
-                )),
+                bson!({"$add": ["$s", null]}),
+                Err((14, "$add only supports numeric or date types, not string")),
             ),
             (
-                bson!({"$eq": ["$a"]}),
+                bson!({"$add": [1, [1]]}),
+                Err((14, "$add only supports numeric or date types, not array")),
+            ),
+            (bson!({"$add": [null, "$s"]}), v(Bson::Null)),
+            (bson!({"$add": ["$missing", "$s"]}), v(Bson::Null)),
+            (bson!({"$add": [1, 2]}), v(Bson::Int32(3))),
+            (bson!({"$add": [1, "$l"]}), v(Bson::Int64(6))),
+            (bson!({"$add": [1, "$f"]}), v(Bson::Double(3.5))),
+            (bson!({"$add": []}), v(Bson::Int32(0))),
+            (bson!({"$add": ["$d", 500]}), date(1_500)),
+            (bson!({"$add": [1, "$d", "$l"]}), date(1_006)),
+            (bson!({"$add": ["$d", 1.5]}), date(1_002)),
+            (
+                bson!({"$add": ["$d", "$d"]}),
+                Err((16612, "only one date allowed in an $add expression")),
+            ),
+            // $subtract: numbers, dates, or a date minus milliseconds.
+            (
+                bson!({"$subtract": ["$s", 1]}),
+                Err((14, "can't $subtract int from string")),
+            ),
+            (
+                bson!({"$subtract": [1, "$s"]}),
+                Err((14, "can't $subtract string from int")),
+            ),
+            (
+                bson!({"$subtract": ["$d", "$s"]}),
+                Err((14, "can't $subtract string from Date")),
+            ),
+            (
+                bson!({"$subtract": [1, "$d"]}),
+                Err((14, "can't $subtract date from int")),
+            ),
+            (bson!({"$subtract": [null, "$s"]}), v(Bson::Null)),
+            (bson!({"$subtract": ["$missing", 1]}), v(Bson::Null)),
+            (bson!({"$subtract": [5, 3]}), v(Bson::Int32(2))),
+            (bson!({"$subtract": ["$l", 1]}), v(Bson::Int64(4))),
+            (bson!({"$subtract": [5, 0.5]}), v(Bson::Double(4.5))),
+            (
+                bson!({"$subtract": [i64::MIN, 1]}),
+                v(Bson::Double(-9_223_372_036_854_775_808.0)),
+            ),
+            (bson!({"$subtract": ["$d", "$d"]}), v(Bson::Int64(0))),
+            (bson!({"$subtract": ["$d", 250]}), date(750)),
+            (
+                bson!({"$subtract": [1]}),
                 Err((
                     16020,
-                    "Expression $eq takes exactly 2 arguments. 1 were passed in.",
+                    "Expression $subtract takes exactly 2 arguments. 1 were passed in.",
+                )),
+            ),
+            // $multiply: numbers only.
+            (
+                bson!({"$multiply": [2, "$s"]}),
+                Err((14, "$multiply only supports numeric types, not string")),
+            ),
+            (
+                bson!({"$multiply": ["$s", null]}),
+                Err((14, "$multiply only supports numeric types, not string")),
+            ),
+            (
+                bson!({"$multiply": [2, "$d"]}),
+                Err((14, "$multiply only supports numeric types, not date")),
+            ),
+            (bson!({"$multiply": [null, "$s"]}), v(Bson::Null)),
+            (bson!({"$multiply": [2, "$missing"]}), v(Bson::Null)),
+            (bson!({"$multiply": [2, 3]}), v(Bson::Int32(6))),
+            (bson!({"$multiply": [2, "$l"]}), v(Bson::Int64(10))),
+            (bson!({"$multiply": [2, "$f"]}), v(Bson::Double(5.0))),
+            (
+                bson!({"$multiply": [i64::MAX, 2]}),
+                v(Bson::Double(18_446_744_073_709_551_616.0)),
+            ),
+            (bson!({"$multiply": []}), v(Bson::Int32(1))),
+            // $divide: two numbers.
+            (
+                bson!({"$divide": ["$s", 2]}),
+                Err((
+                    14,
+                    "$divide only supports numeric types, not string and int",
                 )),
             ),
             (
-                bson!({"$cmp": [1, 2, 3]}),
+                bson!({"$divide": [2, "$d"]}),
+                Err((14, "$divide only supports numeric types, not int and date")),
+            ),
+            (bson!({"$divide": ["$s", null]}), v(Bson::Null)),
+            (bson!({"$divide": [1, "$missing"]}), v(Bson::Null)),
+            (bson!({"$divide": [1, 4]}), v(Bson::Double(0.25))),
+            (bson!({"$divide": [4, 2]}), v(Bson::Double(2.0))),
+            (
+                bson!({"$divide": [1, 0]}),
+                Err((2, "can't $divide by zero")),
+            ),
+            (
+                bson!({"$divide": [1, 2, 3]}),
                 Err((
                     16020,
-                    "Expression $cmp takes exactly 2 arguments. 3 were passed in.",
+                    "Expression $divide takes exactly 2 arguments. 3 were passed in.",
                 )),
             ),
-            // $ifNull: the first operand neither null nor missing, else the last as it is.
-            (bson!({"$ifNull": ["$missing", "$alsoMissing"]}), Ok(None)),
-            (bson!({"$ifNull": ["$n", "$missing"]}), Ok(None)),
-            (bson!({"$ifNull": ["$missing", "$n"]}), Ok(Some(Bson::Null))),
+            // $concat and $size name the type they were given.
             (
-                bson!({"$ifNull": ["$missing", "$n", 5]}),
-                Ok(Some(Bson::Int32(5))),
+                bson!({"$concat": ["a", 1]}),
+                Err((16702, "$concat only supports strings, not int")),
             ),
-            (bson!({"$ifNull": ["$a", 5]}), Ok(Some(Bson::Int32(1)))),
-        ]);
+            (bson!({"$concat": ["a", "$missing"]}), v(Bson::Null)),
+            (
+                bson!({"$size": "$s"}),
+                Err((
+                    17124,
+                    "The argument to $size must be an array, but was of type: string",
+                )),
+            ),
+            (
+                bson!({"$size": "$missing"}),
+                Err((
+                    17124,
+                    "The argument to $size must be an array, but was of type: missing",
+                )),
+            ),
+        ];
+        check(cases, eval_typed);
+        let e = eval_typed(&bson!({"$subtract": ["$s", 1]})).unwrap_err();
+        assert_eq!(e.code_name(), "TypeMismatch");
     }
 
     #[test]

@@ -321,6 +321,7 @@ impl Error {
             16612 => "Location16612",
             17124 => "Location17124",
             40081 => "Location40081",
+            16702 => "Location16702",
             _ => "InternalError",
         }
     }

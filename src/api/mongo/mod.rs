@@ -463,4 +463,22 @@ mod tests {
             assert_eq!(answer.message, e.to_string());
         }
     }
+
+    #[test]
+    fn an_expression_error_answers_400_with_mongodbs_code_name() {
+        for (code, name) in [
+            (14, "TypeMismatch"),
+            (16020, "Location16020"),
+            (2, "BadValue"),
+        ] {
+            let e = history::Error::Expression {
+                code,
+                message: "can't $subtract string from int".into(),
+            };
+            let answer = DataApiError::of(&e);
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            assert_eq!(answer.code, name);
+            assert_eq!(answer.message, e.to_string());
+        }
+    }
 }
