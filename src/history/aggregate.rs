@@ -14,7 +14,10 @@ use super::document::{self, compare, get_path, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::{self, Filter, Projection, Sort};
 use super::update::{set_path, unset_path};
-use super::{BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX};
+use super::{
+    BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX,
+    STAGE_DOCUMENT_BYTES_MAX,
+};
 
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
 const ACC_STATE_BYTES: usize = 16;
@@ -81,7 +84,88 @@ pub(crate) fn run(
         };
         docs = stage(history, db, name, arg, docs, next_limit, &budget)?;
     }
+    check_result(&docs, history.result_bytes_max())?;
     Ok(docs)
+}
+
+/// Checks what an aggregation returns: each document at most [`STAGE_DOCUMENT_BYTES_MAX`]
+/// (code 10334), all of them together at most `max` bytes (code 16389).
+fn check_result(docs: &[Document], max: usize) -> Result<()> {
+    let mut total = 0usize;
+    for d in docs {
+        let size = document::bson_size(d);
+        if size > STAGE_DOCUMENT_BYTES_MAX {
+            return Err(object_too_large(d, size));
+        }
+        total = total.saturating_add(size);
+        if total > max {
+            return Err(Error::ResultTooLarge {
+                executor: Executor::Aggregation,
+                len: total,
+                max,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// [`Error::ObjectTooLarge`] for a document of `size` bytes, naming its first element as
+/// MongoDB's `BSONElement::toString` does (a string past 160 bytes cut to its first 150).
+fn object_too_large(d: &Document, size: usize) -> Error {
+    let first = d.iter().next().map(|(k, v)| {
+        let value = match v {
+            Bson::String(text) if text.len() + 1 > 160 => {
+                let mut cut = 150;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                format!("\"{}...\"", text.get(..cut).unwrap_or_default())
+            }
+            other if document::value_size(other) <= 1024 => document::render_value(other),
+            other => format!(
+                "<{} of {} bytes>",
+                query::type_name(Some(other)),
+                document::value_size(other)
+            ),
+        };
+        format!("{k}: {value}")
+    });
+    Error::ObjectTooLarge {
+        len: size,
+        max: STAGE_DOCUMENT_BYTES_MAX,
+        first,
+    }
+}
+
+/// Sets `path` in a document a stage builds, keeping `size` an upper bound of its BSON size
+/// (the value, and per part of the path a new sub-document with its name); past
+/// [`STAGE_DOCUMENT_BYTES_MAX`] the size is counted exactly and a document still over it
+/// fails with code 10334.
+fn set_field(d: &mut Document, size: &mut usize, path: &str, v: Bson) -> Result<()> {
+    let parts = split_path(path)?;
+    *size = size
+        .saturating_add(document::value_size(&v))
+        .saturating_add(path.len().saturating_add(8 * parts.len()));
+    set_path(d, &parts, v)?;
+    if *size > STAGE_DOCUMENT_BYTES_MAX {
+        *size = document::bson_size(d);
+        if *size > STAGE_DOCUMENT_BYTES_MAX {
+            return Err(object_too_large(d, *size));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the size of a value an expression is building (an array, an object, a string).
+fn check_value_size(size: usize) -> Result<()> {
+    if size > STAGE_DOCUMENT_BYTES_MAX {
+        return Err(Error::ObjectTooLarge {
+            len: size,
+            max: STAGE_DOCUMENT_BYTES_MAX,
+            first: None,
+        });
+    }
+    Ok(())
 }
 
 fn stage(
@@ -109,10 +193,11 @@ fn stage(
             let spec = doc_arg()?;
             let mut out = Vec::with_capacity(docs.len());
             for mut d in docs {
+                let mut size = document::bson_size(&d);
                 for (path, expr) in spec {
                     // A missing value (a path reaching nothing) removes the field.
                     match eval_opt(expr, &d)? {
-                        Some(v) => set_path(&mut d, &split_path(path)?, v)?,
+                        Some(v) => set_field(&mut d, &mut size, path, v)?,
                         None => unset_path(&mut d, &split_path(path)?),
                     }
                 }
@@ -240,10 +325,11 @@ fn project(spec: &Document, docs: Vec<Document>) -> Result<Vec<Document>> {
     let mut out = Vec::with_capacity(docs.len());
     for d in docs {
         let mut projected = p.as_ref().map_or_else(|| d.clone(), |p| p.apply(&d));
+        let mut size = document::bson_size(&projected);
         for (path, expr) in &computed {
             // A missing value leaves the field out.
             if let Some(v) = eval_opt(expr, &d)? {
-                set_path(&mut projected, &split_path(path)?, v)?;
+                set_field(&mut projected, &mut size, path, v)?;
             }
         }
         out.push(projected);
@@ -288,7 +374,11 @@ fn unwind(arg: &Bson, docs: Vec<Document>, mut held: MemoryBudget) -> Result<Vec
                             Bson::Int64(i64::try_from(i).unwrap_or(i64::MAX)),
                         )?;
                     }
-                    held.charge(document::bson_size(&copy))?;
+                    let size = document::bson_size(&copy);
+                    if size > STAGE_DOCUMENT_BYTES_MAX {
+                        return Err(object_too_large(&copy, size));
+                    }
+                    held.charge(size)?;
                     out.push(copy);
                 }
             }
@@ -630,24 +720,30 @@ fn lookup(
             v => vec![v],
         };
         let mut matched_bytes = 0usize;
-        let matched: Vec<Bson> = foreign_docs
-            .iter()
-            .filter(|f| {
-                let fv = get_path(f, &foreign_parts).cloned().unwrap_or(Bson::Null);
-                let fvs: Vec<Bson> = match fv {
-                    Bson::Array(a) => a,
-                    v => vec![v],
-                };
-                locals
-                    .iter()
-                    .any(|l| fvs.iter().any(|x| values_equal(l, x)))
-            })
-            .map(|f| {
-                matched_bytes = matched_bytes.saturating_add(document::bson_size(f));
-                Bson::Document(f.clone())
-            })
-            .collect();
-        held.charge(matched_bytes)?;
+        let mut matched = Vec::new();
+        let matching = foreign_docs.iter().filter(|f| {
+            let fv = get_path(f, &foreign_parts).cloned().unwrap_or(Bson::Null);
+            let fvs: Vec<Bson> = match fv {
+                Bson::Array(a) => a,
+                v => vec![v],
+            };
+            locals
+                .iter()
+                .any(|l| fvs.iter().any(|x| values_equal(l, x)))
+        });
+        for f in matching {
+            let size = document::bson_size(f);
+            matched_bytes = matched_bytes.saturating_add(size);
+            if matched_bytes > STAGE_DOCUMENT_BYTES_MAX {
+                return Err(Error::LookupTooLarge {
+                    from: from.to_owned(),
+                    len: matched_bytes,
+                    max: STAGE_DOCUMENT_BYTES_MAX,
+                });
+            }
+            held.charge(size)?;
+            matched.push(Bson::Document(f.clone()));
+        }
         set_path(&mut d, &as_parts, Bson::Array(matched))?;
         out.push(d);
     }
@@ -692,17 +788,30 @@ fn eval_opt(expr: &Bson, doc: &Document) -> Result<Option<Bson>> {
         Bson::Document(d) => {
             // An object expression leaves out fields whose value is missing.
             let mut out = Document::new();
+            let mut size = 5usize;
             for (k, v) in d {
                 if let Some(v) = eval_opt(v, doc)? {
+                    size = size.saturating_add(2 + k.len() + document::value_size(&v));
+                    check_value_size(size)?;
                     out.insert(k.clone(), v);
                 }
             }
             Ok(Some(Bson::Document(out)))
         }
         // In an array a missing value becomes null.
-        Bson::Array(a) => Ok(Some(Bson::Array(
-            a.iter().map(|v| eval(v, doc)).collect::<Result<_>>()?,
-        ))),
+        Bson::Array(a) => {
+            let mut out = Vec::with_capacity(a.len());
+            let mut size = 5usize;
+            for (i, v) in a.iter().enumerate() {
+                let v = eval(v, doc)?;
+                // Each element's name is its index in decimal.
+                let digits = i.checked_ilog10().map_or(1, |d| d as usize + 1);
+                size = size.saturating_add(2 + digits + document::value_size(&v));
+                check_value_size(size)?;
+                out.push(v);
+            }
+            Ok(Some(Bson::Array(out)))
+        }
         other => Ok(Some(other.clone())),
     }
 }
@@ -1059,7 +1168,10 @@ fn operator(op: &str, arg: &Bson, doc: &Document) -> Result<Option<Bson>> {
             let mut s = String::new();
             for a in &args {
                 match a {
-                    Bson::String(x) => s.push_str(x),
+                    Bson::String(x) => {
+                        check_value_size(s.len().saturating_add(x.len()))?;
+                        s.push_str(x);
+                    }
                     Bson::Null | Bson::Undefined => return Ok(Some(Bson::Null)),
                     other => {
                         return Err(Error::expression(
@@ -1117,6 +1229,12 @@ mod tests {
         )
         .unwrap();
         (dir, h)
+    }
+
+    /// Every document of `db.c`.
+    fn all_docs(h: &History) -> Vec<Document> {
+        h.find("db", "c", &doc! {}, &FindOptions::default())
+            .unwrap()
     }
 
     fn bytes(docs: &[Document]) -> usize {
@@ -1410,12 +1528,163 @@ mod tests {
         );
     }
 
+    const MAX: usize = super::STAGE_DOCUMENT_BYTES_MAX;
+
+    /// The message of a 10334 for a document of `len` bytes (MongoDB's `BSONObj` text).
+    fn too_large(len: usize, first: &str) -> String {
+        format!(
+            "PlanExecutor error during aggregation :: caused by :: BSONObj size: {len} \
+             (0x{len:X}) is invalid. Size must be between 0 and 16793600(16MB){first}"
+        )
+    }
+
+    #[test]
+    fn a_value_an_expression_builds_is_at_most_the_stage_document_limit() {
+        // Three elements of an array or fields of an object: 5 + 2 × (8 + L) + 7 bytes.
+        let l = (MAX - 28) / 2;
+        let d = doc! {"s": "a".repeat(l), "t": "a".repeat(l + 1), "h": "a".repeat(MAX / 2)};
+        for (at_max, over) in [
+            (bson!(["$s", "$s", 1]), bson!(["$s", "$t", 1])),
+            (
+                bson!({"x": "$s", "y": "$s", "z": 1}),
+                bson!({"x": "$s", "y": "$t", "z": 1}),
+            ),
+            // A string of MAX bytes, then one more.
+            (
+                bson!({"$concat": ["$h", "$h"]}),
+                bson!({"$concat": ["$h", "$h", "a"]}),
+            ),
+        ] {
+            let v = super::eval_opt(&at_max, &d).unwrap().unwrap();
+            match &v {
+                Bson::String(s) => assert_eq!(s.len(), MAX),
+                other => assert_eq!(document::value_size(other), MAX),
+            }
+            let e = super::eval_opt(&over, &d).unwrap_err();
+            assert_eq!((e.code(), e.code_name()), (10334, "BSONObjectTooLarge"));
+            assert_eq!(e.to_string(), too_large(MAX + 1, ""));
+        }
+    }
+
+    #[test]
+    fn a_stage_document_is_at_most_the_internal_bson_limit() {
+        let (_d, h) = History::open_temporary();
+        // {t: s + s + x} is 13 + 2L + len(x) bytes.
+        let l = (MAX - 14) / 2;
+        h.insert_one("db", "big", doc! {"_id": 1, "s": "a".repeat(l)})
+            .unwrap();
+        let concat =
+            |tail: &str| vec![doc! {"$project": {"_id": 0, "t": {"$concat": ["$s", "$s", tail]}}}];
+        let out = h.aggregate("db", "big", &concat("x")).unwrap();
+        assert_eq!(document::bson_size(&out[0]), MAX);
+        let e = h.aggregate("db", "big", &concat("xy")).unwrap_err();
+        assert_eq!((e.code(), e.code_name()), (10334, "BSONObjectTooLarge"));
+        let first = format!(" First element: t: \"{}...\"", "a".repeat(150));
+        assert_eq!(e.to_string(), too_large(MAX + 1, &first));
+        // $addFields checks the document it builds, here with `s` still in it, before a later
+        // stage could drop `s` again.
+        let add = |tail: &str| {
+            vec![
+                doc! {"$addFields": {"t": {"$concat": ["$s", "$s", tail]}}},
+                doc! {"$project": {"_id": 0, "t": 1}},
+            ]
+        };
+        let e = h.aggregate("db", "big", &add("x")).unwrap_err();
+        assert_eq!(e.code(), 10334);
+        assert!(e.to_string().ends_with("First element: _id: 1"), "{e}");
+    }
+
+    #[test]
+    fn the_documents_a_lookup_matches_for_one_document_are_at_most_the_limit() {
+        let (_d, h) = History::open_temporary();
+        h.insert_one("db", "l", doc! {"_id": 1, "k": 1}).unwrap();
+        // Each foreign document {_id, k, p} is 29 + len(p) bytes.
+        let half = (MAX - 58) / 2;
+        let foreign = |extra: usize| {
+            vec![
+                doc! {"_id": 1, "k": 1, "p": "a".repeat(half)},
+                doc! {"_id": 2, "k": 1, "p": "a".repeat(half + extra)},
+            ]
+        };
+        let pipeline = [
+            doc! {"$lookup": {"from": "f", "localField": "k", "foreignField": "k", "as": "j"}},
+            doc! {"$project": {"n": {"$size": "$j"}}},
+        ];
+        h.insert_many("db", "f", foreign(0)).unwrap();
+        let out = h.aggregate("db", "l", &pipeline).unwrap();
+        assert_eq!(out, vec![doc! {"_id": 1, "n": 2}]);
+        h.drop_collection("db", "f").unwrap();
+        h.insert_many("db", "f", foreign(1)).unwrap();
+        let e = h.aggregate("db", "l", &pipeline).unwrap_err();
+        assert_eq!((e.code(), e.code_name()), (4568, "Location4568"));
+        assert_eq!(
+            e.to_string(),
+            "PlanExecutor error during aggregation :: caused by :: Total size of documents in f \
+             matching pipeline's $lookup stage exceeds 16793600 bytes"
+        );
+    }
+
+    #[test]
+    fn what_find_and_aggregate_return_is_at_most_the_result_limit() {
+        let (_d, h) = open();
+        let all = all_docs(&h);
+        let total = bytes(&all);
+        let sorted = FindOptions {
+            sort: Some(doc! {"k": 1}),
+            ..FindOptions::default()
+        };
+        let ids = FindOptions {
+            projection: Some(doc! {"_id": 1}),
+            ..FindOptions::default()
+        };
+        let id_bytes = bytes(&h.find("db", "c", &doc! {}, &ids).unwrap());
+        let pipeline = [doc! {"$match": {}}];
+        h.set_result_bytes_max(total);
+        assert_eq!(
+            h.find("db", "c", &doc! {}, &FindOptions::default())
+                .unwrap()
+                .len(),
+            10
+        );
+        assert_eq!(h.find("db", "c", &doc! {}, &sorted).unwrap().len(), 10);
+        assert_eq!(h.aggregate("db", "c", &pipeline).unwrap().len(), 10);
+        h.set_result_bytes_max(total - 1);
+        for options in [FindOptions::default(), sorted] {
+            let e = h.find("db", "c", &doc! {}, &options).unwrap_err();
+            assert_eq!((e.code(), e.code_name()), (16389, "Location16389"));
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "Executor error during find command :: caused by :: find result exceeds \
+                     the maximum response size of {} bytes; use limit and skip to page through it",
+                    total - 1
+                )
+            );
+        }
+        let e = h.aggregate("db", "c", &pipeline).unwrap_err();
+        assert_eq!(e.code(), 16389);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "PlanExecutor error during aggregation :: caused by :: aggregation result \
+                 exceeds the maximum response size of {} bytes; use $limit and $skip to page \
+                 through it",
+                total - 1
+            )
+        );
+        // What counts is what is returned: the projected documents, the pipeline's output.
+        h.set_result_bytes_max(id_bytes);
+        assert_eq!(h.find("db", "c", &doc! {}, &ids).unwrap().len(), 10);
+        let group = [doc! {"$group": {"_id": "$k"}}];
+        assert_eq!(h.aggregate("db", "c", &group).unwrap().len(), 3);
+        h.set_result_bytes_max(id_bytes - 1);
+        assert_eq!(h.find("db", "c", &doc! {}, &ids).unwrap_err().code(), 16389);
+    }
+
     #[test]
     fn each_blocking_stage_holds_at_most_its_memory_limit() {
         let (_d, h) = open();
-        let all = h
-            .find("db", "c", &doc! {}, &FindOptions::default())
-            .unwrap();
+        let all = all_docs(&h);
         // $sort holds every document ($skip keeps it out of the find).
         let sort = [doc! {"$skip": 0}, doc! {"$sort": {"k": 1}}];
         at_limit(
@@ -1485,9 +1754,7 @@ mod tests {
     #[test]
     fn allow_disk_use_raises_the_limit_to_a_bounded_one() {
         let (_d, h) = open();
-        let all = h
-            .find("db", "c", &doc! {}, &FindOptions::default())
-            .unwrap();
+        let all = all_docs(&h);
         let factor = super::super::BLOCKING_BYTES_DISK_USE_MAX / super::super::BLOCKING_BYTES_MAX;
         let total = bytes(&all);
         let options = AggregateOptions {
@@ -1504,9 +1771,7 @@ mod tests {
     #[test]
     fn a_find_sort_without_an_index_holds_at_most_the_limit() {
         let (_d, h) = open();
-        let all = h
-            .find("db", "c", &doc! {}, &FindOptions::default())
-            .unwrap();
+        let all = all_docs(&h);
         let sorted = FindOptions {
             sort: Some(doc! {"k": 1}),
             ..FindOptions::default()

@@ -90,6 +90,43 @@ pub enum Error {
         /// MongoDB's message.
         message: String,
     },
+    /// A document an aggregation stage produced or would return, or a value an expression
+    /// built, is larger than the limit once encoded as BSON: MongoDB's code 10334
+    /// BSONObjectTooLarge and its text, naming the document's first element.
+    #[error("{}", object_too_large_message(*.len, *.max, .first.as_deref()))]
+    ObjectTooLarge {
+        /// Encoded size in bytes (as far as it was counted).
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+        /// The document's first element, rendered as MongoDB does (none for a value).
+        first: Option<String>,
+    },
+    /// The documents one `$lookup` matched for one document are larger than the limit
+    /// together (MongoDB's code 4568).
+    #[error(
+        "PlanExecutor error during aggregation :: caused by :: Total size of documents in {from} matching pipeline's $lookup stage exceeds {max} bytes"
+    )]
+    LookupTooLarge {
+        /// The foreign collection.
+        from: String,
+        /// The matched documents' bytes as far as they were counted.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// The documents one `find` or `aggregate` would return are larger than the limit
+    /// together (code 16389, MongoDB's code for an aggregation result over its single-reply
+    /// limit).
+    #[error("{}", result_too_large_message(*.executor, *.max))]
+    ResultTooLarge {
+        /// The command.
+        executor: Executor,
+        /// The result's bytes as far as they were counted.
+        len: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
     /// A filter, projection, sort, update, pipeline or option is malformed (MongoDB code 2).
     #[error("{0}")]
     BadValue(String),
@@ -233,6 +270,30 @@ fn memory_limit_message(
     format!("{prefix} :: caused by :: {cause}")
 }
 
+/// MongoDB's text for a document over the BSON size limit (`BSONObj::_assertInvalid`).
+fn object_too_large_message(len: usize, max: usize, first: Option<&str>) -> String {
+    let first = first.map_or_else(String::new, |f| format!(" First element: {f}"));
+    format!(
+        "PlanExecutor error during aggregation :: caused by :: BSONObj size: {len} (0x{len:X}) \
+         is invalid. Size must be between 0 and {max}({}MB){first}",
+        max / (1024 * 1024)
+    )
+}
+
+/// The text for a result over [`RESULT_BYTES_MAX`](super::RESULT_BYTES_MAX).
+fn result_too_large_message(executor: Executor, max: usize) -> String {
+    match executor {
+        Executor::Find => format!(
+            "Executor error during find command :: caused by :: find result exceeds the \
+             maximum response size of {max} bytes; use limit and skip to page through it"
+        ),
+        Executor::Aggregation => format!(
+            "PlanExecutor error during aggregation :: caused by :: aggregation result exceeds \
+             the maximum response size of {max} bytes; use $limit and $skip to page through it"
+        ),
+    }
+}
+
 impl<T> From<std::sync::PoisonError<T>> for Error {
     fn from(_: std::sync::PoisonError<T>) -> Self {
         Self::LockPoisoned
@@ -263,7 +324,11 @@ impl Error {
     pub fn code(&self) -> i32 {
         match self {
             Self::InvalidNamespace { .. } => 73,
-            Self::DocumentTooLarge { .. } | Self::KeyTooLarge { .. } => 10334,
+            Self::DocumentTooLarge { .. }
+            | Self::KeyTooLarge { .. }
+            | Self::ObjectTooLarge { .. } => 10334,
+            Self::LookupTooLarge { .. } => 4568,
+            Self::ResultTooLarge { .. } => 16389,
             Self::NestingTooDeep { .. } | Self::PathTooLong { .. } => 15,
             Self::TooMany { .. } | Self::BadValue(_) => 2,
             Self::MemoryLimitExceeded {
@@ -317,6 +382,8 @@ impl Error {
             66 => "ImmutableField",
             9 => "FailedToParse",
             // MongoDB names an assertion without its own code name after its location.
+            4568 => "Location4568",
+            16389 => "Location16389",
             16020 => "Location16020",
             16612 => "Location16612",
             17124 => "Location17124",

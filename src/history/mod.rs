@@ -124,6 +124,19 @@ pub const BLOCKING_BYTES_MAX: usize = 100 * 1024 * 1024;
 /// store has no external sort, so opting in raises the in-memory limit instead, to a bound
 /// that still protects the process; beyond it the request fails with code 146.
 pub const BLOCKING_BYTES_DISK_USE_MAX: usize = 4 * BLOCKING_BYTES_MAX;
+/// Largest document (BSON bytes) an aggregation stage may produce, and largest value (array,
+/// object or string) an expression may build: MongoDB's `BSONObjMaxInternalSize`, 16 MiB
+/// plus 16 KiB of room for the fields a stage adds to a largest stored document. A bigger one
+/// fails the pipeline with code 10334 (BSONObjectTooLarge); so does a returned document
+/// bigger than this. The documents one `$lookup` matches for one document fail it with code
+/// 4568 beyond this.
+pub const STAGE_DOCUMENT_BYTES_MAX: usize = DOCUMENT_BYTES_MAX + 16 * 1024;
+/// Most bytes (BSON size, summed) of the documents one `find` or `aggregate` returns: the Data
+/// API answers with one response and no cursor, so this bounds what one request makes the
+/// process hold and send. Beyond it the request fails with code 16389 (MongoDB's code for an
+/// aggregation result over its single-reply limit); `limit`/`skip` (or `$limit`/`$skip`) page
+/// through a larger result. The same bound as one blocking stage's memory.
+pub const RESULT_BYTES_MAX: usize = BLOCKING_BYTES_MAX;
 /// Most oplog entries one change-stream read scans.
 pub const OPLOG_READ_BATCH_MAX: usize = 1_024;
 /// Most oplog entries one retention pass deletes.
@@ -142,6 +155,10 @@ const _: () = assert!(
 const _: () = assert!(
     BLOCKING_BYTES_MAX >= DOCUMENT_BYTES_MAX,
     "a blocking stage holds at least one largest document"
+);
+const _: () = assert!(
+    STAGE_DOCUMENT_BYTES_MAX <= RESULT_BYTES_MAX,
+    "a response holds at least one largest document a stage may produce"
 );
 const _: () = assert!(
     DOCUMENT_BYTES_MAX < u32::MAX as usize,
@@ -630,6 +647,8 @@ pub(crate) struct Inner {
     notifier: feed::Notifier,
     /// [`BLOCKING_BYTES_MAX`]; tests lower it so they need not hold 100 MiB.
     blocking_bytes_max: std::sync::atomic::AtomicUsize,
+    /// [`RESULT_BYTES_MAX`]; tests lower it so they need not return 100 MiB.
+    result_bytes_max: std::sync::atomic::AtomicUsize,
 }
 
 /// Checks a database name.
@@ -737,6 +756,7 @@ impl History {
             clock,
             config,
             blocking_bytes_max: std::sync::atomic::AtomicUsize::new(BLOCKING_BYTES_MAX),
+            result_bytes_max: std::sync::atomic::AtomicUsize::new(RESULT_BYTES_MAX),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -939,20 +959,20 @@ impl History {
         };
         let plan = index::plan(meta.key_format, &meta.indexes, &parsed, sort.as_ref());
         let mut stats = ExecStats::default();
+        // What a find returns is bounded; an aggregation bounds its own result.
+        let result_max = (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
         let docs = self.inner.run_find(
             &meta,
             &plan,
             &parsed,
             sort.as_ref(),
+            projection.as_ref(),
             options.skip,
             options.limit,
             &mut stats,
             self.inner.budget(executor, "$sort", options.allow_disk_use),
+            result_max,
         )?;
-        let docs: Vec<Document> = match &projection {
-            Some(p) => docs.iter().map(|d| p.apply(d)).collect(),
-            None => docs,
-        };
         let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
         Ok((docs, e))
     }
@@ -1149,6 +1169,22 @@ impl History {
         )
         .unwrap();
         (dir, h)
+    }
+
+    /// The most bytes one `find` or `aggregate` may return ([`RESULT_BYTES_MAX`]).
+    pub(crate) fn result_bytes_max(&self) -> usize {
+        self.inner
+            .result_bytes_max
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Lowers [`RESULT_BYTES_MAX`] for tests.
+    #[cfg(test)]
+    pub(crate) fn set_result_bytes_max(&self, max: usize) {
+        self.inner.result_bytes_max.store(
+            max.min(RESULT_BYTES_MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Lowers [`BLOCKING_BYTES_MAX`] for tests (the `allowDiskUse` limit scales with it).
@@ -1681,7 +1717,8 @@ impl Inner {
         visit(encoded_id, doc)
     }
 
-    /// Filter, sort (in memory unless the plan is ordered), skip and limit.
+    /// Filter, sort (in memory unless the plan is ordered), skip, limit and projection; the
+    /// projected documents' bytes are held to `result_max` as they are taken.
     #[expect(
         clippy::too_many_arguments,
         reason = "the find pipeline's stages, passed once"
@@ -1692,11 +1729,31 @@ impl Inner {
         plan: &Plan,
         filter: &Filter,
         sort: Option<&Sort>,
+        projection: Option<&Projection>,
         skip: u64,
         limit: Option<u64>,
         stats: &mut ExecStats,
         budget: MemoryBudget,
+        result_max: Option<usize>,
     ) -> Result<Vec<Document>> {
+        let mut result_bytes = 0usize;
+        let mut take = |doc: Document| -> Result<Document> {
+            let doc = match projection {
+                Some(p) => p.apply(&doc),
+                None => doc,
+            };
+            if let Some(max) = result_max {
+                result_bytes = result_bytes.saturating_add(document::bson_size(&doc));
+                if result_bytes > max {
+                    return Err(Error::ResultTooLarge {
+                        executor: Executor::Find,
+                        len: result_bytes,
+                        max,
+                    });
+                }
+            }
+            Ok(doc)
+        };
         let blocking = sort.is_some_and(|s| !s.is_empty()) && !plan.sorted;
         // Point plans know how many documents they can return at most (at most
         // `PLAN_RANGES_MAX` index points, or one per `_id` of the filter).
@@ -1731,7 +1788,7 @@ impl Inner {
                     skipped += 1;
                     return Ok(true);
                 }
-                out.push(doc);
+                out.push(take(doc)?);
                 Ok(limit.is_none_or(|l| (out.len() as u64) < l))
             },
             stats,
@@ -1743,6 +1800,7 @@ impl Inner {
             if let Some(l) = limit {
                 out.truncate(usize::try_from(l).unwrap_or(usize::MAX));
             }
+            out = out.into_iter().map(take).collect::<Result<_>>()?;
         }
         Ok(out)
     }

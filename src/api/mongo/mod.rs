@@ -101,9 +101,11 @@ impl DataApiError {
             history::Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
             // MongoDB's code name: the client can fix an expression's operands, add an index,
             // narrow the query or pass allowDiskUse.
-            history::Error::MemoryLimitExceeded { .. } | history::Error::Expression { .. } => {
-                (StatusCode::BAD_REQUEST, e.code_name())
-            }
+            history::Error::MemoryLimitExceeded { .. }
+            | history::Error::Expression { .. }
+            | history::Error::ObjectTooLarge { .. }
+            | history::Error::LookupTooLarge { .. }
+            | history::Error::ResultTooLarge { .. } => (StatusCode::BAD_REQUEST, e.code_name()),
             _ => (StatusCode::BAD_REQUEST, "InvalidParameter"),
         };
         Self::new(status, code, e.to_string())
@@ -475,6 +477,42 @@ mod tests {
                 code,
                 message: "can't $subtract string from int".into(),
             };
+            let answer = DataApiError::of(&e);
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            assert_eq!(answer.code, name);
+            assert_eq!(answer.message, e.to_string());
+        }
+    }
+
+    #[test]
+    fn an_output_over_its_limit_answers_400_with_mongodbs_code_name() {
+        let max = history::STAGE_DOCUMENT_BYTES_MAX;
+        for (e, name) in [
+            (
+                history::Error::ObjectTooLarge {
+                    len: max + 1,
+                    max,
+                    first: Some("_id: 1".into()),
+                },
+                "BSONObjectTooLarge",
+            ),
+            (
+                history::Error::LookupTooLarge {
+                    from: "f".into(),
+                    len: max + 1,
+                    max,
+                },
+                "Location4568",
+            ),
+            (
+                history::Error::ResultTooLarge {
+                    executor: history::Executor::Find,
+                    len: 11,
+                    max: 10,
+                },
+                "Location16389",
+            ),
+        ] {
             let answer = DataApiError::of(&e);
             assert_eq!(answer.status, StatusCode::BAD_REQUEST);
             assert_eq!(answer.code, name);
