@@ -193,10 +193,20 @@ fn stage(
             let spec = doc_arg()?;
             let mut out = Vec::with_capacity(docs.len());
             for mut d in docs {
-                let mut size = document::bson_size(&d);
+                // Every expression sees the input document, none a field set before it; the
+                // values waiting to be set are held to the stage's document limit too.
+                let mut values = Vec::with_capacity(spec.len());
+                let mut pending = 0usize;
                 for (path, expr) in spec {
+                    let v = eval_opt(expr, &d)?;
+                    pending = pending.saturating_add(v.as_ref().map_or(0, document::value_size));
+                    check_value_size(pending)?;
+                    values.push((path, v));
+                }
+                let mut size = document::bson_size(&d);
+                for (path, v) in values {
                     // A missing value (a path reaching nothing) removes the field.
-                    match eval_opt(expr, &d)? {
+                    match v {
                         Some(v) => set_field(&mut d, &mut size, path, v)?,
                         None => unset_path(&mut d, &split_path(path)?),
                     }
@@ -1505,6 +1515,24 @@ mod tests {
         check(cases, eval_typed);
         let e = eval_typed(&bson!({"$subtract": ["$s", 1]})).unwrap_err();
         assert_eq!(e.code_name(), "TypeMismatch");
+    }
+
+    #[test]
+    fn add_fields_evaluates_every_expression_against_the_input_document() {
+        let (_d, h) = History::open_temporary();
+        h.insert_one("db", "a", doc! {"_id": 1, "x": 1}).unwrap();
+        let out = h
+            .aggregate(
+                "db",
+                "a",
+                &[doc! {"$addFields": {"x": 5, "y": {"$add": ["$x", 1]}, "z": "$y"}}],
+            )
+            .unwrap();
+        assert_eq!(out, vec![doc! {"_id": 1, "x": 5, "y": 2}]);
+        let out = h
+            .aggregate("db", "a", &[doc! {"$set": {"x": "$missing", "w": "$x"}}])
+            .unwrap();
+        assert_eq!(out, vec![doc! {"_id": 1, "w": 1}]);
     }
 
     #[test]
