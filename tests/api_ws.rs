@@ -16,8 +16,9 @@ mod realtime_common;
 
 use std::time::Duration;
 
-use futures::{SinkExt as _, StreamExt as _};
-use realtime_common::{Server, realtime_config, start, start_with_clock};
+use futures::SinkExt as _;
+use realtime_common::ws::{Client, KEY, SECRET, connect, connect_raw};
+use realtime_common::{realtime_config, start, start_with_clock};
 use serde_json::{Value, json};
 use streamcache::clock::ManualClock;
 use streamcache::config::Config;
@@ -26,118 +27,6 @@ use streamcache::realtime::{
     body_md5, channel_auth, sign_request, user_auth,
 };
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const KEY: &str = "streamcache-key";
-const SECRET: &str = "streamcache-secret";
-
-struct Client {
-    ws: Ws,
-    socket_id: String,
-    timeout: Duration,
-}
-
-async fn connect_raw(server: &Server, path: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}{path}", server.addr))
-        .await
-        .unwrap();
-    ws
-}
-
-async fn connect(server: &Server) -> Client {
-    let ws = connect_raw(
-        server,
-        &format!("/app/{KEY}?protocol=7&client=js&version=8.6.0&flash=false"),
-    )
-    .await;
-    let mut c = Client {
-        ws,
-        socket_id: String::new(),
-        timeout: Duration::from_secs(5),
-    };
-    let hello = c.recv().await;
-    assert_eq!(hello["event"], "pusher:connection_established");
-    let data: Value =
-        serde_json::from_str(hello["data"].as_str().expect("data is a JSON string")).unwrap();
-    c.socket_id = data["socket_id"].as_str().unwrap().to_owned();
-    assert_eq!(data["activity_timeout"], 30);
-    c
-}
-
-impl Client {
-    /// The next text frame as JSON.
-    async fn recv(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(self.timeout, self.ws.next())
-                .await
-                .expect("frame in time");
-            match msg.expect("connection open").unwrap() {
-                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-
-    /// Reads until the close frame; returns its code.
-    async fn close_code(&mut self) -> u16 {
-        loop {
-            let msg = tokio::time::timeout(self.timeout, self.ws.next())
-                .await
-                .expect("close in time");
-            match msg {
-                Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return 1006,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.ws
-            .send(Message::Text(v.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    async fn subscribe(
-        &mut self,
-        channel: &str,
-        auth: Option<String>,
-        channel_data: Option<&str>,
-    ) -> Value {
-        let mut data = json!({"channel": channel});
-        if let Some(a) = auth {
-            data["auth"] = json!(a);
-        }
-        if let Some(d) = channel_data {
-            data["channel_data"] = json!(d);
-        }
-        self.send(json!({"event": "pusher:subscribe", "data": data}))
-            .await;
-        self.recv().await
-    }
-
-    /// Sends `pusher:signin` with `user_data` signed for this connection.
-    async fn signin(&mut self, user_data: &str) {
-        let auth = user_auth(KEY, SECRET, &self.socket_id, user_data);
-        self.signin_with(user_data, &auth).await;
-    }
-
-    async fn signin_with(&mut self, user_data: &str, auth: &str) {
-        self.send(
-            json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}),
-        )
-        .await;
-    }
-
-    async fn subscribe_signed(&mut self, channel: &str, channel_data: Option<&str>) -> Value {
-        let auth = channel_auth(KEY, SECRET, &self.socket_id, channel, channel_data);
-        self.subscribe(channel, Some(auth), channel_data).await
-    }
-}
 
 /// Replay (and so the live ring) large enough that a burst of test events never lags.
 fn ws_config() -> RealtimeConfig {

@@ -5,6 +5,8 @@
     reason = "each test file uses a different subset of the helpers"
 )]
 
+pub(crate) mod ws;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
