@@ -806,3 +806,51 @@ fn null_matches_missing_fields_as_in_mongodb() {
             .is_some()
     );
 }
+
+#[test]
+fn webhooks_are_checked_at_load_and_https_is_refused_with_its_reason() {
+    let hook = |url: &str| {
+        format!(
+            "[realtime]\nwebhooks = [{{ url = \"{url}\", event_types = [\"channel_occupied\"] }}]\n"
+        )
+    };
+    let ok = load(&hook("http://127.0.0.1:9000/pusher/webhook")).unwrap();
+    assert_eq!(ok.realtime.webhooks.len(), 1);
+    let err = load(&hook("https://hooks.example.com/pusher")).unwrap_err();
+    assert!(
+        err.contains("realtime.webhooks") && err.contains("webhook 0") && err.contains("TLS"),
+        "{err}"
+    );
+    let err = load("[[realtime.webhooks]]\nurl = \"http://x/\"\nevent_types = [\"cache_miss\"]\n")
+        .unwrap_err();
+    assert!(err.contains("cache channels"), "{err}");
+    let err = load(
+        "[[realtime.webhooks]]\nurl = \"http://x/\"\nevent_types = [\"member_added\"]\nfilter = { channel_name_starts_with = \"presence-\", prefix = \"x\" }\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("prefix"),
+        "unknown filter keys are refused: {err}"
+    );
+    let max = streamcache::realtime::WEBHOOK_BATCH_MS_MAX;
+    assert!(load(&format!("[realtime]\nwebhook_batch_ms = {max}\n")).is_ok());
+    let err = load(&format!("[realtime]\nwebhook_batch_ms = {}\n", max + 1)).unwrap_err();
+    assert!(err.contains("webhook_batch_ms"), "{err}");
+}
+
+#[test]
+fn webhooks_at_max_and_max_plus_one() {
+    let webhook = streamcache::realtime::WebhookConfig {
+        url: "http://127.0.0.1:9000/".into(),
+        event_types: vec!["client_event".into()],
+        filter: None,
+    };
+    let config = |n: usize| RealtimeConfig {
+        webhooks: vec![webhook.clone(); n],
+        ..RealtimeConfig::default()
+    };
+    let max = streamcache::realtime::WEBHOOKS_MAX;
+    assert_eq!(config(max).check_webhooks().unwrap().len(), max);
+    let err = config(max + 1).check().unwrap_err().to_string();
+    assert!(err.contains("webhooks"), "{err}");
+}

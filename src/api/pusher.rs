@@ -446,17 +446,20 @@ impl Conn {
                 let _ = self
                     .hub
                     .publish(channel, MEMBER_ADDED, data, Some(self.socket_id.clone()));
+                self.hub.member_added_webhook(channel, &user_id);
             }
             self.presence.insert(channel.to_owned(), user_id);
         }
         frame_subscription_succeeded(channel, snapshot.as_ref())
     }
 
+    /// Leaves `channel`: the presence member first, then the subscription, so a webhook hears
+    /// `member_removed` before `channel_vacated` (the reverse of joining).
     fn unsubscribe(&mut self, channel: &str) {
-        self.subs.remove(channel);
         if let Some(user_id) = self.presence.remove(channel) {
             self.leave_presence(channel, &user_id);
         }
+        self.subs.remove(channel);
     }
 
     fn leave_presence(&self, channel: &str, user_id: &str) {
@@ -464,15 +467,17 @@ impl Conn {
             let _ = self
                 .hub
                 .publish(channel, MEMBER_REMOVED, json!({"user_id": user_id}), None);
+            self.hub.member_removed_webhook(channel, user_id);
         }
     }
 
+    /// Leaves every channel, presence members first (see [`Conn::unsubscribe`]).
     fn leave_all(&mut self) {
         let joined: Vec<(String, String)> = self.presence.drain().collect();
-        self.subs = StreamMap::new();
         for (channel, user_id) in joined {
             self.leave_presence(&channel, &user_id);
         }
+        self.subs = StreamMap::new();
     }
 
     fn client_event(&mut self, event: &str, channel: &str, data: EventData) -> Vec<String> {

@@ -1,17 +1,19 @@
 //! [`Engine`]: opens and owns every engine (log, cache, history, pipeline, realtime) over one
 //! data directory, and shuts them down in order.
 //!
-//! The engine knows nothing of HTTP or sockets; `server` and `api` sit on top of it. One process
+//! The engine serves no HTTP and listens on no socket; `server` and `api` sit on top of it. Its
+//! only network traffic is outgoing: the webhook senders' POSTs (`webhooks.rs`). One process
 //! owns a data directory at a time: [`Engine::open`] takes an exclusive lock on `DATA_DIR/LOCK`
 //! and a second opener gets [`Error::Locked`] at once.
 //!
 //! Life cycle: [`Engine::open`] opens storage (synchronous); [`Engine::start`] (async, inside a
-//! Tokio runtime) rebuilds the cache from the log, starts the pipeline's flows and the change-feed
-//! watchers, and marks the engine ready; [`Engine::stop`] stops them at a committed position;
+//! Tokio runtime) rebuilds the cache from the log, starts the pipeline's flows, the change-feed
+//! watchers and the webhook senders, and marks the engine ready; [`Engine::stop`] stops them at a committed position;
 //! [`Engine::shutdown`] flushes and fsyncs storage.
 
 mod seams;
 mod watchers;
+mod webhooks;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -112,6 +114,9 @@ pub struct Engine {
     history: crate::history::History,
     /// The real-time channel hub (SSE and Pusher fan-out).
     realtime: Arc<crate::realtime::Hub>,
+    /// The webhooks' queues, filled by the hub from open on and drained by the sender tasks
+    /// [`Engine::start`] takes them to.
+    webhook_queues: std::sync::Mutex<Vec<crate::realtime::WebhookQueue>>,
     /// Set once every engine has opened (and, later, rebuilt its views).
     ready: AtomicBool,
     /// Wall-clock start, for `process_start_time_seconds`.
@@ -183,7 +188,17 @@ impl Engine {
             .realtime
             .socket_id_seed
             .unwrap_or_else(|| start_time_ms ^ clock.monotonic_ns().rotate_left(32));
-        let realtime = Arc::new(crate::realtime::Hub::new(&config.realtime, socket_seed));
+        let metrics = Arc::new(Registry::new());
+        let (webhooks, webhook_queues) = crate::realtime::WebhookSink::new(
+            config.realtime.check_webhooks()?,
+            clock.clone(),
+            &metrics,
+        );
+        let realtime = Arc::new(crate::realtime::Hub::with_webhooks(
+            &config.realtime,
+            socket_seed,
+            webhooks,
+        ));
         let seams = seams::build(log.clone(), cache.clone(), history.clone());
         let engine = Self {
             seams,
@@ -195,9 +210,10 @@ impl Engine {
             config,
             data_dir,
             clock,
-            metrics: Arc::new(Registry::new()),
+            metrics,
             history,
             realtime,
+            webhook_queues: std::sync::Mutex::new(webhook_queues),
             ready: AtomicBool::new(false),
             start_time_ms,
             _lock: lock,
@@ -330,6 +346,7 @@ impl Engine {
         )?;
         *self.pipeline.lock().await = Some(pipeline);
         let housekeeping = spawn_cache_housekeeping(self.cache.clone(), shutdown.clone());
+        let senders = self.spawn_webhook_senders(&shutdown);
         let task = stream.map(|stream| {
             tokio::spawn(watchers::run(
                 self.history.clone(),
@@ -342,9 +359,38 @@ impl Engine {
         self.tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(housekeeping.into_iter().chain(task));
+            .extend(housekeeping.into_iter().chain(senders).chain(task));
         self.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Starts one sender task per webhook (`engine/webhooks.rs`), which ends when `shutdown`
+    /// fires.
+    fn spawn_webhook_senders(&self, shutdown: &ShutdownSignal) -> Vec<JoinHandle<()>> {
+        let queues = std::mem::take(
+            &mut *self
+                .webhook_queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let realtime = &self.config.realtime;
+        let delivery = webhooks::Delivery {
+            key: realtime.key.clone(),
+            secret: realtime.secret.clone(),
+            batch_ms: realtime.webhook_batch_ms,
+            clock: self.clock.clone(),
+        };
+        queues
+            .into_iter()
+            .map(|queue| {
+                tokio::spawn(webhooks::run(
+                    queue,
+                    delivery.clone(),
+                    self.metrics.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect()
     }
 
     /// Starts shutdown through `trigger` once a store reports a fatal fault — history's

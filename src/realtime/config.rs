@@ -1,10 +1,14 @@
-//! The `[realtime]` configuration section: the Pusher app, timeouts, the replay buffer and the
-//! watchers. Persisted config record, so it carries serde derives.
+//! The `[realtime]` configuration section: the Pusher app, timeouts, the replay buffer, the
+//! watchers and the webhooks. Persisted config record, so it carries serde derives.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ACTIVITY_TIMEOUT_S_MAX, Error, REPLAY_EVENTS_MAX, Result, WATCHERS_MAX, Watcher};
+use super::webhook::WebhookTarget;
+use super::{
+    ACTIVITY_TIMEOUT_S_MAX, Error, REPLAY_EVENTS_MAX, Result, WATCHERS_MAX, WEBHOOK_BATCH_MS_MAX,
+    WEBHOOKS_MAX, Watcher,
+};
 
 /// The default Pusher app id.
 pub const DEFAULT_APP_ID: &str = "streamcache";
@@ -39,6 +43,39 @@ pub struct RealtimeConfig {
     pub socket_id_seed: Option<u64>,
     /// Change-feed watchers that publish channel events.
     pub watchers: Vec<WatcherConfig>,
+    /// Webhooks: where channel existence, presence and client events are posted.
+    pub webhooks: Vec<WebhookConfig>,
+    /// How long a webhook batch waits for more events after its first one, in milliseconds
+    /// (Pusher's 250); a batch also goes as soon as it holds
+    /// [`WEBHOOK_BATCH_EVENTS_MAX`](super::WEBHOOK_BATCH_EVENTS_MAX) events.
+    pub webhook_batch_ms: u64,
+}
+
+/// One `realtime.webhooks` entry, as soketi's app `webhooks` spell it: the events of
+/// `event_types` (optionally only on channels that pass `filter`) are posted to `url`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// An `http://host[:port][/path][?query]` URL (no TLS client: `https://` is refused).
+    pub url: String,
+    /// Event names: `channel_occupied`, `channel_vacated`, `member_added`, `member_removed`,
+    /// `client_event`.
+    pub event_types: Vec<String>,
+    /// Only events on channels whose names pass it; absent passes every channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<WebhookFilter>,
+}
+
+/// A webhook's channel filter; both parts must hold when both are given (soketi's `filter`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFilter {
+    /// The channel name starts with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_name_starts_with: Option<String>,
+    /// The channel name ends with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_name_ends_with: Option<String>,
 }
 
 /// One `[[realtime.watchers]]` entry: `watch db.collection` (with an optional `$match`) →
@@ -75,6 +112,8 @@ impl Default for RealtimeConfig {
             sse_keepalive_ms: 15_000,
             socket_id_seed: None,
             watchers: vec![WatcherConfig::default_orders()],
+            webhooks: Vec::new(),
+            webhook_batch_ms: 250,
         }
     }
 }
@@ -105,7 +144,34 @@ impl RealtimeConfig {
         self.secret == DEFAULT_SECRET
     }
 
-    /// Checks ranges and compiles every watcher.
+    /// Checks every webhook (count, URL, event types, filter) and the batch window.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `webhooks` (with the entry's index) or `webhook_batch_ms`.
+    pub fn check_webhooks(&self) -> Result<Vec<WebhookTarget>> {
+        if self.webhook_batch_ms > WEBHOOK_BATCH_MS_MAX {
+            return Err(Error::Config {
+                setting: "webhook_batch_ms",
+                reason: format!(
+                    "{} is outside 0..={WEBHOOK_BATCH_MS_MAX}",
+                    self.webhook_batch_ms
+                ),
+            });
+        }
+        if self.webhooks.len() > WEBHOOKS_MAX {
+            return Err(Error::Config {
+                setting: "webhooks",
+                reason: format!("{} webhooks, at most {WEBHOOKS_MAX}", self.webhooks.len()),
+            });
+        }
+        self.webhooks
+            .iter()
+            .enumerate()
+            .map(|(index, w)| WebhookTarget::new(index, w))
+            .collect()
+    }
+
+    /// Checks ranges, the webhooks, and compiles every watcher.
     ///
     /// # Errors
     /// [`Error::Config`] naming the setting, or [`Error::Watcher`] for a bad watcher.
@@ -141,6 +207,7 @@ impl RealtimeConfig {
                 "retry must be > 0 and keep-alive ≥ 1000 ms".into(),
             ));
         }
+        self.check_webhooks()?;
         if self.watchers.len() > WATCHERS_MAX {
             return Err(bad(
                 "watchers",
@@ -159,6 +226,7 @@ impl RealtimeConfig {
 /// [`RealtimeConfig::default`].
 #[must_use]
 pub fn default_toml_section() -> String {
+    use super::WEBHOOK_BATCH_EVENTS_MAX;
     let d = RealtimeConfig::default();
     format!(
         "\n[realtime]\n\
@@ -180,6 +248,15 @@ pub fn default_toml_section() -> String {
          # Fixed seed for socket ids; unset derives one from the clock at start.\n\
          # socket_id_seed = 42\n\
          \n\
+         # Webhooks, in Pusher's format: a POST of {{\"time_ms\":…,\"events\":[…]}} with X-Pusher-Key and\n\
+         # X-Pusher-Signature = hex HMAC-SHA256(secret, body). event_types: channel_occupied, channel_vacated,\n\
+         # member_added, member_removed, client_event; an optional filter keeps channels by name prefix/suffix.\n\
+         # http:// URLs only (there is no TLS client; point https endpoints at a local TLS proxy). At most {WEBHOOKS_MAX}.\n\
+         # webhooks = [{{ url = \"http://127.0.0.1:8000/pusher/webhook\", event_types = [\"member_added\", \"member_removed\"], filter = {{ channel_name_starts_with = \"presence-\" }} }}]\n\
+         webhooks = []\n\
+         # How long a webhook batch (at most {WEBHOOK_BATCH_EVENTS_MAX} events) waits for more after its first event, in ms (0..={WEBHOOK_BATCH_MS_MAX}).\n\
+         webhook_batch_ms = {}\n\
+         \n\
          # Watchers: change events on `watch` (db.collection) that pass `match` (MongoDB $match on the\n\
          # change event) are published as `event` on `channel`; the payload is fullDocument, reduced by\n\
          # an optional `projection` such as {{ orderNumber = 1, status = 1 }}.\n\
@@ -196,5 +273,6 @@ pub fn default_toml_section() -> String {
         d.client_events,
         d.sse_retry_ms,
         d.sse_keepalive_ms,
+        d.webhook_batch_ms,
     )
 }

@@ -8,6 +8,10 @@
 //!
 //! Invariant: event ids on a channel start at 1 and grow by exactly 1 per publish; the replay
 //! buffer holds a contiguous run of them ending at the channel's head.
+//!
+//! When a webhook wants channel existence events, each channel counts its [`Subscription`]s
+//! under its state lock and emits `channel_occupied` on the first and `channel_vacated` when the
+//! last one drops, so the two alternate per channel.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -17,11 +21,11 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
 use super::presence::Presence;
-use super::protocol::{EventData, frame_event};
+use super::protocol::{EventData, frame_event, pusher_data};
 use super::{
     CONNECTIONS_MAX, Error, HUB_CHANNELS_MAX, PINNED_CHANNELS_MAX, PresenceSnapshot,
-    REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId,
-    check_channel_name, check_event_name,
+    REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, WebhookKind,
+    WebhookSink, check_channel_name, check_event_name,
 };
 
 /// A channel's event id: 1 for the first event, then +1 per publish.
@@ -142,6 +146,8 @@ struct ChannelState {
     buffer: VecDeque<Arc<Event>>,
     /// Bytes of event data in `buffer` (at most [`REPLAY_BYTES_MAX`]).
     buffer_bytes: usize,
+    /// Live [`Subscription`]s, counted only while a webhook wants channel existence events.
+    subscribers: usize,
 }
 
 /// One channel: its state and its live fan-out ring.
@@ -166,6 +172,7 @@ impl Channel {
                 head: 0,
                 buffer: VecDeque::new(),
                 buffer_bytes: 0,
+                subscribers: 0,
             }),
             tx,
             capacity,
@@ -206,6 +213,30 @@ pub struct Subscription {
     last_id: EventId,
     /// How the subscription started.
     start: Start,
+    /// Where `channel_vacated` goes when this is the channel's last subscription.
+    occupancy: Option<Occupancy>,
+}
+
+/// A counted subscription's channel name and the webhooks told when it empties.
+#[derive(Debug)]
+struct Occupancy {
+    /// The webhooks.
+    sink: Arc<WebhookSink>,
+    /// The channel's name.
+    channel: Arc<str>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(o) = &self.occupancy {
+            let mut state = self.channel.lock();
+            state.subscribers = state.subscribers.saturating_sub(1);
+            if state.subscribers == 0 {
+                o.sink
+                    .channel_event(WebhookKind::ChannelVacated, &o.channel);
+            }
+        }
+    }
 }
 
 impl Subscription {
@@ -306,6 +337,8 @@ pub struct Hub {
     users: Mutex<HashMap<String, Vec<SignIn>>>,
     /// Sign-ins so far; numbers each one.
     sign_ins: AtomicU64,
+    /// Where webhook events go, when any webhook is configured.
+    webhooks: Option<Arc<WebhookSink>>,
 }
 
 impl Hub {
@@ -322,7 +355,40 @@ impl Hub {
             connections: AtomicUsize::new(0),
             users: Mutex::new(HashMap::new()),
             sign_ins: AtomicU64::new(0),
+            webhooks: None,
         }
+    }
+
+    /// As [`Hub::new`], emitting webhook events into `webhooks` (a sink without webhooks is
+    /// left out).
+    #[must_use]
+    pub fn with_webhooks(config: &RealtimeConfig, socket_seed: u64, webhooks: WebhookSink) -> Self {
+        let any = WebhookKind::ALL.into_iter().any(|k| webhooks.wants(k));
+        Self {
+            webhooks: any.then(|| Arc::new(webhooks)),
+            ..Self::new(config, socket_seed)
+        }
+    }
+
+    /// The webhooks that want `kind`, if any.
+    fn webhooks_for(&self, kind: WebhookKind) -> Option<&Arc<WebhookSink>> {
+        self.webhooks.as_ref().filter(|w| w.wants(kind))
+    }
+
+    /// Counts a new subscription of `channel` when a webhook wants channel existence events,
+    /// emitting `channel_occupied` for the first; `state` is the channel's locked state.
+    fn occupy(&self, state: &mut ChannelState, channel: &Arc<str>) -> Option<Occupancy> {
+        let sink = self.webhooks.as_ref().filter(|w| {
+            w.wants(WebhookKind::ChannelOccupied) || w.wants(WebhookKind::ChannelVacated)
+        })?;
+        state.subscribers += 1;
+        if state.subscribers == 1 {
+            sink.channel_event(WebhookKind::ChannelOccupied, channel);
+        }
+        Some(Occupancy {
+            sink: sink.clone(),
+            channel: channel.clone(),
+        })
     }
 
     /// Keeps `channel` for the hub's lifetime, outside the [`HUB_CHANNELS_MAX`] that clients'
@@ -418,7 +484,20 @@ impl Hub {
         sender: SocketId,
         user_id: Option<String>,
     ) -> Result<EventId> {
-        self.publish_event(channel, event, data, Some(sender), user_id)
+        let Some(sink) = self.webhooks_for(WebhookKind::ClientEvent) else {
+            return self.publish_event(channel, event, data, Some(sender), user_id);
+        };
+        let webhook_data = pusher_data(data.as_json(), data.verbatim());
+        let webhook_user = user_id.clone();
+        let id = self.publish_event(channel, event, data, Some(sender.clone()), user_id)?;
+        sink.client_event(
+            channel,
+            event,
+            webhook_data,
+            sender.as_str(),
+            webhook_user.as_deref(),
+        );
+        Ok(id)
     }
 
     fn publish_event(
@@ -468,8 +547,9 @@ impl Hub {
     /// A bad channel name, or [`Error::HubFull`].
     pub fn subscribe(&self, channel: &str, last_event_id: Option<EventId>) -> Result<Subscription> {
         check_channel_name(channel)?;
-        let (_, ch) = self.channel(channel)?;
-        let state = ch.lock();
+        let (name, ch) = self.channel(channel)?;
+        let mut state = ch.lock();
+        let occupancy = self.occupy(&mut state, &name);
         let rx = ch.tx.subscribe();
         let head = state.head;
         let (pending, start, last_id) = match last_event_id {
@@ -489,6 +569,7 @@ impl Hub {
             pending,
             last_id,
             start,
+            occupancy,
         })
     }
 
@@ -499,8 +580,9 @@ impl Hub {
     /// As [`Hub::subscribe`].
     pub fn subscribe_recent(&self, channel: &str, count: usize) -> Result<Subscription> {
         check_channel_name(channel)?;
-        let (_, ch) = self.channel(channel)?;
-        let state = ch.lock();
+        let (name, ch) = self.channel(channel)?;
+        let mut state = ch.lock();
+        let occupancy = self.occupy(&mut state, &name);
         let rx = ch.tx.subscribe();
         let skip = state.buffer.len().saturating_sub(count);
         let pending: VecDeque<Arc<Event>> = state.buffer.iter().skip(skip).cloned().collect();
@@ -515,6 +597,7 @@ impl Hub {
             pending,
             last_id,
             start,
+            occupancy,
         })
     }
 
@@ -652,6 +735,24 @@ impl Hub {
     /// Removes one socket of `user_id`; `true` when it was the user's last one.
     pub fn presence_leave(&self, channel: &str, user_id: &str) -> bool {
         self.presence.leave(channel, user_id)
+    }
+
+    /// Emits the `member_added` webhook event: `user_id` joined presence `channel` (its first
+    /// connection there, [`Hub::presence_join`] said `true`). Call it after the subscription
+    /// that joined exists, so `channel_occupied` comes first, as on Pusher.
+    pub fn member_added_webhook(&self, channel: &str, user_id: &str) {
+        if let Some(sink) = self.webhooks_for(WebhookKind::MemberAdded) {
+            sink.member_event(WebhookKind::MemberAdded, channel, user_id);
+        }
+    }
+
+    /// Emits the `member_removed` webhook event: `user_id`'s last connection left presence
+    /// `channel` ([`Hub::presence_leave`] said `true`). Call it before that subscription drops,
+    /// so `channel_vacated` comes after, as on Pusher.
+    pub fn member_removed_webhook(&self, channel: &str, user_id: &str) {
+        if let Some(sink) = self.webhooks_for(WebhookKind::MemberRemoved) {
+            sink.member_event(WebhookKind::MemberRemoved, channel, user_id);
+        }
     }
 
     /// The members of a presence channel, sorted by user id.

@@ -8,6 +8,9 @@
 //!   parsing, server frames, channel authorisation and user authentication (HMAC-SHA256, checked
 //!   in constant time) and HTTP API request signing.
 //! - [`Watcher`]: a pure function from a MongoDB-shaped change event to a channel event.
+//! - Webhooks: the events the hub emits for them ([`WebhookKind`]), the bounded queues between
+//!   the hub and the engine's sender tasks ([`WebhookSink`], [`WebhookQueue`]), the body and
+//!   its signature.
 //!
 //! What does not live here: sockets, axum, the history change feed. The API layer
 //! (`api::pusher`, `api::realtime`) drives the hub; the pipeline feeds watchers.
@@ -33,10 +36,11 @@ mod protocol;
 mod rate;
 mod signing;
 mod watcher;
+mod webhook;
 
 pub use config::{
-    DEFAULT_APP_ID, DEFAULT_KEY, DEFAULT_SECRET, RealtimeConfig, WatcherConfig,
-    default_toml_section,
+    DEFAULT_APP_ID, DEFAULT_KEY, DEFAULT_SECRET, RealtimeConfig, WatcherConfig, WebhookConfig,
+    WebhookFilter, default_toml_section,
 };
 pub use error::{Error, Result};
 pub use hub::{ConnectionGuard, Delivery, Event, EventId, Hub, Start, Subscription, UserGuard};
@@ -51,9 +55,13 @@ pub use protocol::{
 pub use rate::RateWindow;
 pub use signing::{
     SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, check_user_auth,
-    sign_request, user_auth,
+    sign_request, user_auth, webhook_signature,
 };
 pub use watcher::{PayloadField, Watcher};
+pub use webhook::{
+    WebhookEvent, WebhookKind, WebhookQueue, WebhookSink, WebhookTarget, encode_webhook_body,
+    webhook_labels, webhook_retry_backoff_ms,
+};
 
 // ---- Limits ------------------------------------------------------------------------------
 
@@ -111,7 +119,33 @@ pub const ACTIVITY_TIMEOUT_S_MAX: u64 = 120;
 /// seconds (Pusher's window).
 pub const AUTH_TIMESTAMP_SKEW_S_MAX: u64 = 600;
 
+/// Most webhooks in the configuration; each has its own queue and sender task.
+pub const WEBHOOKS_MAX: usize = 16;
+/// Longest webhook URL, in bytes.
+pub const WEBHOOK_URL_BYTES_MAX: usize = 2048;
+/// Most entries in one webhook's `event_types` (Pusher names six event types).
+pub const WEBHOOK_EVENT_TYPES_MAX: usize = 6;
+/// Events one webhook's queue holds while its sender is busy (a POST in flight or waiting to be
+/// retried); beyond it new events are dropped and counted. With client events of at most
+/// [`EVENT_DATA_BYTES_MAX`] this bounds a queue to about 10 MiB.
+pub const WEBHOOK_QUEUE_EVENTS_MAX: usize = 1024;
+/// Most events in one webhook POST (Pusher batches up to 20).
+pub const WEBHOOK_BATCH_EVENTS_MAX: usize = 20;
+/// Ceiling for `realtime.webhook_batch_ms`, the time a batch waits for more events.
+pub const WEBHOOK_BATCH_MS_MAX: u64 = 1000;
+/// How long one webhook POST may take, from connecting to the response's status, in
+/// milliseconds (Pusher expects the answer within 4 s).
+pub const WEBHOOK_REQUEST_TIMEOUT_MS: u64 = 4000;
+/// Retries of a failed webhook POST (an error, a timeout or a non-2xx status) before its events
+/// are given up.
+pub const WEBHOOK_RETRIES_MAX: u32 = 8;
+/// Wait before the first retry, in milliseconds; doubled for each next one, so the retries
+/// span about 4 minutes (Pusher retries for 5).
+pub const WEBHOOK_RETRY_BACKOFF_MS_MIN: u64 = 1000;
+
 const _: () = assert!(SUBSCRIBER_QUEUE_EVENTS_MAX <= REPLAY_EVENTS_MAX);
+const _: () = assert!(WEBHOOK_BATCH_EVENTS_MAX <= WEBHOOK_QUEUE_EVENTS_MAX);
+const _: () = assert!(WEBHOOK_EVENT_TYPES_MAX >= webhook::KIND_COUNT);
 const _: () = assert!(CHANNEL_DATA_BYTES_MAX <= WS_MESSAGE_BYTES_MAX);
 const _: () = assert!(USER_DATA_BYTES_MAX <= WS_MESSAGE_BYTES_MAX);
 // A signed-in user's channel name, prefix and id, must pass `check_channel_name`.

@@ -534,6 +534,16 @@ pub fn frame_member_removed(channel: &str, user_id: &str) -> String {
     )
 }
 
+/// The string a Pusher frame (and a `client_event` webhook) carries as `data` for an event's
+/// one-line JSON text: unless `verbatim`, a JSON string is that string, anything else its JSON
+/// text.
+pub(crate) fn pusher_data(data_json: &str, verbatim: bool) -> String {
+    match serde_json::from_str::<Value>(data_json) {
+        Ok(Value::String(s)) if !verbatim => s,
+        _ => data_json.to_owned(),
+    }
+}
+
 /// The frame delivering a channel event; `data_json` is one-line JSON text. Unless `verbatim`
 /// (see [`EventData::from_sent_text`]), a JSON string is sent as that string (as the Pusher
 /// SDKs publish it), anything else as its JSON text. Client events on presence channels carry
@@ -545,11 +555,11 @@ pub(crate) fn frame_event(
     verbatim: bool,
     user_id: Option<&str>,
 ) -> String {
-    let data = match serde_json::from_str::<Value>(data_json) {
-        Ok(Value::String(s)) if !verbatim => s,
-        _ => data_json.to_owned(),
-    };
-    let framed = frame(event, Some(channel), Value::String(data));
+    let framed = frame(
+        event,
+        Some(channel),
+        Value::String(pusher_data(data_json, verbatim)),
+    );
     match (user_id, framed.strip_suffix('}')) {
         (Some(id), Some(open)) => format!(r#"{open},"user_id":{}}}"#, Value::String(id.to_owned())),
         _ => framed,
