@@ -554,3 +554,34 @@ async fn sse_streams_count_towards_occupancy_like_the_http_api() {
         [json!({"name": "channel_vacated", "channel": "feed"})]
     );
 }
+
+#[tokio::test]
+async fn a_stuck_webhook_does_not_hold_back_another_and_filters_pick_channels() {
+    let mut stuck = receiver().await;
+    let mut rooms = receiver().await;
+    stuck.reply(Reply::Hang);
+    let (server, _clock) = server(RealtimeConfig {
+        webhooks: vec![
+            webhook(&stuck.url, &["channel_occupied"]),
+            WebhookConfig {
+                filter: Some(streamcache::realtime::WebhookFilter {
+                    channel_name_starts_with: Some("room-".into()),
+                    channel_name_ends_with: None,
+                }),
+                ..webhook(&rooms.url, &["channel_occupied"])
+            },
+        ],
+        webhook_batch_ms: 0,
+        ..realtime_config()
+    })
+    .await;
+    let mut a = connect(&server).await;
+    subscribed(&mut a, "lobby").await;
+    assert_eq!(stuck.next().await.events()[0]["channel"], "lobby");
+    subscribed(&mut a, "room-1").await;
+    assert_eq!(
+        rooms.events(1).await,
+        [json!({"name": "channel_occupied", "channel": "room-1"})],
+        "the filtered webhook gets room-1 only, while the other one's POST hangs"
+    );
+}
