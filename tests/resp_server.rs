@@ -445,3 +445,193 @@ fn a_subscriber_that_stops_reading_is_disconnected_instead_of_skipped() {
     assert!(!stream.is_empty(), "nothing arrived before the close");
     assert!(received < published, "{received} of {published} arrived");
 }
+
+/// A raw connection that sends inline commands and reads replies (5 s read timeout: a hang
+/// guard, not a wait).
+struct Raw(TcpStream);
+
+impl Raw {
+    fn connect(s: &Server) -> Self {
+        let stream = TcpStream::connect(s.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        Self(stream)
+    }
+
+    fn send(&mut self, line: &str) {
+        self.0.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+    }
+
+    /// Reads exactly `want.len()` bytes and checks them.
+    fn expect(&mut self, want: &[u8]) {
+        let mut got = vec![0u8; want.len()];
+        self.0.read_exact(&mut got).unwrap();
+        assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    }
+
+    /// The client's id, from CLIENT ID.
+    fn id(&mut self) -> u64 {
+        self.send("CLIENT ID");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            self.0.read_exact(&mut byte).unwrap();
+            line.push(byte[0]);
+        }
+        let text = String::from_utf8(line).unwrap();
+        text.trim_start_matches(':').trim_end().parse().unwrap()
+    }
+
+    /// Its address as the server sees it (CLIENT KILL ADDR).
+    fn addr(&self) -> String {
+        self.0.local_addr().unwrap().to_string()
+    }
+
+    /// Asserts the server closed the connection without sending anything more: end of file
+    /// (a timeout, i.e. a connection left open, fails).
+    fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        self.0.read_to_end(&mut rest).unwrap();
+        assert_eq!(String::from_utf8_lossy(&rest), "", "nothing after the kill");
+    }
+}
+
+/// Polls INFO until `blocked_clients` reads `n` (bounded; each round trip lets the server's
+/// thread run the blocked connection's task).
+fn wait_blocked(con: &mut redis::Connection, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    let reached = (0..1000).any(|_| {
+        let info: String = redis::cmd("INFO").arg("clients").query(con).unwrap();
+        std::thread::yield_now();
+        info.contains(&want)
+    });
+    assert!(reached, "blocked_clients never reached {n}");
+}
+
+fn client_list(con: &mut redis::Connection) -> String {
+    redis::cmd("CLIENT").arg("LIST").query(con).unwrap()
+}
+
+/// As Redis's `freeClient`, CLIENT KILL closes a client blocked in a pop: the killer gets its
+/// count (or +OK in the old form), the victim's socket reaches end of file without a reply,
+/// CLIENT LIST and INFO drop it, and a later push is not taken by it.
+#[test]
+fn client_kill_closes_a_client_blocked_in_a_pop() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let pops = [
+        "BLPOP q 0",
+        "BRPOP q 0",
+        "BLMOVE q dst LEFT RIGHT 0",
+        "BLMPOP 0 1 q LEFT",
+    ];
+    for (round, pop) in pops.iter().enumerate() {
+        for form in ["id", "addr", "old"] {
+            let mut victim = Raw::connect(&s);
+            let id = victim.id();
+            victim.send(pop);
+            wait_blocked(&mut con, 1);
+            let mut kill = redis::cmd("CLIENT");
+            kill.arg("KILL");
+            match form {
+                "id" => kill.arg("ID").arg(id),
+                "addr" => kill.arg("ADDR").arg(victim.addr()),
+                _ => kill.arg(victim.addr()),
+            };
+            if form == "old" {
+                let ok: String = kill.query(&mut con).unwrap();
+                assert_eq!(ok, "OK");
+            } else {
+                let killed: i64 = kill.query(&mut con).unwrap();
+                assert_eq!(killed, 1, "{pop} killed by {form}");
+            }
+            assert!(
+                !client_list(&mut con).contains(&format!("id={id} ")),
+                "{pop}: the killed client is gone from CLIENT LIST at once"
+            );
+            victim.expect_closed();
+            wait_blocked(&mut con, 0);
+            let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
+            assert!(info.contains("connected_clients:1\r\n"), "{info}");
+        }
+        // Nobody is waiting any more: a push stays in the list.
+        let len: i64 = redis::cmd("RPUSH")
+            .arg("q")
+            .arg(round)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(len, 1, "{pop}: no killed client took the element");
+        let _: i64 = redis::cmd("DEL").arg("q").query(&mut con).unwrap();
+    }
+}
+
+/// A subscribed client and a client inside MULTI are closed by CLIENT KILL too; TYPE selects
+/// pub/sub or normal clients, and the filters must all match (Redis ANDs them).
+#[test]
+fn client_kill_closes_subscribers_and_clients_in_multi_and_ands_its_filters() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let me: u64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+
+    let mut sub = Raw::connect(&s);
+    let sub_id = sub.id();
+    sub.send("SUBSCRIBE ch");
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut multi = Raw::connect(&s);
+    let multi_id = multi.id();
+    multi.send("MULTI");
+    multi.expect(b"+OK\r\n");
+    multi.send("SET queued 1");
+    multi.expect(b"+QUEUED\r\n");
+
+    let kill = |con: &mut redis::Connection, args: &[&str]| -> redis::RedisResult<i64> {
+        redis::cmd("CLIENT").arg("KILL").arg(args).query(con)
+    };
+    // Every filter must match: the right id with another address kills nobody.
+    assert_eq!(
+        kill(
+            &mut con,
+            &["ID", &sub_id.to_string(), "ADDR", &multi.addr()]
+        )
+        .unwrap(),
+        0
+    );
+    // SKIPME defaults to yes in the new form.
+    assert_eq!(kill(&mut con, &["ID", &me.to_string()]).unwrap(), 0);
+    assert_eq!(kill(&mut con, &["TYPE", "master"]).unwrap(), 0);
+    let err = |r: redis::RedisResult<i64>| r.unwrap_err().to_string();
+    assert!(err(kill(&mut con, &["ID", "0"])).contains("client-id should be greater than 0"));
+    assert!(err(kill(&mut con, &["ID", "x"])).contains("client-id should be greater than 0"));
+    assert!(err(kill(&mut con, &["TYPE", "odd"])).contains("Unknown client type 'odd'"));
+    assert!(err(kill(&mut con, &["USER", "nobody"])).contains("No such user 'nobody'"));
+    assert!(err(kill(&mut con, &["SKIPME", "maybe"])).contains("syntax error"));
+    assert!(err(kill(&mut con, &["ID", "1", "TYPE"])).contains("syntax error"));
+
+    assert_eq!(kill(&mut con, &["TYPE", "pubsub"]).unwrap(), 1);
+    sub.expect_closed();
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg("ch")
+        .arg("m")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(receivers, 0);
+
+    assert_eq!(
+        kill(&mut con, &["TYPE", "normal", "ID", &multi_id.to_string()]).unwrap(),
+        1
+    );
+    multi.expect_closed();
+    let exists: i64 = redis::cmd("EXISTS").arg("queued").query(&mut con).unwrap();
+    assert_eq!(exists, 0, "the killed transaction never ran");
+    let list = client_list(&mut con);
+    assert!(!list.contains(&format!("id={sub_id} ")), "{list}");
+    assert!(!list.contains(&format!("id={multi_id} ")), "{list}");
+
+    // The old form may name the caller itself: it gets +OK, then the connection closes.
+    let mut own = Raw::connect(&s);
+    let addr = own.addr();
+    own.send(&format!("CLIENT KILL {addr}"));
+    own.expect(b"+OK\r\n");
+    own.expect_closed();
+}

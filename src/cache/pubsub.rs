@@ -27,6 +27,39 @@ use crate::cache::{
     PUBSUB_MESSAGE_OVERHEAD_BYTES, PUBSUB_QUEUE_LEN_MAX,
 };
 
+/// A connection's kill signal, fired by CLIENT KILL or by an overrun output buffer limit.
+///
+/// It stays fired: every later wait returns at once, so a wait that observed it (a blocked pop,
+/// a stuck write) cannot use it up and leave the connection open, as Redis's `freeClient`
+/// closes a client whatever it was doing.
+#[derive(Debug, Default)]
+pub(crate) struct Kill {
+    fired: AtomicBool,
+    wake: Notify,
+}
+
+impl Kill {
+    /// Fires the signal (idempotent).
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        // `notify_one` keeps a permit when nobody waits yet, so a wait that checked the flag
+        // just before it was set still wakes.
+        self.wake.notify_one();
+    }
+
+    /// Whether the signal has fired.
+    pub(crate) fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Returns once the signal has fired (at once if it already has).
+    pub(crate) async fn fired(&self) {
+        while !self.is_fired() {
+            self.wake.notified().await;
+        }
+    }
+}
+
 /// A message delivered to a subscriber.
 #[derive(Debug, Clone)]
 pub(crate) enum Message {
@@ -70,13 +103,13 @@ pub(crate) struct Outbox {
     /// Set once the subscriber overran its limit; nothing more is queued.
     closed: AtomicBool,
     /// The connection's kill signal (shared with CLIENT KILL), which drops the client.
-    kill: Arc<Notify>,
+    kill: Arc<Kill>,
 }
 
 impl Outbox {
     /// An outbox for `client`, whose connection ends on `kill`, and the receiving end that
     /// connection drains.
-    pub(crate) fn new(client: u64, kill: Arc<Notify>) -> (Arc<Self>, mpsc::Receiver<Message>) {
+    pub(crate) fn new(client: u64, kill: Arc<Kill>) -> (Arc<Self>, mpsc::Receiver<Message>) {
         let (tx, rx) = mpsc::channel(PUBSUB_QUEUE_LEN_MAX);
         let outbox = Self {
             client,
@@ -143,7 +176,7 @@ impl Outbox {
                 pending_bytes = pending,
                 "pub/sub client closed for overcoming of output buffer limits"
             );
-            self.kill.notify_one();
+            self.kill.fire();
         }
         true
     }
@@ -263,7 +296,7 @@ mod tests {
 
     #[test]
     fn the_hard_limit_closes_the_outbox_when_pending_bytes_reach_it() {
-        let (outbox, mut rx) = Outbox::new(1, Arc::new(Notify::new()));
+        let (outbox, mut rx) = Outbox::new(1, Arc::default());
         let soft = PUBSUB_BUFFER_SOFT_BYTES;
         assert!(outbox.deliver(message(soft - 1), 0));
         // Over the soft limit from t = 1 (not yet for 60 s), one byte short of the hard limit.
@@ -283,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_soft_limit_closes_after_its_time_and_resets_below_it() {
-        let (outbox, _rx) = Outbox::new(1, Arc::new(Notify::new()));
+        let (outbox, _rx) = Outbox::new(1, Arc::default());
         let soft = PUBSUB_BUFFER_SOFT_BYTES;
         assert!(outbox.deliver(message(soft), 1_000));
         assert!(outbox.deliver(message(100), 1_000 + PUBSUB_BUFFER_SOFT_MS));

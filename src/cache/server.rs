@@ -19,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::cache::cmd::{is, keys::db_index};
-use crate::cache::pubsub::{Message, Outbox};
+use crate::cache::cmd::{SYNTAX, is, keys::db_index};
+use crate::cache::pubsub::{Kill, Message, Outbox};
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
@@ -35,11 +35,11 @@ const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
 /// Writes `out` to `socket`, giving up when `kill` fires first (a subscriber that stopped
 /// reading is dropped even while a write to it is stuck). Returns whether the write completed.
 /// Biased towards the write, so a write that completes at once never registers with `kill`.
-async fn write_unless_killed(socket: &mut TcpStream, out: &[u8], kill: &Notify) -> bool {
+async fn write_unless_killed(socket: &mut TcpStream, out: &[u8], kill: &Kill) -> bool {
     tokio::select! {
         biased;
         r = socket.write_all(out) => r.is_ok(),
-        () = kill.notified() => false,
+        () = kill.fired() => false,
     }
 }
 
@@ -87,9 +87,14 @@ impl RespConfig {
 #[derive(Debug)]
 struct ClientEntry {
     addr: SocketAddr,
+    /// The server address the client connected to (CLIENT KILL LADDR).
+    laddr: Option<SocketAddr>,
     name: Bytes,
     db: usize,
-    kill: Arc<Notify>,
+    /// Whether the client has a channel or pattern subscription (its CLIENT KILL TYPE is
+    /// `pubsub`, as Redis's `CLIENT_PUBSUB` flag).
+    pubsub: bool,
+    kill: Arc<Kill>,
     unblock: Arc<Notify>,
     unblock_error: Arc<AtomicBool>,
     blocked: Arc<AtomicBool>,
@@ -222,7 +227,8 @@ async fn serve_connections(
                 let signal = shutdown.clone();
                 tasks.spawn(async move {
                     let _permit = permit;
-                    Connection::new(shared, addr).run(socket, signal).await;
+                    let laddr = socket.local_addr().ok();
+                    Connection::new(shared, addr, laddr).run(socket, signal).await;
                 });
             }
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -347,7 +353,9 @@ struct Connection {
     /// client overruns the pub/sub output buffer limit).
     outbox: Arc<Outbox>,
     rx: mpsc::Receiver<Message>,
-    kill: Arc<Notify>,
+    kill: Arc<Kill>,
+    /// Set by a CLIENT KILL that matched this client itself: it closes after the reply.
+    close_after_reply: bool,
     unblock: Arc<Notify>,
     unblock_error: Arc<AtomicBool>,
     blocked: Arc<AtomicBool>,
@@ -362,9 +370,9 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    fn new(shared: Arc<Shared>, addr: SocketAddr) -> Self {
+    fn new(shared: Arc<Shared>, addr: SocketAddr, laddr: Option<SocketAddr>) -> Self {
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let kill = Arc::new(Notify::new());
+        let kill = Arc::new(Kill::default());
         let (outbox, rx) = Outbox::new(id, kill.clone());
         let unblock = Arc::new(Notify::new());
         let unblock_error = Arc::new(AtomicBool::new(false));
@@ -375,8 +383,10 @@ impl Connection {
             id,
             ClientEntry {
                 addr,
+                laddr,
                 name: Bytes::new(),
                 db: 0,
+                pubsub: false,
                 kill: kill.clone(),
                 unblock: unblock.clone(),
                 unblock_error: unblock_error.clone(),
@@ -403,6 +413,7 @@ impl Connection {
             outbox,
             rx,
             kill,
+            close_after_reply: false,
             unblock,
             unblock_error,
             blocked,
@@ -434,7 +445,7 @@ impl Connection {
             make_room(&mut buf);
             tokio::select! {
                 () = shutdown.wait() => break,
-                () = kill.notified() => break,
+                () = kill.fired() => break,
                 Some(msg) = self.rx.recv() => {
                     let mut charged = msg.charge();
                     self.push_message(msg, &mut out);
@@ -501,6 +512,9 @@ impl Connection {
                             }
                             Next::Block(spec) => {
                                 let reply = self.blocking(spec, owned, &mut socket, &mut buf, &mut shutdown).await;
+                                // Killed while blocked: the connection closes without a reply,
+                                // as Redis's `freeClient` unblocks and frees a blocked client.
+                                if kill.is_fired() { break 'conn; }
                                 reply.encode(self.proto, &mut out);
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
@@ -510,8 +524,8 @@ impl Connection {
                             break 'conn;
                         }
                     }
-                    // A kill that a blocking pop consumed still ends an overrun subscriber.
-                    if self.outbox.is_closed() { break; }
+                    // Killed (CLIENT KILL, or an overrun pub/sub buffer) while this batch ran.
+                    if kill.is_fired() { break; }
                     if !out.is_empty() {
                         let done = if self.subscribed() > 0 {
                             write_unless_killed(&mut socket, &out, &kill).await
@@ -539,12 +553,22 @@ impl Connection {
         for p in std::mem::take(&mut self.patterns).into_keys() {
             cache.inner().pubsub.unsubscribe(self.id, &p, true);
         }
-        self.shared.clients().remove(&self.id);
-        cache
-            .inner()
-            .stats
-            .connected_clients
-            .fetch_sub(1, Ordering::Relaxed);
+        // A CLIENT KILL from another client already removed the entry (and the count).
+        if self.shared.clients().remove(&self.id).is_some() {
+            cache
+                .inner()
+                .stats
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records in the client table whether this client is subscribed (its client type).
+    fn note_subscriptions(&self) {
+        let subscribed = self.subscribed() > 0;
+        if let Some(c) = self.shared.clients().get_mut(&self.id) {
+            c.pubsub = subscribed;
+        }
     }
 
     fn push_message(&self, msg: Message, out: &mut Vec<u8>) {
@@ -723,7 +747,7 @@ impl Connection {
                 }
                 () = &mut deadline => break timed_out.clone(),
                 () = shutdown.wait() => break timed_out.clone(),
-                () = self.kill.notified() => break timed_out.clone(),
+                () = self.kill.fired() => break timed_out.clone(),
                 () = self.unblock.notified() => {
                     break if self.unblock_error.swap(false, Ordering::SeqCst) {
                         Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
@@ -776,6 +800,7 @@ impl Connection {
                 }
                 self.unsubscribe_all(false, out, false);
                 self.unsubscribe_all(true, out, false);
+                self.note_subscriptions();
                 self.db = 0;
                 self.proto = 2;
                 self.authed = self.shared.config.auth_token.is_none();
@@ -844,6 +869,7 @@ impl Connection {
                     ])
                     .encode(self.proto, out);
                 }
+                self.note_subscriptions();
                 return Next::Continue;
             }
             "unsubscribe" | "punsubscribe" => {
@@ -871,9 +897,17 @@ impl Connection {
                         .encode(self.proto, out);
                     }
                 }
+                self.note_subscriptions();
                 return Next::Continue;
             }
-            "client" => self.client(args),
+            "client" => {
+                let reply = self.client(args);
+                if self.close_after_reply {
+                    reply.encode(self.proto, out);
+                    return Next::Close;
+                }
+                reply
+            }
             "readonly" | "readwrite" => {
                 Frame::error("ERR This instance has cluster support disabled")
             }
@@ -1043,13 +1077,51 @@ impl Connection {
     fn client_line(&self, id: u64, c: &ClientEntry) -> String {
         let now = self.shared.cache.inner().clock.now_ms();
         format!(
-            "id={id} addr={} laddr=127.0.0.1:0 fd=8 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={}\n",
+            "id={id} addr={} laddr={} fd=8 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={}\n",
             c.addr,
+            c.laddr
+                .map_or_else(|| "127.0.0.1:0".to_owned(), |l| l.to_string()),
             String::from_utf8_lossy(&c.name),
             now.saturating_sub(c.created_ms) / 1000,
             c.db,
             self.proto
         )
+    }
+
+    /// CLIENT KILL: every other matching client is removed from the client table at once (so
+    /// CLIENT LIST and INFO no longer count it) and its connection closed, whatever it is doing
+    /// (blocked in a pop, subscribed, inside MULTI), as Redis's `freeClient`; the caller, if it
+    /// matches, closes after its reply (`CLIENT_CLOSE_AFTER_REPLY`).
+    fn client_kill(&mut self, args: &[&[u8]]) -> Frame {
+        let old_form = args.len() == 3;
+        let filter = match KillFilter::parse(args.get(2..).unwrap_or_default()) {
+            Ok(f) => f,
+            Err(e) => return e,
+        };
+        let mut clients = self.shared.clients();
+        let victims: Vec<u64> = clients
+            .iter()
+            .filter(|(id, c)| filter.matches(**id, c, self.id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &victims {
+            if *id == self.id {
+                self.close_after_reply = true;
+            } else if let Some(c) = clients.remove(id) {
+                c.kill.fire();
+                self.shared
+                    .cache
+                    .inner()
+                    .stats
+                    .connected_clients
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        match (old_form, victims.len()) {
+            (true, 0) => Frame::error("ERR No such client"),
+            (true, _) => Frame::ok(),
+            (false, n) => Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX)),
+        }
     }
 
     fn client(&mut self, args: &[&[u8]]) -> Frame {
@@ -1090,42 +1162,7 @@ impl Connection {
                     .collect();
                 Frame::Verbatim(Bytes::from(text))
             }
-            ("kill", n) if n >= 3 => {
-                let mut clients = self.shared.clients();
-                if n == 3 {
-                    let addr = String::from_utf8_lossy(args[2]).into_owned();
-                    let Some((_, c)) = clients.iter().find(|(_, c)| c.addr.to_string() == addr)
-                    else {
-                        return Frame::error("ERR No such client");
-                    };
-                    c.kill.notify_one();
-                    return Frame::ok();
-                }
-                let mut killed = 0;
-                let mut i = 2;
-                while i + 1 < n {
-                    let filter = String::from_utf8_lossy(args[i]).to_ascii_lowercase();
-                    let value = String::from_utf8_lossy(args[i + 1]).into_owned();
-                    let victims: Vec<u64> = clients
-                        .iter()
-                        .filter(|(id, c)| match filter.as_str() {
-                            "id" => id.to_string() == value,
-                            "addr" => c.addr.to_string() == value,
-                            _ => false,
-                        })
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in victims {
-                        if let Some(c) = clients.get(&id) {
-                            c.kill.notify_one();
-                            killed += 1;
-                        }
-                    }
-                    i += 2;
-                }
-                clients.retain(|_, _| true);
-                Frame::Integer(killed)
-            }
+            ("kill", n) if n >= 3 => self.client_kill(args),
             ("unblock", 3 | 4) => {
                 let Some(id) = crate::cache::resp::frame::parse_i64(args[2]) else {
                     return Frame::error("ERR value is not an integer or out of range");
@@ -1157,6 +1194,95 @@ impl Connection {
                 String::from_utf8_lossy(args[1])
             )),
         }
+    }
+}
+
+/// Which clients a CLIENT KILL names: every filter given must match (Redis's
+/// `clientKillCommand`).
+#[derive(Debug, Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    /// `Some(true)`: pub/sub clients; `Some(false)`: normal ones; `None`: any type.
+    pubsub: Option<bool>,
+    /// TYPE MASTER or REPLICA: no client here is one.
+    replication: bool,
+    skipme: bool,
+}
+
+impl KillFilter {
+    /// Parses CLIENT KILL's arguments (after `CLIENT KILL`), or returns Redis's error reply.
+    fn parse(args: &[&[u8]]) -> Result<Self, Frame> {
+        if let [addr] = args {
+            // The old form `CLIENT KILL <ip:port>`, which may kill the caller itself.
+            return Ok(Self {
+                addr: Some(String::from_utf8_lossy(addr).into_owned()),
+                ..Self::default()
+            });
+        }
+        let mut f = Self {
+            skipme: true,
+            ..Self::default()
+        };
+        for pair in args.chunks(2) {
+            let [option, value] = pair else {
+                return Err(Frame::error(SYNTAX));
+            };
+            let text = || String::from_utf8_lossy(value).into_owned();
+            if is(option, "id") {
+                match crate::cache::resp::frame::parse_i64(value) {
+                    Some(id) if id >= 1 => f.id = u64::try_from(id).ok(),
+                    _ => return Err(Frame::error("ERR client-id should be greater than 0")),
+                }
+            } else if is(option, "type") {
+                if is(value, "normal") {
+                    f.pubsub = Some(false);
+                } else if is(value, "pubsub") {
+                    f.pubsub = Some(true);
+                } else if is(value, "master") || is(value, "replica") || is(value, "slave") {
+                    f.replication = true;
+                } else {
+                    return Err(Frame::error(format!(
+                        "ERR Unknown client type '{}'",
+                        text()
+                    )));
+                }
+            } else if is(option, "addr") {
+                f.addr = Some(text());
+            } else if is(option, "laddr") {
+                f.laddr = Some(text());
+            } else if is(option, "user") {
+                // Every client here is the default user.
+                if **value != b"default"[..] {
+                    return Err(Frame::error(format!("ERR No such user '{}'", text())));
+                }
+            } else if is(option, "skipme") {
+                if is(value, "yes") {
+                    f.skipme = true;
+                } else if is(value, "no") {
+                    f.skipme = false;
+                } else {
+                    return Err(Frame::error(SYNTAX));
+                }
+            } else {
+                return Err(Frame::error(SYNTAX));
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether client `id` (described by `c`) is named, `me` being the caller's id.
+    fn matches(&self, id: u64, c: &ClientEntry, me: u64) -> bool {
+        !self.replication
+            && self.addr.as_ref().is_none_or(|a| *a == c.addr.to_string())
+            && self
+                .laddr
+                .as_ref()
+                .is_none_or(|a| c.laddr.is_some_and(|l| *a == l.to_string()))
+            && self.pubsub.is_none_or(|p| p == c.pubsub)
+            && self.id.is_none_or(|want| want == id)
+            && !(self.skipme && id == me)
     }
 }
 
