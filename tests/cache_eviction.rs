@@ -231,3 +231,97 @@ fn a_growing_hash_evicts_other_keys() {
     );
     assert_eq!(c.used_bytes(), c.recount_used_bytes());
 }
+
+/// Redis's texts for OBJECT FREQ without an LFU policy and OBJECT IDLETIME with one.
+const FREQ_UNTRACKED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+const IDLE_UNTRACKED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+
+/// As Redis 7.0's `objectCommand`: OBJECT FREQ answers the key's LFU counter only under an LFU
+/// policy and OBJECT IDLETIME only otherwise, switching with CONFIG SET at run time. The
+/// counter starts at `LFU_INIT_VAL` (5), climbs by `LFULogIncr` with `lfu-log-factor`, decays
+/// by one per `lfu-decay-time` minutes idle on the injected clock (`LFUDecrAndReturn`, which
+/// OBJECT only reads), and survives an overwrite by SET (`dbOverwrite` keeps it).
+#[test]
+fn object_freq_reads_the_decaying_lfu_counter_under_an_lfu_policy() {
+    let (clock, c) = cache(EvictionPolicy::AllkeysLru);
+    // The clock starts at 1 000 000 ms, 40 s into minute 16; the test moves by whole minutes.
+    assert_eq!(run(&c, &[b"SET", b"k", b"v"]), Frame::ok());
+    assert_eq!(
+        run(&c, &[b"OBJECT", b"FREQ", b"k"]),
+        Frame::error(FREQ_UNTRACKED)
+    );
+    assert_eq!(run(&c, &[b"OBJECT", b"IDLETIME", b"k"]), Frame::Integer(0));
+    let set = |name: &[u8], value: &[u8]| run(&c, &[b"CONFIG", b"SET", name, value]);
+    assert_eq!(set(b"maxmemory-policy", b"allkeys-lfu"), Frame::ok());
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(5));
+    assert_eq!(
+        run(&c, &[b"OBJECT", b"FREQ", b"k"]),
+        Frame::Integer(5),
+        "OBJECT is no access"
+    );
+    assert_eq!(
+        run(&c, &[b"OBJECT", b"IDLETIME", b"k"]),
+        Frame::error(IDLE_UNTRACKED)
+    );
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"nosuch"]), Frame::Null);
+    // At LFU_INIT_VAL a hit always counts; above it, 1 in (counter - 5) × factor + 1.
+    assert_eq!(run(&c, &[b"GET", b"k"]), Frame::bulk(b"v"));
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(6));
+    assert_eq!(set(b"lfu-log-factor", b"0"), Frame::ok());
+    for _ in 0..10 {
+        run(&c, &[b"GET", b"k"]);
+    }
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(16));
+    // Three minutes idle: one decrement per minute (the default lfu-decay-time 1).
+    clock.advance(Duration::from_secs(180));
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(13));
+    assert_eq!(set(b"lfu-decay-time", b"0"), Frame::ok());
+    assert_eq!(
+        run(&c, &[b"OBJECT", b"FREQ", b"k"]),
+        Frame::Integer(16),
+        "no decay"
+    );
+    assert_eq!(set(b"lfu-decay-time", b"2"), Frame::ok());
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(15));
+    // SET's lookup is a hit (decay, then +1), and the overwrite keeps the counter.
+    assert_eq!(run(&c, &[b"SET", b"k", b"w"]), Frame::ok());
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(16));
+    // A new key starts at 5 whatever the others do.
+    assert_eq!(run(&c, &[b"SET", b"fresh", b"v"]), Frame::ok());
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"fresh"]), Frame::Integer(5));
+    // Back to LRU: FREQ is refused again and IDLETIME answers.
+    assert_eq!(set(b"maxmemory-policy", b"allkeys-lru"), Frame::ok());
+    assert_eq!(
+        run(&c, &[b"OBJECT", b"FREQ", b"k"]),
+        Frame::error(FREQ_UNTRACKED)
+    );
+    assert_eq!(run(&c, &[b"OBJECT", b"IDLETIME", b"k"]), Frame::Integer(0));
+}
+
+/// `lfu-log-factor` and `lfu-decay-time` take Redis's range 0..=INT_MAX, with its texts.
+#[test]
+fn lfu_settings_at_max_and_above() {
+    let (_, c) = cache(EvictionPolicy::AllkeysLfu);
+    for name in [&b"lfu-log-factor"[..], b"lfu-decay-time"] {
+        let set = |value: &[u8]| run(&c, &[b"CONFIG", b"SET", name, value]);
+        let failed = |reason: &str| {
+            Frame::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{}') - {reason}",
+                String::from_utf8_lossy(name)
+            ))
+        };
+        assert_eq!(set(b"2147483647"), Frame::ok());
+        let between = failed("argument must be between 0 and 2147483647 inclusive");
+        assert_eq!(set(b"2147483648"), between);
+        assert_eq!(set(b"-1"), between);
+        assert_eq!(
+            set(b"ten"),
+            failed("argument couldn't be parsed into an integer")
+        );
+        let got = run(&c, &[b"CONFIG", b"GET", name]);
+        assert_eq!(
+            got,
+            Frame::Map(vec![(Frame::bulk(name), Frame::bulk(b"2147483647"))])
+        );
+    }
+}

@@ -26,6 +26,7 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
     }
     let start = ctx.random_below(shards.len().max(1));
     let now32 = ctx.access_stamp();
+    let (now_ms, lfu) = (ctx.now_ms, ctx.lfu);
     let mut best: Option<(u64, usize, Bytes)> = None;
     for i in 0..shards.len() {
         let Some(&(db, pos)) = shards.get((start + i) % shards.len()) else {
@@ -63,7 +64,8 @@ pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize
                         EvictionPolicy::AllkeysLru => {
                             u64::MAX - u64::from(now32.wrapping_sub(e.access()))
                         }
-                        EvictionPolicy::AllkeysLfu => u64::from(e.hits()),
+                        // Decayed by idleness, as Redis's `LFUDecrAndReturn` in its pool.
+                        EvictionPolicy::AllkeysLfu => u64::from(e.lfu_counter(now_ms, lfu)),
                         _ => 0,
                     };
                     if best.as_ref().is_none_or(|(s, _, _)| score < *s) {

@@ -10,13 +10,13 @@
 //! Invariant: no shard lock is ever taken without holding the gate.
 //! Invariant: within a shared-gate command, shard locks are taken in ascending (db, shard) order.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 
 use crate::cache::notify::{self, Note};
-use crate::cache::shard::{Entry, EntryMut, EntryRef, Shard};
+use crate::cache::shard::{Entry, EntryMut, EntryRef, Lfu, Shard, lfu_minutes};
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
 
@@ -39,6 +39,21 @@ pub(crate) struct Keyspace {
     pub(crate) dbs: Box<[Db]>,
     /// Enabled keyspace notification classes ([`notify::effective`]: 0 unless K or E is set).
     pub(crate) notify_flags: AtomicU32,
+    /// `lfu-log-factor` (high 32 bits) and `lfu-decay-time` (low 32 bits), one load per
+    /// command.
+    pub(crate) lfu: AtomicU64,
+}
+
+/// Packs LFU settings for [`Keyspace::lfu`].
+pub(crate) fn pack_lfu(lfu: Lfu) -> u64 {
+    (u64::from(lfu.log_factor) << 32) | u64::from(lfu.decay_minutes)
+}
+
+fn unpack_lfu(v: u64) -> Lfu {
+    Lfu {
+        log_factor: (v >> 32) as u32,
+        decay_minutes: (v & 0xFFFF_FFFF) as u32,
+    }
 }
 
 /// Which shard of a database holds `key`. CRC32C is used rather than the map's own hash so the
@@ -66,6 +81,7 @@ impl Keyspace {
             gate: RwLock::new(()),
             dbs,
             notify_flags: AtomicU32::new(0),
+            lfu: AtomicU64::new(pack_lfu(Lfu::default())),
         }
     }
 
@@ -197,6 +213,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) notify: u32,
     /// Keyspace notifications to publish, in the order Redis publishes them.
     pub(crate) notes: Vec<Note>,
+    /// LFU settings when the command started.
+    pub(crate) lfu: Lfu,
 }
 
 impl<'a> Ctx<'a> {
@@ -217,6 +235,7 @@ impl<'a> Ctx<'a> {
             count_lookups: false,
             notify: ks.notify_flags.load(Ordering::Relaxed),
             notes: Vec::new(),
+            lfu: unpack_lfu(ks.lfu.load(Ordering::Relaxed)),
         }
     }
 
@@ -272,6 +291,7 @@ impl<'a> Ctx<'a> {
     fn find(&mut self, db: usize, key: &[u8], now: u64, touch: bool) -> Option<EntryMut<'_>> {
         let pos = self.lock_shard(db, shard_of(key))?;
         let count = self.count_lookups;
+        let touch = touch.then_some(self.lfu);
         let keymiss = count && self.notify & notify::KEY_MISS != 0;
         if keymiss {
             // Only with `m` enabled: a found key is looked up again, untouched and uncounted.
@@ -289,8 +309,8 @@ impl<'a> Ctx<'a> {
         let (_, _, guard, _) = self.locked.get_mut(pos)?;
         match (count, touch) {
             (true, _) => guard.lookup_counted(key, now, touch),
-            (false, true) => guard.lookup(key, now),
-            (false, false) => guard.lookup_notouch(key, now),
+            (false, Some(lfu)) => guard.lookup(key, now, lfu),
+            (false, None) => guard.lookup_notouch(key, now),
         }
     }
 
@@ -338,6 +358,7 @@ impl<'a> Ctx<'a> {
         let meta = Entry {
             expire_at_ms,
             access: self.access_stamp(),
+            ldt: lfu_minutes(self.now_ms),
             ..Entry::new(Value::Str(Vec::new()))
         };
         let db = self.db;
@@ -361,6 +382,7 @@ impl<'a> Ctx<'a> {
     /// Stores a whole entry under `key` in database `db`.
     pub(crate) fn put_in(&mut self, db: usize, key: &[u8], mut entry: Entry) {
         entry.access = self.access_stamp();
+        entry.ldt = lfu_minutes(self.now_ms);
         self.notify_new_in(db, key);
         if let Some(shard) = self.shard_in(db, key) {
             shard.insert(key, entry);

@@ -87,6 +87,9 @@ pub const PUBSUB_MESSAGE_OVERHEAD_BYTES: usize = 64;
 /// Most messages queued for one pub/sub subscriber: the byte limit over the per-message
 /// overhead, so the count never binds before the bytes do.
 pub const PUBSUB_QUEUE_LEN_MAX: usize = PUBSUB_BUFFER_BYTES_MAX / PUBSUB_MESSAGE_OVERHEAD_BYTES;
+/// Largest `lfu-log-factor` and `lfu-decay-time` (minutes) CONFIG SET takes: Redis's bound for
+/// these `int` settings, `INT_MAX`.
+pub const LFU_SETTING_MAX: u32 = 2_147_483_647;
 /// Most keys one active expiry tick removes from one shard.
 pub const ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX: usize = 64;
 /// Capacity of the keyspace event channel; slower subscribers see `Lagged`.
@@ -164,6 +167,13 @@ impl EvictionPolicy {
         ]
         .into_iter()
         .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the policy ranks keys by their LFU counter (Redis's `MAXMEMORY_FLAG_LFU`):
+    /// OBJECT FREQ answers only then, and OBJECT IDLETIME only otherwise.
+    #[must_use]
+    pub fn is_lfu(self) -> bool {
+        self == Self::AllkeysLfu
     }
 
     fn code(self) -> u16 {
@@ -378,6 +388,22 @@ impl Inner {
                 .unwrap_or(usize::MAX)
                 .min(RESP_BULK_BYTES_MAX);
             self.bulk_bytes_max.store(v, Ordering::Relaxed);
+        }
+        let lfu_setting = |name| {
+            self.settings
+                .get(name)
+                .and_then(|v| settings::parse_int_setting(&v, LFU_SETTING_MAX).ok())
+        };
+        if let (Some(log_factor), Some(decay_minutes)) =
+            (lfu_setting("lfu-log-factor"), lfu_setting("lfu-decay-time"))
+        {
+            self.ks.lfu.store(
+                keyspace::pack_lfu(shard::Lfu {
+                    log_factor,
+                    decay_minutes,
+                }),
+                Ordering::Relaxed,
+            );
         }
         if let Some(flags) = self
             .settings

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::cache::{CacheConfig, EvictionPolicy, RESP_BULK_BYTES_MAX};
+use crate::cache::{CacheConfig, EvictionPolicy, LFU_SETTING_MAX, RESP_BULK_BYTES_MAX};
 
 /// Most parameters CONFIG SET may create.
 pub(crate) const SETTINGS_LEN_MAX: usize = 1024;
@@ -32,6 +32,16 @@ pub(crate) fn parse_memory(text: &str) -> Option<u64> {
     .find_map(|(suffix, mul)| t.strip_suffix(suffix).map(|n| (n.to_owned(), mul)))
     .unwrap_or((t.clone(), 1));
     num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Parses an integer setting of Redis's range `0..=max`, with Redis's error texts.
+pub(crate) fn parse_int_setting(text: &str, max: u32) -> Result<u32, String> {
+    let n = crate::cache::resp::frame::parse_i64(text.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_owned())?;
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n <= max)
+        .ok_or_else(|| format!("argument must be between 0 and {max} inclusive"))
 }
 
 impl Settings {
@@ -100,6 +110,9 @@ impl Settings {
         match name {
             "maxmemory" | "proto-max-bulk-len" | "client-query-buffer-limit" => {
                 parse_memory(value).ok_or_else(|| "argument must be a memory value".to_owned())?;
+            }
+            "lfu-log-factor" | "lfu-decay-time" => {
+                parse_int_setting(value, LFU_SETTING_MAX)?;
             }
             "maxmemory-policy" => {
                 EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;

@@ -43,6 +43,62 @@ pub(crate) fn access_stamp(now_ms: u64) -> u32 {
     (now_ms & 0xFFFF_FFFF) as u32
 }
 
+/// Redis's `LFU_INIT_VAL`: the counter of a new key, so it is not evicted before it had a
+/// chance to be read.
+pub(crate) const LFU_INIT_VAL: u8 = 5;
+
+/// Redis's LFU settings (`lfu-log-factor`, `lfu-decay-time`), copied into each command's
+/// context from the keyspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lfu {
+    /// How slowly the counter climbs (Redis's default 10: about a million hits reach 255).
+    pub(crate) log_factor: u32,
+    /// Minutes per decrement of an idle key's counter (0: never decays).
+    pub(crate) decay_minutes: u32,
+}
+
+impl Default for Lfu {
+    fn default() -> Self {
+        Self {
+            log_factor: 10,
+            decay_minutes: 1,
+        }
+    }
+}
+
+/// The low 16 bits of the wall clock in minutes: Redis's `LFUGetTimeInMinutes`, an LFU
+/// counter's last decrement time.
+pub(crate) fn lfu_minutes(now_ms: u64) -> u16 {
+    ((now_ms / 60_000) & 0xFFFF) as u16
+}
+
+/// Redis's `LFUDecrAndReturn`: `counter`, last decremented at minute `ldt`, less one per
+/// `decay_minutes` elapsed by `now_ms` (minutes wrap at 2^16, taken as wrapping once).
+pub(crate) fn lfu_decayed(counter: u8, ldt: u16, now_ms: u64, decay_minutes: u32) -> u8 {
+    if decay_minutes == 0 {
+        return counter;
+    }
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= ldt {
+        u32::from(now - ldt)
+    } else {
+        65_535 - u32::from(ldt) + u32::from(now)
+    };
+    let periods = elapsed / decay_minutes;
+    counter.saturating_sub(u8::try_from(periods).unwrap_or(u8::MAX))
+}
+
+/// Redis's `LFULogIncr`: one more hit on `counter`, taken with probability
+/// `1 / ((counter - LFU_INIT_VAL) × log_factor + 1)`; `r` is uniform in `[0, 1)`.
+pub(crate) fn lfu_log_incr(counter: u8, r: f64, log_factor: u32) -> u8 {
+    if counter == u8::MAX {
+        return counter;
+    }
+    let base = f64::from(counter.saturating_sub(LFU_INIT_VAL));
+    let p = 1.0 / (base * f64::from(log_factor) + 1.0);
+    if r < p { counter + 1 } else { counter }
+}
+
 /// A key's value with its metadata, detached from a shard (what is inserted and removed).
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -56,17 +112,20 @@ pub(crate) struct Entry {
     pub(crate) visited: bool,
     /// LFU's logarithmic access counter.
     pub(crate) hits: u8,
+    /// When `hits` was last decremented or hit, from [`lfu_minutes`].
+    pub(crate) ldt: u16,
 }
 
 impl Entry {
-    /// A fresh entry without TTL.
+    /// A fresh entry without TTL (its counter at [`LFU_INIT_VAL`]).
     pub(crate) fn new(value: Value) -> Self {
         Self {
             value,
             expire_at_ms: 0,
             access: 0,
             visited: false,
-            hits: 0,
+            hits: LFU_INIT_VAL,
+            ldt: 0,
         }
     }
 }
@@ -76,9 +135,13 @@ impl Entry {
 pub(crate) struct Slot {
     kv: Box<[u8]>,
     access: u32,
+    /// LFU counter's last decrement time (Redis keeps it beside the counter in `lru`).
+    ldt: u16,
     hits: u8,
     flags: u8,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 24);
 
 /// `kv` for `key` with deadline `expire_at_ms` (0: none, not stored) followed by `tail`.
 fn pack(key: &[u8], expire_at_ms: u64, tail: &[u8]) -> Box<[u8]> {
@@ -288,6 +351,7 @@ fn detach(slot: &Slot, slab: &Slab) -> Entry {
         access: slot.access,
         visited: slot.flags & VISITED != 0,
         hits: slot.hits,
+        ldt: slot.ldt,
     }
 }
 
@@ -297,9 +361,10 @@ impl<'a> EntryRef<'a> {
         self.slot.access
     }
 
-    /// LFU counter.
-    pub(crate) fn hits(&self) -> u8 {
-        self.slot.hits
+    /// The LFU counter at `now_ms`, decayed by the minutes the key sat idle (Redis's
+    /// `LFUDecrAndReturn`, what OBJECT FREQ and LFU eviction read); nothing is stored.
+    pub(crate) fn lfu_counter(&self, now_ms: u64, lfu: Lfu) -> u8 {
+        lfu_decayed(self.slot.hits, self.slot.ldt, now_ms, lfu.decay_minutes)
     }
 
     /// Whether the deadline has passed at `now_ms`.
@@ -337,6 +402,11 @@ impl<'a> EntryMut<'a> {
     /// Last access stamp.
     pub(crate) fn access(&self) -> u32 {
         self.slot.access
+    }
+
+    /// The LFU counter at `now_ms` (see [`EntryRef::lfu_counter`]).
+    pub(crate) fn lfu_counter(&self, now_ms: u64, lfu: Lfu) -> u8 {
+        lfu_decayed(self.slot.hits, self.slot.ldt, now_ms, lfu.decay_minutes)
     }
 
     /// The Redis type name (`TYPE`).
@@ -406,6 +476,8 @@ pub(crate) struct Shard {
     pub(crate) keyspace_misses: u64,
     /// Insertion queue for the SIEVE policy; `None` unless that policy is in force.
     pub(crate) sieve: Option<Sieve>,
+    /// SplitMix64 state for the LFU counter's coin flips.
+    rng: u64,
 }
 
 impl Shard {
@@ -555,18 +627,18 @@ impl Shard {
     }
 
     /// The live entry under `key`, removing it first if it has expired at `now_ms`; the lookup
-    /// is an access (LRU stamp, LFU counter, SIEVE's visited bit).
-    pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
-        self.find_live(key, now_ms, true, false)
+    /// is an access (LRU stamp, LFU counter with the settings `lfu`, SIEVE's visited bit).
+    pub(crate) fn lookup(&mut self, key: &[u8], now_ms: u64, lfu: Lfu) -> Option<EntryMut<'_>> {
+        self.find_live(key, now_ms, Some(lfu), false)
     }
 
-    /// [`Shard::lookup`] (or, `touch` false, [`Shard::lookup_notouch`]) that also counts a hit
+    /// [`Shard::lookup`] (or, `touch` `None`, [`Shard::lookup_notouch`]) that also counts a hit
     /// or a miss in the shard's keyspace statistics, as Redis's `lookupKeyRead`.
     pub(crate) fn lookup_counted(
         &mut self,
         key: &[u8],
         now_ms: u64,
-        touch: bool,
+        touch: Option<Lfu>,
     ) -> Option<EntryMut<'_>> {
         self.find_live(key, now_ms, touch, true)
     }
@@ -574,7 +646,18 @@ impl Shard {
     /// [`Shard::lookup`] without the access (Redis's `LOOKUP_NOTOUCH`, which EXISTS, TYPE, the
     /// TTL family and OBJECT use): the entry's idle time and frequency stay as they were.
     pub(crate) fn lookup_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<EntryMut<'_>> {
-        self.find_live(key, now_ms, false, false)
+        self.find_live(key, now_ms, None, false)
+    }
+
+    /// A uniform draw in `[0, 1)` (SplitMix64) for the LFU counter.
+    fn coin(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // The top 53 bits, exactly representable, over 2^53.
+        (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     #[inline]
@@ -582,7 +665,7 @@ impl Shard {
         &mut self,
         key: &[u8],
         now_ms: u64,
-        touch: bool,
+        touch: Option<Lfu>,
         count: bool,
     ) -> Option<EntryMut<'_>> {
         let hash = self.hash(key);
@@ -600,39 +683,51 @@ impl Shard {
             return None;
         }
         self.keyspace_hits += u64::from(count);
+        let Some(lfu) = touch else {
+            let Self { table, slab, .. } = self;
+            let slot = table.find_mut(hash, |s| s.key() == key)?;
+            return Some(EntryMut { slot, slab });
+        };
+        let r = self.coin();
         let Self { table, slab, .. } = self;
         let slot = table.find_mut(hash, |s| s.key() == key)?;
-        if !touch {
-            return Some(EntryMut { slot, slab });
-        }
         slot.flags |= VISITED;
         slot.access = access_stamp(now_ms);
-        // A logarithmic counter as Redis's LFU: frequent keys climb ever more slowly.
-        let h = u64::from(slot.hits);
-        if h < 8
-            || (now_ms ^ (key.len() as u64).wrapping_mul(0x9E37_79B9)).is_multiple_of(h * h / 8 + 1)
-        {
-            slot.hits = slot.hits.saturating_add(1);
-        }
+        // Redis's `updateLFU`: decay by the idle minutes, then a logarithmic increment.
+        let counter = lfu_decayed(slot.hits, slot.ldt, now_ms, lfu.decay_minutes);
+        slot.hits = lfu_log_incr(counter, r, lfu.log_factor);
+        slot.ldt = lfu_minutes(now_ms);
         Some(EntryMut { slot, slab })
     }
 
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
     pub(crate) fn insert(&mut self, key: &[u8], entry: Entry) {
+        self.insert_keeping(key, entry, false);
+    }
+
+    /// [`Shard::insert`]; with `keep_lfu`, a replaced entry's LFU counter and its time stay
+    /// (Redis's `dbOverwrite` keeps the old object's `lru` field under an LFU policy).
+    fn insert_keeping(&mut self, key: &[u8], mut entry: Entry, keep_lfu: bool) {
         let hash = self.hash(key);
         if let Value::Str(bytes) = &entry.value
             && self.sieve.is_none()
-            && self.overwrite_embedded(key, hash, bytes, &entry)
+            && self.overwrite_embedded(key, hash, bytes, &entry, keep_lfu)
         {
             return;
         }
-        self.remove_hashed(key, hash);
+        if let Some(old) = self.remove_hashed(key, hash)
+            && keep_lfu
+        {
+            entry.hits = old.hits;
+            entry.ldt = old.ldt;
+        }
         let Entry {
             value,
             expire_at_ms,
             access,
             visited,
             hits,
+            ldt,
         } = entry;
         let mut flags = if visited { VISITED } else { 0 };
         if expire_at_ms != 0 {
@@ -661,6 +756,7 @@ impl Shard {
             Slot {
                 kv,
                 access,
+                ldt,
                 hits,
                 flags,
             },
@@ -670,25 +766,34 @@ impl Shard {
 
     /// Stores the string `bytes` under `key` with the metadata of `meta` (its value is ignored):
     /// an existing embedded string is overwritten in its slot without building a value first,
-    /// anything else goes through [`Shard::insert`].
+    /// anything else goes through [`Shard::insert`]. A replaced key keeps its LFU counter, as
+    /// Redis's SET keeps the overwritten object's.
     pub(crate) fn insert_str(&mut self, key: &[u8], bytes: &[u8], meta: Entry) {
         let hash = self.hash(key);
-        if self.sieve.is_none() && self.overwrite_embedded(key, hash, bytes, &meta) {
+        if self.sieve.is_none() && self.overwrite_embedded(key, hash, bytes, &meta, true) {
             return;
         }
-        self.insert(
+        self.insert_keeping(
             key,
             Entry {
                 value: Value::Str(bytes.to_vec()),
                 ..meta
             },
+            true,
         );
     }
 
     /// Overwrites an embedded string entry in its slot (no table removal; no allocation when
     /// the deadline and the length stay). Returns false, changing nothing, when `key` is absent
     /// or boxed.
-    fn overwrite_embedded(&mut self, key: &[u8], hash: u64, bytes: &[u8], entry: &Entry) -> bool {
+    fn overwrite_embedded(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        bytes: &[u8],
+        entry: &Entry,
+        keep_lfu: bool,
+    ) -> bool {
         let Self {
             table, used_bytes, ..
         } = self;
@@ -714,7 +819,10 @@ impl Shard {
             slot.flags |= VOLATILE;
         }
         slot.access = entry.access;
-        slot.hits = entry.hits;
+        if !keep_lfu {
+            slot.hits = entry.hits;
+            slot.ldt = entry.ldt;
+        }
         *used_bytes = used_bytes
             .saturating_sub(old_mem as usize)
             .saturating_add(mem_of(key.len(), bytes.len()) as usize);
@@ -815,6 +923,7 @@ impl Shard {
             access: slot.access,
             visited: slot.flags & VISITED != 0,
             hits: slot.hits,
+            ldt: slot.ldt,
         })
     }
 
@@ -959,6 +1068,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_lfu_counter_decays_one_per_decay_period_as_redis() {
+        let minute = 60_000;
+        // Idle for 2 min 59 s with a 1-minute decay time: two periods.
+        assert_eq!(lfu_decayed(10, 0, 3 * minute - 1_000, 1), 8);
+        assert_eq!(lfu_decayed(10, 0, 3 * minute, 1), 7);
+        // A 2-minute decay time halves the periods; 0 disables the decay.
+        assert_eq!(lfu_decayed(10, 0, 5 * minute, 2), 8);
+        assert_eq!(lfu_decayed(10, 0, 500 * minute, 0), 10);
+        // More periods than the counter: 0, never wrapping.
+        assert_eq!(lfu_decayed(10, 0, 300 * minute, 1), 0);
+        // The 16-bit minute clock wraps once (Redis's LFUTimeElapsed: 65535 - ldt + now).
+        assert_eq!(lfu_decayed(10, 65_534, 65_536 * minute + 2 * minute, 1), 7);
+    }
+
+    #[test]
+    fn the_lfu_counter_climbs_logarithmically_as_redis() {
+        // Up to LFU_INIT_VAL every hit counts (p = 1).
+        assert_eq!(lfu_log_incr(0, 0.999, 10), 1);
+        assert_eq!(lfu_log_incr(LFU_INIT_VAL, 0.999, 10), LFU_INIT_VAL + 1);
+        // At 7 with factor 10: p = 1 / (2 × 10 + 1).
+        let p = 1.0 / 21.0;
+        assert_eq!(lfu_log_incr(7, p - 1e-9, 10), 8);
+        assert_eq!(lfu_log_incr(7, p, 10), 7);
+        // Factor 0: every hit counts; 255 saturates.
+        assert_eq!(lfu_log_incr(100, 0.999, 0), 101);
+        assert_eq!(lfu_log_incr(255, 0.0, 0), 255);
+    }
+
+    #[test]
     fn pack_round_trips_short_and_long_keys() {
         let long = vec![b'k'; 300];
         for key in [&b""[..], b"a", &long[..254], &long[..255], &long] {
@@ -975,15 +1113,18 @@ mod tests {
         s.insert(b"k", Entry::new(Value::Str(b"v".to_vec())));
         assert_eq!(s.slab.cells.len(), 0);
         let used = s.used_bytes;
-        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        let e = s.lookup(b"k", 1, Lfu::default()).map(EntryMut::into_str);
         assert_eq!(e, Some(Some(&b"v"[..])));
-        if let Some(Some(Value::Str(v))) = s.lookup(b"k", 1).map(EntryMut::into_value_mut) {
+        if let Some(Some(Value::Str(v))) = s
+            .lookup(b"k", 1, Lfu::default())
+            .map(EntryMut::into_value_mut)
+        {
             v.extend_from_slice(b"w");
         }
         assert!(s.settle(b"k"));
         assert_eq!(s.slab.cells.len(), 1);
         assert_eq!(s.used_bytes, used + 1);
-        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        let e = s.lookup(b"k", 1, Lfu::default()).map(EntryMut::into_str);
         assert_eq!(e, Some(Some(&b"vw"[..])));
         assert!(s.replace_str(b"k", b"xy"));
         assert!(s.replace_str(b"k", b"xyz"));
@@ -1018,7 +1159,7 @@ mod tests {
         assert_eq!((s.volatile_len(), s.earliest_volatile()), (0, None));
         assert_eq!(s.used_bytes, used);
         assert_eq!(s.len(), 1);
-        let e = s.lookup(b"k", 1).map(EntryMut::into_str);
+        let e = s.lookup(b"k", 1, Lfu::default()).map(EntryMut::into_str);
         assert_eq!(e, Some(Some(&b"ee"[..])));
         assert!(!s.replace_str(b"missing", b"x"));
     }
@@ -1041,7 +1182,7 @@ mod tests {
         assert_eq!(s.earliest_volatile(), Some((20, &b"b"[..])));
         assert_eq!(s.expire_due(25, 10), 1);
         assert_eq!(s.expired, vec![Box::from(&b"b"[..])]);
-        assert!(s.lookup(b"a", 30).is_none());
+        assert!(s.lookup(b"a", 30, Lfu::default()).is_none());
         assert_eq!(s.len(), 1);
         assert_eq!(s.volatile_len(), 0);
     }

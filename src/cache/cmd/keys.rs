@@ -470,7 +470,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "help") {
         return Frame::Array(
@@ -494,6 +494,8 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ));
     }
     let now_s = ctx.access_stamp();
+    let (now_ms, lfu) = (ctx.now_ms, ctx.lfu);
+    let lfu_policy = inner.policy().is_lfu();
     let Some(e) = ctx.entry_notouch(arg(args, 2)) else {
         return Frame::Null;
     };
@@ -502,11 +504,19 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     } else if is(sub, "refcount") {
         Frame::Integer(1)
     } else if is(sub, "idletime") {
+        if lfu_policy {
+            return Frame::error(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            );
+        }
         Frame::Integer(i64::from(now_s.wrapping_sub(e.access()) / 1000))
     } else if is(sub, "freq") {
-        Frame::error(
-            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
-        )
+        if !lfu_policy {
+            return Frame::error(
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            );
+        }
+        Frame::Integer(i64::from(e.lfu_counter(now_ms, lfu)))
     } else {
         Frame::error(format!(
             "ERR unknown subcommand '{}'. Try OBJECT HELP.",
