@@ -424,6 +424,23 @@ fn read_misses_publish_keymiss_with_class_m() {
     );
 }
 
+/// Redis 7.0's OBJECT looks keys up with `LOOKUP_NOTOUCH|LOOKUP_NONOTIFY`: its misses publish
+/// no `keymiss` (EXISTS, TYPE and TTL, with `LOOKUP_NOTOUCH` alone, do).
+#[test]
+fn object_misses_publish_no_keymiss() {
+    let s = start();
+    let mut w = Watcher::new(&s, "KEm");
+    for sub in ["ENCODING", "REFCOUNT", "IDLETIME", "FREQ"] {
+        w.run(&["OBJECT", sub, "nosuch"]);
+    }
+    w.run(&["TYPE", "t"]);
+    w.run(&["TTL", "u"]);
+    assert_eq!(
+        w.published(),
+        expect(&[(0, "t", "keymiss"), (0, "u", "keymiss")])
+    );
+}
+
 #[test]
 fn nothing_is_published_when_disabled() {
     let s = start();

@@ -283,16 +283,24 @@ impl<'a> Ctx<'a> {
     }
 
     fn entry_in(&mut self, db: usize, key: &[u8], now: u64) -> Option<EntryMut<'_>> {
-        self.find(db, key, now, true)
+        self.find(db, key, now, true, true)
     }
 
     /// A lookup (an access if `touch`); a read command's is counted in the shard's keyspace
-    /// statistics and, when it misses with class `m` enabled, publishes `keymiss`.
-    fn find(&mut self, db: usize, key: &[u8], now: u64, touch: bool) -> Option<EntryMut<'_>> {
+    /// statistics and, when it misses with class `m` enabled and `miss_event`, publishes
+    /// `keymiss`.
+    fn find(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        touch: bool,
+        miss_event: bool,
+    ) -> Option<EntryMut<'_>> {
         let pos = self.lock_shard(db, shard_of(key))?;
         let count = self.count_lookups;
         let touch = touch.then_some(self.lfu);
-        let keymiss = count && self.notify & notify::KEY_MISS != 0;
+        let keymiss = count && miss_event && self.notify & notify::KEY_MISS != 0;
         if keymiss {
             // Only with `m` enabled: a found key is looked up again, untouched and uncounted.
             let found = {
@@ -315,10 +323,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// The live entry under `key` in the selected database, looked up without counting as an
-    /// access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL family, OBJECT).
+    /// access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL family).
     pub(crate) fn entry_notouch(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
         let (db, now) = (self.db, self.now_ms);
-        self.find(db, key, now, false)
+        self.find(db, key, now, false, true)
+    }
+
+    /// [`Ctx::entry_notouch`] that publishes no `keymiss` (Redis's OBJECT looks keys up with
+    /// `LOOKUP_NOTOUCH|LOOKUP_NONOTIFY`; the miss still counts in INFO).
+    pub(crate) fn entry_nonotify(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        let (db, now) = (self.db, self.now_ms);
+        self.find(db, key, now, false, false)
     }
 
     /// The entry under `key` in the selected database, expired or not, neither touched nor

@@ -496,7 +496,7 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     let now_s = ctx.access_stamp();
     let (now_ms, lfu) = (ctx.now_ms, ctx.lfu);
     let lfu_policy = inner.policy().is_lfu();
-    let Some(e) = ctx.entry_notouch(arg(args, 2)) else {
+    let Some(e) = ctx.entry_nonotify(arg(args, 2)) else {
         return Frame::Null;
     };
     if is(sub, "encoding") {
