@@ -635,3 +635,138 @@ fn client_kill_closes_subscribers_and_clients_in_multi_and_ands_its_filters() {
     own.expect(b"+OK\r\n");
     own.expect_closed();
 }
+
+fn config_get(con: &mut redis::Connection, name: &str) -> String {
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query(con)
+        .unwrap();
+    got[1].clone()
+}
+
+fn config_set(con: &mut redis::Connection, name: &str, value: &str) -> redis::RedisResult<()> {
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(con)
+}
+
+/// `client-output-buffer-limit` takes Redis's syntax (classes normal, replica/slave, pubsub;
+/// memory units; all of a value or none of it) and answers CONFIG GET in Redis's form.
+#[test]
+fn client_output_buffer_limit_is_configured_as_in_redis() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    const NAME: &str = "client-output-buffer-limit";
+    assert_eq!(
+        config_get(&mut con, NAME),
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    );
+    config_set(&mut con, NAME, "pubsub 1mb 512kb 30 REPLICA 1gb 1k 0").unwrap();
+    assert_eq!(
+        config_get(&mut con, NAME),
+        "normal 0 0 0 slave 1073741824 1000 0 pubsub 1048576 524288 30"
+    );
+    // At the parse's maxima: u64 bytes and INT_MAX seconds.
+    config_set(&mut con, NAME, "normal 18446744073709551615 2gb 2147483647").unwrap();
+    assert_eq!(
+        config_get(&mut con, NAME),
+        "normal 18446744073709551615 2147483648 2147483647 slave 1073741824 1000 0 pubsub 1048576 524288 30"
+    );
+    let failed = |reason: &str| {
+        format!("CONFIG SET failed (possibly related to argument '{NAME}') - {reason}")
+    };
+    let bad_value =
+        failed("Error in hard, soft or soft_seconds setting in buffer limit configuration.");
+    for (value, reason) in [
+        (
+            "normal 1 2",
+            failed("Wrong number of arguments in buffer limit configuration."),
+        ),
+        (
+            "normal  0 0 0",
+            failed("Wrong number of arguments in buffer limit configuration."),
+        ),
+        (
+            "master 0 0 0",
+            failed("Invalid client class specified in buffer limit configuration."),
+        ),
+        ("normal 1x 0 0", bad_value.clone()),
+        ("normal -1 0 0", bad_value.clone()),
+        ("normal 0 0 -1", bad_value.clone()),
+        ("normal 18446744073709551616 0 0", bad_value.clone()),
+        ("normal 0 0 2147483648", bad_value.clone()),
+        // All or nothing: the valid normal class is not applied either.
+        ("normal 5 5 5 pubsub 0 x 0", bad_value.clone()),
+    ] {
+        let err = config_set(&mut con, NAME, value).unwrap_err();
+        assert!(err.to_string().contains(&reason), "{value}: {err}");
+    }
+    assert_eq!(
+        config_get(&mut con, NAME),
+        "normal 18446744073709551615 2147483648 2147483647 slave 1073741824 1000 0 pubsub 1048576 524288 30"
+    );
+}
+
+/// A normal client whose pending replies reach the configured hard limit is closed without
+/// them, as Redis closes it; 0 (the default) is unlimited.
+#[test]
+fn the_normal_output_buffer_hard_limit_closes_a_client_at_max() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let (): () = redis::cmd("SET")
+        .arg("v")
+        .arg(vec![b'a'; 1000])
+        .query(&mut con)
+        .unwrap();
+    // GET v is a 1009-byte reply: under a hard limit of 1010 it is sent...
+    config_set(&mut con, "client-output-buffer-limit", "normal 1010 0 0").unwrap();
+    let reply = raw(s.addr, b"GET v\r\n");
+    assert_eq!(reply.len(), 1009);
+    // ...and a limit of 1009 is reached by it: the client is closed without the reply.
+    config_set(&mut con, "client-output-buffer-limit", "normal 1009 0 0").unwrap();
+    assert!(raw(s.addr, b"GET v\r\n").is_empty());
+    // Small replies still pass, and 0 lifts the limit.
+    assert_eq!(raw(s.addr, b"PING\r\n"), b"+PONG\r\n");
+    config_set(&mut con, "client-output-buffer-limit", "normal 0 0 0").unwrap();
+    assert_eq!(raw(s.addr, b"GET v\r\n").len(), 1009);
+}
+
+/// The pubsub class is configurable: a subscriber that stops reading is disconnected at a
+/// lowered hard limit, long before Redis's default 32 MiB.
+#[test]
+fn a_lowered_pubsub_limit_disconnects_a_subscriber_sooner() {
+    const PAYLOAD: usize = 256 * 1024;
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut publisher = client(&s);
+    config_set(
+        &mut publisher,
+        "client-output-buffer-limit",
+        "pubsub 1mb 0 0",
+    )
+    .unwrap();
+    let mut sub = Raw::connect(&s);
+    sub.send("SUBSCRIBE ch");
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut published = 0usize;
+    loop {
+        let receivers: i64 = redis::cmd("PUBLISH")
+            .arg("ch")
+            .arg(vec![b'.'; PAYLOAD])
+            .query(&mut publisher)
+            .unwrap();
+        if receivers == 0 {
+            break;
+        }
+        published += 1;
+        assert!(
+            published * PAYLOAD < PUBSUB_BUFFER_BYTES_MAX,
+            "still subscribed after {published} messages"
+        );
+    }
+    // What reached the socket, then end of file.
+    let mut rest = Vec::new();
+    sub.0.read_to_end(&mut rest).unwrap();
+}

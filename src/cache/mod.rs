@@ -72,21 +72,27 @@ pub const CONNECTIONS_MAX: usize = 10_000;
 /// (Redis's hard limit for pub/sub clients is 32 MiB; normal clients are unlimited there, we
 /// bound them at 1 GiB).
 pub const OUTPUT_BUFFER_BYTES_MAX: usize = 1024 * 1024 * 1024;
-/// A pub/sub subscriber is disconnected once the bytes of the messages pending for it (queued,
-/// or not yet written to its socket) reach this: Redis's `client-output-buffer-limit pubsub`
-/// hard limit, 32 MiB. Each message counts its channel, pattern and payload bytes plus
-/// [`PUBSUB_MESSAGE_OVERHEAD_BYTES`].
+/// By default a pub/sub subscriber is disconnected once the bytes of the messages pending for
+/// it (queued, or not yet written to its socket) reach this: Redis's default
+/// `client-output-buffer-limit pubsub` hard limit, 32 MiB (CONFIG SET may change it; a hard
+/// limit of 0 still stops at [`OUTPUT_BUFFER_BYTES_MAX`]). Each message counts its channel,
+/// pattern and payload bytes plus [`PUBSUB_MESSAGE_OVERHEAD_BYTES`].
 pub const PUBSUB_BUFFER_BYTES_MAX: usize = 32 * 1024 * 1024;
-/// Redis's pub/sub soft limit, 8 MiB: a subscriber whose pending bytes stay at or above it for
-/// longer than [`PUBSUB_BUFFER_SOFT_MS`] is disconnected too.
+/// Redis's default pub/sub soft limit, 8 MiB: a subscriber whose pending bytes stay at or above
+/// it for longer than [`PUBSUB_BUFFER_SOFT_MS`] is disconnected too.
 pub const PUBSUB_BUFFER_SOFT_BYTES: usize = 8 * 1024 * 1024;
-/// How long a subscriber may stay over the soft limit, in milliseconds (Redis's 60 s).
+/// How long a subscriber may stay over the soft limit by default, in milliseconds (Redis's
+/// 60 s).
 pub const PUBSUB_BUFFER_SOFT_MS: u64 = 60_000;
+/// Largest `soft_seconds` of a `client-output-buffer-limit` class: Redis parses it into an
+/// `int`, so `INT_MAX` seconds; more is refused with Redis's error for a bad value.
+pub const OBUF_SOFT_SECONDS_MAX: u64 = 2_147_483_647;
 /// Bytes each pending pub/sub message counts on top of its data (its framing and queue slot).
 pub const PUBSUB_MESSAGE_OVERHEAD_BYTES: usize = 64;
-/// Most messages queued for one pub/sub subscriber: the byte limit over the per-message
-/// overhead, so the count never binds before the bytes do.
-pub const PUBSUB_QUEUE_LEN_MAX: usize = PUBSUB_BUFFER_BYTES_MAX / PUBSUB_MESSAGE_OVERHEAD_BYTES;
+/// Most messages queued for one pub/sub subscriber: the output buffer ceiling over the
+/// per-message overhead, so the count never binds before the bytes do, whatever the configured
+/// pubsub limit (the channel allocates per message, not its capacity up front).
+pub const PUBSUB_QUEUE_LEN_MAX: usize = OUTPUT_BUFFER_BYTES_MAX / PUBSUB_MESSAGE_OVERHEAD_BYTES;
 /// Largest `lfu-log-factor` and `lfu-decay-time` (minutes) CONFIG SET takes: Redis's bound for
 /// these `int` settings, `INT_MAX`.
 pub const LFU_SETTING_MAX: u32 = 2_147_483_647;
@@ -113,7 +119,8 @@ const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);
 const _: () = assert!(RESP_INLINE_BYTES_MAX < RESP_BULK_BYTES_MAX);
 const _: () = assert!(PUBSUB_BUFFER_SOFT_BYTES < PUBSUB_BUFFER_BYTES_MAX);
 const _: () =
-    assert!(PUBSUB_QUEUE_LEN_MAX * PUBSUB_MESSAGE_OVERHEAD_BYTES <= PUBSUB_BUFFER_BYTES_MAX);
+    assert!(PUBSUB_QUEUE_LEN_MAX * PUBSUB_MESSAGE_OVERHEAD_BYTES <= OUTPUT_BUFFER_BYTES_MAX);
+const _: () = assert!(PUBSUB_BUFFER_BYTES_MAX <= OUTPUT_BUFFER_BYTES_MAX);
 
 // ---- Config -------------------------------------------------------------------------------
 
@@ -404,6 +411,15 @@ impl Inner {
                 }),
                 Ordering::Relaxed,
             );
+        }
+        if let Some(limits) = self
+            .settings
+            .get(settings::OBUF_LIMIT)
+            .and_then(|v| settings::parse_obuf_limits(&v).ok())
+        {
+            for (class, limit) in limits {
+                self.pubsub.limits.set(class, limit);
+            }
         }
         if let Some(flags) = self
             .settings

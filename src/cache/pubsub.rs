@@ -2,10 +2,12 @@
 //! [`Outbox`].
 //!
 //! A subscriber that cannot keep up is disconnected, never silently skipped, as Redis enforces
-//! `client-output-buffer-limit pubsub 32mb 8mb 60`: the outbox counts the bytes of the messages
-//! queued for it or not yet written to its socket; when a message takes that past
-//! [`PUBSUB_BUFFER_BYTES_MAX`], or it stays at [`PUBSUB_BUFFER_SOFT_BYTES`] or more for longer
-//! than [`PUBSUB_BUFFER_SOFT_MS`], the outbox is closed and the connection's kill signal drops
+//! `client-output-buffer-limit pubsub` (by default `32mb 8mb 60`; CONFIG SET changes it, see
+//! [`ObufLimits`]): the outbox counts the bytes of the messages queued for it or not yet
+//! written to its socket; when a message takes that to the hard limit (by default
+//! [`PUBSUB_BUFFER_BYTES_MAX`]), or it stays at the soft limit (by default
+//! [`PUBSUB_BUFFER_SOFT_BYTES`]) or more for longer than its time (by default
+//! [`PUBSUB_BUFFER_SOFT_MS`]), the outbox is closed and the connection's kill signal drops
 //! the client (logged), even while a write to it is stuck. Nothing is queued for a closed outbox, so what a subscriber receives before
 //! the end of its stream is always every message in order, never a sequence with a gap. Like
 //! Redis (which appends the message and closes the client afterwards), PUBLISH still counts
@@ -23,8 +25,8 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::cache::cmd::glob_match;
 use crate::cache::{
-    PUBSUB_BUFFER_BYTES_MAX, PUBSUB_BUFFER_SOFT_BYTES, PUBSUB_BUFFER_SOFT_MS,
-    PUBSUB_MESSAGE_OVERHEAD_BYTES, PUBSUB_QUEUE_LEN_MAX,
+    OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX, PUBSUB_BUFFER_SOFT_BYTES,
+    PUBSUB_BUFFER_SOFT_MS, PUBSUB_MESSAGE_OVERHEAD_BYTES, PUBSUB_QUEUE_LEN_MAX,
 };
 
 /// A connection's kill signal, fired by CLIENT KILL or by an overrun output buffer limit.
@@ -57,6 +59,154 @@ impl Kill {
         while !self.is_fired() {
             self.wake.notified().await;
         }
+    }
+}
+
+/// A client class of `client-output-buffer-limit`, in Redis's order (`CLIENT_TYPE_NORMAL`,
+/// `_SLAVE`, `_PUBSUB`). Replicas do not exist here; their limits are stored for CONFIG only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ObufClass {
+    Normal,
+    Replica,
+    Pubsub,
+}
+
+impl ObufClass {
+    /// Every class, in CONFIG GET's order.
+    pub(crate) const ALL: [Self; 3] = [Self::Normal, Self::Replica, Self::Pubsub];
+
+    /// The name CONFIG GET prints (Redis's `getClientTypeName`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Replica => "slave",
+            Self::Pubsub => "pubsub",
+        }
+    }
+
+    /// Redis's `getClientTypeByName` for the classes a limit may name (`master` is refused).
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "normal" => Some(Self::Normal),
+            "slave" | "replica" => Some(Self::Replica),
+            "pubsub" => Some(Self::Pubsub),
+            _ => None,
+        }
+    }
+}
+
+/// One class's output buffer limit; 0 disables a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObufLimit {
+    /// A client whose pending reply bytes reach this is closed at once.
+    pub(crate) hard_bytes: u64,
+    /// A client whose pending bytes stay at this or more for over `soft_seconds` is closed.
+    pub(crate) soft_bytes: u64,
+    /// Seconds over `soft_bytes` a client is allowed.
+    pub(crate) soft_seconds: u64,
+}
+
+impl ObufLimit {
+    /// Redis's `checkClientOutputBufferLimits`: whether `pending` bytes at wall-clock `now_ms`
+    /// overrun the limit, given when the client was first seen at the soft limit
+    /// (`soft_since_ms`, 0: it was not); returns that, and the new `soft_since_ms`. A hard
+    /// limit of 0 (unlimited) still stops at [`OUTPUT_BUFFER_BYTES_MAX`].
+    pub(crate) fn check(self, pending: usize, soft_since_ms: u64, now_ms: u64) -> (bool, u64) {
+        let pending = pending as u64;
+        let ceiling = OUTPUT_BUFFER_BYTES_MAX as u64;
+        let hard = if self.hard_bytes == 0 {
+            ceiling
+        } else {
+            self.hard_bytes.min(ceiling)
+        };
+        if pending >= hard {
+            return (true, soft_since_ms);
+        }
+        if self.soft_bytes == 0 || pending < self.soft_bytes {
+            return (false, 0);
+        }
+        if soft_since_ms == 0 {
+            return (false, now_ms.max(1));
+        }
+        let allowed_ms = self.soft_seconds.saturating_mul(1000);
+        (
+            now_ms.saturating_sub(soft_since_ms) > allowed_ms,
+            soft_since_ms,
+        )
+    }
+}
+
+/// The live `client-output-buffer-limit` of each class (CONFIG SET stores them here).
+#[derive(Debug)]
+pub(crate) struct ObufLimits {
+    /// Per class: hard bytes, soft bytes, soft seconds.
+    normal: [AtomicU64; 3],
+    replica: [AtomicU64; 3],
+    pubsub: [AtomicU64; 3],
+}
+
+impl Default for ObufLimits {
+    fn default() -> Self {
+        let limits = Self {
+            normal: Default::default(),
+            replica: Default::default(),
+            pubsub: Default::default(),
+        };
+        for class in ObufClass::ALL {
+            limits.set(class, ObufLimit::default_for(class));
+        }
+        limits
+    }
+}
+
+impl ObufLimit {
+    /// Redis's defaults: `normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60`.
+    pub(crate) fn default_for(class: ObufClass) -> Self {
+        match class {
+            ObufClass::Normal => Self {
+                hard_bytes: 0,
+                soft_bytes: 0,
+                soft_seconds: 0,
+            },
+            ObufClass::Replica => Self {
+                hard_bytes: 256 << 20,
+                soft_bytes: 64 << 20,
+                soft_seconds: 60,
+            },
+            ObufClass::Pubsub => Self {
+                hard_bytes: PUBSUB_BUFFER_BYTES_MAX as u64,
+                soft_bytes: PUBSUB_BUFFER_SOFT_BYTES as u64,
+                soft_seconds: PUBSUB_BUFFER_SOFT_MS / 1000,
+            },
+        }
+    }
+}
+
+impl ObufLimits {
+    fn row(&self, class: ObufClass) -> &[AtomicU64; 3] {
+        match class {
+            ObufClass::Normal => &self.normal,
+            ObufClass::Replica => &self.replica,
+            ObufClass::Pubsub => &self.pubsub,
+        }
+    }
+
+    /// The limit of `class`.
+    pub(crate) fn get(&self, class: ObufClass) -> ObufLimit {
+        let [hard, soft, secs] = self.row(class);
+        ObufLimit {
+            hard_bytes: hard.load(Ordering::Relaxed),
+            soft_bytes: soft.load(Ordering::Relaxed),
+            soft_seconds: secs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Replaces the limit of `class`.
+    pub(crate) fn set(&self, class: ObufClass, limit: ObufLimit) {
+        let [hard, soft, secs] = self.row(class);
+        hard.store(limit.hard_bytes, Ordering::Relaxed);
+        soft.store(limit.soft_bytes, Ordering::Relaxed);
+        secs.store(limit.soft_seconds, Ordering::Relaxed);
     }
 }
 
@@ -136,9 +286,9 @@ impl Outbox {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Queues `msg` unless that overruns the limits at wall-clock `now_ms`, in which case the
+    /// Queues `msg` unless that overruns `limit` at wall-clock `now_ms`, in which case the
     /// outbox is closed instead. Returns false only when the connection is already gone.
-    fn deliver(&self, msg: Message, now_ms: u64) -> bool {
+    fn deliver(&self, msg: Message, now_ms: u64, limit: ObufLimit) -> bool {
         if self.is_closed() {
             return true;
         }
@@ -147,20 +297,9 @@ impl Outbox {
             .pending_bytes
             .fetch_add(charge, Ordering::Relaxed)
             .saturating_add(charge);
-        let over = if pending >= PUBSUB_BUFFER_BYTES_MAX {
-            true
-        } else if pending >= PUBSUB_BUFFER_SOFT_BYTES {
-            let since = self.soft_since_ms.load(Ordering::Relaxed);
-            if since == 0 {
-                self.soft_since_ms.store(now_ms.max(1), Ordering::Relaxed);
-                false
-            } else {
-                now_ms.saturating_sub(since) > PUBSUB_BUFFER_SOFT_MS
-            }
-        } else {
-            self.soft_since_ms.store(0, Ordering::Relaxed);
-            false
-        };
+        let since = self.soft_since_ms.load(Ordering::Relaxed);
+        let (over, since) = limit.check(pending, since, now_ms);
+        self.soft_since_ms.store(since, Ordering::Relaxed);
         if !over {
             match self.tx.try_send(msg) {
                 Ok(()) => return true,
@@ -194,6 +333,9 @@ struct State {
 #[derive(Debug, Default)]
 pub(crate) struct PubSub {
     state: Mutex<State>,
+    /// `client-output-buffer-limit` of every class: the pubsub class is enforced here, the
+    /// normal class by the RESP connections.
+    pub(crate) limits: ObufLimits,
 }
 
 impl PubSub {
@@ -244,6 +386,7 @@ impl PubSub {
     /// Redis).
     pub(crate) fn publish(&self, channel: &[u8], payload: &[u8], now_ms: u64) -> usize {
         let st = self.state();
+        let limit = self.limits.get(ObufClass::Pubsub);
         let channel = Bytes::copy_from_slice(channel);
         let payload = Bytes::copy_from_slice(payload);
         let mut n = 0;
@@ -253,7 +396,7 @@ impl PubSub {
                     channel: channel.clone(),
                     payload: payload.clone(),
                 };
-                if outbox.deliver(msg, now_ms) {
+                if outbox.deliver(msg, now_ms, limit) {
                     n += 1;
                 }
             }
@@ -266,7 +409,7 @@ impl PubSub {
                         channel: channel.clone(),
                         payload: payload.clone(),
                     };
-                    if outbox.deliver(msg, now_ms) {
+                    if outbox.deliver(msg, now_ms, limit) {
                         n += 1;
                     }
                 }
@@ -285,6 +428,34 @@ impl PubSub {
 mod tests {
     use super::*;
 
+    impl Outbox {
+        /// `deliver` under Redis's default pubsub limit.
+        fn deliver_default(&self, msg: Message, now_ms: u64) -> bool {
+            self.deliver(msg, now_ms, ObufLimit::default_for(ObufClass::Pubsub))
+        }
+    }
+
+    #[test]
+    fn a_zero_hard_limit_still_stops_at_the_output_buffer_ceiling() {
+        let unlimited = ObufLimit {
+            hard_bytes: 0,
+            soft_bytes: 0,
+            soft_seconds: 0,
+        };
+        assert_eq!(
+            unlimited.check(OUTPUT_BUFFER_BYTES_MAX - 1, 0, 5),
+            (false, 0)
+        );
+        assert!(unlimited.check(OUTPUT_BUFFER_BYTES_MAX, 0, 5).0);
+        // A configured hard limit is reached at exactly its bytes.
+        let small = ObufLimit {
+            hard_bytes: 100,
+            ..unlimited
+        };
+        assert!(!small.check(99, 0, 5).0);
+        assert!(small.check(100, 0, 5).0);
+    }
+
     /// A channel message on "c" charged exactly `charge` bytes.
     fn message(charge: usize) -> Message {
         let data = charge - PUBSUB_MESSAGE_OVERHEAD_BYTES - 1;
@@ -298,14 +469,14 @@ mod tests {
     fn the_hard_limit_closes_the_outbox_when_pending_bytes_reach_it() {
         let (outbox, mut rx) = Outbox::new(1, Arc::default());
         let soft = PUBSUB_BUFFER_SOFT_BYTES;
-        assert!(outbox.deliver(message(soft - 1), 0));
+        assert!(outbox.deliver_default(message(soft - 1), 0));
         // Over the soft limit from t = 1 (not yet for 60 s), one byte short of the hard limit.
-        assert!(outbox.deliver(message(PUBSUB_BUFFER_BYTES_MAX - soft), 1));
+        assert!(outbox.deliver_default(message(PUBSUB_BUFFER_BYTES_MAX - soft), 1));
         assert!(!outbox.is_closed());
-        assert!(outbox.deliver(message(PUBSUB_MESSAGE_OVERHEAD_BYTES + 1), 2));
+        assert!(outbox.deliver_default(message(PUBSUB_MESSAGE_OVERHEAD_BYTES + 1), 2));
         assert!(outbox.is_closed(), "closed at the hard limit");
         // Nothing is queued after the close: the subscriber's stream has no gap, it ends.
-        assert!(outbox.deliver(message(100), 3));
+        assert!(outbox.deliver_default(message(100), 3));
         assert_eq!(rx.try_recv().map(|m| m.charge()).ok(), Some(soft - 1));
         assert_eq!(
             rx.try_recv().map(|m| m.charge()).ok(),
@@ -318,19 +489,19 @@ mod tests {
     fn the_soft_limit_closes_after_its_time_and_resets_below_it() {
         let (outbox, _rx) = Outbox::new(1, Arc::default());
         let soft = PUBSUB_BUFFER_SOFT_BYTES;
-        assert!(outbox.deliver(message(soft), 1_000));
-        assert!(outbox.deliver(message(100), 1_000 + PUBSUB_BUFFER_SOFT_MS));
+        assert!(outbox.deliver_default(message(soft), 1_000));
+        assert!(outbox.deliver_default(message(100), 1_000 + PUBSUB_BUFFER_SOFT_MS));
         assert!(
             !outbox.is_closed(),
             "at the soft limit for exactly its time"
         );
         // Written out: below the soft limit again, the clock restarts.
         outbox.written(soft + 100);
-        assert!(outbox.deliver(message(100), 2_000 + PUBSUB_BUFFER_SOFT_MS));
-        assert!(outbox.deliver(message(soft), 3_000 + PUBSUB_BUFFER_SOFT_MS));
-        assert!(outbox.deliver(message(100), 3_000 + 2 * PUBSUB_BUFFER_SOFT_MS));
+        assert!(outbox.deliver_default(message(100), 2_000 + PUBSUB_BUFFER_SOFT_MS));
+        assert!(outbox.deliver_default(message(soft), 3_000 + PUBSUB_BUFFER_SOFT_MS));
+        assert!(outbox.deliver_default(message(100), 3_000 + 2 * PUBSUB_BUFFER_SOFT_MS));
         assert!(!outbox.is_closed());
-        assert!(outbox.deliver(message(100), 3_001 + 2 * PUBSUB_BUFFER_SOFT_MS));
+        assert!(outbox.deliver_default(message(100), 3_001 + 2 * PUBSUB_BUFFER_SOFT_MS));
         assert!(
             outbox.is_closed(),
             "over the soft limit for longer than its time"

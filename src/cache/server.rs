@@ -20,7 +20,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::cache::cmd::{SYNTAX, is, keys::db_index};
-use crate::cache::pubsub::{Kill, Message, Outbox};
+use crate::cache::pubsub::{Kill, Message, ObufClass, Outbox};
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
@@ -356,6 +356,9 @@ struct Connection {
     kill: Arc<Kill>,
     /// Set by a CLIENT KILL that matched this client itself: it closes after the reply.
     close_after_reply: bool,
+    /// When the pending replies were first seen at the normal class's soft output buffer
+    /// limit (wall-clock ms; 0: below it).
+    obuf_soft_since_ms: u64,
     unblock: Arc<Notify>,
     unblock_error: Arc<AtomicBool>,
     blocked: Arc<AtomicBool>,
@@ -414,6 +417,7 @@ impl Connection {
             rx,
             kill,
             close_after_reply: false,
+            obuf_soft_since_ms: 0,
             unblock,
             unblock_error,
             blocked,
@@ -469,6 +473,7 @@ impl Connection {
                     // One clock read per batch of pipelined commands: they run back to back on
                     // this thread, so they share a timestamp (Redis snapshots it per command).
                     let mut now_ms = self.shared.cache.inner().clock.now_ms();
+                    let obuf = self.shared.cache.inner().pubsub.limits.get(ObufClass::Normal);
                     let mut close = false;
                     loop {
                         spans.clear();
@@ -522,6 +527,17 @@ impl Connection {
                         if out.len() > self.shared.config.output_buffer_bytes_max {
                             tracing::warn!(client = self.id, bytes = out.len(), "client output buffer limit reached; closing");
                             break 'conn;
+                        }
+                        // `client-output-buffer-limit normal` (a subscriber's messages are held
+                        // to the pubsub class by its outbox). The replies not yet written are
+                        // this batch's: the socket is written before the next read.
+                        if self.subscribed() == 0 {
+                            let (over, since) = obuf.check(out.len(), self.obuf_soft_since_ms, now_ms);
+                            self.obuf_soft_since_ms = since;
+                            if over {
+                                tracing::warn!(client = self.id, bytes = out.len(), "client closed for overcoming of output buffer limits");
+                                break 'conn;
+                            }
                         }
                     }
                     // Killed (CLIENT KILL, or an overrun pub/sub buffer) while this batch ran.

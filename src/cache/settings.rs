@@ -1,11 +1,16 @@
 //! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
-//! write. Parameters with a live effect (maxmemory, maxmemory-policy, proto-max-bulk-len) are
-//! copied into atomics by `Inner::apply_settings`; the rest are stored and reported.
+//! write. Parameters with a live effect (maxmemory, maxmemory-policy, proto-max-bulk-len,
+//! lfu-log-factor, lfu-decay-time, notify-keyspace-events, client-output-buffer-limit) are
+//! checked here and copied into atomics by `Inner::apply_settings`; the rest are stored and
+//! reported.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::cache::{CacheConfig, EvictionPolicy, LFU_SETTING_MAX, RESP_BULK_BYTES_MAX};
+use crate::cache::pubsub::{ObufClass, ObufLimit};
+use crate::cache::{
+    CacheConfig, EvictionPolicy, LFU_SETTING_MAX, OBUF_SOFT_SECONDS_MAX, RESP_BULK_BYTES_MAX,
+};
 
 /// Most parameters CONFIG SET may create.
 pub(crate) const SETTINGS_LEN_MAX: usize = 1024;
@@ -44,6 +49,104 @@ pub(crate) fn parse_int_setting(text: &str, max: u32) -> Result<u32, String> {
         .ok_or_else(|| format!("argument must be between 0 and {max} inclusive"))
 }
 
+/// The parameter name of the output buffer limits.
+pub(crate) const OBUF_LIMIT: &str = "client-output-buffer-limit";
+
+/// Redis's `memtoull`: digits, then optionally `b`, `k`, `kb`, `m`, `mb`, `g` or `gb` (any
+/// case). A value past `u64` is refused (Redis's would wrap).
+fn memtoull(text: &str) -> Option<u64> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (num, unit) = text.split_at(digits);
+    let mul: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    // No digits is 0, as `strtoull` reads an empty string.
+    let n = if num.is_empty() {
+        0
+    } else {
+        num.parse::<u64>().ok()?
+    };
+    n.checked_mul(mul)
+}
+
+/// Parses a CONFIG SET value of `client-output-buffer-limit`, `<class> <hard> <soft>
+/// <soft_seconds>` repeated, split on single spaces as Redis splits it; all of it or nothing
+/// is accepted (Redis's `updateClientOutputBufferLimit`, with its error texts).
+pub(crate) fn parse_obuf_limits(text: &str) -> Result<Vec<(ObufClass, ObufLimit)>, String> {
+    let words: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split(' ').collect()
+    };
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".to_owned());
+    }
+    let mut limits = Vec::with_capacity(words.len() / 4);
+    for group in words.chunks(4) {
+        let [class, hard, soft, seconds] = group else {
+            return Err("Wrong number of arguments in buffer limit configuration.".to_owned());
+        };
+        let class = ObufClass::parse(class).ok_or_else(|| {
+            "Invalid client class specified in buffer limit configuration.".to_owned()
+        })?;
+        let seconds = if seconds.is_empty() {
+            Some(0)
+        } else {
+            seconds
+                .parse::<i64>()
+                .ok()
+                .and_then(|s| u64::try_from(s).ok())
+                .filter(|&s| s <= OBUF_SOFT_SECONDS_MAX)
+        };
+        let (Some(hard_bytes), Some(soft_bytes), Some(soft_seconds)) =
+            (memtoull(hard), memtoull(soft), seconds)
+        else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                    .to_owned(),
+            );
+        };
+        limits.push((
+            class,
+            ObufLimit {
+                hard_bytes,
+                soft_bytes,
+                soft_seconds,
+            },
+        ));
+    }
+    Ok(limits)
+}
+
+/// CONFIG GET's text of the limits, every class in Redis's order.
+fn format_obuf_limits(limits: &[(ObufClass, ObufLimit)]) -> String {
+    ObufClass::ALL
+        .iter()
+        .map(|&class| {
+            let l = limits
+                .iter()
+                .rev()
+                .find(|(c, _)| *c == class)
+                .map_or_else(|| ObufLimit::default_for(class), |(_, l)| *l);
+            format!(
+                "{} {} {} {}",
+                class.name(),
+                l.hard_bytes,
+                l.soft_bytes,
+                l.soft_seconds
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Settings {
     /// Defaults, with the configured ceiling and policy.
     pub(crate) fn new(config: &CacheConfig) -> Self {
@@ -75,6 +178,7 @@ impl Settings {
             ("lfu-decay-time", "1".to_owned()),
             ("client-query-buffer-limit", "1073741824".to_owned()),
             ("latency-tracking", "yes".to_owned()),
+            (OBUF_LIMIT, format_obuf_limits(&[])),
         ];
         Self {
             map: Mutex::new(
@@ -124,6 +228,15 @@ impl Settings {
             let flags = crate::cache::notify::parse(value)
                 .ok_or_else(|| crate::cache::notify::INVALID.to_owned())?;
             canonical = crate::cache::notify::to_letters(flags);
+            canonical.as_str()
+        } else if name == OBUF_LIMIT {
+            // The classes named change; the others keep their limits.
+            let mut limits = self
+                .get(OBUF_LIMIT)
+                .and_then(|v| parse_obuf_limits(&v).ok())
+                .unwrap_or_default();
+            limits.extend(parse_obuf_limits(value)?);
+            canonical = format_obuf_limits(&limits);
             canonical.as_str()
         } else {
             value
