@@ -365,6 +365,32 @@ fn expired_keys_publish_expired_lazily_and_actively() {
     );
 }
 
+/// Inside MULTI/EXEC, each queued command's lazy expirations come just before its own events,
+/// as Redis publishes `expired` when that command looks the key up (not all of the
+/// transaction's expirations first).
+#[test]
+fn a_transaction_publishes_each_commands_lazy_expiry_in_place() {
+    let s = start();
+    let mut w = Watcher::new(&s, "KEx$g");
+    w.run(&["SET", "gone", "v", "PX", "100"]);
+    s.clock.advance(Duration::from_millis(200));
+    w.run(&["MULTI"]);
+    w.run(&["SET", "a", "1"]);
+    w.run(&["GET", "gone"]);
+    w.run(&["SET", "gone", "w"]);
+    w.run(&["EXEC"]);
+    assert_eq!(
+        w.published(),
+        expect(&[
+            (0, "gone", "set"),
+            (0, "gone", "expire"),
+            (0, "a", "set"),
+            (0, "gone", "expired"),
+            (0, "gone", "set"),
+        ])
+    );
+}
+
 #[test]
 fn evicted_keys_publish_evicted() {
     let s = start();

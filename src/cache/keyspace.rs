@@ -510,12 +510,23 @@ impl<'a> Ctx<'a> {
     /// the net change of used bytes across the locked shards.
     pub(crate) fn finish(&mut self) -> i64 {
         let mut delta: i64 = 0;
-        let mut expired = Vec::new();
-        for (db, _, guard, used_at_lock) in self.locked.iter_mut() {
+        for (_, _, guard, used_at_lock) in self.locked.iter_mut() {
             delta = delta
                 .saturating_add(i64::try_from(guard.used_bytes).unwrap_or(i64::MAX))
                 .saturating_sub(i64::try_from(*used_at_lock).unwrap_or(i64::MAX));
             *used_at_lock = guard.used_bytes;
+        }
+        self.drain_expired(0);
+        delta
+    }
+
+    /// Moves the keys the locked shards removed by lazy expiry into `effects`, and their
+    /// `expired` notifications into `notes` at `at`: before the events the command that looked
+    /// them up recorded from there on (an EXEC batch calls this after each command, so each
+    /// command's expirations precede its own events, as Redis publishes them at the lookup).
+    pub(crate) fn drain_expired(&mut self, at: usize) {
+        let mut expired = Vec::new();
+        for (db, _, guard, _) in self.locked.iter_mut() {
             for key in guard.expired.drain(..) {
                 expired.push(Effect {
                     db: *db,
@@ -527,19 +538,15 @@ impl<'a> Ctx<'a> {
         self.expired = self.expired.saturating_add(expired.len() as u64);
         if self.notify & notify::EXPIRED != 0 && !expired.is_empty() {
             // Lazy expiry happens at a command's lookups, before its own events.
-            let own = std::mem::take(&mut self.notes);
-            self.notes = expired
-                .iter()
-                .map(|e| Note {
-                    db: e.db,
-                    event: "expired",
-                    key: e.key.clone(),
-                })
-                .chain(own)
-                .collect();
+            let at = at.min(self.notes.len());
+            let notes = expired.iter().map(|e| Note {
+                db: e.db,
+                event: "expired",
+                key: e.key.clone(),
+            });
+            self.notes.splice(at..at, notes);
         }
         self.effects.extend(expired);
-        delta
     }
 }
 

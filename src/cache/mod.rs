@@ -633,8 +633,12 @@ impl Cache {
                 continue;
             }
             ctx.count_lookups = !spec.write;
+            let own_notes = ctx.notes.len();
             let reply = (spec.handler)(&mut ctx, inner, args);
             ctx.count_lookups = false;
+            // This command's lazy expirations go just before its own events, not before the
+            // whole transaction's.
+            ctx.drain_expired(own_notes);
             inner.stats.commands.fetch_add(1, Ordering::Relaxed);
             replies.push(reply);
         }
