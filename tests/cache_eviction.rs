@@ -296,6 +296,13 @@ fn object_freq_reads_the_decaying_lfu_counter_under_an_lfu_policy() {
         Frame::error(FREQ_UNTRACKED)
     );
     assert_eq!(run(&c, &[b"OBJECT", b"IDLETIME", b"k"]), Frame::Integer(0));
+    // Under LRU the counter stands still, as Redis updates it only under an LFU policy (with
+    // lfu-log-factor 0 these reads would have raised it by 20).
+    for _ in 0..20 {
+        run(&c, &[b"GET", b"k"]);
+    }
+    assert_eq!(set(b"maxmemory-policy", b"allkeys-lfu"), Frame::ok());
+    assert_eq!(run(&c, &[b"OBJECT", b"FREQ", b"k"]), Frame::Integer(16));
 }
 
 /// `lfu-log-factor` and `lfu-decay-time` take Redis's range 0..=INT_MAX, with its texts.

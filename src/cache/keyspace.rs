@@ -39,19 +39,23 @@ pub(crate) struct Keyspace {
     pub(crate) dbs: Box<[Db]>,
     /// Enabled keyspace notification classes ([`notify::effective`]: 0 unless K or E is set).
     pub(crate) notify_flags: AtomicU32,
-    /// `lfu-log-factor` (high 32 bits) and `lfu-decay-time` (low 32 bits), one load per
-    /// command.
+    /// Whether an LFU policy is in force, `lfu-log-factor` and `lfu-decay-time` ([`pack_lfu`]),
+    /// one load per command.
     pub(crate) lfu: AtomicU64,
 }
 
-/// Packs LFU settings for [`Keyspace::lfu`].
+/// Packs LFU settings for [`Keyspace::lfu`]: `active` in bit 63, `lfu-log-factor` (at most
+/// `LFU_SETTING_MAX`, 31 bits) above `lfu-decay-time`.
 pub(crate) fn pack_lfu(lfu: Lfu) -> u64 {
-    (u64::from(lfu.log_factor) << 32) | u64::from(lfu.decay_minutes)
+    (u64::from(lfu.active) << 63)
+        | (u64::from(lfu.log_factor & 0x7FFF_FFFF) << 32)
+        | u64::from(lfu.decay_minutes)
 }
 
 fn unpack_lfu(v: u64) -> Lfu {
     Lfu {
-        log_factor: (v >> 32) as u32,
+        active: v >> 63 == 1,
+        log_factor: ((v >> 32) & 0x7FFF_FFFF) as u32,
         decay_minutes: (v & 0xFFFF_FFFF) as u32,
     }
 }
@@ -70,7 +74,7 @@ pub(crate) fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl Keyspace {
     /// An empty keyspace.
-    pub(crate) fn new(sieve: bool) -> Self {
+    pub(crate) fn new(sieve: bool, lfu_policy: bool) -> Self {
         let shard = || Shard::new(sieve);
         let dbs = (0..DATABASES)
             .map(|_| Db {
@@ -81,7 +85,10 @@ impl Keyspace {
             gate: RwLock::new(()),
             dbs,
             notify_flags: AtomicU32::new(0),
-            lfu: AtomicU64::new(pack_lfu(Lfu::default())),
+            lfu: AtomicU64::new(pack_lfu(Lfu {
+                active: lfu_policy,
+                ..Lfu::default()
+            })),
         }
     }
 

@@ -406,6 +406,7 @@ impl Inner {
         {
             self.ks.lfu.store(
                 keyspace::pack_lfu(shard::Lfu {
+                    active: self.policy().is_lfu(),
                     log_factor,
                     decay_minutes,
                 }),
@@ -474,7 +475,10 @@ impl Cache {
         let start_ms = clock.now_ms();
         let settings = settings::Settings::new(&config);
         let inner = Inner {
-            ks: keyspace::Keyspace::new(config.eviction_policy == EvictionPolicy::AllkeysSieve),
+            ks: keyspace::Keyspace::new(
+                config.eviction_policy == EvictionPolicy::AllkeysSieve,
+                config.eviction_policy.is_lfu(),
+            ),
             maxmemory: AtomicU64::new(config.maxmemory_bytes),
             policy: AtomicU16::new(config.eviction_policy.code()),
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),

@@ -47,10 +47,14 @@ pub(crate) fn access_stamp(now_ms: u64) -> u32 {
 /// chance to be read.
 pub(crate) const LFU_INIT_VAL: u8 = 5;
 
-/// Redis's LFU settings (`lfu-log-factor`, `lfu-decay-time`), copied into each command's
-/// context from the keyspace.
+/// Redis's LFU settings (`lfu-log-factor`, `lfu-decay-time`) and whether an LFU policy is in
+/// force, copied into each command's context from the keyspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lfu {
+    /// An LFU `maxmemory-policy` is in force: only then does an access update the counter, as
+    /// Redis's `updateLFU` runs only under `MAXMEMORY_FLAG_LFU` (under any other policy the
+    /// counter stands still, and reads pay nothing for it).
+    pub(crate) active: bool,
     /// How slowly the counter climbs (Redis's default 10: about a million hits reach 255).
     pub(crate) log_factor: u32,
     /// Minutes per decrement of an idle key's counter (0: never decays).
@@ -60,6 +64,7 @@ pub(crate) struct Lfu {
 impl Default for Lfu {
     fn default() -> Self {
         Self {
+            active: false,
             log_factor: 10,
             decay_minutes: 1,
         }
@@ -688,15 +693,17 @@ impl Shard {
             let slot = table.find_mut(hash, |s| s.key() == key)?;
             return Some(EntryMut { slot, slab });
         };
-        let r = self.coin();
+        let r = if lfu.active { self.coin() } else { 0.0 };
         let Self { table, slab, .. } = self;
         let slot = table.find_mut(hash, |s| s.key() == key)?;
         slot.flags |= VISITED;
         slot.access = access_stamp(now_ms);
-        // Redis's `updateLFU`: decay by the idle minutes, then a logarithmic increment.
-        let counter = lfu_decayed(slot.hits, slot.ldt, now_ms, lfu.decay_minutes);
-        slot.hits = lfu_log_incr(counter, r, lfu.log_factor);
-        slot.ldt = lfu_minutes(now_ms);
+        if lfu.active {
+            // Redis's `updateLFU`: decay by the idle minutes, then a logarithmic increment.
+            let counter = lfu_decayed(slot.hits, slot.ldt, now_ms, lfu.decay_minutes);
+            slot.hits = lfu_log_incr(counter, r, lfu.log_factor);
+            slot.ldt = lfu_minutes(now_ms);
+        }
         Some(EntryMut { slot, slab })
     }
 
