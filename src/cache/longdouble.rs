@@ -42,11 +42,14 @@ pub(crate) enum Parsed {
 }
 
 impl LongDouble {
-    const ZERO: Self = Self {
-        neg: false,
-        mant: 0,
-        exp: 0,
-    };
+    /// Zero with the sign `neg`.
+    const fn zero(neg: bool) -> Self {
+        Self {
+            neg,
+            mant: 0,
+            exp: 0,
+        }
+    }
 
     /// Parses `text` as Redis's `string2ld` does: the whole text must be a `strtold` number
     /// (decimal or hexadecimal, optional sign and exponent, `inf`/`infinity`); leading space,
@@ -75,10 +78,7 @@ impl LongDouble {
     pub(crate) fn add(self, other: Self) -> Option<Self> {
         if self.mant == 0 && other.mant == 0 {
             // IEEE 754: -0 + -0 is -0, any other sum of zeros +0.
-            return Some(Self {
-                neg: self.neg && other.neg,
-                ..Self::ZERO
-            });
+            return Some(Self::zero(self.neg && other.neg));
         }
         if self.mant == 0 {
             return Some(other);
@@ -93,7 +93,7 @@ impl LongDouble {
             return round(self.neg, &a.add(&b), k, false);
         }
         match a.cmp(&b) {
-            Ordering::Equal => Some(Self::ZERO),
+            Ordering::Equal => Some(Self::zero(false)),
             Ordering::Greater => round(self.neg, &a.sub(&b), k, false),
             Ordering::Less => round(other.neg, &b.sub(&a), k, false),
         }
@@ -143,10 +143,7 @@ fn parse_decimal(neg: bool, body: &[u8]) -> Option<LongDouble> {
     let (digits, exp) = mantissa_and_exponent(body, u8::is_ascii_digit, b"eE")?;
     let (n, frac_len, len) = digits_value(digits, 10);
     if n.is_zero() {
-        return Some(LongDouble {
-            neg,
-            ..LongDouble::ZERO
-        });
+        return Some(LongDouble::zero(neg));
     }
     let e = exp.saturating_sub(frac_len);
     // The value lies in [10^(e+len-1), 10^(e+len)): decide the far ends without big powers.
@@ -181,10 +178,7 @@ fn parse_hex(neg: bool, body: &[u8]) -> Option<LongDouble> {
     let (digits, exp) = mantissa_and_exponent(body, u8::is_ascii_hexdigit, b"pP")?;
     let (n, frac_digits, _) = digits_value(digits, 16);
     if n.is_zero() {
-        return Some(LongDouble {
-            neg,
-            ..LongDouble::ZERO
-        });
+        return Some(LongDouble::zero(neg));
     }
     let frac_len = frac_digits.saturating_mul(4);
     let k = exp.saturating_sub(frac_len);
@@ -273,10 +267,7 @@ fn mantissa_and_exponent<'a>(
 /// `n` must have at least 66 bits so that the sticky bit lies below the rounding bit.
 fn round(neg: bool, n: &Big, k: i64, sticky: bool) -> Option<LongDouble> {
     if n.is_zero() {
-        return Some(LongDouble {
-            neg,
-            ..LongDouble::ZERO
-        });
+        return Some(LongDouble::zero(neg));
     }
     let bits = i64::try_from(n.bit_len()).ok()?;
     let mut exp = k.saturating_add(bits).saturating_sub(64).max(EXP_MIN);
