@@ -5,11 +5,13 @@
 #   redis-benchmark -t set,get,incr,lpush,hset,mset -n $N -c 50 -P {1,16}
 # against each, alternating server per command, and prints rps, p50 and p99 for both and the
 # ratio streamcache/redis per command. Then loads 1M keys with 100-byte values (and again with a
-# TTL on each key) into fresh instances and prints RSS growth per key for both.
+# TTL on each key) into fresh instances and prints RSS growth per key for both. Last, SET at
+# P16 over a key space larger than `maxmemory` (EVICT_MB, default 64) under allkeys-lru, where
+# every write of a new key evicts one, with the keys each server evicted.
 #
 # Needs redis-server and redis-benchmark/redis-cli (Debian packages `redis-server`, `redis-tools`).
 # Environment: SC_BIN (streamcache binary, default target/release/streamcache), N (default 3000000), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
-# SKIP_MEM=1 / SKIP_RPS=1 to run one half.
+# EVICT_MB (64), SKIP_MEM=1 / SKIP_RPS=1 / SKIP_EVICT=1 to leave a part out.
 set -euo pipefail
 
 N=${N:-3000000}
@@ -95,4 +97,30 @@ if [ "${SKIP_MEM:-0}" != 1 ]; then
             printf "%-22s | %14d %10.0f | %14d %10.0f | %6.2f\n", l, s1, sb, r1, rb, (r1 > 0 ? s1 / r1 : 0) }'
         stop "$SC_PID"; stop "$REDIS_PID"
     done
+fi
+
+if [ "${SKIP_EVICT:-0}" != 1 ]; then
+    EVICT_MB=${EVICT_MB:-64}
+    # A key space of 5M random keys (-r) of 100-byte values: far more than fits under the
+    # ceiling, so once full nearly every SET evicts.
+    evict_bench() { # port
+        redis-benchmark -p "$1" -t set -r 5000000 -d 100 -n "$N" -c 50 -P 16 --csv 2>/dev/null \
+            | awk -F'","' 'NR==2 { gsub(/"/, "", $0); split($0, f, ","); print f[2], f[5], f[7] }'
+    }
+    evicted() { redis-cli -p "$1" info stats | tr -d '\r' | awk -F: '/^evicted_keys:/{print $2}'; }
+    echo
+    printf '%-22s | %12s %8s %8s %10s | %12s %8s %8s %10s | %6s\n' "SET at maxmemory" sc_rps sc_p50 sc_p99 sc_evicted redis_rps r_p50 r_p99 r_evicted ratio
+    start_sc; start_redis
+    for port in "$SC_PORT" "$REDIS_PORT"; do
+        redis-cli -p "$port" config set maxmemory "$((EVICT_MB * 1024 * 1024))" >/dev/null
+        redis-cli -p "$port" config set maxmemory-policy allkeys-lru >/dev/null
+        evict_bench "$port" >/dev/null # fill to the ceiling
+    done
+    s0=$(evicted "$SC_PORT"); r0=$(evicted "$REDIS_PORT")
+    read -r s_rps s_p50 s_p99 < <(evict_bench "$SC_PORT")
+    read -r r_rps r_p50 r_p99 < <(evict_bench "$REDIS_PORT")
+    s1=$(evicted "$SC_PORT"); r1=$(evicted "$REDIS_PORT")
+    ratio=$(awk -v a="$s_rps" -v b="$r_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    printf '%-22s | %12s %8s %8s %10s | %12s %8s %8s %10s | %6s\n' "allkeys-lru ${EVICT_MB}MB" "$s_rps" "$s_p50" "$s_p99" "$((s1 - s0))" "$r_rps" "$r_p50" "$r_p99" "$((r1 - r0))" "$ratio"
+    stop "$SC_PID"; stop "$REDIS_PID"
 fi

@@ -55,6 +55,8 @@ fn every_evicting_policy_holds_the_ceiling() {
         EvictionPolicy::AllkeysRandom,
         EvictionPolicy::AllkeysSieve,
         EvictionPolicy::VolatileLru,
+        EvictionPolicy::VolatileLfu,
+        EvictionPolicy::VolatileRandom,
         EvictionPolicy::VolatileTtl,
     ] {
         let (clock, c) = cache(policy);
@@ -105,35 +107,157 @@ fn sieve_and_lru_keep_a_hot_set() {
 }
 
 #[test]
-fn volatile_lru_evicts_the_few_keys_with_a_ttl() {
+fn volatile_policies_evict_only_the_few_keys_with_a_ttl() {
     // Room for ~20 000 keys: far more than one round samples (16 per shard).
     const CEILING: u64 = 4_000_000;
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let config = CacheConfig {
-        maxmemory_bytes: CEILING,
-        eviction_policy: EvictionPolicy::VolatileLru,
-        ..CacheConfig::default()
-    };
-    let c = Cache::new(config, clock.clone());
-    // Mostly persistent keys, and a few with a TTL: the sample must find those few instead of
-    // answering OOM.
-    let mut i = 0;
-    while c.used_bytes() < CEILING as usize - 500 {
-        c.set(0, format!("p{i}").as_bytes(), &[b'x'; 100], None);
-        i += 1;
+    for policy in [
+        EvictionPolicy::VolatileLru,
+        EvictionPolicy::VolatileLfu,
+        EvictionPolicy::VolatileRandom,
+        EvictionPolicy::VolatileTtl,
+    ] {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let config = CacheConfig {
+            maxmemory_bytes: CEILING,
+            eviction_policy: policy,
+            ..CacheConfig::default()
+        };
+        let c = Cache::new(config, clock.clone());
+        // Mostly persistent keys, and a few with a TTL: the sample must find those few
+        // instead of answering OOM, and never take a persistent key.
+        let mut i = 0;
+        while c.used_bytes() < CEILING as usize - 500 {
+            c.set(0, format!("p{i}").as_bytes(), &[b'x'; 100], None);
+            i += 1;
+        }
+        for v in 0..10 {
+            clock.advance(Duration::from_millis(1));
+            c.set(0, format!("v{v}").as_bytes(), &[b'x'; 100], Some(1_000_000));
+        }
+        assert!(c.used_bytes() > CEILING as usize);
+        let r = c.set(0, b"one-more", &[b'x'; 100], None);
+        assert_eq!(r, Frame::ok(), "{policy:?}");
+        let volatile_left = (0..10)
+            .filter(|v| c.get(0, format!("v{v}").as_bytes()).is_some())
+            .count();
+        assert!(
+            volatile_left < 10,
+            "{policy:?}: no key with a TTL was evicted"
+        );
+        assert!(
+            (0..i).all(|p| c.get(0, format!("p{p}").as_bytes()).is_some()),
+            "{policy:?} evicted a key without a TTL"
+        );
+        // Once every key with a TTL is gone, a write over the ceiling is refused.
+        for n in 0..20 {
+            let _ = c.set(0, format!("more{n}").as_bytes(), &[b'x'; 100], None);
+        }
+        assert_eq!(
+            c.set(0, b"last", &[b'x'; 100], None),
+            Frame::error("OOM command not allowed when used memory > 'maxmemory'."),
+            "{policy:?}"
+        );
     }
-    for v in 0..10 {
+}
+
+#[test]
+fn volatile_lfu_keeps_the_frequently_read_keys_with_a_ttl() {
+    let (clock, c) = cache(EvictionPolicy::VolatileLfu);
+    for h in 0..20 {
+        c.set(
+            0,
+            format!("hot{h}").as_bytes(),
+            &[b'h'; 100],
+            Some(10_000_000),
+        );
+    }
+    for i in 0..3_000 {
         clock.advance(Duration::from_millis(1));
-        c.set(0, format!("v{v}").as_bytes(), &[b'x'; 100], Some(1_000_000));
+        for h in 0..20 {
+            let _ = c.get(0, format!("hot{h}").as_bytes());
+        }
+        c.set(
+            0,
+            format!("cold{i}").as_bytes(),
+            &[b'c'; 100],
+            Some(10_000_000),
+        );
     }
-    assert!(c.used_bytes() > CEILING as usize);
-    let r = c.set(0, b"one-more", &[b'x'; 100], None);
-    assert_eq!(r, Frame::ok());
-    let volatile_left = (0..10)
-        .filter(|v| c.get(0, format!("v{v}").as_bytes()).is_some())
+    let kept = (0..20)
+        .filter(|h| c.get(0, format!("hot{h}").as_bytes()).is_some())
         .count();
-    assert!(volatile_left < 10, "a key with a TTL was evicted");
-    assert!((0..i).all(|p| c.get(0, format!("p{p}").as_bytes()).is_some()));
+    assert!(kept >= 18, "volatile-lfu kept only {kept} of 20 hot keys");
+}
+
+#[test]
+fn config_set_takes_every_redis_policy_and_refuses_others() {
+    let (_, c) = cache(EvictionPolicy::Noeviction);
+    for name in [
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+        "allkeys-sieve",
+    ] {
+        assert_eq!(
+            run(
+                &c,
+                &[b"CONFIG", b"SET", b"maxmemory-policy", name.as_bytes()]
+            ),
+            Frame::ok(),
+            "{name}"
+        );
+        assert_eq!(
+            run(&c, &[b"CONFIG", b"GET", b"maxmemory-policy"]),
+            Frame::Map(vec![(
+                Frame::bulk(&b"maxmemory-policy"[..]),
+                Frame::bulk(name.as_bytes())
+            )]),
+        );
+    }
+    let Frame::Error(e) = run(
+        &c,
+        &[b"CONFIG", b"SET", b"maxmemory-policy", b"volatile-fifo"],
+    ) else {
+        panic!("an unknown policy was accepted");
+    };
+    assert!(
+        e.contains("argument(s) must be one of the following"),
+        "{e}"
+    );
+}
+
+/// `maxmemory-samples` takes Redis's range, 1 to 64, and refuses 0 and 65 with Redis's text.
+#[test]
+fn maxmemory_samples_at_its_bounds() {
+    let (_, c) = cache(EvictionPolicy::AllkeysLru);
+    for ok in [&b"1"[..], b"64"] {
+        assert_eq!(
+            run(&c, &[b"CONFIG", b"SET", b"maxmemory-samples", ok]),
+            Frame::ok()
+        );
+    }
+    for bad in [&b"0"[..], b"65"] {
+        let Frame::Error(e) = run(&c, &[b"CONFIG", b"SET", b"maxmemory-samples", bad]) else {
+            panic!("maxmemory-samples {bad:?} was accepted");
+        };
+        assert!(
+            e.contains("maxmemory-samples")
+                && e.contains("argument must be between 1 and 64 inclusive"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        run(&c, &[b"CONFIG", b"GET", b"maxmemory-samples"]),
+        Frame::Map(vec![(
+            Frame::bulk(&b"maxmemory-samples"[..]),
+            Frame::bulk(&b"64"[..])
+        )]),
+    );
 }
 
 fn run(c: &Cache, parts: &[&[u8]]) -> Frame {

@@ -1,121 +1,312 @@
-//! Choosing an eviction victim under `maxmemory`.
+//! Choosing eviction victims under `maxmemory`.
 //!
-//! Victims are chosen from a bounded sample of each non-empty shard (Redis samples too): the
-//! policy picks the least recently used, least frequently used or nearest-deadline key among
-//! the samples, or a random one. `volatile-lru` samples the shard's deadline index, so only
-//! keys with a TTL are sampled. SIEVE instead asks one shard's SIEVE queue (its hand clears
-//! visited bits until it reaches an unvisited key); shards are visited from a random start, so
-//! eviction pressure spreads over them.
-
-use bytes::Bytes;
+//! As Redis's `evict.c`: each eviction samples `maxmemory-samples` keys per database into a
+//! pool of the best [`EVICTION_POOL_LEN`] candidates kept between evictions, and evicts the
+//! pool's best — least recently used, least frequently used (the decayed LFU counter) or
+//! nearest deadline. A database is sampled in one shard picked at random (shards split keys
+//! evenly by CRC32C), as a run of occupied table slots from a random one (Redis's
+//! `dictGetSomeKeys`), so choosing costs the same whatever the keyspace holds, and only the
+//! shards being sampled or evicted from are locked. The `volatile-*` policies sample the
+//! shard's deadline index, so only keys with a TTL are candidates. A candidate is checked
+//! under its shard's lock before it goes: a key deleted since it was sampled is skipped, and
+//! one read since (a better score now) goes back to the pool with its new score.
+//!
+//! `allkeys-random` / `volatile-random` take a random key of the next non-empty database in
+//! turn (Redis's `next_db`). SIEVE asks the fullest shard's SIEVE queue (its hand clears
+//! visited bits until it reaches an unvisited key), so every shard's queue drains at the rate
+//! it fills and the shards together behave like one queue.
 
 use crate::cache::EvictionPolicy;
-use crate::cache::keyspace::Ctx;
+use crate::cache::keyspace::Keyspace;
+use crate::cache::shard::{EntryRef, Lfu, Shard};
+use crate::cache::{DATABASES, SHARDS};
 
-/// Entries examined per shard when choosing a victim.
-pub(crate) const EVICTION_SAMPLE_LEN_MAX: usize = 16;
+/// Redis's `EVPOOL_SIZE`: candidates kept between evictions.
+pub(crate) const EVICTION_POOL_LEN: usize = 16;
 
-/// Picks `(db, key)` to evict, or `None` when no key qualifies.
-pub(crate) fn choose(ctx: &mut Ctx<'_>, policy: EvictionPolicy) -> Option<(usize, Bytes)> {
-    let shards = ctx.lock_everything();
-    if policy == EvictionPolicy::AllkeysSieve {
-        return sieve_victim(ctx, &shards);
-    }
-    if policy == EvictionPolicy::AllkeysRandom {
-        return random_victim(ctx, &shards);
-    }
-    let start = ctx.random_below(shards.len().max(1));
-    let now32 = ctx.access_stamp();
-    let (now_ms, lfu) = (ctx.now_ms, ctx.lfu);
-    let mut best: Option<(u64, usize, Bytes)> = None;
-    for i in 0..shards.len() {
-        let Some(&(db, pos)) = shards.get((start + i) % shards.len()) else {
-            continue;
-        };
-        let offset = usize::try_from(ctx.random() >> 1).unwrap_or(0);
-        let Some(shard) = ctx.shard_at(pos) else {
-            continue;
-        };
-        if shard.is_empty() {
-            continue;
-        }
-        match policy {
-            EvictionPolicy::VolatileTtl => {
-                if let Some((d, k)) = shard.earliest_volatile()
-                    && best.as_ref().is_none_or(|(s, _, _)| d < *s)
-                {
-                    best = Some((d, db, Bytes::copy_from_slice(k)));
-                }
-            }
-            EvictionPolicy::VolatileLru => {
-                // Sampled from the deadline index: among many keys without a TTL, a table
-                // sample could miss the few with one and answer OOM.
-                for (k, e) in shard.sample_volatile(offset as u64, EVICTION_SAMPLE_LEN_MAX) {
-                    let score = u64::MAX - u64::from(now32.wrapping_sub(e.access()));
-                    if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
-                        best = Some((score, db, Bytes::copy_from_slice(k)));
-                    }
-                }
-            }
-            _ => {
-                let skip = offset % shard.len().saturating_sub(EVICTION_SAMPLE_LEN_MAX).max(1);
-                for (k, e) in shard.iter().skip(skip).take(EVICTION_SAMPLE_LEN_MAX) {
-                    let score = match policy {
-                        EvictionPolicy::AllkeysLru => {
-                            u64::MAX - u64::from(now32.wrapping_sub(e.access()))
-                        }
-                        // Decayed by idleness, as Redis's `LFUDecrAndReturn` in its pool.
-                        EvictionPolicy::AllkeysLfu => u64::from(e.lfu_counter(now_ms, lfu)),
-                        _ => 0,
-                    };
-                    if best.as_ref().is_none_or(|(s, _, _)| score < *s) {
-                        best = Some((score, db, Bytes::copy_from_slice(k)));
-                    }
-                    if policy == EvictionPolicy::AllkeysRandom {
-                        break;
-                    }
-                }
-                if policy == EvictionPolicy::AllkeysRandom && best.is_some() {
-                    break;
-                }
-            }
-        }
-    }
-    best.map(|(_, db, k)| (db, k))
+/// Redis's default `maxmemory-samples`.
+pub(crate) const MAXMEMORY_SAMPLES_DEFAULT: u32 = 5;
+
+/// Largest `maxmemory-samples` (Redis's bound; 1 is the smallest).
+pub(crate) const MAXMEMORY_SAMPLES_MAX: u32 = 64;
+
+/// A key that may be evicted, with its score: lower goes first.
+#[derive(Debug)]
+struct Candidate {
+    score: u64,
+    db: usize,
+    key: Box<[u8]>,
 }
 
-/// SIEVE victim from the fullest shard, so every shard's queue drains at the rate it fills
-/// (the shards together then behave like one queue).
-fn sieve_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, Bytes)> {
-    let mut fullest: Option<(usize, usize, usize)> = None;
-    for &(db, pos) in shards {
-        let len = ctx.shard_at(pos).map_or(0, |s| s.len());
-        if len > 0 && fullest.is_none_or(|(_, _, l)| len > l) {
-            fullest = Some((db, pos, len));
-        }
-    }
-    let (db, pos, _) = fullest?;
-    let shard = ctx.shard_at(pos)?;
-    let victim = shard.sieve_victim()?;
-    Some((db, Bytes::from(victim.into_vec())))
+/// The eviction pool: the best candidates seen, lowest score first.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    /// The policy the scores were computed under; another policy starts an empty pool.
+    policy: Option<EvictionPolicy>,
+    /// Sorted by score, ascending; at most [`EVICTION_POOL_LEN`].
+    entries: Vec<Candidate>,
+    /// The database the random policies try first (Redis's `next_db`).
+    next_db: usize,
 }
 
-/// A uniformly random key: a shard is chosen with probability proportional to its size, then a
-/// random position in it.
-fn random_victim(ctx: &mut Ctx<'_>, shards: &[(usize, usize)]) -> Option<(usize, Bytes)> {
-    let lens: Vec<usize> = shards
-        .iter()
-        .map(|&(_, pos)| ctx.shard_at(pos).map_or(0, |s| s.len()))
-        .collect();
-    let total: usize = lens.iter().sum();
-    let mut r = ctx.random_below(total.max(1));
-    for (&(db, pos), &len) in shards.iter().zip(&lens) {
-        if r < len {
-            let shard = ctx.shard_at(pos)?;
-            let key = shard.keys().nth(r)?;
-            return Some((db, Bytes::copy_from_slice(key)));
+impl Pool {
+    /// Offers a candidate: kept if the pool has room or it beats the worst entry; a key
+    /// already pooled takes the new score.
+    fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
+        if let Some(i) = self
+            .entries
+            .iter()
+            .position(|c| c.db == db && *c.key == *key)
+        {
+            let mut c = self.entries.remove(i);
+            c.score = score;
+            let at = self.entries.partition_point(|e| e.score <= score);
+            self.entries.insert(at, c);
+            return;
         }
-        r -= len;
+        if self.entries.len() >= EVICTION_POOL_LEN
+            && self.entries.last().is_some_and(|w| score >= w.score)
+        {
+            return;
+        }
+        let at = self.entries.partition_point(|e| e.score <= score);
+        self.entries.insert(
+            at,
+            Candidate {
+                score,
+                db,
+                key: key.into(),
+            },
+        );
+        self.entries.truncate(EVICTION_POOL_LEN);
+    }
+
+    /// Empties the pool when `policy` is not the one its scores were computed under.
+    fn adopt(&mut self, policy: EvictionPolicy) {
+        if self.policy != Some(policy) {
+            self.entries.clear();
+            self.policy = Some(policy);
+        }
+    }
+}
+
+/// How a policy scores an entry at a moment: lower is evicted first; `None` when the entry is
+/// not a candidate (no TTL under a `volatile-*` policy).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scorer {
+    pub(crate) policy: EvictionPolicy,
+    pub(crate) now_ms: u64,
+    pub(crate) now32: u32,
+    pub(crate) lfu: Lfu,
+}
+
+impl Scorer {
+    fn score(&self, e: &EntryRef<'_>) -> Option<u64> {
+        let deadline = e.expire_at_ms();
+        if self.policy.is_volatile() && deadline == 0 {
+            return None;
+        }
+        Some(match self.policy {
+            EvictionPolicy::VolatileTtl => deadline,
+            // Decayed by idleness, as Redis's `LFUDecrAndReturn` in its pool.
+            EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu => {
+                u64::from(e.lfu_counter(self.now_ms, self.lfu))
+            }
+            _ => u64::MAX - u64::from(self.now32.wrapping_sub(e.access())),
+        })
+    }
+}
+
+/// Samples each database (`samples` keys of one random shard; under `volatile-ttl` that
+/// shard's nearest deadline) into `pool`, for the pooled policies (LRU, LFU, TTL). When that
+/// leaves the pool empty (few keys, or few with a TTL, spread over other shards), every shard
+/// is sampled, so an empty pool means no key qualifies. One shard is locked at a time.
+pub(crate) fn populate(ks: &Keyspace, pool: &mut Pool, scorer: Scorer, samples: usize, seed: u64) {
+    pool.adopt(scorer.policy);
+    let mut rng = Rng(seed | 1);
+    let s = (rng.next() % SHARDS as u64) as usize;
+    for db in 0..DATABASES {
+        sample_shard(ks, pool, scorer, samples, (db, s), rng.next());
+    }
+    if !pool.entries.is_empty() {
+        return;
+    }
+    for db in 0..DATABASES {
+        for shard in (0..SHARDS).filter(|&shard| shard != s) {
+            sample_shard(ks, pool, scorer, samples, (db, shard), rng.next());
+        }
+    }
+}
+
+/// xorshift64* for sampling positions.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn sample_shard(
+    ks: &Keyspace,
+    pool: &mut Pool,
+    scorer: Scorer,
+    samples: usize,
+    (db, shard): (usize, usize),
+    seed: u64,
+) {
+    if let Some(guard) = ks.lock_one(db, shard) {
+        offer_from(&guard, db, seed, pool, scorer, samples);
+    }
+}
+
+fn offer_from(
+    shard: &Shard,
+    db: usize,
+    seed: u64,
+    pool: &mut Pool,
+    scorer: Scorer,
+    samples: usize,
+) {
+    if scorer.policy == EvictionPolicy::VolatileTtl {
+        if let Some((deadline, key)) = shard.earliest_volatile() {
+            pool.offer(deadline, db, key);
+        }
+        return;
+    }
+    let sample = if scorer.policy.is_volatile() {
+        shard.sample_volatile(seed, samples)
+    } else {
+        shard.sample(seed, samples)
+    };
+    for (key, e) in sample {
+        if let Some(score) = scorer.score(&e) {
+            pool.offer(score, db, key);
+        }
+    }
+}
+
+/// What to do with the pool's best candidate, decided under its shard's lock.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Evict it.
+    Evict,
+    /// Gone or no longer a candidate: forget it.
+    Drop,
+    /// Its score rose since it was sampled: back into the pool with this score.
+    Rescore(u64),
+}
+
+/// The pool's best candidate, `(score, db, key)`, removed from the pool.
+pub(crate) fn pop_best(pool: &mut Pool) -> Option<(u64, usize, Box<[u8]>)> {
+    if pool.entries.is_empty() {
+        return None;
+    }
+    let c = pool.entries.remove(0);
+    Some((c.score, c.db, c.key))
+}
+
+/// Returns a rescored candidate to the pool.
+pub(crate) fn reoffer(pool: &mut Pool, score: u64, db: usize, key: &[u8]) {
+    pool.offer(score, db, key);
+}
+
+/// Judges a candidate popped with `score` against its entry now (`None`: no such key).
+pub(crate) fn verdict(entry: Option<EntryRef<'_>>, score: u64, scorer: Scorer) -> Verdict {
+    match entry.and_then(|e| scorer.score(&e)) {
+        None => Verdict::Drop,
+        Some(now) if now > score => Verdict::Rescore(now),
+        Some(_) => Verdict::Evict,
+    }
+}
+
+/// A random key for `allkeys-random` (`volatile`: `volatile-random`, keys with a TTL only):
+/// from the next database in turn that holds one, a random shard of it that does, a random
+/// slot of its table (Redis's `dictGetRandomKey`) or a random point of its deadline index.
+pub(crate) fn random_victim(
+    ks: &Keyspace,
+    pool: &mut Pool,
+    seed: u64,
+    volatile: bool,
+) -> Option<(usize, Box<[u8]>)> {
+    let mut x = seed | 1;
+    for i in 0..DATABASES {
+        let db = (pool.next_db + i) % DATABASES;
+        let start = (x as usize) % SHARDS;
+        for j in 0..SHARDS {
+            let Some(shard) = ks.lock_one(db, (start + j) % SHARDS) else {
+                continue;
+            };
+            x = x.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let key = if volatile {
+                shard.sample_volatile(x, 1).into_iter().next()
+            } else {
+                shard.random_entry(x)
+            };
+            if let Some((key, _)) = key {
+                pool.next_db = (db + 1) % DATABASES;
+                return Some((db, key.into()));
+            }
+        }
     }
     None
+}
+
+/// SIEVE's victim from the fullest shard of all databases.
+pub(crate) fn sieve_victim(ks: &Keyspace) -> Option<(usize, Box<[u8]>)> {
+    let mut fullest: Option<(usize, usize, usize)> = None;
+    for db in 0..DATABASES {
+        for s in 0..SHARDS {
+            let len = ks.lock_one(db, s).map_or(0, |sh| sh.len());
+            if len > 0 && fullest.is_none_or(|(_, _, l)| len > l) {
+                fullest = Some((db, s, len));
+            }
+        }
+    }
+    let (db, s, _) = fullest?;
+    let victim = ks.lock_one(db, s)?.sieve_victim()?;
+    Some((db, victim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_keeps_the_lowest_scores_in_order() {
+        let mut pool = Pool::default();
+        for i in 0..40u64 {
+            // Scores 39, 38, … 0 arrive; only the 16 lowest stay.
+            pool.offer(39 - i, 0, format!("k{}", 39 - i).as_bytes());
+        }
+        assert_eq!(pool.entries.len(), EVICTION_POOL_LEN);
+        let scores: Vec<u64> = pool.entries.iter().map(|c| c.score).collect();
+        assert_eq!(scores, (0..16).collect::<Vec<_>>());
+        // A pooled key takes its new score and moves.
+        pool.offer(100, 0, b"k0");
+        assert_eq!(pool.entries.len(), EVICTION_POOL_LEN);
+        assert_eq!(pool.entries.last().map(|c| &*c.key), Some(&b"k0"[..]));
+        // A worse score than the worst of a full pool is not kept.
+        pool.offer(1_000, 0, b"late");
+        assert!(pool.entries.iter().all(|c| &*c.key != b"late"));
+        // The same key in another database is another candidate.
+        pool.offer(0, 1, b"k1");
+        assert_eq!(pop_best(&mut pool).map(|(s, db, _)| (s, db)), Some((0, 1)));
+    }
+
+    #[test]
+    fn another_policy_empties_the_pool() {
+        let mut pool = Pool::default();
+        pool.adopt(EvictionPolicy::AllkeysLru);
+        pool.offer(1, 0, b"a");
+        pool.adopt(EvictionPolicy::AllkeysLru);
+        assert_eq!(pool.entries.len(), 1);
+        pool.adopt(EvictionPolicy::VolatileTtl);
+        assert!(pool.entries.is_empty());
+    }
 }

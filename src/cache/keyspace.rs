@@ -96,6 +96,17 @@ impl Keyspace {
         self.dbs.get(db)?.shards.get(shard)
     }
 
+    /// Shard `shard` of database `db`, locked on its own (no gate, no context): for reading one
+    /// shard at a time, as eviction sampling does. Never held while taking another lock.
+    pub(crate) fn lock_one(&self, db: usize, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        self.shard_mutex(db, shard).map(lock)
+    }
+
+    /// The LFU settings in force.
+    pub(crate) fn lfu(&self) -> Lfu {
+        unpack_lfu(self.lfu.load(Ordering::Relaxed))
+    }
+
     /// A context holding the gate shared and the shards of `keys` (all in `db`) locked, in
     /// ascending shard order (a bit set of the wanted shards: no allocation, each shard once).
     pub(crate) fn keyed<'k>(
@@ -242,7 +253,7 @@ impl<'a> Ctx<'a> {
             count_lookups: false,
             notify: ks.notify_flags.load(Ordering::Relaxed),
             notes: Vec::new(),
-            lfu: unpack_lfu(ks.lfu.load(Ordering::Relaxed)),
+            lfu: ks.lfu(),
         }
     }
 

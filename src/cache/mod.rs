@@ -35,7 +35,7 @@ mod snapshot;
 mod value;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -143,7 +143,24 @@ pub enum EvictionPolicy {
     AllkeysRandom,
     /// SIEVE (NSDI '24): a FIFO with a visited bit and a moving hand.
     AllkeysSieve,
+    /// Evict the least frequently used key among keys with a TTL.
+    VolatileLfu,
+    /// Evict a random key among keys with a TTL.
+    VolatileRandom,
 }
+
+/// Every policy, in `code` order.
+const POLICIES: [EvictionPolicy; 9] = [
+    EvictionPolicy::Noeviction,
+    EvictionPolicy::AllkeysLru,
+    EvictionPolicy::AllkeysLfu,
+    EvictionPolicy::VolatileLru,
+    EvictionPolicy::VolatileTtl,
+    EvictionPolicy::AllkeysRandom,
+    EvictionPolicy::AllkeysSieve,
+    EvictionPolicy::VolatileLfu,
+    EvictionPolicy::VolatileRandom,
+];
 
 impl EvictionPolicy {
     /// Redis's name for the policy.
@@ -157,30 +174,33 @@ impl EvictionPolicy {
             Self::VolatileTtl => "volatile-ttl",
             Self::AllkeysRandom => "allkeys-random",
             Self::AllkeysSieve => "allkeys-sieve",
+            Self::VolatileLfu => "volatile-lfu",
+            Self::VolatileRandom => "volatile-random",
         }
     }
 
     /// Parses Redis's name.
     #[must_use]
     pub fn parse(name: &str) -> Option<Self> {
-        [
-            Self::Noeviction,
-            Self::AllkeysLru,
-            Self::AllkeysLfu,
-            Self::VolatileLru,
-            Self::VolatileTtl,
-            Self::AllkeysRandom,
-            Self::AllkeysSieve,
-        ]
-        .into_iter()
-        .find(|p| p.name().eq_ignore_ascii_case(name))
+        POLICIES
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
     }
 
     /// Whether the policy ranks keys by their LFU counter (Redis's `MAXMEMORY_FLAG_LFU`):
     /// OBJECT FREQ answers only then, and OBJECT IDLETIME only otherwise.
     #[must_use]
     pub fn is_lfu(self) -> bool {
-        self == Self::AllkeysLfu
+        matches!(self, Self::AllkeysLfu | Self::VolatileLfu)
+    }
+
+    /// Whether the policy evicts only keys with a TTL (Redis's `volatile-*`).
+    #[must_use]
+    pub fn is_volatile(self) -> bool {
+        matches!(
+            self,
+            Self::VolatileLru | Self::VolatileLfu | Self::VolatileTtl | Self::VolatileRandom
+        )
     }
 
     fn code(self) -> u16 {
@@ -188,18 +208,10 @@ impl EvictionPolicy {
     }
 
     fn from_code(code: u16) -> Self {
-        [
-            Self::Noeviction,
-            Self::AllkeysLru,
-            Self::AllkeysLfu,
-            Self::VolatileLru,
-            Self::VolatileTtl,
-            Self::AllkeysRandom,
-            Self::AllkeysSieve,
-        ]
-        .into_iter()
-        .find(|p| p.code() == code)
-        .unwrap_or_default()
+        POLICIES
+            .into_iter()
+            .find(|p| p.code() == code)
+            .unwrap_or_default()
     }
 }
 
@@ -248,7 +260,7 @@ impl CacheConfig {
             "\n[cache]\n\
              # Memory ceiling for keys and values in bytes; 0 = unlimited (Redis's maxmemory).\n\
              maxmemory_bytes = {}\n\
-             # At the ceiling: noeviction, allkeys-lru, allkeys-lfu, volatile-lru, volatile-ttl, allkeys-random, allkeys-sieve.\n\
+             # At the ceiling: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-sieve.\n\
              eviction_policy = \"{}\"\n\
              # Most simultaneous RESP connections (at most {CONNECTIONS_MAX}).\n\
              connections_max = {}\n\
@@ -363,6 +375,10 @@ pub(crate) struct Inner {
     pub(crate) port: AtomicU16,
     rng: AtomicU64,
     pub(crate) snapshot_path: Option<PathBuf>,
+    /// `maxmemory-samples`: keys sampled per database per eviction.
+    maxmemory_samples: AtomicU32,
+    /// Eviction candidates kept between evictions (Redis's eviction pool).
+    evict_pool: Mutex<evict::Pool>,
 }
 
 impl Inner {
@@ -385,6 +401,13 @@ impl Inner {
             .and_then(|v| EvictionPolicy::parse(&v))
         {
             self.policy.store(p.code(), Ordering::Relaxed);
+        }
+        if let Some(n) = self
+            .settings
+            .get("maxmemory-samples")
+            .and_then(|v| settings::parse_int_range(&v, 1, evict::MAXMEMORY_SAMPLES_MAX).ok())
+        {
+            self.maxmemory_samples.store(n, Ordering::Relaxed);
         }
         if let Some(v) = self
             .settings
@@ -432,6 +455,32 @@ impl Inner {
                 .store(notify::effective(flags), Ordering::Relaxed);
         }
     }
+}
+
+/// Eviction steps in a row that free nothing (candidates deleted or read since they were
+/// sampled) before a write is answered with OOM.
+const EVICTION_MISSES_MAX: usize = 1_000;
+
+/// What one eviction step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A key was evicted.
+    Evicted,
+    /// Nothing was evicted this time; sampling again may find a victim.
+    Retry,
+    /// No key qualifies.
+    Empty,
+}
+
+/// Removes `key` from `db` as an eviction, recording its `evicted` event and notification.
+/// False when the key was gone (or had expired: then it is reported as expired instead).
+fn ctx_remove(ctx: &mut keyspace::Ctx<'_>, db: usize, key: &[u8]) -> bool {
+    if ctx.remove_in(db, key).is_none() {
+        return false;
+    }
+    ctx.touched_in(db, key, EventKind::Evicted);
+    ctx.notify_in(db, notify::EVICTED, "evicted", key);
+    true
 }
 
 /// A client waiting in a blocking pop.
@@ -499,6 +548,8 @@ impl Cache {
             port: AtomicU16::new(0),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
             snapshot_path,
+            maxmemory_samples: AtomicU32::new(evict::MAXMEMORY_SAMPLES_DEFAULT),
+            evict_pool: Mutex::new(evict::Pool::default()),
             settings,
             clock,
             config,
@@ -974,29 +1025,106 @@ impl Cache {
         }
         let inner = &*self.inner;
         let now = self.now_ms();
-        let mut rounds = 0usize;
+        let samples = inner.maxmemory_samples.load(Ordering::Relaxed) as usize;
+        let mut pool = inner
+            .evict_pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut misses = 0usize;
         while inner.used_bytes.load(Ordering::Relaxed) > max {
-            rounds += 1;
-            if rounds > 1_000_000 {
-                return false;
-            }
-            let mut ctx = inner.ks.exclusive(0, now);
-            ctx.rng_state = inner
+            let seed = inner
                 .rng
                 .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
                 | 1;
-            let victim = evict::choose(&mut ctx, policy);
-            let Some((db, key)) = victim else {
-                self.finish(ctx);
-                return false;
+            let step = match policy {
+                EvictionPolicy::AllkeysSieve => self.evict_key(evict::sieve_victim(&inner.ks), now),
+                EvictionPolicy::AllkeysRandom | EvictionPolicy::VolatileRandom => {
+                    let volatile = policy == EvictionPolicy::VolatileRandom;
+                    let victim = evict::random_victim(&inner.ks, &mut pool, seed, volatile);
+                    self.evict_key(victim, now)
+                }
+                _ => self.pooled_step(&mut pool, policy, samples, seed, now),
             };
-            ctx.remove_in(db, &key);
-            ctx.touched_in(db, &key, EventKind::Evicted);
-            ctx.notify_in(db, notify::EVICTED, "evicted", &key);
-            self.finish(ctx);
-            inner.stats.evicted_keys.fetch_add(1, Ordering::Relaxed);
+            match step {
+                Step::Evicted => misses = 0,
+                Step::Retry => {
+                    misses += 1;
+                    if misses > EVICTION_MISSES_MAX {
+                        return false;
+                    }
+                }
+                Step::Empty => return false,
+            }
         }
         true
+    }
+
+    /// Evicts `victim`, `(db, key)`, if it is still there.
+    fn evict_key(&self, victim: Option<(usize, Box<[u8]>)>, now: u64) -> Step {
+        let Some((db, key)) = victim else {
+            return Step::Empty;
+        };
+        let mut ctx = self
+            .inner
+            .ks
+            .exclusive_shard(db, keyspace::shard_of(&key), now);
+        self.evict_locked(ctx_remove(&mut ctx, db, &key), ctx)
+    }
+
+    /// Finishes a context in which an eviction removed a key (`removed`) or found it gone.
+    fn evict_locked(&self, removed: bool, ctx: keyspace::Ctx<'_>) -> Step {
+        self.finish(ctx);
+        if removed {
+            self.inner
+                .stats
+                .evicted_keys
+                .fetch_add(1, Ordering::Relaxed);
+            Step::Evicted
+        } else {
+            Step::Retry
+        }
+    }
+
+    /// One step of a pooled policy (LRU, LFU, TTL): samples every database into the pool,
+    /// then evicts the pool's best candidate that still qualifies.
+    fn pooled_step(
+        &self,
+        pool: &mut evict::Pool,
+        policy: EvictionPolicy,
+        samples: usize,
+        seed: u64,
+        now: u64,
+    ) -> Step {
+        let inner = &*self.inner;
+        let scorer = evict::Scorer {
+            policy,
+            now_ms: now,
+            now32: shard::access_stamp(now),
+            lfu: inner.ks.lfu(),
+        };
+        evict::populate(&inner.ks, pool, scorer, samples, seed);
+        // Each candidate is evicted, dropped or rescored; a rescored one may come back once.
+        for _ in 0..2 * evict::EVICTION_POOL_LEN {
+            let Some((score, db, key)) = evict::pop_best(pool) else {
+                return Step::Empty;
+            };
+            let mut ctx = inner.ks.exclusive_shard(db, keyspace::shard_of(&key), now);
+            let entry = ctx.shard_at(0).and_then(|s| s.peek(&key));
+            match evict::verdict(entry, score, scorer) {
+                evict::Verdict::Evict => {
+                    let removed = ctx_remove(&mut ctx, db, &key);
+                    if let Step::Evicted = self.evict_locked(removed, ctx) {
+                        return Step::Evicted;
+                    }
+                }
+                evict::Verdict::Rescore(score) => {
+                    self.finish(ctx);
+                    evict::reoffer(pool, score, db, &key);
+                }
+                evict::Verdict::Drop => self.finish(ctx),
+            }
+        }
+        Step::Retry
     }
 
     /// One bounded active expiry pass: at most [`ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX`] due keys

@@ -41,12 +41,17 @@ pub(crate) fn parse_memory(text: &str) -> Option<u64> {
 
 /// Parses an integer setting of Redis's range `0..=max`, with Redis's error texts.
 pub(crate) fn parse_int_setting(text: &str, max: u32) -> Result<u32, String> {
+    parse_int_range(text, 0, max)
+}
+
+/// An integer setting from `min` to `max`, with Redis's error texts.
+pub(crate) fn parse_int_range(text: &str, min: u32, max: u32) -> Result<u32, String> {
     let n = crate::cache::resp::frame::parse_i64(text.as_bytes())
         .ok_or_else(|| "argument couldn't be parsed into an integer".to_owned())?;
     u32::try_from(n)
         .ok()
-        .filter(|&n| n <= max)
-        .ok_or_else(|| format!("argument must be between 0 and {max} inclusive"))
+        .filter(|&n| (min..=max).contains(&n))
+        .ok_or_else(|| format!("argument must be between {min} and {max} inclusive"))
 }
 
 /// The parameter name of the output buffer limits.
@@ -153,7 +158,10 @@ impl Settings {
         let defaults: &[(&str, String)] = &[
             ("maxmemory", config.maxmemory_bytes.to_string()),
             ("maxmemory-policy", config.eviction_policy.name().to_owned()),
-            ("maxmemory-samples", "5".to_owned()),
+            (
+                "maxmemory-samples",
+                crate::cache::evict::MAXMEMORY_SAMPLES_DEFAULT.to_string(),
+            ),
             ("maxclients", config.connections_max.to_string()),
             ("proto-max-bulk-len", RESP_BULK_BYTES_MAX.to_string()),
             ("databases", "16".to_owned()),
@@ -217,6 +225,9 @@ impl Settings {
             }
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
+            }
+            "maxmemory-samples" => {
+                parse_int_range(value, 1, crate::cache::evict::MAXMEMORY_SAMPLES_MAX)?;
             }
             "maxmemory-policy" => {
                 EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;

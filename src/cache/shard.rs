@@ -366,6 +366,11 @@ impl<'a> EntryRef<'a> {
         self.slot.access
     }
 
+    /// Wall-clock deadline in milliseconds; 0 when the key has no TTL.
+    pub(crate) fn expire_at_ms(&self) -> u64 {
+        self.slot.expire_at_ms()
+    }
+
     /// The LFU counter at `now_ms`, decayed by the minutes the key sat idle (Redis's
     /// `LFUDecrAndReturn`, what OBJECT FREQ and LFU eviction read); nothing is stored.
     pub(crate) fn lfu_counter(&self, now_ms: u64, lfu: Lfu) -> u8 {
@@ -460,6 +465,16 @@ impl<'a> EntryMut<'a> {
     }
 }
 
+/// SplitMix64's output function: every output bit depends on every input bit.
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Random slots [`Shard::random_entry`] probes before walking to an occupied one.
+const RANDOM_PROBES_MAX: usize = 64;
+
 /// One shard.
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
@@ -503,11 +518,6 @@ impl Shard {
         self.table.len()
     }
 
-    /// Whether nothing is stored.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
     /// Number of entries with a deadline.
     pub(crate) fn volatile_len(&self) -> usize {
         self.volatile
@@ -533,11 +543,6 @@ impl Shard {
         if !self.has_deadline(deadline, hash) {
             self.expiry.remove(deadline, hash);
         }
-    }
-
-    /// Every stored key, in table order.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.table.iter().map(Slot::key)
     }
 
     /// Every stored entry with its key, in table order.
@@ -602,24 +607,63 @@ impl Shard {
         }
     }
 
-    /// A stored entry picked at random from `seed` (the first occupied slot at or after a
-    /// random one, as Redis picks a random bucket), `None` when the shard is empty.
+    /// A stored entry picked uniformly at random from `seed`, `None` when the shard is empty:
+    /// random slots are probed until one is occupied (the table is at least 7/16 full once it
+    /// has grown, so a few probes suffice); after [`RANDOM_PROBES_MAX`] misses, the first
+    /// occupied slot from the last probe on. (Taking the first occupied slot after a single
+    /// random one, as Redis's bucket pick does, favours the entries that follow empty runs.)
     pub(crate) fn random_entry(&self, seed: u64) -> Option<(&[u8], EntryRef<'_>)> {
         let buckets = self.table.num_buckets();
         if self.table.is_empty() || buckets == 0 {
             return None;
         }
+        // SplitMix64 from a mixed start: seeds that differ by the generator's own step (as
+        // callers' counters do) must not share probe sequences.
+        let mut x = splitmix(seed);
+        for _ in 0..RANDOM_PROBES_MAX {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let z = splitmix(x);
+            if let Some(slot) = self.table.get_bucket((z % buckets as u64) as usize) {
+                return Some((
+                    slot.key(),
+                    EntryRef {
+                        slot,
+                        slab: &self.slab,
+                    },
+                ));
+            }
+        }
+        self.sample(x, 1).into_iter().next()
+    }
+
+    /// Up to `max` stored entries from consecutive occupied slots, starting at a slot picked
+    /// by `seed` and wrapping (Redis's `dictGetSomeKeys`): the cost is the slots walked, about
+    /// `max` over the table's load, not the shard's size. Fewer than `max` only when the shard
+    /// holds fewer.
+    pub(crate) fn sample(&self, seed: u64, max: usize) -> Vec<(&[u8], EntryRef<'_>)> {
+        let buckets = self.table.num_buckets();
+        let want = max.min(self.table.len());
+        let mut out = Vec::with_capacity(want);
+        if want == 0 || buckets == 0 {
+            return out;
+        }
+        // `num_buckets` is a power of two, so the mask wraps the walk.
         let start = (seed % buckets as u64) as usize;
-        (0..buckets).find_map(|i| {
-            let slot = self.table.get_bucket((start + i) & (buckets - 1))?;
-            Some((
-                slot.key(),
-                EntryRef {
-                    slot,
-                    slab: &self.slab,
-                },
-            ))
-        })
+        for i in 0..buckets {
+            if let Some(slot) = self.table.get_bucket((start + i) & (buckets - 1)) {
+                out.push((
+                    slot.key(),
+                    EntryRef {
+                        slot,
+                        slab: &self.slab,
+                    },
+                ));
+                if out.len() == want {
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// The stored entry under `key`, expired or not, without touching it.
@@ -1073,6 +1117,72 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_is_distinct_live_entries_and_every_key_can_be_drawn() {
+        let mut shard = Shard::new(false);
+        assert!(shard.sample(7, 16).is_empty());
+        for i in 0..1_000u32 {
+            shard.insert(
+                format!("k{i}").as_bytes(),
+                Entry::new(Value::Str(b"v".to_vec())),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..4_096u64 {
+            let keys: Vec<Vec<u8>> = shard
+                .sample(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 16)
+                .into_iter()
+                .map(|(k, _)| k.to_vec())
+                .collect();
+            assert_eq!(keys.len(), 16);
+            let distinct: std::collections::HashSet<_> = keys.iter().collect();
+            assert_eq!(distinct.len(), 16, "a sample repeats a key");
+            seen.extend(keys);
+        }
+        assert_eq!(seen.len(), 1_000, "some keys are never sampled");
+        // Fewer entries than asked: every one, once.
+        let mut small = Shard::new(false);
+        for i in 0..5u32 {
+            small.insert(
+                format!("s{i}").as_bytes(),
+                Entry::new(Value::Str(Vec::new())),
+            );
+        }
+        assert_eq!(small.sample(u64::MAX, 16).len(), 5);
+    }
+
+    #[test]
+    fn a_random_entry_is_uniform_even_in_a_sparse_table() {
+        // 1000 inserted, 900 removed: the table keeps its size, so the 100 left sit between
+        // runs of empty slots of very different lengths.
+        let mut shard = Shard::new(false);
+        for i in 0..1_000u32 {
+            shard.insert(
+                format!("k{i}").as_bytes(),
+                Entry::new(Value::Str(b"v".to_vec())),
+            );
+        }
+        for i in 100..1_000u32 {
+            assert!(shard.remove(format!("k{i}").as_bytes()).is_some());
+        }
+        let mut counts = std::collections::HashMap::new();
+        let draws = 200_000u64;
+        for seed in 0..draws {
+            // Seeds one generator step apart, as `evict_until` draws them.
+            let (k, _) = shard
+                .random_entry(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .unwrap();
+            *counts.entry(k.to_vec()).or_insert(0u64) += 1;
+        }
+        assert_eq!(counts.len(), 100);
+        // 2000 expected each; a binomial's spread is ≈ 45.
+        let (min, max) = (
+            counts.values().min().copied().unwrap_or(0),
+            counts.values().max().copied().unwrap_or(0),
+        );
+        assert!(min > 1_700 && max < 2_300, "min {min}, max {max}");
+    }
 
     #[test]
     fn the_lfu_counter_decays_one_per_decay_period_as_redis() {
