@@ -33,6 +33,7 @@ mod shard;
 mod sieve;
 mod snapshot;
 mod value;
+mod zset;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -114,7 +115,18 @@ pub const RANDOM_PICKS_MAX: usize = 1024 * 1024;
 /// the output buffer could not hold more, and building it would stall the RESP thread first.
 pub const RANDOM_REPLY_BYTES_MAX: usize = OUTPUT_BUFFER_BYTES_MAX;
 
+/// Most score-member pairs in one ZADD: one ZADD is one atomic step holding its shard's lock,
+/// so its length bounds how long the shard stays locked (Redis takes any number the request
+/// holds). 2^20 pairs insert in well under a second.
+pub const ZADD_PAIRS_MAX: usize = 1024 * 1024;
+/// Most keys one ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD, ZMPOP or BZMPOP names
+/// (`numkeys`): each key is looked up and read under the exclusive gate (Redis stops only at
+/// the request's length).
+pub const ZSET_NUMKEYS_MAX: usize = 64 * 1024;
+
 const _: () = assert!(SHARDS.is_power_of_two());
+const _: () = assert!(ZADD_PAIRS_MAX * 2 <= RESP_MULTIBULK_LEN_MAX);
+const _: () = assert!(ZSET_NUMKEYS_MAX <= RESP_MULTIBULK_LEN_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);
 const _: () = assert!(RESP_INLINE_BYTES_MAX < RESP_BULK_BYTES_MAX);
 const _: () = assert!(PUBSUB_BUFFER_SOFT_BYTES < PUBSUB_BUFFER_BYTES_MAX);
@@ -373,6 +385,9 @@ pub(crate) struct Inner {
     pub(crate) flush_epoch: AtomicU64,
     pub(crate) start_ms: u64,
     pub(crate) port: AtomicU16,
+    /// `zset-max-listpack-entries` (high 32 bits) and `zset-max-listpack-value` (low 32 bits),
+    /// read by every sorted set write to report Redis's encoding.
+    zset_listpack: AtomicU64,
     rng: AtomicU64,
     pub(crate) snapshot_path: Option<PathBuf>,
     /// `maxmemory-samples`: keys sampled per database per eviction.
@@ -381,7 +396,26 @@ pub(crate) struct Inner {
     evict_pool: Mutex<evict::Pool>,
 }
 
+/// Packs the listpack thresholds into one atomic word (each saturated to 32 bits).
+fn pack_listpack(lp: zset::Listpack) -> u64 {
+    let part = |n: usize| {
+        u64::try_from(n)
+            .unwrap_or(u64::MAX)
+            .min(u64::from(u32::MAX))
+    };
+    (part(lp.entries) << 32) | part(lp.value)
+}
+
 impl Inner {
+    /// The sorted set listpack thresholds in force.
+    pub(crate) fn zset_listpack(&self) -> zset::Listpack {
+        let word = self.zset_listpack.load(Ordering::Relaxed);
+        zset::Listpack {
+            entries: usize::try_from(word >> 32).unwrap_or(usize::MAX),
+            value: usize::try_from(word & u64::from(u32::MAX)).unwrap_or(usize::MAX),
+        }
+    }
+
     pub(crate) fn policy(&self) -> EvictionPolicy {
         EvictionPolicy::from_code(self.policy.load(Ordering::Relaxed))
     }
@@ -444,6 +478,21 @@ impl Inner {
             for (class, limit) in limits {
                 self.pubsub.limits.set(class, limit);
             }
+        }
+        let threshold = |name| {
+            self.settings
+                .get(name)
+                .and_then(|v| settings::parse_memory(&v))
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        if let (Some(entries), Some(value)) = (
+            threshold("zset-max-listpack-entries"),
+            threshold("zset-max-listpack-value"),
+        ) {
+            self.zset_listpack.store(
+                pack_listpack(zset::Listpack { entries, value }),
+                Ordering::Relaxed,
+            );
         }
         if let Some(flags) = self
             .settings
@@ -546,6 +595,7 @@ impl Cache {
             watch_count: AtomicUsize::new(0),
             start_ms,
             port: AtomicU16::new(0),
+            zset_listpack: AtomicU64::new(pack_listpack(zset::Listpack::default())),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
             snapshot_path,
             maxmemory_samples: AtomicU32::new(evict::MAXMEMORY_SAMPLES_DEFAULT),
@@ -982,6 +1032,10 @@ impl Cache {
             && !(spec.name == "del"
                 || spec.name == "unlink"
                 || spec.name.ends_with("pop")
+                || spec.name.ends_with("popmin")
+                || spec.name.ends_with("popmax")
+                || spec.name.starts_with("zremrange")
+                || spec.name == "zrem"
                 || spec.name == "flushall"
                 || spec.name == "flushdb")
     }

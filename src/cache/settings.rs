@@ -1,6 +1,7 @@
 //! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
 //! write. Parameters with a live effect (maxmemory, maxmemory-policy, proto-max-bulk-len,
-//! lfu-log-factor, lfu-decay-time, notify-keyspace-events, client-output-buffer-limit) are
+//! lfu-log-factor, lfu-decay-time, notify-keyspace-events, client-output-buffer-limit, the
+//! zset-max-listpack thresholds) are
 //! checked here and copied into atomics by `Inner::apply_settings`; the rest are stored and
 //! reported.
 
@@ -152,6 +153,17 @@ fn format_obuf_limits(limits: &[(ObufClass, ObufLimit)]) -> String {
         .join(" ")
 }
 
+/// The other name of a parameter Redis 7.0 knows under two.
+fn alias(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "zset-max-ziplist-entries" => "zset-max-listpack-entries",
+        "zset-max-listpack-entries" => "zset-max-ziplist-entries",
+        "zset-max-ziplist-value" => "zset-max-listpack-value",
+        "zset-max-listpack-value" => "zset-max-ziplist-value",
+        _ => return None,
+    })
+}
+
 impl Settings {
     /// Defaults, with the configured ceiling and policy.
     pub(crate) fn new(config: &CacheConfig) -> Self {
@@ -180,6 +192,8 @@ impl Settings {
             ("set-max-intset-entries", "512".to_owned()),
             ("zset-max-ziplist-entries", "128".to_owned()),
             ("zset-max-ziplist-value", "64".to_owned()),
+            ("zset-max-listpack-entries", "128".to_owned()),
+            ("zset-max-listpack-value", "64".to_owned()),
             ("lazyfree-lazy-user-del", "no".to_owned()),
             ("lazyfree-lazy-user-flush", "no".to_owned()),
             ("lfu-log-factor", "10".to_owned()),
@@ -223,6 +237,12 @@ impl Settings {
             "maxmemory" | "proto-max-bulk-len" | "client-query-buffer-limit" => {
                 parse_memory(value).ok_or_else(|| "argument must be a memory value".to_owned())?;
             }
+            "zset-max-listpack-entries"
+            | "zset-max-listpack-value"
+            | "zset-max-ziplist-entries"
+            | "zset-max-ziplist-value" => {
+                parse_memory(value).ok_or_else(|| "argument must be a memory value".to_owned())?;
+            }
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
             }
@@ -255,6 +275,10 @@ impl Settings {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if !map.contains_key(name) && map.len() >= SETTINGS_LEN_MAX {
             return Err("too many parameters".to_owned());
+        }
+        // Redis 7.0 keeps the ziplist names as aliases of the listpack ones.
+        if let Some(other) = alias(name) {
+            map.insert(other.to_owned(), value.to_owned());
         }
         map.insert(name.to_owned(), value.to_owned());
         Ok(())

@@ -3,7 +3,8 @@
 //! on start. A corrupt file is logged and renamed to `cache.snapshot.corrupt`, never a crash.
 //!
 //! Layout (little-endian): magic `SCSNAP\0\0` (8 bytes) | version u32 | payload length u64 |
-//! CRC32C of the payload u32 | payload (postcard of `Vec<Record>`).
+//! CRC32C of the payload u32 | payload (postcard of `Vec<Record>`). Version 2 added the
+//! sorted set variant at the end of `RecordValue`, so a version 1 file loads unchanged.
 #![deny(clippy::indexing_slicing)]
 
 use std::io::Write as _;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::shard::Entry;
 use crate::cache::value::Value;
+use crate::cache::zset::ZSetValue;
 use crate::cache::{Cache, DATABASES, Error, Result};
 
 /// File name inside the data directory.
@@ -21,7 +23,9 @@ pub(crate) const FILE_NAME: &str = "cache.snapshot";
 /// File magic.
 pub(crate) const MAGIC: [u8; 8] = *b"SCSNAP\0\0";
 /// Format version.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
+/// The oldest version still loaded (version 1 has no sorted sets; its records read the same).
+pub(crate) const VERSION_MIN: u32 = 1;
 /// Header bytes before the payload.
 pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
 
@@ -41,6 +45,8 @@ enum RecordValue {
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     List(Vec<Vec<u8>>),
     Set(Vec<Vec<u8>>),
+    /// Added in version 2: members with their scores, ascending.
+    ZSet(Vec<(Vec<u8>, f64)>),
 }
 
 /// Encodes records into the file bytes.
@@ -63,7 +69,7 @@ fn decode(bytes: &[u8]) -> Result<Vec<Record>, String> {
     }
     let word = |a: usize, b: usize| header.get(a..b).ok_or_else(|| "short header".to_owned());
     let version = u32::from_le_bytes(word(8, 12)?.try_into().map_err(|_| "bad header")?);
-    if version != VERSION {
+    if !(VERSION_MIN..=VERSION).contains(&version) {
         return Err(format!("unknown version {version}"));
     }
     let len = u64::from_le_bytes(word(12, 20)?.try_into().map_err(|_| "bad header")?);
@@ -103,6 +109,12 @@ fn collect(cache: &Cache) -> Vec<Record> {
                     }
                     Value::List(l) => RecordValue::List(l.iter().map(|v| v.to_vec()).collect()),
                     Value::Set(s) => RecordValue::Set(s.iter().map(|v| v.to_vec()).collect()),
+                    Value::ZSet(z) => RecordValue::ZSet(
+                        z.to_vec()
+                            .into_iter()
+                            .map(|(m, s)| (m.to_vec(), s))
+                            .collect(),
+                    ),
                 };
                 records.push(Record {
                     db: db as u32,
@@ -168,6 +180,17 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
                     }
                     RecordValue::Set(s) => {
                         Value::Set(Box::new(s.into_iter().map(Bytes::from).collect()))
+                    }
+                    RecordValue::ZSet(z) => {
+                        // A NaN score can only come from a damaged file; such a member is
+                        // skipped rather than break the order.
+                        let mut z: ZSetValue = z
+                            .into_iter()
+                            .filter(|(_, s)| !s.is_nan())
+                            .map(|(m, s)| (Bytes::from(m), s))
+                            .collect();
+                        z.fit_encoding(inner.zset_listpack());
+                        Value::ZSet(Box::new(z))
                     }
                 };
                 let db = usize::try_from(r.db).unwrap_or(usize::MAX);

@@ -1,4 +1,5 @@
-//! The value types a key can hold: binary-safe strings, hashes, lists and sets.
+//! The value types a key can hold: binary-safe strings, hashes, lists, sets and sorted sets
+//! (the last in `zset.rs`).
 //!
 //! Collections keep a running total of the bytes they are charged ([`HashValue::bytes`] and
 //! the like): every mutation goes through a method here that adds or subtracts what it changed,
@@ -16,6 +17,8 @@ use std::ops::Deref;
 use bytes::Bytes;
 use hashbrown::{HashMap, HashSet};
 
+use crate::cache::zset::ZSetValue;
+
 /// A key's value.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
@@ -27,6 +30,8 @@ pub(crate) enum Value {
     List(Box<ListValue>),
     /// Unordered unique members.
     Set(Box<SetValue>),
+    /// Unique members ordered by score.
+    ZSet(Box<ZSetValue>),
 }
 
 /// Bytes of bookkeeping counted per collection element on top of its data (the `Bytes` handle,
@@ -34,7 +39,7 @@ pub(crate) enum Value {
 pub(crate) const ELEMENT_OVERHEAD_BYTES: usize = 48;
 
 /// Bytes one element of `len` data bytes is charged.
-fn element_bytes(len: usize) -> usize {
+pub(crate) fn element_bytes(len: usize) -> usize {
     len.saturating_add(ELEMENT_OVERHEAD_BYTES)
 }
 
@@ -321,6 +326,7 @@ impl Value {
             Self::Hash(_) => "hash",
             Self::List(_) => "list",
             Self::Set(_) => "set",
+            Self::ZSet(_) => "zset",
         }
     }
 
@@ -348,6 +354,7 @@ impl Value {
                     "hashtable"
                 }
             }
+            Self::ZSet(z) => z.encoding(),
         }
     }
 
@@ -371,6 +378,7 @@ impl Value {
             Self::Hash(h) => h.bytes(),
             Self::List(l) => l.bytes(),
             Self::Set(s) => s.bytes(),
+            Self::ZSet(z) => z.bytes(),
         }
     }
 
@@ -381,6 +389,7 @@ impl Value {
             Self::Hash(h) => h.recount_bytes(),
             Self::List(l) => l.recount_bytes(),
             Self::Set(s) => s.recount_bytes(),
+            Self::ZSet(z) => z.recount_bytes(),
         }
     }
 
@@ -391,6 +400,7 @@ impl Value {
             Self::Hash(h) => h.is_empty(),
             Self::List(l) => l.is_empty(),
             Self::Set(s) => s.is_empty(),
+            Self::ZSet(z) => z.is_empty(),
         }
     }
 }
