@@ -318,6 +318,62 @@ fn set_commands_publish_redis_events() {
     );
 }
 
+#[test]
+fn sorted_set_commands_publish_redis_events() {
+    let s = start();
+    let mut w = Watcher::new(&s, "KEA");
+    for cmd in [
+        &["ZADD", "z", "1", "a", "2", "b"][..],
+        &["ZADD", "z", "1", "a"],
+        &["ZADD", "z", "NX", "5", "a"],
+        &["ZINCRBY", "z", "1", "a"],
+        &["ZADD", "z", "INCR", "1", "a"],
+        &["ZREM", "z", "nosuch"],
+        &["ZREM", "z", "a"],
+        &["ZADD", "z", "3", "c", "4", "d"],
+        &["ZREMRANGEBYSCORE", "z", "3", "3"],
+        &["ZREMRANGEBYRANK", "z", "0", "0"],
+        &["ZREMRANGEBYRANK", "z", "5", "9"],
+        &["ZADD", "l", "0", "x", "0", "y"],
+        &["ZREMRANGEBYLEX", "l", "-", "+"],
+        &["ZPOPMIN", "z"],
+        &["ZADD", "p", "1", "a", "2", "b", "3", "c"],
+        &["ZPOPMAX", "p", "1"],
+        &["ZUNIONSTORE", "u", "1", "p"],
+        &["ZINTERSTORE", "u", "2", "p", "nosuch"],
+        &["ZDIFFSTORE", "u", "1", "p"],
+        &["ZRANGESTORE", "u", "p", "0", "0"],
+        &["ZMPOP", "1", "p", "MIN", "COUNT", "5"],
+    ] {
+        w.run(cmd);
+    }
+    assert_eq!(
+        w.published(),
+        expect(&[
+            (0, "z", "zadd"),
+            (0, "z", "zincr"),
+            (0, "z", "zincr"),
+            (0, "z", "zrem"),
+            (0, "z", "zadd"),
+            (0, "z", "zremrangebyscore"),
+            (0, "z", "zremrangebyrank"),
+            (0, "l", "zadd"),
+            (0, "l", "zremrangebylex"),
+            (0, "l", "del"),
+            (0, "z", "zpopmin"),
+            (0, "z", "del"),
+            (0, "p", "zadd"),
+            (0, "p", "zpopmax"),
+            (0, "u", "zunionstore"),
+            (0, "u", "del"),
+            (0, "u", "zdiffstore"),
+            (0, "u", "zrangestore"),
+            (0, "p", "zpopmin"),
+            (0, "p", "del"),
+        ])
+    );
+}
+
 /// Redis's suite, unit/type/set: "SMOVE only notify dstset when the addition is successful" —
 /// a WATCH on the destination survives an SMOVE of a member it already holds.
 #[test]

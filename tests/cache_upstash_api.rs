@@ -175,3 +175,34 @@ async fn multi_exec_over_maxmemory_is_refused_whole() {
     let (_, v) = call(&app, "GET", "/redis/exists/x", None, false).await;
     assert_eq!(v, json!({"result": 0}));
 }
+
+#[tokio::test]
+async fn sorted_set_commands_pass_through() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine);
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/redis",
+        Some(json!(["ZADD", "board", 0.1, "ann", 2, "bob"])),
+        false,
+    )
+    .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": 2})));
+    let (_, v) = call(
+        &app,
+        "GET",
+        "/redis/zrange/board/0/-1/WITHSCORES",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"result": ["ann", "0.10000000000000001", "bob", "2"]})
+    );
+    let (_, v) = call(&app, "GET", "/redis/zscore/board/bob", None, false).await;
+    assert_eq!(v, json!({"result": "2"}));
+    let (_, v) = call(&app, "GET", "/redis/zrevrank/board/ann", None, false).await;
+    assert_eq!(v, json!({"result": 1}));
+}

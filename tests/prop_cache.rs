@@ -4,7 +4,8 @@
 //! PEXPIRE, PERSIST, EXISTS, PTTL and clock advances) run against the cache and against a
 //! `BTreeMap` model on the same `ManualClock`; replies must match step by step. Random frames
 //! encode and decode back; arbitrary bytes go through both decoders. Random sequences of
-//! collection commands keep the memory account equal to a full recount.
+//! collection commands keep the memory account equal to a full recount. Random sorted set
+//! commands match a sorted `Vec` model reply for reply.
 #![allow(
     clippy::unwrap_used,
     reason = "helpers below are test code outside #[test] functions"
@@ -157,6 +158,18 @@ proptest! {
         }
     }
 
+    /// Sorted set commands agree with a sorted `Vec` of (member, score) step by step.
+    #[test]
+    fn sorted_set_matches_model(ops in proptest::collection::vec(zop(), 1..80)) {
+        let cache = Cache::new(CacheConfig::default(), Arc::new(ManualClock::new(1_000)));
+        let mut model = ZModel::default();
+        for op in &ops {
+            let expected = model.apply(op);
+            let got = cache.execute(0, &zargs(op));
+            prop_assert_eq!(got, expected, "op {:?}", op);
+        }
+    }
+
     /// Collections are charged their element bytes through every mutation path: after each
     /// random command the O(1)-per-write account equals a full recount.
     #[test]
@@ -205,6 +218,184 @@ proptest! {
     }
 }
 
+/// A sorted set command on the key `z`: members `m0`…`m5`, scores in halves so that ties
+/// (ordered by member) are common.
+#[derive(Debug, Clone)]
+enum ZOp {
+    Add(u8, i8),
+    IncrBy(u8, i8),
+    Rem(u8),
+    Rank(u8, bool),
+    Range(i8, i8, bool),
+    RangeByScore(i8, i8),
+    Count(i8, i8),
+    PopMin,
+    RemRangeByRank(i8, i8),
+}
+
+fn zop() -> impl Strategy<Value = ZOp> {
+    let m = 0u8..6;
+    let s = -4i8..5;
+    prop_oneof![
+        3 => (m.clone(), s.clone()).prop_map(|(m, s)| ZOp::Add(m, s)),
+        1 => (m.clone(), s.clone()).prop_map(|(m, s)| ZOp::IncrBy(m, s)),
+        1 => m.clone().prop_map(ZOp::Rem),
+        1 => (m, any::<bool>()).prop_map(|(m, r)| ZOp::Rank(m, r)),
+        1 => (-7i8..7, -7i8..7, any::<bool>()).prop_map(|(a, b, r)| ZOp::Range(a, b, r)),
+        1 => (s.clone(), s.clone()).prop_map(|(a, b)| ZOp::RangeByScore(a, b)),
+        1 => (s.clone(), s).prop_map(|(a, b)| ZOp::Count(a, b)),
+        1 => Just(ZOp::PopMin),
+        1 => (-7i8..7, -7i8..7).prop_map(|(a, b)| ZOp::RemRangeByRank(a, b)),
+    ]
+}
+
+fn half(s: i8) -> f64 {
+    f64::from(s) / 2.0
+}
+
+fn zargs(op: &ZOp) -> Vec<Bytes> {
+    let text = match op {
+        ZOp::Add(m, s) => format!("ZADD z {} m{m}", half(*s)),
+        ZOp::IncrBy(m, s) => format!("ZINCRBY z {} m{m}", half(*s)),
+        ZOp::Rem(m) => format!("ZREM z m{m}"),
+        ZOp::Rank(m, false) => format!("ZRANK z m{m}"),
+        ZOp::Rank(m, true) => format!("ZREVRANK z m{m}"),
+        ZOp::Range(a, b, false) => format!("ZRANGE z {a} {b} WITHSCORES"),
+        ZOp::Range(a, b, true) => format!("ZREVRANGE z {a} {b}"),
+        ZOp::RangeByScore(a, b) => format!("ZRANGEBYSCORE z {} ({}", half(*a), half(*b)),
+        ZOp::Count(a, b) => format!("ZCOUNT z ({} {}", half(*a), half(*b)),
+        ZOp::PopMin => "ZPOPMIN z".to_owned(),
+        ZOp::RemRangeByRank(a, b) => format!("ZREMRANGEBYRANK z {a} {b}"),
+    };
+    text.split(' ').map(|w| Bytes::from(w.to_owned())).collect()
+}
+
+/// The model: (member, score) ascending by score, then member.
+#[derive(Default)]
+struct ZModel(Vec<(String, f64)>);
+
+impl ZModel {
+    fn sort(&mut self) {
+        self.0
+            .sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then_with(|| a.0.cmp(&b.0)));
+    }
+
+    fn position(&self, m: &str) -> Option<usize> {
+        self.0.iter().position(|(x, _)| x == m)
+    }
+
+    /// Redis's inclusive index range over the current length.
+    fn indexes(&self, a: i8, b: i8) -> Option<(usize, usize)> {
+        let len = self.0.len() as i64;
+        let mut a = i64::from(a);
+        let mut b = i64::from(b);
+        if a < 0 {
+            a += len;
+        }
+        if b < 0 {
+            b += len;
+        }
+        let a = a.max(0);
+        if a > b || a >= len {
+            return None;
+        }
+        Some((a as usize, b.min(len - 1) as usize))
+    }
+
+    fn apply(&mut self, op: &ZOp) -> Frame {
+        let score = Frame::Double;
+        let member = |m: &str| Frame::bulk(m.as_bytes());
+        match op {
+            ZOp::Add(m, s) => {
+                let m = format!("m{m}");
+                let new = match self.position(&m) {
+                    Some(i) => {
+                        self.0[i].1 = half(*s);
+                        false
+                    }
+                    None => {
+                        self.0.push((m, half(*s)));
+                        true
+                    }
+                };
+                self.sort();
+                Frame::Integer(i64::from(new))
+            }
+            ZOp::IncrBy(m, s) => {
+                let m = format!("m{m}");
+                let v = match self.position(&m) {
+                    Some(i) => {
+                        self.0[i].1 += half(*s);
+                        self.0[i].1
+                    }
+                    None => {
+                        self.0.push((m, half(*s)));
+                        half(*s)
+                    }
+                };
+                self.sort();
+                score(v)
+            }
+            ZOp::Rem(m) => match self.position(&format!("m{m}")) {
+                Some(i) => {
+                    self.0.remove(i);
+                    Frame::Integer(1)
+                }
+                None => Frame::Integer(0),
+            },
+            ZOp::Rank(m, rev) => match self.position(&format!("m{m}")) {
+                Some(i) if *rev => Frame::Integer((self.0.len() - 1 - i) as i64),
+                Some(i) => Frame::Integer(i as i64),
+                None => Frame::Null,
+            },
+            ZOp::Range(a, b, rev) => {
+                let mut items: Vec<(String, f64)> = self.0.clone();
+                if *rev {
+                    items.reverse();
+                }
+                let Some((a, b)) = self.indexes(*a, *b) else {
+                    return Frame::Array(Vec::new());
+                };
+                let mut out = Vec::new();
+                for (m, s) in &items[a..=b] {
+                    out.push(member(m));
+                    if !rev {
+                        out.push(score(*s));
+                    }
+                }
+                Frame::Array(out)
+            }
+            ZOp::RangeByScore(a, b) => Frame::Array(
+                self.0
+                    .iter()
+                    .filter(|(_, s)| *s >= half(*a) && *s < half(*b))
+                    .map(|(m, _)| member(m))
+                    .collect(),
+            ),
+            ZOp::Count(a, b) => Frame::Integer(
+                self.0
+                    .iter()
+                    .filter(|(_, s)| *s > half(*a) && *s <= half(*b))
+                    .count() as i64,
+            ),
+            ZOp::PopMin => {
+                if self.0.is_empty() {
+                    return Frame::Array(Vec::new());
+                }
+                let (m, s) = self.0.remove(0);
+                Frame::Array(vec![member(&m), score(s)])
+            }
+            ZOp::RemRangeByRank(a, b) => match self.indexes(*a, *b) {
+                Some((a, b)) => {
+                    self.0.drain(a..=b);
+                    Frame::Integer((b - a + 1) as i64)
+                }
+                None => Frame::Integer(0),
+            },
+        }
+    }
+}
+
 /// Templates of the commands that change collections (and a few that move or drop whole keys);
 /// an empty vector advances the clock and runs the active expiry cycle.
 const COLLECTION_TEMPLATES: &[&str] = &[
@@ -242,6 +433,20 @@ const COLLECTION_TEMPLATES: &[&str] = &[
     "SINTERSTORE j k j",
     "SUNIONSTORE j k j",
     "SDIFFSTORE j k j",
+    "ZADD k 1 v 2 w",
+    "ZADD k GT CH 3 v",
+    "ZINCRBY k 1.5 w",
+    "ZREM k v",
+    "ZPOPMIN k",
+    "ZPOPMAX k 2",
+    "ZREMRANGEBYRANK k 0 0",
+    "ZREMRANGEBYSCORE k 1 2",
+    "ZREMRANGEBYLEX k - [b",
+    "ZMPOP 2 k j MAX COUNT 2",
+    "ZUNIONSTORE j 2 k j WEIGHTS 2 1",
+    "ZINTERSTORE j 2 k j",
+    "ZDIFFSTORE j 2 k j",
+    "ZRANGESTORE j k 0 1",
     "SET k v",
     "APPEND k v",
     "INCR k",

@@ -713,7 +713,7 @@ impl Connection {
     ) -> Frame {
         let argv: Vec<&[u8]> = owned.iter().map(|a| &a[..]).collect();
         let args = &argv[..];
-        let timeout_at = if spec.name == "blmpop" {
+        let timeout_at = if matches!(spec.name, "blmpop" | "bzmpop") {
             1
         } else {
             args.len().saturating_sub(1)

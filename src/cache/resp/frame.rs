@@ -131,8 +131,10 @@ impl Frame {
     }
 }
 
-/// Redis's `%.17g` rendering of a double for RESP3 and for INCRBYFLOAT-style replies: integral
-/// values print without a fraction, infinities as `inf`/`-inf`.
+/// A double as Redis's `addReplyDouble` prints it: C's `%.17g` (17 significant digits, the
+/// shorter of fixed and exponent form, trailing zeros dropped), so `0.1` is
+/// `0.10000000000000001` and `1e300` is `1.0000000000000001e+300`; infinities as
+/// `inf`/`-inf`.
 #[must_use]
 pub fn format_double(d: f64) -> String {
     if d.is_infinite() {
@@ -145,11 +147,35 @@ pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         return "nan".to_owned();
     }
-    if d == d.trunc() && d.abs() < 1e17 {
-        // Exact integer below 2^56-ish: `%.17g` prints it without exponent or fraction.
-        return format!("{d:.0}");
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
-    let s = format!("{d}");
+    // The exponent of the value rounded to 17 significant digits decides the form.
+    let sci = format!("{d:.16e}");
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return sci;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..17).contains(&exp) {
+        let decimals = usize::try_from(16 - exp).unwrap_or(0);
+        trim_fraction(format!("{d:.decimals$}"))
+    } else {
+        let mantissa = trim_fraction(mantissa.to_owned());
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+    }
+}
+
+/// Drops trailing zeros of a fraction, and the point when nothing is left after it.
+fn trim_fraction(mut s: String) -> String {
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
     s
 }
 
@@ -907,5 +933,16 @@ mod tests {
         assert_eq!(format_double(10.5), "10.5");
         assert_eq!(format_double(3.0), "3");
         assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
+        // `%.17g`, as Redis 7.0's addReplyDouble.
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(1e300), "1.0000000000000001e+300");
+        assert_eq!(format_double(-0.0), "-0");
+        assert_eq!(format_double(1e17), "1e+17");
+        assert_eq!(format_double(12345678901234567.0), "12345678901234568");
+        assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_double(-2.5e-10), "-2.5000000000000002e-10");
     }
 }
