@@ -1,6 +1,7 @@
 //! Capability: Redis's own Tcl test suite (7.0.15; units protocol, type/string, expire,
 //! keyspace, type/hash, type/list, type/set, type/incr, info) passes against streamcache at the
-//! conformance bar of 583 tests (95% of stock Redis's 614).
+//! conformance bar of 583 tests (95% of stock Redis's 614); unit type/zset, run on its own,
+//! passes what docs/conformance.md records.
 //! Method: start the real binary on ephemeral ports, read its ready line for the RESP address,
 //! run `../shared/tools/redis-suite.sh` with `REDIS_TESTS_DIR` from the environment (get it with
 //! `scripts/fetch-redis-suite.sh`), and read the suite's last line `N passed, M failed`.
@@ -18,6 +19,9 @@ use std::process::{Command, Stdio};
 
 /// The bar from the issue: 95% of what stock Redis 7.0.15 passes with the script's defaults.
 const PASSED_MIN: u64 = 583;
+/// `unit/type/zset`, run separately: what streamcache passes (see docs/conformance.md); none
+/// of it may fail.
+const ZSET_PASSED_MIN: u64 = 308;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -46,8 +50,9 @@ impl Drop for Child {
     }
 }
 
-#[test]
-fn redis_own_suite_passes_the_bar() {
+/// Starts the real binary on ephemeral ports, runs the suite script on `units` (its default
+/// units when empty) and returns its stdout; the last line is `N passed, M failed`.
+fn run_suite(units: &[&str]) -> String {
     let tests_dir = std::env::var("REDIS_TESTS_DIR").expect(
         "set REDIS_TESTS_DIR to Redis 7.0.15's tests (run scripts/fetch-redis-suite.sh, which uses Debian's `redis` source package)",
     );
@@ -83,22 +88,49 @@ fn redis_own_suite_passes_the_bar() {
 
     let out = Command::new("bash")
         .arg(suite_script())
+        .args(units)
         .env("REDIS_TESTS_DIR", &tests_dir)
         .env("HOST", host)
         .env("PORT", port)
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     println!("{text}");
+    text
+}
+
+/// The (passed, failed) counts of the suite's last line.
+fn counts(text: &str) -> (u64, u64) {
     let last = text.lines().last().unwrap_or_default();
-    let passed: u64 = last
-        .split_whitespace()
-        .next()
+    let mut words = last.split_whitespace();
+    let passed = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let failed = words
+        .nth(1)
         .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(u64::MAX);
+    (passed, failed)
+}
+
+#[test]
+fn redis_own_suite_passes_the_bar() {
+    let text = run_suite(&[]);
+    let (passed, _) = counts(&text);
     assert!(
         passed >= PASSED_MIN,
-        "Redis suite: {last:?}; the bar is {PASSED_MIN} passed"
+        "Redis suite: {:?}; the bar is {PASSED_MIN} passed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar (which keeps its units and count).
+#[test]
+fn redis_own_zset_unit_passes() {
+    let text = run_suite(&["unit/type/zset"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= ZSET_PASSED_MIN && failed == 0,
+        "unit/type/zset: {:?}; expected at least {ZSET_PASSED_MIN} passed and none failed",
+        text.lines().last()
     );
 }
