@@ -623,6 +623,11 @@ fn random_members_scan_and_encoding() {
             (bulk("c"), bulk("3"))
         ]
     );
+    // A listpack-encoded set scans whole in one call, whatever COUNT, as Redis answers it.
+    assert_eq!(
+        c.cmd(&["ZSCAN", "z", "0", "COUNT", "1", "MATCH", "[ab]"]),
+        Frame::Array(vec![bulk("0"), bulks(&["a", "1", "b", "2"])])
+    );
     // OBJECT ENCODING follows zset-max-listpack-entries/-value and sticks once a skiplist.
     assert_eq!(c.cmd(&["OBJECT", "ENCODING", "z"]), bulk("listpack"));
     let long = "x".repeat(65);

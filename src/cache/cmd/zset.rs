@@ -917,6 +917,8 @@ fn picked(ctx: &mut Ctx<'_>, key: &[u8], picks: Vec<usize>, withscores: bool, on
 pub(crate) fn zscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let (next, page) = match tri!(get_zset(ctx, arg(args, 1))) {
+        // As Redis: a listpack-encoded set is answered whole, in order, with cursor 0.
+        Some(z) if z.encoding() == "listpack" => (0, z.to_vec()),
         Some(z) => {
             use std::hash::BuildHasher;
             let hasher = z.hasher();
