@@ -9,8 +9,9 @@
 //! dropped.
 //!
 //! Layout under the log directory: `topics/<topic>/<partition>/<base offset:020>.{log,index,
-//! timeindex}`, `meta/` (a fjall database: topic configs and committed offsets) and
-//! `deleting/<topic>/` (a deleted topic's files while they are removed).
+//! timeindex}` with the partition's `recovery-point` file beside them, `meta/` (a fjall
+//! database: topic configs and committed offsets) and `deleting/<topic>/` (a deleted topic's
+//! files while they are removed).
 //!
 //! A topic exists when its metadata record does: deletion removes the record first, then
 //! renames the directory into `deleting/` and removes it; creation writes fresh partition
@@ -24,6 +25,7 @@ mod index;
 mod partitioner;
 mod reader;
 mod recovery;
+mod recovery_point;
 mod segment;
 mod writer;
 
@@ -1059,8 +1061,10 @@ impl Log {
         enforce_retention(&self.inner)
     }
 
-    /// fsyncs every partition and the metadata database, and writes the active segments'
-    /// indexes. Called at shutdown.
+    /// fsyncs every partition and the metadata database, writes the active segments' indexes,
+    /// and records each partition's log end in its `recovery-point` file (after fsyncing every
+    /// segment from the old point on), so the next open re-validates nothing. Called at
+    /// shutdown.
     ///
     /// # Errors
     /// The first I/O or metadata error.
@@ -1069,6 +1073,7 @@ impl Log {
             for p in &topic.partitions {
                 p.flush()?;
                 p.write_active_indexes()?;
+                p.checkpoint()?;
             }
         }
         self.inner

@@ -6,6 +6,11 @@
 //! that were once acknowledged have changed: that is [`ScanError`], naming the position, and
 //! never skipped. Base offsets must continue exactly from the segment's base, because
 //! `base_offset` lies outside the CRC.
+//!
+//! [`Rules`] adds the recovery point: a failure below it is corruption even at the tail (those
+//! batches were fsynced), and at or above it, for a partition that ran under `interval_ms` or
+//! `never`, the first invalid batch ends the segment wherever it is, because page writeback
+//! order is arbitrary and a power loss can leave zeros with written pages after them.
 
 #![deny(clippy::indexing_slicing)]
 
@@ -99,7 +104,29 @@ pub(crate) enum ScanFailure {
     Io(std::io::Error),
 }
 
-/// Verifies every batch of a segment whose first offset must be `base_offset`.
+/// What a scan does with a batch that fails verification, by the offset it should start at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rules {
+    /// Every batch below this offset was known to be on disk: a failure there is
+    /// [`ScanFailure::Corrupt`], even at the end of the file.
+    pub(crate) recovery_point: u64,
+    /// At or above the recovery point, the first invalid batch ends the segment (a torn tail
+    /// however much data follows it). Otherwise only a torn tail is cut: a failure that reaches
+    /// the end of the file or is followed only by zeros.
+    pub(crate) first_invalid_ends: bool,
+}
+
+impl Rules {
+    /// The torn-tail policy alone (no recovery point): only a failure that reaches the end of
+    /// the file or is followed only by zeros is cut.
+    pub(crate) const TORN_TAIL: Self = Self {
+        recovery_point: 0,
+        first_invalid_ends: false,
+    };
+}
+
+/// Verifies every batch of a segment whose first offset must be `base_offset`, under
+/// [`Rules::TORN_TAIL`].
 ///
 /// # Errors
 /// [`ScanFailure::Corrupt`] for a bad batch followed by more data, [`ScanFailure::Io`] when
@@ -108,18 +135,20 @@ pub(crate) fn scan_segment<S: Source + ?Sized>(
     src: &S,
     base_offset: u64,
 ) -> Result<Scan, ScanFailure> {
-    scan_segment_from(src, 0, base_offset)
+    scan_segment_from(src, 0, base_offset, Rules::TORN_TAIL)
 }
 
 /// As [`scan_segment`], from byte position `start`, where a batch whose first offset is
-/// `first_offset` must begin (a batch boundary taken from the offset index).
+/// `first_offset` must begin (a batch boundary taken from the offset index), under `rules`.
 ///
 /// # Errors
-/// As [`scan_segment`].
+/// [`ScanFailure::Corrupt`] for a bad batch that `rules` do not let end the segment,
+/// [`ScanFailure::Io`] when reading fails.
 pub(crate) fn scan_segment_from<S: Source + ?Sized>(
     src: &S,
     start: u64,
     first_offset: u64,
+    rules: Rules,
 ) -> Result<Scan, ScanFailure> {
     let file_len = src.len();
     let mut scan = Scan::default();
@@ -163,21 +192,31 @@ pub(crate) fn scan_segment_from<S: Source + ?Sized>(
                 ),
                 Some(info.len),
             ),
-            Err(BatchError::Incomplete { needed }) => {
-                torn(
-                    &mut scan,
-                    format!("incomplete batch: {got} of {needed} bytes"),
-                );
-                break;
-            }
+            // The file ends inside the batch, so the batch reaches the end.
+            Err(BatchError::Incomplete { needed }) => (
+                format!("incomplete batch: {got} of {needed} bytes"),
+                Some(usize::MAX),
+            ),
             Err(BatchError::Invalid {
                 reason,
                 claimed_len,
             }) => (reason, claimed_len),
         };
         let (reason, len) = failure;
-        let reaches_end = len.is_some_and(|l| pos + l as u64 >= file_len);
-        if reaches_end || all_zero(src, pos, file_len).map_err(ScanFailure::Io)? {
+        if expected < rules.recovery_point {
+            return Err(ScanFailure::Corrupt(ScanError {
+                position: pos,
+                reason: format!(
+                    "{reason} (offset {expected} is below the recovery point {}: it was on disk)",
+                    rules.recovery_point
+                ),
+            }));
+        }
+        let reaches_end = len.is_some_and(|l| pos.saturating_add(l as u64) >= file_len);
+        if rules.first_invalid_ends
+            || reaches_end
+            || all_zero(src, pos, file_len).map_err(ScanFailure::Io)?
+        {
             torn(&mut scan, reason);
             break;
         }
@@ -210,12 +249,32 @@ fn all_zero<S: Source + ?Sized>(src: &S, mut pos: u64, end: u64) -> std::io::Res
 }
 
 /// Fuzz body for the `log_segment` target: recovery on arbitrary bytes, then decoding every
-/// batch it kept. Checks the scan's own invariants.
+/// batch it kept; then the scan a partition past its recovery point under `interval_ms` or
+/// `never` runs, which never refuses a segment. Checks the scans' own invariants.
 ///
 /// # Panics
 /// Only when recovery breaks an invariant (every byte accounted for, kept batches contiguous):
 /// that is the bug the fuzzer hunts for, so the assertions are deliberate.
 pub fn fuzz_log_segment(data: &[u8]) {
+    let cut = scan_segment_from(
+        data,
+        0,
+        0,
+        Rules {
+            recovery_point: 0,
+            first_invalid_ends: true,
+        },
+    );
+    assert!(
+        !matches!(cut, Err(ScanFailure::Corrupt(_))),
+        "a cutting scan never refuses a segment"
+    );
+    if let Ok(scan) = &cut {
+        assert!(
+            scan.valid_len + scan.torn_bytes == data.len() as u64,
+            "a cutting scan accounts for every byte"
+        );
+    }
     let Ok(scan) = scan_segment(data, 0) else {
         return;
     };

@@ -19,7 +19,8 @@ use tokio::sync::watch;
 use super::error::{Error, Result, io_at};
 use super::index::{OffsetIndex, TimeIndex};
 use super::reader::ReadBuffers;
-use super::recovery::{self, ScanFailure};
+use super::recovery::{self, Rules, ScanFailure};
+use super::recovery_point::{self, Found, RecoveryPoint};
 use super::segment::{self, BatchInfo};
 use super::{FlushPolicy, Offset, Record, TopicConfig};
 use crate::clock::SharedClock;
@@ -245,6 +246,9 @@ pub struct Partition {
     sync: Mutex<SyncState>,
     /// Signalled when a sync completes.
     synced_cv: Condvar,
+    /// The offset the `recovery-point` file records: every batch below it is on disk. Raised
+    /// by a durable roll and by [`Partition::checkpoint`]; lock order `state` then this.
+    recovery_point: Mutex<Offset>,
     /// The end offset readers may see; tailing readers wait on it.
     pub(crate) end_tx: watch::Sender<Offset>,
     /// Set log-wide after a failed fsync; refuses further writes.
@@ -265,7 +269,13 @@ pub(crate) struct Placed {
 }
 
 impl Partition {
-    /// Opens (or creates) the partition in `dir`, recovering the active segment.
+    /// Opens (or creates) the partition in `dir`, recovering its segments under the rules its
+    /// `recovery-point` file sets (see [`recover_segments`]), then makes everything at or above
+    /// the old recovery point durable and records the log end as the new one.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a bad batch below the recovery point, a bad batch the rules do
+    /// not let end the log, or a log ending below its recovery point; [`Error::Io`].
     pub(crate) fn open(
         topic: &str,
         id: u32,
@@ -293,43 +303,49 @@ impl Partition {
             }
         }
         bases.sort_unstable();
-        let mut segments = BTreeMap::new();
-        let mut total_bytes = 0;
-        let last = bases.last().copied();
-        // The sealed segment before `base`: its path, length and the offset after its last
-        // record, which must be `base`.
-        let mut previous: Option<(PathBuf, u64, Offset)> = None;
-        for &base in &bases {
-            if let Some((path, len, ends)) = previous.take()
-                && ends != base
-            {
-                return Err(Error::Corrupt {
-                    segment: path,
-                    position: len,
-                    reason: format!(
-                        "sealed segment ends before offset {ends}, the next segment starts at {base}"
-                    ),
-                });
-            }
-            let seg = if Some(base) == last {
-                open_active(&dir, base)?
-            } else {
-                let (seg, last_offset) = open_sealed(&dir, base)?;
-                let len = seg.len.load(Ordering::Acquire);
-                previous = Some((seg.path.clone(), len, last_offset.map_or(base, |o| o + 1)));
-                seg
-            };
-            total_bytes += seg.len.load(Ordering::Acquire);
-            segments.insert(base, Arc::new(seg));
+        let name = PartitionName { topic, id };
+        let recorded = read_recovery_point(&dir, name, !bases.is_empty())?;
+        let rules = recorded.map_or(Rules::TORN_TAIL, |rp| Rules {
+            recovery_point: rp.offset,
+            first_invalid_ends: rp.policy != FlushPolicy::Always,
+        });
+        let (mut segments, mut next_offset) = recover_segments(&dir, &bases, rules, name)?;
+        if next_offset < rules.recovery_point {
+            let (segment, position) = segments.values().next_back().map_or_else(
+                || (dir.clone(), 0),
+                |s| (s.path.clone(), s.len.load(Ordering::Acquire)),
+            );
+            return Err(Error::Corrupt {
+                segment,
+                position,
+                reason: format!(
+                    "the log ends at offset {next_offset}, below its recovery point {}: records that were on disk are missing",
+                    rules.recovery_point
+                ),
+            });
         }
-        let mut next_offset = 0;
-        if let Some(active) = segments.values().next_back() {
-            next_offset = last_offset_of(active)?.map_or(active.base, |o| o + 1);
-        } else {
+        if segments.is_empty() {
             let seg = create_segment(&dir, 0)?;
             sync_dir(&dir)?;
             segments.insert(0, Arc::new(seg));
+            next_offset = 0;
         }
+        let current = RecoveryPoint {
+            offset: next_offset,
+            policy: config.flush_policy,
+        };
+        if recorded != Some(current) {
+            // The point moves to the log end, so everything from the old point on must be on
+            // disk first: under `never` and `interval_ms` it may still be in the page cache.
+            for (_, seg) in segments.range(floor_base(&segments, rules.recovery_point)..) {
+                seg.file.sync_data().map_err(io_at(&seg.path))?;
+            }
+            recovery_point::write(&dir, current)?;
+        }
+        let total_bytes = segments
+            .values()
+            .map(|s| s.len.load(Ordering::Acquire))
+            .sum();
         let log_start = segments.keys().next().copied().unwrap_or(0);
         let now_ms = clock.monotonic_ns() / 1_000_000;
         let (end_tx, _) = watch::channel(next_offset);
@@ -354,6 +370,7 @@ impl Partition {
                 last_sync_ms: now_ms,
             }),
             synced_cv: Condvar::new(),
+            recovery_point: Mutex::new(next_offset),
             end_tx,
             poisoned,
             buffers,
@@ -464,8 +481,67 @@ impl Partition {
         if durable {
             let mut sync = self.sync.lock()?;
             sync.synced = sync.synced.max(base);
+            drop(sync);
+            // Every batch below the new base is on disk now: the old active segment was just
+            // fsynced, and each earlier one at its own durable roll or at open.
+            self.raise_recovery_point(base)?;
         }
         Ok(())
+    }
+
+    /// Records `offset` in the `recovery-point` file when it is past the recorded one. The
+    /// caller guarantees every batch below `offset` is on disk.
+    fn raise_recovery_point(&self, offset: Offset) -> Result<()> {
+        let mut rp = self.recovery_point.lock()?;
+        if offset > *rp {
+            recovery_point::write(
+                &self.dir,
+                RecoveryPoint {
+                    offset,
+                    policy: self.config.flush_policy,
+                },
+            )?;
+            *rp = offset;
+        }
+        Ok(())
+    }
+
+    /// fsyncs every segment from the one holding the recovery point to the end, then records
+    /// the log end as the new recovery point: a clean shutdown or an explicit flush, after which
+    /// a restart re-validates nothing. Under `never` the sealed segments since the last point
+    /// were never fsynced, so this is where they reach the disk.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after an earlier failed fsync, [`Error::Io`] when an fsync (which
+    /// poisons the log) or the file write fails.
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        if self.poisoned.is_tripped() {
+            return Err(Error::Poisoned);
+        }
+        let (end, unflushed) = {
+            let state = self.state.lock()?;
+            let rp = *self.recovery_point.lock()?;
+            if state.next_offset <= rp {
+                return Ok(());
+            }
+            let from = floor_base(&state.segments, rp);
+            let unflushed: Vec<Arc<Segment>> = state
+                .segments
+                .range(from..)
+                .map(|(_, s)| s.clone())
+                .collect();
+            (state.next_offset, unflushed)
+        };
+        for seg in &unflushed {
+            if let Err(source) = seg.file.sync_data() {
+                self.poisoned.trip();
+                return Err(Error::Io {
+                    path: seg.path.clone(),
+                    source,
+                });
+            }
+        }
+        self.raise_recovery_point(end)
     }
 
     /// Blocks until every offset below `target` is on disk, running the fsync itself if no
@@ -671,20 +747,13 @@ pub(super) fn create_segment(dir: &Path, base: Offset) -> Result<Segment> {
     let path = segment_path(dir, base);
     let file = open_file(&path, true)?;
     file.set_len(0).map_err(io_at(&path))?;
-    Ok(Segment {
-        base,
-        path,
-        file,
-        len: AtomicU64::new(0),
-        index: RwLock::new(OffsetIndex::new()),
-        time_index: RwLock::new(TimeIndex::new()),
-        max_timestamp_ms: AtomicI64::new(i64::MIN),
-    })
+    Ok(segment_over(base, path, file, 0))
 }
 
-/// Scans a whole segment and builds its indexes; the scan result is returned too.
-fn scan_into(seg: &Segment, index_interval_bytes: u64) -> Result<recovery::Scan> {
-    let scan = recovery::scan_segment(&seg.file, seg.base).map_err(|f| match f {
+/// Scans a whole segment under `rules` and builds its indexes from the valid batches; the
+/// scan result is returned too.
+fn scan_into(seg: &Segment, index_interval_bytes: u64, rules: Rules) -> Result<recovery::Scan> {
+    let scan = recovery::scan_segment_from(&seg.file, 0, seg.base, rules).map_err(|f| match f {
         ScanFailure::Corrupt(e) => Error::Corrupt {
             segment: seg.path.clone(),
             position: e.position,
@@ -710,48 +779,9 @@ fn scan_into(seg: &Segment, index_interval_bytes: u64) -> Result<recovery::Scan>
 /// Default spacing of offset-index entries when rebuilding.
 const REBUILD_INDEX_INTERVAL_BYTES: u64 = 4096;
 
-/// Opens the active segment: verify every batch and cut a torn tail.
-fn open_active(dir: &Path, base: Offset) -> Result<Segment> {
-    let path = segment_path(dir, base);
-    let file = open_file(&path, false)?;
-    let seg = Segment {
-        base,
-        path,
-        file,
-        len: AtomicU64::new(0),
-        index: RwLock::new(OffsetIndex::new()),
-        time_index: RwLock::new(TimeIndex::new()),
-        max_timestamp_ms: AtomicI64::new(i64::MIN),
-    };
-    let scan = scan_into(&seg, REBUILD_INDEX_INTERVAL_BYTES)?;
-    if scan.torn_bytes > 0 {
-        seg.file.set_len(scan.valid_len).map_err(io_at(&seg.path))?;
-        seg.file.sync_all().map_err(io_at(&seg.path))?;
-        tracing::warn!(
-            segment = %seg.path.display(),
-            bytes = scan.torn_bytes,
-            kept = scan.valid_len,
-            reason = scan.torn_reason.as_deref().unwrap_or(""),
-            "recovery truncated a torn tail"
-        );
-    }
-    seg.len.store(scan.valid_len, Ordering::Release);
-    Ok(seg)
-}
-
-/// Opens a sealed segment and returns it with its last offset (`None` when it holds no batch).
-///
-/// Its index files are trusted when they validate and the batches from the last indexed one
-/// to the end of the file verify and continue it (a cheap check of the tail, which a crash
-/// under `flush.policy = never` can tear: the roll fsyncs nothing then). Otherwise the whole
-/// segment is scanned: the indexes are rebuilt, or a bad batch is [`Error::Corrupt`] naming the
-/// segment and position — a sealed segment is followed by the next, so its tail cannot be cut
-/// off without losing offsets.
-fn open_sealed(dir: &Path, base: Offset) -> Result<(Segment, Option<Offset>)> {
-    let path = segment_path(dir, base);
-    let file = open_file(&path, false)?;
-    let len = file.metadata().map_err(io_at(&path))?.len();
-    let seg = Segment {
+/// A segment over an open file with empty indexes.
+fn segment_over(base: Offset, path: PathBuf, file: File, len: u64) -> Segment {
+    Segment {
         base,
         path,
         file,
@@ -759,7 +789,219 @@ fn open_sealed(dir: &Path, base: Offset) -> Result<(Segment, Option<Offset>)> {
         index: RwLock::new(OffsetIndex::new()),
         time_index: RwLock::new(TimeIndex::new()),
         max_timestamp_ms: AtomicI64::new(i64::MIN),
-    };
+    }
+}
+
+/// Names a partition in recovery's log lines.
+#[derive(Debug, Clone, Copy)]
+struct PartitionName<'a> {
+    topic: &'a str,
+    id: u32,
+}
+
+/// Reads the partition's `recovery-point` file. A missing one (a partition written before
+/// recovery points existed) or one that does not decode gives `None`, logged when the
+/// partition has segments: recovery then runs under [`Rules::TORN_TAIL`], as before.
+fn read_recovery_point(
+    dir: &Path,
+    name: PartitionName<'_>,
+    has_segments: bool,
+) -> Result<Option<RecoveryPoint>> {
+    match recovery_point::read(dir)? {
+        Found::Valid(rp) => Ok(Some(rp)),
+        Found::Missing => {
+            if has_segments {
+                tracing::info!(
+                    topic = name.topic,
+                    partition = name.id,
+                    "no recovery-point file; recovering with recovery point 0 and the torn-tail rules"
+                );
+            }
+            Ok(None)
+        }
+        Found::Invalid(e) => {
+            tracing::warn!(
+                topic = name.topic,
+                partition = name.id,
+                reason = %e,
+                "the recovery-point file is invalid; recovering with recovery point 0 and the torn-tail rules"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Base of the segment holding `offset` (the first segment when `offset` precedes them all).
+fn floor_base(segments: &BTreeMap<Offset, Arc<Segment>>, offset: Offset) -> Offset {
+    segments
+        .range(..=offset)
+        .next_back()
+        .or_else(|| segments.iter().next())
+        .map_or(0, |(b, _)| *b)
+}
+
+/// Opens the segments `bases` (sorted) under `rules`; returns them with the log end offset.
+///
+/// A segment wholly below the recovery point is opened as sealed ([`open_sealed`]: its index
+/// trusted when its tail verifies); any failure there is [`Error::Corrupt`]. The last segment,
+/// and under `first_invalid_ends` every segment reaching the recovery point, is scanned batch
+/// by batch. A batch that `rules` let end the log (a torn tail of the last segment; past the
+/// recovery point under `interval_ms` or `never`, the first invalid batch anywhere, or a sealed
+/// segment that stops short of the next one's base) is where the log ends: that segment is cut
+/// there and every later segment deleted ([`cut_log`]).
+fn recover_segments(
+    dir: &Path,
+    bases: &[Offset],
+    rules: Rules,
+    name: PartitionName<'_>,
+) -> Result<(BTreeMap<Offset, Arc<Segment>>, Offset)> {
+    let mut segments = BTreeMap::new();
+    let mut end = 0;
+    for (i, &base) in bases.iter().enumerate() {
+        let next = bases.get(i + 1).copied();
+        let later = bases.get(i + 1..).unwrap_or_default();
+        let scanned = match next {
+            None => true,
+            Some(next) => rules.first_invalid_ends && next > rules.recovery_point,
+        };
+        let seg = if scanned {
+            let (seg, scan) = open_scanned(dir, base, rules)?;
+            end = scan.batches.last().map_or(base, |b| b.info.last_offset + 1);
+            if scan.torn_bytes > 0 {
+                let cut = Cut {
+                    name,
+                    position: scan.valid_len,
+                    end,
+                    torn_bytes: scan.torn_bytes,
+                    reason: scan.torn_reason.unwrap_or_default(),
+                };
+                cut_log(dir, &seg, &cut, later)?;
+                segments.insert(base, Arc::new(seg));
+                return Ok((segments, end));
+            }
+            if next.is_some() {
+                seg.write_indexes(false)?;
+            }
+            seg
+        } else {
+            let (seg, last_offset) = open_sealed(dir, base)?;
+            end = last_offset.map_or(base, |o| o + 1);
+            seg
+        };
+        if let Some(next) = next
+            && end != next
+        {
+            let position = seg.len.load(Ordering::Acquire);
+            let reason = format!(
+                "sealed segment ends before offset {end}, the next segment starts at {next}"
+            );
+            if rules.first_invalid_ends && end >= rules.recovery_point && end < next {
+                // Its last batches never reached the disk, at a batch boundary.
+                let cut = Cut {
+                    name,
+                    position,
+                    end,
+                    torn_bytes: 0,
+                    reason,
+                };
+                cut_log(dir, &seg, &cut, later)?;
+                segments.insert(base, Arc::new(seg));
+                return Ok((segments, end));
+            }
+            return Err(Error::Corrupt {
+                segment: seg.path.clone(),
+                position,
+                reason,
+            });
+        }
+        segments.insert(base, Arc::new(seg));
+    }
+    Ok((segments, end))
+}
+
+/// Where recovery ends a partition's log.
+#[derive(Debug)]
+struct Cut<'a> {
+    /// The partition.
+    name: PartitionName<'a>,
+    /// Byte position in the segment where the log now ends.
+    position: u64,
+    /// The log end offset after the cut (the next append's offset).
+    end: Offset,
+    /// Bytes of the segment from `position` to its end.
+    torn_bytes: u64,
+    /// Why the log ends there.
+    reason: String,
+}
+
+/// Ends the log at `cut` in `seg`: truncates and fsyncs it, deletes every segment of `later`
+/// with its index files (the highest first, so a crash in between leaves a prefix that the
+/// next open cuts the same way) and `seg`'s own index files, which describe the bytes cut off
+/// (it becomes the active segment, whose indexes live in memory), then fsyncs the directory.
+fn cut_log(dir: &Path, seg: &Segment, cut: &Cut<'_>, later: &[Offset]) -> Result<()> {
+    if cut.torn_bytes > 0 {
+        seg.file.set_len(cut.position).map_err(io_at(&seg.path))?;
+        seg.file.sync_all().map_err(io_at(&seg.path))?;
+    }
+    let mut removed_bytes = cut.torn_bytes;
+    let doomed = later
+        .iter()
+        .rev()
+        .flat_map(|&base| ["log", "index", "timeindex"].map(|ext| segment_file_name(base, ext)))
+        .chain(["index", "timeindex"].map(|ext| segment_file_name(seg.base, ext)));
+    for file_name in doomed {
+        let path = dir.join(file_name);
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        std::fs::remove_file(&path).map_err(io_at(&path))?;
+        if path.extension().is_some_and(|e| e == "log") {
+            removed_bytes += len;
+        }
+    }
+    sync_dir(dir)?;
+    tracing::warn!(
+        topic = cut.name.topic,
+        partition = cut.name.id,
+        segment = %seg.path.display(),
+        position = cut.position,
+        first_removed_offset = cut.end,
+        segments_removed = later.len(),
+        last_removed_segment_base = later.last().copied().unwrap_or(cut.end),
+        bytes = removed_bytes,
+        reason = %cut.reason,
+        "recovery ended the log at an invalid batch (a torn tail, or past the recovery point): the records from first_removed_offset on are gone, and segments_removed later segments were deleted"
+    );
+    Ok(())
+}
+
+/// Opens a segment and verifies every batch under `rules`, building its indexes; its length is
+/// that of its valid batches (the caller cuts the file when the scan found a tail to drop).
+fn open_scanned(dir: &Path, base: Offset, rules: Rules) -> Result<(Segment, recovery::Scan)> {
+    let path = segment_path(dir, base);
+    let file = open_file(&path, false)?;
+    let seg = segment_over(base, path, file, 0);
+    let scan = scan_into(&seg, REBUILD_INDEX_INTERVAL_BYTES, rules)?;
+    seg.len.store(scan.valid_len, Ordering::Release);
+    Ok((seg, scan))
+}
+
+/// Opens a sealed segment whose batches were on disk (wholly below the recovery point, or any
+/// sealed segment under `always`) and returns it with its last offset (`None` when it holds no
+/// batch).
+///
+/// Its index files are trusted when they validate and the batches from the last indexed one
+/// to the end of the file verify and continue it (a cheap check of the tail). Otherwise the
+/// whole segment is scanned: the indexes are rebuilt, or a bad batch is [`Error::Corrupt`]
+/// naming the segment and position — fsynced bytes have changed, and a sealed segment is
+/// followed by the next, so its tail cannot be cut off without losing offsets.
+fn open_sealed(dir: &Path, base: Offset) -> Result<(Segment, Option<Offset>)> {
+    let path = segment_path(dir, base);
+    let file = open_file(&path, false)?;
+    let len = file.metadata().map_err(io_at(&path))?.len();
+    let seg = segment_over(base, path, file, len);
     let offset = std::fs::read(seg.sibling("index"))
         .ok()
         .and_then(|b| OffsetIndex::decode(&b, len));
@@ -785,7 +1027,7 @@ fn open_sealed(dir: &Path, base: Offset) -> Result<(Segment, Option<Offset>)> {
             "a sealed segment's tail does not match its index; scanning the whole segment"
         );
     }
-    let scan = scan_into(&seg, REBUILD_INDEX_INTERVAL_BYTES)?;
+    let scan = scan_into(&seg, REBUILD_INDEX_INTERVAL_BYTES, Rules::TORN_TAIL)?;
     if scan.torn_bytes > 0 {
         return Err(Error::Corrupt {
             segment: seg.path.clone(),
@@ -806,7 +1048,7 @@ fn open_sealed(dir: &Path, base: Offset) -> Result<(Segment, Option<Offset>)> {
 /// index, `None` when they do not (the caller then scans the whole segment).
 fn verified_tail(seg: &Segment, (rel, position): (u32, u32)) -> Result<Option<Option<Offset>>> {
     let first = seg.base + u64::from(rel);
-    match recovery::scan_segment_from(&seg.file, u64::from(position), first) {
+    match recovery::scan_segment_from(&seg.file, u64::from(position), first, Rules::TORN_TAIL) {
         Ok(scan) if scan.torn_bytes == 0 => {
             Ok(scan.batches.last().map(|b| Some(b.info.last_offset)))
         }
@@ -816,49 +1058,6 @@ fn verified_tail(seg: &Segment, (rel, position): (u32, u32)) -> Result<Option<Op
             source,
         }),
     }
-}
-
-/// Last offset stored in a segment, from its last indexed batch onward.
-fn last_offset_of(seg: &Segment) -> Result<Option<Offset>> {
-    let len = seg.len.load(Ordering::Acquire);
-    if len == 0 {
-        return Ok(None);
-    }
-    let start = {
-        let index = seg.index.read()?;
-        index.lookup(u32::MAX)
-    };
-    let mut pos = u64::from(start);
-    let mut last = None;
-    let mut header = vec![0u8; segment::LOG_OVERHEAD];
-    while pos < len {
-        let n = recovery::Source::read_at(&seg.file, pos, &mut header).map_err(io_at(&seg.path))?;
-        let claimed = header
-            .get(8..12)
-            .and_then(|b| b.try_into().ok())
-            .map(i32::from_be_bytes)
-            .and_then(|l| usize::try_from(l).ok());
-        let (Some(claimed), true) = (claimed, n == segment::LOG_OVERHEAD) else {
-            break;
-        };
-        if claimed + segment::LOG_OVERHEAD > super::BATCH_BYTES_MAX {
-            return Err(Error::Corrupt {
-                segment: seg.path.clone(),
-                position: pos,
-                reason: format!("batch_length {claimed} is impossible"),
-            });
-        }
-        let mut buf = vec![0u8; claimed + segment::LOG_OVERHEAD];
-        recovery::Source::read_at(&seg.file, pos, &mut buf).map_err(io_at(&seg.path))?;
-        let info = segment::decode_batch_info(&buf).map_err(|e| Error::Corrupt {
-            segment: seg.path.clone(),
-            position: pos,
-            reason: format!("{e:?}"),
-        })?;
-        last = Some(info.last_offset);
-        pos += info.len as u64;
-    }
-    Ok(last)
 }
 
 /// fsyncs a directory so created or deleted entries are durable.

@@ -59,11 +59,16 @@ impl TestLog {
 /// Creates topic `t` with one partition of 1 KiB segments and appends `n` records, one per
 /// batch, each valued its index padded with zeros to `width` digits.
 pub(crate) fn fill_small_segments(t: &TestLog, n: usize, width: usize) {
+    fill_segments(t, n, width, 1024);
+}
+
+/// As [`fill_small_segments`], with segments of `segment_bytes`.
+pub(crate) fn fill_segments(t: &TestLog, n: usize, width: usize, segment_bytes: u64) {
     t.log
         .create_topic(
             "t",
             Some(1),
-            &[("segment.bytes".into(), "1024".into())],
+            &[("segment.bytes".into(), segment_bytes.to_string())],
             false,
         )
         .unwrap();
