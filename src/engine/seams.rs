@@ -82,7 +82,17 @@ impl SourceOpener for LogSources {
                 // A committed position retention has passed resumes at the log start, as Kafka's
                 // auto.offset.reset=earliest does.
                 SourceStart::Committed(map) => {
-                    map.get(&p).copied().unwrap_or(earliest).max(earliest)
+                    let committed = map.get(&p).copied().unwrap_or(earliest);
+                    if committed > latest {
+                        // Recovery ended the log before it (records that never reached the disk
+                        // before a power loss): resume at the new end, or the records appended
+                        // from there on would be skipped until the log grew past it.
+                        tracing::warn!(topic = %source.topic, partition = p, committed, end = latest,
+                            "committed position past the log end; resuming at the log end");
+                        latest
+                    } else {
+                        committed.max(earliest)
+                    }
                 }
             };
             positions.insert(p, position);
