@@ -47,6 +47,58 @@ fn noeviction_refuses_writes_with_redis_oom_error() {
     assert_eq!(c.del(0, &[b"k0"]), 1, "deletes still work");
 }
 
+/// Over the ceiling only Redis's DENYOOM commands are refused: writes that may grow memory.
+/// Removing members, trimming, changing a TTL or a name still run, as in Redis 7.0.
+#[test]
+fn over_the_ceiling_only_commands_that_may_grow_memory_are_refused() {
+    let (_, c) = cache(EvictionPolicy::Noeviction);
+    let oom = Frame::error("OOM command not allowed when used memory > 'maxmemory'.");
+    assert_eq!(run(&c, &[b"SADD", b"s", b"a", b"b"]), Frame::Integer(2));
+    assert_eq!(
+        run(&c, &[b"HSET", b"h", b"f", b"v", b"g", b"w"]),
+        Frame::Integer(2)
+    );
+    assert_eq!(
+        run(&c, &[b"RPUSH", b"l", b"a", b"b", b"c"]),
+        Frame::Integer(3)
+    );
+    assert_eq!(
+        run(&c, &[b"ZADD", b"z", b"1", b"a", b"2", b"b"]),
+        Frame::Integer(2)
+    );
+    assert_eq!(run(&c, &[b"SET", b"t", b"v"]), Frame::ok());
+    let mut i = 0;
+    while c.set(0, format!("k{i}").as_bytes(), &[b'x'; 100], None) == Frame::ok() {
+        i += 1;
+    }
+    for refused in [
+        &[&b"SET"[..], b"x", b"1"][..],
+        &[b"SADD", b"s", b"c"],
+        &[b"HSET", b"h", b"x", b"y"],
+        &[b"LPUSH", b"l", b"z"],
+        &[b"ZADD", b"z", b"3", b"c"],
+        &[b"INCR", b"n"],
+        &[b"APPEND", b"t", b"more"],
+        &[b"COPY", b"t", b"t2"],
+    ] {
+        assert_eq!(run(&c, refused), oom, "{:?}", refused.first());
+    }
+    for (allowed, reply) in [
+        (&[&b"SREM"[..], b"s", b"a"][..], Frame::Integer(1)),
+        (&[b"HDEL", b"h", b"f"], Frame::Integer(1)),
+        (&[b"LREM", b"l", b"0", b"a"], Frame::Integer(1)),
+        (&[b"LTRIM", b"l", b"0", b"0"], Frame::ok()),
+        (&[b"ZREM", b"z", b"a"], Frame::Integer(1)),
+        (&[b"EXPIRE", b"t", b"100"], Frame::Integer(1)),
+        (&[b"PERSIST", b"t"], Frame::Integer(1)),
+        (&[b"RENAME", b"t", b"t3"], Frame::ok()),
+        (&[b"GETDEL", b"t3"], Frame::bulk(b"v")),
+        (&[b"SPOP", b"s"], Frame::bulk(b"b")),
+    ] {
+        assert_eq!(run(&c, allowed), reply, "{:?}", allowed.first());
+    }
+}
+
 #[test]
 fn every_evicting_policy_holds_the_ceiling() {
     for policy in [

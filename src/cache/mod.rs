@@ -1025,19 +1025,10 @@ impl Cache {
             })
     }
 
-    /// Whether the command is refused when memory is over the ceiling (Redis's `denyoom`): a
-    /// write that does not free memory.
+    /// Whether the command is refused when memory is over the ceiling: Redis's `DENYOOM`
+    /// commands, which may grow memory (SREM, HDEL, EXPIRE, RENAME … still run, as in Redis).
     fn denies_oom(spec: &resp::command::Spec) -> bool {
-        spec.write
-            && !(spec.name == "del"
-                || spec.name == "unlink"
-                || spec.name.ends_with("pop")
-                || spec.name.ends_with("popmin")
-                || spec.name.ends_with("popmax")
-                || spec.name.starts_with("zremrange")
-                || spec.name == "zrem"
-                || spec.name == "flushall"
-                || spec.name == "flushdb")
+        spec.denyoom
     }
 
     /// Answers OOM for a write when memory is over the ceiling and eviction cannot help.

@@ -42,8 +42,11 @@ pub(crate) struct Spec {
     pub(crate) last: i32,
     /// Step between keys.
     pub(crate) step: i32,
-    /// Writes data (counts for MULTI queueing, OOM refusal).
+    /// Writes data (counts for MULTI queueing, WATCH).
     pub(crate) write: bool,
+    /// May grow memory: refused with OOM over `maxmemory` (Redis's `DENYOOM` flag, as Redis
+    /// 7.0.15's command table sets it; deletions, pops, EXPIRE, RENAME and the like still run).
+    pub(crate) denyoom: bool,
     /// How it runs.
     pub(crate) mode: Mode,
     /// The implementation.
@@ -52,35 +55,40 @@ pub(crate) struct Spec {
 
 macro_rules! specs {
     ($( $name:literal $arity:literal $first:literal $last:literal $step:literal $write:ident $mode:ident $handler:path ;)*) => {
-        &[ $( Spec { name: $name, arity: $arity, first: $first, last: $last, step: $step, write: specs!(@w $write), mode: Mode::$mode, handler: $handler }, )* ]
+        &[ $( Spec { name: $name, arity: $arity, first: $first, last: $last, step: $step, write: specs!(@w $write), denyoom: specs!(@o $write), mode: Mode::$mode, handler: $handler }, )* ]
     };
+    // `r` reads, `w` writes, `o` writes and may grow memory (DENYOOM).
+    (@w o) => { true };
     (@w w) => { true };
     (@w r) => { false };
+    (@o o) => { true };
+    (@o w) => { false };
+    (@o r) => { false };
 }
 
 static SPECS: &[Spec] = specs! {
     "get" 2 1 1 1 r Keyed strings::get;
-    "set" -3 1 1 1 w Keyed strings::set;
-    "setnx" 3 1 1 1 w Keyed strings::setnx;
-    "setex" 4 1 1 1 w Keyed strings::setex;
-    "psetex" 4 1 1 1 w Keyed strings::setex;
+    "set" -3 1 1 1 o Keyed strings::set;
+    "setnx" 3 1 1 1 o Keyed strings::setnx;
+    "setex" 4 1 1 1 o Keyed strings::setex;
+    "psetex" 4 1 1 1 o Keyed strings::setex;
     "getex" -2 1 1 1 w Keyed strings::getex;
     "getdel" 2 1 1 1 w Keyed strings::getdel;
-    "getset" 3 1 1 1 w Keyed strings::getset;
+    "getset" 3 1 1 1 o Keyed strings::getset;
     "mget" -2 1 -1 1 r Keyed strings::mget;
-    "mset" -3 1 -1 2 w Keyed strings::mset;
-    "msetnx" -3 1 -1 2 w Keyed strings::mset;
-    "append" 3 1 1 1 w Keyed strings::append;
+    "mset" -3 1 -1 2 o Keyed strings::mset;
+    "msetnx" -3 1 -1 2 o Keyed strings::mset;
+    "append" 3 1 1 1 o Keyed strings::append;
     "strlen" 2 1 1 1 r Keyed strings::strlen;
     "getrange" 4 1 1 1 r Keyed strings::getrange;
     "substr" 4 1 1 1 r Keyed strings::getrange;
-    "setrange" 4 1 1 1 w Keyed strings::setrange;
-    "incr" 2 1 1 1 w Keyed strings::incr;
-    "decr" 2 1 1 1 w Keyed strings::incr;
-    "incrby" 3 1 1 1 w Keyed strings::incr;
-    "decrby" 3 1 1 1 w Keyed strings::incr;
-    "incrbyfloat" 3 1 1 1 w Keyed strings::incrbyfloat;
-    "setbit" 4 1 1 1 w Keyed strings::setbit;
+    "setrange" 4 1 1 1 o Keyed strings::setrange;
+    "incr" 2 1 1 1 o Keyed strings::incr;
+    "decr" 2 1 1 1 o Keyed strings::incr;
+    "incrby" 3 1 1 1 o Keyed strings::incr;
+    "decrby" 3 1 1 1 o Keyed strings::incr;
+    "incrbyfloat" 3 1 1 1 o Keyed strings::incrbyfloat;
+    "setbit" 4 1 1 1 o Keyed strings::setbit;
     "getbit" 3 1 1 1 r Keyed strings::getbit;
     "lcs" -3 1 2 1 r Keyed strings::lcs;
     "del" -2 1 -1 1 w Keyed keys::del;
@@ -107,12 +115,12 @@ static SPECS: &[Spec] = specs! {
     "flushall" -1 0 0 0 w Exclusive keys::flushall;
     "swapdb" 3 0 0 0 w Exclusive keys::swapdb;
     "move" 3 1 1 1 w Exclusive keys::move_;
-    "copy" -3 1 2 1 w Exclusive keys::copy;
+    "copy" -3 1 2 1 o Exclusive keys::copy;
     "object" -2 2 2 1 r Keyed keys::object;
     "memory" -2 2 2 1 r Keyed keys::memory;
-    "hset" -4 1 1 1 w Keyed hash::hset;
-    "hmset" -4 1 1 1 w Keyed hash::hset;
-    "hsetnx" 4 1 1 1 w Keyed hash::hsetnx;
+    "hset" -4 1 1 1 o Keyed hash::hset;
+    "hmset" -4 1 1 1 o Keyed hash::hset;
+    "hsetnx" 4 1 1 1 o Keyed hash::hsetnx;
     "hget" 3 1 1 1 r Keyed hash::hget;
     "hmget" -3 1 1 1 r Keyed hash::hmget;
     "hdel" -3 1 1 1 w Keyed hash::hdel;
@@ -122,35 +130,35 @@ static SPECS: &[Spec] = specs! {
     "hgetall" 2 1 1 1 r Keyed hash::hgetall;
     "hkeys" 2 1 1 1 r Keyed hash::hgetall;
     "hvals" 2 1 1 1 r Keyed hash::hgetall;
-    "hincrby" 4 1 1 1 w Keyed hash::hincrby;
-    "hincrbyfloat" 4 1 1 1 w Keyed hash::hincrbyfloat;
+    "hincrby" 4 1 1 1 o Keyed hash::hincrby;
+    "hincrbyfloat" 4 1 1 1 o Keyed hash::hincrbyfloat;
     "hrandfield" -2 1 1 1 r Keyed hash::hrandfield;
     "hscan" -3 1 1 1 r Keyed hash::hscan;
-    "lpush" -3 1 1 1 w Keyed list::push;
-    "rpush" -3 1 1 1 w Keyed list::push;
-    "lpushx" -3 1 1 1 w Keyed list::push;
-    "rpushx" -3 1 1 1 w Keyed list::push;
+    "lpush" -3 1 1 1 o Keyed list::push;
+    "rpush" -3 1 1 1 o Keyed list::push;
+    "lpushx" -3 1 1 1 o Keyed list::push;
+    "rpushx" -3 1 1 1 o Keyed list::push;
     "lpop" -2 1 1 1 w Keyed list::pop;
     "rpop" -2 1 1 1 w Keyed list::pop;
     "llen" 2 1 1 1 r Keyed list::llen;
     "lrange" 4 1 1 1 r Keyed list::lrange;
     "lindex" 3 1 1 1 r Keyed list::lindex;
-    "lset" 4 1 1 1 w Keyed list::lset;
-    "linsert" 5 1 1 1 w Keyed list::linsert;
+    "lset" 4 1 1 1 o Keyed list::lset;
+    "linsert" 5 1 1 1 o Keyed list::linsert;
     "lrem" 4 1 1 1 w Keyed list::lrem;
     "ltrim" 4 1 1 1 w Keyed list::ltrim;
     "lpos" -3 1 1 1 r Keyed list::lpos;
-    "lmove" 5 1 2 1 w Keyed list::lmove;
-    "rpoplpush" 3 1 2 1 w Keyed list::rpoplpush;
+    "lmove" 5 1 2 1 o Keyed list::lmove;
+    "rpoplpush" 3 1 2 1 o Keyed list::rpoplpush;
     "lmpop" -4 0 0 0 w Exclusive list::lmpop;
-    "sort" -2 1 1 1 w Exclusive list::sort;
+    "sort" -2 1 1 1 o Exclusive list::sort;
     "sort_ro" -2 1 1 1 r Exclusive list::sort;
     "blpop" -3 1 -2 1 w Blocking list::bpop_try;
     "brpop" -3 1 -2 1 w Blocking list::bpop_try;
-    "blmove" 6 1 2 1 w Blocking list::blmove_try;
-    "brpoplpush" 4 1 2 1 w Blocking list::brpoplpush_try;
+    "blmove" 6 1 2 1 o Blocking list::blmove_try;
+    "brpoplpush" 4 1 2 1 o Blocking list::brpoplpush_try;
     "blmpop" -5 0 0 0 w Blocking list::blmpop_try;
-    "sadd" -3 1 1 1 w Keyed set::sadd;
+    "sadd" -3 1 1 1 o Keyed set::sadd;
     "srem" -3 1 1 1 w Keyed set::srem;
     "smembers" 2 1 1 1 r Keyed set::smembers;
     "sismember" 3 1 1 1 r Keyed set::sismember;
@@ -161,14 +169,14 @@ static SPECS: &[Spec] = specs! {
     "sinter" -2 1 -1 1 r Keyed set::sop;
     "sunion" -2 1 -1 1 r Keyed set::sop;
     "sdiff" -2 1 -1 1 r Keyed set::sop;
-    "sinterstore" -3 1 -1 1 w Keyed set::sopstore;
-    "sunionstore" -3 1 -1 1 w Keyed set::sopstore;
-    "sdiffstore" -3 1 -1 1 w Keyed set::sopstore;
+    "sinterstore" -3 1 -1 1 o Keyed set::sopstore;
+    "sunionstore" -3 1 -1 1 o Keyed set::sopstore;
+    "sdiffstore" -3 1 -1 1 o Keyed set::sopstore;
     "sintercard" -3 0 0 0 r Exclusive set::sintercard;
     "smove" 4 1 2 1 w Keyed set::smove;
     "sscan" -3 1 1 1 r Keyed set::sscan;
-    "zadd" -4 1 1 1 w Keyed zset::zadd;
-    "zincrby" 4 1 1 1 w Keyed zset::zadd;
+    "zadd" -4 1 1 1 o Keyed zset::zadd;
+    "zincrby" 4 1 1 1 o Keyed zset::zadd;
     "zrem" -3 1 1 1 w Keyed zset::zrem;
     "zcard" 2 1 1 1 r Keyed zset::zcard;
     "zscore" 3 1 1 1 r Keyed zset::zscore;
@@ -178,7 +186,7 @@ static SPECS: &[Spec] = specs! {
     "zcount" 4 1 1 1 r Keyed zset::zcount;
     "zlexcount" 4 1 1 1 r Keyed zset::zcount;
     "zrange" -4 1 1 1 r Keyed zset::zrange;
-    "zrangestore" -5 1 2 1 w Keyed zset::zrange;
+    "zrangestore" -5 1 2 1 o Keyed zset::zrange;
     "zrevrange" -4 1 1 1 r Keyed zset::zrange;
     "zrangebyscore" -4 1 1 1 r Keyed zset::zrange;
     "zrevrangebyscore" -4 1 1 1 r Keyed zset::zrange;
@@ -195,9 +203,9 @@ static SPECS: &[Spec] = specs! {
     "zunion" -3 0 0 0 r Exclusive zset::zsetop;
     "zinter" -3 0 0 0 r Exclusive zset::zsetop;
     "zdiff" -3 0 0 0 r Exclusive zset::zsetop;
-    "zunionstore" -4 1 1 1 w Exclusive zset::zsetop;
-    "zinterstore" -4 1 1 1 w Exclusive zset::zsetop;
-    "zdiffstore" -4 1 1 1 w Exclusive zset::zsetop;
+    "zunionstore" -4 1 1 1 o Exclusive zset::zsetop;
+    "zinterstore" -4 1 1 1 o Exclusive zset::zsetop;
+    "zdiffstore" -4 1 1 1 o Exclusive zset::zsetop;
     "zintercard" -3 0 0 0 r Exclusive zset::zsetop;
     "bzpopmin" -3 1 -2 1 w Blocking zset::bzpop_try;
     "bzpopmax" -3 1 -2 1 w Blocking zset::bzpop_try;
@@ -320,11 +328,14 @@ pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> impl Iterator<It
 
 /// COMMAND INFO's entry for a spec.
 pub(crate) fn info(spec: &Spec) -> Frame {
-    let flags = if spec.write {
+    let mut flags = if spec.write {
         vec![Frame::simple("write")]
     } else {
         vec![Frame::simple("readonly")]
     };
+    if spec.denyoom {
+        flags.push(Frame::simple("denyoom"));
+    }
     Frame::Array(vec![
         Frame::bulk(spec.name.as_bytes()),
         Frame::Integer(i64::from(spec.arity)),
