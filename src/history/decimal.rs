@@ -97,6 +97,147 @@ pub(crate) fn divide(total: &Bson, count: u64) -> Option<Bson> {
     Some(encode(&quotient(decode(d), count)))
 }
 
+/// How [`quantize`] and its integer and double kin drop digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rounding {
+    /// To nearest, a tie to the even digit (`$round`).
+    HalfEven,
+    /// Toward zero (`$trunc`).
+    Down,
+    /// Toward negative infinity (`$floor`).
+    Floor,
+    /// Toward positive infinity (`$ceil`).
+    Ceiling,
+}
+
+/// Drops the `n` least significant digits of a magnitude by `mode` (`negative`: the value's
+/// sign, for the directed modes).
+fn drop_digits_by(digits: &[u8], n: usize, negative: bool, mode: Rounding) -> Vec<u8> {
+    if mode == Rounding::HalfEven {
+        return drop_digits(digits, n, false);
+    }
+    let dropped = digits.iter().take(n).any(|d| *d != 0);
+    let mut kept: Vec<u8> = digits.get(n..).map(<[u8]>::to_vec).unwrap_or_default();
+    let away = match mode {
+        Rounding::Floor => negative,
+        Rounding::Ceiling => !negative,
+        Rounding::HalfEven | Rounding::Down => false,
+    };
+    if dropped && away {
+        kept = add_magnitudes(&kept, &[1]);
+    }
+    trim(&mut kept);
+    kept
+}
+
+/// A Decimal128 with exponent `exp` (MongoDB's `Decimal128::quantize`): the digits below it
+/// dropped by `mode`, or zeros appended; a result past 34 digits is NaN, as IEEE's quantize
+/// gives. NaN and infinities stay as they are; other values are returned unchanged.
+pub(crate) fn quantize(v: &Bson, exp: i32, mode: Rounding) -> Bson {
+    let Bson::Decimal128(d) = v else {
+        return v.clone();
+    };
+    match decode(d) {
+        Dec::Finite(f) => {
+            let digits = if f.exp < exp {
+                let n = usize::try_from(i64::from(exp) - i64::from(f.exp)).unwrap_or(usize::MAX);
+                drop_digits_by(&f.digits, n, f.negative, mode)
+            } else {
+                scaled(&f.digits, f.exp - exp)
+            };
+            if digits.len() > DIGITS_MAX {
+                return encode(&Dec::NaN);
+            }
+            encode(&Dec::Finite(Finite {
+                negative: f.negative,
+                digits,
+                exp,
+            }))
+        }
+        other => encode(&other),
+    }
+}
+
+/// An integer rounded by `mode` to `place` (negative: tens, hundreds …), saturating at the
+/// `i64` range.
+pub(crate) fn round_integer(i: i64, place: i32, mode: Rounding) -> i64 {
+    if place >= 0 {
+        return i;
+    }
+    let n = usize::try_from(-i64::from(place)).unwrap_or(0);
+    let kept = drop_digits_by(&digits_of(u128::from(i.unsigned_abs())), n, i < 0, mode);
+    let magnitude = scaled(&kept, -place).iter().rev().fold(0i128, |acc, d| {
+        acc.saturating_mul(10).saturating_add(i128::from(*d))
+    });
+    let signed = if i < 0 { -magnitude } else { magnitude };
+    i64::try_from(signed).unwrap_or(if i < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// A double rounded by `mode` to `place` decimal places through its 34-digit decimal value,
+/// as MongoDB's `$round`/`$trunc` do (so 2.675, which is 2.67499999…, rounds to 2.67).
+pub(crate) fn round_double(x: f64, place: i32, mode: Rounding) -> f64 {
+    let Dec::Finite(f) = from_double_digits(x, DIGITS_MAX) else {
+        return x;
+    };
+    if f.digits.is_empty() || f.exp >= -place {
+        return x;
+    }
+    let n = usize::try_from(i64::from(-place) - i64::from(f.exp)).unwrap_or(usize::MAX);
+    let kept = drop_digits_by(&f.digits, n, f.negative, mode);
+    let text: String = kept.iter().rev().map(|d| char::from(b'0' + d)).collect();
+    let text = if text.is_empty() {
+        "0".to_owned()
+    } else {
+        text
+    };
+    let sign = if f.negative { "-" } else { "" };
+    format!("{sign}{text}e{}", -place).parse().unwrap_or(x)
+}
+
+/// The absolute value of a Decimal128 (NaN stays NaN).
+pub(crate) fn abs(v: &Bson) -> Bson {
+    let Bson::Decimal128(d) = v else {
+        return v.clone();
+    };
+    encode(&match decode(d) {
+        Dec::Finite(f) => Dec::Finite(Finite {
+            negative: false,
+            ..f
+        }),
+        Dec::Infinity { .. } => Dec::Infinity { negative: false },
+        Dec::NaN => Dec::NaN,
+    })
+}
+
+/// `a mod b` in decimal when either is a Decimal128 (the result has `a`'s sign, computed
+/// exactly); `None` as for [`add`]. The caller refuses a zero `b`.
+pub(crate) fn remainder(a: &Bson, b: &Bson) -> Option<Bson> {
+    let (x, y) = operands(a, b)?;
+    Some(encode(&match (x, y) {
+        (Dec::NaN, _) | (_, Dec::NaN) | (Dec::Infinity { .. }, _) => Dec::NaN,
+        (x, Dec::Infinity { .. }) => x,
+        (Dec::Finite(x), Dec::Finite(y)) => {
+            let exp = x.exp.min(y.exp);
+            let dividend = scaled(&x.digits, x.exp - exp);
+            let divisor = scaled(&y.digits, y.exp - exp);
+            let mut r: Vec<u8> = Vec::new();
+            for digit in dividend.iter().rev() {
+                r.insert(0, *digit);
+                trim(&mut r);
+                while compare_magnitudes(&r, &divisor) != Ordering::Less {
+                    r = subtract_magnitudes(&r, &divisor);
+                    trim(&mut r);
+                }
+            }
+            Dec::Finite(Finite {
+                negative: x.negative,
+                digits: r,
+                exp,
+            })
+        }
+    }))
+}
+
 /// The exact order of two numbers when either is a Decimal128 (NaN below every number and
 /// equal to itself, -0 equal to 0); `None` when neither is, or one is not a number.
 pub(crate) fn compare(a: &Bson, b: &Bson) -> Option<Ordering> {

@@ -90,6 +90,18 @@ pub enum Error {
         /// MongoDB's message.
         message: String,
     },
+    /// An aggregation expression cannot be parsed: an unknown operator (168
+    /// InvalidPipelineOperator), a wrong operand count (16020 …), an undefined variable, a
+    /// malformed operator object. Reported when the pipeline is built, before any document is
+    /// read; the message is MongoDB's, with the stage's context (`Invalid $project :: caused by
+    /// :: `) where MongoDB gives one.
+    #[error("{message}")]
+    InvalidExpression {
+        /// MongoDB's code for the failure.
+        code: i32,
+        /// MongoDB's message.
+        message: String,
+    },
     /// A document an aggregation stage produced or would return, or a value an expression
     /// built, is larger than the limit once encoded as BSON: MongoDB's code 10334
     /// BSONObjectTooLarge and its text, naming the document's first element.
@@ -294,6 +306,164 @@ fn result_too_large_message(executor: Executor, max: usize) -> String {
     }
 }
 
+/// MongoDB's name for an assertion without a code name of its own (`Location<code>`), for the
+/// codes aggregation expressions report; any other code is an internal error.
+fn location_name(code: i32) -> &'static str {
+    /// Codes MongoDB reports under their location's name, sorted.
+    const LOCATIONS: &[(i32, &str)] = &[
+        (10065, "Location10065"),
+        (15983, "Location15983"),
+        (15998, "Location15998"),
+        (16004, "Location16004"),
+        (16006, "Location16006"),
+        (16007, "Location16007"),
+        (16034, "Location16034"),
+        (16035, "Location16035"),
+        (16410, "Location16410"),
+        (16412, "Location16412"),
+        (16610, "Location16610"),
+        (16611, "Location16611"),
+        (16866, "Location16866"),
+        (16867, "Location16867"),
+        (16868, "Location16868"),
+        (16869, "Location16869"),
+        (16872, "Location16872"),
+        (16874, "Location16874"),
+        (16875, "Location16875"),
+        (16876, "Location16876"),
+        (16877, "Location16877"),
+        (16878, "Location16878"),
+        (16879, "Location16879"),
+        (16880, "Location16880"),
+        (16882, "Location16882"),
+        (16883, "Location16883"),
+        (17080, "Location17080"),
+        (17081, "Location17081"),
+        (17082, "Location17082"),
+        (17083, "Location17083"),
+        (17276, "Location17276"),
+        (18533, "Location18533"),
+        (18534, "Location18534"),
+        (18535, "Location18535"),
+        (18536, "Location18536"),
+        (18628, "Location18628"),
+        (18629, "Location18629"),
+        (28646, "Location28646"),
+        (28647, "Location28647"),
+        (28648, "Location28648"),
+        (28649, "Location28649"),
+        (28650, "Location28650"),
+        (28651, "Location28651"),
+        (28656, "Location28656"),
+        (28657, "Location28657"),
+        (28664, "Location28664"),
+        (28667, "Location28667"),
+        (28680, "Location28680"),
+        (28689, "Location28689"),
+        (28690, "Location28690"),
+        (28691, "Location28691"),
+        (28714, "Location28714"),
+        (28724, "Location28724"),
+        (28725, "Location28725"),
+        (28726, "Location28726"),
+        (28727, "Location28727"),
+        (28728, "Location28728"),
+        (28729, "Location28729"),
+        (28756, "Location28756"),
+        (28757, "Location28757"),
+        (28758, "Location28758"),
+        (28759, "Location28759"),
+        (28761, "Location28761"),
+        (28762, "Location28762"),
+        (28763, "Location28763"),
+        (28764, "Location28764"),
+        (28765, "Location28765"),
+        (28766, "Location28766"),
+        (31325, "Location31325"),
+        (34435, "Location34435"),
+        (34443, "Location34443"),
+        (34444, "Location34444"),
+        (34445, "Location34445"),
+        (34446, "Location34446"),
+        (34447, "Location34447"),
+        (34448, "Location34448"),
+        (34449, "Location34449"),
+        (34450, "Location34450"),
+        (34451, "Location34451"),
+        (34452, "Location34452"),
+        (34453, "Location34453"),
+        (34454, "Location34454"),
+        (34455, "Location34455"),
+        (34471, "Location34471"),
+        (34473, "Location34473"),
+        (40060, "Location40060"),
+        (40061, "Location40061"),
+        (40062, "Location40062"),
+        (40063, "Location40063"),
+        (40064, "Location40064"),
+        (40065, "Location40065"),
+        (40066, "Location40066"),
+        (40067, "Location40067"),
+        (40068, "Location40068"),
+        (40075, "Location40075"),
+        (40076, "Location40076"),
+        (40077, "Location40077"),
+        (40078, "Location40078"),
+        (40079, "Location40079"),
+        (40080, "Location40080"),
+        (40085, "Location40085"),
+        (40086, "Location40086"),
+        (40087, "Location40087"),
+        (40090, "Location40090"),
+        (40091, "Location40091"),
+        (40092, "Location40092"),
+        (40096, "Location40096"),
+        (40097, "Location40097"),
+        (40228, "Location40228"),
+        (40231, "Location40231"),
+        (40386, "Location40386"),
+        (40390, "Location40390"),
+        (40392, "Location40392"),
+        (40393, "Location40393"),
+        (40394, "Location40394"),
+        (40395, "Location40395"),
+        (40397, "Location40397"),
+        (40398, "Location40398"),
+        (40400, "Location40400"),
+        (40485, "Location40485"),
+        (40517, "Location40517"),
+        (40535, "Location40535"),
+        (40536, "Location40536"),
+        (40539, "Location40539"),
+        (40540, "Location40540"),
+        (40541, "Location40541"),
+        (40542, "Location40542"),
+        (40684, "Location40684"),
+        (50694, "Location50694"),
+        (50695, "Location50695"),
+        (50696, "Location50696"),
+        (50699, "Location50699"),
+        (50700, "Location50700"),
+        (50752, "Location50752"),
+        (51081, "Location51081"),
+        (51082, "Location51082"),
+        (51083, "Location51083"),
+        (327_391, "Location327391"),
+        (327_392, "Location327392"),
+        (1_257_300, "Location1257300"),
+        (3_041_701, "Location3041701"),
+        (3_041_702, "Location3041702"),
+        (3_041_704, "Location3041704"),
+        (4_940_400, "Location4940400"),
+        (5_654_602, "Location5654602"),
+    ];
+    LOCATIONS
+        .binary_search_by_key(&code, |(c, _)| *c)
+        .ok()
+        .and_then(|i| LOCATIONS.get(i))
+        .map_or("InternalError", |(_, name)| name)
+}
+
 impl<T> From<std::sync::PoisonError<T>> for Error {
     fn from(_: std::sync::PoisonError<T>) -> Self {
         Self::LockPoisoned
@@ -340,7 +510,9 @@ impl Error {
                 ..
             } => 146,
             Self::Unsupported(_) => 115,
-            Self::Update { code, .. } | Self::Expression { code, .. } => *code,
+            Self::Update { code, .. }
+            | Self::Expression { code, .. }
+            | Self::InvalidExpression { code, .. } => *code,
             Self::DuplicateKey { .. } => 11000,
             Self::IndexConflict { .. } => 86,
             Self::IndexNotFound { .. } => 27,
@@ -389,7 +561,9 @@ impl Error {
             17124 => "Location17124",
             40081 => "Location40081",
             16702 => "Location16702",
-            _ => "InternalError",
+            168 => "InvalidPipelineOperator",
+            241 => "ConversionFailure",
+            code => location_name(code),
         }
     }
 

@@ -112,6 +112,14 @@ pub const REGEX_COMPILED_BYTES_MAX: usize = 10 * 1024 * 1024;
 pub const PLAN_RANGES_MAX: usize = 256;
 /// Most stages in an aggregation pipeline (MongoDB's limit).
 pub const PIPELINE_STAGES_MAX: usize = 1_000;
+/// Deepest nesting of one aggregation expression, counted in expressions (an operator, an
+/// object or array literal, a leaf): `{$abs: {$abs: 1}}` is 3 deep. Parsing and every
+/// document's evaluation recurse once per level, on the caller's stack (a Data API request
+/// runs on a 2 MiB blocking-pool thread), so the depth is bounded below what the stage
+/// document's own [`NESTING_DEPTH_MAX`] allows; deeper fails with code 15 when the pipeline
+/// is built.
+pub const EXPRESSION_DEPTH_MAX: usize = 64;
+const _: () = assert!(EXPRESSION_DEPTH_MAX < NESTING_DEPTH_MAX);
 /// Most null elements an update may add to pad an array.
 pub const ARRAY_PAD_MAX: usize = 1_000_000;
 /// Most bytes (BSON size) one blocking stage may hold: an in-memory sort (of `find` or

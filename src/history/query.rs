@@ -512,11 +512,23 @@ pub(crate) fn type_name(v: Option<&Bson>) -> &'static str {
     let Some(v) = v else {
         return "missing";
     };
-    let code = type_code(v);
+    type_name_of_code(type_code(v))
+}
+
+/// MongoDB's name of the BSON type numbered `code` (`"unknown"` for none).
+pub(crate) fn type_name_of_code(code: i32) -> &'static str {
     TYPE_NAMES
         .iter()
         .find(|(_, c)| *c == code)
         .map_or("unknown", |(name, _)| name)
+}
+
+/// The BSON type number MongoDB names `name` (`"int"`, `"objectId"` …).
+pub(crate) fn type_code_named(name: &str) -> Option<i32> {
+    TYPE_NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, code)| *code)
 }
 
 /// BSON type number of a value.

@@ -103,6 +103,7 @@ impl DataApiError {
             // narrow the query or pass allowDiskUse.
             history::Error::MemoryLimitExceeded { .. }
             | history::Error::Expression { .. }
+            | history::Error::InvalidExpression { .. }
             | history::Error::ObjectTooLarge { .. }
             | history::Error::LookupTooLarge { .. }
             | history::Error::ResultTooLarge { .. } => (StatusCode::BAD_REQUEST, e.code_name()),
@@ -476,6 +477,20 @@ mod tests {
             let e = history::Error::Expression {
                 code,
                 message: "can't $subtract string from int".into(),
+            };
+            let answer = DataApiError::of(&e);
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            assert_eq!(answer.code, name);
+            assert_eq!(answer.message, e.to_string());
+        }
+    }
+
+    #[test]
+    fn an_expression_that_cannot_be_parsed_answers_400_with_mongodbs_code_name() {
+        for (code, name) in [(168, "InvalidPipelineOperator"), (40066, "Location40066")] {
+            let e = history::Error::InvalidExpression {
+                code,
+                message: "Unrecognized expression '$foo'".into(),
             };
             let answer = DataApiError::of(&e);
             assert_eq!(answer.status, StatusCode::BAD_REQUEST);

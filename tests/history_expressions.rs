@@ -1,0 +1,1140 @@
+//! Capability: aggregation expressions as MongoDB 7.0 evaluates them — conditionals, booleans,
+//! arithmetic, strings, conversions, arrays, objects and dates, with MongoDB's null and
+//! missing rules and its error codes and messages — and a pipeline built before any document
+//! is read: an unknown operator, a wrong operand count or an expression nested past
+//! `EXPRESSION_DEPTH_MAX` fails even over an empty collection. Also `$replaceRoot`,
+//! `$replaceWith` and `$sortByCount`.
+//!
+//! Method: one document holding a value of each type; each table row is an expression, run
+//! as `{$project: {_id: 0, v: <expression>}}` through `History::aggregate`, and the value
+//! MongoDB gives for `v` (or leaves missing), or its error code and message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly"
+)]
+
+mod history_common;
+
+use bson::{Bson, Decimal128, Document, bson, doc, oid::ObjectId};
+use streamcache::history::{EXPRESSION_DEPTH_MAX, History};
+
+/// The store's clock (`history_common::START_MS`).
+const START_MS: i64 = 1_700_000_000_000;
+/// 2021-03-04T05:06:07.089Z, a Thursday.
+const D_MS: i64 = 1_614_834_367_089;
+const OID: &str = "5f5b5c5d5e5f606162636465";
+
+fn dec(s: &str) -> Bson {
+    Bson::Decimal128(s.parse::<Decimal128>().unwrap())
+}
+
+fn date(ms: i64) -> Bson {
+    Bson::DateTime(bson::DateTime::from_millis(ms))
+}
+
+fn open() -> (tempfile::TempDir, History) {
+    let (dir, h) = history_common::open();
+    h.insert_one(
+        "db",
+        "x",
+        doc! {
+            "_id": 1, "i": 7, "neg": -7, "l": 5_i64, "f": 2.5, "dec": dec("1.25"),
+            "s": "Hello", "sp": "  hi  ", "utf": "héllo", "n": null, "t": true,
+            "arr": [1, 2, 3], "objs": [{"k": "a", "v": 1}, {"k": "b", "v": 2}],
+            "o": {"a": 1, "b": 2}, "d": date(D_MS), "oid": ObjectId::parse_str(OID).unwrap(),
+        },
+    )
+    .unwrap();
+    // A collection that exists and holds no document.
+    h.insert_one("db", "empty", doc! {"_id": 1}).unwrap();
+    h.delete("db", "empty", &doc! {}, true).unwrap();
+    (dir, h)
+}
+
+/// What a case expects.
+enum Want {
+    /// This value for `v`.
+    Value(Bson),
+    /// `v` left out (the expression's value is missing).
+    Missing,
+    /// A run-time error: code and MongoDB's message after the executor's prefix.
+    Run(i32, &'static str),
+    /// A parse error: code and MongoDB's message after `$project`'s context.
+    Parse(i32, &'static str),
+    /// An error folding constant operands when the pipeline is built: code and MongoDB's
+    /// message after its optimizer's context.
+    Fold(i32, &'static str),
+}
+
+use Want::{Fold, Missing, Parse, Run};
+
+fn v(b: impl Into<Bson>) -> Want {
+    Want::Value(b.into())
+}
+
+fn check(h: &History, cases: Vec<(Bson, Want)>) {
+    for (e, want) in cases {
+        let got = h
+            .aggregate("db", "x", &[doc! {"$project": {"_id": 0, "v": e.clone()}}])
+            .map(|out| out[0].get("v").cloned())
+            .map_err(|err| (err.code(), err.to_string()));
+        let want = match want {
+            Want::Value(b) => Ok(Some(b)),
+            Want::Missing => Ok(None),
+            Want::Run(code, m) => Err((
+                code,
+                format!("PlanExecutor error during aggregation :: caused by :: {m}"),
+            )),
+            Want::Parse(code, m) => Err((code, format!("Invalid $project :: caused by :: {m}"))),
+            Want::Fold(code, m) => Err((
+                code,
+                format!("Failed to optimize pipeline :: caused by :: {m}"),
+            )),
+        };
+        assert_eq!(got, want, "{e}");
+    }
+}
+
+#[test]
+fn conditionals_choose_by_mongodb_truthiness() {
+    let (_d, h) = open();
+    let branches = bson!([
+        {"case": {"$lt": ["$i", 0]}, "then": "neg"},
+        {"case": {"$gt": ["$i", 5]}, "then": "big"},
+    ]);
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$cond": [{"$gt": ["$i", 5]}, "big", "small"]}),
+                v("big"),
+            ),
+            (bson!({"$cond": {"if": "$n", "then": 1, "else": 2}}), v(2)),
+            (bson!({"$cond": {"if": 0, "then": 1, "else": 2}}), v(2)),
+            (bson!({"$cond": {"if": "", "then": 1, "else": 2}}), v(1)),
+            (bson!({"$cond": {"if": [], "then": 1, "else": 2}}), v(1)),
+            (
+                bson!({"$cond": {"if": "$missing", "then": 1, "else": "$missing"}}),
+                Missing,
+            ),
+            (
+                bson!({"$cond": {"if": true, "then": 1}}),
+                Parse(17082, "Missing 'else' parameter to $cond"),
+            ),
+            (
+                bson!({"$cond": {"if": true, "then": 1, "else": 2, "x": 1}}),
+                Parse(17083, "Unrecognized parameter to $cond: x"),
+            ),
+            (
+                bson!({"$cond": [true, 1]}),
+                Parse(
+                    16020,
+                    "Expression $cond takes exactly 3 arguments. 2 were passed in.",
+                ),
+            ),
+            (
+                bson!({"$switch": {"branches": branches.clone(), "default": "other"}}),
+                v("big"),
+            ),
+            (
+                bson!({"$switch": {"branches": [{"case": "$n", "then": 1}], "default": "$missing"}}),
+                Missing,
+            ),
+            (
+                bson!({"$switch": {"branches": [{"case": {"$lt": ["$i", 0]}, "then": 1}]}}),
+                Run(
+                    40066,
+                    "$switch could not find a matching branch for an input, and no default was specified.",
+                ),
+            ),
+            (
+                bson!({"$switch": {"branches": []}}),
+                Parse(40068, "$switch requires at least one branch."),
+            ),
+            (
+                bson!({"$switch": {"branches": [{"case": true}]}}),
+                Parse(
+                    40065,
+                    "$switch requires each branch have a 'then' expression.",
+                ),
+            ),
+            (
+                bson!({"$switch": 1}),
+                Parse(
+                    40060,
+                    "$switch requires an object as an argument, found: int",
+                ),
+            ),
+            (bson!({"$ifNull": ["$missing", "$n", "x"]}), v("x")),
+            (bson!({"$ifNull": ["$i", "x"]}), v(7)),
+            (
+                bson!({"$ifNull": ["$i"]}),
+                Parse(1_257_300, "$ifNull needs at least two arguments, had: 1"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn booleans_treat_false_null_missing_and_zero_as_false() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (bson!({"$and": [1, "x", true, [], {}]}), v(true)),
+            (bson!({"$and": [1, 0]}), v(false)),
+            (bson!({"$and": []}), v(true)),
+            (bson!({"$and": ["$missing"]}), v(false)),
+            (bson!({"$and": [f64::NAN]}), v(true)),
+            (bson!({"$and": [dec("0")]}), v(false)),
+            (bson!({"$or": [null, 0, "$missing", false, 0.0]}), v(false)),
+            (bson!({"$or": [false, [0]]}), v(true)),
+            (bson!({"$or": []}), v(false)),
+            (bson!({"$not": [0]}), v(true)),
+            (bson!({"$not": "$n"}), v(true)),
+            (bson!({"$not": ["$i"]}), v(false)),
+            (
+                bson!({"$not": [1, 2]}),
+                Parse(
+                    16020,
+                    "Expression $not takes exactly 1 arguments. 2 were passed in.",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn arithmetic_keeps_the_operand_types_mongodb_keeps() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (bson!({"$mod": ["$i", 3]}), v(1)),
+            (bson!({"$mod": ["$neg", 3]}), v(-1)),
+            (bson!({"$mod": ["$l", 3]}), v(2_i64)),
+            (bson!({"$mod": ["$f", 1]}), v(0.5)),
+            (bson!({"$mod": [dec("7.5"), 2]}), v(dec("1.5"))),
+            (bson!({"$mod": ["$n", 2]}), v(Bson::Null)),
+            (bson!({"$mod": [1, 0]}), Fold(16610, "can't $mod by zero")),
+            (
+                bson!({"$mod": ["$s", 2]}),
+                Run(
+                    16611,
+                    "$mod only supports numeric types, not string and int",
+                ),
+            ),
+            (bson!({"$abs": "$neg"}), v(7)),
+            (bson!({"$abs": -2.5}), v(2.5)),
+            (bson!({"$abs": i32::MIN}), v(2_147_483_648_i64)),
+            (bson!({"$abs": dec("-1.5")}), v(dec("1.5"))),
+            (bson!({"$abs": "$missing"}), v(Bson::Null)),
+            (
+                bson!({"$abs": i64::MIN}),
+                Fold(28680, "can't take $abs of long long min"),
+            ),
+            (
+                bson!({"$abs": "$s"}),
+                Run(28765, "$abs only supports numeric types, not string"),
+            ),
+            (bson!({"$ceil": 2.1}), v(3.0)),
+            (bson!({"$ceil": 5}), v(5)),
+            (bson!({"$floor": -2.1}), v(-3.0)),
+            (bson!({"$floor": dec("-2.5")}), v(dec("-3"))),
+            (bson!({"$ceil": "$n"}), v(Bson::Null)),
+            (bson!({"$round": [2.5]}), v(2.0)),
+            (bson!({"$round": [3.5]}), v(4.0)),
+            (bson!({"$round": [2.675, 2]}), v(2.67)),
+            (bson!({"$round": [1234, -2]}), v(1200)),
+            (bson!({"$round": [1250, -2]}), v(1200)),
+            (bson!({"$round": [1350, -2]}), v(1400)),
+            (bson!({"$round": ["$l", 1]}), v(5_i64)),
+            (bson!({"$round": [dec("1.2345"), 2]}), v(dec("1.23"))),
+            (bson!({"$round": [dec("1.2"), 3]}), v(dec("1.200"))),
+            (bson!({"$round": ["$n", 1]}), v(Bson::Null)),
+            (
+                bson!({"$round": [1.5, 101]}),
+                Fold(
+                    51083,
+                    "cannot apply $round with precision value 101 value must be in [-20, 100]",
+                ),
+            ),
+            (
+                bson!({"$round": [1.5, 1.5]}),
+                Fold(
+                    51082,
+                    "precision argument to  $round must be a integral value",
+                ),
+            ),
+            (
+                bson!({"$round": ["$s"]}),
+                Run(51081, "$round only supports numeric types, not string"),
+            ),
+            (
+                bson!({"$round": [1, 2, 3]}),
+                Parse(
+                    28667,
+                    "Expression $round takes at least 1 arguments, and at most 2, but 3 were passed in.",
+                ),
+            ),
+            (bson!({"$trunc": [-2.7]}), v(-2.0)),
+            (bson!({"$trunc": [2.789, 2]}), v(2.78)),
+            (bson!({"$trunc": [1299, -2]}), v(1200)),
+            (bson!({"$sqrt": 16}), v(4.0)),
+            (bson!({"$sqrt": "$missing"}), v(Bson::Null)),
+            (
+                bson!({"$sqrt": -1}),
+                Fold(28714, "$sqrt's argument must be greater than or equal to 0"),
+            ),
+            (bson!({"$pow": [2, 10]}), v(1024)),
+            (bson!({"$pow": [2, 40]}), v(1_099_511_627_776_i64)),
+            (bson!({"$pow": [2, -1]}), v(0.5)),
+            (bson!({"$pow": [2.0, 3]}), v(8.0)),
+            (bson!({"$pow": [-1, -3]}), v(-1)),
+            (
+                bson!({"$pow": [0, -1]}),
+                Fold(
+                    28764,
+                    "$pow cannot take a base of 0 and a negative exponent",
+                ),
+            ),
+            (
+                bson!({"$pow": ["$s", 2]}),
+                Run(28762, "$pow's base must be numeric, not string"),
+            ),
+            (bson!({"$exp": 0}), v(1.0)),
+            (bson!({"$ln": 1}), v(0.0)),
+            (
+                bson!({"$ln": 0}),
+                Fold(28766, "$ln's argument must be a positive number, but is 0"),
+            ),
+            (bson!({"$log10": 1000}), v(3.0)),
+            (
+                bson!({"$log10": -1}),
+                Fold(
+                    28761,
+                    "$log10's argument must be a positive number, but is -1",
+                ),
+            ),
+            (bson!({"$log": [8, 2]}), v(3.0)),
+            (
+                bson!({"$log": [8, 1]}),
+                Fold(
+                    28759,
+                    "$log's base must be a positive number not equal to 1, but is 1",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn string_operators_coerce_and_refuse_as_mongodb_does() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            // $toUpper/$toLower write a number as its text (a double as C's %g), null as "",
+            // and change ASCII letters only.
+            (bson!({"$toUpper": 2.5}), v("2.5")),
+            (bson!({"$toLower": 1_234_567.0}), v("1.23457e+06")),
+            (bson!({"$toUpper": "$i"}), v("7")),
+            (bson!({"$toUpper": "$n"}), v("")),
+            (bson!({"$toUpper": "$utf"}), v("HéLLO")),
+            (bson!({"$toLower": "$s"}), v("hello")),
+            (
+                bson!({"$toUpper": [[1]]}),
+                Fold(16007, "can't convert from BSON type array to String"),
+            ),
+            (bson!({"$substrBytes": ["$s", 1, 3]}), v("ell")),
+            (bson!({"$substr": ["$s", 1, -1]}), v("ello")),
+            (bson!({"$substrBytes": ["$s", 10, 2]}), v("")),
+            (bson!({"$substrBytes": ["$i", 0, 1]}), v("7")),
+            (
+                bson!({"$substrBytes": ["$utf", 2, 1]}),
+                Run(
+                    28656,
+                    "$substrBytes:  Invalid range, starting index is a UTF-8 continuation byte.",
+                ),
+            ),
+            (
+                bson!({"$substrBytes": ["$utf", 0, 2]}),
+                Run(
+                    28657,
+                    "$substrBytes:  Invalid range, ending index is in the middle of a UTF-8 character.",
+                ),
+            ),
+            (
+                bson!({"$substrBytes": ["$s", "a", 1]}),
+                Run(
+                    16034,
+                    "$substrBytes:  starting index must be a numeric type (is BSON type string)",
+                ),
+            ),
+            (
+                bson!({"$substrBytes": ["$s", -1, 1]}),
+                Run(
+                    50752,
+                    "$substrBytes:  starting index must be non-negative (got: -1)",
+                ),
+            ),
+            (
+                bson!({"$substr": ["$s", 1]}),
+                Parse(
+                    16020,
+                    "Expression $substrBytes takes exactly 3 arguments. 2 were passed in.",
+                ),
+            ),
+            (bson!({"$substrCP": ["$utf", 1, 3]}), v("éll")),
+            (
+                bson!({"$substrCP": ["$s", 1.5, 1]}),
+                Run(
+                    34451,
+                    "$substrCP: starting index cannot be represented as a 32-bit integral value: 1.5",
+                ),
+            ),
+            (
+                bson!({"$substrCP": ["$s", 0, -1]}),
+                Run(34454, "$substrCP: length must be a nonnegative integer."),
+            ),
+            (bson!({"$strLenBytes": "$utf"}), v(6)),
+            (bson!({"$strLenCP": "$utf"}), v(5)),
+            (
+                bson!({"$strLenCP": "$i"}),
+                Run(34471, "$strLenCP requires a string argument, found: int"),
+            ),
+            (
+                bson!({"$strLenBytes": "$missing"}),
+                Run(
+                    34473,
+                    "$strLenBytes requires a string argument, found: missing",
+                ),
+            ),
+            (
+                bson!({"$split": ["a,b,,c", ","]}),
+                v(bson!(["a", "b", "", "c"])),
+            ),
+            (bson!({"$split": ["$n", ","]}), v(Bson::Null)),
+            (
+                bson!({"$split": ["a", ""]}),
+                Fold(40087, "$split requires a non-empty separator"),
+            ),
+            (
+                bson!({"$split": [1, ","]}),
+                Fold(
+                    40085,
+                    "$split requires an expression that evaluates to a string as a first argument, found: int",
+                ),
+            ),
+            (bson!({"$trim": {"input": "$sp"}}), v("hi")),
+            (bson!({"$ltrim": {"input": "$sp"}}), v("hi  ")),
+            (
+                bson!({"$rtrim": {"input": "xxhixx", "chars": "x"}}),
+                v("xxhi"),
+            ),
+            (bson!({"$trim": {"input": "$n"}}), v(Bson::Null)),
+            (
+                bson!({"$trim": {"input": 1}}),
+                Fold(
+                    50699,
+                    "$trim requires its input to be a string, got 1 (of type int) instead.",
+                ),
+            ),
+            (
+                bson!({"$trim": {"chars": "x"}}),
+                Parse(50695, "$trim requires an 'input' field"),
+            ),
+            (
+                bson!({"$trim": "x"}),
+                Parse(
+                    50696,
+                    "$trim only supports an object as an argument, found: string",
+                ),
+            ),
+            (bson!({"$indexOfBytes": ["$s", "l"]}), v(2)),
+            (bson!({"$indexOfBytes": ["$s", "l", 3]}), v(3)),
+            (bson!({"$indexOfBytes": ["$s", "z"]}), v(-1)),
+            (bson!({"$indexOfBytes": ["$n", "a"]}), v(Bson::Null)),
+            (
+                bson!({"$indexOfBytes": ["$s", 1]}),
+                Run(
+                    40092,
+                    "$indexOfBytes requires a string as the second argument, found: int",
+                ),
+            ),
+            (
+                bson!({"$indexOfBytes": ["$s", "l", -1]}),
+                Run(
+                    40097,
+                    "$indexOfBytes requires a nonnegative start index, found: -1",
+                ),
+            ),
+            (bson!({"$strcasecmp": ["$s", "HELLO"]}), v(0)),
+            (bson!({"$strcasecmp": ["a", "B"]}), v(-1)),
+            (bson!({"$strcasecmp": ["$n", ""]}), v(0)),
+        ],
+    );
+}
+
+#[test]
+fn conversions_follow_mongodbs_table_with_on_error_and_on_null() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (bson!({"$type": "$i"}), v("int")),
+            (bson!({"$type": "$l"}), v("long")),
+            (bson!({"$type": "$arr"}), v("array")),
+            (bson!({"$type": "$missing"}), v("missing")),
+            (bson!({"$isNumber": "$dec"}), v(true)),
+            (bson!({"$isNumber": "$s"}), v(false)),
+            (bson!({"$isNumber": "$missing"}), v(false)),
+            (bson!({"$isArray": "$arr"}), v(true)),
+            (bson!({"$isArray": "$o"}), v(false)),
+            (bson!({"$toString": 2.5}), v("2.5")),
+            (bson!({"$toString": 1.0}), v("1")),
+            (bson!({"$toString": 1e20}), v("1e+20")),
+            (bson!({"$toString": 0.1}), v("0.1")),
+            (bson!({"$toString": "$t"}), v("true")),
+            (bson!({"$toString": "$d"}), v("2021-03-04T05:06:07.089Z")),
+            (bson!({"$toString": "$oid"}), v(OID)),
+            (bson!({"$toString": "$dec"}), v("1.25")),
+            (bson!({"$toString": "$n"}), v(Bson::Null)),
+            (bson!({"$toString": "$missing"}), v(Bson::Null)),
+            (
+                bson!({"$toString": "$arr"}),
+                Run(
+                    241,
+                    "Unsupported conversion from array to string in $convert with no onError value",
+                ),
+            ),
+            (bson!({"$toInt": "42"}), v(42)),
+            (bson!({"$toInt": 2.9}), v(2)),
+            (bson!({"$toInt": "$t"}), v(1)),
+            (bson!({"$toInt": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$toInt": "4.5"}),
+                Fold(
+                    241,
+                    "Failed to parse number '4.5' in $convert with no onError value: Did not consume whole string.",
+                ),
+            ),
+            (
+                bson!({"$toInt": 3e9}),
+                Fold(
+                    241,
+                    "Conversion would overflow target type in $convert with no onError value: 3e+09",
+                ),
+            ),
+            (bson!({"$toLong": "$d"}), v(D_MS)),
+            (bson!({"$toLong": "9000000000"}), v(9_000_000_000_i64)),
+            (bson!({"$toDouble": "1.5e3"}), v(1500.0)),
+            (bson!({"$toDouble": "$t"}), v(1.0)),
+            (
+                bson!({"$toDouble": "abc"}),
+                Fold(
+                    241,
+                    "Failed to parse number 'abc' in $convert with no onError value: Did not consume any digits",
+                ),
+            ),
+            (bson!({"$toDecimal": 2.5}), v(dec("2.50000000000000"))),
+            (bson!({"$toDecimal": "1.1"}), v(dec("1.1"))),
+            (bson!({"$toBool": 0}), v(false)),
+            (bson!({"$toBool": "false"}), v(true)),
+            (bson!({"$toBool": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$toDate": "2021-03-04T05:06:07.089Z"}),
+                v(date(D_MS)),
+            ),
+            (bson!({"$toDate": "$l"}), v(date(5))),
+            (
+                bson!({"$toDate": 5}),
+                Fold(
+                    241,
+                    "Unsupported conversion from int to date in $convert with no onError value",
+                ),
+            ),
+            (
+                bson!({"$toObjectId": OID}),
+                v(ObjectId::parse_str(OID).unwrap()),
+            ),
+            (
+                bson!({"$convert": {"input": "abc", "to": "int", "onError": -1}}),
+                v(-1),
+            ),
+            (
+                bson!({"$convert": {"input": "$missing", "to": "int", "onNull": 0}}),
+                v(0),
+            ),
+            (bson!({"$convert": {"input": "1", "to": 16}}), v(1)),
+            (bson!({"$convert": {"input": 1, "to": null}}), v(Bson::Null)),
+            (
+                bson!({"$convert": {"input": 1, "to": "foo"}}),
+                Fold(2, "Unknown type name: foo"),
+            ),
+            (
+                bson!({"$convert": {"input": 1}}),
+                Parse(9, "Missing 'to' parameter to $convert"),
+            ),
+            (
+                bson!({"$convert": {"input": 1, "to": "int", "x": 1}}),
+                Parse(9, "$convert found an unknown argument: x"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn array_operators_bind_variables_and_refuse_non_arrays() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (bson!({"$arrayElemAt": ["$arr", 0]}), v(1)),
+            (bson!({"$arrayElemAt": ["$arr", -1]}), v(3)),
+            (bson!({"$arrayElemAt": ["$arr", 5]}), Missing),
+            (bson!({"$arrayElemAt": ["$n", 0]}), v(Bson::Null)),
+            (
+                bson!({"$arrayElemAt": ["$s", 0]}),
+                Run(
+                    28689,
+                    "$arrayElemAt's first argument must be an array, but is string",
+                ),
+            ),
+            (
+                bson!({"$arrayElemAt": ["$arr", "x"]}),
+                Run(
+                    28690,
+                    "$arrayElemAt's second argument must be a numeric value, but is string",
+                ),
+            ),
+            (
+                bson!({"$arrayElemAt": ["$arr", 1.5]}),
+                Run(
+                    28691,
+                    "$arrayElemAt's second argument must be representable as a 32-bit integer: 1.5",
+                ),
+            ),
+            (bson!({"$first": "$arr"}), v(1)),
+            (bson!({"$last": "$arr"}), v(3)),
+            (bson!({"$first": [[]]}), Missing),
+            (
+                bson!({"$first": "$s"}),
+                Run(28689, "$first's argument must be an array, but is string"),
+            ),
+            (
+                bson!({"$concatArrays": ["$arr", [4]]}),
+                v(bson!([1, 2, 3, 4])),
+            ),
+            (bson!({"$concatArrays": ["$arr", "$n"]}), v(Bson::Null)),
+            (
+                bson!({"$concatArrays": ["$arr", 1]}),
+                Run(28664, "$concatArrays only supports arrays, not int"),
+            ),
+            (bson!({"$slice": ["$arr", 2]}), v(bson!([1, 2]))),
+            (bson!({"$slice": ["$arr", -2]}), v(bson!([2, 3]))),
+            (bson!({"$slice": ["$arr", 1, 1]}), v(bson!([2]))),
+            (bson!({"$slice": ["$arr", -2, 5]}), v(bson!([2, 3]))),
+            (
+                bson!({"$slice": ["$arr", 1, 0]}),
+                Run(28729, "Third argument to $slice must be positive: 0"),
+            ),
+            (
+                bson!({"$slice": ["$s", 1]}),
+                Run(
+                    28724,
+                    "First argument to $slice must be an array, but is of type: string",
+                ),
+            ),
+            (
+                bson!({"$slice": ["$arr"]}),
+                Parse(
+                    28667,
+                    "Expression $slice takes at least 2 arguments, and at most 3, but 1 were passed in.",
+                ),
+            ),
+            (bson!({"$reverseArray": "$arr"}), v(bson!([3, 2, 1]))),
+            (bson!({"$reverseArray": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$reverseArray": "$s"}),
+                Run(
+                    34435,
+                    "The argument to $reverseArray must be an array, but was of type: string",
+                ),
+            ),
+            (
+                bson!({"$filter": {"input": "$arr", "cond": {"$gte": ["$$this", 2]}}}),
+                v(bson!([2, 3])),
+            ),
+            (
+                bson!({"$filter": {"input": "$arr", "as": "x", "cond": {"$eq": ["$$x", 1]}}}),
+                v(bson!([1])),
+            ),
+            (
+                bson!({"$filter": {"input": "$arr", "cond": true, "limit": 1}}),
+                v(bson!([1])),
+            ),
+            (
+                bson!({"$filter": {"input": "$s", "cond": true}}),
+                Run(28651, "input to $filter must be an array not string"),
+            ),
+            (
+                bson!({"$filter": {"input": "$arr"}}),
+                Parse(28650, "Missing 'cond' parameter to $filter"),
+            ),
+            (
+                bson!({"$filter": {"input": "$arr", "cond": "$$nope"}}),
+                Parse(17276, "Use of undefined variable: nope"),
+            ),
+            (
+                bson!({"$map": {"input": "$arr", "in": {"$multiply": ["$$this", 10]}}}),
+                v(bson!([10, 20, 30])),
+            ),
+            (
+                bson!({"$map": {"input": "$objs", "as": "o", "in": "$$o.k"}}),
+                v(bson!(["a", "b"])),
+            ),
+            (
+                bson!({"$map": {"input": "$arr", "in": "$$ROOT.i"}}),
+                v(bson!([7, 7, 7])),
+            ),
+            (
+                bson!({"$map": {"input": [1], "in": "$$CURRENT.s"}}),
+                v(bson!(["Hello"])),
+            ),
+            (bson!({"$map": {"input": "$n", "in": 1}}), v(Bson::Null)),
+            (
+                bson!({"$map": {"input": 1, "in": 1}}),
+                Fold(16883, "input to $map must be an array not int"),
+            ),
+            (
+                bson!({"$reduce": {"input": "$arr", "initialValue": 0, "in": {"$add": ["$$value", "$$this"]}}}),
+                v(6),
+            ),
+            (
+                bson!({"$reduce": {"input": ["a", "b"], "initialValue": "", "in": {"$concat": ["$$value", "$$this"]}}}),
+                v("ab"),
+            ),
+            (
+                bson!({"$reduce": {"input": "$s", "initialValue": 0, "in": 1}}),
+                Run(
+                    40080,
+                    "$reduce requires that 'input' be an array, found: \"Hello\"",
+                ),
+            ),
+            (
+                bson!({"$reduce": {"input": "$arr", "in": 1}}),
+                Parse(40078, "$reduce requires 'initialValue' to be specified"),
+            ),
+            (
+                bson!({"$let": {"vars": {"x": 2}, "in": {"$multiply": ["$$x", "$i"]}}}),
+                v(14),
+            ),
+            (bson!({"$range": [0, 5]}), v(bson!([0, 1, 2, 3, 4]))),
+            (bson!({"$range": [0, 10, 3]}), v(bson!([0, 3, 6, 9]))),
+            (bson!({"$range": [5, 0, -2]}), v(bson!([5, 3, 1]))),
+            (
+                bson!({"$range": [0, 5, 0]}),
+                Fold(34449, "$range requires a non-zero step value"),
+            ),
+            (
+                bson!({"$range": ["a", 5]}),
+                Fold(
+                    34443,
+                    "$range requires a numeric starting value, found value of type: string",
+                ),
+            ),
+            (
+                bson!({"$range": [0, 1.5]}),
+                Fold(
+                    34446,
+                    "$range requires an ending value that can be represented as a 32-bit integer, found value: 1.5",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn object_operators_merge_and_reshape() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$mergeObjects": ["$o", {"b": 3, "c": 4}]}),
+                v(doc! {"a": 1, "b": 3, "c": 4}),
+            ),
+            (
+                bson!({"$mergeObjects": ["$o", "$n"]}),
+                v(doc! {"a": 1, "b": 2}),
+            ),
+            (
+                bson!({"$mergeObjects": ["$o", 1]}),
+                Run(
+                    40400,
+                    "$mergeObjects requires object inputs, but input 1 is of type int",
+                ),
+            ),
+            (
+                bson!({"$objectToArray": "$o"}),
+                v(bson!([{"k": "a", "v": 1}, {"k": "b", "v": 2}])),
+            ),
+            (bson!({"$objectToArray": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$objectToArray": "$i"}),
+                Run(
+                    40390,
+                    "$objectToArray requires a document input, found: int",
+                ),
+            ),
+            (bson!({"$arrayToObject": "$objs"}), v(doc! {"a": 1, "b": 2})),
+            (
+                bson!({"$arrayToObject": [[["x", 1], ["y", 2]]]}),
+                v(doc! {"x": 1, "y": 2}),
+            ),
+            (
+                bson!({"$arrayToObject": "$i"}),
+                Run(40386, "$arrayToObject requires an array input, found: int"),
+            ),
+            (bson!({"$getField": "s"}), v("Hello")),
+            (bson!({"$getField": {"field": "a", "input": "$o"}}), v(1)),
+            (
+                bson!({"$getField": {"field": "zz", "input": "$o"}}),
+                Missing,
+            ),
+            (
+                bson!({"$getField": {"field": "a", "input": "$n"}}),
+                v(Bson::Null),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn date_operators_read_utc_or_a_fixed_offset() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            // $$NOW is the store's clock when the pipeline is built.
+            (bson!("$$NOW"), v(date(START_MS))),
+            (bson!({"$subtract": ["$$NOW", "$d"]}), v(START_MS - D_MS)),
+            (bson!({"$year": "$d"}), v(2021)),
+            (bson!({"$month": "$d"}), v(3)),
+            (bson!({"$dayOfMonth": "$d"}), v(4)),
+            (bson!({"$hour": "$d"}), v(5)),
+            (bson!({"$minute": "$d"}), v(6)),
+            (bson!({"$second": "$d"}), v(7)),
+            (bson!({"$millisecond": "$d"}), v(89)),
+            (bson!({"$dayOfWeek": "$d"}), v(5)),
+            (bson!({"$dayOfYear": "$d"}), v(63)),
+            (bson!({"$isoWeek": "$d"}), v(9)),
+            (bson!({"$isoDayOfWeek": "$d"}), v(4)),
+            (bson!({"$year": ["$d"]}), v(2021)),
+            (bson!({"$year": "$oid"}), v(2020)),
+            (bson!({"$hour": {"date": "$d", "timezone": "+02:00"}}), v(7)),
+            (bson!({"$hour": {"date": "$d", "timezone": "-0530"}}), v(23)),
+            (bson!({"$hour": {"date": "$d", "timezone": "UTC"}}), v(5)),
+            (bson!({"$year": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$hour": {"date": "$d", "timezone": "Europe/Paris"}}),
+                Run(40485, "unrecognized time zone identifier: \"Europe/Paris\""),
+            ),
+            (
+                bson!({"$year": "$s"}),
+                Run(16006, "can't convert from BSON type string to Date"),
+            ),
+            (
+                bson!({"$year": ["$d", 1]}),
+                Parse(
+                    40536,
+                    "$year accepts exactly one argument if given an array, but was given 2",
+                ),
+            ),
+            (
+                bson!({"$month": {"date": "$d", "x": 1}}),
+                Parse(40535, "unrecognized option to $month: \"x\""),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d"}}),
+                v("2021-03-04T05:06:07.089Z"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d", "format": "%Y/%m/%d %H:%M:%S.%L"}}),
+                v("2021/03/04 05:06:07.089"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d", "format": "%j %w %u %U %V %G %Z %z %%"}}),
+                v("063 5 4 09 09 2021 +0 +0000 %"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d", "timezone": "+01:30", "format": "%H:%M %z %Z"}}),
+                v("06:36 +0130 +90"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d", "timezone": "+01:00"}}),
+                v("2021-03-04T06:06:07.089"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$missing", "onNull": "none"}}),
+                v("none"),
+            ),
+            (bson!({"$dateToString": {"date": "$n"}}), v(Bson::Null)),
+            (
+                bson!({"$dateToString": {"date": "$d", "format": "%Q"}}),
+                Parse(18536, "Invalid format character '%Q' in format string"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d", "format": "%"}}),
+                Parse(18535, "Unmatched '%' at end of format string"),
+            ),
+            (
+                bson!({"$dateToString": {"date": "$d", "format": 1}}),
+                Run(
+                    18533,
+                    "$dateToString requires that 'format' be a string, found: int with value 1",
+                ),
+            ),
+            (
+                bson!({"$dateToString": {"format": "%Y"}}),
+                Parse(18628, "Missing 'date' parameter to $dateToString"),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "2021-03-04T05:06:07.089Z"}}),
+                v(date(D_MS)),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "2021-03-04T07:06:07.089+02:00"}}),
+                v(date(D_MS)),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "2021-03-04"}}),
+                v(date(1_614_816_000_000)),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "2021-03-04T06:06:07.089", "timezone": "+01:00"}}),
+                v(date(D_MS)),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "04/03/2021", "format": "%d/%m/%Y"}}),
+                v(date(1_614_816_000_000)),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "garbage", "onError": "bad"}}),
+                v("bad"),
+            ),
+            (
+                bson!({"$dateFromString": {"dateString": "$n", "onNull": "none"}}),
+                v("none"),
+            ),
+        ],
+    );
+    let e = h
+        .aggregate(
+            "db",
+            "x",
+            &[doc! {"$project": {"v": {"$dateFromString": {"dateString": "2021-02-30"}}}}],
+        )
+        .unwrap_err();
+    assert_eq!((e.code(), e.code_name()), (241, "ConversionFailure"));
+    assert!(
+        e.to_string()
+            .contains("Error parsing date string '2021-02-30'"),
+        "{e}"
+    );
+}
+
+/// Runs `pipeline` over the empty collection `db.empty`.
+fn on_empty(h: &History, pipeline: &[Document]) -> (i32, String, String) {
+    let e = h.aggregate("db", "empty", pipeline).unwrap_err();
+    (e.code(), e.code_name().to_owned(), e.to_string())
+}
+
+#[test]
+fn a_malformed_expression_fails_the_pipeline_before_any_document_is_read() {
+    let (_d, h) = open();
+    let unknown = |stage: &str| vec![doc! {stage: {"v": {"$add": [{"$foo": 1}]}}}];
+    for (pipeline, want) in [
+        // At the head of a $project field the projection parser reports it, in its words.
+        (
+            vec![doc! {"$project": {"v": {"$foo": 1}}}],
+            (
+                31325,
+                "Location31325",
+                "Invalid $project :: caused by :: Unknown expression $foo",
+            ),
+        ),
+        (
+            unknown("$project"),
+            (
+                168,
+                "InvalidPipelineOperator",
+                "Invalid $project :: caused by :: Unrecognized expression '$foo'",
+            ),
+        ),
+        (
+            unknown("$addFields"),
+            (
+                168,
+                "InvalidPipelineOperator",
+                "Invalid $addFields :: caused by :: Unrecognized expression '$foo'",
+            ),
+        ),
+        (
+            unknown("$set"),
+            (
+                168,
+                "InvalidPipelineOperator",
+                "Invalid $set :: caused by :: Unrecognized expression '$foo'",
+            ),
+        ),
+        (
+            vec![doc! {"$group": {"_id": {"$foo": "$x"}}}],
+            (
+                168,
+                "InvalidPipelineOperator",
+                "Unrecognized expression '$foo'",
+            ),
+        ),
+        (
+            vec![doc! {"$group": {"_id": null, "n": {"$sum": {"$eq": [1]}}}}],
+            (
+                16020,
+                "Location16020",
+                "Expression $eq takes exactly 2 arguments. 1 were passed in.",
+            ),
+        ),
+        (
+            vec![doc! {"$match": {}}, doc! {"$replaceWith": {"$foo": 1}}],
+            (
+                168,
+                "InvalidPipelineOperator",
+                "Unrecognized expression '$foo'",
+            ),
+        ),
+        // Constant operands are evaluated then, as MongoDB's optimizer folds them.
+        (
+            vec![doc! {"$project": {"v": {"$divide": [1, 0]}}}],
+            (
+                2,
+                "BadValue",
+                "Failed to optimize pipeline :: caused by :: can't $divide by zero",
+            ),
+        ),
+        (
+            vec![doc! {"$group": {"_id": {"$add": [1, "a"]}}}],
+            (
+                14,
+                "TypeMismatch",
+                "Failed to optimize pipeline :: caused by :: $add only supports numeric or date types, not string",
+            ),
+        ),
+        (
+            vec![doc! {"$project": {"v": "$$nope"}}],
+            (
+                17276,
+                "Location17276",
+                "Invalid $project :: caused by :: Use of undefined variable: nope",
+            ),
+        ),
+    ] {
+        let (code, name, message) = on_empty(&h, &pipeline);
+        assert_eq!(
+            (code, name.as_str(), message.as_str()),
+            want,
+            "{pipeline:?}"
+        );
+    }
+    // An operator MongoDB has that this store does not is named as unsupported.
+    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$setUnion": [[1]]}}}]);
+    assert_eq!(
+        (code, message.as_str()),
+        (115, "unsupported: expression operator $setUnion")
+    );
+}
+
+/// `{$abs: … {$abs: 1}}` with `n` operators: n + 1 expressions deep.
+fn nested_abs(n: usize) -> Bson {
+    (0..n).fold(Bson::Int32(1), |inner, _| bson!({"$abs": inner}))
+}
+
+#[test]
+fn expression_depth_is_limited_when_the_pipeline_is_built() {
+    let (_d, h) = open();
+    let at_max = nested_abs(EXPRESSION_DEPTH_MAX - 1);
+    let out = h
+        .aggregate("db", "x", &[doc! {"$project": {"_id": 0, "v": at_max}}])
+        .unwrap();
+    assert_eq!(out, vec![doc! {"v": 1}]);
+    let over = nested_abs(EXPRESSION_DEPTH_MAX);
+    let (code, name, message) = on_empty(&h, &[doc! {"$project": {"v": over}}]);
+    assert_eq!((code, name.as_str()), (15, "Overflow"));
+    assert_eq!(
+        message,
+        format!(
+            "nesting depth {} exceeds the limit of {EXPRESSION_DEPTH_MAX} levels",
+            EXPRESSION_DEPTH_MAX + 1
+        )
+    );
+}
+
+#[test]
+fn replace_root_replace_with_and_sort_by_count() {
+    let (_d, h) = open();
+    assert_eq!(
+        h.aggregate("db", "x", &[doc! {"$replaceRoot": {"newRoot": "$o"}}])
+            .unwrap(),
+        vec![doc! {"a": 1, "b": 2}]
+    );
+    assert_eq!(
+        h.aggregate(
+            "db",
+            "x",
+            &[doc! {"$replaceWith": {"$mergeObjects": ["$o", {"x": "$i"}]}}]
+        )
+        .unwrap(),
+        vec![doc! {"a": 1, "b": 2, "x": 7}]
+    );
+    h.insert_many(
+        "db",
+        "o",
+        vec![
+            doc! {"_id": 1, "c": "a", "p": {"q": 1}},
+            doc! {"_id": 2, "c": "b", "p": {"q": 2}},
+            doc! {"_id": 3, "c": "a"},
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        h.aggregate("db", "o", &[doc! {"$sortByCount": "$c"}])
+            .unwrap(),
+        vec![doc! {"_id": "a", "count": 2}, doc! {"_id": "b", "count": 1}]
+    );
+    let e = h
+        .aggregate("db", "o", &[doc! {"$replaceRoot": {"newRoot": "$p"}}])
+        .unwrap_err();
+    assert_eq!((e.code(), e.code_name()), (40228, "Location40228"));
+    assert_eq!(
+        e.to_string(),
+        "PlanExecutor error during aggregation :: caused by :: 'newRoot' expression  must \
+         evaluate to an object, but resulting value was: MISSING. Type of resulting value: \
+         'missing'. Input document: {_id: 3, c: \"a\"}"
+    );
+    let e = h
+        .aggregate("db", "o", &[doc! {"$replaceWith": "$c"}])
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "PlanExecutor error during aggregation :: caused by :: 'replacement document' must \
+         evaluate to an object, but resulting value was: \"a\". Type of resulting value: \
+         'string'. Input document: {_id: 1, c: \"a\", p: {q: 1}}"
+    );
+    let (code, _, message) = on_empty(&h, &[doc! {"$replaceRoot": {}}]);
+    assert_eq!(
+        (code, message.as_str()),
+        (40231, "no newRoot specified for the $replaceRoot stage")
+    );
+}
