@@ -1,0 +1,84 @@
+//! Aggregation throughput: 20,000 small orders in one collection, and criterion timing whole
+//! pipelines over them — a `$group` by customer with `$sum`/`$avg`/`$max`/`$push`, a
+//! `$project` computing fields with arithmetic and string operators, and a `$match` on an
+//! unindexed field feeding a `$group`. Each pipeline reads every document, so the time per
+//! run divided by 20,000 is the cost per document of the stages and their expressions.
+//!
+//! The pipelines use only operators every version of the store has, so the same file measures
+//! a change to expression evaluation before and after.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark setup fails loudly"
+)]
+
+use bson::{Document, doc};
+use criterion::{Criterion, Throughput};
+use streamcache::clock::ManualClock;
+use streamcache::history::{History, HistoryConfig};
+
+const DOCS: i64 = 20_000;
+
+fn order(i: i64) -> Document {
+    let status = ["new", "paid", "shipped"][usize::try_from(i % 3).unwrap()];
+    doc! {
+        "_id": i,
+        "customer": format!("c{}", i % 500),
+        "status": status,
+        "qty": i32::try_from(i % 9 + 1).unwrap(),
+        "price": (i % 10_000) as f64 / 100.0,
+        "name": format!("Product {}", i % 5000),
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(1_700_000_000_000),
+    )
+    .unwrap();
+    h.insert_many("shop", "orders", (0..DOCS).map(order).collect())
+        .unwrap();
+    let pipelines: [(&str, Vec<Document>); 3] = [
+        (
+            "group_by_customer",
+            vec![doc! {"$group": {
+                "_id": "$customer",
+                "total": {"$sum": {"$multiply": ["$price", "$qty"]}},
+                "avg": {"$avg": "$price"},
+                "max": {"$max": "$qty"},
+                "ids": {"$push": "$_id"},
+            }}],
+        ),
+        (
+            "project_computed",
+            vec![doc! {"$project": {
+                "_id": 0,
+                "customer": 1,
+                "amount": {"$multiply": ["$price", "$qty"]},
+                "net": {"$subtract": [{"$multiply": ["$price", "$qty"]}, 1]},
+                "label": {"$concat": [{"$toUpper": "$status"}, " ", "$name"]},
+                "big": {"$gt": ["$qty", 5]},
+            }}],
+        ),
+        (
+            "match_then_group",
+            vec![
+                doc! {"$match": {"status": "paid"}},
+                doc! {"$group": {"_id": "$status", "n": {"$sum": 1}, "qty": {"$sum": "$qty"}}},
+            ],
+        ),
+    ];
+    let mut c = Criterion::default().configure_from_args();
+    let mut g = c.benchmark_group("aggregate_20k");
+    g.throughput(Throughput::Elements(u64::try_from(DOCS).unwrap()));
+    for (name, pipeline) in &pipelines {
+        g.bench_function(*name, |b| {
+            b.iter(|| h.aggregate("shop", "orders", pipeline).unwrap().len());
+        });
+    }
+    g.finish();
+    c.final_summary();
+}
