@@ -52,7 +52,14 @@ impl Drop for Child {
 
 /// Starts the real binary on ephemeral ports, runs the suite script on `units` (its default
 /// units when empty) and returns its stdout; the last line is `N passed, M failed`.
+/// The suite's own test server listens on a fixed port, so two runs at once collide: the tests
+/// of this file take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_suite(units: &[&str]) -> String {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let tests_dir = std::env::var("REDIS_TESTS_DIR").expect(
         "set REDIS_TESTS_DIR to Redis 7.0.15's tests (run scripts/fetch-redis-suite.sh, which uses Debian's `redis` source package)",
     );
