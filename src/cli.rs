@@ -84,8 +84,9 @@ pub struct BenchE2eArgs {
     /// Seed of the order generator.
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
-    /// Where to write the SVG latency plot.
-    #[arg(long, value_name = "FILE", default_value = "docs/e2e-latency.svg")]
+    /// Where to write the SVG latency plot (`--out docs/e2e-latency.svg` replaces the plot in
+    /// docs/benchmarks.md).
+    #[arg(long, value_name = "FILE", default_value = "target/e2e-latency.svg")]
     pub out: PathBuf,
 }
 
