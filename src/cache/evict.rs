@@ -52,33 +52,39 @@ pub(crate) struct Pool {
 impl Pool {
     /// Offers a candidate: kept if the pool has room or it beats the worst entry; a key
     /// already pooled takes the new score.
-    fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
-        if let Some(i) = self
+    pub(crate) fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
+        let candidate = match self
             .entries
             .iter()
             .position(|c| c.db == db && *c.key == *key)
         {
-            let mut c = self.entries.remove(i);
-            c.score = score;
-            let at = self.entries.partition_point(|e| e.score <= score);
-            self.entries.insert(at, c);
-            return;
-        }
-        if self.entries.len() >= EVICTION_POOL_LEN
-            && self.entries.last().is_some_and(|w| score >= w.score)
-        {
-            return;
-        }
-        let at = self.entries.partition_point(|e| e.score <= score);
-        self.entries.insert(
-            at,
-            Candidate {
+            Some(i) => Candidate {
+                score,
+                ..self.entries.remove(i)
+            },
+            None if self.entries.len() >= EVICTION_POOL_LEN
+                && self.entries.last().is_some_and(|w| score >= w.score) =>
+            {
+                return;
+            }
+            None => Candidate {
                 score,
                 db,
                 key: key.into(),
             },
-        );
+        };
+        let at = self.entries.partition_point(|e| e.score <= score);
+        self.entries.insert(at, candidate);
         self.entries.truncate(EVICTION_POOL_LEN);
+    }
+
+    /// The best candidate, `(score, db, key)`, removed from the pool.
+    pub(crate) fn pop_best(&mut self) -> Option<(u64, usize, Box<[u8]>)> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let c = self.entries.remove(0);
+        Some((c.score, c.db, c.key))
     }
 
     /// Empties the pool when `policy` is not the one its scores were computed under.
@@ -202,20 +208,6 @@ pub(crate) enum Verdict {
     Rescore(u64),
 }
 
-/// The pool's best candidate, `(score, db, key)`, removed from the pool.
-pub(crate) fn pop_best(pool: &mut Pool) -> Option<(u64, usize, Box<[u8]>)> {
-    if pool.entries.is_empty() {
-        return None;
-    }
-    let c = pool.entries.remove(0);
-    Some((c.score, c.db, c.key))
-}
-
-/// Returns a rescored candidate to the pool.
-pub(crate) fn reoffer(pool: &mut Pool, score: u64, db: usize, key: &[u8]) {
-    pool.offer(score, db, key);
-}
-
 /// Judges a candidate popped with `score` against its entry now (`None`: no such key).
 pub(crate) fn verdict(entry: Option<EntryRef<'_>>, score: u64, scorer: Scorer) -> Verdict {
     match entry.and_then(|e| scorer.score(&e)) {
@@ -228,6 +220,8 @@ pub(crate) fn verdict(entry: Option<EntryRef<'_>>, score: u64, scorer: Scorer) -
 /// A random key for `allkeys-random` (`volatile`: `volatile-random`, keys with a TTL only):
 /// from the next database in turn that holds one, a random shard of it that does, a random
 /// slot of its table (Redis's `dictGetRandomKey`) or a random point of its deadline index.
+/// Shards are skipped by their published sizes ([`Keyspace::sizes_hint`]), so empty databases
+/// cost no locks; when the hints find nothing, every shard is locked and looked at.
 pub(crate) fn random_victim(
     ks: &Keyspace,
     pool: &mut Pool,
@@ -235,42 +229,64 @@ pub(crate) fn random_victim(
     volatile: bool,
 ) -> Option<(usize, Box<[u8]>)> {
     let mut x = seed | 1;
-    for i in 0..DATABASES {
-        let db = (pool.next_db + i) % DATABASES;
-        let start = (x as usize) % SHARDS;
-        for j in 0..SHARDS {
-            let Some(shard) = ks.lock_one(db, (start + j) % SHARDS) else {
-                continue;
-            };
-            x = x.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let key = if volatile {
-                shard.sample_volatile(x, 1).into_iter().next()
-            } else {
-                shard.random_entry(x)
-            };
-            if let Some((key, _)) = key {
-                pool.next_db = (db + 1) % DATABASES;
-                return Some((db, key.into()));
+    for guided in [true, false] {
+        for i in 0..DATABASES {
+            let db = (pool.next_db + i) % DATABASES;
+            let start = (x as usize) % SHARDS;
+            for j in 0..SHARDS {
+                let s = (start + j) % SHARDS;
+                if guided && hinted_len(ks, db, s, volatile) == 0 {
+                    continue;
+                }
+                let Some(shard) = ks.lock_one(db, s) else {
+                    continue;
+                };
+                x = x.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let key = if volatile {
+                    shard.sample_volatile(x, 1).into_iter().next()
+                } else {
+                    shard.random_entry(x)
+                };
+                if let Some((key, _)) = key {
+                    pool.next_db = (db + 1) % DATABASES;
+                    return Some((db, key.into()));
+                }
             }
         }
     }
     None
 }
 
-/// SIEVE's victim from the fullest shard of all databases.
+/// A shard's published key count (`volatile`: keys with a deadline).
+fn hinted_len(ks: &Keyspace, db: usize, shard: usize, volatile: bool) -> usize {
+    let (keys, with_deadline) = ks.sizes_hint(db, shard);
+    if volatile { with_deadline } else { keys }
+}
+
+/// SIEVE's victim from the fullest shard of all databases, found by the shards' published
+/// sizes; when that shard turns out empty under its lock, by every shard's locked length.
 pub(crate) fn sieve_victim(ks: &Keyspace) -> Option<(usize, Box<[u8]>)> {
-    let mut fullest: Option<(usize, usize, usize)> = None;
-    for db in 0..DATABASES {
-        for s in 0..SHARDS {
-            let len = ks.lock_one(db, s).map_or(0, |sh| sh.len());
-            if len > 0 && fullest.is_none_or(|(_, _, l)| len > l) {
-                fullest = Some((db, s, len));
+    let fullest = |len_of: &dyn Fn(usize, usize) -> usize| {
+        let mut fullest: Option<(usize, usize, usize)> = None;
+        for db in 0..DATABASES {
+            for s in 0..SHARDS {
+                let len = len_of(db, s);
+                if len > 0 && fullest.is_none_or(|(_, _, l)| len > l) {
+                    fullest = Some((db, s, len));
+                }
             }
         }
-    }
-    let (db, s, _) = fullest?;
-    let victim = ks.lock_one(db, s)?.sieve_victim()?;
-    Some((db, victim))
+        fullest
+    };
+    let victim_in = |(db, s, _): (usize, usize, usize)| {
+        let victim = ks.lock_one(db, s)?.sieve_victim()?;
+        Some((db, victim))
+    };
+    fullest(&|db, s| hinted_len(ks, db, s, false))
+        .and_then(victim_in)
+        .or_else(|| {
+            fullest(&|db, s| ks.lock_one(db, s).map_or(0, |sh| sh.len())).and_then(victim_in)
+        })
 }
 
 #[cfg(test)]
@@ -296,7 +312,7 @@ mod tests {
         assert!(pool.entries.iter().all(|c| &*c.key != b"late"));
         // The same key in another database is another candidate.
         pool.offer(0, 1, b"k1");
-        assert_eq!(pop_best(&mut pool).map(|(s, db, _)| (s, db)), Some((0, 1)));
+        assert_eq!(pool.pop_best().map(|(s, db, _)| (s, db)), Some((0, 1)));
     }
 
     #[test]
@@ -308,5 +324,86 @@ mod tests {
         assert_eq!(pool.entries.len(), 1);
         pool.adopt(EvictionPolicy::VolatileTtl);
         assert!(pool.entries.is_empty());
+    }
+
+    /// Keys `k0`…`k{n-1}` in database `db` (every fourth with a deadline), written through
+    /// contexts as commands write them.
+    fn fill(ks: &Keyspace, db: usize, n: usize) {
+        for i in 0..n {
+            let key = format!("k{i}");
+            let mut ctx = ks.keyed(db, [key.as_bytes()], 1);
+            let deadline = if i % 4 == 0 { 1_000_000 } else { 0 };
+            ctx.put_str(key.as_bytes(), b"v", deadline);
+        }
+    }
+
+    #[test]
+    fn contexts_publish_their_shards_sizes() {
+        let ks = Keyspace::new(false, false);
+        fill(&ks, 5, 64);
+        let (keys, volatile) = (0..SHARDS).fold((0, 0), |(k, v), s| {
+            let (a, b) = ks.sizes_hint(5, s);
+            (k + a, v + b)
+        });
+        assert_eq!((keys, volatile), (64, 16));
+        for s in 0..SHARDS {
+            let locked = ks.lock_one(5, s).map(|g| (g.len(), g.volatile_len()));
+            assert_eq!(Some(ks.sizes_hint(5, s)), locked, "shard {s}");
+            assert_eq!(ks.sizes_hint(4, s), (0, 0));
+        }
+        // A removal is published when its context ends.
+        let mut ctx = ks.keyed(5, [&b"k0"[..]], 1);
+        assert!(ctx.remove(b"k0").is_some());
+        drop(ctx);
+        let s = crate::cache::keyspace::shard_of(b"k0");
+        assert_eq!(
+            Some(ks.sizes_hint(5, s)),
+            ks.lock_one(5, s).map(|g| (g.len(), g.volatile_len()))
+        );
+    }
+
+    #[test]
+    fn victims_come_from_the_one_populated_database() {
+        let ks = Keyspace::new(true, false);
+        fill(&ks, 9, 40);
+        let mut pool = Pool::default();
+        for seed in 1..50 {
+            let (db, key) = random_victim(&ks, &mut pool, seed, false).expect("keys exist");
+            assert_eq!(db, 9);
+            assert!(key.starts_with(b"k"));
+            let (db, key) = random_victim(&ks, &mut pool, seed, true).expect("deadlines exist");
+            assert_eq!(db, 9);
+            let i: usize = std::str::from_utf8(&key[1..]).unwrap().parse().unwrap();
+            assert_eq!(
+                i % 4,
+                0,
+                "volatile-random picked k{i}, which has no deadline"
+            );
+        }
+        let (db, _) = sieve_victim(&ks).expect("keys exist");
+        assert_eq!(db, 9);
+    }
+
+    #[test]
+    fn stale_hints_fall_back_to_locking_every_shard() {
+        let ks = Keyspace::new(true, false);
+        fill(&ks, 2, 8);
+        for d in ks.dbs.iter() {
+            for slot in d.sizes.iter() {
+                slot.store(0, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let mut pool = Pool::default();
+        assert_eq!(
+            random_victim(&ks, &mut pool, 7, false).map(|v| v.0),
+            Some(2)
+        );
+        assert_eq!(random_victim(&ks, &mut pool, 7, true).map(|v| v.0), Some(2));
+        assert_eq!(sieve_victim(&ks).map(|v| v.0), Some(2));
+        // The other way round: a hint promising keys in an empty database finds none there.
+        let empty = Keyspace::new(true, false);
+        empty.dbs[0].sizes[3].store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(random_victim(&empty, &mut pool, 7, false), None);
+        assert_eq!(sieve_victim(&empty), None);
     }
 }

@@ -28,6 +28,16 @@ const _: () = assert!(SHARDS <= 32 && SHARDS.is_power_of_two());
 pub(crate) struct Db {
     /// The shards, indexed by [`shard_of`].
     pub(crate) shards: Box<[Mutex<Shard>]>,
+    /// Each shard's sizes as its last context left it ([`pack_sizes`]), read without its lock
+    /// by the eviction policies that pick a shard by its size (SIEVE, the random ones).
+    pub(crate) sizes: Box<[AtomicU64]>,
+}
+
+/// A shard's key count (low 32 bits) and count of keys with a deadline (high 32 bits), each
+/// saturating at `u32::MAX`, for [`Db::sizes`].
+fn pack_sizes(shard: &Shard) -> u64 {
+    let clamp = |n: usize| u64::from(u32::try_from(n).unwrap_or(u32::MAX));
+    clamp(shard.volatile_len()) << 32 | clamp(shard.len())
 }
 
 /// All databases.
@@ -79,6 +89,7 @@ impl Keyspace {
         let dbs = (0..DATABASES)
             .map(|_| Db {
                 shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect(),
+                sizes: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
             })
             .collect();
         Self {
@@ -100,6 +111,21 @@ impl Keyspace {
     /// shard at a time, as eviction sampling does. Never held while taking another lock.
     pub(crate) fn lock_one(&self, db: usize, shard: usize) -> Option<MutexGuard<'_, Shard>> {
         self.shard_mutex(db, shard).map(lock)
+    }
+
+    /// Shard `shard` of database `db`'s `(keys, keys with a deadline)` as the last context
+    /// that held it left them: a hint (a shard being changed right now may differ), so a
+    /// caller that finds a hinted shard empty under its lock looks elsewhere.
+    pub(crate) fn sizes_hint(&self, db: usize, shard: usize) -> (usize, usize) {
+        let packed = self
+            .dbs
+            .get(db)
+            .and_then(|d| d.sizes.get(shard))
+            .map_or(0, |a| a.load(Ordering::Relaxed));
+        (
+            (packed & u64::from(u32::MAX)) as usize,
+            (packed >> 32) as usize,
+        )
     }
 
     /// The LFU settings in force.
@@ -565,6 +591,21 @@ impl<'a> Ctx<'a> {
             self.notes.splice(at..at, notes);
         }
         self.effects.extend(expired);
+    }
+}
+
+impl Drop for Ctx<'_> {
+    /// Publishes the sizes of the shards this context held ([`Db::sizes`]); a shard whose
+    /// sizes did not change is not written, so reads leave the shared line alone.
+    fn drop(&mut self) {
+        for (db, shard, guard, _) in self.locked.iter() {
+            if let Some(slot) = self.ks.dbs.get(*db).and_then(|d| d.sizes.get(*shard)) {
+                let now = pack_sizes(guard);
+                if slot.load(Ordering::Relaxed) != now {
+                    slot.store(now, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }
 

@@ -1150,7 +1150,7 @@ impl Cache {
         evict::populate(&inner.ks, pool, scorer, samples, seed);
         // Each candidate is evicted, dropped or rescored; a rescored one may come back once.
         for _ in 0..2 * evict::EVICTION_POOL_LEN {
-            let Some((score, db, key)) = evict::pop_best(pool) else {
+            let Some((score, db, key)) = pool.pop_best() else {
                 return Step::Empty;
             };
             let mut ctx = inner.ks.exclusive_shard(db, keyspace::shard_of(&key), now);
@@ -1164,7 +1164,7 @@ impl Cache {
                 }
                 evict::Verdict::Rescore(score) => {
                     self.finish(ctx);
-                    evict::reoffer(pool, score, db, &key);
+                    pool.offer(score, db, &key);
                 }
                 evict::Verdict::Drop => self.finish(ctx),
             }
