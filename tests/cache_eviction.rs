@@ -508,3 +508,51 @@ fn lfu_settings_at_max_and_above() {
         );
     }
 }
+
+/// A CONFIG SET of several parameters sets all or none, as Redis 7.0: one bad value, or a
+/// parameter named twice (also under its other name), leaves every parameter as it was.
+#[test]
+fn config_set_of_several_parameters_is_all_or_nothing() {
+    let (_, c) = cache(EvictionPolicy::AllkeysLru);
+    let get = |name: &[u8]| match run(&c, &[b"CONFIG", b"GET", name]) {
+        Frame::Map(pairs) => pairs.into_iter().next().map(|(_, v)| v),
+        other => panic!("CONFIG GET answered {other:?}"),
+    };
+    let failed = |name: &str, reason: &str| {
+        Frame::error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+        ))
+    };
+    let set2 = |a: &[u8], x: &[u8], b: &[u8], y: &[u8]| run(&c, &[b"CONFIG", b"SET", a, x, b, y]);
+    let before = (get(b"maxmemory"), get(b"maxmemory-samples"));
+    assert_eq!(
+        set2(b"maxmemory", b"1mb", b"maxmemory-samples", b"65"),
+        failed(
+            "maxmemory-samples",
+            "argument must be between 1 and 64 inclusive"
+        )
+    );
+    assert_eq!((get(b"maxmemory"), get(b"maxmemory-samples")), before);
+    assert_eq!(
+        set2(b"maxmemory-samples", b"7", b"MAXMEMORY-SAMPLES", b"8"),
+        failed("maxmemory-samples", "duplicate parameter")
+    );
+    assert_eq!(
+        set2(
+            b"zset-max-listpack-entries",
+            b"7",
+            b"zset-max-ziplist-entries",
+            b"8"
+        ),
+        failed("zset-max-ziplist-entries", "duplicate parameter")
+    );
+    assert_eq!(get(b"maxmemory-samples"), before.1);
+    assert_eq!(get(b"zset-max-listpack-entries"), Some(Frame::bulk(b"128")));
+    // Good pairs all take effect.
+    assert_eq!(
+        set2(b"maxmemory", b"1mb", b"maxmemory-samples", b"9"),
+        Frame::ok()
+    );
+    assert_eq!(get(b"maxmemory"), Some(Frame::bulk(b"1048576")));
+    assert_eq!(get(b"maxmemory-samples"), Some(Frame::bulk(b"9")));
+}

@@ -231,17 +231,57 @@ impl Settings {
             .collect()
     }
 
-    /// Sets a parameter after checking values with a live effect.
-    pub(crate) fn set(&self, name: &str, value: &str) -> Result<(), String> {
-        match name {
-            "maxmemory" | "proto-max-bulk-len" | "client-query-buffer-limit" => {
-                parse_memory(value).ok_or_else(|| "argument must be a memory value".to_owned())?;
+    /// Sets every `(name, value)` pair or none, as Redis 7.0's multi-parameter CONFIG SET: all
+    /// values are checked first, a parameter named twice (or under both of its names) is
+    /// refused, and only then is anything stored. The error names the parameter at fault.
+    pub(crate) fn set_many(&self, pairs: &[(&str, &str)]) -> Result<(), (String, String)> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut checked: Vec<(&str, String)> = Vec::with_capacity(pairs.len());
+        let mut created = 0;
+        for &(name, value) in pairs {
+            let fail = |reason: String| (name.to_owned(), reason);
+            if checked
+                .iter()
+                .any(|(n, _)| *n == name || alias(n) == Some(name))
+            {
+                return Err(fail("duplicate parameter".to_owned()));
             }
-            "zset-max-listpack-entries"
+            if !map.contains_key(name) {
+                created += 1;
+                if map.len() + created > SETTINGS_LEN_MAX {
+                    return Err(fail("too many parameters".to_owned()));
+                }
+            }
+            checked.push((name, Self::canonical(&map, name, value).map_err(fail)?));
+        }
+        for (name, value) in checked {
+            // Redis 7.0 keeps the ziplist names as aliases of the listpack ones.
+            if let Some(other) = alias(name) {
+                map.insert(other.to_owned(), value.clone());
+            }
+            map.insert(name.to_owned(), value);
+        }
+        Ok(())
+    }
+
+    /// `value` checked for a parameter with a live effect, in the form CONFIG GET reports.
+    fn canonical(
+        map: &BTreeMap<String, String>,
+        name: &str,
+        value: &str,
+    ) -> Result<String, String> {
+        match name {
+            // Memory values read back in bytes, as Redis prints them.
+            "maxmemory"
+            | "proto-max-bulk-len"
+            | "client-query-buffer-limit"
+            | "zset-max-listpack-entries"
             | "zset-max-listpack-value"
             | "zset-max-ziplist-entries"
             | "zset-max-ziplist-value" => {
-                parse_memory(value).ok_or_else(|| "argument must be a memory value".to_owned())?;
+                return parse_memory(value)
+                    .map(|bytes| bytes.to_string())
+                    .ok_or_else(|| "argument must be a memory value".to_owned());
             }
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
@@ -254,33 +294,20 @@ impl Settings {
             }
             _ => {}
         }
-        let canonical;
-        let value = if name == "notify-keyspace-events" {
+        Ok(if name == "notify-keyspace-events" {
             let flags = crate::cache::notify::parse(value)
                 .ok_or_else(|| crate::cache::notify::INVALID.to_owned())?;
-            canonical = crate::cache::notify::to_letters(flags);
-            canonical.as_str()
+            crate::cache::notify::to_letters(flags)
         } else if name == OBUF_LIMIT {
             // The classes named change; the others keep their limits.
-            let mut limits = self
+            let mut limits = map
                 .get(OBUF_LIMIT)
-                .and_then(|v| parse_obuf_limits(&v).ok())
+                .and_then(|v| parse_obuf_limits(v).ok())
                 .unwrap_or_default();
             limits.extend(parse_obuf_limits(value)?);
-            canonical = format_obuf_limits(&limits);
-            canonical.as_str()
+            format_obuf_limits(&limits)
         } else {
-            value
-        };
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if !map.contains_key(name) && map.len() >= SETTINGS_LEN_MAX {
-            return Err("too many parameters".to_owned());
-        }
-        // Redis 7.0 keeps the ziplist names as aliases of the listpack ones.
-        if let Some(other) = alias(name) {
-            map.insert(other.to_owned(), value.to_owned());
-        }
-        map.insert(name.to_owned(), value.to_owned());
-        Ok(())
+            value.to_owned()
+        })
     }
 }

@@ -79,16 +79,24 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
         return Frame::Map(out);
     }
     if is(sub, "set") && args.len() >= 4 && args.len().is_multiple_of(2) {
-        for pair in args.get(2..).unwrap_or_default().chunks(2) {
-            if let [k, v] = pair {
-                let k = String::from_utf8_lossy(k).to_ascii_lowercase();
-                let v = String::from_utf8_lossy(v).into_owned();
-                if let Err(reason) = inner.settings.set(&k, &v) {
-                    return Frame::error(format!(
-                        "ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"
-                    ));
-                }
-            }
+        // All pairs or none, as Redis 7.0.
+        let text: Vec<(String, String)> = args
+            .get(2..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .filter_map(|p| match p {
+                [k, v] => Some((
+                    String::from_utf8_lossy(k).to_ascii_lowercase(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = text.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Err((k, reason)) = inner.settings.set_many(&pairs) {
+            return Frame::error(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"
+            ));
         }
         inner.apply_settings();
         return Frame::ok();
