@@ -770,3 +770,67 @@ fn a_lowered_pubsub_limit_disconnects_a_subscriber_sooner() {
     let mut rest = Vec::new();
     sub.0.read_to_end(&mut rest).unwrap();
 }
+
+/// CLIENT LIST reports each client's own state, as Redis's `catClientInfoString`: its
+/// database, protocol, subscriptions (`sub`, `psub`, flag `P`), MULTI queue (`multi`, flag
+/// `x`) and a blocking pop (flag `b`); `N` when none applies.
+#[test]
+fn client_list_shows_each_clients_state() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let line_of = |con: &mut redis::Connection, id: u64| -> String {
+        client_list(con)
+            .lines()
+            .find(|l| l.starts_with(&format!("id={id} ")))
+            .unwrap_or_else(|| panic!("client {id} missing from CLIENT LIST"))
+            .to_owned()
+    };
+    let field = |line: &str, name: &str| -> String {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+            .to_owned()
+    };
+    let mut other = Raw::connect(&s);
+    let id = other.id();
+    let line = line_of(&mut con, id);
+    for (name, want) in [("flags", "N"), ("db", "0"), ("multi", "-1"), ("resp", "2")] {
+        assert_eq!(field(&line, name), want, "{line}");
+    }
+    other.send("HELLO 3");
+    other.send("SELECT 5");
+    other.send("MULTI");
+    other.send("SET a 1");
+    other.send("SET b 2");
+    other.send("PING");
+    // The PING is queued too; its QUEUED reply is the last of the six.
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while seen.windows(9).filter(|w| w == b"+QUEUED\r\n").count() < 3 {
+        other.0.read_exact(&mut byte).unwrap();
+        seen.push(byte[0]);
+    }
+    let line = line_of(&mut con, id);
+    for (name, want) in [("flags", "x"), ("db", "5"), ("multi", "3"), ("resp", "3")] {
+        assert_eq!(field(&line, name), want, "{line}");
+    }
+    // The caller's own line keeps its own protocol.
+    let me: u64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+    assert_eq!(field(&line_of(&mut con, me), "resp"), "2");
+
+    let mut sub = Raw::connect(&s);
+    let sid = sub.id();
+    sub.send("SUBSCRIBE c1 c2");
+    sub.send("PSUBSCRIBE p*");
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nc1\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nc2\r\n:2\r\n*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:3\r\n");
+    let line = line_of(&mut con, sid);
+    for (name, want) in [("flags", "P"), ("sub", "2"), ("psub", "1")] {
+        assert_eq!(field(&line, name), want, "{line}");
+    }
+
+    let mut pop = Raw::connect(&s);
+    let pid = pop.id();
+    pop.send("BLPOP nothing 0");
+    wait_blocked(&mut con, 1);
+    assert_eq!(field(&line_of(&mut con, pid), "flags"), "b");
+}

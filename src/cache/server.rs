@@ -91,9 +91,14 @@ struct ClientEntry {
     laddr: Option<SocketAddr>,
     name: Bytes,
     db: usize,
-    /// Whether the client has a channel or pattern subscription (its CLIENT KILL TYPE is
-    /// `pubsub`, as Redis's `CLIENT_PUBSUB` flag).
-    pubsub: bool,
+    /// Channels and patterns subscribed to (CLIENT LIST `sub`, `psub`; with either, the
+    /// client's CLIENT KILL TYPE is `pubsub`, as Redis's `CLIENT_PUBSUB` flag).
+    sub: usize,
+    psub: usize,
+    /// Commands queued since MULTI (`None`: not in MULTI; CLIENT LIST `multi`, flag `x`).
+    multi: Option<usize>,
+    /// The protocol HELLO chose (CLIENT LIST `resp`).
+    proto: u8,
     kill: Arc<Kill>,
     unblock: Arc<Notify>,
     unblock_error: Arc<AtomicBool>,
@@ -389,7 +394,10 @@ impl Connection {
                 laddr,
                 name: Bytes::new(),
                 db: 0,
-                pubsub: false,
+                sub: 0,
+                psub: 0,
+                multi: None,
+                proto: 2,
                 kill: kill.clone(),
                 unblock: unblock.clone(),
                 unblock_error: unblock_error.clone(),
@@ -579,11 +587,16 @@ impl Connection {
         }
     }
 
-    /// Records in the client table whether this client is subscribed (its client type).
-    fn note_subscriptions(&self) {
-        let subscribed = self.subscribed() > 0;
+    /// Records this connection's state in the client table, for CLIENT LIST and CLIENT KILL:
+    /// its database, protocol, subscriptions and MULTI queue. Called when one of them changes
+    /// (connection commands and queued commands), never on the plain command path.
+    fn note_state(&self) {
         if let Some(c) = self.shared.clients().get_mut(&self.id) {
-            c.pubsub = subscribed;
+            c.db = self.db;
+            c.proto = self.proto;
+            c.sub = self.channels.len();
+            c.psub = self.patterns.len();
+            c.multi = self.multi.as_ref().map(Vec::len);
         }
     }
 
@@ -680,6 +693,7 @@ impl Connection {
             } else {
                 queue.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
                 Frame::simple("QUEUED").encode(self.proto, out);
+                self.note_state();
             }
             return Next::Continue;
         }
@@ -797,9 +811,6 @@ impl Connection {
             "select" => match db_index(args[1]) {
                 Ok(n) => {
                     self.db = n;
-                    if let Some(c) = self.shared.clients().get_mut(&self.id) {
-                        c.db = n;
-                    }
                     Frame::ok()
                 }
                 Err(e) => e,
@@ -816,7 +827,7 @@ impl Connection {
                 }
                 self.unsubscribe_all(false, out, false);
                 self.unsubscribe_all(true, out, false);
-                self.note_subscriptions();
+                self.note_state();
                 self.db = 0;
                 self.proto = 2;
                 self.authed = self.shared.config.auth_token.is_none();
@@ -885,7 +896,7 @@ impl Connection {
                     ])
                     .encode(self.proto, out);
                 }
-                self.note_subscriptions();
+                self.note_state();
                 return Next::Continue;
             }
             "unsubscribe" | "punsubscribe" => {
@@ -913,7 +924,7 @@ impl Connection {
                         .encode(self.proto, out);
                     }
                 }
-                self.note_subscriptions();
+                self.note_state();
                 return Next::Continue;
             }
             "client" => {
@@ -930,6 +941,7 @@ impl Connection {
             "wait" => Frame::Integer(0),
             _ => command::unknown_command(args),
         };
+        self.note_state();
         reply.encode(self.proto, out);
         Next::Continue
     }
@@ -1092,15 +1104,32 @@ impl Connection {
 
     fn client_line(&self, id: u64, c: &ClientEntry) -> String {
         let now = self.shared.cache.inner().clock.now_ms();
+        // Redis's `catClientInfoString` letters, in its order; `N` when none applies.
+        let mut flags = String::new();
+        if c.sub + c.psub > 0 {
+            flags.push('P');
+        }
+        if c.multi.is_some() {
+            flags.push('x');
+        }
+        if c.blocked.load(Ordering::SeqCst) {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        let multi = c.multi.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         format!(
-            "id={id} addr={} laddr={} fd=8 name={} age={} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={}\n",
+            "id={id} addr={} laddr={} fd=8 name={} age={} idle=0 flags={flags} db={} sub={} psub={} ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={}\n",
             c.addr,
             c.laddr
                 .map_or_else(|| "127.0.0.1:0".to_owned(), |l| l.to_string()),
             String::from_utf8_lossy(&c.name),
             now.saturating_sub(c.created_ms) / 1000,
             c.db,
-            self.proto
+            c.sub,
+            c.psub,
+            c.proto
         )
     }
 
@@ -1296,7 +1325,7 @@ impl KillFilter {
                 .laddr
                 .as_ref()
                 .is_none_or(|a| c.laddr.is_some_and(|l| *a == l.to_string()))
-            && self.pubsub.is_none_or(|p| p == c.pubsub)
+            && self.pubsub.is_none_or(|p| p == (c.sub + c.psub > 0))
             && self.id.is_none_or(|want| want == id)
             && !(self.skipme && id == me)
     }
