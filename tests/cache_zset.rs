@@ -15,19 +15,15 @@
     reason = "helpers below are test code outside #[test] functions"
 )]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use streamcache::cache::{
-    Cache, CacheConfig, DecodeLimits, Frame, RespConfig, ZADD_PAIRS_MAX, ZSET_NUMKEYS_MAX,
-    decode_frame,
-};
+use streamcache::cache::{Cache, CacheConfig, Frame, RespConfig, ZADD_PAIRS_MAX, ZSET_NUMKEYS_MAX};
 use streamcache::clock::ManualClock;
 
 mod resp_common;
+
+use resp_common::Conn;
 
 struct Server {
     resp: resp_common::Server,
@@ -43,70 +39,6 @@ fn start() -> Server {
     Server {
         resp: resp_common::serve(cache.clone(), config),
         cache,
-    }
-}
-
-/// A raw RESP connection.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-impl Conn {
-    fn open(s: &Server) -> Self {
-        let stream = TcpStream::connect(s.resp.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Self {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.stream.write_all(&encode(&args)).unwrap();
-    }
-
-    /// The next reply, decoded, with the bytes it came in.
-    fn reply_raw(&mut self) -> (Frame, Vec<u8>) {
-        let limits = DecodeLimits {
-            bulk_bytes_max: 1 << 30,
-            multibulk_len_max: 1 << 30,
-            inline_bytes_max: 1 << 16,
-        };
-        loop {
-            if let Some((frame, used)) = decode_frame(&self.buf, &limits).unwrap() {
-                let raw: Vec<u8> = self.buf.drain(..used).collect();
-                return (frame, raw);
-            }
-            let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).unwrap();
-            assert!(n > 0, "server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn cmd(&mut self, args: &[&str]) -> Frame {
-        self.send(args);
-        self.reply_raw().0
-    }
-
-    /// The reply's exact bytes, as text.
-    fn wire(&mut self, args: &[&str]) -> String {
-        self.send(args);
-        String::from_utf8(self.reply_raw().1).unwrap()
     }
 }
 
@@ -129,7 +61,7 @@ fn int(n: i64) -> Frame {
 #[test]
 fn zadd_options_replies_and_errors() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     assert_eq!(c.cmd(&["ZADD", "z", "1", "a", "2", "b"]), int(2));
     assert_eq!(c.cmd(&["ZADD", "z", "NX", "5", "a", "3", "c"]), int(1));
     assert_eq!(c.cmd(&["ZSCORE", "z", "a"]), bulk("1"));
@@ -215,7 +147,7 @@ fn zadd_options_replies_and_errors() {
 #[test]
 fn scores_print_as_redis_in_resp2_and_resp3() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     c.cmd(&[
         "ZADD", "z", "0.1", "a", "1.5", "b", "1e300", "c", "-inf", "d",
     ]);
@@ -256,7 +188,7 @@ fn scores_print_as_redis_in_resp2_and_resp3() {
 #[test]
 fn ranks_and_the_zrange_family() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     c.cmd(&[
         "ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e",
     ]);
@@ -367,7 +299,7 @@ fn rank_lookups_do_not_walk_the_set() {
         args.push(Bytes::from(format!("m{i:06}")));
     }
     assert_eq!(s.cache.execute(0, &args), int(n as i64));
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     for i in (0..n).step_by(997) {
         let m = format!("m{i:06}");
         assert_eq!(c.cmd(&["ZRANK", "big", &m]), int(i as i64));
@@ -393,7 +325,7 @@ fn rank_lookups_do_not_walk_the_set() {
 #[test]
 fn removal_and_pops() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     c.cmd(&[
         "ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "6", "f",
     ]);
@@ -453,7 +385,7 @@ fn removal_and_pops() {
 #[test]
 fn store_and_set_algebra() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     c.cmd(&["ZADD", "a", "1", "x", "2", "y", "3", "z"]);
     c.cmd(&["ZADD", "b", "10", "y", "20", "z", "30", "w"]);
     c.cmd(&["SADD", "s", "z", "w", "v"]);
@@ -571,7 +503,7 @@ fn store_and_set_algebra() {
 #[test]
 fn random_members_scan_and_encoding() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     c.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
     assert_eq!(
         c.cmd(&["ZRANDMEMBER", "z", "5", "WITHSCORES"]),
@@ -655,7 +587,7 @@ fn random_members_scan_and_encoding() {
 #[test]
 fn memory_copy_move_rename_and_watch() {
     let s = start();
-    let mut c = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
     c.cmd(&["ZADD", "z", "1", "a"]);
     let Frame::Integer(small) = c.cmd(&["MEMORY", "USAGE", "z"]) else {
         panic!("integer expected")
@@ -679,7 +611,7 @@ fn memory_copy_move_rename_and_watch() {
     assert_eq!(c.cmd(&["TYPE", "z2"]), Frame::simple("zset"));
     c.cmd(&["SELECT", "0"]);
     // A sorted set write touches a watched key; a no-op (NX on a member) does not.
-    let mut other = Conn::open(&s);
+    let mut other = Conn::open(s.resp.addr);
     c.cmd(&["WATCH", "r"]);
     other.cmd(&["ZADD", "r", "NX", "9", "a"]);
     c.cmd(&["MULTI"]);
@@ -710,8 +642,8 @@ fn wait_blocked(c: &mut Conn, n: usize) {
 #[test]
 fn blocking_pops_are_served_by_a_zadd() {
     let s = start();
-    let mut c = Conn::open(&s);
-    let mut waiter = Conn::open(&s);
+    let mut c = Conn::open(s.resp.addr);
+    let mut waiter = Conn::open(s.resp.addr);
     waiter.send(&["BZPOPMIN", "none", "q", "0"]);
     wait_blocked(&mut c, 1);
     assert_eq!(c.cmd(&["ZADD", "q", "2", "b", "1", "a"]), int(2));

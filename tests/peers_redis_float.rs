@@ -15,86 +15,18 @@
 
 mod peers_common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-use peers_common::{ServerProcess, require_program};
+use peers_common::{RedisServer, Rng, ServerProcess, require_program};
 
 /// Pairs per run: enough to cover every operand shape many times over, quick on loopback.
 const PAIRS: usize = 2000;
 
-struct RedisServer {
-    child: Child,
-    _dir: tempfile::TempDir,
-    socket: std::path::PathBuf,
+/// Operand text for the float commands.
+trait Operands {
+    fn digits(&mut self, min: u64, max: u64, radix: u32) -> String;
+    fn operand(&mut self) -> String;
 }
 
-impl RedisServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--unixsocket",
-            ])
-            .arg(&socket)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start redis-server");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("redis-server exited before it was ready")
-                .unwrap();
-            // "Ready to accept connections" for TCP, "now ready to accept connections at" for a
-            // unix socket.
-            if line
-                .to_ascii_lowercase()
-                .contains("ready to accept connections")
-            {
-                break;
-            }
-        }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            _dir: dir,
-            socket,
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A small deterministic generator (xorshift64*), so a failure names a reproducible seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
+impl Operands for Rng {
     /// Up to `max` random digits (at least `min`) in `radix`.
     fn digits(&mut self, min: u64, max: u64, radix: u32) -> String {
         let n = min + self.below(max - min + 1);

@@ -26,6 +26,7 @@ mod keyspace;
 mod longdouble;
 mod notify;
 mod pubsub;
+mod rdb;
 mod resp;
 mod server;
 mod settings;
@@ -123,8 +124,16 @@ pub const ZADD_PAIRS_MAX: usize = 1024 * 1024;
 /// (`numkeys`): each key is looked up and read under the exclusive gate (Redis stops only at
 /// the request's length).
 pub const ZSET_NUMKEYS_MAX: usize = 64 * 1024;
+/// Most bytes one string inside a RESTORE payload may decode to (a plain string's length or an
+/// LZF string's stated length): Redis's `proto-max-bulk-len` ceiling, as no bigger value could
+/// have been written. Checked before anything is allocated for it.
+pub const DUMP_STRING_BYTES_MAX: usize = RESP_BULK_BYTES_MAX;
+/// Most bytes LZF may inflate in one RESTORE payload, all its compressed strings together: a
+/// payload of at most `proto-max-bulk-len` bytes could otherwise claim about 130 times that.
+pub const DUMP_INFLATED_BYTES_MAX: usize = 1024 * 1024 * 1024;
 
 const _: () = assert!(SHARDS.is_power_of_two());
+const _: () = assert!(DUMP_STRING_BYTES_MAX <= DUMP_INFLATED_BYTES_MAX);
 const _: () = assert!(ZADD_PAIRS_MAX * 2 <= RESP_MULTIBULK_LEN_MAX);
 const _: () = assert!(ZSET_NUMKEYS_MAX <= RESP_MULTIBULK_LEN_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);

@@ -200,6 +200,7 @@ impl Settings {
             ("lfu-decay-time", "1".to_owned()),
             ("client-query-buffer-limit", "1073741824".to_owned()),
             ("latency-tracking", "yes".to_owned()),
+            ("sanitize-dump-payload", "no".to_owned()),
             (OBUF_LIMIT, format_obuf_limits(&[])),
         ];
         Self {
@@ -288,6 +289,15 @@ impl Settings {
             }
             "maxmemory-samples" => {
                 parse_int_range(value, 1, crate::cache::evict::MAXMEMORY_SAMPLES_MAX)?;
+            }
+            "sanitize-dump-payload" => {
+                // Stored and reported only: RESTORE always validates a payload in full, as
+                // Redis does under `yes`.
+                if !["no", "yes", "clients"].contains(&value) {
+                    return Err(
+                        "argument(s) must be one of the following: no, yes, clients".to_owned()
+                    );
+                }
             }
             "maxmemory-policy" => {
                 EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;

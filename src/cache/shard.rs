@@ -414,6 +414,22 @@ impl<'a> EntryMut<'a> {
         self.slot.access
     }
 
+    /// Sets the LFU counter and the minute it was last decremented (RESTORE … FREQ).
+    pub(crate) fn set_lfu(&mut self, hits: u8, ldt: u16) {
+        self.slot.hits = hits;
+        self.slot.ldt = ldt;
+    }
+
+    /// The value, read-only: a string's bytes (embedded or boxed) or the boxed value.
+    pub(crate) fn into_stored(self) -> crate::cache::rdb::Stored<'a> {
+        let slot: &'a Slot = self.slot;
+        let slab: &'a Slab = self.slab;
+        match boxed_of(slot, slab) {
+            Some(b) => crate::cache::rdb::Stored::Value(&b.value),
+            None => crate::cache::rdb::Stored::Str(slot.tail()),
+        }
+    }
+
     /// The LFU counter at `now_ms` (see [`EntryRef::lfu_counter`]).
     pub(crate) fn lfu_counter(&self, now_ms: u64, lfu: Lfu) -> u8 {
         lfu_decayed(self.slot.hits, self.slot.ldt, now_ms, lfu.decay_minutes)

@@ -4,6 +4,11 @@
     dead_code,
     reason = "each peers test uses a different subset of the helpers"
 )]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a peer that cannot start fails the test"
+)]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -140,4 +145,85 @@ pub(crate) fn pusher_client_dir() -> HarnessDir {
         String::from_utf8_lossy(&out.stderr)
     );
     HarnessDir::Temp(tmp)
+}
+
+/// A `redis-server` with persistence off, listening only on a unix socket in a temporary
+/// directory; killed on drop.
+pub(crate) struct RedisServer {
+    /// The server process.
+    child: Child,
+    /// Holds the socket.
+    _dir: tempfile::TempDir,
+    /// Its unix socket.
+    pub(crate) socket: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts one and waits until it accepts connections.
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("redis.sock");
+        let mut child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&socket)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start redis-server");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("redis-server exited before it was ready")
+                .unwrap();
+            // "Ready to accept connections" for TCP, "now ready to accept connections at" for a
+            // unix socket.
+            if line
+                .to_ascii_lowercase()
+                .contains("ready to accept connections")
+            {
+                break;
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            _dir: dir,
+            socket,
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a failure names a reproducible seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number below `n`.
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
 }

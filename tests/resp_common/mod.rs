@@ -1,16 +1,18 @@
 //! Shared helper for tests that talk to an in-process RESP server over TCP.
 #![allow(
     clippy::unwrap_used,
-    reason = "test helper: a server that cannot start fails the test"
+    reason = "test helper: a server that cannot start, or a reply that does not decode, fails the test"
 )]
 #![allow(
     dead_code,
     reason = "each test binary uses a different subset of these fields"
 )]
 
-use std::net::SocketAddr;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
 
-use streamcache::cache::{Cache, RespConfig, serve_resp};
+use streamcache::cache::{Cache, DecodeLimits, Frame, RespConfig, decode_frame, serve_resp};
 use streamcache::shutdown::Shutdown;
 
 /// A RESP server on 127.0.0.1 (an ephemeral port) in its own runtime, shut down on drop.
@@ -43,4 +45,89 @@ pub(crate) fn serve(cache: Cache, config: RespConfig) -> Server {
     let shutdown = Shutdown::new();
     rt.spawn(serve_resp(listener, cache, config, shutdown.signal()));
     Server { rt, addr, shutdown }
+}
+
+/// A RESP request: a multibulk array of `args`.
+pub(crate) fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A raw RESP connection: requests encoded by hand, replies decoded by the crate's own frame
+/// decoder; reads wait at most 10 s.
+pub(crate) struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects to `addr`.
+    pub(crate) fn open(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Self {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one request of binary arguments.
+    pub(crate) fn send_raw(&mut self, args: &[&[u8]]) {
+        self.stream.write_all(&encode(args)).unwrap();
+    }
+
+    /// Sends one request of text arguments.
+    pub(crate) fn send(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send_raw(&args);
+    }
+
+    /// The next reply, decoded, with the bytes it came in.
+    pub(crate) fn reply_raw(&mut self) -> (Frame, Vec<u8>) {
+        let limits = DecodeLimits {
+            bulk_bytes_max: 1 << 30,
+            multibulk_len_max: 1 << 30,
+            inline_bytes_max: 1 << 16,
+        };
+        loop {
+            if let Some((frame, used)) = decode_frame(&self.buf, &limits).unwrap() {
+                let raw: Vec<u8> = self.buf.drain(..used).collect();
+                return (frame, raw);
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next reply, decoded.
+    pub(crate) fn reply(&mut self) -> Frame {
+        self.reply_raw().0
+    }
+
+    /// One request of binary arguments and its reply.
+    pub(crate) fn raw(&mut self, args: &[&[u8]]) -> Frame {
+        self.send_raw(args);
+        self.reply()
+    }
+
+    /// One request of text arguments and its reply.
+    pub(crate) fn cmd(&mut self, args: &[&str]) -> Frame {
+        self.send(args);
+        self.reply()
+    }
+
+    /// The reply's exact bytes, as text.
+    pub(crate) fn wire(&mut self, args: &[&str]) -> String {
+        self.send(args);
+        String::from_utf8(self.reply_raw().1).unwrap()
+    }
 }

@@ -1,10 +1,13 @@
-//! Generic key commands: existence, deletion, TTLs, renaming, iteration and databases.
+//! Generic key commands: existence, deletion, TTLs, renaming, iteration, databases, and DUMP
+//! and RESTORE (whose payload format lives in `rdb.rs`).
 
 use bytes::Bytes;
 
 use super::{SYNTAX, arg, glob_match, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
+use crate::cache::rdb;
 use crate::cache::resp::frame::{Frame, decimal};
+use crate::cache::shard::lfu_minutes;
 use crate::cache::{DATABASES, EventKind, Inner, SHARDS, notify};
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
@@ -468,6 +471,103 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     ctx.touched_in(to, dst, EventKind::Set);
     ctx.notify_in(to, notify::GENERIC, "copy_to", dst);
     Frame::Integer(1)
+}
+
+/// DUMP: the key's value in Redis's RDB payload format, nil when missing (a read lookup, as
+/// Redis's `lookupKeyRead`).
+pub(crate) fn dump(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let zset = inner.zset_listpack();
+    match ctx.entry(arg(args, 1)) {
+        Some(e) => Frame::Bulk(Bytes::from(rdb::encode_dump(e.into_stored(), zset))),
+        None => Frame::Null,
+    }
+}
+
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency], as
+/// Redis 7.0.15's `restoreCommand`: options first, then the existing key, the TTL, the
+/// payload's footer and its object, each with Redis's error; an ABSTTL already past (or a
+/// relative one that lands there) stores nothing and, with REPLACE, deletes the old key.
+pub(crate) fn restore(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let key = arg(args, 1);
+    let (mut replace, mut absttl) = (false, false);
+    let (mut idle_s, mut freq): (Option<i64>, Option<i64>) = (None, None);
+    let mut i = 4;
+    while i < args.len() {
+        let opt = arg(args, i);
+        let more = i + 1 < args.len();
+        if is(opt, "replace") {
+            replace = true;
+        } else if is(opt, "absttl") {
+            absttl = true;
+        } else if is(opt, "idletime") && more && freq.is_none() {
+            let v = tri!(int_arg(args, i + 1));
+            if v < 0 {
+                return Frame::error("ERR Invalid IDLETIME value, must be >= 0");
+            }
+            idle_s = Some(v);
+            i += 1;
+        } else if is(opt, "freq") && more && idle_s.is_none() {
+            let v = tri!(int_arg(args, i + 1));
+            if !(0..=255).contains(&v) {
+                return Frame::error("ERR Invalid FREQ value, must be >= 0 and <= 255");
+            }
+            freq = Some(v);
+            i += 1;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        i += 1;
+    }
+    if !replace && ctx.exists(key) {
+        return Frame::error("BUSYKEY Target key name already exists.");
+    }
+    let ttl = tri!(int_arg(args, 2));
+    if ttl < 0 {
+        return Frame::error("ERR Invalid TTL value, must be >= 0");
+    }
+    let payload = arg(args, 3);
+    if rdb::check_footer(payload).is_err() {
+        return Frame::error("ERR DUMP payload version or checksum are wrong");
+    }
+    let Ok(value) = rdb::decode_dump(payload, inner.zset_listpack(), rdb::DumpLimits::default())
+    else {
+        return Frame::error("ERR Bad data format");
+    };
+    let deleted = replace && ctx.remove(key).is_some();
+    let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
+    let deadline = if ttl != 0 && !absttl {
+        ttl.saturating_add(now)
+    } else {
+        ttl
+    };
+    if deadline != 0 && deadline <= now {
+        if deleted {
+            ctx.touched(key, EventKind::Del);
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+        return Frame::ok();
+    }
+    ctx.put(key, value, u64::try_from(deadline).unwrap_or(0));
+    let lfu_policy = inner.policy().is_lfu();
+    let (stamp, minutes) = (ctx.access_stamp(), lfu_minutes(ctx.now_ms));
+    if let Some(mut e) = ctx.entry_nonotify(key) {
+        // Redis's `objectSetLRUOrLFU`: FREQ under an LFU policy, IDLETIME under any other (an
+        // idle time past the stamp's 49 days is held at its oldest).
+        match (lfu_policy, freq, idle_s) {
+            (true, Some(f), _) => e.set_lfu(u8::try_from(f).unwrap_or(u8::MAX), minutes),
+            (false, _, Some(s)) => {
+                let idle_ms = u64::try_from(s)
+                    .unwrap_or(0)
+                    .saturating_mul(1000)
+                    .min(u64::from(u32::MAX));
+                e.set_access(stamp.wrapping_sub(u32::try_from(idle_ms).unwrap_or(u32::MAX)));
+            }
+            _ => {}
+        }
+    }
+    ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::GENERIC, "restore", key);
+    Frame::ok()
 }
 
 pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {

@@ -116,6 +116,8 @@ static SPECS: &[Spec] = specs! {
     "swapdb" 3 0 0 0 w Exclusive keys::swapdb;
     "move" 3 1 1 1 w Exclusive keys::move_;
     "copy" -3 1 2 1 o Exclusive keys::copy;
+    "dump" 2 1 1 1 r Keyed keys::dump;
+    "restore" -4 1 1 1 o Keyed keys::restore;
     "object" -2 2 2 1 r Keyed keys::object;
     "memory" -2 2 2 1 r Keyed keys::memory;
     "hset" -4 1 1 1 o Keyed hash::hset;
