@@ -184,6 +184,10 @@ const REDIS_EXACT: &[(&[&str], &str)] = &[
         "0201066d656d6265720a00782717cf5e5d03c4",
     ),
     (
+        &["HSET", "k", "f", "v", "n", "7"],
+        "1012120000000400816602817602816e020701ff0a00b82adea8407ffaa8",
+    ),
+    (
         &["HSET", "k", "field", "value"],
         "1015150000000200856669656c64068576616c756506ff0a00f141e4cc66b9ceb1",
     ),
@@ -192,6 +196,24 @@ const REDIS_EXACT: &[(&[&str], &str)] = &[
         "1114140000000400816102010181620283322e3504ff0a00d44c6ea4f644d9d7",
     ),
 ];
+
+#[test]
+fn hash_fields_keep_insertion_order_as_a_listpack_does() {
+    let s = start();
+    let mut c = Conn::open(s.resp.addr);
+    c.cmd(&["HSET", "h", "z", "1", "a", "2", "m", "3", "b", "4"]);
+    assert_eq!(c.cmd(&["HKEYS", "h"]), bulks(&["z", "a", "m", "b"]));
+    c.cmd(&["HDEL", "h", "a"]);
+    c.cmd(&["HSET", "h", "z", "changed", "new", "5"]);
+    assert_eq!(
+        c.cmd(&["HGETALL", "h"]),
+        bulks(&["z", "changed", "m", "3", "b", "4", "new", "5"])
+    );
+    // DUMP lists them in that order, as Redis's listpack does.
+    let dump = c.dump("h");
+    assert_eq!(c.restore("copy", "0", &dump, &[]), ok());
+    assert_eq!(c.cmd(&["HKEYS", "copy"]), bulks(&["z", "m", "b", "new"]));
+}
 
 #[test]
 fn dump_writes_redis_bytes() {

@@ -14,9 +14,10 @@
 //!
 //! What deliberately differs from Redis's bytes: strings are never LZF-compressed on save
 //! (Redis compresses those over 20 bytes when that saves 4 or more; it reads uncompressed ones
-//! alike), a hash listpack or table lists its fields in this cache's table order rather than
-//! insertion order, and a list's quicklist nodes are cut as an RPUSH-built list's are (8 KiB
-//! listpacks, `list-max-listpack-size -2`).
+//! alike), a hash table (HASH) or set table (SET) lists its elements in this cache's order
+//! rather than Redis's dict order, and a list's quicklist nodes are cut as an RPUSH-built
+//! list's are (8 KiB listpacks, `list-max-listpack-size -2`). A hash listpack lists its fields
+//! in insertion order, as Redis's does.
 #![deny(clippy::indexing_slicing)]
 
 use bytes::Bytes;

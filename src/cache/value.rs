@@ -15,7 +15,8 @@ use std::collections::VecDeque;
 use std::ops::Deref;
 
 use bytes::Bytes;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::{DefaultHashBuilder, HashSet};
+use indexmap::IndexMap;
 
 use crate::cache::zset::ZSetValue;
 
@@ -43,15 +44,24 @@ pub(crate) fn element_bytes(len: usize) -> usize {
     len.saturating_add(ELEMENT_OVERHEAD_BYTES)
 }
 
+/// Field → value in insertion order (Redis's listpack order, which HGETALL, HKEYS, HVALS and
+/// DUMP show for a small hash).
+pub(crate) type FieldMap = IndexMap<Bytes, Bytes, DefaultHashBuilder>;
+
+/// Most fields a hash may hold for HDEL to keep the others' order (an O(n) shift); a larger
+/// hash, which Redis keeps in a table of no particular order, moves its last field into the
+/// hole instead (O(1)).
+const HASH_ORDERED_REMOVE_LEN_MAX: usize = 1024;
+
 /// A hash with the bytes it is charged.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct HashValue {
-    map: HashMap<Bytes, Bytes>,
+    map: FieldMap,
     bytes: usize,
 }
 
 impl Deref for HashValue {
-    type Target = HashMap<Bytes, Bytes>;
+    type Target = FieldMap;
     fn deref(&self) -> &Self::Target {
         &self.map
     }
@@ -115,7 +125,11 @@ impl HashValue {
 
     /// Removes `field`; returns its value.
     pub(crate) fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
-        let (f, v) = self.map.remove_entry(field)?;
+        let (f, v) = if self.map.len() <= HASH_ORDERED_REMOVE_LEN_MAX {
+            self.map.shift_remove_entry(field)?
+        } else {
+            self.map.swap_remove_entry(field)?
+        };
         self.bytes = self
             .bytes
             .saturating_sub(element_bytes(f.len()))
