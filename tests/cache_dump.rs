@@ -225,6 +225,11 @@ fn dump_writes_redis_bytes() {
         assert_eq!(hex(&c.dump("k")), *expected, "DUMP after {build:?}");
     }
     assert_eq!(c.cmd(&["DUMP", "missing"]), Frame::Null);
+    // No MIGRATE, so no cached MIGRATE connections: INFO says so in Redis's field.
+    let Frame::Bulk(info) = c.cmd(&["INFO", "stats"]) else {
+        panic!("INFO")
+    };
+    assert!(String::from_utf8_lossy(&info).contains("\r\nmigrate_cached_sockets:0\r\n"));
     assert_eq!(
         c.cmd(&["DUMP"]),
         err("ERR wrong number of arguments for 'dump' command")
