@@ -118,7 +118,13 @@ impl Default for DumpLimits {
 
 /// Redis's `crc64` (Jones polynomial 0xad93d23594c935a9, reflected, initial value 0, no final
 /// XOR), one table entry per byte value.
-const CRC64_TABLE: [u64; 256] = {
+const CRC64_TABLE: [u64; 256] = crc64_table();
+
+#[expect(
+    clippy::indexing_slicing,
+    reason = "i < 256, the table's length, by the loop bound (a const fn cannot use get_mut)"
+)]
+const fn crc64_table() -> [u64; 256] {
     // The polynomial bit-reversed, for the reflected (LSB-first) form.
     const POLY_REFLECTED: u64 = 0x95AC_9329_AC4B_C9B5;
     let mut table = [0u64; 256];
@@ -138,7 +144,7 @@ const CRC64_TABLE: [u64; 256] = {
         i += 1;
     }
     table
-};
+}
 
 /// The CRC-64 of `bytes`, continuing from `crc`.
 pub(crate) fn crc64(mut crc: u64, bytes: &[u8]) -> u64 {
@@ -645,7 +651,7 @@ fn zset_of(pairs: Vec<(Bytes, f64)>, lp: Listpack) -> Result<Value, DumpError> {
 
 /// Splits a flat field/value sequence into pairs; an odd count is corrupt.
 fn pairs_of(items: Vec<Bytes>) -> Result<Vec<(Bytes, Bytes)>, DumpError> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(DumpError::Corrupt(
             "odd number of entries in a pair container",
         ));

@@ -290,14 +290,10 @@ impl Settings {
             "maxmemory-samples" => {
                 parse_int_range(value, 1, crate::cache::evict::MAXMEMORY_SAMPLES_MAX)?;
             }
-            "sanitize-dump-payload" => {
-                // Stored and reported only: RESTORE always validates a payload in full, as
-                // Redis does under `yes`.
-                if !["no", "yes", "clients"].contains(&value) {
-                    return Err(
-                        "argument(s) must be one of the following: no, yes, clients".to_owned()
-                    );
-                }
+            // Stored and reported only: RESTORE always validates a payload in full, as Redis
+            // does under `yes`.
+            "sanitize-dump-payload" if !["no", "yes", "clients"].contains(&value) => {
+                return Err("argument(s) must be one of the following: no, yes, clients".to_owned());
             }
             "maxmemory-policy" => {
                 EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;
