@@ -48,6 +48,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::clock::SharedClock;
 
 pub use error::{Error, ProtocolError, Result};
+pub use rdb::fuzz_rdb_payload;
 pub use resp::frame::{
     DecodeLimits, FRAME_DEPTH_MAX, Frame, decode_frame, decode_request, format_double,
     fuzz_resp_frame,
