@@ -587,3 +587,26 @@ fn config_flags_use_redis_letters_and_canonical_order() {
     );
     assert_eq!(get(&mut con), "lKE", "an invalid value changes nothing");
 }
+
+/// `n` beside `A` stays in force although CONFIG GET reports `AKE` without it, as Redis 7.0
+/// (its `keyspaceEventsFlagsToString` prints `n` only without `A`, and keeps the flags).
+#[test]
+fn new_key_events_stay_on_beside_a() {
+    let s = start();
+    let mut w = Watcher::new(&s, "KAn");
+    w.run(&["SET", "fresh", "v"]);
+    assert_eq!(
+        w.published(),
+        vec![
+            ("__keyspace@0__:fresh".to_owned(), "new".to_owned()),
+            ("__keyspace@0__:fresh".to_owned(), "set".to_owned()),
+        ]
+    );
+    let mut con = client(&s);
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, ["notify-keyspace-events", "AK"]);
+}

@@ -504,15 +504,10 @@ impl Inner {
                 Ordering::Relaxed,
             );
         }
-        if let Some(flags) = self
-            .settings
-            .get("notify-keyspace-events")
-            .and_then(|v| notify::parse(&v))
-        {
-            self.ks
-                .notify_flags
-                .store(notify::effective(flags), Ordering::Relaxed);
-        }
+        self.ks.notify_flags.store(
+            notify::effective(self.settings.notify_flags()),
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -6,6 +6,7 @@
 //! reported.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::cache::pubsub::{ObufClass, ObufLimit};
@@ -20,6 +21,10 @@ pub(crate) const SETTINGS_LEN_MAX: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct Settings {
     map: Mutex<BTreeMap<String, String>>,
+    /// The classes `notify-keyspace-events` last set, as parsed: its reported letters drop
+    /// `n` beside `A` (as Redis's `keyspaceEventsFlagsToString` does), so they cannot be
+    /// parsed back.
+    notify_flags: AtomicU32,
 }
 
 /// Parses Redis memory text: `100`, `10kb`, `1mb`, `2gb`, `1k`, `1m`, `1g`.
@@ -210,7 +215,13 @@ impl Settings {
                     .map(|(k, v)| ((*k).to_owned(), v.clone()))
                     .collect(),
             ),
+            notify_flags: AtomicU32::new(0),
         }
+    }
+
+    /// The keyspace notification classes in force ([`crate::cache::notify::parse`]'s flags).
+    pub(crate) fn notify_flags(&self) -> u32 {
+        self.notify_flags.load(Ordering::Relaxed)
     }
 
     /// A parameter's value.
@@ -256,6 +267,12 @@ impl Settings {
             checked.push((name, Self::canonical(&map, name, value).map_err(fail)?));
         }
         for (name, value) in checked {
+            if name == "notify-keyspace-events"
+                && let Some((_, raw)) = pairs.iter().find(|(n, _)| *n == name)
+                && let Some(flags) = crate::cache::notify::parse(raw)
+            {
+                self.notify_flags.store(flags, Ordering::Relaxed);
+            }
             // Redis 7.0 keeps the ziplist names as aliases of the listpack ones.
             if let Some(other) = alias(name) {
                 map.insert(other.to_owned(), value.clone());
