@@ -1,5 +1,7 @@
 //! Capability: aggregation pipelines — `$match $project $addFields $set $unset $sort $limit
-//! $skip $count $unwind $group $lookup` — and index use by a leading `$match`.
+//! $skip $count $unwind $group $lookup` — and index use by a leading `$match`; `$project`'s
+//! sub-projections and `$addFields`'s merge into embedded documents; `$group`'s `$count`,
+//! `$stdDevPop`/`$stdDevSamp`, `$mergeObjects` and n-accumulators.
 //!
 //! Method: a fixed set of orders and customers; each table row is a pipeline and its exact
 //! expected output.
@@ -124,12 +126,12 @@ fn pipelines_produce_expected_documents() {
 fn bad_pipelines_are_rejected() {
     let (_d, h) = open();
     for (pipeline, code) in [
-        (vec![doc! {"$bogus": {}}], 115),
+        (vec![doc! {"$bogus": {}}], 40324),
         (vec![doc! {"$match": {}, "$sort": {"a": 1}}], 2),
         (vec![doc! {"$limit": -1}], 2),
         (vec![doc! {"$group": {"total": {"$sum": 1}}}], 2),
         (vec![doc! {"$unwind": "lines"}], 2),
-        (vec![doc! {"$project": {"a": 0, "b": "$x"}}], 2),
+        (vec![doc! {"$project": {"a": 0, "b": "$x"}}], 31310),
     ] {
         assert_eq!(
             h.aggregate("shop", "orders", &pipeline).unwrap_err().code(),
@@ -395,4 +397,396 @@ fn group_keys_and_added_sets_follow_mongodb_equality_at_any_cardinality() {
         assert_eq!(g.get_i32("n").unwrap(), 3, "{g}");
         assert_eq!(g.get_array("vs").unwrap().len(), 2, "{g}");
     }
+}
+
+/// Runs each pipeline over `shop.orders` and expects its error's code and MongoDB's message.
+fn expect_errors(h: &History, table: &[(Vec<Document>, i32, &str)]) {
+    for (pipeline, code, message) in table {
+        let e = h.aggregate("shop", "orders", pipeline).unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (*code, *message),
+            "{pipeline:?}"
+        );
+    }
+}
+
+/// A stage name MongoDB does not know is 40324 with its text; one it knows but this store does
+/// not run stays 115.
+#[test]
+fn unknown_stage_names_are_mongodb_errors() {
+    let (_d, h) = open();
+    expect_errors(
+        &h,
+        &[(
+            vec![doc! {"$match": {}}, doc! {"$foo": {}}],
+            40324,
+            "Unrecognized pipeline stage name: '$foo'",
+        )],
+    );
+    let e = h
+        .aggregate("shop", "orders", &[doc! {"$graphLookup": {}}])
+        .unwrap_err();
+    assert_eq!(e.code(), 115);
+    assert_eq!(e.code_name(), "CommandNotSupported");
+    let e = h
+        .aggregate("shop", "orders", &[doc! {"$foo": {}}])
+        .unwrap_err();
+    assert_eq!(e.code_name(), "Location40324");
+}
+
+/// A nested object in `$project` is a sub-projection: inclusion, exclusion and computed fields
+/// inside embedded documents and arrays of them; in `$addFields`/`$set` it merges into the
+/// embedded document (or each document of an array) at its path.
+#[test]
+fn nested_objects_project_and_merge_into_embedded_documents() {
+    let (_d, h) = open();
+    let table: Vec<(Vec<Document>, Vec<Document>)> = vec![
+        // Inclusion inside an array of documents.
+        (
+            vec![
+                doc! {"$match": {"_id": 1}},
+                doc! {"$project": {"lines": {"sku": 1}}},
+            ],
+            vec![doc! {"_id": 1, "lines": [{"sku": "a"}, {"sku": "b"}]}],
+        ),
+        // Computed fields in a new embedded document.
+        (
+            vec![
+                doc! {"$match": {"_id": 2}},
+                doc! {"$project": {"_id": 0, "info": {"who": "$customer", "twice": {"$multiply": ["$total", 2]}}}},
+            ],
+            vec![doc! {"info": {"who": "c2", "twice": 51.0}}],
+        ),
+        // Inclusion and a computed field side by side inside each line; the expression reads
+        // the whole document.
+        (
+            vec![
+                doc! {"$match": {"_id": 1}},
+                doc! {"$project": {"lines": {"qty": true, "of": "$customer"}}},
+            ],
+            vec![doc! {"_id": 1, "lines": [{"qty": 1, "of": "c1"}, {"qty": 2, "of": "c1"}]}],
+        ),
+        // Exclusion inside an array, the rest kept in order.
+        (
+            vec![
+                doc! {"$match": {"_id": 1}},
+                doc! {"$project": {"lines": {"qty": 0}, "total": 0}},
+            ],
+            vec![doc! {"_id": 1, "customer": "c1", "lines": [{"sku": "a"}, {"sku": "b"}]}],
+        ),
+        // A nested object and a dotted path build one tree.
+        (
+            vec![
+                doc! {"$match": {"_id": 1}},
+                doc! {"$project": {"_id": 0, "lines": {"sku": 1}, "lines.qty": 1}},
+            ],
+            vec![doc! {"lines": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]}],
+        ),
+        // $set merges into each document of an array; an empty array stays empty.
+        (
+            vec![
+                doc! {"$match": {"_id": {"$in": [1, 3]}}},
+                doc! {"$set": {"lines": {"flag": true}}},
+                doc! {"$project": {"lines": 1}},
+            ],
+            vec![
+                doc! {"_id": 1, "lines": [{"sku": "a", "qty": 1, "flag": true}, {"sku": "b", "qty": 2, "flag": true}]},
+                doc! {"_id": 3, "lines": []},
+            ],
+        ),
+        // $addFields: a scalar at the path is replaced by a new document; a missing path gets
+        // one; an empty object is the value {}.
+        (
+            vec![
+                doc! {"$match": {"_id": 2}},
+                doc! {"$addFields": {"customer": {"id": "$customer"}, "meta": {"src": {"kind": "web"}, "none": {}}}},
+                doc! {"$unset": "lines"},
+            ],
+            vec![
+                doc! {"_id": 2, "customer": {"id": "c2"}, "total": 25.5, "meta": {"src": {"kind": "web"}, "none": {}}},
+            ],
+        ),
+    ];
+    for (pipeline, expected) in table {
+        let got = h.aggregate("shop", "orders", &pipeline).unwrap();
+        assert_eq!(got, expected, "pipeline {pipeline:?}");
+    }
+}
+
+/// `$project` mixing inclusion and exclusion, or naming a path through another, fails as
+/// MongoDB's projection parser does; so do `$addFields`'s conflicting paths.
+#[test]
+fn projection_mixing_and_path_collisions_are_mongodb_errors() {
+    let (_d, h) = open();
+    expect_errors(
+        &h,
+        &[
+            (
+                vec![doc! {"$project": {"a": 1, "b": {"c": 0}}}],
+                31254,
+                "Invalid $project :: caused by :: Cannot do exclusion on field c in inclusion projection",
+            ),
+            (
+                vec![doc! {"$project": {"a": 0, "b": {"c": 1}}}],
+                31253,
+                "Invalid $project :: caused by :: Cannot do inclusion on field c in exclusion projection",
+            ),
+            (
+                vec![doc! {"$project": {"a": 1, "a.b": 1}}],
+                31249,
+                "Invalid $project :: caused by :: Path collision at a.b remaining portion b",
+            ),
+            (
+                vec![doc! {"$project": {"a.b": 1, "a": 1}}],
+                31250,
+                "Invalid $project :: caused by :: Path collision at a",
+            ),
+            (
+                vec![doc! {"$project": {"a": 0, "b": "$x"}}],
+                31310,
+                "Invalid $project :: caused by :: Cannot use an expression b: \"$x\" in an exclusion projection",
+            ),
+            (
+                vec![doc! {"$project": {"a": 0, "b": {"c": {"$add": [1, 2]}}}}],
+                31252,
+                "Invalid $project :: caused by :: Cannot use expression other than $meta in exclusion projection",
+            ),
+            (
+                vec![doc! {"$project": {"a": {"$bogus": 1}}}],
+                31325,
+                "Invalid $project :: caused by :: Unknown expression $bogus",
+            ),
+            (
+                vec![doc! {"$addFields": {"a": 1, "a.b": 2}}],
+                40176,
+                "Invalid $addFields :: caused by :: specification contains two conflicting paths. Cannot specify both 'a.b' and 'a': { a: 1, a.b: 2 }",
+            ),
+            (
+                vec![doc! {"$set": {"a": {"b": 1}, "a.b": 2}}],
+                40176,
+                "Invalid $set :: caused by :: specification contains two conflicting paths. Cannot specify both 'a.b' and 'a.b': { a: { b: 1 }, a.b: 2 }",
+            ),
+            (
+                vec![doc! {"$set": {"a": {"b.c": 1}}}],
+                40183,
+                "Invalid $set :: caused by :: cannot use dotted field name 'b.c' in a sub object: { a: { b.c: 1 } }",
+            ),
+            (
+                vec![doc! {"$set": {"a": {"$add": [1], "b": 1}}}],
+                40181,
+                "Invalid $set :: caused by :: an expression specification must contain exactly one field, the name of the expression. Found 2 fields in { $add: [ 1 ], b: 1 }, while parsing object { a: { $add: [ 1 ], b: 1 } }",
+            ),
+        ],
+    );
+}
+
+/// A path through sub-projections counts its sub-object levels and dotted parts together
+/// against `PATH_PARTS_MAX`: at the limit it projects, one past it is code 15.
+#[test]
+fn nested_projection_paths_are_held_to_the_path_limit() {
+    let (_d, h) = open();
+    let max = streamcache::history::PATH_PARTS_MAX;
+    let spec = |parts: usize| {
+        let outer = vec!["x"; parts / 2].join(".");
+        let inner = vec!["x"; parts - parts / 2].join(".");
+        let mut sub = Document::new();
+        sub.insert(inner, 1);
+        let mut spec = Document::new();
+        spec.insert(outer, sub);
+        vec![doc! {"$match": {"_id": 1}}, doc! {"$project": spec}]
+    };
+    assert_eq!(
+        h.aggregate("shop", "orders", &spec(max)).unwrap(),
+        vec![doc! {"_id": 1}]
+    );
+    assert_eq!(
+        h.aggregate("shop", "orders", &spec(max + 1))
+            .unwrap_err()
+            .code(),
+        15
+    );
+}
+
+/// `$group`'s `$count`, `$stdDevPop`, `$stdDevSamp`, `$mergeObjects` and the n-accumulators,
+/// with MongoDB's types, null handling and orders.
+#[test]
+fn group_accumulators_of_mongodb_5_and_later() {
+    let (_d, h) = open();
+    let table: Vec<(Vec<Document>, Vec<Document>)> = vec![
+        (
+            vec![
+                doc! {"$group": {"_id": "$customer", "n": {"$count": {}}, "pop": {"$stdDevPop": "$total"}, "samp": {"$stdDevSamp": "$total"}, "none": {"$stdDevPop": "$missing"}}},
+                doc! {"$sort": {"_id": 1}},
+            ],
+            vec![
+                doc! {"_id": "c1", "n": 2, "pop": 1.5, "samp": 4.5_f64.sqrt(), "none": null},
+                doc! {"_id": "c2", "n": 1, "pop": 0.0, "samp": null, "none": null},
+            ],
+        ),
+        (
+            // Later fields win; missing and null inputs are skipped.
+            vec![
+                doc! {"$group": {"_id": null, "m": {"$mergeObjects": {"$arrayElemAt": ["$lines", 0]}}, "e": {"$mergeObjects": "$missing"}}},
+            ],
+            vec![doc! {"_id": null, "m": {"sku": "a", "qty": 5}, "e": {}}],
+        ),
+        (
+            vec![doc! {"$group": {
+                "_id": null,
+                "f": {"$firstN": {"n": 2, "input": "$_id"}},
+                "l": {"$lastN": {"n": 2, "input": "$_id"}},
+                "fm": {"$firstN": {"n": 1, "input": "$missing"}},
+                "mx": {"$maxN": {"n": 2, "input": "$total"}},
+                "mn": {"$minN": {"n": 5, "input": "$total"}},
+                "mm": {"$minN": {"n": 5, "input": "$missing"}},
+            }}],
+            vec![
+                doc! {"_id": null, "f": [1, 2], "l": [2, 3], "fm": [null], "mx": [25.5, 10], "mn": [7, 10, 25.5], "mm": []},
+            ],
+        ),
+        (
+            // `n` from the group key.
+            vec![
+                doc! {"$group": {"_id": "$customer", "f": {"$firstN": {"n": {"$cond": [{"$eq": ["$_id", "c1"]}, 2, 1]}, "input": "$total"}}}},
+                doc! {"$sort": {"_id": 1}},
+            ],
+            vec![
+                doc! {"_id": "c1", "f": [10, 7]},
+                doc! {"_id": "c2", "f": [25.5]},
+            ],
+        ),
+        (
+            vec![doc! {"$group": {
+                "_id": null,
+                "t": {"$top": {"sortBy": {"total": -1}, "output": "$customer"}},
+                "b": {"$bottom": {"sortBy": {"total": -1}, "output": ["$customer", "$total"]}},
+                "tn": {"$topN": {"n": 2, "sortBy": {"total": 1}, "output": "$_id"}},
+                "bn": {"$bottomN": {"n": 2, "sortBy": {"total": 1}, "output": "$_id"}},
+                "tie": {"$top": {"sortBy": {"customer": 1}, "output": "$_id"}},
+                "btie": {"$bottom": {"sortBy": {"customer": -1}, "output": "$_id"}},
+                "nul": {"$top": {"sortBy": {"_id": 1}, "output": "$missing"}},
+            }}],
+            vec![
+                doc! {"_id": null, "t": "c2", "b": ["c1", 7], "tn": [3, 1], "bn": [1, 2], "tie": 1, "btie": 1, "nul": null},
+            ],
+        ),
+    ];
+    for (pipeline, expected) in table {
+        let got = h.aggregate("shop", "orders", &pipeline).unwrap();
+        assert_eq!(got, expected, "pipeline {pipeline:?}");
+    }
+}
+
+/// The accumulators' argument errors, with MongoDB's codes and text.
+#[test]
+fn group_accumulator_errors_are_mongodb_errors() {
+    let (_d, h) = open();
+    let group = |acc: Document| vec![doc! {"$group": {"_id": null, "x": acc}}];
+    expect_errors(
+        &h,
+        &[
+            (
+                group(doc! {"$firstN": {"n": 0, "input": "$_id"}}),
+                5_787_908,
+                "PlanExecutor error during aggregation :: caused by :: 'n' must be greater than 0, found 0",
+            ),
+            (
+                group(doc! {"$lastN": {"n": 1.5, "input": "$_id"}}),
+                5_787_903,
+                "PlanExecutor error during aggregation :: caused by :: Value for 'n' must be of integral type, but found 1.5",
+            ),
+            (
+                group(doc! {"$maxN": {"n": "two", "input": "$_id"}}),
+                5_787_902,
+                "PlanExecutor error during aggregation :: caused by :: Value for 'n' must be of integral type, but found \"two\"",
+            ),
+            (
+                group(doc! {"$minN": {"input": "$_id"}}),
+                5_787_906,
+                "Missing value for 'n'",
+            ),
+            (
+                group(doc! {"$firstN": {"n": 1, "input": "$_id", "x": 1}}),
+                5_787_901,
+                "Unknown argument for 'n' operator: x",
+            ),
+            (
+                group(doc! {"$topN": {"n": 1, "output": "$_id"}}),
+                5_788_005,
+                "Missing value for 'sortBy'",
+            ),
+            (
+                group(doc! {"$top": {"n": 1, "sortBy": {"a": 1}, "output": "$_id"}}),
+                5_788_002,
+                "Unknown argument to $top 'n'",
+            ),
+            (
+                group(doc! {"$bottom": {"sortBy": {"a": 1}}}),
+                5_788_004,
+                "Missing value for 'output'",
+            ),
+            (
+                group(doc! {"$mergeObjects": "$customer"}),
+                40400,
+                "PlanExecutor error during aggregation :: caused by :: $mergeObjects requires object inputs, but input \"c1\" is of type string",
+            ),
+            (
+                group(doc! {"$count": 1}),
+                14,
+                "$count takes no arguments, i.e. $count:{}",
+            ),
+            (
+                group(doc! {"$bogus": 1}),
+                15952,
+                "unknown group operator '$bogus'",
+            ),
+        ],
+    );
+}
+
+/// The expression forms of `$firstN` `$lastN` `$maxN` `$minN` over an array.
+#[test]
+fn n_expressions_take_from_arrays() {
+    let (_d, h) = open();
+    let got = h
+        .aggregate(
+            "shop",
+            "orders",
+            &[
+                doc! {"$match": {"_id": 1}},
+                doc! {"$project": {
+                    "_id": 0,
+                    "f": {"$firstN": {"n": 2, "input": [1, 2, 3]}},
+                    "l": {"$lastN": {"n": 5, "input": [1, 2, 3]}},
+                    "mx": {"$maxN": {"n": 2, "input": [3, null, 1, 5]}},
+                    "mn": {"$minN": {"n": "$total", "input": "$lines.qty"}},
+                }},
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![doc! {"f": [1, 2], "l": [1, 2, 3], "mx": [5, 3], "mn": [1, 2]}]
+    );
+    expect_errors(
+        &h,
+        &[
+            (
+                vec![doc! {"$project": {"x": {"$lastN": {"n": 1, "input": "$customer"}}}}],
+                5_788_200,
+                "PlanExecutor error during aggregation :: caused by :: Input must be an array",
+            ),
+            (
+                vec![doc! {"$project": {"x": {"$maxN": {"n": -1, "input": "$lines"}}}}],
+                5_787_908,
+                "PlanExecutor error during aggregation :: caused by :: 'n' must be greater than 0, found -1",
+            ),
+            (
+                vec![doc! {"$project": {"x": {"$minN": [1]}}}],
+                5_787_900,
+                "Invalid $project :: caused by :: specification must be an object; found $minN: [ 1 ]",
+            ),
+        ],
+    );
 }

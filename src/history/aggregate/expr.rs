@@ -17,7 +17,7 @@ use bson::{Bson, Document};
 use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::{EXPRESSION_DEPTH_MAX, decimal, query};
-use super::{check_value_size, date, text};
+use super::{accumulate, check_value_size, date, text};
 
 /// A compiled aggregation expression.
 #[derive(Debug, Clone)]
@@ -88,6 +88,8 @@ pub(crate) enum Op {
     GetField,
     Text(text::TextOp),
     Date(date::DateOp),
+    /// `$firstN` `$lastN` `$maxN` `$minN` over an array: `[n, input]`.
+    ArrayN(accumulate::ArrayN),
 }
 
 /// The comparison operators.
@@ -381,13 +383,9 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "$dateToParts",
     "$dateTrunc",
     "$degreesToRadians",
-    "$firstN",
     "$function",
     "$indexOfCP",
-    "$lastN",
-    "$maxN",
     "$meta",
-    "$minN",
     "$radiansToDegrees",
     "$rand",
     "$regexFind",
@@ -442,6 +440,7 @@ enum Shape {
     DateToString,
     Text(text::TextOp),
     DatePart(date::DateOp),
+    ArrayN(accumulate::ArrayN),
     NotImplemented,
     Unknown,
 }
@@ -509,6 +508,10 @@ fn shape_of(op: &str) -> Shape {
         "$convert" => Shape::Convert,
         "$dateFromString" => Shape::DateFromString,
         "$dateToString" => Shape::DateToString,
+        "$firstN" => Shape::ArrayN(accumulate::ArrayN::First),
+        "$lastN" => Shape::ArrayN(accumulate::ArrayN::Last),
+        "$maxN" => Shape::ArrayN(accumulate::ArrayN::Max),
+        "$minN" => Shape::ArrayN(accumulate::ArrayN::Min),
         other => {
             if let Some(to) = text::convert_shorthand(other) {
                 Shape::ConvertTo(to)
@@ -623,6 +626,13 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
         Shape::DateToString => date::compile_to_string(arg, |x| compile_at(x, names, next)),
         Shape::Text(t) => text::compile(t, op, arg, |x| compile_at(x, names, next)),
         Shape::DatePart(p) => date::compile_part(p, op, arg, |x| compile_at(x, names, next)),
+        Shape::ArrayN(k) => {
+            let (n, input) = accumulate::n_operands(op, arg)?;
+            Ok(Expr::Op(
+                Op::ArrayN(k),
+                vec![compile_at(n, names, next)?, compile_at(input, names, next)?],
+            ))
+        }
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
         Shape::Unknown => Err(parse_error(168, format!("Unrecognized expression '{op}'"))),
     }
@@ -1510,6 +1520,7 @@ fn apply(op: Op, vals: Vals) -> Result<Option<Bson>> {
                 ),
             )),
         },
+        Op::ArrayN(k) => accumulate::array_n(k, first(&vals), second(&vals)).map(Some),
         Op::Range => range(&vals),
         Op::IndexOfArray => index_of_array(&vals),
         Op::IsArray => some(Bson::Boolean(matches!(first(&vals), Some(Bson::Array(_))))),

@@ -5,8 +5,10 @@
 //! stages. A leading `$match` (and a `$sort` right after it) runs through the planner, so it
 //! uses indexes.
 
+mod accumulate;
 mod date;
 mod expr;
+mod project;
 mod text;
 
 use std::cmp::Ordering;
@@ -18,13 +20,15 @@ use bson::{Bson, Document};
 use super::decimal;
 use super::document::{self, compare, get_path, split_path, values_equal};
 use super::error::{Error, Result};
-use super::query::{self, Filter, Projection, Sort};
+use super::query::{self, Filter, Sort};
 use super::update::{set_path, unset_path};
 use super::{
     BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX,
     STAGE_DOCUMENT_BYTES_MAX,
 };
+use accumulate::{NAccumulator, NState};
 use expr::{Expr, nullish};
+use project::FieldTree;
 
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
 const ACC_STATE_BYTES: usize = 16;
@@ -154,25 +158,6 @@ fn object_too_large(d: &Document, size: usize) -> Error {
     }
 }
 
-/// Sets `path` in a document a stage builds, keeping `size` an upper bound of its BSON size
-/// (the value, and per part of the path a new sub-document with its name); past
-/// [`STAGE_DOCUMENT_BYTES_MAX`] the size is counted exactly and a document still over it
-/// fails with code 10334.
-fn set_field(d: &mut Document, size: &mut usize, path: &str, v: Bson) -> Result<()> {
-    let parts = split_path(path)?;
-    *size = size
-        .saturating_add(document::value_size(&v))
-        .saturating_add(path.len().saturating_add(8 * parts.len()));
-    set_path(d, &parts, v)?;
-    if *size > STAGE_DOCUMENT_BYTES_MAX {
-        *size = document::bson_size(d);
-        if *size > STAGE_DOCUMENT_BYTES_MAX {
-            return Err(object_too_large(d, *size));
-        }
-    }
-    Ok(())
-}
-
 /// Checks the size of a value an expression is building (an array, an object, a string).
 fn check_value_size(size: usize) -> Result<()> {
     if size > STAGE_DOCUMENT_BYTES_MAX {
@@ -185,12 +170,53 @@ fn check_value_size(size: usize) -> Result<()> {
     Ok(())
 }
 
+/// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
+/// does not know answers 40324.
+const MONGODB_STAGES: &[&str] = &[
+    "$bucket",
+    "$bucketAuto",
+    "$changeStream",
+    "$changeStreamSplitLargeEvent",
+    "$collStats",
+    "$currentOp",
+    "$densify",
+    "$documents",
+    "$facet",
+    "$fill",
+    "$geoNear",
+    "$graphLookup",
+    "$indexStats",
+    "$listLocalSessions",
+    "$listSampledQueries",
+    "$listSearchIndexes",
+    "$listSessions",
+    "$merge",
+    "$out",
+    "$planCacheStats",
+    "$redact",
+    "$sample",
+    "$search",
+    "$searchMeta",
+    "$setWindowFields",
+    "$shardedDataDistribution",
+    "$unionWith",
+];
+
+/// The error for a stage or accumulator `name` this store does not run: 115 when MongoDB has
+/// it (`mongodb` lists those), else MongoDB's own `unknown` code and message.
+fn unknown_name(name: &str, mongodb: &[&str], what: &str, unknown: (i32, String)) -> Error {
+    if mongodb.contains(&name) {
+        Error::Unsupported(format!("{what} {name}"))
+    } else {
+        expr::parse_error(unknown.0, unknown.1)
+    }
+}
+
 /// A pipeline stage, parsed, its expressions compiled.
 enum Stage<'p> {
     Match(Filter),
-    Project(Projector<'p>),
-    /// `$addFields`/`$set`: paths and the expressions giving their values.
-    AddFields(Vec<(&'p str, Expr)>),
+    /// `$project`, `$addFields`, `$set`.
+    Fields(FieldTree),
     Unset(Vec<String>),
     Sort(Sort),
     Limit(usize),
@@ -226,15 +252,9 @@ impl<'p> Stage<'p> {
         };
         let stage = match name {
             "$match" => Self::Match(Filter::parse(doc_arg()?)?),
-            "$project" => Self::Project(Projector::parse(doc_arg()?, now_ms)?),
+            "$project" => Self::Fields(FieldTree::parse_project(doc_arg()?, now_ms)?),
             "$addFields" | "$set" => {
-                let spec = doc_arg()?;
-                let mut fields = Vec::with_capacity(spec.len());
-                for (path, e) in spec {
-                    split_path(path)?;
-                    fields.push((path.as_str(), compile(e).map_err(|e| in_stage(name, e))?));
-                }
-                Self::AddFields(fields)
+                Self::Fields(FieldTree::parse_add_fields(doc_arg()?, now_ms, name)?)
             }
             "$unset" => Self::Unset(match arg {
                 Bson::String(s) => vec![s.clone()],
@@ -328,7 +348,17 @@ impl<'p> Stage<'p> {
                 by_count.insert("count", -1);
                 Self::Sort(Sort::parse(&by_count)?)
             }
-            other => return Err(Error::Unsupported(format!("aggregation stage {other}"))),
+            other => {
+                return Err(unknown_name(
+                    other,
+                    MONGODB_STAGES,
+                    "aggregation stage",
+                    (
+                        40324,
+                        format!("Unrecognized pipeline stage name: '{other}'"),
+                    ),
+                ));
+            }
         };
         out.push(stage);
         Ok(())
@@ -341,8 +371,7 @@ impl<'p> Stage<'p> {
             Ok(())
         };
         match self {
-            Self::Project(p) => p.computed.iter_mut().try_for_each(|(_, e)| fold(e)),
-            Self::AddFields(fields) => fields.iter_mut().try_for_each(|(_, e)| fold(e)),
+            Self::Fields(tree) => tree.fold(),
             Self::Group(g) => {
                 fold(&mut g.id)?;
                 g.accs.iter_mut().try_for_each(|(_, _, e)| fold(e))
@@ -362,33 +391,10 @@ impl<'p> Stage<'p> {
     ) -> Result<Vec<Document>> {
         Ok(match self {
             Self::Match(f) => docs.into_iter().filter(|d| f.matches(d)).collect(),
-            Self::Project(p) => p.apply(docs)?,
-            Self::AddFields(fields) => {
-                let mut out = Vec::with_capacity(docs.len());
-                for mut d in docs {
-                    // Every expression sees the input document, none a field set before it;
-                    // the values waiting to be set are held to the stage's document limit too.
-                    let mut values = Vec::with_capacity(fields.len());
-                    let mut pending = 0usize;
-                    for (path, e) in fields {
-                        let v = e.eval_doc(&d)?;
-                        pending =
-                            pending.saturating_add(v.as_ref().map_or(0, document::value_size));
-                        check_value_size(pending)?;
-                        values.push((*path, v));
-                    }
-                    let mut size = document::bson_size(&d);
-                    for (path, v) in values {
-                        // A missing value (a path reaching nothing) removes the field.
-                        match v {
-                            Some(v) => set_field(&mut d, &mut size, path, v)?,
-                            None => unset_path(&mut d, &split_path(path)?),
-                        }
-                    }
-                    out.push(d);
-                }
-                out
-            }
+            Self::Fields(tree) => docs
+                .into_iter()
+                .map(|d| tree.apply(d))
+                .collect::<Result<_>>()?,
             Self::Unset(paths) => {
                 let mut out = docs;
                 for d in &mut out {
@@ -463,81 +469,6 @@ fn count_arg(arg: &Bson, name: &str) -> Result<usize> {
         reason = "non-negative integral, checked above"
     )]
     Ok(n as usize)
-}
-
-/// `$project`: plain inclusion/exclusion goes through the find projection; computed fields
-/// are added after it.
-struct Projector<'p> {
-    plain: Option<Projection>,
-    computed: Vec<(&'p str, Expr)>,
-}
-
-impl<'p> Projector<'p> {
-    fn parse(spec: &'p Document, now_ms: i64) -> Result<Self> {
-        let mut plain = Document::new();
-        let mut computed = Vec::new();
-        for (k, v) in spec {
-            match v {
-                Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => {
-                    plain.insert(k.clone(), v.clone());
-                }
-                other => {
-                    let e = expr::compile(other, now_ms).map_err(|e| match (e, other) {
-                        // An unknown operator heading a field's value is the projection
-                        // parser's to report, in its own words.
-                        (Error::InvalidExpression { code: 168, message }, Bson::Document(d))
-                            if d.keys().next().is_some_and(|op| {
-                                message == format!("Unrecognized expression '{op}'")
-                            }) =>
-                        {
-                            let op = d.keys().next().cloned().unwrap_or_default();
-                            expr::parse_error(31325, format!("Unknown expression {op}"))
-                        }
-                        (e, _) => e,
-                    });
-                    computed.push((k.as_str(), e.map_err(|e| in_stage("$project", e))?));
-                }
-            }
-        }
-        if !computed.is_empty()
-            && plain.iter().any(|(k, v)| {
-                k != "_id"
-                    && (document::as_f64(v).is_some_and(|n| n == 0.0)
-                        || matches!(v, Bson::Boolean(false)))
-            })
-        {
-            return Err(Error::bad(
-                "Invalid $project :: caused by :: Cannot use expression other than $meta in exclusion projection",
-            ));
-        }
-        if !computed.is_empty() && !plain.iter().any(|(k, _)| k != "_id") {
-            // Only computed fields (and maybe _id): inclusion mode with nothing else included.
-            plain.insert("\u{0}none", 1);
-        }
-        Ok(Self {
-            plain: Projection::parse(&plain)?,
-            computed,
-        })
-    }
-
-    fn apply(&self, docs: Vec<Document>) -> Result<Vec<Document>> {
-        let mut out = Vec::with_capacity(docs.len());
-        for d in docs {
-            let mut projected = self
-                .plain
-                .as_ref()
-                .map_or_else(|| d.clone(), |p| p.apply(&d));
-            let mut size = document::bson_size(&projected);
-            for (path, e) in &self.computed {
-                // A missing value leaves the field out.
-                if let Some(v) = e.eval_doc(&d)? {
-                    set_field(&mut projected, &mut size, path, v)?;
-                }
-            }
-            out.push(projected);
-        }
-        Ok(out)
-    }
 }
 
 /// `$unwind`; the copies it makes of each document count against `held`.
@@ -621,6 +552,10 @@ enum Acc {
     Last(Option<Bson>),
     Push(Vec<Bson>),
     AddToSet(Vec<Bson>, EqualityIndex),
+    /// Welford's running count, mean and sum of squared deviations, in double.
+    StdDev(u64, f64, f64),
+    MergeObjects(Document),
+    N(NState),
 }
 
 /// Finds a value among values kept in a `Vec` by hash instead of by scanning them all: the
@@ -695,7 +630,6 @@ fn equality_hash(v: &Bson, h: &mut impl Hasher) {
 }
 
 /// An accumulator of `$group`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AccOp {
     Sum,
     Avg,
@@ -705,7 +639,15 @@ enum AccOp {
     Last,
     Push,
     AddToSet,
+    /// `$stdDevPop` (false) or `$stdDevSamp` (true).
+    StdDev(bool),
+    MergeObjects,
+    N(NAccumulator),
 }
+
+/// MongoDB 7.0's `$group` accumulators that this store does not run: they answer 115, while a
+/// name MongoDB does not know answers 15952.
+const MONGODB_ACCUMULATORS: &[&str] = &["$accumulator", "$median", "$percentile"];
 
 /// A `$group` stage, parsed: its key expression and each output field's accumulator.
 struct GroupSpec<'p> {
@@ -734,6 +676,10 @@ impl<'p> GroupSpec<'p> {
                     "The field '{field}' must specify one accumulator"
                 )));
             };
+            if let Some((acc, input)) = NAccumulator::parse(op, e, now_ms)? {
+                accs.push((field.as_str(), AccOp::N(acc), input));
+                continue;
+            }
             let op = match op.as_str() {
                 "$sum" => AccOp::Sum,
                 "$avg" => AccOp::Avg,
@@ -743,7 +689,28 @@ impl<'p> GroupSpec<'p> {
                 "$last" => AccOp::Last,
                 "$push" => AccOp::Push,
                 "$addToSet" => AccOp::AddToSet,
-                other => return Err(Error::Unsupported(format!("accumulator {other}"))),
+                "$stdDevPop" => AccOp::StdDev(false),
+                "$stdDevSamp" => AccOp::StdDev(true),
+                "$mergeObjects" => AccOp::MergeObjects,
+                "$count" => {
+                    // `$count: {}` counts the group's documents, as `$sum: 1`.
+                    if !matches!(e, Bson::Document(d) if d.is_empty()) {
+                        return Err(expr::parse_error(
+                            14,
+                            "$count takes no arguments, i.e. $count:{}",
+                        ));
+                    }
+                    accs.push((field.as_str(), AccOp::Sum, Expr::Const(Bson::Int32(1))));
+                    continue;
+                }
+                other => {
+                    return Err(unknown_name(
+                        other,
+                        MONGODB_ACCUMULATORS,
+                        "accumulator",
+                        (15952, format!("unknown group operator '{other}'")),
+                    ));
+                }
             };
             accs.push((field.as_str(), op, expr::compile(e, now_ms)?));
         }
@@ -771,17 +738,22 @@ fn group(
             None => {
                 let fresh = accs
                     .iter()
-                    .map(|(_, op, _)| match op {
-                        AccOp::Sum => Acc::Sum(Bson::Int32(0)),
-                        AccOp::Avg => Acc::Avg(Bson::Int32(0), 0),
-                        AccOp::Min => Acc::Min(None),
-                        AccOp::Max => Acc::Max(None),
-                        AccOp::First => Acc::First(None),
-                        AccOp::Last => Acc::Last(None),
-                        AccOp::Push => Acc::Push(Vec::new()),
-                        AccOp::AddToSet => Acc::AddToSet(Vec::new(), EqualityIndex::default()),
+                    .map(|(_, op, _)| {
+                        Ok(match op {
+                            AccOp::Sum => Acc::Sum(Bson::Int32(0)),
+                            AccOp::Avg => Acc::Avg(Bson::Int32(0), 0),
+                            AccOp::Min => Acc::Min(None),
+                            AccOp::Max => Acc::Max(None),
+                            AccOp::First => Acc::First(None),
+                            AccOp::Last => Acc::Last(None),
+                            AccOp::Push => Acc::Push(Vec::new()),
+                            AccOp::AddToSet => Acc::AddToSet(Vec::new(), EqualityIndex::default()),
+                            AccOp::StdDev(_) => Acc::StdDev(0, 0.0, 0.0),
+                            AccOp::MergeObjects => Acc::MergeObjects(Document::new()),
+                            AccOp::N(n) => Acc::N(n.start(&key)?),
+                        })
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 held.charge(
                     document::value_size(&key).saturating_add(ACC_STATE_BYTES * accs.len()),
                 )?;
@@ -793,9 +765,44 @@ fn group(
         let Some((_, state)) = groups.get_mut(idx) else {
             continue;
         };
-        for ((_, _, e), acc) in accs.iter().zip(state.iter_mut()) {
+        for ((_, op, e), acc) in accs.iter().zip(state.iter_mut()) {
             let v = e.eval_doc(d)?;
             match acc {
+                // Numbers only, in double.
+                Acc::StdDev(n, mean, m2) => {
+                    if let Some(x) = v.as_ref().filter(|v| document::type_rank(v) == 10) {
+                        let x = document::as_f64(x).unwrap_or(f64::NAN);
+                        *n += 1;
+                        #[expect(clippy::cast_precision_loss, reason = "MongoDB counts in double")]
+                        let count = *n as f64;
+                        let delta = x - *mean;
+                        *mean += delta / count;
+                        *m2 += delta * (x - *mean);
+                    }
+                }
+                // Objects merged, later fields winning; null and missing skipped.
+                Acc::MergeObjects(merged) => match v {
+                    None | Some(Bson::Null | Bson::Undefined) => {}
+                    Some(Bson::Document(o)) => {
+                        held.charge(document::bson_size(&o))?;
+                        merged.extend(o);
+                    }
+                    Some(other) => {
+                        return Err(expr::eval_error(
+                            40400,
+                            format!(
+                                "$mergeObjects requires object inputs, but input {} is of type {}",
+                                text::render(Some(&other)),
+                                query::type_name(Some(&other))
+                            ),
+                        ));
+                    }
+                },
+                Acc::N(st) => {
+                    if let AccOp::N(n) = op {
+                        n.process(st, v, d, &mut held)?;
+                    }
+                }
                 // Numbers only: missing and other types are skipped.
                 Acc::Sum(total) => {
                     if let Some(v) = v.filter(|v| document::type_rank(v) == 10) {
@@ -857,8 +864,24 @@ fn group(
         .map(|(key, state)| {
             let mut d = Document::new();
             d.insert("_id", key);
-            for ((field, _, _), acc) in accs.iter().zip(state) {
+            for ((field, op, _), acc) in accs.iter().zip(state) {
                 let v = match acc {
+                    Acc::StdDev(n, _, m2) => {
+                        let sample = matches!(op, AccOp::StdDev(true));
+                        let over = if sample { n.saturating_sub(1) } else { n };
+                        if over == 0 {
+                            Bson::Null
+                        } else {
+                            #[expect(clippy::cast_precision_loss, reason = "in double")]
+                            let over = over as f64;
+                            Bson::Double((m2 / over).sqrt())
+                        }
+                    }
+                    Acc::MergeObjects(merged) => Bson::Document(merged),
+                    Acc::N(st) => match op {
+                        AccOp::N(n) => n.finish(st),
+                        _ => Bson::Null,
+                    },
                     Acc::Sum(t) => t,
                     Acc::Avg(_, 0) => Bson::Null,
                     // A decimal among the values makes a decimal average, else a double.
@@ -1724,6 +1747,26 @@ mod tests {
             &h,
             &group,
             3 * (4 + 16) + 10 * (5 + 100),
+            "Exceeded memory limit for $group, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+        // An n-accumulator holds at most n values per group (a released value is no longer
+        // counted); $topN also holds each kept value's sort key.
+        let last = [doc! {"$group": {"_id": "$k", "s": {"$lastN": {"n": 2, "input": "$s"}}}}];
+        at_limit(
+            &h,
+            &last,
+            3 * (4 + 16) + 6 * (5 + 100),
+            "Exceeded memory limit for $group, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+        let top = [
+            doc! {"$group": {"_id": "$k", "s": {"$topN": {"n": 2, "sortBy": {"_id": -1}, "output": "$s"}}}},
+        ];
+        at_limit(
+            &h,
+            &top,
+            3 * (4 + 16) + 6 * (4 + 5 + 100),
             "Exceeded memory limit for $group, but didn't allow external sort. \
              Pass allowDiskUse:true to opt in.",
         );
