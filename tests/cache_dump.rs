@@ -215,6 +215,21 @@ fn hash_fields_keep_insertion_order_as_a_listpack_does() {
     assert_eq!(c.cmd(&["HKEYS", "copy"]), bulks(&["z", "m", "b", "new"]));
 }
 
+/// Redis 7.0 keeps a set as an intset while every member is an integer (up to 512), otherwise
+/// as a table, however small: listpack sets came with 7.2. OBJECT ENCODING and DUMP agree.
+#[test]
+fn sets_are_intsets_or_tables_as_in_redis_7_0() {
+    let s = start();
+    let mut c = Conn::open(s.resp.addr);
+    c.cmd(&["SADD", "ints", "1", "2", "-3"]);
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "ints"]), bulk("intset"));
+    c.cmd(&["SADD", "small", "a", "b"]);
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "small"]), bulk("hashtable"));
+    // RDB type 2 (a table) for the small set of strings, 11 (intset) for the integers.
+    assert_eq!(c.dump("small").first(), Some(&2));
+    assert_eq!(c.dump("ints").first(), Some(&11));
+}
+
 #[test]
 fn dump_writes_redis_bytes() {
     let s = start();

@@ -356,14 +356,13 @@ impl Value {
                 }
             }
             Self::List(_) => "quicklist",
+            // Redis 7.0 has no listpack sets (7.2 added them).
             Self::Set(s) => {
                 if s.len() <= 512
                     && s.iter()
                         .all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
                 {
                     "intset"
-                } else if s.len() <= 128 {
-                    "listpack"
                 } else {
                     "hashtable"
                 }
