@@ -608,6 +608,39 @@ fn nested_projection_paths_are_held_to_the_path_limit() {
     );
 }
 
+/// A `$project` or `$addFields` specification holds at most `FIELD_TREE_KEYS_MAX` keys, nested
+/// ones and those of expressions counted: at the limit it runs, one more is refused (code 2)
+/// before any document is read.
+#[test]
+fn field_specifications_are_held_to_their_key_limit() {
+    let (_d, h) = open();
+    let max = streamcache::history::FIELD_TREE_KEYS_MAX;
+    // `a: {b: 1}` is two keys; the rest are top-level fields.
+    let spec = |keys: usize| {
+        let mut spec = doc! {"a": {"b": 1}};
+        for i in 0..keys - 2 {
+            spec.insert(format!("f{i}"), 1);
+        }
+        spec
+    };
+    for stage in ["$project", "$addFields"] {
+        let run = |keys: usize| {
+            let mut st = Document::new();
+            st.insert(stage, spec(keys));
+            h.aggregate("shop", "orders", &[doc! {"$match": {"_id": 1}}, st])
+        };
+        let docs = run(max).unwrap();
+        assert_eq!(docs.len(), 1, "{stage}");
+        let err = run(max + 1).unwrap_err();
+        assert_eq!(err.code(), 2, "{stage}: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("more than the limit of {max}")),
+            "{stage}: {err}"
+        );
+    }
+}
+
 /// `$group`'s `$count`, `$stdDevPop`, `$stdDevSamp`, `$mergeObjects` and the n-accumulators,
 /// with MongoDB's types, null handling and orders.
 #[test]

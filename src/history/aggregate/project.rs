@@ -11,7 +11,7 @@ use bson::{Bson, Document};
 
 use super::super::document::{self, render_value, split_path};
 use super::super::error::{Error, Result};
-use super::super::{PATH_PARTS_MAX, STAGE_DOCUMENT_BYTES_MAX};
+use super::super::{FIELD_TREE_KEYS_MAX, PATH_PARTS_MAX, STAGE_DOCUMENT_BYTES_MAX};
 use super::expr::{self, Expr};
 use super::{check_value_size, in_stage, object_too_large};
 
@@ -284,9 +284,43 @@ fn check_parts(parts: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a specification holding more than [`FIELD_TREE_KEYS_MAX`] keys, all levels and
+/// expressions counted (stops counting at the limit; nesting is bounded by the document's).
+fn check_spec_keys(spec: &Document) -> Result<()> {
+    fn count(v: &Bson, n: &mut usize) {
+        match v {
+            Bson::Document(d) => {
+                for (_, v) in d {
+                    *n += 1;
+                    if *n > FIELD_TREE_KEYS_MAX {
+                        return;
+                    }
+                    count(v, n);
+                }
+            }
+            Bson::Array(a) => a.iter().for_each(|v| count(v, n)),
+            _ => {}
+        }
+    }
+    let mut n = 0;
+    for (_, v) in spec {
+        n += 1;
+        count(v, &mut n);
+        if n > FIELD_TREE_KEYS_MAX {
+            return Err(Error::TooMany {
+                what: "field specification",
+                len: n,
+                max: FIELD_TREE_KEYS_MAX,
+            });
+        }
+    }
+    Ok(())
+}
+
 impl FieldTree {
     /// Parses a `$project` specification.
     pub(super) fn parse_project(spec: &Document, now_ms: i64) -> Result<Self> {
+        check_spec_keys(spec).map_err(|e| in_stage("$project", e))?;
         let mut p = ProjectParse {
             now_ms,
             inclusion: None,
@@ -322,6 +356,7 @@ impl FieldTree {
 
     /// Parses an `$addFields`/`$set` specification; `stage` names it in errors.
     pub(super) fn parse_add_fields(spec: &Document, now_ms: i64, stage: &str) -> Result<Self> {
+        check_spec_keys(spec).map_err(|e| in_stage(stage, e))?;
         let mut tree = Self {
             root: Level::default(),
             mode: Mode::AddFields,
