@@ -28,7 +28,7 @@ use streamcache::clock::ManualClock;
 
 mod resp_common;
 
-use resp_common::Conn;
+use resp_common::{Conn, bulk, bulks, err};
 
 /// The manual clock's start, in wall-clock milliseconds.
 const NOW_MS: u64 = 1_000_000_000;
@@ -83,18 +83,6 @@ fn hex(b: &[u8]) -> String {
 
 fn ok() -> Frame {
     Frame::simple("OK")
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::bulk(s.as_bytes())
-}
-
-fn bulks(items: &[&str]) -> Frame {
-    Frame::Array(items.iter().map(|s| bulk(s)).collect())
-}
-
-fn err(text: &str) -> Frame {
-    Frame::error(text)
 }
 
 /// Redis's CRC-64 (Jones, reflected, bit by bit: an implementation independent of the

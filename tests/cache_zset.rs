@@ -23,7 +23,7 @@ use streamcache::clock::ManualClock;
 
 mod resp_common;
 
-use resp_common::Conn;
+use resp_common::{Conn, bulk, bulks, err};
 
 struct Server {
     resp: resp_common::Server,
@@ -40,18 +40,6 @@ fn start() -> Server {
         resp: resp_common::serve(cache.clone(), config),
         cache,
     }
-}
-
-fn bulk(s: &str) -> Frame {
-    Frame::bulk(s.as_bytes())
-}
-
-fn bulks(items: &[&str]) -> Frame {
-    Frame::Array(items.iter().map(|s| bulk(s)).collect())
-}
-
-fn err(text: &str) -> Frame {
-    Frame::error(text)
 }
 
 fn int(n: i64) -> Frame {

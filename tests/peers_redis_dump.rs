@@ -16,7 +16,7 @@
 
 mod peers_common;
 
-use peers_common::{RedisServer, Rng, ServerProcess, require_program};
+use peers_common::{Rng, redis_beside};
 
 /// Keys per run.
 const KEYS: usize = 300;
@@ -149,23 +149,7 @@ fn restore(con: &mut redis::Connection, key: &str, payload: &[u8]) {
 
 #[test]
 fn dump_and_restore_move_keys_both_ways() {
-    require_program("redis-server", "redis-server");
-    let redis = RedisServer::start();
-    let ours = ServerProcess::start(&[]);
-    let resp = ours
-        .ready_line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("resp="))
-        .expect("resp= in the ready line")
-        .to_owned();
-    let mut theirs = redis::Client::open(format!("redis+unix://{}", redis.socket.display()))
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let mut mine = redis::Client::open(format!("redis://{resp}/"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let (_servers, mut theirs, mut mine) = redis_beside();
 
     let seed = 0x00D0_3F5E_ED01_u64;
     let mut rng = Rng(seed);

@@ -15,7 +15,7 @@
 
 mod peers_common;
 
-use peers_common::{RedisServer, Rng, ServerProcess, require_program};
+use peers_common::{Rng, redis_beside};
 
 /// Pairs per run: enough to cover every operand shape many times over, quick on loopback.
 const PAIRS: usize = 2000;
@@ -87,23 +87,7 @@ fn reply(con: &mut redis::Connection, args: &[&str]) -> String {
 
 #[test]
 fn float_increments_match_redis_server() {
-    require_program("redis-server", "redis-server");
-    let redis = RedisServer::start();
-    let ours = ServerProcess::start(&[]);
-    let resp = ours
-        .ready_line
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("resp="))
-        .expect("resp= in the ready line")
-        .to_owned();
-    let mut theirs = redis::Client::open(format!("redis+unix://{}", redis.socket.display()))
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let mut mine = redis::Client::open(format!("redis://{resp}/"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let (_servers, mut theirs, mut mine) = redis_beside();
 
     let seed = 0x0005_EEDF_10A7_u64;
     let mut rng = Rng(seed);

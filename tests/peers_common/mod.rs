@@ -210,6 +210,35 @@ impl Drop for RedisServer {
     }
 }
 
+/// A `redis-server` and the streamcache binary, both stopped on drop.
+pub(crate) struct RedisBeside {
+    _redis: RedisServer,
+    _ours: ServerProcess,
+}
+
+/// Starts a `redis-server` (it must be installed) and the streamcache binary side by side and
+/// connects to each: `(servers, theirs, mine)`, `theirs` over Redis's unix socket, `mine` to
+/// streamcache's RESP listener. Keep `servers` alive while the connections are used.
+pub(crate) fn redis_beside() -> (RedisBeside, redis::Connection, redis::Connection) {
+    require_program("redis-server", "redis-server");
+    let redis = RedisServer::start();
+    let ours = ServerProcess::start(&[]);
+    let resp = ours
+        .ready_line
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("resp="))
+        .expect("resp= in the ready line")
+        .to_owned();
+    let connect = |url: String| redis::Client::open(url).unwrap().get_connection().unwrap();
+    let theirs = connect(format!("redis+unix://{}", redis.socket.display()));
+    let mine = connect(format!("redis://{resp}/"));
+    let servers = RedisBeside {
+        _redis: redis,
+        _ours: ours,
+    };
+    (servers, theirs, mine)
+}
+
 /// A small deterministic generator (xorshift64*), so a failure names a reproducible seed.
 pub(crate) struct Rng(pub(crate) u64);
 

@@ -131,3 +131,18 @@ impl Conn {
         String::from_utf8(self.reply_raw().1).unwrap()
     }
 }
+
+/// A bulk string reply of `s`.
+pub(crate) fn bulk(s: &str) -> Frame {
+    Frame::bulk(s.as_bytes())
+}
+
+/// An array reply of bulk strings.
+pub(crate) fn bulks(items: &[&str]) -> Frame {
+    Frame::Array(items.iter().map(|s| bulk(s)).collect())
+}
+
+/// An error reply with `text`.
+pub(crate) fn err(text: &str) -> Frame {
+    Frame::error(text)
+}
