@@ -558,6 +558,26 @@ fn projection_mixing_and_path_collisions_are_mongodb_errors() {
                 "Invalid $project :: caused by :: Unknown expression $bogus",
             ),
             (
+                vec![doc! {"$project": {}}],
+                51272,
+                "Invalid $project :: caused by :: projection specification must have at least one field",
+            ),
+            (
+                vec![doc! {"$project": {"a": {}}}],
+                51270,
+                "Invalid $project :: caused by :: An empty sub-projection is not a valid value. Found empty object at path",
+            ),
+            (
+                vec![doc! {"$project": {"a.$": 1}}],
+                31324,
+                "Invalid $project :: caused by :: Cannot use positional projection in aggregation projection",
+            ),
+            (
+                vec![doc! {"$project": {"a": {"$elemMatch": {"b": 1}}}}],
+                168,
+                "Invalid $project :: caused by :: Cannot use $elemMatch in this context",
+            ),
+            (
                 vec![doc! {"$addFields": {"a": 1, "a.b": 2}}],
                 40176,
                 "Invalid $addFields :: caused by :: specification contains two conflicting paths. Cannot specify both 'a.b' and 'a': { a: 1, a.b: 2 }",

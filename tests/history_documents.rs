@@ -203,7 +203,7 @@ fn projection_sort_skip_limit() {
             },
         )
         .unwrap_err();
-    assert_eq!(e.code(), 2);
+    assert_eq!(e.code(), 31254);
 
     // Cross-type sort: null/missing < numbers < strings < objects < arrays-by-min.
     let sorted = find(

@@ -57,11 +57,12 @@ pub use feed::{
 pub use index::IndexModel;
 pub use keys::{KeyFormat, decode_value as decode_key_value, encode_key_value};
 
+use aggregate::FieldTree;
 use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
 pub(crate) use document::{plain_json_number, raw_value};
 use index::{Access, IndexDef, Plan};
 use keys::{catalog_collection_key, doc_key, oplog_key};
-use query::{Filter, Projection, Sort};
+use query::{Filter, Sort};
 use store::{Space, Staged, Store, WriteSet};
 use update::Update;
 
@@ -264,7 +265,8 @@ impl HistoryConfig {
 /// Options of [`History::find`].
 #[derive(Debug, Clone, Default)]
 pub struct FindOptions {
-    /// Projection document (`{field: 1}` or `{field: 0}`).
+    /// Projection document, with MongoDB's find policies (`{field: 1}`, `{field: 0}`, expressions,
+    /// `$slice`, `$elemMatch`, positional `field.$`).
     pub projection: Option<Document>,
     /// Sort document (`{field: 1, other: -1}`).
     pub sort: Option<Document>,
@@ -947,6 +949,18 @@ impl History {
             .ok_or_else(|| Error::bad("no plan"))
     }
 
+    /// A find projection over `query` (`$$NOW` read from the store's clock); `None` for none or
+    /// an empty one.
+    fn find_projection(
+        &self,
+        spec: Option<&Document>,
+        query: &Filter,
+    ) -> Result<Option<FieldTree>> {
+        let Some(spec) = spec else { return Ok(None) };
+        let now_ms = i64::try_from(self.inner.clock.now_ms()).unwrap_or(i64::MAX);
+        FieldTree::parse_find(spec, query, now_ms)
+    }
+
     fn find_explained(
         &self,
         db: &str,
@@ -959,12 +973,7 @@ impl History {
         check_collection_name(db, coll)?;
         let parsed = Filter::parse(filter)?;
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
-        let projection = options
-            .projection
-            .as_ref()
-            .map(Projection::parse)
-            .transpose()?
-            .flatten();
+        let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
         let Some(meta) = self.inner.collection(db, coll) else {
             let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
             return Ok((Vec::new(), e));
@@ -1112,12 +1121,10 @@ impl History {
         options: &FindAndModifyOptions,
     ) -> Result<Option<Document>> {
         check_collection_name(db, coll)?;
-        let projection = options
-            .projection
-            .as_ref()
-            .map(Projection::parse)
-            .transpose()?
-            .flatten();
+        let projection = match &options.projection {
+            Some(spec) => self.find_projection(Some(spec), &Filter::parse(filter)?)?,
+            None => None,
+        };
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
         let mut txn = self.inner.begin()?;
         let out = txn.find_and_modify(
@@ -1130,7 +1137,11 @@ impl History {
             options.return_new,
         )?;
         txn.finish()?;
-        Ok(out.map(|d| projection.as_ref().map_or(d.clone(), |p| p.apply(&d))))
+        out.map(|d| match &projection {
+            Some(p) => p.apply(d),
+            None => Ok(d),
+        })
+        .transpose()
     }
 
     /// Runs an aggregation pipeline (`$match $project $addFields $set $unset $sort $limit
@@ -1741,7 +1752,7 @@ impl Inner {
         plan: &Plan,
         filter: &Filter,
         sort: Option<&Sort>,
-        projection: Option<&Projection>,
+        projection: Option<&FieldTree>,
         skip: u64,
         limit: Option<u64>,
         stats: &mut ExecStats,
@@ -1751,7 +1762,7 @@ impl Inner {
         let mut result_bytes = 0usize;
         let mut take = |doc: Document| -> Result<Document> {
             let doc = match projection {
-                Some(p) => p.apply(&doc),
+                Some(p) => p.apply(doc)?,
                 None => doc,
             };
             if let Some(max) = result_max {
@@ -2952,9 +2963,10 @@ pub fn fuzz_history_query(data: &[u8]) {
         let _ = index::plan(KeyFormat::CURRENT, &[], &f, None);
     }
     if let Some(p) = part("projection")
-        && let Ok(Some(p)) = Projection::parse(&p)
+        && let Ok(f) = Filter::parse(&filter)
+        && let Ok(Some(p)) = FieldTree::parse_find(&p, &f, 0)
     {
-        samples.iter().for_each(|s| drop(p.apply(s)));
+        samples.iter().for_each(|s| drop(p.apply(s.clone())));
     }
     if let Some(sort) = part("sort")
         && let Ok(sort) = Sort::parse(&sort)

@@ -739,181 +739,60 @@ fn bracket_cmp(v: &Bson, q: &Bson) -> Option<Ordering> {
     }
 }
 
-/// A parsed projection.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Projection {
-    /// Inclusion (`true`) or exclusion (`false`) mode; `None` when only `_id` is mentioned.
-    include: Option<bool>,
-    /// Whether `_id` is kept.
-    keep_id: bool,
-    /// The path tree.
-    root: ProjNode,
-}
-
-#[derive(Debug, Clone, Default)]
-struct ProjNode {
-    leaf: bool,
-    children: Vec<(String, ProjNode)>,
-}
-
-impl ProjNode {
-    fn child_mut(&mut self, name: &str) -> &mut ProjNode {
-        let pos = self
-            .children
-            .iter()
-            .position(|(k, _)| k == name)
-            .unwrap_or_else(|| {
-                self.children.push((name.to_owned(), ProjNode::default()));
-                self.children.len() - 1
-            });
-        #[expect(
-            clippy::indexing_slicing,
-            reason = "pos was found in or just pushed onto children"
-        )]
-        &mut self.children[pos].1
+impl Filter {
+    /// Whether some condition of the filter (at any depth of `$and`/`$or`/`$nor`) is on a path
+    /// whose first part is `field`: what a positional projection on `field` needs.
+    pub(crate) fn has_path_under(&self, field: &str) -> bool {
+        match self {
+            Self::And(fs) | Self::Or(fs) | Self::Nor(fs) => {
+                fs.iter().any(|f| f.has_path_under(field))
+            }
+            Self::Field { parts, .. } => parts.first().is_some_and(|p| p == field),
+        }
     }
 
-    fn child(&self, name: &str) -> Option<&ProjNode> {
-        self.children
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, n)| n)
+    /// MongoDB's "element match key" of a document this filter matches: the position, in the
+    /// first array a condition's path crosses, of the element through which the condition held.
+    /// Under `$and` the last condition that records one wins, under `$or` the first branch that
+    /// matches; negations, `$exists` and `$size` record none, nor does a match of a whole array.
+    pub(crate) fn elem_match_key(&self, doc: &Document) -> Option<usize> {
+        match self {
+            Self::And(fs) => fs.iter().rev().find_map(|f| f.elem_match_key(doc)),
+            Self::Or(fs) => fs
+                .iter()
+                .find(|f| f.matches(doc))
+                .and_then(|f| f.elem_match_key(doc)),
+            Self::Nor(_) => None,
+            Self::Field { parts, cond, .. } => {
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                cond_key(doc, &parts, cond)
+            }
+        }
     }
 }
 
-impl Projection {
-    /// Parses a projection document (`{a: 1, "b.c": 1}` or `{a: 0}`, `_id` either way).
-    ///
-    /// # Errors
-    /// [`Error::BadValue`] when inclusion and exclusion are mixed; [`Error::Unsupported`] for
-    /// projection operators.
-    pub(crate) fn parse(spec: &Document) -> Result<Option<Self>> {
-        if spec.is_empty() {
-            return Ok(None);
-        }
-        document::check_depth_doc(spec)?;
-        let mut p = Self {
-            include: None,
-            keep_id: true,
-            root: ProjNode::default(),
-        };
-        for (path, v) in spec {
-            let on = match v {
-                Bson::Boolean(b) => *b,
-                Bson::Document(_) | Bson::String(_) => {
-                    return Err(Error::Unsupported(format!(
-                        "projection expression for `{path}`"
-                    )));
-                }
-                other => {
-                    document::as_f64(other)
-                        .ok_or_else(|| Error::bad(format!("bad projection value for `{path}`")))?
-                        != 0.0
-                }
-            };
-            if path == "_id" {
-                p.keep_id = on;
-                continue;
+/// [`Filter::elem_match_key`] of one field condition.
+fn cond_key(doc: &Document, parts: &[&str], cond: &Cond) -> Option<usize> {
+    match cond {
+        Cond::And(cs) | Cond::All(cs) => cs.iter().rev().find_map(|c| cond_key(doc, parts, c)),
+        Cond::Ne(_) | Cond::Nin(_) | Cond::Not(_) | Cond::Exists(_) | Cond::Size(_) => None,
+        _ => {
+            let (head, rest) = parts.split_first()?;
+            match doc.get(*head)? {
+                Bson::Document(d) => cond_key(d, rest, cond),
+                Bson::Array(items) if rest.is_empty() => items.iter().position(|el| match cond {
+                    Cond::ElemMatch(em) => elem_matches(el, em),
+                    Cond::Type(sels) => type_matches(el, sels),
+                    other => scalar_matches(el, other),
+                }),
+                Bson::Array(items) => items.iter().position(|el| match el {
+                    Bson::Document(d) => cond_matches_path(d, rest, cond),
+                    _ => false,
+                }),
+                _ => None,
             }
-            match p.include {
-                Some(mode) if mode != on => {
-                    return Err(Error::bad(format!(
-                        "Cannot do {} on field {path} in {} projection",
-                        if on { "inclusion" } else { "exclusion" },
-                        if mode { "inclusion" } else { "exclusion" }
-                    )));
-                }
-                _ => p.include = Some(on),
-            }
-            let mut node = &mut p.root;
-            for part in split_path(path)? {
-                node = node.child_mut(part);
-            }
-            node.leaf = true;
-        }
-        Ok(Some(p))
-    }
-
-    /// Applies the projection.
-    pub(crate) fn apply(&self, doc: &Document) -> Document {
-        let mut out = match self.include {
-            Some(true) => include(doc, &self.root),
-            Some(false) => exclude(doc, &self.root),
-            None => doc.clone(),
-        };
-        if !self.keep_id {
-            out.remove("_id");
-        } else if self.include == Some(true)
-            && let Some(id) = doc.get("_id")
-            && !out.contains_key("_id")
-        {
-            let mut with_id = Document::new();
-            with_id.insert("_id", id.clone());
-            with_id.extend(out);
-            out = with_id;
-        }
-        out
-    }
-}
-
-fn include(doc: &Document, node: &ProjNode) -> Document {
-    let mut out = Document::new();
-    for (k, v) in doc {
-        let Some(child) = node.child(k) else { continue };
-        if child.leaf {
-            out.insert(k.clone(), v.clone());
-            continue;
-        }
-        match v {
-            Bson::Document(d) => {
-                out.insert(k.clone(), include(d, child));
-            }
-            Bson::Array(a) => {
-                let items: Vec<Bson> = a
-                    .iter()
-                    .filter_map(|el| match el {
-                        Bson::Document(d) => Some(Bson::Document(include(d, child))),
-                        Bson::Array(_) => Some(el.clone()),
-                        _ => None,
-                    })
-                    .collect();
-                out.insert(k.clone(), items);
-            }
-            _ => {}
         }
     }
-    out
-}
-
-fn exclude(doc: &Document, node: &ProjNode) -> Document {
-    let mut out = Document::new();
-    for (k, v) in doc {
-        match node.child(k) {
-            None => {
-                out.insert(k.clone(), v.clone());
-            }
-            Some(child) if child.leaf => {}
-            Some(child) => match v {
-                Bson::Document(d) => {
-                    out.insert(k.clone(), exclude(d, child));
-                }
-                Bson::Array(a) => {
-                    let items: Vec<Bson> = a
-                        .iter()
-                        .map(|el| match el {
-                            Bson::Document(d) => Bson::Document(exclude(d, child)),
-                            other => other.clone(),
-                        })
-                        .collect();
-                    out.insert(k.clone(), items);
-                }
-                other => {
-                    out.insert(k.clone(), other.clone());
-                }
-            },
-        }
-    }
-    out
 }
 
 /// A parsed sort specification: `(path parts, ascending)` per key.

@@ -28,7 +28,7 @@ use super::{
 };
 use accumulate::{NAccumulator, NState};
 use expr::{Expr, nullish};
-use project::FieldTree;
+pub(crate) use project::FieldTree;
 
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
 const ACC_STATE_BYTES: usize = 16;

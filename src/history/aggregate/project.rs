@@ -6,11 +6,17 @@
 //! input's fields in the input's order, descending into embedded documents and arrays of them,
 //! then sets the computed fields in the order they were written, merging into the embedded
 //! document (or into each document of an array) already at their path.
+//!
+//! A find projection ([`FieldTree::parse_find`]) is the same tree under MongoDB's find
+//! policies: it also takes `$slice` (applied in place once the tree has run), `$elemMatch`
+//! (a computed field: the first matching element, after the other fields) and the positional
+//! `field.$` (the element the query's condition on that array matched).
 
 use bson::{Bson, Document};
 
 use super::super::document::{self, render_value, split_path};
 use super::super::error::{Error, Result};
+use super::super::query::{Filter, type_name};
 use super::super::{FIELD_TREE_KEYS_MAX, PATH_PARTS_MAX, STAGE_DOCUMENT_BYTES_MAX};
 use super::expr::{self, Expr};
 use super::{check_value_size, in_stage, object_too_large};
@@ -21,7 +27,42 @@ enum Node {
     Exclude,
     /// The position of the field's expression in [`FieldTree::exprs`].
     Computed(usize),
+    /// A find `$slice`: included by an inclusion tree, sliced afterwards ([`FieldTree::slices`]).
+    Slice,
     Sub(Level),
+}
+
+/// What a computed field evaluates.
+enum Computed {
+    Expr(Expr),
+    /// A find `$elemMatch` on a top-level array field: the first element the filter (`{field:
+    /// {$elemMatch: …}}`) matches, as a one-element array; missing when none does.
+    ElemMatch {
+        field: String,
+        filter: Filter,
+    },
+}
+
+impl Computed {
+    fn eval(&self, d: &Document) -> Result<Option<Bson>> {
+        match self {
+            Self::Expr(e) => e.eval_doc(d),
+            Self::ElemMatch { field, filter } => Ok(filter
+                .elem_match_key(d)
+                .and_then(|i| match d.get(field) {
+                    Some(Bson::Array(items)) => items.get(i).cloned(),
+                    _ => None,
+                })
+                .map(|el| Bson::Array(vec![el]))),
+        }
+    }
+}
+
+/// A find `$slice`: the path, and MongoDB's `skip` (absent for `{$slice: n}`) and `limit`.
+struct Slice {
+    parts: Vec<String>,
+    skip: Option<i32>,
+    limit: i32,
 }
 
 /// One level of the tree: its fields in the order they were first written.
@@ -53,12 +94,26 @@ enum Mode {
     AddFields,
 }
 
-/// A parsed `$project`, `$addFields` or `$set`.
-pub(super) struct FieldTree {
+/// A parsed `$project`, `$addFields`, `$set` or find projection.
+pub(crate) struct FieldTree {
     root: Level,
     mode: Mode,
-    /// The computed fields' expressions, in the order they were written.
-    exprs: Vec<Expr>,
+    /// The computed fields, in the order they were written.
+    exprs: Vec<Computed>,
+    /// Find `$slice`s, applied after the tree.
+    slices: Vec<Slice>,
+    /// A find positional projection: the path up to `.$` and the query that locates the element.
+    positional: Option<(Vec<String>, Filter)>,
+}
+
+impl std::fmt::Debug for FieldTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldTree")
+            .field("computed", &self.exprs.len())
+            .field("slices", &self.slices.len())
+            .field("positional", &self.positional.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a path is being added: the full path (for messages) and its parts.
@@ -139,18 +194,95 @@ fn mark_computed(level: &mut Level, parts: &[&str]) {
     }
 }
 
-/// State of a `$project` parse.
-struct ProjectParse {
+/// State of a `$project` or find projection parse.
+struct ProjectParse<'q> {
     now_ms: i64,
+    /// The find's query under find policies (`$slice`, `$elemMatch`, positional allowed);
+    /// `None` for `$project`.
+    find: Option<&'q Filter>,
+    has_find_slice: bool,
+    has_elem_match: bool,
+    slices: Vec<Slice>,
+    positional: Option<(Vec<String>, Filter)>,
     /// Inclusion (`true`) or exclusion, once a field other than the top-level `_id` decides it.
     inclusion: Option<bool>,
     id_included: bool,
     id_excluded: bool,
     id_specified: bool,
-    exprs: Vec<Expr>,
+    exprs: Vec<Computed>,
 }
 
-impl ProjectParse {
+/// Where the first positional operator of a projection field name is (`begin`, `end`), as
+/// MongoDB finds it: `.$.` inside, `.$` at the end, or the whole name `$`.
+fn find_positional(name: &str) -> Option<(usize, usize)> {
+    if let Some(i) = name.find(".$.") {
+        return Some((i, i + 3));
+    }
+    if name.ends_with(".$") {
+        return Some((name.len() - 2, name.len()));
+    }
+    (name == "$").then_some((0, name.len()))
+}
+
+/// A number as MongoDB's `numberInt()` reads it (doubles truncated toward zero, saturating).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "MongoDB narrows the projection's numbers to 32 bits the same way"
+)]
+fn number_int(v: &Bson) -> Option<i32> {
+    match v {
+        Bson::Int32(n) => Some(*n),
+        Bson::Int64(n) => Some(*n as i32),
+        Bson::Double(_) | Bson::Decimal128(_) => document::as_f64(v).map(|f| f as i32),
+        _ => None,
+    }
+}
+
+/// A find `$slice` argument: a number, or `[skip, limit]` with a positive limit.
+fn find_slice(arg: &Bson) -> Result<(Option<i32>, i32)> {
+    if let Some(n) = number_int(arg) {
+        return Ok((None, n));
+    }
+    let Bson::Array(a) = arg else {
+        return Err(expr::parse_error(
+            31273,
+            "$slice only supports numbers and [skip, limit] arrays",
+        ));
+    };
+    let [skip, limit] = a.as_slice() else {
+        return Err(expr::parse_error(
+            31272,
+            "$slice array argument should be of form [skip, limit]",
+        ));
+    };
+    let skip = number_int(skip).ok_or_else(|| {
+        expr::parse_error(
+            31257,
+            format!(
+                "$slice expects the skip argument to be a number, got {}",
+                type_name(Some(skip))
+            ),
+        )
+    })?;
+    let limit = number_int(limit).ok_or_else(|| {
+        expr::parse_error(
+            31258,
+            format!(
+                "$slice expects the limit argument to be a number, got {}",
+                type_name(Some(limit))
+            ),
+        )
+    })?;
+    if limit <= 0 {
+        return Err(expr::parse_error(
+            31259,
+            format!("$slice limit must be positive, got {limit}"),
+        ));
+    }
+    Ok((Some(skip), limit))
+}
+
+impl ProjectParse<'_> {
     /// Parses one element of the specification at `prefix` (the sub-object's path parts).
     fn element<'s>(
         &mut self,
@@ -159,39 +291,42 @@ impl ProjectParse {
         name: &'s str,
         v: &'s Bson,
     ) -> Result<()> {
-        let own = split_path(name)?;
+        let positional = find_positional(name);
+        if positional.is_some() && self.find.is_none() {
+            return Err(expr::parse_error(
+                31324,
+                "Cannot use positional projection in aggregation projection",
+            ));
+        }
+        let path_name = positional.map_or(name, |(begin, _)| name.get(..begin).unwrap_or(name));
+        let own = split_path(path_name)?;
         let mut parts = prefix.to_vec();
         parts.extend(own.iter().copied());
         check_parts(&parts)?;
         let at = At {
-            full: name,
+            full: path_name,
             parts: own,
         };
         let top_id = prefix.is_empty() && name == "_id";
         match v {
             Bson::Document(d) => {
+                if positional.is_some() {
+                    return Err(expr::parse_error(
+                        31271,
+                        "positional projection cannot be used with an expression or sub object",
+                    ));
+                }
                 if d.len() == 1
                     && let Some(op) = d.keys().next()
                     && op.starts_with('$')
                 {
-                    // An operator (a known one; an unknown one is the projection parser's to
-                    // report, in its own words).
-                    if self.inclusion == Some(false) {
-                        return Err(expr::parse_error(
-                            31252,
-                            "Cannot use expression other than $meta in exclusion projection",
-                        ));
-                    }
-                    let e = expr::compile(v, self.now_ms).map_err(|e| match e {
-                        Error::InvalidExpression { code: 168, message }
-                            if message == format!("Unrecognized expression '{op}'") =>
-                        {
-                            expr::parse_error(31325, format!("Unknown expression {op}"))
-                        }
-                        e => e,
-                    })?;
-                    self.inclusion = Some(true);
-                    return self.computed(root, prefix, &at, e);
+                    return self.operator(root, prefix, &at, op, v);
+                }
+                if d.is_empty() {
+                    return Err(expr::parse_error(
+                        51270,
+                        "An empty sub-projection is not a valid value. Found empty object at path",
+                    ));
                 }
                 // A sub-projection.
                 sub_at(sub_at(root, name, prefix)?, name, &at.parts)?;
@@ -209,6 +344,9 @@ impl ProjectParse {
                     Bson::Boolean(b) => *b,
                     other => document::as_f64(other).is_some_and(|n| n != 0.0),
                 };
+                if on && let Some((_, end)) = positional {
+                    self.positional(prefix, name, end, &parts)?;
+                }
                 let level = sub_at(root, name, prefix)?;
                 add_at(
                     level,
@@ -239,8 +377,14 @@ impl ProjectParse {
                 Ok(())
             }
             other => {
+                if positional.is_some() {
+                    return Err(expr::parse_error(
+                        31308,
+                        "positional projection cannot be used with a literal",
+                    ));
+                }
                 let e = expr::compile(other, self.now_ms)?;
-                self.computed(root, prefix, &at, e)?;
+                self.computed(root, prefix, &at, Computed::Expr(e))?;
                 if self.inclusion == Some(false) {
                     return Err(expr::parse_error(
                         31310,
@@ -256,7 +400,186 @@ impl ProjectParse {
         }
     }
 
-    fn computed(&mut self, root: &mut Level, prefix: &[&str], at: &At<'_>, e: Expr) -> Result<()> {
+    /// A field whose value is a one-field object naming an operator: find's `$slice` and
+    /// `$elemMatch` under find policies, otherwise an expression (an unknown one is the
+    /// projection parser's to report, in its own words).
+    fn operator(
+        &mut self,
+        root: &mut Level,
+        prefix: &[&str],
+        at: &At<'_>,
+        op: &str,
+        v: &Bson,
+    ) -> Result<()> {
+        let arg = match v {
+            Bson::Document(d) => d.get(op).unwrap_or(&Bson::Null),
+            _ => &Bson::Null,
+        };
+        match (op, self.find) {
+            ("$slice", Some(_)) => {
+                let find_error = match find_slice(arg) {
+                    Ok((skip, limit)) => {
+                        let level = sub_at(root, at.full, prefix)?;
+                        add_at(level, at, 0, Node::Slice, false)?;
+                        let mut parts: Vec<String> =
+                            prefix.iter().map(|p| (*p).to_owned()).collect();
+                        parts.extend(at.parts.iter().map(|p| (*p).to_owned()));
+                        self.slices.push(Slice { parts, skip, limit });
+                        self.has_find_slice = true;
+                        return Ok(());
+                    }
+                    Err(e) => e,
+                };
+                // Not find's syntax: perhaps the `$slice` expression.
+                self.expression(root, prefix, at, op, v).map_err(|e| {
+                    let (code, message) = match e {
+                        Error::InvalidExpression { code, message } => (code, message),
+                        other => (other.code(), other.to_string()),
+                    };
+                    let find_message = match &find_error {
+                        Error::InvalidExpression { code, message } => {
+                            format!("Location{code}: {message}")
+                        }
+                        other => other.to_string(),
+                    };
+                    expr::parse_error(
+                        code,
+                        format!(
+                            "Invalid $slice syntax. The given syntax {} did not match the find() syntax because :: {find_message} :: The given syntax did not match the expression $slice syntax. :: caused by :: {message}",
+                            render_value(v)
+                        ),
+                    )
+                })
+            }
+            ("$elemMatch", Some(_)) => {
+                let Bson::Document(_) = arg else {
+                    return Err(expr::parse_error(
+                        31274,
+                        format!(
+                            "elemMatch: Invalid argument, object required, but got {}",
+                            type_name(Some(arg))
+                        ),
+                    ));
+                };
+                if self.positional.is_some() {
+                    return Err(expr::parse_error(
+                        31255,
+                        "Cannot specify positional operator and $elemMatch.",
+                    ));
+                }
+                if !prefix.is_empty() || at.parts.len() != 1 {
+                    return Err(expr::parse_error(
+                        31275,
+                        "Cannot use $elemMatch projection on a nested field.",
+                    ));
+                }
+                let mut spec = Document::new();
+                spec.insert(at.full, v.clone());
+                let filter = Filter::parse(&spec)?;
+                self.has_elem_match = true;
+                self.computed(
+                    root,
+                    prefix,
+                    at,
+                    Computed::ElemMatch {
+                        field: at.full.to_owned(),
+                        filter,
+                    },
+                )
+            }
+            ("$elemMatch", None) => Err(expr::parse_error(
+                168,
+                "Cannot use $elemMatch in this context",
+            )),
+            _ => self.expression(root, prefix, at, op, v),
+        }
+    }
+
+    /// A computed field from an operator object.
+    fn expression(
+        &mut self,
+        root: &mut Level,
+        prefix: &[&str],
+        at: &At<'_>,
+        op: &str,
+        v: &Bson,
+    ) -> Result<()> {
+        if self.inclusion == Some(false) {
+            return Err(expr::parse_error(
+                31252,
+                "Cannot use expression other than $meta in exclusion projection",
+            ));
+        }
+        let e = expr::compile(v, self.now_ms).map_err(|e| match e {
+            Error::InvalidExpression { code: 168, message }
+                if message == format!("Unrecognized expression '{op}'") =>
+            {
+                expr::parse_error(31325, format!("Unknown expression {op}"))
+            }
+            e => e,
+        })?;
+        self.inclusion = Some(true);
+        self.computed(root, prefix, at, Computed::Expr(e))
+    }
+
+    /// Records the positional projection of field name `name` (its operator ending at `end`)
+    /// with the path parts before the operator; the checks of MongoDB's parser, in its order.
+    fn positional(
+        &mut self,
+        prefix: &[&str],
+        name: &str,
+        end: usize,
+        parts: &[&str],
+    ) -> Result<()> {
+        let Some(query) = self.find else {
+            return Ok(());
+        };
+        if self.positional.is_some() {
+            return Err(expr::parse_error(
+                31276,
+                "Cannot specify more than one positional projection per query.",
+            ));
+        }
+        if self.has_elem_match {
+            return Err(expr::parse_error(
+                31256,
+                "Cannot specify positional operator and $elemMatch.",
+            ));
+        }
+        let match_field = prefix
+            .first()
+            .copied()
+            .unwrap_or_else(|| name.split('.').next().unwrap_or(name));
+        if !query.has_path_under(match_field) {
+            return Err(expr::parse_error(
+                31277,
+                format!("Positional projection '{name}' does not match the query document."),
+            ));
+        }
+        if name.ends_with(".$.") {
+            return Err(expr::parse_error(31270, "Path cannot end with '.$.'"));
+        }
+        let rest = name.get(end..).unwrap_or_default();
+        if find_positional(rest).is_some() || rest == "$" {
+            return Err(expr::parse_error(
+                31287,
+                format!("Cannot use positional operator twice: {name}"),
+            ));
+        }
+        self.positional = Some((
+            parts.iter().map(|p| (*p).to_owned()).collect(),
+            query.clone(),
+        ));
+        Ok(())
+    }
+
+    fn computed(
+        &mut self,
+        root: &mut Level,
+        prefix: &[&str],
+        at: &At<'_>,
+        e: Computed,
+    ) -> Result<()> {
         let level = sub_at(root, at.full, prefix)?;
         add_at(level, at, 0, Node::Computed(self.exprs.len()), true)?;
         mark_computed(root, prefix);
@@ -318,11 +641,40 @@ fn check_spec_keys(spec: &Document) -> Result<()> {
 }
 
 impl FieldTree {
-    /// Parses a `$project` specification.
+    /// Parses a `$project` specification (an empty one is 51272).
     pub(super) fn parse_project(spec: &Document, now_ms: i64) -> Result<Self> {
-        check_spec_keys(spec).map_err(|e| in_stage("$project", e))?;
+        if spec.is_empty() {
+            return Err(in_stage(
+                "$project",
+                expr::parse_error(
+                    51272,
+                    "projection specification must have at least one field",
+                ),
+            ));
+        }
+        Self::parse_projection(spec, now_ms, None).map_err(|e| in_stage("$project", e))
+    }
+
+    /// Parses a find projection under MongoDB's find policies: `$slice`, `$elemMatch` and the
+    /// positional `field.$` (located by `query`) besides what `$project` takes; `None` for an
+    /// empty specification (every field).
+    pub(crate) fn parse_find(spec: &Document, query: &Filter, now_ms: i64) -> Result<Option<Self>> {
+        if spec.is_empty() {
+            return Ok(None);
+        }
+        document::check_depth_doc(spec)?;
+        Self::parse_projection(spec, now_ms, Some(query)).map(Some)
+    }
+
+    fn parse_projection(spec: &Document, now_ms: i64, find: Option<&Filter>) -> Result<Self> {
+        check_spec_keys(spec)?;
         let mut p = ProjectParse {
             now_ms,
+            find,
+            has_find_slice: false,
+            has_elem_match: false,
+            slices: Vec::new(),
+            positional: None,
             inclusion: None,
             id_included: false,
             id_excluded: false,
@@ -332,11 +684,16 @@ impl FieldTree {
         let mut root = Level::default();
         for (k, v) in spec {
             p.id_specified |= k == "_id" || k.starts_with("_id.");
-            p.element(&mut root, &[], k, v)
-                .map_err(|e| in_stage("$project", e))?;
+            p.element(&mut root, &[], k, v)?;
         }
-        // Only `_id` named: `{_id: 1}` includes, `{_id: 0}` (or nothing) excludes.
-        let inclusion = p.inclusion.unwrap_or(p.id_included && !p.id_excluded);
+        // A projection no field decided: find's `$slice` makes it an exclusion unless `_id` is
+        // included, `$elemMatch` an inclusion; otherwise `{_id: 1}` includes, `{_id: 0}` (or
+        // nothing) excludes.
+        let inclusion = p.inclusion.unwrap_or(if p.has_find_slice {
+            p.id_included
+        } else {
+            p.has_elem_match || (p.id_included && !p.id_excluded)
+        });
         if inclusion && !p.id_specified {
             root.fields.push(("_id".to_owned(), Node::Include));
         }
@@ -351,6 +708,8 @@ impl FieldTree {
                 Mode::Exclusion
             },
             exprs: p.exprs,
+            slices: p.slices,
+            positional: p.positional,
         })
     }
 
@@ -361,6 +720,8 @@ impl FieldTree {
             root: Level::default(),
             mode: Mode::AddFields,
             exprs: Vec::new(),
+            slices: Vec::new(),
+            positional: None,
         };
         let mut seen = Vec::new();
         for (k, v) in spec {
@@ -430,26 +791,37 @@ impl FieldTree {
             Node::Computed(self.exprs.len()),
             true,
         )?;
-        self.exprs.push(e);
+        self.exprs.push(Computed::Expr(e));
         Ok(())
     }
 
     /// Folds the computed fields' constant expressions ([`Expr::fold`]).
     pub(super) fn fold(&mut self) -> Result<()> {
-        for e in &mut self.exprs {
-            *e = std::mem::replace(e, Expr::Absent).fold()?;
+        for c in &mut self.exprs {
+            if let Computed::Expr(e) = c {
+                *e = std::mem::replace(e, Expr::Absent).fold()?;
+            }
         }
         Ok(())
     }
 
     /// Applies the tree to one document.
-    pub(super) fn apply(&self, d: Document) -> Result<Document> {
+    ///
+    /// # Errors
+    /// An expression's run-time error; a result past the document limit; a positional
+    /// projection whose array the query did not match through an element (51246).
+    pub(crate) fn apply(&self, d: Document) -> Result<Document> {
+        // The positional element is located in the input, as the query matched it.
+        let key = self
+            .positional
+            .as_ref()
+            .map(|(_, query)| query.elem_match_key(&d));
         // Every expression sees the input document; the values waiting to be set are held to
         // the stage's document limit too.
         let mut values = Vec::with_capacity(self.exprs.len());
         let mut pending = 0usize;
         for e in &self.exprs {
-            let v = e.eval_doc(&d)?;
+            let v = e.eval(&d)?;
             pending = pending.saturating_add(v.as_ref().map_or(0, document::value_size));
             check_value_size(pending)?;
             values.push(v);
@@ -471,7 +843,91 @@ impl FieldTree {
                 }
             }
         }
+        for slice in &self.slices {
+            slice_at(&mut out, &slice.parts, slice.skip, slice.limit);
+        }
+        if let (Some((parts, _)), Some(key)) = (&self.positional, key) {
+            positional_at(&mut out, parts, key)?;
+        }
         Ok(out)
+    }
+}
+
+/// Applies a find `$slice` at `parts` of `d`, as MongoDB: the array at the end of the path is
+/// sliced; an array on the way is walked element by element (documents descended into, other
+/// elements kept); a document on the way is descended into; anything else stays.
+fn slice_at(d: &mut Document, parts: &[String], skip: Option<i32>, limit: i32) {
+    let Some((head, rest)) = parts.split_first() else {
+        return;
+    };
+    match d.get_mut(head) {
+        Some(Bson::Array(items)) if rest.is_empty() => slice_array(items, skip, limit),
+        Some(Bson::Array(items)) => {
+            for item in items {
+                if let Bson::Document(sub) = item {
+                    slice_at(sub, rest, skip, limit);
+                }
+            }
+        }
+        Some(Bson::Document(sub)) if !rest.is_empty() => slice_at(sub, rest, skip, limit),
+        _ => {}
+    }
+}
+
+/// `{$slice: limit}` (negative: the last `-limit`) or `{$slice: [skip, limit]}` (negative
+/// skip: counted from the end).
+fn slice_array(items: &mut Vec<Bson>, skip: Option<i32>, limit: i32) {
+    let len = i64::try_from(items.len()).unwrap_or(i64::MAX);
+    let (limit, skip) = (i64::from(limit), skip.map(i64::from));
+    let (start, count) = match skip {
+        None if limit < 0 => {
+            let start = (len + limit).max(0);
+            (start, len - start)
+        }
+        None => (0, len.min(limit)),
+        Some(skip) => {
+            let start = if skip < 0 {
+                (len + skip).max(0)
+            } else {
+                len.min(skip)
+            };
+            (start, (len - start).min(limit))
+        }
+    };
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(items.len());
+    let count = usize::try_from(count).unwrap_or(0);
+    items.truncate(start.saturating_add(count).min(items.len()));
+    items.drain(..start);
+}
+
+/// Replaces the first array on `parts` of the projected `d` by the one element at `key` (the
+/// query's element match key in the input), as MongoDB's positional projection; a path with no
+/// array stays as it is.
+fn positional_at(d: &mut Document, parts: &[String], key: Option<usize>) -> Result<()> {
+    let Some((head, rest)) = parts.split_first() else {
+        return Ok(());
+    };
+    match d.get_mut(head) {
+        Some(Bson::Array(items)) => {
+            let Some(key) = key else {
+                return Err(expr::eval_error(
+                    51246,
+                    "positional operator '.$' couldn't find a matching element in the array",
+                ));
+            };
+            let Some(element) = items.get(key).cloned() else {
+                return Err(expr::eval_error(
+                    51247,
+                    "positional operator '.$' element mismatch",
+                ));
+            };
+            *items = vec![element];
+            Ok(())
+        }
+        Some(Bson::Document(sub)) => positional_at(sub, rest, key),
+        _ => Ok(()),
     }
 }
 
@@ -502,7 +958,7 @@ fn include_doc(level: &Level, d: Document) -> Document {
     let mut out = Document::new();
     for (k, v) in d {
         match level.get(&k) {
-            Some(Node::Include) => {
+            Some(Node::Include | Node::Slice) => {
                 out.insert(k, v);
             }
             Some(Node::Sub(sub)) => {
