@@ -218,6 +218,20 @@ fn scopes_resume_and_start_options() {
         evs.iter()
             .all(|e| e.get_document("ns").unwrap().get_str("coll").unwrap() == "users")
     );
+    // $expr in the $match reads the rendered event.
+    let opts = WatchOptions {
+        pipeline: vec![doc! {"$match": {"$expr": {"$and": [
+            {"$eq": ["$ns.coll", "users"]},
+            {"$gte": ["$documentKey._id", 3]},
+        ]}}}],
+        start_at_operation_time: Some(bson::Timestamp {
+            time: 0,
+            increment: 0,
+        }),
+        ..WatchOptions::default()
+    };
+    let mut by_expr = h.watch(WatchScope::All, opts).unwrap();
+    assert_eq!(drain(&mut by_expr), evs);
     let unsupported = WatchOptions {
         pipeline: vec![doc! {"$group": {"_id": 1}}],
         ..WatchOptions::default()

@@ -856,3 +856,124 @@ fn default_config_text_parses_to_the_default_config() {
     assert_eq!(custom.history.fsync, history::Fsync::Always);
     assert_eq!(custom.history.oplog_bytes_max, 5);
 }
+
+/// `$expr` runs an aggregation expression on each document: in find, count, update, delete,
+/// findAndModify and `$match`, beside ordinary conditions; `$$NOW` is the store's clock; a
+/// run-time error is the query's error; inside `$elemMatch` it is refused, as in MongoDB.
+#[test]
+fn expr_compares_fields_of_one_document() {
+    let (_d, h) = history_common::open_at(history_common::START_MS);
+    h.insert_many(
+        "db",
+        "c",
+        vec![
+            doc! {"_id": 1, "spent": 120, "budget": 100, "due": bson::DateTime::from_millis(1)},
+            doc! {"_id": 2, "spent": 80, "budget": 100, "due": bson::DateTime::from_millis(i64::MAX / 2)},
+            doc! {"_id": 3, "spent": 150, "budget": 200, "items": [{"q": 1, "max": 0}]},
+        ],
+    )
+    .unwrap();
+    let ids = |filter: Document| -> Vec<i32> {
+        h.find("db", "c", &filter, &FindOptions::default())
+            .unwrap()
+            .iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect()
+    };
+    assert_eq!(ids(doc! {"$expr": {"$gt": ["$spent", "$budget"]}}), vec![1]);
+    assert_eq!(
+        ids(doc! {"$expr": {"$lt": ["$spent", "$budget"]}, "budget": 200}),
+        vec![3]
+    );
+    assert_eq!(
+        ids(doc! {"$or": [{"$expr": {"$eq": ["$spent", 80]}}, {"_id": 3}]}),
+        vec![2, 3]
+    );
+    // A missing field sorts below every value in an expression's comparison, so 3 is in.
+    assert_eq!(ids(doc! {"$expr": {"$lt": ["$due", "$$NOW"]}}), vec![1, 3]);
+    assert_eq!(ids(doc! {"$expr": 0}), Vec::<i32>::new());
+    assert_eq!(
+        h.count("db", "c", &doc! {"$expr": {"$gte": ["$spent", 100]}})
+            .unwrap(),
+        2
+    );
+    let got = h
+        .aggregate(
+            "db",
+            "c",
+            &[
+                doc! {"$project": {"ratio": {"$divide": ["$spent", "$budget"]}}},
+                doc! {"$match": {"$expr": {"$gt": ["$ratio", 1]}}},
+            ],
+        )
+        .unwrap();
+    assert_eq!(got, vec![doc! {"_id": 1, "ratio": 1.2}]);
+    // A run-time error of the expression is the query's.
+    let e = h
+        .find(
+            "db",
+            "c",
+            &doc! {"$expr": {"$divide": ["$spent", 0]}},
+            &FindOptions::default(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("can't $divide by zero"), "{e}");
+    // Only the top-level document: not inside $elemMatch, not as a field's operator.
+    let e = h
+        .find(
+            "db",
+            "c",
+            &doc! {"items": {"$elemMatch": {"$expr": {"$gt": ["$q", "$max"]}}}},
+            &FindOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 2);
+    assert!(
+        e.to_string()
+            .contains("$expr can only be applied to the top-level document"),
+        "{e}"
+    );
+    assert_eq!(
+        h.find(
+            "db",
+            "c",
+            &doc! {"spent": {"$expr": 1}},
+            &FindOptions::default()
+        )
+        .unwrap_err()
+        .code(),
+        2
+    );
+    // Writes select with it too.
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"$expr": {"$gt": ["$spent", "$budget"]}},
+            &doc! {"$set": {"over": true}},
+            UpdateOptions::default(),
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (1, 1));
+    assert_eq!(ids(doc! {"over": true}), vec![1]);
+    let taken = h
+        .find_one_and_delete(
+            "db",
+            "c",
+            &doc! {"$expr": {"$eq": ["$budget", 200]}},
+            &FindAndModifyOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(taken.and_then(|d| d.get_i32("_id").ok()), Some(3));
+    assert_eq!(
+        h.delete(
+            "db",
+            "c",
+            &doc! {"$expr": {"$lt": ["$spent", "$budget"]}},
+            true
+        )
+        .unwrap(),
+        1
+    );
+    assert_eq!(ids(doc! {}), vec![1]);
+}

@@ -233,7 +233,8 @@ impl ChangeStream {
                 "Only one type of resume option is allowed, but multiple were found.",
             ));
         }
-        let filter = parse_pipeline(&options.pipeline)?;
+        let now_ms = i64::try_from(inner.clock.now_ms()).unwrap_or(i64::MAX);
+        let filter = parse_pipeline(&options.pipeline, now_ms)?;
         let rx = inner.notifier.subscribe();
         let (trimmed_through, last_seq) = inner.oplog_bounds()?;
         let next_seq = if let Some(t) = &options.resume_after {
@@ -330,7 +331,11 @@ impl ChangeStream {
                 .invalidates(&entry)
                 .then(|| invalidate_event(seq, &entry));
             let event = self.render(seq, entry, raw_post)?;
-            if self.filter.as_ref().is_none_or(|f| f.matches(&event.event)) {
+            let keep = match &self.filter {
+                Some(f) => f.try_matches(&event.event)?,
+                None => true,
+            };
+            if keep {
                 self.pending.push_back(event);
             }
             if let Some(invalidate) = invalidate {
@@ -632,7 +637,7 @@ fn invalidate_event(seq: u64, entry: &Document) -> Document {
 }
 
 /// Accepts `$match` stages only, combined into one filter over events.
-fn parse_pipeline(pipeline: &[Document]) -> Result<Option<Filter>> {
+fn parse_pipeline(pipeline: &[Document], now_ms: i64) -> Result<Option<Filter>> {
     let mut clauses = Vec::new();
     for stage in pipeline {
         match stage.iter().next() {
@@ -652,7 +657,7 @@ fn parse_pipeline(pipeline: &[Document]) -> Result<Option<Filter>> {
     }
     let mut f = Document::new();
     f.insert("$and", clauses);
-    Ok(Some(Filter::parse(&f)?))
+    Ok(Some(Filter::parse_at(&f, now_ms)?))
 }
 
 #[cfg(test)]

@@ -915,14 +915,14 @@ impl History {
         let Some(meta) = self.inner.collection(db, coll) else {
             return Ok(0);
         };
-        let filter = Filter::parse(filter)?;
+        let filter = self.inner.parse_query(filter)?;
         let plan = index::plan(meta.key_format, &meta.indexes, &filter, None);
         let mut n = 0u64;
         self.inner.execute(
             &meta,
             &plan,
             &mut |_, doc| {
-                if filter.matches(&doc) {
+                if filter.try_matches(&doc)? {
                     n += 1;
                 }
                 Ok(true)
@@ -971,7 +971,7 @@ impl History {
         executor: Executor,
     ) -> Result<(Vec<Document>, Option<Document>)> {
         check_collection_name(db, coll)?;
-        let parsed = Filter::parse(filter)?;
+        let parsed = self.inner.parse_query(filter)?;
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
         let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
         let Some(meta) = self.inner.collection(db, coll) else {
@@ -1122,7 +1122,7 @@ impl History {
     ) -> Result<Option<Document>> {
         check_collection_name(db, coll)?;
         let projection = match &options.projection {
-            Some(spec) => self.find_projection(Some(spec), &Filter::parse(filter)?)?,
+            Some(spec) => self.find_projection(Some(spec), &self.inner.parse_query(filter)?)?,
             None => None,
         };
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
@@ -1800,7 +1800,7 @@ impl Inner {
             meta,
             plan,
             &mut |_, doc| {
-                if !filter.matches(&doc) {
+                if !filter.try_matches(&doc)? {
                     return Ok(true);
                 }
                 if let Some(held) = held.as_mut() {
@@ -1923,6 +1923,14 @@ impl<'a> BlockingSort<'a> {
 }
 
 impl Inner {
+    /// Parses a query filter, `$expr` included (`$$NOW` from the store's clock).
+    fn parse_query(&self, filter: &Document) -> Result<Filter> {
+        Filter::parse_at(
+            filter,
+            i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX),
+        )
+    }
+
     fn budget(
         &self,
         executor: Executor,
@@ -2309,7 +2317,7 @@ impl Txn<'_> {
                 continue;
             };
             let doc = decode_document(bytes)?;
-            if filter.matches(&doc) {
+            if filter.try_matches(&doc)? {
                 out.push((id, doc));
                 if stop_early {
                     return Ok(out);
@@ -2328,7 +2336,7 @@ impl Txn<'_> {
                     Some(None) => return Ok(true),
                     None => doc,
                 };
-                if filter.matches(&current) {
+                if filter.try_matches(&current)? {
                     out.push((id.to_vec(), current));
                     return Ok(!stop_early);
                 }
@@ -2588,7 +2596,7 @@ impl Txn<'_> {
         parsed: Update,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
-        let parsed_filter = Filter::parse(filter)?;
+        let parsed_filter = self.inner.parse_query(filter)?;
         let mut result = UpdateResult::default();
         let meta = self.collection(db, coll, false)?;
         let matches = match &meta {
@@ -2695,7 +2703,7 @@ impl Txn<'_> {
     }
 
     fn delete(&mut self, db: &str, coll: &str, filter: &Document, multi: bool) -> Result<u64> {
-        let parsed = Filter::parse(filter)?;
+        let parsed = self.inner.parse_query(filter)?;
         let Some(meta) = self.collection(db, coll, false)? else {
             return Ok(0);
         };
@@ -2741,7 +2749,7 @@ impl Txn<'_> {
         upsert: bool,
         return_new: bool,
     ) -> Result<Option<Document>> {
-        let parsed = Filter::parse(filter)?;
+        let parsed = self.inner.parse_query(filter)?;
         let meta = self.collection(db, coll, false)?;
         let first = match &meta {
             Some(m) => self.matching(m, &parsed, sort, true)?.into_iter().next(),

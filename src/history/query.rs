@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document};
 
+use super::aggregate::{Expr, compile_expression, truthy as expr_truthy};
 use super::document::{self, collect_doc_path, compare, split_path, type_rank, values_equal};
 use super::error::{Error, Result};
 use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX};
@@ -27,6 +28,8 @@ pub(crate) enum Filter {
     Or(Vec<Filter>),
     /// No clause holds.
     Nor(Vec<Filter>),
+    /// `$expr`: an aggregation expression on the whole document, true when its value is.
+    Expr(Box<Expr>),
     /// A condition on the values a dotted path reaches.
     Field {
         /// The dotted path as written.
@@ -115,9 +118,12 @@ pub(crate) enum TypeSel {
     Number,
 }
 
-/// Counts clauses to bound parsing work.
+/// Counts clauses to bound parsing work, and carries what `$expr` compiles with.
 struct Budget {
     left: usize,
+    /// `$$NOW` for `$expr`, which only the top-level document may use (`None` inside
+    /// `$elemMatch`, and for filters parsed without a clock).
+    expr_now_ms: Option<i64>,
 }
 
 impl Budget {
@@ -146,19 +152,70 @@ impl Filter {
     /// [`Error::BadValue`] for unknown operators or malformed arguments,
     /// [`Error::NestingTooDeep`] and [`Error::TooMany`] beyond the limits.
     pub(crate) fn parse(filter: &Document) -> Result<Self> {
+        Self::parse_inner(filter, None)
+    }
+
+    /// [`Filter::parse`] for a query that may use `$expr`, with `$$NOW` at `now_ms`.
+    ///
+    /// # Errors
+    /// As [`Filter::parse`], and an `$expr` that does not compile.
+    pub(crate) fn parse_at(filter: &Document, now_ms: i64) -> Result<Self> {
+        Self::parse_inner(filter, Some(now_ms))
+    }
+
+    fn parse_inner(filter: &Document, expr_now_ms: Option<i64>) -> Result<Self> {
         document::check_depth_doc(filter)?;
         let mut budget = Budget {
             left: FILTER_CLAUSES_MAX,
+            expr_now_ms,
         };
         parse_filter(filter, &mut budget)
     }
 
-    /// Whether `doc` matches.
+    /// Whether `doc` matches, an `$expr` that fails to evaluate included: the error is the
+    /// query's.
+    ///
+    /// # Errors
+    /// An `$expr`'s run-time error (a division by zero, a bad operand type).
+    pub(crate) fn try_matches(&self, doc: &Document) -> Result<bool> {
+        Ok(match self {
+            Self::And(fs) => {
+                for f in fs {
+                    if !f.try_matches(doc)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Self::Or(fs) => {
+                for f in fs {
+                    if f.try_matches(doc)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Self::Nor(fs) => {
+                for f in fs {
+                    if f.try_matches(doc)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Self::Expr(e) => expr_truthy(e.eval_doc(doc)?.as_ref()),
+            Self::Field { .. } => self.matches(doc),
+        })
+    }
+
+    /// Whether `doc` matches; an `$expr` that fails to evaluate counts as no match (the
+    /// query's own scan uses [`Filter::try_matches`], which reports it).
     pub(crate) fn matches(&self, doc: &Document) -> bool {
         match self {
             Self::And(fs) => fs.iter().all(|f| f.matches(doc)),
             Self::Or(fs) => fs.iter().any(|f| f.matches(doc)),
             Self::Nor(fs) => !fs.iter().any(|f| f.matches(doc)),
+            Self::Expr(e) => e.eval_doc(doc).is_ok_and(|v| expr_truthy(v.as_ref())),
             Self::Field { parts, cond, .. } => {
                 // Called once per candidate document: paths of up to `PATH_PARTS_INLINE`
                 // parts are borrowed on the stack instead of collected into a vector.
@@ -213,7 +270,7 @@ fn collect_conjuncts<'a>(f: &'a Filter, out: &mut Vec<(&'a str, &'a Cond)>) {
     match f {
         Filter::And(fs) => fs.iter().for_each(|f| collect_conjuncts(f, out)),
         Filter::Field { path, cond, .. } => out.push((path, cond)),
-        Filter::Or(_) | Filter::Nor(_) => {}
+        Filter::Or(_) | Filter::Nor(_) | Filter::Expr(_) => {}
     }
 }
 
@@ -245,6 +302,14 @@ fn parse_filter(filter: &Document, budget: &mut Budget) -> Result<Filter> {
                 });
             }
             "$comment" => {}
+            "$expr" => {
+                let Some(now_ms) = budget.expr_now_ms else {
+                    return Err(Error::bad(
+                        "$expr can only be applied to the top-level document",
+                    ));
+                };
+                clauses.push(Filter::Expr(Box::new(compile_expression(value, now_ms)?)));
+            }
             k if k.starts_with('$') => {
                 return Err(Error::bad(format!("unknown top level operator: {k}")));
             }
@@ -353,16 +418,20 @@ fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
                 let body = if is_operator_doc(inner)
                     && !inner
                         .keys()
-                        .any(|k| matches!(k.as_str(), "$and" | "$or" | "$nor"))
+                        .any(|k| matches!(k.as_str(), "$and" | "$or" | "$nor" | "$expr"))
                 {
                     ElemMatch::Value(parse_operators(inner, budget)?)
                 } else {
-                    ElemMatch::Doc(parse_filter(inner, budget)?)
+                    // `$expr` reads the top-level document only.
+                    let now = budget.expr_now_ms.take();
+                    let parsed = parse_filter(inner, budget);
+                    budget.expr_now_ms = now;
+                    ElemMatch::Doc(parsed?)
                 };
                 Cond::ElemMatch(Box::new(body))
             }
             "$comment" => continue,
-            "$where" | "$expr" | "$text" | "$geoWithin" | "$near" | "$jsonSchema" => {
+            "$where" | "$text" | "$geoWithin" | "$near" | "$jsonSchema" => {
                 return Err(Error::Unsupported(format!("query operator {op}")));
             }
             other => return Err(Error::bad(format!("unknown operator: {other}"))),
@@ -748,6 +817,7 @@ impl Filter {
                 fs.iter().any(|f| f.has_path_under(field))
             }
             Self::Field { parts, .. } => parts.first().is_some_and(|p| p == field),
+            Self::Expr(_) => false,
         }
     }
 
@@ -762,7 +832,7 @@ impl Filter {
                 .iter()
                 .find(|f| f.matches(doc))
                 .and_then(|f| f.elem_match_key(doc)),
-            Self::Nor(_) => None,
+            Self::Nor(_) | Self::Expr(_) => None,
             Self::Field { parts, cond, .. } => {
                 let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
                 cond_key(doc, &parts, cond)

@@ -27,7 +27,8 @@ use super::{
     STAGE_DOCUMENT_BYTES_MAX,
 };
 use accumulate::{NAccumulator, NState};
-use expr::{Expr, nullish};
+use expr::nullish;
+pub(crate) use expr::{Expr, compile as compile_expression, truthy};
 pub(crate) use project::FieldTree;
 
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
@@ -251,7 +252,7 @@ impl<'p> Stage<'p> {
             ))),
         };
         let stage = match name {
-            "$match" => Self::Match(Filter::parse(doc_arg()?)?),
+            "$match" => Self::Match(Filter::parse_at(doc_arg()?, now_ms)?),
             "$project" => Self::Fields(FieldTree::parse_project(doc_arg()?, now_ms)?),
             "$addFields" | "$set" => {
                 Self::Fields(FieldTree::parse_add_fields(doc_arg()?, now_ms, name)?)
@@ -390,7 +391,15 @@ impl<'p> Stage<'p> {
         budget: &dyn Fn(&'static str) -> MemoryBudget,
     ) -> Result<Vec<Document>> {
         Ok(match self {
-            Self::Match(f) => docs.into_iter().filter(|d| f.matches(d)).collect(),
+            Self::Match(f) => {
+                let mut kept = Vec::with_capacity(docs.len());
+                for d in docs {
+                    if f.try_matches(&d)? {
+                        kept.push(d);
+                    }
+                }
+                kept
+            }
             Self::Fields(tree) => docs
                 .into_iter()
                 .map(|d| tree.apply(d))
