@@ -163,6 +163,35 @@ async fn crud_actions_answer_in_data_api_shapes() {
         v,
         json!({"documents": [{"_id": null, "sum": 101.5, "n": 4}]})
     );
+    // arrayFilters (an extension of the Data API's update actions, as the driver's option).
+    let (_, v) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 7}, "update": {"$set": {"tags": [1, 5, 9]}}}),
+        )
+        .await;
+    assert_eq!(v, json!({"matchedCount": 1, "modifiedCount": 1}));
+    let (_, v) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 7}, "update": {"$mul": {"tags.$[t]": 10}}, "arrayFilters": [{"t": {"$gte": 5}}]}),
+        )
+        .await;
+    assert_eq!(v, json!({"matchedCount": 1, "modifiedCount": 1}));
+    let (_, v) = api
+        .call(
+            "findOne",
+            json!({"filter": {"_id": 7}, "projection": {"_id": 0, "tags": 1}}),
+        )
+        .await;
+    assert_eq!(v, json!({"document": {"tags": [1, 50, 90]}}));
+    let (status, v) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 7}, "update": {"$set": {"tags.$[t]": 0}}, "arrayFilters": {"t": 1}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
     let (_, v) = api.call("deleteOne", json!({"filter": {"_id": 7}})).await;
     assert_eq!(v, json!({"deletedCount": 1}));
     let (_, v) = api.call("deleteMany", json!({"filter": {}})).await;

@@ -50,8 +50,8 @@ fn update(filter: Document, update: Document, multi: bool) -> WriteOp {
         filter,
         update,
         options: UpdateOptions {
-            upsert: false,
             multi,
+            ..UpdateOptions::default()
         },
     }
 }

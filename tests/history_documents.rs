@@ -38,15 +38,18 @@ fn update_fresh(
     start: &Document,
     update: &Document,
 ) -> (history::Result<history::UpdateResult>, Document) {
+    update_fresh_with(start, update, UpdateOptions::default())
+}
+
+/// [`update_fresh`] with options (`arrayFilters`, `upsert`).
+fn update_fresh_with(
+    start: &Document,
+    update: &Document,
+    options: UpdateOptions,
+) -> (history::Result<history::UpdateResult>, Document) {
     let (_d, h) = open();
     h.insert_one("db", "c", start.clone()).unwrap();
-    let outcome = h.update(
-        "db",
-        "c",
-        &doc! {"_id": 1},
-        update,
-        UpdateOptions::default(),
-    );
+    let outcome = h.update("db", "c", &doc! {"_id": 1}, update, options);
     let stored = h
         .find_one("db", "c", &doc! {"_id": 1}, None)
         .unwrap()
@@ -614,6 +617,7 @@ fn upserts_seed_from_filter_equalities() {
             UpdateOptions {
                 upsert: true,
                 multi: false,
+                ..UpdateOptions::default()
             },
         )
         .unwrap();
@@ -634,6 +638,7 @@ fn upserts_seed_from_filter_equalities() {
             UpdateOptions {
                 upsert: true,
                 multi: false,
+                ..UpdateOptions::default()
             },
         )
         .unwrap();
@@ -669,6 +674,7 @@ fn update_many_delete_and_find_and_modify() {
             UpdateOptions {
                 upsert: false,
                 multi: true,
+                ..UpdateOptions::default()
             },
         )
         .unwrap();
@@ -682,6 +688,7 @@ fn update_many_delete_and_find_and_modify() {
             UpdateOptions {
                 upsert: false,
                 multi: true,
+                ..UpdateOptions::default()
             },
         )
         .unwrap();
@@ -976,4 +983,215 @@ fn expr_compares_fields_of_one_document() {
         1
     );
     assert_eq!(ids(doc! {}), vec![1]);
+}
+
+fn with_filters(filters: Vec<Document>) -> UpdateOptions {
+    UpdateOptions {
+        array_filters: Some(filters),
+        ..UpdateOptions::default()
+    }
+}
+
+/// `$[]` updates every element of an array, `$[<id>]` the elements its `arrayFilters` entry
+/// admits, nested and combined with plain parts, as in MongoDB's manual examples.
+#[test]
+fn all_positional_and_filtered_positional_updates() {
+    let table: Vec<(Document, Document, Vec<Document>, Document)> = vec![
+        (
+            doc! {"_id": 1, "grades": [95, 92, 90]},
+            doc! {"$inc": {"grades.$[]": 10}},
+            vec![],
+            doc! {"_id": 1, "grades": [105, 102, 100]},
+        ),
+        (
+            doc! {"_id": 1, "grades": [95, 102, 90, 150]},
+            doc! {"$set": {"grades.$[el]": 100}},
+            vec![doc! {"el": {"$gte": 100}}],
+            doc! {"_id": 1, "grades": [95, 100, 90, 100]},
+        ),
+        (
+            doc! {"_id": 1, "grades": [{"grade": 80, "mean": 75}, {"grade": 85, "mean": 90}, {"grade": 90, "mean": 85}]},
+            doc! {"$set": {"grades.$[el].mean": 100}},
+            vec![doc! {"el.grade": {"$gte": 85}}],
+            doc! {"_id": 1, "grades": [{"grade": 80, "mean": 75}, {"grade": 85, "mean": 100}, {"grade": 90, "mean": 100}]},
+        ),
+        (
+            doc! {"_id": 1, "degrees": [{"level": "Master", "gpa": 3.9}, {"level": "Bachelor", "gpa": 3.5}]},
+            doc! {"$set": {"degrees.$[d].gpa": 4.0}},
+            vec![doc! {"d.level": {"$ne": "Bachelor"}, "d.gpa": {"$gt": 3.8}}],
+            doc! {"_id": 1, "degrees": [{"level": "Master", "gpa": 4.0}, {"level": "Bachelor", "gpa": 3.5}]},
+        ),
+        // Nested identifiers, and $[] with a field below it (created where missing).
+        (
+            doc! {"_id": 1, "tests": [{"type": "quiz", "scores": [8, 5, 9]}, {"type": "exam", "scores": [9]}]},
+            doc! {"$inc": {"tests.$[t].scores.$[s]": 1}},
+            vec![doc! {"t.type": "quiz"}, doc! {"s": {"$gte": 8}}],
+            doc! {"_id": 1, "tests": [{"type": "quiz", "scores": [9, 5, 10]}, {"type": "exam", "scores": [9]}]},
+        ),
+        (
+            doc! {"_id": 1, "a": [{}, {"b": 2}]},
+            doc! {"$set": {"a.$[].b": 1}},
+            vec![],
+            doc! {"_id": 1, "a": [{"b": 1}, {"b": 1}]},
+        ),
+        // No element admitted: nothing changes.
+        (
+            doc! {"_id": 1, "grades": [1, 2]},
+            doc! {"$set": {"grades.$[x]": 0}},
+            vec![doc! {"x": {"$gt": 5}}],
+            doc! {"_id": 1, "grades": [1, 2]},
+        ),
+        // $unset of every element leaves nulls, as for one.
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"$unset": {"a.$[]": ""}},
+            vec![],
+            doc! {"_id": 1, "a": [null, null]},
+        ),
+    ];
+    for (start, update, filters, expected) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
+        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
+        assert_eq!(stored, expected, "{update} with {filters:?}");
+    }
+}
+
+#[test]
+fn array_update_errors_are_mongodbs() {
+    let start = doc! {"_id": 1, "name": "alice", "grades": [1, 2]};
+    let table: Vec<(Document, Vec<Document>, i32, &str)> = vec![
+        (
+            doc! {"$set": {"grades.$[x]": 0}},
+            vec![],
+            2,
+            "No array filter found for identifier 'x' in path 'grades.$[x]'",
+        ),
+        (
+            doc! {"$set": {"grades.$[]": 0}},
+            vec![doc! {"y": 1}],
+            9,
+            "The array filter for identifier 'y' was not used in the update",
+        ),
+        (
+            doc! {"$set": {"grades.$[x]": 0}},
+            vec![doc! {"x": 1, "y": 1}],
+            9,
+            "Expected a single top-level field name, found 'x' and 'y'",
+        ),
+        (
+            doc! {"$set": {"grades.$[X]": 0}},
+            vec![doc! {"X": 1}],
+            2,
+            "must be an alphanumeric string beginning with a lowercase letter, found 'X'",
+        ),
+        (
+            doc! {"$set": {"grades.$[x]": 0}},
+            vec![doc! {"x": 1}, doc! {"x": 2}],
+            9,
+            "Found multiple array filters with the same top-level field name x",
+        ),
+        (
+            doc! {"$set": {"grades.$[x]": 0}},
+            vec![doc! {}],
+            2,
+            "Cannot use an expression without a top-level field name in arrayFilters",
+        ),
+        (
+            doc! {"$set": {"missing.$[]": 0}},
+            vec![],
+            2,
+            "The path 'missing' must exist in the document in order to apply array updates.",
+        ),
+        (
+            doc! {"$set": {"name.$[]": 0}},
+            vec![],
+            2,
+            "Cannot apply array updates to non-array element name: \"alice\"",
+        ),
+    ];
+    for (update, filters, code, text) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
+        let e = outcome.expect_err(&format!("{update} {filters:?}"));
+        assert_eq!(e.code(), code, "{update} {filters:?}: {e}");
+        assert!(e.to_string().contains(text), "{update} {filters:?}: {e}");
+        assert_eq!(stored, start, "nothing written");
+    }
+    // An upsert's new document has no array to update.
+    let (_d, h) = open();
+    let e = h
+        .update(
+            "db",
+            "c",
+            &doc! {"_id": 9},
+            &doc! {"$set": {"grades.$[]": 1}},
+            UpdateOptions {
+                upsert: true,
+                ..UpdateOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 2, "{e}");
+    assert_eq!(h.count("db", "c", &doc! {}).unwrap(), 0);
+}
+
+#[test]
+fn array_filter_and_expansion_limits() {
+    // ARRAY_FILTERS_MAX filters, each used by one path, are taken; one more is refused.
+    let fields = |n: usize| -> Document {
+        let mut d = doc! {"_id": 1};
+        for i in 0..n {
+            d.insert(format!("f{i}"), vec![Bson::Int32(1)]);
+        }
+        d
+    };
+    let update = |n: usize| -> (Document, Vec<Document>) {
+        let mut set = Document::new();
+        let mut filters = Vec::new();
+        for i in 0..n {
+            set.insert(format!("f{i}.$[i{i}]"), 2);
+            filters.push(doc! {format!("i{i}"): 1});
+        }
+        (doc! {"$set": set}, filters)
+    };
+    let max = history::ARRAY_FILTERS_MAX;
+    let (u, f) = update(max);
+    let (outcome, stored) = update_fresh_with(&fields(max), &u, with_filters(f));
+    assert_eq!(outcome.unwrap().modified, 1);
+    assert_eq!(
+        stored.get_array(format!("f{}", max - 1)).unwrap(),
+        &vec![Bson::Int32(2)]
+    );
+    let (u, f) = update(max + 1);
+    let (outcome, _) = update_fresh_with(&fields(max + 1), &u, with_filters(f));
+    assert!(
+        matches!(outcome, Err(Error::TooMany { max: m, .. }) if m == max),
+        "{outcome:?}"
+    );
+
+    // One path expands to at most ARRAY_UPDATE_PATHS_MAX concrete paths.
+    let max = history::ARRAY_UPDATE_PATHS_MAX;
+    let start = |n: usize| doc! {"_id": 1, "a": vec![Bson::Int32(0); n]};
+    let (outcome, stored) = update_fresh_with(
+        &start(max),
+        &doc! {"$inc": {"a.$[]": 1}},
+        UpdateOptions::default(),
+    );
+    assert_eq!(outcome.unwrap().modified, 1);
+    assert!(
+        stored
+            .get_array("a")
+            .unwrap()
+            .iter()
+            .all(|v| v == &Bson::Int32(1))
+    );
+    let (outcome, stored) = update_fresh_with(
+        &start(max + 1),
+        &doc! {"$inc": {"a.$[]": 1}},
+        UpdateOptions::default(),
+    );
+    assert!(
+        matches!(outcome, Err(Error::TooMany { max: m, .. }) if m == max),
+        "{outcome:?}"
+    );
+    assert_eq!(stored, start(max + 1), "nothing written");
 }

@@ -108,6 +108,12 @@ pub const FIELD_TREE_KEYS_MAX: usize = 10_000;
 pub const FILTER_CLAUSES_MAX: usize = 10_000;
 /// Most field updates in one update document.
 pub const UPDATE_OPERATIONS_MAX: usize = 10_000;
+/// Most filters in one update's `arrayFilters` (each identifier is looked up for every
+/// `$[<id>]` of every path).
+pub const ARRAY_FILTERS_MAX: usize = 1_000;
+/// Most concrete paths one update path with `$[]`/`$[<id>]` parts expands to in one document
+/// (nested `$[]` multiply: `a.$[].b.$[]` over 1,000 × 1,000 elements would be a million).
+pub const ARRAY_UPDATE_PATHS_MAX: usize = 100_000;
 /// Longest regular expression in bytes (MongoDB's limit).
 pub const REGEX_PATTERN_BYTES_MAX: usize = 32_764;
 /// Most memory one compiled regular expression may use, in bytes (the regex crate's default
@@ -288,12 +294,14 @@ pub struct AggregateOptions {
 }
 
 /// Options of the update calls.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct UpdateOptions {
     /// Insert a document seeded from the filter when nothing matches.
     pub upsert: bool,
     /// Update every match (`updateMany`) instead of the first.
     pub multi: bool,
+    /// `arrayFilters`: one filter per `$[<id>]` identifier of the update's paths.
+    pub array_filters: Option<Vec<Document>>,
 }
 
 /// What an update or replace did.
@@ -350,6 +358,8 @@ pub struct FindAndModifyOptions {
     pub upsert: bool,
     /// Return the document after the change instead of before it.
     pub return_new: bool,
+    /// `arrayFilters` of an update (see [`UpdateOptions::array_filters`]).
+    pub array_filters: Option<Vec<Document>>,
 }
 
 /// A document already encoded as BSON with `_id` as its first field, checked against the
@@ -1042,7 +1052,7 @@ impl History {
             replacement,
             UpdateOptions {
                 upsert,
-                multi: false,
+                ..UpdateOptions::default()
             },
         )
     }
@@ -1076,6 +1086,11 @@ impl History {
         if matches!(parsed, Update::Replace(_)) {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
+        let parsed = parsed.with_array_filters(
+            options.array_filters.as_deref(),
+            update,
+            self.inner.now_ms(),
+        )?;
         self.find_and_modify(db, coll, filter, Some(parsed), options)
     }
 
@@ -1300,7 +1315,7 @@ impl History {
                     Update::replacement(document)?,
                     UpdateOptions {
                         upsert: true,
-                        multi: false,
+                        ..UpdateOptions::default()
                     },
                 )?)
             }
@@ -1923,12 +1938,14 @@ impl<'a> BlockingSort<'a> {
 }
 
 impl Inner {
+    /// The clock's wall time as `$$NOW` reads it.
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX)
+    }
+
     /// Parses a query filter, `$expr` included (`$$NOW` from the store's clock).
     fn parse_query(&self, filter: &Document) -> Result<Filter> {
-        Filter::parse_at(
-            filter,
-            i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX),
-        )
+        Filter::parse_at(filter, self.now_ms())
     }
 
     fn budget(
@@ -2433,7 +2450,7 @@ impl Txn<'_> {
                 Update::replacement(decoded)?,
                 UpdateOptions {
                     upsert: true,
-                    multi: false,
+                    ..UpdateOptions::default()
                 },
             );
         }
@@ -2584,7 +2601,12 @@ impl Txn<'_> {
         update: &Document,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
-        self.update_parsed(db, coll, filter, Update::parse(update)?, options)
+        let parsed = Update::parse(update)?.with_array_filters(
+            options.array_filters.as_deref(),
+            update,
+            self.inner.now_ms(),
+        )?;
+        self.update_parsed(db, coll, filter, parsed, options)
     }
 
     /// [`Txn::update`] with the update already parsed; an upsert takes its document from it.

@@ -1,5 +1,6 @@
-//! Update documents: operator updates (`$set`, `$inc`, `$push` …, the positional `$`) and
-//! replacements, applied to one document with MongoDB's semantics and error codes.
+//! Update documents: operator updates (`$set`, `$inc`, `$push` …, the positional `$`, the
+//! all-positional `$[]` and the filtered `$[<id>]` with `arrayFilters`) and replacements,
+//! applied to one document with MongoDB's semantics and error codes.
 
 use std::cmp::Ordering;
 
@@ -9,15 +10,111 @@ use super::decimal;
 use super::document::{self, array_index, compare, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::{Cond, Filter};
-use super::{ARRAY_PAD_MAX, UPDATE_OPERATIONS_MAX};
+use super::{ARRAY_FILTERS_MAX, ARRAY_PAD_MAX, ARRAY_UPDATE_PATHS_MAX, UPDATE_OPERATIONS_MAX};
 
 /// A parsed update.
 #[derive(Debug, Clone)]
 pub(crate) enum Update {
     /// A replacement document (keeps the stored `_id`).
     Replace(Document),
-    /// Operators applied in order: `(operator, path, argument)`.
-    Ops(Vec<(Op, String, Bson)>),
+    /// Operators applied in order: `(operator, path, argument)`, and the `arrayFilters` their
+    /// `$[<id>]` parts name.
+    Ops(Vec<(Op, String, Bson)>, ArrayFilters),
+}
+
+/// Parsed `arrayFilters`: each identifier with the filter its elements must match (written on
+/// the identifier as a field: `{x: {$gte: 5}}`, `{"x.grade": 85}`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ArrayFilters(Vec<(String, Filter)>);
+
+impl ArrayFilters {
+    /// Parses `arrayFilters` as MongoDB does: every filter names one identifier at its top
+    /// level (a lowercase letter, then letters and digits), each identifier once.
+    ///
+    /// # Errors
+    /// Codes 2 and 9 with MongoDB's texts; [`Error::TooMany`] beyond [`ARRAY_FILTERS_MAX`].
+    pub(crate) fn parse(filters: &[Document], now_ms: i64) -> Result<Self> {
+        if filters.len() > ARRAY_FILTERS_MAX {
+            return Err(Error::TooMany {
+                what: "arrayFilters",
+                len: filters.len(),
+                max: ARRAY_FILTERS_MAX,
+            });
+        }
+        let mut out: Vec<(String, Filter)> = Vec::with_capacity(filters.len());
+        for f in filters {
+            let parsed = Filter::parse_at(f, now_ms)?;
+            let mut id: Option<&str> = None;
+            for path in f.keys() {
+                if path.starts_with('$') {
+                    continue;
+                }
+                let head = path.split('.').next().unwrap_or(path);
+                match id {
+                    Some(seen) if seen != head => {
+                        return Err(Error::update(
+                            9,
+                            format!(
+                                "Error parsing array filter :: caused by :: Expected a single top-level field name, found '{seen}' and '{head}'"
+                            ),
+                        ));
+                    }
+                    _ => id = Some(head),
+                }
+            }
+            let Some(id) = id else {
+                return Err(Error::bad(
+                    "Cannot use an expression without a top-level field name in arrayFilters",
+                ));
+            };
+            let mut chars = id.chars();
+            if !chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                || !chars.all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(Error::bad(format!(
+                    "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string beginning with a lowercase letter, found '{id}'"
+                )));
+            }
+            if out.iter().any(|(seen, _)| seen == id) {
+                return Err(Error::update(
+                    9,
+                    format!("Found multiple array filters with the same top-level field name {id}"),
+                ));
+            }
+            out.push((id.to_owned(), parsed));
+        }
+        Ok(Self(out))
+    }
+
+    fn get(&self, id: &str) -> Option<&Filter> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, f)| f)
+    }
+
+    /// Whether `element` passes the filter of `id`.
+    fn admits(&self, id: &str, element: &Bson) -> Result<bool> {
+        let Some(filter) = self.get(id) else {
+            return Ok(false);
+        };
+        let mut probe = Document::new();
+        probe.insert(id, element.clone());
+        filter.try_matches(&probe)
+    }
+}
+
+/// What a path part is to array updates: `$[]` every element, `$[id]` those `id`'s filter
+/// admits, anything else a field or index.
+enum ArrayPart<'a> {
+    All,
+    Filtered(&'a str),
+    Plain,
+}
+
+fn array_part(part: &str) -> ArrayPart<'_> {
+    match part.strip_prefix("$[").and_then(|r| r.strip_suffix(']')) {
+        Some("") => ArrayPart::All,
+        Some(id) => ArrayPart::Filtered(id),
+        None => ArrayPart::Plain,
+    }
 }
 
 /// An update operator.
@@ -159,7 +256,66 @@ impl Update {
         if ops.is_empty() {
             return Err(Error::bad("Update document requires atomic operators"));
         }
-        Ok(Self::Ops(ops))
+        Ok(Self::Ops(ops, ArrayFilters::default()))
+    }
+
+    /// Binds `arrayFilters` to an operator update: every `$[<id>]` of its paths needs a filter
+    /// (code 2), every filter must be used (code 9). A replacement takes none.
+    ///
+    /// # Errors
+    /// As above, and [`ArrayFilters::parse`]'s.
+    pub(crate) fn with_array_filters(
+        self,
+        filters: Option<&[Document]>,
+        update: &Document,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let filters = match filters {
+            Some(f) => ArrayFilters::parse(f, now_ms)?,
+            None => ArrayFilters::default(),
+        };
+        let Self::Ops(ops, _) = self else {
+            if filters.0.is_empty() {
+                return Ok(self);
+            }
+            return Err(Error::update(
+                9,
+                "Cannot specify arrayFilters and a replacement document",
+            ));
+        };
+        let mut used: Vec<&str> = Vec::new();
+        for (op, path, arg) in &ops {
+            let renamed = match (op, arg) {
+                (Op::Rename, Bson::String(to)) => Some(to.as_str()),
+                _ => None,
+            };
+            for p in std::iter::once(path.as_str()).chain(renamed) {
+                for part in p.split('.') {
+                    if let ArrayPart::Filtered(id) = array_part(part) {
+                        if filters.get(id).is_none() {
+                            return Err(Error::bad(format!(
+                                "No array filter found for identifier '{id}' in path '{p}'"
+                            )));
+                        }
+                        used.push(id);
+                    }
+                }
+            }
+        }
+        if let Some((id, _)) = filters
+            .0
+            .iter()
+            .find(|(id, _)| !used.contains(&id.as_str()))
+        {
+            return Err(Error::update(
+                9,
+                format!(
+                    "The array filter for identifier '{id}' was not used in the update {}",
+                    document::render_value(&Bson::Document(update.clone()))
+                ),
+            ));
+        }
+        Ok(Self::Ops(ops, filters))
     }
 
     /// Applies the update to `doc`, returning the new document. `inserting` enables
@@ -194,7 +350,7 @@ impl Update {
                 }
                 out
             }
-            Self::Ops(ops) => {
+            Self::Ops(ops, filters) => {
                 let mut out = doc.clone();
                 let mut targets: Vec<String> = Vec::with_capacity(ops.len());
                 for (op, path, arg) in ops {
@@ -219,7 +375,13 @@ impl Update {
                         }
                         targets.push(t);
                     }
-                    apply_op(&mut out, *op, &path, arg, now_ms)?;
+                    if path.contains("$[") {
+                        for concrete in expand_array_path(&out, &path, filters)? {
+                            apply_op(&mut out, *op, &concrete, arg, now_ms)?;
+                        }
+                    } else {
+                        apply_op(&mut out, *op, &path, arg, now_ms)?;
+                    }
                 }
                 if let Some(old) = doc.get("_id")
                     && out.get("_id").is_none_or(|new| !values_equal(old, new))
@@ -231,6 +393,91 @@ impl Update {
         };
         Ok(new)
     }
+}
+
+/// The concrete paths an update path with `$[]`/`$[<id>]` parts stands for in `doc`: one per
+/// element (admitted by its filter) of each array such a part crosses, in element order. The
+/// arrays must exist (code 2, `The path 'a' must exist in the document in order to apply array
+/// updates.`) and be arrays (`Cannot apply array updates to non-array element a: 1`); past an
+/// array part, a missing field is a path to create.
+fn expand_array_path(doc: &Document, path: &str, filters: &ArrayFilters) -> Result<Vec<String>> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut out = Vec::new();
+    let Some((first, rest)) = parts.split_first() else {
+        return Ok(out);
+    };
+    if !matches!(array_part(first), ArrayPart::Plain) {
+        // The top level is a document, never an array.
+        return Err(Error::bad(format!(
+            "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
+        )));
+    }
+    let mut done = vec![(*first).to_owned()];
+    expand_at(doc.get(*first), rest, &mut done, filters, &mut out)?;
+    Ok(out)
+}
+
+fn expand_at(
+    value: Option<&Bson>,
+    parts: &[&str],
+    done: &mut Vec<String>,
+    filters: &ArrayFilters,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let Some((part, rest)) = parts.split_first() else {
+        if out.len() >= ARRAY_UPDATE_PATHS_MAX {
+            return Err(Error::TooMany {
+                what: "array update paths",
+                len: out.len() + 1,
+                max: ARRAY_UPDATE_PATHS_MAX,
+            });
+        }
+        out.push(done.join("."));
+        return Ok(());
+    };
+    let filtered = match array_part(part) {
+        ArrayPart::Plain => {
+            let next = match value {
+                Some(Bson::Document(d)) => d.get(*part),
+                Some(Bson::Array(items)) => array_index(part).and_then(|i| items.get(i)),
+                _ => None,
+            };
+            done.push((*part).to_owned());
+            let r = expand_at(next, rest, done, filters, out);
+            done.pop();
+            return r;
+        }
+        ArrayPart::All => None,
+        ArrayPart::Filtered(id) => Some(id),
+    };
+    let items = match value {
+        Some(Bson::Array(items)) => items,
+        None => {
+            return Err(Error::bad(format!(
+                "The path '{}' must exist in the document in order to apply array updates.",
+                done.join(".")
+            )));
+        }
+        Some(other) => {
+            return Err(Error::bad(format!(
+                "Cannot apply array updates to non-array element {}: {}",
+                done.last().map_or("", String::as_str),
+                document::render_value(other)
+            )));
+        }
+    };
+    for (i, el) in items.iter().enumerate() {
+        if let Some(id) = filtered
+            && !filters.admits(id, el)?
+        {
+            continue;
+        }
+        done.push(i.to_string());
+        let r = expand_at(Some(el), rest, done, filters, out);
+        done.pop();
+        r?;
+    }
+    Ok(())
 }
 
 fn immutable_id() -> Error {

@@ -175,6 +175,28 @@ fn req_doc(body: &Document, name: &str) -> Result<Document, DataApiError> {
     opt_doc(body, name)?.ok_or_else(|| DataApiError::missing(name))
 }
 
+/// An optional array of objects (`documents`, `pipeline`, `arrayFilters`).
+fn opt_docs(body: &Document, name: &str) -> Result<Option<Vec<Document>>, DataApiError> {
+    let items = match body.get(name) {
+        None | Some(Bson::Null) => return Ok(None),
+        Some(Bson::Array(items)) => items,
+        Some(_) => {
+            return Err(DataApiError::invalid(format!(
+                "{name} must be an array of objects"
+            )));
+        }
+    };
+    items
+        .iter()
+        .map(|d| {
+            d.as_document()
+                .cloned()
+                .ok_or_else(|| DataApiError::invalid(format!("{name} must be an array of objects")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
 fn opt_u64(body: &Document, name: &str) -> Result<Option<u64>, DataApiError> {
     match body.get(name) {
         None | Some(Bson::Null) => Ok(None),
@@ -338,17 +360,8 @@ fn run_action(
             json!({"insertedId": id_value(&id, format)})
         }
         "insertMany" => {
-            let Some(Bson::Array(items)) = body.get("documents") else {
-                return Err(DataApiError::missing("documents"));
-            };
-            let docs = items
-                .iter()
-                .map(|d| {
-                    d.as_document().cloned().ok_or_else(|| {
-                        DataApiError::invalid("documents must be an array of objects")
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let docs =
+                opt_docs(body, "documents")?.ok_or_else(|| DataApiError::missing("documents"))?;
             let ordered = match body.get("ordered") {
                 None | Some(Bson::Null) => true,
                 Some(Bson::Boolean(b)) => *b,
@@ -385,6 +398,7 @@ fn run_action(
             let options = UpdateOptions {
                 upsert: opt_bool(body, "upsert")?,
                 multi: action == "updateMany",
+                array_filters: opt_docs(body, "arrayFilters")?,
             };
             update_value(&h.update(db, coll, &filter()?, &update, options)?, format)
         }
@@ -405,17 +419,8 @@ fn run_action(
             json!({"deletedCount": h.delete(db, coll, &filter()?, action == "deleteMany")?})
         }
         "aggregate" => {
-            let Some(Bson::Array(stages)) = body.get("pipeline") else {
-                return Err(DataApiError::missing("pipeline"));
-            };
-            let pipeline = stages
-                .iter()
-                .map(|s| {
-                    s.as_document().cloned().ok_or_else(|| {
-                        DataApiError::invalid("pipeline must be an array of objects")
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let pipeline =
+                opt_docs(body, "pipeline")?.ok_or_else(|| DataApiError::missing("pipeline"))?;
             let options = AggregateOptions {
                 allow_disk_use: opt_bool(body, "allowDiskUse")?,
             };
