@@ -1,7 +1,7 @@
 //! Capability: Redis's own Tcl test suite (7.0.15; units protocol, type/string, expire,
 //! keyspace, type/hash, type/list, type/set, type/incr, info) passes against streamcache at the
-//! conformance bar of 583 tests (95% of stock Redis's 614); unit type/zset, run on its own,
-//! passes what docs/conformance.md records.
+//! conformance bar of 583 tests (95% of stock Redis's 614); units type/zset and bitops, each
+//! run on its own, pass what docs/conformance.md records.
 //! Method: start the real binary on ephemeral ports, read its ready line for the RESP address,
 //! run `../shared/tools/redis-suite.sh` with `REDIS_TESTS_DIR` from the environment (get it with
 //! `scripts/fetch-redis-suite.sh`), and read the suite's last line `N passed, M failed`.
@@ -22,6 +22,8 @@ const PASSED_MIN: u64 = 583;
 /// `unit/type/zset`, run separately: what streamcache passes (see docs/conformance.md); none
 /// of it may fail.
 const ZSET_PASSED_MIN: u64 = 308;
+/// `unit/bitops`, run separately: every test the script's default tags let run.
+const BITOPS_PASSED_MIN: u64 = 45;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -138,6 +140,18 @@ fn redis_own_zset_unit_passes() {
     assert!(
         passed >= ZSET_PASSED_MIN && failed == 0,
         "unit/type/zset: {:?}; expected at least {ZSET_PASSED_MIN} passed and none failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_bitops_unit_passes() {
+    let text = run_suite(&["unit/bitops"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= BITOPS_PASSED_MIN && failed == 0,
+        "unit/bitops: {:?}; expected at least {BITOPS_PASSED_MIN} passed and none failed",
         text.lines().last()
     );
 }

@@ -52,6 +52,9 @@ pub(crate) struct Keyspace {
     /// Whether an LFU policy is in force, `lfu-log-factor` and `lfu-decay-time` ([`pack_lfu`]),
     /// one load per command.
     pub(crate) lfu: AtomicU64,
+    /// Keys changed since the last snapshot (Redis's `dirty`, INFO's
+    /// `rdb_changes_since_last_save`): one per key a command records as changed.
+    pub(crate) dirty: AtomicU64,
 }
 
 /// Packs LFU settings for [`Keyspace::lfu`]: `active` in bit 63, `lfu-log-factor` (at most
@@ -95,6 +98,7 @@ impl Keyspace {
         Self {
             gate: RwLock::new(()),
             dbs,
+            dirty: AtomicU64::new(0),
             notify_flags: AtomicU32::new(0),
             lfu: AtomicU64::new(pack_lfu(Lfu {
                 active: lfu_policy,
@@ -259,6 +263,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) notes: Vec<Note>,
     /// LFU settings when the command started.
     pub(crate) lfu: Lfu,
+    /// Keys this context changed, added to [`Keyspace::dirty`] when it ends.
+    changes: u64,
 }
 
 impl<'a> Ctx<'a> {
@@ -280,6 +286,7 @@ impl<'a> Ctx<'a> {
             notify: ks.notify_flags.load(Ordering::Relaxed),
             notes: Vec::new(),
             lfu: ks.lfu(),
+            changes: 0,
         }
     }
 
@@ -491,6 +498,7 @@ impl<'a> Ctx<'a> {
 
     /// Records that `key` in `db` changed.
     pub(crate) fn touched_in(&mut self, db: usize, key: &[u8], kind: EventKind) {
+        self.changes += 1;
         if !self.track {
             return;
         }
@@ -598,6 +606,9 @@ impl Drop for Ctx<'_> {
     /// Publishes the sizes of the shards this context held ([`Db::sizes`]); a shard whose
     /// sizes did not change is not written, so reads leave the shared line alone.
     fn drop(&mut self) {
+        if self.changes > 0 {
+            self.ks.dirty.fetch_add(self.changes, Ordering::Relaxed);
+        }
         for (db, shard, guard, _) in self.locked.iter() {
             if let Some(slot) = self.ks.dbs.get(*db).and_then(|d| d.sizes.get(*shard)) {
                 let now = pack_sizes(guard);

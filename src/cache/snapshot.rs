@@ -134,6 +134,12 @@ pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
         path: path.to_owned(),
         source,
     };
+    // Changes made after this point are not in the snapshot and stay counted.
+    let dirty = cache
+        .inner
+        .ks
+        .dirty
+        .load(std::sync::atomic::Ordering::Relaxed);
     let bytes = encode(&collect(cache)).map_err(|e| io(std::io::Error::other(e)))?;
     let tmp = path.with_extension("snapshot.tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
@@ -145,6 +151,11 @@ pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
             .and_then(|d| d.sync_all())
             .map_err(io)?;
     }
+    cache
+        .inner
+        .ks
+        .dirty
+        .fetch_sub(dirty, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! `args[0]` the command name; arity has been checked by the dispatcher. Arguments borrow the
 //! request bytes: a handler that keeps one (a list element, a hash field) copies it.
 
+pub(crate) mod bits;
 pub(crate) mod hash;
 pub(crate) mod keys;
 pub(crate) mod list;

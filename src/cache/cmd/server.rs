@@ -238,7 +238,11 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         );
     }
     if want("persistence") {
-        out.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n");
+        let _ = write!(
+            out,
+            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+            inner.ks.dirty.load(Ordering::Relaxed)
+        );
     }
     if want("stats") {
         let (mut hits, mut misses) = (0u64, 0u64);

@@ -55,7 +55,7 @@ pub(crate) fn deadline(
     }
 }
 
-fn check_len(len: usize) -> Result<(), Frame> {
+pub(crate) fn check_len(len: usize) -> Result<(), Frame> {
     if len > VALUE_BYTES_MAX {
         return Err(Frame::error(
             "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
@@ -471,22 +471,29 @@ pub(crate) fn setbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let byte = offset / 8;
     tri!(check_len(byte + 1));
     let mask = 0x80u8 >> (offset % 8);
+    // As Redis: a key created or grown, or a bit that changes, is a write (WATCH, keyspace
+    // events); setting a bit to what it is is not.
+    let mut changed = false;
     if tri!(get_bytes(ctx, key)).is_none() {
         ctx.put(key, Value::Str(Vec::new()), 0);
+        changed = true;
     }
     let Some(s) = tri!(get_str(ctx, key)) else {
         return Frame::Integer(0);
     };
     if s.len() <= byte {
         s.resize(byte + 1, 0);
+        changed = true;
     }
     let old = s.get(byte).is_some_and(|b| b & mask != 0);
     if let Some(b) = s.get_mut(byte) {
         if on { *b |= mask } else { *b &= !mask }
     }
     ctx.settle(key);
-    ctx.touched(key, EventKind::Set);
-    ctx.notify(notify::STRING, "setbit", key);
+    if changed || old != on {
+        ctx.touched(key, EventKind::Set);
+        ctx.notify(notify::STRING, "setbit", key);
+    }
     Frame::Integer(i64::from(old))
 }
 

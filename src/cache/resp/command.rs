@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use hashbrown::HashMap;
 
 use crate::cache::Inner;
-use crate::cache::cmd::{hash, keys, list, server, set, strings, zset};
+use crate::cache::cmd::{bits, hash, keys, list, server, set, strings, zset};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 
@@ -90,6 +90,11 @@ static SPECS: &[Spec] = specs! {
     "incrbyfloat" 3 1 1 1 o Keyed strings::incrbyfloat;
     "setbit" 4 1 1 1 o Keyed strings::setbit;
     "getbit" 3 1 1 1 r Keyed strings::getbit;
+    "bitcount" -2 1 1 1 r Keyed bits::bitcount;
+    "bitpos" -3 1 1 1 r Keyed bits::bitpos;
+    "bitop" -4 2 -1 1 o Keyed bits::bitop;
+    "bitfield" -2 1 1 1 o Keyed bits::bitfield;
+    "bitfield_ro" -2 1 1 1 r Keyed bits::bitfield_ro;
     "lcs" -3 1 2 1 r Keyed strings::lcs;
     "del" -2 1 -1 1 w Keyed keys::del;
     "unlink" -2 1 -1 1 w Keyed keys::del;
