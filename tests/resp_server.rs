@@ -834,3 +834,88 @@ fn client_list_shows_each_clients_state() {
     wait_blocked(&mut con, 1);
     assert_eq!(field(&line_of(&mut con, pid), "flags"), "b");
 }
+
+/// CLIENT REPLY OFF silences command replies until ON; SKIP drops the next command's reply
+/// only; pub/sub confirmations and messages arrive whatever the mode, as in Redis 7.0.
+/// PUBSUB CHANNELS/NUMSUB/NUMPAT report the subscriptions.
+#[test]
+fn client_reply_modes_and_pubsub_introspection() {
+    use resp_common::{Conn, bulk, bulks};
+    use streamcache::cache::Frame;
+    let s = start(None, 100, 1 << 20);
+    let mut c = Conn::open(s.addr);
+    // OFF: nothing comes back for SET or GET; the ON reply is the next thing read.
+    c.send(&["CLIENT", "REPLY", "OFF"]);
+    c.send(&["SET", "k", "1"]);
+    c.send(&["GET", "k"]);
+    assert_eq!(c.cmd(&["CLIENT", "REPLY", "ON"]), Frame::ok());
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("1"));
+    // SKIP: its own reply and the next command's are dropped; the one after answers.
+    c.send(&["CLIENT", "REPLY", "SKIP"]);
+    c.send(&["INCR", "k"]);
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("2"));
+    assert_eq!(
+        c.cmd(&["CLIENT", "REPLY", "MAYBE"]),
+        Frame::error("ERR syntax error")
+    );
+    // Subscriptions: confirmations and messages arrive with replies off.
+    let mut sub = Conn::open(s.addr);
+    sub.send(&["CLIENT", "REPLY", "OFF"]);
+    sub.send(&["SUBSCRIBE", "news.a", "news.b"]);
+    assert_eq!(
+        sub.reply(),
+        Frame::Array(vec![bulk("subscribe"), bulk("news.a"), Frame::Integer(1)])
+    );
+    assert_eq!(
+        sub.reply(),
+        Frame::Array(vec![bulk("subscribe"), bulk("news.b"), Frame::Integer(2)])
+    );
+    sub.send(&["PSUBSCRIBE", "news.*"]);
+    assert_eq!(
+        sub.reply(),
+        Frame::Array(vec![bulk("psubscribe"), bulk("news.*"), Frame::Integer(3)])
+    );
+    let Frame::Array(mut channels) = c.cmd(&["PUBSUB", "CHANNELS"]) else {
+        panic!("an array")
+    };
+    channels.sort_by_key(|f| format!("{f:?}"));
+    assert_eq!(channels, vec![bulk("news.a"), bulk("news.b")]);
+    assert_eq!(c.cmd(&["PUBSUB", "CHANNELS", "*.b"]), bulks(&["news.b"]));
+    assert_eq!(
+        c.cmd(&["PUBSUB", "NUMSUB", "news.a", "nope"]),
+        Frame::Array(vec![
+            bulk("news.a"),
+            Frame::Integer(1),
+            bulk("nope"),
+            Frame::Integer(0)
+        ])
+    );
+    assert_eq!(c.cmd(&["PUBSUB", "NUMPAT"]), Frame::Integer(1));
+    assert_eq!(
+        c.cmd(&["PUBSUB", "NUMPAT", "x"]),
+        Frame::error("ERR wrong number of arguments for 'pubsub|numpat' command")
+    );
+    assert_eq!(
+        c.cmd(&["PUBSUB", "NOPE"]),
+        Frame::error("ERR unknown subcommand 'NOPE'. Try PUBSUB HELP.")
+    );
+    assert_eq!(c.cmd(&["PUBLISH", "news.a", "hi"]), Frame::Integer(2));
+    assert_eq!(
+        sub.reply(),
+        Frame::Array(vec![bulk("message"), bulk("news.a"), bulk("hi")])
+    );
+    assert_eq!(
+        sub.reply(),
+        Frame::Array(vec![
+            bulk("pmessage"),
+            bulk("news.*"),
+            bulk("news.a"),
+            bulk("hi")
+        ])
+    );
+    // Client-side caching is refused, not pretended.
+    let Frame::Error(e) = c.cmd(&["CLIENT", "TRACKING", "ON"]) else {
+        panic!("an error")
+    };
+    assert!(e.contains("not supported"), "{e}");
+}

@@ -422,6 +422,26 @@ impl PubSub {
     pub(crate) fn channel_count(&self) -> usize {
         self.state().channels.len()
     }
+
+    /// Channels with subscribers whose names match the glob `pattern` (PUBSUB CHANNELS).
+    pub(crate) fn channels_matching(&self, pattern: &[u8]) -> Vec<Bytes> {
+        self.state()
+            .channels
+            .keys()
+            .filter(|c| glob_match(pattern, c, false))
+            .cloned()
+            .collect()
+    }
+
+    /// Subscribers of `channel`, pattern subscriptions not counted (PUBSUB NUMSUB).
+    pub(crate) fn subscriber_count(&self, channel: &[u8]) -> usize {
+        self.state().channels.get(channel).map_or(0, HashMap::len)
+    }
+
+    /// Distinct patterns with subscribers (PUBSUB NUMPAT).
+    pub(crate) fn pattern_count(&self) -> usize {
+        self.state().patterns.len()
+    }
 }
 
 #[cfg(test)]

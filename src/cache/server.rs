@@ -336,12 +336,25 @@ fn recycle<'b>(mut v: Vec<&[u8]>) -> Vec<&'b [u8]> {
     v.into_iter().map(|_| &[][..]).collect()
 }
 
+/// CLIENT REPLY's mode: whether command replies are written (pub/sub messages and the
+/// (un)subscribe confirmations always are, as in Redis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplyMode {
+    On,
+    Off,
+    /// Set by CLIENT REPLY SKIP: that command's own reply is dropped, then [`ReplyMode::Skip`].
+    SkipNext,
+    /// The reply of this command is dropped, then back to on.
+    Skip,
+}
+
 struct Connection {
     shared: Arc<Shared>,
     id: u64,
     db: usize,
     proto: u8,
     authed: bool,
+    reply: ReplyMode,
     multi: Option<Vec<Vec<Bytes>>>,
     multi_dirty: bool,
     /// The last command looked up (most pipelines repeat one command).
@@ -414,6 +427,7 @@ impl Connection {
             db: 0,
             proto: 2,
             authed,
+            reply: ReplyMode::On,
             multi: None,
             multi_dirty: false,
             last_spec: None,
@@ -505,11 +519,17 @@ impl Connection {
                                 *used
                             }
                         };
+                        let mark = out.len();
+                        let skipping = self.reply == ReplyMode::Skip;
                         let next = if argv.is_empty() {
                             Next::Continue
                         } else {
                             self.handle(&argv, now_ms, &mut out)
                         };
+                        if !matches!(next, Next::Block(_)) {
+                            let pubsub = argv.first().is_some_and(|n| is_subscription(n));
+                            self.settle_reply(&mut out, mark, skipping, pubsub);
+                        }
                         let owned: Vec<Bytes> = match next {
                             Next::Block(_) => argv.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
                             _ => Vec::new(),
@@ -528,7 +548,9 @@ impl Connection {
                                 // Killed while blocked: the connection closes without a reply,
                                 // as Redis's `freeClient` unblocks and frees a blocked client.
                                 if kill.is_fired() { break 'conn; }
+                                let mark = out.len();
                                 reply.encode(self.proto, &mut out);
+                                self.settle_reply(&mut out, mark, self.reply == ReplyMode::Skip, false);
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                         }
@@ -564,6 +586,21 @@ impl Connection {
             }
         }
         self.cleanup();
+    }
+
+    /// Applies CLIENT REPLY to what one command wrote from `mark` on: dropped when replies are
+    /// off or this command's reply is skipped (`skipping`: the mode was SKIP when it started),
+    /// kept for the (un)subscribe commands, whose confirmations are pub/sub messages.
+    fn settle_reply(&mut self, out: &mut Vec<u8>, mark: usize, skipping: bool, pubsub: bool) {
+        let silent = skipping || matches!(self.reply, ReplyMode::Off | ReplyMode::SkipNext);
+        if silent && !pubsub {
+            out.truncate(mark);
+        }
+        self.reply = match self.reply {
+            ReplyMode::SkipNext => ReplyMode::Skip,
+            ReplyMode::Skip if skipping => ReplyMode::On,
+            other => other,
+        };
     }
 
     fn cleanup(&mut self) {
@@ -830,6 +867,7 @@ impl Connection {
                 self.note_state();
                 self.db = 0;
                 self.proto = 2;
+                self.reply = ReplyMode::On;
                 self.authed = self.shared.config.auth_token.is_none();
                 Frame::simple("RESET")
             }
@@ -1232,8 +1270,30 @@ impl Connection {
                     _ => Frame::Integer(0),
                 }
             }
-            ("no-evict", 3) | ("no-touch", 3) | ("reply", 3) => Frame::ok(),
-            ("tracking", _) => Frame::ok(),
+            ("reply", 3) => {
+                let mode = args[2];
+                self.reply = if is(mode, "on") {
+                    ReplyMode::On
+                } else if is(mode, "off") {
+                    ReplyMode::Off
+                } else if is(mode, "skip") {
+                    // Unless replies are off already (Redis ignores SKIP then).
+                    if self.reply == ReplyMode::Off {
+                        ReplyMode::Off
+                    } else {
+                        ReplyMode::SkipNext
+                    }
+                } else {
+                    return Frame::error("ERR syntax error");
+                };
+                Frame::ok()
+            }
+            // There is no client eviction here, so no client needs exempting from it.
+            ("no-evict", 3) if is(args[2], "on") || is(args[2], "off") => Frame::ok(),
+            ("no-evict", 3) => Frame::error("ERR syntax error"),
+            ("tracking", _) => Frame::error(
+                "ERR CLIENT TRACKING (client-side caching invalidation) is not supported by this server",
+            ),
             _ => Frame::error(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
                 String::from_utf8_lossy(args[1])
@@ -1334,6 +1394,13 @@ impl KillFilter {
 /// Constant-time comparison for the AUTH password.
 fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a command name is SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE or PUNSUBSCRIBE.
+fn is_subscription(name: &[u8]) -> bool {
+    ["subscribe", "unsubscribe", "psubscribe", "punsubscribe"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
 #[cfg(test)]

@@ -61,6 +61,84 @@ pub(crate) fn publish(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame
     int(inner.pubsub.publish(arg(args, 1), arg(args, 2), ctx.now_ms))
 }
 
+/// `PUBSUB CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB|HELP`, as Redis 7.0.15 answers
+/// them (there are no shard channels here: SSUBSCRIBE does not exist, so the shard forms find
+/// none).
+pub(crate) fn pubsub(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let sub = arg(args, 1);
+    let shown = String::from_utf8_lossy(sub);
+    let wrong_arity = || {
+        Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{shown}'. Try PUBSUB HELP."
+        ))
+    };
+    // A flat array of channel, count pairs, in RESP3 too (as Redis 7.0.15).
+    let counts = |count: &dyn Fn(&[u8]) -> usize| {
+        Frame::Array(
+            args.iter()
+                .skip(2)
+                .flat_map(|c| [Frame::bulk(c), int(count(c))])
+                .collect(),
+        )
+    };
+    if is(sub, "help") && args.len() == 2 {
+        return Frame::Array(PUBSUB_HELP.iter().map(|line| Frame::simple(line)).collect());
+    }
+    if is(sub, "channels") || is(sub, "shardchannels") {
+        if args.len() > 3 {
+            return wrong_arity();
+        }
+        if is(sub, "shardchannels") {
+            return Frame::Array(Vec::new());
+        }
+        let pattern = args.get(2).copied().unwrap_or(b"*");
+        return Frame::Array(
+            inner
+                .pubsub
+                .channels_matching(pattern)
+                .into_iter()
+                .map(Frame::Bulk)
+                .collect(),
+        );
+    }
+    if is(sub, "numsub") {
+        return counts(&|c| inner.pubsub.subscriber_count(c));
+    }
+    if is(sub, "shardnumsub") {
+        return counts(&|_| 0);
+    }
+    if is(sub, "numpat") {
+        if args.len() != 2 {
+            return Frame::error("ERR wrong number of arguments for 'pubsub|numpat' command");
+        }
+        return int(inner.pubsub.pattern_count());
+    }
+    if is(sub, "help") {
+        return Frame::error("ERR wrong number of arguments for 'pubsub|help' command");
+    }
+    Frame::error(format!(
+        "ERR unknown subcommand '{shown}'. Try PUBSUB HELP."
+    ))
+}
+
+/// PUBSUB HELP's lines, as Redis 7.0.15 prints them.
+const PUBSUB_HELP: &[&str] = &[
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "SHARDCHANNELS [<pattern>]",
+    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "SHARDNUMSUB [<shardchannel> ...]",
+    "    Return the number of subscribers for the specified shard level channel(s)",
+    "HELP",
+    "    Prints this help.",
+];
+
 pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "get") && args.len() >= 3 {

@@ -227,6 +227,7 @@ static SPECS: &[Spec] = specs! {
     "function" -2 0 0 0 w Keyed server::function;
     "debug" -2 0 0 0 r Keyed server::debug;
     "publish" 3 0 0 0 r Keyed server::publish;
+    "pubsub" -2 0 0 0 r Keyed server::pubsub;
     "select" 2 0 0 0 r Connection server::not_here;
     "multi" 1 0 0 0 r Connection server::not_here;
     "exec" 1 0 0 0 r Connection server::not_here;
