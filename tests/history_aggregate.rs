@@ -17,33 +17,9 @@ mod history_common;
 use bson::{Document, doc};
 use streamcache::history::History;
 
-fn open() -> (tempfile::TempDir, History) {
-    let (dir, h) = history_common::open_at(0);
-    h.insert_many(
-        "shop",
-        "orders",
-        vec![
-            doc! {"_id": 1, "customer": "c1", "total": 10, "lines": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]},
-            doc! {"_id": 2, "customer": "c2", "total": 25.5, "lines": [{"sku": "a", "qty": 5}]},
-            doc! {"_id": 3, "customer": "c1", "total": 7, "lines": []},
-        ],
-    )
-    .unwrap();
-    h.insert_many(
-        "shop",
-        "customers",
-        vec![
-            doc! {"_id": "c1", "name": "Ann"},
-            doc! {"_id": "c2", "name": "Ben"},
-        ],
-    )
-    .unwrap();
-    (dir, h)
-}
-
 #[test]
 fn pipelines_produce_expected_documents() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let table: Vec<(Vec<Document>, Vec<Document>)> = vec![
         (
             vec![
@@ -124,7 +100,7 @@ fn pipelines_produce_expected_documents() {
 
 #[test]
 fn bad_pipelines_are_rejected() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     for (pipeline, code) in [
         (vec![doc! {"$bogus": {}}], 40324),
         (vec![doc! {"$match": {}, "$sort": {"a": 1}}], 2),
@@ -415,7 +391,7 @@ fn expect_errors(h: &History, table: &[(Vec<Document>, i32, &str)]) {
 /// not run stays 115.
 #[test]
 fn unknown_stage_names_are_mongodb_errors() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     expect_errors(
         &h,
         &[(
@@ -440,7 +416,7 @@ fn unknown_stage_names_are_mongodb_errors() {
 /// embedded document (or each document of an array) at its path.
 #[test]
 fn nested_objects_project_and_merge_into_embedded_documents() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let table: Vec<(Vec<Document>, Vec<Document>)> = vec![
         // Inclusion inside an array of documents.
         (
@@ -518,7 +494,7 @@ fn nested_objects_project_and_merge_into_embedded_documents() {
 /// MongoDB's projection parser does; so do `$addFields`'s conflicting paths.
 #[test]
 fn projection_mixing_and_path_collisions_are_mongodb_errors() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     expect_errors(
         &h,
         &[
@@ -605,7 +581,7 @@ fn projection_mixing_and_path_collisions_are_mongodb_errors() {
 /// against `PATH_PARTS_MAX`: at the limit it projects, one past it is code 15.
 #[test]
 fn nested_projection_paths_are_held_to_the_path_limit() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let max = streamcache::history::PATH_PARTS_MAX;
     let spec = |parts: usize| {
         let outer = vec!["x"; parts / 2].join(".");
@@ -633,7 +609,7 @@ fn nested_projection_paths_are_held_to_the_path_limit() {
 /// before any document is read.
 #[test]
 fn field_specifications_are_held_to_their_key_limit() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let max = streamcache::history::FIELD_TREE_KEYS_MAX;
     // `a: {b: 1}` is two keys; the rest are top-level fields.
     let spec = |keys: usize| {
@@ -665,7 +641,7 @@ fn field_specifications_are_held_to_their_key_limit() {
 /// with MongoDB's types, null handling and orders.
 #[test]
 fn group_accumulators_of_mongodb_5_and_later() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let table: Vec<(Vec<Document>, Vec<Document>)> = vec![
         (
             vec![
@@ -734,7 +710,7 @@ fn group_accumulators_of_mongodb_5_and_later() {
 /// The accumulators' argument errors, with MongoDB's codes and text.
 #[test]
 fn group_accumulator_errors_are_mongodb_errors() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let group = |acc: Document| vec![doc! {"$group": {"_id": null, "x": acc}}];
     expect_errors(
         &h,
@@ -801,7 +777,7 @@ fn group_accumulator_errors_are_mongodb_errors() {
 /// The expression forms of `$firstN` `$lastN` `$maxN` `$minN` over an array.
 #[test]
 fn n_expressions_take_from_arrays() {
-    let (_d, h) = open();
+    let (_d, h) = history_common::open_shop();
     let got = h
         .aggregate(
             "shop",

@@ -121,8 +121,22 @@ pub const REGEX_PATTERN_BYTES_MAX: usize = 32_764;
 pub const REGEX_COMPILED_BYTES_MAX: usize = 10 * 1024 * 1024;
 /// Most index ranges one plan scans (the `$in` fan-out of a compound index).
 pub const PLAN_RANGES_MAX: usize = 256;
-/// Most stages in an aggregation pipeline (MongoDB's limit).
+/// Most stages in an aggregation pipeline (MongoDB's limit), and in each sub-pipeline of
+/// `$lookup`, `$facet` and `$unionWith`.
 pub const PIPELINE_STAGES_MAX: usize = 1_000;
+/// Deepest nesting of `$lookup`/`$unionWith` sub-pipelines (MongoDB's
+/// `internalMaxSubPipelineViewDepth`): each level builds and runs a pipeline of its own on the
+/// caller's stack. Deeper fails with code 232 when the pipeline is built.
+pub const SUB_PIPELINE_DEPTH_MAX: usize = 20;
+/// Most sub-pipelines one `$facet` runs: each runs over the whole input, so the work and the
+/// output document grow with their number. MongoDB bounds them only by the stage document's
+/// size; more fails with code 2 when the pipeline is built.
+pub const FACET_PIPELINES_MAX: usize = 1_000;
+/// Most buckets one `$bucket` (boundaries less one) or `$bucketAuto` (`buckets`) makes: each
+/// `$bucket` boundary is a branch every document is tested against, as in MongoDB. MongoDB
+/// bounds them only by the stage document's size (`$bucketAuto`: a 32-bit count); more fails
+/// with code 2 when the pipeline is built.
+pub const BUCKETS_MAX: usize = 10_000;
 /// Deepest nesting of one aggregation expression, counted in expressions (an operator, an
 /// object or array literal, a leaf): `{$abs: {$abs: 1}}` is 3 deep. Parsing and every
 /// document's evaluation recurse once per level, on the caller's stack (a Data API request
@@ -673,6 +687,9 @@ pub(crate) struct Inner {
     blocking_bytes_max: std::sync::atomic::AtomicUsize,
     /// [`RESULT_BYTES_MAX`]; tests lower it so they need not return 100 MiB.
     result_bytes_max: std::sync::atomic::AtomicUsize,
+    /// How many `$sample` stages have drawn: mixed into each draw's seed, so consecutive
+    /// samples differ even while the clock stands still.
+    sample_draws: std::sync::atomic::AtomicU64,
 }
 
 /// Checks a database name.
@@ -781,6 +798,7 @@ impl History {
             config,
             blocking_bytes_max: std::sync::atomic::AtomicUsize::new(BLOCKING_BYTES_MAX),
             result_bytes_max: std::sync::atomic::AtomicUsize::new(RESULT_BYTES_MAX),
+            sample_draws: std::sync::atomic::AtomicU64::new(0),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -1193,6 +1211,20 @@ impl History {
         allow_disk_use: bool,
     ) -> MemoryBudget {
         self.inner.budget(executor, stage, allow_disk_use)
+    }
+
+    /// The seed of one `$sample` draw: from the injected clock (wall and monotonic readings)
+    /// and the number of draws before it, so a store on a manual clock draws the same
+    /// sequence of samples on every run.
+    pub(crate) fn sample_seed(&self) -> u64 {
+        let n = self
+            .inner
+            .sample_draws
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let clock = &self.inner.clock;
+        clock.now_ms()
+            ^ clock.monotonic_ns().rotate_left(32)
+            ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// A store in a fresh temporary directory on a manual clock, for unit tests. Keep the

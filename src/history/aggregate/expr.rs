@@ -10,6 +10,7 @@
 //! `date.rs`. A value is `None` when it is *missing* (a path that reaches nothing), which
 //! MongoDB keeps apart from null.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
 
 use bson::{Bson, Document};
@@ -34,6 +35,11 @@ pub(crate) enum Expr {
     Var(usize, Box<[String]>),
     /// `$$REMOVE`: missing.
     Remove,
+    /// `$$name.a` of a variable a `$lookup`'s `let` binds for its sub-pipeline: the value for
+    /// the document being joined (`None`: missing, or not yet known while the sub-pipeline is
+    /// first checked). Constant for one run of the sub-pipeline, but never folded, since the
+    /// next document binds another value.
+    Bound(Option<Bson>),
     /// An object literal; a field whose value is missing is left out.
     Object(Vec<(String, Expr)>),
     /// An array literal; a missing element becomes null.
@@ -132,6 +138,35 @@ pub(crate) enum Lazy {
 /// An operand that was not given, for lookups that find none.
 pub(crate) static ABSENT: Expr = Expr::Absent;
 
+/// A variable of an enclosing `$lookup`'s `let`, by name, and its value for the document
+/// being joined (`None`: missing, or unknown while the sub-pipeline is first checked).
+pub(crate) type Binding = (String, Option<Bson>);
+
+thread_local! {
+    /// The `let` variables in scope while a `$lookup` sub-pipeline is compiled, innermost
+    /// last. IMPORTANT: this is compile-time context, not state: [`with_bound`] sets it around
+    /// one synchronous build and restores what was there, so it never outlives the build. It
+    /// reaches every compiler of the sub-pipeline's stages (`$project`'s field tree among
+    /// them) without each of them carrying the bindings as a parameter.
+    static BOUND: RefCell<Vec<Binding>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `build` with `bindings` as the `let` variables `$$name` resolves to (before `$$ROOT`
+/// and the other system variables; after the variables of `$let`, `$map` … inside the
+/// expression, which shadow them), then restores the bindings that were in force.
+pub(crate) fn with_bound<T>(bindings: Vec<Binding>, build: impl FnOnce() -> T) -> T {
+    let saved = BOUND.with(|b| std::mem::replace(&mut *b.borrow_mut(), bindings));
+    let out = build();
+    BOUND.with(|b| *b.borrow_mut() = saved);
+    out
+}
+
+/// The `let` variables in force now (for a `$lookup` nested in a sub-pipeline, which binds
+/// its own on top of them).
+pub(crate) fn bound_now() -> Vec<Binding> {
+    BOUND.with(|b| b.borrow().clone())
+}
+
 /// The variables in scope while compiling: a user variable's slot is its position here.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
@@ -229,7 +264,7 @@ fn compile_object(d: &Document, names: &mut Names, depth: usize) -> Result<Expr>
 }
 
 /// A field name of an object literal, as MongoDB's `FieldPath` checks it.
-fn check_field_name(k: &str) -> Result<()> {
+pub(crate) fn check_field_name(k: &str) -> Result<()> {
     if k.starts_with('$') {
         return Err(parse_error(
             16410,
@@ -283,6 +318,16 @@ fn compile_path(s: &str, names: &Names) -> Result<Expr> {
     if let Some(slot) = names.names.iter().rposition(|n| n == name) {
         return Ok(Expr::Var(slot, parts));
     }
+    let bound = BOUND.with(|b| {
+        b.borrow()
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_ref().and_then(|v| walk(v, &parts)))
+    });
+    if let Some(v) = bound {
+        return Ok(Expr::Bound(v));
+    }
     match name {
         "ROOT" | "CURRENT" => Ok(Expr::Root(parts)),
         "REMOVE" => Ok(Expr::Remove),
@@ -305,7 +350,7 @@ fn compile_path(s: &str, names: &Names) -> Result<Expr> {
 }
 
 /// Checks a user variable's name as MongoDB's `validateNameForUserWrite` does.
-fn check_variable_name(name: &str) -> Result<()> {
+pub(crate) fn check_variable_name(name: &str) -> Result<()> {
     let Some(first) = name.chars().next() else {
         return Err(parse_error(16866, "empty variable names are not allowed"));
     };
@@ -1032,6 +1077,7 @@ impl Expr {
         match self {
             Self::Const(v) => Ok(Some(v.clone())),
             Self::Absent | Self::Remove => Ok(None),
+            Self::Bound(v) => Ok(v.clone()),
             Self::Field(parts) | Self::Root(parts) => Ok(walk_document(cx.root, parts)),
             Self::Var(slot, parts) => Ok(cx
                 .vars

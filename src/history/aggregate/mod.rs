@@ -1,5 +1,7 @@
 //! Aggregation pipelines: `$match $project $addFields $set $unset $sort $limit $skip $count
-//! $unwind $group $lookup $replaceRoot $replaceWith $sortByCount`. A pipeline is built first:
+//! $unwind $group $lookup $replaceRoot $replaceWith $sortByCount`, and the stages of
+//! `stages.rs` (`$lookup`'s sub-pipelines, `$facet $bucket $bucketAuto $unionWith $sample`).
+//! A pipeline is built first:
 //! every stage is parsed and every expression in it compiled (`expr.rs`), so a malformed stage
 //! or expression fails before any document is read; then the documents flow through the built
 //! stages. A leading `$match` (and a `$sort` right after it) runs through the planner, so it
@@ -9,6 +11,7 @@ mod accumulate;
 mod date;
 mod expr;
 mod project;
+mod stages;
 mod text;
 
 use std::cmp::Ordering;
@@ -24,7 +27,7 @@ use super::query::{self, Filter, Sort};
 use super::update::{set_path, unset_path};
 use super::{
     BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX,
-    STAGE_DOCUMENT_BYTES_MAX,
+    STAGE_DOCUMENT_BYTES_MAX, SUB_PIPELINE_DEPTH_MAX,
 };
 use accumulate::{NAccumulator, NState};
 use expr::nullish;
@@ -35,7 +38,8 @@ pub(crate) use project::FieldTree;
 const ACC_STATE_BYTES: usize = 16;
 
 /// Runs a pipeline over `db.coll`. Each blocking stage (`$sort`, `$group`, `$lookup`,
-/// `$unwind`) accounts the bytes it holds against its own limit, raised by `allow_disk_use`.
+/// `$unwind`, `$facet`, `$bucketAuto`, `$sample`) accounts the bytes it holds against its own
+/// limit, raised by `allow_disk_use`.
 pub(crate) fn run(
     history: &History,
     db: &str,
@@ -43,24 +47,10 @@ pub(crate) fn run(
     pipeline: &[Document],
     allow_disk_use: bool,
 ) -> Result<Vec<Document>> {
-    if pipeline.len() > PIPELINE_STAGES_MAX {
-        return Err(Error::TooMany {
-            what: "pipeline",
-            len: pipeline.len(),
-            max: PIPELINE_STAGES_MAX,
-        });
-    }
-    let mut stages = Vec::with_capacity(pipeline.len());
     for s in pipeline {
         document::check_depth_doc(s)?;
-        let mut it = s.iter();
-        let (Some((name, arg)), None) = (it.next(), it.next()) else {
-            return Err(Error::bad(
-                "A pipeline stage specification object must contain exactly one field.",
-            ));
-        };
-        stages.push((name.as_str(), arg));
     }
+    let stages = stage_list(pipeline)?;
     // Push a leading $match and $sort into the find planner.
     let mut options = FindOptions {
         allow_disk_use,
@@ -87,26 +77,107 @@ pub(crate) fn run(
         }
     }
     // Build every stage before a document is read; `$$NOW` is this moment for all of them.
-    let now_ms = i64::try_from(history.inner.clock.now_ms()).unwrap_or(i64::MAX);
-    let mut built = Vec::with_capacity(rest.len());
-    for &(name, arg) in rest {
-        Stage::build(name, arg, now_ms, &mut built)?;
+    let cx = Cx {
+        history,
+        db,
+        now_ms: i64::try_from(history.inner.clock.now_ms()).unwrap_or(i64::MAX),
+        allow_disk_use,
+        depth: 0,
+    };
+    let built = build(rest, &cx)?;
+    let docs = history.find_in(Executor::Aggregation, db, coll, &filter, &options)?;
+    let docs = run_built(&built, &cx, docs)?;
+    check_result(&docs, history.result_bytes_max())?;
+    Ok(docs)
+}
+
+/// What the stages of one request's pipeline, and of the sub-pipelines in it, run with.
+pub(crate) struct Cx<'h> {
+    history: &'h History,
+    db: &'h str,
+    /// `$$NOW`, one value for the whole request.
+    now_ms: i64,
+    allow_disk_use: bool,
+    /// How deep in `$lookup`/`$unionWith` sub-pipelines this runs: 0 for the request's own.
+    depth: usize,
+}
+
+impl Cx<'_> {
+    /// A memory account for one blocking stage.
+    fn budget(&self, stage: &'static str) -> MemoryBudget {
+        self.history
+            .budget(Executor::Aggregation, stage, self.allow_disk_use)
     }
-    // Then fold constant expressions, as MongoDB optimizes a parsed pipeline.
+
+    /// The context of a `$lookup` or `$unionWith` sub-pipeline, one level deeper.
+    ///
+    /// # Errors
+    /// MongoDB's 232 past [`SUB_PIPELINE_DEPTH_MAX`].
+    fn nested(&self) -> Result<Self> {
+        if self.depth >= SUB_PIPELINE_DEPTH_MAX {
+            return Err(expr::parse_error(
+                232,
+                format!(
+                    "Maximum number of nested sub-pipelines exceeded. Limit is {SUB_PIPELINE_DEPTH_MAX}"
+                ),
+            ));
+        }
+        Ok(Self {
+            depth: self.depth + 1,
+            ..*self
+        })
+    }
+}
+
+/// Each stage of a pipeline as its name and argument, checking the stage count and that each
+/// stage document has exactly one field.
+fn stage_list<'p>(
+    pipeline: impl IntoIterator<Item = &'p Document, IntoIter: ExactSizeIterator>,
+) -> Result<Vec<(&'p str, &'p Bson)>> {
+    let pipeline = pipeline.into_iter();
+    if pipeline.len() > PIPELINE_STAGES_MAX {
+        return Err(Error::TooMany {
+            what: "pipeline",
+            len: pipeline.len(),
+            max: PIPELINE_STAGES_MAX,
+        });
+    }
+    let mut stages = Vec::with_capacity(pipeline.len());
+    for s in pipeline {
+        let mut it = s.iter();
+        let (Some((name, arg)), None) = (it.next(), it.next()) else {
+            return Err(Error::bad(
+                "A pipeline stage specification object must contain exactly one field.",
+            ));
+        };
+        stages.push((name.as_str(), arg));
+    }
+    Ok(stages)
+}
+
+/// Builds stages (every expression compiled), then folds their constant expressions, as
+/// MongoDB optimizes a parsed pipeline.
+fn build<'p>(stages: &[(&'p str, &'p Bson)], cx: &Cx<'_>) -> Result<Vec<Stage<'p>>> {
+    let mut built = Vec::with_capacity(stages.len());
+    for &(name, arg) in stages {
+        Stage::build(name, arg, cx, &mut built)?;
+    }
     for s in &mut built {
         s.fold()?;
     }
-    let mut docs = history.find_in(Executor::Aggregation, db, coll, &filter, &options)?;
-    let budget = |stage| history.budget(Executor::Aggregation, stage, allow_disk_use);
-    for (i, s) in built.iter().enumerate() {
+    Ok(built)
+}
+
+/// Runs built stages over `docs`.
+fn run_built(stages: &[Stage<'_>], cx: &Cx<'_>, mut docs: Vec<Document>) -> Result<Vec<Document>> {
+    for (i, s) in stages.iter().enumerate() {
         // A $sort followed by $limit keeps only that many documents while sorting.
-        let next_limit = match built.get(i + 1) {
+        let next_limit = match stages.get(i + 1) {
             Some(Stage::Limit(n)) => Some(*n),
             _ => None,
         };
-        docs = s.run(history, db, docs, next_limit, &budget)?;
+        docs = s.run(cx, docs, next_limit)?;
     }
-    check_result(&docs, history.result_bytes_max())?;
     Ok(docs)
 }
 
@@ -174,15 +245,12 @@ fn check_value_size(size: usize) -> Result<()> {
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
 /// does not know answers 40324.
 const MONGODB_STAGES: &[&str] = &[
-    "$bucket",
-    "$bucketAuto",
     "$changeStream",
     "$changeStreamSplitLargeEvent",
     "$collStats",
     "$currentOp",
     "$densify",
     "$documents",
-    "$facet",
     "$fill",
     "$geoNear",
     "$graphLookup",
@@ -195,12 +263,10 @@ const MONGODB_STAGES: &[&str] = &[
     "$out",
     "$planCacheStats",
     "$redact",
-    "$sample",
     "$search",
     "$searchMeta",
     "$setWindowFields",
     "$shardedDataDistribution",
-    "$unionWith",
 ];
 
 /// The error for a stage or accumulator `name` this store does not run: 115 when MongoDB has
@@ -225,9 +291,16 @@ enum Stage<'p> {
     Count(&'p str),
     Unwind(&'p Bson),
     Group(GroupSpec<'p>),
-    Lookup(&'p Document),
+    Lookup(Box<stages::Lookup<'p>>),
     /// `$replaceRoot`/`$replaceWith`: the expression and how MongoDB's message names it.
     ReplaceRoot(Expr, &'static str),
+    /// Each facet's name and sub-pipeline.
+    Facet(Vec<(&'p str, Vec<Stage<'p>>)>),
+    BucketAuto(stages::BucketAuto<'p>),
+    /// The collection and its sub-pipeline.
+    UnionWith(&'p str, Vec<Stage<'p>>),
+    /// How many documents to keep.
+    Sample(usize),
 }
 
 /// A parse error of an expression inside `stage`, with the context MongoDB gives it there.
@@ -243,7 +316,8 @@ fn in_stage(stage: &str, e: Error) -> Error {
 
 impl<'p> Stage<'p> {
     /// Parses one stage (`$sortByCount` becomes a `$group` and a `$sort`) onto `out`.
-    fn build(name: &'p str, arg: &'p Bson, now_ms: i64, out: &mut Vec<Stage<'p>>) -> Result<()> {
+    fn build(name: &'p str, arg: &'p Bson, cx: &Cx<'_>, out: &mut Vec<Stage<'p>>) -> Result<()> {
+        let now_ms = cx.now_ms;
         let compile = |e: &Bson| expr::compile(e, now_ms);
         let doc_arg = || match arg {
             Bson::Document(d) => Ok(d),
@@ -291,7 +365,16 @@ impl<'p> Stage<'p> {
             }
             "$unwind" => Self::Unwind(arg),
             "$group" => Self::Group(GroupSpec::parse(doc_arg()?, now_ms)?),
-            "$lookup" => Self::Lookup(doc_arg()?),
+            "$lookup" => Self::Lookup(Box::new(stages::Lookup::parse(arg, cx)?)),
+            "$facet" => stages::facet(arg, cx)?,
+            "$bucket" => {
+                let (group, sort) = stages::bucket(arg, now_ms)?;
+                out.push(Self::Group(group));
+                Self::Sort(sort)
+            }
+            "$bucketAuto" => Self::BucketAuto(stages::BucketAuto::parse(arg, now_ms)?),
+            "$unionWith" => stages::union_with(arg, cx)?,
+            "$sample" => Self::Sample(stages::sample_size(arg)?),
             "$replaceRoot" => {
                 let Bson::Document(spec) = arg else {
                     return Err(expr::parse_error(
@@ -322,12 +405,7 @@ impl<'p> Stage<'p> {
             }
             "$replaceWith" => Self::ReplaceRoot(compile(arg)?, "'replacement document'"),
             "$sortByCount" => {
-                let is_expression = match arg {
-                    Bson::String(s) => s.starts_with('$'),
-                    Bson::Document(d) => d.keys().next().is_some_and(|k| k.starts_with('$')),
-                    _ => false,
-                };
-                if !is_expression {
+                if !stages::is_expression(arg) {
                     return Err(expr::parse_error(
                         if matches!(arg, Bson::Document(_)) {
                             40147
@@ -378,18 +456,50 @@ impl<'p> Stage<'p> {
                 g.accs.iter_mut().try_for_each(|(_, _, e)| fold(e))
             }
             Self::ReplaceRoot(e, _) => fold(e),
+            Self::BucketAuto(b) => b.fold(),
             _ => Ok(()),
+        }
+    }
+
+    /// The stage's name, for MongoDB's messages about where a stage may not be.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Match(_) => "$match",
+            Self::Fields(_) => "$project",
+            Self::Unset(_) => "$unset",
+            Self::Sort(_) => "$sort",
+            Self::Limit(_) => "$limit",
+            Self::Skip(_) => "$skip",
+            Self::Count(_) => "$count",
+            Self::Unwind(_) => "$unwind",
+            Self::Group(_) => "$group",
+            Self::Lookup(_) => "$lookup",
+            Self::ReplaceRoot(..) => "$replaceRoot",
+            Self::Facet(_) => "$facet",
+            Self::BucketAuto(_) => "$bucketAuto",
+            Self::UnionWith(..) => "$unionWith",
+            Self::Sample(_) => "$sample",
+        }
+    }
+
+    /// Whether the stage may run inside `$facet`: not `$facet` itself, nor a stage whose
+    /// sub-pipeline holds one.
+    fn allowed_in_facet(&self) -> bool {
+        match self {
+            Self::Facet(_) => false,
+            Self::Lookup(l) => l.stages().iter().all(Self::allowed_in_facet),
+            Self::UnionWith(_, sub) => sub.iter().all(Self::allowed_in_facet),
+            _ => true,
         }
     }
 
     fn run(
         &self,
-        history: &History,
-        db: &str,
+        cx: &Cx<'_>,
         docs: Vec<Document>,
         next_limit: Option<usize>,
-        budget: &dyn Fn(&'static str) -> MemoryBudget,
     ) -> Result<Vec<Document>> {
+        let budget = |stage| cx.budget(stage);
         Ok(match self {
             Self::Match(f) => {
                 let mut kept = Vec::with_capacity(docs.len());
@@ -439,7 +549,11 @@ impl<'p> Stage<'p> {
             }
             Self::Unwind(arg) => unwind(arg, docs, budget("$unwind"))?,
             Self::Group(spec) => group(spec, docs, budget("$group"))?,
-            Self::Lookup(spec) => lookup(history, db, spec, docs, budget("$lookup"))?,
+            Self::Lookup(l) => l.run(cx, docs)?,
+            Self::Facet(facets) => stages::run_facet(facets, cx, docs)?,
+            Self::BucketAuto(b) => b.run(cx, docs)?,
+            Self::UnionWith(coll, sub) => stages::run_union_with(coll, sub, cx, docs)?,
+            Self::Sample(n) => stages::sample(*n, cx, docs)?,
             Self::ReplaceRoot(e, what) => {
                 let mut out = Vec::with_capacity(docs.len());
                 for d in docs {
@@ -669,6 +783,15 @@ impl<'p> GroupSpec<'p> {
         let id = spec
             .get("_id")
             .ok_or_else(|| Error::bad("a group specification must include an _id"))?;
+        Ok(Self {
+            accs: Self::parse_accumulators(spec, now_ms)?,
+            id: expr::compile(id, now_ms)?,
+        })
+    }
+
+    /// Each output field of `spec` (but `_id`) with its accumulator and input expression: a
+    /// `$group` specification, or the `output` of `$bucket`/`$bucketAuto`.
+    fn parse_accumulators(spec: &'p Document, now_ms: i64) -> Result<Vec<(&'p str, AccOp, Expr)>> {
         let mut accs = Vec::new();
         for (field, a) in spec {
             if field == "_id" {
@@ -723,10 +846,7 @@ impl<'p> GroupSpec<'p> {
             };
             accs.push((field.as_str(), op, expr::compile(e, now_ms)?));
         }
-        Ok(Self {
-            id: expr::compile(id, now_ms)?,
-            accs,
-        })
+        Ok(accs)
     }
 }
 
@@ -951,76 +1071,6 @@ fn add(a: &Bson, b: &Bson) -> Bson {
         }
         _ => Bson::Double(document::as_f64(a).unwrap_or(0.0) + document::as_f64(b).unwrap_or(0.0)),
     }
-}
-
-fn lookup(
-    history: &History,
-    db: &str,
-    spec: &Document,
-    docs: Vec<Document>,
-    mut held: MemoryBudget,
-) -> Result<Vec<Document>> {
-    let field = |k: &str| {
-        spec.get_str(k)
-            .map_err(|_| Error::bad(format!("$lookup requires '{k}' as a string")))
-    };
-    let (from, local, foreign, as_field) = (
-        field("from")?,
-        field("localField")?,
-        field("foreignField")?,
-        field("as")?,
-    );
-    // The foreign collection is read once and held; it and every joined copy count
-    // against `held`.
-    let foreign_docs = history.find_in(
-        Executor::Aggregation,
-        db,
-        from,
-        &Document::new(),
-        &FindOptions::default(),
-    )?;
-    for f in &foreign_docs {
-        held.charge(document::bson_size(f))?;
-    }
-    let local_parts = split_path(local)?;
-    let foreign_parts = split_path(foreign)?;
-    let as_parts = split_path(as_field)?;
-    let mut out = Vec::with_capacity(docs.len());
-    for mut d in docs {
-        let lv = get_path(&d, &local_parts).cloned().unwrap_or(Bson::Null);
-        let locals: Vec<Bson> = match lv {
-            Bson::Array(a) => a,
-            v => vec![v],
-        };
-        let mut matched_bytes = 0usize;
-        let mut matched = Vec::new();
-        let matching = foreign_docs.iter().filter(|f| {
-            let fv = get_path(f, &foreign_parts).cloned().unwrap_or(Bson::Null);
-            let fvs: Vec<Bson> = match fv {
-                Bson::Array(a) => a,
-                v => vec![v],
-            };
-            locals
-                .iter()
-                .any(|l| fvs.iter().any(|x| values_equal(l, x)))
-        });
-        for f in matching {
-            let size = document::bson_size(f);
-            matched_bytes = matched_bytes.saturating_add(size);
-            if matched_bytes > STAGE_DOCUMENT_BYTES_MAX {
-                return Err(Error::LookupTooLarge {
-                    from: from.to_owned(),
-                    len: matched_bytes,
-                    max: STAGE_DOCUMENT_BYTES_MAX,
-                });
-            }
-            held.charge(size)?;
-            matched.push(Bson::Document(f.clone()));
-        }
-        set_path(&mut d, &as_parts, Bson::Array(matched))?;
-        out.push(d);
-    }
-    Ok(out)
 }
 
 /// The product of numbers in decimal, left to right; `None` for none or a non-number.
@@ -1251,6 +1301,22 @@ mod tests {
 
     fn bytes(docs: &[Document]) -> usize {
         docs.iter().map(document::bson_size).sum()
+    }
+
+    /// What a `$lookup` of `db.f` by `_id` on `k` holds over `all`: the foreign collection,
+    /// and a copy of the one document each of `all` joins.
+    fn lookup_bytes(h: &History, all: &[Document]) -> usize {
+        let foreign = h
+            .find("db", "f", &doc! {}, &FindOptions::default())
+            .unwrap();
+        let joined: usize = all
+            .iter()
+            .map(|d| {
+                let k = d.get_i32("k").unwrap();
+                usize::try_from(k).map_or(0, |k| foreign.get(k).map_or(0, document::bson_size))
+            })
+            .sum();
+        bytes(&foreign) + joined
     }
 
     /// Runs `pipeline` with the blocking limit at `max` and at `max - 1`: the first succeeds,
@@ -1793,23 +1859,44 @@ mod tests {
         // $lookup: the foreign collection once, and every joined copy.
         let lookup =
             [doc! {"$lookup": {"from": "f", "localField": "k", "foreignField": "_id", "as": "j"}}];
-        let foreign = h
-            .find("db", "f", &doc! {}, &FindOptions::default())
-            .unwrap();
-        let joined: usize = all
-            .iter()
-            .map(|d| {
-                let k = d.get_i32("k").unwrap();
-                usize::try_from(k).map_or(0, |k| foreign.get(k).map_or(0, document::bson_size))
-            })
-            .sum();
         at_limit(
             &h,
             &lookup,
-            bytes(&foreign) + joined,
+            lookup_bytes(&h, &all),
             "Exceeded memory limit for $lookup, but didn't allow external sort. \
              Pass allowDiskUse:true to opt in.",
         );
+    }
+
+    #[test]
+    fn stages_that_hold_their_whole_input_count_it_against_the_limit() {
+        let (_d, h) = open();
+        let all = all_docs(&h);
+        let memory = |stage: &str| {
+            format!(
+                "Exceeded memory limit for {stage}, but didn't allow external sort. \
+                 Pass allowDiskUse:true to opt in."
+            )
+        };
+        // $facet holds its input once, however many facets read it.
+        let facet = [doc! {"$facet": {"a": [{"$count": "n"}], "b": [{"$limit": 1}]}}];
+        at_limit(&h, &facet, bytes(&all), &memory("$facet"));
+        // $bucketAuto holds each document and its groupBy value (an int32: 4 bytes).
+        let auto = [doc! {"$bucketAuto": {"groupBy": "$k", "buckets": 2}}];
+        at_limit(&h, &auto, bytes(&all) + 10 * 4, &memory("$bucketAuto"));
+        // $sample holds its input as the random sort MongoDB runs for it.
+        let sample = [doc! {"$sample": {"size": 3}}];
+        at_limit(
+            &h,
+            &sample,
+            bytes(&all),
+            "Sort exceeded memory limit of {max} bytes, but did not opt in to external sorting.",
+        );
+        // A $lookup's sub-pipeline joins count as the equality's do.
+        let lookup = [
+            doc! {"$lookup": {"from": "f", "let": {"k": "$k"}, "pipeline": [{"$match": {"$expr": {"$eq": ["$_id", "$$k"]}}}], "as": "j"}},
+        ];
+        at_limit(&h, &lookup, lookup_bytes(&h, &all), &memory("$lookup"));
     }
 
     #[test]
