@@ -1,5 +1,5 @@
 //! Capability: aggregation expressions as MongoDB 7.0 evaluates them — conditionals, booleans,
-//! arithmetic, strings, conversions, arrays, objects and dates, with MongoDB's null and
+//! arithmetic, strings, conversions, arrays, sets, objects and dates, with MongoDB's null and
 //! missing rules and its error codes and messages — and a pipeline built before any document
 //! is read: an unknown operator, a wrong operand count or an expression nested past
 //! `EXPRESSION_DEPTH_MAX` fails even over an empty collection. Also `$replaceRoot`,
@@ -758,6 +758,171 @@ fn array_operators_bind_variables_and_refuse_non_arrays() {
 }
 
 #[test]
+fn set_operators_treat_arrays_as_sets_in_mongodbs_order() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            // One of each equal value (the first given), in MongoDB's order.
+            (
+                bson!({"$setUnion": [[3, 1, 1.0, "a"], [2, 1]]}),
+                v(bson!([1, 2, 3, "a"])),
+            ),
+            (bson!({"$setUnion": []}), v(bson!([]))),
+            (bson!({"$setUnion": ["$arr", "$n"]}), v(Bson::Null)),
+            (bson!({"$setUnion": ["$arr", "$missing"]}), v(Bson::Null)),
+            (
+                bson!({"$setUnion": ["$arr", "$i"]}),
+                Run(
+                    17043,
+                    "All operands of $setUnion must be arrays. One argument is of type: int",
+                ),
+            ),
+            (
+                bson!({"$setIntersection": [[3, 2, 1, 2], [2, 3, 4]]}),
+                v(bson!([2, 3])),
+            ),
+            (bson!({"$setIntersection": []}), v(bson!([]))),
+            (
+                bson!({"$setIntersection": ["$arr", "$s"]}),
+                Run(
+                    17047,
+                    "All operands of $setIntersection must be arrays. One argument is of type: string",
+                ),
+            ),
+            // The first array's order, each value once, less the second's.
+            (
+                bson!({"$setDifference": [[3, 1, 3, 2], [2]]}),
+                v(bson!([3, 1])),
+            ),
+            (bson!({"$setDifference": ["$n", "$s"]}), v(Bson::Null)),
+            (
+                bson!({"$setDifference": ["$s", [1]]}),
+                Run(
+                    17048,
+                    "both operands of $setDifference must be arrays. First argument is of type: string",
+                ),
+            ),
+            (
+                bson!({"$setDifference": [[1], "$s"]}),
+                Run(
+                    17049,
+                    "both operands of $setDifference must be arrays. Second argument is of type: string",
+                ),
+            ),
+            (
+                bson!({"$setDifference": [[1]]}),
+                Parse(
+                    16020,
+                    "Expression $setDifference takes exactly 2 arguments. 1 were passed in.",
+                ),
+            ),
+            (bson!({"$setEquals": [[1, 2, 2], [2, 1.0]]}), v(true)),
+            (
+                bson!({"$setEquals": [[1, 2, 2], [2, 1.0], "$arr"]}),
+                v(false),
+            ),
+            (
+                bson!({"$setEquals": [[1]]}),
+                Parse(17045, "$setEquals needs at least two arguments had: 1"),
+            ),
+            (
+                bson!({"$setEquals": [[1], "$n"]}),
+                Run(
+                    17044,
+                    "All operands of $setEquals must be arrays. 2-th argument is of type: null",
+                ),
+            ),
+            (bson!({"$setIsSubset": [[1, 1], "$arr"]}), v(true)),
+            (bson!({"$setIsSubset": [[4], "$arr"]}), v(false)),
+            (
+                bson!({"$setIsSubset": ["$n", []]}),
+                Run(
+                    17046,
+                    "both operands of $setIsSubset must be arrays. First argument is of type: null",
+                ),
+            ),
+            (
+                bson!({"$setIsSubset": [[], "$missing"]}),
+                Run(
+                    17042,
+                    "both operands of $setIsSubset must be arrays. Second argument is of type: missing",
+                ),
+            ),
+            (bson!({"$anyElementTrue": [[0, null, false]]}), v(false)),
+            (bson!({"$anyElementTrue": [[0, "x"]]}), v(true)),
+            (bson!({"$allElementsTrue": [[1, [], "x"]]}), v(true)),
+            (bson!({"$allElementsTrue": [[]]}), v(true)),
+            (bson!({"$allElementsTrue": [[1, 0]]}), v(false)),
+            (
+                bson!({"$anyElementTrue": ["$s"]}),
+                Run(
+                    17041,
+                    "$anyElementTrue's argument must be an array, but is string",
+                ),
+            ),
+            (
+                bson!({"$allElementsTrue": "$missing"}),
+                Run(
+                    17040,
+                    "$allElementsTrue's argument must be an array, but is missing",
+                ),
+            ),
+            (
+                bson!({"$anyElementTrue": [1, 2]}),
+                Parse(
+                    16020,
+                    "Expression $anyElementTrue takes exactly 1 arguments. 2 were passed in.",
+                ),
+            ),
+            // $sortArray: whole values, or documents by a pattern.
+            (
+                bson!({"$sortArray": {"input": [3, 1, "a", 2], "sortBy": -1}}),
+                v(bson!(["a", 3, 2, 1])),
+            ),
+            (
+                bson!({"$sortArray": {"input": "$objs", "sortBy": {"v": -1}}}),
+                v(bson!([{"k": "b", "v": 2}, {"k": "a", "v": 1}])),
+            ),
+            (
+                bson!({"$sortArray": {"input": "$n", "sortBy": 1}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$sortArray": {"input": "$s", "sortBy": 1}}),
+                Run(
+                    2_942_504,
+                    "The input argument to $sortArray must be an array, but was of type: string",
+                ),
+            ),
+            (
+                bson!({"$sortArray": 1}),
+                Parse(
+                    2_942_500,
+                    "$sortArray requires an object as an argument, found: int",
+                ),
+            ),
+            (
+                bson!({"$sortArray": {"input": [], "x": 1}}),
+                Parse(2_942_501, "$sortArray found an unknown argument: x"),
+            ),
+            (
+                bson!({"$sortArray": {"sortBy": 1}}),
+                Parse(2_942_502, "$sortArray requires 'input' to be specified"),
+            ),
+            (
+                bson!({"$sortArray": {"input": []}}),
+                Parse(2_942_503, "$sortArray requires 'sortBy' to be specified"),
+            ),
+            (
+                bson!({"$sortArray": {"input": [], "sortBy": 2}}),
+                Parse(2_942_506, "The $sort element value must be either 1 or -1"),
+            ),
+        ],
+    );
+}
+
+#[test]
 fn object_operators_merge_and_reshape() {
     let (_d, h) = open();
     check(
@@ -1049,10 +1214,10 @@ fn a_malformed_expression_fails_the_pipeline_before_any_document_is_read() {
         );
     }
     // An operator MongoDB has that this store does not is named as unsupported.
-    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$setUnion": [[1]]}}}]);
+    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$zip": {"inputs": [[1]]}}}}]);
     assert_eq!(
         (code, message.as_str()),
-        (115, "unsupported: expression operator $setUnion")
+        (115, "unsupported: expression operator $zip")
     );
 }
 

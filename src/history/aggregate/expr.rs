@@ -5,9 +5,9 @@
 //! reports only what depends on the values (a type, a division by zero).
 //!
 //! Here: the tree, the compiler, variables (`$$ROOT`, `$$CURRENT`, `$$REMOVE`, `$let`, `$map`'s
-//! and `$filter`'s `as`, `$reduce`'s `$$value`/`$$this`), conditionals, booleans, comparisons,
+//! and `$filter`'s `as`, `$reduce`'s `$$value`/`$$this`, a `$lookup`'s `let`), conditionals, booleans, comparisons,
 //! arithmetic, arrays and objects. Strings and type conversions are in `text.rs`, dates in
-//! `date.rs`. A value is `None` when it is *missing* (a path that reaches nothing), which
+//! `date.rs`, set operators and `$sortArray` in `sets.rs`. A value is `None` when it is *missing* (a path that reaches nothing), which
 //! MongoDB keeps apart from null.
 
 use std::cell::RefCell;
@@ -18,7 +18,7 @@ use bson::{Bson, Document};
 use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::{EXPRESSION_DEPTH_MAX, decimal, query};
-use super::{accumulate, check_value_size, date, text};
+use super::{accumulate, check_value_size, date, sets, text};
 
 /// A compiled aggregation expression.
 #[derive(Debug, Clone)]
@@ -96,6 +96,8 @@ pub(crate) enum Op {
     Date(date::DateOp),
     /// `$firstN` `$lastN` `$maxN` `$minN` over an array: `[n, input]`.
     ArrayN(accumulate::ArrayN),
+    /// The set operators and `$sortArray` (`sets.rs`).
+    Set(sets::SetOp),
 }
 
 /// The comparison operators.
@@ -410,8 +412,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "$accumulator",
     "$acos",
     "$acosh",
-    "$allElementsTrue",
-    "$anyElementTrue",
     "$asin",
     "$asinh",
     "$atan",
@@ -439,15 +439,9 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "$replaceAll",
     "$replaceOne",
     "$sampleRate",
-    "$setDifference",
-    "$setEquals",
     "$setField",
-    "$setIntersection",
-    "$setIsSubset",
-    "$setUnion",
     "$sin",
     "$sinh",
-    "$sortArray",
     "$stdDevPop",
     "$stdDevSamp",
     "$tan",
@@ -486,6 +480,9 @@ enum Shape {
     Text(text::TextOp),
     DatePart(date::DateOp),
     ArrayN(accumulate::ArrayN),
+    /// `$setEquals`: at least two operands.
+    SetEquals,
+    SortArray,
     NotImplemented,
     Unknown,
 }
@@ -557,6 +554,14 @@ fn shape_of(op: &str) -> Shape {
         "$lastN" => Shape::ArrayN(accumulate::ArrayN::Last),
         "$maxN" => Shape::ArrayN(accumulate::ArrayN::Max),
         "$minN" => Shape::ArrayN(accumulate::ArrayN::Min),
+        "$setUnion" => Shape::List(Op::Set(sets::SetOp::Union)),
+        "$setIntersection" => Shape::List(Op::Set(sets::SetOp::Intersection)),
+        "$setDifference" => exact(2, Op::Set(sets::SetOp::Difference)),
+        "$setIsSubset" => exact(2, Op::Set(sets::SetOp::IsSubset)),
+        "$anyElementTrue" => exact(1, Op::Set(sets::SetOp::AnyElementTrue)),
+        "$allElementsTrue" => exact(1, Op::Set(sets::SetOp::AllElementsTrue)),
+        "$setEquals" => Shape::SetEquals,
+        "$sortArray" => Shape::SortArray,
         other => {
             if let Some(to) = text::convert_shorthand(other) {
                 Shape::ConvertTo(to)
@@ -678,6 +683,20 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
                 vec![compile_at(n, names, next)?, compile_at(input, names, next)?],
             ))
         }
+        Shape::SetEquals => {
+            let args = compile_list(arg, names, next)?;
+            if args.len() < 2 {
+                return Err(parse_error(
+                    17045,
+                    format!(
+                        "$setEquals needs at least two arguments had: {}",
+                        args.len()
+                    ),
+                ));
+            }
+            Ok(Expr::Op(Op::Set(sets::SetOp::Equals), args))
+        }
+        Shape::SortArray => sets::compile_sort_array(arg, |x| compile_at(x, names, next)),
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
         Shape::Unknown => Err(parse_error(168, format!("Unrecognized expression '{op}'"))),
     }
@@ -1636,6 +1655,7 @@ fn apply(op: Op, vals: Vals) -> Result<Option<Bson>> {
         }
         Op::Text(t) => text::apply(t, &vals),
         Op::Date(d) => date::apply(d, &vals),
+        Op::Set(op) => sets::apply(op, &vals),
     }
 }
 

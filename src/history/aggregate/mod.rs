@@ -11,6 +11,7 @@ mod accumulate;
 mod date;
 mod expr;
 mod project;
+mod sets;
 mod stages;
 mod text;
 
