@@ -1112,6 +1112,227 @@ fn date_operators_read_utc_or_a_fixed_offset() {
     );
 }
 
+#[test]
+fn date_arithmetic_adds_diffs_and_truncates_in_the_local_calendar() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            // $dateAdd / $dateSubtract: months in the calendar, a day past the end clamped.
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "month", "amount": 1}}),
+                v(date(1_617_512_767_089)),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": date(1_612_094_400_000), "unit": "month", "amount": 1}}),
+                v(date(1_614_513_600_000)),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "year", "amount": 1.0, "timezone": "+05:00"}}),
+                v(date(1_646_370_367_089)),
+            ),
+            // At -05:00 2021-03-01T02:00Z is still February 28th: a month on is March 28th.
+            (
+                bson!({"$dateAdd": {"startDate": {"$add": ["$d", 0, -270_367_089_i64]}, "unit": "month", "amount": 1, "timezone": "-05:00"}}),
+                v(date(1_616_983_200_000)),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "hour", "amount": -5}}),
+                v(date(1_614_816_367_089)),
+            ),
+            (
+                bson!({"$dateSubtract": {"startDate": "$d", "unit": "week", "amount": 2}}),
+                v(date(1_613_624_767_089)),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$n", "unit": "day", "amount": 1}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "day", "amount": "$missing"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$s", "unit": "day", "amount": 1}}),
+                Run(
+                    5_166_403,
+                    "$dateAdd requires startDate to be convertible to a date",
+                ),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "day", "amount": 1.5}}),
+                Run(5_166_405, "$dateAdd expects integer amount of time units"),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "$s", "amount": 1}}),
+                Run(
+                    9,
+                    "$dateAdd parameter 'unit' value parsing failed :: caused by :: unknown time unit value: Hello",
+                ),
+            ),
+            (
+                bson!({"$dateSubtract": {"startDate": "$d", "unit": "millisecond", "amount": i64::MIN}}),
+                Run(
+                    6_045_000,
+                    "invalid $dateSubtract 'amount' parameter value: -9223372036854775808",
+                ),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "year", "amount": i64::MAX}}),
+                Run(5_166_406, "dateAdd overflowed"),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "days", "amount": 1}}),
+                Parse(
+                    9,
+                    "$dateAdd parameter 'unit' value parsing failed :: caused by :: unknown time unit value: days",
+                ),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": 1, "amount": 1}}),
+                Parse(
+                    5_439_013,
+                    "$dateAdd requires 'unit' to be a string, but got int",
+                ),
+            ),
+            (
+                bson!({"$dateAdd": 1}),
+                Parse(5_166_400, "$dateAdd expects an object as its argument"),
+            ),
+            (
+                bson!({"$dateSubtract": {"startDate": "$d", "unit": "day"}}),
+                Parse(
+                    5_166_402,
+                    "$dateSubtract requires startDate, unit, and amount to be present",
+                ),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "day", "amount": 1, "x": 1}}),
+                Parse(
+                    5_166_401,
+                    "Unrecognized argument to $dateAdd: x. Expected arguments are startDate, unit, amount, and optionally timezone.",
+                ),
+            ),
+            // $dateDiff: unit boundaries crossed, in the local calendar; a long.
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": {"$dateAdd": {"startDate": "$d", "unit": "day", "amount": 45}}, "unit": "month"}}),
+                v(1_i64),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": date(1_640_991_600_000), "endDate": date(1_640_998_800_000), "unit": "year"}}),
+                v(1_i64),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": date(1_640_991_600_000), "endDate": date(1_640_998_800_000), "unit": "year", "timezone": "-05:00"}}),
+                v(0_i64),
+            ),
+            // Thursday to the next Sunday noon: one week boundary from Sunday, none from Monday.
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": date(1_615_118_400_000), "unit": "week"}}),
+                v(1_i64),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": date(1_615_118_400_000), "unit": "week", "startOfWeek": "MON"}}),
+                v(0_i64),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": date(D_MS - 1), "unit": "millisecond"}}),
+                v(-1_i64),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": "$n", "unit": "day"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$s", "endDate": "$d", "unit": "day"}}),
+                Run(
+                    5_166_307,
+                    "$dateDiff requires 'startDate' to be a date, but got string",
+                ),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": "$d", "unit": "day", "timezone": "Mars/Base"}}),
+                Run(
+                    40485,
+                    "$dateDiff parameter 'timezone' value parsing failed :: caused by :: unrecognized time zone identifier: \"Mars/Base\"",
+                ),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "unit": "day"}}),
+                Parse(5_166_304, "Missing 'endDate' parameter to $dateDiff"),
+            ),
+            (
+                bson!({"$dateDiff": {"startDate": "$d", "endDate": "$d", "unit": "week", "startOfWeek": "someday"}}),
+                Parse(
+                    5_439_016,
+                    "$dateDiff parameter 'startOfWeek' value cannot be recognized as a day of a week: someday",
+                ),
+            ),
+            // $dateTrunc: bins counted from 2000-01-01 local.
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "day"}}),
+                v(date(1_614_816_000_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "hour", "binSize": 2}}),
+                v(date(1_614_830_400_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "week"}}),
+                v(date(1_614_470_400_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "week", "startOfWeek": "monday"}}),
+                v(date(1_614_556_800_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "quarter"}}),
+                v(date(1_609_459_200_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "month", "binSize": 5}}),
+                v(date(1_604_188_800_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "day", "timezone": "+05:00"}}),
+                v(date(1_614_798_000_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "day", "binSize": 0}}),
+                Run(
+                    5_439_018,
+                    "$dateTrunc requires 'binSize' to be greater than 0, but got value 0",
+                ),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "day", "binSize": 1.5}}),
+                Run(
+                    5_439_017,
+                    "$dateTrunc requires 'binSize' to be a 64-bit integer, but got value '1.5' of type double",
+                ),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$s", "unit": "day"}}),
+                Run(
+                    5_166_307,
+                    "$dateTrunc requires 'date' to be a date, but got string",
+                ),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d"}}),
+                Parse(5_439_010, "Missing 'unit' parameter to $dateTrunc"),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "day", "x": 1}}),
+                Parse(
+                    5_439_008,
+                    "Unrecognized argument to $dateTrunc: x. Expected arguments are date, unit, and optionally, binSize, timezone, startOfWeek",
+                ),
+            ),
+        ],
+    );
+}
+
 /// Runs `pipeline` over the empty collection `db.empty`.
 fn on_empty(h: &History, pipeline: &[Document]) -> (i32, String, String) {
     let e = h.aggregate("db", "empty", pipeline).unwrap_err();

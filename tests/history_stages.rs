@@ -202,6 +202,13 @@ fn malformed_lookups_fail_as_in_mongodb() {
                 parse_err(9, "unknown argument to $lookup: bogus"),
             ),
             (
+                vec![doc! {"$lookup": 1}],
+                parse_err(
+                    9,
+                    "the $lookup stage specification must be an object, but found int",
+                ),
+            ),
+            (
                 lookup(doc! {"from": 1, "pipeline": [], "as": "x"}),
                 parse_err(9, "$lookup 'from' field must be a string, but found int"),
             ),

@@ -177,10 +177,10 @@ pub(crate) fn compile_from_string(
 }
 
 /// A time zone: a fixed offset from UTC in minutes.
-type Offset = i64;
+pub(super) type Offset = i64;
 
 /// The `timezone` operand: `None` when it is null (the result is then null).
-fn timezone(v: Option<&Bson>, given: bool) -> Result<Option<Offset>> {
+pub(super) fn timezone(v: Option<&Bson>, given: bool) -> Result<Option<Offset>> {
     if !given {
         return Ok(Some(0));
     }
@@ -264,21 +264,21 @@ fn coerce_to_date(v: &Bson) -> Result<i64> {
 
 /// The calendar fields of an instant.
 #[derive(Debug, Clone, Copy)]
-struct Parts {
-    year: i64,
-    month: i64,
-    day: i64,
+pub(super) struct Parts {
+    pub(super) year: i64,
+    pub(super) month: i64,
+    pub(super) day: i64,
     hour: i64,
     minute: i64,
     second: i64,
     millis: i64,
     /// Days since 1970-01-01.
-    days: i64,
+    pub(super) days: i64,
 }
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub(super) const MS_PER_DAY: i64 = 86_400_000;
 
-fn parts_of(ms: i64) -> Parts {
+pub(super) fn parts_of(ms: i64) -> Parts {
     let days = ms.div_euclid(MS_PER_DAY);
     let in_day = ms.rem_euclid(MS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
@@ -309,7 +309,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 }
 
 /// The day number of (year, month, day).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+pub(super) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y.rem_euclid(400);
@@ -323,7 +323,7 @@ fn is_leap(y: i64) -> bool {
     y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
 }
 
-fn days_in_month(y: i64, m: i64) -> i64 {
+pub(super) fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         2 if is_leap(y) => 29,
         2 => 28,

@@ -7,7 +7,7 @@
 //! Here: the tree, the compiler, variables (`$$ROOT`, `$$CURRENT`, `$$REMOVE`, `$let`, `$map`'s
 //! and `$filter`'s `as`, `$reduce`'s `$$value`/`$$this`, a `$lookup`'s `let`), conditionals, booleans, comparisons,
 //! arithmetic, arrays and objects. Strings and type conversions are in `text.rs`, dates in
-//! `date.rs`, set operators and `$sortArray` in `sets.rs`. A value is `None` when it is *missing* (a path that reaches nothing), which
+//! `date.rs` and `date_arith.rs`, set operators and `$sortArray` in `sets.rs`. A value is `None` when it is *missing* (a path that reaches nothing), which
 //! MongoDB keeps apart from null.
 
 use std::cell::RefCell;
@@ -18,7 +18,7 @@ use bson::{Bson, Document};
 use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::{EXPRESSION_DEPTH_MAX, decimal, query};
-use super::{accumulate, check_value_size, date, sets, text};
+use super::{accumulate, check_value_size, date, date_arith, sets, text};
 
 /// A compiled aggregation expression.
 #[derive(Debug, Clone)]
@@ -98,6 +98,8 @@ pub(crate) enum Op {
     ArrayN(accumulate::ArrayN),
     /// The set operators and `$sortArray` (`sets.rs`).
     Set(sets::SetOp),
+    /// `$dateAdd` `$dateSubtract` `$dateDiff` `$dateTrunc` (`date_arith.rs`).
+    DateArith(date_arith::DateArith),
 }
 
 /// The comparison operators.
@@ -421,12 +423,8 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "$bsonSize",
     "$cos",
     "$cosh",
-    "$dateAdd",
-    "$dateDiff",
     "$dateFromParts",
-    "$dateSubtract",
     "$dateToParts",
-    "$dateTrunc",
     "$degreesToRadians",
     "$function",
     "$indexOfCP",
@@ -483,6 +481,7 @@ enum Shape {
     /// `$setEquals`: at least two operands.
     SetEquals,
     SortArray,
+    DateArith(date_arith::DateArith),
     NotImplemented,
     Unknown,
 }
@@ -569,6 +568,8 @@ fn shape_of(op: &str) -> Shape {
                 Shape::Text(t)
             } else if let Some(part) = date::DateOp::part_named(other) {
                 Shape::DatePart(part)
+            } else if let Some(d) = date_arith::DateArith::named(other) {
+                Shape::DateArith(d)
             } else if NOT_IMPLEMENTED.contains(&other) {
                 Shape::NotImplemented
             } else {
@@ -697,6 +698,7 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
             Ok(Expr::Op(Op::Set(sets::SetOp::Equals), args))
         }
         Shape::SortArray => sets::compile_sort_array(arg, |x| compile_at(x, names, next)),
+        Shape::DateArith(d) => date_arith::compile(d, arg, |x| compile_at(x, names, next)),
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
         Shape::Unknown => Err(parse_error(168, format!("Unrecognized expression '{op}'"))),
     }
@@ -1656,6 +1658,7 @@ fn apply(op: Op, vals: Vals) -> Result<Option<Bson>> {
         Op::Text(t) => text::apply(t, &vals),
         Op::Date(d) => date::apply(d, &vals),
         Op::Set(op) => sets::apply(op, &vals),
+        Op::DateArith(d) => date_arith::apply(d, &vals),
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod accumulate;
 mod date;
+mod date_arith;
 mod expr;
 mod project;
 mod sets;

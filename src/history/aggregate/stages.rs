@@ -80,9 +80,10 @@ pub(super) struct Lookup<'p> {
 impl<'p> Lookup<'p> {
     pub(super) fn parse(arg: &'p Bson, cx: &Cx<'_>) -> Result<Self> {
         let Bson::Document(spec) = arg else {
-            return Err(failed_to_parse(
-                "the $lookup specification must be an Object",
-            ));
+            return Err(failed_to_parse(format!(
+                "the $lookup stage specification must be an object, but found {}",
+                query::type_name(Some(arg))
+            )));
         };
         let (mut from, mut as_field, mut local, mut foreign) = (None, "", "", "");
         let (mut lets, mut pipeline) = (None, None);

@@ -1,0 +1,538 @@
+//! Date arithmetic, as MongoDB 7.0's `date_time_support.cpp` computes it: `$dateAdd` and
+//! `$dateSubtract` (months, quarters and years in the local calendar, a day past the month's
+//! end clamped to its last day; shorter units as fixed durations), `$dateDiff` (the unit
+//! boundaries crossed between two dates, in the local calendar) and `$dateTrunc` (bins of
+//! `binSize` units counted from 2000-01-01 local, weeks from the first `startOfWeek` on or
+//! after it). Time zones as in `date.rs`: UTC and fixed offsets.
+
+use bson::Bson;
+
+use super::super::error::{Error, Result};
+use super::date::{MS_PER_DAY, Offset, days_from_civil, days_in_month, parts_of, timezone};
+use super::expr::{self, Expr, eval_error, named_operands, nullish, numeric, parse_error, type_of};
+
+/// The date arithmetic operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DateArith {
+    /// `[startDate, unit, amount, timezone]`.
+    Add,
+    /// `[startDate, unit, amount, timezone]`.
+    Subtract,
+    /// `[startDate, endDate, unit, timezone, startOfWeek]`.
+    Diff,
+    /// `[date, unit, binSize, timezone, startOfWeek]`.
+    Trunc,
+}
+
+impl DateArith {
+    /// The operator called `name`.
+    pub(crate) fn named(name: &str) -> Option<Self> {
+        Some(match name {
+            "$dateAdd" => Self::Add,
+            "$dateSubtract" => Self::Subtract,
+            "$dateDiff" => Self::Diff,
+            "$dateTrunc" => Self::Trunc,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Add => "$dateAdd",
+            Self::Subtract => "$dateSubtract",
+            Self::Diff => "$dateDiff",
+            Self::Trunc => "$dateTrunc",
+        }
+    }
+}
+
+/// A time unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Millisecond,
+    Second,
+    Minute,
+    Hour,
+    Day,
+    Week,
+    /// Months, quarters (3) and years (12).
+    Months(i64),
+}
+
+impl Unit {
+    /// The length of a fixed-length unit in milliseconds.
+    fn millis(self) -> Option<i64> {
+        Some(match self {
+            Self::Millisecond => 1,
+            Self::Second => 1000,
+            Self::Minute => 60_000,
+            Self::Hour => 3_600_000,
+            Self::Day => MS_PER_DAY,
+            Self::Week => 7 * MS_PER_DAY,
+            Self::Months(_) => return None,
+        })
+    }
+}
+
+/// Parses a `unit` value (MongoDB's `parseTimeUnit`).
+fn parse_unit(v: &Bson, op: &str) -> Result<Unit> {
+    let Bson::String(s) = v else {
+        return Err(eval_error(
+            5_439_013,
+            format!(
+                "{op} requires 'unit' to be a string, but got {}",
+                type_of(Some(v))
+            ),
+        ));
+    };
+    Ok(match s.as_str() {
+        "millisecond" => Unit::Millisecond,
+        "second" => Unit::Second,
+        "minute" => Unit::Minute,
+        "hour" => Unit::Hour,
+        "day" => Unit::Day,
+        "week" => Unit::Week,
+        "month" => Unit::Months(1),
+        "quarter" => Unit::Months(3),
+        "year" => Unit::Months(12),
+        _ => {
+            return Err(eval_error(
+                9,
+                format!(
+                    "{op} parameter 'unit' value parsing failed :: caused by :: unknown time unit value: {s}"
+                ),
+            ));
+        }
+    })
+}
+
+/// Parses a `startOfWeek` value: ISO day 1 (Monday) ..= 7 (Sunday).
+fn parse_day_of_week(v: &Bson, op: &str) -> Result<i64> {
+    let Bson::String(s) = v else {
+        return Err(eval_error(
+            5_439_015,
+            format!(
+                "{op} requires 'startOfWeek' to be a string, but got {}",
+                type_of(Some(v))
+            ),
+        ));
+    };
+    let days = [
+        ("monday", "mon"),
+        ("tuesday", "tue"),
+        ("wednesday", "wed"),
+        ("thursday", "thu"),
+        ("friday", "fri"),
+        ("saturday", "sat"),
+        ("sunday", "sun"),
+    ];
+    let lower = s.to_ascii_lowercase();
+    let found = days
+        .iter()
+        .position(|(long, short)| lower == *long || lower == *short);
+    match found {
+        Some(i) => Ok(i64::try_from(i).unwrap_or(0) + 1),
+        None => Err(eval_error(
+            5_439_016,
+            format!(
+                "{op} parameter 'startOfWeek' value cannot be recognized as a day of a week: {s}"
+            ),
+        )),
+    }
+}
+
+/// A parse-time error from a constant operand checked as the evaluation would.
+fn at_parse(e: Error) -> Error {
+    match e {
+        Error::Expression { code, message } => parse_error(code, message),
+        other => other,
+    }
+}
+
+/// Compiles `$dateAdd`/`$dateSubtract`/`$dateDiff`/`$dateTrunc`; a constant `unit` or
+/// `startOfWeek` is checked here, as MongoDB does.
+///
+/// # Errors
+/// MongoDB's parse codes: 5166400–5166402, 5166301–5166305, 5439007–5439010, and the unit and
+/// day-of-week ones.
+pub(crate) fn compile(
+    op: DateArith,
+    arg: &Bson,
+    mut compile: impl FnMut(&Bson) -> Result<Expr>,
+) -> Result<Expr> {
+    let name = op.name();
+    let (names, not_object, unknown_tail): (&[&str], (i32, String), &str) = match op {
+        DateArith::Add | DateArith::Subtract => (
+            &["startDate", "unit", "amount", "timezone"],
+            (
+                5_166_400,
+                format!("{name} expects an object as its argument"),
+            ),
+            ". Expected arguments are startDate, unit, amount, and optionally timezone.",
+        ),
+        DateArith::Diff => (
+            &["startDate", "endDate", "unit", "timezone", "startOfWeek"],
+            (
+                5_166_301,
+                "$dateDiff only supports an object as its argument".to_owned(),
+            ),
+            "",
+        ),
+        DateArith::Trunc => (
+            &["date", "unit", "binSize", "timezone", "startOfWeek"],
+            (
+                5_439_007,
+                "$dateTrunc only supports an object as its argument".to_owned(),
+            ),
+            ". Expected arguments are date, unit, and optionally, binSize, timezone, startOfWeek",
+        ),
+    };
+    let Bson::Document(spec) = arg else {
+        return Err(parse_error(not_object.0, not_object.1));
+    };
+    let unknown_code = match op {
+        DateArith::Add | DateArith::Subtract => 5_166_401,
+        DateArith::Diff => 5_166_302,
+        DateArith::Trunc => 5_439_008,
+    };
+    let got = named_operands(spec, names, |k| {
+        parse_error(
+            unknown_code,
+            format!("Unrecognized argument to {name}: {k}{unknown_tail}"),
+        )
+    })?;
+    let has = |i: usize| got.get(i).copied().flatten().is_some();
+    match op {
+        DateArith::Add | DateArith::Subtract => {
+            if !(has(0) && has(1) && has(2)) {
+                return Err(parse_error(
+                    5_166_402,
+                    format!("{name} requires startDate, unit, and amount to be present"),
+                ));
+            }
+        }
+        DateArith::Diff => {
+            for (i, code, what) in [
+                (0, 5_166_303, "startDate"),
+                (1, 5_166_304, "endDate"),
+                (2, 5_166_305, "unit"),
+            ] {
+                if !has(i) {
+                    return Err(parse_error(
+                        code,
+                        format!("Missing '{what}' parameter to $dateDiff"),
+                    ));
+                }
+            }
+        }
+        DateArith::Trunc => {
+            for (i, code, what) in [(0, 5_439_009, "date"), (1, 5_439_010, "unit")] {
+                if !has(i) {
+                    return Err(parse_error(
+                        code,
+                        format!("Missing '{what}' parameter to $dateTrunc"),
+                    ));
+                }
+            }
+        }
+    }
+    let unit_at = usize::from(op == DateArith::Diff) + 1;
+    if let Some(u) = got.get(unit_at).copied().flatten()
+        && !nullish(Some(u))
+        && !is_expression(u)
+    {
+        parse_unit(u, name).map_err(at_parse)?;
+    }
+    if let Some(d) = got.get(4).copied().flatten()
+        && !nullish(Some(d))
+        && !is_expression(d)
+    {
+        parse_day_of_week(d, name).map_err(at_parse)?;
+    }
+    let mut args = Vec::with_capacity(names.len());
+    for v in &got {
+        args.push(match v {
+            Some(v) => compile(v)?,
+            None => Expr::Absent,
+        });
+    }
+    Ok(Expr::Op(expr::Op::DateArith(op), args))
+}
+
+/// Whether an operand is evaluated (a path or an operator), not a constant.
+fn is_expression(v: &Bson) -> bool {
+    match v {
+        Bson::String(s) => s.starts_with('$'),
+        Bson::Document(_) | Bson::Array(_) => true,
+        _ => false,
+    }
+}
+
+/// A value as a date in milliseconds, if it is one MongoDB converts (a date, a timestamp, an
+/// ObjectId).
+fn as_date(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::DateTime(d) => Some(d.timestamp_millis()),
+        Bson::Timestamp(t) => Some(i64::from(t.time) * 1000),
+        Bson::ObjectId(o) => Some(o.timestamp().timestamp_millis()),
+        _ => None,
+    }
+}
+
+/// A number that is an integer in 64 bits (MongoDB's `integral64Bit`).
+fn integral64(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        other if numeric(other) => {
+            let d = super::super::document::as_f64(other)?;
+            if d.fract() != 0.0
+                || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d)
+            {
+                return None;
+            }
+            #[expect(clippy::cast_possible_truncation, reason = "integral and in range")]
+            let n = d as i64;
+            Some(n)
+        }
+        _ => None,
+    }
+}
+
+/// `timezone` with `$dateDiff`'s/`$dateTrunc`'s context on its errors.
+fn timezone_in(op: &str, v: Option<&Bson>, given: bool) -> Result<Option<Offset>> {
+    timezone(v, given).map_err(|e| match e {
+        Error::Expression { code, message } => eval_error(
+            code,
+            format!("{op} parameter 'timezone' value parsing failed :: caused by :: {message}"),
+        ),
+        other => other,
+    })
+}
+
+/// Evaluates a date arithmetic operator over its evaluated operands.
+///
+/// # Errors
+/// MongoDB's codes for operands of the wrong type or value, and for a result outside the
+/// range of a date.
+pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>> {
+    let get = |i: usize| vals.get(i).and_then(Option::as_ref);
+    let given = |i: usize| vals.get(i).is_some_and(Option::is_some);
+    let null = Ok(Some(Bson::Null));
+    let name = op.name();
+    match op {
+        DateArith::Add | DateArith::Subtract => {
+            let (Some(start), Some(unit)) = (get(0), get(1)) else {
+                return null;
+            };
+            if nullish(Some(start)) || nullish(Some(unit)) {
+                return null;
+            }
+            let unit = parse_unit(unit, name)?;
+            let Some(amount) = get(2).filter(|a| !nullish(Some(a))) else {
+                return null;
+            };
+            let Some(offset) = timezone(get(3), given(3))? else {
+                return null;
+            };
+            let Some(start) = as_date(start) else {
+                return Err(eval_error(
+                    5_166_403,
+                    format!("{name} requires startDate to be convertible to a date"),
+                ));
+            };
+            let Some(mut amount) = integral64(amount) else {
+                return Err(eval_error(
+                    5_166_405,
+                    format!("{name} expects integer amount of time units"),
+                ));
+            };
+            if op == DateArith::Subtract {
+                amount = amount.checked_neg().ok_or_else(|| {
+                    eval_error(
+                        6_045_000,
+                        format!("invalid $dateSubtract 'amount' parameter value: {amount}"),
+                    )
+                })?;
+            }
+            let out = date_add(start, unit, amount, offset)
+                .ok_or_else(|| eval_error(5_166_406, "dateAdd overflowed"))?;
+            Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
+        }
+        DateArith::Diff => {
+            let (Some(start), Some(end), Some(unit)) = (get(0), get(1), get(2)) else {
+                return null;
+            };
+            if nullish(Some(start)) || nullish(Some(end)) || nullish(Some(unit)) {
+                return null;
+            }
+            let unit = parse_unit(unit, name)?;
+            let Some((week_start, offset)) = week_and_zone(name, unit, vals)? else {
+                return null;
+            };
+            let start = convert_date(start, name, "startDate")?;
+            let end = convert_date(end, name, "endDate")?;
+            let diff = date_diff(start, end, unit, offset, week_start)
+                .ok_or_else(|| eval_error(5_166_308, "dateDiff overflowed"))?;
+            Ok(Some(Bson::Int64(diff)))
+        }
+        DateArith::Trunc => {
+            let Some(date) = get(0).filter(|d| !nullish(Some(d))) else {
+                return null;
+            };
+            let mut bin = 1;
+            if given(2) {
+                match get(2) {
+                    Some(b) if !nullish(Some(b)) => bin = bin_size(b)?,
+                    _ => return null,
+                }
+            }
+            let Some(unit) = get(1).filter(|u| !nullish(Some(u))) else {
+                return null;
+            };
+            let unit = parse_unit(unit, name)?;
+            let Some((week_start, offset)) = week_and_zone(name, unit, vals)? else {
+                return null;
+            };
+            let ms = convert_date(date, name, "date")?;
+            let out = date_trunc(ms, unit, bin, offset, week_start)
+                .ok_or_else(|| eval_error(5_439_000, "dateTrunc overflowed"))?;
+            Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
+        }
+    }
+}
+
+/// `$dateDiff`'s and `$dateTrunc`'s `startOfWeek` (operand 4; read for weeks only, default
+/// Sunday) and `timezone` (operand 3); `None` when either is null or missing but given.
+fn week_and_zone(op: &str, unit: Unit, vals: &[Option<Bson>]) -> Result<Option<(i64, Offset)>> {
+    let given = |i: usize| vals.get(i).is_some_and(Option::is_some);
+    let get = |i: usize| vals.get(i).and_then(Option::as_ref);
+    let mut week_start = 7;
+    if unit == Unit::Week && given(4) {
+        match get(4) {
+            Some(d) if !nullish(Some(d)) => week_start = parse_day_of_week(d, op)?,
+            _ => return Ok(None),
+        }
+    }
+    Ok(timezone_in(op, get(3), given(3))?.map(|offset| (week_start, offset)))
+}
+
+/// A `$dateDiff`/`$dateTrunc` operand `what` as a date (MongoDB's `convertDate`: 5166307).
+fn convert_date(v: &Bson, op: &str, what: &str) -> Result<i64> {
+    as_date(v).ok_or_else(|| {
+        eval_error(
+            5_166_307,
+            format!(
+                "{op} requires '{what}' to be a date, but got {}",
+                type_of(Some(v))
+            ),
+        )
+    })
+}
+
+/// `$dateTrunc`'s `binSize`: a positive 64-bit integer.
+fn bin_size(v: &Bson) -> Result<i64> {
+    let Some(n) = integral64(v) else {
+        return Err(eval_error(
+            5_439_017,
+            format!(
+                "$dateTrunc requires 'binSize' to be a 64-bit integer, but got value '{}' of type {}",
+                super::text::render(Some(v)),
+                type_of(Some(v))
+            ),
+        ));
+    };
+    if n <= 0 {
+        return Err(eval_error(
+            5_439_018,
+            format!("$dateTrunc requires 'binSize' to be greater than 0, but got value {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// Minutes of offset in milliseconds.
+fn offset_ms(offset: Offset) -> i64 {
+    offset * 60_000
+}
+
+/// `ms` plus `amount` units at `offset`; `None` past the range of a date.
+fn date_add(ms: i64, unit: Unit, amount: i64, offset: Offset) -> Option<i64> {
+    if let Some(len) = unit.millis() {
+        return ms.checked_add(amount.checked_mul(len)?);
+    }
+    let Unit::Months(per) = unit else { return None };
+    let local = ms.checked_add(offset_ms(offset))?;
+    let p = parts_of(local);
+    let total = (p.year.checked_mul(12)?)
+        .checked_add(p.month - 1)?
+        .checked_add(amount.checked_mul(per)?)?;
+    let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+    let d = p.day.min(days_in_month(y, m));
+    let in_day = local.rem_euclid(MS_PER_DAY);
+    days_from_civil(y, m, d)
+        .checked_mul(MS_PER_DAY)?
+        .checked_add(in_day)?
+        .checked_sub(offset_ms(offset))
+}
+
+/// The day (since 1970-01-01) a week on ISO day `week_start` begins on, on or after
+/// 2000-01-01 (a Saturday, ISO day 6): the reference of week bins.
+fn week_reference_day(week_start: i64) -> i64 {
+    10_957 + (week_start - 6).rem_euclid(7)
+}
+
+/// The number of `unit` boundaries from `start` to `end` at `offset`.
+fn date_diff(start: i64, end: i64, unit: Unit, offset: Offset, week_start: i64) -> Option<i64> {
+    let (a, b) = (
+        start.checked_add(offset_ms(offset))?,
+        end.checked_add(offset_ms(offset))?,
+    );
+    match unit {
+        Unit::Millisecond => end.checked_sub(start),
+        Unit::Week => {
+            let r = week_reference_day(week_start);
+            let weeks = |ms: i64| (ms.div_euclid(MS_PER_DAY) - r).div_euclid(7);
+            weeks(b).checked_sub(weeks(a))
+        }
+        Unit::Months(per) => {
+            let months = |ms: i64| {
+                let p = parts_of(ms);
+                (p.year * 12 + p.month - 1).div_euclid(per)
+            };
+            months(b).checked_sub(months(a))
+        }
+        fixed => {
+            let len = fixed.millis()?;
+            b.div_euclid(len).checked_sub(a.div_euclid(len))
+        }
+    }
+}
+
+/// `ms` truncated to its bin of `bin` units at `offset`.
+fn date_trunc(ms: i64, unit: Unit, bin: i64, offset: Offset, week_start: i64) -> Option<i64> {
+    // 2000-01-01T00:00:00.000 local.
+    const REFERENCE_MS: i64 = 946_684_800_000;
+    let local = ms.checked_add(offset_ms(offset))?;
+    let truncated = match unit {
+        Unit::Months(per) => {
+            let p = parts_of(local);
+            let months = (p.year - 2000) * 12 + p.month - 1;
+            let step = per.checked_mul(bin)?;
+            let start = months.div_euclid(step).checked_mul(step)?;
+            days_from_civil(2000 + start.div_euclid(12), start.rem_euclid(12) + 1, 1)
+                .checked_mul(MS_PER_DAY)?
+        }
+        fixed => {
+            let reference = if fixed == Unit::Week {
+                week_reference_day(week_start).checked_mul(MS_PER_DAY)?
+            } else {
+                REFERENCE_MS
+            };
+            let step = fixed.millis()?.checked_mul(bin)?;
+            let since = local.checked_sub(reference)?;
+            reference.checked_add(since.div_euclid(step).checked_mul(step)?)?
+        }
+    };
+    truncated.checked_sub(offset_ms(offset))
+}
