@@ -83,6 +83,59 @@ fn unknown_command_and_arity_use_redis_texts() {
     );
 }
 
+/// A container command's known subcommand with the wrong argument count names itself as
+/// `command|subcommand`; an unknown subcommand is named before any key is read (Redis 7.0.15's
+/// texts, read from a running redis-server).
+#[test]
+fn subcommand_arity_uses_redis_texts() {
+    let c = cache();
+    let table: &[(&[&str], &str)] = &[
+        (
+            &["CONFIG", "GET"],
+            "ERR wrong number of arguments for 'config|get' command",
+        ),
+        (
+            &["config", "set", "a"],
+            "ERR wrong number of arguments for 'config|set' command",
+        ),
+        (
+            &["CONFIG", "RESETSTAT", "x"],
+            "ERR wrong number of arguments for 'config|resetstat' command",
+        ),
+        (
+            &["OBJECT", "ENCODING"],
+            "ERR wrong number of arguments for 'object|encoding' command",
+        ),
+        (
+            &["OBJECT", "freq", "a", "b"],
+            "ERR wrong number of arguments for 'object|freq' command",
+        ),
+        (
+            &["MEMORY", "USAGE"],
+            "ERR wrong number of arguments for 'memory|usage' command",
+        ),
+        (
+            &["COMMAND", "COUNT", "x"],
+            "ERR wrong number of arguments for 'command|count' command",
+        ),
+        (
+            &["PUBSUB", "NUMPAT", "x"],
+            "ERR wrong number of arguments for 'pubsub|numpat' command",
+        ),
+        (
+            &["CONFIG", "FOO"],
+            "ERR unknown subcommand 'FOO'. Try CONFIG HELP.",
+        ),
+        (
+            &["OBJECT", "FOO", "missing"],
+            "ERR unknown subcommand 'FOO'. Try OBJECT HELP.",
+        ),
+    ];
+    for (args, text) in table {
+        assert_eq!(run(&c, args), Frame::error(*text), "{args:?}");
+    }
+}
+
 #[test]
 fn hashes_lists_sets() {
     let c = cache();

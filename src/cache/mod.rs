@@ -632,8 +632,8 @@ impl Cache {
         let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
             return resp::command::unknown_command(args);
         };
-        if !resp::command::arity_ok(spec, args.len()) {
-            return resp::command::wrong_arity(spec);
+        if let Some(e) = resp::command::arity_error(spec, args) {
+            return e;
         }
         self.run(db, spec, args, 2, self.now_ms())
     }
@@ -719,8 +719,8 @@ impl Cache {
                 replies.push(resp::command::unknown_command(args));
                 continue;
             };
-            if !resp::command::arity_ok(spec, args.len()) {
-                replies.push(resp::command::wrong_arity(spec));
+            if let Some(e) = resp::command::arity_error(spec, args) {
+                replies.push(e);
                 continue;
             }
             if spec.name == "select" {

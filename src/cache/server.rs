@@ -688,11 +688,11 @@ impl Connection {
             Frame::error("NOAUTH Authentication required.").encode(self.proto, out);
             return Next::Continue;
         }
-        if !command::arity_ok(spec, args.len()) {
+        if let Some(e) = command::arity_error(spec, args) {
             if self.multi.is_some() {
                 self.multi_dirty = true;
             }
-            command::wrong_arity(spec).encode(self.proto, out);
+            e.encode(self.proto, out);
             return Next::Continue;
         }
         if self.proto == 2
@@ -1294,8 +1294,9 @@ impl Connection {
             ("tracking", _) => Frame::error(
                 "ERR CLIENT TRACKING (client-side caching invalidation) is not supported by this server",
             ),
+            // Known subcommands arrive here with their arity checked (`command::arity_error`).
             _ => Frame::error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                "ERR unknown subcommand '{}'. Try CLIENT HELP.",
                 String::from_utf8_lossy(args[1])
             )),
         }

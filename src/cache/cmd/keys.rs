@@ -587,9 +587,14 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
             .collect(),
         );
     }
-    if args.len() != 3 {
+    // The dispatcher checked the arity of the known subcommands; an unknown one is named
+    // before any key is looked up.
+    if !["encoding", "refcount", "idletime", "freq"]
+        .iter()
+        .any(|name| is(sub, name))
+    {
         return Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try OBJECT HELP.",
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
             String::from_utf8_lossy(sub)
         ));
     }
@@ -610,18 +615,13 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
             );
         }
         Frame::Integer(i64::from(now_s.wrapping_sub(e.access()) / 1000))
-    } else if is(sub, "freq") {
+    } else {
         if !lfu_policy {
             return Frame::error(
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             );
         }
         Frame::Integer(i64::from(e.lfu_counter(now_ms, lfu)))
-    } else {
-        Frame::error(format!(
-            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
-            String::from_utf8_lossy(sub)
-        ))
     }
 }
 

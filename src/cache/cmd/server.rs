@@ -197,12 +197,6 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
             "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         )]);
     }
-    if is(sub, "get") || is(sub, "set") || is(sub, "resetstat") || is(sub, "rewrite") {
-        return Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(sub)
-        ));
-    }
     Frame::error(format!(
         "ERR unknown subcommand '{}'. Try CONFIG HELP.",
         String::from_utf8_lossy(sub)

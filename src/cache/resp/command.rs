@@ -291,12 +291,125 @@ pub(crate) fn unknown_command(args: &[&[u8]]) -> Frame {
 
 /// Whether `argc` satisfies the spec's arity.
 pub(crate) fn arity_ok(spec: &Spec, argc: usize) -> bool {
+    arity_holds(spec.arity, argc)
+}
+
+/// Redis 7.0.15's arities of the subcommands of its container commands (positive exact,
+/// negative a minimum; the count includes the command and subcommand names).
+const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
+    (
+        "client",
+        &[
+            ("id", 2),
+            ("getname", 2),
+            ("setname", 3),
+            ("kill", -3),
+            ("list", -2),
+            ("info", 2),
+            ("unblock", -3),
+            ("reply", 3),
+            ("no-evict", 3),
+            ("tracking", -3),
+            ("caching", 3),
+            ("pause", -3),
+            ("unpause", 2),
+            ("getredir", 2),
+            ("trackinginfo", 2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "config",
+        &[
+            ("get", -3),
+            ("set", -4),
+            ("resetstat", 2),
+            ("rewrite", 2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "command",
+        &[
+            ("count", 2),
+            ("info", -2),
+            ("docs", -2),
+            ("list", -2),
+            ("getkeys", -4),
+            ("getkeysandflags", -4),
+            ("help", 2),
+        ],
+    ),
+    (
+        "object",
+        &[
+            ("encoding", 3),
+            ("freq", 3),
+            ("idletime", 3),
+            ("refcount", 3),
+            ("help", 2),
+        ],
+    ),
+    (
+        "memory",
+        &[
+            ("usage", -3),
+            ("doctor", 2),
+            ("malloc-stats", 2),
+            ("purge", 2),
+            ("stats", 2),
+            ("help", 2),
+        ],
+    ),
+    (
+        "pubsub",
+        &[
+            ("channels", -2),
+            ("numsub", -2),
+            ("numpat", 2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
+            ("help", 2),
+        ],
+    ),
+];
+
+fn arity_holds(arity: i32, argc: usize) -> bool {
     let argc = i32::try_from(argc).unwrap_or(i32::MAX);
-    if spec.arity >= 0 {
-        argc == spec.arity
+    if arity >= 0 {
+        argc == arity
     } else {
-        argc >= -spec.arity
+        argc >= -arity
     }
+}
+
+/// Redis's wrong-arity reply for `args`, if its count does not fit the command or, for a
+/// container command (CLIENT, CONFIG, COMMAND, OBJECT, MEMORY, PUBSUB), its subcommand:
+/// `wrong number of arguments for 'config|get' command`, as Redis 7.0.15 answers. An unknown
+/// subcommand is left to the command, which names it in its own words.
+pub(crate) fn arity_error(spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
+    if !arity_ok(spec, args.len()) {
+        return Some(wrong_arity(spec));
+    }
+    // Only a few commands have subcommands: a first-letter test keeps the lookup off the path
+    // of the others.
+    if !matches!(
+        spec.name.as_bytes().first(),
+        Some(b'c' | b'o' | b'm' | b'p')
+    ) {
+        return None;
+    }
+    let (_, subs) = SUBCOMMAND_ARITIES.iter().find(|(n, _)| *n == spec.name)?;
+    let sub = args.get(1)?;
+    let (name, arity) = subs
+        .iter()
+        .find(|(n, _)| sub.eq_ignore_ascii_case(n.as_bytes()))?;
+    (!arity_holds(*arity, args.len())).then(|| {
+        Frame::Error(format!(
+            "ERR wrong number of arguments for '{}|{name}' command",
+            spec.name
+        ))
+    })
 }
 
 /// Redis's wrong-arity reply.
