@@ -398,6 +398,8 @@ pub(crate) struct Inner {
     /// `zset-max-listpack-entries` (high 32 bits) and `zset-max-listpack-value` (low 32 bits),
     /// read by every sorted set write to report Redis's encoding.
     zset_listpack: AtomicU64,
+    /// `hll-sparse-max-bytes`: the size past which a sparse HyperLogLog turns dense.
+    hll_sparse_max_bytes: AtomicUsize,
     rng: AtomicU64,
     pub(crate) snapshot_path: Option<PathBuf>,
     /// `maxmemory-samples`: keys sampled per database per eviction.
@@ -417,6 +419,11 @@ fn pack_listpack(lp: zset::Listpack) -> u64 {
 }
 
 impl Inner {
+    /// `hll-sparse-max-bytes` in force.
+    pub(crate) fn hll_sparse_max_bytes(&self) -> usize {
+        self.hll_sparse_max_bytes.load(Ordering::Relaxed)
+    }
+
     /// The sorted set listpack thresholds in force.
     pub(crate) fn zset_listpack(&self) -> zset::Listpack {
         let word = self.zset_listpack.load(Ordering::Relaxed);
@@ -495,6 +502,9 @@ impl Inner {
                 .and_then(|v| settings::parse_memory(&v))
                 .and_then(|v| usize::try_from(v).ok())
         };
+        if let Some(v) = threshold("hll-sparse-max-bytes") {
+            self.hll_sparse_max_bytes.store(v, Ordering::Relaxed);
+        }
         if let (Some(entries), Some(value)) = (
             threshold("zset-max-listpack-entries"),
             threshold("zset-max-listpack-value"),
@@ -601,6 +611,7 @@ impl Cache {
             start_ms,
             port: AtomicU16::new(0),
             zset_listpack: AtomicU64::new(pack_listpack(zset::Listpack::default())),
+            hll_sparse_max_bytes: AtomicUsize::new(cmd::hll::SPARSE_MAX_BYTES_DEFAULT),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
             snapshot_path,
             maxmemory_samples: AtomicU32::new(evict::MAXMEMORY_SAMPLES_DEFAULT),

@@ -1,7 +1,7 @@
 //! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
 //! write. Parameters with a live effect (maxmemory, maxmemory-policy, proto-max-bulk-len,
 //! lfu-log-factor, lfu-decay-time, notify-keyspace-events, client-output-buffer-limit, the
-//! zset-max-listpack thresholds) are
+//! zset-max-listpack thresholds, hll-sparse-max-bytes) are
 //! checked here and copied into atomics by `Inner::apply_settings`; the rest are stored and
 //! reported.
 
@@ -199,6 +199,10 @@ impl Settings {
             ("zset-max-ziplist-value", "64".to_owned()),
             ("zset-max-listpack-entries", "128".to_owned()),
             ("zset-max-listpack-value", "64".to_owned()),
+            (
+                "hll-sparse-max-bytes",
+                crate::cache::cmd::hll::SPARSE_MAX_BYTES_DEFAULT.to_string(),
+            ),
             ("lazyfree-lazy-user-del", "no".to_owned()),
             ("lazyfree-lazy-user-flush", "no".to_owned()),
             ("lfu-log-factor", "10".to_owned()),
@@ -293,6 +297,7 @@ impl Settings {
             "maxmemory"
             | "proto-max-bulk-len"
             | "client-query-buffer-limit"
+            | "hll-sparse-max-bytes"
             | "zset-max-listpack-entries"
             | "zset-max-listpack-value"
             | "zset-max-ziplist-entries"

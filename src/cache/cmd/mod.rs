@@ -1,10 +1,11 @@
-//! Command implementations, one file per value type (strings, hashes, lists, sets, sorted sets) plus keys and server commands, and the
+//! Command implementations, one file per value type (strings, HyperLogLogs, hashes, lists, sets, sorted sets) plus keys and server commands, and the
 //! argument helpers they share. Each handler is `fn(&mut Ctx, &Inner, &[&[u8]]) -> Frame` with
 //! `args[0]` the command name; arity has been checked by the dispatcher. Arguments borrow the
 //! request bytes: a handler that keeps one (a list element, a hash field) copies it.
 
 pub(crate) mod bits;
 pub(crate) mod hash;
+pub(crate) mod hll;
 pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod server;

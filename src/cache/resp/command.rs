@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use hashbrown::HashMap;
 
 use crate::cache::Inner;
-use crate::cache::cmd::{bits, hash, keys, list, server, set, strings, zset};
+use crate::cache::cmd::{bits, hash, hll, keys, list, server, set, strings, zset};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 
@@ -89,6 +89,10 @@ static SPECS: &[Spec] = specs! {
     "decrby" 3 1 1 1 o Keyed strings::incr;
     "incrbyfloat" 3 1 1 1 o Keyed strings::incrbyfloat;
     "setbit" 4 1 1 1 o Keyed strings::setbit;
+    "pfadd" -2 1 1 1 o Keyed hll::pfadd;
+    "pfcount" -2 1 -1 1 r Keyed hll::pfcount;
+    "pfmerge" -2 1 -1 1 o Keyed hll::pfmerge;
+    "pfdebug" 3 2 2 1 o Keyed hll::pfdebug;
     "getbit" 3 1 1 1 r Keyed strings::getbit;
     "bitcount" -2 1 1 1 r Keyed bits::bitcount;
     "bitpos" -3 1 1 1 r Keyed bits::bitpos;
