@@ -527,8 +527,8 @@ impl Connection {
                             self.handle(&argv, now_ms, &mut out)
                         };
                         if !matches!(next, Next::Block(_)) {
-                            let pubsub = argv.first().is_some_and(|n| is_subscription(n));
-                            self.settle_reply(&mut out, mark, skipping, pubsub);
+                            let name = argv.first().copied().unwrap_or_default();
+                            self.settle_reply(&mut out, mark, skipping, name);
                         }
                         let owned: Vec<Bytes> = match next {
                             Next::Block(_) => argv.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
@@ -550,7 +550,7 @@ impl Connection {
                                 if kill.is_fired() { break 'conn; }
                                 let mark = out.len();
                                 reply.encode(self.proto, &mut out);
-                                self.settle_reply(&mut out, mark, self.reply == ReplyMode::Skip, false);
+                                self.settle_reply(&mut out, mark, self.reply == ReplyMode::Skip, b"");
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                         }
@@ -591,9 +591,11 @@ impl Connection {
     /// Applies CLIENT REPLY to what one command wrote from `mark` on: dropped when replies are
     /// off or this command's reply is skipped (`skipping`: the mode was SKIP when it started),
     /// kept for the (un)subscribe commands, whose confirmations are pub/sub messages.
-    fn settle_reply(&mut self, out: &mut Vec<u8>, mark: usize, skipping: bool, pubsub: bool) {
+    /// `name` is the command's (the subscription commands are looked for only when silenced,
+    /// off the common path).
+    fn settle_reply(&mut self, out: &mut Vec<u8>, mark: usize, skipping: bool, name: &[u8]) {
         let silent = skipping || matches!(self.reply, ReplyMode::Off | ReplyMode::SkipNext);
-        if silent && !pubsub {
+        if silent && !is_subscription(name) {
             out.truncate(mark);
         }
         self.reply = match self.reply {

@@ -233,7 +233,7 @@ impl ChangeStream {
                 "Only one type of resume option is allowed, but multiple were found.",
             ));
         }
-        let now_ms = i64::try_from(inner.clock.now_ms()).unwrap_or(i64::MAX);
+        let now_ms = inner.now_ms();
         let filter = parse_pipeline(&options.pipeline, now_ms)?;
         let rx = inner.notifier.subscribe();
         let (trimmed_through, last_seq) = inner.oplog_bounds()?;

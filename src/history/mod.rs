@@ -985,7 +985,7 @@ impl History {
         query: &Filter,
     ) -> Result<Option<FieldTree>> {
         let Some(spec) = spec else { return Ok(None) };
-        let now_ms = i64::try_from(self.inner.clock.now_ms()).unwrap_or(i64::MAX);
+        let now_ms = self.inner.now_ms();
         FieldTree::parse_find(spec, query, now_ms)
     }
 
@@ -1971,7 +1971,7 @@ impl<'a> BlockingSort<'a> {
 
 impl Inner {
     /// The clock's wall time as `$$NOW` reads it.
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX)
     }
 

@@ -82,7 +82,7 @@ pub(crate) fn run(
     let cx = Cx {
         history,
         db,
-        now_ms: i64::try_from(history.inner.clock.now_ms()).unwrap_or(i64::MAX),
+        now_ms: history.inner.now_ms(),
         allow_disk_use,
         depth: 0,
     };
