@@ -1,7 +1,7 @@
 //! Capability: Redis's own Tcl test suite (7.0.15; units protocol, type/string, expire,
 //! keyspace, type/hash, type/list, type/set, type/incr, info) passes against streamcache at the
-//! conformance bar of 583 tests (95% of stock Redis's 614); units type/zset, bitops, pubsub and
-//! hyperloglog, each run on its own, pass what docs/conformance.md records.
+//! conformance bar of 583 tests (95% of stock Redis's 614); units type/zset, bitops, pubsub,
+//! hyperloglog, type/stream and type/stream-cgroups, each run on its own, pass what docs/conformance.md records.
 //! Method: start the real binary on ephemeral ports, read its ready line for the RESP address,
 //! run `../shared/tools/redis-suite.sh` with `REDIS_TESTS_DIR` from the environment (get it with
 //! `scripts/fetch-redis-suite.sh`), and read the suite's last line `N passed, M failed`.
@@ -24,12 +24,17 @@ const PASSED_MIN: u64 = 583;
 const ZSET_PASSED_MIN: u64 = 308;
 /// `unit/bitops`, run separately: every test the script's default tags let run.
 const BITOPS_PASSED_MIN: u64 = 45;
-/// `unit/pubsub`, run separately: all but the stream keyspace-events test (no streams here).
-const PUBSUB_PASSED_MIN: u64 = 28;
-const PUBSUB_FAILED_MAX: u64 = 1;
+/// `unit/pubsub`, run separately: every test the script's default tags let run.
+const PUBSUB_PASSED_MIN: u64 = 29;
 /// `unit/hyperloglog`, run separately: every test the script's default tags let run (4 are
 /// `needs:pfdebug`).
 const HYPERLOGLOG_PASSED_MIN: u64 = 16;
+/// `unit/type/stream`, run separately: every test the script's default tags let run.
+const STREAM_PASSED_MIN: u64 = 63;
+/// `unit/type/stream-cgroups`, run separately: all but the INFO errorstats check after a
+/// blocked XREADGROUP's NOGROUP, and the RESTORE of a Redis 5 stream payload.
+const STREAM_CGROUPS_PASSED_MIN: u64 = 46;
+const STREAM_CGROUPS_FAILED_MAX: u64 = 2;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -174,8 +179,8 @@ fn redis_own_pubsub_unit_passes() {
     let text = run_suite(&["unit/pubsub"]);
     let (passed, failed) = counts(&text);
     assert!(
-        passed >= PUBSUB_PASSED_MIN && failed <= PUBSUB_FAILED_MAX,
-        "unit/pubsub: {:?}; expected at least {PUBSUB_PASSED_MIN} passed, at most {PUBSUB_FAILED_MAX} failed",
+        passed >= PUBSUB_PASSED_MIN && failed == 0,
+        "unit/pubsub: {:?}; expected at least {PUBSUB_PASSED_MIN} passed and none failed",
         text.lines().last()
     );
 }
@@ -190,6 +195,30 @@ fn redis_own_hyperloglog_unit_passes() {
     assert!(
         passed >= HYPERLOGLOG_PASSED_MIN && failed == 0,
         "unit/hyperloglog: {:?}; expected at least {HYPERLOGLOG_PASSED_MIN} passed and none failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_stream_unit_passes() {
+    let text = run_suite(&["unit/type/stream"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= STREAM_PASSED_MIN && failed == 0,
+        "unit/type/stream: {:?}; expected at least {STREAM_PASSED_MIN} passed and none failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_stream_cgroups_unit_passes() {
+    let text = run_suite(&["unit/type/stream-cgroups"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= STREAM_CGROUPS_PASSED_MIN && failed <= STREAM_CGROUPS_FAILED_MAX,
+        "unit/type/stream-cgroups: {:?}; expected at least {STREAM_CGROUPS_PASSED_MIN} passed, at most {STREAM_CGROUPS_FAILED_MAX} failed",
         text.lines().last()
     );
 }

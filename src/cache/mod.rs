@@ -33,6 +33,7 @@ mod settings;
 mod shard;
 mod sieve;
 mod snapshot;
+mod stream;
 mod value;
 mod zset;
 
@@ -125,6 +126,10 @@ pub const ZADD_PAIRS_MAX: usize = 1024 * 1024;
 /// (`numkeys`): each key is looked up and read under the exclusive gate (Redis stops only at
 /// the request's length).
 pub const ZSET_NUMKEYS_MAX: usize = 64 * 1024;
+/// Most streams one XREAD names: each is looked up under the exclusive gate on every attempt,
+/// and a blocked XREAD is attempted again after every write (Redis stops only at the request's
+/// length).
+pub const XREAD_KEYS_MAX: usize = 1024;
 /// Most bytes one string inside a RESTORE payload may decode to (a plain string's length or an
 /// LZF string's stated length): Redis's `proto-max-bulk-len` ceiling, as no bigger value could
 /// have been written. Checked before anything is allocated for it.
@@ -400,6 +405,8 @@ pub(crate) struct Inner {
     zset_listpack: AtomicU64,
     /// `hll-sparse-max-bytes`: the size past which a sparse HyperLogLog turns dense.
     hll_sparse_max_bytes: AtomicUsize,
+    /// `stream-node-max-entries`: entries appended to a stream node before a new one starts.
+    stream_node_max_entries: AtomicUsize,
     rng: AtomicU64,
     pub(crate) snapshot_path: Option<PathBuf>,
     /// `maxmemory-samples`: keys sampled per database per eviction.
@@ -419,6 +426,11 @@ fn pack_listpack(lp: zset::Listpack) -> u64 {
 }
 
 impl Inner {
+    /// `stream-node-max-entries` in force (0: no limit).
+    pub(crate) fn stream_node_max_entries(&self) -> usize {
+        self.stream_node_max_entries.load(Ordering::Relaxed)
+    }
+
     /// `hll-sparse-max-bytes` in force.
     pub(crate) fn hll_sparse_max_bytes(&self) -> usize {
         self.hll_sparse_max_bytes.load(Ordering::Relaxed)
@@ -504,6 +516,9 @@ impl Inner {
         };
         if let Some(v) = threshold("hll-sparse-max-bytes") {
             self.hll_sparse_max_bytes.store(v, Ordering::Relaxed);
+        }
+        if let Some(v) = threshold("stream-node-max-entries") {
+            self.stream_node_max_entries.store(v, Ordering::Relaxed);
         }
         if let (Some(entries), Some(value)) = (
             threshold("zset-max-listpack-entries"),
@@ -612,6 +627,7 @@ impl Cache {
             port: AtomicU16::new(0),
             zset_listpack: AtomicU64::new(pack_listpack(zset::Listpack::default())),
             hll_sparse_max_bytes: AtomicUsize::new(cmd::hll::SPARSE_MAX_BYTES_DEFAULT),
+            stream_node_max_entries: AtomicUsize::new(stream::NODE_ENTRIES),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
             snapshot_path,
             maxmemory_samples: AtomicU32::new(evict::MAXMEMORY_SAMPLES_DEFAULT),
@@ -772,6 +788,14 @@ impl Cache {
         self.finish(ctx);
     }
 
+    /// XREAD's arguments with each `$` pinned to its stream's last ID now, before it blocks.
+    pub(crate) fn xread_pin_ids(&self, db: usize, args: &[Bytes]) -> Vec<Bytes> {
+        let mut ctx = self.inner.ks.exclusive(db, self.now_ms());
+        let pinned = cmd::stream::resolve_dollars(&mut ctx, args);
+        self.finish(ctx);
+        pinned
+    }
+
     /// Releases a context and applies its effects: memory account, events, watches, wakeups.
     fn finish(&self, mut ctx: keyspace::Ctx<'_>) {
         let inner = &*self.inner;
@@ -928,6 +952,18 @@ impl Cache {
         let reply = self.run(db, spec, args, proto, self.now_ms());
         match &reply {
             Frame::Null | Frame::NullArray => None,
+            // A blocked XREADGROUP whose stream went (deleted, replaced, flushed) or whose group
+            // was destroyed is answered with Redis 7.0's errors for those.
+            Frame::Error(_) if spec.name == "xreadgroup" => {
+                let gone = cmd::stream::stream_keys(args)
+                    .into_iter()
+                    .any(|k| self.execute_args(db, &[b"TYPE", k]) != Frame::simple("stream"));
+                Some(Frame::error(if gone {
+                    "UNBLOCKED the stream key no longer exists"
+                } else {
+                    "NOGROUP the consumer group this client was blocked on no longer exists"
+                }))
+            }
             Frame::Error(e) if e.starts_with("WRONGTYPE") => {
                 // Only a wrong-typed destination is reported; a source that is not (yet) a list
                 // keeps the client waiting, as in Redis.

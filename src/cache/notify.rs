@@ -30,7 +30,7 @@ pub(crate) const ZSET: u32 = 1 << 7;
 pub(crate) const EXPIRED: u32 = 1 << 8;
 /// `e`: key evicted.
 pub(crate) const EVICTED: u32 = 1 << 9;
-/// `t`: stream commands (none exist here).
+/// `t`: stream commands (`xadd`, `xtrim`, `xdel`, `xsetid`, `xgroup-*`).
 pub(crate) const STREAM: u32 = 1 << 10;
 /// `m`: key miss (`keymiss`, a read command's lookup that finds nothing).
 pub(crate) const KEY_MISS: u32 = 1 << 11;

@@ -31,6 +31,10 @@ use crate::shutdown::ShutdownSignal;
 
 /// Most bytes read ahead from a client while it is blocked in a pop.
 const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
+/// How often a blocked command with a timeout reads the injected clock: its timeout is reached
+/// by whichever comes first, the runtime's timer or the clock (the same instant on the system
+/// clock; a manual clock moved past the deadline ends the wait at the next check).
+const BLOCKED_CLOCK_CHECK: Duration = Duration::from_millis(50);
 
 /// Writes `out` to `socket`, giving up when `kill` fires first (a subscriber that stopped
 /// reading is dropped even while a write to it is stuck). Returns whether the write completed.
@@ -764,6 +768,30 @@ impl Connection {
         buf: &mut BytesMut,
         shutdown: &mut ShutdownSignal,
     ) -> Frame {
+        let cache = self.shared.cache.clone();
+        // XREAD and XREADGROUP block only with BLOCK <ms>; XREAD's `$` IDs are pinned before
+        // the first try.
+        let (owned, xread_timeout_s) = if matches!(spec.name, "xread" | "xreadgroup") {
+            let argv: Vec<&[u8]> = owned.iter().map(|a| &a[..]).collect();
+            match crate::cache::cmd::stream::xread_block_ms(&argv) {
+                Err(e) => return e,
+                Ok(None) => {
+                    return cache.run(
+                        self.db,
+                        spec,
+                        &argv,
+                        self.proto,
+                        cache.inner().clock.now_ms(),
+                    );
+                }
+                Ok(Some(ms)) => (
+                    cache.xread_pin_ids(self.db, &owned),
+                    Some(ms as f64 / 1000.0),
+                ),
+            }
+        } else {
+            (owned, None)
+        };
         let argv: Vec<&[u8]> = owned.iter().map(|a| &a[..]).collect();
         let args = &argv[..];
         let timeout_at = if matches!(spec.name, "blmpop" | "bzmpop") {
@@ -771,15 +799,14 @@ impl Connection {
         } else {
             args.len().saturating_sub(1)
         };
-        let timeout_s = match args
-            .get(timeout_at)
-            .and_then(|t| crate::cache::cmd::parse_f64(t))
-        {
+        let timeout_s = match xread_timeout_s.or_else(|| {
+            args.get(timeout_at)
+                .and_then(|t| crate::cache::cmd::parse_f64(t))
+        }) {
             Some(t) if t < 0.0 => return Frame::error("ERR timeout is negative"),
             Some(t) if t.is_finite() && t < 1e12 => t,
             _ => return Frame::error("ERR timeout is not a float or out of range"),
         };
-        let cache = self.shared.cache.clone();
         let first = cache.run(
             self.db,
             spec,
@@ -802,6 +829,12 @@ impl Connection {
             timeout_s
         }));
         tokio::pin!(deadline);
+        let clock = cache.inner().clock.clone();
+        let deadline_ns = clock.monotonic_ns().saturating_add(
+            u64::try_from(Duration::from_secs_f64(timeout_s).as_nanos()).unwrap_or(u64::MAX),
+        );
+        let mut check = tokio::time::interval(BLOCKED_CLOCK_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let stats = &cache.inner().stats;
         stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
         let (ticket, mut rx) = cache.block(self.db, spec, owned.clone(), self.proto);
@@ -815,6 +848,11 @@ impl Connection {
                     break r.unwrap_or(Frame::NullArray);
                 }
                 () = &mut deadline => break timed_out.clone(),
+                _ = check.tick(), if !forever => {
+                    if clock.monotonic_ns() >= deadline_ns {
+                        break timed_out.clone();
+                    }
+                }
                 () = shutdown.wait() => break timed_out.clone(),
                 () = self.kill.fired() => break timed_out.clone(),
                 () = self.unblock.notified() => {

@@ -203,6 +203,11 @@ impl Settings {
                 "hll-sparse-max-bytes",
                 crate::cache::cmd::hll::SPARSE_MAX_BYTES_DEFAULT.to_string(),
             ),
+            (
+                "stream-node-max-entries",
+                crate::cache::stream::NODE_ENTRIES.to_string(),
+            ),
+            ("stream-node-max-bytes", "4096".to_owned()),
             ("lazyfree-lazy-user-del", "no".to_owned()),
             ("lazyfree-lazy-user-flush", "no".to_owned()),
             ("lfu-log-factor", "10".to_owned()),
@@ -298,6 +303,7 @@ impl Settings {
             | "proto-max-bulk-len"
             | "client-query-buffer-limit"
             | "hll-sparse-max-bytes"
+            | "stream-node-max-bytes"
             | "zset-max-listpack-entries"
             | "zset-max-listpack-value"
             | "zset-max-ziplist-entries"
@@ -308,6 +314,9 @@ impl Settings {
             }
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
+            }
+            "stream-node-max-entries" => {
+                parse_int_range(value, 0, u32::MAX)?;
             }
             "maxmemory-samples" => {
                 parse_int_range(value, 1, crate::cache::evict::MAXMEMORY_SAMPLES_MAX)?;

@@ -4,7 +4,8 @@
 //!
 //! Layout (little-endian): magic `SCSNAP\0\0` (8 bytes) | version u32 | payload length u64 |
 //! CRC32C of the payload u32 | payload (postcard of `Vec<Record>`). Version 2 added the
-//! sorted set variant at the end of `RecordValue`, so a version 1 file loads unchanged.
+//! sorted set variant at the end of `RecordValue` and version 3 the stream variant after it,
+//! so version 1 and 2 files load unchanged.
 #![deny(clippy::indexing_slicing)]
 
 use std::io::Write as _;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::shard::Entry;
+use crate::cache::stream::{Group, Pending, StreamId, StreamValue};
 use crate::cache::value::Value;
 use crate::cache::zset::ZSetValue;
 use crate::cache::{Cache, DATABASES, Error, Result};
@@ -23,8 +25,9 @@ pub(crate) const FILE_NAME: &str = "cache.snapshot";
 /// File magic.
 pub(crate) const MAGIC: [u8; 8] = *b"SCSNAP\0\0";
 /// Format version.
-pub(crate) const VERSION: u32 = 2;
-/// The oldest version still loaded (version 1 has no sorted sets; its records read the same).
+pub(crate) const VERSION: u32 = 3;
+/// The oldest version still loaded (version 1 has no sorted sets and versions 1 and 2 no
+/// streams; their records read the same).
 pub(crate) const VERSION_MIN: u32 = 1;
 /// Header bytes before the payload.
 pub(crate) const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
@@ -47,6 +50,114 @@ enum RecordValue {
     Set(Vec<Vec<u8>>),
     /// Added in version 2: members with their scores, ascending.
     ZSet(Vec<(Vec<u8>, f64)>),
+    /// Added in version 3: a stream's entries and bookkeeping.
+    Stream(StreamRecord),
+}
+
+/// A persisted stream entry: its ID as `(ms, seq)` and its fields and values, alternating.
+type StreamEntryRecord = ((u64, u64), Vec<Vec<u8>>);
+
+/// A persisted stream (version 3): IDs as `(ms, seq)`; the first ID is the first entry's;
+/// its consumer groups.
+#[derive(Debug, Serialize, Deserialize)]
+struct StreamRecord {
+    entries: Vec<StreamEntryRecord>,
+    last_id: (u64, u64),
+    max_deleted: (u64, u64),
+    entries_added: u64,
+    groups: Vec<GroupRecord>,
+}
+
+/// A persisted pending entry: ID, consumer, delivery time (ms), delivery count.
+type PendingRecord = ((u64, u64), Vec<u8>, u64, u64);
+
+/// A persisted consumer group: its name, last delivered ID, entries read (-1: unknown), its
+/// pending entries `(id, consumer, delivery time ms, delivery count)` and its consumers
+/// `(name, seen time ms)`.
+#[derive(Debug, Serialize, Deserialize)]
+struct GroupRecord {
+    name: Vec<u8>,
+    last_id: (u64, u64),
+    entries_read: i64,
+    pel: Vec<PendingRecord>,
+    consumers: Vec<(Vec<u8>, u64)>,
+}
+
+fn id_pair(id: StreamId) -> (u64, u64) {
+    (id.ms, id.seq)
+}
+
+fn stream_record(s: &StreamValue) -> StreamRecord {
+    StreamRecord {
+        entries: s
+            .iter()
+            .map(|(id, f)| (id_pair(*id), f.iter().map(|b| b.to_vec()).collect()))
+            .collect(),
+        last_id: id_pair(s.last_id),
+        max_deleted: id_pair(s.max_deleted),
+        entries_added: s.entries_added,
+        groups: s
+            .groups
+            .iter()
+            .map(|(name, g)| GroupRecord {
+                name: name.to_vec(),
+                last_id: id_pair(g.last_id),
+                entries_read: g.entries_read,
+                pel: g
+                    .pel
+                    .iter()
+                    .map(|(id, p)| {
+                        (
+                            id_pair(*id),
+                            p.consumer.to_vec(),
+                            p.delivery_time_ms,
+                            p.delivery_count,
+                        )
+                    })
+                    .collect(),
+                consumers: g
+                    .consumers
+                    .iter()
+                    .map(|(n, c)| (n.to_vec(), c.seen_time_ms))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn stream_value(r: StreamRecord) -> StreamValue {
+    let mut s = StreamValue::default();
+    for ((ms, seq), fields) in r.entries {
+        s.insert_loaded(
+            StreamId::new(ms, seq),
+            fields.into_iter().map(Bytes::from).collect(),
+        );
+    }
+    s.last_id = StreamId::new(r.last_id.0, r.last_id.1).max(s.last_entry_id());
+    s.max_deleted = StreamId::new(r.max_deleted.0, r.max_deleted.1);
+    s.entries_added = r.entries_added.max(s.len() as u64);
+    s.first_id = s.keys().next().copied().unwrap_or(StreamId::MIN);
+    for gr in r.groups {
+        let mut g = Group::new(StreamId::new(gr.last_id.0, gr.last_id.1), gr.entries_read);
+        for (name, seen) in gr.consumers {
+            g.consumer_mut(&Bytes::from(name), seen);
+        }
+        for ((ms, seq), consumer, time, count) in gr.pel {
+            let id = StreamId::new(ms, seq);
+            let consumer = Bytes::from(consumer);
+            g.consumer_mut(&consumer, time).pel.insert(id);
+            g.pel.insert(
+                id,
+                Pending {
+                    consumer,
+                    delivery_time_ms: time,
+                    delivery_count: count,
+                },
+            );
+        }
+        s.groups.insert(Bytes::from(gr.name), g);
+    }
+    s
 }
 
 /// Encodes records into the file bytes.
@@ -115,6 +226,7 @@ fn collect(cache: &Cache) -> Vec<Record> {
                             .map(|(m, s)| (m.to_vec(), s))
                             .collect(),
                     ),
+                    Value::Stream(x) => RecordValue::Stream(stream_record(x)),
                 };
                 records.push(Record {
                     db: db as u32,
@@ -203,6 +315,7 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
                         z.fit_encoding(inner.zset_listpack());
                         Value::ZSet(Box::new(z))
                     }
+                    RecordValue::Stream(x) => Value::Stream(Box::new(stream_value(x))),
                 };
                 let db = usize::try_from(r.db).unwrap_or(usize::MAX);
                 if db < DATABASES {

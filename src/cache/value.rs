@@ -1,5 +1,5 @@
-//! The value types a key can hold: binary-safe strings, hashes, lists, sets and sorted sets
-//! (the last in `zset.rs`).
+//! The value types a key can hold: binary-safe strings, hashes, lists, sets, sorted sets and
+//! streams (the last two in `zset.rs` and `stream.rs`).
 //!
 //! Collections keep a running total of the bytes they are charged ([`HashValue::bytes`] and
 //! the like): every mutation goes through a method here that adds or subtracts what it changed,
@@ -18,6 +18,7 @@ use bytes::Bytes;
 use hashbrown::{DefaultHashBuilder, HashSet};
 use indexmap::IndexMap;
 
+use crate::cache::stream::StreamValue;
 use crate::cache::zset::ZSetValue;
 
 /// A key's value.
@@ -33,6 +34,8 @@ pub(crate) enum Value {
     Set(Box<SetValue>),
     /// Unique members ordered by score.
     ZSet(Box<ZSetValue>),
+    /// Entries by ID (never removed when empty, as in Redis).
+    Stream(Box<StreamValue>),
 }
 
 /// Bytes of bookkeeping counted per collection element on top of its data (the `Bytes` handle,
@@ -341,6 +344,7 @@ impl Value {
             Self::List(_) => "list",
             Self::Set(_) => "set",
             Self::ZSet(_) => "zset",
+            Self::Stream(_) => "stream",
         }
     }
 
@@ -368,6 +372,7 @@ impl Value {
                 }
             }
             Self::ZSet(z) => z.encoding(),
+            Self::Stream(_) => "stream",
         }
     }
 
@@ -392,6 +397,7 @@ impl Value {
             Self::List(l) => l.bytes(),
             Self::Set(s) => s.bytes(),
             Self::ZSet(z) => z.bytes(),
+            Self::Stream(x) => x.bytes(),
         }
     }
 
@@ -403,13 +409,14 @@ impl Value {
             Self::List(l) => l.recount_bytes(),
             Self::Set(s) => s.recount_bytes(),
             Self::ZSet(z) => z.recount_bytes(),
+            Self::Stream(x) => x.recount_bytes(),
         }
     }
 
     /// Whether a collection has become empty (Redis deletes such keys).
     pub(crate) fn is_empty_collection(&self) -> bool {
         match self {
-            Self::Str(_) => false,
+            Self::Str(_) | Self::Stream(_) => false,
             Self::Hash(h) => h.is_empty(),
             Self::List(l) => l.is_empty(),
             Self::Set(s) => s.is_empty(),

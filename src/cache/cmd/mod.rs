@@ -1,4 +1,4 @@
-//! Command implementations, one file per value type (strings, HyperLogLogs, hashes, lists, sets, sorted sets) plus keys and server commands, and the
+//! Command implementations, one file per value type (strings, HyperLogLogs, hashes, lists, sets, sorted sets, streams) plus keys and server commands, and the
 //! argument helpers they share. Each handler is `fn(&mut Ctx, &Inner, &[&[u8]]) -> Frame` with
 //! `args[0]` the command name; arity has been checked by the dispatcher. Arguments borrow the
 //! request bytes: a handler that keeps one (a list element, a hash field) copies it.
@@ -10,6 +10,7 @@ pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod stream;
 pub(crate) mod strings;
 pub(crate) mod zset;
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use hashbrown::HashMap;
 
 use crate::cache::Inner;
-use crate::cache::cmd::{bits, hash, hll, keys, list, server, set, strings, zset};
+use crate::cache::cmd::{bits, hash, hll, keys, list, server, set, stream, strings, zset};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 
@@ -221,6 +221,21 @@ static SPECS: &[Spec] = specs! {
     "bzpopmin" -3 1 -2 1 w Blocking zset::bzpop_try;
     "bzpopmax" -3 1 -2 1 w Blocking zset::bzpop_try;
     "bzmpop" -5 0 0 0 w Blocking zset::bzmpop_try;
+    "xadd" -5 1 1 1 o Keyed stream::xadd;
+    "xlen" 2 1 1 1 r Keyed stream::xlen;
+    "xrange" -4 1 1 1 r Keyed stream::xrange;
+    "xrevrange" -4 1 1 1 r Keyed stream::xrange;
+    "xdel" -3 1 1 1 w Keyed stream::xdel;
+    "xtrim" -4 1 1 1 w Keyed stream::xtrim;
+    "xsetid" -3 1 1 1 o Keyed stream::xsetid;
+    "xread" -4 0 0 0 r Blocking stream::xread;
+    "xinfo" -2 2 2 1 r Keyed stream::xinfo;
+    "xgroup" -2 2 2 1 o Keyed stream::xgroup;
+    "xreadgroup" -7 0 0 0 w Blocking stream::xreadgroup;
+    "xack" -4 1 1 1 w Keyed stream::xack;
+    "xpending" -3 1 1 1 r Keyed stream::xpending;
+    "xclaim" -6 1 1 1 w Keyed stream::xclaim;
+    "xautoclaim" -6 1 1 1 w Keyed stream::xautoclaim;
     "ping" -1 0 0 0 r Keyed server::ping;
     "echo" 2 0 0 0 r Keyed server::echo;
     "time" 1 0 0 0 r Keyed server::time;
@@ -376,6 +391,21 @@ const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
             ("help", 2),
         ],
     ),
+    (
+        "xinfo",
+        &[("consumers", 4), ("groups", 3), ("stream", -3), ("help", 2)],
+    ),
+    (
+        "xgroup",
+        &[
+            ("create", -5),
+            ("setid", -5),
+            ("destroy", 4),
+            ("createconsumer", 5),
+            ("delconsumer", 5),
+            ("help", 2),
+        ],
+    ),
 ];
 
 fn arity_holds(arity: i32, argc: usize) -> bool {
@@ -388,7 +418,7 @@ fn arity_holds(arity: i32, argc: usize) -> bool {
 }
 
 /// Redis's wrong-arity reply for `args`, if its count does not fit the command or, for a
-/// container command (CLIENT, CONFIG, COMMAND, OBJECT, MEMORY, PUBSUB), its subcommand:
+/// container command (CLIENT, CONFIG, COMMAND, OBJECT, MEMORY, PUBSUB, XINFO, XGROUP), its subcommand:
 /// `wrong number of arguments for 'config|get' command`, as Redis 7.0.15 answers. An unknown
 /// subcommand is left to the command, which names it in its own words.
 pub(crate) fn arity_error(spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
@@ -399,7 +429,7 @@ pub(crate) fn arity_error(spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
     // of the others.
     if !matches!(
         spec.name.as_bytes().first(),
-        Some(b'c' | b'o' | b'm' | b'p')
+        Some(b'c' | b'o' | b'm' | b'p' | b'x')
     ) {
         return None;
     }
