@@ -192,6 +192,32 @@ async fn crud_actions_answer_in_data_api_shapes() {
         )
         .await;
     assert_eq!(status, 400, "{v}");
+    // `update` as an array is a pipeline-style update; its stages read the document.
+    let (_, v) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 7}, "update": [{"$set": {"n": {"$size": "$tags"}}}, {"$unset": "tags"}]}),
+        )
+        .await;
+    assert_eq!(v, json!({"matchedCount": 1, "modifiedCount": 1}));
+    let (_, v) = api
+        .call(
+            "findOne",
+            json!({"filter": {"_id": 7}, "projection": {"_id": 0}}),
+        )
+        .await;
+    assert_eq!(v, json!({"document": {"y": 2, "n": 3}}));
+    let (status, v) = api
+        .call(
+            "updateMany",
+            json!({"filter": {}, "update": [{"$match": {"n": 3}}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["error"], "$match is not allowed to be used within an update",
+        "{v}"
+    );
     let (_, v) = api.call("deleteOne", json!({"filter": {"_id": 7}})).await;
     assert_eq!(v, json!({"deletedCount": 1}));
     let (_, v) = api.call("deleteMany", json!({"filter": {}})).await;

@@ -908,6 +908,29 @@ pub(crate) fn compare_documents(x: &Document, y: &Document) -> Ordering {
     x.len().cmp(&y.len())
 }
 
+/// Whether two documents would encode to the same bytes: the same fields in the same order,
+/// each value of the same type and value (a double by its bits, so NaN is identical to
+/// itself). `Document`'s own `==` ignores field order. An update that leaves a document
+/// identical is a no-op, as in MongoDB.
+#[must_use]
+pub(crate) fn identical(a: &Document, b: &Document) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && identical_values(va, vb))
+}
+
+fn identical_values(a: &Bson, b: &Bson) -> bool {
+    match (a, b) {
+        (Bson::Document(x), Bson::Document(y)) => identical(x, y),
+        (Bson::Array(x), Bson::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| identical_values(p, q))
+        }
+        (Bson::Double(x), Bson::Double(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
 /// Whether two values are equal for `$eq` (numbers by value across types).
 #[must_use]
 pub(crate) fn values_equal(a: &Bson, b: &Bson) -> bool {

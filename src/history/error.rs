@@ -651,6 +651,8 @@ impl Error {
             40 => "ConflictingUpdateOperators",
             66 => "ImmutableField",
             9 => "FailedToParse",
+            72 => "InvalidOptions",
+            13113 => "MergeStageNoMatchingDocument",
             232 => "MaxSubPipelineDepthExceeded",
             // MongoDB names an assertion without its own code name after its location.
             4568 => "Location4568",

@@ -307,6 +307,83 @@ pub struct AggregateOptions {
     pub allow_disk_use: bool,
 }
 
+/// What an update call changes, as MongoDB's drivers take it: an update document (operators,
+/// or a replacement where the call allows one) or an aggregation pipeline of `$addFields`/
+/// `$set`, `$project`/`$unset` and `$replaceRoot`/`$replaceWith` stages (a pipeline-style
+/// update, whose output replaces each matched document).
+///
+/// ```
+/// use bson::doc;
+/// use streamcache::history::UpdateModifications;
+///
+/// let operators = doc! {"$inc": {"n": 1}};
+/// assert!(matches!(UpdateModifications::from(&operators), UpdateModifications::Document(_)));
+/// let pipeline = vec![doc! {"$set": {"total": {"$multiply": ["$price", "$qty"]}}}];
+/// assert!(matches!(UpdateModifications::from(&pipeline), UpdateModifications::Pipeline(_)));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub enum UpdateModifications<'a> {
+    /// Update operators, or a replacement document.
+    Document(&'a Document),
+    /// A pipeline-style update.
+    Pipeline(&'a [Document]),
+}
+
+impl<'a> From<&'a Document> for UpdateModifications<'a> {
+    fn from(update: &'a Document) -> Self {
+        Self::Document(update)
+    }
+}
+
+impl<'a> From<&'a [Document]> for UpdateModifications<'a> {
+    fn from(pipeline: &'a [Document]) -> Self {
+        Self::Pipeline(pipeline)
+    }
+}
+
+impl<'a> From<&'a Vec<Document>> for UpdateModifications<'a> {
+    fn from(pipeline: &'a Vec<Document>) -> Self {
+        Self::Pipeline(pipeline)
+    }
+}
+
+impl<'a, const N: usize> From<&'a [Document; N]> for UpdateModifications<'a> {
+    fn from(pipeline: &'a [Document; N]) -> Self {
+        Self::Pipeline(pipeline)
+    }
+}
+
+/// What `$merge` does with an output document that matches no target document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenNotMatched {
+    Insert,
+    Discard,
+    Fail,
+}
+
+impl WhenNotMatched {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Insert => "insert",
+            Self::Discard => "discard",
+            Self::Fail => "fail",
+        }
+    }
+}
+
+/// One `$merge` output document and what to do with the target it matches.
+pub(crate) struct MergeWrite {
+    /// The target document's `on` fields; `None` for a document merged on `_id` without one
+    /// (it matches nothing).
+    pub(crate) filter: Option<Document>,
+    /// The output document (inserted when nothing matches and inserting is asked for).
+    pub(crate) doc: Document,
+    /// Applied to a matched target; `None` keeps it.
+    pub(crate) update: Option<Update>,
+    /// `whenMatched: fail`: a matched target is a duplicate key.
+    pub(crate) fail_on_match: bool,
+}
+
 /// Options of the update calls.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateOptions {
@@ -1027,18 +1104,19 @@ impl History {
     }
 
     /// Updates the first (or every, with `multi`) document matching `filter`. `update` is an
-    /// operator document or a replacement.
+    /// operator document, a replacement, or a pipeline ([`UpdateModifications`]).
     ///
     /// # Errors
     /// MongoDB's update errors, [`Error::DuplicateKey`], limits, storage errors.
-    pub fn update(
+    pub fn update<'a>(
         &self,
         db: &str,
         coll: &str,
         filter: &Document,
-        update: &Document,
+        update: impl Into<UpdateModifications<'a>>,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
+        let update = update.into();
         check_collection_name(db, coll)?;
         let mut txn = self.inner.begin()?;
         let r = txn.update(db, coll, filter, update, options)?;
@@ -1092,23 +1170,23 @@ impl History {
     ///
     /// # Errors
     /// As [`History::update`].
-    pub fn find_one_and_update(
+    pub fn find_one_and_update<'a>(
         &self,
         db: &str,
         coll: &str,
         filter: &Document,
-        update: &Document,
+        update: impl Into<UpdateModifications<'a>>,
         options: &FindAndModifyOptions,
     ) -> Result<Option<Document>> {
-        let parsed = Update::parse(update)?;
-        if matches!(parsed, Update::Replace(_)) {
+        let update = update.into();
+        if let UpdateModifications::Document(d) = update
+            && !d.keys().next().is_some_and(|k| k.starts_with('$'))
+        {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
-        let parsed = parsed.with_array_filters(
-            options.array_filters.as_deref(),
-            update,
-            self.inner.now_ms(),
-        )?;
+        let parsed = self
+            .inner
+            .parse_update(update, options.array_filters.as_deref())?;
         self.find_and_modify(db, coll, filter, Some(parsed), options)
     }
 
@@ -1143,6 +1221,86 @@ impl History {
         options: &FindAndModifyOptions,
     ) -> Result<Option<Document>> {
         self.find_and_modify(db, coll, filter, None, options)
+    }
+
+    /// `$merge`'s check of its target: merging on fields other than `_id` needs a unique index
+    /// on exactly those fields (code 51183 otherwise, a missing collection included).
+    pub(crate) fn check_merge_target(&self, db: &str, coll: &str, on: &[String]) -> Result<()> {
+        check_collection_name(db, coll)?;
+        if on.len() == 1 && on.first().is_some_and(|f| f == "_id") {
+            return Ok(());
+        }
+        let unique = self.inner.collection(db, coll).is_some_and(|meta| {
+            meta.indexes.iter().any(|ix| {
+                ix.unique
+                    && ix.keys.len() == on.len()
+                    && ix.keys.iter().all(|(path, _, _)| on.contains(path))
+            })
+        });
+        if unique {
+            Ok(())
+        } else {
+            Err(Error::update(
+                51183,
+                "Cannot find index to verify that join fields will be unique",
+            ))
+        }
+    }
+
+    /// `$merge`'s writes, all in one batch: each document's target found by its filter and
+    /// updated, kept or refused; an unmatched one inserted, skipped or refused.
+    pub(crate) fn merge_writes(
+        &self,
+        db: &str,
+        coll: &str,
+        writes: Vec<MergeWrite>,
+        not_matched: WhenNotMatched,
+    ) -> Result<()> {
+        let mut txn = self.inner.begin()?;
+        for w in writes {
+            let existing = match &w.filter {
+                Some(filter) => {
+                    let parsed = Filter::parse(filter)?;
+                    match txn.collection(db, coll, false)? {
+                        Some(meta) => txn
+                            .matching(&meta, &parsed, None, true)?
+                            .into_iter()
+                            .next()
+                            .map(|(id, old)| (meta, id, old, parsed)),
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            match existing {
+                Some((meta, id, old, parsed)) => {
+                    if w.fail_on_match {
+                        // MongoDB inserts in this mode; the duplicate `_id` (or `on` key) is
+                        // the insert's error.
+                        txn.insert(db, coll, w.doc)?;
+                        continue;
+                    }
+                    let Some(update) = w.update else { continue };
+                    let new = update.apply(&old, false, &parsed, txn.wall_ms)?;
+                    if !document::identical(&new, &old) {
+                        txn.write_change(&meta, &id, old, new, &update)?;
+                    }
+                }
+                None => match not_matched {
+                    WhenNotMatched::Insert => {
+                        txn.insert(db, coll, w.doc)?;
+                    }
+                    WhenNotMatched::Discard => {}
+                    WhenNotMatched::Fail => {
+                        return Err(Error::update(
+                            13113,
+                            "$merge could not find a matching document in the target collection for at least one document in the source collection",
+                        ));
+                    }
+                },
+            }
+        }
+        txn.finish()
     }
 
     fn find_and_modify(
@@ -1363,7 +1521,7 @@ impl History {
                 options,
             } => {
                 check_collection_name(&db, &coll)?;
-                WriteOutcome::Updated(txn.update(&db, &coll, &filter, &update, options)?)
+                WriteOutcome::Updated(txn.update(&db, &coll, &filter, (&update).into(), options)?)
             }
             WriteOp::Delete {
                 db,
@@ -1978,6 +2136,25 @@ impl Inner {
     /// Parses a query filter, `$expr` included (`$$NOW` from the store's clock).
     fn parse_query(&self, filter: &Document) -> Result<Filter> {
         Filter::parse_at(filter, self.now_ms())
+    }
+
+    /// Parses what an update call changes, bound to its `arrayFilters` (which a pipeline
+    /// cannot take); `$$NOW` from the store's clock.
+    fn parse_update(
+        &self,
+        update: UpdateModifications<'_>,
+        array_filters: Option<&[Document]>,
+    ) -> Result<Update> {
+        let now_ms = self.now_ms();
+        match update {
+            UpdateModifications::Document(d) => {
+                Update::parse(d)?.with_array_filters(array_filters, d, now_ms)
+            }
+            UpdateModifications::Pipeline(_) if array_filters.is_some_and(|f| !f.is_empty()) => {
+                Err(update::pipeline_with_array_filters())
+            }
+            UpdateModifications::Pipeline(p) => Update::pipeline(p, now_ms),
+        }
     }
 
     fn budget(
@@ -2630,14 +2807,12 @@ impl Txn<'_> {
         db: &str,
         coll: &str,
         filter: &Document,
-        update: &Document,
+        update: UpdateModifications<'_>,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
-        let parsed = Update::parse(update)?.with_array_filters(
-            options.array_filters.as_deref(),
-            update,
-            self.inner.now_ms(),
-        )?;
+        let parsed = self
+            .inner
+            .parse_update(update, options.array_filters.as_deref())?;
         self.update_parsed(db, coll, filter, parsed, options)
     }
 
@@ -2661,7 +2836,7 @@ impl Txn<'_> {
             let Some(meta) = &meta else { break };
             result.matched += 1;
             let new = parsed.apply(&old, false, &parsed_filter, self.wall_ms)?;
-            if new != old {
+            if !document::identical(&new, &old) {
                 result.modified += 1;
                 self.write_change(meta, &encoded_id, old, new, &parsed)?;
             }
@@ -2691,8 +2866,15 @@ impl Txn<'_> {
             .collection(&meta.db, &meta.coll, false)?
             .unwrap_or_else(|| meta.clone());
         let post = self.write_doc(&meta, encoded_id, Some(&old), Some(&new))?;
-        let replace = matches!(update, Update::Replace(_));
-        let change = (!replace).then(|| update::describe_change(&old, &new));
+        let change = match update {
+            Update::Replace(_) => None,
+            Update::Ops(..) => Some(update::describe_change(&old, &new)),
+            // MongoDB logs a pipeline's change as a delta unless the delta would outgrow the
+            // new document; then as a replacement.
+            Update::Pipeline(_) => Some(update::describe_change(&old, &new))
+                .filter(|c| update::delta_fits(c, document::bson_size(&new))),
+        };
+        let replace = change.is_none();
         self.event_with(|out, w| {
             w.append_str(out, "op", if replace { "replace" } else { "update" })?;
             w.append_str(out, "db", &meta.db)?;
@@ -2816,7 +2998,7 @@ impl Txn<'_> {
             }
             (Some((id, old)), Some(u), Some(meta)) => {
                 let new = u.apply(&old, false, &parsed, self.wall_ms)?;
-                if new == old {
+                if document::identical(&new, &old) {
                     return Ok(Some(old));
                 }
                 let returned = if return_new { new.clone() } else { old.clone() };

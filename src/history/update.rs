@@ -1,11 +1,13 @@
 //! Update documents: operator updates (`$set`, `$inc`, `$push` …, the positional `$`, the
-//! all-positional `$[]` and the filtered `$[<id>]` with `arrayFilters`) and replacements,
-//! applied to one document with MongoDB's semantics and error codes.
+//! all-positional `$[]` and the filtered `$[<id>]` with `arrayFilters`), replacements and
+//! pipeline-style updates, applied to one document with MongoDB's semantics and error codes.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use bson::{Bson, Document, Timestamp};
 
+use super::aggregate::UpdatePipeline;
 use super::decimal;
 use super::document::{self, array_index, compare, split_path, values_equal};
 use super::error::{Error, Result};
@@ -20,6 +22,9 @@ pub(crate) enum Update {
     /// Operators applied in order: `(operator, path, argument)`, and the `arrayFilters` their
     /// `$[<id>]` parts name.
     Ops(Vec<(Op, String, Bson)>, ArrayFilters),
+    /// An aggregation pipeline of reshaping stages whose output replaces the document (the
+    /// stored `_id` kept when the output has none).
+    Pipeline(Arc<UpdatePipeline>),
 }
 
 /// Parsed `arrayFilters`: each identifier with the filter its elements must match (written on
@@ -193,6 +198,17 @@ impl Update {
         Ok(Self::Replace(doc))
     }
 
+    /// A pipeline-style update (`[{$set: …}, {$unset: …}, …]`), its expressions compiled
+    /// with `$$NOW` = `now_ms`.
+    ///
+    /// # Errors
+    /// [`UpdatePipeline::parse`]'s.
+    pub(crate) fn pipeline(stages: &[Document], now_ms: i64) -> Result<Self> {
+        Ok(Self::Pipeline(Arc::new(UpdatePipeline::parse(
+            stages, now_ms,
+        )?)))
+    }
+
     /// Parses an update document: operators when its first key starts with `$`, else a
     /// replacement.
     ///
@@ -274,14 +290,16 @@ impl Update {
             Some(f) => ArrayFilters::parse(f, now_ms)?,
             None => ArrayFilters::default(),
         };
-        let Self::Ops(ops, _) = self else {
-            if filters.0.is_empty() {
-                return Ok(self);
+        let ops = match self {
+            Self::Ops(ops, _) => ops,
+            _ if filters.0.is_empty() => return Ok(self),
+            Self::Pipeline(_) => return Err(pipeline_with_array_filters()),
+            Self::Replace(_) => {
+                return Err(Error::update(
+                    9,
+                    "Cannot specify arrayFilters and a replacement document",
+                ));
             }
-            return Err(Error::update(
-                9,
-                "Cannot specify arrayFilters and a replacement document",
-            ));
         };
         let mut used: Vec<&str> = Vec::new();
         for (op, path, arg) in &ops {
@@ -341,7 +359,7 @@ impl Update {
                         if let Some(old) = doc.get("_id")
                             && !values_equal(old, v)
                         {
-                            return Err(immutable_id());
+                            return Err(altered_id(v));
                         }
                         out.insert("_id", v.clone());
                     } else {
@@ -349,6 +367,23 @@ impl Update {
                     }
                 }
                 out
+            }
+            Self::Pipeline(pipeline) => {
+                let out = pipeline.apply(doc.clone())?;
+                match (doc.get("_id"), out.get("_id")) {
+                    (Some(old), Some(new)) if !values_equal(old, new) => {
+                        return Err(altered_id(new));
+                    }
+                    // `_id` first, as a replacement keeps it; the stored one when the output
+                    // dropped it.
+                    (Some(old), new) if out.keys().next().map(String::as_str) != Some("_id") => {
+                        let mut with_id = Document::new();
+                        with_id.insert("_id", new.unwrap_or(old).clone());
+                        with_id.extend(out.into_iter().filter(|(k, _)| k != "_id"));
+                        with_id
+                    }
+                    _ => out,
+                }
             }
             Self::Ops(ops, filters) => {
                 let mut out = doc.clone();
@@ -478,6 +513,26 @@ fn expand_at(
         r?;
     }
     Ok(())
+}
+
+/// MongoDB's error for `arrayFilters` given with a pipeline-style update.
+pub(crate) fn pipeline_with_array_filters() -> Error {
+    Error::update(
+        9,
+        "arrayFilters may not be specified for pipeline-style updates",
+    )
+}
+
+/// MongoDB's error for a replacement (or a pipeline's output) whose `_id` differs from the
+/// stored one.
+fn altered_id(new: &Bson) -> Error {
+    Error::update(
+        66,
+        format!(
+            "After applying the update, the (immutable) field '_id' was found to have been altered to _id: {}",
+            document::render_value(new)
+        ),
+    )
 }
 
 fn immutable_id() -> Error {
@@ -1130,6 +1185,50 @@ pub(crate) fn describe_change(old: &Document, new: &Document) -> Document {
     d
 }
 
+/// Bytes MongoDB adds to a delta before comparing it with the new document
+/// (`kSizeOfDeltaOplogEntryMetadata`).
+const DELTA_METADATA_BYTES: usize = 15;
+
+/// Whether MongoDB would log the change `describe_change` gave as a delta rather than as a
+/// replacement: the delta (its `$v: 2` form — updated values under `u`, removed fields under
+/// `d`, truncated arrays — estimated here from the description's dotted paths) plus
+/// [`DELTA_METADATA_BYTES`] is at most `new_size`, the new document's BSON size.
+pub(crate) fn delta_fits(change: &Document, new_size: usize) -> bool {
+    // An element: type byte, key, its NUL, then the value.
+    let element = |key: &str, value: usize| 1 + key.len() + 1 + value;
+    // A sub-document of `items` element sizes: length, elements, terminator.
+    let section = |items: usize| {
+        if items == 0 {
+            0
+        } else {
+            element("u", 4 + items + 1)
+        }
+    };
+    let updated: usize = change
+        .get_document("updatedFields")
+        .map(|u| {
+            u.iter()
+                .map(|(k, v)| element(k, document::value_size(v)))
+                .sum()
+        })
+        .unwrap_or(0);
+    let removed: usize = change
+        .get_array("removedFields")
+        .map(|r| {
+            r.iter()
+                .filter_map(Bson::as_str)
+                .map(|k| element(k, 1))
+                .sum()
+        })
+        .unwrap_or(0);
+    let truncated: usize = change
+        .get_array("truncatedArrays")
+        .map(|t| t.len() * element("field", 16))
+        .unwrap_or(0);
+    let delta = 4 + section(updated) + section(removed) + truncated + 1;
+    delta + DELTA_METADATA_BYTES <= new_size
+}
+
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
         key.to_owned()
@@ -1205,5 +1304,26 @@ fn diff_values(
         _ => {
             updated.insert(path.to_owned(), nv.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bson::doc;
+
+    use super::delta_fits;
+
+    #[test]
+    fn a_delta_fits_when_it_and_its_metadata_are_no_larger_than_the_new_document() {
+        // u: {qty: 4} is 4 + 9 + 1 bytes inside a 3-byte element; d: {tags: false} 4 + 7 + 1
+        // inside another; the delta's own length and terminator 5: 37 bytes, 52 with the 15
+        // of metadata.
+        let change =
+            doc! {"updatedFields": {"qty": 4}, "removedFields": ["tags"], "truncatedArrays": []};
+        assert!(delta_fits(&change, 52));
+        assert!(!delta_fits(&change, 51));
+        let nothing = doc! {"updatedFields": {}, "removedFields": [], "truncatedArrays": []};
+        assert!(delta_fits(&nothing, 20));
+        assert!(!delta_fits(&nothing, 19));
     }
 }

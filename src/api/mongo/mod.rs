@@ -389,17 +389,25 @@ fn run_action(
             })));
         }
         "updateOne" | "updateMany" => {
+            let options = UpdateOptions {
+                upsert: opt_bool(body, "upsert")?,
+                multi: action == "updateMany",
+                array_filters: opt_docs(body, "arrayFilters")?,
+            };
+            // An array is a pipeline-style update; an object must hold operators.
+            if let Some(Bson::Array(_)) = body.get("update") {
+                let pipeline = opt_docs(body, "update")?.unwrap_or_default();
+                return Ok(update_value(
+                    &h.update(db, coll, &filter()?, &pipeline, options)?,
+                    format,
+                ));
+            }
             let update = req_doc(body, "update")?;
             if !update.keys().next().is_some_and(|k| k.starts_with('$')) {
                 return Err(DataApiError::invalid(
                     "update must only contain update operators; use replaceOne to replace",
                 ));
             }
-            let options = UpdateOptions {
-                upsert: opt_bool(body, "upsert")?,
-                multi: action == "updateMany",
-                array_filters: opt_docs(body, "arrayFilters")?,
-            };
             update_value(&h.update(db, coll, &filter()?, &update, options)?, format)
         }
         "replaceOne" => {

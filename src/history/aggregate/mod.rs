@@ -11,7 +11,9 @@ mod accumulate;
 mod date;
 mod date_arith;
 mod expr;
+mod merge;
 mod project;
+mod reshape;
 mod sets;
 mod stages;
 mod text;
@@ -35,6 +37,8 @@ use accumulate::{NAccumulator, NState};
 use expr::nullish;
 pub(crate) use expr::{Expr, compile as compile_expression, truthy};
 pub(crate) use project::FieldTree;
+use reshape::Reshape;
+pub(crate) use reshape::UpdatePipeline;
 
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
 const ACC_STATE_BYTES: usize = 16;
@@ -52,7 +56,21 @@ pub(crate) fn run(
     for s in pipeline {
         document::check_depth_doc(s)?;
     }
-    let stages = stage_list(pipeline)?;
+    let mut stages = stage_list(pipeline)?;
+    // `$merge` writes what the stages before it return; it must be the last stage.
+    let merge = match stages.iter().position(|(name, _)| *name == "$merge") {
+        Some(at) if at + 1 < stages.len() => {
+            return Err(expr::parse_error(
+                40601,
+                "$merge can only be the final stage in the pipeline",
+            ));
+        }
+        Some(_) => stages
+            .pop()
+            .map(|(_, arg)| merge::Merge::parse(arg, db, history.inner.now_ms()))
+            .transpose()?,
+        None => None,
+    };
     // Push a leading $match and $sort into the find planner.
     let mut options = FindOptions {
         allow_disk_use,
@@ -89,6 +107,11 @@ pub(crate) fn run(
     let built = build(rest, &cx)?;
     let docs = history.find_in(Executor::Aggregation, db, coll, &filter, &options)?;
     let docs = run_built(&built, &cx, docs)?;
+    if let Some(merge) = merge {
+        // What `$merge` writes is not returned.
+        merge.run(history, cx.now_ms, docs, cx.budget("$merge"))?;
+        return Ok(Vec::new());
+    }
     check_result(&docs, history.result_bytes_max())?;
     Ok(docs)
 }
@@ -244,6 +267,26 @@ fn check_value_size(size: usize) -> Result<()> {
     Ok(())
 }
 
+/// The stages this store runs besides the reshaping ones of [`Reshape`] (the names
+/// [`Stage::build`] matches), for MongoDB's message about a stage an update pipeline may not
+/// hold.
+const STAGES_RUN: &[&str] = &[
+    "$match",
+    "$sort",
+    "$limit",
+    "$skip",
+    "$count",
+    "$unwind",
+    "$group",
+    "$lookup",
+    "$facet",
+    "$bucket",
+    "$bucketAuto",
+    "$unionWith",
+    "$sample",
+    "$sortByCount",
+];
+
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
 /// does not know answers 40324.
 const MONGODB_STAGES: &[&str] = &[
@@ -284,9 +327,8 @@ fn unknown_name(name: &str, mongodb: &[&str], what: &str, unknown: (i32, String)
 /// A pipeline stage, parsed, its expressions compiled.
 enum Stage<'p> {
     Match(Filter),
-    /// `$project`, `$addFields`, `$set`.
-    Fields(FieldTree),
-    Unset(Vec<String>),
+    /// `$project`, `$addFields`/`$set`, `$unset`, `$replaceRoot`/`$replaceWith`.
+    Reshape(Reshape),
     Sort(Sort),
     Limit(usize),
     Skip(usize),
@@ -294,8 +336,6 @@ enum Stage<'p> {
     Unwind(&'p Bson),
     Group(GroupSpec<'p>),
     Lookup(Box<stages::Lookup<'p>>),
-    /// `$replaceRoot`/`$replaceWith`: the expression and how MongoDB's message names it.
-    ReplaceRoot(Expr, &'static str),
     /// Each facet's name and sub-pipeline.
     Facet(Vec<(&'p str, Vec<Stage<'p>>)>),
     BucketAuto(stages::BucketAuto<'p>),
@@ -327,30 +367,12 @@ impl<'p> Stage<'p> {
                 "the {name} stage specification must be an object"
             ))),
         };
+        if let Some(reshape) = Reshape::parse(name, arg, now_ms)? {
+            out.push(Self::Reshape(reshape));
+            return Ok(());
+        }
         let stage = match name {
             "$match" => Self::Match(Filter::parse_at(doc_arg()?, now_ms)?),
-            "$project" => Self::Fields(FieldTree::parse_project(doc_arg()?, now_ms)?),
-            "$addFields" | "$set" => {
-                Self::Fields(FieldTree::parse_add_fields(doc_arg()?, now_ms, name)?)
-            }
-            "$unset" => Self::Unset(match arg {
-                Bson::String(s) => vec![s.clone()],
-                Bson::Array(a) => a
-                    .iter()
-                    .map(|p| {
-                        p.as_str().map(str::to_owned).ok_or_else(|| {
-                            Error::bad(
-                                "$unset specification must be a string or an array of strings",
-                            )
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-                _ => {
-                    return Err(Error::bad(
-                        "$unset specification must be a string or an array of strings",
-                    ));
-                }
-            }),
             "$sort" => Self::Sort(Sort::parse(doc_arg()?)?),
             "$limit" => Self::Limit(count_arg(arg, "$limit")?),
             "$skip" => Self::Skip(count_arg(arg, "$skip")?),
@@ -377,35 +399,6 @@ impl<'p> Stage<'p> {
             "$bucketAuto" => Self::BucketAuto(stages::BucketAuto::parse(arg, now_ms)?),
             "$unionWith" => stages::union_with(arg, cx)?,
             "$sample" => Self::Sample(stages::sample_size(arg)?),
-            "$replaceRoot" => {
-                let Bson::Document(spec) = arg else {
-                    return Err(expr::parse_error(
-                        40229,
-                        format!(
-                            "expected an object as specification for $replaceRoot stage, got {}",
-                            query::type_name(Some(arg))
-                        ),
-                    ));
-                };
-                let mut new_root = None;
-                for (k, v) in spec {
-                    if k != "newRoot" {
-                        return Err(expr::parse_error(
-                            40415,
-                            format!("BSON field '$replaceRoot.{k}' is an unknown field."),
-                        ));
-                    }
-                    new_root = Some(v);
-                }
-                let Some(new_root) = new_root else {
-                    return Err(expr::parse_error(
-                        40231,
-                        "no newRoot specified for the $replaceRoot stage",
-                    ));
-                };
-                Self::ReplaceRoot(compile(new_root)?, "'newRoot' expression ")
-            }
-            "$replaceWith" => Self::ReplaceRoot(compile(arg)?, "'replacement document'"),
             "$sortByCount" => {
                 if !stages::is_expression(arg) {
                     return Err(expr::parse_error(
@@ -452,12 +445,11 @@ impl<'p> Stage<'p> {
             Ok(())
         };
         match self {
-            Self::Fields(tree) => tree.fold(),
+            Self::Reshape(r) => r.fold(),
             Self::Group(g) => {
                 fold(&mut g.id)?;
                 g.accs.iter_mut().try_for_each(|(_, _, e)| fold(e))
             }
-            Self::ReplaceRoot(e, _) => fold(e),
             Self::BucketAuto(b) => b.fold(),
             _ => Ok(()),
         }
@@ -467,8 +459,7 @@ impl<'p> Stage<'p> {
     fn name(&self) -> &'static str {
         match self {
             Self::Match(_) => "$match",
-            Self::Fields(_) => "$project",
-            Self::Unset(_) => "$unset",
+            Self::Reshape(r) => r.name(),
             Self::Sort(_) => "$sort",
             Self::Limit(_) => "$limit",
             Self::Skip(_) => "$skip",
@@ -476,7 +467,6 @@ impl<'p> Stage<'p> {
             Self::Unwind(_) => "$unwind",
             Self::Group(_) => "$group",
             Self::Lookup(_) => "$lookup",
-            Self::ReplaceRoot(..) => "$replaceRoot",
             Self::Facet(_) => "$facet",
             Self::BucketAuto(_) => "$bucketAuto",
             Self::UnionWith(..) => "$unionWith",
@@ -512,19 +502,10 @@ impl<'p> Stage<'p> {
                 }
                 kept
             }
-            Self::Fields(tree) => docs
+            Self::Reshape(r) => docs
                 .into_iter()
-                .map(|d| tree.apply(d))
+                .map(|d| r.apply(d))
                 .collect::<Result<_>>()?,
-            Self::Unset(paths) => {
-                let mut out = docs;
-                for d in &mut out {
-                    for p in paths {
-                        unset_path(d, &split_path(p)?);
-                    }
-                }
-                out
-            }
             Self::Sort(s) => {
                 let mut held = BlockingSort::new(s, next_limit, budget("$sort"));
                 for d in docs {
@@ -556,26 +537,6 @@ impl<'p> Stage<'p> {
             Self::BucketAuto(b) => b.run(cx, docs)?,
             Self::UnionWith(coll, sub) => stages::run_union_with(coll, sub, cx, docs)?,
             Self::Sample(n) => stages::sample(*n, cx, docs)?,
-            Self::ReplaceRoot(e, what) => {
-                let mut out = Vec::with_capacity(docs.len());
-                for d in docs {
-                    match e.eval_doc(&d)? {
-                        Some(Bson::Document(root)) => out.push(root),
-                        other => {
-                            return Err(expr::eval_error(
-                                40228,
-                                format!(
-                                    "{what} must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {}",
-                                    text::render(other.as_ref()),
-                                    query::type_name(other.as_ref()),
-                                    text::render(Some(&Bson::Document(d)))
-                                ),
-                            ));
-                        }
-                    }
-                }
-                out
-            }
         })
     }
 }
@@ -1319,6 +1280,22 @@ mod tests {
             })
             .sum();
         bytes(&foreign) + joined
+    }
+
+    #[test]
+    fn merge_holds_its_batch_within_the_blocking_limit() {
+        let (_dir, h) = open();
+        // The ten documents of `db.c`, written whole.
+        let all: usize = all_docs(&h).iter().map(document::bson_size).sum();
+        let pipeline = [doc! {"$merge": "out"}];
+        at_limit(
+            &h,
+            &pipeline,
+            all,
+            "Exceeded memory limit for $merge, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+        assert_eq!(h.count("db", "out", &doc! {}).unwrap(), 10);
     }
 
     /// Runs `pipeline` with the blocking limit at `max` and at `max - 1`: the first succeeds,

@@ -1,0 +1,187 @@
+//! The stages that reshape each document on its own — `$project`, `$addFields`/`$set`,
+//! `$unset`, `$replaceRoot`/`$replaceWith` — and the update pipelines built from them
+//! (`updateOne(filter, [{$set: …}, …])`, MongoDB 4.2's pipeline-style updates).
+
+use bson::{Bson, Document};
+
+use super::super::document::{self, split_path};
+use super::super::error::{Error, Result};
+use super::super::query;
+use super::super::update::unset_path;
+use super::{Expr, FieldTree, MONGODB_STAGES, STAGES_RUN, expr, stage_list, text};
+
+/// A stage that maps one document to one document.
+pub(super) enum Reshape {
+    /// `$project`, `$addFields`, `$set`.
+    Fields(FieldTree),
+    /// `$unset`'s paths.
+    Unset(Vec<String>),
+    /// `$replaceRoot`/`$replaceWith`: the expression and how MongoDB's message names it.
+    Root(Expr, &'static str),
+}
+
+impl Reshape {
+    /// Parses stage `name` with `arg` when it is one of the reshaping stages; `None` for any
+    /// other name.
+    ///
+    /// # Errors
+    /// MongoDB's parse errors of the stage and of its expressions.
+    pub(super) fn parse(name: &str, arg: &Bson, now_ms: i64) -> Result<Option<Self>> {
+        let doc_arg = || match arg {
+            Bson::Document(d) => Ok(d),
+            _ => Err(Error::bad(format!(
+                "the {name} stage specification must be an object"
+            ))),
+        };
+        let unset_shape =
+            || Error::bad("$unset specification must be a string or an array of strings");
+        Ok(Some(match name {
+            "$project" => Self::Fields(FieldTree::parse_project(doc_arg()?, now_ms)?),
+            "$addFields" | "$set" => {
+                Self::Fields(FieldTree::parse_add_fields(doc_arg()?, now_ms, name)?)
+            }
+            "$unset" => Self::Unset(match arg {
+                Bson::String(s) => vec![s.clone()],
+                Bson::Array(a) => a
+                    .iter()
+                    .map(|p| p.as_str().map(str::to_owned).ok_or_else(unset_shape))
+                    .collect::<Result<_>>()?,
+                _ => return Err(unset_shape()),
+            }),
+            "$replaceRoot" => {
+                let Bson::Document(spec) = arg else {
+                    return Err(expr::parse_error(
+                        40229,
+                        format!(
+                            "expected an object as specification for $replaceRoot stage, got {}",
+                            query::type_name(Some(arg))
+                        ),
+                    ));
+                };
+                let mut new_root = None;
+                for (k, v) in spec {
+                    if k != "newRoot" {
+                        return Err(expr::parse_error(
+                            40415,
+                            format!("BSON field '$replaceRoot.{k}' is an unknown field."),
+                        ));
+                    }
+                    new_root = Some(v);
+                }
+                let Some(new_root) = new_root else {
+                    return Err(expr::parse_error(
+                        40231,
+                        "no newRoot specified for the $replaceRoot stage",
+                    ));
+                };
+                Self::Root(expr::compile(new_root, now_ms)?, "'newRoot' expression ")
+            }
+            "$replaceWith" => Self::Root(expr::compile(arg, now_ms)?, "'replacement document'"),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// The stage applied to `d`.
+    ///
+    /// # Errors
+    /// The expressions' run-time errors; 40228 when a new root is not a document.
+    pub(super) fn apply(&self, d: Document) -> Result<Document> {
+        match self {
+            Self::Fields(tree) => tree.apply(d),
+            Self::Unset(paths) => {
+                let mut d = d;
+                for p in paths {
+                    unset_path(&mut d, &split_path(p)?);
+                }
+                Ok(d)
+            }
+            Self::Root(e, what) => match e.eval_doc(&d)? {
+                Some(Bson::Document(root)) => Ok(root),
+                other => Err(expr::eval_error(
+                    40228,
+                    format!(
+                        "{what} must evaluate to an object, but resulting value was: {}. Type of resulting value: '{}'. Input document: {}",
+                        text::render(other.as_ref()),
+                        query::type_name(other.as_ref()),
+                        text::render(Some(&Bson::Document(d)))
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// Folds the stage's constant expressions.
+    pub(super) fn fold(&mut self) -> Result<()> {
+        match self {
+            Self::Fields(tree) => tree.fold(),
+            Self::Root(e, _) => {
+                *e = std::mem::replace(e, Expr::Absent).fold()?;
+                Ok(())
+            }
+            Self::Unset(_) => Ok(()),
+        }
+    }
+
+    /// The stage's name in MongoDB's messages about where a stage may not be.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Self::Fields(_) => "$project",
+            Self::Unset(_) => "$unset",
+            Self::Root(..) => "$replaceRoot",
+        }
+    }
+}
+
+/// A pipeline-style update, compiled once (`$$NOW` fixed for the whole write): the stages run
+/// on each matched document in turn, and what comes out replaces it.
+#[derive(Default)]
+pub(crate) struct UpdatePipeline(Vec<Reshape>);
+
+impl std::fmt::Debug for UpdatePipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(Reshape::name))
+            .finish()
+    }
+}
+
+impl UpdatePipeline {
+    /// Parses `pipeline`. Only the reshaping stages are allowed: any other stage this store or
+    /// MongoDB knows is code 72 (`InvalidOptions`, "`$match` is not allowed to be used within
+    /// an update"), an unknown name MongoDB's 40324.
+    ///
+    /// # Errors
+    /// As above; the stages' own parse errors; [`Error::TooMany`] beyond
+    /// [`super::PIPELINE_STAGES_MAX`] stages; nesting past the document limit.
+    pub(crate) fn parse(pipeline: &[Document], now_ms: i64) -> Result<Self> {
+        for s in pipeline {
+            document::check_depth_doc(s)?;
+        }
+        let mut stages = Vec::with_capacity(pipeline.len());
+        for (name, arg) in stage_list(pipeline)? {
+            let Some(mut stage) = Reshape::parse(name, arg, now_ms)? else {
+                if STAGES_RUN.contains(&name) || MONGODB_STAGES.contains(&name) {
+                    return Err(Error::update(
+                        72,
+                        format!("{name} is not allowed to be used within an update"),
+                    ));
+                }
+                return Err(expr::parse_error(
+                    40324,
+                    format!("Unrecognized pipeline stage name: '{name}'"),
+                ));
+            };
+            stage.fold()?;
+            stages.push(stage);
+        }
+        Ok(Self(stages))
+    }
+
+    /// The stages run over `doc`, in order.
+    ///
+    /// # Errors
+    /// The stages' run-time errors.
+    pub(crate) fn apply(&self, doc: Document) -> Result<Document> {
+        self.0.iter().try_fold(doc, |d, stage| stage.apply(d))
+    }
+}
