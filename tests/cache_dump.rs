@@ -28,7 +28,7 @@ use streamcache::clock::ManualClock;
 
 mod resp_common;
 
-use resp_common::{Conn, bulk, bulks, err};
+use resp_common::{Conn, bulk, bulks, err, payload};
 
 /// The manual clock's start, in wall-clock milliseconds.
 const NOW_MS: u64 = 1_000_000_000;
@@ -83,32 +83,6 @@ fn hex(b: &[u8]) -> String {
 
 fn ok() -> Frame {
     Frame::simple("OK")
-}
-
-/// Redis's CRC-64 (Jones, reflected, bit by bit: an implementation independent of the
-/// server's table-driven one).
-fn crc64(bytes: &[u8]) -> u64 {
-    let mut crc = 0u64;
-    for &b in bytes {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0x95AC_9329_AC4B_C9B5
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
-/// `body` (type byte and object) with a valid footer of RDB version `version`.
-fn payload(body: &[u8], version: u16) -> Vec<u8> {
-    let mut p = body.to_vec();
-    p.extend_from_slice(&version.to_le_bytes());
-    let crc = crc64(&p);
-    p.extend_from_slice(&crc.to_le_bytes());
-    p
 }
 
 /// A key's contents in a comparable form: its type, and its elements sorted where order is

@@ -301,6 +301,49 @@ impl StreamValue {
         }
     }
 
+    /// Adds a node read from a DUMP payload: `entries` (ascending, above every entry already
+    /// held) under the node first appended at `first`, last appended at `last`, with
+    /// `appended` entries ever appended (live and deleted). A node with no live entries is
+    /// not kept (Redis drops such a node when its last entry goes).
+    pub(crate) fn push_loaded_node(
+        &mut self,
+        first: StreamId,
+        last: StreamId,
+        appended: usize,
+        entries: Vec<(StreamId, Fields)>,
+    ) {
+        if entries.is_empty() {
+            return;
+        }
+        let live = entries.len();
+        for (id, fields) in entries {
+            self.bytes = self.bytes.saturating_add(entry_bytes(&fields));
+            self.entries.insert(id, fields);
+        }
+        self.nodes.push_back(Node {
+            first,
+            last,
+            appended: appended.max(live),
+            live,
+        });
+        self.refresh_first();
+    }
+
+    /// The emulated nodes in order, each as the ID it was first appended at and its live
+    /// entries (what one listpack of Redis's radix tree holds, less its deleted entries).
+    pub(crate) fn node_entries(
+        &self,
+    ) -> impl Iterator<Item = (StreamId, Vec<(StreamId, &Fields)>)> {
+        self.nodes.iter().enumerate().map(|(i, n)| {
+            let end = self.nodes.get(i + 1).map(|next| next.first);
+            let run = match end {
+                Some(e) => self.entries.range(n.first..e),
+                None => self.entries.range(n.first..),
+            };
+            (n.first, run.map(|(k, v)| (*k, v)).collect())
+        })
+    }
+
     /// Index of the node holding `id`.
     fn node_of(&self, id: StreamId) -> Option<usize> {
         self.nodes.partition_point(|n| n.first <= id).checked_sub(1)

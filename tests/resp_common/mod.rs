@@ -146,3 +146,29 @@ pub(crate) fn bulks(items: &[&str]) -> Frame {
 pub(crate) fn err(text: &str) -> Frame {
     Frame::error(text)
 }
+
+/// Redis's CRC-64 (Jones, reflected, bit by bit: an implementation independent of the
+/// server's table-driven one).
+pub(crate) fn crc64(bytes: &[u8]) -> u64 {
+    let mut crc = 0u64;
+    for &b in bytes {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x95AC_9329_AC4B_C9B5
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// A DUMP payload: `body` (type byte and object) with a valid footer of RDB version `version`.
+pub(crate) fn payload(body: &[u8], version: u16) -> Vec<u8> {
+    let mut p = body.to_vec();
+    p.extend_from_slice(&version.to_le_bytes());
+    let crc = crc64(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
+}

@@ -478,10 +478,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 pub(crate) fn dump(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let zset = inner.zset_listpack();
     match ctx.entry(arg(args, 1)) {
-        Some(e) => match rdb::encode_dump(e.into_stored(), zset) {
-            Some(payload) => Frame::Bulk(Bytes::from(payload)),
-            None => Frame::error("ERR DUMP of a stream is not supported"),
-        },
+        Some(e) => Frame::Bulk(Bytes::from(rdb::encode_dump(e.into_stored(), zset))),
         None => Frame::Null,
     }
 }

@@ -506,7 +506,8 @@ fn parse_read(args: &[&[u8]]) -> Result<Read, Frame> {
     }
     if r.n > XREAD_KEYS_MAX {
         return Err(Frame::error(format!(
-            "ERR XREAD names {} streams, at most {XREAD_KEYS_MAX} are allowed",
+            "ERR {} names {} streams, at most {XREAD_KEYS_MAX} are allowed",
+            if xreadgroup { "XREADGROUP" } else { "XREAD" },
             r.n
         )));
     }
