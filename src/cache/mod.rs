@@ -20,6 +20,7 @@
 //! ```
 
 mod cmd;
+mod cmdstats;
 mod error;
 mod expiry;
 mod keyspace;
@@ -351,17 +352,11 @@ pub(crate) struct Stats {
     pub(crate) blocked_clients: AtomicU64,
     pub(crate) expired_keys: AtomicU64,
     pub(crate) evicted_keys: AtomicU64,
-    pub(crate) error_replies: AtomicU64,
 }
 
 impl Stats {
     fn reset(&self) {
-        for c in [
-            &self.commands,
-            &self.expired_keys,
-            &self.evicted_keys,
-            &self.error_replies,
-        ] {
+        for c in [&self.commands, &self.expired_keys, &self.evicted_keys] {
             c.store(0, Ordering::Relaxed);
         }
     }
@@ -381,6 +376,8 @@ pub(crate) struct Inner {
     pub(crate) bulk_bytes_max: AtomicUsize,
     pub(crate) used_bytes: AtomicUsize,
     pub(crate) stats: Stats,
+    /// INFO commandstats and errorstats.
+    pub(crate) command_stats: cmdstats::CommandStats,
     pub(crate) events: broadcast::Sender<KeyEvent>,
     /// Set once anyone has called [`Cache::subscribe_events`]: until then the hot path skips
     /// `receiver_count`, which takes the channel's mutex.
@@ -612,6 +609,7 @@ impl Cache {
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
             used_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
+            command_stats: cmdstats::CommandStats::default(),
             events,
             events_subscribed: std::sync::atomic::AtomicBool::new(false),
             pubsub: pubsub::PubSub::default(),
@@ -656,10 +654,14 @@ impl Cache {
 
     /// [`Cache::execute`] over borrowed arguments.
     pub(crate) fn execute_args(&self, db: usize, args: &[&[u8]]) -> Frame {
+        let stats = &self.inner.command_stats;
         let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
-            return resp::command::unknown_command(args);
+            let reply = resp::command::unknown_command(args);
+            stats.errors_in(&reply, false);
+            return reply;
         };
         if let Some(e) = resp::command::arity_error(spec, args) {
+            stats.rejected(spec, args, &e);
             return e;
         }
         self.run(db, spec, args, 2, self.now_ms())
@@ -670,7 +672,8 @@ impl Cache {
     }
 
     /// Runs an already looked-up and arity-checked command at wall-clock time `now_ms` (the
-    /// RESP server reads the clock once per batch of pipelined commands and passes it here).
+    /// RESP server reads the clock once per batch of pipelined commands and passes it here),
+    /// counting the call in INFO commandstats.
     pub(crate) fn run(
         &self,
         db: usize,
@@ -679,8 +682,32 @@ impl Cache {
         proto: u8,
         now_ms: u64,
     ) -> Frame {
+        let clock = &self.inner.clock;
+        let started = clock.monotonic_ns();
+        match self.run_uncounted(db, spec, args, proto, now_ms) {
+            Ok(reply) => {
+                let ran = clock.monotonic_ns().saturating_sub(started);
+                self.inner.command_stats.call(spec, args, ran, &reply);
+                reply
+            }
+            Err(rejected) => rejected,
+        }
+    }
+
+    /// [`Cache::run`] without counting the call (a blocking command counts one call when it
+    /// answers, however often it ran). A command refused over `maxmemory` is counted as
+    /// rejected and is the error.
+    pub(crate) fn run_uncounted(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+        proto: u8,
+        now_ms: u64,
+    ) -> Result<Frame, Frame> {
         if let Some(oom) = self.check_memory(spec) {
-            return oom;
+            self.inner.command_stats.rejected(spec, args, &oom);
+            return Err(oom);
         }
         let inner = &*self.inner;
         let now = now_ms;
@@ -702,10 +729,7 @@ impl Cache {
         let reply = (spec.handler)(&mut ctx, inner, args);
         self.finish(ctx);
         inner.stats.commands.fetch_add(1, Ordering::Relaxed);
-        if reply.is_error() {
-            inner.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-        }
-        reply
+        Ok(reply)
     }
 
     /// Runs a MULTI queue atomically (the gate held exclusively throughout). `db` follows any
@@ -739,44 +763,50 @@ impl Cache {
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
             | 1;
         let mut replies = Vec::with_capacity(queue.len());
+        let stats = &inner.command_stats;
         for args in queue {
             let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
             let args = &args[..];
             let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
-                replies.push(resp::command::unknown_command(args));
+                let reply = resp::command::unknown_command(args);
+                stats.errors_in(&reply, false);
+                replies.push(reply);
                 continue;
             };
             if let Some(e) = resp::command::arity_error(spec, args) {
+                stats.rejected(spec, args, &e);
                 replies.push(e);
                 continue;
             }
-            if spec.name == "select" {
+            let started = inner.clock.monotonic_ns();
+            let reply = if spec.name == "select" {
                 match args.get(1).map(|a| cmd::keys::db_index(a)) {
                     Some(Ok(n)) => {
                         *db = n;
                         ctx.db = n;
-                        replies.push(Frame::ok());
+                        Frame::ok()
                     }
-                    Some(Err(e)) => replies.push(e),
-                    None => replies.push(resp::command::wrong_arity(spec)),
+                    Some(Err(e)) => e,
+                    None => resp::command::wrong_arity(spec),
                 }
-                continue;
-            }
-            if spec.mode == resp::command::Mode::Connection {
-                replies.push(Frame::error(format!(
+            } else if spec.mode == resp::command::Mode::Connection {
+                Frame::error(format!(
                     "ERR Command not allowed inside a transaction: '{}'",
                     spec.name
-                )));
-                continue;
-            }
-            ctx.count_lookups = !spec.write;
-            let own_notes = ctx.notes.len();
-            let reply = (spec.handler)(&mut ctx, inner, args);
-            ctx.count_lookups = false;
-            // This command's lazy expirations go just before its own events, not before the
-            // whole transaction's.
-            ctx.drain_expired(own_notes);
-            inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+                ))
+            } else {
+                ctx.count_lookups = !spec.write;
+                let own_notes = ctx.notes.len();
+                let reply = (spec.handler)(&mut ctx, inner, args);
+                ctx.count_lookups = false;
+                // This command's lazy expirations go just before its own events, not before
+                // the whole transaction's.
+                ctx.drain_expired(own_notes);
+                inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+                reply
+            };
+            let ran = inner.clock.monotonic_ns().saturating_sub(started);
+            stats.call(spec, args, ran, &reply);
             replies.push(reply);
         }
         self.finish(ctx);
@@ -949,7 +979,17 @@ impl Cache {
         args: &[&[u8]],
         proto: u8,
     ) -> Option<Frame> {
-        let reply = self.run(db, spec, args, proto, self.now_ms());
+        // Not counted: the blocked call is counted once, when it answers.
+        let reply = match self.run_uncounted(db, spec, args, proto, self.now_ms()) {
+            Ok(reply) => reply,
+            Err(rejected) => return Some(rejected),
+        };
+        let key_type = |key: &[u8]| {
+            resp::command::lookup(b"type").and_then(|t| {
+                self.run_uncounted(db, t, &[b"TYPE", key], 2, self.now_ms())
+                    .ok()
+            })
+        };
         match &reply {
             Frame::Null | Frame::NullArray => None,
             // A blocked XREADGROUP whose stream went (deleted, replaced, flushed) or whose group
@@ -957,7 +997,7 @@ impl Cache {
             Frame::Error(_) if spec.name == "xreadgroup" => {
                 let gone = cmd::stream::stream_keys(args)
                     .into_iter()
-                    .any(|k| self.execute_args(db, &[b"TYPE", k]) != Frame::simple("stream"));
+                    .any(|k| key_type(k) != Some(Frame::simple("stream")));
                 Some(Frame::error(if gone {
                     "UNBLOCKED the stream key no longer exists"
                 } else {
@@ -968,9 +1008,8 @@ impl Cache {
                 // Only a wrong-typed destination is reported; a source that is not (yet) a list
                 // keeps the client waiting, as in Redis.
                 if matches!(spec.name, "blmove" | "brpoplpush") {
-                    let t =
-                        self.execute_args(db, &[b"TYPE", args.get(1).copied().unwrap_or_default()]);
-                    (t == Frame::simple("list")).then_some(reply)
+                    let t = key_type(args.get(1).copied().unwrap_or_default());
+                    (t == Some(Frame::simple("list"))).then_some(reply)
                 } else {
                     None
                 }

@@ -507,7 +507,9 @@ impl Connection {
                             Ok(None) => break,
                             Ok(Some(r)) => r,
                             Err(e) => {
-                                Frame::error(e.to_string()).encode(self.proto, &mut out);
+                                let e = Frame::error(e.to_string());
+                                self.stats().errors_in(&e, false);
+                                e.encode(self.proto, &mut out);
                                 close = true;
                                 break;
                             }
@@ -548,7 +550,11 @@ impl Connection {
                                 break;
                             }
                             Next::Block(spec) => {
-                                let reply = self.blocking(spec, owned, &mut socket, &mut buf, &mut shutdown).await;
+                                let (reply, uncounted) = self.blocking(spec, owned, &mut socket, &mut buf, &mut shutdown).await;
+                                // A blocking command counts one call, when it answers.
+                                if let Some(ran) = uncounted {
+                                    self.stats().call(spec, &[], ran, &reply);
+                                }
                                 // Killed while blocked: the connection closes without a reply,
                                 // as Redis's `freeClient` unblocks and frees a blocked client.
                                 if kill.is_fired() { break 'conn; }
@@ -687,18 +693,24 @@ impl Connection {
             } else {
                 Frame::error("NOAUTH Authentication required.")
             };
+            self.stats().errors_in(&reply, false);
             reply.encode(self.proto, out);
             return Next::Continue;
         };
         if !self.authed && !matches!(spec.name, "auth" | "hello" | "quit") {
-            Frame::error("NOAUTH Authentication required.").encode(self.proto, out);
+            self.reject(
+                spec,
+                args,
+                Frame::error("NOAUTH Authentication required."),
+                out,
+            );
             return Next::Continue;
         }
         if let Some(e) = command::arity_error(spec, args) {
             if self.multi.is_some() {
                 self.multi_dirty = true;
             }
-            e.encode(self.proto, out);
+            self.reject(spec, args, e, out);
             return Next::Continue;
         }
         if self.proto == 2
@@ -714,11 +726,11 @@ impl Connection {
                     | "reset"
             )
         {
-            Frame::error(format!(
+            let e = Frame::error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 spec.name
-            ))
-            .encode(self.proto, out);
+            ));
+            self.reject(spec, args, e, out);
             return Next::Continue;
         }
         if let Some(queue) = &mut self.multi
@@ -729,10 +741,11 @@ impl Connection {
         {
             if queue.len() >= MULTI_QUEUE_LEN_MAX {
                 self.multi_dirty = true;
-                Frame::error("ERR too many commands queued in MULTI").encode(self.proto, out);
+                let e = Frame::error("ERR too many commands queued in MULTI");
+                self.reject(spec, args, e, out);
             } else if let Some(oom) = self.shared.cache.check_memory_now() {
                 self.multi_dirty = true;
-                oom.encode(self.proto, out);
+                self.reject(spec, args, oom, out);
             } else {
                 queue.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
                 Frame::simple("QUEUED").encode(self.proto, out);
@@ -741,14 +754,18 @@ impl Connection {
             return Next::Continue;
         }
         let reply = match spec.mode {
-            Mode::Connection => return self.connection_command(spec.name, args, out),
+            Mode::Connection => return self.connection_command(spec, args, out),
             Mode::Blocking => return Next::Block(spec),
             _ => {
                 if spec.name == "ping" && self.subscribed() > 0 && self.proto == 2 {
-                    Frame::Array(vec![
+                    let started = self.clock().monotonic_ns();
+                    let pong = Frame::Array(vec![
                         Frame::bulk(b"pong"),
                         Frame::bulk(args.get(1).copied().unwrap_or_default()),
-                    ])
+                    ]);
+                    let ran = self.clock().monotonic_ns().saturating_sub(started);
+                    self.stats().call(spec, args, ran, &pong);
+                    pong
                 } else {
                     self.shared
                         .cache
@@ -767,22 +784,20 @@ impl Connection {
         socket: &mut TcpStream,
         buf: &mut BytesMut,
         shutdown: &mut ShutdownSignal,
-    ) -> Frame {
+    ) -> (Frame, Option<u64>) {
         let cache = self.shared.cache.clone();
+        let clock = cache.inner().clock.clone();
+        let started = clock.monotonic_ns();
+        let since = |from: u64| Some(clock.monotonic_ns().saturating_sub(from));
         // XREAD and XREADGROUP block only with BLOCK <ms>; XREAD's `$` IDs are pinned before
         // the first try.
         let (owned, xread_timeout_s) = if matches!(spec.name, "xread" | "xreadgroup") {
             let argv: Vec<&[u8]> = owned.iter().map(|a| &a[..]).collect();
             match crate::cache::cmd::stream::xread_block_ms(&argv) {
-                Err(e) => return e,
+                Err(e) => return (e, since(started)),
                 Ok(None) => {
-                    return cache.run(
-                        self.db,
-                        spec,
-                        &argv,
-                        self.proto,
-                        cache.inner().clock.now_ms(),
-                    );
+                    let now_ms = cache.inner().clock.now_ms();
+                    return (cache.run(self.db, spec, &argv, self.proto, now_ms), None);
                 }
                 Ok(Some(ms)) => (
                     cache.xread_pin_ids(self.db, &owned),
@@ -803,19 +818,22 @@ impl Connection {
             args.get(timeout_at)
                 .and_then(|t| crate::cache::cmd::parse_f64(t))
         }) {
-            Some(t) if t < 0.0 => return Frame::error("ERR timeout is negative"),
+            Some(t) if t < 0.0 => return (Frame::error("ERR timeout is negative"), since(started)),
             Some(t) if t.is_finite() && t < 1e12 => t,
-            _ => return Frame::error("ERR timeout is not a float or out of range"),
+            _ => {
+                let e = Frame::error("ERR timeout is not a float or out of range");
+                return (e, since(started));
+            }
         };
-        let first = cache.run(
-            self.db,
-            spec,
-            args,
-            self.proto,
-            cache.inner().clock.now_ms(),
-        );
+        let first_at = clock.monotonic_ns();
+        let first = match cache.run_uncounted(self.db, spec, args, self.proto, clock.now_ms()) {
+            Ok(first) => first,
+            Err(rejected) => return (rejected, None),
+        };
+        // The call's time is its tries', not its wait.
+        let ran = since(first_at);
         if !matches!(first, Frame::NullArray | Frame::Null) {
-            return first;
+            return (first, ran);
         }
         let timed_out = if matches!(spec.name, "blmove" | "brpoplpush") {
             Frame::Null
@@ -829,7 +847,6 @@ impl Connection {
             timeout_s
         }));
         tokio::pin!(deadline);
-        let clock = cache.inner().clock.clone();
         let deadline_ns = clock.monotonic_ns().saturating_add(
             u64::try_from(Duration::from_secs_f64(timeout_s).as_nanos()).unwrap_or(u64::MAX),
         );
@@ -879,10 +896,49 @@ impl Connection {
             rx.await.unwrap_or(reply)
         };
         stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
-        reply
+        (reply, ran)
     }
 
-    fn connection_command(&mut self, name: &str, args: &[&[u8]], out: &mut Vec<u8>) -> Next {
+    /// The cache's INFO commandstats and errorstats.
+    fn stats(&self) -> &crate::cache::cmdstats::CommandStats {
+        &self.shared.cache.inner().command_stats
+    }
+
+    fn clock(&self) -> &crate::clock::SharedClock {
+        &self.shared.cache.inner().clock
+    }
+
+    /// Answers `reply`, an error refusing `spec` before it ran, and counts the rejection.
+    fn reject(
+        &self,
+        spec: &'static command::Spec,
+        args: &[&[u8]],
+        reply: Frame,
+        out: &mut Vec<u8>,
+    ) {
+        self.stats().rejected(spec, args, &reply);
+        reply.encode(self.proto, out);
+    }
+
+    /// Runs a connection command and counts the call with its reply.
+    fn connection_command(
+        &mut self,
+        spec: &'static command::Spec,
+        args: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> Next {
+        let started = self.clock().monotonic_ns();
+        let (next, reply) = self.connection_reply(spec.name, args, out);
+        let ran = self.clock().monotonic_ns().saturating_sub(started);
+        // EXEC's array holds its commands' replies, already counted with them.
+        self.stats().call(spec, args, ran, &reply);
+        next
+    }
+
+    /// A connection command's effect: what the connection does next and the reply it wrote
+    /// (subscription commands write one frame per channel; their reply here is `+OK`, which
+    /// counts no error).
+    fn connection_reply(&mut self, name: &str, args: &[&[u8]], out: &mut Vec<u8>) -> (Next, Frame) {
         let cache = self.shared.cache.clone();
         let reply = match name {
             "select" => match db_index(args[1]) {
@@ -894,7 +950,7 @@ impl Connection {
             },
             "quit" => {
                 Frame::ok().encode(self.proto, out);
-                return Next::Close;
+                return (Next::Close, Frame::ok());
             }
             "reset" => {
                 self.multi = None;
@@ -975,7 +1031,7 @@ impl Connection {
                     .encode(self.proto, out);
                 }
                 self.note_state();
-                return Next::Continue;
+                return (Next::Continue, Frame::ok());
             }
             "unsubscribe" | "punsubscribe" => {
                 let pattern = name == "punsubscribe";
@@ -1003,13 +1059,13 @@ impl Connection {
                     }
                 }
                 self.note_state();
-                return Next::Continue;
+                return (Next::Continue, Frame::ok());
             }
             "client" => {
                 let reply = self.client(args);
                 if self.close_after_reply {
                     reply.encode(self.proto, out);
-                    return Next::Close;
+                    return (Next::Close, reply);
                 }
                 reply
             }
@@ -1021,7 +1077,7 @@ impl Connection {
         };
         self.note_state();
         reply.encode(self.proto, out);
-        Next::Continue
+        (Next::Continue, reply)
     }
 
     /// UNSUBSCRIBE or PUNSUBSCRIBE without arguments (or RESET): drops every channel (or

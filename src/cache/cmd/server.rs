@@ -181,6 +181,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     }
     if is(sub, "resetstat") && args.len() == 2 {
         inner.stats.reset();
+        inner.command_stats.reset();
         for (_, pos) in ctx.lock_everything() {
             if let Some(shard) = ctx.shard_at(pos) {
                 shard.keyspace_hits = 0;
@@ -272,11 +273,10 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
-    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    // Redis's default set is every section but commandstats (and latencystats, not kept).
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+    let want = |s: &str| all || (default && s != "commandstats") || wanted.iter().any(|w| w == s);
     let mut out = String::new();
     let st = &inner.stats;
     let uptime_s = ctx.now_ms.saturating_sub(inner.start_ms) / 1000;
@@ -334,11 +334,17 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             hits,
             misses,
             inner.pubsub.channel_count(),
-            st.error_replies.load(Ordering::Relaxed),
+            inner.command_stats.total_errors(),
         );
     }
     if want("replication") {
         out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+    }
+    if want("commandstats") {
+        inner.command_stats.write_commandstats(&mut out);
+    }
+    if want("errorstats") {
+        inner.command_stats.write_errorstats(&mut out);
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");

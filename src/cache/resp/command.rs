@@ -286,6 +286,13 @@ pub(crate) fn all() -> impl Iterator<Item = &'static Spec> {
     SPECS.iter()
 }
 
+/// A command's position in table order (every `&'static Spec` handed out points into the
+/// table, so its distance from the table's start is its index).
+pub(crate) fn index_of(spec: &'static Spec) -> usize {
+    let base = SPECS.as_ptr() as usize;
+    (std::ptr::from_ref(spec) as usize).wrapping_sub(base) / std::mem::size_of::<Spec>()
+}
+
 /// Redis's reply to an unknown command (`ERR unknown command 'x', with args beginning with: 'a' `).
 pub(crate) fn unknown_command(args: &[&[u8]]) -> Frame {
     let name = args

@@ -1,0 +1,250 @@
+//! Capability: INFO commandstats and errorstats as Redis 7.0.15 keeps them — calls, time,
+//! rejected calls (arity, NOAUTH, OOM, the subscribed state, refused while queueing) and failed
+//! calls per command and per container subcommand (`config|get`), error replies counted by
+//! code, `total_error_replies`, MULTI/EXEC counting each queued command, a blocked command
+//! counted once when it answers, CONFIG RESETSTAT clearing them, and which INFO sections carry
+//! them.
+//! Method: a real TCP client on an in-process RESP server whose `ManualClock` never moves
+//! during a call, so every `usec` is 0 and each line can be compared whole.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::sync::Arc;
+
+use streamcache::cache::{Cache, CacheConfig, Frame, RespConfig};
+use streamcache::clock::ManualClock;
+
+mod resp_common;
+
+use resp_common::{Conn, err};
+
+fn start(auth: Option<&str>) -> resp_common::Server {
+    let cache = Cache::new(
+        CacheConfig::default(),
+        Arc::new(ManualClock::new(1_000_000)),
+    );
+    let config = RespConfig::from_cache(&cache, auth.map(str::to_owned));
+    resp_common::serve(cache, config)
+}
+
+fn info(c: &mut Conn, section: &str) -> String {
+    let args: Vec<&str> = if section.is_empty() {
+        vec!["INFO"]
+    } else {
+        vec!["INFO", section]
+    };
+    match c.cmd(&args) {
+        Frame::Bulk(b) | Frame::Verbatim(b) => String::from_utf8(b.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The `cmdstat_<name>` line's value, if listed.
+fn cmdstat(c: &mut Conn, name: &str) -> Option<String> {
+    let text = info(c, "commandstats");
+    let prefix = format!("cmdstat_{name}:");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+}
+
+fn line(calls: u64, rejected: u64, failed: u64) -> Option<String> {
+    Some(format!(
+        "calls={calls},usec=0,usec_per_call=0.00,rejected_calls={rejected},failed_calls={failed}"
+    ))
+}
+
+fn errorstats(c: &mut Conn) -> Vec<String> {
+    info(c, "errorstats")
+        .lines()
+        .filter(|l| l.starts_with("errorstat_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn total_errors(c: &mut Conn) -> u64 {
+    info(c, "stats")
+        .lines()
+        .find_map(|l| l.strip_prefix("total_error_replies:"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn calls_rejections_failures_and_error_codes_are_counted() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Frame::ok());
+    c.cmd(&["GET", "k"]);
+    assert!(matches!(c.cmd(&["LPUSH", "k", "x"]), Frame::Error(e) if e.starts_with("WRONGTYPE")));
+    assert!(matches!(c.cmd(&["GET"]), Frame::Error(_)));
+    assert!(matches!(c.cmd(&["NOSUCHCOMMAND", "a"]), Frame::Error(_)));
+    // Containers count per subcommand; an unknown subcommand has nothing to count against.
+    c.cmd(&["CONFIG", "GET", "maxmemory"]);
+    c.cmd(&["xinfo", "help"]);
+    assert!(matches!(c.cmd(&["CONFIG", "NOSUCH"]), Frame::Error(_)));
+
+    assert_eq!(cmdstat(&mut c, "set"), line(1, 0, 0));
+    assert_eq!(cmdstat(&mut c, "get"), line(1, 1, 0));
+    assert_eq!(cmdstat(&mut c, "lpush"), line(1, 0, 1));
+    assert_eq!(cmdstat(&mut c, "config|get"), line(1, 0, 0));
+    assert_eq!(cmdstat(&mut c, "xinfo|help"), line(1, 0, 0));
+    assert_eq!(cmdstat(&mut c, "config"), None);
+    assert_eq!(
+        cmdstat(&mut c, "hset"),
+        None,
+        "a command never called is not listed"
+    );
+    assert_eq!(
+        errorstats(&mut c),
+        ["errorstat_ERR:count=3", "errorstat_WRONGTYPE:count=1"]
+    );
+    assert_eq!(total_errors(&mut c), 4);
+
+    // OOM is a rejection, with its own code.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "1"]), Frame::ok());
+    assert!(matches!(c.cmd(&["SET", "k2", "v"]), Frame::Error(e) if e.starts_with("OOM")));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), Frame::ok());
+    assert_eq!(cmdstat(&mut c, "set"), line(1, 1, 0));
+    assert!(errorstats(&mut c).contains(&"errorstat_OOM:count=1".to_owned()));
+
+    // RESETSTAT clears everything, then counts itself.
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Frame::ok());
+    assert_eq!(cmdstat(&mut c, "set"), None);
+    assert_eq!(cmdstat(&mut c, "config|resetstat"), line(1, 0, 0));
+    assert_eq!(errorstats(&mut c), Vec::<String>::new());
+    assert_eq!(total_errors(&mut c), 0);
+}
+
+#[test]
+fn transactions_count_each_queued_command() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    c.cmd(&["SET", "s", "x"]);
+    assert_eq!(c.cmd(&["MULTI"]), Frame::ok());
+    c.cmd(&["INCR", "n"]);
+    c.cmd(&["INCR", "s"]);
+    let Frame::Array(replies) = c.cmd(&["EXEC"]) else {
+        panic!()
+    };
+    assert_eq!(replies.len(), 2);
+    assert_eq!(cmdstat(&mut c, "incr"), line(2, 0, 1));
+    assert_eq!(cmdstat(&mut c, "multi"), line(1, 0, 0));
+    assert_eq!(cmdstat(&mut c, "exec"), line(1, 0, 0));
+    // A command refused while queueing is rejected; the EXEC that then aborts failed.
+    c.cmd(&["MULTI"]);
+    assert!(matches!(c.cmd(&["INCR"]), Frame::Error(_)));
+    assert!(matches!(c.cmd(&["EXEC"]), Frame::Error(e) if e.starts_with("EXECABORT")));
+    assert_eq!(cmdstat(&mut c, "incr"), line(2, 1, 1));
+    assert_eq!(cmdstat(&mut c, "exec"), line(2, 0, 1));
+    assert_eq!(
+        errorstats(&mut c),
+        ["errorstat_ERR:count=2", "errorstat_EXECABORT:count=1"]
+    );
+    assert_eq!(total_errors(&mut c), 3);
+}
+
+#[test]
+fn connection_state_rejections_are_counted() {
+    let s = start(Some("secret"));
+    let mut c = Conn::open(s.addr);
+    assert_eq!(c.cmd(&["GET", "k"]), err("NOAUTH Authentication required."));
+    assert_eq!(c.cmd(&["AUTH", "secret"]), Frame::ok());
+    c.cmd(&["SUBSCRIBE", "ch"]);
+    c.send(&["GET", "k"]);
+    assert!(matches!(c.reply(), Frame::Error(e) if e.contains("only (P|S)SUBSCRIBE")));
+    c.send(&["PING"]);
+    c.reply();
+    c.send(&["UNSUBSCRIBE"]);
+    c.reply();
+    assert_eq!(cmdstat(&mut c, "get"), line(0, 2, 0));
+    assert_eq!(cmdstat(&mut c, "auth"), line(1, 0, 0));
+    assert_eq!(cmdstat(&mut c, "subscribe"), line(1, 0, 0));
+    assert_eq!(cmdstat(&mut c, "ping"), line(1, 0, 0));
+    assert_eq!(
+        errorstats(&mut c),
+        ["errorstat_ERR:count=1", "errorstat_NOAUTH:count=1"]
+    );
+}
+
+#[test]
+fn a_blocked_command_counts_one_call_when_it_answers() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    let mut blocked = Conn::open(s.addr);
+    // Redis's own `XGROUP DESTROY should unblock XREADGROUP with -NOGROUP`.
+    c.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    blocked.send(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "alice",
+        "BLOCK",
+        "0",
+        "STREAMS",
+        "s",
+        ">",
+    ]);
+    wait_blocked(&mut c, 1);
+    assert_eq!(c.cmd(&["XGROUP", "DESTROY", "s", "g"]), Frame::Integer(1));
+    assert!(matches!(blocked.reply(), Frame::Error(e) if e.starts_with("NOGROUP")));
+    assert_eq!(cmdstat(&mut c, "xreadgroup"), line(1, 0, 1));
+    assert_eq!(errorstats(&mut c), ["errorstat_NOGROUP:count=1"]);
+    assert_eq!(total_errors(&mut c), 1);
+    // A BLPOP served after it blocked, and one answered at once.
+    blocked.send(&["BLPOP", "list", "0"]);
+    wait_blocked(&mut c, 1);
+    c.cmd(&["RPUSH", "list", "a", "b"]);
+    assert!(matches!(blocked.reply(), Frame::Array(_)));
+    assert!(matches!(
+        blocked.cmd(&["BLPOP", "list", "0"]),
+        Frame::Array(_)
+    ));
+    assert_eq!(cmdstat(&mut c, "blpop"), line(2, 0, 0));
+}
+
+/// Waits (polling INFO, not sleeping on a timer) until `n` clients are blocked.
+fn wait_blocked(c: &mut Conn, n: u64) {
+    for _ in 0..10_000 {
+        let text = info(c, "clients");
+        let blocked = text
+            .lines()
+            .find_map(|l| l.strip_prefix("blocked_clients:"))
+            .and_then(|v| v.parse::<u64>().ok());
+        if blocked == Some(n) {
+            return;
+        }
+        std::thread::yield_now();
+    }
+    panic!("never {n} blocked clients");
+}
+
+#[test]
+fn default_info_carries_errorstats_but_not_commandstats() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    c.cmd(&["GET"]);
+    let default = info(&mut c, "");
+    assert!(
+        default.contains("# Errorstats\r\nerrorstat_ERR:count=1\r\n"),
+        "{default}"
+    );
+    assert!(!default.contains("# Commandstats"));
+    let all = info(&mut c, "all");
+    assert!(all.contains("# Commandstats\r\n"), "{all}");
+    let order: Vec<usize> = [
+        "# Stats",
+        "# Replication",
+        "# Commandstats",
+        "# Errorstats",
+        "# Keyspace",
+    ]
+    .iter()
+    .map(|h| all.find(h).unwrap())
+    .collect();
+    assert!(order.is_sorted(), "sections in Redis's order: {order:?}");
+}
