@@ -1400,3 +1400,30 @@ fn restore_refuses_inconsistent_streams_and_changes_nothing() {
         assert_eq!(c.cmd(&["EXISTS", "new"]), int(0), "{what}");
     }
 }
+
+#[test]
+fn consumer_groups_are_charged_to_the_key() {
+    let s = start();
+    let mut c = Conn::open(s.addr);
+    let usage = |c: &mut Conn| match c.cmd(&["MEMORY", "USAGE", "s"]) {
+        Frame::Integer(n) => n,
+        other => panic!("{other:?}"),
+    };
+    add_n(&mut c, "s", 1000);
+    let bare = usage(&mut c);
+    assert_eq!(c.cmd(&["XGROUP", "CREATE", "s", "g", "0"]), Frame::ok());
+    let grouped = usage(&mut c);
+    assert!(grouped > bare, "{grouped} vs {bare}");
+    // 1000 pending entries cost at least their IDs and bookkeeping.
+    c.cmd(&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"]);
+    let pending = usage(&mut c);
+    assert!(pending >= grouped + 1000 * 64, "{pending} vs {grouped}");
+    let mut ack = vec!["XACK", "s", "g"];
+    let ids: Vec<String> = (1..=1000).map(|i| format!("{i}-0")).collect();
+    ack.extend(ids.iter().map(String::as_str));
+    assert_eq!(c.cmd(&ack), int(1000));
+    assert_eq!(c.cmd(&["XGROUP", "DELCONSUMER", "s", "g", "alice"]), int(0));
+    assert_eq!(usage(&mut c), grouped);
+    assert_eq!(c.cmd(&["XGROUP", "DESTROY", "s", "g"]), int(1));
+    assert_eq!(usage(&mut c), bare);
+}

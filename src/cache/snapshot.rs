@@ -97,7 +97,7 @@ fn stream_record(s: &StreamValue) -> StreamRecord {
         max_deleted: id_pair(s.max_deleted),
         entries_added: s.entries_added,
         groups: s
-            .groups
+            .groups()
             .iter()
             .map(|(name, g)| GroupRecord {
                 name: name.to_vec(),
@@ -155,7 +155,7 @@ fn stream_value(r: StreamRecord) -> StreamValue {
                 },
             );
         }
-        s.groups.insert(Bytes::from(gr.name), g);
+        s.put_group(Bytes::from(gr.name), g);
     }
     s
 }

@@ -117,8 +117,11 @@ pub(crate) struct StreamValue {
     pub(crate) first_id: StreamId,
     bytes: usize,
     nodes: std::collections::VecDeque<Node>,
-    /// Consumer groups by name (Redis's radix tree order: byte order).
-    pub(crate) groups: BTreeMap<Bytes, Group>,
+    /// Consumer groups by name (Redis's radix tree order: byte order); changed only through
+    /// the methods that keep `group_bytes`.
+    groups: BTreeMap<Bytes, Group>,
+    /// Bytes charged for the groups: the sum of [`Group::bytes`].
+    group_bytes: usize,
 }
 
 /// A consumer group.
@@ -130,8 +133,11 @@ pub(crate) struct Group {
     pub(crate) entries_read: i64,
     /// Pending entries: delivered, not yet acknowledged.
     pub(crate) pel: BTreeMap<StreamId, Pending>,
-    /// Consumers by name.
+    /// Consumers by name; added and removed only through [`Group::consumer_mut`] and
+    /// [`Group::delete_consumer`], which keep `consumer_name_bytes`.
     pub(crate) consumers: BTreeMap<Bytes, Consumer>,
+    /// The consumers' names' bytes, summed.
+    consumer_name_bytes: usize,
 }
 
 /// One pending entry (Redis's `streamNACK`).
@@ -156,6 +162,14 @@ pub(crate) struct Consumer {
 
 /// Redis's `SCG_INVALID_ENTRIES_READ`.
 pub(crate) const ENTRIES_READ_UNKNOWN: i64 = -1;
+
+/// Bytes a group is charged besides its name: its last ID, entries read and two maps.
+const GROUP_BYTES: usize = 64;
+/// Bytes a pending entry is charged: its ID and [`Pending`] in the group's list, and its ID in
+/// its consumer's set.
+const PENDING_BYTES: usize = 16 + 48 + 16;
+/// Bytes a consumer is charged besides its name: its seen time and its set.
+const CONSUMER_BYTES: usize = 32;
 
 impl Group {
     /// A group at `last_id` with `entries_read` (-1: unknown).
@@ -206,12 +220,33 @@ impl Group {
 
     /// The consumer named `name`, created (seen at `now_ms`) when missing.
     pub(crate) fn consumer_mut(&mut self, name: &Bytes, now_ms: u64) -> &mut Consumer {
-        self.consumers
-            .entry(name.clone())
-            .or_insert_with(|| Consumer {
+        let names = &mut self.consumer_name_bytes;
+        self.consumers.entry(name.clone()).or_insert_with(|| {
+            *names = names.saturating_add(name.len());
+            Consumer {
                 seen_time_ms: now_ms,
                 pel: std::collections::BTreeSet::new(),
-            })
+            }
+        })
+    }
+
+    /// Bytes the group is charged, its name of `name_len` bytes included: O(1), from the
+    /// sizes of its maps.
+    pub(crate) fn bytes(&self, name_len: usize) -> usize {
+        self.charge(name_len, self.consumer_name_bytes)
+    }
+
+    /// The charge with the consumers' names summing to `consumer_names` bytes.
+    fn charge(&self, name_len: usize, consumer_names: usize) -> usize {
+        let pending = self.pel.len().saturating_mul(element_bytes(PENDING_BYTES));
+        let consumers = self
+            .consumers
+            .len()
+            .saturating_mul(element_bytes(CONSUMER_BYTES));
+        element_bytes(GROUP_BYTES.saturating_add(name_len))
+            .saturating_add(pending)
+            .saturating_add(consumers)
+            .saturating_add(consumer_names)
     }
 
     /// Moves pending `id` to `consumer` (`XCLAIM`/`XAUTOCLAIM`).
@@ -231,10 +266,41 @@ impl Group {
     /// Deletes a consumer and its pending entries; returns how many were pending.
     pub(crate) fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
         let c = self.consumers.remove(name)?;
+        self.consumer_name_bytes = self.consumer_name_bytes.saturating_sub(name.len());
         for id in &c.pel {
             self.pel.remove(id);
         }
         Some(c.pel.len())
+    }
+}
+
+/// A group borrowed for changing: when dropped, the stream's charge for it is updated from
+/// its size then (so every change made through it is charged).
+#[derive(Debug)]
+pub(crate) struct GroupMut<'a> {
+    group: &'a mut Group,
+    name_len: usize,
+    before: usize,
+    total: &'a mut usize,
+}
+
+impl Deref for GroupMut<'_> {
+    type Target = Group;
+    fn deref(&self) -> &Group {
+        self.group
+    }
+}
+
+impl std::ops::DerefMut for GroupMut<'_> {
+    fn deref_mut(&mut self) -> &mut Group {
+        self.group
+    }
+}
+
+impl Drop for GroupMut<'_> {
+    fn drop(&mut self) {
+        let now = self.group.bytes(self.name_len);
+        *self.total = self.total.saturating_sub(self.before).saturating_add(now);
     }
 }
 
@@ -246,16 +312,53 @@ impl Deref for StreamValue {
 }
 
 impl StreamValue {
-    /// Bytes charged for the entries.
+    /// Bytes charged for the entries and the consumer groups.
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+        self.bytes.saturating_add(self.group_bytes)
     }
 
-    /// The charge recomputed from the entries (O(n); for audits).
+    /// The charge recomputed from the entries and groups (O(n); for audits).
     pub(crate) fn recount_bytes(&self) -> usize {
-        self.entries
+        let entries = self
+            .entries
             .values()
-            .fold(0, |n, f| n.saturating_add(entry_bytes(f)))
+            .fold(0usize, |n, f| n.saturating_add(entry_bytes(f)));
+        self.groups.iter().fold(entries, |n, (name, g)| {
+            let names = g.consumers.keys().map(Bytes::len).sum();
+            n.saturating_add(g.charge(name.len(), names))
+        })
+    }
+
+    /// The consumer groups by name.
+    pub(crate) fn groups(&self) -> &BTreeMap<Bytes, Group> {
+        &self.groups
+    }
+
+    /// Group `name` for changing; its charge is settled when the guard drops.
+    pub(crate) fn group_mut(&mut self, name: &[u8]) -> Option<GroupMut<'_>> {
+        let group = self.groups.get_mut(name)?;
+        Some(GroupMut {
+            before: group.bytes(name.len()),
+            name_len: name.len(),
+            group,
+            total: &mut self.group_bytes,
+        })
+    }
+
+    /// Removes group `name` and its charge.
+    pub(crate) fn take_group(&mut self, name: &[u8]) -> Option<Group> {
+        let (key, g) = self.groups.remove_entry(name)?;
+        self.group_bytes = self.group_bytes.saturating_sub(g.bytes(key.len()));
+        Some(g)
+    }
+
+    /// Puts group `g` under `name` (replacing any there) with its charge.
+    pub(crate) fn put_group(&mut self, name: Bytes, g: Group) {
+        self.group_bytes = self.group_bytes.saturating_add(g.bytes(name.len()));
+        let name_len = name.len();
+        if let Some(old) = self.groups.insert(name, g) {
+            self.group_bytes = self.group_bytes.saturating_sub(old.bytes(name_len));
+        }
     }
 
     /// Appends an entry under `id`, which the caller has checked is above `last_id` (and every
@@ -600,5 +703,41 @@ mod tests {
         assert_eq!(s.bytes(), s.recount_bytes());
         assert_eq!(StreamId::MAX.incr(), None);
         assert_eq!(StreamId::new(1, 0).decr(), Some(StreamId::new(0, u64::MAX)));
+    }
+
+    #[test]
+    fn groups_are_charged_as_they_grow_and_shrink() {
+        let mut s = StreamValue::default();
+        for i in 1..=50u64 {
+            s.append(StreamId::new(i, 0), f(1), NODE_ENTRIES);
+        }
+        let bare = s.bytes();
+        s.put_group(Bytes::from("g"), Group::new(StreamId::MIN, 0));
+        let with_group = s.bytes();
+        assert!(with_group > bare);
+        assert_eq!(s.bytes(), s.recount_bytes());
+        let (alice, bob) = (Bytes::from("alice"), Bytes::from("bob"));
+        {
+            let mut g = s.group_mut(b"g").unwrap();
+            for i in 1..=40u64 {
+                g.deliver(StreamId::new(i, 0), &alice, 7);
+            }
+            g.claim(StreamId::new(3, 0), &bob, 9);
+        }
+        let delivered = s.bytes();
+        assert!(delivered > with_group + 40 * PENDING_BYTES);
+        assert_eq!(s.bytes(), s.recount_bytes());
+        let mut g = s.take_group(b"g").unwrap();
+        assert_eq!(s.bytes(), bare);
+        for i in 1..=10u64 {
+            assert!(g.ack(StreamId::new(i, 0)));
+        }
+        assert_eq!(g.delete_consumer(b"bob"), Some(0));
+        s.put_group(Bytes::from("g"), g);
+        assert!(s.bytes() < delivered);
+        assert_eq!(s.bytes(), s.recount_bytes());
+        s.group_mut(b"g").unwrap().delete_consumer(b"alice");
+        assert_eq!(s.bytes(), with_group);
+        assert_eq!(s.bytes(), s.recount_bytes());
     }
 }

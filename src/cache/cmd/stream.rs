@@ -632,7 +632,7 @@ pub(crate) fn xreadgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
     for k in 0..r.n {
         let key = arg(args, r.streams + k);
         let exists = match tri!(get_stream(ctx, key)) {
-            Some(s) => s.groups.contains_key(&gname),
+            Some(s) => s.groups().contains_key(&gname),
             None => false,
         };
         if !exists {
@@ -660,7 +660,7 @@ pub(crate) fn xreadgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
         let Some(s) = tri!(get_stream(ctx, key)) else {
             continue;
         };
-        let Some(mut g) = s.groups.remove(&gname) else {
+        let Some(mut g) = s.take_group(&gname) else {
             continue;
         };
         let had_consumer = g.consumers.contains_key(&cname);
@@ -690,7 +690,7 @@ pub(crate) fn xreadgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
             }
             None => None,
         };
-        s.groups.insert(gname.clone(), g);
+        s.put_group(gname.clone(), g);
         if let Some(e) = entries {
             found.push((Frame::Bulk(Bytes::copy_from_slice(key)), e));
             if !had_consumer {
@@ -810,7 +810,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     let now_ms = ctx.now_ms;
     if exists && !create && !is(sub, "destroy") {
-        let has = tri!(get_stream(ctx, key)).is_some_and(|s| s.groups.contains_key(&gname));
+        let has = tri!(get_stream(ctx, key)).is_some_and(|s| s.groups().contains_key(&gname));
         if !has {
             return Frame::error(format!(
                 "NOGROUP No such consumer group '{}' for key name '{}'",
@@ -832,11 +832,10 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         let Some(s) = tri!(get_stream(ctx, key)) else {
             return Frame::Null;
         };
-        if s.groups.contains_key(&gname) {
+        if s.groups().contains_key(&gname) {
             return Frame::error("BUSYGROUP Consumer Group name already exists");
         }
-        s.groups
-            .insert(gname, crate::cache::stream::Group::new(id, entries_read));
+        s.put_group(gname, crate::cache::stream::Group::new(id, entries_read));
         group_changed(ctx, key, "xgroup-create");
         Frame::ok()
     } else if setid && (args.len() == 5 || args.len() == 7) {
@@ -849,7 +848,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         } else {
             tri!(parse_id(id_text, 0, false, false)).0
         };
-        if let Some(g) = s.groups.get_mut(&gname) {
+        if let Some(mut g) = s.group_mut(&gname) {
             g.last_id = id;
             g.entries_read = entries_read;
         }
@@ -859,7 +858,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         let Some(s) = tri!(get_stream(ctx, key)) else {
             return Frame::Integer(0);
         };
-        if s.groups.remove(&gname).is_none() {
+        if s.take_group(&gname).is_none() {
             return Frame::Integer(0);
         }
         group_changed(ctx, key, "xgroup-destroy");
@@ -867,20 +866,23 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         Frame::Integer(1)
     } else if is(sub, "createconsumer") && args.len() == 5 {
         let cname = Bytes::copy_from_slice(arg(args, 4));
-        let Some(g) = tri!(get_stream(ctx, key)).and_then(|s| s.groups.get_mut(&gname)) else {
+        let Some(mut g) = tri!(get_stream(ctx, key)).and_then(|s| s.group_mut(&gname)) else {
             return Frame::Integer(0);
         };
         if g.consumers.contains_key(&cname) {
             return Frame::Integer(0);
         }
         g.consumer_mut(&cname, now_ms);
+        drop(g);
         group_changed(ctx, key, "xgroup-createconsumer");
         Frame::Integer(1)
     } else if is(sub, "delconsumer") && args.len() == 5 {
-        let Some(g) = tri!(get_stream(ctx, key)).and_then(|s| s.groups.get_mut(&gname)) else {
+        let Some(mut g) = tri!(get_stream(ctx, key)).and_then(|s| s.group_mut(&gname)) else {
             return Frame::Integer(0);
         };
-        match g.delete_consumer(arg(args, 4)) {
+        let deleted = g.delete_consumer(arg(args, 4));
+        drop(g);
+        match deleted {
             Some(pending) => {
                 group_changed(ctx, key, "xgroup-delconsumer");
                 int(pending)
@@ -896,7 +898,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 pub(crate) fn xack(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let gname = arg(args, 2);
-    let has = tri!(get_stream(ctx, key)).is_some_and(|s| s.groups.contains_key(gname));
+    let has = tri!(get_stream(ctx, key)).is_some_and(|s| s.groups().contains_key(gname));
     if !has {
         return Frame::Integer(0);
     }
@@ -904,10 +906,11 @@ pub(crate) fn xack(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     for a in args.get(3..).unwrap_or_default() {
         ids.push(tri!(strict_id(a)));
     }
-    let Some(g) = tri!(get_stream(ctx, key)).and_then(|s| s.groups.get_mut(gname)) else {
+    let Some(mut g) = tri!(get_stream(ctx, key)).and_then(|s| s.group_mut(gname)) else {
         return Frame::Integer(0);
     };
     let acked = ids.into_iter().filter(|id| g.ack(*id)).count();
+    drop(g);
     if acked > 0 {
         ctx.settle(key);
         ctx.touched(key, crate::cache::EventKind::Set);
@@ -960,7 +963,7 @@ pub(crate) fn xpending(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         range = Some((minidle, start, end, count, consumer));
     }
     let now_ms = ctx.now_ms;
-    let Some(g) = tri!(get_stream(ctx, key)).and_then(|s| s.groups.get(gname)) else {
+    let Some(g) = tri!(get_stream(ctx, key)).and_then(|s| s.groups().get(gname)) else {
         return nogroup(key, gname);
     };
     let Some((minidle, start, end, count, consumer)) = range else {
@@ -1033,7 +1036,7 @@ fn int_or(text: &[u8], what: &str) -> Result<i64, Frame> {
 pub(crate) fn xclaim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (key, gname) = (arg(args, 1), arg(args, 2));
     let cname = Bytes::copy_from_slice(arg(args, 3));
-    let has = tri!(get_stream(ctx, key)).is_some_and(|s| s.groups.contains_key(gname));
+    let has = tri!(get_stream(ctx, key)).is_some_and(|s| s.groups().contains_key(gname));
     if !has {
         return nogroup(key, gname);
     }
@@ -1099,7 +1102,7 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(s) = tri!(get_stream(ctx, key)) else {
         return Frame::Array(Vec::new());
     };
-    let Some(mut g) = s.groups.remove(gname) else {
+    let Some(mut g) = s.take_group(gname) else {
         return Frame::Array(Vec::new());
     };
     if last_id > g.last_id {
@@ -1135,7 +1138,7 @@ pub(crate) fn xclaim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         });
     }
     let created = !had_consumer && g.consumers.contains_key(&cname);
-    s.groups.insert(Bytes::copy_from_slice(gname), g);
+    s.put_group(Bytes::copy_from_slice(gname), g);
     claimed_by(ctx, key, created);
     Frame::Array(out)
 }
@@ -1233,7 +1236,7 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
     let Some(s) = tri!(get_stream(ctx, key)) else {
         return nogroup(key, gname);
     };
-    let Some(mut g) = s.groups.remove(gname) else {
+    let Some(mut g) = s.take_group(gname) else {
         return nogroup(key, gname);
     };
     let had_consumer = g.consumers.contains_key(&cname);
@@ -1270,7 +1273,7 @@ pub(crate) fn xautoclaim(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
         .and_then(|from| g.pel.range(from..).next().map(|(id, _)| *id))
         .unwrap_or(StreamId::MIN);
     let created = !had_consumer && g.consumers.contains_key(&cname);
-    s.groups.insert(Bytes::copy_from_slice(gname), g);
+    s.put_group(Bytes::copy_from_slice(gname), g);
     claimed_by(ctx, key, created);
     Frame::Array(vec![
         id_frame(next),
@@ -1304,7 +1307,7 @@ fn ms_frame(ms: u64) -> Frame {
 fn full_groups(s: &StreamValue, count: usize) -> Frame {
     let take = if count == 0 { usize::MAX } else { count };
     Frame::Array(
-        s.groups
+        s.groups()
             .iter()
             .map(|(name, g)| {
                 let pel = g
@@ -1406,7 +1409,7 @@ pub(crate) fn xinfo(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     if is(sub, "groups") {
         return Frame::Array(
-            s.groups
+            s.groups()
                 .iter()
                 .map(|(name, g)| {
                     Frame::Map(vec![
@@ -1429,7 +1432,7 @@ pub(crate) fn xinfo(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     if is(sub, "consumers") {
         let gname = arg(args, 3);
-        let Some(g) = s.groups.get(gname) else {
+        let Some(g) = s.groups().get(gname) else {
             return Frame::error(format!(
                 "NOGROUP No such consumer group '{}' for key name '{}'",
                 lossy(gname),
@@ -1500,7 +1503,7 @@ pub(crate) fn xinfo(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
                     .next()
                     .map_or(Frame::Null, |(id, f)| entry_frame(id, f))
             };
-            m.push((Frame::bulk(b"groups"), int(s.groups.len())));
+            m.push((Frame::bulk(b"groups"), int(s.groups().len())));
             m.push((Frame::bulk(b"first-entry"), edge(false)));
             m.push((Frame::bulk(b"last-entry"), edge(true)));
         }

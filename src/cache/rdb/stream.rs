@@ -135,8 +135,8 @@ pub(super) fn put_stream(out: &mut Vec<u8>, s: &StreamValue) {
     put_id(out, s.first_id);
     put_id(out, s.max_deleted);
     put_len(out, s.entries_added);
-    put_len(out, s.groups.len() as u64);
-    for (name, g) in &s.groups {
+    put_len(out, s.groups().len() as u64);
+    for (name, g) in s.groups() {
         put_string(out, name);
         put_id(out, g.last_id);
         // -1 (unknown) is written as Redis writes it: the 64-bit length u64::MAX.
@@ -354,9 +354,10 @@ pub(super) fn read_stream(r: &mut Reader<'_>, kind: u8) -> Result<StreamValue, D
         if owned.len() != g.pel.len() {
             return Err(DumpError::Corrupt("group PEL entry without consumer"));
         }
-        if s.groups.insert(name, g).is_some() {
+        if s.groups().contains_key(&name) {
             return Err(DumpError::Corrupt("duplicated consumer group name"));
         }
+        s.put_group(name, g);
     }
     Ok(s)
 }
