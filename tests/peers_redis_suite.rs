@@ -1,7 +1,7 @@
 //! Capability: Redis's own Tcl test suite (7.0.15; units protocol, type/string, expire,
 //! keyspace, type/hash, type/list, type/set, type/incr, info) passes against streamcache at the
 //! conformance bar of 583 tests (95% of stock Redis's 614); units type/zset, bitops, pubsub,
-//! hyperloglog, type/stream and type/stream-cgroups, each run on its own, pass what docs/conformance.md records.
+//! hyperloglog, type/stream, type/stream-cgroups and geo, each run on its own, pass what docs/conformance.md records.
 //! Method: start the real binary on ephemeral ports, read its ready line for the RESP address,
 //! run `../shared/tools/redis-suite.sh` with `REDIS_TESTS_DIR` from the environment (get it with
 //! `scripts/fetch-redis-suite.sh`), and read the suite's last line `N passed, M failed`.
@@ -33,6 +33,8 @@ const HYPERLOGLOG_PASSED_MIN: u64 = 16;
 const STREAM_PASSED_MIN: u64 = 63;
 /// `unit/type/stream-cgroups`, run separately: every test the script's default tags let run.
 const STREAM_CGROUPS_PASSED_MIN: u64 = 48;
+/// `unit/geo`, run separately: every test the script's default tags let run.
+const GEO_PASSED_MIN: u64 = 59;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -193,6 +195,18 @@ fn redis_own_hyperloglog_unit_passes() {
     assert!(
         passed >= HYPERLOGLOG_PASSED_MIN && failed == 0,
         "unit/hyperloglog: {:?}; expected at least {HYPERLOGLOG_PASSED_MIN} passed and none failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_geo_unit_passes() {
+    let text = run_suite(&["unit/geo"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= GEO_PASSED_MIN && failed == 0,
+        "unit/geo: {:?}; expected at least {GEO_PASSED_MIN} passed and none failed",
         text.lines().last()
     );
 }

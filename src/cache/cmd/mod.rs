@@ -4,6 +4,7 @@
 //! request bytes: a handler that keeps one (a list element, a hash field) copies it.
 
 pub(crate) mod bits;
+pub(crate) mod geo;
 pub(crate) mod hash;
 pub(crate) mod hll;
 pub(crate) mod keys;

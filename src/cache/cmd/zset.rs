@@ -28,7 +28,10 @@ const BAD_SCORE_RANGE: &str = "ERR min or max is not a float";
 /// Redis's reply to a bad lex range.
 const BAD_LEX_RANGE: &str = "ERR min or max not valid string range item";
 
-fn get_zset<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut ZSetValue>, Frame> {
+pub(crate) fn get_zset<'c>(
+    ctx: &'c mut Ctx<'_>,
+    key: &[u8],
+) -> Result<Option<&'c mut ZSetValue>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
         Some(e) => match e.into_boxed() {
@@ -639,7 +642,7 @@ fn window(
 /// Stores `result` under `dst` (replacing whatever was there) and publishes `event`, or
 /// deletes `dst` when the result is empty (`del`), as Redis's store commands do; replies the
 /// result's size.
-fn store_result(
+pub(crate) fn store_result(
     ctx: &mut Ctx<'_>,
     inner: &Inner,
     dst: &[u8],

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use hashbrown::HashMap;
 
 use crate::cache::Inner;
-use crate::cache::cmd::{bits, hash, hll, keys, list, server, set, stream, strings, zset};
+use crate::cache::cmd::{bits, geo, hash, hll, keys, list, server, set, stream, strings, zset};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 
@@ -221,6 +221,16 @@ static SPECS: &[Spec] = specs! {
     "bzpopmin" -3 1 -2 1 w Blocking zset::bzpop_try;
     "bzpopmax" -3 1 -2 1 w Blocking zset::bzpop_try;
     "bzmpop" -5 0 0 0 w Blocking zset::bzmpop_try;
+    "geoadd" -5 1 1 1 o Keyed geo::geoadd;
+    "geopos" -2 1 1 1 r Keyed geo::geopos;
+    "geohash" -2 1 1 1 r Keyed geo::geohash;
+    "geodist" -4 1 1 1 r Keyed geo::geodist;
+    "georadius" -6 1 1 1 o Exclusive geo::georadius;
+    "georadius_ro" -6 1 1 1 r Keyed geo::georadius_ro;
+    "georadiusbymember" -5 1 1 1 o Exclusive geo::georadiusbymember;
+    "georadiusbymember_ro" -5 1 1 1 r Keyed geo::georadiusbymember_ro;
+    "geosearch" -7 1 1 1 r Keyed geo::geosearch;
+    "geosearchstore" -8 1 2 1 o Keyed geo::geosearchstore;
     "xadd" -5 1 1 1 o Keyed stream::xadd;
     "xlen" 2 1 1 1 r Keyed stream::xlen;
     "xrange" -4 1 1 1 r Keyed stream::xrange;
