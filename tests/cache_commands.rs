@@ -206,6 +206,129 @@ fn sort_orders_and_stores() {
 }
 
 #[test]
+fn sort_reads_weights_and_values_through_patterns() {
+    let c = cache();
+    let arr = |items: &[&str]| Frame::Array(items.iter().map(|s| bulk(s)).collect());
+    run(&c, &["RPUSH", "ids", "1", "2", "3"]);
+    for (id, w, name) in [("1", "30", "one"), ("2", "10", "two"), ("3", "20", "three")] {
+        run(&c, &["SET", &format!("w_{id}"), w]);
+        run(
+            &c,
+            &["HSET", &format!("obj_{id}"), "weight", w, "name", name],
+        );
+    }
+    assert_eq!(
+        run(&c, &["SORT", "ids", "BY", "w_*"]),
+        arr(&["2", "3", "1"])
+    );
+    assert_eq!(
+        run(
+            &c,
+            &[
+                "SORT",
+                "ids",
+                "BY",
+                "obj_*->weight",
+                "DESC",
+                "GET",
+                "#",
+                "GET",
+                "obj_*->name"
+            ]
+        ),
+        arr(&["1", "one", "3", "three", "2", "two"])
+    );
+    // A GET without `*` names nothing; a missing key answers nil.
+    let got = run(
+        &c,
+        &[
+            "SORT", "ids", "BY", "w_*", "LIMIT", "0", "1", "GET", "const", "GET", "nope_*",
+        ],
+    );
+    assert_eq!(got, Frame::Array(vec![Frame::Null, Frame::Null]));
+    // BY a constant keeps the list's order, reversed by DESC, cut by LIMIT.
+    assert_eq!(
+        run(
+            &c,
+            &["SORT", "ids", "BY", "nosort", "DESC", "LIMIT", "1", "5"]
+        ),
+        arr(&["2", "1"])
+    );
+    // A missing weight sorts as 0; ALPHA BY puts it first.
+    run(&c, &["RPUSH", "ids", "4"]);
+    assert_eq!(
+        run(&c, &["SORT", "ids", "BY", "w_*"]),
+        arr(&["4", "2", "3", "1"])
+    );
+    assert_eq!(
+        run(&c, &["SORT", "ids", "BY", "w_*", "ALPHA"]),
+        arr(&["4", "2", "3", "1"])
+    );
+    // STORE with GET stores "" for a missing value.
+    assert_eq!(
+        run(
+            &c,
+            &[
+                "SORT",
+                "ids",
+                "BY",
+                "w_*",
+                "GET",
+                "obj_*->name",
+                "STORE",
+                "names"
+            ]
+        ),
+        Frame::Integer(4)
+    );
+    assert_eq!(
+        run(&c, &["LRANGE", "names", "0", "-1"]),
+        arr(&["", "two", "three", "one"])
+    );
+    // Sorted sets are sorted too, and BY nosort keeps their order.
+    run(&c, &["ZADD", "z", "1", "c", "2", "b", "3", "a"]);
+    assert_eq!(run(&c, &["SORT", "z", "ALPHA"]), arr(&["a", "b", "c"]));
+    assert_eq!(
+        run(&c, &["SORT", "z", "BY", "nosort"]),
+        arr(&["c", "b", "a"])
+    );
+    // A weight strtod cannot read whole fails the command.
+    run(&c, &["SET", "w_2", "ten"]);
+    assert_eq!(
+        run(&c, &["SORT", "ids", "BY", "w_*"]),
+        Frame::error("ERR One or more scores can't be converted into double")
+    );
+    assert_eq!(
+        run(
+            &c,
+            &[
+                "COMMAND", "GETKEYS", "SORT", "abc", "STORE", "x", "LIMIT", "0", "1", "STORE",
+                "def"
+            ]
+        ),
+        arr(&["abc", "def"])
+    );
+    assert_eq!(
+        run(
+            &c,
+            &[
+                "COMMAND",
+                "GETKEYS",
+                "GEORADIUS",
+                "g",
+                "1",
+                "1",
+                "1",
+                "km",
+                "STOREDIST",
+                "d"
+            ]
+        ),
+        arr(&["g", "d"])
+    );
+}
+
+#[test]
 fn databases_are_separate_and_swappable() {
     let c = cache();
     c.set(0, b"k", b"zero", None);

@@ -1,7 +1,8 @@
 //! Capability: Redis's own Tcl test suite (7.0.15; units protocol, type/string, expire,
 //! keyspace, type/hash, type/list, type/set, type/incr, info) passes against streamcache at the
 //! conformance bar of 583 tests (95% of stock Redis's 614); units type/zset, bitops, pubsub,
-//! hyperloglog, type/stream, type/stream-cgroups and geo, each run on its own, pass what docs/conformance.md records.
+//! hyperloglog, type/stream, type/stream-cgroups, geo and sort, each run on its own, pass what
+//! docs/conformance.md records.
 //! Method: start the real binary on ephemeral ports, read its ready line for the RESP address,
 //! run `../shared/tools/redis-suite.sh` with `REDIS_TESTS_DIR` from the environment (get it with
 //! `scripts/fetch-redis-suite.sh`), and read the suite's last line `N passed, M failed`.
@@ -35,6 +36,10 @@ const STREAM_PASSED_MIN: u64 = 63;
 const STREAM_CGROUPS_PASSED_MIN: u64 = 48;
 /// `unit/geo`, run separately: every test the script's default tags let run.
 const GEO_PASSED_MIN: u64 = 59;
+/// `unit/sort`, run separately: every test but those that need what is not here (see
+/// docs/conformance.md).
+const SORT_PASSED_MIN: u64 = 51;
+const SORT_FAILED_MAX: u64 = 1;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -195,6 +200,18 @@ fn redis_own_hyperloglog_unit_passes() {
     assert!(
         passed >= HYPERLOGLOG_PASSED_MIN && failed == 0,
         "unit/hyperloglog: {:?}; expected at least {HYPERLOGLOG_PASSED_MIN} passed and none failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_sort_unit_passes() {
+    let text = run_suite(&["unit/sort"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= SORT_PASSED_MIN && failed <= SORT_FAILED_MAX,
+        "unit/sort: {:?}; expected at least {SORT_PASSED_MIN} passed, at most {SORT_FAILED_MAX} failed",
         text.lines().last()
     );
 }

@@ -7,7 +7,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{ListValue, Value};
-use crate::cache::{EventKind, Inner, notify};
+use crate::cache::{Inner, notify};
 
 type List = ListValue;
 
@@ -432,94 +432,4 @@ pub(crate) fn lmpop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn blmpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     lmpop_at(ctx, args, 2)
-}
-
-/// SORT and SORT_RO over a list or set: numeric or ALPHA order, ASC/DESC, LIMIT, BY nosort,
-/// STORE (SORT only). BY and GET patterns that read other keys are refused.
-pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
-    let key = arg(args, 1);
-    let (mut alpha, mut desc, mut nosort) = (false, false, false);
-    let mut limit: Option<(i64, i64)> = None;
-    let mut store: Option<Bytes> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let a = arg(args, i);
-        if is(a, "alpha") {
-            alpha = true;
-        } else if is(a, "desc") {
-            desc = true;
-        } else if is(a, "asc") {
-            desc = false;
-        } else if is(a, "limit") && i + 2 < args.len() {
-            limit = Some((tri!(int_arg(args, i + 1)), tri!(int_arg(args, i + 2))));
-            i += 2;
-        } else if is(a, "by") && i + 1 < args.len() {
-            if !is(arg(args, i + 1), "nosort") && arg(args, i + 1).contains(&b'*') {
-                return Frame::error("ERR SORT BY patterns are not supported");
-            }
-            nosort = true;
-            i += 1;
-        } else if is(a, "get") && i + 1 < args.len() {
-            return Frame::error("ERR SORT GET patterns are not supported");
-        } else if is(a, "store") && i + 1 < args.len() && is(arg(args, 0), "sort") {
-            store = args.get(i + 1).map(|a| Bytes::copy_from_slice(a));
-            i += 1;
-        } else {
-            return Frame::error(SYNTAX);
-        }
-        i += 1;
-    }
-    let mut items: Vec<Bytes> = match ctx.entry(key) {
-        None => Vec::new(),
-        Some(e) => match e.into_boxed() {
-            Some(Value::List(l)) => l.iter().cloned().collect(),
-            Some(Value::Set(s)) => s.iter().cloned().collect(),
-            _ => return Frame::error(WRONGTYPE),
-        },
-    };
-    if !nosort {
-        if alpha {
-            items.sort();
-        } else {
-            let mut keyed = Vec::with_capacity(items.len());
-            for it in items {
-                let Some(n) = crate::cache::cmd::parse_f64(&it) else {
-                    return Frame::error("ERR One or more scores can't be converted into double");
-                };
-                keyed.push((n, it));
-            }
-            keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            items = keyed.into_iter().map(|(_, it)| it).collect();
-        }
-        if desc {
-            items.reverse();
-        }
-    }
-    if let Some((offset, count)) = limit {
-        let start = usize::try_from(offset.max(0)).unwrap_or(usize::MAX);
-        let count = if count < 0 {
-            usize::MAX
-        } else {
-            usize::try_from(count).unwrap_or(usize::MAX)
-        };
-        items = items.into_iter().skip(start).take(count).collect();
-    }
-    match store {
-        Some(dst) => {
-            let n = items.len();
-            let existed = ctx.remove(&dst).is_some();
-            if n > 0 {
-                let list = Value::List(Box::new(items.into_iter().collect()));
-                ctx.put_replacing(&dst, list, existed);
-                ctx.list_pushed = true;
-                ctx.touched(&dst, EventKind::Set);
-                ctx.notify(notify::LIST, "sortstore", &dst);
-            } else if existed {
-                ctx.touched(&dst, EventKind::Del);
-                ctx.notify(notify::GENERIC, "del", &dst);
-            }
-            int(n)
-        }
-        None => Frame::Array(items.into_iter().map(Frame::Bulk).collect()),
-    }
 }

@@ -11,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod server;
 pub(crate) mod set;
+pub(crate) mod sort;
 pub(crate) mod stream;
 pub(crate) mod strings;
 pub(crate) mod zset;

@@ -259,7 +259,12 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         let Some(spec) = rest.first().and_then(|n| command::lookup(n)) else {
             return Frame::error("ERR Invalid command specified");
         };
-        return Frame::Array(command::keys_of(spec, rest).map(Frame::bulk).collect());
+        return Frame::Array(
+            command::getkeys(spec, rest)
+                .into_iter()
+                .map(Frame::bulk)
+                .collect(),
+        );
     }
     Frame::error(format!(
         "ERR unknown subcommand '{}'. Try COMMAND HELP.",

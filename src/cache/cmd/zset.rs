@@ -56,7 +56,7 @@ fn is_c_space(c: u8) -> bool {
 /// `strtod` over the whole of `text` (no leading space): the value, and whether it overflowed
 /// or underflowed to zero (`ERANGE`). Decimal and `inf`/`infinity`; NaN and hexadecimal are
 /// refused.
-fn strtod_whole(text: &[u8]) -> Option<(f64, bool)> {
+pub(crate) fn strtod_whole(text: &[u8]) -> Option<(f64, bool)> {
     let s = std::str::from_utf8(text).ok()?;
     let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
     let negative = s.starts_with('-');

@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use hashbrown::HashMap;
 
 use crate::cache::Inner;
-use crate::cache::cmd::{bits, geo, hash, hll, keys, list, server, set, stream, strings, zset};
+use crate::cache::cmd::{
+    bits, geo, hash, hll, keys, list, server, set, sort, stream, strings, zset,
+};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
 
@@ -162,8 +164,8 @@ static SPECS: &[Spec] = specs! {
     "lmove" 5 1 2 1 o Keyed list::lmove;
     "rpoplpush" 3 1 2 1 o Keyed list::rpoplpush;
     "lmpop" -4 0 0 0 w Exclusive list::lmpop;
-    "sort" -2 1 1 1 o Exclusive list::sort;
-    "sort_ro" -2 1 1 1 r Exclusive list::sort;
+    "sort" -2 1 1 1 o Exclusive sort::sort;
+    "sort_ro" -2 1 1 1 r Exclusive sort::sort;
     "blpop" -3 1 -2 1 w Blocking list::bpop_try;
     "brpop" -3 1 -2 1 w Blocking list::bpop_try;
     "blmove" 6 1 2 1 o Blocking list::blmove_try;
@@ -496,6 +498,45 @@ pub(crate) fn key_positions(spec: &Spec, argc: usize) -> StepBy<RangeInclusive<u
 /// The keys a command names, by its spec (no allocation).
 pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> impl Iterator<Item = &'a [u8]> {
     key_positions(spec, args.len()).filter_map(|i| args.get(i).copied())
+}
+
+/// The keys COMMAND GETKEYS names: the table's positions, plus the destinations that SORT's
+/// and GEORADIUS's options name (Redis's `sortGetKeys` and `georadiusGetKeys`: the last STORE
+/// wins).
+pub(crate) fn getkeys<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> Vec<&'a [u8]> {
+    let mut keys: Vec<&[u8]> = keys_of(spec, args).collect();
+    let eq = |a: &[u8], w: &str| a.eq_ignore_ascii_case(w.as_bytes());
+    let mut store = None;
+    match spec.name {
+        "sort" | "sort_ro" => {
+            let mut i = 2;
+            while i < args.len() {
+                let a = args.get(i).copied().unwrap_or_default();
+                if eq(a, "limit") {
+                    i += 2;
+                } else if eq(a, "get") || eq(a, "by") {
+                    i += 1;
+                } else if eq(a, "store") && i + 1 < args.len() {
+                    store = args.get(i + 1).copied();
+                }
+                i += 1;
+            }
+        }
+        "georadius" | "georadiusbymember" => {
+            let mut i = 5;
+            while i < args.len() {
+                let a = args.get(i).copied().unwrap_or_default();
+                if (eq(a, "store") || eq(a, "storedist")) && i + 1 < args.len() {
+                    store = args.get(i + 1).copied();
+                    i += 1;
+                }
+                i += 1;
+            }
+        }
+        _ => {}
+    }
+    keys.extend(store);
+    keys
 }
 
 /// COMMAND INFO's entry for a spec.
