@@ -123,6 +123,39 @@ fn multi_exec_and_watch() {
     assert_eq!(n, 1);
 }
 
+/// A flush or swap fails the WATCHes of the keys it changes and no others (Redis 7.0's
+/// `touchAllWatchedKeysInDb`).
+#[test]
+fn flushes_and_swaps_touch_only_the_watched_keys_they_change() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut a = client(&s);
+    let mut b = client(&s);
+    // EXEC's outcome after WATCH `key` (set beforehand when `exists`) and `change` from b.
+    let mut exec_after = |exists: bool, change: &[&str]| -> Option<Vec<String>> {
+        let (): () = redis::cmd("FLUSHALL").query(&mut b).unwrap();
+        if exists {
+            let (): () = redis::cmd("SET").arg("x").arg("1").query(&mut b).unwrap();
+        }
+        let (): () = redis::cmd("WATCH").arg("x").query(&mut a).unwrap();
+        let mut cmd = redis::cmd(change[0]);
+        for arg in &change[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query::<redis::Value>(&mut b).unwrap();
+        let (): () = redis::cmd("MULTI").query(&mut a).unwrap();
+        let _: String = redis::cmd("PING").query(&mut a).unwrap();
+        redis::cmd("EXEC").query(&mut a).unwrap()
+    };
+    let ran = Some(vec!["PONG".to_owned()]);
+    assert_eq!(exec_after(true, &["FLUSHALL"]), None);
+    assert_eq!(exec_after(false, &["FLUSHALL"]), ran);
+    assert_eq!(exec_after(true, &["FLUSHDB"]), None);
+    assert_eq!(exec_after(false, &["FLUSHDB"]), ran);
+    // SWAPDB: a watched key that exists on either side changes.
+    assert_eq!(exec_after(true, &["SWAPDB", "0", "1"]), None);
+    assert_eq!(exec_after(false, &["SWAPDB", "0", "1"]), ran);
+}
+
 #[test]
 fn pubsub_delivers() {
     let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);

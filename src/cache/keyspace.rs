@@ -247,8 +247,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) list_pushed: bool,
     /// `ratio`-free seed for random choices (SPOP, RANDOMKEY …), advanced per use.
     pub(crate) rng_state: u64,
-    /// Whether the whole keyspace was flushed or swapped (every WATCH fails).
+    /// Whether a database was flushed or swapped (every blocked client tries again).
     pub(crate) flushed: bool,
+    /// Watched keys a FLUSHDB, FLUSHALL or SWAPDB changed (their WATCHes fail at EXEC).
+    pub(crate) watch_touched: Vec<(usize, Bytes)>,
     /// Whether the client speaks RESP3 (a few replies nest differently).
     pub(crate) resp3: bool,
     /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
@@ -280,6 +282,7 @@ impl<'a> Ctx<'a> {
             list_pushed: false,
             rng_state: now_ms ^ 0x9E37_79B9_7F4A_7C15,
             flushed: false,
+            watch_touched: Vec::new(),
             resp3: false,
             track: true,
             count_lookups: false,

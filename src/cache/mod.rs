@@ -394,7 +394,6 @@ pub(crate) struct Inner {
     /// Number of distinct watched keys (skips the watch map on the hot path when 0).
     watch_count: AtomicUsize,
     /// Bumped by FLUSHALL/FLUSHDB/SWAPDB, which touch every watched key.
-    pub(crate) flush_epoch: AtomicU64,
     pub(crate) start_ms: u64,
     pub(crate) port: AtomicU16,
     /// `zset-max-listpack-entries` (high 32 bits) and `zset-max-listpack-value` (low 32 bits),
@@ -423,6 +422,20 @@ fn pack_listpack(lp: zset::Listpack) -> u64 {
 }
 
 impl Inner {
+    /// The watched keys in any of `dbs`, for a flush or swap to check (Redis's
+    /// `touchAllWatchedKeysInDb`).
+    pub(crate) fn watched_in(&self, dbs: &[usize]) -> Vec<(usize, Bytes)> {
+        if self.watch_count.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        watched
+            .keys()
+            .filter(|(db, _)| dbs.contains(db))
+            .cloned()
+            .collect()
+    }
+
     /// `stream-node-max-entries` in force (0: no limit).
     pub(crate) fn stream_node_max_entries(&self) -> usize {
         self.stream_node_max_entries.load(Ordering::Relaxed)
@@ -619,7 +632,6 @@ impl Cache {
             serve_pending: std::sync::atomic::AtomicBool::new(false),
             next_ticket: AtomicU64::new(1),
             watched: Mutex::new(HashMap::new()),
-            flush_epoch: AtomicU64::new(0),
             watch_count: AtomicUsize::new(0),
             start_ms,
             port: AtomicU16::new(0),
@@ -836,6 +848,7 @@ impl Cache {
         let expired = ctx.expired;
         let pushed = ctx.list_pushed;
         let flushed = ctx.flushed;
+        let watch_touched = std::mem::take(&mut ctx.watch_touched);
         drop(ctx);
         if delta >= 0 {
             inner
@@ -855,8 +868,8 @@ impl Cache {
                 .expired_keys
                 .fetch_add(expired, Ordering::Relaxed);
         }
-        if flushed {
-            inner.flush_epoch.fetch_add(1, Ordering::Relaxed);
+        if !watch_touched.is_empty() {
+            self.bump_watched_keys(&watch_touched);
         }
         for note in &notes {
             notify::publish(&inner.pubsub, notify_flags, note, now_ms);
@@ -1047,6 +1060,20 @@ impl Cache {
         }
         for e in effects {
             if let Some((version, _)) = watched.get_mut(&(e.db, e.key.clone())) {
+                *version += 1;
+            }
+        }
+    }
+
+    /// Counts a change of each watched `(db, key)` (a flush or swap that changed them).
+    fn bump_watched_keys(&self, keys: &[(usize, Bytes)]) {
+        let mut watched = self
+            .inner
+            .watched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for k in keys {
+            if let Some((version, _)) = watched.get_mut(k) {
                 *version += 1;
             }
         }

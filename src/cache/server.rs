@@ -363,7 +363,7 @@ struct Connection {
     multi_dirty: bool,
     /// The last command looked up (most pipelines repeat one command).
     last_spec: Option<&'static command::Spec>,
-    watched: Vec<(usize, Bytes, u64, u64)>,
+    watched: Vec<(usize, Bytes, u64, bool)>,
     /// Subscribed channels, each with its subscription's sequence number (so an UNSUBSCRIBE
     /// without arguments goes in subscription order, not the set's hash order).
     channels: HashMap<Bytes, u64>,
@@ -991,13 +991,11 @@ impl Connection {
                 if self.multi.is_some() {
                     Frame::error("ERR WATCH inside MULTI is not allowed")
                 } else {
-                    let epoch = cache.inner().flush_epoch.load(Ordering::Relaxed);
                     for key in args.iter().skip(1) {
                         let key = Bytes::copy_from_slice(key);
                         let version = cache.watch(self.db, &key);
-                        let stale = u64::from(cache.is_stale(self.db, &key));
-                        self.watched
-                            .push((self.db, key, version, epoch | (stale << 63)));
+                        let stale = cache.is_stale(self.db, &key);
+                        self.watched.push((self.db, key, version, stale));
                     }
                     Frame::ok()
                 }
@@ -1138,13 +1136,8 @@ impl Connection {
             self.clear_watches();
             return Frame::error("EXECABORT Transaction discarded because of previous errors.");
         }
-        let epoch = cache.inner().flush_epoch.load(Ordering::Relaxed);
-        let changed = self.watched.iter().any(|(db, key, version, at)| {
-            let flushed = (at & !(1 << 63)) != epoch;
-            let was_stale = at >> 63 == 1;
-            cache.watched_version(*db, key) != *version
-                || flushed
-                || (!was_stale && cache.is_stale(*db, key))
+        let changed = self.watched.iter().any(|(db, key, version, was_stale)| {
+            cache.watched_version(*db, key) != *version || (!was_stale && cache.is_stale(*db, key))
         });
         self.clear_watches();
         if changed {

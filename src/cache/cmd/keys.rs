@@ -351,7 +351,23 @@ pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     int(db_len(ctx, db).0)
 }
 
-fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
+/// Records the watched keys of `dbs` that hold a value (expired or not) in any of `dbs`, before
+/// a flush or swap changes them: those WATCHes fail at EXEC, the others' do not (Redis's
+/// `touchAllWatchedKeysInDb`).
+fn touch_watched(ctx: &mut Ctx<'_>, inner: &Inner, dbs: &[usize]) {
+    for (db, key) in inner.watched_in(dbs) {
+        let present = dbs.iter().any(|&d| {
+            ctx.shard_in(d, &key)
+                .is_some_and(|s| s.peek(&key).is_some())
+        });
+        if present {
+            ctx.watch_touched.push((db, key));
+        }
+    }
+}
+
+fn flush_db(ctx: &mut Ctx<'_>, inner: &Inner, db: usize) {
+    touch_watched(ctx, inner, &[db]);
     for pos in ctx.all_shards(db) {
         if let Some(s) = ctx.shard_at(pos) {
             s.clear();
@@ -360,7 +376,7 @@ fn flush_db(ctx: &mut Ctx<'_>, db: usize) {
     ctx.flushed = true;
 }
 
-pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn flushdb(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     if args.len() > 2
         || args
             .get(1)
@@ -369,11 +385,11 @@ pub(crate) fn flushdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error(SYNTAX);
     }
     let db = ctx.db;
-    flush_db(ctx, db);
+    flush_db(ctx, inner, db);
     Frame::ok()
 }
 
-pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn flushall(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     if args.len() > 2
         || args
             .get(1)
@@ -382,7 +398,7 @@ pub(crate) fn flushall(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error(SYNTAX);
     }
     for db in 0..DATABASES {
-        flush_db(ctx, db);
+        flush_db(ctx, inner, db);
     }
     Frame::ok()
 }
@@ -397,12 +413,13 @@ pub(crate) fn db_index(a: &[u8]) -> Result<usize, Frame> {
         .ok_or_else(|| Frame::error("ERR DB index is out of range"))
 }
 
-pub(crate) fn swapdb(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn swapdb(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let a = tri!(db_index(arg(args, 1)).map_err(|_| Frame::error("ERR invalid first DB index")));
     let b = tri!(db_index(arg(args, 2)).map_err(|_| Frame::error("ERR invalid second DB index")));
     if a == b {
         return Frame::ok();
     }
+    touch_watched(ctx, inner, &[a, b]);
     let pa = ctx.all_shards(a);
     let pb = ctx.all_shards(b);
     for (x, y) in pa.into_iter().zip(pb) {
