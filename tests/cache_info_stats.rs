@@ -3,7 +3,7 @@
 //! calls per command and per container subcommand (`config|get`), error replies counted by
 //! code, `total_error_replies`, MULTI/EXEC counting each queued command, a blocked command
 //! counted once when it answers, CONFIG RESETSTAT clearing them, and which INFO sections carry
-//! them.
+//! them (and the CPU section's process times).
 //! Method: a real TCP client on an in-process RESP server whose `ManualClock` never moves
 //! during a call, so every `usec` is 0 and each line can be compared whole.
 #![allow(
@@ -236,9 +236,22 @@ fn default_info_carries_errorstats_but_not_commandstats() {
     assert!(!default.contains("# Commandstats"));
     let all = info(&mut c, "all");
     assert!(all.contains("# Commandstats\r\n"), "{all}");
+    // The process's CPU times (read from /proc on Linux), and a replication offset of 0.
+    assert!(default.contains("\r\n# CPU\r\nused_cpu_sys:"), "{default}");
+    assert!(default.contains("\r\nused_cpu_user_children:"), "{default}");
+    assert!(
+        default.contains("\r\nmaster_repl_offset:0\r\n"),
+        "{default}"
+    );
+    let cpu = info(&mut c, "cpu");
+    assert!(
+        cpu.starts_with("# CPU\r\n") && !cpu.contains("used_memory"),
+        "{cpu}"
+    );
     let order: Vec<usize> = [
         "# Stats",
         "# Replication",
+        "# CPU",
         "# Commandstats",
         "# Errorstats",
         "# Keyspace",

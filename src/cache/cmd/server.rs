@@ -343,7 +343,27 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         );
     }
     if want("replication") {
-        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n");
+        // No replication stream exists: the offsets are those of a master that never had one.
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n\r\n");
+    }
+    if want("cpu") {
+        out.push_str("# CPU\r\n");
+        if let Some(cpu) = process_cpu() {
+            for (name, ticks) in [
+                ("used_cpu_sys", cpu[1]),
+                ("used_cpu_user", cpu[0]),
+                ("used_cpu_sys_children", cpu[3]),
+                ("used_cpu_user_children", cpu[2]),
+            ] {
+                let _ = write!(
+                    out,
+                    "{name}:{}.{:06}\r\n",
+                    ticks / CLOCK_TICKS_PER_S,
+                    (ticks % CLOCK_TICKS_PER_S) * (1_000_000 / CLOCK_TICKS_PER_S)
+                );
+            }
+        }
+        out.push_str("\r\n");
     }
     if want("commandstats") {
         inner.command_stats.write_commandstats(&mut out);
@@ -362,6 +382,22 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         out.push_str("\r\n");
     }
     Frame::Verbatim(Bytes::from(out))
+}
+
+/// Linux's `USER_HZ`: the unit of `/proc/<pid>/stat`'s CPU times (100 on every Linux ABI).
+const CLOCK_TICKS_PER_S: u64 = 100;
+
+/// The process's user, system, children's user and children's system CPU time in clock ticks,
+/// from `/proc/self/stat` (fields 14–17); `None` where that file is not there (INFO then lists
+/// no CPU times rather than made-up ones).
+fn process_cpu() -> Option<[u64; 4]> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    // `rest` starts at field 3 (state), so field n is at index n - 3.
+    Some([field(11)?, field(12)?, field(13)?, field(14)?])
 }
 
 pub(crate) fn not_here(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
