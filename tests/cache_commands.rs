@@ -326,6 +326,28 @@ fn sort_reads_weights_and_values_through_patterns() {
         ),
         arr(&["g", "d"])
     );
+    // COMMAND INFO flags the commands whose keys their options locate, and only those.
+    let flags = |name: &str| match run(&c, &["COMMAND", "INFO", name]) {
+        Frame::Array(entries) => match &entries[0] {
+            Frame::Array(entry) => format!("{:?}", entry[2]),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    for name in ["SORT", "SORT_RO", "GEORADIUS", "ZUNIONSTORE", "XREAD"] {
+        assert!(
+            flags(name).contains("movablekeys"),
+            "{name}: {}",
+            flags(name)
+        );
+    }
+    for name in ["SET", "GEORADIUS_RO", "LMOVE", "BLPOP", "RENAME"] {
+        assert!(
+            !flags(name).contains("movablekeys"),
+            "{name}: {}",
+            flags(name)
+        );
+    }
 }
 
 #[test]

@@ -539,6 +539,29 @@ pub(crate) fn getkeys<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> Vec<&'a [u8]> {
     keys
 }
 
+/// The commands whose keys their arguments locate (a key count or an option), which Redis
+/// 7.0.15 flags `movablekeys`: a client cannot take their keys from the first/last/step triple.
+const MOVABLE_KEYS: &[&str] = &[
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+    "zunion",
+    "zinter",
+    "zdiff",
+    "zintercard",
+    "sintercard",
+    "lmpop",
+    "blmpop",
+    "zmpop",
+    "bzmpop",
+    "xread",
+    "xreadgroup",
+    "sort",
+    "sort_ro",
+    "georadius",
+    "georadiusbymember",
+];
+
 /// COMMAND INFO's entry for a spec.
 pub(crate) fn info(spec: &Spec) -> Frame {
     let mut flags = if spec.write {
@@ -548,6 +571,9 @@ pub(crate) fn info(spec: &Spec) -> Frame {
     };
     if spec.denyoom {
         flags.push(Frame::simple("denyoom"));
+    }
+    if MOVABLE_KEYS.contains(&spec.name) {
+        flags.push(Frame::simple("movablekeys"));
     }
     Frame::Array(vec![
         Frame::bulk(spec.name.as_bytes()),
