@@ -174,7 +174,8 @@ fn decode_score(score: f64) -> Option<(f64, f64)> {
 }
 
 fn move_x(h: &mut Hash, d: i8) {
-    if d == 0 {
+    // A zero-step hash (none) has no neighbours; its shift below would overflow.
+    if d == 0 || h.step == 0 {
         return;
     }
     let shift = 64 - u32::from(h.step) * 2;
@@ -192,7 +193,7 @@ fn move_x(h: &mut Hash, d: i8) {
 }
 
 fn move_y(h: &mut Hash, d: i8) {
-    if d == 0 {
+    if d == 0 || h.step == 0 {
         return;
     }
     let shift = 64 - u32::from(h.step) * 2;
