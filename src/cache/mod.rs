@@ -393,7 +393,6 @@ pub(crate) struct Inner {
     watched: Mutex<HashMap<(usize, Bytes), (u64, usize)>>,
     /// Number of distinct watched keys (skips the watch map on the hot path when 0).
     watch_count: AtomicUsize,
-    /// Bumped by FLUSHALL/FLUSHDB/SWAPDB, which touch every watched key.
     pub(crate) start_ms: u64,
     pub(crate) port: AtomicU16,
     /// `zset-max-listpack-entries` (high 32 bits) and `zset-max-listpack-value` (low 32 bits),
