@@ -326,6 +326,35 @@ fn sort_reads_weights_and_values_through_patterns() {
         ),
         arr(&["g", "d"])
     );
+    // Key counts and STREAMS locate the keys of the commands that have them.
+    let getkeys = |parts: &[&str]| {
+        let mut args = vec!["COMMAND", "GETKEYS"];
+        args.extend(parts);
+        run(&c, &args)
+    };
+    assert_eq!(
+        getkeys(&["ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2"]),
+        arr(&["dst", "a", "b"])
+    );
+    assert_eq!(getkeys(&["ZINTER", "2", "a", "b"]), arr(&["a", "b"]));
+    assert_eq!(
+        getkeys(&["BLMPOP", "0", "2", "a", "b", "LEFT"]),
+        arr(&["a", "b"])
+    );
+    assert_eq!(
+        getkeys(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "STREAMS",
+            "s1",
+            "s2",
+            ">",
+            ">"
+        ]),
+        arr(&["s1", "s2"])
+    );
     // COMMAND INFO flags the commands whose keys their options locate, and only those.
     let flags = |name: &str| match run(&c, &["COMMAND", "INFO", name]) {
         Frame::Array(entries) => match &entries[0] {

@@ -533,10 +533,37 @@ pub(crate) fn getkeys<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> Vec<&'a [u8]> {
                 i += 1;
             }
         }
+        // A key count, then that many keys (after the destination, or the timeout).
+        "zunionstore" | "zinterstore" | "zdiffstore" | "blmpop" | "bzmpop" => {
+            keys.truncate(usize::from(spec.name.ends_with("store")));
+            keys.extend(counted_keys(args, 2));
+        }
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
+            keys.clear();
+            keys.extend(counted_keys(args, 1));
+        }
+        // The first half of what follows STREAMS.
+        "xread" | "xreadgroup" => {
+            keys.clear();
+            if let Some(at) = args.iter().position(|a| eq(a, "streams")) {
+                let rest = args.get(at + 1..).unwrap_or_default();
+                keys.extend(rest.iter().take(rest.len() / 2).copied());
+            }
+        }
         _ => {}
     }
     keys.extend(store);
     keys
+}
+
+/// The keys a key count at `at` announces (none when it is not a count the arguments hold).
+fn counted_keys<'a>(args: &'a [&'a [u8]], at: usize) -> impl Iterator<Item = &'a [u8]> {
+    let n = args
+        .get(at)
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
+        .filter(|&n| n <= args.len().saturating_sub(at + 1))
+        .unwrap_or(0);
+    args.iter().skip(at + 1).take(n).copied()
 }
 
 /// The commands whose keys their arguments locate (a key count or an option), which Redis
