@@ -13,18 +13,13 @@
 
 use bytes::Bytes;
 
-use super::zset::strtod_whole;
+use super::zset::{is_c_space, strtod_whole};
 use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, is, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::rdb::Stored;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::Value;
 use crate::cache::{EventKind, Inner, notify};
-
-/// Whether `c` is a C `isspace` character.
-fn is_c_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
 
 /// A weight as SORT reads it with `strtod`: leading spaces skipped, the rest read whole; the
 /// empty string is 0. `None` when `strtod` would stop early, overflow, underflow or give NaN.

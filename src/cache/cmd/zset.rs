@@ -49,7 +49,7 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
 // ---- Parsing ------------------------------------------------------------------------------
 
 /// Whether `c` is a C `isspace` character.
-fn is_c_space(c: u8) -> bool {
+pub(crate) fn is_c_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
