@@ -253,6 +253,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) watch_touched: Vec<(usize, Bytes)>,
     /// Whether the client speaks RESP3 (a few replies nest differently).
     pub(crate) resp3: bool,
+    /// Memory was over `maxmemory` when a script command started: its script's
+    /// memory-growing commands are refused.
+    pub(crate) over_memory: bool,
+    /// A script's `redis.call` runs the command.
+    pub(crate) in_script: bool,
     /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
     /// without them recording effects is skipped on the hot path.
     pub(crate) track: bool,
@@ -284,6 +289,8 @@ impl<'a> Ctx<'a> {
             flushed: false,
             watch_touched: Vec::new(),
             resp3: false,
+            over_memory: false,
+            in_script: false,
             track: true,
             count_lookups: false,
             notify: ks.notify_flags.load(Ordering::Relaxed),

@@ -29,6 +29,13 @@ mod notify;
 mod pubsub;
 mod rdb;
 mod resp;
+mod script;
+
+pub use script::{
+    EVAL_SCRIPTS_MAX as SCRIPT_EVAL_CACHE_MAX, REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX,
+    SCRIPT_MEMORY_BYTES_MAX, WRITTEN_SCRIPT_MS_MAX as SCRIPT_WRITTEN_MS_MAX,
+    sha1_hex as script_sha1,
+};
 mod server;
 mod settings;
 mod shard;
@@ -408,6 +415,11 @@ pub(crate) struct Inner {
     maxmemory_samples: AtomicU32,
     /// Eviction candidates kept between evictions (Redis's eviction pool).
     evict_pool: Mutex<evict::Pool>,
+    /// The Lua state and script cache, created by the first script command.
+    scripting: Mutex<Option<script::Scripting>>,
+    /// Script cache figures for INFO, updated after each script command (INFO may run inside
+    /// a script, which holds `scripting`).
+    pub(crate) script_info: script::Info,
 }
 
 /// Packs the listpack thresholds into one atomic word (each saturated to 32 bits).
@@ -421,6 +433,22 @@ fn pack_listpack(lp: zset::Listpack) -> u64 {
 }
 
 impl Inner {
+    /// The scripting state, created on first use (`None` only if Lua could not start, which
+    /// is logged).
+    pub(crate) fn scripting(&self) -> std::sync::MutexGuard<'_, Option<script::Scripting>> {
+        let mut guard = self
+            .scripting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.is_none() {
+            match script::Scripting::new() {
+                Ok(s) => *guard = Some(s),
+                Err(e) => tracing::error!(error = %e, "the Lua scripting engine could not start"),
+            }
+        }
+        guard
+    }
+
     /// The watched keys in any of `dbs`, for a flush or swap to check (Redis's
     /// `touchAllWatchedKeysInDb`).
     pub(crate) fn watched_in(&self, dbs: &[usize]) -> Vec<(usize, Bytes)> {
@@ -641,6 +669,8 @@ impl Cache {
             snapshot_path,
             maxmemory_samples: AtomicU32::new(evict::MAXMEMORY_SAMPLES_DEFAULT),
             evict_pool: Mutex::new(evict::Pool::default()),
+            scripting: Mutex::new(None),
+            script_info: script::Info::default(),
             settings,
             clock,
             config,
@@ -722,6 +752,9 @@ impl Cache {
         }
         let inner = &*self.inner;
         let now = now_ms;
+        // A script refuses its memory-growing commands when memory was over the ceiling
+        // before it started (Redis's `pre_command_oom_state`); eviction cannot run inside it.
+        let over_memory = script::is_script_command(spec) && self.check_memory_now().is_some();
         let mut ctx = match spec.mode {
             resp::command::Mode::Keyed | resp::command::Mode::Blocking
                 if spec.mode == resp::command::Mode::Keyed || spec.first > 0 =>
@@ -737,6 +770,7 @@ impl Cache {
         ctx.resp3 = proto >= 3;
         ctx.track = self.tracking();
         ctx.count_lookups = !spec.write;
+        ctx.over_memory = over_memory;
         let reply = (spec.handler)(&mut ctx, inner, args);
         self.finish(ctx);
         inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -767,7 +801,13 @@ impl Cache {
         }
         let inner = &*self.inner;
         let now = self.now_ms();
+        let over_memory = queue.iter().any(|args| {
+            args.first()
+                .and_then(|n| resp::command::lookup(n))
+                .is_some_and(script::is_script_command)
+        }) && self.check_memory_now().is_some();
         let mut ctx = inner.ks.exclusive(*db, now);
+        ctx.over_memory = over_memory;
         ctx.resp3 = proto >= 3;
         ctx.rng_state = inner
             .rng

@@ -14,6 +14,9 @@ use crate::cache::{
     CacheConfig, EvictionPolicy, LFU_SETTING_MAX, OBUF_SOFT_SECONDS_MAX, RESP_BULK_BYTES_MAX,
 };
 
+/// Redis's default `busy-reply-threshold`, in milliseconds.
+pub(crate) const BUSY_REPLY_THRESHOLD_MS_DEFAULT: u64 = 5000;
+
 /// Most parameters CONFIG SET may create.
 pub(crate) const SETTINGS_LEN_MAX: usize = 1024;
 
@@ -165,6 +168,8 @@ fn alias(name: &str) -> Option<&'static str> {
         "zset-max-listpack-entries" => "zset-max-ziplist-entries",
         "zset-max-ziplist-value" => "zset-max-listpack-value",
         "zset-max-listpack-value" => "zset-max-ziplist-value",
+        "busy-reply-threshold" => "lua-time-limit",
+        "lua-time-limit" => "busy-reply-threshold",
         _ => return None,
     })
 }
@@ -215,6 +220,14 @@ impl Settings {
             ("client-query-buffer-limit", "1073741824".to_owned()),
             ("latency-tracking", "yes".to_owned()),
             ("sanitize-dump-payload", "no".to_owned()),
+            (
+                "busy-reply-threshold",
+                BUSY_REPLY_THRESHOLD_MS_DEFAULT.to_string(),
+            ),
+            (
+                "lua-time-limit",
+                BUSY_REPLY_THRESHOLD_MS_DEFAULT.to_string(),
+            ),
             (OBUF_LIMIT, format_obuf_limits(&[])),
         ];
         Self {
@@ -231,6 +244,14 @@ impl Settings {
     /// The keyspace notification classes in force ([`crate::cache::notify::parse`]'s flags).
     pub(crate) fn notify_flags(&self) -> u32 {
         self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    /// `busy-reply-threshold` (`lua-time-limit`): how long, in milliseconds, a script that has
+    /// not written may run before it is stopped (0: never).
+    pub(crate) fn busy_reply_threshold_ms(&self) -> u64 {
+        self.get("busy-reply-threshold")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(BUSY_REPLY_THRESHOLD_MS_DEFAULT)
     }
 
     /// A parameter's value.
@@ -315,7 +336,7 @@ impl Settings {
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
             }
-            "stream-node-max-entries" => {
+            "stream-node-max-entries" | "busy-reply-threshold" | "lua-time-limit" => {
                 parse_int_range(value, 0, u32::MAX)?;
             }
             "maxmemory-samples" => {

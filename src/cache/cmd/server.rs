@@ -306,10 +306,16 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     }
     if want("memory") {
         let used = inner.used_bytes.load(Ordering::Relaxed);
+        let scripts = &inner.script_info;
+        let lua = scripts.lua_bytes.load(Ordering::Relaxed);
+        let bodies = scripts.body_bytes.load(Ordering::Relaxed);
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nused_memory_peak:{used}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nused_memory_peak:{used}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{:.2}K\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nused_memory_scripts:{bodies}\r\nused_memory_scripts_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
             used as f64 / 1024.0,
+            lua as f64 / 1024.0,
+            scripts.scripts.load(Ordering::Relaxed),
+            bodies as f64 / 1024.0,
             inner.maxmemory.load(Ordering::Relaxed),
             inner.policy().name()
         );

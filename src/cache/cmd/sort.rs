@@ -123,9 +123,9 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             _ => return Frame::error(WRONGTYPE),
         },
     };
-    // A set with no order asked for is sorted anyway when stored, so the stored list does not
-    // depend on the set's internal order.
-    if dontsort && matches!(source, Source::Set(_)) && store.is_some() {
+    // A set with no order asked for is sorted anyway when stored or when a script asks, so the
+    // stored list or the script's result does not depend on the set's internal order.
+    if dontsort && matches!(source, Source::Set(_)) && (store.is_some() || ctx.in_script) {
         dontsort = false;
         alpha = true;
         sortby = None;

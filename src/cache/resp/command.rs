@@ -13,6 +13,7 @@ use crate::cache::cmd::{
 };
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::Frame;
+use crate::cache::script;
 
 /// A command implementation. `args[0]` is the command name as sent; the arguments borrow the
 /// connection's read buffer, so a handler that stores one copies exactly its bytes.
@@ -256,6 +257,11 @@ static SPECS: &[Spec] = specs! {
     "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;
     "function" -2 0 0 0 w Keyed server::function;
+    "eval" -3 0 0 0 r Exclusive script::eval;
+    "evalsha" -3 0 0 0 r Exclusive script::eval;
+    "eval_ro" -3 0 0 0 r Exclusive script::eval;
+    "evalsha_ro" -3 0 0 0 r Exclusive script::eval;
+    "script" -2 0 0 0 r Exclusive script::script;
     "debug" -2 0 0 0 r Keyed server::debug;
     "publish" 3 0 0 0 r Keyed server::publish;
     "pubsub" -2 0 0 0 r Keyed server::pubsub;
@@ -542,6 +548,10 @@ pub(crate) fn getkeys<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> Vec<&'a [u8]> {
             keys.clear();
             keys.extend(counted_keys(args, 1));
         }
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+            keys.clear();
+            keys.extend(counted_keys(args, 2));
+        }
         // The first half of what follows STREAMS.
         "xread" | "xreadgroup" => {
             keys.clear();
@@ -587,6 +597,10 @@ const MOVABLE_KEYS: &[&str] = &[
     "sort_ro",
     "georadius",
     "georadiusbymember",
+    "eval",
+    "evalsha",
+    "eval_ro",
+    "evalsha_ro",
 ];
 
 /// COMMAND INFO's entry for a spec.

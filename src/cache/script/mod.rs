@@ -1,0 +1,677 @@
+//! Lua scripting, as Redis 7.0 runs it: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT
+//! LOAD/EXISTS/FLUSH/KILL.
+//!
+//! One Lua 5.1 state (the version Redis embeds) holds every cached script as a compiled
+//! function, keyed by the SHA1 of its body. A script runs with the keyspace gate held
+//! exclusively, so nothing else runs until it ends: it is atomic, as in Redis. `redis.call`
+//! and `redis.pcall` run commands through the same handlers the RESP server uses, inside that
+//! one context; replies and Lua values convert as Redis converts them ([`convert`]).
+//!
+//! The environment (`prelude.lua`) is Redis's: `KEYS` and `ARGV`, the `redis` table, the
+//! `string`, `table`, `math`, `cjson` and `bit` libraries, read-only globals and libraries,
+//! an error for reading an undeclared global, `pcall` that gives error tables as strings, and no
+//! file or process access. What differs from Redis, and why:
+//! - A running script cannot be stopped by SCRIPT KILL from another client (nothing else runs
+//!   while the gate is held). Instead a script that runs longer than `busy-reply-threshold`
+//!   (`lua-time-limit`) without having written is stopped with an error, which is what SCRIPT
+//!   KILL would do to it. A script that has written is stopped only after
+//!   [`WRITTEN_SCRIPT_MS_MAX`], its writes kept (Redis would leave it running until SHUTDOWN
+//!   NOSAVE, and here that would hang the whole binary's cache).
+//! - `redis.call` with more arguments than Lua's C stack holds (about 8 000) fails.
+//! - The Lua state's memory is capped at [`SCRIPT_MEMORY_BYTES_MAX`]; an allocation beyond it
+//!   fails the script with an error instead of growing the process.
+//! - `struct` and `cmsgpack` are not provided.
+
+mod convert;
+mod libs;
+
+pub use convert::REPLY_DEPTH_MAX;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use hashbrown::HashMap;
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use sha1::{Digest, Sha1};
+
+use crate::cache::Inner;
+use crate::cache::cmd::{NOT_INTEGER, arg, is, keys::db_index};
+use crate::cache::keyspace::Ctx;
+use crate::cache::resp::command::{self, Mode, Spec};
+use crate::cache::resp::frame::{Frame, parse_i64};
+
+/// Most bytes the Lua state may allocate (scripts' tables and strings, compiled scripts).
+pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Most scripts EVAL keeps compiled; past it the oldest script EVAL added (not one SCRIPT LOAD
+/// added) is dropped, as Redis 7.4 bounds its EVAL cache. A dropped script's EVALSHA answers
+/// NOSCRIPT and its next EVAL compiles it again.
+pub const EVAL_SCRIPTS_MAX: usize = 500;
+
+/// How long a script that has written may run before it is stopped anyway. Redis lets such a
+/// script run until SHUTDOWN NOSAVE; here nothing else can run meanwhile (the whole binary's
+/// cache would hang), so it is stopped, its writes so far kept, with an error that says so.
+pub const WRITTEN_SCRIPT_MS_MAX: u64 = 60_000;
+
+/// Lua instructions between two checks of the time limit.
+const HOOK_INSTRUCTIONS: u32 = 100_000;
+
+/// Redis's reply to EVALSHA of an unknown script.
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// Commands Redis refuses inside scripts (their `noscript` flag, Redis 7.0.15), besides the
+/// connection commands, which are refused here as a group (SELECT excepted).
+const NOSCRIPT_COMMANDS: &[&str] = &[
+    "blmove",
+    "blpop",
+    "brpop",
+    "brpoplpush",
+    "bzpopmax",
+    "bzpopmin",
+    "config",
+    "debug",
+    "eval",
+    "eval_ro",
+    "evalsha",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "function",
+    "script",
+];
+
+/// A cached script.
+#[derive(Debug)]
+struct Script {
+    /// The compiled chunk.
+    function: Function,
+    /// Bytes of its body (for INFO).
+    body_bytes: usize,
+    /// Added by EVAL (may be dropped past [`EVAL_SCRIPTS_MAX`]) rather than SCRIPT LOAD.
+    from_eval: bool,
+}
+
+/// The Lua state and the script cache. Held in a mutex; a script runs with it locked.
+pub(crate) struct Scripting {
+    lua: Lua,
+    /// What the prelude reads from the host: `call` while a script runs, and the environment
+    /// scripts are compiled in (`env`).
+    host: Table,
+    /// `xpcall`, the message handler and the script environment, kept from the prelude.
+    xpcall: Function,
+    handler: Function,
+    env: Table,
+    /// Lower-case hex SHA1 → script.
+    scripts: HashMap<String, Script>,
+    /// Scripts EVAL added, oldest first (some may since have been flushed or loaded again).
+    eval_order: VecDeque<String>,
+    /// Bytes of every cached script's body.
+    body_bytes: usize,
+    /// Scripts run, for the occasional GC step Redis also takes.
+    runs: u64,
+}
+
+impl std::fmt::Debug for Scripting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripting")
+            .field("scripts", &self.scripts.len())
+            .field("body_bytes", &self.body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The script cache's figures for INFO memory.
+#[derive(Debug, Default)]
+pub(crate) struct Info {
+    /// Cached scripts (`number_of_cached_scripts`).
+    pub(crate) scripts: AtomicUsize,
+    /// Bytes the Lua state holds (`used_memory_lua`).
+    pub(crate) lua_bytes: AtomicUsize,
+    /// Bytes of the cached scripts' bodies (`used_memory_scripts`).
+    pub(crate) body_bytes: AtomicUsize,
+}
+
+impl Info {
+    fn update(&self, s: &Scripting) {
+        self.scripts.store(s.scripts.len(), Ordering::Relaxed);
+        self.lua_bytes.store(s.lua.used_memory(), Ordering::Relaxed);
+        self.body_bytes.store(s.body_bytes, Ordering::Relaxed);
+    }
+}
+
+/// Per-run state shared with the time-limit hook.
+#[derive(Debug, Default)]
+struct RunFlags {
+    /// A write command ran.
+    wrote: AtomicBool,
+}
+
+/// Whether `spec` runs a script (its memory check happens before it takes the keyspace).
+pub(crate) fn is_script_command(spec: &Spec) -> bool {
+    matches!(spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro")
+}
+
+/// Lower-case hex SHA1 of `bytes` (`redis.sha1hex`, script names: what EVALSHA takes).
+#[must_use]
+pub fn sha1_hex(bytes: impl AsRef<[u8]>) -> String {
+    let bytes = bytes.as_ref();
+    hex::encode(Sha1::digest(bytes))
+}
+
+impl Scripting {
+    /// A fresh Lua state with the scripting environment and no scripts.
+    ///
+    /// # Errors
+    /// A Lua error setting up the state (out of memory).
+    pub(crate) fn new() -> mlua::Result<Self> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        lua.set_memory_limit(SCRIPT_MEMORY_BYTES_MAX)?;
+        let globals = lua.globals();
+        let host = lua.create_table()?;
+        libs::install(&lua, &host)?;
+        lua.load(include_str!("prelude.lua"))
+            .set_name("=prelude")
+            .call::<()>(host.clone())?;
+        let xpcall: Function = globals.raw_get("xpcall")?;
+        let handler = lua.create_function(message_handler)?;
+        let env: Table = host.raw_get("env")?;
+        Ok(Self {
+            lua,
+            host,
+            xpcall,
+            handler,
+            env,
+            scripts: HashMap::new(),
+            eval_order: VecDeque::new(),
+            body_bytes: 0,
+            runs: 0,
+        })
+    }
+
+    /// Compiles `body` unless it is cached; returns its SHA1.
+    fn load(&mut self, body: &[u8], from_eval: bool) -> Result<String, Frame> {
+        let sha = sha1_hex(body);
+        if let Some(script) = self.scripts.get_mut(&sha) {
+            // SCRIPT LOAD pins a script EVAL added.
+            script.from_eval &= from_eval;
+            return Ok(sha);
+        }
+        let function = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| {
+                Frame::error(format!(
+                    "ERR Error compiling script (new function): {}",
+                    lua_message(&e)
+                ))
+            })?;
+        self.scripts.insert(
+            sha.clone(),
+            Script {
+                function,
+                body_bytes: body.len(),
+                from_eval,
+            },
+        );
+        self.body_bytes += body.len();
+        if from_eval {
+            self.eval_order.push_back(sha.clone());
+            self.trim_eval_scripts(&sha);
+        }
+        Ok(sha)
+    }
+
+    /// Drops the oldest EVAL-added scripts past [`EVAL_SCRIPTS_MAX`], never `keep`.
+    fn trim_eval_scripts(&mut self, keep: &str) {
+        let mut from_eval = self.scripts.values().filter(|s| s.from_eval).count();
+        while from_eval > EVAL_SCRIPTS_MAX {
+            let Some(oldest) = self.eval_order.pop_front() else {
+                return;
+            };
+            if oldest == keep {
+                self.eval_order.push_back(oldest);
+                continue;
+            }
+            if self.scripts.get(&oldest).is_some_and(|s| s.from_eval)
+                && let Some(gone) = self.scripts.remove(&oldest)
+            {
+                self.body_bytes -= gone.body_bytes;
+                from_eval -= 1;
+            }
+        }
+    }
+
+    /// Runs cached script `sha` with `keys` and `argv` in `ctx`; `read_only` refuses writes.
+    fn run(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        inner: &Inner,
+        sha: &str,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) -> Frame {
+        let Some(function) = self.scripts.get(sha).map(|s| s.function.clone()) else {
+            return Frame::error(NOSCRIPT);
+        };
+        let caller_db = ctx.db;
+        let caller_resp3 = ctx.resp3;
+        let flags = Arc::new(RunFlags::default());
+        let reply = self.call(ctx, inner, &function, keys, argv, read_only, &flags);
+        self.lua.remove_hook();
+        // Redis takes a GC step every 50 scripts so garbage never waits for a full cycle.
+        self.runs += 1;
+        if self.runs.is_multiple_of(50) {
+            let _ = self.lua.gc_step_kbytes(50);
+        }
+        ctx.db = caller_db;
+        ctx.resp3 = caller_resp3;
+        match reply {
+            Ok((true, value, resp3)) => convert::to_frame(&value, resp3),
+            Ok((false, value, _)) => script_error(sha, &value),
+            Err(e) => Frame::error(format!(
+                "ERR Error running script {sha}, {}",
+                lua_message(&e)
+            )),
+        }
+    }
+
+    /// The Lua side of [`Scripting::run`]: globals, the scoped `call`, the hook and the
+    /// protected call. Returns whether the script succeeded, its value (or error table) and
+    /// the protocol it last chose with `redis.setresp`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one script run's inputs, passed once"
+    )]
+    fn call(
+        &self,
+        ctx: &mut Ctx<'_>,
+        inner: &Inner,
+        function: &Function,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+        flags: &Arc<RunFlags>,
+    ) -> mlua::Result<(bool, Value, bool)> {
+        let lua = &self.lua;
+        let globals = lua.globals();
+        globals.raw_set("KEYS", string_array(lua, keys)?)?;
+        globals.raw_set("ARGV", string_array(lua, argv)?)?;
+        let limit_ms = inner.settings.busy_reply_threshold_ms();
+        if limit_ms > 0 {
+            let clock = inner.clock.clone();
+            let start = clock.monotonic_ns();
+            let read_deadline = start.saturating_add(limit_ms.saturating_mul(1_000_000));
+            let write_deadline = start.saturating_add(
+                WRITTEN_SCRIPT_MS_MAX
+                    .max(limit_ms)
+                    .saturating_mul(1_000_000),
+            );
+            let hook_flags = Arc::clone(flags);
+            lua.set_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+                move |_, _| {
+                    let now = clock.monotonic_ns();
+                    let wrote = hook_flags.wrote.load(Ordering::Relaxed);
+                    if (!wrote && now < read_deadline) || (wrote && now < write_deadline) {
+                        return Ok(VmState::Continue);
+                    }
+                    Err(mlua::Error::runtime(if wrote {
+                        format!("Script stopped after {WRITTEN_SCRIPT_MS_MAX} ms; the writes it made before stopping are kept")
+                    } else {
+                        format!("Script stopped: it ran longer than busy-reply-threshold ({limit_ms} ms) without writing")
+                    }))
+                },
+            )?;
+        }
+        let resp3 = std::cell::Cell::new(false);
+        ctx.resp3 = false;
+        let result = lua.scope(|scope| {
+            // `redis.call(...)` passes its arguments as (count, table): thousands of them fit in
+            // a table where they would not fit on Lua's C stack.
+            let call = scope.create_function_mut(|lua, args: (usize, Table)| {
+                Ok(run_command(
+                    lua,
+                    ctx,
+                    inner,
+                    args,
+                    read_only,
+                    flags,
+                    resp3.get(),
+                ))
+            })?;
+            let setresp = scope.create_function(|_, version: Value| {
+                let version = match version {
+                    Value::Integer(n) => Some(n),
+                    Value::Number(n) if n == n.trunc() => Some(n as i64),
+                    _ => None,
+                };
+                Ok(match version {
+                    Some(2) => {
+                        resp3.set(false);
+                        None
+                    }
+                    Some(3) => {
+                        resp3.set(true);
+                        None
+                    }
+                    _ => Some("ERR RESP version must be 2 or 3."),
+                })
+            })?;
+            self.host.raw_set("call", call)?;
+            self.host.raw_set("setresp", setresp)?;
+            let out = self
+                .xpcall
+                .call::<(bool, Value)>((function.clone(), self.handler.clone()));
+            self.host.raw_set("call", Value::Nil)?;
+            self.host.raw_set("setresp", Value::Nil)?;
+            out
+        });
+        let (ok, value) = result?;
+        Ok((ok, value, resp3.get()))
+    }
+
+    /// SCRIPT FLUSH: a new Lua state without scripts.
+    fn flush(&mut self) -> Result<(), Frame> {
+        *self = Self::new().map_err(|e| Frame::error(format!("ERR {}", lua_message(&e))))?;
+        Ok(())
+    }
+}
+
+/// A Lua array of byte strings.
+fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// The text of a Lua error, without mlua's wrapping.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::MemoryError(message) => message.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// The message handler of a script's protected call (Redis's `__redis__err__handler`): turns
+/// a string error into `{err = "ERR …"}` and adds the source and line of the script code
+/// that failed.
+fn message_handler(lua: &Lua, err: Value) -> mlua::Result<Value> {
+    let table = match err {
+        Value::Table(t) => t,
+        other => {
+            let message = match &other {
+                Value::String(s) => s.to_string_lossy(),
+                Value::Error(e) => lua_message(e),
+                Value::Nil => "nil".to_owned(),
+                Value::Boolean(b) => b.to_string(),
+                Value::Integer(n) => n.to_string(),
+                Value::Number(n) => n.to_string(),
+                v => v.type_name().to_owned(),
+            };
+            let t = lua.create_table()?;
+            t.raw_set("err", format!("ERR {message}"))?;
+            t
+        }
+    };
+    // The innermost frame of user code (errors raised by a C function or by the prelude's
+    // `redis.call` are reported at the line that called them, as Redis reports them).
+    for level in 1..32 {
+        let Some(found) = lua.inspect_stack(level, |d| {
+            let source = d.source().source.map(|s| s.into_owned());
+            (source, d.current_line())
+        }) else {
+            break;
+        };
+        if let (Some(source), Some(line)) = found
+            && source.starts_with("@user_")
+        {
+            table.raw_set("source", source)?;
+            table.raw_set("line", line)?;
+            break;
+        }
+    }
+    Ok(Value::Table(table))
+}
+
+/// A failed script's error reply: `{err}` with `script: <sha>, on <source>:<line>.`.
+fn script_error(sha: &str, value: &Value) -> Frame {
+    let Value::Table(t) = value else {
+        return Frame::error(format!(
+            "ERR Error running script {sha}, {}",
+            convert::display(value)
+        ));
+    };
+    let text = |key: &str| match t.raw_get::<Value>(key) {
+        Ok(Value::String(s)) => Some(s.to_string_lossy()),
+        Ok(Value::Integer(n)) => Some(n.to_string()),
+        Ok(Value::Number(n)) => Some(convert::lua_number_text(n)),
+        _ => None,
+    };
+    let mut message = text("err").unwrap_or_else(|| "ERR unknown error".to_owned());
+    if let (Some(source), Some(line)) = (text("source"), text("line")) {
+        message.push_str(&format!(" script: {sha}, on {source}:{line}."));
+    }
+    Frame::error(convert::one_line(&message))
+}
+
+/// One `redis.call`/`redis.pcall`: returns the reply as a Lua value and whether it is an error
+/// (which `redis.call` raises).
+fn run_command(
+    lua: &Lua,
+    ctx: &mut Ctx<'_>,
+    inner: &Inner,
+    (count, args): (usize, Table),
+    read_only: bool,
+    flags: &RunFlags,
+    resp3: bool,
+) -> (Value, bool) {
+    let fail = |text: &str| (convert::error_table(lua, text).unwrap_or(Value::Nil), true);
+    if count == 0 {
+        return fail("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut owned: Vec<Vec<u8>> = Vec::with_capacity(count.min(args.raw_len()));
+    for i in 1..=count {
+        match &args.raw_get::<Value>(i).unwrap_or(Value::Nil) {
+            Value::String(s) => owned.push(s.as_bytes().to_vec()),
+            Value::Integer(n) => owned.push(n.to_string().into_bytes()),
+            Value::Number(n) => {
+                owned.push(crate::cache::resp::frame::format_double(*n).into_bytes())
+            }
+            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    let argv: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    let reply = match check_command(ctx, inner, &argv, read_only) {
+        Err(e) => e,
+        Ok(None) => Frame::ok(),
+        Ok(Some(spec)) => {
+            ctx.resp3 = resp3;
+            let started = inner.clock.monotonic_ns();
+            ctx.count_lookups = !spec.write;
+            ctx.in_script = true;
+            let own_notes = ctx.notes.len();
+            let reply = (spec.handler)(ctx, inner, &argv);
+            ctx.count_lookups = false;
+            ctx.in_script = false;
+            ctx.drain_expired(own_notes);
+            inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+            let ran = inner.clock.monotonic_ns().saturating_sub(started);
+            inner.command_stats.call(spec, &argv, ran, &reply);
+            if spec.write && !reply.is_error() {
+                flags.wrote.store(true, Ordering::Relaxed);
+            }
+            reply
+        }
+    };
+    let failed = reply.is_error();
+    match convert::to_lua(lua, reply, resp3) {
+        Ok(v) => (v, failed),
+        Err(e) => fail(&format!("ERR {}", lua_message(&e))),
+    }
+}
+
+/// Checks a script's command before it runs: `Ok(None)` for a SELECT already applied,
+/// `Ok(Some(spec))` to run, `Err` with the error reply otherwise.
+fn check_command(
+    ctx: &mut Ctx<'_>,
+    inner: &Inner,
+    argv: &[&[u8]],
+    read_only: bool,
+) -> Result<Option<&'static Spec>, Frame> {
+    let Some(spec) = argv.first().and_then(|n| command::lookup(n)) else {
+        return Err(Frame::error("ERR Unknown Redis command called from script"));
+    };
+    if command::arity_error(spec, argv).is_some() {
+        return Err(Frame::error(
+            "ERR Wrong number of args calling Redis command from script",
+        ));
+    }
+    if spec.name == "select" {
+        ctx.db = db_index(arg(argv, 1))?;
+        return Ok(None);
+    }
+    if spec.mode == Mode::Connection || NOSCRIPT_COMMANDS.contains(&spec.name) {
+        return Err(Frame::error(
+            "ERR This Redis command is not allowed from script",
+        ));
+    }
+    if matches!(spec.name, "xread" | "xreadgroup")
+        && crate::cache::cmd::stream::xread_block_ms(argv)?.is_some()
+    {
+        return Err(Frame::error(format!(
+            "ERR {} command is not allowed with BLOCK option from scripts",
+            spec.name
+        )));
+    }
+    if read_only && spec.write {
+        return Err(Frame::error(
+            "ERR Write commands are not allowed from read-only scripts.",
+        ));
+    }
+    if spec.denyoom && ctx.over_memory {
+        return Err(Frame::error(
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        ));
+    }
+    let _ = inner;
+    Ok(Some(spec))
+}
+
+/// EVAL, EVALSHA, EVAL_RO and EVALSHA_RO.
+pub(crate) fn eval(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let name = arg(args, 0).to_ascii_lowercase();
+    let by_sha = name.starts_with(b"evalsha");
+    let read_only = name.ends_with(b"_ro");
+    let Some(numkeys) = parse_i64(arg(args, 2)) else {
+        return Frame::error(NOT_INTEGER);
+    };
+    let rest = args.get(3..).unwrap_or_default();
+    let Ok(numkeys) = usize::try_from(numkeys) else {
+        return Frame::error("ERR Number of keys can't be negative");
+    };
+    if numkeys > rest.len() {
+        return Frame::error("ERR Number of keys can't be greater than number of args");
+    }
+    let (keys, argv) = rest.split_at(numkeys);
+    let mut scripting = inner.scripting();
+    let Some(scripting) = scripting.as_mut() else {
+        return Frame::error("ERR the Lua scripting engine could not start");
+    };
+    let sha = if by_sha {
+        let given = arg(args, 1);
+        if given.len() != 40 {
+            return Frame::error(NOSCRIPT);
+        }
+        String::from_utf8_lossy(given).to_ascii_lowercase()
+    } else {
+        match scripting.load(arg(args, 1), true) {
+            Ok(sha) => sha,
+            Err(e) => return e,
+        }
+    };
+    let reply = scripting.run(ctx, inner, &sha, keys, argv, read_only);
+    inner.script_info.update(scripting);
+    reply
+}
+
+/// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
+pub(crate) fn script(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let mut scripting = inner.scripting();
+    let Some(scripting) = scripting.as_mut() else {
+        return Frame::error("ERR the Lua scripting engine could not start");
+    };
+    let reply = script_command(scripting, args);
+    inner.script_info.update(scripting);
+    reply
+}
+
+fn script_command(scripting: &mut Scripting, args: &[&[u8]]) -> Frame {
+    let sub = arg(args, 1);
+    if is(sub, "load") && args.len() == 3 {
+        match scripting.load(arg(args, 2), false) {
+            Ok(sha) => Frame::bulk(sha.as_bytes()),
+            Err(e) => e,
+        }
+    } else if is(sub, "exists") && args.len() >= 3 {
+        let found = args[2..]
+            .iter()
+            .map(|sha| {
+                let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+                Frame::Integer(i64::from(scripting.scripts.contains_key(&sha)))
+            })
+            .collect();
+        Frame::Array(found)
+    } else if is(sub, "flush") && args.len() <= 3 {
+        match args.get(2) {
+            None => {}
+            Some(mode) if is(mode, "sync") || is(mode, "async") => {}
+            Some(_) => return Frame::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+        }
+        match scripting.flush() {
+            Ok(()) => Frame::ok(),
+            Err(e) => e,
+        }
+    } else if is(sub, "kill") && args.len() == 2 {
+        Frame::error("NOTBUSY No scripts in execution right now.")
+    } else if is(sub, "help") && args.len() == 2 {
+        Frame::Array(SCRIPT_HELP.iter().map(|line| Frame::simple(line)).collect())
+    } else {
+        Frame::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+            String::from_utf8_lossy(sub)
+        ))
+    }
+}
+
+/// SCRIPT HELP, as Redis 7.0.15 prints it (without DEBUG, which is not provided).
+const SCRIPT_HELP: &[&str] = &[
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Prints this help.",
+];

@@ -1,0 +1,204 @@
+-- The scripting environment, run once in each new Lua state before any user script.
+-- `host` (the chunk's argument) holds the Rust side: `call` (set only while a script runs),
+-- and `handler`, the message handler that adds the failing line to an error.
+local host = ...
+local rawset_raw, rawget, setmetatable, type, error, tostring = rawset, rawget, setmetatable, type, error, tostring
+local setmetatable_raw = setmetatable
+local select, pcall_raw, loadstring_raw, load_raw = select, pcall, loadstring, load
+local getfenv_raw, setfenv_raw = getfenv, setfenv
+
+-- Nothing of the host's file system or process.
+dofile, loadfile, print = nil, nil, nil
+
+-- Errors the `redis` functions raise: tables, as Redis raises them.
+local function raise(text) error({err = text}) end
+
+-- `{err = …}` from a reply text with or without its leading '-': "CODE message", the code
+-- ERR when there is none; CR and LF trimmed from the ends (Redis's luaPushErrorBuff).
+local function error_table(text)
+  local message, code = text, "ERR"
+  if text:sub(1, 1) == "-" then
+    local space = text:find(" ", 1, true)
+    if space then
+      code, message = text:sub(2, space - 1), text:sub(space + 1)
+    else
+      message = text:sub(2)
+    end
+  end
+  message = message:gsub("^[\r\n]+", ""):gsub("[\r\n]+$", "")
+  return {err = code .. " " .. message}
+end
+
+redis = {}
+-- redis.call raises a command's error reply as a table `{err = "CODE message"}`; redis.pcall
+-- returns it.
+redis.call = function(...)
+  local call = host.call
+  if call == nil then raise("ERR redis.call/pcall can only be called inside a script invocation") end
+  local reply, failed = call(select("#", ...), {...})
+  if failed then error(reply) end
+  return reply
+end
+redis.pcall = function(...)
+  local call = host.call
+  if call == nil then raise("ERR redis.call/pcall can only be called inside a script invocation") end
+  local reply = call(select("#", ...), {...})
+  return reply
+end
+redis.setresp = function(...)
+  local setresp = host.setresp
+  if setresp == nil then raise("ERR redis.setresp can only be called inside a script invocation") end
+  if select("#", ...) ~= 1 then raise("ERR redis.setresp() requires one argument.") end
+  local failed = setresp(...)
+  if failed then raise(failed) end
+end
+redis.error_reply = function(...)
+  local text = ...
+  if select("#", ...) ~= 1 or type(text) ~= "string" then
+    raise("ERR wrong number or type of arguments")
+  end
+  if text:sub(1, 1) ~= "-" then text = "-" .. text end
+  return error_table(text)
+end
+redis.status_reply = function(...)
+  local text = ...
+  if select("#", ...) ~= 1 or type(text) ~= "string" then
+    raise("ERR wrong number or type of arguments")
+  end
+  return {ok = text}
+end
+redis.sha1hex = function(...)
+  local text = ...
+  if select("#", ...) ~= 1 then raise("ERR wrong number of arguments") end
+  if type(text) == "number" then text = tostring(text) end
+  if type(text) ~= "string" then text = "" end
+  return host.sha1hex(text)
+end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.log = function(...)
+  local n = select("#", ...)
+  if n < 2 then raise("ERR redis.log() requires two arguments or more.") end
+  local level = ...
+  if type(level) ~= "number" then raise("ERR First argument must be a number (log level).") end
+  if level < 0 or level > 3 then raise("ERR Invalid debug level.") end
+  local parts = {}
+  for i = 2, n do
+    local v = select(i, ...)
+    if type(v) == "string" or type(v) == "number" then parts[#parts + 1] = tostring(v) end
+  end
+  host.log(level, table.concat(parts, " "))
+end
+-- There is no replication here: its controls are accepted and do nothing.
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.set_repl = function(...)
+  if select("#", ...) ~= 1 then raise("ERR redis.set_repl() requires two arguments.") end
+  local flags = ...
+  if type(flags) ~= "number" or flags < 0 or flags > 3 then
+    raise("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
+  end
+end
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.REDIS_VERSION = "7.0.15"
+redis.REDIS_VERSION_NUM = 0x07000f
+
+-- pcall gives an error table's message as a string, as Lua errors were before tables.
+local function unwrap(ok, ...)
+  if not ok then
+    local e = ...
+    if type(e) == "table" and type(rawget(e, "err")) == "string" then
+      return false, rawget(e, "err")
+    end
+  end
+  return ok, ...
+end
+pcall = function(...) return unwrap(pcall_raw(...)) end
+
+-- Precompiled (binary) chunks bypass the compiler's checks: text only.
+local function text_only(s)
+  return type(s) ~= "string" or s:byte(1) ~= 27
+end
+loadstring = function(s, name)
+  if not text_only(s) then return nil, "binary chunks are not allowed" end
+  return loadstring_raw(s, name)
+end
+load = function(f, name)
+  local parts = {}
+  if type(f) == "function" then
+    while true do
+      local piece = f()
+      if piece == nil or piece == "" then break end
+      if type(piece) ~= "string" then return nil, "reader function must return a string" end
+      parts[#parts + 1] = piece
+    end
+  end
+  local s = table.concat(parts)
+  if not text_only(s) then return nil, "binary chunks are not allowed" end
+  return loadstring_raw(s, name)
+end
+
+-- Read-only views: globals and libraries cannot be changed by a script (every later script
+-- shares this state), and reading a global that does not exist is an error.
+local function readonly()
+  error("Attempt to modify a readonly table", 2)
+end
+local protected = {}
+local function view(real, strict)
+  local proxy = {}
+  local meta = {__newindex = readonly}
+  -- getmetatable gives a read-only view of the metatable, so it cannot be changed either.
+  meta.__metatable = setmetatable({}, {__index = meta, __newindex = readonly, __metatable = false})
+  if strict then
+    meta.__index = function(_, k)
+      local v = real[k]
+      if v == nil then
+        error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+      end
+      return v
+    end
+  else
+    meta.__index = real
+  end
+  setmetatable(proxy, meta)
+  protected[proxy] = true
+  protected[real] = true
+  return proxy
+end
+
+local real_globals = getfenv_raw(0)
+for _, name in ipairs({"redis", "string", "table", "math", "coroutine", "cjson", "bit"}) do
+  if real_globals[name] ~= nil then
+    real_globals[name] = view(real_globals[name], false)
+  end
+end
+local env = view(real_globals, true)
+real_globals._G = env
+-- Strings' methods (`("x"):upper()`) read the same read-only view.
+local string_meta = getmetatable("")
+string_meta.__index = real_globals.string
+string_meta.__metatable = false
+
+real_globals.setmetatable = function(t, m)
+  if protected[t] then error("Attempt to modify a readonly table", 2) end
+  return setmetatable_raw(t, m)
+end
+rawset = function(t, k, v)
+  if protected[t] then error("Attempt to modify a readonly table", 2) end
+  return rawset_raw(t, k, v)
+end
+getfenv = function(f)
+  if f == nil then f = 1 end
+  if type(f) == "number" and f > 0 then f = f + 1 end
+  local e = getfenv_raw(f)
+  if e == real_globals then return env end
+  return e
+end
+setfenv = function(f, t)
+  if f == 0 or type(f) == "thread" then error("Attempt to modify a readonly table", 2) end
+  if type(f) == "number" and f > 0 then f = f + 1 end
+  return setfenv_raw(f, t)
+end
+
+-- The environment user scripts are compiled in.
+host.env = env

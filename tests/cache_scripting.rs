@@ -1,0 +1,518 @@
+//! Capability: Lua scripting on the in-process server — EVAL/EVALSHA/EVAL_RO and SCRIPT
+//! answer as Redis 7.0.15 does (conversions both ways, error texts with the script's line,
+//! read-only globals, commands refused in scripts), scripts are atomic and see the caller's
+//! database, and the limits hold: the reply nesting depth, the EVAL cache size, the Lua
+//! memory cap and the time limit (driven by the injected clock, never by sleeping).
+//! Method: a real TCP client on an in-process RESP server; Redis's own `unit/scripting` is
+//! run against the binary as docs/conformance.md records.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "helpers below are test code outside #[test] functions"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamcache::cache::{Cache, CacheConfig, Frame, RespConfig};
+use streamcache::clock::ManualClock;
+
+mod resp_common;
+
+use resp_common::{Conn, bulk, bulks, err};
+
+fn start() -> (resp_common::Server, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let cache = Cache::new(CacheConfig::default(), clock.clone());
+    let config = RespConfig::from_cache(&cache, None);
+    (resp_common::serve(cache, config), clock)
+}
+
+fn error_text(reply: Frame) -> String {
+    match reply {
+        Frame::Error(e) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn values_convert_both_ways_as_redis_converts_them() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(c.cmd(&["EVAL", "return 100.5", "0"]), Frame::Integer(100));
+    assert_eq!(c.cmd(&["EVAL", "return true", "0"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["EVAL", "return false", "0"]), Frame::Null);
+    assert_eq!(
+        c.cmd(&["EVAL", "return {ok='fine'}", "0"]),
+        Frame::Simple("fine".into())
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return {err='My Error'}", "0"]),
+        err("My Error")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return {1,2,3,'ciao',{1,2}}", "0"]),
+        Frame::Array(vec![
+            Frame::Integer(1),
+            Frame::Integer(2),
+            Frame::Integer(3),
+            bulk("ciao"),
+            Frame::Array(vec![Frame::Integer(1), Frame::Integer(2)]),
+        ])
+    );
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return {KEYS[1],KEYS[2],ARGV[1],ARGV[2]}",
+            "2",
+            "a",
+            "b",
+            "c",
+            "d"
+        ]),
+        bulks(&["a", "b", "c", "d"])
+    );
+    c.cmd(&["SET", "s", "x"]);
+    c.cmd(&["RPUSH", "l", "a", "b"]);
+    let script = "local i = redis.pcall('incr', KEYS[1]) \
+                  local g = redis.call('get', KEYS[1]) \
+                  local r = redis.call('lrange', KEYS[2], 0, -1) \
+                  local ok = redis.call('set', 'other', '1') \
+                  local missing = redis.call('get', 'nope') \
+                  return {i['err'], g, r[2], ok['ok'], tostring(missing)}";
+    assert_eq!(
+        c.cmd(&["EVAL", script, "2", "s", "l"]),
+        bulks(&[
+            "ERR value is not an integer or out of range",
+            "x",
+            "b",
+            "OK",
+            "false"
+        ])
+    );
+    // RESP3 inside the script: a map arrives as {map = …}.
+    c.cmd(&["HSET", "h", "f", "v"]);
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "redis.setresp(3) local m = redis.call('hgetall', KEYS[1]) return m.map.f",
+            "1",
+            "h"
+        ]),
+        bulk("v")
+    );
+}
+
+#[test]
+fn evalsha_and_the_script_cache() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    c.cmd(&["SET", "mykey", "myval"]);
+    let body = "return redis.call('get',KEYS[1])";
+    assert_eq!(c.cmd(&["EVAL", body, "1", "mykey"]), bulk("myval"));
+    let sha = "fd758d1589d044dd850a6f05d52f2eefd27f033f";
+    assert_eq!(c.cmd(&["EVALSHA", sha, "1", "mykey"]), bulk("myval"));
+    assert_eq!(
+        c.cmd(&["EVALSHA", &sha.to_uppercase(), "1", "mykey"]),
+        bulk("myval")
+    );
+    assert_eq!(
+        c.cmd(&[
+            "SCRIPT",
+            "EXISTS",
+            sha,
+            "ffd632c7d33e571e9f24556ebed26c3479a87130"
+        ]),
+        Frame::Array(vec![Frame::Integer(1), Frame::Integer(0)])
+    );
+    assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]), Frame::ok());
+    assert_eq!(
+        c.cmd(&["EVALSHA", sha, "1", "mykey"]),
+        err("NOSCRIPT No matching script. Please use EVAL.")
+    );
+    assert_eq!(
+        c.cmd(&["SCRIPT", "LOAD", "return 'loaded'"]),
+        bulk("b534286061d4b9e4026607613b95c06c06015ae8")
+    );
+    assert_eq!(
+        c.cmd(&["EVALSHA", "b534286061d4b9e4026607613b95c06c06015ae8", "0"]),
+        bulk("loaded")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.sha1hex('Pizza & Mandolino')", "0"]),
+        bulk("74822d82031af7493c20eefa13bd07ec4fada82f")
+    );
+    let compile = error_text(c.cmd(&["EVAL", "return (", "0"]));
+    assert!(
+        compile.starts_with("ERR Error compiling script (new function): user_script:1:"),
+        "{compile}"
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return 1", "2", "a"]),
+        err("ERR Number of keys can't be greater than number of args")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return 1", "-1"]),
+        err("ERR Number of keys can't be negative")
+    );
+    assert_eq!(
+        c.cmd(&["COMMAND", "GETKEYS", "EVAL", "return 1", "2", "a", "b", "c"]),
+        bulks(&["a", "b"])
+    );
+}
+
+#[test]
+fn errors_name_the_script_and_line_and_globals_are_read_only() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    let e = error_text(c.cmd(&["EVAL", "local x = 1\nreturn a", "0"]));
+    assert!(
+        e.starts_with(
+            "ERR user_script:2: Script attempted to access nonexistent global variable 'a' script: "
+        ) && e.ends_with(", on @user_script:2."),
+        "{e}"
+    );
+    let e = error_text(c.cmd(&["EVAL", "a = 10", "0"]));
+    assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    let e = error_text(c.cmd(&["EVAL", "redis.call = nil", "0"]));
+    assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    let e = error_text(c.cmd(&["EVAL", "rawset(_G, 'x', 1)", "0"]));
+    assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    for name in ["print", "dofile", "loadfile", "os", "io"] {
+        let e = error_text(c.cmd(&["EVAL", &format!("return {name}"), "0"]));
+        assert!(e.contains("nonexistent global variable"), "{name}: {e}");
+    }
+    // Precompiled chunks are refused.
+    let e = error_text(c.cmd(&[
+        "EVAL",
+        "return loadstring(string.dump(function() return 1 end))()",
+        "0",
+    ]));
+    assert!(e.contains("attempt to call a nil value"), "{e}");
+    c.cmd(&["SET", "foo", "bar"]);
+    let e = error_text(c.cmd(&["EVAL", "redis.call('lpush', KEYS[1], 'v')", "1", "foo"]));
+    assert!(
+        e.starts_with("WRONGTYPE") && e.ends_with("on @user_script:1."),
+        "{e}"
+    );
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return pcall(redis.call, 'incr', KEYS[1])",
+            "1",
+            "foo"
+        ]),
+        Frame::Null,
+        "pcall returns false and the message; false is nil"
+    );
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return e",
+            "1",
+            "foo"
+        ]),
+        bulk("ERR value is not an integer or out of range")
+    );
+}
+
+#[test]
+fn commands_scripts_may_not_run_and_read_only_scripts() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    for script in [
+        "return redis.pcall('blpop','x',0)",
+        "return redis.pcall('subscribe','x')",
+        "return redis.pcall('eval','return 1','0')",
+        "return redis.pcall('multi')",
+    ] {
+        assert_eq!(
+            c.cmd(&["EVAL", script, "0"]),
+            err("ERR This Redis command is not allowed from script"),
+            "{script}"
+        );
+    }
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.pcall('nosuchcommand')", "0"]),
+        err("ERR Unknown Redis command called from script")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.pcall('get','a','b')", "0"]),
+        err("ERR Wrong number of args calling Redis command from script")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return redis.pcall()", "0"]),
+        err("ERR Please specify at least one argument for this redis lib call")
+    );
+    c.cmd(&["SET", "foo", "bar"]);
+    assert_eq!(
+        c.cmd(&["EVAL_RO", "return redis.call('get', KEYS[1])", "1", "foo"]),
+        bulk("bar")
+    );
+    let e = error_text(c.cmd(&["EVAL_RO", "return redis.call('del', KEYS[1])", "1", "foo"]));
+    assert!(
+        e.starts_with("ERR Write commands are not allowed from read-only scripts."),
+        "{e}"
+    );
+    assert_eq!(c.cmd(&["GET", "foo"]), bulk("bar"));
+    // Thousands of arguments (Redis's test uses 7 999, near Lua's C stack size).
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "local a = {} for i = 1, 7999 do a[i] = 1 end return redis.call('lpush', 'l', unpack(a))",
+            "0"
+        ]),
+        Frame::Integer(7999)
+    );
+}
+
+#[test]
+fn a_script_uses_the_callers_database_and_leaves_it_selected() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    c.cmd(&["SELECT", "9"]);
+    c.cmd(&["SET", "k", "nine"]);
+    c.cmd(&["SELECT", "10"]);
+    c.cmd(&["SET", "k", "ten"]);
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "redis.call('select', '9') return redis.call('get', KEYS[1])",
+            "1",
+            "k"
+        ]),
+        bulk("nine")
+    );
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("ten"));
+}
+
+#[test]
+fn libraries_cjson_and_bit() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return table.concat(cjson.decode('[0.0, -5e3, -1, 0.3e-3, 1023.2, 0e10]'), ' ')",
+            "0"
+        ]),
+        bulk("0 -5000 -1 0.0003 1023.2 0")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return cjson.encode({1, 2, {a = 'x'}})", "0"]),
+        bulk("[1,2,{\"a\":\"x\"}]")
+    );
+    let e = error_text(c.cmd(&["EVAL", "return cjson.encode({[false] = 1})", "0"]));
+    assert!(e.contains("table key must be a number or string"), "{e}");
+    assert_eq!(
+        c.cmd(&["EVAL", "return {bit.bor(1,2,4,8), bit.tobit(0xffffffff), bit.tohex(255, -4), bit.lshift(1, 31)}", "0"]),
+        Frame::Array(vec![
+            Frame::Integer(15),
+            Frame::Integer(-1),
+            bulk("00FF"),
+            Frame::Integer(i64::from(i32::MIN)),
+        ])
+    );
+}
+
+#[test]
+fn a_script_is_atomic_and_sorts_sets_by_nothing() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    let script =
+        "for i = 1, 100 do redis.call('incr', KEYS[1]) end return redis.call('get', KEYS[1])";
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let addr = server.addr;
+        let script = script.to_owned();
+        handles.push(std::thread::spawn(move || {
+            let mut c = Conn::open(addr);
+            let mut seen = Vec::new();
+            for _ in 0..10 {
+                match c.cmd(&["EVAL", &script, "1", "counter"]) {
+                    Frame::Bulk(b) => seen.push(String::from_utf8(b.to_vec()).unwrap()),
+                    other => panic!("{other:?}"),
+                }
+            }
+            seen
+        }));
+    }
+    for h in handles {
+        // Each script's own 100 increments land together: every result is a multiple of 100.
+        for n in h.join().unwrap() {
+            assert_eq!(n.parse::<u64>().unwrap() % 100, 0, "{n}");
+        }
+    }
+    assert_eq!(c.cmd(&["GET", "counter"]), bulk("4000"));
+    c.cmd(&["SADD", "myset", "c", "a", "b"]);
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return redis.call('sort', KEYS[1], 'by', '_')",
+            "1",
+            "myset"
+        ]),
+        bulks(&["a", "b", "c"])
+    );
+}
+
+fn nested(depth: usize) -> String {
+    format!("local t = 'x' for i = 1, {depth} do t = {{t}} end return t")
+}
+
+fn innermost(mut reply: Frame) -> Frame {
+    while let Frame::Array(mut items) = reply {
+        assert_eq!(items.len(), 1);
+        reply = items.remove(0);
+    }
+    reply
+}
+
+#[test]
+fn reply_depth_at_the_limit_and_past_it() {
+    use streamcache::cache::SCRIPT_REPLY_DEPTH_MAX as MAX;
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(innermost(c.cmd(&["EVAL", &nested(MAX), "0"])), bulk("x"));
+    assert_eq!(
+        innermost(c.cmd(&["EVAL", &nested(MAX + 1), "0"])),
+        err("ERR reached lua stack limit")
+    );
+    // A table that contains itself ends the same way, and the connection stays usable.
+    assert_eq!(
+        innermost(c.cmd(&[
+            "EVAL",
+            "local a = {}; local b = {a}; a[1] = b; return a",
+            "0"
+        ])),
+        err("ERR reached lua stack limit")
+    );
+    assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
+}
+
+fn cached(c: &mut Conn) -> u64 {
+    let Frame::Bulk(info) = c.cmd(&["INFO", "memory"]) else {
+        panic!("INFO")
+    };
+    let info = String::from_utf8(info.to_vec()).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_eval_cache_keeps_at_most_its_limit_and_spares_loaded_scripts() {
+    use streamcache::cache::SCRIPT_EVAL_CACHE_MAX as MAX;
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    let Frame::Bulk(loaded) = c.cmd(&["SCRIPT", "LOAD", "return 'pinned'"]) else {
+        panic!("SCRIPT LOAD")
+    };
+    let loaded = String::from_utf8(loaded.to_vec()).unwrap();
+    let Frame::Bulk(first) = c.cmd(&["SCRIPT", "LOAD", "return 0"]) else {
+        panic!("SCRIPT LOAD")
+    };
+    let first = String::from_utf8(first.to_vec()).unwrap();
+    // `return 0` was loaded by SCRIPT LOAD, so it is pinned; the EVAL-added ones start at 1.
+    for i in 1..=MAX {
+        assert_eq!(
+            c.cmd(&["EVAL", &format!("return {i}"), "0"]),
+            Frame::Integer(i as i64)
+        );
+    }
+    assert_eq!(cached(&mut c), MAX as u64 + 2);
+    let oldest = streamcache::cache::script_sha1("return 1");
+    assert_eq!(c.cmd(&["EVALSHA", &oldest, "0"]), Frame::Integer(1));
+    c.cmd(&["EVAL", &format!("return {}", MAX + 1), "0"]);
+    assert_eq!(cached(&mut c), MAX as u64 + 2);
+    assert_eq!(
+        c.cmd(&["EVALSHA", &oldest, "0"]),
+        err("NOSCRIPT No matching script. Please use EVAL.")
+    );
+    assert_eq!(c.cmd(&["EVALSHA", &loaded, "0"]), bulk("pinned"));
+    assert_eq!(c.cmd(&["EVALSHA", &first, "0"]), Frame::Integer(0));
+}
+
+#[test]
+fn lua_memory_is_capped_and_the_server_goes_on() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    // 32 MiB is well inside the cap.
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "local s = 'x' for i = 1, 25 do s = s .. s end return #s",
+            "0"
+        ]),
+        Frame::Integer(1 << 25)
+    );
+    let e = error_text(c.cmd(&["EVAL", "local s = 'x' while true do s = s .. s end", "0"]));
+    assert!(e.contains("not enough memory"), "{e}");
+    assert_eq!(
+        c.cmd(&["EVAL", "return 'still here'", "0"]),
+        bulk("still here")
+    );
+}
+
+/// The reply to what `c` sent, read while another thread moves the clock forward in steps of
+/// 100 ms (the script reads the clock; nothing here waits for real time).
+fn reply_while_the_clock_runs(c: &mut Conn, clock: &Arc<ManualClock>) -> (Frame, Duration) {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let (done, clock) = (done.clone(), clock.clone());
+        std::thread::spawn(move || {
+            let mut moved = Duration::ZERO;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                clock.advance(Duration::from_millis(100));
+                moved += Duration::from_millis(100);
+                std::thread::yield_now();
+            }
+            moved
+        })
+    };
+    let reply = c.reply();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (reply, ticker.join().unwrap())
+}
+
+#[test]
+fn a_script_past_the_time_limit_is_stopped_by_the_clock() {
+    let (server, clock) = start();
+    let mut c = Conn::open(server.addr);
+    // Read-only: stopped once busy-reply-threshold (5 s by default) has passed on the clock.
+    c.send(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]);
+    let (reply, moved) = reply_while_the_clock_runs(&mut c, &clock);
+    let e = error_text(reply);
+    assert!(
+        e.contains("busy-reply-threshold (5000 ms) without writing"),
+        "{e}"
+    );
+    assert!(moved >= Duration::from_secs(5), "{moved:?}");
+    // A script that wrote runs past the threshold and is stopped only at the hard limit, its
+    // write kept.
+    c.send(&[
+        "EVAL",
+        "redis.call('set', KEYS[1], 'v') while true do end",
+        "1",
+        "k",
+    ]);
+    let (reply, moved) = reply_while_the_clock_runs(&mut c, &clock);
+    assert!(
+        moved >= Duration::from_millis(streamcache::cache::SCRIPT_WRITTEN_MS_MAX),
+        "{moved:?}"
+    );
+    let e = error_text(reply);
+    assert!(
+        e.contains("the writes it made before stopping are kept"),
+        "{e}"
+    );
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
+    assert_eq!(
+        c.cmd(&["SCRIPT", "KILL"]),
+        err("NOTBUSY No scripts in execution right now.")
+    );
+}
