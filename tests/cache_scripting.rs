@@ -492,6 +492,15 @@ fn a_script_past_the_time_limit_is_stopped_by_the_clock() {
         "{e}"
     );
     assert!(moved >= Duration::from_secs(5), "{moved:?}");
+    // Catching the stop with pcall does not keep the script running.
+    c.send(&[
+        "EVAL",
+        "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
+        "0",
+    ]);
+    let (reply, _) = reply_while_the_clock_runs(&mut c, &clock);
+    let e = error_text(reply);
+    assert!(e.contains("without writing"), "{e}");
     // A script that wrote runs past the threshold and is stopped only at the hard limit, its
     // write kept.
     c.send(&[
@@ -514,5 +523,137 @@ fn a_script_past_the_time_limit_is_stopped_by_the_clock() {
     assert_eq!(
         c.cmd(&["SCRIPT", "KILL"]),
         err("NOTBUSY No scripts in execution right now.")
+    );
+}
+
+const LIBRARY: &str = "#!lua name=mylib
+redis.register_function('echo_keys', function(keys, args) return {keys[1], args[1]} end)
+redis.register_function{function_name = 'reader', description = 'reads a key',
+  callback = function(keys, args) return redis.call('get', keys[1]) end, flags = {'no-writes'}}
+redis.register_function('writer', function(keys, args) return redis.call('set', keys[1], args[1]) end)";
+
+#[test]
+fn functions_load_list_call_and_delete() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIBRARY]), bulk("mylib"));
+    assert_eq!(
+        c.cmd(&["FCALL", "echo_keys", "1", "k", "a"]),
+        bulks(&["k", "a"])
+    );
+    // Function names are found case-insensitively, as in Redis.
+    assert_eq!(
+        c.cmd(&["FCALL", "ECHO_KEYS", "1", "k", "a"]),
+        bulks(&["k", "a"])
+    );
+    assert_eq!(c.cmd(&["FCALL", "writer", "1", "k", "v"]), Frame::ok());
+    assert_eq!(c.cmd(&["FCALL_RO", "reader", "1", "k"]), bulk("v"));
+    assert_eq!(
+        c.cmd(&["FCALL_RO", "writer", "1", "k", "v"]),
+        err("ERR Can not execute a script with write flag using *_ro command.")
+    );
+    assert_eq!(
+        c.cmd(&["FCALL", "nosuch", "0"]),
+        err("ERR Function not found")
+    );
+    assert_eq!(
+        c.cmd(&["FCALL", "reader", "x"]),
+        err("ERR Bad number of keys provided")
+    );
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", LIBRARY]),
+        err("ERR Library 'mylib' already exists")
+    );
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LOAD", "REPLACE", LIBRARY]),
+        bulk("mylib")
+    );
+    let Frame::Array(libs) = c.cmd(&["FUNCTION", "LIST", "WITHCODE"]) else {
+        panic!("FUNCTION LIST")
+    };
+    assert_eq!(libs.len(), 1);
+    let Frame::Array(fields) = &libs[0] else {
+        panic!("RESP2 map as a flat array")
+    };
+    assert_eq!(fields[0], bulk("library_name"));
+    assert_eq!(fields[1], bulk("mylib"));
+    assert_eq!(fields[7], bulk(LIBRARY));
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LIST", "LIBRARYNAME", "other*"]),
+        Frame::Array(vec![])
+    );
+    assert_eq!(c.cmd(&["FUNCTION", "DELETE", "mylib"]), Frame::ok());
+    assert_eq!(
+        c.cmd(&["FUNCTION", "DELETE", "mylib"]),
+        err("ERR Library not found")
+    );
+    assert_eq!(
+        c.cmd(&["FCALL", "reader", "1", "k"]),
+        err("ERR Function not found")
+    );
+}
+
+#[test]
+fn a_failed_library_load_changes_nothing() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIBRARY]), bulk("mylib"));
+    for (code, error) in [
+        ("return 1", "ERR Missing library metadata"),
+        ("#!lua name=mylib\nreturn 1", "ERR No functions registered"),
+        (
+            "#!lua name=other\nredis.register_function('reader', function() return 1 end)",
+            "ERR Function reader already exists",
+        ),
+        (
+            "#!lua name=bad-name\n",
+            "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long",
+        ),
+    ] {
+        let replace = code.contains("name=mylib");
+        let reply = if replace {
+            c.cmd(&["FUNCTION", "LOAD", "REPLACE", code])
+        } else {
+            c.cmd(&["FUNCTION", "LOAD", code])
+        };
+        assert_eq!(reply, err(error), "{code}");
+    }
+    let e = error_text(c.cmd(&["FUNCTION", "LOAD", "#!lua name=x\nreturn math.random()"]));
+    assert!(
+        e.contains("Script attempted to access nonexistent global variable 'math'"),
+        "only `redis` exists while a library loads: {e}"
+    );
+    let e = error_text(c.cmd(&["FUNCTION", "LOAD", "#!lua name=x\nredis.call('ping')"]));
+    assert!(e.contains("nonexistent global variable 'call'"), "{e}");
+    assert_eq!(c.cmd(&["FCALL", "reader", "1", "nokey"]), Frame::Null);
+    assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]), Frame::ok());
+    assert_eq!(
+        c.cmd(&["FCALL", "echo_keys", "1", "k", "a"]),
+        bulks(&["k", "a"]),
+        "SCRIPT FLUSH leaves the libraries"
+    );
+    assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]), Frame::ok());
+    assert_eq!(
+        c.cmd(&["FCALL", "reader", "1", "k"]),
+        err("ERR Function not found")
+    );
+}
+
+#[test]
+fn a_library_that_loads_forever_is_stopped_by_the_clock() {
+    let (server, clock) = start();
+    let mut c = Conn::open(server.addr);
+    c.send(&["FUNCTION", "LOAD", "#!lua name=slow\nwhile true do end"]);
+    let (reply, moved) = reply_while_the_clock_runs(&mut c, &clock);
+    assert!(
+        moved >= Duration::from_millis(streamcache::cache::FUNCTION_LOAD_MS_MAX),
+        "{moved:?}"
+    );
+    let e = error_text(reply);
+    assert!(e.contains("FUNCTION LOAD timeout"), "{e}");
+    assert_eq!(
+        c.cmd(&["FUNCTION", "LIST"]),
+        Frame::Array(vec![]),
+        "nothing was loaded"
     );
 }

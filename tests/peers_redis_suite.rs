@@ -1,8 +1,8 @@
 //! Capability: Redis's own Tcl test suite (7.0.15; units protocol, type/string, expire,
 //! keyspace, type/hash, type/list, type/set, type/incr, info) passes against streamcache at the
 //! conformance bar of 583 tests (95% of stock Redis's 614); units type/zset, bitops, pubsub,
-//! hyperloglog, type/stream, type/stream-cgroups, geo and sort, each run on its own, pass what
-//! docs/conformance.md records.
+//! hyperloglog, type/stream, type/stream-cgroups, geo, sort, scripting and functions, each run
+//! on its own, pass what docs/conformance.md records.
 //! Method: start the real binary on ephemeral ports, read its ready line for the RESP address,
 //! run `../shared/tools/redis-suite.sh` with `REDIS_TESTS_DIR` from the environment (get it with
 //! `scripts/fetch-redis-suite.sh`), and read the suite's last line `N passed, M failed`.
@@ -38,6 +38,15 @@ const STREAM_CGROUPS_PASSED_MIN: u64 = 48;
 const GEO_PASSED_MIN: u64 = 59;
 /// `unit/sort`, run separately: every test the script's default tags let run.
 const SORT_PASSED_MIN: u64 = 52;
+/// `unit/scripting` (its EVAL and its FUNCTION half), run separately: every test but those
+/// docs/conformance.md lists (no `cmsgpack`, ACL or CLUSTER; no BUSY replies while a script
+/// runs; replication checks).
+const SCRIPTING_PASSED_MIN: u64 = 162;
+const SCRIPTING_FAILED_MAX: u64 = 24;
+/// `unit/functions`, run separately: every test but FUNCTION DUMP/RESTORE and the kill tests
+/// that need BUSY replies (docs/conformance.md).
+const FUNCTIONS_PASSED_MIN: u64 = 77;
+const FUNCTIONS_FAILED_MAX: u64 = 9;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -210,6 +219,30 @@ fn redis_own_sort_unit_passes() {
     assert!(
         passed >= SORT_PASSED_MIN && failed == 0,
         "unit/sort: {:?}; expected at least {SORT_PASSED_MIN} passed and none failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_scripting_unit_passes() {
+    let text = run_suite(&["unit/scripting"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= SCRIPTING_PASSED_MIN && failed <= SCRIPTING_FAILED_MAX,
+        "unit/scripting: {:?}; expected at least {SCRIPTING_PASSED_MIN} passed, at most {SCRIPTING_FAILED_MAX} failed",
+        text.lines().last()
+    );
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_functions_unit_passes() {
+    let text = run_suite(&["unit/functions"]);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= FUNCTIONS_PASSED_MIN && failed <= FUNCTIONS_FAILED_MAX,
+        "unit/functions: {:?}; expected at least {FUNCTIONS_PASSED_MIN} passed, at most {FUNCTIONS_FAILED_MAX} failed",
         text.lines().last()
     );
 }

@@ -1,5 +1,5 @@
 //! Server commands answered by the keyspace itself: PING, ECHO, TIME, INFO, CONFIG, COMMAND,
-//! FUNCTION, DEBUG, PUBLISH.
+//! DEBUG, PUBLISH.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -35,20 +35,6 @@ pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
 pub(crate) fn lastsave(ctx: &mut Ctx<'_>, inner: &Inner, _: &[&[u8]]) -> Frame {
     let _ = ctx;
     Frame::Integer(i64::try_from(inner.start_ms / 1000).unwrap_or(0))
-}
-
-pub(crate) fn function(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
-    let sub = arg(args, 1);
-    if is(sub, "flush") {
-        Frame::ok()
-    } else if is(sub, "list") {
-        Frame::Array(Vec::new())
-    } else {
-        Frame::error(format!(
-            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
-            String::from_utf8_lossy(sub)
-        ))
-    }
 }
 
 pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
@@ -309,13 +295,19 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         let scripts = &inner.script_info;
         let lua = scripts.lua_bytes.load(Ordering::Relaxed);
         let bodies = scripts.body_bytes.load(Ordering::Relaxed);
+        let functions_lua = scripts.functions_lua_bytes.load(Ordering::Relaxed);
+        let functions_code = scripts.functions_code_bytes.load(Ordering::Relaxed);
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nused_memory_peak:{used}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{:.2}K\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nused_memory_scripts:{bodies}\r\nused_memory_scripts_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nused_memory_peak:{used}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{:.2}K\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{functions_lua}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{functions_code}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
             used as f64 / 1024.0,
             lua as f64 / 1024.0,
             scripts.scripts.load(Ordering::Relaxed),
-            bodies as f64 / 1024.0,
+            scripts.functions.load(Ordering::Relaxed),
+            scripts.libraries.load(Ordering::Relaxed),
+            lua + functions_lua,
+            bodies + functions_code,
+            (bodies + functions_code) as f64 / 1024.0,
             inner.maxmemory.load(Ordering::Relaxed),
             inner.policy().name()
         );

@@ -256,7 +256,9 @@ static SPECS: &[Spec] = specs! {
     "info" -1 0 0 0 r Exclusive server::info;
     "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;
-    "function" -2 0 0 0 w Keyed server::function;
+    "function" -2 0 0 0 w Exclusive script::function;
+    "fcall" -3 0 0 0 r Exclusive script::fcall;
+    "fcall_ro" -3 0 0 0 r Exclusive script::fcall;
     "eval" -3 0 0 0 r Exclusive script::eval;
     "evalsha" -3 0 0 0 r Exclusive script::eval;
     "eval_ro" -3 0 0 0 r Exclusive script::eval;
@@ -548,7 +550,7 @@ pub(crate) fn getkeys<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> Vec<&'a [u8]> {
             keys.clear();
             keys.extend(counted_keys(args, 1));
         }
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
             keys.clear();
             keys.extend(counted_keys(args, 2));
         }
@@ -601,6 +603,8 @@ const MOVABLE_KEYS: &[&str] = &[
     "evalsha",
     "eval_ro",
     "evalsha_ro",
+    "fcall",
+    "fcall_ro",
 ];
 
 /// COMMAND INFO's entry for a spec.

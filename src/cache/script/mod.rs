@@ -23,9 +23,11 @@
 //! - `struct` and `cmsgpack` are not provided.
 
 mod convert;
+mod function;
 mod libs;
 
 pub use convert::REPLY_DEPTH_MAX;
+pub use function::FUNCTION_LOAD_MS_MAX;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -86,30 +88,48 @@ const NOSCRIPT_COMMANDS: &[&str] = &[
 struct Script {
     /// The compiled chunk.
     function: Function,
+    /// Its shebang's flags (`compat` without one).
+    flags: Flags,
     /// Bytes of its body (for INFO).
     body_bytes: usize,
     /// Added by EVAL (may be dropped past [`EVAL_SCRIPTS_MAX`]) rather than SCRIPT LOAD.
     from_eval: bool,
 }
 
-/// The Lua state and the script cache. Held in a mutex; a script runs with it locked.
-pub(crate) struct Scripting {
+/// One Lua state with the scripting environment (`prelude.lua`): EVAL's scripts live in one,
+/// FUNCTION's libraries in another, as in Redis (each flush replaces its own).
+pub(crate) struct Vm {
     lua: Lua,
-    /// What the prelude reads from the host: `call` while a script runs, and the environment
-    /// scripts are compiled in (`env`).
+    /// What the prelude reads from the host: `call`, `setresp` and `register` while a script
+    /// runs or a library loads, and the environment scripts are compiled in (`env`).
     host: Table,
     /// `xpcall`, the message handler and the script environment, kept from the prelude.
     xpcall: Function,
     handler: Function,
     env: Table,
+    /// Scripts run, for the occasional GC step Redis also takes.
+    runs: u64,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("used_memory", &self.lua.used_memory())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The EVAL scripts and the FUNCTION libraries. Held in a mutex; a script runs with it locked.
+pub(crate) struct Scripting {
+    eval: Vm,
     /// Lower-case hex SHA1 → script.
     scripts: HashMap<String, Script>,
     /// Scripts EVAL added, oldest first (some may since have been flushed or loaded again).
     eval_order: VecDeque<String>,
     /// Bytes of every cached script's body.
     body_bytes: usize,
-    /// Scripts run, for the occasional GC step Redis also takes.
-    runs: u64,
+    /// FUNCTION's libraries.
+    pub(crate) functions: function::Functions,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -121,6 +141,106 @@ impl std::fmt::Debug for Scripting {
     }
 }
 
+/// What a script declares in its shebang (`#!lua flags=…`) or a function at registration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flags {
+    /// An EVAL script without a shebang: Redis's backwards-compatible rules.
+    pub(crate) compat: bool,
+    pub(crate) no_writes: bool,
+    pub(crate) allow_oom: bool,
+    pub(crate) allow_stale: bool,
+    pub(crate) no_cluster: bool,
+    pub(crate) allow_cross_slot_keys: bool,
+}
+
+impl Flags {
+    /// Sets the flag `name` (Redis's names); false for a name Redis does not know.
+    pub(crate) fn set(&mut self, name: &str) -> bool {
+        match name {
+            "no-writes" => self.no_writes = true,
+            "allow-oom" => self.allow_oom = true,
+            "allow-stale" => self.allow_stale = true,
+            "no-cluster" => self.no_cluster = true,
+            "allow-cross-slot-keys" => self.allow_cross_slot_keys = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// The names of the flags set, in Redis's order.
+    pub(crate) fn names(self) -> Vec<&'static str> {
+        [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot_keys, "allow-cross-slot-keys"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// What a script's commands may do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rules {
+    /// Writes are refused (EVAL_RO, FCALL_RO, `no-writes`).
+    read_only: bool,
+    /// A memory-growing command is refused when memory was over `maxmemory` before the script
+    /// (scripts without flags; flagged ones are checked once, before they run).
+    check_oom: bool,
+}
+
+/// The flags of an EVAL script's `#!lua flags=…` first line, and the code Lua compiles (the
+/// first line emptied, its newline kept so line numbers stay); no shebang is `compat`.
+fn parse_shebang(body: &[u8]) -> Result<(Flags, std::borrow::Cow<'_, [u8]>), Frame> {
+    if !body.starts_with(b"#!") {
+        return Ok((
+            Flags {
+                compat: true,
+                ..Flags::default()
+            },
+            std::borrow::Cow::Borrowed(body),
+        ));
+    }
+    let Some(end) = memchr::memchr(b'\n', body) else {
+        return Err(Frame::error("ERR Invalid script shebang"));
+    };
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split_ascii_whitespace();
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(Frame::error(format!(
+            "ERR Unexpected engine in script shebang: {engine}"
+        )));
+    }
+    let mut flags = Flags::default();
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(Frame::error(format!(
+                "ERR Unknown lua shebang option: {part}"
+            )));
+        };
+        for flag in list.split(',').filter(|f| !f.is_empty()) {
+            if !flags.set(flag) {
+                return Err(Frame::error(format!(
+                    "ERR Unexpected flag in script shebang: {flag}"
+                )));
+            }
+        }
+    }
+    Ok((flags, std::borrow::Cow::Borrowed(&body[end..])))
+}
+
+/// How one run calls its chunk: an EVAL script reads `KEYS` and `ARGV` as globals, a function
+/// gets them as its two arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Calling {
+    Eval,
+    Function,
+}
+
 /// The script cache's figures for INFO memory.
 #[derive(Debug, Default)]
 pub(crate) struct Info {
@@ -128,15 +248,31 @@ pub(crate) struct Info {
     pub(crate) scripts: AtomicUsize,
     /// Bytes the Lua state holds (`used_memory_lua`).
     pub(crate) lua_bytes: AtomicUsize,
-    /// Bytes of the cached scripts' bodies (`used_memory_scripts`).
+    /// Bytes of the cached scripts' bodies (`used_memory_scripts_eval`).
     pub(crate) body_bytes: AtomicUsize,
+    /// Functions and libraries loaded (`number_of_functions`, `number_of_libraries`).
+    pub(crate) functions: AtomicUsize,
+    pub(crate) libraries: AtomicUsize,
+    /// Bytes the functions' Lua state holds (`used_memory_vm_functions`).
+    pub(crate) functions_lua_bytes: AtomicUsize,
+    /// Bytes of the libraries' code (`used_memory_functions`).
+    pub(crate) functions_code_bytes: AtomicUsize,
 }
 
 impl Info {
     fn update(&self, s: &Scripting) {
         self.scripts.store(s.scripts.len(), Ordering::Relaxed);
-        self.lua_bytes.store(s.lua.used_memory(), Ordering::Relaxed);
+        self.lua_bytes
+            .store(s.eval.used_memory(), Ordering::Relaxed);
         self.body_bytes.store(s.body_bytes, Ordering::Relaxed);
+        self.functions
+            .store(s.functions.function_count(), Ordering::Relaxed);
+        self.libraries
+            .store(s.functions.library_count(), Ordering::Relaxed);
+        self.functions_lua_bytes
+            .store(s.functions.used_memory(), Ordering::Relaxed);
+        self.functions_code_bytes
+            .store(s.functions.code_bytes(), Ordering::Relaxed);
     }
 }
 
@@ -149,7 +285,10 @@ struct RunFlags {
 
 /// Whether `spec` runs a script (its memory check happens before it takes the keyspace).
 pub(crate) fn is_script_command(spec: &Spec) -> bool {
-    matches!(spec.name, "eval" | "evalsha" | "eval_ro" | "evalsha_ro")
+    matches!(
+        spec.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
 }
 
 /// Lower-case hex SHA1 of `bytes` (`redis.sha1hex`, script names: what EVALSHA takes).
@@ -159,8 +298,8 @@ pub fn sha1_hex(bytes: impl AsRef<[u8]>) -> String {
     hex::encode(Sha1::digest(bytes))
 }
 
-impl Scripting {
-    /// A fresh Lua state with the scripting environment and no scripts.
+impl Vm {
+    /// A fresh Lua state with the scripting environment.
     ///
     /// # Errors
     /// A Lua error setting up the state (out of memory).
@@ -185,10 +324,210 @@ impl Scripting {
             xpcall,
             handler,
             env,
+            runs: 0,
+        })
+    }
+
+    /// Compiles `code` as a chunk named `name` (`@user_script`, `@user_function`) in the
+    /// scripting environment; precompiled chunks are refused.
+    pub(crate) fn compile(&self, code: &[u8], name: &str) -> mlua::Result<Function> {
+        self.lua
+            .load(code)
+            .set_name(name)
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+    }
+
+    /// Bytes the Lua state holds.
+    pub(crate) fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    /// Runs `function` (a script named `name` in errors) with `keys` and `argv` in `ctx`; a
+    /// script's errors and values become its reply.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one script run's inputs, passed once"
+    )]
+    pub(crate) fn run(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        inner: &Inner,
+        name: &str,
+        function: &Function,
+        calling: Calling,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        flags: Flags,
+        read_only: bool,
+    ) -> Frame {
+        if !flags.compat {
+            if !flags.no_writes && read_only {
+                return Frame::error(
+                    "ERR Can not execute a script with write flag using *_ro command.",
+                );
+            }
+            if ctx.over_memory && !flags.allow_oom && !flags.no_writes {
+                return Frame::error(
+                    "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
+                );
+            }
+        }
+        let rules = Rules {
+            read_only: read_only || flags.no_writes,
+            // A script that declares flags is checked for memory once, before it runs.
+            check_oom: flags.compat,
+        };
+        let caller_db = ctx.db;
+        let caller_resp3 = ctx.resp3;
+        let run_flags = Arc::new(RunFlags::default());
+        let reply = self.call(ctx, inner, function, calling, keys, argv, rules, &run_flags);
+        self.lua.remove_hook();
+        // Redis takes a GC step every 50 scripts so garbage never waits for a full cycle.
+        self.runs += 1;
+        if self.runs.is_multiple_of(50) {
+            let _ = self.lua.gc_step_kbytes(50);
+        }
+        ctx.db = caller_db;
+        ctx.resp3 = caller_resp3;
+        match reply {
+            Ok((true, value, resp3)) => convert::to_frame(&value, resp3),
+            Ok((false, value, _)) => script_error(name, &value),
+            Err(e) => Frame::error(format!(
+                "ERR Error running script {name}, {}",
+                lua_message(&e)
+            )),
+        }
+    }
+    /// The Lua side of [`Vm::run`]: arguments, the scoped `call`, the hook and the protected
+    /// call. Returns whether the script succeeded, its value (or error table) and
+    /// the protocol it last chose with `redis.setresp`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one script run's inputs, passed once"
+    )]
+    fn call(
+        &self,
+        ctx: &mut Ctx<'_>,
+        inner: &Inner,
+        function: &Function,
+        calling: Calling,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        rules: Rules,
+        flags: &Arc<RunFlags>,
+    ) -> mlua::Result<(bool, Value, bool)> {
+        let lua = &self.lua;
+        let keys = string_array(lua, keys)?;
+        let argv = string_array(lua, argv)?;
+        if calling == Calling::Eval {
+            let globals = lua.globals();
+            globals.raw_set("KEYS", keys.clone())?;
+            globals.raw_set("ARGV", argv.clone())?;
+        }
+        let limit_ms = inner.settings.busy_reply_threshold_ms();
+        if limit_ms > 0 {
+            let clock = inner.clock.clone();
+            let start = clock.monotonic_ns();
+            let read_deadline = start.saturating_add(limit_ms.saturating_mul(1_000_000));
+            let write_deadline = start.saturating_add(
+                WRITTEN_SCRIPT_MS_MAX
+                    .max(limit_ms)
+                    .saturating_mul(1_000_000),
+            );
+            let hook_flags = Arc::clone(flags);
+            lua.set_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+                move |lua, _| {
+                    let now = clock.monotonic_ns();
+                    let wrote = hook_flags.wrote.load(Ordering::Relaxed);
+                    if (!wrote && now < read_deadline) || (wrote && now < write_deadline) {
+                        return Ok(VmState::Continue);
+                    }
+                    let message = if wrote {
+                        format!("Script stopped after {WRITTEN_SCRIPT_MS_MAX} ms; the writes it made before stopping are kept")
+                    } else {
+                        format!("Script stopped: it ran longer than busy-reply-threshold ({limit_ms} ms) without writing")
+                    };
+                    // From now on every line raises it again, so a script that catches the error
+                    // with pcall is stopped at its next line outside the pcall (as Redis does
+                    // after SCRIPT KILL).
+                    let again = message.clone();
+                    lua.set_hook(
+                        HookTriggers::new().every_line().every_nth_instruction(1000),
+                        move |_, _| Err(mlua::Error::runtime(again.clone())),
+                    )?;
+                    Err(mlua::Error::runtime(message))
+                },
+            )?;
+        }
+        let resp3 = std::cell::Cell::new(false);
+        ctx.resp3 = false;
+        let result = lua.scope(|scope| {
+            // `redis.call(...)` passes its arguments as (count, table): thousands of them fit in
+            // a table where they would not fit on Lua's C stack.
+            let call = scope.create_function_mut(|lua, args: (usize, Table)| {
+                Ok(run_command(
+                    lua,
+                    ctx,
+                    inner,
+                    args,
+                    rules,
+                    flags,
+                    resp3.get(),
+                ))
+            })?;
+            let setresp = scope.create_function(|_, version: Value| {
+                let version = match version {
+                    Value::Integer(n) => Some(n),
+                    Value::Number(n) if n == n.trunc() => Some(n as i64),
+                    _ => None,
+                };
+                Ok(match version {
+                    Some(2) => {
+                        resp3.set(false);
+                        None
+                    }
+                    Some(3) => {
+                        resp3.set(true);
+                        None
+                    }
+                    _ => Some("ERR RESP version must be 2 or 3."),
+                })
+            })?;
+            self.host.raw_set("call", call)?;
+            self.host.raw_set("setresp", setresp)?;
+            let out = match calling {
+                Calling::Eval => self
+                    .xpcall
+                    .call::<(bool, Value)>((function.clone(), self.handler.clone())),
+                Calling::Function => self
+                    .host
+                    .raw_get::<Function>("fcall")?
+                    .call::<(bool, Value)>((function.clone(), self.handler.clone(), keys, argv)),
+            };
+            self.host.raw_set("call", Value::Nil)?;
+            self.host.raw_set("setresp", Value::Nil)?;
+            out
+        });
+        let (ok, value) = result?;
+        Ok((ok, value, resp3.get()))
+    }
+}
+
+impl Scripting {
+    /// Fresh Lua states, no scripts and no libraries.
+    ///
+    /// # Errors
+    /// A Lua error setting up a state (out of memory).
+    pub(crate) fn new() -> mlua::Result<Self> {
+        Ok(Self {
+            eval: Vm::new()?,
             scripts: HashMap::new(),
             eval_order: VecDeque::new(),
             body_bytes: 0,
-            runs: 0,
+            functions: function::Functions::new()?,
         })
     }
 
@@ -200,23 +539,18 @@ impl Scripting {
             script.from_eval &= from_eval;
             return Ok(sha);
         }
-        let function = self
-            .lua
-            .load(body)
-            .set_name("@user_script")
-            .set_mode(mlua::ChunkMode::Text)
-            .set_environment(self.env.clone())
-            .into_function()
-            .map_err(|e| {
-                Frame::error(format!(
-                    "ERR Error compiling script (new function): {}",
-                    lua_message(&e)
-                ))
-            })?;
+        let (flags, code) = parse_shebang(body)?;
+        let function = self.eval.compile(&code, "@user_script").map_err(|e| {
+            Frame::error(format!(
+                "ERR Error compiling script (new function): {}",
+                lua_message(&e)
+            ))
+        })?;
         self.scripts.insert(
             sha.clone(),
             Script {
                 function,
+                flags,
                 body_bytes: body.len(),
                 from_eval,
             },
@@ -249,8 +583,8 @@ impl Scripting {
         }
     }
 
-    /// Runs cached script `sha` with `keys` and `argv` in `ctx`; `read_only` refuses writes.
-    fn run(
+    /// Runs cached script `sha` (EVALSHA, or EVAL after [`Scripting::load`]).
+    fn run_script(
         &mut self,
         ctx: &mut Ctx<'_>,
         inner: &Inner,
@@ -259,129 +593,29 @@ impl Scripting {
         argv: &[&[u8]],
         read_only: bool,
     ) -> Frame {
-        let Some(function) = self.scripts.get(sha).map(|s| s.function.clone()) else {
+        let Some((function, flags)) = self.scripts.get(sha).map(|s| (s.function.clone(), s.flags))
+        else {
             return Frame::error(NOSCRIPT);
         };
-        let caller_db = ctx.db;
-        let caller_resp3 = ctx.resp3;
-        let flags = Arc::new(RunFlags::default());
-        let reply = self.call(ctx, inner, &function, keys, argv, read_only, &flags);
-        self.lua.remove_hook();
-        // Redis takes a GC step every 50 scripts so garbage never waits for a full cycle.
-        self.runs += 1;
-        if self.runs.is_multiple_of(50) {
-            let _ = self.lua.gc_step_kbytes(50);
-        }
-        ctx.db = caller_db;
-        ctx.resp3 = caller_resp3;
-        match reply {
-            Ok((true, value, resp3)) => convert::to_frame(&value, resp3),
-            Ok((false, value, _)) => script_error(sha, &value),
-            Err(e) => Frame::error(format!(
-                "ERR Error running script {sha}, {}",
-                lua_message(&e)
-            )),
-        }
-    }
-
-    /// The Lua side of [`Scripting::run`]: globals, the scoped `call`, the hook and the
-    /// protected call. Returns whether the script succeeded, its value (or error table) and
-    /// the protocol it last chose with `redis.setresp`.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one script run's inputs, passed once"
-    )]
-    fn call(
-        &self,
-        ctx: &mut Ctx<'_>,
-        inner: &Inner,
-        function: &Function,
-        keys: &[&[u8]],
-        argv: &[&[u8]],
-        read_only: bool,
-        flags: &Arc<RunFlags>,
-    ) -> mlua::Result<(bool, Value, bool)> {
-        let lua = &self.lua;
-        let globals = lua.globals();
-        globals.raw_set("KEYS", string_array(lua, keys)?)?;
-        globals.raw_set("ARGV", string_array(lua, argv)?)?;
-        let limit_ms = inner.settings.busy_reply_threshold_ms();
-        if limit_ms > 0 {
-            let clock = inner.clock.clone();
-            let start = clock.monotonic_ns();
-            let read_deadline = start.saturating_add(limit_ms.saturating_mul(1_000_000));
-            let write_deadline = start.saturating_add(
-                WRITTEN_SCRIPT_MS_MAX
-                    .max(limit_ms)
-                    .saturating_mul(1_000_000),
-            );
-            let hook_flags = Arc::clone(flags);
-            lua.set_hook(
-                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-                move |_, _| {
-                    let now = clock.monotonic_ns();
-                    let wrote = hook_flags.wrote.load(Ordering::Relaxed);
-                    if (!wrote && now < read_deadline) || (wrote && now < write_deadline) {
-                        return Ok(VmState::Continue);
-                    }
-                    Err(mlua::Error::runtime(if wrote {
-                        format!("Script stopped after {WRITTEN_SCRIPT_MS_MAX} ms; the writes it made before stopping are kept")
-                    } else {
-                        format!("Script stopped: it ran longer than busy-reply-threshold ({limit_ms} ms) without writing")
-                    }))
-                },
-            )?;
-        }
-        let resp3 = std::cell::Cell::new(false);
-        ctx.resp3 = false;
-        let result = lua.scope(|scope| {
-            // `redis.call(...)` passes its arguments as (count, table): thousands of them fit in
-            // a table where they would not fit on Lua's C stack.
-            let call = scope.create_function_mut(|lua, args: (usize, Table)| {
-                Ok(run_command(
-                    lua,
-                    ctx,
-                    inner,
-                    args,
-                    read_only,
-                    flags,
-                    resp3.get(),
-                ))
-            })?;
-            let setresp = scope.create_function(|_, version: Value| {
-                let version = match version {
-                    Value::Integer(n) => Some(n),
-                    Value::Number(n) if n == n.trunc() => Some(n as i64),
-                    _ => None,
-                };
-                Ok(match version {
-                    Some(2) => {
-                        resp3.set(false);
-                        None
-                    }
-                    Some(3) => {
-                        resp3.set(true);
-                        None
-                    }
-                    _ => Some("ERR RESP version must be 2 or 3."),
-                })
-            })?;
-            self.host.raw_set("call", call)?;
-            self.host.raw_set("setresp", setresp)?;
-            let out = self
-                .xpcall
-                .call::<(bool, Value)>((function.clone(), self.handler.clone()));
-            self.host.raw_set("call", Value::Nil)?;
-            self.host.raw_set("setresp", Value::Nil)?;
-            out
-        });
-        let (ok, value) = result?;
-        Ok((ok, value, resp3.get()))
+        self.eval.run(
+            ctx,
+            inner,
+            sha,
+            &function,
+            Calling::Eval,
+            keys,
+            argv,
+            flags,
+            read_only,
+        )
     }
 
     /// SCRIPT FLUSH: a new Lua state without scripts.
     fn flush(&mut self) -> Result<(), Frame> {
-        *self = Self::new().map_err(|e| Frame::error(format!("ERR {}", lua_message(&e))))?;
+        self.eval = Vm::new().map_err(|e| Frame::error(format!("ERR {}", lua_message(&e))))?;
+        self.scripts.clear();
+        self.eval_order.clear();
+        self.body_bytes = 0;
         Ok(())
     }
 }
@@ -475,7 +709,7 @@ fn run_command(
     ctx: &mut Ctx<'_>,
     inner: &Inner,
     (count, args): (usize, Table),
-    read_only: bool,
+    rules: Rules,
     flags: &RunFlags,
     resp3: bool,
 ) -> (Value, bool) {
@@ -495,7 +729,7 @@ fn run_command(
         }
     }
     let argv: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-    let reply = match check_command(ctx, inner, &argv, read_only) {
+    let reply = match check_command(ctx, &argv, rules) {
         Err(e) => e,
         Ok(None) => Frame::ok(),
         Ok(Some(spec)) => {
@@ -528,9 +762,8 @@ fn run_command(
 /// `Ok(Some(spec))` to run, `Err` with the error reply otherwise.
 fn check_command(
     ctx: &mut Ctx<'_>,
-    inner: &Inner,
     argv: &[&[u8]],
-    read_only: bool,
+    rules: Rules,
 ) -> Result<Option<&'static Spec>, Frame> {
     let Some(spec) = argv.first().and_then(|n| command::lookup(n)) else {
         return Err(Frame::error("ERR Unknown Redis command called from script"));
@@ -557,18 +790,35 @@ fn check_command(
             spec.name
         )));
     }
-    if read_only && spec.write {
+    if rules.read_only && spec.write {
         return Err(Frame::error(
             "ERR Write commands are not allowed from read-only scripts.",
         ));
     }
-    if spec.denyoom && ctx.over_memory {
+    if rules.check_oom && spec.denyoom && ctx.over_memory {
         return Err(Frame::error(
             "OOM command not allowed when used memory > 'maxmemory'.",
         ));
     }
-    let _ = inner;
     Ok(Some(spec))
+}
+
+/// A command's arguments.
+type Args<'a> = &'a [&'a [u8]];
+
+/// The keys and the arguments of EVAL's or FCALL's `numkeys key… arg…` (from `args[2]`);
+/// `not_integer` is the command's error for a count that is not an integer.
+fn split_keys<'a>(args: Args<'a>, not_integer: &str) -> Result<(Args<'a>, Args<'a>), Frame> {
+    let numkeys = parse_i64(arg(args, 2)).ok_or_else(|| Frame::error(not_integer))?;
+    let rest = args.get(3..).unwrap_or_default();
+    let numkeys = usize::try_from(numkeys)
+        .map_err(|_| Frame::error("ERR Number of keys can't be negative"))?;
+    if numkeys > rest.len() {
+        return Err(Frame::error(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(rest.split_at(numkeys))
 }
 
 /// EVAL, EVALSHA, EVAL_RO and EVALSHA_RO.
@@ -576,17 +826,10 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let name = arg(args, 0).to_ascii_lowercase();
     let by_sha = name.starts_with(b"evalsha");
     let read_only = name.ends_with(b"_ro");
-    let Some(numkeys) = parse_i64(arg(args, 2)) else {
-        return Frame::error(NOT_INTEGER);
+    let (keys, argv) = match split_keys(args, NOT_INTEGER) {
+        Ok(split) => split,
+        Err(e) => return e,
     };
-    let rest = args.get(3..).unwrap_or_default();
-    let Ok(numkeys) = usize::try_from(numkeys) else {
-        return Frame::error("ERR Number of keys can't be negative");
-    };
-    if numkeys > rest.len() {
-        return Frame::error("ERR Number of keys can't be greater than number of args");
-    }
-    let (keys, argv) = rest.split_at(numkeys);
     let mut scripting = inner.scripting();
     let Some(scripting) = scripting.as_mut() else {
         return Frame::error("ERR the Lua scripting engine could not start");
@@ -603,7 +846,29 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             Err(e) => return e,
         }
     };
-    let reply = scripting.run(ctx, inner, &sha, keys, argv, read_only);
+    let reply = scripting.run_script(ctx, inner, &sha, keys, argv, read_only);
+    inner.script_info.update(scripting);
+    reply
+}
+
+/// FUNCTION LOAD | DELETE | FLUSH | LIST | STATS | KILL | HELP.
+pub(crate) fn function(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let mut scripting = inner.scripting();
+    let Some(scripting) = scripting.as_mut() else {
+        return Frame::error("ERR the Lua scripting engine could not start");
+    };
+    let reply = function::function(scripting, inner, args);
+    inner.script_info.update(scripting);
+    reply
+}
+
+/// FCALL and FCALL_RO.
+pub(crate) fn fcall(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let mut scripting = inner.scripting();
+    let Some(scripting) = scripting.as_mut() else {
+        return Frame::error("ERR the Lua scripting engine could not start");
+    };
+    let reply = function::fcall(scripting, ctx, inner, args);
     inner.script_info.update(scripting);
     reply
 }

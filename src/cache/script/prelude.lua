@@ -88,6 +88,62 @@ redis.log = function(...)
   end
   host.log(level, table.concat(parts, " "))
 end
+-- FUNCTION LOAD: a library registers its functions while it loads (`host.register` is set
+-- only then).
+local load_redis = {}
+load_redis.register_function = function(...)
+  local register = host.register
+  if register == nil then raise("ERR redis.register_function can only be called on FUNCTION LOAD command") end
+  local n = select("#", ...)
+  local name, callback, flags, description
+  if n == 1 then
+    local args = ...
+    if type(args) ~= "table" then
+      raise("ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")
+    end
+    for k, v in pairs(args) do
+      if type(k) ~= "string" then raise("ERR named argument key given to redis.register_function is not a string") end
+      if k == "function_name" then
+        if type(v) ~= "string" then raise("ERR function_name argument given to redis.register_function must be a string") end
+        name = v
+      elseif k == "description" then
+        if type(v) ~= "string" then raise("ERR description argument given to redis.register_function must be a string") end
+        description = v
+      elseif k == "callback" then
+        if type(v) ~= "function" then raise("ERR callback argument given to redis.register_function must be a function") end
+        callback = v
+      elseif k == "flags" then
+        if type(v) ~= "table" then raise("ERR flags argument to redis.register_function must be a table representing function flags") end
+        flags = v
+      else
+        raise("ERR unknown argument given to redis.register_function")
+      end
+    end
+    if name == nil then raise("ERR redis.register_function must get a function name argument") end
+    if callback == nil then raise("ERR redis.register_function must get a callback argument") end
+  elseif n == 2 then
+    name, callback = ...
+    if type(name) ~= "string" then raise("ERR first argument to redis.register_function must be a string") end
+    if type(callback) ~= "function" then raise("ERR second argument to redis.register_function must be a function") end
+  else
+    raise("ERR wrong number of arguments to redis.register_function")
+  end
+  local flag_names = {}
+  if flags ~= nil then
+    for _, flag in pairs(flags) do
+      if type(flag) ~= "string" then raise("ERR unknown flag given") end
+      flag_names[#flag_names + 1] = flag
+    end
+  end
+  local failed = register(name, callback, flag_names, description)
+  if failed then raise(failed) end
+end
+
+-- FCALL: a function gets KEYS and ARGV as its two arguments.
+host.fcall = function(f, handler, keys, argv)
+  return xpcall(function() return f(keys, argv) end, handler)
+end
+
 -- There is no replication here: its controls are accepted and do nothing.
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.set_repl = function(...)
@@ -144,14 +200,16 @@ local function readonly()
   error("Attempt to modify a readonly table", 2)
 end
 local protected = {}
-local function view(real, strict)
+local function view(real, strict, while_loading)
   local proxy = {}
   local meta = {__newindex = readonly}
   -- getmetatable gives a read-only view of the metatable, so it cannot be changed either.
   meta.__metatable = setmetatable({}, {__index = meta, __newindex = readonly, __metatable = false})
   if strict then
     meta.__index = function(_, k)
-      local v = real[k]
+      local from = real
+      if while_loading ~= nil and host.loading then from = while_loading end
+      local v = from[k]
       if v == nil then
         error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
       end
@@ -172,7 +230,14 @@ for _, name in ipairs({"redis", "string", "table", "math", "coroutine", "cjson",
     real_globals[name] = view(real_globals[name], false)
   end
 end
-local env = view(real_globals, true)
+-- While a library loads (FUNCTION LOAD), its only global is a `redis` with
+-- register_function, log and the version, as Redis's library API.
+for _, name in ipairs({"log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING",
+                       "REDIS_VERSION", "REDIS_VERSION_NUM"}) do
+  load_redis[name] = redis[name]
+end
+local load_globals = {redis = view(load_redis, true)}
+local env = view(real_globals, true, load_globals)
 real_globals._G = env
 -- Strings' methods (`("x"):upper()`) read the same read-only view.
 local string_meta = getmetatable("")
