@@ -657,3 +657,53 @@ fn a_library_that_loads_forever_is_stopped_by_the_clock() {
         "nothing was loaded"
     );
 }
+
+#[test]
+fn function_dump_and_restore_round_trip_all_or_nothing() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIBRARY]), bulk("mylib"));
+    let Frame::Bulk(payload) = c.cmd(&["FUNCTION", "DUMP"]) else {
+        panic!("FUNCTION DUMP")
+    };
+    assert_eq!(
+        c.cmd_raw_restore(&payload, None),
+        err("ERR Library mylib already exists")
+    );
+    assert_eq!(c.cmd_raw_restore(&payload, Some("REPLACE")), Frame::ok());
+    assert_eq!(c.cmd(&["FUNCTION", "FLUSH"]), Frame::ok());
+    assert_eq!(c.cmd_raw_restore(&payload, None), Frame::ok());
+    assert_eq!(
+        c.cmd(&["FCALL", "echo_keys", "1", "k", "a"]),
+        bulks(&["k", "a"])
+    );
+    // A damaged payload changes nothing.
+    let mut bad = payload.to_vec();
+    bad[3] ^= 1;
+    assert_eq!(
+        c.cmd_raw_restore(&bad, Some("FLUSH")),
+        err("ERR DUMP payload version or checksum are wrong")
+    );
+    assert_eq!(
+        c.cmd(&["FCALL", "echo_keys", "1", "k", "a"]),
+        bulks(&["k", "a"])
+    );
+    assert_eq!(
+        c.cmd_raw_restore(&payload, Some("MERGE")),
+        err("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
+    );
+}
+
+trait Restore {
+    fn cmd_raw_restore(&mut self, payload: &[u8], policy: Option<&str>) -> Frame;
+}
+
+impl Restore for Conn {
+    fn cmd_raw_restore(&mut self, payload: &[u8], policy: Option<&str>) -> Frame {
+        let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"RESTORE", payload];
+        if let Some(p) = policy {
+            args.push(p.as_bytes());
+        }
+        self.raw(&args)
+    }
+}

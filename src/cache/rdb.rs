@@ -189,6 +189,50 @@ pub(crate) fn encode_dump(stored: Stored<'_>, zset: Listpack) -> Vec<u8> {
     out
 }
 
+/// `RDB_OPCODE_FUNCTION2`: one library's code in a FUNCTION DUMP payload.
+const OPCODE_FUNCTION2: u8 = 245;
+
+/// FUNCTION DUMP's payload (Redis's `functionDumpCommand`): each library's code after
+/// `RDB_OPCODE_FUNCTION2`, then the RDB version and the CRC-64.
+pub(crate) fn encode_functions<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(OPCODE_FUNCTION2);
+        put_string(&mut out, code);
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64(0, &out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The libraries' code in a FUNCTION RESTORE payload, with Redis's error texts (without their
+/// `ERR `).
+///
+/// # Errors
+/// A bad footer, an entry that is not a library (`RDB_OPCODE_FUNCTION2`) or malformed bytes.
+pub(crate) fn decode_functions(p: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    check_footer(p).map_err(|_| "DUMP payload version or checksum are wrong")?;
+    let mut r = Reader {
+        p,
+        pos: 0,
+        limits: DumpLimits::default(),
+        inflated: 0,
+    };
+    let mut codes = Vec::new();
+    while r.left() > FOOTER_BYTES {
+        let kind = r.byte().map_err(|_| "can not read data type")?;
+        if kind != OPCODE_FUNCTION2 {
+            return Err("given type is not a function");
+        }
+        codes.push(
+            r.string()
+                .map_err(|_| "failed loading the given functions payload")?,
+        );
+    }
+    Ok(codes)
+}
+
 fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack) {
     match v {
         Value::Str(s) => {

@@ -5,7 +5,9 @@
 //! and a description). Libraries live in their own Lua state, apart from EVAL's, as in Redis:
 //! SCRIPT FLUSH leaves them, FUNCTION FLUSH replaces that state. FCALL runs a function like an
 //! EVAL script with flags (see [`super::Vm::run`]), its keys and arguments passed as its two
-//! arguments. A load that fails changes nothing. FUNCTION DUMP and RESTORE are not provided.
+//! arguments. A load that fails changes nothing. FUNCTION DUMP writes Redis 7.0's payload (each
+//! library's code, the RDB version, the CRC-64); FUNCTION RESTORE loads every library of one, or
+//! none.
 
 use std::collections::BTreeMap;
 
@@ -137,10 +139,29 @@ impl Functions {
 
     /// FUNCTION LOAD: the library's name, or Redis's error with nothing changed.
     fn load(&mut self, inner: &Inner, code: &[u8], replace: bool) -> Result<String, Frame> {
-        let (name, body) = metadata(code)?;
-        if self.libraries.contains_key(&name) && !replace {
-            return Err(Frame::error(format!("ERR Library '{name}' already exists")));
+        let (name, library) = self.prepare(inner, code, |name| {
+            if !replace && self.libraries.contains_key(name) {
+                Err(Frame::error(format!("ERR Library '{name}' already exists")))
+            } else {
+                Ok(())
+            }
+        })?;
+        if let Some(taken) = self.taken_elsewhere(&name, &library) {
+            return Err(Frame::error(format!("ERR Function {taken} already exists")));
         }
+        self.install(name.clone(), library);
+        Ok(name)
+    }
+
+    /// Reads, compiles and runs a library without installing it; `check` sees its name first.
+    fn prepare(
+        &self,
+        inner: &Inner,
+        code: &[u8],
+        check: impl FnOnce(&str) -> Result<(), Frame>,
+    ) -> Result<(String, Library), Frame> {
+        let (name, body) = metadata(code)?;
+        check(&name)?;
         let chunk = self.vm.compile(body, "@user_function").map_err(|e| {
             Frame::error(format!("ERR Error compiling function: {}", lua_message(&e)))
         })?;
@@ -148,27 +169,83 @@ impl Functions {
         if functions.is_empty() {
             return Err(Frame::error("ERR No functions registered"));
         }
-        if let Some(taken) = functions
-            .iter()
-            .find(|(key, _)| self.index.get(*key).is_some_and(|lib| *lib != name))
-        {
-            return Err(Frame::error(format!(
-                "ERR Function {} already exists",
-                taken.1.name
-            )));
-        }
-        self.delete(&name);
-        for f in functions.keys() {
-            self.index.insert(f.clone(), name.clone());
-        }
-        self.libraries.insert(
-            name.clone(),
+        Ok((
+            name,
             Library {
                 code: code.to_vec(),
                 functions,
             },
-        );
-        Ok(name)
+        ))
+    }
+
+    /// A function of `library` that a library other than `name` already has.
+    fn taken_elsewhere(&self, name: &str, library: &Library) -> Option<String> {
+        library
+            .functions
+            .iter()
+            .find(|(key, _)| self.index.get(*key).is_some_and(|lib| lib != name))
+            .map(|(_, f)| f.name.clone())
+    }
+
+    /// Adds (or replaces) a prepared library.
+    fn install(&mut self, name: String, library: Library) {
+        self.delete(&name);
+        for key in library.functions.keys() {
+            self.index.insert(key.clone(), name.clone());
+        }
+        self.libraries.insert(name, library);
+    }
+
+    /// FUNCTION RESTORE: every library of the payload, or none (Redis's `libraryJoin`).
+    fn restore(&mut self, inner: &Inner, payload: &[u8], policy: &[u8]) -> Result<(), Frame> {
+        let codes = crate::cache::rdb::decode_functions(payload)
+            .map_err(|e| Frame::error(format!("ERR {e}")))?;
+        let mut prepared: Vec<(String, Library)> = Vec::with_capacity(codes.len());
+        for code in &codes {
+            let (name, library) = self.prepare(inner, code, |name| {
+                if prepared.iter().any(|(n, _)| n == name) {
+                    Err(Frame::error(format!("ERR Library {name} already exists")))
+                } else {
+                    Ok(())
+                }
+            })?;
+            prepared.push((name, library));
+        }
+        if is(policy, "flush") {
+            self.libraries.clear();
+            self.index.clear();
+        } else {
+            let replace = is(policy, "replace");
+            for (name, library) in &prepared {
+                if !replace && self.libraries.contains_key(name) {
+                    return Err(Frame::error(format!("ERR Library {name} already exists")));
+                }
+                // A function another library of the payload, or a library this restore does
+                // not replace, already has.
+                let mut seen = HashMap::new();
+                for (n, l) in &prepared {
+                    for key in l.functions.keys() {
+                        seen.insert(key.clone(), n.clone());
+                    }
+                }
+                let clash = library.functions.iter().find(|(key, _)| {
+                    seen.get(*key).is_some_and(|lib| lib != name)
+                        || self.index.get(*key).is_some_and(|lib| {
+                            lib != name && !prepared.iter().any(|(n, _)| n == lib)
+                        })
+                });
+                if let Some((_, f)) = clash {
+                    return Err(Frame::error(format!(
+                        "ERR Function {} already exists",
+                        f.name
+                    )));
+                }
+            }
+        }
+        for (name, library) in prepared {
+            self.install(name, library);
+        }
+        Ok(())
     }
 
     /// Runs a library's chunk with `redis.register_function` live; returns what it registered.
@@ -407,6 +484,24 @@ pub(crate) fn function(scripting: &mut Scripting, inner: &Inner, args: &[&[u8]])
         }
     } else if is(sub, "list") {
         functions.list(args)
+    } else if is(sub, "dump") && n == 2 {
+        Frame::Bulk(
+            crate::cache::rdb::encode_functions(
+                functions.libraries.values().map(|l| l.code.as_slice()),
+            )
+            .into(),
+        )
+    } else if is(sub, "restore") && (3..=4).contains(&n) {
+        let policy = args.get(3).copied().unwrap_or(b"append");
+        if !["append", "replace", "flush"].iter().any(|p| is(policy, p)) {
+            return Frame::error(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            );
+        }
+        match functions.restore(inner, arg(args, 2), policy) {
+            Ok(()) => Frame::ok(),
+            Err(e) => e,
+        }
     } else if is(sub, "stats") && n == 2 {
         functions.stats()
     } else if is(sub, "kill") && n == 2 {
@@ -457,8 +552,7 @@ pub(crate) fn fcall(
     )
 }
 
-/// FUNCTION HELP, as Redis 7.0.15 prints it (without DUMP and RESTORE, which are not
-/// provided).
+/// FUNCTION HELP, as Redis 7.0.15 prints it.
 const FUNCTION_HELP: &[&str] = &[
     "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "LOAD [REPLACE] <FUNCTION CODE>",
@@ -486,8 +580,18 @@ const FUNCTION_HELP: &[&str] = &[
     "    Delete all the libraries.",
     "    When called without the optional mode argument, the behavior is determined by the",
     "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
-    "    * ASYNC: Asynchronously delete the libraries.",
-    "    * SYNC: Synchronously delete the libraries.",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
     "HELP",
     "    Prints this help.",
 ];
