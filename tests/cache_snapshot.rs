@@ -1,9 +1,10 @@
-//! Capability: the optional snapshot survives a restart — every type, TTLs included — and a
-//! corrupt snapshot is set aside instead of crashing the start.
+//! Capability: the optional snapshot survives a restart — every type, TTLs included, and the
+//! FUNCTION libraries — and a corrupt snapshot is set aside instead of crashing the start.
 //! Method: `Cache::open` on a temporary directory, `save_snapshot`, reopen; then overwrite the
 //! file with damaged bytes and reopen.
 #![allow(
     clippy::unwrap_used,
+    clippy::panic,
     reason = "helpers below are test code outside #[test] functions"
 )]
 
@@ -58,6 +59,37 @@ fn snapshot_round_trip_with_ttls() {
         Frame::Array(vec![Frame::bulk(b"a"), Frame::bulk(b"b")])
     );
     assert_eq!(run(&c, 0, &["SISMEMBER", "set", "m"]), Frame::Integer(1));
+}
+
+#[test]
+fn function_libraries_survive_a_restart_and_keys_do_not_collide_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = open(dir.path(), &clock);
+    let code = "#!lua name=mylib\nredis.register_function('hello', function(keys, args) return 'hi '..args[1] end)";
+    assert_eq!(
+        run(&c, 0, &["FUNCTION", "LOAD", code]),
+        Frame::bulk(b"mylib")
+    );
+    // A key named like the library stays a key.
+    c.set(0, b"mylib", b"a key", None);
+    c.save_snapshot().unwrap();
+    drop(c);
+
+    let c = open(dir.path(), &clock);
+    assert_eq!(
+        run(&c, 0, &["FCALL", "hello", "0", "you"]),
+        Frame::bulk(b"hi you")
+    );
+    assert_eq!(c.get(0, b"mylib").as_deref(), Some(&b"a key"[..]));
+    let Frame::Array(libs) = run(&c, 0, &["FUNCTION", "LIST", "WITHCODE"]) else {
+        panic!("FUNCTION LIST")
+    };
+    assert_eq!(libs.len(), 1);
+    assert!(
+        format!("{libs:?}").contains("register_function('hello'"),
+        "{libs:?}"
+    );
 }
 
 #[test]

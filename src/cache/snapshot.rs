@@ -4,8 +4,9 @@
 //!
 //! Layout (little-endian): magic `SCSNAP\0\0` (8 bytes) | version u32 | payload length u64 |
 //! CRC32C of the payload u32 | payload (postcard of `Vec<Record>`). Version 2 added the
-//! sorted set variant at the end of `RecordValue` and version 3 the stream variant after it,
-//! so version 1 and 2 files load unchanged.
+//! sorted set variant at the end of `RecordValue`, version 3 the stream variant after it and
+//! version 4 the FUNCTION library variant (in a record of database [`LIBRARY_DB`], keyed by the
+//! library's name), so older files load unchanged.
 #![deny(clippy::indexing_slicing)]
 
 use std::io::Write as _;
@@ -25,7 +26,9 @@ pub(crate) const FILE_NAME: &str = "cache.snapshot";
 /// File magic.
 pub(crate) const MAGIC: [u8; 8] = *b"SCSNAP\0\0";
 /// Format version.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
+/// The database number of a record that holds a FUNCTION library rather than a key.
+pub(crate) const LIBRARY_DB: u32 = u32::MAX;
 /// The oldest version still loaded (version 1 has no sorted sets and versions 1 and 2 no
 /// streams; their records read the same).
 pub(crate) const VERSION_MIN: u32 = 1;
@@ -52,6 +55,8 @@ enum RecordValue {
     ZSet(Vec<(Vec<u8>, f64)>),
     /// Added in version 3: a stream's entries and bookkeeping.
     Stream(StreamRecord),
+    /// Added in version 4: a FUNCTION library's code (its record's db is [`LIBRARY_DB`]).
+    Library(Vec<u8>),
 }
 
 /// A persisted stream entry: its ID as `(ms, seq)` and its fields and values, alternating.
@@ -237,6 +242,16 @@ fn collect(cache: &Cache) -> Vec<Record> {
             }
         }
     }
+    // Under the gate, as a script takes the scripting state after it: the same order.
+    for (name, code) in crate::cache::script::library_codes(inner) {
+        records.push(Record {
+            db: LIBRARY_DB,
+            key: name.into_bytes(),
+            expire_at_ms: 0,
+            value: RecordValue::Library(code),
+        });
+    }
+    drop(ctx);
     records
 }
 
@@ -287,11 +302,16 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
             let now = inner.clock.now_ms();
             let mut ctx = inner.ks.exclusive(0, now);
             let n = records.len();
+            let mut libraries = Vec::new();
             for r in records {
                 if r.expire_at_ms != 0 && r.expire_at_ms <= now {
                     continue;
                 }
                 let value = match r.value {
+                    RecordValue::Library(code) => {
+                        libraries.push(code);
+                        continue;
+                    }
                     RecordValue::Str(s) => Value::Str(s),
                     RecordValue::Hash(h) => Value::Hash(Box::new(
                         h.into_iter()
@@ -330,6 +350,11 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
                 }
             }
             cache.finish_external(ctx);
+            for code in libraries {
+                if let Err(e) = crate::cache::script::restore_library(inner, &code) {
+                    tracing::error!(error = %e, "a FUNCTION library in the cache snapshot did not load; left out");
+                }
+            }
             tracing::info!(path = %path.display(), keys = n, "cache snapshot loaded");
         }
         Err(reason) => {

@@ -137,8 +137,21 @@ impl Functions {
         self.libraries.values().map(|l| l.code.len()).sum()
     }
 
+    /// Every library as `(name, code)`.
+    pub(crate) fn codes(&self) -> Vec<(String, Vec<u8>)> {
+        self.libraries
+            .iter()
+            .map(|(name, lib)| (name.clone(), lib.code.clone()))
+            .collect()
+    }
+
     /// FUNCTION LOAD: the library's name, or Redis's error with nothing changed.
-    fn load(&mut self, inner: &Inner, code: &[u8], replace: bool) -> Result<String, Frame> {
+    pub(crate) fn load(
+        &mut self,
+        inner: &Inner,
+        code: &[u8],
+        replace: bool,
+    ) -> Result<String, Frame> {
         let (name, library) = self.prepare(inner, code, |name| {
             if !replace && self.libraries.contains_key(name) {
                 Err(Frame::error(format!("ERR Library '{name}' already exists")))

@@ -851,6 +851,39 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     reply
 }
 
+/// Every FUNCTION library as `(name, code)`, for the snapshot (none when no script command has
+/// started the scripting state).
+pub(crate) fn library_codes(inner: &Inner) -> Vec<(String, Vec<u8>)> {
+    let scripting = inner
+        .scripting
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    scripting
+        .as_ref()
+        .map(|s| s.functions.codes())
+        .unwrap_or_default()
+}
+
+/// Loads a library from the snapshot (replacing one of the same name).
+///
+/// # Errors
+/// The reply FUNCTION LOAD would give, as text.
+pub(crate) fn restore_library(inner: &Inner, code: &[u8]) -> Result<String, String> {
+    let mut scripting = inner.scripting();
+    let Some(scripting) = scripting.as_mut() else {
+        return Err("the Lua scripting engine could not start".to_owned());
+    };
+    let loaded = scripting
+        .functions
+        .load(inner, code, true)
+        .map_err(|e| match e {
+            Frame::Error(text) => text,
+            other => format!("{other:?}"),
+        });
+    inner.script_info.update(scripting);
+    loaded
+}
+
 /// FUNCTION LOAD | DELETE | FLUSH | LIST | STATS | KILL | HELP.
 pub(crate) fn function(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let mut scripting = inner.scripting();
