@@ -84,7 +84,7 @@ fn metadata(code: &[u8]) -> Result<(String, &[u8]), Frame> {
                     ));
                 }
                 // A quoted name is read without its quotes, as Redis splits the line.
-                let value = &part[5..];
+                let value = part.get(5..).unwrap_or_default();
                 let value = value
                     .strip_prefix('"')
                     .and_then(|v| v.strip_suffix('"'))

@@ -123,6 +123,15 @@ fn cjson_table(lua: &Lua) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// A JSON string as lua-cjson writes it: serde_json's escapes, and `/` as `\/`. Bytes that are
+/// not UTF-8 are replaced (lua-cjson copies them through, which is not JSON).
+fn quote(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let text = String::from_utf8_lossy(bytes);
+    let quoted = serde_json::to_string(&text).map_err(|e| e.to_string())?;
+    out.extend_from_slice(quoted.replace('/', "\\/").as_bytes());
+    Ok(())
+}
+
 struct EncodeOptions {
     depth_max: usize,
     invalid_numbers: bool,
@@ -151,11 +160,7 @@ fn encode(
             };
             out.extend_from_slice(text.as_bytes());
         }
-        Value::String(s) => {
-            let text = String::from_utf8_lossy(&s.as_bytes()).into_owned();
-            let quoted = serde_json::to_string(&text).map_err(|e| e.to_string())?;
-            out.extend_from_slice(quoted.as_bytes());
-        }
+        Value::String(s) => quote(&s.as_bytes(), out)?,
         Value::Table(t) => {
             if depth > opts.depth_max {
                 return Err(format!("Cannot serialise, excessive nesting ({depth})"));
@@ -228,8 +233,7 @@ fn encode_table(
                 );
             }
         };
-        let quoted = serde_json::to_string(&key).map_err(|e| e.to_string())?;
-        out.extend_from_slice(quoted.as_bytes());
+        quote(key.as_bytes(), out)?;
         out.push(b':');
         encode(v, opts, depth + 1, out)?;
     }
