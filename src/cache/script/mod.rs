@@ -1,11 +1,12 @@
 //! Lua scripting, as Redis 7.0 runs it: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT
-//! LOAD/EXISTS/FLUSH/KILL.
+//! LOAD/EXISTS/FLUSH/KILL here, FUNCTION and FCALL in [`function`].
 //!
-//! One Lua 5.1 state (the version Redis embeds) holds every cached script as a compiled
-//! function, keyed by the SHA1 of its body. A script runs with the keyspace gate held
-//! exclusively, so nothing else runs until it ends: it is atomic, as in Redis. `redis.call`
-//! and `redis.pcall` run commands through the same handlers the RESP server uses, inside that
-//! one context; replies and Lua values convert as Redis converts them ([`convert`]).
+//! Two Lua 5.1 states (the version Redis embeds), each a [`Vm`]: EVAL's holds every cached
+//! script as a compiled function, keyed by the SHA1 of its body; FUNCTION's holds the
+//! libraries. A script runs with the keyspace gate held exclusively, so nothing else runs until
+//! it ends: it is atomic, as in Redis. `redis.call` and `redis.pcall` run commands through the
+//! same handlers the RESP server uses, inside that one context; replies and Lua values convert
+//! as Redis converts them ([`convert`]).
 //!
 //! The environment (`prelude.lua`) is Redis's: `KEYS` and `ARGV`, the `redis` table, the
 //! `string`, `table`, `math`, `cjson` and `bit` libraries, read-only globals and libraries,
@@ -17,8 +18,7 @@
 //!   KILL would do to it. A script that has written is stopped only after
 //!   [`WRITTEN_SCRIPT_MS_MAX`], its writes kept (Redis would leave it running until SHUTDOWN
 //!   NOSAVE, and here that would hang the whole binary's cache).
-//! - `redis.call` with more arguments than Lua's C stack holds (about 8 000) fails.
-//! - The Lua state's memory is capped at [`SCRIPT_MEMORY_BYTES_MAX`]; an allocation beyond it
+//! - Each Lua state's memory is capped at [`SCRIPT_MEMORY_BYTES_MAX`]; an allocation beyond it
 //!   fails the script with an error instead of growing the process.
 //! - `struct` and `cmsgpack` are not provided.
 
@@ -43,7 +43,7 @@ use crate::cache::keyspace::Ctx;
 use crate::cache::resp::command::{self, Mode, Spec};
 use crate::cache::resp::frame::{Frame, parse_i64};
 
-/// Most bytes the Lua state may allocate (scripts' tables and strings, compiled scripts).
+/// Most bytes one Lua state may allocate (scripts' tables and strings, compiled scripts).
 pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 * 1024 * 1024;
 
 /// Most scripts EVAL keeps compiled; past it the oldest script EVAL added (not one SCRIPT LOAD
