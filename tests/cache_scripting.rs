@@ -179,6 +179,17 @@ fn errors_name_the_script_and_line_and_globals_are_read_only() {
     assert!(e.contains("Attempt to modify a readonly table"), "{e}");
     let e = error_text(c.cmd(&["EVAL", "rawset(_G, 'x', 1)", "0"]));
     assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    // Code compiled at run time gets the same read-only globals.
+    let e = error_text(c.cmd(&["EVAL", "loadstring('y = 1')()", "0"]));
+    assert!(e.contains("Attempt to modify a readonly table"), "{e}");
+    assert_eq!(
+        c.cmd(&[
+            "EVAL",
+            "return loadstring(\"return redis.sha1hex('')\")()",
+            "0"
+        ]),
+        bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    );
     for name in ["print", "dofile", "loadfile", "os", "io"] {
         let e = error_text(c.cmd(&["EVAL", &format!("return {name}"), "0"]));
         assert!(e.contains("nonexistent global variable"), "{name}: {e}");

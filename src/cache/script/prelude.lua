@@ -1,10 +1,14 @@
 -- The scripting environment, run once in each new Lua state before any user script.
--- `host` (the chunk's argument) holds the Rust side: `call` (set only while a script runs),
--- and `handler`, the message handler that adds the failing line to an error.
+-- `host` (the chunk's argument) is the Rust side: `sha1hex` and `log` always; `call` and
+-- `setresp` while a script runs, `register` and `loading` while a library loads. The prelude
+-- leaves in it `fcall` (how FCALL calls a function) and `env` (the environment scripts are
+-- compiled in).
 local host = ...
+-- Set below; `loadstring` gives the code it compiles the same environment.
+local env
 local rawset_raw, rawget, setmetatable, type, error, tostring = rawset, rawget, setmetatable, type, error, tostring
 local setmetatable_raw = setmetatable
-local select, pcall_raw, loadstring_raw, load_raw = select, pcall, loadstring, load
+local select, pcall_raw, loadstring_raw = select, pcall, loadstring
 local getfenv_raw, setfenv_raw = getfenv, setfenv
 
 -- Nothing of the host's file system or process.
@@ -175,10 +179,14 @@ pcall = function(...) return unwrap(pcall_raw(...)) end
 local function text_only(s)
   return type(s) ~= "string" or s:byte(1) ~= 27
 end
-loadstring = function(s, name)
+-- Code compiled at run time sees the scripts' read-only environment, not the real globals.
+local function compile(s, name)
   if not text_only(s) then return nil, "binary chunks are not allowed" end
-  return loadstring_raw(s, name)
+  local f, e = loadstring_raw(s, name)
+  if f then setfenv_raw(f, env) end
+  return f, e
 end
+loadstring = compile
 load = function(f, name)
   local parts = {}
   if type(f) == "function" then
@@ -189,9 +197,7 @@ load = function(f, name)
       parts[#parts + 1] = piece
     end
   end
-  local s = table.concat(parts)
-  if not text_only(s) then return nil, "binary chunks are not allowed" end
-  return loadstring_raw(s, name)
+  return compile(table.concat(parts), name)
 end
 
 -- Read-only views: globals and libraries cannot be changed by a script (every later script
@@ -237,7 +243,7 @@ for _, name in ipairs({"log", "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WAR
   load_redis[name] = redis[name]
 end
 local load_globals = {redis = view(load_redis, true)}
-local env = view(real_globals, true, load_globals)
+env = view(real_globals, true, load_globals)
 real_globals._G = env
 -- Strings' methods (`("x"):upper()`) read the same read-only view.
 local string_meta = getmetatable("")
