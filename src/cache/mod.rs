@@ -30,12 +30,6 @@ mod pubsub;
 mod rdb;
 mod resp;
 mod script;
-
-pub use script::{
-    EVAL_SCRIPTS_MAX as SCRIPT_EVAL_CACHE_MAX, FUNCTION_LOAD_MS_MAX,
-    REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX, SCRIPT_MEMORY_BYTES_MAX,
-    WRITTEN_SCRIPT_MS_MAX as SCRIPT_WRITTEN_MS_MAX, sha1_hex as script_sha1,
-};
 mod server;
 mod settings;
 mod shard;
@@ -44,6 +38,12 @@ mod snapshot;
 mod stream;
 mod value;
 mod zset;
+
+pub use script::{
+    EVAL_SCRIPTS_MAX as SCRIPT_EVAL_CACHE_MAX, FUNCTION_LOAD_MS_MAX,
+    REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX, SCRIPT_MEMORY_BYTES_MAX,
+    WRITTEN_SCRIPT_MS_MAX as SCRIPT_WRITTEN_MS_MAX, sha1_hex as script_sha1,
+};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -415,7 +415,8 @@ pub(crate) struct Inner {
     maxmemory_samples: AtomicU32,
     /// Eviction candidates kept between evictions (Redis's eviction pool).
     evict_pool: Mutex<evict::Pool>,
-    /// The Lua state and script cache, created by the first script command.
+    /// The Lua states (EVAL's scripts, FUNCTION's libraries), created by the first script
+    /// command.
     scripting: Mutex<Option<script::Scripting>>,
     /// Script cache figures for INFO, updated after each script command (INFO may run inside
     /// a script, which holds `scripting`).
