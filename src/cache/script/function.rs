@@ -229,18 +229,19 @@ impl Functions {
             self.index.clear();
         } else {
             let replace = is(policy, "replace");
+            // Function key → the payload library that registers it.
+            let mut seen = HashMap::new();
+            for (n, l) in &prepared {
+                for key in l.functions.keys() {
+                    seen.insert(key.clone(), n.clone());
+                }
+            }
             for (name, library) in &prepared {
                 if !replace && self.libraries.contains_key(name) {
                     return Err(Frame::error(format!("ERR Library {name} already exists")));
                 }
                 // A function another library of the payload, or a library this restore does
                 // not replace, already has.
-                let mut seen = HashMap::new();
-                for (n, l) in &prepared {
-                    for key in l.functions.keys() {
-                        seen.insert(key.clone(), n.clone());
-                    }
-                }
                 let clash = library.functions.iter().find(|(key, _)| {
                     seen.get(*key).is_some_and(|lib| lib != name)
                         || self.index.get(*key).is_some_and(|lib| {

@@ -830,23 +830,31 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         Ok(split) => split,
         Err(e) => return e,
     };
+    with_scripting(inner, |scripting| {
+        let sha = if by_sha {
+            let given = arg(args, 1);
+            if given.len() != 40 {
+                return Frame::error(NOSCRIPT);
+            }
+            String::from_utf8_lossy(given).to_ascii_lowercase()
+        } else {
+            match scripting.load(arg(args, 1), true) {
+                Ok(sha) => sha,
+                Err(e) => return e,
+            }
+        };
+        scripting.run_script(ctx, inner, &sha, keys, argv, read_only)
+    })
+}
+
+/// Runs a script command on the scripting state (started on first use), then refreshes INFO's
+/// figures of it.
+fn with_scripting(inner: &Inner, command: impl FnOnce(&mut Scripting) -> Frame) -> Frame {
     let mut scripting = inner.scripting();
     let Some(scripting) = scripting.as_mut() else {
         return Frame::error("ERR the Lua scripting engine could not start");
     };
-    let sha = if by_sha {
-        let given = arg(args, 1);
-        if given.len() != 40 {
-            return Frame::error(NOSCRIPT);
-        }
-        String::from_utf8_lossy(given).to_ascii_lowercase()
-    } else {
-        match scripting.load(arg(args, 1), true) {
-            Ok(sha) => sha,
-            Err(e) => return e,
-        }
-    };
-    let reply = scripting.run_script(ctx, inner, &sha, keys, argv, read_only);
+    let reply = command(scripting);
     inner.script_info.update(scripting);
     reply
 }
@@ -886,35 +894,21 @@ pub(crate) fn restore_library(inner: &Inner, code: &[u8]) -> Result<String, Stri
 
 /// FUNCTION LOAD | DELETE | FLUSH | LIST | STATS | KILL | HELP.
 pub(crate) fn function(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let mut scripting = inner.scripting();
-    let Some(scripting) = scripting.as_mut() else {
-        return Frame::error("ERR the Lua scripting engine could not start");
-    };
-    let reply = function::function(scripting, inner, args);
-    inner.script_info.update(scripting);
-    reply
+    with_scripting(inner, |scripting| {
+        function::function(scripting, inner, args)
+    })
 }
 
 /// FCALL and FCALL_RO.
 pub(crate) fn fcall(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let mut scripting = inner.scripting();
-    let Some(scripting) = scripting.as_mut() else {
-        return Frame::error("ERR the Lua scripting engine could not start");
-    };
-    let reply = function::fcall(scripting, ctx, inner, args);
-    inner.script_info.update(scripting);
-    reply
+    with_scripting(inner, |scripting| {
+        function::fcall(scripting, ctx, inner, args)
+    })
 }
 
 /// SCRIPT LOAD | EXISTS | FLUSH | KILL | HELP.
 pub(crate) fn script(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let mut scripting = inner.scripting();
-    let Some(scripting) = scripting.as_mut() else {
-        return Frame::error("ERR the Lua scripting engine could not start");
-    };
-    let reply = script_command(scripting, args);
-    inner.script_info.update(scripting);
-    reply
+    with_scripting(inner, |scripting| script_command(scripting, args))
 }
 
 fn script_command(scripting: &mut Scripting, args: &[&[u8]]) -> Frame {
