@@ -12,7 +12,11 @@ $SC_BIN --ephemeral --http 127.0.0.1:0 --resp 127.0.0.1:6391 > /dev/null 2>&1 &
 SC=$!
 redis-server --port 6392 --save "" --appendonly no > /dev/null 2>&1 &
 RS=$!
-sleep 1.5
+# Both servers answer before the runs start (a previous run's server may still hold a port).
+for port in 6391 6392; do
+  for _ in $(seq 50); do redis-cli -p $port ping > /dev/null 2>&1 && break; sleep 0.1; done
+  redis-cli -p $port ping > /dev/null 2>&1 || { echo "no server on port $port" >&2; kill $SC $RS; exit 1; }
+done
 SCRIPT="return redis.call('incr', KEYS[1])"
 LIB=$'#!lua name=bench\nredis.register_function(\'incr\', function(keys, args) return redis.call(\'incr\', keys[1]) end)'
 for port in 6391 6392; do
@@ -34,3 +38,4 @@ for P in 1 16; do
   done
 done
 kill $SC $RS
+wait $SC $RS 2> /dev/null

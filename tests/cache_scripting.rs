@@ -2,7 +2,8 @@
 //! answer as Redis 7.0.15 does (conversions both ways, error texts with the script's line,
 //! read-only globals, commands refused in scripts), scripts are atomic and see the caller's
 //! database, and the limits hold: the reply nesting depth, the EVAL cache size, the Lua
-//! memory cap and the time limit (driven by the injected clock, never by sleeping).
+//! memory cap, the run limit, and BUSY replies to other clients past `busy-reply-threshold`
+//! until SCRIPT KILL or FUNCTION KILL (time driven by the injected clock, never by sleeping).
 //! Method: a real TCP client on an in-process RESP server; Redis's own `unit/scripting` is
 //! run against the binary as docs/conformance.md records.
 #![allow(
@@ -469,72 +470,202 @@ fn lua_memory_is_capped_and_the_server_goes_on() {
     );
 }
 
-/// The reply to what `c` sent, read while another thread moves the clock forward in steps of
-/// 100 ms (the script reads the clock; nothing here waits for real time).
-fn reply_while_the_clock_runs(c: &mut Conn, clock: &Arc<ManualClock>) -> (Frame, Duration) {
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ticker = {
-        let (done, clock) = (done.clone(), clock.clone());
-        std::thread::spawn(move || {
-            let mut moved = Duration::ZERO;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                clock.advance(Duration::from_millis(100));
-                moved += Duration::from_millis(100);
-                std::thread::yield_now();
-            }
-            moved
-        })
-    };
-    let reply = c.reply();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    (reply, ticker.join().unwrap())
+/// Moves the clock forward in steps of 100 ms on another thread until dropped, returning how
+/// far it moved (a script reads the clock; nothing here waits for real time).
+struct Ticker {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Duration>>,
+}
+
+impl Ticker {
+    fn start(clock: &Arc<ManualClock>) -> Self {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let (done, clock) = (done.clone(), clock.clone());
+            std::thread::spawn(move || {
+                let mut moved = Duration::ZERO;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    clock.advance(Duration::from_millis(100));
+                    moved += Duration::from_millis(100);
+                    std::thread::yield_now();
+                }
+                moved
+            })
+        };
+        Self {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> Duration {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+/// A connection subscribed to `started`, which the scripts below publish to once they run on
+/// the thread they are handed to (the RESP thread stops a script that runs past its inline
+/// budget before any write or PUBLISH and runs it again on another thread). Once it has the
+/// message, moving the clock moves the script's time.
+fn watch_start(server: &resp_common::Server) -> Conn {
+    let mut w = Conn::open(server.addr);
+    w.cmd(&["SUBSCRIBE", "started"]);
+    w
+}
+
+fn wait_start(w: &mut Conn) {
+    assert_eq!(w.reply(), bulks(&["message", "started", "1"]));
+}
+
+/// Lua that runs well past the inline budget (millions of instructions), then publishes to
+/// `started`.
+const START: &str =
+    "local n = 0 while n < 3000000 do n = n + 1 end redis.call('publish', 'started', '1') ";
+
+#[test]
+fn a_script_past_the_threshold_makes_others_busy_until_script_kill_stops_it() {
+    let (server, clock) = start();
+    let mut a = Conn::open(server.addr);
+    let mut b = Conn::open(server.addr);
+    let mut w = watch_start(&server);
+    assert_eq!(
+        b.cmd(&["SCRIPT", "KILL"]),
+        err("NOTBUSY No scripts in execution right now.")
+    );
+    a.send(&[
+        "EVAL",
+        &format!("{START} local i = 0 while true do i = i + 1 end"),
+        "0",
+    ]);
+    wait_start(&mut w);
+    // B's commands wait while the script runs; once it has run busy-reply-threshold (5 s by
+    // default) on the clock, they are answered BUSY.
+    b.send(&["PING"]);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(b.reply(), err(BUSY_EVAL));
+    assert_eq!(b.cmd(&["GET", "k"]), err(BUSY_EVAL));
+    // FUNCTION KILL does not stop an EVAL script; FUNCTION STATS says why.
+    assert_eq!(b.cmd(&["FUNCTION", "KILL"]), err(BUSY_EVAL));
+    assert_eq!(b.cmd(&["FUNCTION", "STATS"]), err(BUSY_EVAL));
+    // A transaction: MULTI is allowed, a command refused spoils it, EXEC then aborts.
+    assert_eq!(b.cmd(&["MULTI"]), Frame::ok());
+    assert_eq!(b.cmd(&["INCR", "n"]), err(BUSY_EVAL));
+    assert_eq!(
+        b.cmd(&["EXEC"]),
+        err(&format!(
+            "EXECABORT Transaction discarded because of: {BUSY_EVAL}"
+        ))
+    );
+    assert_eq!(b.cmd(&["SCRIPT", "KILL"]), Frame::ok());
+    let e = error_text(a.reply());
+    assert!(
+        e.contains("Script killed by user with SCRIPT KILL..."),
+        "{e}"
+    );
+    assert_eq!(b.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    assert_eq!(b.cmd(&["GET", "n"]), Frame::Null);
+    // Catching the kill with pcall does not keep the script running.
+    a.send(&[
+        "EVAL",
+        &format!(
+            "{START} local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end"
+        ),
+        "0",
+    ]);
+    wait_start(&mut w);
+    b.send(&["PING"]);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(b.reply(), err(BUSY_EVAL));
+    assert_eq!(b.cmd(&["SCRIPT", "KILL"]), Frame::ok());
+    let e = error_text(a.reply());
+    assert!(e.contains("killed by user"), "{e}");
+    assert_eq!(
+        a.cmd(&["EVAL", "return 'still here'", "0"]),
+        bulk("still here")
+    );
 }
 
 #[test]
-fn a_script_past_the_time_limit_is_stopped_by_the_clock() {
+fn a_script_that_wrote_cannot_be_killed_and_stops_at_the_run_limit() {
     let (server, clock) = start();
-    let mut c = Conn::open(server.addr);
-    // Read-only: stopped once busy-reply-threshold (5 s by default) has passed on the clock.
-    c.send(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]);
-    let (reply, moved) = reply_while_the_clock_runs(&mut c, &clock);
-    let e = error_text(reply);
-    assert!(
-        e.contains("busy-reply-threshold (5000 ms) without writing"),
-        "{e}"
-    );
-    assert!(moved >= Duration::from_secs(5), "{moved:?}");
-    // Catching the stop with pcall does not keep the script running.
-    c.send(&[
+    let mut a = Conn::open(server.addr);
+    let mut b = Conn::open(server.addr);
+    let mut w = watch_start(&server);
+    a.send(&[
         "EVAL",
-        "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end",
-        "0",
-    ]);
-    let (reply, _) = reply_while_the_clock_runs(&mut c, &clock);
-    let e = error_text(reply);
-    assert!(e.contains("without writing"), "{e}");
-    // A script that wrote runs past the threshold and is stopped only at the hard limit, its
-    // write kept.
-    c.send(&[
-        "EVAL",
-        "redis.call('set', KEYS[1], 'v') while true do end",
+        &format!("{START} redis.call('set', KEYS[1], 'v') while true do end"),
         "1",
         "k",
     ]);
-    let (reply, moved) = reply_while_the_clock_runs(&mut c, &clock);
-    assert!(
-        moved >= Duration::from_millis(streamcache::cache::SCRIPT_WRITTEN_MS_MAX),
-        "{moved:?}"
+    wait_start(&mut w);
+    b.send(&["PING"]);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(b.reply(), err(BUSY_EVAL));
+    assert_eq!(
+        b.cmd(&["SCRIPT", "KILL"]),
+        err(
+            "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
+        )
     );
-    let e = error_text(reply);
+    // At the run limit it is stopped, its write kept.
+    clock.advance(Duration::from_millis(
+        streamcache::cache::SCRIPT_RUN_MS_MAX - 5_000,
+    ));
+    let e = error_text(a.reply());
     assert!(
         e.contains("the writes it made before stopping are kept"),
         "{e}"
     );
-    assert_eq!(c.cmd(&["GET", "k"]), bulk("v"));
-    assert_eq!(
-        c.cmd(&["SCRIPT", "KILL"]),
-        err("NOTBUSY No scripts in execution right now.")
+    assert_eq!(b.cmd(&["GET", "k"]), bulk("v"));
+}
+
+#[test]
+fn a_busy_function_is_shown_by_function_stats_and_stopped_by_function_kill() {
+    let (server, clock) = start();
+    let mut a = Conn::open(server.addr);
+    let mut b = Conn::open(server.addr);
+    let mut w = watch_start(&server);
+    let code = format!(
+        "#!lua name=spin\nredis.register_function('spin', function() {START} local i = 0 while true do i = i + 1 end end)"
     );
+    assert_eq!(a.cmd(&["FUNCTION", "LOAD", &code]), bulk("spin"));
+    // RESP3, so FUNCTION STATS is a map.
+    assert!(matches!(b.cmd(&["HELLO", "3"]), Frame::Map(_)));
+    a.send(&["FCALL", "spin", "0"]);
+    wait_start(&mut w);
+    b.send(&["PING"]);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(b.reply(), err(BUSY_FUNCTION));
+    let Frame::Map(stats) = b.cmd(&["FUNCTION", "STATS"]) else {
+        panic!("FUNCTION STATS is a map");
+    };
+    let Frame::Map(run) = &stats[0].1 else {
+        panic!("running_script is a map while the function runs: {stats:?}");
+    };
+    assert_eq!(run[0], (bulk("name"), bulk("spin")));
+    assert_eq!(run[1], (bulk("command"), bulks(&["FCALL", "spin", "0"])));
+    assert_eq!(run[2], (bulk("duration_ms"), Frame::Integer(5_000)));
+    assert_eq!(b.cmd(&["SCRIPT", "KILL"]), err(BUSY_FUNCTION));
+    assert_eq!(b.cmd(&["FUNCTION", "KILL"]), Frame::ok());
+    let e = error_text(a.reply());
+    assert!(e.contains("killed by user"), "{e}");
+    assert_eq!(b.cmd(&["PING"]), Frame::Simple("PONG".into()));
+    let Frame::Map(stats) = b.cmd(&["FUNCTION", "STATS"]) else {
+        panic!("FUNCTION STATS is a map");
+    };
+    assert_eq!(stats[0], (bulk("running_script"), Frame::Null));
 }
 
 const LIBRARY: &str = "#!lua name=mylib
@@ -655,7 +786,9 @@ fn a_library_that_loads_forever_is_stopped_by_the_clock() {
     let (server, clock) = start();
     let mut c = Conn::open(server.addr);
     c.send(&["FUNCTION", "LOAD", "#!lua name=slow\nwhile true do end"]);
-    let (reply, moved) = reply_while_the_clock_runs(&mut c, &clock);
+    let ticker = Ticker::start(&clock);
+    let reply = c.reply();
+    let moved = ticker.stop();
     assert!(
         moved >= Duration::from_millis(streamcache::cache::FUNCTION_LOAD_MS_MAX),
         "{moved:?}"

@@ -258,6 +258,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) over_memory: bool,
     /// A script's `redis.call` runs the command.
     pub(crate) in_script: bool,
+    /// The RESP thread runs this script command itself, ready to hand it to another thread
+    /// if it runs past its inline budget before it has had an effect.
+    pub(crate) script_inline: bool,
+    /// Set by such a script when it stopped to be handed off: its reply is to be discarded.
+    pub(crate) script_handed_off: bool,
     /// Whether anyone needs per-key effects (WATCH, event subscribers, blocked clients);
     /// without them recording effects is skipped on the hot path.
     pub(crate) track: bool,
@@ -291,6 +296,8 @@ impl<'a> Ctx<'a> {
             resp3: false,
             over_memory: false,
             in_script: false,
+            script_inline: false,
+            script_handed_off: false,
             track: true,
             count_lookups: false,
             notify: ks.notify_flags.load(Ordering::Relaxed),

@@ -41,8 +41,8 @@ mod zset;
 
 pub use script::{
     EVAL_SCRIPTS_MAX as SCRIPT_EVAL_CACHE_MAX, FUNCTION_LOAD_MS_MAX,
-    REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX, SCRIPT_MEMORY_BYTES_MAX,
-    WRITTEN_SCRIPT_MS_MAX as SCRIPT_WRITTEN_MS_MAX, sha1_hex as script_sha1,
+    REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX, SCRIPT_MEMORY_BYTES_MAX, SCRIPT_RUN_MS_MAX,
+    sha1_hex as script_sha1,
 };
 
 use std::path::PathBuf;
@@ -421,6 +421,8 @@ pub(crate) struct Inner {
     /// Script cache figures for INFO, updated after each script command (INFO may run inside
     /// a script, which holds `scripting`).
     pub(crate) script_info: script::Info,
+    /// The script running now, for SCRIPT KILL and the RESP server's BUSY replies.
+    pub(crate) running: Arc<script::Running>,
 }
 
 /// Packs the listpack thresholds into one atomic word (each saturated to 32 bits).
@@ -672,6 +674,7 @@ impl Cache {
             evict_pool: Mutex::new(evict::Pool::default()),
             scripting: Mutex::new(None),
             script_info: script::Info::default(),
+            running: Arc::default(),
             settings,
             clock,
             config,
@@ -724,15 +727,10 @@ impl Cache {
         proto: u8,
         now_ms: u64,
     ) -> Frame {
-        let clock = &self.inner.clock;
-        let started = clock.monotonic_ns();
-        match self.run_uncounted(db, spec, args, proto, now_ms) {
-            Ok(reply) => {
-                let ran = clock.monotonic_ns().saturating_sub(started);
-                self.inner.command_stats.call(spec, args, ran, &reply);
-                reply
-            }
-            Err(rejected) => rejected,
+        match self.run_counted(db, spec, args, proto, now_ms, false) {
+            Some(reply) => reply,
+            // Only a script run inline is handed off.
+            None => Frame::error("ERR the script was not run"),
         }
     }
 
@@ -747,11 +745,68 @@ impl Cache {
         proto: u8,
         now_ms: u64,
     ) -> Result<Frame, Frame> {
+        self.run_in(db, spec, args, proto, now_ms, false)
+            .map(|(reply, _)| reply)
+    }
+
+    /// Runs a script command on the calling (RESP) thread as [`Cache::run`] does, unless the
+    /// script runs past its inline budget before it has had an effect: then it is stopped
+    /// and `None` says to run it again where the RESP thread need not wait for it
+    /// (`script::SCRIPT_INLINE_MS`). A stopped run is not counted as a call.
+    pub(crate) fn run_script_inline(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+        proto: u8,
+        now_ms: u64,
+    ) -> Option<Frame> {
+        self.run_counted(db, spec, args, proto, now_ms, true)
+    }
+
+    /// [`Cache::run`], or [`Cache::run_script_inline`] when `script_inline`.
+    fn run_counted(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+        proto: u8,
+        now_ms: u64,
+        script_inline: bool,
+    ) -> Option<Frame> {
+        let clock = &self.inner.clock;
+        let started = clock.monotonic_ns();
+        match self.run_in(db, spec, args, proto, now_ms, script_inline) {
+            Ok((_, true)) => None,
+            Ok((reply, false)) => {
+                let ran = clock.monotonic_ns().saturating_sub(started);
+                self.inner.command_stats.call(spec, args, ran, &reply);
+                Some(reply)
+            }
+            Err(rejected) => Some(rejected),
+        }
+    }
+
+    /// [`Cache::run_uncounted`], with the script command run inline (`script_inline`); also
+    /// returns whether the script stopped to be handed off.
+    fn run_in(
+        &self,
+        db: usize,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+        proto: u8,
+        now_ms: u64,
+        script_inline: bool,
+    ) -> Result<(Frame, bool), Frame> {
         if let Some(oom) = self.check_memory(spec) {
             self.inner.command_stats.rejected(spec, args, &oom);
             return Err(oom);
         }
         let inner = &*self.inner;
+        if let Some(reply) = script::answer_while_running(inner, spec, args) {
+            inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+            return Ok((reply, false));
+        }
         let now = now_ms;
         // A script refuses its memory-growing commands when memory was over the ceiling
         // before it started (Redis's `pre_command_oom_state`); eviction cannot run inside it.
@@ -772,10 +827,14 @@ impl Cache {
         ctx.track = self.tracking();
         ctx.count_lookups = !spec.write;
         ctx.over_memory = over_memory;
+        ctx.script_inline = script_inline;
         let reply = (spec.handler)(&mut ctx, inner, args);
+        let handed_off = ctx.script_handed_off;
         self.finish(ctx);
-        inner.stats.commands.fetch_add(1, Ordering::Relaxed);
-        Ok(reply)
+        if !handed_off {
+            inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((reply, handed_off))
     }
 
     /// Runs a MULTI queue atomically (the gate held exclusively throughout). `db` follows any

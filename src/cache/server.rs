@@ -324,12 +324,41 @@ fn written(out: &mut Vec<u8>) {
 }
 
 /// What the connection loop does after a command.
+/// Work [`Connection::off_thread`] runs on another thread.
+enum Job {
+    /// A script command with its arguments and the batch's wall-clock time.
+    Command(&'static command::Spec, Vec<Bytes>, u64),
+    /// A MULTI queue.
+    Exec(Vec<Vec<Bytes>>),
+}
+
+/// Commands answered while a script runs past the threshold (Redis's `allow-busy` flag), when
+/// they need neither the keyspace nor the scripting lock the script holds. WATCH, which Redis
+/// also allows, reads the keyspace and gets BUSY.
+fn allowed_while_busy(spec: &command::Spec, args: &[&[u8]]) -> bool {
+    match spec.name {
+        "auth" | "hello" | "quit" | "reset" | "multi" | "discard" | "unwatch" => true,
+        "script" => args.len() == 2 && args[1].eq_ignore_ascii_case(b"kill"),
+        "function" => {
+            args.len() == 2
+                && (args[1].eq_ignore_ascii_case(b"kill") || args[1].eq_ignore_ascii_case(b"stats"))
+        }
+        _ => false,
+    }
+}
+
 enum Next {
     Continue,
     Close,
     /// A blocking command passed every check: the loop runs it with owned arguments, since
     /// waiting needs the read buffer the arguments borrow.
     Block(&'static command::Spec),
+    /// A script command passed every check: the loop runs it on another thread, with owned
+    /// arguments, so this thread keeps serving the other clients meanwhile (holding their
+    /// commands back, then answering BUSY).
+    Script(&'static command::Spec),
+    /// EXEC of a queue that runs a script, handed off as [`Next::Script`].
+    Exec(Vec<Vec<Bytes>>),
 }
 
 /// Empties `v` and returns its allocation for slices of another lifetime (the standard library
@@ -471,6 +500,7 @@ impl Connection {
         let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut argv_store: Vec<&[u8]> = Vec::new();
         let kill = self.kill.clone();
+        let running = self.shared.cache.inner().running.clone();
         'conn: loop {
             make_room(&mut buf);
             tokio::select! {
@@ -525,6 +555,16 @@ impl Connection {
                                 *used
                             }
                         };
+                        // A script another client started holds the keyspace: wait for it to
+                        // end, or to run long enough that commands get BUSY instead.
+                        if running.must_wait() {
+                            tokio::select! {
+                                () = running.wait_turn() => {}
+                                () = shutdown.wait() => break 'conn,
+                                () = kill.fired() => break 'conn,
+                            }
+                            now_ms = self.shared.cache.inner().clock.now_ms();
+                        }
                         let mark = out.len();
                         let skipping = self.reply == ReplyMode::Skip;
                         let next = if argv.is_empty() {
@@ -532,12 +572,12 @@ impl Connection {
                         } else {
                             self.handle(&argv, now_ms, &mut out)
                         };
-                        if !matches!(next, Next::Block(_)) {
+                        if !matches!(next, Next::Block(_) | Next::Script(_) | Next::Exec(_)) {
                             let name = argv.first().copied().unwrap_or_default();
                             self.settle_reply(&mut out, mark, skipping, name);
                         }
                         let owned: Vec<Bytes> = match next {
-                            Next::Block(_) => argv.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
+                            Next::Block(_) | Next::Script(_) => argv.iter().map(|a| Bytes::copy_from_slice(a)).collect(),
                             _ => Vec::new(),
                         };
                         argv_store = recycle(argv);
@@ -561,6 +601,20 @@ impl Connection {
                                 let mark = out.len();
                                 reply.encode(self.proto, &mut out);
                                 self.settle_reply(&mut out, mark, self.reply == ReplyMode::Skip, b"");
+                                now_ms = self.shared.cache.inner().clock.now_ms();
+                            }
+                            Next::Script(spec) => {
+                                let reply = self.off_thread(Job::Command(spec, owned, now_ms)).await;
+                                let mark = out.len();
+                                reply.encode(self.proto, &mut out);
+                                self.settle_reply(&mut out, mark, skipping, b"");
+                                now_ms = self.shared.cache.inner().clock.now_ms();
+                            }
+                            Next::Exec(queue) => {
+                                let reply = self.off_thread(Job::Exec(queue)).await;
+                                let mark = out.len();
+                                reply.encode(self.proto, &mut out);
+                                self.settle_reply(&mut out, mark, skipping, b"");
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                         }
@@ -733,6 +787,29 @@ impl Connection {
             self.reject(spec, args, e, out);
             return Next::Continue;
         }
+        if let Some(busy) = self.shared.cache.inner().running.busy_error()
+            && !allowed_while_busy(spec, args)
+        {
+            // As Redis's `rejectCommand`: a refused command spoils the transaction it was sent
+            // in, and a refused EXEC ends it.
+            let busy = if spec.name == "exec" && self.multi.take().is_some() {
+                self.clear_watches();
+                self.note_state();
+                match busy {
+                    Frame::Error(text) => Frame::error(format!(
+                        "EXECABORT Transaction discarded because of: {text}"
+                    )),
+                    other => other,
+                }
+            } else {
+                if self.multi.is_some() {
+                    self.multi_dirty = true;
+                }
+                busy
+            };
+            self.reject(spec, args, busy, out);
+            return Next::Continue;
+        }
         if let Some(queue) = &mut self.multi
             && !matches!(
                 spec.name,
@@ -757,7 +834,16 @@ impl Connection {
             Mode::Connection => return self.connection_command(spec, args, out),
             Mode::Blocking => return Next::Block(spec),
             _ => {
-                if spec.name == "ping" && self.subscribed() > 0 && self.proto == 2 {
+                if crate::cache::script::is_script_command(spec) {
+                    match self
+                        .shared
+                        .cache
+                        .run_script_inline(self.db, spec, args, self.proto, now_ms)
+                    {
+                        Some(reply) => reply,
+                        None => return Next::Script(spec),
+                    }
+                } else if spec.name == "ping" && self.subscribed() > 0 && self.proto == 2 {
                     let started = self.clock().monotonic_ns();
                     let pong = Frame::Array(vec![
                         Frame::bulk(b"pong"),
@@ -986,7 +1072,10 @@ impl Connection {
                     Frame::error("ERR DISCARD without MULTI")
                 }
             }
-            "exec" => self.exec(),
+            "exec" => match self.exec() {
+                Ok(reply) => reply,
+                Err(queue) => return (Next::Exec(queue), Frame::ok()),
+            },
             "watch" => {
                 if self.multi.is_some() {
                     Frame::error("ERR WATCH inside MULTI is not allowed")
@@ -1126,31 +1215,82 @@ impl Connection {
         }
     }
 
-    fn exec(&mut self) -> Frame {
+    /// EXEC's reply, or (`Err`) a queue that runs a script, to be run by [`Job::Exec`].
+    fn exec(&mut self) -> Result<Frame, Vec<Vec<Bytes>>> {
         let Some(queue) = self.multi.take() else {
-            return Frame::error("ERR EXEC without MULTI");
+            return Ok(Frame::error("ERR EXEC without MULTI"));
         };
         let cache = self.shared.cache.clone();
         if self.multi_dirty {
             self.multi_dirty = false;
             self.clear_watches();
-            return Frame::error("EXECABORT Transaction discarded because of previous errors.");
+            return Ok(Frame::error(
+                "EXECABORT Transaction discarded because of previous errors.",
+            ));
         }
         let changed = self.watched.iter().any(|(db, key, version, was_stale)| {
             cache.watched_version(*db, key) != *version || (!was_stale && cache.is_stale(*db, key))
         });
         self.clear_watches();
         if changed {
-            return Frame::NullArray;
+            return Ok(Frame::NullArray);
         }
+        if queue.iter().any(|args| {
+            args.first()
+                .and_then(|n| command::lookup(n))
+                .is_some_and(crate::cache::script::is_script_command)
+        }) {
+            return Err(queue);
+        }
+        Ok(self.run_queue(&queue))
+    }
+
+    /// Runs a MULTI queue whose checks passed.
+    fn run_queue(&mut self, queue: &[Vec<Bytes>]) -> Frame {
+        let cache = &self.shared.cache;
         let mut db = self.db;
-        match cache.run_batch(&mut db, &queue, self.proto) {
+        match cache.run_batch(&mut db, queue, self.proto) {
             Ok(replies) => {
                 self.db = db;
                 Frame::Array(replies)
             }
             Err(abort) => abort,
         }
+    }
+
+    /// Runs a script command or a MULTI queue holding one on a thread of the blocking pool,
+    /// so that while it runs this thread serves the other clients: their commands wait for it
+    /// ([`Running::must_wait`](crate::cache::script::Running)), then get BUSY once it has run
+    /// past `busy-reply-threshold`, and SCRIPT KILL reaches it.
+    async fn off_thread(&mut self, job: Job) -> Frame {
+        let cache = self.shared.cache.clone();
+        let running = cache.inner().running.clone();
+        let (db, proto) = (self.db, self.proto);
+        // Counted before the thread starts: the other clients' next commands already wait.
+        running.hand_off();
+        let handle = tokio::task::spawn_blocking(move || match job {
+            Job::Command(spec, args, now_ms) => {
+                let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                (cache.run(db, spec, &argv, proto, now_ms), db)
+            }
+            Job::Exec(queue) => {
+                let mut db = db;
+                match cache.run_batch(&mut db, &queue, proto) {
+                    Ok(replies) => (Frame::Array(replies), db),
+                    Err(abort) => (abort, db),
+                }
+            }
+        });
+        let (reply, db) = match handle.await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "a script's thread failed");
+                (Frame::error("ERR the script's thread failed"), db)
+            }
+        };
+        running.handed_back();
+        self.db = db;
+        reply
     }
 
     fn auth(&mut self, args: &[&[u8]]) -> Frame {

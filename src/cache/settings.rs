@@ -246,8 +246,9 @@ impl Settings {
         self.notify_flags.load(Ordering::Relaxed)
     }
 
-    /// `busy-reply-threshold` (`lua-time-limit`): how long, in milliseconds, a script that has
-    /// not written may run before it is stopped (0: never).
+    /// `busy-reply-threshold` (`lua-time-limit`): how long, in milliseconds, a script runs
+    /// before other clients are answered BUSY and SCRIPT KILL may reach it (0: from its start,
+    /// as in Redis).
     pub(crate) fn busy_reply_threshold_ms(&self) -> u64 {
         self.get("busy-reply-threshold")
             .and_then(|v| v.parse().ok())

@@ -439,22 +439,26 @@ impl Functions {
 
     /// FUNCTION STATS.
     fn stats(&self) -> Frame {
-        let text = |s: &str| Frame::bulk(s.as_bytes());
-        let count = |n: usize| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         Frame::Map(vec![
-            (text("running_script"), Frame::Null),
+            (Frame::bulk(b"running_script"), Frame::Null),
             (
-                text("engines"),
-                Frame::Map(vec![(
-                    text("LUA"),
-                    Frame::Map(vec![
-                        (text("libraries_count"), count(self.libraries.len())),
-                        (text("functions_count"), count(self.index.len())),
-                    ]),
-                )]),
+                Frame::bulk(b"engines"),
+                engines(self.libraries.len(), self.index.len()),
             ),
         ])
     }
+}
+
+/// FUNCTION STATS's `engines` map: the one engine, Lua, with its counts.
+pub(crate) fn engines(libraries: usize, functions: usize) -> Frame {
+    let count = |n: usize| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    Frame::Map(vec![(
+        Frame::bulk(b"LUA"),
+        Frame::Map(vec![
+            (Frame::bulk(b"libraries_count"), count(libraries)),
+            (Frame::bulk(b"functions_count"), count(functions)),
+        ]),
+    )])
 }
 
 /// FUNCTION's subcommands.
@@ -519,7 +523,7 @@ pub(crate) fn function(scripting: &mut Scripting, inner: &Inner, args: &[&[u8]])
     } else if is(sub, "stats") && n == 2 {
         functions.stats()
     } else if is(sub, "kill") && n == 2 {
-        Frame::error("NOTBUSY No scripts in execution right now.")
+        super::Running::not_busy()
     } else if is(sub, "help") && n == 2 {
         Frame::Array(FUNCTION_HELP.iter().map(|l| Frame::simple(l)).collect())
     } else {

@@ -11,13 +11,15 @@
 //! The environment (`prelude.lua`) is Redis's: `KEYS` and `ARGV`, the `redis` table, the
 //! `string`, `table`, `math`, `cjson` and `bit` libraries, read-only globals and libraries,
 //! an error for reading an undeclared global, `pcall` that gives error tables as strings, and no
-//! file or process access. What differs from Redis, and why:
-//! - A running script cannot be stopped by SCRIPT KILL from another client (nothing else runs
-//!   while the gate is held). Instead a script that runs longer than `busy-reply-threshold`
-//!   (`lua-time-limit`) without having written is stopped with an error, which is what SCRIPT
-//!   KILL would do to it. A script that has written is stopped only after
-//!   [`WRITTEN_SCRIPT_MS_MAX`], its writes kept (Redis would leave it running until SHUTDOWN
-//!   NOSAVE, and here that would hang the whole binary's cache).
+//! file or process access.
+//!
+//! While a script runs, the RESP server holds its other clients' commands back; once the script
+//! has run past `busy-reply-threshold` (`lua-time-limit`) they get Redis's BUSY errors, and SCRIPT
+//! KILL or FUNCTION KILL stops a script that has not written ([`running`]). What differs from
+//! Redis, and why:
+//! - A script still running after [`SCRIPT_RUN_MS_MAX`] is stopped, its writes kept (Redis
+//!   leaves one that has written running until SHUTDOWN NOSAVE; here the flows and the HTTP API
+//!   share the cache and would wait with it).
 //! - Each Lua state's memory is capped at [`SCRIPT_MEMORY_BYTES_MAX`]; an allocation beyond it
 //!   fails the script with an error instead of growing the process.
 //! - `struct` and `cmsgpack` are not provided.
@@ -25,13 +27,16 @@
 mod convert;
 mod function;
 mod libs;
+mod running;
 
 pub use convert::REPLY_DEPTH_MAX;
 pub use function::FUNCTION_LOAD_MS_MAX;
+pub(crate) use running::Running;
+pub use running::SCRIPT_RUN_MS_MAX;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use hashbrown::HashMap;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
@@ -51,13 +56,30 @@ pub const SCRIPT_MEMORY_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// NOSCRIPT and its next EVAL compiles it again.
 pub const EVAL_SCRIPTS_MAX: usize = 500;
 
-/// How long a script that has written may run before it is stopped anyway. Redis lets such a
-/// script run until SHUTDOWN NOSAVE; here nothing else can run meanwhile (the whole binary's
-/// cache would hang), so it is stopped, its writes so far kept, with an error that says so.
-pub const WRITTEN_SCRIPT_MS_MAX: u64 = 60_000;
-
-/// Lua instructions between two checks of the time limit.
+/// Lua instructions between two checks of the time limit and of SCRIPT KILL.
 const HOOK_INSTRUCTIONS: u32 = 100_000;
+
+/// How long the RESP thread runs a script itself (or `busy-reply-threshold`, when lower), and
+/// how many hook calls ([`HOOK_INSTRUCTIONS`] Lua instructions each) at most. Handing every
+/// script to another thread would cost each a thread hand-off both ways (most scripts take
+/// microseconds); a script that runs past either before its first write or PUBLISH is stopped,
+/// with no effect made, and run again from the start on another thread, so the RESP thread can
+/// answer BUSY and SCRIPT KILL while it runs. One that has written by then finishes on the RESP
+/// thread: other clients wait for it as for any command, and SCRIPT KILL could not stop it
+/// anyway.
+const SCRIPT_INLINE_MS: u64 = 2;
+const SCRIPT_INLINE_HOOKS: u32 = 10;
+
+/// Per-run state shared between the hook and `redis.call`.
+#[derive(Debug, Default)]
+struct RunFlags {
+    /// A write or PUBLISH ran: the run cannot be stopped and run again.
+    pinned: AtomicBool,
+    /// The inline run stopped to be handed off; `redis.call` refuses every command from then.
+    handed_off: AtomicBool,
+    /// Hook calls so far.
+    hooks: AtomicU32,
+}
 
 /// Redis's reply to EVALSHA of an unknown script.
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
@@ -276,13 +298,6 @@ impl Info {
     }
 }
 
-/// Per-run state shared with the time-limit hook.
-#[derive(Debug, Default)]
-struct RunFlags {
-    /// A write command ran.
-    wrote: AtomicBool,
-}
-
 /// Whether `spec` runs a script (its memory check happens before it takes the keyspace).
 pub(crate) fn is_script_command(spec: &Spec) -> bool {
     matches!(
@@ -381,9 +396,10 @@ impl Vm {
         };
         let caller_db = ctx.db;
         let caller_resp3 = ctx.resp3;
-        let run_flags = Arc::new(RunFlags::default());
-        let reply = self.call(ctx, inner, function, calling, keys, argv, rules, &run_flags);
+        let flags = Arc::new(RunFlags::default());
+        let reply = self.call(ctx, inner, function, calling, keys, argv, rules, &flags);
         self.lua.remove_hook();
+        ctx.script_handed_off = flags.handed_off.load(Ordering::Relaxed);
         // Redis takes a GC step every 50 scripts so garbage never waits for a full cycle.
         self.runs += 1;
         if self.runs.is_multiple_of(50) {
@@ -426,42 +442,44 @@ impl Vm {
             globals.raw_set("KEYS", keys.clone())?;
             globals.raw_set("ARGV", argv.clone())?;
         }
-        let limit_ms = inner.settings.busy_reply_threshold_ms();
-        if limit_ms > 0 {
-            let clock = inner.clock.clone();
-            let start = clock.monotonic_ns();
-            let read_deadline = start.saturating_add(limit_ms.saturating_mul(1_000_000));
-            let write_deadline = start.saturating_add(
-                WRITTEN_SCRIPT_MS_MAX
-                    .max(limit_ms)
-                    .saturating_mul(1_000_000),
-            );
-            let hook_flags = Arc::clone(flags);
-            lua.set_hook(
-                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-                move |lua, _| {
-                    let now = clock.monotonic_ns();
-                    let wrote = hook_flags.wrote.load(Ordering::Relaxed);
-                    if (!wrote && now < read_deadline) || (wrote && now < write_deadline) {
-                        return Ok(VmState::Continue);
-                    }
-                    let message = if wrote {
-                        format!("Script stopped after {WRITTEN_SCRIPT_MS_MAX} ms; the writes it made before stopping are kept")
-                    } else {
-                        format!("Script stopped: it ran longer than busy-reply-threshold ({limit_ms} ms) without writing")
-                    };
-                    // From now on every line raises it again, so a script that catches the error
-                    // with pcall is stopped at its next line outside the pcall (as Redis does
-                    // after SCRIPT KILL).
-                    let again = message.clone();
-                    lua.set_hook(
-                        HookTriggers::new().every_line().every_nth_instruction(1000),
-                        move |_, _| Err(mlua::Error::runtime(again.clone())),
-                    )?;
-                    Err(mlua::Error::runtime(message))
-                },
-            )?;
-        }
+        let threshold_ms = inner.settings.busy_reply_threshold_ms();
+        let clock = inner.clock.clone();
+        let running = Arc::clone(&inner.running);
+        let inline_until = ctx.script_inline.then(|| {
+            clock
+                .monotonic_ns()
+                .saturating_add(SCRIPT_INLINE_MS.min(threshold_ms).saturating_mul(1_000_000))
+        });
+        let hook_flags = Arc::clone(flags);
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+            move |lua, _| {
+                let now = clock.monotonic_ns();
+                let hooks = hook_flags.hooks.fetch_add(1, Ordering::Relaxed) + 1;
+                let hand_off = inline_until.is_some_and(|until| {
+                    (now >= until || hooks >= SCRIPT_INLINE_HOOKS)
+                        && !hook_flags.pinned.load(Ordering::Relaxed)
+                });
+                let message = if hand_off {
+                    hook_flags.handed_off.store(true, Ordering::Relaxed);
+                    Some("Script handed off to another thread".to_owned())
+                } else {
+                    running.check(now, threshold_ms)
+                };
+                let Some(message) = message else {
+                    return Ok(VmState::Continue);
+                };
+                // From now on every line raises it again, so a script that catches the error
+                // with pcall is stopped at its next line outside the pcall (as Redis does after
+                // SCRIPT KILL).
+                let again = message.clone();
+                lua.set_hook(
+                    HookTriggers::new().every_line().every_nth_instruction(1000),
+                    move |_, _| Err(mlua::Error::runtime(again.clone())),
+                )?;
+                Err(mlua::Error::runtime(message))
+            },
+        )?;
         let resp3 = std::cell::Cell::new(false);
         ctx.resp3 = false;
         let result = lua.scope(|scope| {
@@ -714,6 +732,9 @@ fn run_command(
     resp3: bool,
 ) -> (Value, bool) {
     let fail = |text: &str| (convert::error_table(lua, text).unwrap_or(Value::Nil), true);
+    if flags.handed_off.load(Ordering::Relaxed) {
+        return fail("ERR Script handed off to another thread");
+    }
     if count == 0 {
         return fail("ERR Please specify at least one argument for this redis lib call");
     }
@@ -733,6 +754,9 @@ fn run_command(
         Err(e) => e,
         Ok(None) => Frame::ok(),
         Ok(Some(spec)) => {
+            if spec.write || matches!(spec.name, "publish" | "spublish") {
+                flags.pinned.store(true, Ordering::Relaxed);
+            }
             ctx.resp3 = resp3;
             let started = inner.clock.monotonic_ns();
             ctx.count_lookups = !spec.write;
@@ -746,7 +770,7 @@ fn run_command(
             let ran = inner.clock.monotonic_ns().saturating_sub(started);
             inner.command_stats.call(spec, &argv, ran, &reply);
             if spec.write && !reply.is_error() {
-                flags.wrote.store(true, Ordering::Relaxed);
+                inner.running.note_write();
             }
             reply
         }
@@ -830,21 +854,63 @@ pub(crate) fn eval(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         Ok(split) => split,
         Err(e) => return e,
     };
-    with_scripting(inner, |scripting| {
-        let sha = if by_sha {
-            let given = arg(args, 1);
-            if given.len() != 40 {
-                return Frame::error(NOSCRIPT);
-            }
-            String::from_utf8_lossy(given).to_ascii_lowercase()
-        } else {
-            match scripting.load(arg(args, 1), true) {
-                Ok(sha) => sha,
-                Err(e) => return e,
-            }
-        };
-        scripting.run_script(ctx, inner, &sha, keys, argv, read_only)
+    running(inner, Calling::Eval, args, || {
+        with_scripting(inner, |scripting| {
+            let sha = if by_sha {
+                let given = arg(args, 1);
+                if given.len() != 40 {
+                    return Frame::error(NOSCRIPT);
+                }
+                String::from_utf8_lossy(given).to_ascii_lowercase()
+            } else {
+                match scripting.load(arg(args, 1), true) {
+                    Ok(sha) => sha,
+                    Err(e) => return e,
+                }
+            };
+            scripting.run_script(ctx, inner, &sha, keys, argv, read_only)
+        })
     })
+}
+
+/// Runs `command` (a script command's work) as the [`Running`] script, which SCRIPT KILL,
+/// FUNCTION KILL and FUNCTION STATS see while it runs.
+fn running(
+    inner: &Inner,
+    calling: Calling,
+    args: &[&[u8]],
+    command: impl FnOnce() -> Frame,
+) -> Frame {
+    inner
+        .running
+        .begin(calling, args, inner.clock.monotonic_ns());
+    let reply = command();
+    inner.running.end();
+    reply
+}
+
+/// SCRIPT KILL, FUNCTION KILL and FUNCTION STATS while a script runs, answered without the
+/// keyspace gate and the scripting lock the script holds; `None` for any other command, or
+/// when no script runs.
+pub(crate) fn answer_while_running(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
+    if args.len() != 2 {
+        return None;
+    }
+    let sub = args[1];
+    let (calling, stats) = match spec.name {
+        "script" if is(sub, "kill") => (Calling::Eval, false),
+        "function" if is(sub, "kill") => (Calling::Function, false),
+        "function" if is(sub, "stats") => (Calling::Function, true),
+        _ => return None,
+    };
+    let info = &inner.script_info;
+    let engines = function::engines(
+        info.libraries.load(Ordering::Relaxed),
+        info.functions.load(Ordering::Relaxed),
+    );
+    inner
+        .running
+        .answer(calling, stats, engines, inner.clock.monotonic_ns())
 }
 
 /// Runs a script command on the scripting state (started on first use), then refreshes INFO's
@@ -901,8 +967,10 @@ pub(crate) fn function(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
 
 /// FCALL and FCALL_RO.
 pub(crate) fn fcall(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    with_scripting(inner, |scripting| {
-        function::fcall(scripting, ctx, inner, args)
+    running(inner, Calling::Function, args, || {
+        with_scripting(inner, |scripting| {
+            function::fcall(scripting, ctx, inner, args)
+        })
     })
 }
 
@@ -938,7 +1006,7 @@ fn script_command(scripting: &mut Scripting, args: &[&[u8]]) -> Frame {
             Err(e) => e,
         }
     } else if is(sub, "kill") && args.len() == 2 {
-        Frame::error("NOTBUSY No scripts in execution right now.")
+        running::Running::not_busy()
     } else if is(sub, "help") && args.len() == 2 {
         Frame::Array(SCRIPT_HELP.iter().map(|line| Frame::simple(line)).collect())
     } else {
