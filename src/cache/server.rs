@@ -323,7 +323,6 @@ fn written(out: &mut Vec<u8>) {
     }
 }
 
-/// What the connection loop does after a command.
 /// Work [`Connection::off_thread`] runs on another thread.
 enum Job {
     /// A script command with its arguments and the batch's wall-clock time.
@@ -347,6 +346,7 @@ fn allowed_while_busy(spec: &command::Spec, args: &[&[u8]]) -> bool {
     }
 }
 
+/// What the connection loop does after a command.
 enum Next {
     Continue,
     Close,
