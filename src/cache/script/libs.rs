@@ -1,12 +1,23 @@
 //! The libraries Redis gives scripts beside Lua's own, written here: `cjson` (JSON text to
 //! and from Lua values, with lua-cjson's options and errors), `bit` (LuaBitOp's 32-bit
-//! operations) and the host side of `redis.sha1hex` and `redis.log`.
+//! operations), `cmsgpack` ([`super::msgpack`]) and `struct` ([`super::structlib`]), and the
+//! host side of `redis.sha1hex` and `redis.log`.
+//!
+//! `cmsgpack` and `struct` are C libraries in Redis; [`c_function`] gives their functions the
+//! C API's behaviour: lauxlib's argument checks and texts ([`Args`]), error messages without a
+//! position (as `luaL_error` raises them from a C function), Lua 5.1's stack-slot limit for a
+//! C function ([`C_STACK_SLOTS_MAX`]), and output built within the memory the Lua state may
+//! still allocate ([`Output`]). Their errors are raised as the Rust functions' errors are
+//! (`cjson`'s too): a script's error reply has the C code's text and position, while `pcall`
+//! gives the error value mlua raises rather than a plain string.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mlua::{LightUserData, Lua, MultiValue, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 
+use super::SCRIPT_MEMORY_BYTES_MAX;
 use super::convert::lua_number_text;
 
 /// lua-cjson's default nesting limit, for both directions (its `encode_max_depth` and
@@ -15,11 +26,13 @@ const CJSON_DEPTH_DEFAULT: usize = 1000;
 /// Deepest nesting a script may allow cjson.
 pub(crate) const CJSON_DEPTH_MAX: usize = 10_000;
 
-/// Installs `cjson` and `bit` as globals and `sha1hex`/`log` in `host`.
+/// Installs `cjson`, `bit`, `cmsgpack` and `struct` as globals and `sha1hex`/`log` in `host`.
 pub(crate) fn install(lua: &Lua, host: &Table) -> mlua::Result<()> {
     let globals = lua.globals();
     globals.raw_set("cjson", cjson_table(lua)?)?;
     globals.raw_set("bit", bit_table(lua)?)?;
+    globals.raw_set("cmsgpack", super::msgpack::table(lua)?)?;
+    globals.raw_set("struct", super::structlib::table(lua)?)?;
     host.raw_set(
         "sha1hex",
         lua.create_function(|lua, s: mlua::String| {
@@ -39,6 +52,276 @@ pub(crate) fn install(lua: &Lua, host: &Table) -> mlua::Result<()> {
         })?,
     )?;
     Ok(())
+}
+
+/// Stack slots a C function may use in Lua 5.1 (`LUAI_MAXCSTACK`). `cmsgpack` and `struct`
+/// count their slots as their C code uses them and fail where its `lua_checkstack` fails: this
+/// bounds how many values one call returns and how deep `cmsgpack.unpack` nests.
+pub(super) const C_STACK_SLOTS_MAX: usize = 8000;
+
+/// Stack slots (of [`C_STACK_SLOTS_MAX`]) that the functions returning any number of values
+/// (`cmsgpack.unpack*`, `struct.unpack`) leave unused, so they return up to 7000 values less
+/// their arguments where the C code returns up to 8000 less its: a Rust function's frame needs
+/// more slots than the values (mlua's, up to 25 on a state's first call), and each string or
+/// table returned holds one of mlua's references, of which a Lua state has about as many as
+/// a C function has slots, shared with every script it keeps compiled (up to
+/// [`EVAL_SCRIPTS_MAX`](super::EVAL_SCRIPTS_MAX) from EVAL).
+pub(super) const RESULT_SLOTS_RESERVED: usize = 1000;
+
+/// How a function written after a C library function fails.
+#[derive(Debug)]
+pub(super) enum Raise {
+    /// The message the C code raises with `luaL_error` (`luaL_argerror`, `luaL_checkstack`):
+    /// raised after the position of the Lua code that called the function ("user_script:1: "),
+    /// none when a C function called it (`pcall`).
+    Message(Vec<u8>),
+    /// An error Lua raises itself in a C function (`luaG_runerror`): no position.
+    Runtime(String),
+    /// An error of the Lua state itself.
+    Lua(mlua::Error),
+}
+
+impl Raise {
+    /// A message error.
+    pub(super) fn text(message: impl Into<String>) -> Self {
+        Self::Message(message.into().into_bytes())
+    }
+
+    /// Lua's out-of-memory error, as a C function gets it when the allocator refuses.
+    pub(super) fn memory() -> Self {
+        Self::Lua(mlua::Error::MemoryError("not enough memory".to_owned()))
+    }
+
+    /// `luaL_checkstack`: fails, as Lua 5.1 does, when `top` slots in use and `space` more
+    /// would pass [`C_STACK_SLOTS_MAX`].
+    pub(super) fn check_stack(top: usize, space: usize, what: &str) -> Raised<()> {
+        if top.saturating_add(space) > C_STACK_SLOTS_MAX {
+            return Err(Self::text(format!("stack overflow ({what})")));
+        }
+        Ok(())
+    }
+}
+
+impl From<mlua::Error> for Raise {
+    fn from(e: mlua::Error) -> Self {
+        Self::Lua(e)
+    }
+}
+
+impl Raise {
+    /// The Lua error raised in `lua`.
+    fn into_error(self, lua: &Lua) -> mlua::Error {
+        match self {
+            Raise::Message(m) => {
+                let message = String::from_utf8_lossy(&m);
+                mlua::Error::RuntimeError(format!("{}{message}", lua_where(lua)))
+            }
+            Raise::Runtime(m) => mlua::Error::RuntimeError(m),
+            Raise::Lua(e) => e,
+        }
+    }
+}
+
+/// `luaL_where(L, 1)`: "source:line: " of the Lua code that called the running function, empty
+/// when that is not Lua code.
+fn lua_where(lua: &Lua) -> String {
+    lua.inspect_stack(1, |d| {
+        let line = d.current_line().filter(|line| *line > 0)?;
+        let source = d.source().short_src?.into_owned();
+        Some(format!("{source}:{line}: "))
+    })
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// The result of a function written after a C library function.
+pub(super) type Raised<T> = Result<T, Raise>;
+
+/// The arguments of a call, with lauxlib's checks and error texts.
+#[derive(Debug)]
+pub(super) struct Args<'a> {
+    /// The Lua state called.
+    pub(super) lua: &'a Lua,
+    values: Vec<Value>,
+}
+
+impl Args<'_> {
+    /// How many arguments were passed (`lua_gettop`).
+    pub(super) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Argument `narg` (from 1), `None` past the last.
+    pub(super) fn get(&self, narg: usize) -> Option<&Value> {
+        narg.checked_sub(1).and_then(|i| self.values.get(i))
+    }
+
+    /// `luaL_typename`: the type of argument `narg`, "no value" past the last.
+    fn type_name(&self, narg: usize) -> &'static str {
+        match self.get(narg) {
+            None => "no value",
+            Some(v) => lua_type_name(v),
+        }
+    }
+
+    /// `luaL_argerror`: "bad argument #n to 'name' (message)", named as the caller named the
+    /// function ("?" when Lua cannot tell), `self` not counted in a method call.
+    pub(super) fn arg_error(&self, narg: i64, message: &[u8]) -> Raise {
+        let found = self.lua.inspect_stack(0, |d| {
+            let names = d.names();
+            (names.name.map(Cow::into_owned), names.name_what)
+        });
+        let (name, what) = found.unwrap_or((None, None));
+        let name = name.unwrap_or_else(|| "?".to_owned());
+        let mut narg = narg;
+        let mut out = Vec::new();
+        if what == Some("method") {
+            narg -= 1;
+            if narg == 0 {
+                out.extend_from_slice(format!("calling '{name}' on bad self (").as_bytes());
+                out.extend_from_slice(message);
+                out.push(b')');
+                return Raise::Message(out);
+            }
+        }
+        out.extend_from_slice(format!("bad argument #{narg} to '{name}' (").as_bytes());
+        out.extend_from_slice(message);
+        out.push(b')');
+        Raise::Message(out)
+    }
+
+    /// `luaL_typerror`: "<expected> expected, got <type>".
+    fn type_error(&self, narg: usize, expected: &str) -> Raise {
+        let message = format!("{expected} expected, got {}", self.type_name(narg));
+        self.arg_error(narg as i64, message.as_bytes())
+    }
+
+    /// `luaL_checklstring`: a string, or a number as its text.
+    pub(super) fn check_lstring(&self, narg: usize) -> Raised<mlua::String> {
+        match self.get(narg) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v @ (Value::Integer(_) | Value::Number(_))) => self
+                .lua
+                .coerce_string(v.clone())?
+                .ok_or_else(|| self.type_error(narg, "string")),
+            _ => Err(self.type_error(narg, "string")),
+        }
+    }
+
+    /// `luaL_checknumber`: a number, or a string that is one.
+    pub(super) fn check_number(&self, narg: usize) -> Raised<f64> {
+        match self.get(narg) {
+            Some(Value::Number(n)) => Ok(*n),
+            Some(Value::Integer(n)) => Ok(*n as f64),
+            Some(v @ Value::String(_)) => self
+                .lua
+                .coerce_number(v.clone())?
+                .ok_or_else(|| self.type_error(narg, "number")),
+            _ => Err(self.type_error(narg, "number")),
+        }
+    }
+
+    /// `luaL_checkinteger`: a number truncated to an integer.
+    pub(super) fn check_integer(&self, narg: usize) -> Raised<i64> {
+        self.check_number(narg).map(c_double_to_i64)
+    }
+
+    /// `luaL_optinteger`: [`Self::check_integer`], or `default` when absent or nil.
+    pub(super) fn opt_integer(&self, narg: usize, default: i64) -> Raised<i64> {
+        match self.get(narg) {
+            None | Some(Value::Nil) => Ok(default),
+            Some(_) => self.check_integer(narg),
+        }
+    }
+}
+
+/// `lua_typename` of a value.
+fn lua_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "userdata",
+    }
+}
+
+/// A double converted to a 64-bit integer as C converts it on x86-64: truncated, and the
+/// "integer indefinite" value (`i64::MIN`) when out of range or NaN.
+pub(super) fn c_double_to_i64(n: f64) -> i64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&n) {
+        n as i64
+    } else {
+        i64::MIN
+    }
+}
+
+/// A double converted to a 64-bit unsigned integer as C converts it on x86-64 (below 2^63 or
+/// NaN: as to a signed one; from 2^63: 2^63 subtracted, converted, the top bit flipped).
+pub(super) fn c_double_to_u64(n: f64) -> u64 {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if n >= TWO_63 {
+        (c_double_to_i64(n - TWO_63) as u64) ^ (1 << 63)
+    } else {
+        c_double_to_i64(n) as u64
+    }
+}
+
+/// An output buffer of a C library function, bounded by what the Lua state may still allocate
+/// (the C code builds it in memory taken from the Lua state, under [`SCRIPT_MEMORY_BYTES_MAX`]):
+/// past it the function fails with Lua's out-of-memory error.
+#[derive(Debug)]
+pub(super) struct Output {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl Output {
+    /// An empty buffer for `lua`'s state.
+    pub(super) fn for_state(lua: &Lua) -> Self {
+        Self::with_max(SCRIPT_MEMORY_BYTES_MAX.saturating_sub(lua.used_memory()))
+    }
+
+    /// An empty buffer of at most `max` bytes.
+    pub(super) fn with_max(max: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            max,
+        }
+    }
+
+    /// Appends `bytes`.
+    pub(super) fn push(&mut self, bytes: &[u8]) -> Raised<()> {
+        if bytes.len() > self.max - self.bytes.len() {
+            return Err(Raise::memory());
+        }
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The bytes so far.
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A library function that behaves as the C function it is written after: `f` checks its
+/// arguments as lauxlib does ([`Args`]) and fails with the C code's messages ([`Raise`]).
+pub(super) fn c_function(
+    lua: &Lua,
+    f: fn(&Args<'_>) -> Raised<MultiValue>,
+) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let args = Args {
+            lua,
+            values: args.into_iter().collect(),
+        };
+        f(&args).map_err(|e| e.into_error(lua))
+    })
 }
 
 /// `cjson.null`: the NULL light userdata, as lua-cjson's.

@@ -9,9 +9,9 @@
 //! as Redis converts them ([`convert`]).
 //!
 //! The environment (`prelude.lua`) is Redis's: `KEYS` and `ARGV`, the `redis` table, the
-//! `string`, `table`, `math`, `cjson` and `bit` libraries, read-only globals and libraries,
-//! an error for reading an undeclared global, `pcall` that gives error tables as strings, and no
-//! file or process access.
+//! `string`, `table`, `math`, `cjson`, `bit`, `cmsgpack` and `struct` libraries, read-only
+//! globals and libraries, an error for reading an undeclared global, `pcall` that gives error
+//! tables as strings, and no file or process access.
 //!
 //! While a script runs, the RESP server holds its other clients' commands back; once the script
 //! has run past `busy-reply-threshold` (`lua-time-limit`) they get Redis's BUSY errors, and SCRIPT
@@ -22,12 +22,13 @@
 //!   share the cache and would wait with it).
 //! - Each Lua state's memory is capped at [`SCRIPT_MEMORY_BYTES_MAX`]; an allocation beyond it
 //!   fails the script with an error instead of growing the process.
-//! - `struct` and `cmsgpack` are not provided.
 
 mod convert;
 mod function;
 mod libs;
+mod msgpack;
 mod running;
+mod structlib;
 
 pub use convert::REPLY_DEPTH_MAX;
 pub use function::FUNCTION_LOAD_MS_MAX;

@@ -231,7 +231,8 @@ local function view(real, strict, while_loading)
 end
 
 local real_globals = getfenv_raw(0)
-for _, name in ipairs({"redis", "string", "table", "math", "coroutine", "cjson", "bit"}) do
+for _, name in ipairs({"redis", "string", "table", "math", "coroutine", "cjson", "bit",
+                       "cmsgpack", "struct"}) do
   if real_globals[name] ~= nil then
     real_globals[name] = view(real_globals[name], false)
   end
