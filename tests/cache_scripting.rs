@@ -851,3 +851,53 @@ impl Restore for Conn {
         self.raw(&args)
     }
 }
+
+/// More compiled scripts and functions than a Lua state could hold as mlua references (about
+/// 8000): they are kept in the state itself, so all of them load, stay callable, and the
+/// engine goes on answering.
+#[test]
+fn thousands_of_loaded_scripts_and_functions_stay_callable() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    const SCRIPTS: usize = 9_000;
+    let mut shas = Vec::with_capacity(SCRIPTS);
+    for i in 0..SCRIPTS {
+        c.send(&["SCRIPT", "LOAD", &format!("return {i}")]);
+    }
+    for _ in 0..SCRIPTS {
+        let Frame::Bulk(sha) = c.reply() else {
+            panic!("SCRIPT LOAD answers the SHA1");
+        };
+        shas.push(String::from_utf8(sha.to_vec()).unwrap());
+    }
+    for i in [0, 4_321, SCRIPTS - 1] {
+        assert_eq!(c.cmd(&["EVALSHA", &shas[i], "0"]), Frame::Integer(i as i64));
+    }
+    // Nine libraries of a thousand functions each.
+    for lib in 0..9 {
+        let mut code = format!("#!lua name=lib{lib}\n");
+        for f in 0..1_000 {
+            code.push_str(&format!(
+                "redis.register_function('f{lib}_{f}', function() return {f} end)\n"
+            ));
+        }
+        assert_eq!(
+            c.cmd(&["FUNCTION", "LOAD", &code]),
+            bulk(&format!("lib{lib}"))
+        );
+    }
+    assert_eq!(c.cmd(&["FCALL", "f8_999", "0"]), Frame::Integer(999));
+    assert_eq!(c.cmd(&["FCALL", "f0_0", "0"]), Frame::Integer(0));
+    // Replacing a library drops its old callbacks; the new ones answer.
+    let code = "#!lua name=lib0\nredis.register_function('f0_0', function() return 'new' end)";
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", "REPLACE", code]), bulk("lib0"));
+    assert_eq!(c.cmd(&["FCALL", "f0_0", "0"]), bulk("new"));
+    assert_eq!(
+        c.cmd(&["FCALL", "f0_1", "0"]),
+        err("ERR Function not found")
+    );
+    assert_eq!(
+        c.cmd(&["EVAL", "return 'still here'", "0"]),
+        bulk("still here")
+    );
+}

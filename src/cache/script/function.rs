@@ -28,7 +28,8 @@ pub const FUNCTION_LOAD_MS_MAX: u64 = 500;
 struct Func {
     /// The name as registered (functions are found by name case-insensitively, as in Redis).
     name: String,
-    callback: Function,
+    /// Its callback's key in the Lua state's compiled chunks ([`Vm::chunk`]).
+    chunk: String,
     flags: Flags,
     description: Option<String>,
 }
@@ -49,6 +50,8 @@ pub(crate) struct Functions {
     libraries: BTreeMap<String, Library>,
     /// Lower-case function name → library name.
     index: HashMap<String, String>,
+    /// The next callback's key in the compiled chunks.
+    next_chunk: std::cell::Cell<u64>,
 }
 
 /// Redis's rule for library and function names: letters, digits and `_`, at least one.
@@ -118,6 +121,7 @@ impl Functions {
             vm: Vm::new()?,
             libraries: BTreeMap::new(),
             index: HashMap::new(),
+            next_chunk: std::cell::Cell::new(0),
         })
     }
 
@@ -160,6 +164,7 @@ impl Functions {
             }
         })?;
         if let Some(taken) = self.taken_elsewhere(&name, &library) {
+            self.discard(&library.functions);
             return Err(Frame::error(format!("ERR Function {taken} already exists")));
         }
         self.install(name.clone(), library);
@@ -214,7 +219,34 @@ impl Functions {
         let codes = crate::cache::rdb::decode_functions(payload)
             .map_err(|e| Frame::error(format!("ERR {e}")))?;
         let mut prepared: Vec<(String, Library)> = Vec::with_capacity(codes.len());
-        for code in &codes {
+        let checked = self.restore_checked(inner, &codes, policy, &mut prepared);
+        if let Err(e) = checked {
+            for (_, library) in &prepared {
+                self.discard(&library.functions);
+            }
+            return Err(e);
+        }
+        if is(policy, "flush") {
+            for name in self.libraries.keys().cloned().collect::<Vec<_>>() {
+                self.delete(&name);
+            }
+        }
+        for (name, library) in prepared {
+            self.install(name, library);
+        }
+        Ok(())
+    }
+
+    /// [`Functions::restore`]'s preparation and checks: every library of `codes` into
+    /// `prepared`, or the error that refuses the payload.
+    fn restore_checked(
+        &self,
+        inner: &Inner,
+        codes: &[Vec<u8>],
+        policy: &[u8],
+        prepared: &mut Vec<(String, Library)>,
+    ) -> Result<(), Frame> {
+        for code in codes {
             let (name, library) = self.prepare(inner, code, |name| {
                 if prepared.iter().any(|(n, _)| n == name) {
                     Err(Frame::error(format!("ERR Library {name} already exists")))
@@ -224,19 +256,16 @@ impl Functions {
             })?;
             prepared.push((name, library));
         }
-        if is(policy, "flush") {
-            self.libraries.clear();
-            self.index.clear();
-        } else {
+        if !is(policy, "flush") {
             let replace = is(policy, "replace");
             // Function key → the payload library that registers it.
             let mut seen = HashMap::new();
-            for (n, l) in &prepared {
+            for (n, l) in prepared.iter() {
                 for key in l.functions.keys() {
                     seen.insert(key.clone(), n.clone());
                 }
             }
-            for (name, library) in &prepared {
+            for (name, library) in prepared.iter() {
                 if !replace && self.libraries.contains_key(name) {
                     return Err(Frame::error(format!("ERR Library {name} already exists")));
                 }
@@ -256,10 +285,15 @@ impl Functions {
                 }
             }
         }
-        for (name, library) in prepared {
-            self.install(name, library);
-        }
         Ok(())
+    }
+
+    /// Drops the callbacks of functions that were registered but not installed.
+    fn discard(&self, functions: &BTreeMap<String, Func>) {
+        for f in functions.values() {
+            // Removing a key allocates nothing, so it cannot fail on memory.
+            let _ = self.vm.chunks.raw_set(f.chunk.as_str(), Value::Nil);
+        }
     }
 
     /// Runs a library's chunk with `redis.register_function` live; returns what it registered.
@@ -316,11 +350,17 @@ impl Functions {
                             "ERR Function already exists in the library".to_owned(),
                         ));
                     }
+                    // The callback lives in the Lua state's chunk table, not as a reference
+                    // held here (see `Vm::chunks`).
+                    let n = self.next_chunk.get();
+                    self.next_chunk.set(n.wrapping_add(1));
+                    let chunk = n.to_string();
+                    self.vm.chunks.raw_set(chunk.as_str(), callback)?;
                     registered.insert(
                         key,
                         Func {
                             name,
-                            callback,
+                            chunk,
                             flags: parsed,
                             description,
                         },
@@ -339,8 +379,12 @@ impl Functions {
             out
         });
         lua.remove_hook();
+        let registered = registered.into_inner();
+        if !matches!(result, Ok((true, _))) {
+            self.discard(&registered);
+        }
         match result {
-            Ok((true, _)) => Ok(registered.into_inner()),
+            Ok((true, _)) => Ok(registered),
             Ok((false, Value::Table(t))) => {
                 let message = t
                     .raw_get::<Option<String>>("err")
@@ -367,6 +411,7 @@ impl Functions {
         for f in lib.functions.keys() {
             self.index.remove(f);
         }
+        self.discard(&lib.functions);
         true
     }
 
@@ -552,7 +597,11 @@ pub(crate) fn fcall(
     else {
         return Frame::error("ERR Function not found");
     };
-    let (name, callback, flags) = (func.name.clone(), func.callback.clone(), func.flags);
+    let (name, flags) = (func.name.clone(), func.flags);
+    let callback = match functions.vm.chunk(&func.chunk) {
+        Ok(f) => f,
+        Err(e) => return Frame::error(format!("ERR {}", lua_message(&e))),
+    };
     let (keys, argv) = match super::split_keys(args, "ERR Bad number of keys provided") {
         Ok(split) => split,
         Err(e) => return e,

@@ -64,8 +64,8 @@ pub(super) const C_STACK_SLOTS_MAX: usize = 8000;
 /// their arguments where the C code returns up to 8000 less its: a Rust function's frame needs
 /// more slots than the values (mlua's, up to 25 on a state's first call), and each string or
 /// table returned holds one of mlua's references, of which a Lua state has about as many as
-/// a C function has slots, shared with every script it keeps compiled (up to
-/// [`EVAL_SCRIPTS_MAX`](super::EVAL_SCRIPTS_MAX) from EVAL).
+/// a C function has slots, shared with the few the state's own fields hold (compiled scripts
+/// and functions live in a Lua table, not as references).
 pub(super) const RESULT_SLOTS_RESERVED: usize = 1000;
 
 /// How a function written after a C library function fails.

@@ -106,11 +106,9 @@ const NOSCRIPT_COMMANDS: &[&str] = &[
     "script",
 ];
 
-/// A cached script.
+/// A cached script (its compiled chunk is in [`Vm::chunks`] under its SHA1).
 #[derive(Debug)]
 struct Script {
-    /// The compiled chunk.
-    function: Function,
     /// Its shebang's flags (`compat` without one).
     flags: Flags,
     /// Bytes of its body (for INFO).
@@ -130,6 +128,11 @@ pub(crate) struct Vm {
     xpcall: Function,
     handler: Function,
     env: Table,
+    /// The compiled scripts (EVAL's by SHA1, FUNCTION's callbacks by function name), kept in
+    /// a Lua table rather than as one mlua reference each: a Lua state holds at most about
+    /// 8000 mlua references (its auxiliary thread's stack), which the values a script handles
+    /// also use, and running out of them panics inside mlua.
+    chunks: Table,
     /// Scripts run, for the occasional GC step Redis also takes.
     runs: u64,
 }
@@ -334,12 +337,14 @@ impl Vm {
         let xpcall: Function = globals.raw_get("xpcall")?;
         let handler = lua.create_function(message_handler)?;
         let env: Table = host.raw_get("env")?;
+        let chunks = lua.create_table()?;
         Ok(Self {
             lua,
             host,
             xpcall,
             handler,
             env,
+            chunks,
             runs: 0,
         })
     }
@@ -353,6 +358,11 @@ impl Vm {
             .set_mode(mlua::ChunkMode::Text)
             .set_environment(self.env.clone())
             .into_function()
+    }
+
+    /// The compiled chunk kept under `key` in [`Vm::chunks`].
+    pub(crate) fn chunk(&self, key: &str) -> mlua::Result<Function> {
+        self.chunks.raw_get(key)
     }
 
     /// Bytes the Lua state holds.
@@ -565,10 +575,13 @@ impl Scripting {
                 lua_message(&e)
             ))
         })?;
+        self.eval
+            .chunks
+            .raw_set(sha.as_str(), function)
+            .map_err(|e| Frame::error(format!("ERR {}", lua_message(&e))))?;
         self.scripts.insert(
             sha.clone(),
             Script {
-                function,
                 flags,
                 body_bytes: body.len(),
                 from_eval,
@@ -596,6 +609,8 @@ impl Scripting {
             if self.scripts.get(&oldest).is_some_and(|s| s.from_eval)
                 && let Some(gone) = self.scripts.remove(&oldest)
             {
+                // Removing a key allocates nothing, so it cannot fail on memory.
+                let _ = self.eval.chunks.raw_set(oldest.as_str(), Value::Nil);
                 self.body_bytes -= gone.body_bytes;
                 from_eval -= 1;
             }
@@ -612,9 +627,12 @@ impl Scripting {
         argv: &[&[u8]],
         read_only: bool,
     ) -> Frame {
-        let Some((function, flags)) = self.scripts.get(sha).map(|s| (s.function.clone(), s.flags))
-        else {
+        let Some(flags) = self.scripts.get(sha).map(|s| s.flags) else {
             return Frame::error(NOSCRIPT);
+        };
+        let function = match self.eval.chunk(sha) {
+            Ok(f) => f,
+            Err(e) => return Frame::error(format!("ERR {}", lua_message(&e))),
         };
         self.eval.run(
             ctx,
