@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamcache::cache::{Cache, CacheConfig, Frame, RespConfig};
+use streamcache::cache::Frame;
 use streamcache::clock::ManualClock;
 
 mod resp_common;
@@ -24,10 +24,7 @@ mod resp_common;
 use resp_common::{Conn, bulk, bulks, err};
 
 fn start() -> (resp_common::Server, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let cache = Cache::new(CacheConfig::default(), clock.clone());
-    let config = RespConfig::from_cache(&cache, None);
-    (resp_common::serve(cache, config), clock)
+    resp_common::serve_manual()
 }
 
 fn error_text(reply: Frame) -> String {

@@ -12,20 +12,14 @@
     reason = "helpers below are test code outside #[test] functions"
 )]
 
-use std::sync::Arc;
-
-use streamcache::cache::{Cache, CacheConfig, Frame, RespConfig};
-use streamcache::clock::ManualClock;
+use streamcache::cache::Frame;
 
 mod resp_common;
 
 use resp_common::{Conn, bulk};
 
 fn start() -> resp_common::Server {
-    let clock = Arc::new(ManualClock::new(1_000_000));
-    let cache = Cache::new(CacheConfig::default(), clock);
-    let config = RespConfig::from_cache(&cache, None);
-    resp_common::serve(cache, config)
+    resp_common::serve_manual().0
 }
 
 /// Lua helpers every script below starts with.

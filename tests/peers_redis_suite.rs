@@ -162,40 +162,34 @@ fn redis_own_suite_passes_the_bar() {
     );
 }
 
+/// Runs one unit (with `env` for the script) and asserts at least `passed_min` passed and at
+/// most `failed_max` failed.
+fn assert_unit(unit: &str, env: &[(&str, &str)], passed_min: u64, failed_max: u64) {
+    let text = run_suite_with(&[unit], env);
+    let (passed, failed) = counts(&text);
+    assert!(
+        passed >= passed_min && failed <= failed_max,
+        "{unit}: {:?}; expected at least {passed_min} passed, at most {failed_max} failed",
+        text.lines().last()
+    );
+}
+
 /// Reported on its own, beside the bar (which keeps its units and count).
 #[test]
 fn redis_own_zset_unit_passes() {
-    let text = run_suite(&["unit/type/zset"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= ZSET_PASSED_MIN && failed == 0,
-        "unit/type/zset: {:?}; expected at least {ZSET_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/type/zset", &[], ZSET_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_bitops_unit_passes() {
-    let text = run_suite(&["unit/bitops"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= BITOPS_PASSED_MIN && failed == 0,
-        "unit/bitops: {:?}; expected at least {BITOPS_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/bitops", &[], BITOPS_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_pubsub_unit_passes() {
-    let text = run_suite(&["unit/pubsub"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= PUBSUB_PASSED_MIN && failed == 0,
-        "unit/pubsub: {:?}; expected at least {PUBSUB_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/pubsub", &[], PUBSUB_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar. Its encoding fuzzer (1000 sketches of up to 3000
@@ -203,95 +197,62 @@ fn redis_own_pubsub_unit_passes() {
 /// build, past the script's default 120 s without progress, so this run allows 600 s.
 #[test]
 fn redis_own_hyperloglog_unit_passes() {
-    let text = run_suite_with(&["unit/hyperloglog"], &[("TEST_TIMEOUT", "600")]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= HYPERLOGLOG_PASSED_MIN && failed == 0,
-        "unit/hyperloglog: {:?}; expected at least {HYPERLOGLOG_PASSED_MIN} passed and none failed",
-        text.lines().last()
+    assert_unit(
+        "unit/hyperloglog",
+        &[("TEST_TIMEOUT", "600")],
+        HYPERLOGLOG_PASSED_MIN,
+        0,
     );
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_sort_unit_passes() {
-    let text = run_suite(&["unit/sort"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= SORT_PASSED_MIN && failed == 0,
-        "unit/sort: {:?}; expected at least {SORT_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/sort", &[], SORT_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_scripting_unit_passes() {
-    let text = run_suite(&["unit/scripting"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= SCRIPTING_PASSED_MIN && failed <= SCRIPTING_FAILED_MAX,
-        "unit/scripting: {:?}; expected at least {SCRIPTING_PASSED_MIN} passed, at most {SCRIPTING_FAILED_MAX} failed",
-        text.lines().last()
+    assert_unit(
+        "unit/scripting",
+        &[],
+        SCRIPTING_PASSED_MIN,
+        SCRIPTING_FAILED_MAX,
     );
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_functions_unit_passes() {
-    let text = run_suite(&["unit/functions"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= FUNCTIONS_PASSED_MIN && failed == 0,
-        "unit/functions: {:?}; expected at least {FUNCTIONS_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/functions", &[], FUNCTIONS_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_multi_unit_passes() {
-    let text = run_suite(&["unit/multi"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= MULTI_PASSED_MIN && failed <= MULTI_FAILED_MAX,
-        "unit/multi: {:?}; expected at least {MULTI_PASSED_MIN} passed, at most {MULTI_FAILED_MAX} failed",
-        text.lines().last()
-    );
+    assert_unit("unit/multi", &[], MULTI_PASSED_MIN, MULTI_FAILED_MAX);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_geo_unit_passes() {
-    let text = run_suite(&["unit/geo"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= GEO_PASSED_MIN && failed == 0,
-        "unit/geo: {:?}; expected at least {GEO_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/geo", &[], GEO_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_stream_unit_passes() {
-    let text = run_suite(&["unit/type/stream"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= STREAM_PASSED_MIN && failed == 0,
-        "unit/type/stream: {:?}; expected at least {STREAM_PASSED_MIN} passed and none failed",
-        text.lines().last()
-    );
+    assert_unit("unit/type/stream", &[], STREAM_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.
 #[test]
 fn redis_own_stream_cgroups_unit_passes() {
-    let text = run_suite(&["unit/type/stream-cgroups"]);
-    let (passed, failed) = counts(&text);
-    assert!(
-        passed >= STREAM_CGROUPS_PASSED_MIN && failed == 0,
-        "unit/type/stream-cgroups: {:?}; expected at least {STREAM_CGROUPS_PASSED_MIN} passed and none failed",
-        text.lines().last()
+    assert_unit(
+        "unit/type/stream-cgroups",
+        &[],
+        STREAM_CGROUPS_PASSED_MIN,
+        0,
     );
 }

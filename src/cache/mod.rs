@@ -727,11 +727,25 @@ impl Cache {
         proto: u8,
         now_ms: u64,
     ) -> Frame {
-        match self.run_counted(db, spec, args, proto, now_ms, false) {
-            Some(reply) => reply,
-            // Only a script run inline is handed off.
-            None => Frame::error("ERR the script was not run"),
+        let started = self.inner.clock.monotonic_ns();
+        match self.run_uncounted(db, spec, args, proto, now_ms) {
+            Ok(reply) => self.counted(spec, args, started, reply),
+            Err(rejected) => rejected,
         }
+    }
+
+    /// Counts a call that started at monotonic `started` and answered `reply` in INFO
+    /// commandstats; returns the reply.
+    fn counted(
+        &self,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+        started: u64,
+        reply: Frame,
+    ) -> Frame {
+        let ran = self.inner.clock.monotonic_ns().saturating_sub(started);
+        self.inner.command_stats.call(spec, args, ran, &reply);
+        reply
     }
 
     /// [`Cache::run`] without counting the call (a blocking command counts one call when it
@@ -761,28 +775,10 @@ impl Cache {
         proto: u8,
         now_ms: u64,
     ) -> Option<Frame> {
-        self.run_counted(db, spec, args, proto, now_ms, true)
-    }
-
-    /// [`Cache::run`], or [`Cache::run_script_inline`] when `script_inline`.
-    fn run_counted(
-        &self,
-        db: usize,
-        spec: &'static resp::command::Spec,
-        args: &[&[u8]],
-        proto: u8,
-        now_ms: u64,
-        script_inline: bool,
-    ) -> Option<Frame> {
-        let clock = &self.inner.clock;
-        let started = clock.monotonic_ns();
-        match self.run_in(db, spec, args, proto, now_ms, script_inline) {
+        let started = self.inner.clock.monotonic_ns();
+        match self.run_in(db, spec, args, proto, now_ms, true) {
             Ok((_, true)) => None,
-            Ok((reply, false)) => {
-                let ran = clock.monotonic_ns().saturating_sub(started);
-                self.inner.command_stats.call(spec, args, ran, &reply);
-                Some(reply)
-            }
+            Ok((reply, false)) => Some(self.counted(spec, args, started, reply)),
             Err(rejected) => Some(rejected),
         }
     }

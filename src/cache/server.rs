@@ -335,15 +335,10 @@ enum Job {
 /// they need neither the keyspace nor the scripting lock the script holds. WATCH, which Redis
 /// also allows, reads the keyspace and gets BUSY.
 fn allowed_while_busy(spec: &command::Spec, args: &[&[u8]]) -> bool {
-    match spec.name {
-        "auth" | "hello" | "quit" | "reset" | "multi" | "discard" | "unwatch" => true,
-        "script" => args.len() == 2 && args[1].eq_ignore_ascii_case(b"kill"),
-        "function" => {
-            args.len() == 2
-                && (args[1].eq_ignore_ascii_case(b"kill") || args[1].eq_ignore_ascii_case(b"stats"))
-        }
-        _ => false,
-    }
+    matches!(
+        spec.name,
+        "auth" | "hello" | "quit" | "reset" | "multi" | "discard" | "unwatch"
+    ) || crate::cache::script::kill_or_stats(spec, args).is_some()
 }
 
 /// What the connection loop does after a command.
@@ -604,17 +599,11 @@ impl Connection {
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                             Next::Script(spec) => {
-                                let reply = self.off_thread(Job::Command(spec, owned, now_ms)).await;
-                                let mark = out.len();
-                                reply.encode(self.proto, &mut out);
-                                self.settle_reply(&mut out, mark, skipping, b"");
+                                self.off_thread(Job::Command(spec, owned, now_ms), skipping, &mut out).await;
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                             Next::Exec(queue) => {
-                                let reply = self.off_thread(Job::Exec(queue)).await;
-                                let mark = out.len();
-                                reply.encode(self.proto, &mut out);
-                                self.settle_reply(&mut out, mark, skipping, b"");
+                                self.off_thread(Job::Exec(queue), skipping, &mut out).await;
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                         }
@@ -1242,27 +1231,22 @@ impl Connection {
         }) {
             return Err(queue);
         }
-        Ok(self.run_queue(&queue))
-    }
-
-    /// Runs a MULTI queue whose checks passed.
-    fn run_queue(&mut self, queue: &[Vec<Bytes>]) -> Frame {
-        let cache = &self.shared.cache;
         let mut db = self.db;
-        match cache.run_batch(&mut db, queue, self.proto) {
+        match cache.run_batch(&mut db, &queue, self.proto) {
             Ok(replies) => {
                 self.db = db;
-                Frame::Array(replies)
+                Ok(Frame::Array(replies))
             }
-            Err(abort) => abort,
+            Err(abort) => Ok(abort),
         }
     }
 
     /// Runs a script command or a MULTI queue holding one on a thread of the blocking pool,
     /// so that while it runs this thread serves the other clients: their commands wait for it
     /// ([`Running::must_wait`](crate::cache::script::Running)), then get BUSY once it has run
-    /// past `busy-reply-threshold`, and SCRIPT KILL reaches it.
-    async fn off_thread(&mut self, job: Job) -> Frame {
+    /// past `busy-reply-threshold`, and SCRIPT KILL reaches it. The reply goes to `out`
+    /// (CLIENT REPLY applied as of the command's start, `skipping`).
+    async fn off_thread(&mut self, job: Job, skipping: bool, out: &mut Vec<u8>) {
         let cache = self.shared.cache.clone();
         let running = cache.inner().running.clone();
         let (db, proto) = (self.db, self.proto);
@@ -1290,7 +1274,9 @@ impl Connection {
         };
         running.handed_back();
         self.db = db;
-        reply
+        let mark = out.len();
+        reply.encode(self.proto, out);
+        self.settle_reply(out, mark, skipping, b"");
     }
 
     fn auth(&mut self, args: &[&[u8]]) -> Frame {

@@ -12,7 +12,10 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use streamcache::cache::{Cache, DecodeLimits, Frame, RespConfig, decode_frame, serve_resp};
+use streamcache::cache::{
+    Cache, CacheConfig, DecodeLimits, Frame, RespConfig, decode_frame, serve_resp,
+};
+use streamcache::clock::ManualClock;
 use streamcache::shutdown::Shutdown;
 
 /// A RESP server on 127.0.0.1 (an ephemeral port) in its own runtime, shut down on drop.
@@ -32,6 +35,14 @@ impl Drop for Server {
 }
 
 /// Serves `cache` with `config`.
+/// A server over a default cache on a [`ManualClock`] (no auth), with the clock.
+pub(crate) fn serve_manual() -> (Server, std::sync::Arc<ManualClock>) {
+    let clock = std::sync::Arc::new(ManualClock::new(1_000_000));
+    let cache = Cache::new(CacheConfig::default(), clock.clone());
+    let config = RespConfig::from_cache(&cache, None);
+    (serve(cache, config), clock)
+}
+
 pub(crate) fn serve(cache: Cache, config: RespConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

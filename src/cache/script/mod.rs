@@ -71,6 +71,9 @@ const HOOK_INSTRUCTIONS: u32 = 100_000;
 const SCRIPT_INLINE_MS: u64 = 2;
 const SCRIPT_INLINE_HOOKS: u32 = 10;
 
+/// The error that stops an inline run to hand it off (its reply is discarded).
+const HANDED_OFF: &str = "Script handed off to another thread";
+
 /// Per-run state shared between the hook and `redis.call`.
 #[derive(Debug, Default)]
 struct RunFlags {
@@ -473,7 +476,7 @@ impl Vm {
                 });
                 let message = if hand_off {
                     hook_flags.handed_off.store(true, Ordering::Relaxed);
-                    Some("Script handed off to another thread".to_owned())
+                    Some(HANDED_OFF.to_owned())
                 } else {
                     running.check(now, threshold_ms)
                 };
@@ -752,7 +755,7 @@ fn run_command(
 ) -> (Value, bool) {
     let fail = |text: &str| (convert::error_table(lua, text).unwrap_or(Value::Nil), true);
     if flags.handed_off.load(Ordering::Relaxed) {
-        return fail("ERR Script handed off to another thread");
+        return fail(&format!("ERR {HANDED_OFF}"));
     }
     if count == 0 {
         return fail("ERR Please specify at least one argument for this redis lib call");
@@ -912,16 +915,7 @@ fn running(
 /// keyspace gate and the scripting lock the script holds; `None` for any other command, or
 /// when no script runs.
 pub(crate) fn answer_while_running(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
-    if args.len() != 2 {
-        return None;
-    }
-    let sub = args[1];
-    let (calling, stats) = match spec.name {
-        "script" if is(sub, "kill") => (Calling::Eval, false),
-        "function" if is(sub, "kill") => (Calling::Function, false),
-        "function" if is(sub, "stats") => (Calling::Function, true),
-        _ => return None,
-    };
+    let (calling, stats) = kill_or_stats(spec, args)?;
     let info = &inner.script_info;
     let engines = function::engines(
         info.libraries.load(Ordering::Relaxed),
@@ -930,6 +924,20 @@ pub(crate) fn answer_while_running(inner: &Inner, spec: &Spec, args: &[&[u8]]) -
     inner
         .running
         .answer(calling, stats, engines, inner.clock.monotonic_ns())
+}
+
+/// SCRIPT KILL (Eval), FUNCTION KILL (Function, false) or FUNCTION STATS (Function, true):
+/// the commands answered while a script runs, without the locks it holds.
+pub(crate) fn kill_or_stats(spec: &Spec, args: &[&[u8]]) -> Option<(Calling, bool)> {
+    let [_, sub] = args else {
+        return None;
+    };
+    match spec.name {
+        "script" if is(sub, "kill") => Some((Calling::Eval, false)),
+        "function" if is(sub, "kill") => Some((Calling::Function, false)),
+        "function" if is(sub, "stats") => Some((Calling::Function, true)),
+        _ => None,
+    }
 }
 
 /// Runs a script command on the scripting state (started on first use), then refreshes INFO's
