@@ -845,3 +845,79 @@ fn the_most_strings_return_with_the_eval_cache_full() {
     );
     assert_eq!(c.cmd(&["PING"]), Frame::Simple("PONG".into()));
 }
+
+#[test]
+fn pcall_and_xpcall_give_library_errors_as_strings() {
+    let server = start();
+    let mut c = Conn::open(server.addr);
+    // (pcall's arguments, its error, the error of the same call made in a function that
+    // xpcall runs: lauxlib names the function and gives the caller's line when Lua code calls
+    // it, not when pcall does).
+    for (call, message, called) in [
+        (
+            "cjson.decode, 'x'",
+            "Expected value but found invalid token",
+            "string:Expected value but found invalid token",
+        ),
+        (
+            "cmsgpack.unpack, '\\193'",
+            "Bad data format in input.",
+            "string:user_script:1: Bad data format in input.",
+        ),
+        (
+            "struct.pack, 'q', 1",
+            "bad argument #1 to '?' (invalid format option 'q')",
+            "string:user_script:1: bad argument #1 to 'pack' (invalid format option 'q')",
+        ),
+        (
+            "bit.tobit",
+            "bad argument #1 (number expected, got no value)",
+            "string:bad argument #1 (number expected, got no value)",
+        ),
+    ] {
+        let body = format!(
+            "local ok, e = pcall({call}) \
+             local xok, xe = xpcall(function() return {call_in_fn} end, \
+               function(e) return type(e) .. ':' .. e end) \
+             return {{tostring(ok), type(e), e, tostring(xok), xe}}",
+            call_in_fn = call_of(call),
+        );
+        let reply = eval(&mut c, &body, &[]);
+        let Frame::Array(items) = reply else {
+            panic!("{call}: {reply:?}")
+        };
+        let texts: Vec<String> = items
+            .iter()
+            .map(|f| match f {
+                Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                other => panic!("{call}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(texts[0], "false", "{call}");
+        assert_eq!(texts[1], "string", "{call}");
+        assert!(texts[2].starts_with(message), "{call}: {texts:?}");
+        assert!(!texts[2].contains("traceback"), "{call}: {texts:?}");
+        assert_eq!(texts[3], "false", "{call}");
+        assert!(texts[4].starts_with(called), "{call}: {texts:?}");
+    }
+    // Errors raised as tables and plain Lua errors are unchanged.
+    assert_eq!(
+        text(
+            &mut c,
+            "local ok, e = pcall(redis.call, 'nosuch') return type(e) .. ':' .. e"
+        ),
+        "string:ERR Unknown Redis command called from script"
+    );
+    assert_eq!(
+        text(&mut c, "local ok, e = pcall(error, {1}) return type(e)"),
+        "table"
+    );
+}
+
+/// `f, a, b` as the call `f(a, b)`.
+fn call_of(pcall_args: &str) -> String {
+    match pcall_args.split_once(", ") {
+        Some((f, args)) => format!("{f}({args})"),
+        None => format!("{pcall_args}()"),
+    }
+}

@@ -26,7 +26,8 @@ const CJSON_DEPTH_DEFAULT: usize = 1000;
 /// Deepest nesting a script may allow cjson.
 pub(crate) const CJSON_DEPTH_MAX: usize = 10_000;
 
-/// Installs `cjson`, `bit`, `cmsgpack` and `struct` as globals and `sha1hex`/`log` in `host`.
+/// Installs `cjson`, `bit`, `cmsgpack` and `struct` as globals and `sha1hex`, `log` and
+/// `error_text` in `host`.
 pub(crate) fn install(lua: &Lua, host: &Table) -> mlua::Result<()> {
     let globals = lua.globals();
     globals.raw_set("cjson", cjson_table(lua)?)?;
@@ -49,6 +50,16 @@ pub(crate) fn install(lua: &Lua, host: &Table) -> mlua::Result<()> {
                 _ => tracing::warn!(target: "streamcache::script", "{message}"),
             }
             Ok(())
+        })?,
+    )?;
+    // An error a Rust function raised reaches Lua as an mlua userdata whose text carries a
+    // traceback; `pcall` and `xpcall` give scripts its message instead, a string as the C
+    // libraries' `luaL_error` raises.
+    host.raw_set(
+        "error_text",
+        lua.create_function(|lua, e: Value| match e {
+            Value::Error(e) => Ok(Some(lua.create_string(super::lua_message(&e))?)),
+            _ => Ok(None),
         })?,
     )?;
     Ok(())

@@ -127,7 +127,7 @@ pub(crate) struct Vm {
     /// What the prelude reads from the host: `call`, `setresp` and `register` while a script
     /// runs or a library loads, and the environment scripts are compiled in (`env`).
     host: Table,
-    /// `xpcall`, the message handler and the script environment, kept from the prelude.
+    /// Lua's own `xpcall`, the message handler, and the script environment the prelude made.
     xpcall: Function,
     handler: Function,
     env: Table,
@@ -334,10 +334,11 @@ impl Vm {
         let globals = lua.globals();
         let host = lua.create_table()?;
         libs::install(&lua, &host)?;
+        // Lua's own, before the prelude gives scripts one that passes errors' texts.
+        let xpcall: Function = globals.raw_get("xpcall")?;
         lua.load(include_str!("prelude.lua"))
             .set_name("=prelude")
             .call::<()>(host.clone())?;
-        let xpcall: Function = globals.raw_get("xpcall")?;
         let handler = lua.create_function(message_handler)?;
         let env: Table = host.raw_get("env")?;
         let chunks = lua.create_table()?;
@@ -670,7 +671,7 @@ fn string_array(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
 }
 
 /// The text of a Lua error, without mlua's wrapping.
-fn lua_message(e: &mlua::Error) -> String {
+pub(super) fn lua_message(e: &mlua::Error) -> String {
     match e {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::RuntimeError(message) => message.clone(),

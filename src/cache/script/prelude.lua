@@ -1,14 +1,15 @@
 -- The scripting environment, run once in each new Lua state before any user script.
--- `host` (the chunk's argument) is the Rust side: `sha1hex` and `log` always; `call` and
--- `setresp` while a script runs, `register` and `loading` while a library loads. The prelude
--- leaves in it `fcall` (how FCALL calls a function) and `env` (the environment scripts are
--- compiled in).
+-- `host` (the chunk's argument) is the Rust side: `sha1hex`, `log` and `error_text` always;
+-- `call` and `setresp` while a script runs, `register` and `loading` while a library loads.
+-- The prelude leaves in it `fcall` (how FCALL calls a function) and `env` (the environment
+-- scripts are compiled in).
 local host = ...
 -- Set below; `loadstring` gives the code it compiles the same environment.
 local env
 local rawset_raw, rawget, setmetatable, type, error, tostring = rawset, rawget, setmetatable, type, error, tostring
 local setmetatable_raw = setmetatable
-local select, pcall_raw, loadstring_raw = select, pcall, loadstring
+local select, pcall_raw, xpcall_raw, loadstring_raw = select, pcall, xpcall, loadstring
+local error_text = host.error_text
 local getfenv_raw, setfenv_raw = getfenv, setfenv
 
 -- Nothing of the host's file system or process.
@@ -145,7 +146,7 @@ end
 
 -- FCALL: a function gets KEYS and ARGV as its two arguments.
 host.fcall = function(f, handler, keys, argv)
-  return xpcall(function() return f(keys, argv) end, handler)
+  return xpcall_raw(function() return f(keys, argv) end, handler)
 end
 
 -- There is no replication here: its controls are accepted and do nothing.
@@ -163,17 +164,32 @@ redis.debug = function() end
 redis.REDIS_VERSION = "7.0.15"
 redis.REDIS_VERSION_NUM = 0x07000f
 
--- pcall gives an error table's message as a string, as Lua errors were before tables.
+-- The text of an error a Rust function raised (cjson, bit, cmsgpack, struct, a stopped
+-- script), which reaches Lua as a userdata; other values as they are.
+local function as_text(e)
+  if type(e) == "userdata" then
+    local text = error_text(e)
+    if text ~= nil then return text end
+  end
+  return e
+end
+-- pcall gives an error table's message as a string, as Lua errors were before tables, and the
+-- libraries' errors as the strings their C code raises.
 local function unwrap(ok, ...)
   if not ok then
     local e = ...
     if type(e) == "table" and type(rawget(e, "err")) == "string" then
       return false, rawget(e, "err")
     end
+    return false, as_text(e)
   end
   return ok, ...
 end
 pcall = function(...) return unwrap(pcall_raw(...)) end
+xpcall = function(f, handler)
+  if type(handler) ~= "function" then return xpcall_raw(f, handler) end
+  return xpcall_raw(f, function(e) return handler(as_text(e)) end)
+end
 
 -- Precompiled (binary) chunks bypass the compiler's checks: text only.
 local function text_only(s)
