@@ -18,7 +18,9 @@
 mod history_common;
 
 use bson::{Bson, Decimal128, Document, bson, doc, oid::ObjectId};
-use streamcache::history::{EXPRESSION_DEPTH_MAX, History};
+use streamcache::history::{
+    EXPRESSION_DEPTH_MAX, FindOptions, History, REGEX_PATTERN_BYTES_MAX, STAGE_DOCUMENT_BYTES_MAX,
+};
 
 /// The store's clock (`history_common::START_MS`).
 const START_MS: i64 = 1_700_000_000_000;
@@ -468,7 +470,7 @@ fn string_operators_coerce_and_refuse_as_mongodb_does() {
                 bson!({"$indexOfBytes": ["$s", "l", -1]}),
                 Run(
                     40097,
-                    "$indexOfBytes requires a nonnegative start index, found: -1",
+                    "$indexOfBytes requires a nonnegative starting index, found: -1",
                 ),
             ),
             (bson!({"$strcasecmp": ["$s", "HELLO"]}), v(0)),
@@ -1435,10 +1437,10 @@ fn a_malformed_expression_fails_the_pipeline_before_any_document_is_read() {
         );
     }
     // An operator MongoDB has that this store does not is named as unsupported.
-    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$zip": {"inputs": [[1]]}}}}]);
+    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$rand": {}}}}]);
     assert_eq!(
         (code, message.as_str()),
-        (115, "unsupported: expression operator $zip")
+        (115, "unsupported: expression operator $rand")
     );
 }
 
@@ -1523,4 +1525,919 @@ fn replace_root_replace_with_and_sort_by_count() {
         (code, message.as_str()),
         (40231, "no newRoot specified for the $replaceRoot stage")
     );
+}
+
+fn regex(pattern: &str, options: &str) -> Bson {
+    Bson::RegularExpression(bson::Regex {
+        pattern: pattern.to_owned().try_into().unwrap(),
+        options: options.to_owned().try_into().unwrap(),
+    })
+}
+
+#[test]
+fn trigonometry_checks_domains_and_keeps_decimal_results_decimal() {
+    let (_d, h) = open();
+    let minus_i = bson!({"$multiply": ["$i", -1]});
+    check(
+        &h,
+        vec![
+            (bson!({"$sin": "$n"}), v(Bson::Null)),
+            (bson!({"$cos": "$missing"}), v(Bson::Null)),
+            (bson!({"$atan2": ["$n", "$s"]}), v(Bson::Null)),
+            (bson!({"$sin": 0}), v(0.0)),
+            (bson!({"$cosh": 0}), v(1.0)),
+            (bson!({"$cos": "$l"}), v(0.283_662_185_463_226_25)),
+            (bson!({"$tan": "$neg"}), v(-0.871_447_982_724_318_8)),
+            (bson!({"$asinh": "$l"}), v(2.312_438_341_272_752_5)),
+            (bson!({"$atan2": ["$i", "$l"]}), v(0.950_546_840_812_075_2)),
+            (
+                bson!({"$degreesToRadians": "$i"}),
+                v(0.122_173_047_639_603_07),
+            ),
+            (
+                bson!({"$degreesToRadians": "$dec"}),
+                v(dec("0.02181661564992911971154613460610766")),
+            ),
+            (
+                bson!({"$radiansToDegrees": "$dec"}),
+                v(dec("71.61972439135290109599769351763146")),
+            ),
+            (bson!({"$type": {"$sin": "$dec"}}), v("decimal")),
+            (bson!({"$type": {"$atan2": ["$i", "$dec"]}}), v("decimal")),
+            (
+                bson!({"$type": {"$acos": "$l"}}),
+                Run(50989, "cannot apply $acos to 5, value must in [-1,1]"),
+            ),
+            (
+                bson!({"$eq": [{"$acos": {"$literal": f64::NAN}}, f64::NAN]}),
+                v(true),
+            ),
+            (
+                bson!({"$sin": "$s"}),
+                Run(28765, "$sin only supports numeric types, not string"),
+            ),
+            (
+                bson!({"$acos": minus_i.clone()}),
+                Run(50989, "cannot apply $acos to -7, value must in [-1,1]"),
+            ),
+            (
+                bson!({"$atanh": "$f"}),
+                Run(50989, "cannot apply $atanh to 2.5, value must in [-1,1]"),
+            ),
+            (
+                bson!({"$asin": "$dec"}),
+                Run(50989, "cannot apply $asin to 1.25, value must in [-1,1]"),
+            ),
+            (
+                bson!({"$acosh": 0.5}),
+                Fold(50989, "cannot apply $acosh to 0.5, value must in [1,inf]"),
+            ),
+            (
+                bson!({"$sin": f64::INFINITY}),
+                Fold(50989, "cannot apply $sin to inf, value must in (-inf,inf)"),
+            ),
+            (
+                bson!({"$atan2": ["$s", "$n"]}),
+                Run(51044, "$atan2 only supports numeric types, not string"),
+            ),
+            (
+                bson!({"$atan2": ["$i", "$s"]}),
+                Run(51045, "$atan2 only supports numeric types, not string"),
+            ),
+            (
+                bson!({"$atan2": [1]}),
+                Parse(
+                    16020,
+                    "Expression $atan2 takes exactly 2 arguments. 1 were passed in.",
+                ),
+            ),
+            (
+                bson!({"$sin": [1, 2]}),
+                Parse(
+                    16020,
+                    "Expression $sin takes exactly 1 arguments. 2 were passed in.",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn regex_operators_match_find_and_find_all_by_code_points() {
+    let (_d, h) = open();
+    let m =
+        |s: &str, idx: i32, captures: Bson| bson!({"match": s, "idx": idx, "captures": captures});
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": "^h", "options": "i"}}),
+                v(true),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": "^h"}}),
+                v(false),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": regex("^h", "i")}}),
+                v(true),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": regex("^h", ""), "options": "i"}}),
+                v(true),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$n", "regex": "a"}}),
+                v(false),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": "$n"}}),
+                v(false),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$utf", "regex": "l+"}}),
+                v(m("ll", 2, bson!([]))),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$utf", "regex": "(é)(x)?"}}),
+                v(m("é", 1, bson!(["é", null]))),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$s", "regex": "z"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$missing", "regex": "z"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$regexFindAll": {"input": "$utf", "regex": "l"}}),
+                v(bson!([m("l", 2, bson!([])), m("l", 3, bson!([]))])),
+            ),
+            (
+                bson!({"$regexFindAll": {"input": "$utf", "regex": "(?:é|o)"}}),
+                v(bson!([m("é", 1, bson!([])), m("o", 4, bson!([]))])),
+            ),
+            // An empty match moves one code point on; the end of the input is not tried.
+            (
+                bson!({"$regexFindAll": {"input": "$utf", "regex": "x*"}}),
+                v(bson!([
+                    m("", 0, bson!([])),
+                    m("", 1, bson!([])),
+                    m("", 2, bson!([])),
+                    m("", 3, bson!([])),
+                    m("", 4, bson!([])),
+                ])),
+            ),
+            (
+                bson!({"$regexFindAll": {"input": "", "regex": "x*"}}),
+                v(bson!([m("", 0, bson!([]))])),
+            ),
+            (
+                bson!({"$regexFindAll": {"input": "$n", "regex": "a"}}),
+                v(bson!([])),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$i", "regex": "a"}}),
+                Run(51104, "$regexMatch needs 'input' to be of type string"),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$s", "regex": "$i"}}),
+                Run(
+                    51105,
+                    "$regexFind needs 'regex' to be of type string or regex",
+                ),
+            ),
+            // A constant pattern is compiled when the pipeline is built.
+            (
+                bson!({"$regexFind": {"input": "$s", "regex": 5}}),
+                Fold(
+                    51105,
+                    "$regexFind needs 'regex' to be of type string or regex",
+                ),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": "a", "options": 1}}),
+                Fold(51106, "$regexMatch needs 'options' to be of type string"),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": regex("h", "i"), "options": "m"}}),
+                Fold(
+                    51107,
+                    "$regexMatch: found regex option(s) specified in both 'regex' and 'option' fields",
+                ),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$s", "regex": "a", "options": "z"}}),
+                Fold(51108, "$regexFind invalid flag in regex options: z"),
+            ),
+            (
+                bson!({"$regexFindAll": {"input": "$s", "regex": "a\u{0}b"}}),
+                Fold(
+                    51109,
+                    "$regexFindAll: regular expression cannot contain an embedded null byte",
+                ),
+            ),
+            (
+                bson!({"$regexMatch": "x"}),
+                Parse(
+                    51103,
+                    "$regexMatch expects an object of named arguments but found: string",
+                ),
+            ),
+            (
+                bson!({"$regexMatch": {"regex": "a"}}),
+                Parse(31022, "$regexMatch requires 'input' parameter"),
+            ),
+            (
+                bson!({"$regexFind": {"input": "$s"}}),
+                Parse(31023, "$regexFind requires 'regex' parameter"),
+            ),
+            (
+                bson!({"$regexFindAll": {"input": "$s", "regex": "a", "x": 1}}),
+                Parse(31024, "$regexFindAll found an unknown argument: x"),
+            ),
+        ],
+    );
+    // In a query's `$expr` too.
+    let found = |pattern: &str| {
+        h.find(
+            "db",
+            "x",
+            &doc! {"$expr": {"$regexMatch": {"input": "$s", "regex": pattern}}},
+            &FindOptions::default(),
+        )
+        .unwrap()
+        .len()
+    };
+    assert_eq!((found("^H"), found("^h")), (1, 0));
+    // A pattern the engine refuses is 51111, with the engine's reason.
+    let e = h
+        .aggregate(
+            "db",
+            "x",
+            &[doc! {"$project": {"v": {"$regexMatch": {"input": "$s", "regex": "$s"}}}}],
+        )
+        .unwrap();
+    assert_eq!(e, vec![doc! {"_id": 1, "v": true}]);
+    let err = h
+        .aggregate(
+            "db",
+            "x",
+            &[doc! {"$project": {"v": {"$regexMatch": {"input": "$s", "regex": "("}}}}],
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), 51111);
+    assert!(
+        err.to_string().starts_with(
+            "Failed to optimize pipeline :: caused by :: Invalid Regex in $regexMatch: "
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn regex_pattern_length_is_limited_at_the_boundary() {
+    let (_d, h) = open();
+    let at_max = "a".repeat(REGEX_PATTERN_BYTES_MAX);
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": at_max.clone()}}),
+                v(false),
+            ),
+            (
+                bson!({"$regexMatch": {"input": "$s", "regex": format!("{at_max}a")}}),
+                Fold(
+                    51111,
+                    "Invalid Regex in $regexMatch: regular expression is 32765 bytes, more than the limit of 32764",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn replace_and_index_of_code_points_follow_mongodbs_string_rules() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$replaceOne": {"input": "$s", "find": "l", "replacement": "L"}}),
+                v("HeLlo"),
+            ),
+            (
+                bson!({"$replaceAll": {"input": "$s", "find": "l", "replacement": "L"}}),
+                v("HeLLo"),
+            ),
+            (
+                bson!({"$replaceAll": {"input": "$s", "find": "", "replacement": "-"}}),
+                v("-H-e-l-l-o-"),
+            ),
+            (
+                bson!({"$replaceOne": {"input": "$s", "find": "", "replacement": "-"}}),
+                v("-Hello"),
+            ),
+            (
+                bson!({"$replaceOne": {"input": "$s", "find": "z", "replacement": "-"}}),
+                v("Hello"),
+            ),
+            (
+                bson!({"$replaceAll": {"input": "$n", "find": "a", "replacement": "b"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$replaceAll": {"input": "$s", "find": "$missing", "replacement": "b"}}),
+                v(Bson::Null),
+            ),
+            // Every operand's type is checked before a null one gives null.
+            (
+                bson!({"$replaceAll": {"input": "$n", "find": 1, "replacement": "b"}}),
+                Run(
+                    51745,
+                    "$replaceAll requires that 'find' be a string, found: 1",
+                ),
+            ),
+            (
+                bson!({"$replaceOne": {"input": "$i", "find": "a", "replacement": "b"}}),
+                Run(
+                    51746,
+                    "$replaceOne requires that 'input' be a string, found: 7",
+                ),
+            ),
+            // MongoDB does not fold these over constants: the error comes when a document is read.
+            (
+                bson!({"$replaceAll": {"input": "abc", "find": "b", "replacement": true}}),
+                Run(
+                    51744,
+                    "$replaceAll requires that 'replacement' be a string, found: true",
+                ),
+            ),
+            (
+                bson!({"$replaceOne": "x"}),
+                Parse(
+                    51751,
+                    "$replaceOne requires an object as an argument, found: string",
+                ),
+            ),
+            (
+                bson!({"$replaceOne": {"input": "a", "find": "b", "x": 1}}),
+                Parse(51750, "$replaceOne found an unknown argument: x"),
+            ),
+            (
+                bson!({"$replaceAll": {"find": "b", "replacement": "c"}}),
+                Parse(51749, "$replaceAll requires 'input' to be specified"),
+            ),
+            (
+                bson!({"$replaceAll": {"input": "a", "replacement": "c"}}),
+                Parse(51748, "$replaceAll requires 'find' to be specified"),
+            ),
+            (
+                bson!({"$replaceOne": {"input": "a", "find": "b"}}),
+                Parse(51747, "$replaceOne requires 'replacement' to be specified"),
+            ),
+            (bson!({"$indexOfCP": ["$utf", "l"]}), v(2)),
+            (bson!({"$indexOfCP": ["$utf", "é"]}), v(1)),
+            (bson!({"$indexOfCP": ["$utf", "l", 3]}), v(3)),
+            (bson!({"$indexOfCP": ["$utf", "l", 0, 2]}), v(-1)),
+            (bson!({"$indexOfCP": ["$utf", "lo", 3, 4]}), v(3)),
+            (bson!({"$indexOfCP": ["$utf", "", 2]}), v(2)),
+            (bson!({"$indexOfCP": ["$utf", "", 5]}), v(-1)),
+            (bson!({"$indexOfCP": ["", "", 5]}), v(0)),
+            (bson!({"$indexOfCP": ["$n", "a"]}), v(Bson::Null)),
+            (
+                bson!({"$indexOfCP": ["$utf", "$n"]}),
+                Run(
+                    40094,
+                    "$indexOfCP requires a string as the second argument, found: null",
+                ),
+            ),
+            (
+                bson!({"$indexOfCP": ["$i", "a"]}),
+                Run(
+                    40093,
+                    "$indexOfCP requires a string as the first argument, found: int",
+                ),
+            ),
+            (
+                bson!({"$indexOfCP": ["$utf", "l", -1]}),
+                Run(
+                    40097,
+                    "$indexOfCP requires a nonnegative starting index, found: -1",
+                ),
+            ),
+            (
+                bson!({"$indexOfCP": ["$utf", "l", "$f"]}),
+                Run(
+                    40096,
+                    "$indexOfCPrequires an integral starting index, found a value of type: double, with value: 2.5",
+                ),
+            ),
+            (
+                bson!({"$indexOfCP": ["a"]}),
+                Parse(
+                    28667,
+                    "Expression $indexOfCP takes at least 2 arguments, and at most 4, but 1 were passed in.",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn zip_transposes_arrays_with_defaults_only_when_lengths_differ() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$zip": {"inputs": ["$arr", ["a", "b"]]}}),
+                v(bson!([[1, "a"], [2, "b"]])),
+            ),
+            (
+                bson!({"$zip": {"inputs": ["$arr", ["a"]], "useLongestLength": true}}),
+                v(bson!([[1, "a"], [2, null], [3, null]])),
+            ),
+            (
+                bson!({"$zip": {"inputs": ["$arr", ["a"]], "useLongestLength": true, "defaults": [0, "z"]}}),
+                v(bson!([[1, "a"], [2, "z"], [3, "z"]])),
+            ),
+            // Equal lengths: the defaults are not evaluated.
+            (
+                bson!({"$zip": {
+                    "inputs": ["$arr", [4, 5, 6]],
+                    "useLongestLength": true,
+                    "defaults": [{"$divide": ["$i", 0]}, 0],
+                }}),
+                v(bson!([[1, 4], [2, 5], [3, 6]])),
+            ),
+            (bson!({"$zip": {"inputs": ["$arr", "$n"]}}), v(Bson::Null)),
+            // The first null input gives null before a later non-array is seen.
+            (
+                bson!({"$zip": {"inputs": ["$missing", "$s"]}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$zip": {"inputs": ["$arr", "$s"]}}),
+                Run(
+                    34468,
+                    "$zip found a non-array expression in input: \"Hello\"",
+                ),
+            ),
+            (
+                bson!({"$zip": {"inputs": [[1], 5]}}),
+                Run(34468, "$zip found a non-array expression in input: 5"),
+            ),
+            (
+                bson!({"$zip": 1}),
+                Parse(
+                    34460,
+                    "$zip only supports an object as an argument, found int",
+                ),
+            ),
+            (
+                bson!({"$zip": {"inputs": 1}}),
+                Parse(34461, "inputs must be an array of expressions, found int"),
+            ),
+            (
+                bson!({"$zip": {"inputs": [[1]], "defaults": 1}}),
+                Parse(34462, "defaults must be an array of expressions, found int"),
+            ),
+            (
+                bson!({"$zip": {"inputs": [[1]], "useLongestLength": 1}}),
+                Parse(34463, "useLongestLength must be a bool, found object"),
+            ),
+            (
+                bson!({"$zip": {"inputs": [[1]], "x": 1}}),
+                Parse(34464, "$zip found an unknown argument: x"),
+            ),
+            (
+                bson!({"$zip": {"inputs": []}}),
+                Parse(34465, "$zip requires at least one input array"),
+            ),
+            (
+                bson!({"$zip": {"inputs": [[1]], "defaults": [1]}}),
+                Parse(
+                    34466,
+                    "cannot specify defaults unless useLongestLength is true",
+                ),
+            ),
+            (
+                bson!({"$zip": {"inputs": [[1], [2]], "useLongestLength": true, "defaults": [1]}}),
+                Parse(34467, "defaults and inputs must have the same length"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn date_parts_round_trip_and_carry_overflowing_parts() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$dateToParts": {"date": "$d"}}),
+                v(
+                    bson!({"year": 2021, "month": 3, "day": 4, "hour": 5, "minute": 6, "second": 7, "millisecond": 89}),
+                ),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$d", "iso8601": true}}),
+                v(
+                    bson!({"isoWeekYear": 2021, "isoWeek": 9, "isoDayOfWeek": 4, "hour": 5, "minute": 6, "second": 7, "millisecond": 89}),
+                ),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$d", "timezone": "-06:00"}}),
+                v(
+                    bson!({"year": 2021, "month": 3, "day": 3, "hour": 23, "minute": 6, "second": 7, "millisecond": 89}),
+                ),
+            ),
+            (bson!({"$dateToParts": {"date": "$n"}}), v(Bson::Null)),
+            (
+                bson!({"$dateToParts": {"date": "$d", "timezone": "$n"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$d", "iso8601": "$missing"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$d", "iso8601": "$s"}}),
+                Run(40521, "iso8601 must evaluate to a bool, found string"),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$s"}}),
+                Run(16006, "can't convert from BSON type string to Date"),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$d", "timezone": "$i"}}),
+                Run(40517, "timezone must evaluate to a string, found int"),
+            ),
+            (
+                bson!({"$dateToParts": 1}),
+                Parse(
+                    40524,
+                    "$dateToParts only supports an object as its argument",
+                ),
+            ),
+            (
+                bson!({"$dateToParts": {"timezone": "UTC"}}),
+                Parse(40522, "Missing 'date' parameter to $dateToParts"),
+            ),
+            (
+                bson!({"$dateToParts": {"date": "$d", "x": 1}}),
+                Parse(40520, "Unrecognized argument to $dateToParts: x"),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "month": 3, "day": 4, "hour": 5, "minute": 6, "second": 7, "millisecond": 89}}),
+                v(date(D_MS)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "month": 3, "day": 4, "hour": 10, "minute": 36, "second": 7, "millisecond": 89, "timezone": "+05:30"}}),
+                v(date(D_MS)),
+            ),
+            (
+                bson!({"$dateFromParts": {"isoWeekYear": 2021, "isoWeek": 9, "isoDayOfWeek": 4, "hour": 5, "minute": 6, "second": 7, "millisecond": 89}}),
+                v(date(D_MS)),
+            ),
+            (
+                bson!({"$dateFromParts": {"isoWeekYear": 2017}}),
+                v(date(1_483_315_200_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2017, "month": 14, "day": 1}}),
+                v(date(1_517_443_200_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2017, "month": 1, "day": 0}}),
+                v(date(1_483_142_400_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2017, "hour": -1}}),
+                v(date(1_483_225_200_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2017, "month": 0}}),
+                v(date(1_480_550_400_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 1970, "second": 100_000}}),
+                v(date(100_000_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": "$i", "month": "$n"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "hour": "$missing"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "timezone": "$n"}}),
+                v(Bson::Null),
+            ),
+            // The year and the bounded parts at their limits and one past.
+            (
+                bson!({"$dateFromParts": {"year": 9999}}),
+                v(date(253_370_764_800_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 1}}),
+                v(date(-62_135_596_800_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 10_000}}),
+                Fold(
+                    40523,
+                    "'year' must evaluate to an integer in the range 1 to 9999, found 10000",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": {"$multiply": ["$i", 10_000]}, "month": 1}}),
+                Run(
+                    40523,
+                    "'year' must evaluate to an integer in the range 1 to 9999, found 70000",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"isoWeekYear": 0}}),
+                Fold(
+                    31095,
+                    "'isoWeekYear' must evaluate to an integer in the range 1 to 9999, found 0",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "month": 32_767}}),
+                v(date(87_775_488_000_000)),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "month": 32_768}}),
+                Fold(
+                    31034,
+                    "'month' must evaluate to a value in the range [-32768, 32767]; value 32768 is not in range",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "minute": -32_769}}),
+                Fold(
+                    31034,
+                    "'minute' must evaluate to a value in the range [-32768, 32767]; value -32769 is not in range",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": "$s"}}),
+                Run(
+                    40515,
+                    "'year' must evaluate to an integer, found string with value \"Hello\"",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "day": 1.5}}),
+                Fold(
+                    40515,
+                    "'day' must evaluate to an integer, found double with value 1.5",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": 1}),
+                Parse(
+                    40519,
+                    "$dateFromParts only supports an object as its argument",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {}}),
+                Parse(
+                    40516,
+                    "$dateFromParts requires either 'year' or 'isoWeekYear' to be present",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "isoWeek": 1}}),
+                Parse(
+                    40489,
+                    "$dateFromParts does not allow mixing natural dates with ISO dates",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"isoWeekYear": 2021, "day": 1}}),
+                Parse(
+                    40525,
+                    "$dateFromParts does not allow mixing ISO dates with natural dates",
+                ),
+            ),
+            (
+                bson!({"$dateFromParts": {"year": 2021, "foo": 1}}),
+                Parse(40518, "Unrecognized argument to $dateFromParts: foo"),
+            ),
+            // $week: weeks from Sunday, the days before the first Sunday in week 0.
+            (bson!({"$week": "$d"}), v(9)),
+            (bson!({"$week": date(1_609_545_600_000)}), v(0)),
+            (bson!({"$week": {"date": date(1_609_632_000_000)}}), v(1)),
+            (bson!({"$week": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$week": "$s"}),
+                Run(16006, "can't convert from BSON type string to Date"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn set_field_and_unset_field_take_a_constant_field_name() {
+    let (_d, h) = open();
+    check(
+        &h,
+        vec![
+            (
+                bson!({"$setField": {"field": "a", "input": "$o", "value": 24}}),
+                v(bson!({"a": 24, "b": 2})),
+            ),
+            (
+                bson!({"$setField": {"field": "c", "input": "$o", "value": "$i"}}),
+                v(bson!({"a": 1, "b": 2, "c": 7})),
+            ),
+            (
+                bson!({"$setField": {"field": "a.b", "input": "$o", "value": 1}}),
+                v(bson!({"a": 1, "b": 2, "a.b": 1})),
+            ),
+            (
+                bson!({"$setField": {"field": {"$literal": "$x"}, "input": "$o", "value": 1}}),
+                v(bson!({"a": 1, "b": 2, "$x": 1})),
+            ),
+            (
+                bson!({"$setField": {"field": "a", "input": "$o", "value": "$$REMOVE"}}),
+                v(bson!({"b": 2})),
+            ),
+            (
+                bson!({"$unsetField": {"field": "b", "input": "$o"}}),
+                v(bson!({"a": 1})),
+            ),
+            (
+                bson!({"$setField": {"field": "a", "input": "$n", "value": {"$divide": ["$i", 0]}}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$unsetField": {"field": "a", "input": "$missing"}}),
+                v(Bson::Null),
+            ),
+            (
+                bson!({"$setField": {"field": "a", "input": "$s", "value": 0}}),
+                Run(
+                    4_161_105,
+                    "$setField requires 'input' to evaluate to type Object",
+                ),
+            ),
+            // Not folded over constants; $unsetField reports as $setField, as in MongoDB.
+            (
+                bson!({"$unsetField": {"field": "a", "input": true}}),
+                Run(
+                    4_161_105,
+                    "$setField requires 'input' to evaluate to type Object",
+                ),
+            ),
+            (
+                bson!({"$setField": 5}),
+                Parse(
+                    4_161_100,
+                    "$setField only supports an object as its argument",
+                ),
+            ),
+            (
+                bson!({"$setField": {"input": {"a": "b"}}}),
+                Parse(4_161_102, "$setField requires 'field' to be specified"),
+            ),
+            (
+                bson!({"$setField": {"field": "a", "input": {"a": "b"}}}),
+                Parse(4_161_103, "$setField requires 'value' to be specified"),
+            ),
+            (
+                bson!({"$unsetField": {"field": "a", "value": "foo"}}),
+                Parse(4_161_101, "$unsetField found an unknown argument: value"),
+            ),
+            (
+                bson!({"$setField": {"field": "foo", "value": 0}}),
+                Parse(4_161_109, "$setField requires 'input' to be specified"),
+            ),
+            (
+                bson!({"$setField": {"field": true, "input": {"a": "b"}, "value": 24}}),
+                Parse(
+                    4_161_107,
+                    "$setField requires 'field' to evaluate to type String, but got bool",
+                ),
+            ),
+            (
+                bson!({"$unsetField": {"field": null, "input": {}}}),
+                Parse(
+                    4_161_107,
+                    "$unsetField requires 'field' to evaluate to type String, but got null",
+                ),
+            ),
+            (
+                bson!({"$setField": {"field": {"a": 1}, "input": {"a": 1}, "value": 24}}),
+                Parse(
+                    4_161_106,
+                    "$setField requires 'field' to evaluate to a constant, but got a non-constant argument",
+                ),
+            ),
+            (
+                bson!({"$setField": {"field": "$field_path", "input": {}, "value": 0}}),
+                Parse(
+                    4_161_108,
+                    "'$CURRENT.field_path' is a field path reference which is not allowed in this context. Did you mean {$literal: '$CURRENT.field_path'}?",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn std_dev_sizes_and_timestamp_parts_as_expressions() {
+    let (_d, h) = open();
+    let ts = Bson::Timestamp(bson::Timestamp {
+        time: 1_700_000_000,
+        increment: 3,
+    });
+    let bin = Bson::Binary(bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: vec![1, 2, 3],
+    });
+    check(
+        &h,
+        vec![
+            (bson!({"$stdDevPop": "$arr"}), v(0.816_496_580_927_726)),
+            (bson!({"$stdDevSamp": "$arr"}), v(1.0)),
+            (bson!({"$stdDevPop": ["$i", "$l", "$s"]}), v(1.0)),
+            (
+                bson!({"$stdDevSamp": ["$i", "$l"]}),
+                v(std::f64::consts::SQRT_2),
+            ),
+            (bson!({"$stdDevPop": "$i"}), v(0.0)),
+            (bson!({"$stdDevSamp": ["$i"]}), v(Bson::Null)),
+            (bson!({"$stdDevPop": "$n"}), v(Bson::Null)),
+            (bson!({"$stdDevPop": "$s"}), v(Bson::Null)),
+            (bson!({"$stdDevPop": []}), v(Bson::Null)),
+            (bson!({"$stdDevPop": ["$arr", "$arr"]}), v(Bson::Null)),
+            (bson!({"$bsonSize": "$o"}), v(19)),
+            (bson!({"$bsonSize": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$bsonSize": "$s"}),
+                Run(31393, "$bsonSize requires a document input, found: string"),
+            ),
+            (bson!({"$binarySize": "$utf"}), v(6)),
+            (bson!({"$binarySize": bin}), v(3)),
+            (bson!({"$binarySize": "$missing"}), v(Bson::Null)),
+            (
+                bson!({"$binarySize": "$i"}),
+                Run(
+                    51276,
+                    "$binarySize requires a string or BinData argument, found: int",
+                ),
+            ),
+            (bson!({"$tsSecond": ts.clone()}), v(1_700_000_000_i64)),
+            (bson!({"$tsIncrement": ts}), v(3_i64)),
+            (bson!({"$tsIncrement": "$n"}), v(Bson::Null)),
+            (
+                bson!({"$tsSecond": "$s"}),
+                Run(
+                    5_687_301,
+                    " Argument to $tsSecond must be a timestamp, but is string",
+                ),
+            ),
+            (
+                bson!({"$tsIncrement": "$d"}),
+                Run(
+                    5_687_302,
+                    " Argument to $tsIncrement must be a timestamp, but is date",
+                ),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_replacement_result_is_held_to_the_stage_document_limit() {
+    let (_d, h) = open();
+    let run = |k: usize| {
+        h.aggregate(
+            "db",
+            "x",
+            &[
+                doc! {"$project": {"_id": 0, "v": {"$strLenBytes": {"$replaceOne": {
+                    "input": "$s", "find": "H", "replacement": "r".repeat(k),
+                }}}}},
+            ],
+        )
+    };
+    // "Hello" with its one-byte "H" replaced: 4 bytes and the replacement.
+    let at_max = STAGE_DOCUMENT_BYTES_MAX - 4;
+    assert_eq!(
+        run(at_max).unwrap(),
+        vec![doc! {"v": i32::try_from(STAGE_DOCUMENT_BYTES_MAX).unwrap()}]
+    );
+    assert_eq!(run(at_max + 1).unwrap_err().code(), 10334);
 }

@@ -616,17 +616,32 @@ fn type_matches(v: &Bson, sels: &[TypeSel]) -> bool {
     })
 }
 
-/// Compiles a MongoDB regex with its options (`i m s x`; `u` is implied).
+/// Why [`build_regex`] could not build a regular expression.
+#[derive(Debug)]
+pub(crate) enum RegexFault {
+    /// The pattern is longer than [`REGEX_PATTERN_BYTES_MAX`] (its length in bytes).
+    TooLong(usize),
+    /// An option letter other than `i m s x u`.
+    Flag(char),
+    /// The engine refused the pattern, or it would compile past
+    /// [`super::REGEX_COMPILED_BYTES_MAX`] (the engine's reason).
+    Invalid(String),
+}
+
+/// Builds a MongoDB regular expression with its options (`i` case-insensitive, `m` multi-line,
+/// `s` dot matches newline, `x` extended; `u` is implied): the one translation of MongoDB's
+/// PCRE options that the query's `$regex` and the aggregation's `$regexMatch`, `$regexFind`
+/// and `$regexFindAll` share. The pattern is held to [`REGEX_PATTERN_BYTES_MAX`] before it is
+/// compiled, and the compiled program to [`super::REGEX_COMPILED_BYTES_MAX`].
 ///
 /// # Errors
-/// [`Error::BadValue`] for an unknown option, a pattern over [`REGEX_PATTERN_BYTES_MAX`] or a
-/// pattern the engine cannot compile.
-pub(crate) fn compile_regex(pattern: &str, options: &str) -> Result<RegexCond> {
+/// [`RegexFault`] for a pattern too long, an unknown option or a pattern the engine refuses.
+pub(crate) fn build_regex(
+    pattern: &str,
+    options: &str,
+) -> std::result::Result<regex::Regex, RegexFault> {
     if pattern.len() > REGEX_PATTERN_BYTES_MAX {
-        return Err(Error::bad(format!(
-            "regular expression is {} bytes, more than the limit of {REGEX_PATTERN_BYTES_MAX}",
-            pattern.len()
-        )));
+        return Err(RegexFault::TooLong(pattern.len()));
     }
     let mut b = regex::RegexBuilder::new(pattern);
     b.size_limit(super::REGEX_COMPILED_BYTES_MAX);
@@ -637,16 +652,26 @@ pub(crate) fn compile_regex(pattern: &str, options: &str) -> Result<RegexCond> {
             's' => b.dot_matches_new_line(true),
             'x' => b.ignore_whitespace(true),
             'u' => &mut b,
-            other => {
-                return Err(Error::bad(format!(
-                    "invalid flag in regex options: {other}"
-                )));
-            }
+            other => return Err(RegexFault::Flag(other)),
         };
     }
-    let regex = b
-        .build()
-        .map_err(|e| Error::bad(format!("Regular expression is invalid: {e}")))?;
+    b.build().map_err(|e| RegexFault::Invalid(e.to_string()))
+}
+
+/// Compiles a MongoDB regex with its options (`i m s x`; `u` is implied), through
+/// [`build_regex`].
+///
+/// # Errors
+/// [`Error::BadValue`] for an unknown option, a pattern over [`REGEX_PATTERN_BYTES_MAX`] or a
+/// pattern the engine cannot compile.
+pub(crate) fn compile_regex(pattern: &str, options: &str) -> Result<RegexCond> {
+    let regex = build_regex(pattern, options).map_err(|fault| match fault {
+        RegexFault::TooLong(len) => Error::bad(format!(
+            "regular expression is {len} bytes, more than the limit of {REGEX_PATTERN_BYTES_MAX}"
+        )),
+        RegexFault::Flag(c) => Error::bad(format!("invalid flag in regex options: {c}")),
+        RegexFault::Invalid(e) => Error::bad(format!("Regular expression is invalid: {e}")),
+    })?;
     Ok(RegexCond {
         regex,
         pattern: pattern.to_owned(),

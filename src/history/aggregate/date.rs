@@ -1,5 +1,5 @@
 //! Date expressions: the parts of a date (`$year` … `$millisecond`, `$dayOfWeek`, `$dayOfYear`,
-//! the ISO week), `$dateToString` and `$dateFromString`, in UTC or at a fixed offset
+//! `$week`, the ISO week), `$dateToString` and `$dateFromString`, in UTC or at a fixed offset
 //! (`"+02:00"`, `"-0530"`, `"+03"`). Olson zone names other than UTC's are refused with
 //! MongoDB's 40485, as a server without a time zone database does.
 //!
@@ -29,6 +29,8 @@ pub(crate) enum DateOp {
     IsoWeek,
     IsoWeekYear,
     IsoDayOfWeek,
+    /// `$week`: 0 ..= 53, weeks from Sunday, the days before the year's first Sunday in 0.
+    Week,
     /// `[date, format, timezone, onNull]`.
     ToString,
 }
@@ -49,6 +51,7 @@ impl DateOp {
             "$isoWeek" => Self::IsoWeek,
             "$isoWeekYear" => Self::IsoWeekYear,
             "$isoDayOfWeek" => Self::IsoDayOfWeek,
+            "$week" => Self::Week,
             _ => return None,
         })
     }
@@ -247,7 +250,7 @@ fn parse_offset(s: &str) -> Option<Offset> {
 
 /// A value as a date in milliseconds (MongoDB's `coerceToDate`: a date, a timestamp's seconds,
 /// an ObjectId's creation time); other types fail with code 16006.
-fn coerce_to_date(v: &Bson) -> Result<i64> {
+pub(super) fn coerce_to_date(v: &Bson) -> Result<i64> {
     match v {
         Bson::DateTime(d) => Ok(d.timestamp_millis()),
         Bson::Timestamp(t) => Ok(i64::from(t.time) * 1000),
@@ -268,10 +271,10 @@ pub(super) struct Parts {
     pub(super) year: i64,
     pub(super) month: i64,
     pub(super) day: i64,
-    hour: i64,
-    minute: i64,
-    second: i64,
-    millis: i64,
+    pub(super) hour: i64,
+    pub(super) minute: i64,
+    pub(super) second: i64,
+    pub(super) millis: i64,
     /// Days since 1970-01-01.
     pub(super) days: i64,
 }
@@ -339,7 +342,7 @@ impl Parts {
     }
 
     /// 1 (Monday) ..= 7 (Sunday).
-    fn iso_day_of_week(&self) -> i64 {
+    pub(super) fn iso_day_of_week(&self) -> i64 {
         (self.days + 3).rem_euclid(7) + 1
     }
 
@@ -349,7 +352,7 @@ impl Parts {
     }
 
     /// (ISO week-numbering year, ISO week 1 ..= 53): the week holding this week's Thursday.
-    fn iso_week(&self) -> (i64, i64) {
+    pub(super) fn iso_week(&self) -> (i64, i64) {
         let thursday = self.days - (self.iso_day_of_week() - 1) + 3;
         let (year, _, _) = civil_from_days(thursday);
         (year, (thursday - days_from_civil(year, 1, 1)) / 7 + 1)
@@ -462,6 +465,7 @@ pub(crate) fn apply(op: DateOp, vals: &[Option<Bson>]) -> Result<Option<Bson>> {
         DateOp::DayOfYear => p.day_of_year(),
         DateOp::IsoWeek => p.iso_week().1,
         DateOp::IsoWeekYear => p.iso_week().0,
+        DateOp::Week => p.week_of_year(),
         DateOp::IsoDayOfWeek | DateOp::ToString => p.iso_day_of_week(),
     };
     Ok(Some(i32::try_from(n).map_or(Bson::Int64(n), Bson::Int32)))

@@ -6,9 +6,13 @@
 //!
 //! Here: the tree, the compiler, variables (`$$ROOT`, `$$CURRENT`, `$$REMOVE`, `$let`, `$map`'s
 //! and `$filter`'s `as`, `$reduce`'s `$$value`/`$$this`, a `$lookup`'s `let`), conditionals, booleans, comparisons,
-//! arithmetic, arrays and objects. Strings and type conversions are in `text.rs`, dates in
-//! `date.rs` and `date_arith.rs`, set operators and `$sortArray` in `sets.rs`. A value is `None` when it is *missing* (a path that reaches nothing), which
-//! MongoDB keeps apart from null.
+//! arithmetic, arrays and objects. Strings and type conversions are in `text.rs` (and
+//! `$replaceOne`/`$replaceAll` in `replace.rs`), dates in `date.rs`, `date_arith.rs` and
+//! `date_parts.rs`, set operators and `$sortArray` in `sets.rs`, trigonometry in `trig.rs`,
+//! regular expressions in `regex_ops.rs`, `$zip` in `zip.rs`, `$setField`/`$unsetField` in
+//! `fields.rs`, `$bsonSize`/`$binarySize`/`$tsSecond`/`$tsIncrement` in `sizes.rs`, and the
+//! standard deviations in `stats.rs`. A value is `None` when it is *missing* (a path that
+//! reaches nothing), which MongoDB keeps apart from null.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -18,7 +22,10 @@ use bson::{Bson, Document};
 use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::{EXPRESSION_DEPTH_MAX, decimal, query};
-use super::{accumulate, check_value_size, date, date_arith, sets, text};
+use super::{
+    accumulate, check_value_size, date, date_arith, date_parts, fields, regex_ops, replace, sets,
+    sizes, stats, text, trig, zip,
+};
 
 /// A compiled aggregation expression.
 #[derive(Debug, Clone)]
@@ -48,6 +55,8 @@ pub(crate) enum Expr {
     Op(Op, Vec<Expr>),
     /// An operator that evaluates its operands itself (short-circuits, variables).
     Lazy(Lazy, Vec<Expr>),
+    /// `$regexMatch`, `$regexFind`, `$regexFindAll`, with a constant pattern compiled once.
+    Regex(Box<regex_ops::RegexExpr>),
 }
 
 /// Operators that evaluate every operand first.
@@ -100,6 +109,14 @@ pub(crate) enum Op {
     Set(sets::SetOp),
     /// `$dateAdd` `$dateSubtract` `$dateDiff` `$dateTrunc` (`date_arith.rs`).
     DateArith(date_arith::DateArith),
+    /// The trigonometric operators (`trig.rs`).
+    Trig(trig::TrigOp),
+    /// `$replaceOne` (false) or `$replaceAll` (true): `[input, find, replacement]`.
+    Replace(bool),
+    /// `$stdDevPop` (false) or `$stdDevSamp` (true) over the operands.
+    StdDev(bool),
+    /// `$bsonSize` `$binarySize` `$tsSecond` `$tsIncrement` (`sizes.rs`).
+    Sizes(sizes::SizeOp),
 }
 
 /// The comparison operators.
@@ -137,6 +154,18 @@ pub(crate) enum Lazy {
     Convert,
     /// `[dateString, format, timezone, onError, onNull]`.
     DateFromString,
+    /// `$zip`: the first `inputs` operands are the inputs, the rest the defaults.
+    Zip {
+        inputs: usize,
+        longest: bool,
+    },
+    /// `$setField`/`$unsetField`: `[field, input, value]`.
+    SetField,
+    /// `$dateFromParts`: `[year, month, day, hour, minute, second, millisecond, isoWeekYear,
+    /// isoWeek, isoDayOfWeek, timezone]`, [`Expr::Absent`] where not given.
+    DateFromParts,
+    /// `$dateToParts`: `[date, timezone, iso8601]`.
+    DateToParts,
 }
 
 /// An operand that was not given, for lookups that find none.
@@ -412,44 +441,11 @@ fn check_range(op: &str, min: usize, max: usize, got: usize) -> Result<()> {
 /// (code 115) rather than as unknown (168), so the message says what is missing.
 const NOT_IMPLEMENTED: &[&str] = &[
     "$accumulator",
-    "$acos",
-    "$acosh",
-    "$asin",
-    "$asinh",
-    "$atan",
-    "$atan2",
-    "$atanh",
-    "$binarySize",
-    "$bsonSize",
-    "$cos",
-    "$cosh",
-    "$dateFromParts",
-    "$dateToParts",
-    "$degreesToRadians",
     "$function",
-    "$indexOfCP",
     "$meta",
-    "$radiansToDegrees",
     "$rand",
-    "$regexFind",
-    "$regexFindAll",
-    "$regexMatch",
-    "$replaceAll",
-    "$replaceOne",
     "$sampleRate",
-    "$setField",
-    "$sin",
-    "$sinh",
-    "$stdDevPop",
-    "$stdDevSamp",
-    "$tan",
-    "$tanh",
     "$toHashedIndexKey",
-    "$tsIncrement",
-    "$tsSecond",
-    "$unsetField",
-    "$week",
-    "$zip",
 ];
 
 /// How an operator's operands are parsed.
@@ -482,6 +478,14 @@ enum Shape {
     SetEquals,
     SortArray,
     DateArith(date_arith::DateArith),
+    Regex(regex_ops::RegexKind),
+    /// `$replaceOne` (false) / `$replaceAll` (true).
+    Replace(bool),
+    Zip,
+    /// `$setField` (false) / `$unsetField` (true).
+    SetField(bool),
+    DateFromParts,
+    DateToParts,
     NotImplemented,
     Unknown,
 }
@@ -561,6 +565,15 @@ fn shape_of(op: &str) -> Shape {
         "$allElementsTrue" => exact(1, Op::Set(sets::SetOp::AllElementsTrue)),
         "$setEquals" => Shape::SetEquals,
         "$sortArray" => Shape::SortArray,
+        "$replaceOne" => Shape::Replace(false),
+        "$replaceAll" => Shape::Replace(true),
+        "$zip" => Shape::Zip,
+        "$setField" => Shape::SetField(false),
+        "$unsetField" => Shape::SetField(true),
+        "$dateFromParts" => Shape::DateFromParts,
+        "$dateToParts" => Shape::DateToParts,
+        "$stdDevPop" => Shape::List(Op::StdDev(false)),
+        "$stdDevSamp" => Shape::List(Op::StdDev(true)),
         other => {
             if let Some(to) = text::convert_shorthand(other) {
                 Shape::ConvertTo(to)
@@ -570,6 +583,12 @@ fn shape_of(op: &str) -> Shape {
                 Shape::DatePart(part)
             } else if let Some(d) = date_arith::DateArith::named(other) {
                 Shape::DateArith(d)
+            } else if let Some(t) = trig::TrigOp::named(other) {
+                exact(t.arity(), Op::Trig(t))
+            } else if let Some(k) = sizes::SizeOp::named(other) {
+                exact(1, Op::Sizes(k))
+            } else if let Some(k) = regex_ops::RegexKind::named(other) {
+                Shape::Regex(k)
             } else if NOT_IMPLEMENTED.contains(&other) {
                 Shape::NotImplemented
             } else {
@@ -699,6 +718,12 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
         }
         Shape::SortArray => sets::compile_sort_array(arg, |x| compile_at(x, names, next)),
         Shape::DateArith(d) => date_arith::compile(d, arg, |x| compile_at(x, names, next)),
+        Shape::Regex(k) => regex_ops::compile(k, arg, |x| compile_at(x, names, next)),
+        Shape::Replace(all) => replace::compile(all, arg, |x| compile_at(x, names, next)),
+        Shape::Zip => zip::compile(arg, |x| compile_at(x, names, next)),
+        Shape::SetField(unset) => fields::compile(unset, arg, |x| compile_at(x, names, next)),
+        Shape::DateFromParts => date_parts::compile_from(arg, |x| compile_at(x, names, next)),
+        Shape::DateToParts => date_parts::compile_to(arg, |x| compile_at(x, names, next)),
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
         Shape::Unknown => Err(parse_error(168, format!("Unrecognized expression '{op}'"))),
     }
@@ -1109,6 +1134,7 @@ impl Expr {
             Self::Array(items) => eval_array(items, cx),
             Self::Op(op, args) => eval_op(*op, args, cx),
             Self::Lazy(op, args) => eval_lazy(*op, args, cx),
+            Self::Regex(r) => r.eval(cx),
         }
     }
 
@@ -1136,8 +1162,18 @@ impl Expr {
             Self::Array(items) => Self::Array(fold_all(items)?),
             Self::Op(op, args) => Self::Op(op, fold_all(args)?),
             Self::Lazy(op, args) => Self::Lazy(op, fold_all(args)?),
+            Self::Regex(r) => return Ok(Self::Regex(Box::new(r.fold()?))),
             leaf => return Ok(leaf),
         };
+        // MongoDB's optimizer leaves these operators in place over constant operands, so
+        // their errors surface when a document is read, with the executor's context.
+        let never_folded = matches!(
+            folded,
+            Self::Op(Op::Replace(_), _) | Self::Lazy(Lazy::Zip { .. } | Lazy::SetField, _)
+        );
+        if never_folded {
+            return Ok(folded);
+        }
         let constant = |e: &Self| matches!(e, Self::Const(_) | Self::Absent | Self::Remove);
         let all_constant = match &folded {
             Self::Object(fields) => fields.iter().all(|(_, e)| constant(e)),
@@ -1234,6 +1270,10 @@ fn eval_lazy(op: Lazy, args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson>
         Lazy::Let(slot) => eval_let(slot, args, cx),
         Lazy::Convert => text::eval_convert(args, cx),
         Lazy::DateFromString => date::eval_from_string(args, cx),
+        Lazy::Zip { inputs, longest } => zip::eval(inputs, longest, args, cx),
+        Lazy::SetField => fields::eval(args, cx),
+        Lazy::DateFromParts => date_parts::eval_from(args, cx),
+        Lazy::DateToParts => date_parts::eval_to(args, cx),
     }
 }
 
@@ -1659,6 +1699,10 @@ fn apply(op: Op, vals: Vals) -> Result<Option<Bson>> {
         Op::Date(d) => date::apply(d, &vals),
         Op::Set(op) => sets::apply(op, &vals),
         Op::DateArith(d) => date_arith::apply(d, &vals),
+        Op::Trig(t) => trig::apply(t, &vals),
+        Op::Replace(all) => replace::apply(all, &vals),
+        Op::StdDev(sample) => some(stats::std_dev(sample, &vals)),
+        Op::Sizes(k) => sizes::apply(k, first(&vals)),
     }
 }
 

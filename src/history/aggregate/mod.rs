@@ -10,13 +10,21 @@
 mod accumulate;
 mod date;
 mod date_arith;
+mod date_parts;
 mod expr;
+mod fields;
 mod merge;
 mod project;
+mod regex_ops;
+mod replace;
 mod reshape;
 mod sets;
+mod sizes;
 mod stages;
+mod stats;
 mod text;
+mod trig;
+mod zip;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -639,7 +647,7 @@ enum Acc {
     Push(Vec<Bson>),
     AddToSet(Vec<Bson>, EqualityIndex),
     /// Welford's running count, mean and sum of squared deviations, in double.
-    StdDev(u64, f64, f64),
+    StdDev(stats::Welford),
     MergeObjects(Document),
     N(NState),
 }
@@ -840,7 +848,7 @@ fn group(
                             AccOp::Last => Acc::Last(None),
                             AccOp::Push => Acc::Push(Vec::new()),
                             AccOp::AddToSet => Acc::AddToSet(Vec::new(), EqualityIndex::default()),
-                            AccOp::StdDev(_) => Acc::StdDev(0, 0.0, 0.0),
+                            AccOp::StdDev(_) => Acc::StdDev(stats::Welford::default()),
                             AccOp::MergeObjects => Acc::MergeObjects(Document::new()),
                             AccOp::N(n) => Acc::N(n.start(&key)?),
                         })
@@ -861,15 +869,9 @@ fn group(
             let v = e.eval_doc(d)?;
             match acc {
                 // Numbers only, in double.
-                Acc::StdDev(n, mean, m2) => {
-                    if let Some(x) = v.as_ref().filter(|v| document::type_rank(v) == 10) {
-                        let x = document::as_f64(x).unwrap_or(f64::NAN);
-                        *n += 1;
-                        #[expect(clippy::cast_precision_loss, reason = "MongoDB counts in double")]
-                        let count = *n as f64;
-                        let delta = x - *mean;
-                        *mean += delta / count;
-                        *m2 += delta * (x - *mean);
+                Acc::StdDev(w) => {
+                    if let Some(x) = &v {
+                        w.push(x);
                     }
                 }
                 // Objects merged, later fields winning; null and missing skipped.
@@ -958,17 +960,7 @@ fn group(
             d.insert("_id", key);
             for ((field, op, _), acc) in accs.iter().zip(state) {
                 let v = match acc {
-                    Acc::StdDev(n, _, m2) => {
-                        let sample = matches!(op, AccOp::StdDev(true));
-                        let over = if sample { n.saturating_sub(1) } else { n };
-                        if over == 0 {
-                            Bson::Null
-                        } else {
-                            #[expect(clippy::cast_precision_loss, reason = "in double")]
-                            let over = over as f64;
-                            Bson::Double((m2 / over).sqrt())
-                        }
-                    }
+                    Acc::StdDev(w) => w.finish(matches!(op, AccOp::StdDev(true))),
                     Acc::MergeObjects(merged) => Bson::Document(merged),
                     Acc::N(st) => match op {
                         AccOp::N(n) => n.finish(st),

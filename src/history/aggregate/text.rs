@@ -1,4 +1,5 @@
-//! String expressions (`$concat`, `$toUpper`, `$substrBytes`, `$split`, `$trim` …), type
+//! String expressions (`$concat`, `$toUpper`, `$substrBytes`, `$split`, `$trim`,
+//! `$indexOfBytes`, `$indexOfCP` …), type
 //! conversions (`$convert` and its `$toInt`-style shorthands) and the text MongoDB gives a
 //! value: `coerceToString` for the string operators (a double as C's `%g`), `$toString`'s
 //! shortest round-trip double, and `Value::toString` for error messages.
@@ -29,6 +30,7 @@ pub(crate) enum TextOp {
     LTrim,
     RTrim,
     IndexOfBytes,
+    IndexOfCP,
     Strcasecmp,
 }
 
@@ -48,6 +50,7 @@ impl TextOp {
             "$ltrim" => Self::LTrim,
             "$rtrim" => Self::RTrim,
             "$indexOfBytes" => Self::IndexOfBytes,
+            "$indexOfCP" => Self::IndexOfCP,
             "$strcasecmp" => Self::Strcasecmp,
             _ => return None,
         })
@@ -67,6 +70,7 @@ impl TextOp {
             Self::LTrim => "$ltrim",
             Self::RTrim => "$rtrim",
             Self::IndexOfBytes => "$indexOfBytes",
+            Self::IndexOfCP => "$indexOfCP",
             Self::Strcasecmp => "$strcasecmp",
         }
     }
@@ -128,7 +132,7 @@ pub(crate) fn compile(
         TextOp::ToUpper | TextOp::ToLower | TextOp::StrLenBytes | TextOp::StrLenCP => exact(1)?,
         TextOp::Split | TextOp::Strcasecmp => exact(2)?,
         TextOp::SubstrBytes | TextOp::SubstrCP => exact(3)?,
-        TextOp::IndexOfBytes => {
+        TextOp::IndexOfBytes | TextOp::IndexOfCP => {
             if !(2..=4).contains(&n) {
                 return Err(parse_error(
                     28667,
@@ -248,6 +252,7 @@ pub(crate) fn apply(t: TextOp, vals: &[Option<Bson>]) -> Result<Option<Bson>> {
         }
         TextOp::Trim | TextOp::LTrim | TextOp::RTrim => trim(t, vals),
         TextOp::IndexOfBytes => index_of_bytes(vals),
+        TextOp::IndexOfCP => index_of_cp(vals),
         TextOp::Strcasecmp => {
             let a = coerce_to_string(get(vals, 0))?.to_ascii_lowercase();
             let b = coerce_to_string(get(vals, 1))?.to_ascii_lowercase();
@@ -438,30 +443,8 @@ fn index_of_bytes(vals: &[Option<Bson>]) -> Result<Option<Bson>> {
             ),
         ));
     };
-    let bound = |i: usize, what: &str, short: &str| -> Result<Option<usize>> {
-        if vals.len() <= i {
-            return Ok(None);
-        }
-        let v = get(vals, i);
-        let n = v.and_then(int32_of).ok_or_else(|| {
-            eval_error(
-                40096,
-                format!(
-                    "$indexOfBytes requires an integral {what}, found a value of type: {}, with value: {}",
-                    type_of(v),
-                    render(v)
-                ),
-            )
-        })?;
-        usize::try_from(n).map(Some).map_err(|_| {
-            eval_error(
-                40097,
-                format!("$indexOfBytes requires a nonnegative {short}, found: {n}"),
-            )
-        })
-    };
-    let start = bound(2, "starting index", "start index")?.unwrap_or(0);
-    let end = bound(3, "ending index", "ending index")?
+    let start = index_bound(vals, 2, "$indexOfBytes", "starting index")?.unwrap_or(0);
+    let end = index_bound(vals, 3, "$indexOfBytes", "ending index")?
         .unwrap_or(s.len())
         .min(s.len());
     if start > s.len() || end < start {
@@ -470,6 +453,79 @@ fn index_of_bytes(vals: &[Option<Bson>]) -> Result<Option<Bson>> {
     let hay = s.as_bytes().get(start..end).unwrap_or_default();
     let found = memchr::memmem::find(hay, token.as_bytes())
         .map_or(-1, |i| i32::try_from(i + start).unwrap_or(i32::MAX));
+    Ok(Some(Bson::Int32(found)))
+}
+
+/// The starting (`i` = 2) or ending (3) index operand of `$indexOfBytes`/`$indexOfCP`, when
+/// given: an integral number (40096) that is not negative (40097). The messages are MongoDB's
+/// `uassertIfNotIntegralAndNonNegative`'s, the missing space after the name in 40096 included.
+fn index_bound(vals: &[Option<Bson>], i: usize, name: &str, what: &str) -> Result<Option<usize>> {
+    if vals.len() <= i {
+        return Ok(None);
+    }
+    let v = get(vals, i);
+    let n = v.and_then(int32_of).ok_or_else(|| {
+        eval_error(
+            40096,
+            format!(
+                "{name}requires an integral {what}, found a value of type: {}, with value: {}",
+                type_of(v),
+                render(v)
+            ),
+        )
+    })?;
+    usize::try_from(n).map(Some).map_err(|_| {
+        eval_error(
+            40097,
+            format!("{name} requires a nonnegative {what}, found: {}", render(v)),
+        )
+    })
+}
+
+/// `$indexOfCP: [string, token, start, end]`: the code point index of the first `token` at or
+/// after code point `start` that begins before code point `end`, or -1. A null or missing
+/// string gives null; `""` in `""` is found at 0 whatever the start, as in MongoDB.
+fn index_of_cp(vals: &[Option<Bson>]) -> Result<Option<Bson>> {
+    let input = get(vals, 0);
+    if nullish(input) {
+        return Ok(Some(Bson::Null));
+    }
+    let Some(Bson::String(s)) = input else {
+        return Err(eval_error(
+            40093,
+            format!(
+                "$indexOfCP requires a string as the first argument, found: {}",
+                type_of(input)
+            ),
+        ));
+    };
+    let Some(Bson::String(token)) = get(vals, 1) else {
+        return Err(eval_error(
+            40094,
+            format!(
+                "$indexOfCP requires a string as the second argument, found: {}",
+                type_of(get(vals, 1))
+            ),
+        ));
+    };
+    let start = index_bound(vals, 2, "$indexOfCP", "starting index")?.unwrap_or(0);
+    let len = s.chars().count();
+    let end = index_bound(vals, 3, "$indexOfCP", "ending index")?
+        .unwrap_or(len)
+        .min(len);
+    if s.is_empty() && token.is_empty() {
+        return Ok(Some(Bson::Int32(0)));
+    }
+    let found = s
+        .char_indices()
+        .enumerate()
+        .take(end)
+        .skip(start)
+        .find(|(_, (byte, _))| {
+            s.get(*byte..)
+                .is_some_and(|rest| rest.starts_with(token.as_str()))
+        })
+        .map_or(-1, |(cp, _)| i32::try_from(cp).unwrap_or(i32::MAX));
     Ok(Some(Bson::Int32(found)))
 }
 
