@@ -7,17 +7,22 @@
 //! (`afterErrorReply`). A blocked command counts one call, when it answers.
 //!
 //! The per-command counters are atomics in a table parallel to the command table, so a call
-//! costs two relaxed additions and two monotonic clock reads; the error codes sit behind a
-//! mutex taken only on an error reply.
+//! costs three relaxed additions (with `latency-tracking`, one in its run-time histogram) and
+//! two monotonic clock reads; the error codes sit behind a mutex taken only on an error reply.
+//! The same table holds each command's latency histogram (INFO `latencystats`, LATENCY
+//! HISTOGRAM) and feeds the latency monitor's `command`/`fast-command` events
+//! ([`crate::cache::latency`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::PoisonError;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::cache::latency::{self, Counts, LazyHistogram, Monitor};
 use crate::cache::resp::command::{self, Spec};
 use crate::cache::resp::frame::Frame;
+use crate::clock::SharedClock;
 
 /// Most distinct error codes kept: a new code past it is counted in `total_error_replies`
 /// only (Redis 7.2's `ERROR_STATS_NUMBER`; 7.0 has no bound, but its codes come from its own
@@ -65,6 +70,18 @@ static SUBCOMMANDS: &[(&str, &[&str])] = &[
     ),
     ("config", &["get", "help", "resetstat", "rewrite", "set"]),
     (
+        "latency",
+        &[
+            "doctor",
+            "graph",
+            "help",
+            "histogram",
+            "history",
+            "latest",
+            "reset",
+        ],
+    ),
+    (
         "function",
         &[
             "delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats",
@@ -103,6 +120,110 @@ static SUBCOMMANDS: &[(&str, &[&str])] = &[
     ("xinfo", &["consumers", "groups", "help", "stream"]),
 ];
 
+/// The commands Redis 7.0.15 flags `fast` (O(1) or O(log N)), whose slow runs the latency
+/// monitor files as `fast-command` rather than `command`. Sorted.
+static FAST: &[&str] = &[
+    "append",
+    "asking",
+    "auth",
+    "bitfield_ro",
+    "bzpopmax",
+    "bzpopmin",
+    "dbsize",
+    "decr",
+    "decrby",
+    "discard",
+    "echo",
+    "exists",
+    "expire",
+    "expireat",
+    "expiretime",
+    "get",
+    "getbit",
+    "getdel",
+    "getex",
+    "getset",
+    "hdel",
+    "hello",
+    "hexists",
+    "hget",
+    "hincrby",
+    "hincrbyfloat",
+    "hlen",
+    "hmget",
+    "hmset",
+    "hset",
+    "hsetnx",
+    "hstrlen",
+    "incr",
+    "incrby",
+    "incrbyfloat",
+    "lastsave",
+    "llen",
+    "lolwut",
+    "lpop",
+    "lpush",
+    "lpushx",
+    "mget",
+    "move",
+    "multi",
+    "persist",
+    "pexpire",
+    "pexpireat",
+    "pexpiretime",
+    "pfadd",
+    "ping",
+    "pttl",
+    "publish",
+    "quit",
+    "readonly",
+    "readwrite",
+    "renamenx",
+    "reset",
+    "role",
+    "rpop",
+    "rpush",
+    "rpushx",
+    "sadd",
+    "scard",
+    "select",
+    "setnx",
+    "sismember",
+    "smismember",
+    "smove",
+    "spop",
+    "spublish",
+    "srem",
+    "strlen",
+    "swapdb",
+    "time",
+    "touch",
+    "ttl",
+    "type",
+    "unlink",
+    "unwatch",
+    "watch",
+    "xack",
+    "xadd",
+    "xautoclaim",
+    "xclaim",
+    "xdel",
+    "xlen",
+    "xsetid",
+    "zadd",
+    "zcard",
+    "zcount",
+    "zincrby",
+    "zlexcount",
+    "zmscore",
+    "zpopmax",
+    "zpopmin",
+    "zrank",
+    "zrem",
+    "zrevrank",
+    "zscore",
+];
+
 /// One command's counters.
 #[derive(Debug, Default)]
 struct Counters {
@@ -110,6 +231,7 @@ struct Counters {
     nanos: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    latency: LazyHistogram,
 }
 
 impl Counters {
@@ -117,6 +239,7 @@ impl Counters {
         for c in [&self.calls, &self.nanos, &self.rejected, &self.failed] {
             c.store(0, Ordering::Relaxed);
         }
+        self.latency.reset();
     }
 
     /// `calls=…,usec=…,usec_per_call=…,rejected_calls=…,failed_calls=…`, or `None` when the
@@ -151,16 +274,26 @@ pub(crate) struct CommandStats {
     errors: Mutex<BTreeMap<Box<str>, u64>>,
     /// Every error reply (`total_error_replies`).
     total_errors: AtomicU64,
+    /// `latency-tracking`: whether calls are recorded in the histograms.
+    tracking: AtomicBool,
+    /// `latency-tracking-info-percentiles`.
+    info_percentiles: Mutex<Vec<f64>>,
+    /// The latency monitor (LATENCY LATEST, HISTORY, GRAPH, DOCTOR, RESET).
+    pub(crate) monitor: Monitor,
 }
 
-impl Default for CommandStats {
-    fn default() -> Self {
+impl CommandStats {
+    /// Empty counters; the monitor stamps its samples with `clock`.
+    pub(crate) fn new(clock: SharedClock) -> Self {
         let subs: usize = SUBCOMMANDS.iter().map(|(_, s)| s.len()).sum();
         Self {
             commands: command::all().map(|_| Counters::default()).collect(),
             subcommands: (0..subs).map(|_| Counters::default()).collect(),
             errors: Mutex::new(BTreeMap::new()),
             total_errors: AtomicU64::new(0),
+            tracking: AtomicBool::new(true),
+            info_percentiles: Mutex::new(vec![50.0, 99.0, 99.9]),
+            monitor: Monitor::new(clock),
         }
     }
 }
@@ -237,6 +370,14 @@ impl CommandStats {
             if failed {
                 c.failed.fetch_add(1, Ordering::Relaxed);
             }
+            if self.tracking.load(Ordering::Relaxed) {
+                c.latency.record(nanos);
+            }
+        }
+        if self.monitor.threshold_ms() != 0 {
+            let fast = FAST.binary_search(&spec.name).is_ok();
+            let event = if fast { "fast-command" } else { "command" };
+            self.monitor.observe(event, nanos);
         }
     }
 
@@ -292,6 +433,85 @@ impl CommandStats {
         out.push_str("\r\n");
     }
 
+    /// `latency-tracking`.
+    pub(crate) fn set_tracking(&self, on: bool) {
+        self.tracking.store(on, Ordering::Relaxed);
+    }
+
+    /// `latency-tracking-info-percentiles`.
+    pub(crate) fn set_info_percentiles(&self, percentiles: Vec<f64>) {
+        *self
+            .info_percentiles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = percentiles;
+    }
+
+    /// Every command (and subcommand) with recorded runs, by full name (`config|get`), sorted.
+    fn histograms(&self) -> Vec<(String, Counts)> {
+        let mut out: Vec<(String, Counts)> = Vec::new();
+        for (spec, c) in command::all().zip(self.commands.iter()) {
+            if let Some(counts) = c.latency.counts() {
+                out.push((spec.name.to_owned(), counts));
+            }
+        }
+        let mut counters = self.subcommands.iter();
+        for (container, subs) in SUBCOMMANDS {
+            for sub in *subs {
+                if let Some(counts) = counters.next().and_then(|c| c.latency.counts()) {
+                    out.push((format!("{container}|{sub}"), counts));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// LATENCY HISTOGRAM's commands: every one with runs when `names` is empty, else each
+    /// named command with runs (a container standing for its subcommands, `container|sub`
+    /// for one of them), in the order named; unknown names are skipped.
+    pub(crate) fn latency_histograms(&self, names: &[&[u8]]) -> Vec<(String, Counts)> {
+        let all = self.histograms();
+        if names.is_empty() {
+            return all;
+        }
+        let mut out = Vec::new();
+        let mut all: Vec<Option<(String, Counts)>> = all.into_iter().map(Some).collect();
+        for name in names {
+            let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let container = format!("{name}|");
+            for entry in all.iter_mut() {
+                if entry
+                    .as_ref()
+                    .is_some_and(|(n, _)| *n == name || n.starts_with(&container))
+                    && let Some(found) = entry.take()
+                {
+                    out.push(found);
+                }
+            }
+        }
+        out
+    }
+
+    /// INFO's `# Latencystats` section (its lines only while `latency-tracking` is on).
+    pub(crate) fn write_latencystats(&self, out: &mut String) {
+        out.push_str("# Latencystats\r\n");
+        if self.tracking.load(Ordering::Relaxed) {
+            let percentiles = self
+                .info_percentiles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            for (name, counts) in self.histograms() {
+                let _ = write!(
+                    out,
+                    "latency_percentiles_usec_{name}:{}\r\n",
+                    latency::info_line(&counts, &percentiles)
+                );
+            }
+        }
+        out.push_str("\r\n");
+    }
+
     /// INFO's `# Errorstats` section.
     pub(crate) fn write_errorstats(&self, out: &mut String) {
         out.push_str("# Errorstats\r\n");
@@ -317,8 +537,13 @@ mod tests {
     }
 
     #[test]
+    fn fast_commands_are_sorted_for_binary_search() {
+        assert!(FAST.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
     fn error_codes_stop_at_the_limit() {
-        let s = CommandStats::default();
+        let s = CommandStats::new(std::sync::Arc::new(crate::clock::ManualClock::new(0)));
         for i in 0..ERROR_CODES_MAX + 1 {
             s.error(&format!("E{i} text"));
         }

@@ -24,6 +24,7 @@ mod cmdstats;
 mod error;
 mod expiry;
 mod keyspace;
+mod latency;
 mod longdouble;
 mod notify;
 mod pubsub;
@@ -548,6 +549,27 @@ impl Inner {
                 self.pubsub.limits.set(class, limit);
             }
         }
+        if let Some(on) = self
+            .settings
+            .get("latency-tracking")
+            .and_then(|v| settings::parse_yes_no(&v).ok())
+        {
+            self.command_stats.set_tracking(on);
+        }
+        if let Some(p) = self
+            .settings
+            .get("latency-tracking-info-percentiles")
+            .and_then(|v| latency::parse_percentiles(&v).ok())
+        {
+            self.command_stats.set_info_percentiles(p);
+        }
+        if let Some(ms) = self
+            .settings
+            .get("latency-monitor-threshold")
+            .and_then(|v| settings::parse_int_range(&v, 0, u32::MAX).ok())
+        {
+            self.command_stats.monitor.set_threshold_ms(u64::from(ms));
+        }
         let threshold = |name| {
             self.settings
                 .get(name)
@@ -652,7 +674,7 @@ impl Cache {
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
             used_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
-            command_stats: cmdstats::CommandStats::default(),
+            command_stats: cmdstats::CommandStats::new(clock.clone()),
             events,
             events_subscribed: std::sync::atomic::AtomicBool::new(false),
             pubsub: pubsub::PubSub::default(),
@@ -1277,6 +1299,18 @@ impl Cache {
     /// Evicts keys by the configured policy until used memory is at most `max`. Returns false
     /// when the policy forbids it or nothing is left to evict.
     fn evict_until(&self, max: usize) -> bool {
+        let started = self.inner.clock.monotonic_ns();
+        let done = self.evict_until_untimed(max);
+        let ran = self.inner.clock.monotonic_ns().saturating_sub(started);
+        self.inner
+            .command_stats
+            .monitor
+            .observe("eviction-cycle", ran);
+        done
+    }
+
+    /// [`Cache::evict_until`] without the latency monitor's timing.
+    fn evict_until_untimed(&self, max: usize) -> bool {
         let policy = self.inner.policy();
         if policy == EvictionPolicy::Noeviction {
             return false;
@@ -1390,6 +1424,7 @@ impl Cache {
     pub fn active_expire_cycle(&self) -> usize {
         let inner = &*self.inner;
         let now = self.now_ms();
+        let started = inner.clock.monotonic_ns();
         let mut total = 0;
         for db in 0..DATABASES {
             for s in 0..SHARDS {
@@ -1398,6 +1433,8 @@ impl Cache {
                 self.finish(ctx);
             }
         }
+        let ran = inner.clock.monotonic_ns().saturating_sub(started);
+        inner.command_stats.monitor.observe("expire-cycle", ran);
         total
     }
 

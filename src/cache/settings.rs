@@ -63,6 +63,20 @@ pub(crate) fn parse_int_range(text: &str, min: u32, max: u32) -> Result<u32, Str
         .ok_or_else(|| format!("argument must be between {min} and {max} inclusive"))
 }
 
+/// A boolean parameter: `yes` or `no`, in any case.
+///
+/// # Errors
+/// Redis's text for anything else.
+pub(crate) fn parse_yes_no(text: &str) -> Result<bool, String> {
+    if text.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if text.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".to_owned())
+    }
+}
+
 /// The parameter name of the output buffer limits.
 pub(crate) const OBUF_LIMIT: &str = "client-output-buffer-limit";
 
@@ -219,6 +233,8 @@ impl Settings {
             ("lfu-decay-time", "1".to_owned()),
             ("client-query-buffer-limit", "1073741824".to_owned()),
             ("latency-tracking", "yes".to_owned()),
+            ("latency-tracking-info-percentiles", "50 99 99.9".to_owned()),
+            ("latency-monitor-threshold", "0".to_owned()),
             ("sanitize-dump-payload", "no".to_owned()),
             (
                 "busy-reply-threshold",
@@ -337,8 +353,18 @@ impl Settings {
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
             }
-            "stream-node-max-entries" | "busy-reply-threshold" | "lua-time-limit" => {
+            "stream-node-max-entries"
+            | "busy-reply-threshold"
+            | "lua-time-limit"
+            | "latency-monitor-threshold" => {
                 parse_int_range(value, 0, u32::MAX)?;
+            }
+            "latency-tracking" => {
+                return parse_yes_no(value).map(|on| if on { "yes" } else { "no" }.to_owned());
+            }
+            "latency-tracking-info-percentiles" => {
+                return crate::cache::latency::parse_percentiles(value)
+                    .map(|p| crate::cache::latency::percentiles_text(&p));
             }
             "maxmemory-samples" => {
                 parse_int_range(value, 1, crate::cache::evict::MAXMEMORY_SAMPLES_MAX)?;

@@ -264,10 +264,13 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
         .collect();
-    // Redis's default set is every section but commandstats (and latencystats, not kept).
+    // Redis's default set is every section but commandstats and latencystats.
     let all = wanted.iter().any(|w| w == "all" || w == "everything");
     let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
-    let want = |s: &str| all || (default && s != "commandstats") || wanted.iter().any(|w| w == s);
+    let want = |s: &str| {
+        all || (default && s != "commandstats" && s != "latencystats")
+            || wanted.iter().any(|w| w == s)
+    };
     let mut out = String::new();
     let st = &inner.stats;
     let uptime_s = ctx.now_ms.saturating_sub(inner.start_ms) / 1000;
@@ -369,6 +372,9 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     if want("errorstats") {
         inner.command_stats.write_errorstats(&mut out);
     }
+    if want("latencystats") {
+        inner.command_stats.write_latencystats(&mut out);
+    }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
         for db in 0..DATABASES {
@@ -402,5 +408,102 @@ pub(crate) fn not_here(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::error(format!(
         "ERR '{}' is only available on a RESP connection",
         String::from_utf8_lossy(arg(args, 0))
+    ))
+}
+
+/// LATENCY HELP's lines, as Redis 7.0.15 prints them.
+const LATENCY_HELP: &[&str] = &[
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// LATENCY: the latency monitor's events (`latency-monitor-threshold`) and the per-command
+/// histograms (`latency-tracking`); see [`crate::cache::latency`].
+pub(crate) fn latency(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let stats = &inner.command_stats;
+    let monitor = &stats.monitor;
+    let sub = arg(args, 1);
+    let n = |v: u64| Frame::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    // The dispatcher checked each known subcommand's arity.
+    if is(sub, "latest") {
+        return Frame::Array(
+            monitor
+                .latest()
+                .into_iter()
+                .map(|(name, t, ms, max)| {
+                    Frame::Array(vec![Frame::bulk(name.as_bytes()), n(t), n(ms), n(max)])
+                })
+                .collect(),
+        );
+    }
+    if is(sub, "history") {
+        return Frame::Array(
+            monitor
+                .history(arg(args, 2))
+                .into_iter()
+                .map(|(t, ms)| Frame::Array(vec![n(t), n(ms)]))
+                .collect(),
+        );
+    }
+    if is(sub, "reset") {
+        let events = args.get(2..).unwrap_or_default();
+        return n(monitor.reset(events) as u64);
+    }
+    if is(sub, "graph") {
+        return match monitor.graph(arg(args, 2)) {
+            Some(text) => Frame::Verbatim(Bytes::from(text)),
+            None => Frame::error(format!(
+                "ERR No samples available for event '{}'",
+                String::from_utf8_lossy(arg(args, 2))
+            )),
+        };
+    }
+    if is(sub, "doctor") {
+        return Frame::Verbatim(Bytes::from(monitor.doctor()));
+    }
+    if is(sub, "histogram") {
+        let names = args.get(2..).unwrap_or_default();
+        return Frame::Map(
+            stats
+                .latency_histograms(names)
+                .into_iter()
+                .map(|(name, counts)| {
+                    let cdf = counts
+                        .cumulative_usec()
+                        .into_iter()
+                        .map(|(usec, count)| (n(usec), n(count)))
+                        .collect();
+                    (
+                        Frame::bulk(name.as_bytes()),
+                        Frame::Map(vec![
+                            (Frame::bulk(b"calls"), n(counts.total())),
+                            (Frame::bulk(b"histogram_usec"), Frame::Map(cdf)),
+                        ]),
+                    )
+                })
+                .collect(),
+        );
+    }
+    if is(sub, "help") {
+        return Frame::Array(LATENCY_HELP.iter().map(|s| Frame::simple(s)).collect());
+    }
+    Frame::error(format!(
+        "ERR unknown subcommand '{}'. Try LATENCY HELP.",
+        String::from_utf8_lossy(sub)
     ))
 }

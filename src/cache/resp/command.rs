@@ -253,6 +253,7 @@ static SPECS: &[Spec] = specs! {
     "echo" 2 0 0 0 r Keyed server::echo;
     "time" 1 0 0 0 r Keyed server::time;
     "lastsave" 1 0 0 0 r Keyed server::lastsave;
+    "latency" -2 0 0 0 r Keyed server::latency;
     "info" -1 0 0 0 r Exclusive server::info;
     "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;
@@ -375,6 +376,18 @@ const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "latency",
+        &[
+            ("doctor", 2),
+            ("graph", 3),
+            ("histogram", -2),
+            ("history", 3),
+            ("latest", 2),
+            ("reset", -2),
+            ("help", 2),
+        ],
+    ),
+    (
         "command",
         &[
             ("count", 2),
@@ -456,7 +469,7 @@ pub(crate) fn arity_error(spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
     // of the others.
     if !matches!(
         spec.name.as_bytes().first(),
-        Some(b'c' | b'o' | b'm' | b'p' | b'x')
+        Some(b'c' | b'l' | b'o' | b'm' | b'p' | b'x')
     ) {
         return None;
     }

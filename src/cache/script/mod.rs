@@ -106,6 +106,7 @@ const NOSCRIPT_COMMANDS: &[&str] = &[
     "fcall",
     "fcall_ro",
     "function",
+    "latency",
     "script",
 ];
 
