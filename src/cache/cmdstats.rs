@@ -117,6 +117,7 @@ static SUBCOMMANDS: &[(&str, &[&str])] = &[
             "setid",
         ],
     ),
+    ("slowlog", &["get", "help", "len", "reset"]),
     ("xinfo", &["consumers", "groups", "help", "stream"]),
 ];
 

@@ -35,6 +35,7 @@ mod server;
 mod settings;
 mod shard;
 mod sieve;
+mod slowlog;
 mod snapshot;
 mod stream;
 mod value;
@@ -56,6 +57,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::clock::SharedClock;
+use slowlog::Caller;
 
 pub use error::{Error, ProtocolError, Result};
 pub use rdb::fuzz_rdb_payload;
@@ -386,6 +388,8 @@ pub(crate) struct Inner {
     pub(crate) stats: Stats,
     /// INFO commandstats and errorstats.
     pub(crate) command_stats: cmdstats::CommandStats,
+    /// SLOWLOG.
+    pub(crate) slowlog: slowlog::Slowlog,
     pub(crate) events: broadcast::Sender<KeyEvent>,
     /// Set once anyone has called [`Cache::subscribe_events`]: until then the hot path skips
     /// `receiver_count`, which takes the channel's mutex.
@@ -563,6 +567,20 @@ impl Inner {
         {
             self.command_stats.set_info_percentiles(p);
         }
+        if let Some(us) = self
+            .settings
+            .get("slowlog-log-slower-than")
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            self.slowlog.set_slower_than_us(us);
+        }
+        if let Some(len) = self
+            .settings
+            .get("slowlog-max-len")
+            .and_then(|v| settings::parse_int_range(&v, 0, slowlog::MAX_LEN_MAX).ok())
+        {
+            self.slowlog.set_max_len(len as usize);
+        }
         if let Some(ms) = self
             .settings
             .get("latency-monitor-threshold")
@@ -675,6 +693,7 @@ impl Cache {
             used_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
             command_stats: cmdstats::CommandStats::new(clock.clone()),
+            slowlog: slowlog::Slowlog::default(),
             events,
             events_subscribed: std::sync::atomic::AtomicBool::new(false),
             pubsub: pubsub::PubSub::default(),
@@ -731,7 +750,7 @@ impl Cache {
             stats.rejected(spec, args, &e);
             return e;
         }
-        self.run(db, spec, args, 2, self.now_ms())
+        self.run(db, spec, args, 2, self.now_ms(), None)
     }
 
     fn now_ms(&self) -> u64 {
@@ -740,7 +759,7 @@ impl Cache {
 
     /// Runs an already looked-up and arity-checked command at wall-clock time `now_ms` (the
     /// RESP server reads the clock once per batch of pipelined commands and passes it here),
-    /// counting the call in INFO commandstats.
+    /// counting the call in INFO commandstats and, when slow, in SLOWLOG as `caller`'s.
     pub(crate) fn run(
         &self,
         db: usize,
@@ -748,26 +767,35 @@ impl Cache {
         args: &[&[u8]],
         proto: u8,
         now_ms: u64,
+        caller: Caller<'_>,
     ) -> Frame {
         let started = self.inner.clock.monotonic_ns();
         match self.run_uncounted(db, spec, args, proto, now_ms) {
-            Ok(reply) => self.counted(spec, args, started, reply),
+            Ok(reply) => self.counted(spec, args, started, reply, caller),
             Err(rejected) => rejected,
         }
     }
 
     /// Counts a call that started at monotonic `started` and answered `reply` in INFO
-    /// commandstats; returns the reply.
+    /// commandstats (and SLOWLOG); returns the reply.
     fn counted(
         &self,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
         started: u64,
         reply: Frame,
+        caller: Caller<'_>,
     ) -> Frame {
         let ran = self.inner.clock.monotonic_ns().saturating_sub(started);
         self.inner.command_stats.call(spec, args, ran, &reply);
+        self.slow(args, ran, caller);
         reply
+    }
+
+    /// Logs a command that ran `nanos` in SLOWLOG when it is slow enough.
+    fn slow(&self, args: &[&[u8]], nanos: u64, caller: Caller<'_>) {
+        let now_s = self.inner.clock.now_ms() / 1000;
+        self.inner.slowlog.observe(args, nanos, now_s, caller);
     }
 
     /// [`Cache::run`] without counting the call (a blocking command counts one call when it
@@ -796,11 +824,12 @@ impl Cache {
         args: &[&[u8]],
         proto: u8,
         now_ms: u64,
+        caller: Caller<'_>,
     ) -> Option<Frame> {
         let started = self.inner.clock.monotonic_ns();
         match self.run_in(db, spec, args, proto, now_ms, true) {
             Ok((_, true)) => None,
-            Ok((reply, false)) => Some(self.counted(spec, args, started, reply)),
+            Ok((reply, false)) => Some(self.counted(spec, args, started, reply, caller)),
             Err(rejected) => Some(rejected),
         }
     }
@@ -866,6 +895,7 @@ impl Cache {
         db: &mut usize,
         queue: &[Vec<Bytes>],
         proto: u8,
+        caller: Caller<'_>,
     ) -> Result<Vec<Frame>, Frame> {
         let writes = queue.iter().any(|args| {
             args.first()
@@ -936,6 +966,7 @@ impl Cache {
             };
             let ran = inner.clock.monotonic_ns().saturating_sub(started);
             stats.call(spec, args, ran, &reply);
+            self.slow(args, ran, caller);
             replies.push(reply);
         }
         self.finish(ctx);
@@ -1446,7 +1477,7 @@ impl Cache {
     /// `maxmemory` after eviction (the OOM a single write would get).
     pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Frame> {
         let mut db = db;
-        self.run_batch(&mut db, cmds, 2)
+        self.run_batch(&mut db, cmds, 2, None)
     }
 
     /// Stores a string under `key` in `db`, with an optional TTL in milliseconds.

@@ -823,12 +823,16 @@ impl Connection {
             Mode::Connection => return self.connection_command(spec, args, out),
             Mode::Blocking => return Next::Block(spec),
             _ => {
+                let caller = || self.caller();
                 if crate::cache::script::is_script_command(spec) {
-                    match self
-                        .shared
-                        .cache
-                        .run_script_inline(self.db, spec, args, self.proto, now_ms)
-                    {
+                    match self.shared.cache.run_script_inline(
+                        self.db,
+                        spec,
+                        args,
+                        self.proto,
+                        now_ms,
+                        Some(&caller),
+                    ) {
                         Some(reply) => reply,
                         None => return Next::Script(spec),
                     }
@@ -844,7 +848,7 @@ impl Connection {
                 } else {
                     self.shared
                         .cache
-                        .run(self.db, spec, args, self.proto, now_ms)
+                        .run(self.db, spec, args, self.proto, now_ms, Some(&caller))
                 }
             }
         };
@@ -872,7 +876,9 @@ impl Connection {
                 Err(e) => return (e, since(started)),
                 Ok(None) => {
                     let now_ms = cache.inner().clock.now_ms();
-                    return (cache.run(self.db, spec, &argv, self.proto, now_ms), None);
+                    let caller = || self.caller();
+                    let reply = cache.run(self.db, spec, &argv, self.proto, now_ms, Some(&caller));
+                    return (reply, None);
                 }
                 Ok(Some(ms)) => (
                     cache.xread_pin_ids(self.db, &owned),
@@ -1232,7 +1238,8 @@ impl Connection {
             return Err(queue);
         }
         let mut db = self.db;
-        match cache.run_batch(&mut db, &queue, self.proto) {
+        let caller = || self.caller();
+        match cache.run_batch(&mut db, &queue, self.proto, Some(&caller)) {
             Ok(replies) => {
                 self.db = db;
                 Ok(Frame::Array(replies))
@@ -1250,18 +1257,23 @@ impl Connection {
         let cache = self.shared.cache.clone();
         let running = cache.inner().running.clone();
         let (db, proto) = (self.db, self.proto);
+        let who = self.caller();
         // Counted before the thread starts: the other clients' next commands already wait.
         running.hand_off();
-        let handle = tokio::task::spawn_blocking(move || match job {
-            Job::Command(spec, args, now_ms) => {
-                let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-                (cache.run(db, spec, &argv, proto, now_ms), db)
-            }
-            Job::Exec(queue) => {
-                let mut db = db;
-                match cache.run_batch(&mut db, &queue, proto) {
-                    Ok(replies) => (Frame::Array(replies), db),
-                    Err(abort) => (abort, db),
+        let handle = tokio::task::spawn_blocking(move || {
+            let caller = || who.clone();
+            match job {
+                Job::Command(spec, args, now_ms) => {
+                    let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                    let reply = cache.run(db, spec, &argv, proto, now_ms, Some(&caller));
+                    (reply, db)
+                }
+                Job::Exec(queue) => {
+                    let mut db = db;
+                    match cache.run_batch(&mut db, &queue, proto, Some(&caller)) {
+                        Ok(replies) => (Frame::Array(replies), db),
+                        Err(abort) => (abort, db),
+                    }
                 }
             }
         });
@@ -1277,6 +1289,15 @@ impl Connection {
         let mark = out.len();
         reply.encode(self.proto, out);
         self.settle_reply(out, mark, skipping, b"");
+    }
+
+    /// This client as SLOWLOG shows it: `ip:port` and its name.
+    fn caller(&self) -> (String, Bytes) {
+        self.shared
+            .clients()
+            .get(&self.id)
+            .map(|c| (c.addr.to_string(), c.name.clone()))
+            .unwrap_or_default()
     }
 
     fn auth(&mut self, args: &[&[u8]]) -> Frame {

@@ -235,6 +235,14 @@ impl Settings {
             ("latency-tracking", "yes".to_owned()),
             ("latency-tracking-info-percentiles", "50 99 99.9".to_owned()),
             ("latency-monitor-threshold", "0".to_owned()),
+            (
+                "slowlog-log-slower-than",
+                crate::cache::slowlog::SLOWER_THAN_US_DEFAULT.to_string(),
+            ),
+            (
+                "slowlog-max-len",
+                crate::cache::slowlog::MAX_LEN_DEFAULT.to_string(),
+            ),
             ("sanitize-dump-payload", "no".to_owned()),
             (
                 "busy-reply-threshold",
@@ -358,6 +366,16 @@ impl Settings {
             | "lua-time-limit"
             | "latency-monitor-threshold" => {
                 parse_int_range(value, 0, u32::MAX)?;
+            }
+            "slowlog-max-len" => {
+                parse_int_range(value, 0, crate::cache::slowlog::MAX_LEN_MAX)?;
+            }
+            "slowlog-log-slower-than" => {
+                crate::cache::resp::frame::parse_i64(value.as_bytes())
+                    .filter(|us| *us >= -1)
+                    .ok_or_else(|| {
+                        "argument must be between -1 and 9223372036854775807 inclusive".to_owned()
+                    })?;
             }
             "latency-tracking" => {
                 return parse_yes_no(value).map(|on| if on { "yes" } else { "no" }.to_owned());

@@ -89,6 +89,11 @@ impl Conn {
         }
     }
 
+    /// This end's address (the server's view of the client).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().unwrap()
+    }
+
     /// Sends one request of binary arguments.
     pub(crate) fn send_raw(&mut self, args: &[&[u8]]) {
         self.stream.write_all(&encode(args)).unwrap();

@@ -507,3 +507,74 @@ pub(crate) fn latency(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         String::from_utf8_lossy(sub)
     ))
 }
+
+/// SLOWLOG HELP's lines, as Redis 7.0.15 prints them.
+const SLOWLOG_HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// SLOWLOG GET [count], LEN, RESET, HELP (see [`crate::cache::slowlog`]).
+pub(crate) fn slowlog(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let log = &inner.slowlog;
+    let sub = arg(args, 1);
+    // The dispatcher checked each known subcommand's arity but GET's upper bound.
+    if is(sub, "get") && args.len() <= 3 {
+        let count = match args.get(2) {
+            None => 10,
+            Some(n) => match crate::cache::resp::frame::parse_i64(n) {
+                Some(-1) => usize::MAX,
+                Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                Some(_) => {
+                    return Frame::error("ERR count should be greater than or equal to -1");
+                }
+                None => return Frame::error("ERR value is not an integer or out of range"),
+            },
+        };
+        let n = |v: u64| Frame::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+        return Frame::Array(
+            log.newest(count)
+                .into_iter()
+                .map(|e| {
+                    Frame::Array(vec![
+                        n(e.id),
+                        n(e.time_s),
+                        n(e.micros),
+                        Frame::Array(e.args.into_iter().map(Frame::Bulk).collect()),
+                        Frame::bulk(e.peer.as_bytes()),
+                        Frame::Bulk(e.name),
+                    ])
+                })
+                .collect(),
+        );
+    }
+    if is(sub, "len") {
+        return Frame::Integer(i64::try_from(log.len()).unwrap_or(i64::MAX));
+    }
+    if is(sub, "reset") {
+        log.reset();
+        return Frame::ok();
+    }
+    if is(sub, "help") {
+        return Frame::Array(SLOWLOG_HELP.iter().map(|s| Frame::simple(s)).collect());
+    }
+    if is(sub, "get") {
+        return Frame::error(
+            "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.",
+        );
+    }
+    Frame::error(format!(
+        "ERR unknown subcommand '{}'. Try SLOWLOG HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}

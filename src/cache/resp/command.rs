@@ -254,6 +254,7 @@ static SPECS: &[Spec] = specs! {
     "time" 1 0 0 0 r Keyed server::time;
     "lastsave" 1 0 0 0 r Keyed server::lastsave;
     "latency" -2 0 0 0 r Keyed server::latency;
+    "slowlog" -2 0 0 0 r Keyed server::slowlog;
     "info" -1 0 0 0 r Exclusive server::info;
     "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;
@@ -376,6 +377,10 @@ const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
         ],
     ),
     (
+        "slowlog",
+        &[("get", -2), ("len", 2), ("reset", 2), ("help", 2)],
+    ),
+    (
         "latency",
         &[
             ("doctor", 2),
@@ -469,7 +474,7 @@ pub(crate) fn arity_error(spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
     // of the others.
     if !matches!(
         spec.name.as_bytes().first(),
-        Some(b'c' | b'l' | b'o' | b'm' | b'p' | b'x')
+        Some(b'c' | b'l' | b'o' | b'm' | b'p' | b's' | b'x')
     ) {
         return None;
     }
