@@ -113,6 +113,15 @@ fn every_command_is_logged_at_threshold_zero_with_its_client() {
     let names: Vec<&[u8]> = entries.iter().map(|e| &e.args[0][..]).collect();
     assert_eq!(names, [&b"INCR"[..], b"INCR", b"SLOWLOG"]);
 
+    // A blocking command is logged when it answers.
+    c.cmd(&["RPUSH", "l", "a"]);
+    c.cmd(&["BLPOP", "l", "0"]);
+    let newest = &get(&mut c, Some("1"))[0];
+    assert_eq!(
+        newest.args,
+        [b"BLPOP".to_vec(), b"l".to_vec(), b"0".to_vec()]
+    );
+
     // Negative turns it off.
     c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
     c.cmd(&["SLOWLOG", "RESET"]);

@@ -48,6 +48,12 @@ const FUNCTIONS_PASSED_MIN: u64 = 86;
 /// (neither command exists here; docs/conformance.md).
 const MULTI_PASSED_MIN: u64 = 33;
 const MULTI_FAILED_MAX: u64 = 2;
+/// `unit/latency-monitor`, run separately: every test the script's default tags let run (one,
+/// `needs:debug`, is filtered).
+const LATENCY_MONITOR_PASSED_MIN: u64 = 13;
+/// `unit/slowlog`, run separately: every test the default tags let run (seven use DEBUG
+/// SLEEP or replication and are filtered).
+const SLOWLOG_PASSED_MIN: u64 = 9;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -232,6 +238,18 @@ fn redis_own_functions_unit_passes() {
 #[test]
 fn redis_own_multi_unit_passes() {
     assert_unit("unit/multi", &[], MULTI_PASSED_MIN, MULTI_FAILED_MAX);
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_latency_monitor_unit_passes() {
+    assert_unit("unit/latency-monitor", &[], LATENCY_MONITOR_PASSED_MIN, 0);
+}
+
+/// Reported on its own, beside the bar.
+#[test]
+fn redis_own_slowlog_unit_passes() {
+    assert_unit("unit/slowlog", &[], SLOWLOG_PASSED_MIN, 0);
 }
 
 /// Reported on its own, beside the bar.

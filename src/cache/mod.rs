@@ -793,7 +793,7 @@ impl Cache {
     }
 
     /// Logs a command that ran `nanos` in SLOWLOG when it is slow enough.
-    fn slow(&self, args: &[&[u8]], nanos: u64, caller: Caller<'_>) {
+    pub(crate) fn slow(&self, args: &[&[u8]], nanos: u64, caller: Caller<'_>) {
         let now_s = self.inner.clock.now_ms() / 1000;
         self.inner.slowlog.observe(args, nanos, now_s, caller);
     }

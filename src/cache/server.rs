@@ -585,10 +585,15 @@ impl Connection {
                                 break;
                             }
                             Next::Block(spec) => {
+                                let logged = owned.clone();
                                 let (reply, uncounted) = self.blocking(spec, owned, &mut socket, &mut buf, &mut shutdown).await;
-                                // A blocking command counts one call, when it answers.
+                                // A blocking command counts one call, when it answers, and
+                                // goes to SLOWLOG with the time of its tries, not of its wait.
                                 if let Some(ran) = uncounted {
                                     self.stats().call(spec, &[], ran, &reply);
+                                    let argv: Vec<&[u8]> = logged.iter().map(|a| &a[..]).collect();
+                                    let caller = || self.caller();
+                                    self.shared.cache.slow(&argv, ran, Some(&caller));
                                 }
                                 // Killed while blocked: the connection closes without a reply,
                                 // as Redis's `freeClient` unblocks and frees a blocked client.
