@@ -261,3 +261,26 @@ fn default_info_carries_errorstats_but_not_commandstats() {
     .collect();
     assert!(order.is_sorted(), "sections in Redis's order: {order:?}");
 }
+
+#[test]
+fn role_is_a_master_without_replicas_as_info_says() {
+    let (server, _clock) = resp_common::serve_manual();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(
+        c.cmd(&["ROLE"]),
+        Frame::Array(vec![
+            Frame::bulk(b"master"),
+            Frame::Integer(0),
+            Frame::Array(vec![])
+        ])
+    );
+    let Frame::Bulk(info) = c.cmd(&["INFO", "replication"]) else {
+        panic!("INFO is a bulk reply")
+    };
+    let info = String::from_utf8(info.to_vec()).unwrap();
+    assert!(info.contains("role:master\r\n") && info.contains("master_repl_offset:0\r\n"));
+    assert_eq!(
+        c.cmd(&["ROLE", "x"]),
+        Frame::error("ERR wrong number of arguments for 'role' command")
+    );
+}

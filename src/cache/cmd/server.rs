@@ -578,3 +578,12 @@ pub(crate) fn slowlog(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         String::from_utf8_lossy(sub)
     ))
 }
+
+/// ROLE: this server is a master with no replicas (there is no replication), at offset 0.
+pub(crate) fn role(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
+    Frame::Array(vec![
+        Frame::bulk(b"master"),
+        Frame::Integer(0),
+        Frame::Array(Vec::new()),
+    ])
+}

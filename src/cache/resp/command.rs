@@ -255,6 +255,7 @@ static SPECS: &[Spec] = specs! {
     "lastsave" 1 0 0 0 r Keyed server::lastsave;
     "latency" -2 0 0 0 r Keyed server::latency;
     "slowlog" -2 0 0 0 r Keyed server::slowlog;
+    "role" 1 0 0 0 r Keyed server::role;
     "info" -1 0 0 0 r Exclusive server::info;
     "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;

@@ -107,6 +107,7 @@ const NOSCRIPT_COMMANDS: &[&str] = &[
     "fcall_ro",
     "function",
     "latency",
+    "role",
     "script",
 ];
 
