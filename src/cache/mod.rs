@@ -794,8 +794,11 @@ impl Cache {
 
     /// Logs a command that ran `nanos` in SLOWLOG when it is slow enough.
     pub(crate) fn slow(&self, args: &[&[u8]], nanos: u64, caller: Caller<'_>) {
-        let now_s = self.inner.clock.now_ms() / 1000;
-        self.inner.slowlog.observe(args, nanos, now_s, caller);
+        let log = &self.inner.slowlog;
+        // The wall clock is read only for a command that is logged.
+        if log.wants(nanos) {
+            log.observe(args, nanos, self.inner.clock.now_ms() / 1000, caller);
+        }
     }
 
     /// [`Cache::run`] without counting the call (a blocking command counts one call when it

@@ -97,14 +97,19 @@ impl Slowlog {
         }
     }
 
+    /// Whether a command that ran `nanos` is slow enough to log.
+    pub(crate) fn wants(&self, nanos: u64) -> bool {
+        let slower_than = self.slower_than_us.load(Ordering::Relaxed);
+        slower_than >= 0 && i64::try_from(nanos / 1000).unwrap_or(i64::MAX) >= slower_than
+    }
+
     /// Logs a command that ran `nanos` and finished at unix second `time_s`, when that is slow
     /// enough (`slowlogPushEntryIfNeeded`).
     pub(crate) fn observe(&self, args: &[&[u8]], nanos: u64, time_s: u64, caller: Caller<'_>) {
-        let slower_than = self.slower_than_us.load(Ordering::Relaxed);
-        let micros = nanos / 1000;
-        if slower_than < 0 || i64::try_from(micros).unwrap_or(i64::MAX) < slower_than {
+        if !self.wants(nanos) {
             return;
         }
+        let micros = nanos / 1000;
         // EXEC's commands are logged one by one, as Redis flags EXEC `skip_slowlog`.
         if args
             .first()
