@@ -189,7 +189,7 @@ fn slowlog_subcommands_and_their_errors() {
     );
     assert_eq!(
         c.cmd(&["SLOWLOG", "GET", "x"]),
-        Frame::error("ERR value is not an integer or out of range")
+        Frame::error("ERR count should be greater than or equal to -1")
     );
     assert_eq!(
         c.cmd(&["SLOWLOG", "GET", "1", "2"]),

@@ -535,10 +535,8 @@ pub(crate) fn slowlog(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             Some(n) => match crate::cache::resp::frame::parse_i64(n) {
                 Some(-1) => usize::MAX,
                 Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
-                Some(_) => {
-                    return Frame::error("ERR count should be greater than or equal to -1");
-                }
-                None => return Frame::error("ERR value is not an integer or out of range"),
+                // Redis gives this text for a count that is no integer, too.
+                _ => return Frame::error("ERR count should be greater than or equal to -1"),
             },
         };
         let n = |v: u64| Frame::Integer(i64::try_from(v).unwrap_or(i64::MAX));
