@@ -85,11 +85,17 @@ impl SourceOpener for LogSources {
                     let committed = map.get(&p).copied().unwrap_or(earliest);
                     if committed > latest {
                         // Recovery ended the log before it (records that never reached the disk
-                        // before a power loss): resume at the new end, or the records appended
-                        // from there on would be skipped until the log grew past it.
-                        tracing::warn!(topic = %source.topic, partition = p, committed, end = latest,
-                            "committed position past the log end; resuming at the log end");
-                        latest
+                        // before a power loss): resume where the recovered log ended, or the
+                        // records appended from there on — before this flow started too —
+                        // would be skipped until the log grew past it.
+                        let resume = self
+                            .log
+                            .opened_end_offset(&source.topic, p)
+                            .map_err(fatal)?
+                            .min(latest);
+                        tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
+                            "committed position past the log end; resuming where recovery ended the log");
+                        resume
                     } else {
                         committed.max(earliest)
                     }

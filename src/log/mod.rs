@@ -1038,6 +1038,15 @@ impl Log {
         Ok(self.partition(topic, partition)?.latest_offset())
     }
 
+    /// The partition's end offset when this process opened it, after recovery: records at or
+    /// past it were appended since.
+    ///
+    /// # Errors
+    /// As [`Log::partition`].
+    pub fn opened_end_offset(&self, topic: &str, partition: u32) -> Result<Offset> {
+        Ok(self.partition(topic, partition)?.opened_end_offset())
+    }
+
     /// The first offset with a timestamp at or after `timestamp_ms`, if any.
     ///
     /// # Errors

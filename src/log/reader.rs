@@ -40,6 +40,13 @@ impl Partition {
         *self.end_tx.borrow()
     }
 
+    /// The end offset when this process opened the partition (after recovery cut any torn or
+    /// lost tail): the records from there on were appended since.
+    #[must_use]
+    pub fn opened_end_offset(&self) -> Offset {
+        self.opened_end
+    }
+
     /// A receiver of the visible end offset: `changed().await` wakes when records are
     /// appended (no polling).
     #[must_use]

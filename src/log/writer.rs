@@ -251,6 +251,9 @@ pub struct Partition {
     recovery_point: Mutex<Offset>,
     /// The end offset readers may see; tailing readers wait on it.
     pub(crate) end_tx: watch::Sender<Offset>,
+    /// The end offset when the partition was opened, after recovery: every record at or past
+    /// it was appended by this process.
+    pub(crate) opened_end: Offset,
     /// Set log-wide after a failed fsync; refuses further writes.
     poisoned: Arc<FaultLatch>,
     /// Log-wide reused read buffers.
@@ -372,6 +375,7 @@ impl Partition {
             synced_cv: Condvar::new(),
             recovery_point: Mutex::new(next_offset),
             end_tx,
+            opened_end: next_offset,
             poisoned,
             buffers,
             bell,
