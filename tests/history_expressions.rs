@@ -1936,6 +1936,13 @@ fn replace_and_index_of_code_points_follow_mongodbs_string_rules() {
                 ),
             ),
             (
+                bson!({"$indexOfArray": [[1, 2], 2, "$f"]}),
+                Run(
+                    40096,
+                    "$indexOfArrayrequires an integral starting index, found a value of type: double, with value: 2.5",
+                ),
+            ),
+            (
                 bson!({"$indexOfCP": ["a"]}),
                 Parse(
                     28667,

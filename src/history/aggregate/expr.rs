@@ -2244,7 +2244,8 @@ fn index_of_array(vals: &[Option<Bson>]) -> Result<Option<Bson>> {
             eval_error(
                 40096,
                 format!(
-                    "$indexOfArray requires an integral {what}, found a value of type: {}, with value: {}",
+                    // MongoDB's text, without a space after the name.
+                    "$indexOfArrayrequires an integral {what}, found a value of type: {}, with value: {}",
                     type_of(v),
                     text::render(v)
                 ),
