@@ -410,23 +410,11 @@ impl CommandStats {
     /// INFO's `# Commandstats` section.
     pub(crate) fn write_commandstats(&self, out: &mut String) {
         out.push_str("# Commandstats\r\n");
-        let mut lines: Vec<(String, String)> = Vec::new();
-        for (spec, c) in command::all().zip(self.commands.iter()) {
-            if SUBCOMMANDS.iter().any(|(name, _)| *name == spec.name) {
-                continue;
-            }
-            if let Some(line) = c.line() {
-                lines.push((spec.name.to_owned(), line));
-            }
-        }
-        let mut counters = self.subcommands.iter();
-        for (container, subs) in SUBCOMMANDS {
-            for sub in *subs {
-                if let Some(line) = counters.next().and_then(Counters::line) {
-                    lines.push((format!("{container}|{sub}"), line));
-                }
-            }
-        }
+        let mut lines: Vec<(String, String)> = self
+            .named()
+            .into_iter()
+            .filter_map(|(name, c)| c.line().map(|line| (name, line)))
+            .collect();
         lines.sort();
         for (name, line) in lines {
             let _ = write!(out, "cmdstat_{name}:{line}\r\n");
@@ -447,22 +435,32 @@ impl CommandStats {
             .unwrap_or_else(PoisonError::into_inner) = percentiles;
     }
 
-    /// Every command (and subcommand) with recorded runs, by full name (`config|get`), sorted.
-    fn histograms(&self) -> Vec<(String, Counts)> {
-        let mut out: Vec<(String, Counts)> = Vec::new();
-        for (spec, c) in command::all().zip(self.commands.iter()) {
-            if let Some(counts) = c.latency.counts() {
-                out.push((spec.name.to_owned(), counts));
-            }
-        }
+    /// Every command's counters under its full name: a plain command's, and each container's
+    /// subcommands' (`config|get`; a container counts nothing of its own), in table order.
+    fn named(&self) -> Vec<(String, &Counters)> {
+        let mut out: Vec<(String, &Counters)> = command::all()
+            .zip(self.commands.iter())
+            .filter(|(spec, _)| !SUBCOMMANDS.iter().any(|(name, _)| *name == spec.name))
+            .map(|(spec, c)| (spec.name.to_owned(), c))
+            .collect();
         let mut counters = self.subcommands.iter();
         for (container, subs) in SUBCOMMANDS {
             for sub in *subs {
-                if let Some(counts) = counters.next().and_then(|c| c.latency.counts()) {
-                    out.push((format!("{container}|{sub}"), counts));
+                if let Some(c) = counters.next() {
+                    out.push((format!("{container}|{sub}"), c));
                 }
             }
         }
+        out
+    }
+
+    /// Every command (and subcommand) with recorded runs, by full name (`config|get`), sorted.
+    fn histograms(&self) -> Vec<(String, Counts)> {
+        let mut out: Vec<(String, Counts)> = self
+            .named()
+            .into_iter()
+            .filter_map(|(name, c)| c.latency.counts().map(|counts| (name, counts)))
+            .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }

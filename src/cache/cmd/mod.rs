@@ -235,6 +235,11 @@ pub(crate) fn int(n: usize) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
+/// [`int`] of a `u64` (times, offsets, counters).
+pub(crate) fn int64(n: u64) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// Parses `COUNT n`-style SCAN options shared by SCAN, HSCAN and SSCAN: returns
 /// (cursor, pattern, count, type filter).
 pub(crate) fn scan_options(

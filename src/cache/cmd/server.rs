@@ -438,7 +438,7 @@ pub(crate) fn latency(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let stats = &inner.command_stats;
     let monitor = &stats.monitor;
     let sub = arg(args, 1);
-    let n = |v: u64| Frame::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+    let n = super::int64;
     // The dispatcher checked each known subcommand's arity.
     if is(sub, "latest") {
         return Frame::Array(
@@ -462,7 +462,7 @@ pub(crate) fn latency(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     }
     if is(sub, "reset") {
         let events = args.get(2..).unwrap_or_default();
-        return n(monitor.reset(events) as u64);
+        return int(monitor.reset(events));
     }
     if is(sub, "graph") {
         return match monitor.graph(arg(args, 2)) {
@@ -539,7 +539,7 @@ pub(crate) fn slowlog(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
                 _ => return Frame::error("ERR count should be greater than or equal to -1"),
             },
         };
-        let n = |v: u64| Frame::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+        let n = super::int64;
         return Frame::Array(
             log.newest(count)
                 .into_iter()
@@ -557,7 +557,7 @@ pub(crate) fn slowlog(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         );
     }
     if is(sub, "len") {
-        return Frame::Integer(i64::try_from(log.len()).unwrap_or(i64::MAX));
+        return int(log.len());
     }
     if is(sub, "reset") {
         log.reset();
