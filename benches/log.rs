@@ -520,7 +520,7 @@ fn http_produce(c: &mut Criterion) {
         tokio::spawn(streamcache::server::run(
             engine.clone(),
             bound,
-            shutdown.signal(),
+            shutdown.clone(),
         ));
         (base, shutdown, engine)
     });

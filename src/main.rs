@@ -121,7 +121,7 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
         let _ = out.flush();
     }
     tracing::info!(http = %bound.http_addr(), resp = %bound.resp_addr(), "ready");
-    let served = server::run(engine.clone(), bound, shutdown.signal()).await;
+    let served = server::run(engine.clone(), bound, shutdown.clone()).await;
     signals.abort();
     engine.stop().await;
     if let Err(e) = &served {

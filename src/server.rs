@@ -1,7 +1,7 @@
 //! Binding the listeners and running the HTTP and RESP servers until shutdown.
 //!
 //! `serve` calls [`bind`] (a port in use is a configuration error naming the setting), prints
-//! [`Bound::ready_line`], then [`run`]s until its [`ShutdownSignal`] fires: stop accepting, give
+//! [`Bound::ready_line`], then [`run`]s until its [`Shutdown`] trigger fires: stop accepting, give
 //! in-flight requests `shutdown_drain_ms` to finish, then return so the caller can flush storage.
 
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
 use crate::engine::Engine;
-use crate::shutdown::ShutdownSignal;
+use crate::shutdown::Shutdown;
 
 /// A listener that could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -109,16 +109,13 @@ async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, 
     })
 }
 
-/// Serves HTTP and RESP until `shutdown` fires, then drains in-flight HTTP requests for at most
-/// `shutdown_drain_ms` and returns.
+/// Serves HTTP and RESP until `trigger` fires (a RESP client's SHUTDOWN fires it too), then
+/// drains in-flight HTTP requests for at most `shutdown_drain_ms` and returns.
 ///
 /// # Errors
 /// An I/O error from the HTTP server itself.
-pub async fn run(
-    engine: Arc<Engine>,
-    bound: Bound,
-    shutdown: ShutdownSignal,
-) -> std::io::Result<()> {
+pub async fn run(engine: Arc<Engine>, bound: Bound, trigger: Shutdown) -> std::io::Result<()> {
+    let shutdown = trigger.signal();
     let drain = Duration::from_millis(engine.config().shutdown_drain_ms);
     let app = crate::api::router_with_shutdown(engine.clone(), shutdown.clone());
 
@@ -145,7 +142,7 @@ pub async fn run(
         bound.resp,
         engine.cache().clone(),
         resp_config,
-        shutdown.clone(),
+        trigger,
     ));
 
     let mut signal = shutdown;

@@ -48,7 +48,7 @@ async fn start_with(shutdown_drain_ms: u64) -> Server {
     let task = tokio::spawn(streamcache::server::run(
         engine.clone(),
         bound,
-        shutdown.signal(),
+        shutdown.clone(),
     ));
     Server {
         engine,

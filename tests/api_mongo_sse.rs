@@ -43,10 +43,10 @@ async fn start(history: HistoryConfig) -> Server {
     let bound = streamcache::server::bind(&engine).await.unwrap();
     let base = format!("http://{}", bound.http_addr());
     let shutdown = Shutdown::new();
-    let signal = shutdown.signal();
+    let trigger = shutdown.clone();
     let e = engine.clone();
     let task = tokio::spawn(async move {
-        let _ = streamcache::server::run(e, bound, signal).await;
+        let _ = streamcache::server::run(e, bound, trigger).await;
     });
     Server {
         engine,

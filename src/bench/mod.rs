@@ -225,7 +225,7 @@ async fn in_process(
         engine.stop().await;
         return Err(e.into());
     }
-    let server = tokio::spawn(crate::server::run(engine.clone(), bound, shutdown.signal()));
+    let server = tokio::spawn(crate::server::run(engine.clone(), bound, shutdown.clone()));
     let result = match run::Target::parse(&url) {
         Ok(target) => run::all(&target, options, &generator, &clock).await,
         Err(e) => Err(e.into()),

@@ -416,6 +416,8 @@ pub(crate) struct Inner {
     stream_node_max_entries: AtomicUsize,
     rng: AtomicU64,
     pub(crate) snapshot_path: Option<PathBuf>,
+    /// Save bookkeeping (LASTSAVE, INFO persistence) and the background save's slot.
+    pub(crate) saves: snapshot::Saves,
     /// `maxmemory-samples`: keys sampled per database per eviction.
     maxmemory_samples: AtomicU32,
     /// Eviction candidates kept between evictions (Redis's eviction pool).
@@ -711,6 +713,7 @@ impl Cache {
             stream_node_max_entries: AtomicUsize::new(stream::NODE_ENTRIES),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),
             snapshot_path,
+            saves: snapshot::Saves::new(start_ms),
             maxmemory_samples: AtomicU32::new(evict::MAXMEMORY_SAMPLES_DEFAULT),
             evict_pool: Mutex::new(evict::Pool::default()),
             scripting: Mutex::new(None),
@@ -951,6 +954,9 @@ impl Cache {
                     Some(Err(e)) => e,
                     None => resp::command::wrong_arity(spec),
                 }
+            } else if spec.name == "bgsave" {
+                // Its thread copies the keyspace once this transaction releases the gate.
+                cmd::server::bgsave(self, args, true)
             } else if spec.mode == resp::command::Mode::Connection {
                 Frame::error(format!(
                     "ERR Command not allowed inside a transaction: '{}'",
@@ -1560,7 +1566,8 @@ impl Cache {
         total
     }
 
-    /// Writes the snapshot if one is configured.
+    /// Writes the snapshot if one is configured, on the caller's thread (after any snapshot
+    /// being written), and records it for LASTSAVE and INFO persistence.
     ///
     /// # Errors
     /// [`Error::SnapshotIo`] when the file cannot be written.

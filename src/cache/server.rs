@@ -1,6 +1,7 @@
 //! The RESP server: the listener (connection limit through a semaphore), and the per-connection
 //! loop — pipelined decode, dispatch, AUTH, HELLO/RESP3, SELECT, MULTI/EXEC/WATCH, pub/sub,
-//! CLIENT, blocking list pops and the output buffer limit. (Active expiry and periodic snapshots are
+//! CLIENT, blocking list pops, the output buffer limit, and SAVE, BGSAVE and SHUTDOWN (which
+//! fires the shutdown trigger the server was given). (Active expiry and periodic snapshots are
 //! the engine's housekeeping task, so they run with or without this server.)
 //!
 //! Invariant: replies are written in request order; a protocol error is answered with Redis's
@@ -27,7 +28,7 @@ use crate::cache::{
     CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, RESP_INLINE_BYTES_MAX,
     RESP_MULTIBULK_LEN_MAX,
 };
-use crate::shutdown::ShutdownSignal;
+use crate::shutdown::{Shutdown, ShutdownSignal};
 
 /// Most bytes read ahead from a client while it is blocked in a pop.
 const BLOCKED_READ_BYTES_MAX: usize = 1024 * 1024;
@@ -118,6 +119,9 @@ struct Shared {
     config: RespConfig,
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, ClientEntry>>,
+    /// Fired by a SHUTDOWN that succeeds: it stops this server and whatever else its owner
+    /// started with it (the whole process, under `serve`).
+    shutdown: Shutdown,
 }
 
 impl Shared {
@@ -126,7 +130,7 @@ impl Shared {
     }
 }
 
-/// Serves RESP on `listener` until `shutdown` fires.
+/// Serves RESP on `listener` until `shutdown` fires; a client's SHUTDOWN fires it.
 ///
 /// The connections are served by one dedicated thread running a single-threaded runtime, as
 /// Redis serves them from one event loop: on a small machine this keeps the RESP work from
@@ -136,7 +140,7 @@ pub async fn serve_resp(
     listener: TcpListener,
     cache: Cache,
     config: RespConfig,
-    shutdown: ShutdownSignal,
+    shutdown: Shutdown,
 ) {
     let std_listener = match listener.into_std() {
         Ok(l) => l,
@@ -187,7 +191,7 @@ async fn fallback(
     listener: std::net::TcpListener,
     cache: Cache,
     config: RespConfig,
-    shutdown: ShutdownSignal,
+    shutdown: Shutdown,
 ) {
     match TcpListener::from_std(listener) {
         Ok(l) => serve_connections(l, cache, config, shutdown).await,
@@ -200,8 +204,9 @@ async fn serve_connections(
     listener: TcpListener,
     cache: Cache,
     config: RespConfig,
-    mut shutdown: ShutdownSignal,
+    trigger: Shutdown,
 ) {
+    let mut shutdown = trigger.signal();
     let config = RespConfig {
         connections_max: config.connections_max.clamp(1, CONNECTIONS_MAX),
         output_buffer_bytes_max: config
@@ -219,6 +224,7 @@ async fn serve_connections(
         config,
         next_id: AtomicU64::new(1),
         clients: Mutex::new(BTreeMap::new()),
+        shutdown: trigger,
     });
     let mut tasks = JoinSet::new();
     let poller = tokio::spawn(poll_while_busy(shared.busy.clone()));
@@ -354,6 +360,16 @@ enum Next {
     Script(&'static command::Spec),
     /// EXEC of a queue that runs a script, handed off as [`Next::Script`].
     Exec(Vec<Vec<Bytes>>),
+    /// SAVE or SHUTDOWN passed every check: the loop writes the snapshot on the blocking pool
+    /// and answers (or, for a SHUTDOWN that succeeds, stops) when it is done.
+    Persist(&'static command::Spec, Persist),
+}
+
+/// The snapshot work [`Connection::persist`] waits for.
+#[derive(Debug, Clone, Copy)]
+enum Persist {
+    Save,
+    Shutdown(crate::cache::cmd::server::ShutdownPlan),
 }
 
 /// Empties `v` and returns its allocation for slices of another lifetime (the standard library
@@ -567,7 +583,7 @@ impl Connection {
                         } else {
                             self.handle(&argv, now_ms, &mut out)
                         };
-                        if !matches!(next, Next::Block(_) | Next::Script(_) | Next::Exec(_)) {
+                        if !matches!(next, Next::Block(_) | Next::Script(_) | Next::Exec(_) | Next::Persist(..)) {
                             let name = argv.first().copied().unwrap_or_default();
                             self.settle_reply(&mut out, mark, skipping, name);
                         }
@@ -609,6 +625,14 @@ impl Connection {
                             }
                             Next::Exec(queue) => {
                                 self.off_thread(Job::Exec(queue), skipping, &mut out).await;
+                                now_ms = self.shared.cache.inner().clock.now_ms();
+                            }
+                            Next::Persist(spec, job) => {
+                                if self.persist(spec, job, skipping, &mut out).await {
+                                    // Stopping: closed without a reply, as Redis exits.
+                                    close = true;
+                                    break;
+                                }
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                         }
@@ -759,6 +783,12 @@ impl Connection {
                 self.multi_dirty = true;
             }
             self.reject(spec, args, e, out);
+            return Next::Continue;
+        }
+        // Redis's `no-multi` check: the command is refused and spoils the transaction.
+        if self.multi.is_some() && command::refused_in_multi(spec) {
+            self.multi_dirty = true;
+            self.reject(spec, args, Frame::error(command::NOT_IN_MULTI), out);
             return Next::Continue;
         }
         if self.proto == 2
@@ -1014,18 +1044,67 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> Next {
         let started = self.clock().monotonic_ns();
-        let (next, reply) = self.connection_reply(spec.name, args, out);
+        let (next, reply) = self.connection_reply(spec, args, out);
+        // SAVE and SHUTDOWN are counted when their snapshot is done.
+        if matches!(next, Next::Persist(..)) {
+            return next;
+        }
         let ran = self.clock().monotonic_ns().saturating_sub(started);
         // EXEC's array holds its commands' replies, already counted with them.
         self.stats().call(spec, args, ran, &reply);
         next
     }
 
+    /// Runs SAVE, or the snapshot of a SHUTDOWN, on a thread of the blocking pool (this
+    /// thread serves the other clients meanwhile; their commands wait only while the keyspace
+    /// is copied), counts the call and writes its reply. Returns `true` when a SHUTDOWN
+    /// succeeded: the trigger has fired and the connection closes without a reply.
+    async fn persist(
+        &mut self,
+        spec: &'static command::Spec,
+        job: Persist,
+        skipping: bool,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let started = self.clock().monotonic_ns();
+        let cache = self.shared.cache.clone();
+        let done = tokio::task::spawn_blocking(move || match job {
+            Persist::Save => (crate::cache::cmd::server::save(&cache), false),
+            Persist::Shutdown(plan) => {
+                match crate::cache::cmd::server::prepare_shutdown(&cache, plan) {
+                    Ok(()) => (Frame::ok(), true),
+                    Err(e) => (e, false),
+                }
+            }
+        })
+        .await;
+        let (reply, stop) = done.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the snapshot's thread failed");
+            (Frame::error("ERR the snapshot's thread failed"), false)
+        });
+        let ran = self.clock().monotonic_ns().saturating_sub(started);
+        self.stats().call(spec, &[], ran, &reply);
+        if stop {
+            self.shared.shutdown.trigger();
+            return true;
+        }
+        let mark = out.len();
+        reply.encode(self.proto, out);
+        self.settle_reply(out, mark, skipping, b"");
+        false
+    }
+
     /// A connection command's effect: what the connection does next and the reply it wrote
     /// (subscription commands write one frame per channel; their reply here is `+OK`, which
     /// counts no error).
-    fn connection_reply(&mut self, name: &str, args: &[&[u8]], out: &mut Vec<u8>) -> (Next, Frame) {
+    fn connection_reply(
+        &mut self,
+        spec: &'static command::Spec,
+        args: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> (Next, Frame) {
         let cache = self.shared.cache.clone();
+        let name = spec.name;
         let reply = match name {
             "select" => match db_index(args[1]) {
                 Ok(n) => {
@@ -1160,6 +1239,14 @@ impl Connection {
                 Frame::error("ERR This instance has cluster support disabled")
             }
             "wait" => Frame::Integer(0),
+            "save" => return (Next::Persist(spec, Persist::Save), Frame::ok()),
+            "bgsave" => crate::cache::cmd::server::bgsave(&cache, args, false),
+            "shutdown" => {
+                match crate::cache::cmd::server::shutdown_plan(args, cache.snapshot_enabled()) {
+                    Ok(plan) => return (Next::Persist(spec, Persist::Shutdown(plan)), Frame::ok()),
+                    Err(e) => e,
+                }
+            }
             _ => command::unknown_command(args),
         };
         self.note_state();

@@ -11,6 +11,8 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -203,10 +205,14 @@ fn decode(bytes: &[u8]) -> Result<Vec<Record>, String> {
     postcard::from_bytes(payload).map_err(|e| format!("undecodable payload: {e}"))
 }
 
-fn collect(cache: &Cache) -> Vec<Record> {
+/// Every live key and FUNCTION library, copied under the exclusive gate, with the keyspace's
+/// change count at that moment (what this snapshot saves).
+fn collect(cache: &Cache) -> (Vec<Record>, u64) {
     let inner = cache.inner();
     let now = inner.clock.now_ms();
     let mut ctx = inner.ks.exclusive(0, now);
+    // Changes counted after this point are not in the snapshot and stay counted.
+    let dirty = inner.ks.dirty.load(Ordering::Relaxed);
     let mut records = Vec::new();
     for db in 0..DATABASES {
         for pos in ctx.all_shards(db) {
@@ -252,22 +258,35 @@ fn collect(cache: &Cache) -> Vec<Record> {
         });
     }
     drop(ctx);
-    records
+    (records, dirty)
 }
 
-/// Writes the snapshot atomically (temp file, fsync, rename, fsync directory).
+/// Writes the snapshot atomically (temp file, fsync, rename, fsync directory), recording it in
+/// [`Saves`]. Waits for a snapshot another thread is writing: every save writes the same
+/// temporary file.
 pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
+    let saves = &cache.inner.saves;
+    let _writing = saves.writing.lock().unwrap_or_else(PoisonError::into_inner);
+    saves.begun.fetch_add(1, Ordering::Relaxed);
+    write(cache, path)?;
+    saves
+        .last_ms
+        .store(cache.inner.clock.now_ms(), Ordering::Relaxed);
+    // As Redis's `rdbSave`: a good save also clears a failed background save's status.
+    saves.last_background_ok.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The snapshot write itself: the keyspace copied under the gate, then encoded and written
+/// without it.
+fn write(cache: &Cache, path: &Path) -> Result<()> {
     let io = |source| Error::SnapshotIo {
         path: path.to_owned(),
         source,
     };
-    // Changes made after this point are not in the snapshot and stay counted.
-    let dirty = cache
-        .inner
-        .ks
-        .dirty
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let bytes = encode(&collect(cache)).map_err(|e| io(std::io::Error::other(e)))?;
+    let (records, dirty) = collect(cache);
+    let bytes = encode(&records).map_err(|e| io(std::io::Error::other(e)))?;
+    drop(records);
     let tmp = path.with_extension("snapshot.tmp");
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     file.write_all(&bytes).map_err(io)?;
@@ -278,12 +297,197 @@ pub(crate) fn save(cache: &Cache, path: &Path) -> Result<()> {
             .and_then(|d| d.sync_all())
             .map_err(io)?;
     }
-    cache
-        .inner
-        .ks
-        .dirty
-        .fetch_sub(dirty, std::sync::atomic::Ordering::Relaxed);
+    cache.inner.ks.dirty.fetch_sub(dirty, Ordering::Relaxed);
     Ok(())
+}
+
+/// The snapshot's save bookkeeping (LASTSAVE, INFO persistence) and the one background save
+/// (BGSAVE or the periodic snapshot) that may run at a time.
+#[derive(Debug)]
+pub(crate) struct Saves {
+    /// Held while a snapshot is written: every save writes the same temporary file.
+    writing: Mutex<()>,
+    /// A background save is running: set before its work starts, cleared when it ends
+    /// (`rdb_bgsave_in_progress`).
+    background: AtomicBool,
+    /// When the running background save started (monotonic ns).
+    background_started_ns: AtomicU64,
+    /// Wall-clock ms of the last successful save; the start time before any (LASTSAVE, as
+    /// Redis counts a fresh server as saved).
+    last_ms: AtomicU64,
+    /// Whether the last background save succeeded (`rdb_last_bgsave_status`).
+    last_background_ok: AtomicBool,
+    /// Whole seconds the last background save took; -1 before any
+    /// (`rdb_last_bgsave_time_sec`).
+    last_background_s: AtomicI64,
+    /// Saves begun (`rdb_saves`).
+    begun: AtomicU64,
+    /// SHUTDOWN NOSAVE was given: the engine's shutdown writes no snapshot.
+    skip_at_shutdown: AtomicBool,
+}
+
+impl Saves {
+    /// Bookkeeping for a cache started at wall-clock `start_ms`.
+    pub(crate) fn new(start_ms: u64) -> Self {
+        Self {
+            writing: Mutex::new(()),
+            background: AtomicBool::new(false),
+            background_started_ns: AtomicU64::new(0),
+            last_ms: AtomicU64::new(start_ms),
+            last_background_ok: AtomicBool::new(true),
+            last_background_s: AtomicI64::new(-1),
+            begun: AtomicU64::new(0),
+            skip_at_shutdown: AtomicBool::new(false),
+        }
+    }
+
+    /// LASTSAVE: the unix time of the last successful save, in seconds.
+    pub(crate) fn last_save_s(&self) -> u64 {
+        self.last_ms.load(Ordering::Relaxed) / 1000
+    }
+
+    /// Whether a background save runs now.
+    pub(crate) fn background_running(&self) -> bool {
+        self.background.load(Ordering::Acquire)
+    }
+
+    /// Takes the background slot at monotonic `now_ns`; `false` when a background save holds
+    /// it.
+    fn claim_background(&self, now_ns: u64) -> bool {
+        let claimed = self
+            .background
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if claimed {
+            self.background_started_ns.store(now_ns, Ordering::Relaxed);
+        }
+        claimed
+    }
+
+    /// Ends the background save at monotonic `now_ns`, recording its outcome.
+    fn release_background(&self, ok: bool, now_ns: u64) {
+        let took_ns = now_ns.saturating_sub(self.background_started_ns.load(Ordering::Relaxed));
+        let took_s = i64::try_from(took_ns / 1_000_000_000).unwrap_or(i64::MAX);
+        self.last_background_s.store(took_s, Ordering::Relaxed);
+        self.last_background_ok.store(ok, Ordering::Relaxed);
+        self.background.store(false, Ordering::Release);
+    }
+
+    /// Asks the engine's shutdown to write no snapshot (SHUTDOWN NOSAVE).
+    pub(crate) fn skip_at_shutdown(&self) {
+        self.skip_at_shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// INFO persistence's save lines, as Redis 7.0.15 names them, at monotonic `now_ns`.
+    pub(crate) fn info_lines(&self, now_ns: u64) -> String {
+        let running = self.background_running();
+        let current_s = if running {
+            let started = self.background_started_ns.load(Ordering::Relaxed);
+            i64::try_from(now_ns.saturating_sub(started) / 1_000_000_000).unwrap_or(i64::MAX)
+        } else {
+            -1
+        };
+        format!(
+            "rdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{current_s}\r\nrdb_saves:{}\r\n",
+            u8::from(running),
+            self.last_save_s(),
+            if self.last_background_ok.load(Ordering::Relaxed) {
+                "ok"
+            } else {
+                "err"
+            },
+            self.last_background_s.load(Ordering::Relaxed),
+            self.begun.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Why a background save did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BackgroundRefused {
+    /// No snapshot file is configured.
+    NotConfigured,
+    /// A background save runs already.
+    AlreadyRunning,
+    /// Its thread could not be started (logged).
+    NoThread,
+}
+
+impl Cache {
+    /// Whether a snapshot file is configured (`[cache] snapshot = true`).
+    #[must_use]
+    pub fn snapshot_enabled(&self) -> bool {
+        self.inner.snapshot_path.is_some()
+    }
+
+    /// The periodic snapshot: written on the caller's thread as the background save, and
+    /// skipped when one (a BGSAVE) runs already.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotIo`] when the file cannot be written.
+    pub fn save_snapshot_periodic(&self) -> Result<()> {
+        let Some(path) = &self.inner.snapshot_path else {
+            return Ok(());
+        };
+        let clock = &self.inner.clock;
+        if !self.inner.saves.claim_background(clock.monotonic_ns()) {
+            return Ok(());
+        }
+        let saved = save(self, path);
+        self.inner
+            .saves
+            .release_background(saved.is_ok(), clock.monotonic_ns());
+        saved
+    }
+
+    /// The snapshot the engine writes at shutdown: [`Cache::save_snapshot`], unless SHUTDOWN
+    /// NOSAVE asked for none.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotIo`] when the file cannot be written.
+    pub fn save_snapshot_at_shutdown(&self) -> Result<()> {
+        if self.inner.saves.skip_at_shutdown.load(Ordering::Relaxed) {
+            tracing::info!("SHUTDOWN NOSAVE: no cache snapshot at shutdown");
+            return Ok(());
+        }
+        self.save_snapshot()
+    }
+
+    /// BGSAVE: starts writing the snapshot on a thread of its own and returns at once. The
+    /// keyspace is copied under the exclusive gate there (commands wait for the copy, as for
+    /// KEYS), then encoded and written while commands run.
+    pub(crate) fn start_background_save(&self) -> std::result::Result<(), BackgroundRefused> {
+        let Some(path) = self.inner.snapshot_path.clone() else {
+            return Err(BackgroundRefused::NotConfigured);
+        };
+        let saves = &self.inner.saves;
+        if !saves.claim_background(self.inner.clock.monotonic_ns()) {
+            return Err(BackgroundRefused::AlreadyRunning);
+        }
+        let cache = self.clone();
+        // IMPORTANT: detached, and owned through `Saves`: the slot stays taken until the
+        // thread ends, and the engine's shutdown snapshot waits on `writing` for it.
+        let spawned = std::thread::Builder::new()
+            .name("bgsave".to_owned())
+            .spawn(move || {
+                let saved = save(&cache, &path);
+                if let Err(e) = &saved {
+                    tracing::error!(error = %e, "background cache snapshot (BGSAVE) failed");
+                }
+                cache
+                    .inner
+                    .saves
+                    .release_background(saved.is_ok(), cache.inner.clock.monotonic_ns());
+            });
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the background save's thread");
+                saves.release_background(false, self.inner.clock.monotonic_ns());
+                Err(BackgroundRefused::NoThread)
+            }
+        }
+    }
 }
 
 /// Loads the snapshot if present; a corrupt one is logged and renamed aside.

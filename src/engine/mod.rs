@@ -491,7 +491,7 @@ impl Engine {
             tracing::error!(error = %e, "closing consumer instances at shutdown failed");
         }
         self.log.flush()?;
-        if let Err(e) = self.cache.save_snapshot() {
+        if let Err(e) = self.cache.save_snapshot_at_shutdown() {
             tracing::error!(error = %e, "cache snapshot at shutdown failed");
         }
         self.history.persist().map_err(|e| Error::Flush {
@@ -540,7 +540,7 @@ fn cache_housekeeping(cache: &crate::cache::Cache, stop: &std::sync::mpsc::Recei
         ticks += 1;
         if snapshot_every > 0
             && ticks.is_multiple_of(snapshot_every * hz)
-            && let Err(e) = cache.save_snapshot()
+            && let Err(e) = cache.save_snapshot_periodic()
         {
             tracing::error!(error = %e, "periodic cache snapshot failed");
         }

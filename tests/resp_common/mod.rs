@@ -54,7 +54,7 @@ pub(crate) fn serve(cache: Cache, config: RespConfig) -> Server {
         .unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
-    rt.spawn(serve_resp(listener, cache, config, shutdown.signal()));
+    rt.spawn(serve_resp(listener, cache, config, shutdown.clone()));
     Server { rt, addr, shutdown }
 }
 

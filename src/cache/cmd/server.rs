@@ -1,16 +1,18 @@
 //! Server commands answered by the keyspace itself: PING, ECHO, TIME, INFO, CONFIG, COMMAND,
-//! DEBUG, PUBLISH.
+//! DEBUG, PUBLISH; and the persistence commands' replies (SAVE, BGSAVE, SHUTDOWN, LASTSAVE),
+//! which the RESP server calls with the cache handle.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{arg, glob_match, int, is};
+use super::{SYNTAX, arg, glob_match, int, is};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::command;
 use crate::cache::resp::frame::Frame;
-use crate::cache::{DATABASES, Inner};
+use crate::cache::snapshot::BackgroundRefused;
+use crate::cache::{Cache, DATABASES, Inner};
 
 pub(crate) fn ping(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     match args.get(1) {
@@ -32,9 +34,130 @@ pub(crate) fn time(ctx: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     ])
 }
 
-pub(crate) fn lastsave(ctx: &mut Ctx<'_>, inner: &Inner, _: &[&[u8]]) -> Frame {
-    let _ = ctx;
-    Frame::Integer(i64::try_from(inner.start_ms / 1000).unwrap_or(0))
+/// The reply to SAVE, BGSAVE and SHUTDOWN SAVE when no snapshot file is configured.
+const SNAPSHOT_OFF: &str =
+    "ERR no snapshot is configured: set [cache] snapshot = true to save to DATA_DIR/cache.snapshot";
+/// The reply to a SAVE whose write failed (the cause is logged, not sent).
+const SAVE_FAILED: &str = "ERR the snapshot could not be written; see the server log";
+/// Redis's reply to SAVE or BGSAVE while a background save runs.
+const BACKGROUND_RUNNING: &str = "ERR Background save already in progress";
+/// Redis's reply to a SHUTDOWN that did not shut down (the cause is logged).
+const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+
+/// SAVE: writes the snapshot on the caller's thread (the RESP server runs it on the blocking
+/// pool) and answers once it is durable.
+pub(crate) fn save(cache: &Cache) -> Frame {
+    if !cache.snapshot_enabled() {
+        return Frame::error(SNAPSHOT_OFF);
+    }
+    if cache.inner().saves.background_running() {
+        return Frame::error(BACKGROUND_RUNNING);
+    }
+    match cache.save_snapshot() {
+        Ok(()) => Frame::ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "SAVE: the cache snapshot was not written");
+            Frame::error(SAVE_FAILED)
+        }
+    }
+}
+
+/// BGSAVE [SCHEDULE]: starts the background save. `in_exec`: sent inside MULTI, where Redis
+/// answers that the save is scheduled (here it starts at once and copies the keyspace once
+/// the transaction has released it).
+pub(crate) fn bgsave(cache: &Cache, args: &[&[u8]], in_exec: bool) -> Frame {
+    match args {
+        [_] => {}
+        [_, option] if is(option, "schedule") => {}
+        _ => return Frame::error(SYNTAX),
+    }
+    match cache.start_background_save() {
+        Ok(()) if in_exec => Frame::simple("Background saving scheduled"),
+        Ok(()) => Frame::simple("Background saving started"),
+        Err(BackgroundRefused::NotConfigured) => Frame::error(SNAPSHOT_OFF),
+        Err(BackgroundRefused::AlreadyRunning) => Frame::error(BACKGROUND_RUNNING),
+        Err(BackgroundRefused::NoThread) => {
+            Frame::error("ERR the background save could not start; see the server log")
+        }
+    }
+}
+
+/// What a SHUTDOWN asks for, from its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShutdownPlan {
+    /// Write the snapshot before stopping (SAVE, or a configured snapshot without NOSAVE).
+    save: bool,
+    /// NOSAVE: no snapshot now nor at the engine's shutdown.
+    nosave: bool,
+    /// FORCE: stop even when the snapshot cannot be written.
+    force: bool,
+}
+
+/// Reads SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT] as Redis 7.0.15's `shutdownCommand`:
+/// an unknown word or a contradictory pair is a syntax error, and ABORT answers that no
+/// shutdown is in progress (there is never a delayed one here). NOW changes nothing: there
+/// are no replicas to wait for.
+pub(crate) fn shutdown_plan(args: &[&[u8]], snapshot_enabled: bool) -> Result<ShutdownPlan, Frame> {
+    let (mut save, mut nosave, mut force, mut now, mut abort) = (false, false, false, false, false);
+    for a in args.iter().skip(1) {
+        let flag = if is(a, "nosave") {
+            &mut nosave
+        } else if is(a, "save") {
+            &mut save
+        } else if is(a, "now") {
+            &mut now
+        } else if is(a, "force") {
+            &mut force
+        } else if is(a, "abort") {
+            &mut abort
+        } else {
+            return Err(Frame::error(SYNTAX));
+        };
+        *flag = true;
+    }
+    if (abort && (save || nosave || now || force)) || (save && nosave) {
+        return Err(Frame::error(SYNTAX));
+    }
+    if abort {
+        return Err(Frame::error("ERR No shutdown in progress."));
+    }
+    Ok(ShutdownPlan {
+        save: save || (snapshot_enabled && !nosave),
+        nosave,
+        force,
+    })
+}
+
+/// Carries out the part of a SHUTDOWN that can fail, before the process is asked to stop:
+/// the snapshot it asks for (on the caller's thread, the blocking pool's), or the note that
+/// the engine's shutdown writes none. An error is Redis's reply; the cause is logged.
+pub(crate) fn prepare_shutdown(cache: &Cache, plan: ShutdownPlan) -> Result<(), Frame> {
+    if plan.nosave {
+        cache.inner().saves.skip_at_shutdown();
+    } else if plan.save {
+        let saved = if cache.snapshot_enabled() {
+            cache.save_snapshot().map_err(|e| e.to_string())
+        } else {
+            Err(SNAPSHOT_OFF.to_owned())
+        };
+        match saved {
+            Ok(()) => {}
+            Err(e) if plan.force => {
+                tracing::warn!(error = %e, "SHUTDOWN FORCE: the snapshot was not written; stopping anyway");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SHUTDOWN: the snapshot was not written; not stopping");
+                return Err(Frame::error(SHUTDOWN_FAILED));
+            }
+        }
+    }
+    tracing::warn!("SHUTDOWN requested by a RESP client; stopping");
+    Ok(())
+}
+
+/// LASTSAVE: the unix time of the last successful snapshot (the start time before any).
+pub(crate) fn lastsave(_: &mut Ctx<'_>, inner: &Inner, _: &[&[u8]]) -> Frame {
+    Frame::Integer(i64::try_from(inner.saves.last_save_s()).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
@@ -318,8 +441,9 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     if want("persistence") {
         let _ = write!(
             out,
-            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
-            inner.ks.dirty.load(Ordering::Relaxed)
+            "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\n{}aof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+            inner.ks.dirty.load(Ordering::Relaxed),
+            inner.saves.info_lines(inner.clock.monotonic_ns())
         );
     }
     if want("stats") {

@@ -288,7 +288,35 @@ static SPECS: &[Spec] = specs! {
     "readonly" 1 0 0 0 r Connection server::not_here;
     "readwrite" 1 0 0 0 r Connection server::not_here;
     "wait" 3 0 0 0 r Connection server::not_here;
+    "save" 1 0 0 0 r Connection server::not_here;
+    "bgsave" -1 0 0 0 r Connection server::not_here;
+    "shutdown" -1 0 0 0 r Connection server::not_here;
 };
+
+/// The commands Redis 7.0.15 flags `no-multi`, besides the transaction commands themselves:
+/// sent inside MULTI they are refused, and the transaction with them.
+pub(crate) fn refused_in_multi(spec: &Spec) -> bool {
+    matches!(spec.name, "save" | "shutdown")
+}
+
+/// Redis's reply to a `no-multi` command sent inside MULTI.
+pub(crate) const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
+
+/// Commands whose COMMAND INFO flags are given whole, in Redis 7.0.15's order, instead of
+/// derived from the spec: Redis flags the persistence commands neither `readonly` nor
+/// `write`. SHUTDOWN lacks Redis's `allow_busy`: here it waits for (or is refused during) a
+/// long script like any command.
+const FLAGS_GIVEN: &[(&str, &[&str])] = &[
+    (
+        "save",
+        &["admin", "noscript", "no_async_loading", "no_multi"],
+    ),
+    ("bgsave", &["admin", "noscript", "no_async_loading"]),
+    (
+        "shutdown",
+        &["admin", "noscript", "loading", "stale", "no_multi"],
+    ),
+];
 
 fn table() -> &'static HashMap<&'static str, &'static Spec> {
     static TABLE: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
@@ -628,7 +656,10 @@ const MOVABLE_KEYS: &[&str] = &[
 
 /// COMMAND INFO's entry for a spec.
 pub(crate) fn info(spec: &Spec) -> Frame {
-    let mut flags = if spec.write {
+    let given = FLAGS_GIVEN.iter().find(|(name, _)| *name == spec.name);
+    let mut flags = if let Some((_, given)) = given {
+        given.iter().map(|f| Frame::simple(f)).collect()
+    } else if spec.write {
         vec![Frame::simple("write")]
     } else {
         vec![Frame::simple("readonly")]
