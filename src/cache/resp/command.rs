@@ -288,6 +288,7 @@ static SPECS: &[Spec] = specs! {
     "readonly" 1 0 0 0 r Connection server::not_here;
     "readwrite" 1 0 0 0 r Connection server::not_here;
     "wait" 3 0 0 0 r Connection server::not_here;
+    "monitor" 1 0 0 0 r Connection server::not_here;
 };
 
 fn table() -> &'static HashMap<&'static str, &'static Spec> {
