@@ -53,6 +53,10 @@ const LATENCY_MONITOR_PASSED_MIN: u64 = 13;
 /// `unit/slowlog`, run separately: every test the default tags let run (seven use DEBUG
 /// SLEEP or replication and are filtered).
 const SLOWLOG_PASSED_MIN: u64 = 9;
+/// `unit/introspection`, run separately: every test but five of CONFIG's (docs/conformance.md:
+/// CONFIG parameters are a name → value map here, not Redis's typed table).
+const INTROSPECTION_PASSED_MIN: u64 = 22;
+const INTROSPECTION_FAILED_MAX: u64 = 5;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -271,5 +275,16 @@ fn redis_own_stream_cgroups_unit_passes() {
         &[],
         STREAM_CGROUPS_PASSED_MIN,
         0,
+    );
+}
+
+/// Reported on its own, beside the bar: MONITOR, CLIENT LIST/INFO, CLIENT REPLY.
+#[test]
+fn redis_own_introspection_unit_passes() {
+    assert_unit(
+        "unit/introspection",
+        &[],
+        INTROSPECTION_PASSED_MIN,
+        INTROSPECTION_FAILED_MAX,
     );
 }

@@ -26,6 +26,7 @@ mod expiry;
 mod keyspace;
 mod latency;
 mod longdouble;
+mod monitor;
 mod notify;
 mod pubsub;
 mod rdb;
@@ -395,6 +396,8 @@ pub(crate) struct Inner {
     /// `receiver_count`, which takes the channel's mutex.
     events_subscribed: std::sync::atomic::AtomicBool,
     pub(crate) pubsub: pubsub::PubSub,
+    /// MONITOR clients.
+    pub(crate) monitors: monitor::Monitors,
     /// Blocked pops in arrival order (Redis serves the longest-waiting client first).
     blocked: Mutex<std::collections::VecDeque<Blocked>>,
     blocked_len: AtomicUsize,
@@ -443,6 +446,16 @@ fn pack_listpack(lp: zset::Listpack) -> u64 {
 }
 
 impl Inner {
+    /// Feeds `args`, run in `db` by `origin`, to the MONITOR clients (one atomic load when
+    /// there are none).
+    pub(crate) fn monitor(&self, db: usize, origin: monitor::Origin<'_>, args: &[&[u8]]) {
+        if self.monitors.is_active() {
+            let limit = self.pubsub.limits.get(pubsub::ObufClass::Replica);
+            self.monitors
+                .feed(self.clock.now_ms(), db, origin, args, limit);
+        }
+    }
+
     /// The scripting state, created on first use (`None` only if Lua could not start, which
     /// is logged).
     pub(crate) fn scripting(&self) -> std::sync::MutexGuard<'_, Option<script::Scripting>> {
@@ -699,6 +712,7 @@ impl Cache {
             events,
             events_subscribed: std::sync::atomic::AtomicBool::new(false),
             pubsub: pubsub::PubSub::default(),
+            monitors: monitor::Monitors::default(),
             blocked: Mutex::new(std::collections::VecDeque::new()),
             blocked_len: AtomicUsize::new(0),
             serving: std::sync::atomic::AtomicBool::new(false),
@@ -774,8 +788,26 @@ impl Cache {
     ) -> Frame {
         let started = self.inner.clock.monotonic_ns();
         match self.run_uncounted(db, spec, args, proto, now_ms) {
-            Ok(reply) => self.counted(spec, args, started, reply, caller),
+            Ok(reply) => {
+                // A script command is fed before it runs, so that the commands it calls follow
+                // it (the RESP server feeds it).
+                if self.inner.monitors.is_active() && !script::is_script_command(spec) {
+                    self.monitor(db, args, caller);
+                }
+                self.counted(spec, args, started, reply, caller)
+            }
             Err(rejected) => rejected,
+        }
+    }
+
+    /// Feeds a command `caller` ran in `db` to the MONITOR clients. A command without a
+    /// caller (the HTTP API's) is not fed: monitors show RESP clients and scripts, as Redis.
+    pub(crate) fn monitor(&self, db: usize, args: &[&[u8]], caller: Caller<'_>) {
+        if let Some(caller) = caller
+            && self.inner.monitors.is_active()
+        {
+            let (peer, _) = caller();
+            self.inner.monitor(db, monitor::Origin::Client(&peer), args);
         }
     }
 
@@ -944,6 +976,12 @@ impl Cache {
                 continue;
             }
             let started = inner.clock.monotonic_ns();
+            // Fed after it runs, but a script command before (the commands it calls follow
+            // it), and a connection command not at all (it does not run here).
+            let script = script::is_script_command(spec);
+            if script {
+                self.monitor(ctx.db, args, caller);
+            }
             let reply = if spec.name == "select" {
                 match args.get(1).map(|a| cmd::keys::db_index(a)) {
                     Some(Ok(n)) => {
@@ -974,6 +1012,9 @@ impl Cache {
                 reply
             };
             let ran = inner.clock.monotonic_ns().saturating_sub(started);
+            if !script && spec.mode != resp::command::Mode::Connection {
+                self.monitor(ctx.db, args, caller);
+            }
             stats.call(spec, args, ran, &reply);
             self.slow(args, ran, caller);
             replies.push(reply);

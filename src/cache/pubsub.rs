@@ -221,6 +221,8 @@ pub(crate) enum Message {
         channel: Bytes,
         payload: Bytes,
     },
+    /// A MONITOR line, already in its wire form (`crate::cache::monitor`).
+    Monitor(Bytes),
 }
 
 impl Message {
@@ -236,6 +238,7 @@ impl Message {
                 .len()
                 .saturating_add(channel.len())
                 .saturating_add(payload.len()),
+            Self::Monitor(line) => line.len(),
         };
         data.saturating_add(PUBSUB_MESSAGE_OVERHEAD_BYTES)
     }
@@ -288,7 +291,7 @@ impl Outbox {
 
     /// Queues `msg` unless that overruns `limit` at wall-clock `now_ms`, in which case the
     /// outbox is closed instead. Returns false only when the connection is already gone.
-    fn deliver(&self, msg: Message, now_ms: u64, limit: ObufLimit) -> bool {
+    pub(crate) fn deliver(&self, msg: Message, now_ms: u64, limit: ObufLimit) -> bool {
         if self.is_closed() {
             return true;
         }
@@ -313,7 +316,7 @@ impl Outbox {
             tracing::warn!(
                 client = self.client,
                 pending_bytes = pending,
-                "pub/sub client closed for overcoming of output buffer limits"
+                "pub/sub or monitor client closed for overcoming of output buffer limits"
             );
             self.kill.fire();
         }

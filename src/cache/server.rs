@@ -109,6 +109,13 @@ struct ClientEntry {
     unblock_error: Arc<AtomicBool>,
     blocked: Arc<AtomicBool>,
     created_ms: u64,
+    /// Wall-clock ms of the client's last batch of commands (CLIENT LIST `idle`).
+    active_ms: Arc<AtomicU64>,
+    /// The last command it ran, as of its previous batch (CLIENT LIST `cmd`; `NULL` before
+    /// any). The client itself shows the command running.
+    last_cmd: &'static str,
+    /// Whether it is a MONITOR (CLIENT LIST flag `O`).
+    monitor: bool,
 }
 
 /// State shared by every connection.
@@ -418,6 +425,15 @@ struct Connection {
     kill: Arc<Kill>,
     /// Set by a CLIENT KILL that matched this client itself: it closes after the reply.
     close_after_reply: bool,
+    /// Whether this client is a MONITOR (fed through its outbox).
+    monitoring: bool,
+    /// Bytes in the query buffer when the current command started, its own included (CLIENT
+    /// LIST's `qbuf` for this client).
+    qbuf_len: usize,
+    /// Shared with the client table's entry: when the last batch arrived.
+    active_ms: Arc<AtomicU64>,
+    /// The command last written to the client table's `last_cmd`.
+    noted_spec: Option<&'static command::Spec>,
     /// When the pending replies were first seen at the normal class's soft output buffer
     /// limit (wall-clock ms; 0: below it).
     obuf_soft_since_ms: u64,
@@ -444,6 +460,7 @@ impl Connection {
         let blocked = Arc::new(AtomicBool::new(false));
         let authed = shared.config.auth_token.is_none();
         let now = shared.cache.inner().clock.now_ms();
+        let active_ms = Arc::new(AtomicU64::new(now));
         shared.clients().insert(
             id,
             ClientEntry {
@@ -460,6 +477,9 @@ impl Connection {
                 unblock_error: unblock_error.clone(),
                 blocked: blocked.clone(),
                 created_ms: now,
+                active_ms: active_ms.clone(),
+                last_cmd: "NULL",
+                monitor: false,
             },
         );
         let stats = &shared.cache.inner().stats;
@@ -483,6 +503,10 @@ impl Connection {
             rx,
             kill,
             close_after_reply: false,
+            monitoring: false,
+            qbuf_len: 0,
+            active_ms,
+            noted_spec: None,
             obuf_soft_since_ms: 0,
             unblock,
             unblock_error,
@@ -540,6 +564,7 @@ impl Connection {
                     // One clock read per batch of pipelined commands: they run back to back on
                     // this thread, so they share a timestamp (Redis snapshots it per command).
                     let mut now_ms = self.shared.cache.inner().clock.now_ms();
+                    self.active_ms.store(now_ms, Ordering::Relaxed);
                     let obuf = self.shared.cache.inner().pubsub.limits.get(ObufClass::Normal);
                     let mut close = false;
                     loop {
@@ -577,6 +602,7 @@ impl Connection {
                             now_ms = self.shared.cache.inner().clock.now_ms();
                         }
                         let mark = out.len();
+                        self.qbuf_len = buf.len();
                         let skipping = self.reply == ReplyMode::Skip;
                         let next = if argv.is_empty() {
                             Next::Continue
@@ -624,7 +650,11 @@ impl Connection {
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                             Next::Exec(queue) => {
+                                let db = self.db;
                                 self.off_thread(Job::Exec(queue), skipping, &mut out).await;
+                                // EXEC is fed after the commands it ran, as Redis feeds it.
+                                let caller = || self.caller();
+                                self.shared.cache.monitor(db, &[b"exec"], Some(&caller));
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
                             Next::Persist(spec, job) => {
@@ -654,6 +684,7 @@ impl Connection {
                     }
                     // Killed (CLIENT KILL, or an overrun pub/sub buffer) while this batch ran.
                     if kill.is_fired() { break; }
+                    self.note_last_command();
                     if !out.is_empty() {
                         let done = if self.subscribed() > 0 {
                             write_unless_killed(&mut socket, &out, &kill).await
@@ -676,7 +707,10 @@ impl Connection {
     /// `name` is the command's (the subscription commands are looked for only when silenced,
     /// off the common path).
     fn settle_reply(&mut self, out: &mut Vec<u8>, mark: usize, skipping: bool, name: &[u8]) {
-        let silent = skipping || matches!(self.reply, ReplyMode::Off | ReplyMode::SkipNext);
+        // A command that turned replies back on (CLIENT REPLY ON, RESET) answers even when its
+        // own reply was to be skipped, as Redis clears the skip flag before replying.
+        let silent = (skipping && self.reply != ReplyMode::On)
+            || matches!(self.reply, ReplyMode::Off | ReplyMode::SkipNext);
         if silent && !is_subscription(name) {
             out.truncate(mark);
         }
@@ -698,6 +732,9 @@ impl Connection {
         for p in std::mem::take(&mut self.patterns).into_keys() {
             cache.inner().pubsub.unsubscribe(self.id, &p, true);
         }
+        if self.monitoring {
+            cache.inner().monitors.remove(self.id);
+        }
         // A CLIENT KILL from another client already removed the entry (and the count).
         if self.shared.clients().remove(&self.id).is_some() {
             cache
@@ -718,6 +755,19 @@ impl Connection {
             c.sub = self.channels.len();
             c.psub = self.patterns.len();
             c.multi = self.multi.as_ref().map(Vec::len);
+            c.monitor = self.monitoring;
+        }
+    }
+
+    /// Records the last command run in the client table (CLIENT LIST `cmd`), once per batch
+    /// and only when it changed: a pipeline repeating one command takes no lock for it.
+    fn note_last_command(&mut self) {
+        let spec = self.last_spec;
+        if spec.map(std::ptr::from_ref) != self.noted_spec.map(std::ptr::from_ref) {
+            self.noted_spec = spec;
+            if let (Some(spec), Some(c)) = (spec, self.shared.clients().get_mut(&self.id)) {
+                c.last_cmd = spec.name;
+            }
         }
     }
 
@@ -738,6 +788,11 @@ impl Connection {
                 Frame::Bulk(channel),
                 Frame::Bulk(payload),
             ]),
+            // Already in its wire form, the same in RESP2 and RESP3 (a status line).
+            Message::Monitor(line) => {
+                out.extend_from_slice(&line);
+                return;
+            }
         };
         frame.encode(self.proto, out);
     }
@@ -856,10 +911,17 @@ impl Connection {
         }
         let reply = match spec.mode {
             Mode::Connection => return self.connection_command(spec, args, out),
-            Mode::Blocking => return Next::Block(spec),
+            Mode::Blocking => {
+                // Fed once, when it first runs, however long it then waits (as Redis).
+                let caller = || self.caller();
+                self.shared.cache.monitor(self.db, args, Some(&caller));
+                return Next::Block(spec);
+            }
             _ => {
                 let caller = || self.caller();
                 if crate::cache::script::is_script_command(spec) {
+                    // Fed before it runs, so that the commands it calls follow it.
+                    self.shared.cache.monitor(self.db, args, Some(&caller));
                     match self.shared.cache.run_script_inline(
                         self.db,
                         spec,
@@ -1044,14 +1106,23 @@ impl Connection {
         out: &mut Vec<u8>,
     ) -> Next {
         let started = self.clock().monotonic_ns();
+        let db = self.db;
         let (next, reply) = self.connection_reply(spec, args, out);
-        // SAVE and SHUTDOWN are counted when their snapshot is done.
+        // SAVE and SHUTDOWN are counted when their snapshot is done (neither is fed to
+        // MONITOR: both are administrative).
         if matches!(next, Next::Persist(..)) {
             return next;
         }
         let ran = self.clock().monotonic_ns().saturating_sub(started);
         // EXEC's array holds its commands' replies, already counted with them.
         self.stats().call(spec, args, ran, &reply);
+        // An EXEC handed to another thread is fed when it has run; SELECT in the database it
+        // selected, as Redis feeds a command after it ran.
+        if !matches!(next, Next::Exec(_)) {
+            let db = if spec.name == "select" { self.db } else { db };
+            let caller = || self.caller();
+            self.shared.cache.monitor(db, args, Some(&caller));
+        }
         next
     }
 
@@ -1130,6 +1201,9 @@ impl Connection {
                 self.proto = 2;
                 self.reply = ReplyMode::On;
                 self.authed = self.shared.config.auth_token.is_none();
+                if std::mem::take(&mut self.monitoring) {
+                    cache.inner().monitors.remove(self.id);
+                }
                 Frame::simple("RESET")
             }
             "auth" => self.auth(args),
@@ -1234,6 +1308,15 @@ impl Connection {
                     return (Next::Close, reply);
                 }
                 reply
+            }
+            "monitor" => {
+                // A second MONITOR is ignored without a reply, as Redis ignores it.
+                if self.monitoring {
+                    return (Next::Continue, Frame::ok());
+                }
+                self.monitoring = cache.inner().monitors.add(self.id, &self.outbox);
+                self.note_state();
+                Frame::ok()
             }
             "readonly" | "readwrite" => {
                 Frame::error("ERR This instance has cluster support disabled")
@@ -1468,10 +1551,15 @@ impl Connection {
         ])
     }
 
-    fn client_line(&self, id: u64, c: &ClientEntry) -> String {
+    /// One CLIENT LIST line; `current` is the running command's name (`client|list` or
+    /// `client|info`), this client's `cmd`.
+    fn client_line(&self, id: u64, c: &ClientEntry, current: &str) -> String {
         let now = self.shared.cache.inner().clock.now_ms();
         // Redis's `catClientInfoString` letters, in its order; `N` when none applies.
         let mut flags = String::new();
+        if c.monitor {
+            flags.push('O');
+        }
         if c.sub + c.psub > 0 {
             flags.push('P');
         }
@@ -1485,13 +1573,21 @@ impl Connection {
             flags.push('N');
         }
         let multi = c.multi.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        // The query buffer is known for this client only (the others' are read on their own
+        // connections); the others are between commands, so theirs is mostly empty.
+        let (qbuf, cmd) = if id == self.id {
+            (self.qbuf_len, current)
+        } else {
+            (0, c.last_cmd)
+        };
         format!(
-            "id={id} addr={} laddr={} fd=8 name={} age={} idle=0 flags={flags} db={} sub={} psub={} ssub=0 multi={multi} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|list user=default redir=-1 resp={}\n",
+            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub=0 multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}\n",
             c.addr,
             c.laddr
                 .map_or_else(|| "127.0.0.1:0".to_owned(), |l| l.to_string()),
             String::from_utf8_lossy(&c.name),
             now.saturating_sub(c.created_ms) / 1000,
+            now.saturating_sub(c.active_ms.load(Ordering::Relaxed)) / 1000,
             c.db,
             c.sub,
             c.psub,
@@ -1565,11 +1661,12 @@ impl Connection {
                 Frame::ok()
             }
             ("list", _) | ("info", 2) => {
+                let current = format!("client|{sub}");
                 let clients = self.shared.clients();
                 let text: String = clients
                     .iter()
                     .filter(|(id, _)| sub == "list" || **id == self.id)
-                    .map(|(id, c)| self.client_line(*id, c))
+                    .map(|(id, c)| self.client_line(*id, c, &current))
                     .collect();
                 Frame::Verbatim(Bytes::from(text))
             }

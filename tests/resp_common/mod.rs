@@ -89,6 +89,11 @@ impl Conn {
         }
     }
 
+    /// The socket, for reading to its end.
+    pub(crate) fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
     /// This end's address (the server's view of the client).
     pub(crate) fn local_addr(&self) -> SocketAddr {
         self.stream.local_addr().unwrap()

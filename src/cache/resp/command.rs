@@ -291,6 +291,7 @@ static SPECS: &[Spec] = specs! {
     "save" 1 0 0 0 r Connection server::not_here;
     "bgsave" -1 0 0 0 r Connection server::not_here;
     "shutdown" -1 0 0 0 r Connection server::not_here;
+    "monitor" 1 0 0 0 r Connection server::not_here;
 };
 
 /// The commands Redis 7.0.15 flags `no-multi`, besides the transaction commands themselves:
@@ -303,8 +304,8 @@ pub(crate) fn refused_in_multi(spec: &Spec) -> bool {
 pub(crate) const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
 
 /// Commands whose COMMAND INFO flags are given whole, in Redis 7.0.15's order, instead of
-/// derived from the spec: Redis flags the persistence commands neither `readonly` nor
-/// `write`. SHUTDOWN lacks Redis's `allow_busy`: here it waits for (or is refused during) a
+/// derived from the spec: Redis flags the persistence commands and MONITOR neither `readonly`
+/// nor `write`. SHUTDOWN lacks Redis's `allow_busy`: here it waits for (or is refused during) a
 /// long script like any command.
 const FLAGS_GIVEN: &[(&str, &[&str])] = &[
     (
@@ -316,6 +317,7 @@ const FLAGS_GIVEN: &[(&str, &[&str])] = &[
         "shutdown",
         &["admin", "noscript", "loading", "stale", "no_multi"],
     ),
+    ("monitor", &["admin", "noscript", "loading", "stale"]),
 ];
 
 fn table() -> &'static HashMap<&'static str, &'static Spec> {

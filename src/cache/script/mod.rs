@@ -794,6 +794,7 @@ fn run_command(
             inner.stats.commands.fetch_add(1, Ordering::Relaxed);
             let ran = inner.clock.monotonic_ns().saturating_sub(started);
             inner.command_stats.call(spec, &argv, ran, &reply);
+            inner.monitor(ctx.db, crate::cache::monitor::Origin::Lua, &argv);
             if spec.write && !reply.is_error() {
                 inner.running.note_write();
             }
