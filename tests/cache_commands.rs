@@ -723,3 +723,204 @@ fn info_counts_keyspace_hits_and_misses_of_reads() {
     run(&c, &["GET", "a"]);
     assert_eq!(hits_and_misses(&c), (1, 0));
 }
+
+// ---- CONFIG over Redis 7.0.15's table of parameters: every name Redis knows and no other,
+// immutable and protected ones refused, hidden ones read only by their exact name, both names
+// of an aliased parameter, values checked by their type, a multi-parameter SET all or nothing.
+
+/// CONFIG GET's reply as (name, value) pairs.
+fn config_get(c: &Cache, names: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["CONFIG", "GET"];
+    args.extend_from_slice(names);
+    let Frame::Map(pairs) = run(c, &args) else {
+        panic!("expected a map")
+    };
+    let text = |f: &Frame| match f {
+        Frame::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    pairs.iter().map(|(k, v)| (text(k), text(v))).collect()
+}
+
+fn config_value(c: &Cache, name: &str) -> Option<String> {
+    config_get(c, &[name]).into_iter().next().map(|(_, v)| v)
+}
+
+#[test]
+fn only_redis_parameters_exist() {
+    let c = cache();
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "no-such-parameter", "1"]),
+        Frame::error(
+            "ERR Unknown option or number of arguments for CONFIG SET - 'no-such-parameter'"
+        )
+    );
+    assert!(config_get(&c, &["no-such-parameter"]).is_empty());
+    // Redis's defaults for what this cache only stores.
+    assert_eq!(config_value(&c, "loglevel").as_deref(), Some("notice"));
+    assert_eq!(config_value(&c, "tcp-keepalive").as_deref(), Some("300"));
+    // Every name `*` lists is one CONFIG GET also reads by name.
+    let all = config_get(&c, &["*"]);
+    assert!(all.len() > 150, "{}", all.len());
+    for (name, v) in &all {
+        assert_eq!(config_value(&c, name).as_ref(), Some(v), "{name}");
+    }
+}
+
+#[test]
+fn immutable_and_protected_parameters_are_refused() {
+    let c = cache();
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "daemonize", "yes"]),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config"
+        )
+    );
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "dir", "/tmp"]),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"
+        )
+    );
+    assert_eq!(config_value(&c, "daemonize").as_deref(), Some("no"));
+}
+
+#[test]
+fn hidden_parameters_need_their_exact_name_and_aliases_show_both_names() {
+    let c = cache();
+    assert!(
+        !config_get(&c, &["*"])
+            .iter()
+            .any(|(k, _)| k == "key-load-delay")
+    );
+    assert_eq!(
+        config_get(&c, &["key-load-delay"]),
+        vec![("key-load-delay".to_owned(), "0".to_owned())]
+    );
+    let names: Vec<String> = config_get(&c, &["maxmemory", "maxmemory*", "*of"])
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for want in ["maxmemory", "maxmemory-clients", "slaveof", "replicaof"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "duplicates in {names:?}");
+    // An alias set under one name reads back under both.
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "hash-max-ziplist-entries", "100"]),
+        Frame::ok()
+    );
+    assert_eq!(
+        config_value(&c, "hash-max-listpack-entries").as_deref(),
+        Some("100")
+    );
+}
+
+#[test]
+fn values_are_checked_by_type_at_the_bounds() {
+    let c = cache();
+    let set = |name: &str, v: &str| run(&c, &["CONFIG", "SET", name, v]);
+    let refused = |name: &str, reason: &str| {
+        Frame::error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+        ))
+    };
+    assert_eq!(set("protected-mode", "NO"), Frame::ok());
+    assert_eq!(config_value(&c, "protected-mode").as_deref(), Some("no"));
+    assert_eq!(
+        set("protected-mode", "maybe"),
+        refused("protected-mode", "argument must be 'yes' or 'no'")
+    );
+    assert_eq!(set("loglevel", "WARNING"), Frame::ok());
+    assert_eq!(config_value(&c, "loglevel").as_deref(), Some("warning"));
+    assert_eq!(
+        set("loglevel", "loud"),
+        refused(
+            "loglevel",
+            "argument(s) must be one of the following: debug, verbose, notice, warning"
+        )
+    );
+    // tcp-keepalive: 0 ..= INT_MAX.
+    assert_eq!(set("tcp-keepalive", "2147483647"), Frame::ok());
+    assert_eq!(
+        set("tcp-keepalive", "2147483648"),
+        refused(
+            "tcp-keepalive",
+            "argument must be between 0 and 2147483647 inclusive"
+        )
+    );
+    assert_eq!(set("tcp-keepalive", "0"), Frame::ok());
+    assert_eq!(
+        set("tcp-keepalive", "-1"),
+        refused(
+            "tcp-keepalive",
+            "argument must be between 0 and 2147483647 inclusive"
+        )
+    );
+    // maxmemory-clients: bytes, or a percentage of at most 100.
+    assert_eq!(set("maxmemory-clients", "100%"), Frame::ok());
+    assert_eq!(
+        config_value(&c, "maxmemory-clients").as_deref(),
+        Some("100%")
+    );
+    assert_eq!(
+        set("maxmemory-clients", "101%"),
+        refused(
+            "maxmemory-clients",
+            "percentage argument must be less or equal to 100"
+        )
+    );
+    assert_eq!(set("maxmemory-clients", "2mb"), Frame::ok());
+    assert_eq!(
+        config_value(&c, "maxmemory-clients").as_deref(),
+        Some("2097152")
+    );
+}
+
+#[test]
+fn a_multi_parameter_set_changes_all_or_nothing() {
+    let c = cache();
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "maxmemory", "10000002"]),
+        Frame::ok()
+    );
+    assert_eq!(
+        run(
+            &c,
+            &[
+                "CONFIG",
+                "SET",
+                "maxmemory",
+                "10000001",
+                "maxmemory-clients",
+                "200%",
+                "client-query-buffer-limit",
+                "invalid",
+            ]
+        ),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"
+        )
+    );
+    assert_eq!(config_value(&c, "maxmemory").as_deref(), Some("10000002"));
+    assert_eq!(config_value(&c, "maxmemory-clients").as_deref(), Some("0"));
+    // A name fault comes before any value is looked at.
+    assert_eq!(
+        run(
+            &c,
+            &["CONFIG", "SET", "maxmemory", "oops", "daemonize", "yes"]
+        ),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config"
+        )
+    );
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "maxmemory", "1", "maxmemory", "2"]),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - duplicate parameter"
+        )
+    );
+}

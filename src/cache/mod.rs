@@ -28,6 +28,7 @@ mod latency;
 mod longdouble;
 mod monitor;
 mod notify;
+mod params;
 mod pubsub;
 mod rdb;
 mod resp;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use crate::cache::params;
 use crate::cache::pubsub::{ObufClass, ObufLimit};
 use crate::cache::{
     CacheConfig, EvictionPolicy, LFU_SETTING_MAX, OBUF_SOFT_SECONDS_MAX, RESP_BULK_BYTES_MAX,
@@ -16,9 +17,6 @@ use crate::cache::{
 
 /// Redis's default `busy-reply-threshold`, in milliseconds.
 pub(crate) const BUSY_REPLY_THRESHOLD_MS_DEFAULT: u64 = 5000;
-
-/// Most parameters CONFIG SET may create.
-pub(crate) const SETTINGS_LEN_MAX: usize = 1024;
 
 /// Parameter name → value text.
 #[derive(Debug)]
@@ -82,7 +80,7 @@ pub(crate) const OBUF_LIMIT: &str = "client-output-buffer-limit";
 
 /// Redis's `memtoull`: digits, then optionally `b`, `k`, `kb`, `m`, `mb`, `g` or `gb` (any
 /// case). A value past `u64` is refused (Redis's would wrap).
-fn memtoull(text: &str) -> Option<u64> {
+pub(crate) fn memtoull(text: &str) -> Option<u64> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (num, unit) = text.split_at(digits);
     let mul: u64 = match unit.to_ascii_lowercase().as_str() {
@@ -175,17 +173,23 @@ fn format_obuf_limits(limits: &[(ObufClass, ObufLimit)]) -> String {
         .join(" ")
 }
 
-/// The other name of a parameter Redis 7.0 knows under two.
+/// The other name of a parameter Redis 7.0 knows under two (`slaveof` and `replicaof`).
 fn alias(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "zset-max-ziplist-entries" => "zset-max-listpack-entries",
-        "zset-max-listpack-entries" => "zset-max-ziplist-entries",
-        "zset-max-ziplist-value" => "zset-max-listpack-value",
-        "zset-max-listpack-value" => "zset-max-ziplist-value",
-        "busy-reply-threshold" => "lua-time-limit",
-        "lua-time-limit" => "busy-reply-threshold",
-        _ => return None,
-    })
+    let param = params::lookup(name)?;
+    if param.name == name {
+        param.alias
+    } else {
+        Some(param.name)
+    }
+}
+
+/// Why CONFIG SET refused its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SetError {
+    /// A name Redis does not know (`Unknown option or number of arguments …`).
+    Unknown(String),
+    /// The parameter named, and Redis's reason.
+    Refused(String, String),
 }
 
 impl Settings {
@@ -254,13 +258,19 @@ impl Settings {
             ),
             (OBUF_LIMIT, format_obuf_limits(&[])),
         ];
+        // Every parameter of Redis's with its default, then the values this cache runs with.
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for p in params::PARAMS {
+            map.insert(p.name.to_owned(), p.default.to_owned());
+            if let Some(alias) = p.alias {
+                map.insert(alias.to_owned(), p.default.to_owned());
+            }
+        }
+        for (k, v) in defaults {
+            map.insert((*k).to_owned(), v.clone());
+        }
         Self {
-            map: Mutex::new(
-                defaults
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                    .collect(),
-            ),
+            map: Mutex::new(map),
             notify_flags: AtomicU32::new(0),
         }
     }
@@ -288,38 +298,47 @@ impl Settings {
             .cloned()
     }
 
-    /// Every parameter.
+    /// Every parameter but the hidden ones (CONFIG GET with a pattern).
     pub(crate) fn all(&self) -> Vec<(String, String)> {
         self.map
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
+            .filter(|(k, _)| params::lookup(k).is_none_or(|p| p.flags & params::HIDDEN == 0))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 
-    /// Sets every `(name, value)` pair or none, as Redis 7.0's multi-parameter CONFIG SET: all
-    /// values are checked first, a parameter named twice (or under both of its names) is
-    /// refused, and only then is anything stored. The error names the parameter at fault.
-    pub(crate) fn set_many(&self, pairs: &[(&str, &str)]) -> Result<(), (String, String)> {
+    /// Sets every `(name, value)` pair or none, as Redis 7.0's multi-parameter CONFIG SET: the
+    /// names are checked first (unknown, immutable or protected, named twice or under both of
+    /// their names), then the values, and only then is anything stored. The first fault in
+    /// that order is the error.
+    pub(crate) fn set_many(&self, pairs: &[(&str, &str)]) -> Result<(), SetError> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut checked: Vec<(&str, String)> = Vec::with_capacity(pairs.len());
-        let mut created = 0;
-        for &(name, value) in pairs {
-            let fail = |reason: String| (name.to_owned(), reason);
-            if checked
+        for (i, &(name, _)) in pairs.iter().enumerate() {
+            let refused = |reason: &str| SetError::Refused(name.to_owned(), reason.to_owned());
+            if !map.contains_key(name) {
+                return Err(SetError::Unknown(name.to_owned()));
+            }
+            if let Some(reason) = params::lookup(name).and_then(params::Param::refusal) {
+                return Err(refused(reason));
+            }
+            let earlier = pairs.get(..i).unwrap_or_default();
+            if earlier
                 .iter()
                 .any(|(n, _)| *n == name || alias(n) == Some(name))
             {
-                return Err(fail("duplicate parameter".to_owned()));
+                return Err(refused("duplicate parameter"));
             }
-            if !map.contains_key(name) {
-                created += 1;
-                if map.len() + created > SETTINGS_LEN_MAX {
-                    return Err(fail("too many parameters".to_owned()));
-                }
-            }
-            checked.push((name, Self::canonical(&map, name, value).map_err(fail)?));
+        }
+        let mut checked: Vec<(&str, String)> = Vec::with_capacity(pairs.len());
+        for &(name, value) in pairs {
+            let value = Self::canonical(&map, name, value).map_err(|reason| {
+                // Redis names the parameter by its own name, not the alias it was given.
+                let own = params::lookup(name).map_or(name, |p| p.name);
+                SetError::Refused(own.to_owned(), reason)
+            })?;
+            checked.push((name, value));
         }
         for (name, value) in checked {
             if name == "notify-keyspace-events"
@@ -395,7 +414,14 @@ impl Settings {
             "maxmemory-policy" => {
                 EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;
             }
-            _ => {}
+            // Checked by the code below.
+            "notify-keyspace-events" | OBUF_LIMIT => {}
+            // Stored only: checked by its type, as Redis checks it.
+            _ => {
+                if let Some(param) = params::lookup(name) {
+                    return param.check(value);
+                }
+            }
         }
         Ok(if name == "notify-keyspace-events" {
             let flags = crate::cache::notify::parse(value)

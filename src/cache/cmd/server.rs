@@ -11,6 +11,7 @@ use super::{SYNTAX, arg, glob_match, int, is};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::command;
 use crate::cache::resp::frame::Frame;
+use crate::cache::settings::SetError;
 use crate::cache::snapshot::BackgroundRefused;
 use crate::cache::{Cache, DATABASES, Inner};
 
@@ -253,6 +254,19 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     if is(sub, "get") && args.len() >= 3 {
         let mut out = Vec::new();
         for pat in args.iter().skip(2) {
+            // A name without a pattern reads that parameter alone (a hidden one too), under
+            // the name as given, as Redis's `configGetCommand`.
+            if !pat.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+                let name = String::from_utf8_lossy(pat).to_ascii_lowercase();
+                if let Some(v) = inner.settings.get(&name)
+                    && !out
+                        .iter()
+                        .any(|(x, _): &(Frame, Frame)| *x == Frame::bulk(pat))
+                {
+                    out.push((Frame::bulk(pat), Frame::bulk(v.as_bytes())));
+                }
+                continue;
+            }
             for (k, v) in inner.settings.all() {
                 if glob_match(pat, k.as_bytes(), true)
                     && !out
@@ -280,10 +294,18 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
             })
             .collect();
         let pairs: Vec<(&str, &str)> = text.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if let Err((k, reason)) = inner.settings.set_many(&pairs) {
-            return Frame::error(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"
-            ));
+        match inner.settings.set_many(&pairs) {
+            Ok(()) => {}
+            Err(SetError::Unknown(k)) => {
+                return Frame::error(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{k}'"
+                ));
+            }
+            Err(SetError::Refused(k, reason)) => {
+                return Frame::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{k}') - {reason}"
+                ));
+            }
         }
         inner.apply_settings();
         return Frame::ok();
