@@ -924,3 +924,94 @@ fn a_multi_parameter_set_changes_all_or_nothing() {
         )
     );
 }
+
+// ---- COMMAND LIST and COMMAND INFO's ACL categories, as Redis 7.0.15.
+
+fn names(f: Frame) -> Vec<String> {
+    let Frame::Array(items) = f else {
+        panic!("expected an array, got {f:?}")
+    };
+    items
+        .iter()
+        .map(|i| match i {
+            Frame::Bulk(b) => String::from_utf8(b.to_vec()).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn command_list_names_subcommands_and_filters() {
+    let c = cache();
+    let all = names(run(&c, &["COMMAND", "LIST"]));
+    for want in [
+        "set",
+        "client|list",
+        "config|get",
+        "script|kill",
+        "function|stats",
+    ] {
+        assert!(all.iter().any(|n| n == want), "{want}");
+    }
+    assert_eq!(
+        names(run(&c, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "set"])),
+        ["set"]
+    );
+    let config = names(run(
+        &c,
+        &["COMMAND", "LIST", "FILTERBY", "PATTERN", "config|*re*"],
+    ));
+    assert_eq!(config, ["config|resetstat", "config|rewrite"]);
+    let scripting = names(run(
+        &c,
+        &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "scripting"],
+    ));
+    assert!(scripting.iter().any(|n| n == "eval"));
+    assert!(scripting.iter().any(|n| n == "script|kill"));
+    assert!(!scripting.iter().any(|n| n == "set"));
+    assert!(
+        names(run(
+            &c,
+            &["COMMAND", "LIST", "FILTERBY", "ACLCAT", "nothing"]
+        ))
+        .is_empty()
+    );
+    assert!(names(run(&c, &["COMMAND", "LIST", "FILTERBY", "MODULE", "m"])).is_empty());
+    for bad in [
+        &["COMMAND", "LIST", "bad_arg"][..],
+        &["COMMAND", "LIST", "FILTERBY", "bad_arg"],
+        &["COMMAND", "LIST", "FILTERBY", "bad_arg", "bad_arg2"],
+    ] {
+        assert_eq!(run(&c, bad), Frame::error("ERR syntax error"), "{bad:?}");
+    }
+}
+
+#[test]
+fn command_info_gives_redis_acl_categories() {
+    let c = cache();
+    let Frame::Array(infos) = run(&c, &["COMMAND", "INFO", "get", "set"]) else {
+        panic!("expected an array")
+    };
+    let categories: Vec<Frame> = infos
+        .iter()
+        .map(|info| match info {
+            Frame::Array(fields) => fields[6].clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        categories,
+        [
+            Frame::Set(vec![
+                Frame::simple("@read"),
+                Frame::simple("@string"),
+                Frame::simple("@fast")
+            ]),
+            Frame::Set(vec![
+                Frame::simple("@write"),
+                Frame::simple("@string"),
+                Frame::simple("@slow")
+            ]),
+        ]
+    );
+}

@@ -335,6 +335,39 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     ))
 }
 
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]: every command and
+/// subcommand (`config|get`), or those of a module (there are none here), of an ACL category,
+/// or whose full name matches the pattern, as Redis 7.0.15's `commandListWithFilter`.
+fn command_list(args: &[&[u8]]) -> Frame {
+    let names = command::full_names();
+    let keep: Box<dyn Fn(&str) -> bool> = match args {
+        [_, _] => Box::new(|_| true),
+        [_, _, filterby, kind, value] if is(filterby, "filterby") => {
+            let value = String::from_utf8_lossy(value).into_owned();
+            if is(kind, "module") {
+                Box::new(|_| false)
+            } else if is(kind, "aclcat") {
+                let category = value.to_ascii_lowercase();
+                Box::new(move |name| {
+                    crate::cache::resp::categories::of(name).contains(&category.as_str())
+                })
+            } else if is(kind, "pattern") {
+                Box::new(move |name| glob_match(value.as_bytes(), name.as_bytes(), true))
+            } else {
+                return Frame::error(SYNTAX);
+            }
+        }
+        _ => return Frame::error(SYNTAX),
+    };
+    Frame::Array(
+        names
+            .iter()
+            .filter(|n| keep(n))
+            .map(|n| Frame::bulk(n.as_bytes()))
+            .collect(),
+    )
+}
+
 pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if args.len() == 1 {
@@ -379,11 +412,7 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         );
     }
     if is(sub, "list") {
-        return Frame::Array(
-            command::all()
-                .map(|s| Frame::bulk(s.name.as_bytes()))
-                .collect(),
-        );
+        return command_list(args);
     }
     if is(sub, "getkeys") && args.len() >= 3 {
         let rest = args.get(2..).unwrap_or_default();

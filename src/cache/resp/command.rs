@@ -484,6 +484,40 @@ const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
     ),
 ];
 
+/// Subcommands of the script containers, which check their own arities: COMMAND LIST names
+/// them beside [`SUBCOMMAND_ARITIES`]'.
+const SCRIPT_SUBCOMMANDS: &[(&str, &[&str])] = &[
+    ("script", &["exists", "flush", "help", "kill", "load"]),
+    (
+        "function",
+        &[
+            "delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats",
+        ],
+    ),
+];
+
+/// Every command's full name, as COMMAND LIST gives them: each command, then each of its
+/// subcommands as `command|subcommand`.
+pub(crate) fn full_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for spec in all() {
+        names.push(spec.name.to_owned());
+        let subs = SUBCOMMAND_ARITIES
+            .iter()
+            .find(|(n, _)| *n == spec.name)
+            .map(|(_, subs)| subs.iter().map(|(sub, _)| *sub).collect::<Vec<_>>())
+            .or_else(|| {
+                SCRIPT_SUBCOMMANDS
+                    .iter()
+                    .find(|(n, _)| *n == spec.name)
+                    .map(|(_, subs)| subs.to_vec())
+            })
+            .unwrap_or_default();
+        names.extend(subs.into_iter().map(|sub| format!("{}|{sub}", spec.name)));
+    }
+    names
+}
+
 fn arity_holds(arity: i32, argc: usize) -> bool {
     let argc = i32::try_from(argc).unwrap_or(i32::MAX);
     if arity >= 0 {
@@ -679,7 +713,12 @@ pub(crate) fn info(spec: &Spec) -> Frame {
         Frame::Integer(i64::from(spec.first)),
         Frame::Integer(i64::from(spec.last)),
         Frame::Integer(i64::from(spec.step)),
-        Frame::Set(Vec::new()),
+        Frame::Set(
+            super::categories::of(spec.name)
+                .iter()
+                .map(|c| Frame::Simple(std::borrow::Cow::Owned(format!("@{c}"))))
+                .collect(),
+        ),
         Frame::Set(Vec::new()),
         Frame::Set(Vec::new()),
         Frame::Array(Vec::new()),

@@ -1,4 +1,5 @@
 //! RESP: the frame codec and the command table.
 
+pub(crate) mod categories;
 pub(crate) mod command;
 pub(crate) mod frame;
