@@ -996,6 +996,10 @@ impl Cache {
             } else if spec.name == "bgsave" {
                 // Its thread copies the keyspace once this transaction releases the gate.
                 cmd::server::bgsave(self, args, true)
+            } else if spec.name == "ssubscribe" {
+                // Redis runs a transaction's commands as a `CLIENT_DENY_BLOCKING` client, which
+                // SSUBSCRIBE refuses (SUBSCRIBE and PSUBSCRIBE let it through there).
+                Frame::error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
             } else if spec.mode == resp::command::Mode::Connection {
                 Frame::error(format!(
                     "ERR Command not allowed inside a transaction: '{}'",

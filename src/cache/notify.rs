@@ -128,11 +128,11 @@ pub(crate) fn publish(pubsub: &PubSub, flags: u32, note: &Note, now_ms: u64) {
     if flags & KEYSPACE != 0 {
         let mut channel = format!("__keyspace@{}__:", note.db).into_bytes();
         channel.extend_from_slice(&note.key);
-        pubsub.publish(&channel, note.event.as_bytes(), now_ms);
+        pubsub.publish(&channel, note.event.as_bytes(), now_ms, false);
     }
     if flags & KEYEVENT != 0 {
         let channel = format!("__keyevent@{}__:{}", note.db, note.event);
-        pubsub.publish(channel.as_bytes(), &note.key, now_ms);
+        pubsub.publish(channel.as_bytes(), &note.key, now_ms, false);
     }
 }
 

@@ -1,5 +1,7 @@
-//! Pub/sub registry: channel and pattern subscriptions of RESP clients, each fed through its
-//! [`Outbox`].
+//! Pub/sub registry: channel, pattern and shard channel subscriptions of RESP clients, each fed
+//! through its [`Outbox`]. Shard channels (SSUBSCRIBE, SPUBLISH: Redis 7.0's sharded pub/sub)
+//! are a namespace of their own, as on a Redis server without cluster mode: a PUBLISH never
+//! reaches them, an SPUBLISH reaches nothing else, and patterns never match them.
 //!
 //! A subscriber that cannot keep up is disconnected, never silently skipped, as Redis enforces
 //! `client-output-buffer-limit pubsub` (by default `32mb 8mb 60`; CONFIG SET changes it, see
@@ -215,6 +217,8 @@ impl ObufLimits {
 pub(crate) enum Message {
     /// From a channel subscription.
     Channel { channel: Bytes, payload: Bytes },
+    /// From a shard channel subscription (SPUBLISH), sent as `smessage`.
+    Shard { channel: Bytes, payload: Bytes },
     /// From a pattern subscription.
     Pattern {
         pattern: Bytes,
@@ -229,7 +233,9 @@ impl Message {
     /// Bytes the message counts against its subscriber's output buffer limit.
     pub(crate) fn charge(&self) -> usize {
         let data = match self {
-            Self::Channel { channel, payload } => channel.len().saturating_add(payload.len()),
+            Self::Channel { channel, payload } | Self::Shard { channel, payload } => {
+                channel.len().saturating_add(payload.len())
+            }
             Self::Pattern {
                 pattern,
                 channel,
@@ -324,12 +330,89 @@ impl Outbox {
     }
 }
 
+/// The three namespaces a client subscribes in, as Redis's `pubsubtype` (with patterns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// SUBSCRIBE's channels.
+    Channel,
+    /// PSUBSCRIBE's glob patterns over those channels.
+    Pattern,
+    /// SSUBSCRIBE's shard channels.
+    Shard,
+}
+
+impl Kind {
+    /// Every kind, in the order RESET and a closing connection drop them.
+    pub(crate) const ALL: [Self; 3] = [Self::Channel, Self::Pattern, Self::Shard];
+
+    /// The kind a subscription command (SUBSCRIBE, PUNSUBSCRIBE, SSUBSCRIBE, …) works on, and
+    /// whether it subscribes; `None` for any other command.
+    pub(crate) fn of_command(name: &str) -> Option<(Self, bool)> {
+        Some(match name {
+            "subscribe" => (Self::Channel, true),
+            "unsubscribe" => (Self::Channel, false),
+            "psubscribe" => (Self::Pattern, true),
+            "punsubscribe" => (Self::Pattern, false),
+            "ssubscribe" => (Self::Shard, true),
+            "sunsubscribe" => (Self::Shard, false),
+            _ => return None,
+        })
+    }
+
+    /// The first element of a (un)subscribe confirmation.
+    pub(crate) fn confirmation(self, subscribe: bool) -> &'static [u8] {
+        match (self, subscribe) {
+            (Self::Channel, true) => b"subscribe",
+            (Self::Channel, false) => b"unsubscribe",
+            (Self::Pattern, true) => b"psubscribe",
+            (Self::Pattern, false) => b"punsubscribe",
+            (Self::Shard, true) => b"ssubscribe",
+            (Self::Shard, false) => b"sunsubscribe",
+        }
+    }
+}
+
 type Subscribers = HashMap<u64, Arc<Outbox>>;
 
 #[derive(Debug, Default)]
 struct State {
     channels: HashMap<Bytes, Subscribers>,
     patterns: HashMap<Bytes, Subscribers>,
+    shard_channels: HashMap<Bytes, Subscribers>,
+}
+
+impl State {
+    fn names(&self, kind: Kind) -> &HashMap<Bytes, Subscribers> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard_channels,
+        }
+    }
+
+    fn names_mut(&mut self, kind: Kind) -> &mut HashMap<Bytes, Subscribers> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+}
+
+/// Queues a message made by `msg` for each of `subs`; returns how many received it.
+fn deliver_each(
+    subs: Option<&Subscribers>,
+    now_ms: u64,
+    limit: ObufLimit,
+    msg: impl Fn() -> Message,
+) -> usize {
+    let mut n = 0;
+    for outbox in subs.into_iter().flat_map(HashMap::values) {
+        if outbox.deliver(msg(), now_ms, limit) {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// The registry.
@@ -346,34 +429,27 @@ impl PubSub {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Subscribes `client` to `channel` (or pattern). Returns whether it was new.
+    /// Subscribes `client` to the channel, pattern or shard channel `name`. Returns whether it
+    /// was new.
     pub(crate) fn subscribe(
         &self,
         client: u64,
         name: &Bytes,
-        pattern: bool,
+        kind: Kind,
         outbox: &Arc<Outbox>,
     ) -> bool {
-        let mut st = self.state();
-        let map = if pattern {
-            &mut st.patterns
-        } else {
-            &mut st.channels
-        };
-        map.entry(name.clone())
+        self.state()
+            .names_mut(kind)
+            .entry(name.clone())
             .or_default()
             .insert(client, outbox.clone())
             .is_none()
     }
 
     /// Unsubscribes `client`. Returns whether it was subscribed.
-    pub(crate) fn unsubscribe(&self, client: u64, name: &[u8], pattern: bool) -> bool {
+    pub(crate) fn unsubscribe(&self, client: u64, name: &[u8], kind: Kind) -> bool {
         let mut st = self.state();
-        let map = if pattern {
-            &mut st.patterns
-        } else {
-            &mut st.channels
-        };
+        let map = st.names_mut(kind);
         let Some(subs) = map.get_mut(name) else {
             return false;
         };
@@ -384,66 +460,72 @@ impl PubSub {
         was
     }
 
-    /// Delivers `payload` to every subscriber of `channel` at wall-clock `now_ms`; returns how
-    /// many received it (a subscriber disconnected for overrunning its buffer counts, as in
-    /// Redis).
-    pub(crate) fn publish(&self, channel: &[u8], payload: &[u8], now_ms: u64) -> usize {
+    /// Delivers `payload` to every subscriber of `channel` (or, `shard`, of the shard channel
+    /// `channel`: SPUBLISH) at wall-clock `now_ms`; returns how many received it (a subscriber
+    /// disconnected for overrunning its buffer counts, as in Redis). Patterns match channels
+    /// only, never shard channels (Redis's `pubsubPublishMessageInternal`).
+    pub(crate) fn publish(
+        &self,
+        channel: &[u8],
+        payload: &[u8],
+        now_ms: u64,
+        shard: bool,
+    ) -> usize {
         let st = self.state();
         let limit = self.limits.get(ObufClass::Pubsub);
         let channel = Bytes::copy_from_slice(channel);
         let payload = Bytes::copy_from_slice(payload);
-        let mut n = 0;
-        if let Some(subs) = st.channels.get(&channel) {
-            for outbox in subs.values() {
-                let msg = Message::Channel {
+        let (channel, payload) = (&channel, &payload);
+        if shard {
+            return deliver_each(st.shard_channels.get(channel), now_ms, limit, || {
+                Message::Shard {
                     channel: channel.clone(),
                     payload: payload.clone(),
-                };
-                if outbox.deliver(msg, now_ms, limit) {
-                    n += 1;
                 }
-            }
+            });
         }
+        let mut n = deliver_each(st.channels.get(channel), now_ms, limit, || {
+            Message::Channel {
+                channel: channel.clone(),
+                payload: payload.clone(),
+            }
+        });
         for (pattern, subs) in &st.patterns {
-            if glob_match(pattern, &channel, false) {
-                for outbox in subs.values() {
-                    let msg = Message::Pattern {
-                        pattern: pattern.clone(),
-                        channel: channel.clone(),
-                        payload: payload.clone(),
-                    };
-                    if outbox.deliver(msg, now_ms, limit) {
-                        n += 1;
-                    }
-                }
+            if glob_match(pattern, channel, false) {
+                n += deliver_each(Some(subs), now_ms, limit, || Message::Pattern {
+                    pattern: pattern.clone(),
+                    channel: channel.clone(),
+                    payload: payload.clone(),
+                });
             }
         }
         n
     }
 
-    /// Number of channels with subscribers.
-    pub(crate) fn channel_count(&self) -> usize {
-        self.state().channels.len()
+    /// Number of channels (or patterns, or shard channels) with subscribers (INFO's
+    /// `pubsub_channels`, `pubsub_patterns`, `pubsubshard_channels`; PUBSUB NUMPAT).
+    pub(crate) fn count(&self, kind: Kind) -> usize {
+        self.state().names(kind).len()
     }
 
-    /// Channels with subscribers whose names match the glob `pattern` (PUBSUB CHANNELS).
-    pub(crate) fn channels_matching(&self, pattern: &[u8]) -> Vec<Bytes> {
+    /// Channels (or shard channels) with subscribers whose names match the glob `pattern`
+    /// (PUBSUB CHANNELS, SHARDCHANNELS).
+    pub(crate) fn channels_matching(&self, pattern: &[u8], kind: Kind) -> Vec<Bytes> {
         self.state()
-            .channels
+            .names(kind)
             .keys()
             .filter(|c| glob_match(pattern, c, false))
             .cloned()
             .collect()
     }
 
-    /// Subscribers of `channel`, pattern subscriptions not counted (PUBSUB NUMSUB).
-    pub(crate) fn subscriber_count(&self, channel: &[u8]) -> usize {
-        self.state().channels.get(channel).map_or(0, HashMap::len)
-    }
-
-    /// Distinct patterns with subscribers (PUBSUB NUMPAT).
-    pub(crate) fn pattern_count(&self) -> usize {
-        self.state().patterns.len()
+    /// Subscribers of the channel (or shard channel) `channel`, pattern subscriptions not
+    /// counted (PUBSUB NUMSUB, SHARDNUMSUB).
+    pub(crate) fn subscriber_count(&self, channel: &[u8], kind: Kind) -> usize {
+        self.state()
+            .names(kind)
+            .get(channel)
+            .map_or(0, HashMap::len)
     }
 }
 

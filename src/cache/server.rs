@@ -21,7 +21,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::cache::cmd::{SYNTAX, is, keys::db_index};
-use crate::cache::pubsub::{Kill, Message, ObufClass, Outbox};
+use crate::cache::pubsub::{Kill, Kind, Message, ObufClass, Outbox};
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
@@ -96,10 +96,12 @@ struct ClientEntry {
     laddr: Option<SocketAddr>,
     name: Bytes,
     db: usize,
-    /// Channels and patterns subscribed to (CLIENT LIST `sub`, `psub`; with either, the
-    /// client's CLIENT KILL TYPE is `pubsub`, as Redis's `CLIENT_PUBSUB` flag).
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST `sub`, `psub`,
+    /// `ssub`; with any, the client is in Redis's `CLIENT_PUBSUB` state: flag `P`, CLIENT KILL
+    /// TYPE `pubsub`).
     sub: usize,
     psub: usize,
+    ssub: usize,
     /// Commands queued since MULTI (`None`: not in MULTI; CLIENT LIST `multi`, flag `x`).
     multi: Option<usize>,
     /// The protocol HELLO chose (CLIENT LIST `resp`).
@@ -116,6 +118,13 @@ struct ClientEntry {
     last_cmd: &'static str,
     /// Whether it is a MONITOR (CLIENT LIST flag `O`).
     monitor: bool,
+}
+
+impl ClientEntry {
+    /// Whether it has any subscription (Redis's `CLIENT_PUBSUB` flag).
+    fn is_pubsub(&self) -> bool {
+        self.sub + self.psub + self.ssub > 0
+    }
 }
 
 /// State shared by every connection.
@@ -416,6 +425,8 @@ struct Connection {
     channels: HashMap<Bytes, u64>,
     /// Subscribed patterns, as `channels`.
     patterns: HashMap<Bytes, u64>,
+    /// Subscribed shard channels (SSUBSCRIBE), as `channels`.
+    shard_channels: HashMap<Bytes, u64>,
     /// The next subscription's sequence number.
     subscription_seq: u64,
     /// Where PUBLISH queues this client's messages (closed, and `kill` notified, when the
@@ -470,6 +481,7 @@ impl Connection {
                 db: 0,
                 sub: 0,
                 psub: 0,
+                ssub: 0,
                 multi: None,
                 proto: 2,
                 kill: kill.clone(),
@@ -498,6 +510,7 @@ impl Connection {
             watched: Vec::new(),
             channels: HashMap::new(),
             patterns: HashMap::new(),
+            shard_channels: HashMap::new(),
             subscription_seq: 0,
             outbox,
             rx,
@@ -722,15 +735,15 @@ impl Connection {
     }
 
     fn cleanup(&mut self) {
+        let subscriptions = Kind::ALL.map(|kind| std::mem::take(self.names_mut(kind)));
         let cache = &self.shared.cache;
         for (db, key, _, _) in std::mem::take(&mut self.watched) {
             cache.unwatch(db, &key);
         }
-        for c in std::mem::take(&mut self.channels).into_keys() {
-            cache.inner().pubsub.unsubscribe(self.id, &c, false);
-        }
-        for p in std::mem::take(&mut self.patterns).into_keys() {
-            cache.inner().pubsub.unsubscribe(self.id, &p, true);
+        for (kind, names) in Kind::ALL.into_iter().zip(subscriptions) {
+            for name in names.into_keys() {
+                cache.inner().pubsub.unsubscribe(self.id, &name, kind);
+            }
         }
         if self.monitoring {
             cache.inner().monitors.remove(self.id);
@@ -754,6 +767,7 @@ impl Connection {
             c.proto = self.proto;
             c.sub = self.channels.len();
             c.psub = self.patterns.len();
+            c.ssub = self.shard_channels.len();
             c.multi = self.multi.as_ref().map(Vec::len);
             c.monitor = self.monitoring;
         }
@@ -778,6 +792,11 @@ impl Connection {
                 Frame::Bulk(channel),
                 Frame::Bulk(payload),
             ]),
+            Message::Shard { channel, payload } => Frame::Push(vec![
+                Frame::bulk(b"smessage"),
+                Frame::Bulk(channel),
+                Frame::Bulk(payload),
+            ]),
             Message::Pattern {
                 pattern,
                 channel,
@@ -797,8 +816,40 @@ impl Connection {
         frame.encode(self.proto, out);
     }
 
+    /// Every subscription: with any, the client is in Redis's `CLIENT_PUBSUB` state (in RESP2
+    /// only the subscription commands, PING, QUIT and RESET are allowed).
     fn subscribed(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
+
+    /// The count a confirmation of `kind` reports: shard channels are counted apart from
+    /// channels and patterns (Redis's `clientShardSubscriptionsCount` and
+    /// `clientSubscriptionsCount`).
+    fn subscription_count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shard_channels.len(),
+            Kind::Channel | Kind::Pattern => self.channels.len() + self.patterns.len(),
+        }
+    }
+
+    /// The subscriptions of `kind`, each with its sequence number.
+    fn names_mut(&mut self, kind: Kind) -> &mut HashMap<Bytes, u64> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// Writes a (un)subscribe confirmation of `kind` for `name` (`Frame::Null` when there
+    /// was nothing to unsubscribe from).
+    fn confirm(&self, kind: Kind, subscribe: bool, name: Frame, out: &mut Vec<u8>) {
+        Frame::Push(vec![
+            Frame::bulk(kind.confirmation(subscribe)),
+            name,
+            Frame::Integer(i64::try_from(self.subscription_count(kind)).unwrap_or(i64::MAX)),
+        ])
+        .encode(self.proto, out);
     }
 
     /// Runs one command whose checks and effects need no waiting; a blocking command that
@@ -848,16 +899,8 @@ impl Connection {
         }
         if self.proto == 2
             && self.subscribed() > 0
-            && !matches!(
-                spec.name,
-                "subscribe"
-                    | "unsubscribe"
-                    | "psubscribe"
-                    | "punsubscribe"
-                    | "ping"
-                    | "quit"
-                    | "reset"
-            )
+            && Kind::of_command(spec.name).is_none()
+            && !matches!(spec.name, "ping" | "quit" | "reset")
         {
             let e = Frame::error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -1176,6 +1219,11 @@ impl Connection {
     ) -> (Next, Frame) {
         let cache = self.shared.cache.clone();
         let name = spec.name;
+        if let Some((kind, subscribe)) = Kind::of_command(name) {
+            self.subscription(kind, subscribe, args, out);
+            self.note_state();
+            return (Next::Continue, Frame::ok());
+        }
         let reply = match name {
             "select" => match db_index(args[1]) {
                 Ok(n) => {
@@ -1194,8 +1242,9 @@ impl Connection {
                 for (db, key, _, _) in std::mem::take(&mut self.watched) {
                     cache.unwatch(db, &key);
                 }
-                self.unsubscribe_all(false, out, false);
-                self.unsubscribe_all(true, out, false);
+                for kind in Kind::ALL {
+                    self.unsubscribe_all(kind, out, false);
+                }
                 self.note_state();
                 self.db = 0;
                 self.proto = 2;
@@ -1246,61 +1295,6 @@ impl Connection {
                 self.clear_watches();
                 Frame::ok()
             }
-            "subscribe" | "psubscribe" => {
-                let pattern = name == "psubscribe";
-                for ch in args.iter().skip(1) {
-                    let ch = Bytes::copy_from_slice(ch);
-                    cache
-                        .inner()
-                        .pubsub
-                        .subscribe(self.id, &ch, pattern, &self.outbox);
-                    let seq = self.subscription_seq;
-                    self.subscription_seq += 1;
-                    let set = if pattern {
-                        &mut self.patterns
-                    } else {
-                        &mut self.channels
-                    };
-                    set.entry(ch.clone()).or_insert(seq);
-                    let kind: &[u8] = if pattern { b"psubscribe" } else { b"subscribe" };
-                    Frame::Push(vec![
-                        Frame::bulk(kind),
-                        Frame::Bulk(ch.clone()),
-                        Frame::Integer(self.subscribed() as i64),
-                    ])
-                    .encode(self.proto, out);
-                }
-                self.note_state();
-                return (Next::Continue, Frame::ok());
-            }
-            "unsubscribe" | "punsubscribe" => {
-                let pattern = name == "punsubscribe";
-                if args.len() == 1 {
-                    self.unsubscribe_all(pattern, out, true);
-                } else {
-                    for ch in args.iter().skip(1) {
-                        cache.inner().pubsub.unsubscribe(self.id, ch, pattern);
-                        if pattern {
-                            self.patterns.remove(*ch);
-                        } else {
-                            self.channels.remove(*ch);
-                        }
-                        let kind: &[u8] = if pattern {
-                            b"punsubscribe"
-                        } else {
-                            b"unsubscribe"
-                        };
-                        Frame::Push(vec![
-                            Frame::bulk(kind),
-                            Frame::bulk(ch),
-                            Frame::Integer(self.subscribed() as i64),
-                        ])
-                        .encode(self.proto, out);
-                    }
-                }
-                self.note_state();
-                return (Next::Continue, Frame::ok());
-            }
             "client" => {
                 let reply = self.client(args);
                 if self.close_after_reply {
@@ -1337,44 +1331,50 @@ impl Connection {
         (Next::Continue, reply)
     }
 
-    /// UNSUBSCRIBE or PUNSUBSCRIBE without arguments (or RESET): drops every channel (or
-    /// pattern) one at a time, in subscription order, each reply counting what is left after it.
-    fn unsubscribe_all(&mut self, pattern: bool, out: &mut Vec<u8>, reply: bool) {
-        let cache = self.shared.cache.clone();
-        let set = if pattern {
-            &self.patterns
-        } else {
-            &self.channels
-        };
-        let mut names: Vec<(u64, Bytes)> = set.iter().map(|(k, &seq)| (seq, k.clone())).collect();
-        names.sort_unstable_by_key(|(seq, _)| *seq);
-        let kind: &[u8] = if pattern {
-            b"punsubscribe"
-        } else {
-            b"unsubscribe"
-        };
-        if names.is_empty() && reply {
-            Frame::Push(vec![
-                Frame::bulk(kind),
-                Frame::Null,
-                Frame::Integer(self.subscribed() as i64),
-            ])
-            .encode(self.proto, out);
+    /// SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE (`subscribe`), or their UNSUBSCRIBE forms, of
+    /// `kind`: one confirmation per name, each counting the subscriptions after it.
+    fn subscription(&mut self, kind: Kind, subscribe: bool, args: &[&[u8]], out: &mut Vec<u8>) {
+        if !subscribe && args.len() == 1 {
+            self.unsubscribe_all(kind, out, true);
+            return;
         }
-        for (_, ch) in names {
-            cache.inner().pubsub.unsubscribe(self.id, &ch, pattern);
-            if pattern {
-                self.patterns.remove(&ch);
+        let cache = self.shared.cache.clone();
+        let pubsub = &cache.inner().pubsub;
+        for name in args.iter().skip(1) {
+            if subscribe {
+                let name = Bytes::copy_from_slice(name);
+                pubsub.subscribe(self.id, &name, kind, &self.outbox);
+                let seq = self.subscription_seq;
+                self.subscription_seq += 1;
+                self.names_mut(kind).entry(name).or_insert(seq);
             } else {
-                self.channels.remove(&ch);
+                pubsub.unsubscribe(self.id, name, kind);
+                self.names_mut(kind).remove(*name);
             }
+            self.confirm(kind, subscribe, Frame::bulk(name), out);
+        }
+    }
+
+    /// An UNSUBSCRIBE of `kind` without arguments (or RESET, `reply` false): drops every
+    /// subscription of that kind one at a time, in subscription order, each reply counting
+    /// what is left after it; with none, one reply naming no channel (Redis's
+    /// `pubsubUnsubscribeAllChannelsInternal`).
+    fn unsubscribe_all(&mut self, kind: Kind, out: &mut Vec<u8>, reply: bool) {
+        let cache = self.shared.cache.clone();
+        let mut names: Vec<(u64, Bytes)> = self
+            .names_mut(kind)
+            .iter()
+            .map(|(k, &seq)| (seq, k.clone()))
+            .collect();
+        names.sort_unstable_by_key(|(seq, _)| *seq);
+        if names.is_empty() && reply {
+            self.confirm(kind, false, Frame::Null, out);
+        }
+        for (_, name) in names {
+            cache.inner().pubsub.unsubscribe(self.id, &name, kind);
+            self.names_mut(kind).remove(&name);
             if reply {
-                Frame::Push(vec![
-                    Frame::bulk(kind),
-                    Frame::Bulk(ch),
-                    Frame::Integer(self.subscribed() as i64),
-                ])
-                .encode(self.proto, out);
+                self.confirm(kind, false, Frame::Bulk(name), out);
             }
         }
     }
@@ -1560,7 +1560,7 @@ impl Connection {
         if c.monitor {
             flags.push('O');
         }
-        if c.sub + c.psub > 0 {
+        if c.is_pubsub() {
             flags.push('P');
         }
         if c.multi.is_some() {
@@ -1581,7 +1581,7 @@ impl Connection {
             (0, c.last_cmd)
         };
         format!(
-            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub=0 multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}\n",
+            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}\n",
             c.addr,
             c.laddr
                 .map_or_else(|| "127.0.0.1:0".to_owned(), |l| l.to_string()),
@@ -1591,6 +1591,7 @@ impl Connection {
             c.db,
             c.sub,
             c.psub,
+            c.ssub,
             c.proto
         )
     }
@@ -1811,7 +1812,7 @@ impl KillFilter {
                 .laddr
                 .as_ref()
                 .is_none_or(|a| c.laddr.is_some_and(|l| *a == l.to_string()))
-            && self.pubsub.is_none_or(|p| p == (c.sub + c.psub > 0))
+            && self.pubsub.is_none_or(|p| p == c.is_pubsub())
             && self.id.is_none_or(|want| want == id)
             && !(self.skipme && id == me)
     }
@@ -1822,11 +1823,9 @@ fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether a command name is SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE or PUNSUBSCRIBE.
+/// Whether a command name is one of the (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE commands.
 fn is_subscription(name: &[u8]) -> bool {
-    ["subscribe", "unsubscribe", "psubscribe", "punsubscribe"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+    command::lookup(name).is_some_and(|spec| Kind::of_command(spec.name).is_some())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Server commands answered by the keyspace itself: PING, ECHO, TIME, INFO, CONFIG, COMMAND,
-//! DEBUG, PUBLISH; and the persistence commands' replies (SAVE, BGSAVE, SHUTDOWN, LASTSAVE),
+//! DEBUG, PUBLISH, SPUBLISH, PUBSUB; and the persistence commands' replies (SAVE, BGSAVE, SHUTDOWN, LASTSAVE),
 //! which the RESP server calls with the cache handle.
 
 use std::fmt::Write as _;
@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::{SYNTAX, arg, glob_match, int, is};
 use crate::cache::keyspace::Ctx;
+use crate::cache::pubsub::Kind;
 use crate::cache::resp::command;
 use crate::cache::resp::frame::Frame;
 use crate::cache::settings::SetError;
@@ -168,12 +169,14 @@ pub(crate) fn debug(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
 }
 
 pub(crate) fn publish(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    int(inner.pubsub.publish(arg(args, 1), arg(args, 2), ctx.now_ms))
+    let shard = is(arg(args, 0), "spublish");
+    int(inner
+        .pubsub
+        .publish(arg(args, 1), arg(args, 2), ctx.now_ms, shard))
 }
 
 /// `PUBSUB CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB|HELP`, as Redis 7.0.15 answers
-/// them (there are no shard channels here: SSUBSCRIBE does not exist, so the shard forms find
-/// none).
+/// them; the shard forms read the shard channels (SSUBSCRIBE's), the others the channels.
 pub(crate) fn pubsub(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     let shown = String::from_utf8_lossy(sub);
@@ -182,46 +185,42 @@ pub(crate) fn pubsub(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             "ERR unknown subcommand or wrong number of arguments for '{shown}'. Try PUBSUB HELP."
         ))
     };
-    // A flat array of channel, count pairs, in RESP3 too (as Redis 7.0.15).
-    let counts = |count: &dyn Fn(&[u8]) -> usize| {
-        Frame::Array(
-            args.iter()
-                .skip(2)
-                .flat_map(|c| [Frame::bulk(c), int(count(c))])
-                .collect(),
-        )
-    };
     if is(sub, "help") && args.len() == 2 {
         return Frame::Array(PUBSUB_HELP.iter().map(|line| Frame::simple(line)).collect());
     }
+    let kind = if is(sub, "shardchannels") || is(sub, "shardnumsub") {
+        Kind::Shard
+    } else {
+        Kind::Channel
+    };
     if is(sub, "channels") || is(sub, "shardchannels") {
         if args.len() > 3 {
             return wrong_arity();
-        }
-        if is(sub, "shardchannels") {
-            return Frame::Array(Vec::new());
         }
         let pattern = args.get(2).copied().unwrap_or(b"*");
         return Frame::Array(
             inner
                 .pubsub
-                .channels_matching(pattern)
+                .channels_matching(pattern, kind)
                 .into_iter()
                 .map(Frame::Bulk)
                 .collect(),
         );
     }
-    if is(sub, "numsub") {
-        return counts(&|c| inner.pubsub.subscriber_count(c));
-    }
-    if is(sub, "shardnumsub") {
-        return counts(&|_| 0);
+    if is(sub, "numsub") || is(sub, "shardnumsub") {
+        // A flat array of channel, count pairs, in RESP3 too (as Redis 7.0.15).
+        return Frame::Array(
+            args.iter()
+                .skip(2)
+                .flat_map(|c| [Frame::bulk(c), int(inner.pubsub.subscriber_count(c, kind))])
+                .collect(),
+        );
     }
     if is(sub, "numpat") {
         if args.len() != 2 {
             return Frame::error("ERR wrong number of arguments for 'pubsub|numpat' command");
         }
-        return int(inner.pubsub.pattern_count());
+        return int(inner.pubsub.count(Kind::Pattern));
     }
     if is(sub, "help") {
         return Frame::error("ERR wrong number of arguments for 'pubsub|help' command");
@@ -507,14 +506,16 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         }
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
             st.evicted_keys.load(Ordering::Relaxed),
             hits,
             misses,
-            inner.pubsub.channel_count(),
+            inner.pubsub.count(Kind::Channel),
+            inner.pubsub.count(Kind::Pattern),
+            inner.pubsub.count(Kind::Shard),
             inner.command_stats.total_errors(),
         );
     }

@@ -269,6 +269,7 @@ static SPECS: &[Spec] = specs! {
     "script" -2 0 0 0 r Exclusive script::script;
     "debug" -2 0 0 0 r Keyed server::debug;
     "publish" 3 0 0 0 r Keyed server::publish;
+    "spublish" 3 0 0 0 r Keyed server::publish;
     "pubsub" -2 0 0 0 r Keyed server::pubsub;
     "select" 2 0 0 0 r Connection server::not_here;
     "multi" 1 0 0 0 r Connection server::not_here;
@@ -280,6 +281,8 @@ static SPECS: &[Spec] = specs! {
     "unsubscribe" -1 0 0 0 r Connection server::not_here;
     "psubscribe" -2 0 0 0 r Connection server::not_here;
     "punsubscribe" -1 0 0 0 r Connection server::not_here;
+    "ssubscribe" -2 0 0 0 r Connection server::not_here;
+    "sunsubscribe" -1 0 0 0 r Connection server::not_here;
     "hello" -1 0 0 0 r Connection server::not_here;
     "auth" -2 0 0 0 r Connection server::not_here;
     "client" -2 0 0 0 r Connection server::not_here;
