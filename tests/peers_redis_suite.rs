@@ -61,6 +61,9 @@ const INTROSPECTION_FAILED_MAX: u64 = 1;
 /// that need CLUSTER or MIGRATE (docs/conformance.md).
 const INTROSPECTION_2_PASSED_MIN: u64 = 34;
 const INTROSPECTION_2_FAILED_MAX: u64 = 3;
+/// `unit/pubsubshard`'s one-server block, run from a copy of the suite without its
+/// `external:skip` tag: every test of it.
+const PUBSUBSHARD_PASSED_MIN: u64 = 9;
 
 fn suite_script() -> PathBuf {
     if let Ok(p) = std::env::var("REDIS_SUITE_SCRIPT") {
@@ -301,5 +304,50 @@ fn redis_own_introspection_2_unit_passes() {
         &[],
         INTROSPECTION_2_PASSED_MIN,
         INTROSPECTION_2_FAILED_MAX,
+    );
+}
+
+/// Reported on its own, beside the bar. Redis skips `unit/pubsubshard` against an external
+/// server (`external:skip`); its first block needs one server and nothing else, so it runs from
+/// a copy of the suite with that tag taken off that block (the second, which starts servers
+/// of its own, stays skipped).
+#[test]
+fn redis_own_pubsubshard_unit_passes() {
+    let given =
+        PathBuf::from(std::env::var("REDIS_TESTS_DIR").expect(
+            "set REDIS_TESTS_DIR to Redis 7.0.15's tests (run scripts/fetch-redis-suite.sh)",
+        ));
+    // The script takes the tree holding `tests/`, or `tests/` itself.
+    let tree = if given.join("tests/test_helper.tcl").exists() {
+        given
+    } else {
+        given.parent().map(PathBuf::from).unwrap_or(given)
+    };
+    let copy = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(tree.join("."))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copying the suite failed");
+    let unit = copy.path().join("tests/unit/pubsubshard.tcl");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    let skipped = "start_server {tags {\"pubsubshard external:skip\"}} {";
+    assert!(
+        text.starts_with(skipped),
+        "unexpected first line of {unit:?}"
+    );
+    std::fs::write(
+        &unit,
+        text.replacen(skipped, "start_server {tags {\"pubsubshard\"}} {", 1),
+    )
+    .unwrap();
+    let dir = copy.path().to_string_lossy().into_owned();
+    assert_unit(
+        "unit/pubsubshard",
+        &[("REDIS_TESTS_DIR", dir.as_str())],
+        PUBSUBSHARD_PASSED_MIN,
+        0,
     );
 }
