@@ -952,3 +952,25 @@ fn client_reply_modes_and_pubsub_introspection() {
     };
     assert!(e.contains("not supported"), "{e}");
 }
+
+/// CONFIG GET `port` and `bind` report the RESP listener's own address once it has bound
+/// (Redis's defaults, 6379 and `* -::*`, would not be this server's).
+#[test]
+fn config_get_reports_the_listeners_port_and_address() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("port")
+        .arg("bind")
+        .query(&mut con)
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = got
+        .chunks(2)
+        .map(|p| (p[0].as_str(), p[1].as_str()))
+        .collect();
+    let port = s.addr.port().to_string();
+    let ip = s.addr.ip().to_string();
+    assert!(pairs.contains(&("port", port.as_str())), "{pairs:?}");
+    assert!(pairs.contains(&("bind", ip.as_str())), "{pairs:?}");
+}

@@ -232,6 +232,9 @@ async fn serve_connections(
     };
     if let Ok(addr) = listener.local_addr() {
         cache.inner().port.store(addr.port(), Ordering::Relaxed);
+        let settings = &cache.inner().settings;
+        settings.record("port", addr.port().to_string());
+        settings.record("bind", addr.ip().to_string());
     }
     let limit = Arc::new(Semaphore::new(config.connections_max));
     let shared = Arc::new(Shared {

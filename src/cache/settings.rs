@@ -205,6 +205,9 @@ impl Settings {
             ("maxclients", config.connections_max.to_string()),
             ("proto-max-bulk-len", RESP_BULK_BYTES_MAX.to_string()),
             ("databases", "16".to_owned()),
+            // No RESP listener yet (Redis's `port 0`: no TCP); it records its own when bound.
+            ("port", "0".to_owned()),
+            ("bind", String::new()),
             ("hz", config.active_expiry_hz.to_string()),
             ("timeout", "0".to_owned()),
             ("save", String::new()),
@@ -287,6 +290,15 @@ impl Settings {
         self.get("busy-reply-threshold")
             .and_then(|v| v.parse().ok())
             .unwrap_or(BUSY_REPLY_THRESHOLD_MS_DEFAULT)
+    }
+
+    /// Records what the server itself knows of a parameter it does not take from CONFIG SET
+    /// (the RESP listener's `port` and `bind` once it has bound).
+    pub(crate) fn record(&self, name: &str, value: String) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), value);
     }
 
     /// A parameter's value.
