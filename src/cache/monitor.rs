@@ -90,64 +90,11 @@ impl Monitors {
 }
 
 /// Whether Redis keeps `args` from monitors: commands (or subcommands) with its `admin` flag in
-/// Redis 7.0.15's command table. (The script commands' `skip_monitor` flag only means they are
-/// fed before they run rather than after, which their callers see to.)
+/// Redis 7.0.15's command table, which is what puts them in the `admin` ACL category. (The
+/// script commands' `skip_monitor` flag only means they are fed before they run rather than
+/// after, which their callers see to.)
 pub(crate) fn is_hidden(args: &[&[u8]]) -> bool {
-    let Some(name) = args.first() else {
-        return true;
-    };
-    let sub = args.get(1).copied().unwrap_or_default();
-    let is = |n: &[u8], s: &str| n.eq_ignore_ascii_case(s.as_bytes());
-    let any = |n: &[u8], list: &[&str]| list.iter().any(|s| is(n, s));
-    if any(
-        name,
-        &[
-            "debug",
-            "monitor",
-            "save",
-            "bgsave",
-            "bgrewriteaof",
-            "shutdown",
-            "replicaof",
-            "slaveof",
-            "sync",
-            "psync",
-            "replconf",
-            "failover",
-            "pfdebug",
-            "pfselftest",
-            "module",
-        ],
-    ) {
-        return true;
-    }
-    if is(name, "config") {
-        return any(sub, &["get", "set", "resetstat", "rewrite"]);
-    }
-    if is(name, "client") {
-        return any(
-            sub,
-            &["kill", "list", "no-evict", "pause", "unblock", "unpause"],
-        );
-    }
-    if is(name, "slowlog") {
-        return any(sub, &["get", "len", "reset"]);
-    }
-    if is(name, "latency") {
-        return any(
-            sub,
-            &["doctor", "graph", "histogram", "history", "latest", "reset"],
-        );
-    }
-    if is(name, "acl") {
-        return any(
-            sub,
-            &[
-                "deluser", "dryrun", "getuser", "list", "load", "log", "save", "setuser", "users",
-            ],
-        );
-    }
-    false
+    args.is_empty() || crate::cache::resp::categories::of_call(args).contains(&"admin")
 }
 
 /// Which arguments of `args` a monitor sees as `"(redacted)"`: AUTH's, and HELLO's after its

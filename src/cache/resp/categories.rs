@@ -13,6 +13,22 @@ pub(crate) fn of(full_name: &str) -> &'static [&'static str] {
         .map_or(&[], |(_, cats)| cats)
 }
 
+/// The categories of the command `args` call: its subcommand's when `args[1]` names one of
+/// its subcommands (`CONFIG SET` is `config|set`), the command's otherwise.
+pub(crate) fn of_call(args: &[&[u8]]) -> &'static [&'static str] {
+    let lower = |a: &[u8]| String::from_utf8_lossy(a).to_ascii_lowercase();
+    let Some(name) = args.first().map(|n| lower(n)) else {
+        return &[];
+    };
+    if let Some(sub) = args.get(1) {
+        let found = of(&format!("{name}|{}", lower(sub)));
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    of(&name)
+}
+
 /// Every command and subcommand of Redis 7.0.15, with its categories.
 #[rustfmt::skip]
 const CATEGORIES: &[(&str, &[&str])] = &[
@@ -408,7 +424,7 @@ const CATEGORIES: &[(&str, &[&str])] = &[
 
 #[cfg(test)]
 mod tests {
-    use super::of;
+    use super::{of, of_call};
 
     #[test]
     fn categories_are_redis_s() {
@@ -420,5 +436,8 @@ mod tests {
             ["admin", "slow", "dangerous", "connection"]
         );
         assert!(of("no-such-command").is_empty());
+        assert_eq!(of_call(&[b"CONFIG", b"Set", b"x", b"y"]), of("config|set"));
+        assert_eq!(of_call(&[b"GET", b"config"]), of("get"));
+        assert!(of_call(&[]).is_empty());
     }
 }
