@@ -944,6 +944,25 @@ pub(crate) fn values_equal(a: &Bson, b: &Bson) -> bool {
 /// [`Error::BadValue`] for an empty path or an empty part, [`Error::PathTooLong`] beyond
 /// [`PATH_PARTS_MAX`] parts.
 pub(crate) fn split_path(path: &str) -> Result<Vec<&str>> {
+    let parts = check_path(path)?;
+    let mut out = Vec::with_capacity(parts);
+    out.extend(path.split('.'));
+    Ok(out)
+}
+
+/// [`split_path`] with owned parts, for paths a parsed filter keeps.
+///
+/// # Errors
+/// As [`split_path`].
+pub(crate) fn split_path_owned(path: &str) -> Result<Vec<String>> {
+    let parts = check_path(path)?;
+    let mut out = Vec::with_capacity(parts);
+    out.extend(path.split('.').map(str::to_owned));
+    Ok(out)
+}
+
+/// Checks a dotted path as [`split_path`] documents; returns its number of parts.
+fn check_path(path: &str) -> Result<usize> {
     if path.is_empty() {
         return Err(Error::bad(
             "FieldPath cannot be constructed with empty string",
@@ -957,8 +976,7 @@ pub(crate) fn split_path(path: &str) -> Result<Vec<&str>> {
             max: PATH_PARTS_MAX,
         });
     }
-    let parts: Vec<&str> = path.split('.').collect();
-    if parts.iter().any(|p| p.is_empty()) {
+    if path.split('.').any(str::is_empty) {
         return Err(Error::bad(format!(
             "FieldPath field names may not be empty strings: {path}"
         )));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bson::{Bson, Document};
 
-use super::document::{collect_doc_path, split_path};
+use super::document::{collect_doc_path, split_path_owned};
 use super::error::{Error, Result};
 use super::keys::{self, KeyFormat, bracket_bounds, encode_index_field, prefix_successor};
 use super::query::{Cond, Filter, InItem, Sort};
@@ -128,7 +128,7 @@ impl IndexDef {
             if path == "_id" && model.keys.len() == 1 {
                 return Err(Error::bad("the _id index exists already"));
             }
-            let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
+            let parts = split_path_owned(path)?;
             keys.push((path.clone(), parts, *dir < 0));
         }
         // After the keys: a bad key path is the error to report, not the name made from it.
@@ -312,11 +312,12 @@ pub(crate) enum Access {
     Index {
         /// The index.
         index: Arc<IndexDef>,
-        /// Key ranges, absolute (index id included).
+        /// Key ranges, absolute (index id included); with `point`, each start is the whole
+        /// key and its end is empty.
         ranges: Vec<(Vec<u8>, Vec<u8>)>,
         /// Scan backwards.
         reverse: bool,
-        /// Bounds per field, rendered only by `explain`.
+        /// Bounds per field, kept only for `explain`.
         bounds: Vec<(String, FieldBound)>,
         /// Each range is one exact unique key: look it up instead of scanning.
         point: bool,
@@ -493,11 +494,15 @@ fn render_bound(b: &FieldBound) -> Bson {
 
 /// Chooses the access path for `filter` (and `sort`, when given) over a collection's indexes;
 /// `_id` lookups are encoded in the collection's key `format`.
+///
+/// `explain` keeps each field's bounds for [`Plan::describe`]; a plan that only runs goes
+/// without them (planning runs on every find, and they are copies of the filter's values).
 pub(crate) fn plan(
     format: KeyFormat,
     indexes: &[Arc<IndexDef>],
     filter: &Filter,
     sort: Option<&Sort>,
+    explain: bool,
 ) -> Plan {
     let conjuncts = filter.conjuncts();
     // `_id` equality or `$in`.
@@ -521,7 +526,7 @@ pub(crate) fn plan(
     }
     let mut best: Option<(u32, Plan)> = None;
     for index in indexes {
-        let Some((score, plan)) = plan_index(index, &conjuncts, sort) else {
+        let Some((score, plan)) = plan_index(index, &conjuncts, sort, explain) else {
             continue;
         };
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
@@ -576,10 +581,15 @@ fn sort_order_from(index: &IndexDef, from: usize, sort: &Sort) -> Option<bool> {
     reverse
 }
 
+/// Bytes reserved for an index key prefix when planning: the 4-byte index id and one field
+/// of a number or a short string.
+const PREFIX_ROOM: usize = 32;
+
 fn plan_index(
     index: &Arc<IndexDef>,
     conjuncts: &[(&str, &Cond)],
     sort: Option<&Sort>,
+    explain: bool,
 ) -> Option<(u32, Plan)> {
     // Allocated once the first key has a bound: most indexes of a collection do not apply to
     // a given filter, and planning runs on every find.
@@ -600,7 +610,10 @@ fn plan_index(
         if prefixes.is_empty() {
             // No bound on the first key: this index cannot narrow the filter.
             field_bound.as_ref()?;
-            prefixes.push(index.id.to_be_bytes().to_vec());
+            // Room for the id and a short key, so the common one-field key is built in place.
+            let mut first = Vec::with_capacity(PREFIX_ROOM);
+            first.extend_from_slice(&index.id.to_be_bytes());
+            prefixes.push(first);
         }
         match field_bound {
             Some(FieldBound::Points(pts)) => {
@@ -624,7 +637,9 @@ fn plan_index(
                         prefixes = next;
                     }
                 }
-                bounds.push((path.clone(), FieldBound::Points(pts)));
+                if explain {
+                    bounds.push((path.clone(), FieldBound::Points(pts)));
+                }
                 if !fits {
                     break;
                 }
@@ -632,7 +647,9 @@ fn plan_index(
                 eq_fields += 1;
             }
             Some(r @ FieldBound::Range { .. }) => {
-                bounds.push((path.clone(), r.clone()));
+                if explain {
+                    bounds.push((path.clone(), r.clone()));
+                }
                 if !*desc {
                     score += 5;
                     range = Some((r, *desc));
@@ -650,9 +667,12 @@ fn plan_index(
     }
     prefixes.sort();
     prefixes.dedup();
+    let point = index.unique && eq_fields == index.keys.len() && range.is_none();
     let ranges: Vec<(Vec<u8>, Vec<u8>)> = prefixes
         .into_iter()
         .filter_map(|p| match &range {
+            // A point is looked up by its key alone.
+            None if point => Some((p, Vec::new())),
             None => {
                 let end = prefix_successor(&p)?;
                 Some((p, end))
@@ -710,7 +730,7 @@ fn plan_index(
         Plan {
             access: Access::Index {
                 index: index.clone(),
-                point: index.unique && eq_fields == index.keys.len() && range.is_none(),
+                point,
                 ranges,
                 reverse,
                 bounds,

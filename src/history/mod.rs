@@ -660,7 +660,19 @@ impl CollectionMeta {
     }
 }
 
-type CatalogMap = HashMap<(String, String), Arc<CollectionMeta>>;
+type CatalogMap = indexmap::IndexMap<(String, String), Arc<CollectionMeta>>;
+
+/// A namespace borrowed for a catalog lookup, hashed as the `(String, String)` key it stands
+/// for (a tuple hashes its parts in order), so a read finds its collection without copying
+/// the two names.
+#[derive(Hash)]
+struct NamespaceRef<'a>(&'a str, &'a str);
+
+impl indexmap::Equivalent<(String, String)> for NamespaceRef<'_> {
+    fn equivalent(&self, key: &(String, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
 
 /// Writer-owned counters, persisted in the catalog's state record on every commit.
 #[derive(Debug, Clone)]
@@ -855,7 +867,7 @@ impl History {
         {
             state.oldest_wall_ms = Some(entry_wall_ms(&kv?.1)?);
         }
-        let mut catalog = HashMap::new();
+        let mut catalog = CatalogMap::new();
         for kv in store.prefix(Space::Catalog, &[keys::CATALOG_COLLECTION], false) {
             let (_, v) = kv?;
             let meta = CollectionMeta::from_document(&decode_document(&v)?)?;
@@ -1021,7 +1033,7 @@ impl History {
             return Ok(0);
         };
         let filter = self.inner.parse_query(filter)?;
-        let plan = index::plan(meta.key_format, &meta.indexes, &filter, None);
+        let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
         let mut n = 0u64;
         self.inner.execute(
             &meta,
@@ -1083,7 +1095,13 @@ impl History {
             let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
             return Ok((Vec::new(), e));
         };
-        let plan = index::plan(meta.key_format, &meta.indexes, &parsed, sort.as_ref());
+        let plan = index::plan(
+            meta.key_format,
+            &meta.indexes,
+            &parsed,
+            sort.as_ref(),
+            explain,
+        );
         let mut stats = ExecStats::default();
         // What a find returns is bounded; an aggregation bounds its own result.
         let result_max = (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
@@ -1773,7 +1791,7 @@ impl Inner {
         self.catalog
             .read()
             .ok()?
-            .get(&(db.to_owned(), coll.to_owned()))
+            .get(&NamespaceRef(db, coll))
             .cloned()
     }
 
@@ -2321,7 +2339,7 @@ impl Txn<'_> {
             for (k, v) in self.colls.drain() {
                 match v {
                     Some(meta) => catalog.insert(k, meta),
-                    None => catalog.remove(&k),
+                    None => catalog.swap_remove(&k),
                 };
             }
         }
@@ -2477,7 +2495,7 @@ impl Txn<'_> {
         sort: Option<&Sort>,
         first_only: bool,
     ) -> Result<Vec<(Vec<u8>, Document)>> {
-        let plan = index::plan(meta.key_format, &meta.indexes, filter, sort);
+        let plan = index::plan(meta.key_format, &meta.indexes, filter, sort, false);
         let unsorted = sort.is_none_or(Sort::is_empty);
         // Staged candidates (encoded `_id`s) and whether this batch touched the plan's key
         // space at all (a staged put or removal inside its ranges).
@@ -3204,7 +3222,7 @@ pub fn fuzz_history_query(data: &[u8]) {
         for s in &samples {
             let _ = f.matches(s);
         }
-        let _ = index::plan(KeyFormat::CURRENT, &[], &f, None);
+        let _ = index::plan(KeyFormat::CURRENT, &[], &f, None, false);
     }
     if let Some(p) = part("projection")
         && let Ok(f) = Filter::parse(&filter)

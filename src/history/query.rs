@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 
 use super::aggregate::{Expr, compile_expression, truthy as expr_truthy};
-use super::document::{self, collect_doc_path, compare, split_path, type_rank, values_equal};
+use super::document::{self, collect_doc_path, compare, split_path_owned, type_rank, values_equal};
 use super::error::{Error, Result};
 use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX};
 
@@ -275,60 +275,71 @@ fn collect_conjuncts<'a>(f: &'a Filter, out: &mut Vec<(&'a str, &'a Cond)>) {
 }
 
 fn parse_filter(filter: &Document, budget: &mut Budget) -> Result<Filter> {
+    // The common one-field filter is its clause, with no conjunction around it.
+    if filter.len() == 1
+        && let Some((key, value)) = filter.iter().next()
+    {
+        return Ok(parse_clause(key, value, budget)?.unwrap_or_else(Filter::all));
+    }
     let mut clauses = Vec::with_capacity(filter.len());
     for (key, value) in filter {
-        budget.spend()?;
-        match key.as_str() {
-            "$and" | "$or" | "$nor" => {
-                let Bson::Array(items) = value else {
-                    return Err(Error::bad(format!("{key} must be an array")));
-                };
-                if items.is_empty() {
-                    return Err(Error::bad("$and/$or/$nor must be a nonempty array"));
-                }
-                let mut subs = Vec::with_capacity(items.len());
-                for item in items {
-                    let Bson::Document(d) = item else {
-                        return Err(Error::bad(format!(
-                            "{key} argument's entries must be objects"
-                        )));
-                    };
-                    subs.push(parse_filter(d, budget)?);
-                }
-                clauses.push(match key.as_str() {
-                    "$and" => Filter::And(subs),
-                    "$or" => Filter::Or(subs),
-                    _ => Filter::Nor(subs),
-                });
-            }
-            "$comment" => {}
-            "$expr" => {
-                let Some(now_ms) = budget.expr_now_ms else {
-                    return Err(Error::bad(
-                        "$expr can only be applied to the top-level document",
-                    ));
-                };
-                clauses.push(Filter::Expr(Box::new(compile_expression(value, now_ms)?)));
-            }
-            k if k.starts_with('$') => {
-                return Err(Error::bad(format!("unknown top level operator: {k}")));
-            }
-            path => {
-                let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
-                let cond = parse_value_cond(value, budget)?;
-                clauses.push(Filter::Field {
-                    path: path.to_owned(),
-                    parts,
-                    cond,
-                });
-            }
-        }
+        clauses.extend(parse_clause(key, value, budget)?);
     }
     Ok(if clauses.len() == 1 {
         clauses.pop().unwrap_or_else(Filter::all)
     } else {
         Filter::And(clauses)
     })
+}
+
+/// One top-level entry of a filter; `None` for `$comment`.
+fn parse_clause(key: &str, value: &Bson, budget: &mut Budget) -> Result<Option<Filter>> {
+    budget.spend()?;
+    Ok(Some(match key {
+        "$and" | "$or" | "$nor" => {
+            let Bson::Array(items) = value else {
+                return Err(Error::bad(format!("{key} must be an array")));
+            };
+            if items.is_empty() {
+                return Err(Error::bad("$and/$or/$nor must be a nonempty array"));
+            }
+            let mut subs = Vec::with_capacity(items.len());
+            for item in items {
+                let Bson::Document(d) = item else {
+                    return Err(Error::bad(format!(
+                        "{key} argument's entries must be objects"
+                    )));
+                };
+                subs.push(parse_filter(d, budget)?);
+            }
+            match key {
+                "$and" => Filter::And(subs),
+                "$or" => Filter::Or(subs),
+                _ => Filter::Nor(subs),
+            }
+        }
+        "$comment" => return Ok(None),
+        "$expr" => {
+            let Some(now_ms) = budget.expr_now_ms else {
+                return Err(Error::bad(
+                    "$expr can only be applied to the top-level document",
+                ));
+            };
+            Filter::Expr(Box::new(compile_expression(value, now_ms)?))
+        }
+        k if k.starts_with('$') => {
+            return Err(Error::bad(format!("unknown top level operator: {k}")));
+        }
+        path => {
+            let parts = split_path_owned(path)?;
+            let cond = parse_value_cond(value, budget)?;
+            Filter::Field {
+                path: path.to_owned(),
+                parts,
+                cond,
+            }
+        }
+    }))
 }
 
 /// Whether a document is an operator expression (`{$gt: 1}`), judged by its first key.
@@ -916,7 +927,7 @@ impl Sort {
                     "$sort key ordering must be 1 (for ascending) or -1 (for descending)",
                 ));
             };
-            let parts = split_path(path)?.into_iter().map(str::to_owned).collect();
+            let parts = split_path_owned(path)?;
             keys.push((path.clone(), parts, asc));
         }
         Ok(Self { keys })
