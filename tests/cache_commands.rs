@@ -380,6 +380,105 @@ fn sort_reads_weights_and_values_through_patterns() {
 }
 
 #[test]
+fn command_getkeysandflags_gives_each_keys_flags_from_redis_key_specs() {
+    let c = cache();
+    let flagged = |pairs: &[(&str, &[&'static str])]| {
+        Frame::Array(
+            pairs
+                .iter()
+                .map(|(key, flags)| {
+                    Frame::Array(vec![
+                        bulk(key),
+                        Frame::Set(flags.iter().map(|f| Frame::simple(f)).collect()),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    let call = |parts: &[&str]| {
+        let mut args = vec!["COMMAND", "GETKEYSANDFLAGS"];
+        args.extend(parts);
+        run(&c, &args)
+    };
+    // The cases of Redis's own introspection-2 unit.
+    assert_eq!(
+        call(&["SET", "k1", "v1"]),
+        flagged(&[("k1", &["OW", "update"])])
+    );
+    assert_eq!(
+        call(&["MSET", "k1", "v1", "k2", "v2"]),
+        flagged(&[("k1", &["OW", "update"]), ("k2", &["OW", "update"])])
+    );
+    assert_eq!(
+        call(&["LMOVE", "k1", "k2", "left", "right"]),
+        flagged(&[
+            ("k1", &["RW", "access", "delete"]),
+            ("k2", &["RW", "insert"])
+        ])
+    );
+    assert_eq!(
+        call(&["sort", "k1", "store", "k2"]),
+        flagged(&[("k1", &["RO", "access"]), ("k2", &["OW", "update"])])
+    );
+    // Flags that depend on the arguments come from the command's own key finder.
+    assert_eq!(
+        call(&["SET", "k", "v", "GET"]),
+        flagged(&[("k", &["RW", "access", "update"])])
+    );
+    assert_eq!(
+        call(&["BITFIELD", "k", "GET", "u8", "0"]),
+        flagged(&[("k", &["RO", "access"])])
+    );
+    assert_eq!(
+        call(&["BITFIELD", "k", "SET", "u8", "0", "1"]),
+        flagged(&[("k", &["RW", "access", "update"])])
+    );
+    // A destination spec before a key count's keys; a subcommand's own spec.
+    assert_eq!(
+        call(&["ZUNIONSTORE", "d", "2", "a", "b"]),
+        flagged(&[
+            ("d", &["OW", "update"]),
+            ("a", &["RO", "access"]),
+            ("b", &["RO", "access"])
+        ])
+    );
+    assert_eq!(call(&["MEMORY", "USAGE", "k"]), flagged(&[("k", &["RO"])]));
+    // Redis's errors, and no keys where none are mandatory.
+    for (parts, text) in [
+        (&["NOSUCH", "a"][..], "ERR Invalid command specified"),
+        (
+            &["MEMORY", "NOSUCH", "k"][..],
+            "ERR Invalid command specified",
+        ),
+        (&["PING", "x"][..], "ERR The command has no key arguments"),
+        (
+            &["SPUBLISH", "ch", "m"][..],
+            "ERR The command has no key arguments",
+        ),
+        (
+            &["GET", "a", "b"][..],
+            "ERR Invalid number of arguments specified for command",
+        ),
+        (
+            &["ZUNIONSTORE", "d", "0", "a"][..],
+            "ERR Invalid arguments specified for command",
+        ),
+        (
+            &["ZUNION", "x", "a"][..],
+            "ERR Invalid arguments specified for command",
+        ),
+    ] {
+        assert_eq!(call(parts), Frame::error(text), "{parts:?}");
+    }
+    assert_eq!(call(&["EVAL", "return 1", "0"]), Frame::Array(Vec::new()));
+    // GETKEYS gives the same keys without their flags.
+    assert_eq!(
+        run(&c, &["COMMAND", "GETKEYS", "SET", "k", "v", "GET"]),
+        Frame::Array(vec![bulk("k")])
+    );
+}
+
+#[test]
 fn databases_are_separate_and_swappable() {
     let c = cache();
     c.set(0, b"k", b"zero", None);

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use super::{SYNTAX, arg, glob_match, int, is};
 use crate::cache::keyspace::Ctx;
 use crate::cache::pubsub::Kind;
-use crate::cache::resp::command;
 use crate::cache::resp::frame::Frame;
+use crate::cache::resp::{command, keyspecs};
 use crate::cache::settings::SetError;
 use crate::cache::snapshot::BackgroundRefused;
 use crate::cache::{Cache, DATABASES, Inner};
@@ -413,15 +413,24 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if is(sub, "list") {
         return command_list(args);
     }
-    if is(sub, "getkeys") && args.len() >= 3 {
-        let rest = args.get(2..).unwrap_or_default();
-        let Some(spec) = rest.first().and_then(|n| command::lookup(n)) else {
-            return Frame::error("ERR Invalid command specified");
+    if (is(sub, "getkeys") || is(sub, "getkeysandflags")) && args.len() >= 3 {
+        let call = args.get(2..).unwrap_or_default();
+        let keys = match keyspecs::getkeys(call) {
+            Ok(keys) => keys,
+            Err(text) => return Frame::error(text),
         };
+        let with_flags = is(sub, "getkeysandflags");
         return Frame::Array(
-            command::getkeys(spec, rest)
-                .into_iter()
-                .map(Frame::bulk)
+            keys.into_iter()
+                .map(|(at, flags)| {
+                    let key = Frame::bulk(call.get(at).copied().unwrap_or_default());
+                    if with_flags {
+                        let names = keyspecs::flag_names(flags).map(Frame::simple).collect();
+                        Frame::Array(vec![key, Frame::Set(names)])
+                    } else {
+                        key
+                    }
+                })
                 .collect(),
         );
     }

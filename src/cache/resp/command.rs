@@ -521,6 +521,12 @@ pub(crate) fn full_names() -> Vec<String> {
     names
 }
 
+/// Whether `name` is a container of subcommands (`config`, `memory`).
+pub(crate) fn is_container(name: &str) -> bool {
+    SUBCOMMAND_ARITIES.iter().any(|(n, _)| *n == name)
+        || SCRIPT_SUBCOMMANDS.iter().any(|(n, _)| *n == name)
+}
+
 fn arity_holds(arity: i32, argc: usize) -> bool {
     let argc = i32::try_from(argc).unwrap_or(i32::MAX);
     if arity >= 0 {
@@ -592,76 +598,6 @@ pub(crate) fn key_positions(spec: &Spec, argc: usize) -> StepBy<RangeInclusive<u
 /// The keys a command names, by its spec (no allocation).
 pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> impl Iterator<Item = &'a [u8]> {
     key_positions(spec, args.len()).filter_map(|i| args.get(i).copied())
-}
-
-/// The keys COMMAND GETKEYS names: the table's positions, plus the destinations that SORT's
-/// and GEORADIUS's options name (Redis's `sortGetKeys` and `georadiusGetKeys`: the last STORE
-/// wins).
-pub(crate) fn getkeys<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> Vec<&'a [u8]> {
-    let mut keys: Vec<&[u8]> = keys_of(spec, args).collect();
-    let eq = |a: &[u8], w: &str| a.eq_ignore_ascii_case(w.as_bytes());
-    let mut store = None;
-    match spec.name {
-        "sort" | "sort_ro" => {
-            let mut i = 2;
-            while i < args.len() {
-                let a = args.get(i).copied().unwrap_or_default();
-                if eq(a, "limit") {
-                    i += 2;
-                } else if eq(a, "get") || eq(a, "by") {
-                    i += 1;
-                } else if eq(a, "store") && i + 1 < args.len() {
-                    store = args.get(i + 1).copied();
-                }
-                i += 1;
-            }
-        }
-        "georadius" | "georadiusbymember" => {
-            let mut i = 5;
-            while i < args.len() {
-                let a = args.get(i).copied().unwrap_or_default();
-                if (eq(a, "store") || eq(a, "storedist")) && i + 1 < args.len() {
-                    store = args.get(i + 1).copied();
-                    i += 1;
-                }
-                i += 1;
-            }
-        }
-        // A key count, then that many keys (after the destination, or the timeout).
-        "zunionstore" | "zinterstore" | "zdiffstore" | "blmpop" | "bzmpop" => {
-            keys.truncate(usize::from(spec.name.ends_with("store")));
-            keys.extend(counted_keys(args, 2));
-        }
-        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => {
-            keys.clear();
-            keys.extend(counted_keys(args, 1));
-        }
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => {
-            keys.clear();
-            keys.extend(counted_keys(args, 2));
-        }
-        // The first half of what follows STREAMS.
-        "xread" | "xreadgroup" => {
-            keys.clear();
-            if let Some(at) = args.iter().position(|a| eq(a, "streams")) {
-                let rest = args.get(at + 1..).unwrap_or_default();
-                keys.extend(rest.iter().take(rest.len() / 2).copied());
-            }
-        }
-        _ => {}
-    }
-    keys.extend(store);
-    keys
-}
-
-/// The keys a key count at `at` announces (none when it is not a count the arguments hold).
-fn counted_keys<'a>(args: &'a [&'a [u8]], at: usize) -> impl Iterator<Item = &'a [u8]> {
-    let n = args
-        .get(at)
-        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok())
-        .filter(|&n| n <= args.len().saturating_sub(at + 1))
-        .unwrap_or(0);
-    args.iter().skip(at + 1).take(n).copied()
 }
 
 /// The commands whose keys their arguments locate (a key count or an option), which Redis

@@ -3,3 +3,4 @@
 pub(crate) mod categories;
 pub(crate) mod command;
 pub(crate) mod frame;
+pub(crate) mod keyspecs;
