@@ -479,6 +479,98 @@ fn command_getkeysandflags_gives_each_keys_flags_from_redis_key_specs() {
 }
 
 #[test]
+fn command_info_gives_redis_key_specs() {
+    let c = cache();
+    let text = |s: &str| bulk(s);
+    let int = Frame::Integer;
+    let typed = |kind: &str, spec: Vec<(Frame, Frame)>| {
+        Frame::Map(vec![
+            (text("type"), text(kind)),
+            (text("spec"), Frame::Map(spec)),
+        ])
+    };
+    let specs_of = |name: &str| match run(&c, &["COMMAND", "INFO", name]) {
+        Frame::Array(entries) => match &entries[0] {
+            Frame::Array(info) => info[8].clone(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let range = |index: i64, flags: &[&'static str]| {
+        Frame::Map(vec![
+            (
+                text("flags"),
+                Frame::Set(flags.iter().map(|f| Frame::simple(f)).collect()),
+            ),
+            (
+                text("begin_search"),
+                typed("index", vec![(text("index"), int(index))]),
+            ),
+            (
+                text("find_keys"),
+                typed(
+                    "range",
+                    vec![
+                        (text("lastkey"), int(0)),
+                        (text("keystep"), int(1)),
+                        (text("limit"), int(0)),
+                    ],
+                ),
+            ),
+        ])
+    };
+    assert_eq!(
+        specs_of("lmove"),
+        Frame::Set(vec![
+            range(1, &["RW", "access", "delete"]),
+            range(2, &["RW", "insert"])
+        ])
+    );
+    // A keyword start and a key count; a command without keys has none.
+    assert_eq!(
+        specs_of("zunion"),
+        Frame::Set(vec![Frame::Map(vec![
+            (
+                text("flags"),
+                Frame::Set(vec![Frame::simple("RO"), Frame::simple("access")])
+            ),
+            (
+                text("begin_search"),
+                typed("index", vec![(text("index"), int(1))])
+            ),
+            (
+                text("find_keys"),
+                typed(
+                    "keynum",
+                    vec![
+                        (text("keynumidx"), int(0)),
+                        (text("firstkey"), int(1)),
+                        (text("keystep"), int(1)),
+                    ],
+                ),
+            ),
+        ])])
+    );
+    match specs_of("xread") {
+        Frame::Set(specs) => match &specs[0] {
+            Frame::Map(fields) => assert_eq!(
+                fields[1].1,
+                typed(
+                    "keyword",
+                    vec![
+                        (text("keyword"), text("STREAMS")),
+                        (text("startfrom"), int(1))
+                    ]
+                )
+            ),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(specs_of("ping"), Frame::Set(Vec::new()));
+}
+
+#[test]
 fn databases_are_separate_and_swappable() {
     let c = cache();
     c.set(0, b"k", b"zero", None);

@@ -659,7 +659,7 @@ pub(crate) fn info(spec: &Spec) -> Frame {
                 .collect(),
         ),
         Frame::Set(Vec::new()),
-        Frame::Set(Vec::new()),
+        super::keyspecs::info(spec.name),
         Frame::Array(Vec::new()),
     ])
 }
