@@ -568,6 +568,55 @@ fn command_info_gives_redis_key_specs() {
         other => panic!("{other:?}"),
     }
     assert_eq!(specs_of("ping"), Frame::Set(Vec::new()));
+    // Flags, the key triple and tips as Redis 7.0.15 gives them; a container's subcommands.
+    let info_of = |name: &str| match run(&c, &["COMMAND", "INFO", name]) {
+        Frame::Array(mut entries) => match entries.remove(0) {
+            Frame::Array(info) => info,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let get = info_of("get");
+    assert_eq!(
+        get[2],
+        Frame::Set(vec![Frame::simple("readonly"), Frame::simple("fast")])
+    );
+    let mset = info_of("mset");
+    assert_eq!(&mset[3..6], &[int(1), int(-1), int(2)]);
+    let zunion = info_of("zunion");
+    assert!(
+        matches!(&zunion[2], Frame::Set(f) if f.contains(&Frame::simple("movablekeys"))),
+        "{:?}",
+        zunion[2]
+    );
+    assert_eq!(
+        info_of("dbsize")[7],
+        Frame::Set(vec![
+            text("request_policy:all_shards"),
+            text("response_policy:agg_sum")
+        ])
+    );
+    let Frame::Array(subs) = &info_of("memory")[9] else {
+        panic!("MEMORY has subcommands");
+    };
+    let usage = subs
+        .iter()
+        .find_map(|s| match s {
+            Frame::Array(e) if e[0] == text("memory|usage") => Some(e.clone()),
+            _ => None,
+        })
+        .expect("memory|usage listed");
+    assert_eq!(
+        &usage[1..6],
+        &[
+            int(-3),
+            Frame::Set(vec![Frame::simple("readonly")]),
+            int(2),
+            int(2),
+            int(1)
+        ]
+    );
+    assert_eq!(info_of("get")[9], Frame::Set(Vec::new()));
 }
 
 #[test]

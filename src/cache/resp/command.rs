@@ -306,23 +306,6 @@ pub(crate) fn refused_in_multi(spec: &Spec) -> bool {
 /// Redis's reply to a `no-multi` command sent inside MULTI.
 pub(crate) const NOT_IN_MULTI: &str = "ERR Command not allowed inside a transaction";
 
-/// Commands whose COMMAND INFO flags are given whole, in Redis 7.0.15's order, instead of
-/// derived from the spec: Redis flags the persistence commands and MONITOR neither `readonly`
-/// nor `write`. SHUTDOWN lacks Redis's `allow_busy`: here it waits for (or is refused during) a
-/// long script like any command.
-const FLAGS_GIVEN: &[(&str, &[&str])] = &[
-    (
-        "save",
-        &["admin", "noscript", "no_async_loading", "no_multi"],
-    ),
-    ("bgsave", &["admin", "noscript", "no_async_loading"]),
-    (
-        "shutdown",
-        &["admin", "noscript", "loading", "stale", "no_multi"],
-    ),
-    ("monitor", &["admin", "noscript", "loading", "stale"]),
-];
-
 fn table() -> &'static HashMap<&'static str, &'static Spec> {
     static TABLE: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
     TABLE.get_or_init(|| SPECS.iter().map(|s| (s.name, s)).collect())
@@ -499,23 +482,27 @@ const SCRIPT_SUBCOMMANDS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// The subcommands of a container, in this table's order; `None` for a plain command.
+fn subcommands_of(name: &str) -> Option<Vec<&'static str>> {
+    SUBCOMMAND_ARITIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, subs)| subs.iter().map(|(sub, _)| *sub).collect())
+        .or_else(|| {
+            SCRIPT_SUBCOMMANDS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, subs)| subs.to_vec())
+        })
+}
+
 /// Every command's full name, as COMMAND LIST gives them: each command, then each of its
 /// subcommands as `command|subcommand`.
 pub(crate) fn full_names() -> Vec<String> {
     let mut names = Vec::new();
     for spec in all() {
         names.push(spec.name.to_owned());
-        let subs = SUBCOMMAND_ARITIES
-            .iter()
-            .find(|(n, _)| *n == spec.name)
-            .map(|(_, subs)| subs.iter().map(|(sub, _)| *sub).collect::<Vec<_>>())
-            .or_else(|| {
-                SCRIPT_SUBCOMMANDS
-                    .iter()
-                    .find(|(n, _)| *n == spec.name)
-                    .map(|(_, subs)| subs.to_vec())
-            })
-            .unwrap_or_default();
+        let subs = subcommands_of(spec.name).unwrap_or_default();
         names.extend(subs.into_iter().map(|sub| format!("{}|{sub}", spec.name)));
     }
     names
@@ -523,8 +510,7 @@ pub(crate) fn full_names() -> Vec<String> {
 
 /// Whether `name` is a container of subcommands (`config`, `memory`).
 pub(crate) fn is_container(name: &str) -> bool {
-    SUBCOMMAND_ARITIES.iter().any(|(n, _)| *n == name)
-        || SCRIPT_SUBCOMMANDS.iter().any(|(n, _)| *n == name)
+    subcommands_of(name).is_some()
 }
 
 fn arity_holds(arity: i32, argc: usize) -> bool {
@@ -600,66 +586,83 @@ pub(crate) fn keys_of<'a>(spec: &Spec, args: &'a [&'a [u8]]) -> impl Iterator<It
     key_positions(spec, args.len()).filter_map(|i| args.get(i).copied())
 }
 
-/// The commands whose keys their arguments locate (a key count or an option), which Redis
-/// 7.0.15 flags `movablekeys`: a client cannot take their keys from the first/last/step triple.
-const MOVABLE_KEYS: &[&str] = &[
-    "zunionstore",
-    "zinterstore",
-    "zdiffstore",
-    "zunion",
-    "zinter",
-    "zdiff",
-    "zintercard",
-    "sintercard",
-    "lmpop",
-    "blmpop",
-    "zmpop",
-    "bzmpop",
-    "xread",
-    "xreadgroup",
-    "sort",
-    "sort_ro",
-    "georadius",
-    "georadiusbymember",
-    "eval",
-    "evalsha",
-    "eval_ro",
-    "evalsha_ro",
-    "fcall",
-    "fcall_ro",
-];
-
 /// COMMAND INFO's entry for a spec.
 pub(crate) fn info(spec: &Spec) -> Frame {
-    let given = FLAGS_GIVEN.iter().find(|(name, _)| *name == spec.name);
-    let mut flags = if let Some((_, given)) = given {
-        given.iter().map(|f| Frame::simple(f)).collect()
-    } else if spec.write {
-        vec![Frame::simple("write")]
-    } else {
-        vec![Frame::simple("readonly")]
-    };
-    if spec.denyoom {
-        flags.push(Frame::simple("denyoom"));
-    }
-    if MOVABLE_KEYS.contains(&spec.name) {
-        flags.push(Frame::simple("movablekeys"));
+    let subcommands = subcommands_of(spec.name).map(|subs| {
+        Frame::Array(
+            subs.into_iter()
+                .map(|sub| info_entry(&format!("{}|{sub}", spec.name), spec.arity, None))
+                .collect(),
+        )
+    });
+    info_entry(spec.name, spec.arity, subcommands)
+}
+
+/// Redis's flags that do not hold here: WATCH and SHUTDOWN wait for (or are refused during) a
+/// script past the busy threshold like any command that needs the keyspace.
+const NOT_ALLOWED_WHILE_BUSY: &[&str] = &["watch", "shutdown"];
+
+/// One COMMAND INFO entry (Redis's `addReplyCommandInfo`): Redis 7.0.15's arity, flags, tips,
+/// key range and key specs of `full_name` (`arity` when the table lacks it), and its
+/// subcommands' entries (an empty set for a command without).
+fn info_entry(full_name: &str, arity: i32, subcommands: Option<Frame>) -> Frame {
+    let (arity, declared, tips) = super::cmdflags::of(full_name).unwrap_or((arity, &[], &[]));
+    let (first, last, step, movable) = super::keyspecs::legacy_range(full_name);
+    let mut flags: Vec<Frame> = declared
+        .iter()
+        .filter(|f| !(**f == "allow_busy" && NOT_ALLOWED_WHILE_BUSY.contains(&full_name)))
+        .map(|f| Frame::simple(f))
+        .collect();
+    if movable {
+        // Redis gives it after `no_multi` and before `allow_busy`.
+        let at = declared
+            .iter()
+            .position(|f| *f == "allow_busy")
+            .unwrap_or(flags.len())
+            .min(flags.len());
+        flags.insert(at, Frame::simple("movablekeys"));
     }
     Frame::Array(vec![
-        Frame::bulk(spec.name.as_bytes()),
-        Frame::Integer(i64::from(spec.arity)),
+        Frame::bulk(full_name.as_bytes()),
+        Frame::Integer(i64::from(arity)),
         Frame::Set(flags),
-        Frame::Integer(i64::from(spec.first)),
-        Frame::Integer(i64::from(spec.last)),
-        Frame::Integer(i64::from(spec.step)),
+        Frame::Integer(i64::from(first)),
+        Frame::Integer(i64::from(last)),
+        Frame::Integer(i64::from(step)),
         Frame::Set(
-            super::categories::of(spec.name)
+            super::categories::of(full_name)
                 .iter()
                 .map(|c| Frame::Simple(std::borrow::Cow::Owned(format!("@{c}"))))
                 .collect(),
         ),
-        Frame::Set(Vec::new()),
-        super::keyspecs::info(spec.name),
-        Frame::Array(Vec::new()),
+        Frame::Set(tips.iter().map(|t| Frame::bulk(t.as_bytes())).collect()),
+        super::keyspecs::info(full_name),
+        subcommands.unwrap_or_else(|| Frame::Set(Vec::new())),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_table_has_every_command_and_subcommand_with_the_arity_checked_here() {
+        for spec in all() {
+            let found = super::super::cmdflags::of(spec.name).map(|(arity, ..)| arity);
+            assert_eq!(found, Some(spec.arity), "{}", spec.name);
+        }
+        for (name, subs) in SUBCOMMAND_ARITIES {
+            for (sub, arity) in *subs {
+                let full = format!("{name}|{sub}");
+                let found = super::super::cmdflags::of(&full).map(|(arity, ..)| arity);
+                assert_eq!(found, Some(*arity), "{full}");
+            }
+        }
+        for (name, subs) in SCRIPT_SUBCOMMANDS {
+            for sub in *subs {
+                let full = format!("{name}|{sub}");
+                assert!(super::super::cmdflags::of(&full).is_some(), "{full}");
+            }
+        }
+    }
 }

@@ -243,6 +243,66 @@ pub(crate) fn info(full_name: &str) -> Frame {
     )
 }
 
+/// COMMAND INFO's first key, last key and step of the command `full_name`, and whether it has
+/// `movablekeys`: Redis's `populateCommandLegacyRangeSpec`, which joins the consecutive
+/// one-step index ranges and flags a command movable when a spec is anything else (a keyword,
+/// a key count, a step, an incomplete spec). A last key below 0 counts from the end.
+pub(crate) fn legacy_range(full_name: &str) -> (i32, i32, i32, bool) {
+    let Some(specs) = ENTRIES
+        .iter()
+        .find(|e| e.name == full_name)
+        .map(|e| e.specs)
+        .filter(|s| !s.is_empty())
+    else {
+        return (0, 0, 0, false);
+    };
+    if let [
+        KeySpec {
+            flags,
+            begin: Begin::Index(pos),
+            find: Find::Range { lastkey, step, .. },
+            ..
+        },
+    ] = specs
+    {
+        // One range is the triple as it is (MSET's step of 2 included).
+        let last = if *lastkey >= 0 {
+            lastkey + pos
+        } else {
+            *lastkey
+        };
+        return (*pos, last, *step, flags & INCOMPLETE != 0);
+    }
+    let mut movable = false;
+    let mut first = i32::MAX;
+    // Compared as unsigned, as Redis does, so a last key counted from the end wins.
+    let mut last: u32 = 0;
+    let mut prev_last: u32 = 0;
+    for s in specs {
+        let (Begin::Index(pos), Find::Range { lastkey, step, .. }) = (&s.begin, &s.find) else {
+            movable = true;
+            continue;
+        };
+        if *step != 1 || (prev_last != 0 && prev_last != (pos - 1).cast_unsigned()) {
+            movable = true;
+            continue;
+        }
+        movable |= s.flags & INCOMPLETE != 0;
+        first = first.min(*pos);
+        let abs = if *lastkey >= 0 {
+            lastkey + pos
+        } else {
+            *lastkey
+        };
+        last = last.max(abs.cast_unsigned());
+        prev_last = last;
+    }
+    if first == i32::MAX {
+        return (0, 0, 0, true);
+    }
+    (first, last.cast_signed(), 1, movable)
+}
+
 /// Redis's `getKeysFromCommandWithSpecs`.
 fn find_keys(entry: &Entry, args: &[&[u8]]) -> Vec<FoundKey> {
     let has_key_spec = entry.specs.iter().any(|s| s.flags & NOT_KEY == 0);
