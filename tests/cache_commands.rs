@@ -620,6 +620,78 @@ fn command_info_gives_redis_key_specs() {
 }
 
 #[test]
+fn command_docs_give_redis_documentation() {
+    let c = cache();
+    let text = |s: &str| bulk(s);
+    let key_arg = Frame::Map(vec![
+        (text("name"), text("key")),
+        (text("type"), text("key")),
+        (text("key_spec_index"), Frame::Integer(0)),
+    ]);
+    assert_eq!(
+        run(&c, &["COMMAND", "DOCS", "get", "nosuch"]),
+        Frame::Map(vec![(
+            text("get"),
+            Frame::Map(vec![
+                (text("summary"), text("Get the value of a key")),
+                (text("since"), text("1.0.0")),
+                (text("group"), text("string")),
+                (text("complexity"), text("O(1)")),
+                (text("arguments"), Frame::Array(vec![key_arg.clone()])),
+            ])
+        )])
+    );
+    // History, an optional argument with its own version, a subcommand by its full name.
+    let Frame::Map(lpop) = run(&c, &["COMMAND", "DOCS", "LPOP"]) else {
+        panic!("a map");
+    };
+    let Frame::Map(fields) = &lpop[0].1 else {
+        panic!("a map");
+    };
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == text(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        field("history"),
+        Some(Frame::Set(vec![Frame::Array(vec![
+            text("6.2.0"),
+            text("Added the `count` argument.")
+        ])]))
+    );
+    assert_eq!(
+        field("arguments"),
+        Some(Frame::Array(vec![
+            key_arg,
+            Frame::Map(vec![
+                (text("name"), text("count")),
+                (text("type"), text("integer")),
+                (text("since"), text("6.2.0")),
+                (text("flags"), Frame::Set(vec![Frame::simple("optional")])),
+            ])
+        ]))
+    );
+    let Frame::Map(sub) = run(&c, &["COMMAND", "DOCS", "config|get"]) else {
+        panic!("a map");
+    };
+    assert_eq!(sub[0].0, text("config|get"));
+    // A container lists its subcommands' documentation.
+    let Frame::Map(config) = run(&c, &["COMMAND", "DOCS", "config"]) else {
+        panic!("a map");
+    };
+    let Frame::Map(fields) = &config[0].1 else {
+        panic!("a map");
+    };
+    assert!(
+        fields.iter().any(|(k, v)| *k == text("subcommands")
+            && matches!(v, Frame::Map(subs) if subs.iter().any(|(n, _)| *n == text("config|set")))),
+        "{fields:?}"
+    );
+}
+
+#[test]
 fn databases_are_separate_and_swappable() {
     let c = cache();
     c.set(0, b"k", b"zero", None);

@@ -387,26 +387,22 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         );
     }
     if is(sub, "docs") {
-        let names: Vec<&'static command::Spec> = if args.len() == 2 {
-            command::all().collect()
+        // Every command, or the named ones (a subcommand by its full name, `config|get`);
+        // unknown names are left out, as Redis does.
+        let names: Vec<String> = if args.len() == 2 {
+            command::all().map(|s| s.name.to_owned()).collect()
         } else {
+            let known = command::full_names();
             args.iter()
                 .skip(2)
-                .filter_map(|n| command::lookup(n))
+                .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
+                .filter(|n| known.contains(n))
                 .collect()
         };
         return Frame::Map(
             names
-                .into_iter()
-                .map(|s| {
-                    (
-                        Frame::bulk(s.name.as_bytes()),
-                        Frame::Map(vec![
-                            (Frame::bulk(b"summary"), Frame::bulk(s.name.as_bytes())),
-                            (Frame::bulk(b"group"), Frame::bulk(b"generic")),
-                        ]),
-                    )
-                })
+                .iter()
+                .filter_map(|name| Some((Frame::bulk(name.as_bytes()), command::docs(name)?)))
                 .collect(),
         );
     }

@@ -598,6 +598,25 @@ pub(crate) fn info(spec: &Spec) -> Frame {
     info_entry(spec.name, spec.arity, subcommands)
 }
 
+/// COMMAND DOCS's map for a command or subcommand by full name, with a container's
+/// subcommands; `None` for a name Redis does not document.
+pub(crate) fn docs(full_name: &str) -> Option<Frame> {
+    let doc = super::cmddocs::of(full_name)?;
+    let subcommands = subcommands_of(full_name).map(|subs| {
+        subs.into_iter()
+            .filter_map(|sub| {
+                let full = format!("{full_name}|{sub}");
+                let doc = super::cmddocs::of(&full)?;
+                Some((
+                    Frame::bulk(full.as_bytes()),
+                    super::cmddocs::reply(doc, None),
+                ))
+            })
+            .collect()
+    });
+    Some(super::cmddocs::reply(doc, subcommands))
+}
+
 /// Redis's flags that do not hold here: WATCH and SHUTDOWN wait for (or are refused during) a
 /// script past the busy threshold like any command that needs the keyspace.
 const NOT_ALLOWED_WHILE_BUSY: &[&str] = &["watch", "shutdown"];
