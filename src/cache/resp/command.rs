@@ -617,8 +617,9 @@ pub(crate) fn docs(full_name: &str) -> Option<Frame> {
     Some(super::cmddocs::reply(doc, subcommands))
 }
 
-/// Redis's flags that do not hold here: WATCH and SHUTDOWN wait for (or are refused during) a
-/// script past the busy threshold like any command that needs the keyspace.
+/// Commands whose Redis flag `allow_busy` does not hold here: WATCH and SHUTDOWN wait for (or
+/// are refused during) a script past the busy threshold, like any command that needs the
+/// keyspace.
 const NOT_ALLOWED_WHILE_BUSY: &[&str] = &["watch", "shutdown"];
 
 /// One COMMAND INFO entry (Redis's `addReplyCommandInfo`): Redis 7.0.15's arity, flags, tips,
