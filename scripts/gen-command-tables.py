@@ -4,7 +4,8 @@
 The tables of src/cache/resp/keyspecs.rs (ENTRIES), cmdflags.rs (TABLE) and cmddocs.rs (DOCS)
 hold, for every command and subcommand this server has, what Redis 7.0.15's
 src/commands/*.json says: key specs and key finders, arity, flags and tips, documentation.
-This rewrites the rows of those three tables in place (the code around them is kept).
+This rewrites the rows of those three tables in place (the code around them is kept), sorted
+by name: the server finds a row by binary search.
 
 Usage:
     scripts/gen-command-tables.py REDIS_COMMANDS_DIR NAMES_FILE

@@ -392,11 +392,10 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         let names: Vec<String> = if args.len() == 2 {
             command::all().map(|s| s.name.to_owned()).collect()
         } else {
-            let known = command::full_names();
             args.iter()
                 .skip(2)
                 .map(|n| String::from_utf8_lossy(n).to_ascii_lowercase())
-                .filter(|n| known.contains(n))
+                .filter(|n| command::is_full_name(n))
                 .collect()
         };
         return Frame::Map(

@@ -40,7 +40,15 @@ struct Arg {
 
 /// The documentation of `full_name` (`get`, `config|get`).
 pub(crate) fn of(full_name: &str) -> Option<&'static Doc> {
-    DOCS.iter().find(|(n, _)| *n == full_name).map(|(_, d)| d)
+    // The table is sorted by name.
+    let at = DOCS.binary_search_by(|(n, _)| n.cmp(&full_name)).ok()?;
+    DOCS.get(at).map(|(_, d)| d)
+}
+
+/// The table's names, in its order.
+#[cfg(test)]
+pub(crate) fn names() -> Vec<&'static str> {
+    DOCS.iter().map(|(name, _)| *name).collect()
 }
 
 /// COMMAND DOCS's map for one command; `subcommands` are its subcommands' (name, map) pairs.

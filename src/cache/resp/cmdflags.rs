@@ -8,10 +8,19 @@
 pub(crate) fn of(
     full_name: &str,
 ) -> Option<(i32, &'static [&'static str], &'static [&'static str])> {
+    // The table is sorted by name.
+    let at = TABLE
+        .binary_search_by(|(name, ..)| name.cmp(&full_name))
+        .ok()?;
     TABLE
-        .iter()
-        .find(|(name, ..)| *name == full_name)
+        .get(at)
         .map(|(_, arity, flags, tips)| (*arity, *flags, *tips))
+}
+
+/// The table's names, in its order.
+#[cfg(test)]
+pub(crate) fn names() -> Vec<&'static str> {
+    TABLE.iter().map(|(name, ..)| *name).collect()
 }
 
 /// Full name, arity, flags, tips.

@@ -508,6 +508,15 @@ pub(crate) fn full_names() -> Vec<String> {
     names
 }
 
+/// Whether `name` (lower-case) is one of [`full_names`]: a command, or a container's
+/// subcommand as `command|subcommand`.
+pub(crate) fn is_full_name(name: &str) -> bool {
+    match name.split_once('|') {
+        None => lookup(name.as_bytes()).is_some(),
+        Some((base, sub)) => subcommands_of(base).is_some_and(|subs| subs.contains(&sub)),
+    }
+}
+
 /// Whether `name` is a container of subcommands (`config`, `memory`).
 pub(crate) fn is_container(name: &str) -> bool {
     subcommands_of(name).is_some()
@@ -591,11 +600,11 @@ pub(crate) fn info(spec: &Spec) -> Frame {
     let subcommands = subcommands_of(spec.name).map(|subs| {
         Frame::Array(
             subs.into_iter()
-                .map(|sub| info_entry(&format!("{}|{sub}", spec.name), spec.arity, None))
+                .map(|sub| info_entry(&format!("{}|{sub}", spec.name), None))
                 .collect(),
         )
     });
-    info_entry(spec.name, spec.arity, subcommands)
+    info_entry(spec.name, subcommands)
 }
 
 /// COMMAND DOCS's map for a command or subcommand by full name, with a container's
@@ -623,10 +632,11 @@ pub(crate) fn docs(full_name: &str) -> Option<Frame> {
 const NOT_ALLOWED_WHILE_BUSY: &[&str] = &["watch", "shutdown"];
 
 /// One COMMAND INFO entry (Redis's `addReplyCommandInfo`): Redis 7.0.15's arity, flags, tips,
-/// key range and key specs of `full_name` (`arity` when the table lacks it), and its
-/// subcommands' entries (an empty set for a command without).
-fn info_entry(full_name: &str, arity: i32, subcommands: Option<Frame>) -> Frame {
-    let (arity, declared, tips) = super::cmdflags::of(full_name).unwrap_or((arity, &[], &[]));
+/// key range and key specs of `full_name` (the table has a row for every command and
+/// subcommand here, which a test holds), and its subcommands' entries (an empty set for a
+/// command without).
+fn info_entry(full_name: &str, subcommands: Option<Frame>) -> Frame {
+    let (arity, declared, tips) = super::cmdflags::of(full_name).unwrap_or((0, &[], &[]));
     let (first, last, step, movable) = super::keyspecs::legacy_range(full_name);
     let mut flags: Vec<Frame> = declared
         .iter()
@@ -677,6 +687,12 @@ mod tests {
                 let found = super::super::cmdflags::of(&full).map(|(arity, ..)| arity);
                 assert_eq!(found, Some(*arity), "{full}");
             }
+        }
+        for name in full_names() {
+            assert!(is_full_name(&name), "{name}");
+        }
+        for name in ["nosuch", "config|nosuch", "get|x", "config|", "|get"] {
+            assert!(!is_full_name(name), "{name}");
         }
         for (name, subs) in SCRIPT_SUBCOMMANDS {
             for sub in *subs {

@@ -112,6 +112,14 @@ struct Entry {
     specs: &'static [KeySpec],
 }
 
+/// The entry of `full_name`; none for a command without keys (the table is sorted by name).
+fn entry(full_name: &str) -> Option<&'static Entry> {
+    ENTRIES
+        .binary_search_by(|e| e.name.cmp(full_name))
+        .ok()
+        .and_then(|at| ENTRIES.get(at))
+}
+
 /// The most common search: the one key at the start.
 const ONE: Find = Find::Range {
     lastkey: 0,
@@ -141,11 +149,11 @@ pub(crate) fn getkeys(args: &[&[u8]]) -> Result<Vec<FoundKey>, &'static str> {
             spec.name,
             String::from_utf8_lossy(sub).to_ascii_lowercase()
         );
-        if !command::full_names().contains(&name) {
+        if !command::is_full_name(&name) {
             return Err("ERR Invalid command specified");
         }
     }
-    let Some(entry) = ENTRIES.iter().find(|e| e.name == name) else {
+    let Some(entry) = entry(&name) else {
         return Err("ERR The command has no key arguments");
     };
     if entry.proc_.is_none() && entry.specs.iter().all(|s| s.flags & NOT_KEY != 0) {
@@ -173,10 +181,7 @@ pub(crate) fn flag_names(flags: u16) -> impl Iterator<Item = &'static str> {
 /// COMMAND INFO's key specifications of the command `full_name` (`get`, `memory|usage`), as
 /// Redis's `addReplyCommandKeySpecs`; none for a command without keys.
 pub(crate) fn info(full_name: &str) -> Frame {
-    let specs = ENTRIES
-        .iter()
-        .find(|e| e.name == full_name)
-        .map_or(&[][..], |e| e.specs);
+    let specs = entry(full_name).map_or(&[][..], |e| e.specs);
     let text = |s: &str| Frame::bulk(s.as_bytes());
     let int = |n: i32| Frame::Integer(i64::from(n));
     let typed = |kind: &str, spec: Vec<(Frame, Frame)>| {
@@ -248,12 +253,7 @@ pub(crate) fn info(full_name: &str) -> Frame {
 /// one-step index ranges and flags a command movable when a spec is anything else (a keyword,
 /// a key count, a step, an incomplete spec). A last key below 0 counts from the end.
 pub(crate) fn legacy_range(full_name: &str) -> (i32, i32, i32, bool) {
-    let Some(specs) = ENTRIES
-        .iter()
-        .find(|e| e.name == full_name)
-        .map(|e| e.specs)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(specs) = entry(full_name).map(|e| e.specs).filter(|s| !s.is_empty()) else {
         return (0, 0, 0, false);
     };
     if let [
@@ -768,6 +768,13 @@ mod tests {
                 assert_eq!(spec, Some(e.arity), "{}", e.name);
             }
         }
+    }
+
+    #[test]
+    fn the_generated_tables_are_sorted_by_name_for_their_binary_searches() {
+        assert!(ENTRIES.windows(2).all(|w| w[0].name < w[1].name));
+        assert!(super::super::cmdflags::names().is_sorted_by(|a, b| a < b));
+        assert!(super::super::cmddocs::names().is_sorted_by(|a, b| a < b));
     }
 
     #[test]
