@@ -4,17 +4,20 @@
 # Starts streamcache (release build) and redis-server (persistence off), then runs
 #   redis-benchmark -t set,get,incr,lpush,hset,mset -n $N -c 50 -P {1,16}
 # against each, alternating server per command, and prints rps, p50 and p99 for both and the
-# ratio streamcache/redis per command. Then loads 1M keys with 100-byte values (and again with a
-# TTL on each key) into fresh instances and prints RSS growth per key for both. Last, SET at
+# ratio streamcache/redis per command. With ROUNDS=n (default 1) each command runs n paired
+# rounds, redis-server going first in the even ones, and a line gives the median ratio. Then
+# loads 1M keys with 100-byte values (and again with a TTL on each key) into fresh instances
+# and prints RSS growth per key for both. Last, SET at
 # P16 over a key space larger than `maxmemory` (EVICT_MB, default 64) under allkeys-lru, where
 # every write of a new key evicts one, with the keys each server evicted.
 #
 # Needs redis-server and redis-benchmark/redis-cli (Debian packages `redis-server`, `redis-tools`).
-# Environment: SC_BIN (streamcache binary, default target/release/streamcache), N (default 3000000), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
+# Environment: SC_BIN (streamcache binary, default target/release/streamcache), N (default 3000000), ROUNDS (1), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
 # EVICT_MB (64), SKIP_MEM=1 / SKIP_RPS=1 / SKIP_EVICT=1 to leave a part out.
 set -euo pipefail
 
 N=${N:-3000000}
+ROUNDS=${ROUNDS:-1}
 KEYS_MEM=${KEYS_MEM:-1000000}
 SC_PORT=${SC_PORT:-16380}
 REDIS_PORT=${REDIS_PORT:-16379}
@@ -62,10 +65,25 @@ if [ "${SKIP_RPS:-0}" != 1 ]; then
     printf '%-6s %3s | %12s %8s %8s | %12s %8s %8s | %6s\n' cmd P sc_rps sc_p50 sc_p99 redis_rps r_p50 r_p99 ratio
     for P in 1 16; do
         for t in set get incr lpush hset mset; do
-            read -r s_rps s_p50 s_p99 < <(bench "$SC_PORT" "$t" "$P")
-            read -r r_rps r_p50 r_p99 < <(bench "$REDIS_PORT" "$t" "$P")
-            ratio=$(awk -v a="$s_rps" -v b="$r_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-            printf '%-6s %3s | %12s %8s %8s | %12s %8s %8s | %6s\n' "$t" "$P" "$s_rps" "$s_p50" "$s_p99" "$r_rps" "$r_p50" "$r_p99" "$ratio"
+            ratios=()
+            for round in $(seq 1 "$ROUNDS"); do
+                # Even rounds run redis-server first, so neither server always goes first.
+                if [ $((round % 2)) = 1 ]; then
+                    read -r s_rps s_p50 s_p99 < <(bench "$SC_PORT" "$t" "$P")
+                    read -r r_rps r_p50 r_p99 < <(bench "$REDIS_PORT" "$t" "$P")
+                else
+                    read -r r_rps r_p50 r_p99 < <(bench "$REDIS_PORT" "$t" "$P")
+                    read -r s_rps s_p50 s_p99 < <(bench "$SC_PORT" "$t" "$P")
+                fi
+                ratio=$(awk -v a="$s_rps" -v b="$r_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+                ratios+=("$ratio")
+                printf '%-6s %3s | %12s %8s %8s | %12s %8s %8s | %6s\n' "$t" "$P" "$s_rps" "$s_p50" "$s_p99" "$r_rps" "$r_p50" "$r_p99" "$ratio"
+            done
+            if [ "$ROUNDS" -gt 1 ]; then
+                printf '%s\n' "${ratios[@]}" | sort -n | awk -v t="$t" -v P="$P" -v n="$ROUNDS" \
+                    '{ r[NR] = $1 } END { m = (n % 2 ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2);
+                       printf "%-6s %3s | median of %d paired ratios: %.2f (%.2f-%.2f)\n", t, P, n, m, r[1], r[n] }'
+            fi
         done
     done
     stop "$SC_PID"; stop "$REDIS_PID"
