@@ -141,15 +141,93 @@ impl HashValue {
     }
 }
 
+/// Most bytes a list element holds inside its slot; a longer one has a heap block of its own.
+pub(crate) const ELEM_INLINE_BYTES_MAX: usize = 22;
+
+/// One list element in a 24-byte slot: up to [`ELEM_INLINE_BYTES_MAX`] bytes in the slot
+/// itself (no allocation, as Redis packs small elements into a listpack), longer ones in an
+/// exact-size heap block. The variant follows from the length alone, so equal elements are
+/// equal values.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Elem {
+    /// `len` bytes at the start of `data`, the rest zero.
+    Inline {
+        len: u8,
+        data: [u8; ELEM_INLINE_BYTES_MAX],
+    },
+    /// More than [`ELEM_INLINE_BYTES_MAX`] bytes.
+    Heap(Box<[u8]>),
+}
+
+impl Elem {
+    /// The element holding a copy of `v`.
+    pub(crate) fn new(v: &[u8]) -> Self {
+        let mut data = [0u8; ELEM_INLINE_BYTES_MAX];
+        match (data.get_mut(..v.len()), u8::try_from(v.len())) {
+            (Some(head), Ok(len)) => {
+                head.copy_from_slice(v);
+                Self::Inline { len, data }
+            }
+            _ => Self::Heap(v.into()),
+        }
+    }
+
+    /// The element's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, data } => data.get(..usize::from(*len)).unwrap_or_default(),
+            Self::Heap(b) => b,
+        }
+    }
+
+    /// A copy of the bytes as [`Bytes`] (for a reply).
+    pub(crate) fn to_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(self.as_bytes())
+    }
+
+    /// The bytes as [`Bytes`]; a heap element hands its block over without a copy.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Inline { .. } => self.to_bytes(),
+            Self::Heap(b) => Bytes::from(b),
+        }
+    }
+}
+
+impl Deref for Elem {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl AsRef<[u8]> for Elem {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl PartialEq<[u8]> for Elem {
+    fn eq(&self, other: &[u8]) -> bool {
+        self.as_bytes() == other
+    }
+}
+
+impl std::fmt::Debug for Elem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&Bytes::copy_from_slice(self.as_bytes()), f)
+    }
+}
+
 /// A list with the bytes it is charged.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ListValue {
-    items: VecDeque<Bytes>,
+    items: VecDeque<Elem>,
     bytes: usize,
 }
 
 impl Deref for ListValue {
-    type Target = VecDeque<Bytes>;
+    type Target = VecDeque<Elem>;
     fn deref(&self) -> &Self::Target {
         &self.items
     }
@@ -157,15 +235,15 @@ impl Deref for ListValue {
 
 impl FromIterator<Bytes> for ListValue {
     fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
-        let items: VecDeque<Bytes> = iter.into_iter().collect();
+        let items: VecDeque<Elem> = iter.into_iter().map(|b| Elem::new(&b)).collect();
         let bytes = recount(items.iter());
         Self { items, bytes }
     }
 }
 
 /// The charge of `items`, one by one.
-fn recount<'a>(items: impl Iterator<Item = &'a Bytes>) -> usize {
-    items.fold(0, |n, v| n.saturating_add(element_bytes(v.len())))
+fn recount<'a, T: AsRef<[u8]> + 'a>(items: impl Iterator<Item = &'a T>) -> usize {
+    items.fold(0, |n, v| n.saturating_add(element_bytes(v.as_ref().len())))
 }
 
 impl ListValue {
@@ -179,24 +257,17 @@ impl ListValue {
         recount(self.items.iter())
     }
 
-    fn added(&mut self, v: &Bytes) {
+    fn added(&mut self, v: &[u8]) {
         self.bytes = self.bytes.saturating_add(element_bytes(v.len()));
     }
 
-    fn removed(&mut self, v: Option<Bytes>) -> Option<Bytes> {
-        if let Some(v) = &v {
-            self.bytes = self.bytes.saturating_sub(element_bytes(v.len()));
-        }
-        v
-    }
-
-    /// Pushes at the head (`left`) or the tail.
-    pub(crate) fn push(&mut self, v: Bytes, left: bool) {
-        self.added(&v);
+    /// Pushes a copy of `v` at the head (`left`) or the tail.
+    pub(crate) fn push(&mut self, v: &[u8], left: bool) {
+        self.added(v);
         if left {
-            self.items.push_front(v);
+            self.items.push_front(Elem::new(v));
         } else {
-            self.items.push_back(v);
+            self.items.push_back(Elem::new(v));
         }
     }
 
@@ -206,17 +277,18 @@ impl ListValue {
             self.items.pop_front()
         } else {
             self.items.pop_back()
-        };
-        self.removed(v)
+        }?;
+        self.bytes = self.bytes.saturating_sub(element_bytes(v.len()));
+        Some(v.into_bytes())
     }
 
-    /// Replaces the element at `i`; false when `i` is out of range.
-    pub(crate) fn set(&mut self, i: usize, v: Bytes) -> bool {
+    /// Replaces the element at `i` with a copy of `v`; false when `i` is out of range.
+    pub(crate) fn set(&mut self, i: usize, v: &[u8]) -> bool {
         let new = element_bytes(v.len());
         let Some(slot) = self.items.get_mut(i) else {
             return false;
         };
-        let old = std::mem::replace(slot, v);
+        let old = std::mem::replace(slot, Elem::new(v));
         self.bytes = self
             .bytes
             .saturating_sub(element_bytes(old.len()))
@@ -224,10 +296,10 @@ impl ListValue {
         true
     }
 
-    /// Inserts `v` before position `i` (at the end when `i` is the length).
-    pub(crate) fn insert(&mut self, i: usize, v: Bytes) {
-        self.added(&v);
-        self.items.insert(i, v);
+    /// Inserts a copy of `v` before position `i` (at the end when `i` is the length).
+    pub(crate) fn insert(&mut self, i: usize, v: &[u8]) {
+        self.added(v);
+        self.items.insert(i, Elem::new(v));
     }
 
     /// Removes up to `limit` elements equal to `target`, scanning from the head or, with
@@ -237,7 +309,7 @@ impl ListValue {
         let mut kept = VecDeque::with_capacity(self.items.len());
         if from_tail {
             for v in self.items.drain(..).rev() {
-                if removed < limit && v == target {
+                if removed < limit && v.as_bytes() == target {
                     removed += 1;
                 } else {
                     kept.push_front(v);
@@ -245,7 +317,7 @@ impl ListValue {
             }
         } else {
             for v in self.items.drain(..) {
-                if removed < limit && v == target {
+                if removed < limit && v.as_bytes() == target {
                     removed += 1;
                 } else {
                     kept.push_back(v);
@@ -422,5 +494,63 @@ impl Value {
             Self::Set(s) => s.is_empty(),
             Self::ZSet(z) => z.is_empty(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::{ELEM_INLINE_BYTES_MAX, Elem, ListValue};
+
+    #[test]
+    fn an_element_fills_a_24_byte_slot() {
+        assert_eq!(std::mem::size_of::<Elem>(), 24);
+    }
+
+    #[test]
+    fn elements_up_to_the_inline_limit_stay_in_the_slot_and_longer_ones_get_a_block() {
+        let at_max = [b'a'; ELEM_INLINE_BYTES_MAX];
+        let over = [b'b'; ELEM_INLINE_BYTES_MAX + 1];
+        for (v, inline) in [
+            (&b""[..], true),
+            (&b"x"[..], true),
+            (&at_max[..], true),
+            (&over[..], false),
+        ] {
+            let e = Elem::new(v);
+            assert_eq!(
+                matches!(e, Elem::Inline { .. }),
+                inline,
+                "{} bytes",
+                v.len()
+            );
+            assert_eq!(e.as_bytes(), v);
+            assert_eq!(&*e, v);
+            assert!(e == *v);
+            assert_eq!(e.to_bytes(), Bytes::copy_from_slice(v));
+            assert_eq!(e.clone().into_bytes(), Bytes::copy_from_slice(v));
+        }
+        assert_ne!(Elem::new(b"ab"), Elem::new(b"ab\0"));
+    }
+
+    #[test]
+    fn a_list_charges_what_it_holds_through_every_mutation() {
+        let long = vec![b'z'; 100];
+        let mut l = ListValue::default();
+        l.push(b"one", false);
+        l.push(&long, true);
+        l.insert(1, b"two");
+        assert!(l.set(2, &long));
+        assert!(!l.set(3, b"out of range"));
+        let items: Vec<&[u8]> = l.iter().map(|e| e.as_bytes()).collect();
+        assert_eq!(items, [&long[..], &b"two"[..], &long[..]]);
+        assert_eq!(l.bytes(), l.recount_bytes());
+        assert_eq!(l.pop(true), Some(Bytes::copy_from_slice(&long)));
+        assert_eq!(l.remove_equal(&long, 1, false), 1);
+        assert_eq!(l.bytes(), l.recount_bytes());
+        assert_eq!(l.pop(false), Some(Bytes::from_static(b"two")));
+        assert_eq!(l.pop(false), None);
+        assert_eq!(l.bytes(), 0);
     }
 }

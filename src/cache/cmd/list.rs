@@ -64,7 +64,7 @@ pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 /// Pushes copies of `elements` at the head (`left`) or tail; returns the new length.
 fn push_all(l: &mut List, elements: &[&[u8]], left: bool) -> usize {
     for v in elements {
-        l.push(Bytes::copy_from_slice(v), left);
+        l.push(v, left);
     }
     l.len()
 }
@@ -128,7 +128,7 @@ pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::Array(Vec::new());
     };
     match super::range(start, stop, l.len()) {
-        Some((a, b)) => Frame::Array(l.range(a..=b).map(|v| Frame::Bulk(v.clone())).collect()),
+        Some((a, b)) => Frame::Array(l.range(a..=b).map(|v| Frame::Bulk(v.to_bytes())).collect()),
         None => Frame::Array(Vec::new()),
     }
 }
@@ -150,7 +150,7 @@ pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     index(i, l.len())
         .and_then(|i| l.get(i))
-        .map_or(Frame::Null, |v| Frame::Bulk(v.clone()))
+        .map_or(Frame::Null, |v| Frame::Bulk(v.to_bytes()))
 }
 
 pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
@@ -162,7 +162,7 @@ pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(i) = index(i, l.len()) else {
         return Frame::error("ERR index out of range");
     };
-    l.set(i, Bytes::copy_from_slice(arg(args, 3)));
+    l.set(i, arg(args, 3));
     done(ctx, key, "lset");
     Frame::ok()
 }
@@ -180,10 +180,7 @@ pub(crate) fn linsert(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(pos) = l.iter().position(|v| v == arg(args, 3)) else {
         return Frame::Integer(-1);
     };
-    l.insert(
-        if after { pos + 1 } else { pos },
-        Bytes::copy_from_slice(arg(args, 4)),
-    );
+    l.insert(if after { pos + 1 } else { pos }, arg(args, 4));
     let len = l.len();
     ctx.list_pushed = true;
     done(ctx, key, "linsert");
@@ -331,7 +328,7 @@ fn move_one(
         ctx.put(dst, Value::List(Box::default()), 0);
     }
     if let Some(l) = get_list(ctx, dst)? {
-        l.push(v.clone(), to_left);
+        l.push(&v, to_left);
     }
     ctx.list_pushed = true;
     done(ctx, dst, push_event(to_left));

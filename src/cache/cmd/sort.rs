@@ -18,7 +18,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, is, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::rdb::Stored;
 use crate::cache::resp::frame::{Frame, parse_i64};
-use crate::cache::value::Value;
+use crate::cache::value::{Elem, Value};
 use crate::cache::{EventKind, Inner, notify};
 
 /// A weight as SORT reads it with `strtod`: leading spaces skipped, the rest read whole; the
@@ -112,7 +112,7 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let source = match ctx.entry(key) {
         None => Source::List(Vec::new()),
         Some(e) => match e.into_boxed() {
-            Some(Value::List(l)) => Source::List(l.iter().cloned().collect()),
+            Some(Value::List(l)) => Source::List(l.iter().map(Elem::to_bytes).collect()),
             Some(Value::Set(s)) => Source::Set(s.iter().cloned().collect()),
             Some(Value::ZSet(z)) => Source::ZSet(
                 z.range(0, z.len(), false)
