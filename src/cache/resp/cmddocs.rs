@@ -40,9 +40,7 @@ struct Arg {
 
 /// The documentation of `full_name` (`get`, `config|get`).
 pub(crate) fn of(full_name: &str) -> Option<&'static Doc> {
-    // The table is sorted by name.
-    let at = DOCS.binary_search_by(|(n, _)| n.cmp(&full_name)).ok()?;
-    DOCS.get(at).map(|(_, d)| d)
+    super::by_name(DOCS, full_name, |(name, _)| name).map(|(_, d)| d)
 }
 
 /// The table's names, in its order.

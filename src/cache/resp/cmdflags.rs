@@ -8,12 +8,7 @@
 pub(crate) fn of(
     full_name: &str,
 ) -> Option<(i32, &'static [&'static str], &'static [&'static str])> {
-    // The table is sorted by name.
-    let at = TABLE
-        .binary_search_by(|(name, ..)| name.cmp(&full_name))
-        .ok()?;
-    TABLE
-        .get(at)
+    super::by_name(TABLE, full_name, |(name, ..)| name)
         .map(|(_, arity, flags, tips)| (*arity, *flags, *tips))
 }
 

@@ -112,12 +112,9 @@ struct Entry {
     specs: &'static [KeySpec],
 }
 
-/// The entry of `full_name`; none for a command without keys (the table is sorted by name).
+/// The entry of `full_name`; none for a command without keys.
 fn entry(full_name: &str) -> Option<&'static Entry> {
-    ENTRIES
-        .binary_search_by(|e| e.name.cmp(full_name))
-        .ok()
-        .and_then(|at| ENTRIES.get(at))
+    super::by_name(ENTRIES, full_name, |e| e.name)
 }
 
 /// The most common search: the one key at the start.
@@ -266,12 +263,12 @@ pub(crate) fn legacy_range(full_name: &str) -> (i32, i32, i32, bool) {
     ] = specs
     {
         // One range is the triple as it is (MSET's step of 2 included).
-        let last = if *lastkey >= 0 {
-            lastkey + pos
-        } else {
-            *lastkey
-        };
-        return (*pos, last, *step, flags & INCOMPLETE != 0);
+        return (
+            *pos,
+            last_key(*pos, *lastkey),
+            *step,
+            flags & INCOMPLETE != 0,
+        );
     }
     let mut movable = false;
     let mut first = i32::MAX;
@@ -289,18 +286,19 @@ pub(crate) fn legacy_range(full_name: &str) -> (i32, i32, i32, bool) {
         }
         movable |= s.flags & INCOMPLETE != 0;
         first = first.min(*pos);
-        let abs = if *lastkey >= 0 {
-            lastkey + pos
-        } else {
-            *lastkey
-        };
-        last = last.max(abs.cast_unsigned());
+        last = last.max(last_key(*pos, *lastkey).cast_unsigned());
         prev_last = last;
     }
     if first == i32::MAX {
         return (0, 0, 0, true);
     }
     (first, last.cast_signed(), 1, movable)
+}
+
+/// A range's last key as COMMAND INFO gives it: its index when `lastkey` counts from the begin
+/// search's `pos`, or `lastkey` itself when it counts from the end (below 0).
+fn last_key(pos: i32, lastkey: i32) -> i32 {
+    if lastkey >= 0 { lastkey + pos } else { lastkey }
 }
 
 /// Redis's `getKeysFromCommandWithSpecs`.
