@@ -768,7 +768,7 @@ impl Cache {
             stats.rejected(spec, args, &e);
             return e;
         }
-        self.run(db, spec, args, 2, self.now_ms(), None)
+        self.run(db, spec, args, 2, self.now_ms(), None, None).0
     }
 
     fn now_ms(&self) -> u64 {
@@ -777,7 +777,14 @@ impl Cache {
 
     /// Runs an already looked-up and arity-checked command at wall-clock time `now_ms` (the
     /// RESP server reads the clock once per batch of pipelined commands and passes it here),
-    /// counting the call in INFO commandstats and, when slow, in SLOWLOG as `caller`'s.
+    /// counting the call in INFO commandstats and, when slow, in SLOWLOG as `caller`'s. The
+    /// call is timed from monotonic `started_ns` when given (the RESP server passes the end of
+    /// the command before it in the same batch, so that a command costs one clock read), else
+    /// from a reading taken here; also returns the monotonic reading when it ended.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the command, its context and its start time"
+    )]
     pub(crate) fn run(
         &self,
         db: usize,
@@ -785,9 +792,10 @@ impl Cache {
         args: &[&[u8]],
         proto: u8,
         now_ms: u64,
+        started_ns: Option<u64>,
         caller: Caller<'_>,
-    ) -> Frame {
-        let started = self.inner.clock.monotonic_ns();
+    ) -> (Frame, u64) {
+        let started_ns = started_ns.unwrap_or_else(|| self.inner.clock.monotonic_ns());
         match self.run_uncounted(db, spec, args, proto, now_ms) {
             Ok(reply) => {
                 // A script command is fed before it runs, so that the commands it calls follow
@@ -795,9 +803,11 @@ impl Cache {
                 if self.inner.monitors.is_active() && !script::is_script_command(spec) {
                     self.monitor(db, args, caller);
                 }
-                self.counted(spec, args, started, reply, caller)
+                let ended = self.inner.clock.monotonic_ns();
+                let reply = self.counted_until(spec, args, started_ns, ended, reply, caller);
+                (reply, ended)
             }
-            Err(rejected) => rejected,
+            Err(rejected) => (rejected, self.inner.clock.monotonic_ns()),
         }
     }
 
@@ -822,7 +832,21 @@ impl Cache {
         reply: Frame,
         caller: Caller<'_>,
     ) -> Frame {
-        let ran = self.inner.clock.monotonic_ns().saturating_sub(started);
+        let ended = self.inner.clock.monotonic_ns();
+        self.counted_until(spec, args, started, ended, reply, caller)
+    }
+
+    /// [`Cache::counted`] of a call that ended at monotonic `ended`.
+    fn counted_until(
+        &self,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+        started: u64,
+        ended: u64,
+        reply: Frame,
+        caller: Caller<'_>,
+    ) -> Frame {
+        let ran = ended.saturating_sub(started);
         self.inner.command_stats.call(spec, args, ran, &reply);
         self.slow(args, ran, caller);
         reply

@@ -422,6 +422,10 @@ struct Connection {
     multi_dirty: bool,
     /// The last command looked up (most pipelines repeat one command).
     last_spec: Option<&'static command::Spec>,
+    /// When the command just handled ended (monotonic ns), if it ran through the keyspace
+    /// and the next one follows it in the same batch: that command's timing starts there
+    /// rather than at a clock read of its own. Taken by every command handled.
+    chain_ns: Option<u64>,
     watched: Vec<(usize, Bytes, u64, bool)>,
     /// Subscribed channels, each with its subscription's sequence number (so an UNSUBSCRIBE
     /// without arguments goes in subscription order, not the set's hash order).
@@ -510,6 +514,7 @@ impl Connection {
             multi: None,
             multi_dirty: false,
             last_spec: None,
+            chain_ns: None,
             watched: Vec::new(),
             channels: HashMap::new(),
             patterns: HashMap::new(),
@@ -581,6 +586,7 @@ impl Connection {
                     // this thread, so they share a timestamp (Redis snapshots it per command).
                     let mut now_ms = self.shared.cache.inner().clock.now_ms();
                     self.active_ms.store(now_ms, Ordering::Relaxed);
+                    self.chain_ns = None;
                     let obuf = self.shared.cache.inner().pubsub.limits.get(ObufClass::Normal);
                     let mut close = false;
                     loop {
@@ -616,6 +622,7 @@ impl Connection {
                                 () = kill.fired() => break 'conn,
                             }
                             now_ms = self.shared.cache.inner().clock.now_ms();
+                            self.chain_ns = None;
                         }
                         let mark = out.len();
                         self.qbuf_len = buf.len();
@@ -858,6 +865,7 @@ impl Connection {
     /// Runs one command whose checks and effects need no waiting; a blocking command that
     /// must wait is handed back as [`Next::Block`].
     fn handle(&mut self, args: &[&[u8]], now_ms: u64, out: &mut Vec<u8>) -> Next {
+        let chained_ns = self.chain_ns.take();
         let name = args.first().copied().unwrap_or_default();
         // A pipeline mostly repeats one command: compare with the last one before the table.
         let spec = match self.last_spec {
@@ -989,9 +997,17 @@ impl Connection {
                     self.stats().call(spec, args, ran, &pong);
                     pong
                 } else {
-                    self.shared
-                        .cache
-                        .run(self.db, spec, args, self.proto, now_ms, Some(&caller))
+                    let (reply, ended) = self.shared.cache.run(
+                        self.db,
+                        spec,
+                        args,
+                        self.proto,
+                        now_ms,
+                        chained_ns,
+                        Some(&caller),
+                    );
+                    self.chain_ns = Some(ended);
+                    reply
                 }
             }
         };
@@ -1020,7 +1036,17 @@ impl Connection {
                 Ok(None) => {
                     let now_ms = cache.inner().clock.now_ms();
                     let caller = || self.caller();
-                    let reply = cache.run(self.db, spec, &argv, self.proto, now_ms, Some(&caller));
+                    let reply = cache
+                        .run(
+                            self.db,
+                            spec,
+                            &argv,
+                            self.proto,
+                            now_ms,
+                            None,
+                            Some(&caller),
+                        )
+                        .0;
                     return (reply, None);
                 }
                 Ok(Some(ms)) => (
@@ -1443,7 +1469,9 @@ impl Connection {
             match job {
                 Job::Command(spec, args, now_ms) => {
                     let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-                    let reply = cache.run(db, spec, &argv, proto, now_ms, Some(&caller));
+                    let reply = cache
+                        .run(db, spec, &argv, proto, now_ms, None, Some(&caller))
+                        .0;
                     (reply, db)
                 }
                 Job::Exec(queue) => {

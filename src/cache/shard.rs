@@ -314,6 +314,8 @@ pub(crate) struct EntryRef<'a> {
 pub(crate) struct EntryMut<'a> {
     slot: &'a mut Slot,
     slab: &'a mut Slab,
+    /// The shard's `used_bytes`, kept true by the changes made through the entry.
+    used_bytes: &'a mut usize,
 }
 
 fn boxed_of<'a>(slot: &Slot, slab: &'a Slab) -> Option<&'a Boxed> {
@@ -456,6 +458,52 @@ impl<'a> EntryMut<'a> {
     /// The string's bytes, `None` for a collection.
     pub(crate) fn into_str(self) -> Option<&'a [u8]> {
         str_of(self.slot, self.slab)
+    }
+
+    /// [`EntryMut::into_str`] without giving up the entry.
+    pub(crate) fn str(&self) -> Option<&[u8]> {
+        str_of(self.slot, self.slab)
+    }
+
+    /// Replaces the bytes of the string, keeping its deadline and metadata (an embedded string
+    /// of the same length is overwritten where it is). Returns false, changing nothing, when
+    /// the entry holds a collection.
+    pub(crate) fn replace_str(self, bytes: &[u8]) -> bool {
+        let Self {
+            slot,
+            slab,
+            used_bytes,
+        } = self;
+        let old_mem = mem_in(slot, slab);
+        match slot.boxed_index() {
+            Some(i) => match slab.get_mut(i) {
+                Some(Boxed {
+                    value: Value::Str(s),
+                    mem,
+                }) => {
+                    s.clear();
+                    s.extend_from_slice(bytes);
+                    *mem = mem_of(slot.key().len(), bytes.len());
+                }
+                _ => return false,
+            },
+            None => {
+                let (deadline, key, old) = slot.parts();
+                if old.len() == bytes.len() {
+                    let start = slot.kv.len().saturating_sub(bytes.len());
+                    if let Some(tail) = slot.kv.get_mut(start..) {
+                        tail.copy_from_slice(bytes);
+                    }
+                } else {
+                    slot.kv = pack(key, deadline, bytes);
+                }
+            }
+        }
+        let new_mem = mem_in(slot, slab);
+        *used_bytes = used_bytes
+            .saturating_sub(old_mem as usize)
+            .saturating_add(new_mem as usize);
+        true
     }
 
     /// The boxed value (every collection; strings only once changed in place), without
@@ -744,37 +792,49 @@ impl Shard {
         count: bool,
     ) -> Option<EntryMut<'_>> {
         let hash = self.hash(key);
-        let expired = match self.table.find(hash, |s| s.key() == key) {
-            Some(slot) => slot.is_expired(now_ms),
-            None => {
-                self.keyspace_misses += u64::from(count);
-                return None;
-            }
+        // One probe: the bucket found is revisited by index (the borrow checker does not let
+        // a found slot be returned on one path and the table changed on another).
+        let Some(at) = self.table.find_bucket_index(hash, |s| s.key() == key) else {
+            self.keyspace_misses += u64::from(count);
+            return None;
         };
-        if expired {
+        if self
+            .table
+            .get_bucket(at)
+            .is_some_and(|s| s.is_expired(now_ms))
+        {
             self.remove_hashed(key, hash);
             self.expired.push(key.into());
             self.keyspace_misses += u64::from(count);
             return None;
         }
         self.keyspace_hits += u64::from(count);
-        let Some(lfu) = touch else {
-            let Self { table, slab, .. } = self;
-            let slot = table.find_mut(hash, |s| s.key() == key)?;
-            return Some(EntryMut { slot, slab });
+        let r = match touch {
+            Some(lfu) if lfu.active => self.coin(),
+            _ => 0.0,
         };
-        let r = if lfu.active { self.coin() } else { 0.0 };
-        let Self { table, slab, .. } = self;
-        let slot = table.find_mut(hash, |s| s.key() == key)?;
-        slot.flags |= VISITED;
-        slot.access = access_stamp(now_ms);
-        if lfu.active {
-            // Redis's `updateLFU`: decay by the idle minutes, then a logarithmic increment.
-            let counter = lfu_decayed(slot.hits, slot.ldt, now_ms, lfu.decay_minutes);
-            slot.hits = lfu_log_incr(counter, r, lfu.log_factor);
-            slot.ldt = lfu_minutes(now_ms);
+        let Self {
+            table,
+            slab,
+            used_bytes,
+            ..
+        } = self;
+        let slot = table.get_bucket_mut(at)?;
+        if let Some(lfu) = touch {
+            slot.flags |= VISITED;
+            slot.access = access_stamp(now_ms);
+            if lfu.active {
+                // Redis's `updateLFU`: decay by the idle minutes, then a logarithmic increment.
+                let counter = lfu_decayed(slot.hits, slot.ldt, now_ms, lfu.decay_minutes);
+                slot.hits = lfu_log_incr(counter, r, lfu.log_factor);
+                slot.ldt = lfu_minutes(now_ms);
+            }
         }
-        Some(EntryMut { slot, slab })
+        Some(EntryMut {
+            slot,
+            slab,
+            used_bytes,
+        })
     }
 
     /// Stores `entry` under `key`, replacing any previous entry (and its deadline).
@@ -932,38 +992,16 @@ impl Shard {
             used_bytes,
             ..
         } = self;
-        let Some(slot) = table.find_mut(hash, |s| s.key() == key) else {
-            return false;
-        };
-        let old_mem = mem_in(slot, slab);
-        match slot.boxed_index() {
-            Some(i) => match slab.get_mut(i).map(|b| &mut b.value) {
-                Some(Value::Str(s)) => {
-                    s.clear();
-                    s.extend_from_slice(bytes);
-                    if let Some(b) = slab.get_mut(i) {
-                        b.mem = mem_of(key.len(), bytes.len());
-                    }
+        table
+            .find_mut(hash, |s| s.key() == key)
+            .is_some_and(|slot| {
+                EntryMut {
+                    slot,
+                    slab,
+                    used_bytes,
                 }
-                _ => return false,
-            },
-            None => {
-                let (deadline, _, old) = slot.parts();
-                if old.len() == bytes.len() {
-                    let start = slot.kv.len().saturating_sub(bytes.len());
-                    if let Some(tail) = slot.kv.get_mut(start..) {
-                        tail.copy_from_slice(bytes);
-                    }
-                } else {
-                    slot.kv = pack(key, deadline, bytes);
-                }
-            }
-        }
-        let new_mem = mem_in(slot, slab);
-        *used_bytes = used_bytes
-            .saturating_sub(old_mem as usize)
-            .saturating_add(new_mem as usize);
-        true
+                .replace_str(bytes)
+            })
     }
 
     /// Removes `key`, returning its entry.

@@ -413,18 +413,25 @@ pub(crate) fn incr(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         -v
     };
     let key = arg(args, 1);
-    let current = match tri!(get_bytes(ctx, key)) {
-        Some(s) => Some(tri!(parse_i64(s).ok_or_else(|| Frame::error(NOT_INTEGER)))),
-        None => None,
-    };
-    let Some(next) = current.unwrap_or(0).checked_add(by) else {
-        return Frame::error("ERR increment or decrement would overflow");
-    };
     let mut digits = [0u8; 20];
-    let text = decimal(next.unsigned_abs(), next < 0, &mut digits);
-    if current.is_none() || !ctx.replace_str(key, text) {
-        ctx.put_str(key, text, 0);
-    }
+    // One lookup: a stored string is rewritten through the entry found.
+    let next = match ctx.entry(key) {
+        Some(entry) => {
+            let Some(current) = entry.str() else {
+                return Frame::error(WRONGTYPE);
+            };
+            let current = tri!(parse_i64(current).ok_or_else(|| Frame::error(NOT_INTEGER)));
+            let Some(next) = current.checked_add(by) else {
+                return Frame::error("ERR increment or decrement would overflow");
+            };
+            entry.replace_str(decimal(next.unsigned_abs(), next < 0, &mut digits));
+            next
+        }
+        None => {
+            ctx.put_str(key, decimal(by.unsigned_abs(), by < 0, &mut digits), 0);
+            by
+        }
+    };
     ctx.touched(key, EventKind::Set);
     ctx.notify(notify::STRING, "incrby", key);
     Frame::Integer(next)
