@@ -245,8 +245,12 @@ pub(crate) struct Ctx<'a> {
     pub(crate) expired: u64,
     /// Whether any list gained elements (wakes blocked pops).
     pub(crate) list_pushed: bool,
-    /// `ratio`-free seed for random choices (SPOP, RANDOMKEY …), advanced per use.
-    pub(crate) rng_state: u64,
+    /// State of the random choices (SPOP, RANDOMKEY …), advanced per use; 0 until the first
+    /// one, which seeds it from `rng_source` (or, without one, from the time).
+    rng_state: u64,
+    /// The shared seed sequence a context draws its seed from, only when it makes a random
+    /// choice (most commands make none, and skip the shared counter).
+    pub(crate) rng_source: Option<&'a AtomicU64>,
     /// Whether a database was flushed or swapped (every blocked client tries again).
     pub(crate) flushed: bool,
     /// Watched keys a FLUSHDB, FLUSHALL or SWAPDB changed (their WATCHes fail at EXEC).
@@ -290,7 +294,8 @@ impl<'a> Ctx<'a> {
             effects: Vec::new(),
             expired: 0,
             list_pushed: false,
-            rng_state: now_ms ^ 0x9E37_79B9_7F4A_7C15,
+            rng_state: 0,
+            rng_source: None,
             flushed: false,
             watch_touched: Vec::new(),
             resp3: false,
@@ -559,6 +564,12 @@ impl<'a> Ctx<'a> {
 
     /// A pseudo-random number (xorshift*); deterministic for a given start time.
     pub(crate) fn random(&mut self) -> u64 {
+        if self.rng_state == 0 {
+            self.rng_state = match self.rng_source {
+                Some(seq) => seq.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed) | 1,
+                None => (self.now_ms ^ 0x9E37_79B9_7F4A_7C15) | 1,
+            };
+        }
         let mut x = self.rng_state;
         x ^= x >> 12;
         x ^= x << 25;

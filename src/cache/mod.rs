@@ -929,10 +929,7 @@ impl Cache {
             }
             _ => inner.ks.exclusive(db, now),
         };
-        ctx.rng_state = inner
-            .rng
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            | 1;
+        ctx.rng_source = Some(&inner.rng);
         ctx.resp3 = proto >= 3;
         ctx.track = self.tracking();
         ctx.count_lookups = !spec.write;
@@ -980,10 +977,7 @@ impl Cache {
         let mut ctx = inner.ks.exclusive(*db, now);
         ctx.over_memory = over_memory;
         ctx.resp3 = proto >= 3;
-        ctx.rng_state = inner
-            .rng
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            | 1;
+        ctx.rng_source = Some(&inner.rng);
         let mut replies = Vec::with_capacity(queue.len());
         let stats = &inner.command_stats;
         for args in queue {
@@ -1077,11 +1071,11 @@ impl Cache {
         let flushed = ctx.flushed;
         let watch_touched = std::mem::take(&mut ctx.watch_touched);
         drop(ctx);
-        if delta >= 0 {
+        if delta > 0 {
             inner
                 .used_bytes
                 .fetch_add(usize::try_from(delta).unwrap_or(0), Ordering::Relaxed);
-        } else {
+        } else if delta < 0 {
             let d = usize::try_from(delta.unsigned_abs()).unwrap_or(0);
             let _ = inner
                 .used_bytes
