@@ -123,22 +123,33 @@ impl Scorer {
     }
 }
 
-/// Samples each database (`samples` keys of one random shard; under `volatile-ttl` that
-/// shard's nearest deadline) into `pool`, for the pooled policies (LRU, LFU, TTL). When that
-/// leaves the pool empty (few keys, or few with a TTL, spread over other shards), every shard
-/// is sampled, so an empty pool means no key qualifies. One shard is locked at a time.
+/// Samples each database into `pool`, for the pooled policies (LRU, LFU, TTL): `samples` keys
+/// (under `volatile-ttl`, shards' nearest deadlines), from a random shard on to the next ones
+/// until that many were offered, as Redis's `dictGetSomeKeys` walks on until it has its count
+/// (so a database of few keys is sampled whole, not one shard of it). Shards are skipped by
+/// their published sizes; when that leaves the pool empty (stale hints), every shard is sampled,
+/// so an empty pool means no key qualifies. One shard is locked at a time.
 pub(crate) fn populate(ks: &Keyspace, pool: &mut Pool, scorer: Scorer, samples: usize, seed: u64) {
     pool.adopt(scorer.policy);
     let mut rng = Rng(seed | 1);
     let s = (rng.next() % SHARDS as u64) as usize;
+    let volatile = scorer.policy.is_volatile();
     for db in 0..DATABASES {
-        sample_shard(ks, pool, scorer, samples, (db, s), rng.next());
+        let mut offered = 0;
+        for shard in (s..SHARDS).chain(0..s) {
+            if offered >= samples {
+                break;
+            }
+            if hinted_len(ks, db, shard, volatile) > 0 {
+                offered += sample_shard(ks, pool, scorer, samples, (db, shard), rng.next());
+            }
+        }
     }
     if !pool.entries.is_empty() {
         return;
     }
     for db in 0..DATABASES {
-        for shard in (0..SHARDS).filter(|&shard| shard != s) {
+        for shard in 0..SHARDS {
             sample_shard(ks, pool, scorer, samples, (db, shard), rng.next());
         }
     }
@@ -165,10 +176,10 @@ fn sample_shard(
     samples: usize,
     (db, shard): (usize, usize),
     seed: u64,
-) {
-    if let Some(guard) = ks.lock_one(db, shard) {
-        offer_from(&guard, db, seed, pool, scorer, samples);
-    }
+) -> usize {
+    ks.lock_one(db, shard).map_or(0, |guard| {
+        offer_from(&guard, db, seed, pool, scorer, samples)
+    })
 }
 
 fn offer_from(
@@ -178,23 +189,28 @@ fn offer_from(
     pool: &mut Pool,
     scorer: Scorer,
     samples: usize,
-) {
+) -> usize {
     if scorer.policy == EvictionPolicy::VolatileTtl {
-        if let Some((deadline, key)) = shard.earliest_volatile() {
-            pool.offer(deadline, db, key);
-        }
-        return;
+        return match shard.earliest_volatile() {
+            Some((deadline, key)) => {
+                pool.offer(deadline, db, key);
+                1
+            }
+            None => 0,
+        };
     }
     let sample = if scorer.policy.is_volatile() {
         shard.sample_volatile(seed, samples)
     } else {
         shard.sample(seed, samples)
     };
+    let n = sample.len();
     for (key, e) in sample {
         if let Some(score) = scorer.score(&e) {
             pool.offer(score, db, key);
         }
     }
+    n
 }
 
 /// What to do with the pool's best candidate, decided under its shard's lock.

@@ -73,10 +73,29 @@ fn unpack_lfu(v: u64) -> Lfu {
     }
 }
 
-/// Which shard of a database holds `key`. CRC32C is used rather than the map's own hash so the
-/// bits that pick the shard are independent of the bits that pick the bucket.
+/// Which shard of a database holds `key`: the key's 8-byte words folded by multiplication and
+/// finished with SplitMix64's mixer, whose low bits depend on every input bit. A hash of its own
+/// rather than the map's keeps the bits that pick the shard independent of the bits that pick
+/// the bucket; it is not seeded, which is fine for choosing a lock (each shard's map hashes
+/// with a random seed). Nothing stored depends on it.
 pub(crate) fn shard_of(key: &[u8]) -> usize {
-    (crc32c::crc32c(key) as usize) & (SHARDS - 1)
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = key.len() as u64;
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        for (d, s) in b.iter_mut().zip(rest) {
+            *d = *s;
+        }
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    (crate::cache::shard::splitmix(h) as usize) & (SHARDS - 1)
 }
 
 /// Locks a mutex; a poisoned shard is still structurally sound (no code path panics while
@@ -677,5 +696,45 @@ impl Ctx<'_> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SHARDS, shard_of};
+
+    /// Counts per shard of `keys`, each within a fifth of the even share.
+    fn assert_even(keys: impl Iterator<Item = Vec<u8>>, what: &str) {
+        let mut counts = [0usize; SHARDS];
+        let mut n = 0;
+        for k in keys {
+            counts[shard_of(&k)] += 1;
+            n += 1;
+        }
+        let even = n / SHARDS;
+        for (s, c) in counts.iter().enumerate() {
+            assert!(
+                c.abs_diff(even) <= even / 5,
+                "{what}: shard {s} has {c} of {n} keys (even share {even}): {counts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn shards_are_chosen_evenly_for_keys_that_differ_anywhere() {
+        // Differing in the last, partial word; in a whole word; only in the length.
+        assert_even(
+            (0..32_000).map(|i| format!("key:{i}").into_bytes()),
+            "key:N",
+        );
+        assert_even(
+            (0..32_000u64).map(|i| {
+                let mut k = i.to_le_bytes().to_vec();
+                k.extend_from_slice(b"-a-shared-suffix");
+                k
+            }),
+            "binary prefix",
+        );
+        assert_even((0..16_000).map(|n| vec![b'x'; n % 4000]), "lengths");
     }
 }
