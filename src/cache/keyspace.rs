@@ -81,16 +81,10 @@ fn unpack_lfu(v: u64) -> Lfu {
 pub(crate) fn shard_of(key: &[u8]) -> usize {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = key.len() as u64;
-    let mut words = key.chunks_exact(8);
-    for w in &mut words {
+    for word in key.chunks(8) {
+        // The last word is zero-padded.
         let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(K);
-    }
-    let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut b = [0u8; 8];
-        for (d, s) in b.iter_mut().zip(rest) {
+        for (d, s) in b.iter_mut().zip(word) {
             *d = *s;
         }
         h = (h.rotate_left(23) ^ u64::from_le_bytes(b)).wrapping_mul(K);

@@ -804,7 +804,7 @@ impl Cache {
                     self.monitor(db, args, caller);
                 }
                 let ended = self.inner.clock.monotonic_ns();
-                let reply = self.counted_until(spec, args, started_ns, ended, reply, caller);
+                let reply = self.counted(spec, args, started_ns, ended, reply, caller);
                 (reply, ended)
             }
             Err(rejected) => (rejected, self.inner.clock.monotonic_ns()),
@@ -822,22 +822,9 @@ impl Cache {
         }
     }
 
-    /// Counts a call that started at monotonic `started` and answered `reply` in INFO
+    /// Counts a call that ran from monotonic `started` to `ended` and answered `reply` in INFO
     /// commandstats (and SLOWLOG); returns the reply.
     fn counted(
-        &self,
-        spec: &'static resp::command::Spec,
-        args: &[&[u8]],
-        started: u64,
-        reply: Frame,
-        caller: Caller<'_>,
-    ) -> Frame {
-        let ended = self.inner.clock.monotonic_ns();
-        self.counted_until(spec, args, started, ended, reply, caller)
-    }
-
-    /// [`Cache::counted`] of a call that ended at monotonic `ended`.
-    fn counted_until(
         &self,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
@@ -892,7 +879,10 @@ impl Cache {
         let started = self.inner.clock.monotonic_ns();
         match self.run_in(db, spec, args, proto, now_ms, true) {
             Ok((_, true)) => None,
-            Ok((reply, false)) => Some(self.counted(spec, args, started, reply, caller)),
+            Ok((reply, false)) => {
+                let ended = self.inner.clock.monotonic_ns();
+                Some(self.counted(spec, args, started, ended, reply, caller))
+            }
             Err(rejected) => Some(rejected),
         }
     }
