@@ -3,10 +3,12 @@
 //! As Redis's `evict.c`: each eviction samples `maxmemory-samples` keys per database into a
 //! pool of the best [`EVICTION_POOL_LEN`] candidates kept between evictions, and evicts the
 //! pool's best — least recently used, least frequently used (the decayed LFU counter) or
-//! nearest deadline. A database is sampled in one shard picked at random (shards split keys
-//! evenly by CRC32C), as a run of occupied table slots from a random one (Redis's
-//! `dictGetSomeKeys`), so choosing costs the same whatever the keyspace holds, and only the
-//! shards being sampled or evicted from are locked. The `volatile-*` policies sample the
+//! nearest deadline. A database is sampled from a shard picked at random (shards split keys
+//! evenly by `keyspace::shard_of`) on through the next occupied ones, each as a run of occupied
+//! table slots from a random one (Redis's `dictGetSomeKeys`), so choosing costs the same
+//! whatever the keyspace holds, and only the shards being sampled or evicted from are locked.
+//! A sample is scored from the entries' inline fields, and only the keys of the candidates the
+//! pool admits are read. The `volatile-*` policies sample the
 //! shard's deadline index, so only keys with a TTL are candidates. A candidate is checked
 //! under its shard's lock before it goes: a key deleted since it was sampled is skipped, and
 //! one read since (a better score now) goes back to the pool with its new score.
@@ -50,9 +52,16 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Offers a candidate: kept if the pool has room or it beats the worst entry; a key
-    /// already pooled takes the new score.
-    pub(crate) fn offer(&mut self, score: u64, db: usize, key: &[u8]) {
+    /// Offers a candidate, kept if the pool has room or it beats the worst entry; only then
+    /// is `key` read (a sampled entry's key is a memory access of its own, and most samples
+    /// of a full pool do not enter it), and a key already pooled takes the new score. A
+    /// pooled key offered with a score that does not enter keeps its old one, which
+    /// [`verdict`] checks again when it comes out (Redis's pool does not look for the key).
+    pub(crate) fn offer<'k>(&mut self, score: u64, db: usize, key: impl FnOnce() -> &'k [u8]) {
+        if !self.admits(score) {
+            return;
+        }
+        let key = key();
         let candidate = match self
             .entries
             .iter()
@@ -62,11 +71,6 @@ impl Pool {
                 score,
                 ..self.entries.remove(i)
             },
-            None if self.entries.len() >= EVICTION_POOL_LEN
-                && self.entries.last().is_some_and(|w| score >= w.score) =>
-            {
-                return;
-            }
             None => Candidate {
                 score,
                 db,
@@ -76,6 +80,12 @@ impl Pool {
         let at = self.entries.partition_point(|e| e.score <= score);
         self.entries.insert(at, candidate);
         self.entries.truncate(EVICTION_POOL_LEN);
+    }
+
+    /// Whether a candidate with `score` would enter the pool now.
+    fn admits(&self, score: u64) -> bool {
+        self.entries.len() < EVICTION_POOL_LEN
+            || self.entries.last().is_some_and(|w| score < w.score)
     }
 
     /// The best candidate, `(score, db, key)`, removed from the pool.
@@ -108,12 +118,12 @@ pub(crate) struct Scorer {
 
 impl Scorer {
     fn score(&self, e: &EntryRef<'_>) -> Option<u64> {
-        let deadline = e.expire_at_ms();
-        if self.policy.is_volatile() && deadline == 0 {
+        // The deadline lives in the entry's own allocation; only `volatile-ttl` reads it.
+        if self.policy.is_volatile() && !e.has_deadline() {
             return None;
         }
         Some(match self.policy {
-            EvictionPolicy::VolatileTtl => deadline,
+            EvictionPolicy::VolatileTtl => e.expire_at_ms(),
             // Decayed by idleness, as Redis's `LFUDecrAndReturn` in its pool.
             EvictionPolicy::AllkeysLfu | EvictionPolicy::VolatileLfu => {
                 u64::from(e.lfu_counter(self.now_ms, self.lfu))
@@ -135,14 +145,14 @@ pub(crate) fn populate(ks: &Keyspace, pool: &mut Pool, scorer: Scorer, samples: 
     let s = (rng.next() % SHARDS as u64) as usize;
     let volatile = scorer.policy.is_volatile();
     for db in 0..DATABASES {
+        // The occupied shards, rotated so that bit 0 is shard `s` (`s < SHARDS <= 16`).
+        let bits = ks.occupied_hint(db, volatile);
+        let mut occupied = ((bits >> s) | (bits << (SHARDS - s))) & ((1 << SHARDS) - 1);
         let mut offered = 0;
-        for shard in (s..SHARDS).chain(0..s) {
-            if offered >= samples {
-                break;
-            }
-            if hinted_len(ks, db, shard, volatile) > 0 {
-                offered += sample_shard(ks, pool, scorer, samples, (db, shard), rng.next());
-            }
+        while occupied != 0 && offered < samples {
+            let shard = (s + occupied.trailing_zeros() as usize) % SHARDS;
+            occupied &= occupied - 1;
+            offered += sample_shard(ks, pool, scorer, samples, (db, shard), rng.next());
         }
     }
     if !pool.entries.is_empty() {
@@ -193,7 +203,7 @@ fn offer_from(
     if scorer.policy == EvictionPolicy::VolatileTtl {
         return match shard.earliest_volatile() {
             Some((deadline, key)) => {
-                pool.offer(deadline, db, key);
+                pool.offer(deadline, db, || key);
                 1
             }
             None => 0,
@@ -205,10 +215,25 @@ fn offer_from(
         shard.sample(seed, samples)
     };
     let n = sample.len();
-    for (key, e) in sample {
-        if let Some(score) = scorer.score(&e) {
-            pool.offer(score, db, key);
-        }
+    // Each step reads every sampled entry before the next step needs any of them, so the
+    // entries' cache misses are in flight together rather than one after another: the scores
+    // (the slots), then the keys of the candidates the pool admits (their own allocations).
+    let mut scored: Vec<(u64, EntryRef<'_>)> = sample
+        .iter()
+        .filter_map(|e| scorer.score(e).map(|score| (score, *e)))
+        .collect();
+    scored.sort_unstable_by_key(|&(score, _)| score);
+    // The best `room` enter a pool with that much room; any further one must beat the pool's
+    // worst as it is now (the worst after those only rises).
+    let room = EVICTION_POOL_LEN.saturating_sub(pool.entries.len());
+    let keyed: Vec<(u64, &[u8])> = scored
+        .iter()
+        .enumerate()
+        .filter(|&(i, &(score, _))| i < room || pool.admits(score))
+        .map(|(_, (score, e))| (*score, e.key()))
+        .collect();
+    for (score, key) in keyed {
+        pool.offer(score, db, || key);
     }
     n
 }
@@ -244,14 +269,16 @@ pub(crate) fn random_victim(
     seed: u64,
     volatile: bool,
 ) -> Option<(usize, Box<[u8]>)> {
-    let mut x = seed | 1;
+    // Mixed first: callers' seeds are odd (`| 1`), and their low bits alone would only ever
+    // start at odd shards.
+    let mut x = crate::cache::shard::splitmix(seed);
     for guided in [true, false] {
         for i in 0..DATABASES {
             let db = (pool.next_db + i) % DATABASES;
             let start = (x as usize) % SHARDS;
             for j in 0..SHARDS {
                 let s = (start + j) % SHARDS;
-                if guided && hinted_len(ks, db, s, volatile) == 0 {
+                if guided && ks.occupied_hint(db, volatile) & (1 << s) == 0 {
                     continue;
                 }
                 let Some(shard) = ks.lock_one(db, s) else {
@@ -259,11 +286,11 @@ pub(crate) fn random_victim(
                 };
                 x = x.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let key = if volatile {
-                    shard.sample_volatile(x, 1).into_iter().next()
+                    shard.sample_volatile(x, 1).first().map(EntryRef::key)
                 } else {
-                    shard.random_entry(x)
+                    shard.random_entry(x).map(|(key, _)| key)
                 };
-                if let Some((key, _)) = key {
+                if let Some(key) = key {
                     pool.next_db = (db + 1) % DATABASES;
                     return Some((db, key.into()));
                 }
@@ -314,20 +341,31 @@ mod tests {
         let mut pool = Pool::default();
         for i in 0..40u64 {
             // Scores 39, 38, … 0 arrive; only the 16 lowest stay.
-            pool.offer(39 - i, 0, format!("k{}", 39 - i).as_bytes());
+            let key = format!("k{}", 39 - i);
+            pool.offer(39 - i, 0, || key.as_bytes());
         }
         assert_eq!(pool.entries.len(), EVICTION_POOL_LEN);
         let scores: Vec<u64> = pool.entries.iter().map(|c| c.score).collect();
         assert_eq!(scores, (0..16).collect::<Vec<_>>());
-        // A pooled key takes its new score and moves.
-        pool.offer(100, 0, b"k0");
+        // A pooled key offered with a score that enters takes it and moves.
+        pool.offer(14, 0, || b"k0");
         assert_eq!(pool.entries.len(), EVICTION_POOL_LEN);
-        assert_eq!(pool.entries.last().map(|c| &*c.key), Some(&b"k0"[..]));
-        // A worse score than the worst of a full pool is not kept.
-        pool.offer(1_000, 0, b"late");
-        assert!(pool.entries.iter().all(|c| &*c.key != b"late"));
+        let order: Vec<&[u8]> = pool.entries.iter().map(|c| &*c.key).collect();
+        assert_eq!(order.get(13..15), Some(&[&b"k14"[..], &b"k0"[..]][..]));
+        // One offered with a score that does not enter keeps its old score (checked again
+        // when it comes out); a worse score than the worst of a full pool is not kept, and
+        // its key is not read.
+        pool.offer(100, 0, || b"k0");
+        assert_eq!(
+            pool.entries.get(14).map(|c| (c.score, &*c.key)),
+            Some((14, &b"k0"[..]))
+        );
+        pool.offer(1_000, 0, || {
+            unreachable!("the key of a rejected candidate is read")
+        });
+        assert!(pool.entries.iter().all(|c| c.score < 1_000));
         // The same key in another database is another candidate.
-        pool.offer(0, 1, b"k1");
+        pool.offer(0, 1, || b"k1");
         assert_eq!(pool.pop_best().map(|(s, db, _)| (s, db)), Some((0, 1)));
     }
 
@@ -335,7 +373,7 @@ mod tests {
     fn another_policy_empties_the_pool() {
         let mut pool = Pool::default();
         pool.adopt(EvictionPolicy::AllkeysLru);
-        pool.offer(1, 0, b"a");
+        pool.offer(1, 0, || b"a");
         pool.adopt(EvictionPolicy::AllkeysLru);
         assert_eq!(pool.entries.len(), 1);
         pool.adopt(EvictionPolicy::VolatileTtl);
@@ -366,7 +404,16 @@ mod tests {
             let locked = ks.lock_one(5, s).map(|g| (g.len(), g.volatile_len()));
             assert_eq!(Some(ks.sizes_hint(5, s)), locked, "shard {s}");
             assert_eq!(ks.sizes_hint(4, s), (0, 0));
+            let (keys, volatile) = ks.sizes_hint(5, s);
+            let bit = 1 << s;
+            assert_eq!(ks.occupied_hint(5, false) & bit != 0, keys > 0, "shard {s}");
+            assert_eq!(
+                ks.occupied_hint(5, true) & bit != 0,
+                volatile > 0,
+                "shard {s}"
+            );
         }
+        assert_eq!(ks.occupied_hint(4, false) | ks.occupied_hint(4, true), 0);
         // A removal is published when its context ends.
         let mut ctx = ks.keyed(5, [&b"k0"[..]], 1);
         assert!(ctx.remove(b"k0").is_some());
@@ -376,6 +423,18 @@ mod tests {
             Some(ks.sizes_hint(5, s)),
             ks.lock_one(5, s).map(|g| (g.len(), g.volatile_len()))
         );
+        // A shard emptied of its keys (then of its deadlines) leaves the occupied set.
+        let in_shard: Vec<String> = (1..64)
+            .map(|i| format!("k{i}"))
+            .filter(|k| crate::cache::keyspace::shard_of(k.as_bytes()) == s)
+            .collect();
+        for key in &in_shard {
+            let mut ctx = ks.keyed(5, [key.as_bytes()], 1);
+            assert!(ctx.remove(key.as_bytes()).is_some());
+        }
+        assert_eq!(ks.sizes_hint(5, s), (0, 0));
+        assert_eq!(ks.occupied_hint(5, false) & (1 << s), 0);
+        assert_eq!(ks.occupied_hint(5, true) & (1 << s), 0);
     }
 
     #[test]
@@ -401,6 +460,23 @@ mod tests {
     }
 
     #[test]
+    fn random_victims_come_from_every_shard() {
+        let ks = Keyspace::new(false, false);
+        fill(&ks, 0, 4_000);
+        let mut pool = Pool::default();
+        let mut per_shard = [0usize; SHARDS];
+        // Seeds as the eviction loop draws them: a Weyl sequence, each made odd.
+        let mut counter = 0u64;
+        for _ in 0..16_000 {
+            counter = counter.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let (_, key) = random_victim(&ks, &mut pool, counter | 1, false).expect("keys exist");
+            per_shard[crate::cache::keyspace::shard_of(&key)] += 1;
+        }
+        // 1000 expected per shard; a shard never or rarely picked means a biased start.
+        assert!(per_shard.iter().all(|&n| n > 700), "{per_shard:?}");
+    }
+
+    #[test]
     fn stale_hints_fall_back_to_locking_every_shard() {
         let ks = Keyspace::new(true, false);
         fill(&ks, 2, 8);
@@ -408,6 +484,7 @@ mod tests {
             for slot in d.sizes.iter() {
                 slot.store(0, std::sync::atomic::Ordering::Relaxed);
             }
+            d.occupied.store(0, std::sync::atomic::Ordering::Relaxed);
         }
         let mut pool = Pool::default();
         assert_eq!(
@@ -419,6 +496,9 @@ mod tests {
         // The other way round: a hint promising keys in an empty database finds none there.
         let empty = Keyspace::new(true, false);
         empty.dbs[0].sizes[3].store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        empty.dbs[0]
+            .occupied
+            .store(u32::MAX, std::sync::atomic::Ordering::Relaxed);
         assert_eq!(random_victim(&empty, &mut pool, 7, false), None);
         assert_eq!(sieve_victim(&empty), None);
     }

@@ -20,8 +20,9 @@ use crate::cache::shard::{Entry, EntryMut, EntryRef, Lfu, Shard, lfu_minutes};
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
 
-// `Keyspace::keyed` collects the wanted shards of a command in a `u32` bit set.
-const _: () = assert!(SHARDS <= 32 && SHARDS.is_power_of_two());
+// `Keyspace::keyed` collects the wanted shards of a command in a `u32` bit set, and
+// `Db::occupied` holds two bits per shard in one.
+const _: () = assert!(SHARDS <= 16 && SHARDS.is_power_of_two());
 
 /// One logical database.
 #[derive(Debug)]
@@ -31,6 +32,17 @@ pub(crate) struct Db {
     /// Each shard's sizes as its last context left it ([`pack_sizes`]), read without its lock
     /// by the eviction policies that pick a shard by its size (SIEVE, the random ones).
     pub(crate) sizes: Box<[AtomicU64]>,
+    /// Which shards' published sizes are not zero ([`occupancy`]), so eviction skips an
+    /// empty database with one load instead of one per shard.
+    pub(crate) occupied: AtomicU32,
+}
+
+/// The bits of [`Db::occupied`] that shard `shard` with published sizes `packed` sets: bit
+/// `shard` when it holds keys, bit `SHARDS + shard` when some have a deadline.
+fn occupancy(packed: u64, shard: usize) -> u32 {
+    let keys = u32::from(packed & u64::from(u32::MAX) != 0) << shard;
+    let volatile = u32::from(packed >> 32 != 0) << (SHARDS + shard);
+    keys | volatile
 }
 
 /// A shard's key count (low 32 bits) and count of keys with a deadline (high 32 bits), each
@@ -106,6 +118,7 @@ impl Keyspace {
             .map(|_| Db {
                 shards: (0..SHARDS).map(|_| Mutex::new(shard())).collect(),
                 sizes: (0..SHARDS).map(|_| AtomicU64::new(0)).collect(),
+                occupied: AtomicU32::new(0),
             })
             .collect();
         Self {
@@ -143,6 +156,17 @@ impl Keyspace {
             (packed & u64::from(u32::MAX)) as usize,
             (packed >> 32) as usize,
         )
+    }
+
+    /// The shards of database `db` whose published sizes hold keys (`volatile`: keys with a
+    /// deadline), as a bit set (bit `s`: shard `s`); a hint, as [`Keyspace::sizes_hint`].
+    pub(crate) fn occupied_hint(&self, db: usize, volatile: bool) -> u32 {
+        let bits = self
+            .dbs
+            .get(db)
+            .map_or(0, |d| d.occupied.load(Ordering::Relaxed));
+        let shift = if volatile { SHARDS } else { 0 };
+        (bits >> shift) & ((1 << SHARDS) - 1)
     }
 
     /// The LFU settings in force.
@@ -644,17 +668,30 @@ impl<'a> Ctx<'a> {
 }
 
 impl Drop for Ctx<'_> {
-    /// Publishes the sizes of the shards this context held ([`Db::sizes`]); a shard whose
-    /// sizes did not change is not written, so reads leave the shared line alone.
+    /// Publishes the sizes of the shards this context held ([`Db::sizes`], and
+    /// [`Db::occupied`] when one became empty or not); a shard whose sizes did not change is
+    /// not written, so reads leave the shared lines alone.
     fn drop(&mut self) {
         if self.changes > 0 {
             self.ks.dirty.fetch_add(self.changes, Ordering::Relaxed);
         }
         for (db, shard, guard, _) in self.locked.iter() {
-            if let Some(slot) = self.ks.dbs.get(*db).and_then(|d| d.sizes.get(*shard)) {
+            let Some(d) = self.ks.dbs.get(*db) else {
+                continue;
+            };
+            if let Some(slot) = d.sizes.get(*shard) {
                 let now = pack_sizes(guard);
-                if slot.load(Ordering::Relaxed) != now {
+                let before = slot.load(Ordering::Relaxed);
+                if before != now {
                     slot.store(now, Ordering::Relaxed);
+                    // The shard's lock is still held, so its two bits change in this order.
+                    let (was, is) = (occupancy(before, *shard), occupancy(now, *shard));
+                    if is & !was != 0 {
+                        d.occupied.fetch_or(is & !was, Ordering::Relaxed);
+                    }
+                    if was & !is != 0 {
+                        d.occupied.fetch_and(!(was & !is), Ordering::Relaxed);
+                    }
                 }
             }
         }

@@ -1505,7 +1505,7 @@ impl Cache {
                 }
                 evict::Verdict::Rescore(score) => {
                     self.finish(ctx);
-                    pool.offer(score, db, &key);
+                    pool.offer(score, db, || &key);
                 }
                 evict::Verdict::Drop => self.finish(ctx),
             }

@@ -363,9 +363,20 @@ fn detach(slot: &Slot, slab: &Slab) -> Entry {
 }
 
 impl<'a> EntryRef<'a> {
+    /// The key (read from the entry's own allocation: a memory access the inline fields
+    /// below do not make).
+    pub(crate) fn key(&self) -> &'a [u8] {
+        self.slot.key()
+    }
+
     /// Last access stamp.
     pub(crate) fn access(&self) -> u32 {
         self.slot.access
+    }
+
+    /// Whether the key has a TTL (an inline flag: the deadline itself is not read).
+    pub(crate) fn has_deadline(&self) -> bool {
+        self.slot.flags & VOLATILE != 0
     }
 
     /// Wall-clock deadline in milliseconds; 0 when the key has no TTL.
@@ -714,7 +725,7 @@ impl Shard {
     /// by `seed` and wrapping (Redis's `dictGetSomeKeys`): the cost is the slots walked, about
     /// `max` over the table's load, not the shard's size. Fewer than `max` only when the shard
     /// holds fewer.
-    pub(crate) fn sample(&self, seed: u64, max: usize) -> Vec<(&[u8], EntryRef<'_>)> {
+    pub(crate) fn sample(&self, seed: u64, max: usize) -> Vec<EntryRef<'_>> {
         let buckets = self.table.num_buckets();
         let want = max.min(self.table.len());
         let mut out = Vec::with_capacity(want);
@@ -725,13 +736,10 @@ impl Shard {
         let start = (seed % buckets as u64) as usize;
         for i in 0..buckets {
             if let Some(slot) = self.table.get_bucket((start + i) & (buckets - 1)) {
-                out.push((
-                    slot.key(),
-                    EntryRef {
-                        slot,
-                        slab: &self.slab,
-                    },
-                ));
+                out.push(EntryRef {
+                    slot,
+                    slab: &self.slab,
+                });
                 if out.len() == want {
                     break;
                 }
@@ -1108,18 +1116,15 @@ impl Shard {
     /// Up to `max` entries with a TTL, sampled from the deadline index from a point picked by
     /// `seed` (`volatile-lru` samples these, so a few keys with a TTL among many without are
     /// still found).
-    pub(crate) fn sample_volatile(&self, seed: u64, max: usize) -> Vec<(&[u8], EntryRef<'_>)> {
+    pub(crate) fn sample_volatile(&self, seed: u64, max: usize) -> Vec<EntryRef<'_>> {
         let mut out = Vec::with_capacity(max);
         for (deadline, hash) in self.expiry.sample(seed, max) {
             for slot in self.with_deadline(deadline, hash) {
                 if out.len() < max {
-                    out.push((
-                        slot.key(),
-                        EntryRef {
-                            slot,
-                            slab: &self.slab,
-                        },
-                    ));
+                    out.push(EntryRef {
+                        slot,
+                        slab: &self.slab,
+                    });
                 }
             }
         }
@@ -1197,7 +1202,7 @@ mod tests {
             let keys: Vec<Vec<u8>> = shard
                 .sample(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), 16)
                 .into_iter()
-                .map(|(k, _)| k.to_vec())
+                .map(|e| e.key().to_vec())
                 .collect();
             assert_eq!(keys.len(), 16);
             let distinct: std::collections::HashSet<_> = keys.iter().collect();
