@@ -145,13 +145,11 @@ pub(crate) fn populate(ks: &Keyspace, pool: &mut Pool, scorer: Scorer, samples: 
     let s = (rng.next() % SHARDS as u64) as usize;
     let volatile = scorer.policy.is_volatile();
     for db in 0..DATABASES {
-        // The occupied shards, rotated so that bit 0 is shard `s` (`s < SHARDS <= 16`).
-        let bits = ks.occupied_hint(db, volatile);
-        let mut occupied = ((bits >> s) | (bits << (SHARDS - s))) & ((1 << SHARDS) - 1);
         let mut offered = 0;
-        while occupied != 0 && offered < samples {
-            let shard = (s + occupied.trailing_zeros() as usize) % SHARDS;
-            occupied &= occupied - 1;
+        for shard in shards_from(ks.occupied_hint(db, volatile), s) {
+            if offered >= samples {
+                break;
+            }
             offered += sample_shard(ks, pool, scorer, samples, (db, shard), rng.next());
         }
     }
@@ -164,6 +162,16 @@ pub(crate) fn populate(ks: &Keyspace, pool: &mut Pool, scorer: Scorer, samples: 
         }
     }
 }
+
+/// The shards in the bit set `mask` (bit `s`: shard `s`), from shard `start` on, wrapping.
+fn shards_from(mask: u32, start: usize) -> impl Iterator<Item = usize> {
+    (start..SHARDS)
+        .chain(0..start)
+        .filter(move |&s| mask & (1 << s) != 0)
+}
+
+/// Every shard, as a [`shards_from`] mask.
+const ALL_SHARDS: u32 = (1 << SHARDS) - 1;
 
 /// xorshift64* for sampling positions.
 struct Rng(u64);
@@ -261,8 +269,8 @@ pub(crate) fn verdict(entry: Option<EntryRef<'_>>, score: u64, scorer: Scorer) -
 /// A random key for `allkeys-random` (`volatile`: `volatile-random`, keys with a TTL only):
 /// from the next database in turn that holds one, a random shard of it that does, a random
 /// slot of its table (Redis's `dictGetRandomKey`) or a random point of its deadline index.
-/// Shards are skipped by their published sizes ([`Keyspace::sizes_hint`]), so empty databases
-/// cost no locks; when the hints find nothing, every shard is locked and looked at.
+/// Shards are skipped by their published occupancy ([`Keyspace::occupied_hint`]), so empty
+/// databases cost no locks; when the hints find nothing, every shard is locked and looked at.
 pub(crate) fn random_victim(
     ks: &Keyspace,
     pool: &mut Pool,
@@ -276,11 +284,12 @@ pub(crate) fn random_victim(
         for i in 0..DATABASES {
             let db = (pool.next_db + i) % DATABASES;
             let start = (x as usize) % SHARDS;
-            for j in 0..SHARDS {
-                let s = (start + j) % SHARDS;
-                if guided && ks.occupied_hint(db, volatile) & (1 << s) == 0 {
-                    continue;
-                }
+            let mask = if guided {
+                ks.occupied_hint(db, volatile)
+            } else {
+                ALL_SHARDS
+            };
+            for s in shards_from(mask, start) {
                 let Some(shard) = ks.lock_one(db, s) else {
                     continue;
                 };

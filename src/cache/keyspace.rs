@@ -684,7 +684,8 @@ impl Drop for Ctx<'_> {
                 let before = slot.load(Ordering::Relaxed);
                 if before != now {
                     slot.store(now, Ordering::Relaxed);
-                    // The shard's lock is still held, so its two bits change in this order.
+                    // Only a context holding the shard's lock changes its two bits, so they
+                    // follow its sizes.
                     let (was, is) = (occupancy(before, *shard), occupancy(now, *shard));
                     if is & !was != 0 {
                         d.occupied.fetch_or(is & !was, Ordering::Relaxed);
