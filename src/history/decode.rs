@@ -6,6 +6,12 @@
 //! same checks: every length is inside its parent, every document and string ends in its NUL,
 //! keys and strings are UTF-8, booleans are 0 or 1, and nothing trails the document.
 //!
+//! Each document is built at its final size: a count of a frame's elements (headers only)
+//! picks an empty template document with room for them ([`TEMPLATES`]), and a top-level
+//! document's fields are gathered in a per-thread buffer before they go into it. Under glibc's
+//! allocator this is most of a find's speed: see docs/benchmarks.md, "Decoded documents built
+//! at their size".
+//!
 //! It handles the types documents are made of (double, string, document, array, ObjectId,
 //! boolean, date, null, int32, timestamp, int64, decimal128). Anything else, a malformed byte
 //! or a nesting deeper than [`DEPTH_MAX`] makes it return `None`, and the caller decodes with
@@ -13,11 +19,54 @@
 //! this never accepts bytes `bson` refuses, and never decodes them differently (a property
 //! test holds it to that).
 
+use std::cell::RefCell;
+use std::sync::LazyLock;
+
 use bson::{Bson, Document, Timestamp, oid::ObjectId};
 
 /// Nesting beyond this is left to `bson` (stored documents stop at 100 levels; oplog entries
 /// embed them a few levels deeper).
 const DEPTH_MAX: usize = 128;
+
+/// The field counts [`TEMPLATES`] have room for: the capacities of hash tables of 4, 8, 16,
+/// 32 and 64 buckets.
+const TEMPLATE_FIELDS: [usize; 5] = [3, 7, 14, 28, 56];
+
+/// Empty documents whose hash tables have room for [`TEMPLATE_FIELDS`] fields. `Document` has
+/// no `with_capacity`, but a clone keeps its table's size, and the first insert then sizes the
+/// entry vector to match: a decoded document is built in two allocations instead of growing
+/// through two or three of each (an order's 8 top-level fields and 6 per order line).
+static TEMPLATES: LazyLock<[Document; TEMPLATE_FIELDS.len()]> = LazyLock::new(|| {
+    TEMPLATE_FIELDS.map(|n| {
+        let mut d = Document::new();
+        for i in 0..n {
+            d.insert(i.to_string(), Bson::Null);
+        }
+        d.clear();
+        d
+    })
+});
+
+/// The largest field count a template has room for.
+const TEMPLATE_FIELDS_MAX: usize = TEMPLATE_FIELDS[TEMPLATE_FIELDS.len() - 1];
+
+thread_local! {
+    /// A top-level document's fields between decoding and their document (at most
+    /// [`TEMPLATE_FIELDS_MAX`], so what a thread keeps is bounded).
+    static TOP_FIELDS: RefCell<Vec<(String, Bson)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty document with room for `fields` (beyond the largest template, one that grows).
+fn document_for(fields: usize) -> Document {
+    if fields == 0 {
+        return Document::new();
+    }
+    TEMPLATE_FIELDS
+        .iter()
+        .zip(TEMPLATES.iter())
+        .find(|(room, _)| **room >= fields)
+        .map_or_else(Document::new, |(_, t)| t.clone())
+}
 
 /// Decodes a whole BSON document, or `None` (see the module docs).
 pub(crate) fn document(bytes: &[u8]) -> Option<Document> {
@@ -39,6 +88,20 @@ pub(crate) fn array(bytes: &[u8]) -> Option<Vec<Bson>> {
 pub(crate) fn is_well_formed(bytes: &[u8]) -> bool {
     let mut r = Reader { bytes, pos: 0 };
     r.skip_frame(0).is_some() && r.pos == bytes.len()
+}
+
+/// The size of a value of the fixed-width type `tag` (null, boolean, int32, double, date,
+/// timestamp, int64, ObjectId, decimal128); `None` for strings, frames and the rare types.
+fn fixed_width(tag: u8) -> Option<usize> {
+    match tag {
+        0x0A => Some(0),
+        0x08 => Some(1),
+        0x10 => Some(4),
+        0x01 | 0x09 | 0x11 | 0x12 => Some(8),
+        0x07 => Some(12),
+        0x13 => Some(16),
+        _ => None,
+    }
 }
 
 /// A cursor over one document's bytes.
@@ -117,11 +180,48 @@ impl<'a> Reader<'a> {
             return None;
         }
         let mut inner = self.frame()?;
-        let mut out = Document::new();
-        while inner.pos < inner.bytes.len() {
-            let tag = inner.byte()?;
-            let key = inner.cstr()?;
-            let value = inner.value(tag, depth)?;
+        let fields = inner.count();
+        if depth == 0
+            && let Some(n) = fields.filter(|n| (1..=TEMPLATE_FIELDS_MAX).contains(n))
+        {
+            // A top-level document's fields are decoded first and moved into their document
+            // after, so its entry vector — past 1 KiB for 8 fields, a request that makes glibc
+            // merge its fast bins — is allocated after the fields' own allocations, as it was
+            // when the document grew field by field.
+            let mut via = |cell: &RefCell<Vec<(String, Bson)>>| {
+                let mut scratch = cell.try_borrow_mut().ok()?;
+                Some(inner.document_via(&mut scratch, n, depth))
+            };
+            return match TOP_FIELDS.try_with(|cell| via(cell)) {
+                Ok(Some(decoded)) => decoded,
+                // The scratch is in use or gone (a thread's teardown): grow in place.
+                _ => inner.fields_into(document_for(n), depth),
+            };
+        }
+        inner.fields_into(fields.map_or_else(Document::new, document_for), depth)
+    }
+
+    /// Decodes the rest of this frame's fields into `out`.
+    fn fields_into(&mut self, mut out: Document, depth: usize) -> Option<Document> {
+        self.each_field(depth, |key, value| {
+            out.insert(key, value);
+        })?;
+        Some(out)
+    }
+
+    /// Decodes the rest of this frame's fields into `scratch`, then moves them into a document
+    /// sized for them (`n` of them, as counted).
+    fn document_via(
+        &mut self,
+        scratch: &mut Vec<(String, Bson)>,
+        n: usize,
+        depth: usize,
+    ) -> Option<Document> {
+        scratch.clear();
+        scratch.reserve(n);
+        self.each_field(depth, |key, value| scratch.push((key.to_owned(), value)))?;
+        let mut out = document_for(scratch.len());
+        for (key, value) in scratch.drain(..) {
             out.insert(key, value);
         }
         Some(out)
@@ -132,13 +232,44 @@ impl<'a> Reader<'a> {
             return None;
         }
         let mut inner = self.frame()?;
-        let mut items = Vec::new();
-        while inner.pos < inner.bytes.len() {
-            let tag = inner.byte()?;
-            inner.cstr()?;
-            items.push(inner.value(tag, depth)?);
-        }
+        let mut items = Vec::with_capacity(inner.count().unwrap_or(0));
+        inner.each_field(depth, |_, value| items.push(value))?;
         Some(items)
+    }
+
+    /// Decodes the rest of this frame's elements in order, handing each key and value to `f`.
+    fn each_field(&mut self, depth: usize, mut f: impl FnMut(&'a str, Bson)) -> Option<()> {
+        while self.pos < self.bytes.len() {
+            let tag = self.byte()?;
+            let key = self.cstr()?;
+            f(key, self.value(tag, depth)?);
+        }
+        Some(())
+    }
+
+    /// How many elements are left in this frame, read from their headers alone: values are
+    /// stepped over by their sizes, not checked (the decoding that follows checks them). `None`
+    /// for a type [`Reader::value`] leaves to `bson`, or bytes that do not frame.
+    fn count(&self) -> Option<usize> {
+        let mut r = Reader {
+            bytes: self.bytes,
+            pos: self.pos,
+        };
+        let mut n = 0;
+        while r.pos < r.bytes.len() {
+            let tag = r.byte()?;
+            let key_len = memchr::memchr(0, r.bytes.get(r.pos..)?)?;
+            r.pos += key_len + 1;
+            let size = match tag {
+                // A string's length follows its own 4 bytes; a frame's includes them.
+                0x02 => usize::try_from(r.i32()?).ok()?,
+                0x03 | 0x04 => usize::try_from(r.i32()?).ok()?.checked_sub(4)?,
+                _ => fixed_width(tag)?,
+            };
+            r.take(size)?;
+            n += 1;
+        }
+        Some(n)
     }
 
     /// Checks a document or an array and moves past it.
@@ -165,12 +296,7 @@ impl<'a> Reader<'a> {
                     }
                     0
                 }
-                0x0A => 0,
-                0x10 => 4,
-                0x01 | 0x09 | 0x11 | 0x12 => 8,
-                0x07 => 12,
-                0x13 => 16,
-                _ => return None,
+                _ => fixed_width(tag)?,
             };
             inner.take(fixed)?;
         }
@@ -354,6 +480,62 @@ mod tests {
             assert!(!is_well_formed(refused));
         }
         assert!(is_well_formed(&bytes));
+    }
+
+    /// Documents and arrays of every size around the templates' capacities, at the top level
+    /// and nested: decoded alike, counted exactly, and still growable after decoding.
+    #[test]
+    fn documents_around_the_template_sizes_decode_alike() {
+        let mut sizes = vec![0, 1, 2, TEMPLATE_FIELDS_MAX + 1, 200];
+        for room in TEMPLATE_FIELDS {
+            sizes.extend([room, room + 1]);
+        }
+        for n in sizes {
+            let fields: Document = (0..n)
+                .map(|i| (format!("f{i}"), Bson::Int32(i32::try_from(i).unwrap_or(0))))
+                .collect();
+            let items: Vec<Bson> = (0..n).map(|i| Bson::String(format!("{i}"))).collect();
+            let nested = doc! {"d": fields.clone(), "a": items, "s": "x"};
+            for d in [&fields, &nested] {
+                let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+                let mut decoded = document(&bytes);
+                assert_eq!(decoded.as_ref(), Some(d), "{n} fields");
+                let counted = Reader {
+                    bytes: &bytes,
+                    pos: 0,
+                }
+                .frame()
+                .and_then(|r| r.count());
+                assert_eq!(counted, Some(d.len()), "{n} fields");
+                if let Some(decoded) = decoded.as_mut() {
+                    for i in 0..20 {
+                        decoded.insert(format!("more{i}"), i);
+                    }
+                    assert_eq!(decoded.len(), d.len() + 20);
+                    assert_eq!(decoded.get("more19"), Some(&Bson::Int32(19)));
+                    assert_eq!(
+                        decoded.keys().next(),
+                        d.keys().next().or(Some(&"more0".into()))
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counting_leaves_rare_types_and_bad_framing_to_the_decoder() {
+        let bytes = doc! {"a": 1, "min": Bson::MinKey}
+            .to_vec()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let frame = |b: &[u8]| Reader { bytes: b, pos: 0 }.frame().map(|r| r.count());
+        assert_eq!(frame(&bytes), Some(None));
+        // A string whose length runs past its frame.
+        let mut long = doc! {"s": "abc"}
+            .to_vec()
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        long[7] = 200;
+        assert_eq!(frame(&long), Some(None));
+        assert_eq!(document(&long), None);
     }
 
     #[test]

@@ -1038,7 +1038,7 @@ impl History {
         self.inner.execute(
             &meta,
             &plan,
-            &mut |_, doc| {
+            &mut |_, doc, _| {
                 if filter.try_matches(&doc)? {
                     n += 1;
                 }
@@ -1872,12 +1872,13 @@ impl Inner {
             .transpose()
     }
 
-    /// Runs a plan, calling `visit(encoded_id, doc)` per candidate until it returns false.
+    /// Runs a plan, calling `visit(encoded_id, doc, stored_bytes)` per candidate until it
+    /// returns false (`stored_bytes`: the document's BSON size as stored).
     fn execute(
         &self,
         meta: &CollectionMeta,
         plan: &Plan,
-        visit: &mut dyn FnMut(&[u8], Document) -> Result<bool>,
+        visit: &mut Visit<'_>,
         stats: &mut ExecStats,
     ) -> Result<()> {
         // One document key buffer for the whole plan instead of one allocation per document.
@@ -1936,7 +1937,11 @@ impl Inner {
                 {
                     let (k, v) = kv?;
                     stats.docs += 1;
-                    if !visit(k.get(4..).unwrap_or_default(), decode_document(&v)?)? {
+                    if !visit(
+                        k.get(4..).unwrap_or_default(),
+                        decode_document(&v)?,
+                        v.len(),
+                    )? {
                         return Ok(());
                     }
                 }
@@ -1953,14 +1958,17 @@ impl Inner {
         encoded_id: &[u8],
         key: &mut Vec<u8>,
         stats: &mut ExecStats,
-        visit: &mut dyn FnMut(&[u8], Document) -> Result<bool>,
+        visit: &mut Visit<'_>,
     ) -> Result<bool> {
         keys::doc_key_into(meta.id, encoded_id, key);
-        let Some(doc) = self.store.get_with(Space::Docs, key, decode_document)? else {
+        let Some((doc, size)) = self
+            .store
+            .get_with(Space::Docs, key, |b| Ok((decode_document(b)?, b.len())))?
+        else {
             return Ok(true);
         };
         stats.docs += 1;
-        visit(encoded_id, doc)
+        visit(encoded_id, doc, size)
     }
 
     /// Filter, sort (in memory unless the plan is ordered), skip, limit and projection; the
@@ -1983,13 +1991,15 @@ impl Inner {
         result_max: Option<usize>,
     ) -> Result<Vec<Document>> {
         let mut result_bytes = 0usize;
-        let mut take = |doc: Document| -> Result<Document> {
-            let doc = match projection {
-                Some(p) => p.apply(doc)?,
-                None => doc,
+        // `stored`: the document's size as stored, which is its size unless projected.
+        let mut take = |doc: Document, stored: Option<usize>| -> Result<Document> {
+            let (doc, stored) = match projection {
+                Some(p) => (p.apply(doc)?, None),
+                None => (doc, stored),
             };
             if let Some(max) = result_max {
-                result_bytes = result_bytes.saturating_add(document::bson_size(&doc));
+                let size = stored.unwrap_or_else(|| document::bson_size(&doc));
+                result_bytes = result_bytes.saturating_add(size);
                 if result_bytes > max {
                     return Err(Error::ResultTooLarge {
                         executor: Executor::Find,
@@ -2022,7 +2032,7 @@ impl Inner {
         self.execute(
             meta,
             plan,
-            &mut |_, doc| {
+            &mut |_, doc, stored| {
                 if !filter.try_matches(&doc)? {
                     return Ok(true);
                 }
@@ -2034,7 +2044,7 @@ impl Inner {
                     skipped += 1;
                     return Ok(true);
                 }
-                out.push(take(doc)?);
+                out.push(take(doc, Some(stored))?);
                 Ok(limit.is_none_or(|l| (out.len() as u64) < l))
             },
             stats,
@@ -2046,11 +2056,18 @@ impl Inner {
             if let Some(l) = limit {
                 out.truncate(usize::try_from(l).unwrap_or(usize::MAX));
             }
-            out = out.into_iter().map(take).collect::<Result<_>>()?;
+            out = out
+                .into_iter()
+                .map(|d| take(d, None))
+                .collect::<Result<_>>()?;
         }
         Ok(out)
     }
 }
+
+/// What [`Inner::execute`] hands each candidate to: `(encoded _id, document, stored BSON
+/// size)`, returning whether to go on.
+type Visit<'a> = dyn FnMut(&[u8], Document, usize) -> Result<bool> + 'a;
 
 /// Index entries to write: key → `Some(encoded _id)` put, `None` removed.
 type IndexChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
@@ -2571,7 +2588,7 @@ impl Txn<'_> {
         self.inner.execute(
             meta,
             &plan,
-            &mut |id, doc| {
+            &mut |id, doc, _| {
                 if seen.contains(id) {
                     return Ok(true);
                 }
