@@ -1393,13 +1393,16 @@ impl Cache {
     /// Evicts keys by the configured policy until used memory is at most `max`. Returns false
     /// when the policy forbids it or nothing is left to evict.
     fn evict_until(&self, max: usize) -> bool {
+        let monitor = &self.inner.command_stats.monitor;
+        // As Redis's `latencyStartMonitor`: the clock is read only while the latency monitor
+        // is on (a threshold of 0 records nothing), not twice per write at `maxmemory`.
+        if monitor.threshold_ms() == 0 {
+            return self.evict_until_untimed(max);
+        }
         let started = self.inner.clock.monotonic_ns();
         let done = self.evict_until_untimed(max);
         let ran = self.inner.clock.monotonic_ns().saturating_sub(started);
-        self.inner
-            .command_stats
-            .monitor
-            .observe("eviction-cycle", ran);
+        monitor.observe("eviction-cycle", ran);
         done
     }
 
