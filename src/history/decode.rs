@@ -9,8 +9,8 @@
 //! Each document is built at its final size: a count of a frame's elements (headers only)
 //! picks an empty template document with room for them ([`TEMPLATES`]), and a top-level
 //! document's fields are gathered in a per-thread buffer before they go into it. Under glibc's
-//! allocator this is most of a find's speed: see docs/benchmarks.md, "Decoded documents built
-//! at their size".
+//! allocator that made single-document finds 1.5–1.9× faster against SQLite in the same run: see
+//! docs/benchmarks.md, "Decoded documents built at their size".
 //!
 //! It handles the types documents are made of (double, string, document, array, ObjectId,
 //! boolean, date, null, int32, timestamp, int64, decimal128). Anything else, a malformed byte
