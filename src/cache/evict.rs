@@ -19,7 +19,7 @@
 //! it fills and the shards together behave like one queue.
 
 use crate::cache::EvictionPolicy;
-use crate::cache::keyspace::Keyspace;
+use crate::cache::keyspace::{ALL_SHARDS, Keyspace};
 use crate::cache::shard::{EntryRef, Lfu, Shard};
 use crate::cache::{DATABASES, SHARDS};
 
@@ -169,9 +169,6 @@ fn shards_from(mask: u32, start: usize) -> impl Iterator<Item = usize> {
         .chain(0..start)
         .filter(move |&s| mask & (1 << s) != 0)
 }
-
-/// Every shard, as a [`shards_from`] mask.
-const ALL_SHARDS: u32 = (1 << SHARDS) - 1;
 
 /// xorshift64* for sampling positions.
 struct Rng(u64);

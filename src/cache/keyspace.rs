@@ -37,6 +37,10 @@ pub(crate) struct Db {
     pub(crate) occupied: AtomicU32,
 }
 
+/// Every shard of a database as a bit set (bit `s`: shard `s`), the form of
+/// [`Keyspace::occupied_hint`].
+pub(crate) const ALL_SHARDS: u32 = (1 << SHARDS) - 1;
+
 /// The bits of [`Db::occupied`] that shard `shard` with published sizes `packed` sets: bit
 /// `shard` when it holds keys, bit `SHARDS + shard` when some have a deadline.
 fn occupancy(packed: u64, shard: usize) -> u32 {
@@ -166,7 +170,7 @@ impl Keyspace {
             .get(db)
             .map_or(0, |d| d.occupied.load(Ordering::Relaxed));
         let shift = if volatile { SHARDS } else { 0 };
-        (bits >> shift) & ((1 << SHARDS) - 1)
+        (bits >> shift) & ALL_SHARDS
     }
 
     /// The LFU settings in force.
