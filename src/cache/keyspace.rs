@@ -531,6 +531,20 @@ impl<'a> Ctx<'a> {
         self.shard_in(db, key)?.remove(key)
     }
 
+    /// Deletes `key` from the selected database without taking its value out ([`Ctx::remove`]
+    /// for callers that drop it). Returns whether it existed.
+    pub(crate) fn delete(&mut self, key: &[u8]) -> bool {
+        let db = self.db;
+        self.delete_in(db, key)
+    }
+
+    /// [`Ctx::delete`] in database `db` (expired entries count as absent).
+    pub(crate) fn delete_in(&mut self, db: usize, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        self.entry_in(db, key, now).is_some()
+            && self.shard_in(db, key).is_some_and(|s| s.delete(key))
+    }
+
     /// Replaces the bytes of the string under `key` in place, keeping its deadline. Returns
     /// whether a string was stored there.
     pub(crate) fn replace_str(&mut self, key: &[u8], bytes: &[u8]) -> bool {

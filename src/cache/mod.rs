@@ -650,7 +650,7 @@ enum Step {
 /// Removes `key` from `db` as an eviction, recording its `evicted` event and notification.
 /// False when the key was gone (or had expired: then it is reported as expired instead).
 fn ctx_remove(ctx: &mut keyspace::Ctx<'_>, db: usize, key: &[u8]) -> bool {
-    if ctx.remove_in(db, key).is_none() {
+    if !ctx.delete_in(db, key) {
         return false;
     }
     ctx.touched_in(db, key, EventKind::Evicted);

@@ -709,6 +709,12 @@ impl Connection {
                     if kill.is_fired() { break; }
                     self.note_last_command();
                     if !out.is_empty() {
+                        // The reply waits for the other connections with a batch read this
+                        // turn (a yielded task runs after them), as Redis writes its replies
+                        // in `beforeSleep` after serving every readable client: the client,
+                        // woken by the first write of the burst, is still awake for the rest,
+                        // instead of each write waking it from `epoll_wait` again.
+                        tokio::task::yield_now().await;
                         let done = if self.subscribed() > 0 {
                             write_unless_killed(&mut socket, &out, &kill).await
                         } else {

@@ -811,7 +811,7 @@ impl Shard {
             .get_bucket(at)
             .is_some_and(|s| s.is_expired(now_ms))
         {
-            self.remove_hashed(key, hash);
+            self.unlink_hashed(key, hash);
             self.expired.push(key.into());
             self.keyspace_misses += u64::from(count);
             return None;
@@ -860,7 +860,7 @@ impl Shard {
         {
             return;
         }
-        if let Some(old) = self.remove_hashed(key, hash)
+        if let Some((old, _)) = self.unlink_hashed(key, hash)
             && keep_lfu
         {
             entry.hits = old.hits;
@@ -1020,6 +1020,27 @@ impl Shard {
 
     /// [`Shard::remove`] with the key's hash already computed.
     fn remove_hashed(&mut self, key: &[u8], hash: u64) -> Option<Entry> {
+        let (slot, boxed) = self.unlink_hashed(key, hash)?;
+        Some(Entry {
+            value: boxed.map_or_else(|| Value::Str(slot.tail().to_vec()), |b| b.value),
+            expire_at_ms: slot.expire_at_ms(),
+            access: slot.access,
+            visited: slot.flags & VISITED != 0,
+            hits: slot.hits,
+            ldt: slot.ldt,
+        })
+    }
+
+    /// Deletes `key`, dropping its value where it lies (no copy of a string stored in its
+    /// slot, as [`Shard::remove`] makes to return it). Returns whether it existed.
+    pub(crate) fn delete(&mut self, key: &[u8]) -> bool {
+        let hash = self.hash(key);
+        self.unlink_hashed(key, hash).is_some()
+    }
+
+    /// Takes `key`'s slot out of the table, the SIEVE queue and the deadline index, and its
+    /// boxed value (if any) out of the slab, and uncharges its memory.
+    fn unlink_hashed(&mut self, key: &[u8], hash: u64) -> Option<(Slot, Option<Boxed>)> {
         let (slot, _) = self
             .table
             .find_entry(hash, |s| s.key() == key)
@@ -1032,22 +1053,12 @@ impl Shard {
         if expire_at_ms != 0 {
             self.forget_deadline(expire_at_ms, hash);
         }
-        let (value, mem) = match slot.boxed_index().and_then(|i| self.slab.take(i)) {
-            Some(b) => (b.value, b.mem),
-            None => {
-                let v = slot.tail();
-                (Value::Str(v.to_vec()), mem_of(key.len(), v.len()))
-            }
-        };
+        let boxed = slot.boxed_index().and_then(|i| self.slab.take(i));
+        let mem = boxed
+            .as_ref()
+            .map_or_else(|| mem_of(key.len(), slot.tail().len()), |b| b.mem);
         self.used_bytes = self.used_bytes.saturating_sub(mem as usize);
-        Some(Entry {
-            value,
-            expire_at_ms,
-            access: slot.access,
-            visited: slot.flags & VISITED != 0,
-            hits: slot.hits,
-            ldt: slot.ldt,
-        })
+        Some((slot, boxed))
     }
 
     /// Sets (or with 0 clears) the deadline of an existing `key`. Returns whether it exists.
@@ -1076,7 +1087,7 @@ impl Shard {
             return true;
         };
         if b.value.is_empty_collection() {
-            self.remove(key);
+            self.delete(key);
             return false;
         }
         let mem = mem_of(key.len(), b.value.mem_bytes());
@@ -1097,7 +1108,7 @@ impl Shard {
                 .map(|s| Box::from(s.key()))
                 .collect();
             for key in keys {
-                self.remove(&key);
+                self.delete(&key);
                 self.expired.push(key);
                 n += 1;
             }

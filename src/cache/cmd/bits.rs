@@ -224,7 +224,7 @@ pub(crate) fn bitop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     let max = sources.iter().map(Vec::len).max().unwrap_or(0);
     if max == 0 {
-        if ctx.remove(dest).is_some() {
+        if ctx.delete(dest) {
             ctx.touched(dest, EventKind::Del);
             ctx.notify(notify::GENERIC, "del", dest);
         }

@@ -13,7 +13,7 @@ use crate::cache::{DATABASES, EventKind, Inner, SHARDS, notify};
 pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut n = 0;
     for key in args.iter().skip(1) {
-        if ctx.remove(key).is_some() {
+        if ctx.delete(key) {
             ctx.touched(key, EventKind::Del);
             ctx.notify(notify::GENERIC, "del", key);
             n += 1;
@@ -121,7 +121,7 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::Integer(0);
     }
     if when <= now {
-        ctx.remove(key);
+        ctx.delete(key);
         ctx.touched(key, EventKind::Del);
         ctx.notify(notify::GENERIC, "del", key);
         return Frame::Integer(1);
@@ -162,7 +162,7 @@ pub(crate) fn rename(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error("ERR no such key");
     };
     let db = ctx.db;
-    ctx.remove(dst);
+    ctx.delete(dst);
     ctx.put_in(db, dst, entry);
     ctx.touched(src, EventKind::Del);
     ctx.touched(dst, EventKind::Set);
@@ -482,7 +482,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         if !replace {
             return Frame::Integer(0);
         }
-        ctx.remove_in(to, dst);
+        ctx.delete_in(to, dst);
     }
     ctx.put_in(to, dst, entry);
     ctx.touched_in(to, dst, EventKind::Set);
@@ -550,7 +550,7 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame
     else {
         return Frame::error("ERR Bad data format");
     };
-    let deleted = replace && ctx.remove(key).is_some();
+    let deleted = replace && ctx.delete(key);
     let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
     let deadline = if ttl != 0 && !absttl {
         ttl.saturating_add(now)

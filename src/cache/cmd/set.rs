@@ -277,7 +277,7 @@ pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sets = tri!(read_sets(ctx, args.get(2..).unwrap_or_default()));
     let result = combine(sets, op_of(args));
     let n = result.len();
-    let existed = ctx.remove(dst).is_some();
+    let existed = ctx.delete(dst);
     if n > 0 {
         ctx.put_replacing(dst, Value::Set(Box::new(SetValue::from(result))), existed);
         ctx.touched(dst, EventKind::Set);

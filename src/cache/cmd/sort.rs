@@ -244,7 +244,7 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
                 }
             }
             let n = list.len();
-            let existed = ctx.remove(dst).is_some();
+            let existed = ctx.delete(dst);
             if n > 0 {
                 ctx.put_replacing(
                     dst,

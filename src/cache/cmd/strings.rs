@@ -155,7 +155,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             // Redis 7.0 stores it with its past deadline and removes it at the next lookup or
             // expiry cycle, so it publishes `set`, `expire`, then `expired`.
             ctx.notify_new_in(ctx.db, key);
-            if ctx.remove(key).is_some() {
+            if ctx.delete(key) {
                 ctx.touched(key, EventKind::Del);
             }
             ctx.notify(notify::STRING, "set", key);
@@ -238,7 +238,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     };
     if let Some(d) = new_deadline {
         if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) {
-            ctx.remove(key);
+            ctx.delete(key);
             ctx.touched(key, EventKind::Del);
             ctx.notify(notify::GENERIC, "del", key);
         } else {
@@ -259,7 +259,7 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(value) = tri!(get_bytes(ctx, key)).map(Frame::bulk) else {
         return Frame::Null;
     };
-    ctx.remove(key);
+    ctx.delete(key);
     ctx.touched(key, EventKind::Del);
     ctx.notify(notify::GENERIC, "del", key);
     value

@@ -650,7 +650,7 @@ pub(crate) fn store_result(
     event: &'static str,
 ) -> Frame {
     let n = result.len();
-    let existed = ctx.remove(dst).is_some();
+    let existed = ctx.delete(dst);
     if n > 0 {
         result.fit_encoding(inner.zset_listpack());
         ctx.put_replacing(dst, Value::ZSet(Box::new(result)), existed);
