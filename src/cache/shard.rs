@@ -1267,6 +1267,43 @@ mod tests {
     }
 
     #[test]
+    fn delete_releases_what_remove_would_without_returning_the_value() {
+        // An inline string with a deadline, and a boxed value (a set).
+        let fill = |s: &mut Shard| {
+            let mut inline = Entry::new(Value::Str(b"inline value".to_vec()));
+            inline.expire_at_ms = 5_000;
+            s.insert(b"inline", inline);
+            s.insert(
+                b"boxed",
+                Entry::new(Value::Set(Box::new(
+                    [&b"a"[..], b"b"]
+                        .into_iter()
+                        .map(bytes::Bytes::copy_from_slice)
+                        .collect(),
+                ))),
+            );
+        };
+        let (mut deleted, mut removed) = (Shard::new(false), Shard::new(false));
+        fill(&mut deleted);
+        fill(&mut removed);
+        assert!(deleted.used_bytes > 0);
+        assert_eq!(deleted.used_bytes, removed.used_bytes);
+        for key in [&b"inline"[..], b"boxed"] {
+            assert!(deleted.delete(key));
+            assert!(removed.remove(key).is_some());
+            assert_eq!(deleted.used_bytes, removed.used_bytes);
+            assert!(!deleted.delete(key), "deleted twice");
+        }
+        assert_eq!(deleted.used_bytes, 0);
+        assert_eq!(deleted.len(), 0);
+        assert!(deleted.earliest_volatile().is_none(), "deadline kept");
+        assert!(
+            deleted.slab.cells.iter().all(Option::is_none),
+            "boxed value kept"
+        );
+    }
+
+    #[test]
     fn the_lfu_counter_decays_one_per_decay_period_as_redis() {
         let minute = 60_000;
         // Idle for 2 min 59 s with a 1-minute decay time: two periods.
