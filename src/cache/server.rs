@@ -705,9 +705,6 @@ impl Connection {
                             }
                         }
                     }
-                    // Killed (CLIENT KILL, or an overrun pub/sub buffer) while this batch ran.
-                    if kill.is_fired() { break; }
-                    self.note_last_command();
                     if !out.is_empty() {
                         // The reply waits for the other connections with a batch read this
                         // turn (a yielded task runs after them), as Redis writes its replies
@@ -715,6 +712,12 @@ impl Connection {
                         // woken by the first write of the burst, is still awake for the rest,
                         // instead of each write waking it from `epoll_wait` again.
                         tokio::task::yield_now().await;
+                    }
+                    // Killed (CLIENT KILL, or an overrun pub/sub buffer) while this batch ran
+                    // or its reply waited: closed without it, as Redis frees a killed client.
+                    if kill.is_fired() { break; }
+                    self.note_last_command();
+                    if !out.is_empty() {
                         let done = if self.subscribed() > 0 {
                             write_unless_killed(&mut socket, &out, &kill).await
                         } else {
