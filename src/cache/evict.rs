@@ -164,10 +164,21 @@ pub(crate) fn populate(ks: &Keyspace, pool: &mut Pool, scorer: Scorer, samples: 
 }
 
 /// The shards in the bit set `mask` (bit `s`: shard `s`), from shard `start` on, wrapping.
+/// Only the set bits are visited (the mask rotated so that `start` is bit 0, lowest bit
+/// first): an eviction walks every database's mask, and most databases are usually empty.
 fn shards_from(mask: u32, start: usize) -> impl Iterator<Item = usize> {
-    (start..SHARDS)
-        .chain(0..start)
-        .filter(move |&s| mask & (1 << s) != 0)
+    let start = start % SHARDS;
+    let mask = mask & ALL_SHARDS;
+    // `SHARDS` is at most 16 (asserted in keyspace.rs), so neither shift overflows a `u32`.
+    let mut rest = ((mask >> start) | (mask << (SHARDS - start))) & ALL_SHARDS;
+    std::iter::from_fn(move || {
+        if rest == 0 {
+            return None;
+        }
+        let i = rest.trailing_zeros() as usize;
+        rest &= rest - 1;
+        Some((start + i) % SHARDS)
+    })
 }
 
 /// xorshift64* for sampling positions.
@@ -341,6 +352,25 @@ pub(crate) fn sieve_victim(ks: &Keyspace) -> Option<(usize, Box<[u8]>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shards_from_visits_the_set_bits_from_start_wrapping() {
+        for mask in 0..=ALL_SHARDS {
+            for start in 0..SHARDS {
+                let plain: Vec<usize> = (start..SHARDS)
+                    .chain(0..start)
+                    .filter(|&s| mask & (1 << s) != 0)
+                    .collect();
+                assert_eq!(
+                    shards_from(mask, start).collect::<Vec<_>>(),
+                    plain,
+                    "mask {mask:#x} from {start}"
+                );
+            }
+        }
+        // Bits above the shards are not shards.
+        assert_eq!(shards_from(u32::MAX, 3).count(), SHARDS);
+    }
 
     #[test]
     fn the_pool_keeps_the_lowest_scores_in_order() {
