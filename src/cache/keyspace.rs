@@ -518,15 +518,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Removes `key` from the selected database.
+    /// Removes `key` from the selected database and returns its entry (expired entries count
+    /// as absent).
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let db = self.db;
-        self.remove_in(db, key)
-    }
-
-    /// Removes `key` from database `db` (expired entries count as absent).
-    pub(crate) fn remove_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
-        let now = self.now_ms;
+        let (db, now) = (self.db, self.now_ms);
         self.entry_in(db, key, now)?;
         self.shard_in(db, key)?.remove(key)
     }
