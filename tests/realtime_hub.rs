@@ -153,6 +153,53 @@ async fn subscriber_behind_the_replay_buffer_gets_one_resync_then_live_events() 
     assert_eq!(next_id(&mut sub).await, 101);
 }
 
+fn try_id(sub: &mut Subscription) -> Option<u64> {
+    match sub.try_recv()? {
+        Delivery::Event(e) => Some(e.id()),
+        Delivery::Resync { head } => panic!("unexpected resync at {head}"),
+    }
+}
+
+#[test]
+fn try_recv_takes_what_is_queued_and_never_waits() {
+    let hub = hub(16);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    assert!(sub.try_recv().is_none(), "nothing published yet");
+    for n in 0..3 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    assert_eq!(
+        std::iter::from_fn(|| try_id(&mut sub)).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(sub.try_recv().is_none());
+}
+
+#[test]
+fn try_recv_recovers_lag_from_the_replay_buffer_or_asks_for_resync() {
+    let hub = hub(4096);
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    let total = u64::try_from(SUBSCRIBER_QUEUE_EVENTS_MAX * 4).unwrap();
+    for n in 0..total {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    let got: Vec<u64> = std::iter::from_fn(|| try_id(&mut sub)).collect();
+    assert_eq!(got, (1..=total).collect::<Vec<_>>(), "no gap, no duplicate");
+
+    let hub = hub_fresh();
+    let mut sub = hub.subscribe("orders", None).unwrap();
+    for n in 0..100 {
+        hub.publish("orders", "E", json!(n), None).unwrap();
+    }
+    match sub.try_recv() {
+        Some(Delivery::Resync { head }) => assert_eq!(head, 100),
+        other => panic!("expected resync, got {other:?}"),
+    }
+    assert!(sub.try_recv().is_none());
+    hub.publish("orders", "E", json!(100), None).unwrap();
+    assert_eq!(try_id(&mut sub), Some(101));
+}
+
 #[tokio::test]
 async fn exclusion_and_pusher_frame_travel_with_the_event() {
     let hub = hub(16);

@@ -17,12 +17,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use bytes::Bytes;
 use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -88,29 +89,100 @@ fn check_open_channel(channel: &str) -> Result<(), ApiError> {
 /// client library would act on them.
 const RESERVED_EVENT_PREFIXES: [&str; 2] = ["pusher:", "pusher_internal:"];
 
+/// Most bytes of events put in one body chunk of a stream: the events already queued when the
+/// stream wakes go out in one write, up to about this much (the event that crosses it is the
+/// chunk's last).
+const SSE_CHUNK_BYTES: usize = 64 * 1024;
+
+/// The keep-alive comment, as `axum`'s `KeepAlive::text("keepalive")` writes it.
+const KEEP_ALIVE: &[u8] = b": keepalive\n\n";
+
+/// Appends one SSE event as `axum`'s `Event` writes it: `id:` when given, `event:`, then `data:`
+/// (a `data:` line after every `\n` or `\r` of the text, so a multi-line payload stays one
+/// event; no `data:` at all for empty data), then the empty line that ends the event. Names and
+/// ids have no line breaks (the hub checks event names).
+fn push_event(out: &mut Vec<u8>, id: Option<EventId>, name: &str, data: &str) {
+    if let Some(id) = id {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(id.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b'\n');
+    let data = data.as_bytes();
+    if !data.is_empty() {
+        out.extend_from_slice(b"data: ");
+        let mut start = 0;
+        for end in memchr::memchr2_iter(b'\n', b'\r', data) {
+            out.extend_from_slice(data.get(start..=end).unwrap_or_default());
+            out.extend_from_slice(b"data: ");
+            start = end + 1;
+        }
+        out.extend_from_slice(data.get(start..).unwrap_or_default());
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}
+
 /// The `resync` event: the client must refetch, then follows events after `head`.
-fn resync_event(requested: Option<EventId>, head: EventId) -> SseEvent {
+fn push_resync(out: &mut Vec<u8>, requested: Option<EventId>, head: EventId) {
     let data = json!({"reason": "events after last_event_id are no longer buffered", "last_event_id": requested, "head": head});
-    SseEvent::default()
-        .id(head.to_string())
-        .event("resync")
-        .data(data.to_string())
+    push_event(out, Some(head), "resync", &data.to_string());
 }
 
 /// The `live` marker: the `replayed` events before it were the backlog; what follows is live.
-fn live_event(replayed: usize) -> SseEvent {
-    SseEvent::default()
-        .event("live")
-        .data(json!({ "replayed": replayed }).to_string())
+fn push_live(out: &mut Vec<u8>, replayed: usize) {
+    push_event(
+        out,
+        None,
+        "live",
+        &json!({ "replayed": replayed }).to_string(),
+    );
 }
 
-/// Where a `?recent=` stream is in its backlog.
+/// A stream's subscription and where it is in its backlog.
 #[derive(Debug)]
-struct Backlog {
-    /// Replayed events still to send before the marker.
+struct Feed {
+    /// The hub subscription.
+    sub: realtime::Subscription,
+    /// Replayed events still to send before the `live` marker.
     left: usize,
-    /// The `live` marker, until sent.
-    marker: Option<SseEvent>,
+    /// The `live` marker still to be sent (`?recent=` streams), with the replayed count.
+    marker: Option<usize>,
+}
+
+impl Feed {
+    /// Appends `delivery`, and the `live` marker right after the last replayed event.
+    fn push(&mut self, out: &mut Vec<u8>, delivery: &Delivery) {
+        match delivery {
+            Delivery::Event(e) => push_event(out, Some(e.id()), e.name(), e.data()),
+            Delivery::Resync { head } => push_resync(out, None, *head),
+        }
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0
+            && let Some(replayed) = self.marker.take()
+        {
+            push_live(out, replayed);
+        }
+    }
+
+    /// The next body chunk: the next delivery and every one already queued behind it, up to
+    /// [`SSE_CHUNK_BYTES`]; a keep-alive comment when nothing comes for `keep_alive`.
+    async fn chunk(&mut self, keep_alive: Duration) -> Bytes {
+        let Ok(first) = tokio::time::timeout(keep_alive, self.sub.recv()).await else {
+            return Bytes::from_static(KEEP_ALIVE);
+        };
+        let mut out = Vec::new();
+        self.push(&mut out, &first);
+        while out.len() < SSE_CHUNK_BYTES {
+            let Some(next) = self.sub.try_recv() else {
+                break;
+            };
+            self.push(&mut out, &next);
+        }
+        Bytes::from(out)
+    }
 }
 
 /// Query of `GET /realtime/{channel}`.
@@ -163,57 +235,52 @@ async fn stream(
         Err(e) => return client_error(&e).into_response(),
     };
     let config = &state.engine.config().realtime;
-    let mut first = vec![SseEvent::default().retry(Duration::from_millis(config.sse_retry_ms))];
+    // `retry:` as axum's `Event::retry` writes it (whole milliseconds).
+    let mut first = format!("retry: {}\n\n", config.sse_retry_ms).into_bytes();
     if let Start::Resync { requested, head } = sub.start() {
-        first.push(resync_event(Some(requested), head));
+        push_resync(&mut first, Some(requested), head);
     }
     // The first `replayed` deliveries are the backlog (replay comes before live events).
     let replayed = match sub.start() {
         Start::Replayed { count } => count,
         Start::Live | Start::Resync { .. } => 0,
     };
-    let mut marker = query.recent.is_some().then(|| live_event(replayed));
-    if replayed == 0 {
-        first.extend(marker.take());
+    let mut marker = query.recent.is_some().then_some(replayed);
+    if replayed == 0
+        && let Some(count) = marker.take()
+    {
+        push_live(&mut first, count);
     }
     let open = GaugeGuard::new(
         &state,
         "streamcache_realtime_sse_streams",
         "Open SSE streams on /realtime",
     );
-    let backlog = Backlog {
+    let feed = Feed {
+        sub,
         left: replayed,
         marker,
     };
+    let keep_alive = Duration::from_millis(config.sse_keepalive_ms);
+    // The gauge unit and the hub's connection slot are held as long as the stream lives.
     let live = futures::stream::unfold(
-        (sub, backlog, open, slot),
-        |(mut sub, mut backlog, open, slot)| async move {
-            if backlog.left == 0
-                && let Some(marker) = backlog.marker.take()
-            {
-                return Some((marker, (sub, backlog, open, slot)));
-            }
-            let event = match sub.recv().await {
-                Delivery::Event(e) => SseEvent::default()
-                    .id(e.id().to_string())
-                    .event(e.name())
-                    .data(e.data()),
-                Delivery::Resync { head } => resync_event(None, head),
-            };
-            backlog.left = backlog.left.saturating_sub(1);
-            Some((event, (sub, backlog, open, slot)))
+        (feed, open, slot),
+        move |(mut feed, open, slot)| async move {
+            let chunk = feed.chunk(keep_alive).await;
+            Some((chunk, (feed, open, slot)))
         },
     );
     let mut shutdown = state.shutdown.clone();
-    let events = futures::stream::iter(first)
+    let chunks = futures::stream::once(std::future::ready(Bytes::from(first)))
         .chain(live)
         .map(Ok::<_, Infallible>)
         .take_until(async move { shutdown.wait().await });
-    let keep_alive = KeepAlive::new()
-        .interval(Duration::from_millis(config.sse_keepalive_ms))
-        .text("keepalive");
-    let mut resp = Sse::new(events).keep_alive(keep_alive).into_response();
+    let mut resp = Body::from_stream(chunks).into_response();
     let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
@@ -269,4 +336,129 @@ async fn publish(
         .map_err(|e| client_error(&e))?;
     let_subscribers_write_first().await;
     Ok(Json(json!({"id": id})))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use axum::response::IntoResponse as _;
+    use axum::response::sse::{Event as AxumEvent, KeepAlive, Sse};
+    use http_body_util::BodyExt as _;
+    use serde_json::json;
+
+    use super::{Feed, KEEP_ALIVE, SSE_CHUNK_BYTES, push_event};
+    use crate::realtime::{Hub, RealtimeConfig};
+
+    /// The bytes axum's `Sse` writes for `event`.
+    async fn axum_bytes(event: AxumEvent) -> Vec<u8> {
+        let events = futures::stream::iter([Ok::<_, Infallible>(event)]);
+        let body = Sse::new(events).into_response().into_body();
+        body.collect().await.unwrap().to_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn events_are_written_as_axum_writes_them() {
+        for data in [
+            "{\"a\":1}",
+            "",
+            "two\nlines",
+            "cr\ronly\r\nboth\n",
+            "é ✓ \"q\"",
+        ] {
+            let mut ours = Vec::new();
+            push_event(&mut ours, Some(7), "NewOrder", data);
+            let theirs = AxumEvent::default().id("7").event("NewOrder").data(data);
+            assert_eq!(ours, axum_bytes(theirs).await, "{data:?}");
+            let mut ours = Vec::new();
+            push_event(&mut ours, None, "live", data);
+            let theirs = AxumEvent::default().event("live").data(data);
+            assert_eq!(ours, axum_bytes(theirs).await, "{data:?}");
+        }
+        let retry = AxumEvent::default().retry(Duration::from_millis(2000));
+        assert_eq!(b"retry: 2000\n\n".to_vec(), axum_bytes(retry).await);
+        let keep_alive = KeepAlive::new().text("keepalive");
+        let stream = futures::stream::pending::<Result<AxumEvent, Infallible>>();
+        let mut body = Sse::new(stream)
+            .keep_alive(keep_alive.interval(Duration::from_millis(1)))
+            .into_response()
+            .into_body();
+        let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(frame.as_ref(), KEEP_ALIVE);
+    }
+
+    fn feed(hub: &Hub, left: usize, marker: Option<usize>) -> Feed {
+        Feed {
+            sub: hub.subscribe("orders", None).unwrap(),
+            left,
+            marker,
+        }
+    }
+
+    fn text(events: &[(u64, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (id, data) in events {
+            push_event(&mut out, Some(*id), "E", data);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn queued_events_go_out_in_one_chunk() {
+        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let mut feed = feed(&hub, 0, None);
+        for n in 1..=3 {
+            hub.publish("orders", "E", json!(n), None).unwrap();
+        }
+        let chunk = feed.chunk(Duration::from_secs(60)).await;
+        assert_eq!(chunk.as_ref(), text(&[(1, "1"), (2, "2"), (3, "3")]));
+        hub.publish("orders", "E", json!(4), None).unwrap();
+        let chunk = feed.chunk(Duration::from_secs(60)).await;
+        assert_eq!(chunk.as_ref(), text(&[(4, "4")]));
+    }
+
+    #[tokio::test]
+    async fn a_chunk_ends_with_the_event_that_crosses_its_size() {
+        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let mut feed = feed(&hub, 0, None);
+        let big = "x".repeat(9000);
+        let data = json!(big).to_string();
+        let events = 2 * SSE_CHUNK_BYTES / data.len();
+        for _ in 0..events {
+            hub.publish("orders", "E", json!(big), None).unwrap();
+        }
+        let mut one = Vec::new();
+        push_event(&mut one, Some(1), "E", &data);
+        let per_chunk = SSE_CHUNK_BYTES.div_ceil(one.len());
+        let mut sent = 0;
+        while sent < events {
+            let chunk = feed.chunk(Duration::from_secs(60)).await;
+            let n = chunk.windows(4).filter(|w| w == b"id: ").count();
+            assert_eq!(n, per_chunk.min(events - sent), "chunk after {sent}");
+            sent += n;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_live_marker_follows_the_last_replayed_event_in_the_same_chunk() {
+        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let mut feed = feed(&hub, 2, Some(2));
+        for n in 1..=3 {
+            hub.publish("orders", "E", json!(n), None).unwrap();
+        }
+        let chunk = feed.chunk(Duration::from_secs(60)).await;
+        let mut want = text(&[(1, "1"), (2, "2")]);
+        push_event(&mut want, None, "live", "{\"replayed\":2}");
+        want.extend(text(&[(3, "3")]));
+        assert_eq!(chunk.as_ref(), want);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_gets_a_keep_alive_comment() {
+        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let mut feed = feed(&hub, 0, None);
+        let chunk = feed.chunk(Duration::from_secs(15)).await;
+        assert_eq!(chunk.as_ref(), KEEP_ALIVE);
+    }
 }

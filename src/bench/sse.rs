@@ -39,30 +39,31 @@ impl Parser {
     /// A line longer than [`SSE_LINE_BYTES_MAX`].
     pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<NewOrder>) -> Result<(), String> {
         let mut rest = bytes;
-        while !rest.is_empty() {
-            let (part, complete) = match rest.iter().position(|&b| b == b'\n') {
-                Some(at) => (rest.get(..at).unwrap_or_default(), true),
-                None => (rest, false),
-            };
-            rest = rest
-                .get(part.len() + usize::from(complete)..)
-                .unwrap_or_default();
+        loop {
+            let at = memchr::memchr(b'\n', rest);
+            let part = rest.get(..at.unwrap_or(rest.len())).unwrap_or_default();
             if self.line.len() + part.len() > SSE_LINE_BYTES_MAX {
                 return Err(format!(
                     "an SSE line is longer than {SSE_LINE_BYTES_MAX} bytes"
                 ));
             }
-            self.line.extend_from_slice(part);
-            if !complete {
-                continue;
+            let Some(at) = at else {
+                self.line.extend_from_slice(part);
+                return Ok(());
+            };
+            rest = rest.get(at + 1..).unwrap_or_default();
+            if self.line.is_empty() {
+                // A line that is whole in this frame is read where it lies.
+                self.handle_line(part, out);
+            } else {
+                // The line buffer keeps its capacity from line to line.
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(part);
+                self.handle_line(&line, out);
+                line.clear();
+                self.line = line;
             }
-            // The line buffer keeps its capacity from line to line.
-            let mut line = std::mem::take(&mut self.line);
-            self.handle_line(&line, out);
-            line.clear();
-            self.line = line;
         }
-        Ok(())
     }
 
     /// Handles one complete line (without its `\n`).
@@ -104,9 +105,7 @@ pub(crate) fn json_u64_field(json: &[u8], field: &[u8]) -> Option<u64> {
     needle.push(b'"');
     needle.extend_from_slice(field);
     needle.extend_from_slice(b"\":");
-    let at = json
-        .windows(needle.len())
-        .position(|w| w == needle.as_slice())?;
+    let at = memchr::memmem::find(json, &needle)?;
     let rest = json.get(at + needle.len()..)?.trim_ascii_start();
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(rest.get(..digits)?).ok()?.parse().ok()
@@ -226,25 +225,29 @@ mod tests {
     #[test]
     fn parser_keeps_new_orders_across_chunk_boundaries() {
         let text = b"retry: 1000\n\nid: 1\nevent: NewOrder\ndata: {\"orderNumber\":10100,\"customerNumber\":103,\"orderLines\":[{\"orderLineNumber\":1}]}\n\nid: 2\nevent: Other\ndata: {\"orderNumber\":5}\n\nevent: resync\ndata: {}\n\nid: 3\r\nevent: NewOrder\r\ndata: {\"orderNumber\": 10101}\r\n\r\n";
-        let mut parser = Parser::default();
-        let mut out = Vec::new();
-        for chunk in text.chunks(7) {
-            parser.push(chunk, &mut out).unwrap();
+        // Lines split over frames (buffered) and lines whole in one frame (read in place).
+        for size in [1, 7, 64, text.len()] {
+            let mut parser = Parser::default();
+            let mut out = Vec::new();
+            for chunk in text.chunks(size) {
+                parser.push(chunk, &mut out).unwrap();
+            }
+            assert_eq!(
+                out,
+                vec![
+                    NewOrder {
+                        order_number: 10100,
+                        customer_number: Some(103)
+                    },
+                    NewOrder {
+                        order_number: 10101,
+                        customer_number: None
+                    },
+                ],
+                "frames of {size} bytes"
+            );
+            assert_eq!(parser.resyncs, 1);
         }
-        assert_eq!(
-            out,
-            vec![
-                NewOrder {
-                    order_number: 10100,
-                    customer_number: Some(103)
-                },
-                NewOrder {
-                    order_number: 10101,
-                    customer_number: None
-                },
-            ]
-        );
-        assert_eq!(parser.resyncs, 1);
     }
 
     #[test]

@@ -254,39 +254,74 @@ impl Subscription {
                 self.last_id = event.id;
                 return Delivery::Event(event);
             }
-            match self.rx.recv().await {
-                Ok(event) if event.id > self.last_id => {
-                    self.last_id = event.id;
-                    return Delivery::Event(event);
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let state = self.channel.lock();
-                    if let Some(events) = Channel::replay_after(&state, self.last_id) {
-                        tracing::debug!(
-                            missed,
-                            recovered = events.len(),
-                            "subscriber lag recovered from the replay buffer"
-                        );
-                        self.pending.extend(events);
-                    } else {
-                        let head = state.head;
-                        drop(state);
-                        tracing::warn!(
-                            missed,
-                            head,
-                            "subscriber fell behind the replay buffer; asking it to resync"
-                        );
-                        self.last_id = head;
-                        return Delivery::Resync { head };
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    // Unreachable while `channel` holds the sender; report it as a gap.
-                    let head = self.channel.lock().head;
+            let received = match self.rx.recv().await {
+                Ok(event) => Ok(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => Err(Some(missed)),
+                Err(broadcast::error::RecvError::Closed) => Err(None),
+            };
+            if let Some(delivery) = self.take(received) {
+                return delivery;
+            }
+        }
+    }
+
+    /// [`Subscription::recv`] without waiting: the next delivery if one is ready, else `None`.
+    /// Used to write what is already queued together with the delivery that woke the reader.
+    pub fn try_recv(&mut self) -> Option<Delivery> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.last_id = event.id;
+                return Some(Delivery::Event(event));
+            }
+            let received = match self.rx.try_recv() {
+                Ok(event) => Ok(event),
+                Err(broadcast::error::TryRecvError::Empty) => return None,
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => Err(Some(missed)),
+                Err(broadcast::error::TryRecvError::Closed) => Err(None),
+            };
+            if let Some(delivery) = self.take(received) {
+                return Some(delivery);
+            }
+        }
+    }
+
+    /// One result of the live queue: an event (`None` when it is a duplicate), a lag of
+    /// `Some(missed)` events (refilled from the replay buffer, `None` then, or a resync), or
+    /// `None` for a closed queue (reported as a gap).
+    fn take(&mut self, received: Result<Arc<Event>, Option<u64>>) -> Option<Delivery> {
+        match received {
+            Ok(event) if event.id > self.last_id => {
+                self.last_id = event.id;
+                Some(Delivery::Event(event))
+            }
+            Ok(_) => None,
+            Err(Some(missed)) => {
+                let state = self.channel.lock();
+                if let Some(events) = Channel::replay_after(&state, self.last_id) {
+                    tracing::debug!(
+                        missed,
+                        recovered = events.len(),
+                        "subscriber lag recovered from the replay buffer"
+                    );
+                    self.pending.extend(events);
+                    None
+                } else {
+                    let head = state.head;
+                    drop(state);
+                    tracing::warn!(
+                        missed,
+                        head,
+                        "subscriber fell behind the replay buffer; asking it to resync"
+                    );
                     self.last_id = head;
-                    return Delivery::Resync { head };
+                    Some(Delivery::Resync { head })
                 }
+            }
+            Err(None) => {
+                // Unreachable while `channel` holds the sender; report it as a gap.
+                let head = self.channel.lock().head;
+                self.last_id = head;
+                Some(Delivery::Resync { head })
             }
         }
     }
