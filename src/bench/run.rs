@@ -3,6 +3,7 @@
 //! over several connections as fast as the server answers, for a fixed time), each with its
 //! own SSE listener; plus the cache reader of the paced runs.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use super::stats::{Latencies, match_orders};
 use super::{
     BATCHED_QUEUE_CAPACITY, CACHE_QUEUE_CAPACITY, CACHE_READS_MAX, CACHE_REPLY_BYTES_MAX,
     DRAIN_TIMEOUT_MS, E2eOptions, Error, MAX_RUN_BATCH, MAX_RUN_CONNECTIONS, ORDERS_PER_RUN_MAX,
-    PACED_CONNECTIONS, PACED_QUEUE_CAPACITY, REQUEST_TIMEOUT_MS,
+    PACED_CONNECTIONS, PACED_QUEUE_CAPACITY, PREPARED_BODY_BYTES_MAX, REQUEST_TIMEOUT_MS,
 };
 use crate::clock::SharedClock;
 use crate::loadgen::{
@@ -79,6 +80,52 @@ struct Produced {
     last_error: Option<String>,
 }
 
+/// One produce request: the numbers of the orders it carries and its encoded body.
+#[derive(Debug)]
+struct Request {
+    numbers: Vec<u64>,
+    body: Bytes,
+}
+
+impl Request {
+    fn new(orders: &[Order]) -> Self {
+        Self {
+            numbers: orders.iter().map(Order::number).collect(),
+            body: encode_produce_body(orders),
+        }
+    }
+
+    /// A request of the generator's next `n` orders.
+    fn generate(generator: &Mutex<OrderGenerator>, n: u64) -> Self {
+        let orders: Vec<Order> = {
+            let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
+            (0..n).map(|_| generator.next_record()).collect()
+        };
+        Self::new(&orders)
+    }
+}
+
+/// The first requests of a batched run of `total` orders in requests of `batch`, made before
+/// its clock starts so that encoding them does not take the cores from the server during the
+/// run: as many as fit in `bytes_max` of bodies (the request that crosses it included). Returns
+/// them and the orders they carry; the rest are made on schedule.
+fn prepare(
+    generator: &Mutex<OrderGenerator>,
+    total: u64,
+    batch: u64,
+    bytes_max: usize,
+) -> (VecDeque<Request>, u64) {
+    let mut prepared = VecDeque::new();
+    let (mut orders, mut bytes) = (0u64, 0usize);
+    while orders < total && bytes < bytes_max {
+        let request = Request::generate(generator, batch.min(total - orders));
+        orders += request.numbers.len() as u64;
+        bytes += request.body.len();
+        prepared.push_back(request);
+    }
+    (prepared, orders)
+}
+
 impl Produced {
     fn merge(&mut self, other: Self) {
         self.sent.extend(other.sent);
@@ -91,18 +138,17 @@ impl Produced {
         }
     }
 
-    /// Sends `orders` in one request (opening the connection if needed) and books the outcome.
-    /// Returns whether the whole request was acknowledged.
+    /// Sends `request` (opening the connection if needed) and books the outcome. Returns
+    /// whether the whole request was acknowledged.
     async fn send(
         &mut self,
         connection: &mut Option<Connection>,
         endpoint: &Endpoint,
-        orders: &[Order],
+        request: Request,
         clock: &SharedClock,
     ) -> bool {
-        let numbers: Vec<u64> = orders.iter().map(Order::number).collect();
-        let body: Bytes = encode_produce_body(orders);
-        let records = orders.len() as u64;
+        let Request { numbers, body } = request;
+        let records = numbers.len() as u64;
         let send_ns = clock.monotonic_ns();
         let outcome = async {
             let c = match connection.as_mut() {
@@ -125,7 +171,7 @@ impl Produced {
                     self.last_error = error;
                 }
                 // Only a fully acknowledged request says which orders were stored.
-                let whole = failed == 0 && numbers.len() as u64 == records;
+                let whole = failed == 0;
                 if whole {
                     self.sent.extend(numbers.into_iter().map(|n| (n, send_ns)));
                 }
@@ -168,7 +214,7 @@ fn paced_connections(
     clock: &SharedClock,
     count: usize,
     capacity: usize,
-) -> (Vec<mpsc::Sender<Vec<Order>>>, Vec<JoinHandle<Produced>>) {
+) -> (Vec<mpsc::Sender<Request>>, Vec<JoinHandle<Produced>>) {
     (0..count)
         .map(|_| {
             let (tx, rx) = mpsc::channel(capacity);
@@ -182,14 +228,14 @@ fn paced_connections(
 /// [`MAX_RUN_BATCH`] in a batched one) in its own request.
 async fn paced_connection(
     endpoint: Endpoint,
-    mut queue: mpsc::Receiver<Vec<Order>>,
+    mut queue: mpsc::Receiver<Request>,
     clock: SharedClock,
 ) -> Produced {
     let mut produced = Produced::default();
     let mut connection = None;
-    while let Some(orders) = queue.recv().await {
+    while let Some(request) = queue.recv().await {
         produced
-            .send(&mut connection, &endpoint, &orders, &clock)
+            .send(&mut connection, &endpoint, request, &clock)
             .await;
     }
     if let Some(c) = connection {
@@ -214,14 +260,9 @@ async fn max_connection(
         && produced.acknowledged + produced.failed < orders_max
         && failures_in_a_row < CONSECUTIVE_FAILURES_MAX
     {
-        let orders: Vec<Order> = {
-            let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
-            (0..MAX_RUN_BATCH)
-                .map(|_| generator.next_record())
-                .collect()
-        };
+        let request = Request::generate(&generator, MAX_RUN_BATCH as u64);
         if produced
-            .send(&mut connection, &endpoint, &orders, &clock)
+            .send(&mut connection, &endpoint, request, &clock)
             .await
         {
             failures_in_a_row = 0;
@@ -337,7 +378,7 @@ async fn paced(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .next_record();
-        if queue.send(vec![order]).await.is_err() {
+        if queue.send(Request::new(&[order])).await.is_err() {
             tracing::warn!(order = i, "a paced connection stopped early");
             break;
         }
@@ -372,6 +413,7 @@ async fn batched(
 ) -> Result<RunReport, Error> {
     let total = rate.saturating_mul(seconds).min(ORDERS_PER_RUN_MAX);
     let batch = MAX_RUN_BATCH as u64;
+    let (mut prepared, _) = prepare(generator, total, batch, PREPARED_BODY_BYTES_MAX);
     let mut listener = listen(target, clock, total, None).await?;
     let (queues, tasks) =
         paced_connections(target, clock, MAX_RUN_CONNECTIONS, BATCHED_QUEUE_CAPACITY);
@@ -386,12 +428,12 @@ async fn batched(
             break;
         }
         ticker.tick().await;
-        let n = batch.min(total - queued);
-        let orders: Vec<Order> = {
-            let mut generator = generator.lock().unwrap_or_else(PoisonError::into_inner);
-            (0..n).map(|_| generator.next_record()).collect()
+        let request = match prepared.pop_front() {
+            Some(request) => request,
+            None => Request::generate(generator, batch.min(total - queued)),
         };
-        if queue.send(orders).await.is_err() {
+        let n = request.numbers.len() as u64;
+        if queue.send(request).await.is_err() {
             tracing::warn!(order = queued, "a batched connection stopped early");
             break;
         }
@@ -514,5 +556,47 @@ fn report(
         cache: Latencies::from_samples(reads.latencies_ns),
         cache_misses: reads.misses,
         last_error: produced.last_error.or(reads.last_error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::{Request, prepare};
+    use crate::clock::ManualClock;
+    use crate::loadgen::OrderGenerator;
+
+    fn generator() -> Mutex<OrderGenerator> {
+        Mutex::new(OrderGenerator::new(7, Arc::new(ManualClock::new(1_000))))
+    }
+
+    #[test]
+    fn prepared_requests_are_the_requests_the_schedule_would_make() {
+        let made = generator();
+        let (prepared, orders) = prepare(&made, 1_250, 500, usize::MAX);
+        assert_eq!(orders, 1_250);
+        let on_schedule = generator();
+        let sizes: Vec<usize> = prepared.iter().map(|r| r.numbers.len()).collect();
+        assert_eq!(sizes, vec![500, 500, 250]);
+        for request in &prepared {
+            let same = Request::generate(&on_schedule, request.numbers.len() as u64);
+            assert_eq!(request.numbers, same.numbers);
+            assert_eq!(request.body, same.body);
+        }
+    }
+
+    #[test]
+    fn preparing_stops_at_the_request_that_crosses_the_byte_budget() {
+        let (one, _) = prepare(&generator(), 500, 500, usize::MAX);
+        let first = one.front().map_or(0, |r| r.body.len());
+        // A budget the first body reaches: that one request.
+        let (prepared, orders) = prepare(&generator(), 2_000, 500, first);
+        assert_eq!((prepared.len(), orders), (1, 500));
+        // One byte more: the second request crosses it and is the last.
+        let (prepared, orders) = prepare(&generator(), 2_000, 500, first + 1);
+        assert_eq!((prepared.len(), orders), (2, 1_000));
+        let (prepared, orders) = prepare(&generator(), 2_000, 500, 0);
+        assert_eq!((prepared.len(), orders), (0, 0));
     }
 }
