@@ -88,6 +88,7 @@ struct Request {
 }
 
 impl Request {
+    /// The request carrying `orders`, encoded as `streamcache produce` encodes it.
     fn new(orders: &[Order]) -> Self {
         Self {
             numbers: orders.iter().map(Order::number).collect(),
