@@ -285,9 +285,9 @@ impl Subscription {
         }
     }
 
-    /// One result of the live queue: an event (`None` when it is a duplicate), a lag of
-    /// `Some(missed)` events (refilled from the replay buffer, `None` then, or a resync), or
-    /// `None` for a closed queue (reported as a gap).
+    /// Turns one read of the live queue into a delivery: `Ok` is an event (`None` for a
+    /// duplicate); `Err(Some(missed))` a lag, refilled from the replay buffer (`None`: the events
+    /// are now pending) or else one resync; `Err(None)` a closed queue, reported as a gap.
     fn take(&mut self, received: Result<Arc<Event>, Option<u64>>) -> Option<Delivery> {
         match received {
             Ok(event) if event.id > self.last_id => {
