@@ -14,6 +14,7 @@
 //! publish the Pusher protocol's own event names (`pusher:…`, `pusher_internal:…`; 400).
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,9 +104,8 @@ const KEEP_ALIVE: &[u8] = b": keepalive\n\n";
 /// ids have no line breaks (the hub checks event names).
 fn push_event(out: &mut Vec<u8>, id: Option<EventId>, name: &str, data: &str) {
     if let Some(id) = id {
-        out.extend_from_slice(b"id: ");
-        out.extend_from_slice(id.to_string().as_bytes());
-        out.push(b'\n');
+        // Writing into a `Vec` cannot fail.
+        let _ = writeln!(out, "id: {id}");
     }
     out.extend_from_slice(b"event: ");
     out.extend_from_slice(name.as_bytes());

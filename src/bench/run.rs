@@ -108,14 +108,14 @@ impl Request {
 
 /// The first requests of a batched run of `total` orders in requests of `batch`, made before
 /// its clock starts so that encoding them does not take the cores from the server during the
-/// run: as many as fit in `bytes_max` of bodies (the request that crosses it included). Returns
-/// them and the orders they carry; the rest are made on schedule.
+/// run: as many as fit in `bytes_max` of bodies (the request that crosses it included); the
+/// rest are made on schedule.
 fn prepare(
     generator: &Mutex<OrderGenerator>,
     total: u64,
     batch: u64,
     bytes_max: usize,
-) -> (VecDeque<Request>, u64) {
+) -> VecDeque<Request> {
     let mut prepared = VecDeque::new();
     let (mut orders, mut bytes) = (0u64, 0usize);
     while orders < total && bytes < bytes_max {
@@ -124,7 +124,7 @@ fn prepare(
         bytes += request.body.len();
         prepared.push_back(request);
     }
-    (prepared, orders)
+    prepared
 }
 
 impl Produced {
@@ -414,7 +414,7 @@ async fn batched(
 ) -> Result<RunReport, Error> {
     let total = rate.saturating_mul(seconds).min(ORDERS_PER_RUN_MAX);
     let batch = MAX_RUN_BATCH as u64;
-    let (mut prepared, _) = prepare(generator, total, batch, PREPARED_BODY_BYTES_MAX);
+    let mut prepared = prepare(generator, total, batch, PREPARED_BODY_BYTES_MAX);
     let mut listener = listen(target, clock, total, None).await?;
     let (queues, tasks) =
         paced_connections(target, clock, MAX_RUN_CONNECTIONS, BATCHED_QUEUE_CAPACITY);
@@ -562,6 +562,7 @@ fn report(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
 
     use super::{Request, prepare};
@@ -575,8 +576,8 @@ mod tests {
     #[test]
     fn prepared_requests_are_the_requests_the_schedule_would_make() {
         let made = generator();
-        let (prepared, orders) = prepare(&made, 1_250, 500, usize::MAX);
-        assert_eq!(orders, 1_250);
+        let prepared = prepare(&made, 1_250, 500, usize::MAX);
+        assert_eq!(counts(&prepared).1, 1_250);
         let on_schedule = generator();
         let sizes: Vec<usize> = prepared.iter().map(|r| r.numbers.len()).collect();
         assert_eq!(sizes, vec![500, 500, 250]);
@@ -587,17 +588,23 @@ mod tests {
         }
     }
 
+    /// Requests and orders of a preparation.
+    fn counts(prepared: &VecDeque<Request>) -> (usize, usize) {
+        let orders = prepared.iter().map(|r| r.numbers.len()).sum();
+        (prepared.len(), orders)
+    }
+
     #[test]
     fn preparing_stops_at_the_request_that_crosses_the_byte_budget() {
-        let (one, _) = prepare(&generator(), 500, 500, usize::MAX);
+        let one = prepare(&generator(), 500, 500, usize::MAX);
         let first = one.front().map_or(0, |r| r.body.len());
         // A budget the first body reaches: that one request.
-        let (prepared, orders) = prepare(&generator(), 2_000, 500, first);
-        assert_eq!((prepared.len(), orders), (1, 500));
+        let prepared = prepare(&generator(), 2_000, 500, first);
+        assert_eq!(counts(&prepared), (1, 500));
         // One byte more: the second request crosses it and is the last.
-        let (prepared, orders) = prepare(&generator(), 2_000, 500, first + 1);
-        assert_eq!((prepared.len(), orders), (2, 1_000));
-        let (prepared, orders) = prepare(&generator(), 2_000, 500, 0);
-        assert_eq!((prepared.len(), orders), (0, 0));
+        let prepared = prepare(&generator(), 2_000, 500, first + 1);
+        assert_eq!(counts(&prepared), (2, 1_000));
+        let prepared = prepare(&generator(), 2_000, 500, 0);
+        assert_eq!(counts(&prepared), (0, 0));
     }
 }

@@ -1015,11 +1015,6 @@ impl Shard {
     /// Removes `key`, returning its entry.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let hash = self.hash(key);
-        self.remove_hashed(key, hash)
-    }
-
-    /// [`Shard::remove`] with the key's hash already computed.
-    fn remove_hashed(&mut self, key: &[u8], hash: u64) -> Option<Entry> {
         let (slot, boxed) = self.unlink_hashed(key, hash)?;
         Some(Entry {
             value: boxed.map_or_else(|| Value::Str(slot.tail().to_vec()), |b| b.value),

@@ -250,9 +250,8 @@ impl Subscription {
     /// still holds them, otherwise [`Delivery::Resync`] is returned once.
     pub async fn recv(&mut self) -> Delivery {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                self.last_id = event.id;
-                return Delivery::Event(event);
+            if let Some(delivery) = self.try_recv() {
+                return delivery;
             }
             let received = match self.rx.recv().await {
                 Ok(event) => Ok(event),
