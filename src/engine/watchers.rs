@@ -7,8 +7,9 @@
 //!
 //! An event is not converted to JSON whole: watchers route on a [`View`] that holds only the
 //! fields they read (namespace, filter paths, `documentKey`), and an unprojected `fullDocument`
-//! payload is written as relaxed Extended JSON text straight from BSON ([`write_relaxed_raw`]),
-//! the same text as converting it to a JSON value and serialising that. The stream splits
+//! payload is written as relaxed Extended JSON text straight from BSON ([`write_relaxed_json`],
+//! [`write_relaxed_raw`] for the rare types), the same text as converting it to a JSON value and
+//! serialising that. The stream splits
 //! its events ([`ChangeStream::split_full_documents`]): a `fullDocument` that is the stored
 //! post-image arrives as raw BSON, is never decoded into a document, and both the view and the
 //! payload text are read from its bytes ([`View::reduce_raw`], [`write_relaxed_raw`]).
@@ -24,6 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::history::{
     ChangeStream, FullDocument, History, SplitEvent, WatchOptions, WatchScope, raw_value,
+    write_relaxed_json,
 };
 use crate::realtime::{Hub, PayloadField, Watcher};
 use crate::shutdown::ShutdownSignal;
@@ -233,10 +235,16 @@ fn raw_to_relaxed(value: RawBsonRef<'_>) -> bson::error::Result<Value> {
     Ok(raw_value(value)?.into_relaxed_extjson())
 }
 
-/// [`relaxed_text`] of a raw document: the same text, written from its bytes.
+/// [`relaxed_text`] of a raw document: the same text, written from its bytes
+/// ([`write_relaxed_json`] for the common types, [`write_relaxed_raw`] for the rest).
 fn relaxed_text_raw(doc: &RawDocument) -> String {
     let mut out = Vec::with_capacity(doc.as_bytes().len() + doc.as_bytes().len() / 4);
-    match write_relaxed_raw(&mut out, RawBsonRef::Document(doc)).map(|()| String::from_utf8(out)) {
+    // A refused document leaves `out` empty for the writer that handles every type.
+    let written = match write_relaxed_json(doc.as_bytes(), &mut out) {
+        Some(()) => Ok(()),
+        None => write_relaxed_raw(&mut out, RawBsonRef::Document(doc)),
+    };
+    match written.map(|()| String::from_utf8(out)) {
         Ok(Ok(text)) => text,
         // The stream checked every element of the document and serde_json writes UTF-8; should
         // either ever fail, the slow path gives the same text (or null for a bad document).

@@ -18,6 +18,11 @@
 //! `bson` instead, which converts the rare types and names the defect of malformed bytes. So
 //! this never accepts bytes `bson` refuses, and never decodes them differently (a property
 //! test holds it to that).
+//!
+//! The change feed's watchers read the same way: [`document_split`] decodes an oplog entry but
+//! keeps its post-image as checked bytes, and [`write_relaxed_json`] writes such bytes as
+//! relaxed Extended JSON text without building a document (both property-tested against
+//! `bson`).
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
@@ -88,6 +93,66 @@ pub(crate) fn array(bytes: &[u8]) -> Option<Vec<Bson>> {
 pub(crate) fn is_well_formed(bytes: &[u8]) -> bool {
     let mut r = Reader { bytes, pos: 0 };
     r.skip_frame(0).is_some() && r.pos == bytes.len()
+}
+
+/// Decodes a whole BSON document except its document-valued field `split`, whose bytes are
+/// checked at every depth as [`is_well_formed`] checks them and returned as they are (the
+/// last such field when the key repeats; a `split` that is not a document is decoded like any
+/// other field). `None` as [`document`] returns it.
+pub(crate) fn document_split<'a>(
+    bytes: &'a [u8],
+    split: &str,
+) -> Option<(Document, Option<&'a [u8]>)> {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut inner = r.frame()?;
+    if r.pos != bytes.len() {
+        return None;
+    }
+    let mut out = inner.count().map_or_else(Document::new, document_for);
+    let mut kept = None;
+    while inner.pos < inner.bytes.len() {
+        let tag = inner.byte()?;
+        let key = inner.cstr()?;
+        if tag == 0x03 && key == split {
+            let start = inner.pos;
+            inner.skip_frame(1)?;
+            kept = Some(inner.bytes.get(start..inner.pos)?);
+        } else {
+            out.insert(key, inner.value(tag, 0)?);
+        }
+    }
+    Some((out, kept))
+}
+
+/// Appends the BSON document `bytes` to `out` as one-line relaxed Extended JSON: the text of
+/// converting it with `Bson::into_relaxed_extjson` and serialising that with `serde_json`,
+/// written straight from the bytes, checked as [`document`] checks them. Strings, integers,
+/// finite doubles, booleans, null, documents and arrays are written here; the other types
+/// [`document`] decodes go through `bson`'s conversion one value at a time. `None`, with `out`
+/// as it was, where [`document`] returns `None`.
+pub(crate) fn write_relaxed_json(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    let start = out.len();
+    let mut r = Reader { bytes, pos: 0 };
+    let written = r.write_relaxed(out, false, 0).is_some() && r.pos == bytes.len();
+    if written {
+        Some(())
+    } else {
+        out.truncate(start);
+        None
+    }
+}
+
+/// Appends `s` as a JSON string, as `serde_json` writes it.
+fn write_json_str(out: &mut Vec<u8>, s: &str) -> Option<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Some(())
+    } else {
+        serde_json::to_writer(&mut *out, s).ok()
+    }
 }
 
 /// The size of a value of the fixed-width type `tag` (null, boolean, int32, double, date,
@@ -303,6 +368,57 @@ impl<'a> Reader<'a> {
         Some(())
     }
 
+    /// Writes the document or array frame at the cursor as relaxed Extended JSON and moves
+    /// past it (see [`write_relaxed_json`]).
+    fn write_relaxed(&mut self, out: &mut Vec<u8>, array: bool, depth: usize) -> Option<()> {
+        if depth > DEPTH_MAX {
+            return None;
+        }
+        let mut inner = self.frame()?;
+        out.push(if array { b'[' } else { b'{' });
+        let mut first = true;
+        while inner.pos < inner.bytes.len() {
+            let tag = inner.byte()?;
+            let key = inner.cstr()?;
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            if !array {
+                write_json_str(out, key)?;
+                out.push(b':');
+            }
+            match tag {
+                0x01 => {
+                    let f = f64::from_le_bytes(inner.array_of::<8>()?);
+                    if f.is_finite() {
+                        serde_json::to_writer(&mut *out, &f).ok()?;
+                    } else {
+                        serde_json::to_writer(&mut *out, &Bson::Double(f).into_relaxed_extjson())
+                            .ok()?;
+                    }
+                }
+                0x02 => write_json_str(out, inner.str()?)?,
+                0x03 => inner.write_relaxed(out, false, depth + 1)?,
+                0x04 => inner.write_relaxed(out, true, depth + 1)?,
+                0x08 => match inner.byte()? {
+                    0 => out.extend_from_slice(b"false"),
+                    1 => out.extend_from_slice(b"true"),
+                    _ => return None,
+                },
+                0x0A => out.extend_from_slice(b"null"),
+                0x10 => serde_json::to_writer(&mut *out, &inner.i32()?).ok()?,
+                0x12 => serde_json::to_writer(&mut *out, &inner.i64()?).ok()?,
+                _ => {
+                    let value = inner.value(tag, depth)?.into_relaxed_extjson();
+                    serde_json::to_writer(&mut *out, &value).ok()?;
+                }
+            }
+        }
+        out.push(if array { b']' } else { b'}' });
+        Some(())
+    }
+
     fn value(&mut self, tag: u8, depth: usize) -> Option<Bson> {
         Some(match tag {
             0x01 => Bson::Double(f64::from_le_bytes(self.array_of::<8>()?)),
@@ -443,6 +559,106 @@ mod tests {
                 prop_assert_eq!(decoded.to_vec().ok(), by_bson(&bytes));
             }
         }
+    }
+
+    /// What `bson` makes of `bytes` as relaxed Extended JSON text, or `None` where it refuses.
+    fn relaxed_by_bson(bytes: &[u8]) -> Option<String> {
+        let raw = bson::RawDocument::from_bytes(bytes).ok()?;
+        let doc = raw_document_by_element(raw).ok()?;
+        Some(Bson::Document(doc).into_relaxed_extjson().to_string())
+    }
+
+    fn relaxed(bytes: &[u8]) -> Option<String> {
+        let mut out = b"prefix".to_vec();
+        let written = write_relaxed_json(bytes, &mut out);
+        let text = String::from_utf8(out).ok()?;
+        let rest = text.strip_prefix("prefix")?;
+        if written.is_none() {
+            assert_eq!(rest, "", "a refused document leaves the output as it was");
+            return None;
+        }
+        Some(rest.to_owned())
+    }
+
+    /// The writer takes what the decoder takes and writes what `bson`'s conversion gives.
+    fn written_as_bson_converts(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let written = relaxed(bytes);
+        prop_assert_eq!(written.is_some(), document(bytes).is_some());
+        if let Some(text) = written {
+            prop_assert_eq!(Some(text), relaxed_by_bson(bytes));
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn relaxed_json_is_written_as_bson_converts_it(d in document_of(true)) {
+            let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+            written_as_bson_converts(&bytes)?;
+        }
+
+        #[test]
+        fn relaxed_json_of_damaged_bytes_is_refused_where_decoding_is(
+            d in document_of(false),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            written_as_bson_converts(&bytes)?;
+        }
+
+        #[test]
+        fn a_split_document_decodes_as_the_whole_minus_its_part(
+            d in document_of(true),
+            part in document_of(false),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let mut fields: Vec<(String, Bson)> = d.into_iter().filter(|(k, _)| k != "post").collect();
+            let i = at.index(fields.len() + 1);
+            fields.insert(i, ("post".to_owned(), Bson::Document(part.clone())));
+            let whole: Document = fields.into_iter().collect();
+            let bytes = whole.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+            let split = document_split(&bytes, "post");
+            prop_assert_eq!(split.is_some(), document(&bytes).is_some());
+            if let Some((rest, kept)) = split {
+                let mut expected = whole.clone();
+                expected.remove("post");
+                prop_assert_eq!(rest, expected);
+                let part_bytes = part.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+                prop_assert_eq!(kept, Some(&part_bytes[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn relaxed_json_escapes_strings_and_keys_as_serde_json_does() {
+        let d = doc! {
+            "plain": "abc",
+            "quote\"key": "a\"b\\c\n\u{1}\u{7f}é✓",
+            "n": [1_i64 << 40, -3, 2.5, -0.0, 1e300, f64::NAN, f64::NEG_INFINITY],
+            "t": true, "f": false, "z": null,
+            "id": ObjectId::from_bytes([7; 12]),
+            "at": bson::DateTime::from_millis(1_700_000_000_123),
+            "old": bson::DateTime::from_millis(-62_135_596_800_001),
+        };
+        let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(relaxed(&bytes), relaxed_by_bson(&bytes));
+        assert!(relaxed(&bytes).is_some_and(|t| t.contains(r#""a\"b\\c\n\u0001"#)));
+    }
+
+    #[test]
+    fn a_split_field_that_is_not_a_document_is_decoded() {
+        let d = doc! {"op": "i", "post": "text", "n": 1};
+        let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(document_split(&bytes, "post"), Some((d, None)));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert_eq!(document_split(&trailing, "post"), None);
     }
 
     #[test]

@@ -546,7 +546,8 @@ pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document> {
 /// Decodes a stored oplog entry, leaving its `post` image (inserts, replaces, updates) as raw
 /// BSON: the rest of the entry as a document and the post-image's bytes, checked element by
 /// element at every depth. A change stream hands the raw image to readers that only write it
-/// out again.
+/// out again. [`decode::document_split`] reads entries of the common types; `bson` the rest
+/// (and names the defect of malformed bytes).
 ///
 /// # Errors
 /// [`Error::Corrupt`].
@@ -555,6 +556,13 @@ pub(crate) fn decode_entry_split_post(bytes: &[u8]) -> Result<(Document, Option<
         what: "oplog entry",
         reason: e.to_string(),
     };
+    if let Some((rest, post)) = decode::document_split(bytes, "post") {
+        let post = post
+            .map(|p| RawDocumentBuf::from_bytes(p.to_vec()))
+            .transpose()
+            .map_err(corrupt)?;
+        return Ok((rest, post));
+    }
     let raw = bson::RawDocument::from_bytes(bytes).map_err(corrupt)?;
     let mut rest = Document::new();
     let mut post = None;

@@ -16,6 +16,7 @@
 
 mod config;
 mod error;
+mod json;
 mod path;
 mod plan;
 mod process;

@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::DEAD_LETTER_ERROR_BYTES_MAX;
 use super::config::CacheEncoding;
 use super::error::{Error, Result, SeamError};
+use super::json::Parser;
 use super::plan::{FlowPlan, PlannedSinkKind};
 use super::seams::{
     CacheValue, CacheWrite, CommitOffset, HistoryCommitError, HistoryWrite, HistoryWriteMode,
@@ -123,9 +124,10 @@ pub(crate) fn process_batch(
     let mut owners: Vec<usize> = Vec::new();
     // Records delivered to their cache and topic sinks; a later history rejection removes one.
     let mut delivered: Vec<usize> = Vec::new();
+    let mut parser = Parser::default();
     for (index, record) in batch.records.iter().enumerate() {
         outcome.records_in += 1;
-        let prepared = match prepare(flow, record, ttl) {
+        let prepared = match prepare(flow, &mut parser, record, ttl) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 outcome.records_unmatched += 1;
@@ -233,6 +235,7 @@ pub(crate) fn process_batch(
 /// means no route matched and there is no `unmatched` sink.
 fn prepare(
     flow: &CompiledFlow,
+    parser: &mut Parser,
     record: &SourceRecord,
     ttl: CacheTtl,
 ) -> std::result::Result<Option<Prepared>, String> {
@@ -240,7 +243,7 @@ fn prepare(
         .value
         .as_deref()
         .ok_or_else(|| "not JSON: the record has no value".to_owned())?;
-    let mut doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let mut doc = parser.parse(bytes).map_err(|e| format!("not JSON: {e}"))?;
     for (i, transform) in flow.transforms.iter().enumerate() {
         doc = transform
             .apply(&doc)

@@ -364,7 +364,7 @@ impl Composite {
             Some(Value::Object(map)) => {
                 if literals {
                     for (key, child) in &self.literals {
-                        if let Some(v) = map.get(key) {
+                        if let Some(v) = member(map, key) {
                             child.apply(Cow::Borrowed(key.as_str()), Some(v), walk, ctx)?;
                         }
                     }
@@ -440,6 +440,19 @@ impl Composite {
             }
         }
         Ok(())
+    }
+}
+
+/// Objects of at most this many members are searched by comparing keys, not by hashing.
+const SCANNED_OBJECT_MEMBERS_MAX: usize = 16;
+
+/// `map[key]`: a small object is scanned (cheaper than hashing the key with `serde_json`'s
+/// SipHash), a larger one looked up. Keys are unique, so both find the same member.
+fn member<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= SCANNED_OBJECT_MEMBERS_MAX {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
     }
 }
 
@@ -643,6 +656,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Literal keys find their members whether the object is scanned or looked up: objects of
+    /// [`SCANNED_OBJECT_MEMBERS_MAX`] members and one more, every member and a missing key.
+    #[test]
+    fn literals_find_members_of_scanned_and_hashed_objects() {
+        for n in [SCANNED_OBJECT_MEMBERS_MAX, SCANNED_OBJECT_MEMBERS_MAX + 1] {
+            let input: Map<String, Value> = (0..n).map(|i| (format!("k{i}"), json!(i))).collect();
+            let mut spec = Map::new();
+            for i in (0..=n).rev() {
+                spec.insert(format!("k{i}"), json!(format!("out.k{i}")));
+            }
+            let shift =
+                Shift::parse(&Value::Object(spec), "").unwrap_or_else(|e| unreachable!("{e}"));
+            let out = shift
+                .apply(&Value::Object(input.clone()), 0, &Budget::new(1000))
+                .unwrap_or_else(|e| unreachable!("{e}"));
+            let expected: Map<String, Value> = input.into_iter().rev().collect();
+            assert_eq!(out, json!({"out": expected}), "{n} members");
+            assert_eq!(
+                out.to_string(),
+                json!({"out": expected}).to_string(),
+                "{n} members"
+            );
+        }
+    }
 
     fn capacities(shift: &Shift) -> Vec<Vec<usize>> {
         let mut out = Vec::new();
