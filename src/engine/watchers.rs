@@ -9,10 +9,10 @@
 //! fields they read (namespace, filter paths, `documentKey`), and an unprojected `fullDocument`
 //! payload is written as relaxed Extended JSON text straight from BSON ([`write_relaxed_json`],
 //! [`write_relaxed_raw`] for the rare types), the same text as converting it to a JSON value and
-//! serialising that. The stream splits
-//! its events ([`ChangeStream::split_full_documents`]): a `fullDocument` that is the stored
-//! post-image arrives as raw BSON, is never decoded into a document, and both the view and the
-//! payload text are read from its bytes ([`View::reduce_raw`], [`write_relaxed_raw`]).
+//! serialising that. The stream splits its events ([`ChangeStream::split_full_documents`]): a
+//! `fullDocument` that is the stored post-image arrives as raw BSON, is never decoded into a
+//! document, and both the view and the payload text are read from its bytes
+//! ([`View::reduce_raw`], [`relaxed_text_raw`]).
 //!
 //! [`ChangeStream::split_full_documents`]: crate::history::ChangeStream
 

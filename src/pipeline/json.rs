@@ -35,8 +35,8 @@ impl Parser {
     /// Parses one JSON text, as `serde_json::from_slice::<Value>` does.
     ///
     /// # Errors
-    /// `serde_json`'s error for text that is not one JSON value (trailing characters, nesting
-    /// beyond its limit of 128 included).
+    /// `serde_json`'s error for text that is not one JSON value (trailing characters, and
+    /// more than 127 nested arrays and objects, included).
     pub(crate) fn parse(&mut self, bytes: &[u8]) -> serde_json::Result<Value> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let value = Seed { parser: self }.deserialize(&mut de)?;
