@@ -209,7 +209,7 @@ impl View {
             };
             let value = match value {
                 Bson::Document(inner) if !child.whole => Value::Object(child.reduce(inner)),
-                other => other.clone().into_relaxed_extjson(),
+                other => relaxed_value(other),
             };
             out.insert(key.clone(), value);
         }
@@ -227,6 +227,27 @@ fn relaxed_text(value: &Bson) -> String {
             Err(_) => value.clone().into_relaxed_extjson().to_string(),
         },
         other => other.clone().into_relaxed_extjson().to_string(),
+    }
+}
+
+/// `value.clone().into_relaxed_extjson()` without the clone: documents, arrays, strings,
+/// integers, finite doubles, booleans and null are converted here as bson converts them; the
+/// other types go through bson's conversion of a clone.
+fn relaxed_value(value: &Bson) -> Value {
+    match value {
+        Bson::Document(doc) => Value::Object(
+            doc.iter()
+                .map(|(key, value)| (key.clone(), relaxed_value(value)))
+                .collect(),
+        ),
+        Bson::Array(items) => Value::Array(items.iter().map(relaxed_value).collect()),
+        Bson::String(s) => Value::String(s.clone()),
+        Bson::Int32(n) => Value::from(*n),
+        Bson::Int64(n) => Value::from(*n),
+        Bson::Double(f) if f.is_finite() => Value::from(*f),
+        Bson::Boolean(b) => Value::Bool(*b),
+        Bson::Null => Value::Null,
+        other => other.clone().into_relaxed_extjson(),
     }
 }
 
@@ -302,7 +323,7 @@ mod tests {
     use bson::{Bson, doc, oid::ObjectId};
     use serde_json::json;
 
-    use super::{View, relaxed_text, relaxed_text_raw};
+    use super::{View, relaxed_text, relaxed_text_raw, relaxed_value};
     use crate::realtime::{PayloadField, Watcher, WatcherConfig};
 
     fn order() -> bson::Document {
@@ -329,6 +350,21 @@ mod tests {
                 relaxed_text(value),
                 value.clone().into_relaxed_extjson().to_string()
             );
+        }
+    }
+
+    /// Every value of the order (every type the conversion handles itself, and the others),
+    /// the order itself and a change event convert as bson converts them, key order included.
+    #[test]
+    fn values_convert_as_bson_converts_them() {
+        let values = order().into_iter().map(|(_, v)| v).chain([
+            Bson::Document(order()),
+            Bson::Document(change("insert", Bson::Null)),
+        ]);
+        for value in values {
+            let expected = value.clone().into_relaxed_extjson();
+            assert_eq!(relaxed_value(&value), expected, "{value}");
+            assert_eq!(relaxed_value(&value).to_string(), expected.to_string());
         }
     }
 

@@ -171,10 +171,12 @@ pub struct ChangeStream {
     pending: VecDeque<SplitEvent>,
     /// Leave stored post-images raw (see [`ChangeStream::split_full_documents`]).
     split: bool,
-    /// Token of the last event handed out (or of the start point).
-    last_token: String,
-    /// Token of the last oplog entry scanned.
-    scanned_token: String,
+    /// The resume point of the last event handed out (or the start point), as
+    /// `(sequence, invalidate)`: its token, encoded only when asked for.
+    last: (u64, bool),
+    /// The last oplog entry scanned, and whether it ended the stream (an invalidate): the
+    /// high-water mark's token, encoded only when asked for.
+    scanned: (u64, bool),
     /// Set after an invalidate event was queued.
     invalidated: bool,
     rx: tokio::sync::watch::Receiver<u64>,
@@ -258,7 +260,6 @@ impl ChangeStream {
         if next_seq <= trimmed_through {
             return Err(Error::ChangeStreamHistoryLost);
         }
-        let start_token = encode_resume_token(next_seq.saturating_sub(1), false);
         Ok(Self {
             inner,
             scope,
@@ -267,8 +268,8 @@ impl ChangeStream {
             next_seq,
             pending: VecDeque::new(),
             split: false,
-            last_token: start_token.clone(),
-            scanned_token: start_token,
+            last: (next_seq.saturating_sub(1), false),
+            scanned: (next_seq.saturating_sub(1), false),
             invalidated: false,
             rx,
         })
@@ -288,11 +289,12 @@ impl ChangeStream {
     /// nothing is pending.
     #[must_use]
     pub fn resume_token(&self) -> Document {
-        if self.pending.is_empty() {
-            token_document(self.scanned_token.clone())
+        let (seq, invalidate) = if self.pending.is_empty() {
+            self.scanned
         } else {
-            token_document(self.last_token.clone())
-        }
+            self.last
+        };
+        token_document(encode_resume_token(seq, invalidate))
     }
 
     /// Whether the stream ended with an invalidate event and has nothing left.
@@ -323,7 +325,7 @@ impl ChangeStream {
             })?;
         for (seq, (entry, raw_post)) in entries {
             self.next_seq = seq.saturating_add(1);
-            self.scanned_token = encode_resume_token(seq, false);
+            self.scanned = (seq, false);
             if !self.in_scope(&entry) {
                 continue;
             }
@@ -339,8 +341,9 @@ impl ChangeStream {
                 self.pending.push_back(event);
             }
             if let Some(invalidate) = invalidate {
-                self.pending.push_back(SplitEvent::whole(invalidate));
-                self.scanned_token = encode_resume_token(seq, true);
+                self.pending
+                    .push_back(SplitEvent::whole(invalidate, (seq, true)));
+                self.scanned = (seq, true);
                 self.invalidated = true;
                 break;
             }
@@ -461,6 +464,7 @@ impl ChangeStream {
         Ok(SplitEvent {
             event: ev,
             full_document,
+            token: (seq, false),
         })
     }
 
@@ -477,27 +481,22 @@ impl ChangeStream {
 
     fn take(&mut self, max: usize) -> Result<ChangeBatch> {
         let n = max.min(self.pending.len());
+        let last = n
+            .checked_sub(1)
+            .and_then(|i| self.pending.get(i))
+            .map(|e| e.token);
         let events = self
             .pending
             .drain(..n)
             .map(SplitEvent::into_document)
             .collect::<Result<Vec<Document>>>()?;
-        if let Some(last) = events.last() {
-            self.handed_out(last);
+        if let Some(last) = last {
+            self.last = last;
         }
         Ok(ChangeBatch {
             events,
             post_batch_resume_token: self.resume_token(),
         })
-    }
-
-    /// Records `event` as the last one handed out (its token is the resume point).
-    fn handed_out(&mut self, event: &Document) {
-        if let Ok(id) = event.get_document("_id") {
-            self.last_token.clear();
-            self.last_token
-                .push_str(id.get_str("_data").unwrap_or_default());
-        }
     }
 
     /// Blocks until at least one event is available or `timeout` passes (an empty batch then
@@ -536,7 +535,7 @@ impl ChangeStream {
     pub(crate) async fn next_split(&mut self) -> Result<Option<SplitEvent>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                self.handed_out(&event.event);
+                self.last = event.token;
                 return Ok(Some(event));
             }
             if self.invalidated {
@@ -562,13 +561,16 @@ pub(crate) struct SplitEvent {
     pub(crate) event: Document,
     /// The event's `fullDocument` as stored, checked but not decoded.
     pub(crate) full_document: Option<RawDocumentBuf>,
+    /// The event's resume point, `(sequence, invalidate)`: the token in its `_id`.
+    token: (u64, bool),
 }
 
 impl SplitEvent {
-    fn whole(event: Document) -> Self {
+    fn whole(event: Document, token: (u64, bool)) -> Self {
         Self {
             event,
             full_document: None,
+            token,
         }
     }
 
@@ -730,5 +732,59 @@ mod tests {
             // The batch calls of a split stream return whole events too.
             assert_eq!(drain_whole(&mut batch), expected);
         }
+    }
+
+    /// The resume token is the last handed-out event's `_id` while events are pending, the
+    /// high-water mark once none are, and the invalidate event's after a drop — for batches
+    /// and for single events alike.
+    #[tokio::test]
+    async fn the_resume_token_follows_the_events_handed_out() {
+        let (_dir, h) = History::open_temporary();
+        let scope = || WatchScope::Collection {
+            db: "shop".into(),
+            coll: "orders".into(),
+        };
+        let mut batches = h.watch(scope(), WatchOptions::default()).unwrap();
+        let mut singles = h.watch(scope(), WatchOptions::default()).unwrap();
+        let start = batches.resume_token();
+        assert_eq!(singles.resume_token(), start);
+        for n in 0..3 {
+            h.insert_one("shop", "orders", doc! {"n": n}).unwrap();
+        }
+        // Another collection's write moves the high-water mark past the last event.
+        h.insert_one("shop", "other", doc! {"n": 9}).unwrap();
+
+        let first = batches.try_next_batch(1).unwrap();
+        let id = |e: &bson::Document| e.get_document("_id").unwrap().clone();
+        assert_eq!(first.events.len(), 1);
+        assert_eq!(first.post_batch_resume_token, id(&first.events[0]));
+        let rest = batches.try_next_batch(10).unwrap();
+        assert_eq!(rest.events.len(), 2);
+        let high_water = rest.post_batch_resume_token;
+        assert_ne!(
+            high_water,
+            id(&rest.events[1]),
+            "the other collection's entry"
+        );
+        assert_ne!(high_water, start);
+
+        let one = singles.next().await.unwrap().unwrap();
+        assert_eq!(singles.resume_token(), id(&one));
+        let two = singles.next().await.unwrap().unwrap();
+        assert_eq!(singles.resume_token(), id(&two));
+        let three = singles.next().await.unwrap().unwrap();
+        assert_eq!(singles.resume_token(), high_water);
+        assert_eq!(id(&three), id(&rest.events[1]));
+
+        h.drop_collection("shop", "orders").unwrap();
+        let ended = batches.try_next_batch(10).unwrap();
+        let kinds: Vec<&str> = ended
+            .events
+            .iter()
+            .map(|e| e.get_str("operationType").unwrap())
+            .collect();
+        assert_eq!(kinds, ["drop", "invalidate"]);
+        assert_eq!(ended.post_batch_resume_token, id(&ended.events[1]));
+        assert!(batches.is_closed());
     }
 }
