@@ -375,11 +375,7 @@ async fn paced(
     let started_ns = clock.monotonic_ns();
     for (i, queue) in (0..total).zip(queues.iter().cycle()) {
         ticker.tick().await;
-        let order = generator
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next_record();
-        if queue.send(Request::new(&[order])).await.is_err() {
+        if queue.send(Request::generate(generator, 1)).await.is_err() {
             tracing::warn!(order = i, "a paced connection stopped early");
             break;
         }

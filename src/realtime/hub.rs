@@ -239,6 +239,16 @@ impl Drop for Subscription {
     }
 }
 
+/// One read of a subscription's live queue, before lag handling.
+enum Received {
+    /// The next event (possibly one already delivered from the replay buffer).
+    Event(Arc<Event>),
+    /// The queue overran; this many events were dropped from it.
+    Lagged(u64),
+    /// The sender is gone.
+    Closed,
+}
+
 impl Subscription {
     /// How the subscription started (live, replayed, or resync needed).
     #[must_use]
@@ -254,9 +264,9 @@ impl Subscription {
                 return delivery;
             }
             let received = match self.rx.recv().await {
-                Ok(event) => Ok(event),
-                Err(broadcast::error::RecvError::Lagged(missed)) => Err(Some(missed)),
-                Err(broadcast::error::RecvError::Closed) => Err(None),
+                Ok(event) => Received::Event(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => Received::Lagged(missed),
+                Err(broadcast::error::RecvError::Closed) => Received::Closed,
             };
             if let Some(delivery) = self.take(received) {
                 return delivery;
@@ -273,10 +283,10 @@ impl Subscription {
                 return Some(Delivery::Event(event));
             }
             let received = match self.rx.try_recv() {
-                Ok(event) => Ok(event),
+                Ok(event) => Received::Event(event),
                 Err(broadcast::error::TryRecvError::Empty) => return None,
-                Err(broadcast::error::TryRecvError::Lagged(missed)) => Err(Some(missed)),
-                Err(broadcast::error::TryRecvError::Closed) => Err(None),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => Received::Lagged(missed),
+                Err(broadcast::error::TryRecvError::Closed) => Received::Closed,
             };
             if let Some(delivery) = self.take(received) {
                 return Some(delivery);
@@ -284,17 +294,17 @@ impl Subscription {
         }
     }
 
-    /// Turns one read of the live queue into a delivery: `Ok` is an event (`None` for a
-    /// duplicate); `Err(Some(missed))` a lag, refilled from the replay buffer (`None`: the events
-    /// are now pending) or else one resync; `Err(None)` a closed queue, reported as a gap.
-    fn take(&mut self, received: Result<Arc<Event>, Option<u64>>) -> Option<Delivery> {
+    /// Turns one read of the live queue into a delivery: an event (`None` for a duplicate); a
+    /// lag, refilled from the replay buffer (`None`: the events are now pending) or else one
+    /// resync; a closed queue, reported as a gap.
+    fn take(&mut self, received: Received) -> Option<Delivery> {
         match received {
-            Ok(event) if event.id > self.last_id => {
+            Received::Event(event) if event.id > self.last_id => {
                 self.last_id = event.id;
                 Some(Delivery::Event(event))
             }
-            Ok(_) => None,
-            Err(Some(missed)) => {
+            Received::Event(_) => None,
+            Received::Lagged(missed) => {
                 let state = self.channel.lock();
                 if let Some(events) = Channel::replay_after(&state, self.last_id) {
                     tracing::debug!(
@@ -316,7 +326,7 @@ impl Subscription {
                     Some(Delivery::Resync { head })
                 }
             }
-            Err(None) => {
+            Received::Closed => {
                 // Unreachable while `channel` holds the sender; report it as a gap.
                 let head = self.channel.lock().head;
                 self.last_id = head;
