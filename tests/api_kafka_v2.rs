@@ -817,3 +817,206 @@ async fn a_pending_fetch_ends_with_an_empty_list_at_shutdown() {
         .unwrap();
     assert_eq!((status, recs), (StatusCode::OK, json!([])));
 }
+
+#[tokio::test]
+async fn a_binary_instance_answers_the_generic_v2_and_json_accept_types_in_any_case() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/topics/acc/partitions/0",
+        Some(BINARY),
+        None,
+        Some(json!({"records": [{"value": "/w=="}]})),
+    )
+    .await;
+    for (group, format) in [("gb", "binary"), ("gj", "json")] {
+        api.call(
+            "POST",
+            &format!("/kafka/consumers/{group}"),
+            Some(V2),
+            None,
+            Some(json!({"name": "c", "format": format, "auto.offset.reset": "earliest"})),
+        )
+        .await;
+        api.call(
+            "POST",
+            &format!("/kafka/consumers/{group}/instances/c/subscription"),
+            Some(V2),
+            None,
+            Some(json!({"topics": ["acc"]})),
+        )
+        .await;
+    }
+    let records = "/kafka/consumers/gb/instances/c/records?timeout=-1&max_bytes=-1";
+    for accept in [
+        V2,
+        "application/json",
+        "Application/VND.Kafka.Binary.V2+JSON",
+    ] {
+        let (status, ct, _) = api.call("GET", records, None, Some(accept), None).await;
+        assert_eq!((status, ct.as_str()), (StatusCode::OK, BINARY), "{accept}");
+    }
+    // The generic types mean the default format, binary: a json instance refuses them.
+    let (status, _, e) = api
+        .call(
+            "GET",
+            "/kafka/consumers/gj/instances/c/records",
+            None,
+            Some(V2),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::NOT_ACCEPTABLE, Some(40601))
+    );
+    let (status, _, recs) = api
+        .call(
+            "GET",
+            "/kafka/consumers/gj/instances/c/records",
+            None,
+            Some("APPLICATION/vnd.kafka.json.v2+json"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(recs[0]["offset"], 0);
+}
+
+#[tokio::test]
+async fn framework_rejections_and_unknown_paths_answer_in_the_rest_proxy_shape() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/consumers/g",
+        Some(V2),
+        None,
+        Some(json!({"name": "c"})),
+    )
+    .await;
+    let cases = [
+        (
+            "GET",
+            "/kafka/consumers/g/instances/c/records?timeout=abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/kafka/topics/orders/partitions/abc",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "DELETE",
+            "/kafka/topics/orders",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        ("GET", "/kafka/no/such/path", StatusCode::NOT_FOUND),
+    ];
+    for (method, uri, want) in cases {
+        let (status, ct, e) = api.call(method, uri, None, None, None).await;
+        assert_eq!(
+            (status, ct.as_str(), e["error_code"].as_u64()),
+            (want, V2, Some(u64::from(want.as_u16()))),
+            "{method} {uri}: {e}"
+        );
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    }
+    let (_, _, e) = api
+        .call("DELETE", "/kafka/topics/orders", None, None, None)
+        .await;
+    assert_eq!(e["message"], "HTTP 405 Method Not Allowed");
+    let (status, ct, e) = api
+        .call(
+            "PUT",
+            "/kafka/v3/clusters/streamcache/topics/orders",
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, ct.as_str(), e["error_code"].as_u64()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            Some(405)
+        )
+    );
+    // Outside /kafka the generic shape stays.
+    let (status, _, e) = api.call("GET", "/nowhere", None, None, None).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}
+
+#[tokio::test]
+async fn a_body_over_the_http_limit_is_a_rest_proxy_413() {
+    let api = Api::new();
+    let limit = usize::try_from(api.engine.config().http_body_bytes_max).unwrap();
+    let records = json!({"records": [{"value": "x".repeat(limit)}]});
+    let (status, ct, e) = api
+        .call("POST", "/kafka/topics/big", Some(JSON), None, Some(records))
+        .await;
+    assert_eq!(
+        (status, ct.as_str(), e["error_code"].as_u64()),
+        (StatusCode::PAYLOAD_TOO_LARGE, V2, Some(413))
+    );
+}
+
+#[tokio::test]
+async fn committing_offset_minus_one_commits_zero_and_minus_two_is_refused() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/topics/cm/partitions/0",
+        Some(BINARY),
+        None,
+        Some(json!({"records": [{"value": "/w=="}]})),
+    )
+    .await;
+    api.call(
+        "POST",
+        "/kafka/consumers/gc",
+        Some(V2),
+        None,
+        Some(json!({"name": "c"})),
+    )
+    .await;
+    let base = "/kafka/consumers/gc/instances/c";
+    let commit =
+        |offset: i64| json!({"offsets": [{"topic": "cm", "partition": 0, "offset": offset}]});
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(commit(-1)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, got) = api
+        .call(
+            "GET",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(json!({"partitions": [{"topic": "cm", "partition": 0}]})),
+        )
+        .await;
+    assert_eq!(got["offsets"][0]["offset"], 0, "{got}");
+    let (status, _, e) = api
+        .call(
+            "POST",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(commit(-2)),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(422))
+    );
+}

@@ -529,3 +529,154 @@ fn json_stream_corpus_replays_cleanly() {
     }
     assert!(n >= 10, "corpus has only {n} files");
 }
+
+#[tokio::test]
+async fn the_partitions_replicas_configs_and_broker_a_topic_links_to_are_served() {
+    let (router, _engine) = api();
+    let base = "/kafka/v3/clusters/streamcache";
+    let body = r#"{"topic_name":"t","partitions_count":2,"configs":[{"name":"retention.ms","value":"1000"}]}"#;
+    let (status, _, t) = call(&router, "POST", &format!("{base}/topics"), Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let host = "http://localhost:7070";
+    let (status, _, parts) =
+        call(&router, "GET", &format!("{base}/topics/t/partitions"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        parts["metadata"]["self"].as_str(),
+        t["partitions"]["related"].as_str(),
+        "the topic's link is the list's own address"
+    );
+    assert_eq!(parts["kind"], "KafkaPartitionList");
+    let ids: Vec<u64> = parts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partition_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [0, 1]);
+    let (status, _, p1) = call(
+        &router,
+        "GET",
+        &format!("{base}/topics/t/partitions/1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(p1, parts["data"][1]);
+    assert_eq!(
+        p1["metadata"]["resource_name"],
+        "crn:///kafka=streamcache/topic=t/partition=1"
+    );
+    for missing in ["2", "-1"] {
+        let (status, ct, e) = call(
+            &router,
+            "GET",
+            &format!("{base}/topics/t/partitions/{missing}"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, ct.as_str(), e["error_code"].as_u64()),
+            (StatusCode::NOT_FOUND, "application/json", Some(40402)),
+            "{missing}"
+        );
+    }
+    let replicas_url = p1["replicas"]["related"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(host)
+        .unwrap();
+    let (status, _, replicas) = call(&router, "GET", replicas_url, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replicas["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            replicas["data"][0]["broker_id"].as_u64(),
+            replicas["data"][0]["is_leader"].as_bool()
+        ),
+        (Some(0), Some(true))
+    );
+    let (status, _, configs) =
+        call(&router, "GET", &format!("{base}/topics/t/configs"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        configs["metadata"]["self"].as_str(),
+        t["configs"]["related"].as_str()
+    );
+    let by_name = |name: &str| {
+        configs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let retention = by_name("retention.ms");
+    assert_eq!(
+        (
+            retention["value"].as_str(),
+            retention["is_default"].as_bool(),
+            retention["source"].as_str()
+        ),
+        (Some("1000"), Some(false), Some("DYNAMIC_TOPIC_CONFIG"))
+    );
+    let segment = by_name("segment.bytes");
+    assert_eq!(
+        (segment["is_default"].as_bool(), segment["source"].as_str()),
+        (Some(true), Some("DEFAULT_CONFIG"))
+    );
+    let (status, _, brokers) = call(&router, "GET", &format!("{base}/brokers"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(brokers["data"][0]["broker_id"], 0);
+    let (_, _, cluster) = call(&router, "GET", base, None).await;
+    let controller = cluster["controller"]["related"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(host)
+        .unwrap();
+    let (status, _, broker) = call(&router, "GET", controller, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(broker, brokers["data"][0]);
+    let (status, _, e) = call(&router, "GET", &format!("{base}/brokers/1"), None).await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(404))
+    );
+}
+
+#[tokio::test]
+async fn a_replication_factor_one_broker_cannot_place_is_refused() {
+    let (router, engine) = api();
+    let base = "/kafka/v3/clusters/streamcache/topics";
+    for (factor, created) in [(-1, true), (1, true), (0, false), (2, false), (3, false)] {
+        let name = format!("rf{}", factor + 1);
+        let body = format!(r#"{{"topic_name":"{name}","replication_factor":{factor}}}"#);
+        let (status, _, e) = call(&router, "POST", base, Some(&body)).await;
+        if created {
+            assert_eq!(status, StatusCode::CREATED, "{factor}: {e}");
+            assert_eq!(e["replication_factor"], 1);
+        } else {
+            assert_eq!(
+                (status, e["error_code"].as_u64()),
+                (StatusCode::BAD_REQUEST, Some(40002)),
+                "{factor}"
+            );
+            assert!(
+                engine.log().topic(&name).is_err(),
+                "{factor}: nothing created"
+            );
+        }
+    }
+    let (_, _, e) = call(
+        &router,
+        "POST",
+        base,
+        Some(r#"{"topic_name":"x","replication_factor":3}"#),
+    )
+    .await;
+    assert_eq!(
+        e["message"],
+        "Replication factor: 3 larger than available brokers: 1."
+    );
+}

@@ -162,13 +162,13 @@ fn manual_assignment_seeks_and_explicit_commits() {
         Err(Error::IllegalState { .. })
     ));
     t.log
-        .commit_consumer("g", &id, Some(vec![(tp("t", 1), 2, "meta".into())]))
+        .commit_consumer("g", &id, Some(vec![(tp("t", 1), 3, "meta".into())]))
         .unwrap();
     let c = t.log.committed_offset("g", &tp("t", 1)).unwrap().unwrap();
     assert_eq!(
         (c.offset, c.metadata.as_str()),
         (3, "meta"),
-        "commits last processed + 1"
+        "commits the next offset as given"
     );
 }
 

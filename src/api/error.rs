@@ -53,11 +53,16 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The fallback for paths no surface serves.
-pub(crate) async fn not_found(uri: Uri) -> ApiError {
+/// The fallback for paths no surface serves; under `/kafka`, in the REST Proxy's shape.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    let path = uri.path();
+    if path == "/kafka" || path.starts_with("/kafka/") {
+        return super::kafka::not_found(path);
+    }
     ApiError::client(
         StatusCode::NOT_FOUND,
         "not_found",
-        format!("no route for {}", uri.path()),
+        format!("no route for {path}"),
     )
+    .into_response()
 }

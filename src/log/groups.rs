@@ -815,8 +815,9 @@ impl Log {
         }
     }
 
-    /// Commits the instance's positions: `explicit` entries are last-processed offsets (the
-    /// commit is offset + 1, as the REST Proxy does); `None` commits every fetched position.
+    /// Commits the instance's positions: `explicit` entries are the next offsets to read (the
+    /// REST Proxy's API layer sends a request's last-processed offset + 1); `None` commits every
+    /// fetched position.
     ///
     /// # Errors
     /// [`Error::InstanceNotFound`], commit errors.
@@ -835,7 +836,7 @@ impl Log {
                         (
                             tp,
                             CommittedOffset {
-                                offset: o.saturating_add(1),
+                                offset: o,
                                 metadata,
                             },
                         )

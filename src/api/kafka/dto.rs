@@ -227,7 +227,7 @@ pub(crate) struct CreateTopicV3 {
     /// Partitions (default from config).
     #[serde(default)]
     pub(crate) partitions_count: Option<i64>,
-    /// Accepted; one broker.
+    /// -1 (the default) or 1: there is one broker.
     #[serde(default)]
     pub(crate) replication_factor: Option<i64>,
     /// Config overrides.

@@ -18,7 +18,9 @@ pub use json_stream::fuzz_json_stream;
 pub use v3::{STREAM_OBJECT_BYTES_MAX, STREAM_OBJECT_DEPTH_MAX};
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -34,6 +36,54 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(v2::routes())
         .merge(v3::routes())
         .merge(sse::routes())
+        .layer(middleware::from_fn(error_bodies))
+}
+
+/// Longest text of a framework rejection carried into a REST Proxy error's message.
+const REJECTION_TEXT_BYTES_MAX: usize = 4096;
+
+/// Gives every failure under `/kafka` the REST Proxy's error body. The handlers' own errors
+/// already have it; what reaches here without a JSON body is the framework's: a path or query
+/// value that does not parse, a body over the size limit (413), a method the path does not
+/// serve (405). The REST Proxy answers those through its generic exception mapper, with the
+/// HTTP status as the error code, and so does this.
+async fn error_bodies(request: Request, next: Next) -> Response {
+    let v3 = request.uri().path().starts_with("/kafka/v3/");
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), REJECTION_TEXT_BYTES_MAX)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|t| !t.trim().is_empty());
+    generic_error(status, text, v3)
+}
+
+/// The REST Proxy's generic error: the status as the code, and Jersey's `HTTP <status>
+/// <reason>` as the message when there is no better one.
+fn generic_error(status: StatusCode, text: Option<String>, v3: bool) -> Response {
+    let message = text.unwrap_or_else(|| {
+        format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("Error")
+        )
+    });
+    let error = KafkaError::new(status, u32::from(status.as_u16()), message);
+    if v3 { error.v3() } else { error }.into_response()
+}
+
+/// The answer for a path under `/kafka` that no route serves, in the REST Proxy's shape.
+pub(crate) fn not_found(path: &str) -> Response {
+    generic_error(StatusCode::NOT_FOUND, None, path.starts_with("/kafka/v3/"))
 }
 
 /// A REST Proxy error: `{"error_code": …, "message": …}` with the status of its code family.

@@ -651,13 +651,39 @@ async fn get_assignments(
     Ok(ok(&PartitionsBody { partitions }))
 }
 
-/// Query of `GET …/records`.
+/// Query of `GET …/records`. As in the REST Proxy (whose parameters default to -1), a
+/// negative value means the default.
 #[derive(Debug, Deserialize)]
 struct RecordsQuery {
     /// Longest wait in ms.
-    timeout: Option<u64>,
+    timeout: Option<i64>,
     /// Byte budget.
-    max_bytes: Option<usize>,
+    max_bytes: Option<i64>,
+}
+
+/// A non-negative query value, or `None` for an absent or negative one (the default).
+fn non_negative<T: TryFrom<i64>>(value: Option<i64>) -> Option<T> {
+    value.and_then(|v| T::try_from(v).ok())
+}
+
+/// Whether an `Accept` header admits the records of an instance of `format`: its own media
+/// type, a wildcard, or the generic v2 and JSON types, which the REST Proxy serves in the
+/// default embedded format (binary). Media types compare case-insensitively.
+fn accepts_records(accept: &str, format: Format) -> bool {
+    accept.split(',').any(|a| {
+        let media = a
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        media == format.records_content_type()
+            || media == "*/*"
+            || media == "application/*"
+            || media.is_empty()
+            || (format == Format::Binary
+                && (media == V2_CONTENT_TYPE || media == "application/json"))
+    })
 }
 
 async fn records(
@@ -677,14 +703,7 @@ async fn records(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("*/*");
-    let acceptable = accept.split(',').any(|a| {
-        let media = a.split(';').next().unwrap_or("").trim();
-        media == format.records_content_type()
-            || media == "*/*"
-            || media == "application/*"
-            || media.is_empty()
-    });
-    if !acceptable {
+    if !accepts_records(accept, format) {
         return Err(KafkaError::new(
             StatusCode::NOT_ACCEPTABLE,
             40601,
@@ -695,13 +714,12 @@ async fn records(
             ),
         ));
     }
-    let max_bytes = q
-        .max_bytes
+    let max_bytes = non_negative(q.max_bytes)
         .unwrap_or(FETCH_BYTES_DEFAULT)
         .min(log::READ_BYTES_MAX);
     // The REST Proxy's `timeout` applies only when below `consumer.request.timeout.ms`.
     let wait = Duration::from_millis(
-        q.timeout
+        non_negative(q.timeout)
             .unwrap_or(settings.request_timeout_ms)
             .min(settings.request_timeout_ms),
     );
@@ -790,9 +808,18 @@ async fn commit(
             list.into_iter()
                 .map(|o| {
                     let p = partition_number(&o.topic, o.partition)?;
-                    let offset = u64::try_from(o.offset).map_err(|_| {
-                        KafkaError::unprocessable(format!("negative offset {}", o.offset))
-                    })?;
+                    // The body names the last processed offset; the commit is the next one,
+                    // so -1 commits 0.
+                    let offset = o
+                        .offset
+                        .checked_add(1)
+                        .and_then(|next| u64::try_from(next).ok())
+                        .ok_or_else(|| {
+                            KafkaError::unprocessable(format!(
+                                "offset {} is out of range",
+                                o.offset
+                            ))
+                        })?;
                     Ok((
                         TopicPartition {
                             topic: o.topic,

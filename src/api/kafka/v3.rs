@@ -22,7 +22,7 @@ use super::dto::{CreateTopicV3, DataV3, ProduceRecordV3};
 use super::json_stream::{FrameError, Framer};
 use super::{KafkaError, blocking, iso8601, json_response};
 use crate::api::AppState;
-use crate::log::{Header, Record, Routing, TopicInfo};
+use crate::log::{Header, Record, Routing, TopicConfig, TopicInfo};
 
 /// The id of the one cluster; stable across restarts and data directories.
 pub(crate) const CLUSTER_ID: &str = "streamcache";
@@ -55,7 +55,31 @@ pub(crate) fn routes() -> Router<AppState> {
             "/kafka/v3/clusters/{cluster}/topics/{topic}/records",
             post(produce_records),
         )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}/partitions",
+            get(list_partitions),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}/partitions/{partition}",
+            get(get_partition),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}/partitions/{partition}/replicas",
+            get(list_replicas),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}/configs",
+            get(list_topic_configs),
+        )
+        .route("/kafka/v3/clusters/{cluster}/brokers", get(list_brokers))
+        .route(
+            "/kafka/v3/clusters/{cluster}/brokers/{broker}",
+            get(get_broker),
+        )
 }
+
+/// The id of the one broker, the leader and only replica of every partition (as in v2).
+const BROKER_ID: i64 = 0;
 
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
@@ -113,6 +137,204 @@ fn topic_json(base: &str, info: &TopicInfo) -> Value {
         "partition_reassignments": {"related": format!("{me}/partitions/-/reassignment")},
         "authorized_operations": [],
     })
+}
+
+/// A v3 list: `kind`, `metadata.self` (no next page) and `data`.
+fn list_json(kind: &str, me: String, data: Vec<Value>) -> Value {
+    json!({"kind": kind, "metadata": {"self": me, "next": null}, "data": data})
+}
+
+fn partition_json(base: &str, topic: &str, partition: u32) -> Value {
+    let me = format!("{base}/clusters/{CLUSTER_ID}/topics/{topic}/partitions/{partition}");
+    json!({
+        "kind": "KafkaPartition",
+        "metadata": {
+            "self": me,
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/topic={topic}/partition={partition}"),
+        },
+        "cluster_id": CLUSTER_ID,
+        "topic_name": topic,
+        "partition_id": partition,
+        "leader": {"related": format!("{me}/replicas/{BROKER_ID}")},
+        "replicas": {"related": format!("{me}/replicas")},
+        "reassignment": {"related": format!("{me}/reassignment")},
+    })
+}
+
+fn broker_json(base: &str) -> Value {
+    let me = format!("{base}/clusters/{CLUSTER_ID}/brokers/{BROKER_ID}");
+    json!({
+        "kind": "KafkaBroker",
+        "metadata": {"self": me, "resource_name": format!("crn:///kafka={CLUSTER_ID}/broker={BROKER_ID}")},
+        "cluster_id": CLUSTER_ID,
+        "broker_id": BROKER_ID,
+        // No Kafka protocol listener: there is no host and port for a Kafka client to reach.
+        "host": null,
+        "port": null,
+        "rack": null,
+        "configs": {"related": format!("{me}/configs")},
+        "partition_replicas": {"related": format!("{me}/partition-replicas")},
+    })
+}
+
+/// The topic's partition `partition` (it must exist), as the v3 error for one that does not.
+async fn existing_partition(
+    state: &AppState,
+    topic: String,
+    partition: i64,
+) -> Result<(String, u32), KafkaError> {
+    let p = u32::try_from(partition).map_err(|_| partition_not_found(&topic, partition))?;
+    let t = topic.clone();
+    blocking(state, move |l| l.partition(&t, p).map(|_| ()))
+        .await
+        .map_err(KafkaError::v3)?;
+    Ok((topic, p))
+}
+
+fn partition_not_found(topic: &str, partition: i64) -> KafkaError {
+    KafkaError::new(
+        StatusCode::NOT_FOUND,
+        40402,
+        format!("partition {partition} of topic {topic} not found"),
+    )
+    .v3()
+}
+
+async fn list_partitions(
+    State(state): State<AppState>,
+    Path((cluster, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let info = cluster_topic(&state, &cluster, topic).await?;
+    let base = base_url(&headers);
+    let data = (0..info.partitions)
+        .map(|p| partition_json(&base, &info.name, p))
+        .collect();
+    let me = format!(
+        "{base}/clusters/{CLUSTER_ID}/topics/{}/partitions",
+        info.name
+    );
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaPartitionList", me, data),
+    ))
+}
+
+async fn get_partition(
+    State(state): State<AppState>,
+    Path((cluster, topic, partition)): Path<(String, String, i64)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let (topic, p) = existing_partition(&state, topic, partition).await?;
+    Ok(ok(
+        StatusCode::OK,
+        &partition_json(&base_url(&headers), &topic, p),
+    ))
+}
+
+async fn list_replicas(
+    State(state): State<AppState>,
+    Path((cluster, topic, partition)): Path<(String, String, i64)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let (topic, p) = existing_partition(&state, topic, partition).await?;
+    let base = base_url(&headers);
+    let me = format!("{base}/clusters/{CLUSTER_ID}/topics/{topic}/partitions/{p}/replicas");
+    let replica = json!({
+        "kind": "KafkaReplica",
+        "metadata": {
+            "self": format!("{me}/{BROKER_ID}"),
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/topic={topic}/partition={p}/replica={BROKER_ID}"),
+        },
+        "cluster_id": CLUSTER_ID,
+        "topic_name": topic,
+        "partition_id": p,
+        "broker_id": BROKER_ID,
+        "is_leader": true,
+        "is_in_sync": true,
+        "broker": {"related": format!("{base}/clusters/{CLUSTER_ID}/brokers/{BROKER_ID}")},
+    });
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaReplicaList", me, vec![replica]),
+    ))
+}
+
+async fn list_topic_configs(
+    State(state): State<AppState>,
+    Path((cluster, topic)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let (info, defaults) = blocking(&state, move |l| {
+        let info = l.topic(&topic)?;
+        let defaults = TopicConfig::from_entries(l.config(), &[])?;
+        Ok((info, defaults))
+    })
+    .await
+    .map_err(KafkaError::v3)?;
+    let base = base_url(&headers);
+    let me = format!("{base}/clusters/{CLUSTER_ID}/topics/{}/configs", info.name);
+    let defaults = defaults.entries();
+    let data = info
+        .config
+        .entries()
+        .into_iter()
+        .map(|(name, value)| {
+            let is_default = defaults.iter().any(|(n, v)| *n == name && *v == value);
+            json!({
+                "kind": "KafkaTopicConfig",
+                "metadata": {
+                    "self": format!("{me}/{name}"),
+                    "resource_name": format!("crn:///kafka={CLUSTER_ID}/topic={}/config={name}", info.name),
+                },
+                "cluster_id": CLUSTER_ID,
+                "topic_name": info.name,
+                "name": name,
+                "value": value,
+                "is_default": is_default,
+                "is_read_only": false,
+                "is_sensitive": false,
+                "source": if is_default { "DEFAULT_CONFIG" } else { "DYNAMIC_TOPIC_CONFIG" },
+                "synonyms": [],
+            })
+        })
+        .collect();
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaTopicConfigList", me, data),
+    ))
+}
+
+async fn list_brokers(
+    Path(cluster): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let base = base_url(&headers);
+    let me = format!("{base}/clusters/{CLUSTER_ID}/brokers");
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaBrokerList", me, vec![broker_json(&base)]),
+    ))
+}
+
+async fn get_broker(
+    Path((cluster, broker)): Path<(String, i64)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    if broker != BROKER_ID {
+        return Err(KafkaError::new(
+            StatusCode::NOT_FOUND,
+            404,
+            format!("broker {broker} not found"),
+        )
+        .v3());
+    }
+    Ok(ok(StatusCode::OK, &broker_json(&base_url(&headers))))
 }
 
 async fn list_clusters(headers: HeaderMap) -> Response {
@@ -192,7 +414,26 @@ async fn create_topic(
             .v3()
         })?),
     };
-    let _ = req.replication_factor;
+    // One broker: the default (-1, or absent) and 1 are the factors it can place.
+    match req.replication_factor {
+        None | Some(-1 | 1) => {}
+        Some(n) if n < 1 => {
+            return Err(KafkaError::new(
+                StatusCode::BAD_REQUEST,
+                40002,
+                "Replication factor must be larger than 0, or -1 to use the default value.",
+            )
+            .v3());
+        }
+        Some(n) => {
+            return Err(KafkaError::new(
+                StatusCode::BAD_REQUEST,
+                40002,
+                format!("Replication factor: {n} larger than available brokers: 1."),
+            )
+            .v3());
+        }
+    }
     let configs: Vec<(String, String)> = req
         .configs
         .into_iter()
@@ -217,11 +458,20 @@ async fn get_topic(
     Path((cluster, topic)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
-    check_cluster(&cluster)?;
-    let info = blocking(&state, move |l| l.topic(&topic))
-        .await
-        .map_err(KafkaError::v3)?;
+    let info = cluster_topic(&state, &cluster, topic).await?;
     Ok(ok(StatusCode::OK, &topic_json(&base_url(&headers), &info)))
+}
+
+/// The topic of a v3 path, after its cluster.
+async fn cluster_topic(
+    state: &AppState,
+    cluster: &str,
+    topic: String,
+) -> Result<TopicInfo, KafkaError> {
+    check_cluster(cluster)?;
+    blocking(state, move |l| l.topic(&topic))
+        .await
+        .map_err(KafkaError::v3)
 }
 
 async fn delete_topic(
