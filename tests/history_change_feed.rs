@@ -742,3 +742,36 @@ fn commit_writes_documents_events_and_metadata_atomically() {
     let out = h.commit(vec![u, d], vec![]).unwrap();
     assert_eq!(out[1], WriteOutcome::Deleted(1));
 }
+
+/// A waiting stream reads past more than a read's worth of entries outside its scope (no
+/// commit comes to wake it for the committed entry behind them), at the first and the
+/// `OPLOG_READ_BATCH_MAX`-th boundary.
+#[tokio::test]
+async fn a_waiting_stream_reads_on_past_whole_reads_of_other_collections() {
+    for others in [
+        streamcache::history::OPLOG_READ_BATCH_MAX - 1,
+        streamcache::history::OPLOG_READ_BATCH_MAX,
+        2 * streamcache::history::OPLOG_READ_BATCH_MAX + 1,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let h = open_with(
+            dir.path(),
+            HistoryConfig::default(),
+            ManualClock::shared(T0),
+        );
+        let mut stream = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+        let noise: Vec<Document> = (0..others).map(|i| doc! {"_id": i as i64}).collect();
+        h.insert_many("shop", "noise", noise).unwrap();
+        h.insert_one("shop", "orders", doc! {"_id": "the one"})
+            .unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("after {others} other entries: no event"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            event.get_document("documentKey").unwrap(),
+            &doc! {"_id": "the one"}
+        );
+    }
+}

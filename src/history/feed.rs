@@ -303,10 +303,11 @@ impl ChangeStream {
         self.invalidated && self.pending.is_empty()
     }
 
-    /// Reads up to [`OPLOG_READ_BATCH_MAX`] oplog entries into `pending`.
-    fn fill(&mut self) -> Result<()> {
+    /// Reads up to [`OPLOG_READ_BATCH_MAX`] oplog entries into `pending`; `true` when it read
+    /// that many, so more may be committed already.
+    fn fill(&mut self) -> Result<bool> {
         if self.invalidated {
-            return Ok(());
+            return Ok(false);
         }
         let (trimmed_through, _) = self.inner.oplog_bounds()?;
         if self.next_seq <= trimmed_through {
@@ -323,6 +324,7 @@ impl ChangeStream {
                     decode_document(bytes).map(|entry| (entry, None))
                 }
             })?;
+        let full = entries.len() >= OPLOG_READ_BATCH_MAX;
         for (seq, (entry, raw_post)) in entries {
             self.next_seq = seq.saturating_add(1);
             self.scanned = (seq, false);
@@ -348,7 +350,7 @@ impl ChangeStream {
                 break;
             }
         }
-        Ok(())
+        Ok(full && !self.invalidated)
     }
 
     fn in_scope(&self, entry: &Document) -> bool {
@@ -542,8 +544,15 @@ impl ChangeStream {
                 return Ok(None);
             }
             self.rx.borrow_and_update();
-            self.fill()?;
+            let more = self.fill()?;
             if !self.pending.is_empty() {
+                continue;
+            }
+            if more {
+                // A whole read of entries out of scope (or filtered out): the next ones are
+                // committed already, and no commit may come to wake the stream for them. Read
+                // on, letting the runtime's other tasks run between reads.
+                tokio::task::yield_now().await;
                 continue;
             }
             if self.rx.changed().await.is_err() {

@@ -736,7 +736,7 @@ fn cond_matches_values(reached: &[Option<&Bson>], cond: &Cond) -> bool {
                 || matches!(v, Bson::Array(a) if a.iter().any(|el| type_matches(el, sels)))
         }),
         Cond::Ne(_) | Cond::Nin(_) | Cond::Not(_) | Cond::And(_) | Cond::All(_) => {
-            // Handled by `cond_matches_path`; reached only through `$elemMatch` on values.
+            // `cond_matches_path` evaluates these itself; this keeps the function total.
             let doc_less = reached.iter().flatten().copied().collect::<Vec<_>>();
             negated_on_values(&doc_less, cond)
         }
@@ -776,7 +776,7 @@ fn in_matches(v: &Bson, items: &[InItem]) -> bool {
     })
 }
 
-/// Negated and compound conditions applied to a set of plain values (inside `$elemMatch`).
+/// Negated and compound conditions applied to a set of reached values.
 fn negated_on_values(values: &[&Bson], cond: &Cond) -> bool {
     let reached: Vec<Option<&Bson>> = if values.is_empty() {
         vec![None]
@@ -796,7 +796,27 @@ fn negated_on_values(values: &[&Bson], cond: &Cond) -> bool {
 fn elem_matches(el: &Bson, em: &ElemMatch) -> bool {
     match em {
         ElemMatch::Doc(f) => matches!(el, Bson::Document(d) if f.matches(d)),
-        ElemMatch::Value(c) => negated_on_values(&[el], c),
+        ElemMatch::Value(c) => element_matches(el, c),
+    }
+}
+
+/// `$elemMatch`'s operators on one array element, as MongoDB's `matchesSingleElement`: the
+/// element itself, with no fan-out into it when it is an array, so every operator holds for
+/// the same value (`{$elemMatch: {$gt: 4, $lt: 6}}` does not match `[[3, 7]]`, nor `[[5]]`).
+fn element_matches(el: &Bson, cond: &Cond) -> bool {
+    match cond {
+        Cond::Ne(q) => !values_equal(el, q),
+        Cond::Nin(items) => !in_matches(el, items),
+        Cond::Not(c) => !element_matches(el, c),
+        Cond::And(cs) => cs.iter().all(|c| element_matches(el, c)),
+        Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| element_matches(el, c)),
+        Cond::Exists(want) => *want,
+        Cond::Size(n) => matches!(el, Bson::Array(a) if i64::try_from(a.len()).ok() == Some(*n)),
+        Cond::Type(sels) => type_matches(el, sels),
+        Cond::ElemMatch(em) => {
+            matches!(el, Bson::Array(a) if a.iter().any(|x| elem_matches(x, em)))
+        }
+        positive => scalar_matches(el, positive),
     }
 }
 
@@ -1002,5 +1022,39 @@ mod tests {
         let d = doc! {"a": [0, 10]};
         assert!(m(doc! {"a": {"$gt": 5, "$lt": 5}}, d.clone()));
         assert!(!m(doc! {"a": {"$elemMatch": {"$gt": 5, "$lt": 5}}}, d));
+    }
+
+    /// MongoDB's jstests `elemmatch_value.js`: `$elemMatch` operators hold for one element
+    /// itself, never for the elements of an element that is an array.
+    #[test]
+    fn elem_match_operators_hold_for_the_element_itself() {
+        let docs = [
+            doc! {"_id": 1, "a": 5},
+            doc! {"_id": 2, "a": [5]},
+            doc! {"_id": 3, "a": [1, 5]},
+            doc! {"_id": 4, "a": [[5]]},
+            doc! {"_id": 5, "a": [[3, 7]]},
+            doc! {"_id": 6, "a": [[5], 3]},
+            doc! {"_id": 7, "a": [[[5]]]},
+            doc! {"_id": 8, "a": ["x", [2]]},
+        ];
+        let ids = |filter: Document| -> Vec<i32> {
+            let f = Filter::parse(&filter).unwrap();
+            docs.iter()
+                .filter(|d| f.matches(d))
+                .map(|d| d.get_i32("_id").unwrap())
+                .collect()
+        };
+        let em = |cond: Document| doc! {"a": {"$elemMatch": cond}};
+        assert_eq!(ids(em(doc! {"$lt": 6, "$gt": 4})), [2, 3]);
+        assert_eq!(ids(em(doc! {"$type": "number"})), [2, 3, 6]);
+        assert_eq!(ids(em(doc! {"$type": "array"})), [4, 5, 6, 7, 8]);
+        assert_eq!(ids(em(doc! {"$elemMatch": {"$lt": 6, "$gt": 4}})), [4, 6]);
+        assert_eq!(ids(em(doc! {"$eq": [5]})), [4, 6]);
+        assert_eq!(ids(em(doc! {"$size": 2})), [5]);
+        assert_eq!(ids(em(doc! {"$ne": 5})), [3, 4, 5, 6, 7, 8]);
+        assert_eq!(ids(em(doc! {"$not": {"$gt": 4}})), [3, 4, 5, 6, 7, 8]);
+        assert_eq!(ids(em(doc! {"$in": [5, "x"]})), [2, 3, 8]);
+        assert_eq!(ids(em(doc! {"$exists": true})), [2, 3, 4, 5, 6, 7, 8]);
     }
 }
