@@ -113,7 +113,7 @@ async fn crud_actions_answer_in_data_api_shapes() {
         .await;
     assert_eq!(
         v,
-        json!({"document": {"_id": 1, "customer": "c1", "at": {"$date": "2024-01-02T03:04:05.678Z"}}})
+        json!({"document": {"_id": 1, "customer": "c1", "at": "2024-01-02T03:04:05.678Z"}})
     );
     let (_, v) = api
         .call("findOne", json!({"filter": {"_id": {"$oid": oid}}}))
@@ -418,4 +418,74 @@ async fn a_very_long_dotted_path_is_a_client_error() {
         (s, v["documents"][0]["a"].clone()),
         (StatusCode::OK, json!(1))
     );
+}
+
+/// `application/json` answers in the Data API's standard JSON (its "Data Formats" page),
+/// `application/ejson` in canonical Extended JSON, for every BSON type a document may hold.
+#[tokio::test]
+async fn json_responses_flatten_types_as_the_data_api_does() {
+    let api = api();
+    let document = json!({
+        "_id": {"$oid": "61dea7a3d9c1aeae9b4a4b48"},
+        "int": {"$numberInt": "7"},
+        "long": {"$numberLong": "2022"},
+        "double": {"$numberDouble": "1.5"},
+        "inf": {"$numberDouble": "Infinity"},
+        "decimal": {"$numberDecimal": "9823.1297"},
+        "date": {"$date": {"$numberLong": "1641954803067"}},
+        "whole_second": {"$date": {"$numberLong": "1641954803000"}},
+        "early": {"$date": {"$numberLong": "-62167219200000"}},
+        "last_text": {"$date": {"$numberLong": "253402300799999"}},
+        "beyond": {"$date": {"$numberLong": "253402300800000"}},
+        "bin": {"$binary": {"base64": "AQID", "subType": "05"}},
+        "ts": {"$timestamp": {"t": 1565545664, "i": 1}},
+        "re": {"$regularExpression": {"pattern": "^a", "options": "i"}},
+        "max": {"$maxKey": 1},
+        "nested": [{"at": {"$date": {"$numberLong": "0"}}}, null, true, "s"],
+    });
+    let (s, _, _) = api
+        .call_with(
+            "insertOne",
+            json!({"dataSource": "x", "database": "shop", "collection": "types", "document": document}),
+            "application/ejson",
+            "application/json",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let find = json!({"dataSource": "x", "database": "shop", "collection": "types"});
+    let (_, ct, v) = api
+        .call_with(
+            "findOne",
+            find.clone(),
+            "application/json",
+            "application/json",
+        )
+        .await;
+    assert_eq!(ct, "application/json");
+    assert_eq!(
+        v["document"],
+        json!({
+            "_id": "61dea7a3d9c1aeae9b4a4b48",
+            "int": 7,
+            "long": 2022,
+            "double": 1.5,
+            "inf": {"$numberDouble": "Infinity"},
+            "decimal": "9823.1297",
+            "date": "2022-01-12T02:33:23.067Z",
+            "whole_second": "2022-01-12T02:33:23.000Z",
+            "early": "0000-01-01T00:00:00.000Z",
+            "last_text": "9999-12-31T23:59:59.999Z",
+            "beyond": {"$date": {"$numberLong": "253402300800000"}},
+            "bin": {"Subtype": 5, "Data": "AQID"},
+            "ts": {"T": 1565545664, "I": 1},
+            "re": {"Pattern": "^a", "Options": "i"},
+            "max": {"$maxKey": 1},
+            "nested": [{"at": "1970-01-01T00:00:00.000Z"}, null, true, "s"],
+        })
+    );
+    let (_, ct, v) = api
+        .call_with("findOne", find, "application/json", "application/ejson")
+        .await;
+    assert_eq!(ct, "application/ejson");
+    assert_eq!(v["document"], document, "canonical: every type kept");
 }

@@ -58,6 +58,7 @@ pub use index::IndexModel;
 pub use keys::{KeyFormat, decode_value as decode_key_value, encode_key_value};
 
 use aggregate::FieldTree;
+pub(crate) use aggregate::iso_string;
 pub(crate) use decode::write_relaxed_json;
 use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
 pub(crate) use document::{plain_json_number, raw_value};

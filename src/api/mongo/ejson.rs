@@ -1,8 +1,10 @@
 //! Extended JSON at the Data API boundary: parsing request bodies (canonical or relaxed) and
-//! rendering responses relaxed (`application/json`) or canonical (`application/ejson`).
+//! rendering responses as the Data API's standard JSON (`application/json`) or canonical
+//! Extended JSON (`application/ejson`).
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
 use bson::{Bson, Document};
 use serde_json::Value;
 
@@ -11,14 +13,14 @@ use super::DataApiError;
 /// Response encoding chosen from `Accept`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
-    /// Relaxed Extended JSON under `application/json`.
+    /// The Data API's standard JSON under `application/json` (see [`standard_json`]).
     Json,
     /// Canonical Extended JSON under `application/ejson`.
     Ejson,
 }
 
 impl Format {
-    /// `application/ejson` in `Accept` selects canonical output; anything else relaxed.
+    /// `application/ejson` in `Accept` selects canonical output; anything else standard JSON.
     pub(crate) fn from_accept(headers: &HeaderMap) -> Self {
         let accept = headers
             .get(header::ACCEPT)
@@ -34,7 +36,7 @@ impl Format {
     /// Renders a value in this format.
     pub(crate) fn value(self, v: Bson) -> Value {
         match self {
-            Self::Json => v.into_relaxed_extjson(),
+            Self::Json => standard_json(v),
             Self::Ejson => v.into_canonical_extjson(),
         }
     }
@@ -44,6 +46,52 @@ impl Format {
             Self::Json => "application/json",
             Self::Ejson => "application/ejson",
         }
+    }
+}
+
+/// Earliest date written as text in standard JSON: 0000-01-01T00:00:00.000Z.
+const TEXT_DATE_MS_MIN: i64 = -62_167_219_200_000;
+/// Latest date written as text in standard JSON: 9999-12-31T23:59:59.999Z.
+const TEXT_DATE_MS_MAX: i64 = 253_402_300_799_999;
+
+/// A value as the Data API's standard JSON (its "Data Formats" page): numbers as JSON
+/// numbers, an ObjectId as its hex string, a date as its ISO-8601 text with milliseconds, a
+/// Decimal128 as its text, binary data as `{"Subtype", "Data"}` (base64), a timestamp as
+/// `{"T", "I"}`, a regular expression as `{"Pattern", "Options"}`. What JSON has no form
+/// for (non-finite doubles, MinKey, MaxKey, dates outside years 0–9999, the deprecated types)
+/// stays in its canonical Extended JSON wrapper.
+pub(crate) fn standard_json(v: Bson) -> Value {
+    match v {
+        Bson::ObjectId(o) => Value::String(o.to_hex()),
+        Bson::DateTime(d) => {
+            let ms = d.timestamp_millis();
+            if (TEXT_DATE_MS_MIN..=TEXT_DATE_MS_MAX).contains(&ms) {
+                Value::String(crate::history::iso_string(ms))
+            } else {
+                Bson::DateTime(d).into_canonical_extjson()
+            }
+        }
+        Bson::Decimal128(d) => Value::String(d.to_string()),
+        Bson::Binary(b) => serde_json::json!({
+            "Subtype": u8::from(b.subtype),
+            "Data": base64::engine::general_purpose::STANDARD.encode(&b.bytes),
+        }),
+        Bson::Timestamp(t) => serde_json::json!({"T": t.time, "I": t.increment}),
+        Bson::RegularExpression(r) => {
+            serde_json::json!({"Pattern": r.pattern, "Options": r.options})
+        }
+        Bson::Document(d) => {
+            Value::Object(d.into_iter().map(|(k, v)| (k, standard_json(v))).collect())
+        }
+        Bson::Array(items) => Value::Array(items.into_iter().map(standard_json).collect()),
+        Bson::Double(f) if !f.is_finite() => Bson::Double(f).into_canonical_extjson(),
+        other @ (Bson::Double(_)
+        | Bson::Int32(_)
+        | Bson::Int64(_)
+        | Bson::String(_)
+        | Bson::Boolean(_)
+        | Bson::Null) => other.into_relaxed_extjson(),
+        other => other.into_canonical_extjson(),
     }
 }
 

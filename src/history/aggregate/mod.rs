@@ -9,6 +9,7 @@
 
 mod accumulate;
 mod date;
+pub(crate) use date::iso_string;
 mod date_arith;
 mod date_parts;
 mod expr;
