@@ -489,3 +489,28 @@ async fn json_responses_flatten_types_as_the_data_api_does() {
     assert_eq!(ct, "application/ejson");
     assert_eq!(v["document"], document, "canonical: every type kept");
 }
+
+/// The framework's own rejections under `/mongo` carry the Data API's error body too.
+#[tokio::test]
+async fn a_body_over_the_limit_and_a_wrong_method_answer_in_the_data_api_shape() {
+    let api = api();
+    let limit = usize::try_from(api._engine.config().http_body_bytes_max).unwrap();
+    let big = json!({"dataSource": "x", "database": "shop", "collection": "big", "document": {"s": "x".repeat(limit)}});
+    let (s, ct, v) = api
+        .call_with("insertOne", big, "application/json", "application/json")
+        .await;
+    assert_eq!(
+        (s, ct.as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "application/json")
+    );
+    assert_eq!(v["error_code"], "RequestTooLarge", "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    let req = Request::get("/mongo/action/find")
+        .body(Body::empty())
+        .unwrap();
+    let resp = api.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["error_code"], "MethodNotAllowed", "{v}");
+}

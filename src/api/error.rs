@@ -53,6 +53,33 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Longest text of a framework rejection carried into a surface's own error message.
+const REJECTION_TEXT_BYTES_MAX: usize = 4096;
+
+/// A failure the framework answered itself rather than a handler: an error status without a
+/// JSON body — a path or query value that does not parse, a body over the size limit (413), a
+/// method the path does not serve (405). `Ok` gives its status and text (if any) for a surface
+/// to answer in its own error shape; every other response comes back as it was.
+pub(crate) async fn framework_rejection(
+    response: Response,
+) -> Result<(StatusCode, Option<String>), Response> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return Err(response);
+    }
+    let text = axum::body::to_bytes(response.into_body(), REJECTION_TEXT_BYTES_MAX)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|t| !t.trim().is_empty());
+    Ok((status, text))
+}
+
 /// The fallback for paths no surface serves; under `/kafka`, in the REST Proxy's shape.
 pub(crate) async fn not_found(uri: Uri) -> Response {
     let path = uri.path();

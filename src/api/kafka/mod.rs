@@ -25,6 +25,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
+use super::error::framework_rejection;
 use crate::log::{Error, Log};
 
 /// Content type of every v2 response.
@@ -39,32 +40,15 @@ pub(crate) fn routes() -> Router<AppState> {
         .layer(middleware::from_fn(error_bodies))
 }
 
-/// Longest text of a framework rejection carried into a REST Proxy error's message.
-const REJECTION_TEXT_BYTES_MAX: usize = 4096;
-
 /// Gives every failure under `/kafka` the REST Proxy's error body. The handlers' own errors
-/// already have it; what reaches here without a JSON body is the framework's: a path or query
-/// value that does not parse, a body over the size limit (413), a method the path does not
-/// serve (405). The REST Proxy answers those through its generic exception mapper, with the
-/// HTTP status as the error code, and so does this.
+/// already have it; the framework's rejections ([`framework_rejection`]) get it here, with the
+/// HTTP status as the error code, as the REST Proxy's generic exception mapper answers them.
 async fn error_bodies(request: Request, next: Next) -> Response {
     let v3 = request.uri().path().starts_with("/kafka/v3/");
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
+    match framework_rejection(next.run(request).await).await {
+        Ok((status, text)) => generic_error(status, text, v3),
+        Err(response) => response,
     }
-    let text = axum::body::to_bytes(response.into_body(), REJECTION_TEXT_BYTES_MAX)
-        .await
-        .ok()
-        .and_then(|b| String::from_utf8(b.to_vec()).ok())
-        .filter(|t| !t.trim().is_empty());
-    generic_error(status, text, v3)
 }
 
 /// The REST Proxy's generic error: the status as the code, and Jersey's `HTTP <status>

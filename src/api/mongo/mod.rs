@@ -21,6 +21,7 @@ use bson::{Bson, Document};
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::error::framework_rejection;
 use crate::history::{
     self, AggregateOptions, FindOptions, History, IndexModel, InsertManyOptions, UpdateOptions,
 };
@@ -37,6 +38,32 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/mongo/action/{action}", post(action))
         .route("/mongo/watch", get(watch::watch))
+        .layer(axum::middleware::from_fn(error_bodies))
+}
+
+/// Gives the framework's own rejections under `/mongo` ([`framework_rejection`]: a body over
+/// `http_body_bytes_max`, a method the path does not serve, a query that does not parse) the
+/// Data API's error body, as every handler error has.
+async fn error_bodies(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match framework_rejection(next.run(request).await).await {
+        Ok((status, text)) => {
+            let code = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLarge",
+                StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
+                StatusCode::NOT_FOUND => "NotFound",
+                s if s.is_client_error() => "InvalidParameter",
+                _ => "InternalServerError",
+            };
+            let message = text.unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("request failed")
+                    .to_owned()
+            });
+            DataApiError::new(status, code, message).into_response()
+        }
+        Err(response) => response,
+    }
 }
 
 /// A Data API error: status, `error_code` and a message safe to show.
