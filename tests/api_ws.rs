@@ -23,12 +23,12 @@ use serde_json::{Value, json};
 use streamcache::clock::ManualClock;
 use streamcache::config::Config;
 use streamcache::realtime::{
-    CONNECTION_CHANNELS_MAX, RealtimeConfig, SocketId, USER_DATA_BYTES_MAX, WS_MESSAGE_BYTES_MAX,
-    body_md5, channel_auth, sign_request, user_auth,
+    CONNECTION_CHANNELS_MAX, RealtimeConfig, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId,
+    USER_DATA_BYTES_MAX, WS_MESSAGE_BYTES_MAX, body_md5, channel_auth, sign_request, user_auth,
 };
 use tokio_tungstenite::tungstenite::Message;
 
-/// Replay (and so the live ring) large enough that a burst of test events never lags.
+/// A replay buffer large enough that a burst of test events never needs a resync.
 fn ws_config() -> RealtimeConfig {
     RealtimeConfig {
         replay_events: 256,
@@ -479,17 +479,18 @@ async fn shutdown_closes_connections_with_reconnect_code() {
 
 #[tokio::test]
 async fn subscriber_behind_the_replay_buffer_is_told_to_reconnect() {
-    let server = start(realtime_config()).await; // replay buffer and live ring of 8
+    let server = start(realtime_config()).await; // a replay buffer of 8
     let mut c = connect(&server).await;
     c.subscribe("orders", None, None).await;
-    for n in 0..30 {
+    // Past the live ring and the replay buffer both.
+    for n in 0..SUBSCRIBER_QUEUE_EVENTS_MAX + 30 {
         server
             .engine
             .realtime()
             .publish("orders", "NewOrder", json!(n), None)
             .unwrap();
     }
-    // Single-threaded runtime: all 30 are published before the connection task runs again.
+    // Single-threaded runtime: all are published before the connection task runs again.
     let err = c.recv().await;
     assert_eq!(
         (err["event"].as_str(), err["data"]["code"].as_u64()),

@@ -650,3 +650,24 @@ async fn pusher_routes_skip_bearer_auth_but_keep_pusher_signing() {
     let (s, _) = call(&engine, "GET", "/realtime/orders", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "SSE keeps bearer auth");
 }
+
+/// The HTTP API refuses the protocol's own event names, as `POST /realtime` does: a
+/// subscriber's library would act on a published `pusher_internal:member_added`. Names that
+/// only contain the prefixes elsewhere are events like any other.
+#[tokio::test]
+async fn the_protocols_own_event_names_are_not_published() {
+    let engine = engine(None);
+    for (name, want) in [
+        ("pusher:ping", StatusCode::BAD_REQUEST),
+        ("pusher_internal:member_added", StatusCode::BAD_REQUEST),
+        ("my-pusher:event", StatusCode::OK),
+        ("pusher-like", StatusCode::OK),
+    ] {
+        let one = json!({"name": name, "data": "{}", "channel": "orders"});
+        let (s, body) = post(&engine, "/apps/streamcache/events", &one).await;
+        assert_eq!(s, want, "{name}: {body}");
+        let batch = json!({"batch": [{"name": name, "data": "{}", "channel": "orders"}]});
+        let (s, body) = post(&engine, "/apps/streamcache/batch_events", &batch).await;
+        assert_eq!(s, want, "batch {name}: {body}");
+    }
+}

@@ -901,3 +901,32 @@ fn webhooks_at_max_and_max_plus_one() {
     let err = config(max + 1).check().unwrap_err().to_string();
     assert!(err.contains("webhooks"), "{err}");
 }
+
+/// The live ring holds `SUBSCRIBER_QUEUE_EVENTS_MAX` events whatever the replay buffer's size:
+/// with a replay of one event, a live subscriber still reads that many events published before
+/// it runs, in order and without a resync; one more overruns it.
+#[tokio::test]
+async fn the_live_ring_does_not_shrink_with_a_small_replay_buffer() {
+    for (published, resync) in [
+        (SUBSCRIBER_QUEUE_EVENTS_MAX, false),
+        (SUBSCRIBER_QUEUE_EVENTS_MAX + 1, true),
+    ] {
+        let hub = hub(1);
+        let mut sub = hub.subscribe("burst", None).unwrap();
+        for n in 0..published {
+            hub.publish("burst", "E", json!(n), None).unwrap();
+        }
+        let mut ids = Vec::new();
+        let mut resynced = false;
+        while let Some(delivery) = sub.try_recv() {
+            match delivery {
+                Delivery::Event(e) => ids.push(e.id()),
+                Delivery::Resync { .. } => resynced = true,
+            }
+        }
+        assert_eq!(resynced, resync, "{published} events");
+        if !resync {
+            assert_eq!(ids, (1..=published as u64).collect::<Vec<_>>());
+        }
+    }
+}

@@ -29,9 +29,9 @@ use crate::realtime::{
     self, BATCH_EVENTS_MAX, CLIENT_EVENTS_PER_SECOND_MAX, CONNECTION_CHANNELS_MAX, ChannelKind,
     ClientMessage, Delivery, ErrorCode, EventData, Hub, PUBLISH_CHANNELS_MAX, RateWindow,
     RealtimeConfig, SERVER_TO_USER_PREFIX, SignedRequest, SocketId, USER_ID_CHARS_MAX, UserGuard,
-    WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name, check_event_name, check_request,
-    check_user_auth, frame_connection_established, frame_error, frame_ping, frame_pong,
-    frame_signin_success, frame_subscription_error, frame_subscription_succeeded,
+    WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name, check_published_event_name,
+    check_request, check_user_auth, frame_connection_established, frame_error, frame_ping,
+    frame_pong, frame_signin_success, frame_subscription_error, frame_subscription_succeeded,
     parse_client_message, parse_presence_data, parse_user_data, server_to_user_id,
 };
 
@@ -614,7 +614,7 @@ struct Checked {
 }
 
 fn check_event(body: EventBody) -> Result<Checked, PusherError> {
-    check_event_name(&body.name)?;
+    check_published_event_name(&body.name)?;
     // The size limit applies to the data as sent, before any escaping.
     let data = match &body.data {
         Value::String(s) => EventData::from_sent_text(s)?,

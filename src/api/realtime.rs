@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::metrics::Gauge;
-use crate::realtime::{self, ChannelKind, Delivery, EventId, Start, check_channel_name};
+use crate::realtime::{
+    self, ChannelKind, Delivery, EventId, Start, check_channel_name, check_published_event_name,
+};
 
 /// Holds one unit of a gauge (open streams, connections) until dropped.
 #[derive(Debug)]
@@ -84,11 +86,6 @@ fn check_open_channel(channel: &str) -> Result<(), ApiError> {
         Err(e) => Err(client_error(&e)),
     }
 }
-
-/// Event-name prefixes of the Pusher protocol's own events (`pusher:ping`,
-/// `pusher_internal:member_added`, …), which `POST /realtime` may not publish: a subscriber's
-/// client library would act on them.
-const RESERVED_EVENT_PREFIXES: [&str; 2] = ["pusher:", "pusher_internal:"];
 
 /// Most bytes of events put in one body chunk of a stream: the events already queued when the
 /// stream wakes go out in one write, up to about this much (the event that crosses it is the
@@ -319,16 +316,7 @@ async fn publish(
     Json(body): Json<PublishBody>,
 ) -> Result<Json<Value>, ApiError> {
     check_open_channel(&channel)?;
-    if let Some(prefix) = RESERVED_EVENT_PREFIXES
-        .iter()
-        .find(|p| body.event.starts_with(**p))
-    {
-        return Err(ApiError::client(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("event names starting `{prefix}` are the Pusher protocol's own"),
-        ));
-    }
+    check_published_event_name(&body.event).map_err(|e| client_error(&e))?;
     let id = state
         .engine
         .realtime()

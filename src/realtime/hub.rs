@@ -166,7 +166,9 @@ struct Channel {
 
 impl Channel {
     fn new(capacity: usize, pinned: bool) -> Self {
-        let (tx, _) = broadcast::channel(capacity.clamp(1, SUBSCRIBER_QUEUE_EVENTS_MAX));
+        // The live ring does not shrink with the replay buffer: a small `replay_events` would
+        // otherwise make one batch of events overrun every live subscriber.
+        let (tx, _) = broadcast::channel(SUBSCRIBER_QUEUE_EVENTS_MAX);
         Self {
             state: Mutex::new(ChannelState {
                 head: 0,

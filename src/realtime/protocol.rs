@@ -168,6 +168,28 @@ pub fn check_channel_name(name: &str) -> Result<ChannelKind> {
     })
 }
 
+/// Event-name prefixes of the Pusher protocol's own events (`pusher:ping`,
+/// `pusher_internal:member_added`, …): a subscriber's client library acts on them.
+pub(crate) const RESERVED_EVENT_PREFIXES: [&str; 2] = ["pusher:", "pusher_internal:"];
+
+/// Checks the name of an event a publisher sends (the Pusher HTTP API, `POST /realtime`):
+/// [`check_event_name`], and none of the protocol's own names ([`RESERVED_EVENT_PREFIXES`]).
+///
+/// # Errors
+/// [`Error::EventName`] saying what is wrong.
+pub fn check_published_event_name(name: &str) -> Result<()> {
+    check_event_name(name)?;
+    match RESERVED_EVENT_PREFIXES
+        .iter()
+        .find(|p| name.starts_with(**p))
+    {
+        Some(prefix) => Err(Error::EventName {
+            reason: format!("names starting `{prefix}` are the Pusher protocol's own"),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Checks an event name: 1..=200 characters, none of them a control character.
 ///
 /// # Errors
