@@ -650,6 +650,7 @@ impl Error {
             28 => "PathNotViable",
             40 => "ConflictingUpdateOperators",
             66 => "ImmutableField",
+            54 => "NotSingleValueField",
             9 => "FailedToParse",
             72 => "InvalidOptions",
             13113 => "MergeStageNoMatchingDocument",

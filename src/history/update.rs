@@ -1159,16 +1159,49 @@ pub(crate) fn unset_path(doc: &mut Document, parts: &[&str]) {
 /// # Errors
 /// As [`set_path`].
 pub(crate) fn seed_from_filter(filter: &Filter) -> Result<Document> {
+    let equalities: Vec<(&str, &Bson)> = filter
+        .equalities()
+        .into_iter()
+        .filter(|(_, value)| {
+            !matches!(value, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')))
+        })
+        .collect();
+    // Checked in path order, as MongoDB's canonical query orders them, so a conflict is
+    // named as MongoDB names it.
+    let mut paths: Vec<&str> = equalities.iter().map(|(path, _)| *path).collect();
+    paths.sort_unstable();
+    for (i, path) in paths.iter().enumerate() {
+        check_single_value(&paths[..i], path)?;
+    }
     let mut doc = Document::new();
-    for (path, value) in filter.equalities() {
-        if matches!(value, Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')))
-        {
-            continue;
-        }
+    for (path, value) in equalities {
         let parts = split_path(path)?;
         set_path(&mut doc, &parts, value.clone())?;
     }
     Ok(doc)
+}
+
+/// MongoDB's rule for the fields an upsert takes from its filter: each path once, and none
+/// inside another (54 NotSingleValueField, with MongoDB's messages).
+fn check_single_value(seeded: &[&str], path: &str) -> Result<()> {
+    let within = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('.'))
+    };
+    for earlier in seeded {
+        let message = if *earlier == path {
+            format!("cannot infer query fields to set, path '{path}' is matched twice")
+        } else if within(earlier, path) || within(path, earlier) {
+            format!(
+                "cannot infer query fields to set, both paths '{path}' and '{earlier}' are matched"
+            )
+        } else {
+            continue;
+        };
+        return Err(Error::Update { code: 54, message });
+    }
+    Ok(())
 }
 
 /// MongoDB's `updateDescription` for a change from `old` to `new`: updated fields (dotted paths
@@ -1325,5 +1358,41 @@ mod tests {
         let nothing = doc! {"updatedFields": {}, "removedFields": [], "truncatedArrays": []};
         assert!(delta_fits(&nothing, 20));
         assert!(!delta_fits(&nothing, 19));
+    }
+
+    #[test]
+    fn an_upsert_seed_takes_each_path_once_and_none_inside_another() {
+        use super::{Filter, seed_from_filter};
+        let seed = |filter: bson::Document| seed_from_filter(&Filter::parse(&filter).unwrap());
+        assert_eq!(
+            seed(doc! {"a.b": 1, "c": 2, "ab": 3, "a.bc": 4}).unwrap(),
+            doc! {"a": {"b": 1, "bc": 4}, "c": 2, "ab": 3}
+        );
+        for (filter, message) in [
+            (
+                doc! {"$and": [{"k": 1}, {"k": 2}]},
+                "cannot infer query fields to set, path 'k' is matched twice",
+            ),
+            (
+                doc! {"a.b": 1, "a": {"c": 2}},
+                "cannot infer query fields to set, both paths 'a.b' and 'a' are matched",
+            ),
+            (
+                doc! {"a": {"c": 2}, "a.b": 1},
+                "cannot infer query fields to set, both paths 'a.b' and 'a' are matched",
+            ),
+        ] {
+            let e = seed(filter.clone()).unwrap_err();
+            assert_eq!(
+                (e.code(), e.to_string()),
+                (54, message.to_owned()),
+                "{filter}"
+            );
+        }
+        // Paths of operators other than equality seed nothing, so they conflict with nothing.
+        assert_eq!(
+            seed(doc! {"k": 1, "k.x": {"$gt": 2}}).unwrap(),
+            doc! {"k": 1}
+        );
     }
 }
