@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::history::{
     ChangeStream, FullDocument, History, SplitEvent, WatchOptions, WatchScope, raw_value,
-    write_relaxed_json,
+    relaxed_extjson, write_relaxed_json,
 };
 use crate::realtime::{Hub, PayloadField, Watcher};
 use crate::shutdown::ShutdownSignal;
@@ -135,7 +135,7 @@ fn publish(hub: &Hub, watchers: &[Watcher], view: &View, split: &SplitEvent) {
                     None => event
                         .get("fullDocument")
                         .cloned()
-                        .map_or(Value::Null, Bson::into_relaxed_extjson),
+                        .map_or(Value::Null, relaxed_extjson),
                 }
             })),
             PayloadField::DocumentKey => {
@@ -218,21 +218,21 @@ impl View {
 }
 
 /// `value` as one-line relaxed Extended JSON text: the text of
-/// `value.clone().into_relaxed_extjson().to_string()`; a document is written from its BSON
+/// `relaxed_extjson(value.clone()).to_string()`; a document is written from its BSON
 /// encoding ([`write_relaxed_raw`]) without building the JSON value.
 fn relaxed_text(value: &Bson) -> String {
     match value {
         Bson::Document(doc) => match bson::RawDocumentBuf::try_from(doc) {
             Ok(raw) => relaxed_text_raw(&raw),
-            Err(_) => value.clone().into_relaxed_extjson().to_string(),
+            Err(_) => relaxed_extjson(value.clone()).to_string(),
         },
-        other => other.clone().into_relaxed_extjson().to_string(),
+        other => relaxed_extjson(other.clone()).to_string(),
     }
 }
 
-/// `value.clone().into_relaxed_extjson()` without the clone: documents, arrays, strings,
-/// integers, finite doubles, booleans and null are converted here as bson converts them; the
-/// other types go through bson's conversion of a clone.
+/// `relaxed_extjson(value.clone())` without the clone: documents, arrays, strings, integers,
+/// finite doubles, booleans and null are converted here as bson converts them; the other types
+/// go through [`relaxed_extjson`] of a clone.
 fn relaxed_value(value: &Bson) -> Value {
     match value {
         Bson::Document(doc) => Value::Object(
@@ -247,13 +247,13 @@ fn relaxed_value(value: &Bson) -> Value {
         Bson::Double(f) if f.is_finite() => Value::from(*f),
         Bson::Boolean(b) => Value::Bool(*b),
         Bson::Null => Value::Null,
-        other => other.clone().into_relaxed_extjson(),
+        other => relaxed_extjson(other.clone()),
     }
 }
 
-/// A raw value as relaxed Extended JSON (the value bson's conversion gives).
+/// A raw value as relaxed Extended JSON ([`relaxed_extjson`]).
 fn raw_to_relaxed(value: RawBsonRef<'_>) -> bson::error::Result<Value> {
-    Ok(raw_value(value)?.into_relaxed_extjson())
+    Ok(relaxed_extjson(raw_value(value)?))
 }
 
 /// [`relaxed_text`] of a raw document: the same text, written from its bytes
@@ -310,10 +310,9 @@ fn write_relaxed_raw(out: &mut Vec<u8>, value: RawBsonRef<'_>) -> std::io::Resul
         RawBsonRef::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, &f)?,
         RawBsonRef::Boolean(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
         RawBsonRef::Null => out.extend_from_slice(b"null"),
-        other => serde_json::to_writer(
-            &mut *out,
-            &raw_value(other).map_err(bad)?.into_relaxed_extjson(),
-        )?,
+        other => {
+            serde_json::to_writer(&mut *out, &relaxed_extjson(raw_value(other).map_err(bad)?))?
+        }
     }
     Ok(())
 }
@@ -323,7 +322,7 @@ mod tests {
     use bson::{Bson, doc, oid::ObjectId};
     use serde_json::json;
 
-    use super::{View, relaxed_text, relaxed_text_raw, relaxed_value};
+    use super::{View, relaxed_extjson, relaxed_text, relaxed_text_raw, relaxed_value};
     use crate::realtime::{PayloadField, Watcher, WatcherConfig};
 
     fn order() -> bson::Document {
@@ -332,6 +331,7 @@ mod tests {
             "whole": 100.0, "tiny": 1e-7, "huge": 1.5e300, "nan": f64::NAN, "inf": f64::NEG_INFINITY,
             "status": "Shipped \"now\"\n", "ok": true, "none": Bson::Null,
             "date": bson::DateTime::from_millis(1_796_032_800_000),
+            "after_9999": bson::DateTime::from_millis(253_402_300_800_000),
             "oid": ObjectId::from_bytes([7; 12]),
             "lines": [{"productCode": "S10_1678", "qty": 30}, 1, "x", [], {}],
             "nested": {"a": {"b": [1.25, {"c": "é"}]}},
@@ -341,14 +341,11 @@ mod tests {
     #[test]
     fn relaxed_text_is_the_text_of_the_converted_value() {
         let doc = Bson::Document(order());
-        assert_eq!(
-            relaxed_text(&doc),
-            doc.clone().into_relaxed_extjson().to_string()
-        );
+        assert_eq!(relaxed_text(&doc), relaxed_extjson(doc.clone()).to_string());
         for value in order().values() {
             assert_eq!(
                 relaxed_text(value),
-                value.clone().into_relaxed_extjson().to_string()
+                relaxed_extjson(value.clone()).to_string()
             );
         }
     }
@@ -362,7 +359,7 @@ mod tests {
             Bson::Document(change("insert", Bson::Null)),
         ]);
         for value in values {
-            let expected = value.clone().into_relaxed_extjson();
+            let expected = relaxed_extjson(value.clone());
             assert_eq!(relaxed_value(&value), expected, "{value}");
             assert_eq!(relaxed_value(&value).to_string(), expected.to_string());
         }
@@ -411,7 +408,7 @@ mod tests {
             change("replace", Bson::Document(doc! {})),
         ];
         for event in events {
-            let whole = Bson::Document(event.clone()).into_relaxed_extjson();
+            let whole = relaxed_extjson(Bson::Document(event.clone()));
             let reduced = serde_json::Value::Object(view.reduce(&event));
             for w in &watchers {
                 let routed = w.route(&reduced);

@@ -29,6 +29,8 @@ use std::sync::LazyLock;
 
 use bson::{Bson, Document, Timestamp, oid::ObjectId};
 
+use super::document::relaxed_extjson;
+
 /// Nesting beyond this is left to `bson` (stored documents stop at 100 levels; oplog entries
 /// embed them a few levels deeper).
 const DEPTH_MAX: usize = 128;
@@ -125,7 +127,7 @@ pub(crate) fn document_split<'a>(
 }
 
 /// Appends the BSON document `bytes` to `out` as one-line relaxed Extended JSON: the text of
-/// converting it with `Bson::into_relaxed_extjson` and serialising that with `serde_json`,
+/// converting it with [`relaxed_extjson`] and serialising that with `serde_json`,
 /// written straight from the bytes, checked as [`document`] checks them. Strings, integers,
 /// finite doubles, booleans, null, documents and arrays are written here; the other types
 /// [`document`] decodes go through `bson`'s conversion one value at a time. `None`, with `out`
@@ -410,7 +412,7 @@ impl<'a> Reader<'a> {
                 0x10 => serde_json::to_writer(&mut *out, &inner.i32()?).ok()?,
                 0x12 => serde_json::to_writer(&mut *out, &inner.i64()?).ok()?,
                 _ => {
-                    let value = inner.value(tag, depth)?.into_relaxed_extjson();
+                    let value = relaxed_extjson(inner.value(tag, depth)?);
                     serde_json::to_writer(&mut *out, &value).ok()?;
                 }
             }
@@ -565,7 +567,7 @@ mod tests {
     fn relaxed_by_bson(bytes: &[u8]) -> Option<String> {
         let raw = bson::RawDocument::from_bytes(bytes).ok()?;
         let doc = raw_document_by_element(raw).ok()?;
-        Some(Bson::Document(doc).into_relaxed_extjson().to_string())
+        Some(relaxed_extjson(Bson::Document(doc)).to_string())
     }
 
     fn relaxed(bytes: &[u8]) -> Option<String> {

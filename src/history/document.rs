@@ -633,6 +633,30 @@ pub(super) fn raw_document_by_element(raw: &bson::RawDocument) -> bson::error::R
     Ok(out)
 }
 
+/// The latest date relaxed Extended JSON writes as ISO-8601 text: 9999-12-31T23:59:59.999Z.
+const RELAXED_DATE_MS_MAX: i64 = 253_402_300_799_999;
+
+/// A value as relaxed Extended JSON: `Bson::into_relaxed_extjson`, except that a date after
+/// year 9999 gets the canonical `{"$date": {"$numberLong": …}}` form the specification asks for
+/// outside years 1970–9999 (`bson` formats it clamped to 9999-12-31T23:59:59.999999999Z, a
+/// different instant).
+pub(crate) fn relaxed_extjson(v: Bson) -> serde_json::Value {
+    match v {
+        Bson::Document(d) => serde_json::Value::Object(
+            d.into_iter()
+                .map(|(k, v)| (k, relaxed_extjson(v)))
+                .collect(),
+        ),
+        Bson::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(relaxed_extjson).collect())
+        }
+        Bson::DateTime(d) if d.timestamp_millis() > RELAXED_DATE_MS_MAX => {
+            Bson::DateTime(d).into_canonical_extjson()
+        }
+        other => other.into_relaxed_extjson(),
+    }
+}
+
 /// Converts one borrowed BSON value to an owned one (see [`raw_document`]).
 pub(crate) fn raw_value(value: bson::RawBsonRef<'_>) -> bson::error::Result<Bson> {
     use bson::RawBsonRef as R;
@@ -1107,6 +1131,41 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 mod tests {
     use super::*;
     use bson::doc;
+
+    /// Relaxed Extended JSON writes ISO text for years 1970–9999 and the canonical form
+    /// outside them, at every depth, and agrees with `bson` everywhere else.
+    #[test]
+    fn relaxed_dates_after_9999_keep_their_instant() {
+        let date = |ms: i64| Bson::DateTime(bson::DateTime::from_millis(ms));
+        let cases = [
+            (
+                date(0),
+                serde_json::json!({"$date": "1970-01-01T00:00:00Z"}),
+            ),
+            (
+                date(RELAXED_DATE_MS_MAX),
+                serde_json::json!({"$date": "9999-12-31T23:59:59.999Z"}),
+            ),
+            (
+                date(RELAXED_DATE_MS_MAX + 1),
+                serde_json::json!({"$date": {"$numberLong": "253402300800000"}}),
+            ),
+            (
+                date(-1),
+                serde_json::json!({"$date": {"$numberLong": "-1"}}),
+            ),
+        ];
+        for (value, want) in cases {
+            assert_eq!(relaxed_extjson(value.clone()), want, "{value}");
+            let nested = Bson::Document(doc! {"a": [{"d": value.clone()}], "n": 1.5});
+            assert_eq!(
+                relaxed_extjson(nested),
+                serde_json::json!({"a": [{"d": want}], "n": 1.5})
+            );
+        }
+        let other = Bson::Document(doc! {"i": 7_i64, "x": f64::NAN, "s": "t"});
+        assert_eq!(relaxed_extjson(other.clone()), other.into_relaxed_extjson());
+    }
 
     #[test]
     fn bson_size_is_the_encoded_length() {

@@ -61,7 +61,7 @@ use aggregate::FieldTree;
 pub(crate) use aggregate::iso_string;
 pub(crate) use decode::write_relaxed_json;
 use document::{RawWriter, decode_document, encode_document_into, encode_record, split_path};
-pub(crate) use document::{plain_json_number, raw_value};
+pub(crate) use document::{plain_json_number, raw_value, relaxed_extjson};
 use index::{Access, IndexDef, Plan};
 use keys::{catalog_collection_key, doc_key, oplog_key};
 use query::{Filter, Sort};

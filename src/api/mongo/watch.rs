@@ -25,6 +25,7 @@ use super::super::AppState;
 use super::DataApiError;
 use crate::history::{
     self, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
+    relaxed_extjson,
 };
 
 /// Default idle time before a heartbeat, in milliseconds.
@@ -166,7 +167,7 @@ fn events(
         match tokio::time::timeout(idle, stream.next()).await {
             Ok(Ok(Some(event))) => {
                 let id = event.get_document("_id").map(token_of).unwrap_or_default();
-                let data = Bson::Document(event).into_relaxed_extjson().to_string();
+                let data = relaxed_extjson(Bson::Document(event)).to_string();
                 Some((Ok(Event::default().id(id).data(data)), Some(Ok(stream))))
             }
             Ok(Ok(None)) => None,
