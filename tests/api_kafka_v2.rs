@@ -1020,3 +1020,47 @@ async fn committing_offset_minus_one_commits_zero_and_minus_two_is_refused() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some(422))
     );
 }
+
+#[tokio::test]
+async fn instance_names_are_one_url_segment_of_at_most_255_bytes() {
+    let api = Api::new();
+    let create = |name: String| json!({"name": name});
+    for (name, ok) in [
+        ("n".repeat(255), true),
+        ("n".repeat(256), false),
+        (String::new(), false),
+        ("a/b".to_owned(), false),
+        ("a.b-c_d".to_owned(), true),
+    ] {
+        let (status, _, v) = api
+            .call(
+                "POST",
+                "/kafka/consumers/g",
+                Some(V2),
+                None,
+                Some(create(name.clone())),
+            )
+            .await;
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{name}: {v}");
+            let base = v["base_uri"].as_str().unwrap();
+            assert!(
+                base.ends_with(&format!("/consumers/g/instances/{name}")),
+                "{base}"
+            );
+        } else {
+            assert_eq!(
+                (status, v["error_code"].as_u64()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(42204)),
+                "{name:?}"
+            );
+            assert!(
+                v["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("consumer instance name is invalid"),
+                "{v}"
+            );
+        }
+    }
+}

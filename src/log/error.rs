@@ -157,6 +157,13 @@ pub enum Error {
         /// What rule it breaks.
         reason: &'static str,
     },
+    /// A consumer instance name that is empty, too long, or holds NUL or `/` (it is one
+    /// segment of the instance's URL).
+    #[error("consumer instance name is invalid: {reason}")]
+    InstanceNameInvalid {
+        /// What rule it breaks.
+        reason: &'static str,
+    },
     /// No consumer instance of that name in the group (never created, deleted or expired).
     #[error("consumer instance {instance} not found in group {group}")]
     InstanceNotFound {

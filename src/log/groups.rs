@@ -285,6 +285,18 @@ fn check_group(group: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks a consumer instance name: a group name's rules, and no `/`, so the instance's
+/// `base_uri` is one URL segment longer than its group's.
+fn check_instance_name(name: &str) -> Result<()> {
+    let invalid = |reason| Err(Error::InstanceNameInvalid { reason });
+    match check_group(name) {
+        Err(Error::GroupNameInvalid { reason }) => invalid(reason),
+        Err(e) => Err(e),
+        Ok(()) if name.contains('/') => invalid("contains `/`"),
+        Ok(()) => Ok(()),
+    }
+}
+
 /// The topic a committed-offset key names, if the key is well formed.
 fn offset_key_topic(key: &[u8]) -> Option<&[u8]> {
     // Group names hold no NUL, so the first one ends the group; the partition is the last 4
@@ -407,7 +419,8 @@ impl Log {
     /// `rest-consumer-…`).
     ///
     /// # Errors
-    /// [`Error::GroupNameInvalid`], [`Error::InstanceExists`], [`Error::TooManyInstances`].
+    /// [`Error::GroupNameInvalid`], [`Error::InstanceNameInvalid`], [`Error::InstanceExists`],
+    /// [`Error::TooManyInstances`].
     pub fn create_consumer(
         &self,
         group: &str,
@@ -416,7 +429,7 @@ impl Log {
     ) -> Result<String> {
         check_group(group)?;
         if let Some(n) = name {
-            check_group(n)?;
+            check_instance_name(n)?;
         }
         let now = self.now_mono_ms();
         let mut reg = self.registry()?;

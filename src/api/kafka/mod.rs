@@ -136,9 +136,9 @@ impl From<Error> for KafkaError {
             | Error::PartitionCountInvalid { .. }
             | Error::ConfigInvalid { .. }
             | Error::OffsetOutOfRange { .. } => (S::BAD_REQUEST, 40002),
-            Error::GroupNameInvalid { .. } | Error::PatternInvalid { .. } => {
-                (S::UNPROCESSABLE_ENTITY, 42204)
-            }
+            Error::GroupNameInvalid { .. }
+            | Error::InstanceNameInvalid { .. }
+            | Error::PatternInvalid { .. } => (S::UNPROCESSABLE_ENTITY, 42204),
             Error::RecordTooLarge { .. }
             | Error::TooManyRecords { .. }
             | Error::AppendTooLarge { .. }
