@@ -142,15 +142,17 @@ async fn lagging_subscriber_recovers_from_the_replay_buffer() {
 async fn subscriber_behind_the_replay_buffer_gets_one_resync_then_live_events() {
     let hub = hub(16);
     let mut sub = hub.subscribe("orders", None).unwrap();
-    for n in 0..100 {
+    // Past the live ring and the replay buffer both.
+    let total = u64::try_from(SUBSCRIBER_QUEUE_EVENTS_MAX + 44).unwrap();
+    for n in 0..total {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     match next(&mut sub).await {
-        Delivery::Resync { head } => assert_eq!(head, 100),
+        Delivery::Resync { head } => assert_eq!(head, total),
         Delivery::Event(e) => panic!("expected resync, got event {}", e.id()),
     }
-    hub.publish("orders", "E", json!(100), None).unwrap();
-    assert_eq!(next_id(&mut sub).await, 101);
+    hub.publish("orders", "E", json!(total), None).unwrap();
+    assert_eq!(next_id(&mut sub).await, total + 1);
 }
 
 fn try_id(sub: &mut Subscription) -> Option<u64> {
@@ -188,16 +190,18 @@ fn try_recv_recovers_lag_from_the_replay_buffer_or_asks_for_resync() {
 
     let hub = hub_fresh();
     let mut sub = hub.subscribe("orders", None).unwrap();
-    for n in 0..100 {
+    // Past the live ring and the replay buffer both.
+    let total = u64::try_from(SUBSCRIBER_QUEUE_EVENTS_MAX + 44).unwrap();
+    for n in 0..total {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     match sub.try_recv() {
-        Some(Delivery::Resync { head }) => assert_eq!(head, 100),
+        Some(Delivery::Resync { head }) => assert_eq!(head, total),
         other => panic!("expected resync, got {other:?}"),
     }
     assert!(sub.try_recv().is_none());
-    hub.publish("orders", "E", json!(100), None).unwrap();
-    assert_eq!(try_id(&mut sub), Some(101));
+    hub.publish("orders", "E", json!(total), None).unwrap();
+    assert_eq!(try_id(&mut sub), Some(total + 1));
 }
 
 #[tokio::test]
@@ -614,7 +618,9 @@ async fn subscribe_recent_replays_the_latest_buffered_events() {
     let hub = hub(4);
     let mut empty = hub.subscribe_recent("orders", 5).unwrap();
     assert_eq!(empty.start(), Start::Replayed { count: 0 });
-    for n in 0..10 {
+    // Past the live ring and the replay buffer both.
+    let total = u64::try_from(SUBSCRIBER_QUEUE_EVENTS_MAX + 10).unwrap();
+    for n in 0..total {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     let mut two = hub.subscribe_recent("orders", 2).unwrap();
@@ -625,12 +631,12 @@ async fn subscribe_recent_replays_the_latest_buffered_events() {
         Start::Replayed { count: 4 },
         "at most what is buffered"
     );
-    hub.publish("orders", "E", json!(10), None).unwrap();
-    for want in [9, 10, 11] {
+    hub.publish("orders", "E", json!(total), None).unwrap();
+    for want in [total - 1, total, total + 1] {
         assert_eq!(next_id(&mut two).await, want);
     }
     assert!(
-        matches!(next(&mut empty).await, Delivery::Resync { head: 11 }),
+        matches!(next(&mut empty).await, Delivery::Resync { head } if head == total + 1),
         "the empty-channel subscriber was live from id 1 and has since fallen behind the buffer"
     );
 }

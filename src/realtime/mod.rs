@@ -89,8 +89,8 @@ pub const REPLAY_BYTES_MAX: usize = 1024 * 1024;
 /// Ceiling for `realtime.replay_events`: events kept per channel for `Last-Event-ID` replay and
 /// lag recovery.
 pub const REPLAY_EVENTS_MAX: usize = 100_000;
-/// Events a live subscriber may fall behind before it must recover from the replay buffer (or
-/// `replay_events` when that is smaller).
+/// Events a live subscriber may fall behind before it must recover from the replay buffer:
+/// the live ring of every channel, whatever `replay_events` is.
 pub const SUBSCRIBER_QUEUE_EVENTS_MAX: usize = 256;
 /// Most channels one WebSocket connection may be subscribed to at once.
 pub const CONNECTION_CHANNELS_MAX: usize = 100;
