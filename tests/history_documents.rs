@@ -442,6 +442,33 @@ fn update_errors_carry_mongodb_codes() {
         assert_eq!(e.code(), code, "update {update}: {e}");
         assert_eq!(stored, start, "unchanged after error");
     }
+    // The messages name the document by its `_id`, as MongoDB renders it.
+    let oid = bson::oid::ObjectId::parse_str("61dea7a3d9c1aeae9b4a4b48").unwrap();
+    for (start, update, message) in [
+        (
+            doc! {"_id": 1, "s": "x"},
+            doc! {"$inc": {"s": 1}},
+            "Cannot apply $inc to a value of non-numeric type. {_id: 1} has the field 's' of non-numeric type string",
+        ),
+        (
+            doc! {"_id": "k", "l": 1},
+            doc! {"$push": {"l": 2}},
+            "The field 'l' must be an array but is of type int in document {_id: \"k\"}",
+        ),
+        (
+            doc! {"_id": oid, "s": true},
+            doc! {"$mul": {"s": 2}},
+            "Cannot apply $mul to a value of non-numeric type. {_id: ObjectId('61dea7a3d9c1aeae9b4a4b48')} has the field 's' of non-numeric type bool",
+        ),
+    ] {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        let by_id = doc! {"_id": start.get("_id").unwrap().clone()};
+        let e = h
+            .update("db", "c", &by_id, &update, UpdateOptions::default())
+            .unwrap_err();
+        assert_eq!(e.to_string(), message);
+    }
 }
 
 /// `$rename` moves a field, never an array element, and its source and target differ and are

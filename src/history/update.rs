@@ -691,8 +691,9 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
                         return Err(Error::update(
                             14,
                             format!(
-                                "Cannot apply {} to a value of non-numeric type. {{_id: ...}} has the field '{}' of non-numeric type {}",
+                                "Cannot apply {} to a value of non-numeric type. {} has the field '{}' of non-numeric type {}",
                                 op.name(),
+                                id_for_message(doc),
                                 parts.last().copied().unwrap_or_default(),
                                 type_name(&cur)
                             ),
@@ -963,19 +964,23 @@ fn array_at<'a>(
     path: &str,
     op: &str,
 ) -> Result<&'a mut Vec<Bson>> {
-    if document::get_path(doc, parts).is_none() {
-        set_path(doc, parts, Bson::Array(Vec::new()))?;
+    match document::get_path(doc, parts) {
+        None => set_path(doc, parts, Bson::Array(Vec::new()))?,
+        Some(Bson::Array(_)) => {}
+        Some(other) => {
+            return Err(Error::update(
+                2,
+                format!(
+                    "The field '{path}' must be an array but is of type {} in document {}",
+                    type_name(other),
+                    id_for_message(doc)
+                ),
+            ));
+        }
     }
     match get_path_mut(doc, parts) {
         Some(Bson::Array(a)) => Ok(a),
-        Some(other) => Err(Error::update(
-            2,
-            format!(
-                "The field '{path}' must be an array but is of type {} in document {{_id: ...}}",
-                type_name(other)
-            ),
-        )),
-        None => Err(Error::update(
+        _ => Err(Error::update(
             28,
             format!("Cannot apply {op} to the path '{path}'"),
         )),
@@ -1152,6 +1157,15 @@ pub(crate) fn unset_path(doc: &mut Document, parts: &[&str]) {
         }
         _ => {}
     }
+}
+
+/// The document's `_id` as MongoDB names it in an update error: `{_id: 1}`,
+/// `{_id: ObjectId('…')}`; `{_id: ...}` for a document that has none yet.
+fn id_for_message(doc: &Document) -> String {
+    doc.get("_id").map_or_else(
+        || "{_id: ...}".to_owned(),
+        |id| format!("{{_id: {}}}", document::render_value(id)),
+    )
 }
 
 /// Seeds an upsert's new document from the filter's equality fields.
