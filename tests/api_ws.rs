@@ -550,3 +550,24 @@ async fn client_events_on_presence_channels_name_their_sender() {
     assert_eq!(got["user_id"], "alice");
     assert_eq!(data_of(&got), json!({"hi": 1}));
 }
+
+/// RFC 6455 §8.1: a text message that is not UTF-8 closes the connection with 1007.
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let server = start(ws_config()).await;
+    let mut c = connect(&server).await;
+    let ping = json!({"event": "pusher:ping", "data": {}}).to_string();
+    c.ws.send(Message::Text(ping.into())).await.unwrap();
+    assert_eq!(c.recv().await["event"], "pusher:pong");
+    let bad = b"{\"event\":\"pusher:ping\",\"data\":\"\xff\"}".to_vec();
+    c.ws.send(Message::Frame(Frame::message(
+        bad,
+        OpCode::Data(Data::Text),
+        true,
+    )))
+    .await
+    .unwrap();
+    assert_eq!(c.close_code().await, 1007);
+}

@@ -102,11 +102,26 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
 /// RFC 6455 close code for a message larger than the endpoint accepts.
 const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
 
-/// Whether a receive error is a message or frame over [`WS_MESSAGE_BYTES_MAX`].
-fn is_too_big(e: axum::Error) -> bool {
-    e.into_inner()
-        .downcast::<tungstenite::Error>()
-        .is_ok_and(|e| matches!(*e, tungstenite::Error::Capacity(_)))
+/// RFC 6455 close code for data inconsistent with the message's type (a text frame that is
+/// not UTF-8).
+const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+
+/// The close frame RFC 6455 asks for after a receive error the peer caused: a message or frame
+/// over [`WS_MESSAGE_BYTES_MAX`] (1009), a text message that is not UTF-8 (1007). `None` for
+/// the others (the connection is gone, or broke at the transport).
+fn close_for(e: axum::Error) -> Option<(u16, String)> {
+    let e = e.into_inner().downcast::<tungstenite::Error>().ok()?;
+    match *e {
+        tungstenite::Error::Capacity(_) => Some((
+            CLOSE_MESSAGE_TOO_BIG,
+            format!("Messages are limited to {WS_MESSAGE_BYTES_MAX} bytes"),
+        )),
+        tungstenite::Error::Utf8(_) => Some((
+            CLOSE_INVALID_PAYLOAD,
+            "Text frames must be UTF-8".to_owned(),
+        )),
+        _ => None,
+    }
 }
 
 /// What a client message asks of the connection besides the frames sent back.
@@ -209,9 +224,8 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 let msg = match msg {
                     Some(Ok(msg)) => msg,
                     Some(Err(e)) => {
-                        if is_too_big(e) {
-                            let reason = format!("Messages are limited to {WS_MESSAGE_BYTES_MAX} bytes");
-                            close_with(&mut socket, CLOSE_MESSAGE_TOO_BIG, &reason).await;
+                        if let Some((code, reason)) = close_for(e) {
+                            close_with(&mut socket, code, &reason).await;
                         }
                         break None;
                     }
