@@ -514,3 +514,71 @@ async fn a_body_over_the_limit_and_a_wrong_method_answer_in_the_data_api_shape()
     let v: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(v["error_code"], "MethodNotAllowed", "{v}");
 }
+
+/// Without the right bearer token, `/mongo` and `/kafka` answer 401 in their own error
+/// shapes; other surfaces in the generic one.
+#[tokio::test]
+async fn a_missing_or_wrong_token_is_refused_in_each_surfaces_shape() {
+    let engine = Arc::new(
+        Engine::open(Config {
+            ephemeral: true,
+            auth_token: Some("s3cret".into()),
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let app = streamcache::api::router(engine);
+    let call = |method: &str, uri: &str, token: Option<&str>| {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(Body::from(
+                r#"{"dataSource":"x","database":"d","collection":"c"}"#,
+            ))
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, ct, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let (s, _, v) = call("POST", "/mongo/action/find", None).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("InvalidParameter"))
+    );
+    let (s, _, v) = call("POST", "/mongo/action/find", Some("wrong")).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("InvalidSession"))
+    );
+    let (s, _, v) = call("POST", "/mongo/action/find", Some("s3cret")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, ct, v) = call("GET", "/kafka/topics", None).await;
+    assert_eq!(
+        (s, ct.as_str(), v["error_code"].as_u64()),
+        (
+            StatusCode::UNAUTHORIZED,
+            "application/vnd.kafka.v2+json",
+            Some(40101)
+        )
+    );
+    let (s, ct, v) = call("GET", "/kafka/v3/clusters", Some("wrong")).await;
+    assert_eq!(
+        (s, ct.as_str(), v["error_code"].as_u64()),
+        (StatusCode::UNAUTHORIZED, "application/json", Some(40101))
+    );
+    let (s, _, v) = call("GET", "/kafkaesque", None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+}

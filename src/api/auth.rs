@@ -45,17 +45,33 @@ pub(crate) async fn require_bearer(
             next.run(req).await
         }
         _ => {
-            let mut resp = ApiError::client(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token",
-            )
-            .into_response();
+            let mut resp = unauthorized(req.uri().path(), presented.is_some());
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             resp
         }
     }
+}
+
+/// The 401 of a request without the right token, in the error shape of the surface it was
+/// sent to: the REST Proxy's 40101 under `/kafka`, the Data API's under `/mongo`.
+fn unauthorized(path: &str, token_sent: bool) -> Response {
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if under("/kafka") {
+        return super::kafka::unauthorized(path);
+    }
+    if under("/mongo") {
+        return super::mongo::unauthorized(token_sent);
+    }
+    ApiError::client(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong bearer token",
+    )
+    .into_response()
 }
 
 /// Compares two byte strings in time that depends only on their lengths.

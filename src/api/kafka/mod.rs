@@ -65,6 +65,21 @@ fn generic_error(status: StatusCode, text: Option<String>, v3: bool) -> Response
     if v3 { error.v3() } else { error }.into_response()
 }
 
+/// The REST Proxy's answer to a request without valid credentials (401, 40101).
+pub(crate) fn unauthorized(path: &str) -> Response {
+    let error = KafkaError::new(
+        StatusCode::UNAUTHORIZED,
+        40101,
+        "Unauthorized: missing or wrong bearer token",
+    );
+    if path.starts_with("/kafka/v3/") {
+        error.v3()
+    } else {
+        error
+    }
+    .into_response()
+}
+
 /// The answer for a path under `/kafka` that no route serves, in the REST Proxy's shape.
 pub(crate) fn not_found(path: &str) -> Response {
     generic_error(StatusCode::NOT_FOUND, None, path.starts_with("/kafka/v3/"))

@@ -41,6 +41,24 @@ pub(crate) fn routes() -> Router<AppState> {
         .layer(axum::middleware::from_fn(error_bodies))
 }
 
+/// The Data API's answer to a request without valid credentials (401): with none, its
+/// `InvalidParameter` "no authentication methods were specified"; with a wrong one,
+/// `InvalidSession`.
+pub(crate) fn unauthorized(credentials_sent: bool) -> Response {
+    let (code, message) = if credentials_sent {
+        (
+            "InvalidSession",
+            "invalid session: the bearer token is not valid",
+        )
+    } else {
+        (
+            "InvalidParameter",
+            "no authentication methods were specified",
+        )
+    };
+    DataApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response()
+}
+
 /// Gives the framework's own rejections under `/mongo` ([`framework_rejection`]: a body over
 /// `http_body_bytes_max`, a method the path does not serve, a query that does not parse) the
 /// Data API's error body, as every handler error has.
