@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::is_under;
 use super::{ApiError, AppState};
 
 /// Paths answered without a token: liveness must work for any supervisor.
@@ -56,14 +57,10 @@ pub(crate) async fn require_bearer(
 /// The 401 of a request without the right token, in the error shape of the surface it was
 /// sent to: the REST Proxy's 40101 under `/kafka`, the Data API's under `/mongo`.
 fn unauthorized(path: &str, token_sent: bool) -> Response {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
-    if under("/kafka") {
+    if is_under(path, "/kafka") {
         return super::kafka::unauthorized(path);
     }
-    if under("/mongo") {
+    if is_under(path, "/mongo") {
         return super::mongo::unauthorized(token_sent);
     }
     ApiError::client(

@@ -80,10 +80,16 @@ pub(crate) async fn framework_rejection(
     Ok((status, text))
 }
 
+/// Whether `path` is `prefix` or below it (`/kafka`, `/kafka/…`, not `/kafkaesque`).
+pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The fallback for paths no surface serves; under `/kafka`, in the REST Proxy's shape.
 pub(crate) async fn not_found(uri: Uri) -> Response {
     let path = uri.path();
-    if path == "/kafka" || path.starts_with("/kafka/") {
+    if is_under(path, "/kafka") {
         return super::kafka::not_found(path);
     }
     ApiError::client(

@@ -702,26 +702,22 @@ impl RegexCond {
     }
 }
 
-/// Evaluates a condition on every value a path reaches in `doc`.
+/// Evaluates a condition on every value a path reaches in `doc` (the path is followed once,
+/// whatever the condition's nesting).
 fn cond_matches_path(doc: &Document, parts: &[&str], cond: &Cond) -> bool {
+    cond_matches_values(&collect_doc_path(doc, parts), cond)
+}
+
+/// Evaluates a condition on the reached values (`None` = missing branch).
+fn cond_matches_values(reached: &[Option<&Bson>], cond: &Cond) -> bool {
     match cond {
         // `$ne`/`$nin` borrow their operand instead of building the positive condition: a
         // `$nin` list is evaluated once per candidate document.
-        Cond::Ne(q) => !eq_matches_values(&collect_doc_path(doc, parts), q),
-        Cond::Nin(items) => !in_matches_values(&collect_doc_path(doc, parts), items),
-        Cond::Not(c) => !cond_matches_path(doc, parts, c),
-        Cond::And(cs) => cs.iter().all(|c| cond_matches_path(doc, parts, c)),
-        Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_path(doc, parts, c)),
-        _ => {
-            let reached = collect_doc_path(doc, parts);
-            cond_matches_values(&reached, cond)
-        }
-    }
-}
-
-/// Evaluates a positive condition on the reached values (`None` = missing branch).
-fn cond_matches_values(reached: &[Option<&Bson>], cond: &Cond) -> bool {
-    match cond {
+        Cond::Ne(q) => !eq_matches_values(reached, q),
+        Cond::Nin(items) => !in_matches_values(reached, items),
+        Cond::Not(c) => !cond_matches_values(reached, c),
+        Cond::And(cs) => cs.iter().all(|c| cond_matches_values(reached, c)),
+        Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_values(reached, c)),
         Cond::Exists(want) => reached.iter().any(Option::is_some) == *want,
         Cond::Size(n) => reached
             .iter()
@@ -735,11 +731,6 @@ fn cond_matches_values(reached: &[Option<&Bson>], cond: &Cond) -> bool {
             type_matches(v, sels)
                 || matches!(v, Bson::Array(a) if a.iter().any(|el| type_matches(el, sels)))
         }),
-        Cond::Ne(_) | Cond::Nin(_) | Cond::Not(_) | Cond::And(_) | Cond::All(_) => {
-            // `cond_matches_path` evaluates these itself; this keeps the function total.
-            let doc_less = reached.iter().flatten().copied().collect::<Vec<_>>();
-            negated_on_values(&doc_less, cond)
-        }
         _ => any_reached(reached, matches_missing(cond), |v| scalar_matches(v, cond)),
     }
 }
@@ -774,23 +765,6 @@ fn in_matches(v: &Bson, items: &[InItem]) -> bool {
         InItem::Value(q) => values_equal(v, q),
         InItem::Regex(r) => r.matches(v),
     })
-}
-
-/// Negated and compound conditions applied to a set of reached values.
-fn negated_on_values(values: &[&Bson], cond: &Cond) -> bool {
-    let reached: Vec<Option<&Bson>> = if values.is_empty() {
-        vec![None]
-    } else {
-        values.iter().map(|v| Some(*v)).collect()
-    };
-    match cond {
-        Cond::Ne(q) => !eq_matches_values(&reached, q),
-        Cond::Nin(items) => !in_matches_values(&reached, items),
-        Cond::Not(c) => !cond_matches_values(&reached, c),
-        Cond::And(cs) => cs.iter().all(|c| cond_matches_values(&reached, c)),
-        Cond::All(cs) => !cs.is_empty() && cs.iter().all(|c| cond_matches_values(&reached, c)),
-        other => cond_matches_values(&reached, other),
-    }
 }
 
 fn elem_matches(el: &Bson, em: &ElemMatch) -> bool {

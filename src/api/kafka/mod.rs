@@ -44,11 +44,16 @@ pub(crate) fn routes() -> Router<AppState> {
 /// already have it; the framework's rejections ([`framework_rejection`]) get it here, with the
 /// HTTP status as the error code, as the REST Proxy's generic exception mapper answers them.
 async fn error_bodies(request: Request, next: Next) -> Response {
-    let v3 = request.uri().path().starts_with("/kafka/v3/");
+    let v3 = is_v3(request.uri().path());
     match framework_rejection(next.run(request).await).await {
         Ok((status, text)) => generic_error(status, text, v3),
         Err(response) => response,
     }
+}
+
+/// Whether `path` is under v3, whose errors are plain `application/json`.
+fn is_v3(path: &str) -> bool {
+    path.starts_with("/kafka/v3/")
 }
 
 /// The REST Proxy's generic error: the status as the code, and Jersey's `HTTP <status>
@@ -72,17 +77,12 @@ pub(crate) fn unauthorized(path: &str) -> Response {
         40101,
         "Unauthorized: missing or wrong bearer token",
     );
-    if path.starts_with("/kafka/v3/") {
-        error.v3()
-    } else {
-        error
-    }
-    .into_response()
+    if is_v3(path) { error.v3() } else { error }.into_response()
 }
 
 /// The answer for a path under `/kafka` that no route serves, in the REST Proxy's shape.
 pub(crate) fn not_found(path: &str) -> Response {
-    generic_error(StatusCode::NOT_FOUND, None, path.starts_with("/kafka/v3/"))
+    generic_error(StatusCode::NOT_FOUND, None, is_v3(path))
 }
 
 /// A REST Proxy error: `{"error_code": …, "message": …}` with the status of its code family.

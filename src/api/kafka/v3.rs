@@ -177,12 +177,14 @@ fn broker_json(base: &str) -> Value {
     })
 }
 
-/// The topic's partition `partition` (it must exist), as the v3 error for one that does not.
+/// The partition of a v3 path, after its cluster; it must exist (the v3 error otherwise).
 async fn existing_partition(
     state: &AppState,
+    cluster: &str,
     topic: String,
     partition: i64,
 ) -> Result<(String, u32), KafkaError> {
+    check_cluster(cluster)?;
     let p = u32::try_from(partition).map_err(|_| partition_not_found(&topic, partition))?;
     let t = topic.clone();
     blocking(state, move |l| l.partition(&t, p).map(|_| ()))
@@ -225,8 +227,7 @@ async fn get_partition(
     Path((cluster, topic, partition)): Path<(String, String, i64)>,
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
-    check_cluster(&cluster)?;
-    let (topic, p) = existing_partition(&state, topic, partition).await?;
+    let (topic, p) = existing_partition(&state, &cluster, topic, partition).await?;
     Ok(ok(
         StatusCode::OK,
         &partition_json(&base_url(&headers), &topic, p),
@@ -238,8 +239,7 @@ async fn list_replicas(
     Path((cluster, topic, partition)): Path<(String, String, i64)>,
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
-    check_cluster(&cluster)?;
-    let (topic, p) = existing_partition(&state, topic, partition).await?;
+    let (topic, p) = existing_partition(&state, &cluster, topic, partition).await?;
     let base = base_url(&headers);
     let me = format!("{base}/clusters/{CLUSTER_ID}/topics/{topic}/partitions/{p}/replicas");
     let replica = json!({
