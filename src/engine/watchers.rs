@@ -5,27 +5,25 @@
 //! The stream reads the durable oplog, so a slow hub never loses an event here; a stream that
 //! falls behind oplog retention (286) is reopened at the latest event and says so in the log.
 //!
-//! An event is not converted to JSON whole: watchers route on a [`View`] that holds only the
-//! fields they read (namespace, filter paths, `documentKey`), and an unprojected `fullDocument`
-//! payload is written as relaxed Extended JSON text straight from BSON ([`write_relaxed_json`],
-//! [`write_relaxed_raw`] for the rare types), the same text as converting it to a JSON value and
-//! serialising that. The stream splits its events ([`ChangeStream::split_full_documents`]): a
-//! `fullDocument` that is the stored post-image arrives as raw BSON, is never decoded into a
-//! document, and both the view and the payload text are read from its bytes
-//! ([`View::reduce_raw`], [`relaxed_text_raw`]).
-//!
-//! [`ChangeStream::split_full_documents`]: crate::history::ChangeStream
+//! An event is not built whole: the task reads the oplog as stored ([`OplogTail`]), watchers
+//! route on a [`View`] that holds only the fields they read (namespace, filter paths,
+//! `documentKey`), taken from the entry's bytes ([`StoredChange::field`]), and an unprojected
+//! `fullDocument` payload — the stored post-image, or an update's current document, never
+//! decoded — is written as relaxed Extended JSON text straight from its BSON
+//! ([`write_relaxed_json`], [`write_relaxed_raw`] for the rare types), the same text as
+//! converting the change event a whole-deployment change stream with `fullDocument:
+//! updateLookup` hands out to a JSON value and serialising its field.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use bson::{Bson, Document, RawBsonRef, RawDocument};
+use bson::{RawBsonRef, RawDocument};
 use serde_json::{Map, Value};
 
 use crate::history::{
-    ChangeStream, FullDocument, History, SplitEvent, WatchOptions, WatchScope, raw_value,
-    relaxed_extjson, write_relaxed_json,
+    EventField, History, OplogTail, StoredChange, raw_value, relaxed_extjson, write_relaxed_json,
 };
 use crate::realtime::{Hub, PayloadField, Watcher};
 use crate::shutdown::ShutdownSignal;
@@ -33,28 +31,22 @@ use crate::shutdown::ShutdownSignal;
 /// Consecutive stream failures after which the task gives up (each failure reopens the stream).
 const REOPEN_ATTEMPTS_MAX: u32 = 5;
 
-/// Opens the change stream the watchers read, at the feed's latest event: open it before the
-/// flows start, so that every change they commit, a backlog at start included, is published.
+/// Opens the oplog tail the watchers read, at the latest entry: open it before the flows
+/// start, so that every change they commit, a backlog at start included, is published.
 ///
 /// # Errors
-/// As `History::watch`.
-pub(crate) fn open(history: &History) -> crate::history::Result<ChangeStream> {
-    let options = WatchOptions {
-        full_document: FullDocument::UpdateLookup,
-        ..WatchOptions::default()
-    };
-    let mut stream = history.watch(WatchScope::All, options)?;
-    stream.split_full_documents();
-    Ok(stream)
+/// As `History::tail`.
+pub(crate) fn open(history: &History) -> crate::history::Result<OplogTail> {
+    history.tail()
 }
 
-/// Publishes what `stream` (from [`open`]) reads to `watchers` (the engine runs this only when
-/// there are some) until `shutdown` fires; a failed stream is reopened at the latest event.
+/// Publishes what `tail` (from [`open`]) reads to `watchers` (the engine runs this only when
+/// there are some) until `shutdown` fires; a failed tail is reopened at the latest entry.
 pub(crate) async fn run(
     history: History,
     hub: Arc<Hub>,
     watchers: Vec<Watcher>,
-    mut stream: ChangeStream,
+    mut tail: OplogTail,
     mut shutdown: ShutdownSignal,
 ) {
     let view = View::new(&watchers);
@@ -62,15 +54,15 @@ pub(crate) async fn run(
     loop {
         let next = tokio::select! {
             () = shutdown.wait() => return,
-            next = stream.next_split() => next,
+            next = tail.next() => next,
         };
         match next {
-            Ok(Some(event)) => {
+            Ok(Some(change)) => {
                 failures = 0;
-                publish(&hub, &watchers, &view, &event);
-                // IMPORTANT: a committed batch puts hundreds of events in the feed at once, and
-                // reading them never waits. Without yielding, this task would keep its worker
-                // through the whole burst while the subscribers it just woke sit in that
+                publish(&history, &hub, &watchers, &view, &change);
+                // IMPORTANT: a committed batch puts hundreds of entries in the oplog at once,
+                // and reading them never waits. Without yielding, this task would keep its
+                // worker through the whole burst while the subscribers it just woke sit in that
                 // worker's LIFO slot (which other workers cannot steal) and fall behind the
                 // hub's buffer, ending in `resync`. Spending the cooperative budget yields
                 // every so often.
@@ -85,7 +77,7 @@ pub(crate) async fn run(
                 }
                 tracing::warn!(error = %e, "watchers: change stream failed; reopening at the latest event");
                 match open(&history) {
-                    Ok(s) => stream = s,
+                    Ok(t) => tail = t,
                     Err(e) => {
                         tracing::warn!(error = %e, "watchers: reopening the change stream failed")
                     }
@@ -95,57 +87,61 @@ pub(crate) async fn run(
     }
 }
 
-/// Routes `event` through every watcher and publishes what they produce.
-fn publish(hub: &Hub, watchers: &[Watcher], view: &View, split: &SplitEvent) {
-    let event = &split.event;
-    let raw_full = split.full_document.as_deref();
-    let mut reduced = view.reduce(event);
-    if let Some(raw) = raw_full {
-        let value = match view.children.get("fullDocument") {
-            Some(child) if !child.whole => child.reduce_raw(raw),
-            _ => raw_to_relaxed(RawBsonRef::Document(raw)),
-        };
-        match value {
-            Ok(value) => {
-                reduced.insert("fullDocument".to_owned(), value);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "watchers: a change event's fullDocument does not decode; not published");
-                return;
-            }
+/// Routes the change event of `change` through every watcher and publishes what they produce.
+fn publish(history: &History, hub: &Hub, watchers: &[Watcher], view: &View, change: &StoredChange) {
+    let routed = payloads(history, watchers, view, change, |watcher, data| {
+        if let Err(e) = watcher.publish_text(hub, data) {
+            tracing::warn!(channel = watcher.channel(), error = %e, "watcher could not publish a change");
         }
+    });
+    if let Err(e) = routed {
+        tracing::error!(seq = change.seq(), error = %e, "watchers: a change event cannot be read; not published");
     }
-    let routed = Value::Object(reduced);
+}
+
+/// Routes the change event of `change` through every watcher and calls `emit` with each
+/// watcher that takes it and the payload text: its [`Watcher::apply`] payload, serialised.
+///
+/// # Errors
+/// The change's `fullDocument` cannot be read, or the entry does not decode (nothing emitted).
+fn payloads(
+    history: &History,
+    watchers: &[Watcher],
+    view: &View,
+    change: &StoredChange,
+    mut emit: impl FnMut(&Watcher, String),
+) -> Result<(), String> {
+    let full = change.full_document(history).map_err(|e| e.to_string())?;
+    let raw_full = full.as_ref().and_then(|f| f.as_deref());
+    let routed = view
+        .reduce_stored(change, full.as_ref())
+        .map(Value::Object)
+        .map_err(|e| e.to_string())?;
     // The whole `fullDocument` as a JSON value, only if a projecting watcher needs it.
-    let mut full: Option<Value> = None;
+    let mut full_value: Option<Value> = None;
     for watcher in watchers {
         let Some(field) = watcher.route(&routed) else {
             continue;
         };
-        let data = match field {
-            PayloadField::FullDocument if !watcher.projects() => match raw_full {
-                Some(raw) => relaxed_text_raw(raw),
-                None => relaxed_text(event.get("fullDocument").unwrap_or(&Bson::Null)),
-            },
-            PayloadField::FullDocument => watcher.payload_text(full.get_or_insert_with(|| {
-                match raw_full {
-                    // The stream checked every element of the raw document when it read the
-                    // entry, so the conversion does not fail; null only if that ever changed.
-                    Some(raw) => raw_to_relaxed(RawBsonRef::Document(raw)).unwrap_or(Value::Null),
-                    None => event
-                        .get("fullDocument")
-                        .cloned()
-                        .map_or(Value::Null, relaxed_extjson),
-                }
-            })),
-            PayloadField::DocumentKey => {
+        let data = match (field, raw_full) {
+            (PayloadField::FullDocument, Some(raw)) if !watcher.projects() => relaxed_text_raw(raw),
+            (PayloadField::FullDocument, Some(raw)) => {
+                watcher.payload_text(full_value.get_or_insert_with(|| {
+                    // The tail checked every element of the stored document when it read it,
+                    // so the conversion does not fail; null only if that ever changed.
+                    raw_to_relaxed(RawBsonRef::Document(raw)).unwrap_or(Value::Null)
+                }))
+            }
+            // A watcher routes to `fullDocument` only when it is an object, which only a
+            // document gives: the payload of an absent one is null, should that ever change.
+            (PayloadField::FullDocument, None) => watcher.payload_text(&Value::Null),
+            (PayloadField::DocumentKey, _) => {
                 watcher.payload_text(routed.get("documentKey").unwrap_or(&Value::Null))
             }
         };
-        if let Err(e) = watcher.publish_text(hub, data) {
-            tracing::warn!(channel = watcher.channel(), error = %e, "watcher could not publish a change");
-        }
+        emit(watcher, data);
     }
+    Ok(())
 }
 
 /// The fields of a change event the watchers read, as a tree of path segments.
@@ -177,10 +173,64 @@ impl View {
         }
     }
 
-    /// [`View::reduce`] of a raw document (a `fullDocument` left raw by the stream).
+    /// The change event of `change` reduced to the fields in this tree, as relaxed Extended
+    /// JSON; `full` is its `fullDocument` ([`StoredChange::full_document`]). A field read
+    /// whole, or one whose value is not a document (arrays included), converts entirely, so
+    /// every path in the tree resolves to what it resolves to in the whole converted event.
+    fn reduce_stored(
+        &self,
+        change: &StoredChange,
+        full: Option<&Option<Cow<'_, RawDocument>>>,
+    ) -> bson::error::Result<Map<String, Value>> {
+        let mut out = Map::with_capacity(self.children.len());
+        for (name, child) in &self.children {
+            let value = if name == "fullDocument" {
+                match full {
+                    None => continue,
+                    Some(None) => Value::Null,
+                    Some(Some(doc)) => child.reduce_document(doc)?,
+                }
+            } else {
+                match change.field(name) {
+                    None => continue,
+                    Some(EventField::Stored(RawBsonRef::Document(doc))) => {
+                        child.reduce_document(doc)?
+                    }
+                    Some(EventField::Stored(other)) => raw_to_relaxed(other)?,
+                    Some(EventField::OperationType(op)) => Value::String(op.to_owned()),
+                    Some(EventField::ResumeToken(token)) => {
+                        let mut id = Map::with_capacity(1);
+                        id.insert("_data".to_owned(), Value::String(token));
+                        Value::Object(id)
+                    }
+                    Some(EventField::Namespace { db, coll }) => {
+                        let mut ns = Map::with_capacity(2);
+                        ns.insert("db".to_owned(), Value::String(db.to_owned()));
+                        if let Some(coll) = coll {
+                            ns.insert("coll".to_owned(), Value::String(coll.to_owned()));
+                        }
+                        Value::Object(ns)
+                    }
+                }
+            };
+            out.insert(name.clone(), value);
+        }
+        Ok(out)
+    }
+
+    /// A document field of the event: whole, or reduced to this tree.
+    fn reduce_document(&self, doc: &RawDocument) -> bson::error::Result<Value> {
+        if self.whole {
+            raw_to_relaxed(RawBsonRef::Document(doc))
+        } else {
+            self.reduce_raw(doc)
+        }
+    }
+
+    /// A raw document reduced to the fields in this tree (see [`View::reduce_stored`]).
     fn reduce_raw(&self, doc: &RawDocument) -> bson::error::Result<Value> {
         if self.children.is_empty() {
-            // Only the document's presence is read (the stream checked its bytes): no walk.
+            // Only the document's presence is read (the tail checked its bytes): no walk.
             return Ok(Value::Object(Map::new()));
         }
         let mut out = Map::with_capacity(self.children.len());
@@ -190,64 +240,12 @@ impl View {
                 continue;
             };
             let value = match value {
-                RawBsonRef::Document(inner) if !child.whole => child.reduce_raw(inner)?,
+                RawBsonRef::Document(inner) => child.reduce_document(inner)?,
                 other => raw_to_relaxed(other)?,
             };
             out.insert(key.as_str().to_owned(), value);
         }
         Ok(Value::Object(out))
-    }
-
-    /// `doc` reduced to the fields in this tree, as relaxed Extended JSON. A field read whole,
-    /// or one whose value is not a document (arrays included), converts entirely, so every
-    /// path in the tree resolves to what it resolves to in the whole converted event.
-    fn reduce(&self, doc: &Document) -> Map<String, Value> {
-        let mut out = Map::with_capacity(self.children.len());
-        for (key, value) in doc {
-            let Some(child) = self.children.get(key) else {
-                continue;
-            };
-            let value = match value {
-                Bson::Document(inner) if !child.whole => Value::Object(child.reduce(inner)),
-                other => relaxed_value(other),
-            };
-            out.insert(key.clone(), value);
-        }
-        out
-    }
-}
-
-/// `value` as one-line relaxed Extended JSON text: the text of
-/// `relaxed_extjson(value.clone()).to_string()`; a document is written from its BSON
-/// encoding ([`write_relaxed_raw`]) without building the JSON value.
-fn relaxed_text(value: &Bson) -> String {
-    match value {
-        Bson::Document(doc) => match bson::RawDocumentBuf::try_from(doc) {
-            Ok(raw) => relaxed_text_raw(&raw),
-            Err(_) => relaxed_extjson(value.clone()).to_string(),
-        },
-        other => relaxed_extjson(other.clone()).to_string(),
-    }
-}
-
-/// `relaxed_extjson(value.clone())` without the clone: documents, arrays, strings, integers,
-/// finite doubles, booleans and null are converted here as bson converts them; the other types
-/// go through [`relaxed_extjson`] of a clone.
-fn relaxed_value(value: &Bson) -> Value {
-    match value {
-        Bson::Document(doc) => Value::Object(
-            doc.iter()
-                .map(|(key, value)| (key.clone(), relaxed_value(value)))
-                .collect(),
-        ),
-        Bson::Array(items) => Value::Array(items.iter().map(relaxed_value).collect()),
-        Bson::String(s) => Value::String(s.clone()),
-        Bson::Int32(n) => Value::from(*n),
-        Bson::Int64(n) => Value::from(*n),
-        Bson::Double(f) if f.is_finite() => Value::from(*f),
-        Bson::Boolean(b) => Value::Bool(*b),
-        Bson::Null => Value::Null,
-        other => relaxed_extjson(other.clone()),
     }
 }
 
@@ -256,8 +254,9 @@ fn raw_to_relaxed(value: RawBsonRef<'_>) -> bson::error::Result<Value> {
     Ok(relaxed_extjson(raw_value(value)?))
 }
 
-/// [`relaxed_text`] of a raw document: the same text, written from its bytes
-/// ([`write_relaxed_json`] for the common types, [`write_relaxed_raw`] for the rest).
+/// A raw document as one-line relaxed Extended JSON text: the text of
+/// `relaxed_extjson(decoded).to_string()`, written from its bytes ([`write_relaxed_json`] for
+/// the common types, [`write_relaxed_raw`] for the rest).
 fn relaxed_text_raw(doc: &RawDocument) -> String {
     let mut out = Vec::with_capacity(doc.as_bytes().len() + doc.as_bytes().len() / 4);
     // A refused document leaves `out` empty for the writer that handles every type.
@@ -267,7 +266,7 @@ fn relaxed_text_raw(doc: &RawDocument) -> String {
     };
     match written.map(|()| String::from_utf8(out)) {
         Ok(Ok(text)) => text,
-        // The stream checked every element of the document and serde_json writes UTF-8; should
+        // The tail checked every element of the document and serde_json writes UTF-8; should
         // either ever fail, the slow path gives the same text (or null for a bad document).
         _ => raw_to_relaxed(RawBsonRef::Document(doc))
             .unwrap_or(Value::Null)
@@ -319,11 +318,16 @@ fn write_relaxed_raw(out: &mut Vec<u8>, value: RawBsonRef<'_>) -> std::io::Resul
 
 #[cfg(test)]
 mod tests {
-    use bson::{Bson, doc, oid::ObjectId};
-    use serde_json::json;
+    #![allow(clippy::unwrap_used, reason = "test setup fails loudly")]
 
-    use super::{View, relaxed_extjson, relaxed_text, relaxed_text_raw, relaxed_value};
-    use crate::realtime::{PayloadField, Watcher, WatcherConfig};
+    use bson::{Bson, doc, oid::ObjectId};
+    use serde_json::{Value, json};
+
+    use super::{View, payloads, relaxed_extjson, relaxed_text_raw};
+    use crate::history::{
+        FullDocument, History, OplogTail, UpdateOptions, WatchOptions, WatchScope,
+    };
+    use crate::realtime::{Watcher, WatcherConfig};
 
     fn order() -> bson::Document {
         doc! {
@@ -338,112 +342,181 @@ mod tests {
         }
     }
 
+    /// The order, and each of its values (every type the writer handles itself, and the
+    /// others) in a document of its own, are written as bson converts and serde_json writes
+    /// them, key order included.
     #[test]
-    fn relaxed_text_is_the_text_of_the_converted_value() {
-        let doc = Bson::Document(order());
-        assert_eq!(relaxed_text(&doc), relaxed_extjson(doc.clone()).to_string());
-        for value in order().values() {
-            assert_eq!(
-                relaxed_text(value),
-                relaxed_extjson(value.clone()).to_string()
-            );
-        }
-    }
-
-    /// Every value of the order (every type the conversion handles itself, and the others),
-    /// the order itself and a change event convert as bson converts them, key order included.
-    #[test]
-    fn values_convert_as_bson_converts_them() {
-        let values = order().into_iter().map(|(_, v)| v).chain([
-            Bson::Document(order()),
-            Bson::Document(change("insert", Bson::Null)),
-        ]);
-        for value in values {
-            let expected = relaxed_extjson(value.clone());
-            assert_eq!(relaxed_value(&value), expected, "{value}");
-            assert_eq!(relaxed_value(&value).to_string(), expected.to_string());
-        }
-    }
-
-    fn change(op: &str, full: Bson) -> bson::Document {
-        doc! {
-            "_id": {"_data": "00"}, "operationType": op,
-            "ns": {"db": "shop", "coll": "orders"},
-            "documentKey": {"_id": "10100"}, "fullDocument": full,
-        }
-    }
-
-    /// The default orders watcher and one whose filter reads into arrays and nested documents.
-    fn watchers() -> Vec<Watcher> {
-        vec![
-            Watcher::new(0, &WatcherConfig::default_orders()).unwrap(),
-            Watcher::new(
-                1,
-                &WatcherConfig {
-                    filter: Some(json!({"$or": [
-                        {"fullDocument.lines.qty": {"$gte": 30}},
-                        {"fullDocument.nested.a": {"$exists": true}},
-                    ]})),
-                    ..WatcherConfig::default_orders()
-                },
-            )
-            .unwrap(),
-        ]
-    }
-
-    #[test]
-    fn the_reduced_view_routes_like_the_whole_event() {
-        let watchers = watchers();
-        let view = View::new(&watchers);
-        let mut no_number = order();
-        no_number.remove("orderNumber");
-        let mut small_qty = order();
-        small_qty.insert("lines", bson::bson!([{"qty": 3}]));
-        small_qty.remove("nested");
-        let events = [
-            change("insert", Bson::Document(order())),
-            change("update", Bson::Document(no_number)),
-            change("insert", Bson::Document(small_qty)),
-            change("delete", Bson::Null),
-            change("replace", Bson::Document(doc! {})),
-        ];
-        for event in events {
-            let whole = relaxed_extjson(Bson::Document(event.clone()));
-            let reduced = serde_json::Value::Object(view.reduce(&event));
-            for w in &watchers {
-                let routed = w.route(&reduced);
-                assert_eq!(routed, w.route(&whole), "{event}");
-                let expected = w.apply(&whole).map(|(_, payload)| payload);
-                let got = routed.map(|field| match field {
-                    PayloadField::FullDocument => {
-                        serde_json::from_str(&relaxed_text(event.get("fullDocument").unwrap()))
-                            .unwrap()
-                    }
-                    PayloadField::DocumentKey => reduced["documentKey"].clone(),
-                });
-                assert_eq!(got, expected, "{event}");
-            }
-        }
-    }
-
-    #[test]
-    fn raw_text_and_raw_view_match_the_decoded_ones() {
-        let watchers = watchers();
-        let view = View::new(&watchers);
-        let child = view.children.get("fullDocument").unwrap();
-        let mut small = order();
-        small.remove("nested");
-        for doc in [order(), small, doc! {}] {
+    fn relaxed_text_raw_is_the_text_of_the_converted_document() {
+        let docs = std::iter::once(order()).chain(order().into_iter().map(|(k, v)| doc! {k: v}));
+        for doc in docs {
             let raw = bson::RawDocumentBuf::try_from(&doc).unwrap();
             assert_eq!(
                 relaxed_text_raw(&raw),
-                relaxed_text(&Bson::Document(doc.clone()))
-            );
-            assert_eq!(
-                child.reduce_raw(&raw).unwrap(),
-                serde_json::Value::Object(child.reduce(&doc)),
+                relaxed_extjson(Bson::Document(doc.clone())).to_string(),
                 "{doc}"
             );
+        }
+    }
+
+    /// The default orders watcher, one whose filter reads into arrays and nested documents,
+    /// one that projects, and one that reads the namespace's collection and the update
+    /// description.
+    fn watchers() -> Vec<Watcher> {
+        let config = |filter: Value, projection: Option<Value>| WatcherConfig {
+            filter: Some(filter),
+            projection,
+            ..WatcherConfig::default_orders()
+        };
+        [
+            WatcherConfig::default_orders(),
+            config(
+                json!({"$or": [
+                    {"fullDocument.lines.qty": {"$gte": 30}},
+                    {"fullDocument.nested.a": {"$exists": true}},
+                ]}),
+                None,
+            ),
+            config(
+                json!({"operationType": {"$in": ["insert", "update"]}}),
+                Some(json!({"orderNumber": 1, "nested.a": 1})),
+            ),
+            config(
+                json!({"ns.coll": "orders", "updateDescription.updatedFields.status": {"$exists": true}}),
+                None,
+            ),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Watcher::new(i, c).unwrap())
+        .collect()
+    }
+
+    /// A view that reads every field of a change event whole.
+    fn every_field() -> View {
+        let mut view = View::default();
+        for name in [
+            "_id",
+            "operationType",
+            "clusterTime",
+            "wallTime",
+            "ns",
+            "to",
+            "documentKey",
+            "fullDocument",
+            "updateDescription",
+            "fullDocumentBeforeChange",
+        ] {
+            view.add(&[name.to_owned()]);
+        }
+        view
+    }
+
+    /// Every kind of oplog entry — inserts, updates (of a document still there and of one
+    /// deleted since), a replace, deletes, a rename, drops, a dropDatabase — read from the tail
+    /// gives the change event a stream of every namespace under `updateLookup` renders for it
+    /// (every field, read whole), routes through each watcher as that event does and gives the
+    /// same payload text.
+    #[tokio::test]
+    async fn stored_changes_read_as_the_change_stream_renders_them() {
+        let (_dir, h) = History::open_temporary();
+        let options = WatchOptions {
+            full_document: FullDocument::UpdateLookup,
+            ..WatchOptions::default()
+        };
+        let mut stream = h.watch(WatchScope::All, options).unwrap();
+        let mut tail = h.tail().unwrap();
+
+        let mut small = order();
+        small.insert("_id", "small");
+        small.insert("lines", bson::bson!([{"qty": 3}]));
+        small.remove("nested");
+        small.remove("orderNumber");
+        h.insert_one("shop", "orders", order()).unwrap();
+        h.insert_one("shop", "orders", small).unwrap();
+        let set = |id: &str, update: bson::Document| {
+            h.update(
+                "shop",
+                "orders",
+                &doc! {"_id": id},
+                &update,
+                UpdateOptions::default(),
+            )
+            .unwrap();
+        };
+        set(
+            "10100",
+            doc! {"$set": {"status": "Cancelled"}, "$unset": {"tiny": ""}},
+        );
+        set("small", doc! {"$set": {"status": "Shipped"}});
+        h.replace(
+            "shop",
+            "orders",
+            &doc! {"_id": "10100"},
+            &doc! {"orderNumber": 7},
+            false,
+        )
+        .unwrap();
+        h.delete("shop", "orders", &doc! {"_id": "small"}, false)
+            .unwrap();
+        h.insert_one("shop", "other", doc! {"_id": ObjectId::from_bytes([1; 12])})
+            .unwrap();
+        let watchers = watchers();
+        let view = View::new(&watchers);
+        let mut routed = vec![0; watchers.len()];
+        // Read before the namespaces go, so that one update's current document is there.
+        let mut events = stream.try_next_batch(100).unwrap().events;
+        assert_eq!(events.len(), 7);
+        check(&h, &mut tail, &watchers, &view, &events, &mut routed).await;
+        h.rename_collection("shop", "other", "shop", "renamed")
+            .unwrap();
+        h.drop_collection("shop", "orders").unwrap();
+        h.drop_database("shop").unwrap();
+        events = stream.try_next_batch(100).unwrap().events;
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e.get_str("operationType").unwrap())
+            .collect();
+        assert_eq!(kinds, ["rename", "drop", "drop", "dropDatabase"]);
+        check(&h, &mut tail, &watchers, &view, &events, &mut routed).await;
+        // Nothing else was committed: the tail waits.
+        assert!(futures::FutureExt::now_or_never(tail.next()).is_none());
+        // Each watcher took some events and left others.
+        assert_eq!(routed, [3, 1, 4, 2]);
+    }
+
+    /// Reads one entry from `tail` per event of `events` and checks it against the event.
+    async fn check(
+        h: &History,
+        tail: &mut OplogTail,
+        watchers: &[Watcher],
+        view: &View,
+        events: &[bson::Document],
+        routed: &mut [usize],
+    ) {
+        let every = every_field();
+        for want in events {
+            let change = tail.next().await.unwrap().unwrap();
+            let full = change.full_document(h).unwrap();
+            let whole = relaxed_extjson(Bson::Document(want.clone()));
+            let got = every.reduce_stored(&change, full.as_ref()).unwrap();
+            // Map equality ignores the order of the fields, which routing does not read.
+            assert_eq!(Value::Object(got), whole, "{want}");
+
+            let mut emitted = Vec::new();
+            payloads(h, watchers, view, &change, |w, data| {
+                emitted.push((w.channel().to_owned(), data));
+            })
+            .unwrap();
+            let mut emitted = emitted.into_iter();
+            for (i, w) in watchers.iter().enumerate() {
+                let Some((_, payload)) = w.apply(&whole) else {
+                    continue;
+                };
+                routed[i] += 1;
+                let (_, data) = emitted.next().unwrap();
+                assert_eq!(data, payload.to_string(), "watcher {i}, {want}");
+            }
+            assert!(emitted.next().is_none(), "{want}");
         }
     }
 }

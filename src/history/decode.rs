@@ -19,10 +19,9 @@
 //! this never accepts bytes `bson` refuses, and never decodes them differently (a property
 //! test holds it to that).
 //!
-//! The change feed's watchers read the same way: [`document_split`] decodes an oplog entry but
-//! keeps its post-image as checked bytes, and [`write_relaxed_json`] writes such bytes as
-//! relaxed Extended JSON text without building a document (both property-tested against
-//! `bson`).
+//! The change feed's watchers read the same way: [`write_relaxed_json`] writes a stored
+//! document's bytes as relaxed Extended JSON text without building a document
+//! (property-tested against `bson`).
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
@@ -95,35 +94,6 @@ pub(crate) fn array(bytes: &[u8]) -> Option<Vec<Bson>> {
 pub(crate) fn is_well_formed(bytes: &[u8]) -> bool {
     let mut r = Reader { bytes, pos: 0 };
     r.skip_frame(0).is_some() && r.pos == bytes.len()
-}
-
-/// Decodes a whole BSON document except its document-valued field `split`, whose bytes are
-/// checked at every depth as [`is_well_formed`] checks them and returned as they are (the
-/// last such field when the key repeats; a `split` that is not a document is decoded like any
-/// other field). `None` as [`document`] returns it.
-pub(crate) fn document_split<'a>(
-    bytes: &'a [u8],
-    split: &str,
-) -> Option<(Document, Option<&'a [u8]>)> {
-    let mut r = Reader { bytes, pos: 0 };
-    let mut inner = r.frame()?;
-    if r.pos != bytes.len() {
-        return None;
-    }
-    let mut out = inner.count().map_or_else(Document::new, document_for);
-    let mut kept = None;
-    while inner.pos < inner.bytes.len() {
-        let tag = inner.byte()?;
-        let key = inner.cstr()?;
-        if tag == 0x03 && key == split {
-            let start = inner.pos;
-            inner.skip_frame(1)?;
-            kept = Some(inner.bytes.get(start..inner.pos)?);
-        } else {
-            out.insert(key, inner.value(tag, 0)?);
-        }
-    }
-    Some((out, kept))
 }
 
 /// Appends the BSON document `bytes` to `out` as one-line relaxed Extended JSON: the text of
@@ -613,28 +583,6 @@ mod tests {
             }
             written_as_bson_converts(&bytes)?;
         }
-
-        #[test]
-        fn a_split_document_decodes_as_the_whole_minus_its_part(
-            d in document_of(true),
-            part in document_of(false),
-            at in any::<prop::sample::Index>(),
-        ) {
-            let mut fields: Vec<(String, Bson)> = d.into_iter().filter(|(k, _)| k != "post").collect();
-            let i = at.index(fields.len() + 1);
-            fields.insert(i, ("post".to_owned(), Bson::Document(part.clone())));
-            let whole: Document = fields.into_iter().collect();
-            let bytes = whole.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
-            let split = document_split(&bytes, "post");
-            prop_assert_eq!(split.is_some(), document(&bytes).is_some());
-            if let Some((rest, kept)) = split {
-                let mut expected = whole.clone();
-                expected.remove("post");
-                prop_assert_eq!(rest, expected);
-                let part_bytes = part.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
-                prop_assert_eq!(kept, Some(&part_bytes[..]));
-            }
-        }
     }
 
     #[test]
@@ -651,16 +599,6 @@ mod tests {
         let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(relaxed(&bytes), relaxed_by_bson(&bytes));
         assert!(relaxed(&bytes).is_some_and(|t| t.contains(r#""a\"b\\c\n\u0001"#)));
-    }
-
-    #[test]
-    fn a_split_field_that_is_not_a_document_is_decoded() {
-        let d = doc! {"op": "i", "post": "text", "n": 1};
-        let bytes = d.to_vec().unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(document_split(&bytes, "post"), Some((d, None)));
-        let mut trailing = bytes.clone();
-        trailing.push(0);
-        assert_eq!(document_split(&trailing, "post"), None);
     }
 
     #[test]

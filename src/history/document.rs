@@ -543,42 +543,31 @@ pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document> {
     raw_document(raw).map_err(corrupt)
 }
 
-/// Decodes a stored oplog entry, leaving its `post` image (inserts, replaces, updates) as raw
-/// BSON: the rest of the entry as a document and the post-image's bytes, checked element by
-/// element at every depth. A change stream hands the raw image to readers that only write it
-/// out again. [`decode::document_split`] reads entries of the common types; `bson` the rest
-/// (and names the defect of malformed bytes).
+/// A stored oplog entry as raw BSON, every element checked at every depth ([`check_raw`]), so
+/// its readers meet no framing or UTF-8 error.
 ///
 /// # Errors
 /// [`Error::Corrupt`].
-pub(crate) fn decode_entry_split_post(bytes: &[u8]) -> Result<(Document, Option<RawDocumentBuf>)> {
+pub(crate) fn checked_entry(bytes: &[u8]) -> Result<RawDocumentBuf> {
+    checked(bytes, "oplog entry")
+}
+
+/// A stored document as raw BSON, checked as [`checked_entry`] checks an oplog entry.
+///
+/// # Errors
+/// [`Error::Corrupt`].
+pub(crate) fn checked_document(bytes: &[u8]) -> Result<RawDocumentBuf> {
+    checked(bytes, "document")
+}
+
+fn checked(bytes: &[u8], what: &'static str) -> Result<RawDocumentBuf> {
     let corrupt = |e: bson::error::Error| Error::Corrupt {
-        what: "oplog entry",
+        what,
         reason: e.to_string(),
     };
-    if let Some((rest, post)) = decode::document_split(bytes, "post") {
-        let post = post
-            .map(|p| RawDocumentBuf::from_bytes(p.to_vec()))
-            .transpose()
-            .map_err(corrupt)?;
-        return Ok((rest, post));
-    }
     let raw = bson::RawDocument::from_bytes(bytes).map_err(corrupt)?;
-    let mut rest = Document::new();
-    let mut post = None;
-    for element in raw {
-        let (key, value) = element.map_err(corrupt)?;
-        match value {
-            bson::RawBsonRef::Document(d) if key.as_str() == "post" => {
-                check_raw(d).map_err(corrupt)?;
-                post = Some(d.to_owned());
-            }
-            other => {
-                rest.insert(key.as_str(), raw_value(other).map_err(corrupt)?);
-            }
-        }
-    }
-    Ok((rest, post))
+    check_raw(raw).map_err(corrupt)?;
+    Ok(raw.to_owned())
 }
 
 /// Checks every element of `doc` at every depth, so later readers of the bytes meet no framing

@@ -9,9 +9,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use bson::{Bson, Document, RawDocumentBuf, Timestamp};
+use bson::{Bson, Document, Timestamp};
 
-use super::document::{decode_document, decode_entry_split_post, raw_document};
+use super::document::decode_document;
 use super::error::{Error, Result};
 use super::keys::{decode_resume_token, encode_resume_token};
 use super::query::Filter;
@@ -140,7 +140,7 @@ impl Notifier {
         self.tx.send_replace(seq);
     }
 
-    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.tx.subscribe()
     }
 
@@ -168,9 +168,7 @@ pub struct ChangeStream {
     /// Next oplog sequence to read.
     next_seq: u64,
     /// Events read but not yet handed out, with their tokens.
-    pending: VecDeque<SplitEvent>,
-    /// Leave stored post-images raw (see [`ChangeStream::split_full_documents`]).
-    split: bool,
+    pending: VecDeque<Queued>,
     /// The resume point of the last event handed out (or the start point), as
     /// `(sequence, invalidate)`: its token, encoded only when asked for.
     last: (u64, bool),
@@ -267,22 +265,11 @@ impl ChangeStream {
             filter,
             next_seq,
             pending: VecDeque::new(),
-            split: false,
             last: (next_seq.saturating_sub(1), false),
             scanned: (next_seq.saturating_sub(1), false),
             invalidated: false,
             rx,
         })
-    }
-
-    /// From now on, an event whose `fullDocument` is the stored post-image (inserts, replaces,
-    /// and updates under `whenAvailable`/`required`) keeps it as raw BSON in
-    /// [`SplitEvent::full_document`] instead of decoding it; [`ChangeStream::next_split`] hands
-    /// such events out. A stream with a `$match` pipeline decodes whole events as before (the
-    /// filter reads them). [`ChangeStream::next`] and the batch calls still return whole
-    /// events.
-    pub(crate) fn split_full_documents(&mut self) {
-        self.split = true;
     }
 
     /// The resume token to persist: the last event handed out, or the high-water mark when
@@ -314,18 +301,11 @@ impl ChangeStream {
             // The stream fell behind retention: its events are gone.
             return Err(Error::ChangeStreamHistoryLost);
         }
-        let split = self.split && self.filter.is_none();
-        let entries = self
-            .inner
-            .read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX, |bytes| {
-                if split {
-                    decode_entry_split_post(bytes)
-                } else {
-                    decode_document(bytes).map(|entry| (entry, None))
-                }
-            })?;
+        let entries =
+            self.inner
+                .read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX, decode_document)?;
         let full = entries.len() >= OPLOG_READ_BATCH_MAX;
-        for (seq, (entry, raw_post)) in entries {
+        for (seq, entry) in entries {
             self.next_seq = seq.saturating_add(1);
             self.scanned = (seq, false);
             if !self.in_scope(&entry) {
@@ -334,17 +314,22 @@ impl ChangeStream {
             let invalidate = self
                 .invalidates(&entry)
                 .then(|| invalidate_event(seq, &entry));
-            let event = self.render(seq, entry, raw_post)?;
+            let event = self.render(seq, entry)?;
             let keep = match &self.filter {
-                Some(f) => f.try_matches(&event.event)?,
+                Some(f) => f.try_matches(&event)?,
                 None => true,
             };
             if keep {
-                self.pending.push_back(event);
+                self.pending.push_back(Queued {
+                    event,
+                    token: (seq, false),
+                });
             }
             if let Some(invalidate) = invalidate {
-                self.pending
-                    .push_back(SplitEvent::whole(invalidate, (seq, true)));
+                self.pending.push_back(Queued {
+                    event: invalidate,
+                    token: (seq, true),
+                });
                 self.scanned = (seq, true);
                 self.invalidated = true;
                 break;
@@ -375,14 +360,11 @@ impl ChangeStream {
     }
 
     /// Turns a stored entry into a MongoDB change event under this stream's options. The
-    /// entry's values move into the event (a post-image is not copied); a post-image passed raw
-    /// (`raw_post`, the entry then has no `post`) stays raw in the result.
-    fn render(
-        &self,
-        seq: u64,
-        mut entry: Document,
-        raw_post: Option<RawDocumentBuf>,
-    ) -> Result<SplitEvent> {
+    /// entry's values move into the event (a post-image is not copied).
+    ///
+    /// `tail::StoredChange::field` reads the same fields from an entry's bytes for a stream of
+    /// every namespace under `updateLookup` without pre-images: a change here goes there too.
+    fn render(&self, seq: u64, mut entry: Document) -> Result<Document> {
         let op = match entry.remove("op") {
             Some(Bson::String(op)) => op,
             _ => String::new(),
@@ -409,16 +391,12 @@ impl ChangeStream {
         if let Some(key) = entry.get("key") {
             ev.insert("documentKey", key.clone());
         }
-        let post = match raw_post {
-            Some(raw) => Some(PostImage::Raw(raw)),
-            None => match entry.remove("post") {
-                Some(Bson::Document(post)) => Some(PostImage::Decoded(post)),
-                _ => None,
-            },
+        let post = match entry.remove("post") {
+            Some(Bson::Document(post)) => Some(post),
+            _ => None,
         };
-        let mut full_document = None;
         match op {
-            "insert" | "replace" => full_document = put_full_document(&mut ev, post),
+            "insert" | "replace" => put_full_document(&mut ev, post),
             "update" => match self.options.full_document {
                 FullDocument::Default => {}
                 FullDocument::UpdateLookup => {
@@ -432,11 +410,9 @@ impl ChangeStream {
                     };
                     ev.insert("fullDocument", current.map_or(Bson::Null, Bson::Document));
                 }
-                FullDocument::WhenAvailable => {
-                    full_document = put_full_document(&mut ev, post);
-                }
+                FullDocument::WhenAvailable => put_full_document(&mut ev, post),
                 FullDocument::Required => match post {
-                    Some(p) => full_document = put_full_document(&mut ev, Some(p)),
+                    Some(p) => put_full_document(&mut ev, Some(p)),
                     None => return Err(Error::NoMatchingDocument("Change stream was configured to require a post-image for all update events, but the post-image was not found".into())),
                 },
             },
@@ -463,11 +439,7 @@ impl ChangeStream {
                 },
             }
         }
-        Ok(SplitEvent {
-            event: ev,
-            full_document,
-            token: (seq, false),
-        })
+        Ok(ev)
     }
 
     /// Returns what is available now, without waiting (up to `max` events).
@@ -487,11 +459,7 @@ impl ChangeStream {
             .checked_sub(1)
             .and_then(|i| self.pending.get(i))
             .map(|e| e.token);
-        let events = self
-            .pending
-            .drain(..n)
-            .map(SplitEvent::into_document)
-            .collect::<Result<Vec<Document>>>()?;
+        let events = self.pending.drain(..n).map(|q| q.event).collect();
         if let Some(last) = last {
             self.last = last;
         }
@@ -523,22 +491,10 @@ impl ChangeStream {
     /// # Errors
     /// As [`ChangeStream::try_next_batch`].
     pub async fn next(&mut self) -> Result<Option<Document>> {
-        self.next_split()
-            .await?
-            .map(SplitEvent::into_document)
-            .transpose()
-    }
-
-    /// [`ChangeStream::next`] for a stream that [splits](ChangeStream::split_full_documents):
-    /// the event with its stored post-image still raw. Cancel-safe.
-    ///
-    /// # Errors
-    /// As [`ChangeStream::try_next_batch`].
-    pub(crate) async fn next_split(&mut self) -> Result<Option<SplitEvent>> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
-                self.last = event.token;
-                return Ok(Some(event));
+            if let Some(queued) = self.pending.pop_front() {
+                self.last = queued.token;
+                return Ok(Some(queued.event));
             }
             if self.invalidated {
                 return Ok(None);
@@ -562,75 +518,17 @@ impl ChangeStream {
     }
 }
 
-/// A change event whose `fullDocument`, when it is the stored post-image, may still be raw BSON
-/// (see [`ChangeStream::split_full_documents`]).
+/// An event read but not yet handed out.
 #[derive(Debug)]
-pub(crate) struct SplitEvent {
-    /// The event; without `fullDocument` when [`SplitEvent::full_document`] holds it.
-    pub(crate) event: Document,
-    /// The event's `fullDocument` as stored, checked but not decoded.
-    pub(crate) full_document: Option<RawDocumentBuf>,
+struct Queued {
+    event: Document,
     /// The event's resume point, `(sequence, invalidate)`: the token in its `_id`.
     token: (u64, bool),
 }
 
-impl SplitEvent {
-    fn whole(event: Document, token: (u64, bool)) -> Self {
-        Self {
-            event,
-            full_document: None,
-            token,
-        }
-    }
-
-    /// The whole event: a raw `fullDocument` is decoded and put where rendering puts it, after
-    /// `documentKey` and before `updateDescription` and `fullDocumentBeforeChange`.
-    fn into_document(self) -> Result<Document> {
-        let Some(raw) = self.full_document else {
-            return Ok(self.event);
-        };
-        let full = raw_document(&raw).map_err(|e| Error::Corrupt {
-            what: "oplog entry",
-            reason: e.to_string(),
-        })?;
-        let mut full = Some(full);
-        let mut out = Document::new();
-        for (key, value) in self.event {
-            if matches!(
-                key.as_str(),
-                "updateDescription" | "fullDocumentBeforeChange"
-            ) && let Some(full) = full.take()
-            {
-                out.insert("fullDocument", full);
-            }
-            out.insert(key, value);
-        }
-        if let Some(full) = full {
-            out.insert("fullDocument", full);
-        }
-        Ok(out)
-    }
-}
-
-/// A stored post-image, decoded or raw.
-enum PostImage {
-    Decoded(Document),
-    Raw(RawDocumentBuf),
-}
-
-/// Puts `post` in `ev` as its `fullDocument` (null when missing), or returns it when raw.
-fn put_full_document(ev: &mut Document, post: Option<PostImage>) -> Option<RawDocumentBuf> {
-    match post {
-        Some(PostImage::Raw(raw)) => Some(raw),
-        Some(PostImage::Decoded(doc)) => {
-            ev.insert("fullDocument", doc);
-            None
-        }
-        None => {
-            ev.insert("fullDocument", Bson::Null);
-            None
-        }
-    }
+/// Puts `post` in `ev` as its `fullDocument` (null when missing).
+fn put_full_document(ev: &mut Document, post: Option<Document>) {
+    ev.insert("fullDocument", post.map_or(Bson::Null, Bson::Document));
 }
 
 /// The `invalidate` event that follows a drop, rename or dropDatabase.
@@ -677,71 +575,8 @@ mod tests {
 
     use bson::doc;
 
-    use super::{ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope};
-    use crate::history::{History, UpdateOptions};
-
-    fn drain_whole(s: &mut ChangeStream) -> Vec<bson::Document> {
-        s.try_next_batch(100).unwrap().events
-    }
-
-    #[tokio::test]
-    async fn a_split_stream_gives_the_same_events_as_a_whole_one() {
-        let (_dir, h) = History::open_temporary();
-        for full_document in [
-            FullDocument::Default,
-            FullDocument::UpdateLookup,
-            FullDocument::WhenAvailable,
-        ] {
-            let options = || WatchOptions {
-                full_document,
-                full_document_before_change: FullDocumentBeforeChange::WhenAvailable,
-                ..WatchOptions::default()
-            };
-            let mut whole = h.watch(WatchScope::All, options()).unwrap();
-            let mut split = h.watch(WatchScope::All, options()).unwrap();
-            split.split_full_documents();
-            let mut batch = h.watch(WatchScope::All, options()).unwrap();
-            batch.split_full_documents();
-
-            let id = h
-                .insert_one("shop", "orders", doc! {"n": 1, "lines": [{"p": "a"}, 2]})
-                .unwrap();
-            h.replace("shop", "orders", &doc! {"_id": &id}, &doc! {"n": 2}, false)
-                .unwrap();
-            h.update(
-                "shop",
-                "orders",
-                &doc! {"_id": &id},
-                &doc! {"$set": {"m": 3}},
-                UpdateOptions::default(),
-            )
-            .unwrap();
-            h.delete("shop", "orders", &doc! {"_id": &id}, false)
-                .unwrap();
-
-            let expected = drain_whole(&mut whole);
-            assert_eq!(expected.len(), 4);
-            let mut raw_full = 0;
-            for want in &expected {
-                let got = split.next_split().await.unwrap().unwrap();
-                raw_full += usize::from(got.full_document.is_some());
-                let got = got.into_document().unwrap();
-                assert_eq!(&got, want);
-                // Document equality ignores field order; the order is part of the event.
-                assert!(got.keys().eq(want.keys()), "{got} vs {want}");
-            }
-            // Insert and replace always carry the stored post-image; an update only under
-            // whenAvailable (updateLookup reads the current document).
-            let want_raw = if full_document == FullDocument::WhenAvailable {
-                3
-            } else {
-                2
-            };
-            assert_eq!(raw_full, want_raw, "{full_document:?}");
-            // The batch calls of a split stream return whole events too.
-            assert_eq!(drain_whole(&mut batch), expected);
-        }
-    }
+    use super::{WatchOptions, WatchScope};
+    use crate::history::History;
 
     /// The resume token is the last handed-out event's `_id` while events are pending, the
     /// high-water mark once none are, and the invalidate event's after a drop — for batches

@@ -36,6 +36,7 @@ mod index;
 mod keys;
 mod query;
 mod store;
+mod tail;
 mod update;
 
 use std::borrow::Cow;
@@ -50,12 +51,12 @@ use serde::{Deserialize, Serialize};
 use crate::clock::SharedClock;
 
 pub use error::{Error, Executor, Result};
-pub(crate) use feed::SplitEvent;
 pub use feed::{
     ChangeBatch, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
 };
 pub use index::IndexModel;
 pub use keys::{KeyFormat, decode_value as decode_key_value, encode_key_value};
+pub(crate) use tail::{EventField, OplogTail, StoredChange};
 
 use aggregate::FieldTree;
 pub(crate) use aggregate::iso_string;
@@ -1716,6 +1717,14 @@ impl History {
         ChangeStream::open(self.inner.clone(), scope, options)
     }
 
+    /// An [`OplogTail`] from the latest entry on: the next committed entry is its first.
+    ///
+    /// # Errors
+    /// Storage errors of reading the oplog's bounds.
+    pub(crate) fn tail(&self) -> Result<OplogTail> {
+        OplogTail::open(self.inner.clone())
+    }
+
     /// Applies oplog retention now (by size and by age on the injected clock); returns how
     /// many events were removed. Writes also trim as they commit.
     ///
@@ -1862,6 +1871,26 @@ impl Inner {
 
     /// The current version of a document, for `updateLookup`.
     pub(crate) fn lookup(&self, db: &str, coll: &str, id: &Bson) -> Result<Option<Document>> {
+        self.lookup_with(db, coll, id, decode_document)
+    }
+
+    /// [`Inner::lookup`] without decoding: the stored document's bytes, checked at every depth.
+    pub(crate) fn lookup_raw(
+        &self,
+        db: &str,
+        coll: &str,
+        id: &Bson,
+    ) -> Result<Option<RawDocumentBuf>> {
+        self.lookup_with(db, coll, id, document::checked_document)
+    }
+
+    fn lookup_with<T>(
+        &self,
+        db: &str,
+        coll: &str,
+        id: &Bson,
+        read: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
         let Some(meta) = self.collection(db, coll) else {
             return Ok(None);
         };
@@ -1870,7 +1899,7 @@ impl Inner {
                 Space::Docs,
                 &doc_key(meta.id, &keys::encode_key_value(id, meta.key_format)),
             )?
-            .map(|b| decode_document(&b))
+            .map(|b| read(&b))
             .transpose()
     }
 
