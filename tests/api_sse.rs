@@ -333,3 +333,43 @@ async fn recent_query_fills_a_fresh_page_and_last_event_id_wins_over_it() {
         "a reconnect resumes after Last-Event-ID"
     );
 }
+
+/// Over the hub's connection limit a stream gets 200, `retry:` with the longer delay and a
+/// comment, then ends, so an `EventSource` reconnects later instead of stopping for good (as a
+/// non-200 status would); once a connection is free, a stream opens as usual.
+#[tokio::test]
+async fn a_stream_over_the_connection_limit_ends_with_a_longer_retry() {
+    use streamcache::realtime::{CONNECTIONS_MAX, SSE_OVER_CAPACITY_RETRY_MS};
+
+    let server = start(realtime_config()).await;
+    let hub = server.engine.realtime();
+    let mut held: Vec<_> = (0..CONNECTIONS_MAX)
+        .map(|_| hub.try_connect().unwrap())
+        .collect();
+    let (resp, mut r) = open(&server, "orders", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let retry = SSE_OVER_CAPACITY_RETRY_MS.to_string();
+    assert_eq!(
+        r.frame().await.unwrap(),
+        vec![
+            ("retry".to_owned(), retry),
+            (
+                String::new(),
+                "over capacity: too many open SSE streams and WebSocket connections".to_owned()
+            ),
+        ]
+    );
+    assert!(r.frame().await.is_none(), "the stream ends");
+
+    held.pop();
+    let (resp, mut r) = open(&server, "orders", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        r.event().await,
+        vec![("retry".to_owned(), "2000".to_owned())]
+    );
+    hub.publish("orders", "NewOrder", json!(1), None).unwrap();
+    assert_eq!(field(&r.event().await, "data"), Some("1"));
+    server.shutdown.trigger();
+}

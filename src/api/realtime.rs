@@ -8,7 +8,9 @@
 //! `?recent=` (the dashboard's) also gets one `event: live` (no `id:`, data `{"replayed": n}`)
 //! right after the replayed events, or after `resync`, so the page can tell the backlog from
 //! events that arrive live. Keep-alive comments go out
-//! every `realtime.sse_keepalive_ms`. Streams end when the server shuts down. `private-` and
+//! every `realtime.sse_keepalive_ms`. Streams end when the server shuts down. Over the hub's
+//! connection limit a stream is ended at once after `retry:` with a longer delay, so a browser
+//! reconnects later instead of giving up. `private-` and
 //! `presence-` channels are refused here, to stream and to publish (403): they need Pusher
 //! authorisation, which only the WebSocket and the signed HTTP API carry. Nor does `POST`
 //! publish the Pusher protocol's own event names (`pusher:…`, `pusher_internal:…`; 400).
@@ -32,7 +34,8 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::metrics::Gauge;
 use crate::realtime::{
-    self, ChannelKind, Delivery, EventId, Start, check_channel_name, check_published_event_name,
+    self, ChannelKind, Delivery, EventId, SSE_OVER_CAPACITY_RETRY_MS, Start, check_channel_name,
+    check_published_event_name,
 };
 
 /// Holds one unit of a gauge (open streams, connections) until dropped.
@@ -210,12 +213,12 @@ async fn stream(
     });
     let hub = state.engine.realtime();
     let Some(slot) = hub.try_connect() else {
-        return ApiError::client(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "over_capacity",
-            "too many open SSE streams and WebSocket connections",
-        )
-        .into_response();
+        // A non-200 status would stop an `EventSource` for good; an ended stream makes it
+        // reconnect after `retry:`, as pusher-js does after 4100.
+        let body = format!(
+            "retry: {SSE_OVER_CAPACITY_RETRY_MS}\n: over capacity: too many open SSE streams and WebSocket connections\n\n"
+        );
+        return event_stream(Body::from(body));
     };
     // `?recent=N` replays the N latest buffered events to a fresh page; a browser reconnecting
     // sends Last-Event-ID, which wins.
@@ -272,7 +275,13 @@ async fn stream(
         .chain(live)
         .map(Ok::<_, Infallible>)
         .take_until(async move { shutdown.wait().await });
-    let mut resp = Body::from_stream(chunks).into_response();
+    event_stream(Body::from_stream(chunks))
+}
+
+/// A 200 response carrying `body` as an event stream (`text/event-stream`, no caching, no proxy
+/// buffering).
+fn event_stream(body: Body) -> Response {
+    let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -89,12 +89,12 @@ pub(crate) async fn run(
 
 /// Routes the change event of `change` through every watcher and publishes what they produce.
 fn publish(history: &History, hub: &Hub, watchers: &[Watcher], view: &View, change: &StoredChange) {
-    let routed = payloads(history, watchers, view, change, |watcher, data| {
+    let outcome = payloads(history, watchers, view, change, |watcher, data| {
         if let Err(e) = watcher.publish_text(hub, data) {
             tracing::warn!(channel = watcher.channel(), error = %e, "watcher could not publish a change");
         }
     });
-    if let Err(e) = routed {
+    if let Err(e) = outcome {
         tracing::error!(seq = change.seq(), error = %e, "watchers: a change event cannot be read; not published");
     }
 }

@@ -95,8 +95,13 @@ pub const SUBSCRIBER_QUEUE_EVENTS_MAX: usize = 256;
 /// Most channels one WebSocket connection may be subscribed to at once.
 pub const CONNECTION_CHANNELS_MAX: usize = 100;
 /// Most WebSocket connections and SSE streams at once; the next WebSocket is refused with 4100
-/// (over capacity), the next SSE stream with 503.
+/// (over capacity, pusher-js reconnects after a backoff), the next SSE stream is ended at once
+/// with `retry:` [`SSE_OVER_CAPACITY_RETRY_MS`] (`EventSource` reconnects after it; a non-200
+/// status would stop it for good).
 pub const CONNECTIONS_MAX: usize = 10_000;
+/// The reconnect delay (`retry:`, milliseconds) of an SSE stream refused over
+/// [`CONNECTIONS_MAX`].
+pub const SSE_OVER_CAPACITY_RETRY_MS: u64 = 10_000;
 /// Largest WebSocket message accepted from a client, in bytes.
 pub const WS_MESSAGE_BYTES_MAX: usize = 32 * 1024;
 /// Most client events one connection may send per second (Pusher's limit); more get 4301.
