@@ -1894,13 +1894,11 @@ impl Inner {
         let Some(meta) = self.collection(db, coll) else {
             return Ok(None);
         };
-        self.store
-            .get(
-                Space::Docs,
-                &doc_key(meta.id, &keys::encode_key_value(id, meta.key_format)),
-            )?
-            .map(|b| read(&b))
-            .transpose()
+        self.store.get_with(
+            Space::Docs,
+            &doc_key(meta.id, &keys::encode_key_value(id, meta.key_format)),
+            read,
+        )
     }
 
     /// Runs a plan, calling `visit(encoded_id, doc, stored_bytes)` per candidate until it
