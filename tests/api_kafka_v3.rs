@@ -680,3 +680,119 @@ async fn a_replication_factor_one_broker_cannot_place_is_refused() {
         "Replication factor: 3 larger than available brokers: 1."
     );
 }
+
+/// `records:batch`: 207 with each entry's result under its id, successes and failures apart
+/// (an absent key left out, as the REST Proxy does), and the records in the log.
+#[tokio::test]
+async fn a_batch_answers_each_entry_under_its_id() {
+    let (router, engine) = api();
+    let body = json!({"entries": [
+        {"id": "a-1", "partition_id": 0, "key": {"type": "STRING", "data": "k"},
+         "value": {"type": "JSON", "data": {"n": 1}}, "timestamp": "2026-01-01T00:00:00.000Z"},
+        {"id": "b_2", "partition_id": -1, "value": {"type": "STRING", "data": "x"}},
+        {"id": "C3", "partition_id": 0, "value": {"type": "BINARY", "data": "aGk="}},
+    ]});
+    let (status, ct, v) = call(
+        &router,
+        "POST",
+        "/kafka/v3/clusters/streamcache/topics/b/records:batch",
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(
+        (status, ct.as_str()),
+        (StatusCode::MULTI_STATUS, "application/json")
+    );
+    assert_eq!(
+        v["successes"],
+        json!([
+            {"id": "a-1", "cluster_id": "streamcache", "topic_name": "b", "partition_id": 0,
+             "offset": 0, "timestamp": "2026-01-01T00:00:00.000Z",
+             "key": {"type": "STRING", "size": 1}, "value": {"type": "JSON", "size": 7}},
+            {"id": "C3", "cluster_id": "streamcache", "topic_name": "b", "partition_id": 0,
+             "offset": 1, "timestamp": v["successes"][1]["timestamp"],
+             "value": {"type": "BINARY", "size": 2}},
+        ])
+    );
+    assert_eq!(v["failures"][0]["id"], "b_2");
+    assert_eq!(v["failures"][0]["error_code"], 40402);
+    assert_eq!(v["failures"].as_array().map(Vec::len), Some(1));
+    let stored = engine.log().read("b", 0, 0, 1000).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[1].value.as_deref(), Some(&b"hi"[..]));
+}
+
+/// A batch of `KAFKA_BATCH_ENTRIES_MAX` entries with ids of `KAFKA_BATCH_ID_CHARS_MAX`
+/// characters is produced; one entry more, one character more, a character outside
+/// `[0-9a-zA-Z_-]`, a number for an id, a repeated id, no entries or no body refuse the whole
+/// request with 422/42208 and the REST Proxy's text, and produce nothing.
+#[tokio::test]
+async fn a_batch_is_refused_whole_past_its_limits() {
+    let max = streamcache::api::KAFKA_BATCH_ENTRIES_MAX;
+    let id_max = streamcache::api::KAFKA_BATCH_ID_CHARS_MAX;
+    let (router, engine) = api();
+    let entry = |id: Value| json!({"id": id, "value": {"type": "STRING", "data": "x"}});
+    let batch = |ids: Vec<Value>| {
+        json!({"entries": ids.into_iter().map(entry).collect::<Vec<_>>()}).to_string()
+    };
+    let post = |body: Option<String>| {
+        let router = router.clone();
+        async move {
+            call(
+                &router,
+                "POST",
+                "/kafka/v3/clusters/streamcache/topics/lim/records:batch",
+                body.as_deref(),
+            )
+            .await
+        }
+    };
+    let long = |n: usize| json!("i".repeat(n));
+    let ids = |n: usize| (0..n).map(|i| json!(format!("e{i}"))).collect::<Vec<_>>();
+    let refused = [
+        (Some(batch(ids(max + 1))), "Too many entries in batch."),
+        (
+            Some(batch(vec![long(id_max + 1)])),
+            "Batch entry identifier is not a valid string.",
+        ),
+        (
+            Some(batch(vec![json!("a b")])),
+            "Batch entry identifier is not a valid string.",
+        ),
+        (
+            Some(batch(vec![json!("")])),
+            "Batch entry identifier is not a valid string.",
+        ),
+        (
+            Some(batch(vec![json!(7)])),
+            "Batch entry identifier is not a valid string.",
+        ),
+        (
+            Some(batch(vec![json!("x"), json!("x")])),
+            "Batch entry IDs are not distinct.",
+        ),
+        (Some(batch(vec![])), "Empty batch."),
+        (Some("{}".to_owned()), "Empty batch."),
+        (None, "Request body is empty. Data is required."),
+    ];
+    for (body, message) in refused {
+        let (status, _, v) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}");
+        assert_eq!(
+            v,
+            json!({"error_code": 42208, "message": message}),
+            "{body:?}"
+        );
+    }
+    // Nothing was produced (the topic may not even exist).
+    let produced = engine.log().read("lim", 0, 0, 10).map_or(0, |r| r.len());
+    assert_eq!(produced, 0);
+
+    let mut at_max = ids(max - 1);
+    at_max.push(long(id_max));
+    let (status, _, v) = post(Some(batch(at_max))).await;
+    assert_eq!(status, StatusCode::MULTI_STATUS);
+    assert_eq!(v["successes"].as_array().map(Vec::len), Some(max));
+    assert_eq!(v["successes"][max - 1]["id"], long(id_max));
+    assert_eq!(v["failures"], json!([]));
+}

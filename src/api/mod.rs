@@ -29,6 +29,7 @@ use crate::shutdown::{Shutdown, ShutdownSignal};
 
 pub use error::ApiError;
 pub use kafka::{
+    BATCH_ENTRIES_MAX as KAFKA_BATCH_ENTRIES_MAX, BATCH_ID_CHARS_MAX as KAFKA_BATCH_ID_CHARS_MAX,
     STREAM_OBJECT_BYTES_MAX as KAFKA_STREAM_OBJECT_BYTES_MAX,
     STREAM_OBJECT_DEPTH_MAX as KAFKA_STREAM_OBJECT_DEPTH_MAX,
     fuzz_json_stream as fuzz_kafka_json_stream,

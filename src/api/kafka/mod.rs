@@ -15,7 +15,9 @@ mod v2;
 mod v3;
 
 pub use json_stream::fuzz_json_stream;
-pub use v3::{STREAM_OBJECT_BYTES_MAX, STREAM_OBJECT_DEPTH_MAX};
+pub use v3::{
+    BATCH_ENTRIES_MAX, BATCH_ID_CHARS_MAX, STREAM_OBJECT_BYTES_MAX, STREAM_OBJECT_DEPTH_MAX,
+};
 
 use axum::Router;
 use axum::extract::Request;

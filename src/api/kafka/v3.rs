@@ -1,6 +1,7 @@
 //! REST Proxy v3: the one cluster, topics, and `POST …/records` in streaming mode — a body of
 //! concatenated JSON objects answered by one JSON result per object, in order, each written as
-//! its record completes.
+//! its record completes — and `POST …/records:batch`, up to [`BATCH_ENTRIES_MAX`] records
+//! answered together under their entry ids.
 //!
 //! The streaming reply is a `futures` stream over the request body, so no task outlives the
 //! request: when the client goes away, the body and the reply stop together.
@@ -54,6 +55,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/kafka/v3/clusters/{cluster}/topics/{topic}/records",
             post(produce_records),
+        )
+        .route(
+            "/kafka/v3/clusters/{cluster}/topics/{topic}/records:batch",
+            post(produce_batch),
         )
         .route(
             "/kafka/v3/clusters/{cluster}/topics/{topic}/partitions",
@@ -504,6 +509,107 @@ async fn produce_records(
         Some((Ok::<Bytes, Infallible>(line), s))
     });
     let mut resp = Body::from_stream(lines).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(resp)
+}
+
+/// Most entries in one `records:batch` request (the REST Proxy's
+/// `api.v3.produce.batch.maximum.entries` default).
+pub const BATCH_ENTRIES_MAX: usize = 10;
+/// Longest `records:batch` entry id, in characters (the REST Proxy's
+/// `BATCH_ID_MAXIMUM_LENGTH`); ids are 1 to this many of `[0-9a-zA-Z_-]`.
+pub const BATCH_ID_CHARS_MAX: usize = 80;
+
+/// The REST Proxy's refusal of a whole `records:batch` request: 422 with code 42208.
+fn batch_refused(message: &str) -> KafkaError {
+    KafkaError::new(StatusCode::UNPROCESSABLE_ENTITY, 42208, message).v3()
+}
+
+/// The id of a `records:batch` entry, as the REST Proxy's `ProduceBatchRequestEntry` takes it:
+/// a JSON string of 1 to [`BATCH_ID_CHARS_MAX`] characters of `[0-9a-zA-Z_-]`.
+fn batch_entry_id(entry: &Value) -> Result<&str, KafkaError> {
+    entry
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| {
+            (1..=BATCH_ID_CHARS_MAX).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or_else(|| batch_refused("Batch entry identifier is not a valid string."))
+}
+
+/// `POST …/records:batch`: `{"entries": [{"id", …record}]}`, each entry produced as one record
+/// of `POST …/records`; 207 with `{"successes": [{"id", "cluster_id", "topic_name",
+/// "partition_id", "offset", "timestamp", "key"?, "value"?}], "failures": [{"id",
+/// "error_code", "message"}]}`, each list in entry order. The whole request is refused with
+/// 422/42208 (the REST Proxy's texts) for an empty body, an entry id that is not a valid
+/// string, ids that repeat, no entries or more than [`BATCH_ENTRIES_MAX`], in that order.
+async fn produce_batch(
+    State(state): State<AppState>,
+    Path((cluster, topic)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(batch_refused("Request body is empty. Data is required."));
+    }
+    let request: Value =
+        serde_json::from_slice(&body).map_err(|e| KafkaError::bad_json(&e).v3())?;
+    let Value::Object(request) = request else {
+        return Err(KafkaError::unprocessable("the request body must be an object").v3());
+    };
+    let entries = match request.get("entries") {
+        Some(Value::Array(entries)) => entries.as_slice(),
+        None | Some(Value::Null) => &[],
+        Some(_) => return Err(KafkaError::unprocessable("entries must be an array").v3()),
+    };
+    let ids = entries
+        .iter()
+        .map(batch_entry_id)
+        .collect::<Result<Vec<&str>, KafkaError>>()?;
+    let mut distinct = std::collections::HashSet::with_capacity(ids.len());
+    if !ids.iter().all(|id| distinct.insert(*id)) {
+        return Err(batch_refused("Batch entry IDs are not distinct."));
+    }
+    if entries.is_empty() {
+        return Err(batch_refused("Empty batch."));
+    }
+    if entries.len() > BATCH_ENTRIES_MAX {
+        return Err(batch_refused("Too many entries in batch."));
+    }
+    let mut successes = Vec::with_capacity(entries.len());
+    let mut failures = Vec::new();
+    for (entry, id) in entries.iter().zip(ids) {
+        let mut record = entry.clone();
+        if let Some(fields) = record.as_object_mut() {
+            fields.remove("id");
+        }
+        match produce_one(&state, &topic, record).await {
+            Value::Object(fields) if fields.get("error_code") == Some(&json!(200)) => {
+                let mut success = serde_json::Map::with_capacity(fields.len());
+                success.insert("id".to_owned(), json!(id));
+                for (k, v) in fields {
+                    // The REST Proxy leaves out an absent key or value; the stream has null.
+                    if k != "error_code" && !v.is_null() {
+                        success.insert(k, v);
+                    }
+                }
+                successes.push(Value::Object(success));
+            }
+            failed => failures.push(json!({
+                "id": id,
+                "error_code": failed["error_code"],
+                "message": failed["message"],
+            })),
+        }
+    }
+    let body = json!({"successes": successes, "failures": failures});
+    let mut resp = (StatusCode::MULTI_STATUS, body.to_string()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
