@@ -296,14 +296,9 @@ impl ChangeStream {
         if self.invalidated {
             return Ok(false);
         }
-        let (trimmed_through, _) = self.inner.oplog_bounds()?;
-        if self.next_seq <= trimmed_through {
-            // The stream fell behind retention: its events are gone.
-            return Err(Error::ChangeStreamHistoryLost);
-        }
-        let entries =
-            self.inner
-                .read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX, decode_document)?;
+        let entries = self
+            .inner
+            .read_retained_oplog(self.next_seq, decode_document)?;
         let full = entries.len() >= OPLOG_READ_BATCH_MAX;
         for (seq, entry) in entries {
             self.next_seq = seq.saturating_add(1);

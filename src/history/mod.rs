@@ -1810,6 +1810,22 @@ impl Inner {
         Ok(*self.bounds.read()?)
     }
 
+    /// [`Inner::read_oplog`] for a reader that has handed out everything before `from` (a
+    /// change stream, the oplog tail): [`Error::ChangeStreamHistoryLost`] when retention has
+    /// trimmed `from` already.
+    pub(crate) fn read_retained_oplog<T>(
+        &self,
+        from: u64,
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<Vec<(u64, T)>> {
+        let (trimmed_through, _) = self.oplog_bounds()?;
+        if from <= trimmed_through {
+            // The reader fell behind retention: its events are gone.
+            return Err(Error::ChangeStreamHistoryLost);
+        }
+        self.read_oplog(from, OPLOG_READ_BATCH_MAX, decode)
+    }
+
     /// Reads up to `max` oplog entries from `from` on.
     pub(crate) fn read_oplog<T>(
         &self,

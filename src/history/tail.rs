@@ -19,7 +19,7 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 use super::document::{checked_entry, raw_value};
 use super::error::{Error, Result};
 use super::keys::encode_resume_token;
-use super::{History, Inner, OPLOG_READ_BATCH_MAX};
+use super::{History, Inner};
 
 /// Reads the oplog in order from where it was opened and wakes on commit, like a
 /// [`ChangeStream`](super::ChangeStream) of every namespace, but hands out entries as stored.
@@ -69,15 +69,12 @@ impl OplogTail {
         }
     }
 
-    /// Reads up to [`OPLOG_READ_BATCH_MAX`] entries into `pending`.
+    /// Reads up to [`OPLOG_READ_BATCH_MAX`](super::OPLOG_READ_BATCH_MAX) entries into
+    /// `pending`; past retention, [`Error::ChangeStreamHistoryLost`].
     fn fill(&mut self) -> Result<()> {
-        let (trimmed_through, _) = self.inner.oplog_bounds()?;
-        if self.next_seq <= trimmed_through {
-            return Err(Error::ChangeStreamHistoryLost);
-        }
         let entries = self
             .inner
-            .read_oplog(self.next_seq, OPLOG_READ_BATCH_MAX, checked_entry)?;
+            .read_retained_oplog(self.next_seq, checked_entry)?;
         for (seq, entry) in entries {
             self.next_seq = seq.saturating_add(1);
             self.pending.push_back(StoredChange { seq, entry });

@@ -528,19 +528,23 @@ fn batch_refused(message: &str) -> KafkaError {
     KafkaError::new(StatusCode::UNPROCESSABLE_ENTITY, 42208, message).v3()
 }
 
-/// The id of a `records:batch` entry, as the REST Proxy's `ProduceBatchRequestEntry` takes it:
-/// a JSON string of 1 to [`BATCH_ID_CHARS_MAX`] characters of `[0-9a-zA-Z_-]`.
-fn batch_entry_id(entry: &Value) -> Result<&str, KafkaError> {
-    entry
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|id| {
-            (1..=BATCH_ID_CHARS_MAX).contains(&id.len())
+/// Takes the id out of a `records:batch` entry (leaving the record), as the REST Proxy's
+/// `ProduceBatchRequestEntry` takes it: a JSON string of 1 to [`BATCH_ID_CHARS_MAX`] characters
+/// of `[0-9a-zA-Z_-]`.
+fn take_batch_entry_id(entry: &mut Value) -> Result<String, KafkaError> {
+    match entry.as_object_mut().and_then(|fields| fields.remove("id")) {
+        Some(Value::String(id))
+            if (1..=BATCH_ID_CHARS_MAX).contains(&id.len())
                 && id
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .ok_or_else(|| batch_refused("Batch entry identifier is not a valid string."))
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(id)
+        }
+        _ => Err(batch_refused(
+            "Batch entry identifier is not a valid string.",
+        )),
+    }
 }
 
 /// `POST …/records:batch`: `{"entries": [{"id", …record}]}`, each entry produced as one record
@@ -560,20 +564,20 @@ async fn produce_batch(
     }
     let request: Value =
         serde_json::from_slice(&body).map_err(|e| KafkaError::bad_json(&e).v3())?;
-    let Value::Object(request) = request else {
+    let Value::Object(mut request) = request else {
         return Err(KafkaError::unprocessable("the request body must be an object").v3());
     };
-    let entries = match request.get("entries") {
-        Some(Value::Array(entries)) => entries.as_slice(),
-        None | Some(Value::Null) => &[],
+    let mut entries = match request.remove("entries") {
+        Some(Value::Array(entries)) => entries,
+        None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err(KafkaError::unprocessable("entries must be an array").v3()),
     };
     let ids = entries
-        .iter()
-        .map(batch_entry_id)
-        .collect::<Result<Vec<&str>, KafkaError>>()?;
+        .iter_mut()
+        .map(take_batch_entry_id)
+        .collect::<Result<Vec<String>, KafkaError>>()?;
     let mut distinct = std::collections::HashSet::with_capacity(ids.len());
-    if !ids.iter().all(|id| distinct.insert(*id)) {
+    if !ids.iter().all(|id| distinct.insert(id.as_str())) {
         return Err(batch_refused("Batch entry IDs are not distinct."));
     }
     if entries.is_empty() {
@@ -584,11 +588,7 @@ async fn produce_batch(
     }
     let mut successes = Vec::with_capacity(entries.len());
     let mut failures = Vec::new();
-    for (entry, id) in entries.iter().zip(ids) {
-        let mut record = entry.clone();
-        if let Some(fields) = record.as_object_mut() {
-            fields.remove("id");
-        }
+    for (record, id) in entries.into_iter().zip(ids) {
         match produce_one(&state, &topic, record).await {
             Value::Object(fields) if fields.get("error_code") == Some(&json!(200)) => {
                 let mut success = serde_json::Map::with_capacity(fields.len());
