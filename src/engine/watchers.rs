@@ -10,13 +10,12 @@
 //! `documentKey`), taken from the entry's bytes ([`StoredChange::field`]), and an unprojected
 //! `fullDocument` payload — the stored post-image, or an update's current document, never
 //! decoded — is written as relaxed Extended JSON text straight from its BSON
-//! ([`write_relaxed_json`], [`write_relaxed_raw`] for the rare types), the same text as
+//! ([`write_relaxed_json`]), the same text as
 //! converting the change event a whole-deployment change stream with `fullDocument:
 //! updateLookup` hands out to a JSON value and serialising its field.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::Arc;
 
 use bson::{RawBsonRef, RawDocument};
@@ -255,65 +254,20 @@ fn raw_to_relaxed(value: RawBsonRef<'_>) -> bson::error::Result<Value> {
 }
 
 /// A raw document as one-line relaxed Extended JSON text: the text of
-/// `relaxed_extjson(decoded).to_string()`, written from its bytes ([`write_relaxed_json`] for
-/// the common types, [`write_relaxed_raw`] for the rest).
+/// `relaxed_extjson(decoded).to_string()`, written from its bytes by [`write_relaxed_json`]; a
+/// document it leaves (one that repeats a key) goes through `bson`'s conversion.
 fn relaxed_text_raw(doc: &RawDocument) -> String {
     let mut out = Vec::with_capacity(doc.as_bytes().len() + doc.as_bytes().len() / 4);
-    // A refused document leaves `out` empty for the writer that handles every type.
-    let written = match write_relaxed_json(doc.as_bytes(), &mut out) {
-        Some(()) => Ok(()),
-        None => write_relaxed_raw(&mut out, RawBsonRef::Document(doc)),
-    };
-    match written.map(|()| String::from_utf8(out)) {
-        Ok(Ok(text)) => text,
-        // The tail checked every element of the document and serde_json writes UTF-8; should
-        // either ever fail, the slow path gives the same text (or null for a bad document).
-        _ => raw_to_relaxed(RawBsonRef::Document(doc))
-            .unwrap_or(Value::Null)
-            .to_string(),
+    if write_relaxed_json(doc.as_bytes(), &mut out).is_some()
+        && let Ok(text) = String::from_utf8(out)
+    {
+        return text;
     }
-}
-
-/// Writes `value` as relaxed Extended JSON. Documents, arrays, strings, integers, finite
-/// doubles, booleans and null are written here exactly as serde_json writes their JSON value;
-/// every other type goes through bson's own conversion.
-fn write_relaxed_raw(out: &mut Vec<u8>, value: RawBsonRef<'_>) -> std::io::Result<()> {
-    let bad = |e: bson::error::Error| std::io::Error::other(e.to_string());
-    match value {
-        RawBsonRef::Document(doc) => {
-            out.push(b'{');
-            for (i, element) in doc.into_iter().enumerate() {
-                let (key, value) = element.map_err(bad)?;
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, key.as_str())?;
-                out.push(b':');
-                write_relaxed_raw(out, value)?;
-            }
-            out.push(b'}');
-        }
-        RawBsonRef::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_relaxed_raw(out, item.map_err(bad)?)?;
-            }
-            out.push(b']');
-        }
-        RawBsonRef::String(s) => serde_json::to_writer(&mut *out, s)?,
-        RawBsonRef::Int32(n) => write!(out, "{n}")?,
-        RawBsonRef::Int64(n) => write!(out, "{n}")?,
-        RawBsonRef::Double(f) if f.is_finite() => serde_json::to_writer(&mut *out, &f)?,
-        RawBsonRef::Boolean(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-        RawBsonRef::Null => out.extend_from_slice(b"null"),
-        other => {
-            serde_json::to_writer(&mut *out, &relaxed_extjson(raw_value(other).map_err(bad)?))?
-        }
-    }
-    Ok(())
+    // The tail checked every element of the document, so the conversion does not fail; null
+    // only if that ever changed.
+    raw_to_relaxed(RawBsonRef::Document(doc))
+        .unwrap_or(Value::Null)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -356,6 +310,21 @@ mod tests {
                 "{doc}"
             );
         }
+    }
+
+    /// Damaged bytes that repeat a key give the text of the decoded document, which keeps one
+    /// value per key, not both fields.
+    #[test]
+    fn a_repeated_key_is_written_as_the_decoded_document_has_it() {
+        let mut bytes = doc! {"n": 1_i32, "m": "two"}.to_vec().unwrap();
+        // The second key, `m`, renamed `n`: the only `m` byte before a NUL.
+        let at = bytes.windows(2).position(|w| w == b"m\0").unwrap();
+        bytes[at] = b'n';
+        let raw = bson::RawDocumentBuf::from_bytes(bytes).unwrap();
+        let decoded = bson::Document::try_from(raw.as_ref()).unwrap();
+        let text = relaxed_text_raw(&raw);
+        assert_eq!(text, relaxed_extjson(Bson::Document(decoded)).to_string());
+        assert_eq!(text.matches("\"n\"").count(), 1, "{text}");
     }
 
     /// The default orders watcher, one whose filter reads into arrays and nested documents,
