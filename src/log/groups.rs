@@ -37,6 +37,26 @@ pub struct CommittedOffset {
     pub metadata: String,
 }
 
+/// A member of a consumer group: an instance with a subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The instance id.
+    pub id: String,
+    /// The partitions the range assignor gave it.
+    pub assigned: Vec<TopicPartition>,
+}
+
+/// A consumer group as [`Log::describe_consumer_group`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group's name.
+    pub group: String,
+    /// Its members, by instance id.
+    pub members: Vec<GroupMember>,
+    /// Its committed offsets (the next offset to consume), by topic and partition.
+    pub committed: Vec<(TopicPartition, Offset)>,
+}
+
 /// What a consumer does when it has no valid position (Kafka's `auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OffsetReset {
@@ -412,6 +432,96 @@ impl Log {
         Ok(Some(CommittedOffset {
             offset,
             metadata: String::from_utf8_lossy(rest).into_owned(),
+        }))
+    }
+
+    /// Every consumer group that exists in Kafka's sense — with a member (an instance with a
+    /// subscription) or a committed offset — by name.
+    ///
+    /// # Errors
+    /// [`Error::Meta`].
+    pub fn consumer_groups(&self) -> Result<Vec<String>> {
+        let mut names: BTreeSet<String> = self
+            .registry()?
+            .groups
+            .iter()
+            .filter(|(_, members)| members.values().any(|m| m.subscription.is_some()))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for guard in self.inner.offsets_ks.iter() {
+            let key = guard.key().map_err(meta("list offsets"))?;
+            if let Some(end) = key.iter().position(|&b| b == 0)
+                && let Some(group) = key.get(..end)
+            {
+                names.insert(String::from_utf8_lossy(group).into_owned());
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    /// `group`'s members and committed offsets; `None` when it has neither (a group Kafka
+    /// describes as dead, and the REST Proxy as not found).
+    ///
+    /// Members are the instances with a subscription, as in Kafka, where a consumer that
+    /// assigns itself partitions commits under the group without joining it.
+    ///
+    /// # Errors
+    /// [`Error::GroupNameInvalid`], [`Error::Meta`], [`Error::MetaCorrupt`].
+    pub fn describe_consumer_group(&self, group: &str) -> Result<Option<GroupDescription>> {
+        check_group(group)?;
+        let members: Vec<GroupMember> = self
+            .registry()?
+            .groups
+            .get(group)
+            .map(|members| {
+                members
+                    .iter()
+                    .filter(|(_, m)| m.subscription.is_some())
+                    .map(|(id, m)| GroupMember {
+                        id: id.clone(),
+                        assigned: m.assigned.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut prefix = group.as_bytes().to_vec();
+        prefix.push(0);
+        let mut committed = Vec::new();
+        for guard in self.inner.offsets_ks.prefix(&prefix) {
+            let (key, value) = guard.into_inner().map_err(meta("read offsets"))?;
+            let corrupt = |reason: &str| Error::MetaCorrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: reason.to_owned(),
+            };
+            let topic =
+                offset_key_topic(&key).ok_or_else(|| corrupt("not a committed-offset key"))?;
+            let partition = key
+                .len()
+                .checked_sub(4)
+                .and_then(|at| key.get(at..))
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| corrupt("no partition"))?;
+            let offset = value
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| corrupt("shorter than 8 bytes"))?;
+            committed.push((
+                TopicPartition {
+                    topic: String::from_utf8_lossy(topic).into_owned(),
+                    partition,
+                },
+                offset,
+            ));
+        }
+        if members.is_empty() && committed.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(GroupDescription {
+            group: group.to_owned(),
+            members,
+            committed,
         }))
     }
 

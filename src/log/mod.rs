@@ -47,7 +47,8 @@ use crate::shutdown::FaultLatch;
 
 pub use error::{Error, Result};
 pub use groups::{
-    CommittedOffset, ConsumedRecord, ConsumerSettings, OffsetReset, Subscription, TopicPartition,
+    CommittedOffset, ConsumedRecord, ConsumerSettings, GroupDescription, GroupMember, OffsetReset,
+    Subscription, TopicPartition,
 };
 pub use index::{OffsetIndex, TimeIndex};
 pub use partitioner::{murmur2, partition_for_key};

@@ -13,6 +13,7 @@ mod json_stream;
 mod sse;
 mod v2;
 mod v3;
+mod v3_groups;
 
 pub use json_stream::fuzz_json_stream;
 pub use v3::{

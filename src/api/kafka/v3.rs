@@ -1,4 +1,4 @@
-//! REST Proxy v3: the one cluster, topics, and `POST …/records` in streaming mode — a body of
+//! REST Proxy v3: the one cluster, topics (consumer groups are in `v3_groups`), and `POST …/records` in streaming mode — a body of
 //! concatenated JSON objects answered by one JSON result per object, in order, each written as
 //! its record completes — and `POST …/records:batch`, up to [`BATCH_ENTRIES_MAX`] records
 //! answered together under their entry ids.
@@ -81,12 +81,13 @@ pub(crate) fn routes() -> Router<AppState> {
             "/kafka/v3/clusters/{cluster}/brokers/{broker}",
             get(get_broker),
         )
+        .merge(super::v3_groups::routes())
 }
 
 /// The id of the one broker, the leader and only replica of every partition (as in v2).
-const BROKER_ID: i64 = 0;
+pub(super) const BROKER_ID: i64 = 0;
 
-fn base_url(headers: &HeaderMap) -> String {
+pub(super) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -94,11 +95,11 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}/kafka/v3")
 }
 
-fn ok(status: StatusCode, body: &Value) -> Response {
+pub(super) fn ok(status: StatusCode, body: &Value) -> Response {
     json_response(status, "application/json", body)
 }
 
-fn check_cluster(cluster: &str) -> Result<(), KafkaError> {
+pub(super) fn check_cluster(cluster: &str) -> Result<(), KafkaError> {
     if cluster == CLUSTER_ID {
         Ok(())
     } else {
@@ -145,7 +146,7 @@ fn topic_json(base: &str, info: &TopicInfo) -> Value {
 }
 
 /// A v3 list: `kind`, `metadata.self` (no next page) and `data`.
-fn list_json(kind: &str, me: String, data: Vec<Value>) -> Value {
+pub(super) fn list_json(kind: &str, me: String, data: Vec<Value>) -> Value {
     json!({"kind": kind, "metadata": {"self": me, "next": null}, "data": data})
 }
 

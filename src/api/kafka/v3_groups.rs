@@ -1,0 +1,430 @@
+//! REST Proxy v3 consumer groups, read-only: the groups, their consumers and assignments, and
+//! each group's lag per partition and lag summary, in the REST Proxy's shapes, order and
+//! error texts (`ConsumerGroupsResource`, `ConsumersResource`, `ConsumerAssignmentsResource`,
+//! `ConsumerLagsResource`, `ConsumerGroupLagSummariesResource`).
+//!
+//! A group is what [`Log::describe_consumer_group`] reports: the REST consumer instances that
+//! subscribed (Kafka's members) and the committed offsets. Every group is a classic group
+//! with the range assignor, coordinated by the one broker.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::v3::{BROKER_ID, CLUSTER_ID, base_url, check_cluster, list_json, ok};
+use super::{KafkaError, blocking};
+use crate::api::AppState;
+use crate::log::{GroupDescription, GroupMember, Log, Offset, TopicPartition};
+
+/// The consumer-group routes.
+pub(crate) fn routes() -> Router<AppState> {
+    const GROUP: &str = "/kafka/v3/clusters/{cluster}/consumer-groups/{group}";
+    Router::new()
+        .route(
+            "/kafka/v3/clusters/{cluster}/consumer-groups",
+            get(list_groups),
+        )
+        .route(GROUP, get(get_group))
+        .route(&format!("{GROUP}/consumers"), get(list_consumers))
+        .route(
+            &format!("{GROUP}/consumers/{{consumer}}"),
+            get(get_consumer),
+        )
+        .route(
+            &format!("{GROUP}/consumers/{{consumer}}/assignments"),
+            get(list_assignments),
+        )
+        .route(
+            &format!(
+                "{GROUP}/consumers/{{consumer}}/assignments/{{topic}}/partitions/{{partition}}"
+            ),
+            get(get_assignment),
+        )
+        .route(&format!("{GROUP}/lags"), get(list_lags))
+        .route(
+            &format!("{GROUP}/lags/{{topic}}/partitions/{{partition}}"),
+            get(get_lag),
+        )
+        .route(&format!("{GROUP}/lag-summary"), get(get_lag_summary))
+}
+
+/// 404 with the REST Proxy's code and `message`.
+fn not_found(message: impl Into<String>) -> KafkaError {
+    KafkaError::new(StatusCode::NOT_FOUND, 404, message).v3()
+}
+
+/// 404 as JAX-RS words a `NotFoundException` thrown without a message.
+fn plain_not_found() -> KafkaError {
+    not_found("HTTP 404 Not Found")
+}
+
+/// The group, or `None` (after the cluster check).
+async fn describe(
+    state: &AppState,
+    cluster: &str,
+    group: &str,
+) -> Result<Option<GroupDescription>, KafkaError> {
+    check_cluster(cluster)?;
+    let group = group.to_owned();
+    blocking(state, move |l| l.describe_consumer_group(&group))
+        .await
+        .map_err(KafkaError::v3)
+}
+
+/// The group, or the REST Proxy's 404 naming it with `verb` ("could not be found" where it
+/// reads lags, "does not exist" where it reads consumers).
+async fn existing_group(
+    state: &AppState,
+    cluster: &str,
+    group: &str,
+    verb: &str,
+) -> Result<GroupDescription, KafkaError> {
+    describe(state, cluster, group)
+        .await?
+        .ok_or_else(|| not_found(format!("Consumer Group {group} {verb}.")))
+}
+
+fn group_json(base: &str, g: &GroupDescription) -> Value {
+    let me = format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{}", g.group);
+    let stable = !g.members.is_empty();
+    json!({
+        "kind": "KafkaConsumerGroup",
+        "metadata": {
+            "self": me,
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={}", g.group),
+        },
+        "cluster_id": CLUSTER_ID,
+        "consumer_group_id": g.group,
+        // Kafka calls a group simple when no consumer ever joined it (offsets committed by
+        // consumers that assign themselves partitions); here, when none has joined now.
+        "is_simple": !stable,
+        "partition_assignor": if stable { "range" } else { "" },
+        "state": if stable { "STABLE" } else { "EMPTY" },
+        "type": "CLASSIC",
+        "is_mixed_consumer_group": false,
+        "coordinator": {"related": format!("{base}/clusters/{CLUSTER_ID}/brokers/{BROKER_ID}")},
+        "consumers": {"related": format!("{me}/consumers")},
+        "lag_summary": {"related": format!("{me}/lag-summary")},
+    })
+}
+
+fn consumer_json(base: &str, group: &str, m: &GroupMember) -> Value {
+    let me = format!(
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/consumers/{}",
+        m.id
+    );
+    json!({
+        "kind": "KafkaConsumer",
+        "metadata": {
+            "self": me,
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/consumer={}", m.id),
+        },
+        "cluster_id": CLUSTER_ID,
+        "consumer_group_id": group,
+        "consumer_id": m.id,
+        "instance_id": null,
+        "client_id": m.id,
+        "assignments": {"related": format!("{me}/assignments")},
+    })
+}
+
+fn assignment_json(base: &str, group: &str, consumer: &str, tp: &TopicPartition) -> Value {
+    let (topic, p) = (&tp.topic, tp.partition);
+    let cluster = format!("{base}/clusters/{CLUSTER_ID}");
+    json!({
+        "kind": "KafkaConsumerAssignment",
+        "metadata": {
+            "self": format!("{cluster}/consumer-groups/{group}/consumers/{consumer}/assignments/{topic}/partitions/{p}"),
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/consumer={consumer}/assignment={topic}/partition={p}"),
+        },
+        "cluster_id": CLUSTER_ID,
+        "consumer_group_id": group,
+        "consumer_id": consumer,
+        "topic_name": topic,
+        "partition_id": p,
+        "partition": {"related": format!("{cluster}/topics/{topic}/partitions/{p}")},
+        "lag": {"related": format!("{cluster}/consumer-groups/{group}/lags/{topic}/partitions/{p}")},
+    })
+}
+
+/// One partition's lag: the committed offset, the log end offset and the member it is
+/// assigned to (`""` when none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Lag {
+    tp: TopicPartition,
+    consumer: String,
+    current: Offset,
+    end: Offset,
+}
+
+impl Lag {
+    /// Never negative, as the REST Proxy reports it.
+    fn lag(&self) -> u64 {
+        self.end.saturating_sub(self.current)
+    }
+}
+
+/// The lag of every committed partition that still has an end offset, in (topic, partition)
+/// order.
+fn lags(log: &Log, g: &GroupDescription) -> Vec<Lag> {
+    let mut out: Vec<Lag> = g
+        .committed
+        .iter()
+        .filter_map(|(tp, current)| {
+            let end = log.latest_offset(&tp.topic, tp.partition).ok()?;
+            let consumer = g
+                .members
+                .iter()
+                .find(|m| m.assigned.contains(tp))
+                .map_or_else(String::new, |m| m.id.clone());
+            Some(Lag {
+                tp: tp.clone(),
+                consumer,
+                current: *current,
+                end,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.tp.cmp(&b.tp));
+    out
+}
+
+fn lag_json(base: &str, group: &str, lag: &Lag) -> Value {
+    let (topic, p) = (&lag.tp.topic, lag.tp.partition);
+    json!({
+        "kind": "KafkaConsumerLag",
+        "metadata": {
+            "self": format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/lags/{topic}/partitions/{p}"),
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/lag={topic}/partition={p}"),
+        },
+        "cluster_id": CLUSTER_ID,
+        "consumer_group_id": group,
+        "topic_name": topic,
+        "partition_id": p,
+        "consumer_id": lag.consumer,
+        "instance_id": null,
+        "client_id": lag.consumer,
+        "current_offset": lag.current,
+        "log_end_offset": lag.end,
+        "lag": lag.lag(),
+    })
+}
+
+/// A group's lags, or the REST Proxy's 404s: no such group, no committed offsets.
+async fn group_lags(state: &AppState, cluster: &str, group: &str) -> Result<Vec<Lag>, KafkaError> {
+    let g = existing_group(state, cluster, group, "could not be found").await?;
+    if g.committed.is_empty() {
+        return Err(not_found("Consumer group offsets could not be found."));
+    }
+    blocking(state, move |l| Ok(lags(l, &g)))
+        .await
+        .map_err(KafkaError::v3)
+}
+
+async fn list_groups(
+    State(state): State<AppState>,
+    Path(cluster): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    check_cluster(&cluster)?;
+    let groups = blocking(&state, |l| {
+        let mut out = Vec::new();
+        for name in l.consumer_groups()? {
+            // A group can empty out between the two reads; it is then left out.
+            if let Some(g) = l.describe_consumer_group(&name)? {
+                out.push(g);
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(KafkaError::v3)?;
+    let base = base_url(&headers);
+    let data = groups.iter().map(|g| group_json(&base, g)).collect();
+    let me = format!("{base}/clusters/{CLUSTER_ID}/consumer-groups");
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaConsumerGroupList", me, data),
+    ))
+}
+
+async fn get_group(
+    State(state): State<AppState>,
+    Path((cluster, group)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let g = describe(&state, &cluster, &group)
+        .await?
+        .ok_or_else(plain_not_found)?;
+    Ok(ok(StatusCode::OK, &group_json(&base_url(&headers), &g)))
+}
+
+async fn list_consumers(
+    State(state): State<AppState>,
+    Path((cluster, group)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let g = existing_group(&state, &cluster, &group, "does not exist").await?;
+    let base = base_url(&headers);
+    // Members come by instance id, the REST Proxy's order.
+    let data = g
+        .members
+        .iter()
+        .map(|m| consumer_json(&base, &g.group, m))
+        .collect();
+    let me = format!(
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{}/consumers",
+        g.group
+    );
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaConsumerList", me, data),
+    ))
+}
+
+/// The member `consumer` of `group`, or the REST Proxy's 404s.
+async fn member(
+    state: &AppState,
+    cluster: &str,
+    group: &str,
+    consumer: &str,
+) -> Result<GroupMember, KafkaError> {
+    existing_group(state, cluster, group, "does not exist")
+        .await?
+        .members
+        .into_iter()
+        .find(|m| m.id == consumer)
+        .ok_or_else(|| not_found(format!("Consumer {consumer} does not exist.")))
+}
+
+async fn get_consumer(
+    State(state): State<AppState>,
+    Path((cluster, group, consumer)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let g = existing_group(&state, &cluster, &group, "does not exist").await?;
+    let m = g
+        .members
+        .iter()
+        .find(|m| m.id == consumer)
+        .ok_or_else(plain_not_found)?;
+    Ok(ok(
+        StatusCode::OK,
+        &consumer_json(&base_url(&headers), &group, m),
+    ))
+}
+
+async fn list_assignments(
+    State(state): State<AppState>,
+    Path((cluster, group, consumer)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let m = member(&state, &cluster, &group, &consumer).await?;
+    let base = base_url(&headers);
+    let mut assigned = m.assigned;
+    assigned.sort();
+    let data = assigned
+        .iter()
+        .map(|tp| assignment_json(&base, &group, &m.id, tp))
+        .collect();
+    let me = format!(
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/consumers/{}/assignments",
+        m.id
+    );
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaConsumerAssignmentList", me, data),
+    ))
+}
+
+async fn get_assignment(
+    State(state): State<AppState>,
+    Path((cluster, group, consumer, topic, partition)): Path<(String, String, String, String, i64)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let m = member(&state, &cluster, &group, &consumer).await?;
+    let tp = m
+        .assigned
+        .iter()
+        .find(|tp| tp.topic == topic && i64::from(tp.partition) == partition)
+        .ok_or_else(plain_not_found)?;
+    Ok(ok(
+        StatusCode::OK,
+        &assignment_json(&base_url(&headers), &group, &m.id, tp),
+    ))
+}
+
+async fn list_lags(
+    State(state): State<AppState>,
+    Path((cluster, group)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let mut lags = group_lags(&state, &cluster, &group).await?;
+    if lags.is_empty() {
+        return Err(not_found("Consumer lags not found."));
+    }
+    // The REST Proxy's order: largest lag first, then topic, then partition.
+    lags.sort_by(|a, b| b.lag().cmp(&a.lag()).then_with(|| a.tp.cmp(&b.tp)));
+    let base = base_url(&headers);
+    let data = lags.iter().map(|l| lag_json(&base, &group, l)).collect();
+    let me = format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/lags");
+    Ok(ok(
+        StatusCode::OK,
+        &list_json("KafkaConsumerLagList", me, data),
+    ))
+}
+
+async fn get_lag(
+    State(state): State<AppState>,
+    Path((cluster, group, topic, partition)): Path<(String, String, String, i64)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let lags = group_lags(&state, &cluster, &group).await?;
+    let lag = lags
+        .iter()
+        .find(|l| l.tp.topic == topic && i64::from(l.tp.partition) == partition)
+        .ok_or_else(plain_not_found)?;
+    Ok(ok(
+        StatusCode::OK,
+        &lag_json(&base_url(&headers), &group, lag),
+    ))
+}
+
+async fn get_lag_summary(
+    State(state): State<AppState>,
+    Path((cluster, group)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, KafkaError> {
+    let lags = group_lags(&state, &cluster, &group).await?;
+    // The first partition with the largest lag, in (topic, partition) order.
+    let max = lags
+        .iter()
+        .reduce(|best, l| if l.lag() > best.lag() { l } else { best })
+        .ok_or_else(|| not_found("Consumer group offsets could not be found."))?;
+    let total = lags.iter().map(Lag::lag).fold(0u64, u64::saturating_add);
+    let base = base_url(&headers);
+    let cluster_url = format!("{base}/clusters/{CLUSTER_ID}");
+    let (topic, p) = (&max.tp.topic, max.tp.partition);
+    let body = json!({
+        "kind": "KafkaConsumerGroupLagSummary",
+        "metadata": {
+            "self": format!("{cluster_url}/consumer-groups/{group}/lag-summary"),
+            "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/lag-summary"),
+        },
+        "cluster_id": CLUSTER_ID,
+        "consumer_group_id": group,
+        "max_lag_consumer_id": max.consumer,
+        "max_lag_instance_id": null,
+        "max_lag_client_id": max.consumer,
+        "max_lag_topic_name": topic,
+        "max_lag_partition_id": p,
+        "max_lag": max.lag(),
+        "total_lag": total,
+        "max_lag_consumer": {"related": format!("{cluster_url}/consumer-groups/{group}/consumers/{}", max.consumer)},
+        "max_lag_partition": {"related": format!("{cluster_url}/topics/{topic}/partitions/{p}")},
+    });
+    Ok(ok(StatusCode::OK, &body))
+}
