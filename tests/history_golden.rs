@@ -1,6 +1,6 @@
 //! Capability: history's on-disk format is stable — data directories written by earlier
-//! builds (committed under `tests/fixtures/history/v1/`, collections with key format V1, and
-//! `v2/`, key format V2) still open, their documents, index entries, catalog, writer state and
+//! builds (committed under `tests/fixtures/history/v1/`, collections with key format V1,
+//! `v2/`, key format V2, and `v3/`, key format V3) still open, their documents, index entries, catalog, writer state and
 //! oplog decode to exactly the recorded values, and new writes continue their sequence; a
 //! collection created in an old store gets the current key format beside the old ones; and
 //! the order-preserving key encoding of every BSON type still produces the recorded bytes in
@@ -35,10 +35,14 @@ use streamcache::history::{
 const FIXTURE_MS: i64 = 1_700_000_000_000;
 
 /// The fixture versions and the key format of the collections each one holds.
-const FIXTURES: [(&str, KeyFormat); 2] = [("v1", KeyFormat::V1), ("v2", KeyFormat::V2)];
+const FIXTURES: [(&str, KeyFormat); 3] = [
+    ("v1", KeyFormat::V1),
+    ("v2", KeyFormat::V2),
+    ("v3", KeyFormat::V3),
+];
 
 /// The fixture the current build writes.
-const CURRENT_FIXTURE: &str = "v2";
+const CURRENT_FIXTURE: &str = "v3";
 
 fn fixture_dir(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -148,6 +152,8 @@ fn observe(h: &History) -> Value {
 }
 
 /// The fixture's writes: an index, inserts, an update, a delete and a second collection.
+/// Fixtures from v3 on also hold a document whose indexed field is an empty array (the
+/// earlier ones were written without it).
 fn write_fixture(h: &History) {
     h.create_index(
         "shop",
@@ -167,6 +173,7 @@ fn write_fixture(h: &History) {
             doc! {"_id": 1, "orderNumber": "A-1", "total": 10.5, "at": at, "lines": [{"sku": "x", "qty": 2}]},
             doc! {"_id": ObjectId::parse_str("65a1b2c3d4e5f60718293a4b").unwrap(), "orderNumber": "A-2", "total": 3_i64},
             doc! {"_id": "s", "orderNumber": "A-3", "tags": ["a", "b"]},
+            doc! {"_id": "e", "orderNumber": []},
         ],
     )
     .unwrap();
@@ -318,4 +325,40 @@ fn key_encoding_matches_the_recorded_bytes() {
             "{version}: the values are listed in encoded order"
         );
     }
+}
+
+/// V3 keys an empty array apart from null in the committed index: the fixture's unique
+/// `orderNumber` holds `[]` (document `e`), so a second `[]` is a duplicate and a null is not.
+#[test]
+fn the_v3_fixture_keys_an_empty_array_apart_from_null() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir("v3").join("data"), tmp.path());
+    let h = open(tmp.path());
+    let first = h
+        .find(
+            "shop",
+            "orders",
+            &doc! {"orderNumber": {"$exists": true}},
+            &FindOptions {
+                sort: Some(doc! {"orderNumber": 1}),
+                limit: Some(1),
+                ..FindOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(first[0].get_str("_id").unwrap(), "e", "`[]` sorts first");
+    let dup = h.insert_one("shop", "orders", doc! {"orderNumber": []});
+    assert_eq!(dup.unwrap_err().code(), 11000);
+    h.insert_one("shop", "orders", doc! {"_id": "n", "orderNumber": null})
+        .unwrap();
+    let nulls = h
+        .find(
+            "shop",
+            "orders",
+            &doc! {"orderNumber": null},
+            &FindOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(nulls.len(), 1);
+    assert_eq!(nulls[0].get_str("_id").unwrap(), "n");
 }

@@ -480,3 +480,81 @@ fn a_multikey_range_sorts_arrays_by_their_extreme_element() {
     assert_eq!(stage(&explain).1.as_deref(), Some("a_1"));
     assert_eq!(run(), scanned, "the same order with the multikey index");
 }
+
+/// MongoDB sorts an empty array before a missing field and null ascending, and after them
+/// descending (its key is undefined, below null); `{a: null}` matches the missing field and
+/// null, not `[]`. The same with no index, and through an index scan in key order
+/// (`{b: 1, a: 1}` after the equality on `b`), which holds `[]` under its own key.
+#[test]
+fn an_empty_array_sorts_before_null_and_a_missing_field_with_or_without_an_index() {
+    let (_d, h) = open();
+    h.insert_many(
+        "db",
+        "c",
+        vec![
+            doc! {"_id": 1, "b": 1, "a": []},
+            doc! {"_id": 2, "b": 1},
+            doc! {"_id": 3, "b": 1, "a": [0, 5]},
+            doc! {"_id": 4, "b": 1, "a": 3},
+            doc! {"_id": 5, "b": 1, "a": "s"},
+            doc! {"_id": 6, "b": 1, "a": bson::Bson::MinKey},
+            doc! {"_id": 7, "b": 1, "a": [[]]},
+        ],
+    )
+    .unwrap();
+    let in_order = |filter: Document, sort: Document| -> Vec<i32> {
+        let options = FindOptions {
+            sort: Some(sort),
+            ..FindOptions::default()
+        };
+        h.find("db", "c", &filter, &options)
+            .unwrap()
+            .iter()
+            .map(|d| d.get_i32("_id").unwrap())
+            .collect()
+    };
+    // Ascending by the smallest element: MinKey, [], missing, 0, 3, "s", [[]] (an array
+    // element sorts as an array, after strings). Descending by the largest: [[]], "s", 5,
+    // 3, missing, [], MinKey.
+    let ascending = vec![6, 1, 2, 3, 4, 5, 7];
+    let descending = vec![7, 5, 3, 4, 2, 1, 6];
+    let check = |how: &str| {
+        assert_eq!(in_order(doc! {"b": 1}, doc! {"a": 1}), ascending, "{how}");
+        assert_eq!(in_order(doc! {"b": 1}, doc! {"a": -1}), descending, "{how}");
+        let nulls = h
+            .find("db", "c", &doc! {"a": null}, &FindOptions::default())
+            .unwrap();
+        assert_eq!(
+            ids(&nulls),
+            [2],
+            "{how}: `{{a: null}}` matches the missing field only"
+        );
+    };
+    check("no index");
+    h.create_index("db", "c", &model(&[("b", 1), ("a", 1)], false))
+        .unwrap();
+    let explain = h
+        .explain(
+            "db",
+            "c",
+            &doc! {"b": 1},
+            &FindOptions {
+                sort: Some(doc! {"a": 1}),
+                ..FindOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        stage(&explain),
+        ("FETCH".to_owned(), Some("b_1_a_1".to_owned())),
+        "the index scan gives the order (no SORT stage)"
+    );
+    check("compound index");
+    h.create_index("db", "c", &model(&[("a", 1)], false))
+        .unwrap();
+    check("compound index and one on `a`");
+    let nulls = h
+        .explain("db", "c", &doc! {"a": null}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(stage(&nulls).1.as_deref(), Some("a_1"));
+}

@@ -76,7 +76,11 @@ fn value() -> impl Strategy<Value = Bson> {
 }
 
 fn format() -> impl Strategy<Value = KeyFormat> {
-    prop_oneof![Just(KeyFormat::V1), Just(KeyFormat::V2)]
+    prop_oneof![
+        Just(KeyFormat::V1),
+        Just(KeyFormat::V2),
+        Just(KeyFormat::V3)
+    ]
 }
 
 proptest! {

@@ -222,7 +222,7 @@ impl IndexDef {
         let mut multikey = false;
         for (_, parts, _) in &self.keys {
             let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-            let values = index_values(doc, &parts);
+            let values = index_values(doc, &parts, self.format);
             if values.len() > 1 {
                 if multikey {
                     return Err(Error::update(
@@ -276,13 +276,19 @@ impl IndexDef {
 }
 
 /// The values a key path contributes: every reached value, arrays flattened one level, a
-/// missing path or empty array as null.
-fn index_values(doc: &Document, parts: &[&str]) -> Vec<Bson> {
+/// missing path as null, an empty array as undefined in `format`s that key it apart
+/// ([`KeyFormat::keys_undefined`]) and as null in the others.
+fn index_values(doc: &Document, parts: &[&str], format: KeyFormat) -> Vec<Bson> {
+    let empty_array = if format.keys_undefined() {
+        Bson::Undefined
+    } else {
+        Bson::Null
+    };
     let mut out: Vec<Bson> = Vec::new();
     for r in collect_doc_path(doc, parts) {
         match r {
             None => out.push(Bson::Null),
-            Some(Bson::Array(a)) if a.is_empty() => out.push(Bson::Null),
+            Some(Bson::Array(a)) if a.is_empty() => out.push(empty_array.clone()),
             Some(Bson::Array(a)) => out.extend(a.iter().cloned()),
             Some(v) => out.push(v.clone()),
         }
@@ -290,8 +296,10 @@ fn index_values(doc: &Document, parts: &[&str]) -> Vec<Bson> {
     if out.len() > 1 {
         let mut seen: Vec<Vec<u8>> = Vec::with_capacity(out.len());
         out.retain(|v| {
-            // Equal values encode alike in every format; any one tells duplicates apart.
-            let k = keys::encode_key_value(v, KeyFormat::CURRENT);
+            // Equal values encode alike; the field's own encoding also keeps undefined apart
+            // from null where the format does.
+            let mut k = Vec::new();
+            encode_index_field(v, false, format, &mut k);
             if seen.contains(&k) {
                 false
             } else {
@@ -616,7 +624,15 @@ fn plan_index(
             prefixes.push(first);
         }
         match field_bound {
-            Some(FieldBound::Points(pts)) => {
+            Some(FieldBound::Points(mut pts)) => {
+                // `{f: null}` also matches undefined, which this format keys apart from null
+                // (the filter rechecks every document the scan finds).
+                if index.format.keys_undefined()
+                    && pts.iter().any(|p| matches!(p, Bson::Null))
+                    && !pts.iter().any(|p| matches!(p, Bson::Undefined))
+                {
+                    pts.push(Bson::Undefined);
+                }
                 let combined = prefixes.len().saturating_mul(pts.len());
                 let fits = combined <= PLAN_RANGES_MAX;
                 if fits {

@@ -31,6 +31,9 @@ use super::error::{Error, Result};
 /// Tag bytes of the value encoding, one per MongoDB type bracket, in bracket order.
 mod tag {
     pub(super) const MIN_KEY: u8 = 0x01;
+    /// An index field's empty array or undefined value, in [`super::KeyFormat::V3`]: below
+    /// null, as MongoDB indexes them.
+    pub(super) const UNDEFINED: u8 = 0x03;
     pub(super) const NULL: u8 = 0x05;
     pub(super) const NUMBER: u8 = 0x10;
     pub(super) const STRING: u8 = 0x14;
@@ -57,18 +60,29 @@ pub enum KeyFormat {
     /// int64 a double holds exactly is 10 bytes with the tag, so a collection id and a
     /// number fit in the storage engine's 20-byte inline keys.
     V2,
+    /// V2's numbers; an index field whose value is an empty array (or undefined) is keyed
+    /// by its own tag below null, as MongoDB keys it, where V1 and V2 key it as null. So an
+    /// index scan in key order sorts an empty array before null and a missing field.
+    V3,
 }
 
 impl KeyFormat {
     /// The layout of collections created by this build.
-    pub const CURRENT: Self = Self::V2;
+    pub const CURRENT: Self = Self::V3;
 
     /// The collection record's `keyFormat` value (absent for [`KeyFormat::V1`]).
     pub(crate) fn record_value(self) -> Option<i32> {
         match self {
             Self::V1 => None,
             Self::V2 => Some(2),
+            Self::V3 => Some(3),
         }
+    }
+
+    /// Whether an index field's empty array or undefined value has its own key below null
+    /// (V3); earlier formats key it as null.
+    pub(crate) fn keys_undefined(self) -> bool {
+        self == Self::V3
     }
 
     /// Reads a collection record's `keyFormat` (absent: [`KeyFormat::V1`]); `None` for a
@@ -77,6 +91,7 @@ impl KeyFormat {
         match v {
             None | Some(1) => Some(Self::V1),
             Some(2) => Some(Self::V2),
+            Some(3) => Some(Self::V3),
             Some(_) => None,
         }
     }
@@ -154,12 +169,12 @@ fn encode_number(v: &Bson, format: KeyFormat, out: &mut Vec<u8>) {
     let remainder = ((delta as u64) ^ (1 << 63)).to_be_bytes();
     match (format, delta.cmp(&0)) {
         (KeyFormat::V1, _) => out.extend_from_slice(&remainder),
-        (KeyFormat::V2, std::cmp::Ordering::Equal) => out.push(REMAINDER_NONE),
-        (KeyFormat::V2, std::cmp::Ordering::Less) => {
+        (KeyFormat::V2 | KeyFormat::V3, std::cmp::Ordering::Equal) => out.push(REMAINDER_NONE),
+        (KeyFormat::V2 | KeyFormat::V3, std::cmp::Ordering::Less) => {
             out.push(REMAINDER_NEGATIVE);
             out.extend_from_slice(&remainder);
         }
-        (KeyFormat::V2, std::cmp::Ordering::Greater) => {
+        (KeyFormat::V2 | KeyFormat::V3, std::cmp::Ordering::Greater) => {
             out.push(REMAINDER_POSITIVE);
             out.extend_from_slice(&remainder);
         }
@@ -355,11 +370,12 @@ impl Reader<'_> {
             tag::MIN_KEY => Bson::MinKey,
             tag::MAX_KEY => Bson::MaxKey,
             tag::NULL => Bson::Null,
+            tag::UNDEFINED => Bson::Undefined,
             tag::NUMBER => {
                 let d = double_from_bits(u64::from_be_bytes(self.take::<8>()?));
                 let remainder = match self.format {
                     KeyFormat::V1 => true,
-                    KeyFormat::V2 => match self.byte()? {
+                    KeyFormat::V2 | KeyFormat::V3 => match self.byte()? {
                         REMAINDER_NONE => false,
                         REMAINDER_NEGATIVE | REMAINDER_POSITIVE => true,
                         _ => return Err(corrupt("bad number remainder marker")),
@@ -536,10 +552,16 @@ pub(crate) fn unique_index_key(index_id: u32, encoded_values: &[u8]) -> Vec<u8> 
 }
 
 /// Appends one index field's encoding; descending fields are byte-complemented so a forward
-/// scan yields descending order (prefix-freedom survives complementing).
+/// scan yields descending order (prefix-freedom survives complementing). In
+/// [`KeyFormat::V3`] undefined (what an empty array is indexed as) has its own tag below
+/// null; inside documents and arrays, and in earlier formats, it encodes as null.
 pub(crate) fn encode_index_field(v: &Bson, descending: bool, format: KeyFormat, out: &mut Vec<u8>) {
     let start = out.len();
-    encode_value(v, format, out);
+    if format.keys_undefined() && matches!(v, Bson::Undefined) {
+        out.push(tag::UNDEFINED);
+    } else {
+        encode_value(v, format, out);
+    }
     if descending && let Some(tail) = out.get_mut(start..) {
         for b in tail {
             *b = !*b;
@@ -616,7 +638,38 @@ const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 mod tests {
     use super::*;
 
-    const FORMATS: [KeyFormat; 2] = [KeyFormat::V1, KeyFormat::V2];
+    const FORMATS: [KeyFormat; 3] = [KeyFormat::V1, KeyFormat::V2, KeyFormat::V3];
+
+    #[test]
+    fn an_index_fields_undefined_is_keyed_below_null_in_v3_only() {
+        let field = |v: &Bson, desc: bool, f: KeyFormat| {
+            let mut out = Vec::new();
+            encode_index_field(v, desc, f, &mut out);
+            out
+        };
+        let null = field(&Bson::Null, false, KeyFormat::V3);
+        let undefined = field(&Bson::Undefined, false, KeyFormat::V3);
+        assert_eq!(undefined, [tag::UNDEFINED]);
+        assert!(field(&Bson::MinKey, false, KeyFormat::V3) < undefined);
+        assert!(undefined < null);
+        assert!(
+            field(&Bson::Undefined, true, KeyFormat::V3) > field(&Bson::Null, true, KeyFormat::V3),
+            "complemented for a descending field"
+        );
+        assert_eq!(
+            decode_value(&undefined, KeyFormat::V3).unwrap(),
+            (Bson::Undefined, 1)
+        );
+        for f in [KeyFormat::V1, KeyFormat::V2] {
+            assert_eq!(
+                field(&Bson::Undefined, false, f),
+                field(&Bson::Null, false, f)
+            );
+        }
+        // Inside a document, undefined is null's key in every format.
+        let inner = |v: Bson| field(&Bson::Document(bson::doc! {"a": v}), false, KeyFormat::V3);
+        assert_eq!(inner(Bson::Undefined), inner(Bson::Null));
+    }
 
     #[test]
     fn numbers_of_equal_value_encode_alike() {

@@ -3304,7 +3304,7 @@ pub fn fuzz_history_query(data: &[u8]) {
             let _ = u.apply(s, true, &f, 0);
         }
     }
-    for format in [KeyFormat::V1, KeyFormat::V2] {
+    for format in [KeyFormat::V1, KeyFormat::V2, KeyFormat::V3] {
         for s in &samples {
             let enc = encode_key_value(&Bson::Document(s.clone()), format);
             let _ = keys::decode_value(&enc, format);
@@ -3346,8 +3346,14 @@ mod tests {
             KeyFormat::V1,
             "records written before the field existed"
         );
+        let mut v3 = d.clone();
+        v3.insert("keyFormat", 3);
+        assert_eq!(
+            CollectionMeta::from_document(&v3).unwrap().key_format,
+            KeyFormat::V3
+        );
         let mut future = d;
-        future.insert("keyFormat", 3);
+        future.insert("keyFormat", 4);
         assert!(matches!(
             CollectionMeta::from_document(&future),
             Err(Error::Corrupt { .. })

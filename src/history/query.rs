@@ -938,7 +938,7 @@ impl Sort {
             let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
             let ka = sort_key(a, &parts, *asc);
             let kb = sort_key(b, &parts, *asc);
-            let o = compare(&ka, &kb);
+            let o = sort_compare(&ka, &kb);
             let o = if *asc { o } else { o.reverse() };
             if o != Ordering::Equal {
                 return o;
@@ -948,15 +948,32 @@ impl Sort {
     }
 }
 
+/// Compares two sort keys ([`sort_key`]): as [`compare`], except that undefined (an empty
+/// array's key) sorts after MinKey and before everything else, null included, as in
+/// MongoDB's sort order (and the index order of [`super::keys::KeyFormat::V3`]).
+pub(crate) fn sort_compare(a: &Bson, b: &Bson) -> Ordering {
+    let rank = |v: &Bson| match v {
+        Bson::MinKey => 0,
+        Bson::Undefined => 1,
+        _ => 2,
+    };
+    match (rank(a), rank(b)) {
+        (2, 2) => compare(a, b),
+        (x, y) => x.cmp(&y),
+    }
+}
+
 /// The value a document sorts by: arrays contribute their smallest element ascending and their
-/// largest descending; a missing field sorts as null.
+/// largest descending; a missing field sorts as null and an empty array as undefined, below
+/// null ([`sort_compare`]), as MongoDB sorts them (ascending, `[]` comes before a missing
+/// field; descending, after it).
 pub(crate) fn sort_key(doc: &Document, parts: &[&str], asc: bool) -> Bson {
     let mut best: Option<Bson> = None;
     let mut consider = |v: &Bson| {
         let better = match &best {
             None => true,
             Some(b) => {
-                let o = compare(v, b);
+                let o = sort_compare(v, b);
                 if asc { o.is_lt() } else { o.is_gt() }
             }
         };
@@ -967,7 +984,7 @@ pub(crate) fn sort_key(doc: &Document, parts: &[&str], asc: bool) -> Bson {
     for r in collect_doc_path(doc, parts) {
         match r {
             None => consider(&Bson::Null),
-            Some(Bson::Array(a)) if a.is_empty() => consider(&Bson::Null),
+            Some(Bson::Array(a)) if a.is_empty() => consider(&Bson::Undefined),
             Some(Bson::Array(a)) => a.iter().for_each(&mut consider),
             Some(v) => consider(v),
         }

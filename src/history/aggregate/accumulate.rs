@@ -12,7 +12,7 @@ use bson::{Bson, Document};
 use super::super::MemoryBudget;
 use super::super::document::{self, compare, render_value};
 use super::super::error::Result;
-use super::super::query::{Sort, sort_key};
+use super::super::query::{Sort, sort_compare, sort_key};
 use super::expr::{self, Expr, nullish};
 use super::text;
 
@@ -329,7 +329,7 @@ fn keyed_size(key: &[Bson], v: &Bson) -> usize {
 /// Compares two sort keys by `sort`'s directions.
 fn compare_keys(sort: &Sort, a: &[Bson], b: &[Bson]) -> Ordering {
     for ((x, y), (_, _, asc)) in a.iter().zip(b).zip(&sort.keys) {
-        let o = compare(x, y);
+        let o = sort_compare(x, y);
         let o = if *asc { o } else { o.reverse() };
         if o != Ordering::Equal {
             return o;
