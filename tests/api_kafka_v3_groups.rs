@@ -350,3 +350,91 @@ async fn lags_per_partition_largest_first_and_the_summary() {
         assert_eq!(body["message"], message, "{path}");
     }
 }
+
+/// A pipeline flow consumes under its group as a Kafka consumer would: the running reference
+/// flow is the group's member, assigned every partition of `orders`, and its committed
+/// positions are the group's offsets, so its lag reads 0 once it has caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_flow_is_a_member_of_its_group_with_its_positions() {
+    use streamcache::config::Config;
+    use streamcache::shutdown::Shutdown;
+
+    const ORDERS: u64 = 30;
+    let engine = Arc::new(
+        Engine::open(Config {
+            ephemeral: true,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let shutdown = Shutdown::new();
+    engine.start(shutdown.signal()).await.unwrap();
+    let records = (0..ORDERS)
+        .map(|i| Record {
+            key: Some(format!("{}", 100 + i % 3).into()),
+            value: Some(
+                format!(r#"{{"orderNumber":{i},"customerNumber":{}}}"#, 100 + i % 3).into(),
+            ),
+            ..Default::default()
+        })
+        .collect();
+    engine
+        .log()
+        .append("orders", Routing::Auto, records)
+        .unwrap();
+    let caught_up = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let flows = engine.flows().await;
+            if flows
+                .iter()
+                .map(|f| f.committed.values().sum::<u64>())
+                .sum::<u64>()
+                >= ORDERS
+            {
+                return flows;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the reference flow commits every order");
+    let flow = &caught_up[0];
+    let router = streamcache::api::router(engine.clone());
+
+    let (status, list) = get(&router, "/consumer-groups").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&list, "consumer_group_id"), [flow.group.as_str()]);
+    assert_eq!(list["data"][0]["state"], "STABLE");
+    let group = format!("/consumer-groups/{}", flow.group);
+    let (_, consumers) = get(&router, &format!("{group}/consumers")).await;
+    assert_eq!(ids(&consumers, "consumer_id"), [flow.name.as_str()]);
+    let (_, assignments) = get(
+        &router,
+        &format!("{group}/consumers/{}/assignments", flow.name),
+    )
+    .await;
+    let partitions: Vec<u64> = assignments["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["partition_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(partitions, [0, 1, 2], "every partition of `orders`");
+    let (status, summary) = get(&router, &format!("{group}/lag-summary")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(summary["total_lag"], 0);
+    let (_, lags) = get(&router, &format!("{group}/lags")).await;
+    let ends: u64 = lags["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["current_offset"], l["log_end_offset"]);
+            assert_eq!(l["consumer_id"], flow.name.as_str());
+            l["log_end_offset"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(ends, ORDERS);
+    shutdown.trigger();
+    engine.stop().await;
+}

@@ -3,9 +3,12 @@
 //! error texts (`ConsumerGroupsResource`, `ConsumersResource`, `ConsumerAssignmentsResource`,
 //! `ConsumerLagsResource`, `ConsumerGroupLagSummariesResource`).
 //!
-//! A group is what [`Log::describe_consumer_group`] reports: the REST consumer instances that
-//! subscribed (Kafka's members) and the committed offsets. Every group is a classic group
-//! with the range assignor, coordinated by the one broker.
+//! A group is what [`Log::describe_consumer_group`] reports — the REST consumer instances that
+//! subscribed (Kafka's members) and the committed offsets — together with the pipeline's flows
+//! that consume under its name, as a Kafka consumer of NiFi's would: a running flow is a member
+//! assigned every partition of its topic, and its committed positions are the group's offsets
+//! there. Every group is a classic group with the range assignor, coordinated by the one
+//! broker.
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -18,6 +21,7 @@ use super::v3::{BROKER_ID, CLUSTER_ID, base_url, check_cluster, list_json, ok};
 use super::{KafkaError, blocking};
 use crate::api::AppState;
 use crate::log::{GroupDescription, GroupMember, Log, Offset, TopicPartition};
+use crate::pipeline::{FlowState, FlowStatus};
 
 /// The consumer-group routes.
 pub(crate) fn routes() -> Router<AppState> {
@@ -69,9 +73,63 @@ async fn describe(
 ) -> Result<Option<GroupDescription>, KafkaError> {
     check_cluster(cluster)?;
     let group = group.to_owned();
-    blocking(state, move |l| l.describe_consumer_group(&group))
+    let flows = state.engine.flows().await;
+    blocking(state, move |l| with_flows(l, &group, &flows))
         .await
         .map_err(KafkaError::v3)
+}
+
+/// The log's description of `group` with the flows among `flows` that consume under it.
+fn with_flows(
+    log: &Log,
+    group: &str,
+    flows: &[FlowStatus],
+) -> crate::log::Result<Option<GroupDescription>> {
+    let mut g = log.describe_consumer_group(group)?;
+    for flow in flows.iter().filter(|f| f.group == group) {
+        add_flow(log, &mut g, group, flow);
+    }
+    Ok(g)
+}
+
+/// Adds a flow consuming under `group` to the group's description: a member while it runs
+/// (every partition of its topic), and its committed positions where the log holds none of
+/// the group's own.
+fn add_flow(log: &Log, g: &mut Option<GroupDescription>, group: &str, flow: &FlowStatus) {
+    let running = matches!(flow.state, FlowState::Starting | FlowState::Running);
+    if !running && flow.committed.is_empty() {
+        return;
+    }
+    let d = g.get_or_insert_with(|| GroupDescription {
+        group: group.to_owned(),
+        members: Vec::new(),
+        committed: Vec::new(),
+    });
+    if running {
+        // A topic not created yet has no partitions to assign.
+        let partitions = log.topic(&flow.topic).map_or(0, |t| t.partitions);
+        let assigned = (0..partitions)
+            .map(|partition| TopicPartition {
+                topic: flow.topic.clone(),
+                partition,
+            })
+            .collect();
+        d.members.push(GroupMember {
+            id: flow.name.clone(),
+            assigned,
+        });
+        d.members.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    for (&partition, &offset) in &flow.committed {
+        let tp = TopicPartition {
+            topic: flow.topic.clone(),
+            partition,
+        };
+        if !d.committed.iter().any(|(t, _)| *t == tp) {
+            d.committed.push((tp, offset));
+        }
+    }
+    d.committed.sort();
 }
 
 /// The group, or the REST Proxy's 404 naming it with `verb` ("could not be found" where it
@@ -230,13 +288,16 @@ async fn list_groups(
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
     check_cluster(&cluster)?;
-    let groups = blocking(&state, |l| {
+    let flows = state.engine.flows().await;
+    let groups = blocking(&state, move |l| {
+        let mut names: Vec<String> = l.consumer_groups()?;
+        names.extend(flows.iter().map(|f| f.group.clone()));
+        names.sort();
+        names.dedup();
         let mut out = Vec::new();
-        for name in l.consumer_groups()? {
+        for name in names {
             // A group can empty out between the two reads; it is then left out.
-            if let Some(g) = l.describe_consumer_group(&name)? {
-                out.push(g);
-            }
+            out.extend(with_flows(l, &name, &flows)?);
         }
         Ok(out)
     })
