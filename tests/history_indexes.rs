@@ -558,3 +558,48 @@ fn an_empty_array_sorts_before_null_and_a_missing_field_with_or_without_an_index
         .unwrap();
     assert_eq!(stage(&nulls).1.as_deref(), Some("a_1"));
 }
+
+/// The duplicate-key message names the key that collided, as MongoDB does: the array element
+/// of a multikey entry, `undefined` for an empty array, the values of every field of a
+/// compound key (a descending one too), and the same when a unique index is built over
+/// existing duplicates.
+#[test]
+fn a_duplicate_key_message_names_the_entry_that_collided() {
+    let (_d, h) = open();
+    let message = |coll: &str, d: Document| h.insert_one("db", coll, d).unwrap_err().to_string();
+    h.create_index("db", "tags", &model(&[("tags", 1)], true))
+        .unwrap();
+    h.insert_one("db", "tags", doc! {"_id": 1, "tags": ["a", "b"], "e": 1})
+        .unwrap();
+    assert_eq!(
+        message("tags", doc! {"_id": 2, "tags": ["c", "b", "d"]}),
+        "E11000 duplicate key error collection: db.tags index: tags_1 dup key: { tags: \"b\" }"
+    );
+    h.insert_one("db", "tags", doc! {"_id": 3, "tags": []})
+        .unwrap();
+    assert_eq!(
+        message("tags", doc! {"_id": 4, "tags": []}),
+        "E11000 duplicate key error collection: db.tags index: tags_1 dup key: { tags: undefined }"
+    );
+    h.create_index("db", "pairs", &model(&[("k", 1), ("v", -1)], true))
+        .unwrap();
+    h.insert_one("db", "pairs", doc! {"_id": 1, "k": 7, "v": [1, 2]})
+        .unwrap();
+    assert_eq!(
+        message("pairs", doc! {"_id": 2, "k": 7, "v": [3, 2]}),
+        "E11000 duplicate key error collection: db.pairs index: k_1_v_-1 dup key: { k: 7, v: 2 }"
+    );
+    h.insert_many(
+        "db",
+        "built",
+        vec![doc! {"_id": 1, "t": [5, 6]}, doc! {"_id": 2, "t": [6, 9]}],
+    )
+    .unwrap();
+    let e = h
+        .create_index("db", "built", &model(&[("t", 1)], true))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "E11000 duplicate key error collection: db.built index: t_1 dup key: { t: 6 }"
+    );
+}

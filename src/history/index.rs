@@ -258,18 +258,44 @@ impl IndexDef {
         Ok((out, multikey))
     }
 
-    /// Renders the values of an entry for a duplicate-key message.
-    pub(crate) fn render_key(&self, doc: &Document) -> String {
+    /// Renders the values of `doc`'s entry `entry` (its encoded values, without the index id
+    /// or `_id`) for a duplicate-key message, as MongoDB names the key: the element of an
+    /// array field the entry holds (`{ tags: "b" }`), `undefined` for an empty array in
+    /// [`KeyFormat::V3`], null for a missing field. An entry `doc` does not produce (not
+    /// expected) renders its first values.
+    pub(crate) fn render_key(&self, doc: &Document, entry: &[u8]) -> String {
+        let per_field: Vec<Vec<Bson>> = self
+            .keys
+            .iter()
+            .map(|(_, parts, _)| {
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                index_values(doc, &parts, self.format)
+            })
+            .collect();
+        // At most one field has several values (parallel arrays are refused), so the
+        // entries are that field's values beside the others' one each.
+        let widest = per_field.iter().map(Vec::len).max().unwrap_or(0);
+        let pick = |i: usize| -> Vec<&Bson> {
+            per_field
+                .iter()
+                .filter_map(|values| values.get(i.min(values.len().saturating_sub(1))))
+                .collect()
+        };
+        let chosen = (0..widest)
+            .map(pick)
+            .find(|values| {
+                let mut k = Vec::with_capacity(entry.len());
+                for (v, (_, _, desc)) in values.iter().zip(&self.keys) {
+                    encode_index_field(v, *desc, self.format, &mut k);
+                }
+                k == entry
+            })
+            .unwrap_or_else(|| pick(0));
         let parts: Vec<String> = self
             .keys
             .iter()
-            .map(|(path, parts, _)| {
-                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-                let v = super::document::get_path(doc, &parts)
-                    .cloned()
-                    .unwrap_or(Bson::Null);
-                format!("{path}: {}", super::document::render_value(&v))
-            })
+            .zip(chosen)
+            .map(|((path, _, _), v)| format!("{path}: {}", super::document::render_value(v)))
             .collect();
         format!("{{ {} }}", parts.join(", "))
     }

@@ -2876,7 +2876,11 @@ impl Txn<'_> {
             Some(id) if id != encoded_id => Err(Error::DuplicateKey {
                 ns: meta.ns(),
                 index: index.name.clone(),
-                key: doc.map_or_else(|| "{}".to_owned(), |d| index.render_key(d)),
+                key: doc.map_or_else(
+                    || "{}".to_owned(),
+                    // A unique key is the index id (a `u32`) and the entry's values.
+                    |d| index.render_key(d, key.get(size_of::<u32>()..).unwrap_or_default()),
+                ),
             }),
             _ => Ok(()),
         }
@@ -3145,7 +3149,7 @@ impl Txn<'_> {
                     return Err(Error::DuplicateKey {
                         ns: meta.ns(),
                         index: name,
-                        key: def.render_key(&b.2),
+                        key: def.render_key(&b.2, &b.0),
                     });
                 }
             }
