@@ -370,7 +370,7 @@ impl Reader<'_> {
             tag::MIN_KEY => Bson::MinKey,
             tag::MAX_KEY => Bson::MaxKey,
             tag::NULL => Bson::Null,
-            tag::UNDEFINED => Bson::Undefined,
+            tag::UNDEFINED if self.format.keys_undefined() => Bson::Undefined,
             tag::NUMBER => {
                 let d = double_from_bits(u64::from_be_bytes(self.take::<8>()?));
                 let remainder = match self.format {

@@ -1,7 +1,8 @@
-//! REST Proxy v3: the one cluster, topics (consumer groups are in `v3_groups`), and `POST …/records` in streaming mode — a body of
-//! concatenated JSON objects answered by one JSON result per object, in order, each written as
-//! its record completes — and `POST …/records:batch`, up to [`BATCH_ENTRIES_MAX`] records
-//! answered together under their entry ids.
+//! REST Proxy v3: the one cluster, topics (consumer groups are in `v3_groups`), and `POST
+//! …/records` in streaming mode — a body of concatenated JSON objects answered by one JSON
+//! result per object, in order, each written as its record completes — and `POST
+//! …/records:batch`, up to [`BATCH_ENTRIES_MAX`] records answered together under their entry
+//! ids.
 //!
 //! The streaming reply is a `futures` stream over the request body, so no task outlives the
 //! request: when the client goes away, the body and the reply stop together.
