@@ -344,6 +344,61 @@ pub(super) fn offset_keys_of_topic(
     Ok(keys)
 }
 
+/// A group with `members` and no committed offsets yet.
+fn described(group: &str, members: Vec<GroupMember>) -> GroupDescription {
+    GroupDescription {
+        group: group.to_owned(),
+        members,
+        committed: Vec::new(),
+    }
+}
+
+/// The instances of a group that joined it (have a subscription), by id.
+fn subscribed_members(members: &BTreeMap<String, Member>) -> Vec<GroupMember> {
+    members
+        .iter()
+        .filter(|(_, m)| m.subscription.is_some())
+        .map(|(id, m)| GroupMember {
+            id: id.clone(),
+            assigned: m.assigned.clone(),
+        })
+        .collect()
+}
+
+/// The group, partition and offset of one committed-offset record.
+///
+/// # Errors
+/// [`Error::MetaCorrupt`] for a key or value not in the committed-offset layout.
+fn committed_entry(key: &[u8], value: &[u8]) -> Result<(String, TopicPartition, Offset)> {
+    let corrupt = |reason: &str| Error::MetaCorrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: reason.to_owned(),
+    };
+    let group = key
+        .iter()
+        .position(|&b| b == 0)
+        .and_then(|end| key.get(..end))
+        .ok_or_else(|| corrupt("no group"))?;
+    let topic = offset_key_topic(key).ok_or_else(|| corrupt("not a committed-offset key"))?;
+    let partition = key
+        .len()
+        .checked_sub(4)
+        .and_then(|at| key.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| corrupt("no partition"))?;
+    let offset = value
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt("shorter than 8 bytes"))?;
+    let tp = TopicPartition {
+        topic: String::from_utf8_lossy(topic).into_owned(),
+        partition,
+    };
+    Ok((String::from_utf8_lossy(group).into_owned(), tp, offset))
+}
+
 /// Encodes a committed-offset key.
 fn offset_key(group: &str, tp: &TopicPartition) -> Vec<u8> {
     let mut k = Vec::with_capacity(group.len() + tp.topic.len() + 6);
@@ -436,27 +491,29 @@ impl Log {
     }
 
     /// Every consumer group that exists in Kafka's sense — with a member (an instance with a
-    /// subscription) or a committed offset — by name.
+    /// subscription) or a committed offset — described as [`Log::describe_consumer_group`]
+    /// describes one, by name; one pass over the committed offsets.
     ///
     /// # Errors
-    /// [`Error::Meta`].
-    pub fn consumer_groups(&self) -> Result<Vec<String>> {
-        let mut names: BTreeSet<String> = self
-            .registry()?
-            .groups
-            .iter()
-            .filter(|(_, members)| members.values().any(|m| m.subscription.is_some()))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for guard in self.inner.offsets_ks.iter() {
-            let key = guard.key().map_err(meta("list offsets"))?;
-            if let Some(end) = key.iter().position(|&b| b == 0)
-                && let Some(group) = key.get(..end)
-            {
-                names.insert(String::from_utf8_lossy(group).into_owned());
+    /// [`Error::Meta`], [`Error::MetaCorrupt`].
+    pub fn consumer_groups(&self) -> Result<Vec<GroupDescription>> {
+        let mut groups: BTreeMap<String, GroupDescription> = BTreeMap::new();
+        for (name, members) in &self.registry()?.groups {
+            let members = subscribed_members(members);
+            if !members.is_empty() {
+                groups.insert(name.clone(), described(name, members));
             }
         }
-        Ok(names.into_iter().collect())
+        for guard in self.inner.offsets_ks.iter() {
+            let (key, value) = guard.into_inner().map_err(meta("read offsets"))?;
+            let (group, tp, offset) = committed_entry(&key, &value)?;
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| described(&group, Vec::new()))
+                .committed
+                .push((tp, offset));
+        }
+        Ok(groups.into_values().collect())
     }
 
     /// `group`'s members and committed offsets; `None` when it has neither (a group Kafka
@@ -469,60 +526,21 @@ impl Log {
     /// [`Error::GroupNameInvalid`], [`Error::Meta`], [`Error::MetaCorrupt`].
     pub fn describe_consumer_group(&self, group: &str) -> Result<Option<GroupDescription>> {
         check_group(group)?;
-        let members: Vec<GroupMember> = self
+        let members = self
             .registry()?
             .groups
             .get(group)
-            .map(|members| {
-                members
-                    .iter()
-                    .filter(|(_, m)| m.subscription.is_some())
-                    .map(|(id, m)| GroupMember {
-                        id: id.clone(),
-                        assigned: m.assigned.clone(),
-                    })
-                    .collect()
-            })
+            .map(subscribed_members)
             .unwrap_or_default();
+        let mut d = described(group, members);
         let mut prefix = group.as_bytes().to_vec();
         prefix.push(0);
-        let mut committed = Vec::new();
         for guard in self.inner.offsets_ks.prefix(&prefix) {
             let (key, value) = guard.into_inner().map_err(meta("read offsets"))?;
-            let corrupt = |reason: &str| Error::MetaCorrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                reason: reason.to_owned(),
-            };
-            let topic =
-                offset_key_topic(&key).ok_or_else(|| corrupt("not a committed-offset key"))?;
-            let partition = key
-                .len()
-                .checked_sub(4)
-                .and_then(|at| key.get(at..))
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .ok_or_else(|| corrupt("no partition"))?;
-            let offset = value
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| corrupt("shorter than 8 bytes"))?;
-            committed.push((
-                TopicPartition {
-                    topic: String::from_utf8_lossy(topic).into_owned(),
-                    partition,
-                },
-                offset,
-            ));
+            let (_, tp, offset) = committed_entry(&key, &value)?;
+            d.committed.push((tp, offset));
         }
-        if members.is_empty() && committed.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(GroupDescription {
-            group: group.to_owned(),
-            members,
-            committed,
-        }))
+        Ok((!d.members.is_empty() || !d.committed.is_empty()).then_some(d))
     }
 
     /// Creates a REST consumer instance; returns its id (`name`, or a generated

@@ -10,6 +10,8 @@
 //! there. Every group is a classic group with the range assignor, coordinated by the one
 //! broker.
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -290,16 +292,20 @@ async fn list_groups(
     check_cluster(&cluster)?;
     let flows = state.engine.flows().await;
     let groups = blocking(&state, move |l| {
-        let mut names: Vec<String> = l.consumer_groups()?;
-        names.extend(flows.iter().map(|f| f.group.clone()));
-        names.sort();
-        names.dedup();
-        let mut out = Vec::new();
-        for name in names {
-            // A group can empty out between the two reads; it is then left out.
-            out.extend(with_flows(l, &name, &flows)?);
+        let mut groups: BTreeMap<String, Option<GroupDescription>> = l
+            .consumer_groups()?
+            .into_iter()
+            .map(|g| (g.group.clone(), Some(g)))
+            .collect();
+        for flow in &flows {
+            add_flow(
+                l,
+                groups.entry(flow.group.clone()).or_default(),
+                &flow.group,
+                flow,
+            );
         }
-        Ok(out)
+        Ok(groups.into_values().flatten().collect::<Vec<_>>())
     })
     .await
     .map_err(KafkaError::v3)?;
@@ -346,19 +352,27 @@ async fn list_consumers(
     ))
 }
 
-/// The member `consumer` of `group`, or the REST Proxy's 404s.
+/// The member `consumer` of `group`, or the REST Proxy's 404s: for a missing group, and
+/// `missing` for a missing member (its texts differ between the consumer and its
+/// assignments).
 async fn member(
     state: &AppState,
     cluster: &str,
     group: &str,
     consumer: &str,
+    missing: impl FnOnce() -> KafkaError,
 ) -> Result<GroupMember, KafkaError> {
     existing_group(state, cluster, group, "does not exist")
         .await?
         .members
         .into_iter()
         .find(|m| m.id == consumer)
-        .ok_or_else(|| not_found(format!("Consumer {consumer} does not exist.")))
+        .ok_or_else(missing)
+}
+
+/// The 404 of an assignment request for a consumer the group does not have.
+fn no_consumer(consumer: &str) -> impl FnOnce() -> KafkaError + '_ {
+    move || not_found(format!("Consumer {consumer} does not exist."))
 }
 
 async fn get_consumer(
@@ -366,15 +380,10 @@ async fn get_consumer(
     Path((cluster, group, consumer)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
-    let g = existing_group(&state, &cluster, &group, "does not exist").await?;
-    let m = g
-        .members
-        .iter()
-        .find(|m| m.id == consumer)
-        .ok_or_else(plain_not_found)?;
+    let m = member(&state, &cluster, &group, &consumer, plain_not_found).await?;
     Ok(ok(
         StatusCode::OK,
-        &consumer_json(&base_url(&headers), &group, m),
+        &consumer_json(&base_url(&headers), &group, &m),
     ))
 }
 
@@ -383,7 +392,7 @@ async fn list_assignments(
     Path((cluster, group, consumer)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
-    let m = member(&state, &cluster, &group, &consumer).await?;
+    let m = member(&state, &cluster, &group, &consumer, no_consumer(&consumer)).await?;
     let base = base_url(&headers);
     let mut assigned = m.assigned;
     assigned.sort();
@@ -406,7 +415,7 @@ async fn get_assignment(
     Path((cluster, group, consumer, topic, partition)): Path<(String, String, String, String, i64)>,
     headers: HeaderMap,
 ) -> Result<Response, KafkaError> {
-    let m = member(&state, &cluster, &group, &consumer).await?;
+    let m = member(&state, &cluster, &group, &consumer, no_consumer(&consumer)).await?;
     let tp = m
         .assigned
         .iter()
