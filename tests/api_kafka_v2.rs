@@ -1022,6 +1022,51 @@ async fn committing_offset_minus_one_commits_zero_and_minus_two_is_refused() {
 }
 
 #[tokio::test]
+async fn a_commit_that_would_exceed_the_group_limit_is_a_rest_proxy_400() {
+    use streamcache::log::{CONSUMER_GROUPS_MAX, CommittedOffset, TopicPartition};
+    let api = Api::new();
+    let log = api.engine.log();
+    log.create_topic("lim", Some(1), &[], false).unwrap();
+    let at_zero = [(
+        TopicPartition {
+            topic: "lim".into(),
+            partition: 0,
+        },
+        CommittedOffset {
+            offset: 0,
+            metadata: String::new(),
+        },
+    )];
+    for i in 0..CONSUMER_GROUPS_MAX {
+        log.commit_offsets(&format!("full-{i}"), &at_zero).unwrap();
+    }
+    api.call(
+        "POST",
+        "/kafka/consumers/late",
+        Some(V2),
+        None,
+        Some(json!({"name": "c"})),
+    )
+    .await;
+    let (status, _, e) = api
+        .call(
+            "POST",
+            "/kafka/consumers/late/instances/c/offsets",
+            Some(V2),
+            None,
+            Some(json!({"offsets": [{"topic": "lim", "partition": 0, "offset": 0}]})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::BAD_REQUEST, Some(40002)),
+        "{e}"
+    );
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too many consumer groups"), "{message}");
+}
+
+#[tokio::test]
 async fn instance_names_are_one_url_segment_of_at_most_255_bytes() {
     let api = Api::new();
     let create = |name: String| json!({"name": name});

@@ -683,3 +683,57 @@ fn settings_of(auto_commit: bool) -> ConsumerSettings {
         ..earliest()
     }
 }
+
+#[test]
+fn committed_offsets_are_kept_for_at_most_consumer_groups_max_groups() {
+    use streamcache::log::CONSUMER_GROUPS_MAX;
+    let at = |offset| {
+        [(
+            tp("t", 0),
+            CommittedOffset {
+                offset,
+                metadata: String::new(),
+            },
+        )]
+    };
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    for i in 0..CONSUMER_GROUPS_MAX {
+        t.log.commit_offsets(&format!("g{i}"), &at(1)).unwrap();
+    }
+    // One group more is refused and writes nothing; the groups there keep committing.
+    let refused = t.log.commit_offsets("one-more", &at(1)).unwrap_err();
+    assert!(
+        matches!(refused, Error::TooManyGroups { len, max } if len == CONSUMER_GROUPS_MAX + 1 && max == CONSUMER_GROUPS_MAX),
+        "{refused:?}"
+    );
+    assert_eq!(
+        t.log.committed_offset("one-more", &tp("t", 0)).unwrap(),
+        None
+    );
+    t.log.commit_offsets("g0", &at(7)).unwrap();
+    assert_eq!(
+        t.log
+            .committed_offset("g0", &tp("t", 0))
+            .unwrap()
+            .unwrap()
+            .offset,
+        7
+    );
+    // An empty commit creates no group, so it is not refused.
+    t.log.commit_offsets("one-more", &[]).unwrap();
+
+    // The groups are counted again from the stored offsets on open.
+    let t = t.reopen();
+    assert!(matches!(
+        t.log.commit_offsets("one-more", &at(1)),
+        Err(Error::TooManyGroups { .. })
+    ));
+    assert_eq!(t.log.consumer_groups().unwrap().len(), CONSUMER_GROUPS_MAX);
+
+    // Deleting the topic deletes every group's offsets on it, and with them the groups.
+    t.log.delete_topic("t").unwrap();
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    t.log.commit_offsets("one-more", &at(1)).unwrap();
+    assert_eq!(t.log.consumer_groups().unwrap().len(), 1);
+}

@@ -188,6 +188,15 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A commit would give more groups committed offsets than
+    /// [`crate::log::CONSUMER_GROUPS_MAX`].
+    #[error("too many consumer groups with committed offsets: {len} > {max}")]
+    TooManyGroups {
+        /// Count after the operation.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An operation not allowed in the instance's current state (e.g. subscribing while
     /// manually assigned).
     #[error("illegal consumer state: {reason}")]

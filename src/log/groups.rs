@@ -15,8 +15,8 @@ use regex::Regex;
 
 use super::error::{Error, Result, meta};
 use super::{
-    COMMIT_METADATA_BYTES_MAX, CONSUMER_INSTANCES_MAX, GROUP_NAME_BYTES_MAX, Inner, Log, Offset,
-    SUBSCRIPTION_TOPICS_MAX, StoredRecord,
+    COMMIT_METADATA_BYTES_MAX, CONSUMER_GROUPS_MAX, CONSUMER_INSTANCES_MAX, GROUP_NAME_BYTES_MAX,
+    Inner, Log, Offset, SUBSCRIPTION_TOPICS_MAX, StoredRecord,
 };
 
 /// A topic and partition.
@@ -344,6 +344,30 @@ pub(super) fn offset_keys_of_topic(
     Ok(keys)
 }
 
+/// The group of a committed-offset key (the bytes before its first NUL).
+fn offset_key_group(key: &[u8]) -> Result<&[u8]> {
+    key.iter()
+        .position(|&b| b == 0)
+        .and_then(|end| key.get(..end))
+        .ok_or_else(|| Error::MetaCorrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: "no group".to_owned(),
+        })
+}
+
+/// The groups with a committed offset, read from the keys of `offsets` (one pass, at open).
+pub(super) fn groups_with_offsets(offsets: &fjall::Keyspace) -> Result<BTreeSet<String>> {
+    let mut groups = BTreeSet::new();
+    for guard in offsets.iter() {
+        let key = guard.key().map_err(meta("list offsets"))?;
+        let group = String::from_utf8_lossy(offset_key_group(&key)?);
+        if !groups.contains(group.as_ref()) {
+            groups.insert(group.into_owned());
+        }
+    }
+    Ok(groups)
+}
+
 /// A group with `members` and no committed offsets yet.
 fn described(group: &str, members: Vec<GroupMember>) -> GroupDescription {
     GroupDescription {
@@ -374,11 +398,7 @@ fn committed_entry(key: &[u8], value: &[u8]) -> Result<(String, TopicPartition, 
         key: String::from_utf8_lossy(key).into_owned(),
         reason: reason.to_owned(),
     };
-    let group = key
-        .iter()
-        .position(|&b| b == 0)
-        .and_then(|end| key.get(..end))
-        .ok_or_else(|| corrupt("no group"))?;
+    let group = offset_key_group(key)?;
     let topic = offset_key_topic(key).ok_or_else(|| corrupt("not a committed-offset key"))?;
     let partition = key
         .len()
@@ -1123,13 +1143,25 @@ impl Inner {
         self.persist_offsets()
     }
 
-    /// Writes `offsets` of `group` in one batch after checking every partition exists and
-    /// every metadata's length; the caller holds `topic_admin`.
+    /// Writes `offsets` of `group` in one batch after checking every partition exists, every
+    /// metadata's length and, for a group without committed offsets yet, the
+    /// [`CONSUMER_GROUPS_MAX`] limit; the caller holds `topic_admin`.
     fn write_offsets(
         &self,
         group: &str,
         offsets: &[(TopicPartition, CommittedOffset)],
     ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut groups = self.offset_groups.lock()?;
+        let new_group = !groups.contains(group);
+        if new_group && groups.len() >= CONSUMER_GROUPS_MAX {
+            return Err(Error::TooManyGroups {
+                len: groups.len() + 1,
+                max: CONSUMER_GROUPS_MAX,
+            });
+        }
         let mut batch = self.db.batch();
         for (tp, c) in offsets {
             self.partition(&tp.topic, tp.partition)?;
@@ -1144,7 +1176,30 @@ impl Inner {
             v.extend_from_slice(c.metadata.as_bytes());
             batch.insert(&self.offsets_ks, offset_key(group, tp), v);
         }
-        batch.commit().map_err(meta("commit offsets"))
+        batch.commit().map_err(meta("commit offsets"))?;
+        if new_group {
+            groups.insert(group.to_owned());
+        }
+        Ok(())
+    }
+
+    /// After the committed offsets under `removed` (keys) were deleted, drops the groups left
+    /// without any from the groups counted against [`CONSUMER_GROUPS_MAX`]; the caller holds
+    /// `topic_admin`.
+    pub(super) fn forget_emptied_groups(&self, removed: &[fjall::UserKey]) -> Result<()> {
+        let mut touched = BTreeSet::new();
+        for key in removed {
+            touched.insert(offset_key_group(key)?.to_vec());
+        }
+        let mut groups = self.offset_groups.lock()?;
+        for group in touched {
+            let mut prefix = group.clone();
+            prefix.push(0);
+            if self.offsets_ks.prefix(&prefix).next().is_none() {
+                groups.remove(String::from_utf8_lossy(&group).as_ref());
+            }
+        }
+        Ok(())
     }
 
     /// Makes written offsets durable.

@@ -29,7 +29,7 @@ mod recovery_point;
 mod segment;
 mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -107,6 +107,9 @@ pub const READ_BUFFER_BYTES_MAX: usize = 2 * READ_CHUNK_BYTES;
 pub const GROUP_NAME_BYTES_MAX: usize = 255;
 /// Most REST consumer instances across all groups.
 pub const CONSUMER_INSTANCES_MAX: usize = 1024;
+/// Most consumer groups with committed offsets: a commit that would add one more is refused
+/// (groups that only have instances are bounded by [`CONSUMER_INSTANCES_MAX`]).
+pub const CONSUMER_GROUPS_MAX: usize = 1024;
 /// Most topics in a subscription or partitions in an assignment or offsets request.
 pub const SUBSCRIPTION_TOPICS_MAX: usize = 1024;
 /// Longest commit metadata string, in bytes.
@@ -606,6 +609,9 @@ struct Inner {
     topics_ks: fjall::Keyspace,
     /// Committed offsets.
     offsets_ks: fjall::Keyspace,
+    /// The groups with a committed offset in `offsets_ks` (a new one beyond
+    /// [`CONSUMER_GROUPS_MAX`] is refused). Changed only under `topic_admin`, with the offsets.
+    offset_groups: Mutex<BTreeSet<String>>,
     /// REST consumer instances.
     groups: Mutex<groups::Registry>,
     /// Retention checks (with consumer expiry) the background thread has finished, so a test
@@ -674,6 +680,7 @@ impl Log {
                 })?;
             records.insert(name, record);
         }
+        let offset_groups = groups::groups_with_offsets(&offsets_ks)?;
         remove_orphan_topic_dirs(dir, &records)?;
         let mut topics = BTreeMap::new();
         for (name, record) in records {
@@ -692,6 +699,7 @@ impl Log {
             db,
             topics_ks,
             offsets_ks,
+            offset_groups: Mutex::new(offset_groups),
             shared,
         });
         let background = spawn_background(inner.clone()).map_err(error::io_at(dir))?;
@@ -832,10 +840,12 @@ impl Log {
         // this name must not resume its groups at the old topic's offsets.
         let mut batch = self.inner.db.batch();
         batch.remove(&self.inner.topics_ks, name);
-        for key in groups::offset_keys_of_topic(&self.inner.offsets_ks, name)? {
-            batch.remove(&self.inner.offsets_ks, key);
+        let keys = groups::offset_keys_of_topic(&self.inner.offsets_ks, name)?;
+        for key in &keys {
+            batch.remove(&self.inner.offsets_ks, key.clone());
         }
         batch.commit().map_err(error::meta("remove topic"))?;
+        self.inner.forget_emptied_groups(&keys)?;
         self.inner
             .db
             .persist(fjall::PersistMode::SyncAll)

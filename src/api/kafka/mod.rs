@@ -151,6 +151,7 @@ impl From<Error> for KafkaError {
             Error::TopicNameInvalid { .. }
             | Error::TopicExists { .. }
             | Error::TooManyTopics { .. }
+            | Error::TooManyGroups { .. }
             | Error::PartitionCountInvalid { .. }
             | Error::ConfigInvalid { .. }
             | Error::OffsetOutOfRange { .. } => (S::BAD_REQUEST, 40002),
