@@ -13,7 +13,8 @@
 #
 # Needs redis-server and redis-benchmark/redis-cli (Debian packages `redis-server`, `redis-tools`).
 # Environment: SC_BIN (streamcache binary, default target/release/streamcache), N (default 3000000), ROUNDS (1), KEYS_MEM (default 1000000), SC_PORT (16380), REDIS_PORT (16379),
-# EVICT_MB (64), SKIP_MEM=1 / SKIP_RPS=1 / SKIP_EVICT=1 to leave a part out.
+# EVICT_MB (64), SKIP_MEM=1 / SKIP_RPS=1 / SKIP_EVICT=1 to leave a part out, DEPTHS (pipeline
+# depths, default "1 16") and COMMANDS (default "set get incr lpush hset mset") to run fewer.
 set -euo pipefail
 
 N=${N:-3000000}
@@ -63,8 +64,8 @@ bench() { # port test pipeline
 if [ "${SKIP_RPS:-0}" != 1 ]; then
     start_sc; start_redis
     printf '%-6s %3s | %12s %8s %8s | %12s %8s %8s | %6s\n' cmd P sc_rps sc_p50 sc_p99 redis_rps r_p50 r_p99 ratio
-    for P in 1 16; do
-        for t in set get incr lpush hset mset; do
+    for P in ${DEPTHS:-1 16}; do
+        for t in ${COMMANDS:-set get incr lpush hset mset}; do
             ratios=()
             for round in $(seq 1 "$ROUNDS"); do
                 # Even rounds run redis-server first, so neither server always goes first.
