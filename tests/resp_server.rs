@@ -15,8 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamcache::cache::{
-    Cache, CacheConfig, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX,
-    RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX, RespConfig,
+    Cache, CacheConfig, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX,
+    QUERY_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
+    RespConfig,
 };
 use streamcache::clock::ManualClock;
 
@@ -973,4 +974,108 @@ fn config_get_reports_the_listeners_port_and_address() {
     let ip = s.addr.ip().to_string();
     assert!(pairs.contains(&("port", port.as_str())), "{pairs:?}");
     assert!(pairs.contains(&("bind", ip.as_str())), "{pairs:?}");
+}
+
+/// A `SET key <value>` request of exactly `total` bytes.
+fn set_request_of(key: &str, total: usize) -> Vec<u8> {
+    let header = |n: usize| format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${n}\r\n", key.len());
+    // The value's length n satisfies header(n) + n + 2 = total; its digit count decides it.
+    let n = (1..=10)
+        .filter_map(|digits: usize| {
+            let fixed = header(0).len() - 1 + digits + 2;
+            total
+                .checked_sub(fixed)
+                .filter(|n| n.to_string().len() == digits)
+        })
+        .next()
+        .unwrap();
+    let mut r = header(n).into_bytes();
+    r.resize(r.len() + n, b'v');
+    r.extend_from_slice(b"\r\n");
+    assert_eq!(r.len(), total);
+    r
+}
+
+/// `client-query-buffer-limit` (Redis's default, 1 GiB; at least 1 MiB): a client whose requests
+/// not yet run — unread ones, and the arguments MULTI has queued — pass it is closed without a
+/// reply, as Redis closes it; at the limit its request runs.
+#[test]
+fn the_query_buffer_limit_closes_a_client_past_it() {
+    const LIMIT: usize = 1024 * 1024;
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("client-query-buffer-limit")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got[1], QUERY_BUFFER_BYTES_MAX.to_string());
+    config_set(&mut con, "client-query-buffer-limit", "1mb").unwrap();
+
+    // One request of exactly the limit runs; one byte more and the client is closed.
+    assert_eq!(raw(s.addr, &set_request_of("k", LIMIT)), b"+OK\r\n");
+    assert!(raw(s.addr, &set_request_of("k", LIMIT + 1)).is_empty());
+    let len: usize = redis::cmd("STRLEN").arg("k").query(&mut con).unwrap();
+    assert!(len < LIMIT, "the request past the limit did not run");
+
+    // MULTI's queued arguments count with the unread bytes.
+    let queued_value = 600_000;
+    let queued = 3 + 1 + queued_value;
+    for (extra, closed) in [(0, false), (1, true)] {
+        let mut c = Raw::connect(&s);
+        c.send("MULTI");
+        c.expect(b"+OK\r\n");
+        c.0.write_all(&set_request_of("k", queued_value + 31))
+            .unwrap();
+        c.expect(b"+QUEUED\r\n");
+        c.0.write_all(&set_request_of("j", LIMIT - queued + extra))
+            .unwrap();
+        if closed {
+            c.expect_closed();
+        } else {
+            c.expect(b"+QUEUED\r\n");
+            c.send("DISCARD");
+            c.expect(b"+OK\r\n");
+        }
+    }
+}
+
+/// MULTI queues at most `MULTI_QUEUE_LEN_MAX` commands: the next one is refused with an error
+/// and EXEC then aborts, as for any command refused while queueing.
+#[test]
+fn multi_queues_at_most_multi_queue_len_max_commands() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Raw::connect(&s);
+    c.0.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.send("MULTI");
+    c.expect(b"+OK\r\n");
+    let mut writer = c.0.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let batch = b"*1\r\n$4\r\nPING\r\n".repeat(4096);
+        let mut sent = 0;
+        while sent < MULTI_QUEUE_LEN_MAX {
+            writer.write_all(&batch).unwrap();
+            sent += 4096;
+        }
+        writer
+            .write_all(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nEXEC\r\n")
+            .unwrap();
+    });
+    let mut reader = std::io::BufReader::new(c.0.try_clone().unwrap());
+    let mut line = String::new();
+    for _ in 0..MULTI_QUEUE_LEN_MAX {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert_eq!(line, "+QUEUED\r\n");
+    }
+    sender.join().unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "-ERR too many commands queued in MULTI\r\n");
+    line.clear();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(
+        line,
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
 }

@@ -123,6 +123,11 @@ pub const DATABASES: usize = 16;
 pub const SHARDS: usize = 16;
 /// Commands queued by one MULTI before EXEC.
 pub const MULTI_QUEUE_LEN_MAX: usize = 1024 * 1024;
+/// Most bytes of a client's requests not yet run (Redis's `client-query-buffer-limit` default,
+/// 1 GiB): what was read and not yet handled, plus the arguments MULTI has queued, as Redis 7.2
+/// counts them. A client past it is closed without a reply, as Redis closes it. CONFIG may lower
+/// it (to 1 MiB at least, Redis's minimum), never raise it.
+pub const QUERY_BUFFER_BYTES_MAX: usize = 1024 * 1024 * 1024;
 /// Most picks of one SRANDMEMBER/HRANDFIELD with a negative count (repeats allowed), so a
 /// 40-byte command cannot ask for a reply of billions of elements (Redis builds any size;
 /// 2^20 is what the reply-size check below lets through for members of ~1 KiB anyway).
@@ -386,6 +391,8 @@ pub(crate) struct Inner {
     pub(crate) maxmemory: AtomicU64,
     policy: AtomicU16,
     pub(crate) bulk_bytes_max: AtomicUsize,
+    /// `client-query-buffer-limit`, at most [`QUERY_BUFFER_BYTES_MAX`].
+    pub(crate) query_buffer_bytes_max: AtomicUsize,
     pub(crate) used_bytes: AtomicUsize,
     pub(crate) stats: Stats,
     /// INFO commandstats and errorstats.
@@ -542,6 +549,16 @@ impl Inner {
                 .unwrap_or(usize::MAX)
                 .min(RESP_BULK_BYTES_MAX);
             self.bulk_bytes_max.store(v, Ordering::Relaxed);
+        }
+        if let Some(v) = self
+            .settings
+            .get("client-query-buffer-limit")
+            .and_then(|v| settings::parse_memory(&v))
+        {
+            let v = usize::try_from(v)
+                .unwrap_or(usize::MAX)
+                .min(QUERY_BUFFER_BYTES_MAX);
+            self.query_buffer_bytes_max.store(v, Ordering::Relaxed);
         }
         let lfu_setting = |name| {
             self.settings
@@ -706,6 +723,7 @@ impl Cache {
             maxmemory: AtomicU64::new(config.maxmemory_bytes),
             policy: AtomicU16::new(config.eviction_policy.code()),
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
+            query_buffer_bytes_max: AtomicUsize::new(QUERY_BUFFER_BYTES_MAX),
             used_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
             command_stats: cmdstats::CommandStats::new(clock.clone()),

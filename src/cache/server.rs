@@ -419,6 +419,8 @@ struct Connection {
     authed: bool,
     reply: ReplyMode,
     multi: Option<Vec<Vec<Bytes>>>,
+    /// Bytes of the arguments `multi` holds (counted against `client-query-buffer-limit`).
+    multi_bytes: usize,
     multi_dirty: bool,
     /// The last command looked up (most pipelines repeat one command).
     last_spec: Option<&'static command::Spec>,
@@ -512,6 +514,7 @@ impl Connection {
             authed,
             reply: ReplyMode::On,
             multi: None,
+            multi_bytes: 0,
             multi_dirty: false,
             last_spec: None,
             chain_ns: None,
@@ -579,6 +582,9 @@ impl Connection {
                     match read {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {}
+                    }
+                    if self.over_query_buffer_limit(&buf) {
+                        break;
                     }
                     self.shared.busy.note_batch();
                     let limits = self.limits();
@@ -731,6 +737,34 @@ impl Connection {
             }
         }
         self.cleanup();
+    }
+
+    /// Whether the requests this client has sent and not had run — `buf`, plus the arguments
+    /// MULTI has queued — pass `client-query-buffer-limit`: then it is closed without a reply,
+    /// as Redis closes it, and the closing is logged with Redis's words.
+    fn over_query_buffer_limit(&self, buf: &BytesMut) -> bool {
+        let limit = self
+            .shared
+            .cache
+            .inner()
+            .query_buffer_bytes_max
+            .load(Ordering::Relaxed);
+        let queued = if self.multi.is_some() {
+            self.multi_bytes
+        } else {
+            0
+        };
+        let held = buf.len().saturating_add(queued);
+        if held <= limit {
+            return false;
+        }
+        tracing::warn!(
+            client = self.id,
+            bytes = held,
+            limit,
+            "closing client that reached max query buffer length"
+        );
+        true
     }
 
     /// Applies CLIENT REPLY to what one command wrote from `mark` on: dropped when replies are
@@ -967,6 +1001,8 @@ impl Connection {
                 self.reject(spec, args, oom, out);
             } else {
                 queue.push(args.iter().map(|a| Bytes::copy_from_slice(a)).collect());
+                let bytes: usize = args.iter().map(|a| a.len()).sum();
+                self.multi_bytes = self.multi_bytes.saturating_add(bytes);
                 Frame::simple("QUEUED").encode(self.proto, out);
                 self.note_state();
             }
@@ -1300,6 +1336,7 @@ impl Connection {
                     Frame::error("ERR MULTI calls can not be nested")
                 } else {
                     self.multi = Some(Vec::new());
+                    self.multi_bytes = 0;
                     self.multi_dirty = false;
                     Frame::ok()
                 }
