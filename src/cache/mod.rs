@@ -540,24 +540,17 @@ impl Inner {
         {
             self.maxmemory_samples.store(n, Ordering::Relaxed);
         }
-        if let Some(v) = self
-            .settings
-            .get("proto-max-bulk-len")
-            .and_then(|v| settings::parse_memory(&v))
-        {
-            let v = usize::try_from(v)
-                .unwrap_or(usize::MAX)
-                .min(RESP_BULK_BYTES_MAX);
+        // A memory setting in bytes, capped by the limit it configures.
+        let bytes_setting = |name, max: usize| {
+            self.settings
+                .get(name)
+                .and_then(|v| settings::parse_memory(&v))
+                .map(|v| usize::try_from(v).unwrap_or(usize::MAX).min(max))
+        };
+        if let Some(v) = bytes_setting("proto-max-bulk-len", RESP_BULK_BYTES_MAX) {
             self.bulk_bytes_max.store(v, Ordering::Relaxed);
         }
-        if let Some(v) = self
-            .settings
-            .get("client-query-buffer-limit")
-            .and_then(|v| settings::parse_memory(&v))
-        {
-            let v = usize::try_from(v)
-                .unwrap_or(usize::MAX)
-                .min(QUERY_BUFFER_BYTES_MAX);
+        if let Some(v) = bytes_setting("client-query-buffer-limit", QUERY_BUFFER_BYTES_MAX) {
             self.query_buffer_bytes_max.store(v, Ordering::Relaxed);
         }
         let lfu_setting = |name| {
