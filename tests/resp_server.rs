@@ -17,7 +17,7 @@ use std::time::Duration;
 use streamcache::cache::{
     Cache, CacheConfig, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX,
     QUERY_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
-    RespConfig,
+    RespConfig, WATCHED_KEYS_MAX,
 };
 use streamcache::clock::ManualClock;
 
@@ -1078,4 +1078,57 @@ fn multi_queues_at_most_multi_queue_len_max_commands() {
         line,
         "-EXECABORT Transaction discarded because of previous errors.\r\n"
     );
+}
+
+/// WATCH holds a key once per client however often it is named, as Redis does, and at most
+/// `WATCHED_KEYS_MAX` distinct keys: a WATCH past that is refused and watches none of its keys.
+#[test]
+fn watch_holds_at_most_watched_keys_max_distinct_keys() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut con = client(&s);
+    let mut other = client(&s);
+    let mut same = redis::cmd("WATCH");
+    for _ in 0..=WATCHED_KEYS_MAX {
+        same.arg("same");
+    }
+    let (): () = same.query(&mut con).unwrap();
+    let mut distinct = redis::cmd("WATCH");
+    for i in 1..WATCHED_KEYS_MAX {
+        distinct.arg(format!("k{i}"));
+    }
+    let (): () = distinct.query(&mut con).unwrap();
+    let refused = redis::cmd("WATCH")
+        .arg("k1")
+        .arg("one-more")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.detail()),
+        (
+            Some("ERR"),
+            Some(format!("too many watched keys (at most {WATCHED_KEYS_MAX} per client)").as_str())
+        ),
+        "{refused:?}"
+    );
+    // The refused WATCH watched nothing: a change to its new key does not abort EXEC...
+    let (): () = redis::cmd("SET")
+        .arg("one-more")
+        .arg(1)
+        .query(&mut other)
+        .unwrap();
+    let (): () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let (): () = redis::cmd("PING").query(&mut con).unwrap();
+    let ran: Option<Vec<String>> = redis::cmd("EXEC").query(&mut con).unwrap();
+    assert_eq!(ran, Some(vec!["PONG".to_owned()]));
+    // ...while one to a key watched before does (the watches end with EXEC, so watch again).
+    let (): () = redis::cmd("WATCH").arg("k7").query(&mut con).unwrap();
+    let (): () = redis::cmd("SET")
+        .arg("k7")
+        .arg(1)
+        .query(&mut other)
+        .unwrap();
+    let (): () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let (): () = redis::cmd("PING").query(&mut con).unwrap();
+    let aborted: Option<Vec<String>> = redis::cmd("EXEC").query(&mut con).unwrap();
+    assert_eq!(aborted, None);
 }

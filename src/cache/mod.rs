@@ -121,6 +121,10 @@ pub const EVENTS_CAPACITY: usize = 4096;
 pub const DATABASES: usize = 16;
 /// Shards per database (a power of two).
 pub const SHARDS: usize = 16;
+/// Distinct keys one client may WATCH at a time (Redis has no limit; each is held until EXEC,
+/// DISCARD, UNWATCH or the client's end): a WATCH that would pass it is refused, watching none
+/// of its keys.
+pub const WATCHED_KEYS_MAX: usize = 64 * 1024;
 /// Commands queued by one MULTI before EXEC.
 pub const MULTI_QUEUE_LEN_MAX: usize = 1024 * 1024;
 /// Most bytes of a client's requests not yet run (Redis's `client-query-buffer-limit` default,

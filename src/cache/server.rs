@@ -26,7 +26,7 @@ use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
     CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, RESP_INLINE_BYTES_MAX,
-    RESP_MULTIBULK_LEN_MAX,
+    RESP_MULTIBULK_LEN_MAX, WATCHED_KEYS_MAX,
 };
 use crate::shutdown::{Shutdown, ShutdownSignal};
 
@@ -428,7 +428,9 @@ struct Connection {
     /// and the next one follows it in the same batch: that command's timing starts there
     /// rather than at a clock read of its own. Taken by every command handled.
     chain_ns: Option<u64>,
-    watched: Vec<(usize, Bytes, u64, bool)>,
+    /// Keys WATCHed (db, key), each with its version then and whether it was stale (expired
+    /// but not yet removed); at most [`WATCHED_KEYS_MAX`].
+    watched: HashMap<(usize, Bytes), (u64, bool)>,
     /// Subscribed channels, each with its subscription's sequence number (so an UNSUBSCRIBE
     /// without arguments goes in subscription order, not the set's hash order).
     channels: HashMap<Bytes, u64>,
@@ -518,7 +520,7 @@ impl Connection {
             multi_dirty: false,
             last_spec: None,
             chain_ns: None,
-            watched: Vec::new(),
+            watched: HashMap::new(),
             channels: HashMap::new(),
             patterns: HashMap::new(),
             shard_channels: HashMap::new(),
@@ -790,7 +792,7 @@ impl Connection {
     fn cleanup(&mut self) {
         let subscriptions = Kind::ALL.map(|kind| std::mem::take(self.names_mut(kind)));
         let cache = &self.shared.cache;
-        for (db, key, _, _) in std::mem::take(&mut self.watched) {
+        for (db, key) in std::mem::take(&mut self.watched).into_keys() {
             cache.unwatch(db, &key);
         }
         for (kind, names) in Kind::ALL.into_iter().zip(subscriptions) {
@@ -1313,7 +1315,7 @@ impl Connection {
             "reset" => {
                 self.multi = None;
                 self.multi_dirty = false;
-                for (db, key, _, _) in std::mem::take(&mut self.watched) {
+                for (db, key) in std::mem::take(&mut self.watched).into_keys() {
                     cache.unwatch(db, &key);
                 }
                 for kind in Kind::ALL {
@@ -1357,13 +1359,34 @@ impl Connection {
                 if self.multi.is_some() {
                     Frame::error("ERR WATCH inside MULTI is not allowed")
                 } else {
-                    for key in args.iter().skip(1) {
-                        let key = Bytes::copy_from_slice(key);
-                        let version = cache.watch(self.db, &key);
-                        let stale = cache.is_stale(self.db, &key);
-                        self.watched.push((self.db, key, version, stale));
+                    // A key watched already stays watched from then, as in Redis; the new ones
+                    // must fit under the limit, or none is watched.
+                    let db = self.db;
+                    let mut new: Vec<&[u8]> = args
+                        .iter()
+                        .skip(1)
+                        .copied()
+                        .filter(|key| {
+                            !self
+                                .watched
+                                .contains_key(&(db, Bytes::copy_from_slice(key)))
+                        })
+                        .collect();
+                    new.sort_unstable();
+                    new.dedup();
+                    if self.watched.len().saturating_add(new.len()) > WATCHED_KEYS_MAX {
+                        Frame::error(format!(
+                            "ERR too many watched keys (at most {WATCHED_KEYS_MAX} per client)"
+                        ))
+                    } else {
+                        for key in new {
+                            let key = Bytes::copy_from_slice(key);
+                            let version = cache.watch(db, &key);
+                            let stale = cache.is_stale(db, &key);
+                            self.watched.insert((db, key), (version, stale));
+                        }
+                        Frame::ok()
                     }
-                    Frame::ok()
                 }
             }
             "unwatch" => {
@@ -1455,7 +1478,7 @@ impl Connection {
     }
 
     fn clear_watches(&mut self) {
-        for (db, key, _, _) in std::mem::take(&mut self.watched) {
+        for (db, key) in std::mem::take(&mut self.watched).into_keys() {
             self.shared.cache.unwatch(db, &key);
         }
     }
@@ -1473,9 +1496,13 @@ impl Connection {
                 "EXECABORT Transaction discarded because of previous errors.",
             ));
         }
-        let changed = self.watched.iter().any(|(db, key, version, was_stale)| {
-            cache.watched_version(*db, key) != *version || (!was_stale && cache.is_stale(*db, key))
-        });
+        let changed = self
+            .watched
+            .iter()
+            .any(|((db, key), (version, was_stale))| {
+                cache.watched_version(*db, key) != *version
+                    || (!was_stale && cache.is_stale(*db, key))
+            });
         self.clear_watches();
         if changed {
             return Ok(Frame::NullArray);
