@@ -17,7 +17,7 @@ use std::time::Duration;
 use streamcache::cache::{
     Cache, CacheConfig, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX,
     QUERY_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
-    RespConfig, WATCHED_KEYS_MAX,
+    RespConfig, SUBSCRIPTIONS_MAX, WATCHED_KEYS_MAX,
 };
 use streamcache::clock::ManualClock;
 
@@ -1131,4 +1131,66 @@ fn watch_holds_at_most_watched_keys_max_distinct_keys() {
     let (): () = redis::cmd("PING").query(&mut con).unwrap();
     let aborted: Option<Vec<String>> = redis::cmd("EXEC").query(&mut con).unwrap();
     assert_eq!(aborted, None);
+}
+
+/// A client holds at most `SUBSCRIPTIONS_MAX` subscriptions, channels, patterns and shard
+/// channels together: a subscription command past that is refused and subscribes none of its
+/// names; a name held already does not count again.
+#[test]
+fn a_client_holds_at_most_subscriptions_max_subscriptions() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Raw::connect(&s);
+    c.0.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let half = SUBSCRIPTIONS_MAX / 2;
+    let names = |prefix: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    };
+    let request = |command: &str, names: &[String]| -> Vec<u8> {
+        let mut args: Vec<&[u8]> = vec![command.as_bytes()];
+        args.extend(names.iter().map(String::as_bytes));
+        resp_common::encode(&args)
+    };
+    let mut reader = std::io::BufReader::new(c.0.try_clone().unwrap());
+    /// Reads `n` lines and returns the last.
+    fn lines(reader: &mut impl std::io::BufRead, n: usize) -> String {
+        let mut line = String::new();
+        for _ in 0..n {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        line
+    }
+    // Each confirmation is a 3-element array of 6 lines (header, then kind, name and count with their headers): the last
+    // line is the count.
+    c.0.write_all(&request("SUBSCRIBE", &names("c", half)))
+        .unwrap();
+    lines(&mut reader, half * 6);
+    c.0.write_all(&request(
+        "PSUBSCRIBE",
+        &names("p*", SUBSCRIPTIONS_MAX - half),
+    ))
+    .unwrap();
+    let last_count = lines(&mut reader, (SUBSCRIPTIONS_MAX - half) * 6);
+    assert_eq!(last_count, format!(":{SUBSCRIPTIONS_MAX}\r\n"));
+    // At the limit: a name held already is confirmed again, a new one is refused.
+    c.0.write_all(&request("SUBSCRIBE", &names("c", 1)))
+        .unwrap();
+    assert_eq!(lines(&mut reader, 6), format!(":{SUBSCRIPTIONS_MAX}\r\n"));
+    c.0.write_all(&request("SSUBSCRIBE", &["s".to_owned()]))
+        .unwrap();
+    assert_eq!(
+        lines(&mut reader, 1),
+        format!("-ERR too many subscriptions (at most {SUBSCRIPTIONS_MAX} per client)\r\n")
+    );
+    // The refused command subscribed nothing: one unsubscription frees a place for it.
+    c.0.write_all(&request("UNSUBSCRIBE", &names("c", 1)))
+        .unwrap();
+    lines(&mut reader, 6);
+    c.0.write_all(&request("SSUBSCRIBE", &["s".to_owned()]))
+        .unwrap();
+    assert_eq!(
+        lines(&mut reader, 6),
+        ":1\r\n",
+        "shard channels are counted apart"
+    );
 }

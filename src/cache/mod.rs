@@ -125,6 +125,10 @@ pub const SHARDS: usize = 16;
 /// DISCARD, UNWATCH or the client's end): a WATCH that would pass it is refused, watching none
 /// of its keys.
 pub const WATCHED_KEYS_MAX: usize = 64 * 1024;
+/// Subscriptions one client may hold: channels, patterns and shard channels together (Redis
+/// has no limit; every PUBLISH matches each pattern held). A SUBSCRIBE, PSUBSCRIBE or
+/// SSUBSCRIBE that would pass it is refused, subscribing none of its names.
+pub const SUBSCRIPTIONS_MAX: usize = 64 * 1024;
 /// Commands queued by one MULTI before EXEC.
 pub const MULTI_QUEUE_LEN_MAX: usize = 1024 * 1024;
 /// Most bytes of a client's requests not yet run (Redis's `client-query-buffer-limit` default,

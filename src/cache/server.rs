@@ -26,7 +26,7 @@ use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
 use crate::cache::{
     CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, RESP_INLINE_BYTES_MAX,
-    RESP_MULTIBULK_LEN_MAX, WATCHED_KEYS_MAX,
+    RESP_MULTIBULK_LEN_MAX, SUBSCRIPTIONS_MAX, WATCHED_KEYS_MAX,
 };
 use crate::shutdown::{Shutdown, ShutdownSignal};
 
@@ -1296,7 +1296,10 @@ impl Connection {
         let cache = self.shared.cache.clone();
         let name = spec.name;
         if let Some((kind, subscribe)) = Kind::of_command(name) {
-            self.subscription(kind, subscribe, args, out);
+            if let Err(refused) = self.subscription(kind, subscribe, args, out) {
+                refused.encode(self.proto, out);
+                return (Next::Continue, refused);
+            }
             self.note_state();
             return (Next::Continue, Frame::ok());
         }
@@ -1431,10 +1434,36 @@ impl Connection {
 
     /// SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE (`subscribe`), or their UNSUBSCRIBE forms, of
     /// `kind`: one confirmation per name, each counting the subscriptions after it.
-    fn subscription(&mut self, kind: Kind, subscribe: bool, args: &[&[u8]], out: &mut Vec<u8>) {
+    ///
+    /// # Errors
+    /// The error reply, with nothing subscribed, when the new names would take the client past
+    /// [`SUBSCRIPTIONS_MAX`].
+    fn subscription(
+        &mut self,
+        kind: Kind,
+        subscribe: bool,
+        args: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Frame> {
         if !subscribe && args.len() == 1 {
             self.unsubscribe_all(kind, out, true);
-            return;
+            return Ok(());
+        }
+        if subscribe {
+            let held = self.names_mut(kind);
+            let mut new: Vec<&[u8]> = args
+                .iter()
+                .skip(1)
+                .copied()
+                .filter(|name| !held.contains_key(*name))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            if self.subscribed().saturating_add(new.len()) > SUBSCRIPTIONS_MAX {
+                return Err(Frame::error(format!(
+                    "ERR too many subscriptions (at most {SUBSCRIPTIONS_MAX} per client)"
+                )));
+            }
         }
         let cache = self.shared.cache.clone();
         let pubsub = &cache.inner().pubsub;
@@ -1451,6 +1480,7 @@ impl Connection {
             }
             self.confirm(kind, subscribe, Frame::bulk(name), out);
         }
+        Ok(())
     }
 
     /// An UNSUBSCRIBE of `kind` without arguments (or RESET, `reply` false): drops every
