@@ -14,9 +14,9 @@ mod history_common;
 use bson::{Bson, Document, doc};
 use history_common::open_at;
 use streamcache::history::{
-    self, ARRAY_PAD_MAX, FILTER_CLAUSES_MAX, FindOptions, INDEX_ENTRIES_PER_DOCUMENT_MAX,
-    INDEXES_PER_COLLECTION_MAX, IndexModel, PATH_PARTS_MAX, REGEX_PATTERN_BYTES_MAX,
-    UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
+    self, ARRAY_PAD_MAX, COLLECTIONS_MAX, FILTER_CLAUSES_MAX, FindOptions,
+    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel, PATH_PARTS_MAX,
+    REGEX_PATTERN_BYTES_MAX, UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
 };
 
 fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
@@ -261,6 +261,49 @@ fn index_count_and_write_batch_limits() {
         h.count("db", "big", &doc! {}).unwrap(),
         WRITE_BATCH_OPS_MAX as u64
     );
+}
+
+/// The store holds at most `COLLECTIONS_MAX` collections: a write that would create one more is
+/// refused and changes nothing; the collections there keep taking writes, and a drop makes room.
+#[test]
+fn collection_count_limit() {
+    use streamcache::history::WriteOp;
+    let (_d, h) = open_at(0);
+    let insert = |db: &str, coll: String| WriteOp::Insert {
+        db: db.into(),
+        coll,
+        document: doc! {"x": 1},
+    };
+    // Spread over two databases, in one batch.
+    let ops: Vec<WriteOp> = (0..COLLECTIONS_MAX)
+        .map(|i| insert(if i % 2 == 0 { "a" } else { "b" }, format!("c{i}")))
+        .collect();
+    h.commit(ops, Vec::new()).unwrap();
+    let e = h.insert_one("a", "one-more", doc! {"x": 1}).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany {
+                len,
+                max: COLLECTIONS_MAX,
+                ..
+            } if len == COLLECTIONS_MAX + 1
+        ),
+        "{e}"
+    );
+    assert!(
+        !h.list_collections("a")
+            .unwrap()
+            .iter()
+            .any(|c| c == "one-more")
+    );
+    // At the limit a collection there still takes writes and a rename keeps the count; a
+    // drop makes room for one.
+    h.insert_one("a", "c0", doc! {"x": 2}).unwrap();
+    h.rename_collection("a", "c0", "b", "renamed").unwrap();
+    assert!(h.drop_collection("b", "renamed").unwrap());
+    h.insert_one("a", "one-more", doc! {"x": 1}).unwrap();
+    assert!(h.insert_one("a", "two-more", doc! {"x": 1}).is_err());
 }
 
 /// A dotted path of `n` parts, all named `a`.

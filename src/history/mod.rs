@@ -95,6 +95,10 @@ pub const INDEX_NAME_BYTES_MAX: usize = 128;
 pub const INDEX_FIELDS_MAX: usize = 32;
 /// Most secondary indexes per collection (MongoDB allows 64 including `_id`).
 pub const INDEXES_PER_COLLECTION_MAX: usize = 63;
+/// Most collections across all databases (MongoDB sets none; each is a catalog record on disk
+/// and an entry in memory): a write or index creation that would create one more is refused
+/// with [`Error::TooMany`].
+pub const COLLECTIONS_MAX: usize = 10_000;
 /// Most index entries one document may produce in one index (multikey fan-out).
 pub const INDEX_ENTRIES_PER_DOCUMENT_MAX: usize = 1_000;
 /// Most documents in one insert call and most operations in one [`History::commit`]
@@ -2280,6 +2284,8 @@ struct Txn<'a> {
     index: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Collections created or changed in this batch (`None` = dropped).
     colls: HashMap<(String, String), Option<Arc<CollectionMeta>>>,
+    /// Collections this batch creates less those it drops (renames change neither).
+    colls_added: i64,
     /// Cluster time and wall time of this batch's events.
     ts: Timestamp,
     wall_ms: u64,
@@ -2313,6 +2319,7 @@ impl Inner {
             docs: BTreeMap::new(),
             index: BTreeMap::new(),
             colls: HashMap::new(),
+            colls_added: 0,
             ts,
             wall_ms,
             events: 0,
@@ -2452,21 +2459,40 @@ impl Txn<'_> {
         if !create {
             return Ok(None);
         }
+        let live = i64::try_from(self.inner.catalog.read()?.len())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.colls_added);
+        if usize::try_from(live).is_ok_and(|n| n >= COLLECTIONS_MAX) {
+            return Err(Error::TooMany {
+                what: "the collection catalog",
+                len: usize::try_from(live)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1),
+                max: COLLECTIONS_MAX,
+            });
+        }
         let meta = Arc::new(CollectionMeta {
-            id: self.alloc_id(),
+            id: self.alloc_id()?,
             db: db.to_owned(),
             coll: coll.to_owned(),
             indexes: Vec::new(),
             key_format: KeyFormat::CURRENT,
         });
         self.save_collection(&meta)?;
+        self.colls_added += 1;
         Ok(Some(meta))
     }
 
-    fn alloc_id(&mut self) -> u32 {
+    /// The next collection or index id. Ids are never reused (a dropped collection's keys may
+    /// still be on disk until compaction), so they can run out, after 2^32 creations.
+    fn alloc_id(&mut self) -> Result<u32> {
         let id = self.next.next_id;
-        self.next.next_id = self.next.next_id.saturating_add(1);
-        id
+        self.next.next_id = id.checked_add(1).ok_or(Error::TooMany {
+            what: "the id space of collections and indexes",
+            len: usize::try_from(u64::from(u32::MAX) + 1).unwrap_or(usize::MAX),
+            max: usize::try_from(u32::MAX).unwrap_or(usize::MAX),
+        })?;
+        Ok(id)
     }
 
     fn save_collection(&mut self, meta: &Arc<CollectionMeta>) -> Result<()> {
@@ -3128,7 +3154,7 @@ impl Txn<'_> {
                 max: INDEXES_PER_COLLECTION_MAX,
             });
         }
-        let mut def = IndexDef::new(self.alloc_id(), model, meta.key_format)?;
+        let mut def = IndexDef::new(self.alloc_id()?, model, meta.key_format)?;
         let name = def.name.clone();
         // Build over existing documents.
         let mut entries: Vec<(Vec<u8>, Vec<u8>, Document)> = Vec::new();
@@ -3218,6 +3244,7 @@ impl Txn<'_> {
         self.set
             .remove(Space::Catalog, &catalog_collection_key(db, coll));
         self.colls.insert((db.to_owned(), coll.to_owned()), None);
+        self.colls_added -= 1;
         let mut entry = Document::new();
         entry.insert("op", "drop");
         entry.insert("db", db);
