@@ -74,7 +74,16 @@ async fn open(
     channel: &str,
     last_event_id: Option<&str>,
 ) -> (reqwest::Response, Reader) {
-    let mut req = reqwest::Client::new().get(format!("http://{}/realtime/{channel}", server.addr));
+    open_path(server, &format!("/realtime/{channel}"), last_event_id).await
+}
+
+/// Opens the SSE stream at `path`.
+async fn open_path(
+    server: &Server,
+    path: &str,
+    last_event_id: Option<&str>,
+) -> (reqwest::Response, Reader) {
+    let mut req = reqwest::Client::new().get(format!("http://{}{path}", server.addr));
     if let Some(id) = last_event_id {
         req = req.header("Last-Event-ID", id);
     }
@@ -371,5 +380,66 @@ async fn a_stream_over_the_connection_limit_ends_with_a_longer_retry() {
     );
     hub.publish("orders", "NewOrder", json!(1), None).unwrap();
     assert_eq!(field(&r.event().await, "data"), Some("1"));
+    server.shutdown.trigger();
+}
+
+/// Kafka topic streams and change streams count against the same limit as the realtime streams
+/// and WebSockets, and past it end the same way; each holds its place until it ends.
+#[tokio::test]
+async fn topic_and_change_streams_count_against_the_connection_limit() {
+    use streamcache::realtime::{CONNECTIONS_MAX, SSE_OVER_CAPACITY_RETRY_MS};
+
+    let server = start(realtime_config()).await;
+    let hub = server.engine.realtime();
+    let mut held: Vec<_> = (0..CONNECTIONS_MAX)
+        .map(|_| hub.try_connect().unwrap())
+        .collect();
+    server
+        .engine
+        .log()
+        .create_topic("limited", Some(1), &[], false)
+        .unwrap();
+    let topic = "/kafka/topics/limited/stream?from=earliest";
+    let change_stream = "/mongo/watch?db=shop&coll=orders&heartbeatMs=100";
+    let over_capacity = vec![
+        ("retry".to_owned(), SSE_OVER_CAPACITY_RETRY_MS.to_string()),
+        (
+            String::new(),
+            "over capacity: too many open SSE streams and WebSocket connections".to_owned(),
+        ),
+    ];
+    for path in [topic, change_stream] {
+        let (resp, mut r) = open_path(&server, path, None).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(r.frame().await.unwrap(), over_capacity, "{path}");
+        assert!(r.frame().await.is_none(), "{path}: the stream ends");
+    }
+
+    // With one place free, a topic stream takes it, and a change stream finds none...
+    held.pop();
+    let (resp, tail) = open_path(&server, topic, None).await;
+    assert_eq!(resp.status(), 200);
+    let (_, mut refused) = open_path(&server, change_stream, None).await;
+    assert_eq!(refused.frame().await.unwrap(), over_capacity);
+    // ...until the topic stream ends.
+    drop(tail);
+    // The server notices the closed connection on its own time: ask until it has.
+    let mut opened = None;
+    for _ in 0..1000 {
+        let (_, mut r) = open_path(&server, change_stream, None).await;
+        let first = r.frame().await.unwrap();
+        if first != over_capacity {
+            opened = Some(first);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let first = opened.expect("a change stream opens once the topic stream has ended");
+    assert!(
+        first
+            .iter()
+            .any(|(k, v)| k.is_empty() && v.starts_with("heartbeat")),
+        "{first:?}"
+    );
     server.shutdown.trigger();
 }

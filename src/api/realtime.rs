@@ -213,12 +213,7 @@ async fn stream(
     });
     let hub = state.engine.realtime();
     let Some(slot) = hub.try_connect() else {
-        // A non-200 status would stop an `EventSource` for good; an ended stream makes it
-        // reconnect after `retry:`, as pusher-js does after 4100.
-        let body = format!(
-            "retry: {SSE_OVER_CAPACITY_RETRY_MS}\n: over capacity: too many open SSE streams and WebSocket connections\n\n"
-        );
-        return event_stream(Body::from(body));
+        return over_capacity_sse();
     };
     // `?recent=N` replays the N latest buffered events to a fresh page; a browser reconnecting
     // sends Last-Event-ID, which wins.
@@ -280,6 +275,18 @@ async fn stream(
 
 /// A 200 response carrying `body` as an event stream (`text/event-stream`, no caching, no proxy
 /// buffering).
+/// The answer to an SSE request past the connection limit ([`crate::realtime::CONNECTIONS_MAX`],
+/// which counts every long-lived stream the HTTP listener holds: Pusher WebSockets and the
+/// realtime, Kafka topic and change-stream SSE streams). A non-200 status would stop an
+/// `EventSource` for good; an ended stream makes it reconnect after `retry:`, as pusher-js does
+/// after 4100.
+pub(crate) fn over_capacity_sse() -> Response {
+    let body = format!(
+        "retry: {SSE_OVER_CAPACITY_RETRY_MS}\n: over capacity: too many open SSE streams and WebSocket connections\n\n"
+    );
+    event_stream(Body::from(body))
+}
+
 fn event_stream(body: Body) -> Response {
     let mut resp = body.into_response();
     let h = resp.headers_mut();

@@ -14,8 +14,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt as _;
 use serde::Deserialize;
@@ -25,6 +25,7 @@ use super::v2::{Format, render_embedded};
 use super::{KafkaError, blocking, iso8601};
 use crate::api::AppState;
 use crate::log::{Error, Offset, Partition, StoredRecord};
+use crate::realtime::ConnectionGuard;
 
 /// Interval of keep-alive comments on an idle stream, in ms.
 pub(crate) const SSE_KEEP_ALIVE_MS: u64 = 15_000;
@@ -52,7 +53,7 @@ async fn stream(
     Path(topic): Path<String>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, KafkaError> {
+) -> Result<Response, KafkaError> {
     let p = q.partition.unwrap_or(0);
     let p = u32::try_from(p).map_err(|_| {
         KafkaError::new(
@@ -112,8 +113,13 @@ async fn stream(
         Ok((partition, start))
     })
     .await?;
+    // Counted with every long-lived stream of the HTTP listener until it ends.
+    let Some(slot) = state.engine.realtime().try_connect() else {
+        return Ok(crate::api::realtime::over_capacity_sse());
+    };
     let rx = partition.subscribe();
     let tail = Tail {
+        _slot: slot,
         topic,
         partition,
         next: start,
@@ -128,15 +134,19 @@ async fn stream(
     })
     // The stream ends at shutdown instead of holding graceful shutdown up until its timeout.
     .take_until(async move { shutdown.wait().await });
-    Ok(Sse::new(events).keep_alive(
-        KeepAlive::new()
-            .interval(Duration::from_millis(SSE_KEEP_ALIVE_MS))
-            .text("keep-alive"),
-    ))
+    Ok(Sse::new(events)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(Duration::from_millis(SSE_KEEP_ALIVE_MS))
+                .text("keep-alive"),
+        )
+        .into_response())
 }
 
 /// State of one tail.
 struct Tail {
+    /// Its place under the listener's stream limit, held until the tail ends.
+    _slot: ConnectionGuard,
     /// Topic name, for the event payload.
     topic: String,
     /// The partition.

@@ -27,6 +27,7 @@ use crate::history::{
     self, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
     relaxed_extjson,
 };
+use crate::realtime::ConnectionGuard;
 
 /// Default idle time before a heartbeat, in milliseconds.
 pub(crate) const WATCH_HEARTBEAT_MS_DEFAULT: u64 = 15_000;
@@ -124,6 +125,10 @@ pub(crate) async fn watch(
             "heartbeatMs must be in {WATCH_HEARTBEAT_MS_MIN}..={WATCH_HEARTBEAT_MS_MAX}"
         ));
     }
+    // Counted with every long-lived stream of the HTTP listener until it ends.
+    let Some(slot) = state.engine.realtime().try_connect() else {
+        return crate::api::realtime::over_capacity_sse();
+    };
     let history = state.engine.history().clone();
     let opened = tokio::task::spawn_blocking(move || history.watch(scope, options)).await;
     // Opening errors (including 286) are still delivered as an SSE error event, so an
@@ -136,7 +141,7 @@ pub(crate) async fn watch(
             return DataApiError::from(history::Error::LockPoisoned).into_response();
         }
     };
-    Sse::new(events(stream, Duration::from_millis(heartbeat_ms))).into_response()
+    Sse::new(events(stream, Duration::from_millis(heartbeat_ms), slot)).into_response()
 }
 
 /// The SSE event for a history error.
@@ -154,30 +159,35 @@ fn token_of(d: &bson::Document) -> String {
     d.get_str("_data").unwrap_or_default().to_owned()
 }
 
-/// The event stream: change events, heartbeats when idle, one error event then the end.
+/// The event stream: change events, heartbeats when idle, one error event then the end;
+/// `slot` (its place under the listener's stream limit) is held until it ends.
 fn events(
     opened: Result<ChangeStream, history::Error>,
     idle: Duration,
+    slot: ConnectionGuard,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold(Some(opened), move |state| async move {
+    futures::stream::unfold((Some(opened), slot), move |(state, slot)| async move {
         let mut stream = match state? {
             Ok(s) => s,
-            Err(e) => return Some((Ok(error_event(&e)), None)),
+            Err(e) => return Some((Ok(error_event(&e)), (None, slot))),
         };
         match tokio::time::timeout(idle, stream.next()).await {
             Ok(Ok(Some(event))) => {
                 let id = event.get_document("_id").map(token_of).unwrap_or_default();
                 let data = relaxed_extjson(Bson::Document(event)).to_string();
-                Some((Ok(Event::default().id(id).data(data)), Some(Ok(stream))))
+                Some((
+                    Ok(Event::default().id(id).data(data)),
+                    (Some(Ok(stream)), slot),
+                ))
             }
             Ok(Ok(None)) => None,
-            Ok(Err(e)) => Some((Ok(error_event(&e)), None)),
+            Ok(Err(e)) => Some((Ok(error_event(&e)), (None, slot))),
             Err(_) => {
                 let token = token_of(&stream.resume_token());
                 let beat = Event::default()
                     .id(token.clone())
                     .comment(format!("heartbeat {token}"));
-                Some((Ok(beat), Some(Ok(stream))))
+                Some((Ok(beat), (Some(Ok(stream)), slot)))
             }
         }
     })
