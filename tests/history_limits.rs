@@ -16,7 +16,8 @@ use history_common::open_at;
 use streamcache::history::{
     self, ARRAY_PAD_MAX, COLLECTIONS_MAX, FILTER_CLAUSES_MAX, FindOptions,
     INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel, PATH_PARTS_MAX,
-    REGEX_PATTERN_BYTES_MAX, UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
+    REGEX_PATTERN_BYTES_MAX, SORT_KEYS_MAX, UPDATE_OPERATIONS_MAX, UpdateOptions,
+    WRITE_BATCH_OPS_MAX,
 };
 
 fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
@@ -304,6 +305,49 @@ fn collection_count_limit() {
     assert!(h.drop_collection("b", "renamed").unwrap());
     h.insert_one("a", "one-more", doc! {"x": 1}).unwrap();
     assert!(h.insert_one("a", "two-more", doc! {"x": 1}).is_err());
+}
+
+/// A sort specification has at most `SORT_KEYS_MAX` keys, in `find`, `$sort` and `$push`'s
+/// `$sort` alike.
+#[test]
+fn sort_key_limit() {
+    let (_d, h) = open_at(0);
+    h.insert_one("db", "c", doc! {"_id": 1, "a": [3, 1, 2]})
+        .unwrap();
+    let sort = |n| fields(n, |_| Bson::Int32(1));
+    let too_many = |e: history::Error| {
+        matches!(
+            e,
+            history::Error::TooMany {
+                len,
+                max: SORT_KEYS_MAX,
+                ..
+            } if len == SORT_KEYS_MAX + 1
+        )
+    };
+    let find = |n| {
+        let options = FindOptions {
+            sort: Some(sort(n)),
+            ..FindOptions::default()
+        };
+        h.find("db", "c", &doc! {}, &options)
+    };
+    assert_eq!(find(SORT_KEYS_MAX).unwrap().len(), 1);
+    assert!(too_many(find(SORT_KEYS_MAX + 1).unwrap_err()));
+    let stage = |n| h.aggregate("db", "c", &[doc! {"$sort": sort(n)}]);
+    assert_eq!(stage(SORT_KEYS_MAX).unwrap().len(), 1);
+    assert!(too_many(stage(SORT_KEYS_MAX + 1).unwrap_err()));
+    let push = |n| {
+        h.update(
+            "db",
+            "c",
+            &doc! {"_id": 1},
+            &doc! {"$push": {"lines": {"$each": [{"x": 1}], "$sort": sort(n)}}},
+            UpdateOptions::default(),
+        )
+    };
+    push(SORT_KEYS_MAX).unwrap();
+    assert!(too_many(push(SORT_KEYS_MAX + 1).unwrap_err()));
 }
 
 /// A dotted path of `n` parts, all named `a`.

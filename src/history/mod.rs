@@ -95,6 +95,9 @@ pub const INDEX_NAME_BYTES_MAX: usize = 128;
 pub const INDEX_FIELDS_MAX: usize = 32;
 /// Most secondary indexes per collection (MongoDB allows 64 including `_id`).
 pub const INDEXES_PER_COLLECTION_MAX: usize = 63;
+/// Most keys of one sort specification (`find`'s sort, `$sort`, `$push`'s `$sort`), MongoDB's
+/// limit: "You can sort on a maximum of 32 keys".
+pub const SORT_KEYS_MAX: usize = 32;
 /// Most collections across all databases (MongoDB sets none; each is a catalog record on disk
 /// and an entry in memory): a write or index creation that would create one more is refused
 /// with [`Error::TooMany`].

@@ -13,7 +13,7 @@ use bson::{Bson, Document};
 use super::aggregate::{Expr, compile_expression, truthy as expr_truthy};
 use super::document::{self, collect_doc_path, compare, split_path_owned, type_rank, values_equal};
 use super::error::{Error, Result};
-use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX};
+use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX, SORT_KEYS_MAX};
 
 /// Parts of a dotted path that [`Filter::matches`] borrows on the stack (longer paths take a
 /// vector).
@@ -906,8 +906,16 @@ impl Sort {
     /// Parses `{field: 1 | -1, …}`.
     ///
     /// # Errors
-    /// [`Error::BadValue`] for a direction other than 1 or -1.
+    /// [`Error::BadValue`] for a direction other than 1 or -1, [`Error::TooMany`] for more
+    /// than [`SORT_KEYS_MAX`] keys.
     pub(crate) fn parse(spec: &Document) -> Result<Self> {
+        if spec.len() > SORT_KEYS_MAX {
+            return Err(Error::TooMany {
+                what: "the sort specification",
+                len: spec.len(),
+                max: SORT_KEYS_MAX,
+            });
+        }
         let mut keys = Vec::with_capacity(spec.len());
         for (path, dir) in spec {
             let d = document::as_f64(dir)
