@@ -290,9 +290,10 @@ async fn errors_use_the_data_api_body() {
         (s, v["error_code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("InvalidParameter"))
     );
-    let (s, _) = api.call("find", json!({"limit": 50_001})).await;
+    let max = streamcache::api::FIND_LIMIT_MAX;
+    let (s, _) = api.call("find", json!({"limit": max + 1})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = api.call("find", json!({"limit": 50_000})).await;
+    let (s, _) = api.call("find", json!({"limit": max})).await;
     assert_eq!(s, StatusCode::OK);
     let (s, v) = api
         .call("updateOne", json!({"filter": {}, "update": {"plain": 1}}))

@@ -208,14 +208,20 @@ async fn idle_streams_send_heartbeats_with_the_post_batch_token() {
         beat.comment.unwrap(),
         format!("heartbeat {}", beat.id.clone().unwrap())
     );
-    let (s, _) = (
-        reqwest::get(format!("{}/mongo/watch?heartbeatMs=1", server.base))
+    // heartbeatMs within WATCH_HEARTBEAT_MS_MIN..=WATCH_HEARTBEAT_MS_MAX opens a stream; one
+    // past either end is refused.
+    use streamcache::api::{WATCH_HEARTBEAT_MS_MAX, WATCH_HEARTBEAT_MS_MIN};
+    for (ms, status) in [
+        (WATCH_HEARTBEAT_MS_MIN - 1, 400),
+        (WATCH_HEARTBEAT_MS_MIN, 200),
+        (WATCH_HEARTBEAT_MS_MAX, 200),
+        (WATCH_HEARTBEAT_MS_MAX + 1, 400),
+    ] {
+        let resp = reqwest::get(format!("{}/mongo/watch?heartbeatMs={ms}", server.base))
             .await
-            .unwrap()
-            .status(),
-        (),
-    );
-    assert_eq!(s, 400);
+            .unwrap();
+        assert_eq!(resp.status(), status, "heartbeatMs={ms}");
+    }
     server.stop().await;
 }
 

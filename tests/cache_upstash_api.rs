@@ -206,3 +206,45 @@ async fn sorted_set_commands_pass_through() {
     let (_, v) = call(&app, "GET", "/redis/zrevrank/board/ann", None, false).await;
     assert_eq!(v, json!({"result": 1}));
 }
+
+/// A pipeline or transaction request carries at most `UPSTASH_PIPELINE_LEN_MAX` commands.
+#[tokio::test]
+async fn a_pipeline_holds_at_most_upstash_pipeline_len_max_commands() {
+    use streamcache::api::UPSTASH_PIPELINE_LEN_MAX;
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine);
+    let commands = |n: usize| Value::Array(vec![json!(["PING"]); n]);
+    for path in ["/redis/pipeline", "/redis/multi-exec"] {
+        let (s, v) = call(
+            &app,
+            "POST",
+            path,
+            Some(commands(UPSTASH_PIPELINE_LEN_MAX)),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        assert_eq!(
+            v.as_array().map(Vec::len),
+            Some(UPSTASH_PIPELINE_LEN_MAX),
+            "{path}"
+        );
+        let (s, v) = call(
+            &app,
+            "POST",
+            path,
+            Some(commands(UPSTASH_PIPELINE_LEN_MAX + 1)),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            v["error"],
+            format!(
+                "ERR pipeline of {} commands exceeds {UPSTASH_PIPELINE_LEN_MAX}",
+                UPSTASH_PIPELINE_LEN_MAX + 1
+            ),
+            "{path}"
+        );
+    }
+}

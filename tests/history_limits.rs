@@ -15,9 +15,9 @@ use bson::{Bson, Document, doc};
 use history_common::open_at;
 use streamcache::history::{
     self, ARRAY_PAD_MAX, COLLECTIONS_MAX, FILTER_CLAUSES_MAX, FindOptions,
-    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel, PATH_PARTS_MAX,
-    REGEX_PATTERN_BYTES_MAX, SORT_KEYS_MAX, UPDATE_OPERATIONS_MAX, UpdateOptions,
-    WRITE_BATCH_OPS_MAX,
+    INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_NAME_BYTES_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel,
+    PATH_PARTS_MAX, PLAN_RANGES_MAX, REGEX_PATTERN_BYTES_MAX, SORT_KEYS_MAX, UPDATE_OPERATIONS_MAX,
+    UpdateOptions, WRITE_BATCH_OPS_MAX,
 };
 
 fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
@@ -348,6 +348,66 @@ fn sort_key_limit() {
     };
     push(SORT_KEYS_MAX).unwrap();
     assert!(too_many(push(SORT_KEYS_MAX + 1).unwrap_err()));
+}
+
+/// An index name has 1..=`INDEX_NAME_BYTES_MAX` bytes; a `$in` of up to `PLAN_RANGES_MAX` items
+/// is planned as that many points of an index, a longer one is answered by a scan (with the same
+/// documents).
+#[test]
+fn index_name_and_plan_range_limits() {
+    let (_d, h) = open_at(0);
+    let named = |name: String| IndexModel {
+        keys: vec![("n".into(), 1)],
+        name: Some(name),
+        unique: false,
+    };
+    h.create_index("db", "c", &named("a".repeat(INDEX_NAME_BYTES_MAX)))
+        .unwrap();
+    let e = h
+        .create_index("db", "d", &named("a".repeat(INDEX_NAME_BYTES_MAX + 1)))
+        .unwrap_err();
+    assert!(e.to_string().contains("index name must be"), "{e}");
+    let long = "a".repeat(INDEX_NAME_BYTES_MAX + 1);
+    assert!(
+        h.list_indexes("db", "d")
+            .unwrap_or_default()
+            .iter()
+            .all(|ix| ix.get_str("name").ok() != Some(long.as_str())),
+        "nothing was created"
+    );
+
+    let docs: Vec<Document> = (0..300_i64).map(|i| doc! {"_id": i, "n": i}).collect();
+    h.insert_many("db", "c", docs).unwrap();
+    let plan = |n: i64| {
+        let filter = doc! {"n": {"$in": (0..n).collect::<Vec<i64>>()}};
+        let explain = h
+            .explain("db", "c", &filter, &FindOptions::default())
+            .unwrap();
+        let winning = explain
+            .get_document("queryPlanner")
+            .unwrap()
+            .get_document("winningPlan")
+            .unwrap()
+            .clone();
+        let found = h.find("db", "c", &filter, &FindOptions::default()).unwrap();
+        (winning, found.len())
+    };
+    let max = i64::try_from(PLAN_RANGES_MAX).unwrap();
+    let (at_max, found) = plan(max);
+    assert_eq!(found, PLAN_RANGES_MAX);
+    assert_eq!(at_max.get_str("stage").unwrap(), "FETCH", "{at_max}");
+    assert_eq!(
+        at_max
+            .get_document("inputStage")
+            .unwrap()
+            .get_str("stage")
+            .unwrap(),
+        "IXSCAN",
+        "{at_max}"
+    );
+    let (past_max, found) = plan(max + 1);
+    assert_eq!(found, PLAN_RANGES_MAX + 1);
+    assert_eq!(past_max.get_str("stage").unwrap(), "COLLSCAN", "{past_max}");
 }
 
 /// A dotted path of `n` parts, all named `a`.

@@ -1725,6 +1725,75 @@ fn per_flow_limits_hold_at_max_and_fail_at_max_plus_one() {
     assert!(sinks(pipeline::SINKS_PER_FLOW_MAX + 1).is_err());
 }
 
+/// The counts and lengths of a flow's routes, conditions, transforms, group, history names and
+/// cache TTL hold at their maximum and are refused one past it.
+#[test]
+fn route_transform_name_and_ttl_limits_hold_at_max_and_fail_at_max_plus_one() {
+    let checked = |text: String| {
+        let config: Config = toml::from_str(&text).unwrap();
+        pipeline::check(&config.pipeline)
+    };
+    let routes = |n: usize| {
+        let list: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{ name = "r{i}", when = [{{ path = "a", exists = true }}], sinks = ["h"] }}"#))
+            .collect();
+        checked(flow_with(
+            &format!("routes = [{}]", list.join(", ")),
+            HISTORY_SINK,
+        ))
+    };
+    assert!(routes(pipeline::ROUTES_PER_FLOW_MAX).is_ok());
+    assert!(routes(pipeline::ROUTES_PER_FLOW_MAX + 1).is_err());
+    let conditions = |n: usize| {
+        let list = vec![r#"{ path = "a", exists = true }"#; n].join(", ");
+        checked(flow_with(
+            &format!(r#"routes = [{{ name = "r", when = [{list}], sinks = ["h"] }}]"#),
+            HISTORY_SINK,
+        ))
+    };
+    assert!(conditions(pipeline::CONDITIONS_PER_ROUTE_MAX).is_ok());
+    assert!(conditions(pipeline::CONDITIONS_PER_ROUTE_MAX + 1).is_err());
+    let transforms = |n: usize| {
+        let list = vec![r#"{ jolt = { op = "fail-if", field = "poison" } }"#; n].join(", ");
+        checked(flow_with(&format!("transforms = [{list}]"), HISTORY_SINK))
+    };
+    assert!(transforms(pipeline::TRANSFORMS_PER_FLOW_MAX).is_ok());
+    assert!(transforms(pipeline::TRANSFORMS_PER_FLOW_MAX + 1).is_err());
+    let group = |len: usize| {
+        checked(flow_with("", HISTORY_SINK).replace(
+            r#"group = "g""#,
+            &format!(r#"group = "{}""#, "g".repeat(len)),
+        ))
+    };
+    assert!(group(pipeline::GROUP_BYTES_MAX).is_ok());
+    assert!(group(pipeline::GROUP_BYTES_MAX + 1).is_err());
+    let names = |len: usize| {
+        let name = "n".repeat(len);
+        let db = checked(flow_with(
+            "",
+            &format!(r#"{{ name = "h", history = {{ collection = "{name}.b" }} }}"#),
+        ));
+        let coll = checked(flow_with(
+            "",
+            &format!(r#"{{ name = "h", history = {{ collection = "a.{name}" }} }}"#),
+        ));
+        (db.is_ok(), coll.is_ok())
+    };
+    assert_eq!(names(pipeline::NAME_IN_COLLECTION_BYTES_MAX), (true, true));
+    assert_eq!(
+        names(pipeline::NAME_IN_COLLECTION_BYTES_MAX + 1),
+        (false, false)
+    );
+    let ttl = |ms: u64| {
+        checked(flow_with(
+            "",
+            &format!(r#"{{ name = "c", cache = {{ key = "k", ttl_ms = {ms} }} }}"#),
+        ))
+    };
+    assert!(ttl(pipeline::TTL_MS_MAX).is_ok());
+    assert!(ttl(pipeline::TTL_MS_MAX + 1).is_err());
+}
+
 #[test]
 fn default_toml_parses_to_the_default_config_with_the_reference_flow() {
     let parsed = config::parse_toml(&config::default_toml(), Path::new("default.toml")).unwrap();

@@ -34,6 +34,8 @@ pub use kafka::{
     STREAM_OBJECT_DEPTH_MAX as KAFKA_STREAM_OBJECT_DEPTH_MAX,
     fuzz_json_stream as fuzz_kafka_json_stream,
 };
+pub use mongo::{FIND_LIMIT_MAX, WATCH_HEARTBEAT_MS_MAX, WATCH_HEARTBEAT_MS_MIN};
+pub use redis::UPSTASH_PIPELINE_LEN_MAX;
 
 /// State shared by every handler: one `Arc`, so the copy axum takes for each layer and handler
 /// of a request is one reference-count increment (and its drop one decrement), not one per

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::cache::{Cache, Frame};
 
 /// Most commands in one pipeline or transaction request.
-pub(crate) const UPSTASH_PIPELINE_LEN_MAX: usize = 10_000;
+pub const UPSTASH_PIPELINE_LEN_MAX: usize = 10_000;
 
 /// The `/redis` routes.
 pub(crate) fn routes() -> Router<AppState> {

@@ -10,6 +10,7 @@
 
 mod ejson;
 mod watch;
+pub use watch::{WATCH_HEARTBEAT_MS_MAX, WATCH_HEARTBEAT_MS_MIN};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,7 +32,7 @@ pub(crate) use ejson::Format;
 /// Default `limit` of `find`, as in the Data API.
 pub(crate) const FIND_LIMIT_DEFAULT: u64 = 1_000;
 /// Largest `limit` of `find`, as in the Data API.
-pub(crate) const FIND_LIMIT_MAX: u64 = 50_000;
+pub const FIND_LIMIT_MAX: u64 = 50_000;
 
 /// The `/mongo` routes.
 pub(crate) fn routes() -> Router<AppState> {

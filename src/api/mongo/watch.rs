@@ -32,9 +32,9 @@ use crate::realtime::ConnectionGuard;
 /// Default idle time before a heartbeat, in milliseconds.
 pub(crate) const WATCH_HEARTBEAT_MS_DEFAULT: u64 = 15_000;
 /// Smallest accepted `heartbeatMs`, so a client cannot make the server spin.
-pub(crate) const WATCH_HEARTBEAT_MS_MIN: u64 = 10;
+pub const WATCH_HEARTBEAT_MS_MIN: u64 = 10;
 /// Largest accepted `heartbeatMs`.
-pub(crate) const WATCH_HEARTBEAT_MS_MAX: u64 = 300_000;
+pub const WATCH_HEARTBEAT_MS_MAX: u64 = 300_000;
 
 /// Query parameters of the watch endpoint.
 #[derive(Debug, Deserialize)]
