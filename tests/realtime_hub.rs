@@ -527,6 +527,26 @@ fn bad_watchers_are_refused_at_load() {
     };
     assert!(Watcher::new(0, &nest(streamcache::realtime::MATCH_DEPTH_MAX - 1)).is_ok());
     assert!(bad(nest(streamcache::realtime::MATCH_DEPTH_MAX)).contains("nests"));
+
+    // A $regex pattern and a $in or $nin list at their limits compile, one more does not; a
+    // short pattern that compiles too large is refused too.
+    use streamcache::realtime::{MATCH_IN_VALUES_MAX, MATCH_REGEX_BYTES_MAX};
+    let filtered = |f: serde_json::Value| WatcherConfig {
+        filter: Some(f),
+        ..base.clone()
+    };
+    let pattern = |len: usize| filtered(json!({"a": {"$regex": "a".repeat(len)}}));
+    assert!(Watcher::new(0, &pattern(MATCH_REGEX_BYTES_MAX)).is_ok());
+    assert!(bad(pattern(MATCH_REGEX_BYTES_MAX + 1)).contains("at most"));
+    assert!(bad(filtered(json!({"a": {"$regex": "\\w{1000}\\w{1000}"}}))).contains("$regex"));
+    for op in ["$in", "$nin"] {
+        let list = |n: usize| filtered(json!({"a": {op: vec![1; n]}}));
+        assert!(Watcher::new(0, &list(MATCH_IN_VALUES_MAX)).is_ok(), "{op}");
+        assert!(
+            bad(list(MATCH_IN_VALUES_MAX + 1)).contains("at most"),
+            "{op}"
+        );
+    }
 }
 
 #[test]

@@ -172,3 +172,23 @@ fn copy_budget_at_max_and_past_it() {
         Err(Error::TooManyCopies { .. })
     ));
 }
+
+/// `split`'s separator, which may come from the input, compiles up to `SPLIT_REGEX_BYTES_MAX`
+/// bytes; with a longer one the function fails and writes nothing, as with an invalid one.
+#[test]
+fn split_separator_at_max_and_past_it() {
+    use streamcache::transform::SPLIT_REGEX_BYTES_MAX;
+    let spec = Spec::parse(&json!([{
+        "operation": "modify-overwrite-beta",
+        "spec": { "parts": "=split(@(1,sep),@(1,text))" }
+    }]))
+    .unwrap();
+    let input = |len: usize| {
+        let sep = "x".repeat(len);
+        json!({ "sep": sep, "text": format!("a{sep}b") })
+    };
+    let at_max = spec.apply(&input(SPLIT_REGEX_BYTES_MAX)).unwrap();
+    assert_eq!(at_max["parts"], json!(["a", "b"]));
+    let past = spec.apply(&input(SPLIT_REGEX_BYTES_MAX + 1)).unwrap();
+    assert_eq!(past.get("parts"), None, "{past}");
+}

@@ -6,10 +6,12 @@
 
 use std::cmp::Ordering;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
-use super::MATCH_DEPTH_MAX;
+use super::{
+    MATCH_DEPTH_MAX, MATCH_IN_VALUES_MAX, MATCH_REGEX_BYTES_MAX, MATCH_REGEX_COMPILED_BYTES_MAX,
+};
 
 /// Why a filter or projection does not compile.
 pub(crate) type CompileError = String;
@@ -119,7 +121,14 @@ fn compile_ops(value: &Value, depth: usize) -> Result<Vec<Op>, CompileError> {
         return Ok(vec![Op::Eq(value.clone())]);
     };
     let array = |k: &str, v: &Value| -> Result<Vec<Value>, CompileError> {
-        v.as_array().cloned().ok_or(format!("{k} needs an array"))
+        let items = v.as_array().ok_or(format!("{k} needs an array"))?;
+        if items.len() > MATCH_IN_VALUES_MAX {
+            return Err(format!(
+                "{k} has {} values, at most {MATCH_IN_VALUES_MAX} allowed",
+                items.len()
+            ));
+        }
+        Ok(items.clone())
     };
     obj.iter()
         .map(|(k, v)| {
@@ -138,7 +147,18 @@ fn compile_ops(value: &Value, depth: usize) -> Result<Vec<Op>, CompileError> {
                 ),
                 "$regex" => {
                     let pattern = v.as_str().ok_or("$regex needs a string")?;
-                    Op::Regex(Regex::new(pattern).map_err(|e| format!("$regex: {e}"))?)
+                    if pattern.len() > MATCH_REGEX_BYTES_MAX {
+                        return Err(format!(
+                            "$regex is {} bytes, at most {MATCH_REGEX_BYTES_MAX} allowed",
+                            pattern.len()
+                        ));
+                    }
+                    Op::Regex(
+                        RegexBuilder::new(pattern)
+                            .size_limit(MATCH_REGEX_COMPILED_BYTES_MAX)
+                            .build()
+                            .map_err(|e| format!("$regex: {e}"))?,
+                    )
                 }
                 "$not" => Op::Not(compile_ops(v, depth + 1)?),
                 other => return Err(format!("operator {other} is not supported")),

@@ -116,6 +116,14 @@ pub const CHANNEL_DATA_BYTES_MAX: usize = 1024;
 pub const USER_DATA_BYTES_MAX: usize = 1024;
 /// Deepest nesting of a watcher `match` filter.
 pub const MATCH_DEPTH_MAX: usize = 16;
+/// Longest `$regex` pattern of a watcher `match` filter, in bytes (as the pipeline's routes).
+pub const MATCH_REGEX_BYTES_MAX: usize = 1024;
+/// Largest compiled `$regex` of a watcher `match` filter, in bytes (the `regex` crate's size
+/// limit), so a short pattern cannot blow up memory either.
+pub const MATCH_REGEX_COMPILED_BYTES_MAX: usize = 1024 * 1024;
+/// Most values of one `$in` or `$nin` of a watcher `match` filter (each is compared with every
+/// change event's field).
+pub const MATCH_IN_VALUES_MAX: usize = 1024;
 /// Most watchers in the configuration.
 pub const WATCHERS_MAX: usize = 64;
 /// Longest and shortest `activity_timeout_s`; pusher-js uses min(120, server value).

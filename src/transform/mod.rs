@@ -52,6 +52,13 @@ pub const ARRAY_INDEX_MAX: usize = 65_535;
 /// input, document or context: a spec that copies a document into itself repeatedly grows it
 /// exponentially, and this turns that into an error instead of an out-of-memory abort.
 pub const COPY_VALUES_MAX: usize = 1 << 21;
+/// Longest regular expression `split` compiles from its separator, which may come from the
+/// input, in bytes; with a longer one the function fails as with an invalid one (the value is
+/// left as it was).
+pub const SPLIT_REGEX_BYTES_MAX: usize = 4096;
+/// Largest compiled regular expression — `split`'s separator, a spec key's `*` pattern — in
+/// bytes (the `regex` crate's size limit), so a short pattern cannot blow up memory either.
+pub const REGEX_COMPILED_BYTES_MAX: usize = 1 << 20;
 
 const _: () = assert!(SPEC_DEPTH_MAX <= INPUT_DEPTH_MAX);
 const _: () = assert!(INPUT_DEPTH_MAX + PATH_ELEMENTS_MAX <= DOCUMENT_DEPTH_MAX);

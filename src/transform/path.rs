@@ -11,6 +11,8 @@ use std::ops::Range;
 
 use serde_json::Value;
 
+use super::REGEX_COMPILED_BYTES_MAX;
+
 /// A back reference `&(up, group)` or `$(up, group)`: `up` levels above the current one in the
 /// walked path, capture `group` of the key matched there (0 = the whole key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -471,7 +473,7 @@ impl StarPattern {
             _ => StarKind::Regex,
         };
         let regex = regex::RegexBuilder::new(&pattern)
-            .size_limit(1 << 20)
+            .size_limit(REGEX_COMPILED_BYTES_MAX)
             .build()
             .map_err(|e| format!("star pattern is too complex: {e}"))?;
         Ok(StarPattern {

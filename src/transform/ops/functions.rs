@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::transform::{REGEX_COMPILED_BYTES_MAX, SPLIT_REGEX_BYTES_MAX};
+
 /// A custom modifier function: gets the evaluated arguments (a missing value is `null`) and
 /// returns the value to write, or `None` to write nothing.
 pub(crate) type CustomFn = dyn Fn(&[Value]) -> Option<Value> + Send + Sync;
@@ -727,8 +729,11 @@ fn split(separator: &str, source: &Value) -> Option<Value> {
     let Value::String(s) = source else {
         return None;
     };
+    if separator.len() > SPLIT_REGEX_BYTES_MAX {
+        return None;
+    }
     let re = regex::RegexBuilder::new(separator)
-        .size_limit(1 << 20)
+        .size_limit(REGEX_COMPILED_BYTES_MAX)
         .build()
         .ok()?;
     let mut parts: Vec<&str> = re.split(s).collect();
