@@ -637,6 +637,47 @@ fn field_specifications_are_held_to_their_key_limit() {
     }
 }
 
+/// A `$group` specification (and `$bucket`'s `output`) is held to the same key limit: every
+/// accumulator is updated for every document.
+#[test]
+fn group_specifications_are_held_to_the_field_key_limit() {
+    let (_d, h) = history_common::open_shop();
+    let max = streamcache::history::FIELD_TREE_KEYS_MAX;
+    // `_id: {a: null}` is two keys (three with `b`), each `fN: {$sum: 1}` two more.
+    let group = |extra_id_key: bool| {
+        let mut id = doc! {"a": null};
+        if extra_id_key {
+            id.insert("b", bson::Bson::Null);
+        }
+        let mut spec = doc! {"_id": id};
+        for i in 0..(max - 2) / 2 {
+            spec.insert(format!("f{i}"), doc! {"$sum": 1});
+        }
+        h.aggregate("shop", "orders", &[doc! {"$group": spec}])
+    };
+    assert_eq!(group(false).unwrap().len(), 1);
+    let err = group(true).unwrap_err();
+    assert_eq!(err.code(), 2, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("more than the limit of {max}")),
+        "{err}"
+    );
+    let output = |n: usize| {
+        let mut out = Document::new();
+        for i in 0..n {
+            out.insert(format!("f{i}"), doc! {"$sum": 1});
+        }
+        h.aggregate(
+            "shop",
+            "orders",
+            &[doc! {"$bucket": {"groupBy": "$total", "boundaries": [0, 1_000_000], "output": out}}],
+        )
+    };
+    output(max / 2).unwrap();
+    assert_eq!(output(max / 2 + 1).unwrap_err().code(), 2);
+}
+
 /// `$group`'s `$count`, `$stdDevPop`, `$stdDevSamp`, `$mergeObjects` and the n-accumulators,
 /// with MongoDB's types, null handling and orders.
 #[test]

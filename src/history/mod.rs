@@ -109,9 +109,11 @@ pub const INDEX_ENTRIES_PER_DOCUMENT_MAX: usize = 1_000;
 pub const WRITE_BATCH_OPS_MAX: usize = 100_000;
 /// Largest metadata value in bytes written through [`History::commit`].
 pub const META_VALUE_BYTES_MAX: usize = 1024 * 1024;
-/// Most keys one `$project`, `$addFields` or `$set` specification may hold, counted through
-/// its nested objects and expressions before it is parsed (each field is looked up among its
-/// level's fields while parsing and for every input field of every document).
+/// Most keys one `$project`, `$addFields` or `$set` specification — or one `$group`
+/// specification, or the `output` of `$bucket`/`$bucketAuto` — may hold, counted through its
+/// nested objects and expressions before it is parsed (each field is looked up among its
+/// level's fields while parsing and for every input field of every document; every
+/// accumulator is updated for every document).
 pub const FIELD_TREE_KEYS_MAX: usize = 10_000;
 /// Most clauses, operators and `$in`/`$nin`/`$all` items in one filter, counted while parsing
 /// (each is evaluated against every candidate document).

@@ -764,6 +764,7 @@ impl<'p> GroupSpec<'p> {
     /// Each output field of `spec` (but `_id`) with its accumulator and input expression: a
     /// `$group` specification, or the `output` of `$bucket`/`$bucketAuto`.
     fn parse_accumulators(spec: &'p Document, now_ms: i64) -> Result<Vec<(&'p str, AccOp, Expr)>> {
+        project::check_spec_keys(spec)?;
         let mut accs = Vec::new();
         for (field, a) in spec {
             if field == "_id" {

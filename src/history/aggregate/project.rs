@@ -609,7 +609,7 @@ fn check_parts(parts: &[&str]) -> Result<()> {
 
 /// Refuses a specification holding more than [`FIELD_TREE_KEYS_MAX`] keys, all levels and
 /// expressions counted (stops counting at the limit; nesting is bounded by the document's).
-fn check_spec_keys(spec: &Document) -> Result<()> {
+pub(super) fn check_spec_keys(spec: &Document) -> Result<()> {
     fn count(v: &Bson, n: &mut usize) {
         match v {
             Bson::Document(d) => {
