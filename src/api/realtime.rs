@@ -273,8 +273,6 @@ async fn stream(
     event_stream(Body::from_stream(chunks))
 }
 
-/// A 200 response carrying `body` as an event stream (`text/event-stream`, no caching, no proxy
-/// buffering).
 /// The answer to an SSE request past the connection limit ([`crate::realtime::CONNECTIONS_MAX`],
 /// which counts every long-lived stream the HTTP listener holds: Pusher WebSockets and the
 /// realtime, Kafka topic and change-stream SSE streams). A non-200 status would stop an
@@ -287,6 +285,8 @@ pub(crate) fn over_capacity_sse() -> Response {
     event_stream(Body::from(body))
 }
 
+/// A 200 response carrying `body` as an event stream (`text/event-stream`, no caching, no proxy
+/// buffering).
 fn event_stream(body: Body) -> Response {
     let mut resp = body.into_response();
     let h = resp.headers_mut();
