@@ -490,15 +490,23 @@ impl Engine {
         if let Err(e) = self.log.close_consumers() {
             tracing::error!(error = %e, "closing consumer instances at shutdown failed");
         }
-        self.log.flush()?;
+        // Every engine is flushed whatever another's flush returned (a log that lost an fsync
+        // must not leave history's acknowledged writes unsynced); the first error is returned.
+        let log = self.log.flush();
+        if let Err(e) = &log {
+            tracing::error!(error = %e, "log flush at shutdown failed");
+        }
         if let Err(e) = self.cache.save_snapshot_at_shutdown() {
             tracing::error!(error = %e, "cache snapshot at shutdown failed");
         }
-        self.history.persist().map_err(|e| Error::Flush {
+        let history = self.history.persist().map_err(|e| Error::Flush {
             path: self.data_dir.join("history"),
             source: std::io::Error::other(e),
-        })?;
-        sync_dir(&self.data_dir)
+        });
+        let dir = sync_dir(&self.data_dir);
+        log?;
+        history?;
+        dir
     }
 }
 
@@ -639,6 +647,36 @@ mod tests {
         latch.trip();
         task.await.unwrap();
         assert!(signal.is_triggered());
+    }
+
+    /// A log that lost an fsync fails the shutdown, and the other engines are still flushed:
+    /// the cache's snapshot (written after the log's flush) is on disk.
+    #[test]
+    fn a_log_that_cannot_flush_leaves_the_other_engines_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config {
+            data_dir: dir.path().to_owned(),
+            cache: crate::cache::CacheConfig {
+                snapshot: true,
+                ..crate::cache::CacheConfig::default()
+            },
+            ..crate::config::Config::default()
+        };
+        let engine = super::Engine::open(config).unwrap();
+        engine
+            .log()
+            .append(
+                "t",
+                crate::log::Routing::Partition(0),
+                vec![crate::log::Record::default()],
+            )
+            .unwrap();
+        engine.log().trip_fault();
+        assert!(engine.shutdown().is_err());
+        assert!(
+            dir.path().join("cache.snapshot").exists(),
+            "the cache snapshot after the log's failed flush was written"
+        );
     }
 
     #[tokio::test]

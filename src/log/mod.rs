@@ -1089,17 +1089,36 @@ impl Log {
     /// # Errors
     /// The first I/O or metadata error.
     pub fn flush(&self) -> Result<()> {
+        // Every partition and the metadata are flushed whatever one partition returned; the
+        // first error is returned. A partition whose fsync failed writes no index or
+        // checkpoint, which would claim data durable that may not be.
+        let mut first = None;
         for topic in self.all_topics()? {
             for p in &topic.partitions {
-                p.flush()?;
-                p.write_active_indexes()?;
-                p.checkpoint()?;
+                let flushed = p
+                    .flush()
+                    .and_then(|()| p.write_active_indexes())
+                    .and_then(|()| p.checkpoint());
+                if let Err(e) = flushed {
+                    first.get_or_insert(e);
+                }
             }
         }
-        self.inner
+        let meta = self
+            .inner
             .db
             .persist(fjall::PersistMode::SyncAll)
-            .map_err(error::meta("persist"))
+            .map_err(error::meta("persist"));
+        match (first, meta) {
+            (Some(e), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(()),
+        }
+    }
+
+    /// Sets the fault latch as a failed fsync does (tests of what follows one).
+    #[cfg(test)]
+    pub(crate) fn trip_fault(&self) {
+        self.inner.shared.poisoned.trip();
     }
 
     fn all_topics(&self) -> Result<Vec<Arc<Topic>>> {
