@@ -197,17 +197,20 @@ impl IndexDef {
             .ok_or_else(|| corrupt("id"))?;
         let key = d.get_document("key").map_err(|_| corrupt("key"))?;
         let model = IndexModel::from_documents(key, None).map_err(|_| corrupt("key pattern"))?;
+        // `to_document` writes every field: a missing one is damage, not a default (read as
+        // false, `unique` would stop enforcing uniqueness and change the entries' key layout).
+        let name = d.get_str("name").map_err(|_| corrupt("name"))?;
         let mut def = Self::new(
             id,
             &IndexModel {
-                name: d.get_str("name").ok().map(str::to_owned),
+                name: Some(name.to_owned()),
                 ..model
             },
             format,
         )
         .map_err(|_| corrupt("definition"))?;
-        def.unique = d.get_bool("unique").unwrap_or(false);
-        def.multikey = d.get_bool("multikey").unwrap_or(false);
+        def.unique = d.get_bool("unique").map_err(|_| corrupt("unique"))?;
+        def.multikey = d.get_bool("multikey").map_err(|_| corrupt("multikey"))?;
         Ok(def)
     }
 

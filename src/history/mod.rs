@@ -728,34 +728,49 @@ impl WriterState {
         d
     }
 
-    fn from_document(d: &Document) -> Self {
+    /// The state record as [`WriterState::to_document`] writes it. A missing or mistyped field
+    /// is [`Error::Corrupt`]: read as 0, `next_id` would hand out ids in use (two collections
+    /// on one key prefix) and `last_seq` would overwrite oplog entries.
+    fn from_document(d: &Document) -> Result<Self> {
+        let corrupt = |field: &str| Error::Corrupt {
+            what: "catalog state",
+            reason: format!("`{field}` is missing or not a non-negative integer"),
+        };
         let n = |k: &str| {
             d.get_i64(k)
                 .ok()
                 .and_then(|v| u64::try_from(v).ok())
-                .unwrap_or(0)
+                .ok_or_else(|| corrupt(k))
         };
-        let ts = d
-            .get_timestamp("ts")
-            .map(|t| (t.time, t.increment))
-            .unwrap_or((0, 0));
-        Self {
-            last_seq: n("last_seq"),
-            trimmed_through: n("trimmed_through"),
-            oplog_bytes: n("oplog_bytes"),
-            last_ts: ts,
-            next_id: u32::try_from(n("next_id")).unwrap_or(1).max(1),
+        let ts = d.get_timestamp("ts").map_err(|_| corrupt("ts"))?;
+        let next_id = u32::try_from(n("next_id")?)
+            .ok()
+            .filter(|id| *id >= 1)
+            .ok_or_else(|| corrupt("next_id"))?;
+        Ok(Self {
+            last_seq: n("last_seq")?,
+            trimmed_through: n("trimmed_through")?,
+            oplog_bytes: n("oplog_bytes")?,
+            last_ts: (ts.time, ts.increment),
+            next_id,
             oldest_wall_ms: None,
-        }
+        })
     }
 }
 
 /// Wall time of a stored oplog entry.
+///
+/// # Errors
+/// [`Error::Corrupt`] for an entry without its `wall` date (read as 0, retention would trim
+/// it at once without a word).
 fn entry_wall_ms(entry: &[u8]) -> Result<u64> {
     let wall = decode_document(entry)?
         .get_datetime("wall")
         .map(|d| d.timestamp_millis())
-        .unwrap_or(0);
+        .map_err(|_| Error::Corrupt {
+            what: "oplog entry",
+            reason: "no `wall` date".to_owned(),
+        })?;
     Ok(u64::try_from(wall).unwrap_or(0))
 }
 
@@ -857,7 +872,7 @@ impl History {
     pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
         let store = Store::open(path, config.cache_bytes)?;
         let mut state = match store.get(Space::Catalog, keys::CATALOG_STATE)? {
-            Some(bytes) => WriterState::from_document(&decode_document(&bytes)?),
+            Some(bytes) => WriterState::from_document(&decode_document(&bytes)?)?,
             None => WriterState {
                 last_seq: 0,
                 trimmed_through: 0,
@@ -3392,6 +3407,97 @@ mod tests {
         future.insert("keyFormat", 4);
         assert!(matches!(
             CollectionMeta::from_document(&future),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    /// The catalog state, an index definition and an oplog entry's date are read back as
+    /// written, and a record missing a field or holding the wrong type is corrupt, not a zero
+    /// or a default.
+    #[test]
+    fn damaged_state_index_and_oplog_records_are_corrupt() {
+        let state = WriterState {
+            last_seq: 7,
+            trimmed_through: 3,
+            oplog_bytes: 900,
+            last_ts: (5, 2),
+            next_id: 4,
+            oldest_wall_ms: None,
+        };
+        let d = state.to_document();
+        let back = WriterState::from_document(&d).unwrap();
+        assert_eq!(
+            (
+                back.last_seq,
+                back.trimmed_through,
+                back.oplog_bytes,
+                back.last_ts,
+                back.next_id
+            ),
+            (7, 3, 900, (5, 2), 4)
+        );
+        for field in [
+            "last_seq",
+            "trimmed_through",
+            "oplog_bytes",
+            "ts",
+            "next_id",
+        ] {
+            let mut missing = d.clone();
+            missing.remove(field);
+            assert!(
+                matches!(
+                    WriterState::from_document(&missing),
+                    Err(Error::Corrupt { .. })
+                ),
+                "{field} missing"
+            );
+            let mut mistyped = d.clone();
+            mistyped.insert(field, "x");
+            assert!(
+                matches!(
+                    WriterState::from_document(&mistyped),
+                    Err(Error::Corrupt { .. })
+                ),
+                "{field} mistyped"
+            );
+        }
+        let mut zero_id = d;
+        zero_id.insert("next_id", 0_i64);
+        assert!(matches!(
+            WriterState::from_document(&zero_id),
+            Err(Error::Corrupt { .. })
+        ));
+
+        let model = IndexModel {
+            keys: vec![("orderNumber".into(), 1)],
+            name: None,
+            unique: true,
+        };
+        let def = IndexDef::new(9, &model, KeyFormat::CURRENT).unwrap();
+        let d = def.to_document();
+        let back = IndexDef::from_document(&d, KeyFormat::CURRENT).unwrap();
+        assert_eq!((back.unique, back.name.as_str()), (true, "orderNumber_1"));
+        for field in ["name", "unique", "multikey"] {
+            let mut missing = d.clone();
+            missing.remove(field);
+            assert!(
+                matches!(
+                    IndexDef::from_document(&missing, KeyFormat::CURRENT),
+                    Err(Error::Corrupt { .. })
+                ),
+                "{field} missing"
+            );
+        }
+
+        let entry = |d: Document| d.to_vec().unwrap();
+        let wall = bson::DateTime::from_millis(1_234);
+        assert_eq!(
+            entry_wall_ms(&entry(bson::doc! {"wall": wall})).unwrap(),
+            1_234
+        );
+        assert!(matches!(
+            entry_wall_ms(&entry(bson::doc! {"op": "i"})),
             Err(Error::Corrupt { .. })
         ));
     }
