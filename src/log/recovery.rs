@@ -20,14 +20,18 @@ use super::segment::{self, BatchError, BatchInfo, LOG_OVERHEAD};
 /// Random-access bytes a scan reads from: a file or a slice.
 pub(crate) trait Source {
     /// Total length in bytes.
-    fn len(&self) -> u64;
+    ///
+    /// # Errors
+    /// The length cannot be read (a file's `fstat` failed): never read as 0, which would make
+    /// a scan report an empty segment and let recovery cut or overwrite its records.
+    fn len(&self) -> std::io::Result<u64>;
     /// Fills `buf` from `pos`; returns how many bytes were read (short only at the end).
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize>;
 }
 
 impl Source for [u8] {
-    fn len(&self) -> u64 {
-        <[u8]>::len(self) as u64
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
     }
 
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -44,8 +48,8 @@ impl Source for [u8] {
 }
 
 impl Source for std::fs::File {
-    fn len(&self) -> u64 {
-        self.metadata().map_or(0, |m| m.len())
+    fn len(&self) -> std::io::Result<u64> {
+        self.metadata().map(|m| m.len())
     }
 
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -150,7 +154,7 @@ pub(crate) fn scan_segment_from<S: Source + ?Sized>(
     first_offset: u64,
     rules: Rules,
 ) -> Result<Scan, ScanFailure> {
-    let file_len = src.len();
+    let file_len = src.len().map_err(ScanFailure::Io)?;
     let mut scan = Scan::default();
     let mut expected = first_offset;
     let mut pos = start;
@@ -293,5 +297,34 @@ pub fn fuzz_log_segment(data: &[u8]) {
             return;
         };
         let _ = segment::decode_batch(&bytes.slice_ref(slice), 0, &mut records);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rules, ScanFailure, Source, scan_segment_from};
+
+    /// A source whose length cannot be read, as a file whose `fstat` fails.
+    struct NoLength;
+
+    impl Source for NoLength {
+        fn len(&self) -> std::io::Result<u64> {
+            Err(std::io::Error::other("fstat failed"))
+        }
+
+        fn read_at(&self, _: u64, _: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    /// A length that cannot be read fails the scan instead of reading as an empty segment
+    /// (which recovery would cut or overwrite).
+    #[test]
+    fn a_length_that_cannot_be_read_fails_the_scan() {
+        let scanned = scan_segment_from(&NoLength, 0, 0, Rules::TORN_TAIL);
+        assert!(matches!(scanned, Err(ScanFailure::Io(_))), "{scanned:?}");
+        let empty: &[u8] = &[];
+        let scan = scan_segment_from(empty, 0, 0, Rules::TORN_TAIL).unwrap();
+        assert_eq!((scan.valid_len, scan.batches.len()), (0, 0));
     }
 }
