@@ -179,17 +179,53 @@ async fn streaming_produce_answers_each_object_in_order() {
     assert_eq!(stored[1].headers[0].value.as_deref(), Some(&b"v"[..]));
 }
 
+/// A streaming produce request to `topic` with `body`.
+fn records_request(topic: &str, body: Body) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri(format!(
+            "/kafka/v3/clusters/streamcache/topics/{topic}/records"
+        ))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .unwrap()
+}
+
+/// A body that fails partway ends the stream with an error line after the results of the
+/// objects before it; the half-read object is not produced.
+#[tokio::test]
+async fn a_body_that_fails_partway_ends_the_stream_with_an_error_line() {
+    let (router, engine) = api();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(
+            br#"{"partition_id":0,"value":{"type":"STRING","data":"whole"}}{"partition_id":0,"val"#,
+        )),
+        Err(std::io::Error::other("connection reset")),
+    ];
+    let req = records_request("cut", Body::from_stream(futures::stream::iter(chunks)));
+    let resp = router.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    let results = lines(&Value::String(String::from_utf8(text.to_vec()).unwrap()));
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[0]["error_code"], 200);
+    assert_eq!(results[1]["error_code"], 400);
+    assert!(
+        results[1]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the request body ended with an error"),
+        "{results:?}"
+    );
+    assert_eq!(engine.log().read("cut", 0, 0, 1 << 20).unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn each_result_is_written_before_the_next_object_arrives() {
     let (router, _engine) = api();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(4);
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let req = Request::builder()
-        .method("POST")
-        .uri("/kafka/v3/clusters/streamcache/topics/live/records")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .unwrap();
+    let req = records_request("live", body);
     tx.send(Ok(Bytes::from_static(
         br#"{"partition_id":0,"value":{"type":"STRING","data":"first"}}"#,
     )))
@@ -367,14 +403,7 @@ async fn malformed_json_after_records_in_one_chunk_answers_after_their_results()
 async fn produce_in_chunks(router: &axum::Router, topic: &str, chunks: Vec<Bytes>) -> Vec<Value> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(16);
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let req = Request::builder()
-        .method("POST")
-        .uri(format!(
-            "/kafka/v3/clusters/streamcache/topics/{topic}/records"
-        ))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .unwrap();
+    let req = records_request(topic, body);
     let sender = tokio::spawn(async move {
         for c in chunks {
             if tx.send(Ok(c)).await.is_err() {

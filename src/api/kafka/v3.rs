@@ -655,8 +655,11 @@ impl Produce {
             let framed = match self.body.next().await {
                 Some(Ok(chunk)) => self.framer.push(&chunk, |v| pending.push_back(Ok(v))),
                 Some(Err(e)) => {
-                    self.done = true;
+                    // The object being read and everything after it are not produced: say so
+                    // in the stream's last line, as for malformed JSON, instead of ending as
+                    // if the body were complete.
                     tracing::debug!(error = %e, "streaming produce body ended with an error");
+                    self.end_with(&format!("the request body ended with an error: {e}"));
                     Ok(())
                 }
                 None => {
@@ -684,7 +687,12 @@ impl Produce {
                 format!("malformed JSON at byte {at} of the body: nested deeper than {max}")
             }
         };
-        self.pending.push_back(Err(error_object(400, &message)));
+        self.end_with(&message);
+    }
+
+    /// Queues a 400 line with `message` that ends the stream, after the results before it.
+    fn end_with(&mut self, message: &str) {
+        self.pending.push_back(Err(error_object(400, message)));
         self.framer = Framer::new(0, 0);
         self.done = true;
     }
