@@ -1327,3 +1327,73 @@ fn command_info_gives_redis_acl_categories() {
         ]
     );
 }
+
+/// LCS's table of (|a| + 1) × (|b| + 1) u32 may be as large as proto-max-bulk-len, as Redis
+/// checks it, and no larger; with an empty string there is no table to build at all.
+#[test]
+fn lcs_table_is_held_to_proto_max_bulk_len() {
+    let c = cache();
+    run(&c, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]);
+    // 2 × (b + 1) × 4 bytes = 1 MiB exactly at b = 131 071.
+    let at_max = "x".repeat(131_071);
+    run(&c, &["SET", "a", "x"]);
+    run(&c, &["SET", "b", &at_max]);
+    assert_eq!(run(&c, &["LCS", "a", "b", "LEN"]), Frame::Integer(1));
+    run(&c, &["APPEND", "b", "x"]);
+    assert_eq!(
+        run(&c, &["LCS", "a", "b", "LEN"]),
+        Frame::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
+    );
+    // An empty (missing) string needs no table, however long the other.
+    assert_eq!(run(&c, &["LCS", "missing", "b"]), bulk(""));
+    assert_eq!(run(&c, &["LCS", "b", "missing", "LEN"]), Frame::Integer(0));
+}
+
+/// Counts a client controls are held inside i64: a consumer group read from ENTRIESREAD's
+/// largest value keeps counting at the top instead of wrapping; COMMAND GETKEYS with a numkeys
+/// past the arguments answers without overflowing.
+#[test]
+fn huge_client_counts_do_not_overflow() {
+    let c = cache();
+    run(&c, &["XADD", "s", "1-0", "f", "v"]);
+    let max = i64::MAX.to_string();
+    assert_eq!(
+        run(
+            &c,
+            &["XGROUP", "CREATE", "s", "g", "0", "ENTRIESREAD", &max]
+        ),
+        Frame::ok()
+    );
+    let Frame::Array(read) = run(&c, &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"])
+    else {
+        panic!("XREADGROUP answers an array");
+    };
+    assert_eq!(read.len(), 1);
+    let Frame::Array(groups) = run(&c, &["XINFO", "GROUPS", "s"]) else {
+        panic!("XINFO GROUPS answers an array");
+    };
+    let Some(Frame::Map(g)) = groups.first() else {
+        panic!("one group: {groups:?}");
+    };
+    let field = |name: &str| {
+        g.iter()
+            .find(|(k, _)| *k == bulk(name))
+            .map(|(_, v)| v.clone())
+    };
+    // The read count stays at the top, and the lag is Redis's difference, negative here.
+    assert_eq!(field("entries-read"), Some(Frame::Integer(i64::MAX)));
+    assert_eq!(field("lag"), Some(Frame::Integer(1 - i64::MAX)));
+
+    // EVAL may name no keys (an empty list); ZUNION must name some (Redis's error).
+    let huge = i64::MAX.to_string();
+    assert_eq!(
+        run(&c, &["COMMAND", "GETKEYS", "EVAL", "return 1", &huge]),
+        Frame::Array(Vec::new())
+    );
+    assert_eq!(
+        run(&c, &["COMMAND", "GETKEYS", "ZUNION", &huge, "a", "b"]),
+        Frame::error("ERR Invalid arguments specified for command")
+    );
+}

@@ -639,11 +639,16 @@ impl StreamValue {
         if self.entries_added == 0 {
             return Some(0);
         }
+        // `entries_read` may be any count XGROUP … ENTRIESREAD set: a difference that does not
+        // fit is a lag that cannot be told.
         if g.entries_read != ENTRIES_READ_UNKNOWN && !self.has_tombstones_from(g.last_id) {
-            return Some(added - g.entries_read);
+            return added.checked_sub(g.entries_read);
         }
         let read = self.distance_from_first_ever(g.last_id);
-        (read != ENTRIES_READ_UNKNOWN).then(|| added - read)
+        if read == ENTRIES_READ_UNKNOWN {
+            return None;
+        }
+        added.checked_sub(read)
     }
 
     /// Advances `group`'s last ID and entries-read past a delivered `id`.
@@ -652,7 +657,7 @@ impl StreamValue {
             return;
         }
         if g.entries_read != ENTRIES_READ_UNKNOWN && !self.has_tombstones_from(id) {
-            g.entries_read += 1;
+            g.entries_read = g.entries_read.saturating_add(1);
         } else if self.entries_added != 0 {
             g.entries_read = self.distance_from_first_ever(id);
         }

@@ -513,7 +513,7 @@ pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(i64::from(s.get(offset / 8).is_some_and(|b| b & mask != 0)))
 }
 
-pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn lcs(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let a = tri!(get_bytes(ctx, arg(args, 1)))
         .map(<[u8]>::to_vec)
         .unwrap_or_default();
@@ -542,14 +542,29 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if want_len && want_idx {
         return Frame::error("ERR If you want both the length and indexes, please just use IDX.");
     }
-    if a.len().saturating_mul(b.len()) > 64 * 1024 * 1024 {
-        return Frame::error(
-            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-        );
-    }
     let (n, m) = (a.len(), b.len());
     let w = m + 1;
-    let mut dp = vec![0u32; (n + 1) * w];
+    // The (n + 1) × (m + 1) table of u32 may not pass proto-max-bulk-len, as Redis 7.2 checks
+    // it; with an empty string there is nothing to compare and no table.
+    let cells = if n == 0 || m == 0 {
+        0
+    } else {
+        let bytes_max = inner
+            .bulk_bytes_max
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match (n + 1)
+            .checked_mul(w)
+            .filter(|c| c.checked_mul(4).is_some_and(|bytes| bytes <= bytes_max))
+        {
+            Some(cells) => cells,
+            None => {
+                return Frame::error(
+                    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+                );
+            }
+        }
+    };
+    let mut dp = vec![0u32; cells];
     for i in 1..=n {
         for j in 1..=m {
             let v = if a.get(i - 1) == b.get(j - 1) {

@@ -382,7 +382,8 @@ fn keys_by_specs(specs: &[KeySpec], args: &[&[u8]]) -> Option<Vec<FoundKey>> {
                     .and_then(|n| std::str::from_utf8(n).ok()?.parse::<i64>().ok())
                     .filter(|n| *n >= 0)?;
                 first += i64::from(firstkey);
-                (first + count - 1, i64::from(step))
+                // A count past the arguments (any i64 a client sends) is no key range.
+                (first.checked_add(count)? - 1, i64::from(step))
             }
             Find::Unknown => return None,
         };
