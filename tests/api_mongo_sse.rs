@@ -331,3 +331,34 @@ async fn invalidate_ends_the_stream_and_last_event_id_starts_after_it() {
     );
     server.stop().await;
 }
+
+/// A stream on one collection that resumes before more than one read of other collections'
+/// entries (`OPLOG_READ_BATCH_MAX`) reads on past them to its own event, with no commit after
+/// it to wake the stream.
+#[tokio::test]
+async fn a_stream_reads_past_a_long_run_of_other_collections_entries() {
+    let server = start(HistoryConfig::default()).await;
+    let url = format!("{}/mongo/watch?db=shop&coll=orders", server.base);
+    let mut client = SseClient::open(&url, None).await;
+    insert(&server.engine, 1).await;
+    let (first, _) = client.next_event().await;
+    drop(client);
+    let h = server.engine.history().clone();
+    let others = streamcache::history::OPLOG_READ_BATCH_MAX + 10;
+    tokio::task::spawn_blocking(move || {
+        let docs = (0..others)
+            .map(|i| doc! {"_id": i as i64})
+            .collect::<Vec<_>>();
+        for chunk in docs.chunks(500) {
+            h.insert_many("shop", "other", chunk.to_vec()).unwrap();
+        }
+        h.insert_one("shop", "orders", doc! {"_id": 2, "total": 20})
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let mut again = SseClient::open(&url, Some(&first)).await;
+    let (_, ev) = again.next_event().await;
+    assert_eq!(ev["documentKey"]["_id"], 2);
+    server.stop().await;
+}

@@ -464,6 +464,31 @@ impl ChangeStream {
         })
     }
 
+    /// Reads what is committed now without waiting, for a caller that reads on a blocking
+    /// thread (`spawn_blocking`) and waits on the runtime ([`ChangeStream::committed`]): up to
+    /// `max` events, and whether more committed entries may wait unread (a whole read of
+    /// entries out of scope came back: read again before waiting, as no commit may come to
+    /// signal them). Marks the commits seen so far, so [`ChangeStream::committed`] wakes only
+    /// for a later one.
+    ///
+    /// # Errors
+    /// As [`ChangeStream::try_next_batch`].
+    pub fn read_available(&mut self, max: usize) -> Result<(ChangeBatch, bool)> {
+        self.rx.borrow_and_update();
+        let more = if self.pending.is_empty() {
+            self.fill()?
+        } else {
+            false
+        };
+        Ok((self.take(max)?, more))
+    }
+
+    /// Waits asynchronously for a commit after the last [`ChangeStream::read_available`];
+    /// `false` when the store has closed. Cancel-safe.
+    pub async fn committed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
+
     /// Blocks until at least one event is available or `timeout` passes (an empty batch then
     /// carries the post-batch resume token). Meant for `spawn_blocking` or plain threads.
     ///

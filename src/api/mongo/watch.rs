@@ -9,6 +9,7 @@
 //! token after the last event, invalid tokens) are one `event: error` message with MongoDB's `{code, codeName, errmsg,
 //! errorLabels}`, after which the stream ends.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -159,35 +160,72 @@ fn token_of(d: &bson::Document) -> String {
     d.get_str("_data").unwrap_or_default().to_owned()
 }
 
-/// The event stream: change events, heartbeats when idle, one error event then the end;
-/// `slot` (its place under the listener's stream limit) is held until it ends.
+/// Change events read per trip to a blocking thread.
+const WATCH_READ_EVENTS: usize = 64;
+
+/// A change stream between reads, with the events read and not yet sent.
+struct Watching {
+    stream: ChangeStream,
+    ready: VecDeque<bson::Document>,
+    /// Its place under the listener's stream limit, held until it ends.
+    _slot: ConnectionGuard,
+}
+
+/// The event stream: change events, heartbeats when idle, one error event then the end.
+/// Reading the oplog (and decoding, and `updateLookup`'s reads) happens on a blocking thread;
+/// only the wait for a commit is on the runtime, under the heartbeat's timeout.
 fn events(
     opened: Result<ChangeStream, history::Error>,
     idle: Duration,
     slot: ConnectionGuard,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures::stream::unfold((Some(opened), slot), move |(state, slot)| async move {
-        let mut stream = match state? {
-            Ok(s) => s,
-            Err(e) => return Some((Ok(error_event(&e)), (None, slot))),
+    let start = opened.map(|stream| Watching {
+        stream,
+        ready: VecDeque::new(),
+        _slot: slot,
+    });
+    futures::stream::unfold(Some(start), move |state| async move {
+        let mut w = match state? {
+            Ok(w) => w,
+            Err(e) => return Some((Ok(error_event(&e)), None)),
         };
-        match tokio::time::timeout(idle, stream.next()).await {
-            Ok(Ok(Some(event))) => {
+        loop {
+            if let Some(event) = w.ready.pop_front() {
                 let id = event.get_document("_id").map(token_of).unwrap_or_default();
                 let data = relaxed_extjson(Bson::Document(event)).to_string();
-                Some((
-                    Ok(Event::default().id(id).data(data)),
-                    (Some(Ok(stream)), slot),
-                ))
+                return Some((Ok(Event::default().id(id).data(data)), Some(Ok(w))));
             }
-            Ok(Ok(None)) => None,
-            Ok(Err(e)) => Some((Ok(error_event(&e)), (None, slot))),
-            Err(_) => {
-                let token = token_of(&stream.resume_token());
-                let beat = Event::default()
-                    .id(token.clone())
-                    .comment(format!("heartbeat {token}"));
-                Some((Ok(beat), (Some(Ok(stream)), slot)))
+            if w.stream.is_closed() {
+                return None;
+            }
+            let joined = tokio::task::spawn_blocking(move || {
+                let read = w.stream.read_available(WATCH_READ_EVENTS);
+                (w, read)
+            })
+            .await;
+            let (back, read) = match joined {
+                Ok(done) => done,
+                Err(join) => {
+                    tracing::error!(error = %join, "change stream read failed");
+                    return Some((Ok(error_event(&history::Error::LockPoisoned)), None));
+                }
+            };
+            w = back;
+            match read {
+                Err(e) => return Some((Ok(error_event(&e)), None)),
+                Ok((batch, _)) if !batch.events.is_empty() => w.ready.extend(batch.events),
+                Ok((_, true)) => {}
+                Ok((_, false)) => match tokio::time::timeout(idle, w.stream.committed()).await {
+                    Ok(true) => {}
+                    Ok(false) => return None,
+                    Err(_) => {
+                        let token = token_of(&w.stream.resume_token());
+                        let beat = Event::default()
+                            .id(token.clone())
+                            .comment(format!("heartbeat {token}"));
+                        return Some((Ok(beat), Some(Ok(w))));
+                    }
+                },
             }
         }
     })
