@@ -465,7 +465,12 @@ impl Engine {
         let source = self.config_source.get().ok_or_else(|| {
             Error::Reload("this engine was not started from a configuration source".into())
         })?;
-        let loaded = source.load().map_err(|e| Error::Reload(e.to_string()))?;
+        // Reading the file (and the environment) is blocking IO: off the runtime's workers.
+        let source = source.clone();
+        let loaded = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|e| Error::Reload(format!("reading the configuration failed: {e}")))?
+            .map_err(|e| Error::Reload(e.to_string()))?;
         let mut guard = self.pipeline.lock().await;
         let pipeline = guard
             .as_mut()
