@@ -362,3 +362,43 @@ async fn a_stream_reads_past_a_long_run_of_other_collections_entries() {
     assert_eq!(ev["documentKey"]["_id"], 2);
     server.stop().await;
 }
+
+/// Commits to other collections that keep waking a stream do not hold its heartbeat back: it
+/// comes `heartbeatMs` after the last frame, as on an idle store.
+#[tokio::test]
+async fn heartbeats_continue_while_other_collections_take_writes() {
+    let server = start(HistoryConfig::default()).await;
+    let url = format!(
+        "{}/mongo/watch?db=shop&coll=orders&heartbeatMs=200",
+        server.base
+    );
+    let mut client = SseClient::open(&url, None).await;
+    let h = server.engine.history().clone();
+    let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let writing = writing.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut i = 0_i64;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                h.insert_one("shop", "other", doc! {"_id": i}).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let beat = loop {
+        let f = client.next().await.expect("stream open");
+        if f.comment
+            .as_deref()
+            .is_some_and(|c| c.starts_with("heartbeat"))
+        {
+            break f;
+        }
+        assert!(f.data.is_empty(), "no events for another collection: {f:?}");
+    };
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 0, "the other collection took writes meanwhile");
+    assert!(beat.id.is_some());
+    server.stop().await;
+}

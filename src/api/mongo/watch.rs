@@ -189,6 +189,10 @@ fn events(
             Ok(w) => w,
             Err(e) => return Some((Ok(error_event(&e)), None)),
         };
+        // A heartbeat is due `idle` after the last frame, however many commits out of the
+        // stream's scope wake it meanwhile.
+        let beat = tokio::time::sleep(idle);
+        tokio::pin!(beat);
         loop {
             if let Some(event) = w.ready.pop_front() {
                 let id = event.get_document("_id").map(token_of).unwrap_or_default();
@@ -211,22 +215,37 @@ fn events(
                 }
             };
             w = back;
-            match read {
+            let more = match read {
                 Err(e) => return Some((Ok(error_event(&e)), None)),
-                Ok((batch, _)) if !batch.events.is_empty() => w.ready.extend(batch.events),
-                Ok((_, true)) => {}
-                Ok((_, false)) => match tokio::time::timeout(idle, w.stream.committed()).await {
-                    Ok(true) => {}
-                    Ok(false) => return None,
-                    Err(_) => {
-                        let token = token_of(&w.stream.resume_token());
-                        let beat = Event::default()
-                            .id(token.clone())
-                            .comment(format!("heartbeat {token}"));
-                        return Some((Ok(beat), Some(Ok(w))));
+                Ok((batch, _)) if !batch.events.is_empty() => {
+                    w.ready.extend(batch.events);
+                    continue;
+                }
+                Ok((_, more)) => more,
+            };
+            if beat.is_elapsed() {
+                return Some((Ok(heartbeat(&w.stream)), Some(Ok(w))));
+            }
+            if more {
+                continue;
+            }
+            tokio::select! {
+                alive = w.stream.committed() => {
+                    if !alive {
+                        return None;
                     }
-                },
+                }
+                () = &mut beat => return Some((Ok(heartbeat(&w.stream)), Some(Ok(w)))),
             }
         }
     })
+}
+
+/// The idle comment: `: heartbeat <post-batch token>` with that token as the event id, so a
+/// reconnect resumes past everything the stream has scanned.
+fn heartbeat(stream: &ChangeStream) -> Event {
+    let token = token_of(&stream.resume_token());
+    Event::default()
+        .id(token.clone())
+        .comment(format!("heartbeat {token}"))
 }
