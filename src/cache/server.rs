@@ -323,6 +323,20 @@ async fn poll_while_busy(busy: Arc<Busy>) {
     }
 }
 
+/// The distinct names among a command's arguments (after its name) that `held` does not hold
+/// yet: what WATCH or a subscription would add, counted against its limit before anything is.
+fn new_names<'a>(args: &[&'a [u8]], held: impl Fn(&[u8]) -> bool) -> Vec<&'a [u8]> {
+    let mut new: Vec<&[u8]> = args
+        .iter()
+        .skip(1)
+        .copied()
+        .filter(|name| !held(name))
+        .collect();
+    new.sort_unstable();
+    new.dedup();
+    new
+}
+
 /// Gives the read buffer room for a whole [`READ_CHUNK_BYTES`] read, as Redis does before each
 /// read of a client. Consumed requests only move the buffer's start forward, so without this
 /// its spare room shrinks read by read until one read takes a fraction of a pipelined batch:
@@ -1365,18 +1379,10 @@ impl Connection {
                     // A key watched already stays watched from then, as in Redis; the new ones
                     // must fit under the limit, or none is watched.
                     let db = self.db;
-                    let mut new: Vec<&[u8]> = args
-                        .iter()
-                        .skip(1)
-                        .copied()
-                        .filter(|key| {
-                            !self
-                                .watched
-                                .contains_key(&(db, Bytes::copy_from_slice(key)))
-                        })
-                        .collect();
-                    new.sort_unstable();
-                    new.dedup();
+                    let new = new_names(args, |key| {
+                        self.watched
+                            .contains_key(&(db, Bytes::copy_from_slice(key)))
+                    });
                     if self.watched.len().saturating_add(new.len()) > WATCHED_KEYS_MAX {
                         Frame::error(format!(
                             "ERR too many watched keys (at most {WATCHED_KEYS_MAX} per client)"
@@ -1451,14 +1457,7 @@ impl Connection {
         }
         if subscribe {
             let held = self.names_mut(kind);
-            let mut new: Vec<&[u8]> = args
-                .iter()
-                .skip(1)
-                .copied()
-                .filter(|name| !held.contains_key(*name))
-                .collect();
-            new.sort_unstable();
-            new.dedup();
+            let new = new_names(args, |name| held.contains_key(name));
             if self.subscribed().saturating_add(new.len()) > SUBSCRIPTIONS_MAX {
                 return Err(Frame::error(format!(
                     "ERR too many subscriptions (at most {SUBSCRIPTIONS_MAX} per client)"

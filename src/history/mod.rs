@@ -2305,7 +2305,7 @@ struct Txn<'a> {
     /// Collections created or changed in this batch (`None` = dropped).
     colls: HashMap<(String, String), Option<Arc<CollectionMeta>>>,
     /// Collections this batch creates less those it drops (renames change neither).
-    colls_added: i64,
+    colls_added: isize,
     /// Cluster time and wall time of this batch's events.
     ts: Timestamp,
     wall_ms: u64,
@@ -2479,15 +2479,16 @@ impl Txn<'_> {
         if !create {
             return Ok(None);
         }
-        let live = i64::try_from(self.inner.catalog.read()?.len())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.colls_added);
-        if usize::try_from(live).is_ok_and(|n| n >= COLLECTIONS_MAX) {
+        let live = self
+            .inner
+            .catalog
+            .read()?
+            .len()
+            .saturating_add_signed(self.colls_added);
+        if live >= COLLECTIONS_MAX {
             return Err(Error::TooMany {
                 what: "the collection catalog",
-                len: usize::try_from(live)
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(1),
+                len: live.saturating_add(1),
                 max: COLLECTIONS_MAX,
             });
         }

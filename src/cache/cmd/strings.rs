@@ -552,17 +552,15 @@ pub(crate) fn lcs(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         let bytes_max = inner
             .bulk_bytes_max
             .load(std::sync::atomic::Ordering::Relaxed);
-        match (n + 1)
+        let Some(cells) = (n + 1)
             .checked_mul(w)
             .filter(|c| c.checked_mul(4).is_some_and(|bytes| bytes <= bytes_max))
-        {
-            Some(cells) => cells,
-            None => {
-                return Frame::error(
-                    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
-                );
-            }
-        }
+        else {
+            return Frame::error(
+                "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+            );
+        };
+        cells
     };
     let mut dp = vec![0u32; cells];
     for i in 1..=n {
