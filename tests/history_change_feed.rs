@@ -775,3 +775,180 @@ async fn a_waiting_stream_reads_on_past_whole_reads_of_other_collections() {
         );
     }
 }
+
+/// The `invalidate` that follows a drop, rename or dropDatabase shares that event's sequence:
+/// a stream resumed (or started) after the ending event itself still gets the invalidate
+/// next and then closes, as MongoDB's does; only `startAfter` the invalidate reads on.
+#[test]
+fn resuming_after_the_event_that_ended_a_stream_gives_its_invalidate() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    let watch = |scope: WatchScope, resume_after: Option<String>, start_after: Option<String>| {
+        h.watch(
+            scope,
+            WatchOptions {
+                resume_after,
+                start_after,
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let mut coll = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+    let mut all = h.watch(WatchScope::All, WatchOptions::default()).unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
+    h.drop_collection("shop", "orders").unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+
+    // A batch that ends on the drop: its post-batch token is the drop's, and a stream resumed
+    // from it (a saved `resume_token()`, an SSE `Last-Event-ID`) gets the invalidate.
+    let batch = coll.try_next_batch(2).unwrap();
+    assert_eq!(ops(&batch.events), ["insert", "drop"]);
+    let dropped = token(&batch.events[1]);
+    assert_eq!(
+        batch.post_batch_resume_token.get_str("_data").unwrap(),
+        dropped
+    );
+    assert_eq!(coll.resume_token().get_str("_data").unwrap(), dropped);
+    let rest = drain(&mut coll);
+    assert_eq!(ops(&rest), ["invalidate"]);
+    let invalidate = rest[0].clone();
+    for (resume_after, start_after) in
+        [(Some(dropped.clone()), None), (None, Some(dropped.clone()))]
+    {
+        let mut resumed = watch(coll_scope(), resume_after, start_after);
+        assert!(!resumed.is_closed(), "the invalidate is still to come");
+        assert_eq!(resumed.resume_token().get_str("_data").unwrap(), dropped);
+        assert_eq!(drain(&mut resumed), std::slice::from_ref(&invalidate));
+        assert!(resumed.is_closed());
+        assert_eq!(
+            resumed.resume_token(),
+            invalidate.get_document("_id").unwrap().clone()
+        );
+        assert_eq!(drain(&mut resumed), Vec::<Document>::new());
+    }
+    // startAfter the invalidate reads on past it.
+    let mut after = watch(coll_scope(), None, Some(token(&invalidate)));
+    assert_eq!(ops(&drain(&mut after)), ["insert"]);
+    // Streams the drop does not end read on after it.
+    let all_events = drain(&mut all);
+    assert_eq!(ops(&all_events), ["insert", "drop", "insert"]);
+    for scope in [WatchScope::All, WatchScope::Database("shop".into())] {
+        let mut s = watch(scope, Some(dropped.clone()), None);
+        assert_eq!(drain(&mut s), all_events[2..].to_vec());
+        assert!(!s.is_closed());
+    }
+
+    // A rename ends the renamed collection's stream the same way.
+    h.rename_collection("shop", "orders", "shop", "archive")
+        .unwrap();
+    let evs = drain(&mut after);
+    assert_eq!(ops(&evs), ["rename", "invalidate"]);
+    let mut resumed = watch(coll_scope(), Some(token(&evs[0])), None);
+    assert_eq!(drain(&mut resumed), [evs[1].clone()]);
+    assert!(resumed.is_closed());
+
+    // dropDatabase ends the database's streams and its collections'.
+    h.insert_one("shop", "orders", doc! {"_id": 3}).unwrap();
+    let mut db = watch(WatchScope::Database("shop".into()), None, None);
+    // A collection that does not exist: dropDatabase, not a drop of it, ends its stream.
+    let ghost = || WatchScope::Collection {
+        db: "shop".into(),
+        coll: "ghost".into(),
+    };
+    let mut of_ghost = watch(ghost(), None, None);
+    h.drop_database("shop").unwrap();
+    for (scope, stream) in [
+        (WatchScope::Database("shop".into()), &mut db),
+        (ghost(), &mut of_ghost),
+    ] {
+        let evs = drain(stream);
+        let n = evs.len();
+        assert_eq!(
+            ops(&evs[n - 2..]),
+            ["dropDatabase", "invalidate"],
+            "{scope:?}"
+        );
+        let mut resumed = watch(scope, Some(token(&evs[n - 2])), None);
+        assert_eq!(drain(&mut resumed), [evs[n - 1].clone()]);
+        assert!(resumed.is_closed());
+    }
+}
+
+/// `startAtOperationTime` at or before the cluster time of an event retention removed needs
+/// that event: error 286 like a `resumeAfter` of it, whether the oplog still holds later
+/// events or retention emptied it, and across a restart. A later time reads on.
+#[test]
+fn start_at_operation_time_before_retention_is_history_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(T0);
+    let config = || HistoryConfig {
+        oplog_age_ms_max: 60_000,
+        ..HistoryConfig::default()
+    };
+    let at = |ts: bson::Timestamp| WatchOptions {
+        start_at_operation_time: Some(ts),
+        ..WatchOptions::default()
+    };
+    let after = |ts: bson::Timestamp| bson::Timestamp {
+        time: ts.time,
+        increment: ts.increment + 1,
+    };
+    let cluster_time = |e: &Document| e.get_timestamp("clusterTime").unwrap();
+    let assert_lost = |h: &History, ts: bson::Timestamp| {
+        let e = h.watch(WatchScope::All, at(ts)).unwrap_err();
+        assert!(matches!(e, Error::ChangeStreamHistoryLost), "{ts:?}: {e}");
+        assert_eq!(e.code(), 286);
+        assert_eq!(e.labels(), &["NonResumableChangeStreamError"]);
+    };
+    let h = open_with(dir.path(), config(), clock.clone());
+    let mut s = h.watch(WatchScope::All, WatchOptions::default()).unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
+    clock.advance(Duration::from_secs(1));
+    h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+    let evs = drain(&mut s);
+    let (t1, t2) = (cluster_time(&evs[0]), cluster_time(&evs[1]));
+
+    // Retention empties the oplog.
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(h.trim_oplog().unwrap(), 2);
+    let zero = bson::Timestamp {
+        time: 0,
+        increment: 0,
+    };
+    for ts in [zero, t1, after(t1), t2] {
+        assert_lost(&h, ts);
+    }
+    // After the last event nothing is lost: the stream starts at the next commit.
+    let mut next = h.watch(WatchScope::All, at(after(t2))).unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": 3}).unwrap();
+    let evs = drain(&mut next);
+    assert_eq!(ops(&evs), ["insert"]);
+    let t3 = cluster_time(&evs[0]);
+    drop((next, s, h));
+
+    // The store remembers what retention removed across a restart.
+    let h = open_with(dir.path(), config(), clock.clone());
+    assert_lost(&h, t2);
+    let mut s = h.watch(WatchScope::All, at(after(t2))).unwrap();
+    assert_eq!(ops(&drain(&mut s)), ["insert"]);
+
+    // Retention removes the oldest events and keeps later ones: a time after the newest
+    // removed event starts at the first kept one.
+    clock.advance(Duration::from_secs(61));
+    h.insert_one("shop", "orders", doc! {"_id": 4}).unwrap();
+    let (first, last) = h.oplog_range().unwrap();
+    assert_eq!((first, last), (4, 4), "the insert's commit trimmed event 3");
+    assert_lost(&h, t3);
+    let mut s = h.watch(WatchScope::All, at(after(t3))).unwrap();
+    let evs = drain(&mut s);
+    assert_eq!(ops(&evs), ["insert"]);
+    assert_eq!(
+        evs[0].get_document("documentKey").unwrap(),
+        &doc! {"_id": 4}
+    );
+}

@@ -471,6 +471,184 @@ fn update_errors_carry_mongodb_codes() {
     }
 }
 
+/// Operators that write overlapping paths are refused when the update is parsed, as MongoDB's
+/// update parser does (code 40 ConflictingUpdateOperators, naming the path and the shorter of
+/// the two): whether or not a document matches, and `$setOnInsert` included.
+#[test]
+fn conflicting_update_operators_are_refused_when_parsed() {
+    for (update, message) in [
+        (
+            doc! {"$set": {"a": 1}, "$setOnInsert": {"a": 2}},
+            "Updating the path 'a' would create a conflict at 'a'",
+        ),
+        (
+            doc! {"$setOnInsert": {"a.b": 1}, "$inc": {"a.b.c": 1}},
+            "Updating the path 'a.b.c' would create a conflict at 'a.b'",
+        ),
+        (
+            doc! {"$set": {"a": 1}, "$unset": {"a.b": ""}},
+            "Updating the path 'a.b' would create a conflict at 'a'",
+        ),
+        (
+            doc! {"$set": {"a.b": 2}, "$inc": {"a": 1}},
+            "Updating the path 'a' would create a conflict at 'a'",
+        ),
+        (
+            doc! {"$rename": {"a": "b"}, "$set": {"b": 9}},
+            "Updating the path 'b' would create a conflict at 'b'",
+        ),
+        (
+            doc! {"$set": {"x": 1, "a.b": 1}, "$push": {"a.b.0": 1}},
+            "Updating the path 'a.b.0' would create a conflict at 'a.b'",
+        ),
+    ] {
+        let (_d, h) = open();
+        h.insert_one("db", "c", doc! {"_id": 1, "a": {"b": {"c": 1}}})
+            .unwrap();
+        let upsert = UpdateOptions {
+            upsert: true,
+            ..UpdateOptions::default()
+        };
+        let many = UpdateOptions {
+            multi: true,
+            ..UpdateOptions::default()
+        };
+        let outcomes = [
+            // A match, and none: in the collection, in one that does not exist, and upserting.
+            h.update(
+                "db",
+                "c",
+                &doc! {"_id": 1},
+                &update,
+                UpdateOptions::default(),
+            ),
+            h.update("db", "c", &doc! {"_id": 2}, &update, many),
+            h.update(
+                "db",
+                "none",
+                &doc! {"_id": 2},
+                &update,
+                UpdateOptions::default(),
+            ),
+            h.update("db", "c", &doc! {"_id": 2}, &update, upsert),
+        ];
+        for outcome in outcomes {
+            let e = outcome.unwrap_err();
+            assert_eq!(
+                (e.code(), e.to_string().as_str()),
+                (40, message),
+                "{update}"
+            );
+            assert_eq!(e.code_name(), "ConflictingUpdateOperators");
+        }
+        let e = h
+            .find_one_and_update(
+                "db",
+                "c",
+                &doc! {"_id": 2},
+                &update,
+                &FindAndModifyOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), 40, "{update}");
+        assert_eq!(h.count("db", "c", &doc! {}).unwrap(), 1, "nothing upserted");
+        assert_eq!(
+            h.find_one("db", "c", &doc! {"_id": 1}, None)
+                .unwrap()
+                .unwrap(),
+            doc! {"_id": 1, "a": {"b": {"c": 1}}}
+        );
+    }
+    // Disjoint and sibling paths do not conflict.
+    let (outcome, stored) = update_fresh(
+        &doc! {"_id": 1, "a": {"b": 1, "c": 1}},
+        &doc! {"$set": {"a.b": 2, "ab": 1}, "$inc": {"a.c": 1}, "$setOnInsert": {"a.d": 1}},
+    );
+    assert_eq!(outcome.unwrap().modified, 1);
+    assert_eq!(stored, doc! {"_id": 1, "a": {"b": 2, "c": 2}, "ab": 1});
+}
+
+/// An update whose operators are all empty (`{$set: {}}`) matches and changes nothing, with
+/// no change event, as in MongoDB 5.0 and later; an upsert inserts the filter's document. A
+/// document with no operator at all is still not an operator update.
+#[test]
+fn empty_operator_objects_are_a_no_op() {
+    let (_d, h) = open();
+    h.insert_many(
+        "db",
+        "c",
+        vec![doc! {"_id": 1, "a": 1}, doc! {"_id": 2, "a": 2}],
+    )
+    .unwrap();
+    let mut stream = h
+        .watch(history::WatchScope::All, history::WatchOptions::default())
+        .unwrap();
+    for (update, multi, matched) in [
+        (doc! {"$set": {}}, false, 1),
+        (doc! {"$set": {}, "$unset": {}, "$inc": {}}, false, 1),
+        (doc! {"$set": {}}, true, 2),
+    ] {
+        let options = UpdateOptions {
+            multi,
+            ..UpdateOptions::default()
+        };
+        let r = h.update("db", "c", &doc! {}, &update, options).unwrap();
+        assert_eq!(
+            (r.matched, r.modified, r.upserted_id),
+            (matched, 0, None),
+            "{update}"
+        );
+    }
+    let before = h
+        .find_one_and_update(
+            "db",
+            "c",
+            &doc! {"_id": 2},
+            &doc! {"$set": {}},
+            &FindAndModifyOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(before, Some(doc! {"_id": 2, "a": 2}));
+    assert!(
+        stream.try_next_batch(10).unwrap().events.is_empty(),
+        "no change, no event"
+    );
+    // An upsert that matches nothing inserts what the filter's equalities give.
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"_id": 3, "k": "x"},
+            &doc! {"$set": {}},
+            UpdateOptions {
+                upsert: true,
+                ..UpdateOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(r.upserted_id, Some(Bson::Int32(3)));
+    assert_eq!(
+        h.find("db", "c", &doc! {}, &FindOptions::default())
+            .unwrap(),
+        [
+            doc! {"_id": 1, "a": 1},
+            doc! {"_id": 2, "a": 2},
+            doc! {"_id": 3, "k": "x"}
+        ]
+    );
+    // `{}` is a replacement, not an operator update: findOneAndUpdate refuses it.
+    assert!(
+        h.find_one_and_update(
+            "db",
+            "c",
+            &doc! {"_id": 1},
+            &doc! {},
+            &FindAndModifyOptions::default(),
+        )
+        .is_err()
+    );
+}
+
 /// `$rename` moves a field, never an array element, and its source and target differ and are
 /// not on one path (MongoDB answers each with code 2 BadValue and leaves the document).
 #[test]

@@ -237,6 +237,9 @@ impl ChangeStream {
         let filter = parse_pipeline(&options.pipeline, now_ms)?;
         let rx = inner.notifier.subscribe();
         let (trimmed_through, last_seq) = inner.oplog_bounds()?;
+        // The event a token names, when the stream resumes after an event (not after an
+        // invalidate): it may be the one that ended this stream's scope.
+        let mut resumed_event = None;
         let next_seq = if let Some(t) = &options.resume_after {
             let (seq, invalidate) = decode_resume_token(t)?;
             if invalidate {
@@ -245,10 +248,14 @@ impl ChangeStream {
                 ));
             }
             check_not_ahead(&inner, seq, last_seq)?;
+            resumed_event = Some(seq);
             seq.saturating_add(1)
         } else if let Some(t) = &options.start_after {
-            let (seq, _) = decode_resume_token(t)?;
+            let (seq, invalidate) = decode_resume_token(t)?;
             check_not_ahead(&inner, seq, last_seq)?;
+            if !invalidate {
+                resumed_event = Some(seq);
+            }
             seq.saturating_add(1)
         } else if let Some(ts) = options.start_at_operation_time {
             inner.first_seq_at_or_after(ts)?
@@ -258,7 +265,7 @@ impl ChangeStream {
         if next_seq <= trimmed_through {
             return Err(Error::ChangeStreamHistoryLost);
         }
-        Ok(Self {
+        let mut stream = Self {
             inner,
             scope,
             options,
@@ -269,7 +276,43 @@ impl ChangeStream {
             scanned: (next_seq.saturating_sub(1), false),
             invalidated: false,
             rx,
-        })
+        };
+        if let Some(seq) = resumed_event {
+            stream.queue_invalidate_after(seq)?;
+        }
+        Ok(stream)
+    }
+
+    /// For a stream resumed after the event at `seq`: when that event ended this stream's
+    /// scope (a drop, rename or dropDatabase), queues the invalidate that followed it, which
+    /// ends the stream. The invalidate's token shares the event's sequence, so reading on from
+    /// `seq + 1` alone would skip it; MongoDB delivers it next. An event retention has removed
+    /// (`seq` = the trim point) cannot be read and is taken as not ending the stream.
+    fn queue_invalidate_after(&mut self, seq: u64) -> Result<()> {
+        let read = self.inner.read_oplog(seq, 1, |bytes| {
+            // Only these can end a stream: any other entry (an insert's document may be
+            // large) is not decoded.
+            let op = bson::RawDocument::from_bytes(bytes)
+                .ok()
+                .and_then(|d| d.get_str("op").ok());
+            match op {
+                Some("drop" | "rename" | "dropDatabase") => decode_document(bytes).map(Some),
+                _ => Ok(None),
+            }
+        })?;
+        let Some((found, Some(entry))) = read.into_iter().next() else {
+            return Ok(());
+        };
+        if found != seq || !self.in_scope(&entry) || !self.invalidates(&entry) {
+            return Ok(());
+        }
+        self.pending.push_back(Queued {
+            event: invalidate_event(seq, &entry),
+            token: (seq, true),
+        });
+        self.scanned = (seq, true);
+        self.invalidated = true;
+        Ok(())
     }
 
     /// The resume token to persist: the last event handed out, or the high-water mark when

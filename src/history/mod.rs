@@ -693,6 +693,10 @@ struct WriterState {
     last_seq: u64,
     /// Highest oplog sequence removed by retention (0 = none).
     trimmed_through: u64,
+    /// Cluster time of the event at `trimmed_through` ((0, 0) = none removed): a
+    /// `startAtOperationTime` at or before it needs a removed event. Persisted because once
+    /// retention empties the oplog nothing else records it.
+    trimmed_ts: (u32, u32),
     /// Bytes of retained oplog values.
     oplog_bytes: u64,
     /// Last cluster time handed out.
@@ -714,6 +718,13 @@ impl WriterState {
             i64::try_from(self.trimmed_through).unwrap_or(i64::MAX),
         );
         d.insert(
+            "trimmed_ts",
+            Timestamp {
+                time: self.trimmed_ts.0,
+                increment: self.trimmed_ts.1,
+            },
+        );
+        d.insert(
             "oplog_bytes",
             i64::try_from(self.oplog_bytes).unwrap_or(i64::MAX),
         );
@@ -730,7 +741,11 @@ impl WriterState {
 
     /// The state record as [`WriterState::to_document`] writes it. A missing or mistyped field
     /// is [`Error::Corrupt`]: read as 0, `next_id` would hand out ids in use (two collections
-    /// on one key prefix) and `last_seq` would overwrite oplog entries.
+    /// on one key prefix) and `last_seq` would overwrite oplog entries. The one exception is
+    /// `trimmed_ts`, which records written before it existed lack: it is then taken as the
+    /// last cluster time handed out, never before the newest removed event's (so no
+    /// `startAtOperationTime` that needs a removed event is accepted), and `History::open`
+    /// narrows it to the first retained event's.
     fn from_document(d: &Document) -> Result<Self> {
         let corrupt = |field: &str| Error::Corrupt {
             what: "catalog state",
@@ -747,9 +762,17 @@ impl WriterState {
             .ok()
             .filter(|id| *id >= 1)
             .ok_or_else(|| corrupt("next_id"))?;
+        let trimmed_through = n("trimmed_through")?;
+        let trimmed_ts = match d.get("trimmed_ts") {
+            Some(Bson::Timestamp(t)) => (t.time, t.increment),
+            Some(_) => return Err(corrupt("trimmed_ts")),
+            None if trimmed_through == 0 => (0, 0),
+            None => (ts.time, ts.increment),
+        };
         Ok(Self {
             last_seq: n("last_seq")?,
-            trimmed_through: n("trimmed_through")?,
+            trimmed_through,
+            trimmed_ts,
             oplog_bytes: n("oplog_bytes")?,
             last_ts: (ts.time, ts.increment),
             next_id,
@@ -758,20 +781,47 @@ impl WriterState {
     }
 }
 
-/// Wall time of a stored oplog entry.
+/// Wall time (milliseconds) and cluster time of a stored oplog entry.
 ///
 /// # Errors
 /// [`Error::Corrupt`] for an entry without its `wall` date (read as 0, retention would trim
-/// it at once without a word).
-fn entry_wall_ms(entry: &[u8]) -> Result<u64> {
-    let wall = decode_document(entry)?
+/// it at once without a word) or its `ts` (a stream could not tell where a time starts).
+fn entry_times(entry: &[u8]) -> Result<(u64, (u32, u32))> {
+    let entry = decode_document(entry)?;
+    let corrupt = |reason: &str| Error::Corrupt {
+        what: "oplog entry",
+        reason: reason.to_owned(),
+    };
+    let wall = entry
         .get_datetime("wall")
         .map(|d| d.timestamp_millis())
-        .map_err(|_| Error::Corrupt {
-            what: "oplog entry",
-            reason: "no `wall` date".to_owned(),
-        })?;
-    Ok(u64::try_from(wall).unwrap_or(0))
+        .map_err(|_| corrupt("no `wall` date"))?;
+    let ts = entry
+        .get_timestamp("ts")
+        .map_err(|_| corrupt("no `ts` timestamp"))?;
+    Ok((u64::try_from(wall).unwrap_or(0), (ts.time, ts.increment)))
+}
+
+/// The oplog's extent as readers see it, mirrored from [`WriterState`] after each commit and
+/// retention pass so readers need not take the writer lock.
+#[derive(Debug, Clone, Copy)]
+struct OplogBounds {
+    /// [`WriterState::trimmed_through`].
+    trimmed_through: u64,
+    /// [`WriterState::last_seq`].
+    last_seq: u64,
+    /// [`WriterState::trimmed_ts`].
+    trimmed_ts: (u32, u32),
+}
+
+impl OplogBounds {
+    fn of(state: &WriterState) -> Self {
+        Self {
+            trimmed_through: state.trimmed_through,
+            last_seq: state.last_seq,
+            trimmed_ts: state.trimmed_ts,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -796,8 +846,8 @@ pub(crate) struct Inner {
     /// The last batch's emptied write set, reused by the next one (taken under `writer`) so a
     /// batch does not regrow its buffer from nothing.
     spare: Mutex<WriteSet>,
-    /// Mirrors `WriterState::{trimmed_through, last_seq}` for lock-free readers.
-    bounds: RwLock<(u64, u64)>,
+    /// The oplog's extent, for readers that do not take the writer lock.
+    bounds: RwLock<OplogBounds>,
     notifier: feed::Notifier,
     /// [`BLOCKING_BYTES_MAX`]; tests lower it so they need not hold 100 MiB.
     blocking_bytes_max: std::sync::atomic::AtomicUsize,
@@ -871,17 +921,26 @@ impl History {
     /// it), [`Error::Corrupt`] for unreadable catalog records.
     pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
         let store = Store::open(path, config.cache_bytes)?;
-        let mut state = match store.get(Space::Catalog, keys::CATALOG_STATE)? {
-            Some(bytes) => WriterState::from_document(&decode_document(&bytes)?)?,
-            None => WriterState {
-                last_seq: 0,
-                trimmed_through: 0,
-                oplog_bytes: 0,
-                last_ts: (0, 0),
-                next_id: 1,
-                oldest_wall_ms: None,
-            },
-        };
+        let (mut state, without_trimmed_ts) =
+            match store.get(Space::Catalog, keys::CATALOG_STATE)? {
+                Some(bytes) => {
+                    let record = decode_document(&bytes)?;
+                    let state = WriterState::from_document(&record)?;
+                    (state, !record.contains_key("trimmed_ts"))
+                }
+                None => (
+                    WriterState {
+                        last_seq: 0,
+                        trimmed_through: 0,
+                        trimmed_ts: (0, 0),
+                        oplog_bytes: 0,
+                        last_ts: (0, 0),
+                        next_id: 1,
+                        oldest_wall_ms: None,
+                    },
+                    false,
+                ),
+            };
         let first_key = oplog_key(state.trimmed_through + 1).to_vec();
         if let Some(kv) = store
             .range(
@@ -892,7 +951,14 @@ impl History {
             )
             .next()
         {
-            state.oldest_wall_ms = Some(entry_wall_ms(&kv?.1)?);
+            let (wall_ms, ts) = entry_times(&kv?.1)?;
+            state.oldest_wall_ms = Some(wall_ms);
+            if without_trimmed_ts && state.trimmed_through > 0 {
+                // A record from before `trimmed_ts` was kept: the first retained event's time
+                // is the closest known bound at or after the newest removed event's (cluster
+                // times follow oplog order). The next commit persists it.
+                state.trimmed_ts = state.trimmed_ts.min(ts);
+            }
         }
         let mut catalog = CatalogMap::new();
         for kv in store.prefix(Space::Catalog, &[keys::CATALOG_COLLECTION], false) {
@@ -903,7 +969,7 @@ impl History {
         let seed =
             clock.now_ms() ^ clock.monotonic_ns().rotate_left(32) ^ u64::from(std::process::id());
         let inner = Inner {
-            bounds: RwLock::new((state.trimmed_through, state.last_seq)),
+            bounds: RwLock::new(OplogBounds::of(&state)),
             notifier: feed::Notifier::new(state.last_seq),
             writer: Mutex::new(state),
             spare: Mutex::new(WriteSet::default()),
@@ -1830,8 +1896,11 @@ impl Inner {
             .cloned()
     }
 
+    /// `(trimmed_through, last_seq)`: the highest sequence retention removed and the last
+    /// one written.
     pub(crate) fn oplog_bounds(&self) -> Result<(u64, u64)> {
-        Ok(*self.bounds.read()?)
+        let b = *self.bounds.read()?;
+        Ok((b.trimmed_through, b.last_seq))
     }
 
     /// [`Inner::read_oplog`] for a reader that has handed out everything before `from` (a
@@ -1847,7 +1916,16 @@ impl Inner {
             // The reader fell behind retention: its events are gone.
             return Err(Error::ChangeStreamHistoryLost);
         }
-        self.read_oplog(from, OPLOG_READ_BATCH_MAX, decode)
+        let read = self.read_oplog(from, OPLOG_READ_BATCH_MAX, decode)?;
+        // IMPORTANT: retention may have removed entries from `from` on while the scan ran,
+        // which would read as a gap. A trim advertises its new bound before it deletes
+        // anything (`trim`), so a bound still below `from` now proves nothing the scan
+        // needed was gone.
+        let (trimmed_through, _) = self.oplog_bounds()?;
+        if from <= trimmed_through {
+            return Err(Error::ChangeStreamHistoryLost);
+        }
+        Ok(read)
     }
 
     /// Reads up to `max` oplog entries from `from` on.
@@ -1873,40 +1951,31 @@ impl Inner {
         Ok(out)
     }
 
-    /// The first retained sequence whose cluster time is at or after `ts`.
+    /// Where a stream that starts at cluster time `ts` reads from: the first retained entry at
+    /// or after `ts`, else the next one committed.
+    ///
+    /// # Errors
+    /// [`Error::ChangeStreamHistoryLost`] when retention removed an event the stream would
+    /// deliver (the newest removed event's cluster time is at or after `ts`), as for a
+    /// `resumeAfter` of a removed event; [`Error::Corrupt`] for an entry without its times.
     pub(crate) fn first_seq_at_or_after(&self, ts: Timestamp) -> Result<u64> {
-        let (trimmed, last) = self.oplog_bounds()?;
-        let mut first_ts = None;
+        let bounds = *self.bounds.read()?;
+        let start = (ts.time, ts.increment);
+        if bounds.trimmed_through > 0 && start <= bounds.trimmed_ts {
+            return Err(Error::ChangeStreamHistoryLost);
+        }
         for kv in self.store.range(
             Space::Oplog,
-            Bound::Included(oplog_key(trimmed + 1).to_vec()),
+            Bound::Included(oplog_key(bounds.trimmed_through + 1).to_vec()),
             Bound::Unbounded,
             false,
         ) {
             let (k, v) = kv?;
-            let seq = keys::decode_oplog_key(&k)?;
-            let t = decode_document(&v)?
-                .get_timestamp("ts")
-                .map_err(|_| Error::Corrupt {
-                    what: "oplog entry",
-                    reason: "no ts".into(),
-                })?;
-            first_ts.get_or_insert(t);
-            if (t.time, t.increment) >= (ts.time, ts.increment) {
-                if seq == trimmed + 1
-                    && trimmed > 0
-                    && first_ts.is_some_and(|f| (f.time, f.increment) > (ts.time, ts.increment))
-                {
-                    return Err(Error::ChangeStreamHistoryLost);
-                }
-                return Ok(seq);
+            if entry_times(&v)?.1 >= start {
+                return keys::decode_oplog_key(&k);
             }
         }
-        if trimmed > 0 && first_ts.is_none() && last == trimmed {
-            // Everything was trimmed; only a time after the last event is still resumable.
-            return Ok(last + 1);
-        }
-        Ok(last + 1)
+        Ok(bounds.last_seq.saturating_add(1))
     }
 
     /// The current version of a document, for `updateLookup`.
@@ -2374,7 +2443,7 @@ impl Inner {
             }
             let (k, v) = kv?;
             let over_size = next.oplog_bytes > self.config.oplog_bytes_max;
-            let wall = entry_wall_ms(&v)?;
+            let (wall, ts) = entry_times(&v)?;
             if !over_size && wall >= cutoff_ms {
                 next.oldest_wall_ms = Some(wall);
                 break;
@@ -2383,6 +2452,7 @@ impl Inner {
             set.remove(Space::Oplog, &k);
             next.oplog_bytes = next.oplog_bytes.saturating_sub(v.len() as u64);
             next.trimmed_through = seq;
+            next.trimmed_ts = ts;
             removed += 1;
         }
         if removed == 0 {
@@ -2394,11 +2464,20 @@ impl Inner {
             keys::CATALOG_STATE,
             &encode_record(&next.to_document())?,
         );
-        self.store.commit(&set, Durability::Buffer)?;
-        *state = next;
+        // IMPORTANT: readers learn the new bound before the entries go, so a reader that
+        // scans while they are deleted sees the bound when it checks after its scan
+        // (`read_retained_oplog`) instead of reading a gap as "no events". If the commit
+        // fails, the store stops taking writes; the bound goes back to what is stored.
         if let Ok(mut b) = self.bounds.write() {
-            b.0 = state.trimmed_through;
+            *b = OplogBounds::of(&next);
         }
+        if let Err(e) = self.store.commit(&set, Durability::Buffer) {
+            if let Ok(mut b) = self.bounds.write() {
+                *b = OplogBounds::of(state);
+            }
+            return Err(e);
+        }
+        *state = next;
         Ok(removed)
     }
 }
@@ -2433,7 +2512,7 @@ impl Txn<'_> {
             }
         }
         if let Ok(mut b) = self.inner.bounds.write() {
-            *b = (self.state.trimmed_through, self.state.last_seq);
+            *b = OplogBounds::of(&self.state);
         }
         if self.events > 0 {
             self.inner.notifier.publish(self.state.last_seq);
@@ -3420,6 +3499,7 @@ mod tests {
         let state = WriterState {
             last_seq: 7,
             trimmed_through: 3,
+            trimmed_ts: (4, 1),
             oplog_bytes: 900,
             last_ts: (5, 2),
             next_id: 4,
@@ -3431,12 +3511,32 @@ mod tests {
             (
                 back.last_seq,
                 back.trimmed_through,
+                back.trimmed_ts,
                 back.oplog_bytes,
                 back.last_ts,
                 back.next_id
             ),
-            (7, 3, 900, (5, 2), 4)
+            (7, 3, (4, 1), 900, (5, 2), 4)
         );
+        // A record from before `trimmed_ts` existed: the last cluster time handed out stands
+        // in (or none, when retention never ran); a mistyped one is corrupt.
+        let mut legacy = d.clone();
+        legacy.remove("trimmed_ts");
+        assert_eq!(
+            WriterState::from_document(&legacy).unwrap().trimmed_ts,
+            (5, 2)
+        );
+        legacy.insert("trimmed_through", 0_i64);
+        assert_eq!(
+            WriterState::from_document(&legacy).unwrap().trimmed_ts,
+            (0, 0)
+        );
+        let mut mistyped = d.clone();
+        mistyped.insert("trimmed_ts", 3_i64);
+        assert!(matches!(
+            WriterState::from_document(&mistyped),
+            Err(Error::Corrupt { .. })
+        ));
         for field in [
             "last_seq",
             "trimmed_through",
@@ -3493,13 +3593,71 @@ mod tests {
 
         let entry = |d: Document| d.to_vec().unwrap();
         let wall = bson::DateTime::from_millis(1_234);
+        let ts = Timestamp {
+            time: 9,
+            increment: 2,
+        };
         assert_eq!(
-            entry_wall_ms(&entry(bson::doc! {"wall": wall})).unwrap(),
-            1_234
+            entry_times(&entry(bson::doc! {"ts": ts, "wall": wall})).unwrap(),
+            (1_234, (9, 2))
         );
+        for damaged in [bson::doc! {"op": "i", "ts": ts}, bson::doc! {"wall": wall}] {
+            assert!(matches!(
+                entry_times(&entry(damaged)),
+                Err(Error::Corrupt { .. })
+            ));
+        }
+    }
+
+    /// A store whose state record predates `trimmed_ts` opens with the first retained event's
+    /// time in its place: a `startAtOperationTime` at or before it is refused (the removed
+    /// events may share it), a later one reads on; the next commit persists the value.
+    #[test]
+    fn a_state_record_without_trimmed_ts_takes_the_first_retained_events_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = crate::clock::ManualClock::shared(1_000_000);
+        let config = || HistoryConfig {
+            oplog_age_ms_max: 60_000,
+            ..HistoryConfig::default()
+        };
+        let h = History::open(dir.path(), config(), clock.clone()).unwrap();
+        h.insert_one("db", "c", bson::doc! {"_id": 1}).unwrap();
+        clock.advance(std::time::Duration::from_secs(61));
+        // Its commit removes the first event.
+        h.insert_one("db", "c", bson::doc! {"_id": 2}).unwrap();
+        let kept = h.inner.writer.lock().unwrap().last_ts;
+        h.insert_one("db", "c", bson::doc! {"_id": 3}).unwrap();
+        {
+            let state = h.inner.writer.lock().unwrap();
+            assert_eq!(state.trimmed_through, 1);
+            assert!(state.last_ts > kept);
+            let mut legacy = state.to_document();
+            legacy.remove("trimmed_ts");
+            let mut set = WriteSet::default();
+            set.put(
+                Space::Catalog,
+                keys::CATALOG_STATE,
+                &encode_record(&legacy).unwrap(),
+            );
+            h.inner.store.commit(&set, Durability::Buffer).unwrap();
+        }
+        drop(h);
+        let h = History::open(dir.path(), config(), clock).unwrap();
+        assert_eq!(h.inner.writer.lock().unwrap().trimmed_ts, kept);
+        let at = |time, increment| WatchOptions {
+            start_at_operation_time: Some(Timestamp { time, increment }),
+            ..WatchOptions::default()
+        };
         assert!(matches!(
-            entry_wall_ms(&entry(bson::doc! {"op": "i"})),
-            Err(Error::Corrupt { .. })
+            h.watch(WatchScope::All, at(kept.0, kept.1)),
+            Err(Error::ChangeStreamHistoryLost)
         ));
+        let mut s = h.watch(WatchScope::All, at(kept.0, kept.1 + 1)).unwrap();
+        let events = s.try_next_batch(10).unwrap().events;
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].get_document("documentKey").unwrap(),
+            &bson::doc! {"_id": 3}
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! pipeline-style updates, applied to one document with MongoDB's semantics and error codes.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use bson::{Bson, Document, Timestamp};
@@ -210,11 +212,13 @@ impl Update {
     }
 
     /// Parses an update document: operators when its first key starts with `$`, else a
-    /// replacement.
+    /// replacement. Operators whose objects are all empty (`{$set: {}}`) are an update that
+    /// changes nothing, as in MongoDB 5.0 and later.
     ///
     /// # Errors
-    /// [`Error::BadValue`] for unknown operators, `$` fields in a replacement or an empty
-    /// operator update; [`Error::TooMany`] beyond [`UPDATE_OPERATIONS_MAX`].
+    /// [`Error::BadValue`] for unknown operators or `$` fields in a replacement; code 40 for
+    /// operators writing overlapping paths; [`Error::TooMany`] beyond
+    /// [`UPDATE_OPERATIONS_MAX`].
     pub(crate) fn parse(update: &Document) -> Result<Self> {
         let is_ops = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if !is_ops {
@@ -269,8 +273,11 @@ impl Update {
                 }
             }
         }
-        if ops.is_empty() {
-            return Err(Error::bad("Update document requires atomic operators"));
+        // MongoDB checks for conflicts when it parses the update, so an update that matches
+        // nothing, or whose `$setOnInsert` is not run, is refused all the same.
+        let mut claimed = ClaimedPaths::default();
+        for (op, path, arg) in &ops {
+            claimed.claim_op(*op, path, arg)?;
         }
         Ok(Self::Ops(ops, ArrayFilters::default()))
     }
@@ -387,29 +394,15 @@ impl Update {
             }
             Self::Ops(ops, filters) => {
                 let mut out = doc.clone();
-                let mut targets: Vec<String> = Vec::with_capacity(ops.len());
+                // Parsing checked the paths as written; a positional `$` resolved to an index
+                // may now meet a path that names that index.
+                let mut claimed = ClaimedPaths::default();
                 for (op, path, arg) in ops {
                     if *op == Op::SetOnInsert && !inserting {
                         continue;
                     }
                     let path = resolve_positional(path, doc, filter)?;
-                    let mut touched = vec![path.clone()];
-                    if *op == Op::Rename
-                        && let Bson::String(to) = arg
-                    {
-                        touched.push(to.clone());
-                    }
-                    for t in touched {
-                        if let Some(conflict) = targets.iter().find(|p| paths_conflict(p, &t)) {
-                            return Err(Error::update(
-                                40,
-                                format!(
-                                    "Updating the path '{t}' would create a conflict at '{conflict}'"
-                                ),
-                            ));
-                        }
-                        targets.push(t);
-                    }
+                    claimed.claim_op(*op, &path, arg)?;
                     if path.contains("$[") {
                         for concrete in expand_array_path(&out, &path, filters)? {
                             apply_op(&mut out, *op, &concrete, arg, now_ms)?;
@@ -554,6 +547,54 @@ fn type_name(v: &Bson) -> &'static str {
         Bson::Int64(_) => "long",
         _ => "other",
     }
+}
+
+/// The paths an update writes, claimed in order as MongoDB's update parser adds them to its
+/// tree: a path equal to a claimed one, inside one or holding one is code 40
+/// ConflictingUpdateOperators, reported at the shorter of the two paths.
+///
+/// Paths are kept as lists of parts, ordered part by part: a path's extensions then sort
+/// directly after it, so one range lookup finds them, and claiming up to
+/// [`UPDATE_OPERATIONS_MAX`] paths is O(n log n) rather than pairwise.
+#[derive(Debug, Default)]
+struct ClaimedPaths(BTreeSet<Vec<String>>);
+
+impl ClaimedPaths {
+    /// Claims what `op` writes at `path`: for `$rename`, both its source and its target.
+    fn claim_op(&mut self, op: Op, path: &str, arg: &Bson) -> Result<()> {
+        self.claim(path)?;
+        match (op, arg) {
+            (Op::Rename, Bson::String(to)) => self.claim(to),
+            _ => Ok(()),
+        }
+    }
+
+    fn claim(&mut self, path: &str) -> Result<()> {
+        let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
+        let claimed_above = (1..=parts.len())
+            .filter_map(|n| parts.get(..n))
+            .find(|prefix| self.0.contains(*prefix));
+        if let Some(at) = claimed_above {
+            return Err(conflict(path, &at.join(".")));
+        }
+        let next = self
+            .0
+            .range::<[String], _>((Bound::Excluded(parts.as_slice()), Bound::Unbounded))
+            .next();
+        if next.is_some_and(|claimed| claimed.starts_with(&parts)) {
+            return Err(conflict(path, path));
+        }
+        self.0.insert(parts);
+        Ok(())
+    }
+}
+
+/// MongoDB's code 40 for `path` overlapping a path already written, at `at`.
+fn conflict(path: &str, at: &str) -> Error {
+    Error::update(
+        40,
+        format!("Updating the path '{path}' would create a conflict at '{at}'"),
+    )
 }
 
 /// Whether two update paths overlap (equal, or one a dotted prefix of the other).
