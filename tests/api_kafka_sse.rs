@@ -131,6 +131,71 @@ impl Events {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_point_outside_the_partition_is_announced_by_a_resync_event() {
+    let s = start().await;
+    s.engine
+        .log()
+        .create_topic("t", Some(1), &[], false)
+        .unwrap();
+    append(&s.engine, &["a", "b", "c"]);
+    let url = format!("{}/topics/t/stream", s.base);
+    // Offset 500 was never in this partition (a recreated topic, say): the tail goes on from
+    // the end and says so, with an id that resumes there.
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .header("Last-Event-ID", "0:500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-accel-buffering"], "no");
+    let mut events = Events {
+        stream: resp.bytes_stream().boxed(),
+        buf: String::new(),
+    };
+    let (id, data) = events.next().await;
+    assert_eq!(id, "0:2");
+    assert_eq!(
+        (data["requested"].as_u64(), data["next"].as_u64()),
+        (Some(501), Some(3)),
+        "{data}"
+    );
+    append(&s.engine, &["d"]);
+    let (id, data) = events.next().await;
+    assert_eq!((id.as_str(), data["value"].as_str()), ("0:3", Some("d")));
+    s.shutdown.trigger();
+    drop(events);
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_starts_with_retry() {
+    let s = start().await;
+    s.engine
+        .log()
+        .create_topic("t", Some(1), &[], false)
+        .unwrap();
+    let resp = reqwest::get(format!("{}/topics/t/stream", s.base))
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let first = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let retry_ms = Config::default().realtime.sse_retry_ms;
+    assert!(
+        std::str::from_utf8(&first)
+            .unwrap()
+            .starts_with(&format!("retry: {retry_ms}\n")),
+        "{first:?}"
+    );
+    s.shutdown.trigger();
+    drop(stream);
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.task).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_from_earliest_wakes_on_append_and_resumes_after_last_event_id() {
     let s = start().await;
     s.engine

@@ -462,11 +462,11 @@ async fn consumer_lifecycle_subscribe_fetch_commit_seek_delete() {
     let (_, _, committed) = api
         .call("GET", &format!("{base}/offsets"), Some(V2), None, Some(json!({"partitions": [{"topic": "t", "partition": 0}, {"topic": "t", "partition": 1}]})))
         .await;
+    // Partition 1 has no committed offset: left out, as the REST Proxy leaves it out.
     assert_eq!(
         committed,
         json!({"offsets": [
             {"topic": "t", "partition": 0, "offset": 1, "metadata": ""},
-            {"topic": "t", "partition": 1, "offset": -1, "metadata": ""},
         ]})
     );
     // Commit everything fetched (empty body).
@@ -735,9 +735,87 @@ async fn until_a_reader_waits(api: &Api, topic: &str) {
 
 /// `GET {base}/records?timeout=30000` on its own task.
 fn spawn_fetch(api: &Arc<Api>, base: &str) -> tokio::task::JoinHandle<(StatusCode, String, Value)> {
+    spawn_fetch_with(api, base, "timeout=30000")
+}
+
+/// `GET {base}/records?{query}` on its own task.
+fn spawn_fetch_with(
+    api: &Arc<Api>,
+    base: &str,
+    query: &str,
+) -> tokio::task::JoinHandle<(StatusCode, String, Value)> {
     let api = api.clone();
-    let uri = format!("{base}/records?timeout=30000");
+    let uri = format!("{base}/records?{query}");
     tokio::spawn(async move { api.call("GET", &uri, None, Some(JSON), None).await })
+}
+
+/// Appends the JSON value `value` to partition 0 of `topic`.
+fn append_json(api: &Api, topic: &str, value: &str) {
+    api.engine
+        .log()
+        .append(
+            topic,
+            streamcache::log::Routing::Partition(0),
+            vec![streamcache::log::Record {
+                value: Some(value.to_owned().into()),
+                ..Default::default()
+            }],
+        )
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_timeout_waits_the_instance_request_timeout_as_the_rest_proxy_does() {
+    // The REST Proxy reads `timeout <= 0` as "use consumer.request.timeout.ms" (30 s for
+    // this instance), not as "do not wait".
+    let api = Arc::new(Api::new());
+    api.engine
+        .log()
+        .create_topic("z", Some(1), &[], false)
+        .unwrap();
+    let base = consumer_at_end(&api, "z").await;
+    let fetch = spawn_fetch_with(&api, &base, "timeout=0");
+    until_a_reader_waits(&api, "z").await;
+    assert!(!fetch.is_finished(), "no record yet: the fetch waits");
+    append_json(&api, "z", "5");
+    let (status, _, recs) = tokio::time::timeout(std::time::Duration::from_secs(20), fetch)
+        .await
+        .expect("the fetch returns on the append")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        recs,
+        json!([{"topic": "z", "key": null, "value": 5, "partition": 0, "offset": 0}])
+    );
+}
+
+#[tokio::test]
+async fn a_zero_max_bytes_is_no_byte_budget_as_in_the_rest_proxy() {
+    let api = Api::new();
+    api.engine
+        .log()
+        .create_topic("mb", Some(1), &[], false)
+        .unwrap();
+    let base = consumer_at_end(&api, "mb").await;
+    append_json(&api, "mb", "1");
+    append_json(&api, "mb", "2");
+    let (status, _, recs) = api
+        .call(
+            "GET",
+            &format!("{base}/records?max_bytes=0&timeout=20"),
+            None,
+            Some(JSON),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let values: Vec<i64> = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_i64().unwrap())
+        .collect();
+    assert_eq!(values, [1, 2], "{recs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1019,6 +1097,143 @@ async fn committing_offset_minus_one_commits_zero_and_minus_two_is_refused() {
         (status, e["error_code"].as_u64()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some(422))
     );
+}
+
+#[tokio::test]
+async fn an_empty_offsets_list_commits_nothing_and_an_empty_body_commits_what_was_fetched() {
+    let api = Api::new();
+    api.engine
+        .log()
+        .create_topic("ec", Some(1), &[], false)
+        .unwrap();
+    // Without auto-commit, so that only the commits below commit anything.
+    api.call(
+        "POST",
+        "/kafka/consumers/gec",
+        Some(V2),
+        None,
+        Some(json!({"name": "c", "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"})),
+    )
+    .await;
+    let base = "/kafka/consumers/gec/instances/c";
+    api.call(
+        "POST",
+        &format!("{base}/assignments"),
+        Some(V2),
+        None,
+        Some(json!({"partitions": [{"topic": "ec", "partition": 0}]})),
+    )
+    .await;
+    append_json(&api, "ec", "1");
+    let (_, _, recs) = api
+        .call(
+            "GET",
+            &format!("{base}/records?timeout=20"),
+            None,
+            Some(JSON),
+            None,
+        )
+        .await;
+    assert_eq!(recs.as_array().map(Vec::len), Some(1), "{recs}");
+    let committed = || async {
+        api.call(
+            "GET",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(json!({"partitions": [{"topic": "ec", "partition": 0}]})),
+        )
+        .await
+        .2
+    };
+    // The REST Proxy's `commitSync(emptyMap)`: nothing.
+    let (status, _, _) = api
+        .call(
+            "POST",
+            &format!("{base}/offsets"),
+            Some(V2),
+            None,
+            Some(json!({"offsets": []})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(committed().await, json!({"offsets": []}));
+    // No body: everything fetched.
+    let (status, _, _) = api
+        .call("POST", &format!("{base}/offsets"), Some(V2), None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        committed().await,
+        json!({"offsets": [{"topic": "ec", "partition": 0, "offset": 1, "metadata": ""}]})
+    );
+}
+
+#[tokio::test]
+async fn committed_offsets_without_a_body_answer_partition_not_found() {
+    let api = Api::new();
+    api.call(
+        "POST",
+        "/kafka/consumers/gn",
+        Some(V2),
+        None,
+        Some(json!({"name": "c"})),
+    )
+    .await;
+    let (status, ct, e) = api
+        .call(
+            "GET",
+            "/kafka/consumers/gn/instances/c/offsets",
+            Some(V2),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, ct.as_str(), e["error_code"].as_u64()),
+        (StatusCode::NOT_FOUND, V2, Some(40402))
+    );
+}
+
+#[tokio::test]
+async fn the_consumer_format_is_matched_in_any_case() {
+    let api = Api::new();
+    api.engine
+        .log()
+        .create_topic("fc", Some(1), &[], false)
+        .unwrap();
+    for (name, format) in [("upper", "JSON"), ("mixed", "Binary")] {
+        let (status, _, body) = api
+            .call(
+                "POST",
+                "/kafka/consumers/gf",
+                Some(V2),
+                None,
+                Some(json!({"name": name, "format": format})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{format}: {body}");
+    }
+    // The upper-case `JSON` instance is a json instance: it serves the json media type.
+    let base = "/kafka/consumers/gf/instances/upper";
+    api.call(
+        "POST",
+        &format!("{base}/assignments"),
+        Some(V2),
+        None,
+        Some(json!({"partitions": [{"topic": "fc", "partition": 0}]})),
+    )
+    .await;
+    let (status, ct, _) = api
+        .call(
+            "GET",
+            &format!("{base}/records?timeout=20"),
+            None,
+            Some(JSON),
+            None,
+        )
+        .await;
+    assert_eq!((status, ct.as_str()), (StatusCode::OK, JSON));
 }
 
 #[tokio::test]

@@ -583,3 +583,69 @@ async fn a_missing_or_wrong_token_is_refused_in_each_surfaces_shape() {
         (StatusCode::UNAUTHORIZED, Some("unauthorized"))
     );
 }
+
+/// A Data API client sends its key in the `apiKey` header: with the configured token there,
+/// `/mongo` answers; a wrong key is the Data API's `InvalidSession`; the header means nothing
+/// outside `/mongo`.
+#[tokio::test]
+async fn the_data_api_key_header_carries_the_token_under_mongo() {
+    let engine = Arc::new(
+        Engine::open(Config {
+            ephemeral: true,
+            auth_token: Some("s3cret".into()),
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let app = streamcache::api::router(engine);
+    let call = |uri: &str, key: &str| {
+        let req = Request::post(uri)
+            .header("content-type", "application/json")
+            .header("apiKey", key)
+            .body(Body::from(
+                r#"{"dataSource":"x","database":"d","collection":"c"}"#,
+            ))
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await.unwrap();
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let (s, v) = call("/mongo/action/find", "s3cret").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = call("/mongo/action/find", "wrong").await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("InvalidSession"))
+    );
+    let (s, _) = call("/kafka/topics", "s3cret").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// A path under `/mongo` that names no endpoint is a 404 in the Data API's error shape.
+#[tokio::test]
+async fn unknown_paths_under_mongo_answer_in_the_data_api_shape() {
+    let api = api();
+    for uri in ["/mongo/action", "/mongo/v1/action/find", "/mongo"] {
+        let req = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap();
+        let resp = api.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            (status, v["error_code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("NotFound")),
+            "{uri}: {v}"
+        );
+        assert!(
+            v["error"].is_string() && v["link"].is_string(),
+            "{uri}: {v}"
+        );
+    }
+}

@@ -70,6 +70,7 @@ struct Frame {
     event: Option<String>,
     data: String,
     comment: Option<String>,
+    retry: Option<String>,
 }
 
 struct SseClient {
@@ -86,6 +87,7 @@ impl SseClient {
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        assert_eq!(resp.headers()["x-accel-buffering"], "no");
         Self {
             body: Box::pin(resp.bytes_stream()),
             buf: String::new(),
@@ -107,6 +109,7 @@ impl SseClient {
                             "id" => f.id = Some(v.to_owned()),
                             "event" => f.event = Some(v.to_owned()),
                             "data" => f.data.push_str(v),
+                            "retry" => f.retry = Some(v.to_owned()),
                             _ => {}
                         }
                     }
@@ -228,6 +231,9 @@ async fn idle_streams_send_heartbeats_with_the_post_batch_token() {
 /// Reads the one `error` event of a stream that cannot resume (286 with the
 /// `NonResumableChangeStreamError` label) and the end after it; returns its `errmsg`.
 async fn history_lost(client: &mut SseClient) -> String {
+    // Every stream starts with `retry:`, the reconnection delay.
+    let f = client.next().await.unwrap();
+    assert!(f.retry.is_some() && f.data.is_empty(), "{f:?}");
     let f = client.next().await.unwrap();
     assert_eq!(f.event.as_deref(), Some("error"), "{f:?}");
     let body: Value = serde_json::from_str(&f.data).unwrap();

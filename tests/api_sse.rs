@@ -429,17 +429,20 @@ async fn topic_and_change_streams_count_against_the_connection_limit() {
         let (_, mut r) = open_path(&server, change_stream, None).await;
         let first = r.frame().await.unwrap();
         if first != over_capacity {
-            opened = Some(first);
+            opened = Some((first, r));
             break;
         }
         tokio::task::yield_now().await;
     }
-    let first = opened.expect("a change stream opens once the topic stream has ended");
+    let (first, mut r) = opened.expect("a change stream opens once the topic stream has ended");
+    // `retry:` first, as on every SSE stream, then the idle stream's heartbeat.
+    let retry_ms = server.engine.config().realtime.sse_retry_ms;
+    assert_eq!(first, vec![("retry".to_owned(), retry_ms.to_string())]);
+    let beat = r.frame().await.unwrap();
     assert!(
-        first
-            .iter()
+        beat.iter()
             .any(|(k, v)| k.is_empty() && v.starts_with("heartbeat")),
-        "{first:?}"
+        "{beat:?}"
     );
     server.shutdown.trigger();
 }

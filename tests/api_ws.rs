@@ -239,6 +239,8 @@ async fn unknown_key_and_bad_protocol_close_with_pusher_codes() {
         ("/app/wrong-key?protocol=7", 4001),
         (&format!("/app/{KEY}") as &str, 4008),
         (&format!("/app/{KEY}?protocol=3") as &str, 4007),
+        (&format!("/app/{KEY}?protocol=abc") as &str, 4006),
+        (&format!("/app/{KEY}?protocol=") as &str, 4006),
     ] {
         let ws = connect_raw(&server, path).await;
         let mut c = Client {

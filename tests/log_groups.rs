@@ -737,3 +737,36 @@ fn committed_offsets_are_kept_for_at_most_consumer_groups_max_groups() {
     t.log.commit_offsets("one-more", &at(1)).unwrap();
     assert_eq!(t.log.consumer_groups().unwrap().len(), 1);
 }
+
+#[test]
+fn a_partition_with_more_than_one_poll_can_take_does_not_keep_the_others_waiting() {
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("f", Some(2), &[], false).unwrap();
+    for i in 0..10 {
+        t.log
+            .append("f", Routing::Partition(0), vec![value(&format!("0-{i}"))])
+            .unwrap();
+    }
+    t.log
+        .append("f", Routing::Partition(1), vec![value("1-0")])
+        .unwrap();
+    let id = t.log.create_consumer("g", Some("m"), earliest()).unwrap();
+    t.log
+        .assign_consumer("g", &id, vec![tp("f", 0), tp("f", 1)])
+        .unwrap();
+    // A one-byte budget takes one record per poll. The poll after one that skipped partition
+    // 1 starts with it, though partition 0 still has nine records waiting.
+    let first = t.log.poll_consumer("g", &id, 1).unwrap();
+    let second = t.log.poll_consumer("g", &id, 1).unwrap();
+    let third = t.log.poll_consumer("g", &id, 1).unwrap();
+    let read = |polled: &[streamcache::log::ConsumedRecord]| {
+        polled
+            .iter()
+            .map(|r| (r.partition, r.record.offset))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(read(&first), [(0, 0)]);
+    assert_eq!(read(&second), [(1, 0)]);
+    // Nothing left on partition 1: partition 0 goes on where it stopped.
+    assert_eq!(read(&third), [(0, 1)]);
+}

@@ -1,4 +1,5 @@
 //! Bearer-token authentication for every route except `/healthz` and the Pusher surface.
+//! Under `/mongo` the token may also come as the Data API's `apiKey` header.
 //!
 //! The Pusher WebSocket (`/app/{key}`) and HTTP API (`/apps/{app_id}/…`) are exempt: pusher-js
 //! and the Pusher SDKs cannot send a bearer token, and both are authenticated the Pusher way
@@ -19,6 +20,9 @@ const OPEN_PATHS: &[&str] = &["/healthz"];
 /// Path prefixes answered without a token because they carry Pusher signing instead.
 const OPEN_PREFIXES: &[&str] = &["/app/", "/apps/"];
 
+/// The header in which an Atlas Data API client sends its API key.
+const DATA_API_KEY_HEADER: &str = "apiKey";
+
 /// Whether `path` skips the bearer check.
 fn is_open(path: &str) -> bool {
     OPEN_PATHS.contains(&path) || OPEN_PREFIXES.iter().any(|p| path.starts_with(p))
@@ -36,11 +40,16 @@ pub(crate) async fn require_bearer(
     if is_open(req.uri().path()) {
         return next.run(req).await;
     }
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let headers = req.headers();
+    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer =
+        header_text(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer "));
+    // A Data API client sends its key as `apiKey`: under `/mongo` that header carries the
+    // token too, so such a client works by changing only its base URL.
+    let presented = match bearer {
+        None if is_under(req.uri().path(), "/mongo") => header_text(DATA_API_KEY_HEADER),
+        other => other,
+    };
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
             next.run(req).await

@@ -86,11 +86,15 @@ pub(crate) fn is_under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The fallback for paths no surface serves; under `/kafka`, in the REST Proxy's shape.
+/// The fallback for paths no surface serves; under `/kafka` in the REST Proxy's shape, under
+/// `/mongo` in the Data API's.
 pub(crate) async fn not_found(uri: Uri) -> Response {
     let path = uri.path();
     if is_under(path, "/kafka") {
         return super::kafka::not_found(path);
+    }
+    if is_under(path, "/mongo") {
+        return super::mongo::not_found(path);
     }
     ApiError::client(
         StatusCode::NOT_FOUND,

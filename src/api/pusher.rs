@@ -176,7 +176,15 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
             .await;
         }
         Some(Ok(5..=7)) => {}
-        Some(_) => {
+        Some(Err(_)) => {
+            return refuse(
+                &mut socket,
+                ErrorCode::InvalidProtocol,
+                "Invalid version string format",
+            )
+            .await;
+        }
+        Some(Ok(_)) => {
             return refuse(
                 &mut socket,
                 ErrorCode::UnsupportedProtocol,
@@ -417,6 +425,8 @@ impl Conn {
             }
         }
         let mut joined = None;
+        // Held until `member_added` is published (see `Hub::presence_announcing`).
+        let _announcing = (kind == ChannelKind::Presence).then(|| self.hub.presence_announcing());
         if kind == ChannelKind::Presence {
             let parsed = signed_data
                 .ok_or_else(|| realtime::Error::ChannelData {
@@ -477,6 +487,7 @@ impl Conn {
     }
 
     fn leave_presence(&self, channel: &str, user_id: &str) {
+        let _announcing = self.hub.presence_announcing();
         if self.hub.presence_leave(channel, user_id) {
             let _ = self
                 .hub

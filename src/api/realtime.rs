@@ -227,6 +227,10 @@ async fn stream(
     };
     let sub = match subscribed {
         Ok(sub) => sub,
+        // No room for another channel now; there may be once others empty.
+        Err(realtime::Error::HubFull { .. }) => {
+            return retry_later_sse("over capacity: the hub holds as many channels as it can");
+        }
         Err(e) => return client_error(&e).into_response(),
     };
     let config = &state.engine.config().realtime;
@@ -279,24 +283,44 @@ async fn stream(
 /// `EventSource` for good; an ended stream makes it reconnect after `retry:`, as pusher-js does
 /// after 4100.
 pub(crate) fn over_capacity_sse() -> Response {
-    let body = format!(
-        "retry: {SSE_OVER_CAPACITY_RETRY_MS}\n: over capacity: too many open SSE streams and WebSocket connections\n\n"
-    );
+    retry_later_sse("over capacity: too many open SSE streams and WebSocket connections")
+}
+
+/// An SSE stream that ends at once, asking the client to come back after
+/// [`SSE_OVER_CAPACITY_RETRY_MS`]: the answer to a request the server cannot serve now but may
+/// serve later (a non-200 status would stop an `EventSource` for good).
+fn retry_later_sse(reason: &str) -> Response {
+    let body = format!("retry: {SSE_OVER_CAPACITY_RETRY_MS}\n: {reason}\n\n");
     event_stream(Body::from(body))
 }
 
 /// A 200 response carrying `body` as an event stream (`text/event-stream`, no caching, no proxy
 /// buffering).
 fn event_stream(body: Body) -> Response {
-    let mut resp = body.into_response();
+    let mut resp = unbuffered(body.into_response());
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+/// Marks an SSE response as not to be buffered by a reverse proxy (`X-Accel-Buffering: no`;
+/// axum's `Sse` sets the content type and `Cache-Control` only).
+pub(crate) fn unbuffered(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// The event an SSE stream starts with: `retry:` with the configured reconnection delay, which
+/// the client then waits before reconnecting after the stream ends.
+pub(crate) fn retry_event(state: &AppState) -> axum::response::sse::Event {
+    axum::response::sse::Event::default().retry(Duration::from_millis(
+        state.engine.config().realtime.sse_retry_ms,
+    ))
 }
 
 /// Body of `POST /realtime/{channel}`.

@@ -125,6 +125,10 @@ struct Member {
     /// Held by a poll from planning its reads to updating the positions, so concurrent polls
     /// of one instance take turns instead of delivering the same records each.
     polling: Arc<Mutex<()>>,
+    /// Index in `assigned` of the partition the next poll reads first: the first one the last
+    /// poll skipped because its byte budget ran out. A partition with more waiting than one
+    /// poll's budget thus cannot keep the others waiting (Kafka's fetcher rotates likewise).
+    first_read: usize,
 }
 
 impl Member {
@@ -615,6 +619,7 @@ impl Log {
                 positions: BTreeMap::new(),
                 auto_committed: BTreeMap::new(),
                 polling: Arc::default(),
+                first_read: 0,
             },
         );
         Ok(id)
@@ -884,10 +889,14 @@ impl Log {
             reg.member(group, instance, now)?;
             reg.rebalance(group, &counts);
             let m = reg.member(group, instance, now)?;
-            let plan: Vec<(TopicPartition, Option<Offset>)> = m
-                .assigned
-                .iter()
-                .map(|tp| (tp.clone(), m.positions.get(tp).copied()))
+            let n = m.assigned.len();
+            let first = if n == 0 { 0 } else { m.first_read % n };
+            let plan: Vec<(usize, TopicPartition, Option<Offset>)> = (first..n)
+                .chain(0..first)
+                .filter_map(|i| {
+                    let tp = m.assigned.get(i)?;
+                    Some((i, tp.clone(), m.positions.get(tp).copied()))
+                })
                 .collect();
             (plan, m.settings.clone(), m.auto_commit_due())
         };
@@ -905,7 +914,8 @@ impl Log {
         let mut out = Vec::new();
         let mut budget = max_bytes.min(super::READ_BYTES_MAX);
         let mut reached = Vec::new();
-        for (tp, planned) in plan {
+        let mut first_skipped = None;
+        for (index, tp, planned) in plan {
             let partition = self.partition(&tp.topic, tp.partition)?;
             let mut pos = match planned {
                 Some(p) => p,
@@ -915,6 +925,7 @@ impl Log {
                 },
             };
             if budget == 0 {
+                first_skipped.get_or_insert(index);
                 reached.push((tp, planned, pos));
                 continue;
             }
@@ -947,6 +958,9 @@ impl Log {
         }
         let mut reg = self.registry()?;
         if let Ok(m) = reg.member(group, instance, now) {
+            if let Some(index) = first_skipped {
+                m.first_read = index;
+            }
             for (tp, planned, pos) in reached {
                 // A seek or rebalance during the reads wins over the position they reached.
                 if m.assigned.contains(&tp) && m.positions.get(&tp).copied() == planned {

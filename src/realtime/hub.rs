@@ -376,6 +376,9 @@ pub struct Hub {
     sockets_issued: AtomicU64,
     /// Presence membership.
     presence: Presence,
+    /// Held from a presence membership change to the `member_added`/`member_removed` event
+    /// that announces it ([`Hub::presence_announcing`]).
+    presence_announcing: Mutex<()>,
     /// Open WebSocket connections and SSE streams.
     connections: AtomicUsize,
     /// Signed-in user id → each connection signed in as that user (its sign-in number and the
@@ -398,6 +401,7 @@ impl Hub {
             socket_seed,
             sockets_issued: AtomicU64::new(0),
             presence: Presence::default(),
+            presence_announcing: Mutex::new(()),
             connections: AtomicUsize::new(0),
             users: Mutex::new(HashMap::new()),
             sign_ins: AtomicU64::new(0),
@@ -768,6 +772,17 @@ impl Hub {
             .unwrap_or_else(PoisonError::into_inner)
             .get(user_id)
             .map_or(0, Vec::len)
+    }
+
+    /// Taken by a connection before it joins or leaves a presence channel and held until it
+    /// has published the `member_added` or `member_removed` that the change calls for. Without
+    /// it, a user's last socket leaving while a new one joins could announce "added" then
+    /// "removed" in that order to the other members, who would then miss a user the channel
+    /// still lists.
+    pub fn presence_announcing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.presence_announcing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds one socket of `user_id` to a presence channel; `Ok(true)` when the user is new.

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     AppNotFound = 4001,
     /// 4005: the path is not `/app/{key}`; no reconnect.
     PathNotFound = 4005,
+    /// 4006: the protocol version is not a number; no reconnect.
+    InvalidProtocol = 4006,
     /// 4007: protocol version not supported; no reconnect.
     UnsupportedProtocol = 4007,
     /// 4008: no protocol version given; no reconnect.

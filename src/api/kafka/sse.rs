@@ -85,10 +85,12 @@ async fn stream(
         .map(|(_, off)| off.saturating_add(1));
     let from = q.from.clone();
     let t = topic.clone();
-    let (partition, start) = blocking(&state, move |l| {
+    let (partition, start, skipped_from) = blocking(&state, move |l| {
         let partition = l.partition(&t, p)?;
         let (earliest, latest) = (partition.earliest_offset()?, partition.latest_offset());
         let start = match (resume, from.as_deref()) {
+            // A resume point retention removed (or past the end of a recreated topic) goes on
+            // from the nearest end, announced by a `resync` event.
             (Some(next), _) => next.clamp(earliest, latest),
             (None, None | Some("latest")) => latest,
             (None, Some("earliest")) => earliest,
@@ -110,7 +112,7 @@ async fn stream(
                 offset
             }
         };
-        Ok((partition, start))
+        Ok((partition, start, resume.filter(|next| *next != start)))
     })
     .await?;
     // Counted with every long-lived stream of the HTTP listener until it ends.
@@ -126,21 +128,29 @@ async fn stream(
         rx,
         buf: VecDeque::new(),
         format,
+        resync: skipped_from,
     };
     let mut shutdown = state.shutdown.clone();
+    let retry = futures::stream::once(std::future::ready(Ok::<Event, Infallible>(
+        crate::api::realtime::retry_event(&state),
+    )));
     let events = futures::stream::unfold(tail, |mut t| async move {
         let event = t.next_event().await?;
         Some((Ok::<Event, Infallible>(event), t))
-    })
+    });
     // The stream ends at shutdown instead of holding graceful shutdown up until its timeout.
-    .take_until(async move { shutdown.wait().await });
-    Ok(Sse::new(events)
-        .keep_alive(
-            KeepAlive::new()
-                .interval(Duration::from_millis(SSE_KEEP_ALIVE_MS))
-                .text("keep-alive"),
-        )
-        .into_response())
+    let events = retry
+        .chain(events)
+        .take_until(async move { shutdown.wait().await });
+    Ok(crate::api::realtime::unbuffered(
+        Sse::new(events)
+            .keep_alive(
+                KeepAlive::new()
+                    .interval(Duration::from_millis(SSE_KEEP_ALIVE_MS))
+                    .text("keep-alive"),
+            )
+            .into_response(),
+    ))
 }
 
 /// State of one tail.
@@ -159,11 +169,17 @@ struct Tail {
     buf: VecDeque<StoredRecord>,
     /// Key and value rendering.
     format: Format,
+    /// The offset the tail was to read next when it had to move to `next` instead (retention
+    /// removed it, or it is past the end): a `resync` event is due.
+    resync: Option<Offset>,
 }
 
 impl Tail {
     async fn next_event(&mut self) -> Option<Event> {
         loop {
+            if let Some(requested) = self.resync.take() {
+                return Some(self.resync_event(requested));
+            }
             if let Some(r) = self.buf.pop_front() {
                 return Some(self.event(&r));
             }
@@ -183,6 +199,7 @@ impl Tail {
                 Err(Error::OffsetOutOfRange {
                     earliest, latest, ..
                 }) => {
+                    self.resync = Some(self.next);
                     self.next = if self.next < earliest {
                         earliest
                     } else {
@@ -194,6 +211,24 @@ impl Tail {
                     return None;
                 }
             }
+        }
+    }
+
+    /// `event: resync` for a tail that could not read from `requested` and goes on from
+    /// `next`, with `id:` the offset before `next`, so a reconnect resumes there (none when
+    /// `next` is 0: there is no record before it).
+    fn resync_event(&self, requested: Offset) -> Event {
+        let data = json!({
+            "reason": "the requested offset is not in the partition; records were skipped",
+            "topic": self.topic,
+            "partition": self.partition.id(),
+            "requested": requested,
+            "next": self.next,
+        });
+        let event = Event::default().event("resync").data(data.to_string());
+        match self.next.checked_sub(1) {
+            Some(last) => event.id(format!("{}:{last}", self.partition.id())),
+            None => event,
         }
     }
 

@@ -511,7 +511,13 @@ async fn create_consumer(
 ) -> Result<Response, KafkaError> {
     let req: CreateConsumer = parse_optional(&body)?;
     let invalid = |m: String| KafkaError::new(StatusCode::UNPROCESSABLE_ENTITY, 42204, m);
-    let format = match req.format.as_deref().unwrap_or("binary") {
+    // The REST Proxy upper-cases the name before matching it: `JSON` is `json`.
+    let format_name = req
+        .format
+        .as_deref()
+        .unwrap_or("binary")
+        .to_ascii_lowercase();
+    let format = match format_name.as_str() {
         "binary" => Format::Binary,
         "json" => Format::Json,
         other => {
@@ -651,8 +657,9 @@ async fn get_assignments(
     Ok(ok(&PartitionsBody { partitions }))
 }
 
-/// Query of `GET …/records`. As in the REST Proxy (whose parameters default to -1), a
-/// negative value means the default.
+/// Query of `GET …/records`. As in the REST Proxy (whose parameters default to -1), zero or a
+/// negative value means the default: the whole `consumer.request.timeout.ms` and no byte budget
+/// beyond the cap.
 #[derive(Debug, Deserialize)]
 struct RecordsQuery {
     /// Longest wait in ms.
@@ -661,9 +668,9 @@ struct RecordsQuery {
     max_bytes: Option<i64>,
 }
 
-/// A non-negative query value, or `None` for an absent or negative one (the default).
-fn non_negative<T: TryFrom<i64>>(value: Option<i64>) -> Option<T> {
-    value.and_then(|v| T::try_from(v).ok())
+/// A positive query value, or `None` for an absent, zero or negative one (the default).
+fn positive<T: TryFrom<i64>>(value: Option<i64>) -> Option<T> {
+    value.filter(|v| *v > 0).and_then(|v| T::try_from(v).ok())
 }
 
 /// Whether an `Accept` header admits the records of an instance of `format`: its own media
@@ -714,12 +721,12 @@ async fn records(
             ),
         ));
     }
-    let max_bytes = non_negative(q.max_bytes)
+    let max_bytes = positive(q.max_bytes)
         .unwrap_or(FETCH_BYTES_DEFAULT)
         .min(log::READ_BYTES_MAX);
     // The REST Proxy's `timeout` applies only when below `consumer.request.timeout.ms`.
     let wait = Duration::from_millis(
-        non_negative(q.timeout)
+        positive(q.timeout)
             .unwrap_or(settings.request_timeout_ms)
             .min(settings.request_timeout_ms),
     );
@@ -801,9 +808,10 @@ async fn commit(
     body: Bytes,
 ) -> Result<Response, KafkaError> {
     let req: OffsetsBody = parse_optional(&body)?;
+    // No body commits everything fetched; a list commits exactly its entries, so an empty one
+    // commits nothing (the REST Proxy's `commitSync(emptyMap)`).
     let explicit = match req.offsets {
         None => None,
-        Some(list) if list.is_empty() => None,
         Some(list) => Some(
             list.into_iter()
                 .map(|o| {
@@ -844,21 +852,31 @@ async fn committed(
     Path((group, instance)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, KafkaError> {
+    // The REST Proxy answers a request without partitions as it answers an unknown partition.
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(KafkaError::new(
+            StatusCode::NOT_FOUND,
+            40402,
+            "Partition not found.".to_owned(),
+        ));
+    }
     let req: PartitionsBody = parse(&body)?;
     let parts = wire_partitions(req.partitions)?;
     let found = blocking(&state, move |l| {
         l.consumer_committed(&group, &instance, &parts)
     })
     .await?;
+    // As the REST Proxy, which lists what the consumer's `committed` returns: a partition
+    // without a committed offset is left out.
     let offsets: Vec<CommittedOffsetOut> = found
         .into_iter()
-        .map(|(tp, c)| CommittedOffsetOut {
-            topic: tp.topic,
-            partition: tp.partition,
-            offset: c
-                .as_ref()
-                .map_or(-1, |c| i64::try_from(c.offset).unwrap_or(i64::MAX)),
-            metadata: c.map(|c| c.metadata).unwrap_or_default(),
+        .filter_map(|(tp, c)| {
+            c.map(|c| CommittedOffsetOut {
+                topic: tp.topic,
+                partition: tp.partition,
+                offset: i64::try_from(c.offset).unwrap_or(i64::MAX),
+                metadata: c.metadata,
+            })
         })
         .collect();
     Ok(ok(&serde_json::json!({ "offsets": offsets })))

@@ -596,8 +596,7 @@ async fn produce_batch(
                 let mut success = serde_json::Map::with_capacity(fields.len());
                 success.insert("id".to_owned(), json!(id));
                 for (k, v) in fields {
-                    // The REST Proxy leaves out an absent key or value; the stream has null.
-                    if k != "error_code" && !v.is_null() {
+                    if k != "error_code" {
                         success.insert(k, v);
                     }
                 }
@@ -814,16 +813,23 @@ async fn produce_one(state: &AppState, topic: &str, v: Value) -> Value {
     let t = topic.to_owned();
     match blocking(state, move |l| l.append(&t, routing, vec![record])).await {
         Ok(placed) => match placed.first() {
-            Some(a) => json!({
-                "error_code": 200,
-                "cluster_id": CLUSTER_ID,
-                "topic_name": topic,
-                "partition_id": a.partition,
-                "offset": a.offset,
-                "timestamp": iso8601::format_ms(a.timestamp_ms),
-                "key": key_out,
-                "value": value_out,
-            }),
+            Some(a) => {
+                let mut out = serde_json::Map::with_capacity(8);
+                out.insert("error_code".to_owned(), json!(200));
+                out.insert("cluster_id".to_owned(), json!(CLUSTER_ID));
+                out.insert("topic_name".to_owned(), json!(topic));
+                out.insert("partition_id".to_owned(), json!(a.partition));
+                out.insert("offset".to_owned(), json!(a.offset));
+                let timestamp = iso8601::format_ms(a.timestamp_ms);
+                out.insert("timestamp".to_owned(), json!(timestamp));
+                // The REST Proxy leaves out the key or value a record does not have.
+                for (name, described) in [("key", key_out), ("value", value_out)] {
+                    if !described.is_null() {
+                        out.insert(name.to_owned(), described);
+                    }
+                }
+                Value::Object(out)
+            }
             None => error_object(500, "nothing was appended"),
         },
         Err(e) => error_object(super::produce_error_code(&e), e.message()),

@@ -42,6 +42,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .layer(axum::middleware::from_fn(error_bodies))
 }
 
+/// The Data API's answer to a path under `/mongo` that names no endpoint (404).
+pub(crate) fn not_found(path: &str) -> Response {
+    DataApiError::new(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        format!("no endpoint at {path}"),
+    )
+    .into_response()
+}
+
 /// The Data API's answer to a request without valid credentials (401): with none, its
 /// `InvalidParameter` "no authentication methods were specified"; with a wrong one,
 /// `InvalidSession`.
