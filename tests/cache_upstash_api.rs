@@ -21,21 +21,8 @@ async fn call(
     body: Option<Value>,
     base64: bool,
 ) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if base64 {
-        req = req.header("Upstash-Encoding", "base64");
-    }
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    call_raw(app, method, uri, body, base64).await
 }
 
 #[tokio::test]
@@ -247,4 +234,146 @@ async fn a_pipeline_holds_at_most_upstash_pipeline_len_max_commands() {
             "{path}"
         );
     }
+}
+
+/// A request with `body` as it is (a JSON command, or the path form's value).
+async fn call_raw(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+    base64: bool,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if base64 {
+        req = req.header("Upstash-Encoding", "base64");
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn a_transaction_with_a_command_it_cannot_queue_is_discarded_whole() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine.clone());
+    for bad in [json!(["NOPE"]), json!(["GET"]), json!(["WATCH", "a"])] {
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/redis/multi-exec",
+            Some(json!([["SET", "a", "1"], bad])),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(
+            v["error"].as_str().unwrap().starts_with("ERR "),
+            "{bad}: {v}"
+        );
+        assert_eq!(
+            engine.cache().get(0, b"a"),
+            None,
+            "{bad}: nothing of the transaction ran"
+        );
+    }
+    // A command that fails when it runs does not discard the others, as in Redis.
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/redis/multi-exec",
+        Some(json!([["SET", "a", "x"], ["INCR", "a"], ["GET", "a"]])),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v[2], json!({"result": "x"}));
+    assert!(v[1]["error"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn the_path_form_takes_the_arguments_after_the_body_from_the_query() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine.clone());
+    let (s, v) = call_raw(
+        &app,
+        "POST",
+        "/redis/set/k?EX=100",
+        b"a value".to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": "OK"})));
+    let (_, v) = call(&app, "GET", "/redis/ttl/k", None, false).await;
+    assert_eq!(v, json!({"result": 100}));
+    let (_, v) = call(&app, "GET", "/redis/get/k", None, false).await;
+    assert_eq!(v, json!({"result": "a value"}));
+    // A flag without a value, and `+` and escapes decoded.
+    let (_, v) = call_raw(&app, "PUT", "/redis/set/k?NX", b"other".to_vec(), false).await;
+    assert_eq!(v, json!({"result": null}), "NX: the key exists");
+    let (_, v) = call_raw(&app, "POST", "/redis/echo?a+b%21", Vec::new(), false).await;
+    assert_eq!(v, json!({"result": "a b!"}));
+}
+
+#[tokio::test]
+async fn base64_leaves_the_ok_status_as_it_is() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine);
+    let (_, v) = call(&app, "POST", "/redis", Some(json!(["SET", "k", "v"])), true).await;
+    assert_eq!(v, json!({"result": "OK"}));
+    let (_, v) = call(&app, "POST", "/redis", Some(json!(["PING"])), true).await;
+    assert_eq!(
+        v,
+        json!({"result": "UE9ORw=="}),
+        "other statuses are encoded"
+    );
+}
+
+#[tokio::test]
+async fn methods_upstash_does_not_serve_and_framework_rejections_have_the_error_body() {
+    let engine = Arc::new(streamcache::engine::Engine::temporary().unwrap());
+    let app = streamcache::api::router(engine.clone());
+    engine.cache().set(0, b"k", b"v", None);
+    for method in ["DELETE", "PATCH"] {
+        let (s, v) = call_raw(&app, method, "/redis/del/k", Vec::new(), false).await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert!(v["error"].is_string(), "{method}: {v}");
+    }
+    assert_eq!(engine.cache().get(0, b"k").as_deref(), Some(&b"v"[..]));
+    let (s, v) = call(&app, "PUT", "/redis", Some(json!(["GET", "k"])), false).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": "v"})));
+    let (s, v) = call(&app, "GET", "/redis/pipeline", None, false).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(v["error"].is_string(), "{v}");
+}
+
+#[tokio::test]
+async fn the_token_may_come_as_the_token_query_parameter() {
+    let engine = Arc::new(
+        streamcache::engine::Engine::open(streamcache::config::Config {
+            ephemeral: true,
+            auth_token: Some("s3cret".into()),
+            ..streamcache::config::Config::default()
+        })
+        .unwrap(),
+    );
+    let app = streamcache::api::router(engine);
+    let (s, v) = call(&app, "GET", "/redis/echo/hi?_token=s3cret", None, false).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"result": "hi"})));
+    let (s, v) = call(&app, "GET", "/redis/echo/hi?_token=wrong", None, false).await;
+    assert_eq!(
+        (s, v),
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "WRONGPASS invalid or missing auth token"})
+        )
+    );
+    // Outside `/redis` the parameter is no credential.
+    let (s, _) = call(&app, "GET", "/kafka/topics?_token=s3cret", None, false).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }

@@ -1,5 +1,6 @@
 //! Bearer-token authentication for every route except `/healthz` and the Pusher surface.
-//! Under `/mongo` the token may also come as the Data API's `apiKey` header.
+//! Under `/mongo` the token may also come as the Data API's `apiKey` header, under `/redis` as
+//! Upstash's `_token` query parameter.
 //!
 //! The Pusher WebSocket (`/app/{key}`) and HTTP API (`/apps/{app_id}/…`) are exempt: pusher-js
 //! and the Pusher SDKs cannot send a bearer token, and both are authenticated the Pusher way
@@ -46,8 +47,11 @@ pub(crate) async fn require_bearer(
         header_text(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer "));
     // A Data API client sends its key as `apiKey`: under `/mongo` that header carries the
     // token too, so such a client works by changing only its base URL.
+    // Upstash clients may send the token as the `_token` query parameter instead.
+    let query_token = super::redis::query_token(req.uri());
     let presented = match bearer {
         None if is_under(req.uri().path(), "/mongo") => header_text(DATA_API_KEY_HEADER),
+        None if is_under(req.uri().path(), "/redis") => query_token.as_deref(),
         other => other,
     };
     match presented {
@@ -64,13 +68,17 @@ pub(crate) async fn require_bearer(
 }
 
 /// The 401 of a request without the right token, in the error shape of the surface it was
-/// sent to: the REST Proxy's 40101 under `/kafka`, the Data API's under `/mongo`.
+/// sent to: the REST Proxy's 40101 under `/kafka`, the Data API's under `/mongo`, Upstash's
+/// under `/redis`.
 fn unauthorized(path: &str, token_sent: bool) -> Response {
     if is_under(path, "/kafka") {
         return super::kafka::unauthorized(path);
     }
     if is_under(path, "/mongo") {
         return super::mongo::unauthorized(token_sent);
+    }
+    if is_under(path, "/redis") {
+        return super::redis::unauthorized();
     }
     ApiError::client(
         StatusCode::UNAUTHORIZED,

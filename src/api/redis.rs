@@ -4,31 +4,67 @@
 //! percent-decoded after the path is split, so `%2F` is a `/` inside an argument).
 //!
 //! Replies are `{"result": …}`; command errors are `{"error": "ERR …"}` with status 400. With
-//! the header `Upstash-Encoding: base64`, string results are base64-encoded as Upstash does.
+//! the header `Upstash-Encoding: base64`, string results are base64-encoded as Upstash does
+//! (all but the `OK` status). As on Upstash, the path form takes the arguments after a POST's
+//! body from the query string (`/redis/set/k?EX=100` with body `v` is `SET k v EX 100`), only
+//! HEAD, GET, POST and PUT are served (405 otherwise), and every failure, the framework's
+//! rejections included, has the `{"error"}` body.
 
 use axum::Router;
 use axum::body::Bytes as BodyBytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{MethodFilter, on};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::error::framework_rejection;
 use crate::cache::{Cache, Frame};
 
 /// Most commands in one pipeline or transaction request.
 pub const UPSTASH_PIPELINE_LEN_MAX: usize = 10_000;
 
+/// The query parameter Upstash reads a token from (`auth.rs` checks it); never an argument.
+pub(crate) const TOKEN_QUERY_PARAM: &str = "_token";
+
 /// The `/redis` routes.
 pub(crate) fn routes() -> Router<AppState> {
+    let served = MethodFilter::GET
+        .or(MethodFilter::HEAD)
+        .or(MethodFilter::POST)
+        .or(MethodFilter::PUT);
+    let body_form = MethodFilter::POST.or(MethodFilter::PUT);
     Router::new()
-        .route("/redis", post(single))
-        .route("/redis/pipeline", post(pipeline))
-        .route("/redis/multi-exec", post(multi_exec))
-        .route("/redis/{*path}", any(path_form))
+        .route("/redis", on(body_form, single))
+        .route("/redis/pipeline", on(body_form, pipeline))
+        .route("/redis/multi-exec", on(body_form, multi_exec))
+        .route("/redis/{*path}", on(served, path_form))
+        .layer(middleware::from_fn(error_bodies))
+}
+
+/// Gives the framework's rejections under `/redis` (a body over the size limit, a method not
+/// served, a timeout) Upstash's `{"error"}` body: its client parses the body before it looks
+/// at the status.
+async fn error_bodies(request: Request, next: Next) -> Response {
+    match framework_rejection(next.run(request).await).await {
+        Ok((status, text)) => {
+            let text = match status {
+                StatusCode::PAYLOAD_TOO_LARGE => "ERR max request size exceeded".to_owned(),
+                _ => text.unwrap_or_else(|| {
+                    status
+                        .canonical_reason()
+                        .unwrap_or("request failed")
+                        .to_owned()
+                }),
+            };
+            error(status, text)
+        }
+        Err(response) => response,
+    }
 }
 
 fn base64_wanted(headers: &HeaderMap) -> bool {
@@ -71,6 +107,8 @@ fn to_json(frame: Frame, b64: bool) -> Value {
         }
     };
     match frame {
+        // Upstash leaves the `OK` status as it is, base64 or not.
+        Frame::Simple(s) if s == "OK" => Value::String(s.into_owned()),
         Frame::Simple(s) => text(s.as_bytes()),
         Frame::Error(e) => json!({"error": e}),
         Frame::Integer(n) => json!(n),
@@ -170,6 +208,11 @@ async fn multi_exec(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    // A command a transaction cannot queue discards it whole, with that command's error, as
+    // Upstash and Redis's EXECABORT do: nothing runs.
+    if let Some(refusal) = cmds.iter().find_map(|c| Cache::transaction_refusal(c)) {
+        return (StatusCode::BAD_REQUEST, axum::Json(entry(refusal, false))).into_response();
+    }
     let b64 = base64_wanted(&headers);
     let cache = state.engine.cache().clone();
     match tokio::task::spawn_blocking(move || cache.execute_atomic(0, &cmds)).await {
@@ -211,7 +254,49 @@ async fn path_form(
     if !body.is_empty() {
         args.push(body);
     }
+    // The arguments after the body: `?EX=100` is `EX 100`, `?NX` is `NX`.
+    for pair in uri.query().unwrap_or_default().split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name.is_empty() || name == TOKEN_QUERY_PARAM {
+            continue;
+        }
+        for part in [name, value].into_iter().filter(|p| !p.is_empty()) {
+            match decode_query(part) {
+                Some(arg) => args.push(Bytes::from(arg)),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "ERR invalid percent-encoding in the query",
+                    );
+                }
+            }
+        }
+    }
     run_one(state.engine.cache().clone(), args, base64_wanted(&headers)).await
+}
+
+/// The token of a `/redis` request's `_token` query parameter, decoded, if it has one.
+pub(crate) fn query_token(uri: &Uri) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == TOKEN_QUERY_PARAM)
+            .then(|| decode_query(value))
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok())
+    })
+}
+
+/// Upstash's answer to a request without the right token (401).
+pub(crate) fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "WRONGPASS invalid or missing auth token",
+    )
+}
+
+/// Decodes one query-string name or value: `+` is a space there, then `%XX` escapes.
+fn decode_query(part: &str) -> Option<Vec<u8>> {
+    decode_percent(part.replace('+', " ").as_bytes())
 }
 
 /// Decodes one path segment's `%XX` escapes into the bytes they stand for (any byte, UTF-8 or

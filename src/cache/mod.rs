@@ -1554,6 +1554,36 @@ impl Cache {
         total
     }
 
+    /// Why `args` make a transaction without a connection ([`Cache::execute_atomic`], as
+    /// `/redis/multi-exec` runs it) be refused whole, if they do: an unknown command, a wrong
+    /// number of arguments or a `no-multi` command (the cases of Redis's `EXECABORT`), or a
+    /// command that needs a connection (WATCH, SUBSCRIBE, …), which such a transaction cannot
+    /// run. `None` when the command may run in one.
+    #[must_use]
+    pub fn transaction_refusal(args: &[Bytes]) -> Option<Frame> {
+        let argv: Vec<&[u8]> = args.iter().map(Bytes::as_ref).collect();
+        let name = argv.first().copied().unwrap_or_default();
+        let Some(spec) = resp::command::lookup(name) else {
+            return Some(resp::command::unknown_command(&argv));
+        };
+        if let Some(e) = resp::command::arity_error(spec, &argv) {
+            return Some(e);
+        }
+        if resp::command::refused_in_multi(spec) {
+            return Some(Frame::error(resp::command::NOT_IN_MULTI));
+        }
+        // `run_batch` runs these three itself; every other connection command it can only
+        // answer with an error.
+        let connection_only = spec.mode == resp::command::Mode::Connection
+            && !matches!(spec.name, "select" | "bgsave" | "ssubscribe");
+        connection_only.then(|| {
+            Frame::error(format!(
+                "ERR Command not allowed inside a transaction: '{}'",
+                spec.name
+            ))
+        })
+    }
+
     /// Runs `cmds` as one transaction (MULTI/EXEC semantics without WATCH): no other command
     /// interleaves. A SELECT inside switches the database for the rest of the batch.
     ///
