@@ -97,8 +97,19 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
     };
     engine.set_config_source(source);
     let shutdown = Shutdown::new();
+    // Installed before the start (which rebuilds the cache from the log and may take a while):
+    // a SIGTERM then stops the process cleanly and a SIGHUP is logged, instead of the default
+    // action ending it without a flush.
+    let signals = match spawn_signal_handler(&shutdown, engine.clone()) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("streamcache: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if let Err(e) = engine.start(shutdown.signal()).await {
         eprintln!("streamcache: cannot start: {e}");
+        signals.abort();
         shutdown.trigger();
         engine.stop().await;
         return ExitCode::from(match e {
@@ -108,13 +119,6 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
         });
     }
     engine.supervise(shutdown.clone());
-    let signals = match spawn_signal_handler(&shutdown, engine.clone()) {
-        Ok(handle) => handle,
-        Err(e) => {
-            eprintln!("streamcache: cannot install signal handlers: {e}");
-            return ExitCode::from(1);
-        }
-    };
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{}", bound.ready_line());

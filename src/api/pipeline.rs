@@ -103,7 +103,13 @@ impl From<FlowDiff> for ReloadDto {
 /// 200 with what changed; 422 with the reason when the new configuration is rejected (the
 /// running flows are untouched then).
 async fn reload(State(state): State<AppState>) -> Result<Json<ReloadDto>, ApiError> {
-    match state.engine.reload().await {
+    // On its own task: a reload stops flows and starts them again, and a client that goes away
+    // (or the request timeout) must not cut it off between the two.
+    let engine = state.engine.clone();
+    let reloaded = tokio::spawn(async move { engine.reload().await })
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    match reloaded {
         Ok(diff) => Ok(Json(diff.into())),
         Err(e) => Err(ApiError::client(
             StatusCode::UNPROCESSABLE_ENTITY,

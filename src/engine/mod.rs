@@ -465,13 +465,15 @@ impl Engine {
         let source = self.config_source.get().ok_or_else(|| {
             Error::Reload("this engine was not started from a configuration source".into())
         })?;
+        // IMPORTANT: taken before the configuration is read, so that of two reloads the one
+        // that read the file last applies last (otherwise an older file could win).
+        let mut guard = self.pipeline.lock().await;
         // Reading the file (and the environment) is blocking IO: off the runtime's workers.
         let source = source.clone();
         let loaded = tokio::task::spawn_blocking(move || source.load())
             .await
             .map_err(|e| Error::Reload(format!("reading the configuration failed: {e}")))?
             .map_err(|e| Error::Reload(e.to_string()))?;
-        let mut guard = self.pipeline.lock().await;
         let pipeline = guard
             .as_mut()
             .ok_or_else(|| Error::Reload("the pipeline is not running".into()))?;

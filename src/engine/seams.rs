@@ -270,6 +270,14 @@ impl CacheSink for CacheWrites {
                         Bytes::from(ttl.max(1).to_string()),
                     ]);
                 }
+                // IMPORTANT: checked before anything runs. A transaction runs on past a command
+                // it cannot run, so an HSET without fields (from an empty object) would fail
+                // after the DEL had removed the old value.
+                if let Some(Frame::Error(message)) =
+                    cmds.iter().find_map(|c| Cache::transaction_refusal(c))
+                {
+                    return Err(SeamError::rejected(message));
+                }
                 self.cache
                     .execute_atomic(CACHE_DB, &cmds)
                     .unwrap_or_else(|abort| vec![abort])
@@ -608,9 +616,11 @@ fn into_record(write: TopicWrite) -> Record {
 
 fn log_seam_error(e: &log::Error) -> SeamError {
     match e {
-        log::Error::RecordTooLarge { .. } | log::Error::TopicNameInvalid { .. } => {
-            SeamError::rejected(e.to_string())
-        }
+        // The record's fault (or its route's: a forward to a topic that does not exist, with
+        // `auto_create_topics` off): it is dead-lettered, and the flow goes on.
+        log::Error::RecordTooLarge { .. }
+        | log::Error::TopicNameInvalid { .. }
+        | log::Error::TopicNotFound { .. } => SeamError::rejected(e.to_string()),
         _ => SeamError::fatal(e.to_string()),
     }
 }
@@ -844,6 +854,65 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_hash_write_the_cache_cannot_run_is_refused_before_the_old_value_goes() {
+        use crate::cache::{Cache, CacheConfig};
+        use crate::pipeline::{CacheSink, CacheValue, CacheWrite, SeamErrorKind};
+        let cache = Cache::new(
+            CacheConfig::default(),
+            ManualClock::shared(1_700_000_000_000),
+        );
+        let sink = super::CacheWrites {
+            cache: cache.clone(),
+        };
+        let hash = |fields: Vec<(String, String)>| CacheWrite {
+            key: "customer:1".into(),
+            value: CacheValue::Hash(fields),
+            ttl_ms: None,
+        };
+        sink.write(hash(vec![("name".into(), "Ann".into())]))
+            .unwrap();
+        // An empty object has no field for HSET: refused, and the stored hash stays.
+        let refused = sink.write(hash(Vec::new())).unwrap_err();
+        assert_eq!(refused.kind, SeamErrorKind::Rejected, "{refused:?}");
+        let stored = cache.execute(
+            super::CACHE_DB,
+            &[
+                bytes::Bytes::from_static(b"HGET"),
+                bytes::Bytes::from_static(b"customer:1"),
+                bytes::Bytes::from_static(b"name"),
+            ],
+        );
+        assert_eq!(stored, crate::cache::Frame::Bulk("Ann".into()));
+    }
+
+    #[test]
+    fn a_forward_to_a_topic_that_does_not_exist_is_the_records_fault() {
+        use crate::log::{Log, LogConfig};
+        use crate::pipeline::{SeamErrorKind, TopicSink, TopicWrite};
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            auto_create_topics: false,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config, ManualClock::shared(1_700_000_000_000)).unwrap();
+        let sink = super::LogTopics {
+            log: std::sync::Arc::new(log),
+        };
+        let refused = sink
+            .produce(
+                "nowhere",
+                TopicWrite {
+                    key: None,
+                    value: b"{}".to_vec(),
+                    headers: Vec::new(),
+                },
+            )
+            .unwrap_err();
+        // Rejected: dead-lettered, where a fatal error would stop the flow for good.
+        assert_eq!(refused.kind, SeamErrorKind::Rejected, "{refused:?}");
     }
 
     /// `before` without the documents already rejected (by value).
