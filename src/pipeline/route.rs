@@ -108,13 +108,21 @@ fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("not a valid regular expression: {e}"))
 }
 
-/// JSON equality where numbers compare by value (`10 == 10.0`).
+/// JSON equality where numbers compare by value (`10 == 10.0`), inside arrays and objects too.
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => x == y,
             _ => x.as_f64() == y.as_f64(),
         },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
         _ => a == b,
     }
 }
@@ -151,6 +159,20 @@ mod tests {
             equals: Some(json!(10.0)),
             ..cond("n")
         }));
+        // Numbers compare by value inside objects and arrays too; other values as they are.
+        let nested = json!({"o": {"a": 10, "b": [1, 2.5]}});
+        let nested_check = |expected| {
+            Predicate::parse(&Condition {
+                equals: Some(expected),
+                ..cond("o")
+            })
+            .unwrap()
+            .matches(&nested)
+        };
+        assert!(nested_check(json!({"b": [1.0, 2.5], "a": 10.0})));
+        assert!(!nested_check(json!({"a": 10, "b": [1, 2.5, 3]})));
+        assert!(!nested_check(json!({"a": 10, "b": [1, 2.5], "c": null})));
+        assert!(!nested_check(json!({"a": "10", "b": [1, 2.5]})));
         assert!(!check(Condition {
             equals: Some(json!("x")),
             ..cond("status")
