@@ -108,6 +108,63 @@ fn corrupt_snapshot_is_set_aside() {
 
     let c = open(dir.path(), &clock);
     assert_eq!(c.get(0, b"k"), None, "a corrupt snapshot is not loaded");
-    assert!(dir.path().join("cache.snapshot.corrupt").exists());
+    assert_eq!(set_aside(dir.path()), ["cache.snapshot.corrupt-1000000"]);
     assert!(!path.exists());
+
+    // A second corrupt snapshot is set aside beside the first, not over it.
+    drop(c);
+    std::fs::write(&path, b"not a snapshot").unwrap();
+    clock.advance(Duration::from_millis(5));
+    let c = open(dir.path(), &clock);
+    assert_eq!(
+        set_aside(dir.path()),
+        [
+            "cache.snapshot.corrupt-1000000",
+            "cache.snapshot.corrupt-1000005"
+        ]
+    );
+    drop(c);
+}
+
+/// The names of the snapshots set aside in `dir`, sorted.
+fn set_aside(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("cache.snapshot.corrupt"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_snapshot_that_cannot_be_read_is_set_aside_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    // Reading a directory fails as an unreadable file does (EISDIR).
+    let path = dir.path().join("cache.snapshot");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("inside"), b"kept").unwrap();
+    let c = open(dir.path(), &clock);
+    c.set(0, b"k", b"v", None);
+    c.save_snapshot().unwrap();
+    let aside = dir.path().join("cache.snapshot.corrupt-1000000");
+    assert_eq!(std::fs::read(aside.join("inside")).unwrap(), b"kept");
+    drop(c);
+    let c = open(dir.path(), &clock);
+    assert_eq!(c.get(0, b"k").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_failed_save_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = open(dir.path(), &clock);
+    c.set(0, b"k", b"v", None);
+    // A non-empty directory where the snapshot goes: the rename over it fails.
+    let path = dir.path().join("cache.snapshot");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("inside"), b"x").unwrap();
+    assert!(c.save_snapshot().is_err());
+    assert!(!dir.path().join("cache.snapshot.tmp").exists());
 }

@@ -288,10 +288,18 @@ fn write(cache: &Cache, path: &Path) -> Result<()> {
     let bytes = encode(&records).map_err(|e| io(std::io::Error::other(e)))?;
     drop(records);
     let tmp = path.with_extension("snapshot.tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(&bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
+    let written = std::fs::File::create(&tmp)
+        .and_then(|mut file| {
+            file.write_all(&bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A partial file would hold its disk space (the log and history share the data
+        // directory) until the next save; the snapshot before it is untouched.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
@@ -490,13 +498,14 @@ impl Cache {
     }
 }
 
-/// Loads the snapshot if present; a corrupt one is logged and renamed aside.
+/// Loads the snapshot if present; one that cannot be read or decoded is logged and renamed
+/// aside ([`set_aside`]), so that the next save does not overwrite it.
 pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot read cache snapshot; starting empty");
+            set_aside(cache, path, &format!("cannot read it: {e}"));
             return;
         }
     };
@@ -509,6 +518,18 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
             let mut libraries = Vec::new();
             for r in records {
                 if r.expire_at_ms != 0 && r.expire_at_ms <= now {
+                    continue;
+                }
+                // Redis never keeps an empty hash, list, set or sorted set: one in the file
+                // (only a damaged or hand-made one has it) is no key.
+                let empty = match &r.value {
+                    RecordValue::Hash(h) => h.is_empty(),
+                    RecordValue::List(l) => l.is_empty(),
+                    RecordValue::Set(m) => m.is_empty(),
+                    RecordValue::ZSet(z) => z.iter().all(|(_, score)| score.is_nan()),
+                    RecordValue::Str(_) | RecordValue::Stream(_) | RecordValue::Library(_) => false,
+                };
+                if empty {
                     continue;
                 }
                 let value = match r.value {
@@ -561,17 +582,21 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
             }
             tracing::info!(path = %path.display(), keys = n, "cache snapshot loaded");
         }
-        Err(reason) => {
-            let aside = path.with_extension("snapshot.corrupt");
-            let err = Error::SnapshotCorrupt {
-                path: path.to_owned(),
-                reason,
-            };
-            tracing::error!(error = %err, aside = %aside.display(), "cache snapshot set aside; starting empty");
-            if let Err(e) = std::fs::rename(path, &aside) {
-                tracing::error!(error = %e, "cannot move the corrupt snapshot aside");
-            }
-        }
+        Err(reason) => set_aside(cache, path, &reason),
+    }
+}
+
+/// Renames a snapshot that did not load to `cache.snapshot.corrupt-<ms>` (the clock's
+/// milliseconds, so one set aside earlier is never replaced) and logs why.
+fn set_aside(cache: &Cache, path: &Path, reason: &str) {
+    let aside = path.with_extension(format!("snapshot.corrupt-{}", cache.inner().clock.now_ms()));
+    let err = Error::SnapshotCorrupt {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    tracing::error!(error = %err, aside = %aside.display(), "cache snapshot set aside; starting empty");
+    if let Err(e) = std::fs::rename(path, &aside) {
+        tracing::error!(error = %e, "cannot move the snapshot aside");
     }
 }
 
@@ -598,5 +623,43 @@ mod tests {
             flipped[i] ^= 0x40;
             assert!(decode(&flipped).is_err(), "flip at {i}");
         }
+    }
+
+    #[test]
+    fn empty_collections_in_a_file_are_no_keys() {
+        let record = |key: &[u8], value| Record {
+            db: 0,
+            key: key.to_vec(),
+            expire_at_ms: 0,
+            value,
+        };
+        let records = vec![
+            record(b"h", RecordValue::Hash(Vec::new())),
+            record(b"l", RecordValue::List(Vec::new())),
+            record(b"s", RecordValue::Set(Vec::new())),
+            record(b"z", RecordValue::ZSet(vec![(b"m".to_vec(), f64::NAN)])),
+            record(b"kept", RecordValue::List(vec![b"x".to_vec()])),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.snapshot");
+        std::fs::write(&path, encode(&records).unwrap()).unwrap();
+        let cache = Cache::new(
+            crate::cache::CacheConfig::default(),
+            crate::clock::ManualClock::shared(1_000),
+        );
+        load_or_set_aside(&cache, &path);
+        let exists = |key: &str| {
+            cache.execute(
+                0,
+                &[
+                    Bytes::from_static(b"EXISTS"),
+                    Bytes::copy_from_slice(key.as_bytes()),
+                ],
+            )
+        };
+        for key in ["h", "l", "s", "z"] {
+            assert_eq!(exists(key), crate::cache::Frame::Integer(0), "{key}");
+        }
+        assert_eq!(exists("kept"), crate::cache::Frame::Integer(1));
     }
 }

@@ -503,9 +503,13 @@ impl Engine {
         if let Err(e) = &log {
             tracing::error!(error = %e, "log flush at shutdown failed");
         }
-        if let Err(e) = self.cache.save_snapshot_at_shutdown() {
+        let snapshot = self.cache.save_snapshot_at_shutdown().map_err(|e| {
             tracing::error!(error = %e, "cache snapshot at shutdown failed");
-        }
+            Error::Flush {
+                path: self.data_dir.join("cache.snapshot"),
+                source: std::io::Error::other(e),
+            }
+        });
         let history = self.history.persist().map_err(|e| Error::Flush {
             path: self.data_dir.join("history"),
             source: std::io::Error::other(e),
@@ -513,6 +517,7 @@ impl Engine {
         let dir = sync_dir(&self.data_dir);
         log?;
         history?;
+        snapshot?;
         dir
     }
 }
@@ -554,7 +559,7 @@ fn cache_housekeeping(cache: &crate::cache::Cache, stop: &std::sync::mpsc::Recei
         cache.active_expire_cycle();
         ticks += 1;
         if snapshot_every > 0
-            && ticks.is_multiple_of(snapshot_every * hz)
+            && ticks.is_multiple_of(snapshot_every.saturating_mul(hz))
             && let Err(e) = cache.save_snapshot_periodic()
         {
             tracing::error!(error = %e, "periodic cache snapshot failed");
