@@ -946,6 +946,51 @@ fn corruption_mid_scan(config: LogConfig) {
 }
 
 #[test]
+fn a_damaged_base_offset_is_corruption_not_a_gap() {
+    with_and_without_the_read_helper(damaged_base_offset);
+}
+
+fn damaged_base_offset(config: LogConfig) {
+    use std::os::unix::fs::FileExt as _;
+    // The base offset (the batch's first 8 bytes) lies outside the batch's CRC: changed, the
+    // batch still verifies. Lowered, a reader used to leave the batch out as already read
+    // (its records skipped); raised past the end, a reader found nothing (a stalled consumer).
+    for new_base in [0_u64, 1_000_000] {
+        let t = TestLog::new(config.clone());
+        t.log.create_topic("o", Some(1), &[], false).unwrap();
+        for i in 0..4 {
+            t.log
+                .append("o", Routing::Partition(0), vec![value(&i.to_string()); 10])
+                .unwrap();
+        }
+        let sizes: Vec<u64> = t
+            .log
+            .fetch("o", 0, 0, 1 << 20)
+            .unwrap()
+            .iter()
+            .map(|b| b.bytes().len() as u64)
+            .collect();
+        let position: u64 = sizes[..2].iter().sum();
+        let path = t.partition_dir("o", 0).join(format!("{:020}.log", 0));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all_at(&new_base.to_be_bytes(), position)
+            .unwrap();
+        for from in [0, 15, 20] {
+            let err = t.log.fetch("o", 0, from, 1 << 20).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    Error::Corrupt { segment, position: at, .. } if *segment == path && *at == position
+                ),
+                "base {new_base}, from {from}: {err:?}"
+            );
+        }
+        // What lies before the damage still reads.
+        assert_eq!(t.log.fetch("o", 0, 0, 1).unwrap().len(), 1);
+    }
+}
+
+#[test]
 fn a_record_that_does_not_parse_in_a_verified_batch_names_its_segment_and_position() {
     use std::os::unix::fs::FileExt as _;
     // The second batch's first record length is made negative and the batch's CRC-32C

@@ -415,6 +415,12 @@ impl<'a> Chunks<'a> {
     ) -> Result<bool> {
         let len = self.seg.len.load(Ordering::Acquire);
         let mut at = 0usize;
+        // IMPORTANT: a batch's base offset lies outside its CRC, so a damaged one passes the
+        // batch's own checks. Offsets in a partition are dense: a walk from the segment's
+        // start begins at its base, one from an index position at or before `min_offset`, and
+        // every next batch right after the one before. Anything else is corruption, reported
+        // rather than read as a gap (records skipped) or an end (a consumer that stalls).
+        let mut due: Option<Offset> = (self.file_pos == 0).then_some(self.seg.base);
         loop {
             let pos = self.file_pos + at as u64;
             if pos >= len {
@@ -439,6 +445,21 @@ impl<'a> Chunks<'a> {
                     if on_chain {
                         self.verified_next = at + info.len;
                     }
+                    let out_of_place = match due {
+                        Some(due) => info.base_offset != due,
+                        None => info.base_offset > min_offset,
+                    };
+                    if out_of_place {
+                        return Err(self.corrupt(
+                            pos,
+                            format!(
+                                "batch at offset {} where {} was due",
+                                info.base_offset,
+                                due.unwrap_or(min_offset)
+                            ),
+                        ));
+                    }
+                    due = Some(info.last_offset.saturating_add(1));
                     if info.last_offset >= end {
                         // Not visible yet (under `always`, not yet fsynced).
                         return Ok(true);

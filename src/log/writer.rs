@@ -436,10 +436,16 @@ impl Partition {
             return Err(Error::LockPoisoned);
         };
         let position = active.len.load(Ordering::Acquire);
-        active
-            .file
-            .write_all_at(buf, position)
-            .map_err(io_at(&active.path))?;
+        if let Err(e) = active.file.write_all_at(buf, position) {
+            // IMPORTANT: part of the batch may be on disk past the segment's end (a full disk,
+            // say). The next append writes at the same position, and what a shorter one left
+            // of it, or a roll that sealed the file at its length, would read as damage at
+            // the next open. Cut it off; if even that fails, stop the log.
+            if active.file.set_len(position).is_err() {
+                self.poisoned.trip();
+            }
+            return Err(io_at(&active.path)(e));
+        }
         let index_due = active.index.read()?.is_empty()
             || state.bytes_since_index >= self.config.index_interval_bytes;
         active.note_batch(info, position, index_due)?;
