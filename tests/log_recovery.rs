@@ -356,6 +356,29 @@ fn assert_recreated_empty(t: &TestLog) {
 }
 
 #[test]
+fn topic_directories_without_a_metadata_store_are_refused_not_removed() {
+    let t = TestLog::new(LogConfig::default());
+    fill_two_partitions(&t);
+    let log_dir = t.dir.path().join("log");
+    let dir = t.dir;
+    drop(t.log);
+    // The metadata store is gone (lost, or a data directory put together by hand): every
+    // topic directory would look like a creation cut short.
+    std::fs::remove_dir_all(log_dir.join("meta")).unwrap();
+    let opened = Log::open(&log_dir, LogConfig::default(), ManualClock::shared(1_000));
+    assert!(
+        matches!(&opened, Err(Error::MetaCorrupt { key, .. }) if key == "t"),
+        "{:?}",
+        opened.as_ref().err()
+    );
+    assert!(
+        log_dir.join("topics/t").exists(),
+        "the topic's files are left as they were"
+    );
+    drop(dir);
+}
+
+#[test]
 fn a_deleted_topics_leftover_directory_is_removed_at_open() {
     let t = TestLog::new(LogConfig::default());
     fill_two_partitions(&t);

@@ -651,10 +651,14 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::Io`] / [`Error::Meta`] when files cannot be opened, [`Error::Corrupt`] when a
-    /// segment is corrupt before its tail, [`Error::ConfigInvalid`] for a bad `config`.
+    /// segment is corrupt before its tail, [`Error::ConfigInvalid`] for a bad `config`,
+    /// [`Error::MetaCorrupt`] for topic directories without a metadata store.
     pub fn open(dir: &Path, config: LogConfig, clock: SharedClock) -> Result<Self> {
         config.check()?;
         std::fs::create_dir_all(dir.join("topics")).map_err(error::io_at(dir))?;
+        // Whether the metadata store existed before this open: topic directories without
+        // metadata are cleaned up only then (see `remove_orphan_topic_dirs`).
+        let meta_existed = dir.join("meta").exists();
         let db = fjall::Database::builder(dir.join("meta"))
             .open()
             .map_err(error::meta("open"))?;
@@ -681,7 +685,7 @@ impl Log {
             records.insert(name, record);
         }
         let offset_groups = groups::groups_with_offsets(&offsets_ks)?;
-        remove_orphan_topic_dirs(dir, &records)?;
+        remove_orphan_topic_dirs(dir, &records, meta_existed)?;
         let mut topics = BTreeMap::new();
         for (name, record) in records {
             let topic = open_topic(dir, &name, &record, &config, &clock, &shared)?;
@@ -1189,8 +1193,14 @@ fn remove_path(path: &Path) -> Result<()> {
 
 /// At open: finishes removals cut short in [`DELETING_DIR`], and removes every entry of
 /// `topics/` without a metadata record (left by a crash inside a topic's deletion or creation),
-/// logging each, so its segments never come back as a topic's records.
-fn remove_orphan_topic_dirs(dir: &Path, records: &BTreeMap<String, TopicRecord>) -> Result<()> {
+/// logging each, so its segments never come back as a topic's records. When the metadata
+/// store did not exist before this open (`meta_existed` false), such an entry is
+/// [`Error::MetaCorrupt`] instead: nothing is deleted.
+fn remove_orphan_topic_dirs(
+    dir: &Path,
+    records: &BTreeMap<String, TopicRecord>,
+    meta_existed: bool,
+) -> Result<()> {
     let deleting = dir.join(DELETING_DIR);
     std::fs::create_dir_all(&deleting).map_err(error::io_at(&deleting))?;
     writer::sync_dir(dir)?;
@@ -1205,6 +1215,19 @@ fn remove_orphan_topic_dirs(dir: &Path, records: &BTreeMap<String, TopicRecord>)
         let name = entry.map_err(error::io_at(&topics))?.file_name();
         if name.to_str().is_some_and(|n| records.contains_key(n)) {
             continue;
+        }
+        // IMPORTANT: without the metadata store (lost, or a data directory put together by
+        // hand) every topic directory would look orphaned: refuse to open rather than delete
+        // topics that may hold acknowledged records.
+        if !meta_existed {
+            return Err(Error::MetaCorrupt {
+                key: name.to_string_lossy().into_owned(),
+                reason: format!(
+                    "a topic directory under {} but no topic metadata store ({});                      restore `meta` or remove the topic directories",
+                    topics.display(),
+                    dir.join("meta").display()
+                ),
+            });
         }
         remove_topic_dir(dir, &name)?;
         tracing::warn!(
