@@ -81,6 +81,20 @@ impl Segment {
     }
 
     /// Writes both index files (sealed segments only), fsyncing them when `sync`.
+    /// Fsyncs the segment's index files as they are on disk (written unsynced by a roll under
+    /// `never`, or by a rebuild at open); a file not written yet is skipped.
+    fn sync_index_files(&self) -> Result<()> {
+        for ext in ["index", "timeindex"] {
+            let path = self.sibling(ext);
+            match File::open(&path).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(&path)(e)),
+            }
+        }
+        Ok(())
+    }
+
     fn write_indexes(&self, sync: bool) -> Result<()> {
         let offset = self.index.read()?.encode();
         let time = self.time_index.read()?.encode();
@@ -342,6 +356,9 @@ impl Partition {
             // disk first: under `never` and `interval_ms` it may still be in the page cache.
             for (_, seg) in segments.range(floor_base(&segments, rules.recovery_point)..) {
                 seg.file.sync_data().map_err(io_at(&seg.path))?;
+                // A sealed segment's index files are trusted below the point: a `.timeindex`
+                // lost with the page cache would date the segment too early for retention.
+                seg.sync_index_files()?;
             }
             recovery_point::write(&dir, current)?;
         }
@@ -549,6 +566,11 @@ impl Partition {
                     path: seg.path.clone(),
                     source,
                 });
+            }
+            // As at open: the index files of a segment below the point are trusted.
+            if let Err(e) = seg.sync_index_files() {
+                self.poisoned.trip();
+                return Err(e);
             }
         }
         self.raise_recovery_point(end)
