@@ -383,6 +383,43 @@ async fn a_stream_over_the_connection_limit_ends_with_a_longer_retry() {
     server.shutdown.trigger();
 }
 
+/// A stream to a new channel while every one of the hub's channels has subscribers ends the
+/// same way as one over the connection limit (200, `retry:`, a comment, the end), where a 503
+/// would stop an `EventSource` for good; once a channel frees up, it opens.
+#[tokio::test]
+async fn a_stream_to_a_new_channel_of_a_full_hub_ends_with_a_longer_retry() {
+    use streamcache::realtime::{HUB_CHANNELS_MAX, SSE_OVER_CAPACITY_RETRY_MS};
+
+    let server = start(realtime_config()).await;
+    let hub = server.engine.realtime();
+    let mut held: Vec<_> = (0..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("busy-{i}"), None).unwrap())
+        .collect();
+    let (resp, mut r) = open(&server, "orders", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        r.frame().await.unwrap(),
+        vec![
+            ("retry".to_owned(), SSE_OVER_CAPACITY_RETRY_MS.to_string()),
+            (
+                String::new(),
+                "over capacity: the hub holds as many channels as it can".to_owned()
+            ),
+        ]
+    );
+    assert!(r.frame().await.is_none(), "the stream ends");
+
+    held.pop();
+    let (resp, mut r) = open(&server, "orders", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        r.event().await,
+        vec![("retry".to_owned(), "2000".to_owned())]
+    );
+    server.shutdown.trigger();
+}
+
 /// Kafka topic streams and change streams count against the same limit as the realtime streams
 /// and WebSockets, and past it end the same way; each holds its place until it ends.
 #[tokio::test]
