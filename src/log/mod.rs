@@ -834,11 +834,16 @@ impl Log {
     /// [`Error::TopicNotFound`], or storage errors.
     pub fn delete_topic(&self, name: &str) -> Result<()> {
         let _admin = self.inner.topic_admin.lock()?;
-        let removed = self.inner.topics.write()?.remove(name);
-        if removed.is_none() {
+        let Some(removed) = self.inner.topics.write()?.remove(name) else {
             return Err(Error::TopicNotFound {
                 topic: name.to_owned(),
             });
+        };
+        // IMPORTANT: before the files move. An append still holding a partition would write
+        // on into the deleted files, and a roll or recovery-point write would land in the
+        // directory of a topic re-created under the name.
+        for partition in &removed.partitions {
+            partition.close()?;
         }
         // Kafka removes the committed offsets of deleted partitions: a topic re-created under
         // this name must not resume its groups at the old topic's offsets.
@@ -1420,8 +1425,45 @@ fn background_tick_ms(inner: &Inner) -> u64 {
 mod tests {
     use std::time::Duration;
 
-    use super::{ConsumerSettings, IDLE_WAIT_MS_MAX, Log, LogConfig, Record, Routing};
+    use super::{ConsumerSettings, Error, IDLE_WAIT_MS_MAX, Log, LogConfig, Record, Routing};
     use crate::clock::ManualClock;
+
+    #[test]
+    fn a_partition_handle_kept_past_its_topics_deletion_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::shared(1_767_225_600_000);
+        // Segments of the smallest size, each record larger: an append through the old
+        // handle would roll, creating a segment and a recovery-point file in the partition
+        // directory.
+        let config = LogConfig {
+            segment_bytes: 1024,
+            ..LogConfig::default()
+        };
+        let log = Log::open(dir.path(), config.clone(), clock.clone()).unwrap();
+        log.create_topic("t", Some(1), &[], false).unwrap();
+        let record = || Record {
+            value: Some(vec![b'v'; 2000].into()),
+            ..Record::default()
+        };
+        log.append("t", Routing::Partition(0), vec![record()])
+            .unwrap();
+        let old = log.partition("t", 0).unwrap();
+        log.delete_topic("t").unwrap();
+        log.create_topic("t", Some(1), &[], false).unwrap();
+        assert!(
+            matches!(old.append(&[record()]), Err(Error::TopicNotFound { .. })),
+            "an append to the deleted topic's partition is refused"
+        );
+        assert_eq!(old.enforce_retention(u64::MAX).unwrap(), 0);
+        old.write_active_indexes().unwrap();
+        log.append("t", Routing::Partition(0), vec![record()])
+            .unwrap();
+        drop((old, log));
+        // The re-created topic opens as it was written: one record at offset 0.
+        let log = Log::open(dir.path(), config, clock).unwrap();
+        assert_eq!(log.latest_offset("t", 0).unwrap(), 1);
+        assert_eq!(log.read("t", 0, 0, 1 << 20).unwrap().len(), 1);
+    }
 
     #[test]
     fn the_background_expiry_keeps_an_instance_used_within_the_timeout() {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -274,6 +274,9 @@ pub struct Partition {
     pub(crate) buffers: Arc<ReadBuffers>,
     /// Rung after appends under `interval_ms(N)`.
     bell: Arc<FlushBell>,
+    /// Set when the topic is deleted ([`Partition::close`]): the partition's directory may
+    /// soon belong to a topic re-created under the name, so nothing writes to it any more.
+    closed: AtomicBool,
 }
 
 /// What one append placed in a partition.
@@ -384,6 +387,7 @@ impl Partition {
                 total_bytes,
                 scratch: Vec::new(),
             }),
+            closed: AtomicBool::new(false),
             sync: Mutex::new(SyncState {
                 synced: next_offset,
                 in_flight: false,
@@ -421,6 +425,11 @@ impl Partition {
         let now_ms = i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
         let (base_offset, end) = {
             let mut state = self.state.lock()?;
+            if self.closed.load(Ordering::Acquire) {
+                return Err(Error::TopicNotFound {
+                    topic: self.topic.clone(),
+                });
+            }
             self.maybe_roll(&mut state)?;
             let base_offset = state.next_offset;
             let mut buf = std::mem::take(&mut state.scratch);
@@ -520,6 +529,9 @@ impl Partition {
     /// caller guarantees every batch below `offset` is on disk.
     fn raise_recovery_point(&self, offset: Offset) -> Result<()> {
         let mut rp = self.recovery_point.lock()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         if offset > *rp {
             recovery_point::write(
                 &self.dir,
@@ -677,11 +689,27 @@ impl Partition {
 
     /// Writes the active segment's indexes so a clean restart need not rebuild them.
     pub(crate) fn write_active_indexes(&self) -> Result<()> {
-        let active = self.state.lock()?.segments.values().next_back().cloned();
-        match active {
+        let state = self.state.lock()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match state.segments.values().next_back() {
             Some(active) => active.write_indexes(true),
             None => Ok(()),
         }
+    }
+
+    /// Stops every later write to the partition's files (its topic is being deleted): waits
+    /// for an append or a recovery-point write in progress, after which appends are
+    /// [`Error::TopicNotFound`] and retention, index and recovery-point writes do nothing.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`] only.
+    pub(crate) fn close(&self) -> Result<()> {
+        let _state = self.state.lock()?;
+        let _rp = self.recovery_point.lock()?;
+        self.closed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Deletes whole sealed segments that are past `retention.ms` (by their largest timestamp
@@ -692,6 +720,9 @@ impl Partition {
     /// [`Error::Io`] when a file cannot be removed.
     pub fn enforce_retention(&self, now_ms: u64) -> Result<usize> {
         let mut state = self.state.lock()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         let mut deleted = 0;
         let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
         while state.segments.len() > 1 {
