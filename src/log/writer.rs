@@ -80,7 +80,6 @@ impl Segment {
         Ok(())
     }
 
-    /// Writes both index files (sealed segments only), fsyncing them when `sync`.
     /// Fsyncs the segment's index files as they are on disk (written unsynced by a roll under
     /// `never`, or by a rebuild at open); a file not written yet is skipped.
     fn sync_index_files(&self) -> Result<()> {
@@ -95,6 +94,7 @@ impl Segment {
         Ok(())
     }
 
+    /// Writes both index files (sealed segments only), fsyncing them when `sync`.
     fn write_indexes(&self, sync: bool) -> Result<()> {
         let offset = self.index.read()?.encode();
         let time = self.time_index.read()?.encode();
@@ -689,6 +689,9 @@ impl Partition {
 
     /// Writes the active segment's indexes so a clean restart need not rebuild them.
     pub(crate) fn write_active_indexes(&self) -> Result<()> {
+        // The state lock is held while the files are written (at shutdown, the one caller's
+        // time): released earlier, a topic deletion could close the partition and a
+        // re-created topic take its directory before these files land there.
         let state = self.state.lock()?;
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
