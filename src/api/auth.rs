@@ -46,12 +46,15 @@ pub(crate) async fn require_bearer(
     let bearer =
         header_text(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer "));
     // A Data API client sends its key as `apiKey`: under `/mongo` that header carries the
-    // token too, so such a client works by changing only its base URL.
-    // Upstash clients may send the token as the `_token` query parameter instead.
-    let query_token = super::redis::query_token(req.uri());
+    // token too, so such a client works by changing only its base URL. An Upstash client may
+    // send it as the `_token` query parameter, read only for `/redis` requests without one.
+    let query_token;
     let presented = match bearer {
         None if is_under(req.uri().path(), "/mongo") => header_text(DATA_API_KEY_HEADER),
-        None if is_under(req.uri().path(), "/redis") => query_token.as_deref(),
+        None if is_under(req.uri().path(), "/redis") => {
+            query_token = super::redis::query_token(req.uri());
+            query_token.as_deref()
+        }
         other => other,
     };
     match presented {

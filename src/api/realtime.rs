@@ -315,12 +315,19 @@ pub(crate) fn unbuffered(mut resp: Response) -> Response {
     resp
 }
 
-/// The event an SSE stream starts with: `retry:` with the configured reconnection delay, which
-/// the client then waits before reconnecting after the stream ends.
-pub(crate) fn retry_event(state: &AppState) -> axum::response::sse::Event {
-    axum::response::sse::Event::default().retry(Duration::from_millis(
+/// `events` after the event an SSE stream starts with: `retry:` with the configured
+/// reconnection delay, which the client then waits before reconnecting after the stream ends.
+pub(crate) fn after_retry<S>(
+    state: &AppState,
+    events: S,
+) -> impl futures::Stream<Item = Result<axum::response::sse::Event, Infallible>> + use<S>
+where
+    S: futures::Stream<Item = Result<axum::response::sse::Event, Infallible>>,
+{
+    let retry = axum::response::sse::Event::default().retry(Duration::from_millis(
         state.engine.config().realtime.sse_retry_ms,
-    ))
+    ));
+    futures::stream::once(std::future::ready(Ok(retry))).chain(events)
 }
 
 /// Body of `POST /realtime/{channel}`.

@@ -1028,10 +1028,7 @@ impl Cache {
                 // SSUBSCRIBE refuses (SUBSCRIBE and PSUBSCRIBE let it through there).
                 Frame::error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
             } else if spec.mode == resp::command::Mode::Connection {
-                Frame::error(format!(
-                    "ERR Command not allowed inside a transaction: '{}'",
-                    spec.name
-                ))
+                connection_command_in_transaction(spec)
             } else {
                 ctx.count_lookups = !spec.write;
                 let own_notes = ctx.notes.len();
@@ -1576,12 +1573,7 @@ impl Cache {
         // answer with an error.
         let connection_only = spec.mode == resp::command::Mode::Connection
             && !matches!(spec.name, "select" | "bgsave" | "ssubscribe");
-        connection_only.then(|| {
-            Frame::error(format!(
-                "ERR Command not allowed inside a transaction: '{}'",
-                spec.name
-            ))
-        })
+        connection_only.then(|| connection_command_in_transaction(spec))
     }
 
     /// Runs `cmds` as one transaction (MULTI/EXEC semantics without WATCH): no other command
@@ -1683,6 +1675,15 @@ impl Cache {
             None => Ok(()),
         }
     }
+}
+
+/// The error a command that needs a connection (WATCH, SUBSCRIBE, …) gets inside a
+/// transaction run without one ([`Cache::execute_atomic`]).
+fn connection_command_in_transaction(spec: &resp::command::Spec) -> Frame {
+    Frame::error(format!(
+        "ERR Command not allowed inside a transaction: '{}'",
+        spec.name
+    ))
 }
 
 mod evict;

@@ -131,16 +131,12 @@ async fn stream(
         resync: skipped_from,
     };
     let mut shutdown = state.shutdown.clone();
-    let retry = futures::stream::once(std::future::ready(Ok::<Event, Infallible>(
-        crate::api::realtime::retry_event(&state),
-    )));
     let events = futures::stream::unfold(tail, |mut t| async move {
         let event = t.next_event().await?;
         Some((Ok::<Event, Infallible>(event), t))
     });
     // The stream ends at shutdown instead of holding graceful shutdown up until its timeout.
-    let events = retry
-        .chain(events)
+    let events = crate::api::realtime::after_retry(&state, events)
         .take_until(async move { shutdown.wait().await });
     Ok(crate::api::realtime::unbuffered(
         Sse::new(events)

@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use bson::Bson;
-use futures::{Stream, StreamExt as _};
+use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -142,11 +142,9 @@ pub(crate) async fn watch(
             return DataApiError::from(history::Error::LockPoisoned).into_response();
         }
     };
-    let retry = futures::stream::once(std::future::ready(Ok(crate::api::realtime::retry_event(
-        &state,
-    ))));
     let events = events(stream, Duration::from_millis(heartbeat_ms), slot);
-    crate::api::realtime::unbuffered(Sse::new(retry.chain(events)).into_response())
+    let events = crate::api::realtime::after_retry(&state, events);
+    crate::api::realtime::unbuffered(Sse::new(events).into_response())
 }
 
 /// The SSE event for a history error.
