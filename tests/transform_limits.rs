@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 use streamcache::transform::{
-    ARRAY_INDEX_MAX, COPY_VALUES_MAX, DOCUMENT_DEPTH_MAX, Error, INPUT_DEPTH_MAX,
+    ARRAY_INDEX_MAX, COPY_BYTES_MAX, COPY_VALUES_MAX, DOCUMENT_DEPTH_MAX, Error, INPUT_DEPTH_MAX,
     PATH_ELEMENTS_MAX, SPEC_BYTES_MAX, SPEC_DEPTH_MAX, SPEC_OPERATIONS_MAX, Spec,
 };
 
@@ -191,4 +191,37 @@ fn split_separator_at_max_and_past_it() {
     assert_eq!(at_max["parts"], json!(["a", "b"]));
     let past = spec.apply(&input(SPLIT_REGEX_BYTES_MAX + 1)).unwrap();
     assert_eq!(past.get("parts"), None, "{past}");
+}
+
+#[test]
+fn copied_bytes_at_max_and_past_it() {
+    let identity = Spec::parse_str(r#"[{"operation":"shift","spec":{"@":""}}]"#).unwrap();
+    // One key byte plus a string: exactly COPY_BYTES_MAX bytes copied.
+    let at_max = json!({ "k": "x".repeat(COPY_BYTES_MAX - 1) });
+    assert_eq!(identity.apply(&at_max).unwrap(), at_max);
+    let past = json!({ "k": "x".repeat(COPY_BYTES_MAX) });
+    let err = identity.apply(&past).map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err, Error::CopiedTooManyBytes { operation: 0, max } if max == COPY_BYTES_MAX),
+        "{err}"
+    );
+    // One long field copied into every line: few values, many bytes.
+    let fan_out = Spec::parse_str(
+        r#"[{"operation":"shift","spec":{"lines":{"*":{"@(2,id)":"lines[&1].id"}}}}]"#,
+    )
+    .unwrap();
+    let lines = vec![json!({}); 100];
+    let doc = json!({ "id": "x".repeat(COPY_BYTES_MAX / 100 + 1), "lines": lines });
+    assert!(matches!(
+        fan_out.apply(&doc),
+        Err(Error::CopiedTooManyBytes { .. })
+    ));
+    // A string doubled by `concat`, operation after operation, stops at the budget.
+    let step =
+        json!({"operation": "modify-overwrite-beta", "spec": {"s": "=concat(@(1,s),@(1,s))"}});
+    let doubling = Spec::parse(&Value::Array(vec![step; 40])).unwrap();
+    assert!(matches!(
+        doubling.apply(&json!({"s": "ab"})),
+        Err(Error::CopiedTooManyBytes { .. })
+    ));
 }

@@ -10,7 +10,7 @@ use super::budget::Budget;
 use super::error::{Error, Result};
 use super::ops::sort;
 use super::spec::Operation;
-use super::{COPY_VALUES_MAX, DOCUMENT_DEPTH_MAX, INPUT_DEPTH_MAX, SPEC_DEPTH_MAX};
+use super::{COPY_BYTES_MAX, COPY_VALUES_MAX, DOCUMENT_DEPTH_MAX, INPUT_DEPTH_MAX, SPEC_DEPTH_MAX};
 
 /// The container nesting depth of `value` (a scalar is 0), or `None` when it is deeper than
 /// `max`.
@@ -53,7 +53,7 @@ pub(crate) fn apply(
     let end = range.end.min(ops.len());
     let start = range.start.min(end);
     let selected = ops.get(start..end).unwrap_or_default();
-    let budget = Budget::new(COPY_VALUES_MAX);
+    let budget = Budget::new(COPY_VALUES_MAX, COPY_BYTES_MAX);
     let mut doc: Cow<'_, Value> = Cow::Borrowed(input);
     let last = selected.len().saturating_sub(1);
     for (i, op) in selected.iter().enumerate() {

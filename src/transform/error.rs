@@ -73,6 +73,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// The chain copied more string and key bytes than [`super::COPY_BYTES_MAX`].
+    #[error("operation {operation} copied more than the limit of {max} bytes of strings and keys")]
+    CopiedTooManyBytes {
+        /// Position of the operation in the chain where the budget ran out.
+        operation: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The input does not fit the operation, e.g. a top-level array given to a `default` spec
     /// that has no array form.
     #[error("operation {operation} cannot transform this input: {reason}")]

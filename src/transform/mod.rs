@@ -52,6 +52,11 @@ pub const ARRAY_INDEX_MAX: usize = 65_535;
 /// input, document or context: a spec that copies a document into itself repeatedly grows it
 /// exponentially, and this turns that into an error instead of an out-of-memory abort.
 pub const COPY_VALUES_MAX: usize = 1 << 21;
+/// Most bytes of strings and object keys one apply may copy out of its input, document or
+/// context: a spec that copies one long string into many places (or doubles it with `concat`,
+/// operation after operation) counts few values but many bytes, and this turns that into an
+/// error instead of an out-of-memory abort.
+pub const COPY_BYTES_MAX: usize = 64 << 20;
 /// Longest regular expression `split` compiles from its separator, which may come from the
 /// input, in bytes; with a longer one the function fails as with an invalid one (the value is
 /// left as it was).

@@ -893,6 +893,28 @@ pub(crate) fn parse_key(raw: &str) -> Result<Key, String> {
     parse_plain_key(&chars)
 }
 
+/// A key as JOLT's cardinality transform reads it (`CardinalitySpec.parse`): `@` alone, `*`,
+/// a star pattern, or else the key's text as a literal. Nothing else is special there: `|`
+/// does not split alternatives, `&`, `$` and `#` are plain characters, and a backslash is
+/// not an escape.
+pub(crate) fn parse_verbatim_key(raw: &str) -> Result<Key, String> {
+    if raw.contains('@') {
+        return if raw == "@" {
+            Ok(Key::At)
+        } else {
+            Err(format!("`{raw}`: `@` must be the whole key"))
+        };
+    }
+    if raw == "*" {
+        return Ok(Key::StarAll);
+    }
+    let chars: Chars = raw.chars().map(|c| (c, false)).collect();
+    if raw.contains('*') {
+        return StarPattern::parse(&chars).map(Key::Star);
+    }
+    Ok(Key::Literal(raw.to_owned()))
+}
+
 /// A key without `@`, `$`, `#` or `|`: literal, star pattern or `&` template.
 fn parse_plain_key(chars: &[(char, bool)]) -> Result<Key, String> {
     if chars.len() == 1 && starts(chars, '*') {

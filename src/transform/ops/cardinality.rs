@@ -7,9 +7,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value};
 
 use crate::transform::error::Result;
-use crate::transform::path::{
-    Key, KeyWalk, Matched, parse_key, precedence_order, split_alternatives,
-};
+use crate::transform::path::{Key, KeyWalk, Matched, parse_verbatim_key, precedence_order};
 use crate::transform::spec::{invalid, pointer};
 
 /// A parsed `cardinality` spec.
@@ -82,31 +80,20 @@ fn parse_children(map: &Map<String, Value>, path: &str) -> Result<Children> {
     let mut out = Children::default();
     for (raw_key, value) in map {
         let node_path = pointer(path, raw_key);
-        for raw in split_alternatives(raw_key) {
-            let key = parse_key(raw).map_err(|reason| invalid(&node_path, &reason))?;
-            match key {
-                Key::At => {
-                    out.at = Some(parse_rule(value, &node_path)?);
-                    continue;
-                }
-                Key::Literal(_) | Key::StarAll | Key::Star(_) | Key::Or(_) | Key::Amp(_) => {}
-                _ => {
-                    return Err(invalid(
-                        &node_path,
-                        "a cardinality key must be a literal, `*`, a star pattern, `|`, `&` or `@`",
-                    ));
-                }
-            }
-            let body = match value {
-                Value::Object(children) => Body::Children(parse_children(children, &node_path)?),
-                leaf => Body::Leaf(parse_rule(leaf, &node_path)?),
-            };
-            let node = Node { key, body };
-            if matches!(node.key, Key::Literal(_)) {
-                out.literals.push(node);
-            } else {
-                out.computed.push(node);
-            }
+        let key = parse_verbatim_key(raw_key).map_err(|reason| invalid(&node_path, &reason))?;
+        if matches!(key, Key::At) {
+            out.at = Some(parse_rule(value, &node_path)?);
+            continue;
+        }
+        let body = match value {
+            Value::Object(children) => Body::Children(parse_children(children, &node_path)?),
+            leaf => Body::Leaf(parse_rule(leaf, &node_path)?),
+        };
+        let node = Node { key, body };
+        if matches!(node.key, Key::Literal(_)) {
+            out.literals.push(node);
+        } else {
+            out.computed.push(node);
         }
     }
     out.computed

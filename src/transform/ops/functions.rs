@@ -307,9 +307,12 @@ impl Stock {
             Stock::SquashNulls | Stock::RecursivelySquashNulls | Stock::SquashDuplicates => {
                 squash(self, args)
             }
-            Stock::Join | Stock::Split | Stock::LeftPad | Stock::RightPad | Stock::ElementAt => {
-                arg_driven(self, args)
-            }
+            Stock::Join
+            | Stock::Split
+            | Stock::LeftPad
+            | Stock::RightPad
+            | Stock::ElementAt
+            | Stock::DivideAndRound => arg_driven(self, args),
             _ => base(self, args),
         }
     }
@@ -462,14 +465,6 @@ fn apply_list(f: Stock, items: &[Value]) -> Option<Value> {
             _ => None,
         },
         Stock::Divide => divide(items).map(Value::from),
-        Stock::DivideAndRound => match items {
-            [digits, rest @ ..] if rest.len() == 2 => {
-                let digits = is_java_integer(digits)?;
-                let quotient = divide(rest)?;
-                Some(Value::from(round_half_up(quotient, digits)))
-            }
-            _ => None,
-        },
         Stock::FirstElement => items.first().cloned(),
         Stock::LastElement => items.last().cloned(),
         Stock::ToList => Some(Value::Array(items.to_vec())),
@@ -488,14 +483,61 @@ fn divide(items: &[Value]) -> Option<f64> {
     Some(numerator / denominator)
 }
 
-/// `BigDecimal.setScale(digits, HALF_UP)`, in floating point.
+/// Digits after the point of the longest exact decimal expansion of an `f64` (the smallest
+/// subnormal, 2^-1074, has 1074).
+const F64_EXACT_FRACTION_DIGITS: usize = 1074;
+
+/// `new BigDecimal(value).setScale(digits, HALF_UP).doubleValue()`: the exact binary value is
+/// rounded (so 0.15, stored as 0.1499…, rounds to 0.1 at one digit), ties away from zero, and
+/// the decimal result converted back to the nearest double. `digits` may be negative (tens,
+/// hundreds, …). A value that is not finite is returned as it is.
 fn round_half_up(value: f64, digits: i32) -> f64 {
-    if !value.is_finite() || digits > 15 {
+    if !value.is_finite() {
         return value;
     }
-    let scale = 10f64.powi(digits);
-    let rounded = (value * scale).round() / scale;
-    if rounded.is_finite() { rounded } else { value }
+    // Formatting with every fraction digit the type can have is exact: nothing is rounded.
+    let exact = format!("{:.*}", F64_EXACT_FRACTION_DIGITS, value.abs());
+    let Some((int, frac)) = exact.split_once('.') else {
+        return value;
+    };
+    let int = int.trim_start_matches('0');
+    // All digits, with the decimal point after the first `point` of them.
+    let all: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    let point = i64::try_from(int.len()).unwrap_or(i64::MAX);
+    // Digits kept: those before the rounding position, 10^-digits.
+    let keep = point.saturating_add(i64::from(digits));
+    let Ok(kept) = usize::try_from(keep) else {
+        // The rounding unit exceeds twice the value: it rounds to zero.
+        return 0.0;
+    };
+    if kept >= all.len() {
+        return value;
+    }
+    let mut mantissa: Vec<u8> = all.get(..kept).map(<[u8]>::to_vec).unwrap_or_default();
+    if all.get(kept).is_some_and(|d| *d >= 5) {
+        let mut carry = true;
+        for d in mantissa.iter_mut().rev() {
+            if *d == 9 {
+                *d = 0;
+            } else {
+                *d += 1;
+                carry = false;
+                break;
+            }
+        }
+        if carry {
+            mantissa.insert(0, 1);
+        }
+    }
+    if mantissa.iter().all(|d| *d == 0) {
+        return 0.0;
+    }
+    let digits_text: String = mantissa.iter().map(|d| char::from(b'0' + d)).collect();
+    // mantissa × 10^-digits, parsed to the nearest double as `doubleValue` converts.
+    let Ok(rounded) = format!("{digits_text}e{}", -i64::from(digits)).parse::<f64>() else {
+        return value;
+    };
+    if value < 0.0 { -rounded } else { rounded }
 }
 
 fn substring(items: &[Value]) -> Option<Value> {
@@ -670,7 +712,7 @@ fn arg_driven(f: Stock, args: &[Value]) -> Option<Value> {
         return None;
     }
     let special_ok = match f {
-        Stock::ElementAt => is_java_integer(special).is_some(),
+        Stock::ElementAt | Stock::DivideAndRound => is_java_integer(special).is_some(),
         _ => special.is_string(),
     };
     if !special_ok {
@@ -721,6 +763,13 @@ fn arg_list(f: Stock, special: &Value, items: &[Value]) -> Option<Value> {
             items.get(index).cloned()
         }
         Stock::LeftPad | Stock::RightPad => pad(f == Stock::LeftPad, special.as_str()?, items),
+        Stock::DivideAndRound => {
+            let quotient = divide(items)?;
+            Some(Value::from(round_half_up(
+                quotient,
+                is_java_integer(special)?,
+            )))
+        }
         _ => None,
     }
 }
@@ -808,6 +857,47 @@ mod tests {
         assert_eq!(
             Stock::Split.call(&[json!(","), json!("a,b,,")]),
             Some(json!(["a", "b"]))
+        );
+    }
+
+    /// `new BigDecimal(double).setScale(d, HALF_UP)` rounds the double's exact binary value:
+    /// 3 / 20 is stored as 0.1499…, so it rounds down, where scaling by 10 and rounding would
+    /// give 0.2. Exact ties (0.125, 2.5) go away from zero, and negative scales round to tens.
+    #[test]
+    fn divide_and_round_rounds_the_exact_value_half_up() {
+        let round =
+            |d: i64, a: f64, b: f64| Stock::DivideAndRound.call(&[json!(d), json!(a), json!(b)]);
+        assert_eq!(round(1, 3.0, 20.0), Some(json!(0.1)));
+        assert_eq!(round(2, 2.0, 25.0), Some(json!(0.08)));
+        assert_eq!(round(2, 3.0, 40.0), Some(json!(0.07)));
+        assert_eq!(round(2, 1.0, 8.0), Some(json!(0.13)));
+        assert_eq!(round(2, -1.0, 8.0), Some(json!(-0.13)));
+        assert_eq!(round(0, 5.0, 2.0), Some(json!(3.0)));
+        assert_eq!(round(-1, 125.0, 1.0), Some(json!(130.0)));
+        assert_eq!(round(-1, 4.0, 1.0), Some(json!(0.0)));
+        assert_eq!(round(-3, 5.0, 1.0), Some(json!(0.0)));
+        assert_eq!(round(3, 2.0, 3.0), Some(json!(0.667)));
+        assert_eq!(round(0, 19.0, 2.0), Some(json!(10.0)));
+        assert_eq!(round(0, 99.5, 1.0), Some(json!(100.0)));
+        assert_eq!(round(2000, 1.0, 3.0), Some(json!(1.0 / 3.0)));
+        assert_eq!(round(2, 1.0, 0.0), None);
+    }
+
+    /// Java's argument-driven form: the digits first, then the two operands as one list.
+    #[test]
+    fn divide_and_round_takes_its_operands_as_a_list() {
+        assert_eq!(
+            Stock::DivideAndRound.call(&[json!(2), json!([10, 3])]),
+            Some(json!(3.33))
+        );
+        assert_eq!(
+            Stock::DivideAndRound.call(&[json!([2, 10, 3])]),
+            Some(json!(3.33))
+        );
+        assert_eq!(Stock::DivideAndRound.call(&[json!(2), json!(10)]), None);
+        assert_eq!(
+            Stock::DivideAndRound.call(&[json!("2"), json!(10), json!(3)]),
+            None
         );
     }
 }

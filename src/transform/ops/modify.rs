@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::functions::{CustomFn, Functions, Stock};
 use crate::transform::budget::Budget;
-use crate::transform::error::{Error, Result};
+use crate::transform::error::Result;
 use crate::transform::path::{
     Key, Matched, Rhs, Transpose, Walk, child, parse_key, parse_rhs_path, precedence_order,
     read_path, split_alternatives,
@@ -213,11 +213,8 @@ impl Modify {
     ) -> Result<()> {
         let env = Env { context, budget };
         self.apply_inner(doc, &env);
-        if budget.exhausted() {
-            return Err(Error::TooManyCopies {
-                operation: op,
-                max: crate::transform::COPY_VALUES_MAX,
-            });
+        if let Some(e) = budget.error(op) {
+            return Err(e);
         }
         Ok(())
     }

@@ -131,11 +131,8 @@ impl Shift {
         };
         self.root
             .apply(Cow::Borrowed(ROOT_KEY), Some(input), &mut walk, &mut ctx)?;
-        if budget.exhausted() {
-            return Err(Error::TooManyCopies {
-                operation: op,
-                max: crate::transform::COPY_VALUES_MAX,
-            });
+        if let Some(e) = budget.error(op) {
+            return Err(e);
         }
         Ok(out)
     }
@@ -670,7 +667,11 @@ mod tests {
             let shift =
                 Shift::parse(&Value::Object(spec), "").unwrap_or_else(|e| unreachable!("{e}"));
             let out = shift
-                .apply(&Value::Object(input.clone()), 0, &Budget::new(1000))
+                .apply(
+                    &Value::Object(input.clone()),
+                    0,
+                    &Budget::new(1000, 1 << 20),
+                )
                 .unwrap_or_else(|e| unreachable!("{e}"));
             let expected: Map<String, Value> = input.into_iter().rev().collect();
             assert_eq!(out, json!({"out": expected}), "{n} members");
@@ -728,7 +729,7 @@ mod tests {
             .apply(
                 &json!({"a": 1, "b": 2, "c": 3, "d": 4}),
                 0,
-                &Budget::new(100),
+                &Budget::new(100, 1 << 20),
             )
             .unwrap();
         assert_eq!(out, json!({"x": [1, 3, 4], "y": 2}));
