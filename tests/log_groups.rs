@@ -770,3 +770,34 @@ fn a_partition_with_more_than_one_poll_can_take_does_not_keep_the_others_waiting
     // Nothing left on partition 1: partition 0 goes on where it stopped.
     assert_eq!(read(&third), [(0, 1)]);
 }
+
+#[test]
+fn topic_pattern_at_max_and_past_it_and_anchored() {
+    use streamcache::log::{TOPIC_PATTERN_BYTES_MAX, TOPIC_PATTERN_COMPILED_BYTES_MAX};
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("orders", Some(1), &[], false).unwrap();
+    t.log.create_topic("other", Some(1), &[], false).unwrap();
+    let id = t.log.create_consumer("g", Some("a"), earliest()).unwrap();
+    let subscribe = |p: String| t.log.subscribe_consumer("g", &id, Subscription::Pattern(p));
+    // `orders` followed by optional `x`s, exactly at the limit.
+    let at_max = format!(
+        "orders{}",
+        "x?".repeat((TOPIC_PATTERN_BYTES_MAX - "orders".len()) / 2)
+    );
+    assert_eq!(at_max.len(), TOPIC_PATTERN_BYTES_MAX);
+    subscribe(at_max.clone()).unwrap();
+    assert_eq!(t.log.consumer_subscription("g", &id).unwrap(), ["orders"]);
+    assert!(matches!(
+        subscribe(format!("{at_max}x")),
+        Err(Error::PatternInvalid { .. })
+    ));
+    // A short pattern that compiles past the size limit.
+    let huge = format!("[a-z]{{{}}}", TOPIC_PATTERN_COMPILED_BYTES_MAX);
+    assert!(huge.len() < TOPIC_PATTERN_BYTES_MAX);
+    assert!(matches!(subscribe(huge), Err(Error::PatternInvalid { .. })));
+    // A pattern that closes a group it did not open cannot escape the anchors.
+    assert!(matches!(
+        subscribe("ord)|(?:.*".into()),
+        Err(Error::PatternInvalid { .. })
+    ));
+}

@@ -16,7 +16,8 @@ use regex::Regex;
 use super::error::{Error, Result, meta};
 use super::{
     COMMIT_METADATA_BYTES_MAX, CONSUMER_GROUPS_MAX, CONSUMER_INSTANCES_MAX, GROUP_NAME_BYTES_MAX,
-    Inner, Log, Offset, SUBSCRIPTION_TOPICS_MAX, StoredRecord,
+    Inner, Log, Offset, SUBSCRIPTION_TOPICS_MAX, StoredRecord, TOPIC_PATTERN_BYTES_MAX,
+    TOPIC_PATTERN_COMPILED_BYTES_MAX,
 };
 
 /// A topic and partition.
@@ -685,26 +686,21 @@ impl Log {
     /// [`Error::InstanceNotFound`], [`Error::IllegalState`] when manually assigned,
     /// [`Error::PatternInvalid`], [`Error::TooManyTopicsInSubscription`], topic errors.
     pub fn subscribe_consumer(&self, group: &str, instance: &str, sub: Subscription) -> Result<()> {
-        let re =
-            match &sub {
-                Subscription::Topics(list) => {
-                    if list.len() > SUBSCRIPTION_TOPICS_MAX {
-                        return Err(Error::TooManyTopicsInSubscription {
-                            len: list.len(),
-                            max: SUBSCRIPTION_TOPICS_MAX,
-                        });
-                    }
-                    for t in list {
-                        self.ensure_topic(t)?;
-                    }
-                    None
+        let re = match &sub {
+            Subscription::Topics(list) => {
+                if list.len() > SUBSCRIPTION_TOPICS_MAX {
+                    return Err(Error::TooManyTopicsInSubscription {
+                        len: list.len(),
+                        max: SUBSCRIPTION_TOPICS_MAX,
+                    });
                 }
-                Subscription::Pattern(p) => Some(Regex::new(&format!("^(?:{p})$")).map_err(
-                    |e| Error::PatternInvalid {
-                        reason: e.to_string(),
-                    },
-                )?),
-            };
+                for t in list {
+                    self.ensure_topic(t)?;
+                }
+                None
+            }
+            Subscription::Pattern(p) => Some(topic_pattern(p)?),
+        };
         let counts = self.partition_counts()?;
         let now = self.now_mono_ms();
         let mut reg = self.registry()?;
@@ -1237,6 +1233,30 @@ impl Record {
             timestamp_ms: Some(r.timestamp_ms),
         }
     }
+}
+
+/// Compiles a subscription's `topic_pattern` to match whole topic names, as Java's
+/// `Pattern.matcher(topic).matches()` does. The pattern is compiled alone first, so one that
+/// closes a group it did not open (`a)|(.*`) cannot escape the anchors.
+fn topic_pattern(p: &str) -> Result<Regex> {
+    if p.len() > TOPIC_PATTERN_BYTES_MAX {
+        return Err(Error::PatternInvalid {
+            reason: format!(
+                "the pattern is {} bytes, over the limit of {TOPIC_PATTERN_BYTES_MAX}",
+                p.len()
+            ),
+        });
+    }
+    let compile = |text: &str| {
+        regex::RegexBuilder::new(text)
+            .size_limit(TOPIC_PATTERN_COMPILED_BYTES_MAX)
+            .build()
+            .map_err(|e| Error::PatternInvalid {
+                reason: e.to_string(),
+            })
+    };
+    compile(p)?;
+    compile(&format!("^(?:{p})$"))
 }
 
 #[cfg(test)]

@@ -112,6 +112,11 @@ pub const CONSUMER_INSTANCES_MAX: usize = 1024;
 pub const CONSUMER_GROUPS_MAX: usize = 1024;
 /// Most topics in a subscription or partitions in an assignment or offsets request.
 pub const SUBSCRIPTION_TOPICS_MAX: usize = 1024;
+/// Longest `topic_pattern` of a subscription, in bytes (a topic name is at most 249).
+pub const TOPIC_PATTERN_BYTES_MAX: usize = 4096;
+/// Largest compiled `topic_pattern` (the `regex` crate's size limit): each subscribed instance
+/// holds its compiled pattern.
+pub const TOPIC_PATTERN_COMPILED_BYTES_MAX: usize = 1 << 20;
 /// Longest commit metadata string, in bytes.
 pub const COMMIT_METADATA_BYTES_MAX: usize = 4096;
 /// Longest `interval_ms(N)`, in ms.
