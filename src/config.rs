@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 /// 1 KiB JSON values with room to spare; config may raise it up to this, never past it, so one
 /// client cannot make the server buffer gigabytes.
 pub const HTTP_BODY_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// Largest configuration file, in bytes (flows may carry inline JOLT specs).
+pub const CONFIG_FILE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Longest a request handler may run before it is answered with 408, in milliseconds (long
 /// polls such as `GET …/records?timeout=` stay below it). Streaming bodies (SSE) are not cut.
@@ -197,6 +199,27 @@ impl ConfigSource {
     }
 }
 
+/// Reads the UTF-8 text file at `path`, refusing one longer than `max` bytes. The length is
+/// counted while reading (a file that grows after a size check, or a pipe, cannot get past
+/// it), and at most `max + 1` bytes are ever held.
+///
+/// # Errors
+/// The file cannot be read or is not UTF-8; `InvalidData` naming the limit when it is longer.
+pub fn read_text_at_most(path: &Path, max: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_string(&mut text)?;
+    if text.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the file is longer than the limit of {max} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Builds the effective configuration from defaults, an optional file and the overrides.
 ///
 /// # Errors
@@ -207,7 +230,7 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Error>
     let mut config = match file {
         None => Config::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error {
+            let text = read_text_at_most(path, CONFIG_FILE_BYTES_MAX).map_err(|e| Error {
                 setting: "config".into(),
                 origin: Origin::File {
                     path: path.to_owned(),
@@ -472,5 +495,20 @@ mod tests {
         assert_eq!(line_of_key(text, "http"), Some(2));
         assert_eq!(line_of_key(text, "log"), Some(3));
         assert_eq!(line_of_key(text, "resp"), None);
+    }
+
+    #[test]
+    fn config_file_at_max_and_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("streamcache.toml");
+        let line = "# streamcache\n";
+        let padded = |len: usize| format!("{line}{}", " ".repeat(len - line.len()));
+        std::fs::write(&path, padded(CONFIG_FILE_BYTES_MAX)).unwrap();
+        assert!(load(Some(&path), &Overrides::default()).is_ok());
+        std::fs::write(&path, padded(CONFIG_FILE_BYTES_MAX + 1)).unwrap();
+        let err = load(Some(&path), &Overrides::default())
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("limit of 16777216 bytes"), "{err}");
     }
 }

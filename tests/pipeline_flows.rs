@@ -1228,12 +1228,9 @@ fn reload_diff_classifies_added_removed_changed_and_unchanged_flows() {
     assert_eq!(pipeline::diff(&new, &new).unchanged.len(), 3);
 }
 
-#[test]
-fn an_edited_spec_file_counts_as_a_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = dir.path().join("spec.json");
-    std::fs::write(&spec, r#"[{"operation":"shift","spec":{"a":"a"}}]"#).unwrap();
-    let text = format!(
+/// A flow whose one transform is the JOLT spec file at `spec`.
+fn spec_file_flow(spec: &std::path::Path) -> String {
+    format!(
         r#"
 [[pipeline.flows]]
 name = "f"
@@ -1243,12 +1240,38 @@ transforms = [{{ jolt_file = "{}" }}]
 sinks = [{{ name = "h", history = {{ collection = "a.b" }} }}]
 "#,
         spec.display()
-    );
+    )
+}
+
+#[test]
+fn an_edited_spec_file_counts_as_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    std::fs::write(&spec, r#"[{"operation":"shift","spec":{"a":"a"}}]"#).unwrap();
+    let text = spec_file_flow(&spec);
     let before = pipeline::plan(&parse(&text)).unwrap();
     assert_eq!(before[0].specs()[0][0]["operation"], json!("shift"));
     std::fs::write(&spec, r#"[{"operation":"remove","spec":{"a":""}}]"#).unwrap();
     let after = pipeline::plan(&parse(&text)).unwrap();
     assert_eq!(pipeline::diff(&before, &after).changed, ["f"]);
+}
+
+#[test]
+fn spec_file_at_max_and_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.json");
+    let body = r#"[{"operation":"shift","spec":{"a":"a"}}]"#;
+    let text = spec_file_flow(&spec);
+    let padded = |len: usize| format!("{body}{}", " ".repeat(len - body.len()));
+    std::fs::write(&spec, padded(pipeline::SPEC_BYTES_MAX)).unwrap();
+    assert!(pipeline::plan(&parse(&text)).is_ok());
+    std::fs::write(&spec, padded(pipeline::SPEC_BYTES_MAX + 1)).unwrap();
+    let config: Config = toml::from_str(&text).unwrap();
+    let err = pipeline::check(&config.pipeline).unwrap_err().to_string();
+    assert!(
+        err.contains("transforms[0].jolt_file") && err.contains("limit of 1048576 bytes"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -390,18 +390,7 @@ fn resolve_spec(flow: &str, field: &str, step: &TransformStep) -> Result<Value> 
                 path: path.clone(),
                 source,
             };
-            let len = std::fs::metadata(path).map_err(spec_file)?.len();
-            if len > SPEC_BYTES_MAX as u64 {
-                return Err(invalid(
-                    flow,
-                    &file_field,
-                    format!(
-                        "{} is {len} bytes (at most {SPEC_BYTES_MAX})",
-                        path.display()
-                    ),
-                ));
-            }
-            let text = std::fs::read_to_string(path).map_err(spec_file)?;
+            let text = crate::config::read_text_at_most(path, SPEC_BYTES_MAX).map_err(spec_file)?;
             serde_json::from_str(&text).map_err(|e| {
                 invalid(
                     flow,
