@@ -83,6 +83,7 @@ impl Source for MemorySource {
         Ok(SourceBatch {
             records,
             end_offsets: BTreeMap::new(),
+            topic_id: String::new(),
         })
     }
 }

@@ -1029,3 +1029,19 @@ fn a_record_that_does_not_parse_in_a_verified_batch_names_its_segment_and_positi
         ["first", "first"]
     );
 }
+
+#[test]
+fn topic_ids_survive_reopen_and_differ_per_creation() {
+    let t = TestLog::new(LogConfig::default());
+    let first = t.log.create_topic("t", Some(1), &[], false).unwrap().id;
+    assert_eq!(first.len(), 32);
+    assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+    let t = t.reopen();
+    assert_eq!(t.log.topic_id("t").unwrap(), first);
+    assert_eq!(t.log.topic("t").unwrap().id, first);
+    t.log.delete_topic("t").unwrap();
+    let second = t.log.create_topic("t", Some(1), &[], false).unwrap().id;
+    assert_ne!(second, first);
+    let t = t.reopen();
+    assert_eq!(t.log.topic_id("t").unwrap(), second);
+}

@@ -43,11 +43,12 @@ const CACHE_DB: usize = 0;
 pub(crate) fn build(log: Arc<Log>, cache: Cache, history: History) -> Seams {
     let topic = Arc::new(LogTopics { log: log.clone() });
     Seams {
-        source: Arc::new(LogSources { log }),
+        source: Arc::new(LogSources { log: log.clone() }),
         transform: Arc::new(Jolt),
         cache: Arc::new(CacheWrites { cache }),
         history: Arc::new(HistoryCommits {
             history,
+            log,
             commit_lock: std::sync::Mutex::new(()),
         }),
         topic: topic.clone(),
@@ -71,6 +72,7 @@ impl SourceOpener for LogSources {
         start: &SourceStart,
     ) -> Result<Box<dyn Source>, SeamError> {
         let info = self.log.ensure_topic(&source.topic).map_err(fatal)?;
+        let topic_id = info.id.clone();
         let mut positions = BTreeMap::new();
         let mut receivers = Vec::new();
         for p in 0..info.partitions {
@@ -107,6 +109,7 @@ impl SourceOpener for LogSources {
         Ok(Box::new(LogSource {
             log: self.log.clone(),
             topic: source.topic.clone(),
+            topic_id,
             positions,
             receivers,
             first: 0,
@@ -119,6 +122,9 @@ impl SourceOpener for LogSources {
 struct LogSource {
     log: Arc<Log>,
     topic: String,
+    /// The ID of the topic opened: a topic deleted and created again under the name is another
+    /// topic, and reading on from these positions in it would skip its first records.
+    topic_id: String,
     positions: BTreeMap<u32, u64>,
     receivers: Vec<tokio::sync::watch::Receiver<u64>>,
     /// The partition read first on the next poll; it rotates so a busy partition cannot starve
@@ -128,7 +134,17 @@ struct LogSource {
 
 impl LogSource {
     fn read_available(&mut self, max_records: usize) -> Result<SourceBatch, SeamError> {
-        let mut batch = SourceBatch::default();
+        if self.log.topic_id(&self.topic).map_err(fatal)? != self.topic_id {
+            return Err(SeamError::fatal(format!(
+                "topic {} was deleted and created again; the flow starts on the new topic from \
+                 its beginning when it is restarted (POST /pipeline/reload)",
+                self.topic
+            )));
+        }
+        let mut batch = SourceBatch {
+            topic_id: self.topic_id.clone(),
+            ..SourceBatch::default()
+        };
         let count = self.positions.len().max(1);
         let first = self.first % count;
         self.first = self.first.wrapping_add(1);
@@ -190,6 +206,7 @@ impl Source for LogSource {
             .map(|_| LogSource {
                 log: self.log.clone(),
                 topic: self.topic.clone(),
+                topic_id: self.topic_id.clone(),
                 positions: BTreeMap::new(),
                 receivers: Vec::new(),
                 first: 0,
@@ -295,6 +312,8 @@ impl CacheSink for CacheWrites {
 /// Documents and offsets through one history commit.
 struct HistoryCommits {
     history: History,
+    /// Where the topics' current IDs are read.
+    log: Arc<Log>,
     /// Held from reading a group's stored offsets to committing the merged map: the lanes of
     /// one flow commit concurrently, each for its own partitions, and must not overwrite each
     /// other's positions.
@@ -305,26 +324,65 @@ fn offsets_key(group: &str, topic: &str) -> Vec<u8> {
     format!("{OFFSETS_META_PREFIX}{group}/{topic}").into_bytes()
 }
 
+/// A flow's committed offsets for one topic, as stored in history's metadata: the offsets and
+/// the ID of the topic they were read from. (Before topics had IDs the value was the bare
+/// offsets map, read as the ID "", which only a topic created before then has.)
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StoredOffsets {
+    topic_id: String,
+    offsets: BTreeMap<u32, u64>,
+}
+
 impl HistoryCommits {
-    fn read_offsets(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError> {
-        match self
+    /// The stored offsets of `group` on `topic` and the topic ID they belong to.
+    fn read_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<(String, BTreeMap<u32, u64>), SeamError> {
+        let Some(bytes) = self
             .history
             .meta_get(&offsets_key(group, topic))
             .map_err(fatal)?
-        {
-            None => Ok(BTreeMap::new()),
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                SeamError::fatal(format!(
+        else {
+            return Ok((String::new(), BTreeMap::new()));
+        };
+        match serde_json::from_slice::<StoredOffsets>(&bytes) {
+            Ok(stored) => Ok((stored.topic_id, stored.offsets)),
+            Err(e) => match serde_json::from_slice::<BTreeMap<u32, u64>>(&bytes) {
+                Ok(bare) => Ok((String::new(), bare)),
+                Err(_) => Err(SeamError::fatal(format!(
                     "stored offsets of group `{group}` are unreadable: {e}"
-                ))
-            }),
+                ))),
+            },
         }
     }
 }
 
 impl HistorySink for HistoryCommits {
+    /// Offsets committed on another topic of the same name (one since deleted, or deleted and
+    /// created again) are not this topic's positions: they are ignored, and the flow starts at
+    /// the beginning of the topic as it is now, as Kafka drops a deleted topic's offsets.
     fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError> {
-        self.read_offsets(group, topic)
+        let (stored_id, offsets) = self.read_offsets(group, topic)?;
+        if offsets.is_empty() {
+            return Ok(offsets);
+        }
+        let current = match self.log.topic_id(topic) {
+            Ok(id) => Some(id),
+            Err(log::Error::TopicNotFound { .. }) => None,
+            Err(e) => return Err(fatal(e)),
+        };
+        if current.as_deref() == Some(stored_id.as_str()) {
+            return Ok(offsets);
+        }
+        tracing::warn!(
+            group,
+            topic,
+            "committed offsets belong to a deleted topic of this name; \
+            starting at the beginning of the topic"
+        );
+        Ok(BTreeMap::new())
     }
 
     /// One walk over the JSON: the shape checks `commit` makes, and the Extended JSON
@@ -438,14 +496,19 @@ impl HistorySink for HistoryCommits {
             by_topic.entry(o.topic.as_str()).or_default().push(o);
         }
         for (topic, list) in by_topic {
-            let mut map = self
+            let (stored_id, mut offsets) = self
                 .read_offsets(group, topic)
                 .map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
-            for o in list {
-                map.insert(o.partition, o.next_offset);
+            let topic_id = list.first().map(|o| o.topic_id.clone()).unwrap_or_default();
+            // Positions in an earlier topic of the name are not merged into this one's.
+            if stored_id != topic_id {
+                offsets.clear();
             }
-            let value =
-                serde_json::to_vec(&map).map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
+            for o in list {
+                offsets.insert(o.partition, o.next_offset);
+            }
+            let value = serde_json::to_vec(&StoredOffsets { topic_id, offsets })
+                .map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
             meta.push((offsets_key(group, topic), value));
         }
         // One operation per document, in order: a write that history refuses for its input
@@ -736,20 +799,96 @@ mod tests {
         }
     }
 
-    /// A history store in a temporary directory and the flows' sink over it.
+    /// A history store and a log in a temporary directory, and the flows' sink over them.
     fn history_sink() -> (tempfile::TempDir, History, HistoryCommits) {
         let dir = tempfile::tempdir().unwrap();
         let history = History::open(
-            dir.path(),
+            &dir.path().join("history"),
             HistoryConfig::default(),
+            ManualClock::shared(1_700_000_000_000),
+        )
+        .unwrap();
+        let log = crate::log::Log::open(
+            &dir.path().join("log"),
+            crate::log::LogConfig::default(),
             ManualClock::shared(1_700_000_000_000),
         )
         .unwrap();
         let sink = HistoryCommits {
             history: history.clone(),
+            log: std::sync::Arc::new(log),
             commit_lock: std::sync::Mutex::new(()),
         };
         (dir, history, sink)
+    }
+
+    /// Offsets committed on a topic that was since deleted and created again under its name
+    /// are not the new topic's positions, and a source still open on the old topic stops
+    /// instead of reading the new one from the old positions.
+    #[test]
+    fn offsets_of_a_deleted_topic_do_not_carry_over_to_one_created_again() {
+        use crate::pipeline::{SourceConfig, SourceOpener as _, SourceStart, StartPosition};
+        let (_dir, history, sink) = history_sink();
+        let log = sink.log.clone();
+        let id = log.create_topic("orders", Some(2), &[], false).unwrap().id;
+        assert_eq!(id.len(), 32);
+        let offsets = |next_offset: u64, topic_id: &str| {
+            [CommitOffset {
+                topic: "orders".into(),
+                partition: 1,
+                next_offset,
+                topic_id: topic_id.into(),
+            }]
+        };
+        sink.commit("g", &mut [], &offsets(5, &id)).unwrap();
+        assert_eq!(
+            sink.committed("g", "orders").unwrap(),
+            [(1, 5)].into_iter().collect()
+        );
+        let sources = super::LogSources { log: log.clone() };
+        let config = SourceConfig {
+            topic: "orders".into(),
+            group: "g".into(),
+            start: StartPosition::Committed,
+        };
+        let mut source = sources.open(&config, &SourceStart::Earliest).unwrap();
+        assert_eq!(source.poll(10, 0).unwrap().topic_id, id);
+
+        log.delete_topic("orders").unwrap();
+        let new_id = log.create_topic("orders", Some(2), &[], false).unwrap().id;
+        assert_ne!(new_id, id);
+        assert!(sink.committed("g", "orders").unwrap().is_empty());
+        let stopped = source.poll(10, 0).unwrap_err();
+        assert!(stopped.to_string().contains("created again"), "{stopped}");
+        // The new topic's first commit starts its own map: partition 1 of the old topic is
+        // not merged into it.
+        sink.commit("g", &mut [], &offsets(2, &new_id)).unwrap();
+        sink.commit(
+            "g",
+            &mut [],
+            &[CommitOffset {
+                topic: "orders".into(),
+                partition: 0,
+                next_offset: 1,
+                topic_id: new_id.clone(),
+            }],
+        )
+        .unwrap();
+        assert_eq!(
+            sink.committed("g", "orders").unwrap(),
+            [(0, 1), (1, 2)].into_iter().collect()
+        );
+        // Offsets stored as a bare map before topics had IDs belong to the ID "" only.
+        history
+            .commit_reporting(
+                Vec::new(),
+                vec![(
+                    b"pipeline/offsets/g/orders".to_vec(),
+                    br#"{"0":9}"#.to_vec(),
+                )],
+            )
+            .unwrap();
+        assert!(sink.committed("g", "orders").unwrap().is_empty());
     }
 
     #[test]
@@ -759,6 +898,7 @@ mod tests {
             topic: "orders".into(),
             partition: 0,
             next_offset: 3,
+            topic_id: "00ff".into(),
         }];
         let upsert = |key: &str| HistoryWriteMode::Upsert { key: key.into() };
         let mut docs = vec![
@@ -800,7 +940,7 @@ mod tests {
                 .meta_get(b"pipeline/offsets/g/orders")
                 .unwrap()
                 .as_deref(),
-            Some(&br#"{"0":3}"#[..]),
+            Some(&br#"{"topic_id":"00ff","offsets":{"0":3}}"#[..]),
             "the offsets committed with the rest"
         );
     }

@@ -574,6 +574,10 @@ pub struct TopicInfo {
     pub partitions: u32,
     /// Its effective configuration.
     pub config: TopicConfig,
+    /// Which topic of this name it is: 32 random hex digits given at creation, so a topic
+    /// deleted and created again under the same name has another one (Kafka's topic ID). Empty
+    /// for a topic created before topics kept one.
+    pub id: String,
 }
 
 /// One open topic.
@@ -594,6 +598,9 @@ struct TopicRecord {
     partitions: u32,
     /// Config overrides as given at creation.
     configs: Vec<(String, String)>,
+    /// [`TopicInfo::id`]; absent in records written before topics kept one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    id: String,
 }
 
 /// State shared with the background thread.
@@ -777,6 +784,7 @@ impl Log {
             name: name.to_owned(),
             partitions: count,
             config,
+            id: format!("{:032x}", rand::random::<u128>()),
         };
         if validate_only {
             return Ok(info);
@@ -784,6 +792,7 @@ impl Log {
         let record = TopicRecord {
             partitions: count,
             configs: configs.to_vec(),
+            id: info.id.clone(),
         };
         // A directory of this name has no metadata record (the topic list above is loaded from
         // the records): it is left from a deletion or creation that did not finish, and its
@@ -886,6 +895,14 @@ impl Log {
     /// [`Error::TopicNotFound`].
     pub fn topic(&self, name: &str) -> Result<TopicInfo> {
         self.get_topic(name).map(|t| t.info.clone())
+    }
+
+    /// A topic's [`TopicInfo::id`].
+    ///
+    /// # Errors
+    /// [`Error::TopicNotFound`].
+    pub fn topic_id(&self, name: &str) -> Result<String> {
+        self.get_topic(name).map(|t| t.info.id.clone())
     }
 
     /// One partition's handle.
@@ -1277,6 +1294,7 @@ fn open_topic(
             name: name.to_owned(),
             partitions: record.partitions,
             config,
+            id: record.id.clone(),
         },
         partitions,
         next_sticky: AtomicU32::new(0),

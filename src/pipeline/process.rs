@@ -405,6 +405,7 @@ fn next_offsets(batch: &SourceBatch) -> Vec<CommitOffset> {
             topic: topic.to_owned(),
             partition,
             next_offset,
+            topic_id: batch.topic_id.clone(),
         })
         .collect()
 }

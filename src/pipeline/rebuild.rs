@@ -80,6 +80,7 @@ pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock
                 &SourceBatch {
                     records,
                     end_offsets: BTreeMap::new(),
+                    topic_id: batch.topic_id,
                 },
                 CacheTtl::Remaining {
                     now_ms: i64::try_from(clock.now_ms()).unwrap_or(i64::MAX),

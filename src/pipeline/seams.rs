@@ -38,6 +38,10 @@ pub struct SourceBatch {
     pub records: Vec<SourceRecord>,
     /// Log end offset (next offset to be written) per partition, for the lag gauges.
     pub end_offsets: BTreeMap<u32, u64>,
+    /// The source topic's ID ([`crate::log::TopicInfo::id`]), committed with the offsets so
+    /// that a topic deleted and created again under its name does not resume at the old
+    /// topic's offsets. Empty for sources without one.
+    pub topic_id: String,
 }
 
 /// The append notifications of a source's partitions (one `watch` per partition whose value
@@ -221,6 +225,8 @@ pub struct CommitOffset {
     pub partition: u32,
     /// The offset after the last record the batch consumed.
     pub next_offset: u64,
+    /// The ID of the topic the batch was read from ([`SourceBatch::topic_id`]).
+    pub topic_id: String,
 }
 
 /// Why a history commit failed; nothing of it was written.
