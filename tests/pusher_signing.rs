@@ -671,3 +671,110 @@ async fn the_protocols_own_event_names_are_not_published() {
         assert_eq!(s, want, "batch {name}: {body}");
     }
 }
+
+/// An event without data is refused, as Pusher and soketi refuse it, rather than published as
+/// `null`; nothing of a batch with such an item is published.
+#[tokio::test]
+async fn events_without_data_are_refused() {
+    let engine = engine(None);
+    let mut sub = engine.realtime().subscribe("orders", None).unwrap();
+    for one in [
+        json!({"name": "E", "channel": "orders"}),
+        json!({"name": "E", "channel": "orders", "data": null}),
+    ] {
+        let (s, body) = post(&engine, "/apps/streamcache/events", &one).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{one}");
+        assert_eq!(body["code"], 400, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("data"), "{body}");
+        let mut item = one.clone();
+        let batch = json!({"batch": [
+            {"name": "First", "channel": "orders", "data": "{}"},
+            item.take(),
+        ]});
+        let (s, body) = post(&engine, "/apps/streamcache/batch_events", &batch).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{batch}");
+        assert_eq!(body["code"], 400, "{body}");
+    }
+    assert_eq!(engine.realtime().head("orders"), 0, "nothing published");
+    // Data present, as a string or another JSON value, is published.
+    for data in [json!("{}"), json!({"a": 1})] {
+        let one = json!({"name": "E", "channel": "orders", "data": data});
+        let (s, body) = post(&engine, "/apps/streamcache/events", &one).await;
+        assert_eq!((s, body), (StatusCode::OK, json!({})));
+    }
+    for want in ["{}", "{\"a\":1}"] {
+        let streamcache::realtime::Delivery::Event(e) = sub.recv().await else {
+            panic!()
+        };
+        assert_eq!(e.data(), want);
+    }
+}
+
+/// A full hub (every channel with a subscriber) cannot create a channel, but nobody can be
+/// subscribed to a channel it does not hold: an event to one is accepted and reaches no one,
+/// as Pusher accepts an event to an empty channel.
+#[tokio::test]
+async fn a_full_hub_accepts_events_to_channels_nobody_is_on() {
+    use streamcache::realtime::HUB_CHANNELS_MAX;
+
+    let engine = engine(None);
+    let hub = engine.realtime();
+    let mut subs: Vec<_> = (0..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("busy-{i}"), None).unwrap())
+        .collect();
+    let path = "/apps/streamcache/events";
+    let (s, body) = post(
+        &engine,
+        path,
+        &json!({"name": "E", "data": "{}", "channel": "nobody"}),
+    )
+    .await;
+    assert_eq!((s, body), (StatusCode::OK, json!({})));
+    let (s, body) = post(
+        &engine,
+        path,
+        &json!({"name": "E", "data": "{}", "channels": ["nobody", "busy-0"], "info": "subscription_count"}),
+    )
+    .await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"channels": {"nobody": {"subscription_count": 0}, "busy-0": {"subscription_count": 1}}})
+        )
+    );
+    assert_eq!(hub.head("nobody"), 0, "no channel was made for it");
+    assert_eq!(hub.head("busy-0"), 1);
+    let streamcache::realtime::Delivery::Event(e) = subs[0].recv().await else {
+        panic!()
+    };
+    assert_eq!(e.id(), 1);
+}
+
+/// A batch is published whole: an item to a channel a full hub does not hold no longer stops
+/// it half-way (which made a retrying client publish the first items twice).
+#[tokio::test]
+async fn a_batch_is_published_whole_when_the_hub_is_full() {
+    use streamcache::realtime::HUB_CHANNELS_MAX;
+
+    let engine = engine(None);
+    let hub = engine.realtime();
+    let _subs: Vec<_> = (0..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("busy-{i}"), None).unwrap())
+        .collect();
+    let batch = json!({"batch": [
+        {"channel": "busy-0", "name": "E", "data": "1"},
+        {"channel": "nobody", "name": "E", "data": "2"},
+        {"channel": "busy-1", "name": "E", "data": "3", "info": "subscription_count"},
+    ]});
+    let (s, body) = post(&engine, "/apps/streamcache/batch_events", &batch).await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"batch": [{}, {}, {"subscription_count": 1}]})
+        )
+    );
+    assert_eq!((hub.head("busy-0"), hub.head("busy-1")), (1, 1));
+    assert_eq!(hub.head("nobody"), 0);
+}

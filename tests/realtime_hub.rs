@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use streamcache::realtime::{
-    CHANNEL_NAME_CHARS_MAX, Delivery, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX, Error,
-    HUB_CHANNELS_MAX, Hub, PINNED_CHANNELS_MAX, PRESENCE_MEMBERS_MAX, RealtimeConfig,
-    SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, Start, Subscription, Watcher, WatcherConfig,
+    CHANNEL_NAME_CHARS_MAX, Delivery, EVENT_DATA_BYTES_MAX, EVENT_ID_NOT_KEPT,
+    EVENT_NAME_CHARS_MAX, Error, HUB_CHANNELS_MAX, Hub, PINNED_CHANNELS_MAX, PRESENCE_MEMBERS_MAX,
+    RealtimeConfig, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, Start, Subscription, Watcher,
+    WatcherConfig,
 };
 
 fn hub(replay_events: usize) -> Hub {
@@ -225,6 +226,7 @@ async fn exclusion_and_pusher_frame_travel_with_the_event() {
 #[test]
 fn limits_at_max_and_max_plus_one() {
     let hub = hub(16);
+    assert_eq!(CHANNEL_NAME_CHARS_MAX, 164, "Pusher's limit");
     let name = "c".repeat(CHANNEL_NAME_CHARS_MAX);
     assert!(hub.publish(&name, "E", json!(1), None).is_ok());
     let too_long = "c".repeat(CHANNEL_NAME_CHARS_MAX + 1);
@@ -236,6 +238,19 @@ fn limits_at_max_and_max_plus_one() {
         hub.subscribe(&too_long, None),
         Err(Error::ChannelName { .. })
     ));
+    // The prefix counts.
+    for prefix in ["private-", "presence-", "#server-to-user-"] {
+        let at_max = format!(
+            "{prefix}{}",
+            "c".repeat(CHANNEL_NAME_CHARS_MAX - prefix.len())
+        );
+        assert!(hub.subscribe(&at_max, None).is_ok(), "{at_max}");
+        let over = format!("{at_max}c");
+        assert!(
+            matches!(hub.subscribe(&over, None), Err(Error::ChannelName { .. })),
+            "{over}"
+        );
+    }
 
     let event = "e".repeat(EVENT_NAME_CHARS_MAX);
     assert!(hub.publish("c", &event, json!(1), None).is_ok());
@@ -262,21 +277,68 @@ fn limits_at_max_and_max_plus_one() {
 }
 
 #[test]
-fn hub_evicts_idle_channels_and_refuses_when_all_are_busy() {
+fn hub_evicts_idle_channels_and_refuses_subscriptions_when_all_are_busy() {
     let hub = hub(4);
     let subs: Vec<_> = (0..HUB_CHANNELS_MAX)
         .map(|i| hub.subscribe(&format!("c{i}"), None).unwrap())
         .collect();
     assert!(matches!(
-        hub.publish("one-more", "E", json!(1), None),
+        hub.subscribe("one-more", None),
         Err(Error::HubFull {
             max: HUB_CHANNELS_MAX
         })
+    ));
+    assert!(matches!(
+        hub.subscribe_recent("one-more", 5),
+        Err(Error::HubFull { .. })
     ));
     drop(subs);
     // Every channel is idle now: a new one evicts one of them.
     assert_eq!(hub.publish("one-more", "E", json!(1), None).unwrap(), 1);
     assert_eq!(hub.occupied_channels(), Vec::<(String, usize)>::new());
+}
+
+/// Nobody can be subscribed to a channel the hub does not hold, so when there is no room to
+/// create it an event to it is dropped (as Pusher drops an event to an empty channel), never
+/// refused: publishers need not retry what no one would receive.
+#[tokio::test]
+async fn a_full_hub_publishes_to_a_channel_it_does_not_hold_without_keeping_it() {
+    let hub = hub(4);
+    let mut subs: Vec<_> = (0..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("c{i}"), None).unwrap())
+        .collect();
+    for _ in 0..2 {
+        assert_eq!(
+            hub.publish("late", "E", json!(1), None).unwrap(),
+            EVENT_ID_NOT_KEPT
+        );
+    }
+    assert_eq!(hub.head("late"), 0, "nothing kept");
+    assert_eq!(hub.subscriber_count("late"), 0);
+    // Channels the hub holds publish as before.
+    assert_eq!(hub.publish("c0", "E", json!(1), None).unwrap(), 1);
+    assert_eq!(next_id(&mut subs[0]).await, 1);
+    // Subscribing still needs room.
+    assert!(matches!(
+        hub.subscribe("late", Some(1)),
+        Err(Error::HubFull { .. })
+    ));
+
+    // Once there is room, a client resuming after an id the channel never kept is told to
+    // resync (its id is ahead of the head, as after a restart); a fresh one starts live.
+    subs.pop();
+    let resumed = hub.subscribe("late", Some(1)).unwrap();
+    assert_eq!(
+        resumed.start(),
+        Start::Resync {
+            requested: 1,
+            head: 0
+        }
+    );
+    let mut fresh = hub.subscribe("late", None).unwrap();
+    assert_eq!(fresh.start(), Start::Live);
+    assert_eq!(hub.publish("late", "E", json!(2), None).unwrap(), 1);
+    assert_eq!(next_id(&mut fresh).await, 1);
 }
 
 #[test]
@@ -291,7 +353,7 @@ fn pinned_channels_stay_open_when_clients_fill_the_hub() {
         .map(|i| hub.subscribe(&format!("c{i}"), None).unwrap())
         .collect();
     assert!(matches!(
-        hub.publish("one-more", "E", json!(1), None),
+        hub.subscribe("one-more", None),
         Err(Error::HubFull { .. })
     ));
     // The pinned channels publish, keep their ids, and are never evicted for a client's.

@@ -82,21 +82,73 @@ async fn upgrade(
         .on_upgrade(move |socket| connection(state, key, protocol, socket))
 }
 
-/// Sends `pusher:error` and closes with the same code.
-async fn refuse(socket: &mut WebSocket, code: ErrorCode, message: &str) {
-    let _ = socket
-        .send(Message::Text(frame_error(code, message).into()))
-        .await;
-    close_with(socket, code.code(), message).await;
+/// Sends `pusher:error` and closes with the same code, both within `deadline` (see
+/// [`send_within`]); a client that takes neither is simply dropped.
+async fn refuse(socket: &mut WebSocket, code: ErrorCode, message: &str, deadline: Duration) {
+    let frames = async {
+        socket
+            .send(Message::Text(frame_error(code, message).into()))
+            .await?;
+        socket.send(close_frame(code.code(), message)).await
+    };
+    let _ = tokio::time::timeout(deadline, frames).await;
 }
 
-/// Sends a close frame.
-async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
-    let close = CloseFrame {
+/// A close frame.
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
         code,
         reason: reason.to_owned().into(),
+    }))
+}
+
+/// Why a write to the client did not complete; either way the connection is dropped.
+#[derive(Debug)]
+enum SendFailed {
+    /// The connection broke.
+    Broken,
+    /// The client took no data for the whole deadline.
+    TimedOut,
+}
+
+/// Writes `msgs` and flushes them, giving up after `deadline`.
+///
+/// Every write to a client goes through here, with one activity period
+/// (`realtime.activity_timeout_s`) as the deadline. A client that stops reading fills the
+/// socket's send buffer, and an unbounded write would then wait until TCP gives up (many
+/// minutes, or never while the peer keeps acknowledging with a zero window); the connection
+/// task would hear nothing else meanwhile — not the activity timer, not shutdown, not its own
+/// lag — and the connection would keep its presence memberships, subscriptions and slot. A
+/// client that cannot take one frame in an activity period is treated as gone, as one that
+/// does not answer a ping in that time is: the caller drops the connection without a close
+/// frame (none could be written) and leaves its channels as for any other close.
+async fn send_within(
+    socket: &mut WebSocket,
+    msgs: impl IntoIterator<Item = Message>,
+    deadline: Duration,
+) -> Result<(), SendFailed> {
+    let write = async {
+        for msg in msgs {
+            socket.feed(msg).await?;
+        }
+        socket.flush().await
     };
-    let _ = socket.send(Message::Close(Some(close))).await;
+    match tokio::time::timeout(deadline, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(SendFailed::Broken),
+        Err(_) => {
+            tracing::debug!(
+                ?deadline,
+                "Pusher client took no data within the write deadline; dropping the connection"
+            );
+            Err(SendFailed::TimedOut)
+        }
+    }
+}
+
+/// Text frames as WebSocket messages.
+fn texts(frames: Vec<String>) -> impl Iterator<Item = Message> {
+    frames.into_iter().map(|f| Message::Text(f.into()))
 }
 
 /// RFC 6455 close code for a message larger than the endpoint accepts.
@@ -158,11 +210,15 @@ struct Conn {
 
 async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
     let config = state.engine.config().realtime.clone();
+    // The idle time before a ping, and the activity of every write to this client (see
+    // `send_within`).
+    let activity = Duration::from_secs(config.activity_timeout_s);
     if key != config.key {
         return refuse(
             &mut socket,
             ErrorCode::AppNotFound,
             &format!("App key {key} not in this cluster"),
+            activity,
         )
         .await;
     }
@@ -172,6 +228,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 &mut socket,
                 ErrorCode::NoProtocol,
                 "No protocol version supplied",
+                activity,
             )
             .await;
         }
@@ -181,6 +238,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 &mut socket,
                 ErrorCode::InvalidProtocol,
                 "Invalid version string format",
+                activity,
             )
             .await;
         }
@@ -189,13 +247,20 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 &mut socket,
                 ErrorCode::UnsupportedProtocol,
                 "Unsupported protocol version",
+                activity,
             )
             .await;
         }
     }
     let hub = state.engine.realtime().clone();
     let Some(_guard) = hub.try_connect() else {
-        return refuse(&mut socket, ErrorCode::OverCapacity, "Over capacity").await;
+        return refuse(
+            &mut socket,
+            ErrorCode::OverCapacity,
+            "Over capacity",
+            activity,
+        )
+        .await;
     };
     let _open = GaugeGuard::new(
         &state,
@@ -204,10 +269,12 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
     );
     let socket_id = hub.next_socket_id();
     let hello = frame_connection_established(&socket_id, config.activity_timeout_s);
-    if socket.send(Message::Text(hello.into())).await.is_err() {
+    if send_within(&mut socket, texts(vec![hello]), activity)
+        .await
+        .is_err()
+    {
         return;
     }
-    let activity = Duration::from_secs(config.activity_timeout_s);
     let mut conn = Conn {
         hub,
         config,
@@ -233,7 +300,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                     Some(Ok(msg)) => msg,
                     Some(Err(e)) => {
                         if let Some((code, reason)) = close_for(e) {
-                            close_with(&mut socket, code, &reason).await;
+                            let _ = send_within(&mut socket, [close_frame(code, &reason)], activity).await;
                         }
                         break None;
                     }
@@ -247,7 +314,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                     Message::Ping(_) | Message::Pong(_) => (Vec::new(), Outcome::Continue),
                     Message::Close(_) => break None,
                 };
-                if send_all(&mut socket, frames).await.is_err() {
+                if send_within(&mut socket, texts(frames), activity).await.is_err() {
                     break None;
                 }
                 match outcome {
@@ -260,7 +327,8 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                     if event.exclude() == Some(&conn.socket_id) {
                         continue;
                     }
-                    if socket.send(Message::Text(event.pusher_frame().into())).await.is_err() {
+                    let frame = Message::Text(event.pusher_frame().into());
+                    if send_within(&mut socket, [frame], activity).await.is_err() {
                         break None;
                     }
                 }
@@ -273,14 +341,14 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
                 }
                 pinged = true;
                 idle.set(tokio::time::sleep(activity));
-                if socket.send(Message::Text(frame_ping().into())).await.is_err() {
+                if send_within(&mut socket, texts(vec![frame_ping()]), activity).await.is_err() {
                     break None;
                 }
             }
         }
     };
     if let Some((code, message)) = close {
-        refuse(&mut socket, code, &message).await;
+        refuse(&mut socket, code, &message, activity).await;
     }
     conn.leave_all();
 }
@@ -291,13 +359,6 @@ async fn signed_out(user: Option<&UserGuard>) {
         Some(u) => u.terminated().await,
         None => std::future::pending().await,
     }
-}
-
-async fn send_all(socket: &mut WebSocket, frames: Vec<String>) -> Result<(), axum::Error> {
-    for f in frames {
-        socket.feed(Message::Text(f.into())).await?;
-    }
-    socket.flush().await
 }
 
 impl Conn {
@@ -612,9 +673,9 @@ fn authorize(state: &AppState, app_id: &str, call: &Call, body: &[u8]) -> Result
 struct EventBody {
     /// Event name.
     name: String,
-    /// Payload: a string (what the SDKs send) or any JSON.
+    /// Payload: a string (what the SDKs send) or any other JSON value but `null`; required.
     #[serde(default)]
-    data: Value,
+    data: Option<Value>,
     /// Target channels (`/events`).
     #[serde(default)]
     channels: Option<Vec<String>>,
@@ -642,8 +703,15 @@ fn check_event(body: EventBody) -> Result<Checked, PusherError> {
     check_published_event_name(&body.name)?;
     // The size limit applies to the data as sent, before any escaping.
     let data = match &body.data {
-        Value::String(s) => EventData::from_sent_text(s)?,
-        other => EventData::from_json_text(other.to_string())?,
+        // Pusher and soketi refuse an event without data rather than publish `null`.
+        None | Some(Value::Null) => {
+            return Err(PusherError(
+                StatusCode::BAD_REQUEST,
+                "`data` is required (a string, as the SDKs send it)".into(),
+            ));
+        }
+        Some(Value::String(s)) => EventData::from_sent_text(s)?,
+        Some(other) => EventData::from_json_text(other.to_string())?,
     };
     let channels = match (body.channels, body.channel) {
         (Some(list), None) => list,
@@ -740,7 +808,10 @@ struct BatchBody {
     batch: Vec<EventBody>,
 }
 
-/// `POST /apps/{app_id}/batch_events`: all events are checked before any is published.
+/// `POST /apps/{app_id}/batch_events`: published whole or not at all. Every event is checked
+/// before any is published, and a publish that passed the checks cannot fail (a full hub drops
+/// an event to a channel it does not hold instead of refusing it, see `Hub::publish`), so a
+/// refused batch published nothing and a client may retry it without duplicates.
 async fn batch_events(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
@@ -775,6 +846,7 @@ async fn batch_events(
     let mut any_info = false;
     for ev in checked {
         let channel = ev.channels.first().cloned().unwrap_or_default();
+        // Cannot fail after the checks above (see the function's doc).
         let info = publish(hub, ev)?;
         any_info |= info.is_some();
         infos.push(

@@ -31,6 +31,10 @@ use super::{
 /// A channel's event id: 1 for the first event, then +1 per publish.
 pub type EventId = u64;
 
+/// The id [`Hub::publish`] returns for an event it did not keep: one to a channel the hub does
+/// not hold and has no room to create. No event has it (ids start at 1).
+pub const EVENT_ID_NOT_KEPT: EventId = 0;
+
 /// One published event, shared by every subscriber.
 #[derive(Debug)]
 pub struct Event {
@@ -474,8 +478,13 @@ impl Hub {
     /// Publishes `data` (serialised once, as one-line JSON) to `channel` as `event`; returns its
     /// id. Pusher connections with socket id `exclude` do not receive it.
     ///
+    /// A publish never fails for lack of room: when `channel` does not exist and the hub is
+    /// full with no idle channel to evict, nobody can be subscribed to it, so the event is
+    /// delivered to no one and not kept (no replay buffer, the channel's head stays 0), and the
+    /// id returned is [`EVENT_ID_NOT_KEPT`] (0, which no event has).
+    ///
     /// # Errors
-    /// A bad channel or event name, data over [`EVENT_DATA_BYTES_MAX`](super::EVENT_DATA_BYTES_MAX), or [`Error::HubFull`].
+    /// A bad channel or event name, or data over [`EVENT_DATA_BYTES_MAX`](super::EVENT_DATA_BYTES_MAX).
     pub fn publish(
         &self,
         channel: &str,
@@ -562,7 +571,12 @@ impl Hub {
         check_event_name(event)?;
         let verbatim = data.verbatim();
         let data_json = data.into_json();
-        let (name, ch) = self.channel(channel)?;
+        // A channel the hub does not hold has no subscriber (subscribing creates it), so an
+        // event to it reaches no one; when there is no room to create it, the event is dropped
+        // as if the channel had been created and evicted at once, and nothing is kept.
+        let Some((name, ch)) = self.channel_if_room(channel) else {
+            return Ok(EVENT_ID_NOT_KEPT);
+        };
         let mut state = ch.lock();
         let id = state.head + 1;
         let event = Arc::new(Event {
@@ -651,11 +665,22 @@ impl Hub {
         })
     }
 
-    /// Looks up or creates a channel, evicting an idle one when the hub is full.
+    /// Looks up or creates a channel to subscribe to, evicting an idle one when the hub is full.
+    ///
+    /// # Errors
+    /// [`Error::HubFull`] when the hub is full and no channel is idle.
     fn channel(&self, name: &str) -> Result<(Arc<str>, Arc<Channel>)> {
+        self.channel_if_room(name).ok_or(Error::HubFull {
+            max: HUB_CHANNELS_MAX,
+        })
+    }
+
+    /// Looks up or creates a channel, evicting an idle one when the hub is full; `None` when the
+    /// channel does not exist and there is no room for it.
+    fn channel_if_room(&self, name: &str) -> Option<(Arc<str>, Arc<Channel>)> {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((k, ch)) = channels.get_key_value(name) {
-            return Ok((k.clone(), ch.clone()));
+            return Some((k.clone(), ch.clone()));
         }
         // Pinned channels are counted only when the map is that large (rarely).
         if channels.len() >= HUB_CHANNELS_MAX
@@ -669,21 +694,12 @@ impl Hub {
                         && Arc::strong_count(ch) == 1
                 })
                 .map(|(k, _)| k.clone());
-            match idle {
-                Some(k) => {
-                    channels.remove(&k);
-                }
-                None => {
-                    return Err(Error::HubFull {
-                        max: HUB_CHANNELS_MAX,
-                    });
-                }
-            }
+            channels.remove(&idle?);
         }
         let key: Arc<str> = Arc::from(name);
         let ch = Arc::new(Channel::new(self.replay_events, false));
         channels.insert(key.clone(), ch.clone());
-        Ok((key, ch))
+        Some((key, ch))
     }
 
     /// Live subscribers of `channel` (SSE streams and Pusher connections).

@@ -43,7 +43,10 @@ pub use config::{
     WebhookFilter, default_toml_section,
 };
 pub use error::{Error, Result};
-pub use hub::{ConnectionGuard, Delivery, Event, EventId, Hub, Start, Subscription, UserGuard};
+pub use hub::{
+    ConnectionGuard, Delivery, EVENT_ID_NOT_KEPT, Event, EventId, Hub, Start, Subscription,
+    UserGuard,
+};
 pub use presence::{Member, PresenceSnapshot};
 pub use protocol::{
     ChannelKind, ClientMessage, ErrorCode, EventData, SERVER_TO_USER_PREFIX, SocketId,
@@ -65,8 +68,9 @@ pub use webhook::{
 
 // ---- Limits ------------------------------------------------------------------------------
 
-/// Longest channel name, in characters (Pusher's limit).
-pub const CHANNEL_NAME_CHARS_MAX: usize = 200;
+/// Longest channel name, in characters, prefix (`private-`, `presence-`, `#server-to-user-`)
+/// included (Pusher's limit).
+pub const CHANNEL_NAME_CHARS_MAX: usize = 164;
 /// Longest event name, in characters (Pusher's limit).
 pub const EVENT_NAME_CHARS_MAX: usize = 200;
 /// Largest event payload, in bytes of JSON text (Pusher's 10 KB limit; beyond it the HTTP API
@@ -77,9 +81,10 @@ pub const PUBLISH_CHANNELS_MAX: usize = 100;
 /// Most events in one `batch_events` request (Pusher's limit).
 pub const BATCH_EVENTS_MAX: usize = 10;
 /// Most channels the hub keeps at once besides the pinned ones ([`PINNED_CHANNELS_MAX`]); beyond
-/// it an idle channel (no subscriber) is dropped to make room, and if none is idle the publish or
-/// subscribe fails. With [`REPLAY_BYTES_MAX`] this
-/// bounds client channels' replay memory to 1 GiB in the worst case.
+/// it an idle channel (no subscriber) is dropped to make room. If none is idle, a subscribe
+/// fails ([`Error::HubFull`]) and a publish to a channel the hub does not hold is delivered to
+/// no one and not kept, as nobody can be subscribed to it ([`EVENT_ID_NOT_KEPT`]). With
+/// [`REPLAY_BYTES_MAX`] this bounds client channels' replay memory to 1 GiB in the worst case.
 pub const HUB_CHANNELS_MAX: usize = 1024;
 /// Most channels the hub keeps for the server's own publishers (`Hub::pin`: one per watcher
 /// channel), outside [`HUB_CHANNELS_MAX`]: clients cannot crowd them out.

@@ -130,9 +130,9 @@ pub fn server_to_user_id(channel: &str) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
-/// Checks a channel name (1..=200 characters of `A-Za-z0-9_-=@,.;`, or `#server-to-user-`
-/// followed by those) and returns its kind. Other names starting with `#` are reserved, as on
-/// Pusher.
+/// Checks a channel name (1..=[`CHANNEL_NAME_CHARS_MAX`] (164) characters, prefix included, of
+/// `A-Za-z0-9_-=@,.;`, or `#server-to-user-` followed by those) and returns its kind. Other
+/// names starting with `#` are reserved, as on Pusher.
 ///
 /// # Errors
 /// [`Error::ChannelName`] saying what is wrong.

@@ -35,6 +35,14 @@ pub(crate) async fn connect(server: &Server) -> Client {
         &format!("/app/{KEY}?protocol=7&client=js&version=8.6.0&flash=false"),
     )
     .await;
+    let (c, data) = established(ws).await;
+    assert_eq!(data["activity_timeout"], 30);
+    c
+}
+
+/// Reads `pusher:connection_established` from a new connection; returns the client (with its
+/// socket id) and the event's data.
+pub(crate) async fn established(ws: Ws) -> (Client, Value) {
     let mut c = Client {
         ws,
         socket_id: String::new(),
@@ -45,8 +53,7 @@ pub(crate) async fn connect(server: &Server) -> Client {
     let data: Value =
         serde_json::from_str(hello["data"].as_str().expect("data is a JSON string")).unwrap();
     c.socket_id = data["socket_id"].as_str().unwrap().to_owned();
-    assert_eq!(data["activity_timeout"], 30);
-    c
+    (c, data)
 }
 
 impl Client {
