@@ -17,7 +17,8 @@ use std::time::Duration;
 use streamcache::cache::{
     Cache, CacheConfig, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX,
     QUERY_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
-    RespConfig, SUBSCRIPTIONS_MAX, WATCHED_KEYS_MAX,
+    RESP_UNAUTH_BULK_BYTES_MAX, RESP_UNAUTH_MULTIBULK_LEN_MAX, RespConfig, SUBSCRIPTIONS_MAX,
+    WATCHED_KEYS_MAX,
 };
 use streamcache::clock::ManualClock;
 
@@ -232,6 +233,90 @@ fn auth_is_required_when_a_token_is_set() {
     let mut con = c.get_connection().unwrap();
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
+}
+
+/// A multibulk request of `n` arguments: a command name, then `a`s.
+fn request_of_len(name: &str, n: usize) -> Vec<u8> {
+    let mut args: Vec<&[u8]> = vec![name.as_bytes()];
+    args.resize(n, b"a");
+    resp_common::encode(&args)
+}
+
+/// A multibulk `<name> k <value of n bytes>` request.
+fn request_with_bulk(name: &str, n: usize) -> Vec<u8> {
+    resp_common::encode(&[name.as_bytes(), b"k", &vec![b'v'; n]])
+}
+
+#[test]
+fn unauthenticated_clients_get_redis_small_request_limits_at_max_and_above() {
+    let s = start(Some("sesame"), 100, OUTPUT_BUFFER_BYTES_MAX);
+    let noauth = "-NOAUTH Authentication required.\r\n";
+    let then_quit = |mut req: Vec<u8>| {
+        req.extend_from_slice(b"QUIT\r\n");
+        String::from_utf8(raw(s.addr, &req)).unwrap()
+    };
+    // At the limits the request is read whole and refused as any command before AUTH.
+    assert_eq!(
+        then_quit(request_of_len("GET", RESP_UNAUTH_MULTIBULK_LEN_MAX)),
+        format!("{noauth}+OK\r\n")
+    );
+    assert_eq!(
+        then_quit(request_with_bulk("SET", RESP_UNAUTH_BULK_BYTES_MAX)),
+        format!("{noauth}+OK\r\n")
+    );
+    // One past them: Redis's protocol error as soon as the header arrives, and the connection
+    // is closed (the QUIT after it is never answered).
+    assert_eq!(
+        then_quit(request_of_len("GET", RESP_UNAUTH_MULTIBULK_LEN_MAX + 1)),
+        "-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+    assert_eq!(
+        then_quit(request_with_bulk("SET", RESP_UNAUTH_BULK_BYTES_MAX + 1)),
+        "-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    assert_eq!(
+        raw(
+            s.addr,
+            format!("*1\r\n${}\r\n", RESP_UNAUTH_BULK_BYTES_MAX + 1).as_bytes()
+        ),
+        b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    );
+    // An AUTH lifts them for the requests after it, in the same batch too.
+    let mut batch = b"AUTH sesame\r\n".to_vec();
+    batch.extend_from_slice(&request_of_len("RPUSH", RESP_UNAUTH_MULTIBULK_LEN_MAX + 1));
+    batch.extend_from_slice(&request_with_bulk("SET", RESP_UNAUTH_BULK_BYTES_MAX + 1));
+    batch.extend_from_slice(b"STRLEN k\r\n");
+    assert_eq!(
+        then_quit(batch),
+        format!(
+            "+OK\r\n:{}\r\n+OK\r\n:{}\r\n+OK\r\n",
+            RESP_UNAUTH_MULTIBULK_LEN_MAX - 1,
+            RESP_UNAUTH_BULK_BYTES_MAX + 1
+        )
+    );
+    // RESET makes the client unauthenticated again.
+    let mut batch = b"AUTH sesame\r\nRESET\r\n".to_vec();
+    batch.extend_from_slice(&request_of_len("GET", RESP_UNAUTH_MULTIBULK_LEN_MAX + 1));
+    assert_eq!(
+        then_quit(batch),
+        "+OK\r\n+RESET\r\n-ERR Protocol error: unauthenticated multibulk length\r\n"
+    );
+}
+
+#[test]
+fn without_a_password_every_client_counts_as_authenticated() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut batch = request_of_len("RPUSH", RESP_UNAUTH_MULTIBULK_LEN_MAX + 1);
+    batch.extend_from_slice(&request_with_bulk("SET", RESP_UNAUTH_BULK_BYTES_MAX + 1));
+    batch.extend_from_slice(b"STRLEN k\r\nQUIT\r\n");
+    assert_eq!(
+        String::from_utf8(raw(s.addr, &batch)).unwrap(),
+        format!(
+            ":{}\r\n+OK\r\n:{}\r\n+OK\r\n",
+            RESP_UNAUTH_MULTIBULK_LEN_MAX - 1,
+            RESP_UNAUTH_BULK_BYTES_MAX + 1
+        )
+    );
 }
 
 #[test]

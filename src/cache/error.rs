@@ -40,6 +40,14 @@ pub enum ProtocolError {
     /// `$<n>` with a non-number or `n` above the bulk limit.
     #[error("ERR Protocol error: invalid bulk length")]
     InvalidBulkLength,
+    /// `*<n>` from a client that has not authenticated, with `n` above
+    /// [`RESP_UNAUTH_MULTIBULK_LEN_MAX`](crate::cache::RESP_UNAUTH_MULTIBULK_LEN_MAX).
+    #[error("ERR Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// `$<n>` from a client that has not authenticated, with `n` above
+    /// [`RESP_UNAUTH_BULK_BYTES_MAX`](crate::cache::RESP_UNAUTH_BULK_BYTES_MAX).
+    #[error("ERR Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
     /// An element of a multibulk request that is not a bulk string.
     #[error("ERR Protocol error: expected '$', got '{0}'")]
     ExpectedBulk(char),

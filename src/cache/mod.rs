@@ -44,9 +44,9 @@ mod value;
 mod zset;
 
 pub use script::{
-    EVAL_SCRIPTS_MAX as SCRIPT_EVAL_CACHE_MAX, FUNCTION_LOAD_MS_MAX,
-    REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX, SCRIPT_MEMORY_BYTES_MAX, SCRIPT_RUN_MS_MAX,
-    sha1_hex as script_sha1,
+    CJSON_DEPTH_MAX as SCRIPT_CJSON_DEPTH_MAX, EVAL_SCRIPTS_MAX as SCRIPT_EVAL_CACHE_MAX,
+    FUNCTION_LOAD_MS_MAX, REPLY_DEPTH_MAX as SCRIPT_REPLY_DEPTH_MAX, SCRIPT_MEMORY_BYTES_MAX,
+    SCRIPT_RUN_MS_MAX, sha1_hex as script_sha1,
 };
 
 use std::path::PathBuf;
@@ -79,6 +79,15 @@ pub const RESP_BULK_BYTES_MAX: usize = 512 * 1024 * 1024;
 pub const RESP_MULTIBULK_LEN_MAX: usize = 1024 * 1024 * 1024;
 /// Longest inline request or header line, in bytes (Redis's `PROTO_INLINE_MAX_SIZE`, 64 KiB).
 pub const RESP_INLINE_BYTES_MAX: usize = 64 * 1024;
+/// Most elements in one multibulk request from a client that has not authenticated while a
+/// password is set (Redis's `processMultibulkBuffer`: more gets `ERR Protocol error:
+/// unauthenticated multibulk length` and the connection is closed).
+pub const RESP_UNAUTH_MULTIBULK_LEN_MAX: usize = 10;
+/// Largest bulk string from a client that has not authenticated while a password is set, in
+/// bytes (Redis: more gets `ERR Protocol error: unauthenticated bulk length` and the connection
+/// is closed). With [`RESP_UNAUTH_MULTIBULK_LEN_MAX`] and [`RESP_INLINE_BYTES_MAX`], this bounds
+/// what such a client can make the server buffer to a few hundred KiB.
+pub const RESP_UNAUTH_BULK_BYTES_MAX: usize = 16 * 1024;
 /// Longest key, in bytes (Redis's string limit).
 pub const KEY_BYTES_MAX: usize = RESP_BULK_BYTES_MAX;
 /// Longest string value, in bytes, including after APPEND/SETRANGE/SETBIT growth.
@@ -170,6 +179,8 @@ const _: () = assert!(ZADD_PAIRS_MAX * 2 <= RESP_MULTIBULK_LEN_MAX);
 const _: () = assert!(ZSET_NUMKEYS_MAX <= RESP_MULTIBULK_LEN_MAX);
 const _: () = assert!(VALUE_BYTES_MAX <= RESP_BULK_BYTES_MAX);
 const _: () = assert!(RESP_INLINE_BYTES_MAX < RESP_BULK_BYTES_MAX);
+const _: () = assert!(RESP_UNAUTH_MULTIBULK_LEN_MAX <= RESP_MULTIBULK_LEN_MAX);
+const _: () = assert!(RESP_UNAUTH_BULK_BYTES_MAX <= RESP_BULK_BYTES_MAX);
 const _: () = assert!(PUBSUB_BUFFER_SOFT_BYTES < PUBSUB_BUFFER_BYTES_MAX);
 const _: () =
     assert!(PUBSUB_QUEUE_LEN_MAX * PUBSUB_MESSAGE_OVERHEAD_BYTES <= OUTPUT_BUFFER_BYTES_MAX);

@@ -63,6 +63,24 @@ const BUFFER_KEEP_BYTES: usize = 1024 * 1024;
 /// costs ≈ 70 µs of polling after it (docs/benchmarks.md, "Polling while busy").
 const IDLE_POLLS_BEFORE_PARK: u32 = 100;
 
+/// How long the accept loop pauses after `accept` fails for want of a resource — descriptors
+/// (EMFILE, ENFILE) or memory — as hyper's and axum's servers pause: such an error repeats at
+/// once until some connection closes, so retrying at once would spin the RESP thread.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The pause after a failed `accept`: none for an error of that one connection (it was reset
+/// or aborted before it was taken), which the next `accept` does not repeat, else
+/// [`ACCEPT_ERROR_PAUSE`].
+fn accept_error_pause(e: &std::io::Error) -> Option<Duration> {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::ConnectionReset => None,
+        _ => Some(ACCEPT_ERROR_PAUSE),
+    }
+}
+
 /// What the RESP server needs besides the cache.
 #[derive(Debug, Clone)]
 pub struct RespConfig {
@@ -251,7 +269,20 @@ async fn serve_connections(
         tokio::select! {
             () = shutdown.wait() => break,
             accepted = listener.accept() => {
-                let Ok((mut socket, addr)) = accepted else { continue };
+                let (mut socket, addr) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Logged once per pause, so at most once a second while it lasts.
+                        if let Some(pause) = accept_error_pause(&e) {
+                            tracing::warn!(error = %e, pause_ms = pause.as_millis(), "RESP accept failed; pausing before the next accept");
+                            tokio::select! {
+                                () = shutdown.wait() => break,
+                                () = tokio::time::sleep(pause) => {}
+                            }
+                        }
+                        continue;
+                    }
+                };
                 let _ = socket.set_nodelay(true);
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
                     let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -613,7 +644,9 @@ impl Connection {
                     let mut close = false;
                     loop {
                         spans.clear();
-                        let request = match decode_request_spans(&buf, &limits, &mut spans) {
+                        // Checked per request: an AUTH earlier in the batch lifts the
+                        // unauthenticated limits for the requests after it.
+                        let request = match decode_request_spans(&buf, &limits, self.authed, &mut spans) {
                             Ok(None) => break,
                             Ok(Some(r)) => r,
                             Err(e) => {
@@ -1964,12 +1997,29 @@ fn is_subscription(name: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        BUFFER_KEEP_BYTES, Busy, IDLE_POLLS_BEFORE_PARK, READ_CHUNK_BYTES, make_room,
-        poll_while_busy, recycle, written,
+        ACCEPT_ERROR_PAUSE, BUFFER_KEEP_BYTES, Busy, IDLE_POLLS_BEFORE_PARK, READ_CHUNK_BYTES,
+        accept_error_pause, make_room, poll_while_busy, recycle, written,
     };
     use bytes::{Buf, BytesMut};
+    use std::io::{Error, ErrorKind};
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
+
+    #[test]
+    fn accept_pauses_after_running_out_of_descriptors_but_not_after_a_dropped_connection() {
+        // EMFILE, ENFILE, ENOMEM, ENOBUFS: they repeat until something is freed.
+        for errno in [24, 23, 12, 105] {
+            let e = Error::from_raw_os_error(errno);
+            assert_eq!(accept_error_pause(&e), Some(ACCEPT_ERROR_PAUSE), "{e}");
+        }
+        for kind in [
+            ErrorKind::ConnectionAborted,
+            ErrorKind::ConnectionReset,
+            ErrorKind::ConnectionRefused,
+        ] {
+            assert_eq!(accept_error_pause(&Error::from(kind)), None, "{kind:?}");
+        }
+    }
 
     #[test]
     fn every_read_gets_a_whole_chunk_of_room_without_reallocating_a_consumed_buffer() {

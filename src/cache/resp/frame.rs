@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use crate::cache::error::ProtocolError;
+use crate::cache::{RESP_UNAUTH_BULK_BYTES_MAX, RESP_UNAUTH_MULTIBULK_LEN_MAX};
 
 /// Most elements reserved up front for an array whose elements have not arrived yet.
 const PREALLOC_MAX: usize = 1024;
@@ -345,7 +346,7 @@ fn decode_multibulk(
     limits: &DecodeLimits,
 ) -> Result<Option<(Vec<Bytes>, usize)>, ProtocolError> {
     let mut args = Vec::new();
-    let used = multibulk_spans(buf, limits, |start, end| {
+    let used = multibulk_spans(buf, limits, true, |start, end| {
         args.push(Bytes::copy_from_slice(
             buf.get(start..end).unwrap_or_default(),
         ));
@@ -375,18 +376,26 @@ pub(crate) enum Request {
 /// request's arguments: their `(start, end)` ranges into `buf` are appended to `spans` (which
 /// the caller clears and reuses), so a command that stores no argument allocates nothing here.
 ///
+/// A client that has not `authenticated` (a password is set and it has not given it) is held
+/// to Redis's limits for such clients: at most [`RESP_UNAUTH_MULTIBULK_LEN_MAX`] elements and
+/// [`RESP_UNAUTH_BULK_BYTES_MAX`] bytes a bulk in a multibulk request (inline requests keep the
+/// inline limit, as in Redis), so what it can make the server buffer stays small.
+///
 /// # Errors
 /// A [`ProtocolError`] for malformed input or a limit exceeded.
 pub(crate) fn decode_request_spans(
     buf: &[u8],
     limits: &DecodeLimits,
+    authenticated: bool,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<Option<Request>, ProtocolError> {
     match buf.first() {
         None => Ok(None),
         Some(b'*') => {
             let at = spans.len();
-            let used = multibulk_spans(buf, limits, |start, end| spans.push((start, end)))?;
+            let used = multibulk_spans(buf, limits, authenticated, |start, end| {
+                spans.push((start, end));
+            })?;
             if used.is_none() {
                 spans.truncate(at);
             }
@@ -399,10 +408,13 @@ pub(crate) fn decode_request_spans(
 }
 
 /// Walks one multibulk request, handing each argument's byte range to `arg`; returns the bytes
-/// the request occupies, or `None` when more are needed.
+/// the request occupies, or `None` when more are needed. Each length is checked as soon as its
+/// header line has arrived, against the unauthenticated limits too unless `authenticated`
+/// (Redis's `processMultibulkBuffer` order: the general limit first).
 fn multibulk_spans(
     buf: &[u8],
     limits: &DecodeLimits,
+    authenticated: bool,
     mut arg: impl FnMut(usize, usize),
 ) -> Result<Option<usize>, ProtocolError> {
     let Some((count, mut pos)) = header_line(buf, limits, ProtocolError::MultibulkCountTooBig)?
@@ -411,6 +423,9 @@ fn multibulk_spans(
     };
     if count == i64::MIN || count > i64::try_from(limits.multibulk_len_max).unwrap_or(i64::MAX) {
         return Err(ProtocolError::InvalidMultibulkLength);
+    }
+    if !authenticated && count > i64::try_from(RESP_UNAUTH_MULTIBULK_LEN_MAX).unwrap_or(i64::MAX) {
+        return Err(ProtocolError::UnauthenticatedMultibulkLength);
     }
     if count <= 0 {
         return Ok(Some(pos));
@@ -431,6 +446,9 @@ fn multibulk_spans(
             || len > i64::try_from(limits.bulk_bytes_max).unwrap_or(i64::MAX)
         {
             return Err(ProtocolError::InvalidBulkLength);
+        }
+        if !authenticated && len > i64::try_from(RESP_UNAUTH_BULK_BYTES_MAX).unwrap_or(i64::MAX) {
+            return Err(ProtocolError::UnauthenticatedBulkLength);
         }
         let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
         let start = pos + head;
@@ -803,7 +821,7 @@ mod tests {
         spans.clear();
         let used = req.len() - 5;
         assert_eq!(
-            decode_request_spans(req, &LIMITS, &mut spans),
+            decode_request_spans(req, &LIMITS, true, &mut spans),
             Ok(Some(Request::Spans { used }))
         );
         let got: Vec<&[u8]> = spans.iter().map(|&(a, b)| &req[a..b]).collect();
@@ -811,21 +829,21 @@ mod tests {
         for cut in 0..used {
             spans.clear();
             assert_eq!(
-                decode_request_spans(&req[..cut], &LIMITS, &mut spans),
+                decode_request_spans(&req[..cut], &LIMITS, true, &mut spans),
                 Ok(None),
                 "cut {cut}"
             );
             assert!(spans.is_empty(), "cut {cut}");
         }
         assert_eq!(
-            decode_request_spans(b"set \"a b\" c\r\n", &LIMITS, &mut spans),
+            decode_request_spans(b"set \"a b\" c\r\n", &LIMITS, true, &mut spans),
             Ok(Some(Request::Inline {
                 args: args(&["set", "a b", "c"]),
                 used: 13
             }))
         );
         assert_eq!(
-            decode_request_spans(b"*5\r\n", &LIMITS, &mut spans),
+            decode_request_spans(b"*5\r\n", &LIMITS, true, &mut spans),
             Err(ProtocolError::InvalidMultibulkLength)
         );
     }
@@ -872,6 +890,70 @@ mod tests {
         assert_eq!(
             decode_request(&inline_bad, &LIMITS),
             Err(ProtocolError::InlineTooBig)
+        );
+    }
+
+    #[test]
+    fn unauthenticated_limits_at_max_and_above() {
+        use crate::cache::{RESP_UNAUTH_BULK_BYTES_MAX, RESP_UNAUTH_MULTIBULK_LEN_MAX};
+        let wide = DecodeLimits {
+            bulk_bytes_max: 1 << 20,
+            multibulk_len_max: 1 << 20,
+            inline_bytes_max: 1 << 16,
+        };
+        let mut spans = Vec::new();
+        let mut decode = |req: &[u8], authenticated: bool| {
+            spans.clear();
+            decode_request_spans(req, &wide, authenticated, &mut spans)
+        };
+        let count = |n: usize| format!("*{n}\r\n").into_bytes();
+        let bulk = |n: usize| format!("*1\r\n${n}\r\n").into_bytes();
+        // At the limit the decoder waits for the rest; one past it is refused on the header.
+        assert_eq!(
+            decode(&count(RESP_UNAUTH_MULTIBULK_LEN_MAX), false),
+            Ok(None)
+        );
+        assert_eq!(
+            decode(&count(RESP_UNAUTH_MULTIBULK_LEN_MAX + 1), false),
+            Err(ProtocolError::UnauthenticatedMultibulkLength)
+        );
+        assert_eq!(decode(&bulk(RESP_UNAUTH_BULK_BYTES_MAX), false), Ok(None));
+        assert_eq!(
+            decode(&bulk(RESP_UNAUTH_BULK_BYTES_MAX + 1), false),
+            Err(ProtocolError::UnauthenticatedBulkLength)
+        );
+        // An authenticated client has only the general limits.
+        assert_eq!(
+            decode(&count(RESP_UNAUTH_MULTIBULK_LEN_MAX + 1), true),
+            Ok(None)
+        );
+        assert_eq!(
+            decode(&bulk(RESP_UNAUTH_BULK_BYTES_MAX + 1), true),
+            Ok(None)
+        );
+        // The general limits are checked first, as Redis does; negative counts still skip.
+        assert_eq!(
+            decode(&count((1 << 20) + 1), false),
+            Err(ProtocolError::InvalidMultibulkLength)
+        );
+        assert_eq!(
+            decode(&bulk((1 << 20) + 1), false),
+            Err(ProtocolError::InvalidBulkLength)
+        );
+        assert_eq!(
+            decode(b"*-1\r\n", false),
+            Ok(Some(Request::Spans { used: 5 }))
+        );
+        // Inline requests keep the inline limit only.
+        let inline = vec![b'a'; 1 << 16];
+        assert_eq!(decode(&inline, false), Ok(None));
+        assert_eq!(
+            ProtocolError::UnauthenticatedMultibulkLength.to_string(),
+            "ERR Protocol error: unauthenticated multibulk length"
+        );
+        assert_eq!(
+            ProtocolError::UnauthenticatedBulkLength.to_string(),
+            "ERR Protocol error: unauthenticated bulk length"
         );
     }
 

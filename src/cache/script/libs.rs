@@ -21,10 +21,18 @@ use super::SCRIPT_MEMORY_BYTES_MAX;
 use super::convert::lua_number_text;
 
 /// lua-cjson's default nesting limit, for both directions (its `encode_max_depth` and
-/// `decode_max_depth` change it, up to [`CJSON_DEPTH_MAX`]).
+/// `decode_max_depth` change it).
 const CJSON_DEPTH_DEFAULT: usize = 1000;
-/// Deepest nesting a script may allow cjson.
-pub(crate) const CJSON_DEPTH_MAX: usize = 10_000;
+/// The largest nesting limit `encode_max_depth` and `decode_max_depth` accept: lua-cjson's,
+/// `INT_MAX`.
+const CJSON_DEPTH_SETTING_MAX: usize = i32::MAX as usize;
+/// Deepest nesting `cjson.encode` and `cjson.decode` follow, whatever the settings say: one
+/// level more fails with lua-cjson's nesting error, as lua-cjson's check of the Lua stack makes
+/// it fail in Redis (there at about 4000 levels of objects and 8000 of arrays; the default
+/// setting, 1000, stops both sooner). Both walk the nesting with a stack of their own, so the
+/// thread's stack does not bound the depth; what does is that each open level holds one or two
+/// of the Lua state's about 8000 mlua references.
+pub const CJSON_DEPTH_MAX: usize = 2000;
 
 /// Installs `cjson`, `bit`, `cmsgpack` and `struct` as globals and `sha1hex`, `log` and
 /// `error_text` in `host`.
@@ -314,6 +322,11 @@ impl Output {
         Ok(())
     }
 
+    /// The bytes, taken out.
+    pub(super) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The bytes so far.
     pub(super) fn bytes(&self) -> &[u8] {
         &self.bytes
@@ -345,18 +358,19 @@ fn cjson_table(lua: &Lua) -> mlua::Result<Table> {
     let encode_depth = Arc::new(AtomicUsize::new(CJSON_DEPTH_DEFAULT));
     let decode_depth = Arc::new(AtomicUsize::new(CJSON_DEPTH_DEFAULT));
     let invalid_numbers = Arc::new(AtomicBool::new(false));
+    // Lua's own `next`, taken before any script runs (a script cannot change what cjson uses).
+    let next: Function = lua.globals().raw_get("next")?;
     t.raw_set("null", null())?;
     {
         let (depth, invalid) = (encode_depth.clone(), invalid_numbers.clone());
         t.raw_set(
             "encode",
             lua.create_function(move |lua, value: Value| {
-                let mut out = Vec::new();
                 let opts = EncodeOptions {
                     depth_max: depth.load(Ordering::Relaxed),
                     invalid_numbers: invalid.load(Ordering::Relaxed),
                 };
-                encode(&value, &opts, 1, &mut out).map_err(mlua::Error::runtime)?;
+                let out = encode(lua, value, &opts, &next).map_err(|e| e.into_error(lua))?;
                 lua.create_string(out)
             })?,
         )?;
@@ -366,32 +380,13 @@ fn cjson_table(lua: &Lua) -> mlua::Result<Table> {
         t.raw_set(
             "decode",
             lua.create_function(move |lua, text: mlua::String| {
-                let bytes = text.as_bytes();
-                let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    mlua::Error::runtime(format!("Expected value but found invalid token: {e}"))
-                })?;
-                decode(lua, &json, 1, depth.load(Ordering::Relaxed))
+                decode(lua, &text.as_bytes(), depth.load(Ordering::Relaxed))
+                    .map_err(|e| e.into_error(lua))
             })?,
         )?;
     }
-    let setting = |cell: Arc<AtomicUsize>| {
-        lua.create_function(move |_, n: Option<i64>| {
-            if let Some(n) = n {
-                let n = usize::try_from(n)
-                    .ok()
-                    .filter(|n| (1..=CJSON_DEPTH_MAX).contains(n))
-                    .ok_or_else(|| {
-                        mlua::Error::runtime(format!(
-                            "bad argument #1 (expected integer between 1 and {CJSON_DEPTH_MAX})"
-                        ))
-                    })?;
-                cell.store(n, Ordering::Relaxed);
-            }
-            Ok(cell.load(Ordering::Relaxed))
-        })
-    };
-    t.raw_set("encode_max_depth", setting(encode_depth)?)?;
-    t.raw_set("decode_max_depth", setting(decode_depth)?)?;
+    t.raw_set("encode_max_depth", depth_setting(lua, encode_depth)?)?;
+    t.raw_set("decode_max_depth", depth_setting(lua, decode_depth)?)?;
     t.raw_set(
         "encode_invalid_numbers",
         lua.create_function(move |_, on: Option<Value>| {
@@ -417,13 +412,47 @@ fn cjson_table(lua: &Lua) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// `cjson.encode_max_depth` / `cjson.decode_max_depth` over `cell`, as lua-cjson's
+/// `json_integer_option`: no argument or nil reads the setting; otherwise the argument is
+/// taken as a C `int` (truncated, as the C assignment does) and must be 1 to `INT_MAX`
+/// ([`CJSON_DEPTH_SETTING_MAX`]). Returns the setting.
+fn depth_setting(lua: &Lua, cell: Arc<AtomicUsize>) -> mlua::Result<Function> {
+    lua.create_function(move |lua, args: MultiValue| {
+        let args = Args {
+            lua,
+            values: args.into_iter().collect(),
+        };
+        let set = || -> Raised<()> {
+            if args.len() > 1 {
+                return Err(args.arg_error(2, b"found too many arguments"));
+            }
+            if matches!(args.get(1), None | Some(Value::Nil)) {
+                return Ok(());
+            }
+            // lua-cjson stores `luaL_checkinteger`'s value in an `int`.
+            let value = i64::from(args.check_integer(1)? as i32);
+            let n = usize::try_from(value)
+                .ok()
+                .filter(|n| (1..=CJSON_DEPTH_SETTING_MAX).contains(n))
+                .ok_or_else(|| {
+                    let message =
+                        format!("expected integer between 1 and {CJSON_DEPTH_SETTING_MAX}");
+                    args.arg_error(1, message.as_bytes())
+                })?;
+            cell.store(n, Ordering::Relaxed);
+            Ok(())
+        };
+        set().map_err(|e| e.into_error(lua))?;
+        Ok(cell.load(Ordering::Relaxed))
+    })
+}
+
 /// A JSON string as lua-cjson writes it: serde_json's escapes, and `/` as `\/`. Bytes that are
 /// not UTF-8 are replaced (lua-cjson copies them through, which is not JSON).
-fn quote(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+fn quote(bytes: &[u8], out: &mut Output) -> Raised<()> {
     let text = String::from_utf8_lossy(bytes);
-    let quoted = serde_json::to_string(&text).map_err(|e| e.to_string())?;
-    out.extend_from_slice(quoted.replace('/', "\\/").as_bytes());
-    Ok(())
+    let quoted = serde_json::to_string(&text).map_err(|e| Raise::Runtime(e.to_string()))?;
+    out.push(quoted.replace('/', "\\/").as_bytes())
 }
 
 struct EncodeOptions {
@@ -431,149 +460,622 @@ struct EncodeOptions {
     invalid_numbers: bool,
 }
 
-/// lua-cjson's text for `value`.
-fn encode(
-    value: &Value,
-    opts: &EncodeOptions,
-    depth: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    match value {
-        Value::Nil => out.extend_from_slice(b"null"),
-        Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
-        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::Number(n) => {
-            if !n.is_finite() && !opts.invalid_numbers {
-                return Err("Cannot serialise number: must not be NaN or Infinity".to_owned());
-            }
-            let text = if n.is_nan() {
-                "nan".to_owned()
-            } else {
-                lua_number_text(*n)
-            };
-            out.extend_from_slice(text.as_bytes());
-        }
-        Value::String(s) => quote(&s.as_bytes(), out)?,
-        Value::Table(t) => {
-            if depth > opts.depth_max {
-                return Err(format!("Cannot serialise, excessive nesting ({depth})"));
-            }
-            encode_table(t, opts, depth, out)?;
-        }
-        other => {
-            return Err(format!(
-                "Cannot serialise {}: type not supported",
-                other.type_name()
-            ));
-        }
-    }
-    Ok(())
+/// A table being encoded, with where its walk stands.
+enum EncodeLevel {
+    /// A table encoded as an array: the index of the element to write next, and the last.
+    Array {
+        table: Table,
+        next: usize,
+        len: usize,
+    },
+    /// A table encoded as an object: the key written last (nil before the first), from which
+    /// `next` goes on.
+    Object { table: Table, key: Value },
 }
 
-fn encode_table(
-    t: &Table,
-    opts: &EncodeOptions,
-    depth: usize,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    let pairs: Vec<(Value, Value)> = t
-        .pairs::<Value, Value>()
-        .collect::<mlua::Result<_>>()
-        .map_err(|e| e.to_string())?;
-    // An array when every key is a positive integer and it is not excessively sparse
-    // (lua-cjson's defaults: more than half empty past index 10).
+/// lua-cjson's text for `value`. The nesting is walked with a stack of [`EncodeLevel`]s rather
+/// than recursion, so how deep it goes does not depend on the thread's stack: a table deeper
+/// than the `encode_max_depth` setting or [`CJSON_DEPTH_MAX`] fails with lua-cjson's "excessive
+/// nesting" error. `next` is Lua's own, which walks an object without copying its pairs. The
+/// text is an [`Output`]: a table reached many times (one holding itself, say) fails with Lua's
+/// out-of-memory error once the text would pass what the Lua state may still allocate.
+fn encode(lua: &Lua, value: Value, opts: &EncodeOptions, next: &Function) -> Raised<Vec<u8>> {
+    let mut out = Output::for_state(lua);
+    let mut levels: Vec<EncodeLevel> = Vec::new();
+    let mut pending = Some(value);
+    loop {
+        match pending.take() {
+            Some(Value::Table(table)) => {
+                let depth = levels.len() + 1;
+                if depth > opts.depth_max || depth > CJSON_DEPTH_MAX {
+                    return Err(Raise::Runtime(format!(
+                        "Cannot serialise, excessive nesting ({depth})"
+                    )));
+                }
+                let len = array_length(&table)?;
+                if len > 0 {
+                    out.push(b"[")?;
+                    levels.push(EncodeLevel::Array {
+                        table,
+                        next: 1,
+                        len,
+                    });
+                } else {
+                    out.push(b"{")?;
+                    levels.push(EncodeLevel::Object {
+                        table,
+                        key: Value::Nil,
+                    });
+                }
+            }
+            Some(scalar) => encode_scalar(&scalar, opts, &mut out)?,
+            None => {}
+        }
+        let Some(level) = levels.last_mut() else {
+            break;
+        };
+        let closed = match level {
+            EncodeLevel::Array { table, next, len } => {
+                if *next > *len {
+                    Some(b"]")
+                } else {
+                    if *next > 1 {
+                        out.push(b",")?;
+                    }
+                    pending = Some(table.raw_get(*next)?);
+                    *next += 1;
+                    None
+                }
+            }
+            EncodeLevel::Object { table, key } => {
+                let (k, v): (Value, Value) = next.call((table.clone(), key.clone()))?;
+                if k.is_nil() {
+                    Some(b"}")
+                } else {
+                    if !key.is_nil() {
+                        out.push(b",")?;
+                    }
+                    encode_key(&k, opts, &mut out)?;
+                    *key = k;
+                    pending = Some(v);
+                    None
+                }
+            }
+        };
+        if let Some(end) = closed {
+            out.push(end)?;
+            levels.pop();
+        }
+    }
+    Ok(out.into_bytes())
+}
+
+/// lua-cjson's `lua_array_length`: the largest key when every key is a positive integer and
+/// the table is not excessively sparse (its defaults: more than half empty past index 10 is an
+/// error); 0 for a table encoded as an object (an empty one included).
+fn array_length(table: &Table) -> Raised<usize> {
     let mut max = 0usize;
-    let array = pairs.iter().all(|(k, _)| {
+    let mut items = 0usize;
+    for pair in table.pairs::<Value, Value>() {
+        let (k, _) = pair?;
         let n = match k {
-            Value::Integer(n) => *n as f64,
-            Value::Number(n) => *n,
-            _ => return false,
+            Value::Integer(n) => n as f64,
+            Value::Number(n) => n,
+            _ => return Ok(0),
         };
-        if n >= 1.0 && n == n.trunc() && n < 1e15 {
-            max = max.max(n as usize);
-            true
-        } else {
-            false
+        if !(n >= 1.0 && n == n.trunc() && n < 1e15) {
+            return Ok(0);
         }
-    });
-    if array && max > 0 {
-        if max > 10 && max > pairs.len() * 2 {
-            return Err("Cannot serialise table: excessively sparse array".to_owned());
-        }
-        out.push(b'[');
-        for i in 1..=max {
-            if i > 1 {
-                out.push(b',');
-            }
-            let v = t.raw_get::<Value>(i).map_err(|e| e.to_string())?;
-            encode(&v, opts, depth + 1, out)?;
-        }
-        out.push(b']');
-        return Ok(());
+        max = max.max(n as usize);
+        items += 1;
     }
-    out.push(b'{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let key = match k {
-            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-            Value::Integer(n) => n.to_string(),
-            Value::Number(n) => lua_number_text(*n),
-            _ => {
-                return Err(
-                    "Cannot serialise table: table key must be a number or string".to_owned(),
-                );
-            }
-        };
-        quote(key.as_bytes(), out)?;
-        out.push(b':');
-        encode(v, opts, depth + 1, out)?;
+    if max > 10 && max > items.saturating_mul(2) {
+        return Err(Raise::Runtime(
+            "Cannot serialise table: excessively sparse array".to_owned(),
+        ));
     }
-    out.push(b'}');
-    Ok(())
+    Ok(max)
 }
 
-/// A JSON value as lua-cjson decodes it: objects and arrays to tables, null to `cjson.null`.
-fn decode(
-    lua: &Lua,
-    json: &serde_json::Value,
-    depth: usize,
-    depth_max: usize,
-) -> mlua::Result<Value> {
-    use serde_json::Value as J;
-    let nested = |depth: usize| {
-        if depth > depth_max {
-            Err(mlua::Error::runtime(format!(
-                "Found too many nested data structures ({depth})"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    Ok(match json {
-        J::Null => null(),
-        J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => Value::Number(n.as_f64().unwrap_or(0.0)),
-        J::String(s) => Value::String(lua.create_string(s)?),
-        J::Array(items) => {
-            nested(depth)?;
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, decode(lua, item, depth + 1, depth_max)?)?;
-            }
-            Value::Table(t)
-        }
-        J::Object(map) => {
-            nested(depth)?;
-            let t = lua.create_table_with_capacity(0, map.len())?;
-            for (k, v) in map {
-                t.raw_set(k.as_str(), decode(lua, v, depth + 1, depth_max)?)?;
-            }
-            Value::Table(t)
-        }
+/// The text of a number, refused when it is NaN or infinite unless `encode_invalid_numbers`.
+fn number_text(n: f64, opts: &EncodeOptions) -> Raised<String> {
+    if !n.is_finite() && !opts.invalid_numbers {
+        return Err(Raise::Runtime(
+            "Cannot serialise number: must not be NaN or Infinity".to_owned(),
+        ));
+    }
+    Ok(if n.is_nan() {
+        "nan".to_owned()
+    } else {
+        lua_number_text(n)
     })
+}
+
+/// lua-cjson's text for a value that is not a table.
+fn encode_scalar(value: &Value, opts: &EncodeOptions, out: &mut Output) -> Raised<()> {
+    match value {
+        Value::Nil => out.push(b"null"),
+        Value::LightUserData(p) if p.0.is_null() => out.push(b"null"),
+        Value::Boolean(b) => out.push(if *b { b"true" } else { b"false" }),
+        Value::Integer(n) => out.push(n.to_string().as_bytes()),
+        Value::Number(n) => out.push(number_text(*n, opts)?.as_bytes()),
+        Value::String(s) => quote(&s.as_bytes(), out),
+        other => Err(Raise::Runtime(format!(
+            "Cannot serialise {}: type not supported",
+            lua_type_name(other)
+        ))),
+    }
+}
+
+/// An object's key and its colon: a string, or a number as its text in quotes.
+fn encode_key(key: &Value, opts: &EncodeOptions, out: &mut Output) -> Raised<()> {
+    match key {
+        Value::String(s) => quote(&s.as_bytes(), out)?,
+        Value::Integer(n) => out.push(format!("\"{n}\"").as_bytes())?,
+        Value::Number(n) => out.push(format!("\"{}\"", number_text(*n, opts)?).as_bytes())?,
+        other => {
+            return Err(Raise::Runtime(format!(
+                "Cannot serialise {}: table key must be a number or string",
+                lua_type_name(other)
+            )));
+        }
+    }
+    out.push(b":")
+}
+
+/// A token of lua-cjson's decoder.
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    ObjBegin,
+    ObjEnd,
+    ArrBegin,
+    ArrEnd,
+    Str(Vec<u8>),
+    Number(f64),
+    Boolean(bool),
+    Null,
+    Colon,
+    Comma,
+    End,
+    /// Text that is no token, with lua-cjson's description of it.
+    Error(&'static str),
+}
+
+impl Token {
+    /// How lua-cjson's errors name it.
+    fn name(&self) -> &'static str {
+        match self {
+            Token::ObjBegin => "T_OBJ_BEGIN",
+            Token::ObjEnd => "T_OBJ_END",
+            Token::ArrBegin => "T_ARR_BEGIN",
+            Token::ArrEnd => "T_ARR_END",
+            Token::Str(_) => "T_STRING",
+            Token::Number(_) => "T_NUMBER",
+            Token::Boolean(_) => "T_BOOLEAN",
+            Token::Null => "T_NULL",
+            Token::Colon => "T_COLON",
+            Token::Comma => "T_COMMA",
+            Token::End => "T_END",
+            Token::Error(what) => what,
+        }
+    }
+}
+
+/// lua-cjson's tokenizer (`json_next_token`) over the text up to its first NUL (lua-cjson
+/// reads a C string), with its default `decode_invalid_numbers`: a number is whatever C's
+/// `strtod` reads, so `0x10`, `-inf`, `NaN` and `+1` decode too.
+struct Lexer<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Lexer<'_> {
+    /// The byte at `i`, NUL past the end (where the C string ends).
+    fn at(&self, i: usize) -> u8 {
+        self.data.get(i).copied().unwrap_or(0)
+    }
+
+    fn rest(&self) -> &[u8] {
+        self.data.get(self.pos..).unwrap_or_default()
+    }
+
+    /// The next token and its index (for an error token, where the error is).
+    fn next_token(&mut self) -> (Token, usize) {
+        while matches!(self.at(self.pos), b' ' | b'\t' | b'\n' | b'\r') {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let single = match self.at(start) {
+            b'{' => Token::ObjBegin,
+            b'}' => Token::ObjEnd,
+            b'[' => Token::ArrBegin,
+            b']' => Token::ArrEnd,
+            b',' => Token::Comma,
+            b':' => Token::Colon,
+            0 => return (Token::End, start),
+            b'"' => return self.string(),
+            b'-' | b'0'..=b'9' => return self.number(),
+            b't' if self.rest().starts_with(b"true") => {
+                self.pos += 4;
+                return (Token::Boolean(true), start);
+            }
+            b'f' if self.rest().starts_with(b"false") => {
+                self.pos += 5;
+                return (Token::Boolean(false), start);
+            }
+            b'n' if self.rest().starts_with(b"null") => {
+                self.pos += 4;
+                return (Token::Null, start);
+            }
+            b'+' => return self.number(),
+            b'i' | b'I' | b'n' | b'N'
+                if starts_with_ignore_case(self.rest(), b"inf")
+                    || starts_with_ignore_case(self.rest(), b"nan") =>
+            {
+                return self.number();
+            }
+            _ => return (Token::Error("invalid token"), start),
+        };
+        self.pos += 1;
+        (single, start)
+    }
+
+    /// A string token (`json_next_string_token`): escapes decoded, other bytes as they are.
+    fn string(&mut self) -> (Token, usize) {
+        let start = self.pos;
+        self.pos += 1;
+        let mut s = Vec::new();
+        loop {
+            let c = self.at(self.pos);
+            match c {
+                b'"' => {
+                    self.pos += 1;
+                    return (Token::Str(s), start);
+                }
+                0 => return (Token::Error("unexpected end of string"), self.pos),
+                b'\\' => {
+                    let unescaped = match self.at(self.pos + 1) {
+                        b'"' => b'"',
+                        b'\\' => b'\\',
+                        b'/' => b'/',
+                        b'b' => 0x08,
+                        b't' => b'\t',
+                        b'n' => b'\n',
+                        b'f' => 0x0c,
+                        b'r' => b'\r',
+                        b'u' => {
+                            if self.unicode_escape(&mut s).is_none() {
+                                return (Token::Error("invalid unicode escape code"), self.pos);
+                            }
+                            continue;
+                        }
+                        _ => return (Token::Error("invalid escape code"), self.pos),
+                    };
+                    s.push(unescaped);
+                    self.pos += 2;
+                }
+                _ => {
+                    s.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// `\uXXXX` at `pos` (a surrogate pair as two), appended as UTF-8
+    /// (`json_append_unicode_escape`); `None`, reading nothing, when it is not a valid one.
+    fn unicode_escape(&mut self, out: &mut Vec<u8>) -> Option<()> {
+        let hex4 = |at: usize| -> Option<u32> {
+            (0..4).try_fold(0u32, |v, i| {
+                Some(v * 16 + char::from(self.at(at + i)).to_digit(16)?)
+            })
+        };
+        let mut code = hex4(self.pos + 2)?;
+        let mut len = 6;
+        if code & 0xF800 == 0xD800 {
+            // A high surrogate, then a low one.
+            if code & 0x400 != 0 || self.at(self.pos + 6) != b'\\' || self.at(self.pos + 7) != b'u'
+            {
+                return None;
+            }
+            let low = hex4(self.pos + 8)?;
+            if low & 0xFC00 != 0xDC00 {
+                return None;
+            }
+            code = (((code & 0x3FF) << 10) | (low & 0x3FF)) + 0x10000;
+            len = 12;
+        }
+        let c = char::from_u32(code)?;
+        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+        self.pos += len;
+        Some(())
+    }
+
+    /// A number token: what `strtod` reads at `pos`.
+    fn number(&mut self) -> (Token, usize) {
+        let start = self.pos;
+        match strtod(self.rest()) {
+            Some((n, used)) => {
+                self.pos += used;
+                (Token::Number(n), start)
+            }
+            None => (Token::Error("invalid number"), start),
+        }
+    }
+}
+
+fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+/// C's `strtod` at the start of `s` (which holds no leading space): the value and the bytes
+/// read, `None` when no number starts there. Decimal and hexadecimal numbers, `inf`,
+/// `infinity` and `nan` (any case, `nan(chars)` too), each after an optional sign.
+fn strtod(s: &[u8]) -> Option<(f64, usize)> {
+    let at = |i: usize| s.get(i).copied().unwrap_or(0);
+    let (sign, i) = match at(0) {
+        b'-' => (-1.0, 1),
+        b'+' => (1.0, 1),
+        _ => (1.0, 0),
+    };
+    let body = s.get(i..).unwrap_or_default();
+    if starts_with_ignore_case(body, b"inf") {
+        let len = if starts_with_ignore_case(body, b"infinity") {
+            8
+        } else {
+            3
+        };
+        return Some((sign * f64::INFINITY, i + len));
+    }
+    if starts_with_ignore_case(body, b"nan") {
+        let mut end = i + 3;
+        if at(end) == b'(' {
+            let mut j = end + 1;
+            while at(j).is_ascii_alphanumeric() || at(j) == b'_' {
+                j += 1;
+            }
+            if at(j) == b')' {
+                end = j + 1;
+            }
+        }
+        return Some((f64::NAN, end));
+    }
+    if at(i) == b'0' && at(i + 1) | 0x20 == b'x' {
+        return Some(match hex_float(s.get(i + 2..).unwrap_or_default()) {
+            Some((v, used)) => (sign * v, i + 2 + used),
+            // "0x" with no hexadecimal digit after it: the "0".
+            None => (sign * 0.0, i + 1),
+        });
+    }
+    let mut j = i;
+    while at(j).is_ascii_digit() {
+        j += 1;
+    }
+    let mut digits = j - i;
+    if at(j) == b'.' {
+        let from = j + 1;
+        j = from;
+        while at(j).is_ascii_digit() {
+            j += 1;
+        }
+        digits += j - from;
+    }
+    if digits == 0 {
+        return None;
+    }
+    if at(j) | 0x20 == b'e' {
+        let mut k = j + 1;
+        if matches!(at(k), b'+' | b'-') {
+            k += 1;
+        }
+        let from = k;
+        while at(k).is_ascii_digit() {
+            k += 1;
+        }
+        if k > from {
+            j = k;
+        }
+    }
+    let text = std::str::from_utf8(s.get(i..j)?).ok()?;
+    Some((sign * text.parse::<f64>().ok()?, j))
+}
+
+/// The value of the hexadecimal digits (with an optional point and `p` exponent) at the start
+/// of `s`, after "0x", and the bytes read; `None` without a digit.
+fn hex_float(s: &[u8]) -> Option<(f64, usize)> {
+    let at = |i: usize| s.get(i).copied().unwrap_or(0);
+    let digit = |c: u8| char::from(c).to_digit(16).map(u64::from);
+    let (mut mantissa, mut exp, mut any) = (0u64, 0i64, false);
+    let mut j = 0;
+    while let Some(d) = digit(at(j)) {
+        if mantissa >> 56 == 0 {
+            mantissa = mantissa * 16 + d;
+        } else {
+            exp += 4;
+        }
+        any = true;
+        j += 1;
+    }
+    if at(j) == b'.' {
+        let mut k = j + 1;
+        while let Some(d) = digit(at(k)) {
+            if mantissa >> 56 == 0 {
+                mantissa = mantissa * 16 + d;
+                exp -= 4;
+            }
+            any = true;
+            k += 1;
+        }
+        if any {
+            j = k;
+        }
+    }
+    if !any {
+        return None;
+    }
+    if at(j) | 0x20 == b'p' {
+        let mut k = j + 1;
+        let negative = at(k) == b'-';
+        if matches!(at(k), b'+' | b'-') {
+            k += 1;
+        }
+        let from = k;
+        let mut e = 0i64;
+        while at(k).is_ascii_digit() {
+            e = (e * 10 + i64::from(at(k) - b'0')).min(100_000);
+            k += 1;
+        }
+        if k > from {
+            exp += if negative { -e } else { e };
+            j = k;
+        }
+    }
+    // Scaled in two steps, so a large mantissa with a very negative exponent keeps its value.
+    let half = i32::try_from((exp / 2).clamp(-100_000, 100_000)).unwrap_or(0);
+    let rest = i32::try_from((exp - exp / 2).clamp(-100_000, 100_000)).unwrap_or(0);
+    Some((mantissa as f64 * 2f64.powi(half) * 2f64.powi(rest), j))
+}
+
+/// A table being decoded.
+enum DecodeLevel {
+    /// An array: how many elements it has so far.
+    Array { table: Table, len: usize },
+    /// An object: the key whose value comes next.
+    Object { table: Table, key: Vec<u8> },
+}
+
+impl DecodeLevel {
+    fn into_table(self) -> Table {
+        match self {
+            DecodeLevel::Array { table, .. } | DecodeLevel::Object { table, .. } => table,
+        }
+    }
+}
+
+/// lua-cjson's "Expected <what> but found <token> at character <n>".
+fn parse_error(expected: &str, (token, index): &(Token, usize)) -> Raise {
+    Raise::Runtime(format!(
+        "Expected {expected} but found {} at character {}",
+        token.name(),
+        index + 1
+    ))
+}
+
+/// After `{` or `,` in an object: the key token `key` (a string, else lua-cjson's error), then
+/// its colon.
+fn object_key(lexer: &mut Lexer<'_>, key: (Token, usize)) -> Raised<Vec<u8>> {
+    let (Token::Str(name), _) = key else {
+        return Err(parse_error("object key string", &key));
+    };
+    let colon = lexer.next_token();
+    if colon.0 != Token::Colon {
+        return Err(parse_error("colon", &colon));
+    }
+    Ok(name)
+}
+
+/// A JSON text as lua-cjson decodes it: objects and arrays to tables, null to `cjson.null`,
+/// with its error texts. The nesting is walked with a stack of [`DecodeLevel`]s rather than
+/// recursion: a container deeper than `depth_max` (the `decode_max_depth` setting) or
+/// [`CJSON_DEPTH_MAX`] fails with lua-cjson's "Found too many nested data structures".
+fn decode(lua: &Lua, text: &[u8], depth_max: usize) -> Raised<Value> {
+    if text.len() >= 2 && (text.first() == Some(&0) || text.get(1) == Some(&0)) {
+        return Err(Raise::Runtime(
+            "JSON parser does not support UTF-16 or UTF-32".to_owned(),
+        ));
+    }
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let mut lexer = Lexer {
+        data: text.get(..end).unwrap_or_default(),
+        pos: 0,
+    };
+    let mut levels: Vec<DecodeLevel> = Vec::new();
+    let mut token = lexer.next_token();
+    loop {
+        // `token` starts a value: a scalar, an empty container, or a container to descend into.
+        let mut value = match token {
+            (Token::Str(s), _) => Value::String(lua.create_string(&s)?),
+            (Token::Number(n), _) => Value::Number(n),
+            (Token::Boolean(b), _) => Value::Boolean(b),
+            (Token::Null, _) => null(),
+            (open @ (Token::ObjBegin | Token::ArrBegin), _) => {
+                let depth = levels.len() + 1;
+                if depth > depth_max || depth > CJSON_DEPTH_MAX {
+                    return Err(Raise::Runtime(format!(
+                        "Found too many nested data structures ({depth}) at character {}",
+                        lexer.pos
+                    )));
+                }
+                let table = lua.create_table()?;
+                let first = lexer.next_token();
+                match (open, first) {
+                    (Token::ObjBegin, (Token::ObjEnd, _)) | (_, (Token::ArrEnd, _)) => {
+                        Value::Table(table)
+                    }
+                    (Token::ObjBegin, first) => {
+                        let key = object_key(&mut lexer, first)?;
+                        levels.push(DecodeLevel::Object { table, key });
+                        token = lexer.next_token();
+                        continue;
+                    }
+                    (_, first) => {
+                        levels.push(DecodeLevel::Array { table, len: 0 });
+                        token = first;
+                        continue;
+                    }
+                }
+            }
+            other => return Err(parse_error("value", &other)),
+        };
+        // Store the value in its container; each container it ends closes, and is stored in
+        // its own, until one goes on with a comma.
+        loop {
+            let Some(level) = levels.last_mut() else {
+                let end = lexer.next_token();
+                if end.0 != Token::End {
+                    return Err(parse_error("the end", &end));
+                }
+                return Ok(value);
+            };
+            let array = match level {
+                DecodeLevel::Array { table, len } => {
+                    *len += 1;
+                    table.raw_set(*len, value)?;
+                    true
+                }
+                DecodeLevel::Object { table, key } => {
+                    table.raw_set(lua.create_string(&*key)?, value)?;
+                    false
+                }
+            };
+            let after = lexer.next_token();
+            let close = if array { Token::ArrEnd } else { Token::ObjEnd };
+            if after.0 == close {
+                let Some(done) = levels.pop() else {
+                    return Err(parse_error("value", &after));
+                };
+                value = Value::Table(done.into_table());
+                continue;
+            }
+            if after.0 != Token::Comma {
+                let expected = if array {
+                    "comma or array end"
+                } else {
+                    "comma or object end"
+                };
+                return Err(parse_error(expected, &after));
+            }
+            let next = lexer.next_token();
+            if let Some(DecodeLevel::Object { key, .. }) = levels.last_mut() {
+                *key = object_key(&mut lexer, next)?;
+                token = lexer.next_token();
+            } else {
+                token = next;
+            }
+            break;
+        }
+    }
 }
 
 /// A number as LuaBitOp normalises it: rounded, taken modulo 2^32, as a signed 32-bit integer.

@@ -32,6 +32,7 @@ mod structlib;
 
 pub use convert::REPLY_DEPTH_MAX;
 pub use function::FUNCTION_LOAD_MS_MAX;
+pub use libs::CJSON_DEPTH_MAX;
 pub(crate) use running::Running;
 pub use running::SCRIPT_RUN_MS_MAX;
 
