@@ -320,6 +320,26 @@ fn updates_apply_like_mongodb() {
         ),
         (
             doc! {"_id": 1, "l": [1, 2, 3]},
+            doc! {"$push": {"l": {"$each": [7, 8, 9], "$position": 1}}},
+            doc! {"_id": 1, "l": [1, 7, 8, 9, 2, 3]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2, 3]},
+            doc! {"$push": {"l": {"$each": [7, 8], "$position": -1}}},
+            doc! {"_id": 1, "l": [1, 2, 7, 8, 3]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2]},
+            doc! {"$push": {"l": {"$each": [7, 8], "$position": 9}}},
+            doc! {"_id": 1, "l": [1, 2, 7, 8]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2]},
+            doc! {"$push": {"l": {"$each": [7, 8], "$position": -9}}},
+            doc! {"_id": 1, "l": [7, 8, 1, 2]},
+        ),
+        (
+            doc! {"_id": 1, "l": [1, 2, 3]},
             doc! {"$push": {"l": {"$each": [], "$slice": -2}}},
             doc! {"_id": 1, "l": [2, 3]},
         ),
@@ -378,6 +398,118 @@ fn updates_apply_like_mongodb() {
         let (outcome, got) = update_fresh(&start, &update);
         assert_eq!(outcome.unwrap().matched, 1, "{update}");
         assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
+/// Values for `$addToSet`/`$pullAll`, each with its class under MongoDB's equality: numbers
+/// by value whatever their type (a long past 2^53 apart from the nearest double), NaN equal
+/// to NaN, a string to the symbol with its text, documents field by field in order.
+fn equality_classes() -> Vec<(usize, Bson)> {
+    let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+    let two_53 = 1_i64 << 53;
+    vec![
+        (0, Bson::Int32(1)),
+        (0, Bson::Int64(1)),
+        (0, Bson::Double(1.0)),
+        (0, dec("1.00")),
+        (1, Bson::Double(f64::NAN)),
+        (1, dec("NaN")),
+        (2, Bson::Int32(0)),
+        (2, Bson::Double(-0.0)),
+        (2, dec("-0")),
+        (3, Bson::Int64(two_53)),
+        (3, Bson::Double(9_007_199_254_740_992.0)),
+        (4, Bson::Int64(two_53 + 1)),
+        (5, Bson::Int64(i64::MAX)),
+        (6, Bson::Double(9_223_372_036_854_775_808.0)),
+        (7, Bson::String("a".into())),
+        (7, Bson::Symbol("a".into())),
+        (8, Bson::String("b".into())),
+        (9, Bson::Document(doc! {"a": 1, "b": 2})),
+        (9, Bson::Document(doc! {"a": 1.0, "b": 2_i64})),
+        (10, Bson::Document(doc! {"b": 2, "a": 1})),
+        (11, Bson::Array(vec![Bson::Int32(1), Bson::Int32(2)])),
+        (11, Bson::Array(vec![Bson::Double(1.0), Bson::Int64(2)])),
+        (12, Bson::Array(vec![Bson::Int32(2), Bson::Int32(1)])),
+        (13, Bson::Null),
+        (14, Bson::Boolean(true)),
+        (15, Bson::MinKey),
+        (16, Bson::MaxKey),
+    ]
+}
+
+/// `$addToSet` with `$each` adds each value equal to no element and to no value before it,
+/// in order; `$pullAll` removes every element equal to a value. Checked against a scan by
+/// equality class over generated arrays of mixed types, with repeats.
+#[test]
+fn add_to_set_and_pull_all_use_mongodbs_equality() {
+    let pool = equality_classes();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |below: usize| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(seed >> 33).unwrap() % below
+    };
+    let mut pick = |n: usize| -> Vec<(usize, Bson)> {
+        (0..n).map(|_| pool[next(pool.len())].clone()).collect()
+    };
+    let mut cases = Vec::new();
+    for i in 0..60 {
+        let (a, b) = (i % 7, (i * 5) % 11);
+        cases.push((pick(a), pick(b)));
+    }
+    let (_d, h) = open();
+    let values = |xs: &[(usize, Bson)]| Bson::Array(xs.iter().map(|(_, v)| v.clone()).collect());
+    // `Bson`'s `==` has NaN unequal to itself: compare debug renderings, exact in type.
+    let render = |v: &Bson| format!("{v:?}");
+    for (i, (start, each)) in cases.into_iter().enumerate() {
+        let id = i32::try_from(i).unwrap();
+        let mut added = start.clone();
+        for item in &each {
+            if !added.iter().any(|(class, _)| *class == item.0) {
+                added.push(item.clone());
+            }
+        }
+        let pulled: Vec<_> = start
+            .iter()
+            .filter(|(class, _)| !each.iter().any(|(c, _)| c == class))
+            .cloned()
+            .collect();
+        h.insert_many(
+            "db",
+            "sets",
+            vec![
+                doc! {"_id": id, "l": values(&start)},
+                doc! {"_id": -id - 1, "l": values(&start)},
+            ],
+        )
+        .unwrap();
+        let update = |id: i32, u: Document| {
+            h.update(
+                "db",
+                "sets",
+                &doc! {"_id": id},
+                &u,
+                UpdateOptions::default(),
+            )
+            .unwrap();
+            let got = h
+                .find_one("db", "sets", &doc! {"_id": id}, None)
+                .unwrap()
+                .unwrap();
+            render(got.get("l").unwrap())
+        };
+        assert_eq!(
+            update(id, doc! {"$addToSet": {"l": {"$each": values(&each)}}}),
+            render(&values(&added)),
+            "$addToSet {start:?} {each:?}"
+        );
+        assert_eq!(
+            update(-id - 1, doc! {"$pullAll": {"l": values(&each)}}),
+            render(&values(&pulled)),
+            "$pullAll {start:?} {each:?}"
+        );
     }
 }
 

@@ -420,7 +420,7 @@ fn dotted(n: usize) -> String {
 enum AtMax {
     /// It works.
     Ok,
-    /// The path is accepted, but the value it creates nests one level too deep.
+    /// The path is accepted, but the value it creates nests too deep.
     TooDeep,
 }
 
@@ -518,9 +518,11 @@ fn path_entry_points(
             AtMax::Ok,
             aggregate(doc! {"$unwind": {"path": "$x", "includeArrayIndex": path}}),
         ),
+        // The documents joined there (some `PATH_PARTS_MAX` deep themselves) nest past
+        // `STAGE_DOCUMENT_DEPTH_MAX`.
         (
             "$lookup as",
-            AtMax::Ok,
+            AtMax::TooDeep,
             aggregate(
                 doc! {"$lookup": {"from": "c", "localField": "s", "foreignField": "s", "as": path}},
             ),

@@ -17,27 +17,43 @@ use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX, PATH_PARTS_MAX};
 /// # Errors
 /// [`Error::NestingTooDeep`].
 pub(crate) fn check_depth_doc(doc: &Document) -> Result<()> {
-    check_depth_at(doc.values(), 1)
+    check_depth_at(doc.values(), 1, NESTING_DEPTH_MAX)
+}
+
+/// Checks the nesting depth of a document against `max`, counted as [`check_depth_doc`]
+/// counts it. The walk stops at the first level past `max`, so it recurses at most `max + 1`
+/// levels whatever the document holds.
+///
+/// # Errors
+/// [`Error::NestingTooDeep`].
+pub(crate) fn check_depth_doc_within(doc: &Document, max: usize) -> Result<()> {
+    check_depth_at(doc.values(), 1, max)
 }
 
 /// Fails when a document or array at nesting `depth` (1 at the top) is deeper than
 /// [`NESTING_DEPTH_MAX`].
 fn check_depth(depth: usize) -> Result<()> {
-    if depth > NESTING_DEPTH_MAX {
-        return Err(Error::NestingTooDeep {
-            depth,
-            max: NESTING_DEPTH_MAX,
-        });
+    check_depth_max(depth, NESTING_DEPTH_MAX)
+}
+
+/// Fails when a document or array at nesting `depth` is deeper than `max`.
+fn check_depth_max(depth: usize, max: usize) -> Result<()> {
+    if depth > max {
+        return Err(Error::NestingTooDeep { depth, max });
     }
     Ok(())
 }
 
-fn check_depth_at<'a>(values: impl Iterator<Item = &'a Bson>, depth: usize) -> Result<()> {
-    check_depth(depth)?;
+fn check_depth_at<'a>(
+    values: impl Iterator<Item = &'a Bson>,
+    depth: usize,
+    max: usize,
+) -> Result<()> {
+    check_depth_max(depth, max)?;
     for v in values {
         match v {
-            Bson::Document(d) => check_depth_at(d.values(), depth + 1)?,
-            Bson::Array(a) => check_depth_at(a.iter(), depth + 1)?,
+            Bson::Document(d) => check_depth_at(d.values(), depth + 1, max)?,
+            Bson::Array(a) => check_depth_at(a.iter(), depth + 1, max)?,
             _ => {}
         }
     }
@@ -787,6 +803,44 @@ pub(crate) fn value_size(v: &Bson) -> usize {
         Bson::JavaScriptCodeWithScope(c) => 4 + 5 + c.code.len() + bson_size(&c.scope),
         Bson::DbPointer(_) => 5 + 12 + 32,
     }
+}
+
+/// The BSON encoded size of a value, as [`value_size`] counts it, when it sits at nesting
+/// `depth` (the depth it has if it is a document or array: 2 for a field of a top-level
+/// document). Fails instead when it holds a document or array deeper than `max`; the walk
+/// stops there, so it recurses at most `max + 1` levels whatever the value holds, and a value
+/// being built can be measured and depth-checked in one pass.
+///
+/// # Errors
+/// [`Error::NestingTooDeep`].
+pub(crate) fn value_size_within(v: &Bson, depth: usize, max: usize) -> Result<usize> {
+    match v {
+        Bson::Document(d) => document_size_within(d, depth, max),
+        Bson::Array(a) => {
+            check_depth_max(depth, max)?;
+            let mut size = 5usize;
+            for (i, x) in a.iter().enumerate() {
+                size = size
+                    .saturating_add(2 + decimal_digits(i) + value_size_within(x, depth + 1, max)?);
+            }
+            Ok(size)
+        }
+        Bson::JavaScriptCodeWithScope(c) => {
+            let scope = document_size_within(&c.scope, depth, max)?;
+            Ok((4 + 5 + c.code.len()).saturating_add(scope))
+        }
+        other => Ok(value_size(other)),
+    }
+}
+
+/// [`value_size_within`] of a document.
+fn document_size_within(d: &Document, depth: usize, max: usize) -> Result<usize> {
+    check_depth_max(depth, max)?;
+    let mut size = 5usize;
+    for (k, x) in d {
+        size = size.saturating_add(2 + k.len() + value_size_within(x, depth + 1, max)?);
+    }
+    Ok(size)
 }
 
 /// Digits of an array index written as a BSON element name.

@@ -176,6 +176,17 @@ pub const BLOCKING_BYTES_DISK_USE_MAX: usize = 4 * BLOCKING_BYTES_MAX;
 /// bigger than this. The documents one `$lookup` matches for one document fail it with code
 /// 4568 beyond this.
 pub const STAGE_DOCUMENT_BYTES_MAX: usize = DOCUMENT_BYTES_MAX + 16 * 1024;
+/// Deepest nesting of a document an aggregation stage or a pipeline-style update produces,
+/// and of a value an expression builds, counted as the field of such a document (its top at
+/// depth 2): MongoDB's `maxBSONDepth`, 200, which leaves room over [`NESTING_DEPTH_MAX`] for
+/// the levels a stage adds to a stored document (`$lookup`'s `as`, `$facet`, `$group`'s
+/// `$push`). A `$reduce` feeds what it builds back into itself and each stage can nest a
+/// document deeper, so without it a request could build a value of any depth, and every walk
+/// over a value (copy, size, comparison, drop) recurses once per level. Checked as each
+/// array or object is built and as each stage's documents come out; deeper fails with code
+/// 15 (Overflow).
+pub const STAGE_DOCUMENT_DEPTH_MAX: usize = 2 * NESTING_DEPTH_MAX;
+const _: () = assert!(STAGE_DOCUMENT_DEPTH_MAX > NESTING_DEPTH_MAX);
 /// Most bytes (BSON size, summed) of the documents one `find` or `aggregate` returns: the Data
 /// API answers with one response and no cursor, so this bounds what one request makes the
 /// process hold and send. Beyond it the request fails with code 16389 (MongoDB's code for an

@@ -811,11 +811,13 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
                 other => vec![other.clone()],
             };
             let arr = array_at(doc, &parts, path, "$addToSet")?;
-            for item in items {
-                if !arr.iter().any(|x| values_equal(x, &item)) {
-                    arr.push(item);
-                }
-            }
+            let keep = new_to_set(arr, &items);
+            arr.extend(
+                items
+                    .into_iter()
+                    .zip(keep)
+                    .filter_map(|(item, keep)| keep.then_some(item)),
+            );
             Ok(())
         }
         Op::Pull => {
@@ -836,7 +838,11 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
                 return Err(Error::bad("$pullAll requires an array argument"));
             };
             if let Some(arr) = existing_array(doc, &parts, path, "$pullAll")? {
-                arr.retain(|el| !values.iter().any(|v| values_equal(el, v)));
+                // `compare` is a total order whose ties are exactly `values_equal`, so a
+                // binary search finds an equal value when a scan would.
+                let mut sorted: Vec<&Bson> = values.iter().collect();
+                sorted.sort_by(|a, b| compare(a, b));
+                arr.retain(|el| sorted.binary_search_by(|v| compare(v, el)).is_err());
             }
             Ok(())
         }
@@ -884,6 +890,32 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
             set_path(doc, &parts, value)
         }
     }
+}
+
+/// Which of `items` `$addToSet` appends to `arr`: each one equal ([`values_equal`]) to no
+/// element of `arr` and to no item before it, as a scan of the growing array would decide.
+/// `compare` is a total order whose ties are exactly `values_equal`, so sorting both sides
+/// and searching takes O((n + m) log(n + m)) comparisons instead of n × m.
+fn new_to_set(arr: &[Bson], items: &[Bson]) -> Vec<bool> {
+    if let [item] = items {
+        return vec![!arr.iter().any(|x| values_equal(x, item))];
+    }
+    let mut keep = vec![false; items.len()];
+    let mut present: Vec<&Bson> = arr.iter().collect();
+    present.sort_by(|a, b| compare(a, b));
+    // A stable sort keeps equal items in their given order: the first of each run is the one
+    // a scan would add.
+    let mut order: Vec<(usize, &Bson)> = items.iter().enumerate().collect();
+    order.sort_by(|a, b| compare(a.1, b.1));
+    for run in order.chunk_by(|a, b| values_equal(a.1, b.1)) {
+        if let Some(&(i, item)) = run.first()
+            && present.binary_search_by(|x| compare(x, item)).is_err()
+            && let Some(k) = keep.get_mut(i)
+        {
+            *k = true;
+        }
+    }
+    keep
 }
 
 enum PullCond {
@@ -961,9 +993,8 @@ fn push(doc: &mut Document, parts: &[&str], path: &str, arg: &Bson) -> Result<()
         Some(p) if p < 0 => usize::try_from((len + p).max(0)).unwrap_or(0),
         Some(p) => usize::try_from(p.min(len)).unwrap_or(arr.len()),
     };
-    for (i, item) in items.into_iter().enumerate() {
-        arr.insert(at + i, item);
-    }
+    // `at` is at most the length, so the range is in bounds; the tail moves once.
+    arr.splice(at..at, items);
     if let Some(spec) = sort {
         sort_array(arr, &spec)?;
     }

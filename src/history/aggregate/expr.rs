@@ -23,8 +23,8 @@ use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::{EXPRESSION_DEPTH_MAX, decimal, query};
 use super::{
-    accumulate, check_value_size, date, date_arith, date_parts, fields, regex_ops, replace, sets,
-    sizes, stats, text, trig, zip,
+    accumulate, built_size, check_value_size, date, date_arith, date_parts, fields, regex_ops,
+    replace, sets, sizes, stats, text, trig, zip,
 };
 
 /// A compiled aggregation expression.
@@ -1216,7 +1216,7 @@ fn eval_object(fields: &[(String, Expr)], cx: &mut Scope<'_>) -> Result<Option<B
     let mut size = 5usize;
     for (k, e) in fields {
         if let Some(v) = e.eval(cx)? {
-            size = size.saturating_add(2 + k.len() + document::value_size(&v));
+            size = size.saturating_add(2 + k.len() + built_size(&v, 1)?);
             check_value_size(size)?;
             out.insert(k.clone(), v);
         }
@@ -1230,7 +1230,7 @@ fn eval_array(items: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson>> {
     let mut size = 5usize;
     for (i, e) in items.iter().enumerate() {
         let v = e.eval(cx)?.unwrap_or(Bson::Null);
-        size = size.saturating_add(2 + index_digits(i) + document::value_size(&v));
+        size = size.saturating_add(2 + index_digits(i) + built_size(&v, 1)?);
         check_value_size(size)?;
         out.push(v);
     }
@@ -1366,7 +1366,7 @@ fn eval_map(slot: usize, args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bso
     for (i, item) in items.into_iter().enumerate() {
         cx.bind(slot, Some(item));
         let v = arg(args, 1).eval(cx)?.unwrap_or(Bson::Null);
-        size = size.saturating_add(2 + index_digits(i) + document::value_size(&v));
+        size = size.saturating_add(2 + index_digits(i) + built_size(&v, 1)?);
         check_value_size(size)?;
         out.push(v);
     }
@@ -1440,6 +1440,11 @@ fn eval_reduce(slot: usize, args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<
         cx.bind(slot, acc);
         cx.bind(slot + 1, Some(item));
         acc = arg(args, 2).eval(cx)?;
+        // What one step returns is the next step's `$$value`: bounding its depth here keeps
+        // the loop from nesting it deeper step after step, whichever operator built it.
+        if let Some(v @ (Bson::Array(_) | Bson::Document(_))) = &acc {
+            built_size(v, 0)?;
+        }
     }
     Ok(acc)
 }
@@ -1660,16 +1665,21 @@ fn apply(op: Op, vals: Vals) -> Result<Option<Bson>> {
         }
         Op::ObjectToArray => match first(&vals) {
             v if nullish(v) => null(),
-            Some(Bson::Document(d)) => some(Bson::Array(
-                d.iter()
-                    .map(|(k, v)| {
-                        let mut pair = Document::new();
-                        pair.insert("k", k.clone());
-                        pair.insert("v", v.clone());
-                        Bson::Document(pair)
-                    })
-                    .collect(),
-            )),
+            Some(Bson::Document(d)) => {
+                let mut out = Vec::with_capacity(d.len());
+                let mut size = 5usize;
+                for (i, (k, v)) in d.iter().enumerate() {
+                    // `{k: <name>, v: <value>}`: the value sits two levels down.
+                    let pair_size = 5 + (3 + 5 + k.len()) + (3 + built_size(v, 2)?);
+                    size = size.saturating_add(2 + index_digits(i) + pair_size);
+                    check_value_size(size)?;
+                    let mut pair = Document::new();
+                    pair.insert("k", k.clone());
+                    pair.insert("v", v.clone());
+                    out.push(Bson::Document(pair));
+                }
+                some(Bson::Array(out))
+            }
             other => Err(eval_error(
                 40390,
                 format!(

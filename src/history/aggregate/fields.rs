@@ -11,8 +11,8 @@ use bson::{Bson, Document};
 
 use super::super::document;
 use super::super::error::Result;
-use super::check_value_size;
 use super::expr::{Expr, Lazy, Scope, eval_error, named_operands, nullish, parse_error, type_of};
+use super::{built_size, check_value_size};
 
 /// Compiles `$setField` (`unset` false) or `$unsetField` into [`Lazy::SetField`] over
 /// `[field, input, value]` (`value` [`Expr::Remove`] for `$unsetField`).
@@ -125,6 +125,7 @@ pub(crate) fn eval(args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson>> {
     let mut out: Document = input;
     match value {
         Some(v) => {
+            built_size(&v, 1)?;
             // `insert` keeps an existing field's position and appends a new one.
             out.insert(field.clone(), v);
             check_value_size(document::bson_size(&out))?;

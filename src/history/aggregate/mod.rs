@@ -40,7 +40,7 @@ use super::query::{self, Filter, Sort};
 use super::update::{set_path, unset_path};
 use super::{
     BlockingSort, Executor, FindOptions, History, MemoryBudget, PIPELINE_STAGES_MAX,
-    STAGE_DOCUMENT_BYTES_MAX, SUB_PIPELINE_DEPTH_MAX,
+    STAGE_DOCUMENT_BYTES_MAX, STAGE_DOCUMENT_DEPTH_MAX, SUB_PIPELINE_DEPTH_MAX,
 };
 use accumulate::{NAccumulator, NState};
 use expr::nullish;
@@ -211,6 +211,11 @@ fn run_built(stages: &[Stage<'_>], cx: &Cx<'_>, mut docs: Vec<Document>) -> Resu
             _ => None,
         };
         docs = s.run(cx, docs, next_limit)?;
+        if s.nests_deeper() {
+            for d in &docs {
+                check_stage_depth(d)?;
+            }
+        }
     }
     Ok(docs)
 }
@@ -274,6 +279,21 @@ fn check_value_size(size: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The BSON size of `v` as it is placed `below` levels under the top of an array or object an
+/// expression is building (1 for an element or a field), checking its depth: the value built
+/// counts as the field of a document (depth 2), so that whatever fits can be returned.
+///
+/// # Errors
+/// [`Error::NestingTooDeep`] past [`STAGE_DOCUMENT_DEPTH_MAX`]; the walk stops there.
+fn built_size(v: &Bson, below: usize) -> Result<usize> {
+    document::value_size_within(v, 2 + below, STAGE_DOCUMENT_DEPTH_MAX)
+}
+
+/// Checks the depth of a document a stage produced against [`STAGE_DOCUMENT_DEPTH_MAX`].
+fn check_stage_depth(d: &Document) -> Result<()> {
+    document::check_depth_doc_within(d, STAGE_DOCUMENT_DEPTH_MAX)
 }
 
 /// The stages this store runs besides the reshaping ones of [`Reshape`] (the names
@@ -481,6 +501,17 @@ impl<'p> Stage<'p> {
             Self::UnionWith(..) => "$unionWith",
             Self::Sample(_) => "$sample",
         }
+    }
+
+    /// Whether the stage puts values of its input documents into new documents one or more
+    /// levels deeper than they were (so a pipeline repeating it nests them ever deeper): its
+    /// output is checked against [`STAGE_DOCUMENT_DEPTH_MAX`]. A reshaping stage checks its
+    /// own, in update pipelines too.
+    fn nests_deeper(&self) -> bool {
+        matches!(
+            self,
+            Self::Group(_) | Self::Lookup(_) | Self::Facet(_) | Self::BucketAuto(_)
+        )
     }
 
     /// Whether the stage may run inside `$facet`: not `$facet` itself, nor a stage whose

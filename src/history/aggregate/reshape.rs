@@ -8,7 +8,9 @@ use super::super::document::{self, split_path};
 use super::super::error::{Error, Result};
 use super::super::query;
 use super::super::update::unset_path;
-use super::{Expr, FieldTree, MONGODB_STAGES, STAGES_RUN, expr, stage_list, text};
+use super::{
+    Expr, FieldTree, MONGODB_STAGES, STAGES_RUN, check_stage_depth, expr, stage_list, text,
+};
 
 /// A stage that maps one document to one document.
 pub(super) enum Reshape {
@@ -84,8 +86,18 @@ impl Reshape {
     /// The stage applied to `d`.
     ///
     /// # Errors
-    /// The expressions' run-time errors; 40228 when a new root is not a document.
+    /// The expressions' run-time errors; 40228 when a new root is not a document;
+    /// [`Error::NestingTooDeep`] for a result past [`super::STAGE_DOCUMENT_DEPTH_MAX`] (a
+    /// field set at a dotted path nests its value deeper, stage after stage).
     pub(super) fn apply(&self, d: Document) -> Result<Document> {
+        let out = self.apply_unchecked(d)?;
+        if !matches!(self, Self::Unset(_)) {
+            check_stage_depth(&out)?;
+        }
+        Ok(out)
+    }
+
+    fn apply_unchecked(&self, d: Document) -> Result<Document> {
         match self {
             Self::Fields(tree) => tree.apply(d),
             Self::Unset(paths) => {

@@ -9,11 +9,10 @@
 
 use bson::Bson;
 
-use super::super::document;
 use super::super::error::Result;
-use super::check_value_size;
 use super::expr::{Expr, Lazy, Scope, eval_error, nullish, parse_error, type_of};
 use super::text::render;
+use super::{built_size, check_value_size};
 
 /// Compiles `$zip`'s specification: the inputs, then the defaults, as the operands of
 /// [`Lazy::Zip`].
@@ -136,7 +135,8 @@ pub(crate) fn eval(
                 .or_else(|| defaults.get(col))
                 .cloned()
                 .unwrap_or(Bson::Null);
-            size = size.saturating_add(8 + document::value_size(&v));
+            // Each element sits in a tuple inside the result: two levels down.
+            size = size.saturating_add(8 + built_size(&v, 2)?);
             check_value_size(size)?;
             tuple.push(v);
         }
