@@ -48,3 +48,148 @@ fn divide_and_round_matches_big_decimal() {
         json!({"a": 3, "b": 20, "ops": [10, 3], "r": 0.1, "pair": 3.33})
     );
 }
+
+/// `Sortr` orders keys with `String.compareTo`, which compares UTF-16 code units: an emoji
+/// (a surrogate pair starting 0xD83D) sorts before U+FF61, though its UTF-8 bytes sort after.
+#[test]
+fn sort_orders_keys_by_utf16_code_units() {
+    let spec = json!([{"operation": "sort"}]);
+    let out = apply(
+        spec,
+        json!({"\u{FF61}": 1, "\u{1F600}": 2, "~z": 3, "a": {"\u{FF61}": 4, "\u{1F600}": 5}}),
+    );
+    let keys: Vec<&str> = out
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["~z", "a", "\u{1F600}", "\u{FF61}"]);
+    let inner: Vec<&str> = out["a"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(inner, ["\u{1F600}", "\u{FF61}"]);
+}
+
+/// In the modifiers, `@0` (an `@` with no sub-path) reads the leaf's own tree reference, which
+/// is null when the key is missing, and `TransposePathElement.objectEvaluate` returns it as
+/// present: every flavour writes null, and a function gets one null argument.
+#[test]
+fn modifier_self_reference_to_a_missing_key_is_a_present_null() {
+    for op in [
+        "modify-overwrite-beta",
+        "modify-default-beta",
+        "modify-define-beta",
+    ] {
+        let spec = json!([{"operation": op, "spec": {
+            "x": "@0",
+            "y": ["@(0,)", "fallback"],
+            "z": "=isNull(@0)",
+            "w": ["=notNull(@0)", "fallback"],
+            "v": ["@(1,missing)", "fallback"]
+        }}]);
+        assert_eq!(
+            apply(spec, json!({})),
+            json!({"x": null, "y": null, "z": null, "w": "fallback", "v": "fallback"}),
+            "{op}"
+        );
+    }
+}
+
+/// `@` and `^` lookups walk with jolt-core's traversal steps, which check the container type:
+/// a plain step (`a.0`) reads only an object's key and `[N]` reads only an array's element.
+#[test]
+fn lookups_check_the_container_type_of_each_step() {
+    let input = json!({"arr": ["p", "q"], "obj": {"0": "zero"}});
+    let shift = json!([{"operation": "shift", "spec": {
+        "@(0,arr.0)": "plain",
+        "@(0,arr[1])": "indexed",
+        "@(0,obj.0)": "objplain",
+        "@(0,obj[0])": "objindexed"
+    }}]);
+    assert_eq!(
+        apply(shift, input.clone()),
+        json!({"indexed": "q", "objplain": "zero"})
+    );
+    let modify = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "a": "@(1,arr.0)",
+        "b": "@(1,arr[1])",
+        "c": "@(1,obj[0])",
+        "d": "@(1,obj.0)",
+        "e": "^arr.0",
+        "f": "^arr[1]",
+        "g": "^obj[0]",
+        "h": "^obj.0"
+    }}]);
+    let out = Spec::parse(&modify)
+        .unwrap()
+        .apply_with_context(&input, &input)
+        .unwrap();
+    assert_eq!(
+        out,
+        json!({"arr": ["p", "q"], "obj": {"0": "zero"}, "b": "q", "d": "zero", "f": "q", "h": "zero"})
+    );
+}
+
+/// `squashNulls` and `recursivelySquashNulls` edit their argument in place, and a modifier's
+/// `@` argument is the document's own value, not a copy: the source is squashed too, even
+/// when the flavour then declines the write. With several arguments they squash
+/// `Arrays.asList(args)`, which throws when an argument is null, so nothing is written.
+#[test]
+fn squash_functions_edit_their_source_in_place() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "clean": "=squashNulls(@(1,raw))",
+        "deep": "=recursivelySquashNulls(@(1,nested))"
+    }}]);
+    assert_eq!(
+        apply(
+            spec,
+            json!({"raw": [1, null, 2], "nested": {"a": null, "b": [null, 1]}})
+        ),
+        json!({
+            "raw": [1, 2], "nested": {"b": [1]},
+            "clean": [1, 2], "deep": {"b": [1]}
+        })
+    );
+    let define = json!([{"operation": "modify-define-beta", "spec": {"raw": "=squashNulls"}}]);
+    assert_eq!(
+        apply(define, json!({"raw": [1, null]})),
+        json!({"raw": [1]})
+    );
+    let many = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "s": ["=squashNulls(@(1,a), @(1,missing))", "fallback"],
+        "r": "=recursivelySquashNulls(@(1,a), @(1,b))"
+    }}]);
+    assert_eq!(
+        apply(many, json!({"a": {"x": null, "y": 1}, "b": [1, null]})),
+        json!({"a": {"y": 1}, "b": [1], "s": "fallback", "r": [{"y": 1}, [1]]})
+    );
+}
+
+/// Output paths are parsed by `PathElementBuilder.parseSingleKeyLHS`: `|` is a plain
+/// character there (only spec keys are split on it), and an element with `#` is a
+/// `HashPathElement`, which is not valid in an output path. On the left, `#(text)` is the
+/// literal `text`, as `HashPathElement` strips the parentheses.
+#[test]
+fn hash_and_bar_in_shift_paths_follow_path_element_builder() {
+    let bar = json!([{"operation": "shift", "spec": {"a": "x|y.z"}}]);
+    assert_eq!(apply(bar, json!({"a": 1})), json!({"x|y": {"z": 1}}));
+    for rhs in ["#x", "out.#x", "out.a#b"] {
+        let hash = json!([{"operation": "shift", "spec": {"a": rhs}}]);
+        assert!(Spec::parse(&hash).is_err(), "{rhs}");
+    }
+    let escaped = json!([{"operation": "shift", "spec": {"a": "\\#x"}}]);
+    assert_eq!(apply(escaped, json!({"a": 1})), json!({"#x": 1}));
+    let lhs = json!([{"operation": "shift", "spec": {"a": {"#(yes)": "flag", "#no": "other"}}}]);
+    assert_eq!(
+        apply(lhs, json!({"a": 1})),
+        json!({"flag": "yes", "other": "no"})
+    );
+    for key in ["#", "#(open", "a#b"] {
+        let bad = json!([{"operation": "shift", "spec": {"a": {key: "flag"}}}]);
+        assert!(Spec::parse(&bad).is_err(), "{key}");
+    }
+}

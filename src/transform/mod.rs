@@ -64,6 +64,9 @@ pub const SPLIT_REGEX_BYTES_MAX: usize = 4096;
 /// Largest compiled regular expression — `split`'s separator, a spec key's `*` pattern — in
 /// bytes (the `regex` crate's size limit), so a short pattern cannot blow up memory either.
 pub const REGEX_COMPILED_BYTES_MAX: usize = 1 << 20;
+/// Widest padding `leftPad`/`rightPad` produce, in UTF-16 code units, as in JOLT; a wider one
+/// (the width may come from the input) fails the function (nothing written).
+pub const PAD_WIDTH_MAX: usize = 500;
 
 const _: () = assert!(SPEC_DEPTH_MAX <= INPUT_DEPTH_MAX);
 const _: () = assert!(INPUT_DEPTH_MAX + PATH_ELEMENTS_MAX <= DOCUMENT_DEPTH_MAX);

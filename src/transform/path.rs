@@ -547,6 +547,11 @@ impl Transpose {
         Ok(Transpose { up, path })
     }
 
+    /// The path walked down from the level `up` levels above.
+    pub(crate) fn sub_path(&self) -> &[Rhs] {
+        &self.path
+    }
+
     /// Looks the data up; `None` when any step is missing.
     pub(crate) fn read<'v>(&self, walk: &impl Walk<'v>) -> Option<&'v Value> {
         let root = walk.tree(self.up)?;
@@ -578,6 +583,10 @@ impl Transpose {
 }
 
 /// Walks `path` down from `root`; used by `@` lookups and `^` context lookups.
+///
+/// Each step reads one container type, as jolt-core's traversal steps do: a key step
+/// (literal, `&` or `@`) reads only an object's member, even one named like a number, and an
+/// array step `[…]` reads only an array's element.
 pub(crate) fn read_path<'v>(
     root: &'v Value,
     path: &[Rhs],
@@ -585,21 +594,66 @@ pub(crate) fn read_path<'v>(
 ) -> Option<&'v Value> {
     let mut cur = root;
     for step in path {
-        cur = match step {
-            Rhs::Literal(s) => child(cur, s)?,
-            Rhs::Template(t) => child(cur, &t.eval(walk)?)?,
-            Rhs::Transpose(t) => child(cur, &t.read_key(walk)?)?,
-            Rhs::Array(a) => {
-                let index = array_index(a, walk)?;
-                match cur {
-                    Value::Array(list) => list.get(index?)?,
-                    Value::Object(map) => map.get(&index?.to_string())?,
-                    _ => return None,
-                }
-            }
+        cur = match (step, cur) {
+            (Rhs::Literal(s), Value::Object(map)) => map.get(s)?,
+            (Rhs::Template(t), Value::Object(map)) => map.get(&t.eval(walk)?)?,
+            (Rhs::Transpose(t), Value::Object(map)) => map.get(&t.read_key(walk)?)?,
+            (Rhs::Array(a), Value::Array(list)) => list.get(array_index(a, walk)??)?,
+            _ => return None,
         };
     }
     Some(cur)
+}
+
+/// One step from a container to a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seg {
+    /// An object's member.
+    Key(String),
+    /// An array's element.
+    Index(usize),
+}
+
+impl Seg {
+    /// The child of `v` this step leads to, if `v` is the right kind of container and has it.
+    pub(crate) fn read<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        match (self, v) {
+            (Seg::Key(k), Value::Object(map)) => map.get(k),
+            (Seg::Index(i), Value::Array(list)) => list.get(*i),
+            _ => None,
+        }
+    }
+
+    /// As [`Seg::read`], mutably.
+    pub(crate) fn read_mut<'v>(&self, v: &'v mut Value) -> Option<&'v mut Value> {
+        match (self, v) {
+            (Seg::Key(k), Value::Object(map)) => map.get_mut(k),
+            (Seg::Index(i), Value::Array(list)) => list.get_mut(*i),
+            _ => None,
+        }
+    }
+}
+
+/// Like [`read_path`], but returns the steps taken instead of the value found.
+pub(crate) fn locate_path<'v>(
+    root: &'v Value,
+    path: &[Rhs],
+    walk: &impl Walk<'v>,
+) -> Option<Vec<Seg>> {
+    let mut cur = root;
+    let mut segs = Vec::with_capacity(path.len());
+    for step in path {
+        let seg = match (step, cur) {
+            (Rhs::Literal(s), Value::Object(_)) => Seg::Key(s.clone()),
+            (Rhs::Template(t), Value::Object(_)) => Seg::Key(t.eval(walk)?),
+            (Rhs::Transpose(t), Value::Object(_)) => Seg::Key(t.read_key(walk)?),
+            (Rhs::Array(a), Value::Array(_)) => Seg::Index(array_index(a, walk)??),
+            _ => return None,
+        };
+        cur = seg.read(cur)?;
+        segs.push(seg);
+    }
+    Some(segs)
 }
 
 /// The child of `v` named `key`: a map entry, or a list element when `key` is an index.
@@ -771,7 +825,7 @@ fn parse_rhs_element(raw: &str) -> Result<Rhs, String> {
         return Transpose::parse(raw).map(Rhs::Transpose);
     }
     let chars = unescape(raw);
-    for bad in ['*', '$', '|'] {
+    for bad in ['*', '$'] {
         if has(&chars, bad) {
             return Err(format!("`{raw}`: `{bad}` is not valid in an output path"));
         }
@@ -779,11 +833,13 @@ fn parse_rhs_element(raw: &str) -> Result<Rhs, String> {
     if has(&chars, '&') {
         return Template::parse(&chars).map(Rhs::Template);
     }
-    if starts(&chars, '#') {
-        return Ok(Rhs::Literal(
-            chars.iter().skip(1).map(|(c, _)| *c).collect(),
+    // JOLT reads an element with `#` as a `#literal` key, which only a left-hand side takes.
+    if has(&chars, '#') {
+        return Err(format!(
+            "`{raw}`: `#` is not valid in an output path (except in `[#N]`)"
         ));
     }
+    // `|` separates alternatives only in spec keys; here it is a plain character.
     Ok(Rhs::Literal(text(&chars)))
 }
 
@@ -879,8 +935,9 @@ pub(crate) fn parse_key(raw: &str) -> Result<Key, String> {
     if has(&chars, '$') {
         return Err(format!("`{raw}`: `$` can only start a key"));
     }
-    if starts(&chars, '#') {
-        return Ok(Key::Hash(chars.iter().skip(1).map(|(c, _)| *c).collect()));
+    // As in JOLT, `&` and `*` classify a key before `#` does.
+    if has(&chars, '#') && !has(&chars, '&') && !has(&chars, '*') {
+        return parse_hash_key(&text(&chars)).map(Key::Hash);
     }
     if has(&chars, '|') {
         let mut alternatives = Vec::new();
@@ -891,6 +948,24 @@ pub(crate) fn parse_key(raw: &str) -> Result<Key, String> {
         return Ok(Key::Or(alternatives));
     }
     parse_plain_key(&chars)
+}
+
+/// The literal of a `#literal` or `#(literal)` key (`HashPathElement`): the key must start
+/// with `#` and have something after it, and parentheses right after the `#` are stripped.
+fn parse_hash_key(key: &str) -> Result<String, String> {
+    let Some(rest) = key.strip_prefix('#') else {
+        return Err(format!("`{key}`: `#` can only start a key"));
+    };
+    if rest.is_empty() {
+        return Err("a lone `#` is not a key; use `#literal`".into());
+    }
+    match rest.strip_prefix('(') {
+        Some(inner) => inner
+            .strip_suffix(')')
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`{key}` is missing its closing `)`")),
+        None => Ok(rest.to_owned()),
+    }
 }
 
 /// A key as JOLT's cardinality transform reads it (`CardinalitySpec.parse`): `@` alone, `*`,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::transform::{REGEX_COMPILED_BYTES_MAX, SPLIT_REGEX_BYTES_MAX};
+use crate::transform::{PAD_WIDTH_MAX, REGEX_COMPILED_BYTES_MAX, SPLIT_REGEX_BYTES_MAX};
 
 /// A custom modifier function: gets the evaluated arguments (a missing value is `null`) and
 /// returns the value to write, or `None` to write nothing.
@@ -617,14 +617,21 @@ fn min_max(items: &[Value], max: bool) -> Option<Value> {
     Some(pick.to_value())
 }
 
+/// Java's `String.compareTo`: lexicographic over UTF-16 code units, so a character outside
+/// the Basic Multilingual Plane (a surrogate pair, 0xD800–0xDFFF) sorts before U+E000–U+FFFF.
+pub(crate) fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
 /// `Arrays.sort` over comparable values of one type; mixed or incomparable types give nothing.
 fn sort(items: &[Value]) -> Option<Value> {
     let mut sorted = items.to_vec();
     if items.iter().all(Value::is_string) {
         sorted.sort_by(|a, b| {
-            let a: Vec<u16> = a.as_str().unwrap_or_default().encode_utf16().collect();
-            let b: Vec<u16> = b.as_str().unwrap_or_default().encode_utf16().collect();
-            a.cmp(&b)
+            utf16_cmp(
+                a.as_str().unwrap_or_default(),
+                b.as_str().unwrap_or_default(),
+            )
         });
     } else if items.iter().all(Value::is_boolean) {
         sorted.sort_by_key(|v| v.as_bool());
@@ -654,11 +661,15 @@ fn size(args: &[Value]) -> Option<Value> {
     }
 }
 
+/// Java's `SquashFunction.apply`. Several arguments are squashed as `Arrays.asList(args)`,
+/// a fixed-size list whose `removeIf` throws when it finds a null, so `squashNulls` and
+/// `recursivelySquashNulls` give nothing when any argument is null.
 fn squash(f: Stock, args: &[Value]) -> Option<Value> {
     let arg = match args {
         [] | [Value::Null] => return None,
         [Value::Array(items)] if items.is_empty() => return None,
         [single] => single.clone(),
+        many if f != Stock::SquashDuplicates && many.iter().any(Value::is_null) => return None,
         many => Value::Array(many.to_vec()),
     };
     let mut arg = arg;
@@ -680,7 +691,8 @@ fn squash(f: Stock, args: &[Value]) -> Option<Value> {
     Some(arg)
 }
 
-fn squash_nulls(v: &mut Value) {
+/// Removes the null elements or members of an array or object, in place.
+pub(crate) fn squash_nulls(v: &mut Value) {
     match v {
         Value::Array(items) => items.retain(|i| !i.is_null()),
         Value::Object(map) => map.retain(|_, i| !i.is_null()),
@@ -688,8 +700,9 @@ fn squash_nulls(v: &mut Value) {
     }
 }
 
-/// Depth is bounded by the document depth limit checked before every operation.
-fn squash_nulls_deep(v: &mut Value) {
+/// [`squash_nulls`] at every level. Depth is bounded by the document depth limit checked
+/// before every operation.
+pub(crate) fn squash_nulls_deep(v: &mut Value) {
     squash_nulls(v);
     match v {
         Value::Array(items) => items.iter_mut().for_each(squash_nulls_deep),
@@ -799,15 +812,12 @@ fn split(separator: &str, source: &Value) -> Option<Value> {
     Some(Value::Array(parts.into_iter().map(Value::from).collect()))
 }
 
-/// Widest padding `leftPad`/`rightPad` produce, as in JOLT.
-const PAD_WIDTH_MAX: i32 = 500;
-
 fn pad(left: bool, source: &str, items: &[Value]) -> Option<Value> {
     let [width, Value::String(filler), ..] = items else {
         return None;
     };
     let width = is_java_integer(width)?;
-    if width <= 0 || width > PAD_WIDTH_MAX {
+    if width <= 0 || usize::try_from(width).ok()? > PAD_WIDTH_MAX {
         return None;
     }
     let mut fill = filler.chars();

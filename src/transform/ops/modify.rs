@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::functions::{CustomFn, Functions, Stock};
+use super::functions::{CustomFn, Functions, Stock, squash_nulls, squash_nulls_deep};
 use crate::transform::budget::Budget;
 use crate::transform::error::Result;
 use crate::transform::path::{
-    Key, Matched, Rhs, Transpose, Walk, child, parse_key, parse_rhs_path, precedence_order,
-    read_path, split_alternatives,
+    Key, Matched, Rhs, Seg, Transpose, Walk, child, locate_path, parse_key, parse_rhs_path,
+    precedence_order, read_path, split_alternatives,
 };
 use crate::transform::spec::{invalid, pointer};
 
@@ -119,13 +119,6 @@ struct Env<'e> {
     budget: &'e Budget,
 }
 
-/// One path step from the root to a level's value.
-#[derive(Debug, Clone)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
 #[derive(Debug)]
 struct Level {
     matched: Matched<'static>,
@@ -155,36 +148,29 @@ impl<'v> Walk<'v> for View<'v> {
     fn hash_count(&self, _up: usize) -> Option<usize> {
         None
     }
+    /// A level's value; a leaf whose key is missing reads as null, as JOLT's walked path holds
+    /// a null tree reference for it.
     fn tree(&self, up: usize) -> Option<&'v Value> {
+        Some(nav(self.root, self.tree_segs(up)?).unwrap_or(&Value::Null))
+    }
+}
+
+impl View<'_> {
+    /// The steps from the root to the level `up` levels above the current one.
+    fn tree_segs(&self, up: usize) -> Option<&[Seg]> {
         let index = self.walk.levels.len().checked_sub(up.checked_add(1)?)?;
         // Levels 0 and 1 are both the root, as in JOLT.
         let depth = index.saturating_sub(1);
-        nav(self.root, self.walk.segs.get(..depth)?)
+        self.walk.segs.get(..depth)
     }
 }
 
 fn nav<'v>(root: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
-    let mut cur = root;
-    for seg in segs {
-        cur = match (seg, cur) {
-            (Seg::Key(k), Value::Object(map)) => map.get(k)?,
-            (Seg::Index(i), Value::Array(list)) => list.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
+    segs.iter().try_fold(root, |cur, seg| seg.read(cur))
 }
 
 fn nav_mut<'v>(root: &'v mut Value, segs: &[Seg]) -> Option<&'v mut Value> {
-    let mut cur = root;
-    for seg in segs {
-        cur = match (seg, cur) {
-            (Seg::Key(k), Value::Object(map)) => map.get_mut(k)?,
-            (Seg::Index(i), Value::Array(list)) => list.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
+    segs.iter().try_fold(root, |cur, seg| seg.read_mut(cur))
 }
 
 impl Modify {
@@ -580,14 +566,20 @@ impl Node {
                     orig_size: None,
                 });
                 walk.segs.push(seg);
-                let value = {
+                let found = {
                     let view = View { root, walk };
                     let input = if is_present { view.tree(0) } else { None };
-                    evals.iter().find_map(|e| e.eval(input, &view, context))
+                    evals.iter().find_map(|e| {
+                        let value = e.eval(input, &view, context)?;
+                        Some((value, e.squashed_in_place(input.is_some(), &view)))
+                    })
                 };
+                if let Some((_, Some(squashed))) = &found {
+                    squashed.apply(root);
+                }
                 walk.segs.pop();
                 walk.levels.pop();
-                if let Some(value) = value {
+                if let Some((value, _)) = found {
                     set(root, &walk.segs, key, value, self.mode, parent_orig);
                 }
             }
@@ -734,7 +726,67 @@ impl Arg {
     }
 }
 
+/// Values of the document a squashing function edited in place.
+struct Squashed {
+    deep: bool,
+    targets: Vec<Vec<Seg>>,
+}
+
+impl Squashed {
+    fn apply(&self, root: &mut Value) {
+        for target in &self.targets {
+            if let Some(value) = nav_mut(root, target) {
+                if self.deep {
+                    squash_nulls_deep(value);
+                } else {
+                    squash_nulls(value);
+                }
+            }
+        }
+    }
+}
+
+impl Arg {
+    /// Where in the document an `@` argument's value is.
+    fn locate(&self, view: &View<'_>) -> Option<Vec<Seg>> {
+        let Arg::SelfLookup(t) = self else {
+            return None;
+        };
+        let mut segs = view.tree_segs(t.up)?.to_vec();
+        let base = nav(view.root, &segs)?;
+        segs.extend(locate_path(base, t.sub_path(), view)?);
+        Some(segs)
+    }
+}
+
 impl Eval {
+    /// For a call that yielded a value: the document values it squashed in place. JOLT's
+    /// `squashNulls` and `recursivelySquashNulls` edit their argument, and the argument is the
+    /// document's own value (the current one, or an `@` lookup), so the source is squashed
+    /// whether or not the flavour writes the result. With several arguments (none null, or
+    /// there is no value) the outer list is a fresh one: `squashNulls` leaves the arguments
+    /// alone, `recursivelySquashNulls` squashes each.
+    fn squashed_in_place(&self, input_present: bool, view: &View<'_>) -> Option<Squashed> {
+        let Eval::Call {
+            func: Func::Stock(stock @ (Stock::SquashNulls | Stock::RecursivelySquashNulls)),
+            args,
+        } = self
+        else {
+            return None;
+        };
+        let deep = *stock == Stock::RecursivelySquashNulls;
+        let targets = match args.as_slice() {
+            [] => input_present
+                .then(|| view.walk.segs.clone())
+                .into_iter()
+                .collect(),
+            [one] => one.locate(view).into_iter().collect(),
+            many if deep => many.iter().filter_map(|a| a.locate(view)).collect(),
+            _ => Vec::new(),
+        };
+        Some(Squashed { deep, targets })
+    }
+
     fn eval(&self, input: Option<&Value>, view: &View<'_>, context: &Env<'_>) -> Option<Value> {
         match self {
             Eval::Arg(arg) => arg.eval(view, context),

@@ -1,7 +1,9 @@
 //! `sort` (JOLT's Sortr): sorts every object's keys recursively, keys starting with `~` first,
-//! then by text; array order is kept.
+//! then by text in UTF-16 code-unit order (Java's `String.compareTo`); array order is kept.
 
 use serde_json::{Map, Value};
+
+use super::functions::utf16_cmp;
 
 /// Returns `value` with every object's keys in Sortr order.
 pub(crate) fn sort(value: Value) -> Value {
@@ -11,7 +13,7 @@ pub(crate) fn sort(value: Value) -> Value {
             entries.sort_by(|(a, _), (b, _)| {
                 let at = a.starts_with('~');
                 let bt = b.starts_with('~');
-                bt.cmp(&at).then_with(|| a.cmp(b))
+                bt.cmp(&at).then_with(|| utf16_cmp(a, b))
             });
             let mut out = Map::with_capacity(entries.len());
             for (k, v) in entries {
