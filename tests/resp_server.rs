@@ -195,15 +195,8 @@ fn blocking_pop_is_woken_by_a_push() {
             .unwrap()
     });
     let mut con = client(&s);
-    // Wait (bounded) until the waiter is registered as blocked.
-    for _ in 0..500 {
-        let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
-        if info.contains("blocked_clients:1") {
-            break;
-        }
-        std::thread::yield_now();
-        let _: String = redis::cmd("PING").query(&mut con).unwrap();
-    }
+    // The push must come after the waiter is parked, or it would test a plain pop.
+    wait_blocked(&mut con, 1);
     let _: i64 = redis::cmd("RPUSH")
         .arg("q")
         .arg("job")
