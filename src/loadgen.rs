@@ -673,14 +673,7 @@ fn count_offsets(reply: &ProduceReply<'_>, records: u64) -> (u64, u64, Option<St
 /// Checks the options and returns the endpoint and the records per request.
 fn check_options(options: &ProduceOptions) -> Result<(Endpoint, usize), Error> {
     let topic = &options.topic;
-    let topic_ok = !topic.is_empty()
-        && topic.len() <= 249
-        && topic != "."
-        && topic != ".."
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !topic_ok {
+    if crate::log::check_topic_name(topic).is_err() {
         return Err(Error::Topic(topic.clone()));
     }
     if options.batch == 0 || options.batch > PRODUCE_BATCH_MAX {
