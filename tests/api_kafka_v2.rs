@@ -374,7 +374,9 @@ async fn only_the_records_over_max_message_bytes_fail() {
     assert_eq!(stored(1), [b"b".to_vec()]);
 }
 
-#[tokio::test]
+// Paused time: the fetch at the end waits out its 10 ms timeout on tokio's clock, which
+// advances to that deadline only once the fetch has parked on it.
+#[tokio::test(start_paused = true)]
 async fn consumer_lifecycle_subscribe_fetch_commit_seek_delete() {
     let api = Api::new();
     api.call(
@@ -617,7 +619,7 @@ async fn binary_consumer_with_manual_assignment_and_generated_name() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_waiting_fetch_wakes_when_a_record_arrives() {
     let api = Api::new();
     api.call(
@@ -628,15 +630,17 @@ async fn a_waiting_fetch_wakes_when_a_record_arrives() {
         Some(json!({"records": [{"value": 0}]})),
     )
     .await;
-    // Position at the end: the first record is skipped, and the fetch waits for the next one
-    // whether it is appended before or after the fetch parks.
+    // Position at the end: the first record is skipped, and the fetch waits for the next one.
     let base = consumer_at_end(&api, "w").await;
     let uri = format!("{base}/records?timeout=30000");
     let fetch = api.call("GET", &uri, None, Some(JSON), None);
     let produce = async {
-        for _ in 0..50 {
-            tokio::task::yield_now().await;
-        }
+        until_a_reader_waits(&api, "w").await;
+        // With time paused, the clock moves only once every task waits on a timer and no
+        // blocking log call is in flight: when this 1 ms has passed, the fetch has polled an
+        // empty partition and parked on its 30 s deadline, so only the append's wake-up can
+        // end it before that deadline.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         api.engine
             .log()
             .append(
@@ -657,7 +661,7 @@ async fn a_waiting_fetch_wakes_when_a_record_arrives() {
         .unwrap();
     appended.unwrap();
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(recs[0]["value"], 1);
+    assert_eq!(recs[0]["value"], 1, "{recs}");
 }
 
 #[tokio::test]
@@ -853,7 +857,7 @@ async fn a_pending_fetch_returns_the_record_produced_while_it_waits() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_empty_fetch_returns_an_empty_list_after_its_timeout() {
     let api = Api::new();
     api.engine
@@ -861,15 +865,21 @@ async fn an_empty_fetch_returns_an_empty_list_after_its_timeout() {
         .create_topic("e", Some(1), &[], false)
         .unwrap();
     let base = consumer_at_end(&api, "e").await;
-    let (status, _, recs) = api
-        .call(
-            "GET",
-            &format!("{base}/records?timeout=20"),
-            None,
-            Some(JSON),
-            None,
-        )
-        .await;
+    let uri = format!("{base}/records?timeout=20");
+    let fetch = api.call("GET", &uri, None, Some(JSON), None);
+    tokio::pin!(fetch);
+    // Paused time: tokio's clock moves only when every task waits on a timer, so these bounds
+    // are on the fetch's own wait. It waits out its 20 ms timeout, and only that: not the
+    // instance's 30 s consumer.request.timeout.ms.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(19), &mut fetch)
+            .await
+            .is_err(),
+        "the fetch waits for its timeout"
+    );
+    let (status, _, recs) = tokio::time::timeout(std::time::Duration::from_secs(1), fetch)
+        .await
+        .expect("the fetch ends at its own 20 ms timeout");
     assert_eq!((status, recs), (StatusCode::OK, json!([])));
 }
 
@@ -1195,7 +1205,8 @@ async fn committed_offsets_without_a_body_answer_partition_not_found() {
     );
 }
 
-#[tokio::test]
+// Paused time: the fetch of the empty partition waits out its 20 ms timeout on tokio's clock.
+#[tokio::test(start_paused = true)]
 async fn the_consumer_format_is_matched_in_any_case() {
     let api = Api::new();
     api.engine

@@ -14,10 +14,11 @@
 )]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use streamcache::cache::Frame;
-use streamcache::clock::ManualClock;
+use streamcache::cache::{Cache, CacheConfig, Frame, RespConfig};
+use streamcache::clock::{Clock, ManualClock, SystemClock};
 
 mod resp_common;
 
@@ -467,44 +468,75 @@ fn lua_memory_is_capped_and_the_server_goes_on() {
     );
 }
 
-/// Moves the clock forward in steps of 100 ms on another thread until dropped, returning how
-/// far it moved (a script reads the clock; nothing here waits for real time).
-struct Ticker {
-    done: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Duration>>,
+/// A [`ManualClock`] that counts its monotonic readings. A running script's hook reads the
+/// clock every `HOOK_INSTRUCTIONS` Lua instructions, so many readings after the clock was
+/// moved show the hook saw the new time and let the script go on; a command reads it only a
+/// few times around its script, and a stopped script's hook reads it no more.
+#[derive(Debug)]
+struct CountingClock {
+    clock: ManualClock,
+    reads: AtomicU64,
 }
 
-impl Ticker {
-    fn start(clock: &Arc<ManualClock>) -> Self {
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let thread = {
-            let (done, clock) = (done.clone(), clock.clone());
-            std::thread::spawn(move || {
-                let mut moved = Duration::ZERO;
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    clock.advance(Duration::from_millis(100));
-                    moved += Duration::from_millis(100);
-                    std::thread::yield_now();
-                }
-                moved
-            })
-        };
-        Self {
-            done,
-            thread: Some(thread),
+impl CountingClock {
+    fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    fn reads(&self) -> u64 {
+        self.reads.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for CountingClock {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        // Counted before the reading: a reading counted after a `reads()` taken after an
+        // `advance` sees the advanced time.
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.clock.monotonic_ns()
+    }
+}
+
+/// [`start`] on a [`CountingClock`].
+fn start_counting() -> (resp_common::Server, Arc<CountingClock>) {
+    let clock = Arc::new(CountingClock {
+        clock: ManualClock::new(1_000_000),
+        reads: AtomicU64::new(0),
+    });
+    let cache = Cache::new(CacheConfig::default(), clock.clone());
+    let config = RespConfig::from_cache(&cache, None);
+    (resp_common::serve(cache, config), clock)
+}
+
+/// Clock readings past which only a running script's hook can have made them (far more than
+/// the few a command makes around its script).
+const HOOK_READS: u64 = 50;
+
+/// Waits until the clock has been read [`HOOK_READS`] times since `from` while `conn`, which
+/// waits for the reply to a script command, has none: the script still runs at the clock's
+/// time. Fails if the script replies first, and (a guard against hanging, not a wait for
+/// time) if its hook stops reading the clock for 10 s of real time.
+fn still_running(clock: &CountingClock, from: u64, conn: &mut Conn, what: &str) {
+    let real = SystemClock::new();
+    conn.stream().set_nonblocking(true).unwrap();
+    while clock.reads() - from < HOOK_READS {
+        let mut byte = [0u8; 1];
+        match conn.stream().peek(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(_) => panic!("{what}: the script already replied"),
+            Err(e) => panic!("{what}: {e}"),
         }
+        assert!(
+            real.monotonic_ns() < 10_000_000_000,
+            "{what}: the script neither replies nor reads the clock"
+        );
+        std::thread::yield_now();
     }
-
-    fn stop(mut self) -> Duration {
-        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
+    conn.stream().set_nonblocking(false).unwrap();
 }
 
 const BUSY_EVAL: &str =
@@ -596,7 +628,7 @@ fn a_script_past_the_threshold_makes_others_busy_until_script_kill_stops_it() {
 
 #[test]
 fn a_script_that_wrote_cannot_be_killed_and_stops_at_the_run_limit() {
-    let (server, clock) = start();
+    let (server, clock) = start_counting();
     let mut a = Conn::open(server.addr);
     let mut b = Conn::open(server.addr);
     let mut w = watch_start(&server);
@@ -616,10 +648,13 @@ fn a_script_that_wrote_cannot_be_killed_and_stops_at_the_run_limit() {
             "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command."
         )
     );
-    // At the run limit it is stopped, its write kept.
+    // 1 ms short of the run limit it still runs; at the limit it is stopped, its write kept.
     clock.advance(Duration::from_millis(
-        streamcache::cache::SCRIPT_RUN_MS_MAX - 5_000,
+        streamcache::cache::SCRIPT_RUN_MS_MAX - 5_000 - 1,
     ));
+    let from = clock.reads();
+    still_running(&clock, from, &mut a, "SCRIPT_RUN_MS_MAX - 1 ms");
+    clock.advance(Duration::from_millis(1));
     let e = error_text(a.reply());
     assert!(
         e.contains("the writes it made before stopping are kept"),
@@ -780,16 +815,20 @@ fn a_failed_library_load_changes_nothing() {
 
 #[test]
 fn a_library_that_loads_forever_is_stopped_by_the_clock() {
-    let (server, clock) = start();
+    let (server, clock) = start_counting();
     let mut c = Conn::open(server.addr);
+    let from = clock.reads();
     c.send(&["FUNCTION", "LOAD", "#!lua name=slow\nwhile true do end"]);
-    let ticker = Ticker::start(&clock);
+    // The load runs (its deadline taken from the clock before its hook first read it), and
+    // still runs 1 ms short of FUNCTION_LOAD_MS_MAX; at that limit it is stopped.
+    still_running(&clock, from, &mut c, "the load starts");
+    clock.advance(Duration::from_millis(
+        streamcache::cache::FUNCTION_LOAD_MS_MAX - 1,
+    ));
+    let from = clock.reads();
+    still_running(&clock, from, &mut c, "FUNCTION_LOAD_MS_MAX - 1 ms");
+    clock.advance(Duration::from_millis(1));
     let reply = c.reply();
-    let moved = ticker.stop();
-    assert!(
-        moved >= Duration::from_millis(streamcache::cache::FUNCTION_LOAD_MS_MAX),
-        "{moved:?}"
-    );
     let e = error_text(reply);
     assert!(e.contains("FUNCTION LOAD timeout"), "{e}");
     assert_eq!(

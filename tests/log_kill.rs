@@ -134,8 +134,38 @@ async fn every_acknowledged_record_survives_sigkill() {
         .send()
         .await
         .unwrap();
+    // Each partition's offsets after the restart: every acknowledged record lies below the end
+    // offset, and the fetches below read every partition from its beginning up to that end.
+    let mut next = BTreeMap::new();
+    let mut ends = BTreeMap::new();
+    for p in 0..3u64 {
+        let offsets: Value = client
+            .get(format!("{http}/kafka/topics/killed/partitions/{p}/offsets"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let offset = |name: &str| {
+            offsets[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {name} for partition {p}: {offsets}"))
+        };
+        next.insert(p, offset("beginning_offset"));
+        ends.insert(p, offset("end_offset"));
+    }
+    for &(p, o) in acked.keys() {
+        assert!(
+            ends.get(&p).is_some_and(|&end| o < end),
+            "acknowledged record {:?} is at or past the end offsets {ends:?}",
+            (p, o)
+        );
+    }
     let mut stored = BTreeMap::new();
-    loop {
+    while next.iter().any(|(p, n)| n < &ends[p]) {
+        // Records are there up to the ends, so each fetch returns at once; its timeout only
+        // ends a fetch that finds nothing, which fails the test.
         let recs: Vec<Value> = client
             .get(format!("{base}/records?timeout=200"))
             .header("accept", BINARY)
@@ -145,23 +175,27 @@ async fn every_acknowledged_record_survives_sigkill() {
             .json()
             .await
             .unwrap();
-        if recs.is_empty() {
-            break;
-        }
+        assert!(
+            !recs.is_empty(),
+            "records below the end offsets {ends:?} are unreadable: read up to {next:?}"
+        );
         for r in recs {
             use base64::Engine as _;
             let value = base64::engine::general_purpose::STANDARD
                 .decode(r["value"].as_str().unwrap())
                 .unwrap();
-            stored.insert(
-                (
-                    r["partition"].as_u64().unwrap(),
-                    r["offset"].as_u64().unwrap(),
-                ),
-                String::from_utf8(value).unwrap(),
+            let (p, o) = (
+                r["partition"].as_u64().unwrap(),
+                r["offset"].as_u64().unwrap(),
             );
+            let read_to = next
+                .get_mut(&p)
+                .unwrap_or_else(|| panic!("a record of partition {p}, which was not assigned"));
+            *read_to = (*read_to).max(o + 1);
+            stored.insert((p, o), String::from_utf8(value).unwrap());
         }
     }
+    assert_eq!(next, ends, "every partition was read exactly up to its end");
     for (key, value) in &acked {
         assert_eq!(
             stored.get(key),

@@ -632,11 +632,21 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::supervise;
     use crate::shutdown::{FaultLatch, Shutdown};
 
-    #[tokio::test]
+    /// Awaits the supervisor task, failing instead of hanging if it does not end. Under paused
+    /// time the bound costs no real time: once every task is parked, tokio's clock jumps to it.
+    async fn ended(task: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the supervisor returns")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_fatal_store_fault_triggers_shutdown() {
         let latch = Arc::new(FaultLatch::default());
         let trigger = Shutdown::new();
@@ -657,7 +667,7 @@ mod tests {
             "a healthy store keeps the process up"
         );
         latch.trip();
-        task.await.unwrap();
+        ended(task).await;
         assert!(signal.is_triggered());
     }
 
@@ -691,11 +701,11 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_supervisor_ends_with_shutdown() {
         let trigger = Shutdown::new();
         let task = tokio::spawn(supervise(std::future::pending(), trigger.clone()));
         trigger.trigger();
-        task.await.unwrap();
+        ended(task).await;
     }
 }
