@@ -369,6 +369,17 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             reason: e.to_string(),
         });
     }
+    if c.cache.connections_max == 0 || c.cache.connections_max > crate::cache::CONNECTIONS_MAX {
+        return Err(Error {
+            setting: "cache.connections_max".into(),
+            origin: loaded.origin("cache"),
+            reason: format!(
+                "{} is outside 1..={}",
+                c.cache.connections_max,
+                crate::cache::CONNECTIONS_MAX
+            ),
+        });
+    }
     if c.history.oplog_bytes_max == 0 || c.history.oplog_bytes_max > crate::history::OPLOG_BYTES_MAX
     {
         return Err(Error {

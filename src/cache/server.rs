@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hashbrown::HashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -1203,6 +1203,10 @@ impl Connection {
         self.blocked.store(true, Ordering::SeqCst);
         let reply = loop {
             make_room(buf);
+            // Each read takes at most the room left under the limit, so the bytes held never
+            // pass it (one read into the buffer's spare capacity could take far more).
+            let room = BLOCKED_READ_BYTES_MAX.saturating_sub(buf.len());
+            let mut ahead = (&mut *buf).limit(room);
             tokio::select! {
                 r = &mut rx => {
                     answered = true;
@@ -1225,7 +1229,7 @@ impl Connection {
                 }
                 // Keep reading while blocked (bounded) so a close is noticed; commands that
                 // arrive wait in the buffer until the pop answers.
-                read = socket.read_buf(buf), if buf.len() < BLOCKED_READ_BYTES_MAX => {
+                read = socket.read_buf(&mut ahead), if room > 0 => {
                     if matches!(read, Ok(0) | Err(_)) {
                         break timed_out.clone();
                     }
