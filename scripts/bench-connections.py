@@ -16,7 +16,7 @@ is reused by the next. MODE:
   churn  N connections one after another, one `GET /healthz` each with `Connection: close`:
          server CPU time per connection.
 
-See docs/benchmarks.md, "WebSocket read buffer" and "Memory per HTTP connection"."""
+See docs/benchmarks-log.md, "WebSocket read buffer", and docs/benchmarks.md, "Memory per HTTP connection"."""
 import base64, json, os, selectors, socket, sys, http.client
 
 port, pid, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]

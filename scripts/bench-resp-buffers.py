@@ -5,7 +5,7 @@ Opens 50 connections to 127.0.0.1:PORT; on each, SETs a 4 MiB value and GETs it 
 leaves the connection open and idle. Prints the growth of the server's RSS (PID, read from
 /proc) after the requests and after 3 s of idle time. The values themselves are 200 MiB; what
 is above that is buffers and allocator overhead. Run it against streamcache and redis-server
-(see docs/benchmarks.md, "Buffers after large requests")."""
+(see docs/benchmarks-log.md, "Buffers after large requests")."""
 import socket, sys, time
 port, pid = int(sys.argv[1]), int(sys.argv[2])
 def rss():

@@ -64,7 +64,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// frames (subscribe, ping, client events), and a larger frame, up to
 /// [`WS_MESSAGE_BYTES_MAX`], grows the buffer as it arrives. The library's default of 128 KiB
 /// is zero-filled before every read, including the reads that find nothing after each
-/// delivered event, and is held by every connection (docs/benchmarks.md, "WebSocket read
+/// delivered event, and is held by every connection (docs/benchmarks-log.md, "WebSocket read
 /// buffer").
 const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 

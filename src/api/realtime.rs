@@ -350,7 +350,7 @@ struct PublishBody {
 /// a dashboard, a test, a latency probe — finds the event on its socket no later than the
 /// reply. Otherwise the reply goes out first, and the publisher handles it (and often starts
 /// its next request) before it reads the event. Costs one pass through the scheduler per
-/// publish (docs/benchmarks.md, "Subscriber frames before the reply").
+/// publish (docs/benchmarks-log.md, "Subscriber frames before the reply").
 pub(super) async fn let_subscribers_write_first() {
     tokio::task::yield_now().await;
 }

@@ -10,7 +10,7 @@
 //! picks an empty template document with room for them ([`TEMPLATES`]), and a top-level
 //! document's fields are gathered in a per-thread buffer before they go into it. Under glibc's
 //! allocator that made single-document finds 1.5–1.9× faster against SQLite in the same run: see
-//! docs/benchmarks.md, "Decoded documents built at their size".
+//! docs/benchmarks-log.md, "Decoded documents built at their size".
 //!
 //! It handles the types documents are made of (double, string, document, array, ObjectId,
 //! boolean, date, null, int32, timestamp, int64, decimal128). Anything else, a malformed byte

@@ -6,7 +6,7 @@
 //! likewise. [`Parser`] gathers a container's members in a scratch vector first, then moves
 //! them into a container of exactly their count; the scratch vectors are reused from record to
 //! record. Building the tree is most of a parse (the JSON text of an order is scanned in an
-//! eighth of the time), so this takes 12–16 % off parsing an order (docs/benchmarks.md,
+//! eighth of the time), so this takes 12–16 % off parsing an order (docs/benchmarks-log.md,
 //! "Watcher and parser allocations").
 //!
 //! The text accepted, the errors and the resulting value are `serde_json::from_slice`'s (the
