@@ -931,7 +931,7 @@ impl History {
     /// [`Error::Open`] when fjall cannot open the directory (for example, another process has
     /// it), [`Error::Corrupt`] for unreadable catalog records.
     pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
-        let store = Store::open(path, config.cache_bytes)?;
+        let store = Store::open(path, config.cache_bytes, config.fsync == Fsync::Never)?;
         let (mut state, without_trimmed_ts) =
             match store.get(Space::Catalog, keys::CATALOG_STATE)? {
                 Some(bytes) => {
