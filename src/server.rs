@@ -109,6 +109,37 @@ async fn listen(setting: &'static str, addr: SocketAddr) -> Result<TcpListener, 
     })
 }
 
+/// The open-file limit asked for when the hard limit is unlimited (Linux's default
+/// `fs.nr_open`, above which the kernel refuses any soft limit).
+const OPEN_FILES_WANTED: u64 = 1 << 20;
+
+/// Raises the soft open-file limit to the hard one, as Redis and Kafka's start scripts do: every
+/// log segment keeps its file open and every client holds a socket, so the common soft limit of
+/// 1024 runs out long before the connection limits (10 000 RESP, 10 000 WebSocket) do. A limit
+/// that cannot be raised is logged and left as it is.
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.map_or(OPEN_FILES_WANTED, |hard| hard);
+    let Some(current) = limit.current else {
+        return;
+    };
+    if current >= target {
+        return;
+    }
+    match setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        },
+    ) {
+        Ok(()) => tracing::info!(from = current, to = target, "raised the open-file limit"),
+        Err(e) => tracing::warn!(limit = current, wanted = target, error = %e,
+            "cannot raise the open-file limit; segments and connections share what there is"),
+    }
+}
+
 /// Serves HTTP and RESP until `trigger` fires (a RESP client's SHUTDOWN fires it too), then
 /// drains in-flight HTTP requests for at most `shutdown_drain_ms` and returns.
 ///

@@ -214,23 +214,6 @@ fn refused_reply(addr: SocketAddr) -> Vec<u8> {
     out
 }
 
-/// Raises this process's soft open-file limit to its hard limit: the test holds
-/// `CONNECTIONS_MAX` sockets, more than a soft limit of 1024 allows.
-fn raise_open_files_limit() {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: limit.maximum,
-                maximum: limit.maximum,
-            },
-        )
-        .unwrap();
-    }
-}
-
 #[test]
 fn connections_max_past_the_ceiling_is_refused_by_the_config_check() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,7 +244,8 @@ fn connections_max_past_the_ceiling_is_refused_by_the_config_check() {
 
 #[test]
 fn connections_max_connections_are_served_and_one_more_is_refused() {
-    raise_open_files_limit();
+    // The test holds CONNECTIONS_MAX sockets, more than a soft limit of 1024 allows.
+    streamcache::server::raise_open_files_limit();
     let mut cmd = common::binary();
     cmd.env("STREAMCACHE_LOG_LEVEL", "error");
     // The default limit is the ceiling.
