@@ -380,16 +380,11 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             ),
         });
     }
-    if c.history.oplog_bytes_max == 0 || c.history.oplog_bytes_max > crate::history::OPLOG_BYTES_MAX
-    {
+    if let Err(reason) = c.history.check() {
         return Err(Error {
             setting: "history.oplog_bytes_max".into(),
             origin: loaded.origin("history"),
-            reason: format!(
-                "{} is outside 1..={}",
-                c.history.oplog_bytes_max,
-                crate::history::OPLOG_BYTES_MAX
-            ),
+            reason,
         });
     }
     if let Err(e) = c.realtime.check() {

@@ -180,3 +180,23 @@ fn oplog_bytes_max_is_a_valid_setting_and_one_byte_more_is_refused() {
     }
     assert_eq!(h.oplog_range().unwrap(), (1, 50));
 }
+
+#[test]
+fn a_store_opened_with_an_oplog_bytes_max_outside_its_range_is_refused() {
+    for bytes in [0, OPLOG_BYTES_MAX + 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = HistoryConfig {
+            oplog_bytes_max: bytes,
+            ..HistoryConfig::default()
+        };
+        let Err(e) = History::open(dir.path(), config, ManualClock::shared(START_MS)) else {
+            panic!("oplog_bytes_max = {bytes} was accepted");
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("history.oplog_bytes_max: {bytes} is outside 1..={OPLOG_BYTES_MAX}"),
+        );
+        // Nothing was created in the directory.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -280,6 +280,21 @@ impl Default for HistoryConfig {
 }
 
 impl HistoryConfig {
+    /// Checks the settings that have a range: `oplog_bytes_max` must be in
+    /// `1..=`[`OPLOG_BYTES_MAX`] (zero would trim every event as it is written).
+    ///
+    /// # Errors
+    /// The reason, naming the setting's value and its range.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.oplog_bytes_max == 0 || self.oplog_bytes_max > OPLOG_BYTES_MAX {
+            return Err(format!(
+                "{} is outside 1..={OPLOG_BYTES_MAX}",
+                self.oplog_bytes_max
+            ));
+        }
+        Ok(())
+    }
+
     /// The commented TOML section for `default_toml()`.
     #[must_use]
     pub fn default_toml() -> String {
@@ -929,8 +944,12 @@ impl History {
     ///
     /// # Errors
     /// [`Error::Open`] when fjall cannot open the directory (for example, another process has
-    /// it), [`Error::Corrupt`] for unreadable catalog records.
+    /// it), [`Error::Corrupt`] for unreadable catalog records, [`Error::BadValue`] for a
+    /// configuration [`HistoryConfig::check`] refuses.
     pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
+        config
+            .check()
+            .map_err(|reason| Error::bad(format!("history.oplog_bytes_max: {reason}")))?;
         let store = Store::open(path, config.cache_bytes, config.fsync == Fsync::Never)?;
         let (mut state, without_trimmed_ts) =
             match store.get(Space::Catalog, keys::CATALOG_STATE)? {
