@@ -380,9 +380,9 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
             ),
         });
     }
-    if let Err(reason) = c.history.check() {
+    if let Err((setting, reason)) = c.history.check() {
         return Err(Error {
-            setting: "history.oplog_bytes_max".into(),
+            setting: format!("history.{setting}"),
             origin: loaded.origin("history"),
             reason,
         });

@@ -187,6 +187,10 @@ pub enum Error {
         /// `db.collection`.
         ns: String,
     },
+    /// A read ran past its `maxTimeMS` (or the store's `default_max_time_ms`): code 50
+    /// MaxTimeMSExpired, with MongoDB's message.
+    #[error("operation exceeded time limit")]
+    MaxTimeExpired,
     /// A change stream cannot resume: the point is no longer in the oplog (code 286).
     #[error(
         "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
@@ -608,6 +612,7 @@ impl Error {
                 ..
             } => 146,
             Self::Unsupported(_) => 115,
+            Self::MaxTimeExpired => 50,
             Self::Update { code, .. }
             | Self::Expression { code, .. }
             | Self::InvalidExpression { code, .. } => *code,
@@ -636,6 +641,7 @@ impl Error {
             15 => "Overflow",
             2 => "BadValue",
             115 => "CommandNotSupported",
+            50 => "MaxTimeMSExpired",
             292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
             146 => "ExceededMemoryLimit",
             11000 => "DuplicateKey",

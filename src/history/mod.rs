@@ -27,6 +27,7 @@
 //! ```
 
 mod aggregate;
+mod deadline;
 mod decimal;
 mod decode;
 mod document;
@@ -50,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::SharedClock;
 
+pub use deadline::{MAX_TIME_MS_MAX, parse_max_time_ms};
 pub use error::{Error, Executor, Result};
 pub use feed::{
     ChangeBatch, ChangeStream, FullDocument, FullDocumentBeforeChange, WatchOptions, WatchScope,
@@ -266,6 +268,9 @@ pub struct HistoryConfig {
     pub oplog_age_ms_max: u64,
     /// Block cache size in bytes.
     pub cache_bytes: u64,
+    /// Time limit in milliseconds of a `find`, `count` or `aggregate` that passes no
+    /// `maxTimeMS` (MongoDB 8.0's `defaultMaxTimeMS`); 0 = none; at most [`MAX_TIME_MS_MAX`].
+    pub default_max_time_ms: u64,
 }
 
 impl Default for HistoryConfig {
@@ -275,21 +280,32 @@ impl Default for HistoryConfig {
             oplog_bytes_max: 1 << 30,
             oplog_age_ms_max: 7 * 24 * 3600 * 1000,
             cache_bytes: 256 * 1024 * 1024,
+            default_max_time_ms: 60_000,
         }
     }
 }
 
 impl HistoryConfig {
     /// Checks the settings that have a range: `oplog_bytes_max` must be in
-    /// `1..=`[`OPLOG_BYTES_MAX`] (zero would trim every event as it is written).
+    /// `1..=`[`OPLOG_BYTES_MAX`] (zero would trim every event as it is written),
+    /// `default_max_time_ms` in `0..=`[`MAX_TIME_MS_MAX`].
     ///
     /// # Errors
-    /// The reason, naming the setting's value and its range.
-    pub fn check(&self) -> std::result::Result<(), String> {
+    /// The setting's name and the reason, naming its value and its range.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         if self.oplog_bytes_max == 0 || self.oplog_bytes_max > OPLOG_BYTES_MAX {
-            return Err(format!(
-                "{} is outside 1..={OPLOG_BYTES_MAX}",
-                self.oplog_bytes_max
+            return Err((
+                "oplog_bytes_max",
+                format!("{} is outside 1..={OPLOG_BYTES_MAX}", self.oplog_bytes_max),
+            ));
+        }
+        if self.default_max_time_ms > MAX_TIME_MS_MAX {
+            return Err((
+                "default_max_time_ms",
+                format!(
+                    "{} is outside 0..={MAX_TIME_MS_MAX}",
+                    self.default_max_time_ms
+                ),
             ));
         }
         Ok(())
@@ -310,8 +326,11 @@ impl HistoryConfig {
              # Change-feed retention by age in milliseconds.\n\
              oplog_age_ms_max = {}\n\
              # Block cache for documents and indexes, in bytes.\n\
-             cache_bytes = {}\n",
-            d.oplog_bytes_max, d.oplog_age_ms_max, d.cache_bytes
+             cache_bytes = {}\n\
+             # Time limit in ms of a find, count or aggregate that passes no maxTimeMS (MongoDB 8.0's\n\
+             # defaultMaxTimeMS); past it the read fails with code 50 MaxTimeMSExpired. 0 = none.\n\
+             default_max_time_ms = {}\n",
+            d.oplog_bytes_max, d.oplog_age_ms_max, d.cache_bytes, d.default_max_time_ms
         )
     }
 }
@@ -335,6 +354,9 @@ pub struct FindOptions {
     /// MongoDB's `allowDiskUse`: an in-memory sort may hold up to
     /// [`BLOCKING_BYTES_DISK_USE_MAX`] instead of [`BLOCKING_BYTES_MAX`] (nothing spills).
     pub allow_disk_use: bool,
+    /// MongoDB's `maxTimeMS`: the find fails with code 50 past this many milliseconds (0 = no
+    /// limit; `None` = the store's `default_max_time_ms`; at most [`MAX_TIME_MS_MAX`]).
+    pub max_time_ms: Option<u64>,
 }
 
 /// Options of [`History::aggregate_with`].
@@ -343,6 +365,8 @@ pub struct AggregateOptions {
     /// MongoDB's `allowDiskUse`: each blocking stage may hold up to
     /// [`BLOCKING_BYTES_DISK_USE_MAX`] instead of [`BLOCKING_BYTES_MAX`] (nothing spills).
     pub allow_disk_use: bool,
+    /// MongoDB's `maxTimeMS`, as [`FindOptions::max_time_ms`].
+    pub max_time_ms: Option<u64>,
 }
 
 /// What an update call changes, as MongoDB's drivers take it: an update document (operators,
@@ -949,7 +973,7 @@ impl History {
     pub fn open(path: &Path, config: HistoryConfig, clock: SharedClock) -> Result<Self> {
         config
             .check()
-            .map_err(|reason| Error::bad(format!("history.oplog_bytes_max: {reason}")))?;
+            .map_err(|(setting, reason)| Error::bad(format!("history.{setting}: {reason}")))?;
         let store = Store::open(path, config.cache_bytes, config.fsync == Fsync::Never)?;
         let (mut state, without_trimmed_ts) =
             match store.get(Space::Catalog, keys::CATALOG_STATE)? {
@@ -1158,17 +1182,19 @@ impl History {
         let filter = self.inner.parse_query(filter)?;
         let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
         let mut n = 0u64;
-        self.inner.execute(
-            &meta,
-            &plan,
-            &mut |_, doc, _| {
-                if filter.try_matches(&doc)? {
-                    n += 1;
-                }
-                Ok(true)
-            },
-            &mut ExecStats::default(),
-        )?;
+        self.inner.limited(None, || {
+            self.inner.execute(
+                &meta,
+                &plan,
+                &mut |_, doc, _| {
+                    if filter.try_matches(&doc)? {
+                        n += 1;
+                    }
+                    Ok(true)
+                },
+                &mut ExecStats::default(),
+            )
+        })?;
         Ok(n)
     }
 
@@ -1228,18 +1254,20 @@ impl History {
         let mut stats = ExecStats::default();
         // What a find returns is bounded; an aggregation bounds its own result.
         let result_max = (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
-        let docs = self.inner.run_find(
-            &meta,
-            &plan,
-            &parsed,
-            sort.as_ref(),
-            projection.as_ref(),
-            options.skip,
-            options.limit,
-            &mut stats,
-            self.inner.budget(executor, "$sort", options.allow_disk_use),
-            result_max,
-        )?;
+        let docs = self.inner.limited(options.max_time_ms, || {
+            self.inner.run_find(
+                &meta,
+                &plan,
+                &parsed,
+                sort.as_ref(),
+                projection.as_ref(),
+                options.skip,
+                options.limit,
+                &mut stats,
+                self.inner.budget(executor, "$sort", options.allow_disk_use),
+                result_max,
+            )
+        })?;
         let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
         Ok((docs, e))
     }
@@ -1499,7 +1527,9 @@ impl History {
         options: AggregateOptions,
     ) -> Result<Vec<Document>> {
         check_collection_name(db, coll)?;
-        aggregate::run(self, db, coll, pipeline, options.allow_disk_use)
+        self.inner.limited(options.max_time_ms, || {
+            aggregate::run(self, db, coll, pipeline, options.allow_disk_use)
+        })
     }
 
     /// A memory account for one blocking stage.
@@ -1918,6 +1948,20 @@ fn explain_doc(
 // ---------------------------------------------------------------------------------------------
 
 impl Inner {
+    /// Runs the read `f` under `max_time_ms` (`None`: the configured `default_max_time_ms`;
+    /// 0: no limit), as [`deadline::run`].
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a limit over [`MAX_TIME_MS_MAX`]; what `f` returns;
+    /// [`Error::MaxTimeExpired`] past the limit.
+    fn limited<T>(&self, max_time_ms: Option<u64>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let ms = max_time_ms.unwrap_or(self.config.default_max_time_ms);
+        if ms > MAX_TIME_MS_MAX {
+            return Err(Error::bad("maxTimeMS is out of range"));
+        }
+        deadline::run(&self.clock, ms, f)
+    }
+
     fn collection(&self, db: &str, coll: &str) -> Option<Arc<CollectionMeta>> {
         self.catalog
             .read()
@@ -2104,6 +2148,7 @@ impl Inner {
                     .prefix(Space::Docs, &meta.id.to_be_bytes(), false)
                 {
                     let (k, v) = kv?;
+                    deadline::check()?;
                     stats.docs += 1;
                     if !visit(
                         k.get(4..).unwrap_or_default(),
@@ -2128,6 +2173,7 @@ impl Inner {
         stats: &mut ExecStats,
         visit: &mut Visit<'_>,
     ) -> Result<bool> {
+        deadline::check()?;
         keys::doc_key_into(meta.id, encoded_id, key);
         let Some((doc, size)) = self
             .store

@@ -156,8 +156,9 @@ impl DataApiError {
             }
             history::Error::Unsupported(_) => (StatusCode::BAD_REQUEST, "UnsupportedOperation"),
             // MongoDB's code name: the client can fix an expression's operands, add an index,
-            // narrow the query or pass allowDiskUse.
+            // narrow the query, pass allowDiskUse or a longer maxTimeMS.
             history::Error::MemoryLimitExceeded { .. }
+            | history::Error::MaxTimeExpired
             | history::Error::Expression { .. }
             | history::Error::InvalidExpression { .. }
             | history::Error::ObjectTooLarge { .. }
@@ -283,6 +284,14 @@ fn opt_bool(body: &Document, name: &str) -> Result<bool, DataApiError> {
     }
 }
 
+/// `maxTimeMS` (MongoDB's read option; absent or null: the store's `default_max_time_ms`).
+fn opt_max_time_ms(body: &Document) -> Result<Option<u64>, DataApiError> {
+    match body.get("maxTimeMS") {
+        None | Some(Bson::Null) => Ok(None),
+        Some(v) => Ok(Some(history::parse_max_time_ms(v)?)),
+    }
+}
+
 /// `POST /mongo/action/{action}`.
 async fn action(
     State(state): State<AppState>,
@@ -383,8 +392,13 @@ fn run_action(
     let filter = || opt_doc(body, "filter").map(Option::unwrap_or_default);
     Ok(match action {
         "findOne" => {
-            let projection = opt_doc(body, "projection")?;
-            let d = h.find_one(db, coll, &filter()?, projection.as_ref())?;
+            let options = FindOptions {
+                projection: opt_doc(body, "projection")?,
+                limit: Some(1),
+                max_time_ms: opt_max_time_ms(body)?,
+                ..FindOptions::default()
+            };
+            let d = h.find(db, coll, &filter()?, &options)?.into_iter().next();
             json!({"document": d.map_or(Value::Null, |d| format.value(Bson::Document(d)))})
         }
         "find" | "explain" => {
@@ -404,6 +418,7 @@ fn run_action(
                     limit
                 }),
                 allow_disk_use: opt_bool(body, "allowDiskUse")?,
+                max_time_ms: opt_max_time_ms(body)?,
             };
             if action == "explain" {
                 format.value(Bson::Document(h.explain(db, coll, &filter()?, &options)?))
@@ -487,6 +502,7 @@ fn run_action(
                 opt_docs(body, "pipeline")?.ok_or_else(|| DataApiError::missing("pipeline"))?;
             let options = AggregateOptions {
                 allow_disk_use: opt_bool(body, "allowDiskUse")?,
+                max_time_ms: opt_max_time_ms(body)?,
             };
             json!({"documents": docs_value(h.aggregate_with(db, coll, &pipeline, options)?, format)})
         }

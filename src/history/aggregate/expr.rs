@@ -21,7 +21,7 @@ use bson::{Bson, Document};
 
 use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
-use super::super::{EXPRESSION_DEPTH_MAX, decimal, query};
+use super::super::{EXPRESSION_DEPTH_MAX, deadline, decimal, query};
 use super::{
     accumulate, built_size, check_value_size, date, date_arith, date_parts, fields, regex_ops,
     replace, sets, sizes, stats, text, trig, zip,
@@ -1198,6 +1198,7 @@ impl Expr {
 
     /// Evaluates the expression against a document with no variables bound.
     pub(crate) fn eval_doc(&self, doc: &Document) -> Result<Option<Bson>> {
+        deadline::check()?;
         self.eval(&mut Scope::new(doc))
     }
 
@@ -1364,6 +1365,7 @@ fn eval_map(slot: usize, args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bso
     let mut out = Vec::with_capacity(items.len());
     let mut size = 5usize;
     for (i, item) in items.into_iter().enumerate() {
+        deadline::check()?;
         cx.bind(slot, Some(item));
         let v = arg(args, 1).eval(cx)?.unwrap_or(Bson::Null);
         size = size.saturating_add(2 + index_digits(i) + built_size(&v, 1)?);
@@ -1416,6 +1418,7 @@ fn eval_filter(slot: usize, args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
+        deadline::check()?;
         cx.bind(slot, Some(item.clone()));
         if truthy(arg(args, 1).eval(cx)?.as_ref()) {
             out.push(item);
@@ -1437,6 +1440,7 @@ fn eval_reduce(slot: usize, args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<
     };
     let mut acc = arg(args, 1).eval(cx)?;
     for item in items {
+        deadline::check()?;
         cx.bind(slot, acc);
         cx.bind(slot + 1, Some(item));
         acc = arg(args, 2).eval(cx)?;

@@ -1342,6 +1342,7 @@ mod tests {
         // allowDiskUse raises the limit (this store keeps everything in memory).
         let options = AggregateOptions {
             allow_disk_use: true,
+            ..AggregateOptions::default()
         };
         h.aggregate_with("db", "c", pipeline, options).unwrap();
     }
@@ -1911,6 +1912,7 @@ mod tests {
         let total = bytes(&all);
         let options = AggregateOptions {
             allow_disk_use: true,
+            ..AggregateOptions::default()
         };
         let sort = [doc! {"$skip": 0}, doc! {"$sort": {"k": 1}}];
         h.set_blocking_bytes_max(total.div_ceil(factor));

@@ -1,0 +1,268 @@
+//! Capability: a read's time limit — `maxTimeMS` on `find`, `count` and `aggregate`, the
+//! store's `default_max_time_ms` for reads that pass none, MongoDB's code 50
+//! `MaxTimeMSExpired` past it — and `maxTimeMS` through the Data API.
+//!
+//! Method: stores and engines on a clock whose monotonic time moves 1 ms at every reading,
+//! so a read's time is the number of readings it makes, the same on every run; the reads are
+//! a collection scan and a `$reduce` whose work is quadratic in its input's length.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers fail loudly on setup errors"
+)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use bson::{Bson, Document, doc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use streamcache::clock::Clock;
+use streamcache::config::{Config, Overrides, load};
+use streamcache::engine::Engine;
+use streamcache::history::{
+    AggregateOptions, Error, FindOptions, History, HistoryConfig, MAX_TIME_MS_MAX,
+};
+use tower::ServiceExt;
+
+/// Wall time fixed; monotonic time 1 ms later at every reading.
+#[derive(Debug, Default)]
+struct TickingClock {
+    readings: AtomicU64,
+}
+
+impl Clock for TickingClock {
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        self.readings.fetch_add(1, Ordering::SeqCst) * 1_000_000
+    }
+}
+
+fn open(default_max_time_ms: u64) -> (tempfile::TempDir, History) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HistoryConfig {
+        default_max_time_ms,
+        ..HistoryConfig::default()
+    };
+    let h = History::open(dir.path(), config, Arc::new(TickingClock::default())).unwrap();
+    (dir, h)
+}
+
+/// `{r: $reduce}` appending each element of `arr` to an array: every step copies the value
+/// built so far.
+fn quadratic_reduce() -> Vec<Document> {
+    vec![doc! {"$project": {"_id": 0, "r": {"$reduce": {
+        "input": "$arr",
+        "initialValue": [],
+        "in": {"$concatArrays": ["$$value", ["$$this"]]},
+    }}}}]
+}
+
+fn expired(e: &Error) -> bool {
+    matches!(e, Error::MaxTimeExpired)
+        && e.code() == 50
+        && e.code_name() == "MaxTimeMSExpired"
+        && e.to_string() == "operation exceeded time limit"
+}
+
+#[test]
+fn a_quadratic_reduce_stops_at_its_max_time_ms_and_one_without_a_limit_runs_to_the_end() {
+    let (_dir, h) = open(0);
+    let arr: Vec<Bson> = (0..20_000).map(Bson::Int32).collect();
+    h.insert_one("db", "c", doc! {"_id": 1, "arr": arr})
+        .unwrap();
+    let limited = AggregateOptions {
+        max_time_ms: Some(5),
+        ..AggregateOptions::default()
+    };
+    let e = h
+        .aggregate_with("db", "c", &quadratic_reduce(), limited)
+        .unwrap_err();
+    assert!(expired(&e), "{e:?}");
+
+    // The same pipeline over 300 elements, with no limit: the clock moves on at every
+    // reading, but nothing reads it for a limit.
+    let arr: Vec<Bson> = (0..300).map(Bson::Int32).collect();
+    h.insert_one("db", "small", doc! {"_id": 1, "arr": arr.clone()})
+        .unwrap();
+    let out = h
+        .aggregate_with(
+            "db",
+            "small",
+            &quadratic_reduce(),
+            AggregateOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(out, vec![doc! {"r": arr}]);
+}
+
+#[test]
+fn reads_without_max_time_ms_get_the_configured_default_and_zero_lifts_it() {
+    let docs = || {
+        (0..2_000)
+            .map(|i| doc! {"_id": i, "n": i})
+            .collect::<Vec<_>>()
+    };
+    let (_dir, h) = open(10);
+    h.insert_many("db", "c", docs()).unwrap();
+    // A scan of 2,000 documents reads the clock 31 times: past 10 ms.
+    let e = h
+        .find("db", "c", &doc! {}, &FindOptions::default())
+        .unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    let e = h.count("db", "c", &doc! {"n": {"$gte": 0}}).unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    let e = h.aggregate("db", "c", &[doc! {"$match": {}}]).unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    // A short read is under it.
+    let one = h
+        .find("db", "c", &doc! {"_id": 7}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(one, vec![doc! {"_id": 7, "n": 7}]);
+    // maxTimeMS: 0 lifts the default for one read; a larger one replaces it.
+    for max_time_ms in [0, 1_000] {
+        let options = FindOptions {
+            max_time_ms: Some(max_time_ms),
+            ..FindOptions::default()
+        };
+        assert_eq!(h.find("db", "c", &doc! {}, &options).unwrap(), docs());
+    }
+
+    // With the default at 0 no read has a limit.
+    let (_dir, h) = open(0);
+    h.insert_many("db", "c", docs()).unwrap();
+    assert_eq!(
+        h.find("db", "c", &doc! {}, &FindOptions::default())
+            .unwrap(),
+        docs()
+    );
+    assert_eq!(h.count("db", "c", &doc! {}).unwrap(), 2_000);
+}
+
+#[test]
+fn max_time_ms_is_accepted_up_to_its_ceiling_and_refused_past_it() {
+    let (_dir, h) = open(0);
+    h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
+    let find = |max_time_ms| {
+        let options = FindOptions {
+            max_time_ms: Some(max_time_ms),
+            ..FindOptions::default()
+        };
+        h.find("db", "c", &doc! {}, &options)
+    };
+    assert_eq!(find(MAX_TIME_MS_MAX).unwrap(), vec![doc! {"_id": 1}]);
+    let e = find(MAX_TIME_MS_MAX + 1).unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (2, "maxTimeMS is out of range".into())
+    );
+
+    // The configured default: at the ceiling a valid setting, one more refused at load and
+    // by `History::open`.
+    let load_default = |ms: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("streamcache.toml");
+        std::fs::write(&file, format!("[history]\ndefault_max_time_ms = {ms}\n")).unwrap();
+        load(Some(&file), &Overrides::default()).map(|l| l.config.history.default_max_time_ms)
+    };
+    assert_eq!(load_default(MAX_TIME_MS_MAX).unwrap(), MAX_TIME_MS_MAX);
+    let e = load_default(MAX_TIME_MS_MAX + 1).unwrap_err();
+    assert_eq!(e.setting, "history.default_max_time_ms");
+    assert_eq!(
+        e.reason,
+        format!("{} is outside 0..={MAX_TIME_MS_MAX}", MAX_TIME_MS_MAX + 1)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = HistoryConfig {
+        default_max_time_ms: MAX_TIME_MS_MAX + 1,
+        ..HistoryConfig::default()
+    };
+    let Err(e) = History::open(dir.path(), config, Arc::new(TickingClock::default())) else {
+        panic!("default_max_time_ms past its ceiling was accepted");
+    };
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "history.default_max_time_ms: {} is outside 0..={MAX_TIME_MS_MAX}",
+            MAX_TIME_MS_MAX + 1
+        )
+    );
+}
+
+/// `POST /mongo/action/{action}` on `app` with `body` (plus the target fields).
+async fn call(app: &axum::Router, action: &str, mut body: Value) -> (StatusCode, Value) {
+    let m = body.as_object_mut().unwrap();
+    m.insert("dataSource".into(), json!("local"));
+    m.insert("database".into(), json!("db"));
+    m.insert("collection".into(), json!("c"));
+    let req = Request::post(format!("/mongo/action/{action}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired() {
+    let config = Config {
+        ephemeral: true,
+        ..Config::default()
+    };
+    let engine =
+        Arc::new(Engine::open_with_clock(config, Arc::new(TickingClock::default())).unwrap());
+    let app = streamcache::api::router(engine.clone());
+    let arr: Vec<i32> = (0..20_000).collect();
+    let (s, _) = call(
+        &app,
+        "insertOne",
+        json!({"document": {"_id": 1, "arr": arr}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let pipeline = json!([{"$project": {"_id": 0, "n": {"$size": {"$reduce": {
+        "input": "$arr",
+        "initialValue": [],
+        "in": {"$concatArrays": ["$$value", ["$$this"]]},
+    }}}}}]);
+    let (s, v) = call(
+        &app,
+        "aggregate",
+        json!({"pipeline": pipeline, "maxTimeMS": 5}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error_code"], "MaxTimeMSExpired", "{v}");
+    assert_eq!(v["error"], "operation exceeded time limit", "{v}");
+
+    for action in ["find", "findOne", "aggregate"] {
+        let mut body = json!({"maxTimeMS": MAX_TIME_MS_MAX});
+        if action == "aggregate" {
+            body["pipeline"] = json!([{"$project": {"_id": 1}}]);
+        } else {
+            body["projection"] = json!({"_id": 1});
+        }
+        let (s, v) = call(&app, action, body.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{action}: {v}");
+        for (bad, message) in [
+            (json!(MAX_TIME_MS_MAX + 1), "maxTimeMS is out of range"),
+            (json!(-1), "maxTimeMS is out of range"),
+            (json!(2.5), "maxTimeMS has non-integral value"),
+            (json!("10"), "maxTimeMS must be a number"),
+        ] {
+            body["maxTimeMS"] = bad;
+            let (s, v) = call(&app, action, body.clone()).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{action}: {v}");
+            assert_eq!(v["error"], message, "{action}: {v}");
+        }
+    }
+}
