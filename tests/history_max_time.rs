@@ -125,13 +125,22 @@ fn reads_without_max_time_ms_get_the_configured_default_and_zero_lifts_it() {
         .find("db", "c", &doc! {"_id": 7}, &FindOptions::default())
         .unwrap();
     assert_eq!(one, vec![doc! {"_id": 7, "n": 7}]);
-    // maxTimeMS: 0 lifts the default for one read; a larger one replaces it.
+    // maxTimeMS: 0 lifts the default for one read; a larger one replaces it — for an
+    // aggregation's own reads too (its first stages run as a find).
     for max_time_ms in [0, 1_000] {
         let options = FindOptions {
             max_time_ms: Some(max_time_ms),
             ..FindOptions::default()
         };
         assert_eq!(h.find("db", "c", &doc! {}, &options).unwrap(), docs());
+        let options = AggregateOptions {
+            max_time_ms: Some(max_time_ms),
+            ..AggregateOptions::default()
+        };
+        let out = h
+            .aggregate_with("db", "c", &[doc! {"$match": {}}], options)
+            .unwrap();
+        assert_eq!(out, docs());
     }
 
     // With the default at 0 no read has a limit.

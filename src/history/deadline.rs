@@ -53,8 +53,8 @@ impl Drop for Restore {
 }
 
 /// Runs the read `f` under a limit of `max_time_ms` milliseconds on `clock`'s monotonic time
-/// (0: no limit of its own). A read run inside another (an aggregation's first stages run as
-/// a find) keeps the earlier of the two deadlines.
+/// (0: no limit of its own). A read run inside another keeps the earlier of the two
+/// deadlines (an aggregation runs its own reads with none of their own).
 ///
 /// # Errors
 /// Whatever `f` returns; [`Error::MaxTimeExpired`] from a [`check`] inside it past the limit.

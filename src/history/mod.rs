@@ -1254,7 +1254,13 @@ impl History {
         let mut stats = ExecStats::default();
         // What a find returns is bounded; an aggregation bounds its own result.
         let result_max = (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
-        let docs = self.inner.limited(options.max_time_ms, || {
+        // An aggregation's reads (its first stages, `$lookup`, `$unionWith`) run inside the
+        // aggregation's own limit, with none of their own.
+        let max_time_ms = match executor {
+            Executor::Aggregation => Some(0),
+            _ => options.max_time_ms,
+        };
+        let docs = self.inner.limited(max_time_ms, || {
             self.inner.run_find(
                 &meta,
                 &plan,
