@@ -1125,7 +1125,9 @@ impl History {
     /// Finds documents.
     ///
     /// # Errors
-    /// [`Error::BadValue`] for malformed filters, projections or sorts; storage errors.
+    /// [`Error::BadValue`] for malformed filters, projections or sorts;
+    /// [`Error::MaxTimeExpired`] past `options.max_time_ms` (or the store's
+    /// `default_max_time_ms`); storage errors.
     pub fn find(
         &self,
         db: &str,
@@ -1170,10 +1172,10 @@ impl History {
         Ok(self.find(db, coll, filter, &options)?.into_iter().next())
     }
 
-    /// Counts documents matching `filter`.
+    /// Counts documents matching `filter`, under the store's `default_max_time_ms`.
     ///
     /// # Errors
-    /// As [`History::find`].
+    /// As [`History::find`]; [`Error::MaxTimeExpired`] past the time limit.
     pub fn count(&self, db: &str, coll: &str, filter: &Document) -> Result<u64> {
         check_collection_name(db, coll)?;
         let Some(meta) = self.inner.collection(db, coll) else {
@@ -1514,7 +1516,9 @@ impl History {
     /// $skip $count $unwind $group $lookup`); a leading `$match`/`$sort` uses indexes.
     ///
     /// # Errors
-    /// [`Error::BadValue`]/[`Error::Unsupported`] for malformed or unknown stages; limits.
+    /// [`Error::BadValue`]/[`Error::Unsupported`] for malformed or unknown stages; limits;
+    /// [`Error::MaxTimeExpired`] past the time limit (`AggregateOptions::max_time_ms`, else the
+    /// store's `default_max_time_ms`).
     pub fn aggregate(&self, db: &str, coll: &str, pipeline: &[Document]) -> Result<Vec<Document>> {
         self.aggregate_with(db, coll, pipeline, AggregateOptions::default())
     }
