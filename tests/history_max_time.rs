@@ -24,7 +24,7 @@ use streamcache::clock::Clock;
 use streamcache::config::{Config, Overrides, load};
 use streamcache::engine::Engine;
 use streamcache::history::{
-    AggregateOptions, Error, FindOptions, History, HistoryConfig, MAX_TIME_MS_MAX,
+    AggregateOptions, Error, FindOptions, History, HistoryConfig, MAX_TIME_MS_MAX, UpdateOptions,
 };
 use tower::ServiceExt;
 
@@ -100,6 +100,55 @@ fn a_quadratic_reduce_stops_at_its_max_time_ms_and_one_without_a_limit_runs_to_t
         )
         .unwrap();
     assert_eq!(out, vec![doc! {"r": arr}]);
+}
+
+/// `{$set: {r: $reduce}}` over `arr` as [`quadratic_reduce`], as a pipeline-style update.
+fn quadratic_update() -> Vec<Document> {
+    vec![doc! {"$set": {"r": {"$reduce": {
+        "input": "$arr",
+        "initialValue": [],
+        "in": {"$concatArrays": ["$$value", ["$$this"]]},
+    }}}}]
+}
+
+#[test]
+fn a_write_run_under_a_time_limit_stops_there_and_commits_nothing() {
+    let (_dir, h) = open(60_000);
+    let arr: Vec<Bson> = (0..20_000).map(Bson::Int32).collect();
+    let stored = doc! {"_id": 1, "arr": arr};
+    h.insert_one("db", "c", stored.clone()).unwrap();
+    let e = h
+        .with_time_limit(Some(5), || {
+            h.update(
+                "db",
+                "c",
+                &doc! {},
+                &quadratic_update(),
+                UpdateOptions::default(),
+            )
+        })
+        .unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    let unlimited = FindOptions {
+        max_time_ms: Some(0),
+        ..FindOptions::default()
+    };
+    assert_eq!(
+        h.find("db", "c", &doc! {}, &unlimited).unwrap(),
+        vec![stored]
+    );
+    assert_eq!(
+        h.oplog_range().unwrap(),
+        (1, 1),
+        "no change event was written"
+    );
+    let e = h
+        .with_time_limit(Some(MAX_TIME_MS_MAX + 1), || Ok(()))
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (2, "maxTimeMS is out of range".into())
+    );
 }
 
 #[test]
@@ -220,12 +269,14 @@ async fn call(app: &axum::Router, action: &str, mut body: Value) -> (StatusCode,
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
-#[tokio::test]
-async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired() {
-    let config = Config {
+/// An engine on a [`TickingClock`] with `default_max_time_ms`, and its router, holding
+/// `db.c` = `{_id: 1, arr: [0, 1, …, 19999]}`.
+async fn engine_with_long_array(default_max_time_ms: u64) -> (Arc<Engine>, axum::Router) {
+    let mut config = Config {
         ephemeral: true,
         ..Config::default()
     };
+    config.history.default_max_time_ms = default_max_time_ms;
     let engine =
         Arc::new(Engine::open_with_clock(config, Arc::new(TickingClock::default())).unwrap());
     let app = streamcache::api::router(engine.clone());
@@ -237,6 +288,12 @@ async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired
     )
     .await;
     assert_eq!(s, StatusCode::OK);
+    (engine, app)
+}
+
+#[tokio::test]
+async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired() {
+    let (_engine, app) = engine_with_long_array(60_000).await;
 
     let pipeline = json!([{"$project": {"_id": 0, "n": {"$size": {"$reduce": {
         "input": "$arr",
@@ -253,12 +310,33 @@ async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired
     assert_eq!(v["error_code"], "MaxTimeMSExpired", "{v}");
     assert_eq!(v["error"], "operation exceeded time limit", "{v}");
 
-    for action in ["find", "findOne", "aggregate"] {
+    // A write: the pipeline-style update stops at its maxTimeMS and changes nothing.
+    let update = serde_json::to_value(quadratic_update()).unwrap();
+    let (s, v) = call(
+        &app,
+        "updateMany",
+        json!({"filter": {}, "update": update, "maxTimeMS": 5}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MaxTimeMSExpired")),
+        "{v}"
+    );
+    let (s, v) = call(&app, "find", json!({"projection": {"r": 1}})).await;
+    assert_eq!(
+        (s, &v["documents"]),
+        (StatusCode::OK, &json!([{"_id": 1}])),
+        "{v}"
+    );
+
+    for action in ["find", "findOne", "aggregate", "updateOne", "deleteMany"] {
         let mut body = json!({"maxTimeMS": MAX_TIME_MS_MAX});
-        if action == "aggregate" {
-            body["pipeline"] = json!([{"$project": {"_id": 1}}]);
-        } else {
-            body["projection"] = json!({"_id": 1});
+        match action {
+            "aggregate" => body["pipeline"] = json!([{"$project": {"_id": 1}}]),
+            "updateOne" => body["update"] = json!({"$set": {"seen": true}}),
+            "deleteMany" => body["filter"] = json!({"_id": 2}),
+            _ => body["projection"] = json!({"_id": 1}),
         }
         let (s, v) = call(&app, action, body.clone()).await;
         assert_eq!(s, StatusCode::OK, "{action}: {v}");
@@ -274,4 +352,19 @@ async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired
             assert_eq!(v["error"], message, "{action}: {v}");
         }
     }
+}
+
+#[tokio::test]
+async fn data_api_writes_without_max_time_ms_get_the_configured_default() {
+    let (_engine, app) = engine_with_long_array(5).await;
+    let update = serde_json::to_value(quadratic_update()).unwrap();
+    let (s, v) = call(&app, "updateOne", json!({"filter": {}, "update": update})).await;
+    assert_eq!(
+        (s, v["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("MaxTimeMSExpired")),
+        "{v}"
+    );
+    // maxTimeMS: 0 lifts it: a delete runs to the end.
+    let (s, v) = call(&app, "deleteMany", json!({"filter": {}, "maxTimeMS": 0})).await;
+    assert_eq!((s, &v["deletedCount"]), (StatusCode::OK, &json!(1)), "{v}");
 }

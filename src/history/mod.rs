@@ -1172,6 +1172,23 @@ impl History {
         Ok(self.find(db, coll, filter, &options)?.into_iter().next())
     }
 
+    /// Runs `f` — calls on this store, on this thread — under a time limit of `max_time_ms`
+    /// milliseconds (`None`: the store's `default_max_time_ms`; 0: no limit of its own), as
+    /// `maxTimeMS` limits a read: past it the first check inside fails with
+    /// [`Error::MaxTimeExpired`]. Writes have no limit of their own; a write run here that
+    /// fails this way commits nothing. A read inside keeps the earlier of its own deadline and
+    /// this one.
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a limit over [`MAX_TIME_MS_MAX`]; what `f` returns.
+    pub fn with_time_limit<T>(
+        &self,
+        max_time_ms: Option<u64>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.inner.limited(max_time_ms, f)
+    }
+
     /// Counts documents matching `filter`, under the store's `default_max_time_ms`.
     ///
     /// # Errors

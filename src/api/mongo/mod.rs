@@ -465,13 +465,13 @@ fn run_action(
                 multi: action == "updateMany",
                 array_filters: opt_docs(body, "arrayFilters")?,
             };
+            let (filter, limit) = (filter()?, opt_max_time_ms(body)?);
             // An array is a pipeline-style update; an object must hold operators.
             if let Some(Bson::Array(_)) = body.get("update") {
                 let pipeline = opt_docs(body, "update")?.unwrap_or_default();
-                return Ok(update_value(
-                    &h.update(db, coll, &filter()?, &pipeline, options)?,
-                    format,
-                ));
+                let r =
+                    h.with_time_limit(limit, || h.update(db, coll, &filter, &pipeline, options))?;
+                return Ok(update_value(&r, format));
             }
             let update = req_doc(body, "update")?;
             if !update.keys().next().is_some_and(|k| k.starts_with('$')) {
@@ -479,23 +479,23 @@ fn run_action(
                     "update must only contain update operators; use replaceOne to replace",
                 ));
             }
-            update_value(&h.update(db, coll, &filter()?, &update, options)?, format)
+            let r = h.with_time_limit(limit, || h.update(db, coll, &filter, &update, options))?;
+            update_value(&r, format)
         }
         "replaceOne" => {
             let replacement = req_doc(body, "replacement")?;
-            update_value(
-                &h.replace(
-                    db,
-                    coll,
-                    &filter()?,
-                    &replacement,
-                    opt_bool(body, "upsert")?,
-                )?,
-                format,
-            )
+            let (filter, upsert) = (filter()?, opt_bool(body, "upsert")?);
+            let r = h.with_time_limit(opt_max_time_ms(body)?, || {
+                h.replace(db, coll, &filter, &replacement, upsert)
+            })?;
+            update_value(&r, format)
         }
         "deleteOne" | "deleteMany" => {
-            json!({"deletedCount": h.delete(db, coll, &filter()?, action == "deleteMany")?})
+            let filter = filter()?;
+            let n = h.with_time_limit(opt_max_time_ms(body)?, || {
+                h.delete(db, coll, &filter, action == "deleteMany")
+            })?;
+            json!({"deletedCount": n})
         }
         "aggregate" => {
             let pipeline =
