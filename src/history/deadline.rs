@@ -1,7 +1,9 @@
 //! A read's time limit: MongoDB's `maxTimeMS` on `find`, `count` and `aggregate`, and for a
 //! read that passes none the store's `default_max_time_ms` (MongoDB 8.0's `defaultMaxTimeMS`).
 //! Past it the read fails with code 50 `MaxTimeMSExpired`, "operation exceeded time limit",
-//! and returns nothing. 0 means no limit, as in MongoDB.
+//! and returns nothing. 0 means no limit, as in MongoDB. `History::with_time_limit` runs any
+//! calls under such a limit; the Data API runs its writes so (a write stopped by it commits
+//! nothing).
 //!
 //! Without it one request could hold a thread for hours: `$reduce` copies its value into every
 //! step, so one that grows it (`$concatArrays`, `$concat`) does work quadratic in its input's

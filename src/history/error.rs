@@ -187,8 +187,8 @@ pub enum Error {
         /// `db.collection`.
         ns: String,
     },
-    /// A read ran past its `maxTimeMS` (or the store's `default_max_time_ms`): code 50
-    /// MaxTimeMSExpired, with MongoDB's message.
+    /// A read (or calls run under `History::with_time_limit`) ran past its `maxTimeMS` or
+    /// the store's `default_max_time_ms`: code 50 MaxTimeMSExpired, with MongoDB's message.
     #[error("operation exceeded time limit")]
     MaxTimeExpired,
     /// A change stream cannot resume: the point is no longer in the oplog (code 286).

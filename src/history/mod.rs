@@ -269,7 +269,9 @@ pub struct HistoryConfig {
     /// Block cache size in bytes.
     pub cache_bytes: u64,
     /// Time limit in milliseconds of a `find`, `count` or `aggregate` that passes no
-    /// `maxTimeMS` (MongoDB 8.0's `defaultMaxTimeMS`); 0 = none; at most [`MAX_TIME_MS_MAX`].
+    /// `maxTimeMS` (MongoDB 8.0's `defaultMaxTimeMS`), and of calls run under
+    /// [`History::with_time_limit`] without one (the Data API's writes); 0 = none; at most
+    /// [`MAX_TIME_MS_MAX`].
     pub default_max_time_ms: u64,
 }
 
@@ -328,7 +330,8 @@ impl HistoryConfig {
              # Block cache for documents and indexes, in bytes.\n\
              cache_bytes = {}\n\
              # Time limit in ms of a find, count or aggregate that passes no maxTimeMS (MongoDB 8.0's\n\
-             # defaultMaxTimeMS); past it the read fails with code 50 MaxTimeMSExpired. 0 = none.\n\
+             # defaultMaxTimeMS), and of a Data API update, replace or delete without one; past it\n\
+             # the request fails with code 50 MaxTimeMSExpired (a write commits nothing). 0 = none.\n\
              default_max_time_ms = {}\n",
             d.oplog_bytes_max, d.oplog_age_ms_max, d.cache_bytes, d.default_max_time_ms
         )
