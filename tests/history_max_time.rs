@@ -292,7 +292,7 @@ async fn engine_with_long_array(default_max_time_ms: u64) -> (Arc<Engine>, axum:
 }
 
 #[tokio::test]
-async fn the_data_api_takes_max_time_ms_on_reads_and_answers_max_time_ms_expired() {
+async fn the_data_api_takes_max_time_ms_on_reads_and_writes_and_answers_max_time_ms_expired() {
     let (_engine, app) = engine_with_long_array(60_000).await;
 
     let pipeline = json!([{"$project": {"_id": 0, "n": {"$size": {"$reduce": {
