@@ -17,15 +17,12 @@ mod history_common;
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use bson::{Bson, doc};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use streamcache::config::Config;
 use streamcache::engine::Engine;
 use streamcache::history::{History, IndexModel, InsertManyOptions, WatchOptions, WatchScope};
-use tower::ServiceExt;
 
 fn open() -> (tempfile::TempDir, History) {
     let (dir, h) = history_common::open();
@@ -125,18 +122,7 @@ fn a_failure_other_than_a_duplicate_is_a_write_error_too() {
 }
 
 async fn call(app: &axum::Router, action: &str, body: Value) -> (StatusCode, Value) {
-    let mut body = body;
-    body["dataSource"] = json!("local");
-    body["database"] = json!("shop");
-    body["collection"] = json!("orders");
-    let req = Request::post(format!("/mongo/action/{action}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    history_common::data_api_call(app, ("shop", "orders"), action, body).await
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Capability: a read's time limit — `maxTimeMS` on `find`, `count` and `aggregate`, the
 //! store's `default_max_time_ms` for reads that pass none, MongoDB's code 50
-//! `MaxTimeMSExpired` past it — and `maxTimeMS` through the Data API.
+//! `MaxTimeMSExpired` past it — and `maxTimeMS` through the Data API, on reads and writes.
 //!
 //! Method: stores and engines on a clock whose monotonic time moves 1 ms at every reading,
 //! so a read's time is the number of readings it makes, the same on every run; the reads are
@@ -12,21 +12,21 @@
     reason = "test helpers fail loudly on setup errors"
 )]
 
+mod history_common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use bson::{Bson, Document, doc};
-use http_body_util::BodyExt;
+use history_common::{data_api_call, load_history_setting};
 use serde_json::{Value, json};
 use streamcache::clock::Clock;
-use streamcache::config::{Config, Overrides, load};
+use streamcache::config::Config;
 use streamcache::engine::Engine;
 use streamcache::history::{
     AggregateOptions, Error, FindOptions, History, HistoryConfig, MAX_TIME_MS_MAX, UpdateOptions,
 };
-use tower::ServiceExt;
 
 /// Wall time fixed; monotonic time 1 ms later at every reading.
 #[derive(Debug, Default)]
@@ -224,10 +224,7 @@ fn max_time_ms_is_accepted_up_to_its_ceiling_and_refused_past_it() {
     // The configured default: at the ceiling a valid setting, one more refused at load and
     // by `History::open`.
     let load_default = |ms: u64| {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("streamcache.toml");
-        std::fs::write(&file, format!("[history]\ndefault_max_time_ms = {ms}\n")).unwrap();
-        load(Some(&file), &Overrides::default()).map(|l| l.config.history.default_max_time_ms)
+        load_history_setting("default_max_time_ms", ms).map(|c| c.history.default_max_time_ms)
     };
     assert_eq!(load_default(MAX_TIME_MS_MAX).unwrap(), MAX_TIME_MS_MAX);
     let e = load_default(MAX_TIME_MS_MAX + 1).unwrap_err();
@@ -253,20 +250,9 @@ fn max_time_ms_is_accepted_up_to_its_ceiling_and_refused_past_it() {
     );
 }
 
-/// `POST /mongo/action/{action}` on `app` with `body` (plus the target fields).
-async fn call(app: &axum::Router, action: &str, mut body: Value) -> (StatusCode, Value) {
-    let m = body.as_object_mut().unwrap();
-    m.insert("dataSource".into(), json!("local"));
-    m.insert("database".into(), json!("db"));
-    m.insert("collection".into(), json!("c"));
-    let req = Request::post(format!("/mongo/action/{action}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+/// `POST /mongo/action/{action}` on `app` for `db.c`.
+async fn call(app: &axum::Router, action: &str, body: Value) -> (StatusCode, Value) {
+    data_api_call(app, ("db", "c"), action, body).await
 }
 
 /// An engine on a [`TickingClock`] with `default_max_time_ms`, and its router, holding

@@ -17,9 +17,8 @@
 mod history_common;
 
 use bson::{Document, doc};
-use history_common::{START_MS, open_at};
+use history_common::{START_MS, load_history_setting, open_at};
 use streamcache::clock::ManualClock;
-use streamcache::config::{Overrides, load};
 use streamcache::history::{
     FindOptions, History, HistoryConfig, OPLOG_BYTES_MAX, REGEX_COMPILED_BYTES_MAX,
 };
@@ -148,10 +147,7 @@ fn regex_compiled_bytes_max_compiles_a_pattern_that_size_and_refuses_the_next_la
 
 /// Loads a configuration file holding `[history] oplog_bytes_max = bytes`.
 fn load_oplog_bytes_max(bytes: u64) -> Result<u64, streamcache::config::Error> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("streamcache.toml");
-    std::fs::write(&file, format!("[history]\noplog_bytes_max = {bytes}\n")).unwrap();
-    load(Some(&file), &Overrides::default()).map(|l| l.config.history.oplog_bytes_max)
+    load_history_setting("oplog_bytes_max", bytes).map(|c| c.history.oplog_bytes_max)
 }
 
 #[test]
