@@ -618,4 +618,28 @@ mod tests {
             Err(Raise::Message(m)) if m.starts_with(b"Too many values for MessagePack pack")
         ));
     }
+
+    #[test]
+    fn pack_encodes_pack_values_max_values_and_refuses_one_more() {
+        let lua = Lua::new();
+        // 4095 references to one table of 4096 integers: 1 + 4095 × (1 + 4096) = 2^24 values.
+        let inner = lua.create_sequence_from(0..4096).unwrap();
+        let outer = lua
+            .create_sequence_from(std::iter::repeat_n(inner, 4095))
+            .unwrap();
+        assert_eq!(1 + 4095 * (1 + 4096), PACK_VALUES_MAX);
+        let pack_fn: mlua::Function = table(&lua).unwrap().get("pack").unwrap();
+        let packed: mlua::String = pack_fn.call(outer.clone()).unwrap();
+        // The outer array's header (0xdc + 2 bytes), each inner's (0xdc + 2 bytes), then the
+        // integers: 0..=127 in one byte, 128..=255 in two, the rest in three.
+        let inner_bytes = 3 + 128 + 128 * 2 + (4096 - 256) * 3;
+        assert_eq!(packed.as_bytes().len(), 3 + 4095 * inner_bytes);
+        let refused = pack_fn.call::<mlua::String>((outer, 0)).unwrap_err();
+        assert!(
+            refused.to_string().contains(&format!(
+                "Too many values for MessagePack pack (more than {PACK_VALUES_MAX})"
+            )),
+            "{refused}"
+        );
+    }
 }
