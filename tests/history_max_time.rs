@@ -1,6 +1,7 @@
 //! Capability: a read's time limit — `maxTimeMS` on `find`, `count` and `aggregate`, the
 //! store's `default_max_time_ms` for reads that pass none, MongoDB's code 50
-//! `MaxTimeMSExpired` past it — and `maxTimeMS` through the Data API, on reads and writes.
+//! `MaxTimeMSExpired` past it — `maxTimeMS` of `find_one_and_*`, and `maxTimeMS` through the
+//! Data API, on reads and writes.
 //!
 //! Method: stores and engines on a clock whose monotonic time moves 1 ms at every reading,
 //! so a read's time is the number of readings it makes, the same on every run; the reads are
@@ -25,7 +26,8 @@ use streamcache::clock::Clock;
 use streamcache::config::Config;
 use streamcache::engine::Engine;
 use streamcache::history::{
-    AggregateOptions, Error, FindOptions, History, HistoryConfig, MAX_TIME_MS_MAX, UpdateOptions,
+    AggregateOptions, Error, FindAndModifyOptions, FindOptions, History, HistoryConfig,
+    MAX_TIME_MS_MAX, UpdateOptions,
 };
 
 /// Wall time fixed; monotonic time 1 ms later at every reading.
@@ -149,6 +151,57 @@ fn a_write_run_under_a_time_limit_stops_there_and_commits_nothing() {
         (e.code(), e.to_string()),
         (2, "maxTimeMS is out of range".into())
     );
+}
+
+#[test]
+fn find_one_and_update_stops_at_its_max_time_ms_and_without_one_has_no_limit() {
+    // Reads default to 5 ms here; a write does not take that default.
+    let (_dir, h) = open(5);
+    let modify = |id: i32, max_time_ms| {
+        let options = FindAndModifyOptions {
+            return_new: true,
+            max_time_ms,
+            ..FindAndModifyOptions::default()
+        };
+        h.find_one_and_update("db", "c", &doc! {"_id": id}, &quadratic_update(), &options)
+    };
+    let arr: Vec<Bson> = (0..20_000).map(Bson::Int32).collect();
+    let stored = doc! {"_id": 1, "arr": arr};
+    h.insert_one("db", "c", stored.clone()).unwrap();
+    let e = modify(1, Some(5)).unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    let unlimited = FindOptions {
+        max_time_ms: Some(0),
+        ..FindOptions::default()
+    };
+    assert_eq!(
+        h.find("db", "c", &doc! {}, &unlimited).unwrap(),
+        vec![stored]
+    );
+    assert_eq!(
+        h.oplog_range().unwrap(),
+        (1, 1),
+        "no change event was written"
+    );
+    let e = modify(1, Some(MAX_TIME_MS_MAX + 1)).unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (2, "maxTimeMS is out of range".into())
+    );
+
+    // 1,000 elements: past 5 ms of this clock too (a step checks the limit, and every 64th
+    // check reads the clock), so it runs to the end only because nothing limits it — with no
+    // `max_time_ms`, and with 0.
+    let arr: Vec<Bson> = (0..1_000).map(Bson::Int32).collect();
+    for (id, max_time_ms) in [(2, None), (3, Some(0))] {
+        h.insert_one("db", "c", doc! {"_id": id, "arr": arr.clone()})
+            .unwrap();
+        let new = modify(id, max_time_ms).unwrap();
+        assert_eq!(
+            new,
+            Some(doc! {"_id": id, "arr": arr.clone(), "r": arr.clone()})
+        );
+    }
 }
 
 #[test]

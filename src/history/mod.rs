@@ -516,6 +516,11 @@ pub struct FindAndModifyOptions {
     pub return_new: bool,
     /// `arrayFilters` of an update (see [`UpdateOptions::array_filters`]).
     pub array_filters: Option<Vec<Document>>,
+    /// MongoDB's `maxTimeMS` of `findAndModify` (the drivers' `FindOneAnd*Options::max_time`):
+    /// `Some(ms)` runs the call under that limit, as [`History::with_time_limit`] (0: none;
+    /// past it [`Error::MaxTimeExpired`] and nothing is committed); `None`, as for any write,
+    /// no limit of its own.
+    pub max_time_ms: Option<u64>,
 }
 
 /// A document already encoded as BSON with `_id` as its first field, checked against the
@@ -1514,17 +1519,24 @@ impl History {
             None => None,
         };
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
-        let mut txn = self.inner.begin()?;
-        let out = txn.find_and_modify(
-            db,
-            coll,
-            filter,
-            sort.as_ref(),
-            update.as_ref(),
-            options.upsert,
-            options.return_new,
-        )?;
-        txn.finish()?;
+        let modify = || {
+            let mut txn = self.inner.begin()?;
+            let out = txn.find_and_modify(
+                db,
+                coll,
+                filter,
+                sort.as_ref(),
+                update.as_ref(),
+                options.upsert,
+                options.return_new,
+            )?;
+            txn.finish()?;
+            Ok(out)
+        };
+        let out = match options.max_time_ms {
+            Some(ms) => self.inner.limited(Some(ms), modify)?,
+            None => modify()?,
+        };
         out.map(|d| match &projection {
             Some(p) => p.apply(d),
             None => Ok(d),
