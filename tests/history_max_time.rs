@@ -113,6 +113,23 @@ fn quadratic_update() -> Vec<Document> {
     }}}}]
 }
 
+/// `db.c` holds `stored` alone, and the oplog only its insert: a stopped write left nothing.
+fn assert_only(h: &History, stored: Document) {
+    let unlimited = FindOptions {
+        max_time_ms: Some(0),
+        ..FindOptions::default()
+    };
+    assert_eq!(
+        h.find("db", "c", &doc! {}, &unlimited).unwrap(),
+        vec![stored]
+    );
+    assert_eq!(
+        h.oplog_range().unwrap(),
+        (1, 1),
+        "no change event was written"
+    );
+}
+
 #[test]
 fn a_write_run_under_a_time_limit_stops_there_and_commits_nothing() {
     let (_dir, h) = open(60_000);
@@ -131,19 +148,7 @@ fn a_write_run_under_a_time_limit_stops_there_and_commits_nothing() {
         })
         .unwrap_err();
     assert!(expired(&e), "{e:?}");
-    let unlimited = FindOptions {
-        max_time_ms: Some(0),
-        ..FindOptions::default()
-    };
-    assert_eq!(
-        h.find("db", "c", &doc! {}, &unlimited).unwrap(),
-        vec![stored]
-    );
-    assert_eq!(
-        h.oplog_range().unwrap(),
-        (1, 1),
-        "no change event was written"
-    );
+    assert_only(&h, stored);
     let e = h
         .with_time_limit(Some(MAX_TIME_MS_MAX + 1), || Ok(()))
         .unwrap_err();
@@ -170,19 +175,7 @@ fn find_one_and_update_stops_at_its_max_time_ms_and_without_one_has_no_limit() {
     h.insert_one("db", "c", stored.clone()).unwrap();
     let e = modify(1, Some(5)).unwrap_err();
     assert!(expired(&e), "{e:?}");
-    let unlimited = FindOptions {
-        max_time_ms: Some(0),
-        ..FindOptions::default()
-    };
-    assert_eq!(
-        h.find("db", "c", &doc! {}, &unlimited).unwrap(),
-        vec![stored]
-    );
-    assert_eq!(
-        h.oplog_range().unwrap(),
-        (1, 1),
-        "no change event was written"
-    );
+    assert_only(&h, stored);
     let e = modify(1, Some(MAX_TIME_MS_MAX + 1)).unwrap_err();
     assert_eq!(
         (e.code(), e.to_string()),
