@@ -1437,10 +1437,10 @@ fn a_malformed_expression_fails_the_pipeline_before_any_document_is_read() {
         );
     }
     // An operator MongoDB has that this store does not is named as unsupported.
-    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$rand": {}}}}]);
+    let (code, _, message) = on_empty(&h, &[doc! {"$project": {"v": {"$toHashedIndexKey": "$x"}}}]);
     assert_eq!(
         (code, message.as_str()),
-        (115, "unsupported: expression operator $rand")
+        (115, "unsupported: expression operator $toHashedIndexKey")
     );
 }
 

@@ -327,6 +327,14 @@ fn parse_clause(key: &str, value: &Bson, budget: &mut Budget) -> Result<Option<F
             };
             Filter::Expr(Box::new(compile_expression(value, now_ms)?))
         }
+        "$sampleRate" => {
+            let Some(now_ms) = budget.expr_now_ms else {
+                return Err(Error::bad(
+                    "$sampleRate can only be applied to the top-level document",
+                ));
+            };
+            Filter::Expr(Box::new(sample_rate(value, now_ms)?))
+        }
         k if k.starts_with('$') => {
             return Err(Error::bad(format!("unknown top level operator: {k}")));
         }
@@ -340,6 +348,26 @@ fn parse_clause(key: &str, value: &Bson, budget: &mut Budget) -> Result<Option<F
             }
         }
     }))
+}
+
+/// `{$sampleRate: x}` as MongoDB rewrites it: `{$expr: {$lt: [{$rand: {}}, x]}}` for `x`
+/// strictly between 0 and 1, a constant false at 0 and true at 1.
+fn sample_rate(value: &Bson, now_ms: i64) -> Result<Expr> {
+    let Some(x) = document::as_f64(value) else {
+        return Err(Error::bad("argument to $sampleRate must be a numeric type"));
+    };
+    // Written so that NaN fails it.
+    if !(0.0..=1.0).contains(&x) {
+        return Err(Error::bad(
+            "numeric argument to $sampleRate must be in [0, 1]",
+        ));
+    }
+    let expr = if x == 0.0 || x == 1.0 {
+        Bson::Boolean(x == 1.0)
+    } else {
+        bson::bson!({"$lt": [{"$rand": {}}, x]})
+    };
+    compile_expression(&expr, now_ms)
 }
 
 /// Whether a document is an operator expression (`{$gt: 1}`), judged by its first key.
@@ -427,13 +455,15 @@ fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
                     return Err(Error::bad("$elemMatch needs an Object"));
                 };
                 let body = if is_operator_doc(inner)
-                    && !inner
-                        .keys()
-                        .any(|k| matches!(k.as_str(), "$and" | "$or" | "$nor" | "$expr"))
-                {
+                    && !inner.keys().any(|k| {
+                        matches!(
+                            k.as_str(),
+                            "$and" | "$or" | "$nor" | "$expr" | "$sampleRate"
+                        )
+                    }) {
                     ElemMatch::Value(parse_operators(inner, budget)?)
                 } else {
-                    // `$expr` reads the top-level document only.
+                    // `$expr` and `$sampleRate` read the top-level document only.
                     let now = budget.expr_now_ms.take();
                     let parsed = parse_filter(inner, budget);
                     budget.expr_now_ms = now;

@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
+use std::sync::atomic::{self, AtomicU64};
 
 use bson::{Bson, Document};
 
@@ -57,6 +58,59 @@ pub(crate) enum Expr {
     Lazy(Lazy, Vec<Expr>),
     /// `$regexMatch`, `$regexFind`, `$regexFindAll`, with a constant pattern compiled once.
     Regex(Box<regex_ops::RegexExpr>),
+    /// `$rand`: a new double in `[0, 1)` at every evaluation; never folded.
+    Rand(Box<Rand>),
+}
+
+/// The random source of one compiled `$rand`: SplitMix64 over a counter, so evaluations on
+/// any thread take distinct steps without a lock. Seeded at compile time from `$$NOW` (the
+/// injected clock's wall time) and the number of `$rand`s compiled before it in this process:
+/// on a manual clock, a process that runs the same pipelines in the same order draws the same
+/// numbers.
+#[derive(Debug)]
+pub(crate) struct Rand {
+    counter: AtomicU64,
+}
+
+/// `$rand`s compiled in this process: part of each one's seed.
+static RAND_COMPILED: AtomicU64 = AtomicU64::new(0);
+
+/// SplitMix64's increment (2^64 / the golden ratio).
+const SPLITMIX_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Rand {
+    fn new(now_ms: i64) -> Self {
+        let n = RAND_COMPILED.fetch_add(1, atomic::Ordering::Relaxed);
+        Self {
+            counter: AtomicU64::new(now_ms.cast_unsigned() ^ n.wrapping_mul(SPLITMIX_GAMMA)),
+        }
+    }
+
+    /// The next double in `[0, 1)`: the top 53 bits of SplitMix64's next output.
+    fn next_f64(&self) -> f64 {
+        let mut z = self
+            .counter
+            .fetch_add(SPLITMIX_GAMMA, atomic::Ordering::Relaxed)
+            .wrapping_add(SPLITMIX_GAMMA);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a 53-bit integer converts to f64 exactly"
+        )]
+        let top = (z >> 11) as f64;
+        top * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+impl Clone for Rand {
+    /// A copy continues from the same point of the sequence.
+    fn clone(&self) -> Self {
+        Self {
+            counter: AtomicU64::new(self.counter.load(atomic::Ordering::Relaxed)),
+        }
+    }
 }
 
 /// Operators that evaluate every operand first.
@@ -443,7 +497,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "$accumulator",
     "$function",
     "$meta",
-    "$rand",
     "$sampleRate",
     "$toHashedIndexKey",
 ];
@@ -486,6 +539,7 @@ enum Shape {
     SetField(bool),
     DateFromParts,
     DateToParts,
+    Rand,
     NotImplemented,
     Unknown,
 }
@@ -572,6 +626,7 @@ fn shape_of(op: &str) -> Shape {
         "$unsetField" => Shape::SetField(true),
         "$dateFromParts" => Shape::DateFromParts,
         "$dateToParts" => Shape::DateToParts,
+        "$rand" => Shape::Rand,
         "$stdDevPop" => Shape::List(Op::StdDev(false)),
         "$stdDevSamp" => Shape::List(Op::StdDev(true)),
         other => {
@@ -724,9 +779,32 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
         Shape::SetField(unset) => fields::compile(unset, arg, |x| compile_at(x, names, next)),
         Shape::DateFromParts => date_parts::compile_from(arg, |x| compile_at(x, names, next)),
         Shape::DateToParts => date_parts::compile_to(arg, |x| compile_at(x, names, next)),
+        Shape::Rand => compile_rand(arg, names),
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
         Shape::Unknown => Err(parse_error(168, format!("Unrecognized expression '{op}'"))),
     }
+}
+
+/// `$rand`: its operand is an empty document or array (MongoDB reads either as an object);
+/// a non-empty one is 3040501, anything else 10065.
+fn compile_rand(arg: &Bson, names: &Names) -> Result<Expr> {
+    let empty = match arg {
+        Bson::Document(d) => d.is_empty(),
+        Bson::Array(a) => a.is_empty(),
+        _ => {
+            return Err(parse_error(
+                10065,
+                "invalid parameter: expected an object ($rand)",
+            ));
+        }
+    };
+    if !empty {
+        return Err(parse_error(
+            3_040_501,
+            "$rand does not currently accept arguments",
+        ));
+    }
+    Ok(Expr::Rand(Box::new(Rand::new(names.now_ms))))
 }
 
 /// The named operands of an object-form operator: each name must be one of `known`, in any
@@ -1135,6 +1213,7 @@ impl Expr {
             Self::Op(op, args) => eval_op(*op, args, cx),
             Self::Lazy(op, args) => eval_lazy(*op, args, cx),
             Self::Regex(r) => r.eval(cx),
+            Self::Rand(r) => Ok(Some(Bson::Double(r.next_f64()))),
         }
     }
 
