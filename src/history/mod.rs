@@ -360,16 +360,23 @@ pub struct FindOptions {
     /// MongoDB's `maxTimeMS`: the find fails with code 50 past this many milliseconds (0 = no
     /// limit; `None` = the store's `default_max_time_ms`; at most [`MAX_TIME_MS_MAX`]).
     pub max_time_ms: Option<u64>,
+    /// MongoDB's `let` (the drivers' `let_vars`): variables the filter's `$expr` and the projection's expressions read as
+    /// `$$name`, each value an expression computed once before any document is read (constants,
+    /// `$$NOW`, earlier variables; a field path is 4890500); names as `$let`'s (16866–16868).
+    pub let_vars: Option<Document>,
 }
 
 /// Options of [`History::aggregate_with`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AggregateOptions {
     /// MongoDB's `allowDiskUse`: each blocking stage may hold up to
     /// [`BLOCKING_BYTES_DISK_USE_MAX`] instead of [`BLOCKING_BYTES_MAX`] (nothing spills).
     pub allow_disk_use: bool,
     /// MongoDB's `maxTimeMS`, as [`FindOptions::max_time_ms`].
     pub max_time_ms: Option<u64>,
+    /// MongoDB's `let`, as [`FindOptions::let_vars`]: the variables every stage's expressions
+    /// (sub-pipelines included) read as `$$name`.
+    pub let_vars: Option<Document>,
 }
 
 /// What an update call changes, as MongoDB's drivers take it: an update document (operators,
@@ -458,6 +465,10 @@ pub struct UpdateOptions {
     pub multi: bool,
     /// `arrayFilters`: one filter per `$[<id>]` identifier of the update's paths.
     pub array_filters: Option<Vec<Document>>,
+    /// MongoDB's `let` (the drivers' `let_vars`): variables the filter's `$expr` and a pipeline-style update's expressions read as
+    /// `$$name`, each value an expression computed once before any document is read (constants,
+    /// `$$NOW`, earlier variables; a field path is 4890500); names as `$let`'s (16866–16868).
+    pub let_vars: Option<Document>,
 }
 
 /// What an update or replace did.
@@ -516,6 +527,8 @@ pub struct FindAndModifyOptions {
     pub return_new: bool,
     /// `arrayFilters` of an update (see [`UpdateOptions::array_filters`]).
     pub array_filters: Option<Vec<Document>>,
+    /// MongoDB's `let`, as [`UpdateOptions::let_vars`].
+    pub let_vars: Option<Document>,
     /// MongoDB's `maxTimeMS` of `findAndModify` (the drivers' `FindOneAnd*Options::max_time`):
     /// `Some(ms)` runs the call under that limit, as [`History::with_time_limit`] (0: none;
     /// past it [`Error::MaxTimeExpired`] and nothing is committed); `None`, as for any write,
@@ -1264,45 +1277,60 @@ impl History {
         executor: Executor,
     ) -> Result<(Vec<Document>, Option<Document>)> {
         check_collection_name(db, coll)?;
-        let parsed = self.inner.parse_query(filter)?;
-        let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
-        let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
-        let Some(meta) = self.inner.collection(db, coll) else {
-            let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
-            return Ok((Vec::new(), e));
-        };
-        let plan = index::plan(
-            meta.key_format,
-            &meta.indexes,
-            &parsed,
-            sort.as_ref(),
-            explain,
-        );
-        let mut stats = ExecStats::default();
-        // What a find returns is bounded; an aggregation bounds its own result.
-        let result_max = (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
-        // An aggregation's reads (its first stages, `$lookup`, `$unionWith`) run inside the
-        // aggregation's own limit, with none of their own.
-        let max_time_ms = match executor {
-            Executor::Aggregation => Some(0),
-            _ => options.max_time_ms,
-        };
-        let docs = self.inner.limited(max_time_ms, || {
-            self.inner.run_find(
-                &meta,
-                &plan,
+        self.with_let(options.let_vars.as_ref(), || {
+            let parsed = self.inner.parse_query(filter)?;
+            let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
+            let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
+            let Some(meta) = self.inner.collection(db, coll) else {
+                let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
+                return Ok((Vec::new(), e));
+            };
+            let plan = index::plan(
+                meta.key_format,
+                &meta.indexes,
                 &parsed,
                 sort.as_ref(),
-                projection.as_ref(),
-                options.skip,
-                options.limit,
-                &mut stats,
-                self.inner.budget(executor, "$sort", options.allow_disk_use),
-                result_max,
-            )
-        })?;
-        let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
-        Ok((docs, e))
+                explain,
+            );
+            let mut stats = ExecStats::default();
+            // What a find returns is bounded; an aggregation bounds its own result.
+            let result_max =
+                (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
+            // An aggregation's reads (its first stages, `$lookup`, `$unionWith`) run inside the
+            // aggregation's own limit, with none of their own.
+            let max_time_ms = match executor {
+                Executor::Aggregation => Some(0),
+                _ => options.max_time_ms,
+            };
+            let docs = self.inner.limited(max_time_ms, || {
+                self.inner.run_find(
+                    &meta,
+                    &plan,
+                    &parsed,
+                    sort.as_ref(),
+                    projection.as_ref(),
+                    options.skip,
+                    options.limit,
+                    &mut stats,
+                    self.inner.budget(executor, "$sort", options.allow_disk_use),
+                    result_max,
+                )
+            })?;
+            let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
+            Ok((docs, e))
+        })
+    }
+
+    /// Runs `f` with a command's `let` variables ([`FindOptions::let_vars`]) bound for the
+    /// expressions it compiles; `None`: as it is.
+    fn with_let<T>(&self, vars: Option<&Document>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        match vars {
+            None => f(),
+            Some(vars) => {
+                let bound = aggregate::command_let(vars, self.inner.now_ms())?;
+                aggregate::with_bound(bound, f)
+            }
+        }
     }
 
     /// Updates the first (or every, with `multi`) document matching `filter`. `update` is an
@@ -1320,10 +1348,13 @@ impl History {
     ) -> Result<UpdateResult> {
         let update = update.into();
         check_collection_name(db, coll)?;
-        let mut txn = self.inner.begin()?;
-        let r = txn.update(db, coll, filter, update, options)?;
-        txn.finish()?;
-        Ok(r)
+        let vars = options.let_vars.clone();
+        self.with_let(vars.as_ref(), || {
+            let mut txn = self.inner.begin()?;
+            let r = txn.update(db, coll, filter, update, options)?;
+            txn.finish()?;
+            Ok(r)
+        })
     }
 
     /// Replaces the first document matching `filter` (`replaceOne`).
@@ -1386,10 +1417,12 @@ impl History {
         {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
-        let parsed = self
-            .inner
-            .parse_update(update, options.array_filters.as_deref())?;
-        self.find_and_modify(db, coll, filter, Some(parsed), options)
+        self.with_let(options.let_vars.as_ref(), || {
+            let parsed = self
+                .inner
+                .parse_update(update, options.array_filters.as_deref())?;
+            self.find_and_modify(db, coll, filter, Some(parsed), options)
+        })
     }
 
     /// `findOneAndReplace`.
@@ -1408,7 +1441,9 @@ impl History {
         if !matches!(parsed, Update::Replace(_)) {
             return Err(Error::bad("findOneAndReplace needs a replacement document"));
         }
-        self.find_and_modify(db, coll, filter, Some(parsed), options)
+        self.with_let(options.let_vars.as_ref(), || {
+            self.find_and_modify(db, coll, filter, Some(parsed), options)
+        })
     }
 
     /// `findOneAndDelete`: deletes the first match (in `sort` order) and returns it.
@@ -1422,7 +1457,9 @@ impl History {
         filter: &Document,
         options: &FindAndModifyOptions,
     ) -> Result<Option<Document>> {
-        self.find_and_modify(db, coll, filter, None, options)
+        self.with_let(options.let_vars.as_ref(), || {
+            self.find_and_modify(db, coll, filter, None, options)
+        })
     }
 
     /// `$merge`'s check of its target: merging on fields other than `_id` needs a unique index
@@ -1570,7 +1607,9 @@ impl History {
     ) -> Result<Vec<Document>> {
         check_collection_name(db, coll)?;
         self.inner.limited(options.max_time_ms, || {
-            aggregate::run(self, db, coll, pipeline, options.allow_disk_use)
+            self.with_let(options.let_vars.as_ref(), || {
+                aggregate::run(self, db, coll, pipeline, options.allow_disk_use)
+            })
         })
     }
 

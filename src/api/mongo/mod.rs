@@ -396,6 +396,7 @@ fn run_action(
                 projection: opt_doc(body, "projection")?,
                 limit: Some(1),
                 max_time_ms: opt_max_time_ms(body)?,
+                let_vars: opt_doc(body, "let")?,
                 ..FindOptions::default()
             };
             let d = h.find(db, coll, &filter()?, &options)?.into_iter().next();
@@ -419,6 +420,7 @@ fn run_action(
                 }),
                 allow_disk_use: opt_bool(body, "allowDiskUse")?,
                 max_time_ms: opt_max_time_ms(body)?,
+                let_vars: opt_doc(body, "let")?,
             };
             if action == "explain" {
                 format.value(Bson::Document(h.explain(db, coll, &filter()?, &options)?))
@@ -464,6 +466,7 @@ fn run_action(
                 upsert: opt_bool(body, "upsert")?,
                 multi: action == "updateMany",
                 array_filters: opt_docs(body, "arrayFilters")?,
+                let_vars: opt_doc(body, "let")?,
             };
             let (filter, limit) = (filter()?, opt_max_time_ms(body)?);
             // An array is a pipeline-style update; an object must hold operators.
@@ -503,6 +506,7 @@ fn run_action(
             let options = AggregateOptions {
                 allow_disk_use: opt_bool(body, "allowDiskUse")?,
                 max_time_ms: opt_max_time_ms(body)?,
+                let_vars: opt_doc(body, "let")?,
             };
             json!({"documents": docs_value(h.aggregate_with(db, coll, &pipeline, options)?, format)})
         }

@@ -261,6 +261,9 @@ pub(crate) struct Names {
     /// `$$NOW`: the time the pipeline was built, in milliseconds since the epoch (one value
     /// for the whole pipeline, as in MongoDB).
     now_ms: i64,
+    /// A command's `let` value is being compiled: it runs before any document is read, so a
+    /// field path, `$$ROOT` or `$$CURRENT` is 4890500.
+    no_fields: bool,
 }
 
 /// What an expression is evaluated against: the document and the variables' values.
@@ -298,8 +301,39 @@ pub(crate) fn compile(v: &Bson, now_ms: i64) -> Result<Expr> {
     let mut names = Names {
         names: Vec::new(),
         now_ms,
+        no_fields: false,
     };
     compile_at(v, &mut names, 1)
+}
+
+/// MongoDB's 4890500: a command's `let` value reads a field.
+const LET_READS_A_FIELD: &str = "Command let Expression tried to access a field, but this is not allowed because command let expressions run before the query examines any documents.";
+
+/// The variables of a command's `let` option (`find`, `aggregate`, `update`,
+/// `findAndModify`), as MongoDB seeds them: in order, each value an expression evaluated once
+/// before any document is read (with `$$NOW` = `now_ms` and the variables before it), so a
+/// field path in one is 4890500; each name is a user variable's (16866–16868). Run the
+/// command's parsing under [`with_bound`] with the result.
+///
+/// # Errors
+/// Those codes, and the value's own parse and evaluation errors.
+pub(crate) fn command_let(vars: &Document, now_ms: i64) -> Result<Vec<Binding>> {
+    let mut bound: Vec<Binding> = Vec::with_capacity(vars.len());
+    for (name, value) in vars {
+        let expr = with_bound(bound.clone(), || {
+            let mut names = Names {
+                names: Vec::new(),
+                now_ms,
+                no_fields: true,
+            };
+            compile_at(value, &mut names, 1)
+        })?;
+        let empty = Document::new();
+        let value = expr.eval(&mut Scope::new(&empty))?;
+        check_variable_name(name)?;
+        bound.push((name.clone(), value));
+    }
+    Ok(bound)
 }
 
 /// The context MongoDB gives an error its optimizer meets folding constants.
@@ -390,6 +424,9 @@ fn compile_path(s: &str, names: &Names) -> Result<Expr> {
         if path.is_empty() {
             return Err(parse_error(16872, "'$' by itself is not a valid FieldPath"));
         }
+        if names.no_fields {
+            return Err(parse_error(4_890_500, LET_READS_A_FIELD));
+        }
         return Ok(Expr::Field(path_parts(path)?));
     };
     let (name, rest) = var
@@ -416,6 +453,7 @@ fn compile_path(s: &str, names: &Names) -> Result<Expr> {
         return Ok(Expr::Bound(v));
     }
     match name {
+        "ROOT" | "CURRENT" if names.no_fields => Err(parse_error(4_890_500, LET_READS_A_FIELD)),
         "ROOT" | "CURRENT" => Ok(Expr::Root(parts)),
         "REMOVE" => Ok(Expr::Remove),
         "NOW" => {

@@ -44,7 +44,7 @@ use super::{
 };
 use accumulate::{NAccumulator, NState};
 use expr::nullish;
-pub(crate) use expr::{Expr, compile as compile_expression, truthy};
+pub(crate) use expr::{Expr, command_let, compile as compile_expression, truthy, with_bound};
 pub(crate) use project::FieldTree;
 use reshape::Reshape;
 pub(crate) use reshape::UpdatePipeline;
@@ -1916,7 +1916,7 @@ mod tests {
         };
         let sort = [doc! {"$skip": 0}, doc! {"$sort": {"k": 1}}];
         h.set_blocking_bytes_max(total.div_ceil(factor));
-        h.aggregate_with("db", "c", &sort, options).unwrap();
+        h.aggregate_with("db", "c", &sort, options.clone()).unwrap();
         h.set_blocking_bytes_max(total.div_ceil(factor) - 1);
         let e = h.aggregate_with("db", "c", &sort, options).unwrap_err();
         assert_eq!((e.code(), e.code_name()), (146, "ExceededMemoryLimit"));
