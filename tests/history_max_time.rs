@@ -198,6 +198,41 @@ fn find_one_and_update_stops_at_its_max_time_ms_and_without_one_has_no_limit() {
 }
 
 #[test]
+fn a_commands_let_values_are_computed_under_its_time_limit() {
+    let (_dir, h) = open(0);
+    h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
+    // 2,000 `$reduce` steps: past 5 ms of this clock, and quick without a limit.
+    let arr: Vec<Bson> = (0..2_000).map(Bson::Int32).collect();
+    let vars = doc! {"grown": {"$reduce": {
+        "input": arr,
+        "initialValue": [],
+        "in": {"$concatArrays": ["$$value", ["$$this"]]},
+    }}};
+    let find = |max_time_ms| {
+        let options = FindOptions {
+            max_time_ms: Some(max_time_ms),
+            let_vars: Some(vars.clone()),
+            ..FindOptions::default()
+        };
+        h.find("db", "c", &doc! {}, &options)
+    };
+    let e = find(5).unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    assert_eq!(find(0).unwrap(), vec![doc! {"_id": 1}]);
+    let modify = |max_time_ms| {
+        let options = FindAndModifyOptions {
+            max_time_ms,
+            let_vars: Some(vars.clone()),
+            ..FindAndModifyOptions::default()
+        };
+        h.find_one_and_delete("db", "c", &doc! {}, &options)
+    };
+    let e = modify(Some(5)).unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    assert_eq!(modify(None).unwrap(), Some(doc! {"_id": 1}));
+}
+
+#[test]
 fn reads_without_max_time_ms_get_the_configured_default_and_zero_lifts_it() {
     let docs = || {
         (0..2_000)

@@ -1219,10 +1219,11 @@ impl History {
         let Some(meta) = self.inner.collection(db, coll) else {
             return Ok(0);
         };
-        let filter = self.inner.parse_query(filter)?;
-        let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
         let mut n = 0u64;
+        // The parse runs under the limit too (constant expressions are evaluated there).
         self.inner.limited(None, || {
+            let filter = self.inner.parse_query(filter)?;
+            let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
             self.inner.execute(
                 &meta,
                 &plan,
@@ -1277,33 +1278,34 @@ impl History {
         executor: Executor,
     ) -> Result<(Vec<Document>, Option<Document>)> {
         check_collection_name(db, coll)?;
-        self.with_let(options.let_vars.as_ref(), || {
-            let parsed = self.inner.parse_query(filter)?;
-            let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
-            let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
-            let Some(meta) = self.inner.collection(db, coll) else {
-                let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
-                return Ok((Vec::new(), e));
-            };
-            let plan = index::plan(
-                meta.key_format,
-                &meta.indexes,
-                &parsed,
-                sort.as_ref(),
-                explain,
-            );
-            let mut stats = ExecStats::default();
-            // What a find returns is bounded; an aggregation bounds its own result.
-            let result_max =
-                (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
-            // An aggregation's reads (its first stages, `$lookup`, `$unionWith`) run inside the
-            // aggregation's own limit, with none of their own.
-            let max_time_ms = match executor {
-                Executor::Aggregation => Some(0),
-                _ => options.max_time_ms,
-            };
-            let docs = self.inner.limited(max_time_ms, || {
-                self.inner.run_find(
+        // An aggregation's reads (its first stages, `$lookup`, `$unionWith`) run inside the
+        // aggregation's own limit, with none of their own. The limit covers the parse too: the
+        // `let` values and the constant parts of the filter's expressions are evaluated there.
+        let max_time_ms = match executor {
+            Executor::Aggregation => Some(0),
+            _ => options.max_time_ms,
+        };
+        self.inner.limited(max_time_ms, || {
+            self.with_let(options.let_vars.as_ref(), || {
+                let parsed = self.inner.parse_query(filter)?;
+                let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
+                let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
+                let Some(meta) = self.inner.collection(db, coll) else {
+                    let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
+                    return Ok((Vec::new(), e));
+                };
+                let plan = index::plan(
+                    meta.key_format,
+                    &meta.indexes,
+                    &parsed,
+                    sort.as_ref(),
+                    explain,
+                );
+                let mut stats = ExecStats::default();
+                // What a find returns is bounded; an aggregation bounds its own result.
+                let result_max =
+                    (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
+                let docs = self.inner.run_find(
                     &meta,
                     &plan,
                     &parsed,
@@ -1314,10 +1316,10 @@ impl History {
                     &mut stats,
                     self.inner.budget(executor, "$sort", options.allow_disk_use),
                     result_max,
-                )
-            })?;
-            let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
-            Ok((docs, e))
+                )?;
+                let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
+                Ok((docs, e))
+            })
         })
     }
 
@@ -1417,7 +1419,7 @@ impl History {
         {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
-        self.with_let(options.let_vars.as_ref(), || {
+        self.modify_under(options, || {
             let parsed = self
                 .inner
                 .parse_update(update, options.array_filters.as_deref())?;
@@ -1441,7 +1443,7 @@ impl History {
         if !matches!(parsed, Update::Replace(_)) {
             return Err(Error::bad("findOneAndReplace needs a replacement document"));
         }
-        self.with_let(options.let_vars.as_ref(), || {
+        self.modify_under(options, || {
             self.find_and_modify(db, coll, filter, Some(parsed), options)
         })
     }
@@ -1457,7 +1459,7 @@ impl History {
         filter: &Document,
         options: &FindAndModifyOptions,
     ) -> Result<Option<Document>> {
-        self.with_let(options.let_vars.as_ref(), || {
+        self.modify_under(options, || {
             self.find_and_modify(db, coll, filter, None, options)
         })
     }
@@ -1542,6 +1544,20 @@ impl History {
         txn.finish()
     }
 
+    /// Runs a `find_one_and_*` call — its parsing included — under its options' time limit
+    /// (none without one, as any write) and with their `let` variables bound.
+    fn modify_under<T>(
+        &self,
+        options: &FindAndModifyOptions,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let bound = || self.with_let(options.let_vars.as_ref(), f);
+        match options.max_time_ms {
+            Some(ms) => self.inner.limited(Some(ms), bound),
+            None => bound(),
+        }
+    }
+
     fn find_and_modify(
         &self,
         db: &str,
@@ -1556,24 +1572,17 @@ impl History {
             None => None,
         };
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
-        let modify = || {
-            let mut txn = self.inner.begin()?;
-            let out = txn.find_and_modify(
-                db,
-                coll,
-                filter,
-                sort.as_ref(),
-                update.as_ref(),
-                options.upsert,
-                options.return_new,
-            )?;
-            txn.finish()?;
-            Ok(out)
-        };
-        let out = match options.max_time_ms {
-            Some(ms) => self.inner.limited(Some(ms), modify)?,
-            None => modify()?,
-        };
+        let mut txn = self.inner.begin()?;
+        let out = txn.find_and_modify(
+            db,
+            coll,
+            filter,
+            sort.as_ref(),
+            update.as_ref(),
+            options.upsert,
+            options.return_new,
+        )?;
+        txn.finish()?;
         out.map(|d| match &projection {
             Some(p) => p.apply(d),
             None => Ok(d),
