@@ -360,9 +360,10 @@ pub struct FindOptions {
     /// MongoDB's `maxTimeMS`: the find fails with code 50 past this many milliseconds (0 = no
     /// limit; `None` = the store's `default_max_time_ms`; at most [`MAX_TIME_MS_MAX`]).
     pub max_time_ms: Option<u64>,
-    /// MongoDB's `let` (the drivers' `let_vars`): variables the filter's `$expr` and the projection's expressions read as
-    /// `$$name`, each value an expression computed once before any document is read (constants,
-    /// `$$NOW`, earlier variables; a field path is 4890500); names as `$let`'s (16866–16868).
+    /// MongoDB's `let` (the drivers' `let_vars`): variables that the filter's `$expr` and the
+    /// projection's expressions read as `$$name`, each value an expression computed once before
+    /// any document is read (constants, `$$NOW`, earlier variables; a field path is 4890500);
+    /// names as `$let`'s (16866–16868).
     pub let_vars: Option<Document>,
 }
 
@@ -465,9 +466,9 @@ pub struct UpdateOptions {
     pub multi: bool,
     /// `arrayFilters`: one filter per `$[<id>]` identifier of the update's paths.
     pub array_filters: Option<Vec<Document>>,
-    /// MongoDB's `let` (the drivers' `let_vars`): variables the filter's `$expr` and a pipeline-style update's expressions read as
-    /// `$$name`, each value an expression computed once before any document is read (constants,
-    /// `$$NOW`, earlier variables; a field path is 4890500); names as `$let`'s (16866–16868).
+    /// MongoDB's `let` (the drivers' `let_vars`): variables that the filter's `$expr` and a
+    /// pipeline-style update's expressions read as `$$name`, computed as
+    /// [`FindOptions::let_vars`]'s.
     pub let_vars: Option<Document>,
 }
 
