@@ -114,10 +114,11 @@ fn sample_rate_keeps_about_that_share_of_the_documents() {
     // 2,000 documents at 0.5: the count's standard deviation is 22.
     let half = find(doc! {"$sampleRate": 0.5}).unwrap().len();
     assert!((840..1_160).contains(&half), "{half} of {DOCS}");
-    // With other conditions, in `find` and in `$match`.
+    // With other conditions (1,000 documents at 0.25: standard deviation 14), in `find` and in
+    // `$match`.
     let low = find(doc! {"_id": {"$lt": 1_000}, "$sampleRate": 0.25}).unwrap();
     assert!(low.iter().all(|d| d.get_i32("_id").unwrap() < 1_000));
-    assert!((170..330).contains(&low.len()), "{}", low.len());
+    assert!((150..350).contains(&low.len()), "{}", low.len());
     let matched = h
         .aggregate(
             "db",
