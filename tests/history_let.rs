@@ -78,6 +78,34 @@ fn aggregate_stages_and_sub_pipelines_read_the_variables() {
 }
 
 #[test]
+fn a_merge_pipeline_reads_the_commands_variables_beside_its_own() {
+    let (_d, h) = open();
+    let merge = |when_matched: Document| {
+        let mut spec = doc! {"into": "out", "whenNotMatched": "insert"};
+        spec.extend(when_matched);
+        aggregate(
+            &h,
+            &[doc! {"$match": {"_id": {"$lt": 2}}}, doc! {"$merge": spec}],
+            doc! {"tag": "m"},
+        )
+        .unwrap()
+    };
+    merge(doc! {"whenMatched": "fail"});
+    merge(doc! {"whenMatched": [{"$set": {"tag": "$$tag", "n2": "$$new.n"}}]});
+    merge(
+        doc! {"let": {"twice": {"$multiply": ["$n", 2]}}, "whenMatched": [{"$set": {"both": ["$$tag", "$$twice"]}}]},
+    );
+    let out = h
+        .find("db", "out", &doc! {}, &FindOptions::default())
+        .unwrap();
+    let want: Vec<Document> = [0, 1]
+        .into_iter()
+        .map(|i| doc! {"_id": i, "n": i * 10, "tag": "m", "n2": i * 10, "both": ["m", i * 20]})
+        .collect();
+    assert_eq!(out, want);
+}
+
+#[test]
 fn find_update_and_find_and_modify_read_the_variables() {
     let (_d, h) = open();
     let vars = doc! {"id": 3, "val": "new"};

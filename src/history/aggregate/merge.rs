@@ -230,8 +230,9 @@ impl Merge {
                 None => vec!["new".to_owned()],
             };
             // Built once with every variable unknown, so a malformed pipeline fails before a
-            // document is read.
-            let unknown = names.into_iter().map(|n| (n, None)).collect();
+            // document is read. The command's `let` variables, bound now, stay visible.
+            let mut unknown = expr::bound_now();
+            unknown.extend(names.into_iter().map(|n| (n, None)));
             expr::with_bound(unknown, || Update::pipeline(stages, now_ms))?;
         }
         Ok(merge)
@@ -281,14 +282,16 @@ impl Merge {
                 WhenMatched::Merge => Some(Update::parse(&doc! {"$set": d.clone()})?),
                 WhenMatched::KeepExisting | WhenMatched::Fail => None,
                 WhenMatched::Pipeline(stages) => {
-                    let bindings = if self.lets.is_empty() {
-                        vec![("new".to_owned(), Some(Bson::Document(d.clone())))]
+                    // The command's `let` variables (bound while the aggregation runs), then
+                    // this stage's, which shadow them.
+                    let mut bindings = expr::bound_now();
+                    if self.lets.is_empty() {
+                        bindings.push(("new".to_owned(), Some(Bson::Document(d.clone()))));
                     } else {
-                        self.lets
-                            .iter()
-                            .map(|(n, e)| Ok((n.clone(), e.eval_doc(&d)?)))
-                            .collect::<Result<_>>()?
-                    };
+                        for (n, e) in &self.lets {
+                            bindings.push((n.clone(), e.eval_doc(&d)?));
+                        }
+                    }
                     Some(expr::with_bound(bindings, || {
                         Update::pipeline(stages, now_ms)
                     })?)
