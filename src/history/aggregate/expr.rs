@@ -318,22 +318,22 @@ const LET_READS_A_FIELD: &str = "Command let Expression tried to access a field,
 /// # Errors
 /// Those codes, and the value's own parse and evaluation errors.
 pub(crate) fn command_let(vars: &Document, now_ms: i64) -> Result<Vec<Binding>> {
-    let mut bound: Vec<Binding> = Vec::with_capacity(vars.len());
-    for (name, value) in vars {
-        let expr = with_bound(bound.clone(), || {
+    // Each value compiles with the variables before it bound: they are appended to the
+    // bindings in force as they are computed, and taken out at the end.
+    with_bound(Vec::with_capacity(vars.len()), || {
+        let empty = Document::new();
+        for (name, value) in vars {
             let mut names = Names {
                 names: Vec::new(),
                 now_ms,
                 no_fields: true,
             };
-            compile_at(value, &mut names, 1)
-        })?;
-        let empty = Document::new();
-        let value = expr.eval(&mut Scope::new(&empty))?;
-        check_variable_name(name)?;
-        bound.push((name.clone(), value));
-    }
-    Ok(bound)
+            let value = compile_at(value, &mut names, 1)?.eval(&mut Scope::new(&empty))?;
+            check_variable_name(name)?;
+            BOUND.with(|b| b.borrow_mut().push((name.clone(), value)));
+        }
+        Ok(BOUND.with(|b| std::mem::take(&mut *b.borrow_mut())))
+    })
 }
 
 /// The context MongoDB gives an error its optimizer meets folding constants.

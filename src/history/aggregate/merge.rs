@@ -12,6 +12,7 @@ use super::super::error::{Error, Result};
 use super::super::query;
 use super::super::update::Update;
 use super::super::{History, MemoryBudget, MergeWrite, WhenNotMatched};
+use super::expr::Binding;
 use super::{Expr, expr};
 
 /// What happens to a target document the incoming one matches.
@@ -35,6 +36,10 @@ pub(super) struct Merge {
     /// `let`: variables of the `whenMatched` pipeline, evaluated on each incoming document
     /// (`new: "$$ROOT"` when absent).
     lets: Vec<(String, Expr)>,
+    /// The command's `let` variables in force when the stage was parsed, which the
+    /// `whenMatched` pipeline sees beside `lets` (captured then, as a `$lookup` captures its
+    /// enclosing ones).
+    outer: Vec<Binding>,
 }
 
 fn bad(code: i32, message: impl Into<String>) -> Error {
@@ -57,6 +62,7 @@ impl Merge {
             matched: WhenMatched::Merge,
             not_matched: WhenNotMatched::Insert,
             lets: Vec::new(),
+            outer: Vec::new(),
         };
         let spec = match arg {
             Bson::String(coll) => {
@@ -230,8 +236,9 @@ impl Merge {
                 None => vec!["new".to_owned()],
             };
             // Built once with every variable unknown, so a malformed pipeline fails before a
-            // document is read. The command's `let` variables, bound now, stay visible.
-            let mut unknown = expr::bound_now();
+            // document is read. The command's `let` variables stay visible.
+            merge.outer = expr::bound_now();
+            let mut unknown = merge.outer.clone();
             unknown.extend(names.into_iter().map(|n| (n, None)));
             expr::with_bound(unknown, || Update::pipeline(stages, now_ms))?;
         }
@@ -282,9 +289,8 @@ impl Merge {
                 WhenMatched::Merge => Some(Update::parse(&doc! {"$set": d.clone()})?),
                 WhenMatched::KeepExisting | WhenMatched::Fail => None,
                 WhenMatched::Pipeline(stages) => {
-                    // The command's `let` variables (bound while the aggregation runs), then
-                    // this stage's, which shadow them.
-                    let mut bindings = expr::bound_now();
+                    // The command's `let` variables, then this stage's, which shadow them.
+                    let mut bindings = self.outer.clone();
                     if self.lets.is_empty() {
                         bindings.push(("new".to_owned(), Some(Bson::Document(d.clone()))));
                     } else {
