@@ -1,7 +1,7 @@
 //! Capability: change streams over SSE at `GET /mongo/watch` — MongoDB-shaped events whose SSE
 //! `id:` is the resume token, resume with `Last-Event-ID`, idle heartbeats carrying the
-//! post-batch token, and history lost (286, also for a token after the last event) as an
-//! `error` event that ends the stream.
+//! post-batch token, history lost (286, also for a token after the last event) as an `error`
+//! event that ends the stream, and the stream's own `pipeline`.
 //!
 //! Method: a real server on 127.0.0.1:0 and a streaming reqwest client that parses the SSE
 //! wire format; writes go through the engine. Every wait is bounded by a timeout on the next
@@ -406,5 +406,84 @@ async fn heartbeats_continue_while_other_collections_take_writes() {
     let written = writer.await.unwrap();
     assert!(written > 0, "the other collection took writes meanwhile");
     assert!(beat.id.is_some());
+    server.stop().await;
+}
+
+/// `pipeline` is the stream's stages as JSON: they shape each event; when its `$match` drops
+/// the invalidate, the stream still ends with the invalidate's token as the last `id:` (an
+/// `: end` comment), so a reconnect with `Last-Event-ID` starts after it. A stage that may
+/// not run in a change stream is an `error` event (20); JSON that is not an array of objects
+/// is a 400.
+#[tokio::test]
+async fn a_pipeline_shapes_the_events_and_a_dropped_invalidate_still_moves_the_id() {
+    let server = start(HistoryConfig::default()).await;
+    let url = |pipeline: &str| {
+        reqwest::Url::parse_with_params(
+            &format!("{}/mongo/watch", server.base),
+            &[("db", "shop"), ("coll", "orders"), ("pipeline", pipeline)],
+        )
+        .unwrap()
+        .to_string()
+    };
+    let inserts = url(
+        r#"[{"$match": {"operationType": "insert"}}, {"$project": {"documentKey": 1, "total": "$fullDocument.total"}}]"#,
+    );
+    let mut client = SseClient::open(&inserts, None).await;
+    insert(&server.engine, 1).await;
+    let h = server.engine.history().clone();
+    tokio::task::spawn_blocking(move || h.drop_collection("shop", "orders").unwrap())
+        .await
+        .unwrap();
+    let (id, ev) = client.next_event().await;
+    assert_eq!(
+        ev,
+        serde_json::json!({"_id": {"_data": id}, "documentKey": {"_id": 1}, "total": 10})
+    );
+    let end = loop {
+        let f = client
+            .next()
+            .await
+            .expect("an end frame before the stream closes");
+        assert!(
+            f.data.is_empty(),
+            "neither the drop nor the invalidate: {f:?}"
+        );
+        if f.comment.as_deref().is_some_and(|c| c.starts_with("end ")) {
+            break f;
+        }
+    };
+    let end_id = end.id.unwrap();
+    assert!(
+        streamcache::history::is_invalidate_token(&end_id),
+        "{end_id}"
+    );
+    assert_eq!(end.comment.unwrap(), format!("end {end_id}"));
+    assert!(client.next().await.is_none(), "the stream ends");
+    insert(&server.engine, 2).await;
+    let mut again = SseClient::open(&inserts, Some(&end_id)).await;
+    let (_, ev) = again.next_event().await;
+    assert_eq!(ev["documentKey"]["_id"], 2);
+    drop(again);
+
+    let mut refused = SseClient::open(&url(r#"[{"$group": {"_id": 1}}]"#), None).await;
+    let f = loop {
+        let f = refused.next().await.unwrap();
+        if f.event.is_some() {
+            break f;
+        }
+    };
+    assert_eq!(f.event.as_deref(), Some("error"));
+    let body: Value = serde_json::from_str(&f.data).unwrap();
+    assert_eq!(
+        (body["code"].as_i64(), body["errmsg"].as_str()),
+        (
+            Some(20),
+            Some("$group is not permitted in a $changeStream pipeline")
+        )
+    );
+    for bad in ["[{", r#"{"$match": {}}"#, "[1]"] {
+        let resp = reqwest::get(url(bad)).await.unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
     server.stop().await;
 }

@@ -208,6 +208,17 @@ pub enum Error {
         /// The last event sequence in the oplog.
         last: u64,
     },
+    /// A change stream's pipeline changed or removed an event's `_id`, its resume token (code
+    /// 280, ChangeStreamFatalError, with MongoDB's message and the label
+    /// `NonResumableChangeStreamError`): the stream ends.
+    #[error(
+        "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed."
+    )]
+    ResumeTokenModified,
+    /// An operation is not allowed where it was asked for (code 20, IllegalOperation), such as
+    /// a stage that may not run in a change stream's pipeline.
+    #[error("{0}")]
+    IllegalOperation(String),
     /// A resume token cannot be decoded or used (code 260).
     #[error("invalid resume token: {0}")]
     InvalidResumeToken(String),
@@ -623,6 +634,8 @@ impl Error {
             Self::NamespaceExists { .. } => 48,
             Self::ChangeStreamHistoryLost | Self::ResumeTokenAhead { .. } => 286,
             Self::InvalidResumeToken(_) => 260,
+            Self::ResumeTokenModified => 280,
+            Self::IllegalOperation(_) => 20,
             Self::NoMatchingDocument(_) => 47,
             Self::Poisoned
             | Self::Storage { .. }
@@ -651,6 +664,8 @@ impl Error {
             48 => "NamespaceExists",
             286 => "ChangeStreamHistoryLost",
             260 => "InvalidResumeToken",
+            280 => "ChangeStreamFatalError",
+            20 => "IllegalOperation",
             47 => "NoMatchingDocument",
             14 => "TypeMismatch",
             28 => "PathNotViable",
@@ -675,13 +690,13 @@ impl Error {
         }
     }
 
-    /// Error labels MongoDB attaches (`NonResumableChangeStreamError` on 286).
+    /// Error labels MongoDB attaches (`NonResumableChangeStreamError` on 286 and 280).
     #[must_use]
     pub fn labels(&self) -> &'static [&'static str] {
         match self {
-            Self::ChangeStreamHistoryLost | Self::ResumeTokenAhead { .. } => {
-                &["NonResumableChangeStreamError"]
-            }
+            Self::ChangeStreamHistoryLost
+            | Self::ResumeTokenAhead { .. }
+            | Self::ResumeTokenModified => &["NonResumableChangeStreamError"],
             _ => &[],
         }
     }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use bson::{Bson, Document, Timestamp};
 
+use super::aggregate::EventPipeline;
 use super::document::decode_document;
 use super::error::{Error, Result};
 use super::keys::{decode_resume_token, encode_resume_token};
-use super::query::Filter;
 use super::{Inner, OPLOG_READ_BATCH_MAX};
 
 /// Which namespaces a stream sees.
@@ -108,7 +108,11 @@ pub struct WatchOptions {
     pub full_document: FullDocument,
     /// Pre-image mode.
     pub full_document_before_change: FullDocumentBeforeChange,
-    /// `$match` stages applied to the rendered events (other stages are rejected).
+    /// The stream's pipeline, run on each rendered event in order (the invalidate that ends a
+    /// stream included): `$match`, `$project`, `$addFields`/`$set`, `$unset`,
+    /// `$replaceRoot`/`$replaceWith`, as MongoDB allows in a change stream; an event's `_id`
+    /// (its resume token) must come out unchanged (else 280). Any other stage is refused when
+    /// the stream opens.
     pub pipeline: Vec<Document>,
 }
 
@@ -164,7 +168,8 @@ pub struct ChangeStream {
     inner: Arc<Inner>,
     scope: WatchScope,
     options: WatchOptions,
-    filter: Option<Filter>,
+    /// `options.pipeline`, compiled.
+    pipeline: EventPipeline,
     /// Next oplog sequence to read.
     next_seq: u64,
     /// Events read but not yet handed out, with their tokens.
@@ -234,7 +239,7 @@ impl ChangeStream {
             ));
         }
         let now_ms = inner.now_ms();
-        let filter = parse_pipeline(&options.pipeline, now_ms)?;
+        let pipeline = EventPipeline::parse(&options.pipeline, now_ms)?;
         let rx = inner.notifier.subscribe();
         let (trimmed_through, last_seq) = inner.oplog_bounds()?;
         // The event a token names, when the stream resumes after an event (not after an
@@ -269,7 +274,7 @@ impl ChangeStream {
             inner,
             scope,
             options,
-            filter,
+            pipeline,
             next_seq,
             pending: VecDeque::new(),
             last: (next_seq.saturating_sub(1), false),
@@ -306,13 +311,7 @@ impl ChangeStream {
         if found != seq || !self.in_scope(&entry) || !self.invalidates(&entry) {
             return Ok(());
         }
-        self.pending.push_back(Queued {
-            event: invalidate_event(seq, &entry),
-            token: (seq, true),
-        });
-        self.scanned = (seq, true);
-        self.invalidated = true;
-        Ok(())
+        self.end_with_invalidate(seq, invalidate_event(seq, &entry))
     }
 
     /// The resume token to persist: the last event handed out, or the high-water mark when
@@ -353,27 +352,41 @@ impl ChangeStream {
                 .invalidates(&entry)
                 .then(|| invalidate_event(seq, &entry));
             let event = self.render(seq, entry)?;
-            let keep = match &self.filter {
-                Some(f) => f.try_matches(&event)?,
-                None => true,
-            };
-            if keep {
+            if let Some(event) = self.through_pipeline(event)? {
                 self.pending.push_back(Queued {
                     event,
                     token: (seq, false),
                 });
             }
             if let Some(invalidate) = invalidate {
-                self.pending.push_back(Queued {
-                    event: invalidate,
-                    token: (seq, true),
-                });
-                self.scanned = (seq, true);
-                self.invalidated = true;
+                self.end_with_invalidate(seq, invalidate)?;
                 break;
             }
         }
         Ok(full && !self.invalidated)
+    }
+
+    /// `event` through the stream's pipeline: `None` when a `$match` drops it.
+    fn through_pipeline(&self, event: Document) -> Result<Option<Document>> {
+        if self.pipeline.is_empty() {
+            return Ok(Some(event));
+        }
+        self.pipeline.apply(event)
+    }
+
+    /// Queues the invalidate event at `seq` (unless the pipeline drops it) and ends the
+    /// stream there: its resume token is the invalidate's either way, as in MongoDB, where a
+    /// `$match` that filters the invalidate out still closes the stream.
+    fn end_with_invalidate(&mut self, seq: u64, invalidate: Document) -> Result<()> {
+        if let Some(event) = self.through_pipeline(invalidate)? {
+            self.pending.push_back(Queued {
+                event,
+                token: (seq, true),
+            });
+        }
+        self.scanned = (seq, true);
+        self.invalidated = true;
+        Ok(())
     }
 
     fn in_scope(&self, entry: &Document) -> bool {
@@ -606,30 +619,6 @@ fn invalidate_event(seq: u64, entry: &Document) -> Document {
         ev.insert("wallTime", w.clone());
     }
     ev
-}
-
-/// Accepts `$match` stages only, combined into one filter over events.
-fn parse_pipeline(pipeline: &[Document], now_ms: i64) -> Result<Option<Filter>> {
-    let mut clauses = Vec::new();
-    for stage in pipeline {
-        match stage.iter().next() {
-            Some((name, Bson::Document(m))) if name == "$match" && stage.len() == 1 => {
-                clauses.push(Bson::Document(m.clone()))
-            }
-            Some((name, _)) => {
-                return Err(Error::Unsupported(format!(
-                    "change stream stage {name}; only $match is supported"
-                )));
-            }
-            None => return Err(Error::bad("empty pipeline stage")),
-        }
-    }
-    if clauses.is_empty() {
-        return Ok(None);
-    }
-    let mut f = Document::new();
-    f.insert("$and", clauses);
-    Ok(Some(Filter::parse_at(&f, now_ms)?))
 }
 
 #[cfg(test)]

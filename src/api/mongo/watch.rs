@@ -1,13 +1,17 @@
 //! Change streams over Server-Sent Events: `GET /mongo/watch?db=&coll=&fullDocument=
-//! &fullDocumentBeforeChange=&resumeAfter=&startAfter=&startAtOperationTime=&heartbeatMs=`.
+//! &fullDocumentBeforeChange=&resumeAfter=&startAfter=&startAtOperationTime=&heartbeatMs=
+//! &pipeline=`, where `pipeline` is the stream's stages as a JSON array (Extended JSON, relaxed
+//! or canonical), as a driver's `watch([...])` takes them.
 //!
 //! Each change event is an SSE message whose `id:` is its resume token (`_id._data`) and whose
 //! data is the event in relaxed Extended JSON, so a browser `EventSource` reconnecting with
 //! `Last-Event-ID` resumes right after the last event it received. When idle, a comment line
 //! `: heartbeat <token>` plus an `id:` line carry the post-batch resume token (the `id:` line
-//! moves `Last-Event-ID` forward without dispatching an event). Errors (286 history lost or a
-//! token after the last event, invalid tokens) are one `event: error` message with MongoDB's `{code, codeName, errmsg,
-//! errorLabels}`, after which the stream ends.
+//! moves `Last-Event-ID` forward without dispatching an event); a stream ended by an invalidate
+//! its pipeline dropped sends `: end <token>` with the invalidate's token as `id:` last. Errors
+//! (286 history lost or a token after the last event, invalid tokens, a refused pipeline stage)
+//! are one `event: error` message with MongoDB's `{code, codeName, errmsg, errorLabels}`,
+//! after which the stream ends.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -50,6 +54,21 @@ pub(crate) struct WatchQuery {
     /// `seconds` or `seconds.increment`.
     start_at_operation_time: Option<String>,
     heartbeat_ms: Option<u64>,
+    /// The stream's pipeline: a JSON array of stage objects.
+    pipeline: Option<String>,
+}
+
+/// The `pipeline` parameter's stages. Its nesting is bounded by the JSON parser's recursion
+/// limit and then by the store's document depth; its stage count by the store's
+/// `PIPELINE_STAGES_MAX`.
+fn pipeline_param(text: &str) -> Result<Vec<bson::Document>, DataApiError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| DataApiError::invalid(format!("pipeline is not valid JSON: {e}")))?;
+    let stages = Bson::try_from(value)
+        .map_err(|e| DataApiError::invalid(format!("invalid Extended JSON in pipeline: {e}")))?;
+    let mut holder = bson::Document::new();
+    holder.insert("pipeline", stages);
+    Ok(super::opt_docs(&holder, "pipeline")?.unwrap_or_default())
 }
 
 fn invalid(message: impl Into<String>) -> Response {
@@ -67,6 +86,10 @@ pub(crate) async fn watch(
         (Some(db), None) => WatchScope::Database(db),
         (Some(db), Some(coll)) => WatchScope::Collection { db, coll },
         (None, Some(_)) => return invalid("coll needs db"),
+    };
+    let pipeline = match q.pipeline.as_deref().map(pipeline_param).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => return e.into_response(),
     };
     let parse = || -> Result<WatchOptions, history::Error> {
         let start_at_operation_time = q
@@ -113,7 +136,7 @@ pub(crate) async fn watch(
                 .map(FullDocumentBeforeChange::parse)
                 .transpose()?
                 .unwrap_or_default(),
-            pipeline: Vec::new(),
+            pipeline,
         })
     };
     let options = match parse() {
@@ -169,6 +192,8 @@ const WATCH_READ_EVENTS: usize = 64;
 struct Watching {
     stream: ChangeStream,
     ready: VecDeque<bson::Document>,
+    /// The last `id:` sent (an event's or a heartbeat's token).
+    sent: String,
     /// Its place under the listener's stream limit, held until it ends.
     _slot: ConnectionGuard,
 }
@@ -184,6 +209,7 @@ fn events(
     let start = opened.map(|stream| Watching {
         stream,
         ready: VecDeque::new(),
+        sent: String::new(),
         _slot: slot,
     });
     futures::stream::unfold(Some(start), move |state| async move {
@@ -199,10 +225,22 @@ fn events(
             if let Some(event) = w.ready.pop_front() {
                 let id = event.get_document("_id").map(token_of).unwrap_or_default();
                 let data = relaxed_extjson(Bson::Document(event)).to_string();
+                w.sent.clone_from(&id);
                 return Some((Ok(Event::default().id(id).data(data)), Some(Ok(w))));
             }
             if w.stream.is_closed() {
-                return None;
+                // The stream's pipeline may have dropped the invalidate that ended it: its
+                // token still goes out as the last `id:`, so a reconnect starts after it
+                // instead of resuming before it and ending again.
+                let token = token_of(&w.stream.resume_token());
+                if token == w.sent {
+                    return None;
+                }
+                w.sent.clone_from(&token);
+                let end = Event::default()
+                    .id(token.clone())
+                    .comment(format!("end {token}"));
+                return Some((Ok(end), Some(Ok(w))));
             }
             let joined = tokio::task::spawn_blocking(move || {
                 let read = w.stream.read_available(WATCH_READ_EVENTS);
@@ -225,8 +263,12 @@ fn events(
                 }
                 Ok((_, more)) => more,
             };
+            if w.stream.is_closed() {
+                // Ended by an invalidate the pipeline dropped: no commit will come.
+                continue;
+            }
             if beat.is_elapsed() {
-                return Some((Ok(heartbeat(&w.stream)), Some(Ok(w))));
+                return Some((Ok(heartbeat(&mut w)), Some(Ok(w))));
             }
             if more {
                 continue;
@@ -237,7 +279,7 @@ fn events(
                         return None;
                     }
                 }
-                () = &mut beat => return Some((Ok(heartbeat(&w.stream)), Some(Ok(w)))),
+                () = &mut beat => return Some((Ok(heartbeat(&mut w)), Some(Ok(w)))),
             }
         }
     })
@@ -245,8 +287,9 @@ fn events(
 
 /// The idle comment: `: heartbeat <post-batch token>` with that token as the event id, so a
 /// reconnect resumes past everything the stream has scanned.
-fn heartbeat(stream: &ChangeStream) -> Event {
-    let token = token_of(&stream.resume_token());
+fn heartbeat(w: &mut Watching) -> Event {
+    let token = token_of(&w.stream.resume_token());
+    w.sent.clone_from(&token);
     Event::default()
         .id(token.clone())
         .comment(format!("heartbeat {token}"))

@@ -47,7 +47,7 @@ use expr::nullish;
 pub(crate) use expr::{Expr, command_let, compile as compile_expression, truthy, with_bound};
 pub(crate) use project::FieldTree;
 use reshape::Reshape;
-pub(crate) use reshape::UpdatePipeline;
+pub(crate) use reshape::{EventPipeline, UpdatePipeline};
 
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
 const ACC_STATE_BYTES: usize = 16;

@@ -6,7 +6,7 @@ use bson::{Bson, Document};
 
 use super::super::document::{self, split_path};
 use super::super::error::{Error, Result};
-use super::super::query;
+use super::super::query::{self, Filter};
 use super::super::update::unset_path;
 use super::{
     Expr, FieldTree, MONGODB_STAGES, STAGES_RUN, check_stage_depth, expr, stage_list, text,
@@ -195,5 +195,120 @@ impl UpdatePipeline {
     /// The stages' run-time errors.
     pub(crate) fn apply(&self, doc: Document) -> Result<Document> {
         self.0.iter().try_fold(doc, |d, stage| stage.apply(d))
+    }
+}
+
+/// The stages MongoDB runs in a change stream's pipeline (its allow-list) that this store does
+/// not implement: they answer 115.
+const CHANGE_STREAM_STAGES_UNSUPPORTED: &[&str] = &["$redact", "$changeStreamSplitLargeEvent"];
+
+/// One stage of a change stream's pipeline.
+enum EventStage {
+    Match(Filter),
+    Reshape(Reshape),
+}
+
+/// A change stream's own pipeline (`watch([...])`), compiled once when the stream opens
+/// (`$$NOW` is that moment): `$match` and the reshaping stages — `$project`, `$addFields`/`$set`,
+/// `$unset`, `$replaceRoot`/`$replaceWith` — run on each change event in order, as MongoDB's
+/// allow-list has them.
+#[derive(Default)]
+pub(crate) struct EventPipeline {
+    stages: Vec<EventStage>,
+    /// Whether a stage can change a document (else only filters run and `_id` is safe).
+    reshapes: bool,
+}
+
+impl std::fmt::Debug for EventPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.stages.iter().map(|s| match s {
+                EventStage::Match(_) => "$match",
+                EventStage::Reshape(r) => r.name(),
+            }))
+            .finish()
+    }
+}
+
+impl EventPipeline {
+    /// Parses `pipeline`. A stage MongoDB does not allow in a change stream is code 20
+    /// (`IllegalOperation`, "`$group` is not permitted in a $changeStream pipeline"), a second
+    /// `$changeStream` 40602, an unknown name 40324; `$redact` and
+    /// `$changeStreamSplitLargeEvent` (allowed by MongoDB, not implemented here) 115.
+    ///
+    /// # Errors
+    /// As above; the stages' own parse errors; [`Error::TooMany`] beyond
+    /// [`super::PIPELINE_STAGES_MAX`] stages; nesting past the document limit.
+    pub(crate) fn parse(pipeline: &[Document], now_ms: i64) -> Result<Self> {
+        for s in pipeline {
+            document::check_depth_doc(s)?;
+        }
+        let mut out = Self::default();
+        for (name, arg) in stage_list(pipeline)? {
+            if name == "$match" {
+                let Bson::Document(m) = arg else {
+                    return Err(Error::bad(
+                        "the $match stage specification must be an object",
+                    ));
+                };
+                out.stages
+                    .push(EventStage::Match(Filter::parse_at(m, now_ms)?));
+                continue;
+            }
+            if let Some(mut stage) = Reshape::parse(name, arg, now_ms)? {
+                stage.fold()?;
+                out.stages.push(EventStage::Reshape(stage));
+                out.reshapes = true;
+                continue;
+            }
+            return Err(if name == "$changeStream" {
+                expr::parse_error(
+                    40602,
+                    "$changeStream is only allowed as the first stage in a pipeline",
+                )
+            } else if CHANGE_STREAM_STAGES_UNSUPPORTED.contains(&name) {
+                Error::Unsupported(format!("change stream stage {name}"))
+            } else if STAGES_RUN.contains(&name) || MONGODB_STAGES.contains(&name) {
+                Error::IllegalOperation(format!(
+                    "{name} is not permitted in a $changeStream pipeline"
+                ))
+            } else {
+                expr::parse_error(40324, format!("Unrecognized pipeline stage name: '{name}'"))
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether the pipeline has no stage (every event passes unchanged).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// The stages run over `event`: `None` when a `$match` drops it.
+    ///
+    /// # Errors
+    /// The stages' run-time errors; [`Error::ResumeTokenModified`] (280) when the event that
+    /// comes out has lost or changed its `_id`, the resume token (MongoDB's check since 4.2).
+    pub(crate) fn apply(&self, event: Document) -> Result<Option<Document>> {
+        let token = if self.reshapes {
+            event.get("_id").cloned()
+        } else {
+            None
+        };
+        let mut event = event;
+        for stage in &self.stages {
+            match stage {
+                EventStage::Match(f) => {
+                    if !f.try_matches(&event)? {
+                        return Ok(None);
+                    }
+                }
+                EventStage::Reshape(r) => event = r.apply(event)?,
+            }
+        }
+        if self.reshapes && event.get("_id") != token.as_ref() {
+            return Err(Error::ResumeTokenModified);
+        }
+        Ok(Some(event))
     }
 }
