@@ -1,5 +1,6 @@
-//! Capability: a command's `let` option — variables that `find`, `aggregate`, `update` and
-//! `find_one_and_*` expressions read as `$$name`, computed once before any document is read —
+//! Capability: a command's `let` option — variables that `find`, `aggregate`, `update`,
+//! `replace`, `delete` and `find_one_and_*` expressions read as `$$name`, computed once before
+//! any document is read —
 //! through the library and the Data API, with MongoDB's errors.
 //!
 //! Method: a store on a manual clock holding ten small documents; each command's result is
@@ -21,7 +22,8 @@ use history_common::{START_MS, data_api_call};
 use serde_json::json;
 use streamcache::engine::Engine;
 use streamcache::history::{
-    AggregateOptions, FindAndModifyOptions, FindOptions, History, UpdateOptions,
+    AggregateOptions, DeleteOptions, FindAndModifyOptions, FindOptions, History, ReplaceOptions,
+    UpdateOptions,
 };
 
 fn open() -> (tempfile::TempDir, History) {
@@ -175,6 +177,67 @@ fn find_update_and_find_and_modify_read_the_variables() {
 }
 
 #[test]
+fn replace_and_delete_filters_read_the_variables() {
+    let (_d, h) = open();
+    let at_least = doc! {"$expr": {"$gte": ["$n", "$$min"]}};
+    let replaced = h
+        .replace_with(
+            "db",
+            "c",
+            &doc! {"$expr": {"$eq": ["$_id", "$$id"]}},
+            &doc! {"n": 1},
+            ReplaceOptions {
+                let_vars: Some(doc! {"id": 8}),
+                ..ReplaceOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((replaced.matched, replaced.modified), (1, 1));
+    // Nothing matches `_id` 42: the upsert inserts the replacement.
+    let upserted = h
+        .replace_with(
+            "db",
+            "c",
+            &doc! {"$expr": {"$eq": ["$_id", "$$id"]}},
+            &doc! {"n": 2},
+            ReplaceOptions {
+                upsert: true,
+                let_vars: Some(doc! {"id": 42}),
+            },
+        )
+        .unwrap();
+    assert!(upserted.upserted_id.is_some());
+    let one = DeleteOptions {
+        multi: false,
+        let_vars: Some(doc! {"min": 70}),
+    };
+    assert_eq!(h.delete_with("db", "c", &at_least, &one).unwrap(), 1);
+    let many = DeleteOptions { multi: true, ..one };
+    // 70 went with the first delete and 80 was replaced by n: 1: 90 is left.
+    assert_eq!(h.delete_with("db", "c", &at_least, &many).unwrap(), 1);
+    let left: Vec<Bson> = h
+        .find("db", "c", &doc! {}, &FindOptions::default())
+        .unwrap()
+        .into_iter()
+        .map(|d| d.get("n").unwrap().clone())
+        .collect();
+    assert_eq!(left.len(), 9);
+    assert!(left.iter().all(|n| n.as_i32().unwrap() < 70), "{left:?}");
+    // A value that reads a field is refused before anything is deleted.
+    let bad = DeleteOptions {
+        multi: true,
+        let_vars: Some(doc! {"min": "$n"}),
+    };
+    assert_eq!(
+        h.delete_with("db", "c", &at_least, &bad)
+            .unwrap_err()
+            .code(),
+        4_890_500
+    );
+    assert_eq!(h.count("db", "c", &doc! {}).unwrap(), 9);
+}
+
+#[test]
 fn a_variable_that_reads_a_field_or_has_a_bad_name_is_refused() {
     let (_d, h) = open();
     let reads_a_field = "Command let Expression tried to access a field, but this is not allowed because command let expressions run before the query examines any documents.";
@@ -220,7 +283,7 @@ fn a_variable_that_reads_a_field_or_has_a_bad_name_is_refused() {
 }
 
 #[tokio::test]
-async fn the_data_api_takes_let_on_find_update_and_aggregate() {
+async fn the_data_api_takes_let_on_find_update_replace_delete_and_aggregate() {
     let engine = Arc::new(Engine::temporary().unwrap());
     let app = streamcache::api::router(engine.clone());
     let call = |action: &'static str, body| data_api_call(&app, ("db", "c"), action, body);
@@ -257,4 +320,31 @@ async fn the_data_api_takes_let_on_find_update_and_aggregate() {
     );
     let (s, body) = call("findOne", json!({"filter": filter, "let": {"below": "$x"}})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let (s, body) = call(
+        "replaceOne",
+        json!({"filter": {"$expr": {"$eq": ["$_id", "$$id"]}}, "replacement": {"r": true}, "let": {"id": 4}}),
+    )
+    .await;
+    assert_eq!(
+        (s, &body["modifiedCount"]),
+        (StatusCode::OK, &json!(1)),
+        "{body}"
+    );
+    let (s, body) = call("deleteOne", json!({"filter": filter, "let": {"below": 2}})).await;
+    assert_eq!(
+        (s, &body["deletedCount"]),
+        (StatusCode::OK, &json!(1)),
+        "{body}"
+    );
+    let (s, body) = call("deleteMany", json!({"filter": filter, "let": {"below": 3}})).await;
+    assert_eq!(
+        (s, &body["deletedCount"]),
+        (StatusCode::OK, &json!(2)),
+        "{body}"
+    );
+    let (s, body) = call("find", json!({})).await;
+    assert_eq!(
+        (s, &body["documents"]),
+        (StatusCode::OK, &json!([{"_id": 3}, {"_id": 4, "r": true}]))
+    );
 }

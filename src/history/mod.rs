@@ -472,6 +472,27 @@ pub struct UpdateOptions {
     pub let_vars: Option<Document>,
 }
 
+/// Options of [`History::replace_with`] (MongoDB's `replaceOne` options).
+#[derive(Debug, Clone, Default)]
+pub struct ReplaceOptions {
+    /// Insert the replacement (with the filter's `_id` when it names one) when nothing
+    /// matches.
+    pub upsert: bool,
+    /// MongoDB's `let`: variables the filter's `$expr` reads as `$$name`, computed as
+    /// [`FindOptions::let_vars`]'s.
+    pub let_vars: Option<Document>,
+}
+
+/// Options of [`History::delete_with`] (MongoDB's `deleteOne`/`deleteMany` options).
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// Delete every match (`deleteMany`) instead of the first.
+    pub multi: bool,
+    /// MongoDB's `let`: variables the filter's `$expr` reads as `$$name`, computed as
+    /// [`FindOptions::let_vars`]'s.
+    pub let_vars: Option<Document>,
+}
+
 /// What an update or replace did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UpdateResult {
@@ -1372,6 +1393,25 @@ impl History {
         replacement: &Document,
         upsert: bool,
     ) -> Result<UpdateResult> {
+        let options = ReplaceOptions {
+            upsert,
+            ..ReplaceOptions::default()
+        };
+        self.replace_with(db, coll, filter, replacement, options)
+    }
+
+    /// [`History::replace`] with MongoDB's `replaceOne` options (`upsert`, `let`).
+    ///
+    /// # Errors
+    /// As [`History::replace`].
+    pub fn replace_with(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        replacement: &Document,
+        options: ReplaceOptions,
+    ) -> Result<UpdateResult> {
         if replacement.keys().any(|k| k.starts_with('$')) {
             return Err(Error::bad(
                 "the replacement document must not contain update operators",
@@ -1383,7 +1423,8 @@ impl History {
             filter,
             replacement,
             UpdateOptions {
-                upsert,
+                upsert: options.upsert,
+                let_vars: options.let_vars,
                 ..UpdateOptions::default()
             },
         )
@@ -1394,11 +1435,31 @@ impl History {
     /// # Errors
     /// As [`History::find`]; storage errors.
     pub fn delete(&self, db: &str, coll: &str, filter: &Document, multi: bool) -> Result<u64> {
+        let options = DeleteOptions {
+            multi,
+            ..DeleteOptions::default()
+        };
+        self.delete_with(db, coll, filter, &options)
+    }
+
+    /// [`History::delete`] with MongoDB's `delete` options (`multi`, `let`).
+    ///
+    /// # Errors
+    /// As [`History::delete`]; a `let` value's errors ([`FindOptions::let_vars`]).
+    pub fn delete_with(
+        &self,
+        db: &str,
+        coll: &str,
+        filter: &Document,
+        options: &DeleteOptions,
+    ) -> Result<u64> {
         check_collection_name(db, coll)?;
-        let mut txn = self.inner.begin()?;
-        let n = txn.delete(db, coll, filter, multi)?;
-        txn.finish()?;
-        Ok(n)
+        self.with_let(options.let_vars.as_ref(), || {
+            let mut txn = self.inner.begin()?;
+            let n = txn.delete(db, coll, filter, options.multi)?;
+            txn.finish()?;
+            Ok(n)
+        })
     }
 
     /// `findOneAndUpdate`: updates the first match (in `sort` order) and returns it before or

@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::framework_rejection;
 use crate::history::{
-    self, AggregateOptions, FindOptions, History, IndexModel, InsertManyOptions, UpdateOptions,
+    self, AggregateOptions, DeleteOptions, FindOptions, History, IndexModel, InsertManyOptions,
+    ReplaceOptions, UpdateOptions,
 };
 
 pub(crate) use ejson::Format;
@@ -487,16 +488,24 @@ fn run_action(
         }
         "replaceOne" => {
             let replacement = req_doc(body, "replacement")?;
-            let (filter, upsert) = (filter()?, opt_bool(body, "upsert")?);
+            let options = ReplaceOptions {
+                upsert: opt_bool(body, "upsert")?,
+                let_vars: opt_doc(body, "let")?,
+            };
+            let filter = filter()?;
             let r = h.with_time_limit(opt_max_time_ms(body)?, || {
-                h.replace(db, coll, &filter, &replacement, upsert)
+                h.replace_with(db, coll, &filter, &replacement, options)
             })?;
             update_value(&r, format)
         }
         "deleteOne" | "deleteMany" => {
+            let options = DeleteOptions {
+                multi: action == "deleteMany",
+                let_vars: opt_doc(body, "let")?,
+            };
             let filter = filter()?;
             let n = h.with_time_limit(opt_max_time_ms(body)?, || {
-                h.delete(db, coll, &filter, action == "deleteMany")
+                h.delete_with(db, coll, &filter, &options)
             })?;
             json!({"deletedCount": n})
         }
