@@ -104,6 +104,54 @@ fn a_quadratic_reduce_stops_at_its_max_time_ms_and_one_without_a_limit_runs_to_t
     assert_eq!(out, vec![doc! {"r": arr}]);
 }
 
+/// A `$graphLookup` from every document of a chain of 300 walks the chain to its start: 300
+/// inputs × up to 300 rounds. The two collection reads and the 300 `startWith` evaluations
+/// read the clock about 20 times; the search's own checks (one per document a round tries,
+/// 45,000 here) about 700 times, so a 200 ms limit stops it only if the search checks it.
+#[test]
+fn a_graph_lookup_search_stops_at_its_max_time_ms() {
+    let (_dir, h) = open(0);
+    let chain: Vec<Document> = (0..300).map(|i| doc! {"_id": i, "up": i - 1}).collect();
+    h.insert_many("db", "chain", chain).unwrap();
+    let walk = |stage: Document| {
+        let limited = AggregateOptions {
+            max_time_ms: Some(200),
+            ..AggregateOptions::default()
+        };
+        h.aggregate_with("db", "chain", &[stage], limited)
+    };
+    let plain = walk(
+        doc! {"$lookup": {"from": "chain", "localField": "_id", "foreignField": "up", "as": "next"}},
+    );
+    assert_eq!(
+        plain.unwrap().len(),
+        300,
+        "the reads alone fit in the limit"
+    );
+    let e = walk(doc! {"$graphLookup": {
+        "from": "chain", "startWith": "$up", "connectFromField": "up",
+        "connectToField": "_id", "as": "path",
+    }})
+    .unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    // With no limit it runs to the end.
+    let out = h
+        .aggregate(
+            "db",
+            "chain",
+            &[
+                doc! {"$graphLookup": {
+                    "from": "chain", "startWith": "$up", "connectFromField": "up",
+                    "connectToField": "_id", "as": "path",
+                }},
+                doc! {"$project": {"n": {"$size": "$path"}}},
+            ],
+        )
+        .unwrap();
+    let sizes: Vec<i32> = out.iter().map(|d| d.get_i32("n").unwrap()).collect();
+    assert_eq!(sizes, (0..300).collect::<Vec<i32>>());
+}
+
 /// `{$set: {r: $reduce}}` over `arr` as [`quadratic_reduce`], as a pipeline-style update.
 fn quadratic_update() -> Vec<Document> {
     vec![doc! {"$set": {"r": {"$reduce": {

@@ -15,7 +15,8 @@
 //! thread from start to end, its `$lookup`/`$unionWith` sub-pipelines and `$facet` branches
 //! included, so the loops that can run long check it ([`check`]) without it being passed
 //! through every stage and expression: each document a read fetches or scans, each document an
-//! expression is evaluated against, each step of `$map`, `$filter` and `$reduce`. A check
+//! expression is evaluated against, each step of `$map`, `$filter` and `$reduce`, each
+//! document a `$graphLookup` round tries. A check
 //! reads the injected clock's monotonic time once every [`CHECK_INTERVAL`] calls; a thread
 //! with no read running pays one thread-local lookup.
 

@@ -14,6 +14,7 @@ mod date_arith;
 mod date_parts;
 mod expr;
 mod fields;
+mod graph;
 mod merge;
 mod project;
 mod regex_ops;
@@ -308,6 +309,7 @@ const STAGES_RUN: &[&str] = &[
     "$unwind",
     "$group",
     "$lookup",
+    "$graphLookup",
     "$facet",
     "$bucket",
     "$bucketAuto",
@@ -327,7 +329,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$documents",
     "$fill",
     "$geoNear",
-    "$graphLookup",
     "$indexStats",
     "$listLocalSessions",
     "$listSampledQueries",
@@ -365,6 +366,7 @@ enum Stage<'p> {
     Unwind(&'p Bson),
     Group(GroupSpec<'p>),
     Lookup(Box<stages::Lookup<'p>>),
+    GraphLookup(Box<graph::GraphLookup<'p>>),
     /// Each facet's name and sub-pipeline.
     Facet(Vec<(&'p str, Vec<Stage<'p>>)>),
     BucketAuto(stages::BucketAuto<'p>),
@@ -419,6 +421,7 @@ impl<'p> Stage<'p> {
             "$unwind" => Self::Unwind(arg),
             "$group" => Self::Group(GroupSpec::parse(doc_arg()?, now_ms)?),
             "$lookup" => Self::Lookup(Box::new(stages::Lookup::parse(arg, cx)?)),
+            "$graphLookup" => Self::GraphLookup(Box::new(graph::GraphLookup::parse(arg, cx)?)),
             "$facet" => stages::facet(arg, cx)?,
             "$bucket" => {
                 let (group, sort) = stages::bucket(arg, now_ms)?;
@@ -480,6 +483,7 @@ impl<'p> Stage<'p> {
                 g.accs.iter_mut().try_for_each(|(_, _, e)| fold(e))
             }
             Self::BucketAuto(b) => b.fold(),
+            Self::GraphLookup(g) => g.fold(),
             _ => Ok(()),
         }
     }
@@ -496,6 +500,7 @@ impl<'p> Stage<'p> {
             Self::Unwind(_) => "$unwind",
             Self::Group(_) => "$group",
             Self::Lookup(_) => "$lookup",
+            Self::GraphLookup(_) => "$graphLookup",
             Self::Facet(_) => "$facet",
             Self::BucketAuto(_) => "$bucketAuto",
             Self::UnionWith(..) => "$unionWith",
@@ -510,7 +515,11 @@ impl<'p> Stage<'p> {
     fn nests_deeper(&self) -> bool {
         matches!(
             self,
-            Self::Group(_) | Self::Lookup(_) | Self::Facet(_) | Self::BucketAuto(_)
+            Self::Group(_)
+                | Self::Lookup(_)
+                | Self::GraphLookup(_)
+                | Self::Facet(_)
+                | Self::BucketAuto(_)
         )
     }
 
@@ -573,6 +582,7 @@ impl<'p> Stage<'p> {
             Self::Unwind(arg) => unwind(arg, docs, budget("$unwind"))?,
             Self::Group(spec) => group(spec, docs, budget("$group"))?,
             Self::Lookup(l) => l.run(cx, docs)?,
+            Self::GraphLookup(g) => g.run(cx, docs)?,
             Self::Facet(facets) => stages::run_facet(facets, cx, docs)?,
             Self::BucketAuto(b) => b.run(cx, docs)?,
             Self::UnionWith(coll, sub) => stages::run_union_with(coll, sub, cx, docs)?,

@@ -48,7 +48,7 @@ fn sub_pipeline(items: &[Bson]) -> Result<Vec<(&str, &Bson)>> {
 }
 
 /// The whole of collection `coll` of the request's database.
-fn read_all(cx: &Cx<'_>, coll: &str) -> Result<Vec<Document>> {
+pub(super) fn read_all(cx: &Cx<'_>, coll: &str) -> Result<Vec<Document>> {
     cx.history.find_in(
         Executor::Aggregation,
         cx.db,
