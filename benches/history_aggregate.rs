@@ -1,8 +1,10 @@
 //! Aggregation throughput: 20,000 small orders in one collection, and criterion timing whole
 //! pipelines over them — a `$group` by customer with `$sum`/`$avg`/`$max`/`$push`, a
-//! `$project` computing fields with arithmetic and string operators, and a `$match` on an
-//! unindexed field feeding a `$group`. Each pipeline reads every document, so the time per
-//! run divided by 20,000 is the cost per document of the stages and their expressions.
+//! `$project` computing fields with arithmetic and string operators, a `$match` on an
+//! unindexed field feeding a `$group`, a `$lookup` of each order's customer (500 customers)
+//! and a `$graphLookup` up each customer's chain of referrers (4 deep). Each pipeline reads
+//! every document, so the time per run divided by 20,000 is the cost per document of the
+//! stages and their expressions.
 //!
 //! The pipelines use only operators every version of the store has, so the same file measures
 //! a change to expression evaluation before and after.
@@ -18,12 +20,22 @@ use streamcache::clock::ManualClock;
 use streamcache::history::{History, HistoryConfig};
 
 const DOCS: i64 = 20_000;
+const CUSTOMERS: i64 = 500;
+
+/// Customer `c<i>`, referred by the next one.
+fn customer(i: i64) -> Document {
+    doc! {
+        "_id": format!("c{i}"),
+        "name": format!("Customer {i}"),
+        "referredBy": format!("c{}", (i + 1) % CUSTOMERS),
+    }
+}
 
 fn order(i: i64) -> Document {
     let status = ["new", "paid", "shipped"][usize::try_from(i % 3).unwrap()];
     doc! {
         "_id": i,
-        "customer": format!("c{}", i % 500),
+        "customer": format!("c{}", i % CUSTOMERS),
         "status": status,
         "qty": i32::try_from(i % 9 + 1).unwrap(),
         "price": (i % 10_000) as f64 / 100.0,
@@ -41,7 +53,9 @@ fn main() {
     .unwrap();
     h.insert_many("shop", "orders", (0..DOCS).map(order).collect())
         .unwrap();
-    let pipelines: [(&str, Vec<Document>); 3] = [
+    h.insert_many("shop", "customers", (0..CUSTOMERS).map(customer).collect())
+        .unwrap();
+    let pipelines: [(&str, Vec<Document>); 5] = [
         (
             "group_by_customer",
             vec![doc! {"$group": {
@@ -69,6 +83,19 @@ fn main() {
                 doc! {"$match": {"status": "paid"}},
                 doc! {"$group": {"_id": "$status", "n": {"$sum": 1}, "qty": {"$sum": "$qty"}}},
             ],
+        ),
+        (
+            "lookup_customer",
+            vec![doc! {"$lookup": {
+                "from": "customers", "localField": "customer", "foreignField": "_id", "as": "c",
+            }}],
+        ),
+        (
+            "graph_lookup_referrers",
+            vec![doc! {"$graphLookup": {
+                "from": "customers", "startWith": "$customer", "connectFromField": "referredBy",
+                "connectToField": "_id", "maxDepth": 3, "as": "referrers",
+            }}],
         ),
     ];
     let mut c = Criterion::default().configure_from_args();

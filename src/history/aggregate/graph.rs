@@ -181,14 +181,14 @@ impl<'p> GraphLookup<'p> {
         let mut round = 0usize;
         let mut out = Vec::with_capacity(docs.len());
         for mut d in docs {
-            let mut frontier = Frontier::default();
+            let mut frontier = ValueSet::default();
             match self.start_with.eval_doc(&d)? {
                 Some(Bson::Array(values)) => values.into_iter().for_each(|v| frontier.add(v)),
                 Some(v) => frontier.add(v),
                 None => {}
             }
             let mut found: Vec<Bson> = Vec::new();
-            let mut found_ids = Frontier::default();
+            let mut found_ids = ValueSet::default();
             let mut found_bytes = 0usize;
             let mut depth = 0i64;
             while !frontier.values.is_empty() {
@@ -206,7 +206,7 @@ impl<'p> GraphLookup<'p> {
                 }
                 // In collection order, as a scan would meet them.
                 candidates.sort_unstable();
-                let mut next = Frontier::default();
+                let mut next = ValueSet::default();
                 let mut new = false;
                 for i in candidates {
                     // Inputs × rounds × candidates can be large: the read's time limit holds.
@@ -310,7 +310,7 @@ static NULL: Bson = Bson::Null;
 /// Calls `f` with each value `{connectToField: {$in: […]}}` compares a frontier value with:
 /// each value the path reaches (with array fan-out), an array's elements besides the array
 /// itself, and null where the path is missing.
-fn connect_keys<'d>(doc: &'d Document, parts: &[&str], mut f: impl FnMut(&'d Bson)) {
+pub(super) fn connect_keys<'d>(doc: &'d Document, parts: &[&str], mut f: impl FnMut(&'d Bson)) {
     for v in collect_doc_path(doc, parts) {
         match v {
             None => f(&NULL),
@@ -323,7 +323,8 @@ fn connect_keys<'d>(doc: &'d Document, parts: &[&str], mut f: impl FnMut(&'d Bso
     }
 }
 
-fn hash(v: &Bson) -> u64 {
+/// [`equality_hash`] of one value.
+pub(super) fn hash(v: &Bson) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     equality_hash(v, &mut h);
     h.finish()
@@ -331,13 +332,13 @@ fn hash(v: &Bson) -> u64 {
 
 /// A set of values under MongoDB's equality (numbers across types, same type bracket).
 #[derive(Default)]
-struct Frontier {
-    values: Vec<Bson>,
+pub(super) struct ValueSet {
+    pub(super) values: Vec<Bson>,
     index: EqualityIndex,
 }
 
-impl Frontier {
-    fn add(&mut self, v: Bson) {
+impl ValueSet {
+    pub(super) fn add(&mut self, v: Bson) {
         let (found, hash) = self.index.find(&self.values, &v, |x| x);
         if found.is_none() {
             self.index.add(hash, self.values.len());
@@ -345,7 +346,7 @@ impl Frontier {
         }
     }
 
-    fn contains(&self, v: &Bson) -> bool {
+    pub(super) fn contains(&self, v: &Bson) -> bool {
         self.index.find(&self.values, v, |x| x).0.is_some()
     }
 }

@@ -5,11 +5,14 @@
 //! 7.0's `document_source_*.cpp` does, with its codes and messages; the blocking ones account
 //! what they hold in their stage's [`MemoryBudget`](super::super::MemoryBudget).
 
+use std::collections::HashMap;
+
 use bson::{Bson, Document};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt as _, SeedableRng as _};
 
-use super::super::document::{self, compare, get_path, split_path, values_equal};
+use super::super::deadline;
+use super::super::document::{self, collect_doc_path, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::query::{self, Sort};
 use super::super::update::set_path;
@@ -18,7 +21,7 @@ use super::super::{
 };
 use super::expr::{self, Binding, Cmp, Expr, Lazy, Op};
 use super::{
-    AccOp, Cx, GroupSpec, Stage, build, group, object_too_large, run_built, stage_list, text,
+    AccOp, Cx, GroupSpec, Stage, build, graph, group, object_too_large, run_built, stage_list, text,
 };
 
 /// MongoDB's FailedToParse (9), the code of most `$lookup` and `$unionWith` spec errors.
@@ -210,29 +213,47 @@ impl<'p> Lookup<'p> {
             Some((local, foreign)) => Some((split_path(local)?, split_path(foreign)?)),
             None => None,
         };
+        // For the equality: the foreign documents under the hash of each value their
+        // `foreignField` holds, so a document's values find their matches without a scan.
+        let mut by_value: HashMap<u64, Vec<usize>> = HashMap::new();
+        if let Some((_, foreign_parts)) = &join {
+            for (i, f) in foreign.iter().enumerate() {
+                graph::connect_keys(f, foreign_parts, |key| {
+                    let at = by_value.entry(graph::hash(key)).or_default();
+                    if at.last() != Some(&i) {
+                        at.push(i);
+                    }
+                });
+            }
+        }
         // Without variables the sub-pipeline is the same for every document.
         let correlated = !self.lets.is_empty() || !self.outer.is_empty();
         let mut out = Vec::with_capacity(docs.len());
         for mut d in docs {
             let candidates: Vec<&Document> = match &join {
                 Some((local, foreign_parts)) => {
-                    let locals = match get_path(&d, local).cloned().unwrap_or(Bson::Null) {
-                        Bson::Array(a) => a,
-                        v => vec![v],
-                    };
-                    foreign
+                    let locals = local_values(&d, local);
+                    let mut hits: Vec<usize> = locals
+                        .values
                         .iter()
-                        .filter(|f| {
-                            let fvs =
-                                match get_path(f, foreign_parts).cloned().unwrap_or(Bson::Null) {
-                                    Bson::Array(a) => a,
-                                    v => vec![v],
-                                };
-                            locals
-                                .iter()
-                                .any(|l| fvs.iter().any(|x| values_equal(l, x)))
-                        })
-                        .collect()
+                        .flat_map(|v| by_value.get(&graph::hash(v)).into_iter().flatten())
+                        .copied()
+                        .collect();
+                    // In collection order, each once, as a scan would meet them.
+                    hits.sort_unstable();
+                    hits.dedup();
+                    let mut matched = Vec::with_capacity(hits.len());
+                    for f in hits.into_iter().filter_map(|i| foreign.get(i)) {
+                        deadline::check()?;
+                        let mut equal = false;
+                        graph::connect_keys(f, foreign_parts, |k| {
+                            equal = equal || locals.contains(k);
+                        });
+                        if equal {
+                            matched.push(f);
+                        }
+                    }
+                    matched
                 }
                 None => foreign.iter().collect(),
             };
@@ -272,6 +293,21 @@ impl<'p> Lookup<'p> {
         }
         Ok(out)
     }
+}
+
+/// The values a `$lookup` equality looks up for `d`: each value `localField` reaches (with
+/// array fan-out), an array's elements instead of the array, null where the path is missing —
+/// MongoDB's `{foreignField: {$in: [those]}}`.
+fn local_values(d: &Document, local: &[&str]) -> graph::ValueSet {
+    let mut locals = graph::ValueSet::default();
+    for v in collect_doc_path(d, local) {
+        match v {
+            None => locals.add(Bson::Null),
+            Some(Bson::Array(items)) => items.iter().for_each(|x| locals.add(x.clone())),
+            Some(v) => locals.add(v.clone()),
+        }
+    }
+    locals
 }
 
 /// Parses `$facet`: each facet's name and its sub-pipeline, built in the stage's own context
