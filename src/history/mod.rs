@@ -1679,7 +1679,28 @@ impl History {
         check_collection_name(db, coll)?;
         self.inner.limited(options.max_time_ms, || {
             self.with_let(options.let_vars.as_ref(), || {
-                aggregate::run(self, db, coll, pipeline, options.allow_disk_use)
+                aggregate::run(self, db, Some(coll), pipeline, options.allow_disk_use)
+            })
+        })
+    }
+
+    /// A database-level aggregation (MongoDB's `{aggregate: 1}`, the shell's `db.aggregate`):
+    /// the pipeline starts with `$documents`, whose array is its input; later stages may read
+    /// the database's collections (`$lookup`, `$unionWith`, `$merge` …).
+    ///
+    /// # Errors
+    /// [`Error::InvalidNamespace`] (73) when the first stage is not `$documents`; otherwise as
+    /// [`History::aggregate_with`].
+    pub fn aggregate_db(
+        &self,
+        db: &str,
+        pipeline: &[Document],
+        options: AggregateOptions,
+    ) -> Result<Vec<Document>> {
+        check_database_name(db)?;
+        self.inner.limited(options.max_time_ms, || {
+            self.with_let(options.let_vars.as_ref(), || {
+                aggregate::run(self, db, None, pipeline, options.allow_disk_use)
             })
         })
     }

@@ -59,7 +59,7 @@ const ACC_STATE_BYTES: usize = 16;
 pub(crate) fn run(
     history: &History,
     db: &str,
-    coll: &str,
+    coll: Option<&str>,
     pipeline: &[Document],
     allow_disk_use: bool,
 ) -> Result<Vec<Document>> {
@@ -67,6 +67,26 @@ pub(crate) fn run(
         document::check_depth_doc(s)?;
     }
     let mut stages = stage_list(pipeline)?;
+    check_documents_first(&stages)?;
+    // `$documents` makes the input of a database-level aggregation, and only of one.
+    let starts_with_documents = stages
+        .first()
+        .is_some_and(|(name, _)| *name == "$documents");
+    match (coll, starts_with_documents) {
+        (Some(coll), true) => {
+            return Err(Error::InvalidNamespace {
+                name: format!("{db}.{coll}"),
+                reason: "$documents can only be run with database-level aggregation",
+            });
+        }
+        (None, false) => {
+            return Err(Error::InvalidNamespace {
+                name: db.to_owned(),
+                reason: "a database-level aggregation must start with $documents; other stages need a collection",
+            });
+        }
+        _ => {}
+    }
     // `$merge` writes what the stages before it return; it must be the last stage.
     let merge = match stages.iter().position(|(name, _)| *name == "$merge") {
         Some(at) if at + 1 < stages.len() => {
@@ -88,13 +108,15 @@ pub(crate) fn run(
     };
     let mut filter = Document::new();
     let mut rest = stages.as_slice();
-    if let Some(((name, Bson::Document(m)), tail)) = rest.split_first()
+    if coll.is_some()
+        && let Some(((name, Bson::Document(m)), tail)) = rest.split_first()
         && *name == "$match"
     {
         filter = m.clone();
         rest = tail;
     }
-    if let Some(((name, Bson::Document(s)), tail)) = rest.split_first()
+    if coll.is_some()
+        && let Some(((name, Bson::Document(s)), tail)) = rest.split_first()
         && *name == "$sort"
     {
         options.sort = Some(s.clone());
@@ -115,7 +137,10 @@ pub(crate) fn run(
         depth: 0,
     };
     let built = build(rest, &cx)?;
-    let docs = history.find_in(Executor::Aggregation, db, coll, &filter, &options)?;
+    let docs = match coll {
+        Some(coll) => history.find_in(Executor::Aggregation, db, coll, &filter, &options)?,
+        None => Vec::new(),
+    };
     let docs = run_built(&built, &cx, docs)?;
     if let Some(merge) = merge {
         // What `$merge` writes is not returned.
@@ -190,9 +215,21 @@ fn stage_list<'p>(
     Ok(stages)
 }
 
+/// `$documents` may only be a pipeline's first stage (40602 elsewhere).
+fn check_documents_first(stages: &[(&str, &Bson)]) -> Result<()> {
+    if stages.iter().skip(1).any(|(name, _)| *name == "$documents") {
+        return Err(expr::parse_error(
+            40602,
+            "$documents is only valid as the first stage in a pipeline",
+        ));
+    }
+    Ok(())
+}
+
 /// Builds stages (every expression compiled), then folds their constant expressions, as
 /// MongoDB optimizes a parsed pipeline.
 fn build<'p>(stages: &[(&'p str, &'p Bson)], cx: &Cx<'_>) -> Result<Vec<Stage<'p>>> {
+    check_documents_first(stages)?;
     let mut built = Vec::with_capacity(stages.len());
     for &(name, arg) in stages {
         Stage::build(name, arg, cx, &mut built)?;
@@ -316,6 +353,7 @@ const STAGES_RUN: &[&str] = &[
     "$unionWith",
     "$sample",
     "$sortByCount",
+    "$documents",
 ];
 
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
@@ -326,7 +364,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$collStats",
     "$currentOp",
     "$densify",
-    "$documents",
     "$fill",
     "$geoNear",
     "$indexStats",
@@ -370,10 +407,13 @@ enum Stage<'p> {
     /// Each facet's name and sub-pipeline.
     Facet(Vec<(&'p str, Vec<Stage<'p>>)>),
     BucketAuto(stages::BucketAuto<'p>),
-    /// The collection and its sub-pipeline.
-    UnionWith(&'p str, Vec<Stage<'p>>),
+    /// The collection (none when the sub-pipeline starts with `$documents`) and its
+    /// sub-pipeline.
+    UnionWith(Option<&'p str>, Vec<Stage<'p>>),
     /// How many documents to keep.
     Sample(usize),
+    /// `$documents`: the array its expression evaluates to, as the pipeline's input.
+    Documents(Expr),
 }
 
 /// A parse error of an expression inside `stage`, with the context MongoDB gives it there.
@@ -431,6 +471,7 @@ impl<'p> Stage<'p> {
             "$bucketAuto" => Self::BucketAuto(stages::BucketAuto::parse(arg, now_ms)?),
             "$unionWith" => stages::union_with(arg, cx)?,
             "$sample" => Self::Sample(stages::sample_size(arg)?),
+            "$documents" => Self::Documents(compile(arg)?),
             "$sortByCount" => {
                 if !stages::is_expression(arg) {
                     return Err(expr::parse_error(
@@ -484,6 +525,7 @@ impl<'p> Stage<'p> {
             }
             Self::BucketAuto(b) => b.fold(),
             Self::GraphLookup(g) => g.fold(),
+            Self::Documents(e) => fold(e),
             _ => Ok(()),
         }
     }
@@ -505,6 +547,7 @@ impl<'p> Stage<'p> {
             Self::BucketAuto(_) => "$bucketAuto",
             Self::UnionWith(..) => "$unionWith",
             Self::Sample(_) => "$sample",
+            Self::Documents(_) => "$documents",
         }
     }
 
@@ -523,15 +566,25 @@ impl<'p> Stage<'p> {
         )
     }
 
-    /// Whether the stage may run inside `$facet`: not `$facet` itself, nor a stage whose
-    /// sub-pipeline holds one.
+    /// Whether the stage may run inside `$facet`: not `$facet` itself nor `$documents` (a
+    /// pipeline's input, 40600 as in MongoDB), nor a stage whose sub-pipeline holds a `$facet`.
     fn allowed_in_facet(&self) -> bool {
         match self {
-            Self::Facet(_) => false,
-            Self::Lookup(l) => l.stages().iter().all(Self::allowed_in_facet),
-            Self::UnionWith(_, sub) => sub.iter().all(Self::allowed_in_facet),
+            Self::Facet(_) | Self::Documents(_) => false,
+            // A sub-pipeline's own `$documents` is its input, not the facet's.
+            Self::Lookup(l) => l
+                .stages()
+                .iter()
+                .all(Self::allowed_in_sub_pipeline_in_facet),
+            Self::UnionWith(_, sub) => sub.iter().all(Self::allowed_in_sub_pipeline_in_facet),
             _ => true,
         }
+    }
+
+    /// [`Stage::allowed_in_facet`] for a stage of a `$lookup`/`$unionWith` sub-pipeline inside
+    /// a `$facet`, where `$documents` (first, as always) is allowed.
+    fn allowed_in_sub_pipeline_in_facet(&self) -> bool {
+        matches!(self, Self::Documents(_)) || self.allowed_in_facet()
     }
 
     fn run(
@@ -585,8 +638,9 @@ impl<'p> Stage<'p> {
             Self::GraphLookup(g) => g.run(cx, docs)?,
             Self::Facet(facets) => stages::run_facet(facets, cx, docs)?,
             Self::BucketAuto(b) => b.run(cx, docs)?,
-            Self::UnionWith(coll, sub) => stages::run_union_with(coll, sub, cx, docs)?,
+            Self::UnionWith(coll, sub) => stages::run_union_with(*coll, sub, cx, docs)?,
             Self::Sample(n) => stages::sample(*n, cx, docs)?,
+            Self::Documents(e) => stages::documents(e, cx)?,
         })
     }
 }

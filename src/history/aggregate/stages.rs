@@ -17,7 +17,7 @@ use super::super::error::{Error, Result};
 use super::super::query::{self, Sort};
 use super::super::update::set_path;
 use super::super::{
-    BUCKETS_MAX, Executor, FACET_PIPELINES_MAX, FindOptions, STAGE_DOCUMENT_BYTES_MAX,
+    BUCKETS_MAX, Executor, FACET_PIPELINES_MAX, FindOptions, MemoryBudget, STAGE_DOCUMENT_BYTES_MAX,
 };
 use super::expr::{self, Binding, Cmp, Expr, Lazy, Op};
 use super::{
@@ -63,7 +63,8 @@ pub(super) fn read_all(cx: &Cx<'_>, coll: &str) -> Result<Vec<Document>> {
 
 /// A `$lookup` stage, parsed.
 pub(super) struct Lookup<'p> {
-    from: &'p str,
+    /// The foreign collection; none for a sub-pipeline that starts with `$documents`.
+    from: Option<&'p str>,
     as_field: &'p str,
     /// `localField` and `foreignField`, when given.
     join: Option<(&'p str, &'p str)>,
@@ -133,13 +134,14 @@ impl<'p> Lookup<'p> {
                 }
             }
         }
-        let Some(from) = from.filter(|f| !f.is_empty()) else {
+        let from = from.filter(|f| !f.is_empty());
+        if from.is_none() && !starts_with_documents(pipeline.as_deref()) {
             return Err(failed_to_parse(if pipeline.is_some() {
                 "$lookup stage without explicit collection must have a pipeline with $documents as first stage"
             } else {
                 "must specify 'pipeline' when 'from' is empty"
             }));
-        };
+        }
         if as_field.is_empty() {
             return Err(failed_to_parse("must specify 'as' field for a $lookup"));
         }
@@ -200,7 +202,11 @@ impl<'p> Lookup<'p> {
     /// joined copy count against the stage's budget.
     pub(super) fn run(&self, cx: &Cx<'_>, docs: Vec<Document>) -> Result<Vec<Document>> {
         let mut held = cx.budget("$lookup");
-        let foreign = read_all(cx, self.from)?;
+        // Without a collection the sub-pipeline's `$documents` makes its input.
+        let foreign = match self.from {
+            Some(from) => read_all(cx, from)?,
+            None => Vec::new(),
+        };
         for f in &foreign {
             held.charge(document::bson_size(f))?;
         }
@@ -230,6 +236,41 @@ impl<'p> Lookup<'p> {
         let correlated = !self.lets.is_empty() || !self.outer.is_empty();
         let mut out = Vec::with_capacity(docs.len());
         for mut d in docs {
+            // The sub-pipeline for this document: rebuilt with its variables bound, or as built.
+            let rebuilt = match &self.pipeline {
+                Some(p) if correlated => {
+                    let mut bindings = self.outer.clone();
+                    for (name, e) in &self.lets {
+                        bindings.push(((*name).to_owned(), e.eval_doc(&d)?));
+                    }
+                    Some(expr::with_bound(bindings, || build(p, &sub))?)
+                }
+                _ => None,
+            };
+            let stages = rebuilt.as_deref().unwrap_or(&self.built);
+            if let (None, Some((local, foreign_parts))) = (self.from, &join) {
+                // No collection: the sub-pipeline's leading `$documents` is the foreign side,
+                // which the equality filters before the stages after it run.
+                let Some((documents, rest)) = stages.split_first() else {
+                    return Err(Error::bad("$lookup without a collection needs $documents"));
+                };
+                let locals = local_values(&d, local);
+                let mut input = Vec::new();
+                for f in documents.run(&sub, Vec::new(), None)? {
+                    deadline::check()?;
+                    let mut equal = false;
+                    graph::connect_keys(&f, foreign_parts, |k| {
+                        equal = equal || locals.contains(k);
+                    });
+                    if equal {
+                        input.push(f);
+                    }
+                }
+                let matched = run_built(rest, &sub, input)?;
+                self.join_into(&mut d, &as_parts, matched, &mut held)?;
+                out.push(d);
+                continue;
+            }
             let candidates: Vec<&Document> = match &join {
                 Some((local, foreign_parts)) => {
                     let locals = local_values(&d, local);
@@ -257,41 +298,42 @@ impl<'p> Lookup<'p> {
                 }
                 None => foreign.iter().collect(),
             };
+            let input = candidates.into_iter().cloned().collect();
             let matched = match &self.pipeline {
-                None => candidates.into_iter().cloned().collect(),
-                Some(p) => {
-                    let input = candidates.into_iter().cloned().collect();
-                    if correlated {
-                        let mut bindings = self.outer.clone();
-                        for (name, e) in &self.lets {
-                            bindings.push(((*name).to_owned(), e.eval_doc(&d)?));
-                        }
-                        let stages = expr::with_bound(bindings, || build(p, &sub))?;
-                        run_built(&stages, &sub, input)?
-                    } else {
-                        run_built(&self.built, &sub, input)?
-                    }
-                }
+                None => input,
+                Some(_) => run_built(stages, &sub, input)?,
             };
-            let mut matched_bytes = 0usize;
-            let mut joined = Vec::with_capacity(matched.len());
-            for f in matched {
-                let size = document::bson_size(&f);
-                matched_bytes = matched_bytes.saturating_add(size);
-                if matched_bytes > STAGE_DOCUMENT_BYTES_MAX {
-                    return Err(Error::LookupTooLarge {
-                        from: self.from.to_owned(),
-                        len: matched_bytes,
-                        max: STAGE_DOCUMENT_BYTES_MAX,
-                    });
-                }
-                held.charge(size)?;
-                joined.push(Bson::Document(f));
-            }
-            set_path(&mut d, &as_parts, Bson::Array(joined))?;
+            self.join_into(&mut d, &as_parts, matched, &mut held)?;
             out.push(d);
         }
         Ok(out)
+    }
+
+    /// Sets `d`'s `as` field to `matched`, counting them against the stage's budget and
+    /// together against [`STAGE_DOCUMENT_BYTES_MAX`] (4568).
+    fn join_into(
+        &self,
+        d: &mut Document,
+        as_parts: &[&str],
+        matched: Vec<Document>,
+        held: &mut MemoryBudget,
+    ) -> Result<()> {
+        let mut matched_bytes = 0usize;
+        let mut joined = Vec::with_capacity(matched.len());
+        for f in matched {
+            let size = document::bson_size(&f);
+            matched_bytes = matched_bytes.saturating_add(size);
+            if matched_bytes > STAGE_DOCUMENT_BYTES_MAX {
+                return Err(Error::LookupTooLarge {
+                    from: self.from.unwrap_or("$documents").to_owned(),
+                    len: matched_bytes,
+                    max: STAGE_DOCUMENT_BYTES_MAX,
+                });
+            }
+            held.charge(size)?;
+            joined.push(Bson::Document(f));
+        }
+        set_path(d, as_parts, Bson::Array(joined))
     }
 }
 
@@ -448,11 +490,11 @@ pub(super) fn union_with<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
             )));
         }
     };
-    let Some(coll) = coll else {
+    if coll.is_none() && !starts_with_documents(pipeline.as_deref()) {
         return Err(failed_to_parse(
             "$unionWith stage without explicit collection must have a pipeline with $documents as first stage",
         ));
-    };
+    }
     let sub = cx.nested()?;
     let stages = match pipeline {
         Some(p) => build(&p, &sub)?,
@@ -463,15 +505,54 @@ pub(super) fn union_with<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
 
 /// The input, then what the sub-pipeline makes of collection `coll`.
 pub(super) fn run_union_with(
-    coll: &str,
+    coll: Option<&str>,
     stages: &[Stage<'_>],
     cx: &Cx<'_>,
     mut docs: Vec<Document>,
 ) -> Result<Vec<Document>> {
     let sub = cx.nested()?;
-    let other = run_built(stages, &sub, read_all(cx, coll)?)?;
+    let input = match coll {
+        Some(coll) => read_all(cx, coll)?,
+        None => Vec::new(),
+    };
+    let other = run_built(stages, &sub, input)?;
     docs.extend(other);
     Ok(docs)
+}
+
+/// Whether a sub-pipeline's first stage is `$documents`, which lets `$lookup` and
+/// `$unionWith` go without a collection.
+fn starts_with_documents(pipeline: Option<&[(&str, &Bson)]>) -> bool {
+    pipeline
+        .and_then(<[_]>::first)
+        .is_some_and(|(name, _)| *name == "$documents")
+}
+
+/// `$documents`: what MongoDB desugars it into — the expression evaluated once (against an
+/// empty document) into a field, `$unwind` of that field (an array gives one document per
+/// element, null or missing none, another value one), then `$replaceRoot` with it (40228
+/// for an element that is not a document, MongoDB's text).
+pub(super) fn documents(e: &Expr, cx: &Cx<'_>) -> Result<Vec<Document>> {
+    const FIELD: &str = "_tempDocumentsField";
+    let values = match e.eval_doc(&Document::new())? {
+        Some(Bson::Array(items)) => items,
+        None | Some(Bson::Null | Bson::Undefined) => Vec::new(),
+        Some(other) => vec![other],
+    };
+    let root = super::Reshape::parse(
+        "$replaceRoot",
+        &Bson::Document(bson::doc! {"newRoot": format!("${FIELD}")}),
+        cx.now_ms,
+    )?
+    .ok_or_else(|| Error::bad("$replaceRoot"))?;
+    values
+        .into_iter()
+        .map(|v| {
+            let mut d = Document::new();
+            d.insert(FIELD, v);
+            root.apply(d)
+        })
+        .collect()
 }
 
 /// Whether a grouping key (`$bucket`'s and `$bucketAuto`'s `groupBy`, `$sortByCount`'s
