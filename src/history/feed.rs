@@ -110,7 +110,7 @@ pub struct WatchOptions {
     pub full_document_before_change: FullDocumentBeforeChange,
     /// The stream's pipeline, run on each rendered event in order (the invalidate that ends a
     /// stream included): `$match`, `$project`, `$addFields`/`$set`, `$unset`,
-    /// `$replaceRoot`/`$replaceWith`, as MongoDB allows in a change stream; an event's `_id`
+    /// `$replaceRoot`/`$replaceWith`, `$redact`, as MongoDB allows in a change stream; an event's `_id`
     /// (its resume token) must come out unchanged (else 280). Any other stage is refused when
     /// the stream opens.
     pub pipeline: Vec<Document>,

@@ -35,9 +35,9 @@ pub(crate) enum Expr {
     Const(Bson),
     /// An optional operand that was not given.
     Absent,
-    /// `$a.b`: a path into the current document.
+    /// `$a.b` or `$$CURRENT.a.b`: a path into the current document (empty: all of it).
     Field(Box<[String]>),
-    /// `$$ROOT.a` or `$$CURRENT.a` (empty path: the whole document).
+    /// `$$ROOT.a` (empty path: the whole document).
     Root(Box<[String]>),
     /// `$$name.a`: the variable bound in `slot`.
     Var(usize, Box<[String]>),
@@ -270,14 +270,22 @@ pub(crate) struct Names {
 #[derive(Debug)]
 pub(crate) struct Scope<'d> {
     root: &'d Document,
+    /// `$$CURRENT`, which field paths read: `root` except inside `$redact`'s descent.
+    current: &'d Document,
     vars: Vec<Option<Bson>>,
 }
 
 impl<'d> Scope<'d> {
     /// A scope with `root` as `$$ROOT` and `$$CURRENT` and no user variables.
     pub(crate) fn new(root: &'d Document) -> Self {
+        Self::at(root, root)
+    }
+
+    /// A scope with `$$ROOT` and `$$CURRENT` apart.
+    fn at(root: &'d Document, current: &'d Document) -> Self {
         Self {
             root,
+            current,
             vars: Vec::new(),
         }
     }
@@ -454,7 +462,8 @@ fn compile_path(s: &str, names: &Names) -> Result<Expr> {
     }
     match name {
         "ROOT" | "CURRENT" if names.no_fields => Err(parse_error(4_890_500, LET_READS_A_FIELD)),
-        "ROOT" | "CURRENT" => Ok(Expr::Root(parts)),
+        "ROOT" => Ok(Expr::Root(parts)),
+        "CURRENT" => Ok(Expr::Field(parts)),
         "REMOVE" => Ok(Expr::Remove),
         "NOW" => {
             let now = Bson::DateTime(bson::DateTime::from_millis(names.now_ms));
@@ -1150,11 +1159,14 @@ fn compile_get_field(arg: &Bson, names: &mut Names, depth: usize) -> Result<Expr
             };
             let input = match got.get(1).copied().flatten() {
                 Some(i) => compile_at(i, names, depth)?,
-                None => Expr::Root(Box::default()),
+                None => Expr::Field(Box::default()),
             };
             (compile_at(field, names, depth)?, input)
         }
-        other => (compile_at(other, names, depth)?, Expr::Root(Box::default())),
+        other => (
+            compile_at(other, names, depth)?,
+            Expr::Field(Box::default()),
+        ),
     };
     if !matches!(field.as_const(), Some(Bson::String(_))) {
         return Err(parse_error(
@@ -1240,7 +1252,8 @@ impl Expr {
             Self::Const(v) => Ok(Some(v.clone())),
             Self::Absent | Self::Remove => Ok(None),
             Self::Bound(v) => Ok(v.clone()),
-            Self::Field(parts) | Self::Root(parts) => Ok(walk_document(cx.root, parts)),
+            Self::Field(parts) => Ok(walk_document(cx.current, parts)),
+            Self::Root(parts) => Ok(walk_document(cx.root, parts)),
             Self::Var(slot, parts) => Ok(cx
                 .vars
                 .get(*slot)
@@ -1317,6 +1330,13 @@ impl Expr {
     pub(crate) fn eval_doc(&self, doc: &Document) -> Result<Option<Bson>> {
         deadline::check()?;
         self.eval(&mut Scope::new(doc))
+    }
+
+    /// Evaluates the expression with `current` as `$$CURRENT` (what field paths read) inside
+    /// `root` (`$$ROOT`), as `$redact` does at each level it descends to.
+    pub(crate) fn eval_at(&self, root: &Document, current: &Document) -> Result<Option<Bson>> {
+        deadline::check()?;
+        self.eval(&mut Scope::at(root, current))
     }
 
     /// The constant this expression is, if it is one.

@@ -354,6 +354,7 @@ const STAGES_RUN: &[&str] = &[
     "$sample",
     "$sortByCount",
     "$documents",
+    "$redact",
 ];
 
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
@@ -374,7 +375,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$merge",
     "$out",
     "$planCacheStats",
-    "$redact",
     "$search",
     "$searchMeta",
     "$setWindowFields",
@@ -414,6 +414,8 @@ enum Stage<'p> {
     Sample(usize),
     /// `$documents`: the array its expression evaluates to, as the pipeline's input.
     Documents(Expr),
+    /// `$redact`'s expression, compiled with its three variables defined.
+    Redact(Expr),
 }
 
 /// A parse error of an expression inside `stage`, with the context MongoDB gives it there.
@@ -472,6 +474,7 @@ impl<'p> Stage<'p> {
             "$unionWith" => stages::union_with(arg, cx)?,
             "$sample" => Self::Sample(stages::sample_size(arg)?),
             "$documents" => Self::Documents(compile(arg)?),
+            "$redact" => Self::Redact(reshape::compile_redact(arg, now_ms)?),
             "$sortByCount" => {
                 if !stages::is_expression(arg) {
                     return Err(expr::parse_error(
@@ -525,7 +528,7 @@ impl<'p> Stage<'p> {
             }
             Self::BucketAuto(b) => b.fold(),
             Self::GraphLookup(g) => g.fold(),
-            Self::Documents(e) => fold(e),
+            Self::Documents(e) | Self::Redact(e) => fold(e),
             _ => Ok(()),
         }
     }
@@ -548,6 +551,7 @@ impl<'p> Stage<'p> {
             Self::UnionWith(..) => "$unionWith",
             Self::Sample(_) => "$sample",
             Self::Documents(_) => "$documents",
+            Self::Redact(_) => "$redact",
         }
     }
 
@@ -641,6 +645,13 @@ impl<'p> Stage<'p> {
             Self::UnionWith(coll, sub) => stages::run_union_with(*coll, sub, cx, docs)?,
             Self::Sample(n) => stages::sample(*n, cx, docs)?,
             Self::Documents(e) => stages::documents(e, cx)?,
+            Self::Redact(e) => {
+                let mut kept = Vec::with_capacity(docs.len());
+                for d in docs {
+                    kept.extend(reshape::redact(e, d)?);
+                }
+                kept
+            }
         })
     }
 }

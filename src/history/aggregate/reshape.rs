@@ -198,20 +198,113 @@ impl UpdatePipeline {
     }
 }
 
+/// `$redact`'s variables and the values MongoDB gives them inside its expression (and only
+/// there).
+const REDACT_VARIABLES: [(&str, &str); 3] =
+    [("DESCEND", "descend"), ("PRUNE", "prune"), ("KEEP", "keep")];
+
+/// Compiles `$redact`'s expression with `$$DESCEND`, `$$PRUNE` and `$$KEEP` defined.
+///
+/// # Errors
+/// The expression's parse errors.
+pub(super) fn compile_redact(arg: &Bson, now_ms: i64) -> Result<Expr> {
+    let mut bound = expr::bound_now();
+    bound.extend(
+        REDACT_VARIABLES
+            .iter()
+            .map(|(name, v)| ((*name).to_owned(), Some(Bson::String((*v).to_owned())))),
+    );
+    expr::with_bound(bound, || expr::compile(arg, now_ms))
+}
+
+/// `$redact` over one document (MongoDB's `document_source_redact.cpp`): the expression
+/// decides with the document as `$$CURRENT` — `$$KEEP` keeps it whole, `$$PRUNE` drops it,
+/// `$$DESCEND` keeps its fields, each embedded document (in arrays too, at any depth) decided
+/// the same way with itself as `$$CURRENT` and `$$ROOT` still the top document. `None` when
+/// the document itself is pruned.
+///
+/// # Errors
+/// 17053 for an answer that is none of the three; the expression's errors.
+pub(super) fn redact(e: &Expr, doc: Document) -> Result<Option<Document>> {
+    Ok(match redact_answer(e, &doc, &doc)? {
+        Redact::Keep => Some(doc),
+        Redact::Prune => None,
+        Redact::Descend => Some(redact_fields(e, &doc, &doc)?),
+    })
+}
+
+enum Redact {
+    Keep,
+    Prune,
+    Descend,
+}
+
+fn redact_answer(e: &Expr, root: &Document, current: &Document) -> Result<Redact> {
+    let answer = e.eval_at(root, current)?;
+    Ok(match answer.as_ref().and_then(Bson::as_str) {
+        Some("keep") => Redact::Keep,
+        Some("prune") => Redact::Prune,
+        Some("descend") => Redact::Descend,
+        _ => {
+            return Err(expr::eval_error(
+                17053,
+                format!(
+                    "$redact's expression should not return anything aside from the variables $$KEEP, $$DESCEND, and $$PRUNE, but returned {}",
+                    text::render(answer.as_ref())
+                ),
+            ));
+        }
+    })
+}
+
+/// `current`'s fields with each embedded document redacted (`$$DESCEND`).
+fn redact_fields(e: &Expr, root: &Document, current: &Document) -> Result<Document> {
+    let mut out = Document::new();
+    for (k, v) in current {
+        if let Some(v) = redact_value(e, root, v)? {
+            out.insert(k.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// A value under `$$DESCEND`: a document decided on its own (none when pruned), an array with
+/// its documents and arrays redacted (pruned ones left out), anything else as it is.
+fn redact_value(e: &Expr, root: &Document, v: &Bson) -> Result<Option<Bson>> {
+    Ok(match v {
+        Bson::Document(d) => match redact_answer(e, root, d)? {
+            Redact::Keep => Some(v.clone()),
+            Redact::Prune => None,
+            Redact::Descend => Some(Bson::Document(redact_fields(e, root, d)?)),
+        },
+        Bson::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for x in items {
+                if let Some(y) = redact_value(e, root, x)? {
+                    out.push(y);
+                }
+            }
+            Some(Bson::Array(out))
+        }
+        other => Some(other.clone()),
+    })
+}
+
 /// The stages MongoDB runs in a change stream's pipeline (its allow-list) that this store does
 /// not implement: they answer 115.
-const CHANGE_STREAM_STAGES_UNSUPPORTED: &[&str] = &["$redact", "$changeStreamSplitLargeEvent"];
+const CHANGE_STREAM_STAGES_UNSUPPORTED: &[&str] = &["$changeStreamSplitLargeEvent"];
 
 /// One stage of a change stream's pipeline.
 enum EventStage {
     Match(Filter),
     Reshape(Reshape),
+    Redact(Expr),
 }
 
 /// A change stream's own pipeline (`watch([...])`), compiled once when the stream opens
-/// (`$$NOW` is that moment): `$match` and the reshaping stages — `$project`, `$addFields`/`$set`,
-/// `$unset`, `$replaceRoot`/`$replaceWith` — run on each change event in order, as MongoDB's
-/// allow-list has them.
+/// (`$$NOW` is that moment): `$match`, the reshaping stages — `$project`, `$addFields`/`$set`,
+/// `$unset`, `$replaceRoot`/`$replaceWith` — and `$redact` run on each change event in order,
+/// as MongoDB's allow-list has them.
 #[derive(Default)]
 pub(crate) struct EventPipeline {
     stages: Vec<EventStage>,
@@ -225,6 +318,7 @@ impl std::fmt::Debug for EventPipeline {
             .entries(self.stages.iter().map(|s| match s {
                 EventStage::Match(_) => "$match",
                 EventStage::Reshape(r) => r.name(),
+                EventStage::Redact(_) => "$redact",
             }))
             .finish()
     }
@@ -233,8 +327,8 @@ impl std::fmt::Debug for EventPipeline {
 impl EventPipeline {
     /// Parses `pipeline`. A stage MongoDB does not allow in a change stream is code 20
     /// (`IllegalOperation`, "`$group` is not permitted in a $changeStream pipeline"), a second
-    /// `$changeStream` 40602, an unknown name 40324; `$redact` and
-    /// `$changeStreamSplitLargeEvent` (allowed by MongoDB, not implemented here) 115.
+    /// `$changeStream` 40602, an unknown name 40324; `$changeStreamSplitLargeEvent` (allowed by
+    /// MongoDB, not implemented here) 115.
     ///
     /// # Errors
     /// As above; the stages' own parse errors; [`Error::TooMany`] beyond
@@ -258,6 +352,12 @@ impl EventPipeline {
             if let Some(mut stage) = Reshape::parse(name, arg, now_ms)? {
                 stage.fold()?;
                 out.stages.push(EventStage::Reshape(stage));
+                out.reshapes = true;
+                continue;
+            }
+            if name == "$redact" {
+                let e = compile_redact(arg, now_ms)?.fold()?;
+                out.stages.push(EventStage::Redact(e));
                 out.reshapes = true;
                 continue;
             }
@@ -304,6 +404,10 @@ impl EventPipeline {
                     }
                 }
                 EventStage::Reshape(r) => event = r.apply(event)?,
+                EventStage::Redact(e) => match redact(e, event)? {
+                    Some(kept) => event = kept,
+                    None => return Ok(None),
+                },
             }
         }
         if self.reshapes && event.get("_id") != token.as_ref() {
