@@ -1,8 +1,8 @@
 //! Capability: the `$documents` stage — an expression's array of documents as a pipeline's
 //! input: a database-level aggregation (`History::aggregate_db`, MongoDB's `{aggregate: 1}`)
 //! and `$lookup`/`$unionWith` sub-pipelines without a collection — with MongoDB's errors: not
-//! first (40602), on a collection (73), not an array of documents (40228), inside `$facet`
-//! (40600), a sub-pipeline without a collection or `$documents` (9).
+//! first (40602), on a collection (73), not an array (5858203) of documents (40228), inside
+//! `$facet` (40600), a sub-pipeline without a collection or `$documents` (9).
 //!
 //! Method: a store with one small collection; each result is compared with the documents the
 //! stage must make, in order.
@@ -71,12 +71,8 @@ fn a_database_level_aggregation_starts_from_the_documents() {
             doc! {"id": 9, "n": []}
         ])
     );
-    // Null gives no document; a non-array value one, which must then be a document.
-    assert_eq!(db_level(&h, &[doc! {"$documents": Bson::Null}]), Ok(vec![]));
-    assert_eq!(
-        db_level(&h, &[doc! {"$documents": {"$literal": {"a": 1}}}]),
-        Ok(vec![doc! {"a": 1}])
-    );
+    // An empty array makes no document.
+    assert_eq!(db_level(&h, &[doc! {"$documents": []}]), Ok(vec![]));
     // With a command's let and $$NOW.
     let options = AggregateOptions {
         let_vars: Some(doc! {"n": 3}),
@@ -173,7 +169,9 @@ fn misplaced_or_malformed_documents_are_mongodbs_errors() {
     // Not first, on a collection or not.
     let late = [doc! {"$project": {"a": [{"xx": 1}]}}, docs.clone()];
     assert_eq!(on_names(&h, &late), Err(40602));
-    assert_eq!(db_level(&h, &late), Err(40602));
+    // A database-level pipeline is checked for its first stage first, as MongoDB checks the
+    // namespace before the stages' positions.
+    assert_eq!(db_level(&h, &late), Err(73));
     let late_after_match = [doc! {"$match": {}}, docs.clone()];
     assert_eq!(on_names(&h, &late_after_match), Err(40602));
     // A database-level aggregation needs it.
@@ -185,7 +183,23 @@ fn misplaced_or_malformed_documents_are_mongodbs_errors() {
         db_level(&h, &[doc! {"$documents": [{"a": 1}, 2]}]),
         Err(40228)
     );
-    assert_eq!(db_level(&h, &[doc! {"$documents": "string"}]), Err(40228));
+    // Anything but an array: "an array is expected" (a strict $unwind, in MongoDB).
+    for not_array in [
+        Bson::String("string".into()),
+        Bson::Null,
+        Bson::String("$missing".into()),
+        Bson::Document(doc! {"$literal": {"a": 1}}),
+    ] {
+        let e = h
+            .aggregate_db(
+                "db",
+                &[doc! {"$documents": not_array.clone()}],
+                AggregateOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), 5_858_203, "{not_array}");
+        assert!(e.to_string().ends_with("an array is expected"), "{e}");
+    }
     let e = h
         .aggregate_db(
             "db",
@@ -201,6 +215,21 @@ fn misplaced_or_malformed_documents_are_mongodbs_errors() {
     assert_eq!(
         on_names(&h, &[doc! {"$facet": {"f": [docs.clone()]}}]),
         Err(40600)
+    );
+    // A sub-pipeline with a collection may not start with it.
+    assert_eq!(
+        on_names(
+            &h,
+            &[doc! {"$lookup": {"from": "names", "pipeline": [docs.clone()], "as": "x"}}]
+        ),
+        Err(73)
+    );
+    assert_eq!(
+        on_names(
+            &h,
+            &[doc! {"$unionWith": {"coll": "names", "pipeline": [docs.clone()]}}]
+        ),
+        Err(73)
     );
     // A sub-pipeline without a collection must start with it.
     assert_eq!(

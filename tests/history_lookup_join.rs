@@ -116,6 +116,7 @@ fn missing_is_null_numbers_compare_across_types_and_arrays_by_element_or_whole()
             doc! {"_id": 2},
             doc! {"_id": 3, "k": [[1, 2]]},
             doc! {"_id": 4, "k": "1"},
+            doc! {"_id": 5, "k": []},
         ],
     )
     .unwrap();
@@ -150,6 +151,54 @@ fn missing_is_null_numbers_compare_across_types_and_arrays_by_element_or_whole()
             (Bson::Int32(3), ids(&[13, 14])),
             // A string is not a number.
             (Bson::Int32(4), ids(&[16])),
+            // An empty array looks up nothing, so null.
+            (Bson::Int32(5), ids(&[11, 12])),
+        ]
+    );
+}
+
+/// MongoDB's `lookup_equijoin_semantics.js`: a local path whose branches miss the field adds
+/// nothing for them (null only when no branch has it), while the foreign side is a query,
+/// where a missing branch matches null.
+#[test]
+fn missing_local_branches_add_nothing_and_only_nothing_found_looks_up_null() {
+    let (_d, h) = history_common::open();
+    h.insert_many(
+        "db",
+        "local",
+        vec![
+            doc! {"_id": 1, "p": [{"k": 1}, {"z": 1}]},
+            doc! {"_id": 2, "p": [{"z": 1}]},
+            doc! {"_id": 3, "p": {"k": [[]]}},
+        ],
+    )
+    .unwrap();
+    h.insert_many(
+        "db",
+        "foreign",
+        vec![
+            doc! {"_id": 10, "k": 1},
+            doc! {"_id": 11},
+            doc! {"_id": 12, "k": Bson::Null},
+            doc! {"_id": 13, "k": []},
+        ],
+    )
+    .unwrap();
+    let got = lookup(
+        &h,
+        "local",
+        doc! {"from": "foreign", "localField": "p.k", "foreignField": "k"},
+    );
+    let ids = |v: &[i32]| v.iter().copied().map(Bson::Int32).collect::<Vec<_>>();
+    assert_eq!(
+        got,
+        [
+            // Only 1: the branch without `k` adds no null.
+            (Bson::Int32(1), ids(&[10])),
+            // No branch has `k`: null, which a missing or null field matches.
+            (Bson::Int32(2), ids(&[11, 12])),
+            // [[]] looks up []: the foreign empty array, whole.
+            (Bson::Int32(3), ids(&[13])),
         ]
     );
 }

@@ -152,6 +152,33 @@ fn a_graph_lookup_search_stops_at_its_max_time_ms() {
     assert_eq!(sizes, (0..300).collect::<Vec<i32>>());
 }
 
+/// A change stream's pipeline runs under the store's default time limit for reads, for each
+/// event: a quadratic `$reduce` in it fails the read with 50 and ends the stream.
+#[test]
+fn a_change_streams_pipeline_runs_under_the_default_time_limit() {
+    let (_dir, h) = open(50);
+    let pipeline = vec![doc! {"$set": {"r": {"$reduce": {
+        "input": "$fullDocument.arr",
+        "initialValue": [],
+        "in": {"$concatArrays": ["$$value", ["$$this"]]},
+    }}}}];
+    let mut stream = h
+        .watch(
+            streamcache::history::WatchScope::All,
+            streamcache::history::WatchOptions {
+                pipeline,
+                ..streamcache::history::WatchOptions::default()
+            },
+        )
+        .unwrap();
+    let arr: Vec<Bson> = (0..20_000).map(Bson::Int32).collect();
+    h.insert_one("db", "c", doc! {"_id": 1, "arr": arr})
+        .unwrap();
+    let e = stream.try_next_batch(10).unwrap_err();
+    assert!(expired(&e), "{e:?}");
+    assert!(stream.is_closed());
+}
+
 /// `{$set: {r: $reduce}}` over `arr` as [`quadratic_reduce`], as a pipeline-style update.
 fn quadratic_update() -> Vec<Document> {
     vec![doc! {"$set": {"r": {"$reduce": {

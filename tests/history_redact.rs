@@ -98,16 +98,25 @@ fn prune_drops_every_level_five_part_and_keep_stops_the_descent() {
     // Pruning the top document removes it from the stream.
     let none = [doc! {"$redact": "$$PRUNE"}];
     assert_eq!(run(&h, "accounts", &none).unwrap(), Vec::<Document>::new());
-    // $$ROOT stays the top document while $$CURRENT descends: keep the levels under 4 of
-    // account 1 only.
-    let rooted = [doc! {"$redact": {"$cond": {
-        "if": {"$and": [{"$eq": ["$$ROOT._id", 1]}, {"$lt": [{"$ifNull": ["$level", 0]}, 4]}]},
-        "then": "$$DESCEND",
-        "else": "$$PRUNE",
-    }}}];
+    // $$ROOT stays the top document while $$CURRENT descends: every level is kept or pruned
+    // by the top document's `keep`, which no embedded document has.
+    h.insert_one(
+        "db",
+        "flags",
+        doc! {"_id": 1, "keep": true, "sub": {"x": 1, "deeper": {"y": 2}}},
+    )
+    .unwrap();
+    let rooted =
+        [doc! {"$redact": {"$cond": [{"$eq": ["$$ROOT.keep", true]}, "$$DESCEND", "$$PRUNE"]}}];
     assert_eq!(
-        run(&h, "accounts", &rooted).unwrap(),
-        vec![doc! {"_id": 1, "level": 1, "acct_id": "xyz123", "status": "A"}]
+        run(&h, "flags", &rooted).unwrap(),
+        vec![doc! {"_id": 1, "keep": true, "sub": {"x": 1, "deeper": {"y": 2}}}]
+    );
+    // The same with `$keep` (the level's own field) prunes every embedded document.
+    let current = [doc! {"$redact": {"$cond": [{"$eq": ["$keep", true]}, "$$DESCEND", "$$PRUNE"]}}];
+    assert_eq!(
+        run(&h, "flags", &current).unwrap(),
+        vec![doc! {"_id": 1, "keep": true}]
     );
     // `$$CURRENT.level` is `$level`; an array whose documents are all pruned stays, empty.
     let no_shipping =

@@ -174,16 +174,24 @@ fn changing_the_resume_token_is_280_and_non_resumable() {
     ] {
         let (_dir, h) = open();
         let mut stream = watch(&h, vec![stage.clone()]).unwrap();
+        let start = stream.resume_token();
         h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
         let e = stream.try_next_batch(10).unwrap_err();
         assert_eq!(e.code(), 280, "{stage}");
         assert_eq!(e.code_name(), "ChangeStreamFatalError");
         assert_eq!(e.labels(), ["NonResumableChangeStreamError"]);
+        let message = e.to_string();
         assert!(
-            e.to_string()
-                .starts_with("Encountered an event whose _id field, which contains the resume token, was modified by the pipeline."),
+            message.starts_with("Encountered an event whose _id field, which contains the resume token, was modified by the pipeline."),
             "{e}"
         );
+        assert!(message.contains(" Expected: { _id: { _data: \"01"), "{e}");
+        // The stream ended there: later events are not read past the failed one, and the
+        // resume token is still before it.
+        h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+        assert!(stream.is_closed(), "{stage}");
+        assert!(stream.try_next_batch(10).unwrap().events.is_empty());
+        assert_eq!(stream.resume_token(), start);
     }
     // Rebuilding `_id` with the same value is allowed, as MongoDB compares the value.
     let (_dir, h) = open();
@@ -227,7 +235,7 @@ fn stages_outside_the_allow_list_are_refused_when_the_stream_opens() {
     assert_eq!(e.code(), 40602);
     assert_eq!(
         e.to_string(),
-        "$changeStream is only allowed as the first stage in a pipeline"
+        "$changeStream is only valid as the first stage in a pipeline."
     );
     assert_eq!(refused(doc! {"$frobnicate": {}}).code(), 40324);
     // Allowed by MongoDB, not implemented here.

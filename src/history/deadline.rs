@@ -16,7 +16,8 @@
 //! included, so the loops that can run long check it ([`check`]) without it being passed
 //! through every stage and expression: each document a read fetches or scans, each document an
 //! expression is evaluated against, each step of `$map`, `$filter` and `$reduce`, each
-//! document a `$graphLookup` round tries. A check
+//! document a `$graphLookup` round or a `$lookup` equality tries. A change stream runs its
+//! pipeline under the store's default limit, once per event. A check
 //! reads the injected clock's monotonic time once every [`CHECK_INTERVAL`] calls; a thread
 //! with no read running pays one thread-local lookup.
 

@@ -212,9 +212,14 @@ pub enum Error {
     /// 280, ChangeStreamFatalError, with MongoDB's message and the label
     /// `NonResumableChangeStreamError`): the stream ends.
     #[error(
-        "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed."
+        "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed. Expected: {expected} but found: {found}"
     )]
-    ResumeTokenModified,
+    ResumeTokenModified {
+        /// `{ _id: <token> }` as rendered in MongoDB's message.
+        expected: String,
+        /// The event's `{ _id: … }` after the pipeline (`{}` when it has none).
+        found: String,
+    },
     /// An operation is not allowed where it was asked for (code 20, IllegalOperation), such as
     /// a stage that may not run in a change stream's pipeline.
     #[error("{0}")]
@@ -634,7 +639,7 @@ impl Error {
             Self::NamespaceExists { .. } => 48,
             Self::ChangeStreamHistoryLost | Self::ResumeTokenAhead { .. } => 286,
             Self::InvalidResumeToken(_) => 260,
-            Self::ResumeTokenModified => 280,
+            Self::ResumeTokenModified { .. } => 280,
             Self::IllegalOperation(_) => 20,
             Self::NoMatchingDocument(_) => 47,
             Self::Poisoned
@@ -696,7 +701,7 @@ impl Error {
         match self {
             Self::ChangeStreamHistoryLost
             | Self::ResumeTokenAhead { .. }
-            | Self::ResumeTokenModified => &["NonResumableChangeStreamError"],
+            | Self::ResumeTokenModified { .. } => &["NonResumableChangeStreamError"],
             _ => &[],
         }
     }

@@ -182,6 +182,10 @@ pub struct ChangeStream {
     scanned: (u64, bool),
     /// Set after an invalidate event was queued.
     invalidated: bool,
+    /// Set when reading failed on an event (its rendering or the stream's pipeline): the stream
+    /// ends there, as MongoDB closes a cursor whose `getMore` failed, and its resume token
+    /// stays at the last event before the failure.
+    failed: bool,
     rx: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -239,7 +243,9 @@ impl ChangeStream {
             ));
         }
         let now_ms = inner.now_ms();
-        let pipeline = EventPipeline::parse(&options.pipeline, now_ms)?;
+        // Folding the stages' constant expressions evaluates them: under the store's default
+        // time limit for reads, as each event's run of the pipeline is.
+        let pipeline = inner.limited(None, || EventPipeline::parse(&options.pipeline, now_ms))?;
         let rx = inner.notifier.subscribe();
         let (trimmed_through, last_seq) = inner.oplog_bounds()?;
         // The event a token names, when the stream resumes after an event (not after an
@@ -280,6 +286,7 @@ impl ChangeStream {
             last: (next_seq.saturating_sub(1), false),
             scanned: (next_seq.saturating_sub(1), false),
             invalidated: false,
+            failed: false,
             rx,
         };
         if let Some(seq) = resumed_event {
@@ -329,30 +336,43 @@ impl ChangeStream {
     /// Whether the stream ended with an invalidate event and has nothing left.
     #[must_use]
     pub fn is_closed(&self) -> bool {
-        self.invalidated && self.pending.is_empty()
+        (self.invalidated || self.failed) && self.pending.is_empty()
     }
 
     /// Reads up to [`OPLOG_READ_BATCH_MAX`] oplog entries into `pending`; `true` when it read
     /// that many, so more may be committed already.
     fn fill(&mut self) -> Result<bool> {
-        if self.invalidated {
+        if self.invalidated || self.failed {
             return Ok(false);
         }
+        let filled = self.fill_inner();
+        if filled.is_err() {
+            self.failed = true;
+        }
+        filled
+    }
+
+    fn fill_inner(&mut self) -> Result<bool> {
         let entries = self
             .inner
             .read_retained_oplog(self.next_seq, decode_document)?;
         let full = entries.len() >= OPLOG_READ_BATCH_MAX;
         for (seq, entry) in entries {
-            self.next_seq = seq.saturating_add(1);
-            self.scanned = (seq, false);
             if !self.in_scope(&entry) {
+                self.next_seq = seq.saturating_add(1);
+                self.scanned = (seq, false);
                 continue;
             }
             let invalidate = self
                 .invalidates(&entry)
                 .then(|| invalidate_event(seq, &entry));
             let event = self.render(seq, entry)?;
-            if let Some(event) = self.through_pipeline(event)? {
+            let event = self.through_pipeline(event)?;
+            // Past this entry only once its event is through (a failure leaves the stream's
+            // position before it).
+            self.next_seq = seq.saturating_add(1);
+            self.scanned = (seq, false);
+            if let Some(event) = event {
                 self.pending.push_back(Queued {
                     event,
                     token: (seq, false),
@@ -366,18 +386,22 @@ impl ChangeStream {
         Ok(full && !self.invalidated)
     }
 
-    /// `event` through the stream's pipeline: `None` when a `$match` drops it.
+    /// `event` through the stream's pipeline, under the store's default time limit for reads:
+    /// `None` when a `$match` drops it.
     fn through_pipeline(&self, event: Document) -> Result<Option<Document>> {
         if self.pipeline.is_empty() {
             return Ok(Some(event));
         }
-        self.pipeline.apply(event)
+        self.inner.limited(None, || self.pipeline.apply(event))
     }
 
     /// Queues the invalidate event at `seq` (unless the pipeline drops it) and ends the
     /// stream there: its resume token is the invalidate's either way, as in MongoDB, where a
     /// `$match` that filters the invalidate out still closes the stream.
     fn end_with_invalidate(&mut self, seq: u64, invalidate: Document) -> Result<()> {
+        // Ended either way: a failure in the pipeline must not let the stream read on past
+        // its scope.
+        self.invalidated = true;
         if let Some(event) = self.through_pipeline(invalidate)? {
             self.pending.push_back(Queued {
                 event,
@@ -385,7 +409,6 @@ impl ChangeStream {
             });
         }
         self.scanned = (seq, true);
-        self.invalidated = true;
         Ok(())
     }
 
@@ -572,7 +595,7 @@ impl ChangeStream {
                 self.last = queued.token;
                 return Ok(Some(queued.event));
             }
-            if self.invalidated {
+            if self.invalidated || self.failed {
                 return Ok(None);
             }
             self.rx.borrow_and_update();

@@ -67,8 +67,8 @@ pub(crate) fn run(
         document::check_depth_doc(s)?;
     }
     let mut stages = stage_list(pipeline)?;
-    check_documents_first(&stages)?;
-    // `$documents` makes the input of a database-level aggregation, and only of one.
+    // `$documents` makes the input of a database-level aggregation, and only of one (checked
+    // before its position, as MongoDB checks the namespace first).
     let starts_with_documents = stages
         .first()
         .is_some_and(|(name, _)| *name == "$documents");
@@ -87,6 +87,7 @@ pub(crate) fn run(
         }
         _ => {}
     }
+    check_documents_first(&stages)?;
     // `$merge` writes what the stages before it return; it must be the last stage.
     let merge = match stages.iter().position(|(name, _)| *name == "$merge") {
         Some(at) if at + 1 < stages.len() => {
@@ -220,7 +221,7 @@ fn check_documents_first(stages: &[(&str, &Bson)]) -> Result<()> {
     if stages.iter().skip(1).any(|(name, _)| *name == "$documents") {
         return Err(expr::parse_error(
             40602,
-            "$documents is only valid as the first stage in a pipeline",
+            "$documents is only valid as the first stage in a pipeline.",
         ));
     }
     Ok(())

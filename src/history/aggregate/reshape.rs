@@ -364,7 +364,7 @@ impl EventPipeline {
             return Err(if name == "$changeStream" {
                 expr::parse_error(
                     40602,
-                    "$changeStream is only allowed as the first stage in a pipeline",
+                    "$changeStream is only valid as the first stage in a pipeline.",
                 )
             } else if CHANGE_STREAM_STAGES_UNSUPPORTED.contains(&name) {
                 Error::Unsupported(format!("change stream stage {name}"))
@@ -411,7 +411,16 @@ impl EventPipeline {
             }
         }
         if self.reshapes && event.get("_id") != token.as_ref() {
-            return Err(Error::ResumeTokenModified);
+            let id_of = |v: Option<&Bson>| {
+                v.map_or_else(
+                    || "{}".to_owned(),
+                    |v| document::render_value(&Bson::Document(bson::doc! {"_id": v.clone()})),
+                )
+            };
+            return Err(Error::ResumeTokenModified {
+                expected: id_of(token.as_ref()),
+                found: id_of(event.get("_id")),
+            });
         }
         Ok(Some(event))
     }

@@ -135,6 +135,7 @@ impl<'p> Lookup<'p> {
             }
         }
         let from = from.filter(|f| !f.is_empty());
+        check_no_documents_with(from, pipeline.as_deref())?;
         if from.is_none() && !starts_with_documents(pipeline.as_deref()) {
             return Err(failed_to_parse(if pipeline.is_some() {
                 "$lookup stage without explicit collection must have a pipeline with $documents as first stage"
@@ -337,19 +338,34 @@ impl<'p> Lookup<'p> {
     }
 }
 
-/// The values a `$lookup` equality looks up for `d`: each value `localField` reaches (with
-/// array fan-out), an array's elements instead of the array, null where the path is missing —
-/// MongoDB's `{foreignField: {$in: [those]}}`.
+/// The values a `$lookup` equality looks up for `d`, as MongoDB's `createMatchStageJoinObj`
+/// collects them (`visitAllValuesAtPath`): each value `localField` reaches (with array
+/// fan-out; a branch where the path is missing adds nothing), an array's elements instead of
+/// the array, and null alone when that finds nothing — `{foreignField: {$in: [those]}}`.
 fn local_values(d: &Document, local: &[&str]) -> graph::ValueSet {
     let mut locals = graph::ValueSet::default();
-    for v in collect_doc_path(d, local) {
+    for v in collect_doc_path(d, local).into_iter().flatten() {
         match v {
-            None => locals.add(Bson::Null),
-            Some(Bson::Array(items)) => items.iter().for_each(|x| locals.add(x.clone())),
-            Some(v) => locals.add(v.clone()),
+            Bson::Array(items) => items.iter().for_each(|x| locals.add(x.clone())),
+            v => locals.add(v.clone()),
         }
     }
+    if locals.values.is_empty() {
+        locals.add(Bson::Null);
+    }
     locals
+}
+
+/// A `$lookup` or `$unionWith` naming a collection may not start its sub-pipeline with
+/// `$documents`, which only a pipeline without a collection can run (73, as MongoDB).
+fn check_no_documents_with(coll: Option<&str>, pipeline: Option<&[(&str, &Bson)]>) -> Result<()> {
+    match coll {
+        Some(coll) if starts_with_documents(pipeline) => Err(Error::InvalidNamespace {
+            name: coll.to_owned(),
+            reason: "$documents can only be run with database-level aggregation or in a sub-pipeline without a collection",
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Parses `$facet`: each facet's name and its sub-pipeline, built in the stage's own context
@@ -490,6 +506,7 @@ pub(super) fn union_with<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
             )));
         }
     };
+    check_no_documents_with(coll, pipeline.as_deref())?;
     if coll.is_none() && !starts_with_documents(pipeline.as_deref()) {
         return Err(failed_to_parse(
             "$unionWith stage without explicit collection must have a pipeline with $documents as first stage",
@@ -529,15 +546,13 @@ fn starts_with_documents(pipeline: Option<&[(&str, &Bson)]>) -> bool {
 }
 
 /// `$documents`: what MongoDB desugars it into — the expression evaluated once (against an
-/// empty document) into a field, `$unwind` of that field (an array gives one document per
-/// element, null or missing none, another value one), then `$replaceRoot` with it (40228
-/// for an element that is not a document, MongoDB's text).
+/// empty document) into a field, a strict `$unwind` of that field (anything but an array is
+/// 5858203 "an array is expected"), then `$replaceRoot` with each element (40228 for one that
+/// is not a document, MongoDB's text).
 pub(super) fn documents(e: &Expr, cx: &Cx<'_>) -> Result<Vec<Document>> {
     const FIELD: &str = "_tempDocumentsField";
-    let values = match e.eval_doc(&Document::new())? {
-        Some(Bson::Array(items)) => items,
-        None | Some(Bson::Null | Bson::Undefined) => Vec::new(),
-        Some(other) => vec![other],
+    let Some(Bson::Array(values)) = e.eval_doc(&Document::new())? else {
+        return Err(expr::eval_error(5_858_203, "an array is expected"));
     };
     let root = super::Reshape::parse(
         "$replaceRoot",
