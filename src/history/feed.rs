@@ -345,14 +345,6 @@ impl ChangeStream {
         if self.invalidated || self.failed {
             return Ok(false);
         }
-        let filled = self.fill_inner();
-        if filled.is_err() {
-            self.failed = true;
-        }
-        filled
-    }
-
-    fn fill_inner(&mut self) -> Result<bool> {
         let entries = self
             .inner
             .read_retained_oplog(self.next_seq, decode_document)?;
@@ -366,10 +358,13 @@ impl ChangeStream {
             let invalidate = self
                 .invalidates(&entry)
                 .then(|| invalidate_event(seq, &entry));
-            let event = self.render(seq, entry)?;
-            let event = self.through_pipeline(event)?;
-            // Past this entry only once its event is through (a failure leaves the stream's
-            // position before it).
+            // A failure on the event ends the stream before it (a history-lost read above
+            // does not: it repeats on every read).
+            let event = self
+                .render(seq, entry)
+                .and_then(|event| self.through_pipeline(event))
+                .inspect_err(|_| self.failed = true)?;
+            // Past this entry only once its event is through.
             self.next_seq = seq.saturating_add(1);
             self.scanned = (seq, false);
             if let Some(event) = event {
