@@ -110,9 +110,9 @@ pub struct WatchOptions {
     pub full_document_before_change: FullDocumentBeforeChange,
     /// The stream's pipeline, run on each rendered event in order (the invalidate that ends a
     /// stream included): `$match`, `$project`, `$addFields`/`$set`, `$unset`,
-    /// `$replaceRoot`/`$replaceWith`, `$redact`, as MongoDB allows in a change stream; an event's `_id`
-    /// (its resume token) must come out unchanged (else 280). Any other stage is refused when
-    /// the stream opens.
+    /// `$replaceRoot`/`$replaceWith`, `$redact`, as MongoDB allows in a change stream; an
+    /// event's `_id` (its resume token) must come out unchanged (else 280). Any other stage is
+    /// refused when the stream opens.
     pub pipeline: Vec<Document>,
 }
 
@@ -333,7 +333,8 @@ impl ChangeStream {
         token_document(encode_resume_token(seq, invalidate))
     }
 
-    /// Whether the stream ended with an invalidate event and has nothing left.
+    /// Whether the stream ended — with an invalidate event (delivered or dropped by its
+    /// pipeline), or by a read that failed on an event — and has nothing left.
     #[must_use]
     pub fn is_closed(&self) -> bool {
         (self.invalidated || self.failed) && self.pending.is_empty()

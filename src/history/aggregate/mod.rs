@@ -53,9 +53,10 @@ pub(crate) use reshape::{EventPipeline, UpdatePipeline};
 /// Bytes charged for one accumulator's state in a group, beside the values it holds.
 const ACC_STATE_BYTES: usize = 16;
 
-/// Runs a pipeline over `db.coll`. Each blocking stage (`$sort`, `$group`, `$lookup`,
-/// `$unwind`, `$facet`, `$bucketAuto`, `$sample`) accounts the bytes it holds against its own
-/// limit, raised by `allow_disk_use`.
+/// Runs a pipeline over `db.coll`, or, without a collection, a database-level pipeline whose
+/// `$documents` makes its input. Each blocking stage (`$sort`, `$group`, `$lookup`,
+/// `$graphLookup`, `$unwind`, `$facet`, `$bucketAuto`, `$sample`) accounts the bytes it holds
+/// against its own limit, raised by `allow_disk_use`.
 pub(crate) fn run(
     history: &History,
     db: &str,
