@@ -14,6 +14,7 @@ mod date_arith;
 mod date_parts;
 mod expr;
 mod fields;
+mod fill;
 mod graph;
 mod merge;
 mod project;
@@ -55,8 +56,8 @@ const ACC_STATE_BYTES: usize = 16;
 
 /// Runs a pipeline over `db.coll`, or, without a collection, a database-level pipeline whose
 /// `$documents` makes its input. Each blocking stage (`$sort`, `$group`, `$lookup`,
-/// `$graphLookup`, `$unwind`, `$facet`, `$bucketAuto`, `$sample`) accounts the bytes it holds
-/// against its own limit, raised by `allow_disk_use`.
+/// `$graphLookup`, `$fill`, `$unwind`, `$facet`, `$bucketAuto`, `$sample`) accounts the bytes
+/// it holds against its own limit, raised by `allow_disk_use`.
 pub(crate) fn run(
     history: &History,
     db: &str,
@@ -357,6 +358,7 @@ const STAGES_RUN: &[&str] = &[
     "$sortByCount",
     "$documents",
     "$redact",
+    "$fill",
 ];
 
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
@@ -367,7 +369,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$collStats",
     "$currentOp",
     "$densify",
-    "$fill",
     "$geoNear",
     "$indexStats",
     "$listLocalSessions",
@@ -418,6 +419,7 @@ enum Stage<'p> {
     Documents(Expr),
     /// `$redact`'s expression, compiled with its three variables defined.
     Redact(Expr),
+    Fill(Box<fill::Fill>),
 }
 
 /// A parse error of an expression inside `stage`, with the context MongoDB gives it there.
@@ -477,6 +479,7 @@ impl<'p> Stage<'p> {
             "$sample" => Self::Sample(stages::sample_size(arg)?),
             "$documents" => Self::Documents(compile(arg)?),
             "$redact" => Self::Redact(reshape::compile_redact(arg, now_ms)?),
+            "$fill" => Self::Fill(Box::new(fill::Fill::parse(arg, now_ms)?)),
             "$sortByCount" => {
                 if !stages::is_expression(arg) {
                     return Err(expr::parse_error(
@@ -531,6 +534,7 @@ impl<'p> Stage<'p> {
             Self::BucketAuto(b) => b.fold(),
             Self::GraphLookup(g) => g.fold(),
             Self::Documents(e) | Self::Redact(e) => fold(e),
+            Self::Fill(f) => f.fold(),
             _ => Ok(()),
         }
     }
@@ -554,6 +558,7 @@ impl<'p> Stage<'p> {
             Self::Sample(_) => "$sample",
             Self::Documents(_) => "$documents",
             Self::Redact(_) => "$redact",
+            Self::Fill(_) => "$fill",
         }
     }
 
@@ -647,6 +652,7 @@ impl<'p> Stage<'p> {
             Self::UnionWith(coll, sub) => stages::run_union_with(*coll, sub, cx, docs)?,
             Self::Sample(n) => stages::sample(*n, cx, docs)?,
             Self::Documents(e) => stages::documents(e, cx)?,
+            Self::Fill(f) => f.run(docs, budget("$fill"))?,
             Self::Redact(e) => {
                 let mut kept = Vec::with_capacity(docs.len());
                 for d in docs {
