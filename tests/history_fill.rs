@@ -238,6 +238,80 @@ fn linear_fills_between_dates_and_refuses_what_it_cannot_order() {
 }
 
 #[test]
+fn outputs_sort_keys_and_partitions_are_taken_as_set_window_fields_takes_them() {
+    let (_d, h) = history_common::open();
+    let id = |n: u8| Bson::ObjectId(bson::oid::ObjectId::from_bytes([n; 12]));
+    h.insert_many(
+        "db",
+        "o",
+        vec![
+            doc! {"_id": id(1), "v": 1, "a": 5, "p": [1]},
+            doc! {"_id": id(2), "v": 2, "a": {"b": Bson::Null}, "p": [1]},
+        ],
+    )
+    .unwrap();
+    // ObjectId sort keys are accepted (MongoDB's coercibleToDate) when nothing needs filling.
+    let out = h
+        .aggregate(
+            "db",
+            "o",
+            &[doc! {"$fill": {"sortBy": {"_id": 1}, "output": {"v": {"method": "linear"}}}}],
+        )
+        .unwrap();
+    assert_eq!(out.len(), 2);
+    // A dotted output replaces a non-document on its path, as setNestedField does.
+    let out = h
+        .aggregate(
+            "db",
+            "o",
+            &[doc! {"$fill": {"sortBy": {"_id": 1}, "output": {"a.b": {"method": "locf"}}}}],
+        )
+        .unwrap();
+    let a: Vec<&Bson> = out.iter().map(|d| d.get("a").unwrap()).collect();
+    assert_eq!(
+        a,
+        [
+            &Bson::Document(doc! {"b": Bson::Null}),
+            &Bson::Document(doc! {"b": Bson::Null})
+        ]
+    );
+    // Arrays may not partition.
+    let e = h
+        .aggregate(
+            "db",
+            "o",
+            &[doc! {"$fill": {"partitionBy": "$p", "output": {"v": {"method": "locf"}}}}],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 14, "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("An expression used to partition cannot evaluate to value of type array"),
+        "{e}"
+    );
+    // Every output is computed from the documents as they came in: `v` filled by `locf`
+    // does not feed `w`'s.
+    h.insert_many(
+        "db",
+        "in",
+        vec![
+            doc! {"_id": 1, "v": 1, "w": Bson::Null},
+            doc! {"_id": 2, "v": Bson::Null, "w": Bson::Null},
+        ],
+    )
+    .unwrap();
+    let both = doc! {"v": {"method": "locf"}, "w": {"method": "locf"}};
+    let out = h
+        .aggregate(
+            "db",
+            "in",
+            &[doc! {"$fill": {"sortBy": {"_id": 1}, "output": both}}],
+        )
+        .unwrap();
+    assert_eq!(out[1], doc! {"_id": 2, "v": 1, "w": Bson::Null});
+}
+
+#[test]
 fn specification_errors_are_mongodbs() {
     let (_d, h) = open();
     let code = |spec: Bson| {
@@ -299,4 +373,14 @@ fn specification_errors_are_mongodbs() {
         )),
         Ok(())
     );
+    assert_eq!(
+        code(out(
+            doc! {"a": {"method": "locf"}, "a.b": {"method": "locf"}}
+        )),
+        Err(6_307_900)
+    );
+    // With only values there is no window stage: its sort and partition are not parsed.
+    let values_only =
+        doc! {"sortBy": {"_id": 5}, "partitionBy": {"$nope": 1}, "output": {"other": {"value": 0}}};
+    assert_eq!(code(Bson::Document(values_only)), Ok(()));
 }

@@ -13,7 +13,6 @@ use bson::{Bson, Document};
 use super::super::document::{self, compare, get_path, split_path};
 use super::super::error::{Error, Result};
 use super::super::query::{self, Sort};
-use super::super::update::set_path;
 use super::super::{MemoryBudget, deadline};
 use super::reshape::Reshape;
 use super::{
@@ -34,6 +33,8 @@ pub(super) struct Fill {
     sort: Option<Sort>,
     /// The output fields filled by a method, in the specification's order.
     methods: Vec<(String, Method)>,
+    /// Each method's input: its field as a field path expression.
+    reads: Vec<Expr>,
     /// The `$addFields` of `{field: {$ifNull: ["$field", <value>]}}` for the value outputs.
     values: Option<Reshape>,
 }
@@ -166,29 +167,46 @@ impl Fill {
                 "Maximum one of 'partitionBy' and 'partitionByFields can be specified in '$fill'",
             ));
         }
-        let partition = match (partition_by, partition_fields) {
-            (Some(p), _) => Some(expr::compile(p, now_ms)?),
-            (None, Some(fields)) => {
-                let mut object = Document::new();
-                for f in fields {
-                    object.insert(f, format!("${f}"));
+        // The window stage, and with it the partition and the sort, exists only for methods.
+        let (mut partition, mut sort) = (None, None);
+        let mut reads = Vec::with_capacity(methods.len());
+        if !methods.is_empty() {
+            partition = match (partition_by, partition_fields) {
+                (Some(p), _) => Some(expr::compile(p, now_ms)?),
+                (None, Some(fields)) => {
+                    let mut object = Document::new();
+                    for f in fields {
+                        object.insert(f, format!("${f}"));
+                    }
+                    Some(expr::compile(&Bson::Document(object), now_ms)?)
                 }
-                Some(expr::compile(&Bson::Document(object), now_ms)?)
+                (None, None) => None,
+            };
+            sort = sort_by.map(Sort::parse).transpose()?;
+            if methods.iter().any(|(_, m)| *m == Method::Linear)
+                && sort.as_ref().is_none_or(|s| s.keys.len() != 1)
+            {
+                return Err(expr::parse_error(
+                    605_001,
+                    "$linearFill must be specified with a top level sortBy expression with exactly one element",
+                ));
             }
-            (None, None) => None,
-        };
-        let sort = sort_by.map(Sort::parse).transpose()?;
-        if methods.iter().any(|(_, m)| *m == Method::Linear)
-            && sort.as_ref().is_none_or(|s| s.keys.len() != 1)
-        {
-            return Err(expr::parse_error(
-                605_001,
-                "$linearFill must be specified with a top level sortBy expression with exactly one element",
-            ));
-        }
-        for (field, _) in &methods {
-            // The output path is checked as `$setWindowFields` checks its output fields.
-            expr::compile(&Bson::String(format!("${field}")), now_ms)?;
+            for (i, (field, _)) in methods.iter().enumerate() {
+                // Each output is read as the field path `$setWindowFields` gives its function.
+                reads.push(expr::compile(&Bson::String(format!("${field}")), now_ms)?);
+                let conflicts = methods.iter().take(i).any(|(other, _)| {
+                    let (a, b) = (field.as_str(), other.as_str());
+                    a == b
+                        || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
+                        || b.strip_prefix(a).is_some_and(|r| r.starts_with('.'))
+                });
+                if conflicts {
+                    return Err(expr::parse_error(
+                        6_307_900,
+                        "$setWindowFields 'output' specification contains two conflicting paths",
+                    ));
+                }
+            }
         }
         let values = if values.is_empty() {
             None
@@ -199,6 +217,7 @@ impl Fill {
             partition,
             sort,
             methods,
+            reads,
             values,
         })
     }
@@ -227,22 +246,26 @@ impl Fill {
     }
 
     /// Sorts by partition and `sortBy` (holding every document, as the `$sort` MongoDB puts
-    /// before `$setWindowFields` does), then fills each method's field partition by partition.
+    /// before `$setWindowFields` does; without either, the documents keep their order), then
+    /// fills each method's field partition by partition.
     fn fill_by_methods(
         &self,
         docs: Vec<Document>,
         held: &mut MemoryBudget,
     ) -> Result<Vec<Document>> {
+        let sorts = self.partition.is_some() || self.sort.is_some();
         let mut keyed = Vec::with_capacity(docs.len());
         for d in docs {
-            held.charge(document::bson_size(&d))?;
+            if sorts {
+                held.charge(document::bson_size(&d))?;
+            }
             let key = match &self.partition {
-                Some(p) => p.eval_doc(&d)?.unwrap_or(Bson::Null),
+                Some(p) => partition_key(p.eval_doc(&d)?)?,
                 None => Bson::Null,
             };
             keyed.push((key, d));
         }
-        if self.partition.is_some() || self.sort.is_some() {
+        if sorts {
             keyed.sort_by(|(ka, a), (kb, b)| {
                 compare(ka, kb).then_with(|| {
                     self.sort
@@ -271,30 +294,64 @@ impl Fill {
         Ok(out)
     }
 
-    /// Fills each method's field over one partition, in order.
+    /// Fills one partition: every method's values are computed from the documents as they
+    /// came in, then written, as `$setWindowFields` computes all its outputs before setting
+    /// them.
     fn fill_partition(&self, partition: &mut [Document]) -> Result<()> {
-        for (field, method) in &self.methods {
+        let mut outputs = Vec::with_capacity(self.methods.len());
+        for ((field, method), read) in self.methods.iter().zip(&self.reads) {
+            let inputs = partition
+                .iter()
+                .map(|d| read.eval_doc(d))
+                .collect::<Result<Vec<_>>>()?;
+            let values = match method {
+                Method::Locf => locf(inputs),
+                Method::Linear => self.linear(partition, &inputs)?,
+            };
+            outputs.push((field, values));
+        }
+        for (field, values) in outputs {
             let parts = split_path(field)?;
-            match method {
-                Method::Locf => locf(partition, &parts)?,
-                Method::Linear => self.linear(partition, &parts)?,
+            for (d, v) in partition.iter_mut().zip(values) {
+                set_nested(d, &parts, v);
             }
         }
         Ok(())
     }
 
-    /// `$linearFill` over one partition in order.
-    fn linear(&self, partition: &mut [Document], parts: &[&str]) -> Result<()> {
+    /// `$linearFill` over one partition in order, as MongoDB's executor walks it: each
+    /// document's value and sort key checked when it is reached; a null or missing value
+    /// interpolated between the last known point and the next document with a value and a
+    /// sort key (found once per gap), null without either.
+    fn linear(&self, partition: &[Document], inputs: &[Option<Bson>]) -> Result<Vec<Bson>> {
         let Some((_, sort_parts, _)) = self.sort.as_ref().and_then(|s| s.keys.first()) else {
-            return Ok(());
+            return Ok(vec![Bson::Null; partition.len()]);
         };
         let sort_parts: Vec<&str> = sort_parts.iter().map(String::as_str).collect();
-        // Each document's (sort value, fill value), checked as MongoDB checks them in order.
-        let mut points: Vec<(Bson, Option<Bson>)> = Vec::with_capacity(partition.len());
-        let mut last_x: Option<Bson> = None;
-        for d in partition.iter() {
+        let xs: Vec<Option<Bson>> = partition
+            .iter()
+            .map(|d| get_path(d, &sort_parts).cloned())
+            .collect();
+        // The next document at or after each position with both a value and a sort key.
+        let mut next_point = vec![None; partition.len()];
+        let mut seen = None;
+        for i in (0..partition.len()).rev() {
             deadline::check()?;
-            let y = get_path(d, parts).cloned();
+            let known = inputs.get(i).is_some_and(|y| !nullish(y.as_ref()))
+                && xs.get(i).is_some_and(|x| !nullish(x.as_ref()));
+            if known {
+                seen = Some(i);
+            }
+            if let Some(slot) = next_point.get_mut(i) {
+                *slot = seen;
+            }
+        }
+        let mut out = Vec::with_capacity(partition.len());
+        let mut last_x: Option<Bson> = None;
+        let mut before: Option<(Bson, Bson)> = None;
+        for (i, (y, x)) in inputs.iter().zip(&xs).enumerate() {
+            deadline::check()?;
+            let y = y.clone();
             if !(nullish(y.as_ref()) || y.as_ref().is_some_and(expr::numeric)) {
                 return Err(Error::expression(
                     14,
@@ -304,18 +361,16 @@ impl Fill {
                     ),
                 ));
             }
-            let x = get_path(d, &sort_parts).cloned();
-            let is_date = matches!(x, Some(Bson::DateTime(_)));
-            if !(is_date || x.as_ref().is_some_and(expr::numeric)) {
+            let x = x.clone().unwrap_or(Bson::Null);
+            if !(expr::numeric(&x) || date_like(&x)) {
                 return Err(Error::expression(
                     14,
                     format!(
                         "Value of the sortBy field must be numeric or a date, but found {}",
-                        query::type_name(x.as_ref())
+                        query::type_name(Some(&x))
                     ),
                 ));
             }
-            let x = x.unwrap_or(Bson::Null);
             if let Some(last) = &last_x {
                 if document::values_equal(last, &x) {
                     return Err(Error::expression(
@@ -323,7 +378,7 @@ impl Fill {
                         "There can be no repeated values in the sort field in the same partition",
                     ));
                 }
-                if matches!(last, Bson::DateTime(_)) != is_date {
+                if date_like(last) != date_like(&x) {
                     return Err(Error::expression(
                         14,
                         format!(
@@ -335,60 +390,88 @@ impl Fill {
                 }
             }
             last_x = Some(x.clone());
-            points.push((x, y.filter(|v| !nullish(Some(v)))));
-        }
-        let mut before: Option<usize> = None;
-        for i in 0..points.len() {
-            if points.get(i).is_some_and(|(_, y)| y.is_some()) {
-                before = Some(i);
-                continue;
-            }
-            let after = points
-                .iter()
-                .skip(i + 1)
-                .position(|(_, y)| y.is_some())
-                .map(|n| i + 1 + n);
-            let filled = match (before, after) {
-                (Some(b), Some(a)) => interpolate(&points, b, a, i)?,
-                _ => Bson::Null,
-            };
-            if let Some(d) = partition.get_mut(i) {
-                set_path(d, parts, filled)?;
+            match y.filter(|v| !nullish(Some(v))) {
+                Some(y) => {
+                    before = Some((x, y.clone()));
+                    out.push(y);
+                }
+                None => {
+                    let after = next_point
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .and_then(|j| Some((xs.get(j)?.as_ref()?, inputs.get(j)?.as_ref()?)));
+                    let filled = match (&before, after) {
+                        (Some((x1, y1)), Some((x2, y2))) => interpolate(x1, y1, x2, y2, &x)?,
+                        _ => Bson::Null,
+                    };
+                    out.push(filled);
+                }
             }
         }
-        Ok(())
+        Ok(out)
     }
 }
 
-/// `y1 + (x - x1) * ((y2 - y1) / (x2 - x1))` in MongoDB's value arithmetic, for the point at
-/// `i` between those at `b` and `a`.
-fn interpolate(points: &[(Bson, Option<Bson>)], b: usize, a: usize, i: usize) -> Result<Bson> {
-    let point = |n: usize| -> Result<(Bson, Bson)> {
-        match points.get(n) {
-            Some((x, Some(y))) => Ok((x.clone(), y.clone())),
-            _ => Err(Error::bad("$linearFill: a bookend without a value")),
-        }
-    };
-    let (x1, y1) = point(b)?;
-    let (x2, y2) = point(a)?;
-    let x = points.get(i).map_or(Bson::Null, |(x, _)| x.clone());
-    let slope = divide_operands(&subtract_operands(&y2, &y1)?, &subtract_operands(&x2, &x1)?)?;
-    let offset = multiply_operands(&[subtract_operands(&x, &x1)?, slope])?;
-    add_operands(&[y1, offset])
+/// A partition key: an array is refused (14), as MongoDB's partition comparator does.
+fn partition_key(v: Option<Bson>) -> Result<Bson> {
+    match v {
+        Some(Bson::Array(_)) => Err(Error::expression(
+            14,
+            "An expression used to partition cannot evaluate to value of type array",
+        )),
+        Some(v) => Ok(v),
+        None => Ok(Bson::Null),
+    }
 }
 
-/// `$locf` over one partition in order: a null or missing value becomes the last non-null
-/// one before it (null when there is none).
-fn locf(partition: &mut [Document], parts: &[&str]) -> Result<()> {
+/// A sort value MongoDB's `coercibleToDate` accepts: a date, a timestamp or an ObjectId.
+fn date_like(v: &Bson) -> bool {
+    matches!(
+        v,
+        Bson::DateTime(_) | Bson::Timestamp(_) | Bson::ObjectId(_)
+    )
+}
+
+/// `y1 + (x - x1) * ((y2 - y1) / (x2 - x1))` in MongoDB's value arithmetic.
+fn interpolate(x1: &Bson, y1: &Bson, x2: &Bson, y2: &Bson, x: &Bson) -> Result<Bson> {
+    let slope = divide_operands(&subtract_operands(y2, y1)?, &subtract_operands(x2, x1)?)?;
+    let offset = multiply_operands(&[subtract_operands(x, x1)?, slope])?;
+    add_operands(&[y1.clone(), offset])
+}
+
+/// `$locf` over one partition's values in order: a null or missing value becomes the last
+/// non-null one before it (null when there is none).
+fn locf(inputs: Vec<Option<Bson>>) -> Vec<Bson> {
     let mut last = Bson::Null;
-    for d in partition.iter_mut() {
-        deadline::check()?;
-        match get_path(d, parts) {
-            Some(v) if !nullish(Some(v)) => last = v.clone(),
-            _ => set_path(d, parts, last.clone())?,
-        }
+    inputs
+        .into_iter()
+        .map(|v| match v {
+            Some(v) if !nullish(Some(&v)) => {
+                last = v.clone();
+                v
+            }
+            _ => last.clone(),
+        })
+        .collect()
+}
+
+/// Sets `parts` in `d` to `value` as MongoDB's `MutableDocument::setNestedField` does: a
+/// missing or non-document step on the way becomes an empty document.
+fn set_nested(d: &mut Document, parts: &[&str], value: Bson) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        d.insert(*first, value);
+        return;
     }
-    Ok(())
+    if !matches!(d.get(*first), Some(Bson::Document(_))) {
+        d.insert(*first, Document::new());
+    }
+    if let Some(Bson::Document(inner)) = d.get_mut(*first) {
+        set_nested(inner, rest, value);
+    }
 }
 
 #[cfg(test)]
