@@ -164,17 +164,10 @@ impl<'p> GraphLookup<'p> {
         let from_parts = split_path(self.connect_from)?;
         let as_parts = split_path(self.as_field)?;
         let depth_parts = self.depth_field.map(split_path).transpose()?;
-        // Every document under the hash of each value its `connectToField` holds.
-        let mut by_value: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (i, f) in foreign.iter().enumerate() {
+        for f in &foreign {
             held.charge(document::bson_size(f))?;
-            connect_keys(f, &to_parts, |key| {
-                let at = by_value.entry(hash(key)).or_default();
-                if at.last() != Some(&i) {
-                    at.push(i);
-                }
-            });
         }
+        let by_value = index_by_keys(&foreign, &to_parts);
         // The round in which a foreign document was last a candidate, so each is tried once
         // per round however many frontier values reach it.
         let mut tried = vec![usize::MAX; foreign.len()];
@@ -212,9 +205,7 @@ impl<'p> GraphLookup<'p> {
                     // Inputs × rounds × candidates can be large: the read's time limit holds.
                     deadline::check()?;
                     let Some(f) = foreign.get(i) else { continue };
-                    let mut reached = false;
-                    connect_keys(f, &to_parts, |k| reached = reached || frontier.contains(k));
-                    if !reached {
+                    if !reaches(f, &to_parts, &frontier) {
                         continue;
                     }
                     if let Some(r) = &self.restrict
@@ -310,7 +301,7 @@ static NULL: Bson = Bson::Null;
 /// Calls `f` with each value `{connectToField: {$in: […]}}` compares a frontier value with:
 /// each value the path reaches (with array fan-out), an array's elements besides the array
 /// itself, and null where the path is missing.
-pub(super) fn connect_keys<'d>(doc: &'d Document, parts: &[&str], mut f: impl FnMut(&'d Bson)) {
+fn connect_keys<'d>(doc: &'d Document, parts: &[&str], mut f: impl FnMut(&'d Bson)) {
     for v in collect_doc_path(doc, parts) {
         match v {
             None => f(&NULL),
@@ -321,6 +312,29 @@ pub(super) fn connect_keys<'d>(doc: &'d Document, parts: &[&str], mut f: impl Fn
             Some(v) => f(v),
         }
     }
+}
+
+/// The positions of `docs` under the hash of each value [`connect_keys`] gives for `parts`
+/// (each position once per hash), so the documents a value can match are found without a scan.
+pub(super) fn index_by_keys(docs: &[Document], parts: &[&str]) -> HashMap<u64, Vec<usize>> {
+    let mut by_value: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, d) in docs.iter().enumerate() {
+        connect_keys(d, parts, |key| {
+            let at = by_value.entry(hash(key)).or_default();
+            if at.last() != Some(&i) {
+                at.push(i);
+            }
+        });
+    }
+    by_value
+}
+
+/// Whether a value [`connect_keys`] gives for `doc` at `parts` is in `set`: MongoDB's
+/// `{<parts>: {$in: set}}` without regular expressions.
+pub(super) fn reaches(doc: &Document, parts: &[&str], set: &ValueSet) -> bool {
+    let mut reached = false;
+    connect_keys(doc, parts, |k| reached = reached || set.contains(k));
+    reached
 }
 
 /// [`equality_hash`] of one value.

@@ -222,17 +222,10 @@ impl<'p> Lookup<'p> {
         };
         // For the equality: the foreign documents under the hash of each value their
         // `foreignField` holds, so a document's values find their matches without a scan.
-        let mut by_value: HashMap<u64, Vec<usize>> = HashMap::new();
-        if let Some((_, foreign_parts)) = &join {
-            for (i, f) in foreign.iter().enumerate() {
-                graph::connect_keys(f, foreign_parts, |key| {
-                    let at = by_value.entry(graph::hash(key)).or_default();
-                    if at.last() != Some(&i) {
-                        at.push(i);
-                    }
-                });
-            }
-        }
+        let by_value = match &join {
+            Some((_, foreign_parts)) => graph::index_by_keys(&foreign, foreign_parts),
+            None => HashMap::new(),
+        };
         // Without variables the sub-pipeline is the same for every document.
         let correlated = !self.lets.is_empty() || !self.outer.is_empty();
         let mut out = Vec::with_capacity(docs.len());
@@ -259,11 +252,7 @@ impl<'p> Lookup<'p> {
                 let mut input = Vec::new();
                 for f in documents.run(&sub, Vec::new(), None)? {
                     deadline::check()?;
-                    let mut equal = false;
-                    graph::connect_keys(&f, foreign_parts, |k| {
-                        equal = equal || locals.contains(k);
-                    });
-                    if equal {
+                    if graph::reaches(&f, foreign_parts, &locals) {
                         input.push(f);
                     }
                 }
@@ -287,11 +276,7 @@ impl<'p> Lookup<'p> {
                     let mut matched = Vec::with_capacity(hits.len());
                     for f in hits.into_iter().filter_map(|i| foreign.get(i)) {
                         deadline::check()?;
-                        let mut equal = false;
-                        graph::connect_keys(f, foreign_parts, |k| {
-                            equal = equal || locals.contains(k);
-                        });
-                        if equal {
+                        if graph::reaches(f, foreign_parts, &locals) {
                             matched.push(f);
                         }
                     }
