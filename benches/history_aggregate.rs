@@ -1,13 +1,15 @@
 //! Aggregation throughput: 20,000 small orders in one collection, and criterion timing whole
 //! pipelines over them — a `$group` by customer with `$sum`/`$avg`/`$max`/`$push`, a
 //! `$project` computing fields with arithmetic and string operators, a `$match` on an
-//! unindexed field feeding a `$group`, a `$lookup` of each order's customer (500 customers)
-//! and a `$graphLookup` up each customer's chain of referrers (4 deep). Each pipeline reads
-//! every document, so the time per run divided by 20,000 is the cost per document of the
-//! stages and their expressions.
+//! unindexed field feeding a `$group`, a `$lookup` of each order's customer (500 customers),
+//! a `$graphLookup` up each customer's chain of referrers (4 deep), and a `$setWindowFields`
+//! per customer in order (a running total, a moving average over five orders, a rank) beside
+//! the `$sort` by the same keys alone, which it runs first. Each pipeline reads every
+//! document, so the time per run divided by 20,000 is the cost per document of the stages and
+//! their expressions.
 //!
-//! The pipelines use only operators every version of the store has, so the same file measures
-//! a change to expression evaluation before and after.
+//! The first three pipelines use only operators every version of the store has, so the same
+//! file measures a change to expression evaluation before and after.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -55,7 +57,7 @@ fn main() {
         .unwrap();
     h.insert_many("shop", "customers", (0..CUSTOMERS).map(customer).collect())
         .unwrap();
-    let pipelines: [(&str, Vec<Document>); 5] = [
+    let pipelines: [(&str, Vec<Document>); 7] = [
         (
             "group_by_customer",
             vec![doc! {"$group": {
@@ -95,6 +97,25 @@ fn main() {
             vec![doc! {"$graphLookup": {
                 "from": "customers", "startWith": "$customer", "connectFromField": "referredBy",
                 "connectToField": "_id", "maxDepth": 3, "as": "referrers",
+            }}],
+        ),
+        (
+            "sort_by_customer",
+            vec![doc! {"$sort": {"customer": 1, "_id": 1}}],
+        ),
+        (
+            "window_by_customer",
+            vec![doc! {"$setWindowFields": {
+                "partitionBy": "$customer",
+                "sortBy": {"_id": 1},
+                "output": {
+                    "running": {
+                        "$sum": {"$multiply": ["$price", "$qty"]},
+                        "window": {"documents": ["unbounded", "current"]},
+                    },
+                    "moving": {"$avg": "$price", "window": {"documents": [-4, 0]}},
+                    "rank": {"$rank": {}},
+                },
             }}],
         ),
     ];

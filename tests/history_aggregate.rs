@@ -401,7 +401,7 @@ fn unknown_stage_names_are_mongodb_errors() {
         )],
     );
     let e = h
-        .aggregate("shop", "orders", &[doc! {"$setWindowFields": {}}])
+        .aggregate("shop", "orders", &[doc! {"$densify": {}}])
         .unwrap_err();
     assert_eq!(e.code(), 115);
     assert_eq!(e.code_name(), "CommandNotSupported");

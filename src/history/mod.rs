@@ -2501,13 +2501,22 @@ impl MemoryBudget {
     }
 }
 
+/// What a sort holds for one document, as MongoDB's sorter counts it: the document and its
+/// sort key.
+pub(crate) fn held_size(key: &[Bson], doc: &Document) -> usize {
+    key.iter()
+        .map(document::value_size)
+        .fold(document::bson_size(doc), usize::saturating_add)
+}
+
 /// An in-memory sort that holds its documents against a [`MemoryBudget`]; with `keep` it
 /// holds only about the first `keep` (MongoDB's top-k sort for a sort with a limit): past
 /// twice that it sorts and drops the rest.
 pub(crate) struct BlockingSort<'a> {
     sort: &'a Sort,
     keep: Option<usize>,
-    docs: Vec<Document>,
+    /// Each document with its sort key ([`Sort::key`]), made once when it is pushed.
+    docs: Vec<(Vec<Bson>, Document)>,
     budget: MemoryBudget,
 }
 
@@ -2526,26 +2535,33 @@ impl<'a> BlockingSort<'a> {
     /// # Errors
     /// [`Error::MemoryLimitExceeded`] when the held documents pass the budget.
     pub(crate) fn push(&mut self, doc: Document) -> Result<()> {
-        self.budget.charge(document::bson_size(&doc))?;
-        self.docs.push(doc);
+        let key = self.sort.key(&doc);
+        self.budget.charge(held_size(&key, &doc))?;
+        self.docs.push((key, doc));
         if let Some(keep) = self.keep
             && self.docs.len() >= keep.saturating_mul(2).max(keep.saturating_add(1))
         {
-            self.docs.sort_by(|a, b| self.sort.compare(a, b));
-            for dropped in self.docs.drain(keep..) {
-                self.budget.release(document::bson_size(&dropped));
+            self.sort_held();
+            for (key, dropped) in self.docs.drain(keep..) {
+                self.budget.release(held_size(&key, &dropped));
             }
         }
         Ok(())
     }
 
+    /// Sorts the held documents by their keys (stable: equal keys keep their order).
+    fn sort_held(&mut self) {
+        let sort = self.sort;
+        self.docs.sort_by(|(a, _), (b, _)| sort.compare_keys(a, b));
+    }
+
     /// The documents in order (the first `keep` of them).
     pub(crate) fn finish(mut self) -> Vec<Document> {
-        self.docs.sort_by(|a, b| self.sort.compare(a, b));
+        self.sort_held();
         if let Some(keep) = self.keep {
             self.docs.truncate(keep);
         }
-        self.docs
+        self.docs.into_iter().map(|(_, d)| d).collect()
     }
 }
 

@@ -970,6 +970,30 @@ impl Sort {
         self.keys.is_empty()
     }
 
+    /// A document's sort key: the value it sorts by on each key ([`sort_key`]), computed once
+    /// so that a sort compares keys instead of walking both documents at every comparison.
+    pub(crate) fn key(&self, d: &Document) -> Vec<Bson> {
+        self.keys
+            .iter()
+            .map(|(_, parts, asc)| {
+                let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+                sort_key(d, &parts, *asc)
+            })
+            .collect()
+    }
+
+    /// Compares two keys made by [`Sort::key`] in the keys' directions.
+    pub(crate) fn compare_keys(&self, a: &[Bson], b: &[Bson]) -> Ordering {
+        for ((x, y), (_, _, asc)) in a.iter().zip(b).zip(&self.keys) {
+            let o = sort_compare(x, y);
+            let o = if *asc { o } else { o.reverse() };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    }
+
     /// Compares two documents by the sort keys.
     pub(crate) fn compare(&self, a: &Document, b: &Document) -> Ordering {
         for (_, parts, asc) in &self.keys {

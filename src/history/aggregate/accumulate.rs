@@ -12,7 +12,7 @@ use bson::{Bson, Document};
 use super::super::MemoryBudget;
 use super::super::document::{self, compare, render_value};
 use super::super::error::Result;
-use super::super::query::{Sort, sort_compare, sort_key};
+use super::super::query::Sort;
 use super::expr::{self, Expr, nullish};
 use super::text;
 
@@ -191,13 +191,20 @@ impl NAccumulator {
     /// # Errors
     /// 5787902/5787903 for an `n` that is not an integral number, 5787908 for one below 1.
     pub(super) fn start(&self, key: &Bson) -> Result<NState> {
+        let mut scope = Document::new();
+        scope.insert("_id", key.clone());
+        self.start_in(&scope)
+    }
+
+    /// Starts a state with `n` evaluated against `scope` (a window function's, with no
+    /// document, is empty).
+    ///
+    /// # Errors
+    /// As [`NAccumulator::start`].
+    pub(super) fn start_in(&self, scope: &Document) -> Result<NState> {
         let n = match &self.n {
             None => 1,
-            Some(e) => {
-                let mut scope = Document::new();
-                scope.insert("_id", key.clone());
-                check_n(e.eval_doc(&scope)?.as_ref())?
-            }
+            Some(e) => check_n(e.eval_doc(scope)?.as_ref())?,
         };
         Ok(NState {
             n,
@@ -257,16 +264,9 @@ impl NAccumulator {
                 let Some(sort) = &self.sort else {
                     return Ok(());
                 };
-                let key: Vec<Bson> = sort
-                    .keys
-                    .iter()
-                    .map(|(_, parts, asc)| {
-                        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-                        sort_key(d, &parts, *asc)
-                    })
-                    .collect();
+                let key = sort.key(d);
                 let v = v.unwrap_or(Bson::Null);
-                let order = |a: &[Bson], b: &[Bson]| compare_keys(sort, a, b);
+                let order = |a: &[Bson], b: &[Bson]| sort.compare_keys(a, b);
                 // Kept in sortBy order; a new value joins after its equals, and on a tie
                 // with the one it would displace the value seen first stays.
                 if st.items.len() == st.n {
@@ -301,6 +301,24 @@ impl NAccumulator {
         Ok(())
     }
 
+    /// The bytes `st`'s kept values were charged.
+    pub(super) fn held_bytes(st: &NState) -> usize {
+        st.items
+            .iter()
+            .map(|(k, v)| keyed_size(k, v))
+            .fold(0, usize::saturating_add)
+    }
+
+    /// The value of the values kept so far, as [`NAccumulator::finish`] gives it.
+    pub(super) fn value(&self, st: &NState) -> Bson {
+        let mut values = st.items.iter().map(|(_, v)| v.clone());
+        if self.n.is_none() {
+            values.next().unwrap_or(Bson::Null)
+        } else {
+            Bson::Array(values.collect())
+        }
+    }
+
     /// The group's value: an array of the kept values, or the one value of `$top`/`$bottom`.
     pub(super) fn finish(&self, st: NState) -> Bson {
         let mut values = st.items.into_iter().map(|(_, v)| v);
@@ -324,18 +342,6 @@ fn keyed_size(key: &[Bson], v: &Bson) -> usize {
     key.iter()
         .map(document::value_size)
         .fold(document::value_size(v), usize::saturating_add)
-}
-
-/// Compares two sort keys by `sort`'s directions.
-fn compare_keys(sort: &Sort, a: &[Bson], b: &[Bson]) -> Ordering {
-    for ((x, y), (_, _, asc)) in a.iter().zip(b).zip(&sort.keys) {
-        let o = sort_compare(x, y);
-        let o = if *asc { o } else { o.reverse() };
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    Ordering::Equal
 }
 
 /// MongoDB's `validateN`: a number with an integral value, at least 1.

@@ -48,7 +48,7 @@ impl DateArith {
 
 /// A time unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Unit {
+pub(super) enum Unit {
     Millisecond,
     Second,
     Minute,
@@ -61,7 +61,7 @@ enum Unit {
 
 impl Unit {
     /// The length of a fixed-length unit in milliseconds.
-    fn millis(self) -> Option<i64> {
+    pub(super) fn millis(self) -> Option<i64> {
         Some(match self {
             Self::Millisecond => 1,
             Self::Second => 1000,
@@ -85,7 +85,19 @@ fn parse_unit(v: &Bson, op: &str) -> Result<Unit> {
             ),
         ));
     };
-    Ok(match s.as_str() {
+    unit_named(s).ok_or_else(|| {
+        eval_error(
+            9,
+            format!(
+                "{op} parameter 'unit' value parsing failed :: caused by :: unknown time unit value: {s}"
+            ),
+        )
+    })
+}
+
+/// The unit a name stands for (MongoDB's `parseTimeUnit`): `millisecond` … `year`.
+pub(super) fn unit_named(s: &str) -> Option<Unit> {
+    Some(match s {
         "millisecond" => Unit::Millisecond,
         "second" => Unit::Second,
         "minute" => Unit::Minute,
@@ -95,14 +107,7 @@ fn parse_unit(v: &Bson, op: &str) -> Result<Unit> {
         "month" => Unit::Months(1),
         "quarter" => Unit::Months(3),
         "year" => Unit::Months(12),
-        _ => {
-            return Err(eval_error(
-                9,
-                format!(
-                    "{op} parameter 'unit' value parsing failed :: caused by :: unknown time unit value: {s}"
-                ),
-            ));
-        }
+        _ => return None,
     })
 }
 
@@ -457,7 +462,7 @@ fn offset_ms(offset: Offset) -> i64 {
 }
 
 /// `ms` plus `amount` units at `offset`; `None` past the range of a date.
-fn date_add(ms: i64, unit: Unit, amount: i64, offset: Offset) -> Option<i64> {
+pub(super) fn date_add(ms: i64, unit: Unit, amount: i64, offset: Offset) -> Option<i64> {
     if let Some(len) = unit.millis() {
         return ms.checked_add(amount.checked_mul(len)?);
     }

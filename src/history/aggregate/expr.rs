@@ -596,7 +596,8 @@ enum Shape {
 fn shape_of(op: &str) -> Shape {
     let exact = |n, o| Shape::Counted(n, n, o);
     match op {
-        "$literal" => Shape::Literal,
+        // `$const` is `$literal` under its older name, which MongoDB still parses.
+        "$literal" | "$const" => Shape::Literal,
         "$add" => Shape::List(Op::Add),
         "$multiply" => Shape::List(Op::Multiply),
         "$sum" => Shape::List(Op::Sum),

@@ -6,15 +6,14 @@
 //! `$setWindowFields` with `$locf` and `$linearFill` runs them: the documents come out sorted
 //! by partition, then by `sortBy`.
 
-use std::cmp::Ordering;
-
 use bson::{Bson, Document};
 
-use super::super::document::{self, compare, get_path, split_path};
+use super::super::document::{self, get_path, split_path};
 use super::super::error::{Error, Result};
 use super::super::query::{self, Sort};
 use super::super::{MemoryBudget, deadline};
 use super::reshape::Reshape;
+use super::window;
 use super::{
     Expr, add_operands, divide_operands, expr, multiply_operands, nullish, subtract_operands,
 };
@@ -89,19 +88,11 @@ impl Fill {
                     Bson::Document(d) => output = Some(d),
                     _ => return Err(wrong_type(k, v, "type 'object'")),
                 },
-                _ => {
-                    return Err(expr::parse_error(
-                        40415,
-                        format!("BSON field '$fill.{k}' is an unknown field."),
-                    ));
-                }
+                _ => return Err(window::unknown_field("$fill", k)),
             }
         }
         let Some(output) = output else {
-            return Err(expr::parse_error(
-                40414,
-                "BSON field '$fill.output' is missing but a required field",
-            ));
+            return Err(window::missing_field("$fill", "output"));
         };
         if output.is_empty() {
             return Err(expr::parse_error(
@@ -125,12 +116,7 @@ impl Fill {
                         _ => return Err(wrong_type(k, v, "type 'string'")),
                     },
                     "value" => value = Some(v),
-                    _ => {
-                        return Err(expr::parse_error(
-                            40415,
-                            format!("BSON field '$fill.{k}' is an unknown field."),
-                        ));
-                    }
+                    _ => return Err(window::unknown_field("$fill", k)),
                 }
             }
             if let Some(method) = method {
@@ -194,18 +180,10 @@ impl Fill {
             for (i, (field, _)) in methods.iter().enumerate() {
                 // Each output is read as the field path `$setWindowFields` gives its function.
                 reads.push(expr::compile(&Bson::String(format!("${field}")), now_ms)?);
-                let conflicts = methods.iter().take(i).any(|(other, _)| {
-                    let (a, b) = (field.as_str(), other.as_str());
-                    a == b
-                        || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
-                        || b.strip_prefix(a).is_some_and(|r| r.starts_with('.'))
-                });
-                if conflicts {
-                    return Err(expr::parse_error(
-                        6_307_900,
-                        "$setWindowFields 'output' specification contains two conflicting paths",
-                    ));
-                }
+                window::check_output_path(
+                    methods.iter().take(i).map(|(other, _)| other.as_str()),
+                    field,
+                )?;
             }
         }
         let values = if values.is_empty() {
@@ -253,45 +231,14 @@ impl Fill {
         docs: Vec<Document>,
         held: &mut MemoryBudget,
     ) -> Result<Vec<Document>> {
-        let sorts = self.partition.is_some() || self.sort.is_some();
-        let mut keyed = Vec::with_capacity(docs.len());
-        for d in docs {
-            if sorts {
-                held.charge(document::bson_size(&d))?;
-            }
-            let key = match &self.partition {
-                Some(p) => partition_key(p.eval_doc(&d)?)?,
-                None => Bson::Null,
-            };
-            keyed.push((key, d));
-        }
-        if sorts {
-            keyed.sort_by(|(ka, a), (kb, b)| {
-                compare(ka, kb).then_with(|| {
-                    self.sort
-                        .as_ref()
-                        .map_or(Ordering::Equal, |s| s.compare(a, b))
-                })
-            });
-        }
-        // Consecutive documents with equal partition keys make one partition.
-        let mut out: Vec<Document> = Vec::with_capacity(keyed.len());
-        let mut partition: Vec<Document> = Vec::new();
-        let mut current: Option<Bson> = None;
-        for (key, d) in keyed {
-            if current
-                .as_ref()
-                .is_some_and(|c| compare(c, &key) != Ordering::Equal)
-            {
-                self.fill_partition(&mut partition)?;
-                out.append(&mut partition);
-            }
-            current = Some(key);
-            partition.push(d);
-        }
-        self.fill_partition(&mut partition)?;
-        out.append(&mut partition);
-        Ok(out)
+        window::partitioned(
+            docs,
+            self.partition.as_ref(),
+            self.sort.as_ref(),
+            "An expression used to partition cannot evaluate to value of type array",
+            held,
+            |partition, _| self.fill_partition(partition),
+        )
     }
 
     /// Fills one partition: every method's values are computed from the documents as they
@@ -306,7 +253,7 @@ impl Fill {
                 .collect::<Result<Vec<_>>>()?;
             let values = match method {
                 Method::Locf => locf(inputs),
-                Method::Linear => self.linear(partition, &inputs)?,
+                Method::Linear => linear(self.sort.as_ref(), partition, &inputs)?,
             };
             outputs.push((field, values));
         }
@@ -318,111 +265,103 @@ impl Fill {
         }
         Ok(())
     }
+}
 
-    /// `$linearFill` over one partition in order, as MongoDB's executor walks it: each
-    /// document's value and sort key checked when it is reached; a null or missing value
-    /// interpolated between the last known point and the next document with a value and a
-    /// sort key (found once per gap), null without either.
-    fn linear(&self, partition: &[Document], inputs: &[Option<Bson>]) -> Result<Vec<Bson>> {
-        let Some((_, sort_parts, _)) = self.sort.as_ref().and_then(|s| s.keys.first()) else {
-            return Ok(vec![Bson::Null; partition.len()]);
-        };
-        let sort_parts: Vec<&str> = sort_parts.iter().map(String::as_str).collect();
-        let xs: Vec<Option<Bson>> = partition
-            .iter()
-            .map(|d| get_path(d, &sort_parts).cloned())
-            .collect();
-        // The next document at or after each position with both a value and a sort key.
-        let mut next_point = vec![None; partition.len()];
-        let mut seen = None;
-        for i in (0..partition.len()).rev() {
-            deadline::check()?;
-            let known = inputs.get(i).is_some_and(|y| !nullish(y.as_ref()))
-                && xs.get(i).is_some_and(|x| !nullish(x.as_ref()));
-            if known {
-                seen = Some(i);
-            }
-            if let Some(slot) = next_point.get_mut(i) {
-                *slot = seen;
-            }
+/// `$linearFill` over one partition in order, as MongoDB's executor walks it: each
+/// document's value and sort key checked when it is reached; a null or missing value
+/// interpolated between the last known point and the next document with a value and a
+/// sort key (found once per gap), null without either.
+pub(super) fn linear(
+    sort: Option<&Sort>,
+    partition: &[Document],
+    inputs: &[Option<Bson>],
+) -> Result<Vec<Bson>> {
+    let Some((_, sort_parts, _)) = sort.and_then(|s| s.keys.first()) else {
+        return Ok(vec![Bson::Null; partition.len()]);
+    };
+    let sort_parts: Vec<&str> = sort_parts.iter().map(String::as_str).collect();
+    let xs: Vec<Option<Bson>> = partition
+        .iter()
+        .map(|d| get_path(d, &sort_parts).cloned())
+        .collect();
+    // The next document at or after each position with both a value and a sort key.
+    let mut next_point = vec![None; partition.len()];
+    let mut seen = None;
+    for i in (0..partition.len()).rev() {
+        deadline::check()?;
+        let known = inputs.get(i).is_some_and(|y| !nullish(y.as_ref()))
+            && xs.get(i).is_some_and(|x| !nullish(x.as_ref()));
+        if known {
+            seen = Some(i);
         }
-        let mut out = Vec::with_capacity(partition.len());
-        let mut last_x: Option<Bson> = None;
-        let mut before: Option<(Bson, Bson)> = None;
-        for (i, (y, x)) in inputs.iter().zip(&xs).enumerate() {
-            deadline::check()?;
-            let y = y.clone();
-            if !(nullish(y.as_ref()) || y.as_ref().is_some_and(expr::numeric)) {
+        if let Some(slot) = next_point.get_mut(i) {
+            *slot = seen;
+        }
+    }
+    let mut out = Vec::with_capacity(partition.len());
+    let mut last_x: Option<Bson> = None;
+    let mut before: Option<(Bson, Bson)> = None;
+    for (i, (y, x)) in inputs.iter().zip(&xs).enumerate() {
+        deadline::check()?;
+        let y = y.clone();
+        if !(nullish(y.as_ref()) || y.as_ref().is_some_and(expr::numeric)) {
+            return Err(Error::expression(
+                14,
+                format!(
+                    "Value to be filled must be numeric or nullish, but found {}",
+                    query::type_name(y.as_ref())
+                ),
+            ));
+        }
+        let x = x.clone().unwrap_or(Bson::Null);
+        if !(expr::numeric(&x) || date_like(&x)) {
+            return Err(Error::expression(
+                14,
+                format!(
+                    "Value of the sortBy field must be numeric or a date, but found {}",
+                    query::type_name(Some(&x))
+                ),
+            ));
+        }
+        if let Some(last) = &last_x {
+            if document::values_equal(last, &x) {
                 return Err(Error::expression(
-                    14,
-                    format!(
-                        "Value to be filled must be numeric or nullish, but found {}",
-                        query::type_name(y.as_ref())
-                    ),
+                    6_050_106,
+                    "There can be no repeated values in the sort field in the same partition",
                 ));
             }
-            let x = x.clone().unwrap_or(Bson::Null);
-            if !(expr::numeric(&x) || date_like(&x)) {
+            if date_like(last) != date_like(&x) {
                 return Err(Error::expression(
                     14,
                     format!(
-                        "Value of the sortBy field must be numeric or a date, but found {}",
+                        "Conflicting sort value types, previously received type {}, but found {}",
+                        query::type_name(Some(last)),
                         query::type_name(Some(&x))
                     ),
                 ));
             }
-            if let Some(last) = &last_x {
-                if document::values_equal(last, &x) {
-                    return Err(Error::expression(
-                        6_050_106,
-                        "There can be no repeated values in the sort field in the same partition",
-                    ));
-                }
-                if date_like(last) != date_like(&x) {
-                    return Err(Error::expression(
-                        14,
-                        format!(
-                            "Conflicting sort value types, previously received type {}, but found {}",
-                            query::type_name(Some(last)),
-                            query::type_name(Some(&x))
-                        ),
-                    ));
-                }
+        }
+        last_x = Some(x.clone());
+        match y.filter(|v| !nullish(Some(v))) {
+            Some(y) => {
+                before = Some((x, y.clone()));
+                out.push(y);
             }
-            last_x = Some(x.clone());
-            match y.filter(|v| !nullish(Some(v))) {
-                Some(y) => {
-                    before = Some((x, y.clone()));
-                    out.push(y);
-                }
-                None => {
-                    let after = next_point
-                        .get(i)
-                        .copied()
-                        .flatten()
-                        .and_then(|j| Some((xs.get(j)?.as_ref()?, inputs.get(j)?.as_ref()?)));
-                    let filled = match (&before, after) {
-                        (Some((x1, y1)), Some((x2, y2))) => interpolate(x1, y1, x2, y2, &x)?,
-                        _ => Bson::Null,
-                    };
-                    out.push(filled);
-                }
+            None => {
+                let after = next_point
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|j| Some((xs.get(j)?.as_ref()?, inputs.get(j)?.as_ref()?)));
+                let filled = match (&before, after) {
+                    (Some((x1, y1)), Some((x2, y2))) => interpolate(x1, y1, x2, y2, &x)?,
+                    _ => Bson::Null,
+                };
+                out.push(filled);
             }
         }
-        Ok(out)
     }
-}
-
-/// A partition key: an array is refused (14), as MongoDB's partition comparator does.
-fn partition_key(v: Option<Bson>) -> Result<Bson> {
-    match v {
-        Some(Bson::Array(_)) => Err(Error::expression(
-            14,
-            "An expression used to partition cannot evaluate to value of type array",
-        )),
-        Some(v) => Ok(v),
-        None => Ok(Bson::Null),
-    }
+    Ok(out)
 }
 
 /// A sort value MongoDB's `coercibleToDate` accepts: a date, a timestamp or an ObjectId.
@@ -442,7 +381,7 @@ fn interpolate(x1: &Bson, y1: &Bson, x2: &Bson, y2: &Bson, x: &Bson) -> Result<B
 
 /// `$locf` over one partition's values in order: a null or missing value becomes the last
 /// non-null one before it (null when there is none).
-fn locf(inputs: Vec<Option<Bson>>) -> Vec<Bson> {
+pub(super) fn locf(inputs: Vec<Option<Bson>>) -> Vec<Bson> {
     let mut last = Bson::Null;
     inputs
         .into_iter()
@@ -458,7 +397,7 @@ fn locf(inputs: Vec<Option<Bson>>) -> Vec<Bson> {
 
 /// Sets `parts` in `d` to `value` as MongoDB's `MutableDocument::setNestedField` does: a
 /// missing or non-document step on the way becomes an empty document.
-fn set_nested(d: &mut Document, parts: &[&str], value: Bson) {
+pub(super) fn set_nested(d: &mut Document, parts: &[&str], value: Bson) {
     let Some((first, rest)) = parts.split_first() else {
         return;
     };
@@ -480,7 +419,7 @@ mod tests {
 
     use bson::doc;
 
-    use super::super::super::History;
+    use super::super::super::{History, held_size};
     use super::document;
 
     /// A method's `$fill` holds every document (for its sort) against the blocking limit: at
@@ -492,7 +431,14 @@ mod tests {
             .map(|i| doc! {"_id": i, "v": (i % 2 == 0).then_some(i)})
             .collect();
         h.insert_many("db", "c", docs.clone()).unwrap();
-        let held: usize = docs.iter().map(document::bson_size).sum();
+        // Each document with its sort key (`_id`) and its partition's (null: none).
+        let held: usize = docs
+            .iter()
+            .map(|d| {
+                held_size(&[d.get("_id").unwrap().clone()], d)
+                    + document::value_size(&bson::Bson::Null)
+            })
+            .sum();
         let pipeline =
             [doc! {"$fill": {"sortBy": {"_id": 1}, "output": {"v": {"method": "locf"}}}}];
         h.set_blocking_bytes_max(held);

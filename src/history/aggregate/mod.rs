@@ -27,6 +27,7 @@ mod stages;
 mod stats;
 mod text;
 mod trig;
+mod window;
 mod zip;
 
 use std::cmp::Ordering;
@@ -56,8 +57,8 @@ const ACC_STATE_BYTES: usize = 16;
 
 /// Runs a pipeline over `db.coll`, or, without a collection, a database-level pipeline whose
 /// `$documents` makes its input. Each blocking stage (`$sort`, `$group`, `$lookup`,
-/// `$graphLookup`, `$fill`, `$unwind`, `$facet`, `$bucketAuto`, `$sample`) accounts the bytes
-/// it holds against its own limit, raised by `allow_disk_use`.
+/// `$graphLookup`, `$fill`, `$setWindowFields`, `$unwind`, `$facet`, `$bucketAuto`, `$sample`)
+/// accounts the bytes it holds against its own limit, raised by `allow_disk_use`.
 pub(crate) fn run(
     history: &History,
     db: &str,
@@ -359,6 +360,7 @@ const STAGES_RUN: &[&str] = &[
     "$documents",
     "$redact",
     "$fill",
+    "$setWindowFields",
 ];
 
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
@@ -380,7 +382,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$planCacheStats",
     "$search",
     "$searchMeta",
-    "$setWindowFields",
     "$shardedDataDistribution",
 ];
 
@@ -420,6 +421,7 @@ enum Stage<'p> {
     /// `$redact`'s expression, compiled with its three variables defined.
     Redact(Expr),
     Fill(Box<fill::Fill>),
+    SetWindowFields(Box<window::SetWindowFields>),
 }
 
 /// A parse error of an expression inside `stage`, with the context MongoDB gives it there.
@@ -480,6 +482,9 @@ impl<'p> Stage<'p> {
             "$documents" => Self::Documents(compile(arg)?),
             "$redact" => Self::Redact(reshape::compile_redact(arg, now_ms)?),
             "$fill" => Self::Fill(Box::new(fill::Fill::parse(arg, now_ms)?)),
+            "$setWindowFields" => {
+                Self::SetWindowFields(Box::new(window::SetWindowFields::parse(arg, now_ms)?))
+            }
             "$sortByCount" => {
                 if !stages::is_expression(arg) {
                     return Err(expr::parse_error(
@@ -535,6 +540,7 @@ impl<'p> Stage<'p> {
             Self::GraphLookup(g) => g.fold(),
             Self::Documents(e) | Self::Redact(e) => fold(e),
             Self::Fill(f) => f.fold(),
+            Self::SetWindowFields(w) => w.fold(),
             _ => Ok(()),
         }
     }
@@ -559,6 +565,7 @@ impl<'p> Stage<'p> {
             Self::Documents(_) => "$documents",
             Self::Redact(_) => "$redact",
             Self::Fill(_) => "$fill",
+            Self::SetWindowFields(_) => "$setWindowFields",
         }
     }
 
@@ -574,6 +581,7 @@ impl<'p> Stage<'p> {
                 | Self::GraphLookup(_)
                 | Self::Facet(_)
                 | Self::BucketAuto(_)
+                | Self::SetWindowFields(_)
         )
     }
 
@@ -653,6 +661,7 @@ impl<'p> Stage<'p> {
             Self::Sample(n) => stages::sample(*n, cx, docs)?,
             Self::Documents(e) => stages::documents(e, cx)?,
             Self::Fill(f) => f.run(docs, budget("$fill"))?,
+            Self::SetWindowFields(w) => w.run(docs, budget("$setWindowFields"))?,
             Self::Redact(e) => {
                 let mut kept = Vec::with_capacity(docs.len());
                 for d in docs {
@@ -1374,6 +1383,13 @@ mod tests {
         docs.iter().map(document::bson_size).sum()
     }
 
+    /// What a sort on `k` holds for `docs`: each document and its sort key.
+    fn sorted_bytes(docs: &[Document]) -> usize {
+        docs.iter()
+            .map(|d| super::super::held_size(&[d.get("k").cloned().unwrap_or(Bson::Null)], d))
+            .sum()
+    }
+
     /// What a `$lookup` of `db.f` by `_id` on `k` holds over `all`: the foreign collection,
     /// and a copy of the one document each of `all` joins.
     fn lookup_bytes(h: &History, all: &[Document]) -> usize {
@@ -1885,18 +1901,18 @@ mod tests {
         at_limit(
             &h,
             &sort,
-            bytes(&all),
+            sorted_bytes(&all),
             "Sort exceeded memory limit of {max} bytes, but did not opt in to external sorting.",
         );
         // A leading $sort runs in the find, and names the aggregation.
         at_limit(
             &h,
             &[doc! {"$sort": {"k": 1}}],
-            bytes(&all),
+            sorted_bytes(&all),
             "Sort exceeded memory limit of {max} bytes, but did not opt in to external sorting.",
         );
         // A $limit after the sort keeps only about twice that many documents held.
-        let one = document::bson_size(&all[0]);
+        let one = sorted_bytes(&all[..1]);
         h.set_blocking_bytes_max(4 * one);
         let top = [
             doc! {"$skip": 0},
@@ -1992,7 +2008,7 @@ mod tests {
         let (_d, h) = open();
         let all = all_docs(&h);
         let factor = super::super::BLOCKING_BYTES_DISK_USE_MAX / super::super::BLOCKING_BYTES_MAX;
-        let total = bytes(&all);
+        let total = sorted_bytes(&all);
         let options = AggregateOptions {
             allow_disk_use: true,
             ..AggregateOptions::default()
@@ -2013,9 +2029,9 @@ mod tests {
             sort: Some(doc! {"k": 1}),
             ..FindOptions::default()
         };
-        h.set_blocking_bytes_max(bytes(&all));
+        h.set_blocking_bytes_max(sorted_bytes(&all));
         assert_eq!(h.find("db", "c", &doc! {}, &sorted).unwrap().len(), 10);
-        h.set_blocking_bytes_max(bytes(&all) - 1);
+        h.set_blocking_bytes_max(sorted_bytes(&all) - 1);
         let e = h.find("db", "c", &doc! {}, &sorted).unwrap_err();
         assert_eq!(e.code(), 292);
         assert_eq!(
@@ -2023,7 +2039,7 @@ mod tests {
             format!(
                 "Executor error during find command :: caused by :: Sort exceeded memory limit \
                  of {} bytes, but did not opt in to external sorting.",
-                bytes(&all) - 1
+                sorted_bytes(&all) - 1
             )
         );
         // With a limit it is a top-k sort: about twice the limit is held.
@@ -2031,14 +2047,14 @@ mod tests {
             limit: Some(2),
             ..sorted.clone()
         };
-        h.set_blocking_bytes_max(4 * document::bson_size(&all[0]));
+        h.set_blocking_bytes_max(4 * sorted_bytes(&all[..1]));
         assert_eq!(h.find("db", "c", &doc! {}, &top).unwrap().len(), 2);
         // allowDiskUse raises it.
         let disk = FindOptions {
             allow_disk_use: true,
             ..sorted
         };
-        h.set_blocking_bytes_max(bytes(&all) - 1);
+        h.set_blocking_bytes_max(sorted_bytes(&all) - 1);
         assert_eq!(h.find("db", "c", &doc! {}, &disk).unwrap().len(), 10);
     }
 }

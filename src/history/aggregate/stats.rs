@@ -33,18 +33,21 @@ impl Welford {
 
     /// The population (`sample` false) or sample standard deviation.
     pub(crate) fn finish(&self, sample: bool) -> Bson {
-        let over = if sample {
-            self.count.saturating_sub(1)
-        } else {
-            self.count
-        };
-        if over == 0 {
-            return Bson::Null;
-        }
-        #[expect(clippy::cast_precision_loss, reason = "in double")]
-        let over = over as f64;
-        Bson::Double((self.m2 / over).sqrt())
+        divisor(self.count, sample).map_or(Bson::Null, |over| Bson::Double((self.m2 / over).sqrt()))
     }
+}
+
+/// What a population (`count`) or sample (`count - 1`) statistic over `count` values divides
+/// by, in double; `None` when that is 0.
+pub(crate) fn divisor(count: u64, sample: bool) -> Option<f64> {
+    let over = if sample {
+        count.saturating_sub(1)
+    } else {
+        count
+    };
+    #[expect(clippy::cast_precision_loss, reason = "in double, as MongoDB divides")]
+    let over = over as f64;
+    (over > 0.0).then_some(over)
 }
 
 /// `{$stdDevPop | $stdDevSamp: …}` in an expression: over the elements of a single array
