@@ -8,6 +8,12 @@
 //! document, so the time per run divided by 20,000 is the cost per document of the stages and
 //! their expressions.
 //!
+//! Anchor, in the same run: SQLite (rusqlite's bundled build, WAL, `synchronous=OFF`) holding
+//! the same orders as JSON text, running the same sort and the same three window functions
+//! (`sum … ROWS UNBOUNDED PRECEDING`, `avg … ROWS 4 PRECEDING`, `rank()`) over
+//! `json_extract` values, each result row parsed into a `serde_json::Value` with the three
+//! values added — documents with their window fields, as the store returns them.
+//!
 //! The first three pipelines use only operators every version of the store has, so the same
 //! file measures a change to expression evaluation before and after.
 #![allow(
@@ -18,6 +24,7 @@
 
 use bson::{Document, doc};
 use criterion::{Criterion, Throughput};
+use rusqlite::Connection;
 use streamcache::clock::ManualClock;
 use streamcache::history::{History, HistoryConfig};
 
@@ -119,6 +126,26 @@ fn main() {
             }}],
         ),
     ];
+    let sqlite = Connection::open(dir.path().join("sqlite.db")).unwrap();
+    sqlite.pragma_update(None, "journal_mode", "WAL").unwrap();
+    sqlite.pragma_update(None, "synchronous", "OFF").unwrap();
+    sqlite
+        .execute_batch("CREATE TABLE orders(id INTEGER PRIMARY KEY, doc TEXT NOT NULL)")
+        .unwrap();
+    {
+        let tx = sqlite.unchecked_transaction().unwrap();
+        let mut insert = tx
+            .prepare("INSERT INTO orders(id, doc) VALUES (?1, ?2)")
+            .unwrap();
+        for i in 0..DOCS {
+            let json =
+                serde_json::to_string(&bson::Bson::Document(order(i)).into_relaxed_extjson())
+                    .unwrap();
+            insert.execute(rusqlite::params![i, json]).unwrap();
+        }
+        drop(insert);
+        tx.commit().unwrap();
+    }
     let mut c = Criterion::default().configure_from_args();
     let mut g = c.benchmark_group("aggregate_20k");
     g.throughput(Throughput::Elements(u64::try_from(DOCS).unwrap()));
@@ -127,6 +154,56 @@ fn main() {
             b.iter(|| h.aggregate("shop", "orders", pipeline).unwrap().len());
         });
     }
+    g.bench_function("sqlite_sort_by_customer", |b| {
+        b.iter(|| {
+            let mut stmt = sqlite
+                .prepare_cached(
+                    "SELECT doc FROM orders ORDER BY json_extract(doc, '$.customer'), id",
+                )
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(|s| serde_json::from_str::<serde_json::Value>(&s.unwrap()).unwrap());
+            rows.collect::<Vec<_>>().len()
+        });
+    });
+    g.bench_function("sqlite_window_by_customer", |b| {
+        b.iter(|| {
+            let mut stmt = sqlite
+                .prepare_cached(
+                    "SELECT doc, \
+                       sum(json_extract(doc, '$.price') * json_extract(doc, '$.qty')) \
+                         OVER (w ROWS UNBOUNDED PRECEDING), \
+                       avg(json_extract(doc, '$.price')) OVER (w ROWS 4 PRECEDING), \
+                       rank() OVER w \
+                     FROM orders \
+                     WINDOW w AS (PARTITION BY json_extract(doc, '$.customer') ORDER BY id)",
+                )
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, f64>(1)?,
+                        r.get::<_, f64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .unwrap()
+                .map(|row| {
+                    let (doc, running, moving, rank) = row.unwrap();
+                    let mut v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("running".into(), running.into());
+                        o.insert("moving".into(), moving.into());
+                        o.insert("rank".into(), rank.into());
+                    }
+                    v
+                });
+            rows.collect::<Vec<_>>().len()
+        });
+    });
     g.finish();
     c.final_summary();
 }

@@ -852,3 +852,61 @@ fn malformed_specifications_get_mongodbs_errors() {
         115
     );
 }
+
+/// NaN and infinities enter and leave a sliding window without leaving anything behind, as
+/// MongoDB's removable functions count them apart from the finite values.
+#[test]
+fn non_finite_values_leave_sliding_windows_as_they_came() {
+    let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+    let (_d, h) = with(vec![
+        doc! {"_id": 1, "v": dec("Infinity"), "x": f64::NAN, "y": 1},
+        doc! {"_id": 2, "v": dec("1"), "x": 1, "y": 1},
+        doc! {"_id": 3, "v": dec("2"), "x": 2, "y": 2},
+        doc! {"_id": 4, "v": dec("3"), "x": 3, "y": 3},
+    ]);
+    let get = |spec: Document| column(&h, doc! {"sortBy": {"_id": 1}, "output": {"r": spec}}, "r");
+    let as_text = |v: Vec<Bson>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        as_text(get(doc! {"$sum": "$v", "window": {"documents": [-1, 0]}})),
+        as_text(vec![dec("Infinity"), dec("Infinity"), dec("3"), dec("5")])
+    );
+    assert_eq!(
+        get(doc! {"$covariancePop": ["$x", "$y"], "window": {"documents": [-1, 0]}}),
+        vec![
+            Bson::Null,
+            Bson::Double(0.0),
+            Bson::Double(0.25),
+            Bson::Double(0.25)
+        ]
+    );
+    let nan = |v: &Bson| v.as_f64().is_some_and(f64::is_nan);
+    let samp = get(doc! {"$stdDevSamp": "$x", "window": {"documents": [0, 0]}});
+    assert!(nan(&samp[0]), "{samp:?}");
+    assert_eq!(samp[1], Bson::Null);
+    let (_d, h) = with(vec![doc! {"_id": 1, "t": 0, "v": f64::NAN}]);
+    let one = column(
+        &h,
+        doc! {"sortBy": {"t": 1}, "output": {"r": {"$integral": {"input": "$v"}, "window": {"documents": [0, 0]}}}},
+        "r",
+    );
+    assert!(nan(&one[0]), "{one:?}");
+}
+
+/// `$integral` checks a document's sort value when the document enters a window, as MongoDB
+/// does: one that never does may hold anything.
+#[test]
+fn integral_checks_only_the_points_its_windows_hold() {
+    let (_d, h) = with(vec![
+        doc! {"_id": 1, "t": 1, "v": 1},
+        doc! {"_id": 2, "t": 2, "v": 2},
+        doc! {"_id": 3, "t": "x", "v": 3},
+    ]);
+    let stage = |w: Document| {
+        doc! {"sortBy": {"t": 1}, "output": {"r": {"$integral": {"input": "$v"}, "window": w}}}
+    };
+    assert_eq!(
+        column(&h, stage(doc! {"documents": [-2, -1]}), "r"),
+        vec![Bson::Null, Bson::Int32(0), Bson::Double(1.5)]
+    );
+    assert_eq!(code(&h, stage(doc! {"documents": [-1, 0]})), 5_423_902);
+}

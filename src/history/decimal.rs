@@ -238,6 +238,20 @@ pub(crate) fn remainder(a: &Bson, b: &Bson) -> Option<Bson> {
     }))
 }
 
+/// A Decimal128 NaN or infinity as the double of the same kind; `None` for a finite decimal
+/// and for any other value.
+pub(crate) fn non_finite(v: &Bson) -> Option<f64> {
+    let Bson::Decimal128(d) = v else {
+        return None;
+    };
+    match decode(d) {
+        Dec::NaN => Some(f64::NAN),
+        Dec::Infinity { negative: true } => Some(f64::NEG_INFINITY),
+        Dec::Infinity { negative: false } => Some(f64::INFINITY),
+        _ => None,
+    }
+}
+
 /// The exact order of two numbers when either is a Decimal128 (NaN below every number and
 /// equal to itself, -0 equal to 0); `None` when neither is, or one is not a number.
 pub(crate) fn compare(a: &Bson, b: &Bson) -> Option<Ordering> {

@@ -516,9 +516,7 @@ impl SetWindowFields {
                         .flatten()
                         .cloned()
                         .collect();
-                    let v = Bson::Array(items);
-                    held.charge(document::value_size(&v))?;
-                    out.push(v);
+                    push_held(&mut out, Bson::Array(items), held)?;
                 }
             }
             Func::AddToSet => {
@@ -533,9 +531,7 @@ impl SetWindowFields {
                             items.push(y.clone());
                         }
                     }
-                    let v = Bson::Array(items);
-                    held.charge(document::value_size(&v))?;
-                    out.push(v);
+                    push_held(&mut out, Bson::Array(items), held)?;
                 }
             }
             Func::FirstLast(last) => {
@@ -544,12 +540,13 @@ impl SetWindowFields {
                     let v = at
                         .filter(|&j| j >= lo && j < hi)
                         .and_then(|j| ys.get(j).cloned().flatten());
-                    out.push(v.unwrap_or(Bson::Null));
+                    push_held(&mut out, v.unwrap_or(Bson::Null), held)?;
                 }
             }
             Func::Derivative(unit) => {
                 for &(lo, hi) in &windows {
-                    out.push(self.derivative(part, &ys, lo, hi, *unit)?);
+                    let v = self.derivative(part, &ys, lo, hi, *unit)?;
+                    push_held(&mut out, v, held)?;
                 }
             }
             Func::N(acc) => {
@@ -572,8 +569,11 @@ impl SetWindowFields {
                             acc.process(&mut st, ys.get(j).cloned().flatten(), d, held)?;
                         }
                     }
-                    out.push(acc.value(&st));
+                    push_held(&mut out, acc.value(&st), held)?;
                     state = Some((lo, hi, st));
+                }
+                if let Some((_, _, st)) = state {
+                    held.release(NAccumulator::held_bytes(&st));
                 }
             }
             _ => {
@@ -597,13 +597,8 @@ impl SetWindowFields {
                         state.step(cl, &ys, xs.as_deref(), ch, false)?;
                         cl += 1;
                     }
-                    out.push(state.value(&ys)?);
+                    push_held(&mut out, state.value(&ys)?, held)?;
                 }
-            }
-        }
-        if !matches!(o.func, Func::Push | Func::AddToSet) {
-            for v in &out {
-                held.charge(document::value_size(v))?;
             }
         }
         Ok(out)
@@ -666,33 +661,30 @@ impl SetWindowFields {
     }
 
     /// `$integral`'s x of each document: its sort value, a date (as milliseconds) with a unit,
-    /// else a number.
-    fn integral_xs(&self, part: &[Document], dates: bool) -> Result<Vec<Bson>> {
+    /// else a number; `None` for a value of another kind.
+    fn integral_xs(&self, part: &[Document], dates: bool) -> Result<Vec<Option<Bson>>> {
         let mut out = Vec::with_capacity(part.len());
         for d in part {
             let v = match &self.sort_value {
                 Some(e) => e.eval_doc(d)?,
                 None => None,
             };
+            // A value of the wrong kind is refused only if its document enters a window.
             out.push(match (v, dates) {
-                (Some(Bson::DateTime(t)), true) => Bson::Int64(t.timestamp_millis()),
-                (_, true) => {
-                    return Err(Error::expression(
-                        5_423_901,
-                        "$integral with 'outputUnit' expects the sortBy field to be a Date",
-                    ));
-                }
-                (Some(v), false) if expr::numeric(&v) => v,
-                (_, false) => {
-                    return Err(Error::expression(
-                        5_423_902,
-                        "$integral (with no 'outputUnit') expects the sortBy field to be numeric",
-                    ));
-                }
+                (Some(Bson::DateTime(t)), true) => Some(Bson::Int64(t.timestamp_millis())),
+                (Some(v), false) if expr::numeric(&v) => Some(v),
+                _ => None,
             });
         }
         Ok(out)
     }
+}
+
+/// Appends a value a function made to `out`, charging it to the stage's budget first.
+fn push_held(out: &mut Vec<Bson>, v: Bson, held: &mut MemoryBudget) -> Result<()> {
+    held.charge(document::value_size(&v))?;
+    out.push(v);
+    Ok(())
 }
 
 /// Sorts `docs` by partition key, then by `sort` (holding them, with their keys, against
@@ -815,6 +807,18 @@ impl RemovableSum {
             Bson::Int64(x) => {
                 self.ints += i128::from(*x) * i128::from(sign);
                 step(&mut self.longs);
+            }
+            Bson::Decimal128(_) if decimal::non_finite(v).is_some() => {
+                // Counted as a double's would be, not added: it leaves the sum as it came.
+                step(&mut self.decimals);
+                let x = decimal::non_finite(v).unwrap_or(f64::NAN);
+                if x.is_nan() {
+                    step(&mut self.nans);
+                } else if x > 0.0 {
+                    step(&mut self.pos_inf);
+                } else {
+                    step(&mut self.neg_inf);
+                }
             }
             Bson::Double(x) => {
                 step(&mut self.doubles);
@@ -948,7 +952,7 @@ impl RemovableWelford {
     }
 
     fn value(&self, sample: bool) -> Bson {
-        if self.non_finite > 0 && self.count + self.non_finite > u64::from(sample) {
+        if self.non_finite > 0 {
             return Bson::Double(f64::NAN);
         }
         stats::divisor(self.count, sample)
@@ -956,13 +960,18 @@ impl RemovableWelford {
     }
 }
 
-/// The running co-moment of pairs `[x, y]`, able to drop pairs again.
+/// The running co-moment of pairs `[x, y]`, able to drop pairs again. A pair with a NaN or an
+/// infinity is not counted (as MongoDB's `WindowFunctionCovariance`): it is kept aside as the
+/// NaN or infinity it makes, which the result becomes while the pair is in the window.
 #[derive(Default)]
 struct CoMoment {
     count: u64,
     mean_x: f64,
     mean_y: f64,
     c: f64,
+    nans: u64,
+    pos_inf: u64,
+    neg_inf: u64,
 }
 
 impl CoMoment {
@@ -979,7 +988,40 @@ impl CoMoment {
         }
     }
 
-    fn add(&mut self, (x, y): (f64, f64)) {
+    /// Counts a pair with a NaN or an infinity in (`sign` 1) or out (-1); false for a
+    /// finite pair. Its value is NaN with a NaN or infinities of both signs, else the
+    /// infinity's.
+    fn non_finite(&mut self, (x, y): (f64, f64), up: bool) -> bool {
+        if x.is_finite() && y.is_finite() {
+            return false;
+        }
+        let infinite = [x, y].into_iter().filter(|v| v.is_infinite());
+        let (pos, neg) = infinite.fold(
+            (0, 0),
+            |(p, n), v| {
+                if v > 0.0 { (p + 1, n) } else { (p, n + 1) }
+            },
+        );
+        let slot = if x.is_nan() || y.is_nan() || (pos > 0 && neg > 0) {
+            &mut self.nans
+        } else if pos > 0 {
+            &mut self.pos_inf
+        } else {
+            &mut self.neg_inf
+        };
+        *slot = if up {
+            slot.saturating_add(1)
+        } else {
+            slot.saturating_sub(1)
+        };
+        true
+    }
+
+    fn add(&mut self, p: (f64, f64)) {
+        if self.non_finite(p, true) {
+            return;
+        }
+        let (x, y) = p;
         self.count += 1;
         #[expect(clippy::cast_precision_loss, reason = "in double")]
         let n = self.count as f64;
@@ -989,9 +1031,18 @@ impl CoMoment {
         self.c += dx * (y - self.mean_y);
     }
 
-    fn remove(&mut self, (x, y): (f64, f64)) {
+    fn remove(&mut self, p: (f64, f64)) {
+        if self.non_finite(p, false) {
+            return;
+        }
+        let (x, y) = p;
         if self.count <= 1 {
-            *self = Self::default();
+            *self = Self {
+                nans: self.nans,
+                pos_inf: self.pos_inf,
+                neg_inf: self.neg_inf,
+                ..Self::default()
+            };
             return;
         }
         #[expect(clippy::cast_precision_loss, reason = "in double")]
@@ -1004,8 +1055,26 @@ impl CoMoment {
         self.count -= 1;
     }
 
+    /// As MongoDB's `getValue`: a population covariance of one pair is 0; with nothing to
+    /// divide by, null; else the co-moment (NaN or infinite while such a pair is held) over
+    /// the count.
     fn value(&self, sample: bool) -> Bson {
-        stats::divisor(self.count, sample).map_or(Bson::Null, |over| Bson::Double(self.c / over))
+        if self.count == 1 && !sample {
+            return Bson::Double(0.0);
+        }
+        let Some(over) = stats::divisor(self.count, sample) else {
+            return Bson::Null;
+        };
+        let c = if self.nans > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
+            f64::NAN
+        } else if self.pos_inf > 0 {
+            f64::INFINITY
+        } else if self.neg_inf > 0 {
+            f64::NEG_INFINITY
+        } else {
+            self.c
+        };
+        Bson::Double(c / over)
     }
 }
 
@@ -1021,9 +1090,14 @@ enum Sliding {
     },
     StdDev(RemovableWelford, bool),
     Covariance(CoMoment, bool),
-    /// The trapezoids between consecutive points of the window, the points held, and the
-    /// unit's length in milliseconds.
-    Integral(RemovableSum, usize, Option<i64>),
+    /// The trapezoids between consecutive points of the window, the points held (and of them
+    /// those whose value is NaN), and the unit's length in milliseconds.
+    Integral {
+        area: RemovableSum,
+        points: usize,
+        nans: usize,
+        unit: Option<i64>,
+    },
 }
 
 impl Sliding {
@@ -1036,7 +1110,12 @@ impl Sliding {
             },
             Func::StdDev(sample) => Self::StdDev(RemovableWelford::default(), *sample),
             Func::Covariance(sample) => Self::Covariance(CoMoment::default(), *sample),
-            Func::Integral(unit) => Self::Integral(RemovableSum::default(), 0, *unit),
+            Func::Integral(unit) => Self::Integral {
+                area: RemovableSum::default(),
+                points: 0,
+                nans: 0,
+                unit: *unit,
+            },
             _ => Self::Sum(RemovableSum::default()),
         }
     }
@@ -1047,7 +1126,7 @@ impl Sliding {
         &mut self,
         j: usize,
         ys: &[Option<Bson>],
-        xs: Option<&[Bson]>,
+        xs: Option<&[Option<Bson>]>,
         other_end: usize,
         entering: bool,
     ) -> Result<()> {
@@ -1089,18 +1168,26 @@ impl Sliding {
                 Some(p) => c.remove(p),
                 None => {}
             },
-            Self::Integral(sum, points, _) => {
+            Self::Integral {
+                area,
+                points,
+                nans,
+                unit,
+            } => {
+                let nan = y.is_some_and(|y| document::as_f64(y).is_some_and(f64::is_nan));
                 if entering {
-                    check_integral_input(y)?;
+                    check_integral_point(y, xs.and_then(|xs| xs.get(j)), unit.is_some())?;
                     if j > other_end {
-                        sum.update(&trapezoid(j - 1, j, ys, xs)?, 1);
+                        area.update(&trapezoid(j - 1, j, ys, xs)?, 1);
                     }
                     *points += 1;
+                    *nans += usize::from(nan);
                 } else {
                     if j + 1 < other_end {
-                        sum.update(&trapezoid(j, j + 1, ys, xs)?, -1);
+                        area.update(&trapezoid(j, j + 1, ys, xs)?, -1);
                     }
                     *points = points.saturating_sub(1);
+                    *nans = nans.saturating_sub(usize::from(nan));
                 }
             }
         }
@@ -1129,11 +1216,18 @@ impl Sliding {
                 .unwrap_or(Bson::Null),
             Self::StdDev(w, sample) => w.value(*sample),
             Self::Covariance(c, sample) => c.value(*sample),
-            Self::Integral(sum, points, unit) => {
+            Self::Integral {
+                area,
+                points,
+                nans,
+                unit,
+            } => {
                 if *points == 0 {
                     Bson::Null
+                } else if *nans > 0 {
+                    Bson::Double(f64::NAN)
                 } else {
-                    let area = sum.value();
+                    let area = area.value();
                     match unit {
                         Some(ms) => divide_operands(&area, &Bson::Int64(*ms))?,
                         None => area,
@@ -1144,21 +1238,38 @@ impl Sliding {
     }
 }
 
-/// `$integral`'s check of each input value: a number.
-fn check_integral_input(y: Option<&Bson>) -> Result<()> {
-    if y.is_some_and(expr::numeric) {
-        return Ok(());
+/// `$integral`'s check of each point as it enters a window: a number as its value, and a sort
+/// value (`x`, kept only when it is of the right kind) that is a date with a unit, else a
+/// number.
+fn check_integral_point(y: Option<&Bson>, x: Option<&Option<Bson>>, dates: bool) -> Result<()> {
+    if !y.is_some_and(expr::numeric) {
+        return Err(Error::expression(
+            5_423_900,
+            "The input value of $integral window function must be a vector of 2 value, the first value must be numeric or date type and the second must be numeric.",
+        ));
     }
-    Err(Error::expression(
-        5_423_900,
-        "The input value of $integral window function must be a vector of 2 value, the first value must be numeric or date type and the second must be numeric.",
-    ))
+    match x {
+        Some(Some(_)) => Ok(()),
+        _ if dates => Err(Error::expression(
+            5_423_901,
+            "$integral with 'outputUnit' expects the sortBy field to be a Date",
+        )),
+        _ => Err(Error::expression(
+            5_423_902,
+            "$integral (with no 'outputUnit') expects the sortBy field to be numeric",
+        )),
+    }
 }
 
 /// The area of the trapezoid between points `a` and `b`: `(x_b - x_a) * (y_a + y_b) / 2`.
-fn trapezoid(a: usize, b: usize, ys: &[Option<Bson>], xs: Option<&[Bson]>) -> Result<Bson> {
+fn trapezoid(a: usize, b: usize, ys: &[Option<Bson>], xs: Option<&[Option<Bson>]>) -> Result<Bson> {
     let y = |j: usize| ys.get(j).cloned().flatten().unwrap_or(Bson::Null);
-    let x = |j: usize| xs.and_then(|xs| xs.get(j)).cloned().unwrap_or(Bson::Null);
+    let x = |j: usize| {
+        xs.and_then(|xs| xs.get(j))
+            .cloned()
+            .flatten()
+            .unwrap_or(Bson::Null)
+    };
     let width = subtract_operands(&x(b), &x(a))?;
     let heights = super::add_operands(&[y(a), y(b)])?;
     divide_operands(&multiply_operands(&[width, heights])?, &Bson::Double(2.0))
