@@ -1183,6 +1183,12 @@ fn date_arithmetic_adds_diffs_and_truncates_in_the_local_calendar() {
                 bson!({"$dateAdd": {"startDate": "$d", "unit": "year", "amount": i64::MAX}}),
                 Run(5_166_406, "dateAdd overflowed"),
             ),
+            // A year count that fits in 64 bits but lies past every date (it once overflowed
+            // the day arithmetic).
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "month", "amount": 400_000_000_000_000_000_i64}}),
+                Run(5_166_406, "dateAdd overflowed"),
+            ),
             (
                 bson!({"$dateAdd": {"startDate": "$d", "unit": "days", "amount": 1}}),
                 Parse(

@@ -20,13 +20,7 @@ mod history_common;
 use bson::{Bson, Document, doc};
 use streamcache::history::History;
 
-fn with(docs: Vec<Document>) -> (tempfile::TempDir, History) {
-    let (dir, h) = history_common::open();
-    if !docs.is_empty() {
-        h.insert_many("db", "c", docs).unwrap();
-    }
-    (dir, h)
-}
+use history_common::open_with as with;
 
 fn run(h: &History, pipeline: &[Document]) -> Result<Vec<Document>, (i32, String)> {
     h.aggregate("db", "c", pipeline)

@@ -25,6 +25,16 @@ pub(crate) fn open() -> (tempfile::TempDir, History) {
     open_at(START_MS)
 }
 
+/// As [`open`], with `docs` (if any) in `db.c`.
+pub(crate) fn open_with(docs: Vec<bson::Document>) -> (tempfile::TempDir, History) {
+    let (dir, h) = open();
+    if !docs.is_empty() {
+        h.insert_many("db", "c", docs)
+            .expect("the documents are inserted");
+    }
+    (dir, h)
+}
+
 /// As [`open`], with the manual clock at `start_ms`.
 pub(crate) fn open_at(start_ms: u64) -> (tempfile::TempDir, History) {
     let dir = tempfile::tempdir().expect("temporary directory");

@@ -473,6 +473,11 @@ pub(super) fn date_add(ms: i64, unit: Unit, amount: i64, offset: Offset) -> Opti
         .checked_add(p.month - 1)?
         .checked_add(amount.checked_mul(per)?)?;
     let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+    // A 64-bit millisecond count spans about ±292 million years; past that there is no date
+    // (and the day arithmetic below would overflow).
+    if !(-YEARS_OF_A_DATE..=YEARS_OF_A_DATE).contains(&y) {
+        return None;
+    }
     let d = p.day.min(days_in_month(y, m));
     let in_day = local.rem_euclid(MS_PER_DAY);
     days_from_civil(y, m, d)
@@ -480,6 +485,9 @@ pub(super) fn date_add(ms: i64, unit: Unit, amount: i64, offset: Offset) -> Opti
         .checked_add(in_day)?
         .checked_sub(offset_ms(offset))
 }
+
+/// Years beyond every date a 64-bit millisecond count can hold (about 292 million either way).
+const YEARS_OF_A_DATE: i64 = 300_000_000;
 
 /// The day (since 1970-01-01) a week on ISO day `week_start` begins on, on or after
 /// 2000-01-01 (a Saturday, ISO day 6): the reference of week bins.

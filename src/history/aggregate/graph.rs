@@ -35,7 +35,7 @@ fn failed_to_parse(message: impl Into<String>) -> Error {
 
 /// A field path as MongoDB's `FieldPath` checks it (15998 for an empty part, 16410 for a
 /// `$`-prefixed one; at most `PATH_PARTS_MAX` parts).
-fn field_path(path: &str) -> Result<&str> {
+pub(super) fn field_path(path: &str) -> Result<&str> {
     for part in path.split('.') {
         expr::check_field_name(part)?;
     }

@@ -12,6 +12,7 @@ mod date;
 pub(crate) use date::iso_string;
 mod date_arith;
 mod date_parts;
+mod densify;
 mod expr;
 mod fields;
 mod fill;
@@ -57,8 +58,8 @@ const ACC_STATE_BYTES: usize = 16;
 
 /// Runs a pipeline over `db.coll`, or, without a collection, a database-level pipeline whose
 /// `$documents` makes its input. Each blocking stage (`$sort`, `$group`, `$lookup`,
-/// `$graphLookup`, `$fill`, `$setWindowFields`, `$unwind`, `$facet`, `$bucketAuto`, `$sample`)
-/// accounts the bytes it holds against its own limit, raised by `allow_disk_use`.
+/// `$graphLookup`, `$fill`, `$setWindowFields`, `$densify`, `$unwind`, `$facet`, `$bucketAuto`,
+/// `$sample`) accounts the bytes it holds against its own limit, raised by `allow_disk_use`.
 pub(crate) fn run(
     history: &History,
     db: &str,
@@ -361,6 +362,7 @@ const STAGES_RUN: &[&str] = &[
     "$redact",
     "$fill",
     "$setWindowFields",
+    "$densify",
 ];
 
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
@@ -370,7 +372,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$changeStreamSplitLargeEvent",
     "$collStats",
     "$currentOp",
-    "$densify",
     "$geoNear",
     "$indexStats",
     "$listLocalSessions",
@@ -422,6 +423,7 @@ enum Stage<'p> {
     Redact(Expr),
     Fill(Box<fill::Fill>),
     SetWindowFields(Box<window::SetWindowFields>),
+    Densify(Box<densify::Densify>),
 }
 
 /// A parse error of an expression inside `stage`, with the context MongoDB gives it there.
@@ -482,6 +484,7 @@ impl<'p> Stage<'p> {
             "$documents" => Self::Documents(compile(arg)?),
             "$redact" => Self::Redact(reshape::compile_redact(arg, now_ms)?),
             "$fill" => Self::Fill(Box::new(fill::Fill::parse(arg, now_ms)?)),
+            "$densify" => Self::Densify(Box::new(densify::Densify::parse(arg, now_ms)?)),
             "$setWindowFields" => {
                 Self::SetWindowFields(Box::new(window::SetWindowFields::parse(arg, now_ms)?))
             }
@@ -566,6 +569,7 @@ impl<'p> Stage<'p> {
             Self::Redact(_) => "$redact",
             Self::Fill(_) => "$fill",
             Self::SetWindowFields(_) => "$setWindowFields",
+            Self::Densify(_) => "$densify",
         }
     }
 
@@ -662,6 +666,7 @@ impl<'p> Stage<'p> {
             Self::Documents(e) => stages::documents(e, cx)?,
             Self::Fill(f) => f.run(docs, budget("$fill"))?,
             Self::SetWindowFields(w) => w.run(docs, budget("$setWindowFields"))?,
+            Self::Densify(d) => d.run(docs, budget("$densify"))?,
             Self::Redact(e) => {
                 let mut kept = Vec::with_capacity(docs.len());
                 for d in docs {
@@ -810,8 +815,9 @@ impl EqualityIndex {
 
 /// Feeds `h` what identifies `v` up to MongoDB's equality: the type bracket, then numbers by
 /// their nearest double (which numbers equal across int, long, double and decimal share, -0
-/// and 0 included), strings by their text, documents and arrays element by element. Values of
-/// the remaining types feed only their bracket and so share one bucket.
+/// and 0 included), strings by their text, documents and arrays element by element, binary
+/// data by subtype and bytes, timestamps and regular expressions by their parts. Values of the
+/// remaining types feed only their bracket and so share one bucket.
 fn equality_hash(v: &Bson, h: &mut impl Hasher) {
     document::type_rank(v).hash(h);
     match v {
@@ -843,6 +849,12 @@ fn equality_hash(v: &Bson, h: &mut impl Hasher) {
         Bson::Boolean(b) => b.hash(h),
         Bson::ObjectId(o) => o.bytes().hash(h),
         Bson::DateTime(d) => d.timestamp_millis().hash(h),
+        Bson::Binary(b) => {
+            u8::from(b.subtype).hash(h);
+            b.bytes.hash(h);
+        }
+        Bson::Timestamp(t) => (t.time, t.increment).hash(h),
+        Bson::RegularExpression(r) => (r.pattern.as_str(), r.options.as_str()).hash(h),
         _ => {}
     }
 }
