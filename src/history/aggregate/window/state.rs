@@ -13,6 +13,50 @@ use super::super::stats;
 use super::super::{divide_operands, expr, multiply_operands, nullish, subtract_operands};
 use super::Func;
 
+/// The NaNs and infinities a removable state holds, counted apart from its finite values, as
+/// MongoDB's removable functions count them: they leave the state as they came.
+#[derive(Debug, Default, Clone, Copy)]
+struct NonFinite {
+    nans: usize,
+    pos_inf: usize,
+    neg_inf: usize,
+}
+
+impl NonFinite {
+    /// Counts `x` in (`up`) or out when it is NaN or infinite; false for a finite value.
+    fn step(&mut self, x: f64, up: bool) -> bool {
+        let slot = if x.is_nan() {
+            &mut self.nans
+        } else if x == f64::INFINITY {
+            &mut self.pos_inf
+        } else if x == f64::NEG_INFINITY {
+            &mut self.neg_inf
+        } else {
+            return false;
+        };
+        *slot = if up {
+            slot.saturating_add(1)
+        } else {
+            slot.saturating_sub(1)
+        };
+        true
+    }
+
+    /// What the held values make of a result: NaN with a NaN or infinities of both signs,
+    /// else the infinity held; `None` when none is held.
+    fn value(self) -> Option<f64> {
+        if self.nans > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
+            Some(f64::NAN)
+        } else if self.pos_inf > 0 {
+            Some(f64::INFINITY)
+        } else if self.neg_inf > 0 {
+            Some(f64::NEG_INFINITY)
+        } else {
+            None
+        }
+    }
+}
+
 /// A sum that values can leave as well as enter, as MongoDB's `RemovableSum`: integers exactly,
 /// doubles with a compensation term, Decimal128s in decimal; its type is the widest among the
 /// values it holds, and non-finite doubles are counted rather than added.
@@ -26,9 +70,7 @@ pub(super) struct RemovableSum {
     sum: f64,
     carry: f64,
     decimal: Option<Bson>,
-    nans: usize,
-    pos_inf: usize,
-    neg_inf: usize,
+    special: NonFinite,
     /// The numbers held.
     count: usize,
 }
@@ -55,26 +97,12 @@ impl RemovableSum {
             Bson::Decimal128(_) if decimal::non_finite(v).is_some() => {
                 // Counted as a double's would be, not added: it leaves the sum as it came.
                 step(&mut self.decimals);
-                let x = decimal::non_finite(v).unwrap_or(f64::NAN);
-                if x.is_nan() {
-                    step(&mut self.nans);
-                } else if x > 0.0 {
-                    step(&mut self.pos_inf);
-                } else {
-                    step(&mut self.neg_inf);
-                }
+                self.special
+                    .step(decimal::non_finite(v).unwrap_or(f64::NAN), up);
             }
             Bson::Double(x) => {
                 step(&mut self.doubles);
-                if x.is_nan() {
-                    step(&mut self.nans);
-                } else if x.is_infinite() {
-                    if *x > 0.0 {
-                        step(&mut self.pos_inf);
-                    } else {
-                        step(&mut self.neg_inf);
-                    }
-                } else {
+                if !self.special.step(*x, up) {
                     let x = if up { *x } else { -*x };
                     let t = self.sum + x;
                     self.carry += if self.sum.abs() >= x.abs() {
@@ -111,23 +139,11 @@ impl RemovableSum {
             reason = "added in double, as MongoDB does"
         )]
         let ints_f64 = self.ints as f64;
-        if self.nans > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
+        if let Some(x) = self.special.value() {
             return if self.decimals > 0 {
-                decimal::to_decimal(&Bson::Double(f64::NAN)).unwrap_or(Bson::Double(f64::NAN))
+                decimal::to_decimal(&Bson::Double(x)).unwrap_or(Bson::Double(x))
             } else {
-                Bson::Double(f64::NAN)
-            };
-        }
-        if self.pos_inf > 0 || self.neg_inf > 0 {
-            let inf = if self.pos_inf > 0 {
-                f64::INFINITY
-            } else {
-                f64::NEG_INFINITY
-            };
-            return if self.decimals > 0 {
-                decimal::to_decimal(&Bson::Double(inf)).unwrap_or(Bson::Double(inf))
-            } else {
-                Bson::Double(inf)
+                Bson::Double(x)
             };
         }
         let doubles = self.sum + self.carry;
@@ -157,13 +173,12 @@ pub(super) struct RemovableWelford {
     count: u64,
     mean: f64,
     m2: f64,
-    non_finite: u64,
+    special: NonFinite,
 }
 
 impl RemovableWelford {
     fn add(&mut self, x: f64) {
-        if !x.is_finite() {
-            self.non_finite += 1;
+        if self.special.step(x, true) {
             return;
         }
         self.count += 1;
@@ -175,13 +190,12 @@ impl RemovableWelford {
     }
 
     fn remove(&mut self, x: f64) {
-        if !x.is_finite() {
-            self.non_finite = self.non_finite.saturating_sub(1);
+        if self.special.step(x, false) {
             return;
         }
         if self.count <= 1 {
             *self = Self {
-                non_finite: self.non_finite,
+                special: self.special,
                 ..Self::default()
             };
             return;
@@ -196,7 +210,7 @@ impl RemovableWelford {
     }
 
     fn value(&self, sample: bool) -> Bson {
-        if self.non_finite > 0 {
+        if self.special.value().is_some() {
             return Bson::Double(f64::NAN);
         }
         stats::divisor(self.count, sample)
@@ -213,9 +227,7 @@ pub(super) struct CoMoment {
     mean_x: f64,
     mean_y: f64,
     c: f64,
-    nans: u64,
-    pos_inf: u64,
-    neg_inf: u64,
+    special: NonFinite,
 }
 
 impl CoMoment {
@@ -232,33 +244,16 @@ impl CoMoment {
         }
     }
 
-    /// Counts a pair with a NaN or an infinity in (`sign` 1) or out (-1); false for a
-    /// finite pair. Its value is NaN with a NaN or infinities of both signs, else the
-    /// infinity's.
+    /// Counts a pair with a NaN or an infinity in (`up`) or out as the value it makes (NaN
+    /// with a NaN or infinities of both signs, else the infinity); false for a finite pair.
     fn non_finite(&mut self, (x, y): (f64, f64), up: bool) -> bool {
-        if x.is_finite() && y.is_finite() {
-            return false;
+        let mut pair = NonFinite::default();
+        pair.step(x, true);
+        pair.step(y, true);
+        match pair.value() {
+            Some(v) => self.special.step(v, up),
+            None => false,
         }
-        let infinite = [x, y].into_iter().filter(|v| v.is_infinite());
-        let (pos, neg) = infinite.fold(
-            (0, 0),
-            |(p, n), v| {
-                if v > 0.0 { (p + 1, n) } else { (p, n + 1) }
-            },
-        );
-        let slot = if x.is_nan() || y.is_nan() || (pos > 0 && neg > 0) {
-            &mut self.nans
-        } else if pos > 0 {
-            &mut self.pos_inf
-        } else {
-            &mut self.neg_inf
-        };
-        *slot = if up {
-            slot.saturating_add(1)
-        } else {
-            slot.saturating_sub(1)
-        };
-        true
     }
 
     fn add(&mut self, p: (f64, f64)) {
@@ -282,9 +277,7 @@ impl CoMoment {
         let (x, y) = p;
         if self.count <= 1 {
             *self = Self {
-                nans: self.nans,
-                pos_inf: self.pos_inf,
-                neg_inf: self.neg_inf,
+                special: self.special,
                 ..Self::default()
             };
             return;
@@ -309,15 +302,7 @@ impl CoMoment {
         let Some(over) = stats::divisor(self.count, sample) else {
             return Bson::Null;
         };
-        let c = if self.nans > 0 || (self.pos_inf > 0 && self.neg_inf > 0) {
-            f64::NAN
-        } else if self.pos_inf > 0 {
-            f64::INFINITY
-        } else if self.neg_inf > 0 {
-            f64::NEG_INFINITY
-        } else {
-            self.c
-        };
+        let c = self.special.value().unwrap_or(self.c);
         Bson::Double(c / over)
     }
 }
