@@ -401,7 +401,7 @@ fn unknown_stage_names_are_mongodb_errors() {
         )],
     );
     let e = h
-        .aggregate("shop", "orders", &[doc! {"$out": "elsewhere"}])
+        .aggregate("shop", "orders", &[doc! {"$geoNear": {}}])
         .unwrap_err();
     assert_eq!(e.code(), 115);
     assert_eq!(e.code_name(), "CommandNotSupported");

@@ -415,7 +415,16 @@ impl ChangeStream {
             WatchScope::All => true,
             WatchScope::Database(d) => d == db,
             WatchScope::Collection { db: d, coll: c } => {
-                d == db && (c == coll || entry.get_str("op").ok() == Some("dropDatabase"))
+                let op = entry.get_str("op").unwrap_or_default();
+                // A rename onto the watched name (`$out` replacing it, or a rename to a
+                // collection the stream was opened on before it existed) is its event too,
+                // as MongoDB matches `o.to`.
+                let renamed_onto = op == "rename"
+                    && entry.get_document("to").is_ok_and(|to| {
+                        to.get_str("db").ok() == Some(d.as_str())
+                            && to.get_str("coll").ok() == Some(c.as_str())
+                    });
+                renamed_onto || (d == db && (c == coll || op == "dropDatabase"))
             }
         }
     }

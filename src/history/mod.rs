@@ -1606,6 +1606,35 @@ impl History {
         txn.finish()
     }
 
+    /// `$out`'s writes, in one batch: `docs` go into a new collection `tmp.agg_out.<uuid>` of
+    /// `db` that has the indexes of `db.coll`, which is then renamed over `db.coll` (replacing
+    /// its documents and index entries). The change events are MongoDB's: an insert into the
+    /// temporary collection per document, then its `rename` to the target (which ends a stream
+    /// on the target). Nothing is written when any insert fails.
+    pub(crate) fn replace_collection(
+        &self,
+        db: &str,
+        coll: &str,
+        docs: Vec<Document>,
+    ) -> Result<()> {
+        let tmp = format!("tmp.agg_out.{}", bson::Uuid::new());
+        check_collection_name(db, &tmp)?;
+        let mut txn = self.inner.begin()?;
+        let indexes = txn
+            .collection(db, coll, false)?
+            .map(|meta| meta.indexes.clone())
+            .unwrap_or_default();
+        txn.collection_for_write(db, &tmp)?;
+        for index in &indexes {
+            txn.create_index(db, &tmp, &index.model())?;
+        }
+        for d in docs {
+            txn.insert(db, &tmp, d)?;
+        }
+        txn.rename(db, &tmp, db, coll, true)?;
+        txn.finish()
+    }
+
     /// Runs a `find_one_and_*` call — its parsing included — under its options' time limit
     /// (none without one, as any write) and with their `let` variables bound.
     fn modify_under<T>(
@@ -2021,7 +2050,7 @@ impl History {
         check_collection_name(db, coll)?;
         check_collection_name(to_db, to_coll)?;
         let mut txn = self.inner.begin()?;
-        txn.rename(db, coll, to_db, to_coll)?;
+        txn.rename(db, coll, to_db, to_coll, false)?;
         txn.finish()
     }
 
@@ -3588,6 +3617,21 @@ impl Txn<'_> {
         let Some(meta) = self.collection(db, coll, false)? else {
             return Ok(false);
         };
+        self.clear_collection(&meta)?;
+        self.set
+            .remove(Space::Catalog, &catalog_collection_key(db, coll));
+        self.colls.insert((db.to_owned(), coll.to_owned()), None);
+        let mut entry = Document::new();
+        entry.insert("op", "drop");
+        entry.insert("db", db);
+        entry.insert("coll", coll);
+        self.event(entry)?;
+        Ok(true)
+    }
+
+    /// Removes the stored documents and index entries of a collection being dropped (or
+    /// replaced by a rename) and counts it out of the catalog.
+    fn clear_collection(&mut self, meta: &CollectionMeta) -> Result<()> {
         for kv in self
             .inner
             .store
@@ -3606,28 +3650,34 @@ impl Txn<'_> {
                 self.set.remove(Space::Index, &k);
             }
         }
-        self.set
-            .remove(Space::Catalog, &catalog_collection_key(db, coll));
-        self.colls.insert((db.to_owned(), coll.to_owned()), None);
         self.colls_added -= 1;
-        let mut entry = Document::new();
-        entry.insert("op", "drop");
-        entry.insert("db", db);
-        entry.insert("coll", coll);
-        self.event(entry)?;
-        Ok(true)
+        Ok(())
     }
 
-    fn rename(&mut self, db: &str, coll: &str, to_db: &str, to_coll: &str) -> Result<()> {
+    /// Renames `db.coll` to `to_db.to_coll`; an existing target is replaced with
+    /// `drop_target` (one `rename` event, as MongoDB's `renameCollection` with `dropTarget`),
+    /// else refused.
+    fn rename(
+        &mut self,
+        db: &str,
+        coll: &str,
+        to_db: &str,
+        to_coll: &str,
+        drop_target: bool,
+    ) -> Result<()> {
         let meta = self
             .collection(db, coll, false)?
             .ok_or_else(|| Error::NamespaceNotFound {
                 ns: format!("{db}.{coll}"),
             })?;
-        if self.collection(to_db, to_coll, false)?.is_some() {
-            return Err(Error::NamespaceExists {
-                ns: format!("{to_db}.{to_coll}"),
-            });
+        if let Some(target) = self.collection(to_db, to_coll, false)? {
+            if !drop_target {
+                return Err(Error::NamespaceExists {
+                    ns: format!("{to_db}.{to_coll}"),
+                });
+            }
+            // Its catalog record is overwritten below.
+            self.clear_collection(&target)?;
         }
         self.set
             .remove(Space::Catalog, &catalog_collection_key(db, coll));

@@ -13,7 +13,7 @@ use super::super::query;
 use super::super::update::Update;
 use super::super::{History, MemoryBudget, MergeWrite, WhenNotMatched};
 use super::expr::Binding;
-use super::{Expr, expr};
+use super::{Expr, expr, out};
 
 /// What happens to a target document the incoming one matches.
 enum WhenMatched {
@@ -53,7 +53,8 @@ impl Merge {
     /// # Errors
     /// MongoDB's codes: 51182 and 51178 for the argument's and `into`'s types, 40415 for an
     /// unknown field, 2 for an unknown mode, 51186/51187 for `on`, 51181 for a combination of
-    /// modes MongoDB does not run, 51199 for `let` without a pipeline.
+    /// modes MongoDB does not run, 51199 for `let` without a pipeline, 31319 for a `system.`
+    /// collection and 31320 for `admin`, `local` or `config`.
     pub(super) fn parse(arg: &Bson, db: &str, now_ms: i64) -> Result<Self> {
         let mut merge = Self {
             db: db.to_owned(),
@@ -67,6 +68,7 @@ impl Merge {
         let spec = match arg {
             Bson::String(coll) => {
                 merge.coll.clone_from(coll);
+                out::check_target(&merge.db, &merge.coll, "Cannot", "merge", 31319, 31320)?;
                 return Ok(merge);
             }
             Bson::Document(spec) => spec,
@@ -196,6 +198,7 @@ impl Merge {
                 "BSON field '$merge.into' is missing but a required field",
             ));
         }
+        out::check_target(&merge.db, &merge.coll, "Cannot", "merge", 31319, 31320)?;
         let supported = match merge.matched {
             WhenMatched::Fail | WhenMatched::KeepExisting => {
                 merge.not_matched == WhenNotMatched::Insert

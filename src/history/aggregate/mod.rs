@@ -18,6 +18,7 @@ mod fields;
 mod fill;
 mod graph;
 mod merge;
+mod out;
 mod project;
 mod regex_ops;
 mod replace;
@@ -92,20 +93,15 @@ pub(crate) fn run(
         _ => {}
     }
     check_documents_first(&stages)?;
-    // `$merge` writes what the stages before it return; it must be the last stage.
-    let merge = match stages.iter().position(|(name, _)| *name == "$merge") {
-        Some(at) if at + 1 < stages.len() => {
-            return Err(expr::parse_error(
-                40601,
-                "$merge can only be the final stage in the pipeline",
-            ));
-        }
-        Some(_) => stages
-            .pop()
-            .map(|(_, arg)| merge::Merge::parse(arg, db, history.inner.now_ms()))
-            .transpose()?,
-        None => None,
+    // Build every stage before a document is read; `$$NOW` is this moment for all of them.
+    let cx = Cx {
+        history,
+        db,
+        now_ms: history.inner.now_ms(),
+        allow_disk_use,
+        depth: 0,
     };
+    let writer = take_writer(&mut stages, &cx)?;
     // Push a leading $match and $sort into the find planner.
     let mut options = FindOptions {
         allow_disk_use,
@@ -133,27 +129,77 @@ pub(crate) fn run(
             options.limit = Some(u64::try_from(count_arg(arg, "$limit")?).unwrap_or(u64::MAX));
         }
     }
-    // Build every stage before a document is read; `$$NOW` is this moment for all of them.
-    let cx = Cx {
-        history,
-        db,
-        now_ms: history.inner.now_ms(),
-        allow_disk_use,
-        depth: 0,
-    };
     let built = build(rest, &cx)?;
     let docs = match coll {
         Some(coll) => history.find_in(Executor::Aggregation, db, coll, &filter, &options)?,
         None => Vec::new(),
     };
     let docs = run_built(&built, &cx, docs)?;
-    if let Some(merge) = merge {
-        // What `$merge` writes is not returned.
-        merge.run(history, cx.now_ms, docs, cx.budget("$merge"))?;
-        return Ok(Vec::new());
+    // What `$merge` and `$out` write is not returned.
+    match writer {
+        Some(Writer::Merge(merge)) => {
+            merge.run(history, cx.now_ms, docs, cx.budget("$merge"))?;
+            return Ok(Vec::new());
+        }
+        Some(Writer::Out(out)) => {
+            out.run(history, docs, cx.budget("$out"))?;
+            return Ok(Vec::new());
+        }
+        None => {}
     }
     check_result(&docs, history.result_bytes_max())?;
     Ok(docs)
+}
+
+/// The stages that write a pipeline's output into a collection instead of returning it.
+const WRITERS: &[&str] = &["$merge", "$out"];
+
+/// A request pipeline's writing stage, parsed.
+enum Writer {
+    Merge(merge::Merge),
+    Out(out::Out),
+}
+
+/// Takes the writing stage (`$merge`, `$out`) off the end of the request's pipeline, parsed.
+/// One anywhere else is MongoDB's 40601, once it and every other stage have parsed (MongoDB
+/// checks positions after parsing the whole pipeline, so their parse errors come first).
+fn take_writer(stages: &mut Vec<(&str, &Bson)>, cx: &Cx<'_>) -> Result<Option<Writer>> {
+    let Some(at) = stages.iter().position(|(name, _)| WRITERS.contains(name)) else {
+        return Ok(None);
+    };
+    let (name, arg) = stages.remove(at);
+    let writer = match name {
+        "$merge" => Writer::Merge(merge::Merge::parse(arg, cx.db, cx.now_ms)?),
+        _ => Writer::Out(out::Out::parse(arg, cx.db)?),
+    };
+    if at < stages.len() {
+        build(stages, cx)?;
+        return Err(not_last(name));
+    }
+    Ok(Some(writer))
+}
+
+/// MongoDB's 40601 for a stage that must end its pipeline.
+fn not_last(name: &str) -> Error {
+    expr::parse_error(
+        40601,
+        format!("{name} can only be the final stage in the pipeline"),
+    )
+}
+
+/// Refuses a writing stage in a sub-pipeline: 40601 when it is not the sub-pipeline's last
+/// stage, else `code` with "`$out` `within`" (MongoDB's 51047 for `$lookup`, 31441 for
+/// `$unionWith`, 40600 for `$facet`).
+fn refuse_writers(stages: &[(&str, &Bson)], code: i32, within: &str) -> Result<()> {
+    match stages
+        .iter()
+        .enumerate()
+        .find(|(_, (name, _))| WRITERS.contains(name))
+    {
+        Some((at, (name, _))) if at + 1 < stages.len() => Err(not_last(name)),
+        Some((_, (name, _))) => Err(expr::parse_error(code, format!("{name} {within}"))),
+        None => Ok(()),
+    }
 }
 
 /// What the stages of one request's pipeline, and of the sub-pipelines in it, run with.
@@ -363,6 +409,8 @@ const STAGES_RUN: &[&str] = &[
     "$fill",
     "$setWindowFields",
     "$densify",
+    "$merge",
+    "$out",
 ];
 
 /// MongoDB 7.0's stages that this store does not run: they answer 115, while a name MongoDB
@@ -378,8 +426,6 @@ const MONGODB_STAGES: &[&str] = &[
     "$listSampledQueries",
     "$listSearchIndexes",
     "$listSessions",
-    "$merge",
-    "$out",
     "$planCacheStats",
     "$search",
     "$searchMeta",
@@ -485,6 +531,9 @@ impl<'p> Stage<'p> {
             "$redact" => Self::Redact(reshape::compile_redact(arg, now_ms)?),
             "$fill" => Self::Fill(Box::new(fill::Fill::parse(arg, now_ms)?)),
             "$densify" => Self::Densify(Box::new(densify::Densify::parse(arg, now_ms)?)),
+            // The request's own pipeline takes its writer off first ([`take_writer`]) and a
+            // sub-pipeline refuses one ([`refuse_writers`]); anywhere else it is misplaced.
+            "$merge" | "$out" => return Err(not_last(name)),
             "$setWindowFields" => {
                 Self::SetWindowFields(Box::new(window::SetWindowFields::parse(arg, now_ms)?))
             }
@@ -1429,6 +1478,21 @@ mod tests {
             &pipeline,
             all,
             "Exceeded memory limit for $merge, but didn't allow external sort. \
+             Pass allowDiskUse:true to opt in.",
+        );
+        assert_eq!(h.count("db", "out", &doc! {}).unwrap(), 10);
+    }
+
+    #[test]
+    fn out_holds_its_batch_within_the_blocking_limit() {
+        let (_dir, h) = open();
+        let all: usize = all_docs(&h).iter().map(document::bson_size).sum();
+        let pipeline = [doc! {"$out": "out"}];
+        at_limit(
+            &h,
+            &pipeline,
+            all,
+            "Exceeded memory limit for $out, but didn't allow external sort. \
              Pass allowDiskUse:true to opt in.",
         );
         assert_eq!(h.count("db", "out", &doc! {}).unwrap(), 10);

@@ -21,7 +21,8 @@ use super::super::{
 };
 use super::expr::{self, Binding, Cmp, Expr, Lazy, Op};
 use super::{
-    AccOp, Cx, GroupSpec, Stage, build, graph, group, object_too_large, run_built, stage_list, text,
+    AccOp, Cx, GroupSpec, Stage, build, graph, group, object_too_large, refuse_writers, run_built,
+    stage_list, text,
 };
 
 /// MongoDB's FailedToParse (9), the code of most `$lookup` and `$unionWith` spec errors.
@@ -133,6 +134,9 @@ impl<'p> Lookup<'p> {
                     )));
                 }
             }
+        }
+        if let Some(p) = &pipeline {
+            refuse_writers(p, 51047, "is not allowed within a $lookup's sub-pipeline")?;
         }
         let from = from.filter(|f| !f.is_empty());
         check_no_documents_with(from, pipeline.as_deref())?;
@@ -412,7 +416,13 @@ pub(super) fn facet<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
         if docs.is_empty() {
             return Err(Error::bad("sub-pipeline in $facet stage cannot be empty"));
         }
-        let stages = build(&stage_list(docs)?, cx)?;
+        let stages = stage_list(docs)?;
+        refuse_writers(
+            &stages,
+            40600,
+            "is not allowed to be used within a $facet stage",
+        )?;
+        let stages = build(&stages, cx)?;
         if let Some(s) = stages.iter().find(|s| !s.allowed_in_facet()) {
             return Err(expr::parse_error(
                 40600,
@@ -491,6 +501,13 @@ pub(super) fn union_with<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
             )));
         }
     };
+    if let Some(p) = &pipeline {
+        refuse_writers(
+            p,
+            31441,
+            "is not allowed within a $unionWith's sub-pipeline",
+        )?;
+    }
     check_no_documents_with(coll, pipeline.as_deref())?;
     if coll.is_none() && !starts_with_documents(pipeline.as_deref()) {
         return Err(failed_to_parse(
