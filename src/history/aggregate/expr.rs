@@ -24,8 +24,8 @@ use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
 use super::super::{EXPRESSION_DEPTH_MAX, deadline, decimal, query};
 use super::{
-    accumulate, built_size, check_value_size, date, date_arith, date_parts, fields, regex_ops,
-    replace, sets, sizes, stats, text, trig, zip,
+    accumulate, built_size, check_value_size, date, date_arith, date_parts, fields, percentile,
+    regex_ops, replace, sets, sizes, stats, text, trig, zip,
 };
 
 /// A compiled aggregation expression.
@@ -171,6 +171,8 @@ pub(crate) enum Op {
     StdDev(bool),
     /// `$bsonSize` `$binarySize` `$tsSecond` `$tsIncrement` (`sizes.rs`).
     Sizes(sizes::SizeOp),
+    /// `$percentile` (false) or `$median` (true) of `[input, p]` (`percentile.rs`).
+    Quantile(bool),
 }
 
 /// The comparison operators.
@@ -581,6 +583,8 @@ enum Shape {
     Regex(regex_ops::RegexKind),
     /// `$replaceOne` (false) / `$replaceAll` (true).
     Replace(bool),
+    /// `$percentile` (false) / `$median` (true): `{input, p, method}`.
+    Quantile(bool),
     Zip,
     /// `$setField` (false) / `$unsetField` (true).
     SetField(bool),
@@ -675,6 +679,8 @@ fn shape_of(op: &str) -> Shape {
         "$dateFromParts" => Shape::DateFromParts,
         "$dateToParts" => Shape::DateToParts,
         "$rand" => Shape::Rand,
+        "$percentile" => Shape::Quantile(false),
+        "$median" => Shape::Quantile(true),
         "$stdDevPop" => Shape::List(Op::StdDev(false)),
         "$stdDevSamp" => Shape::List(Op::StdDev(true)),
         other => {
@@ -828,6 +834,16 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
         Shape::DateFromParts => date_parts::compile_from(arg, |x| compile_at(x, names, next)),
         Shape::DateToParts => date_parts::compile_to(arg, |x| compile_at(x, names, next)),
         Shape::Rand => compile_rand(arg, names),
+        Shape::Quantile(median) => {
+            let spec = percentile::parse(op, arg, percentile::Form::Expression, |p| {
+                compile_at(p, names, next)
+            })?;
+            let input = compile_at(spec.input, names, next)?;
+            Ok(Expr::Op(
+                Op::Quantile(median),
+                percentile::expression_operands(&spec, input),
+            ))
+        }
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
         Shape::Unknown => Err(parse_error(168, format!("Unrecognized expression '{op}'"))),
     }
@@ -1266,6 +1282,30 @@ impl Expr {
             Self::Lazy(op, args) => eval_lazy(*op, args, cx),
             Self::Regex(r) => r.eval(cx),
             Self::Rand(r) => Ok(Some(Bson::Double(r.next_f64()))),
+        }
+    }
+
+    /// As [`Expr::fold`], with the variables bound when it was compiled (a command's `let`)
+    /// read as the constants they are for the whole request, as MongoDB's optimizer reads
+    /// them where an operand must be constant (`$percentile`'s `p`).
+    pub(crate) fn fold_with_bound(self) -> Result<Self> {
+        self.bound_as_constants().fold()
+    }
+
+    fn bound_as_constants(self) -> Self {
+        let all = |items: Vec<Self>| items.into_iter().map(Self::bound_as_constants).collect();
+        match self {
+            Self::Bound(v) => v.map_or(Self::Absent, Self::Const),
+            Self::Object(fields) => Self::Object(
+                fields
+                    .into_iter()
+                    .map(|(k, e)| (k, e.bound_as_constants()))
+                    .collect(),
+            ),
+            Self::Array(items) => Self::Array(all(items)),
+            Self::Op(op, args) => Self::Op(op, all(args)),
+            Self::Lazy(op, args) => Self::Lazy(op, all(args)),
+            leaf => leaf,
         }
     }
 
@@ -1855,6 +1895,7 @@ fn apply(op: Op, vals: Vals) -> Result<Option<Bson>> {
         Op::Replace(all) => replace::apply(all, &vals),
         Op::StdDev(sample) => some(stats::std_dev(sample, &vals)),
         Op::Sizes(k) => sizes::apply(k, first(&vals)),
+        Op::Quantile(median) => Ok(percentile::evaluate(median, &vals)),
     }
 }
 

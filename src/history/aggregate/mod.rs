@@ -19,6 +19,7 @@ mod fill;
 mod graph;
 mod merge;
 mod out;
+mod percentile;
 mod project;
 mod regex_ops;
 mod replace;
@@ -828,6 +829,8 @@ enum Acc {
     StdDev(stats::Welford),
     MergeObjects(Document),
     N(NState),
+    /// The t-digest and the bytes of it charged so far.
+    Quantile(Box<percentile::TDigest>, usize),
 }
 
 /// Finds a value among values kept in a `Vec` by hash instead of by scanning them all: the
@@ -922,11 +925,13 @@ enum AccOp {
     StdDev(bool),
     MergeObjects,
     N(NAccumulator),
+    /// `$percentile` (its `p`) or `$median` (`[0.5]`, true).
+    Quantile(Vec<f64>, bool),
 }
 
 /// MongoDB 7.0's `$group` accumulators that this store does not run: they answer 115, while a
 /// name MongoDB does not know answers 15952.
-const MONGODB_ACCUMULATORS: &[&str] = &["$accumulator", "$median", "$percentile"];
+const MONGODB_ACCUMULATORS: &[&str] = &["$accumulator"];
 
 /// A `$group` stage, parsed: its key expression and each output field's accumulator.
 struct GroupSpec<'p> {
@@ -981,6 +986,14 @@ impl<'p> GroupSpec<'p> {
                 "$stdDevPop" => AccOp::StdDev(false),
                 "$stdDevSamp" => AccOp::StdDev(true),
                 "$mergeObjects" => AccOp::MergeObjects,
+                "$percentile" | "$median" => {
+                    let spec = percentile::parse(op, e, percentile::Form::Accumulator, |p| {
+                        expr::compile(p, now_ms)
+                    })?;
+                    let input = expr::compile(spec.input, now_ms)?;
+                    accs.push((field.as_str(), AccOp::Quantile(spec.ps, spec.median), input));
+                    continue;
+                }
                 "$count" => {
                     // `$count: {}` counts the group's documents, as `$sum: 1`.
                     if !matches!(e, Bson::Document(d) if d.is_empty()) {
@@ -1037,6 +1050,10 @@ fn group(
                             AccOp::StdDev(_) => Acc::StdDev(stats::Welford::default()),
                             AccOp::MergeObjects => Acc::MergeObjects(Document::new()),
                             AccOp::N(n) => Acc::N(n.start(&key)?),
+                            AccOp::Quantile(..) => Acc::Quantile(
+                                Box::default(),
+                                percentile::TDigest::default().bytes(),
+                            ),
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -1081,6 +1098,15 @@ fn group(
                 Acc::N(st) => {
                     if let AccOp::N(n) = op {
                         n.process(st, v, d, &mut held)?;
+                    }
+                }
+                // The digest's buffer and centroids, charged as they grow.
+                Acc::Quantile(digest, charged) => {
+                    digest.add(v.as_ref());
+                    let bytes = digest.bytes();
+                    if bytes > *charged {
+                        held.charge(bytes - *charged)?;
+                        *charged = bytes;
                     }
                 }
                 // Numbers only: missing and other types are skipped.
@@ -1150,6 +1176,10 @@ fn group(
                     Acc::MergeObjects(merged) => Bson::Document(merged),
                     Acc::N(st) => match op {
                         AccOp::N(n) => n.finish(st),
+                        _ => Bson::Null,
+                    },
+                    Acc::Quantile(mut digest, _) => match op {
+                        AccOp::Quantile(ps, median) => percentile::finish(*median, ps, &mut digest),
                         _ => Bson::Null,
                     },
                     Acc::Sum(t) => t,

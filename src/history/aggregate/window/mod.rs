@@ -25,6 +25,7 @@ use super::super::{MemoryBudget, deadline, decimal, held_size};
 use super::accumulate::{NAccumulator, NState};
 use super::date_arith::{self, Unit};
 use super::fill::{self, set_nested};
+use super::percentile;
 use super::{
     EqualityIndex, Expr, add, divide_operands, expr, multiply_operands, nullish, subtract_operands,
 };
@@ -131,6 +132,8 @@ enum Func {
     ExpMovingAvg(Bson),
     Locf,
     LinearFill,
+    /// `$percentile` (its `p`) or `$median` (`[0.5]`, true).
+    Quantile(Vec<f64>, bool),
 }
 
 /// One output field: its path, function, the function's input and its window.
@@ -551,6 +554,47 @@ impl SetWindowFields {
                 for &(lo, hi) in &windows {
                     let v = self.derivative(part, &ys, lo, hi, *unit)?;
                     push_held(&mut out, v, held)?;
+                }
+            }
+            Func::Quantile(ps, median) => {
+                // A window from the partition's start grows a t-digest, read (and so merged)
+                // at every document, as MongoDB's accumulator in a non-removable window; any
+                // other window slides over its values, sorted.
+                let from_start = matches!(
+                    o.window,
+                    Window::Documents(DocBound::Unbounded, _)
+                        | Window::Range(RangeBound::Unbounded, _, _)
+                );
+                if from_start {
+                    let mut digest = percentile::TDigest::default();
+                    let mut end = 0;
+                    for &(_, hi) in &windows {
+                        deadline::check()?;
+                        for y in ys.get(end..hi).unwrap_or_default() {
+                            digest.add(y.as_ref());
+                        }
+                        end = end.max(hi);
+                        push_held(&mut out, percentile::finish(*median, ps, &mut digest), held)?;
+                    }
+                } else {
+                    let mut state = percentile::SortedWindow::default();
+                    let (mut cl, mut ch) = (0, 0);
+                    for &(lo, hi) in &windows {
+                        deadline::check()?;
+                        if lo >= ch {
+                            state = percentile::SortedWindow::default();
+                            (cl, ch) = (lo, lo);
+                        }
+                        while ch < hi {
+                            state.add(ys.get(ch).and_then(Option::as_ref));
+                            ch += 1;
+                        }
+                        while cl < lo {
+                            state.remove(ys.get(cl).and_then(Option::as_ref));
+                            cl += 1;
+                        }
+                        push_held(&mut out, state.value(*median, ps), held)?;
+                    }
                 }
             }
             Func::N(acc) => {

@@ -5,11 +5,11 @@ use bson::{Bson, Document};
 
 use super::super::super::decimal;
 use super::super::super::document::{self, compare, render_value};
-use super::super::super::error::{Error, Result};
+use super::super::super::error::Result;
 use super::super::super::query::{self, Sort};
 use super::super::accumulate::NAccumulator;
 use super::super::date_arith;
-use super::super::{Expr, expr};
+use super::super::{Expr, expr, percentile};
 use super::{
     DocBound, Func, RangeBound, RankKind, WHOLE, WINDOW_FUNCTIONS, Window, element, failed,
 };
@@ -31,7 +31,6 @@ pub(super) fn parse_function(
     }
     let compile = |v: &Bson| expr::compile(v, now_ms);
     match name.as_str() {
-        "$median" | "$percentile" => Err(Error::Unsupported(format!("window function {name}"))),
         "$rank" | "$denseRank" | "$documentNumber" => {
             if spec.len() != 1 {
                 return Err(expr::parse_error(
@@ -91,7 +90,7 @@ pub(super) fn parse_function(
             Ok((Func::LinearFill, input, WHOLE))
         }
         "$first" | "$last" | "$firstN" | "$lastN" | "$minN" | "$maxN" | "$top" | "$bottom"
-        | "$topN" | "$bottomN" => {
+        | "$topN" | "$bottomN" | "$median" | "$percentile" => {
             let (mut func, mut window) = (None, None);
             for (k, v) in spec {
                 match k.as_str() {
@@ -108,6 +107,11 @@ pub(super) fn parse_function(
                     }
                     "$first" | "$last" if k == name => {
                         func = Some((Func::FirstLast(name == "$last"), compile(v)?));
+                    }
+                    "$median" | "$percentile" if k == name => {
+                        let spec =
+                            percentile::parse(name, v, percentile::Form::Accumulator, compile)?;
+                        func = Some((Func::Quantile(spec.ps, spec.median), compile(spec.input)?));
                     }
                     k if k == name => {
                         func = NAccumulator::parse(name, v, now_ms)?
