@@ -302,6 +302,14 @@ fn collection_count_limit() {
     // drop makes room for one.
     h.insert_one("a", "c0", doc! {"x": 2}).unwrap();
     h.rename_collection("a", "c0", "b", "renamed").unwrap();
+    // `$out` over an existing collection keeps the count too (its temporary collection takes
+    // the target's place); over a new one it is one more.
+    h.aggregate("b", "renamed", &[doc! {"$out": "c1"}]).unwrap();
+    assert_eq!(h.count("b", "c1", &doc! {}).unwrap(), 2);
+    let e = h
+        .aggregate("b", "renamed", &[doc! {"$out": "new"}])
+        .unwrap_err();
+    assert!(matches!(e, history::Error::TooMany { .. }), "{e}");
     assert!(h.drop_collection("b", "renamed").unwrap());
     h.insert_one("a", "one-more", doc! {"x": 1}).unwrap();
     assert!(h.insert_one("a", "two-more", doc! {"x": 1}).is_err());

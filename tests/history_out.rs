@@ -274,8 +274,21 @@ fn malformed_or_misplaced_out_is_refused_before_anything_runs() {
             ],
             40601,
         ),
-        // The stage's own parse error comes before its position's.
+        // The stage's own parse error comes before its position's, and an earlier stage's
+        // before the writer's; the first misplaced writer is named.
         (vec![doc! {"$out": "system.x"}, doc! {"$match": {}}], 17385),
+        (
+            vec![doc! {"$match": {"$bad": 1}}, doc! {"$out": "system.x"}],
+            2,
+        ),
+        (vec![doc! {"$merge": "a"}, doc! {"$out": "b"}], 40601),
+        (vec![doc! {"$out": {"db": "a.b", "coll": "system.x"}}], 73),
+        (
+            vec![lookup(
+                bson::bson!([{"$match": {"$bad": 1}}, {"$out": "o"}]),
+            )],
+            2,
+        ),
         (vec![lookup(bson::bson!([{"$out": "o"}]))], 51047),
         (
             vec![lookup(bson::bson!([{"$project": {"x": 0}}, {"$out": "o"}]))],
@@ -298,6 +311,13 @@ fn malformed_or_misplaced_out_is_refused_before_anything_runs() {
         ),
         // `$merge` refuses the same targets, with its own codes.
         (vec![doc! {"$merge": "system.x"}], 31319),
+        // … after the modes' checks.
+        (
+            vec![
+                doc! {"$merge": {"into": "system.x", "whenMatched": "fail", "whenNotMatched": "fail"}},
+            ],
+            51181,
+        ),
         (
             vec![doc! {"$merge": {"into": {"db": "config", "coll": "x"}}}],
             31320,
@@ -306,6 +326,16 @@ fn malformed_or_misplaced_out_is_refused_before_anything_runs() {
     ] {
         assert_eq!(code(&h, "src", &pipeline), want, "{pipeline:?}");
     }
+    let message =
+        |pipeline: &[Document]| h.aggregate("db", "src", pipeline).unwrap_err().to_string();
+    assert!(
+        message(&[doc! {"$merge": "a"}, doc! {"$out": "b"}])
+            .contains("$merge can only be the final stage in the pipeline")
+    );
+    assert!(
+        message(&[doc! {"$out": {"db": "a.b", "coll": "x"}}])
+            .contains("Invalid $out target namespace, a.b.x")
+    );
     // So does another stage's.
     let limit = doc! {"$limit": -1};
     assert_ne!(code(&h, "src", std::slice::from_ref(&limit)), 40601);
@@ -397,4 +427,50 @@ fn a_stream_on_the_target_sees_the_rename_then_its_end() {
     want.push(pair("insert", "src"));
     assert_eq!(seen, want);
     assert!(!whole_db.is_closed());
+}
+
+/// A read running while `$out` replaces its collection gets all of the old documents or all
+/// of the new ones (MongoDB's rename over the target is atomic), never a collection half
+/// removed; past `READ_ATTEMPTS_MAX` replacements during one read it is 175 QueryPlanKilled.
+#[test]
+fn reads_during_a_replacement_see_one_collection_whole() {
+    const DOCS: u64 = 200;
+    let (_dir, h) = history_common::open();
+    h.insert_many(
+        "db",
+        "src",
+        (1..=DOCS).map(|i| doc! {"_id": i as i64}).collect(),
+    )
+    .unwrap();
+    h.aggregate("db", "src", &[doc! {"$out": "t"}]).unwrap();
+    let writer = {
+        let h = h.clone();
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                h.aggregate("db", "src", &[doc! {"$out": "t"}]).unwrap();
+            }
+        })
+    };
+    let (mut reads, mut killed) = (0, 0);
+    while !writer.is_finished() {
+        for result in [
+            h.find("db", "t", &doc! {}, &FindOptions::default())
+                .map(|d| d.len() as u64),
+            h.count("db", "t", &doc! {}),
+            h.aggregate("db", "t", &[doc! {"$match": {"_id": {"$gte": 1}}}])
+                .map(|d| d.len() as u64),
+        ] {
+            match result {
+                Ok(n) => assert_eq!(n, DOCS, "a read saw {n} of the {DOCS} documents"),
+                Err(e) => {
+                    assert_eq!(e.code(), 175, "{e}");
+                    killed += 1;
+                }
+            }
+            reads += 1;
+        }
+    }
+    writer.join().unwrap();
+    assert!(reads > 0);
+    assert!(killed < reads, "{killed} of {reads} reads killed");
 }

@@ -191,6 +191,16 @@ pub enum Error {
     /// the store's `default_max_time_ms`: code 50 MaxTimeMSExpired, with MongoDB's message.
     #[error("operation exceeded time limit")]
     MaxTimeExpired,
+    /// A read's collection was dropped or replaced (`$out`) under it [`READ_ATTEMPTS_MAX`]
+    /// times in a row: code 175 QueryPlanKilled, as MongoDB kills a query whose collection
+    /// goes away while it yields.
+    ///
+    /// [`READ_ATTEMPTS_MAX`]: super::READ_ATTEMPTS_MAX
+    #[error("collection dropped or replaced while the query read it: {ns}")]
+    QueryPlanKilled {
+        /// `db.collection`.
+        ns: String,
+    },
     /// A change stream cannot resume: the point is no longer in the oplog (code 286).
     #[error(
         "Resume of change stream was not possible, as the resume point may no longer be in the oplog."
@@ -629,6 +639,7 @@ impl Error {
             } => 146,
             Self::Unsupported(_) => 115,
             Self::MaxTimeExpired => 50,
+            Self::QueryPlanKilled { .. } => 175,
             Self::Update { code, .. }
             | Self::Expression { code, .. }
             | Self::InvalidExpression { code, .. } => *code,
@@ -660,6 +671,7 @@ impl Error {
             2 => "BadValue",
             115 => "CommandNotSupported",
             50 => "MaxTimeMSExpired",
+            175 => "QueryPlanKilled",
             292 => "QueryExceededMemoryLimitNoDiskUseAllowed",
             146 => "ExceededMemoryLimit",
             11000 => "DuplicateKey",

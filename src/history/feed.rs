@@ -24,7 +24,8 @@ pub enum WatchScope {
     All,
     /// One database (invalidated by `dropDatabase`).
     Database(String),
-    /// One collection (invalidated by its drop or rename, or its database's drop).
+    /// One collection (invalidated by its drop or rename, a rename onto it — `$out` replacing
+    /// it —, or its database's drop).
     Collection {
         /// Database name.
         db: String,

@@ -104,6 +104,9 @@ pub const SORT_KEYS_MAX: usize = 32;
 /// and an entry in memory): a write or index creation that would create one more is refused
 /// with [`Error::TooMany`].
 pub const COLLECTIONS_MAX: usize = 10_000;
+/// Most times one read starts over because its collection was dropped or replaced (`$out`)
+/// while it read it; past that it fails with [`Error::QueryPlanKilled`] (code 175).
+pub const READ_ATTEMPTS_MAX: usize = 3;
 /// Most index entries one document may produce in one index (multikey fan-out).
 pub const INDEX_ENTRIES_PER_DOCUMENT_MAX: usize = 1_000;
 /// Most documents in one insert call and most operations in one [`History::commit`]
@@ -1238,27 +1241,35 @@ impl History {
     /// As [`History::find`]; [`Error::MaxTimeExpired`] past the time limit.
     pub fn count(&self, db: &str, coll: &str, filter: &Document) -> Result<u64> {
         check_collection_name(db, coll)?;
-        let Some(meta) = self.inner.collection(db, coll) else {
-            return Ok(0);
-        };
-        let mut n = 0u64;
         // The parse runs under the limit too (constant expressions are evaluated there).
         self.inner.limited(None, || {
             let filter = self.inner.parse_query(filter)?;
-            let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
-            self.inner.execute(
-                &meta,
-                &plan,
-                &mut |_, doc, _| {
-                    if filter.try_matches(&doc)? {
-                        n += 1;
-                    }
-                    Ok(true)
-                },
-                &mut ExecStats::default(),
-            )
-        })?;
-        Ok(n)
+            // Counted again when the collection was dropped or replaced meanwhile, as a find.
+            for _ in 0..READ_ATTEMPTS_MAX {
+                let Some(meta) = self.inner.collection(db, coll) else {
+                    return Ok(0);
+                };
+                let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
+                let mut n = 0u64;
+                self.inner.execute(
+                    &meta,
+                    &plan,
+                    &mut |_, doc, _| {
+                        if filter.try_matches(&doc)? {
+                            n += 1;
+                        }
+                        Ok(true)
+                    },
+                    &mut ExecStats::default(),
+                )?;
+                if self.inner.collection_unchanged(db, coll, meta.id) {
+                    return Ok(n);
+                }
+            }
+            Err(Error::QueryPlanKilled {
+                ns: format!("{db}.{coll}"),
+            })
+        })
     }
 
     /// The plan `find` would use and its execution statistics, in MongoDB's `explain` shape
@@ -1312,35 +1323,46 @@ impl History {
                 let parsed = self.inner.parse_query(filter)?;
                 let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
                 let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
-                let Some(meta) = self.inner.collection(db, coll) else {
-                    let e = explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
-                    return Ok((Vec::new(), e));
-                };
-                let plan = index::plan(
-                    meta.key_format,
-                    &meta.indexes,
-                    &parsed,
-                    sort.as_ref(),
-                    explain,
-                );
-                let mut stats = ExecStats::default();
-                // What a find returns is bounded; an aggregation bounds its own result.
-                let result_max =
-                    (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
-                let docs = self.inner.run_find(
-                    &meta,
-                    &plan,
-                    &parsed,
-                    sort.as_ref(),
-                    projection.as_ref(),
-                    options.skip,
-                    options.limit,
-                    &mut stats,
-                    self.inner.budget(executor, "$sort", options.allow_disk_use),
-                    result_max,
-                )?;
-                let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
-                Ok((docs, e))
+                // A collection dropped or replaced while it was read is read again as it is
+                // now, so the result is all of one or all of the other.
+                for _ in 0..READ_ATTEMPTS_MAX {
+                    let Some(meta) = self.inner.collection(db, coll) else {
+                        let e =
+                            explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
+                        return Ok((Vec::new(), e));
+                    };
+                    let plan = index::plan(
+                        meta.key_format,
+                        &meta.indexes,
+                        &parsed,
+                        sort.as_ref(),
+                        explain,
+                    );
+                    let mut stats = ExecStats::default();
+                    // What a find returns is bounded; an aggregation bounds its own result.
+                    let result_max =
+                        (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
+                    let docs = self.inner.run_find(
+                        &meta,
+                        &plan,
+                        &parsed,
+                        sort.as_ref(),
+                        projection.as_ref(),
+                        options.skip,
+                        options.limit,
+                        &mut stats,
+                        self.inner.budget(executor, "$sort", options.allow_disk_use),
+                        result_max,
+                    )?;
+                    if self.inner.collection_unchanged(db, coll, meta.id) {
+                        let e =
+                            explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
+                        return Ok((docs, e));
+                    }
+                }
+                Err(Error::QueryPlanKilled {
+                    ns: format!("{db}.{coll}"),
+                })
             })
         })
     }
@@ -1620,18 +1642,20 @@ impl History {
         let tmp = format!("tmp.agg_out.{}", bson::Uuid::new());
         check_collection_name(db, &tmp)?;
         let mut txn = self.inner.begin()?;
-        let indexes = txn
-            .collection(db, coll, false)?
-            .map(|meta| meta.indexes.clone())
-            .unwrap_or_default();
+        let target = txn.collection(db, coll, false)?;
+        // The target goes first (its event is the rename's), so that the catalog's limit
+        // counts the temporary collection in its place.
+        if let Some(target) = &target {
+            txn.remove_collection(target)?;
+        }
         txn.collection_for_write(db, &tmp)?;
-        for index in &indexes {
+        for index in target.iter().flat_map(|t| &t.indexes) {
             txn.create_index(db, &tmp, &index.model())?;
         }
         for d in docs {
             txn.insert(db, &tmp, d)?;
         }
-        txn.rename(db, &tmp, db, coll, true)?;
+        txn.rename(db, &tmp, db, coll)?;
         txn.finish()
     }
 
@@ -2050,7 +2074,7 @@ impl History {
         check_collection_name(db, coll)?;
         check_collection_name(to_db, to_coll)?;
         let mut txn = self.inner.begin()?;
-        txn.rename(db, coll, to_db, to_coll, false)?;
+        txn.rename(db, coll, to_db, to_coll)?;
         txn.finish()
     }
 
@@ -2170,6 +2194,13 @@ impl Inner {
             .ok()?
             .get(&NamespaceRef(db, coll))
             .cloned()
+    }
+
+    /// Whether `db.coll` is still the collection `id` (not dropped or replaced by `$out`),
+    /// after a read of it: a batch that changes the catalog holds it from before its commit
+    /// until the catalog records the change, so this waits for one in progress.
+    fn collection_unchanged(&self, db: &str, coll: &str, id: u32) -> bool {
+        self.collection(db, coll).is_some_and(|m| m.id == id)
     }
 
     /// `(trimmed_through, last_seq)`: the highest sequence retention removed and the last
@@ -2667,7 +2698,8 @@ struct Txn<'a> {
     index: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// Collections created or changed in this batch (`None` = dropped).
     colls: HashMap<(String, String), Option<Arc<CollectionMeta>>>,
-    /// Collections this batch creates less those it drops (renames change neither).
+    /// Collections this batch creates less those it drops or replaces (a rename changes
+    /// neither).
     colls_added: isize,
     /// Cluster time and wall time of this batch's events.
     ts: Timestamp,
@@ -2793,11 +2825,17 @@ impl Txn<'_> {
             Fsync::Always => Durability::SyncAll,
             Fsync::Never => Durability::Buffer,
         };
+        // A batch that changes the catalog holds it from before its commit until the catalog
+        // says what the commit wrote: a read that looks a collection up again after its scan
+        // ([`Inner::collection_unchanged`]) then learns whether the collection was replaced
+        // or dropped under it.
+        let catalog = if self.colls.is_empty() {
+            None
+        } else {
+            Some(self.inner.catalog.write()?)
+        };
         self.inner.store.commit(&self.set, durability)?;
-        self.return_set();
-        *self.state = self.next.clone();
-        {
-            let mut catalog = self.inner.catalog.write()?;
+        if let Some(mut catalog) = catalog {
             for (k, v) in self.colls.drain() {
                 match v {
                     Some(meta) => catalog.insert(k, meta),
@@ -2805,6 +2843,8 @@ impl Txn<'_> {
                 };
             }
         }
+        self.return_set();
+        *self.state = self.next.clone();
         if let Ok(mut b) = self.inner.bounds.write() {
             *b = OplogBounds::of(&self.state);
         }
@@ -3617,10 +3657,7 @@ impl Txn<'_> {
         let Some(meta) = self.collection(db, coll, false)? else {
             return Ok(false);
         };
-        self.clear_collection(&meta)?;
-        self.set
-            .remove(Space::Catalog, &catalog_collection_key(db, coll));
-        self.colls.insert((db.to_owned(), coll.to_owned()), None);
+        self.remove_collection(&meta)?;
         let mut entry = Document::new();
         entry.insert("op", "drop");
         entry.insert("db", db);
@@ -3629,9 +3666,9 @@ impl Txn<'_> {
         Ok(true)
     }
 
-    /// Removes the stored documents and index entries of a collection being dropped (or
-    /// replaced by a rename) and counts it out of the catalog.
-    fn clear_collection(&mut self, meta: &CollectionMeta) -> Result<()> {
+    /// Removes a collection — its stored documents, index entries and catalog record — without
+    /// a change event (a drop adds its own; `$out`'s rename stands for the one it replaces).
+    fn remove_collection(&mut self, meta: &CollectionMeta) -> Result<()> {
         for kv in self
             .inner
             .store
@@ -3650,34 +3687,27 @@ impl Txn<'_> {
                 self.set.remove(Space::Index, &k);
             }
         }
+        self.set.remove(
+            Space::Catalog,
+            &catalog_collection_key(&meta.db, &meta.coll),
+        );
+        self.colls
+            .insert((meta.db.clone(), meta.coll.clone()), None);
         self.colls_added -= 1;
         Ok(())
     }
 
-    /// Renames `db.coll` to `to_db.to_coll`; an existing target is replaced with
-    /// `drop_target` (one `rename` event, as MongoDB's `renameCollection` with `dropTarget`),
-    /// else refused.
-    fn rename(
-        &mut self,
-        db: &str,
-        coll: &str,
-        to_db: &str,
-        to_coll: &str,
-        drop_target: bool,
-    ) -> Result<()> {
+    /// Renames `db.coll` to `to_db.to_coll`, which must not exist.
+    fn rename(&mut self, db: &str, coll: &str, to_db: &str, to_coll: &str) -> Result<()> {
         let meta = self
             .collection(db, coll, false)?
             .ok_or_else(|| Error::NamespaceNotFound {
                 ns: format!("{db}.{coll}"),
             })?;
-        if let Some(target) = self.collection(to_db, to_coll, false)? {
-            if !drop_target {
-                return Err(Error::NamespaceExists {
-                    ns: format!("{to_db}.{to_coll}"),
-                });
-            }
-            // Its catalog record is overwritten below.
-            self.clear_collection(&target)?;
+        if self.collection(to_db, to_coll, false)?.is_some() {
+            return Err(Error::NamespaceExists {
+                ns: format!("{to_db}.{to_coll}"),
+            });
         }
         self.set
             .remove(Space::Catalog, &catalog_collection_key(db, coll));

@@ -68,7 +68,7 @@ impl Merge {
         let spec = match arg {
             Bson::String(coll) => {
                 merge.coll.clone_from(coll);
-                out::check_target(&merge.db, &merge.coll, "Cannot", "merge", 31319, 31320)?;
+                merge.check_target()?;
                 return Ok(merge);
             }
             Bson::Document(spec) => spec,
@@ -198,7 +198,6 @@ impl Merge {
                 "BSON field '$merge.into' is missing but a required field",
             ));
         }
-        out::check_target(&merge.db, &merge.coll, "Cannot", "merge", 31319, 31320)?;
         let supported = match merge.matched {
             WhenMatched::Fail | WhenMatched::KeepExisting => {
                 merge.not_matched == WhenNotMatched::Insert
@@ -227,6 +226,7 @@ impl Merge {
                 ));
             }
         }
+        merge.check_target()?;
         if let WhenMatched::Pipeline(stages) = &merge.matched {
             let names: Vec<String> = match lets {
                 Some(vars) => {
@@ -246,6 +246,11 @@ impl Merge {
             expr::with_bound(unknown, || Update::pipeline(stages, now_ms))?;
         }
         Ok(merge)
+    }
+
+    /// The target's checks of MongoDB's full parse, after the modes' (31319, 31320).
+    fn check_target(&self) -> Result<()> {
+        out::check_target(&self.db, &self.coll, "Cannot", "merge", 31319, 31320)
     }
 
     fn matched_name(&self) -> &'static str {

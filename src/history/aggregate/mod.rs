@@ -162,22 +162,63 @@ enum Writer {
 }
 
 /// Takes the writing stage (`$merge`, `$out`) off the end of the request's pipeline, parsed.
-/// One anywhere else is MongoDB's 40601, once it and every other stage have parsed (MongoDB
-/// checks positions after parsing the whole pipeline, so their parse errors come first).
+/// MongoDB parses every stage, in order, before it checks their positions: a writer's parse
+/// error comes after those of the stages before it, and a writer anywhere but last is 40601
+/// once the whole pipeline has parsed.
 fn take_writer(stages: &mut Vec<(&str, &Bson)>, cx: &Cx<'_>) -> Result<Option<Writer>> {
-    let Some(at) = stages.iter().position(|(name, _)| WRITERS.contains(name)) else {
+    let Some(&(name, arg)) = stages.last() else {
         return Ok(None);
     };
-    let (name, arg) = stages.remove(at);
-    let writer = match name {
+    if stages
+        .iter()
+        .rev()
+        .skip(1)
+        .any(|(n, _)| WRITERS.contains(n))
+    {
+        parse_in_order(stages, cx)?;
+        return Err(misplaced_writer(stages));
+    }
+    if !WRITERS.contains(&name) {
+        return Ok(None);
+    }
+    stages.pop();
+    match parse_writer(name, arg, cx) {
+        Ok(writer) => Ok(Some(writer)),
+        Err(e) => {
+            build(stages, cx)?;
+            Err(e)
+        }
+    }
+}
+
+fn parse_writer(name: &str, arg: &Bson, cx: &Cx<'_>) -> Result<Writer> {
+    Ok(match name {
         "$merge" => Writer::Merge(merge::Merge::parse(arg, cx.db, cx.now_ms)?),
         _ => Writer::Out(out::Out::parse(arg, cx.db)?),
-    };
-    if at < stages.len() {
-        build(stages, cx)?;
-        return Err(not_last(name));
+    })
+}
+
+/// Parses every stage of `stages` in order (writers as writers), for their errors only.
+fn parse_in_order(stages: &[(&str, &Bson)], cx: &Cx<'_>) -> Result<()> {
+    for &(name, arg) in stages {
+        if WRITERS.contains(&name) {
+            parse_writer(name, arg, cx)?;
+        } else {
+            Stage::build(name, arg, cx, &mut Vec::new())?;
+        }
     }
-    Ok(Some(writer))
+    Ok(())
+}
+
+/// MongoDB's 40601 for the first writer that is not the last stage.
+fn misplaced_writer(stages: &[(&str, &Bson)]) -> Error {
+    let last = stages.len().saturating_sub(1);
+    let name = stages
+        .iter()
+        .take(last)
+        .find(|(n, _)| WRITERS.contains(n))
+        .map_or("$out", |(n, _)| *n);
+    not_last(name)
 }
 
 /// MongoDB's 40601 for a stage that must end its pipeline.
@@ -188,19 +229,24 @@ fn not_last(name: &str) -> Error {
     )
 }
 
-/// Refuses a writing stage in a sub-pipeline: 40601 when it is not the sub-pipeline's last
+/// Refuses a writing stage in a sub-pipeline, as MongoDB does once the sub-pipeline has
+/// parsed (every stage's own errors first): 40601 when it is not the sub-pipeline's last
 /// stage, else `code` with "`$out` `within`" (MongoDB's 51047 for `$lookup`, 31441 for
 /// `$unionWith`, 40600 for `$facet`).
-fn refuse_writers(stages: &[(&str, &Bson)], code: i32, within: &str) -> Result<()> {
-    match stages
+fn refuse_writers(stages: &[(&str, &Bson)], cx: &Cx<'_>, code: i32, within: &str) -> Result<()> {
+    let Some((name, _)) = stages.iter().find(|(n, _)| WRITERS.contains(n)) else {
+        return Ok(());
+    };
+    parse_in_order(stages, cx)?;
+    if stages
         .iter()
-        .enumerate()
-        .find(|(_, (name, _))| WRITERS.contains(name))
+        .rev()
+        .skip(1)
+        .any(|(n, _)| WRITERS.contains(n))
     {
-        Some((at, (name, _))) if at + 1 < stages.len() => Err(not_last(name)),
-        Some((_, (name, _))) => Err(expr::parse_error(code, format!("{name} {within}"))),
-        None => Ok(()),
+        return Err(misplaced_writer(stages));
     }
+    Err(expr::parse_error(code, format!("{name} {within}")))
 }
 
 /// What the stages of one request's pipeline, and of the sub-pipelines in it, run with.

@@ -9,7 +9,7 @@ use bson::{Bson, Document};
 use super::super::document;
 use super::super::error::{Error, Result};
 use super::super::query;
-use super::super::{History, MemoryBudget, check_collection_name};
+use super::super::{History, MemoryBudget, check_collection_name, check_database_name};
 use super::expr;
 
 /// Databases `$out` and `$merge` may not write to (MongoDB's internal ones).
@@ -54,7 +54,8 @@ impl Out {
     ///
     /// # Errors
     /// MongoDB's codes: 16990 for the argument's type, 40415 for an unknown field, 40414 for a
-    /// missing `db` or `coll`, 14 for one that is not a string, 73 for an empty name, 17385 for
+    /// missing `db` or `coll`, 14 for one that is not a string, 73 for an empty collection name
+    /// or an invalid database name (MongoDB's text, before the other checks), 17385 for
     /// a `system.` collection, 31321 for `admin`, `local` or `config`; the name rules of
     /// [`check_collection_name`].
     pub(super) fn parse(arg: &Bson, db: &str) -> Result<Self> {
@@ -106,7 +107,8 @@ impl Out {
                 ));
             }
         };
-        if db.is_empty() || coll.is_empty() {
+        // MongoDB's `NamespaceString::isValid`: a valid database name and a collection name.
+        if coll.is_empty() || check_database_name(&db).is_err() {
             return Err(expr::parse_error(
                 73,
                 format!("Invalid $out target namespace, {db}.{coll}"),

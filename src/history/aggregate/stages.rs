@@ -135,9 +135,6 @@ impl<'p> Lookup<'p> {
                 }
             }
         }
-        if let Some(p) = &pipeline {
-            refuse_writers(p, 51047, "is not allowed within a $lookup's sub-pipeline")?;
-        }
         let from = from.filter(|f| !f.is_empty());
         check_no_documents_with(from, pipeline.as_deref())?;
         if from.is_none() && !starts_with_documents(pipeline.as_deref()) {
@@ -181,7 +178,15 @@ impl<'p> Lookup<'p> {
             Some(p) => {
                 let mut unknown = outer.clone();
                 unknown.extend(compiled.iter().map(|(n, _)| ((*n).to_owned(), None)));
-                expr::with_bound(unknown, || build(p, &sub))?
+                expr::with_bound(unknown, || {
+                    refuse_writers(
+                        p,
+                        &sub,
+                        51047,
+                        "is not allowed within a $lookup's sub-pipeline",
+                    )?;
+                    build(p, &sub)
+                })?
             }
             None => Vec::new(),
         };
@@ -419,6 +424,7 @@ pub(super) fn facet<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
         let stages = stage_list(docs)?;
         refuse_writers(
             &stages,
+            cx,
             40600,
             "is not allowed to be used within a $facet stage",
         )?;
@@ -501,13 +507,6 @@ pub(super) fn union_with<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
             )));
         }
     };
-    if let Some(p) = &pipeline {
-        refuse_writers(
-            p,
-            31441,
-            "is not allowed within a $unionWith's sub-pipeline",
-        )?;
-    }
     check_no_documents_with(coll, pipeline.as_deref())?;
     if coll.is_none() && !starts_with_documents(pipeline.as_deref()) {
         return Err(failed_to_parse(
@@ -516,7 +515,15 @@ pub(super) fn union_with<'p>(arg: &'p Bson, cx: &Cx<'_>) -> Result<Stage<'p>> {
     }
     let sub = cx.nested()?;
     let stages = match pipeline {
-        Some(p) => build(&p, &sub)?,
+        Some(p) => {
+            refuse_writers(
+                &p,
+                &sub,
+                31441,
+                "is not allowed within a $unionWith's sub-pipeline",
+            )?;
+            build(&p, &sub)?
+        }
         None => Vec::new(),
     };
     Ok(Stage::UnionWith(coll, stages))
