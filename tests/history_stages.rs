@@ -611,8 +611,15 @@ fn bucket_auto_spreads_documents_evenly_as_mongodb() {
                 ),
             ),
             (
-                bucket_auto(doc! {"groupBy": "$total", "buckets": 2, "granularity": "R5"}),
-                Err((115, "unsupported: $bucketAuto granularity".to_owned())),
+                bucket_auto(doc! {"groupBy": "$total", "buckets": 2, "granularity": "r5"}),
+                parse_err(40257, "Unknown rounding granularity 'r5'"),
+            ),
+            (
+                bucket_auto(doc! {"groupBy": "$total", "buckets": 2, "granularity": 5}),
+                parse_err(
+                    40261,
+                    "The $bucketAuto 'granularity' field must be a string, but found type: int",
+                ),
             ),
         ],
     );

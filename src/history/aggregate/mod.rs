@@ -16,6 +16,7 @@ mod densify;
 mod expr;
 mod fields;
 mod fill;
+mod granularity;
 mod graph;
 mod merge;
 mod out;

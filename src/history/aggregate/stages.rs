@@ -20,6 +20,7 @@ use super::super::{
     BUCKETS_MAX, Executor, FACET_PIPELINES_MAX, FindOptions, MemoryBudget, STAGE_DOCUMENT_BYTES_MAX,
 };
 use super::expr::{self, Binding, Cmp, Expr, Lazy, Op};
+use super::granularity::Rounder;
 use super::{
     AccOp, Cx, GroupSpec, Stage, build, graph, group, object_too_large, refuse_writers, run_built,
     stage_list, text,
@@ -793,6 +794,8 @@ fn bucket_boundaries(v: &Bson, now_ms: i64) -> Result<Vec<Bson>> {
 pub(super) struct BucketAuto<'p> {
     group_by: Expr,
     buckets: usize,
+    /// `granularity`: boundaries rounded to a series of preferred numbers or powers of two.
+    granularity: Option<Rounder>,
     /// The `output` accumulators, as a group on a constant key.
     spec: GroupSpec<'p>,
 }
@@ -808,7 +811,7 @@ impl<'p> BucketAuto<'p> {
                 ),
             ));
         };
-        let (mut group_by, mut buckets, mut accs) = (None, None, None);
+        let (mut group_by, mut buckets, mut accs, mut granularity) = (None, None, None, None);
         for (k, v) in spec {
             match k.as_str() {
                 "groupBy" => {
@@ -835,9 +838,7 @@ impl<'p> BucketAuto<'p> {
                     };
                     accs = Some(GroupSpec::parse_accumulators(o, now_ms)?);
                 }
-                "granularity" => {
-                    return Err(Error::Unsupported("$bucketAuto granularity".to_owned()));
-                }
+                "granularity" => granularity = Some(Rounder::parse(v)?),
                 other => {
                     return Err(expr::parse_error(
                         40245,
@@ -856,6 +857,7 @@ impl<'p> BucketAuto<'p> {
         Ok(Self {
             group_by,
             buckets,
+            granularity,
             spec: GroupSpec {
                 id: Expr::Const(Bson::Null),
                 accs,
@@ -883,7 +885,11 @@ impl<'p> BucketAuto<'p> {
         let mut held = cx.budget("$bucketAuto");
         let mut keyed = Vec::with_capacity(docs.len());
         for d in docs {
-            let key = self.group_by.eval_doc(&d)?.unwrap_or(Bson::Null);
+            let key = self.group_by.eval_doc(&d)?;
+            let key = match self.granularity {
+                Some(_) => granular_key(key)?,
+                None => key.unwrap_or(Bson::Null),
+            };
             held.charge(document::bson_size(&d).saturating_add(document::value_size(&key)))?;
             keyed.push((key, d));
         }
@@ -896,7 +902,32 @@ impl<'p> BucketAuto<'p> {
             reason = "a non-negative count of documents"
         )]
         let approx = (approx as usize).max(1);
-        let mut filled: Vec<(Bson, Bson, Vec<Document>)> = Vec::new();
+        let filled = match self.granularity {
+            Some(rounder) => self.fill_rounded(keyed, approx, rounder)?,
+            None => self.fill(keyed, approx),
+        };
+        let mut out = Vec::with_capacity(filled.len());
+        for (min, max, members) in filled {
+            let mut id = Document::new();
+            id.insert("min", min);
+            id.insert("max", max);
+            let mut d = Document::new();
+            d.insert("_id", id);
+            let grouped = group(&self.spec, members, cx.budget("$bucketAuto"))?;
+            for (k, v) in grouped.into_iter().next().unwrap_or_default() {
+                if k != "_id" {
+                    d.insert(k, v);
+                }
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    /// The buckets of documents sorted by key, without a granularity: each bucket's `{min,
+    /// max}` and members.
+    fn fill(&self, keyed: Vec<(Bson, Document)>, approx: usize) -> Vec<Bucket> {
+        let mut filled: Vec<Bucket> = Vec::new();
         let mut rest = keyed.into_iter().peekable();
         while let Some((min, first)) = rest.next() {
             let mut max = min.clone();
@@ -915,22 +946,93 @@ impl<'p> BucketAuto<'p> {
             }
             filled.push((min, max, members));
         }
-        let mut out = Vec::with_capacity(filled.len());
-        for (min, max, members) in filled {
-            let mut id = Document::new();
-            id.insert("min", min);
-            id.insert("max", max);
-            let mut d = Document::new();
-            d.insert("_id", id);
-            let grouped = group(&self.spec, members, cx.budget("$bucketAuto"))?;
-            for (k, v) in grouped.into_iter().next().unwrap_or_default() {
-                if k != "_id" {
-                    d.insert(k, v);
-                }
+        filled
+    }
+
+    /// The buckets with a granularity, as MongoDB 7.0's `populateNextBucket` and
+    /// `adjustBoundariesAndGetMinForNextBucket`: the first bucket's min is its first key
+    /// rounded down, every later min the bucket before's max; a bucket filled to its size also
+    /// takes every following key below its last key rounded up, and that rounded value is its
+    /// max (when it is zero and a key follows: that key rounded down).
+    fn fill_rounded(
+        &self,
+        keyed: Vec<(Bson, Document)>,
+        approx: usize,
+        rounder: Rounder,
+    ) -> Result<Vec<Bucket>> {
+        let mut filled: Vec<Bucket> = Vec::new();
+        let mut rest = keyed.into_iter();
+        let mut next = rest.next();
+        let mut previous_max: Option<Bson> = None;
+        while filled.len() < self.buckets {
+            let Some((first_key, first)) = next.take() else {
+                break;
+            };
+            let min = match previous_max.take() {
+                Some(max) => max,
+                None => rounder.round_down(&first_key)?,
+            };
+            let mut max = first_key;
+            let mut members = vec![first];
+            let last = filled.len() + 1 == self.buckets;
+            next = rest.next();
+            while members.len() < approx || last {
+                let Some((k, d)) = next.take() else { break };
+                max = k;
+                members.push(d);
+                next = rest.next();
             }
-            out.push(d);
+            let boundary = rounder.round_up(&max)?;
+            while let Some((k, _)) = &next {
+                if compare(&boundary, k) != std::cmp::Ordering::Greater {
+                    break;
+                }
+                // The bucket's max becomes the boundary (or the next key rounded down) below.
+                let Some((_, d)) = next.take() else { break };
+                members.push(d);
+                next = rest.next();
+            }
+            let max = match &next {
+                Some((k, _)) if document::as_f64(&boundary) == Some(0.0) => {
+                    rounder.round_down(k)?
+                }
+                _ => boundary,
+            };
+            previous_max = Some(max.clone());
+            filled.push((min, max, members));
         }
-        Ok(out)
+        Ok(filled)
+    }
+}
+
+/// A bucket of `$bucketAuto`: its `min`, `max` and members.
+type Bucket = (Bson, Bson, Vec<Document>);
+
+/// A `groupBy` value under a granularity: a number, not NaN, not negative (MongoDB's 40258,
+/// 40259, 40260; a missing value is not read as null here).
+fn granular_key(key: Option<Bson>) -> Result<Bson> {
+    let x = key
+        .as_ref()
+        .filter(|k| expr::numeric(k))
+        .and_then(document::as_f64);
+    match (key, x) {
+        (Some(k), Some(x)) if x >= 0.0 => Ok(k),
+        (_, Some(x)) if x.is_nan() => Err(expr::parse_error(
+            40259,
+            "$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a NaN",
+        )),
+        (_, Some(_)) => Err(expr::parse_error(
+            40260,
+            "$bucketAuto can specify a 'granularity' with non-negative numbers only, but found a negative number",
+        )),
+        (key, None) => Err(expr::parse_error(
+            40258,
+            format!(
+                "$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a value with type: {}",
+                key.as_ref()
+                    .map_or("missing", |k| query::type_name(Some(k)))
+            ),
+        )),
     }
 }
 
