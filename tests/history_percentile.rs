@@ -109,6 +109,31 @@ fn group_percentiles_of_mixed_values() {
     );
     // `p` read from the documents is not constant.
     assert_eq!(group(&h, pct(bson!(["$x"])), None), Err(7_750_300));
+    // The input's expression parses before `p`.
+    assert_eq!(
+        group(
+            &h,
+            doc! {"$percentile": {"input": {"$foo": 1}, "p": 0.5, "method": M}},
+            None
+        ),
+        Err(168)
+    );
+    // A `$lookup`'s variables differ per joined document: not constants.
+    let e = h
+        .aggregate(
+            "db",
+            "c",
+            &[doc! {"$lookup": {
+                "from": "c",
+                "let": {"v": "$x"},
+                "pipeline": [{"$group": {"_id": null, "p": {"$percentile": {
+                    "input": "$x", "p": {"$ifNull": ["$$v", [0.5]]}, "method": M,
+                }}}}],
+                "as": "j",
+            }}],
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), 7_750_300, "{e}");
 }
 
 #[test]

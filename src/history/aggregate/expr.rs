@@ -835,13 +835,12 @@ fn compile_operator(d: &Document, names: &mut Names, depth: usize) -> Result<Exp
         Shape::DateToParts => date_parts::compile_to(arg, |x| compile_at(x, names, next)),
         Shape::Rand => compile_rand(arg, names),
         Shape::Quantile(median) => {
-            let spec = percentile::parse(op, arg, percentile::Form::Expression, |p| {
-                compile_at(p, names, next)
-            })?;
+            let spec = percentile::parse(op, arg, percentile::Form::Expression)?;
             let input = compile_at(spec.input, names, next)?;
+            let ps = spec.percentiles(|p| compile_at(p, names, next))?;
             Ok(Expr::Op(
                 Op::Quantile(median),
-                percentile::expression_operands(&spec, input),
+                percentile::expression_operands(&ps, input),
             ))
         }
         Shape::NotImplemented => Err(Error::Unsupported(format!("expression operator {op}"))),
@@ -1285,8 +1284,9 @@ impl Expr {
         }
     }
 
-    /// As [`Expr::fold`], with the variables bound when it was compiled (a command's `let`)
-    /// read as the constants they are for the whole request, as MongoDB's optimizer reads
+    /// As [`Expr::fold`], with the variables bound to a value when it was compiled (a
+    /// command's `let`) read as the constants they are for the whole request, as MongoDB's
+    /// optimizer reads
     /// them where an operand must be constant (`$percentile`'s `p`).
     pub(crate) fn fold_with_bound(self) -> Result<Self> {
         self.bound_as_constants().fold()
@@ -1295,7 +1295,9 @@ impl Expr {
     fn bound_as_constants(self) -> Self {
         let all = |items: Vec<Self>| items.into_iter().map(Self::bound_as_constants).collect();
         match self {
-            Self::Bound(v) => v.map_or(Self::Absent, Self::Const),
+            // A `$lookup`'s or `$merge`'s variables are unknown (`None`) when the stage is
+            // first built, and stay variables: only the command's are constants.
+            Self::Bound(Some(v)) => Self::Const(v),
             Self::Object(fields) => Self::Object(
                 fields
                     .into_iter()

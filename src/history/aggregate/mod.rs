@@ -1034,11 +1034,10 @@ impl<'p> GroupSpec<'p> {
                 "$stdDevSamp" => AccOp::StdDev(true),
                 "$mergeObjects" => AccOp::MergeObjects,
                 "$percentile" | "$median" => {
-                    let spec = percentile::parse(op, e, percentile::Form::Accumulator, |p| {
-                        expr::compile(p, now_ms)
-                    })?;
+                    let spec = percentile::parse(op, e, percentile::Form::Accumulator)?;
                     let input = expr::compile(spec.input, now_ms)?;
-                    accs.push((field.as_str(), AccOp::Quantile(spec.ps, spec.median), input));
+                    let ps = spec.percentiles(|p| expr::compile(p, now_ms))?;
+                    accs.push((field.as_str(), AccOp::Quantile(ps, spec.median), input));
                     continue;
                 }
                 "$count" => {

@@ -39,26 +39,35 @@ pub(super) enum Form {
     Expression,
 }
 
-/// A parsed `$percentile` or `$median`: the percentiles asked for (`[0.5]` for `$median`) and
-/// the input.
+/// A parsed `$percentile` or `$median`: its input, and `p` still to parse (after the input's
+/// expression, as MongoDB parses them).
 pub(super) struct Spec<'a> {
-    pub(super) ps: Vec<f64>,
     pub(super) median: bool,
     pub(super) input: &'a Bson,
+    p: Option<&'a Bson>,
+}
+
+impl Spec<'_> {
+    /// The percentiles asked for (`[0.5]` for `$median`): see [`parse`].
+    pub(super) fn percentiles(
+        &self,
+        compile: impl FnOnce(&Bson) -> Result<Expr>,
+    ) -> Result<Vec<f64>> {
+        match self.p {
+            Some(p) => parse_p(p, compile),
+            None => Ok(vec![0.5]),
+        }
+    }
 }
 
 /// Parses `{input, p, method}` (`$median`: `{input, method}`) in MongoDB's order of checks:
 /// the object (7429703, 7436100, or 7436200, 7436201 as an expression), each field as it comes
 /// (40415 unknown, 14 a `method` that is not a string, 2 one that is not `"approximate"`), the
-/// missing ones (40414), then `p` — an expression that must fold to a constant (7750300: a
-/// command's `let` variables are constants) array (7750301, empty too) of numbers (7750302)
-/// within [0, 1] (7750303, NaN included). `compile` compiles `p` where the operator is.
-pub(super) fn parse<'a>(
-    name: &str,
-    arg: &'a Bson,
-    form: Form,
-    compile: impl FnOnce(&Bson) -> Result<Expr>,
-) -> Result<Spec<'a>> {
+/// missing ones (40414); the caller then compiles `input`, and [`Spec::percentiles`] parses
+/// `p` — an expression that must fold to a constant (7750300: a command's `let` variables
+/// are constants, a `$lookup`'s are not) array (7750301, empty too) of numbers (7750302)
+/// within [0, 1] (7750303, NaN included).
+pub(super) fn parse<'a>(name: &str, arg: &'a Bson, form: Form) -> Result<Spec<'a>> {
     let median = name == "$median";
     let Bson::Document(spec) = arg else {
         let code = match (median, form) {
@@ -119,11 +128,7 @@ pub(super) fn parse<'a>(
     if !method {
         return Err(missing("method"));
     }
-    let ps = match p {
-        Some(p) => parse_p(p, compile)?,
-        None => vec![0.5],
-    };
-    Ok(Spec { ps, median, input })
+    Ok(Spec { median, input, p })
 }
 
 /// `p`: a constant array of numbers within [0, 1].
@@ -231,40 +236,102 @@ pub(super) fn of_value(median: bool, ps: &[f64], v: Option<&Bson>) -> Bson {
     output(median, ps, values)
 }
 
-/// The sorted values of a sliding window: the exact discrete percentile of what it holds.
-#[derive(Debug, Default)]
+/// The values of a sliding window over one partition, as counts per distinct value of the
+/// partition in a Fenwick tree: a document enters or leaves, and a percentile is found, in
+/// O(log n) (MongoDB's sorted multiset). Values that compare equal as doubles but differ
+/// (`-0.0` and `0.0`) are ordered by their bits, where MongoDB's multiset keeps them in the
+/// order they entered: only the sign of a zero can differ.
+#[derive(Debug)]
 pub(super) struct SortedWindow {
+    /// Each position's value as an index into `values`, when it counts.
+    coords: Vec<Option<usize>>,
+    /// The partition's distinct counted values, ascending.
     values: Vec<f64>,
+    /// Fenwick tree (1-based) of how many of each value the window holds.
+    tree: Vec<usize>,
+    len: usize,
 }
 
 impl SortedWindow {
-    /// `v` enters the window (numbers only; NaN is skipped, as [`discrete`] skips it).
-    pub(super) fn add(&mut self, v: Option<&Bson>) {
-        if let Some(x) = v.and_then(number).filter(|x| !x.is_nan()) {
-            let at = self.values.partition_point(|y| y.total_cmp(&x).is_lt());
-            self.values.insert(at, x);
+    /// The window over a partition whose documents' inputs are `ys`, empty.
+    pub(super) fn new(ys: &[Option<Bson>]) -> Self {
+        let xs: Vec<Option<f64>> = ys
+            .iter()
+            .map(|y| y.as_ref().and_then(number).filter(|x| !x.is_nan()))
+            .collect();
+        let mut values: Vec<f64> = xs.iter().flatten().copied().collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup_by(|a, b| a.total_cmp(b).is_eq());
+        let coords = xs
+            .iter()
+            .map(|x| x.map(|x| values.partition_point(|v| v.total_cmp(&x).is_lt())))
+            .collect();
+        Self {
+            coords,
+            tree: vec![0; values.len() + 1],
+            values,
+            len: 0,
         }
     }
 
-    /// `v`, which entered before, leaves the window.
-    pub(super) fn remove(&mut self, v: Option<&Bson>) {
-        if let Some(x) = v.and_then(number).filter(|x| !x.is_nan()) {
-            let at = self.values.partition_point(|y| y.total_cmp(&x).is_lt());
-            if self.values.get(at).is_some_and(|y| y.total_cmp(&x).is_eq()) {
-                self.values.remove(at);
-            }
+    /// Bytes held: a position's coordinate, a distinct value and its count each.
+    pub(super) fn bytes(&self) -> usize {
+        self.coords
+            .len()
+            .saturating_mul(16)
+            .saturating_add(self.values.len().saturating_mul(16))
+    }
+
+    /// Position `j`'s value enters the window (when it counts).
+    pub(super) fn add(&mut self, j: usize) {
+        if let Some(&Some(c)) = self.coords.get(j) {
+            self.update(c, true);
+            self.len += 1;
         }
+    }
+
+    /// Position `j`'s value, which entered before, leaves the window.
+    pub(super) fn remove(&mut self, j: usize) {
+        if let Some(&Some(c)) = self.coords.get(j) {
+            self.update(c, false);
+            self.len = self.len.saturating_sub(1);
+        }
+    }
+
+    fn update(&mut self, coord: usize, add: bool) {
+        let mut i = coord + 1;
+        while let Some(count) = self.tree.get_mut(i) {
+            *count = if add {
+                count.saturating_add(1)
+            } else {
+                count.saturating_sub(1)
+            };
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// The `k`-th smallest value held (0-based).
+    fn kth(&self, k: usize) -> Option<f64> {
+        let n = self.values.len();
+        let mut pos = 0;
+        let mut rest = k + 1;
+        let mut step = if n == 0 { 0 } else { 1 << n.ilog2() };
+        while step > 0 {
+            if let Some(&count) = self.tree.get(pos + step)
+                && count < rest
+            {
+                pos += step;
+                rest -= count;
+            }
+            step >>= 1;
+        }
+        self.values.get(pos).copied()
     }
 
     pub(super) fn value(&self, median: bool, ps: &[f64]) -> Bson {
-        let values = (!self.values.is_empty()).then(|| {
+        let values = (self.len > 0).then(|| {
             ps.iter()
-                .map(|&p| {
-                    self.values
-                        .get(true_rank(self.values.len(), p))
-                        .copied()
-                        .unwrap_or(f64::NAN)
-                })
+                .map(|&p| self.kth(true_rank(self.len, p)).unwrap_or(f64::NAN))
                 .collect()
         });
         output(median, ps, values)
@@ -574,9 +641,9 @@ pub(super) fn finish(median: bool, ps: &[f64], digest: &mut TDigest) -> Bson {
     output(median, ps, digest.percentiles(ps))
 }
 
-/// Builds the operands of the expression form: the input and `p` as a constant array.
-pub(super) fn expression_operands(spec: &Spec<'_>, input: Expr) -> Vec<Expr> {
-    let ps = spec.ps.iter().map(|&p| Bson::Double(p)).collect();
+/// Builds the operands of the expression form: the input and `ps` as a constant array.
+pub(super) fn expression_operands(ps: &[f64], input: Expr) -> Vec<Expr> {
+    let ps = ps.iter().map(|&p| Bson::Double(p)).collect();
     vec![input, Expr::Const(Bson::Array(ps))]
 }
 
@@ -752,7 +819,7 @@ mod tests {
     }
 
     fn code(name: &str, arg: Bson, form: Form) -> i32 {
-        match parse(name, &arg, form, |p| expr::compile(p, 0)) {
+        match parse(name, &arg, form).and_then(|s| s.percentiles(|p| expr::compile(p, 0))) {
             Err(Error::InvalidExpression { code, .. }) => code,
             Err(other) => panic!("{arg}: {other:?}"),
             Ok(_) => panic!("{arg} accepted"),
@@ -825,17 +892,15 @@ mod tests {
         // Constant expressions fold.
         let spec = doc! {"input": "$x", "p": [{"$add": [0.1, 0.5]}, 0.9], "method": m};
         let spec = Bson::Document(spec);
-        let parsed = parse("$percentile", &spec, Form::Accumulator, |p| {
-            expr::compile(p, 0)
-        })
-        .unwrap();
-        assert_eq!(parsed.ps, vec![0.6, 0.9]);
-        let Err(Error::InvalidExpression { message, .. }) = parse(
-            "$percentile",
-            &Bson::Document(doc! {"input": "$x", "p": [0.5, 10], "method": m}),
-            Form::Accumulator,
-            |p| expr::compile(p, 0),
-        ) else {
+        let parsed = parse("$percentile", &spec, Form::Accumulator)
+            .and_then(|s| s.percentiles(|p| expr::compile(p, 0)))
+            .unwrap();
+        assert_eq!(parsed, vec![0.6, 0.9]);
+        let spec = Bson::Document(doc! {"input": "$x", "p": [0.5, 10], "method": m});
+        let Err(Error::InvalidExpression { message, .. }) =
+            parse("$percentile", &spec, Form::Accumulator)
+                .and_then(|s| s.percentiles(|p| expr::compile(p, 0)))
+        else {
             panic!("accepted")
         };
         assert_eq!(
@@ -896,19 +961,54 @@ mod tests {
 
     #[test]
     fn a_sorted_window_gives_the_exact_percentiles_of_what_it_holds() {
-        let mut w = SortedWindow::default();
-        for x in [5, 1, 3] {
-            w.add(Some(&Bson::Int32(x)));
-        }
+        let ys: Vec<Option<Bson>> = vec![
+            Some(Bson::Int32(5)),
+            Some(Bson::Int32(1)),
+            Some(Bson::Double(3.0)),
+            Some("skipped".into()),
+            Some(Bson::Int64(1)),
+            None,
+        ];
+        let mut w = SortedWindow::new(&ys);
+        (0..3).for_each(|j| w.add(j));
         assert_eq!(w.value(true, &[0.5]), Bson::Double(3.0));
-        w.remove(Some(&Bson::Int32(5)));
-        w.add(Some(&Bson::String("skipped".into())));
+        w.remove(0);
+        w.add(3);
+        w.add(4);
         assert_eq!(
-            w.value(false, &[0.0, 1.0]),
-            Bson::Array(vec![Bson::Double(1.0), Bson::Double(3.0)])
+            w.value(false, &[0.0, 0.5, 1.0]),
+            Bson::Array(vec![
+                Bson::Double(1.0),
+                Bson::Double(1.0),
+                Bson::Double(3.0)
+            ])
         );
-        w.remove(Some(&Bson::Int32(1)));
-        w.remove(Some(&Bson::Int32(3)));
+        (1..5).for_each(|j| w.remove(j));
+        w.add(5);
         assert_eq!(w.value(true, &[0.5]), Bson::Null);
+    }
+
+    /// Against sorting the window's values, over windows sliding through a partition.
+    #[test]
+    fn a_sorted_window_agrees_with_sorting() {
+        let mut seed = 7_u64;
+        let ys: Vec<Option<Bson>> = (0..500)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                Some(Bson::Int64(i64::try_from(seed >> 58).unwrap()))
+            })
+            .collect();
+        let ps = [0.0, 0.1, 0.5, 0.9, 1.0];
+        let mut w = SortedWindow::new(&ys);
+        let width = 37;
+        for hi in 0..ys.len() {
+            w.add(hi);
+            if hi >= width {
+                w.remove(hi - width);
+            }
+            let lo = (hi + 1).saturating_sub(width);
+            let held: Vec<f64> = ys[lo..=hi].iter().flatten().filter_map(number).collect();
+            assert_eq!(w.value(false, &ps), output(false, &ps, discrete(held, &ps)));
+        }
     }
 }

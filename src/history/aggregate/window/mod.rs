@@ -32,7 +32,7 @@ use super::{
 use parse::parse_function;
 use state::Sliding;
 
-/// The window functions of MongoDB 7.0; `$percentile` and `$median` answer 115 here.
+/// The window functions of MongoDB 7.0.
 const WINDOW_FUNCTIONS: &[&str] = &[
     "$addToSet",
     "$avg",
@@ -565,8 +565,11 @@ impl SetWindowFields {
                     Window::Documents(DocBound::Unbounded, _)
                         | Window::Range(RangeBound::Unbounded, _, _)
                 );
+                // The state counts against the budget: the digest as it grows, the sliding
+                // window's values at once.
                 if from_start {
                     let mut digest = percentile::TDigest::default();
+                    let mut charged = 0;
                     let mut end = 0;
                     for &(_, hi) in &windows {
                         deadline::check()?;
@@ -574,27 +577,36 @@ impl SetWindowFields {
                             digest.add(y.as_ref());
                         }
                         end = end.max(hi);
+                        let bytes = digest.bytes();
+                        held.charge(bytes.saturating_sub(charged))?;
+                        charged = charged.max(bytes);
                         push_held(&mut out, percentile::finish(*median, ps, &mut digest), held)?;
                     }
+                    held.release(charged);
                 } else {
-                    let mut state = percentile::SortedWindow::default();
+                    let mut state = percentile::SortedWindow::new(&ys);
+                    held.charge(state.bytes())?;
                     let (mut cl, mut ch) = (0, 0);
                     for &(lo, hi) in &windows {
                         deadline::check()?;
                         if lo >= ch {
-                            state = percentile::SortedWindow::default();
+                            while cl < ch {
+                                state.remove(cl);
+                                cl += 1;
+                            }
                             (cl, ch) = (lo, lo);
                         }
                         while ch < hi {
-                            state.add(ys.get(ch).and_then(Option::as_ref));
+                            state.add(ch);
                             ch += 1;
                         }
                         while cl < lo {
-                            state.remove(ys.get(cl).and_then(Option::as_ref));
+                            state.remove(cl);
                             cl += 1;
                         }
                         push_held(&mut out, state.value(*median, ps), held)?;
                     }
+                    held.release(state.bytes());
                 }
             }
             Func::N(acc) => {

@@ -109,9 +109,10 @@ pub(super) fn parse_function(
                         func = Some((Func::FirstLast(name == "$last"), compile(v)?));
                     }
                     "$median" | "$percentile" if k == name => {
-                        let spec =
-                            percentile::parse(name, v, percentile::Form::Accumulator, compile)?;
-                        func = Some((Func::Quantile(spec.ps, spec.median), compile(spec.input)?));
+                        let spec = percentile::parse(name, v, percentile::Form::Accumulator)?;
+                        let input = compile(spec.input)?;
+                        let ps = spec.percentiles(compile)?;
+                        func = Some((Func::Quantile(ps, spec.median), input));
                     }
                     k if k == name => {
                         func = NAccumulator::parse(name, v, now_ms)?
