@@ -170,14 +170,9 @@ fn take_writer(stages: &mut Vec<(&str, &Bson)>, cx: &Cx<'_>) -> Result<Option<Wr
     let Some(&(name, arg)) = stages.last() else {
         return Ok(None);
     };
-    if stages
-        .iter()
-        .rev()
-        .skip(1)
-        .any(|(n, _)| WRITERS.contains(n))
-    {
+    if let Some(e) = misplaced_writer(stages) {
         parse_in_order(stages, cx)?;
-        return Err(misplaced_writer(stages));
+        return Err(e);
     }
     if !WRITERS.contains(&name) {
         return Ok(None);
@@ -211,15 +206,14 @@ fn parse_in_order(stages: &[(&str, &Bson)], cx: &Cx<'_>) -> Result<()> {
     Ok(())
 }
 
-/// MongoDB's 40601 for the first writer that is not the last stage.
-fn misplaced_writer(stages: &[(&str, &Bson)]) -> Error {
+/// MongoDB's 40601 for the first writer that is not the last stage, if there is one.
+fn misplaced_writer(stages: &[(&str, &Bson)]) -> Option<Error> {
     let last = stages.len().saturating_sub(1);
-    let name = stages
+    stages
         .iter()
         .take(last)
         .find(|(n, _)| WRITERS.contains(n))
-        .map_or("$out", |(n, _)| *n);
-    not_last(name)
+        .map(|(n, _)| not_last(n))
 }
 
 /// MongoDB's 40601 for a stage that must end its pipeline.
@@ -239,15 +233,8 @@ fn refuse_writers(stages: &[(&str, &Bson)], cx: &Cx<'_>, code: i32, within: &str
         return Ok(());
     };
     parse_in_order(stages, cx)?;
-    if stages
-        .iter()
-        .rev()
-        .skip(1)
-        .any(|(n, _)| WRITERS.contains(n))
-    {
-        return Err(misplaced_writer(stages));
-    }
-    Err(expr::parse_error(code, format!("{name} {within}")))
+    Err(misplaced_writer(stages)
+        .unwrap_or_else(|| expr::parse_error(code, format!("{name} {within}"))))
 }
 
 /// What the stages of one request's pipeline, and of the sub-pipelines in it, run with.

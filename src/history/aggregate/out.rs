@@ -16,9 +16,9 @@ use super::expr;
 const INTERNAL_DATABASES: &[&str] = &["admin", "local", "config"];
 
 /// Checks a write stage's target the way MongoDB checks `$out`'s and `$merge`'s: a collection
-/// named `system.…` is code `special.0` with "Can't $out to special collection: …" (`stage` is
-/// the stage's name without `$`, `verb` how its message starts), an internal database
-/// `internal.0`; then the name rules of every collection.
+/// named `system.…` is code `special` ("Can't $out to special collection: …", `verb` being how
+/// the message starts and `stage` the stage's name without `$`), a database of
+/// [`INTERNAL_DATABASES`] code `internal`; then the name rules of every collection.
 pub(super) fn check_target(
     db: &str,
     coll: &str,

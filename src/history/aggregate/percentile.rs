@@ -636,7 +636,8 @@ impl TDigest {
     }
 }
 
-/// A `$group` accumulator's or an unbounded-start window's state: the t-digest.
+/// What a `$group` accumulator, or a window from the partition's start, returns from its
+/// t-digest.
 pub(super) fn finish(median: bool, ps: &[f64], digest: &mut TDigest) -> Bson {
     output(median, ps, digest.percentiles(ps))
 }
