@@ -1244,15 +1244,12 @@ impl History {
         // The parse runs under the limit too (constant expressions are evaluated there).
         self.inner.limited(None, || {
             let filter = self.inner.parse_query(filter)?;
-            // Counted again when the collection was dropped or replaced meanwhile, as a find.
-            for _ in 0..READ_ATTEMPTS_MAX {
-                let Some(meta) = self.inner.collection(db, coll) else {
-                    return Ok(0);
-                };
+            self.inner.read_whole(db, coll, |meta| {
+                let Some(meta) = meta else { return Ok(0) };
                 let plan = index::plan(meta.key_format, &meta.indexes, &filter, None, false);
                 let mut n = 0u64;
                 self.inner.execute(
-                    &meta,
+                    meta,
                     &plan,
                     &mut |_, doc, _| {
                         if filter.try_matches(&doc)? {
@@ -1262,12 +1259,7 @@ impl History {
                     },
                     &mut ExecStats::default(),
                 )?;
-                if self.inner.collection_unchanged(db, coll, meta.id) {
-                    return Ok(n);
-                }
-            }
-            Err(Error::QueryPlanKilled {
-                ns: format!("{db}.{coll}"),
+                Ok(n)
             })
         })
     }
@@ -1323,10 +1315,8 @@ impl History {
                 let parsed = self.inner.parse_query(filter)?;
                 let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
                 let projection = self.find_projection(options.projection.as_ref(), &parsed)?;
-                // A collection dropped or replaced while it was read is read again as it is
-                // now, so the result is all of one or all of the other.
-                for _ in 0..READ_ATTEMPTS_MAX {
-                    let Some(meta) = self.inner.collection(db, coll) else {
+                self.inner.read_whole(db, coll, |meta| {
+                    let Some(meta) = meta else {
                         let e =
                             explain.then(|| explain_doc(db, coll, None, &ExecStats::default(), 0));
                         return Ok((Vec::new(), e));
@@ -1343,7 +1333,7 @@ impl History {
                     let result_max =
                         (executor == Executor::Find && !explain).then(|| self.result_bytes_max());
                     let docs = self.inner.run_find(
-                        &meta,
+                        meta,
                         &plan,
                         &parsed,
                         sort.as_ref(),
@@ -1354,14 +1344,8 @@ impl History {
                         self.inner.budget(executor, "$sort", options.allow_disk_use),
                         result_max,
                     )?;
-                    if self.inner.collection_unchanged(db, coll, meta.id) {
-                        let e =
-                            explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
-                        return Ok((docs, e));
-                    }
-                }
-                Err(Error::QueryPlanKilled {
-                    ns: format!("{db}.{coll}"),
+                    let e = explain.then(|| explain_doc(db, coll, Some(&plan), &stats, docs.len()));
+                    Ok((docs, e))
                 })
             })
         })
@@ -2196,11 +2180,30 @@ impl Inner {
             .cloned()
     }
 
-    /// Whether `db.coll` is still the collection `id` (not dropped or replaced by `$out`),
-    /// after a read of it: a batch that changes the catalog holds it from before its commit
-    /// until the catalog records the change, so this waits for one in progress.
-    fn collection_unchanged(&self, db: &str, coll: &str, id: u32) -> bool {
-        self.collection(db, coll).is_some_and(|m| m.id == id)
+    /// Runs `read` over `db.coll` as the catalog has it (`None`: no such collection) and
+    /// returns what it made, unless the collection was dropped or replaced (`$out`) while it
+    /// read: then the read starts over, so that its result is all of one collection, at most
+    /// [`READ_ATTEMPTS_MAX`] times, then [`Error::QueryPlanKilled`]. A batch that changes the
+    /// catalog holds it from before its commit until the catalog records the change, so the
+    /// look-up after the read waits for one in progress.
+    fn read_whole<T>(
+        &self,
+        db: &str,
+        coll: &str,
+        mut read: impl FnMut(Option<&CollectionMeta>) -> Result<T>,
+    ) -> Result<T> {
+        for _ in 0..READ_ATTEMPTS_MAX {
+            let Some(meta) = self.collection(db, coll) else {
+                return read(None);
+            };
+            let out = read(Some(&meta))?;
+            if self.collection(db, coll).is_some_and(|m| m.id == meta.id) {
+                return Ok(out);
+            }
+        }
+        Err(Error::QueryPlanKilled {
+            ns: format!("{db}.{coll}"),
+        })
     }
 
     /// `(trimmed_through, last_seq)`: the highest sequence retention removed and the last
@@ -2827,8 +2830,8 @@ impl Txn<'_> {
         };
         // A batch that changes the catalog holds it from before its commit until the catalog
         // says what the commit wrote: a read that looks a collection up again after its scan
-        // ([`Inner::collection_unchanged`]) then learns whether the collection was replaced
-        // or dropped under it.
+        // ([`Inner::read_whole`]) then learns whether the collection was replaced or dropped
+        // under it.
         let catalog = if self.colls.is_empty() {
             None
         } else {

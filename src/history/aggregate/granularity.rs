@@ -145,7 +145,7 @@ impl Rounder {
             Self::Preferred(_) => (40262, 40263, 40268),
             Self::PowersOfTwo => (40265, 40266, 40267),
         };
-        let Some(x) = expr::numeric(v).then(|| document::as_f64(v)).flatten() else {
+        let Some(x) = document::as_f64(v) else {
             return Err(expr::parse_error(
                 non_numeric,
                 format!(

@@ -157,7 +157,7 @@ fn parse_p(p: &Bson, compile: impl FnOnce(&Bson) -> Result<Expr>) -> Result<Vec<
     items
         .iter()
         .map(|item| {
-            let x = number(item).ok_or_else(|| bad(7_750_302, render_value(item)))?;
+            let x = document::as_f64(item).ok_or_else(|| bad(7_750_302, render_value(item)))?;
             // NaN, which MongoDB lets through to undefined behaviour, is out of range here.
             if (0.0..=1.0).contains(&x) {
                 Ok(x)
@@ -166,16 +166,6 @@ fn parse_p(p: &Bson, compile: impl FnOnce(&Bson) -> Result<Expr>) -> Result<Vec<
             }
         })
         .collect()
-}
-
-/// A value as the percentiles count it: a number of any type as a double, else nothing.
-fn number(v: &Bson) -> Option<f64> {
-    match v {
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
-            document::as_f64(v)
-        }
-        _ => None,
-    }
 }
 
 /// MongoDB's `computeTrueRank`: the 0-based rank of percentile `p` among `n` sorted values.
@@ -229,8 +219,10 @@ pub(super) fn discrete(mut values: Vec<f64>, ps: &[f64]) -> Option<Vec<f64>> {
 /// give the exact discrete percentiles (nested arrays skipped); anything else, nulls.
 pub(super) fn of_value(median: bool, ps: &[f64], v: Option<&Bson>) -> Bson {
     let values = match v {
-        Some(Bson::Array(items)) => discrete(items.iter().filter_map(number).collect(), ps),
-        Some(v) => number(v).map(|x| vec![x; ps.len()]),
+        Some(Bson::Array(items)) => {
+            discrete(items.iter().filter_map(document::as_f64).collect(), ps)
+        }
+        Some(v) => document::as_f64(v).map(|x| vec![x; ps.len()]),
         None => None,
     };
     output(median, ps, values)
@@ -257,7 +249,11 @@ impl SortedWindow {
     pub(super) fn new(ys: &[Option<Bson>]) -> Self {
         let xs: Vec<Option<f64>> = ys
             .iter()
-            .map(|y| y.as_ref().and_then(number).filter(|x| !x.is_nan()))
+            .map(|y| {
+                y.as_ref()
+                    .and_then(document::as_f64)
+                    .filter(|x| !x.is_nan())
+            })
             .collect();
         let mut values: Vec<f64> = xs.iter().flatten().copied().collect();
         values.sort_by(f64::total_cmp);
@@ -428,7 +424,7 @@ impl Default for TDigest {
 impl TDigest {
     /// Counts `v` when it is a number (NaN skipped).
     pub(super) fn add(&mut self, v: Option<&Bson>) {
-        let Some(x) = v.and_then(number).filter(|x| !x.is_nan()) else {
+        let Some(x) = v.and_then(document::as_f64).filter(|x| !x.is_nan()) else {
             return;
         };
         if x == f64::INFINITY {
@@ -651,7 +647,7 @@ pub(super) fn expression_operands(ps: &[f64], input: Expr) -> Vec<Expr> {
 /// Evaluates the expression form from its operands' values (see [`expression_operands`]).
 pub(super) fn evaluate(median: bool, vals: &[Option<Bson>]) -> Option<Bson> {
     let ps: Vec<f64> = match vals.get(1) {
-        Some(Some(Bson::Array(ps))) => ps.iter().filter_map(number).collect(),
+        Some(Some(Bson::Array(ps))) => ps.iter().filter_map(document::as_f64).collect(),
         _ => Vec::new(),
     };
     let input = vals.first().and_then(Option::as_ref);
@@ -1008,7 +1004,11 @@ mod tests {
                 w.remove(hi - width);
             }
             let lo = (hi + 1).saturating_sub(width);
-            let held: Vec<f64> = ys[lo..=hi].iter().flatten().filter_map(number).collect();
+            let held: Vec<f64> = ys[lo..=hi]
+                .iter()
+                .flatten()
+                .filter_map(document::as_f64)
+                .collect();
             assert_eq!(w.value(false, &ps), output(false, &ps, discrete(held, &ps)));
         }
     }

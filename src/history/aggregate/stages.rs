@@ -1011,10 +1011,7 @@ type Bucket = (Bson, Bson, Vec<Document>);
 /// A `groupBy` value under a granularity: a number, not NaN, not negative (MongoDB's 40258,
 /// 40259, 40260; a missing value is not read as null here).
 fn granular_key(key: Option<Bson>) -> Result<Bson> {
-    let x = key
-        .as_ref()
-        .filter(|k| expr::numeric(k))
-        .and_then(document::as_f64);
+    let x = key.as_ref().and_then(document::as_f64);
     match (key, x) {
         (Some(k), Some(x)) if x >= 0.0 => Ok(k),
         (_, Some(x)) if x.is_nan() => Err(expr::parse_error(

@@ -557,57 +557,7 @@ impl SetWindowFields {
                 }
             }
             Func::Quantile(ps, median) => {
-                // A window from the partition's start grows a t-digest, read (and so merged)
-                // at every document, as MongoDB's accumulator in a non-removable window; any
-                // other window slides over its values, sorted.
-                let from_start = matches!(
-                    o.window,
-                    Window::Documents(DocBound::Unbounded, _)
-                        | Window::Range(RangeBound::Unbounded, _, _)
-                );
-                // The state counts against the budget: the digest as it grows, the sliding
-                // window's values at once.
-                if from_start {
-                    let mut digest = percentile::TDigest::default();
-                    let mut charged = 0;
-                    let mut end = 0;
-                    for &(_, hi) in &windows {
-                        deadline::check()?;
-                        for y in ys.get(end..hi).unwrap_or_default() {
-                            digest.add(y.as_ref());
-                        }
-                        end = end.max(hi);
-                        let bytes = digest.bytes();
-                        held.charge(bytes.saturating_sub(charged))?;
-                        charged = charged.max(bytes);
-                        push_held(&mut out, percentile::finish(*median, ps, &mut digest), held)?;
-                    }
-                    held.release(charged);
-                } else {
-                    let mut state = percentile::SortedWindow::new(&ys);
-                    held.charge(state.bytes())?;
-                    let (mut cl, mut ch) = (0, 0);
-                    for &(lo, hi) in &windows {
-                        deadline::check()?;
-                        if lo >= ch {
-                            while cl < ch {
-                                state.remove(cl);
-                                cl += 1;
-                            }
-                            (cl, ch) = (lo, lo);
-                        }
-                        while ch < hi {
-                            state.add(ch);
-                            ch += 1;
-                        }
-                        while cl < lo {
-                            state.remove(cl);
-                            cl += 1;
-                        }
-                        push_held(&mut out, state.value(*median, ps), held)?;
-                    }
-                    held.release(state.bytes());
-                }
+                out = quantiles(&o.window, &windows, &ys, ps, *median, held)?;
             }
             Func::N(acc) => {
                 let mut state: Option<(usize, usize, NState)> = None;
@@ -738,6 +688,69 @@ impl SetWindowFields {
         }
         Ok(out)
     }
+}
+
+/// `$percentile` or `$median` (`ps`, `median`) over each document's window (`windows`) of a
+/// partition whose inputs are `ys`. A window from the partition's start grows a t-digest, read
+/// (and so merged) at every document, as MongoDB's accumulator in a non-removable window; any
+/// other window slides over its values, counted by value.
+fn quantiles(
+    window: &Window,
+    windows: &[(usize, usize)],
+    ys: &[Option<Bson>],
+    ps: &[f64],
+    median: bool,
+    held: &mut MemoryBudget,
+) -> Result<Vec<Bson>> {
+    let mut out = Vec::with_capacity(windows.len());
+    let from_start = matches!(
+        window,
+        Window::Documents(DocBound::Unbounded, _) | Window::Range(RangeBound::Unbounded, _, _)
+    );
+    // The state counts against the budget: the digest as it grows, the sliding
+    // window's values at once.
+    if from_start {
+        let mut digest = percentile::TDigest::default();
+        let mut charged = 0;
+        let mut end = 0;
+        for &(_, hi) in windows {
+            deadline::check()?;
+            for y in ys.get(end..hi).unwrap_or_default() {
+                digest.add(y.as_ref());
+            }
+            end = end.max(hi);
+            let bytes = digest.bytes();
+            held.charge(bytes.saturating_sub(charged))?;
+            charged = charged.max(bytes);
+            push_held(&mut out, percentile::finish(median, ps, &mut digest), held)?;
+        }
+        held.release(charged);
+    } else {
+        let mut state = percentile::SortedWindow::new(ys);
+        held.charge(state.bytes())?;
+        let (mut cl, mut ch) = (0, 0);
+        for &(lo, hi) in windows {
+            deadline::check()?;
+            if lo >= ch {
+                while cl < ch {
+                    state.remove(cl);
+                    cl += 1;
+                }
+                (cl, ch) = (lo, lo);
+            }
+            while ch < hi {
+                state.add(ch);
+                ch += 1;
+            }
+            while cl < lo {
+                state.remove(cl);
+                cl += 1;
+            }
+            push_held(&mut out, state.value(median, ps), held)?;
+        }
+        held.release(state.bytes());
+    }
+    Ok(out)
 }
 
 /// Appends a value a function made to `out`, charging it to the stage's budget first.
