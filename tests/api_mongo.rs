@@ -359,7 +359,18 @@ async fn index_and_collection_extensions() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     api.call("insertOne", json!({"collection": "users", "document": {}}))
         .await;
-    let (_, v) = api.call("listCollections", json!({})).await;
+    let (_, mut v) = api.call("listCollections", json!({})).await;
+    // `info` as MongoDB's: `readOnly` and the collection's UUID (binary subtype 4, in the
+    // Data API's JSON form), a different one per collection.
+    let mut uuids = Vec::new();
+    for c in v["collections"].as_array_mut().unwrap() {
+        let info = c.as_object_mut().unwrap().remove("info").unwrap();
+        assert_eq!(info["readOnly"], false);
+        assert_eq!(info["uuid"]["Subtype"], 4);
+        assert_eq!(info["uuid"]["Data"].as_str().unwrap().len(), 24, "16 bytes");
+        uuids.push(info["uuid"]["Data"].clone());
+    }
+    assert_ne!(uuids[0], uuids[1]);
     assert_eq!(
         v,
         json!({"collections": [{"name": "orders", "type": "collection"}, {"name": "users", "type": "collection"}]})

@@ -187,7 +187,8 @@ async fn events_resume_with_last_event_id() {
 async fn idle_streams_send_heartbeats_with_the_post_batch_token() {
     let server = start(HistoryConfig::default()).await;
     insert(&server.engine, 1).await;
-    // A stream on another collection scans the shop insert but does not deliver it.
+    // A stream on another collection scans the shop insert but does not deliver it. The oplog:
+    // the collection's create (1), insert 1 (2), insert 2 (3).
     let url = format!(
         "{}/mongo/watch?db=shop&coll=other&heartbeatMs=20",
         server.base
@@ -201,7 +202,7 @@ async fn idle_streams_send_heartbeats_with_the_post_batch_token() {
             .is_some_and(|c| c.starts_with("heartbeat"))
             && f.id
                 .as_deref()
-                .is_some_and(|id| id.ends_with("0000000000000200"))
+                .is_some_and(|id| id.ends_with("0000000000000300"))
         {
             break f;
         }
@@ -278,6 +279,7 @@ async fn history_lost_is_an_error_event_then_the_end() {
 #[tokio::test]
 async fn a_last_event_id_after_the_last_event_is_an_error_event() {
     let server = start(HistoryConfig::default()).await;
+    // The oplog: the collection's create (1), then the inserts (2 to 4).
     for i in 0..3 {
         insert(&server.engine, i).await;
     }
@@ -291,16 +293,16 @@ async fn a_last_event_id_after_the_last_event_is_an_error_event() {
         let mut client = SseClient::open(&url, last_event_id).await;
         let errmsg = history_lost(&mut client).await;
         assert!(
-            errmsg.ends_with("after the last event 3"),
+            errmsg.ends_with("after the last event 4"),
             "{url}: {errmsg}"
         );
     }
     // The last event's own token still resumes, and sees the next insert.
-    let last = format!("01{:016X}00", 3u64);
+    let last = format!("01{:016X}00", 4u64);
     let mut client = SseClient::open(&url, Some(&last)).await;
     insert(&server.engine, 3).await;
     let (id, event) = client.next_event().await;
-    assert_eq!(id, format!("01{:016X}00", 4u64));
+    assert_eq!(id, format!("01{:016X}00", 5u64));
     assert_eq!(event["documentKey"]["_id"], 3);
     server.stop().await;
 }
@@ -485,5 +487,61 @@ async fn a_pipeline_shapes_the_events_and_a_dropped_invalidate_still_moves_the_i
         let resp = reqwest::get(url(bad)).await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn show_expanded_events_adds_the_commands_and_the_collection_uuid_of_list_collections() {
+    let server = start(HistoryConfig::default()).await;
+    let url = format!(
+        "{}/mongo/watch?db=shop&showExpandedEvents=true",
+        server.base
+    );
+    let mut client = SseClient::open(&url, None).await;
+    insert(&server.engine, 1).await;
+    let (_, create) = client.next_event().await;
+    let (_, inserted) = client.next_event().await;
+    assert_eq!(create["operationType"], "create");
+    assert_eq!(
+        create["operationDescription"],
+        serde_json::json!({"idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}})
+    );
+    assert_eq!(inserted["operationType"], "insert");
+    let listed: Value = reqwest::Client::new()
+        .post(format!("{}/mongo/action/listCollections", server.base))
+        .json(
+            &serde_json::json!({"dataSource": "local", "database": "shop", "collection": "orders"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The Data API's JSON writes binary data as `{Subtype, Data}`; the stream's relaxed
+    // Extended JSON as `{$binary: {base64, subType}}`: the same 16 bytes.
+    let info = &listed["collections"][0]["info"];
+    assert_eq!(info["readOnly"], false);
+    assert_eq!(info["uuid"]["Subtype"], 4);
+    let uuid = &create["collectionUUID"]["$binary"];
+    assert_eq!(uuid["subType"], "04");
+    assert_eq!(uuid["base64"], info["uuid"]["Data"]);
+    assert_eq!(inserted["collectionUUID"], create["collectionUUID"]);
+
+    let plain = reqwest::get(format!(
+        "{}/mongo/watch?db=shop&showExpandedEvents=yes",
+        server.base
+    ))
+    .await
+    .unwrap();
+    assert_eq!(plain.status(), 400);
+    let body: Value = plain.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("showExpandedEvents must be true or false"),
+        "{body}"
+    );
     server.stop().await;
 }

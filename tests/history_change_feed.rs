@@ -395,6 +395,7 @@ fn retention_by_age_and_size_gives_history_lost() {
     h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
     let mut lagging = h.watch(coll_scope(), WatchOptions::default()).unwrap();
     h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
+    // The collection's `create` (seen only with `showExpandedEvents`), then the inserts.
     let first_token = format!("01{:016X}00", 1u64);
     h.watch(
         coll_scope(),
@@ -405,7 +406,7 @@ fn retention_by_age_and_size_gives_history_lost() {
     )
     .unwrap();
     clock.advance(Duration::from_secs(61));
-    assert_eq!(h.trim_oplog().unwrap(), 2);
+    assert_eq!(h.trim_oplog().unwrap(), 3);
     let e = h
         .watch(
             coll_scope(),
@@ -427,7 +428,7 @@ fn retention_by_age_and_size_gives_history_lost() {
     assert_eq!(lagging.try_next_batch(10).unwrap_err().code(), 286);
     assert_eq!(lagging.try_next_batch(10).unwrap_err().code(), 286);
     // Resuming from the last trimmed event is fine: nothing after it was lost.
-    let last = format!("01{:016X}00", 2u64);
+    let last = format!("01{:016X}00", 3u64);
     h.watch(
         coll_scope(),
         WatchOptions {
@@ -452,8 +453,8 @@ fn retention_by_age_and_size_gives_history_lost() {
             .unwrap();
     }
     let (first, last) = h2.oplog_range().unwrap();
-    assert_eq!(last, 50);
-    assert!(first > 40, "first retained {first}");
+    assert_eq!(last, 51, "the collection's create and 50 inserts");
+    assert!(first > 41, "first retained {first}");
     assert_eq!(
         h2.watch(
             WatchScope::All,
@@ -500,7 +501,7 @@ fn a_resume_token_after_the_last_event_is_refused() {
     h.insert_many("shop", "orders", (0..3).map(|i| doc! {"_id": i}).collect())
         .unwrap();
     let (_, last) = h.oplog_range().unwrap();
-    assert_eq!(last, 3);
+    assert_eq!(last, 4, "the collection's create and three inserts");
     let mut at_last = watch(Some(at(last)), None).unwrap();
     for token in [
         at(last + 1),
@@ -511,7 +512,7 @@ fn a_resume_token_after_the_last_event_is_refused() {
             watch(Some(token.clone()), None).unwrap_err(),
             watch(None, Some(token.clone())).unwrap_err(),
         ] {
-            assert!(matches!(e, Error::ResumeTokenAhead { last: 3, .. }), "{e}");
+            assert!(matches!(e, Error::ResumeTokenAhead { last: 4, .. }), "{e}");
             assert_eq!(e.code(), 286);
             assert_eq!(e.code_name(), "ChangeStreamHistoryLost");
             assert_eq!(e.labels(), &["NonResumableChangeStreamError"]);
@@ -565,7 +566,11 @@ fn resume_across_restart_sees_every_later_event_once() {
         .collect();
     assert_eq!(keys, vec![2, 3, 4]);
     // Sequence numbers continue after the restart.
-    assert_eq!(h.oplog_range().unwrap().1, 5);
+    assert_eq!(
+        h.oplog_range().unwrap().1,
+        6,
+        "after the collection's create and 5 inserts"
+    );
 }
 
 #[test]
@@ -914,9 +919,9 @@ fn start_at_operation_time_before_retention_is_history_lost() {
     let evs = drain(&mut s);
     let (t1, t2) = (cluster_time(&evs[0]), cluster_time(&evs[1]));
 
-    // Retention empties the oplog.
+    // Retention empties the oplog: the collection's create and the two inserts.
     clock.advance(Duration::from_secs(61));
-    assert_eq!(h.trim_oplog().unwrap(), 2);
+    assert_eq!(h.trim_oplog().unwrap(), 3);
     let zero = bson::Timestamp {
         time: 0,
         increment: 0,
@@ -943,7 +948,7 @@ fn start_at_operation_time_before_retention_is_history_lost() {
     clock.advance(Duration::from_secs(61));
     h.insert_one("shop", "orders", doc! {"_id": 4}).unwrap();
     let (first, last) = h.oplog_range().unwrap();
-    assert_eq!((first, last), (4, 4), "the insert's commit trimmed event 3");
+    assert_eq!((first, last), (5, 5), "the insert's commit trimmed event 4");
     assert_lost(&h, t3);
     let mut s = h.watch(WatchScope::All, at(after(t3))).unwrap();
     let evs = drain(&mut s);

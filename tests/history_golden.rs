@@ -1,10 +1,11 @@
 //! Capability: history's on-disk format is stable — data directories written by earlier
 //! builds (committed under `tests/fixtures/history/v1/`, collections with key format V1,
-//! `v2/`, key format V2, and `v3/`, key format V3) still open, their documents, index entries, catalog, writer state and
-//! oplog decode to exactly the recorded values, and new writes continue their sequence; a
-//! collection created in an old store gets the current key format beside the old ones; and
-//! the order-preserving key encoding of every BSON type still produces the recorded bytes in
-//! each format.
+//! `v2/`, key format V2, `v3/`, key format V3, and `v4/`, key format V3 with collection UUIDs
+//! and the commands' oplog entries) still open, their documents, index entries, catalog,
+//! writer state and oplog decode to exactly the recorded values, new writes continue their
+//! sequence, and collections from before UUIDs get one that lasts; a collection created in an
+//! old store gets the current key format beside the old ones; and the order-preserving key
+//! encoding of every BSON type still produces the recorded bytes in each format.
 //!
 //! Method: copy a fixture to a temporary directory, open it, and compare what it returns
 //! with `expected.json` (canonical Extended JSON) and `key_values.hex`. A format change makes
@@ -35,14 +36,15 @@ use streamcache::history::{
 const FIXTURE_MS: i64 = 1_700_000_000_000;
 
 /// The fixture versions and the key format of the collections each one holds.
-const FIXTURES: [(&str, KeyFormat); 3] = [
+const FIXTURES: [(&str, KeyFormat); 4] = [
     ("v1", KeyFormat::V1),
     ("v2", KeyFormat::V2),
     ("v3", KeyFormat::V3),
+    ("v4", KeyFormat::V3),
 ];
 
 /// The fixture the current build writes.
-const CURRENT_FIXTURE: &str = "v3";
+const CURRENT_FIXTURE: &str = "v4";
 
 fn fixture_dir(version: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -102,6 +104,25 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every change event of the store's oplog, in a stream of every namespace (with
+/// `showExpandedEvents` when `expanded`).
+fn every_event(h: &History, expanded: bool) -> Vec<bson::Document> {
+    let mut stream: ChangeStream = h
+        .watch(
+            WatchScope::All,
+            WatchOptions {
+                start_at_operation_time: Some(bson::Timestamp {
+                    time: 0,
+                    increment: 0,
+                }),
+                show_expanded_events: expanded,
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap();
+    stream.try_next_batch(100).unwrap().events
+}
+
 /// Everything the fixture must decode to: documents, indexes, an indexed lookup and every
 /// change event (canonical Extended JSON, so types are pinned too).
 fn observe(h: &History) -> Value {
@@ -127,19 +148,7 @@ fn observe(h: &History) -> Value {
             &FindOptions::default(),
         )
         .unwrap();
-    let mut stream: ChangeStream = h
-        .watch(
-            WatchScope::All,
-            WatchOptions {
-                start_at_operation_time: Some(bson::Timestamp {
-                    time: 0,
-                    increment: 0,
-                }),
-                ..WatchOptions::default()
-            },
-        )
-        .unwrap();
-    let events = stream.try_next_batch(100).unwrap().events;
+    let events = every_event(h, false);
     let out = doc! {
         "documents": docs,
         "byIndex": by_index.map_or(Bson::Null, Bson::Document),
@@ -237,6 +246,17 @@ fn the_committed_data_directories_decode_to_the_recorded_values() {
         )
         .unwrap();
         assert_eq!(observe(&h), expected, "fixture {version}");
+        // Every collection has a UUID, the same after a reopen (before v4 it is given when
+        // the store opens, and written back then).
+        let uuids = h.list_collection_uuids("shop").unwrap();
+        assert_eq!(uuids.len(), 2, "fixture {version}");
+        drop(h);
+        let h = open(tmp.path());
+        assert_eq!(
+            h.list_collection_uuids("shop").unwrap(),
+            uuids,
+            "fixture {version}"
+        );
         // The writer state decoded too: a new write continues the oplog after the fixture's.
         let (_, last) = h.oplog_range().unwrap();
         h.insert_one("shop", "orders", doc! {"orderNumber": "A-9"})
@@ -361,4 +381,49 @@ fn the_v3_fixture_keys_an_empty_array_apart_from_null() {
         .unwrap();
     assert_eq!(nulls.len(), 1);
     assert_eq!(nulls[0].get_str("_id").unwrap(), "n");
+}
+
+/// v4 holds the commands' oplog entries and each entry's collection UUID: an expanded stream
+/// over the fixture shows each collection's `create` before its first event, the index's
+/// `createIndexes`, and the collections' recorded UUIDs on every event.
+#[test]
+fn the_v4_fixture_holds_the_events_only_expanded_streams_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixture_dir("v4").join("data"), tmp.path());
+    let h = open(tmp.path());
+    let events = every_event(&h, true);
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.get_str("operationType").unwrap(),
+                e.get_document("ns").unwrap().get_str("coll").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("create", "orders"),
+            ("createIndexes", "orders"),
+            ("insert", "orders"),
+            ("insert", "orders"),
+            ("insert", "orders"),
+            ("insert", "orders"),
+            ("update", "orders"),
+            ("delete", "orders"),
+            ("create", "customers"),
+            ("insert", "customers"),
+        ]
+    );
+    let uuids = h.list_collection_uuids("shop").unwrap();
+    for e in &events {
+        let coll = e.get_document("ns").unwrap().get_str("coll").unwrap();
+        let (_, uuid) = uuids.iter().find(|(name, _)| name == coll).unwrap();
+        assert_eq!(e.get("collectionUUID"), Some(&Bson::from(*uuid)), "{e}");
+    }
+    assert_eq!(
+        events[1].get_document("operationDescription").unwrap(),
+        &doc! {"indexes": [{"v": 2, "key": {"orderNumber": 1}, "name": "orderNumber_1", "unique": true}]}
+    );
 }

@@ -174,7 +174,11 @@ fn oplog_bytes_max_is_a_valid_setting_and_one_byte_more_is_refused() {
         h.insert_one("db", "c", doc! {"_id": i, "pad": "x".repeat(100)})
             .unwrap();
     }
-    assert_eq!(h.oplog_range().unwrap(), (1, 50));
+    assert_eq!(
+        h.oplog_range().unwrap(),
+        (1, 51),
+        "the collection's create and 50 inserts"
+    );
 }
 
 #[test]

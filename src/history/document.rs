@@ -168,6 +168,18 @@ impl RawWriter {
         Ok(Self::open(out))
     }
 
+    /// Appends a UUID (binary subtype 4).
+    ///
+    /// # Errors
+    /// [`Error::BadValue`] for a key holding a NUL byte.
+    pub(crate) fn append_uuid(&self, out: &mut Vec<u8>, key: &str, uuid: bson::Uuid) -> Result<()> {
+        append_key(out, 0x05, key)?;
+        out.extend_from_slice(&16_i32.to_le_bytes());
+        out.push(0x04);
+        out.extend_from_slice(&uuid.bytes());
+        Ok(())
+    }
+
     /// Appends any value (records only: no depth limit is applied).
     ///
     /// # Errors

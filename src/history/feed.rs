@@ -109,6 +109,10 @@ pub struct WatchOptions {
     pub full_document: FullDocument,
     /// Pre-image mode.
     pub full_document_before_change: FullDocumentBeforeChange,
+    /// MongoDB's `showExpandedEvents`: also `create`, `createIndexes` and `dropIndexes`
+    /// events, and every event's `collectionUUID`, a command's `operationDescription` and an
+    /// update's `updateDescription.disambiguatedPaths`.
+    pub show_expanded_events: bool,
     /// The stream's pipeline, run on each rendered event in order (the invalidate that ends a
     /// stream included): `$match`, `$project`, `$addFields`/`$set`, `$unset`,
     /// `$replaceRoot`/`$replaceWith`, `$redact`, as MongoDB allows in a change stream; an
@@ -409,9 +413,16 @@ impl ChangeStream {
         Ok(())
     }
 
+    /// Whether the entry is an event of this stream: in its scope, and not a command only
+    /// `showExpandedEvents` shows.
     fn in_scope(&self, entry: &Document) -> bool {
         let db = entry.get_str("db").unwrap_or_default();
         let coll = entry.get_str("coll").unwrap_or_default();
+        if !self.options.show_expanded_events
+            && is_expanded_only(entry.get_str("op").unwrap_or_default())
+        {
+            return false;
+        }
         match &self.scope {
             WatchScope::All => true,
             WatchScope::Database(d) => d == db,
@@ -439,8 +450,11 @@ impl ChangeStream {
         }
     }
 
-    /// Turns a stored entry into a MongoDB change event under this stream's options. The
-    /// entry's values move into the event (a post-image is not copied).
+    /// Turns a stored entry into a MongoDB change event under this stream's options, with
+    /// MongoDB's field order: `[to] _id operationType clusterTime [collectionUUID] wallTime
+    /// [fullDocument] ns [documentKey] [operationDescription] [updateDescription]
+    /// [fullDocumentBeforeChange]`, an update's looked-up or post-image `fullDocument` last.
+    /// The entry's values move into the event (a post-image is not copied).
     ///
     /// `tail::StoredChange::field` reads the same fields from an entry's bytes for a stream of
     /// every namespace under `updateLookup` without pre-images: a change here goes there too.
@@ -450,14 +464,33 @@ impl ChangeStream {
             _ => String::new(),
         };
         let op = op.as_str();
+        let expanded = self.options.show_expanded_events;
         let mut ev = Document::new();
+        // The rename's target predates `operationDescription`; MongoDB keeps it first.
+        let to = entry.remove("to");
+        if let Some(to) = &to {
+            ev.insert("to", to.clone());
+        }
         ev.insert("_id", token_document(encode_resume_token(seq, false)));
         ev.insert("operationType", op);
         if let Some(ts) = entry.remove("ts") {
             ev.insert("clusterTime", ts);
         }
+        match entry.remove("ui") {
+            Some(ui) if expanded => {
+                ev.insert("collectionUUID", ui);
+            }
+            _ => {}
+        }
         if let Some(w) = entry.remove("wall") {
             ev.insert("wallTime", w);
+        }
+        let mut post = match entry.remove("post") {
+            Some(Bson::Document(post)) => Some(post),
+            _ => None,
+        };
+        if matches!(op, "insert" | "replace") {
+            put_full_document(&mut ev, post.take());
         }
         let mut ns = Document::new();
         ns.insert("db", entry.get_str("db").unwrap_or_default());
@@ -465,40 +498,20 @@ impl ChangeStream {
             ns.insert("coll", entry.get_str("coll").unwrap_or_default());
         }
         ev.insert("ns", ns);
-        if let Some(to) = entry.remove("to") {
-            ev.insert("to", to);
+        if let Some(key) = entry.remove("key") {
+            ev.insert("documentKey", key);
         }
-        if let Some(key) = entry.get("key") {
-            ev.insert("documentKey", key.clone());
+        if expanded && let Some(desc) = operation_description(op, &mut entry, to) {
+            ev.insert("operationDescription", desc);
         }
-        let post = match entry.remove("post") {
-            Some(Bson::Document(post)) => Some(post),
-            _ => None,
-        };
-        match op {
-            "insert" | "replace" => put_full_document(&mut ev, post),
-            "update" => match self.options.full_document {
-                FullDocument::Default => {}
-                FullDocument::UpdateLookup => {
-                    let current = match entry.get("key").and_then(|k| k.as_document()).and_then(|k| k.get("_id")) {
-                        Some(id) => self.inner.lookup(
-                            entry.get_str("db").unwrap_or_default(),
-                            entry.get_str("coll").unwrap_or_default(),
-                            id,
-                        )?,
-                        None => None,
-                    };
-                    ev.insert("fullDocument", current.map_or(Bson::Null, Bson::Document));
-                }
-                FullDocument::WhenAvailable => put_full_document(&mut ev, post),
-                FullDocument::Required => match post {
-                    Some(p) => put_full_document(&mut ev, Some(p)),
-                    None => return Err(Error::NoMatchingDocument("Change stream was configured to require a post-image for all update events, but the post-image was not found".into())),
-                },
-            },
-            _ => {}
-        }
-        if let Some(u) = entry.remove("upd") {
+        if let Some(Bson::Document(mut u)) = entry.remove("upd") {
+            if expanded {
+                let paths = match entry.remove("amb") {
+                    Some(Bson::Document(paths)) => paths,
+                    _ => Document::new(),
+                };
+                u.insert("disambiguatedPaths", paths);
+            }
             ev.insert("updateDescription", u);
         }
         if matches!(op, "update" | "replace" | "delete") {
@@ -516,6 +529,28 @@ impl ChangeStream {
                         ev.insert("fullDocumentBeforeChange", p);
                     }
                     None => return Err(Error::NoMatchingDocument("Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not found".into())),
+                },
+            }
+        }
+        if op == "update" {
+            match self.options.full_document {
+                FullDocument::Default => {}
+                FullDocument::UpdateLookup => {
+                    let id = ev.get_document("documentKey").ok().and_then(|k| k.get("_id"));
+                    let current = match id {
+                        Some(id) => self.inner.lookup(
+                            entry.get_str("db").unwrap_or_default(),
+                            entry.get_str("coll").unwrap_or_default(),
+                            id,
+                        )?,
+                        None => None,
+                    };
+                    put_full_document(&mut ev, current);
+                }
+                FullDocument::WhenAvailable => put_full_document(&mut ev, post),
+                FullDocument::Required => match post {
+                    Some(p) => put_full_document(&mut ev, Some(p)),
+                    None => return Err(Error::NoMatchingDocument("Change stream was configured to require a post-image for all update events, but the post-image was not found".into())),
                 },
             }
         }
@@ -629,6 +664,33 @@ struct Queued {
     event: Document,
     /// The event's resume point, `(sequence, invalidate)`: the token in its `_id`.
     token: (u64, bool),
+}
+
+/// Whether entries of `op` are events only for a stream opened with `showExpandedEvents`.
+pub(crate) fn is_expanded_only(op: &str) -> bool {
+    matches!(op, "create" | "createIndexes" | "dropIndexes")
+}
+
+/// The `operationDescription` of a `showExpandedEvents` event: a command's stored
+/// description; for a rename its target, and the UUID of the collection it replaced.
+fn operation_description(op: &str, entry: &mut Document, to: Option<Bson>) -> Option<Document> {
+    match op {
+        "create" | "createIndexes" | "dropIndexes" => match entry.remove("desc") {
+            Some(Bson::Document(desc)) => Some(desc),
+            _ => None,
+        },
+        "rename" => {
+            let mut desc = Document::new();
+            if let Some(to) = to {
+                desc.insert("to", to);
+            }
+            if let Some(target) = entry.remove("dropTarget") {
+                desc.insert("dropTarget", target);
+            }
+            Some(desc)
+        }
+        _ => None,
+    }
 }
 
 /// Puts `post` in `ev` as its `fullDocument` (null when missing).

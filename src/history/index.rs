@@ -107,6 +107,15 @@ pub(crate) struct IndexDef {
     pub(crate) format: KeyFormat,
 }
 
+/// The `_id` index's spec, as [`IndexDef::spec`] shows the others.
+pub(crate) fn id_index_spec() -> Document {
+    let mut d = Document::new();
+    d.insert("v", 2);
+    d.insert("key", bson::doc! {"_id": 1});
+    d.insert("name", "_id_");
+    d
+}
+
 impl IndexDef {
     /// Validates a model and assigns an id; entries use the collection's key `format`.
     ///
@@ -159,6 +168,19 @@ impl IndexDef {
             name: Some(self.name.clone()),
             unique: self.unique,
         }
+    }
+
+    /// Its spec as `listIndexes` and the `createIndexes`/`dropIndexes` change events show it:
+    /// `{v: 2, key, name[, unique: true]}`.
+    pub(crate) fn spec(&self) -> Document {
+        let mut d = Document::new();
+        d.insert("v", 2);
+        d.insert("key", self.model().key_document());
+        d.insert("name", self.name.clone());
+        if self.unique {
+            d.insert("unique", true);
+        }
+        d
     }
 
     /// The storage key of one entry.

@@ -250,6 +250,16 @@ pub enum Fsync {
     Never,
 }
 
+impl Fsync {
+    /// The durability of a commit under this policy.
+    fn durability(self) -> Durability {
+        match self {
+            Self::Always => Durability::SyncAll,
+            Self::Never => Durability::Buffer,
+        }
+    }
+}
+
 /// Durability of one storage commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Durability {
@@ -710,6 +720,9 @@ pub(crate) struct CollectionMeta {
     pub(crate) indexes: Vec<Arc<IndexDef>>,
     /// How its document and index keys encode numbers.
     pub(crate) key_format: KeyFormat,
+    /// MongoDB's collection UUID: `collectionUUID` of its change events, `info.uuid` of
+    /// `listCollections`. Kept by a rename.
+    pub(crate) uuid: bson::Uuid,
 }
 
 impl CollectionMeta {
@@ -718,6 +731,7 @@ impl CollectionMeta {
         d.insert("id", i64::from(self.id));
         d.insert("db", self.db.clone());
         d.insert("coll", self.coll.clone());
+        d.insert("uuid", self.uuid);
         if let Some(v) = self.key_format.record_value() {
             d.insert("keyFormat", v);
         }
@@ -731,10 +745,21 @@ impl CollectionMeta {
         d
     }
 
+    /// The record's collection. A record written before collections had a UUID is given a
+    /// fresh one (the store writes it back when it opens); a mistyped one is corrupt.
     fn from_document(d: &Document) -> Result<Self> {
         let corrupt = |r: &str| Error::Corrupt {
             what: "collection record",
             reason: r.to_owned(),
+        };
+        let uuid = match d.get("uuid") {
+            None => bson::Uuid::new(),
+            Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => {
+                <[u8; 16]>::try_from(b.bytes.as_slice())
+                    .map(bson::Uuid::from_bytes)
+                    .map_err(|_| corrupt("uuid"))?
+            }
+            Some(_) => return Err(corrupt("uuid")),
         };
         let id = d
             .get_i64("id")
@@ -760,6 +785,7 @@ impl CollectionMeta {
             coll: d.get_str("coll").map_err(|_| corrupt("coll"))?.to_owned(),
             indexes,
             key_format,
+            uuid,
         })
     }
 
@@ -1061,10 +1087,20 @@ impl History {
             }
         }
         let mut catalog = CatalogMap::new();
+        // Records from before collections had UUIDs get theirs now, written back in one batch
+        // before the store serves, so a UUID never changes once a change event carried it.
+        let mut given_uuids = WriteSet::default();
         for kv in store.prefix(Space::Catalog, &[keys::CATALOG_COLLECTION], false) {
-            let (_, v) = kv?;
-            let meta = CollectionMeta::from_document(&decode_document(&v)?)?;
+            let (k, v) = kv?;
+            let record = decode_document(&v)?;
+            let meta = CollectionMeta::from_document(&record)?;
+            if !record.contains_key("uuid") {
+                given_uuids.put(Space::Catalog, &k, &encode_record(&meta.to_document())?);
+            }
             catalog.insert((meta.db.clone(), meta.coll.clone()), Arc::new(meta));
+        }
+        if !given_uuids.is_empty() {
+            store.commit(&given_uuids, config.fsync.durability())?;
         }
         let seed =
             clock.now_ms() ^ clock.monotonic_ns().rotate_left(32) ^ u64::from(std::process::id());
@@ -1632,14 +1668,14 @@ impl History {
         if let Some(target) = &target {
             txn.remove_collection(target)?;
         }
-        txn.collection_for_write(db, &tmp)?;
+        txn.create_collection(db, &tmp, true)?;
         for index in target.iter().flat_map(|t| &t.indexes) {
             txn.create_index(db, &tmp, &index.model())?;
         }
         for d in docs {
             txn.insert(db, &tmp, d)?;
         }
-        txn.rename(db, &tmp, db, coll)?;
+        txn.rename(db, &tmp, db, coll, target.map(|t| t.uuid))?;
         txn.finish()
     }
 
@@ -1952,21 +1988,8 @@ impl History {
                 ns: format!("{db}.{coll}"),
             })?;
         let mut out = Vec::with_capacity(meta.indexes.len() + 1);
-        let mut id = Document::new();
-        id.insert("v", 2);
-        id.insert("key", bson::doc! {"_id": 1});
-        id.insert("name", "_id_");
-        out.push(id);
-        for i in &meta.indexes {
-            let mut d = Document::new();
-            d.insert("v", 2);
-            d.insert("key", i.model().key_document());
-            d.insert("name", i.name.clone());
-            if i.unique {
-                d.insert("unique", true);
-            }
-            out.push(d);
-        }
+        out.push(index::id_index_spec());
+        out.extend(meta.indexes.iter().map(|i| i.spec()));
         Ok(out)
     }
 
@@ -1986,15 +2009,28 @@ impl History {
     /// # Errors
     /// [`Error::InvalidNamespace`].
     pub fn list_collections(&self, db: &str) -> Result<Vec<String>> {
+        Ok(self
+            .list_collection_uuids(db)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect())
+    }
+
+    /// Collection names of a database with their UUIDs (`listCollections`' `info.uuid`, the
+    /// `collectionUUID` of their change events), sorted by name.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNamespace`].
+    pub fn list_collection_uuids(&self, db: &str) -> Result<Vec<(String, bson::Uuid)>> {
         check_database_name(db)?;
         let catalog = self.inner.catalog.read()?;
-        let mut names: Vec<String> = catalog
-            .keys()
-            .filter(|(d, _)| d == db)
-            .map(|(_, c)| c.clone())
+        let mut colls: Vec<(String, bson::Uuid)> = catalog
+            .values()
+            .filter(|m| m.db == db)
+            .map(|m| (m.coll.clone(), m.uuid))
             .collect();
-        names.sort();
-        Ok(names)
+        colls.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(colls)
     }
 
     /// Database names, sorted.
@@ -2058,7 +2094,7 @@ impl History {
         check_collection_name(db, coll)?;
         check_collection_name(to_db, to_coll)?;
         let mut txn = self.inner.begin()?;
-        txn.rename(db, coll, to_db, to_coll)?;
+        txn.rename(db, coll, to_db, to_coll, None)?;
         txn.finish()
     }
 
@@ -2523,6 +2559,13 @@ type Visit<'a> = dyn FnMut(&[u8], Document, usize) -> Result<bool> + 'a;
 type IndexChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// Appends a change event's `key` field, `{_id: id}`.
+/// Appends an oplog entry's namespace and collection UUID: `db`, `coll`, `ui`.
+fn append_event_ns(out: &mut Vec<u8>, w: &RawWriter, meta: &CollectionMeta) -> Result<()> {
+    w.append_str(out, "db", &meta.db)?;
+    w.append_str(out, "coll", &meta.coll)?;
+    w.append_uuid(out, "ui", meta.uuid)
+}
+
 fn append_event_key(out: &mut Vec<u8>, w: &RawWriter, id: &Bson) -> Result<()> {
     let key = w.open_child(out, "key")?;
     key.append_value(out, "_id", id)?;
@@ -2824,10 +2867,7 @@ impl Txn<'_> {
             keys::CATALOG_STATE,
             &encode_record(&self.next.to_document())?,
         );
-        let durability = match self.inner.config.fsync {
-            Fsync::Always => Durability::SyncAll,
-            Fsync::Never => Durability::Buffer,
-        };
+        let durability = self.inner.config.fsync.durability();
         // A batch that changes the catalog holds it from before its commit until the catalog
         // says what the commit wrote: a read that looks a collection up again after its scan
         // ([`Inner::read_whole`]) then learns whether the collection was replaced or dropped
@@ -2895,6 +2935,17 @@ impl Txn<'_> {
         if !create {
             return Ok(None);
         }
+        self.create_collection(db, coll, false).map(Some)
+    }
+
+    /// Creates `db.coll`, which does not exist, with its `create` event (`temp`: `$out`'s
+    /// temporary collection, as MongoDB marks it).
+    fn create_collection(
+        &mut self,
+        db: &str,
+        coll: &str,
+        temp: bool,
+    ) -> Result<Arc<CollectionMeta>> {
         let live = self
             .inner
             .catalog
@@ -2914,10 +2965,17 @@ impl Txn<'_> {
             coll: coll.to_owned(),
             indexes: Vec::new(),
             key_format: KeyFormat::CURRENT,
+            uuid: bson::Uuid::new(),
         });
         self.save_collection(&meta)?;
         self.colls_added += 1;
-        Ok(Some(meta))
+        let mut desc = Document::new();
+        if temp {
+            desc.insert("temp", true);
+        }
+        desc.insert("idIndex", index::id_index_spec());
+        self.ddl_event("create", &meta, bson::doc! {"desc": desc})?;
+        Ok(meta)
     }
 
     /// The next collection or index id. Ids are never reused (a dropped collection's keys may
@@ -2941,6 +2999,19 @@ impl Txn<'_> {
         self.colls
             .insert((meta.db.clone(), meta.coll.clone()), Some(meta.clone()));
         Ok(())
+    }
+
+    /// Stages the oplog entry of a command on `meta`'s collection: `op`, its namespace and
+    /// UUID, then `fields`.
+    fn ddl_event(&mut self, op: &str, meta: &CollectionMeta, fields: Document) -> Result<()> {
+        self.event_with(|out, w| {
+            w.append_str(out, "op", op)?;
+            append_event_ns(out, w, meta)?;
+            for (k, v) in &fields {
+                w.append_value(out, k, v)?;
+            }
+            Ok(())
+        })
     }
 
     /// Stages an oplog entry (the shared fields are added here).
@@ -3146,7 +3217,7 @@ impl Txn<'_> {
             });
         }
         let post = self.write_doc(&meta, &encoded_id, None, Some(&document))?;
-        self.insert_event(db, coll, &id, post)?;
+        self.insert_event(&meta, &id, post)?;
         Ok(id)
     }
 
@@ -3162,15 +3233,13 @@ impl Txn<'_> {
     /// `post`, copied in place rather than encoded a second time.
     fn insert_event(
         &mut self,
-        db: &str,
-        coll: &str,
+        meta: &CollectionMeta,
         id: &Bson,
         post: Option<Staged>,
     ) -> Result<()> {
         self.event_with(|out, w| {
             w.append_str(out, "op", "insert")?;
-            w.append_str(out, "db", db)?;
-            w.append_str(out, "coll", coll)?;
+            append_event_ns(out, w, meta)?;
             append_event_key(out, w, id)?;
             if let Some(post) = post {
                 w.append_document_within(out, "post", post.range())?;
@@ -3215,7 +3284,7 @@ impl Txn<'_> {
         self.set.put_staged(Space::Docs, &key, staged);
         self.docs.insert(key, Some(staged));
         // The same event an upsert that inserts writes.
-        self.insert_event(db, coll, &id, Some(staged))?;
+        self.insert_event(&meta, &id, Some(staged))?;
         Ok(UpdateResult {
             matched: 0,
             modified: 0,
@@ -3419,16 +3488,18 @@ impl Txn<'_> {
             // MongoDB logs a pipeline's change as a delta unless the delta would outgrow the
             // new document; then as a replacement.
             Update::Pipeline(_) => Some(update::describe_change(&old, &new))
-                .filter(|c| update::delta_fits(c, document::bson_size(&new))),
+                .filter(|(c, _)| update::delta_fits(c, document::bson_size(&new))),
         };
         let replace = change.is_none();
         self.event_with(|out, w| {
             w.append_str(out, "op", if replace { "replace" } else { "update" })?;
-            w.append_str(out, "db", &meta.db)?;
-            w.append_str(out, "coll", &meta.coll)?;
+            append_event_ns(out, w, &meta)?;
             append_event_key(out, w, new.get("_id").unwrap_or(&Bson::Null))?;
-            if let Some(change) = &change {
+            if let Some((change, ambiguous)) = &change {
                 w.append_document(out, "upd", change)?;
+                if !ambiguous.is_empty() {
+                    w.append_document(out, "amb", ambiguous)?;
+                }
             }
             w.append_document(out, "pre", &old)?;
             if let Some(post) = post {
@@ -3511,8 +3582,7 @@ impl Txn<'_> {
         self.write_doc(meta, encoded_id, Some(&old), None)?;
         self.event_with(|out, w| {
             w.append_str(out, "op", "delete")?;
-            w.append_str(out, "db", &meta.db)?;
-            w.append_str(out, "coll", &meta.coll)?;
+            append_event_ns(out, w, meta)?;
             append_event_key(out, w, old.get("_id").unwrap_or(&Bson::Null))?;
             w.append_document(out, "pre", &old)
         })
@@ -3623,9 +3693,15 @@ impl Txn<'_> {
             self.set.put(Space::Index, &k, &encoded_id);
             self.index.insert(k, Some(encoded_id));
         }
+        let spec = def.spec();
         let mut m = (*meta).clone();
         m.indexes.push(Arc::new(def));
         self.save_collection(&Arc::new(m))?;
+        self.ddl_event(
+            "createIndexes",
+            &meta,
+            bson::doc! {"desc": {"indexes": [spec]}},
+        )?;
         Ok(name)
     }
 
@@ -3653,7 +3729,12 @@ impl Txn<'_> {
         }
         let mut m = (*meta).clone();
         m.indexes.retain(|i| i.name != name);
-        self.save_collection(&Arc::new(m))
+        self.save_collection(&Arc::new(m))?;
+        self.ddl_event(
+            "dropIndexes",
+            &meta,
+            bson::doc! {"desc": {"indexes": [index.spec()]}},
+        )
     }
 
     fn drop_collection(&mut self, db: &str, coll: &str) -> Result<bool> {
@@ -3661,11 +3742,7 @@ impl Txn<'_> {
             return Ok(false);
         };
         self.remove_collection(&meta)?;
-        let mut entry = Document::new();
-        entry.insert("op", "drop");
-        entry.insert("db", db);
-        entry.insert("coll", coll);
-        self.event(entry)?;
+        self.ddl_event("drop", &meta, Document::new())?;
         Ok(true)
     }
 
@@ -3700,8 +3777,16 @@ impl Txn<'_> {
         Ok(())
     }
 
-    /// Renames `db.coll` to `to_db.to_coll`, which must not exist.
-    fn rename(&mut self, db: &str, coll: &str, to_db: &str, to_coll: &str) -> Result<()> {
+    /// Renames `db.coll` to `to_db.to_coll`, which must not exist (`drop_target`: the UUID of
+    /// the collection `$out` removed from that name in this batch).
+    fn rename(
+        &mut self,
+        db: &str,
+        coll: &str,
+        to_db: &str,
+        to_coll: &str,
+        drop_target: Option<bson::Uuid>,
+    ) -> Result<()> {
         let meta = self
             .collection(db, coll, false)?
             .ok_or_else(|| Error::NamespaceNotFound {
@@ -3719,12 +3804,11 @@ impl Txn<'_> {
         to_db.clone_into(&mut m.db);
         to_coll.clone_into(&mut m.coll);
         self.save_collection(&Arc::new(m))?;
-        let mut entry = Document::new();
-        entry.insert("op", "rename");
-        entry.insert("db", db);
-        entry.insert("coll", coll);
-        entry.insert("to", bson::doc! {"db": to_db, "coll": to_coll});
-        self.event(entry)
+        let mut fields = bson::doc! {"to": {"db": to_db, "coll": to_coll}};
+        if let Some(uuid) = drop_target {
+            fields.insert("dropTarget", uuid);
+        }
+        self.ddl_event("rename", &meta, fields)
     }
 }
 
@@ -3813,6 +3897,7 @@ mod tests {
             coll: "orders".into(),
             indexes: Vec::new(),
             key_format: KeyFormat::V2,
+            uuid: bson::Uuid::new(),
         };
         let d = meta.to_document();
         assert_eq!(d.get_i32("keyFormat").unwrap(), 2);
@@ -3971,13 +4056,13 @@ mod tests {
         let h = History::open(dir.path(), config(), clock.clone()).unwrap();
         h.insert_one("db", "c", bson::doc! {"_id": 1}).unwrap();
         clock.advance(std::time::Duration::from_secs(61));
-        // Its commit removes the first event.
+        // Its commit removes the first commit's events: the collection's create and insert.
         h.insert_one("db", "c", bson::doc! {"_id": 2}).unwrap();
         let kept = h.inner.writer.lock().unwrap().last_ts;
         h.insert_one("db", "c", bson::doc! {"_id": 3}).unwrap();
         {
             let state = h.inner.writer.lock().unwrap();
-            assert_eq!(state.trimmed_through, 1);
+            assert_eq!(state.trimmed_through, 2);
             assert!(state.last_ts > kept);
             let mut legacy = state.to_document();
             legacy.remove("trimmed_ts");

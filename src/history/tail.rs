@@ -18,8 +18,9 @@ use bson::{RawBsonRef, RawDocument, RawDocumentBuf};
 
 use super::document::{checked_entry, raw_value};
 use super::error::{Error, Result};
+use super::feed::is_expanded_only;
 use super::keys::encode_resume_token;
-use super::{History, Inner};
+use super::{History, Inner, OPLOG_READ_BATCH_MAX};
 
 /// Reads the oplog in order from where it was opened and wakes on commit, like a
 /// [`ChangeStream`](super::ChangeStream) of every namespace, but hands out entries as stored.
@@ -59,7 +60,12 @@ impl OplogTail {
             }
             // Marked seen before reading, so a commit after the read still wakes the wait.
             self.rx.borrow_and_update();
-            self.fill()?;
+            if self.fill()? {
+                // A whole read of entries this tail does not hand out: the next ones are
+                // committed already, and no commit may come to wake it for them.
+                tokio::task::yield_now().await;
+                continue;
+            }
             if !self.pending.is_empty() {
                 continue;
             }
@@ -69,17 +75,24 @@ impl OplogTail {
         }
     }
 
-    /// Reads up to [`OPLOG_READ_BATCH_MAX`](super::OPLOG_READ_BATCH_MAX) entries into
-    /// `pending`; past retention, [`Error::ChangeStreamHistoryLost`].
-    fn fill(&mut self) -> Result<()> {
+    /// Reads up to [`OPLOG_READ_BATCH_MAX`] entries into `pending`; past retention,
+    /// [`Error::ChangeStreamHistoryLost`]. `true` when it read that many and handed none out
+    /// (all were events only `showExpandedEvents` shows).
+    fn fill(&mut self) -> Result<bool> {
         let entries = self
             .inner
             .read_retained_oplog(self.next_seq, checked_entry)?;
+        let full = entries.len() >= OPLOG_READ_BATCH_MAX;
+        let before = self.pending.len();
         for (seq, entry) in entries {
             self.next_seq = seq.saturating_add(1);
+            // A stream of every namespace without `showExpandedEvents` does not show these.
+            if is_expanded_only(entry.get_str("op").unwrap_or_default()) {
+                continue;
+            }
             self.pending.push_back(StoredChange { seq, entry });
         }
-        Ok(())
+        Ok(full && self.pending.len() == before)
     }
 }
 
@@ -199,5 +212,41 @@ impl StoredChange {
             }
             _ => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test setup fails loudly")]
+
+    use bson::doc;
+
+    use crate::history::{History, IndexModel, OPLOG_READ_BATCH_MAX};
+
+    /// More than a read's worth of entries only `showExpandedEvents` shows, then an insert:
+    /// the tail hands out the insert without waiting for another commit.
+    #[tokio::test]
+    async fn a_long_run_of_command_entries_is_read_past() {
+        let (_dir, h) = History::open_temporary();
+        h.insert_one("db", "c", doc! {"_id": 0}).unwrap();
+        let mut tail = h.tail().unwrap();
+        let model = IndexModel {
+            keys: vec![("k".into(), 1)],
+            name: None,
+            unique: false,
+        };
+        // A create and a drop of the index: two entries a turn.
+        for _ in 0..OPLOG_READ_BATCH_MAX / 2 + 1 {
+            h.create_index("db", "c", &model).unwrap();
+            h.drop_index("db", "c", "k_1").unwrap();
+        }
+        h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
+        let change = tokio::time::timeout(std::time::Duration::from_secs(10), tail.next())
+            .await
+            .expect("the insert without another commit")
+            .unwrap()
+            .unwrap();
+        assert_eq!(change.operation_type(), "insert");
+        assert_eq!(change.seq(), h.oplog_range().unwrap().1);
     }
 }

@@ -1290,18 +1290,20 @@ fn check_single_value(seeded: &[&str], path: &str) -> Result<()> {
     Ok(())
 }
 
-/// MongoDB's `updateDescription` for a change from `old` to `new`: updated fields (dotted paths
-/// to new values), removed fields, and arrays that were truncated.
-pub(crate) fn describe_change(old: &Document, new: &Document) -> Document {
-    let mut updated = Document::new();
-    let mut removed = Vec::new();
-    let mut truncated = Vec::new();
-    diff_docs("", old, new, &mut updated, &mut removed, &mut truncated);
-    let mut d = Document::new();
-    d.insert("updatedFields", updated);
-    d.insert("removedFields", removed);
-    d.insert("truncatedArrays", truncated);
-    d
+/// MongoDB's `updateDescription` for a change from `old` to `new` — updated fields (dotted
+/// paths to new values), removed fields, and arrays that were truncated — and its
+/// `disambiguatedPaths` (shown with `showExpandedEvents`): each of those paths a dotted string
+/// does not say unambiguously, as the array of its parts (field names as strings, array
+/// positions as int32). A path is ambiguous when a field name in it holds a `.`, or is a
+/// number (digits without a leading zero) anywhere but first.
+pub(crate) fn describe_change(old: &Document, new: &Document) -> (Document, Document) {
+    let mut d = Description::default();
+    d.docs("", old, new);
+    let mut out = Document::new();
+    out.insert("updatedFields", d.updated);
+    out.insert("removedFields", d.removed);
+    out.insert("truncatedArrays", d.truncated);
+    (out, d.disambiguated)
 }
 
 /// Bytes MongoDB adds to a delta before comparing it with the new document
@@ -1356,72 +1358,104 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn diff_docs(
-    prefix: &str,
-    old: &Document,
-    new: &Document,
-    updated: &mut Document,
-    removed: &mut Vec<Bson>,
-    truncated: &mut Vec<Bson>,
-) {
-    for (k, nv) in new {
-        let path = join(prefix, k);
-        match old.get(k) {
-            Some(ov) => diff_values(&path, ov, nv, updated, removed, truncated),
-            None => {
-                updated.insert(path, nv.clone());
-            }
-        }
-    }
-    for k in old.keys() {
-        if !new.contains_key(k) {
-            removed.push(Bson::String(join(prefix, k)));
-        }
-    }
+/// A part of a changed path: a field name or an array position.
+#[derive(Debug)]
+enum Part {
+    Field(String),
+    Index(usize),
 }
 
-fn diff_values(
-    path: &str,
-    ov: &Bson,
-    nv: &Bson,
-    updated: &mut Document,
-    removed: &mut Vec<Bson>,
-    truncated: &mut Vec<Bson>,
-) {
-    if ov == nv {
-        return;
-    }
-    match (ov, nv) {
-        (Bson::Document(o), Bson::Document(n)) => {
-            diff_docs(path, o, n, updated, removed, truncated)
+/// [`describe_change`]'s walk: what it found so far, and the parts of the path it is at.
+#[derive(Debug, Default)]
+struct Description {
+    updated: Document,
+    removed: Vec<Bson>,
+    truncated: Vec<Bson>,
+    disambiguated: Document,
+    parts: Vec<Part>,
+}
+
+/// Digits without a leading zero: a field name a dotted path would read as an array position.
+fn is_position_like(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_digit())
+        && !(name.len() > 1 && name.starts_with('0'))
+}
+
+impl Description {
+    /// Records `path` (the current parts) in `disambiguatedPaths` when it is ambiguous.
+    fn note(&mut self, path: &str) {
+        let ambiguous = self.parts.iter().enumerate().any(|(i, part)| match part {
+            Part::Field(name) => name.contains('.') || (i > 0 && is_position_like(name)),
+            Part::Index(_) => false,
+        });
+        if ambiguous {
+            let parts: Vec<Bson> = self
+                .parts
+                .iter()
+                .map(|part| match part {
+                    Part::Field(name) => Bson::String(name.clone()),
+                    Part::Index(i) => Bson::Int32(i32::try_from(*i).unwrap_or(i32::MAX)),
+                })
+                .collect();
+            self.disambiguated.insert(path, parts);
         }
-        (Bson::Array(o), Bson::Array(n)) => {
-            if n.len() < o.len() {
-                let mut t = Document::new();
-                t.insert("field", path);
-                t.insert("newSize", i32::try_from(n.len()).unwrap_or(i32::MAX));
-                truncated.push(Bson::Document(t));
+    }
+
+    fn update(&mut self, path: String, value: &Bson) {
+        self.note(&path);
+        self.updated.insert(path, value.clone());
+    }
+
+    fn docs(&mut self, prefix: &str, old: &Document, new: &Document) {
+        for (k, nv) in new {
+            let path = join(prefix, k);
+            self.parts.push(Part::Field(k.clone()));
+            match old.get(k) {
+                Some(ov) => self.values(&path, ov, nv),
+                None => self.update(path, nv),
             }
-            for (i, nel) in n.iter().enumerate() {
-                let p = format!("{path}.{i}");
-                match o.get(i) {
-                    Some(oel) => match (oel, nel) {
-                        (Bson::Document(_), Bson::Document(_)) => {
-                            diff_values(&p, oel, nel, updated, removed, truncated)
+            self.parts.pop();
+        }
+        for k in old.keys() {
+            if !new.contains_key(k) {
+                let path = join(prefix, k);
+                self.parts.push(Part::Field(k.clone()));
+                self.note(&path);
+                self.parts.pop();
+                self.removed.push(Bson::String(path));
+            }
+        }
+    }
+
+    fn values(&mut self, path: &str, ov: &Bson, nv: &Bson) {
+        if ov == nv {
+            return;
+        }
+        match (ov, nv) {
+            (Bson::Document(o), Bson::Document(n)) => self.docs(path, o, n),
+            (Bson::Array(o), Bson::Array(n)) => {
+                if n.len() < o.len() {
+                    self.note(path);
+                    let mut t = Document::new();
+                    t.insert("field", path);
+                    t.insert("newSize", i32::try_from(n.len()).unwrap_or(i32::MAX));
+                    self.truncated.push(Bson::Document(t));
+                }
+                for (i, nel) in n.iter().enumerate() {
+                    let p = format!("{path}.{i}");
+                    self.parts.push(Part::Index(i));
+                    match o.get(i) {
+                        Some(oel @ Bson::Document(_)) if matches!(nel, Bson::Document(_)) => {
+                            self.values(&p, oel, nel);
                         }
-                        _ if oel != nel => {
-                            updated.insert(p, nel.clone());
-                        }
-                        _ => {}
-                    },
-                    None => {
-                        updated.insert(p, nel.clone());
+                        Some(oel) if oel == nel => {}
+                        _ => self.update(p, nel),
                     }
+                    self.parts.pop();
                 }
             }
-        }
-        _ => {
-            updated.insert(path.to_owned(), nv.clone());
+            _ => self.update(path.to_owned(), nv),
         }
     }
 }

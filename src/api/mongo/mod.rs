@@ -534,8 +534,10 @@ fn run_action(
             json!({"dropped": name})
         }
         "listCollections" => {
-            let names = h.list_collections(db)?;
-            json!({"collections": names.into_iter().map(|n| json!({"name": n, "type": "collection"})).collect::<Vec<_>>()})
+            let colls = h.list_collection_uuids(db)?;
+            let info =
+                |uuid: bson::Uuid| json!({"readOnly": false, "uuid": format.value(uuid.into())});
+            json!({"collections": colls.into_iter().map(|(n, uuid)| json!({"name": n, "type": "collection", "info": info(uuid)})).collect::<Vec<_>>()})
         }
         _ => json!({"dropped": h.drop_collection(db, coll)?}),
     })

@@ -1,6 +1,6 @@
 //! Change streams over Server-Sent Events: `GET /mongo/watch?db=&coll=&fullDocument=
-//! &fullDocumentBeforeChange=&resumeAfter=&startAfter=&startAtOperationTime=&heartbeatMs=
-//! &pipeline=`, where `pipeline` is the stream's stages as a JSON array (Extended JSON, relaxed
+//! &fullDocumentBeforeChange=&showExpandedEvents=&resumeAfter=&startAfter=
+//! &startAtOperationTime=&heartbeatMs=&pipeline=`, where `pipeline` is the stream's stages as a JSON array (Extended JSON, relaxed
 //! or canonical), as a driver's `watch([...])` takes them.
 //!
 //! Each change event is an SSE message whose `id:` is its resume token (`_id._data`) and whose
@@ -49,6 +49,8 @@ pub(crate) struct WatchQuery {
     coll: Option<String>,
     full_document: Option<String>,
     full_document_before_change: Option<String>,
+    /// `true` or `false`.
+    show_expanded_events: Option<String>,
     resume_after: Option<String>,
     start_after: Option<String>,
     /// `seconds` or `seconds.increment`.
@@ -136,6 +138,15 @@ pub(crate) async fn watch(
                 .map(FullDocumentBeforeChange::parse)
                 .transpose()?
                 .unwrap_or_default(),
+            show_expanded_events: match q.show_expanded_events.as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(history::Error::BadValue(format!(
+                        "showExpandedEvents must be true or false, not `{other}`"
+                    )));
+                }
+            },
             pipeline,
         })
     };
