@@ -1529,7 +1529,10 @@ fn replace_root_replace_with_and_sort_by_count() {
     let (code, _, message) = on_empty(&h, &[doc! {"$replaceRoot": {}}]);
     assert_eq!(
         (code, message.as_str()),
-        (40231, "no newRoot specified for the $replaceRoot stage")
+        (
+            40414,
+            "BSON field '$replaceRoot.newRoot' is missing but a required field"
+        )
     );
 }
 

@@ -1180,7 +1180,7 @@ pub(crate) fn render_value(v: &Bson) -> String {
 }
 
 /// 2^63 as a double: one past `i64::MAX`.
-const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+pub(crate) const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
 #[cfg(test)]
 mod tests {

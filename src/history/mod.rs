@@ -2558,7 +2558,6 @@ type Visit<'a> = dyn FnMut(&[u8], Document, usize) -> Result<bool> + 'a;
 /// Index entries to write: key → `Some(encoded _id)` put, `None` removed.
 type IndexChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
-/// Appends a change event's `key` field, `{_id: id}`.
 /// Appends an oplog entry's namespace and collection UUID: `db`, `coll`, `ui`.
 fn append_event_ns(out: &mut Vec<u8>, w: &RawWriter, meta: &CollectionMeta) -> Result<()> {
     w.append_str(out, "db", &meta.db)?;
@@ -2566,6 +2565,7 @@ fn append_event_ns(out: &mut Vec<u8>, w: &RawWriter, meta: &CollectionMeta) -> R
     w.append_uuid(out, "ui", meta.uuid)
 }
 
+/// Appends a change event's `key` field, `{_id: id}`.
 fn append_event_key(out: &mut Vec<u8>, w: &RawWriter, id: &Bson) -> Result<()> {
     let key = w.open_child(out, "key")?;
     key.append_value(out, "_id", id)?;

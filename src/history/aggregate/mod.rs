@@ -486,7 +486,7 @@ enum Stage<'p> {
     Limit(usize),
     Skip(usize),
     Count(&'p str),
-    Unwind(&'p Bson),
+    Unwind(UnwindSpec<'p>),
     Group(GroupSpec<'p>),
     Lookup(Box<stages::Lookup<'p>>),
     GraphLookup(Box<graph::GraphLookup<'p>>),
@@ -538,18 +538,8 @@ impl<'p> Stage<'p> {
             "$sort" => Self::Sort(Sort::parse(doc_arg()?)?),
             "$limit" => Self::Limit(count_arg(arg, "$limit")?),
             "$skip" => Self::Skip(count_arg(arg, "$skip")?),
-            "$count" => {
-                let Bson::String(field) = arg else {
-                    return Err(Error::bad("the count field must be a non-empty string"));
-                };
-                if field.is_empty() || field.starts_with('$') || field.contains('.') {
-                    return Err(Error::bad(
-                        "the count field must be a non-empty string without '$' or '.'",
-                    ));
-                }
-                Self::Count(field)
-            }
-            "$unwind" => Self::Unwind(arg),
+            "$count" => Self::Count(count_field(arg)?),
+            "$unwind" => Self::Unwind(parse_unwind(arg)?),
             "$group" => Self::Group(GroupSpec::parse(doc_arg()?, now_ms)?),
             "$lookup" => Self::Lookup(Box::new(stages::Lookup::parse(arg, cx)?)),
             "$graphLookup" => Self::GraphLookup(Box::new(graph::GraphLookup::parse(arg, cx)?)),
@@ -573,19 +563,22 @@ impl<'p> Stage<'p> {
                 Self::SetWindowFields(Box::new(window::SetWindowFields::parse(arg, now_ms)?))
             }
             "$sortByCount" => {
-                if !stages::is_expression(arg) {
-                    return Err(expr::parse_error(
-                        if matches!(arg, Bson::Document(_)) {
-                            40147
-                        } else {
-                            40148
-                        },
-                        if matches!(arg, Bson::Document(_)) {
-                            "the sortByCount field must be specified as an expression".to_owned()
-                        } else {
-                            "the sortByCount field must be defined as a $-prefixed path or an expression".to_owned()
-                        },
-                    ));
+                // MongoDB's checks: an object's first field or a string must start with `$`.
+                const NOT_AN_EXPRESSION: &str = "the sortByCount field must be defined as a $-prefixed path or an expression inside an object";
+                match arg {
+                    Bson::Document(d) if !d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+                        return Err(expr::parse_error(40147, NOT_AN_EXPRESSION));
+                    }
+                    Bson::String(s) if !s.starts_with('$') => {
+                        return Err(expr::parse_error(40148, NOT_AN_EXPRESSION));
+                    }
+                    Bson::Document(_) | Bson::String(_) => {}
+                    _ => {
+                        return Err(expr::parse_error(
+                            40149,
+                            "the sortByCount field must be specified as a string or as an object",
+                        ));
+                    }
                 }
                 out.push(Self::Group(GroupSpec {
                     id: compile(arg)?,
@@ -739,7 +732,7 @@ impl<'p> Stage<'p> {
                     vec![d]
                 }
             }
-            Self::Unwind(arg) => unwind(arg, docs, budget("$unwind"))?,
+            Self::Unwind(spec) => unwind(spec, docs, budget("$unwind"))?,
             Self::Group(spec) => group(spec, docs, budget("$group"))?,
             Self::Lookup(l) => l.run(cx, docs)?,
             Self::GraphLookup(g) => g.run(cx, docs)?,
@@ -762,44 +755,251 @@ impl<'p> Stage<'p> {
     }
 }
 
+/// `$limit`'s or `$skip`'s count, read as MongoDB's `parseIntegerElementToNonNegativeLong`
+/// reads it: an integral number that fits a 64-bit integer, not negative (5107201 for `$limit`,
+/// 5107200 for `$skip`, with its reasons, checked in its order); a `$limit` of 0 is 15958.
 fn count_arg(arg: &Bson, name: &str) -> Result<usize> {
-    let n = document::as_f64(arg)
-        .filter(|n| n.fract() == 0.0 && *n >= 0.0)
-        .ok_or_else(|| {
-            Error::bad(format!(
-                "invalid argument to {name} stage: expected a non-negative integer"
-            ))
-        })?;
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "non-negative integral, checked above"
-    )]
-    Ok(n as usize)
+    let code = if name == "$limit" {
+        5_107_201
+    } else {
+        5_107_200
+    };
+    let refuse = |reason: &str| {
+        expr::parse_error(
+            code,
+            format!(
+                "invalid argument to {name} stage: {reason}: {name}: {}",
+                element_text(arg)
+            ),
+        )
+    };
+    let in_range = |d: f64| (-document::TWO_POW_63..document::TWO_POW_63).contains(&d);
+    let n = match arg {
+        Bson::Int32(n) => i64::from(*n),
+        Bson::Int64(n) => *n,
+        Bson::Double(d) if d.is_nan() => {
+            return Err(refuse("Expected an integer, but found NaN in"));
+        }
+        Bson::Double(d) if !in_range(*d) => {
+            return Err(refuse("Cannot represent as a 64-bit integer"));
+        }
+        Bson::Double(d) if d.fract() != 0.0 => return Err(refuse("Expected an integer")),
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "integral and within the i64 range, checked above"
+        )]
+        Bson::Double(d) => *d as i64,
+        Bson::Decimal128(_) => {
+            // Exact only: the nearest i64 must compare equal to the decimal.
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "within the i64 range, checked first"
+            )]
+            let exact = document::as_f64(arg)
+                .filter(|d| in_range(*d))
+                .map(|d| d as i64)
+                .filter(|n| {
+                    decimal::compare(arg, &Bson::Int64(*n)) == Some(std::cmp::Ordering::Equal)
+                });
+            exact.ok_or_else(|| refuse("Cannot represent as a 64-bit integer"))?
+        }
+        _ => return Err(refuse("Expected a number in")),
+    };
+    if n < 0 {
+        return Err(refuse("Expected a non-negative number in"));
+    }
+    if n == 0 && name == "$limit" {
+        return Err(expr::parse_error(15958, "the limit must be positive"));
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// `$unwind`; the copies it makes of each document count against `held`.
-fn unwind(arg: &Bson, docs: Vec<Document>, mut held: MemoryBudget) -> Result<Vec<Document>> {
-    let (path, index_field, preserve) = match arg {
-        Bson::String(s) => (s.clone(), None, false),
-        Bson::Document(d) => (
-            d.get_str("path")
-                .map_err(|_| Error::bad("$unwind requires a path"))?
-                .to_owned(),
-            d.get_str("includeArrayIndex").ok().map(str::to_owned),
-            d.get_bool("preserveNullAndEmptyArrays").unwrap_or(false),
-        ),
-        _ => {
-            return Err(Error::bad(
-                "expected either a string or an object as specification for $unwind stage",
+/// A stage's argument as MongoDB's `BSONElement::toString` writes it into a message: a double
+/// as `%.16g`, with `.0` added when that has no `.`, `E` or `N` (`1e+19.0`, `nan.0`); any
+/// other value as [`document::render_value`].
+fn element_text(v: &Bson) -> String {
+    match v {
+        Bson::Double(d) => {
+            let mut text = text::format_g_digits(*d, 16);
+            if !text.contains(['.', 'E', 'N']) {
+                text.push_str(".0");
+            }
+            text
+        }
+        other => document::render_value(other),
+    }
+}
+
+/// `$count`'s field, checked as MongoDB 7.0 does (40156–40160; `_id` fails in the `$group`
+/// it stands for, 15948).
+fn count_field(arg: &Bson) -> Result<&str> {
+    let Bson::String(field) = arg else {
+        return Err(expr::parse_error(
+            40156,
+            "the count field must be a non-empty string",
+        ));
+    };
+    let (code, message) = if field.is_empty() {
+        (40157, "the count field must be a non-empty string")
+    } else if field.starts_with('$') {
+        (40158, "the count field cannot be a $-prefixed path")
+    } else if field.contains('\0') {
+        (40159, "the count field cannot contain a null byte")
+    } else if field.contains('.') {
+        (40160, "the count field cannot contain '.'")
+    } else if field == "_id" {
+        (15948, "a group's _id may only be specified once")
+    } else {
+        return Ok(field);
+    };
+    Err(expr::parse_error(code, message))
+}
+
+/// `$unwind`'s specification: the unwound field's path (without its `$`), the field that
+/// receives each element's index, and whether a document without elements is kept.
+#[derive(Debug)]
+struct UnwindSpec<'p> {
+    path: &'p str,
+    index: Option<&'p str>,
+    preserve: bool,
+}
+
+/// Parses `$unwind` as MongoDB's `DocumentSourceUnwind::createFromBson`: the object form's
+/// options checked in their order, then the path (codes 15981, 28808–28812, 28818, 28822 and
+/// [`field_path`]'s).
+fn parse_unwind(arg: &Bson) -> Result<UnwindSpec<'_>> {
+    let type_of = |v: &Bson| query::type_name(Some(v));
+    let (path, index, preserve) = match arg {
+        Bson::String(s) => (s.as_str(), None, false),
+        Bson::Document(d) => {
+            let (mut path, mut index, mut preserve) = ("", None, false);
+            for (k, v) in d {
+                match (k.as_str(), v) {
+                    ("path", Bson::String(s)) => path = s,
+                    ("path", other) => {
+                        return Err(expr::parse_error(
+                            28808,
+                            format!(
+                                "expected a string as the path for $unwind stage, got {}",
+                                type_of(other)
+                            ),
+                        ));
+                    }
+                    ("preserveNullAndEmptyArrays", Bson::Boolean(b)) => preserve = *b,
+                    ("preserveNullAndEmptyArrays", other) => {
+                        return Err(expr::parse_error(
+                            28809,
+                            format!(
+                                "expected a boolean for the preserveNullAndEmptyArrays option to $unwind stage, got {}",
+                                type_of(other)
+                            ),
+                        ));
+                    }
+                    ("includeArrayIndex", Bson::String(s)) if !s.is_empty() => {
+                        if s.starts_with('$') {
+                            return Err(expr::parse_error(
+                                28822,
+                                format!(
+                                    "includeArrayIndex option to $unwind stage should not be prefixed with a '$': {s}"
+                                ),
+                            ));
+                        }
+                        index = Some(s.as_str());
+                    }
+                    ("includeArrayIndex", other) => {
+                        // MongoDB's text, with its two spaces.
+                        return Err(expr::parse_error(
+                            28810,
+                            format!(
+                                "expected a non-empty string for the includeArrayIndex  option to $unwind stage, got {}",
+                                type_of(other)
+                            ),
+                        ));
+                    }
+                    (other, _) => {
+                        return Err(expr::parse_error(
+                            28811,
+                            format!("unrecognized option to $unwind stage: {other}"),
+                        ));
+                    }
+                }
+            }
+            (path, index, preserve)
+        }
+        other => {
+            return Err(expr::parse_error(
+                15981,
+                format!(
+                    "expected either a string or an object as specification for $unwind stage, got {}",
+                    type_of(other)
+                ),
             ));
         }
     };
+    if path.is_empty() {
+        return Err(expr::parse_error(
+            28812,
+            "no path specified to $unwind stage",
+        ));
+    }
     let Some(field) = path.strip_prefix('$') else {
-        return Err(Error::bad(
-            "path option to $unwind stage should be prefixed with a '$'",
+        return Err(expr::parse_error(
+            28818,
+            format!("path option to $unwind stage should be prefixed with a '$': {path}"),
         ));
     };
+    Ok(UnwindSpec {
+        path: field_path(field)?,
+        index: index.map(field_path).transpose()?,
+        preserve,
+    })
+}
+
+/// A path as MongoDB's `FieldPath` checks it: not empty (40352), not ending in `.` (40353),
+/// no empty part (15998), no part starting with `$` (16410) but a DBRef's `$id`, `$ref` and
+/// `$db`; at most `PATH_PARTS_MAX` parts.
+fn field_path(path: &str) -> Result<&str> {
+    if path.is_empty() {
+        return Err(expr::parse_error(
+            40352,
+            "FieldPath cannot be constructed with empty string",
+        ));
+    }
+    if path.ends_with('.') {
+        return Err(expr::parse_error(
+            40353,
+            "FieldPath must not end with a '.'.",
+        ));
+    }
+    for part in path.split('.') {
+        if part.is_empty() {
+            return Err(expr::parse_error(
+                15998,
+                "FieldPath field names may not be empty strings.",
+            ));
+        }
+        if part.starts_with('$') && !matches!(part, "$id" | "$ref" | "$db") {
+            return Err(expr::parse_error(
+                16410,
+                "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
+            ));
+        }
+    }
+    split_path(path)?;
+    Ok(path)
+}
+
+/// `$unwind`; the copies it makes of each document count against `held`.
+fn unwind(
+    spec: &UnwindSpec<'_>,
+    docs: Vec<Document>,
+    mut held: MemoryBudget,
+) -> Result<Vec<Document>> {
+    let UnwindSpec {
+        path: field,
+        index: index_field,
+        preserve,
+    } = *spec;
     let parts = split_path(field)?;
     let mut out = Vec::new();
     for d in docs {

@@ -72,8 +72,8 @@ impl Reshape {
                 }
                 let Some(new_root) = new_root else {
                     return Err(expr::parse_error(
-                        40231,
-                        "no newRoot specified for the $replaceRoot stage",
+                        40414,
+                        "BSON field '$replaceRoot.newRoot' is missing but a required field",
                     ));
                 };
                 Self::Root(expr::compile(new_root, now_ms)?, "'newRoot' expression ")

@@ -532,16 +532,24 @@ fn index_of_cp(vals: &[Option<Bson>]) -> Result<Option<Bson>> {
 /// A double as C's `printf("%g")` (six significant digits), as MongoDB's string builder
 /// writes one.
 pub(crate) fn format_g(x: f64) -> String {
+    format_g_digits(x, 6)
+}
+
+/// A double as C's `printf("%.{digits}g")` (`digits` ≥ 1 significant digits, trailing zeros
+/// dropped).
+pub(crate) fn format_g_digits(x: f64, digits: usize) -> String {
     if let Some(text) = format_special(x, "nan", "inf") {
         return text;
     }
-    let e = format!("{x:.5e}");
+    let digits = digits.max(1);
+    let e = format!("{x:.prec$e}", prec = digits - 1);
     let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..6).contains(&exp) {
+    let limit = i32::try_from(digits).unwrap_or(i32::MAX);
+    if exp < -4 || exp >= limit {
         return format!("{}e{}", trim_zeros(mantissa), exponent(exp));
     }
-    let decimals = usize::try_from(5 - exp).unwrap_or(0);
+    let decimals = usize::try_from(limit - 1 - exp).unwrap_or(0);
     trim_zeros(&format!("{x:.decimals$}")).to_owned()
 }
 
