@@ -18,7 +18,8 @@ mod history_common;
 
 use bson::{Bson, Document, doc};
 use streamcache::history::{
-    ChangeStream, History, IndexModel, UpdateOptions, WatchOptions, WatchScope,
+    ChangeStream, DOCUMENT_BYTES_MAX, History, HistoryConfig, IndexModel, InsertManyOptions,
+    UpdateOptions, WatchOptions, WatchScope,
 };
 
 /// The fields of a `create`, `createIndexes` or `dropIndexes` event, in order.
@@ -481,4 +482,106 @@ fn collection_uuids_last_across_a_reopen() {
         events[3].get("collectionUUID"),
         Some(&Bson::from(before[1].1))
     );
+}
+
+#[test]
+fn a_change_whose_paths_read_alike_is_logged_as_a_replacement() {
+    let (_dir, h) = history_common::open();
+    h.insert_one("db", "c", doc! {"_id": 1, "a.b": 1, "a": {"b": 1}})
+        .unwrap();
+    let mut s = watch(&h, coll("db", "c"), expanded());
+    // The field named `a.b` and the field `b` of `a` both change: `updatedFields` would need
+    // the key `a.b` twice.
+    let pipeline = vec![doc! {"$replaceWith": {"$setField": {
+        "field": "a.b",
+        "input": {"$mergeObjects": ["$$ROOT", {"a": {"b": 3}}]},
+        "value": 2,
+    }}}];
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &pipeline,
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    let events = drain(&mut s);
+    assert_eq!(ops(&events), ["replace"]);
+    assert_eq!(
+        events[0].get_document("fullDocument").unwrap(),
+        &doc! {"_id": 1, "a.b": 2, "a": {"b": 3}}
+    );
+}
+
+#[test]
+fn a_collection_is_created_only_for_a_document_it_accepts() {
+    let (_dir, h) = history_common::open();
+    let mut s = watch(&h, WatchScope::All, expanded());
+    let too_large = doc! {"pad": "x".repeat(DOCUMENT_BYTES_MAX)};
+    let unordered = InsertManyOptions { ordered: false };
+    let result = h
+        .insert_many_with("db", "many", vec![too_large.clone()], unordered)
+        .unwrap();
+    assert_eq!(result.write_errors.len(), 1);
+    assert!(h.list_collections("db").unwrap().is_empty());
+    assert!(drain(&mut s).is_empty(), "no create, no insert");
+    // With a document it accepts, the collection and its create come with that document.
+    let result = h
+        .insert_many_with("db", "many", vec![too_large, doc! {"_id": 1}], unordered)
+        .unwrap();
+    assert_eq!(result.write_errors.len(), 1);
+    assert_eq!(ops(&drain(&mut s)), ["create", "insert"]);
+}
+
+#[test]
+fn retention_removes_a_commit_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HistoryConfig {
+        oplog_bytes_max: 1_300,
+        ..HistoryConfig::default()
+    };
+    let clock = streamcache::clock::ManualClock::shared(history_common::START_MS);
+    let h = History::open(dir.path(), config, clock).unwrap();
+    let mut all = watch(&h, WatchScope::All, expanded());
+    h.insert_one("db", "c", doc! {"_id": 1}).unwrap();
+    let first = drain(&mut all);
+    assert_eq!(ops(&first), ["create", "insert"]);
+    let t1 = first[1].get_timestamp("clusterTime").unwrap();
+    // Past the size bound: the create alone would do, but its commit's insert goes with it.
+    h.insert_one("db", "c", doc! {"_id": 2, "pad": "x".repeat(1_000)})
+        .unwrap();
+    assert_eq!(h.oplog_range().unwrap(), (3, 3));
+    let from_t1 = h.watch(
+        WatchScope::All,
+        WatchOptions {
+            start_at_operation_time: Some(t1),
+            ..WatchOptions::default()
+        },
+    );
+    assert_eq!(from_t1.unwrap_err().code(), 286, "its insert is gone too");
+}
+
+#[test]
+fn a_database_stream_sees_a_collection_renamed_into_it() {
+    let (_dir, h) = history_common::open();
+    h.insert_one("a", "c", doc! {"_id": 1}).unwrap();
+    let mut destination = watch(
+        &h,
+        WatchScope::Database("b".into()),
+        WatchOptions::default(),
+    );
+    let mut source = watch(
+        &h,
+        WatchScope::Database("a".into()),
+        WatchOptions::default(),
+    );
+    h.rename_collection("a", "c", "b", "d").unwrap();
+    h.insert_one("b", "d", doc! {"_id": 2}).unwrap();
+    let events = drain(&mut destination);
+    assert_eq!(ops(&events), ["rename", "insert"]);
+    assert_eq!(
+        events[0].get_document("to").unwrap(),
+        &doc! {"db": "b", "coll": "d"}
+    );
+    assert_eq!(ops(&drain(&mut source)), ["rename"]);
 }

@@ -418,24 +418,23 @@ impl ChangeStream {
     fn in_scope(&self, entry: &Document) -> bool {
         let db = entry.get_str("db").unwrap_or_default();
         let coll = entry.get_str("coll").unwrap_or_default();
-        if !self.options.show_expanded_events
-            && is_expanded_only(entry.get_str("op").unwrap_or_default())
-        {
+        let op = entry.get_str("op").unwrap_or_default();
+        if !self.options.show_expanded_events && is_expanded_only(op) {
             return false;
         }
+        // A rename's target: a rename onto the watched name (`$out` replacing it, or a rename
+        // to a collection the stream was opened on before it existed) is its event too, as
+        // MongoDB matches `o.to`; so is a rename into the watched database from another.
+        let to = (op == "rename")
+            .then(|| entry.get_document("to").ok())
+            .flatten();
+        let to_db = to.and_then(|t| t.get_str("db").ok());
+        let to_coll = to.and_then(|t| t.get_str("coll").ok());
         match &self.scope {
             WatchScope::All => true,
-            WatchScope::Database(d) => d == db,
+            WatchScope::Database(d) => d == db || to_db == Some(d.as_str()),
             WatchScope::Collection { db: d, coll: c } => {
-                let op = entry.get_str("op").unwrap_or_default();
-                // A rename onto the watched name (`$out` replacing it, or a rename to a
-                // collection the stream was opened on before it existed) is its event too,
-                // as MongoDB matches `o.to`.
-                let renamed_onto = op == "rename"
-                    && entry.get_document("to").is_ok_and(|to| {
-                        to.get_str("db").ok() == Some(d.as_str())
-                            && to.get_str("coll").ok() == Some(c.as_str())
-                    });
+                let renamed_onto = to_db == Some(d.as_str()) && to_coll == Some(c.as_str());
                 renamed_onto || (d == db && (c == coll || op == "dropDatabase"))
             }
         }

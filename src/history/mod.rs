@@ -1650,9 +1650,11 @@ impl History {
 
     /// `$out`'s writes, in one batch: `docs` go into a new collection `tmp.agg_out.<uuid>` of
     /// `db` that has the indexes of `db.coll`, which is then renamed over `db.coll` (replacing
-    /// its documents and index entries). The change events are MongoDB's: an insert into the
-    /// temporary collection per document, then its `rename` to the target (which ends a stream
-    /// on the target). Nothing is written when any insert fails.
+    /// its documents and index entries). The change events are MongoDB's: the temporary
+    /// collection's `create` and `createIndexes` (shown with `showExpandedEvents`), an insert
+    /// into it per document, then its `rename` to the target with the target's UUID as
+    /// `dropTarget` (which ends a stream on the target). Nothing is written when any insert
+    /// fails.
     pub(crate) fn replace_collection(
         &self,
         db: &str,
@@ -2816,7 +2818,11 @@ impl Inner {
             let (k, v) = kv?;
             let over_size = next.oplog_bytes > self.config.oplog_bytes_max;
             let (wall, ts) = entry_times(&v)?;
-            if !over_size && wall >= cutoff_ms {
+            // A commit goes whole (its entries share `ts`): a stream that starts at its time
+            // either has all of its events or is told they are lost, never only some of them
+            // (the `create` before an insert, which a classic stream does not show).
+            let rest_of_commit = removed > 0 && ts == next.trimmed_ts;
+            if !over_size && wall >= cutoff_ms && !rest_of_commit {
                 next.oldest_wall_ms = Some(wall);
                 break;
             }
@@ -3207,6 +3213,13 @@ impl Txn<'_> {
                 id
             }
         };
+        if self.collection(db, coll, false)?.is_none() {
+            // A collection is created only for a document it accepts: the checks its first
+            // write makes (the key's length, the document's encoding) run before it exists.
+            let encoded_id = keys::encode_key_value(&id, KeyFormat::CURRENT);
+            keys::check_key(&doc_key(0, &encoded_id))?;
+            encode_document_into(&document, &mut Vec::new())?;
+        }
         let meta = self.collection_for_write(db, coll)?;
         let encoded_id = keys::encode_key_value(&id, meta.key_format);
         if self.doc_exists(&meta, &encoded_id)? {
@@ -3484,10 +3497,12 @@ impl Txn<'_> {
         let post = self.write_doc(&meta, encoded_id, Some(&old), Some(&new))?;
         let change = match update {
             Update::Replace(_) => None,
-            Update::Ops(..) => Some(update::describe_change(&old, &new)),
+            // A change `updatedFields` cannot hold (two paths with one dotted string) is
+            // logged as a replacement.
+            Update::Ops(..) => update::describe_change(&old, &new),
             // MongoDB logs a pipeline's change as a delta unless the delta would outgrow the
             // new document; then as a replacement.
-            Update::Pipeline(_) => Some(update::describe_change(&old, &new))
+            Update::Pipeline(_) => update::describe_change(&old, &new)
                 .filter(|(c, _)| update::delta_fits(c, document::bson_size(&new))),
         };
         let replace = change.is_none();

@@ -1296,14 +1296,21 @@ fn check_single_value(seeded: &[&str], path: &str) -> Result<()> {
 /// does not say unambiguously, as the array of its parts (field names as strings, array
 /// positions as int32). A path is ambiguous when a field name in it holds a `.`, or is a
 /// number (digits without a leading zero) anywhere but first.
-pub(crate) fn describe_change(old: &Document, new: &Document) -> (Document, Document) {
+///
+/// `None` when two changed paths read the same as a dotted string (a field named `a.b` and
+/// the field `b` of `a`): `updatedFields` cannot hold both, and the caller logs the change as a
+/// replacement instead.
+pub(crate) fn describe_change(old: &Document, new: &Document) -> Option<(Document, Document)> {
     let mut d = Description::default();
     d.docs("", old, new);
+    if d.collided {
+        return None;
+    }
     let mut out = Document::new();
     out.insert("updatedFields", d.updated);
     out.insert("removedFields", d.removed);
     out.insert("truncatedArrays", d.truncated);
-    (out, d.disambiguated)
+    Some((out, d.disambiguated))
 }
 
 /// Bytes MongoDB adds to a delta before comparing it with the new document
@@ -1360,19 +1367,23 @@ fn join(prefix: &str, key: &str) -> String {
 
 /// A part of a changed path: a field name or an array position.
 #[derive(Debug)]
-enum Part {
-    Field(String),
+enum Part<'a> {
+    Field(&'a str),
     Index(usize),
 }
 
 /// [`describe_change`]'s walk: what it found so far, and the parts of the path it is at.
 #[derive(Debug, Default)]
-struct Description {
+struct Description<'a> {
     updated: Document,
     removed: Vec<Bson>,
     truncated: Vec<Bson>,
     disambiguated: Document,
-    parts: Vec<Part>,
+    parts: Vec<Part<'a>>,
+    /// A recorded path had a field name holding a `.`: only then can two paths collide.
+    dotted: bool,
+    /// Two changed paths had the same dotted string.
+    collided: bool,
 }
 
 /// Digits without a leading zero: a field name a dotted path would read as an array position.
@@ -1382,9 +1393,20 @@ fn is_position_like(name: &str) -> bool {
         && !(name.len() > 1 && name.starts_with('0'))
 }
 
-impl Description {
-    /// Records `path` (the current parts) in `disambiguatedPaths` when it is ambiguous.
+impl<'a> Description<'a> {
+    /// Records `path` (the current parts) in `disambiguatedPaths` when it is ambiguous; marks
+    /// the description collided when `path` was recorded already.
     fn note(&mut self, path: &str) {
+        self.dotted |= self
+            .parts
+            .iter()
+            .any(|part| matches!(part, Part::Field(name) if name.contains('.')));
+        if self.dotted
+            && (self.updated.contains_key(path)
+                || self.removed.iter().any(|r| r.as_str() == Some(path)))
+        {
+            self.collided = true;
+        }
         let ambiguous = self.parts.iter().enumerate().any(|(i, part)| match part {
             Part::Field(name) => name.contains('.') || (i > 0 && is_position_like(name)),
             Part::Index(_) => false,
@@ -1394,7 +1416,7 @@ impl Description {
                 .parts
                 .iter()
                 .map(|part| match part {
-                    Part::Field(name) => Bson::String(name.clone()),
+                    Part::Field(name) => Bson::String((*name).to_owned()),
                     Part::Index(i) => Bson::Int32(i32::try_from(*i).unwrap_or(i32::MAX)),
                 })
                 .collect();
@@ -1407,10 +1429,10 @@ impl Description {
         self.updated.insert(path, value.clone());
     }
 
-    fn docs(&mut self, prefix: &str, old: &Document, new: &Document) {
+    fn docs(&mut self, prefix: &str, old: &'a Document, new: &'a Document) {
         for (k, nv) in new {
             let path = join(prefix, k);
-            self.parts.push(Part::Field(k.clone()));
+            self.parts.push(Part::Field(k));
             match old.get(k) {
                 Some(ov) => self.values(&path, ov, nv),
                 None => self.update(path, nv),
@@ -1420,7 +1442,7 @@ impl Description {
         for k in old.keys() {
             if !new.contains_key(k) {
                 let path = join(prefix, k);
-                self.parts.push(Part::Field(k.clone()));
+                self.parts.push(Part::Field(k));
                 self.note(&path);
                 self.parts.pop();
                 self.removed.push(Bson::String(path));
@@ -1428,7 +1450,7 @@ impl Description {
         }
     }
 
-    fn values(&mut self, path: &str, ov: &Bson, nv: &Bson) {
+    fn values(&mut self, path: &str, ov: &'a Bson, nv: &'a Bson) {
         if ov == nv {
             return;
         }
