@@ -77,6 +77,18 @@ fn index(keys: &[(&str, i32)], unique: bool) -> IndexModel {
     }
 }
 
+/// Runs the pipeline-style update on `db.c`'s document 1.
+fn update_first(h: &History, pipeline: &[Document]) {
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        pipeline,
+        UpdateOptions::default(),
+    )
+    .unwrap();
+}
+
 fn coll(db: &str, coll: &str) -> WatchScope {
     WatchScope::Collection {
         db: db.into(),
@@ -422,14 +434,7 @@ fn a_field_name_holding_a_dot_is_disambiguated_at_any_depth() {
         "input": {"$setField": {"field": "sub.obj", "input": "$$ROOT", "value": {"k": 1}}},
         "value": 7,
     }}}];
-    h.update(
-        "db",
-        "c",
-        &doc! {"_id": 1},
-        &pipeline,
-        UpdateOptions::default(),
-    )
-    .unwrap();
+    update_first(&h, &pipeline);
     let events = drain(&mut s);
     assert_eq!(ops(&events), ["update"]);
     let description = events[0].get_document("updateDescription").unwrap();
@@ -497,14 +502,7 @@ fn a_change_whose_paths_read_alike_is_logged_as_a_replacement() {
         "input": {"$mergeObjects": ["$$ROOT", {"a": {"b": 3}}]},
         "value": 2,
     }}}];
-    h.update(
-        "db",
-        "c",
-        &doc! {"_id": 1},
-        &pipeline,
-        UpdateOptions::default(),
-    )
-    .unwrap();
+    update_first(&h, &pipeline);
     let events = drain(&mut s);
     assert_eq!(ops(&events), ["replace"]);
     assert_eq!(

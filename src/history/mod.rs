@@ -3213,14 +3213,17 @@ impl Txn<'_> {
                 id
             }
         };
-        if self.collection(db, coll, false)?.is_none() {
-            // A collection is created only for a document it accepts: the checks its first
-            // write makes (the key's length, the document's encoding) run before it exists.
-            let encoded_id = keys::encode_key_value(&id, KeyFormat::CURRENT);
-            keys::check_key(&doc_key(0, &encoded_id))?;
-            encode_document_into(&document, &mut Vec::new())?;
-        }
-        let meta = self.collection_for_write(db, coll)?;
+        let meta = match self.collection(db, coll, false)? {
+            Some(meta) => meta,
+            None => {
+                // A collection is created only for a document it accepts: the checks its
+                // first write makes (the key's length, the document's encoding) run first.
+                let encoded_id = keys::encode_key_value(&id, KeyFormat::CURRENT);
+                keys::check_key(&doc_key(0, &encoded_id))?;
+                encode_document_into(&document, &mut Vec::new())?;
+                self.create_collection(db, coll, false)?
+            }
+        };
         let encoded_id = keys::encode_key_value(&id, meta.key_format);
         if self.doc_exists(&meta, &encoded_id)? {
             return Err(Error::DuplicateKey {
