@@ -3942,6 +3942,45 @@ mod tests {
         ));
     }
 
+    /// A collection record keeps its UUID; one written before UUIDs gets a fresh one, and a
+    /// mistyped one (not binary subtype 4 of 16 bytes) is corrupt.
+    #[test]
+    fn a_collection_record_keeps_its_uuid_and_a_mistyped_one_is_corrupt() {
+        let meta = CollectionMeta {
+            id: 3,
+            db: "shop".into(),
+            coll: "orders".into(),
+            indexes: Vec::new(),
+            key_format: KeyFormat::V3,
+            uuid: bson::Uuid::new(),
+        };
+        let d = meta.to_document();
+        assert_eq!(CollectionMeta::from_document(&d).unwrap().uuid, meta.uuid);
+        let mut legacy = d.clone();
+        legacy.remove("uuid");
+        let given = CollectionMeta::from_document(&legacy).unwrap().uuid;
+        assert_ne!(given, meta.uuid, "a fresh one");
+        let binary = |subtype, bytes: Vec<u8>| Bson::Binary(bson::Binary { subtype, bytes });
+        for damaged in [
+            Bson::String(meta.uuid.to_string()),
+            binary(
+                bson::spec::BinarySubtype::Generic,
+                meta.uuid.bytes().to_vec(),
+            ),
+            binary(bson::spec::BinarySubtype::Uuid, vec![1; 15]),
+        ] {
+            let mut bad = d.clone();
+            bad.insert("uuid", damaged.clone());
+            assert!(
+                matches!(
+                    CollectionMeta::from_document(&bad),
+                    Err(Error::Corrupt { .. })
+                ),
+                "{damaged}"
+            );
+        }
+    }
+
     /// The catalog state, an index definition and an oplog entry's date are read back as
     /// written, and a record missing a field or holding the wrong type is corrupt, not a zero
     /// or a default.
