@@ -17,7 +17,7 @@ use bson::{Bson, Document, doc};
 use history_common::open;
 use streamcache::history::{
     self, DOCUMENT_BYTES_MAX, Error, FindAndModifyOptions, FindOptions, NESTING_DEPTH_MAX,
-    UpdateOptions,
+    UpdateOptions, WriteOp,
 };
 
 fn fixture() -> Vec<Document> {
@@ -991,6 +991,66 @@ fn upserts_seed_from_filter_equalities() {
             .unwrap(),
         doc! {"_id": "fixed", "z": 1}
     );
+}
+
+/// A replacement keeps the stored `_id` first, may repeat it but not change it (66, and the
+/// document stays as it was), and an upsert by a replacement without one gets a generated
+/// `_id` first; the same through a batch (`commit`), where the first upsert of an order number
+/// inserts and the second replaces what the first staged.
+#[test]
+fn replacements_keep_the_id_first_and_refuse_a_changed_one() {
+    let (_d, h) = open();
+    h.insert_one("db", "c", doc! {"a": 1, "_id": 5, "b": 2})
+        .unwrap();
+    let r = h
+        .replace(
+            "db",
+            "c",
+            &doc! {"_id": 5},
+            &doc! {"z": 1, "_id": 5, "y": [1, 2]},
+            false,
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (1, 1));
+    let stored = h
+        .find_one("db", "c", &doc! {"_id": 5}, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, doc! {"_id": 5, "z": 1, "y": [1, 2]});
+    let keys: Vec<&String> = stored.keys().collect();
+    assert_eq!(keys, ["_id", "z", "y"]);
+    let e = h
+        .replace("db", "c", &doc! {"_id": 5}, &doc! {"_id": 6, "z": 2}, false)
+        .unwrap_err();
+    assert_eq!((e.code(), e.code_name()), (66, "ImmutableField"));
+    assert_eq!(
+        h.find_one("db", "c", &doc! {"_id": 5}, None)
+            .unwrap()
+            .unwrap(),
+        doc! {"_id": 5, "z": 1, "y": [1, 2]}
+    );
+
+    let upsert = |n: i32, v: &str| WriteOp::Upsert {
+        db: "db".into(),
+        coll: "o".into(),
+        filter: doc! {"n": n},
+        document: doc! {"n": n, "v": v},
+    };
+    h.commit(
+        vec![upsert(1, "first"), upsert(1, "second"), upsert(2, "only")],
+        Vec::new(),
+    )
+    .unwrap();
+    let docs = h
+        .find("db", "o", &doc! {}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(docs.len(), 2);
+    for (d, (n, v)) in docs.iter().zip([(1, "second"), (2, "only")]) {
+        let keys: Vec<&String> = d.keys().collect();
+        assert_eq!(keys, ["_id", "n", "v"], "{d}");
+        assert!(matches!(d.get("_id"), Some(Bson::ObjectId(_))), "{d}");
+        assert_eq!((d.get_i32("n").unwrap(), d.get_str("v").unwrap()), (n, v));
+    }
 }
 
 #[test]

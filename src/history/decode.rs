@@ -63,8 +63,9 @@ thread_local! {
     static TOP_FIELDS: RefCell<Vec<(String, Bson)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// An empty document with room for `fields` (beyond the largest template, one that grows).
-fn document_for(fields: usize) -> Document {
+/// An empty document with room for `fields` (beyond the largest template, one that grows): a
+/// document about to receive a known number of fields gets them without regrowing.
+pub(crate) fn document_for(fields: usize) -> Document {
     if fields == 0 {
         return Document::new();
     }

@@ -3454,7 +3454,7 @@ impl Txn<'_> {
         db: &str,
         coll: &str,
         filter: &Document,
-        parsed: Update,
+        mut parsed: Update,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
         let parsed_filter = self.inner.parse_query(filter)?;
@@ -3467,7 +3467,12 @@ impl Txn<'_> {
         for (encoded_id, old) in matches {
             let Some(meta) = &meta else { break };
             result.matched += 1;
-            let new = parsed.apply(&old, false, &parsed_filter, self.wall_ms)?;
+            // A single update applies once: a replacement's values move into the document.
+            let new = if options.multi {
+                parsed.apply(&old, false, &parsed_filter, self.wall_ms)?
+            } else {
+                parsed.apply_once(&old, false, &parsed_filter, self.wall_ms)?
+            };
             if !document::identical(&new, &old) {
                 result.modified += 1;
                 self.write_change(meta, &encoded_id, old, new, &parsed)?;
@@ -3538,10 +3543,13 @@ impl Txn<'_> {
         let seed = update::seed_from_filter(filter)?;
         let mut doc = match update {
             Cow::Owned(Update::Replace(mut r)) => {
-                let mut d = Document::new();
-                if let Some(id) = r.remove("_id").or_else(|| seed.get("_id").cloned()) {
-                    d.insert("_id", id);
-                }
+                // Built once, `_id` first and with room for every field.
+                let id = r
+                    .remove("_id")
+                    .or_else(|| seed.get("_id").cloned())
+                    .unwrap_or_else(|| Bson::ObjectId(self.inner.ids.next(self.wall_ms)));
+                let mut d = decode::document_for(r.len() + 1);
+                d.insert("_id", id);
                 d.extend(r);
                 d
             }

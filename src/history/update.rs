@@ -11,6 +11,7 @@ use bson::{Bson, Document, Timestamp};
 
 use super::aggregate::UpdatePipeline;
 use super::decimal;
+use super::decode;
 use super::document::{self, array_index, compare, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::{Cond, Filter};
@@ -357,23 +358,7 @@ impl Update {
     ) -> Result<Document> {
         let new = match self {
             Self::Replace(r) => {
-                let mut out = Document::new();
-                if let Some(id) = doc.get("_id") {
-                    out.insert("_id", id.clone());
-                }
-                for (k, v) in r {
-                    if k == "_id" {
-                        if let Some(old) = doc.get("_id")
-                            && !values_equal(old, v)
-                        {
-                            return Err(altered_id(v));
-                        }
-                        out.insert("_id", v.clone());
-                    } else {
-                        out.insert(k.clone(), v.clone());
-                    }
-                }
-                out
+                replaced(doc, r.len(), r.iter().map(|(k, v)| (k.clone(), v.clone())))?
             }
             Self::Pipeline(pipeline) => {
                 let out = pipeline.apply(doc.clone())?;
@@ -421,6 +406,51 @@ impl Update {
         };
         Ok(new)
     }
+
+    /// [`Update::apply`] for a caller that applies the update to one document only: a
+    /// replacement's values move into the new document instead of being copied, and the
+    /// update is left a replacement by an empty document.
+    ///
+    /// # Errors
+    /// As [`Update::apply`].
+    pub(crate) fn apply_once(
+        &mut self,
+        doc: &Document,
+        inserting: bool,
+        filter: &Filter,
+        now_ms: u64,
+    ) -> Result<Document> {
+        match self {
+            Self::Replace(r) => {
+                let fields = std::mem::take(r);
+                replaced(doc, fields.len(), fields)
+            }
+            _ => self.apply(doc, inserting, filter, now_ms),
+        }
+    }
+}
+
+/// What a replacement by `fields` (`len` of them) makes of `doc`: the stored `_id` first (the
+/// replacement may repeat it, not change it), then the replacement's fields.
+fn replaced(
+    doc: &Document,
+    len: usize,
+    fields: impl IntoIterator<Item = (String, Bson)>,
+) -> Result<Document> {
+    let mut out = decode::document_for(len + 1);
+    if let Some(id) = doc.get("_id") {
+        out.insert("_id", id.clone());
+    }
+    for (k, v) in fields {
+        if k == "_id"
+            && let Some(old) = doc.get("_id")
+            && !values_equal(old, &v)
+        {
+            return Err(altered_id(&v));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
 }
 
 /// The concrete paths an update path with `$[]`/`$[<id>]` parts stands for in `doc`: one per
