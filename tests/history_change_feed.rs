@@ -958,3 +958,59 @@ fn start_at_operation_time_before_retention_is_history_lost() {
         &doc! {"_id": 4}
     );
 }
+
+/// A collection created while its database is dropped is either dropped with it (its `drop`
+/// comes before the `dropDatabase`) or created after it: the drop lists the collections under
+/// the writer lock. Replaying the events, no collection is alive at a `dropDatabase`.
+#[test]
+fn drop_database_drops_every_collection_alive_when_it_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Arc::new(open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    ));
+    let mut all = h.watch(WatchScope::All, WatchOptions::default()).unwrap();
+    let creator = {
+        let h = h.clone();
+        std::thread::spawn(move || {
+            for i in 0..3_000 {
+                h.insert_one("shop", &format!("c{i}"), doc! {"_id": i})
+                    .unwrap();
+            }
+        })
+    };
+    while !creator.is_finished() {
+        h.drop_database("shop").unwrap();
+    }
+    creator.join().unwrap();
+    let mut alive = std::collections::HashSet::new();
+    let mut drops = 0;
+    loop {
+        let evs = drain(&mut all);
+        if evs.is_empty() {
+            break;
+        }
+        for ev in evs {
+            let coll = ev
+                .get_document("ns")
+                .ok()
+                .and_then(|ns| ns.get_str("coll").ok())
+                .map(str::to_owned);
+            match (ev.get_str("operationType").unwrap(), coll) {
+                ("insert", Some(c)) => {
+                    alive.insert(c);
+                }
+                ("drop", Some(c)) => {
+                    alive.remove(&c);
+                }
+                ("dropDatabase", _) => {
+                    drops += 1;
+                    assert!(alive.is_empty(), "alive at a dropDatabase: {alive:?}");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(drops > 0);
+}

@@ -2070,9 +2070,10 @@ impl History {
     /// Storage errors.
     pub fn drop_database(&self, db: &str) -> Result<()> {
         check_database_name(db)?;
-        let colls = self.list_collections(db)?;
+        // Listed under the writer lock the batch holds: every batch updates the catalog
+        // before it lets go of that lock, so no collection created concurrently survives.
         let mut txn = self.inner.begin()?;
-        for c in colls {
+        for c in self.list_collections(db)? {
             txn.drop_collection(db, &c)?;
         }
         let mut entry = Document::new();
