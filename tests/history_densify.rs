@@ -416,6 +416,15 @@ fn malformed_specifications_get_mongodbs_errors() {
             doc! {"field": "a", "partitionByFields": ["$b"], "range": {"step": 1.0, "bounds": "full"}},
             16410,
         ),
+        // As MongoDB's `FieldPath` checks a path: a trailing `.` before an empty part.
+        (
+            doc! {"field": "a.", "range": {"step": 1.0, "bounds": "full"}},
+            40353,
+        ),
+        (
+            doc! {"field": "a..b", "range": {"step": 1.0, "bounds": "full"}},
+            15998,
+        ),
         (
             doc! {"field": "a", "partitionByFields": [], "range": {"step": 1.0, "bounds": "partition"}},
             5_733_408,

@@ -368,6 +368,22 @@ fn specification_errors_are_mongodbs() {
         code(with("connectToField", Bson::String("$n".into()))),
         Err(16410)
     );
+    // The paths are MongoDB's `FieldPath`s: empty 40352 (an empty `as` or connect field is a
+    // missing one, 40105, checked first), a trailing `.` 40353, and a DBRef's `$id` is a
+    // field name it allows.
+    assert_eq!(
+        code(with("depthField", Bson::String(String::new()))),
+        Err(40352)
+    );
+    assert_eq!(code(with("as", Bson::String(String::new()))), Err(40105));
+    assert_eq!(
+        code(with("connectFromField", Bson::String("a.".into()))),
+        Err(40353)
+    );
+    assert_eq!(
+        code(with("depthField", Bson::String("d.$id".into()))),
+        Ok(())
+    );
     // An update pipeline and a change stream may not hold it.
     let e = h
         .update(

@@ -15,9 +15,8 @@ use super::super::query::{self, Sort};
 use super::super::{MemoryBudget, deadline, held_size};
 use super::date_arith::{self, Unit};
 use super::fill::set_nested;
-use super::graph::field_path;
 use super::window::{missing_field, unknown_field};
-use super::{EqualityIndex, Expr, add, expr};
+use super::{EqualityIndex, Expr, add, expr, field_path};
 
 /// MongoDB's `internalQueryMaxAllowedDensifyDocs`: the documents one `$densify` may make.
 pub(crate) const DENSIFY_DOCS_MAX: usize = 500_000;
@@ -133,9 +132,9 @@ impl Densify {
                     ),
                 ));
             }
-            checked_path(p)?;
+            field_path(p)?;
         }
-        checked_path(&field)?;
+        field_path(&field)?;
         if bounds == Bounds::Partition && partition_fields.is_empty() {
             return Err(failed(
                 5_733_408,
@@ -384,17 +383,6 @@ impl Run<'_> {
 /// nullish: the document is kept as it is).
 fn value_at<'d>(d: &'d Document, field: &[&str]) -> Option<&'d Bson> {
     get_path(d, field).filter(|v| !matches!(v, Bson::Null | Bson::Undefined))
-}
-
-/// A field path as `$densify` takes it: 40352 for an empty one, else as `FieldPath`.
-fn checked_path(path: &str) -> Result<()> {
-    if path.is_empty() {
-        return Err(failed(
-            40352,
-            "FieldPath cannot be constructed with empty string",
-        ));
-    }
-    field_path(path).map(|_| ())
 }
 
 /// The fields of `range`: `step` (a number), `unit` (a string) and `bounds` (anything), with

@@ -26,21 +26,11 @@ use super::super::query::{self, Filter};
 use super::super::update::set_path;
 use super::super::{STAGE_DOCUMENT_BYTES_MAX, deadline};
 use super::stages::read_all;
-use super::{Cx, EqualityIndex, equality_hash, expr, object_too_large};
+use super::{Cx, EqualityIndex, equality_hash, expr, field_path, object_too_large};
 
 /// MongoDB's FailedToParse (9), the code of `$graphLookup`'s specification-level errors.
 fn failed_to_parse(message: impl Into<String>) -> Error {
     expr::parse_error(9, message)
-}
-
-/// A field path as MongoDB's `FieldPath` checks it (15998 for an empty part, 16410 for a
-/// `$`-prefixed one; at most `PATH_PARTS_MAX` parts).
-pub(super) fn field_path(path: &str) -> Result<&str> {
-    for part in path.split('.') {
-        expr::check_field_name(part)?;
-    }
-    split_path(path)?;
-    Ok(path)
 }
 
 /// A `$graphLookup` stage, parsed.

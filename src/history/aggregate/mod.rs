@@ -958,7 +958,7 @@ fn parse_unwind(arg: &Bson) -> Result<UnwindSpec<'_>> {
 /// A path as MongoDB's `FieldPath` checks it: not empty (40352), not ending in `.` (40353),
 /// no empty part (15998), no part starting with `$` (16410) but a DBRef's `$id`, `$ref` and
 /// `$db`; at most `PATH_PARTS_MAX` parts.
-fn field_path(path: &str) -> Result<&str> {
+pub(super) fn field_path(path: &str) -> Result<&str> {
     if path.is_empty() {
         return Err(expr::parse_error(
             40352,
