@@ -1014,3 +1014,25 @@ fn drop_database_drops_every_collection_alive_when_it_commits() {
     }
     assert!(drops > 0);
 }
+
+/// Retention's per-pass bound stops only between commits: a commit larger than it (a
+/// collection's `create` and its inserts, one cluster time) goes in one pass, and the next
+/// commit waits for the next pass.
+#[test]
+fn a_retention_pass_never_splits_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(T0);
+    let config = HistoryConfig {
+        oplog_age_ms_max: 60_000,
+        ..HistoryConfig::default()
+    };
+    let h = open_with(dir.path(), config, clock.clone());
+    let n = streamcache::history::OPLOG_TRIM_BATCH_MAX + 10;
+    let big: Vec<Document> = (0..n).map(|i| doc! {"_id": i as i64}).collect();
+    h.insert_many("shop", "orders", big).unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": -1}).unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(h.trim_oplog().unwrap(), n as u64 + 1);
+    assert_eq!(h.trim_oplog().unwrap(), 1);
+    assert_eq!(h.trim_oplog().unwrap(), 0);
+}

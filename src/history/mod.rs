@@ -200,7 +200,8 @@ const _: () = assert!(STAGE_DOCUMENT_DEPTH_MAX > NESTING_DEPTH_MAX);
 pub const RESULT_BYTES_MAX: usize = BLOCKING_BYTES_MAX;
 /// Most oplog entries one change-stream read scans.
 pub const OPLOG_READ_BATCH_MAX: usize = 1_024;
-/// Most oplog entries one retention pass deletes.
+/// Most oplog entries one retention pass deletes, but for the rest of a commit it has begun
+/// (a commit's entries go together).
 pub const OPLOG_TRIM_BATCH_MAX: usize = 4_096;
 /// Ceiling for `oplog_bytes_max` in the configuration (1 TiB).
 pub const OPLOG_BYTES_MAX: u64 = 1 << 40;
@@ -2811,18 +2812,20 @@ impl Inner {
             Bound::Unbounded,
             false,
         ) {
-            if removed as usize >= OPLOG_TRIM_BATCH_MAX {
+            let (k, v) = kv?;
+            let (wall, ts) = entry_times(&v)?;
+            // A commit goes whole (its entries share `ts`): a stream that starts at its time
+            // either has all of its events or is told they are lost, never only some of them
+            // (the `create` before an insert, which a classic stream does not show). So the
+            // pass bound stops only between commits; one commit holds at most
+            // `WRITE_BATCH_OPS_MAX` operations' entries.
+            let rest_of_commit = removed > 0 && ts == next.trimmed_ts;
+            if removed as usize >= OPLOG_TRIM_BATCH_MAX && !rest_of_commit {
                 // More may be due: make the next pass look again.
                 next.oldest_wall_ms = Some(0);
                 break;
             }
-            let (k, v) = kv?;
             let over_size = next.oplog_bytes > self.config.oplog_bytes_max;
-            let (wall, ts) = entry_times(&v)?;
-            // A commit goes whole (its entries share `ts`): a stream that starts at its time
-            // either has all of its events or is told they are lost, never only some of them
-            // (the `create` before an insert, which a classic stream does not show).
-            let rest_of_commit = removed > 0 && ts == next.trimmed_ts;
             if !over_size && wall >= cutoff_ms && !rest_of_commit {
                 next.oldest_wall_ms = Some(wall);
                 break;
