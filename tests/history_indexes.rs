@@ -46,6 +46,16 @@ fn ids(docs: &[Document]) -> Vec<i32> {
     v
 }
 
+/// What `filter` finds in `shop.orders` (with indexes) and in `shop.scan` (the same documents,
+/// no index).
+fn indexed_and_scanned(h: &History, filter: &Document) -> (Vec<Document>, Vec<Document>) {
+    let find = |coll: &str| {
+        h.find("shop", coll, filter, &FindOptions::default())
+            .unwrap()
+    };
+    (find("orders"), find("scan"))
+}
+
 #[test]
 fn planner_uses_indexes_and_results_match_a_scan() {
     let (_d, h) = open();
@@ -91,12 +101,7 @@ fn planner_uses_indexes_and_results_match_a_scan() {
         (doc! {"$or": [{"customer": "c1"}, {"total": 3}]}, "COLLSCAN"),
     ];
     for (filter, expected_stage) in filters {
-        let indexed = h
-            .find("shop", "orders", &filter, &FindOptions::default())
-            .unwrap();
-        let scanned = h
-            .find("shop", "scan", &filter, &FindOptions::default())
-            .unwrap();
+        let (indexed, scanned) = indexed_and_scanned(&h, &filter);
         assert_eq!(ids(&indexed), ids(&scanned), "filter {filter}");
         let explain = h
             .explain("shop", "orders", &filter, &FindOptions::default())
@@ -602,4 +607,81 @@ fn a_duplicate_key_message_names_the_entry_that_collided() {
         e.to_string(),
         "E11000 duplicate key error collection: db.built index: t_1 dup key: { t: 6 }"
     );
+}
+
+/// A range on a descending index field scans only its keys (the field's values are stored
+/// complemented, so the range runs from the upper bound's keys down), alone and after an
+/// equality prefix, with the results of a scan, in the index's order, across type brackets,
+/// inclusive and exclusive bounds, one-sided bounds and decimal bounds.
+#[test]
+fn ranges_on_descending_index_fields_scan_only_their_keys() {
+    let (_d, h) = open();
+    let docs: Vec<Document> = (0..120)
+        .map(|i| {
+            let t = match i % 6 {
+                0 => bson::Bson::Int32(i),
+                1 => bson::Bson::Double(f64::from(i) + 0.5),
+                2 => bson::Bson::Int64(i64::from(i) * 3),
+                3 => bson::Bson::String(format!("s{:03}", i)),
+                4 => bson::Bson::DateTime(bson::DateTime::from_millis(i64::from(i) * 1000)),
+                _ => bson::Bson::Null,
+            };
+            doc! {"_id": i, "c": i % 4, "t": t}
+        })
+        .collect();
+    h.insert_many("shop", "orders", docs.clone()).unwrap();
+    h.insert_many("shop", "scan", docs).unwrap();
+    h.create_index("shop", "orders", &model(&[("t", -1)], false))
+        .unwrap();
+    h.create_index("shop", "orders", &model(&[("c", 1), ("t", -1)], false))
+        .unwrap();
+    let dec = |s: &str| bson::Bson::Decimal128(s.parse().unwrap());
+    let filters = vec![
+        (doc! {"t": {"$gt": 30, "$lte": 90}}, "t_-1"),
+        (doc! {"t": {"$gte": 30, "$lt": 90}}, "t_-1"),
+        (doc! {"t": {"$gt": 60}}, "t_-1"),
+        (doc! {"t": {"$lte": 60.5}}, "t_-1"),
+        (doc! {"t": {"$lt": 3}}, "t_-1"),
+        (doc! {"t": {"$gte": "s050", "$lt": "s100"}}, "t_-1"),
+        (doc! {"t": {"$gt": "s050"}}, "t_-1"),
+        (
+            doc! {"t": {"$lt": bson::DateTime::from_millis(50_000)}},
+            "t_-1",
+        ),
+        (
+            doc! {"t": {"$gte": dec("40.5"), "$lte": dec("100")}},
+            "t_-1",
+        ),
+        (doc! {"c": 1, "t": {"$gt": 20, "$lt": 200}}, "c_1_t_-1"),
+        (doc! {"c": 3, "t": {"$lte": "s200"}}, "c_1_t_-1"),
+    ];
+    for (filter, index) in filters {
+        let (indexed, scanned) = indexed_and_scanned(&h, &filter);
+        assert!(!indexed.is_empty(), "filter {filter}");
+        assert_eq!(ids(&indexed), ids(&scanned), "filter {filter}");
+        // In the index's order: `t` descending.
+        let by_index = h
+            .find(
+                "shop",
+                "scan",
+                &filter,
+                &FindOptions {
+                    sort: Some(doc! {"t": -1, "_id": 1}),
+                    ..FindOptions::default()
+                },
+            )
+            .unwrap();
+        let ts = |d: &[Document]| d.iter().map(|d| d.get("t").cloned()).collect::<Vec<_>>();
+        assert_eq!(ts(&indexed), ts(&by_index), "filter {filter}");
+        let explain = h
+            .explain("shop", "orders", &filter, &FindOptions::default())
+            .unwrap();
+        assert_eq!(stage(&explain).1.as_deref(), Some(index), "{explain}");
+        let examined = explain
+            .get_document("executionStats")
+            .unwrap()
+            .get_i64("totalDocsExamined")
+            .unwrap();
+        assert_eq!(examined, indexed.len() as i64, "filter {filter}: {explain}");
+    }
 }

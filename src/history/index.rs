@@ -717,10 +717,8 @@ fn plan_index(
                 if explain {
                     bounds.push((path.clone(), r.clone()));
                 }
-                if !*desc {
-                    score += 5;
-                    range = Some((r, *desc));
-                }
+                score += 5;
+                range = Some((r, *desc));
                 break;
             }
             None => break,
@@ -744,33 +742,19 @@ fn plan_index(
                 let end = prefix_successor(&p)?;
                 Some((p, end))
             }
-            Some((FieldBound::Range { lo, hi }, _)) => {
+            Some((FieldBound::Range { lo, hi }, desc)) => {
                 let bracket_of = lo
                     .as_ref()
                     .or(hi.as_ref())
                     .map(|(v, _)| bracket_bounds(v))?;
-                // A Decimal128 bound widens to every key of its nearest double: keys order
-                // numbers by that double, so values a decimal tells apart share its keys (the
-                // filter rechecks each document).
-                let start = match lo {
-                    None => concat(&p, &[bracket_of.0]),
-                    Some((v @ Bson::Decimal128(_), _)) => concat(&p, &keys::number_bucket(v)),
-                    Some((v, incl)) => {
-                        let k = concat(&p, &keys::encode_key_value(v, index.format));
-                        if *incl { k } else { prefix_successor(&k)? }
-                    }
-                };
-                let end = match hi {
-                    None => concat(&p, &[bracket_of.1]),
-                    Some((v @ Bson::Decimal128(_), _)) => {
-                        prefix_successor(&concat(&p, &keys::number_bucket(v)))?
-                    }
-                    Some((v, incl)) => {
-                        let k = concat(&p, &keys::encode_key_value(v, index.format));
-                        if *incl { prefix_successor(&k)? } else { k }
-                    }
-                };
-                Some((start, end))
+                range_keys(
+                    &p,
+                    lo.as_ref(),
+                    hi.as_ref(),
+                    bracket_of.0,
+                    *desc,
+                    index.format,
+                )
             }
             Some((FieldBound::Points(_), _)) => None,
         })
@@ -805,6 +789,47 @@ fn plan_index(
             sorted,
         },
     ))
+}
+
+/// The keys `[start, end)` under `prefix` of a field's values between `lo` and `hi` (each
+/// `(value, inclusive)`; a missing one is the end of the values' type bracket, whose tag is
+/// `tag`). A descending field's values are stored complemented, so its keys run from `hi`'s
+/// down to `lo`'s: the complement of a prefix-free encoding reverses its order. A Decimal128
+/// bound widens to every key of its nearest double: keys order numbers by that double, so
+/// values a decimal tells apart share its keys (the filter rechecks each document).
+fn range_keys(
+    prefix: &[u8],
+    lo: Option<&(Bson, bool)>,
+    hi: Option<&(Bson, bool)>,
+    tag: u8,
+    descending: bool,
+    format: KeyFormat,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    // A bound's key piece, and whether a key starting with it is inside the bound.
+    let piece = |(v, incl): &(Bson, bool)| -> (Vec<u8>, bool) {
+        let (mut bytes, incl) = match v {
+            Bson::Decimal128(_) => (keys::number_bucket(v), true),
+            _ => (keys::encode_key_value(v, format), *incl),
+        };
+        if descending {
+            bytes.iter_mut().for_each(|b| *b = !*b);
+        }
+        (concat(prefix, &bytes), incl)
+    };
+    let bracket = concat(prefix, &[if descending { !tag } else { tag }]);
+    // The side whose keys come first in the scan, and the side whose come last.
+    let (first, last) = if descending { (hi, lo) } else { (lo, hi) };
+    let start = match first.map(piece) {
+        None => bracket.clone(),
+        Some((k, true)) => k,
+        Some((k, false)) => prefix_successor(&k)?,
+    };
+    let end = match last.map(piece) {
+        None => prefix_successor(&bracket)?,
+        Some((k, true)) => prefix_successor(&k)?,
+        Some((k, false)) => k,
+    };
+    Some((start, end))
 }
 
 fn concat(a: &[u8], b: &[u8]) -> Vec<u8> {
