@@ -1029,6 +1029,30 @@ fn replacements_keep_the_id_first_and_refuse_a_changed_one() {
             .unwrap(),
         doc! {"_id": 5, "z": 1, "y": [1, 2]}
     );
+    // A replacement replaces one document: with `multi` it is refused before anything is
+    // matched, as MongoDB's update driver refuses it.
+    h.insert_one("db", "c", doc! {"_id": 6, "a": 1}).unwrap();
+    let e = h
+        .update(
+            "db",
+            "c",
+            &doc! {},
+            &doc! {"b": 2},
+            UpdateOptions {
+                multi: true,
+                ..UpdateOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code(), e.code_name(), e.to_string().as_str()),
+        (
+            9,
+            "FailedToParse",
+            "multi update is not supported for replacement-style update"
+        )
+    );
+    assert_eq!(h.count("db", "c", &doc! {"b": 2}).unwrap(), 0);
 
     let upsert = |n: i32, v: &str| WriteOp::Upsert {
         db: "db".into(),

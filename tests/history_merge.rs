@@ -274,3 +274,70 @@ fn the_writes_make_change_events() {
         .collect();
     assert_eq!(ops, ["update", "insert"]);
 }
+
+/// `$merge` on fields other than `_id` commits only while the unique index on them exists: the
+/// index is checked again under the batch's writer lock, so an index dropped between the
+/// stage's first check and its writes gives 51183 and nothing is written. Replaying the
+/// events of merges racing a drop and re-create of the index, no merge write lands while it
+/// is gone.
+#[test]
+fn merge_never_commits_without_the_unique_index_it_checked() {
+    let (_dir, h) = history_common::open();
+    let h = std::sync::Arc::new(h);
+    let model = IndexModel::from_documents(&doc! {"k": 1}, Some(&doc! {"unique": true})).unwrap();
+    h.insert_one("db", "s", doc! {"_id": 1, "k": 1}).unwrap();
+    h.create_index("db", "t", &model).unwrap();
+    let mut all = h
+        .watch(
+            WatchScope::All,
+            WatchOptions {
+                show_expanded_events: true,
+                ..WatchOptions::default()
+            },
+        )
+        .unwrap();
+    let toggler = {
+        let h = h.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1_000 {
+                h.drop_index("db", "t", "k_1").unwrap();
+                h.create_index("db", "t", &model).unwrap();
+            }
+        })
+    };
+    let (mut merged, mut refused, mut i) = (0, 0, 0);
+    while !toggler.is_finished() {
+        i += 1;
+        let pipeline = [
+            doc! {"$project": {"_id": 0, "k": 1, "v": {"$literal": i}}},
+            doc! {"$merge": {"into": "t", "on": "k"}},
+        ];
+        match h.aggregate("db", "s", &pipeline) {
+            Ok(_) => merged += 1,
+            Err(e) if e.code() == 51183 => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    toggler.join().unwrap();
+    let mut index_alive = true;
+    loop {
+        let evs = all.try_next_batch(10_000).unwrap().events;
+        if evs.is_empty() {
+            break;
+        }
+        for ev in evs {
+            match ev.get_str("operationType").unwrap() {
+                "createIndexes" => index_alive = true,
+                "dropIndexes" => index_alive = false,
+                op @ ("insert" | "update" | "replace") => {
+                    assert!(index_alive, "a merge's {op} landed without the index: {ev}");
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        merged > 0 && refused > 0,
+        "{merged} merged, {refused} refused"
+    );
+}

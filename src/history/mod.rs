@@ -1594,15 +1594,19 @@ impl History {
     }
 
     /// `$merge`'s writes, all in one batch: each document's target found by its filter and
-    /// updated, kept or refused; an unmatched one inserted, skipped or refused.
+    /// updated, kept or refused; an unmatched one inserted, skipped or refused. The target's
+    /// unique index on `on` is checked again under the batch's writer lock (the stage checked
+    /// it before reading its input; it may have been dropped since).
     pub(crate) fn merge_writes(
         &self,
         db: &str,
         coll: &str,
+        on: &[String],
         writes: Vec<MergeWrite>,
         not_matched: WhenNotMatched,
     ) -> Result<()> {
         let mut txn = self.inner.begin()?;
+        self.check_merge_target(db, coll, on)?;
         for w in writes {
             let existing = match &w.filter {
                 Some(filter) => {
@@ -3461,6 +3465,12 @@ impl Txn<'_> {
         mut parsed: Update,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
+        if options.multi && matches!(parsed, Update::Replace(_)) {
+            return Err(Error::update(
+                9,
+                "multi update is not supported for replacement-style update",
+            ));
+        }
         let parsed_filter = self.inner.parse_query(filter)?;
         let mut result = UpdateResult::default();
         let meta = self.collection(db, coll, false)?;
@@ -3471,7 +3481,9 @@ impl Txn<'_> {
         for (encoded_id, old) in matches {
             let Some(meta) = &meta else { break };
             result.matched += 1;
-            // A single update applies once: a replacement's values move into the document.
+            // A single update applies once: a replacement's values move into the document
+            // (`parsed` is then a replacement by nothing, which `write_change` only asks the
+            // kind of).
             let new = if options.multi {
                 parsed.apply(&old, false, &parsed_filter, self.wall_ms)?
             } else {
@@ -3492,7 +3504,8 @@ impl Txn<'_> {
         Ok(result)
     }
 
-    /// Stages an update or replace of an existing document and its event.
+    /// Stages an update or replace of an existing document and its event; `update` tells only
+    /// which kind of change it was (a replacement may have given its fields away already).
     fn write_change(
         &mut self,
         meta: &Arc<CollectionMeta>,

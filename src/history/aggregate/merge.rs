@@ -318,7 +318,7 @@ impl Merge {
                 fail_on_match: matches!(self.matched, WhenMatched::Fail),
             });
         }
-        history.merge_writes(&self.db, &self.coll, writes, self.not_matched)
+        history.merge_writes(&self.db, &self.coll, &self.on, writes, self.not_matched)
     }
 
     /// `{on1: {$eq: v1}, …}` from `d`.
