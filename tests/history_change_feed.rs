@@ -1036,3 +1036,23 @@ fn a_retention_pass_never_splits_a_commit() {
     assert_eq!(h.trim_oplog().unwrap(), 1);
     assert_eq!(h.trim_oplog().unwrap(), 0);
 }
+
+/// A database without collections does not exist: dropping it writes no event (MongoDB's
+/// drop answers NamespaceNotFound, reported as success), and a database whose last collection
+/// was dropped is such a database.
+#[test]
+fn dropping_a_database_without_collections_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    let mut all = h.watch(WatchScope::All, WatchOptions::default()).unwrap();
+    h.drop_database("never").unwrap();
+    h.insert_one("gone", "c", doc! {"_id": 1}).unwrap();
+    h.drop_collection("gone", "c").unwrap();
+    h.drop_database("gone").unwrap();
+    h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
+    assert_eq!(ops(&drain(&mut all)), ["insert", "drop", "insert"]);
+}

@@ -2069,7 +2069,9 @@ impl History {
         Ok(existed)
     }
 
-    /// Drops every collection of a database (a `drop` event each, then `dropDatabase`).
+    /// Drops every collection of a database (a `drop` event each, then `dropDatabase`). A
+    /// database without collections does not exist: dropping it writes nothing, as MongoDB
+    /// answers such a drop (NamespaceNotFound, which its command reports as success).
     ///
     /// # Errors
     /// Storage errors.
@@ -2078,7 +2080,11 @@ impl History {
         // Listed under the writer lock the batch holds: every batch updates the catalog
         // before it lets go of that lock, so no collection created concurrently survives.
         let mut txn = self.inner.begin()?;
-        for c in self.list_collections(db)? {
+        let colls = self.list_collections(db)?;
+        if colls.is_empty() {
+            return Ok(());
+        }
+        for c in colls {
             txn.drop_collection(db, &c)?;
         }
         let mut entry = Document::new();
