@@ -979,6 +979,10 @@ pub(crate) struct Inner {
     /// How many `$sample` stages have drawn: mixed into each draw's seed, so consecutive
     /// samples differ even while the clock stands still.
     sample_draws: std::sync::atomic::AtomicU64,
+    /// Databases that have had a collection since the store opened (taken under `writer`):
+    /// MongoDB keeps a database open once created, so dropping it writes `dropDatabase` even
+    /// after its last collection went, until a restart.
+    open_databases: Mutex<HashSet<String>>,
 }
 
 /// Checks a database name.
@@ -1105,7 +1109,10 @@ impl History {
         }
         let seed =
             clock.now_ms() ^ clock.monotonic_ns().rotate_left(32) ^ u64::from(std::process::id());
+        // The databases MongoDB would open at start-up: those holding a collection.
+        let open_databases = catalog.values().map(|m| m.db.clone()).collect();
         let inner = Inner {
+            open_databases: Mutex::new(open_databases),
             bounds: RwLock::new(OplogBounds::of(&state)),
             notifier: feed::Notifier::new(state.last_seq),
             writer: Mutex::new(state),
@@ -2070,8 +2077,10 @@ impl History {
     }
 
     /// Drops every collection of a database (a `drop` event each, then `dropDatabase`). A
-    /// database without collections does not exist: dropping it writes nothing, as MongoDB
-    /// answers such a drop (NamespaceNotFound, which its command reports as success).
+    /// database that has had no collection since the store opened does not exist: dropping it
+    /// writes nothing, as MongoDB answers such a drop (NamespaceNotFound, which its command
+    /// reports as success); one whose collections were all dropped is still open, as in
+    /// MongoDB until a restart, and its drop is logged.
     ///
     /// # Errors
     /// Storage errors.
@@ -2081,7 +2090,8 @@ impl History {
         // before it lets go of that lock, so no collection created concurrently survives.
         let mut txn = self.inner.begin()?;
         let colls = self.list_collections(db)?;
-        if colls.is_empty() {
+        let was_open = self.inner.open_databases.lock()?.remove(db);
+        if colls.is_empty() && !was_open {
             return Ok(());
         }
         for c in colls {
@@ -2899,9 +2909,15 @@ impl Txn<'_> {
         };
         self.inner.store.commit(&self.set, durability)?;
         if let Some(mut catalog) = catalog {
+            let mut open = self.inner.open_databases.lock()?;
             for (k, v) in self.colls.drain() {
                 match v {
-                    Some(meta) => catalog.insert(k, meta),
+                    Some(meta) => {
+                        if !open.contains(&meta.db) {
+                            open.insert(meta.db.clone());
+                        }
+                        catalog.insert(k, meta)
+                    }
                     None => catalog.swap_remove(&k),
                 };
             }
