@@ -2092,7 +2092,8 @@ impl History {
         let colls = self.list_collections(db)?;
         let was_open = self.inner.open_databases.lock()?.remove(db);
         if colls.is_empty() && !was_open {
-            return Ok(());
+            // Nothing staged: this only hands the batch's buffer back.
+            return txn.finish();
         }
         for c in colls {
             txn.drop_collection(db, &c)?;
