@@ -685,3 +685,39 @@ fn ranges_on_descending_index_fields_scan_only_their_keys() {
         assert_eq!(examined, indexed.len() as i64, "filter {filter}: {explain}");
     }
 }
+
+/// Two bounds on the same side of a field (`$lte` and `$lt`, `$gt` and `$gte`) through a
+/// multikey index, ascending or descending, find what a scan finds: a multikey index keeps one
+/// side of a range, and when both bounds are upper ones that side is the upper one (the range
+/// had been left with no side and scanned nothing).
+#[test]
+fn two_bounds_on_one_side_of_a_multikey_field_find_what_a_scan_finds() {
+    let (_d, h) = open();
+    let docs = vec![
+        doc! {"_id": 1, "t": -5},
+        doc! {"_id": 2, "t": [0, 7]},
+        doc! {"_id": 3, "t": 9},
+    ];
+    for coll in ["asc", "desc", "scan"] {
+        h.insert_many("shop", coll, docs.clone()).unwrap();
+    }
+    h.create_index("shop", "asc", &model(&[("t", 1)], false))
+        .unwrap();
+    h.create_index("shop", "desc", &model(&[("t", -1)], false))
+        .unwrap();
+    for (filter, want) in [
+        (doc! {"t": {"$lte": 0, "$lt": 1}}, vec![1, 2]),
+        (doc! {"t": {"$gt": 0, "$gte": 8}}, vec![3]),
+        (doc! {"t": {"$gt": 6, "$lt": 1}}, vec![2]),
+    ] {
+        let find = |coll: &str| {
+            ids(&h
+                .find("shop", coll, &filter, &FindOptions::default())
+                .unwrap())
+        };
+        assert_eq!(find("scan"), want, "filter {filter}");
+        for coll in ["asc", "desc"] {
+            assert_eq!(find(coll), want, "filter {filter} on {coll}");
+        }
+    }
+}

@@ -511,9 +511,14 @@ fn bound_for(cond: &Cond, multikey: bool) -> Option<FieldBound> {
                         FieldBound::Range { lo: l2, hi: h2 },
                     ) => {
                         // Two conditions on an array field may be met by different elements,
-                        // so a multikey index keeps only one side of the range.
+                        // so a multikey index keeps only one side of the range (the upper one
+                        // when both are upper bounds: a range needs a side).
                         let lo = l1.or(l2);
-                        let hi = if multikey { None } else { h1.or(h2) };
+                        let hi = if multikey && lo.is_some() {
+                            None
+                        } else {
+                            h1.or(h2)
+                        };
                         let same_bracket = match (&lo, &hi) {
                             (Some((a, _)), Some((b, _))) => bracket_bounds(a) == bracket_bounds(b),
                             _ => true,
@@ -526,7 +531,8 @@ fn bound_for(cond: &Cond, multikey: bool) -> Option<FieldBound> {
                     }
                 });
             }
-            best
+            // A range without either side bounds nothing: no index narrows it.
+            best.filter(|b| !matches!(b, FieldBound::Range { lo: None, hi: None }))
         }
         _ => None,
     }
