@@ -2838,8 +2838,8 @@ impl Inner {
             // A commit goes whole (its entries share `ts`): a stream that starts at its time
             // either has all of its events or is told they are lost, never only some of them
             // (the `create` before an insert, which a classic stream does not show). So the
-            // pass bound stops only between commits; one commit holds at most
-            // `WRITE_BATCH_OPS_MAX` operations' entries.
+            // pass bound stops only between commits: a commit larger than it (a multi-update
+            // of a large collection writes one entry per document) goes in one pass.
             let rest_of_commit = removed > 0 && ts == next.trimmed_ts;
             if removed as usize >= OPLOG_TRIM_BATCH_MAX && !rest_of_commit {
                 // More may be due: make the next pass look again.
