@@ -30,6 +30,16 @@ fn open_with(dir: &std::path::Path, config: HistoryConfig, clock: Arc<ManualCloc
     History::open(dir, config, clock).unwrap()
 }
 
+/// A store on a manual clock at `T0` whose oplog keeps events for 60 s.
+fn open_aging(dir: &std::path::Path) -> (Arc<ManualClock>, History) {
+    let clock = ManualClock::shared(T0);
+    let config = HistoryConfig {
+        oplog_age_ms_max: 60_000,
+        ..HistoryConfig::default()
+    };
+    (clock.clone(), open_with(dir, config, clock))
+}
+
 fn coll_scope() -> WatchScope {
     WatchScope::Collection {
         db: "shop".into(),
@@ -386,12 +396,7 @@ fn drop_and_rename_invalidate_collection_streams() {
 #[test]
 fn retention_by_age_and_size_gives_history_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::shared(T0);
-    let config = HistoryConfig {
-        oplog_age_ms_max: 60_000,
-        ..HistoryConfig::default()
-    };
-    let h = open_with(dir.path(), config, clock.clone());
+    let (clock, h) = open_aging(dir.path());
     h.insert_one("shop", "orders", doc! {"_id": 1}).unwrap();
     let mut lagging = h.watch(coll_scope(), WatchOptions::default()).unwrap();
     h.insert_one("shop", "orders", doc! {"_id": 2}).unwrap();
@@ -1021,12 +1026,7 @@ fn drop_database_drops_every_collection_alive_when_it_commits() {
 #[test]
 fn a_retention_pass_never_splits_a_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::shared(T0);
-    let config = HistoryConfig {
-        oplog_age_ms_max: 60_000,
-        ..HistoryConfig::default()
-    };
-    let h = open_with(dir.path(), config, clock.clone());
+    let (clock, h) = open_aging(dir.path());
     let n = streamcache::history::OPLOG_TRIM_BATCH_MAX + 10;
     let big: Vec<Document> = (0..n).map(|i| doc! {"_id": i as i64}).collect();
     h.insert_many("shop", "orders", big).unwrap();
