@@ -413,23 +413,11 @@ async fn orders_waiting_in_the_log_at_start_each_become_a_new_order_event() {
     engine.stop().await;
 }
 
-#[test]
-fn a_flow_resumes_at_the_log_end_when_recovery_cut_records_it_had_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("never.toml");
-    write_insert_flow(
-        &config,
-        "[log]\nflush_policy = \"never\"\ndefault_partitions = 1\nsegment_bytes = 1024\n",
-        "",
-    );
-    let args = [
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    let mut server = common::start(&args);
+/// A server under `never` whose flow commits 30 orders, then a power loss that took the log
+/// from its third segment on (its file emptied): returns the offset the recovered log ends at,
+/// before the flow's committed 30.
+fn commit_30_then_lose_the_log_tail(data: &std::path::Path, args: &[&str]) -> u64 {
+    let mut server = common::start(args);
     let http = server.http.clone();
     let child = server.take_child();
     runtime().block_on(async {
@@ -465,6 +453,27 @@ fn a_flow_resumes_at_the_log_end_when_recovery_cut_records_it_had_committed() {
         .unwrap()
         .set_len(0)
         .unwrap();
+    assert!(cut_at < 30, "{cut_at}");
+    cut_at
+}
+
+#[test]
+fn a_flow_resumes_at_the_log_end_when_recovery_cut_records_it_had_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("never.toml");
+    write_insert_flow(
+        &config,
+        "[log]\nflush_policy = \"never\"\ndefault_partitions = 1\nsegment_bytes = 1024\n",
+        "",
+    );
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let cut_at = commit_30_then_lose_the_log_tail(&data, &args);
     let server = common::start(&args);
     let http = server.http.clone();
     runtime().block_on(async {
@@ -496,5 +505,98 @@ fn a_flow_resumes_at_the_log_end_when_recovery_cut_records_it_had_committed() {
         tokio::time::timeout(WAIT, arrived)
             .await
             .expect("orders appended after the cut reach history");
+    });
+}
+
+/// The flow commits the position it moved back to when it starts: a second start, after
+/// records were appended while the flow was not reading, must not trust the committed offset
+/// the recovered log had fallen behind (it would resume there, past the records between).
+#[test]
+fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let log_settings =
+        "[log]\nflush_policy = \"never\"\ndefault_partitions = 1\nsegment_bytes = 1024\n";
+    let with_flow = dir.path().join("with-flow.toml");
+    write_insert_flow(&with_flow, log_settings, "");
+    // The same flow reading another topic: `orders` is appended to and not read.
+    let elsewhere = dir.path().join("elsewhere.toml");
+    std::fs::write(
+        &elsewhere,
+        std::fs::read_to_string(&with_flow)
+            .unwrap()
+            .replace("topic = \"orders\"", "topic = \"elsewhere\""),
+    )
+    .unwrap();
+    let args = |config: &std::path::Path| {
+        [
+            "--data-dir".to_owned(),
+            data.to_str().unwrap().to_owned(),
+            "--config".to_owned(),
+            config.to_str().unwrap().to_owned(),
+        ]
+    };
+    let with_flow_args = args(&with_flow);
+    let with_flow_args: Vec<&str> = with_flow_args.iter().map(String::as_str).collect();
+    let cut_at = commit_30_then_lose_the_log_tail(&data, &with_flow_args);
+
+    // The flow starts on the shorter log and reads nothing before the process ends.
+    let server = common::start(&with_flow_args);
+    let http = server.http.clone();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let resumed = async {
+            loop {
+                let body = flows(&client, &http).await;
+                if body["flows"][0]["committed"]["0"] == cut_at {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(WAIT, resumed)
+            .await
+            .expect("the flow's committed position is where the recovered log ends");
+    });
+    // Killed (SIGKILL) and waited for.
+    drop(server);
+
+    // Orders appended while no flow reads `orders`, past the position committed before the cut.
+    let elsewhere_args = args(&elsewhere);
+    let elsewhere_args: Vec<&str> = elsewhere_args.iter().map(String::as_str).collect();
+    let server = common::start(&elsewhere_args);
+    let fresh: Vec<u64> = (0..40).map(|n| 60_000 + n).collect();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        for &n in &fresh {
+            produce(&client, &server.http, &[order(n, 100)]).await;
+        }
+    });
+    drop(server);
+
+    let server = common::start(&with_flow_args);
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let arrived = async {
+            loop {
+                let docs = find_orders(&client, &server.http, "events").await;
+                let numbers: Vec<u64> = docs
+                    .iter()
+                    .filter_map(|d| d["orderNumber"].as_u64())
+                    .collect();
+                if fresh.iter().all(|n| numbers.contains(n)) {
+                    return numbers;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        let numbers = tokio::time::timeout(WAIT, arrived)
+            .await
+            .expect("every order appended after the cut reaches history");
+        assert_eq!(
+            numbers.iter().filter(|n| **n >= 60_000).count(),
+            fresh.len(),
+            "each once"
+        );
     });
 }

@@ -75,6 +75,7 @@ impl SourceOpener for LogSources {
         let topic_id = info.id.clone();
         let mut positions = BTreeMap::new();
         let mut receivers = Vec::new();
+        let mut rewound = Vec::new();
         for p in 0..info.partitions {
             let earliest = self.log.earliest_offset(&source.topic, p).map_err(fatal)?;
             let latest = self.log.latest_offset(&source.topic, p).map_err(fatal)?;
@@ -97,6 +98,12 @@ impl SourceOpener for LogSources {
                             .min(latest);
                         tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
                             "committed position past the log end; resuming where recovery ended the log");
+                        rewound.push(CommitOffset {
+                            topic: source.topic.clone(),
+                            partition: p,
+                            next_offset: resume,
+                            topic_id: topic_id.clone(),
+                        });
                         resume
                     } else {
                         committed.max(earliest)
@@ -113,6 +120,7 @@ impl SourceOpener for LogSources {
             positions,
             receivers,
             first: 0,
+            rewound,
         }))
     }
 }
@@ -130,6 +138,9 @@ struct LogSource {
     /// The partition read first on the next poll; it rotates so a busy partition cannot starve
     /// the others when a poll fills up.
     first: usize,
+    /// [`Source::rewound`]: found when the source was opened (the lanes it splits into have
+    /// none).
+    rewound: Vec<CommitOffset>,
 }
 
 impl LogSource {
@@ -210,6 +221,7 @@ impl Source for LogSource {
                 positions: BTreeMap::new(),
                 receivers: Vec::new(),
                 first: 0,
+                rewound: Vec::new(),
             })
             .collect();
         // Partition i goes to lane i mod lanes, with its position and its wake-up receiver.
@@ -228,6 +240,10 @@ impl Source for LogSource {
             .into_iter()
             .map(|part| Box::new(part) as Box<dyn Source>)
             .collect()
+    }
+
+    fn rewound(&self) -> Vec<CommitOffset> {
+        self.rewound.clone()
     }
 
     /// Never waits: the partitions' append notifications are the fetcher's

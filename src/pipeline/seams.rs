@@ -128,6 +128,15 @@ pub trait Source: Send + 'static {
     /// the flow polls and processes in parallel (each commits only its own partitions'
     /// offsets). A source that cannot split returns `vec![self]`.
     fn split(self: Box<Self>, lanes: usize) -> Vec<Box<dyn Source>>;
+
+    /// The partitions this source starts before the committed offsets it was opened with (the
+    /// log ended before them when it was recovered after a power loss), each at the position
+    /// it starts from. The flow commits these before it reads anything, so that a later start
+    /// does not resume at the stale offsets, past the records appended since. The default:
+    /// none.
+    fn rewound(&self) -> Vec<CommitOffset> {
+        Vec::new()
+    }
 }
 
 /// Opens sources (the log engine's side).
