@@ -1,7 +1,7 @@
 //! Date expressions: the parts of a date (`$year` … `$millisecond`, `$dayOfWeek`, `$dayOfYear`,
-//! `$week`, the ISO week), `$dateToString` and `$dateFromString`, in UTC or at a fixed offset
-//! (`"+02:00"`, `"-0530"`, `"+03"`). Olson zone names other than UTC's are refused with
-//! MongoDB's 40485, as a server without a time zone database does.
+//! `$week`, the ISO week), `$dateToString` and `$dateFromString`, in UTC, at a fixed offset
+//! (`"+02:00"`, `"-0530"`, `"+03"`) or in any IANA zone (`"Europe/Paris"`), DST included; the
+//! `timezone` operand is read here (40517, 40485) and the zone itself is `zone.rs`'s.
 //!
 //! Calendar arithmetic is proleptic Gregorian on days since 1970-01-01 (Howard Hinnant's
 //! `days_from_civil`/`civil_from_days`), so any `i64` of milliseconds has a date.
@@ -13,6 +13,7 @@ use super::expr::{
     self, Expr, Lazy, Scope, eval_error, named_operands, nullish, parse_error, type_of,
 };
 use super::text::render;
+use super::zone::Zone;
 
 /// The date operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,13 +180,13 @@ pub(crate) fn compile_from_string(
     Ok(Expr::Lazy(Lazy::DateFromString, args))
 }
 
-/// A time zone: a fixed offset from UTC in minutes.
-pub(super) type Offset = i64;
-
-/// The `timezone` operand: `None` when it is null (the result is then null).
-pub(super) fn timezone(v: Option<&Bson>, given: bool) -> Result<Option<Offset>> {
+/// The `timezone` operand: `None` when it is null (the result is then null); absent, UTC.
+///
+/// # Errors
+/// 40517 for a value that is no string, 40485 for a name no zone has.
+pub(super) fn timezone(v: Option<&Bson>, given: bool) -> Result<Option<Zone>> {
     if !given {
-        return Ok(Some(0));
+        return Ok(Some(Zone::UTC));
     }
     let Some(v) = v.filter(|v| !nullish(Some(v))) else {
         return Ok(None);
@@ -199,53 +200,9 @@ pub(super) fn timezone(v: Option<&Bson>, given: bool) -> Result<Option<Offset>> 
             ),
         ));
     };
-    parse_offset(s)
+    Zone::named(s)
         .map(Some)
         .ok_or_else(|| eval_error(40485, format!("unrecognized time zone identifier: \"{s}\"")))
-}
-
-/// UTC's names, or a fixed offset `±hh`, `±hhmm`, `±hh:mm`, in minutes.
-fn parse_offset(s: &str) -> Option<Offset> {
-    if matches!(
-        s,
-        "UTC"
-            | "GMT"
-            | "Z"
-            | "Etc/UTC"
-            | "Etc/GMT"
-            | "Etc/Universal"
-            | "Universal"
-            | "Zulu"
-            | "Etc/Zulu"
-            | "UCT"
-            | "Etc/UCT"
-    ) {
-        return Some(0);
-    }
-    let (sign, rest) = match s.as_bytes().first() {
-        Some(b'+') => (1, s.get(1..)?),
-        Some(b'-') => (-1, s.get(1..)?),
-        _ => return None,
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if rest.contains(':') && rest.len() != 5 {
-        return None;
-    }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m) = match digits.len() {
-        2 => (digits.parse::<i64>().ok()?, 0),
-        4 => (
-            digits.get(..2)?.parse::<i64>().ok()?,
-            digits.get(2..)?.parse::<i64>().ok()?,
-        ),
-        _ => return None,
-    };
-    if m >= 60 {
-        return None;
-    }
-    Some(sign * (h * 60 + m))
 }
 
 /// A value as a date in milliseconds (MongoDB's `coerceToDate`: a date, a timestamp's seconds,
@@ -366,12 +323,13 @@ impl Parts {
 
 /// A date as MongoDB writes one in text: `1970-01-01T00:00:00.000Z`.
 pub(crate) fn iso_string(ms: i64) -> String {
-    format_date(ms, 0, ISO_FORMAT_Z).unwrap_or_default()
+    format_date(ms, &Zone::UTC, ISO_FORMAT_Z).unwrap_or_default()
 }
 
 /// `$dateToString`'s default format in UTC.
 const ISO_FORMAT_Z: &str = "%Y-%m-%dT%H:%M:%S.%LZ";
-/// `$dateToString`'s default format at another offset.
+/// `$dateToString`'s default format in any other zone (an IANA name for UTC, such as
+/// `Etc/UTC`, included: MongoDB keeps the `Z` for its UTC zone only).
 const ISO_FORMAT: &str = "%Y-%m-%dT%H:%M:%S.%L";
 
 /// Checks a `$dateToString` format (codes 18535, 18536).
@@ -398,10 +356,10 @@ fn check_format(format: &str) -> Result<()> {
     Ok(())
 }
 
-/// Formats `ms` (UTC) at `offset` minutes east of UTC.
-fn format_date(ms: i64, offset: Offset, format: &str) -> Result<String> {
+/// Formats `ms` (UTC) in `zone`.
+fn format_date(ms: i64, zone: &Zone, format: &str) -> Result<String> {
     check_format(format)?;
-    let p = parts_of(ms.saturating_add(offset * 60_000));
+    let p = parts_of(zone.to_local(ms));
     let mut out = String::with_capacity(format.len() + 16);
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -423,13 +381,18 @@ fn format_date(ms: i64, offset: Offset, format: &str) -> Result<String> {
             'V' => format!("{:02}", p.iso_week().1),
             'w' => p.day_of_week().to_string(),
             'Y' => format!("{:04}", p.year),
-            'z' => format!(
-                "{}{:02}{:02}",
-                if offset < 0 { '-' } else { '+' },
-                offset.abs() / 60,
-                offset.abs() % 60
-            ),
-            'Z' => format!("{}{}", if offset < 0 { '-' } else { '+' }, offset.abs()),
+            // MongoDB's `utcOffset` in seconds: `%z` as ±hhmm (whole hours, then the
+            // minutes left, both toward zero), `%Z` as signed minutes with no `+`.
+            'z' => {
+                let offset = zone.utc_offset(ms);
+                format!(
+                    "{}{:02}{:02}",
+                    if offset < 0 { '-' } else { '+' },
+                    (offset / 3600).abs(),
+                    (offset / 60).abs() % 60
+                )
+            }
+            'Z' => (zone.utc_offset(ms) / 60).to_string(),
             _ => "%".to_owned(),
         };
         out.push_str(&piece);
@@ -448,11 +411,11 @@ pub(crate) fn apply(op: DateOp, vals: &[Option<Bson>]) -> Result<Option<Bson>> {
     if nullish(date) {
         return Ok(Some(Bson::Null));
     }
-    let Some(offset) = timezone(get(1), given(1))? else {
+    let Some(zone) = timezone(get(1), given(1))? else {
         return Ok(Some(Bson::Null));
     };
     let ms = coerce_to_date(date.unwrap_or(&Bson::Null))?;
-    let p = parts_of(ms.saturating_add(offset * 60_000));
+    let p = parts_of(zone.to_local(ms));
     let n = match op {
         DateOp::Year => p.year,
         DateOp::Month => p.month,
@@ -501,16 +464,16 @@ fn to_string(vals: &[Option<Bson>]) -> Result<Option<Bson>> {
         return Ok(Some(Bson::Null));
     }
     let tz_given = vals.get(2).is_some_and(Option::is_some);
-    let Some(offset) = timezone(get(2), tz_given)? else {
+    let Some(zone) = timezone(get(2), tz_given)? else {
         return Ok(Some(Bson::Null));
     };
     let ms = coerce_to_date(date.unwrap_or(&Bson::Null))?;
     let format = match format {
         Some(Bson::String(f)) => f.as_str(),
-        _ if offset == 0 => ISO_FORMAT_Z,
+        _ if zone.is_utc() => ISO_FORMAT_Z,
         _ => ISO_FORMAT,
     };
-    Ok(Some(Bson::String(format_date(ms, offset, format)?)))
+    Ok(Some(Bson::String(format_date(ms, &zone, format)?)))
 }
 
 /// Evaluates `$dateFromString`'s `[dateString, format, timezone, onError, onNull]`.
@@ -554,16 +517,61 @@ pub(crate) fn eval_from_string(args: &[Expr], cx: &mut Scope<'_>) -> Result<Opti
             ));
         }
     };
-    let Some(offset) = timezone(tz.as_ref(), !matches!(arg(2), Expr::Absent))? else {
+    let Some(zone) = timezone(tz.as_ref(), !matches!(arg(2), Expr::Absent))? else {
         return Ok(Some(Bson::Null));
     };
     let parsed = match format {
-        None => parse_iso(s, Some(offset)),
-        Some(f) => parse_with_format(s, f, offset),
+        None => read_iso(s),
+        Some(f) => read_with_format(s, f),
     };
-    match parsed {
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => return fail(format!("Error parsing date string '{s}'; {reason}"), cx),
+    };
+    match parsed.instant(&zone) {
         Ok(ms) => Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms)))),
-        Err(reason) => fail(format!("Error parsing date string '{s}'; {reason}"), cx),
+        Err(message) => fail(message.to_owned(), cx),
+    }
+}
+
+/// A zone a date string names itself.
+#[derive(Debug, Clone, Copy)]
+enum TextZone {
+    /// `Z`, which timelib reads as a zone abbreviation.
+    Z,
+    /// `±hh[[:]mm]`, in minutes east of UTC.
+    Offset(i64),
+}
+
+/// A date read from text, before its zone is applied.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    /// The wall-clock time the text gives, in milliseconds since 1970-01-01.
+    local: i64,
+    /// The zone the text names, if any.
+    zone: Option<TextZone>,
+}
+
+impl Parsed {
+    /// The instant, as MongoDB's `TimeZoneDatabase::fromString` gives it: at the text's own
+    /// zone when it names one (refused with a `timezone` other than UTC), else in `zone`,
+    /// a DST fold decided by the zone's flag at 1970-01-01T00:00Z (timelib sets the parsed
+    /// time's zone at its zero instant).
+    fn instant(self, zone: &Zone) -> std::result::Result<i64, &'static str> {
+        match self.zone {
+            Some(TextZone::Offset(_)) if !zone.is_utc() => Err(
+                "you cannot pass in a date/time string with GMT offset together with a timezone argument",
+            ),
+            Some(TextZone::Z) if !zone.is_utc() => Err(
+                "you cannot pass in a date/time string with time zone information ('Z') together with a timezone argument",
+            ),
+            Some(TextZone::Offset(minutes)) => Ok(self.local.saturating_sub(minutes * 60_000)),
+            Some(TextZone::Z) => Ok(self.local),
+            // A year of four digits keeps the instant far inside the range of a date.
+            None => Ok(zone
+                .instant_of_local(self.local, zone.is_dst(0))
+                .unwrap_or(self.local)),
+        }
     }
 }
 
@@ -624,9 +632,9 @@ impl Reader<'_> {
     }
 
     /// `Z`, `±hh`, `±hhmm` or `±hh:mm`; `None` when there is none.
-    fn offset(&mut self) -> std::result::Result<Option<Offset>, String> {
+    fn zone(&mut self) -> std::result::Result<Option<TextZone>, String> {
         if self.eat(b'Z') {
-            return Ok(Some(0));
+            return Ok(Some(TextZone::Z));
         }
         let sign = match self.peek() {
             Some(b'+') => 1,
@@ -641,35 +649,36 @@ impl Reader<'_> {
         } else {
             0
         };
-        Ok(Some(sign * (h * 60 + m)))
+        Ok(Some(TextZone::Offset(sign * (h * 60 + m))))
     }
 }
 
-/// Milliseconds of a checked calendar date and time at `offset`.
-fn instant(
+/// A checked calendar date and time, and the zone its text named.
+fn parsed(
     (y, mo, d): (i64, i64, i64),
     (h, mi, s, ms): (i64, i64, i64, i64),
-    offset: Offset,
-) -> std::result::Result<i64, String> {
+    zone: Option<TextZone>,
+) -> std::result::Result<Parsed, String> {
     if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) {
         return Err("The parsed date was invalid".to_owned());
     }
     if h > 23 || mi > 59 || s > 59 {
         return Err("The parsed time was invalid".to_owned());
     }
-    Ok(
-        days_from_civil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000 + ms
-            - offset * 60_000,
-    )
+    Ok(Parsed {
+        local: days_from_civil(y, mo, d) * MS_PER_DAY + ((h * 60 + mi) * 60 + s) * 1000 + ms,
+        zone,
+    })
 }
 
-/// An ISO-8601 date: `YYYY-MM-DD`, optionally `T` (or a space) `HH:MM[:SS[.fff]]` and an
-/// offset (`Z`, `±hh[:mm]`). `default_offset` applies when the text has none; `None` when the
-/// text must not carry a zone (the caller parses it as UTC).
-pub(crate) fn parse_iso(
-    s: &str,
-    default_offset: Option<Offset>,
-) -> std::result::Result<i64, String> {
+/// An ISO-8601 date read in UTC (`$convert`'s string to date), as [`read_iso`] reads it.
+pub(crate) fn parse_iso(s: &str) -> std::result::Result<i64, String> {
+    read_iso(s)?.instant(&Zone::UTC).map_err(str::to_owned)
+}
+
+/// An ISO-8601 date: `YYYY-MM-DD`, optionally `T` (or a space) `HH:MM[:SS[.fff]]` and a zone
+/// (`Z`, `±hh[:mm]`).
+fn read_iso(s: &str) -> std::result::Result<Parsed, String> {
     let mut r = Reader {
         text: s.as_bytes(),
         at: 0,
@@ -693,25 +702,21 @@ pub(crate) fn parse_iso(
             }
         }
     }
-    let offset = r.offset()?.or(default_offset).unwrap_or(0);
+    let zone = r.zone()?;
     if r.at != r.text.len() {
         return Err(format!("{}: Trailing data", r.at));
     }
-    instant((y, mo, d), (h, mi, sec, ms), offset)
+    parsed((y, mo, d), (h, mi, sec, ms), zone)
 }
 
 /// A date read with a `$dateFromString` format (`%Y %m %d %H %M %S %L %z %Z %%`).
-fn parse_with_format(
-    s: &str,
-    format: &str,
-    default_offset: Offset,
-) -> std::result::Result<i64, String> {
+fn read_with_format(s: &str, format: &str) -> std::result::Result<Parsed, String> {
     let mut r = Reader {
         text: s.as_bytes(),
         at: 0,
     };
     let (mut y, mut mo, mut d, mut h, mut mi, mut sec, mut ms) = (1970, 1, 1, 0, 0, 0, 0);
-    let mut offset = None;
+    let mut zone = None;
     let mut f = format.chars();
     while let Some(c) = f.next() {
         if c != '%' {
@@ -731,7 +736,7 @@ fn parse_with_format(
             Some('M') => mi = r.digits(2)?,
             Some('S') => sec = r.digits(2)?,
             Some('L') => ms = r.fraction_ms()?,
-            Some('z' | 'Z') => offset = r.offset()?,
+            Some('z' | 'Z') => zone = r.zone()?,
             Some('%') => {
                 if !r.eat(b'%') {
                     return Err(format!("{}: Format literal not found", r.at));
@@ -746,11 +751,7 @@ fn parse_with_format(
     if r.at != r.text.len() {
         return Err(format!("{}: Trailing data", r.at));
     }
-    instant(
-        (y, mo, d),
-        (h, mi, sec, ms),
-        offset.unwrap_or(default_offset),
-    )
+    parsed((y, mo, d), (h, mi, sec, ms), zone)
 }
 
 #[cfg(test)]
@@ -769,11 +770,7 @@ mod tests {
         assert_eq!(sunday.iso_week(), (2020, 53));
         let monday = parts_of(days_from_civil(2021, 1, 4) * MS_PER_DAY);
         assert_eq!(monday.iso_week(), (2021, 1));
-        assert_eq!(parse_offset("+05:30"), Some(330));
-        assert_eq!(parse_offset("-0800"), Some(-480));
-        assert_eq!(parse_offset("+03"), Some(180));
-        assert_eq!(parse_offset("Europe/Paris"), None);
-        assert_eq!(parse_iso("1970-01-02", None), Ok(MS_PER_DAY));
-        assert_eq!(parse_iso("1970-01-01T01:00:00.5+01:00", None), Ok(500));
+        assert_eq!(parse_iso("1970-01-02"), Ok(MS_PER_DAY));
+        assert_eq!(parse_iso("1970-01-01T01:00:00.5+01:00"), Ok(500));
     }
 }

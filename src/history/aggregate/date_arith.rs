@@ -1,15 +1,18 @@
 //! Date arithmetic, as MongoDB 7.0's `date_time_support.cpp` computes it: `$dateAdd` and
-//! `$dateSubtract` (months, quarters and years in the local calendar, a day past the month's
-//! end clamped to its last day; shorter units as fixed durations), `$dateDiff` (the unit
-//! boundaries crossed between two dates, in the local calendar) and `$dateTrunc` (bins of
-//! `binSize` units counted from 2000-01-01 local, weeks from the first `startOfWeek` on or
-//! after it). Time zones as in `date.rs`: UTC and fixed offsets.
+//! `$dateSubtract` (days and longer in the local calendar keeping the local clock time, a day
+//! past the month's end clamped to its last day; hours and shorter as fixed durations),
+//! `$dateDiff` (the unit boundaries crossed between two dates in the local calendar, hours and
+//! shorter corrected by the change of offset) and `$dateTrunc` (bins of `binSize` units
+//! counted from 2000-01-01 local, weeks from the first `startOfWeek` on or after it). In UTC,
+//! at a fixed offset or in an IANA zone (`zone.rs`, which resolves DST gaps and folds as
+//! timelib does).
 
 use bson::Bson;
 
 use super::super::error::{Error, Result};
-use super::date::{MS_PER_DAY, Offset, days_from_civil, days_in_month, parts_of, timezone};
+use super::date::{MS_PER_DAY, days_from_civil, days_in_month, parts_of, timezone};
 use super::expr::{self, Expr, eval_error, named_operands, nullish, numeric, parse_error, type_of};
+use super::zone::Zone;
 
 /// The date arithmetic operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,7 +308,7 @@ fn integral64(v: &Bson) -> Option<i64> {
 }
 
 /// `timezone` with `$dateDiff`'s/`$dateTrunc`'s context on its errors.
-fn timezone_in(op: &str, v: Option<&Bson>, given: bool) -> Result<Option<Offset>> {
+fn timezone_in(op: &str, v: Option<&Bson>, given: bool) -> Result<Option<Zone>> {
     timezone(v, given).map_err(|e| match e {
         Error::Expression { code, message } => eval_error(
             code,
@@ -337,7 +340,7 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
             let Some(amount) = get(2).filter(|a| !nullish(Some(a))) else {
                 return null;
             };
-            let Some(offset) = timezone(get(3), given(3))? else {
+            let Some(zone) = timezone(get(3), given(3))? else {
                 return null;
             };
             let Some(start) = as_date(start) else {
@@ -360,7 +363,7 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
                     )
                 })?;
             }
-            let out = date_add(start, unit, amount, offset)
+            let out = date_add(start, unit, amount, &zone)
                 .ok_or_else(|| eval_error(5_166_406, "dateAdd overflowed"))?;
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
         }
@@ -372,12 +375,12 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
                 return null;
             }
             let unit = parse_unit(unit, name)?;
-            let Some((week_start, offset)) = week_and_zone(name, unit, vals)? else {
+            let Some((week_start, zone)) = week_and_zone(name, unit, vals)? else {
                 return null;
             };
             let start = convert_date(start, name, "startDate")?;
             let end = convert_date(end, name, "endDate")?;
-            let diff = date_diff(start, end, unit, offset, week_start)
+            let diff = date_diff(start, end, unit, &zone, week_start)
                 .ok_or_else(|| eval_error(5_166_308, "dateDiff overflowed"))?;
             Ok(Some(Bson::Int64(diff)))
         }
@@ -396,11 +399,11 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
                 return null;
             };
             let unit = parse_unit(unit, name)?;
-            let Some((week_start, offset)) = week_and_zone(name, unit, vals)? else {
+            let Some((week_start, zone)) = week_and_zone(name, unit, vals)? else {
                 return null;
             };
             let ms = convert_date(date, name, "date")?;
-            let out = date_trunc(ms, unit, bin, offset, week_start)
+            let out = date_trunc(ms, unit, bin, &zone, week_start)
                 .ok_or_else(|| eval_error(5_439_000, "dateTrunc overflowed"))?;
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
         }
@@ -409,7 +412,7 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
 
 /// `$dateDiff`'s and `$dateTrunc`'s `startOfWeek` (operand 4; read for weeks only, default
 /// Sunday) and `timezone` (operand 3); `None` when either is null or missing but given.
-fn week_and_zone(op: &str, unit: Unit, vals: &[Option<Bson>]) -> Result<Option<(i64, Offset)>> {
+fn week_and_zone(op: &str, unit: Unit, vals: &[Option<Bson>]) -> Result<Option<(i64, Zone)>> {
     let given = |i: usize| vals.get(i).is_some_and(Option::is_some);
     let get = |i: usize| vals.get(i).and_then(Option::as_ref);
     let mut week_start = 7;
@@ -419,7 +422,7 @@ fn week_and_zone(op: &str, unit: Unit, vals: &[Option<Bson>]) -> Result<Option<(
             _ => return Ok(None),
         }
     }
-    Ok(timezone_in(op, get(3), given(3))?.map(|offset| (week_start, offset)))
+    Ok(timezone_in(op, get(3), given(3))?.map(|zone| (week_start, zone)))
 }
 
 /// A `$dateDiff`/`$dateTrunc` operand `what` as a date (MongoDB's `convertDate`: 5166307).
@@ -456,34 +459,46 @@ fn bin_size(v: &Bson) -> Result<i64> {
     Ok(n)
 }
 
-/// Minutes of offset in milliseconds.
-fn offset_ms(offset: Offset) -> i64 {
-    offset * 60_000
+/// The local wall-clock time of `ms` in `zone`; `None` past the range of a date.
+fn local_of(ms: i64, zone: &Zone) -> Option<i64> {
+    ms.checked_add(zone.local_offset(ms).checked_mul(1000)?)
 }
 
-/// `ms` plus `amount` units at `offset`; `None` past the range of a date.
-pub(super) fn date_add(ms: i64, unit: Unit, amount: i64, offset: Offset) -> Option<i64> {
-    if let Some(len) = unit.millis() {
-        return ms.checked_add(amount.checked_mul(len)?);
+/// `ms` plus `amount` units in `zone`; `None` past the range of a date. As MongoDB's `dateAdd`:
+/// hours and shorter are fixed durations; days and longer move the local calendar and keep
+/// the local clock time (a month past its end clamped to its last day), the result read back
+/// with the DST flag the zone had at `ms` (a time in a gap moves forward by the gap, one in a
+/// fold takes the side `ms` was on). At UTC or a fixed offset both come to the same.
+pub(super) fn date_add(ms: i64, unit: Unit, amount: i64, zone: &Zone) -> Option<i64> {
+    let on_calendar = match unit {
+        Unit::Months(_) => true,
+        Unit::Day | Unit::Week => matches!(zone, Zone::Named(_)),
+        _ => false,
+    };
+    if !on_calendar {
+        return ms.checked_add(amount.checked_mul(unit.millis()?)?);
     }
-    let Unit::Months(per) = unit else { return None };
-    let local = ms.checked_add(offset_ms(offset))?;
-    let p = parts_of(local);
-    let total = (p.year.checked_mul(12)?)
-        .checked_add(p.month - 1)?
-        .checked_add(amount.checked_mul(per)?)?;
-    let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
-    // A 64-bit millisecond count spans about ±292 million years; past that there is no date
-    // (and the day arithmetic below would overflow).
-    if !(-YEARS_OF_A_DATE..=YEARS_OF_A_DATE).contains(&y) {
-        return None;
-    }
-    let d = p.day.min(days_in_month(y, m));
-    let in_day = local.rem_euclid(MS_PER_DAY);
-    days_from_civil(y, m, d)
-        .checked_mul(MS_PER_DAY)?
-        .checked_add(in_day)?
-        .checked_sub(offset_ms(offset))
+    let local = local_of(ms, zone)?;
+    let moved = match unit {
+        Unit::Months(per) => {
+            let p = parts_of(local);
+            let total = (p.year.checked_mul(12)?)
+                .checked_add(p.month - 1)?
+                .checked_add(amount.checked_mul(per)?)?;
+            let (y, m) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+            // A 64-bit millisecond count spans about ±292 million years; past that there is
+            // no date (and the day arithmetic below would overflow).
+            if !(-YEARS_OF_A_DATE..=YEARS_OF_A_DATE).contains(&y) {
+                return None;
+            }
+            let d = p.day.min(days_in_month(y, m));
+            days_from_civil(y, m, d)
+                .checked_mul(MS_PER_DAY)?
+                .checked_add(local.rem_euclid(MS_PER_DAY))?
+        }
+        fixed => local.checked_add(amount.checked_mul(fixed.millis()?)?)?,
+    };
+    zone.instant_of_local(moved, zone.is_dst(ms))
 }
 
 /// Years beyond every date a 64-bit millisecond count can hold (about 292 million either way).
@@ -495,14 +510,16 @@ fn week_reference_day(week_start: i64) -> i64 {
     10_957 + (week_start - 6).rem_euclid(7)
 }
 
-/// The number of `unit` boundaries from `start` to `end` at `offset`.
-fn date_diff(start: i64, end: i64, unit: Unit, offset: Offset, week_start: i64) -> Option<i64> {
-    let (a, b) = (
-        start.checked_add(offset_ms(offset))?,
-        end.checked_add(offset_ms(offset))?,
-    );
+/// The number of `unit` boundaries from `start` to `end` in `zone` (MongoDB's `dateDiff`):
+/// days and longer counted on the local calendar; hours, minutes and seconds on the local
+/// clock, corrected by the change of offset between the two dates (so across a DST change
+/// they count the time that passed, in whole units toward zero).
+fn date_diff(start: i64, end: i64, unit: Unit, zone: &Zone, week_start: i64) -> Option<i64> {
+    if unit == Unit::Millisecond {
+        return end.checked_sub(start);
+    }
+    let (a, b) = (local_of(start, zone)?, local_of(end, zone)?);
     match unit {
-        Unit::Millisecond => end.checked_sub(start),
         Unit::Week => {
             let r = week_reference_day(week_start);
             let weeks = |ms: i64| (ms.div_euclid(MS_PER_DAY) - r).div_euclid(7);
@@ -517,35 +534,44 @@ fn date_diff(start: i64, end: i64, unit: Unit, offset: Offset, week_start: i64) 
         }
         fixed => {
             let len = fixed.millis()?;
-            b.div_euclid(len).checked_sub(a.div_euclid(len))
+            let crossed = b.div_euclid(len).checked_sub(a.div_euclid(len))?;
+            if fixed == Unit::Day {
+                return Some(crossed);
+            }
+            // timelib's `z` of each date, in seconds; C's division truncates toward zero.
+            let change = zone.local_offset(start) - zone.local_offset(end);
+            crossed.checked_add(change / (len / 1000))
         }
     }
 }
 
-/// `ms` truncated to its bin of `bin` units at `offset`.
-fn date_trunc(ms: i64, unit: Unit, bin: i64, offset: Offset, week_start: i64) -> Option<i64> {
-    // 2000-01-01T00:00:00.000 local.
+/// `ms` truncated to its bin of `bin` units in `zone` (MongoDB's `truncateDate`). Bins count
+/// from 2000-01-01T00:00 local at the offset the zone had at 2000-01-01T00:00Z (weeks from the
+/// first `startOfWeek` on or after it): hours and shorter as fixed durations from there; days
+/// and longer on the local calendar, the bin's start then added to the reference as
+/// `$dateAdd` adds (local midnight, read back with the reference's DST flag).
+fn date_trunc(ms: i64, unit: Unit, bin: i64, zone: &Zone, week_start: i64) -> Option<i64> {
+    // 2000-01-01T00:00:00.000Z.
     const REFERENCE_MS: i64 = 946_684_800_000;
-    let local = ms.checked_add(offset_ms(offset))?;
-    let truncated = match unit {
-        Unit::Months(per) => {
-            let p = parts_of(local);
-            let months = (p.year - 2000) * 12 + p.month - 1;
-            let step = per.checked_mul(bin)?;
-            let start = months.div_euclid(step).checked_mul(step)?;
-            days_from_civil(2000 + start.div_euclid(12), start.rem_euclid(12) + 1, 1)
-                .checked_mul(MS_PER_DAY)?
+    let reference = REFERENCE_MS.checked_sub(zone.utc_offset(REFERENCE_MS).checked_mul(1000)?)?;
+    let distance = match unit {
+        Unit::Millisecond | Unit::Second | Unit::Minute | Unit::Hour => {
+            let step = unit.millis()?.checked_mul(bin)?;
+            return ms.checked_sub(ms.checked_sub(reference)?.rem_euclid(step));
         }
-        fixed => {
-            let reference = if fixed == Unit::Week {
-                week_reference_day(week_start).checked_mul(MS_PER_DAY)?
-            } else {
-                REFERENCE_MS
-            };
-            let step = fixed.millis()?.checked_mul(bin)?;
-            let since = local.checked_sub(reference)?;
-            reference.checked_add(since.div_euclid(step).checked_mul(step)?)?
+        Unit::Day => local_of(ms, zone)?.div_euclid(MS_PER_DAY) - 10_957,
+        Unit::Week => (local_of(ms, zone)?.div_euclid(MS_PER_DAY) - week_reference_day(week_start))
+            .div_euclid(7),
+        Unit::Months(per) => {
+            let p = parts_of(local_of(ms, zone)?);
+            ((p.year - 2000) * 12 + p.month - 1).div_euclid(per)
         }
     };
-    truncated.checked_sub(offset_ms(offset))
+    let reference = match unit {
+        Unit::Week => {
+            reference.checked_add((week_reference_day(week_start) - 10_957) * MS_PER_DAY)?
+        }
+        _ => reference,
+    };
+    date_add(reference, unit, distance - distance.rem_euclid(bin), zone)
 }

@@ -1,6 +1,7 @@
 //! `$dateToParts` (`{date, timezone, iso8601}`) and `$dateFromParts` (`{year, month, day, hour,
 //! minute, second, millisecond, timezone}` or `{isoWeekYear, isoWeek, isoDayOfWeek, …}`), as
-//! MongoDB 7.0's `expression.cpp`, in UTC or at a fixed offset (`date.rs`'s `timezone`).
+//! MongoDB 7.0's `expression.cpp`, in UTC, at a fixed offset or in an IANA zone (`date.rs`'s
+//! `timezone`; a local time in a DST gap or fold resolved as `zone.rs` does).
 //!
 //! `$dateFromParts` evaluates hour, minute, second and millisecond, then the time zone, then
 //! the date fields, and gives null at the first one that is null or missing. A given part must
@@ -21,6 +22,7 @@ use super::expr::{
     ABSENT, Expr, Lazy, Scope, eval_error, named_operands, nullish, parse_error, type_of,
 };
 use super::text::render;
+use super::zone::Zone;
 
 /// Smallest value of a bounded date part (MongoDB's `kMinValueForDatePart`).
 pub(crate) const DATE_PART_MIN: i64 = -32_768;
@@ -201,7 +203,7 @@ pub(crate) fn eval_from(args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson
     }
     let tz = arg(10);
     let tz_value = tz.eval(cx)?;
-    let Some(offset) = date::timezone(tz_value.as_ref(), !matches!(tz, Expr::Absent))? else {
+    let Some(zone) = date::timezone(tz_value.as_ref(), !matches!(tz, Expr::Absent))? else {
         return Ok(Some(Bson::Null));
     };
     let days = if matches!(arg(0), Expr::Absent) {
@@ -241,10 +243,18 @@ pub(crate) fn eval_from(args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson
         i128::from(first) + i128::from(day) - 1
     };
     let [hour, minute, second, millis] = time.map(i128::from);
-    let ms =
-        days * i128::from(MS_PER_DAY) + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis
-            - i128::from(offset) * 60_000;
-    let ms = i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX });
+    let local =
+        days * i128::from(MS_PER_DAY) + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis;
+    let saturate = |ms: i128| i64::try_from(ms).unwrap_or(if ms < 0 { i64::MIN } else { i64::MAX });
+    let ms = match zone {
+        Zone::Fixed(seconds) => saturate(local - i128::from(seconds) * 1000),
+        // timelib's `createFromDateParts` sets the zone on a time at the zero instant, so a
+        // local time in a DST fold takes the offset whose DST flag the zone had at
+        // 1970-01-01T00:00Z (standard time in most zones: the later of the two instants).
+        Zone::Named(_) => zone
+            .instant_of_local(saturate(local), zone.is_dst(0))
+            .unwrap_or(if local < 0 { i64::MIN } else { i64::MAX }),
+    };
     Ok(Some(Bson::DateTime(bson::DateTime::from_millis(ms))))
 }
 
@@ -270,7 +280,7 @@ pub(crate) fn eval_to(args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson>>
     let date_value = arg(0).eval(cx)?;
     let tz = arg(1);
     let tz_value = tz.eval(cx)?;
-    let Some(offset) = date::timezone(tz_value.as_ref(), !matches!(tz, Expr::Absent))? else {
+    let Some(zone) = date::timezone(tz_value.as_ref(), !matches!(tz, Expr::Absent))? else {
         return Ok(Some(Bson::Null));
     };
     let iso = match arg(2) {
@@ -293,7 +303,7 @@ pub(crate) fn eval_to(args: &[Expr], cx: &mut Scope<'_>) -> Result<Option<Bson>>
         return Ok(Some(Bson::Null));
     };
     let ms = date::coerce_to_date(&date_value)?;
-    let p = parts_of(ms.saturating_add(offset * 60_000));
+    let p = parts_of(zone.to_local(ms));
     let int = |n: i64| Bson::Int32(i32::try_from(n).unwrap_or(i32::MAX));
     let mut out = Document::new();
     if iso {

@@ -16,6 +16,7 @@ use super::super::{MemoryBudget, deadline, held_size};
 use super::date_arith::{self, Unit};
 use super::fill::set_nested;
 use super::window::{missing_field, unknown_field};
+use super::zone::Zone;
 use super::{EqualityIndex, Expr, add, expr, field_path};
 
 /// MongoDB's `internalQueryMaxAllowedDensifyDocs`: the documents one `$densify` may make.
@@ -316,7 +317,7 @@ impl Densify {
             (Bson::DateTime(t), Some(unit)) => {
                 // A whole number (checked when parsed), of any numeric type.
                 let amount = super::coerce_to_long(&self.step);
-                date_arith::date_add(t.timestamp_millis(), unit, amount, 0)
+                date_arith::date_add(t.timestamp_millis(), unit, amount, &Zone::UTC)
                     .map(|ms| Bson::DateTime(bson::DateTime::from_millis(ms)))
                     .ok_or_else(|| Error::expression(5_166_406, "dateAdd overflowed"))
             }

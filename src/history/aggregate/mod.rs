@@ -33,6 +33,7 @@ mod text;
 mod trig;
 mod window;
 mod zip;
+mod zone;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

@@ -954,7 +954,7 @@ fn convert(v: &Bson, target: Target) -> std::result::Result<Bson, Failure> {
                 },
                 Bson::ObjectId(o) => o.timestamp().timestamp_millis(),
                 Bson::Timestamp(t) => i64::from(t.time) * 1000,
-                Bson::String(s) => date::parse_iso(s, None).map_err(|reason| {
+                Bson::String(s) => date::parse_iso(s).map_err(|reason| {
                     failure(format!("Error parsing date string '{s}'; {reason}"), "")
                 })?,
                 other => return Err(unsupported(other, target)),

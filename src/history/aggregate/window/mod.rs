@@ -26,6 +26,7 @@ use super::accumulate::{NAccumulator, NState};
 use super::date_arith::{self, Unit};
 use super::fill::{self, set_nested};
 use super::percentile;
+use super::zone::Zone;
 use super::{
     EqualityIndex, Expr, add, divide_operands, expr, multiply_operands, nullish, subtract_operands,
 };
@@ -468,7 +469,7 @@ impl SetWindowFields {
                     match (base, unit) {
                         (Bson::DateTime(t), Some(u)) => {
                             let amount = delta.as_i64().unwrap_or(0);
-                            date_arith::date_add(t.timestamp_millis(), *u, amount, 0)
+                            date_arith::date_add(t.timestamp_millis(), *u, amount, &Zone::UTC)
                                 .map(|ms| Bson::DateTime(bson::DateTime::from_millis(ms)))
                                 .ok_or_else(|| Error::expression(5_166_406, "dateAdd overflowed"))
                         }
