@@ -382,8 +382,17 @@ fn parse_value_cond(value: &Bson, budget: &mut Budget) -> Result<Cond> {
             r.pattern.as_str(),
             r.options.as_str(),
         )?))),
-        other => Ok(Cond::Eq(other.clone())),
+        other => Ok(Cond::Eq(comparand(other)?)),
     }
+}
+
+/// The operand of an equality or comparison: anything but `undefined`, which MongoDB's
+/// `ComparisonMatchExpression` refuses (BadValue `cannot compare to undefined`).
+fn comparand(arg: &Bson) -> Result<Bson> {
+    if matches!(arg, Bson::Undefined) {
+        return Err(Error::bad("cannot compare to undefined"));
+    }
+    Ok(arg.clone())
 }
 
 fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
@@ -396,12 +405,12 @@ fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
     for (op, arg) in d {
         budget.spend()?;
         let cond = match op.as_str() {
-            "$eq" => Cond::Eq(arg.clone()),
-            "$ne" => Cond::Ne(arg.clone()),
-            "$gt" => Cond::Gt(arg.clone()),
-            "$gte" => Cond::Gte(arg.clone()),
-            "$lt" => Cond::Lt(arg.clone()),
-            "$lte" => Cond::Lte(arg.clone()),
+            "$eq" => Cond::Eq(comparand(arg)?),
+            "$ne" => Cond::Ne(comparand(arg)?),
+            "$gt" => Cond::Gt(comparand(arg)?),
+            "$gte" => Cond::Gte(comparand(arg)?),
+            "$lt" => Cond::Lt(comparand(arg)?),
+            "$lte" => Cond::Lte(comparand(arg)?),
             "$in" => Cond::In(parse_in(arg, "$in", budget)?),
             "$nin" => Cond::Nin(parse_in(arg, "$nin", budget)?),
             "$exists" => Cond::Exists(truthy(arg)),
@@ -511,6 +520,9 @@ fn parse_in(arg: &Bson, op: &str, budget: &mut Budget) -> Result<Vec<InItem>> {
                 )?))),
                 Bson::Document(d) if is_operator_doc(d) => {
                     Err(Error::bad("cannot nest $ under $in"))
+                }
+                Bson::Undefined => {
+                    Err(Error::bad("InMatchExpression equality cannot be undefined"))
                 }
                 other => Ok(InItem::Value(other.clone())),
             }
@@ -1068,6 +1080,42 @@ mod tests {
         assert!(m(doc! {"a": null}, doc! {"b": 1}));
         assert!(m(doc! {"a": {"$ne": 1}}, doc! {"b": 1}));
         assert!(!m(doc! {"a": {"$gt": 1}}, doc! {"a": "x"}));
+    }
+
+    /// MongoDB's `ComparisonMatchExpression` and `InMatchExpression` refuse an `undefined`
+    /// operand (BadValue), wherever the comparison sits.
+    #[test]
+    fn undefined_is_no_operand() {
+        let message = |filter: Document| match Filter::parse(&filter) {
+            Err(Error::BadValue(m)) => m,
+            other => panic!("{filter}: {other:?}"),
+        };
+        for filter in [
+            doc! {"a": Bson::Undefined},
+            doc! {"a": {"$eq": Bson::Undefined}},
+            doc! {"a": {"$ne": Bson::Undefined}},
+            doc! {"a": {"$gt": Bson::Undefined}},
+            doc! {"a": {"$gte": Bson::Undefined}},
+            doc! {"a": {"$lt": Bson::Undefined}},
+            doc! {"a": {"$lte": Bson::Undefined}},
+            doc! {"a": {"$not": {"$eq": Bson::Undefined}}},
+            doc! {"a": {"$all": [Bson::Undefined]}},
+            doc! {"a": {"$elemMatch": {"b": Bson::Undefined}}},
+            doc! {"$or": [{"a": 1}, {"b": Bson::Undefined}]},
+        ] {
+            assert_eq!(message(filter), "cannot compare to undefined");
+        }
+        for filter in [
+            doc! {"a": {"$in": [1, Bson::Undefined]}},
+            doc! {"a": {"$nin": [Bson::Undefined]}},
+        ] {
+            assert_eq!(
+                message(filter),
+                "InMatchExpression equality cannot be undefined"
+            );
+        }
+        // Null is an operand (it matches missing fields).
+        assert!(m(doc! {"a": null}, doc! {}));
     }
 
     #[test]
