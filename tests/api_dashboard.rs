@@ -1,8 +1,9 @@
-//! Capability: the embedded dashboard (`/`, `/dashboard/app.js`, `/dashboard/style.css`).
+//! Capability: the embedded dashboard (`/`, `/dashboard/app.js`, `/dashboard/style.css`), and
+//! signing a browser in at `/login` when the server has an auth token.
 //!
 //! Method: requests through the router with no socket; checks content types, the
-//! Content-Security-Policy that keeps the page to its own origin, and that no asset refers to
-//! another origin (nothing is fetched from the internet).
+//! Content-Security-Policy that keeps the page to its own origin, that no asset refers to
+//! another origin (nothing is fetched from the internet), and the session cookie's life.
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers outside #[test] fns unwrap on setup"
@@ -66,4 +67,167 @@ async fn page_and_assets_are_served_from_the_binary() {
     ] {
         assert!(js.contains(needle), "app.js uses {needle}");
     }
+}
+
+/// A router over a temporary engine whose HTTP surface wants `token` (none: no auth).
+fn router(token: Option<&str>) -> axum::Router {
+    let engine = streamcache::engine::Engine::open(streamcache::config::Config {
+        ephemeral: true,
+        auth_token: token.map(str::to_owned),
+        ..streamcache::config::Config::default()
+    })
+    .unwrap();
+    streamcache::api::router(std::sync::Arc::new(engine))
+}
+
+/// Status, the named response headers, and the body (not read for an event stream).
+async fn send(
+    router: &axum::Router,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let resp = router.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    if headers
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"))
+    {
+        return (status, headers, String::new());
+    }
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn get_with(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut req = Request::builder().uri(path);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+fn sign_in(form: &str) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
+}
+
+fn header<'h>(headers: &'h axum::http::HeaderMap, name: &str) -> &'h str {
+    headers.get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_with_the_token_and_then_uses_the_dashboard_by_its_cookie() {
+    // A token with characters the form encodes.
+    let token = "s3cret&x=1 +";
+    let app = router(Some(token));
+
+    // Without credentials the page leads to the sign-in form, which is open, as is its
+    // stylesheet; everything else stays closed.
+    let (status, headers, _) = send(&app, get_with("/", None)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&headers, "location"), "/login");
+    let (status, headers, page) = send(&app, get_with("/login", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(header(&headers, "content-type").starts_with("text/html"));
+    assert!(page.contains(r#"action="/login""#) && page.contains(r#"name="token""#));
+    assert_eq!(
+        send(&app, get_with("/dashboard/style.css", None)).await.0,
+        StatusCode::OK
+    );
+    for path in ["/dashboard/app.js", "/realtime/orders", "/readyz"] {
+        assert_eq!(
+            send(&app, get_with(path, None)).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+
+    // A wrong token: the form again, 401, no cookie. So is the right token's prefix.
+    for wrong in ["token=nope", "token=s3cret"] {
+        let (status, headers, page) = send(&app, sign_in(wrong)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}");
+        assert!(page.contains("not the server's auth token"), "{page}");
+        assert!(headers.get("set-cookie").is_none());
+    }
+
+    // The token buys a session cookie that is not the token, and leads to the page.
+    let (status, headers, _) = send(&app, sign_in("token=s3cret%26x%3D1+%2B")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(header(&headers, "location"), "/");
+    let set_cookie = header(&headers, "set-cookie").to_owned();
+    assert!(
+        set_cookie.starts_with("streamcache_session="),
+        "{set_cookie}"
+    );
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    assert!(!cookie.contains("s3cret"), "{cookie}");
+
+    // With it: the page, its script, the event stream, the cache; among other cookies too.
+    let jar = format!("theme=dark; {cookie}; other=1");
+    for (path, content_type) in [
+        ("/", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/realtime/orders", "text/event-stream"),
+        ("/redis/get/customer:1", "application/json"),
+    ] {
+        let (status, headers, _) = send(&app, get_with(path, Some(&jar))).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            header(&headers, "content-type").starts_with(content_type),
+            "{path}"
+        );
+    }
+
+    // A changed value, or the cookie of another token, opens nothing.
+    let mut forged = cookie.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(
+        send(&app, get_with("/readyz", Some(&forged))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let rotated = router(Some("a new token"));
+    assert_eq!(
+        send(&rotated, get_with("/readyz", Some(&cookie))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&rotated, get_with("/", Some(&cookie))).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // Signing out clears the cookie.
+    let (status, headers, _) = send(
+        &app,
+        Request::builder()
+            .method("POST")
+            .uri("/logout")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cleared = header(&headers, "set-cookie");
+    assert!(
+        cleared.starts_with("streamcache_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_the_sign_in_page_leads_to_the_dashboard() {
+    let app = router(None);
+    for request in [get_with("/login", None), sign_in("token=anything")] {
+        let (status, headers, _) = send(&app, request).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(header(&headers, "location"), "/");
+    }
+    assert_eq!(send(&app, get_with("/", None)).await.0, StatusCode::OK);
 }

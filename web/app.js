@@ -121,6 +121,12 @@ function notice(text) {
   n.textContent = text;
   n.hidden = !text;
 }
+// A server started with an auth token answers 401 once the sign-in session is gone (signed
+// out, or the token changed): go back to the sign-in page.
+function signedOut(res) {
+  if (res.status === 401) { location.assign('/login'); return true; }
+  return false;
+}
 function connect() {
   setConn('connecting', 'connecting');
   // ?recent= fills the feed with the latest buffered orders; reconnects resume by Last-Event-ID.
@@ -139,6 +145,7 @@ function connect() {
   es.onerror = () => {
     if (es.readyState === EventSource.CLOSED) {
       setConn('offline', 'offline — retrying');
+      fetch('/readyz').then(signedOut).catch(() => {});
       setTimeout(connect, 5000);
     } else {
       setConn('connecting', 'reconnecting');
@@ -164,6 +171,7 @@ $('lookup').addEventListener('submit', async (ev) => {
   out.textContent = 'Looking up…';
   try {
     const res = await fetch(`/redis/get/${encodeURIComponent(`customer:${n}`)}`);
+    if (signedOut(res)) return;
     const body = await res.json().catch(() => ({}));
     if (!res.ok || body.error) throw new Error(body.error || `HTTP ${res.status}`);
     if (body.result === null || body.result === undefined) { out.textContent = `customer:${n} is not in the cache`; return; }
@@ -209,6 +217,7 @@ form.addEventListener('submit', async (ev) => {
       headers: { 'Content-Type': 'application/vnd.kafka.json.v2+json', Accept: 'application/vnd.kafka.v2+json' },
       body: JSON.stringify({ records: [{ key: String(order.customerNumber), value: order }] }),
     });
+    if (signedOut(res)) return;
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.message || body.error || `HTTP ${res.status}`);
     out.textContent = `Produced order ${order.orderNumber}: ${JSON.stringify(body.offsets ?? body)}`;

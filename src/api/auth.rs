@@ -2,21 +2,68 @@
 //! Under `/mongo` the token may also come as the Data API's `apiKey` header, under `/redis` as
 //! Upstash's `_token` query parameter.
 //!
+//! A browser cannot send a bearer token with an `EventSource` or a page load, so the
+//! dashboard signs in at `/login` instead: the token, posted once, buys a session cookie
+//! ([`SESSION_COOKIE`], `HttpOnly`, `SameSite=Strict`) whose value is an HMAC of the token, not
+//! the token itself; every route accepts it in the token's place, and a new token voids it.
+//! `GET /` without credentials is sent to `/login` rather than answered 401.
+//!
 //! The Pusher WebSocket (`/app/{key}`) and HTTP API (`/apps/{app_id}/…`) are exempt: pusher-js
 //! and the Pusher SDKs cannot send a bearer token, and both are authenticated the Pusher way
 //! instead (HMAC-signed HTTP API requests; signed `private-`/`presence-` subscriptions). Public
 //! Pusher channels are readable without a token, as they are on Pusher itself.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{KeyInit as _, Mac as _};
 
 use super::error::is_under;
 use super::{ApiError, AppState};
 
-/// Paths answered without a token: liveness must work for any supervisor.
-const OPEN_PATHS: &[&str] = &["/healthz"];
+/// Paths answered without a token: liveness must work for any supervisor; signing in and out
+/// and the sign-in page's stylesheet (no data) must work before the browser has a session.
+const OPEN_PATHS: &[&str] = &["/healthz", "/login", "/logout", "/dashboard/style.css"];
+
+/// The cookie holding a browser's session (see the module documentation).
+pub(crate) const SESSION_COOKIE: &str = "streamcache_session";
+
+/// What the session value is an HMAC of, keyed by the token.
+const SESSION_CONTEXT: &[u8] = b"streamcache dashboard session v1";
+
+/// The session cookie's value for `token`: HMAC-SHA256 of [`SESSION_CONTEXT`] keyed by the
+/// token, in lowercase hex.
+#[must_use]
+pub(crate) fn session_value(token: &str) -> String {
+    // HMAC takes a key of any length, so this never fails; the fallback is unreachable.
+    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(SESSION_CONTEXT);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The value of the cookie `name` among the request's `Cookie` headers.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+/// Whether the request carries the session cookie of `token`.
+fn has_session(headers: &HeaderMap, token: &str) -> bool {
+    cookie(headers, SESSION_COOKIE).is_some_and(|v| {
+        let expected = session_value(token);
+        !expected.is_empty() && constant_time_eq(v.as_bytes(), expected.as_bytes())
+    })
+}
 
 /// Path prefixes answered without a token because they carry Pusher signing instead.
 const OPEN_PREFIXES: &[&str] = &["/app/", "/apps/"];
@@ -60,6 +107,10 @@ pub(crate) async fn require_bearer(
     match presented {
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
             next.run(req).await
+        }
+        None if has_session(req.headers(), expected) => next.run(req).await,
+        None if req.method() == Method::GET && req.uri().path() == "/" => {
+            Redirect::to("/login").into_response()
         }
         _ => {
             let mut resp = unauthorized(req.uri().path(), presented.is_some());
@@ -107,6 +158,8 @@ mod tests {
     #[test]
     fn pusher_paths_skip_bearer_auth() {
         assert!(is_open("/healthz"));
+        assert!(is_open("/login"));
+        assert!(!is_open("/dashboard/app.js"));
         assert!(is_open("/app/streamcache-key"));
         assert!(is_open("/apps/streamcache/events"));
         assert!(!is_open("/realtime/orders"));
