@@ -15,7 +15,8 @@
 //! values added — documents with their window fields, as the store returns them.
 //!
 //! The first three pipelines use only operators every version of the store has, so the same
-//! file measures a change to expression evaluation before and after.
+//! file measures a change to expression evaluation before and after. Two more count orders
+//! per local day with `$dateToString`, at a fixed offset and in an IANA time zone.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -64,7 +65,19 @@ fn main() {
         .unwrap();
     h.insert_many("shop", "customers", (0..CUSTOMERS).map(customer).collect())
         .unwrap();
-    let pipelines: [(&str, Vec<Document>); 7] = [
+    // Orders an hour apart (from the `_id`), counted per local day: at a fixed offset, and in
+    // an IANA zone whose offset changes twice a year over the 20,000 hours.
+    let per_local_day = |timezone: &str| {
+        vec![doc! {"$group": {
+            "_id": {"$dateToString": {
+                "date": {"$toDate": {"$multiply": ["$_id", 3_600_000_i64]}},
+                "format": "%Y-%m-%d",
+                "timezone": timezone,
+            }},
+            "n": {"$sum": 1},
+        }}]
+    };
+    let pipelines: [(&str, Vec<Document>); 9] = [
         (
             "group_by_customer",
             vec![doc! {"$group": {
@@ -93,6 +106,8 @@ fn main() {
                 doc! {"$group": {"_id": "$status", "n": {"$sum": 1}, "qty": {"$sum": "$qty"}}},
             ],
         ),
+        ("per_local_day_fixed_offset", per_local_day("-05:00")),
+        ("per_local_day_iana_zone", per_local_day("America/New_York")),
         (
             "lookup_customer",
             vec![doc! {"$lookup": {
