@@ -173,6 +173,40 @@ fn manual_assignment_seeks_and_explicit_commits() {
 }
 
 #[test]
+fn unsubscribing_or_assigning_nothing_ends_a_manual_assignment() {
+    // As KafkaConsumer's: `unsubscribe()` also clears partitions given by `assign()`, and
+    // `assign()` of no partitions is `unsubscribe()`; either way the instance may subscribe.
+    let t = TestLog::new(LogConfig::default());
+    t.log.create_topic("t", Some(2), &[], false).unwrap();
+    let a = t.log.create_consumer("g", Some("a"), earliest()).unwrap();
+    t.log.assign_consumer("g", &a, vec![tp("t", 0)]).unwrap();
+    t.log.unsubscribe_consumer("g", &a).unwrap();
+    assert!(t.log.consumer_assignment("g", &a).unwrap().is_empty());
+    t.log
+        .subscribe_consumer("g", &a, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    assert_eq!(
+        t.log.consumer_assignment("g", &a).unwrap(),
+        [tp("t", 0), tp("t", 1)]
+    );
+    let b = t.log.create_consumer("g", Some("b"), earliest()).unwrap();
+    t.log.assign_consumer("g", &b, vec![tp("t", 1)]).unwrap();
+    t.log.assign_consumer("g", &b, Vec::new()).unwrap();
+    t.log
+        .subscribe_consumer("g", &b, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    assert_eq!(t.log.consumer_assignment("g", &a).unwrap(), [tp("t", 0)]);
+    assert_eq!(t.log.consumer_assignment("g", &b).unwrap(), [tp("t", 1)]);
+    // Assigning nothing to a subscribed instance unsubscribes it too.
+    t.log.assign_consumer("g", &b, Vec::new()).unwrap();
+    assert!(t.log.consumer_subscription("g", &b).unwrap().is_empty());
+    assert_eq!(
+        t.log.consumer_assignment("g", &a).unwrap(),
+        [tp("t", 0), tp("t", 1)]
+    );
+}
+
+#[test]
 fn auto_commit_commits_delivered_positions_on_the_next_poll() {
     let t = TestLog::new(LogConfig::default());
     t.log.create_topic("t", Some(1), &[], false).unwrap();

@@ -730,7 +730,8 @@ impl Log {
         })
     }
 
-    /// Drops an instance's subscription.
+    /// Drops an instance's subscription or manual assignment, as `KafkaConsumer::unsubscribe`
+    /// clears both; the instance may then subscribe or assign again.
     ///
     /// # Errors
     /// [`Error::InstanceNotFound`].
@@ -740,13 +741,15 @@ impl Log {
         let mut reg = self.registry()?;
         let m = reg.member(group, instance, now)?;
         m.subscription = None;
+        m.manual = None;
         m.assigned.clear();
         m.positions.clear();
         reg.rebalance(group, &counts);
         Ok(())
     }
 
-    /// Assigns partitions manually (replacing an earlier manual assignment).
+    /// Assigns partitions manually (replacing an earlier manual assignment). No partitions is
+    /// [`Log::unsubscribe_consumer`], as `KafkaConsumer::assign` of an empty list is.
     ///
     /// # Errors
     /// [`Error::InstanceNotFound`], [`Error::IllegalState`] when subscribed, partition errors,
@@ -757,6 +760,9 @@ impl Log {
         instance: &str,
         partitions: Vec<TopicPartition>,
     ) -> Result<()> {
+        if partitions.is_empty() {
+            return self.unsubscribe_consumer(group, instance);
+        }
         if partitions.len() > SUBSCRIPTION_TOPICS_MAX {
             return Err(Error::TooManyTopicsInSubscription {
                 len: partitions.len(),
