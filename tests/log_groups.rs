@@ -600,8 +600,8 @@ fn a_poll_stops_at_max_bytes_inside_a_batch_but_returns_at_least_one_record() {
     assert_eq!(poll(1 << 20), [4, 5, 6, 7], "nothing was skipped");
 }
 
-#[test]
-fn deleting_an_auto_commit_instance_commits_its_positions() {
+/// A log whose topic `t` has two partitions of two records each.
+fn two_partitions_of_two_records() -> TestLog {
     let t = TestLog::new(LogConfig::default());
     t.log.create_topic("t", Some(2), &[], false).unwrap();
     for p in 0..2 {
@@ -609,6 +609,12 @@ fn deleting_an_auto_commit_instance_commits_its_positions() {
             .append("t", Routing::Partition(p), vec![value("a"), value("b")])
             .unwrap();
     }
+    t
+}
+
+#[test]
+fn deleting_an_auto_commit_instance_commits_its_positions() {
+    let t = two_partitions_of_two_records();
     for (group, auto_commit) in [("auto", true), ("manual", false)] {
         let settings = ConsumerSettings {
             auto_commit,
@@ -632,6 +638,39 @@ fn deleting_an_auto_commit_instance_commits_its_positions() {
         );
         assert_eq!(t.log.committed_offset("manual", &tp("t", p)).unwrap(), None);
     }
+}
+
+#[test]
+fn a_rebalance_commits_what_auto_commit_instances_delivered_on_the_partitions_it_moves() {
+    // Kafka's consumer commits its consumed positions before it rejoins a rebalancing group
+    // under `enable.auto.commit` (`ConsumerCoordinator.onJoinPrepare`), so the member a
+    // partition moves to does not deliver its records again.
+    let t = two_partitions_of_two_records();
+    for (group, auto_commit) in [("auto", true), ("manual", false)] {
+        let join = |name: &str| {
+            let id = t
+                .log
+                .create_consumer(group, Some(name), settings_of(auto_commit))
+                .unwrap();
+            t.log
+                .subscribe_consumer(group, &id, Subscription::Topics(vec!["t".into()]))
+                .unwrap();
+            id
+        };
+        let a = join("a");
+        assert_eq!(t.log.poll_consumer(group, &a, 1 << 20).unwrap().len(), 4);
+        let b = join("b");
+        assert_eq!(t.log.consumer_assignment(group, &b).unwrap(), [tp("t", 1)]);
+        let again = t.log.poll_consumer(group, &b, 1 << 20).unwrap().len();
+        assert_eq!(again, if auto_commit { 0 } else { 2 }, "{group}");
+    }
+    assert_eq!(
+        t.log
+            .committed_offset("auto", &tp("t", 1))
+            .unwrap()
+            .map(|c| c.offset),
+        Some(2)
+    );
 }
 
 #[test]

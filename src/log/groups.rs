@@ -225,9 +225,14 @@ impl Registry {
     }
 
     /// Recomputes every subscribed member's assignment in `group` with the range assignor.
-    fn rebalance(&mut self, group: &str, topics: &BTreeMap<String, u32>) {
+    /// Returns, per auto-commit member, the delivered positions not committed yet on the
+    /// partitions it lost: Kafka's consumer commits them before it rejoins
+    /// (`ConsumerCoordinator.onJoinPrepare`), so the caller that changed the membership commits
+    /// them before the new owners read. Only a subscription moves a partition between members;
+    /// a change of the topics only adds partitions or removes deleted ones.
+    fn rebalance(&mut self, group: &str, topics: &BTreeMap<String, u32>) -> Vec<AutoCommit> {
         let Some(members) = self.groups.get_mut(group) else {
-            return;
+            return Vec::new();
         };
         let mut by_topic: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (id, m) in members.iter() {
@@ -250,15 +255,30 @@ impl Registry {
                 }));
             }
         }
+        let mut revoked = Vec::new();
         for (id, m) in members.iter_mut() {
             if m.manual.is_none() {
                 m.assigned = assigned.remove(id).unwrap_or_default();
                 let keep: BTreeSet<&TopicPartition> = m.assigned.iter().collect();
+                if m.settings.auto_commit {
+                    let due: Vec<_> = m
+                        .auto_commit_due()
+                        .into_iter()
+                        .filter(|(tp, _)| !keep.contains(tp))
+                        .collect();
+                    if !due.is_empty() {
+                        revoked.push((id.clone(), due));
+                    }
+                }
                 m.positions.retain(|tp, _| keep.contains(tp));
             }
         }
+        revoked
     }
 }
+
+/// An instance's id and the positions its auto-commit commits.
+type AutoCommit = (String, Vec<(TopicPartition, CommittedOffset)>);
 
 /// Kafka's range assignor for one topic: `members` consecutive ranges over `partitions`, the
 /// first `partitions % members` one longer.
@@ -675,7 +695,7 @@ impl Log {
         let written = self.inner.write_closing_commits(&closed)?;
         drop(reg);
         drop(admin);
-        self.inner.persist_closing_commits(written);
+        self.inner.persist_auto_commits(written);
         Ok(())
     }
 
@@ -703,7 +723,12 @@ impl Log {
         };
         let counts = self.partition_counts()?;
         let now = self.now_mono_ms();
-        let mut reg = self.registry()?;
+        self.inner.expire_idle_consumers()?;
+        // IMPORTANT: topic_admin before the registry, as in `delete_consumer`; the registry
+        // stays locked until the revoked positions are committed, so the members that take the
+        // partitions over start from them.
+        let admin = self.inner.topic_admin.lock()?;
+        let mut reg = self.inner.groups.lock()?;
         let m = reg.member(group, instance, now)?;
         if m.manual.is_some() {
             return Err(Error::IllegalState {
@@ -711,7 +736,19 @@ impl Log {
             });
         }
         m.subscription = Some((sub, re));
-        reg.rebalance(group, &counts);
+        let revoked = reg.rebalance(group, &counts);
+        let mut written = false;
+        for (id, offsets) in revoked {
+            match self.inner.write_offsets(group, &offsets) {
+                Ok(()) => written = true,
+                Err(e) => {
+                    tracing::warn!(group, instance = id, error = %e, "auto-commit before a rebalance failed");
+                }
+            }
+        }
+        drop(reg);
+        drop(admin);
+        self.inner.persist_auto_commits(written);
         Ok(())
     }
 
@@ -1101,7 +1138,7 @@ impl Inner {
         let written = self.write_closing_commits(&expired)?;
         drop(reg);
         drop(admin);
-        self.persist_closing_commits(written);
+        self.persist_auto_commits(written);
         if !expired.is_empty() {
             tracing::info!(closed = expired.len(), why, "consumer instances closed");
         }
@@ -1140,11 +1177,11 @@ impl Inner {
         Ok(written)
     }
 
-    /// Makes the commits of [`Inner::write_closing_commits`] durable when it wrote any; a
-    /// failure is logged.
-    fn persist_closing_commits(&self, written: bool) {
+    /// Makes auto-commits written for closed instances ([`Inner::write_closing_commits`]) or
+    /// before a rebalance durable when any were written; a failure is logged.
+    fn persist_auto_commits(&self, written: bool) {
         if written && let Err(e) = self.persist_offsets() {
-            tracing::warn!(error = %e, "auto-commit of closed consumer instances failed");
+            tracing::warn!(error = %e, "auto-commit of consumer instances failed");
         }
     }
 
