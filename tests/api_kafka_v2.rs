@@ -1335,3 +1335,31 @@ async fn instance_names_are_one_url_segment_of_at_most_255_bytes() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_base_uri_percent_encodes_its_group_and_instance() {
+    // A group or instance name may hold characters a URL path cannot (a space, `?`, `#`,
+    // `%`); the REST Proxy builds `base_uri` with JAX-RS's UriBuilder, which encodes them.
+    let api = Api::new();
+    let (status, _, v) = api
+        .call(
+            "POST",
+            "/kafka/consumers/a%20b%25",
+            Some(V2),
+            None,
+            Some(json!({"name": "x?y#z é"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["instance_id"], "x?y#z é");
+    let base = v["base_uri"].as_str().unwrap();
+    assert_eq!(
+        base,
+        "http://localhost:7070/kafka/consumers/a%20b%25/instances/x%3Fy%23z%20%C3%A9"
+    );
+    let path = base.strip_prefix("http://localhost:7070").unwrap();
+    let (status, _, v) = api
+        .call("GET", &format!("{path}/subscription"), None, None, None)
+        .await;
+    assert_eq!((status, v), (StatusCode::OK, json!({"topics": []})));
+}

@@ -575,11 +575,30 @@ async fn create_consumer(
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let base_uri = format!("http://{host}/kafka/consumers/{group}/instances/{id}");
+    let base_uri = format!(
+        "http://{host}/kafka/consumers/{}/instances/{}",
+        path_segment(&group),
+        path_segment(&id)
+    );
     Ok(ok(&CreatedConsumer {
         instance_id: id,
         base_uri,
     }))
+}
+
+/// `text` as one URL path segment: every byte but RFC 3986's unreserved ones
+/// (`A-Z a-z 0-9 - . _ ~`) percent-encoded, so a group or instance name with a space, `?`, `#`
+/// or `%` still makes a `base_uri` that reaches the instance (the router decodes it back).
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 async fn delete_consumer(
