@@ -600,9 +600,9 @@ fn a_poll_stops_at_max_bytes_inside_a_batch_but_returns_at_least_one_record() {
     assert_eq!(poll(1 << 20), [4, 5, 6, 7], "nothing was skipped");
 }
 
-/// A log whose topic `t` has two partitions of two records each.
-fn two_partitions_of_two_records() -> TestLog {
-    let t = TestLog::new(LogConfig::default());
+/// A log under `config` whose topic `t` has two partitions of two records each.
+fn two_partitions_of_two_records(config: LogConfig) -> TestLog {
+    let t = TestLog::new(config);
     t.log.create_topic("t", Some(2), &[], false).unwrap();
     for p in 0..2 {
         t.log
@@ -614,7 +614,7 @@ fn two_partitions_of_two_records() -> TestLog {
 
 #[test]
 fn deleting_an_auto_commit_instance_commits_its_positions() {
-    let t = two_partitions_of_two_records();
+    let t = two_partitions_of_two_records(LogConfig::default());
     for (group, auto_commit) in [("auto", true), ("manual", false)] {
         let settings = ConsumerSettings {
             auto_commit,
@@ -640,23 +640,26 @@ fn deleting_an_auto_commit_instance_commits_its_positions() {
     }
 }
 
+/// A new instance `name` of `group` subscribed to `t`.
+fn join_t(t: &TestLog, group: &str, name: &str, auto_commit: bool) -> String {
+    let id = t
+        .log
+        .create_consumer(group, Some(name), settings_of(auto_commit))
+        .unwrap();
+    t.log
+        .subscribe_consumer(group, &id, Subscription::Topics(vec!["t".into()]))
+        .unwrap();
+    id
+}
+
 #[test]
 fn a_rebalance_commits_what_auto_commit_instances_delivered_on_the_partitions_it_moves() {
     // Kafka's consumer commits its consumed positions before it rejoins a rebalancing group
     // under `enable.auto.commit` (`ConsumerCoordinator.onJoinPrepare`), so the member a
     // partition moves to does not deliver its records again.
-    let t = two_partitions_of_two_records();
+    let t = two_partitions_of_two_records(LogConfig::default());
     for (group, auto_commit) in [("auto", true), ("manual", false)] {
-        let join = |name: &str| {
-            let id = t
-                .log
-                .create_consumer(group, Some(name), settings_of(auto_commit))
-                .unwrap();
-            t.log
-                .subscribe_consumer(group, &id, Subscription::Topics(vec!["t".into()]))
-                .unwrap();
-            id
-        };
+        let join = |name: &str| join_t(&t, group, name, auto_commit);
         let a = join("a");
         assert_eq!(t.log.poll_consumer(group, &a, 1 << 20).unwrap().len(), 4);
         let b = join("b");
@@ -673,18 +676,55 @@ fn a_rebalance_commits_what_auto_commit_instances_delivered_on_the_partitions_it
     );
 }
 
+/// Members a, b, c of a group over two partitions: a holds 0, b holds 1, c nothing. When a
+/// leaves (deleted, unsubscribed or expired), the ranges shift: b takes 0 and c takes 1, which
+/// b had delivered. Under auto-commit b's delivered position on 1 is committed before c reads.
+#[test]
+fn a_member_leaving_commits_what_auto_commit_members_delivered_on_the_partitions_that_shift() {
+    for leave in ["delete", "unsubscribe", "expire"] {
+        for (group, auto_commit) in [("auto", true), ("manual", false)] {
+            let t = two_partitions_of_two_records(LogConfig {
+                consumer_instance_timeout_ms: 1000,
+                ..LogConfig::default()
+            });
+            let join = |name: &str| join_t(&t, group, name, auto_commit);
+            let (a, b) = (join("a"), join("b"));
+            assert_eq!(t.log.poll_consumer(group, &a, 1 << 20).unwrap().len(), 2);
+            assert_eq!(t.log.poll_consumer(group, &b, 1 << 20).unwrap().len(), 2);
+            let c = join("c");
+            assert_eq!(t.log.consumer_assignment(group, &b).unwrap(), [tp("t", 1)]);
+            assert!(t.log.consumer_assignment(group, &c).unwrap().is_empty());
+            match leave {
+                "delete" => t.log.delete_consumer(group, &a).unwrap(),
+                "unsubscribe" => t.log.unsubscribe_consumer(group, &a).unwrap(),
+                _ => {
+                    // b and c stay active; a alone is idle past the timeout.
+                    t.clock.advance(Duration::from_millis(600));
+                    t.log.consumer_assignment(group, &b).unwrap();
+                    t.log.consumer_assignment(group, &c).unwrap();
+                    t.clock.advance(Duration::from_millis(600));
+                    assert_eq!(t.log.expire_idle_consumers().unwrap(), 1);
+                }
+            }
+            assert_eq!(t.log.consumer_assignment(group, &c).unwrap(), [tp("t", 1)]);
+            let committed = t
+                .log
+                .committed_offset(group, &tp("t", 1))
+                .unwrap()
+                .map(|c| c.offset);
+            assert_eq!(committed, auto_commit.then_some(2), "{leave}, {group}");
+            let again = t.log.poll_consumer(group, &c, 1 << 20).unwrap().len();
+            assert_eq!(again, if auto_commit { 0 } else { 2 }, "{leave}, {group}");
+        }
+    }
+}
+
 #[test]
 fn an_expired_auto_commit_instance_commits_its_positions() {
-    let t = TestLog::new(LogConfig {
+    let t = two_partitions_of_two_records(LogConfig {
         consumer_instance_timeout_ms: 1000,
         ..LogConfig::default()
     });
-    t.log.create_topic("t", Some(2), &[], false).unwrap();
-    for p in 0..2 {
-        t.log
-            .append("t", Routing::Partition(p), vec![value("a"), value("b")])
-            .unwrap();
-    }
     for (group, auto_commit) in [("auto", true), ("manual", false), ("other", true)] {
         let id = t
             .log

@@ -227,9 +227,12 @@ impl Registry {
     /// Recomputes every subscribed member's assignment in `group` with the range assignor.
     /// Returns, per auto-commit member, the delivered positions not committed yet on the
     /// partitions it lost: Kafka's consumer commits them before it rejoins
-    /// (`ConsumerCoordinator.onJoinPrepare`), so the caller that changed the membership commits
-    /// them before the new owners read. Only a subscription moves a partition between members;
-    /// a change of the topics only adds partitions or removes deleted ones.
+    /// (`ConsumerCoordinator.onJoinPrepare`), so the caller commits them
+    /// ([`Inner::write_revoked_commits`]) before the new owners read. Partitions move between
+    /// members when the membership changes (a subscription, an unsubscription, an instance
+    /// deleted or expired), and each of those rebalances at once; a rebalance for a change of
+    /// the topics (before a poll or an assignment query) only adds partitions or removes
+    /// deleted ones, since a topic's partitions are ranged over the same members.
     fn rebalance(&mut self, group: &str, topics: &BTreeMap<String, u32>) -> Vec<AutoCommit> {
         let Some(members) = self.groups.get_mut(group) else {
             return Vec::new();
@@ -476,13 +479,7 @@ impl Log {
     }
 
     fn partition_counts(&self) -> Result<BTreeMap<String, u32>> {
-        Ok(self
-            .inner
-            .topics
-            .read()?
-            .iter()
-            .map(|(k, t)| (k.clone(), t.info.partitions))
-            .collect())
+        self.inner.partition_counts()
     }
 
     /// Commits offsets for `group` atomically (all or none) and durably.
@@ -686,13 +683,14 @@ impl Log {
         let admin = self.inner.topic_admin.lock()?;
         let mut reg = self.inner.groups.lock()?;
         let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
-        reg.rebalance(group, &counts);
+        let revoked = reg.rebalance(group, &counts);
         let removed = removed.ok_or_else(|| Error::InstanceNotFound {
             group: group.to_owned(),
             instance: instance.to_owned(),
         })?;
         let closed = [(group.to_owned(), instance.to_owned(), removed)];
         let written = self.inner.write_closing_commits(&closed)?;
+        let written = self.inner.write_revoked_commits(group, revoked) || written;
         drop(reg);
         drop(admin);
         self.inner.persist_auto_commits(written);
@@ -737,15 +735,7 @@ impl Log {
         }
         m.subscription = Some((sub, re));
         let revoked = reg.rebalance(group, &counts);
-        let mut written = false;
-        for (id, offsets) in revoked {
-            match self.inner.write_offsets(group, &offsets) {
-                Ok(()) => written = true,
-                Err(e) => {
-                    tracing::warn!(group, instance = id, error = %e, "auto-commit before a rebalance failed");
-                }
-            }
-        }
+        let written = self.inner.write_revoked_commits(group, revoked);
         drop(reg);
         drop(admin);
         self.inner.persist_auto_commits(written);
@@ -775,13 +765,20 @@ impl Log {
     pub fn unsubscribe_consumer(&self, group: &str, instance: &str) -> Result<()> {
         let counts = self.partition_counts()?;
         let now = self.now_mono_ms();
-        let mut reg = self.registry()?;
+        self.inner.expire_idle_consumers()?;
+        // IMPORTANT: topic_admin before the registry, as in `subscribe_consumer`.
+        let admin = self.inner.topic_admin.lock()?;
+        let mut reg = self.inner.groups.lock()?;
         let m = reg.member(group, instance, now)?;
         m.subscription = None;
         m.manual = None;
         m.assigned.clear();
         m.positions.clear();
-        reg.rebalance(group, &counts);
+        let revoked = reg.rebalance(group, &counts);
+        let written = self.inner.write_revoked_commits(group, revoked);
+        drop(reg);
+        drop(admin);
+        self.inner.persist_auto_commits(written);
         Ok(())
     }
 
@@ -1135,7 +1132,15 @@ impl Inner {
         let admin = self.topic_admin.lock()?;
         let mut reg = self.groups.lock()?;
         let expired = reg.take_idle(now, timeout);
-        let written = self.write_closing_commits(&expired)?;
+        let mut written = self.write_closing_commits(&expired)?;
+        // The rest of each group takes the closed instances' partitions over now, so that
+        // what the members losing partitions to the new ranges delivered is committed first.
+        let counts = self.partition_counts()?;
+        let groups: BTreeSet<&str> = expired.iter().map(|(g, _, _)| g.as_str()).collect();
+        for group in groups {
+            let revoked = reg.rebalance(group, &counts);
+            written = self.write_revoked_commits(group, revoked) || written;
+        }
         drop(reg);
         drop(admin);
         self.persist_auto_commits(written);
@@ -1175,6 +1180,33 @@ impl Inner {
             }
         }
         Ok(written)
+    }
+
+    /// Each topic's partition count.
+    fn partition_counts(&self) -> Result<BTreeMap<String, u32>> {
+        Ok(self
+            .topics
+            .read()?
+            .iter()
+            .map(|(k, t)| (k.clone(), t.info.partitions))
+            .collect())
+    }
+
+    /// Writes the commits a rebalance returned ([`Registry::rebalance`]): what auto-commit
+    /// members delivered on the partitions they lost. Returns whether anything was written; a
+    /// failed write is logged, not returned, as a Kafka consumer's failed commit before a
+    /// rebalance is. The caller holds `topic_admin` and the registry.
+    fn write_revoked_commits(&self, group: &str, revoked: Vec<AutoCommit>) -> bool {
+        let mut written = false;
+        for (instance, offsets) in revoked {
+            match self.write_offsets(group, &offsets) {
+                Ok(()) => written = true,
+                Err(e) => {
+                    tracing::warn!(group, instance, error = %e, "auto-commit before a rebalance failed");
+                }
+            }
+        }
+        written
     }
 
     /// Makes auto-commits written for closed instances ([`Inner::write_closing_commits`]) or
