@@ -438,3 +438,77 @@ async fn a_running_flow_is_a_member_of_its_group_with_its_positions() {
     shutdown.trigger();
     engine.stop().await;
 }
+
+/// Every link of a group whose name, and whose member's, hold characters a URL path cannot
+/// (a space, `%`, `?`, `#`, non-ASCII) is percent-encoded and leads where it says.
+#[tokio::test]
+async fn links_percent_encode_group_and_consumer_ids_and_reach_them() {
+    let (router, engine) = setup();
+    let (group, member) = ("a b%", "x?y#z é");
+    subscribe(&engine, group, member);
+    commit(&engine, group, &[(0, 1), (1, 1)]);
+    let (status, g) = get(&router, "/consumer-groups/a%20b%25").await;
+    assert_eq!(status, StatusCode::OK, "{g}");
+    assert_eq!(g["consumer_group_id"], group);
+    let encoded_group = format!("{HOST}/consumer-groups/a%20b%25");
+    assert_eq!(g["metadata"]["self"], encoded_group.as_str());
+    let encoded_member = format!("{encoded_group}/consumers/x%3Fy%23z%20%C3%A9");
+    // Follows a link returned by the API, which must be one of this router's paths.
+    let follow = |link: &Value| {
+        let path = link
+            .as_str()
+            .unwrap()
+            .strip_prefix(HOST)
+            .unwrap()
+            .to_owned();
+        let router = router.clone();
+        async move { get(&router, &path).await }
+    };
+    for (link, kind) in [
+        (&g["consumers"]["related"], "KafkaConsumerList"),
+        (&g["lag_summary"]["related"], "KafkaConsumerGroupLagSummary"),
+    ] {
+        let (status, body) = follow(link).await;
+        assert_eq!(
+            (status, &body["kind"]),
+            (StatusCode::OK, &Value::from(kind)),
+            "{link}"
+        );
+    }
+    let (_, consumers) = follow(&g["consumers"]["related"]).await;
+    assert_eq!(
+        consumers["metadata"]["self"],
+        format!("{encoded_group}/consumers").as_str()
+    );
+    let consumer = &consumers["data"][0];
+    assert_eq!(consumer["consumer_id"], member);
+    assert_eq!(consumer["metadata"]["self"], encoded_member.as_str());
+    let (status, assignments) = follow(&consumer["assignments"]["related"]).await;
+    assert_eq!(status, StatusCode::OK, "{assignments}");
+    assert_eq!(
+        assignments["metadata"]["self"],
+        format!("{encoded_member}/assignments").as_str()
+    );
+    for assignment in assignments["data"].as_array().unwrap() {
+        for link in [
+            &assignment["metadata"]["self"],
+            &assignment["lag"]["related"],
+        ] {
+            let (status, body) = follow(link).await;
+            assert_eq!(status, StatusCode::OK, "{link}: {body}");
+        }
+    }
+    let (_, summary) = follow(&g["lag_summary"]["related"]).await;
+    assert_eq!(
+        summary["max_lag_consumer"]["related"],
+        encoded_member.as_str()
+    );
+    let (status, lags) = get(&router, "/consumer-groups/a%20b%25/lags").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        lags["metadata"]["self"],
+        format!("{encoded_group}/lags").as_str()
+    );
+    let (status, _) = follow(&lags["data"][0]["metadata"]["self"]).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -196,6 +196,22 @@ impl IntoResponse for KafkaError {
     }
 }
 
+/// `text` as one URL path segment: every byte but RFC 3986's unreserved ones
+/// (`A-Z a-z 0-9 - . _ ~`) percent-encoded, so a group or instance name with a space, `?`, `#`
+/// or `%` still makes a link (`base_uri`, v3's `self` and `related`) that reaches it (the
+/// router decodes it back).
+pub(super) fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The code a produce answers for one record that failed, as the REST Proxy's exception mapper
 /// gives it for the producer's exception: 50003 when a retry may succeed (a stopped log, like
 /// Kafka's retriable exceptions), 50002 for a record over `max.message.bytes` (Kafka's

@@ -24,7 +24,7 @@ use super::dto::{
     PartitionInfo, PartitionsBody, ProduceOffset, ProduceRecord, ProduceRequest, ProduceResponse,
     Replica, SubscriptionBody, TopicInfoV2, WireTopicPartition,
 };
-use super::{KafkaError, V2_CONTENT_TYPE, blocking, json_response};
+use super::{KafkaError, V2_CONTENT_TYPE, blocking, json_response, path_segment};
 use crate::api::AppState;
 use crate::log::{
     self, ConsumedRecord, ConsumerSettings, OffsetReset, Record, Routing, Subscription, TopicInfo,
@@ -584,21 +584,6 @@ async fn create_consumer(
         instance_id: id,
         base_uri,
     }))
-}
-
-/// `text` as one URL path segment: every byte but RFC 3986's unreserved ones
-/// (`A-Z a-z 0-9 - . _ ~`) percent-encoded, so a group or instance name with a space, `?`, `#`
-/// or `%` still makes a `base_uri` that reaches the instance (the router decodes it back).
-fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 async fn delete_consumer(

@@ -20,7 +20,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::v3::{BROKER_ID, CLUSTER_ID, base_url, check_cluster, list_json, ok};
-use super::{KafkaError, blocking};
+use super::{KafkaError, blocking, path_segment};
 use crate::api::AppState;
 use crate::log::{GroupDescription, GroupMember, Log, Offset, TopicPartition};
 use crate::pipeline::{FlowState, FlowStatus};
@@ -148,7 +148,10 @@ async fn existing_group(
 }
 
 fn group_json(base: &str, g: &GroupDescription) -> Value {
-    let me = format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{}", g.group);
+    let me = format!(
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{}",
+        path_segment(&g.group)
+    );
     let stable = !g.members.is_empty();
     json!({
         "kind": "KafkaConsumerGroup",
@@ -173,8 +176,9 @@ fn group_json(base: &str, g: &GroupDescription) -> Value {
 
 fn consumer_json(base: &str, group: &str, m: &GroupMember) -> Value {
     let me = format!(
-        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/consumers/{}",
-        m.id
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{}/consumers/{}",
+        path_segment(group),
+        path_segment(&m.id)
     );
     json!({
         "kind": "KafkaConsumer",
@@ -194,10 +198,11 @@ fn consumer_json(base: &str, group: &str, m: &GroupMember) -> Value {
 fn assignment_json(base: &str, group: &str, consumer: &str, tp: &TopicPartition) -> Value {
     let (topic, p) = (&tp.topic, tp.partition);
     let cluster = format!("{base}/clusters/{CLUSTER_ID}");
+    let (g, c) = (path_segment(group), path_segment(consumer));
     json!({
         "kind": "KafkaConsumerAssignment",
         "metadata": {
-            "self": format!("{cluster}/consumer-groups/{group}/consumers/{consumer}/assignments/{topic}/partitions/{p}"),
+            "self": format!("{cluster}/consumer-groups/{g}/consumers/{c}/assignments/{topic}/partitions/{p}"),
             "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/consumer={consumer}/assignment={topic}/partition={p}"),
         },
         "cluster_id": CLUSTER_ID,
@@ -206,7 +211,7 @@ fn assignment_json(base: &str, group: &str, consumer: &str, tp: &TopicPartition)
         "topic_name": topic,
         "partition_id": p,
         "partition": {"related": format!("{cluster}/topics/{topic}/partitions/{p}")},
-        "lag": {"related": format!("{cluster}/consumer-groups/{group}/lags/{topic}/partitions/{p}")},
+        "lag": {"related": format!("{cluster}/consumer-groups/{g}/lags/{topic}/partitions/{p}")},
     })
 }
 
@@ -254,10 +259,11 @@ fn lags(log: &Log, g: &GroupDescription) -> Vec<Lag> {
 
 fn lag_json(base: &str, group: &str, lag: &Lag) -> Value {
     let (topic, p) = (&lag.tp.topic, lag.tp.partition);
+    let g = path_segment(group);
     json!({
         "kind": "KafkaConsumerLag",
         "metadata": {
-            "self": format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/lags/{topic}/partitions/{p}"),
+            "self": format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{g}/lags/{topic}/partitions/{p}"),
             "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/lag={topic}/partition={p}"),
         },
         "cluster_id": CLUSTER_ID,
@@ -344,7 +350,7 @@ async fn list_consumers(
         .collect();
     let me = format!(
         "{base}/clusters/{CLUSTER_ID}/consumer-groups/{}/consumers",
-        g.group
+        path_segment(&g.group)
     );
     Ok(ok(
         StatusCode::OK,
@@ -401,8 +407,9 @@ async fn list_assignments(
         .map(|tp| assignment_json(&base, &group, &m.id, tp))
         .collect();
     let me = format!(
-        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/consumers/{}/assignments",
-        m.id
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{}/consumers/{}/assignments",
+        path_segment(&group),
+        path_segment(&m.id)
     );
     Ok(ok(
         StatusCode::OK,
@@ -440,7 +447,10 @@ async fn list_lags(
     lags.sort_by(|a, b| b.lag().cmp(&a.lag()).then_with(|| a.tp.cmp(&b.tp)));
     let base = base_url(&headers);
     let data = lags.iter().map(|l| lag_json(&base, &group, l)).collect();
-    let me = format!("{base}/clusters/{CLUSTER_ID}/consumer-groups/{group}/lags");
+    let me = format!(
+        "{base}/clusters/{CLUSTER_ID}/consumer-groups/{}/lags",
+        path_segment(&group)
+    );
     Ok(ok(
         StatusCode::OK,
         &list_json("KafkaConsumerLagList", me, data),
@@ -478,10 +488,11 @@ async fn get_lag_summary(
     let base = base_url(&headers);
     let cluster_url = format!("{base}/clusters/{CLUSTER_ID}");
     let (topic, p) = (&max.tp.topic, max.tp.partition);
+    let g = path_segment(&group);
     let body = json!({
         "kind": "KafkaConsumerGroupLagSummary",
         "metadata": {
-            "self": format!("{cluster_url}/consumer-groups/{group}/lag-summary"),
+            "self": format!("{cluster_url}/consumer-groups/{g}/lag-summary"),
             "resource_name": format!("crn:///kafka={CLUSTER_ID}/consumer-group={group}/lag-summary"),
         },
         "cluster_id": CLUSTER_ID,
@@ -493,7 +504,7 @@ async fn get_lag_summary(
         "max_lag_partition_id": p,
         "max_lag": max.lag(),
         "total_lag": total,
-        "max_lag_consumer": {"related": format!("{cluster_url}/consumer-groups/{group}/consumers/{}", max.consumer)},
+        "max_lag_consumer": {"related": format!("{cluster_url}/consumer-groups/{g}/consumers/{}", path_segment(&max.consumer))},
         "max_lag_partition": {"related": format!("{cluster_url}/topics/{topic}/partitions/{p}")},
     });
     Ok(ok(StatusCode::OK, &body))
