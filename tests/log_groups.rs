@@ -376,10 +376,15 @@ fn offsets_commit_atomically_and_validate() {
             metadata: "m".repeat(max + 1),
         },
     );
-    assert!(matches!(
-        t.log.commit_offsets("g", &[over]),
-        Err(Error::ConfigInvalid { .. })
-    ));
+    let refused = t.log.commit_offsets("g", &[over]).unwrap_err();
+    assert!(
+        matches!(refused, Error::MetadataTooLarge { len, max: m } if len == max + 1 && m == max),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        format!("offset metadata of {} bytes exceeds {max} bytes", max + 1)
+    );
     let group_max = "g".repeat(streamcache::log::GROUP_NAME_BYTES_MAX);
     t.log
         .commit_offsets(&group_max, std::slice::from_ref(&ok))

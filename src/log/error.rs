@@ -67,6 +67,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A committed offset's metadata is longer than [`crate::log::COMMIT_METADATA_BYTES_MAX`]
+    /// (Kafka's `offset.metadata.max.bytes`; its `OffsetMetadataTooLargeException`).
+    #[error("offset metadata of {len} bytes exceeds {max} bytes")]
+    MetadataTooLarge {
+        /// The metadata's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// One record is larger than the topic's `max.message.bytes`.
     #[error("record of {len} bytes exceeds max.message.bytes {max}")]
     RecordTooLarge {

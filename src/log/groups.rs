@@ -486,7 +486,7 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::GroupNameInvalid`], [`Error::TooManyTopicsInSubscription`] for more than
-    /// [`SUBSCRIPTION_TOPICS_MAX`] entries, [`Error::ConfigInvalid`] for metadata over
+    /// [`SUBSCRIPTION_TOPICS_MAX`] entries, [`Error::MetadataTooLarge`] for metadata over
     /// [`COMMIT_METADATA_BYTES_MAX`], topic/partition errors, or [`Error::Meta`].
     pub fn commit_offsets(
         &self,
@@ -1251,10 +1251,9 @@ impl Inner {
         for (tp, c) in offsets {
             self.partition(&tp.topic, tp.partition)?;
             if c.metadata.len() > COMMIT_METADATA_BYTES_MAX {
-                return Err(Error::ConfigInvalid {
-                    name: "metadata".into(),
-                    value: format!("{} bytes", c.metadata.len()),
-                    reason: format!("longer than {COMMIT_METADATA_BYTES_MAX} bytes"),
+                return Err(Error::MetadataTooLarge {
+                    len: c.metadata.len(),
+                    max: COMMIT_METADATA_BYTES_MAX,
                 });
             }
             let mut v = c.offset.to_be_bytes().to_vec();

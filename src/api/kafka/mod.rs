@@ -154,6 +154,7 @@ impl From<Error> for KafkaError {
             | Error::TooManyGroups { .. }
             | Error::PartitionCountInvalid { .. }
             | Error::ConfigInvalid { .. }
+            | Error::MetadataTooLarge { .. }
             | Error::OffsetOutOfRange { .. } => (S::BAD_REQUEST, 40002),
             Error::GroupNameInvalid { .. }
             | Error::InstanceNameInvalid { .. }
