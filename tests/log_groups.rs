@@ -919,3 +919,35 @@ fn topic_pattern_at_max_and_past_it_and_anchored() {
         Err(Error::PatternInvalid { .. })
     ));
 }
+
+/// A manually assigned partition whose topic is deleted is skipped by polls (and by the wait
+/// for appends), as a Kafka consumer logs an unknown partition and fetches the rest; it had
+/// failed every poll with TopicNotFound until the instance was assigned again.
+#[test]
+fn a_poll_skips_a_manually_assigned_partition_whose_topic_is_gone() {
+    let t = TestLog::new(LogConfig::default());
+    for topic in ["t", "u"] {
+        t.log.create_topic(topic, Some(1), &[], false).unwrap();
+        t.log
+            .append(topic, Routing::Partition(0), vec![value("a")])
+            .unwrap();
+    }
+    let id = t.log.create_consumer("g", None, earliest()).unwrap();
+    t.log
+        .assign_consumer("g", &id, vec![tp("t", 0), tp("u", 0)])
+        .unwrap();
+    t.log.delete_topic("t").unwrap();
+    assert_eq!(t.log.consumer_watch("g", &id).unwrap().len(), 1, "u's only");
+    let got = t.log.poll_consumer("g", &id, 1 << 20).unwrap();
+    let topics: Vec<&str> = got.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(topics, ["u"]);
+    assert!(t.log.poll_consumer("g", &id, 1 << 20).unwrap().is_empty());
+    // The topic created again under its name is read from its start.
+    t.log.create_topic("t", Some(1), &[], false).unwrap();
+    t.log
+        .append("t", Routing::Partition(0), vec![value("new")])
+        .unwrap();
+    let got = t.log.poll_consumer("g", &id, 1 << 20).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].topic.as_str(), got[0].record.offset), ("t", 0));
+}

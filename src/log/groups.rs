@@ -894,10 +894,16 @@ impl Log {
         instance: &str,
     ) -> Result<Vec<tokio::sync::watch::Receiver<Offset>>> {
         let assigned = self.consumer_assignment(group, instance)?;
-        assigned
-            .iter()
-            .map(|tp| self.subscribe(&tp.topic, tp.partition))
-            .collect()
+        let mut receivers = Vec::with_capacity(assigned.len());
+        for tp in &assigned {
+            match self.subscribe(&tp.topic, tp.partition) {
+                Ok(r) => receivers.push(r),
+                // A manually assigned partition whose topic is gone: nothing to wait for.
+                Err(Error::TopicNotFound { .. } | Error::PartitionNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(receivers)
     }
 
     /// Fetches records from the instance's assigned partitions while their bytes (as
@@ -952,7 +958,17 @@ impl Log {
         let mut reached = Vec::new();
         let mut first_skipped = None;
         for (index, tp, planned) in plan {
-            let partition = self.partition(&tp.topic, tp.partition)?;
+            let partition = match self.partition(&tp.topic, tp.partition) {
+                Ok(p) => p,
+                // A manually assigned partition whose topic was deleted: read nothing from it,
+                // as a Kafka consumer logs the unknown partition and fetches the rest.
+                Err(Error::TopicNotFound { .. } | Error::PartitionNotFound { .. }) => {
+                    tracing::debug!(group, instance, topic = %tp.topic, partition = tp.partition,
+                        "assigned partition does not exist; skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut pos = match planned {
                 Some(p) => p,
                 None => match self.committed_offset(group, &tp)? {
