@@ -951,3 +951,63 @@ fn a_poll_skips_a_manually_assigned_partition_whose_topic_is_gone() {
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].topic.as_str(), got[0].record.offset), ("t", 0));
 }
+
+/// An instance may seek a partition still in its assignment after its topic was deleted (a
+/// manual assignment keeps it; a subscription until the next rebalance). Auto-commit skips
+/// that position, as closing an instance does: written in one batch with the rest, it had
+/// failed every later poll of a manual instance with TopicNotFound, and a rebalance had
+/// handed the instance's other lost partitions over uncommitted.
+#[test]
+fn auto_commit_skips_a_position_on_a_deleted_topic() {
+    let t = two_partitions_of_two_records(LogConfig::default());
+    for topic in ["gone", "u"] {
+        t.log.create_topic(topic, Some(1), &[], false).unwrap();
+        t.log
+            .append(topic, Routing::Partition(0), vec![value("a")])
+            .unwrap();
+    }
+    let manual = t.log.create_consumer("m", None, settings_of(true)).unwrap();
+    t.log
+        .assign_consumer("m", &manual, vec![tp("gone", 0), tp("u", 0)])
+        .unwrap();
+    let a = t
+        .log
+        .create_consumer("s", Some("a"), settings_of(true))
+        .unwrap();
+    t.log
+        .subscribe_consumer(
+            "s",
+            &a,
+            Subscription::Topics(vec!["gone".into(), "t".into()]),
+        )
+        .unwrap();
+    assert_eq!(t.log.poll_consumer("s", &a, 1 << 20).unwrap().len(), 5);
+    t.log.delete_topic("gone").unwrap();
+    for (group, id) in [("m", &manual), ("s", &a)] {
+        t.log
+            .seek_consumer(group, id, &[(tp("gone", 0), 0)])
+            .unwrap();
+    }
+
+    for _ in 0..2 {
+        t.log.poll_consumer("m", &manual, 1 << 20).unwrap();
+    }
+    assert_eq!(
+        t.log
+            .committed_offset("m", &tp("u", 0))
+            .unwrap()
+            .map(|c| c.offset),
+        Some(1)
+    );
+
+    let b = join_t(&t, "s", "b", true);
+    assert_eq!(t.log.consumer_assignment("s", &b).unwrap(), [tp("t", 1)]);
+    assert_eq!(
+        t.log
+            .committed_offset("s", &tp("t", 1))
+            .unwrap()
+            .map(|c| c.offset),
+        Some(2)
+    );
+    assert!(t.log.poll_consumer("s", &b, 1 << 20).unwrap().is_empty());
+}

@@ -690,7 +690,7 @@ impl Log {
         })?;
         let closed = [(group.to_owned(), instance.to_owned(), removed)];
         let written = self.inner.write_closing_commits(&closed)?;
-        let written = self.inner.write_revoked_commits(group, revoked) || written;
+        let written = self.inner.write_revoked_commits(group, revoked)? || written;
         drop(reg);
         drop(admin);
         self.inner.persist_auto_commits(written);
@@ -735,7 +735,7 @@ impl Log {
         }
         m.subscription = Some((sub, re));
         let revoked = reg.rebalance(group, &counts);
-        let written = self.inner.write_revoked_commits(group, revoked);
+        let written = self.inner.write_revoked_commits(group, revoked)?;
         drop(reg);
         drop(admin);
         self.inner.persist_auto_commits(written);
@@ -775,7 +775,7 @@ impl Log {
         m.assigned.clear();
         m.positions.clear();
         let revoked = reg.rebalance(group, &counts);
-        let written = self.inner.write_revoked_commits(group, revoked);
+        let written = self.inner.write_revoked_commits(group, revoked)?;
         drop(reg);
         drop(admin);
         self.inner.persist_auto_commits(written);
@@ -946,7 +946,7 @@ impl Log {
             // The instance's own positions, one per assigned partition: bounded by the topics
             // and partitions that exist, not by a request, so not by SUBSCRIPTION_TOPICS_MAX
             // (an instance assigned more partitions than that would fail every later poll).
-            self.inner.commit(group, &previous)?;
+            self.inner.commit_auto(group, &previous)?;
             let mut reg = self.registry()?;
             if let Ok(m) = reg.member(group, instance, now) {
                 m.auto_committed
@@ -1155,7 +1155,7 @@ impl Inner {
         let groups: BTreeSet<&str> = expired.iter().map(|(g, _, _)| g.as_str()).collect();
         for group in groups {
             let revoked = reg.rebalance(group, &counts);
-            written = self.write_revoked_commits(group, revoked) || written;
+            written = self.write_revoked_commits(group, revoked)? || written;
         }
         drop(reg);
         drop(admin);
@@ -1177,14 +1177,7 @@ impl Inner {
                 continue;
             }
             let mut offsets = m.auto_commit_due();
-            {
-                let topics = self.topics.read()?;
-                offsets.retain(|(tp, _)| {
-                    topics
-                        .get(&tp.topic)
-                        .is_some_and(|t| tp.partition < t.info.partitions)
-                });
-            }
+            self.retain_existing(&mut offsets)?;
             if offsets.is_empty() {
                 continue;
             }
@@ -1208,13 +1201,38 @@ impl Inner {
             .collect())
     }
 
+    /// Keeps in `offsets` only those on partitions that exist. An auto-commit names an
+    /// instance's own positions, and one on a deleted topic (a seek of a partition the
+    /// assignment still names, or a poll that read while the topic was deleted) must not fail
+    /// the batch its other positions are written in.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`].
+    fn retain_existing(&self, offsets: &mut Vec<(TopicPartition, CommittedOffset)>) -> Result<()> {
+        let topics = self.topics.read()?;
+        offsets.retain(|(tp, _)| {
+            topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.info.partitions)
+        });
+        Ok(())
+    }
+
     /// Writes the commits a rebalance returned ([`Registry::rebalance`]): what auto-commit
-    /// members delivered on the partitions they lost. Returns whether anything was written; a
-    /// failed write is logged, not returned, as a Kafka consumer's failed commit before a
-    /// rebalance is. The caller holds `topic_admin` and the registry.
-    fn write_revoked_commits(&self, group: &str, revoked: Vec<AutoCommit>) -> bool {
+    /// members delivered on the partitions they lost, on partitions that still exist. Returns
+    /// whether anything was written; a failed write is logged, not returned, as a Kafka
+    /// consumer's failed commit before a rebalance is. The caller holds `topic_admin` and the
+    /// registry.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`].
+    fn write_revoked_commits(&self, group: &str, revoked: Vec<AutoCommit>) -> Result<bool> {
         let mut written = false;
-        for (instance, offsets) in revoked {
+        for (instance, mut offsets) in revoked {
+            self.retain_existing(&mut offsets)?;
+            if offsets.is_empty() {
+                continue;
+            }
             match self.write_offsets(group, &offsets) {
                 Ok(()) => written = true,
                 Err(e) => {
@@ -1222,7 +1240,7 @@ impl Inner {
                 }
             }
         }
-        written
+        Ok(written)
     }
 
     /// Makes auto-commits written for closed instances ([`Inner::write_closing_commits`]) or
@@ -1241,6 +1259,25 @@ impl Inner {
         let admin = self.topic_admin.lock()?;
         self.write_offsets(group, offsets)?;
         drop(admin);
+        self.persist_offsets()
+    }
+
+    /// Commits an instance's auto-commit `offsets` as [`Inner::commit`] does, skipping those
+    /// on partitions that no longer exist ([`Inner::retain_existing`]).
+    fn commit_auto(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, CommittedOffset)],
+    ) -> Result<()> {
+        // IMPORTANT: held from the check of the partitions to the batch commit, as in `commit`.
+        let admin = self.topic_admin.lock()?;
+        let mut offsets = offsets.to_vec();
+        self.retain_existing(&mut offsets)?;
+        self.write_offsets(group, &offsets)?;
+        drop(admin);
+        if offsets.is_empty() {
+            return Ok(());
+        }
         self.persist_offsets()
     }
 
