@@ -231,3 +231,65 @@ async fn without_a_token_the_sign_in_page_leads_to_the_dashboard() {
     }
     assert_eq!(send(&app, get_with("/", None)).await.0, StatusCode::OK);
 }
+
+/// `SameSite=Strict` keeps the session cookie from other sites only: a page on another origin
+/// of the same site (another port, a sibling subdomain) still has the browser send it, and a
+/// plain GET writes under `/redis`. The cookie signs in only requests the browser marks as
+/// coming from the server's own origin; it had signed in every one, so such a page could write
+/// with an `<img>`.
+#[tokio::test]
+async fn the_session_cookie_signs_in_only_requests_from_the_servers_own_origin() {
+    let token = "s3cret";
+    let app = router(Some(token));
+    let (_, headers, _) = send(&app, sign_in("token=s3cret")).await;
+    let cookie = header(&headers, "set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let request = |path: &str, from: (&str, &str)| {
+        Request::builder()
+            .uri(path)
+            .header("host", "streamcache.example:8080")
+            .header("cookie", &cookie)
+            .header(from.0, from.1)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for from in [
+        ("sec-fetch-site", "same-site"),
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "http://other.streamcache.example:8080"),
+        ("origin", "http://streamcache.example:3000"),
+        ("origin", "null"),
+    ] {
+        let (status, _, _) = send(&app, request("/redis/set/k/written", from)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{from:?}");
+    }
+    let (_, _, body) = send(
+        &app,
+        request("/redis/get/k", ("sec-fetch-site", "same-origin")),
+    )
+    .await;
+    assert_eq!(body, r#"{"result":null}"#, "nothing was written");
+    for from in [
+        ("sec-fetch-site", "same-origin"),
+        ("sec-fetch-site", "none"),
+        ("origin", "http://streamcache.example:8080"),
+    ] {
+        let (status, _, _) = send(&app, request("/redis/set/k/v", from)).await;
+        assert_eq!(status, StatusCode::OK, "{from:?}");
+    }
+    // The bearer token is not a browser's ambient credential: it works from anywhere.
+    let (status, _, _) = send(
+        &app,
+        Request::builder()
+            .uri("/redis/get/k")
+            .header("authorization", format!("Bearer {token}"))
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}

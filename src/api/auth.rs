@@ -6,6 +6,9 @@
 //! dashboard signs in at `/login` instead: the token, posted once, buys a session cookie
 //! ([`SESSION_COOKIE`], `HttpOnly`, `SameSite=Strict`) whose value is an HMAC of the token, not
 //! the token itself; every route accepts it in the token's place, and a new token voids it.
+//! Only from the server's own origin: `SameSite` lets another origin of the same site send the
+//! cookie, so a request a browser marks as coming from elsewhere (`Sec-Fetch-Site`, or else a
+//! foreign `Origin`) is not signed in by it.
 //! `GET /` without credentials is sent to `/login` rather than answered 401.
 //!
 //! The Pusher WebSocket (`/app/{key}`) and HTTP API (`/apps/{app_id}/…`) are exempt: pusher-js
@@ -57,12 +60,46 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         })
 }
 
-/// Whether the request carries the session cookie of `token`.
-fn has_session(headers: &HeaderMap, token: &str) -> bool {
-    cookie(headers, SESSION_COOKIE).is_some_and(|v| {
-        let expected = session_value(token);
-        !expected.is_empty() && constant_time_eq(v.as_bytes(), expected.as_bytes())
-    })
+/// Whether the request carries the session cookie of `token`, sent from the server's own
+/// origin ([`from_own_origin`]).
+fn has_session(req: &Request, token: &str) -> bool {
+    let headers = req.headers();
+    from_own_origin(req)
+        && cookie(headers, SESSION_COOKIE).is_some_and(|v| {
+            let expected = session_value(token);
+            !expected.is_empty() && constant_time_eq(v.as_bytes(), expected.as_bytes())
+        })
+}
+
+/// Whether the browser says the request comes from the server's own origin, the only one the
+/// session cookie stands for. IMPORTANT: `SameSite=Strict` keeps the cookie from other sites
+/// only: a page on another origin of the same site (another port of the host, a sibling
+/// subdomain) still sends it, and a plain GET writes under `/redis` (`/redis/set/k/v`), so
+/// an `<img>` there would write with the signed-in browser's session. `Sec-Fetch-Site`, which
+/// every current browser sends, must be `same-origin` (or `none`: an address typed or
+/// bookmarked); without it, an `Origin`, when sent, must name this host.
+fn from_own_origin(req: &Request) -> bool {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            req.uri()
+                .authority()
+                .map(axum::http::uri::Authority::as_str)
+        });
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, h)| h);
+    host.is_some() && origin_host == host
 }
 
 /// Path prefixes answered without a token because they carry Pusher signing instead.
@@ -108,7 +145,7 @@ pub(crate) async fn require_bearer(
         Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
             next.run(req).await
         }
-        None if has_session(req.headers(), expected) => next.run(req).await,
+        None if has_session(&req, expected) => next.run(req).await,
         None if req.method() == Method::GET && req.uri().path() == "/" => {
             Redirect::to("/login").into_response()
         }
