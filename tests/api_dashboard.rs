@@ -129,6 +129,16 @@ async fn a_browser_signs_in_with_the_token_and_then_uses_the_dashboard_by_its_co
     let (status, headers, _) = send(&app, get_with("/", None)).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(header(&headers, "location"), "/login");
+    let head = Request::builder()
+        .method("HEAD")
+        .uri("/")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, _) = send(&app, head).await;
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (StatusCode::SEE_OTHER, "/login")
+    );
     let (status, headers, page) = send(&app, get_with("/login", None)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(header(&headers, "content-type").starts_with("text/html"));
@@ -151,6 +161,7 @@ async fn a_browser_signs_in_with_the_token_and_then_uses_the_dashboard_by_its_co
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong}");
         assert!(page.contains("not the server's auth token"), "{page}");
         assert!(headers.get("set-cookie").is_none());
+        assert_eq!(header(&headers, "www-authenticate"), "Bearer");
     }
 
     // The token buys a session cookie that is not the token, and leads to the page.

@@ -9,7 +9,7 @@
 //! Only from the server's own origin: `SameSite` lets another origin of the same site send the
 //! cookie, so a request a browser marks as coming from elsewhere (`Sec-Fetch-Site`, or else a
 //! foreign `Origin`) is not signed in by it.
-//! `GET /` without credentials is sent to `/login` rather than answered 401.
+//! `GET /` (and `HEAD /`) without credentials is sent to `/login` rather than answered 401.
 //!
 //! The Pusher WebSocket (`/app/{key}`) and HTTP API (`/apps/{app_id}/…`) are exempt: pusher-js
 //! and the Pusher SDKs cannot send a bearer token, and both are authenticated the Pusher way
@@ -146,7 +146,7 @@ pub(crate) async fn require_bearer(
             next.run(req).await
         }
         None if has_session(&req, expected) => next.run(req).await,
-        None if req.method() == Method::GET && req.uri().path() == "/" => {
+        None if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == "/" => {
             Redirect::to("/login").into_response()
         }
         _ => {

@@ -75,6 +75,9 @@ async fn login(State(state): State<AppState>, form: axum::Form<SignIn>) -> Respo
         );
         let mut resp = asset("text/html; charset=utf-8", "");
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        // A 401 names a scheme (RFC 9110 §15.5.2): the token is a bearer token.
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         *resp.body_mut() = page.into();
         return resp;
     }
