@@ -224,6 +224,21 @@ impl Registry {
         Ok(m)
     }
 
+    /// [`Registry::rebalance`] for a change of the topics only (before a poll or an
+    /// assignment query, under the registry lock alone): the members are those of the last
+    /// membership change, so no partition moves between them and nothing is left to commit.
+    /// Should a delivered position be handed over anyway, a warning says so.
+    fn follow_topics(&mut self, group: &str, topics: &BTreeMap<String, u32>) {
+        let moved = self.rebalance(group, topics);
+        if !moved.is_empty() {
+            tracing::warn!(
+                group,
+                instances = moved.len(),
+                "a rebalance for a change of the topics moved delivered positions uncommitted"
+            );
+        }
+    }
+
     /// Recomputes every subscribed member's assignment in `group` with the range assignor.
     /// Returns, per auto-commit member, the delivered positions not committed yet on the
     /// partitions it lost: Kafka's consumer commits them before it rejoins
@@ -233,6 +248,7 @@ impl Registry {
     /// deleted or expired), and each of those rebalances at once; a rebalance for a change of
     /// the topics (before a poll or an assignment query) only adds partitions or removes
     /// deleted ones, since a topic's partitions are ranged over the same members.
+    #[must_use = "what auto-commit members delivered on lost partitions is committed by the caller"]
     fn rebalance(&mut self, group: &str, topics: &BTreeMap<String, u32>) -> Vec<AutoCommit> {
         let Some(members) = self.groups.get_mut(group) else {
             return Vec::new();
@@ -676,11 +692,12 @@ impl Log {
         let polling = self.poll_lock(group, instance, now)?;
         // A poll in flight finishes first, so its positions are the ones committed below.
         let _polling = polling.lock()?;
-        let counts = self.partition_counts()?;
         self.inner.expire_idle_consumers()?;
         // IMPORTANT: as in expiry, the registry stays locked until the commit is written, so
-        // the members that take the partitions over start from it.
+        // the members that take the partitions over start from it. The partition counts are
+        // read under topic_admin, so no topic changes between them and the rebalance.
         let admin = self.inner.topic_admin.lock()?;
+        let counts = self.partition_counts()?;
         let mut reg = self.inner.groups.lock()?;
         let removed = reg.groups.get_mut(group).and_then(|g| g.remove(instance));
         let revoked = reg.rebalance(group, &counts);
@@ -719,13 +736,13 @@ impl Log {
             }
             Subscription::Pattern(p) => Some(topic_pattern(p)?),
         };
-        let counts = self.partition_counts()?;
         let now = self.now_mono_ms();
         self.inner.expire_idle_consumers()?;
         // IMPORTANT: topic_admin before the registry, as in `delete_consumer`; the registry
         // stays locked until the revoked positions are committed, so the members that take the
         // partitions over start from them.
         let admin = self.inner.topic_admin.lock()?;
+        let counts = self.partition_counts()?;
         let mut reg = self.inner.groups.lock()?;
         let m = reg.member(group, instance, now)?;
         if m.manual.is_some() {
@@ -763,11 +780,11 @@ impl Log {
     /// # Errors
     /// [`Error::InstanceNotFound`].
     pub fn unsubscribe_consumer(&self, group: &str, instance: &str) -> Result<()> {
-        let counts = self.partition_counts()?;
         let now = self.now_mono_ms();
         self.inner.expire_idle_consumers()?;
         // IMPORTANT: topic_admin before the registry, as in `subscribe_consumer`.
         let admin = self.inner.topic_admin.lock()?;
+        let counts = self.partition_counts()?;
         let mut reg = self.inner.groups.lock()?;
         let m = reg.member(group, instance, now)?;
         m.subscription = None;
@@ -830,7 +847,7 @@ impl Log {
         let now = self.now_mono_ms();
         let mut reg = self.registry()?;
         reg.member(group, instance, now)?;
-        reg.rebalance(group, &counts);
+        reg.follow_topics(group, &counts);
         Ok(reg.member(group, instance, now)?.assigned.clone())
     }
 
@@ -929,7 +946,7 @@ impl Log {
         let (plan, settings, previous) = {
             let mut reg = self.registry()?;
             reg.member(group, instance, now)?;
-            reg.rebalance(group, &counts);
+            reg.follow_topics(group, &counts);
             let m = reg.member(group, instance, now)?;
             let n = m.assigned.len();
             let first = if n == 0 { 0 } else { m.first_read % n };
