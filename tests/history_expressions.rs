@@ -1543,14 +1543,49 @@ fn date_arithmetic_adds_diffs_and_truncates_in_the_local_calendar() {
                     "invalid $dateSubtract 'amount' parameter value: -9223372036854775808",
                 ),
             ),
+            // MongoDB's isDateAddAmountValid: |amount| under the unit's count in the days of
+            // an unsigned 64-bit millisecond range, rounded up (213 503 982 335 days;
+            // 584 942 418 years = 213 503 982 335 / 365 + 1), else 5976500 before adding.
             (
                 bson!({"$dateAdd": {"startDate": "$d", "unit": "year", "amount": i64::MAX}}),
-                Run(5_166_406, "dateAdd overflowed"),
+                Run(
+                    5_976_500,
+                    "invalid dateAdd 'amount' parameter value: 9223372036854775807 year",
+                ),
             ),
-            // A year count that fits in 64 bits but lies past every date (it once overflowed
-            // the day arithmetic).
             (
                 bson!({"$dateAdd": {"startDate": "$d", "unit": "month", "amount": 400_000_000_000_000_000_i64}}),
+                Run(
+                    5_976_500,
+                    "invalid dateAdd 'amount' parameter value: 400000000000000000 month",
+                ),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "year", "amount": 584_942_418}}),
+                Run(
+                    5_976_500,
+                    "invalid dateAdd 'amount' parameter value: 584942418 year",
+                ),
+            ),
+            (
+                bson!({"$dateSubtract": {"startDate": "$d", "unit": "day", "amount": 213_503_982_335_i64}}),
+                Run(
+                    5_976_500,
+                    "invalid dateAdd 'amount' parameter value: -213503982335 day",
+                ),
+            ),
+            // Within the bound, past every date: the sum's own check (a year count that once
+            // overflowed the day arithmetic).
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "year", "amount": 584_942_417}}),
+                Run(5_166_406, "dateAdd overflowed"),
+            ),
+            (
+                bson!({"$dateSubtract": {"startDate": "$d", "unit": "day", "amount": 213_503_982_334_i64}}),
+                Run(5_166_406, "dateAdd overflowed"),
+            ),
+            (
+                bson!({"$dateAdd": {"startDate": "$d", "unit": "millisecond", "amount": i64::MAX}}),
                 Run(5_166_406, "dateAdd overflowed"),
             ),
             (
@@ -1668,6 +1703,20 @@ fn date_arithmetic_adds_diffs_and_truncates_in_the_local_calendar() {
             (
                 bson!({"$dateTrunc": {"date": "$d", "unit": "day", "timezone": "+05:00"}}),
                 v(date(1_614_798_000_000)),
+            ),
+            // MongoDB's truncateDate allows day-or-longer bins up to 10^11 units (5439006
+            // past it); hour bins have no such bound. Both bins here start at the reference.
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "day", "binSize": 100_000_000_000_i64}}),
+                v(date(946_684_800_000)),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "year", "binSize": 100_000_000_001_i64}}),
+                Run(5_439_006, "dateTrunc unsupported binSize value"),
+            ),
+            (
+                bson!({"$dateTrunc": {"date": "$d", "unit": "hour", "binSize": 100_000_000_001_i64}}),
+                v(date(946_684_800_000)),
             ),
             (
                 bson!({"$dateTrunc": {"date": "$d", "unit": "day", "binSize": 0}}),

@@ -62,7 +62,46 @@ pub(super) enum Unit {
     Months(i64),
 }
 
+/// The largest `binSize` of a `$dateTrunc` in days or longer units (MongoDB's `truncateDate`:
+/// "a limit up to which dateAdd() can properly handle"); past it 5439006.
+const DATE_TRUNC_BIN_MAX: i64 = 100_000_000_000;
+
 impl Unit {
+    /// The unit's name, as MongoDB's `serializeTimeUnit` writes it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Millisecond => "millisecond",
+            Self::Second => "second",
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Months(3) => "quarter",
+            Self::Months(12) => "year",
+            Self::Months(_) => "month",
+        }
+    }
+
+    /// The bound of a `$dateAdd` amount in this unit, exclusive either way (MongoDB's
+    /// `isDateAddAmountValid`: about the range of a date; 5976500 past it); milliseconds have
+    /// none (their sum is checked).
+    fn date_add_amount_max(self) -> Option<i64> {
+        // Days in the range of an unsigned 64-bit millisecond count, rounded up, as there.
+        const DAYS: i64 = (u64::MAX / 86_400_000) as i64 + 1;
+        const YEARS: i64 = DAYS / 365 + 1;
+        Some(match self {
+            Self::Millisecond => return None,
+            Self::Second => DAYS * 86_400,
+            Self::Minute => DAYS * 1_440,
+            Self::Hour => DAYS * 24,
+            Self::Day => DAYS,
+            Self::Week => DAYS / 7,
+            Self::Months(3) => YEARS * 4,
+            Self::Months(12) => YEARS,
+            Self::Months(_) => YEARS * 12,
+        })
+    }
+
     /// The length of a fixed-length unit in milliseconds.
     pub(super) fn millis(self) -> Option<i64> {
         Some(match self {
@@ -363,6 +402,17 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
                     )
                 })?;
             }
+            if let Some(max) = unit.date_add_amount_max()
+                && !(-max < amount && amount < max)
+            {
+                return Err(eval_error(
+                    5_976_500,
+                    format!(
+                        "invalid dateAdd 'amount' parameter value: {amount} {}",
+                        unit.name()
+                    ),
+                ));
+            }
             let out = date_add(start, unit, amount, &zone)
                 .ok_or_else(|| eval_error(5_166_406, "dateAdd overflowed"))?;
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
@@ -403,6 +453,9 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
                 return null;
             };
             let ms = convert_date(date, name, "date")?;
+            if unit.millis().is_none_or(|len| len >= MS_PER_DAY) && bin > DATE_TRUNC_BIN_MAX {
+                return Err(eval_error(5_439_006, "dateTrunc unsupported binSize value"));
+            }
             let out = date_trunc(ms, unit, bin, &zone, week_start)
                 .ok_or_else(|| eval_error(5_439_000, "dateTrunc overflowed"))?;
             Ok(Some(Bson::DateTime(bson::DateTime::from_millis(out))))
