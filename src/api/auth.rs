@@ -20,7 +20,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use hmac::{KeyInit as _, Mac as _};
 
 use super::error::is_under;
 use super::{ApiError, AppState};
@@ -39,12 +38,7 @@ const SESSION_CONTEXT: &[u8] = b"streamcache dashboard session v1";
 /// token, in lowercase hex.
 #[must_use]
 pub(crate) fn session_value(token: &str) -> String {
-    // HMAC takes a key of any length, so this never fails; the fallback is unreachable.
-    let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(SESSION_CONTEXT);
-    hex::encode(mac.finalize().into_bytes())
+    crate::realtime::hmac_sha256_hex(token, SESSION_CONTEXT)
 }
 
 /// The value of the cookie `name` among the request's `Cookie` headers.
@@ -65,10 +59,8 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 fn has_session(req: &Request, token: &str) -> bool {
     let headers = req.headers();
     from_own_origin(req)
-        && cookie(headers, SESSION_COOKIE).is_some_and(|v| {
-            let expected = session_value(token);
-            !expected.is_empty() && constant_time_eq(v.as_bytes(), expected.as_bytes())
-        })
+        && cookie(headers, SESSION_COOKIE)
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), session_value(token).as_bytes()))
 }
 
 /// Whether the browser says the request comes from the server's own origin, the only one the

@@ -1193,19 +1193,36 @@ impl Inner {
             if !m.settings.auto_commit {
                 continue;
             }
-            let mut offsets = m.auto_commit_due();
-            self.retain_existing(&mut offsets)?;
-            if offsets.is_empty() {
-                continue;
-            }
-            match self.write_offsets(group, &offsets) {
-                Ok(()) => written = true,
-                Err(e) => {
-                    tracing::warn!(group, instance, error = %e, "auto-commit of a closed consumer instance failed");
-                }
-            }
+            written |= self.write_auto_commit(group, instance, m.auto_commit_due(), "close")?;
         }
         Ok(written)
+    }
+
+    /// Writes one instance's auto-commit `offsets` of `group`, those on partitions that still
+    /// exist; returns whether anything was written. A failed write is logged (naming the
+    /// `occasion`), not returned: a Kafka consumer's failed auto-commit on close or before a
+    /// rebalance does not stop it either. The caller holds `topic_admin`.
+    ///
+    /// # Errors
+    /// [`Error::LockPoisoned`].
+    fn write_auto_commit(
+        &self,
+        group: &str,
+        instance: &str,
+        mut offsets: Vec<(TopicPartition, CommittedOffset)>,
+        occasion: &str,
+    ) -> Result<bool> {
+        self.retain_existing(&mut offsets)?;
+        if offsets.is_empty() {
+            return Ok(false);
+        }
+        match self.write_offsets(group, &offsets) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::warn!(group, instance, occasion, error = %e, "auto-commit failed");
+                Ok(false)
+            }
+        }
     }
 
     /// Each topic's partition count.
@@ -1245,17 +1262,8 @@ impl Inner {
     /// [`Error::LockPoisoned`].
     fn write_revoked_commits(&self, group: &str, revoked: Vec<AutoCommit>) -> Result<bool> {
         let mut written = false;
-        for (instance, mut offsets) in revoked {
-            self.retain_existing(&mut offsets)?;
-            if offsets.is_empty() {
-                continue;
-            }
-            match self.write_offsets(group, &offsets) {
-                Ok(()) => written = true,
-                Err(e) => {
-                    tracing::warn!(group, instance, error = %e, "auto-commit before a rebalance failed");
-                }
-            }
+        for (instance, offsets) in revoked {
+            written |= self.write_auto_commit(group, &instance, offsets, "rebalance")?;
         }
         Ok(written)
     }

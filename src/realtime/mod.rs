@@ -58,7 +58,7 @@ pub use protocol::{
 pub use rate::RateWindow;
 pub use signing::{
     SignedRequest, body_md5, channel_auth, check_channel_auth, check_request, check_user_auth,
-    sign_request, user_auth, webhook_signature,
+    hmac_sha256_hex, sign_request, user_auth, webhook_signature,
 };
 pub use watcher::{PayloadField, Watcher};
 pub use webhook::{

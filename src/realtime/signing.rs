@@ -63,12 +63,18 @@ fn check_key_signature(key: &str, secret: &str, parts: &[&str], auth: &str) -> R
         .map_err(|_| unauthorized("invalid signature"))
 }
 
+/// `hex(HMAC_SHA256(secret, message))`, lowercase.
+#[must_use]
+pub fn hmac_sha256_hex(secret: &str, message: &[u8]) -> String {
+    let mut mac = mac(secret, &[]);
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// A webhook's `X-Pusher-Signature`: `hex(HMAC_SHA256(secret, body))` of the raw POST body.
 #[must_use]
 pub fn webhook_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = mac(secret, &[]);
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    hmac_sha256_hex(secret, body)
 }
 
 /// `KEY:hex(HMAC_SHA256(secret, socket_id:channel[:channel_data]))`, as an auth endpoint

@@ -67,19 +67,13 @@ pub(super) enum Unit {
 const DATE_TRUNC_BIN_MAX: i64 = 100_000_000_000;
 
 impl Unit {
-    /// The unit's name, as MongoDB's `serializeTimeUnit` writes it.
+    /// The unit's name, as MongoDB's `serializeTimeUnit` writes it ([`UNIT_NAMES`]; every
+    /// unit is made from a name there, so the fallback is never taken).
     pub(super) fn name(self) -> &'static str {
-        match self {
-            Self::Millisecond => "millisecond",
-            Self::Second => "second",
-            Self::Minute => "minute",
-            Self::Hour => "hour",
-            Self::Day => "day",
-            Self::Week => "week",
-            Self::Months(3) => "quarter",
-            Self::Months(12) => "year",
-            Self::Months(_) => "month",
-        }
+        UNIT_NAMES
+            .iter()
+            .find(|(_, u)| *u == self)
+            .map_or("month", |(n, _)| n)
     }
 
     /// The bound of a `$dateAdd` amount in this unit, exclusive either way (MongoDB's
@@ -139,19 +133,21 @@ fn parse_unit(v: &Bson, op: &str) -> Result<Unit> {
 
 /// The unit a name stands for (MongoDB's `parseTimeUnit`): `millisecond` … `year`.
 pub(super) fn unit_named(s: &str) -> Option<Unit> {
-    Some(match s {
-        "millisecond" => Unit::Millisecond,
-        "second" => Unit::Second,
-        "minute" => Unit::Minute,
-        "hour" => Unit::Hour,
-        "day" => Unit::Day,
-        "week" => Unit::Week,
-        "month" => Unit::Months(1),
-        "quarter" => Unit::Months(3),
-        "year" => Unit::Months(12),
-        _ => return None,
-    })
+    UNIT_NAMES.iter().find(|(n, _)| *n == s).map(|(_, u)| *u)
 }
+
+/// MongoDB's time unit names and their units, both ways.
+const UNIT_NAMES: [(&str, Unit); 9] = [
+    ("millisecond", Unit::Millisecond),
+    ("second", Unit::Second),
+    ("minute", Unit::Minute),
+    ("hour", Unit::Hour),
+    ("day", Unit::Day),
+    ("week", Unit::Week),
+    ("month", Unit::Months(1)),
+    ("quarter", Unit::Months(3)),
+    ("year", Unit::Months(12)),
+];
 
 /// Parses a `startOfWeek` value: ISO day 1 (Monday) ..= 7 (Sunday).
 fn parse_day_of_week(v: &Bson, op: &str) -> Result<i64> {
