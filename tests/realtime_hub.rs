@@ -944,6 +944,30 @@ fn null_matches_missing_fields_as_in_mongodb() {
 }
 
 #[test]
+fn array_fields_match_by_element_as_in_mongodb() {
+    let tagged = |tags: Value| change("insert", json!({"_id": 1, "tags": tags}));
+    // $regex (and $not around it) tests each string of an array, as MongoDB does.
+    let w = watcher(
+        Some(json!({"fullDocument.tags": {"$regex": "^rush"}})),
+        None,
+    );
+    assert!(w.apply(&tagged(json!(["gift", "rush-order"]))).is_some());
+    assert!(w.apply(&tagged(json!("rush-order"))).is_some());
+    assert!(w.apply(&tagged(json!(["gift"]))).is_none());
+    let w = watcher(
+        Some(json!({"fullDocument.tags": {"$not": {"$regex": "^rush"}}})),
+        None,
+    );
+    assert!(w.apply(&tagged(json!(["gift", "rush-order"]))).is_none());
+    assert!(w.apply(&tagged(json!(["gift"]))).is_some());
+    // Numbers in an array equal by value, as a number outside one does.
+    let w = watcher(Some(json!({"fullDocument.tags": {"$in": [2]}})), None);
+    assert!(w.apply(&tagged(json!([1, 2.0]))).is_some());
+    assert!(w.apply(&tagged(json!(2.0))).is_some());
+    assert!(w.apply(&tagged(json!([1, 3]))).is_none());
+}
+
+#[test]
 fn webhooks_are_checked_at_load_and_https_is_refused_with_its_reason() {
     let hook = |url: &str| {
         format!(

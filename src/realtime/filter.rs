@@ -1,6 +1,7 @@
 //! A compiled MongoDB `$match` filter and projection over `serde_json` values, for watchers.
 //!
-//! Supported: dotted paths (through arrays, as MongoDB does), implicit equality, `$eq $ne $gt
+//! Supported: dotted paths (through arrays, as MongoDB does; an operator holds for an array field
+//! when it holds for the array or one of its elements), implicit equality, `$eq $ne $gt
 //! $gte $lt $lte $in $nin $exists $regex $not`, and `$and $or $nor`. Anything else is refused
 //! when the configuration is loaded, not when an event arrives.
 
@@ -191,17 +192,21 @@ fn resolve<'a>(value: &'a Value, path: &[String], out: &mut Vec<&'a Value>) {
     }
 }
 
-/// MongoDB equality: the value itself, or an element of an array value; `null` also matches a
-/// missing field.
+/// A found value and, when it is an array, each of its elements: MongoDB matches an array
+/// field when the array itself or one of its elements satisfies the operator.
+fn candidates(v: &Value) -> impl Iterator<Item = &Value> {
+    std::iter::once(v).chain(v.as_array().into_iter().flatten())
+}
+
+/// MongoDB equality: the value itself, or an element of an array value, numbers compared by
+/// value (`1` equals `1.0`); `null` also matches a missing field.
 fn equals(found: &[&Value], want: &Value) -> bool {
     if want.is_null() && found.is_empty() {
         return true;
     }
-    found.iter().any(|v| {
-        *v == want
-            || (v.as_array().is_some_and(|a| a.contains(want)))
-            || (v.as_f64().is_some() && v.as_f64() == want.as_f64())
-    })
+    found
+        .iter()
+        .any(|v| candidates(v).any(|c| c == want || (c.is_number() && c.as_f64() == want.as_f64())))
 }
 
 /// Orders two values of the same kind (numbers or strings); other pairs do not compare.
@@ -219,11 +224,7 @@ impl Op {
             Self::Eq(want) => equals(found, want),
             Self::Ne(want) => !equals(found, want),
             Self::Cmp(dir, or_equal, want) => found.iter().any(|v| {
-                let candidates: Vec<&Value> = match v {
-                    Value::Array(a) => a.iter().collect(),
-                    other => vec![*other],
-                };
-                candidates.iter().any(|c| {
+                candidates(v).any(|c| {
                     compare(c, want)
                         .is_some_and(|o| o == *dir || (*or_equal && o == Ordering::Equal))
                 })
@@ -233,7 +234,7 @@ impl Op {
             Self::Exists(want) => found.is_empty() != *want,
             Self::Regex(re) => found
                 .iter()
-                .any(|v| v.as_str().is_some_and(|s| re.is_match(s))),
+                .any(|v| candidates(v).any(|c| c.as_str().is_some_and(|s| re.is_match(s)))),
             Self::Not(ops) => !ops.iter().all(|op| op.holds(found)),
         }
     }
