@@ -613,6 +613,26 @@ async fn channel_queries() {
             json!({"occupied": true, "subscription_count": 1})
         )
     );
+    // user_count is a presence channel's attribute: asked of another channel, it is 400.
+    let info = |channel: &str, info: &str| {
+        let path = format!("/apps/streamcache/channels/{channel}");
+        signed_uri("GET", &path, None, &[("info", info)])
+    };
+    let (s, body) = call(&engine, "GET", &info("presence-room", "user_count"), None).await;
+    assert_eq!(
+        (s, body),
+        (
+            StatusCode::OK,
+            json!({"occupied": true, "subscription_count": 1, "user_count": 1})
+        )
+    );
+    for asked in ["user_count", "subscription_count,user_count"] {
+        let (s, body) = call(&engine, "GET", &info("orders", asked), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{asked}: {body}");
+    }
+    let (s, _) = call(&engine, "GET", &info("orders", "subscription_count"), None).await;
+    assert_eq!(s, StatusCode::OK);
+
     let uri = signed_uri(
         "GET",
         "/apps/streamcache/channels/presence-room/users",

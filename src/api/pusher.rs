@@ -648,6 +648,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Call {
     }
 }
 
+impl Call {
+    /// The first value of query parameter `name`.
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Whether an `info` parameter asks for `user_count`, which Pusher reports for `presence-`
+/// channels only and refuses (400) to be asked of any other channel.
+fn asks_user_count(info: &str) -> bool {
+    info.split(',').any(|a| a.trim() == "user_count")
+}
+
 /// Checks the app id and the request signature.
 fn authorize(state: &AppState, app_id: &str, call: &Call, body: &[u8]) -> Result<(), PusherError> {
     let config = &state.engine.config().realtime;
@@ -869,15 +885,9 @@ async fn channels(
     call: Call,
 ) -> Result<Json<Value>, PusherError> {
     authorize(&state, &app_id, &call, &[])?;
-    let param = |name: &str| {
-        call.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let prefix = param("filter_by_prefix").unwrap_or("");
-    let info = param("info").unwrap_or("");
-    if info.split(',').any(|a| a.trim() == "user_count") && !prefix.starts_with("presence-") {
+    let prefix = call.param("filter_by_prefix").unwrap_or("");
+    let info = call.param("info").unwrap_or("");
+    if asks_user_count(info) && !prefix.starts_with("presence-") {
         return Err(PusherError(
             StatusCode::BAD_REQUEST,
             "info=user_count needs filter_by_prefix=presence-".into(),
@@ -896,7 +906,8 @@ async fn channels(
     Ok(Json(json!({"channels": map})))
 }
 
-/// `GET /apps/{app_id}/channels/{channel}`.
+/// `GET /apps/{app_id}/channels/{channel}[?info=…]`: `occupied` and `subscription_count`, and
+/// `user_count` on a `presence-` channel; `info=user_count` on any other channel is 400.
 async fn channel_info(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
@@ -904,6 +915,12 @@ async fn channel_info(
 ) -> Result<Json<Value>, PusherError> {
     authorize(&state, &app_id, &call, &[])?;
     let kind = check_channel_name(&channel)?;
+    if kind != ChannelKind::Presence && call.param("info").is_some_and(asks_user_count) {
+        return Err(PusherError(
+            StatusCode::BAD_REQUEST,
+            "info=user_count is reported for presence- channels only".into(),
+        ));
+    }
     let hub = state.engine.realtime();
     let count = hub.subscriber_count(&channel);
     let mut out = json!({"occupied": count > 0, "subscription_count": count});
