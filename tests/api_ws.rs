@@ -187,6 +187,49 @@ async fn presence_tracks_members_across_connections() {
 }
 
 #[tokio::test]
+async fn a_second_subscribe_and_an_unsubscribe_without_subscription_get_pushers_uncoded_errors() {
+    let server = start(ws_config()).await;
+    let hub = server.engine.realtime();
+    let mut a = connect(&server).await;
+    let mut b = connect(&server).await;
+    let notice = |message: &str| json!({"event": "pusher:error", "data": {"code": null, "message": message}});
+
+    a.subscribe("orders", None, None).await;
+    assert_eq!(
+        a.subscribe("orders", None, None).await,
+        notice("Existing subscription to channel orders")
+    );
+    hub.publish("orders", "NewOrder", json!(1), None).unwrap();
+    assert_eq!(data_of(&a.recv().await), json!(1), "still subscribed, once");
+
+    // A second presence subscription, signed for another user, leaves the member as it was.
+    let ua = r#"{"user_id":"u1","user_info":{}}"#;
+    let ub = r#"{"user_id":"u2","user_info":{}}"#;
+    b.subscribe_signed("presence-room", Some(ua)).await;
+    assert_eq!(
+        b.subscribe_signed("presence-room", Some(ub)).await,
+        notice("Existing subscription to channel presence-room")
+    );
+    assert_eq!(hub.presence_user_count("presence-room"), 1);
+
+    b.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "orders"}}))
+        .await;
+    assert_eq!(
+        b.recv().await,
+        notice("No current subscription to channel orders, or subscription in progress")
+    );
+    b.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "presence-room"}}))
+        .await;
+    b.send(json!({"event": "pusher:ping", "data": {}})).await;
+    assert_eq!(
+        b.recv().await["event"],
+        "pusher:pong",
+        "a real unsubscribe has no reply"
+    );
+    assert_eq!(hub.presence_user_count("presence-room"), 0);
+}
+
+#[tokio::test]
 async fn client_events_are_off_by_default_and_relayed_to_others_when_on() {
     let server = start(ws_config()).await;
     let mut c = connect(&server).await;

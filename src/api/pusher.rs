@@ -30,9 +30,10 @@ use crate::realtime::{
     ClientMessage, Delivery, ErrorCode, EventData, Hub, PUBLISH_CHANNELS_MAX, RateWindow,
     RealtimeConfig, SERVER_TO_USER_PREFIX, SignedRequest, SocketId, USER_ID_CHARS_MAX, UserGuard,
     WS_MESSAGE_BYTES_MAX, check_channel_auth, check_channel_name, check_published_event_name,
-    check_request, check_user_auth, frame_connection_established, frame_error, frame_ping,
-    frame_pong, frame_signin_success, frame_subscription_error, frame_subscription_succeeded,
-    parse_client_message, parse_presence_data, parse_user_data, server_to_user_id,
+    check_request, check_user_auth, frame_connection_established, frame_error,
+    frame_error_without_code, frame_ping, frame_pong, frame_signin_success,
+    frame_subscription_error, frame_subscription_succeeded, parse_client_message,
+    parse_presence_data, parse_user_data, server_to_user_id,
 };
 
 /// Event name of presence joins as published through the hub.
@@ -394,8 +395,15 @@ impl Conn {
                 vec![self.subscribe(&channel, auth.as_deref(), channel_data.as_deref())]
             }
             ClientMessage::Unsubscribe { channel } => {
-                self.unsubscribe(&channel);
-                Vec::new()
+                if self.subs.contains_key(&channel) {
+                    self.unsubscribe(&channel);
+                    Vec::new()
+                } else {
+                    // As Pusher answers it; the connection stays open.
+                    vec![frame_error_without_code(&format!(
+                        "No current subscription to channel {channel}, or subscription in progress"
+                    ))]
+                }
             }
             ClientMessage::ClientEvent {
                 event,
@@ -441,9 +449,11 @@ impl Conn {
             }
         };
         if self.subs.contains_key(channel) {
-            let snapshot = (kind == ChannelKind::Presence)
-                .then(|| self.hub.presence_snapshot(channel).to_json());
-            return frame_subscription_succeeded(channel, snapshot.as_ref());
+            // Pusher's answer: the subscription stands as it was made (its presence member
+            // too), and no second subscription_succeeded is sent.
+            return frame_error_without_code(&format!(
+                "Existing subscription to channel {channel}"
+            ));
         }
         if kind == ChannelKind::User
             && server_to_user_id(channel) != self.user.as_ref().map(UserGuard::user_id)

@@ -507,10 +507,22 @@ pub fn frame_ping() -> String {
 /// `pusher:error` with `{"code", "message"}` as an object (pusher-js accepts both forms).
 #[must_use]
 pub fn frame_error(code: ErrorCode, message: &str) -> String {
+    error_frame(json!(code.code()), message)
+}
+
+/// `pusher:error` with `"code": null`, as Pusher answers a subscribe to a channel the connection
+/// is already subscribed to, or an unsubscribe from one it is not: a notice about the request,
+/// with no code for pusher-js to act on.
+#[must_use]
+pub fn frame_error_without_code(message: &str) -> String {
+    error_frame(Value::Null, message)
+}
+
+fn error_frame(code: Value, message: &str) -> String {
     frame(
         "pusher:error",
         None,
-        json!({"code": code.code(), "message": message}),
+        json!({"code": code, "message": message}),
     )
 }
 
