@@ -344,6 +344,39 @@ async fn messages_at_max_size_pass_and_larger_ones_close_the_connection() {
 }
 
 #[tokio::test]
+async fn a_signed_in_connection_joins_presence_as_its_user_without_channel_data() {
+    let server = start(ws_config()).await;
+    let mut a = connect(&server).await;
+    a.signin(r#"{"id":"u7","user_info":{"name":"Seven"}}"#)
+        .await;
+    assert_eq!(a.recv().await["event"], "pusher:signin_success");
+    // What pusher-js sends when the authorizer returns only `auth` (signed socket_id:channel).
+    let ok = a.subscribe_signed("presence-room", None).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(
+        data_of(&ok),
+        json!({"presence": {"ids": ["u7"], "hash": {"u7": {"name": "Seven"}}, "count": 1}})
+    );
+
+    // Not signed in, the member is unknown: refused.
+    let mut b = connect(&server).await;
+    let refused = b.subscribe_signed("presence-room", None).await;
+    assert_eq!(refused["event"], "pusher:subscription_error");
+    assert_eq!(refused["channel"], "presence-room");
+    let ub = r#"{"user_id":"u2","user_info":{}}"#;
+    let ok = b.subscribe_signed("presence-room", Some(ub)).await;
+    assert_eq!(data_of(&ok)["presence"]["ids"], json!(["u2", "u7"]));
+    let added = a.recv().await;
+    assert_eq!(added["event"], "pusher_internal:member_added");
+    assert_eq!(data_of(&added), json!({"user_id": "u2", "user_info": {}}));
+
+    drop(a);
+    let removed = b.recv().await;
+    assert_eq!(removed["event"], "pusher_internal:member_removed");
+    assert_eq!(data_of(&removed), json!({"user_id": "u7"}));
+}
+
+#[tokio::test]
 async fn signin_opens_the_users_own_channel_and_no_other() {
     let server = start(ws_config()).await;
     let mut c = connect(&server).await;

@@ -33,7 +33,7 @@ use crate::realtime::{
     check_request, check_user_auth, frame_connection_established, frame_error,
     frame_error_without_code, frame_ping, frame_pong, frame_signin_success,
     frame_subscription_error, frame_subscription_succeeded, parse_client_message,
-    parse_presence_data, parse_user_data, server_to_user_id,
+    parse_presence_data, parse_signed_in_user, server_to_user_id,
 };
 
 /// Event name of presence joins as published through the hub.
@@ -207,6 +207,9 @@ struct Conn {
     /// The sign-in this connection holds (`pusher:signin`); `terminate_connections` signals
     /// through it.
     user: Option<UserGuard>,
+    /// The signed-in user's `user_info` (`null` without one): its presence member's info when
+    /// it subscribes to a presence channel without `channel_data`.
+    user_info: Value,
 }
 
 async fn connection(state: AppState, key: String, protocol: Option<String>, mut socket: WebSocket) {
@@ -285,6 +288,7 @@ async fn connection(state: AppState, key: String, protocol: Option<String>, mut 
         clock: state.engine.clock().clone(),
         client_rate: RateWindow::default(),
         user: None,
+        user_info: Value::Null,
     };
     let mut shutdown = state.shutdown.clone();
     let idle = tokio::time::sleep(activity);
@@ -425,7 +429,7 @@ impl Conn {
         let cfg = &self.config;
         check_user_auth(&cfg.key, &cfg.secret, &self.socket_id, user_data, auth)
             .map_err(|_| not_authorized())?;
-        let user_id = parse_user_data(user_data).map_err(|e| e.to_string())?;
+        let (user_id, user_info) = parse_signed_in_user(user_data).map_err(|e| e.to_string())?;
         if let Some(old) = self.user.take()
             && old.user_id() != user_id
         {
@@ -433,6 +437,7 @@ impl Conn {
                 .remove(&format!("{SERVER_TO_USER_PREFIX}{}", old.user_id()));
         }
         self.user = Some(self.hub.sign_in(&user_id));
+        self.user_info = user_info;
         Ok(frame_signin_success(user_data))
     }
 
@@ -499,11 +504,15 @@ impl Conn {
         // Held until `member_added` is published (see `Hub::presence_announcing`).
         let _announcing = (kind == ChannelKind::Presence).then(|| self.hub.presence_announcing());
         if kind == ChannelKind::Presence {
-            let parsed = signed_data
-                .ok_or_else(|| realtime::Error::ChannelData {
-                    reason: "missing".into(),
-                })
-                .and_then(parse_presence_data);
+            // Without channel_data (signed as `socket_id:channel`), a signed-in connection joins
+            // as its user, as Pusher allows and pusher-js does when the authorizer returns none.
+            let parsed = match (signed_data, &self.user) {
+                (Some(data), _) => parse_presence_data(data),
+                (None, Some(user)) => Ok((user.user_id().to_owned(), self.user_info.clone())),
+                (None, None) => Err(realtime::Error::ChannelData {
+                    reason: "missing, and the connection is not signed in (pusher:signin)".into(),
+                }),
+            };
             let (user_id, info) = match parsed {
                 Ok(p) => p,
                 Err(e) => {

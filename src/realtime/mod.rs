@@ -53,7 +53,8 @@ pub use protocol::{
     check_channel_name, check_event_name, check_published_event_name, frame_connection_established,
     frame_error, frame_error_without_code, frame_member_added, frame_member_removed, frame_ping,
     frame_pong, frame_signin_success, frame_subscription_error, frame_subscription_succeeded,
-    parse_client_message, parse_presence_data, parse_user_data, server_to_user_id,
+    parse_client_message, parse_presence_data, parse_signed_in_user, parse_user_data,
+    server_to_user_id,
 };
 pub use rate::RateWindow;
 pub use signing::{

@@ -412,10 +412,8 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage> {
 /// [`Error::ChannelData`] when it is too large, not an object, or the user id is missing, empty
 /// or too long.
 pub fn parse_presence_data(channel_data: &str) -> Result<(String, Value)> {
-    let (user_id, value) = parse_user_object(channel_data, CHANNEL_DATA_BYTES_MAX, "user_id")
-        .map_err(|reason| Error::ChannelData { reason })?;
-    let info = value.get("user_info").cloned().unwrap_or(Value::Null);
-    Ok((user_id, info))
+    parse_user_object(channel_data, CHANNEL_DATA_BYTES_MAX, "user_id")
+        .map_err(|reason| Error::ChannelData { reason })
 }
 
 /// Parses sign-in `user_data` (`{"id": …, "user_info"?: …, "watchlist"?: …}`) into the user
@@ -426,17 +424,28 @@ pub fn parse_presence_data(channel_data: &str) -> Result<(String, Value)> {
 /// [`Error::UserData`] when it is too large, not an object, or the id is missing, empty, too
 /// long or has a character a channel name may not.
 pub fn parse_user_data(user_data: &str) -> Result<String> {
+    parse_signed_in_user(user_data).map(|(id, _)| id)
+}
+
+/// As [`parse_user_data`], with the user's `user_info` (`null` when absent): what a presence
+/// channel lists for a signed-in connection that subscribes without `channel_data`, as Pusher
+/// (and pusher-js since 7.4) allows.
+///
+/// # Errors
+/// As [`parse_user_data`].
+pub fn parse_signed_in_user(user_data: &str) -> Result<(String, Value)> {
     let bad = |reason: String| Error::UserData { reason };
-    let (id, _) = parse_user_object(user_data, USER_DATA_BYTES_MAX, "id").map_err(bad)?;
+    let (id, info) = parse_user_object(user_data, USER_DATA_BYTES_MAX, "id").map_err(bad)?;
     if let Some(c) = id.chars().find(|c| !is_name_char(*c)) {
         return Err(bad(format!("character {c:?} is not allowed in an id")));
     }
-    Ok(id)
+    Ok((id, info))
 }
 
-/// The JSON object of signed user data (presence `channel_data`, sign-in `user_data`) of at
-/// most `bytes_max` bytes, and its user id from `id_field`: a string or a number (as its
-/// decimal text) of 1..=[`USER_ID_CHARS_MAX`] characters. Errors are the reason.
+/// The user id and `user_info` (`null` when absent) of signed user data (presence
+/// `channel_data`, sign-in `user_data`) of at most `bytes_max` bytes: the id from `id_field`, a
+/// string or a number (as its decimal text) of 1..=[`USER_ID_CHARS_MAX`] characters. Errors are
+/// the reason.
 fn parse_user_object(
     text: &str,
     bytes_max: usize,
@@ -457,7 +466,8 @@ fn parse_user_object(
             "{id_field} of {len} characters, 1..={USER_ID_CHARS_MAX} allowed"
         ));
     }
-    Ok((id, value))
+    let info = value.get("user_info").cloned().unwrap_or(Value::Null);
+    Ok((id, info))
 }
 
 /// Builds `{"event": e, "channel"?: c, "data": d}` where `d` is already a JSON value, keys in
