@@ -944,6 +944,34 @@ fn null_matches_missing_fields_as_in_mongodb() {
 }
 
 #[test]
+fn comparisons_order_booleans_and_null_as_in_mongodb() {
+    let with = |field: Value| change("insert", json!({"_id": 1, "f": field}));
+    let missing = change("insert", json!({"_id": 1}));
+    let w = watcher(Some(json!({"fullDocument.f": {"$gt": false}})), None);
+    assert!(w.apply(&with(json!(true))).is_some());
+    assert!(w.apply(&with(json!(false))).is_none());
+    assert!(
+        w.apply(&with(json!(1))).is_none(),
+        "a number is not a boolean"
+    );
+    let w = watcher(Some(json!({"fullDocument.f": {"$lte": false}})), None);
+    assert!(w.apply(&with(json!(false))).is_some());
+    assert!(w.apply(&with(json!(true))).is_none());
+    // $gte/$lte null hold for null and a missing field, as {f: null} does; $gt/$lt null never.
+    for op in ["$gte", "$lte"] {
+        let w = watcher(Some(json!({"fullDocument.f": {op: null}})), None);
+        assert!(w.apply(&with(json!(null))).is_some(), "{op}");
+        assert!(w.apply(&missing).is_some(), "{op}");
+        assert!(w.apply(&with(json!("x"))).is_none(), "{op}");
+    }
+    for op in ["$gt", "$lt"] {
+        let w = watcher(Some(json!({"fullDocument.f": {op: null}})), None);
+        assert!(w.apply(&with(json!(null))).is_none(), "{op}");
+        assert!(w.apply(&missing).is_none(), "{op}");
+    }
+}
+
+#[test]
 fn array_fields_match_by_element_as_in_mongodb() {
     let tagged = |tags: Value| change("insert", json!({"_id": 1, "tags": tags}));
     // $regex (and $not around it) tests each string of an array, as MongoDB does.

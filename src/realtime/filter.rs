@@ -209,11 +209,14 @@ fn equals(found: &[&Value], want: &Value) -> bool {
         .any(|v| candidates(v).any(|c| c == want || (c.is_number() && c.as_f64() == want.as_f64())))
 }
 
-/// Orders two values of the same kind (numbers or strings); other pairs do not compare.
+/// Orders two values of the same kind (numbers, strings, booleans with `false` first, or two
+/// nulls); other pairs do not compare, as MongoDB's comparison operators stay within a type.
 fn compare(a: &Value, b: &Value) -> Option<Ordering> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
         (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+        (Value::Null, Value::Null) => Some(Ordering::Equal),
         _ => None,
     }
 }
@@ -223,12 +226,16 @@ impl Op {
         match self {
             Self::Eq(want) => equals(found, want),
             Self::Ne(want) => !equals(found, want),
-            Self::Cmp(dir, or_equal, want) => found.iter().any(|v| {
-                candidates(v).any(|c| {
-                    compare(c, want)
-                        .is_some_and(|o| o == *dir || (*or_equal && o == Ordering::Equal))
-                })
-            }),
+            // `$gte`/`$lte` null also match a missing field, as equality to null does.
+            Self::Cmp(dir, or_equal, want) => {
+                (*or_equal && want.is_null() && found.is_empty())
+                    || found.iter().any(|v| {
+                        candidates(v).any(|c| {
+                            compare(c, want)
+                                .is_some_and(|o| o == *dir || (*or_equal && o == Ordering::Equal))
+                        })
+                    })
+            }
             Self::In(list) => list.iter().any(|want| equals(found, want)),
             Self::Nin(list) => !list.iter().any(|want| equals(found, want)),
             Self::Exists(want) => found.is_empty() != *want,
