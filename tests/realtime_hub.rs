@@ -668,6 +668,14 @@ fn realtime_settings_are_checked_at_load() {
     assert!(load(&format!("[realtime]\nreplay_events = {}\n", replay + 1)).is_err());
     let err = load("[realtime]\nsecret = \"\"\n").unwrap_err();
     assert!(err.contains("secret"), "{err}");
+    // Each SSE setting is named in its own error.
+    assert!(load("[realtime]\nsse_retry_ms = 1\n").is_ok());
+    let err = load("[realtime]\nsse_retry_ms = 0\n").unwrap_err();
+    assert!(err.contains("`realtime.sse_retry_ms`"), "{err}");
+    let min = streamcache::realtime::SSE_KEEPALIVE_MS_MIN;
+    assert!(load(&format!("[realtime]\nsse_keepalive_ms = {min}\n")).is_ok());
+    let err = load(&format!("[realtime]\nsse_keepalive_ms = {}\n", min - 1)).unwrap_err();
+    assert!(err.contains("`realtime.sse_keepalive_ms`"), "{err}");
     let err = load(
         "[[realtime.watchers]]\nwatch = \"orders\"\nchannel = \"orders\"\nevent = \"NewOrder\"\n",
     )

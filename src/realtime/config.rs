@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 
 use super::webhook::WebhookTarget;
 use super::{
-    ACTIVITY_TIMEOUT_S_MAX, Error, REPLAY_EVENTS_MAX, Result, WATCHERS_MAX, WEBHOOK_BATCH_MS_MAX,
-    WEBHOOKS_MAX, Watcher,
+    ACTIVITY_TIMEOUT_S_MAX, Error, REPLAY_EVENTS_MAX, Result, SSE_KEEPALIVE_MS_MIN, WATCHERS_MAX,
+    WEBHOOK_BATCH_MS_MAX, WEBHOOKS_MAX, Watcher,
 };
 
 /// The default Pusher app id.
@@ -35,9 +35,11 @@ pub struct RealtimeConfig {
     pub replay_events: usize,
     /// Whether `client-*` events from WebSocket clients are relayed (off: answered with 4301).
     pub client_events: bool,
-    /// The `retry:` reconnect delay sent once at the start of each SSE stream, in milliseconds.
+    /// The `retry:` reconnect delay sent once at the start of each SSE stream, in milliseconds
+    /// (at least 1).
     pub sse_retry_ms: u64,
-    /// Interval between SSE keep-alive comments, in milliseconds.
+    /// Interval between SSE keep-alive comments, in milliseconds (at least
+    /// [`SSE_KEEPALIVE_MS_MIN`]).
     pub sse_keepalive_ms: u64,
     /// Seed for socket ids; unset derives one from the clock at start.
     pub socket_id_seed: Option<u64>,
@@ -201,10 +203,16 @@ impl RealtimeConfig {
                 format!("{} is outside 1..={REPLAY_EVENTS_MAX}", self.replay_events),
             ));
         }
-        if self.sse_retry_ms == 0 || self.sse_keepalive_ms < 1000 {
+        if self.sse_retry_ms == 0 {
+            return Err(bad("sse_retry_ms", "must be at least 1 (ms)".into()));
+        }
+        if self.sse_keepalive_ms < SSE_KEEPALIVE_MS_MIN {
             return Err(bad(
                 "sse_keepalive_ms",
-                "retry must be > 0 and keep-alive ≥ 1000 ms".into(),
+                format!(
+                    "{} is below {SSE_KEEPALIVE_MS_MIN} (ms)",
+                    self.sse_keepalive_ms
+                ),
             ));
         }
         self.check_webhooks()?;

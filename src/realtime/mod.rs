@@ -134,6 +134,8 @@ pub const MATCH_IN_VALUES_MAX: usize = 1024;
 pub const WATCHERS_MAX: usize = 64;
 /// Longest and shortest `activity_timeout_s`; pusher-js uses min(120, server value).
 pub const ACTIVITY_TIMEOUT_S_MAX: u64 = 120;
+/// Shortest `sse_keepalive_ms`: a keep-alive comment at most once a second per stream.
+pub const SSE_KEEPALIVE_MS_MIN: u64 = 1000;
 /// How far `auth_timestamp` of a signed HTTP API request may be from the server's clock, in
 /// seconds (Pusher's window).
 pub const AUTH_TIMESTAMP_SKEW_S_MAX: u64 = 600;
