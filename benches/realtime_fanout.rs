@@ -74,7 +74,11 @@ fn fanout(c: &mut Criterion) {
     let payload = order();
     let mut group = c.benchmark_group("realtime_fanout");
     for subscribers in [1_usize, 100, 1000] {
-        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let hub = Hub::new(
+            &RealtimeConfig::default(),
+            1,
+            streamcache::clock::SystemClock::shared(),
+        );
         let mut subs: Vec<_> = (0..subscribers)
             .map(|_| hub.subscribe("orders", None).expect("subscribe"))
             .collect();

@@ -123,6 +123,8 @@ async fn stream_sends_retry_then_events_with_id_name_and_one_line_json() {
     assert_eq!(first, vec![("retry".to_owned(), "2000".to_owned())]);
 
     let hub = server.engine.realtime();
+    // The stream made the channel: its first event gets the id after its base.
+    let base = hub.head("orders");
     for n in 1..=3 {
         hub.publish(
             "orders",
@@ -134,7 +136,7 @@ async fn stream_sends_retry_then_events_with_id_name_and_one_line_json() {
     }
     for n in 1..=3u64 {
         let f = r.event().await;
-        assert_eq!(field(&f, "id"), Some(n.to_string().as_str()));
+        assert_eq!(field(&f, "id"), Some((base + n).to_string().as_str()));
         assert_eq!(field(&f, "event"), Some("NewOrder"));
         assert_eq!(
             f.iter().filter(|(k, _)| k == "data").count(),
@@ -168,39 +170,53 @@ async fn f_has_no_retry(r: &mut Reader, hub: &streamcache::realtime::Hub) -> boo
 async fn last_event_id_replays_buffered_events() {
     let server = start(realtime_config()).await;
     let hub = server.engine.realtime();
-    for n in 1..=5 {
-        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
-    }
-    let (_, mut r) = open(&server, "orders", Some("2")).await;
+    let ids: Vec<u64> = (1..=5)
+        .map(|n| hub.publish("orders", "NewOrder", json!(n), None).unwrap())
+        .collect();
+    assert_eq!(ids, (ids[0]..ids[0] + 5).collect::<Vec<_>>());
+    let (_, mut r) = open(&server, "orders", Some(&ids[1].to_string())).await;
     r.event().await; // retry
     for n in 3..=5 {
         let f = r.event().await;
-        assert_eq!(field(&f, "id"), Some(n.to_string().as_str()));
+        assert_eq!(field(&f, "id"), Some(ids[n - 1].to_string().as_str()));
         assert_eq!(field(&f, "data"), Some(n.to_string().as_str()));
     }
-    hub.publish("orders", "NewOrder", json!(6), None).unwrap();
-    assert_eq!(field(&r.event().await, "id"), Some("6"));
+    let sixth = hub.publish("orders", "NewOrder", json!(6), None).unwrap();
+    assert_eq!(sixth, ids[4] + 1);
+    assert_eq!(
+        field(&r.event().await, "id"),
+        Some(sixth.to_string().as_str())
+    );
 }
 
 #[tokio::test]
 async fn aged_out_or_unreadable_last_event_id_sends_resync_first() {
     let server = start(realtime_config()).await; // replay buffer of 8
     let hub = server.engine.realtime();
-    for n in 1..=20 {
-        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
-    }
-    for last in ["3", "not-a-number", "999"] {
-        let (_, mut r) = open(&server, "orders", Some(last)).await;
+    let ids: Vec<u64> = (1..=20)
+        .map(|n| hub.publish("orders", "NewOrder", json!(n), None).unwrap())
+        .collect();
+    let head = ids[19];
+    // Aged out of the buffer; below the channel's base (from before a restart); unreadable;
+    // beyond u64; ahead of the head.
+    for last in [
+        ids[2].to_string(),
+        "3".to_owned(),
+        "not-a-number".to_owned(),
+        "99999999999999999999999".to_owned(),
+        (head + 979).to_string(),
+    ] {
+        let (_, mut r) = open(&server, "orders", Some(&last)).await;
         r.event().await; // retry
         let f = r.event().await;
         assert_eq!(field(&f, "event"), Some("resync"), "Last-Event-ID {last}");
         assert_eq!(
             field(&f, "id"),
-            Some("20"),
+            Some(head.to_string().as_str()),
             "resync carries the head so the next reconnect resumes"
         );
         let data: Value = serde_json::from_str(field(&f, "data").unwrap()).unwrap();
-        assert_eq!(data["head"], json!(20));
+        assert_eq!(data["head"], json!(head));
     }
 }
 
@@ -260,6 +276,7 @@ async fn publish_helper_reaches_stream_and_checks_limits() {
     let server = start(realtime_config()).await;
     let (_, mut r) = open(&server, "orders", None).await;
     r.event().await;
+    let base = server.engine.realtime().head("orders");
     let client = reqwest::Client::new();
     let url = format!("http://{}/realtime/orders", server.addr);
     let resp = client
@@ -269,7 +286,7 @@ async fn publish_helper_reaches_stream_and_checks_limits() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"id": 1}));
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"id": base + 1}));
     let f = r.event().await;
     assert_eq!(
         (field(&f, "event"), field(&f, "data")),
@@ -326,19 +343,22 @@ async fn streams_end_when_the_server_shuts_down() {
 async fn recent_query_fills_a_fresh_page_and_last_event_id_wins_over_it() {
     let server = start(realtime_config()).await;
     let hub = server.engine.realtime();
-    for n in 1..=5 {
-        hub.publish("orders", "NewOrder", json!(n), None).unwrap();
-    }
+    let ids: Vec<String> = (1..=5)
+        .map(|n| {
+            let id = hub.publish("orders", "NewOrder", json!(n), None).unwrap();
+            id.to_string()
+        })
+        .collect();
     let (_, mut r) = open(&server, "orders?recent=2", None).await;
     r.event().await; // retry
-    assert_eq!(field(&r.event().await, "id"), Some("4"));
-    assert_eq!(field(&r.event().await, "id"), Some("5"));
+    assert_eq!(field(&r.event().await, "id"), Some(ids[3].as_str()));
+    assert_eq!(field(&r.event().await, "id"), Some(ids[4].as_str()));
 
-    let (_, mut r) = open(&server, "orders?recent=2", Some("1")).await;
+    let (_, mut r) = open(&server, "orders?recent=2", Some(&ids[0])).await;
     r.event().await; // retry
     assert_eq!(
         field(&r.event().await, "id"),
-        Some("2"),
+        Some(ids[1].as_str()),
         "a reconnect resumes after Last-Event-ID"
     );
 }

@@ -396,8 +396,13 @@ async fn orders_waiting_in_the_log_at_start_each_become_a_new_order_event() {
         .unwrap();
     let shutdown = Shutdown::new();
     engine.start(shutdown.signal()).await.unwrap();
-    // Replay from the start of the channel: every NewOrder the watcher published is buffered.
-    let mut sub = engine.realtime().subscribe("orders", Some(0)).unwrap();
+    // Every NewOrder the watcher published so far is buffered and replayed first (at most the
+    // backlog's worth), the rest follow live.
+    let backlog = usize::try_from(BACKLOG).unwrap();
+    let mut sub = engine
+        .realtime()
+        .subscribe_recent("orders", backlog)
+        .unwrap();
     let mut seen = 0;
     while seen < BACKLOG {
         match tokio::time::timeout(WAIT, sub.recv()).await {

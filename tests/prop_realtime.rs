@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn pusher_frame_carries_string_data_verbatim(s in ".{0,100}", v in json_value()) {
-        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let hub = Hub::new(&RealtimeConfig::default(), 1, streamcache::clock::ManualClock::shared(1_000));
         let mut sub = hub.subscribe("c", None).unwrap();
         hub.publish("c", "E", Value::String(s.clone()), None).unwrap();
         hub.publish("c", "E", v.clone(), None).unwrap();

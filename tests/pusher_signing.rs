@@ -24,14 +24,17 @@ use streamcache::config::Config;
 use streamcache::engine::Engine;
 use streamcache::realtime::{
     BATCH_EVENTS_MAX, CHANNEL_NAME_CHARS_MAX, EVENT_DATA_BYTES_MAX, EVENT_NAME_CHARS_MAX,
-    PUBLISH_CHANNELS_MAX, SignedRequest, SocketId, USER_ID_CHARS_MAX, body_md5, channel_auth,
-    check_channel_auth, check_request, check_user_auth, sign_request, user_auth,
+    IDS_PER_MS, PUBLISH_CHANNELS_MAX, SignedRequest, SocketId, USER_ID_CHARS_MAX, body_md5,
+    channel_auth, check_channel_auth, check_request, check_user_auth, sign_request, user_auth,
 };
 use tower::ServiceExt as _;
 
 const KEY: &str = "streamcache-key";
 const SECRET: &str = "streamcache-secret";
 const NOW_S: u64 = 1_700_000_000;
+/// The base of a channel the engine's hub creates on its clock (`NOW_S`): its first event gets
+/// `BASE + 1`.
+const BASE: u64 = NOW_S * 1000 * IDS_PER_MS;
 
 #[test]
 fn channel_auth_matches_the_official_sdk() {
@@ -504,12 +507,12 @@ async fn batch_at_max_and_max_plus_one() {
     let batch = |n: usize| json!({"batch": (0..n).map(|i| json!({"channel": "orders", "name": "E", "data": format!("{{\"i\":{i}}}")})).collect::<Vec<_>>()});
     let (s, body) = post(&engine, path, &batch(BATCH_EVENTS_MAX)).await;
     assert_eq!((s, body), (StatusCode::OK, json!({})));
-    assert_eq!(engine.realtime().head("orders"), 10);
+    assert_eq!(engine.realtime().head("orders"), BASE + 10);
     let (s, _) = post(&engine, path, &batch(BATCH_EVENTS_MAX + 1)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(
         engine.realtime().head("orders"),
-        10,
+        BASE + 10,
         "nothing of a refused batch is published"
     );
     // An item over the data limit refuses the whole batch before the first item goes out.
@@ -523,7 +526,7 @@ async fn batch_at_max_and_max_plus_one() {
     )
     .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(engine.realtime().head("orders"), 10);
+    assert_eq!(engine.realtime().head("orders"), BASE + 10);
 }
 
 #[tokio::test]
@@ -715,7 +718,7 @@ async fn events_without_data_are_refused() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{batch}");
         assert_eq!(body["code"], 400, "{body}");
     }
-    assert_eq!(engine.realtime().head("orders"), 0, "nothing published");
+    assert_eq!(engine.realtime().head("orders"), BASE, "nothing published");
     // Data present, as a string or another JSON value, is published.
     for data in [json!("{}"), json!({"a": 1})] {
         let one = json!({"name": "E", "channel": "orders", "data": data});
@@ -764,11 +767,11 @@ async fn a_full_hub_accepts_events_to_channels_nobody_is_on() {
         )
     );
     assert_eq!(hub.head("nobody"), 0, "no channel was made for it");
-    assert_eq!(hub.head("busy-0"), 1);
+    assert_eq!(hub.head("busy-0"), BASE + 1);
     let streamcache::realtime::Delivery::Event(e) = subs[0].recv().await else {
         panic!()
     };
-    assert_eq!(e.id(), 1);
+    assert_eq!(e.id(), BASE + 1);
 }
 
 /// A batch is published whole: an item to a channel a full hub does not hold no longer stops
@@ -795,6 +798,9 @@ async fn a_batch_is_published_whole_when_the_hub_is_full() {
             json!({"batch": [{}, {}, {"subscription_count": 1}]})
         )
     );
-    assert_eq!((hub.head("busy-0"), hub.head("busy-1")), (1, 1));
+    assert_eq!(
+        (hub.head("busy-0"), hub.head("busy-1")),
+        (BASE + 1, BASE + 1)
+    );
     assert_eq!(hub.head("nobody"), 0);
 }

@@ -2,7 +2,9 @@
 //! replay, `Last-Event-ID` resume or resync, explicit lag recovery, limits, presence, socket
 //! ids, and the change-event → channel-event function.
 //!
-//! Method: drive `Hub` and `Watcher` through their public API in-process; time plays no part.
+//! Method: drive `Hub` and `Watcher` through their public API in-process, each hub on a
+//! `ManualClock` (its wall clock sets where a new channel's ids start; a second hub on the same
+//! clock, moved on, stands for the server after a restart).
 #![allow(
     clippy::unwrap_used,
     clippy::panic,
@@ -11,22 +13,36 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use futures::FutureExt as _;
 use serde_json::{Value, json};
+use streamcache::clock::ManualClock;
 use streamcache::realtime::{
     CHANNEL_NAME_CHARS_MAX, Delivery, EVENT_DATA_BYTES_MAX, EVENT_ID_NOT_KEPT,
-    EVENT_NAME_CHARS_MAX, Error, HUB_CHANNELS_MAX, Hub, PINNED_CHANNELS_MAX, PRESENCE_MEMBERS_MAX,
-    RealtimeConfig, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, Start, Subscription, Watcher,
-    WatcherConfig,
+    EVENT_NAME_CHARS_MAX, Error, HUB_CHANNELS_MAX, Hub, IDS_PER_MS, PINNED_CHANNELS_MAX,
+    PRESENCE_MEMBERS_MAX, RealtimeConfig, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, Start,
+    Subscription, Watcher, WatcherConfig,
 };
 
+/// The wall clock of the tests' hubs (2026-01-01T00:00:00Z).
+const NOW_MS: u64 = 1_767_225_600_000;
+/// The base of a channel a hub creates at [`NOW_MS`] (no channel evicted yet): its first event
+/// gets `BASE + 1`.
+const BASE: u64 = NOW_MS * IDS_PER_MS;
+
 fn hub(replay_events: usize) -> Hub {
+    hub_on(ManualClock::shared(NOW_MS), replay_events)
+}
+
+fn hub_on(clock: Arc<ManualClock>, replay_events: usize) -> Hub {
     Hub::new(
         &RealtimeConfig {
             replay_events,
             ..RealtimeConfig::default()
         },
         42,
+        clock,
     )
 }
 
@@ -46,12 +62,16 @@ async fn next_id(sub: &mut Subscription) -> u64 {
 #[tokio::test]
 async fn ids_are_monotonic_per_channel() {
     let hub = hub(16);
-    assert_eq!(hub.publish("a", "E", json!(1), None).unwrap(), 1);
-    assert_eq!(hub.publish("a", "E", json!(2), None).unwrap(), 2);
-    assert_eq!(hub.publish("b", "E", json!(3), None).unwrap(), 1);
-    assert_eq!(hub.publish("a", "E", json!(4), None).unwrap(), 3);
-    assert_eq!(hub.head("a"), 3);
+    assert_eq!(hub.publish("a", "E", json!(1), None).unwrap(), BASE + 1);
+    assert_eq!(hub.publish("a", "E", json!(2), None).unwrap(), BASE + 2);
+    assert_eq!(hub.publish("b", "E", json!(3), None).unwrap(), BASE + 1);
+    assert_eq!(hub.publish("a", "E", json!(4), None).unwrap(), BASE + 3);
+    assert_eq!(hub.head("a"), BASE + 3);
     assert_eq!(hub.head("none"), 0);
+    // A channel that exists but has no event yet is at its base.
+    let _sub = hub.subscribe("c", None).unwrap();
+    assert_eq!(hub.head("c"), BASE);
+    assert!(hub.head("a") < 1 << 53, "ids are exact JavaScript numbers");
 }
 
 #[tokio::test]
@@ -67,7 +87,7 @@ async fn live_subscriber_gets_events_in_order_with_payload() {
         let Delivery::Event(e) = next(&mut sub).await else {
             panic!("resync")
         };
-        assert_eq!(e.id(), n);
+        assert_eq!(e.id(), BASE + n);
         assert_eq!(e.name(), "NewOrder");
         assert_eq!(e.channel(), "orders");
         let data: Value = serde_json::from_str(e.data()).unwrap();
@@ -81,13 +101,13 @@ async fn last_event_id_replays_what_is_buffered() {
     for n in 0..5 {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
-    let mut sub = hub.subscribe("orders", Some(2)).unwrap();
+    let mut sub = hub.subscribe("orders", Some(BASE + 2)).unwrap();
     assert_eq!(sub.start(), Start::Replayed { count: 3 });
     hub.publish("orders", "E", json!(5), None).unwrap();
     for want in 3..=6 {
-        assert_eq!(next_id(&mut sub).await, want);
+        assert_eq!(next_id(&mut sub).await, BASE + want);
     }
-    let at_head = hub.subscribe("orders", Some(6)).unwrap();
+    let at_head = hub.subscribe("orders", Some(BASE + 6)).unwrap();
     assert_eq!(at_head.start(), Start::Replayed { count: 0 });
 }
 
@@ -99,32 +119,197 @@ async fn aged_out_or_future_last_event_id_asks_for_resync() {
     }
     // Buffer holds 7..=10: resuming after 6 still works, after 5 does not.
     assert_eq!(
-        hub.subscribe("orders", Some(6)).unwrap().start(),
+        hub.subscribe("orders", Some(BASE + 6)).unwrap().start(),
         Start::Replayed { count: 4 }
     );
-    let mut sub = hub.subscribe("orders", Some(5)).unwrap();
+    let mut sub = hub.subscribe("orders", Some(BASE + 5)).unwrap();
     assert_eq!(
         sub.start(),
         Start::Resync {
-            requested: 5,
-            head: 10
+            requested: BASE + 5,
+            head: BASE + 10
         }
     );
     hub.publish("orders", "E", json!(10), None).unwrap();
-    assert_eq!(next_id(&mut sub).await, 11);
-    // An id from before a restart (ahead of this hub's head) cannot be resumed either.
+    assert_eq!(next_id(&mut sub).await, BASE + 11);
+    // Ahead of the head, or below the base (nothing buffered), cannot be resumed either; the
+    // largest id there is (an unreadable `Last-Event-ID` becomes it) does not overflow.
     let fresh = hub_fresh();
+    for requested in [BASE + 3, BASE - 1, 3, u64::MAX] {
+        assert_eq!(
+            fresh.subscribe("orders", Some(requested)).unwrap().start(),
+            Start::Resync {
+                requested,
+                head: BASE
+            },
+            "{requested}"
+        );
+    }
     assert_eq!(
-        fresh.subscribe("orders", Some(3)).unwrap().start(),
-        Start::Resync {
-            requested: 3,
-            head: 0
-        }
+        fresh.subscribe("orders", Some(BASE)).unwrap().start(),
+        Start::Replayed { count: 0 },
+        "at the head of an empty channel: nothing missed"
     );
 }
 
 fn hub_fresh() -> Hub {
     hub(16)
+}
+
+/// Publishes `count` events to `channel`; returns their ids.
+fn publish_n(hub: &Hub, channel: &str, count: u64) -> Vec<u64> {
+    (0..count)
+        .map(|n| hub.publish(channel, "E", json!(n), None).unwrap())
+        .collect()
+}
+
+/// A restart: the server's next hub starts each channel's ids at its clock × `IDS_PER_MS`, above
+/// every id the previous one handed out, so a browser resuming with an id from before the restart
+/// is told to resync — also once the new channel has published more events than that id's
+/// position in the old sequence (ids that restart at 1 would have replayed it the new events
+/// after that position, hiding the ones it missed).
+#[tokio::test]
+async fn a_last_event_id_from_before_a_restart_gets_resync_however_far_the_new_head_is() {
+    let clock = ManualClock::shared(NOW_MS);
+    let before = hub_on(clock.clone(), 16);
+    let old_ids = publish_n(&before, "orders", 10);
+    // The browser saw up to the 5th event, then lost its connection; the server restarts.
+    let last_seen = old_ids[4];
+    drop(before);
+    clock.advance(Duration::from_secs(30));
+    let after = hub_on(clock.clone(), 16);
+
+    // Nothing published yet: an id below the base cannot be resumed (not "nothing missed"); the
+    // head (what a `resync` there carries) can.
+    assert!(matches!(
+        after.subscribe("orders", Some(last_seen)).unwrap().start(),
+        Start::Resync { requested, .. } if requested == last_seen
+    ));
+    let new_base = after.head("orders");
+    assert_eq!(
+        after.subscribe("orders", Some(new_base)).unwrap().start(),
+        Start::Replayed { count: 0 }
+    );
+    let mut live = after.subscribe("orders", None).unwrap();
+    assert_eq!(live.start(), Start::Live);
+    publish_n(&after, "orders", 10);
+    let mut resumed = after.subscribe("orders", Some(last_seen)).unwrap();
+    assert_eq!(
+        resumed.start(),
+        Start::Resync {
+            requested: last_seen,
+            head: new_base + 10
+        },
+        "the events after {last_seen} were lost with the restart"
+    );
+    after.publish("orders", "E", json!(10), None).unwrap();
+    assert_eq!(next_id(&mut resumed).await, new_base + 11);
+    assert_eq!(next_id(&mut live).await, new_base + 1);
+    // An id of the new sequence resumes as usual, and at the head nothing is missed.
+    for (requested, count) in [(new_base + 8, 3), (new_base + 11, 0)] {
+        let sub = after.subscribe("orders", Some(requested)).unwrap();
+        assert_eq!(sub.start(), Start::Replayed { count }, "{requested}");
+    }
+    // The bases are the clock's milliseconds × IDS_PER_MS.
+    assert_eq!(old_ids[0], BASE + 1);
+    assert_eq!(new_base, (NOW_MS + 30_000) * IDS_PER_MS);
+}
+
+/// The invariant's edge: a channel that published just under `IDS_PER_MS` events per
+/// millisecond of its life still ends below the next process's base, even when that process
+/// starts one millisecond later.
+#[test]
+fn a_channel_under_ids_per_ms_a_millisecond_stays_below_the_next_base() {
+    let clock = ManualClock::shared(NOW_MS);
+    let before = hub_on(clock.clone(), 16);
+    let last_seen = *publish_n(&before, "orders", IDS_PER_MS - 1).last().unwrap();
+    clock.advance(Duration::from_millis(1));
+    // A buffer that still holds every event of the new channel.
+    let after = hub_on(clock, 4096);
+    publish_n(&after, "orders", 2 * IDS_PER_MS);
+    assert!(matches!(
+        after.subscribe("orders", Some(last_seen)).unwrap().start(),
+        Start::Resync { requested, .. } if requested == last_seen
+    ));
+    assert_eq!(last_seen, BASE + IDS_PER_MS - 1);
+    assert_eq!(after.head("orders"), BASE + IDS_PER_MS + 2 * IDS_PER_MS);
+}
+
+/// Fills `hub` with busy channels besides its `idle` ones, then subscribes to `new`: a channel
+/// that must evict one of the idle ones. Returns the busy subscriptions and the new one.
+fn evict_for(hub: &Hub, idle: usize, new: &str) -> (Vec<Subscription>, Subscription) {
+    let busy: Vec<_> = (idle..HUB_CHANNELS_MAX)
+        .map(|i| hub.subscribe(&format!("busy-{i}"), None).unwrap())
+        .collect();
+    (busy, hub.subscribe(new, None).unwrap())
+}
+
+/// An evicted channel's ids are not handed out again: the channel made later under its name
+/// starts above the highest head the hub evicted — within the same millisecond, or with the
+/// wall clock gone back meanwhile — so a subscriber that missed the evicted channel's last
+/// events is told to resync.
+#[tokio::test]
+async fn a_channel_recreated_after_eviction_starts_above_the_evicted_ids() {
+    let clock = ManualClock::shared(NOW_MS);
+    let hub = hub_on(clock.clone(), 16);
+    let old_ids = publish_n(&hub, "orders", 5);
+    // `orders` is the one idle channel of a full hub: `other` evicts it.
+    let (busy, other) = evict_for(&hub, 1, "other");
+    assert_eq!(hub.head("orders"), 0, "evicted");
+    drop(other);
+    // `orders` comes back in the same millisecond (evicting the now idle `other`).
+    let mut live = hub.subscribe("orders", None).unwrap();
+    publish_n(&hub, "orders", 10);
+    // A subscriber that had seen up to the 3rd event missed the 4th and 5th: resync.
+    assert!(
+        matches!(
+            hub.subscribe("orders", Some(old_ids[2])).unwrap().start(),
+            Start::Resync { requested, .. } if requested == old_ids[2]
+        ),
+        "the events after {} were lost with the eviction",
+        old_ids[2]
+    );
+    // One that had seen the evicted channel's last event missed nothing: it gets every event
+    // of the new channel, whose ids follow on.
+    assert_eq!(
+        hub.subscribe("orders", Some(old_ids[4])).unwrap().start(),
+        Start::Replayed { count: 10 }
+    );
+    assert_eq!(next_id(&mut live).await, old_ids[4] + 1);
+    assert_eq!(hub.head("orders"), BASE + 15);
+
+    // Evicted again, and the wall clock steps back a minute before it comes back: its ids
+    // still go on above the evicted ones.
+    drop((busy, live));
+    let (busy, other) = evict_for(&hub, 1, "other");
+    assert_eq!(hub.head("orders"), 0, "evicted");
+    drop((busy, other));
+    clock.set_ms(NOW_MS - 60_000);
+    assert_eq!(
+        hub.publish("orders", "E", json!(0), None).unwrap(),
+        BASE + 16
+    );
+}
+
+/// A wall clock far past anything real caps the base instead of overflowing: ids still grow by
+/// one per publish.
+#[tokio::test]
+async fn a_clock_at_its_maximum_does_not_overflow_ids() {
+    let hub = hub_on(ManualClock::shared(u64::MAX), 16);
+    let first = hub.publish("orders", "E", json!(1), None).unwrap();
+    assert_eq!(
+        hub.publish("orders", "E", json!(2), None).unwrap(),
+        first + 1
+    );
+    assert!(first > 1 << 62, "{first}");
+    assert_eq!(
+        hub.subscribe("orders", Some(first)).unwrap().start(),
+        Start::Replayed { count: 1 }
+    );
+    assert!(matches!(
+        hub.subscribe("orders", Some(u64::MAX)).unwrap().start(),
+        Start::Resync { .. }
+    ));
 }
 
 #[tokio::test]
@@ -136,7 +321,7 @@ async fn lagging_subscriber_recovers_from_the_replay_buffer() {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     for want in 1..=total {
-        assert_eq!(next_id(&mut sub).await, want, "no gap, no duplicate");
+        assert_eq!(next_id(&mut sub).await, BASE + want, "no gap, no duplicate");
     }
 }
 
@@ -150,11 +335,11 @@ async fn subscriber_behind_the_replay_buffer_gets_one_resync_then_live_events() 
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     match next(&mut sub).await {
-        Delivery::Resync { head } => assert_eq!(head, total),
+        Delivery::Resync { head } => assert_eq!(head, BASE + total),
         Delivery::Event(e) => panic!("expected resync, got event {}", e.id()),
     }
     hub.publish("orders", "E", json!(total), None).unwrap();
-    assert_eq!(next_id(&mut sub).await, total + 1);
+    assert_eq!(next_id(&mut sub).await, BASE + total + 1);
 }
 
 fn try_id(sub: &mut Subscription) -> Option<u64> {
@@ -174,7 +359,7 @@ fn try_recv_takes_what_is_queued_and_never_waits() {
     }
     assert_eq!(
         std::iter::from_fn(|| try_id(&mut sub)).collect::<Vec<_>>(),
-        vec![1, 2, 3]
+        vec![BASE + 1, BASE + 2, BASE + 3]
     );
     assert!(sub.try_recv().is_none());
 }
@@ -188,7 +373,11 @@ fn try_recv_recovers_lag_from_the_replay_buffer_or_asks_for_resync() {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     let got: Vec<u64> = std::iter::from_fn(|| try_id(&mut sub)).collect();
-    assert_eq!(got, (1..=total).collect::<Vec<_>>(), "no gap, no duplicate");
+    assert_eq!(
+        got,
+        (BASE + 1..=BASE + total).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
 
     let hub = hub_fresh();
     let mut sub = hub.subscribe("orders", None).unwrap();
@@ -198,12 +387,12 @@ fn try_recv_recovers_lag_from_the_replay_buffer_or_asks_for_resync() {
         hub.publish("orders", "E", json!(n), None).unwrap();
     }
     match sub.try_recv() {
-        Some(Delivery::Resync { head }) => assert_eq!(head, total),
+        Some(Delivery::Resync { head }) => assert_eq!(head, BASE + total),
         other => panic!("expected resync, got {other:?}"),
     }
     assert!(sub.try_recv().is_none());
     hub.publish("orders", "E", json!(total), None).unwrap();
-    assert_eq!(try_id(&mut sub), Some(total + 1));
+    assert_eq!(try_id(&mut sub), Some(BASE + total + 1));
 }
 
 #[tokio::test]
@@ -294,8 +483,12 @@ fn hub_evicts_idle_channels_and_refuses_subscriptions_when_all_are_busy() {
         Err(Error::HubFull { .. })
     ));
     drop(subs);
-    // Every channel is idle now: a new one evicts one of them.
-    assert_eq!(hub.publish("one-more", "E", json!(1), None).unwrap(), 1);
+    // Every channel is idle now: a new one evicts one of them (which had no event: the new
+    // one starts at the same base).
+    assert_eq!(
+        hub.publish("one-more", "E", json!(1), None).unwrap(),
+        BASE + 1
+    );
     assert_eq!(hub.occupied_channels(), Vec::<(String, usize)>::new());
 }
 
@@ -317,29 +510,29 @@ async fn a_full_hub_publishes_to_a_channel_it_does_not_hold_without_keeping_it()
     assert_eq!(hub.head("late"), 0, "nothing kept");
     assert_eq!(hub.subscriber_count("late"), 0);
     // Channels the hub holds publish as before.
-    assert_eq!(hub.publish("c0", "E", json!(1), None).unwrap(), 1);
-    assert_eq!(next_id(&mut subs[0]).await, 1);
+    assert_eq!(hub.publish("c0", "E", json!(1), None).unwrap(), BASE + 1);
+    assert_eq!(next_id(&mut subs[0]).await, BASE + 1);
     // Subscribing still needs room.
     assert!(matches!(
-        hub.subscribe("late", Some(1)),
+        hub.subscribe("late", Some(BASE + 1)),
         Err(Error::HubFull { .. })
     ));
 
     // Once there is room, a client resuming after an id the channel never kept is told to
-    // resync (its id is ahead of the head, as after a restart); a fresh one starts live.
+    // resync (its id is ahead of the head); a fresh one starts live.
     subs.pop();
-    let resumed = hub.subscribe("late", Some(1)).unwrap();
+    let resumed = hub.subscribe("late", Some(BASE + 1)).unwrap();
     assert_eq!(
         resumed.start(),
         Start::Resync {
-            requested: 1,
-            head: 0
+            requested: BASE + 1,
+            head: BASE
         }
     );
     let mut fresh = hub.subscribe("late", None).unwrap();
     assert_eq!(fresh.start(), Start::Live);
-    assert_eq!(hub.publish("late", "E", json!(2), None).unwrap(), 1);
-    assert_eq!(next_id(&mut fresh).await, 1);
+    assert_eq!(hub.publish("late", "E", json!(2), None).unwrap(), BASE + 1);
+    assert_eq!(next_id(&mut fresh).await, BASE + 1);
 }
 
 #[test]
@@ -348,7 +541,10 @@ fn pinned_channels_stay_open_when_clients_fill_the_hub() {
     hub.pin("orders").unwrap();
     // Pinning again, or pinning a channel that already exists, takes no extra room.
     hub.pin("orders").unwrap();
-    assert_eq!(hub.publish("existing", "E", json!(1), None).unwrap(), 1);
+    assert_eq!(
+        hub.publish("existing", "E", json!(1), None).unwrap(),
+        BASE + 1
+    );
     hub.pin("existing").unwrap();
     let subs: Vec<_> = (0..HUB_CHANNELS_MAX)
         .map(|i| hub.subscribe(&format!("c{i}"), None).unwrap())
@@ -360,15 +556,18 @@ fn pinned_channels_stay_open_when_clients_fill_the_hub() {
     // The pinned channels publish, keep their ids, and are never evicted for a client's.
     assert_eq!(
         hub.publish("orders", "NewOrder", json!(1), None).unwrap(),
-        1
+        BASE + 1
     );
-    assert_eq!(hub.publish("existing", "E", json!(2), None).unwrap(), 2);
+    assert_eq!(
+        hub.publish("existing", "E", json!(2), None).unwrap(),
+        BASE + 2
+    );
     drop(subs);
     for i in 0..2 * HUB_CHANNELS_MAX {
         hub.publish(&format!("d{i}"), "E", json!(1), None).unwrap();
     }
-    assert_eq!(hub.head("orders"), 1);
-    assert_eq!(hub.head("existing"), 2);
+    assert_eq!(hub.head("orders"), BASE + 1);
+    assert_eq!(hub.head("existing"), BASE + 2);
 }
 
 #[test]
@@ -630,7 +829,7 @@ async fn watcher_publishes_to_its_channel() {
     let order = json!({"_id": 1, "orderNumber": 1});
     assert_eq!(
         w.publish(&hub, &change("insert", order.clone())).unwrap(),
-        Some(1)
+        Some(BASE + 1)
     );
     assert_eq!(
         w.publish(&hub, &change("delete", order.clone())).unwrap(),
@@ -724,11 +923,11 @@ async fn subscribe_recent_replays_the_latest_buffered_events() {
     );
     hub.publish("orders", "E", json!(total), None).unwrap();
     for want in [total - 1, total, total + 1] {
-        assert_eq!(next_id(&mut two).await, want);
+        assert_eq!(next_id(&mut two).await, BASE + want);
     }
     assert!(
-        matches!(next(&mut empty).await, Delivery::Resync { head } if head == total + 1),
-        "the empty-channel subscriber was live from id 1 and has since fallen behind the buffer"
+        matches!(next(&mut empty).await, Delivery::Resync { head } if head == BASE + total + 1),
+        "the empty-channel subscriber was live from the first id and has since fallen behind the buffer"
     );
 }
 
@@ -905,8 +1104,9 @@ fn replay_buffer_is_bounded_in_bytes_too() {
         REPLAY_BYTES_MAX / EVENT_DATA_BYTES_MAX,
         "as many full-size events as fit in the byte bound"
     );
+    // The first event (the base's next id) has left the buffer by the byte bound alone.
     assert!(matches!(
-        hub.subscribe("orders", Some(1)).unwrap().start(),
+        hub.subscribe("orders", Some(BASE + 1)).unwrap().start(),
         Start::Resync { .. }
     ));
 }
@@ -1075,7 +1275,10 @@ async fn the_live_ring_does_not_shrink_with_a_small_replay_buffer() {
         }
         assert_eq!(resynced, resync, "{published} events");
         if !resync {
-            assert_eq!(ids, (1..=published as u64).collect::<Vec<_>>());
+            assert_eq!(
+                ids,
+                (BASE + 1..=BASE + published as u64).collect::<Vec<_>>()
+            );
         }
     }
 }

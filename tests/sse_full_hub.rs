@@ -70,7 +70,11 @@ async fn a_full_hub_accepts_a_publish_it_cannot_keep_and_a_later_resume_resyncs(
     );
     assert_eq!(hub.head("late"), 0);
     // A channel the hub holds publishes as before.
-    assert_eq!(publish(&app, "busy-0").await.1, json!({"id": 1}));
+    let busy_base = hub.head("busy-0");
+    assert_eq!(
+        publish(&app, "busy-0").await.1,
+        json!({"id": busy_base + 1})
+    );
 
     // No room for a stream's channel: the stream ends with the longer retry.
     let chunk = first_chunk(&app, "late", 1).await;
@@ -79,15 +83,18 @@ async fn a_full_hub_accepts_a_publish_it_cannot_keep_and_a_later_resume_resyncs(
         "{chunk}"
     );
 
-    // Room again: the id the stream resumes after was never kept, so it is told to resync.
+    // Room again: the id the stream resumes after is not in the channel made now (below its
+    // base), so it is told to resync, and carries the new head to resume from.
     subs.pop();
     let chunk = first_chunk(&app, "late", 1).await;
+    let head = hub.head("late");
+    assert!(head > 1, "{head}");
     assert!(
-        chunk.starts_with("retry: 2000\n\nid: 0\nevent: resync\ndata: "),
+        chunk.starts_with(&format!("retry: 2000\n\nid: {head}\nevent: resync\ndata: ")),
         "{chunk}"
     );
     assert!(
-        chunk.contains(r#""last_event_id":1"#) && chunk.contains(r#""head":0"#),
+        chunk.contains(r#""last_event_id":1"#) && chunk.contains(&format!(r#""head":{head}"#)),
         "{chunk}"
     );
 }

@@ -384,7 +384,17 @@ mod tests {
     use serde_json::json;
 
     use super::{Feed, KEEP_ALIVE, SSE_CHUNK_BYTES, push_event};
+    use crate::clock::ManualClock;
     use crate::realtime::{Hub, RealtimeConfig};
+
+    /// A hub on a manual clock (its channels' first ids follow from it).
+    fn hub() -> Hub {
+        Hub::new(
+            &RealtimeConfig::default(),
+            1,
+            ManualClock::shared(1_767_225_600_000),
+        )
+    }
 
     /// The bytes axum's `Sse` writes for `event`.
     async fn axum_bytes(event: AxumEvent) -> Vec<u8> {
@@ -441,22 +451,25 @@ mod tests {
 
     #[tokio::test]
     async fn queued_events_go_out_in_one_chunk() {
-        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let hub = hub();
         let mut feed = feed(&hub, 0, None);
+        let base = hub.head("orders");
         for n in 1..=3 {
             hub.publish("orders", "E", json!(n), None).unwrap();
         }
         let chunk = feed.chunk(Duration::from_secs(60)).await;
-        assert_eq!(chunk.as_ref(), text(&[(1, "1"), (2, "2"), (3, "3")]));
+        let want = text(&[(base + 1, "1"), (base + 2, "2"), (base + 3, "3")]);
+        assert_eq!(chunk.as_ref(), want);
         hub.publish("orders", "E", json!(4), None).unwrap();
         let chunk = feed.chunk(Duration::from_secs(60)).await;
-        assert_eq!(chunk.as_ref(), text(&[(4, "4")]));
+        assert_eq!(chunk.as_ref(), text(&[(base + 4, "4")]));
     }
 
     #[tokio::test]
     async fn a_chunk_ends_with_the_event_that_crosses_its_size() {
-        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let hub = hub();
         let mut feed = feed(&hub, 0, None);
+        let first = hub.head("orders") + 1;
         let big = "x".repeat(9000);
         let data = json!(big).to_string();
         let events = 2 * SSE_CHUNK_BYTES / data.len();
@@ -464,7 +477,7 @@ mod tests {
             hub.publish("orders", "E", json!(big), None).unwrap();
         }
         let mut one = Vec::new();
-        push_event(&mut one, Some(1), "E", &data);
+        push_event(&mut one, Some(first), "E", &data);
         let per_chunk = SSE_CHUNK_BYTES.div_ceil(one.len());
         let mut sent = 0;
         while sent < events {
@@ -477,21 +490,22 @@ mod tests {
 
     #[tokio::test]
     async fn the_live_marker_follows_the_last_replayed_event_in_the_same_chunk() {
-        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let hub = hub();
         let mut feed = feed(&hub, 2, Some(2));
+        let base = hub.head("orders");
         for n in 1..=3 {
             hub.publish("orders", "E", json!(n), None).unwrap();
         }
         let chunk = feed.chunk(Duration::from_secs(60)).await;
-        let mut want = text(&[(1, "1"), (2, "2")]);
+        let mut want = text(&[(base + 1, "1"), (base + 2, "2")]);
         push_event(&mut want, None, "live", "{\"replayed\":2}");
-        want.extend(text(&[(3, "3")]));
+        want.extend(text(&[(base + 3, "3")]));
         assert_eq!(chunk.as_ref(), want);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_idle_stream_gets_a_keep_alive_comment() {
-        let hub = Hub::new(&RealtimeConfig::default(), 1);
+        let hub = hub();
         let mut feed = feed(&hub, 0, None);
         let chunk = feed.chunk(Duration::from_secs(15)).await;
         assert_eq!(chunk.as_ref(), KEEP_ALIVE);

@@ -197,6 +197,7 @@ impl Engine {
         let realtime = Arc::new(crate::realtime::Hub::with_webhooks(
             &config.realtime,
             socket_seed,
+            clock.clone(),
             webhooks,
         ));
         let seams = seams::build(log.clone(), cache.clone(), history.clone());

@@ -6,8 +6,12 @@
 //! ring recovers the missed events from the replay buffer; if they have aged out of it too, it
 //! gets [`Delivery::Resync`] and must refetch. Nothing is skipped silently.
 //!
-//! Invariant: event ids on a channel start at 1 and grow by exactly 1 per publish; the replay
-//! buffer holds a contiguous run of them ending at the channel's head.
+//! Invariant: event ids on a channel grow by exactly 1 per publish from the channel's base, its
+//! head when it is created (see [`IDS_PER_MS`]); the replay buffer holds a contiguous run of them
+//! ending at the channel's head. A base lies above every id handed out earlier under the channel's
+//! name, by this hub (before an eviction) or an earlier process (before a restart, within the
+//! bounds given at [`IDS_PER_MS`]), so a `Last-Event-ID` from then is below the new channel's
+//! oldest id and gets [`Start::Resync`] instead of a replay of unrelated events.
 //!
 //! When a webhook wants channel existence events, each channel counts its [`Subscription`]s
 //! under its state lock and emits `channel_occupied` on the first and `channel_vacated` when the
@@ -27,13 +31,40 @@ use super::{
     REPLAY_BYTES_MAX, RealtimeConfig, Result, SUBSCRIBER_QUEUE_EVENTS_MAX, SocketId, WebhookKind,
     WebhookSink, check_channel_name, check_event_name,
 };
+use crate::clock::SharedClock;
 
-/// A channel's event id: 1 for the first event, then +1 per publish.
+/// A channel's event id: its base + 1 for the first event (see [`IDS_PER_MS`]), then +1 per
+/// publish.
 pub type EventId = u64;
 
 /// The id [`Hub::publish`] returns for an event it did not keep: one to a channel the hub does
-/// not hold and has no room to create. No event has it (ids start at 1).
+/// not hold and has no room to create. No event has it (every id is at least its channel's
+/// base + 1).
 pub const EVENT_ID_NOT_KEPT: EventId = 0;
+
+/// Event ids a channel's base reserves per millisecond of wall clock: a channel created at
+/// `now_ms` (the hub's injected clock) starts with head `max(now_ms × IDS_PER_MS, the highest
+/// head of any channel this hub evicted)`, so its first event is that + 1.
+///
+/// Invariant: an id handed out under a channel name is below the base of every channel made
+/// later under that name, so a `Last-Event-ID` from before a restart or an eviction gets
+/// [`Start::Resync`], never a replay of the new sequence. Within one hub this always holds: an
+/// evicted channel's head is remembered, whatever the rate or the clock. Across processes it
+/// holds as long as every channel averaged under a million events a second (`IDS_PER_MS` a
+/// millisecond) over its life — its ids then stay below `now_ms × IDS_PER_MS` — and the wall
+/// clock did not go back between the runs: a clock set back so far that the new `now_ms ×
+/// IDS_PER_MS` is not above the earlier run's ids is the one way a new base falls below ids
+/// already handed out.
+///
+/// Ids stay below 2^53, the integers JavaScript holds exactly (a `resync` event's `head` and
+/// `last_event_id`, `POST /realtime/{channel}`'s `id`), until about the year 2255
+/// (2^53 / `IDS_PER_MS` ms after 1970).
+pub const IDS_PER_MS: u64 = 1000;
+
+/// Highest base a channel gets, whatever the clock reads: 2^63 leaves room for 2^63 publishes
+/// after it, so a head never reaches `u64::MAX` (at a billion events a second that is 292
+/// years). Reached only by a clock reading past the year 292 million.
+const BASE_MAX: EventId = 1 << 63;
 
 /// One published event, shared by every subscriber.
 #[derive(Debug)]
@@ -118,8 +149,9 @@ pub enum Start {
         /// How many events are replayed.
         count: usize,
     },
-    /// The given id is no longer buffered (or is from the future, e.g. before a restart): the
-    /// subscriber must refetch its state, then follows live events after `head`.
+    /// The given id is no longer buffered (or is from before the channel's base, e.g. from
+    /// before a restart or an eviction, or ahead of its head): the subscriber must refetch its
+    /// state, then follows live events after `head`.
     Resync {
         /// The id the subscriber asked to resume after.
         requested: EventId,
@@ -144,7 +176,7 @@ pub enum Delivery {
 /// The mutable part of a channel.
 #[derive(Debug)]
 struct ChannelState {
-    /// The latest id assigned (0 before the first publish).
+    /// The latest id assigned (the channel's base before the first publish).
     head: EventId,
     /// The last `capacity` events, oldest first.
     buffer: VecDeque<Arc<Event>>,
@@ -169,13 +201,14 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(capacity: usize, pinned: bool) -> Self {
+    /// A channel whose first event gets id `base + 1`.
+    fn new(capacity: usize, pinned: bool, base: EventId) -> Self {
         // The live ring does not shrink with the replay buffer: a small `replay_events` would
         // otherwise make one batch of events overrun every live subscriber.
         let (tx, _) = broadcast::channel(SUBSCRIBER_QUEUE_EVENTS_MAX);
         Self {
             state: Mutex::new(ChannelState {
-                head: 0,
+                head: base,
                 buffer: VecDeque::new(),
                 buffer_bytes: 0,
                 subscribers: 0,
@@ -192,16 +225,23 @@ impl Channel {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Events after `after`, or `None` when some of them are gone (or `after` is ahead).
+    /// Events after `after`, or `None` when some of them are gone (or `after` is ahead). An
+    /// `after` below the channel's base is gone too: with nothing buffered the oldest id there
+    /// can be is the next one, `head + 1`, which is above it.
     fn replay_after(state: &ChannelState, after: EventId) -> Option<Vec<Arc<Event>>> {
         if after > state.head {
             return None;
         }
-        let oldest = state.buffer.front().map_or(state.head + 1, |e| e.id);
-        if after + 1 < oldest {
+        // `after <= head`, and a head stays below `u64::MAX` (`BASE_MAX`): neither saturates.
+        let next = after.saturating_add(1);
+        let oldest = state
+            .buffer
+            .front()
+            .map_or(state.head.saturating_add(1), |e| e.id);
+        if next < oldest {
             return None;
         }
-        let skip = usize::try_from(after + 1 - oldest).ok()?;
+        let skip = usize::try_from(next - oldest).ok()?;
         Some(state.buffer.iter().skip(skip).cloned().collect())
     }
 }
@@ -392,13 +432,19 @@ pub struct Hub {
     sign_ins: AtomicU64,
     /// Where webhook events go, when any webhook is configured.
     webhooks: Option<Arc<WebhookSink>>,
+    /// Reads the wall clock for new channels' bases ([`IDS_PER_MS`]).
+    clock: SharedClock,
+    /// The highest head of any channel evicted so far: a channel created later starts above it.
+    /// Written only under the `channels` lock.
+    evicted_head_max: AtomicU64,
 }
 
 impl Hub {
     /// A hub with `config.replay_events` of replay per channel; `socket_seed` makes socket ids
-    /// deterministic for a given seed.
+    /// deterministic for a given seed; `clock`'s wall clock sets new channels' first ids
+    /// ([`IDS_PER_MS`]).
     #[must_use]
-    pub fn new(config: &RealtimeConfig, socket_seed: u64) -> Self {
+    pub fn new(config: &RealtimeConfig, socket_seed: u64, clock: SharedClock) -> Self {
         Self {
             channels: Mutex::new(HashMap::new()),
             replay_events: config.replay_events.max(1),
@@ -410,18 +456,35 @@ impl Hub {
             users: Mutex::new(HashMap::new()),
             sign_ins: AtomicU64::new(0),
             webhooks: None,
+            clock,
+            evicted_head_max: AtomicU64::new(0),
         }
     }
 
     /// As [`Hub::new`], emitting webhook events into `webhooks` (a sink without webhooks is
     /// left out).
     #[must_use]
-    pub fn with_webhooks(config: &RealtimeConfig, socket_seed: u64, webhooks: WebhookSink) -> Self {
+    pub fn with_webhooks(
+        config: &RealtimeConfig,
+        socket_seed: u64,
+        clock: SharedClock,
+        webhooks: WebhookSink,
+    ) -> Self {
         let any = WebhookKind::ALL.into_iter().any(|k| webhooks.wants(k));
         Self {
             webhooks: any.then(|| Arc::new(webhooks)),
-            ..Self::new(config, socket_seed)
+            ..Self::new(config, socket_seed, clock)
         }
+    }
+
+    /// The base of a channel created now: its head before the first publish, so its first id is
+    /// this + 1. See [`IDS_PER_MS`]. Called under the `channels` lock, so no eviction slips in
+    /// between reading `evicted_head_max` and creating the channel.
+    fn new_base(&self) -> EventId {
+        let from_clock = self.clock.now_ms().saturating_mul(IDS_PER_MS);
+        from_clock
+            .max(self.evicted_head_max.load(Ordering::Relaxed))
+            .min(BASE_MAX)
     }
 
     /// The webhooks that want `kind`, if any.
@@ -466,9 +529,10 @@ impl Hub {
         match existing {
             Some(ch) => ch.pinned.store(true, Ordering::Release),
             None => {
+                let base = self.new_base();
                 channels.insert(
                     Arc::from(channel),
-                    Arc::new(Channel::new(self.replay_events, true)),
+                    Arc::new(Channel::new(self.replay_events, true, base)),
                 );
             }
         }
@@ -480,8 +544,8 @@ impl Hub {
     ///
     /// A publish never fails for lack of room: when `channel` does not exist and the hub is
     /// full with no idle channel to evict, nobody can be subscribed to it, so the event is
-    /// delivered to no one and not kept (no replay buffer, the channel's head stays 0), and the
-    /// id returned is [`EVENT_ID_NOT_KEPT`] (0, which no event has).
+    /// delivered to no one and not kept (no replay buffer, [`Hub::head`] stays 0), and the id
+    /// returned is [`EVENT_ID_NOT_KEPT`] (0, which no event has).
     ///
     /// # Errors
     /// A bad channel or event name, or data over [`EVENT_DATA_BYTES_MAX`](super::EVENT_DATA_BYTES_MAX).
@@ -578,7 +642,9 @@ impl Hub {
             return Ok(EVENT_ID_NOT_KEPT);
         };
         let mut state = ch.lock();
-        let id = state.head + 1;
+        // Cannot saturate: a head starts at most at `BASE_MAX` (2^63) and grows by one per
+        // publish, and 2^63 publishes would take centuries.
+        let id = state.head.saturating_add(1);
         let event = Arc::new(Event {
             id,
             channel: name,
@@ -650,7 +716,10 @@ impl Hub {
         let rx = ch.tx.subscribe();
         let skip = state.buffer.len().saturating_sub(count);
         let pending: VecDeque<Arc<Event>> = state.buffer.iter().skip(skip).cloned().collect();
-        let last_id = pending.front().map_or(state.head, |e| e.id - 1);
+        // Buffered ids are above the channel's base, so `id - 1` does not saturate.
+        let last_id = pending
+            .front()
+            .map_or(state.head, |e| e.id.saturating_sub(1));
         let start = Start::Replayed {
             count: pending.len(),
         };
@@ -694,10 +763,14 @@ impl Hub {
                         && Arc::strong_count(ch) == 1
                 })
                 .map(|(k, _)| k.clone());
-            channels.remove(&idle?);
+            if let Some(evicted) = channels.remove(&idle?) {
+                // Whoever recreates a channel of that name (or any other) starts above its ids.
+                let head = evicted.lock().head;
+                self.evicted_head_max.fetch_max(head, Ordering::Relaxed);
+            }
         }
         let key: Arc<str> = Arc::from(name);
-        let ch = Arc::new(Channel::new(self.replay_events, false));
+        let ch = Arc::new(Channel::new(self.replay_events, false, self.new_base()));
         channels.insert(key.clone(), ch.clone());
         Some((key, ch))
     }
@@ -722,7 +795,8 @@ impl Hub {
         out
     }
 
-    /// The latest event id of `channel` (0 when nothing was published yet).
+    /// The latest event id of `channel`: its base ([`IDS_PER_MS`]) while nothing was published
+    /// to it, 0 when the hub does not hold it.
     #[must_use]
     pub fn head(&self, channel: &str) -> EventId {
         let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);

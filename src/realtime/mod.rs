@@ -16,9 +16,10 @@
 //! (`api::pusher`, `api::realtime`) drives the hub; the pipeline feeds watchers.
 //!
 //! ```
+//! use streamcache::clock::SystemClock;
 //! use streamcache::realtime::{Delivery, Hub, RealtimeConfig};
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-//! let hub = Hub::new(&RealtimeConfig::default(), 7);
+//! let hub = Hub::new(&RealtimeConfig::default(), 7, SystemClock::shared());
 //! let mut sub = hub.subscribe("orders", None)?;
 //! let id = hub.publish("orders", "NewOrder", serde_json::json!({"orderNumber": 1}), None)?;
 //! let Delivery::Event(event) = sub.recv().await else { unreachable!() };
@@ -44,8 +45,8 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use hub::{
-    ConnectionGuard, Delivery, EVENT_ID_NOT_KEPT, Event, EventId, Hub, Start, Subscription,
-    UserGuard,
+    ConnectionGuard, Delivery, EVENT_ID_NOT_KEPT, Event, EventId, Hub, IDS_PER_MS, Start,
+    Subscription, UserGuard,
 };
 pub use presence::{Member, PresenceSnapshot};
 pub use protocol::{
