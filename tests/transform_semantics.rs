@@ -193,3 +193,20 @@ fn hash_and_bar_in_shift_paths_follow_path_element_builder() {
         assert!(Spec::parse(&bad).is_err(), "{key}");
     }
 }
+
+/// A scalar that a spec matches as a key is `input.toString()` in `ExecutionStrategy`, so a
+/// double is spelled as Java's `Double.toString` spells it: from 10^7 up and below 10^-3 in
+/// computerized scientific notation, with at least one digit after the point.
+#[test]
+fn a_double_matched_as_a_key_is_spelled_as_java_spells_it() {
+    let spec = json!([{"operation": "shift", "spec": {"*": {"*": {"$": "&2"}}}}]);
+    assert_eq!(
+        apply(
+            spec,
+            json!({"big": 12345678.5, "ten": 1e7, "small": 0.0001, "plain": 2.5, "int": 12345678})
+        ),
+        json!({"big": "1.23456785E7", "ten": "1.0E7", "small": "1.0E-4", "plain": "2.5", "int": "12345678"})
+    );
+    let literal = json!([{"operation": "shift", "spec": {"v": {"1.0E7": {"#hit": "x"}}}}]);
+    assert_eq!(apply(literal, json!({"v": 1e7})), json!({"x": "hit"}));
+}

@@ -12,6 +12,7 @@ use std::ops::Range;
 use serde_json::Value;
 
 use super::REGEX_COMPILED_BYTES_MAX;
+use super::ops::java_string;
 
 /// A back reference `&(up, group)` or `$(up, group)`: `up` levels above the current one in the
 /// walked path, capture `group` of the key matched there (0 = the whole key).
@@ -676,12 +677,11 @@ pub(crate) fn array_index<'v>(step: &ArrayStep, walk: &impl Walk<'v>) -> Option<
     }
 }
 
-/// The text JOLT uses when a scalar becomes a key; `None` for null, arrays and objects.
+/// The text JOLT uses when a scalar becomes a key (`input.toString()`: a double as Java's
+/// `Double.toString` spells it, `1.0E7`); `None` for null, arrays and objects.
 pub(crate) fn scalar_key(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(java_string(v)),
         _ => None,
     }
 }
