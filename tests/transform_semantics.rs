@@ -210,3 +210,36 @@ fn a_double_matched_as_a_key_is_spelled_as_java_spells_it() {
     let literal = json!([{"operation": "shift", "spec": {"v": {"1.0E7": {"#hit": "x"}}}}]);
     assert_eq!(apply(literal, json!({"v": 1e7})), json!({"x": "hit"}));
 }
+
+/// The `sort` function is `Arrays.sort` over an `Object[]`: longs compare as longs (two past
+/// 2^53 that share a nearest double still sort), and a list of one element is never compared,
+/// so it comes back whatever its type.
+#[test]
+fn sort_function_compares_longs_exactly_and_keeps_one_element_lists() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "longs": "=sort(@(1,longs))",
+        "sortedOne": "=sort(@(1,one))",
+        "sortedNull": "=sort(@(1,null))",
+        "sortedMixed": "=sort(@(1,mixed))"
+    }}]);
+    let out = apply(
+        spec,
+        json!({
+            "longs": [9007199254740993_i64, 9007199254740992_i64, 3000000000_i64],
+            "one": [{"a": 1}],
+            "null": [null],
+            "mixed": [2, 3000000000_i64]
+        }),
+    );
+    assert_eq!(
+        out,
+        json!({
+            "longs": [3000000000_i64, 9007199254740992_i64, 9007199254740993_i64],
+            "one": [{"a": 1}],
+            "null": [null],
+            "mixed": [2, 3000000000_i64],
+            "sortedOne": [{"a": 1}],
+            "sortedNull": [null]
+        })
+    );
+}

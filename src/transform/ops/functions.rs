@@ -624,8 +624,12 @@ pub(crate) fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// `Arrays.sort` over comparable values of one type; mixed or incomparable types give nothing.
+/// Fewer than two elements are never compared, so one of any type comes back as it is.
 fn sort(items: &[Value]) -> Option<Value> {
     let mut sorted = items.to_vec();
+    if items.len() < 2 {
+        return Some(Value::Array(sorted));
+    }
     if items.iter().all(Value::is_string) {
         sorted.sort_by(|a, b| {
             utf16_cmp(
@@ -644,7 +648,13 @@ fn sort(items: &[Value]) -> Option<Value> {
             return None;
         }
         let mut pairs: Vec<(Num, Value)> = nums.into_iter().zip(items.iter().cloned()).collect();
-        pairs.sort_by(|(a, _), (b, _)| a.double().total_cmp(&b.double()));
+        // Each type compares by its own value: longs past 2^53 are distinct though their
+        // doubles are not.
+        pairs.sort_by(|(a, _), (b, _)| match (a, b) {
+            (Num::Int(a), Num::Int(b)) => a.cmp(b),
+            (Num::Long(a), Num::Long(b)) => a.cmp(b),
+            _ => a.double().total_cmp(&b.double()),
+        });
         sorted = pairs.into_iter().map(|(_, v)| v).collect();
     }
     Some(Value::Array(sorted))
