@@ -243,3 +243,20 @@ fn sort_function_compares_longs_exactly_and_keeps_one_element_lists() {
         })
     );
 }
+
+/// A function's literal argument is a number when `Objects.toNumber` reads one, and that
+/// parses doubles with `Double.parseDouble`, which takes a `d`/`f` type suffix.
+#[test]
+fn function_literal_arguments_are_numbers_as_java_parses_them() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "d": "=concat(x, 1d)",
+        "f": "=concat(x, 2.5F)",
+        "list": "=toList(1d)",
+        "int": "=concat(x, 007)",
+        "text": "=concat(x, 1e)"
+    }}]);
+    assert_eq!(
+        apply(spec, json!({})),
+        json!({"d": "x1.0", "f": "x2.5", "list": [1.0], "int": "x7", "text": "x1e"})
+    );
+}

@@ -128,6 +128,17 @@ impl Num {
     }
 }
 
+/// A function argument's literal text as `FunctionArg.forLiteral` reads it with
+/// `Objects.toNumber`: an int, a long, or a double as `Double.parseDouble` reads it (`1d`,
+/// `2.5f`); `None` for text that is not a number and for NaN and infinities, which JSON
+/// cannot hold (the argument stays text).
+pub(crate) fn literal_number(text: &str) -> Option<Value> {
+    match Num::parse(&Value::from(text))? {
+        Num::Double(d) if !d.is_finite() => None,
+        n => Some(n.to_value()),
+    }
+}
+
 /// Java's `Double.parseDouble`, close enough: surrounding whitespace allowed, `NaN` and
 /// `Infinity` spelled Java's way, and a trailing `d`/`f` type suffix.
 fn java_parse_double(s: &str) -> Option<f64> {

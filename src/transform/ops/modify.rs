@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::functions::{CustomFn, Functions, Stock, squash_nulls, squash_nulls_deep};
+use super::functions::{
+    CustomFn, Functions, Stock, literal_number, squash_nulls, squash_nulls_deep,
+};
 use crate::transform::budget::Budget;
 use crate::transform::error::Result;
 use crate::transform::path::{
@@ -705,13 +707,9 @@ fn parse_arg(s: &str, in_function: bool) -> std::result::Result<Arg, String> {
     if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false") {
         return Ok(Arg::Literal(Value::Bool(s.eq_ignore_ascii_case("true"))));
     }
-    if let Ok(i) = s.parse::<i64>() {
-        return Ok(Arg::Literal(Value::from(i)));
-    }
-    if let Some(d) = s.parse::<f64>().ok().filter(|d| d.is_finite()) {
-        return Ok(Arg::Literal(Value::from(d)));
-    }
-    Ok(Arg::Literal(Value::from(s)))
+    Ok(Arg::Literal(
+        literal_number(s).unwrap_or_else(|| Value::from(s)),
+    ))
 }
 
 impl Arg {
