@@ -260,3 +260,17 @@ fn function_literal_arguments_are_numbers_as_java_parses_them() {
         json!({"d": "x1.0", "f": "x2.5", "list": [1.0], "int": "x7", "text": "x1e"})
     );
 }
+
+/// `leftPad`/`rightPad` take a filler of one Java `char`: a character outside the Basic
+/// Multilingual Plane is two UTF-16 code units, so the function gives nothing.
+#[test]
+fn pad_fillers_are_one_utf16_code_unit() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "wide": "=leftPad(@(1,s), 4, '\u{1F600}')",
+        "bmp": "=rightPad(@(1,s), 4, '\u{e9}')"
+    }}]);
+    assert_eq!(
+        apply(spec, json!({"s": "ab"})),
+        json!({"s": "ab", "bmp": "ab\u{e9}\u{e9}"})
+    );
+}

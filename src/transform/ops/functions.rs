@@ -841,10 +841,15 @@ fn pad(left: bool, source: &str, items: &[Value]) -> Option<Value> {
     if width <= 0 || usize::try_from(width).ok()? > PAD_WIDTH_MAX {
         return None;
     }
+    // One UTF-16 code unit, as Java's `filler.length() != 1` asks: a character outside the
+    // Basic Multilingual Plane is two and fails the function.
     let mut fill = filler.chars();
     let (Some(c), None) = (fill.next(), fill.next()) else {
         return None;
     };
+    if c.len_utf16() != 1 {
+        return None;
+    }
     let len = i32::try_from(source.encode_utf16().count()).ok()?;
     if width <= len {
         return Some(Value::from(source));
