@@ -274,3 +274,26 @@ fn pad_fillers_are_one_utf16_code_unit() {
         json!({"s": "ab", "bmp": "ab\u{e9}\u{e9}"})
     );
 }
+
+/// Removr splits a key on `|` into one spec per alternative, and under a list each one is
+/// read on its own: a literal is an index as `Integer.parseInt` reads it (`01` is 1) and `*`
+/// is every index.
+#[test]
+fn remove_alternatives_under_a_list_are_read_one_by_one() {
+    let spec = json!([{"operation": "remove", "spec": {
+        "all": {"x|*": ""},
+        "padded": {"01|x": ""},
+        "nested": {"x|*": {"a": ""}}
+    }}]);
+    assert_eq!(
+        apply(
+            spec,
+            json!({
+                "all": [1, 2, 3],
+                "padded": [1, 2, 3],
+                "nested": [{"a": 1, "b": 2}, {"a": 3}]
+            })
+        ),
+        json!({"all": [], "padded": [1, 3], "nested": [{"b": 2}, {}]})
+    );
+}

@@ -98,23 +98,8 @@ fn process(children: &[Node], doc: &mut Value) {
             // Indices refer to the list as it was: collect them all, then remove from the end.
             let mut doomed = Vec::new();
             for child in children {
-                let indices: Vec<usize> = match &child.key {
-                    Key::Literal(k) => k
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|i| *i < list.len())
-                        .into_iter()
-                        .collect(),
-                    Key::StarAll => (0..list.len()).collect(),
-                    Key::Or(alternatives) => (0..list.len())
-                        .filter(|i| {
-                            alternatives
-                                .iter()
-                                .any(|a| matches!(a, Key::Literal(k) if *k == i.to_string()))
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
+                let mut indices = Vec::new();
+                list_indices(&child.key, list.len(), &mut indices);
                 match &child.children {
                     None => doomed.extend(indices),
                     Some(grandchildren) => {
@@ -132,6 +117,23 @@ fn process(children: &[Node], doc: &mut Value) {
                 if i < list.len() {
                     list.remove(i);
                 }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The indices of a list of `len` elements that `key` names, as jolt-core's Removr reads a
+/// key under a list: a literal is an index (`Integer.parseInt`, so `01` is 1), `*` every
+/// index, a star pattern none, and each `|` alternative is a key of its own (`a|*` is every
+/// index).
+fn list_indices(key: &Key, len: usize, out: &mut Vec<usize>) {
+    match key {
+        Key::Literal(k) => out.extend(k.parse::<usize>().ok().filter(|i| *i < len)),
+        Key::StarAll => out.extend(0..len),
+        Key::Or(alternatives) => {
+            for alternative in alternatives {
+                list_indices(alternative, len, out);
             }
         }
         _ => {}
