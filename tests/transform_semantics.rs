@@ -297,3 +297,26 @@ fn remove_alternatives_under_a_list_are_read_one_by_one() {
         json!({"all": [], "padded": [1, 3], "nested": [{"b": 2}, {}]})
     );
 }
+
+/// Computed keys of one kind are tried longest canonical form first, then alphabetically, as
+/// `ComputedKeysComparator` compares Java strings: `é*` and `*b` are both two UTF-16 code
+/// units long (`é*` is three bytes), so `*b` sorts first and takes `éb`.
+#[test]
+fn computed_key_precedence_measures_keys_in_utf16_code_units() {
+    let spec = json!([{"operation": "shift", "spec": {
+        "\u{e9}*": "second.&(0,1)",
+        "*b": "first.&(0,1)"
+    }}]);
+    assert_eq!(
+        apply(spec, json!({"\u{e9}b": 1})),
+        json!({"first": {"\u{e9}": 1}})
+    );
+    let modify = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "\u{e9}*": "second",
+        "*b": "first"
+    }}]);
+    assert_eq!(
+        apply(modify, json!({"\u{e9}b": 1})),
+        json!({"\u{e9}b": "first"})
+    );
+}

@@ -12,7 +12,7 @@ use std::ops::Range;
 use serde_json::Value;
 
 use super::REGEX_COMPILED_BYTES_MAX;
-use super::ops::java_string;
+use super::ops::{java_string, utf16_cmp};
 
 /// A back reference `&(up, group)` or `$(up, group)`: `up` levels above the current one in the
 /// walked path, capture `group` of the key matched there (0 = the whole key).
@@ -1085,13 +1085,15 @@ impl Key {
     }
 }
 
-/// Sorts computed children: by kind, then longest canonical form first, then alphabetically.
+/// Sorts computed children: by kind, then longest canonical form first, then alphabetically,
+/// as `ComputedKeysComparator` does with Java strings: lengths in UTF-16 code units (`é` is
+/// one, not two bytes) and order by `String.compareTo`.
 pub(crate) fn precedence_order(a: &Key, b: &Key) -> std::cmp::Ordering {
     let (ra, ca) = a.precedence();
     let (rb, cb) = b.precedence();
     ra.cmp(&rb)
-        .then_with(|| cb.len().cmp(&ca.len()))
-        .then_with(|| ca.cmp(&cb))
+        .then_with(|| cb.encode_utf16().count().cmp(&ca.encode_utf16().count()))
+        .then_with(|| utf16_cmp(&ca, &cb))
 }
 
 #[cfg(test)]

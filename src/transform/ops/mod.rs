@@ -12,7 +12,7 @@ mod sort;
 pub(crate) use cardinality::Cardinality;
 pub(crate) use default::Default;
 pub use functions::Functions;
-pub(crate) use functions::java_string;
+pub(crate) use functions::{java_string, utf16_cmp};
 pub(crate) use modify::{Modify, ModifyMode};
 pub(crate) use remove::Remove;
 pub(crate) use shift::Shift;
