@@ -1230,16 +1230,20 @@ fn reload_diff_classifies_added_removed_changed_and_unchanged_flows() {
 
 /// A flow whose one transform is the JOLT spec file at `spec`.
 fn spec_file_flow(spec: &std::path::Path) -> String {
+    one_step_flow(&format!(r#"jolt_file = "{}""#, spec.display()))
+}
+
+/// A flow with one transform step, whose fields are `step` (TOML inline-table fields).
+fn one_step_flow(step: &str) -> String {
     format!(
         r#"
 [[pipeline.flows]]
 name = "f"
 dead_letter = "f.dlq"
 source = {{ topic = "t", group = "g" }}
-transforms = [{{ jolt_file = "{}" }}]
+transforms = [{{ {step} }}]
 sinks = [{{ name = "h", history = {{ collection = "a.b" }} }}]
-"#,
-        spec.display()
+"#
     )
 }
 
@@ -1959,4 +1963,31 @@ sinks = [{ name = "h", history = { collection = "a.b" } }]
     assert_eq!(w.history.numbers("a.b", "orderNumber"), [1, 2]);
     assert_eq!(status_of(&p.status(), "f").state, FlowState::Running);
     p.stop().await;
+}
+
+/// A spec written as TOML values is held to `SPEC_BYTES_MAX` as its JSON text, as one given
+/// as a string or a file is: a 16 MiB configuration file could otherwise carry a spec sixteen
+/// times the limit.
+#[test]
+fn inline_spec_values_at_max_and_past_it() {
+    // `[{"operation":"shift","spec":{"a":"` + padding + `"}}]`, compact.
+    let frame = r#"[{"operation":"shift","spec":{"a":""}}]"#.len();
+    let flow = |len: usize| {
+        one_step_flow(&format!(
+            r#"jolt = [{{ operation = "shift", spec = {{ a = "{}" }} }}]"#,
+            "a".repeat(len - frame)
+        ))
+    };
+    let at_max = pipeline::plan(&parse(&flow(pipeline::SPEC_BYTES_MAX))).unwrap();
+    assert_eq!(
+        serde_json::to_string(&at_max[0].specs()[0]).unwrap().len(),
+        pipeline::SPEC_BYTES_MAX
+    );
+    let config: Config = toml::from_str(&flow(pipeline::SPEC_BYTES_MAX + 1)).unwrap();
+    let err = pipeline::check(&config.pipeline).unwrap_err().to_string();
+    assert!(
+        err.contains("transforms[0].jolt") && err.contains("limit of 1048576 bytes"),
+        "{}",
+        err.get(..200).unwrap_or(&err)
+    );
 }

@@ -61,7 +61,8 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 pub const NAME_IN_COLLECTION_BYTES_MAX: usize = 120;
 /// Most JOLT steps in one flow's transform chain.
 pub const TRANSFORMS_PER_FLOW_MAX: usize = 16;
-/// Largest JOLT spec, inline or in a file, in bytes.
+/// Largest JOLT spec, inline or in a file, in bytes (a spec written as TOML values counts as
+/// its compact JSON text).
 pub const SPEC_BYTES_MAX: usize = 1024 * 1024;
 /// Most routes in one flow.
 pub const ROUTES_PER_FLOW_MAX: usize = 64;

@@ -381,7 +381,17 @@ fn resolve_spec(flow: &str, field: &str, step: &TransformStep) -> Result<Value> 
             serde_json::from_str(text)
                 .map_err(|e| invalid(flow, &format!("{field}.jolt"), format!("not JSON: {e}")))?
         }
-        (Some(inline), None) => inline.clone(),
+        (Some(inline), None) => {
+            let len = json_len_up_to(inline, SPEC_BYTES_MAX);
+            if len > SPEC_BYTES_MAX {
+                return Err(invalid(
+                    flow,
+                    &format!("{field}.jolt"),
+                    format!("over the limit of {SPEC_BYTES_MAX} bytes as JSON text"),
+                ));
+            }
+            inline.clone()
+        }
         (None, Some(path)) => {
             let file_field = format!("{field}.jolt_file");
             let spec_file = |source| Error::SpecFile {
@@ -415,6 +425,31 @@ fn resolve_spec(flow: &str, field: &str, step: &TransformStep) -> Result<Value> 
         ));
     }
     Ok(spec)
+}
+
+/// The length of `value` as compact JSON text, counted until it passes `max` (then some
+/// length over `max`), so a spec written as TOML values is held to the limit its JSON text is.
+fn json_len_up_to(value: &Value, max: usize) -> usize {
+    struct Count {
+        len: usize,
+        max: usize,
+    }
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.len = self.len.saturating_add(buf.len());
+            if self.len > self.max {
+                return Err(std::io::Error::other("past the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count { len: 0, max };
+    // An error only ever means the count passed `max`: writing a `Value` cannot fail otherwise.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.len
 }
 
 /// Flow, route and sink names: 1 to [`FLOW_NAME_BYTES_MAX`] bytes of `A-Z a-z 0-9 . _ -`.
