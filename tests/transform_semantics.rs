@@ -203,9 +203,11 @@ fn a_double_matched_as_a_key_is_spelled_as_java_spells_it() {
     assert_eq!(
         apply(
             spec,
-            json!({"big": 12345678.5, "ten": 1e7, "small": 0.0001, "plain": 2.5, "int": 12345678})
+            json!({"big": 12345678.5, "ten": 1e7, "small": 0.0001, "plain": 2.5, "int": 12345678,
+                "huge": 18446744073709551615_u64})
         ),
-        json!({"big": "1.23456785E7", "ten": "1.0E7", "small": "1.0E-4", "plain": "2.5", "int": "12345678"})
+        json!({"big": "1.23456785E7", "ten": "1.0E7", "small": "1.0E-4", "plain": "2.5", "int": "12345678",
+            "huge": "18446744073709551615"})
     );
     let literal = json!([{"operation": "shift", "spec": {"v": {"1.0E7": {"#hit": "x"}}}}]);
     assert_eq!(apply(literal, json!({"v": 1e7})), json!({"x": "hit"}));

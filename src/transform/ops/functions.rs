@@ -187,6 +187,8 @@ pub(crate) fn java_string(v: &Value) -> String {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
         Value::String(s) => s.clone(),
+        // An integer past i64 is a `BigInteger` to Jackson, spelled in full.
+        Value::Number(n) if n.is_u64() => v.to_string(),
         Value::Number(_) => match Num::of(v) {
             Some(Num::Double(d)) => java_double(d),
             Some(n) => n.long().to_string(),
