@@ -441,7 +441,41 @@ pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> Top
 
 #[cfg(test)]
 mod tests {
-    use super::{CacheTtl, cache_ttl};
+    use super::{CacheTtl, DEAD_LETTER_ERROR_BYTES_MAX, cache_ttl, dead_letter};
+    use crate::pipeline::seams::SourceRecord;
+
+    fn error_header(error: &str) -> String {
+        let record = SourceRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            timestamp_ms: 0,
+            key: None,
+            value: None,
+        };
+        let letter = dead_letter("f", &record, error);
+        let (_, value) = letter
+            .headers
+            .into_iter()
+            .find(|(name, _)| name == "error")
+            .unwrap_or_default();
+        String::from_utf8(value).unwrap_or_default()
+    }
+
+    /// An error of `DEAD_LETTER_ERROR_BYTES_MAX` bytes goes whole; one byte more is cut to the
+    /// limit, and never inside a character.
+    #[test]
+    fn dead_letter_error_at_max_and_past_it() {
+        let at_max = "e".repeat(DEAD_LETTER_ERROR_BYTES_MAX);
+        assert_eq!(error_header(&at_max), at_max);
+        let past = "e".repeat(DEAD_LETTER_ERROR_BYTES_MAX + 1);
+        assert_eq!(error_header(&past), at_max);
+        let straddling = format!("{}é", "e".repeat(DEAD_LETTER_ERROR_BYTES_MAX - 1));
+        assert_eq!(
+            error_header(&straddling),
+            "e".repeat(DEAD_LETTER_ERROR_BYTES_MAX - 1)
+        );
+    }
 
     #[test]
     fn live_writes_keep_the_sinks_ttl() {
