@@ -322,3 +322,22 @@ fn computed_key_precedence_measures_keys_in_utf16_code_units() {
         json!({"\u{e9}b": "first"})
     );
 }
+
+/// Spec keys are split on `|` with Java's `String.split`, which drops trailing empty
+/// alternatives: `a|` is the key `a` alone, not also the empty key, and a shift object whose
+/// only key is `|` has no children, which Shiftr refuses.
+#[test]
+fn a_trailing_bar_adds_no_empty_key() {
+    let input = json!({"a": 1, "": 2});
+    let shift = json!([{"operation": "shift", "spec": {"a|": "x"}}]);
+    assert_eq!(apply(shift, input.clone()), json!({"x": 1}));
+    let modify = json!([{"operation": "modify-overwrite-beta", "spec": {"b|": "v"}}]);
+    assert_eq!(
+        apply(modify, input.clone()),
+        json!({"a": 1, "": 2, "b": "v"})
+    );
+    let remove = json!([{"operation": "remove", "spec": {"a|": "", "|": ""}}]);
+    assert_eq!(apply(remove, input), json!({"": 2}));
+    let bars_only = json!([{"operation": "shift", "spec": {"k": {"|": "x"}}}]);
+    assert!(Spec::parse(&bars_only).is_err());
+}

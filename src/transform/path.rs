@@ -857,7 +857,9 @@ pub(crate) fn parse_rhs_path(raw: &str) -> Result<Vec<Rhs>, String> {
 }
 
 /// Splits a spec key at unescaped `|` into its alternatives, escapes intact: JOLT's spec
-/// builders turn `a|b*` into one child per alternative.
+/// builders turn `a|b*` into one child per alternative. As their `String.split` does, trailing
+/// empty alternatives are dropped (`a|` is `a` alone, and a key of bars only is none), while the
+/// empty key is itself.
 pub(crate) fn split_alternatives(raw: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
@@ -873,18 +875,29 @@ pub(crate) fn split_alternatives(raw: &str) -> Vec<&str> {
         }
     }
     out.push(raw.get(start..).unwrap_or_default());
+    if !raw.is_empty() {
+        while out.last().is_some_and(|a| a.is_empty()) {
+            out.pop();
+        }
+    }
     out
 }
 
 /// Parses a `remove` key: `*`, a star pattern, `|` alternatives or a literal (no references).
 pub(crate) fn parse_remove_key(raw: &str) -> Result<Key, String> {
-    let alternatives = split_alternatives(raw);
-    if alternatives.len() > 1 {
-        return alternatives
-            .into_iter()
-            .map(parse_remove_key)
-            .collect::<Result<Vec<_>, _>>()
-            .map(Key::Or);
+    match split_alternatives(raw).as_slice() {
+        // Only bars: no alternative, nothing matches.
+        [] => return Ok(Key::Or(Vec::new())),
+        // `a|`: the one alternative left.
+        [one] if one.len() < raw.len() => return parse_remove_key(one),
+        [_] => {}
+        many => {
+            return many
+                .iter()
+                .map(|a| parse_remove_key(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Key::Or);
+        }
     }
     let chars = unescape(raw);
     if chars.len() == 1 && starts(&chars, '*') {

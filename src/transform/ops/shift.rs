@@ -246,6 +246,13 @@ impl Composite {
                 }
             }
         }
+        if special.is_empty() && literals.is_empty() && computed.is_empty() {
+            // Every key was bars only (`|`), which split into no alternative.
+            return Err(invalid(
+                path,
+                "an empty object is not a valid shift spec value",
+            ));
+        }
         computed.sort_by(|a, b| precedence_order(a.key(), b.key()));
         let strategy = if computed.is_empty() {
             Strategy::AvailableLiterals
