@@ -341,3 +341,17 @@ fn a_trailing_bar_adds_no_empty_key() {
     let bars_only = json!([{"operation": "shift", "spec": {"k": {"|": "x"}}}]);
     assert!(Spec::parse(&bars_only).is_err());
 }
+
+/// `RemovrSpec` reads its keys verbatim: a backslash escapes nothing (`a\*` is a star
+/// pattern whose prefix ends in a backslash, `a\|b` is the keys `a\` and `b`).
+#[test]
+fn remove_keys_have_no_escapes() {
+    let spec = json!([{"operation": "remove", "spec": {"a\\*": "", "b\\|c": "", "d\\.e": ""}}]);
+    assert_eq!(
+        apply(
+            spec,
+            json!({"a*": 1, "a\\x": 2, "b|c": 3, "b\\": 4, "c": 5, "d.e": 6, "d\\.e": 7})
+        ),
+        json!({"a*": 1, "b|c": 3, "d.e": 6})
+    );
+}

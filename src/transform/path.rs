@@ -883,30 +883,25 @@ pub(crate) fn split_alternatives(raw: &str) -> Vec<&str> {
     out
 }
 
-/// Parses a `remove` key: `*`, a star pattern, `|` alternatives or a literal (no references).
+/// Parses a `remove` key as `RemovrSpec` reads it: split at every `|` (`String.split`, so
+/// trailing empty alternatives are dropped), each alternative `*`, a star pattern or a literal.
+/// A backslash is a plain character there, escaping nothing, not even `|`.
 pub(crate) fn parse_remove_key(raw: &str) -> Result<Key, String> {
-    match split_alternatives(raw).as_slice() {
-        // Only bars: no alternative, nothing matches.
-        [] => return Ok(Key::Or(Vec::new())),
-        // `a|`: the one alternative left.
-        [one] if one.len() < raw.len() => return parse_remove_key(one),
-        [_] => {}
-        many => {
-            return many
-                .iter()
-                .map(|a| parse_remove_key(a))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Key::Or);
+    let mut alternatives: Vec<&str> = raw.split('|').collect();
+    if !raw.is_empty() {
+        while alternatives.last().is_some_and(|a| a.is_empty()) {
+            alternatives.pop();
         }
     }
-    let chars = unescape(raw);
-    if chars.len() == 1 && starts(&chars, '*') {
-        return Ok(Key::StarAll);
+    match alternatives.as_slice() {
+        [one] => parse_star_or_literal(one),
+        // Several alternatives, or none (bars only: nothing matches).
+        many => many
+            .iter()
+            .map(|a| parse_star_or_literal(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Key::Or),
     }
-    if has(&chars, '*') {
-        return StarPattern::parse(&chars).map(Key::Star);
-    }
-    Ok(Key::Literal(text(&chars)))
 }
 
 /// Parses one left-hand key.
@@ -993,6 +988,11 @@ pub(crate) fn parse_verbatim_key(raw: &str) -> Result<Key, String> {
             Err(format!("`{raw}`: `@` must be the whole key"))
         };
     }
+    parse_star_or_literal(raw)
+}
+
+/// A key read verbatim: `*`, a star pattern, or else its text as a literal (no escapes).
+fn parse_star_or_literal(raw: &str) -> Result<Key, String> {
     if raw == "*" {
         return Ok(Key::StarAll);
     }
