@@ -355,3 +355,22 @@ fn remove_keys_have_no_escapes() {
         json!({"a*": 1, "b|c": 3, "d.e": 6})
     );
 }
+
+/// `PathEvaluatingTraversal` reads a blank output path (`StringTools.isBlank`: only Java
+/// whitespace) as the root, as it does an empty one; a non-breaking space is not blank.
+#[test]
+fn a_blank_output_path_is_the_root() {
+    for blank in ["  ", "\t", "\u{2003}"] {
+        let spec = json!([{"operation": "shift", "spec": {"a": blank}}]);
+        assert_eq!(
+            apply(spec, json!({"a": {"q": 1}})),
+            json!({"q": 1}),
+            "{blank:?}"
+        );
+    }
+    let nbsp = json!([{"operation": "shift", "spec": {"a": "\u{a0}"}}]);
+    assert_eq!(
+        apply(nbsp, json!({"a": {"q": 1}})),
+        json!({"\u{a0}": {"q": 1}})
+    );
+}

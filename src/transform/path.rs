@@ -845,6 +845,11 @@ fn parse_rhs_element(raw: &str) -> Result<Rhs, String> {
 
 /// Parses a dotted output path such as `a.&1.b[]`; the empty string is the root.
 pub(crate) fn parse_rhs_path(raw: &str) -> Result<Vec<Rhs>, String> {
+    // `PathEvaluatingTraversal` reads a blank path (`StringTools.isBlank`) as the root, as it
+    // does an empty one.
+    if raw.chars().all(java_whitespace) {
+        return Ok(Vec::new());
+    }
     let elements = split_rhs(raw)?;
     if elements.len() > crate::transform::PATH_ELEMENTS_MAX {
         return Err(format!(
@@ -854,6 +859,15 @@ pub(crate) fn parse_rhs_path(raw: &str) -> Result<Vec<Rhs>, String> {
         ));
     }
     elements.iter().map(|e| parse_rhs_element(e)).collect()
+}
+
+/// Java's `Character.isWhitespace`: Unicode space, line and paragraph separators except the
+/// non-breaking ones, and the ASCII controls `\t \n \u000B \f \r \u001C`–`\u001F`.
+fn java_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | '\u{1C}'..='\u{1F}'
+    ) || (c.is_whitespace() && !matches!(c, '\u{85}' | '\u{A0}' | '\u{2007}' | '\u{202F}'))
 }
 
 /// Splits a spec key at unescaped `|` into its alternatives, escapes intact: JOLT's spec
