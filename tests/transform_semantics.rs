@@ -374,3 +374,16 @@ fn a_blank_output_path_is_the_root() {
         json!({"\u{a0}": {"q": 1}})
     );
 }
+
+/// Defaultr strips `[]` from every key and only uses it to create a list for children, so
+/// `name[]` with a value that is not an object is a plain default of `name` (a common way to
+/// make sure an empty list is there).
+#[test]
+fn a_default_key_ending_in_brackets_with_a_plain_value_defaults_the_name() {
+    let spec = json!([{"operation": "default", "spec": {"items[]": [], "n[]": 5}}]);
+    assert_eq!(apply(spec.clone(), json!({})), json!({"items": [], "n": 5}));
+    assert_eq!(
+        apply(spec, json!({"items": [1], "n": null})),
+        json!({"items": [1], "n": 5})
+    );
+}

@@ -1,6 +1,7 @@
 //! `default` (JOLT's Defaultr): fills in values that are missing or null, creating the
 //! containers on the way. A key ending in `[]` says its value is an array whose children are
-//! indices. Literal keys apply first, then `|` alternatives, then `*`; a default never
+//! indices; with a value that is not an object, `[]` is only dropped (`items[]: []` defaults
+//! `items`). Literal keys apply first, then `|` alternatives, then `*`; a default never
 //! overwrites a value that is present and not null.
 
 use serde_json::{Map, Value};
@@ -110,15 +111,9 @@ fn parse_children(map: &Map<String, Value>, array: bool, path: &str) -> Result<V
                 array: child_array,
                 children: parse_children(children, child_array, &node_path)?,
             },
-            leaf => {
-                if child_array {
-                    return Err(invalid(
-                        &node_path,
-                        "a key ending in `[]` needs an object of indices",
-                    ));
-                }
-                Body::Leaf(leaf.clone())
-            }
+            // `name[]` with a value that is not an object is a plain default of `name`: jolt-core
+            // only reads `[]` when it creates a container for children.
+            leaf => Body::Leaf(leaf.clone()),
         };
         nodes.push(Node { key, body });
     }
