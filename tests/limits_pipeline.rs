@@ -199,7 +199,7 @@ impl FakeSinks {
         topics
             .iter()
             .filter(|(t, _)| t == topic)
-            .map(|(_, w)| serde_json::from_slice(&w.value).unwrap())
+            .map(|(_, w)| serde_json::from_slice(w.value.as_deref().unwrap()).unwrap())
             .collect()
     }
 }

@@ -605,3 +605,48 @@ fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
         );
     });
 }
+
+/// A record without a value (a tombstone) is dead-lettered ("not JSON") without a value too,
+/// as the dead letter keeps the record's own key and value: it had arrived as an empty value,
+/// which a consumer cannot tell from a record whose value was empty bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_is_dead_lettered_without_a_value() {
+    use streamcache::config::Config;
+    use streamcache::engine::Engine;
+    use streamcache::log::{Record, Routing};
+    use streamcache::shutdown::Shutdown;
+
+    let engine = Engine::open(Config {
+        ephemeral: true,
+        ..Config::default()
+    })
+    .unwrap();
+    let dead_letters = "orders.dead-letter";
+    let _ = engine.log().create_topic(dead_letters, Some(1), &[], false);
+    let mut appended = engine.log().subscribe(dead_letters, 0).unwrap();
+    engine
+        .log()
+        .append(
+            "orders",
+            Routing::Auto,
+            vec![Record {
+                key: Some("103".into()),
+                value: None,
+                headers: Vec::new(),
+                timestamp_ms: None,
+            }],
+        )
+        .unwrap();
+    let shutdown = Shutdown::new();
+    engine.start(shutdown.signal()).await.unwrap();
+    tokio::time::timeout(WAIT, appended.wait_for(|end| *end >= 1))
+        .await
+        .expect("a dead letter within the wait")
+        .unwrap();
+    let letters = engine.log().read(dead_letters, 0, 0, 1 << 20).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].key.as_deref(), Some(&b"103"[..]));
+    assert_eq!(letters[0].value, None, "no value, not an empty one");
+    shutdown.trigger();
+    engine.stop().await;
+}

@@ -680,7 +680,7 @@ struct LogTopics {
 fn into_record(write: TopicWrite) -> Record {
     Record {
         key: write.key.map(Bytes::from),
-        value: Some(Bytes::from(write.value)),
+        value: write.value.map(Bytes::from),
         headers: write
             .headers
             .into_iter()
@@ -1062,7 +1062,7 @@ mod tests {
                 "nowhere",
                 TopicWrite {
                     key: None,
-                    value: b"{}".to_vec(),
+                    value: Some(b"{}".to_vec()),
                     headers: Vec::new(),
                 },
             )
@@ -1151,7 +1151,7 @@ mod tests {
         fn letter(key: usize, value: usize) -> TopicWrite {
             TopicWrite {
                 key: Some(vec![b'k'; key]),
-                value: vec![b'v'; value],
+                value: Some(vec![b'v'; value]),
                 headers: vec![("error".into(), b"not JSON".to_vec())],
             }
         }

@@ -325,7 +325,7 @@ fn prepare(
                     topic.clone(),
                     TopicWrite {
                         key,
-                        value,
+                        value: Some(value),
                         headers: Vec::new(),
                     },
                 ));
@@ -422,7 +422,7 @@ pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> Top
     }
     TopicWrite {
         key: record.key.clone(),
-        value: record.value.clone().unwrap_or_default(),
+        value: record.value.clone(),
         headers: vec![
             ("error".into(), error.into_bytes()),
             ("flow".into(), flow.as_bytes().to_vec()),

@@ -299,8 +299,9 @@ pub trait HistorySink: Send + Sync + 'static {
 pub struct TopicWrite {
     /// The key bytes, if any.
     pub key: Option<Vec<u8>>,
-    /// The value bytes.
-    pub value: Vec<u8>,
+    /// The value bytes; `None` for no value (a dead letter of a record that had none, such
+    /// as a tombstone, keeps it so).
+    pub value: Option<Vec<u8>>,
     /// Header name and value pairs, in order.
     pub headers: Vec<(String, Vec<u8>)>,
 }
