@@ -104,7 +104,7 @@ impl FakeLog {
         stamps
             .get(&(topic.to_owned(), partition, offset))
             .copied()
-            .unwrap_or(0)
+            .unwrap_or(WORLD_START_MS)
     }
 }
 
@@ -462,6 +462,10 @@ impl DeadLetter for FakeTopics {
     }
 }
 
+/// The wall time a [`World`]'s clock starts at, and the create time of a record appended
+/// without one.
+const WORLD_START_MS: i64 = 1_700_000_000_000;
+
 struct World {
     log: Arc<FakeLog>,
     cache: Arc<FakeCache>,
@@ -485,7 +489,7 @@ impl World {
             history,
             topics: Arc::default(),
             registry: Arc::new(Registry::new()),
-            clock: ManualClock::shared(1_700_000_000_000),
+            clock: ManualClock::shared(WORLD_START_MS.cast_unsigned()),
             shutdown: Shutdown::new(),
         }
     }
@@ -502,9 +506,12 @@ impl World {
     }
 
     fn start(&self, toml_text: &str) -> Pipeline {
-        let config = parse(toml_text);
+        self.start_config(&parse(toml_text))
+    }
+
+    fn start_config(&self, config: &PipelineConfig) -> Pipeline {
         Pipeline::start(
-            &config,
+            config,
             self.seams(),
             self.clock.clone(),
             self.registry.clone(),
@@ -1862,14 +1869,7 @@ async fn the_reference_flow_caches_the_latest_order_per_customer_and_upserts_his
     w.log.append_json("orders", 2, &order(10102, 112));
     w.log.append_json("orders", 0, &order(10101, 103));
     let config = PipelineConfig::default();
-    let p = Pipeline::start(
-        &config,
-        w.seams(),
-        w.clock.clone(),
-        w.registry.clone(),
-        w.shutdown.signal(),
-    )
-    .unwrap();
+    let p = w.start_config(&config);
     wait_records(&p, "orders", 4).await;
     let cache = w.cache.0.lock().unwrap().clone();
     let CacheValue::String(latest) = &cache["customer:103"].value else {
@@ -1891,6 +1891,17 @@ async fn the_reference_flow_caches_the_latest_order_per_customer_and_upserts_his
     p.stop().await;
 }
 
+/// Creates topic `orders` (3 partitions) holding an order `{orderNumber, customerNumber}` per
+/// `(partition, orderNumber, customerNumber, create time)`.
+fn append_orders_created_at(w: &World, orders: &[(usize, u64, u64, i64)]) {
+    w.log.create("orders", 3);
+    for &(partition, number, customer, created_ms) in orders {
+        let order = json!({"orderNumber": number, "customerNumber": customer});
+        w.log
+            .append_json_at("orders", partition, &order, created_ms);
+    }
+}
+
 #[test]
 fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
     let w = World::new();
@@ -1898,16 +1909,16 @@ fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
     let clock: SharedClock = manual.clone();
     let now = 1_800_000_000_000_i64;
     let ttl = i64::try_from(pipeline::REFERENCE_CACHE_TTL_MS).unwrap();
-    w.log.create("orders", 3);
-    let order = |n: u64, customer: u64| json!({"orderNumber": n, "customerNumber": customer});
     // Expired an hour ago, expiring exactly now, a quarter of the TTL gone, created now.
-    w.log
-        .append_json_at("orders", 0, &order(10100, 101), now - 2 * ttl);
-    w.log
-        .append_json_at("orders", 1, &order(10101, 102), now - ttl);
-    w.log
-        .append_json_at("orders", 2, &order(10102, 103), now - ttl / 4);
-    w.log.append_json_at("orders", 0, &order(10103, 104), now);
+    append_orders_created_at(
+        &w,
+        &[
+            (0, 10100, 101, now - 2 * ttl),
+            (1, 10101, 102, now - ttl),
+            (2, 10102, 103, now - ttl / 4),
+            (0, 10103, 104, now),
+        ],
+    );
     // Committed past every record but the last: that one is left to live processing.
     w.history.state.lock().unwrap().offsets.insert(
         "orders-pipeline".into(),
@@ -1932,6 +1943,53 @@ fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
         w.cache.0.lock().unwrap()["customer:103"].ttl_ms,
         Some(pipeline::REFERENCE_CACHE_TTL_MS / 4)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_write_gets_the_ttl_left_since_its_records_creation_as_a_rebuild_gives_it() {
+    let w = World::new();
+    let now = WORLD_START_MS;
+    let ttl = i64::try_from(pipeline::REFERENCE_CACHE_TTL_MS).unwrap();
+    // A flow that is behind: expired an hour ago, a quarter of the TTL gone, created now.
+    append_orders_created_at(
+        &w,
+        &[
+            (0, 10100, 101, now - 2 * ttl),
+            (1, 10101, 102, now - ttl / 4),
+            (2, 10102, 103, now),
+        ],
+    );
+    let config = PipelineConfig::default();
+    let p = w.start_config(&config);
+    wait_records(&p, "orders", 3).await;
+    p.stop().await;
+    let live = w.cache.0.lock().unwrap().clone();
+    let keys: Vec<&str> = live.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["customer:102", "customer:103"],
+        "an expired entry is not written"
+    );
+    assert_eq!(
+        live["customer:102"].ttl_ms,
+        Some(pipeline::REFERENCE_CACHE_TTL_MS * 3 / 4),
+        "the TTL left since the record was created, not a fresh one"
+    );
+    assert_eq!(
+        live["customer:103"].ttl_ms,
+        Some(pipeline::REFERENCE_CACHE_TTL_MS)
+    );
+    // A rebuild at the same moment gives every key the same TTL.
+    w.cache.0.lock().unwrap().clear();
+    pipeline::rebuild_cache(&config, &w.seams(), &w.clock).unwrap();
+    let rebuilt = w.cache.0.lock().unwrap().clone();
+    assert_eq!(
+        rebuilt.keys().collect::<Vec<_>>(),
+        live.keys().collect::<Vec<_>>()
+    );
+    for (key, entry) in &live {
+        assert_eq!(rebuilt[key].ttl_ms, entry.ttl_ms, "{key}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

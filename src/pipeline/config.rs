@@ -197,8 +197,10 @@ pub struct CacheSinkConfig {
     /// How the value is stored.
     #[serde(default)]
     pub encoding: CacheEncoding,
-    /// Time to live in milliseconds (1 to [`super::TTL_MS_MAX`]); absent keeps the entry until
-    /// it is overwritten or evicted.
+    /// Time to live in milliseconds (1 to [`super::TTL_MS_MAX`]), counted from the record's
+    /// create time (live and in the rebuild at start alike; an entry whose TTL ran out before the
+    /// flow reached its record is not written); absent keeps the entry until it is overwritten or
+    /// evicted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
 }

@@ -66,29 +66,14 @@ struct Prepared {
     history: Vec<HistoryWrite>,
 }
 
-/// How cache sinks set the TTL of what they write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CacheTtl {
-    /// Live processing: the sink's whole TTL, counted from now.
-    Fresh,
-    /// A rebuild at wall time `now_ms`: the TTL left since the record's create time; a key whose
-    /// TTL has already run out is not written.
-    Remaining {
-        /// Wall-clock milliseconds since the epoch, from the injected clock.
-        now_ms: i64,
-    },
-}
-
-/// The TTL a cache write of a record created at `created_ms` gets under `mode`, from the sink's
-/// `ttl_ms`: `Some(None)` keeps the entry without expiry, `None` means the entry has already
+/// The TTL a cache write of a record created at `created_ms` gets at wall time `now_ms` from
+/// the sink's `ttl_ms`: the TTL left when it is counted from the record's create time, so live
+/// processing and a rebuild at start give a key the same expiry and the cache stays a function of
+/// the log. `Some(None)` keeps the entry without expiry; `None` means the entry has already
 /// expired and must not be written. A create time in the future counts as now.
-pub(crate) fn cache_ttl(
-    mode: CacheTtl,
-    ttl_ms: Option<u64>,
-    created_ms: i64,
-) -> Option<Option<u64>> {
-    let (CacheTtl::Remaining { now_ms }, Some(ttl)) = (mode, ttl_ms) else {
-        return Some(ttl_ms);
+pub(crate) fn cache_ttl(now_ms: i64, ttl_ms: Option<u64>, created_ms: i64) -> Option<Option<u64>> {
+    let Some(ttl) = ttl_ms else {
+        return Some(None);
     };
     let age = u64::try_from(now_ms.saturating_sub(created_ms)).unwrap_or(0);
     match ttl.checked_sub(age) {
@@ -97,7 +82,8 @@ pub(crate) fn cache_ttl(
     }
 }
 
-/// Processes `batch` for `flow` and commits it; cache TTLs as `ttl` says.
+/// Processes `batch` for `flow` and commits it at wall time `now_ms` (cache TTLs count from
+/// each record's create time, [`cache_ttl`]).
 ///
 /// # Errors
 /// [`Error::Engine`] when a seam fails fatally; nothing of the batch was committed then.
@@ -105,7 +91,7 @@ pub(crate) fn process_batch(
     flow: &CompiledFlow,
     seams: &Seams,
     batch: &SourceBatch,
-    ttl: CacheTtl,
+    now_ms: i64,
 ) -> Result<BatchOutcome> {
     let name = flow.plan.name();
     let config = flow.plan.config();
@@ -127,7 +113,7 @@ pub(crate) fn process_batch(
     let mut parser = Parser::default();
     for (index, record) in batch.records.iter().enumerate() {
         outcome.records_in += 1;
-        let prepared = match prepare(flow, &mut parser, record, ttl) {
+        let prepared = match prepare(flow, &mut parser, record, now_ms) {
             Ok(Some(prepared)) => prepared,
             Ok(None) => {
                 outcome.records_unmatched += 1;
@@ -237,7 +223,7 @@ fn prepare(
     flow: &CompiledFlow,
     parser: &mut Parser,
     record: &SourceRecord,
-    ttl: CacheTtl,
+    now_ms: i64,
 ) -> std::result::Result<Option<Prepared>, String> {
     let bytes = record
         .value
@@ -291,8 +277,9 @@ fn prepare(
                     })?,
                 };
                 let value = cache_value(selected, *encoding, bytes.len()).map_err(in_sink)?;
-                // An entry whose TTL ran out before a rebuild reached it is not written.
-                if let Some(ttl_ms) = cache_ttl(ttl, *ttl_ms, record.timestamp_ms) {
+                // An entry whose TTL ran out before the flow (or a rebuild) reached it is not
+                // written.
+                if let Some(ttl_ms) = cache_ttl(now_ms, *ttl_ms, record.timestamp_ms) {
                     out.cache.push((index, CacheWrite { key, value, ttl_ms }));
                 }
             }
@@ -441,7 +428,7 @@ pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> Top
 
 #[cfg(test)]
 mod tests {
-    use super::{CacheTtl, DEAD_LETTER_ERROR_BYTES_MAX, cache_ttl, dead_letter};
+    use super::{DEAD_LETTER_ERROR_BYTES_MAX, cache_ttl, dead_letter};
     use crate::pipeline::seams::SourceRecord;
 
     fn error_header(error: &str) -> String {
@@ -478,14 +465,8 @@ mod tests {
     }
 
     #[test]
-    fn live_writes_keep_the_sinks_ttl() {
-        assert_eq!(cache_ttl(CacheTtl::Fresh, Some(1000), 0), Some(Some(1000)));
-        assert_eq!(cache_ttl(CacheTtl::Fresh, None, 0), Some(None));
-    }
-
-    #[test]
-    fn a_rebuild_gives_the_ttl_left_and_skips_expired_entries() {
-        let at = |now_ms| CacheTtl::Remaining { now_ms };
+    fn a_write_gets_the_ttl_left_since_the_records_creation_and_none_once_it_ran_out() {
+        let at = |now_ms: i64| now_ms;
         assert_eq!(cache_ttl(at(10_400), Some(1000), 10_000), Some(Some(600)));
         assert_eq!(cache_ttl(at(10_999), Some(1000), 10_000), Some(Some(1)));
         assert_eq!(cache_ttl(at(11_000), Some(1000), 10_000), None);

@@ -13,7 +13,7 @@ use crate::clock::SharedClock;
 
 use super::config::PipelineConfig;
 use super::error::{Error, Result, SeamError};
-use super::process::{CacheTtl, process_batch};
+use super::process::process_batch;
 use super::runner::compile;
 use super::seams::{
     CommitOffset, DeadLetter, HistoryCommitError, HistorySink, HistoryWrite, Seams, SourceBatch,
@@ -82,9 +82,7 @@ pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock
                     end_offsets: BTreeMap::new(),
                     topic_id: batch.topic_id,
                 },
-                CacheTtl::Remaining {
-                    now_ms: i64::try_from(clock.now_ms()).unwrap_or(i64::MAX),
-                },
+                i64::try_from(clock.now_ms()).unwrap_or(i64::MAX),
             )?;
         }
     }

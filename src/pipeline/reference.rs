@@ -109,7 +109,7 @@ jolt = '''\n{spec}'''\n\
 \n\
 # Sinks: exactly one of `cache`, `history`, `topic` each.\n\
 # cache: key template with {{dotted.paths}}, `value` path (absent = whole document),\n\
-#   encoding \"string\" or \"hash\", optional ttl_ms.\n\
+#   encoding \"string\" or \"hash\", optional ttl_ms (counted from the record's create time).\n\
 [[pipeline.flows.sinks]]\n\
 name = \"latest-order\"\n\
 cache = {{ key = \"customer:{{customerNumber}}\", encoding = \"string\", ttl_ms = {ttl_ms} }}\n\

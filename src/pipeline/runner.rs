@@ -24,7 +24,7 @@ use super::FLOW_LANES_MAX;
 use super::config::PipelineConfig;
 use super::error::{Error, Result, SeamError};
 use super::plan::{FlowDiff, FlowPlan, diff, plan};
-use super::process::{BatchOutcome, CacheTtl, CompiledFlow, process_batch};
+use super::process::{BatchOutcome, CompiledFlow, process_batch};
 use super::seams::{Seams, Source, SourceBatch, SourceStart, WakeSignal};
 use crate::clock::SharedClock;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, Registry};
@@ -643,10 +643,9 @@ async fn run_lane(lane: FlowContext, source: Box<dyn Source>) -> Result<()> {
             break;
         };
         let (flow, seams) = (flow.clone(), seams.clone());
-        let processed = blocking(&name, move || {
-            process_batch(&flow, &seams, &batch, CacheTtl::Fresh)
-        })
-        .await;
+        // Cache TTLs count from each record's create time, as the rebuild at start counts them.
+        let now_ms = i64::try_from(clock.now_ms()).unwrap_or(i64::MAX);
+        let processed = blocking(&name, move || process_batch(&flow, &seams, &batch, now_ms)).await;
         match processed {
             Ok(Ok(outcome)) => {
                 let elapsed_ns = clock.monotonic_ns().saturating_sub(fetched_ns);
