@@ -148,6 +148,7 @@ impl SourceOpener for FakeOpener {
             topic: source.topic.clone(),
             positions,
             appends,
+            stops: None,
         }))
     }
 }
@@ -157,6 +158,8 @@ struct FakeSource {
     topic: String,
     positions: BTreeMap<u32, u64>,
     appends: Option<tokio::sync::watch::Receiver<u64>>,
+    /// `Source::stop_at`'s ends, once given.
+    stops: Option<BTreeMap<u32, u64>>,
 }
 
 impl FakeSource {
@@ -170,7 +173,12 @@ impl FakeSource {
                 continue;
             };
             batch.end_offsets.insert(p32, records.len() as u64);
-            while batch.records.len() < max && (*pos as usize) < records.len() {
+            let stop = self.stops.as_ref().map_or(records.len(), |stops| {
+                records
+                    .len()
+                    .min(usize::try_from(stops.get(&p32).copied().unwrap_or(0)).unwrap())
+            });
+            while batch.records.len() < max && (*pos as usize) < stop {
                 let (key, value) = records[*pos as usize].clone();
                 batch.records.push(SourceRecord {
                     topic: self.topic.clone(),
@@ -197,6 +205,7 @@ impl Source for FakeSource {
             topic,
             positions,
             appends,
+            ..
         } = *self;
         positions
             .into_iter()
@@ -206,6 +215,7 @@ impl Source for FakeSource {
                     topic: topic.clone(),
                     positions: BTreeMap::from([(partition, at)]),
                     appends: appends.clone(),
+                    stops: None,
                 }) as Box<dyn Source>
             })
             .collect()
@@ -213,6 +223,10 @@ impl Source for FakeSource {
 
     fn take_wake_signal(&mut self) -> Option<WakeSignal> {
         WakeSignal::new(self.appends.take().into_iter().collect())
+    }
+
+    fn stop_at(&mut self, ends: &BTreeMap<u32, u64>) {
+        self.stops = Some(ends.clone());
     }
 
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
@@ -1942,6 +1956,45 @@ fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
     assert_eq!(
         w.cache.0.lock().unwrap()["customer:103"].ttl_ms,
         Some(pipeline::REFERENCE_CACHE_TTL_MS / 4)
+    );
+}
+
+#[test]
+fn a_rebuild_reads_no_further_than_the_committed_offsets() {
+    let w = World::new();
+    w.log.create("in", 2);
+    for n in 0..20 {
+        w.log
+            .append_json("in", n % 2, &json!({"n": n, "customer": n % 5}));
+    }
+    // Partition 0 committed through its second record, partition 1 through its first; the
+    // other 17 records are the flow's lag, left to live processing.
+    w.history
+        .state
+        .lock()
+        .unwrap()
+        .offsets
+        .insert("g-view".into(), BTreeMap::from([(0, 2), (1, 1)]));
+    let config = parse(
+        r#"
+[[pipeline.flows]]
+name = "view"
+dead_letter = "view.dlq"
+batch_records = 1
+source = { topic = "in", group = "g-view" }
+sinks = [{ name = "c", cache = { key = "customer:{customer}" } }]
+"#,
+    );
+    let replayed = pipeline::rebuild_cache(&config, &w.seams(), &w.clock).unwrap();
+    assert_eq!(replayed, 3);
+    let keys: Vec<String> = w.cache.0.lock().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["customer:0", "customer:1", "customer:2"]);
+    // One record a poll: offsets 0 and 1 of partition 0, offset 0 of partition 1, then an
+    // empty poll ends the replay.
+    assert_eq!(
+        w.log.polls.load(Ordering::SeqCst),
+        4,
+        "polls: the replay stops at the committed offsets"
     );
 }
 

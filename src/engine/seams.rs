@@ -121,6 +121,7 @@ impl SourceOpener for LogSources {
             receivers,
             first: 0,
             rewound,
+            stops: None,
         }))
     }
 }
@@ -141,6 +142,9 @@ struct LogSource {
     /// [`Source::rewound`]: found when the source was opened (the lanes it splits into have
     /// none).
     rewound: Vec<CommitOffset>,
+    /// [`Source::stop_at`]: the offset each partition's reading ends at (a partition left out is
+    /// not read); `None` reads to the log end. The lanes a source splits into read to the end.
+    stops: Option<BTreeMap<u32, u64>>,
 }
 
 impl LogSource {
@@ -173,7 +177,12 @@ impl LogSource {
                     "consumer position passed by retention; resuming at the log start");
                 *position = earliest;
             }
-            if *position >= end || batch.records.len() >= max_records {
+            // Where this partition's reading ends: the log end, or an earlier stop.
+            let stop = self
+                .stops
+                .as_ref()
+                .map_or(end, |stops| stops.get(&p).copied().unwrap_or(0).min(end));
+            if *position >= stop || batch.records.len() >= max_records {
                 continue;
             }
             let wanted = max_records.saturating_sub(batch.records.len());
@@ -188,7 +197,7 @@ impl LogSource {
                 if r.offset < *position {
                     continue;
                 }
-                if batch.records.len() >= max_records {
+                if batch.records.len() >= max_records || r.offset >= stop {
                     break;
                 }
                 *position = r.offset + 1;
@@ -222,6 +231,7 @@ impl Source for LogSource {
                 receivers: Vec::new(),
                 first: 0,
                 rewound: Vec::new(),
+                stops: None,
             })
             .collect();
         // Partition i goes to lane i mod lanes, with its position and its wake-up receiver.
@@ -244,6 +254,10 @@ impl Source for LogSource {
 
     fn rewound(&self) -> Vec<CommitOffset> {
         self.rewound.clone()
+    }
+
+    fn stop_at(&mut self, ends: &BTreeMap<u32, u64>) {
+        self.stops = Some(ends.clone());
     }
 
     /// Never waits: the partitions' append notifications are the fetcher's
@@ -905,6 +919,47 @@ mod tests {
             )
             .unwrap();
         assert!(sink.committed("g", "orders").unwrap().is_empty());
+    }
+
+    /// A source told where to stop reads each partition up to its end and no partition left
+    /// out, however large the poll, even when one read of the log returns records past it.
+    #[test]
+    fn a_log_source_stops_each_partition_at_its_end() {
+        use crate::log::{Record, Routing};
+        use crate::pipeline::{SourceConfig, SourceOpener as _, SourceStart, StartPosition};
+        let (_dir, _history, sink) = history_sink();
+        let log = sink.log.clone();
+        log.create_topic("orders", Some(3), &[], false).unwrap();
+        for p in 0..3 {
+            let records = (0..10)
+                .map(|n| Record {
+                    key: None,
+                    value: Some(format!("{{\"n\":{n}}}").into()),
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                })
+                .collect();
+            log.append("orders", Routing::Partition(p), records)
+                .unwrap();
+        }
+        let config = SourceConfig {
+            topic: "orders".into(),
+            group: "g".into(),
+            start: StartPosition::Committed,
+        };
+        let mut source = super::LogSources { log }
+            .open(&config, &SourceStart::Earliest)
+            .unwrap();
+        source.stop_at(&[(0, 3), (1, 0)].into_iter().collect());
+        let batch = source.poll(100, 0).unwrap();
+        let read: Vec<(u32, u64)> = batch
+            .records
+            .iter()
+            .map(|r| (r.partition, r.offset))
+            .collect();
+        assert_eq!(read, [(0, 0), (0, 1), (0, 2)]);
+        assert_eq!(batch.end_offsets.get(&0), Some(&10), "the log end, for lag");
+        assert!(source.poll(100, 0).unwrap().records.is_empty());
     }
 
     #[test]

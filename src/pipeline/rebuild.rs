@@ -1,7 +1,7 @@
 //! Rebuilding the cache, a materialised view of the log, when the process starts.
 //!
 //! Each flow with a cache sink replays its source from the earliest retained offset up to the
-//! offsets it has committed, running the same transform, routes and templates as live
+//! offsets it has committed (and reads no further: `Source::stop_at`), running the same transform, routes and templates as live
 //! processing but writing only to the cache: history already holds those records, and their
 //! forwards and dead letters were sent the first time. Live processing then resumes from the
 //! committed offsets, so every key derived from a record still in the log answers as before.
@@ -57,13 +57,16 @@ pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock
             .source
             .open(&config.source, &SourceStart::Earliest)
             .map_err(|e| engine("open source", e))?;
+        // The flow's lag, past the committed offsets, is not read at start.
+        source.stop_at(&committed);
         let max = usize::try_from(config.batch_records).unwrap_or(1);
         loop {
             let batch = source.poll(max, 0).map_err(|e| engine("poll", e))?;
             if batch.records.is_empty() {
                 break;
             }
-            // Records past the committed offsets (the flow's lag) are left to live processing.
+            // Records past the committed offsets (the flow's lag) are left to live processing; a
+            // source that does not stop at them returns them too.
             let records: Vec<_> = batch
                 .records
                 .into_iter()

@@ -137,6 +137,14 @@ pub trait Source: Send + 'static {
     fn rewound(&self) -> Vec<CommitOffset> {
         Vec::new()
     }
+
+    /// Ends each partition's reading at its offset in `ends` (no record at or past it is
+    /// returned) and every partition `ends` leaves out at once: the cache rebuild at start reads
+    /// up to the committed offsets and no further. The default reads on, and the caller drops
+    /// what lies past the ends.
+    fn stop_at(&mut self, ends: &BTreeMap<u32, u64>) {
+        let _ = ends;
+    }
 }
 
 /// Opens sources (the log engine's side).
