@@ -1192,6 +1192,64 @@ fn values_are_checked_by_type_at_the_bounds() {
     );
 }
 
+/// Parameters with a live effect are checked against Redis's range for them too: a
+/// `client-query-buffer-limit` or `proto-max-bulk-len` under 1 MiB had been taken, and the
+/// next request of every client (even PING) was then refused or closed.
+#[test]
+fn live_parameters_are_checked_against_redis_ranges() {
+    let c = cache();
+    let set = |name: &str, v: &str| run(&c, &["CONFIG", "SET", name, v]);
+    let refused = |name: &str, reason: &str| {
+        Frame::error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+        ))
+    };
+    let at_least_1mb = "argument must be between 1048576 and 9223372036854775807 inclusive";
+    for name in ["proto-max-bulk-len", "client-query-buffer-limit"] {
+        assert_eq!(set(name, "1048575"), refused(name, at_least_1mb));
+        assert_eq!(set(name, "1"), refused(name, at_least_1mb));
+        assert_eq!(set(name, "1mb"), Frame::ok());
+        assert_eq!(config_value(&c, name).as_deref(), Some("1048576"));
+    }
+    assert_eq!(run(&c, &["PING"]), Frame::simple("PONG"));
+    assert_eq!(
+        set("hll-sparse-max-bytes", "-1"),
+        refused("hll-sparse-max-bytes", "argument must be a memory value")
+    );
+    // An integer parameter takes no unit, through its alias too.
+    assert_eq!(
+        set("zset-max-ziplist-entries", "1k"),
+        refused(
+            "zset-max-listpack-entries",
+            "argument couldn't be parsed into an integer"
+        )
+    );
+    assert_eq!(set("zset-max-listpack-value", "1k"), Frame::ok());
+    assert_eq!(
+        config_value(&c, "zset-max-ziplist-value").as_deref(),
+        Some("1000")
+    );
+    assert_eq!(set("maxmemory", "10mb"), Frame::ok());
+    assert_eq!(config_value(&c, "maxmemory").as_deref(), Some("10485760"));
+    assert_eq!(set("maxmemory", "0"), Frame::ok());
+    assert_eq!(
+        set("maxmemory-policy", "most-recent"),
+        refused(
+            "maxmemory-policy",
+            "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, allkeys-sieve"
+        )
+    );
+    // hz is a hint, kept within 1..=500 (Redis's CONFIG_MIN_HZ and CONFIG_MAX_HZ).
+    for (given, kept) in [("0", "1"), ("1", "1"), ("500", "500"), ("501", "500")] {
+        assert_eq!(set("hz", given), Frame::ok());
+        assert_eq!(config_value(&c, "hz").as_deref(), Some(kept));
+    }
+    assert_eq!(
+        set("hz", "-1"),
+        refused("hz", "argument must be between 0 and 2147483647 inclusive")
+    );
+}
+
 #[test]
 fn a_multi_parameter_set_changes_all_or_nothing() {
     let c = cache();

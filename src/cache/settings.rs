@@ -18,6 +18,11 @@ use crate::cache::{
 /// Redis's default `busy-reply-threshold`, in milliseconds.
 pub(crate) const BUSY_REPLY_THRESHOLD_MS_DEFAULT: u64 = 5000;
 
+/// Smallest `hz` CONFIG SET keeps (Redis's `CONFIG_MIN_HZ`); a smaller one is raised to it.
+const HZ_MIN: i64 = 1;
+/// Largest `hz` CONFIG SET keeps (Redis's `CONFIG_MAX_HZ`); a larger one is lowered to it.
+const HZ_MAX: i64 = 500;
+
 /// Parameter name → value text.
 #[derive(Debug)]
 pub(crate) struct Settings {
@@ -375,20 +380,6 @@ impl Settings {
         value: &str,
     ) -> Result<String, String> {
         match name {
-            // Memory values read back in bytes, as Redis prints them.
-            "maxmemory"
-            | "proto-max-bulk-len"
-            | "client-query-buffer-limit"
-            | "hll-sparse-max-bytes"
-            | "stream-node-max-bytes"
-            | "zset-max-listpack-entries"
-            | "zset-max-listpack-value"
-            | "zset-max-ziplist-entries"
-            | "zset-max-ziplist-value" => {
-                return parse_memory(value)
-                    .map(|bytes| bytes.to_string())
-                    .ok_or_else(|| "argument must be a memory value".to_owned());
-            }
             "lfu-log-factor" | "lfu-decay-time" => {
                 parse_int_setting(value, LFU_SETTING_MAX)?;
             }
@@ -424,11 +415,22 @@ impl Settings {
                 return Err("argument(s) must be one of the following: no, yes, clients".to_owned());
             }
             "maxmemory-policy" => {
-                EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction".to_owned())?;
+                // Redis's members in its order, then the one only this cache has.
+                EvictionPolicy::parse(value).ok_or_else(|| "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, allkeys-sieve".to_owned())?;
             }
             // Checked by the code below.
             "notify-keyspace-events" | OBUF_LIMIT => {}
-            // Stored only: checked by its type, as Redis checks it.
+            // Redis takes any hz its type allows as a hint and keeps it within
+            // CONFIG_MIN_HZ..=CONFIG_MAX_HZ (`updateHZ`), which CONFIG GET then reads.
+            "hz" => {
+                let hz = params::lookup(name)
+                    .map_or_else(|| Ok(value.to_owned()), |p| p.check(value))?;
+                return Ok(hz
+                    .parse::<i64>()
+                    .map_or(hz, |n| n.clamp(HZ_MIN, HZ_MAX).to_string()));
+            }
+            // Stored only, or applied from the stored text: checked by its type, as Redis
+            // checks it (memory parameters read back in bytes, as Redis prints them).
             _ => {
                 if let Some(param) = params::lookup(name) {
                     return param.check(value);
