@@ -15,15 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamcache::cache::{
-    Cache, CacheConfig, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, PUBSUB_BUFFER_BYTES_MAX,
-    QUERY_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX, RESP_MULTIBULK_LEN_MAX,
-    RESP_UNAUTH_BULK_BYTES_MAX, RESP_UNAUTH_MULTIBULK_LEN_MAX, RespConfig, SUBSCRIPTIONS_MAX,
-    WATCHED_KEYS_MAX,
+    Cache, CacheConfig, Frame, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX,
+    PUBSUB_BUFFER_BYTES_MAX, QUERY_BUFFER_BYTES_MAX, RESP_BULK_BYTES_MAX, RESP_INLINE_BYTES_MAX,
+    RESP_MULTIBULK_LEN_MAX, RESP_UNAUTH_BULK_BYTES_MAX, RESP_UNAUTH_MULTIBULK_LEN_MAX, RespConfig,
+    SUBSCRIPTIONS_MAX, WATCHED_KEYS_MAX,
 };
 use streamcache::clock::ManualClock;
 
 mod resp_common;
-use resp_common::Server;
+use resp_common::{Conn, Server, err};
 
 fn start(auth: Option<&str>, connections_max: usize, output_max: usize) -> Server {
     let cache = Cache::new(
@@ -226,6 +226,58 @@ fn auth_is_required_when_a_token_is_set() {
     let mut con = c.get_connection().unwrap();
     let pong: String = redis::cmd("PING").query(&mut con).unwrap();
     assert_eq!(pong, "PONG");
+}
+
+/// AUTH and HELLO as Redis 7.0 answers them with the default user alone: without a password
+/// that user is `nopass`, so `AUTH default <anything>` succeeds and another user is WRONGPASS;
+/// HELLO's SETNAME is checked as CLIENT SETNAME's and set as it is read; RESET drops the name.
+#[test]
+fn auth_hello_and_reset_treat_the_user_and_name_as_redis_7_0() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Conn::open(s.addr);
+    assert_eq!(
+        c.cmd(&["AUTH", "pw"]),
+        err(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+        )
+    );
+    assert_eq!(c.cmd(&["AUTH", "default", "pw"]), Frame::ok());
+    let wrongpass = err("WRONGPASS invalid username-password pair or user is disabled.");
+    assert_eq!(c.cmd(&["AUTH", "someone", "pw"]), wrongpass);
+    assert_eq!(c.cmd(&["HELLO", "3", "AUTH", "someone", "pw"]), wrongpass);
+    let bad_name = err("ERR Client names cannot contain spaces, newlines or special characters.");
+    assert_eq!(c.cmd(&["HELLO", "3", "SETNAME", "a b"]), bad_name);
+    assert_eq!(c.cmd(&["HELLO", "3", "SETNAME", "a\nb"]), bad_name);
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), Frame::Null);
+    assert_eq!(
+        c.cmd(&["HELLO", "2", "SETNAME", "first", "LATER"]),
+        err("ERR Syntax error in HELLO option 'LATER'")
+    );
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), resp_common::bulk("first"));
+    let Frame::Array(hello) = c.cmd(&["HELLO", "2", "AUTH", "default", "x", "SETNAME", "second"])
+    else {
+        panic!("HELLO 2 answers an array");
+    };
+    assert_eq!(hello.first(), Some(&resp_common::bulk("server")));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), resp_common::bulk("second"));
+    assert_eq!(c.cmd(&["RESET"]), Frame::simple("RESET"));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), Frame::Null);
+
+    // With a password, a wrong one is WRONGPASS and HELLO without AUTH is refused.
+    let s = start(Some("sesame"), 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Conn::open(s.addr);
+    assert_eq!(c.cmd(&["HELLO", "3", "AUTH", "default", "x"]), wrongpass);
+    assert_eq!(c.cmd(&["AUTH", "someone", "sesame"]), wrongpass);
+    assert_eq!(
+        c.cmd(&["HELLO", "3"]),
+        err(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time"
+        )
+    );
+    assert!(matches!(
+        c.cmd(&["HELLO", "3", "AUTH", "default", "sesame"]),
+        Frame::Map(_)
+    ));
 }
 
 /// A multibulk request of `n` arguments: a command name, then `a`s.

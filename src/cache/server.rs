@@ -1380,6 +1380,10 @@ impl Connection {
                 self.proto = 2;
                 self.reply = ReplyMode::On;
                 self.authed = self.shared.config.auth_token.is_none();
+                // Redis's `clearClientConnectionState` drops the name too.
+                if let Some(c) = self.shared.clients().get_mut(&self.id) {
+                    c.name = Bytes::new();
+                }
                 if std::mem::take(&mut self.monitoring) {
                     cache.inner().monitors.remove(self.id);
                 }
@@ -1645,18 +1649,25 @@ impl Connection {
             .unwrap_or_default()
     }
 
+    /// AUTH, as Redis's `authCommand` with only the default user: without a password that user
+    /// is `nopass`, so the password-only form is refused but `AUTH default <anything>` succeeds.
     fn auth(&mut self, args: &[&[u8]]) -> Frame {
-        let Some(expected) = self.shared.config.auth_token.clone() else {
-            return Frame::error(
-                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-            );
-        };
         let (user, pass) = match args.len() {
             2 => (&b"default"[..], args[1]),
             3 => (args[1], args[2]),
             _ => return Frame::error("ERR syntax error"),
         };
-        if user == b"default" && crate_constant_time_eq(pass, expected.as_bytes()) {
+        let expected = self.shared.config.auth_token.clone();
+        if expected.is_none() && args.len() == 2 {
+            return Frame::error(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            );
+        }
+        if user == b"default"
+            && expected
+                .as_ref()
+                .is_none_or(|expected| crate_constant_time_eq(pass, expected.as_bytes()))
+        {
             self.authed = true;
             Frame::ok()
         } else {
@@ -1678,7 +1689,8 @@ impl Connection {
             }
             i = 2;
         }
-        let mut setname = None;
+        // Options take effect one by one as Redis 7.0's `helloCommand` reads them: a name is
+        // set even when a later option is refused.
         while i < args.len() {
             if is(args[i], "auth") && i + 2 < args.len() {
                 let r = self.auth(&[b"AUTH", args[i + 1], args[i + 2]]);
@@ -1687,7 +1699,9 @@ impl Connection {
                 }
                 i += 3;
             } else if is(args[i], "setname") && i + 1 < args.len() {
-                setname = Some(Bytes::copy_from_slice(args[i + 1]));
+                if let Err(e) = self.set_name(args[i + 1]) {
+                    return e;
+                }
                 i += 2;
             } else {
                 return Frame::error(format!(
@@ -1698,13 +1712,8 @@ impl Connection {
         }
         if !self.authed {
             return Frame::error(
-                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
             );
-        }
-        if let Some(n) = setname
-            && let Some(c) = self.shared.clients().get_mut(&self.id)
-        {
-            c.name = n;
         }
         self.proto = proto;
         Frame::Map(vec![
@@ -1719,6 +1728,20 @@ impl Connection {
             (Frame::bulk(b"role"), Frame::bulk(b"master")),
             (Frame::bulk(b"modules"), Frame::Array(Vec::new())),
         ])
+    }
+
+    /// Names this client (an empty name removes it), or returns Redis's error for a name with
+    /// spaces or characters outside `!`..=`~` (`clientSetNameOrReply`).
+    fn set_name(&self, name: &[u8]) -> Result<(), Frame> {
+        if name.iter().any(|&b| b <= b' ' || b > b'~') {
+            return Err(Frame::error(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            ));
+        }
+        if let Some(c) = self.shared.clients().get_mut(&self.id) {
+            c.name = Bytes::copy_from_slice(name);
+        }
+        Ok(())
     }
 
     /// One CLIENT LIST line; `current` is the running command's name (`client|list` or
@@ -1819,18 +1842,7 @@ impl Connection {
                     Frame::Bulk(name)
                 }
             }
-            ("setname", 3) => {
-                let name = args[2];
-                if name.iter().any(|&b| b <= b' ' || b > b'~') {
-                    return Frame::error(
-                        "ERR Client names cannot contain spaces, newlines or special characters.",
-                    );
-                }
-                if let Some(c) = self.shared.clients().get_mut(&self.id) {
-                    c.name = Bytes::copy_from_slice(name);
-                }
-                Frame::ok()
-            }
+            ("setname", 3) => self.set_name(args[2]).map_or_else(|e| e, |()| Frame::ok()),
             ("list", _) | ("info", 2) => {
                 let current = format!("client|{sub}");
                 let clients = self.shared.clients();
