@@ -999,6 +999,78 @@ fn client_list_shows_each_clients_state() {
     assert_eq!(field(&line_of(&mut con, pid), "flags"), "b");
 }
 
+/// CLIENT LIST TYPE and ID pick clients as Redis 7.0's `clientCommand` does (a MONITOR counts as
+/// normal, ID lists in the order given and skips unknown ids), with its error texts; CLIENT
+/// NO-EVICT ON shows as flag `e`. Both filters had been ignored, every client listed.
+#[test]
+fn client_list_filters_by_type_and_id() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Conn::open(s.addr);
+    let ids = |c: &mut Conn, args: &[&str]| -> Vec<String> {
+        let mut request = vec!["CLIENT", "LIST"];
+        request.extend_from_slice(args);
+        let Frame::Bulk(text) = c.cmd(&request) else {
+            panic!("CLIENT LIST {args:?} answers a bulk string");
+        };
+        String::from_utf8(text.to_vec())
+            .unwrap()
+            .lines()
+            .map(|l| l.split(' ').next().unwrap().to_owned())
+            .collect()
+    };
+    let id_of = |c: &mut Conn| match c.cmd(&["CLIENT", "ID"]) {
+        Frame::Integer(id) => format!("id={id}"),
+        other => panic!("CLIENT ID answered {other:?}"),
+    };
+    let me = id_of(&mut c);
+    let mut sub = Conn::open(s.addr);
+    let sub_id = id_of(&mut sub);
+    sub.send(&["SUBSCRIBE", "news"]);
+    sub.reply();
+    let mut monitor = Conn::open(s.addr);
+    let monitor_id = id_of(&mut monitor);
+    assert_eq!(monitor.cmd(&["MONITOR"]), Frame::ok());
+
+    assert_eq!(
+        ids(&mut c, &["TYPE", "pubsub"]),
+        std::slice::from_ref(&sub_id)
+    );
+    assert_eq!(ids(&mut c, &["type", "NORMAL"]), [me.clone(), monitor_id]);
+    for kind in ["master", "replica", "slave"] {
+        assert!(ids(&mut c, &["TYPE", kind]).is_empty());
+    }
+    assert_eq!(
+        c.cmd(&["CLIENT", "LIST", "TYPE", "foo"]),
+        err("ERR Unknown client type 'foo'")
+    );
+    let (sub_n, me_n) = (&sub_id[3..], &me[3..]);
+    assert_eq!(
+        ids(&mut c, &["ID", sub_n, "999999", "-1", me_n, sub_n]),
+        [sub_id.clone(), me.clone(), sub_id]
+    );
+    assert_eq!(
+        c.cmd(&["CLIENT", "LIST", "ID", me_n, "abc"]),
+        err("ERR Invalid client ID")
+    );
+    let syntax = err("ERR syntax error");
+    assert_eq!(c.cmd(&["CLIENT", "LIST", "ID"]), syntax);
+    assert_eq!(c.cmd(&["CLIENT", "LIST", "TYPE"]), syntax);
+    assert_eq!(c.cmd(&["CLIENT", "LIST", "TYPE", "normal", "x"]), syntax);
+
+    let flags = |c: &mut Conn| -> String {
+        let Frame::Bulk(text) = c.cmd(&["CLIENT", "INFO"]) else {
+            panic!("CLIENT INFO answers a bulk string");
+        };
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        let flags = text.split(' ').find_map(|f| f.strip_prefix("flags="));
+        flags.unwrap().to_owned()
+    };
+    assert_eq!(c.cmd(&["CLIENT", "NO-EVICT", "ON"]), Frame::ok());
+    assert_eq!(flags(&mut c), "e");
+    assert_eq!(c.cmd(&["CLIENT", "NO-EVICT", "off"]), Frame::ok());
+    assert_eq!(flags(&mut c), "N");
+}
+
 /// CLIENT REPLY OFF silences command replies until ON; SKIP drops the next command's reply
 /// only; pub/sub confirmations and messages arrive whatever the mode, as in Redis 7.0.
 /// PUBSUB CHANNELS/NUMSUB/NUMPAT report the subscriptions.

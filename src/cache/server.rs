@@ -136,6 +136,9 @@ struct ClientEntry {
     last_cmd: &'static str,
     /// Whether it is a MONITOR (CLIENT LIST flag `O`).
     monitor: bool,
+    /// CLIENT NO-EVICT ON (CLIENT LIST flag `e`); nothing evicts clients here, so it is only
+    /// reported.
+    no_evict: bool,
 }
 
 impl ClientEntry {
@@ -548,6 +551,7 @@ impl Connection {
                 active_ms: active_ms.clone(),
                 last_cmd: "NULL",
                 monitor: false,
+                no_evict: false,
             },
         );
         let stats = &shared.cache.inner().stats;
@@ -1762,6 +1766,9 @@ impl Connection {
         if c.blocked.load(Ordering::SeqCst) {
             flags.push('b');
         }
+        if c.no_evict {
+            flags.push('e');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
@@ -1787,6 +1794,53 @@ impl Connection {
             c.ssub,
             c.proto
         )
+    }
+
+    /// CLIENT LIST [TYPE type | ID id…], as Redis 7.0's `clientCommand`: TYPE takes one type
+    /// (a MONITOR is `normal`; no client is a master or replica), ID lists the clients named
+    /// that exist, in the order given.
+    fn client_list(&self, args: &[&[u8]]) -> Frame {
+        let clients = self.shared.clients();
+        let line = |id: u64, c: &ClientEntry| self.client_line(id, c, "client|list");
+        let text: String = match args.get(2..).unwrap_or_default() {
+            [] => clients.iter().map(|(id, c)| line(*id, c)).collect(),
+            [option, kind] if is(option, "type") => {
+                let pubsub = if is(kind, "normal") {
+                    Some(false)
+                } else if is(kind, "pubsub") {
+                    Some(true)
+                } else if ["master", "replica", "slave"].iter().any(|k| is(kind, k)) {
+                    None
+                } else {
+                    return Frame::error(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(kind)
+                    ));
+                };
+                clients
+                    .iter()
+                    .filter(|(_, c)| pubsub == Some(c.is_pubsub()))
+                    .map(|(id, c)| line(*id, c))
+                    .collect()
+            }
+            [option, ids @ ..] if is(option, "id") && !ids.is_empty() => {
+                let mut text = String::new();
+                for id in ids {
+                    let Some(id) = crate::cache::resp::frame::parse_i64(id) else {
+                        return Frame::error("ERR Invalid client ID");
+                    };
+                    if let Some((id, c)) = u64::try_from(id)
+                        .ok()
+                        .and_then(|id| clients.get_key_value(&id))
+                    {
+                        text.push_str(&line(*id, c));
+                    }
+                }
+                text
+            }
+            _ => return Frame::error(SYNTAX),
+        };
+        Frame::Verbatim(Bytes::from(text))
     }
 
     /// CLIENT KILL: every other matching client is removed from the client table at once (so
@@ -1843,16 +1897,15 @@ impl Connection {
                 }
             }
             ("setname", 3) => self.set_name(args[2]).map_or_else(|e| e, |()| Frame::ok()),
-            ("list", _) | ("info", 2) => {
-                let current = format!("client|{sub}");
+            ("info", 2) => {
                 let clients = self.shared.clients();
-                let text: String = clients
-                    .iter()
-                    .filter(|(id, _)| sub == "list" || **id == self.id)
-                    .map(|(id, c)| self.client_line(*id, c, &current))
-                    .collect();
+                let text = clients
+                    .get(&self.id)
+                    .map(|c| self.client_line(self.id, c, "client|info"))
+                    .unwrap_or_default();
                 Frame::Verbatim(Bytes::from(text))
             }
+            ("list", _) => self.client_list(args),
             ("kill", n) if n >= 3 => self.client_kill(args),
             ("unblock", 3 | 4) => {
                 let Some(id) = crate::cache::resp::frame::parse_i64(args[2]) else {
@@ -1896,8 +1949,13 @@ impl Connection {
                 };
                 Frame::ok()
             }
-            // There is no client eviction here, so no client needs exempting from it.
-            ("no-evict", 3) if is(args[2], "on") || is(args[2], "off") => Frame::ok(),
+            // There is no client eviction here, so the flag is only reported.
+            ("no-evict", 3) if is(args[2], "on") || is(args[2], "off") => {
+                if let Some(c) = self.shared.clients().get_mut(&self.id) {
+                    c.no_evict = is(args[2], "on");
+                }
+                Frame::ok()
+            }
             ("no-evict", 3) => Frame::error("ERR syntax error"),
             ("tracking", _) => Frame::error(
                 "ERR CLIENT TRACKING (client-side caching invalidation) is not supported by this server",
