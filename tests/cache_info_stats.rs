@@ -262,6 +262,98 @@ fn default_info_carries_errorstats_but_not_commandstats() {
     assert!(order.is_sorted(), "sections in Redis's order: {order:?}");
 }
 
+/// INFO's sections as Redis 7.0.15's `genRedisInfoString` writes them: one blank line between
+/// sections and none after the last; Modules (empty) and Cluster in the default set; byte counts
+/// in `bytesToHuman`'s units; the hz settings. The text had ended in a blank line, had no Modules
+/// or Cluster section, and gave every `_human` field in K.
+#[test]
+fn sections_units_and_separators_are_redis() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    assert_eq!(info(&mut c, "keyspace"), "# Keyspace\r\n");
+    assert_eq!(info(&mut c, "modules"), "# Modules\r\n");
+    assert_eq!(info(&mut c, "module_list"), "# Modules\r\n");
+    assert_eq!(
+        info(&mut c, "cluster"),
+        "# Cluster\r\ncluster_enabled:0\r\n"
+    );
+    c.cmd(&["SET", "k", "v"]);
+    let default = info(&mut c, "");
+    assert!(
+        default.ends_with("\r\n# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"),
+        "{default}"
+    );
+    assert!(
+        default.contains("\r\n\r\n# Modules\r\n\r\n# Errorstats\r\n"),
+        "{default}"
+    );
+    let all = info(&mut c, "all");
+    let headers: Vec<&str> = all.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(
+        headers,
+        [
+            "# Server",
+            "# Clients",
+            "# Memory",
+            "# Persistence",
+            "# Stats",
+            "# Replication",
+            "# CPU",
+            "# Modules",
+            "# Commandstats",
+            "# Errorstats",
+            "# Latencystats",
+            "# Cluster",
+            "# Keyspace"
+        ]
+    );
+    // Every section but the first follows exactly one blank line.
+    assert_eq!(all.matches("\r\n\r\n#").count(), headers.len() - 1);
+    assert!(!all.ends_with("\r\n\r\n"));
+
+    let field = |text: &str, name: &str| -> String {
+        let prefix = format!("{name}:");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    for (bytes, human) in [
+        ("0", "0B"),
+        ("1023", "1023B"),
+        ("1024", "1.00K"),
+        ("1152", "1.12K"),
+        ("1048575", "1024.00K"),
+        ("1048576", "1.00M"),
+        ("3221225472", "3.00G"),
+        ("1125899906842624", "1.00P"),
+        ("1152921504606846976", "1152921504606846976B"),
+    ] {
+        assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", bytes]), Frame::ok());
+        assert_eq!(field(&info(&mut c, "memory"), "maxmemory_human"), human);
+    }
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), Frame::ok());
+    let memory = info(&mut c, "memory");
+    let used: u64 = field(&memory, "used_memory").parse().unwrap();
+    assert!(used < 1024 * 1024, "{memory}");
+    let human = field(&memory, "used_memory_human");
+    if used < 1024 {
+        assert_eq!(human, format!("{used}B"));
+    } else {
+        assert_eq!(human, format!("{:.2}K", used as f64 / 1024.0));
+    }
+    assert_eq!(field(&memory, "used_memory_peak_human"), human);
+    assert_eq!(field(&memory, "used_memory_scripts_human"), "0B");
+
+    assert_eq!(c.cmd(&["CONFIG", "SET", "hz", "20"]), Frame::ok());
+    let server = info(&mut c, "server");
+    assert_eq!(field(&server, "hz"), "20");
+    assert_eq!(field(&server, "configured_hz"), "20");
+    // The clock reads 1 000 000 ms.
+    assert_eq!(field(&server, "server_time_usec"), "1000000000");
+    assert_eq!(field(&server, "lru_clock"), "1000");
+    assert_eq!(field(&info(&mut c, "clients"), "cluster_connections"), "0");
+}
+
 #[test]
 fn role_is_a_master_without_replicas_as_info_says() {
     let (server, _clock) = resp_common::serve_manual();

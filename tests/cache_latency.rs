@@ -118,7 +118,7 @@ fn latency_tracking_and_its_percentiles_are_settings() {
 
     c.cmd(&["CONFIG", "SET", "latency-tracking", "no"]);
     c.cmd(&["SET", "a", "b"]);
-    assert_eq!(info(&mut c, "latencystats"), "# Latencystats\r\n\r\n");
+    assert_eq!(info(&mut c, "latencystats"), "# Latencystats\r\n");
     c.cmd(&["CONFIG", "SET", "latency-tracking", "yes"]);
     c.cmd(&["SET", "a", "b"]);
     assert!(percentiles(&mut c, "set").is_some());

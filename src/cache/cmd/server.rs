@@ -452,19 +452,22 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let st = &inner.stats;
     let uptime_s = ctx.now_ms.saturating_sub(inner.start_ms) / 1000;
     if want("server") {
+        let hz = inner.settings.get("hz").unwrap_or_default();
         let _ = write!(
             out,
-            "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{:040x}\r\ntcp_port:{}\r\nuptime_in_seconds:{uptime_s}\r\nuptime_in_days:{}\r\nexecutable:streamcache\r\n\r\n",
+            "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{:040x}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime_s}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nlru_clock:{}\r\nexecutable:streamcache\r\nconfig_file:\r\nio_threads_active:0\r\n\r\n",
             std::process::id(),
             inner.start_ms,
             inner.port.load(Ordering::Relaxed),
-            uptime_s / 86400
+            ctx.now_ms.saturating_mul(1000),
+            uptime_s / 86400,
+            (ctx.now_ms / 1000) & LRU_CLOCK_MAX,
         );
     }
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\r\n",
             st.connected_clients.load(Ordering::Relaxed),
             inner.config.connections_max,
             st.blocked_clients.load(Ordering::Relaxed)
@@ -477,18 +480,22 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         let bodies = scripts.body_bytes.load(Ordering::Relaxed);
         let functions_lua = scripts.functions_lua_bytes.load(Ordering::Relaxed);
         let functions_code = scripts.functions_code_bytes.load(Ordering::Relaxed);
+        let vm_total = lua + functions_lua;
+        let scripts_total = bodies + functions_code;
+        let maxmemory = inner.maxmemory.load(Ordering::Relaxed);
+        let human = |n: usize| bytes_to_human(u64::try_from(n).unwrap_or(u64::MAX));
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}K\r\nused_memory_peak:{used}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{:.2}K\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{functions_lua}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{functions_code}\r\nused_memory_scripts:{}\r\nused_memory_scripts_human:{:.2}K\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
-            used as f64 / 1024.0,
-            lua as f64 / 1024.0,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{functions_lua}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{functions_code}\r\nused_memory_scripts:{scripts_total}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nlazyfree_pending_objects:0\r\n\r\n",
+            human(used),
+            human(used),
+            human(lua),
             scripts.scripts.load(Ordering::Relaxed),
             scripts.functions.load(Ordering::Relaxed),
             scripts.libraries.load(Ordering::Relaxed),
-            lua + functions_lua,
-            bodies + functions_code,
-            (bodies + functions_code) as f64 / 1024.0,
-            inner.maxmemory.load(Ordering::Relaxed),
+            human(vm_total),
+            human(scripts_total),
+            bytes_to_human(maxmemory),
             inner.policy().name()
         );
     }
@@ -546,6 +553,10 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         }
         out.push_str("\r\n");
     }
+    if want("modules") || want("module_list") {
+        // No module is ever loaded.
+        out.push_str("# Modules\r\n\r\n");
+    }
     if want("commandstats") {
         inner.command_stats.write_commandstats(&mut out);
     }
@@ -554,6 +565,9 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     }
     if want("latencystats") {
         inner.command_stats.write_latencystats(&mut out);
+    }
+    if want("cluster") {
+        out.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
@@ -565,7 +579,31 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         }
         out.push_str("\r\n");
     }
+    // Each section ends in a blank line above; Redis puts one between sections only.
+    if out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
     Frame::Verbatim(Bytes::from(out))
+}
+
+/// Redis's `LRU_CLOCK_MAX`: INFO's `lru_clock` is the time in seconds modulo 2^24.
+const LRU_CLOCK_MAX: u64 = (1 << 24) - 1;
+
+/// Redis's `bytesToHuman`: bytes below 1024 as `<n>B`, then K, M, G, T and P with two decimals.
+fn bytes_to_human(n: u64) -> String {
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut scale: u64 = 1 << 10;
+    for unit in ['K', 'M', 'G', 'T', 'P'] {
+        // At most 2^60: no overflow.
+        let next = scale << 10;
+        if n < next {
+            return format!("{:.2}{unit}", n as f64 / scale as f64);
+        }
+        scale = next;
+    }
+    format!("{n}B")
 }
 
 /// Linux's `USER_HZ`: the unit of `/proc/<pid>/stat`'s CPU times (100 on every Linux ABI).
