@@ -506,6 +506,77 @@ fn read_misses_publish_keymiss_with_class_m() {
     );
 }
 
+/// Write commands that read keys look them up as Redis's `lookupKeyRead` does: a missing
+/// source publishes `keymiss` and counts in `keyspace_misses`, a found one in `keyspace_hits`;
+/// the keys they only write do not count. These had published nothing and counted nothing.
+#[test]
+fn write_commands_reading_keys_publish_keymiss_and_count() {
+    let s = start();
+    let mut w = Watcher::new(&s, "Km");
+    w.run(&["SADD", "s", "a"]);
+    w.run(&["CONFIG", "RESETSTAT"]);
+    let reads: &[(&[&str], &[&str])] = &[
+        (&["SUNIONSTORE", "d", "s", "m1"], &["m1"]),
+        (&["SINTERSTORE", "d", "m2", "s"], &["m2"]),
+        (&["SDIFFSTORE", "d", "s", "m3"], &["m3"]),
+        (&["ZUNIONSTORE", "z", "2", "m4", "m5"], &["m4", "m5"]),
+        (&["ZRANGESTORE", "z", "m6", "0", "-1"], &["m6"]),
+        (&["PFMERGE", "h", "m7"], &["h", "m7"]),
+        (&["SORT", "m8"], &["m8"]),
+        (&["SORT", "m9", "STORE", "d"], &["m9"]),
+        (&["BITOP", "AND", "d", "m10", "m11"], &["m10", "m11"]),
+        (&["BITFIELD", "m12", "GET", "u8", "0"], &["m12"]),
+        (&["GETEX", "m13"], &["m13"]),
+        (&["GETDEL", "m14"], &["m14"]),
+        (&["GETSET", "m15", "v"], &["m15"]),
+        (&["SET", "m16", "v", "GET"], &["m16"]),
+        (&["COPY", "m17", "d"], &["m17"]),
+        (
+            &["GEORADIUS", "m18", "0", "0", "1", "km", "STORE", "d"],
+            &["m18"],
+        ),
+        (
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "m19",
+                "FROMLONLAT",
+                "0",
+                "0",
+                "BYRADIUS",
+                "1",
+                "km",
+            ],
+            &["m19"],
+        ),
+    ];
+    let mut want = Vec::new();
+    for (cmd, missed) in reads {
+        w.run(cmd);
+        want.extend(
+            missed
+                .iter()
+                .map(|k| (format!("__keyspace@0__:{k}"), "keymiss".to_owned())),
+        );
+    }
+    // Writes that do not read their key publish nothing.
+    w.run(&["BITFIELD", "m20", "SET", "u8", "0", "1"]);
+    w.run(&["SET", "m21", "v"]);
+    assert_eq!(w.published(), want);
+    let misses = want.len();
+    let redis::Value::BulkString(info) = w.run(&["INFO", "stats"]) else {
+        panic!("INFO is a bulk string");
+    };
+    let info = String::from_utf8(info).unwrap();
+    // The found sources: SUNIONSTORE's, SINTERSTORE's and SDIFFSTORE's `s`; GETSET's and
+    // SET … GET's keys did not exist yet.
+    assert!(info.contains("\r\nkeyspace_hits:3\r\n"), "{info}");
+    assert!(
+        info.contains(&format!("\r\nkeyspace_misses:{misses}\r\n")),
+        "{info}"
+    );
+}
+
 /// Redis 7.0's OBJECT looks keys up with `LOOKUP_NOTOUCH|LOOKUP_NONOTIFY`: its misses publish
 /// no `keymiss` (EXISTS, TYPE and TTL, with `LOOKUP_NOTOUCH` alone, do).
 #[test]

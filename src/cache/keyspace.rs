@@ -436,6 +436,25 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Runs `read` with its lookups made as a read command's, whatever the command (Redis's
+    /// `lookupKeyRead`: counted in `keyspace_hits`/`keyspace_misses`, `keymiss` on a miss): the
+    /// keys a write command reads, such as SUNIONSTORE's sources or GETDEL's key.
+    pub(crate) fn reading<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> T {
+        let counted = std::mem::replace(&mut self.count_lookups, true);
+        let out = read(self);
+        self.count_lookups = counted;
+        out
+    }
+
+    /// Counts a lookup of `key` as [`Ctx::reading`] does, without touching it, for a write
+    /// command whose own lookup of a key it reads holds a borrow too long to run inside
+    /// [`Ctx::reading`] (GEORADIUS's source); a read command's lookups count already.
+    pub(crate) fn count_read(&mut self, key: &[u8]) {
+        if !self.count_lookups {
+            self.reading(|ctx| ctx.entry_notouch(key).is_some());
+        }
+    }
+
     /// The live entry under `key` in the selected database, looked up without counting as an
     /// access (Redis's `LOOKUP_NOTOUCH`: EXISTS, TYPE, the TTL family).
     pub(crate) fn entry_notouch(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {

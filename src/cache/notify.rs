@@ -32,7 +32,8 @@ pub(crate) const EXPIRED: u32 = 1 << 8;
 pub(crate) const EVICTED: u32 = 1 << 9;
 /// `t`: stream commands (`xadd`, `xtrim`, `xdel`, `xsetid`, `xgroup-*`).
 pub(crate) const STREAM: u32 = 1 << 10;
-/// `m`: key miss (`keymiss`, a read command's lookup that finds nothing).
+/// `m`: key miss (`keymiss`, a read lookup that finds nothing: a read command's, or one of a
+/// key a write command reads, as Redis's `lookupKeyRead`).
 pub(crate) const KEY_MISS: u32 = 1 << 11;
 /// `d`: module events (none exist here).
 pub(crate) const MODULE: u32 = 1 << 12;

@@ -215,12 +215,11 @@ pub(crate) fn bitop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     let dest = arg(args, 2);
     let mut sources: Vec<Vec<u8>> = Vec::with_capacity(args.len().saturating_sub(3));
+    // The sources are read as Redis's `lookupKeyRead` reads them.
     for key in args.iter().skip(3) {
-        sources.push(
-            tri!(get_bytes(ctx, key))
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default(),
-        );
+        sources.push(tri!(ctx.reading(|ctx| {
+            get_bytes(ctx, key).map(|s| s.map(<[u8]>::to_vec).unwrap_or_default())
+        })));
     }
     let max = sources.iter().map(Vec::len).max().unwrap_or(0);
     if max == 0 {
@@ -506,15 +505,18 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]], read_only: boo
     }
     let key = arg(args, 1);
     let Some(highest) = highest_write else {
-        // Only GETs: a missing key reads as zeros.
-        let s = tri!(get_bytes(ctx, key)).unwrap_or_default();
-        let replies = ops
-            .iter()
-            .map(|(_, field, offset, _)| {
-                Frame::Integer(field_int(*field, read_field(s, *offset, field.bits)))
-            })
-            .collect();
-        return Frame::Array(replies);
+        // Only GETs: a missing key reads as zeros. BITFIELD reads it as BITFIELD_RO does
+        // (Redis's `lookupKeyRead`).
+        return tri!(ctx.reading(|ctx| {
+            let s = get_bytes(ctx, key)?.unwrap_or_default();
+            Ok::<_, Frame>(Frame::Array(
+                ops.iter()
+                    .map(|(_, field, offset, _)| {
+                        Frame::Integer(field_int(*field, read_field(s, *offset, field.bits)))
+                    })
+                    .collect(),
+            ))
+        }));
     };
     if read_only {
         return Frame::error("ERR BITFIELD_RO only supports the GET subcommand");

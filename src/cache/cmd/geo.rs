@@ -696,7 +696,8 @@ fn search(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]], kind: Kind) -> Frame
         arg(args, 1)
     };
     // The source first (a wrong type is answered before anything else), borrowed until the
-    // points are found.
+    // points are found; read as Redis's `lookupKeyRead` reads it, by the storing forms too.
+    ctx.count_read(src);
     let source: Option<&ZSetValue> = tri!(get_zset(ctx, src)).map(|z| &*z);
     let mut center: Option<(f64, f64)> = None;
     let mut shape_kind: Option<(ShapeKind, f64)> = None;

@@ -579,7 +579,9 @@ pub(crate) fn pfmerge(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame
     let key = arg(args, 1);
     let max_bytes = inner.hll_sparse_max_bytes();
     let mut max = vec![0u8; REGISTERS];
-    let dense = tri!(merge_keys(ctx, args.get(1..).unwrap_or_default(), &mut max));
+    // Every key, the destination first, is read as Redis's `lookupKeyRead` reads it.
+    let dense =
+        tri!(ctx.reading(|ctx| merge_keys(ctx, args.get(1..).unwrap_or_default(), &mut max)));
     if !ctx.exists(key) {
         ctx.put(key, Value::Str(empty()), 0);
     }

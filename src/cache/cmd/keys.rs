@@ -475,7 +475,8 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if src == dst && to == ctx.db {
         return Frame::error("ERR source and destination objects are the same");
     }
-    let Some(entry) = ctx.entry(src).map(|e| e.to_entry()) else {
+    // The source is read as Redis's `lookupKeyRead` reads it; the destination is not counted.
+    let Some(entry) = ctx.reading(|ctx| ctx.entry(src).map(|e| e.to_entry())) else {
         return Frame::Integer(0);
     };
     if ctx.entry_db(to, dst).is_some() {

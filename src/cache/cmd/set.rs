@@ -274,7 +274,7 @@ pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
 pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let dst = arg(args, 1);
-    let sets = tri!(read_sets(ctx, args.get(2..).unwrap_or_default()));
+    let sets = tri!(ctx.reading(|ctx| read_sets(ctx, args.get(2..).unwrap_or_default())));
     let result = combine(sets, op_of(args));
     let n = result.len();
     let existed = ctx.delete(dst);

@@ -45,13 +45,16 @@ fn lookup(ctx: &mut Ctx<'_>, pattern: &[u8], subst: &[u8]) -> Option<Bytes> {
         _ => (after, None),
     };
     let key = [prefix, subst, postfix].concat();
-    let entry = ctx.entry(&key)?;
-    match (entry.into_stored(), field) {
-        (Stored::Str(s), None) => Some(Bytes::copy_from_slice(s)),
-        (Stored::Value(Value::Str(s)), None) => Some(Bytes::copy_from_slice(s)),
-        (Stored::Value(Value::Hash(h)), Some(f)) => h.get(f).cloned(),
-        _ => None,
-    }
+    // Redis's `lookupKeyByPattern` reads with `lookupKeyRead`, SORT … STORE too.
+    ctx.reading(|ctx| {
+        let entry = ctx.entry(&key)?;
+        match (entry.into_stored(), field) {
+            (Stored::Str(s), None) => Some(Bytes::copy_from_slice(s)),
+            (Stored::Value(Value::Str(s)), None) => Some(Bytes::copy_from_slice(s)),
+            (Stored::Value(Value::Hash(h)), Some(f)) => h.get(f).cloned(),
+            _ => None,
+        }
+    })
 }
 
 /// One element to sort and its weight.
@@ -109,19 +112,23 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         Set(Vec<Bytes>),
         ZSet(Vec<Bytes>),
     }
-    let source = match ctx.entry(key) {
-        None => Source::List(Vec::new()),
+    // Read as Redis's `lookupKeyRead` reads it, by SORT … STORE too.
+    let source = ctx.reading(|ctx| match ctx.entry(key) {
+        None => Some(Source::List(Vec::new())),
         Some(e) => match e.into_boxed() {
-            Some(Value::List(l)) => Source::List(l.iter().map(Elem::to_bytes).collect()),
-            Some(Value::Set(s)) => Source::Set(s.iter().cloned().collect()),
-            Some(Value::ZSet(z)) => Source::ZSet(
+            Some(Value::List(l)) => Some(Source::List(l.iter().map(Elem::to_bytes).collect())),
+            Some(Value::Set(s)) => Some(Source::Set(s.iter().cloned().collect())),
+            Some(Value::ZSet(z)) => Some(Source::ZSet(
                 z.range(0, z.len(), false)
                     .into_iter()
                     .map(|(m, _)| m)
                     .collect(),
-            ),
-            _ => return Frame::error(WRONGTYPE),
+            )),
+            _ => None,
         },
+    });
+    let Some(source) = source else {
+        return Frame::error(WRONGTYPE);
     };
     // A set with no order asked for is sorted anyway when stored or when a script asks, so the
     // stored list or the script's result does not depend on the set's internal order.

@@ -631,10 +631,10 @@ pub(crate) fn xreadgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
     let mut ids = Vec::with_capacity(r.n);
     for k in 0..r.n {
         let key = arg(args, r.streams + k);
-        let exists = match tri!(get_stream(ctx, key)) {
-            Some(s) => s.groups().contains_key(&gname),
-            None => false,
-        };
+        // Read as Redis's `lookupKeyRead` reads it, though XREADGROUP writes.
+        let exists = tri!(ctx.reading(|ctx| {
+            get_stream(ctx, key).map(|s| s.is_some_and(|s| s.groups().contains_key(&gname)))
+        }));
         if !exists {
             return Frame::error(format!(
                 "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",

@@ -36,6 +36,12 @@ pub(crate) fn get_bytes<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&
     }
 }
 
+/// The string under `key` as a bulk reply, looked up as GET looks it up (counted, `keymiss`),
+/// for the write commands that read it first (GETDEL, GETEX, GETSET, SET … GET).
+fn read_bytes(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Frame>, Frame> {
+    ctx.reading(|ctx| get_bytes(ctx, key).map(|v| v.map(Frame::bulk)))
+}
+
 /// Converts a relative or absolute expire argument into a wall-clock deadline in ms.
 /// `unit_ms` is 1000 for seconds and 1 for milliseconds.
 pub(crate) fn deadline(
@@ -127,6 +133,10 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             return Frame::error(SYNTAX);
         }
         i += 1;
+    }
+    // With GET, Redis reads the key as GET does first (`getGenericCommand`).
+    if get {
+        tri!(read_bytes(ctx, key));
     }
     let (old, old_ttl) = match ctx.entry(key) {
         None => (None, 0),
@@ -233,7 +243,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             return Frame::error(SYNTAX);
         }
     }
-    let Some(value) = tri!(get_bytes(ctx, key)).map(Frame::bulk) else {
+    let Some(value) = tri!(read_bytes(ctx, key)) else {
         return Frame::Null;
     };
     if let Some(d) = new_deadline {
@@ -256,7 +266,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
-    let Some(value) = tri!(get_bytes(ctx, key)).map(Frame::bulk) else {
+    let Some(value) = tri!(read_bytes(ctx, key)) else {
         return Frame::Null;
     };
     ctx.delete(key);
@@ -267,7 +277,7 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn getset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
-    let old = tri!(get_bytes(ctx, key)).map_or(Frame::Null, Frame::bulk);
+    let old = tri!(read_bytes(ctx, key)).unwrap_or(Frame::Null);
     store(ctx, key, arg(args, 2), 0);
     old
 }

@@ -594,17 +594,20 @@ pub(crate) fn zrange(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
         std::mem::swap(&mut lo, &mut hi);
     }
     let bounds = tri!(Bounds::parse(by, lo, hi));
-    let items = match tri!(get_zset(ctx, key)) {
-        None => Vec::new(),
-        Some(z) => {
-            let (first, end) = bounds.ranks(z);
-            match bounds {
-                Bounds::Rank(..) if end > first => z.range(first, end - first, rev),
-                Bounds::Rank(..) => Vec::new(),
-                _ => window(z, first, end, rev, offset, limit),
+    // ZRANGESTORE reads its source as ZRANGE does (Redis's `lookupKeyRead`).
+    let items = tri!(ctx.reading(|ctx| {
+        Ok::<_, Frame>(match get_zset(ctx, key)? {
+            None => Vec::new(),
+            Some(z) => {
+                let (first, end) = bounds.ranks(z);
+                match bounds {
+                    Bounds::Rank(..) if end > first => z.range(first, end - first, rev),
+                    Bounds::Rank(..) => Vec::new(),
+                    _ => window(z, first, end, rev, offset, limit),
+                }
             }
-        }
-    };
+        })
+    }));
     if store {
         let dst = arg(args, 1);
         return store_result(ctx, inner, dst, items.into_iter().collect(), "zrangestore");
@@ -1035,8 +1038,9 @@ pub(crate) fn zsetop(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     }
     let keys = args.get(at + 1..at + 1 + setnum).unwrap_or_default();
     let mut inputs = Vec::with_capacity(setnum);
+    // Read as Redis's `lookupKeyRead` reads them, by the STORE forms too.
     for k in keys {
-        inputs.push((tri!(read_input(ctx, k)), 1.0f64));
+        inputs.push((tri!(ctx.reading(|ctx| read_input(ctx, k))), 1.0f64));
     }
     let (mut how, mut withscores, mut limit) = (Aggregate::Sum, false, 0usize);
     let mut j = at + 1 + setnum;
