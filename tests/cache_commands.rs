@@ -1192,6 +1192,98 @@ fn values_are_checked_by_type_at_the_bounds() {
     );
 }
 
+/// HELP of the container commands as Redis's `addReplyHelp` writes it (header, Redis's lines for
+/// the subcommands answered here, then `HELP` and `    Prints this help.`); CONFIG HELP had been
+/// its header alone, OBJECT HELP names without their descriptions, MEMORY HELP and COMMAND HELP
+/// unknown subcommands, XINFO's and XGROUP's last line `Print this help.`.
+#[test]
+fn help_replies_and_memory_and_swapdb_errors_are_redis() {
+    let c = cache();
+    let lines = |parts: &[&str]| -> Vec<String> {
+        let Frame::Array(items) = run(&c, parts) else {
+            panic!("{parts:?} answers an array");
+        };
+        items
+            .into_iter()
+            .map(|f| match f {
+                Frame::Simple(s) => s.into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    for (command, first, count) in [
+        ("CONFIG", "GET <pattern>", 11),
+        ("OBJECT", "ENCODING <key>", 15),
+        ("MEMORY", "MALLOC-STATS", 10),
+        ("COMMAND", "(no subcommand)", 21),
+        ("XINFO", "CONSUMERS <key> <groupname>", 9),
+        ("XGROUP", "CREATE <key> <groupname> <id|$> [option]", 17),
+    ] {
+        let got = lines(&[command, "HELP"]);
+        assert_eq!(
+            got[0],
+            format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
+        );
+        assert_eq!(got[1], first, "{command}");
+        assert_eq!(got[got.len() - 2..], ["HELP", "    Prints this help."]);
+        assert_eq!(got.len(), count, "{command}: {got:?}");
+    }
+    assert_eq!(
+        lines(&["OBJECT", "HELP"])[2],
+        "    Return the kind of internal representation used in order to store the value"
+    );
+
+    // MEMORY: SAMPLES is checked before the key is looked up; PURGE and MALLOC-STATS answer.
+    let syntax = Frame::error("ERR syntax error");
+    run(&c, &["SET", "k", "v"]);
+    for bad in [
+        &["MEMORY", "USAGE", "k", "SAMPLES"][..],
+        &["MEMORY", "USAGE", "k", "SAMPLES", "-1"],
+        &["MEMORY", "USAGE", "nokey", "SAMPLES", "-1"],
+        &["MEMORY", "USAGE", "k", "FOO", "1"],
+    ] {
+        assert_eq!(run(&c, bad), syntax, "{bad:?}");
+    }
+    assert_eq!(
+        run(&c, &["MEMORY", "USAGE", "k", "SAMPLES", "x"]),
+        Frame::error("ERR value is not an integer or out of range")
+    );
+    assert!(matches!(
+        run(
+            &c,
+            &["MEMORY", "USAGE", "k", "SAMPLES", "0", "SAMPLES", "3"]
+        ),
+        Frame::Integer(_)
+    ));
+    assert_eq!(
+        run(&c, &["MEMORY", "USAGE", "nokey", "SAMPLES", "5"]),
+        Frame::Null
+    );
+    assert_eq!(run(&c, &["MEMORY", "PURGE"]), Frame::ok());
+    assert_eq!(
+        run(&c, &["MEMORY", "MALLOC-STATS"]),
+        bulk("Stats not supported for the current allocator")
+    );
+
+    // SWAPDB: a non-integer index is named; one out of range is DB index is out of range.
+    let out_of_range = Frame::error("ERR DB index is out of range");
+    assert_eq!(run(&c, &["SWAPDB", "0", "16"]), out_of_range);
+    assert_eq!(run(&c, &["SWAPDB", "-1", "0"]), out_of_range);
+    assert_eq!(
+        run(&c, &["SWAPDB", "16", "x"]),
+        Frame::error("ERR invalid second DB index")
+    );
+    assert_eq!(
+        run(&c, &["SWAPDB", "x", "0"]),
+        Frame::error("ERR invalid first DB index")
+    );
+    assert_eq!(
+        run(&c, &["SWAPDB", "0", "2147483648"]),
+        Frame::error("ERR invalid second DB index")
+    );
+    assert_eq!(run(&c, &["SWAPDB", "0", "15"]), Frame::ok());
+}
+
 /// Parameters with a live effect are checked against Redis's range for them too: a
 /// `client-query-buffer-limit` or `proto-max-bulk-len` under 1 MiB had been taken, and the
 /// next request of every client (even PING) was then refused or closed.

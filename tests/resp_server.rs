@@ -1071,6 +1071,35 @@ fn client_list_filters_by_type_and_id() {
     assert_eq!(flags(&mut c), "N");
 }
 
+/// CLIENT HELP answers Redis's lines for the subcommands served here; it had been an unknown
+/// subcommand.
+#[test]
+fn client_help_lists_its_subcommands() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Conn::open(s.addr);
+    let Frame::Array(lines) = c.cmd(&["CLIENT", "HELP"]) else {
+        panic!("CLIENT HELP answers an array");
+    };
+    let lines: Vec<Frame> = lines;
+    assert_eq!(
+        lines.first(),
+        Some(&Frame::simple(
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+        ))
+    );
+    assert!(lines.contains(&Frame::simple("LIST [options ...]")));
+    assert!(lines.contains(&Frame::simple("NO-EVICT (ON|OFF)")));
+    assert_eq!(
+        lines.get(lines.len() - 2..),
+        Some(
+            &[
+                Frame::simple("HELP"),
+                Frame::simple("    Prints this help.")
+            ][..]
+        )
+    );
+}
+
 /// CLIENT REPLY OFF silences command replies until ON; SKIP drops the next command's reply
 /// only; pub/sub confirmations and messages arrive whatever the mode, as in Redis 7.0.
 /// PUBSUB CHANNELS/NUMSUB/NUMPAT report the subscriptions.

@@ -414,8 +414,20 @@ pub(crate) fn db_index(a: &[u8]) -> Result<usize, Frame> {
 }
 
 pub(crate) fn swapdb(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let a = tri!(db_index(arg(args, 1)).map_err(|_| Frame::error("ERR invalid first DB index")));
-    let b = tri!(db_index(arg(args, 2)).map_err(|_| Frame::error("ERR invalid second DB index")));
+    // Both are read as C ints first, then checked against the number of databases (Redis's
+    // `swapdbCommand` and `dbSwapDatabases`).
+    let as_int =
+        |a: &[u8]| crate::cache::resp::frame::parse_i64(a).filter(|n| i32::try_from(*n).is_ok());
+    let Some(a) = as_int(arg(args, 1)) else {
+        return Frame::error("ERR invalid first DB index");
+    };
+    let Some(b) = as_int(arg(args, 2)) else {
+        return Frame::error("ERR invalid second DB index");
+    };
+    let index = |n: i64| usize::try_from(n).ok().filter(|n| *n < DATABASES);
+    let (Some(a), Some(b)) = (index(a), index(b)) else {
+        return Frame::error("ERR DB index is out of range");
+    };
     if a == b {
         return Frame::ok();
     }
@@ -591,18 +603,22 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame
 pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "help") {
-        return Frame::Array(
-            [
-                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        return super::help_reply(
+            "OBJECT",
+            &[
                 "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
                 "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
                 "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
                 "REFCOUNT <key>",
-                "HELP",
-            ]
-            .iter()
-            .map(|s| Frame::simple(s))
-            .collect(),
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+            ],
         );
     }
     // The dispatcher checked the arity of the known subcommands; an unknown one is named
@@ -643,12 +659,50 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     }
 }
 
+/// MEMORY USAGE, PURGE, MALLOC-STATS and HELP, as Redis 7.0's `memoryCommand` (DOCTOR and
+/// STATS describe an allocator this server does not have).
 pub(crate) fn memory(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
-    if !is(arg(args, 1), "usage") || args.len() < 3 {
-        return Frame::error(format!(
-            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
-            String::from_utf8_lossy(arg(args, 1))
-        ));
+    let sub = arg(args, 1);
+    match args.len() {
+        2 if is(sub, "help") => {
+            return super::help_reply(
+                "MEMORY",
+                &[
+                    "MALLOC-STATS",
+                    "    Return internal statistics report from the memory allocator.",
+                    "PURGE",
+                    "    Attempt to purge dirty pages for reclamation by the allocator.",
+                    "USAGE <key> [SAMPLES <count>]",
+                    "    Return memory in bytes used by <key> and its value. Nested values are",
+                    "    sampled up to <count> times (default: 5, 0 means sample all).",
+                ],
+            );
+        }
+        // Freed memory goes back to Rust's allocator at once: nothing is left to purge.
+        2 if is(sub, "purge") => return Frame::ok(),
+        // Redis's answer when it is not built with jemalloc.
+        2 if is(sub, "malloc-stats") => {
+            return Frame::bulk(b"Stats not supported for the current allocator");
+        }
+        n if n >= 3 && is(sub, "usage") => {}
+        _ => {
+            return Frame::error(format!(
+                "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+                String::from_utf8_lossy(sub)
+            ));
+        }
+    }
+    // SAMPLES is checked as Redis checks it, before the key is looked up; every element is
+    // counted whatever it says.
+    let mut j = 3;
+    while j < args.len() {
+        if !is(arg(args, j), "samples") || j + 1 >= args.len() {
+            return Frame::error(SYNTAX);
+        }
+        if tri!(int_arg(args, j + 1)) < 0 {
+            return Frame::error(SYNTAX);
+        }
+        j += 2;
     }
     match ctx.peek(arg(args, 2)) {
         Some(e) => Frame::Integer(i64::from(e.mem())),

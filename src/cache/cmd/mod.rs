@@ -231,6 +231,18 @@ pub(crate) fn changed(ctx: &mut Ctx<'_>, key: &[u8], class: u32, event: &'static
     }
 }
 
+/// A container command's HELP reply as Redis's `addReplyHelp` writes it: the `<COMMAND>
+/// <subcommand> …` header, `lines`, then HELP's own entry.
+pub(crate) fn help_reply(command: &str, lines: &[&'static str]) -> Frame {
+    let header = format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+    let mut out = Vec::with_capacity(lines.len() + 3);
+    out.push(Frame::Simple(header.into()));
+    out.extend(lines.iter().map(|l| Frame::simple(l)));
+    out.push(Frame::simple("HELP"));
+    out.push(Frame::simple("    Prints this help."));
+    Frame::Array(out)
+}
+
 pub(crate) fn int(n: usize) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }

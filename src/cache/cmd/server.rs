@@ -324,9 +324,19 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
         return Frame::error("ERR The server is running without a config file");
     }
     if is(sub, "help") {
-        return Frame::Array(vec![Frame::simple(
-            "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        )]);
+        return super::help_reply(
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
+            ],
+        );
     }
     Frame::error(format!(
         "ERR unknown subcommand '{}'. Try CONFIG HELP.",
@@ -374,6 +384,31 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     if is(sub, "count") {
         return int(command::all().count());
+    }
+    if is(sub, "help") && args.len() == 2 {
+        return super::help_reply(
+            "COMMAND",
+            &[
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+                "GETKEYSANDFLAGS <full-command>",
+                "    Return the keys and the access flags from a full Redis command.",
+            ],
+        );
     }
     if is(sub, "info") {
         if args.len() == 2 {

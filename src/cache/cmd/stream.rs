@@ -756,7 +756,7 @@ pub(crate) fn xgroup(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
                 "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
                 "    Set the current group ID and entries_read counter.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|s| Frame::simple(s))
@@ -1389,7 +1389,7 @@ pub(crate) fn xinfo(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
                 "STREAM <key> [FULL [COUNT <count>]",
                 "    Show information about the stream.",
                 "HELP",
-                "    Print this help.",
+                "    Prints this help.",
             ]
             .iter()
             .map(|s| Frame::simple(s))
