@@ -99,6 +99,59 @@ fn over_the_ceiling_only_commands_that_may_grow_memory_are_refused() {
     }
 }
 
+/// A container's subcommands are refused over the ceiling by their own DENYOOM flag, as Redis's
+/// command table gives each one: XGROUP CREATE, CREATECONSUMER and FUNCTION LOAD are refused;
+/// XGROUP SETID, DELCONSUMER, DESTROY and FUNCTION DELETE run. XGROUP SETID and the other
+/// XGROUP writes had been refused and FUNCTION LOAD had run.
+#[test]
+fn over_the_ceiling_subcommands_are_refused_by_their_own_flag() {
+    let (_, c) = cache(EvictionPolicy::Noeviction);
+    let oom = Frame::error("OOM command not allowed when used memory > 'maxmemory'.");
+    assert_eq!(
+        run(&c, &[b"XADD", b"s", b"1-1", b"f", b"v"]),
+        Frame::bulk(b"1-1")
+    );
+    assert_eq!(
+        run(&c, &[b"XGROUP", b"CREATE", b"s", b"g", b"0"]),
+        Frame::ok()
+    );
+    assert_eq!(
+        run(&c, &[b"XGROUP", b"CREATECONSUMER", b"s", b"g", b"c"]),
+        Frame::Integer(1)
+    );
+    let library = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+    assert_eq!(
+        run(&c, &[b"FUNCTION", b"LOAD", library]),
+        Frame::bulk(b"lib")
+    );
+    let mut i = 0;
+    while c.set(0, format!("k{i}").as_bytes(), &[b'x'; 100], None) == Frame::ok() {
+        i += 1;
+    }
+    let other = b"#!lua name=other\nredis.register_function('o', function() return 1 end)";
+    for refused in [
+        &[&b"XGROUP"[..], b"CREATE", b"s", b"g2", b"0"][..],
+        &[b"XGROUP", b"CREATECONSUMER", b"s", b"g", b"c2"],
+        &[b"FUNCTION", b"LOAD", other],
+    ] {
+        assert_eq!(run(&c, refused), oom, "{:?}", refused.get(1));
+    }
+    for (allowed, reply) in [
+        (
+            &[&b"XGROUP"[..], b"SETID", b"s", b"g", b"0"][..],
+            Frame::ok(),
+        ),
+        (
+            &[b"XGROUP", b"DELCONSUMER", b"s", b"g", b"c"],
+            Frame::Integer(0),
+        ),
+        (&[b"XGROUP", b"DESTROY", b"s", b"g"], Frame::Integer(1)),
+        (&[b"FUNCTION", b"DELETE", b"lib"], Frame::ok()),
+    ] {
+        assert_eq!(run(&c, allowed), reply, "{:?}", allowed.get(1));
+    }
+}
+
 #[test]
 fn every_evicting_policy_holds_the_ceiling() {
     for policy in [

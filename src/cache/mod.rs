@@ -928,7 +928,7 @@ impl Cache {
         now_ms: u64,
         script_inline: bool,
     ) -> Result<(Frame, bool), Frame> {
-        if let Some(oom) = self.check_memory(spec) {
+        if let Some(oom) = self.check_memory(spec, args) {
             self.inner.command_stats.rejected(spec, args, &oom);
             return Err(oom);
         }
@@ -977,11 +977,13 @@ impl Cache {
         proto: u8,
         caller: Caller<'_>,
     ) -> Result<Vec<Frame>, Frame> {
-        let writes = queue.iter().any(|args| {
-            args.first()
-                .and_then(|n| resp::command::lookup(n))
-                .is_some_and(Self::denies_oom)
-        });
+        let writes = self.over_memory()
+            && queue.iter().any(|args| {
+                let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                args.first()
+                    .and_then(|n| resp::command::lookup(n))
+                    .is_some_and(|spec| spec.denies_oom(&args))
+            });
         if writes && let Some(Frame::Error(oom)) = self.check_memory_now() {
             return Err(Frame::error(format!(
                 "EXECABORT Transaction discarded because of: {oom}"
@@ -1381,19 +1383,23 @@ impl Cache {
             })
     }
 
-    /// Whether the command is refused when memory is over the ceiling: Redis's `DENYOOM`
-    /// commands, which may grow memory (SREM, HDEL, EXPIRE, RENAME … still run, as in Redis).
-    fn denies_oom(spec: &resp::command::Spec) -> bool {
-        spec.denyoom
-    }
-
-    /// Answers OOM for a write when memory is over the ceiling and eviction cannot help.
-    fn check_memory(&self, spec: &resp::command::Spec) -> Option<Frame> {
-        if Self::denies_oom(spec) {
+    /// Answers OOM for a write when memory is over the ceiling and eviction cannot help: only
+    /// Redis's `DENYOOM` calls, which may grow memory (SREM, HDEL, EXPIRE, RENAME, XGROUP SETID
+    /// … still run, as in Redis). The flag alone is read unless memory is over the ceiling.
+    fn check_memory(&self, spec: &resp::command::Spec, args: &[&[u8]]) -> Option<Frame> {
+        if spec.denyoom && self.over_memory() && spec.denies_oom(args) {
             self.check_memory_now()
         } else {
             None
         }
+    }
+
+    /// Whether used memory is over a `maxmemory` that is set.
+    fn over_memory(&self) -> bool {
+        let max = self.inner.maxmemory.load(Ordering::Relaxed);
+        max != 0
+            && self.inner.used_bytes.load(Ordering::Relaxed)
+                > usize::try_from(max).unwrap_or(usize::MAX)
     }
 
     /// Answers OOM when memory is over the ceiling and eviction cannot bring it back. The RESP

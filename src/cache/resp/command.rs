@@ -49,6 +49,7 @@ pub(crate) struct Spec {
     pub(crate) write: bool,
     /// May grow memory: refused with OOM over `maxmemory` (Redis's `DENYOOM` flag, as Redis
     /// 7.0.15's command table sets it; deletions, pops, EXPIRE, RENAME and the like still run).
+    /// A container's is set when some subcommand has it ([`Spec::denies_oom`] tells which).
     pub(crate) denyoom: bool,
     /// How it runs.
     pub(crate) mode: Mode,
@@ -259,7 +260,7 @@ static SPECS: &[Spec] = specs! {
     "info" -1 0 0 0 r Exclusive server::info;
     "config" -2 0 0 0 r Exclusive server::config;
     "command" -1 0 0 0 r Keyed server::command;
-    "function" -2 0 0 0 w Exclusive script::function;
+    "function" -2 0 0 0 o Exclusive script::function;
     "fcall" -3 0 0 0 r Exclusive script::fcall;
     "fcall_ro" -3 0 0 0 r Exclusive script::fcall;
     "eval" -3 0 0 0 r Exclusive script::eval;
@@ -522,6 +523,24 @@ pub(crate) fn is_container(name: &str) -> bool {
     subcommands_of(name).is_some()
 }
 
+impl Spec {
+    /// Whether this call may grow memory, so is refused over `maxmemory` (Redis's `DENYOOM`):
+    /// the command's flag, or for a container its subcommand's (XGROUP CREATE and FUNCTION
+    /// LOAD grow memory, XGROUP SETID and FUNCTION DELETE do not). An unknown subcommand is
+    /// left to its handler's error. Only asked with memory over the ceiling: it may allocate.
+    pub(crate) fn denies_oom(&self, args: &[&[u8]]) -> bool {
+        if !self.denyoom {
+            return false;
+        }
+        if !is_container(self.name) {
+            return true;
+        }
+        let sub = String::from_utf8_lossy(args.get(1).copied().unwrap_or_default());
+        let full = format!("{}|{}", self.name, sub.to_ascii_lowercase());
+        super::cmdflags::of(&full).is_some_and(|(_, flags, _)| flags.contains(&"denyoom"))
+    }
+}
+
 fn arity_holds(arity: i32, argc: usize) -> bool {
     let argc = i32::try_from(argc).unwrap_or(i32::MAX);
     if arity >= 0 {
@@ -699,6 +718,33 @@ mod tests {
                 let full = format!("{name}|{sub}");
                 assert!(super::super::cmdflags::of(&full).is_some(), "{full}");
             }
+        }
+    }
+
+    /// The DENYOOM refusals follow Redis's table: a command's own flag, a container's set
+    /// exactly when a subcommand has it, and each subcommand's as the table gives it.
+    #[test]
+    fn denyoom_follows_redis_table() {
+        let flagged = |full: &str| {
+            super::super::cmdflags::of(full).is_some_and(|(_, f, _)| f.contains(&"denyoom"))
+        };
+        for spec in all() {
+            let Some(subs) = subcommands_of(spec.name) else {
+                assert_eq!(spec.denyoom, flagged(spec.name), "{}", spec.name);
+                assert_eq!(spec.denies_oom(&[]), spec.denyoom, "{}", spec.name);
+                continue;
+            };
+            let any = subs
+                .iter()
+                .any(|sub| flagged(&format!("{}|{sub}", spec.name)));
+            assert_eq!(spec.denyoom, any, "{}", spec.name);
+            for sub in subs {
+                let full = format!("{}|{sub}", spec.name);
+                let upper = sub.to_ascii_uppercase();
+                let args = [spec.name.as_bytes(), upper.as_bytes()];
+                assert_eq!(spec.denies_oom(&args), flagged(&full), "{full}");
+            }
+            assert!(!spec.denies_oom(&[spec.name.as_bytes(), b"nosuch"]));
         }
     }
 }

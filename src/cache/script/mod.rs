@@ -846,7 +846,7 @@ fn check_command(
             "ERR Write commands are not allowed from read-only scripts.",
         ));
     }
-    if rules.check_oom && spec.denyoom && ctx.over_memory {
+    if rules.check_oom && ctx.over_memory && spec.denies_oom(argv) {
         return Err(Frame::error(
             "OOM command not allowed when used memory > 'maxmemory'.",
         ));
