@@ -1342,6 +1342,40 @@ fn live_parameters_are_checked_against_redis_ranges() {
     );
 }
 
+/// `save` is checked as Redis's `setConfigSaveOption` checks it and read back in its form; any
+/// text had been taken and read back as given.
+#[test]
+fn save_takes_second_and_change_pairs_as_redis() {
+    let c = cache();
+    let set = |v: &str| run(&c, &["CONFIG", "SET", "save", v]);
+    let invalid = Frame::error(
+        "ERR CONFIG SET failed (possibly related to argument 'save') - Invalid save parameters",
+    );
+    for bad in [
+        "100",
+        "100 x",
+        "0 1",
+        "1 -1",
+        "  100   2 ",
+        "1 2 3",
+        "+ 1",
+        "1 2x",
+    ] {
+        assert_eq!(set(bad), invalid, "{bad:?}");
+    }
+    for (given, read) in [
+        ("3600 1 300 100", "3600 1 300 100"),
+        ("+5 3", "5 3"),
+        ("\t5 -0", "5 0"),
+        ("1 4294967297", "1 1"),
+        ("99999999999999999999 1", "9223372036854775807 1"),
+        ("", ""),
+    ] {
+        assert_eq!(set(given), Frame::ok(), "{given:?}");
+        assert_eq!(config_value(&c, "save").as_deref(), Some(read), "{given:?}");
+    }
+}
+
 #[test]
 fn a_multi_parameter_set_changes_all_or_nothing() {
     let c = cache();

@@ -80,6 +80,63 @@ pub(crate) fn parse_yes_no(text: &str) -> Result<bool, String> {
     }
 }
 
+/// Checks a `save` value as Redis's `setConfigSaveOption` does: split on single spaces, pairs
+/// of `<seconds> <changes>`, seconds at least 1 and changes at least 0, each read by `strtoll`;
+/// returns CONFIG GET's form (`%jd %d` pairs, changes as a C int).
+fn parse_save(value: &str) -> Result<String, String> {
+    const INVALID: &str = "Invalid save parameters";
+    let words: Vec<&str> = if value.is_empty() {
+        Vec::new()
+    } else {
+        value.split(' ').collect()
+    };
+    if !words.len().is_multiple_of(2) {
+        return Err(INVALID.to_owned());
+    }
+    let mut pairs = Vec::with_capacity(words.len() / 2);
+    for pair in words.chunks(2) {
+        let [seconds, changes] = pair else {
+            return Err(INVALID.to_owned());
+        };
+        let (Some(seconds), Some(changes)) = (strtoll(seconds), strtoll(changes)) else {
+            return Err(INVALID.to_owned());
+        };
+        if seconds < 1 || changes < 0 {
+            return Err(INVALID.to_owned());
+        }
+        // Redis stores the changes in an `int`: the low 32 bits, as the C cast keeps them.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "C's (int) cast, on purpose"
+        )]
+        let changes = changes as i32;
+        pairs.push(format!("{seconds} {changes}"));
+    }
+    Ok(pairs.join(" "))
+}
+
+/// C's `strtoll` over a whole word: leading white space, an optional sign, decimal digits and
+/// nothing after them (an empty word reads as 0); a value past `i64` saturates, as `strtoll`
+/// returns `LLONG_MAX`/`LLONG_MIN`. `None` when anything follows the digits.
+fn strtoll(word: &str) -> Option<i64> {
+    let t = word.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (negative, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, t.get(1..)?),
+        Some(b'+') => (false, t.get(1..)?),
+        _ => (false, t),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.is_empty() {
+        // No digits: strtoll reads nothing and points back at the word's start.
+        return word.is_empty().then_some(0);
+    }
+    let magnitude: i128 = digits.parse().unwrap_or(i128::MAX);
+    let n = if negative { -magnitude } else { magnitude };
+    Some(i64::try_from(n).unwrap_or(if negative { i64::MIN } else { i64::MAX }))
+}
+
 /// The parameter name of the output buffer limits.
 pub(crate) const OBUF_LIMIT: &str = "client-output-buffer-limit";
 
@@ -420,6 +477,7 @@ impl Settings {
             }
             // Checked by the code below.
             "notify-keyspace-events" | OBUF_LIMIT => {}
+            "save" => return parse_save(value),
             // Redis takes any hz its type allows as a hint and keeps it within
             // CONFIG_MIN_HZ..=CONFIG_MAX_HZ (`updateHZ`), which CONFIG GET then reads.
             "hz" => {
