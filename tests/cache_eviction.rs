@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use streamcache::cache::{Cache, CacheConfig, EventKind, EvictionPolicy, Frame};
 use streamcache::clock::ManualClock;
 
@@ -150,6 +151,69 @@ fn over_the_ceiling_subcommands_are_refused_by_their_own_flag() {
     ] {
         assert_eq!(run(&c, allowed), reply, "{:?}", allowed.get(1));
     }
+}
+
+/// Over the ceiling a script that declares flags without `allow-oom` or `no-writes` is refused
+/// before it runs with the OOM error every DENYOOM command gets, as Redis's
+/// `evalGetCommandFlags` and `fcallGetCommandFlags` flag it (EVAL_RO's write-flag error comes
+/// after); such scripts had run up to a different `allow-oom flag is not set` error.
+#[test]
+fn over_the_ceiling_scripts_declaring_writes_are_refused_as_denyoom() {
+    let (_, c) = cache(EvictionPolicy::Noeviction);
+    let oom = Frame::error("OOM command not allowed when used memory > 'maxmemory'.");
+    let library = b"#!lua name=lib
+redis.register_function('writes', function() return 1 end)
+redis.register_function{function_name='oom_ok', callback=function() return 1 end, flags={'allow-oom'}}
+redis.register_function{function_name='reads', callback=function() return 1 end, flags={'no-writes'}}";
+    assert_eq!(
+        run(&c, &[b"FUNCTION", b"LOAD", library]),
+        Frame::bulk(b"lib")
+    );
+    let writes = b"#!lua\nreturn 1";
+    let Frame::Bulk(sha) = run(&c, &[b"SCRIPT", b"LOAD", writes]) else {
+        panic!("SCRIPT LOAD answers the SHA");
+    };
+    let mut i = 0;
+    while c.set(0, format!("k{i}").as_bytes(), &[b'x'; 100], None) == Frame::ok() {
+        i += 1;
+    }
+    for refused in [
+        &[&b"EVAL"[..], writes, b"0"][..],
+        &[b"EVAL_RO", writes, b"0"],
+        &[b"EVALSHA", &sha, b"0"],
+        &[b"FCALL", b"writes", b"0"],
+        &[b"FCALL_RO", b"WRITES", b"0"],
+    ] {
+        assert_eq!(run(&c, refused), oom, "{:?}", refused.get(1));
+    }
+    for allowed in [
+        &[&b"EVAL"[..], b"return 1", b"0"][..],
+        &[b"EVAL", b"#!lua flags=allow-oom\nreturn 1", b"0"],
+        &[b"EVAL", b"#!lua flags=no-writes\nreturn 1", b"0"],
+        &[b"FCALL", b"oom_ok", b"0"],
+        &[b"FCALL", b"reads", b"0"],
+    ] {
+        assert_eq!(run(&c, allowed), Frame::Integer(1), "{:?}", allowed.get(1));
+    }
+    assert_eq!(
+        run(&c, &[b"FCALL", b"nosuch", b"0"]),
+        Frame::error("ERR Function not found")
+    );
+    // In a transaction it makes EXEC refuse the whole queue, as any DENYOOM command does.
+    let queue = vec![
+        vec![Bytes::from_static(b"PING")],
+        vec![
+            Bytes::from_static(b"EVAL"),
+            Bytes::from_static(writes),
+            Bytes::from_static(b"0"),
+        ],
+    ];
+    assert_eq!(
+        c.execute_atomic(0, &queue),
+        Err(Frame::error(
+            "EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'."
+        ))
+    );
 }
 
 #[test]

@@ -932,6 +932,15 @@ impl Cache {
             self.inner.command_stats.rejected(spec, args, &oom);
             return Err(oom);
         }
+        // A script that declares flags without allow-oom or no-writes is a DENYOOM call.
+        if script::is_script_command(spec)
+            && self.over_memory()
+            && script::declares_denyoom(&self.inner, spec, args)
+            && let Some(oom) = self.check_memory_now()
+        {
+            self.inner.command_stats.rejected(spec, args, &oom);
+            return Err(oom);
+        }
         let inner = &*self.inner;
         if let Some(reply) = script::answer_while_running(inner, spec, args) {
             inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -982,7 +991,11 @@ impl Cache {
                 let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
                 args.first()
                     .and_then(|n| resp::command::lookup(n))
-                    .is_some_and(|spec| spec.denies_oom(&args))
+                    .is_some_and(|spec| {
+                        spec.denies_oom(&args)
+                            || (script::is_script_command(spec)
+                                && script::declares_denyoom(&self.inner, spec, &args))
+                    })
             });
         if writes && let Some(Frame::Error(oom)) = self.check_memory_now() {
             return Err(Frame::error(format!(

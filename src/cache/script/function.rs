@@ -580,6 +580,13 @@ pub(crate) fn function(scripting: &mut Scripting, inner: &Inner, args: &[&[u8]])
 }
 
 /// FCALL and FCALL_RO.
+/// The flags function `name` (any case) was registered with, if it exists.
+pub(crate) fn flags_of(functions: &Functions, name: &[u8]) -> Option<Flags> {
+    let key = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let library = functions.libraries.get(functions.index.get(&key)?)?;
+    library.functions.get(&key).map(|f| f.flags)
+}
+
 pub(crate) fn fcall(
     scripting: &mut Scripting,
     ctx: &mut Ctx<'_>,

@@ -309,6 +309,32 @@ impl Info {
 }
 
 /// Whether `spec` runs a script (its memory check happens before it takes the keyspace).
+/// Whether script command `args` is refused over `maxmemory` before it runs, as Redis's
+/// `evalGetCommandFlags` and `fcallGetCommandFlags` make it DENYOOM: its script declares flags
+/// (a shebang, or a registered function) without `allow-oom` or `no-writes`. A script not known
+/// yet (an unknown SHA or function), or the scripting state busy with a running script, leaves
+/// the answer to the command itself.
+pub(crate) fn declares_denyoom(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> bool {
+    let cached = |read: &dyn Fn(&Scripting) -> Option<Flags>| {
+        // Never waits: a script running elsewhere holds the state, and the command answers
+        // BUSY then.
+        let guard = inner.scripting.try_lock().ok()?;
+        guard.as_ref().and_then(read)
+    };
+    let body = arg(args, 1);
+    let flags = match spec.name {
+        "eval" | "eval_ro" => cached(&|s| s.scripts.get(&sha1_hex(body)).map(|c| c.flags))
+            .or_else(|| parse_shebang(body).ok().map(|(flags, _)| flags)),
+        "evalsha" | "evalsha_ro" => {
+            let sha = String::from_utf8_lossy(body).to_ascii_lowercase();
+            cached(&|s| s.scripts.get(&sha).map(|c| c.flags))
+        }
+        "fcall" | "fcall_ro" => cached(&|s| function::flags_of(&s.functions, body)),
+        _ => None,
+    };
+    flags.is_some_and(|f| !f.compat && !f.allow_oom && !f.no_writes)
+}
+
 pub(crate) fn is_script_command(spec: &Spec) -> bool {
     matches!(
         spec.name,
