@@ -354,6 +354,55 @@ fn sections_units_and_separators_are_redis() {
     assert_eq!(field(&info(&mut c, "clients"), "cluster_connections"), "0");
 }
 
+/// CONFIG RESETSTAT zeroes the counters Redis's `resetServerStats` zeroes, the connections
+/// received included (it had kept counting them from the start); the connected clients, a
+/// gauge, stay.
+#[test]
+fn resetstat_zeroes_the_stats_counters() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    let _others: Vec<Conn> = (0..3).map(|_| Conn::open(s.addr)).collect();
+    let field = |c: &mut Conn, section: &str, name: &str| -> u64 {
+        let prefix = format!("{name}:");
+        info(c, section)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    c.cmd(&["SET", "k", "v"]);
+    c.cmd(&["GET", "k"]);
+    c.cmd(&["GET", "nokey"]);
+    // The three others may still be on their way in: wait until INFO counts them.
+    let wait_connected = |c: &mut Conn, n: u64| {
+        let reached = (0..10_000).any(|_| {
+            std::thread::yield_now();
+            field(c, "clients", "connected_clients") >= n
+        });
+        assert!(reached, "connected_clients never reached {n}");
+    };
+    wait_connected(&mut c, 4);
+    assert_eq!(field(&mut c, "stats", "total_connections_received"), 4);
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Frame::ok());
+    // RESETSTAT itself is the one command counted since (an INFO counts after its reply).
+    assert_eq!(field(&mut c, "stats", "total_commands_processed"), 1);
+    for name in [
+        "total_connections_received",
+        "expired_keys",
+        "evicted_keys",
+        "keyspace_hits",
+        "keyspace_misses",
+        "total_error_replies",
+    ] {
+        assert_eq!(field(&mut c, "stats", name), 0, "{name}");
+    }
+    assert_eq!(field(&mut c, "clients", "connected_clients"), 4);
+    let _late = Conn::open(s.addr);
+    wait_connected(&mut c, 5);
+    assert_eq!(field(&mut c, "stats", "total_connections_received"), 1);
+}
+
 #[test]
 fn role_is_a_master_without_replicas_as_info_says() {
     let (server, _clock) = resp_common::serve_manual();

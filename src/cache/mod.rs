@@ -391,8 +391,15 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
+    /// CONFIG RESETSTAT: the counters Redis's `resetServerStats` zeroes (not the gauges,
+    /// `connected_clients` and `blocked_clients`).
     fn reset(&self) {
-        for c in [&self.commands, &self.expired_keys, &self.evicted_keys] {
+        for c in [
+            &self.commands,
+            &self.connections_received,
+            &self.expired_keys,
+            &self.evicted_keys,
+        ] {
             c.store(0, Ordering::Relaxed);
         }
     }
