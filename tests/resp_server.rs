@@ -1072,7 +1072,7 @@ fn client_list_filters_by_type_and_id() {
 }
 
 /// CLIENT HELP answers Redis's lines for the subcommands served here; it had been an unknown
-/// subcommand.
+/// subcommand, as GETREDIR, TRACKINGINFO, CACHING and UNPAUSE, which COMMAND lists, had been.
 #[test]
 fn client_help_lists_its_subcommands() {
     let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
@@ -1097,6 +1097,39 @@ fn client_help_lists_its_subcommands() {
                 Frame::simple("    Prints this help.")
             ][..]
         )
+    );
+
+    // Tracking is never on: Redis's answers for a client without it; no pause to end.
+    assert_eq!(c.cmd(&["CLIENT", "GETREDIR"]), Frame::Integer(-1));
+    let trackinginfo = |flags: Frame| {
+        vec![
+            resp_common::bulk("flags"),
+            flags,
+            resp_common::bulk("redirect"),
+            Frame::Integer(-1),
+            resp_common::bulk("prefixes"),
+            Frame::Array(Vec::new()),
+        ]
+    };
+    assert_eq!(
+        c.cmd(&["CLIENT", "TRACKINGINFO"]),
+        Frame::Array(trackinginfo(Frame::Array(vec![resp_common::bulk("off")])))
+    );
+    assert_eq!(
+        c.cmd(&["CLIENT", "CACHING", "YES"]),
+        err(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"
+        )
+    );
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), Frame::ok());
+    assert!(matches!(c.cmd(&["HELLO", "3"]), Frame::Map(_)));
+    let Frame::Map(pairs) = c.cmd(&["CLIENT", "TRACKINGINFO"]) else {
+        panic!("a map in RESP3");
+    };
+    let flat: Vec<Frame> = pairs.into_iter().flat_map(|(k, v)| [k, v]).collect();
+    assert_eq!(
+        flat,
+        trackinginfo(Frame::Set(vec![resp_common::bulk("off")]))
     );
 }
 

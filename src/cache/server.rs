@@ -1911,6 +1911,10 @@ impl Connection {
             ("help", 2) => crate::cache::cmd::help_reply(
                 "CLIENT",
                 &[
+                    "CACHING (YES|NO)",
+                    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                    "GETREDIR",
+                    "    Return the client ID we are redirecting to when tracking is enabled.",
                     "GETNAME",
                     "    Return the name of the current connection.",
                     "ID",
@@ -1935,12 +1939,16 @@ impl Connection {
                     "    Return information about client connections. Options:",
                     "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
                     "      Return clients of specified type.",
+                    "UNPAUSE",
+                    "    Stop the current client pause, resuming traffic.",
                     "REPLY (ON|OFF|SKIP)",
                     "    Control the replies sent to the current connection.",
                     "SETNAME <name>",
                     "    Assign the name <name> to the current connection.",
                     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                     "    Unblock the specified blocked client.",
+                    "TRACKINGINFO",
+                    "    Report tracking status for the current connection.",
                     "NO-EVICT (ON|OFF)",
                     "    Protect current client connection from eviction.",
                 ],
@@ -1998,6 +2006,18 @@ impl Connection {
             ("tracking", _) => Frame::error(
                 "ERR CLIENT TRACKING (client-side caching invalidation) is not supported by this server",
             ),
+            // Tracking is never on here, so these give Redis's answers for a client without it.
+            ("getredir", 2) => Frame::Integer(-1),
+            ("trackinginfo", 2) => Frame::Map(vec![
+                (Frame::bulk(b"flags"), Frame::Set(vec![Frame::bulk(b"off")])),
+                (Frame::bulk(b"redirect"), Frame::Integer(-1)),
+                (Frame::bulk(b"prefixes"), Frame::Array(Vec::new())),
+            ]),
+            ("caching", 3) => Frame::error(
+                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+            ),
+            // CLIENT PAUSE is not served, so no pause is ever in effect to end.
+            ("unpause", 2) => Frame::ok(),
             // Known subcommands arrive here with their arity checked (`command::arity_error`).
             _ => Frame::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
