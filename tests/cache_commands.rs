@@ -1120,6 +1120,18 @@ fn hidden_parameters_need_their_exact_name_and_aliases_show_both_names() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "duplicates in {names:?}");
+    // A name given again in another case is answered once, under its first spelling, as
+    // Redis's case-insensitive dict of matches keeps it (it had been answered twice).
+    assert_eq!(
+        config_get(&c, &["MaxMemory", "maxmemory", "MAXMEMORY*"]),
+        vec![
+            ("MaxMemory".to_owned(), "0".to_owned()),
+            ("maxmemory-clients".to_owned(), "0".to_owned()),
+            ("maxmemory-eviction-tenacity".to_owned(), "10".to_owned()),
+            ("maxmemory-policy".to_owned(), "noeviction".to_owned()),
+            ("maxmemory-samples".to_owned(), "5".to_owned()),
+        ]
+    );
     // An alias set under one name reads back under both.
     assert_eq!(
         run(&c, &["CONFIG", "SET", "hash-max-ziplist-entries", "100"]),

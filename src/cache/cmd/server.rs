@@ -251,27 +251,27 @@ const PUBSUB_HELP: &[&str] = &[
 pub(crate) fn config(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let sub = arg(args, 1);
     if is(sub, "get") && args.len() >= 3 {
-        let mut out = Vec::new();
+        let mut out: Vec<(Frame, Frame)> = Vec::new();
+        // Redis keeps the names it answers in a dict of case-insensitive keys: a name given
+        // twice, in any case, is answered once.
+        let seen = |out: &[(Frame, Frame)], name: &[u8]| {
+            out.iter()
+                .any(|(x, _)| matches!(x, Frame::Bulk(b) if b.eq_ignore_ascii_case(name)))
+        };
         for pat in args.iter().skip(2) {
             // A name without a pattern reads that parameter alone (a hidden one too), under
             // the name as given, as Redis's `configGetCommand`.
             if !pat.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
                 let name = String::from_utf8_lossy(pat).to_ascii_lowercase();
                 if let Some(v) = inner.settings.get(&name)
-                    && !out
-                        .iter()
-                        .any(|(x, _): &(Frame, Frame)| *x == Frame::bulk(pat))
+                    && !seen(&out, pat)
                 {
                     out.push((Frame::bulk(pat), Frame::bulk(v.as_bytes())));
                 }
                 continue;
             }
             for (k, v) in inner.settings.all() {
-                if glob_match(pat, k.as_bytes(), true)
-                    && !out
-                        .iter()
-                        .any(|(x, _): &(Frame, Frame)| *x == Frame::bulk(k.as_bytes()))
-                {
+                if glob_match(pat, k.as_bytes(), true) && !seen(&out, k.as_bytes()) {
                     out.push((Frame::bulk(k.as_bytes()), Frame::bulk(v.as_bytes())));
                 }
             }
