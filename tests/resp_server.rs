@@ -403,6 +403,27 @@ fn connection_limit_at_max_and_above() {
     assert!(ok, "a freed slot is reusable");
 }
 
+/// CONFIG SET maxclients lowers (and raises back, up to the server's own limit) the number of
+/// connections accepted at once, at its value and one past it, and INFO reports it; it had
+/// been stored and read back with no effect.
+#[test]
+fn maxclients_limits_connections_at_run_time() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut first = client(&s);
+    config_set(&mut first, "maxclients", "2").unwrap();
+    let info: String = redis::cmd("INFO").arg("clients").query(&mut first).unwrap();
+    assert!(info.contains("\r\nmaxclients:2\r\n"), "{info}");
+    // The second connection is the last one maxclients 2 allows.
+    let mut second = client(&s);
+    let _: String = redis::cmd("PING").query(&mut second).unwrap();
+    assert_eq!(
+        raw(s.addr, b"PING\r\n"),
+        b"-ERR max number of clients reached\r\n"
+    );
+    config_set(&mut first, "maxclients", "3").unwrap();
+    assert!(raw(s.addr, b"PING\r\nQUIT\r\n").starts_with(b"+PONG"));
+}
+
 #[test]
 fn output_buffer_limit_at_max_and_above() {
     // A GET of a 1000-byte value is a 1009-byte reply ("$1000\r\n" + data + "\r\n").

@@ -419,6 +419,9 @@ pub(crate) struct Inner {
     pub(crate) bulk_bytes_max: AtomicUsize,
     /// `client-query-buffer-limit`, at most [`QUERY_BUFFER_BYTES_MAX`].
     pub(crate) query_buffer_bytes_max: AtomicUsize,
+    /// `maxclients`: connections the RESP server accepts at once, at most [`CONNECTIONS_MAX`]
+    /// (and at most its own `connections_max`).
+    pub(crate) maxclients: AtomicUsize,
     pub(crate) used_bytes: AtomicUsize,
     pub(crate) stats: Stats,
     /// INFO commandstats and errorstats.
@@ -578,6 +581,16 @@ impl Inner {
         }
         if let Some(v) = bytes_setting("client-query-buffer-limit", QUERY_BUFFER_BYTES_MAX) {
             self.query_buffer_bytes_max.store(v, Ordering::Relaxed);
+        }
+        if let Some(n) = self
+            .settings
+            .get("maxclients")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            let n = usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(CONNECTIONS_MAX);
+            self.maxclients.store(n, Ordering::Relaxed);
         }
         let lfu_setting = |name| {
             self.settings
@@ -743,6 +756,7 @@ impl Cache {
             policy: AtomicU16::new(config.eviction_policy.code()),
             bulk_bytes_max: AtomicUsize::new(RESP_BULK_BYTES_MAX),
             query_buffer_bytes_max: AtomicUsize::new(QUERY_BUFFER_BYTES_MAX),
+            maxclients: AtomicUsize::new(config.connections_max.min(CONNECTIONS_MAX)),
             used_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
             command_stats: cmdstats::CommandStats::new(clock.clone()),

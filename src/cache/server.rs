@@ -287,7 +287,16 @@ async fn serve_connections(
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                // `maxclients` may lower the limit at run time: the permits in use are the
+                // connections open, counted as they are accepted.
+                let in_use = shared.config.connections_max - limit.available_permits();
+                let maxclients = cache.inner().maxclients.load(Ordering::Relaxed);
+                let permit = if in_use < maxclients {
+                    limit.clone().try_acquire_owned().ok()
+                } else {
+                    None
+                };
+                let Some(permit) = permit else {
                     let _ = socket.write_all(b"-ERR max number of clients reached\r\n").await;
                     continue;
                 };

@@ -1,5 +1,5 @@
 //! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
-//! write. Parameters with a live effect (maxmemory, maxmemory-policy, proto-max-bulk-len,
+//! write. Parameters with a live effect (maxmemory, maxmemory-policy, maxclients, proto-max-bulk-len,
 //! lfu-log-factor, lfu-decay-time, notify-keyspace-events, client-output-buffer-limit, the
 //! zset-max-listpack thresholds, hll-sparse-max-bytes) are
 //! checked here and copied into atomics by `Inner::apply_settings`; the rest are stored and

@@ -504,7 +504,7 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             out,
             "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\r\n",
             st.connected_clients.load(Ordering::Relaxed),
-            inner.config.connections_max,
+            inner.maxclients.load(Ordering::Relaxed),
             st.blocked_clients.load(Ordering::Relaxed)
         );
     }
