@@ -1,7 +1,7 @@
 //! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
-//! write. Parameters with a live effect (maxmemory, maxmemory-policy, maxclients, proto-max-bulk-len,
-//! lfu-log-factor, lfu-decay-time, notify-keyspace-events, client-output-buffer-limit, the
-//! zset-max-listpack thresholds, hll-sparse-max-bytes) are
+//! write. Parameters with a live effect (maxmemory, maxmemory-policy, maxclients,
+//! proto-max-bulk-len, lfu-log-factor, lfu-decay-time, notify-keyspace-events,
+//! client-output-buffer-limit, the zset-max-listpack thresholds, hll-sparse-max-bytes) are
 //! checked here and copied into atomics by `Inner::apply_settings`; the rest are stored and
 //! reported.
 
