@@ -821,6 +821,96 @@ fn client_kill_closes_subscribers_and_clients_in_multi_and_ands_its_filters() {
     own.expect_closed();
 }
 
+/// As Redis's `clientsCronHandleTimeout`, `timeout` closes a client idle for more than that many
+/// seconds (whole seconds of the clock) at the next housekeeping pass, without a reply, and
+/// drops it from CLIENT LIST and INFO; blocked clients, subscribers and MONITORs stay, and the
+/// end of a blocking wait counts as interaction. Driven by a `ManualClock` and direct
+/// housekeeping passes.
+#[test]
+fn timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitoring_ones() {
+    let clock = ManualClock::shared(1_000_000);
+    let cache = Cache::new(CacheConfig::default(), clock.clone());
+    let s = resp_common::serve(cache.clone(), RespConfig::from_cache(&cache, None));
+    let mut con = client(&s);
+    let mut idle = Raw::connect(&s);
+    let idle_id = idle.id();
+    let mut sub = Raw::connect(&s);
+    sub.send("SUBSCRIBE ch");
+    sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+    let mut monitor = Raw::connect(&s);
+    monitor.send("MONITOR");
+    monitor.expect(b"+OK\r\n");
+    let mut blocked = Raw::connect(&s);
+    blocked.send("BLPOP q 0");
+    wait_blocked(&mut con, 1);
+
+    // `timeout 0` (the default) closes nobody, however long they wait.
+    clock.advance(Duration::from_secs(1000));
+    assert_eq!(cache.close_idle_clients(), 0);
+
+    config_set(&mut con, "timeout", "10").unwrap();
+    assert_eq!(config_get(&mut con, "timeout"), "10");
+    assert_eq!(idle.id(), idle_id);
+    // Idle for exactly the timeout: not more than it, so kept.
+    clock.advance(Duration::from_secs(10));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(cache.close_idle_clients(), 0);
+    clock.advance(Duration::from_secs(1));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(cache.close_idle_clients(), 1, "only the idle normal client");
+    idle.expect_closed();
+    assert!(!client_list(&mut con).contains(&format!("id={idle_id} ")));
+    let info: String = redis::cmd("INFO").arg("clients").query(&mut con).unwrap();
+    assert!(info.contains("connected_clients:4\r\n"), "{info}");
+
+    // The client blocked since long before is served, and its wait's end is its interaction.
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("q")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    blocked.expect(b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    assert_eq!(cache.close_idle_clients(), 0);
+    clock.advance(Duration::from_secs(11));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(
+        cache.close_idle_clients(),
+        1,
+        "unblocked, it is a normal client"
+    );
+    blocked.expect_closed();
+    sub.send("PING");
+    sub.expect(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+}
+
+/// CONFIG SET hz changes the housekeeping's cadence for its next pass, within Redis's 1..=500
+/// (`updateHZ`); it had been read once when the housekeeping started.
+#[test]
+fn config_set_hz_changes_the_housekeeping_period_at_once() {
+    let cache = Cache::new(
+        CacheConfig::default(),
+        Arc::new(ManualClock::new(1_000_000)),
+    );
+    let s = resp_common::serve(cache.clone(), RespConfig::from_cache(&cache, None));
+    let mut con = client(&s);
+    assert_eq!(cache.housekeeping_period(), Duration::from_millis(100));
+    for (hz, period_ms, read_back) in [
+        ("100", 10, "100"),
+        ("500", 2, "500"),
+        ("501", 2, "500"),
+        ("1", 1000, "1"),
+        ("0", 1000, "1"),
+    ] {
+        config_set(&mut con, "hz", hz).unwrap();
+        assert_eq!(config_get(&mut con, "hz"), read_back);
+        assert_eq!(
+            cache.housekeeping_period(),
+            Duration::from_millis(period_ms),
+            "hz {hz}"
+        );
+    }
+}
+
 fn config_get(con: &mut redis::Connection, name: &str) -> String {
     let got: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")

@@ -59,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::clock::SharedClock;
+use settings::{HZ_MAX, HZ_MIN};
 use slowlog::Caller;
 
 pub use error::{Error, ProtocolError, Result};
@@ -470,6 +471,13 @@ pub(crate) struct Inner {
     pub(crate) script_info: script::Info,
     /// The script running now, for SCRIPT KILL and the RESP server's BUSY replies.
     pub(crate) running: Arc<script::Running>,
+    /// `timeout`: seconds a client may sit idle before [`Cache::close_idle_clients`] closes it
+    /// (0: never).
+    idle_timeout_s: AtomicU64,
+    /// `hz`, kept within 1..=500: active-expiry passes per second ([`Cache::housekeeping_period`]).
+    hz: AtomicU32,
+    /// The client tables of the RESP servers serving this cache, for the idle-client check.
+    pub(crate) resp_clients: Mutex<Vec<std::sync::Weak<server::Shared>>>,
 }
 
 /// Packs the listpack thresholds into one atomic word (each saturated to 32 bits).
@@ -581,6 +589,16 @@ impl Inner {
         }
         if let Some(v) = bytes_setting("client-query-buffer-limit", QUERY_BUFFER_BYTES_MAX) {
             self.query_buffer_bytes_max.store(v, Ordering::Relaxed);
+        }
+        if let Some(s) = self
+            .settings
+            .get("timeout")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            self.idle_timeout_s.store(s, Ordering::Relaxed);
+        }
+        if let Some(hz) = self.settings.get("hz").and_then(|v| v.parse::<u32>().ok()) {
+            self.hz.store(hz.clamp(HZ_MIN, HZ_MAX), Ordering::Relaxed);
         }
         if let Some(n) = self
             .settings
@@ -785,6 +803,9 @@ impl Cache {
             scripting: Mutex::new(None),
             script_info: script::Info::default(),
             running: Arc::default(),
+            idle_timeout_s: AtomicU64::new(0),
+            hz: AtomicU32::new(config.active_expiry_hz.clamp(HZ_MIN, HZ_MAX)),
+            resp_clients: Mutex::new(Vec::new()),
             settings,
             clock,
             config,
@@ -1581,6 +1602,39 @@ impl Cache {
             }
         }
         Step::Retry
+    }
+
+    /// The time between two housekeeping passes: a second divided by `hz` as CONFIG SET last
+    /// left it (Redis's `server.hz`, read by each turn of its event loop's timer).
+    #[must_use]
+    pub fn housekeeping_period(&self) -> std::time::Duration {
+        let hz = self.inner.hz.load(Ordering::Relaxed).clamp(HZ_MIN, HZ_MAX);
+        std::time::Duration::from_millis(1000 / u64::from(hz))
+    }
+
+    /// Closes the RESP clients idle for more than `timeout` seconds (none while it is 0), as
+    /// Redis's `clientsCronHandleTimeout`: whole seconds of the injected wall clock since the
+    /// client's last command (or the end of its last blocking wait); blocked clients (their own
+    /// timeout ends them), subscribers and MONITORs are left alone. Returns how many were
+    /// closed. The work is bounded by the number of connections ([`CONNECTIONS_MAX`] per
+    /// server).
+    pub fn close_idle_clients(&self) -> usize {
+        let timeout_s = self.inner.idle_timeout_s.load(Ordering::Relaxed);
+        if timeout_s == 0 {
+            return 0;
+        }
+        let now_ms = self.now_ms();
+        let mut servers = self
+            .inner
+            .resp_clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        servers.retain(|w| w.strong_count() > 0);
+        servers
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|shared| shared.close_idle(now_ms, timeout_s))
+            .sum()
     }
 
     /// One bounded active expiry pass: at most [`ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX`] due keys

@@ -150,7 +150,7 @@ impl ClientEntry {
 
 /// State shared by every connection.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     busy: Arc<Busy>,
     cache: Cache,
     config: RespConfig,
@@ -164,6 +164,37 @@ struct Shared {
 impl Shared {
     fn clients(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, ClientEntry>> {
         self.clients.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the clients idle for more than `timeout_s` whole seconds at `now_ms` (Redis's
+    /// `clientsCronHandleTimeout`, which compares unix seconds): each leaves the client table
+    /// at once and its connection closes without a reply, as CLIENT KILL does. Blocked
+    /// clients, subscribers and MONITORs (replicas to Redis) are skipped, as Redis skips them.
+    /// Returns how many were closed.
+    pub(crate) fn close_idle(&self, now_ms: u64, timeout_s: u64) -> usize {
+        let now_s = now_ms / 1000;
+        let mut clients = self.clients();
+        let idle: Vec<u64> = clients
+            .iter()
+            .filter(|(_, c)| {
+                !c.monitor
+                    && !c.is_pubsub()
+                    && !c.blocked.load(Ordering::SeqCst)
+                    && now_s.saturating_sub(c.active_ms.load(Ordering::Relaxed) / 1000) > timeout_s
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &idle {
+            if let Some(c) = clients.remove(id) {
+                c.kill.fire();
+                self.cache
+                    .inner()
+                    .stats
+                    .connected_clients
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        idle.len()
     }
 }
 
@@ -266,6 +297,12 @@ async fn serve_connections(
         clients: Mutex::new(BTreeMap::new()),
         shutdown: trigger,
     });
+    cache
+        .inner()
+        .resp_clients
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Arc::downgrade(&shared));
     let mut tasks = JoinSet::new();
     let poller = tokio::spawn(poll_while_busy(shared.busy.clone()));
     loop {
@@ -1250,6 +1287,10 @@ impl Connection {
             }
         };
         self.blocked.store(false, Ordering::SeqCst);
+        // The wait counts as interaction, as the reply written at its end does for Redis's
+        // `lastinteraction`: `timeout` must not close the client the moment it unblocks.
+        self.active_ms
+            .store(cache.inner().clock.now_ms(), Ordering::Relaxed);
         // Withdrawing fails only when the reply was already sent: then it must be delivered.
         let reply = if answered || cache.unblock(ticket) {
             reply

@@ -1,6 +1,6 @@
 //! CONFIG GET/SET parameters: the values Redis clients and the test harness expect to read and
 //! write. Parameters with a live effect (maxmemory, maxmemory-policy, maxclients,
-//! proto-max-bulk-len, lfu-log-factor, lfu-decay-time, notify-keyspace-events,
+//! proto-max-bulk-len, timeout, hz, lfu-log-factor, lfu-decay-time, notify-keyspace-events,
 //! client-output-buffer-limit, the zset-max-listpack thresholds, hll-sparse-max-bytes) are
 //! checked here and copied into atomics by `Inner::apply_settings`; the rest are stored and
 //! reported.
@@ -19,9 +19,9 @@ use crate::cache::{
 pub(crate) const BUSY_REPLY_THRESHOLD_MS_DEFAULT: u64 = 5000;
 
 /// Smallest `hz` CONFIG SET keeps (Redis's `CONFIG_MIN_HZ`); a smaller one is raised to it.
-const HZ_MIN: i64 = 1;
+pub(crate) const HZ_MIN: u32 = 1;
 /// Largest `hz` CONFIG SET keeps (Redis's `CONFIG_MAX_HZ`); a larger one is lowered to it.
-const HZ_MAX: i64 = 500;
+pub(crate) const HZ_MAX: u32 = 500;
 
 /// Parameter name → value text.
 #[derive(Debug)]
@@ -483,9 +483,9 @@ impl Settings {
             "hz" => {
                 let hz = params::lookup(name)
                     .map_or_else(|| Ok(value.to_owned()), |p| p.check(value))?;
-                return Ok(hz
-                    .parse::<i64>()
-                    .map_or(hz, |n| n.clamp(HZ_MIN, HZ_MAX).to_string()));
+                return Ok(hz.parse::<i64>().map_or(hz, |n| {
+                    n.clamp(i64::from(HZ_MIN), i64::from(HZ_MAX)).to_string()
+                }));
             }
             // Stored only, or applied from the stored text: checked by its type, as Redis
             // checks it (memory parameters read back in bytes, as Redis prints them).

@@ -538,32 +538,36 @@ fn spawn_cache_housekeeping(
     [stop, work]
 }
 
-/// The cache's housekeeping until `stop` disconnects: `active_expiry_hz` bounded active-expiry
-/// passes per second (Redis's `hz`) and, when `snapshot_interval_s` is set, a periodic
+/// The cache's housekeeping until `stop` disconnects: an active-expiry pass and the idle-client
+/// check `hz` times a second (Redis's `serverCron`; `hz` is read again before each pass, so
+/// CONFIG SET changes the cadence at once) and, when `snapshot_interval_s` is set, a periodic
 /// snapshot. It runs whether or not the RESP server does.
 ///
 /// IMPORTANT: one thread that sleeps between passes, so an idle server pays one wake-up per
 /// pass; a timer on the runtime that hands each pass to the blocking pool woke a worker, a
 /// pool thread and the worker again.
 fn cache_housekeeping(cache: &crate::cache::Cache, stop: &std::sync::mpsc::Receiver<()>) {
-    let config = &cache.inner().config;
-    let hz = u64::from(config.active_expiry_hz.clamp(1, 500));
-    let period = std::time::Duration::from_millis(1000 / hz);
-    let snapshot_every = config.snapshot_interval_s;
-    let mut ticks: u64 = 0;
+    let clock = &cache.inner().clock;
+    let snapshot_every_ns = cache
+        .inner()
+        .config
+        .snapshot_interval_s
+        .saturating_mul(1_000_000_000);
+    let mut last_snapshot_ns = clock.monotonic_ns();
     loop {
         // A pass's own time is not subtracted: the rate is at most `hz`.
-        match stop.recv_timeout(period) {
+        match stop.recv_timeout(cache.housekeeping_period()) {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
         }
         cache.active_expire_cycle();
-        ticks += 1;
-        if snapshot_every > 0
-            && ticks.is_multiple_of(snapshot_every.saturating_mul(hz))
-            && let Err(e) = cache.save_snapshot_periodic()
-        {
-            tracing::error!(error = %e, "periodic cache snapshot failed");
+        cache.close_idle_clients();
+        let now_ns = clock.monotonic_ns();
+        if snapshot_every_ns > 0 && now_ns.saturating_sub(last_snapshot_ns) >= snapshot_every_ns {
+            last_snapshot_ns = now_ns;
+            if let Err(e) = cache.save_snapshot_periodic() {
+                tracing::error!(error = %e, "periodic cache snapshot failed");
+            }
         }
     }
 }
