@@ -177,6 +177,111 @@ fn hash_fields_keep_insertion_order_as_a_listpack_does() {
     assert_eq!(c.cmd(&["HKEYS", "copy"]), bulks(&["z", "m", "b", "new"]));
 }
 
+/// Redis 7.0 turns a string it changes in place into `raw` whatever its size
+/// (`dbUnshareStringValue`: APPEND to an existing key, SETRANGE, SETBIT, BITFIELD, PFADD) and
+/// creates SETRANGE's, SETBIT's, BITFIELD's, BITOP's and PFADD's new strings `raw`; a new value
+/// (SET, INCR, INCRBYFLOAT) reads by its bytes again. Expected encodings read from
+/// `redis-server` 7.0.15 given the same commands.
+#[test]
+fn strings_changed_in_place_are_raw_as_in_redis_7_0() {
+    let s = start();
+    let mut c = Conn::open(s.resp.addr);
+    let cases: &[(&str, &[&[&str]], &str)] = &[
+        (
+            "append-int",
+            &[&["SET", "k", "1"], &["APPEND", "k", "2"]],
+            "raw",
+        ),
+        (
+            "append-embstr",
+            &[&["SET", "k", "hello"], &["APPEND", "k", "x"]],
+            "raw",
+        ),
+        ("append-new", &[&["APPEND", "k", "x"]], "embstr"),
+        ("append-new-int", &[&["APPEND", "k", "12"]], "int"),
+        (
+            "setrange",
+            &[&["SET", "k", "hello"], &["SETRANGE", "k", "1", "x"]],
+            "raw",
+        ),
+        ("setrange-new", &[&["SETRANGE", "k", "1", "x"]], "raw"),
+        (
+            "setrange-empty",
+            &[&["SET", "k", "12"], &["SETRANGE", "k", "0", ""]],
+            "int",
+        ),
+        (
+            "setbit",
+            &[&["SET", "k", "hello"], &["SETBIT", "k", "1", "1"]],
+            "raw",
+        ),
+        ("setbit-new", &[&["SETBIT", "k", "1", "1"]], "raw"),
+        (
+            "bitfield",
+            &[
+                &["SET", "k", "hello"],
+                &["BITFIELD", "k", "SET", "u8", "0", "1"],
+            ],
+            "raw",
+        ),
+        (
+            "bitfield-new",
+            &[&["BITFIELD", "k", "SET", "u8", "0", "1"]],
+            "raw",
+        ),
+        (
+            "bitop",
+            &[&["SET", "k", "hello"], &["BITOP", "NOT", "k", "k"]],
+            "raw",
+        ),
+        ("pfadd-new", &[&["PFADD", "k", "a"]], "raw"),
+        (
+            "append-incr",
+            &[&["SET", "k", "5"], &["APPEND", "k", "1"], &["INCR", "k"]],
+            "int",
+        ),
+        (
+            "append-incrbyfloat",
+            &[
+                &["SET", "k", "5"],
+                &["APPEND", "k", "1"],
+                &["INCRBYFLOAT", "k", "1.5"],
+            ],
+            "embstr",
+        ),
+        (
+            "append-set",
+            &[
+                &["SET", "k", "5"],
+                &["APPEND", "k", "1"],
+                &["SET", "k", "ab"],
+            ],
+            "embstr",
+        ),
+        (
+            "getrange",
+            &[&["SET", "k", "12"], &["GETRANGE", "k", "0", "1"]],
+            "int",
+        ),
+    ];
+    for (name, cmds, want) in cases {
+        c.cmd(&["DEL", "k"]);
+        for cmd in *cmds {
+            let reply = c.cmd(cmd);
+            assert!(
+                !matches!(reply, Frame::Error(_)),
+                "{name}: {cmd:?}: {reply:?}"
+            );
+        }
+        assert_eq!(c.cmd(&["OBJECT", "ENCODING", "k"]), bulk(want), "{name}");
+    }
+    // The raw string still reads, grows and counts as before.
+    c.cmd(&["SET", "k", "12"]);
+    c.cmd(&["APPEND", "k", "3"]);
+    assert_eq!(c.cmd(&["INCRBY", "k", "7"]), Frame::Integer(130));
+    assert_eq!(c.cmd(&["GET", "k"]), bulk("130"));
+}
+
 /// Redis 7.0 keeps a set as an intset while every member is an integer (up to 512), otherwise
 /// as a table, however small: listpack sets came with 7.2. OBJECT ENCODING and DUMP agree.
 #[test]

@@ -4,10 +4,12 @@
 //! Layout (what a key costs): the table holds 24-byte [`Slot`]s, and a slot owns one heap
 //! allocation, `kv`: a key-length header, the deadline (8 bytes, only for a key with a TTL), the
 //! key and — for a string — the value's bytes (*embedded*, as Redis's embstr). Collections, and
-//! strings once changed in place (APPEND, INCR, SETRANGE, SETBIT), are *boxed*: the value lives
-//! in the shard's slab and `kv` ends with its index. Slots carry no hash; it is recomputed from
-//! the key when the table grows. The deadline index names entries by key hash, not by a copy of
-//! the key.
+//! strings changed in place (APPEND, SETRANGE, SETBIT, BITFIELD, the HyperLogLog writes) or
+//! built so (SETRANGE's and BITOP's new strings), are *boxed*: the value lives in the shard's
+//! slab and `kv` ends with its index. A boxed string is what Redis 7.0 calls `raw` (OBJECT
+//! ENCODING), so the encoding costs no bit of its own; a new value (SET, INCR) embeds it again.
+//! Slots carry no hash; it is recomputed from the key when the table grows. The deadline index
+//! names entries by key hash, not by a copy of the key.
 //!
 //! Invariant: the deadline index holds `(d, h)` exactly when some slot whose key hashes to `h`
 //! has deadline `d != 0`; `volatile` counts the slots with a deadline; `used_bytes` is the sum
@@ -453,9 +455,15 @@ impl<'a> EntryMut<'a> {
         type_in(self.slot, self.slab)
     }
 
-    /// The encoding `OBJECT ENCODING` reports.
+    /// The encoding `OBJECT ENCODING` reports: a boxed string was changed in place (see the
+    /// module doc), which Redis 7.0 does only to a `raw` one (`dbUnshareStringValue`), so it
+    /// is `raw` whatever its size or digits.
     pub(crate) fn encoding(&self) -> &'static str {
         match boxed_of(self.slot, self.slab) {
+            Some(Boxed {
+                value: Value::Str(_),
+                ..
+            }) => "raw",
             Some(b) => b.value.encoding(),
             None => Value::str_encoding(self.slot.tail()),
         }
@@ -476,9 +484,10 @@ impl<'a> EntryMut<'a> {
         str_of(self.slot, self.slab)
     }
 
-    /// Replaces the bytes of the string, keeping its deadline and metadata (an embedded string
-    /// of the same length is overwritten where it is). Returns false, changing nothing, when
-    /// the entry holds a collection.
+    /// Replaces the bytes of the string with a new value, keeping its deadline and metadata (an
+    /// embedded string of the same length is overwritten where it is; a boxed one is embedded
+    /// again, as Redis's INCR and INCRBYFLOAT store a new `int` or `embstr` object in place of a
+    /// `raw` one). Returns false, changing nothing, when the entry holds a collection.
     pub(crate) fn replace_str(self, bytes: &[u8]) -> bool {
         let Self {
             slot,
@@ -487,17 +496,21 @@ impl<'a> EntryMut<'a> {
         } = self;
         let old_mem = mem_in(slot, slab);
         match slot.boxed_index() {
-            Some(i) => match slab.get_mut(i) {
-                Some(Boxed {
-                    value: Value::Str(s),
-                    mem,
-                }) => {
-                    s.clear();
-                    s.extend_from_slice(bytes);
-                    *mem = mem_of(slot.key().len(), bytes.len());
+            Some(i) => {
+                if !matches!(
+                    slab.get(i),
+                    Some(Boxed {
+                        value: Value::Str(_),
+                        ..
+                    })
+                ) {
+                    return false;
                 }
-                _ => return false,
-            },
+                slab.take(i);
+                let (deadline, key, _) = slot.parts();
+                slot.kv = pack(key, deadline, bytes);
+                slot.flags &= !BOXED;
+            }
             None => {
                 let (deadline, key, old) = slot.parts();
                 if old.len() == bytes.len() {

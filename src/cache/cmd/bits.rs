@@ -3,7 +3,7 @@
 //! of the first byte; every check, clamp and reply follows Redis 7.0.15's `bitops.c`, in its
 //! order (a missing key answers before the range arguments are read, as there).
 
-use super::strings::{check_len, get_bytes, get_str};
+use super::strings::{check_len, get_bytes, get_str, put_raw};
 use super::{NOT_INTEGER, SYNTAX, arg, int_arg, is, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
@@ -244,7 +244,7 @@ pub(crate) fn bitop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         }
         out.push(v);
     }
-    ctx.put_str(dest, &out, 0);
+    put_raw(ctx, dest, &out);
     ctx.touched(dest, EventKind::Set);
     ctx.notify(notify::STRING, "set", dest);
     Frame::Integer(to_i64(max))

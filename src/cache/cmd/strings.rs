@@ -25,6 +25,16 @@ pub(crate) fn get_str<'c>(
     }
 }
 
+/// Stores `bytes` under `key` (no TTL) as a string built in place, which Redis creates `raw`
+/// whatever its size (SETRANGE's and BITOP's new strings): it goes to the shard's slab as
+/// [`get_str`] moves a string there.
+pub(crate) fn put_raw(ctx: &mut Ctx<'_>, key: &[u8], bytes: &[u8]) {
+    ctx.put_str(key, bytes, 0);
+    if let Some(e) = ctx.entry(key) {
+        let _ = e.into_value_mut();
+    }
+}
+
 /// The bytes of the string under `key`, `None` if absent, or the WRONGTYPE reply.
 pub(crate) fn get_bytes<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c [u8]>, Frame> {
     match ctx.entry(key) {
@@ -369,11 +379,15 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error("ERR offset is out of range");
     }
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    // Setting nothing reads the length without changing the string in place (so it keeps its
+    // encoding, as Redis answers before `dbUnshareStringValue`).
+    if value.is_empty()
+        && let Some(s) = tri!(get_bytes(ctx, key))
+    {
+        return int(s.len());
+    }
     match tri!(get_str(ctx, key)) {
         Some(s) => {
-            if value.is_empty() {
-                return int(s.len());
-            }
             let end = offset.saturating_add(value.len());
             tri!(check_len(end));
             if s.len() < end {
@@ -398,7 +412,7 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             if let Some(dst) = s.get_mut(offset..end) {
                 dst.copy_from_slice(value);
             }
-            ctx.put_str(key, &s, 0);
+            put_raw(ctx, key, &s);
             ctx.touched(key, EventKind::Set);
             ctx.notify(notify::STRING, "setrange", key);
             int(end)
