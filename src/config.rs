@@ -263,23 +263,42 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Error>
     Ok(loaded)
 }
 
-/// Parses configuration text; errors point at `path:line`.
+/// Parses configuration text; errors point at `path:line` and name the setting by its dotted
+/// path (`cache.connections_max`, `pipeline.flows[0].name`).
 ///
 /// # Errors
 /// Unknown keys, wrong types and TOML syntax errors, with the line of the fault.
 pub fn parse_toml(text: &str, path: &Path) -> Result<Config, Error> {
-    toml::from_str::<Config>(text).map_err(|e| {
-        let line = e.span().map(|span| line_of_offset(text, span.start));
-        let setting = setting_in_message(e.message()).unwrap_or_else(|| "config".to_owned());
-        Error {
-            setting,
-            origin: Origin::File {
-                path: path.to_owned(),
-                line,
-            },
-            reason: e.message().trim().to_owned(),
-        }
+    let error = |e: &toml::de::Error, setting: String| Error {
+        setting,
+        origin: Origin::File {
+            path: path.to_owned(),
+            line: e.span().map(|span| line_of_offset(text, span.start)),
+        },
+        reason: e.message().trim().to_owned(),
+    };
+    let deserializer =
+        toml::Deserializer::parse(text).map_err(|e| error(&e, "config".to_owned()))?;
+    serde_path_to_error::deserialize::<_, Config>(deserializer).map_err(|e| {
+        let setting = setting_of(&e.path().to_string(), e.inner().message());
+        error(e.inner(), setting)
     })
+}
+
+/// The setting a deserialisation error is about: the dotted path where it happened (an unknown
+/// key's path ends with that key), extended by the key a "missing field `name`" names.
+fn setting_of(path: &str, message: &str) -> String {
+    let at = (path != ".").then_some(path);
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key);
+    match (at, missing) {
+        (Some(at), Some(key)) => format!("{at}.{key}"),
+        (None, Some(key)) => key.to_owned(),
+        (Some(at), None) => at.to_owned(),
+        (None, None) => "config".to_owned(),
+    }
 }
 
 /// Applies one flag or environment value.
@@ -430,13 +449,6 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Pulls the key name out of messages such as "unknown field `htp`, expected …".
-fn setting_in_message(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message.get(start..)?.find('`')?;
-    Some(message.get(start..start + len)?.to_owned())
-}
-
 /// The complete default configuration as commented TOML (`streamcache config default`).
 ///
 /// Parsing this text yields exactly [`Config::default`].
@@ -501,6 +513,29 @@ mod tests {
         assert_eq!(line_of_key(text, "http"), Some(2));
         assert_eq!(line_of_key(text, "log"), Some(3));
         assert_eq!(line_of_key(text, "resp"), None);
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_its_dotted_setting_and_line() {
+        let refused = |text: &str| {
+            let err = parse_toml(text, Path::new("c.toml"))
+                .map(|_| ())
+                .unwrap_err();
+            let line = match err.origin {
+                Origin::File { line, .. } => line,
+                other => panic!("{other:?}"),
+            };
+            (err.setting, line)
+        };
+        let top = refused("# c\nhttp_body_bytes_max = \"abc\"\n");
+        assert_eq!(top, ("http_body_bytes_max".to_owned(), Some(2)));
+        let nested = refused("[cache]\nconnections_max = \"x\"\n");
+        assert_eq!(nested, ("cache.connections_max".to_owned(), Some(2)));
+        let unknown = refused("[log]\nsegment_bytes_max = 1\n");
+        assert_eq!(unknown, ("log.segment_bytes_max".to_owned(), Some(2)));
+        let missing = refused("[[pipeline.flows]]\nname = \"f\"\n");
+        assert_eq!(missing.0, "pipeline.flows[0].source");
+        assert_eq!(refused("http = \n").0, "config");
     }
 
     #[test]

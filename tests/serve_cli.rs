@@ -131,6 +131,7 @@ fn wrong_type_in_file_exits_2() {
     let (code, _out, err) = run(&["--config", file.to_str().unwrap()], None);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bad.toml:1"), "{err}");
+    assert!(err.contains("invalid setting `ephemeral`"), "{err}");
 }
 
 #[test]
