@@ -217,18 +217,15 @@ fn overrides_from(m: &ArgMatches) -> Overrides {
             out.set(id, value.clone(), origin);
         }
     }
-    match m.value_source("ephemeral") {
-        Some(ValueSource::CommandLine) => {
-            out.set("ephemeral", "true".into(), Origin::Flag("--ephemeral"));
-        }
-        Some(ValueSource::EnvVariable) if m.get_flag("ephemeral") => {
-            out.set(
-                "ephemeral",
-                "true".into(),
-                Origin::Env("STREAMCACHE_EPHEMERAL"),
-            );
-        }
-        _ => {}
+    // The environment's value is kept whether true or false: `STREAMCACHE_EPHEMERAL=false`
+    // overrides a file's `ephemeral = true`, as env beats the file for every setting.
+    let origin = match m.value_source("ephemeral") {
+        Some(ValueSource::CommandLine) => Some(Origin::Flag("--ephemeral")),
+        Some(ValueSource::EnvVariable) => Some(Origin::Env("STREAMCACHE_EPHEMERAL")),
+        _ => None,
+    };
+    if let Some(origin) = origin {
+        out.set("ephemeral", m.get_flag("ephemeral").to_string(), origin);
     }
     out
 }

@@ -318,7 +318,11 @@ fn apply_override(
         "http" => config.http = parse_addr(value).map_err(bad)?,
         "resp" => config.resp = parse_addr(value).map_err(bad)?,
         "auth_token" => config.auth_token = Some(value.to_owned()),
-        "ephemeral" => config.ephemeral = true,
+        "ephemeral" => {
+            config.ephemeral = value
+                .parse()
+                .map_err(|_| bad(format!("`{value}` is not one of `true`, `false`")))?;
+        }
         "log_level" => config.log_level = value.to_owned(),
         "log_format" => {
             config.log_format = match value {

@@ -230,3 +230,24 @@ fn flags_override_env_which_overrides_the_file() {
     let server = common::start_with(cmd, &["--ephemeral", "--http", "127.0.0.1:0"]);
     assert_eq!(get(&format!("{}/healthz", server.http), None).0, 200);
 }
+
+#[test]
+fn env_ephemeral_false_overrides_the_files_ephemeral_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "ephemeral = true\n").unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = common::binary();
+    cmd.env("STREAMCACHE_EPHEMERAL", "false");
+    let _server = common::start_with(
+        cmd,
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    // Not ephemeral: the server holds the lock of the named data directory.
+    assert!(data.join("LOCK").exists(), "{}", data.display());
+}
