@@ -526,6 +526,12 @@ impl Connection {
         let _ = self.driver.await;
     }
 
+    /// Drops the connection without waiting for its driver task, which is aborted (for a
+    /// request abandoned mid-exchange, whose reply may never come).
+    pub(crate) fn abort(self) {
+        self.driver.abort();
+    }
+
     /// Sends `GET {path}` and returns the response with its body still streaming (an SSE
     /// stream, or a small reply the caller reads with a limit).
     pub(crate) async fn get(
@@ -740,18 +746,34 @@ pub async fn produce(
         let n = (options.count - summary.sent).min(batch as u64);
         let orders: Vec<Order> = (0..n).map(|_| generator.next_record()).collect();
         let body = encode_produce_body(&orders);
-        let result = match connection.as_mut() {
-            Some(c) => Ok(c),
-            None => Connection::open(&endpoint.authority)
-                .await
-                .map(|c| connection.insert(c)),
+        let exchange = async {
+            let c = match connection.as_mut() {
+                Some(c) => c,
+                None => connection.insert(Connection::open(&endpoint.authority).await?),
+            };
+            send_batch(c, &endpoint, options.auth_token.as_deref(), body, n).await
         };
-        let outcome = match result {
-            Ok(c) => send_batch(c, &endpoint, options.auth_token.as_deref(), body, n).await,
-            Err(e) => Err(e),
+        // IMPORTANT: the wait for a connection or a reply ends on shutdown too. Ctrl-C only
+        // triggers it (the default SIGINT action is replaced), so a server that accepts and
+        // never answers would otherwise hold the run, and the terminal, indefinitely.
+        let outcome = tokio::select! {
+            biased;
+            () = shutdown.wait() => None,
+            outcome = exchange => Some(outcome),
         };
         summary.sent += n;
         summary.requests += 1;
+        let Some(outcome) = outcome else {
+            // The orders' fate is unknown; they count as lost with the abandoned request.
+            summary.failed += n;
+            summary.last_error = Some("interrupted while waiting for the server".into());
+            summary.stopped_early = Some("interrupted".into());
+            // Not `close`: its driver may be waiting on the reply that never comes.
+            if let Some(c) = connection.take() {
+                c.abort();
+            }
+            break;
+        };
         match outcome {
             Ok((acknowledged, failed, error)) => {
                 summary.acknowledged += acknowledged;

@@ -406,6 +406,41 @@ async fn a_shutdown_stops_the_run_with_a_summary() {
 }
 
 #[tokio::test]
+async fn a_shutdown_ends_the_wait_for_a_server_that_never_answers() {
+    use tokio::io::AsyncReadExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let stop = Shutdown::new();
+    let signal = stop.signal();
+    let run =
+        tokio::spawn(
+            async move { loadgen::produce(&options(&url, 100, 1, 10), clock(), signal).await },
+        );
+    // The server takes the first request and never answers it.
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let mut head = [0u8; 64];
+    assert!(socket.read(&mut head).await.unwrap() > 0);
+    stop.trigger();
+    // A bound on a hang, not a wait for time: the run ends as soon as it sees the stop.
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(20), run)
+        .await
+        .expect("the run ends on shutdown while a request is unanswered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.stopped_early.as_deref(), Some("interrupted"));
+    assert_eq!(
+        (
+            summary.sent,
+            summary.acknowledged,
+            summary.failed,
+            summary.requests
+        ),
+        (10, 0, 10, 1)
+    );
+    drop(socket);
+}
+
+#[tokio::test]
 async fn bad_options_are_refused_before_sending() {
     for o in [
         ProduceOptions {
