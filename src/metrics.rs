@@ -248,12 +248,10 @@ fn render_histogram(out: &mut String, name: &str, labels: &Labels, h: &Histogram
     )]
     let sum = h.sum_nano.load(Ordering::Relaxed) as f64 / 1e9;
     let _ = writeln!(out, "{name}_sum{} {sum}", fmt_labels(labels, None));
-    let _ = writeln!(
-        out,
-        "{name}_count{} {}",
-        fmt_labels(labels, None),
-        h.count()
-    );
+    // IMPORTANT: the count is the `+Inf` bucket's, not a second read of `count`: an
+    // observation landing between the two reads would make them differ, and the exposition
+    // format requires `_count` to equal the `+Inf` bucket.
+    let _ = writeln!(out, "{name}_count{} {cumulative}", fmt_labels(labels, None));
 }
 
 fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
@@ -357,6 +355,19 @@ mod tests {
         assert!(text.contains("lat_bucket{le=\"1\"} 2"), "{text}");
         assert!(text.contains("lat_bucket{le=\"+Inf\"} 3"), "{text}");
         assert!(text.contains("lat_count 3"), "{text}");
+    }
+
+    #[test]
+    fn histogram_count_equals_the_inf_bucket_when_an_observation_lands_mid_render() {
+        let r = Registry::new();
+        let h = r.histogram("lat", "latency", vec![], &[0.1]);
+        h.observe(0.05);
+        // What a concurrent `observe` leaves between its bucket and count increments (or a
+        // render's reads of the two): the count one ahead of the buckets.
+        h.count.fetch_add(1, Ordering::Relaxed);
+        let text = r.render();
+        assert!(text.contains("lat_bucket{le=\"+Inf\"} 1"), "{text}");
+        assert!(text.contains("lat_count 1\n"), "{text}");
     }
 
     #[test]
