@@ -440,15 +440,25 @@ fn line_of_offset(text: &str, offset: usize) -> usize {
         .map_or(1, |head| head.matches('\n').count() + 1)
 }
 
-/// 1-based line where top-level `key` is assigned or its table starts.
+/// 1-based line where top-level `key` is first assigned (`key = …`, a dotted `key.sub = …`) or
+/// where a table under it starts (`[key]`, `[key.sub]`, `[[key.sub]]`).
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    // What follows the key: `=` or `.` in an assignment, `]` or `.` in a table header.
+    let after_key =
+        |rest: &str, ends: [char; 2]| rest.trim_start().starts_with(|c: char| ends.contains(&c));
     text.lines()
         .position(|line| {
             let line = line.trim_start();
-            let assigned = line
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='));
-            assigned || line == format!("[{key}]")
+            match line.strip_prefix('[') {
+                Some(header) => header
+                    .trim_start_matches('[')
+                    .trim_start()
+                    .strip_prefix(key)
+                    .is_some_and(|rest| after_key(rest, [']', '.'])),
+                None => line
+                    .strip_prefix(key)
+                    .is_some_and(|rest| after_key(rest, ['=', '.'])),
+            }
         })
         .map(|i| i + 1)
 }
@@ -517,6 +527,11 @@ mod tests {
         assert_eq!(line_of_key(text, "http"), Some(2));
         assert_eq!(line_of_key(text, "log"), Some(3));
         assert_eq!(line_of_key(text, "resp"), None);
+        let nested = "# c\n\n[[pipeline.flows]]\n[ cache ] # c\nhistory.x = 1\nlog_level = \"i\"\n";
+        assert_eq!(line_of_key(nested, "pipeline"), Some(3));
+        assert_eq!(line_of_key(nested, "cache"), Some(4));
+        assert_eq!(line_of_key(nested, "history"), Some(5));
+        assert_eq!(line_of_key(nested, "log"), None);
     }
 
     #[test]

@@ -1729,6 +1729,8 @@ fn config_load_reports_an_invalid_flow_as_the_pipeline_setting() {
     let err = config::load(Some(&file), &config::Overrides::default()).unwrap_err();
     assert_eq!(err.setting, "pipeline");
     assert!(err.reason.contains("flow `f`: `batch_records`"), "{err}");
+    // The origin is the line of `[[pipeline.flows]]` (the text opens with a blank line).
+    assert!(err.to_string().contains("streamcache.toml:2)"), "{err}");
 }
 
 #[test]
