@@ -134,26 +134,37 @@ fn wrong_type_in_file_exits_2() {
     assert!(err.contains("invalid setting `ephemeral`"), "{err}");
 }
 
-#[test]
-fn unwritable_data_dir_exits_2_naming_data_dir() {
+/// Runs `serve` with `--data-dir` set to what `data_dir` derives from a regular file (`a-file`
+/// in a temporary directory); returns the exit code and stderr.
+fn serve_on_data_dir(data_dir: impl Fn(&std::path::Path) -> std::path::PathBuf) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let blocker = dir.path().join("a-file");
-    std::fs::write(&blocker, "x").unwrap();
-    let data_dir = blocker.join("data");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let data_dir = data_dir(&file);
+    let args = ["--http", "127.0.0.1:0", "--resp", "127.0.0.1:0"];
     let (code, _out, err) = run(
-        &[
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--http",
-            "127.0.0.1:0",
-            "--resp",
-            "127.0.0.1:0",
-        ],
+        &[&["--data-dir", data_dir.to_str().unwrap()][..], &args[..]].concat(),
         None,
     );
+    (code, err)
+}
+
+#[test]
+fn unwritable_data_dir_exits_2_naming_data_dir() {
+    let (code, err) = serve_on_data_dir(|file| file.join("data"));
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("`data_dir`") && err.contains("flag --data-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_data_dir_that_is_a_file_exits_2_saying_so() {
+    let (code, err) = serve_on_data_dir(std::path::Path::to_path_buf);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("`data_dir`") && err.contains("it is a file, not a directory"),
         "{err}"
     );
 }

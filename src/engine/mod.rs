@@ -168,7 +168,7 @@ impl Engine {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| Error::DataDir {
             path: data_dir.clone(),
-            source,
+            source: explain_not_a_directory(&data_dir, source),
         })?;
         let lock = lock_data_dir(&data_dir)?;
         let start_time_ms = clock.now_ms();
@@ -596,6 +596,18 @@ async fn supervise(fault: impl Future<Output = &'static str>, trigger: Shutdown)
             );
             trigger.trigger();
         }
+    }
+}
+
+/// `create_dir_all`'s error for a path that is a file says only "File exists"; this says what
+/// is wrong with it instead. Other errors pass through unchanged.
+fn explain_not_a_directory(dir: &Path, source: std::io::Error) -> std::io::Error {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is a file, not a directory",
+        ),
+        _ => source,
     }
 }
 
