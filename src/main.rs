@@ -108,6 +108,11 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
             return ExitCode::from(1);
         }
     };
+    // HTTP answers from here on: probes get `/readyz` 503 while the start rebuilds the cache,
+    // and other requests 503 `starting`, instead of connections that hang until it is done.
+    let ready_line = bound.ready_line();
+    let (http_addr, resp_addr) = (bound.http_addr(), bound.resp_addr());
+    let serving = server::serve_http_while_starting(engine.clone(), bound, shutdown.clone());
     if let Err(e) = engine.start(shutdown.signal()).await {
         eprintln!("streamcache: cannot start: {e}");
         signals.abort();
@@ -120,13 +125,14 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
         });
     }
     engine.supervise(shutdown.clone());
+    serving.open();
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", bound.ready_line());
+        let _ = writeln!(out, "{ready_line}");
         let _ = out.flush();
     }
-    tracing::info!(http = %bound.http_addr(), resp = %bound.resp_addr(), "ready");
-    let served = server::run(engine.clone(), bound, shutdown.clone()).await;
+    tracing::info!(http = %http_addr, resp = %resp_addr, "ready");
+    let served = serving.run().await;
     signals.abort();
     engine.stop().await;
     if let Err(e) = &served {

@@ -1,11 +1,15 @@
 //! Binding the listeners and running the HTTP and RESP servers until shutdown.
 //!
-//! `serve` calls [`bind`] (a port in use is a configuration error naming the setting), prints
-//! [`Bound::ready_line`], then [`run`]s until its [`Shutdown`] trigger fires: stop accepting, give
-//! in-flight requests `shutdown_drain_ms` to finish, then return so the caller can flush storage.
+//! `serve` calls [`bind`] (a port in use is a configuration error naming the setting),
+//! [`serve_http_while_starting`] (probes get answers while the engine starts), starts the engine,
+//! [`Serving::open`]s every route, prints [`Bound::ready_line`], then [`Serving::run`]s until its
+//! [`Shutdown`] trigger fires: stop accepting, give in-flight requests `shutdown_drain_ms` to
+//! finish, then return so the caller can flush storage. [`run`] is the last three at once, for
+//! an engine already started.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
@@ -146,9 +150,39 @@ pub fn raise_open_files_limit() {
 /// # Errors
 /// An I/O error from the HTTP server itself.
 pub async fn run(engine: Arc<Engine>, bound: Bound, trigger: Shutdown) -> std::io::Result<()> {
+    let serving = serve_http_while_starting(engine, bound, trigger);
+    serving.open();
+    serving.run().await
+}
+
+/// The paths answered while the engine starts: liveness, readiness (503 until the engine is
+/// ready) and metrics.
+const PATHS_WHILE_STARTING: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// HTTP served from before the engine starts; RESP not yet (its clients wait in the listen
+/// backlog, as they would for a server still loading).
+#[derive(Debug)]
+pub struct Serving {
+    engine: Arc<Engine>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    resp: TcpListener,
+    trigger: Shutdown,
+    /// Whether every route is served; before, only [`PATHS_WHILE_STARTING`].
+    opened: Arc<AtomicBool>,
+}
+
+/// Starts serving HTTP on `bound` at once, before [`Engine::start`] (which rebuilds the cache from
+/// the log and may take a while): `/healthz`, `/readyz` (503 `starting` until the engine is
+/// ready) and `/metrics` answer, and every other request gets 503 `{"status": "starting"}` with
+/// `Retry-After: 1` until [`Serving::open`], so a probe or a client gets an answer instead of a
+/// connection that hangs. Call inside a Tokio runtime.
+#[must_use]
+pub fn serve_http_while_starting(engine: Arc<Engine>, bound: Bound, trigger: Shutdown) -> Serving {
     let shutdown = trigger.signal();
-    let drain = Duration::from_millis(engine.config().shutdown_drain_ms);
-    let app = crate::api::router_with_shutdown(engine.clone(), shutdown.clone());
+    let opened = Arc::new(AtomicBool::new(false));
+    let app = crate::api::router_with_shutdown(engine.clone(), shutdown.clone()).layer(
+        axum::middleware::from_fn_with_state(opened.clone(), while_starting),
+    );
 
     let mut http_signal = shutdown.clone();
     // TCP_NODELAY: WebSocket and SSE frames are small and latency-bound; without it Nagle's
@@ -167,35 +201,86 @@ pub async fn run(engine: Arc<Engine>, bound: Bound, trigger: Shutdown) -> std::i
             .with_graceful_shutdown(async move { http_signal.wait().await })
             .into_future(),
     );
-    let resp_config =
-        crate::cache::RespConfig::from_cache(engine.cache(), engine.config().auth_token.clone());
-    let resp = tokio::spawn(crate::cache::serve_resp(
-        bound.resp,
-        engine.cache().clone(),
-        resp_config,
+    Serving {
+        engine,
+        http,
+        resp: bound.resp,
         trigger,
-    ));
-
-    let mut signal = shutdown;
-    signal.wait().await;
-    tracing::info!(
-        drain_ms = drain.as_millis(),
-        "shutting down: draining in-flight requests"
-    );
-    let deadline = tokio::time::sleep(drain);
-    tokio::pin!(deadline);
-    let mut http = http;
-    let mut resp = resp;
-    let http_result = tokio::select! {
-        r = &mut http => r.ok(),
-        () = &mut deadline => { http.abort(); tracing::warn!("HTTP drain timed out; open connections closed"); None }
-    };
-    tokio::select! {
-        _ = &mut resp => {}
-        () = &mut deadline => { resp.abort(); tracing::warn!("RESP drain timed out; open connections closed"); }
+        opened,
     }
-    match http_result {
-        Some(Err(e)) => Err(e),
-        _ => Ok(()),
+}
+
+/// Answers 503 `starting` for every path but [`PATHS_WHILE_STARTING`] until `opened`.
+async fn while_starting(
+    axum::extract::State(opened): axum::extract::State<Arc<AtomicBool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if opened.load(Ordering::Acquire) || PATHS_WHILE_STARTING.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        axum::Json(serde_json::json!({"status": "starting"})),
+    )
+        .into_response()
+}
+
+impl Serving {
+    /// Serves every route from now on: call once the engine is started.
+    pub fn open(&self) {
+        self.opened.store(true, Ordering::Release);
+    }
+
+    /// Serves RESP too until the trigger fires (a RESP client's SHUTDOWN fires it too), then
+    /// drains in-flight HTTP requests for at most `shutdown_drain_ms` and returns.
+    ///
+    /// # Errors
+    /// An I/O error from the HTTP server itself.
+    pub async fn run(self) -> std::io::Result<()> {
+        let Self {
+            engine,
+            http,
+            resp,
+            trigger,
+            opened: _,
+        } = self;
+        let shutdown = trigger.signal();
+        let drain = Duration::from_millis(engine.config().shutdown_drain_ms);
+        let resp_config = crate::cache::RespConfig::from_cache(
+            engine.cache(),
+            engine.config().auth_token.clone(),
+        );
+        let resp = tokio::spawn(crate::cache::serve_resp(
+            resp,
+            engine.cache().clone(),
+            resp_config,
+            trigger,
+        ));
+
+        let mut signal = shutdown;
+        signal.wait().await;
+        tracing::info!(
+            drain_ms = drain.as_millis(),
+            "shutting down: draining in-flight requests"
+        );
+        let deadline = tokio::time::sleep(drain);
+        tokio::pin!(deadline);
+        let mut http = http;
+        let mut resp = resp;
+        let http_result = tokio::select! {
+            r = &mut http => r.ok(),
+            () = &mut deadline => { http.abort(); tracing::warn!("HTTP drain timed out; open connections closed"); None }
+        };
+        tokio::select! {
+            _ = &mut resp => {}
+            () = &mut deadline => { resp.abort(); tracing::warn!("RESP drain timed out; open connections closed"); }
+        }
+        match http_result {
+            Some(Err(e)) => Err(e),
+            _ => Ok(()),
+        }
     }
 }
