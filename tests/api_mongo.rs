@@ -660,3 +660,43 @@ async fn unknown_paths_under_mongo_answer_in_the_data_api_shape() {
         );
     }
 }
+
+/// Every NaN is `{"$numberDouble": "NaN"}` whatever its sign bit (x86 makes `inf - inf` a NaN
+/// with it set), and a subnormal double is wrapped in canonical Extended JSON as every other
+/// finite double is.
+#[tokio::test]
+async fn nan_and_subnormal_doubles_answer_in_extended_jsons_form() {
+    let api = api();
+    let document = json!({
+        "_id": 1,
+        "signed_nan": {"$numberDouble": "-NaN"},
+        "inf": {"$numberDouble": "Infinity"},
+        "tiny": {"$numberDouble": "5e-324"},
+        "nested": [{"nan": {"$numberDouble": "-NaN"}}],
+    });
+    let (s, _) = api.call("insertOne", json!({"document": document})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = api
+        .call(
+            "updateOne",
+            json!({"filter": {"_id": 1}, "update": {"$inc": {"inf": {"$numberDouble": "-Infinity"}}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let nan = json!({"$numberDouble": "NaN"});
+    let (_, v) = api.call("findOne", json!({"filter": {"_id": 1}})).await;
+    assert_eq!(v["document"]["signed_nan"], nan, "{v}");
+    assert_eq!(v["document"]["inf"], nan, "inf - inf: {v}");
+    assert_eq!(v["document"]["nested"][0]["nan"], nan, "{v}");
+    assert_eq!(v["document"]["tiny"], json!(5e-324), "{v}");
+    let find = json!({"dataSource": "x", "database": "shop", "collection": "orders"});
+    let (_, ct, v) = api
+        .call_with("findOne", find, "application/json", "application/ejson")
+        .await;
+    assert_eq!(ct, "application/ejson");
+    assert_eq!(v["document"]["signed_nan"], nan, "{v}");
+    assert_eq!(v["document"]["inf"], nan, "inf - inf: {v}");
+    assert_eq!(v["document"]["nested"][0]["nan"], nan, "{v}");
+    let tiny = v["document"]["tiny"]["$numberDouble"].as_str().unwrap();
+    assert_eq!(tiny.parse::<f64>().unwrap(), 5e-324, "{v}");
+}

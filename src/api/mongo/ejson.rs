@@ -37,7 +37,7 @@ impl Format {
     pub(crate) fn value(self, v: Bson) -> Value {
         match self {
             Self::Json => standard_json(v),
-            Self::Ejson => v.into_canonical_extjson(),
+            Self::Ejson => canonical(v),
         }
     }
 
@@ -46,6 +46,21 @@ impl Format {
             Self::Json => "application/json",
             Self::Ejson => "application/ejson",
         }
+    }
+}
+
+/// A value as canonical Extended JSON: `Bson::into_canonical_extjson`, except that every NaN
+/// is `{"$numberDouble": "NaN"}`, the specification's one spelling whatever its sign bit
+/// (`bson` writes `-NaN` for the NaN x86 arithmetic makes of `inf - inf`), and a subnormal
+/// double is wrapped in `$numberDouble` as every other finite one is (`bson` leaves it a bare
+/// JSON number).
+fn canonical(v: Bson) -> Value {
+    match v {
+        Bson::Double(f) if f.is_nan() => serde_json::json!({"$numberDouble": "NaN"}),
+        Bson::Double(f) if f.is_subnormal() => serde_json::json!({"$numberDouble": f.to_string()}),
+        Bson::Document(d) => Value::Object(d.into_iter().map(|(k, v)| (k, canonical(v))).collect()),
+        Bson::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other.into_canonical_extjson(),
     }
 }
 
@@ -68,7 +83,7 @@ pub(crate) fn standard_json(v: Bson) -> Value {
             if (TEXT_DATE_MS_MIN..=TEXT_DATE_MS_MAX).contains(&ms) {
                 Value::String(crate::history::iso_string(ms))
             } else {
-                Bson::DateTime(d).into_canonical_extjson()
+                canonical(Bson::DateTime(d))
             }
         }
         Bson::Decimal128(d) => Value::String(d.to_string()),
@@ -84,14 +99,14 @@ pub(crate) fn standard_json(v: Bson) -> Value {
             Value::Object(d.into_iter().map(|(k, v)| (k, standard_json(v))).collect())
         }
         Bson::Array(items) => Value::Array(items.into_iter().map(standard_json).collect()),
-        Bson::Double(f) if !f.is_finite() => Bson::Double(f).into_canonical_extjson(),
+        Bson::Double(f) if !f.is_finite() => canonical(Bson::Double(f)),
         other @ (Bson::Double(_)
         | Bson::Int32(_)
         | Bson::Int64(_)
         | Bson::String(_)
         | Bson::Boolean(_)
         | Bson::Null) => other.into_relaxed_extjson(),
-        other => other.into_canonical_extjson(),
+        other => canonical(other),
     }
 }
 
