@@ -700,3 +700,24 @@ async fn nan_and_subnormal_doubles_answer_in_extended_jsons_form() {
     let tiny = v["document"]["tiny"]["$numberDouble"].as_str().unwrap();
     assert_eq!(tiny.parse::<f64>().unwrap(), 5e-324, "{v}");
 }
+
+/// Media types are case-insensitive: `Application/JSON` is a JSON body and
+/// `Application/EJSON` in `Accept` asks for canonical Extended JSON.
+#[tokio::test]
+async fn content_type_and_accept_are_read_case_insensitively() {
+    let api = api();
+    let body = json!({"dataSource": "x", "database": "shop", "collection": "orders", "document": {"_id": 1, "n": 2}});
+    let (s, _, v) = api
+        .call_with("insertOne", body, "Application/JSON", "application/json")
+        .await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"insertedId": 1})));
+    let find = json!({"dataSource": "x", "database": "shop", "collection": "orders"});
+    let (s, ct, v) = api
+        .call_with("findOne", find, "APPLICATION/EJSON", "Application/EJSON")
+        .await;
+    assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/ejson"));
+    assert_eq!(
+        v,
+        json!({"document": {"_id": {"$numberInt": "1"}, "n": {"$numberInt": "2"}}})
+    );
+}

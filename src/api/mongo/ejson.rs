@@ -21,11 +21,13 @@ pub(crate) enum Format {
 
 impl Format {
     /// `application/ejson` in `Accept` selects canonical output; anything else standard JSON.
+    /// Media types are case-insensitive (RFC 9110 §8.3.1), so `Application/EJSON` is the same.
     pub(crate) fn from_accept(headers: &HeaderMap) -> Self {
         let accept = headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if accept.contains("application/ejson") {
             Self::Ejson
         } else {

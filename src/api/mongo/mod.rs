@@ -301,10 +301,12 @@ async fn action(
     body: Bytes,
 ) -> Response {
     let format = Format::from_accept(&headers);
+    // Media types are case-insensitive (RFC 9110 §8.3.1): `Application/JSON` is JSON.
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
     if !content_type.starts_with("application/json")
         && !content_type.starts_with("application/ejson")
     {
