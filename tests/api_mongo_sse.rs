@@ -545,3 +545,28 @@ async fn show_expanded_events_adds_the_commands_and_the_collection_uuid_of_list_
     );
     server.stop().await;
 }
+
+/// A NaN in an event is `{"$numberDouble": "NaN"}` whatever its sign bit (x86 makes
+/// `inf - inf` a NaN with it set), the one spelling Extended JSON parsers take.
+#[tokio::test]
+async fn a_nan_with_its_sign_bit_set_is_written_nan() {
+    let server = start(HistoryConfig::default()).await;
+    let url = format!("{}/mongo/watch?db=shop&coll=orders", server.base);
+    let mut client = SseClient::open(&url, None).await;
+    let h = server.engine.history().clone();
+    let signed_nan = f64::from_bits(0xFFF8_0000_0000_0000);
+    assert!(signed_nan.is_nan() && signed_nan.is_sign_negative());
+    tokio::task::spawn_blocking(move || {
+        h.insert_one("shop", "orders", doc! {"_id": 1, "x": [signed_nan]})
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (_, ev) = client.next_event().await;
+    assert_eq!(
+        ev["fullDocument"]["x"],
+        serde_json::json!([{"$numberDouble": "NaN"}]),
+        "{ev}"
+    );
+    server.stop().await;
+}

@@ -656,7 +656,8 @@ const RELAXED_DATE_MS_MAX: i64 = 253_402_300_799_999;
 /// A value as relaxed Extended JSON: `Bson::into_relaxed_extjson`, except that a date after
 /// year 9999 gets the canonical `{"$date": {"$numberLong": …}}` form the specification asks for
 /// outside years 1970–9999 (`bson` formats it clamped to 9999-12-31T23:59:59.999999999Z, a
-/// different instant).
+/// different instant), and every NaN is `{"$numberDouble": "NaN"}`, the specification's one
+/// spelling whatever its sign bit (`bson` writes `-NaN` for the NaN x86 makes of `inf - inf`).
 pub(crate) fn relaxed_extjson(v: Bson) -> serde_json::Value {
     match v {
         Bson::Document(d) => serde_json::Value::Object(
@@ -670,6 +671,7 @@ pub(crate) fn relaxed_extjson(v: Bson) -> serde_json::Value {
         Bson::DateTime(d) if d.timestamp_millis() > RELAXED_DATE_MS_MAX => {
             Bson::DateTime(d).into_canonical_extjson()
         }
+        Bson::Double(f) if f.is_nan() => serde_json::json!({"$numberDouble": "NaN"}),
         other => other.into_relaxed_extjson(),
     }
 }
