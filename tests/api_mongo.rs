@@ -661,6 +661,12 @@ async fn unknown_paths_under_mongo_answer_in_the_data_api_shape() {
     }
 }
 
+/// Inserts `document` into shop.orders, which must succeed.
+async fn insert_ok(api: &Api, document: Value) {
+    let (s, v) = api.call("insertOne", json!({"document": document})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 /// Every NaN is `{"$numberDouble": "NaN"}` whatever its sign bit (x86 makes `inf - inf` a NaN
 /// with it set), and a subnormal double is wrapped in canonical Extended JSON as every other
 /// finite double is.
@@ -674,8 +680,7 @@ async fn nan_and_subnormal_doubles_answer_in_extended_jsons_form() {
         "tiny": {"$numberDouble": "5e-324"},
         "nested": [{"nan": {"$numberDouble": "-NaN"}}],
     });
-    let (s, _) = api.call("insertOne", json!({"document": document})).await;
-    assert_eq!(s, StatusCode::OK);
+    insert_ok(&api, document).await;
     let (s, _) = api
         .call(
             "updateOne",
@@ -719,5 +724,33 @@ async fn content_type_and_accept_are_read_case_insensitively() {
     assert_eq!(
         v,
         json!({"document": {"_id": {"$numberInt": "1"}, "n": {"$numberInt": "2"}}})
+    );
+}
+
+/// A relaxed `$date` with digits past the millisecond is rounded down to its millisecond, as
+/// the drivers' parsers take it, before 1970 too.
+#[tokio::test]
+async fn date_text_past_the_millisecond_rounds_down() {
+    let api = api();
+    let document = json!({
+        "_id": 1,
+        "before": {"$date": "1969-12-31T23:59:59.9995Z"},
+        "after": {"$date": "1970-01-01T00:00:00.0005Z"},
+        "offset": {"$date": "1960-06-01T12:00:00.123456-01:00"},
+        "late": {"$date": "2020-01-01T00:00:00.1239999Z"},
+        "nested": [{"at": {"$date": "1969-12-31T23:59:59.0001+00:00"}}],
+    });
+    insert_ok(&api, document).await;
+    let (_, v) = api.call("findOne", json!({"filter": {"_id": 1}})).await;
+    assert_eq!(
+        v["document"],
+        json!({
+            "_id": 1,
+            "before": "1969-12-31T23:59:59.999Z",
+            "after": "1970-01-01T00:00:00.000Z",
+            "offset": "1960-06-01T13:00:00.123Z",
+            "late": "2020-01-01T00:00:00.123Z",
+            "nested": [{"at": "1969-12-31T23:59:59.000Z"}],
+        })
     );
 }

@@ -116,13 +116,52 @@ pub(crate) fn standard_json(v: Bson) -> Value {
 pub(crate) fn parse_body(bytes: &[u8]) -> Result<Document, DataApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| DataApiError::invalid(format!("invalid JSON body: {e}")))?;
-    match Bson::try_from(value) {
+    match to_bson(value) {
         Ok(Bson::Document(d)) => Ok(d),
         Ok(_) => Err(DataApiError::invalid(
             "the request body must be a JSON object",
         )),
         Err(e) => Err(DataApiError::invalid(format!("invalid Extended JSON: {e}"))),
     }
+}
+
+/// Extended JSON (canonical or relaxed) as a value: `bson`'s conversion, except that a relaxed
+/// `{"$date": "<ISO-8601>"}` with digits past the millisecond is rounded down to its
+/// millisecond, as the drivers' Extended JSON parsers (Go's, Java's, Python's) take it (`bson`
+/// rounds toward zero, so such a date before 1970 landed a millisecond late).
+pub(crate) fn to_bson(mut value: Value) -> bson::error::Result<Bson> {
+    floor_text_dates(&mut value);
+    Bson::try_from(value)
+}
+
+/// Rewrites every `{"$date": "<text>"}` that `bson` accepts as the canonical
+/// `{"$date": {"$numberLong"}}` of its instant rounded down to the millisecond. Its recursion
+/// is bounded by `serde_json`'s nesting limit on the parsed text.
+fn floor_text_dates(v: &mut Value) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(floor_text_dates),
+        Value::Object(m) => {
+            if let (1, Some(Value::String(text))) = (m.len(), m.get("$date")) {
+                if let Some(ms) = floor_millis(text) {
+                    m.insert(
+                        "$date".into(),
+                        serde_json::json!({"$numberLong": ms.to_string()}),
+                    );
+                }
+                return;
+            }
+            m.values_mut().for_each(floor_text_dates);
+        }
+        _ => {}
+    }
+}
+
+/// The milliseconds since the epoch of a date text `bson` takes, rounded down; `None` leaves
+/// the text to `bson`.
+fn floor_millis(text: &str) -> Option<i64> {
+    bson::DateTime::parse_rfc3339_str(text).ok()?;
+    let at: jiff::Timestamp = text.parse().ok()?;
+    i64::try_from(at.as_nanosecond().div_euclid(1_000_000)).ok()
 }
 
 /// A 200 response in the chosen format.

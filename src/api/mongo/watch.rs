@@ -66,7 +66,7 @@ pub(crate) struct WatchQuery {
 fn pipeline_param(text: &str) -> Result<Vec<bson::Document>, DataApiError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| DataApiError::invalid(format!("pipeline is not valid JSON: {e}")))?;
-    let stages = Bson::try_from(value)
+    let stages = super::ejson::to_bson(value)
         .map_err(|e| DataApiError::invalid(format!("invalid Extended JSON in pipeline: {e}")))?;
     let mut holder = bson::Document::new();
     holder.insert("pipeline", stages);
