@@ -95,3 +95,66 @@ fn bad_input_exits_2() {
     let missing = run(&["--spec", &spec, "--input", "/nonexistent/in.json"], "");
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// `text` padded with spaces after it to exactly `len` bytes.
+fn padded(text: &str, len: usize) -> String {
+    format!("{text}{}", " ".repeat(len - text.len()))
+}
+
+#[test]
+fn spec_input_and_context_are_read_up_to_their_limits() {
+    use streamcache::cli::commands::TRANSFORM_INPUT_BYTES_MAX;
+    use streamcache::transform::SPEC_BYTES_MAX;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = r#"{"operation":"sort"}"#;
+    let doc = r#"{"b":1,"a":2}"#;
+    let at_max = write(&dir, "spec.json", &padded(spec, SPEC_BYTES_MAX));
+    let input = write(&dir, "in.json", &padded(doc, TRANSFORM_INPUT_BYTES_MAX));
+    let context = write(&dir, "ctx.json", &padded("{}", TRANSFORM_INPUT_BYTES_MAX));
+    let out = run(
+        &["--spec", &at_max, "--input", &input, "--context", &context],
+        "",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"a":2,"b":1}"#
+    );
+    let out = run(
+        &["--spec", &at_max],
+        &padded(doc, TRANSFORM_INPUT_BYTES_MAX),
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let limit = |out: &Output, max: usize| {
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("limit of {max}")), "{stderr}");
+    };
+    let past = write(&dir, "big-spec.json", &padded(spec, SPEC_BYTES_MAX + 1));
+    limit(
+        &run(&["--spec", &past, "--input", &input], ""),
+        SPEC_BYTES_MAX,
+    );
+    let spec = write(&dir, "spec-small.json", spec);
+    let big = write(
+        &dir,
+        "big.json",
+        &padded(doc, TRANSFORM_INPUT_BYTES_MAX + 1),
+    );
+    limit(
+        &run(&["--spec", &spec, "--input", &big], ""),
+        TRANSFORM_INPUT_BYTES_MAX,
+    );
+    limit(
+        &run(&["--spec", &spec, "--input", &input, "--context", &big], ""),
+        TRANSFORM_INPUT_BYTES_MAX,
+    );
+    limit(
+        &run(
+            &["--spec", &spec],
+            &padded(doc, TRANSFORM_INPUT_BYTES_MAX + 1),
+        ),
+        TRANSFORM_INPUT_BYTES_MAX,
+    );
+}

@@ -27,28 +27,46 @@ pub fn transform(args: &TransformArgs) -> ExitCode {
     }
 }
 
+/// Longest input or context document `streamcache transform` reads, from a file or standard
+/// input: the longest record a flow can read from the log ([`crate::log::RECORD_BYTES_MAX`]), so
+/// what the command takes is what a flow's transform could be given.
+pub const TRANSFORM_INPUT_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+const _: () = assert!(TRANSFORM_INPUT_BYTES_MAX as u64 == crate::log::RECORD_BYTES_MAX);
+
 fn run_transform(args: &TransformArgs) -> Result<String, String> {
     use std::io::Read as _;
-    let read = |path: &std::path::Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let read = |path: &std::path::Path, max: usize| {
+        crate::config::read_text_at_most(path, max)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
-    let spec_text = read(&args.spec)?;
+    let spec_text = read(&args.spec, crate::transform::SPEC_BYTES_MAX)?;
     let spec = crate::transform::Spec::parse_str(&spec_text)
         .map_err(|e| format!("{}: {e}", args.spec.display()))?;
     let (input_name, input_text) = match &args.input {
-        Some(path) => (path.display().to_string(), read(path)?),
+        Some(path) => (
+            path.display().to_string(),
+            read(path, TRANSFORM_INPUT_BYTES_MAX)?,
+        ),
         None => {
             let mut text = String::new();
             std::io::stdin()
+                .take(TRANSFORM_INPUT_BYTES_MAX as u64 + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
+            if text.len() > TRANSFORM_INPUT_BYTES_MAX {
+                return Err(format!(
+                    "cannot read standard input: it is longer than the limit of \
+                     {TRANSFORM_INPUT_BYTES_MAX} bytes"
+                ));
+            }
             ("standard input".to_owned(), text)
         }
     };
     let input: serde_json::Value = serde_json::from_str(&input_text)
         .map_err(|e| format!("{input_name}: not valid JSON: {e}"))?;
     let context = match &args.context {
-        Some(path) => serde_json::from_str(&read(path)?)
+        Some(path) => serde_json::from_str(&read(path, TRANSFORM_INPUT_BYTES_MAX)?)
             .map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?,
         None => serde_json::Value::Null,
     };
