@@ -185,16 +185,23 @@ impl Shared {
             .map(|(id, _)| *id)
             .collect();
         for id in &idle {
-            if let Some(c) = clients.remove(id) {
-                c.kill.fire();
-                self.cache
-                    .inner()
-                    .stats
-                    .connected_clients
-                    .fetch_sub(1, Ordering::Relaxed);
-            }
+            self.kill(&mut clients, *id);
         }
         idle.len()
+    }
+
+    /// Takes client `id` out of `clients` (the locked table), uncounts it and tells its
+    /// connection to close without a reply: CLIENT KILL's and `timeout`'s way to end a client
+    /// (a connection that ends by itself finds its entry gone and leaves the count alone).
+    fn kill(&self, clients: &mut BTreeMap<u64, ClientEntry>, id: u64) {
+        if let Some(c) = clients.remove(&id) {
+            c.kill.fire();
+            self.cache
+                .inner()
+                .stats
+                .connected_clients
+                .fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1912,14 +1919,8 @@ impl Connection {
         for id in &victims {
             if *id == self.id {
                 self.close_after_reply = true;
-            } else if let Some(c) = clients.remove(id) {
-                c.kill.fire();
-                self.shared
-                    .cache
-                    .inner()
-                    .stats
-                    .connected_clients
-                    .fetch_sub(1, Ordering::Relaxed);
+            } else {
+                self.shared.kill(&mut clients, *id);
             }
         }
         match (old_form, victims.len()) {

@@ -466,13 +466,12 @@ mod tests {
 
     #[test]
     fn a_write_gets_the_ttl_left_since_the_records_creation_and_none_once_it_ran_out() {
-        let at = |now_ms: i64| now_ms;
-        assert_eq!(cache_ttl(at(10_400), Some(1000), 10_000), Some(Some(600)));
-        assert_eq!(cache_ttl(at(10_999), Some(1000), 10_000), Some(Some(1)));
-        assert_eq!(cache_ttl(at(11_000), Some(1000), 10_000), None);
-        assert_eq!(cache_ttl(at(99_000), Some(1000), 10_000), None);
+        assert_eq!(cache_ttl(10_400, Some(1000), 10_000), Some(Some(600)));
+        assert_eq!(cache_ttl(10_999, Some(1000), 10_000), Some(Some(1)));
+        assert_eq!(cache_ttl(11_000, Some(1000), 10_000), None);
+        assert_eq!(cache_ttl(99_000, Some(1000), 10_000), None);
         // Without a TTL the entry never expires; a create time ahead of now counts as now.
-        assert_eq!(cache_ttl(at(99_000), None, 10_000), Some(None));
-        assert_eq!(cache_ttl(at(9_000), Some(1000), 10_000), Some(Some(1000)));
+        assert_eq!(cache_ttl(99_000, None, 10_000), Some(None));
+        assert_eq!(cache_ttl(9_000, Some(1000), 10_000), Some(Some(1000)));
     }
 }
