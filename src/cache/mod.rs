@@ -974,15 +974,6 @@ impl Cache {
             self.inner.command_stats.rejected(spec, args, &oom);
             return Err(oom);
         }
-        // A script that declares flags without allow-oom or no-writes is a DENYOOM call.
-        if script::is_script_command(spec)
-            && self.over_memory()
-            && script::declares_denyoom(&self.inner, spec, args)
-            && let Some(oom) = self.check_memory_now()
-        {
-            self.inner.command_stats.rejected(spec, args, &oom);
-            return Err(oom);
-        }
         let inner = &*self.inner;
         if let Some(reply) = script::answer_while_running(inner, spec, args) {
             inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -1033,11 +1024,7 @@ impl Cache {
                 let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
                 args.first()
                     .and_then(|n| resp::command::lookup(n))
-                    .is_some_and(|spec| {
-                        spec.denies_oom(&args)
-                            || (script::is_script_command(spec)
-                                && script::declares_denyoom(&self.inner, spec, &args))
-                    })
+                    .is_some_and(|spec| self.denies_oom(spec, &args))
             });
         if writes && let Some(Frame::Error(oom)) = self.check_memory_now() {
             return Err(Frame::error(format!(
@@ -1442,11 +1429,23 @@ impl Cache {
     /// Redis's `DENYOOM` calls, which may grow memory (SREM, HDEL, EXPIRE, RENAME, XGROUP SETID
     /// … still run, as in Redis). The flag alone is read unless memory is over the ceiling.
     fn check_memory(&self, spec: &resp::command::Spec, args: &[&[u8]]) -> Option<Frame> {
-        if spec.denyoom && self.over_memory() && spec.denies_oom(args) {
+        if (spec.denyoom || script::is_script_command(spec))
+            && self.over_memory()
+            && self.denies_oom(spec, args)
+        {
             self.check_memory_now()
         } else {
             None
         }
+    }
+
+    /// Whether this call is refused over `maxmemory`: its command's (or subcommand's) DENYOOM
+    /// flag, or a script that declares flags without allow-oom or no-writes. May allocate:
+    /// asked only with memory over the ceiling.
+    fn denies_oom(&self, spec: &resp::command::Spec, args: &[&[u8]]) -> bool {
+        spec.denies_oom(args)
+            || (script::is_script_command(spec)
+                && script::declares_denyoom(&self.inner, spec, args))
     }
 
     /// Whether used memory is over a `maxmemory` that is set.
