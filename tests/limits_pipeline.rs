@@ -230,6 +230,10 @@ impl HistorySink for FakeSinks {
         }
         Ok(())
     }
+
+    fn persist(&self) -> Result<(), SeamError> {
+        Ok(())
+    }
 }
 
 impl TopicSink for FakeSinks {

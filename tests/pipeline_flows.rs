@@ -62,6 +62,11 @@ struct FakeLog {
     longest_poll_wait_ms: AtomicU64,
     /// Whether sources split into one lane per partition (off: one lane reads them all).
     split_lanes: AtomicBool,
+    /// Positions sources opened from now on start at, reported as [`Source::rewound`] (as a
+    /// log recovered shorter than the committed offsets does).
+    rewind: Mutex<Vec<CommitOffset>>,
+    /// In order: `commit`, `persist` (history) and `poll` (a source read records).
+    journal: Mutex<Vec<&'static str>>,
 }
 
 impl FakeLog {
@@ -125,7 +130,7 @@ impl SourceOpener for FakeOpener {
         let parts = topics
             .get(&source.topic)
             .ok_or_else(|| SeamError::fatal(format!("no topic {}", source.topic)))?;
-        let positions = (0..parts.len())
+        let mut positions = (0..parts.len())
             .map(|p| {
                 let p32 = u32::try_from(p).unwrap();
                 let at = match start {
@@ -135,7 +140,11 @@ impl SourceOpener for FakeOpener {
                 };
                 (p32, at)
             })
-            .collect();
+            .collect::<BTreeMap<u32, u64>>();
+        let rewound = self.0.rewind.lock().unwrap().clone();
+        for r in &rewound {
+            positions.insert(r.partition, r.next_offset);
+        }
         let appends = self
             .0
             .appends_tx
@@ -149,6 +158,7 @@ impl SourceOpener for FakeOpener {
             positions,
             appends,
             stops: None,
+            rewound,
         }))
     }
 }
@@ -160,6 +170,8 @@ struct FakeSource {
     appends: Option<tokio::sync::watch::Receiver<u64>>,
     /// `Source::stop_at`'s ends, once given.
     stops: Option<BTreeMap<u32, u64>>,
+    /// What [`Source::rewound`] reports.
+    rewound: Vec<CommitOffset>,
 }
 
 impl FakeSource {
@@ -216,6 +228,7 @@ impl Source for FakeSource {
                     positions: BTreeMap::from([(partition, at)]),
                     appends: appends.clone(),
                     stops: None,
+                    rewound: Vec::new(),
                 }) as Box<dyn Source>
             })
             .collect()
@@ -227,6 +240,10 @@ impl Source for FakeSource {
 
     fn stop_at(&mut self, ends: &BTreeMap<u32, u64>) {
         self.stops = Some(ends.clone());
+    }
+
+    fn rewound(&self) -> Vec<CommitOffset> {
+        self.rewound.clone()
     }
 
     fn poll(&mut self, max_records: usize, wait_ms: u64) -> Result<SourceBatch, SeamError> {
@@ -247,6 +264,7 @@ impl Source for FakeSource {
         }
         drop(topics);
         if !batch.records.is_empty() {
+            log.journal.lock().unwrap().push("poll");
             let polled = log.polled_batches.fetch_add(1, Ordering::SeqCst) + 1;
             let in_flight = polled - log.commits.load(Ordering::SeqCst);
             log.max_in_flight.fetch_max(in_flight, Ordering::SeqCst);
@@ -428,7 +446,13 @@ impl HistorySink for FakeHistory {
             group_offsets.insert(o.partition, o.next_offset);
         }
         state.commits.push((docs.len(), offsets.to_vec()));
+        self.log.journal.lock().unwrap().push("commit");
         self.log.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn persist(&self) -> Result<(), SeamError> {
+        self.log.journal.lock().unwrap().push("persist");
         Ok(())
     }
 
@@ -1012,6 +1036,46 @@ sinks = [{ name = "h", history = { collection = "shop.orders" } }]
         opens[1].1,
         SourceStart::Committed(BTreeMap::from([(0, 10), (1, 10), (2, 10)]))
     );
+    p.stop().await;
+}
+
+/// A source that starts before the committed positions (its log was recovered shorter) has
+/// the flow commit where it starts and make that durable before anything is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_a_source_moved_back_to_are_committed_and_persisted_before_reading() {
+    let w = World::new();
+    w.log.create("orders", 1);
+    for n in 0..5u64 {
+        w.log.append_json("orders", 0, &json!({"orderNumber": n}));
+    }
+    w.history
+        .state
+        .lock()
+        .unwrap()
+        .offsets
+        .insert("orders-group".into(), BTreeMap::from([(0, 9)]));
+    *w.log.rewind.lock().unwrap() = vec![CommitOffset {
+        topic: "orders".into(),
+        partition: 0,
+        next_offset: 2,
+        topic_id: String::new(),
+    }];
+    let p = w.start(
+        r#"
+[[pipeline.flows]]
+name = "orders"
+dead_letter = "orders.dlq"
+source = { topic = "orders", group = "orders-group" }
+sinks = [{ name = "h", history = { collection = "shop.orders" } }]
+"#,
+    );
+    wait_records(&p, "orders", 3).await;
+    let journal = w.log.journal.lock().unwrap().clone();
+    assert_eq!(journal[..3], ["commit", "persist", "poll"], "{journal:?}");
+    let commits = w.history.commits();
+    assert_eq!(commits[0].0, 0, "the first commit holds no documents");
+    assert_eq!(commits[0].1[0].next_offset, 2);
+    assert_eq!(w.history.numbers("shop.orders", "orderNumber"), [2, 3, 4]);
     p.stop().await;
 }
 

@@ -556,6 +556,10 @@ impl HistorySink for HistoryCommits {
             Err(failure) => Err(HistoryCommitError::Fatal(failure.error.to_string())),
         }
     }
+
+    fn persist(&self) -> Result<(), SeamError> {
+        self.history.persist().map_err(fatal)
+    }
 }
 
 /// A flow's document on its way into history.

@@ -122,6 +122,11 @@ impl HistorySink for Replay {
     ) -> std::result::Result<(), HistoryCommitError> {
         Ok(())
     }
+
+    /// A replay writes nothing.
+    fn persist(&self) -> std::result::Result<(), SeamError> {
+        Ok(())
+    }
 }
 
 impl TopicSink for Discard {

@@ -551,17 +551,21 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
         .await?
         .map_err(engine("open source"))?;
     // Positions the source moved back from the committed ones (the log was recovered shorter)
-    // are committed before anything is read: left stale, they would make a later start resume
-    // past the records appended from here on.
+    // are committed, and made durable, before anything is read: left stale, they would make a
+    // later start resume past the records appended from here on.
     let rewound = source.rewound();
     if !rewound.is_empty() {
         let history = seams.history.clone();
         let group = config.source.group.clone();
         let offsets = rewound.clone();
-        blocking(&name, move || history.commit(&group, &mut [], &offsets))
-            .await?
-            .map_err(|e| SeamError::fatal(e.to_string()))
-            .map_err(engine("commit rewound offsets"))?;
+        blocking(&name, move || {
+            history
+                .commit(&group, &mut [], &offsets)
+                .map_err(|e| SeamError::fatal(e.to_string()))?;
+            history.persist()
+        })
+        .await?
+        .map_err(engine("commit rewound offsets"))?;
         let mut inner = shared.inner();
         for o in rewound {
             inner.committed.insert(o.partition, o.next_offset);

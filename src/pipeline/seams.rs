@@ -288,6 +288,16 @@ pub trait HistorySink: Send + Sync + 'static {
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError>;
 
+    /// Makes every commit so far durable (an fsync), whatever durability the store's commits
+    /// run with. A flow calls it after committing the positions its source moved back to
+    /// ([`Source::rewound`]) and before it reads: that commit must outlive a power loss that
+    /// keeps the records appended from there on, or the next start would trust the stale
+    /// positions again and resume past those records.
+    ///
+    /// # Errors
+    /// A storage failure; the flow does not start.
+    fn persist(&self) -> Result<(), SeamError>;
+
     /// Whether [`HistorySink::commit`] would accept `write` for its content (a JSON object
     /// within the store's limits), without writing anything; `Err` gives the reason it would
     /// be rejected. Flows check every history write of a record before writing it to any other
