@@ -1593,3 +1593,81 @@ fn huge_client_counts_do_not_overflow() {
         Frame::error("ERR Invalid arguments specified for command")
     );
 }
+
+/// Redis looks a key up before it reads some arguments, and answers by what it finds: LINDEX
+/// and LSET (`lindexCommand`, `lsetCommand`), GETEX's expire time (`getexCommand`, after the
+/// options' syntax); LCS names its own type error. Each reply below is redis-server 7.0.15's.
+#[test]
+fn the_key_is_looked_up_before_arguments_redis_reads_later() {
+    let c = cache();
+    let not_int = Frame::error("ERR value is not an integer or out of range");
+    let wrongtype =
+        Frame::error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(run(&c, &["SADD", "s", "m"]), Frame::Integer(1));
+    assert_eq!(run(&c, &["RPUSH", "l", "a"]), Frame::Integer(1));
+    assert_eq!(run(&c, &["SET", "str", "abc"]), Frame::ok());
+
+    assert_eq!(run(&c, &["LINDEX", "missing", "x"]), Frame::Null);
+    assert_eq!(run(&c, &["LINDEX", "s", "x"]), wrongtype);
+    assert_eq!(run(&c, &["LINDEX", "l", "x"]), not_int);
+    assert_eq!(
+        run(&c, &["LSET", "missing", "x", "v"]),
+        Frame::error("ERR no such key")
+    );
+    assert_eq!(run(&c, &["LSET", "s", "x", "v"]), wrongtype);
+    assert_eq!(run(&c, &["LSET", "l", "x", "v"]), not_int);
+
+    assert_eq!(run(&c, &["GETEX", "missing", "PX", "soon"]), Frame::Null);
+    assert_eq!(run(&c, &["GETEX", "missing", "PX", "0"]), Frame::Null);
+    assert_eq!(run(&c, &["GETEX", "s", "EX", "soon"]), wrongtype);
+    assert_eq!(run(&c, &["GETEX", "str", "EX", "soon"]), not_int);
+    assert_eq!(
+        run(&c, &["GETEX", "str", "EX", "0"]),
+        Frame::error("ERR invalid expire time in 'getex' command")
+    );
+    assert_eq!(
+        run(&c, &["GETEX", "missing", "EX", "1", "PERSIST"]),
+        Frame::error("ERR syntax error")
+    );
+    assert_eq!(run(&c, &["GETEX", "str", "EX", "10"]), bulk("abc"));
+    assert_eq!(run(&c, &["TTL", "str"]), Frame::Integer(10));
+
+    let lcs_type = Frame::error("ERR The specified keys must contain string values");
+    assert_eq!(run(&c, &["LCS", "s", "str"]), lcs_type);
+    assert_eq!(run(&c, &["LCS", "missing", "l", "BOGUS"]), lcs_type);
+    assert_eq!(run(&c, &["LCS", "str", "missing"]), bulk(""));
+}
+
+/// Stream IDs are read with `string2ull`, which falls back on C's `strtoull`: leading white
+/// space and a `+` are taken; a score range bound is read by `strtod` over a C string, which
+/// ends at its first NUL. Each reply below is redis-server 7.0.15's.
+#[test]
+fn stream_ids_and_score_bounds_are_read_as_c_reads_them() {
+    let c = cache();
+    assert_eq!(run(&c, &["XADD", "x", " 1", "f", "v"]), bulk("1-0"));
+    assert_eq!(run(&c, &["XADD", "x", "+2-\t3", "f", "v"]), bulk("2-3"));
+    assert_eq!(run(&c, &["XADD", "x", "003-01", "f", "v"]), bulk("3-1"));
+    let invalid = Frame::error("ERR Invalid stream ID specified as stream command argument");
+    for id in ["4 ", "+", " ", "x4", "18446744073709551616"] {
+        assert_eq!(run(&c, &["XADD", "x", id, "f", "v"]), invalid, "{id:?}");
+    }
+    assert_eq!(run(&c, &["XLEN", "x"]), Frame::Integer(3));
+
+    assert_eq!(
+        run(&c, &["ZADD", "z", "0", "a", "1", "b", "2", "c"]),
+        Frame::Integer(3)
+    );
+    assert_eq!(
+        run(&c, &["ZRANGEBYSCORE", "z", "1\0x", "\0"]),
+        Frame::Array(vec![])
+    );
+    assert_eq!(
+        run(&c, &["ZRANGEBYSCORE", "z", "\0", "1\0x"]),
+        Frame::Array(vec![bulk("a"), bulk("b")])
+    );
+    assert_eq!(
+        run(&c, &["ZCOUNT", "z", " (0", "+inf"]),
+        Frame::error("ERR min or max is not a float")
+    );
+    assert_eq!(run(&c, &["ZCOUNT", "z", "( 0", "+inf"]), Frame::Integer(2));
+}

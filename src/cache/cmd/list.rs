@@ -143,22 +143,25 @@ fn index(i: i64, len: usize) -> Option<usize> {
     }
 }
 
+/// The key is looked up before the index is read, as Redis's `lindexCommand`: a missing key
+/// answers nil and a wrong type WRONGTYPE whatever the index.
 pub(crate) fn lindex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
-    let i = tri!(int_arg(args, 2));
     let Some(l) = tri!(get_list(ctx, arg(args, 1))) else {
         return Frame::Null;
     };
+    let i = tri!(int_arg(args, 2));
     index(i, l.len())
         .and_then(|i| l.get(i))
         .map_or(Frame::Null, |v| Frame::Bulk(v.to_bytes()))
 }
 
+/// As [`lindex`], the key before the index (`lsetCommand`).
 pub(crate) fn lset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
-    let i = tri!(int_arg(args, 2));
     let Some(l) = tri!(get_list(ctx, key)) else {
         return Frame::error("ERR no such key");
     };
+    let i = tri!(int_arg(args, 2));
     let Some(i) = index(i, l.len()) else {
         return Frame::error("ERR index out of range");
     };

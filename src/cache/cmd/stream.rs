@@ -34,13 +34,25 @@ fn get_stream<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut Str
     }
 }
 
-/// A decimal `u64` as Redis's `string2ull` reads it (an optional `+`, digits).
+/// A decimal `u64` as Redis's `string2ull` reads it: a strict integer (`string2ll`) that is
+/// not negative, or else what C's `strtoull` takes whole — leading white space, a sign (`-`
+/// negating modulo 2^64, as C does), at least one digit, no overflow.
 fn parse_u64(text: &[u8]) -> Option<u64> {
-    let digits = text.strip_prefix(b"+").unwrap_or(text);
+    if let Some(n) = parse_i64(text) {
+        return u64::try_from(n).ok();
+    }
+    let start = text.iter().position(|&c| !super::zset::is_c_space(c))?;
+    let text = text.get(start..)?;
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative { n.wrapping_neg() } else { n })
 }
 
 /// Parses an ID as `streamGenericParseIDOrReply`: `-` and `+` (unless `strict`), `<ms>`

@@ -228,25 +228,23 @@ pub(crate) fn setex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::ok()
 }
 
+/// As Redis's `getexCommand`: the options' syntax is checked first, then the key is looked up
+/// (nil when missing, WRONGTYPE), and only then is the expire time read.
 pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
-    let mut new_deadline: Option<i64> = None;
+    // (unit in ms, absolute, position of the time argument)
+    let mut expire: Option<(i64, bool, usize)> = None;
     let mut persist = false;
     let mut i = 2;
     while i < args.len() {
         let opt = arg(args, i);
-        let unit = expire_option(opt);
-        if let Some((unit_ms, absolute)) = unit {
-            if new_deadline.is_some() || persist || i + 1 >= args.len() {
+        if let Some((unit_ms, absolute)) = expire_option(opt) {
+            if expire.is_some() || persist || i + 1 >= args.len() {
                 return Frame::error(SYNTAX);
             }
-            let v = tri!(int_arg(args, i + 1));
-            if v <= 0 {
-                return Frame::error("ERR invalid expire time in 'getex' command");
-            }
-            new_deadline = Some(tri!(deadline(ctx.now_ms, v, unit_ms, absolute, "getex")));
+            expire = Some((unit_ms, absolute, i + 1));
             i += 2;
-        } else if is(opt, "persist") && new_deadline.is_none() {
+        } else if is(opt, "persist") && expire.is_none() {
             persist = true;
             i += 1;
         } else {
@@ -255,6 +253,16 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     let Some(value) = tri!(read_bytes(ctx, key)) else {
         return Frame::Null;
+    };
+    let new_deadline = match expire {
+        Some((unit_ms, absolute, at)) => {
+            let v = tri!(int_arg(args, at));
+            if v <= 0 {
+                return Frame::error("ERR invalid expire time in 'getex' command");
+            }
+            Some(tri!(deadline(ctx.now_ms, v, unit_ms, absolute, "getex")))
+        }
+        None => None,
     };
     if let Some(d) = new_deadline {
         if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) {
@@ -538,12 +546,14 @@ pub(crate) fn getbit(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 }
 
 pub(crate) fn lcs(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let a = tri!(get_bytes(ctx, arg(args, 1)))
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default();
-    let b = tri!(get_bytes(ctx, arg(args, 2)))
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default();
+    // Redis's `lcsCommand` answers a key of another type with its own text, not WRONGTYPE.
+    let strings = |ctx: &mut Ctx<'_>, key| {
+        get_bytes(ctx, key)
+            .map(|v| v.map(<[u8]>::to_vec).unwrap_or_default())
+            .map_err(|_| Frame::error("ERR The specified keys must contain string values"))
+    };
+    let a = tri!(strings(ctx, arg(args, 1)));
+    let b = tri!(strings(ctx, arg(args, 2)));
     let (mut want_len, mut want_idx, mut with_len) = (false, false, false);
     let mut min_len = 0i64;
     let mut i = 3;

@@ -140,8 +140,10 @@ pub(crate) fn parse_score(text: &[u8]) -> Option<f64> {
 }
 
 /// A range bound's number as `zslParseRange` reads it with plain `strtod`: leading spaces
-/// allowed, overflow gives ±inf, an empty text is 0.
+/// allowed, overflow gives ±inf, an empty text is 0, and the C string ends at its first NUL
+/// byte (`1\0x` is 1, `\0x` is 0).
 fn parse_loose(text: &[u8]) -> Option<f64> {
+    let text = text.split(|&c| c == 0).next().unwrap_or_default();
     if text.is_empty() {
         return Some(0.0);
     }
