@@ -1671,3 +1671,61 @@ fn stream_ids_and_score_bounds_are_read_as_c_reads_them() {
     );
     assert_eq!(run(&c, &["ZCOUNT", "z", "( 0", "+inf"]), Frame::Integer(2));
 }
+
+/// Which of several bad arguments Redis names first, and with which text: EXPIRE reads its
+/// flags before its time, LPOS an option's name before its value (COUNT and MAXLEN with their
+/// own texts), LPOP/RPOP/SPOP's count has one text for a negative number and for none, and a
+/// `numkeys` above the arguments given is a syntax error. Each reply below is redis-server
+/// 7.0.15's.
+#[test]
+fn bad_arguments_are_named_in_redis_order() {
+    let c = cache();
+    let not_int = Frame::error("ERR value is not an integer or out of range");
+    let syntax = Frame::error("ERR syntax error");
+    let positive = Frame::error("ERR value is out of range, must be positive");
+    assert_eq!(run(&c, &["RPUSH", "l", "a", "b", "a"]), Frame::Integer(3));
+    assert_eq!(run(&c, &["SADD", "s", "m"]), Frame::Integer(1));
+
+    assert_eq!(
+        run(&c, &["EXPIRE", "k", "soon", "bad"]),
+        Frame::error("ERR Unsupported option bad")
+    );
+    assert_eq!(
+        run(&c, &["PEXPIRE", "k", "soon", "NX", "XX"]),
+        Frame::error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    );
+    assert_eq!(run(&c, &["EXPIRE", "k", "soon", "NX"]), not_int);
+
+    assert_eq!(run(&c, &["LPOS", "l", "a", "k2", "x"]), syntax);
+    assert_eq!(run(&c, &["LPOS", "l", "a", "RANK"]), syntax);
+    assert_eq!(run(&c, &["LPOS", "l", "a", "RANK", "x"]), not_int);
+    assert_eq!(
+        run(&c, &["LPOS", "l", "a", "COUNT", "x"]),
+        Frame::error("ERR COUNT can't be negative")
+    );
+    assert_eq!(
+        run(&c, &["LPOS", "l", "a", "MAXLEN", "-1"]),
+        Frame::error("ERR MAXLEN can't be negative")
+    );
+    assert_eq!(
+        run(&c, &["LPOS", "l", "a", "COUNT", "0", "MAXLEN", "2"]),
+        Frame::Array(vec![Frame::Integer(0)])
+    );
+
+    for cmd in ["LPOP", "RPOP", "SPOP"] {
+        assert_eq!(run(&c, &[cmd, "missing", "x"]), positive, "{cmd}");
+        assert_eq!(run(&c, &[cmd, "missing", "-1"]), positive, "{cmd}");
+    }
+    assert_eq!(run(&c, &["LPOP", "l", "1"]), Frame::Array(vec![bulk("a")]));
+
+    for cmd in [
+        &["ZUNION", "9223372036854775807", "a"][..],
+        &["ZINTERCARD", "3", "a", "b"],
+        &["ZUNIONSTORE", "d", "2", "a"],
+        &["ZMPOP", "2", "a", "MIN"],
+        &["ZMPOP", "9223372036854775807", "a", "MIN"],
+    ] {
+        assert_eq!(run(&c, cmd), syntax, "{cmd:?}");
+    }
+    assert_eq!(run(&c, &["ZMPOP", "1", "a", "MIN"]), Frame::NullArray);
+}

@@ -74,7 +74,6 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let unit: i64 = if cmd.starts_with('p') { 1 } else { 1000 };
     let absolute = cmd.ends_with("at");
     let key = arg(args, 1);
-    let v = tri!(int_arg(args, 2));
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in args.iter().skip(3) {
         if is(opt, "nx") {
@@ -98,6 +97,8 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     if gt && lt {
         return Frame::error("ERR GT and LT options at the same time are not compatible");
     }
+    // The flags are checked before the time is read, as `expireGenericCommand` does.
+    let v = tri!(int_arg(args, 2));
     if unit == 1000 && !(i64::MIN / 1000..=i64::MAX / 1000).contains(&v) {
         return Frame::error(format!("ERR invalid expire time in '{cmd}' command"));
     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
+use super::{SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{ListValue, Value};
@@ -84,13 +84,7 @@ pub(crate) fn pop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ));
     }
     let count = match args.get(2) {
-        Some(c) => match parse_i64(c) {
-            Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Some(_) | None if parse_i64(c).is_some() => {
-                return Frame::error("ERR value is out of range, must be positive");
-            }
-            _ => return Frame::error(NOT_INTEGER),
-        },
+        Some(c) => Some(tri!(super::positive(c))),
         None => None,
     };
     let Some(l) = tri!(get_list(ctx, key)) else {
@@ -226,13 +220,17 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut count: Option<usize> = None;
     let mut maxlen: usize = 0;
     let mut i = 3;
+    // As `lposCommand`: an unknown option (or one without its value) is a syntax error before
+    // any value is read; COUNT and MAXLEN answer a value that is not a number with their own
+    // "can't be negative" text.
     while i < args.len() {
         let opt = arg(args, i);
-        if i + 1 >= args.len() {
+        if i + 1 >= args.len() || !["rank", "count", "maxlen"].iter().any(|o| is(opt, o)) {
             return Frame::error(SYNTAX);
         }
-        let v = tri!(int_arg(args, i + 1));
+        let value = arg(args, i + 1);
         if is(opt, "rank") {
+            let v = tri!(int_arg(args, i + 1));
             if v == 0 {
                 return Frame::error(
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
@@ -245,17 +243,12 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             }
             rank = v;
         } else if is(opt, "count") {
-            if v < 0 {
-                return Frame::error("ERR COUNT can't be negative");
-            }
-            count = Some(usize::try_from(v).unwrap_or(usize::MAX));
-        } else if is(opt, "maxlen") {
-            if v < 0 {
-                return Frame::error("ERR MAXLEN can't be negative");
-            }
-            maxlen = usize::try_from(v).unwrap_or(usize::MAX);
+            count = Some(tri!(super::positive_or(
+                value,
+                "ERR COUNT can't be negative"
+            )));
         } else {
-            return Frame::error(SYNTAX);
+            maxlen = tri!(super::positive_or(value, "ERR MAXLEN can't be negative"));
         }
         i += 2;
     }

@@ -56,6 +56,21 @@ pub(crate) fn int_arg(args: &[&[u8]], i: usize) -> Result<i64, Frame> {
     parse_i64(arg(args, i)).ok_or_else(|| Frame::error(NOT_INTEGER))
 }
 
+/// A count argument as `getPositiveLongFromObjectOrReply` reads it without a message of its
+/// own: `msg` (Redis's default "value is out of range, must be positive") for a negative
+/// number and for no number at all alike.
+pub(crate) fn positive_or(text: &[u8], msg: &str) -> Result<usize, Frame> {
+    match parse_i64(text) {
+        Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        _ => Err(Frame::error(msg.to_owned())),
+    }
+}
+
+/// [`positive_or`] with Redis's default message.
+pub(crate) fn positive(text: &[u8]) -> Result<usize, Frame> {
+    positive_or(text, "ERR value is out of range, must be positive")
+}
+
 /// Parses a float the way Redis's `strtold`-based checks do (no spaces, no NaN).
 pub(crate) fn parse_f64(text: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(text).ok()?;

@@ -5,7 +5,7 @@ use std::hash::BuildHasher;
 use bytes::Bytes;
 use hashbrown::HashSet;
 
-use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, scan_options, tri};
+use super::{SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{SetValue, Value};
@@ -91,11 +91,7 @@ pub(crate) fn scard(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let count = match args.get(2) {
-        Some(c) => match parse_i64(c) {
-            Some(n) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            Some(_) => return Frame::error("ERR value is out of range, must be positive"),
-            None => return Frame::error(NOT_INTEGER),
-        },
+        Some(c) => Some(tri!(super::positive(c))),
         None => None,
     };
     if args.len() > 3 {

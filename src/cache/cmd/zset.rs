@@ -302,15 +302,6 @@ impl<'a> Bounds<'a> {
     }
 }
 
-/// A count argument as `getPositiveLongFromObjectOrReply` reads it (one error text for a
-/// negative number and for no number at all).
-fn positive(text: &[u8]) -> Result<usize, Frame> {
-    match parse_i64(text) {
-        Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-        _ => Err(Frame::error("ERR value is out of range, must be positive")),
-    }
-}
-
 // ---- Replies ------------------------------------------------------------------------------
 
 /// Members, with their scores when `withscores` (flat in RESP2, pairs in RESP3).
@@ -733,7 +724,7 @@ pub(crate) fn zpop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::error(SYNTAX);
     }
     let count = match args.get(2) {
-        Some(c) => Some(tri!(positive(c))),
+        Some(c) => Some(tri!(super::positive(c))),
         None => None,
     };
     if count == Some(0) {
@@ -767,13 +758,15 @@ pub(crate) fn bzpop_try(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
 }
 
-/// Parses `numkeys`: Redis's error for a count below 1 (or not a number) with `low`, and our
-/// [`ZSET_NUMKEYS_MAX`] limit.
-fn numkeys(text: &[u8], low: &str) -> Result<usize, Frame> {
+/// Parses `numkeys`: Redis's error for a count below 1 (or not a number) with `low`, its syntax
+/// error for more keys than the `available` arguments, and then our [`ZSET_NUMKEYS_MAX`] limit.
+fn numkeys(text: &[u8], low: &str, available: usize) -> Result<usize, Frame> {
     match parse_i64(text) {
         Some(n) if n >= 1 => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
-            if n > ZSET_NUMKEYS_MAX {
+            if n > available {
+                Err(Frame::error(SYNTAX))
+            } else if n > ZSET_NUMKEYS_MAX {
                 Err(Frame::error(format!(
                     "ERR numkeys is {n}, at most {ZSET_NUMKEYS_MAX} keys are allowed"
                 )))
@@ -787,9 +780,11 @@ fn numkeys(text: &[u8], low: &str) -> Result<usize, Frame> {
 
 /// ZMPOP, and BZMPOP's attempt with `first` = 2 (`zmpopGenericCommand`).
 fn zmpop_at(ctx: &mut Ctx<'_>, args: &[&[u8]], first: usize) -> Frame {
+    // The keys and then MIN or MAX must follow.
     let n = tri!(numkeys(
         arg(args, first),
-        "ERR numkeys should be greater than 0"
+        "ERR numkeys should be greater than 0",
+        args.len().saturating_sub(first + 2)
     ));
     let where_at = first.saturating_add(n).saturating_add(1);
     let Some(w) = args.get(where_at) else {
@@ -1030,13 +1025,13 @@ pub(crate) fn zsetop(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
         }
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
     };
+    if setnum > args.len() - at - 1 {
+        return Frame::error(SYNTAX);
+    }
     if setnum > ZSET_NUMKEYS_MAX {
         return Frame::error(format!(
             "ERR numkeys is {setnum}, at most {ZSET_NUMKEYS_MAX} keys are allowed"
         ));
-    }
-    if setnum > args.len() - at - 1 {
-        return Frame::error(SYNTAX);
     }
     let keys = args.get(at + 1..at + 1 + setnum).unwrap_or_default();
     let mut inputs = Vec::with_capacity(setnum);
