@@ -434,6 +434,62 @@ fn check(loaded: &Loaded) -> Result<(), Error> {
     Ok(())
 }
 
+/// The settings outside `[pipeline]` whose values differ between `running`, the configuration
+/// the process was started with, and `new`, one read again by a reload: a reload applies only
+/// the flows, so each of these keeps its old value until a restart. Named by dotted path as the
+/// file spells them (`cache.maxmemory`, `http`); a list (`realtime.webhooks`) is named whole.
+/// `data_dir` is not compared while both are ephemeral (the directory in use is then a
+/// temporary one, whatever the setting says).
+#[must_use]
+pub fn restart_required(running: &Config, new: &Config) -> Vec<String> {
+    let as_json = |config: &Config| {
+        let mut config = config.clone();
+        config.pipeline = crate::pipeline::PipelineConfig { flows: Vec::new() };
+        if running.ephemeral && new.ephemeral {
+            config.data_dir = PathBuf::new();
+        }
+        // Every field serialises (paths and addresses as strings, the rest plain values), so
+        // the fallback is never taken; it would only hide differences, never invent them.
+        serde_json::to_value(&config).unwrap_or_default()
+    };
+    let mut changed = Vec::new();
+    changed_paths("", &as_json(running), &as_json(new), &mut changed);
+    changed
+}
+
+/// Appends to `out` the dotted path of every value that differs between `old` and `new`,
+/// descending into objects (a key present in one only counts as a change).
+fn changed_paths(
+    prefix: &str,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    let path = |key: &str| {
+        if prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            for (key, old_value) in old {
+                match new.get(key) {
+                    Some(new_value) => changed_paths(&path(key), old_value, new_value, out),
+                    None => out.push(path(key)),
+                }
+            }
+            for key in new.keys().filter(|key| !old.contains_key(*key)) {
+                out.push(path(key));
+            }
+        }
+        (old, new) if old != new => out.push(prefix.to_owned()),
+        _ => {}
+    }
+}
+
 /// 1-based line of byte `offset` in `text`.
 fn line_of_offset(text: &str, offset: usize) -> usize {
     text.get(..offset)
@@ -555,6 +611,36 @@ mod tests {
         let missing = refused("[[pipeline.flows]]\nname = \"f\"\n");
         assert_eq!(missing.0, "pipeline.flows[0].source");
         assert_eq!(refused("http = \n").0, "config");
+    }
+
+    #[test]
+    fn restart_required_names_changed_settings_outside_the_pipeline() {
+        let running = Config::default();
+        assert!(serde_json::to_value(&running).is_ok());
+        assert!(restart_required(&running, &running).is_empty());
+        let mut new = running.clone();
+        new.pipeline.flows.clear();
+        assert!(restart_required(&running, &new).is_empty(), "flows reload");
+        new.http_body_bytes_max += 1;
+        new.cache.connections_max += 1;
+        new.auth_token = Some("t".into());
+        assert_eq!(
+            restart_required(&running, &new),
+            ["auth_token", "http_body_bytes_max", "cache.connections_max"]
+        );
+        let mut moved = running.clone();
+        moved.data_dir = PathBuf::from("elsewhere");
+        assert_eq!(restart_required(&running, &moved), ["data_dir"]);
+        // While ephemeral the engine runs in a temporary directory, whatever `data_dir` says.
+        let ephemeral = Config {
+            ephemeral: true,
+            ..running.clone()
+        };
+        let moved = Config {
+            data_dir: PathBuf::from("elsewhere"),
+            ..ephemeral.clone()
+        };
+        assert!(restart_required(&ephemeral, &moved).is_empty());
     }
 
     #[test]

@@ -176,7 +176,7 @@ fn spawn_signal_handler(
                 _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT received"); break; }
                 _ = hup.recv() => match engine.reload().await {
-                    Ok(diff) => tracing::info!(?diff, "SIGHUP: pipeline reloaded"),
+                    Ok(reloaded) => tracing::info!(diff = ?reloaded.flows, restart_required = ?reloaded.restart_required, "SIGHUP: pipeline reloaded"),
                     Err(e) => tracing::error!(error = %e, "SIGHUP: reload rejected; the running flows continue"),
                 },
             }

@@ -72,6 +72,16 @@ async fn get_json(client: &reqwest::Client, url: String) -> Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
 
+/// `POST /pipeline/reload`: its status and JSON answer.
+async fn reload(client: &reqwest::Client, http: &str) -> (u16, Value) {
+    let resp = client
+        .post(format!("{http}/pipeline/reload"))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
 async fn flows(client: &reqwest::Client, http: &str) -> Value {
     get_json(client, format!("{http}/pipeline/flows")).await
 }
@@ -289,13 +299,10 @@ fn a_history_insert_flow_is_exactly_once_across_sigkill() {
     });
 }
 
-#[test]
-fn reload_rejects_a_bad_config_and_restarts_a_changed_flow_without_loss() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("flows.toml");
-    let flow = |batch: u32| {
-        format!(
-            r#"
+/// A flow `events` inserting every order into `shop.events`, `batch` records a batch.
+fn events_flow(batch: u32) -> String {
+    format!(
+        r#"
 [[pipeline.flows]]
 name = "events"
 dead_letter = "events.dead-letter"
@@ -309,9 +316,14 @@ group = "events-insert"
 name = "all-events"
 history = {{ collection = "shop.events", mode = "insert" }}
 "#
-        )
-    };
-    std::fs::write(&config, flow(50)).unwrap();
+    )
+}
+
+#[test]
+fn reload_rejects_a_bad_config_and_restarts_a_changed_flow_without_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flows.toml");
+    std::fs::write(&config, events_flow(50)).unwrap();
     let server = common::start(&["--ephemeral", "--config", config.to_str().unwrap()]);
     let http = server.http.clone();
     runtime().block_on(async {
@@ -322,13 +334,8 @@ history = {{ collection = "shop.events", mode = "insert" }}
 
         // An invalid file is rejected with its reason; the running flow is untouched.
         std::fs::write(&config, "[[pipeline.flows]]\nname = \"events\"\n").unwrap();
-        let resp = client
-            .post(format!("{http}/pipeline/reload"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 422);
-        let body: Value = resp.json().await.unwrap();
+        let (status, body) = reload(&client, &http).await;
+        assert_eq!(status, 422);
         let message = body["message"].as_str().unwrap();
         assert!(
             message.contains("source") && message.contains("flows.toml"),
@@ -337,14 +344,9 @@ history = {{ collection = "shop.events", mode = "insert" }}
         assert_eq!(flows(&client, &http).await["flows"][0]["state"], "running");
 
         // A changed flow stops at its committed position and restarts from it.
-        std::fs::write(&config, flow(7)).unwrap();
-        let resp = client
-            .post(format!("{http}/pipeline/reload"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let diff: Value = resp.json().await.unwrap();
+        std::fs::write(&config, events_flow(7)).unwrap();
+        let (status, diff) = reload(&client, &http).await;
+        assert_eq!(status, 200);
         assert_eq!(diff["changed"], json!(["events"]), "{diff}");
         let second: Vec<Value> = (60..120).map(|i| order(40_000 + i, 100 + i % 5)).collect();
         produce(&client, &http, &second).await;
@@ -361,6 +363,43 @@ history = {{ collection = "shop.events", mode = "insert" }}
             (40_000..40_120).collect::<Vec<u64>>(),
             "every record once, across the reload"
         );
+    });
+}
+
+#[test]
+fn a_reload_names_the_changed_settings_it_does_not_apply_and_still_reloads_the_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("streamcache.toml");
+    let file = |timeout_ms: u64, connections: u32, batch: u32| {
+        format!(
+            "http_request_timeout_ms = {timeout_ms}\n[cache]\nconnections_max = {connections}\n{}",
+            events_flow(batch)
+        )
+    };
+    std::fs::write(&config, file(60_000, 100, 50)).unwrap();
+    let server = common::start(&["--ephemeral", "--config", config.to_str().unwrap()]);
+    let http = server.http.clone();
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let restart = json!(["http_request_timeout_ms", "cache.connections_max"]);
+        // Nothing outside the flows changed, then two settings outside [pipeline]: they are
+        // named and the flows still reload; then they are compared with the values in force,
+        // not the previous reload's.
+        for (written, flows, restart_required) in [
+            (file(60_000, 100, 7), "changed", json!([])),
+            (file(30_000, 99, 9), "changed", restart.clone()),
+            (file(30_000, 99, 9), "unchanged", restart),
+        ] {
+            std::fs::write(&config, written).unwrap();
+            let (status, answer) = reload(&client, &http).await;
+            assert_eq!(status, 200);
+            assert_eq!(answer[flows], json!(["events"]), "{answer}");
+            assert_eq!(answer["restart_required"], restart_required, "{answer}");
+        }
+        let produced: Vec<Value> = (0..20).map(|i| order(50_000 + i, 100 + i % 5)).collect();
+        produce(&client, &http, &produced).await;
+        caught_up(&client, &http, 20).await;
+        assert_eq!(find_orders(&client, &http, "events").await.len(), 20);
     });
 }
 

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
+use crate::engine::Reloaded;
 use crate::pipeline::{FlowDiff, FlowState, FlowStatus};
 
 /// The pipeline routes.
@@ -86,22 +87,27 @@ struct ReloadDto {
     changed: Vec<String>,
     unchanged: Vec<String>,
     restarted: Vec<String>,
+    /// Changed settings outside `[pipeline]`, which keep their old values until a restart.
+    restart_required: Vec<String>,
 }
 
-impl From<FlowDiff> for ReloadDto {
-    fn from(d: FlowDiff) -> Self {
+impl From<Reloaded> for ReloadDto {
+    fn from(r: Reloaded) -> Self {
+        let d: FlowDiff = r.flows;
         Self {
             added: d.added,
             removed: d.removed,
             changed: d.changed,
             unchanged: d.unchanged,
             restarted: d.restarted,
+            restart_required: r.restart_required,
         }
     }
 }
 
-/// 200 with what changed; 422 with the reason when the new configuration is rejected (the
-/// running flows are untouched then).
+/// 200 with what changed, including the changed settings outside `[pipeline]` that need a
+/// restart; 422 with the reason when the new configuration is rejected (the running flows are
+/// untouched then).
 async fn reload(State(state): State<AppState>) -> Result<Json<ReloadDto>, ApiError> {
     // On its own task: a reload stops flows and starts them again, and a client that goes away
     // (or the request timeout) must not cut it off between the two.

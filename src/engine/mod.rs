@@ -80,6 +80,17 @@ pub enum Error {
     },
 }
 
+/// What [`Engine::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// How the flow set changed.
+    pub flows: FlowDiff,
+    /// Settings outside `[pipeline]` whose values changed in the configuration, by dotted name
+    /// (`cache.maxmemory`); a reload does not apply them, so they take effect at the next
+    /// restart.
+    pub restart_required: Vec<String>,
+}
+
 /// Result alias for engine lifecycle calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -458,11 +469,13 @@ impl Engine {
     }
 
     /// Re-reads the configuration and replaces the flow set: changed flows stop at a committed
-    /// position and restart from it; an invalid configuration leaves every flow running.
+    /// position and restart from it; an invalid configuration leaves every flow running. Only
+    /// `[pipeline]` is applied: the other settings whose values changed are named in
+    /// [`Reloaded::restart_required`] and in a warning, and keep their old values until a restart.
     ///
     /// # Errors
     /// [`Error::Reload`] with the reason the new configuration was rejected.
-    pub async fn reload(&self) -> Result<FlowDiff> {
+    pub async fn reload(&self) -> Result<Reloaded> {
         let source = self.config_source.get().ok_or_else(|| {
             Error::Reload("this engine was not started from a configuration source".into())
         })?;
@@ -478,10 +491,21 @@ impl Engine {
         let pipeline = guard
             .as_mut()
             .ok_or_else(|| Error::Reload("the pipeline is not running".into()))?;
-        pipeline
+        let flows = pipeline
             .reload(&loaded.config.pipeline)
             .await
-            .map_err(|e| Error::Reload(e.to_string()))
+            .map_err(|e| Error::Reload(e.to_string()))?;
+        let restart_required = crate::config::restart_required(&self.config, &loaded.config);
+        if !restart_required.is_empty() {
+            tracing::warn!(
+                settings = ?restart_required,
+                "reload applies only [pipeline]: these changed settings keep their old values until a restart"
+            );
+        }
+        Ok(Reloaded {
+            flows,
+            restart_required,
+        })
     }
 
     /// Closes the REST consumer instances (auto-commit instances commit what they delivered, as
