@@ -197,6 +197,96 @@ where
     Ok(Parsed { cli, overrides })
 }
 
+/// The prefix of the environment variables the command line reads.
+pub const ENV_PREFIX: &str = "STREAMCACHE_";
+
+/// Most edits (insertions, deletions, substitutions) between an unknown `STREAMCACHE_*` name and
+/// a known one for the known one to be suggested.
+const ENV_SUGGESTION_EDITS_MAX: usize = 2;
+
+/// Warnings for the environment variables among `names` that look like streamcache's own
+/// (`STREAMCACHE_…`, in any case) but are none of those the command line reads: such a variable
+/// is ignored, unlike an unknown key in the configuration file, which is an error. Each warning
+/// names the variable and, when one is within [`ENV_SUGGESTION_EDITS_MAX`] edits of it, the known
+/// one it was probably meant to be. Sorted by name.
+pub fn unknown_env_vars<I>(names: I) -> Vec<String>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let known = known_env_vars();
+    let mut unknown: Vec<String> = names
+        .into_iter()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| {
+            name.get(..ENV_PREFIX.len())
+                .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+                && !known.contains(name)
+        })
+        .collect();
+    unknown.sort();
+    unknown
+        .into_iter()
+        .map(|name| {
+            let upper = name.to_ascii_uppercase();
+            let closest = known
+                .iter()
+                .map(|k| (edit_distance(&upper, k), k))
+                .filter(|(edits, _)| *edits <= ENV_SUGGESTION_EDITS_MAX)
+                .min();
+            match closest {
+                Some((_, k)) => format!(
+                    "environment variable {name} is not a streamcache setting and is ignored; did you mean {k}?"
+                ),
+                None => format!(
+                    "environment variable {name} is not a streamcache setting and is ignored (known: {})",
+                    known.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Every environment variable the command line reads, from its clap definitions.
+fn known_env_vars() -> std::collections::BTreeSet<String> {
+    fn collect(cmd: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env().and_then(|env| env.to_str()) {
+                out.insert(env.to_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            collect(sub, out);
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    collect(&Cli::command(), &mut out);
+    out
+}
+
+/// Levenshtein distance between `a` and `b`, by bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row.first().copied().unwrap_or(0);
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let above = row.get(j + 1).copied().unwrap_or(0);
+            let left = row.get(j).copied().unwrap_or(0);
+            let here = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(left + 1);
+            diagonal = above;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = here;
+            }
+        }
+    }
+    row.last().copied().unwrap_or(0)
+}
+
 /// Collects the serve settings that were given explicitly, with where they came from.
 fn overrides_from(m: &ArgMatches) -> Overrides {
     let mut out = Overrides::default();
@@ -228,4 +318,51 @@ fn overrides_from(m: &ArgMatches) -> Overrides {
         out.set("ephemeral", m.get_flag("ephemeral").to_string(), origin);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("HTTP", "HTTP"), 0);
+        assert_eq!(edit_distance("HTP", "HTTP"), 1);
+        assert_eq!(edit_distance("HTTPS", "HTTP"), 1);
+        assert_eq!(edit_distance("HTTX", "HTTP"), 1);
+        assert_eq!(edit_distance("", "RESP"), 4);
+        assert_eq!(edit_distance("LOGLEVEL", "LOG_LEVEL"), 1);
+    }
+
+    #[test]
+    fn unknown_streamcache_variables_are_named_with_the_closest_known_one() {
+        let names = [
+            "STREAMCACHE_HTTP",
+            "STREAMCACHE_URL",
+            "STREAMCACHE_LOGLEVEL",
+            "streamcache_data_dir",
+            "STREAMCACHE_MAXMEMORY",
+            "PATH",
+            "STREAMCACHEX",
+        ]
+        .map(OsString::from);
+        let warnings = unknown_env_vars(names);
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(
+            warnings[0].starts_with("environment variable STREAMCACHE_LOGLEVEL ")
+                && warnings[0].ends_with("did you mean STREAMCACHE_LOG_LEVEL?"),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[1].starts_with("environment variable STREAMCACHE_MAXMEMORY ")
+                && warnings[1].contains("known: STREAMCACHE_AUTH_TOKEN, ")
+                && !warnings[1].contains("did you mean"),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings[2].starts_with("environment variable streamcache_data_dir ")
+                && warnings[2].ends_with("did you mean STREAMCACHE_DATA_DIR?"),
+            "{warnings:#?}"
+        );
+    }
 }

@@ -48,6 +48,11 @@ fn serve(args: &ServeArgs, overrides: &Overrides) -> ExitCode {
         }
     };
     init_tracing(&loaded.config.log_level, loaded.config.log_format);
+    // A misspelt variable would otherwise be ignored without a word (a misspelt key in the
+    // file is an error).
+    for warning in cli::unknown_env_vars(std::env::vars_os().map(|(name, _)| name)) {
+        tracing::warn!("{warning}");
+    }
     server::raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

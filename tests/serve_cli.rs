@@ -109,6 +109,32 @@ fn bad_env_value_exits_2_naming_the_variable() {
 }
 
 #[test]
+fn an_unknown_streamcache_variable_is_warned_about_naming_the_known_one() {
+    let mut cmd = common::binary();
+    cmd.env("STREAMCACHE_HTPP", "127.0.0.1:1");
+    let mut server = common::start_with_stderr(cmd, &["--ephemeral"], std::process::Stdio::piped());
+    let child = server.take_child();
+    send_signal(&child, "TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("STREAMCACHE_HTPP is not a streamcache setting")
+            && err.contains("did you mean STREAMCACHE_HTTP?"),
+        "{err}"
+    );
+    // `produce` reads the environment too (STREAMCACHE_URL).
+    let out = common::binary()
+        .env("STREAMCACHE_ULR", "http://127.0.0.1:1")
+        .args(["produce", "--count", "0", "--quiet"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("did you mean STREAMCACHE_URL?"), "{err}");
+}
+
+#[test]
 fn unknown_key_in_file_exits_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");

@@ -78,6 +78,9 @@ fn run_transform(args: &TransformArgs) -> Result<String, String> {
 
 /// `streamcache produce`: sends orders and prints the summary; exit 1 if any order failed.
 pub fn produce(args: ProduceArgs) -> ExitCode {
+    for warning in crate::cli::unknown_env_vars(std::env::vars_os().map(|(name, _)| name)) {
+        eprintln!("streamcache produce: warning: {warning}");
+    }
     let options = loadgen::ProduceOptions {
         url: args.url,
         topic: args.topic,

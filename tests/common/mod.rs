@@ -53,7 +53,12 @@ pub(crate) fn start(args: &[&str]) -> Server {
 }
 
 /// Like [`start`], on a prepared command (environment, working directory).
-pub(crate) fn start_with(mut cmd: Command, args: &[&str]) -> Server {
+pub(crate) fn start_with(cmd: Command, args: &[&str]) -> Server {
+    start_with_stderr(cmd, args, Stdio::inherit())
+}
+
+/// Like [`start_with`], with the child's stderr going to `stderr` (piped, to read its logs).
+pub(crate) fn start_with_stderr(mut cmd: Command, args: &[&str], stderr: Stdio) -> Server {
     let mut full: Vec<&str> = args.to_vec();
     if !args.contains(&"--http") {
         full.extend(["--http", "127.0.0.1:0"]);
@@ -64,7 +69,7 @@ pub(crate) fn start_with(mut cmd: Command, args: &[&str]) -> Server {
     let mut child = cmd
         .args(&full)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn streamcache");
     let stdout = child.stdout.take().expect("stdout piped");
