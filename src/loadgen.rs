@@ -36,6 +36,13 @@ use crate::shutdown::ShutdownSignal;
 pub const PRODUCE_BATCH_MAX: usize = 1000;
 /// Highest `--rate`, in orders per second.
 pub const PRODUCE_RATE_MAX: u64 = 1_000_000;
+/// Most orders one run sends (`--count`): a thousand seconds at [`PRODUCE_RATE_MAX`]. It keeps
+/// every order number (at most [`first_order_number`]'s 999 910 100 plus the count) far below
+/// 2^53, so JSON readers that hold numbers as doubles read each one exactly.
+pub const PRODUCE_COUNT_MAX: u64 = 1_000_000_000;
+
+// The highest first order number is a seed's ≡ 9 999 (mod 10 000).
+const _: () = assert!(first_order_number(9_999) + PRODUCE_COUNT_MAX < 1 << 53);
 /// Largest produce response read, in bytes (a 1000-record reply is about 80 KiB).
 pub const RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Failed requests in a row after which the run stops (the server is gone or refuses).
@@ -439,7 +446,7 @@ fn pick_status(mut roll: u32) -> &'static str {
 /// fewer than 100 000 orders never share a number, so history upserts do not overwrite
 /// another run's orders.
 #[must_use]
-pub fn first_order_number(seed: u64) -> u64 {
+pub const fn first_order_number(seed: u64) -> u64 {
     10_100 + (seed % 10_000) * 100_000
 }
 
@@ -687,6 +694,13 @@ fn check_options(options: &ProduceOptions) -> Result<(Endpoint, usize), Error> {
             option: "batch",
             value: options.batch as u64,
             range: format!("1..={PRODUCE_BATCH_MAX}"),
+        });
+    }
+    if options.count > PRODUCE_COUNT_MAX {
+        return Err(Error::Option {
+            option: "count",
+            value: options.count,
+            range: format!("0..={PRODUCE_COUNT_MAX}"),
         });
     }
     let mut batch = options.batch;
@@ -994,6 +1008,19 @@ mod tests {
         assert!(check_options(&at(10, Some(PRODUCE_RATE_MAX))).is_ok());
         assert!(check_options(&at(10, Some(PRODUCE_RATE_MAX + 1))).is_err());
         assert!(check_options(&at(10, Some(0))).is_err());
+        let counting = |count| ProduceOptions {
+            count,
+            ..ProduceOptions::default()
+        };
+        assert!(check_options(&counting(PRODUCE_COUNT_MAX)).is_ok());
+        let err = check_options(&counting(PRODUCE_COUNT_MAX + 1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`--count` = {} is outside 0..={PRODUCE_COUNT_MAX}",
+                PRODUCE_COUNT_MAX + 1
+            )
+        );
         // Paced runs send at least ten requests a second.
         assert_eq!(check_options(&at(100, Some(50))).unwrap().1, 5);
         assert_eq!(check_options(&at(100, Some(5))).unwrap().1, 1);

@@ -3,7 +3,8 @@
 //!
 //! Method: a tiny axum stub of `POST /kafka/topics/{topic}` on 127.0.0.1:0 records every request
 //! and answers with per-record offsets (optionally refusing records or whole requests); the
-//! generator runs on a `ManualClock`, so dates and summaries are deterministic.
+//! generator runs on a `ManualClock`, so dates and summaries are deterministic. The option
+//! limits are also checked through the binary, which must refuse them before sending.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -25,7 +26,8 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use streamcache::clock::{ManualClock, SharedClock};
 use streamcache::loadgen::{
-    self, CONSECUTIVE_FAILURES_MAX, CONTENT_TYPE_JSON_V2, OrderGenerator, ProduceOptions, Summary,
+    self, CONSECUTIVE_FAILURES_MAX, CONTENT_TYPE_JSON_V2, OrderGenerator, PRODUCE_COUNT_MAX,
+    PRODUCE_RATE_MAX, ProduceOptions, Summary,
 };
 use streamcache::shutdown::Shutdown;
 
@@ -511,4 +513,25 @@ fn the_produce_subcommand_parses_its_flags() {
         ),
         (1000, 1, "orders", 100, None)
     );
+}
+
+#[test]
+fn the_cli_refuses_a_count_or_rate_past_its_limit_before_sending() {
+    for (option, value) in [
+        ("--count", PRODUCE_COUNT_MAX + 1),
+        ("--rate", PRODUCE_RATE_MAX + 1),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_streamcache"))
+            .args(["produce", "--url", "http://127.0.0.1:1", "--quiet"])
+            .args([option, &value.to_string()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("`{option}` = {value} is outside")),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty(), "nothing sent, no summary");
+    }
 }
