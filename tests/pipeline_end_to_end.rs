@@ -126,6 +126,17 @@ async fn find_orders(client: &reqwest::Client, http: &str, collection: &str) -> 
     body["documents"].as_array().unwrap().clone()
 }
 
+/// The order numbers in `shop.{collection}`, sorted.
+async fn order_numbers(client: &reqwest::Client, http: &str, collection: &str) -> Vec<u64> {
+    let mut numbers: Vec<u64> = find_orders(client, http, collection)
+        .await
+        .iter()
+        .map(|d| d["orderNumber"].as_u64().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
 async fn cache_get(client: &reqwest::Client, http: &str, key: &str) -> Value {
     get_json(client, format!("{http}/redis/get/{key}")).await
 }
@@ -352,17 +363,59 @@ fn reload_rejects_a_bad_config_and_restarts_a_changed_flow_without_loss() {
         produce(&client, &http, &second).await;
         caught_up(&client, &http, 120).await;
 
-        let docs = find_orders(&client, &http, "events").await;
-        let mut numbers: Vec<u64> = docs
-            .iter()
-            .map(|d| d["orderNumber"].as_u64().unwrap())
-            .collect();
-        numbers.sort_unstable();
+        let numbers = order_numbers(&client, &http, "events").await;
         assert_eq!(
             numbers,
             (40_000..40_120).collect::<Vec<u64>>(),
             "every record once, across the reload"
         );
+    });
+}
+
+#[test]
+fn a_flow_starting_at_latest_skips_the_backlog_across_a_reload_and_shows_no_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flows.toml");
+    std::fs::write(&config, "[pipeline]\nflows = []\n").unwrap();
+    let server = common::start(&["--ephemeral", "--config", config.to_str().unwrap()]);
+    let http = server.http.clone();
+    let latest = |batch: u32| {
+        events_flow(batch).replace(
+            "group = \"events-insert\"",
+            "group = \"events-insert\"\nstart = \"latest\"",
+        )
+    };
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        let backlog: Vec<Value> = (0..30).map(|i| order(60_000 + i, 100 + i % 5)).collect();
+        produce(&client, &http, &backlog).await;
+
+        // Added by a reload, the flow starts at the log end: it is caught up at once, its
+        // position committed, with no lag.
+        std::fs::write(&config, latest(50)).unwrap();
+        let (status, answer) = reload(&client, &http).await;
+        assert_eq!(
+            (status, &answer["added"]),
+            (200, &json!(["events"])),
+            "{answer}"
+        );
+        caught_up(&client, &http, 30).await;
+
+        // Changed, it resumes where it was, not at the beginning of the log.
+        std::fs::write(&config, latest(7)).unwrap();
+        let (status, answer) = reload(&client, &http).await;
+        assert_eq!(
+            (status, &answer["changed"]),
+            (200, &json!(["events"])),
+            "{answer}"
+        );
+        let fresh: Vec<Value> = (30..35).map(|i| order(60_000 + i, 100 + i % 5)).collect();
+        produce(&client, &http, &fresh).await;
+        caught_up(&client, &http, 35).await;
+        let numbers = order_numbers(&client, &http, "events").await;
+        assert_eq!(numbers, (60_030..60_035).collect::<Vec<u64>>());
+        let flow = &flows(&client, &http).await["flows"][0];
+        assert_eq!(flow["records_in"], 5, "{flow}");
     });
 }
 

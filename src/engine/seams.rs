@@ -76,12 +76,29 @@ impl SourceOpener for LogSources {
         let mut positions = BTreeMap::new();
         let mut receivers = Vec::new();
         let mut rewound = Vec::new();
+        let commit_at = |partition, next_offset| CommitOffset {
+            topic: source.topic.clone(),
+            partition,
+            next_offset,
+            topic_id: topic_id.clone(),
+        };
         for p in 0..info.partitions {
             let earliest = self.log.earliest_offset(&source.topic, p).map_err(fatal)?;
             let latest = self.log.latest_offset(&source.topic, p).map_err(fatal)?;
             let position = match start {
-                SourceStart::Earliest => earliest,
-                SourceStart::Latest => latest,
+                // A position chosen over the committed ones is committed before anything is
+                // read: otherwise a reload's restart, which resumes at the committed offsets,
+                // would read a `latest` flow's skipped backlog from the log start, and the lag
+                // would count from the stale offsets.
+                SourceStart::Earliest | SourceStart::Latest => {
+                    let position = if matches!(start, SourceStart::Earliest) {
+                        earliest
+                    } else {
+                        latest
+                    };
+                    rewound.push(commit_at(p, position));
+                    position
+                }
                 // A committed position retention has passed resumes at the log start, as Kafka's
                 // auto.offset.reset=earliest does.
                 SourceStart::Committed(map) => {
@@ -98,12 +115,7 @@ impl SourceOpener for LogSources {
                             .min(latest);
                         tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
                             "committed position past the log end; resuming where recovery ended the log");
-                        rewound.push(CommitOffset {
-                            topic: source.topic.clone(),
-                            partition: p,
-                            next_offset: resume,
-                            topic_id: topic_id.clone(),
-                        });
+                        rewound.push(commit_at(p, resume));
                         resume
                     } else {
                         committed.max(earliest)

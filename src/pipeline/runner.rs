@@ -550,9 +550,11 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     let source = blocking(&name, move || opener.open(&source_config, &start))
         .await?
         .map_err(engine("open source"))?;
-    // Positions the source moved back from the committed ones (the log was recovered shorter)
-    // are committed, and made durable, before anything is read: left stale, they would make a
-    // later start resume past the records appended from here on.
+    // Positions the source took instead of the committed ones (`earliest`, `latest`, or a log
+    // recovered shorter) are committed, and made durable, before anything is read: left stale,
+    // they would make a later start resume elsewhere (a reload restarts at the committed
+    // offsets; after a power loss, past the records appended from here on) and the lag count
+    // from them.
     let rewound = source.rewound();
     if !rewound.is_empty() {
         let history = seams.history.clone();

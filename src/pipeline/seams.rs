@@ -129,11 +129,13 @@ pub trait Source: Send + 'static {
     /// offsets). A source that cannot split returns `vec![self]`.
     fn split(self: Box<Self>, lanes: usize) -> Vec<Box<dyn Source>>;
 
-    /// The partitions this source starts before the committed offsets it was opened with (the
-    /// log ended before them when it was recovered after a power loss), each at the position
-    /// it starts from. The flow commits these before it reads anything, so that a later start
-    /// does not resume at the stale offsets, past the records appended since. The default:
-    /// none.
+    /// The partitions this source starts elsewhere than at the committed offsets it was opened
+    /// with, each at the position it starts from: every partition of a source opened at
+    /// [`SourceStart::Earliest`] or [`SourceStart::Latest`], and those whose committed offset is
+    /// past the log end (the log was recovered shorter after a power loss). The flow commits
+    /// these before it reads anything, so that a later start — a reload's restart included —
+    /// resumes where the flow was rather than at stale offsets (or a `latest` flow at the log
+    /// start), and its lag counts from there. The default: none.
     fn rewound(&self) -> Vec<CommitOffset> {
         Vec::new()
     }
