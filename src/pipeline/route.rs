@@ -1,8 +1,10 @@
 //! Route predicates (NiFi's RouteOnAttribute on JSON content): conditions parsed once, evaluated
 //! per record. Pure functions over `serde_json::Value`.
 
+use std::cmp::Ordering;
+
 use regex::{Regex, RegexBuilder};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use super::config::Condition;
 use super::path::JsonPath;
@@ -86,10 +88,10 @@ impl Predicate {
             (Op::In(options), Some(v)) => options.iter().any(|o| json_equal(v, o)),
             (Op::Regex(re), Some(Value::String(s))) => re.is_match(s),
             (Op::Regex(_), Some(_)) => false,
-            (Op::Gt(b), Some(v)) => v.as_f64().is_some_and(|x| x > *b),
-            (Op::Gte(b), Some(v)) => v.as_f64().is_some_and(|x| x >= *b),
-            (Op::Lt(b), Some(v)) => v.as_f64().is_some_and(|x| x < *b),
-            (Op::Lte(b), Some(v)) => v.as_f64().is_some_and(|x| x <= *b),
+            (Op::Gt(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_gt),
+            (Op::Gte(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_ge),
+            (Op::Lt(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_lt),
+            (Op::Lte(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_le),
         })
     }
 }
@@ -108,12 +110,55 @@ fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("not a valid regular expression: {e}"))
 }
 
-/// JSON equality where numbers compare by value (`10 == 10.0`), inside arrays and objects too.
+/// An integer's exact value (JSON integers are `i64` or `u64`), `None` for a float.
+fn integer(n: &Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+}
+
+/// How the integer `i` compares with the finite `f`, exactly: an integer past 2^53 read as a
+/// double would be rounded to its neighbour (2^53 + 1 to 2^53).
+fn compare_integer(i: i128, f: f64) -> Ordering {
+    // 2^127: every JSON integer lies well inside ±2^127, where an integral double converts to
+    // `i128` exactly.
+    const I128_BOUND: f64 = 1.7014118346046923e38;
+    if f >= I128_BOUND {
+        return Ordering::Less;
+    }
+    if f < -I128_BOUND {
+        return Ordering::Greater;
+    }
+    let whole = f.trunc();
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "an integral double inside ±2^127 converts exactly"
+    )]
+    let whole_i = whole as i128;
+    i.cmp(&whole_i).then_with(|| {
+        // Same integer part: the fraction decides.
+        0.0_f64.partial_cmp(&(f - whole)).unwrap_or(Ordering::Equal)
+    })
+}
+
+/// How the number `v` compares with the finite bound `b`; `None` when `v` is not a number.
+fn compare(v: &Value, b: f64) -> Option<Ordering> {
+    let Value::Number(n) = v else { return None };
+    match integer(n) {
+        Some(i) => Some(compare_integer(i, b)),
+        None => n.as_f64()?.partial_cmp(&b),
+    }
+}
+
+/// JSON equality where numbers compare by value (`10 == 10.0`, and integers exactly, past 2^53
+/// too), inside arrays and objects too.
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+        (Value::Number(x), Value::Number(y)) => match (integer(x), integer(y)) {
             (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
+            (Some(i), None) => y.as_f64().is_some_and(|f| compare_integer(i, f).is_eq()),
+            (None, Some(i)) => x.as_f64().is_some_and(|f| compare_integer(i, f).is_eq()),
+            (None, None) => x.as_f64() == y.as_f64(),
         },
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
@@ -213,6 +258,61 @@ mod tests {
         assert!(!check(Condition {
             gte: Some(0.0),
             ..cond("missing")
+        }));
+    }
+
+    #[test]
+    fn integers_past_2_pow_53_compare_exactly() {
+        // 2^53 + 1 has no f64 of its own: read as a double it is 2^53.
+        let doc = json!({"id": 9_007_199_254_740_993_i64, "big": u64::MAX, "neg": i64::MIN});
+        let check = |c: Condition| Predicate::parse(&c).unwrap().matches(&doc);
+        let two_53 = 9_007_199_254_740_992.0;
+        assert!(check(Condition {
+            gt: Some(two_53),
+            ..cond("id")
+        }));
+        assert!(!check(Condition {
+            lte: Some(two_53),
+            ..cond("id")
+        }));
+        assert!(check(Condition {
+            gte: Some(two_53),
+            lt: Some(two_53 + 2.0),
+            ..cond("id")
+        }));
+        assert!(!check(Condition {
+            equals: Some(json!(two_53)),
+            ..cond("id")
+        }));
+        assert!(check(Condition {
+            equals: Some(json!(9_007_199_254_740_993_i64)),
+            ..cond("id")
+        }));
+        assert!(!check(Condition {
+            equals: Some(json!(u64::MAX - 1)),
+            ..cond("big")
+        }));
+        assert!(check(Condition {
+            one_of: Some(vec![json!(u64::MAX - 1), json!(u64::MAX)]),
+            ..cond("big")
+        }));
+        assert!(check(Condition {
+            lt: Some(1.8446744073709552e19),
+            ..cond("big")
+        }));
+        assert!(check(Condition {
+            gt: Some(-9.3e18),
+            lt: Some(-9.2e18),
+            ..cond("neg")
+        }));
+        // Integers and fractions still compare by value.
+        assert!(check(Condition {
+            gt: Some(9_007_199_254_740_992.5 - 0.5),
+            ..cond("id")
+        }));
+        assert!(!check(Condition {
+            equals: Some(json!(-9.223_372_036_854_776e18)),
+            ..cond("big")
         }));
     }
 
