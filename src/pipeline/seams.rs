@@ -291,7 +291,7 @@ pub trait HistorySink: Send + Sync + 'static {
     ) -> Result<(), HistoryCommitError>;
 
     /// Makes every commit so far durable (an fsync), whatever durability the store's commits
-    /// run with. A flow calls it after committing the positions its source moved back to
+    /// run with. A flow calls it after committing the positions its source starts from
     /// ([`Source::rewound`]) and before it reads: that commit must outlive a power loss that
     /// keeps the records appended from there on, or the next start would trust the stale
     /// positions again and resume past those records.
