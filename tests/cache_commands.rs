@@ -1729,3 +1729,27 @@ fn bad_arguments_are_named_in_redis_order() {
     }
     assert_eq!(run(&c, &["ZMPOP", "1", "a", "MIN"]), Frame::NullArray);
 }
+
+/// ZINCRBY reads its increment for ZADD's flags first (`zaddGenericCommand` serves both), and
+/// EXPIRE names an unknown option as a C string, up to a NUL. Each reply below is
+/// redis-server 7.0.15's.
+#[test]
+fn zincrby_flags_and_option_names_as_redis_reads_them() {
+    let c = cache();
+    for flag in ["NX", "xx", "CH", "INCR", "GT", "lt"] {
+        assert_eq!(
+            run(&c, &["ZINCRBY", "z", flag, "m"]),
+            Frame::error("ERR syntax error"),
+            "{flag}"
+        );
+    }
+    assert_eq!(
+        run(&c, &["ZINCRBY", "z", "x", "m"]),
+        Frame::error("ERR value is not a valid float")
+    );
+    assert_eq!(run(&c, &["ZINCRBY", "z", "2", "m"]), Frame::Double(2.0));
+    assert_eq!(
+        run(&c, &["EXPIRE", "k", "1", "a\0b"]),
+        Frame::error("ERR Unsupported option a")
+    );
+}

@@ -85,9 +85,11 @@ pub(crate) fn expire(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         } else if is(opt, "lt") {
             lt = true;
         } else {
+            // Redis formats the option as a C string: it ends at a NUL byte.
+            let shown = opt.split(|&c| c == 0).next().unwrap_or_default();
             return Frame::error(format!(
                 "ERR Unsupported option {}",
-                String::from_utf8_lossy(opt)
+                String::from_utf8_lossy(shown)
             ));
         }
     }

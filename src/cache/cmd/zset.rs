@@ -334,26 +334,26 @@ pub(crate) fn zadd(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let (mut nx, mut xx, mut ch, mut incr, mut gt, mut lt) =
         (false, false, false, zincrby, false, false);
     let mut at = 2;
-    if !zincrby {
-        while at < args.len() {
-            let opt = arg(args, at);
-            if is(opt, "nx") {
-                nx = true;
-            } else if is(opt, "xx") {
-                xx = true;
-            } else if is(opt, "ch") {
-                ch = true;
-            } else if is(opt, "incr") {
-                incr = true;
-            } else if is(opt, "gt") {
-                gt = true;
-            } else if is(opt, "lt") {
-                lt = true;
-            } else {
-                break;
-            }
-            at += 1;
+    // ZINCRBY's increment is read for flags too, as Redis's `zaddGenericCommand` does for both:
+    // `ZINCRBY key NX member` leaves one argument, a syntax error.
+    while at < args.len() {
+        let opt = arg(args, at);
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "ch") {
+            ch = true;
+        } else if is(opt, "incr") {
+            incr = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            break;
         }
+        at += 1;
     }
     let rest = args.get(at..).unwrap_or_default();
     if rest.is_empty() || !rest.len().is_multiple_of(2) {
