@@ -88,6 +88,14 @@ impl Api {
         };
         (status, ct, v)
     }
+
+    /// A POST of `body` with `content_type`: its status and reply.
+    async fn post(&self, uri: &str, content_type: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, v) = self
+            .call("POST", uri, Some(content_type), None, Some(body))
+            .await;
+        (status, v)
+    }
 }
 
 #[tokio::test]
@@ -1362,4 +1370,78 @@ async fn the_base_uri_percent_encodes_its_group_and_instance() {
         .call("GET", &format!("{path}/subscription"), None, None, None)
         .await;
     assert_eq!((status, v), (StatusCode::OK, json!({"topics": []})));
+}
+
+#[tokio::test]
+async fn a_subscription_body_is_read_as_the_rest_proxy_reads_it() {
+    // The REST Proxy subscribes to `topics` when the body has them (even beside a
+    // `topic_pattern`), else to the pattern, else does nothing; KafkaConsumer.subscribe of an
+    // empty list is unsubscribe(), which also ends a manual assignment.
+    let api = Api::new();
+    for topic in ["t", "u"] {
+        let records = json!({"records": [{"value": 1}]});
+        let (status, v) = api
+            .post(&format!("/kafka/topics/{topic}"), JSON, records)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+    }
+    let (status, v) = api
+        .post("/kafka/consumers/g", V2, json!({"name": "c"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let base = "/kafka/consumers/g/instances/c";
+    let path = format!("{base}/subscription");
+    let subscribe = |body: Value| api.post(&path, V2, body);
+    let subscription = || api.call("GET", &path, None, None, None);
+
+    let (status, v) = subscribe(json!({"topics": ["t"], "topic_pattern": "u"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(
+        subscription().await.2,
+        json!({"topics": ["t"]}),
+        "topics win"
+    );
+
+    let (status, v) = subscribe(json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(
+        subscription().await.2,
+        json!({"topics": ["t"]}),
+        "a body with neither changes nothing"
+    );
+
+    let (status, v) = subscribe(json!({"topics": []})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(
+        subscription().await.2,
+        json!({"topics": []}),
+        "unsubscribed"
+    );
+    let (_, _, a) = api
+        .call("GET", &format!("{base}/assignments"), None, None, None)
+        .await;
+    assert_eq!(a, json!({"partitions": []}));
+
+    // An empty list ends a manual assignment too, so the instance may subscribe again.
+    let assignment = json!({"partitions": [{"topic": "u", "partition": 0}]});
+    let (status, v) = api
+        .post(&format!("{base}/assignments"), V2, assignment)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    let (status, v) = subscribe(json!({"topics": []})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    let (status, v) = subscribe(json!({"topic_pattern": "u"})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(subscription().await.2, json!({"topics": ["u"]}));
+
+    // The instance must exist whatever the body says.
+    for body in [json!({}), json!({"topics": []})] {
+        let nobody = "/kafka/consumers/g/instances/nobody/subscription";
+        let (status, e) = api.post(nobody, V2, body.clone()).await;
+        assert_eq!(
+            (status, e["error_code"].as_u64()),
+            (StatusCode::NOT_FOUND, Some(40403)),
+            "{body}"
+        );
+    }
 }

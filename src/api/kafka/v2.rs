@@ -600,17 +600,14 @@ async fn subscribe(
     body: Bytes,
 ) -> Result<Response, KafkaError> {
     let req: SubscriptionBody = parse(&body)?;
-    let sub = match (req.topics, req.topic_pattern) {
-        (Some(topics), None) if !topics.is_empty() => Subscription::Topics(topics),
-        (None, Some(p)) => Subscription::Pattern(p),
-        _ => {
-            return Err(KafkaError::unprocessable(
-                "give either a non-empty topics list or a topic_pattern",
-            ));
-        }
-    };
-    blocking(&state, move |l| {
-        l.subscribe_consumer(&group, &instance, sub)
+    // As the REST Proxy reads the body: `topics` when present (a pattern beside them is
+    // ignored), else `topic_pattern`, else nothing to do. An empty list is
+    // `KafkaConsumer.subscribe(emptyList)`, which Kafka treats as `unsubscribe()`.
+    blocking(&state, move |l| match (req.topics, req.topic_pattern) {
+        (Some(topics), _) if topics.is_empty() => l.unsubscribe_consumer(&group, &instance),
+        (Some(topics), _) => l.subscribe_consumer(&group, &instance, Subscription::Topics(topics)),
+        (None, Some(p)) => l.subscribe_consumer(&group, &instance, Subscription::Pattern(p)),
+        (None, None) => l.consumer_settings(&group, &instance).map(|_| ()),
     })
     .await?;
     Ok(no_content())
