@@ -1445,3 +1445,38 @@ async fn a_subscription_body_is_read_as_the_rest_proxy_reads_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn binary_keys_and_values_are_decoded_as_guavas_base64_decodes_them() {
+    // The REST Proxy decodes the binary format with Guava's BaseEncoding.base64(): trailing
+    // `=` are optional and the unused bits of the last character are not checked.
+    let api = Api::new();
+    let records = json!({"records": [
+        {"key": "YQ", "value": "Zm9vYg"},
+        {"key": "YR==", "value": "Zm9vYmE="},
+    ]});
+    let (status, v) = api
+        .post("/kafka/topics/b/partitions/0", BINARY, records)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert!(
+        v["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["error_code"].is_null()),
+        "{v}"
+    );
+    let stored = api.engine.log().read("b", 0, 0, 1000).unwrap();
+    let pairs: Vec<_> = stored
+        .iter()
+        .map(|r| (r.key.as_deref(), r.value.as_deref()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (Some(&b"a"[..]), Some(&b"foob"[..])),
+            (Some(&b"a"[..]), Some(&b"fooba"[..])),
+        ]
+    );
+}

@@ -828,3 +828,43 @@ async fn a_batch_is_refused_whole_past_its_limits() {
     assert_eq!(v["successes"][max - 1]["id"], long(id_max));
     assert_eq!(v["failures"], json!([]));
 }
+
+#[tokio::test]
+async fn binary_data_is_decoded_as_guavas_base64_decodes_it() {
+    // The REST Proxy decodes BINARY data with Guava's BaseEncoding.base64(): trailing `=` are
+    // optional (any number is trimmed) and the unused bits of the last character are not
+    // checked; a length of 1 mod 4 after trimming, or `=` inside the text, is refused (400).
+    let (router, engine) = api();
+    let cases: [(&str, Option<&[u8]>); 8] = [
+        ("Zm9vYg==", Some(b"foob")),
+        ("Zm9vYg", Some(b"foob")),
+        ("Zm9vYmE", Some(b"fooba")),
+        ("YQ=", Some(b"a")),
+        ("YR==", Some(b"a")),
+        ("", Some(b"")),
+        ("fooba", None),
+        ("Zm9v=Yg", None),
+    ];
+    let body: String = cases
+        .iter()
+        .map(|(data, _)| {
+            json!({"partition_id": 0, "value": {"type": "BINARY", "data": data}}).to_string()
+        })
+        .collect();
+    let results = produce_in_chunks(&router, "b", vec![Bytes::from(body)]).await;
+    assert_eq!(results.len(), cases.len(), "{results:?}");
+    let stored = engine.log().read("b", 0, 0, 1 << 20).unwrap();
+    let mut next = stored.iter();
+    for ((data, want), result) in cases.iter().zip(&results) {
+        match want {
+            Some(bytes) => {
+                assert_eq!(result["error_code"], 200, "{data:?}: {result}");
+                assert_eq!(result["value"]["size"], bytes.len(), "{data:?}");
+                let record = next.next().unwrap();
+                assert_eq!(record.value.as_deref(), Some(*bytes), "{data:?}");
+            }
+            None => assert_eq!(result["error_code"], 400, "{data:?}: {result}"),
+        }
+    }
+    assert!(next.next().is_none());
+}

@@ -213,6 +213,22 @@ pub(super) fn path_segment(text: &str) -> String {
     out
 }
 
+/// Decodes a produced key or value of the binary format as the REST Proxy does, with Guava's
+/// `BaseEncoding.base64()`: every trailing `=` is trimmed first (so padding is optional, and
+/// any amount of it is accepted), the rest must be of the standard alphabet with a length
+/// other than 1 mod 4, and the unused low bits of its last character are not checked.
+pub(crate) fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const GUAVA: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+            .with_decode_allow_trailing_bits(true),
+    );
+    GUAVA.decode(text.trim_end_matches('='))
+}
+
 /// The code a produce answers for one record that failed, as the REST Proxy's exception mapper
 /// gives it for the producer's exception: 50003 when a retry may succeed (a stopped log, like
 /// Kafka's retriable exceptions), 50002 for a record over `max.message.bytes` (Kafka's

@@ -24,7 +24,7 @@ use super::dto::{
     PartitionInfo, PartitionsBody, ProduceOffset, ProduceRecord, ProduceRequest, ProduceResponse,
     Replica, SubscriptionBody, TopicInfoV2, WireTopicPartition,
 };
-use super::{KafkaError, V2_CONTENT_TYPE, blocking, json_response, path_segment};
+use super::{KafkaError, V2_CONTENT_TYPE, blocking, decode_base64, json_response, path_segment};
 use crate::api::AppState;
 use crate::log::{
     self, ConsumedRecord, ConsumerSettings, OffsetReset, Record, Routing, Subscription, TopicInfo,
@@ -263,16 +263,13 @@ fn embedded_bytes(
     };
     match format {
         Format::Binary => match serde_json::from_str::<Value>(raw.get()) {
-            Ok(Value::String(s)) => base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map(|b| Some(b.into()))
-                .map_err(|e| {
-                    KafkaError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        42203,
-                        format!("{what} is not base64: {e}"),
-                    )
-                }),
+            Ok(Value::String(s)) => decode_base64(&s).map(|b| Some(b.into())).map_err(|e| {
+                KafkaError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    42203,
+                    format!("{what} is not base64: {e}"),
+                )
+            }),
             _ => Err(KafkaError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 42203,

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::dto::{CreateTopicV3, DataV3, ProduceRecordV3};
 use super::json_stream::{FrameError, Framer};
-use super::{KafkaError, blocking, iso8601, json_response};
+use super::{KafkaError, blocking, decode_base64, iso8601, json_response};
 use crate::api::AppState;
 use crate::log::{Header, Record, Routing, TopicConfig, TopicInfo};
 
@@ -741,8 +741,7 @@ fn decode_data(
     let bytes = match (kind.as_str(), &d.data) {
         (_, Value::Null) => None,
         ("BINARY", Value::String(s)) => Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
+            decode_base64(s)
                 .map_err(|e| error_object(400, &format!("{what}.data is not base64: {e}")))?
                 .into(),
         ),
