@@ -169,7 +169,7 @@ async fn produce_json_to_a_partition_url_and_errors_use_rest_codes() {
     let stored = api.engine.log().read("t", 1, 0, 1000).unwrap();
     assert_eq!(stored[0].value.as_deref(), Some(&br#"{"order":1}"#[..]));
 
-    let cases: [ErrorCase; 8] = [
+    let cases: [ErrorCase; 9] = [
         (
             "GET",
             "/kafka/topics/missing",
@@ -207,8 +207,16 @@ async fn produce_json_to_a_partition_url_and_errors_use_rest_codes() {
             "/kafka/topics/t",
             Some(BINARY),
             Some(json!({"records": [{"value": "%%%"}]})),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            42203,
+            StatusCode::BAD_REQUEST,
+            400,
+        ),
+        (
+            "POST",
+            "/kafka/topics/t",
+            Some(BINARY),
+            Some(json!({"records": [{"key": 1}]})),
+            StatusCode::BAD_REQUEST,
+            400,
         ),
         (
             "POST",
@@ -1479,4 +1487,33 @@ async fn binary_keys_and_values_are_decoded_as_guavas_base64_decodes_them() {
             (Some(&b"a"[..]), Some(&b"fooba"[..])),
         ]
     );
+}
+
+#[tokio::test]
+async fn binary_data_that_is_not_base64_is_a_bad_request_naming_it() {
+    // The REST Proxy's NoSchemaRecordSerializer throws BadRequestException, which its v2
+    // mapper answers 400 with code 400 and "Bad Request: <detail>"; nothing is produced.
+    let api = Api::new();
+    let first = json!({"records": [{"value": "aGk="}]});
+    let (status, _) = api
+        .post("/kafka/topics/t/partitions/0", BINARY, first)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for (records, message) in [
+        (
+            json!([{"value": "aGk="}, {"value": "%%%"}]),
+            r#"Bad Request: data="%%%" is not a valid base64 string."#,
+        ),
+        (
+            json!([{"key": {"a": [1, 2]}, "value": "aGk="}]),
+            r#"Bad Request: data={"a":[1,2]} is not a base64 string."#,
+        ),
+    ] {
+        let body = json!({ "records": records });
+        let (status, e) = api.post("/kafka/topics/t/partitions/0", BINARY, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+        assert_eq!(e, json!({"error_code": 400, "message": message}));
+    }
+    let stored = api.engine.log().read("t", 0, 0, 1000).unwrap();
+    assert_eq!(stored.len(), 1, "only the first request's record");
 }

@@ -253,29 +253,35 @@ fn produce_format(headers: &HeaderMap) -> Result<Format, KafkaError> {
 /// Turns an embedded key or value (its JSON text, already checked by the body's parser) into
 /// bytes. The `json` format stores the text as sent without the whitespace between tokens:
 /// the same JSON value the REST Proxy stores, with no parse and re-encode per record.
+///
+/// # Errors
+/// In the binary format, data that is not a base64 string: 400 with code 400, worded as the
+/// REST Proxy's `NoSchemaRecordSerializer` words its `BadRequestException` and its v2
+/// exception mapper prefixes it.
 fn embedded_bytes(
     format: Format,
     v: Option<&RawValue>,
-    what: &str,
 ) -> Result<Option<bytes::Bytes>, KafkaError> {
     let Some(raw) = v.filter(|raw| raw.get() != "null") else {
         return Ok(None);
     };
     match format {
-        Format::Binary => match serde_json::from_str::<Value>(raw.get()) {
-            Ok(Value::String(s)) => decode_base64(&s).map(|b| Some(b.into())).map_err(|e| {
+        Format::Binary => {
+            let bad = |what: &str| {
+                let data = String::from_utf8_lossy(&compact_json(raw.get())).into_owned();
                 KafkaError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    42203,
-                    format!("{what} is not base64: {e}"),
+                    StatusCode::BAD_REQUEST,
+                    400,
+                    format!("Bad Request: data={data} is not {what}."),
                 )
-            }),
-            _ => Err(KafkaError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                42203,
-                format!("{what} must be a base64 string in the binary format"),
-            )),
-        },
+            };
+            match serde_json::from_str::<Value>(raw.get()) {
+                Ok(Value::String(s)) => decode_base64(&s)
+                    .map(|b| Some(b.into()))
+                    .map_err(|_| bad("a valid base64 string")),
+                _ => Err(bad("a base64 string")),
+            }
+        }
         Format::Json => Ok(Some(compact_json(raw.get()))),
     }
 }
@@ -396,8 +402,8 @@ async fn produce_to(
             None => path_partition,
         };
         let record = Record {
-            key: embedded_bytes(format, key, "key")?,
-            value: embedded_bytes(format, value, "value")?,
+            key: embedded_bytes(format, key)?,
+            value: embedded_bytes(format, value)?,
             ..Record::default()
         };
         targeted.push((target, record));
