@@ -1517,3 +1517,31 @@ async fn binary_data_that_is_not_base64_is_a_bad_request_naming_it() {
     let stored = api.engine.log().read("t", 0, 0, 1000).unwrap();
     assert_eq!(stored.len(), 1, "only the first request's record");
 }
+
+#[tokio::test]
+async fn a_produce_of_no_records_is_a_validation_error_and_creates_nothing() {
+    // The REST Proxy's v2 ProduceRequest reads absent records as an empty list and declares
+    // them @NotEmpty, so both fail bean validation (422, code 422) before anything is sent.
+    let api = Api::new();
+    for (uri, body) in [
+        ("/kafka/topics/fresh", json!({"records": []})),
+        ("/kafka/topics/fresh/partitions/0", json!({"records": []})),
+        ("/kafka/topics/fresh", json!({"value_schema_id": null})),
+    ] {
+        let (status, e) = api.post(uri, BINARY, body.clone()).await;
+        assert_eq!(
+            (status, e["error_code"].as_u64()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(422)),
+            "{uri} {body}: {e}"
+        );
+        assert_eq!(e["message"], "records must not be empty");
+    }
+    let (status, _, e) = api
+        .call("GET", "/kafka/topics/fresh", None, None, None)
+        .await;
+    assert_eq!(
+        (status, e["error_code"].as_u64()),
+        (StatusCode::NOT_FOUND, Some(40401)),
+        "no topic was created"
+    );
+}

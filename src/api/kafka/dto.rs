@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 /// v2 produce body, borrowing each record's key and value text from the request body.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ProduceRequest<'a> {
-    /// The records; absent is a validation error (422).
+    /// The records; absent or empty is a validation error (422).
     #[serde(borrow)]
     pub(crate) records: Option<Vec<ProduceRecord<'a>>>,
     /// Accepted and ignored without a schema registry.

@@ -380,8 +380,10 @@ async fn produce_to(
         &request.value_schema,
         &request.value_schema_id,
     );
-    let Some(records) = request.records else {
-        return Err(KafkaError::unprocessable("records may not be null"));
+    // The REST Proxy reads absent records as an empty list and declares the list @NotEmpty:
+    // either fails bean validation before anything is produced (or a topic created).
+    let Some(records) = request.records.filter(|r| !r.is_empty()) else {
+        return Err(KafkaError::unprocessable("records must not be empty"));
     };
     if records.len() > log::RECORDS_PER_APPEND_MAX {
         return Err(log::Error::TooManyRecords {
