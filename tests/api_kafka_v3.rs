@@ -868,3 +868,26 @@ async fn binary_data_is_decoded_as_guavas_base64_decodes_it() {
     }
     assert!(next.next().is_none());
 }
+
+#[tokio::test]
+async fn a_partitions_count_of_minus_one_takes_the_default_as_kafka_does() {
+    // The REST Proxy hands partitions_count to Kafka's NewTopic as given; since KIP-464 a
+    // CreateTopics request with -1 partitions takes the broker's default (num.partitions).
+    let (router, _engine) = api();
+    let base = "/kafka/v3/clusters/streamcache/topics";
+    let (status, _, plain) = call(&router, "POST", base, Some(r#"{"topic_name":"plain"}"#)).await;
+    assert_eq!(status, StatusCode::CREATED, "{plain}");
+    let body = r#"{"topic_name":"minus","partitions_count":-1,"replication_factor":-1}"#;
+    let (status, _, t) = call(&router, "POST", base, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    assert_eq!(t["partitions_count"], plain["partitions_count"]);
+    for bad in [0, -2] {
+        let body = format!(r#"{{"topic_name":"bad","partitions_count":{bad}}}"#);
+        let (status, _, e) = call(&router, "POST", base, Some(&body)).await;
+        assert_eq!(
+            (status, e["error_code"].as_u64()),
+            (StatusCode::BAD_REQUEST, Some(40002)),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -224,7 +224,7 @@ pub(crate) struct ConsumerRecordOut {
 pub(crate) struct CreateTopicV3 {
     /// Name.
     pub(crate) topic_name: Option<String>,
-    /// Partitions (default from config).
+    /// Partitions (absent or -1: the default from config).
     #[serde(default)]
     pub(crate) partitions_count: Option<i64>,
     /// -1 (the default) or 1: there is one broker.

@@ -410,8 +410,9 @@ async fn create_topic(
     let Some(name) = req.topic_name else {
         return Err(KafkaError::unprocessable("topic_name may not be null").v3());
     };
+    // -1 is Kafka's "the broker's default" (KIP-464), which the REST Proxy passes through.
     let partitions = match req.partitions_count {
-        None => None,
+        None | Some(-1) => None,
         Some(n) => Some(u32::try_from(n).map_err(|_| {
             KafkaError::new(
                 StatusCode::BAD_REQUEST,
