@@ -1545,3 +1545,48 @@ async fn a_produce_of_no_records_is_a_validation_error_and_creates_nothing() {
         "no topic was created"
     );
 }
+
+#[tokio::test]
+async fn a_create_consumer_body_is_read_as_the_rest_proxy_reads_it() {
+    // CreateConsumerInstanceRequest: an explicit `id` overrides `name` as the instance's
+    // name, and `requestWaitMs` / `responseMinBytes` are aliases of
+    // `consumer.request.timeout.ms` / `fetch.min.bytes`.
+    let api = Api::new();
+    let (status, v) = api
+        .post(
+            "/kafka/consumers/g",
+            V2,
+            json!({"id": "by-id", "name": "by-name"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["instance_id"], "by-id");
+    assert_eq!(
+        v["base_uri"],
+        "http://localhost:7070/kafka/consumers/g/instances/by-id"
+    );
+    let (status, _, v) = api
+        .call(
+            "GET",
+            "/kafka/consumers/g/instances/by-id/subscription",
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // The alias is checked as the setting is: at the limit and past it.
+    for (name, wait, ok) in [("at-max", 30_000, true), ("past-max", 30_001, false)] {
+        let body = json!({"name": name, "requestWaitMs": wait, "responseMinBytes": 1});
+        let (status, v) = api.post("/kafka/consumers/g", V2, body).await;
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{v}");
+        } else {
+            assert_eq!(
+                (status, v["error_code"].as_u64()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(42204)),
+                "{v}"
+            );
+        }
+    }
+}

@@ -101,6 +101,9 @@ pub(crate) struct TopicInfoV2 {
 /// v2 create-consumer body.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct CreateConsumer {
+    /// The REST Proxy's deprecated instance id; when given it is the instance's name,
+    /// overriding `name`.
+    pub(crate) id: Option<String>,
     /// Instance name.
     pub(crate) name: Option<String>,
     /// Embedded format: binary (default) or json.
@@ -112,10 +115,10 @@ pub(crate) struct CreateConsumer {
     #[serde(rename = "auto.commit.enable")]
     pub(crate) auto_commit_enable: Option<Value>,
     /// Accepted; fetches return as soon as records are available.
-    #[serde(rename = "fetch.min.bytes")]
+    #[serde(rename = "fetch.min.bytes", alias = "responseMinBytes")]
     pub(crate) fetch_min_bytes: Option<Value>,
     /// Longest wait of a fetch, in ms.
-    #[serde(rename = "consumer.request.timeout.ms")]
+    #[serde(rename = "consumer.request.timeout.ms", alias = "requestWaitMs")]
     pub(crate) request_timeout_ms: Option<Value>,
 }
 

@@ -572,8 +572,10 @@ async fn create_consumer(
         request_timeout_ms,
     };
     let g = group.clone();
+    // As the REST Proxy names an instance: an explicit `id` overrides `name`.
+    let name = req.id.or(req.name);
     let id = blocking(&state, move |l| {
-        l.create_consumer(&g, req.name.as_deref(), settings)
+        l.create_consumer(&g, name.as_deref(), settings)
     })
     .await?;
     let host = headers
