@@ -1590,3 +1590,35 @@ async fn a_create_consumer_body_is_read_as_the_rest_proxy_reads_it() {
         }
     }
 }
+
+#[tokio::test]
+async fn auto_commit_enable_is_parsed_as_kafka_parses_a_boolean_setting() {
+    // The REST Proxy passes auto.commit.enable to the consumer's enable.auto.commit, which
+    // Kafka's ConfigDef parses trimmed and case-insensitively; anything else is a
+    // ConfigException, answered 422/42204.
+    let api = Api::new();
+    let cases = [
+        ("TRUE", Some(true)),
+        (" False ", Some(false)),
+        ("false", Some(false)),
+        ("yes", None),
+        ("", None),
+    ];
+    for (i, (value, want)) in cases.into_iter().enumerate() {
+        let name = format!("c{i}");
+        let body = json!({"name": name, "auto.commit.enable": value});
+        let (status, v) = api.post("/kafka/consumers/g", V2, body).await;
+        match want {
+            Some(auto_commit) => {
+                assert_eq!(status, StatusCode::OK, "{value:?}: {v}");
+                let settings = api.engine.log().consumer_settings("g", &name).unwrap();
+                assert_eq!(settings.auto_commit, auto_commit, "{value:?}");
+            }
+            None => assert_eq!(
+                (status, v["error_code"].as_u64()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(42204)),
+                "{value:?}: {v}"
+            ),
+        }
+    }
+}

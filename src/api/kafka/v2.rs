@@ -544,8 +544,9 @@ async fn create_consumer(
     let auto_commit = match &req.auto_commit_enable {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s == "true" => true,
-        Some(Value::String(s)) if s == "false" => false,
+        // Kafka's ConfigDef parses a boolean setting trimmed and in any case.
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => false,
         Some(other) => {
             return Err(invalid(format!(
                 "auto.commit.enable {other} is not true or false"
