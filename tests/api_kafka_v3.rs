@@ -891,3 +891,42 @@ async fn a_partitions_count_of_minus_one_takes_the_default_as_kafka_does() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_topic_name_kafka_refuses_is_an_invalid_payload() {
+    // The REST Proxy checks the name with Kafka's Topic.validate before creating and refuses
+    // it, as an empty body, with Errors.invalidPayloadException: 422, code 422, "Error: 42206 :
+    // Payload error. …".
+    let (router, _engine) = api();
+    let base = "/kafka/v3/clusters/streamcache/topics";
+    let at_max = "n".repeat(249);
+    let (status, _, t) = call(
+        &router,
+        "POST",
+        base,
+        Some(&json!({"topic_name": at_max}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    for name in [
+        "n".repeat(250),
+        "bad name".to_owned(),
+        "..".to_owned(),
+        String::new(),
+    ] {
+        let body = json!({"topic_name": name}).to_string();
+        let (status, _, e) = call(&router, "POST", base, Some(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {e}");
+        assert_eq!(
+            e,
+            json!({"error_code": 422, "message": "Error: 42206 : Payload error. Invalid topic name."}),
+            "{name:?}"
+        );
+    }
+    let (status, _, e) = call(&router, "POST", base, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(
+        e,
+        json!({"error_code": 422, "message": "Error: 42206 : Payload error. Request body is empty. Data is required."})
+    );
+}

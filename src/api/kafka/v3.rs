@@ -398,7 +398,7 @@ async fn create_topic(
 ) -> Result<Response, KafkaError> {
     check_cluster(&cluster)?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(KafkaError::unprocessable("request body is missing").v3());
+        return Err(invalid_payload("Request body is empty. Data is required."));
     }
     let req: CreateTopicV3 = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
@@ -410,6 +410,10 @@ async fn create_topic(
     let Some(name) = req.topic_name else {
         return Err(KafkaError::unprocessable("topic_name may not be null").v3());
     };
+    // As the REST Proxy checks it (Kafka's `Topic.validate`), before anything else.
+    if crate::log::check_topic_name(&name).is_err() {
+        return Err(invalid_payload("Invalid topic name."));
+    }
     // -1 is Kafka's "the broker's default" (KIP-464), which the REST Proxy passes through.
     let partitions = match req.partitions_count {
         None | Some(-1) => None,
@@ -459,6 +463,12 @@ async fn create_topic(
         StatusCode::CREATED
     };
     Ok(ok(status, &topic_json(&base_url(&headers), &info)))
+}
+
+/// The REST Proxy's `Errors.invalidPayloadException`: 422 with code 422 and the text of its
+/// constraint-violation mapper, naming the payload error code 42206.
+fn invalid_payload(cause: &str) -> KafkaError {
+    KafkaError::unprocessable(format!("Error: 42206 : Payload error. {cause}")).v3()
 }
 
 async fn get_topic(
