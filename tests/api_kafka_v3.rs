@@ -930,3 +930,40 @@ async fn a_topic_name_kafka_refuses_is_an_invalid_payload() {
         json!({"error_code": 422, "message": "Error: 42206 : Payload error. Request body is empty. Data is required."})
     );
 }
+
+#[tokio::test]
+async fn replicas_assignments_give_the_partition_count() {
+    // The REST Proxy creates a topic with replicas_assignments as Kafka's NewTopic(name,
+    // assignments): one partition per entry (partitions_count and replication_factor are then
+    // not used), ids 0-based and consecutive, every replica a broker that exists (here 0).
+    let (router, _engine) = api();
+    let base = "/kafka/v3/clusters/streamcache/topics";
+    let body = json!({
+        "topic_name": "ra",
+        "partitions_count": 1,
+        "replication_factor": 3,
+        "replicas_assignments": {"0": [0], "1": [0], "2": [0]},
+    });
+    let (status, _, t) = call(&router, "POST", base, Some(&body.to_string())).await;
+    assert_eq!(status, StatusCode::CREATED, "{t}");
+    assert_eq!(t["partitions_count"], 3);
+    let (_, _, t) = call(&router, "GET", &format!("{base}/ra"), None).await;
+    assert_eq!(t["partitions_count"], 3);
+    for assignments in [
+        json!({"1": [0]}),
+        json!({"0": [0], "2": [0]}),
+        json!({"0": [1]}),
+        json!({"0": [0, 0]}),
+        json!({"0": []}),
+    ] {
+        let body = json!({"topic_name": "bad", "replicas_assignments": assignments});
+        let (status, _, e) = call(&router, "POST", base, Some(&body.to_string())).await;
+        assert_eq!(
+            (status, e["error_code"].as_u64()),
+            (StatusCode::BAD_REQUEST, Some(40002)),
+            "{assignments}: {e}"
+        );
+    }
+    let (status, _, _) = call(&router, "GET", &format!("{base}/bad"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

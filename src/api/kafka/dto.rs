@@ -236,6 +236,9 @@ pub(crate) struct CreateTopicV3 {
     /// Config overrides.
     #[serde(default)]
     pub(crate) configs: Vec<ConfigEntry>,
+    /// Partition id → broker ids; when not empty, one partition per entry.
+    #[serde(default)]
+    pub(crate) replicas_assignments: std::collections::BTreeMap<i64, Vec<i64>>,
     /// Check without creating.
     #[serde(default)]
     pub(crate) validate_only: bool,

@@ -7,7 +7,7 @@
 //! The streaming reply is a `futures` stream over the request body, so no task outlives the
 //! request: when the client goes away, the body and the reply stop together.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 
 use axum::Router;
@@ -407,45 +407,14 @@ async fn create_topic(
             KafkaError::bad_json(&e).v3()
         }
     })?;
-    let Some(name) = req.topic_name else {
+    let Some(name) = req.topic_name.clone() else {
         return Err(KafkaError::unprocessable("topic_name may not be null").v3());
     };
     // As the REST Proxy checks it (Kafka's `Topic.validate`), before anything else.
     if crate::log::check_topic_name(&name).is_err() {
         return Err(invalid_payload("Invalid topic name."));
     }
-    // -1 is Kafka's "the broker's default" (KIP-464), which the REST Proxy passes through.
-    let partitions = match req.partitions_count {
-        None | Some(-1) => None,
-        Some(n) => Some(u32::try_from(n).map_err(|_| {
-            KafkaError::new(
-                StatusCode::BAD_REQUEST,
-                40002,
-                format!("partitions_count {n} is invalid"),
-            )
-            .v3()
-        })?),
-    };
-    // One broker: the default (-1, or absent) and 1 are the factors it can place.
-    match req.replication_factor {
-        None | Some(-1 | 1) => {}
-        Some(n) if n < 1 => {
-            return Err(KafkaError::new(
-                StatusCode::BAD_REQUEST,
-                40002,
-                "Replication factor must be larger than 0, or -1 to use the default value.",
-            )
-            .v3());
-        }
-        Some(n) => {
-            return Err(KafkaError::new(
-                StatusCode::BAD_REQUEST,
-                40002,
-                format!("Replication factor: {n} larger than available brokers: 1."),
-            )
-            .v3());
-        }
-    }
+    let partitions = requested_partitions(&req)?;
     let configs: Vec<(String, String)> = req
         .configs
         .into_iter()
@@ -463,6 +432,68 @@ async fn create_topic(
         StatusCode::CREATED
     };
     Ok(ok(status, &topic_json(&base_url(&headers), &info)))
+}
+
+/// A topic creation's refusal by Kafka (an `InvalidReplicaAssignmentException`,
+/// `InvalidReplicationFactorException`…): 400 with code 40002.
+fn creation_refused(message: impl Into<String>) -> KafkaError {
+    KafkaError::new(StatusCode::BAD_REQUEST, 40002, message).v3()
+}
+
+/// The partition count a topic creation asks for (`None`: the default), read as the REST
+/// Proxy reads the request: non-empty `replicas_assignments` decide it (Kafka's
+/// `NewTopic(name, assignments)`; `partitions_count` and `replication_factor` are then not
+/// sent), else `partitions_count`, where -1 is Kafka's "the broker's default" (KIP-464).
+fn requested_partitions(req: &CreateTopicV3) -> Result<Option<u32>, KafkaError> {
+    if !req.replicas_assignments.is_empty() {
+        return assigned_partitions(&req.replicas_assignments).map(Some);
+    }
+    let partitions = match req.partitions_count {
+        None | Some(-1) => None,
+        Some(n) => Some(
+            u32::try_from(n)
+                .map_err(|_| creation_refused(format!("partitions_count {n} is invalid")))?,
+        ),
+    };
+    // One broker: the default (-1, or absent) and 1 are the factors it can place.
+    match req.replication_factor {
+        None | Some(-1 | 1) => Ok(partitions),
+        Some(n) if n < 1 => Err(creation_refused(
+            "Replication factor must be larger than 0, or -1 to use the default value.",
+        )),
+        Some(n) => Err(creation_refused(format!(
+            "Replication factor: {n} larger than available brokers: 1."
+        ))),
+    }
+}
+
+/// The partition count of `replicas_assignments` (partition id → broker ids), checked as
+/// Kafka checks a manual assignment: ids 0-based and consecutive, and every partition's
+/// replicas distinct brokers that exist — with one broker, exactly `[0]`. The count is
+/// checked against `PARTITIONS_PER_TOPIC_MAX` by the creation.
+fn assigned_partitions(assignments: &BTreeMap<i64, Vec<i64>>) -> Result<u32, KafkaError> {
+    for (expected, (id, replicas)) in (0_i64..).zip(assignments) {
+        if *id != expected {
+            return Err(creation_refused(
+                "Partitions should be a consecutive 0-based integer sequence",
+            ));
+        }
+        if let Some(unknown) = replicas.iter().find(|&&b| b != BROKER_ID) {
+            return Err(creation_refused(format!(
+                "Unknown broker(s) in replica assignment: {unknown}."
+            )));
+        }
+        match replicas.len() {
+            0 => return Err(creation_refused(format!("Partition {id} has no replicas."))),
+            1 => {}
+            _ => {
+                return Err(creation_refused(format!(
+                    "Duplicate replica assignment found: {replicas:?}"
+                )));
+            }
+        }
+    }
+    u32::try_from(assignments.len()).map_err(|_| creation_refused("too many partitions"))
 }
 
 /// The REST Proxy's `Errors.invalidPayloadException`: 422 with code 422 and the text of its
