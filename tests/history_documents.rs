@@ -57,6 +57,13 @@ fn update_fresh_with(
     (outcome, stored)
 }
 
+fn regex(pattern: &str, options: &str) -> Bson {
+    Bson::RegularExpression(bson::Regex {
+        pattern: pattern.to_owned().try_into().unwrap(),
+        options: options.to_owned().try_into().unwrap(),
+    })
+}
+
 fn ids(docs: &[Document]) -> Vec<i32> {
     docs.iter().map(|d| d.get_i32("_id").unwrap()).collect()
 }
@@ -362,6 +369,24 @@ fn updates_apply_like_mongodb() {
             doc! {"_id": 1, "l": [{"a": 1}, {"a": 2}]},
             doc! {"$pull": {"l": {"a": 2}}},
             doc! {"_id": 1, "l": [{"a": 1}]},
+        ),
+        // A regex removes the strings it matches (MongoDB wraps it as a condition on each
+        // element), not only an equal regex.
+        (
+            doc! {"_id": 1, "l": ["apple", "Avocado", "banana", 5]},
+            doc! {"$pull": {"l": regex("^a", "i")}},
+            doc! {"_id": 1, "l": ["banana", 5]},
+        ),
+        // A document led by a logical operator is a query on the element documents.
+        (
+            doc! {"_id": 1, "l": [{"a": 1}, {"b": 2}, {"a": 3}, 1]},
+            doc! {"$pull": {"l": {"$or": [{"a": 1}, {"b": 2}]}}},
+            doc! {"_id": 1, "l": [{"a": 3}, 1]},
+        ),
+        (
+            doc! {"_id": 1, "l": [{"a": 1, "b": 1}, {"a": 1, "b": 2}, {"a": 2}]},
+            doc! {"$pull": {"l": {"$and": [{"a": 1}, {"b": {"$gt": 1}}]}}},
+            doc! {"_id": 1, "l": [{"a": 1, "b": 1}, {"a": 2}]},
         ),
         (
             doc! {"_id": 1, "l": [1, 2, 1, 3]},

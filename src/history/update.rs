@@ -851,11 +851,16 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
             Ok(())
         }
         Op::Pull => {
+            // As MongoDB's `PullNode`: a document led by an operator that applies to a value
+            // (`$gte`, `$in` …), or a regex, is a condition on each element; any other
+            // document (`{a: 1}`, `{$or: […]}`) a query on the element documents; anything
+            // else a value the element must equal.
             let cond = match arg {
-                Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-                    PullCond::Ops(parse_value_cond(d)?)
+                Bson::Document(d) if d.keys().next().is_some_and(|k| is_value_operator(k)) => {
+                    PullCond::Ops(parse_value_cond(arg)?)
                 }
                 Bson::Document(d) => PullCond::Doc(Filter::parse(d)?),
+                Bson::RegularExpression(_) => PullCond::Ops(parse_value_cond(arg)?),
                 other => PullCond::Eq(other.clone()),
             };
             if let Some(arr) = existing_array(doc, &parts, path, "$pull")? {
@@ -968,11 +973,37 @@ impl PullCond {
     }
 }
 
-/// Wraps an operator document as a filter on a synthetic field `v`.
-fn parse_value_cond(ops: &Document) -> Result<Filter> {
+/// Wraps an operator document or a regex as a filter on a synthetic field `v`.
+fn parse_value_cond(cond: &Bson) -> Result<Filter> {
     let mut f = Document::new();
-    f.insert("v", ops.clone());
+    f.insert("v", cond.clone());
     Filter::parse(&f)
+}
+
+/// Whether `key` is a query operator that applies to a field's value (MongoDB's
+/// path-accepting keywords), as opposed to a logical one (`$and`, `$or`, `$nor`) or an
+/// unknown one, which head a query of their own.
+fn is_value_operator(key: &str) -> bool {
+    matches!(
+        key,
+        "$eq"
+            | "$ne"
+            | "$gt"
+            | "$gte"
+            | "$lt"
+            | "$lte"
+            | "$in"
+            | "$nin"
+            | "$exists"
+            | "$type"
+            | "$regex"
+            | "$options"
+            | "$not"
+            | "$all"
+            | "$size"
+            | "$mod"
+            | "$elemMatch"
+    )
 }
 
 fn push(doc: &mut Document, parts: &[&str], path: &str, arg: &Bson) -> Result<()> {
