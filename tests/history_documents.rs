@@ -147,6 +147,39 @@ fn filters_match_like_mongodb() {
     }
 }
 
+/// `$mod` divides the value truncated to a 64-bit integer, exactly: a long as it is, a double
+/// or a decimal toward zero, and one that no 64-bit integer holds (NaN, infinity, past ±2^63)
+/// matches nothing, as MongoDB 7.0's `ModMatchExpression`.
+#[test]
+fn mod_divides_the_value_as_a_64_bit_integer() {
+    let (_d, h) = open();
+    let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+    h.insert_many(
+        "db",
+        "c",
+        vec![
+            doc! {"_id": 1, "v": 9_007_199_254_740_993_i64},
+            doc! {"_id": 2, "v": 1e19},
+            doc! {"_id": 3, "v": -7.9},
+            doc! {"_id": 4, "v": dec("1E+30")},
+            doc! {"_id": 5, "v": dec("9007199254740993.5")},
+            doc! {"_id": 6, "v": dec("-7.9")},
+            doc! {"_id": 7, "v": f64::NAN},
+            doc! {"_id": 8, "v": -(2f64.powi(63))},
+        ],
+    )
+    .unwrap();
+    for (filter, expected) in [
+        (doc! {"v": {"$mod": [2, 1]}}, vec![1, 5]),
+        (doc! {"v": {"$mod": [4, -3]}}, vec![3, 6]),
+        (doc! {"v": {"$mod": [1, 0]}}, vec![1, 3, 5, 6, 8]),
+        (doc! {"v": {"$mod": [-1, 0]}}, vec![1, 3, 5, 6, 8]),
+    ] {
+        let got = h.find("db", "c", &filter, &FindOptions::default()).unwrap();
+        assert_eq!(ids(&got), expected, "filter {filter}");
+    }
+}
+
 #[test]
 fn malformed_filters_are_bad_values() {
     let (_d, h) = open();

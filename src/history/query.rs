@@ -11,6 +11,7 @@ use std::cmp::Ordering;
 use bson::{Bson, Document};
 
 use super::aggregate::{Expr, compile_expression, truthy as expr_truthy};
+use super::decimal;
 use super::document::{self, collect_doc_path, compare, split_path_owned, type_rank, values_equal};
 use super::error::{Error, Result};
 use super::{FILTER_CLAUSES_MAX, REGEX_PATTERN_BYTES_MAX, SORT_KEYS_MAX};
@@ -855,17 +856,38 @@ fn scalar_matches(v: &Bson, cond: &Cond) -> bool {
         Cond::Lte(q) => bracket_cmp(v, q).is_some_and(Ordering::is_le),
         Cond::In(items) => in_matches(v, items),
         Cond::Regex(r) => r.matches(v),
-        Cond::Mod(d, r) => document::as_f64(v)
-            .filter(|n| n.is_finite())
-            .is_some_and(|n| {
+        Cond::Mod(d, r) => mod_dividend(v).is_some_and(|n| n.wrapping_rem(*d) == *r),
+        _ => false,
+    }
+}
+
+/// The 64-bit integer `$mod` divides, as MongoDB 7.0's `ModMatchExpression`: an integer as it
+/// is, a double or a decimal truncated toward zero; `None` (no match) for another type, NaN,
+/// an infinity or a value no 64-bit integer holds.
+fn mod_dividend(v: &Bson) -> Option<i64> {
+    /// 2^63: the first double above the `i64` range (its bottom, -2^63, is in it).
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    match v {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(x) => {
+            let t = x.trunc();
+            // Written so that NaN fails it.
+            (-I64_END..I64_END).contains(&t).then(|| {
                 #[expect(
                     clippy::cast_possible_truncation,
-                    reason = "MongoDB truncates the value toward zero"
+                    reason = "integral and inside the i64 range, checked above"
                 )]
-                let n = n as i64;
-                n.wrapping_rem(*d) == *r
-            }),
-        _ => false,
+                let n = t as i64;
+                n
+            })
+        }
+        Bson::Decimal128(_) => match decimal::quantize(v, 0, decimal::Rounding::Down) {
+            // Exponent 0: the text is the integer's digits, or NaN/Infinity, which fail.
+            Bson::Decimal128(q) => q.to_string().parse().ok(),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
