@@ -437,8 +437,19 @@ fn updates_apply_like_mongodb() {
             doc! {"_id": 1, "l": [1, 2]},
         ),
         (
+            doc! {"_id": 1, "l": [1, 2, 3]},
+            doc! {"$pop": {"l": -1.0}},
+            doc! {"_id": 1, "l": [2, 3]},
+        ),
+        (
             doc! {"_id": 1},
             doc! {"$currentDate": {"d": true}},
+            doc! {"_id": 1, "d": bson::DateTime::from_millis(1_700_000_000_000)},
+        ),
+        // Any boolean asks for a date.
+        (
+            doc! {"_id": 1},
+            doc! {"$currentDate": {"d": false}},
             doc! {"_id": 1, "d": bson::DateTime::from_millis(1_700_000_000_000)},
         ),
         (
@@ -625,6 +636,17 @@ fn update_errors_carry_mongodb_codes() {
         (doc! {"_id": 1}, doc! {"$bogus": {"a": 1}}, 9),
         (doc! {"_id": 1, "l": 1}, doc! {"$push": {"l": 2}}, 2),
         (doc! {"_id": 1}, doc! {"$set": {"l.$": 2}}, 2),
+        (doc! {"_id": 1, "l": [1, 2]}, doc! {"$pop": {"l": 2}}, 9),
+        (doc! {"_id": 1, "l": [1, 2]}, doc! {"$pop": {"l": 0}}, 9),
+        (doc! {"_id": 1, "l": [1, 2]}, doc! {"$pop": {"l": 1.5}}, 9),
+        (doc! {"_id": 1, "l": [1, 2]}, doc! {"$pop": {"l": "x"}}, 9),
+        (doc! {"_id": 1, "l": 1}, doc! {"$pop": {"l": 1}}, 14),
+        (
+            doc! {"_id": 1},
+            doc! {"$currentDate": {"d": {"$type": "date", "x": 1}}},
+            2,
+        ),
+        (doc! {"_id": 1}, doc! {"$currentDate": {"d": 1}}, 2),
     ];
     for (start, update, code) in table {
         let (outcome, stored) = update_fresh(&start, &update);
@@ -646,6 +668,31 @@ fn update_errors_carry_mongodb_codes() {
             "The field 'l' must be an array but is of type int in document {_id: \"k\"}",
         ),
         (
+            doc! {"_id": 1, "l": [1]},
+            doc! {"$pop": {"l": 2}},
+            "$pop expects 1 or -1, found: 2",
+        ),
+        (
+            doc! {"_id": 1, "l": [1]},
+            doc! {"$pop": {"l": "x"}},
+            "Expected a number in: l: \"x\"",
+        ),
+        (
+            doc! {"_id": 1, "l": 5},
+            doc! {"$pop": {"l": 1}},
+            "Path 'l' contains an element of non-array type 'int'",
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$currentDate": {"d": 1}},
+            "int is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({$type: 'timestamp/date'}).",
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$currentDate": {"d": {"$type": "date", "x": 1}}},
+            "Unrecognized $currentDate option: x",
+        ),
+        (
             doc! {"_id": oid, "s": true},
             doc! {"$mul": {"s": 2}},
             "Cannot apply $mul to a value of non-numeric type. {_id: ObjectId('61dea7a3d9c1aeae9b4a4b48')} has the field 's' of non-numeric type bool",
@@ -658,6 +705,17 @@ fn update_errors_carry_mongodb_codes() {
             .update("db", "c", &by_id, &update, UpdateOptions::default())
             .unwrap_err();
         assert_eq!(e.to_string(), message);
+    }
+    // `$pop` and `$currentDate` arguments are checked when the update is parsed, so an update
+    // that matches nothing is refused all the same.
+    let (_d, h) = open();
+    for update in [doc! {"$pop": {"l": 2}}, doc! {"$currentDate": {"d": "yes"}}] {
+        let none = doc! {"_id": 9};
+        let outcome = h.update("db", "c", &none, &update, UpdateOptions::default());
+        assert!(
+            matches!(outcome.map_err(|e| e.code()), Err(2 | 9)),
+            "{update}"
+        );
     }
 }
 

@@ -264,6 +264,16 @@ impl Update {
                         ),
                     ));
                 }
+                // MongoDB checks these arguments when it parses the update.
+                match op {
+                    Op::Pop => {
+                        pop_from_front(path, value)?;
+                    }
+                    Op::CurrentDate => {
+                        current_date_is_timestamp(value)?;
+                    }
+                    _ => {}
+                }
                 ops.push((op, path.clone(), value.clone()));
                 if ops.len() > UPDATE_OPERATIONS_MAX {
                     return Err(Error::TooMany {
@@ -882,37 +892,32 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
             Ok(())
         }
         Op::Pop => {
-            let first = document::as_f64(arg).is_some_and(|n| n < 0.0);
-            if let Some(arr) = existing_array(doc, &parts, path, "$pop")? {
-                if first {
-                    if !arr.is_empty() {
-                        arr.remove(0);
+            let first = pop_from_front(path, arg)?;
+            match get_path_mut(doc, &parts) {
+                None => {}
+                Some(Bson::Array(arr)) => {
+                    if first {
+                        if !arr.is_empty() {
+                            arr.remove(0);
+                        }
+                    } else {
+                        arr.pop();
                     }
-                } else {
-                    arr.pop();
+                }
+                Some(other) => {
+                    return Err(Error::update(
+                        14,
+                        format!(
+                            "Path '{path}' contains an element of non-array type '{}'",
+                            super::query::type_name(Some(other))
+                        ),
+                    ));
                 }
             }
             Ok(())
         }
         Op::CurrentDate => {
-            let ts = match arg {
-                Bson::Boolean(true) => false,
-                Bson::Document(d) => match d.get("$type") {
-                    Some(Bson::String(t)) if t == "date" => false,
-                    Some(Bson::String(t)) if t == "timestamp" => true,
-                    _ => {
-                        return Err(Error::bad(
-                            "The '$type' string field is required to be 'date' or 'timestamp'",
-                        ));
-                    }
-                },
-                _ => {
-                    return Err(Error::bad(format!(
-                        "{path} is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({{$type: 'timestamp/date'}})."
-                    )));
-                }
-            };
-            let value = if ts {
+            let value = if current_date_is_timestamp(arg)? {
                 Bson::Timestamp(Timestamp {
                     time: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
                     increment: 1,
@@ -924,6 +929,83 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
             };
             set_path(doc, &parts, value)
         }
+    }
+}
+
+/// `$pop`'s argument as MongoDB's `PopNode` parses it: 1 (the last element) or -1 (the first;
+/// `true` returned), as an integer of any numeric type.
+///
+/// # Errors
+/// Code 9 FailedToParse with MongoDB's texts for anything else.
+fn pop_from_front(path: &str, arg: &Bson) -> Result<bool> {
+    let refuse = |reason: &str| {
+        Error::update(
+            9,
+            format!("{reason}: {path}: {}", document::render_value(arg)),
+        )
+    };
+    let n = match arg {
+        Bson::Int32(n) => f64::from(*n),
+        Bson::Int64(n) if n.unsigned_abs() == 1 => {
+            return Ok(*n < 0);
+        }
+        Bson::Int64(n) => {
+            return Err(Error::update(
+                9,
+                format!("$pop expects 1 or -1, found: {n}"),
+            ));
+        }
+        Bson::Double(_) | Bson::Decimal128(_) => document::as_f64(arg).unwrap_or(f64::NAN),
+        _ => return Err(refuse("Expected a number in")),
+    };
+    if n.is_nan() {
+        return Err(refuse("Expected an integer, but found NaN in"));
+    }
+    if !(-document::TWO_POW_63..document::TWO_POW_63).contains(&n) {
+        return Err(refuse("Cannot represent as a 64-bit integer"));
+    }
+    if n.fract() != 0.0 {
+        return Err(refuse("Expected an integer"));
+    }
+    if n == 1.0 || n == -1.0 {
+        return Ok(n < 0.0);
+    }
+    Err(Error::update(
+        9,
+        format!("$pop expects 1 or -1, found: {n}"),
+    ))
+}
+
+/// `$currentDate`'s argument as MongoDB's `CurrentDateNode` parses it: a boolean (either one)
+/// or `{$type: "date"}` sets a date, `{$type: "timestamp"}` a timestamp (`true` returned).
+///
+/// # Errors
+/// [`Error::BadValue`] with MongoDB's texts for anything else.
+fn current_date_is_timestamp(arg: &Bson) -> Result<bool> {
+    match arg {
+        Bson::Boolean(_) => Ok(false),
+        Bson::Document(d) => {
+            let mut timestamp = None;
+            for (k, v) in d {
+                if k != "$type" {
+                    return Err(Error::bad(format!("Unrecognized $currentDate option: {k}")));
+                }
+                match v {
+                    Bson::String(t) if t == "date" => timestamp = Some(false),
+                    Bson::String(t) if t == "timestamp" => timestamp = Some(true),
+                    _ => {}
+                }
+            }
+            timestamp.ok_or_else(|| {
+                Error::bad(
+                    "The '$type' string field is required to be 'date' or 'timestamp': {$currentDate: {field : {$type: 'date'}}}",
+                )
+            })
+        }
+        other => Err(Error::bad(format!(
+            "{} is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({{$type: 'timestamp/date'}}).",
+            super::query::type_name(Some(other))
+        ))),
     }
 }
 
