@@ -121,6 +121,25 @@ fn a_failure_other_than_a_duplicate_is_a_write_error_too() {
     assert_eq!(r.inserted, vec![(1, Bson::Int32(5))]);
 }
 
+/// An empty batch is MongoDB's 16 InvalidLength, both ways, and creates nothing.
+#[test]
+fn an_empty_batch_is_refused() {
+    let (_d, h) = history_common::open();
+    for outcome in [
+        h.insert_many("shop", "orders", Vec::new()).map(|_| ()),
+        h.insert_many_with("shop", "orders", Vec::new(), InsertManyOptions::default())
+            .map(|_| ()),
+    ] {
+        let e = outcome.unwrap_err();
+        assert_eq!((e.code(), e.code_name()), (16, "InvalidLength"));
+        assert_eq!(
+            e.to_string(),
+            "Write batch sizes must be between 1 and 100000. Got 0 operations."
+        );
+    }
+    assert!(h.list_collections("shop").unwrap().is_empty());
+}
+
 async fn call(app: &axum::Router, action: &str, body: Value) -> (StatusCode, Value) {
     history_common::data_api_call(app, ("shop", "orders"), action, body).await
 }
@@ -198,6 +217,14 @@ async fn data_api_reports_write_errors_and_inserted_ids() {
     assert_eq!(v["error_code"], "InvalidParameter");
     let (status, v) = call(&app, "insertMany", json!({"documents": [{"_id": 6}]})).await;
     assert_eq!((status, v), (StatusCode::OK, json!({"insertedIds": [6]})));
+    // No documents is a bad request, as MongoDB's insert command refuses an empty batch.
+    let (status, v) = call(&app, "insertMany", json!({"documents": []})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error_code"], "InvalidParameter");
+    assert_eq!(
+        v["error"],
+        "Write batch sizes must be between 1 and 100000. Got 0 operations."
+    );
     let (_, v) = call(&app, "find", json!({"sort": {"_id": 1}})).await;
     let ids: Vec<i64> = v["documents"]
         .as_array()

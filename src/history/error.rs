@@ -63,6 +63,13 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A write batch holds nothing to write (`insertMany` of no documents): MongoDB's code 16
+    /// InvalidLength.
+    #[error("Write batch sizes must be between 1 and {max}. Got 0 operations.")]
+    EmptyWriteBatch {
+        /// The most operations a batch may hold.
+        max: usize,
+    },
     /// A blocking stage (an in-memory sort, `$group`, the documents `$lookup` joins, the copies
     /// `$unwind` makes) would hold more bytes (BSON size) than its limit: MongoDB's code 292
     /// QueryExceededMemoryLimitNoDiskUseAllowed, or code 146 ExceededMemoryLimit when
@@ -595,6 +602,7 @@ impl Error {
             Self::ResultTooLarge { .. } => 16389,
             Self::NestingTooDeep { .. } | Self::PathTooLong { .. } => 15,
             Self::TooMany { .. } | Self::BadValue(_) => 2,
+            Self::EmptyWriteBatch { .. } => 16,
             Self::MemoryLimitExceeded {
                 allow_disk_use: false,
                 ..
@@ -635,6 +643,7 @@ impl Error {
             10334 => "BSONObjectTooLarge",
             15 => "Overflow",
             2 => "BadValue",
+            16 => "InvalidLength",
             115 => "CommandNotSupported",
             50 => "MaxTimeMSExpired",
             175 => "QueryPlanKilled",

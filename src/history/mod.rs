@@ -1162,10 +1162,11 @@ impl History {
     /// Inserts documents atomically (all or none); returns their `_id`s in order.
     ///
     /// # Errors
-    /// As [`History::insert_one`]; [`Error::TooMany`] beyond [`WRITE_BATCH_OPS_MAX`].
+    /// As [`History::insert_one`]; [`Error::EmptyWriteBatch`] for no documents, as MongoDB's
+    /// insert command; [`Error::TooMany`] beyond [`WRITE_BATCH_OPS_MAX`].
     pub fn insert_many(&self, db: &str, coll: &str, documents: Vec<Document>) -> Result<Vec<Bson>> {
         check_collection_name(db, coll)?;
-        check_count("insertMany", documents.len())?;
+        check_insert_count(documents.len())?;
         let mut txn = self.inner.begin()?;
         let mut ids = Vec::with_capacity(documents.len());
         for d in documents {
@@ -1181,8 +1182,8 @@ impl History {
     /// [`InsertManyResult::write_errors`]. What was inserted is committed as one atomic batch.
     ///
     /// # Errors
-    /// Name limits, [`Error::TooMany`] beyond [`WRITE_BATCH_OPS_MAX`], storage errors (then
-    /// nothing is written).
+    /// Name limits, [`Error::EmptyWriteBatch`] for no documents, [`Error::TooMany`] beyond
+    /// [`WRITE_BATCH_OPS_MAX`], storage errors (then nothing is written).
     pub fn insert_many_with(
         &self,
         db: &str,
@@ -1191,7 +1192,7 @@ impl History {
         options: InsertManyOptions,
     ) -> Result<InsertManyResult> {
         check_collection_name(db, coll)?;
-        check_count("insertMany", documents.len())?;
+        check_insert_count(documents.len())?;
         let mut txn = self.inner.begin()?;
         let mut result = InsertManyResult::default();
         for (index, d) in documents.into_iter().enumerate() {
@@ -2165,6 +2166,17 @@ impl History {
         let (trimmed, last) = self.inner.oplog_bounds()?;
         Ok((trimmed + 1, last))
     }
+}
+
+/// `insertMany`'s count of documents: at least one, as MongoDB's insert command requires, and
+/// at most [`WRITE_BATCH_OPS_MAX`].
+fn check_insert_count(len: usize) -> Result<()> {
+    if len == 0 {
+        return Err(Error::EmptyWriteBatch {
+            max: WRITE_BATCH_OPS_MAX,
+        });
+    }
+    check_count("insertMany", len)
 }
 
 fn check_count(what: &'static str, len: usize) -> Result<()> {
