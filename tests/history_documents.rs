@@ -388,6 +388,23 @@ fn updates_apply_like_mongodb() {
             doc! {"$push": {"l": {"$each": [{"p": 0}], "$sort": {"p": 1}}}},
             doc! {"_id": 1, "l": [{"p": 0}, {"p": 1}, {"p": 2}]},
         ),
+        // A sort pattern compares the value at each path as it is (an array as an array, not
+        // by an element), and a missing value or an element that is no document as null.
+        (
+            doc! {"_id": 1, "l": [{"a": [3, 1]}, {"a": 2}, 5]},
+            doc! {"$push": {"l": {"$each": [], "$sort": {"a": 1}}}},
+            doc! {"_id": 1, "l": [5, {"a": 2}, {"a": [3, 1]}]},
+        ),
+        (
+            doc! {"_id": 1, "l": [5, {"a": 2}, {"b": {"c": 0}}, {"a": [3, 1]}]},
+            doc! {"$push": {"l": {"$each": [{"a": 9}], "$sort": {"a": -1}, "$slice": 3}}},
+            doc! {"_id": 1, "l": [{"a": [3, 1]}, {"a": 9}, {"a": 2}]},
+        ),
+        (
+            doc! {"_id": 1, "l": [{"a": {"b": 2}}, {"a": [{"b": 0}]}, {"a": {"b": 1}}]},
+            doc! {"$push": {"l": {"$each": [], "$sort": {"a.b": 1}}}},
+            doc! {"_id": 1, "l": [{"a": [{"b": 0}]}, {"a": {"b": 1}}, {"a": {"b": 2}}]},
+        ),
         (
             doc! {"_id": 1, "l": [1, 2]},
             doc! {"$addToSet": {"l": {"$each": [2, 3, 3]}}},

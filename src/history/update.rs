@@ -1159,9 +1159,19 @@ fn sort_array(arr: &mut [Bson], spec: &Bson) -> Result<()> {
     match spec {
         Bson::Document(d) => {
             let sort = super::query::Sort::parse(d)?;
-            arr.sort_by(|a, b| match (a, b) {
-                (Bson::Document(x), Bson::Document(y)) => sort.compare(x, y),
-                _ => compare(a, b),
+            let keys: Vec<(Vec<&str>, bool)> = sort
+                .keys
+                .iter()
+                .map(|(_, parts, asc)| (parts.iter().map(String::as_str).collect(), *asc))
+                .collect();
+            arr.sort_by(|a, b| {
+                keys.iter()
+                    .map(|(parts, asc)| {
+                        let o = compare(pattern_key(a, parts), pattern_key(b, parts));
+                        if *asc { o } else { o.reverse() }
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(Ordering::Equal)
             });
         }
         other => {
@@ -1170,6 +1180,17 @@ fn sort_array(arr: &mut [Bson], spec: &Bson) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `$push` `$sort` pattern's key of one element, as MongoDB's `PatternElementCmp` takes it:
+/// the value at the path as it is (numeric parts index arrays, and an array compares as an
+/// array, with no pick of an element as a find's sort makes), null when missing or when the
+/// element is no document.
+fn pattern_key<'a>(el: &'a Bson, parts: &[&str]) -> &'a Bson {
+    match el {
+        Bson::Document(doc) => document::get_path(doc, parts).unwrap_or(&Bson::Null),
+        _ => &Bson::Null,
+    }
 }
 
 /// The array at `parts`, created empty when missing.
