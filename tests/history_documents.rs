@@ -659,6 +659,17 @@ fn update_errors_carry_mongodb_codes() {
         (doc! {"_id": 1, "l": [1, 2]}, doc! {"$pop": {"l": "x"}}, 9),
         (doc! {"_id": 1, "l": 1}, doc! {"$pop": {"l": 1}}, 14),
         (
+            doc! {"_id": 1, "l": [1]},
+            doc! {"$addToSet": {"l": {"$each": [2], "$slice": 1}}},
+            2,
+        ),
+        (
+            doc! {"_id": 1, "l": [1]},
+            doc! {"$addToSet": {"l": {"$each": 2}}},
+            14,
+        ),
+        (doc! {"_id": 1, "l": 1}, doc! {"$addToSet": {"l": 2}}, 2),
+        (
             doc! {"_id": 1},
             doc! {"$currentDate": {"d": {"$type": "date", "x": 1}}},
             2,
@@ -700,6 +711,16 @@ fn update_errors_carry_mongodb_codes() {
             "Path 'l' contains an element of non-array type 'int'",
         ),
         (
+            doc! {"_id": 1, "l": "x"},
+            doc! {"$addToSet": {"l": 2}},
+            "Cannot apply $addToSet to non-array field. Field named 'l' has non-array type string",
+        ),
+        (
+            doc! {"_id": 1, "l": [1]},
+            doc! {"$addToSet": {"l": {"$each": {"a": 1}}}},
+            "The argument to $each in $addToSet must be an array but it was of type object",
+        ),
+        (
             doc! {"_id": 1},
             doc! {"$currentDate": {"d": 1}},
             "int is not valid type for $currentDate. Please use a boolean ('true') or a $type expression ({$type: 'timestamp/date'}).",
@@ -723,10 +744,14 @@ fn update_errors_carry_mongodb_codes() {
             .unwrap_err();
         assert_eq!(e.to_string(), message);
     }
-    // `$pop` and `$currentDate` arguments are checked when the update is parsed, so an update
-    // that matches nothing is refused all the same.
+    // `$pop`, `$currentDate` and `$addToSet` arguments are checked when the update is parsed,
+    // so an update that matches nothing is refused all the same.
     let (_d, h) = open();
-    for update in [doc! {"$pop": {"l": 2}}, doc! {"$currentDate": {"d": "yes"}}] {
+    for update in [
+        doc! {"$pop": {"l": 2}},
+        doc! {"$currentDate": {"d": "yes"}},
+        doc! {"$addToSet": {"l": {"$each": [1], "$sort": 1}}},
+    ] {
         let none = doc! {"_id": 9};
         let outcome = h.update("db", "c", &none, &update, UpdateOptions::default());
         assert!(

@@ -272,6 +272,9 @@ impl Update {
                     Op::CurrentDate => {
                         current_date_is_timestamp(value)?;
                     }
+                    Op::AddToSet => {
+                        add_to_set_items(value)?;
+                    }
                     _ => {}
                 }
                 ops.push((op, path.clone(), value.clone()));
@@ -839,24 +842,24 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
         }
         Op::Push => push(doc, &parts, path, arg),
         Op::AddToSet => {
-            let items = match arg {
-                Bson::Document(d) if d.contains_key("$each") => match d.get("$each") {
-                    Some(Bson::Array(a)) => a.clone(),
-                    _ => {
-                        return Err(Error::bad(
-                            "The argument to $each in $addToSet must be an array",
-                        ));
-                    }
-                },
-                other => vec![other.clone()],
-            };
+            let items = add_to_set_items(arg)?;
+            if let Some(other) = document::get_path(doc, &parts)
+                && !matches!(other, Bson::Array(_))
+            {
+                return Err(Error::bad(format!(
+                    "Cannot apply $addToSet to non-array field. Field named '{}' has non-array type {}",
+                    parts.last().copied().unwrap_or_default(),
+                    super::query::type_name(Some(other))
+                )));
+            }
             let arr = array_at(doc, &parts, path, "$addToSet")?;
-            let keep = new_to_set(arr, &items);
+            let keep = new_to_set(arr, items);
             arr.extend(
                 items
-                    .into_iter()
+                    .iter()
                     .zip(keep)
-                    .filter_map(|(item, keep)| keep.then_some(item)),
+                    .filter(|(_, keep)| *keep)
+                    .map(|(item, _)| item.clone()),
             );
             Ok(())
         }
@@ -929,6 +932,38 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
             };
             set_path(doc, &parts, value)
         }
+    }
+}
+
+/// The values `$addToSet` adds, as MongoDB's `AddToSetNode` parses its argument: the array of
+/// a document whose first field is `$each` (and its only one), else the argument itself.
+///
+/// # Errors
+/// 14 TypeMismatch when `$each` is no array; BadValue for fields after it.
+fn add_to_set_items(arg: &Bson) -> Result<&[Bson]> {
+    let Bson::Document(d) = arg else {
+        return Ok(std::slice::from_ref(arg));
+    };
+    match d.iter().next() {
+        Some((k, each)) if k == "$each" => {
+            let Bson::Array(items) = each else {
+                return Err(Error::update(
+                    14,
+                    format!(
+                        "The argument to $each in $addToSet must be an array but it was of type {}",
+                        super::query::type_name(Some(each))
+                    ),
+                ));
+            };
+            if d.len() > 1 {
+                return Err(Error::bad(format!(
+                    "Found unexpected fields after $each in $addToSet: {}",
+                    document::render_value(arg)
+                )));
+            }
+            Ok(items)
+        }
+        _ => Ok(std::slice::from_ref(arg)),
     }
 }
 
