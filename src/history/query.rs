@@ -865,22 +865,22 @@ fn scalar_matches(v: &Bson, cond: &Cond) -> bool {
 /// is, a double or a decimal truncated toward zero; `None` (no match) for another type, NaN,
 /// an infinity or a value no 64-bit integer holds.
 fn mod_dividend(v: &Bson) -> Option<i64> {
-    /// 2^63: the first double above the `i64` range (its bottom, -2^63, is in it).
-    const I64_END: f64 = 9_223_372_036_854_775_808.0;
     match v {
         Bson::Int32(i) => Some(i64::from(*i)),
         Bson::Int64(i) => Some(*i),
         Bson::Double(x) => {
             let t = x.trunc();
-            // Written so that NaN fails it.
-            (-I64_END..I64_END).contains(&t).then(|| {
-                #[expect(
-                    clippy::cast_possible_truncation,
-                    reason = "integral and inside the i64 range, checked above"
-                )]
-                let n = t as i64;
-                n
-            })
+            // The `i64` range (-2^63 is in it, 2^63 is not), written so that NaN fails it.
+            (-document::TWO_POW_63..document::TWO_POW_63)
+                .contains(&t)
+                .then(|| {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        reason = "integral and inside the i64 range, checked above"
+                    )]
+                    let n = t as i64;
+                    n
+                })
         }
         Bson::Decimal128(_) => match decimal::quantize(v, 0, decimal::Rounding::Down) {
             // Exponent 0: the text is the integer's digits, or NaN/Infinity, which fail.
