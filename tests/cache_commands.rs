@@ -1753,3 +1753,34 @@ fn zincrby_flags_and_option_names_as_redis_reads_them() {
         Frame::error("ERR Unsupported option a")
     );
 }
+
+/// SET checks its options' syntax before it reads the expire time, then the time, then (with
+/// GET) the old value's type, as Redis's `setCommand`. Each reply below is redis-server
+/// 7.0.15's.
+#[test]
+fn set_checks_syntax_then_the_time_then_the_old_value() {
+    let c = cache();
+    assert_eq!(run(&c, &["SADD", "s", "m"]), Frame::Integer(1));
+    assert_eq!(
+        run(&c, &["SET", "k", "v", "PX", "soon", "46"]),
+        Frame::error("ERR syntax error")
+    );
+    assert_eq!(
+        run(&c, &["SET", "k", "v", "EX", "1", "KEEPTTL"]),
+        Frame::error("ERR syntax error")
+    );
+    assert_eq!(
+        run(&c, &["SET", "s", "v", "GET", "PX", "soon"]),
+        Frame::error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        run(&c, &["SET", "s", "v", "GET", "EX", "0"]),
+        Frame::error("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(
+        run(&c, &["SET", "s", "v", "GET", "EX", "5"]),
+        Frame::error("WRONGTYPE Operation against a key holding the wrong kind of value")
+    );
+    assert_eq!(run(&c, &["SET", "k", "v", "EX", "5"]), Frame::ok());
+    assert_eq!(run(&c, &["TTL", "k"]), Frame::Integer(5));
+}

@@ -110,24 +110,42 @@ fn expire_option(opt: &[u8]) -> Option<(i64, bool)> {
     }
 }
 
+/// The deadline of an `EX|PX|EXAT|PXAT <time>` option of `cmd`, read once every other option
+/// has parsed (Redis checks the syntax first): `found` is (unit in ms, absolute, position of
+/// the time argument), `None` without the option.
+fn expire_deadline(
+    now_ms: u64,
+    args: &[&[u8]],
+    found: Option<(i64, bool, usize)>,
+    cmd: &str,
+) -> Result<Option<i64>, Frame> {
+    let Some((unit_ms, absolute, at)) = found else {
+        return Ok(None);
+    };
+    let v = int_arg(args, at)?;
+    if v <= 0 {
+        return Err(Frame::error(format!(
+            "ERR invalid expire time in '{cmd}' command"
+        )));
+    }
+    deadline(now_ms, v, unit_ms, absolute, cmd).map(Some)
+}
+
 pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let value = arg(args, 2);
     let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
-    let mut expire: Option<i64> = None;
+    // (unit in ms, absolute, position of the time argument): the time is read only once every
+    // option has parsed, as Redis's `setCommand` checks the syntax first.
+    let mut expire_arg: Option<(i64, bool, usize)> = None;
     let mut i = 3;
     while i < args.len() {
         let opt = arg(args, i);
-        let unit = expire_option(opt);
-        if let Some((unit_ms, absolute)) = unit {
-            if expire.is_some() || keepttl || i + 1 >= args.len() {
+        if let Some((unit_ms, absolute)) = expire_option(opt) {
+            if expire_arg.is_some() || keepttl || i + 1 >= args.len() {
                 return Frame::error(SYNTAX);
             }
-            let v = tri!(int_arg(args, i + 1));
-            if v <= 0 {
-                return Frame::error("ERR invalid expire time in 'set' command");
-            }
-            expire = Some(tri!(deadline(ctx.now_ms, v, unit_ms, absolute, "set")));
+            expire_arg = Some((unit_ms, absolute, i + 1));
             i += 2;
             continue;
         }
@@ -137,13 +155,14 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             xx = true;
         } else if is(opt, "get") {
             get = true;
-        } else if is(opt, "keepttl") && expire.is_none() {
+        } else if is(opt, "keepttl") && expire_arg.is_none() {
             keepttl = true;
         } else {
             return Frame::error(SYNTAX);
         }
         i += 1;
     }
+    let expire = tri!(expire_deadline(ctx.now_ms, args, expire_arg, "set"));
     // With GET, Redis reads the key as GET does first (`getGenericCommand`).
     if get {
         tri!(read_bytes(ctx, key));
@@ -254,16 +273,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let Some(value) = tri!(read_bytes(ctx, key)) else {
         return Frame::Null;
     };
-    let new_deadline = match expire {
-        Some((unit_ms, absolute, at)) => {
-            let v = tri!(int_arg(args, at));
-            if v <= 0 {
-                return Frame::error("ERR invalid expire time in 'getex' command");
-            }
-            Some(tri!(deadline(ctx.now_ms, v, unit_ms, absolute, "getex")))
-        }
-        None => None,
-    };
+    let new_deadline = tri!(expire_deadline(ctx.now_ms, args, expire, "getex"));
     if let Some(d) = new_deadline {
         if d <= i64::try_from(ctx.now_ms).unwrap_or(i64::MAX) {
             ctx.delete(key);
