@@ -342,3 +342,47 @@ fn arguments_are_checked_as_redis_checks_them() {
         assert_eq!(c.cmd(&args), err(want), "{args:?}");
     }
 }
+
+/// A member whose score GEOADD did not write decodes as Redis decodes it on x86-64: the score
+/// converted to 64 bits as C's `(uint64_t)` cast compiles there (-1 is all ones, +inf is 0),
+/// every bit read, the cell's center clamped. Each reply below is redis-server 7.0.15's.
+#[test]
+fn scores_geoadd_did_not_write_decode_as_redis_decodes_them() {
+    let s = start();
+    let mut c = Conn::open(s.addr);
+    for (score, lon, lat, hash) in [
+        ("-1", "180", "85.0511287799999991", "bp05b5048p0"),
+        ("-inf", "180", "-85.05112751263942528", "00bh0hbj200"),
+        (
+            "9223372036854775807",
+            "180",
+            "-85.05112751263942528",
+            "00bh0hbj200",
+        ),
+        (
+            "inf",
+            "-179.99999731779098511",
+            "-85.05112751263942528",
+            "00bh0hbj200",
+        ),
+        (
+            "1e300",
+            "-179.99999731779098511",
+            "-85.05112751263942528",
+            "00bh0hbj200",
+        ),
+    ] {
+        assert_eq!(
+            c.cmd(&["ZADD", "g", score, "m"]),
+            Frame::Integer(1),
+            "{score}"
+        );
+        assert_eq!(
+            c.cmd(&["GEOPOS", "g", "m"]),
+            arr(vec![bulks(&[lon, lat])]),
+            "{score}"
+        );
+        assert_eq!(c.cmd(&["GEOHASH", "g", "m"]), bulks(&[hash]), "{score}");
+        assert_eq!(c.cmd(&["DEL", "g"]), Frame::Integer(1));
+    }
+}

@@ -160,12 +160,38 @@ fn decode(hash: Hash) -> Option<Area> {
     })
 }
 
+/// C's `(uint64_t)score` as x86-64 compilers emit it, which Redis's `decodeGeohash` relies
+/// on: below 2^63 the signed truncation (`cvttsd2si`, whose result for a value out of the
+/// `i64` range is 2^63) reinterpreted, so -1 is all ones; from 2^63 on the truncation of
+/// `score - 2^63` with the top bit flipped, so +inf is 0. (Rust's `as` saturates instead.)
+fn c_score_bits(score: f64) -> u64 {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    const INDEFINITE: u64 = 1 << 63;
+    let truncate = |x: f64| {
+        if (-TWO_POW_63..TWO_POW_63).contains(&x) {
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "inside the i64 range, checked above; truncation is the conversion wanted"
+            )]
+            let n = x as i64;
+            n.cast_unsigned()
+        } else {
+            INDEFINITE
+        }
+    };
+    if score < TWO_POW_63 {
+        truncate(score)
+    } else {
+        truncate(score - TWO_POW_63) ^ INDEFINITE
+    }
+}
+
 /// A stored score's position, the center of its cell (`decodeGeohash`).
 fn decode_score(score: f64) -> Option<(f64, f64)> {
     // Scores written by GEOADD are integers below 2^52; any other score decodes as the cell
-    // its truncation names, as in Redis.
+    // its conversion to 64 bits names, as in Redis (every bit is read, the cell clamped).
     let area = decode(Hash {
-        bits: score as u64,
+        bits: c_score_bits(score),
         step: STEP_MAX,
     })?;
     let lon = ((area.lon.0 + area.lon.1) / 2.0).clamp(LONG_MIN, LONG_MAX);
