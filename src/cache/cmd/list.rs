@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
+use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{ListValue, Value};
@@ -230,7 +230,9 @@ pub(crate) fn lpos(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         }
         let value = arg(args, i + 1);
         if is(opt, "rank") {
-            let v = tri!(int_arg(args, i + 1));
+            let Some(v) = parse_i64(value) else {
+                return Frame::error(NOT_INTEGER);
+            };
             if v == 0 {
                 return Frame::error(
                     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",

@@ -56,9 +56,8 @@ pub(crate) fn int_arg(args: &[&[u8]], i: usize) -> Result<i64, Frame> {
     parse_i64(arg(args, i)).ok_or_else(|| Frame::error(NOT_INTEGER))
 }
 
-/// A count argument as `getPositiveLongFromObjectOrReply` reads it without a message of its
-/// own: `msg` (Redis's default "value is out of range, must be positive") for a negative
-/// number and for no number at all alike.
+/// A count argument as Redis's `getPositiveLongFromObjectOrReply` reads it: `msg` answers a
+/// negative number and a text that is no number alike.
 pub(crate) fn positive_or(text: &[u8], msg: &str) -> Result<usize, Frame> {
     match parse_i64(text) {
         Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
