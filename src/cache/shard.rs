@@ -530,6 +530,27 @@ impl<'a> EntryMut<'a> {
         true
     }
 
+    /// Runs `grow` on the boxed value and settles the entry's charge after it, as
+    /// [`Shard::settle`] does but without looking the key up again. `None`, without running
+    /// `grow`, when the entry is an embedded string. For changes that cannot leave a
+    /// collection empty (a push): `Shard::settle` is what deletes an emptied one.
+    pub(crate) fn grow_boxed<R>(self, grow: impl FnOnce(&mut Value) -> R) -> Option<R> {
+        let Self {
+            slot,
+            slab,
+            used_bytes,
+        } = self;
+        let key_len = slot.key().len();
+        let b = slab.get_mut(slot.boxed_index()?)?;
+        let out = grow(&mut b.value);
+        let mem = mem_of(key_len, b.value.mem_bytes());
+        *used_bytes = used_bytes
+            .saturating_sub(b.mem as usize)
+            .saturating_add(mem as usize);
+        b.mem = mem;
+        Some(out)
+    }
+
     /// The boxed value (every collection; strings only once changed in place), without
     /// converting an embedded string.
     pub(crate) fn into_boxed(self) -> Option<&'a mut Value> {

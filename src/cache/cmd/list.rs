@@ -7,7 +7,7 @@ use super::{NOT_INTEGER, SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{ListValue, Value};
-use crate::cache::{Inner, notify};
+use crate::cache::{EventKind, Inner, notify};
 
 type List = ListValue;
 
@@ -43,21 +43,28 @@ pub(crate) fn push(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let only_existing = cmd.last().is_some_and(|c| c.eq_ignore_ascii_case(&b'x'));
     let key = arg(args, 1);
     let elements = args.get(2..).unwrap_or_default();
-    // One lookup when the list exists (the common case); a new list is created and looked up.
-    let len = if let Some(l) = tri!(get_list(ctx, key)) {
-        push_all(l, elements, left)
-    } else {
-        if only_existing {
-            return Frame::Integer(0);
-        }
-        ctx.put(key, Value::List(Box::default()), 0);
-        match tri!(get_list(ctx, key)) {
-            Some(l) => push_all(l, elements, left),
-            None => return Frame::Integer(0),
+    // One lookup when the list exists (the common case), its charge settled in place; a new
+    // list is created and looked up again.
+    let push = |v: &mut Value| match v {
+        Value::List(l) => Some(push_all(l, elements, left)),
+        _ => None,
+    };
+    let pushed = match ctx.entry(key) {
+        Some(e) => e.grow_boxed(push),
+        None if only_existing => return Frame::Integer(0),
+        None => {
+            ctx.put(key, Value::List(Box::default()), 0);
+            ctx.entry(key).and_then(|e| e.grow_boxed(push))
         }
     };
+    // `None`: an embedded string, or a boxed value that is not a list.
+    let Some(Some(len)) = pushed else {
+        return Frame::error(WRONGTYPE);
+    };
     ctx.list_pushed = true;
-    done(ctx, key, push_event(left));
+    // Pushed, so not empty: the key stays and its charge is settled.
+    ctx.touched(key, EventKind::Set);
+    ctx.notify(notify::LIST, push_event(left), key);
     int(len)
 }
 
