@@ -204,6 +204,22 @@ impl Registry {
         }
     }
 
+    /// Removes every member whose labels include `name="value"`, of family `family` or of any
+    /// family when it is `None`, and the families left without members, so `/metrics` stops
+    /// showing the series of something that no longer exists (a flow a reload removed). Handles
+    /// still held keep working, detached.
+    pub fn remove_labelled(&self, family: Option<&str>, name: &str, value: &str) {
+        let mut families = self.families.lock().unwrap_or_else(PoisonError::into_inner);
+        families.retain(|&family_name, members| {
+            if family.is_none_or(|f| f == family_name) {
+                members
+                    .members
+                    .retain(|labels, _| !labels.iter().any(|(n, v)| n == name && v == value));
+            }
+            !members.members.is_empty()
+        });
+    }
+
     /// Renders every family in the Prometheus text format (version 0.0.4).
     #[must_use]
     pub fn render(&self) -> String {
@@ -381,6 +397,36 @@ mod tests {
         let a = text.find("route=\"/a\\\"x\"").unwrap();
         let b = text.find("route=\"/b\"").unwrap();
         assert!(a < b, "{text}");
+    }
+
+    #[test]
+    fn removing_a_label_value_drops_its_members_and_empty_families() {
+        let r = Registry::new();
+        let kept = r.counter("c", "help", vec![("flow".into(), "a".into())]);
+        r.counter("c", "help", vec![("flow".into(), "b".into())])
+            .inc();
+        r.gauge(
+            "g",
+            "help",
+            vec![
+                ("flow".into(), "b".into()),
+                ("partition".into(), "0".into()),
+            ],
+        )
+        .set(4);
+        r.counter("other", "help", vec![("route".into(), "b".into())])
+            .inc();
+        kept.add(2);
+        // Limited to one family, the others keep their members with that label.
+        r.remove_labelled(Some("g"), "flow", "b");
+        let text = r.render();
+        assert!(text.contains("c{flow=\"b\"} 1"), "{text}");
+        assert!(!text.contains("# TYPE g gauge"), "{text}");
+        r.remove_labelled(None, "flow", "b");
+        let text = r.render();
+        assert!(text.contains("c{flow=\"a\"} 2"), "{text}");
+        assert!(!text.contains("flow=\"b\""), "{text}");
+        assert!(text.contains("other{route=\"b\"} 1"), "{text}");
     }
 
     #[test]

@@ -1583,6 +1583,54 @@ sinks = [{ name = "h", history = { collection = "a.b" } }]
     p.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_a_reload_removes_leaves_metrics_and_a_changed_one_keeps_its_counters() {
+    let w = World::new();
+    w.log.create("in", 1);
+    w.log.create("in2", 1);
+    w.log.append_json("in", 0, &json!({"orderNumber": 1}));
+    w.log.append_json("in2", 0, &json!({"orderNumber": 2}));
+    let flow = |name: &str, topic: &str| {
+        format!(
+            r#"
+[[pipeline.flows]]
+name = "{name}"
+dead_letter = "{name}.dlq"
+source = {{ topic = "{topic}", group = "g-{name}-{topic}" }}
+sinks = [{{ name = "h", history = {{ collection = "a.{name}" }} }}]
+"#
+        )
+    };
+    let mut p = w.start(&format!("{}{}", flow("gone", "in"), flow("moved", "in")));
+    wait_records(&p, "gone", 1).await;
+    wait_records(&p, "moved", 1).await;
+    let text = w.registry.render();
+    assert!(text.contains("flow=\"gone\""), "{text}");
+
+    p.reload(&parse(&flow("moved", "in2"))).await.unwrap();
+    wait_records(&p, "moved", 2).await;
+    let text = w.registry.render();
+    assert!(
+        !text.contains("flow=\"gone\""),
+        "removed flow still in\n{text}"
+    );
+    assert!(
+        text.contains("streamcache_pipeline_records_in_total{flow=\"moved\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "streamcache_pipeline_lag_records{flow=\"moved\",partition=\"0\",topic=\"in2\"} 0"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("topic=\"in\""),
+        "lag of the old topic still in\n{text}"
+    );
+    p.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 

@@ -30,6 +30,9 @@ use crate::clock::SharedClock;
 use crate::metrics::{Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, Registry};
 use crate::shutdown::{Shutdown, ShutdownSignal};
 
+/// The lag gauge family (labels `flow`, `partition`, `topic`).
+const LAG_METRIC: &str = "streamcache_pipeline_lag_records";
+
 /// Life cycle of a flow, as `GET /pipeline/flows` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowState {
@@ -127,7 +130,7 @@ impl FlowMetrics {
 
     fn lag(&self, topic: &str, partition: u32) -> Arc<Gauge> {
         self.registry.gauge(
-            "streamcache_pipeline_lag_records",
+            LAG_METRIC,
             "Records between a flow's committed offset and the log end, per partition.",
             vec![
                 ("flow".to_owned(), self.flow.clone()),
@@ -387,7 +390,19 @@ impl Pipeline {
             .collect();
         for name in d.removed.iter().chain(&d.changed).chain(&d.restarted) {
             if let Some(flow) = self.flows.remove(name) {
+                let topic = flow.shared.topic.clone();
                 flow.stop().await;
+                // A removed flow's series leave `/metrics` with it (its task has ended, so
+                // nothing registers them again); a changed flow keeps its counters, and loses
+                // the lag of a topic it no longer reads.
+                if d.removed.contains(name) {
+                    self.metrics.remove_labelled(None, "flow", name);
+                } else if new
+                    .iter()
+                    .any(|p| p.name() == name && p.config().source.topic != topic)
+                {
+                    self.metrics.remove_labelled(Some(LAG_METRIC), "flow", name);
+                }
             }
         }
         for flow in compiled {
