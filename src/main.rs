@@ -131,12 +131,13 @@ async fn serve_async(loaded: config::Loaded, source: config::ConfigSource) -> Ex
     }
     engine.supervise(shutdown.clone());
     serving.open();
-    {
+    // Not ready when a shutdown stopped the start (during the cache rebuild): no ready line.
+    if engine.is_ready() {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{ready_line}");
         let _ = out.flush();
+        tracing::info!(http = %http_addr, resp = %resp_addr, "ready");
     }
-    tracing::info!(http = %http_addr, resp = %resp_addr, "ready");
     let served = serving.run().await;
     signals.abort();
     engine.stop().await;

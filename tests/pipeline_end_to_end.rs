@@ -460,7 +460,6 @@ fn a_reload_names_the_changed_settings_it_does_not_apply_and_still_reloads_the_f
 async fn orders_waiting_in_the_log_at_start_each_become_a_new_order_event() {
     use streamcache::config::Config;
     use streamcache::engine::Engine;
-    use streamcache::log::{Record, Routing};
     use streamcache::realtime::Delivery;
     use streamcache::shutdown::Shutdown;
 
@@ -471,21 +470,8 @@ async fn orders_waiting_in_the_log_at_start_each_become_a_new_order_event() {
     })
     .unwrap();
     // The flow starts with a backlog: it commits at once, racing the watchers' stream.
-    let records = (0..BACKLOG)
-        .map(|i| {
-            let o = order(20_000 + i, 100 + i % 7);
-            Record {
-                key: Some(o["customerNumber"].to_string().into()),
-                value: Some(o.to_string().into()),
-                headers: Vec::new(),
-                timestamp_ms: None,
-            }
-        })
-        .collect();
-    engine
-        .log()
-        .append("orders", Routing::Auto, records)
-        .unwrap();
+    let backlog: Vec<(u64, u64)> = (0..BACKLOG).map(|i| (20_000 + i, 100 + i % 7)).collect();
+    append_orders(&engine, &backlog);
     let shutdown = Shutdown::new();
     engine.start(shutdown.signal()).await.unwrap();
     // Every NewOrder the watcher published so far is buffered and replayed first (at most the
@@ -741,4 +727,48 @@ async fn a_tombstone_is_dead_lettered_without_a_value() {
     assert_eq!(letters[0].value, None, "no value, not an empty one");
     shutdown.trigger();
     engine.stop().await;
+}
+
+/// Appends an order per `(orderNumber, customerNumber)` to `orders`, keyed by the customer.
+fn append_orders(engine: &streamcache::engine::Engine, orders: &[(u64, u64)]) {
+    use streamcache::log::{Record, Routing};
+    let records = orders
+        .iter()
+        .map(|&(number, customer)| {
+            let o = order(number, customer);
+            Record {
+                key: Some(o["customerNumber"].to_string().into()),
+                value: Some(o.to_string().into()),
+                headers: Vec::new(),
+                timestamp_ms: None,
+            }
+        })
+        .collect();
+    engine
+        .log()
+        .append("orders", Routing::Auto, records)
+        .unwrap();
+}
+
+/// A shutdown that fires while the engine starts (during the cache rebuild) leaves it not
+/// ready and starts no flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_during_the_start_starts_nothing() {
+    use streamcache::config::Config;
+    use streamcache::engine::Engine;
+    use streamcache::shutdown::Shutdown;
+
+    let engine = Engine::open(Config {
+        ephemeral: true,
+        ..Config::default()
+    })
+    .unwrap();
+    append_orders(&engine, &[(30_001, 101)]);
+    let shutdown = Shutdown::new();
+    shutdown.trigger();
+    engine.start(shutdown.signal()).await.unwrap();
+    assert!(!engine.is_ready());
+    assert!(engine.flows().await.is_empty());
+    engine.stop().await;
+    engine.shutdown().unwrap();
 }

@@ -1125,7 +1125,8 @@ history = { collection = "shop.orders", mode = "upsert", key = "{orderNumber}" }
     p.stop().await;
     // A rebuild from the log makes the same check.
     w.cache.0.lock().unwrap().clear();
-    let replayed = pipeline::rebuild_cache(&parse(flow), &w.seams(), &w.clock).unwrap();
+    let replayed =
+        pipeline::rebuild_cache(&parse(flow), &w.seams(), &w.clock, &w.shutdown.signal()).unwrap();
     assert_eq!(replayed, 2);
     assert_eq!(cached(&w), ["c:b"]);
 }
@@ -2054,7 +2055,8 @@ fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
     );
     let config = PipelineConfig::default();
     assert_eq!(config.flows[0].source.group, "orders-pipeline");
-    let replayed = pipeline::rebuild_cache(&config, &w.seams(), &clock).unwrap();
+    let replayed =
+        pipeline::rebuild_cache(&config, &w.seams(), &clock, &w.shutdown.signal()).unwrap();
     assert_eq!(replayed, 3);
     let cache = w.cache.0.lock().unwrap().clone();
     let keys: Vec<&str> = cache.keys().map(String::as_str).collect();
@@ -2066,11 +2068,32 @@ fn a_rebuild_gives_cached_keys_the_ttl_they_had_left_and_skips_expired_ones() {
     );
     // Later, the clock has moved on: the same record now has less left.
     manual.advance(Duration::from_millis(pipeline::REFERENCE_CACHE_TTL_MS / 2));
-    pipeline::rebuild_cache(&config, &w.seams(), &clock).unwrap();
+    pipeline::rebuild_cache(&config, &w.seams(), &clock, &w.shutdown.signal()).unwrap();
     assert_eq!(
         w.cache.0.lock().unwrap()["customer:103"].ttl_ms,
         Some(pipeline::REFERENCE_CACHE_TTL_MS / 4)
     );
+}
+
+/// Flow `view` on topic `in` (group `g-view`, `batch_records` a batch) caching every record as
+/// `customer:{customer}`, with `committed` as its committed offsets.
+fn view_flow(w: &World, committed: BTreeMap<u32, u64>, batch_records: u32) -> PipelineConfig {
+    w.history
+        .state
+        .lock()
+        .unwrap()
+        .offsets
+        .insert("g-view".into(), committed);
+    parse(&format!(
+        r#"
+[[pipeline.flows]]
+name = "view"
+dead_letter = "view.dlq"
+batch_records = {batch_records}
+source = {{ topic = "in", group = "g-view" }}
+sinks = [{{ name = "c", cache = {{ key = "customer:{{customer}}" }} }}]
+"#
+    ))
 }
 
 #[test]
@@ -2083,23 +2106,9 @@ fn a_rebuild_reads_no_further_than_the_committed_offsets() {
     }
     // Partition 0 committed through its second record, partition 1 through its first; the
     // other 17 records are the flow's lag, left to live processing.
-    w.history
-        .state
-        .lock()
-        .unwrap()
-        .offsets
-        .insert("g-view".into(), BTreeMap::from([(0, 2), (1, 1)]));
-    let config = parse(
-        r#"
-[[pipeline.flows]]
-name = "view"
-dead_letter = "view.dlq"
-batch_records = 1
-source = { topic = "in", group = "g-view" }
-sinks = [{ name = "c", cache = { key = "customer:{customer}" } }]
-"#,
-    );
-    let replayed = pipeline::rebuild_cache(&config, &w.seams(), &w.clock).unwrap();
+    let config = view_flow(&w, BTreeMap::from([(0, 2), (1, 1)]), 1);
+    let replayed =
+        pipeline::rebuild_cache(&config, &w.seams(), &w.clock, &w.shutdown.signal()).unwrap();
     assert_eq!(replayed, 3);
     let keys: Vec<String> = w.cache.0.lock().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["customer:0", "customer:1", "customer:2"]);
@@ -2110,6 +2119,24 @@ sinks = [{ name = "c", cache = { key = "customer:{customer}" } }]
         4,
         "polls: the replay stops at the committed offsets"
     );
+}
+
+#[test]
+fn a_rebuild_stops_between_batches_once_shutdown_has_fired() {
+    let w = World::new();
+    w.log.create("in", 1);
+    for n in 0..20 {
+        w.log.append_json("in", 0, &json!({"n": n, "customer": n}));
+    }
+    let config = view_flow(&w, BTreeMap::from([(0, 20)]), 4);
+    w.shutdown.trigger();
+    let replayed =
+        pipeline::rebuild_cache(&config, &w.seams(), &w.clock, &w.shutdown.signal()).unwrap();
+    assert!(
+        replayed <= 4,
+        "at most one batch after shutdown, replayed {replayed}"
+    );
+    assert!(w.log.polls.load(Ordering::SeqCst) <= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2148,7 +2175,7 @@ async fn a_live_write_gets_the_ttl_left_since_its_records_creation_as_a_rebuild_
     );
     // A rebuild at the same moment gives every key the same TTL.
     w.cache.0.lock().unwrap().clear();
-    pipeline::rebuild_cache(&config, &w.seams(), &w.clock).unwrap();
+    pipeline::rebuild_cache(&config, &w.seams(), &w.clock, &w.shutdown.signal()).unwrap();
     let rebuilt = w.cache.0.lock().unwrap().clone();
     assert_eq!(
         rebuilt.keys().collect::<Vec<_>>(),

@@ -310,6 +310,9 @@ impl Engine {
     /// engine ready. Call once, inside a Tokio runtime; the tasks stop when `shutdown` fires (then
     /// call [`Engine::stop`] to wait for them).
     ///
+    /// A shutdown that fires during the cache rebuild stops it between batches; `start` then
+    /// returns `Ok` without starting anything or marking the engine ready.
+    ///
     /// # Errors
     /// An invalid flow or watcher configuration, or a failed cache rebuild; nothing is left
     /// running then.
@@ -329,11 +332,21 @@ impl Engine {
         let config = self.config.pipeline.clone();
         let seams = self.seams.clone();
         let clock = self.clock.clone();
+        let rebuild_shutdown = shutdown.clone();
         let replayed = tokio::task::spawn_blocking(move || {
-            crate::pipeline::rebuild_cache(&config, &seams, &clock)
+            crate::pipeline::rebuild_cache(&config, &seams, &clock, &rebuild_shutdown)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
+        // A shutdown during the rebuild stopped it between batches: nothing is started, and
+        // the engine never turns ready.
+        if shutdown.is_triggered() {
+            tracing::info!(
+                records = replayed,
+                "shutdown during the cache rebuild; not starting"
+            );
+            return Ok(());
+        }
         if replayed > 0 {
             tracing::info!(records = replayed, "cache rebuilt from the log");
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
+use crate::shutdown::ShutdownSignal;
 
 use super::config::PipelineConfig;
 use super::error::{Error, Result, SeamError};
@@ -24,9 +25,18 @@ use super::seams::{
 /// Cache TTLs are what remains at `clock`'s wall time of the sink's TTL counted from each
 /// record's create time. Blocking: call it from `spawn_blocking` or a plain thread.
 ///
+/// `shutdown` is checked before every batch: once it has fired the replay stops (after at
+/// most the batch under way) and returns what it replayed so far, so a SIGTERM during a long
+/// rebuild does not wait for the rest of it.
+///
 /// # Errors
 /// An invalid configuration, or a source or cache failure during the replay.
-pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock) -> Result<u64> {
+pub fn rebuild_cache(
+    config: &PipelineConfig,
+    seams: &Seams,
+    clock: &SharedClock,
+    shutdown: &ShutdownSignal,
+) -> Result<u64> {
     let replay_seams = Seams {
         history: Arc::new(Replay {
             history: seams.history.clone(),
@@ -61,6 +71,9 @@ pub fn rebuild_cache(config: &PipelineConfig, seams: &Seams, clock: &SharedClock
         source.stop_at(&committed);
         let max = usize::try_from(config.batch_records).unwrap_or(1);
         loop {
+            if shutdown.is_triggered() {
+                return Ok(replayed);
+            }
             let batch = source.poll(max, 0).map_err(|e| engine("poll", e))?;
             if batch.records.is_empty() {
                 break;
