@@ -15,9 +15,9 @@ use crate::history::{self, EncodedDocument, History, WriteOp};
 use crate::log::{self, Header, Log, Record, Routing};
 use crate::pipeline::{
     CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, HistoryCommitError, HistorySink,
-    HistoryWrite, HistoryWriteMode, SeamError, Seams, Source, SourceBatch, SourceConfig,
+    HistoryWrite, HistoryWriteMode, SeamError, Seams, Skipped, Source, SourceBatch, SourceConfig,
     SourceOpener, SourceRecord, SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler,
-    WakeSignal,
+    WakeSignal, record_start,
 };
 use crate::transform::Spec;
 
@@ -366,97 +366,70 @@ fn offsets_key(group: &str, topic: &str) -> Vec<u8> {
     format!("{OFFSETS_META_PREFIX}{group}/{topic}").into_bytes()
 }
 
-/// A flow's committed offsets for one topic, as stored in history's metadata: the offsets and
-/// the ID of the topic they were read from. (Before topics had IDs the value was the bare
-/// offsets map, read as the ID "", which only a topic created before then has.)
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// A flow's committed offsets for one topic, as stored in history's metadata: the offsets, the
+/// ID of the topic they were read from and the offsets the flow skipped. (Before topics had IDs
+/// the value was the bare offsets map, read as the ID "", which only a topic created before then
+/// has; before skipped offsets were kept there was no `skipped`, read as none.)
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct StoredOffsets {
     topic_id: String,
     offsets: BTreeMap<u32, u64>,
+    /// [`HistorySink::skipped`], written with the start positions that skip them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    skipped: Skipped,
 }
 
 impl HistoryCommits {
-    /// The stored offsets of `group` on `topic` and the topic ID they belong to.
-    fn read_offsets(
-        &self,
-        group: &str,
-        topic: &str,
-    ) -> Result<(String, BTreeMap<u32, u64>), SeamError> {
+    /// The stored offsets of `group` on `topic`, with the topic ID they belong to.
+    fn read_offsets(&self, group: &str, topic: &str) -> Result<StoredOffsets, SeamError> {
         let Some(bytes) = self
             .history
             .meta_get(&offsets_key(group, topic))
             .map_err(fatal)?
         else {
-            return Ok((String::new(), BTreeMap::new()));
+            return Ok(StoredOffsets::default());
         };
         match serde_json::from_slice::<StoredOffsets>(&bytes) {
-            Ok(stored) => Ok((stored.topic_id, stored.offsets)),
+            Ok(stored) => Ok(stored),
             Err(e) => match serde_json::from_slice::<BTreeMap<u32, u64>>(&bytes) {
-                Ok(bare) => Ok((String::new(), bare)),
+                Ok(offsets) => Ok(StoredOffsets {
+                    offsets,
+                    ..StoredOffsets::default()
+                }),
                 Err(_) => Err(SeamError::fatal(format!(
                     "stored offsets of group `{group}` are unreadable: {e}"
                 ))),
             },
         }
     }
-}
 
-impl HistorySink for HistoryCommits {
-    /// Offsets committed on another topic of the same name (one since deleted, or deleted and
-    /// created again) are not this topic's positions: they are ignored, and the flow starts at
-    /// the beginning of the topic as it is now, as Kafka drops a deleted topic's offsets.
-    fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError> {
-        let (stored_id, offsets) = self.read_offsets(group, topic)?;
-        if offsets.is_empty() {
-            return Ok(offsets);
+    /// The stored offsets of `group` on `topic` if they belong to the topic of that name as it
+    /// is now; `None` when they were committed on another one (since deleted).
+    fn current_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Option<StoredOffsets>, SeamError> {
+        let stored = self.read_offsets(group, topic)?;
+        if stored.offsets.is_empty() {
+            return Ok(Some(stored));
         }
         let current = match self.log.topic_id(topic) {
             Ok(id) => Some(id),
             Err(log::Error::TopicNotFound { .. }) => None,
             Err(e) => return Err(fatal(e)),
         };
-        if current.as_deref() == Some(stored_id.as_str()) {
-            return Ok(offsets);
-        }
-        tracing::warn!(
-            group,
-            topic,
-            "committed offsets belong to a deleted topic of this name; \
-            starting at the beginning of the topic"
-        );
-        Ok(BTreeMap::new())
+        Ok((current.as_deref() == Some(stored.topic_id.as_str())).then_some(stored))
     }
 
-    /// One walk over the JSON: the shape checks `commit` makes, and the Extended JSON
-    /// conversion only when the document has `$` keys or may be near the size limit (plain JSON
-    /// within the limits always converts). History's own refusals (a duplicate `_id` in insert
-    /// mode, an `_id` that cannot be one) are found only by `commit`.
-    fn check(&self, write: &HistoryWrite) -> Result<(), String> {
-        if !write.doc.is_object() {
-            return Err("the document is not a JSON object".into());
-        }
-        let shape = json_shape(&write.doc);
-        if shape.depth > history::NESTING_DEPTH_MAX {
-            return Err(format!(
-                "document nesting depth {} exceeds {}",
-                shape.depth,
-                history::NESTING_DEPTH_MAX
-            ));
-        }
-        if shape.nul_key {
-            return Err("a key holds a NUL byte, which BSON cannot store".into());
-        }
-        if shape.extended || shape.bson_bytes_bound > history::DOCUMENT_BYTES_MAX {
-            extended_document(&write.doc)?;
-        }
-        Ok(())
-    }
-
-    fn commit(
+    /// [`HistorySink::commit`], and with `starts` [`HistorySink::commit_start`]: the offsets
+    /// are also start positions, whose skipped ranges are recorded in the same batch.
+    fn commit_offsets(
         &self,
         group: &str,
         docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
+        starts: bool,
     ) -> Result<(), HistoryCommitError> {
         // Check and convert every document by reference first: a rejection must leave `docs`
         // intact.
@@ -538,18 +511,26 @@ impl HistorySink for HistoryCommits {
             by_topic.entry(o.topic.as_str()).or_default().push(o);
         }
         for (topic, list) in by_topic {
-            let (stored_id, mut offsets) = self
+            let mut stored = self
                 .read_offsets(group, topic)
                 .map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
             let topic_id = list.first().map(|o| o.topic_id.clone()).unwrap_or_default();
             // Positions in an earlier topic of the name are not merged into this one's.
-            if stored_id != topic_id {
-                offsets.clear();
+            if stored.topic_id != topic_id {
+                stored = StoredOffsets::default();
             }
+            stored.topic_id = topic_id;
             for o in list {
-                offsets.insert(o.partition, o.next_offset);
+                let before = stored.offsets.insert(o.partition, o.next_offset);
+                if starts {
+                    let ranges = stored.skipped.entry(o.partition).or_default();
+                    record_start(ranges, before, o.next_offset);
+                    if ranges.is_empty() {
+                        stored.skipped.remove(&o.partition);
+                    }
+                }
             }
-            let value = serde_json::to_vec(&StoredOffsets { topic_id, offsets })
+            let value = serde_json::to_vec(&stored)
                 .map_err(|e| HistoryCommitError::Fatal(e.to_string()))?;
             meta.push((offsets_key(group, topic), value));
         }
@@ -567,6 +548,73 @@ impl HistorySink for HistoryCommits {
             }),
             Err(failure) => Err(HistoryCommitError::Fatal(failure.error.to_string())),
         }
+    }
+}
+
+impl HistorySink for HistoryCommits {
+    /// Offsets committed on another topic of the same name (one since deleted, or deleted and
+    /// created again) are not this topic's positions: they are ignored, and the flow starts at
+    /// the beginning of the topic as it is now, as Kafka drops a deleted topic's offsets.
+    fn committed(&self, group: &str, topic: &str) -> Result<BTreeMap<u32, u64>, SeamError> {
+        if let Some(stored) = self.current_offsets(group, topic)? {
+            return Ok(stored.offsets);
+        }
+        tracing::warn!(
+            group,
+            topic,
+            "committed offsets belong to a deleted topic of this name; \
+            starting at the beginning of the topic"
+        );
+        Ok(BTreeMap::new())
+    }
+
+    fn skipped(&self, group: &str, topic: &str) -> Result<Skipped, SeamError> {
+        Ok(self
+            .current_offsets(group, topic)?
+            .map(|stored| stored.skipped)
+            .unwrap_or_default())
+    }
+
+    fn commit_start(
+        &self,
+        group: &str,
+        offsets: &[CommitOffset],
+    ) -> Result<(), HistoryCommitError> {
+        self.commit_offsets(group, &mut [], offsets, true)
+    }
+
+    /// One walk over the JSON: the shape checks `commit` makes, and the Extended JSON
+    /// conversion only when the document has `$` keys or may be near the size limit (plain JSON
+    /// within the limits always converts). History's own refusals (a duplicate `_id` in insert
+    /// mode, an `_id` that cannot be one) are found only by `commit`.
+    fn check(&self, write: &HistoryWrite) -> Result<(), String> {
+        if !write.doc.is_object() {
+            return Err("the document is not a JSON object".into());
+        }
+        let shape = json_shape(&write.doc);
+        if shape.depth > history::NESTING_DEPTH_MAX {
+            return Err(format!(
+                "document nesting depth {} exceeds {}",
+                shape.depth,
+                history::NESTING_DEPTH_MAX
+            ));
+        }
+        if shape.nul_key {
+            return Err("a key holds a NUL byte, which BSON cannot store".into());
+        }
+        if shape.extended || shape.bson_bytes_bound > history::DOCUMENT_BYTES_MAX {
+            extended_document(&write.doc)?;
+        }
+        Ok(())
+    }
+
+    fn commit(
+        &self,
+        group: &str,
+        docs: &mut [HistoryWrite],
+        offsets: &[CommitOffset],
+    ) -> Result<(), HistoryCommitError> {
+        self.commit_offsets(group, docs, offsets, false)
     }
 
     fn persist(&self) -> Result<(), SeamError> {
@@ -866,6 +914,61 @@ mod tests {
             commit_lock: std::sync::Mutex::new(()),
         };
         (dir, history, sink)
+    }
+
+    /// Start positions record the offsets they skip in the offsets' own value; later commits
+    /// keep them, a topic created again under the name drops them, and a value written before
+    /// they were kept reads as none skipped.
+    #[test]
+    fn skipped_offsets_are_kept_with_the_committed_ones() {
+        let (_dir, history, sink) = history_sink();
+        let id = sink
+            .log
+            .create_topic("orders", Some(2), &[], false)
+            .unwrap()
+            .id;
+        let at = |partition: u32, next_offset: u64, topic_id: &str| CommitOffset {
+            topic: "orders".into(),
+            partition,
+            next_offset,
+            topic_id: topic_id.into(),
+        };
+        sink.commit_start("g", &[at(0, 7, &id), at(1, 0, &id)])
+            .unwrap();
+        sink.commit("g", &mut [], &[at(0, 9, &id)]).unwrap();
+        sink.commit_start("g", &[at(0, 12, &id)]).unwrap();
+        assert_eq!(
+            sink.skipped("g", "orders").unwrap(),
+            [(0, vec![(0, 7), (9, 12)])].into_iter().collect()
+        );
+        assert_eq!(
+            sink.committed("g", "orders").unwrap(),
+            [(0, 12), (1, 0)].into_iter().collect()
+        );
+
+        let value = format!(r#"{{"topic_id":"{id}","offsets":{{"0":4}}}}"#);
+        history
+            .commit_reporting(
+                Vec::new(),
+                vec![(b"pipeline/offsets/g/orders".to_vec(), value.into_bytes())],
+            )
+            .unwrap();
+        assert!(sink.skipped("g", "orders").unwrap().is_empty());
+        assert_eq!(
+            sink.committed("g", "orders").unwrap(),
+            [(0, 4)].into_iter().collect()
+        );
+
+        sink.commit_start("g", &[at(0, 6, &id)]).unwrap();
+        sink.log.delete_topic("orders").unwrap();
+        let new_id = sink
+            .log
+            .create_topic("orders", Some(2), &[], false)
+            .unwrap()
+            .id;
+        assert!(sink.skipped("g", "orders").unwrap().is_empty());
+        sink.commit("g", &mut [], &[at(1, 1, &new_id)]).unwrap();
+        assert!(sink.skipped("g", "orders").unwrap().is_empty());
     }
 
     /// Offsets committed on a topic that was since deleted and created again under its name

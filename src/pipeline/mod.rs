@@ -41,8 +41,9 @@ pub use reference::{
 pub use runner::{FlowState, FlowStatus, Pipeline};
 pub use seams::{
     CacheSink, CacheValue, CacheWrite, CommitOffset, DeadLetter, HistoryCommitError, HistorySink,
-    HistoryWrite, HistoryWriteMode, Seams, Source, SourceBatch, SourceOpener, SourceRecord,
-    SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler, WakeSignal, WakeSignalClosed,
+    HistoryWrite, HistoryWriteMode, Seams, Skipped, Source, SourceBatch, SourceOpener,
+    SourceRecord, SourceStart, TopicSink, TopicWrite, Transform, TransformCompiler, WakeSignal,
+    WakeSignalClosed, record_start,
 };
 
 // Limits. Config may lower the per-flow ones (`batch_records`, `queue_batches`, `poll_wait_ms`)
@@ -96,6 +97,11 @@ pub const FLOW_LANES_MAX: usize = 8;
 pub const TTL_MS_MAX: u64 = 10 * 365 * 24 * 60 * 60 * 1000;
 /// Longest `error` header on a dead letter, in bytes; longer messages are cut.
 pub const DEAD_LETTER_ERROR_BYTES_MAX: usize = 1024;
+
+/// Most ranges of offsets a flow skipped that are kept per partition (each forward start, such
+/// as a `latest` flow's restart past records appended while it was down, adds one); past it the
+/// two oldest merge. Bounds the stored offsets value, which every commit rewrites.
+pub const SKIPPED_RANGES_MAX: usize = 32;
 
 /// Records per batch unless a flow sets `batch_records`: large enough to amortise one history
 /// commit (one fsync) over many records, small enough to keep per-batch latency in milliseconds.

@@ -1,9 +1,11 @@
 //! Rebuilding the cache, a materialised view of the log, when the process starts.
 //!
 //! Each flow with a cache sink replays its source from the earliest retained offset up to the
-//! offsets it has committed (and reads no further: `Source::stop_at`), running the same transform, routes and templates as live
-//! processing but writing only to the cache: history already holds those records, and their
-//! forwards and dead letters were sent the first time. Live processing then resumes from the
+//! offsets it has committed (and reads no further: `Source::stop_at`), leaving out the offsets
+//! the flow skipped (`HistorySink::skipped`: a `latest` start's backlog never reached the
+//! cache, so the rebuild does not write it either), running the same transform, routes and
+//! templates as live processing but writing only to the cache: history already holds those
+//! records, and their forwards and dead letters were sent the first time. Live processing then resumes from the
 //! committed offsets, so every key derived from a record still in the log answers as before.
 
 use std::collections::BTreeMap;
@@ -63,12 +65,42 @@ pub fn rebuild_cache(
         if committed.is_empty() {
             continue;
         }
+        // Records the flow skipped (a `latest` start's backlog) never reached the cache: each
+        // partition is read from the first offset after the skipped ranges at its start, and
+        // records in later ranges are left out.
+        let skipped = seams
+            .history
+            .skipped(&config.source.group, &config.source.topic)
+            .map_err(|e| engine("read skipped offsets", e))?;
+        let is_skipped = |partition: u32, offset: u64| {
+            skipped
+                .get(&partition)
+                .is_some_and(|ranges| ranges.iter().any(|r| r.0 <= offset && offset < r.1))
+        };
+        let mut from = BTreeMap::new();
+        let mut ends = BTreeMap::new();
+        for (&partition, &end) in &committed {
+            // The ranges are sorted and disjoint: one pass finds the end of those at the start.
+            let at = skipped.get(&partition).map_or(0, |ranges| {
+                ranges
+                    .iter()
+                    .fold(0, |at, r| if r.0 <= at { at.max(r.1) } else { at })
+            });
+            // A partition with nothing left to replay is not read at all.
+            if at < end {
+                from.insert(partition, at);
+                ends.insert(partition, end);
+            }
+        }
+        if ends.is_empty() {
+            continue;
+        }
         let mut source = seams
             .source
-            .open(&config.source, &SourceStart::Earliest)
+            .open(&config.source, &SourceStart::Committed(from))
             .map_err(|e| engine("open source", e))?;
         // The flow's lag, past the committed offsets, is not read at start.
-        source.stop_at(&committed);
+        source.stop_at(&ends);
         let max = usize::try_from(config.batch_records).unwrap_or(1);
         loop {
             if shutdown.is_triggered() {
@@ -84,9 +116,8 @@ pub fn rebuild_cache(
                 .records
                 .into_iter()
                 .filter(|r| {
-                    committed
-                        .get(&r.partition)
-                        .is_some_and(|end| r.offset < *end)
+                    ends.get(&r.partition).is_some_and(|end| r.offset < *end)
+                        && !is_skipped(r.partition, r.offset)
                 })
                 .collect();
             replayed += records.len() as u64;

@@ -569,7 +569,8 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
     // recovered shorter) are committed, and made durable, before anything is read: left stale,
     // they would make a later start resume elsewhere (a reload restarts at the committed
     // offsets; after a power loss, past the records appended from here on) and the lag count
-    // from them.
+    // from them. The same batch records the offsets thereby skipped, which the cache rebuild
+    // leaves out.
     let rewound = source.rewound();
     if !rewound.is_empty() {
         let history = seams.history.clone();
@@ -577,7 +578,7 @@ async fn drive(ctx: FlowContext, resume: bool) -> Result<()> {
         let offsets = rewound.clone();
         blocking(&name, move || {
             history
-                .commit(&group, &mut [], &offsets)
+                .commit_start(&group, &offsets)
                 .map_err(|e| SeamError::fatal(e.to_string()))?;
             history.persist()
         })

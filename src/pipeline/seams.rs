@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::SKIPPED_RANGES_MAX;
 use super::config::{SourceConfig, StartPosition};
 use super::error::SeamError;
 
@@ -248,6 +249,37 @@ pub struct CommitOffset {
     pub topic_id: String,
 }
 
+/// Offsets a flow skipped, per partition: half-open `(from, to)` ranges, sorted, disjoint and
+/// not touching, at most [`SKIPPED_RANGES_MAX`] per partition.
+pub type Skipped = BTreeMap<u32, Vec<(u64, u64)>>;
+
+/// Updates one partition's skipped ranges for a flow that starts reading it at `start`, its
+/// committed offset having been `committed` (`None`: never committed, as from 0). Forward
+/// (`start > committed`) the records in between are skipped; back, every offset from `start` on
+/// is read again, so the ranges are cut at `start`. Past [`SKIPPED_RANGES_MAX`] ranges the two
+/// oldest merge, counting the records between them as skipped: a rebuild then misses keys the
+/// flow wrote rather than write keys it never wrote.
+pub fn record_start(ranges: &mut Vec<(u64, u64)>, committed: Option<u64>, start: u64) {
+    let from = committed.unwrap_or(0);
+    if start > from {
+        match ranges.last_mut() {
+            Some(last) if last.1 >= from => last.1 = last.1.max(start),
+            _ => ranges.push((from, start)),
+        }
+    } else {
+        ranges.retain(|r| r.0 < start);
+        if let Some(last) = ranges.last_mut() {
+            last.1 = last.1.min(start);
+        }
+    }
+    while ranges.len() > SKIPPED_RANGES_MAX {
+        let first = ranges.remove(0);
+        if let Some(next) = ranges.first_mut() {
+            next.0 = first.0;
+        }
+    }
+}
+
 /// Why a history commit failed; nothing of it was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryCommitError {
@@ -289,6 +321,37 @@ pub trait HistorySink: Send + Sync + 'static {
         docs: &mut [HistoryWrite],
         offsets: &[CommitOffset],
     ) -> Result<(), HistoryCommitError>;
+
+    /// Commits the positions a source starts from instead of the committed ones
+    /// ([`Source::rewound`]), as [`HistorySink::commit`] does with no documents, and records in
+    /// the same atomic batch which offsets the flow thereby skips ([`HistorySink::skipped`]):
+    /// moving a partition forward from its committed offset (from 0 when it has none) skips the
+    /// records in between; moving it back to `p` means every offset from `p` on will be
+    /// processed, so no skipped range reaches past `p` any more ([`record_start`]).
+    /// The default commits the positions and records nothing.
+    ///
+    /// # Errors
+    /// As [`HistorySink::commit`].
+    fn commit_start(
+        &self,
+        group: &str,
+        offsets: &[CommitOffset],
+    ) -> Result<(), HistoryCommitError> {
+        self.commit(group, &mut [], offsets)
+    }
+
+    /// The offsets of `group` on `topic` its flow skipped, per partition: half-open ranges
+    /// `(from, to)`, sorted and disjoint, recorded by [`HistorySink::commit_start`]. The cache
+    /// rebuild replays no record in them, so the cache holds only keys the flow wrote. Empty
+    /// for a flow that never skipped (or whose offsets predate the record): it replays from the
+    /// log start. The default: empty.
+    ///
+    /// # Errors
+    /// A storage failure; the rebuild fails.
+    fn skipped(&self, group: &str, topic: &str) -> Result<Skipped, SeamError> {
+        let _ = (group, topic);
+        Ok(BTreeMap::new())
+    }
 
     /// Makes every commit so far durable (an fsync), whatever durability the store's commits
     /// run with. A flow calls it after committing the positions its source starts from
@@ -367,5 +430,53 @@ pub struct Seams {
 impl fmt::Debug for Seams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Seams").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_forward_skips_the_records_in_between_and_one_back_reads_them_again() {
+        let mut ranges = Vec::new();
+        // A `latest` flow that never committed, starting at 10.
+        record_start(&mut ranges, None, 10);
+        assert_eq!(ranges, [(0, 10)]);
+        // Restarted at `latest` with nothing appended meanwhile: nothing more skipped.
+        record_start(&mut ranges, Some(10), 10);
+        assert_eq!(ranges, [(0, 10)]);
+        // Processed up to 15, restarted at 20: 15..20 skipped.
+        record_start(&mut ranges, Some(15), 20);
+        assert_eq!(ranges, [(0, 10), (15, 20)]);
+        // Started again at 12 (the log recovered shorter, or `earliest` after retention):
+        // everything from 12 on is read again.
+        record_start(&mut ranges, Some(25), 12);
+        assert_eq!(ranges, [(0, 10)]);
+        record_start(&mut ranges, Some(12), 5);
+        assert_eq!(ranges, [(0, 5)]);
+        // `earliest` from the very start: nothing skipped.
+        record_start(&mut ranges, Some(8), 0);
+        assert!(ranges.is_empty());
+        // A forward start right where the last skipped range ends extends it.
+        record_start(&mut ranges, None, 3);
+        record_start(&mut ranges, Some(3), 7);
+        assert_eq!(ranges, [(0, 7)]);
+    }
+
+    #[test]
+    fn skipped_ranges_at_max_are_kept_and_past_it_the_oldest_two_merge() {
+        let mut ranges = Vec::new();
+        // Each restart: processed 5 records, then skipped 5.
+        for i in 0..SKIPPED_RANGES_MAX as u64 {
+            record_start(&mut ranges, Some(i * 10), i * 10 + 5);
+        }
+        assert_eq!(ranges.len(), SKIPPED_RANGES_MAX);
+        assert_eq!(ranges.first(), Some(&(0, 5)));
+        let n = SKIPPED_RANGES_MAX as u64;
+        record_start(&mut ranges, Some(n * 10), n * 10 + 5);
+        assert_eq!(ranges.len(), SKIPPED_RANGES_MAX);
+        assert_eq!(ranges.first(), Some(&(0, 15)), "the first two merged");
+        assert_eq!(ranges.last(), Some(&(n * 10, n * 10 + 5)));
     }
 }
