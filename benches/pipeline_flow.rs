@@ -55,6 +55,7 @@ impl Orders {
                     timestamp_ms: 0,
                     key: Some(key.into_bytes()),
                     value: Some(serde_json::to_vec(&value).unwrap()),
+                    headers: Vec::new(),
                 }
             })
             .collect();

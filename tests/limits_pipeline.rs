@@ -162,6 +162,7 @@ impl Source for FakeSource {
                     timestamp_ms: 0,
                     key: None,
                     value: Some(serde_json::to_vec(&records[*at as usize]).unwrap()),
+                    headers: Vec::new(),
                 });
                 *at += 1;
             }

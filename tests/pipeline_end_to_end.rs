@@ -685,14 +685,11 @@ fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
     });
 }
 
-/// A record without a value (a tombstone) is dead-lettered ("not JSON") without a value too,
-/// as the dead letter keeps the record's own key and value: it had arrived as an empty value,
-/// which a consumer cannot tell from a record whose value was empty bytes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tombstone_is_dead_lettered_without_a_value() {
+/// Runs the reference flow over `record`, which it dead-letters; returns the dead letter.
+async fn dead_letter_of(record: streamcache::log::Record) -> streamcache::log::StoredRecord {
     use streamcache::config::Config;
     use streamcache::engine::Engine;
-    use streamcache::log::{Record, Routing};
+    use streamcache::log::Routing;
     use streamcache::shutdown::Shutdown;
 
     let engine = Engine::open(Config {
@@ -705,16 +702,7 @@ async fn a_tombstone_is_dead_lettered_without_a_value() {
     let mut appended = engine.log().subscribe(dead_letters, 0).unwrap();
     engine
         .log()
-        .append(
-            "orders",
-            Routing::Auto,
-            vec![Record {
-                key: Some("103".into()),
-                value: None,
-                headers: Vec::new(),
-                timestamp_ms: None,
-            }],
-        )
+        .append("orders", Routing::Auto, vec![record])
         .unwrap();
     let shutdown = Shutdown::new();
     engine.start(shutdown.signal()).await.unwrap();
@@ -722,12 +710,27 @@ async fn a_tombstone_is_dead_lettered_without_a_value() {
         .await
         .expect("a dead letter within the wait")
         .unwrap();
-    let letters = engine.log().read(dead_letters, 0, 0, 1 << 20).unwrap();
+    let mut letters = engine.log().read(dead_letters, 0, 0, 1 << 20).unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].key.as_deref(), Some(&b"103"[..]));
-    assert_eq!(letters[0].value, None, "no value, not an empty one");
     shutdown.trigger();
     engine.stop().await;
+    letters.remove(0)
+}
+
+/// A record without a value (a tombstone) is dead-lettered ("not JSON") without a value too,
+/// as the dead letter keeps the record's own key and value: it had arrived as an empty value,
+/// which a consumer cannot tell from a record whose value was empty bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_is_dead_lettered_without_a_value() {
+    let letter = dead_letter_of(streamcache::log::Record {
+        key: Some("103".into()),
+        value: None,
+        headers: Vec::new(),
+        timestamp_ms: None,
+    })
+    .await;
+    assert_eq!(letter.key.as_deref(), Some(&b"103"[..]));
+    assert_eq!(letter.value, None, "no value, not an empty one");
 }
 
 /// Appends an order per `(orderNumber, customerNumber)` to `orders`, keyed by the customer.
@@ -849,4 +852,45 @@ async fn a_shutdown_during_the_start_starts_nothing() {
     assert!(engine.flows().await.is_empty());
     engine.stop().await;
     engine.shutdown().unwrap();
+}
+
+/// A dead letter keeps the failed record's create time and headers, as Kafka Connect's
+/// dead-letter queue does, and adds its own headers after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_the_records_headers_and_create_time() {
+    use streamcache::log::{Header, Record};
+
+    let headers = vec![
+        Header {
+            key: "traceparent".into(),
+            value: Some("00-abc-01".into()),
+        },
+        Header {
+            key: "error".into(),
+            value: None,
+        },
+    ];
+    let letter = dead_letter_of(Record {
+        key: Some("103".into()),
+        value: Some("not json".into()),
+        headers: headers.clone(),
+        timestamp_ms: Some(1_600_000_000_000),
+    })
+    .await;
+    assert_eq!(letter.timestamp_ms, 1_600_000_000_000);
+    let names: Vec<&str> = letter.headers.iter().map(|h| h.key.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "traceparent",
+            "error",
+            "error",
+            "flow",
+            "source.topic",
+            "source.partition",
+            "source.offset"
+        ]
+    );
+    assert_eq!(letter.headers[..2], headers[..]);
+    assert!(letter.headers[2].value.is_some());
 }

@@ -199,6 +199,7 @@ impl FakeSource {
                     timestamp_ms: self.log.timestamp(&self.topic, p32, *pos),
                     key,
                     value: Some(value),
+                    headers: Vec::new(),
                 });
                 *pos += 1;
             }
@@ -612,7 +613,7 @@ async fn wait_records(pipeline: &Pipeline, name: &str, n: u64) {
 
 fn header<'a>(w: &'a TopicWrite, name: &str) -> &'a str {
     let (_, v) = w.headers.iter().find(|(n, _)| n == name).unwrap();
-    std::str::from_utf8(v).unwrap()
+    std::str::from_utf8(v.as_deref().unwrap()).unwrap()
 }
 
 const ROUTED: &str = r#"

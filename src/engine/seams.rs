@@ -220,6 +220,11 @@ impl LogSource {
                     timestamp_ms: r.timestamp_ms,
                     key: r.key.map(|k| k.to_vec()),
                     value: r.value.map(|v| v.to_vec()),
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|h| (h.key, h.value.map(|v| v.to_vec())))
+                        .collect(),
                 });
             }
         }
@@ -764,10 +769,10 @@ fn into_record(write: TopicWrite) -> Record {
             .into_iter()
             .map(|(key, value)| Header {
                 key,
-                value: Some(Bytes::from(value)),
+                value: value.map(Bytes::from),
             })
             .collect(),
-        timestamp_ms: None,
+        timestamp_ms: write.timestamp_ms,
     }
 }
 
@@ -843,9 +848,24 @@ pub(crate) const VALUE_OMITTED_HEADER: &str = "value.omitted.bytes";
 /// Header recording that a dead letter's key was left out, with its length in bytes.
 pub(crate) const KEY_OMITTED_HEADER: &str = "key.omitted.bytes";
 
+/// Header recording that a dead letter's original headers were left out, with their count.
+pub(crate) const HEADERS_OMITTED_HEADER: &str = "headers.omitted.count";
+/// The headers a dead letter has of its own (`pipeline`'s dead letter, the omission notes);
+/// any other is one of the original record's.
+const LETTER_HEADERS: [&str; 7] = [
+    "error",
+    "flow",
+    "source.topic",
+    "source.partition",
+    "source.offset",
+    VALUE_OMITTED_HEADER,
+    KEY_OMITTED_HEADER,
+];
+
 /// `letter` within `max` bytes: as it is, else without its value, else also without its key,
-/// each omission recorded in a header. Fails when its headers alone are over `max` (a
-/// dead-letter topic configured smaller than a letter's position and error headers).
+/// else also without the original record's headers, each omission recorded in a header. Fails
+/// when its own headers alone are over `max` (a dead-letter topic configured smaller than a
+/// letter's position and error headers).
 fn fit_letter(mut letter: Record, max: u64) -> Result<Record, SeamError> {
     for omit_key in [false, true] {
         if log::record_bytes(&letter) <= max {
@@ -862,6 +882,20 @@ fn fit_letter(mut letter: Record, max: u64) -> Result<Record, SeamError> {
                 value: Some(Bytes::from(bytes.len().to_string())),
             });
         }
+    }
+    if log::record_bytes(&letter) <= max {
+        return Ok(letter);
+    }
+    let before = letter.headers.len();
+    letter
+        .headers
+        .retain(|h| LETTER_HEADERS.contains(&h.key.as_str()));
+    let omitted = before.saturating_sub(letter.headers.len());
+    if omitted > 0 {
+        letter.headers.push(Header {
+            key: HEADERS_OMITTED_HEADER.to_owned(),
+            value: Some(Bytes::from(omitted.to_string())),
+        });
     }
     if log::record_bytes(&letter) <= max {
         return Ok(letter);
@@ -1238,6 +1272,7 @@ mod tests {
                     key: None,
                     value: Some(b"{}".to_vec()),
                     headers: Vec::new(),
+                    timestamp_ms: None,
                 },
             )
             .unwrap_err();
@@ -1297,7 +1332,8 @@ mod tests {
         use std::sync::Arc;
 
         use super::super::{
-            KEY_OMITTED_HEADER, LogTopics, VALUE_OMITTED_HEADER, append_prefix, into_record,
+            HEADERS_OMITTED_HEADER, KEY_OMITTED_HEADER, LogTopics, VALUE_OMITTED_HEADER,
+            append_prefix, into_record,
         };
         use crate::clock::ManualClock;
         use crate::log::{self, Log, LogConfig, StoredRecord};
@@ -1326,7 +1362,8 @@ mod tests {
             TopicWrite {
                 key: Some(vec![b'k'; key]),
                 value: Some(vec![b'v'; value]),
-                headers: vec![("error".into(), b"not JSON".to_vec())],
+                headers: vec![("error".into(), Some(b"not JSON".to_vec()))],
+                timestamp_ms: None,
             }
         }
 
@@ -1391,6 +1428,29 @@ mod tests {
             );
             assert_eq!(header(&records[2], KEY_OMITTED_HEADER), Some(&b"1000"[..]));
             assert_eq!(records[3].value.as_deref(), Some(&b"vv"[..]));
+        }
+
+        #[test]
+        fn a_letter_still_over_the_limit_loses_the_records_own_headers_and_says_so() {
+            let (_dir, log) = topic(200);
+            let sink = LogTopics { log: log.clone() };
+            let mut big = letter(1, 1);
+            big.headers
+                .insert(0, ("trace".into(), Some(vec![b't'; 300])));
+            big.headers.insert(1, ("empty".into(), None));
+            sink.send("dlq", vec![big]).unwrap();
+            let records = stored(&log);
+            let names: Vec<&str> = records[0].headers.iter().map(|h| h.key.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "error",
+                    VALUE_OMITTED_HEADER,
+                    KEY_OMITTED_HEADER,
+                    HEADERS_OMITTED_HEADER
+                ]
+            );
+            assert_eq!(header(&records[0], HEADERS_OMITTED_HEADER), Some(&b"2"[..]));
         }
 
         #[test]

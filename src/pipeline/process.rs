@@ -314,6 +314,7 @@ fn prepare(
                         key,
                         value: Some(value),
                         headers: Vec::new(),
+                        timestamp_ms: None,
                     },
                 ));
             }
@@ -397,7 +398,9 @@ fn next_offsets(batch: &SourceBatch) -> Vec<CommitOffset> {
         .collect()
 }
 
-/// The dead letter for `record`: original key and value, error and position in headers.
+/// The dead letter for `record`: original key, value, create time and headers, then the error
+/// and the record's position in headers of their own (after the record's, so a consumer reading
+/// a header's last value gets ours).
 pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> TopicWrite {
     let mut error = error.to_owned();
     if error.len() > DEAD_LETTER_ERROR_BYTES_MAX {
@@ -407,22 +410,29 @@ pub(crate) fn dead_letter(flow: &str, record: &SourceRecord, error: &str) -> Top
         }
         error.truncate(cut);
     }
+    let mut headers = Vec::with_capacity(record.headers.len() + 5);
+    headers.extend(record.headers.iter().cloned());
+    headers.extend([
+        ("error".into(), Some(error.into_bytes())),
+        ("flow".into(), Some(flow.as_bytes().to_vec())),
+        (
+            "source.topic".into(),
+            Some(record.topic.as_bytes().to_vec()),
+        ),
+        (
+            "source.partition".into(),
+            Some(record.partition.to_string().into_bytes()),
+        ),
+        (
+            "source.offset".into(),
+            Some(record.offset.to_string().into_bytes()),
+        ),
+    ]);
     TopicWrite {
         key: record.key.clone(),
         value: record.value.clone(),
-        headers: vec![
-            ("error".into(), error.into_bytes()),
-            ("flow".into(), flow.as_bytes().to_vec()),
-            ("source.topic".into(), record.topic.as_bytes().to_vec()),
-            (
-                "source.partition".into(),
-                record.partition.to_string().into_bytes(),
-            ),
-            (
-                "source.offset".into(),
-                record.offset.to_string().into_bytes(),
-            ),
-        ],
+        headers,
+        timestamp_ms: Some(record.timestamp_ms),
     }
 }
 
@@ -439,6 +449,7 @@ mod tests {
             timestamp_ms: 0,
             key: None,
             value: None,
+            headers: Vec::new(),
         };
         let letter = dead_letter("f", &record, error);
         let (_, value) = letter
@@ -446,7 +457,7 @@ mod tests {
             .into_iter()
             .find(|(name, _)| name == "error")
             .unwrap_or_default();
-        String::from_utf8(value).unwrap_or_default()
+        String::from_utf8(value.unwrap_or_default()).unwrap_or_default()
     }
 
     /// An error of `DEAD_LETTER_ERROR_BYTES_MAX` bytes goes whole; one byte more is cut to the

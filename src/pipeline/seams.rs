@@ -30,6 +30,9 @@ pub struct SourceRecord {
     pub key: Option<Vec<u8>>,
     /// The value bytes, if any (a record without a value is dead-lettered as "not JSON").
     pub value: Option<Vec<u8>>,
+    /// The record's headers in order, name and value (`None`: a header without a value); a
+    /// dead letter keeps them.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// What one poll returned.
@@ -385,8 +388,11 @@ pub struct TopicWrite {
     /// The value bytes; `None` for no value (a dead letter of a record that had none, such
     /// as a tombstone, keeps it so).
     pub value: Option<Vec<u8>>,
-    /// Header name and value pairs, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header name and value pairs, in order (`None`: a header without a value).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The create time to append it with, in milliseconds since the epoch; `None` for the time
+    /// of the append (a dead letter keeps its record's create time).
+    pub timestamp_ms: Option<i64>,
 }
 
 /// Appends to topics of the log engine (forwarding sinks).
@@ -400,8 +406,10 @@ pub trait TopicSink: Send + Sync + 'static {
 
 /// Appends failed records to a flow's dead-letter topic.
 ///
-/// A dead letter is a [`TopicWrite`] holding the original key and value bytes and the headers
-/// `error`, `flow`, `source.topic`, `source.partition` and `source.offset` (decimal text).
+/// A dead letter is a [`TopicWrite`] holding the original key, value, create time and headers,
+/// followed by the headers `error`, `flow`, `source.topic`, `source.partition` and
+/// `source.offset` (decimal text), as Kafka Connect's dead-letter queue keeps the original
+/// record and adds its own headers after the record's.
 pub trait DeadLetter: Send + Sync + 'static {
     /// Appends every letter to `topic`, in order.
     ///
