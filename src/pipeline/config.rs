@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 /// `[pipeline]`: every flow the process runs.
 ///
@@ -154,18 +154,19 @@ pub struct Condition {
     /// The value is a string matching this regular expression (unanchored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
-    /// The value is a number greater than this.
+    /// The value is a number greater than this (an integer bound is kept exact, past 2^53 too;
+    /// a JSON number, so never NaN or infinite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gt: Option<f64>,
+    pub gt: Option<Number>,
     /// The value is a number greater than or equal to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gte: Option<f64>,
+    pub gte: Option<Number>,
     /// The value is a number less than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lt: Option<f64>,
+    pub lt: Option<Number>,
     /// The value is a number less than or equal to this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lte: Option<f64>,
+    pub lte: Option<Number>,
 }
 
 /// `[[pipeline.flows.sinks]]`: a named destination; exactly one of `cache`, `history`, `topic`.

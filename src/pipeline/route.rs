@@ -26,10 +26,10 @@ enum Op {
     Exists(bool),
     In(Vec<Value>),
     Regex(Regex),
-    Gt(f64),
-    Gte(f64),
-    Lt(f64),
-    Lte(f64),
+    Gt(Number),
+    Gte(Number),
+    Lt(Number),
+    Lte(Number),
 }
 
 impl Predicate {
@@ -55,17 +55,15 @@ impl Predicate {
         if let Some(pattern) = &condition.regex {
             ops.push(Op::Regex(compile_regex(pattern).map_err(|e| ("regex", e))?));
         }
-        for (name, bound, make) in [
-            ("gt", condition.gt, Op::Gt as fn(f64) -> Op),
-            ("gte", condition.gte, Op::Gte),
-            ("lt", condition.lt, Op::Lt),
-            ("lte", condition.lte, Op::Lte),
+        // A `Number` is finite by construction (serde_json refuses NaN and infinities).
+        for (bound, make) in [
+            (&condition.gt, Op::Gt as fn(Number) -> Op),
+            (&condition.gte, Op::Gte),
+            (&condition.lt, Op::Lt),
+            (&condition.lte, Op::Lte),
         ] {
             if let Some(bound) = bound {
-                if !bound.is_finite() {
-                    return Err((name, "must be a finite number".into()));
-                }
-                ops.push(make(bound));
+                ops.push(make(bound.clone()));
             }
         }
         if ops.is_empty() {
@@ -88,10 +86,10 @@ impl Predicate {
             (Op::In(options), Some(v)) => options.iter().any(|o| json_equal(v, o)),
             (Op::Regex(re), Some(Value::String(s))) => re.is_match(s),
             (Op::Regex(_), Some(_)) => false,
-            (Op::Gt(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_gt),
-            (Op::Gte(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_ge),
-            (Op::Lt(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_lt),
-            (Op::Lte(b), Some(v)) => compare(v, *b).is_some_and(Ordering::is_le),
+            (Op::Gt(b), Some(v)) => compare(v, b).is_some_and(Ordering::is_gt),
+            (Op::Gte(b), Some(v)) => compare(v, b).is_some_and(Ordering::is_ge),
+            (Op::Lt(b), Some(v)) => compare(v, b).is_some_and(Ordering::is_lt),
+            (Op::Lte(b), Some(v)) => compare(v, b).is_some_and(Ordering::is_le),
         })
     }
 }
@@ -141,12 +139,20 @@ fn compare_integer(i: i128, f: f64) -> Ordering {
     })
 }
 
-/// How the number `v` compares with the finite bound `b`; `None` when `v` is not a number.
-fn compare(v: &Value, b: f64) -> Option<Ordering> {
+/// How the number `v` compares with the bound `b`; `None` when `v` is not a number.
+fn compare(v: &Value, b: &Number) -> Option<Ordering> {
     let Value::Number(n) = v else { return None };
-    match integer(n) {
-        Some(i) => Some(compare_integer(i, b)),
-        None => n.as_f64()?.partial_cmp(&b),
+    compare_numbers(n, b)
+}
+
+/// How two JSON numbers compare by value: integers exactly (past 2^53 too), an integer and a
+/// fraction exactly, two fractions as doubles.
+fn compare_numbers(x: &Number, y: &Number) -> Option<Ordering> {
+    match (integer(x), integer(y)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        (Some(i), None) => Some(compare_integer(i, y.as_f64()?)),
+        (None, Some(i)) => Some(compare_integer(i, x.as_f64()?).reverse()),
+        (None, None) => x.as_f64()?.partial_cmp(&y.as_f64()?),
     }
 }
 
@@ -154,12 +160,7 @@ fn compare(v: &Value, b: f64) -> Option<Ordering> {
 /// too), inside arrays and objects too.
 fn json_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (integer(x), integer(y)) {
-            (Some(x), Some(y)) => x == y,
-            (Some(i), None) => y.as_f64().is_some_and(|f| compare_integer(i, f).is_eq()),
-            (None, Some(i)) => x.as_f64().is_some_and(|f| compare_integer(i, f).is_eq()),
-            (None, None) => x.as_f64() == y.as_f64(),
-        },
+        (Value::Number(x), Value::Number(y)) => compare_numbers(x, y).is_some_and(Ordering::is_eq),
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
         }
@@ -177,6 +178,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn num(f: f64) -> Number {
+        Number::from_f64(f).unwrap()
+    }
 
     fn cond(path: &str) -> Condition {
         Condition {
@@ -243,20 +248,20 @@ mod tests {
             ..cond("total")
         }));
         assert!(check(Condition {
-            gt: Some(100.0),
-            lte: Some(120.5),
+            gt: Some(num(100.0)),
+            lte: Some(num(120.5)),
             ..cond("total")
         }));
         assert!(!check(Condition {
-            lt: Some(100.0),
+            lt: Some(num(100.0)),
             ..cond("total")
         }));
         assert!(!check(Condition {
-            gte: Some(0.0),
+            gte: Some(num(0.0)),
             ..cond("status")
         }));
         assert!(!check(Condition {
-            gte: Some(0.0),
+            gte: Some(num(0.0)),
             ..cond("missing")
         }));
     }
@@ -268,16 +273,16 @@ mod tests {
         let check = |c: Condition| Predicate::parse(&c).unwrap().matches(&doc);
         let two_53 = 9_007_199_254_740_992.0;
         assert!(check(Condition {
-            gt: Some(two_53),
+            gt: Some(num(two_53)),
             ..cond("id")
         }));
         assert!(!check(Condition {
-            lte: Some(two_53),
+            lte: Some(num(two_53)),
             ..cond("id")
         }));
         assert!(check(Condition {
-            gte: Some(two_53),
-            lt: Some(two_53 + 2.0),
+            gte: Some(num(two_53)),
+            lt: Some(num(two_53 + 2.0)),
             ..cond("id")
         }));
         assert!(!check(Condition {
@@ -297,23 +302,44 @@ mod tests {
             ..cond("big")
         }));
         assert!(check(Condition {
-            lt: Some(1.8446744073709552e19),
+            lt: Some(num(1.8446744073709552e19)),
             ..cond("big")
         }));
         assert!(check(Condition {
-            gt: Some(-9.3e18),
-            lt: Some(-9.2e18),
+            gt: Some(num(-9.3e18)),
+            lt: Some(num(-9.2e18)),
             ..cond("neg")
         }));
         // Integers and fractions still compare by value.
         assert!(check(Condition {
-            gt: Some(9_007_199_254_740_992.5 - 0.5),
+            gt: Some(num(9_007_199_254_740_992.5 - 0.5)),
             ..cond("id")
         }));
         assert!(!check(Condition {
             equals: Some(json!(-9.223_372_036_854_776e18)),
             ..cond("big")
         }));
+    }
+
+    #[test]
+    fn integer_bounds_past_2_pow_53_compare_exactly() {
+        // Written in TOML, 2^53 + 1 is an integer bound, not the double 2^53.
+        let parse =
+            |text: &str| Predicate::parse(&toml::from_str::<Condition>(text).unwrap()).unwrap();
+        let at = |n: u64| json!({ "id": n });
+        let lt = parse("path = \"id\"\nlt = 9007199254740993");
+        assert!(lt.matches(&at(9_007_199_254_740_992)));
+        assert!(!lt.matches(&at(9_007_199_254_740_993)));
+        let gt = parse("path = \"id\"\ngt = 9007199254740993");
+        assert!(!gt.matches(&at(9_007_199_254_740_993)));
+        assert!(gt.matches(&at(9_007_199_254_740_994)));
+        let gte = parse("path = \"id\"\ngte = 9007199254740993\nlte = 9007199254740993");
+        assert!(gte.matches(&at(9_007_199_254_740_993)));
+        assert!(!gte.matches(&at(9_007_199_254_740_992)));
+        // A fractional bound against integers and fractions.
+        let half = parse("path = \"id\"\ngt = 2.5");
+        assert!(half.matches(&at(3)));
+        assert!(!half.matches(&json!({"id": 2.5})));
     }
 
     #[test]
@@ -329,11 +355,9 @@ mod tests {
             ..cond("a")
         };
         assert_eq!(Predicate::parse(&empty).unwrap_err().0, "in");
-        let nan = Condition {
-            gt: Some(f64::NAN),
-            ..cond("a")
-        };
-        assert_eq!(Predicate::parse(&nan).unwrap_err().0, "gt");
+        // A bound that is not a JSON number does not get past the configuration's parsing.
+        assert!(toml::from_str::<Condition>("path = \"a\"\ngt = nan").is_err());
+        assert!(toml::from_str::<Condition>("path = \"a\"\nlt = inf").is_err());
     }
 
     #[test]
