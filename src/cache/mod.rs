@@ -19,6 +19,7 @@
 //! assert_eq!(cache.get(0, b"k"), None);
 //! ```
 
+mod blocks;
 mod cmd;
 mod cmdstats;
 mod error;

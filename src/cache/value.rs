@@ -11,7 +11,7 @@
 //! of their data bytes plus [`ELEMENT_OVERHEAD_BYTES`] each (field and value counted
 //! separately in a hash).
 
-use std::collections::VecDeque;
+use super::blocks::Blocks;
 use std::ops::Deref;
 
 use bytes::Bytes;
@@ -222,12 +222,12 @@ impl std::fmt::Debug for Elem {
 /// A list with the bytes it is charged.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ListValue {
-    items: VecDeque<Elem>,
+    items: Blocks<Elem>,
     bytes: usize,
 }
 
 impl Deref for ListValue {
-    type Target = VecDeque<Elem>;
+    type Target = Blocks<Elem>;
     fn deref(&self) -> &Self::Target {
         &self.items
     }
@@ -235,7 +235,7 @@ impl Deref for ListValue {
 
 impl FromIterator<Bytes> for ListValue {
     fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
-        let items: VecDeque<Elem> = iter.into_iter().map(|b| Elem::new(&b)).collect();
+        let items: Blocks<Elem> = iter.into_iter().map(|b| Elem::new(&b)).collect();
         let bytes = recount(items.iter());
         Self { items, bytes }
     }
@@ -306,9 +306,10 @@ impl ListValue {
     /// `from_tail`, from the tail (LREM); returns how many.
     pub(crate) fn remove_equal(&mut self, target: &[u8], limit: usize, from_tail: bool) -> usize {
         let mut removed = 0;
-        let mut kept = VecDeque::with_capacity(self.items.len());
+        let mut kept = Blocks::default();
+        let items = std::mem::take(&mut self.items).into_iter();
         if from_tail {
-            for v in self.items.drain(..).rev() {
+            for v in items.rev() {
                 if removed < limit && v.as_bytes() == target {
                     removed += 1;
                 } else {
@@ -316,7 +317,7 @@ impl ListValue {
                 }
             }
         } else {
-            for v in self.items.drain(..) {
+            for v in items {
                 if removed < limit && v.as_bytes() == target {
                     removed += 1;
                 } else {
@@ -339,12 +340,19 @@ impl ListValue {
             self.bytes = 0;
             return;
         };
+        // Popped one by one: the cost is the number of elements removed.
         let end = stop.saturating_add(1).min(self.items.len());
-        let mut gone = recount(self.items.range(end..));
-        self.items.truncate(end);
-        let start = start.min(self.items.len());
-        gone = gone.saturating_add(recount(self.items.range(..start)));
-        self.items.drain(..start);
+        let mut gone = 0usize;
+        while self.items.len() > end {
+            if let Some(v) = self.items.pop_back() {
+                gone = gone.saturating_add(element_bytes(v.len()));
+            }
+        }
+        for _ in 0..start.min(self.items.len()) {
+            if let Some(v) = self.items.pop_front() {
+                gone = gone.saturating_add(element_bytes(v.len()));
+            }
+        }
         self.bytes = self.bytes.saturating_sub(gone);
     }
 }

@@ -129,7 +129,7 @@ pub(crate) fn lrange(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         return Frame::Array(Vec::new());
     };
     match super::range(start, stop, l.len()) {
-        Some((a, b)) => Frame::Array(l.range(a..=b).map(|v| Frame::Bulk(v.to_bytes())).collect()),
+        Some((a, b)) => Frame::Array(l.range(a, b).map(|v| Frame::Bulk(v.to_bytes())).collect()),
         None => Frame::Array(Vec::new()),
     }
 }
