@@ -282,6 +282,47 @@ fn strings_changed_in_place_are_raw_as_in_redis_7_0() {
     assert_eq!(c.cmd(&["GET", "k"]), bulk("130"));
 }
 
+/// RENAME, RENAMENX, MOVE and COPY (to its own database or another) carry a string's object
+/// over as it is (`dupStringObject` keeps `raw`), so a `raw` string of digits stays `raw`, and
+/// COPY REPLACE over it writes the source's `int`. Expected encodings read from `redis-server`
+/// 7.0.15 given the same commands.
+#[test]
+fn a_raw_string_stays_raw_when_renamed_moved_or_copied() {
+    let s = start();
+    let mut c = Conn::open(s.resp.addr);
+    c.cmd(&["SET", "k", "12"]);
+    c.cmd(&["APPEND", "k", "3"]);
+    assert_eq!(c.cmd(&["RENAMENX", "k", "a"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "a"]), bulk("raw"));
+    assert_eq!(c.cmd(&["COPY", "a", "b"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "b"]), bulk("raw"));
+    assert_eq!(c.cmd(&["MOVE", "b", "1"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["COPY", "a", "c", "DB", "2"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["SWAPDB", "0", "3"]), ok());
+    assert_eq!(
+        c.cmd(&["RENAME", "a", "d"]),
+        Frame::Error("ERR no such key".into())
+    );
+    c.cmd(&["SELECT", "3"]);
+    assert_eq!(c.cmd(&["RENAME", "a", "d"]), ok());
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "d"]), bulk("raw"));
+    assert_eq!(c.cmd(&["GET", "d"]), bulk("123"));
+    for db in ["1", "2"] {
+        c.cmd(&["SELECT", db]);
+        let key = if db == "1" { "b" } else { "c" };
+        assert_eq!(c.cmd(&["OBJECT", "ENCODING", key]), bulk("raw"), "db {db}");
+    }
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["SET", "e", "99"]);
+    assert_eq!(c.cmd(&["COPY", "e", "d", "REPLACE"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "d"]), bulk("int"));
+    // The carried raw string still grows in place and reads back.
+    assert_eq!(c.cmd(&["APPEND", "e", "1"]), Frame::Integer(3));
+    assert_eq!(c.cmd(&["RENAME", "e", "f"]), ok());
+    assert_eq!(c.cmd(&["INCR", "f"]), Frame::Integer(992));
+    assert_eq!(c.cmd(&["OBJECT", "ENCODING", "f"]), bulk("int"));
+}
+
 /// Redis 7.0 keeps a set as an intset while every member is an integer (up to 512), otherwise
 /// as a table, however small: listpack sets came with 7.2. OBJECT ENCODING and DUMP agree.
 #[test]

@@ -7,7 +7,8 @@
 //! strings changed in place (APPEND, SETRANGE, SETBIT, BITFIELD, the HyperLogLog writes) or
 //! built so (SETRANGE's and BITOP's new strings), are *boxed*: the value lives in the shard's
 //! slab and `kv` ends with its index. A boxed string is what Redis 7.0 calls `raw` (OBJECT
-//! ENCODING), so the encoding costs no bit of its own; a new value (SET, INCR) embeds it again.
+//! ENCODING), so the encoding costs no bit of its own; a new value (SET, INCR) embeds it again,
+//! while RENAME, MOVE and COPY box it again where it lands (`Entry::raw`).
 //! Slots carry no hash; it is recomputed from the key when the table grows. The deadline index
 //! names entries by key hash, not by a copy of the key.
 //!
@@ -121,6 +122,10 @@ pub(crate) struct Entry {
     pub(crate) hits: u8,
     /// When `hits` was last decremented or hit, from [`lfu_minutes`].
     pub(crate) ldt: u16,
+    /// The string was boxed where it came from (Redis's `raw`, see the module doc): it is
+    /// boxed again where it is inserted, as Redis's RENAME, MOVE and COPY carry the object
+    /// over as it is. Meaningless for a collection.
+    pub(crate) raw: bool,
 }
 
 impl Entry {
@@ -133,6 +138,7 @@ impl Entry {
             visited: false,
             hits: LFU_INIT_VAL,
             ldt: 0,
+            raw: false,
         }
     }
 }
@@ -361,6 +367,7 @@ fn detach(slot: &Slot, slab: &Slab) -> Entry {
         visited: slot.flags & VISITED != 0,
         hits: slot.hits,
         ldt: slot.ldt,
+        raw: slot.flags & BOXED != 0,
     }
 }
 
@@ -889,6 +896,7 @@ impl Shard {
     fn insert_keeping(&mut self, key: &[u8], mut entry: Entry, keep_lfu: bool) {
         let hash = self.hash(key);
         if let Value::Str(bytes) = &entry.value
+            && !entry.raw
             && self.sieve.is_none()
             && self.overwrite_embedded(key, hash, bytes, &entry, keep_lfu)
         {
@@ -907,13 +915,14 @@ impl Shard {
             visited,
             hits,
             ldt,
+            raw,
         } = entry;
         let mut flags = if visited { VISITED } else { 0 };
         if expire_at_ms != 0 {
             flags |= VOLATILE;
         }
         let (kv, mem) = match value {
-            Value::Str(s) => (pack(key, expire_at_ms, &s), mem_of(key.len(), s.len())),
+            Value::Str(s) if !raw => (pack(key, expire_at_ms, &s), mem_of(key.len(), s.len())),
             value => {
                 let mem = mem_of(key.len(), value.mem_bytes());
                 let i = self.slab.put(Boxed { value, mem });
@@ -956,6 +965,7 @@ impl Shard {
             key,
             Entry {
                 value: Value::Str(bytes.to_vec()),
+                raw: false,
                 ..meta
             },
             true,
@@ -1051,6 +1061,7 @@ impl Shard {
         let hash = self.hash(key);
         let (slot, boxed) = self.unlink_hashed(key, hash)?;
         Some(Entry {
+            raw: boxed.is_some(),
             value: boxed.map_or_else(|| Value::Str(slot.tail().to_vec()), |b| b.value),
             expire_at_ms: slot.expire_at_ms(),
             access: slot.access,
