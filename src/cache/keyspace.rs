@@ -314,6 +314,9 @@ pub(crate) struct Ctx<'a> {
     /// Whether lookups count in INFO's `keyspace_hits`/`keyspace_misses` (a read command's,
     /// as Redis's `lookupKeyRead`; writes' lookups do not count).
     pub(crate) count_lookups: bool,
+    /// While an inline script run may still be handed off: the (database, shard, hit) of each
+    /// counted lookup, so a run that is handed off takes them back ([`Ctx::uncount_lookups`]).
+    pub(crate) lookup_log: Option<Vec<(usize, usize, bool)>>,
     /// Keyspace notification classes enabled when the command started (0: none).
     pub(crate) notify: u32,
     /// Keyspace notifications to publish, in the order Redis publishes them.
@@ -346,6 +349,7 @@ impl<'a> Ctx<'a> {
             script_handed_off: false,
             track: true,
             count_lookups: false,
+            lookup_log: None,
             notify: ks.notify_flags.load(Ordering::Relaxed),
             notes: Vec::new(),
             lfu: ks.lfu(),
@@ -421,6 +425,9 @@ impl<'a> Ctx<'a> {
                 let (_, _, guard, _) = self.locked.get_mut(pos)?;
                 guard.lookup_counted(key, now, touch).is_some()
             };
+            if let Some(log) = &mut self.lookup_log {
+                log.push((db, shard_of(key), found));
+            }
             if !found {
                 self.notify_in(db, notify::KEY_MISS, "keymiss", key);
                 return None;
@@ -430,9 +437,33 @@ impl<'a> Ctx<'a> {
         }
         let (_, _, guard, _) = self.locked.get_mut(pos)?;
         match (count, touch) {
-            (true, _) => guard.lookup_counted(key, now, touch),
+            (true, _) => {
+                let found = guard.lookup_counted(key, now, touch);
+                if let Some(log) = &mut self.lookup_log {
+                    log.push((db, shard_of(key), found.is_some()));
+                }
+                found
+            }
             (false, Some(lfu)) => guard.lookup(key, now, lfu),
             (false, None) => guard.lookup_notouch(key, now),
+        }
+    }
+
+    /// Takes back from `keyspace_hits`/`keyspace_misses` the lookups of `log` (see
+    /// [`Ctx::lookup_log`]).
+    pub(crate) fn uncount_lookups(&mut self, log: Vec<(usize, usize, bool)>) {
+        for (db, shard, hit) in log {
+            let Some(pos) = self.lock_shard(db, shard) else {
+                continue;
+            };
+            if let Some((_, _, guard, _)) = self.locked.get_mut(pos) {
+                let counter = if hit {
+                    &mut guard.keyspace_hits
+                } else {
+                    &mut guard.keyspace_misses
+                };
+                *counter = counter.saturating_sub(1);
+            }
         }
     }
 

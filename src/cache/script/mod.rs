@@ -80,10 +80,62 @@ const HANDED_OFF: &str = "Script handed off to another thread";
 struct RunFlags {
     /// A write or PUBLISH ran: the run cannot be stopped and run again.
     pinned: AtomicBool,
+    /// The run is inline and not yet pinned: its commands are counted in `deferred`.
+    defer: AtomicBool,
     /// The inline run stopped to be handed off; `redis.call` refuses every command from then.
     handed_off: AtomicBool,
     /// Hook calls so far.
     hooks: AtomicU32,
+    /// The commands an inline run has called while it could still be handed off, not yet
+    /// counted (INFO commandstats, `total_commands_processed`) or shown to MONITOR: a run
+    /// handed off drops them, as the run again calls them again; one that is pinned or ends
+    /// inline counts them ([`RunFlags::settle`]).
+    deferred: std::sync::Mutex<Vec<Deferred>>,
+}
+
+/// A command an inline run called, to be counted once the run is known to stand.
+#[derive(Debug)]
+struct Deferred {
+    spec: &'static Spec,
+    db: usize,
+    args: Vec<Vec<u8>>,
+    nanos: u64,
+    /// The reply, when it was an error (its code is counted); `+OK` stands for any other.
+    error: Option<Frame>,
+}
+
+impl RunFlags {
+    /// Counts the deferred commands (the run stands), or drops them when it was handed off.
+    fn settle(&self, inner: &Inner) {
+        let deferred = std::mem::take(
+            &mut *self
+                .deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if self.handed_off.load(Ordering::Relaxed) {
+            return;
+        }
+        for d in deferred {
+            let argv: Vec<&[u8]> = d.args.iter().map(Vec::as_slice).collect();
+            let reply = d.error.unwrap_or_else(Frame::ok);
+            count_call(inner, d.spec, d.db, &argv, d.nanos, &reply);
+        }
+    }
+}
+
+/// Counts one command a script ran: `total_commands_processed`, INFO commandstats, MONITOR.
+fn count_call(
+    inner: &Inner,
+    spec: &'static Spec,
+    db: usize,
+    argv: &[&[u8]],
+    nanos: u64,
+    reply: &Frame,
+) {
+    inner.stats.commands.fetch_add(1, Ordering::Relaxed);
+    inner.command_stats.call(spec, argv, nanos, reply);
+    inner.monitor(db, crate::cache::monitor::Origin::Lua, argv);
 }
 
 /// Redis's reply to EVALSHA of an unknown script.
@@ -443,6 +495,12 @@ impl Vm {
         let flags = Arc::new(RunFlags::default());
         let reply = self.call(ctx, inner, function, calling, keys, argv, rules, &flags);
         self.lua.remove_hook();
+        flags.settle(inner);
+        if let Some(log) = ctx.lookup_log.take()
+            && flags.handed_off.load(Ordering::Relaxed)
+        {
+            ctx.uncount_lookups(log);
+        }
         ctx.script_handed_off = flags.handed_off.load(Ordering::Relaxed);
         // Redis takes a GC step every 50 scripts so garbage never waits for a full cycle.
         self.runs += 1;
@@ -489,6 +547,8 @@ impl Vm {
         let threshold_ms = inner.settings.busy_reply_threshold_ms();
         let clock = inner.clock.clone();
         let running = Arc::clone(&inner.running);
+        flags.defer.store(ctx.script_inline, Ordering::Relaxed);
+        ctx.lookup_log = ctx.script_inline.then(Vec::new);
         let inline_until = ctx.script_inline.then(|| {
             clock
                 .monotonic_ns()
@@ -808,6 +868,11 @@ fn run_command(
         Ok(Some(spec)) => {
             if spec.write || matches!(spec.name, "publish" | "spublish") {
                 flags.pinned.store(true, Ordering::Relaxed);
+                if flags.defer.swap(false, Ordering::Relaxed) {
+                    // Pinned: the run stands, so what it deferred counts now, before this.
+                    flags.settle(inner);
+                    ctx.lookup_log = None;
+                }
             }
             ctx.resp3 = resp3;
             let started = inner.clock.monotonic_ns();
@@ -818,10 +883,22 @@ fn run_command(
             ctx.count_lookups = false;
             ctx.in_script = false;
             ctx.drain_expired(own_notes);
-            inner.stats.commands.fetch_add(1, Ordering::Relaxed);
             let ran = inner.clock.monotonic_ns().saturating_sub(started);
-            inner.command_stats.call(spec, &argv, ran, &reply);
-            inner.monitor(ctx.db, crate::cache::monitor::Origin::Lua, &argv);
+            if flags.defer.load(Ordering::Relaxed) {
+                flags
+                    .deferred
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(Deferred {
+                        spec,
+                        db: ctx.db,
+                        args: owned,
+                        nanos: ran,
+                        error: reply.is_error().then(|| reply.clone()),
+                    });
+            } else {
+                count_call(inner, spec, ctx.db, &argv, ran, &reply);
+            }
             if spec.write && !reply.is_error() {
                 inner.running.note_write();
             }
