@@ -161,6 +161,51 @@ fn evalsha_and_the_script_cache() {
     );
 }
 
+/// SCRIPT's and FUNCTION's subcommands have Redis 7.0.15's arities and errors: a known
+/// subcommand with the wrong number of arguments gets `'script|load'`'s arity error, an
+/// unknown one `unknown subcommand`, and SCRIPT FLUSH with more than one option its own
+/// error. Texts are `redis-server` 7.0.15's.
+#[test]
+fn script_and_function_subcommands_answer_redis_arity_errors() {
+    let (server, _) = start();
+    let mut c = Conn::open(server.addr);
+    let arity = |full: &str| {
+        err(&format!(
+            "ERR wrong number of arguments for '{full}' command"
+        ))
+    };
+    let cases: &[(&[&str], Frame)] = &[
+        (&["SCRIPT", "EXISTS"], arity("script|exists")),
+        (&["SCRIPT", "load"], arity("script|load")),
+        (&["SCRIPT", "LOAD", "a", "b"], arity("script|load")),
+        (&["SCRIPT", "KILL", "x"], arity("script|kill")),
+        (&["SCRIPT", "HELP", "x"], arity("script|help")),
+        (
+            &["SCRIPT", "FLUSH", "SYNC", "x"],
+            err("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+        ),
+        (
+            &["SCRIPT", "NOPE", "x"],
+            err("ERR unknown subcommand 'NOPE'. Try SCRIPT HELP."),
+        ),
+        (&["FUNCTION", "DELETE"], arity("function|delete")),
+        (&["FUNCTION", "DELETE", "a", "b"], arity("function|delete")),
+        (&["FUNCTION", "DUMP", "a"], arity("function|dump")),
+        (&["FUNCTION", "LOAD"], arity("function|load")),
+        (&["FUNCTION", "RESTORE"], arity("function|restore")),
+        (&["FUNCTION", "STATS", "a"], arity("function|stats")),
+        (&["FUNCTION", "KILL", "a"], arity("function|kill")),
+        (&["FUNCTION", "HELP", "a"], arity("function|help")),
+        (
+            &["FUNCTION", "nope"],
+            err("ERR unknown subcommand 'nope'. Try FUNCTION HELP."),
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(&c.cmd(args), want, "{args:?}");
+    }
+}
+
 #[test]
 fn errors_name_the_script_and_line_and_globals_are_read_only() {
     let (server, _) = start();

@@ -469,16 +469,28 @@ const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
             ("help", 2),
         ],
     ),
-];
-
-/// Subcommands of the script containers, which check their own arities: COMMAND LIST names
-/// them beside [`SUBCOMMAND_ARITIES`]'.
-const SCRIPT_SUBCOMMANDS: &[(&str, &[&str])] = &[
-    ("script", &["exists", "flush", "help", "kill", "load"]),
+    (
+        "script",
+        &[
+            ("exists", -3),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("load", 3),
+        ],
+    ),
     (
         "function",
         &[
-            "delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats",
+            ("delete", 3),
+            ("dump", 2),
+            ("flush", -2),
+            ("help", 2),
+            ("kill", 2),
+            ("list", -2),
+            ("load", -3),
+            ("restore", -3),
+            ("stats", 2),
         ],
     ),
 ];
@@ -489,12 +501,6 @@ fn subcommands_of(name: &str) -> Option<Vec<&'static str>> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, subs)| subs.iter().map(|(sub, _)| *sub).collect())
-        .or_else(|| {
-            SCRIPT_SUBCOMMANDS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, subs)| subs.to_vec())
-        })
 }
 
 /// Every command's full name, as COMMAND LIST gives them: each command, then each of its
@@ -562,7 +568,7 @@ pub(crate) fn arity_error(spec: &Spec, args: &[&[u8]]) -> Option<Frame> {
     // of the others.
     if !matches!(
         spec.name.as_bytes().first(),
-        Some(b'c' | b'l' | b'o' | b'm' | b'p' | b's' | b'x')
+        Some(b'c' | b'f' | b'l' | b'o' | b'm' | b'p' | b's' | b'x')
     ) {
         return None;
     }
@@ -712,12 +718,6 @@ mod tests {
         }
         for name in ["nosuch", "config|nosuch", "get|x", "config|", "|get"] {
             assert!(!is_full_name(name), "{name}");
-        }
-        for (name, subs) in SCRIPT_SUBCOMMANDS {
-            for sub in *subs {
-                let full = format!("{name}|{sub}");
-                assert!(super::super::cmdflags::of(&full).is_some(), "{full}");
-            }
         }
     }
 

@@ -573,7 +573,7 @@ pub(crate) fn function(scripting: &mut Scripting, inner: &Inner, args: &[&[u8]])
         Frame::Array(FUNCTION_HELP.iter().map(|l| Frame::simple(l)).collect())
     } else {
         Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
             String::from_utf8_lossy(sub)
         ))
     }

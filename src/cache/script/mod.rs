@@ -1130,10 +1130,10 @@ fn script_command(scripting: &mut Scripting, args: &[&[u8]]) -> Frame {
             })
             .collect();
         Frame::Array(found)
-    } else if is(sub, "flush") && args.len() <= 3 {
+    } else if is(sub, "flush") {
         match args.get(2) {
             None => {}
-            Some(mode) if is(mode, "sync") || is(mode, "async") => {}
+            Some(mode) if args.len() == 3 && (is(mode, "sync") || is(mode, "async")) => {}
             Some(_) => return Frame::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
         }
         match scripting.flush() {
@@ -1146,7 +1146,7 @@ fn script_command(scripting: &mut Scripting, args: &[&[u8]]) -> Frame {
         Frame::Array(SCRIPT_HELP.iter().map(|line| Frame::simple(line)).collect())
     } else {
         Frame::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+            "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
             String::from_utf8_lossy(sub)
         ))
     }
