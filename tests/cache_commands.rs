@@ -1784,3 +1784,38 @@ fn set_checks_syntax_then_the_time_then_the_old_value() {
     assert_eq!(run(&c, &["SET", "k", "v", "EX", "5"]), Frame::ok());
     assert_eq!(run(&c, &["TTL", "k"]), Frame::Integer(5));
 }
+
+/// SCAN-family cursors are read as Redis 7.0 reads them with `strtoul` (a sign, a negative
+/// one wrapping, the empty string 0; no space, no overflow), and an intset or a listpack hash
+/// is answered whole with cursor 0, in its own order, whatever the cursor and COUNT. Replies
+/// are `redis-server` 7.0.15's for the same commands.
+#[test]
+fn scan_cursors_read_as_strtoul_and_compact_collections_answer_whole() {
+    let c = cache();
+    let page = |items: &[&str]| {
+        Frame::Array(vec![
+            bulk("0"),
+            Frame::Array(items.iter().map(|s| bulk(s)).collect()),
+        ])
+    };
+    run(&c, &["SADD", "s", "3", "1", "-2", "10"]);
+    run(&c, &["HSET", "h", "z", "1", "a", "2", "m", "3"]);
+    let ints = page(&["-2", "1", "3", "10"]);
+    let fields = page(&["z", "1", "a", "2", "m", "3"]);
+    assert_eq!(run(&c, &["SSCAN", "s", "0", "COUNT", "1"]), ints);
+    assert_eq!(run(&c, &["SSCAN", "s", "-1"]), ints);
+    assert_eq!(run(&c, &["SSCAN", "s", ""]), ints);
+    assert_eq!(
+        run(&c, &["SSCAN", "s", "+0", "MATCH", "1*"]),
+        page(&["1", "10"])
+    );
+    assert_eq!(run(&c, &["HSCAN", "h", "0", "COUNT", "1"]), fields);
+    assert_eq!(run(&c, &["HSCAN", "h", "18446744073709551615"]), fields);
+    for cursor in ["-", " 1", "18446744073709551616", "0x1"] {
+        assert_eq!(
+            run(&c, &["SCAN", cursor]),
+            Frame::error("ERR invalid cursor"),
+            "{cursor:?}"
+        );
+    }
+}

@@ -81,6 +81,12 @@ impl FromIterator<(Bytes, Bytes)> for HashValue {
 }
 
 impl HashValue {
+    /// Whether Redis 7.0 would keep this hash as a listpack (OBJECT ENCODING; HSCAN answers
+    /// it whole).
+    pub(crate) fn is_listpack(&self) -> bool {
+        self.len() <= 128 && self.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64)
+    }
+
     /// Bytes charged for the fields and values.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -385,6 +391,15 @@ impl FromIterator<Bytes> for SetValue {
 }
 
 impl SetValue {
+    /// Whether Redis 7.0 would keep this set as an intset (OBJECT ENCODING; SSCAN answers it
+    /// whole, in its ascending order).
+    pub(crate) fn is_intset(&self) -> bool {
+        self.len() <= 512
+            && self
+                .iter()
+                .all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
+    }
+
     /// Bytes charged for the members.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
@@ -433,7 +448,7 @@ impl Value {
         match self {
             Self::Str(s) => Self::str_encoding(s),
             Self::Hash(h) => {
-                if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
+                if h.is_listpack() {
                     "listpack"
                 } else {
                     "hashtable"
@@ -442,10 +457,7 @@ impl Value {
             Self::List(_) => "quicklist",
             // Redis 7.0 has no listpack sets (7.2 added them).
             Self::Set(s) => {
-                if s.len() <= 512
-                    && s.iter()
-                        .all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
-                {
+                if s.is_intset() {
                     "intset"
                 } else {
                     "hashtable"

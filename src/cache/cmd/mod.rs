@@ -266,6 +266,29 @@ pub(crate) fn int64(n: u64) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
+/// A SCAN cursor as Redis 7.0's `parseScanCursorOrReply` reads it with C's `strtoul`: an
+/// optional sign (a negative one wraps modulo 2^64), decimal digits, nothing after them (the
+/// empty string is 0), no leading space, and no magnitude past `u64::MAX`.
+pub(crate) fn parse_cursor(text: &[u8]) -> Option<u64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        // strtoul read nothing: its end is the text's start, valid only when that is its end.
+        return text.is_empty().then_some(0);
+    }
+    let mut n: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
 /// Parses `COUNT n`-style SCAN options shared by SCAN, HSCAN and SSCAN: returns
 /// (cursor, pattern, count, type filter).
 pub(crate) fn scan_options(
@@ -273,10 +296,8 @@ pub(crate) fn scan_options(
     cursor_at: usize,
     allow_type: bool,
 ) -> Result<(u64, Option<Bytes>, usize, Option<Bytes>), Frame> {
-    let cursor = std::str::from_utf8(arg(args, cursor_at))
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Frame::error("ERR invalid cursor"))?;
+    let cursor =
+        parse_cursor(arg(args, cursor_at)).ok_or_else(|| Frame::error("ERR invalid cursor"))?;
     let mut pattern = None;
     let mut count = 10usize;
     let mut kind = None;
@@ -305,6 +326,29 @@ pub(crate) fn scan_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_parse_as_strtoul() {
+        for (text, want) in [
+            (&b"0"[..], Some(0)),
+            (b"", Some(0)),
+            (b"+5", Some(5)),
+            (b"-0", Some(0)),
+            (b"-1", Some(u64::MAX)),
+            (b"-18446744073709551615", Some(1)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b"-18446744073709551616", None),
+            (b"-", None),
+            (b"+", None),
+            (b" 1", None),
+            (b"1 ", None),
+            (b"0x1", None),
+            (b"--1", None),
+        ] {
+            assert_eq!(parse_cursor(text), want, "{text:?}");
+        }
+    }
 
     #[test]
     fn glob_like_redis() {

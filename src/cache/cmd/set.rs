@@ -346,6 +346,15 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let (next, page) = match tri!(get_set(ctx, arg(args, 1))) {
+        // As Redis: an intset is answered whole, in ascending order, with cursor 0.
+        Some(s) if s.is_intset() => {
+            let mut members: Vec<(i64, Bytes)> = s
+                .iter()
+                .filter_map(|m| Some((parse_i64(m)?, m.clone())))
+                .collect();
+            members.sort_unstable_by_key(|(n, _)| *n);
+            (0, members.into_iter().map(|(_, m)| m).collect())
+        }
         Some(s) => {
             let hasher = s.hasher();
             super::keys::page_by_hash(
