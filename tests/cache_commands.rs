@@ -1819,3 +1819,44 @@ fn scan_cursors_read_as_strtoul_and_compact_collections_answer_whole() {
         );
     }
 }
+
+/// OBJECT REFCOUNT of a string Redis 7.0 stores as one of its shared integers (an `int` from 0
+/// to 9999, unless maxmemory is set under an LRU or LFU policy) is `INT_MAX`
+/// (`OBJ_SHARED_REFCOUNT`); anything else is 1. Replies are `redis-server` 7.0.15's.
+#[test]
+fn object_refcount_of_a_shared_integer_is_int_max() {
+    let c = cache();
+    let shared = Frame::Integer(2_147_483_647);
+    let refcount = |key: &str| run(&c, &["OBJECT", "REFCOUNT", key]);
+    for (key, value) in [("a", "0"), ("b", "9999"), ("c", "10000"), ("d", "-1")] {
+        run(&c, &["SET", key, value]);
+    }
+    run(&c, &["INCR", "e"]);
+    run(&c, &["APPEND", "f", "12"]);
+    run(&c, &["SET", "g", "1"]);
+    run(&c, &["APPEND", "g", "2"]);
+    run(&c, &["RPUSH", "l", "1"]);
+    for (key, want) in [
+        ("a", &shared),
+        ("b", &shared),
+        ("c", &Frame::Integer(1)),
+        ("d", &Frame::Integer(1)),
+        ("e", &shared),
+        ("f", &shared),
+        ("g", &Frame::Integer(1)),
+        ("l", &Frame::Integer(1)),
+    ] {
+        assert_eq!(&refcount(key), want, "{key}");
+    }
+    run(&c, &["CONFIG", "SET", "maxmemory", "100mb"]);
+    run(&c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    run(&c, &["SET", "h", "5"]);
+    assert_eq!(refcount("h"), Frame::Integer(1));
+    run(&c, &["CONFIG", "SET", "maxmemory-policy", "volatile-ttl"]);
+    run(&c, &["SET", "i", "5"]);
+    assert_eq!(refcount("i"), shared);
+    run(&c, &["CONFIG", "SET", "maxmemory", "0"]);
+    run(&c, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
+    run(&c, &["SET", "j", "5"]);
+    assert_eq!(refcount("j"), shared);
+}

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use super::{SYNTAX, arg, glob_match, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::rdb;
-use crate::cache::resp::frame::{Frame, decimal};
+use crate::cache::resp::frame::{Frame, decimal, parse_i64};
 use crate::cache::shard::lfu_minutes;
-use crate::cache::{DATABASES, EventKind, Inner, SHARDS, notify};
+use crate::cache::{DATABASES, EventKind, EvictionPolicy, Inner, SHARDS, notify};
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let mut n = 0;
@@ -638,13 +638,31 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
     let now_s = ctx.access_stamp();
     let (now_ms, lfu) = (ctx.now_ms, ctx.lfu);
     let lfu_policy = inner.policy().is_lfu();
+    // Redis's `MAXMEMORY_FLAG_NO_SHARED_INTEGERS`: values are not shared when maxmemory is set
+    // under an LRU or LFU policy (their objects carry the access data). This reads the
+    // settings now, where Redis read them when it stored the value.
+    let shares_integers = inner.maxmemory.load(std::sync::atomic::Ordering::Relaxed) == 0
+        || !matches!(
+            inner.policy(),
+            EvictionPolicy::AllkeysLru
+                | EvictionPolicy::VolatileLru
+                | EvictionPolicy::AllkeysLfu
+                | EvictionPolicy::VolatileLfu
+        );
     let Some(e) = ctx.entry_nonotify(arg(args, 2)) else {
         return Frame::Null;
     };
     if is(sub, "encoding") {
         Frame::bulk(e.encoding().as_bytes())
     } else if is(sub, "refcount") {
-        Frame::Integer(1)
+        // An `int` string from 0 to 9999 is one of Redis's shared integers
+        // (`OBJ_SHARED_INTEGERS`), whose count is `OBJ_SHARED_REFCOUNT` (`INT_MAX`).
+        let shared = shares_integers
+            && e.encoding() == "int"
+            && e.str()
+                .and_then(parse_i64)
+                .is_some_and(|n| (0..OBJ_SHARED_INTEGERS).contains(&n));
+        Frame::Integer(if shared { OBJ_SHARED_REFCOUNT } else { 1 })
     } else if is(sub, "idletime") {
         if lfu_policy {
             return Frame::error(
@@ -661,6 +679,11 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
         Frame::Integer(i64::from(e.lfu_counter(now_ms, lfu)))
     }
 }
+
+/// Redis's `OBJ_SHARED_INTEGERS`: the integers below it are shared objects.
+const OBJ_SHARED_INTEGERS: i64 = 10_000;
+/// Redis's `OBJ_SHARED_REFCOUNT`, the count OBJECT REFCOUNT gives a shared object.
+const OBJ_SHARED_REFCOUNT: i64 = i32::MAX as i64;
 
 /// MEMORY USAGE, PURGE, MALLOC-STATS and HELP, as Redis 7.0's `memoryCommand` (DOCTOR and
 /// STATS describe an allocator this server does not have).
