@@ -389,8 +389,70 @@ fn wide_tables_encode() {
         panic!("{:?}", replies[2])
     };
     assert!(
-        e.starts_with("ERR Cannot serialise boolean: table key must be a number or string"),
+        e.starts_with(
+            "ERR user_script:1: Cannot serialise boolean: table key must be a number or string"
+        ),
         "{e}"
     );
     assert_eq!(replies[3], bulk(r#"[1,2,{"a":"x\/y"},{}]"#));
+}
+
+/// An uncaught cjson error carries the position of the script line that called it, as
+/// lua-cjson raises every error with `luaL_error`; caught by `pcall` (a C caller) it has none.
+/// Texts are `redis-server` 7.0.15's.
+#[test]
+fn uncaught_errors_name_the_calling_line_as_lual_error_does() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "return cjson.encode({f=function() end})",
+            "Cannot serialise function: type not supported",
+        ),
+        (
+            "return cjson.encode({[1]=1,[100]=2})",
+            "Cannot serialise table: excessively sparse array",
+        ),
+        (
+            "return cjson.encode(0/0)",
+            "Cannot serialise number: must not be NaN or Inf",
+        ),
+        (
+            "return cjson.decode('[[[')",
+            "Expected value but found T_END at character 4",
+        ),
+        (
+            "cjson.decode_max_depth(1) return cjson.decode('[[1]]')",
+            "Found too many nested data structures (2) at character 2",
+        ),
+        (
+            "return cjson.decode(string.char(0,1))",
+            "JSON parser does not support UTF-16 or UTF-32",
+        ),
+        (
+            "cjson.encode_max_depth(1) return cjson.encode({{1}})",
+            "Cannot serialise, excessive nesting (2)",
+        ),
+        (
+            "return cjson.encode({[true]=1})",
+            "Cannot serialise boolean: table key must be a number or string",
+        ),
+    ];
+    let scripts: Vec<(&str, &[&str])> = cases.iter().map(|(s, _)| (*s, &[][..])).collect();
+    let replies = eval_all(&scripts);
+    for ((script, text), reply) in cases.iter().zip(replies) {
+        let sha = streamcache::cache::script_sha1(script);
+        assert_eq!(
+            reply,
+            Frame::Error(format!(
+                "ERR user_script:1: {text} script: {sha}, on @user_script:1."
+            )),
+            "{script}"
+        );
+    }
+    let caught = eval_all(&[(&pcall_error("cjson.decode, '{'"), &[])]);
+    assert_eq!(
+        caught,
+        vec![Frame::bulk(
+            b"Expected object key string but found T_END at character 2"
+        )]
+    );
 }

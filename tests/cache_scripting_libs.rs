@@ -857,7 +857,7 @@ fn pcall_and_xpcall_give_library_errors_as_strings() {
         (
             "cjson.decode, 'x'",
             "Expected value but found invalid token",
-            "string:Expected value but found invalid token",
+            "string:user_script:1: Expected value but found invalid token",
         ),
         (
             "cmsgpack.unpack, '\\193'",

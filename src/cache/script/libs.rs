@@ -488,7 +488,7 @@ fn encode(lua: &Lua, value: Value, opts: &EncodeOptions, next: &Function) -> Rai
             Some(Value::Table(table)) => {
                 let depth = levels.len() + 1;
                 if depth > opts.depth_max || depth > CJSON_DEPTH_MAX {
-                    return Err(Raise::Runtime(format!(
+                    return Err(Raise::text(format!(
                         "Cannot serialise, excessive nesting ({depth})"
                     )));
                 }
@@ -570,7 +570,7 @@ fn array_length(table: &Table) -> Raised<usize> {
         items += 1;
     }
     if max > 10 && max > items.saturating_mul(2) {
-        return Err(Raise::Runtime(
+        return Err(Raise::text(
             "Cannot serialise table: excessively sparse array".to_owned(),
         ));
     }
@@ -580,8 +580,8 @@ fn array_length(table: &Table) -> Raised<usize> {
 /// The text of a number, refused when it is NaN or infinite unless `encode_invalid_numbers`.
 fn number_text(n: f64, opts: &EncodeOptions) -> Raised<String> {
     if !n.is_finite() && !opts.invalid_numbers {
-        return Err(Raise::Runtime(
-            "Cannot serialise number: must not be NaN or Infinity".to_owned(),
+        return Err(Raise::text(
+            "Cannot serialise number: must not be NaN or Inf".to_owned(),
         ));
     }
     Ok(if n.is_nan() {
@@ -600,7 +600,7 @@ fn encode_scalar(value: &Value, opts: &EncodeOptions, out: &mut Output) -> Raise
         Value::Integer(n) => out.push(n.to_string().as_bytes()),
         Value::Number(n) => out.push(number_text(*n, opts)?.as_bytes()),
         Value::String(s) => quote(&s.as_bytes(), out),
-        other => Err(Raise::Runtime(format!(
+        other => Err(Raise::text(format!(
             "Cannot serialise {}: type not supported",
             lua_type_name(other)
         ))),
@@ -614,7 +614,7 @@ fn encode_key(key: &Value, opts: &EncodeOptions, out: &mut Output) -> Raised<()>
         Value::Integer(n) => out.push(format!("\"{n}\"").as_bytes())?,
         Value::Number(n) => out.push(format!("\"{}\"", number_text(*n, opts)?).as_bytes())?,
         other => {
-            return Err(Raise::Runtime(format!(
+            return Err(Raise::text(format!(
                 "Cannot serialise {}: table key must be a number or string",
                 lua_type_name(other)
             )));
@@ -955,7 +955,7 @@ impl DecodeLevel {
 
 /// lua-cjson's "Expected <what> but found <token> at character <n>".
 fn parse_error(expected: &str, (token, index): &(Token, usize)) -> Raise {
-    Raise::Runtime(format!(
+    Raise::text(format!(
         "Expected {expected} but found {} at character {}",
         token.name(),
         index + 1
@@ -981,7 +981,7 @@ fn object_key(lexer: &mut Lexer<'_>, key: (Token, usize)) -> Raised<Vec<u8>> {
 /// [`CJSON_DEPTH_MAX`] fails with lua-cjson's "Found too many nested data structures".
 fn decode(lua: &Lua, text: &[u8], depth_max: usize) -> Raised<Value> {
     if text.len() >= 2 && (text.first() == Some(&0) || text.get(1) == Some(&0)) {
-        return Err(Raise::Runtime(
+        return Err(Raise::text(
             "JSON parser does not support UTF-16 or UTF-32".to_owned(),
         ));
     }
@@ -1002,7 +1002,7 @@ fn decode(lua: &Lua, text: &[u8], depth_max: usize) -> Raised<Value> {
             (open @ (Token::ObjBegin | Token::ArrBegin), _) => {
                 let depth = levels.len() + 1;
                 if depth > depth_max || depth > CJSON_DEPTH_MAX {
-                    return Err(Raise::Runtime(format!(
+                    return Err(Raise::text(format!(
                         "Found too many nested data structures ({depth}) at character {}",
                         lexer.pos
                     )));
