@@ -871,8 +871,8 @@ fn pcall_and_xpcall_give_library_errors_as_strings() {
         ),
         (
             "bit.tobit",
-            "bad argument #1 (number expected, got no value)",
-            "string:bad argument #1 (number expected, got no value)",
+            "bad argument #1 to '?' (number expected, got no value)",
+            "string:user_script:1: bad argument #1 to 'tobit' (number expected, got no value)",
         ),
     ] {
         let body = format!(
@@ -920,4 +920,41 @@ fn call_of(pcall_args: &str) -> String {
         Some((f, args)) => format!("{f}({args})"),
         None => format!("{pcall_args}()"),
     }
+}
+
+/// An uncaught `bit` error names the function and the calling line, as LuaBitOp's
+/// `luaL_checknumber` raises it. Texts are `redis-server` 7.0.15's.
+#[test]
+fn bit_errors_name_the_function_and_the_calling_line() {
+    let server = start();
+    let mut c = Conn::open(server.addr);
+    for (call, narg, name, got) in [
+        ("bit.tobit()", 1, "tobit", "no value"),
+        ("bit.band(1, 'x')", 2, "band", "string"),
+        ("bit.lshift(1)", 2, "lshift", "no value"),
+        ("bit.tohex({})", 1, "tohex", "table"),
+    ] {
+        let script = format!("return {call}");
+        let sha = streamcache::cache::script_sha1(&script);
+        let text = format!("bad argument #{narg} to '{name}' (number expected, got {got})");
+        assert_eq!(
+            c.cmd(&["EVAL", &script, "0"]),
+            Frame::Error(format!(
+                "ERR user_script:1: {text} script: {sha}, on @user_script:1."
+            )),
+            "{script}"
+        );
+    }
+    assert_eq!(
+        eval(&mut c, "local ok, e = pcall(bit.bor, 1, {}) return e", &[]),
+        bulk("bad argument #2 to '?' (number expected, got table)")
+    );
+    assert_eq!(
+        eval(
+            &mut c,
+            "return {bit.tohex(255, -4), bit.band(7, '3'), bit.rol(1, 33)}",
+            &[]
+        ),
+        Frame::Array(vec![bulk("00FF"), Frame::Integer(3), Frame::Integer(2)])
+    );
 }

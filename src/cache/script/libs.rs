@@ -337,7 +337,7 @@ impl Output {
 /// arguments as lauxlib does ([`Args`]) and fails with the C code's messages ([`Raise`]).
 pub(super) fn c_function(
     lua: &Lua,
-    f: fn(&Args<'_>) -> Raised<MultiValue>,
+    f: impl Fn(&Args<'_>) -> Raised<MultiValue> + Send + 'static,
 ) -> mlua::Result<Function> {
     lua.create_function(move |lua, args: MultiValue| {
         let args = Args {
@@ -1087,87 +1087,87 @@ fn tobit(n: f64) -> i32 {
     (r as u64 as u32) as i32
 }
 
-fn bit_args(args: &MultiValue) -> mlua::Result<Vec<i32>> {
-    args.iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::Integer(n) => Ok(tobit(*n as f64)),
-            Value::Number(n) => Ok(tobit(*n)),
-            Value::String(s) => s
-                .to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .map(tobit)
-                .ok_or_else(|| {
-                    mlua::Error::runtime(format!("bad argument #{} (number expected)", i + 1))
-                }),
-            _ => Err(mlua::Error::runtime(format!(
-                "bad argument #{} (number expected, got {})",
-                i + 1,
-                v.type_name()
-            ))),
-        })
-        .collect()
+/// LuaBitOp's `barg`: argument `narg` by `luaL_checknumber` (its errors name the function and
+/// the calling line), wrapped to 32 bits.
+fn bit_arg(args: &Args<'_>, narg: usize) -> Raised<i32> {
+    args.check_number(narg).map(tobit)
+}
+
+/// One number, as LuaBitOp returns its results.
+fn bit_result(n: i32) -> Raised<MultiValue> {
+    Ok(MultiValue::from_iter([Value::Number(f64::from(n))]))
+}
+
+/// A LuaBitOp operation of one operand.
+type BitOp1 = fn(i32) -> i32;
+/// A LuaBitOp operation of two operands.
+type BitOp2 = fn(i32, i32) -> i32;
+/// A LuaBitOp shift or rotation by a count of 0 to 31.
+type BitShift = fn(i32, u32) -> i32;
+
+/// `band`, `bor`, `bxor`: `op` folded over every argument (at least one).
+fn bit_fold(args: &Args<'_>, op: BitOp2) -> Raised<MultiValue> {
+    let mut acc = bit_arg(args, 1)?;
+    for narg in 2..=args.len() {
+        acc = op(acc, bit_arg(args, narg)?);
+    }
+    bit_result(acc)
+}
+
+/// `lshift`, `rshift`, `arshift`, `rol`, `ror`: the first argument by the second's low 5 bits.
+fn bit_shift(args: &Args<'_>, op: BitShift) -> Raised<MultiValue> {
+    let x = bit_arg(args, 1)?;
+    let n = bit_arg(args, 2)?;
+    bit_result(op(x, (n as u32) & 31))
 }
 
 fn bit_table(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
-    let fold = |f: fn(i32, i32) -> i32| {
-        lua.create_function(move |_, args: MultiValue| {
-            let v = bit_args(&args)?;
-            let (first, rest) = v.split_first().ok_or_else(|| {
-                mlua::Error::runtime("bad argument #1 (number expected, got no value)")
-            })?;
-            Ok(f64::from(rest.iter().fold(*first, |a, b| f(a, *b))))
-        })
-    };
-    t.raw_set("band", fold(|a, b| a & b)?)?;
-    t.raw_set("bor", fold(|a, b| a | b)?)?;
-    t.raw_set("bxor", fold(|a, b| a ^ b)?)?;
-    let unary = |f: fn(i32) -> i32| {
-        lua.create_function(move |_, args: MultiValue| {
-            let v = bit_args(&args)?;
-            let x = v.first().ok_or_else(|| {
-                mlua::Error::runtime("bad argument #1 (number expected, got no value)")
-            })?;
-            Ok(f64::from(f(*x)))
-        })
-    };
-    t.raw_set("tobit", unary(|x| x)?)?;
-    t.raw_set("bnot", unary(|x| !x)?)?;
-    t.raw_set("bswap", unary(i32::swap_bytes)?)?;
-    let shift = |f: fn(i32, u32) -> i32| {
-        lua.create_function(move |_, args: MultiValue| {
-            let v = bit_args(&args)?;
-            match v.as_slice() {
-                [x, n, ..] => Ok(f64::from(f(*x, (*n as u32) & 31))),
-                _ => Err(mlua::Error::runtime(
-                    "bad argument #2 (number expected, got no value)",
-                )),
-            }
-        })
-    };
-    t.raw_set("lshift", shift(|x, n| ((x as u32) << n) as i32)?)?;
-    t.raw_set("rshift", shift(|x, n| ((x as u32) >> n) as i32)?)?;
-    t.raw_set("arshift", shift(|x, n| x >> n)?)?;
-    t.raw_set("rol", shift(|x, n| (x as u32).rotate_left(n) as i32)?)?;
-    t.raw_set("ror", shift(|x, n| (x as u32).rotate_right(n) as i32)?)?;
+    let folds: [(&str, BitOp2); 3] = [
+        ("band", |x, y| x & y),
+        ("bor", |x, y| x | y),
+        ("bxor", |x, y| x ^ y),
+    ];
+    for (name, op) in folds {
+        t.raw_set(name, c_function(lua, move |a| bit_fold(a, op))?)?;
+    }
+    let unary: [(&str, BitOp1); 3] = [
+        ("tobit", |x| x),
+        ("bnot", |x| !x),
+        ("bswap", i32::swap_bytes),
+    ];
+    for (name, op) in unary {
+        t.raw_set(
+            name,
+            c_function(lua, move |a| bit_result(op(bit_arg(a, 1)?)))?,
+        )?;
+    }
+    let shifts: [(&str, BitShift); 5] = [
+        ("lshift", |x, n| ((x as u32) << n) as i32),
+        ("rshift", |x, n| ((x as u32) >> n) as i32),
+        ("arshift", |x, n| x >> n),
+        ("rol", |x, n| (x as u32).rotate_left(n) as i32),
+        ("ror", |x, n| (x as u32).rotate_right(n) as i32),
+    ];
+    for (name, op) in shifts {
+        t.raw_set(name, c_function(lua, move |a| bit_shift(a, op))?)?;
+    }
     t.raw_set(
         "tohex",
-        lua.create_function(|lua, args: MultiValue| {
-            let v = bit_args(&args)?;
-            let x = v.first().ok_or_else(|| {
-                mlua::Error::runtime("bad argument #1 (number expected, got no value)")
-            })?;
-            let n = v.get(1).copied().unwrap_or(8);
+        c_function(lua, |a| {
+            let x = bit_arg(a, 1)?;
+            let n = if a.len() >= 2 { bit_arg(a, 2)? } else { 8 };
             let upper = n < 0;
             let digits = n.unsigned_abs().min(8) as usize;
             let full = if upper {
-                format!("{:08X}", *x as u32)
+                format!("{:08X}", x as u32)
             } else {
-                format!("{:08x}", *x as u32)
+                format!("{:08x}", x as u32)
             };
-            lua.create_string(&full[8 - digits..])
+            let text = a
+                .lua
+                .create_string(full.get(8 - digits..).unwrap_or_default())?;
+            Ok(MultiValue::from_iter([Value::String(text)]))
         })?,
     )?;
     Ok(t)
