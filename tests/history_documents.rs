@@ -1774,3 +1774,159 @@ fn array_filter_and_expansion_limits() {
     );
     assert_eq!(stored, start(max + 1), "nothing written");
 }
+
+/// `$push`'s clauses are checked as MongoDB's `PushNode::init` checks them, when the update is
+/// parsed: BadValue (2) with its texts, whether or not a document matches.
+#[test]
+fn push_clauses_are_checked_when_the_update_is_parsed() {
+    for (push, message) in [
+        (
+            doc! {"$each": [1], "$sort": {}},
+            "The $sort pattern is empty when it should be a set of fields.",
+        ),
+        (
+            doc! {"$each": [1], "$sort": {"a": 2}},
+            "The $sort element value must be either 1 or -1",
+        ),
+        (
+            doc! {"$each": [1], "$sort": {"a": "1"}},
+            "The $sort element value must be either 1 or -1",
+        ),
+        (
+            doc! {"$each": [1], "$sort": {"a..b": 1}},
+            "The $sort field is a dotted field but has an empty part: a..b",
+        ),
+        (
+            doc! {"$each": [1], "$sort": 0},
+            "The $sort element value must be either 1 or -1",
+        ),
+        (
+            doc! {"$each": [1], "$sort": "a"},
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields",
+        ),
+        (
+            doc! {"$each": 1},
+            "The argument to $each in $push must be an array but it was of type: int",
+        ),
+        (
+            doc! {"$each": [1], "$slice": 1.5},
+            "The value for $slice must be an integer value but was given type: double",
+        ),
+        (
+            doc! {"$each": [1], "$position": "0"},
+            "The value for $position must be an integer value, not of type: string",
+        ),
+        (
+            doc! {"$each": [1], "$at": 0},
+            "Unrecognized clause in $push: $at",
+        ),
+    ] {
+        let (_d, h) = open();
+        let update = doc! {"$push": {"l": push.clone()}};
+        // No document matches: the clause is refused all the same.
+        let e = h
+            .update(
+                "db",
+                "c",
+                &doc! {"_id": 9},
+                &update,
+                UpdateOptions::default(),
+            )
+            .unwrap_err();
+        assert_eq!((e.code(), e.to_string()), (2, message.to_owned()), "{push}");
+    }
+    // Integral doubles are integers, as MongoDB's parseIntegerElementToLong takes them.
+    let (outcome, stored) = update_fresh(
+        &doc! {"_id": 1, "l": [3, 1]},
+        &doc! {"$push": {"l": {"$each": [2], "$sort": {"x": -1.0}, "$slice": 2.0, "$position": 0.0}}},
+    );
+    outcome.unwrap();
+    assert_eq!(stored, doc! {"_id": 1, "l": [2, 3]});
+}
+
+/// `$pop`, `$pull` and `$pullAll` on a missing path do nothing, unless the path could never
+/// be created: crossing a scalar, or an array by a name, is PathNotViable (28) with MongoDB's
+/// `UpdateLeafNode::checkViability` text. Creating operators refuse such a path with
+/// `createPathAt`'s text, which renders the blocking element whole.
+#[test]
+fn array_removals_refuse_a_path_through_a_scalar() {
+    let cases: Vec<(Document, Document, &str)> = vec![
+        (
+            doc! {"_id": 1, "a": 1},
+            doc! {"$pop": {"a.b": 1}},
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: 1})",
+        ),
+        (
+            doc! {"_id": 1, "a": {"x": "s"}},
+            doc! {"$pop": {"a.x.y.z": -1}},
+            "Cannot use the part (y) of (a.x.y.z) to traverse the element ({x: \"s\"})",
+        ),
+        (
+            doc! {"_id": 1, "a": 1},
+            doc! {"$pull": {"a.b": 1}},
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: 1})",
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"$pullAll": {"a.b": [1]}},
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: [ 1, 2 ]})",
+        ),
+        (
+            doc! {"_id": 1, "a": [[1], 2]},
+            doc! {"$pop": {"a.1.c": 1}},
+            "Cannot use the part (c) of (a.1.c) to traverse the element ({1: 2})",
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"$set": {"a.b": 1}},
+            "Cannot create field 'b' in element {a: [ 1, 2 ]}",
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"$push": {"a.b": 1}},
+            "Cannot create field 'b' in element {a: [ 1, 2 ]}",
+        ),
+        (
+            doc! {"_id": 1, "a": 1},
+            doc! {"$addToSet": {"a.b": 1}},
+            "Cannot create field 'b' in element {a: 1}",
+        ),
+        (
+            doc! {"_id": 1, "a": 1},
+            doc! {"$inc": {"a.b.c": 1}},
+            "Cannot create field 'b' in element {a: 1}",
+        ),
+    ];
+    for (start, update, message) in cases {
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.expect_err(&format!("{update}"));
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (28, message.to_owned()),
+            "{update}"
+        );
+        assert_eq!(stored, start, "nothing written");
+    }
+    // A path that could be created is a no-op: a missing field of a document, a missing index
+    // of an array, nothing of the path at all.
+    for (start, update) in [
+        (doc! {"_id": 1, "a": {"x": 1}}, doc! {"$pop": {"a.b.c": 1}}),
+        (doc! {"_id": 1, "a": [1]}, doc! {"$pull": {"a.5": 1}}),
+        (doc! {"_id": 1, "a": [1]}, doc! {"$pullAll": {"a.3.b": [1]}}),
+        (doc! {"_id": 1}, doc! {"$pop": {"a.b": 1}}),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().modified, 0, "{update}");
+        assert_eq!(stored, start);
+    }
+    // On a present value that is no array, `$pull` and `$pullAll` both answer with `$pull`'s
+    // text, as MongoDB's shared ArrayCullingNode does.
+    for update in [doc! {"$pull": {"a": 1}}, doc! {"$pullAll": {"a": [1]}}] {
+        let (outcome, _) = update_fresh(&doc! {"_id": 1, "a": 1}, &update);
+        let e = outcome.unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (2, "Cannot apply $pull to a non-array value".to_owned())
+        );
+    }
+}

@@ -773,6 +773,30 @@ pub(crate) fn type_rank(v: &Bson) -> u8 {
     }
 }
 
+/// A number that is an integer within `i64` (MongoDB's `integral64Bit`, and the numbers its
+/// `parseIntegerElementToLong` takes): an integral double or decimal included, NaN not.
+#[must_use]
+pub(crate) fn integral_i64(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int32(n) => Some(i64::from(*n)),
+        Bson::Int64(n) => Some(*n),
+        Bson::Double(_) | Bson::Decimal128(_) => {
+            let d = as_f64(v)?;
+            // NaN's fraction is NaN, so NaN fails the first test.
+            if d.fract() != 0.0 || !(-TWO_POW_63..TWO_POW_63).contains(&d) {
+                return None;
+            }
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "integral and within i64, checked above"
+            )]
+            let n = d as i64;
+            Some(n)
+        }
+        _ => None,
+    }
+}
+
 /// A number as `i64` when it is integral and in range, for exact integer comparison.
 fn as_exact_i64(v: &Bson) -> Option<i64> {
     match v {

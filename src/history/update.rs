@@ -275,6 +275,9 @@ impl Update {
                     Op::AddToSet => {
                         add_to_set_items(value)?;
                     }
+                    Op::Push => {
+                        parse_push(value)?;
+                    }
                     _ => {}
                 }
                 ops.push((op, path.clone(), value.clone()));
@@ -876,7 +879,7 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
                 Bson::RegularExpression(_) => PullCond::Ops(parse_value_cond(arg)?),
                 other => PullCond::Eq(other.clone()),
             };
-            if let Some(arr) = existing_array(doc, &parts, path, "$pull")? {
+            if let Some(arr) = existing_array(doc, &parts, path)? {
                 arr.retain(|el| !cond.matches(el));
             }
             Ok(())
@@ -885,7 +888,7 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
             let Bson::Array(values) = arg else {
                 return Err(Error::bad("$pullAll requires an array argument"));
             };
-            if let Some(arr) = existing_array(doc, &parts, path, "$pullAll")? {
+            if let Some(arr) = existing_array(doc, &parts, path)? {
                 // `compare` is a total order whose ties are exactly `values_equal`, so a
                 // binary search finds an equal value when a scan would.
                 let mut sorted: Vec<&Bson> = values.iter().collect();
@@ -896,6 +899,9 @@ fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> 
         }
         Op::Pop => {
             let first = pop_from_front(path, arg)?;
+            if document::get_path(doc, &parts).is_none() {
+                return check_viable(doc, &parts, path);
+            }
             match get_path_mut(doc, &parts) {
                 None => {}
                 Some(Bson::Array(arr)) => {
@@ -1123,47 +1129,126 @@ fn is_value_operator(key: &str) -> bool {
     )
 }
 
-fn push(doc: &mut Document, parts: &[&str], path: &str, arg: &Bson) -> Result<()> {
-    let (items, slice, sort, position) = match arg {
-        Bson::Document(d) if d.contains_key("$each") => {
-            let Some(Bson::Array(each)) = d.get("$each") else {
+/// `$push`'s argument, parsed.
+struct PushSpec<'a> {
+    items: &'a [Bson],
+    slice: Option<i64>,
+    sort: Option<&'a Bson>,
+    position: Option<i64>,
+}
+
+/// `$push`'s argument as MongoDB's `PushNode::init` parses it: with `$each`, its clauses
+/// (each known), `$each` an array, `$slice` and `$position` integers, `$sort` a non-empty
+/// pattern of 1/-1 or a bare 1/-1; without, the argument is the one value pushed.
+///
+/// # Errors
+/// BadValue with MongoDB's texts.
+fn parse_push(arg: &Bson) -> Result<PushSpec<'_>> {
+    let single = PushSpec {
+        items: std::slice::from_ref(arg),
+        slice: None,
+        sort: None,
+        position: None,
+    };
+    let Bson::Document(d) = arg else {
+        return Ok(single);
+    };
+    if !d.contains_key("$each") {
+        return Ok(single);
+    }
+    if let Some(k) = d
+        .keys()
+        .find(|k| !matches!(k.as_str(), "$each" | "$slice" | "$sort" | "$position"))
+    {
+        return Err(Error::bad(format!("Unrecognized clause in $push: {k}")));
+    }
+    let each = d.get("$each");
+    let Some(Bson::Array(items)) = each else {
+        return Err(Error::bad(format!(
+            "The argument to $each in $push must be an array but it was of type: {}",
+            super::query::type_name(each)
+        )));
+    };
+    // `$slice` and `$position` are integers (an integral double or decimal too, as MongoDB's
+    // `parseIntegerElementToLong` takes them); each names a wrong type in its own words.
+    let integer = |name: &str, refusal: &str| -> Result<Option<i64>> {
+        d.get(name)
+            .map(|v| {
+                document::integral_i64(v).ok_or_else(|| {
+                    Error::bad(format!("{refusal}{}", super::query::type_name(Some(v))))
+                })
+            })
+            .transpose()
+    };
+    let slice = integer(
+        "$slice",
+        "The value for $slice must be an integer value but was given type: ",
+    )?;
+    let sort = d.get("$sort");
+    if let Some(spec) = sort {
+        check_push_sort(spec)?;
+    }
+    let position = integer(
+        "$position",
+        "The value for $position must be an integer value, not of type: ",
+    )?;
+    Ok(PushSpec {
+        items,
+        slice,
+        sort,
+        position,
+    })
+}
+
+/// `$push`'s `$sort` as MongoDB's `checkSortClause` checks it.
+///
+/// # Errors
+/// BadValue with MongoDB's texts.
+fn check_push_sort(spec: &Bson) -> Result<()> {
+    let is_direction = |v: &Bson| document::as_f64(v).is_some_and(|n| n == 1.0 || n == -1.0);
+    let bad_direction = || Error::bad("The $sort element value must be either 1 or -1");
+    match spec {
+        Bson::Document(pattern) => {
+            if pattern.is_empty() {
                 return Err(Error::bad(
-                    "The argument to $each in $push must be an array",
+                    "The $sort pattern is empty when it should be a set of fields.",
                 ));
-            };
-            for k in d.keys() {
-                if !matches!(k.as_str(), "$each" | "$slice" | "$sort" | "$position") {
-                    return Err(Error::bad(format!("Unrecognized clause in $push: {k}")));
+            }
+            for (field, direction) in pattern {
+                if !is_direction(direction) {
+                    return Err(bad_direction());
+                }
+                if field.is_empty() {
+                    return Err(Error::bad("The $sort field cannot be empty"));
+                }
+                if field.split('.').any(str::is_empty) {
+                    return Err(Error::bad(format!(
+                        "The $sort field is a dotted field but has an empty part: {field}"
+                    )));
                 }
             }
-            let int = |name: &str| -> Result<Option<i64>> {
-                d.get(name)
-                    .map(|v| {
-                        document::as_f64(v)
-                            .filter(|n| n.fract() == 0.0)
-                            .map(|n| {
-                                #[expect(
-                                    clippy::cast_possible_truncation,
-                                    reason = "integral, checked by filter"
-                                )]
-                                let n = n as i64;
-                                n
-                            })
-                            .ok_or_else(|| {
-                                Error::bad(format!("The value for {name} must be an integer"))
-                            })
-                    })
-                    .transpose()
-            };
-            (
-                each.clone(),
-                int("$slice")?,
-                d.get("$sort").cloned(),
-                int("$position")?,
-            )
+            Ok(())
         }
-        other => (vec![other.clone()], None, None, None),
-    };
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            if is_direction(spec) {
+                Ok(())
+            } else {
+                Err(bad_direction())
+            }
+        }
+        _ => Err(Error::bad(
+            "The $sort is invalid: use 1/-1 to sort the whole element, or {field:1/-1} to sort embedded fields",
+        )),
+    }
+}
+
+fn push(doc: &mut Document, parts: &[&str], path: &str, arg: &Bson) -> Result<()> {
+    let PushSpec {
+        items,
+        slice,
+        sort,
+        position,
+    } = parse_push(arg)?;
     let arr = array_at(doc, parts, path, "$push")?;
     let len = i64::try_from(arr.len()).unwrap_or(i64::MAX);
     let at = match position {
@@ -1172,9 +1257,9 @@ fn push(doc: &mut Document, parts: &[&str], path: &str, arg: &Bson) -> Result<()
         Some(p) => usize::try_from(p.min(len)).unwrap_or(arr.len()),
     };
     // `at` is at most the length, so the range is in bounds; the tail moves once.
-    arr.splice(at..at, items);
+    arr.splice(at..at, items.iter().cloned());
     if let Some(spec) = sort {
-        sort_array(arr, &spec)?;
+        sort_array(arr, spec)?;
     }
     if let Some(n) = slice {
         let len = arr.len();
@@ -1258,21 +1343,57 @@ fn array_at<'a>(
     }
 }
 
-/// The array at `parts` if present; an error if something else is there.
+/// The array at `parts` if present, for `$pull` and `$pullAll`: nothing when the path is
+/// missing but could be created ([`check_viable`]); BadValue with MongoDB's `ArrayCullingNode`
+/// text (which names `$pull` for both) when something else is there.
 fn existing_array<'a>(
     doc: &'a mut Document,
     parts: &[&str],
     path: &str,
-    op: &str,
 ) -> Result<Option<&'a mut Vec<Bson>>> {
-    match get_path_mut(doc, parts) {
-        None => Ok(None),
-        Some(Bson::Array(a)) => Ok(Some(a)),
-        Some(_) => Err(Error::update(
-            2,
-            format!("Cannot apply {op} to a non-array value at '{path}'"),
-        )),
+    if document::get_path(doc, parts).is_none() {
+        check_viable(doc, parts, path)?;
+        return Ok(None);
     }
+    match get_path_mut(doc, parts) {
+        Some(Bson::Array(a)) => Ok(Some(a)),
+        _ => Err(Error::bad("Cannot apply $pull to a non-array value")),
+    }
+}
+
+/// MongoDB's `UpdateLeafNode::checkViability` for an operator that does nothing on a missing
+/// path (`$pop`, `$pull`, `$pullAll`): the path is viable when the walk down `parts` stops at a
+/// document lacking the next field or at an array lacking the next index. A walk that meets a
+/// scalar, or an array by a field name, is code 28 PathNotViable naming the part it could not
+/// take and the element (`name: value`) that blocked it.
+///
+/// # Errors
+/// As above.
+fn check_viable(doc: &Document, parts: &[&str], path: &str) -> Result<()> {
+    let mut reached: Option<(&str, &Bson)> = None;
+    for part in parts {
+        let next = match reached {
+            None => doc.get(*part),
+            Some((_, Bson::Document(d))) => d.get(*part),
+            Some((_, Bson::Array(items))) if array_index(part).is_some() => {
+                array_index(part).and_then(|i| items.get(i))
+            }
+            Some((name, blocking)) => {
+                return Err(Error::update(
+                    28,
+                    format!(
+                        "Cannot use the part ({part}) of ({path}) to traverse the element ({{{name}: {}}})",
+                        document::render_value(blocking)
+                    ),
+                ));
+            }
+        };
+        match next {
+            Some(value) => reached = Some((part, value)),
+            None => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// `$inc`/`$mul` arithmetic with MongoDB's type promotion (int → long on overflow; any
@@ -1372,7 +1493,10 @@ fn set_in(container: &mut Bson, parts: &[&str], value: Bson, parent: &str) -> Re
             let Some(i) = array_index(first) else {
                 return Err(Error::update(
                     28,
-                    format!("Cannot create field '{first}' in element {{{parent}: [...]}}"),
+                    format!(
+                        "Cannot create field '{first}' in element {{{parent}: {}}}",
+                        document::render_value(&Bson::Array(a.clone()))
+                    ),
                 ));
             };
             if i >= a.len() + ARRAY_PAD_MAX {

@@ -11,7 +11,7 @@ use bson::Bson;
 
 use super::super::error::{Error, Result};
 use super::date::{MS_PER_DAY, days_from_civil, days_in_month, parts_of, timezone};
-use super::expr::{self, Expr, eval_error, named_operands, nullish, numeric, parse_error, type_of};
+use super::expr::{self, Expr, eval_error, named_operands, nullish, parse_error, type_of};
 use super::zone::Zone;
 
 /// The date arithmetic operators.
@@ -322,26 +322,6 @@ fn as_date(v: &Bson) -> Option<i64> {
     }
 }
 
-/// A number that is an integer in 64 bits (MongoDB's `integral64Bit`).
-fn integral64(v: &Bson) -> Option<i64> {
-    match v {
-        Bson::Int32(n) => Some(i64::from(*n)),
-        Bson::Int64(n) => Some(*n),
-        other if numeric(other) => {
-            let d = super::super::document::as_f64(other)?;
-            if d.fract() != 0.0
-                || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&d)
-            {
-                return None;
-            }
-            #[expect(clippy::cast_possible_truncation, reason = "integral and in range")]
-            let n = d as i64;
-            Some(n)
-        }
-        _ => None,
-    }
-}
-
 /// `timezone` with `$dateDiff`'s/`$dateTrunc`'s context on its errors.
 fn timezone_in(op: &str, v: Option<&Bson>, given: bool) -> Result<Option<Zone>> {
     timezone(v, given).map_err(|e| match e {
@@ -384,7 +364,7 @@ pub(crate) fn apply(op: DateArith, vals: &[Option<Bson>]) -> Result<Option<Bson>
                     format!("{name} requires startDate to be convertible to a date"),
                 ));
             };
-            let Some(mut amount) = integral64(amount) else {
+            let Some(mut amount) = super::super::document::integral_i64(amount) else {
                 return Err(eval_error(
                     5_166_405,
                     format!("{name} expects integer amount of time units"),
@@ -489,7 +469,7 @@ fn convert_date(v: &Bson, op: &str, what: &str) -> Result<i64> {
 
 /// `$dateTrunc`'s `binSize`: a positive 64-bit integer.
 fn bin_size(v: &Bson) -> Result<i64> {
-    let Some(n) = integral64(v) else {
+    let Some(n) = super::super::document::integral_i64(v) else {
         return Err(eval_error(
             5_439_017,
             format!(

@@ -141,7 +141,7 @@ fn part(
     if nullish(v.as_ref()) {
         return Ok(None);
     }
-    let n = v.as_ref().and_then(integral_long).ok_or_else(|| {
+    let n = v.as_ref().and_then(document::integral_i64).ok_or_else(|| {
         eval_error(
             40515,
             format!(
@@ -160,28 +160,6 @@ fn part(
         ));
     }
     Ok(Some(n))
-}
-
-/// A number with an integral value representable as a long (MongoDB's `integral64Bit`).
-fn integral_long(v: &Bson) -> Option<i64> {
-    match v {
-        Bson::Int32(i) => Some(i64::from(*i)),
-        Bson::Int64(i) => Some(*i),
-        Bson::Double(_) | Bson::Decimal128(_) => {
-            let d = document::as_f64(v)?;
-            let in_range = (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d);
-            if d.fract() != 0.0 || !in_range {
-                return None;
-            }
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "integral and in the range of a long, checked above"
-            )]
-            let n = d as i64;
-            Some(n)
-        }
-        _ => None,
-    }
 }
 
 /// Evaluates `$dateFromParts`.
