@@ -124,12 +124,17 @@ fn events_have_mongodb_shape_and_ordered_tokens() {
         insert.get_datetime("wallTime").unwrap().timestamp_millis(),
         T0 as i64
     );
+    // `$set` of an array logs the array whole, as MongoDB's update nodes log it; operators
+    // never truncate. The paths come in the order MongoDB applies them: by path.
     let upd = evs[1].get_document("updateDescription").unwrap();
-    assert_eq!(upd.get_document("updatedFields").unwrap(), &doc! {"qty": 2});
+    assert_eq!(
+        upd.get_document("updatedFields").unwrap(),
+        &doc! {"items": [1], "qty": 2}
+    );
     assert_eq!(upd.get_array("removedFields").unwrap(), &Vec::<Bson>::new());
     assert_eq!(
         upd.get_array("truncatedArrays").unwrap(),
-        &vec![Bson::Document(doc! {"field": "items", "newSize": 1})]
+        &Vec::<Bson>::new()
     );
     assert!(
         !evs[1].contains_key("fullDocument"),
@@ -1073,4 +1078,184 @@ fn dropping_a_database_that_does_not_exist_writes_nothing() {
     h.drop_database("emptied").unwrap();
     h.drop_database("kept").unwrap();
     assert_eq!(ops(&drain(&mut all)), ["drop", "dropDatabase"]);
+}
+
+/// A store holding `start` in `shop.orders`, and a stream on that collection opened after it.
+fn watched(start: Document) -> (tempfile::TempDir, History, ChangeStream) {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open_with(
+        dir.path(),
+        HistoryConfig::default(),
+        ManualClock::shared(T0),
+    );
+    h.insert_one("shop", "orders", start).unwrap();
+    let s = h.watch(coll_scope(), WatchOptions::default()).unwrap();
+    (dir, h, s)
+}
+
+/// Applies `update` to the document whose `_id` is 1.
+fn update_one(h: &History, update: &Document) {
+    h.update(
+        "shop",
+        "orders",
+        &doc! {"_id": 1},
+        update,
+        UpdateOptions::default(),
+    )
+    .unwrap();
+}
+
+/// A store holding `start`, `update` applied to it.
+fn updated_once(start: Document, update: &Document) -> (tempfile::TempDir, History) {
+    let (dir, h, _) = watched(start);
+    update_one(&h, update);
+    (dir, h)
+}
+
+/// An operator update's `updateDescription` is what MongoDB's update nodes log to the `$v: 2`
+/// oplog entry it is read from: the value each operator wrote, whole, at the operator's path
+/// (where the write created parents, at the first part the document lacked); unset fields
+/// removed; only a `$push` that appends to a non-empty array names each new element. Arrays
+/// an operator shrinks (`$pop`, `$pull`, `$pullAll`, `$push` with `$slice`) are updated whole,
+/// never truncated. Fields an update creates are added in path order, as MongoDB applies
+/// its operators.
+#[test]
+fn operator_updates_describe_what_each_operator_wrote() {
+    let table: Vec<(Document, Document, Document, Vec<&str>)> = vec![
+        (
+            doc! {"l": [1, 2, 3]},
+            doc! {"$pop": {"l": 1}},
+            doc! {"l": [1, 2]},
+            vec![],
+        ),
+        (
+            doc! {"l": [1, 2, 3]},
+            doc! {"$pop": {"l": -1}},
+            doc! {"l": [2, 3]},
+            vec![],
+        ),
+        (
+            doc! {"l": [1, 2, 3, 2]},
+            doc! {"$pull": {"l": 2}},
+            doc! {"l": [1, 3]},
+            vec![],
+        ),
+        (
+            doc! {"l": [1, 2, 3]},
+            doc! {"$pullAll": {"l": [3]}},
+            doc! {"l": [1, 2]},
+            vec![],
+        ),
+        (
+            doc! {"l": [1, 2, 3]},
+            doc! {"$push": {"l": {"$each": [4], "$slice": 2}}},
+            doc! {"l": [1, 2]},
+            vec![],
+        ),
+        (
+            doc! {"l": [3, 1]},
+            doc! {"$push": {"l": {"$each": [2], "$sort": 1}}},
+            doc! {"l": [1, 2, 3]},
+            vec![],
+        ),
+        (
+            doc! {"l": [1]},
+            doc! {"$push": {"l": {"$each": [2, 3], "$slice": 5}}},
+            doc! {"l.1": 2, "l.2": 3},
+            vec![],
+        ),
+        (
+            doc! {"l": [1, 2]},
+            doc! {"$push": {"l": {"$each": [0], "$position": 0}}},
+            doc! {"l": [0, 1, 2]},
+            vec![],
+        ),
+        (
+            doc! {"l": []},
+            doc! {"$push": {"l": 1}},
+            doc! {"l": [1]},
+            vec![],
+        ),
+        (
+            doc! {"l": [1]},
+            doc! {"$addToSet": {"l": 2}},
+            doc! {"l": [1, 2]},
+            vec![],
+        ),
+        (
+            doc! {"a": {"x": 1, "y": 2}},
+            doc! {"$set": {"a": {"x": 1, "y": 3}}},
+            doc! {"a": {"x": 1, "y": 3}},
+            vec![],
+        ),
+        (
+            doc! {"a": {"x": 1}},
+            doc! {"$set": {"a.b.c": 1, "a.b.d": 2, "a.x": 1}},
+            doc! {"a.b": {"c": 1, "d": 2}},
+            vec![],
+        ),
+        (
+            doc! {"l": [1]},
+            doc! {"$set": {"l.3": 9}},
+            doc! {"l.3": 9},
+            vec![],
+        ),
+        (
+            doc! {"l": [1, 2], "g": 1},
+            doc! {"$unset": {"l.0": "", "g": ""}},
+            doc! {"l.0": null},
+            vec!["g"],
+        ),
+        (
+            doc! {"l": [{"q": 1}, {"q": 2}, {"q": 3}]},
+            doc! {"$inc": {"l.$[].q": 1}},
+            doc! {"l": [{"q": 2}, {"q": 3}, {"q": 4}]},
+            vec![],
+        ),
+        (
+            doc! {"l": [{"q": 1}, {"q": 2}]},
+            doc! {"$max": {"l.$[].q": 2}},
+            doc! {"l.0": {"q": 2}},
+            vec![],
+        ),
+        (
+            doc! {"l": [{"q": 1}]},
+            doc! {"$inc": {"l.$[].q": 1}},
+            doc! {"l.0.q": 2},
+            vec![],
+        ),
+        (
+            doc! {"k": 1},
+            doc! {"$rename": {"k": "r"}, "$set": {"b": 1, "a": 1}},
+            doc! {"a": 1, "b": 1, "r": 1},
+            vec!["k"],
+        ),
+    ];
+    for (start, update, updated, removed) in table {
+        let mut with_id = doc! {"_id": 1};
+        with_id.extend(start);
+        let (_dir, h, mut s) = watched(with_id);
+        update_one(&h, &update);
+        let evs = drain(&mut s);
+        assert_eq!(ops(&evs), vec!["update"], "{update}");
+        let description = evs[0].get_document("updateDescription").unwrap();
+        let removed: Vec<Bson> = removed.into_iter().map(Bson::from).collect();
+        assert_eq!(
+            description,
+            &doc! {"updatedFields": updated, "removedFields": removed, "truncatedArrays": []},
+            "{update}"
+        );
+    }
+    // The fields an update creates are added in path order, whatever the order written.
+    let (_dir, h) = updated_once(
+        doc! {"_id": 1},
+        &doc! {"$set": {"b": 1, "a.y": 2, "a.x": 3, "10": 4, "9": 5}},
+    );
+    let stored = h
+        .find_one("shop", "orders", &doc! {"_id": 1}, None)
+        .unwrap()
+        .unwrap();
+    let keys: Vec<&String> = stored.keys().collect();
+    assert_eq!(keys, ["_id", "9", "10", "a", "b"]);
+    assert_eq!(stored.get_document("a").unwrap(), &doc! {"x": 3, "y": 2});
 }

@@ -362,8 +362,18 @@ fn disambiguated_paths_name_the_parts_of_paths_a_dotted_string_leaves_ambiguous(
     update(doc! {"$set": {"a": 2, "topLevelArray.0.subArray.1": 3, "0": 5}});
     update(doc! {"$set": {"objectWithNumericField.0.1": 2}});
     update(doc! {"$set": {"arrayWithNumericField.0.1": 2}});
-    update(doc! {"$push": {"o.5": {"$each": [], "$slice": 1}}});
+    // A pipeline's delta truncates an array; an operator logs the array it shrinks whole.
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &vec![doc! {"$set": {"o": {"5": {"$slice": ["$o.5", 1]}}}}],
+        UpdateOptions::default(),
+    )
+    .unwrap();
     update(doc! {"$unset": {"o.5": ""}});
+    update(doc! {"$set": {"o.5": [1, 2]}});
+    update(doc! {"$push": {"o.5": {"$each": [3], "$slice": -2}}});
 
     let events = drain(&mut s);
     let description = |i: usize| events[i].get_document("updateDescription").unwrap().clone();
@@ -401,6 +411,15 @@ fn disambiguated_paths_name_the_parts_of_paths_a_dotted_string_leaves_ambiguous(
         &vec![Bson::String("o.5".into())]
     );
     assert_eq!(paths(4), doc! {"o.5": ["o", "5"]});
+    assert_eq!(
+        description(6),
+        doc! {
+            "updatedFields": {"o.5": [2, 3]},
+            "removedFields": [],
+            "truncatedArrays": [],
+            "disambiguatedPaths": {"o.5": ["o", "5"]},
+        }
+    );
 
     for event in drain(&mut plain) {
         assert!(

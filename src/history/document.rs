@@ -1033,7 +1033,9 @@ pub(crate) fn identical(a: &Document, b: &Document) -> bool {
             .all(|((ka, va), (kb, vb))| ka == kb && identical_values(va, vb))
 }
 
-fn identical_values(a: &Bson, b: &Bson) -> bool {
+/// [`identical`] for values: the same type and value, documents in the same field order.
+#[must_use]
+pub(crate) fn identical_values(a: &Bson, b: &Bson) -> bool {
     match (a, b) {
         (Bson::Document(x), Bson::Document(y)) => identical(x, y),
         (Bson::Array(x), Bson::Array(y)) => {

@@ -1639,9 +1639,10 @@ impl History {
                         continue;
                     }
                     let Some(update) = w.update else { continue };
-                    let new = update.apply(&old, false, &parsed, txn.wall_ms)?;
+                    let mut log = Vec::new();
+                    let new = update.apply_logged(&old, false, &parsed, txn.wall_ms, &mut log)?;
                     if !document::identical(&new, &old) {
-                        txn.write_change(&meta, &id, old, new, &update)?;
+                        txn.write_change(&meta, &id, old, new, &update, &log)?;
                     }
                 }
                 None => match not_matched {
@@ -3519,14 +3520,15 @@ impl Txn<'_> {
             // A single update applies once: a replacement's values move into the document
             // (`parsed` is then a replacement by nothing, which `write_change` only asks the
             // kind of).
+            let mut log = Vec::new();
             let new = if options.multi {
-                parsed.apply(&old, false, &parsed_filter, self.wall_ms)?
+                parsed.apply_logged(&old, false, &parsed_filter, self.wall_ms, &mut log)?
             } else {
-                parsed.apply_once(&old, false, &parsed_filter, self.wall_ms)?
+                parsed.apply_once(&old, false, &parsed_filter, self.wall_ms, &mut log)?
             };
             if !document::identical(&new, &old) {
                 result.modified += 1;
-                self.write_change(meta, &encoded_id, old, new, &parsed)?;
+                self.write_change(meta, &encoded_id, old, new, &parsed, &log)?;
             }
             if !options.multi {
                 break;
@@ -3540,7 +3542,8 @@ impl Txn<'_> {
     }
 
     /// Stages an update or replace of an existing document and its event; `update` tells only
-    /// which kind of change it was (a replacement may have given its fields away already).
+    /// which kind of change it was (a replacement may have given its fields away already), and
+    /// `log` what an operator update's operators wrote.
     fn write_change(
         &mut self,
         meta: &Arc<CollectionMeta>,
@@ -3548,6 +3551,7 @@ impl Txn<'_> {
         old: Document,
         new: Document,
         update: &Update,
+        log: &[update::Logged],
     ) -> Result<()> {
         // Re-read the catalog entry: an earlier write of this batch may have marked an index
         // multikey.
@@ -3557,9 +3561,8 @@ impl Txn<'_> {
         let post = self.write_doc(&meta, encoded_id, Some(&old), Some(&new))?;
         let change = match update {
             Update::Replace(_) => None,
-            // A change `updatedFields` cannot hold (two paths with one dotted string) is
-            // logged as a replacement.
-            Update::Ops(..) => update::describe_change(&old, &new),
+            // As MongoDB's update nodes log their writes: each operator's path.
+            Update::Ops(..) => Some(update::describe_ops(&old, &new, log)),
             // MongoDB logs a pipeline's change as a delta unless the delta would outgrow the
             // new document; then as a replacement.
             Update::Pipeline(_) => update::describe_change(&old, &new)
@@ -3692,12 +3695,13 @@ impl Txn<'_> {
                 Ok(Some(old))
             }
             (Some((id, old)), Some(u), Some(meta)) => {
-                let new = u.apply(&old, false, &parsed, self.wall_ms)?;
+                let mut log = Vec::new();
+                let new = u.apply_logged(&old, false, &parsed, self.wall_ms, &mut log)?;
                 if document::identical(&new, &old) {
                     return Ok(Some(old));
                 }
                 let returned = if return_new { new.clone() } else { old.clone() };
-                self.write_change(&meta, &id, old, new, u)?;
+                self.write_change(&meta, &id, old, new, u, &log)?;
                 Ok(Some(returned))
             }
             (None, Some(u), _) if upsert => {

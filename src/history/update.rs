@@ -372,6 +372,22 @@ impl Update {
         filter: &Filter,
         now_ms: u64,
     ) -> Result<Document> {
+        self.apply_logged(doc, inserting, filter, now_ms, &mut Vec::new())
+    }
+
+    /// [`Update::apply`], adding to `log` what an operator update wrote, for its change
+    /// event's `updateDescription` ([`describe_ops`]).
+    ///
+    /// # Errors
+    /// As [`Update::apply`].
+    pub(crate) fn apply_logged(
+        &self,
+        doc: &Document,
+        inserting: bool,
+        filter: &Filter,
+        now_ms: u64,
+        log: &mut Vec<Logged>,
+    ) -> Result<Document> {
         let new = match self {
             Self::Replace(r) => {
                 replaced(doc, r.len(), r.iter().map(|(k, v)| (k.clone(), v.clone())))?
@@ -398,18 +414,32 @@ impl Update {
                 // Parsing checked the paths as written; a positional `$` resolved to an index
                 // may now meet a path that names that index.
                 let mut claimed = ClaimedPaths::default();
+                let mut resolved = Vec::with_capacity(ops.len());
                 for (op, path, arg) in ops {
                     if *op == Op::SetOnInsert && !inserting {
                         continue;
                     }
                     let path = resolve_positional(path, doc, filter)?;
                     claimed.claim_op(*op, &path, arg)?;
+                    resolved.push((*op, path, arg));
+                }
+                // MongoDB's update tree applies its operators in the order of their paths, part
+                // by part (a `$rename` at its target), so the fields an update creates are
+                // added, and its writes logged, in that order whatever order it was written in.
+                resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
+                for (op, path, arg) in resolved {
                     if path.contains("$[") {
-                        for concrete in expand_array_path(&out, &path, filters)? {
-                            apply_op(&mut out, *op, &concrete, arg, now_ms)?;
+                        let concrete = expand_array_path(&out, &path, filters)?;
+                        let mut elements = Vec::new();
+                        for path in &concrete {
+                            apply_op(&mut out, op, path, arg, now_ms, &mut elements)?;
                         }
+                        log.push(Logged::Elements {
+                            array: array_prefix(&path),
+                            writes: elements,
+                        });
                     } else {
-                        apply_op(&mut out, *op, &path, arg, now_ms)?;
+                        apply_op(&mut out, op, &path, arg, now_ms, log)?;
                     }
                 }
                 if let Some(old) = doc.get("_id")
@@ -435,13 +465,14 @@ impl Update {
         inserting: bool,
         filter: &Filter,
         now_ms: u64,
+        log: &mut Vec<Logged>,
     ) -> Result<Document> {
         match self {
             Self::Replace(r) => {
                 let fields = std::mem::take(r);
                 replaced(doc, fields.len(), fields)
             }
-            _ => self.apply(doc, inserting, filter, now_ms),
+            _ => self.apply_logged(doc, inserting, filter, now_ms, log),
         }
     }
 }
@@ -593,6 +624,81 @@ fn type_name(v: &Bson) -> &'static str {
         Bson::Int64(_) => "long",
         _ => "other",
     }
+}
+
+/// The path an operator is applied at in MongoDB's update tree: a `$rename` at its target.
+fn applied_at<'a>((op, path, arg): &'a (Op, String, &Bson)) -> &'a str {
+    match (op, arg) {
+        (Op::Rename, Bson::String(to)) => to,
+        _ => path,
+    }
+}
+
+/// MongoDB's order of update paths (its update tree's `cmpPathsAndArrayIndexes`, part by
+/// part): two parts that are both numbers without a leading zero by value, any others as
+/// strings.
+fn compare_update_paths(a: &str, b: &str) -> Ordering {
+    let number = |s: &str| {
+        s.as_bytes().first().is_some_and(u8::is_ascii_digit) && !(s.len() > 1 && s.starts_with('0'))
+    };
+    let mut left = a.split('.');
+    let mut right = b.split('.');
+    loop {
+        let order = match (left.next(), right.next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if number(x) && number(y) => {
+                x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+            }
+            (Some(x), Some(y)) => x.cmp(y),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+}
+
+/// The parts of an update path before its first `$[]`/`$[<id>]` part: the array that part
+/// crosses.
+fn array_prefix(path: &str) -> String {
+    path.split('.')
+        .take_while(|part| matches!(array_part(part), ArrayPart::Plain))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// A write an operator update logs, as MongoDB's update nodes log theirs to the `$v: 2` oplog
+/// entry a change event's `updateDescription` is read from.
+#[derive(Debug)]
+pub(crate) enum Logged {
+    /// The value at the path was written whole (with any parents the write created).
+    Set(String),
+    /// The field at the path was unset (an array element: set to null).
+    Unset(String),
+    /// Elements were appended to the non-empty array at the path, the first at this index
+    /// (`$push` with no `$sort`, no `$position` inside the array and no `$slice` that cuts).
+    Appended(String, usize),
+    /// The writes of one `$[]`/`$[<id>]` operator into the elements of the array at `array`:
+    /// when it reaches more than one element MongoDB logs the whole array if more than one
+    /// changed, else the one changed element whole; reaching one element, each write as it is.
+    Elements { array: String, writes: Vec<Logged> },
+}
+
+/// Where `$push` only appends to an existing array, the index of the first appended element:
+/// as MongoDB's `PushNode`, whose log then names each appended element rather than the array.
+fn push_appends(doc: &Document, parts: &[&str], arg: &Bson) -> Option<usize> {
+    let spec = parse_push(arg).ok()?;
+    let Some(Bson::Array(current)) = document::get_path(doc, parts) else {
+        return None;
+    };
+    let len = i64::try_from(current.len()).ok()?;
+    let total = current.len().checked_add(spec.items.len())?;
+    let cut = spec
+        .slice
+        .is_some_and(|n| usize::try_from(n.unsigned_abs()).is_ok_and(|keep| keep < total));
+    let inside = spec.position.is_some_and(|p| p <= len);
+    (!current.is_empty() && spec.sort.is_none() && !inside && !cut).then_some(current.len())
 }
 
 /// The paths an update writes, claimed in order as MongoDB's update parser adds them to its
@@ -753,8 +859,30 @@ fn element_condition(cond: &Cond) -> Option<Cond> {
 }
 
 /// Applies one operator at one path.
-fn apply_op(doc: &mut Document, op: Op, path: &str, arg: &Bson, now_ms: u64) -> Result<()> {
+///
+/// Adds to `log` what MongoDB's update node for `op` logs: the value at `path` written whole
+/// (an array `$push` only appended to: the appended elements), or the field unset.
+fn apply_op(
+    doc: &mut Document,
+    op: Op,
+    path: &str,
+    arg: &Bson,
+    now_ms: u64,
+    log: &mut Vec<Logged>,
+) -> Result<()> {
     let parts = split_path(path)?;
+    match (op, arg) {
+        (Op::Unset, _) => log.push(Logged::Unset(path.to_owned())),
+        (Op::Rename, Bson::String(to)) => {
+            log.push(Logged::Unset(path.to_owned()));
+            log.push(Logged::Set(to.clone()));
+        }
+        (Op::Push, _) => log.push(match push_appends(doc, &parts, arg) {
+            Some(from) => Logged::Appended(path.to_owned(), from),
+            None => Logged::Set(path.to_owned()),
+        }),
+        _ => log.push(Logged::Set(path.to_owned())),
+    }
     match op {
         Op::Set | Op::SetOnInsert => set_path(doc, &parts, arg.clone()),
         Op::Unset => {
@@ -1636,6 +1764,25 @@ pub(crate) fn describe_change(old: &Document, new: &Document) -> Option<(Documen
     Some((out, d.disambiguated))
 }
 
+/// MongoDB's `updateDescription` for an operator update from `old` to `new`, from what its
+/// operators logged ([`Logged`], in the order they were applied): a value written whole is an
+/// updated field at its path, or, where the write created parents, at the first part `old`
+/// lacked (the new sub-document whole); an unset field is removed; appended elements are
+/// updated fields each. A write that left its value identical is not logged, as MongoDB's
+/// nodes report it a no-op. Operators never truncate an array. Also the
+/// `disambiguatedPaths`, as [`describe_change`].
+pub(crate) fn describe_ops(old: &Document, new: &Document, log: &[Logged]) -> (Document, Document) {
+    let mut d = Description::default();
+    for entry in log {
+        d.logged(old, new, entry);
+    }
+    let mut out = Document::new();
+    out.insert("updatedFields", d.updated);
+    out.insert("removedFields", d.removed);
+    out.insert("truncatedArrays", d.truncated);
+    (out, d.disambiguated)
+}
+
 /// Bytes MongoDB adds to a delta before comparing it with the new document
 /// (`kSizeOfDeltaOplogEntryMetadata`).
 const DELTA_METADATA_BYTES: usize = 15;
@@ -1750,6 +1897,151 @@ impl<'a> Description<'a> {
     fn update(&mut self, path: String, value: &Bson) {
         self.note(&path);
         self.updated.insert(path, value.clone());
+    }
+
+    /// Sets the current parts to `parts` as they stand in `doc`: a part below an array is a
+    /// position.
+    fn enter(&mut self, doc: &Document, parts: &[&'a str]) {
+        self.parts.clear();
+        let mut at: Option<&Bson> = None;
+        for (i, part) in parts.iter().enumerate() {
+            let (entered, next) = match at {
+                Some(Bson::Array(items)) => match array_index(part) {
+                    Some(index) => (Part::Index(index), items.get(index)),
+                    None => (Part::Field(part), None),
+                },
+                Some(Bson::Document(d)) => (Part::Field(part), d.get(*part)),
+                None if i == 0 => (Part::Field(part), doc.get(*part)),
+                _ => (Part::Field(part), None),
+            };
+            self.parts.push(entered);
+            at = next;
+        }
+    }
+
+    /// An updated field of an operator update at the current parts: none when a field above it
+    /// is updated whole already; it replaces those below it.
+    fn update_logged(&mut self, path: String, value: &Bson) {
+        let below = |outer: &str, inner: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('.'))
+        };
+        if self.updated.keys().any(|k| below(k, &path)) {
+            return;
+        }
+        let inside: Vec<String> = self
+            .updated
+            .keys()
+            .filter(|k| below(&path, k))
+            .cloned()
+            .collect();
+        for k in inside {
+            self.updated.remove(&k);
+        }
+        self.update(path, value);
+    }
+
+    /// Records one logged write of an operator update ([`describe_ops`]).
+    fn logged(&mut self, old: &Document, new: &Document, entry: &'a Logged) {
+        match entry {
+            Logged::Set(path) => {
+                let parts: Vec<&'a str> = path.split('.').collect();
+                let missing = (1..=parts.len()).find(|&n| {
+                    parts
+                        .get(..n)
+                        .is_none_or(|p| document::get_path(old, p).is_none())
+                });
+                let at = parts
+                    .get(..missing.unwrap_or(parts.len()))
+                    .unwrap_or_default();
+                let Some(value) = document::get_path(new, at) else {
+                    return;
+                };
+                if missing.is_none()
+                    && document::get_path(old, at)
+                        .is_some_and(|was| document::identical_values(was, value))
+                {
+                    return;
+                }
+                self.enter(new, at);
+                self.update_logged(at.join("."), value);
+            }
+            Logged::Unset(path) => {
+                let parts: Vec<&'a str> = path.split('.').collect();
+                let Some(was) = document::get_path(old, &parts) else {
+                    return;
+                };
+                match document::get_path(new, &parts) {
+                    Some(value) if !document::identical_values(was, value) => {
+                        self.enter(new, &parts);
+                        self.update_logged(path.clone(), value);
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.enter(old, &parts);
+                        self.note(path);
+                        self.removed.push(Bson::String(path.clone()));
+                    }
+                }
+            }
+            Logged::Appended(path, from) => {
+                let parts: Vec<&'a str> = path.split('.').collect();
+                let Some(Bson::Array(items)) = document::get_path(new, &parts) else {
+                    return;
+                };
+                for (i, item) in items.iter().enumerate().skip(*from) {
+                    self.enter(new, &parts);
+                    self.parts.push(Part::Index(i));
+                    self.update_logged(format!("{path}.{i}"), item);
+                }
+            }
+            Logged::Elements { array, writes } => {
+                let parts: Vec<&'a str> = array.split('.').collect();
+                let index_of = |write: &Logged| match write {
+                    Logged::Set(p) | Logged::Unset(p) | Logged::Appended(p, _) => {
+                        p.split('.').nth(parts.len()).and_then(array_index)
+                    }
+                    Logged::Elements { .. } => None,
+                };
+                let reached: BTreeSet<usize> = writes.iter().filter_map(index_of).collect();
+                let arrays = (
+                    document::get_path(old, &parts),
+                    document::get_path(new, &parts),
+                );
+                let (Some(Bson::Array(was)), Some(Bson::Array(now))) = arrays else {
+                    return;
+                };
+                if reached.len() <= 1 {
+                    for write in writes {
+                        self.logged(old, new, write);
+                    }
+                    return;
+                }
+                let changed: Vec<usize> = reached
+                    .into_iter()
+                    .filter(|&i| match (was.get(i), now.get(i)) {
+                        (Some(a), Some(b)) => !document::identical_values(a, b),
+                        (a, b) => a.is_some() != b.is_some(),
+                    })
+                    .collect();
+                self.enter(new, &parts);
+                match changed.as_slice() {
+                    [] => {}
+                    [i] => {
+                        if let Some(element) = now.get(*i) {
+                            self.parts.push(Part::Index(*i));
+                            self.update_logged(format!("{array}.{i}"), element);
+                        }
+                    }
+                    _ => {
+                        if let Some(whole) = arrays.1 {
+                            self.update_logged(array.clone(), whole);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     fn docs(&mut self, prefix: &str, old: &'a Document, new: &'a Document) {
