@@ -18,12 +18,25 @@ mod history_common;
 
 use bson::{Bson, Document, doc};
 use streamcache::history::{
-    FindAndModifyOptions, FindOptions, History, UpdateOptions, WatchOptions, WatchScope,
+    ChangeStream, FindAndModifyOptions, FindOptions, History, UpdateOptions, WatchOptions,
+    WatchScope,
 };
 
 fn all(h: &History) -> Vec<Document> {
     h.find("db", "c", &doc! {}, &FindOptions::default())
         .unwrap()
+}
+
+/// A change stream on `db.c`.
+fn watch_c(h: &History) -> ChangeStream {
+    h.watch(
+        WatchScope::Collection {
+            db: "db".into(),
+            coll: "c".into(),
+        },
+        WatchOptions::default(),
+    )
+    .unwrap()
 }
 
 fn seeded() -> (tempfile::TempDir, History) {
@@ -304,15 +317,7 @@ fn change_events_carry_the_delta_or_the_replacement() {
         UpdateOptions::default(),
     )
     .unwrap();
-    let mut s = h
-        .watch(
-            WatchScope::Collection {
-                db: "db".into(),
-                coll: "c".into(),
-            },
-            WatchOptions::default(),
-        )
-        .unwrap();
+    let mut s = watch_c(&h);
     // A small change of a document much larger than it: an update event with the delta.
     h.update(
         "db",
@@ -378,5 +383,50 @@ fn stage_count_limit_at_max_and_max_plus_one() {
             }
         ),
         "{e}"
+    );
+}
+
+/// `$$CLUSTER_TIME` is a Timestamp: in a pipeline update, the cluster time of the write (its
+/// change event's `clusterTime`); in a read, the store clock's second (increment 0). A path
+/// below it is missing, as below `$$NOW`.
+#[test]
+fn cluster_time_is_the_writes_timestamp() {
+    let (_dir, h) = seeded();
+    let mut s = watch_c(&h);
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &vec![doc! {"$set": {"at": "$$CLUSTER_TIME", "below": "$$CLUSTER_TIME.t"}}],
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    let events = s.try_next_batch(10).unwrap().events;
+    let cluster_time = events[0].get("clusterTime").unwrap().clone();
+    assert!(matches!(cluster_time, Bson::Timestamp(_)));
+    assert_eq!(
+        events[0].get_document("updateDescription").unwrap(),
+        &doc! {"updatedFields": {"at": cluster_time.clone()}, "removedFields": [], "truncatedArrays": []}
+    );
+    let stored = h
+        .find_one("db", "c", &doc! {"_id": 1}, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.get("at"), Some(&cluster_time));
+    assert!(!stored.contains_key("below"));
+    let read = h
+        .aggregate(
+            "db",
+            "c",
+            &[
+                doc! {"$match": {"_id": 1}},
+                doc! {"$project": {"_id": 0, "t": "$$CLUSTER_TIME"}},
+            ],
+        )
+        .unwrap();
+    let seconds = u32::try_from(history_common::START_MS / 1000).unwrap();
+    assert_eq!(
+        read,
+        vec![doc! {"t": bson::Timestamp { time: seconds, increment: 0 }}]
     );
 }

@@ -3486,9 +3486,11 @@ impl Txn<'_> {
         update: UpdateModifications<'_>,
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
-        let parsed = self
-            .inner
-            .parse_update(update, options.array_filters.as_deref())?;
+        // `$$CLUSTER_TIME` in a pipeline is this write's cluster time.
+        let parsed = aggregate::with_cluster_time(self.ts, || {
+            self.inner
+                .parse_update(update, options.array_filters.as_deref())
+        })?;
         self.update_parsed(db, coll, filter, parsed, options)
     }
 

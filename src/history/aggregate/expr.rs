@@ -14,11 +14,11 @@
 //! standard deviations in `stats.rs`. A value is `None` when it is *missing* (a path that
 //! reaches nothing), which MongoDB keeps apart from null.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::cmp::Ordering;
 use std::sync::atomic::{self, AtomicU64};
 
-use bson::{Bson, Document};
+use bson::{Bson, Document, Timestamp};
 
 use super::super::document::{self, compare, split_path};
 use super::super::error::{Error, Result};
@@ -238,6 +238,31 @@ thread_local! {
     /// reaches every compiler of the sub-pipeline's stages (`$project`'s field tree among
     /// them) without each of them carrying the bindings as a parameter.
     static BOUND: RefCell<Vec<Binding>> = const { RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    /// `$$CLUSTER_TIME` while a write's expressions are compiled: the cluster time its change
+    /// events carry. IMPORTANT: compile-time context, as [`BOUND`]: [`with_cluster_time`] sets
+    /// it around one synchronous build and restores what was there.
+    static CLUSTER_TIME: Cell<Option<Timestamp>> = const { Cell::new(None) };
+}
+
+/// Runs `build` with `$$CLUSTER_TIME` = `ts` (a write's cluster time), then restores what was
+/// in force.
+pub(crate) fn with_cluster_time<T>(ts: Timestamp, build: impl FnOnce() -> T) -> T {
+    let saved = CLUSTER_TIME.with(|c| c.replace(Some(ts)));
+    let out = build();
+    CLUSTER_TIME.with(|c| c.set(saved));
+    out
+}
+
+/// `$$CLUSTER_TIME`: the write's cluster time under [`with_cluster_time`]; else the second of
+/// `now_ms` with increment 0, a time no later than any operation of that second.
+fn cluster_time(now_ms: i64) -> Timestamp {
+    CLUSTER_TIME.with(Cell::get).unwrap_or_else(|| Timestamp {
+        time: u32::try_from(now_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX))).unwrap_or(0),
+        increment: 0,
+    })
 }
 
 /// Runs `build` with `bindings` as the `let` variables `$$name` resolves to (before `$$ROOT`
@@ -467,15 +492,19 @@ fn compile_path(s: &str, names: &Names) -> Result<Expr> {
         "ROOT" => Ok(Expr::Root(parts)),
         "CURRENT" => Ok(Expr::Field(parts)),
         "REMOVE" => Ok(Expr::Remove),
-        "NOW" => {
-            let now = Bson::DateTime(bson::DateTime::from_millis(names.now_ms));
+        "NOW" | "CLUSTER_TIME" => {
+            let value = if name == "NOW" {
+                Bson::DateTime(bson::DateTime::from_millis(names.now_ms))
+            } else {
+                Bson::Timestamp(cluster_time(names.now_ms))
+            };
             Ok(if parts.is_empty() {
-                Expr::Const(now)
+                Expr::Const(value)
             } else {
                 Expr::Remove
             })
         }
-        "CLUSTER_TIME" | "USER_ROLES" | "SEARCH_META" | "IS_MR" | "JS_SCOPE" => {
+        "USER_ROLES" | "SEARCH_META" | "IS_MR" | "JS_SCOPE" => {
             Err(Error::Unsupported(format!("variable $${name}")))
         }
         _ => Err(parse_error(

@@ -52,7 +52,9 @@ use super::{
 };
 use accumulate::{NAccumulator, NState};
 use expr::nullish;
-pub(crate) use expr::{Expr, command_let, compile as compile_expression, truthy, with_bound};
+pub(crate) use expr::{
+    Expr, command_let, compile as compile_expression, truthy, with_bound, with_cluster_time,
+};
 pub(crate) use project::FieldTree;
 use reshape::Reshape;
 pub(crate) use reshape::{EventPipeline, UpdatePipeline};
