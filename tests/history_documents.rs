@@ -202,6 +202,82 @@ fn malformed_filters_are_bad_values() {
     }
 }
 
+/// The argument errors of `$size`, `$mod`, `$type`, `$not` and of an unknown top-level
+/// operator carry MongoDB's texts (BadValue, 2), as its match expression parser words them.
+#[test]
+fn filter_argument_errors_carry_mongodbs_texts() {
+    let (_d, h) = open();
+    h.insert_one("db", "c", doc! {"_id": 1, "a": [1, 2]})
+        .unwrap();
+    let two_pow_63 = 2f64.powi(63);
+    for (filter, message) in [
+        (doc! {"a": {"$size": 1.5}}, "$size must be a whole number"),
+        (
+            doc! {"a": {"$size": f64::NAN}},
+            "$size must be a whole number",
+        ),
+        (doc! {"a": {"$size": -1}}, "$size may not be negative"),
+        (doc! {"a": {"$size": -2.0}}, "$size may not be negative"),
+        (
+            doc! {"a": {"$size": 1_i64 << 40}},
+            "$size must be representable as a 32-bit integer",
+        ),
+        (
+            doc! {"a": {"$mod": [1, 2, 3]}},
+            "malformed mod, too many elements",
+        ),
+        (
+            doc! {"a": {"$mod": ["x", 2]}},
+            "malformed mod, divisor not a number",
+        ),
+        (
+            doc! {"a": {"$mod": [2, "x"]}},
+            "malformed mod, remainder not a number",
+        ),
+        (
+            doc! {"a": {"$mod": [f64::NAN, 1]}},
+            "malformed mod, divisor value is invalid :: caused by :: Unable to coerce NaN/Inf to integral type",
+        ),
+        (
+            doc! {"a": {"$mod": [1, f64::INFINITY]}},
+            "malformed mod, remainder value is invalid :: caused by :: Unable to coerce NaN/Inf to integral type",
+        ),
+        (
+            doc! {"a": {"$mod": [two_pow_63, 0]}},
+            "malformed mod, divisor value is invalid :: caused by :: Out of bounds coercing to integral value",
+        ),
+        (
+            doc! {"a": {"$type": "nonsense"}},
+            "Unknown type name alias: nonsense",
+        ),
+        (
+            doc! {"a": {"$type": 100}},
+            "Invalid numerical type code: 100",
+        ),
+        (doc! {"a": {"$not": {}}}, "$not cannot be empty"),
+        (
+            doc! {"$bogus": 1},
+            "unknown top level operator: $bogus. If you have a field name that starts with a '$' symbol, consider using $getField or $setField.",
+        ),
+    ] {
+        let e = h
+            .find("db", "c", &filter, &FindOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (2, message.to_owned()),
+            "{filter}"
+        );
+    }
+    // The edges that are taken: a whole double, and a divisor just inside a long.
+    for filter in [
+        doc! {"a": {"$size": 2.0}},
+        doc! {"a": {"$mod": [-two_pow_63, 0]}},
+    ] {
+        h.find("db", "c", &filter, &FindOptions::default()).unwrap();
+    }
+}
+
 #[test]
 fn projection_sort_skip_limit() {
     let (_d, h) = open();

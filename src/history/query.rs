@@ -337,7 +337,9 @@ fn parse_clause(key: &str, value: &Bson, budget: &mut Budget) -> Result<Option<F
             Filter::Expr(Box::new(sample_rate(value, now_ms)?))
         }
         k if k.starts_with('$') => {
-            return Err(Error::bad(format!("unknown top level operator: {k}")));
+            return Err(Error::bad(format!(
+                "unknown top level operator: {k}. If you have a field name that starts with a '$' symbol, consider using $getField or $setField."
+            )));
         }
         path => {
             let parts = split_path_owned(path)?;
@@ -432,6 +434,9 @@ fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
                 continue;
             }
             "$not" => match arg {
+                Bson::Document(inner) if inner.is_empty() => {
+                    return Err(Error::bad("$not cannot be empty"));
+                }
                 Bson::Document(inner) if is_operator_doc(inner) => {
                     Cond::Not(Box::new(parse_operators(inner, budget)?))
                 }
@@ -531,35 +536,85 @@ fn parse_in(arg: &Bson, op: &str, budget: &mut Budget) -> Result<Vec<InItem>> {
         .collect()
 }
 
+/// `$size`'s argument as MongoDB's match expression parser takes it: an int, a long within 32
+/// bits, or a whole number of another numeric type within 32 bits; not negative.
 fn parse_size(arg: &Bson) -> Result<i64> {
-    let n = document::as_f64(arg).ok_or_else(|| Error::bad("$size needs a number"))?;
-    if n.fract() != 0.0 || n < 0.0 {
-        return Err(Error::bad("$size may not be negative or fractional"));
+    let size = match arg {
+        Bson::Int32(n) => i64::from(*n),
+        Bson::Int64(n) => i64::from(
+            i32::try_from(*n)
+                .map_err(|_| Error::bad("$size must be representable as a 32-bit integer"))?,
+        ),
+        Bson::Double(_) | Bson::Decimal128(_) => {
+            let whole = document::as_f64(arg).filter(|n| {
+                n.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(n)
+            });
+            let n = whole.ok_or_else(|| Error::bad("$size must be a whole number"))?;
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "whole and within i32, checked above"
+            )]
+            let n = n as i64;
+            n
+        }
+        _ => return Err(Error::bad("$size needs a number")),
+    };
+    if size < 0 {
+        return Err(Error::bad("$size may not be negative"));
     }
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "integral and non-negative, checked above"
-    )]
-    Ok(n as i64)
+    Ok(size)
 }
 
+/// `$mod`'s `[divisor, remainder]` as MongoDB's match expression parser takes them: two numbers,
+/// each truncated toward zero to a long (NaN, infinities and values past a long refused), the
+/// divisor not zero.
 fn parse_mod(arg: &Bson) -> Result<Cond> {
     let Bson::Array(a) = arg else {
         return Err(Error::bad("malformed mod, needs to be an array"));
     };
-    let [d, r] = a.as_slice() else {
-        return Err(Error::bad("malformed mod, not enough elements"));
+    let mut items = a.iter();
+    let mut number = |which: &str| -> Result<&Bson> {
+        let v = items
+            .next()
+            .ok_or_else(|| Error::bad("malformed mod, not enough elements"))?;
+        if document::as_f64(v).is_none() {
+            return Err(Error::bad(format!("malformed mod, {which} not a number")));
+        }
+        Ok(v)
     };
-    let num = |v: &Bson| {
-        document::as_f64(v)
-            .filter(|n| n.is_finite())
-            .ok_or_else(|| Error::bad("malformed mod, divisor and remainder must be numbers"))
+    let divisor = number("divisor")?;
+    let remainder = number("remainder")?;
+    if items.next().is_some() {
+        return Err(Error::bad("malformed mod, too many elements"));
+    }
+    let coerce = |v: &Bson, which: &str| -> Result<i64> {
+        let invalid = |reason: &str| {
+            Error::bad(format!(
+                "malformed mod, {which} value is invalid :: caused by :: {reason}"
+            ))
+        };
+        match v {
+            Bson::Int32(n) => Ok(i64::from(*n)),
+            Bson::Int64(n) => Ok(*n),
+            other => {
+                let n = document::as_f64(other).unwrap_or(f64::NAN);
+                if !n.is_finite() {
+                    return Err(invalid("Unable to coerce NaN/Inf to integral type"));
+                }
+                let t = n.trunc();
+                if !(-document::TWO_POW_63..document::TWO_POW_63).contains(&t) {
+                    return Err(invalid("Out of bounds coercing to integral value"));
+                }
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "integral and within i64, checked above"
+                )]
+                let t = t as i64;
+                Ok(t)
+            }
+        }
     };
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "MongoDB truncates $mod arguments toward zero"
-    )]
-    let (d, r) = (num(d)? as i64, num(r)? as i64);
+    let (d, r) = (coerce(divisor, "divisor")?, coerce(remainder, "remainder")?);
     if d == 0 {
         return Err(Error::bad("divisor cannot be 0"));
     }
@@ -570,7 +625,7 @@ fn parse_types(arg: &Bson) -> Result<Vec<TypeSel>> {
     let one = |v: &Bson| -> Result<TypeSel> {
         match v {
             Bson::String(s) => {
-                type_alias(s).ok_or_else(|| Error::bad(format!("unknown type name alias: {s}")))
+                type_alias(s).ok_or_else(|| Error::bad(format!("Unknown type name alias: {s}")))
             }
             other => {
                 let n = document::as_f64(other).ok_or_else(|| {
@@ -582,7 +637,7 @@ fn parse_types(arg: &Bson) -> Result<Vec<TypeSel>> {
                 )]
                 let code = n as i32;
                 if f64::from(code) != n || !matches!(code, -1 | 1..=19 | 127) {
-                    return Err(Error::bad(format!("invalid numerical type code: {n}")));
+                    return Err(Error::bad(format!("Invalid numerical type code: {n}")));
                 }
                 Ok(TypeSel::Code(code))
             }
