@@ -1851,6 +1851,19 @@ fn array_filter_and_expansion_limits() {
     assert_eq!(stored, start(max + 1), "nothing written");
 }
 
+/// The error of `update` on an empty collection, where no document matches it.
+fn refused_on_nothing(update: &Document) -> Error {
+    let (_d, h) = open();
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 9},
+        update,
+        UpdateOptions::default(),
+    )
+    .unwrap_err()
+}
+
 /// `$push`'s clauses are checked as MongoDB's `PushNode::init` checks them, when the update is
 /// parsed: BadValue (2) with its texts, whether or not a document matches.
 #[test]
@@ -1897,18 +1910,8 @@ fn push_clauses_are_checked_when_the_update_is_parsed() {
             "Unrecognized clause in $push: $at",
         ),
     ] {
-        let (_d, h) = open();
-        let update = doc! {"$push": {"l": push.clone()}};
         // No document matches: the clause is refused all the same.
-        let e = h
-            .update(
-                "db",
-                "c",
-                &doc! {"_id": 9},
-                &update,
-                UpdateOptions::default(),
-            )
-            .unwrap_err();
+        let e = refused_on_nothing(&doc! {"$push": {"l": push.clone()}});
         assert_eq!((e.code(), e.to_string()), (2, message.to_owned()), "{push}");
     }
     // Integral doubles are integers, as MongoDB's parseIntegerElementToLong takes them.
@@ -2003,6 +2006,35 @@ fn array_removals_refuse_a_path_through_a_scalar() {
         assert_eq!(
             (e.code(), e.to_string()),
             (2, "Cannot apply $pull to a non-array value".to_owned())
+        );
+    }
+}
+
+/// `$pull`'s condition and `$pullAll`'s array are checked when the update is parsed, as
+/// MongoDB's `PullNode` and `PullAllNode` do, so an update that matches nothing is refused all
+/// the same, with MongoDB's texts.
+#[test]
+fn pull_arguments_are_checked_when_the_update_is_parsed() {
+    for (update, message) in [
+        (
+            doc! {"$pullAll": {"l": 1}},
+            "$pullAll requires an array argument but was given a int",
+        ),
+        (
+            doc! {"$pullAll": {"l": {"a": 1}}},
+            "$pullAll requires an array argument but was given a object",
+        ),
+        (
+            doc! {"$pull": {"l": {"$bogus": 1}}},
+            "unknown top level operator: $bogus. If you have a field name that starts with a '$' symbol, consider using $getField or $setField.",
+        ),
+        (doc! {"$pull": {"l": {"$in": 1}}}, "$in needs an array"),
+    ] {
+        let e = refused_on_nothing(&update);
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (2, message.to_owned()),
+            "{update}"
         );
     }
 }

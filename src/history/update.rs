@@ -278,6 +278,12 @@ impl Update {
                     Op::Push => {
                         parse_push(value)?;
                     }
+                    Op::Pull => {
+                        parse_pull(value)?;
+                    }
+                    Op::PullAll => {
+                        pull_all_values(value)?;
+                    }
                     _ => {}
                 }
                 ops.push((op, path.clone(), value.clone()));
@@ -995,27 +1001,14 @@ fn apply_op(
             Ok(())
         }
         Op::Pull => {
-            // As MongoDB's `PullNode`: a document led by an operator that applies to a value
-            // (`$gte`, `$in` …), or a regex, is a condition on each element; any other
-            // document (`{a: 1}`, `{$or: […]}`) a query on the element documents; anything
-            // else a value the element must equal.
-            let cond = match arg {
-                Bson::Document(d) if d.keys().next().is_some_and(|k| is_value_operator(k)) => {
-                    PullCond::Ops(parse_value_cond(arg)?)
-                }
-                Bson::Document(d) => PullCond::Doc(Filter::parse(d)?),
-                Bson::RegularExpression(_) => PullCond::Ops(parse_value_cond(arg)?),
-                other => PullCond::Eq(other.clone()),
-            };
+            let cond = parse_pull(arg)?;
             if let Some(arr) = existing_array(doc, &parts, path)? {
                 arr.retain(|el| !cond.matches(el));
             }
             Ok(())
         }
         Op::PullAll => {
-            let Bson::Array(values) = arg else {
-                return Err(Error::bad("$pullAll requires an array argument"));
-            };
+            let values = pull_all_values(arg)?;
             if let Some(arr) = existing_array(doc, &parts, path)? {
                 // `compare` is a total order whose ties are exactly `values_equal`, so a
                 // binary search finds an equal value when a scan would.
@@ -1202,6 +1195,38 @@ fn new_to_set(arr: &[Bson], items: &[Bson]) -> Vec<bool> {
         }
     }
     keep
+}
+
+/// `$pull`'s argument as MongoDB's `PullNode` parses it: a document led by an operator that
+/// applies to a value (`$gte`, `$in` …), or a regex, is a condition on each element; any other
+/// document (`{a: 1}`, `{$or: […]}`) a query on the element documents; anything else a value
+/// the element must equal.
+///
+/// # Errors
+/// The condition's parse errors.
+fn parse_pull(arg: &Bson) -> Result<PullCond> {
+    Ok(match arg {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| is_value_operator(k)) => {
+            PullCond::Ops(parse_value_cond(arg)?)
+        }
+        Bson::Document(d) => PullCond::Doc(Filter::parse(d)?),
+        Bson::RegularExpression(_) => PullCond::Ops(parse_value_cond(arg)?),
+        other => PullCond::Eq(other.clone()),
+    })
+}
+
+/// `$pullAll`'s argument as MongoDB's `PullAllNode` parses it: an array.
+///
+/// # Errors
+/// BadValue with MongoDB's text otherwise.
+fn pull_all_values(arg: &Bson) -> Result<&[Bson]> {
+    match arg {
+        Bson::Array(values) => Ok(values),
+        other => Err(Error::bad(format!(
+            "$pullAll requires an array argument but was given a {}",
+            super::query::type_name(Some(other))
+        ))),
+    }
 }
 
 enum PullCond {
