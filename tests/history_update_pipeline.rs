@@ -424,6 +424,22 @@ fn cluster_time_is_the_writes_timestamp() {
             ],
         )
         .unwrap();
+    // `findOneAndUpdate` writes its own cluster time too.
+    let returned = h
+        .find_one_and_update(
+            "db",
+            "c",
+            &doc! {"_id": 2},
+            &vec![doc! {"$set": {"at": "$$CLUSTER_TIME"}}],
+            &FindAndModifyOptions {
+                return_new: true,
+                ..FindAndModifyOptions::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    let events = s.try_next_batch(10).unwrap().events;
+    assert_eq!(returned.get("at"), events[0].get("clusterTime"));
     let seconds = u32::try_from(history_common::START_MS / 1000).unwrap();
     assert_eq!(
         read,

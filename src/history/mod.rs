@@ -1533,10 +1533,11 @@ impl History {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
         self.modify_under(options, || {
-            let parsed = self
-                .inner
-                .parse_update(update, options.array_filters.as_deref())?;
-            self.find_and_modify(db, coll, filter, Some(parsed), options)
+            self.find_and_modify(db, coll, filter, options, || {
+                self.inner
+                    .parse_update(update, options.array_filters.as_deref())
+                    .map(Some)
+            })
         })
     }
 
@@ -1557,7 +1558,7 @@ impl History {
             return Err(Error::bad("findOneAndReplace needs a replacement document"));
         }
         self.modify_under(options, || {
-            self.find_and_modify(db, coll, filter, Some(parsed), options)
+            self.find_and_modify(db, coll, filter, options, || Ok(Some(parsed)))
         })
     }
 
@@ -1573,7 +1574,7 @@ impl History {
         options: &FindAndModifyOptions,
     ) -> Result<Option<Document>> {
         self.modify_under(options, || {
-            self.find_and_modify(db, coll, filter, None, options)
+            self.find_and_modify(db, coll, filter, options, || Ok(None))
         })
     }
 
@@ -1709,13 +1710,15 @@ impl History {
         }
     }
 
+    /// One `findAndModify` write. `update` gives the update (none: a delete), parsed once the
+    /// write has begun, so that `$$CLUSTER_TIME` in a pipeline is the write's cluster time.
     fn find_and_modify(
         &self,
         db: &str,
         coll: &str,
         filter: &Document,
-        update: Option<Update>,
         options: &FindAndModifyOptions,
+        update: impl FnOnce() -> Result<Option<Update>>,
     ) -> Result<Option<Document>> {
         check_collection_name(db, coll)?;
         let projection = match &options.projection {
@@ -1724,6 +1727,7 @@ impl History {
         };
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
         let mut txn = self.inner.begin()?;
+        let update = aggregate::with_cluster_time(txn.ts, update)?;
         let out = txn.find_and_modify(
             db,
             coll,
