@@ -867,6 +867,16 @@ fn conflicting_update_operators_are_refused_when_parsed() {
             doc! {"$set": {"x": 1, "a.b": 1}, "$push": {"a.b.0": 1}},
             "Updating the path 'a.b.0' would create a conflict at 'a.b'",
         ),
+        // Below one prefix, array updates and plain parts cannot mix: MongoDB's tree makes
+        // the prefix an array node or an object node.
+        (
+            doc! {"$set": {"a.$[].x": 1, "a.0.y": 2}},
+            "Updating the path 'a.0.y' would create a conflict at 'a'",
+        ),
+        (
+            doc! {"$set": {"a.b": 1}, "$inc": {"a.$[]": 1}},
+            "Updating the path 'a.$[]' would create a conflict at 'a'",
+        ),
     ] {
         let (_d, h) = open();
         h.insert_one("db", "c", doc! {"_id": 1, "a": {"b": {"c": 1}}})

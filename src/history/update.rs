@@ -3,7 +3,7 @@
 //! pipeline-style updates, applied to one document with MongoDB's semantics and error codes.
 
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -709,13 +709,20 @@ fn push_appends(doc: &Document, parts: &[&str], arg: &Bson) -> Option<usize> {
 
 /// The paths an update writes, claimed in order as MongoDB's update parser adds them to its
 /// tree: a path equal to a claimed one, inside one or holding one is code 40
-/// ConflictingUpdateOperators, reported at the shorter of the two paths.
+/// ConflictingUpdateOperators, reported at the shorter of the two paths; so is a path whose
+/// part after a claimed prefix is an array update (`$[]`, `$[<id>]`) where an earlier path's
+/// is not, or the reverse, reported at that prefix (MongoDB's tree makes the prefix's node an
+/// array node or an object node, not both).
 ///
 /// Paths are kept as lists of parts, ordered part by part: a path's extensions then sort
 /// directly after it, so one range lookup finds them, and claiming up to
 /// [`UPDATE_OPERATIONS_MAX`] paths is O(n log n) rather than pairwise.
 #[derive(Debug, Default)]
-struct ClaimedPaths(BTreeSet<Vec<String>>);
+struct ClaimedPaths {
+    paths: BTreeSet<Vec<String>>,
+    /// Each proper prefix of a claimed path, and whether the part after it is an array update.
+    below: BTreeMap<Vec<String>, bool>,
+}
 
 impl ClaimedPaths {
     /// Claims what `op` writes at `path`: for `$rename`, both its source and its target.
@@ -729,20 +736,39 @@ impl ClaimedPaths {
 
     fn claim(&mut self, path: &str) -> Result<()> {
         let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
-        let claimed_above = (1..=parts.len())
-            .filter_map(|n| parts.get(..n))
-            .find(|prefix| self.0.contains(*prefix));
-        if let Some(at) = claimed_above {
-            return Err(conflict(path, &at.join(".")));
+        let array_update = |n: usize| {
+            parts
+                .get(n)
+                .is_some_and(|part| !matches!(array_part(part), ArrayPart::Plain))
+        };
+        // As MongoDB walks the path down its tree: the shallowest clash first.
+        for n in 1..=parts.len() {
+            let Some(prefix) = parts.get(..n) else { break };
+            let clash = self.paths.contains(prefix)
+                || (n < parts.len()
+                    && self
+                        .below
+                        .get(prefix)
+                        .is_some_and(|array| *array != array_update(n)));
+            if clash {
+                return Err(conflict(path, &prefix.join(".")));
+            }
         }
         let next = self
-            .0
+            .paths
             .range::<[String], _>((Bound::Excluded(parts.as_slice()), Bound::Unbounded))
             .next();
         if next.is_some_and(|claimed| claimed.starts_with(&parts)) {
             return Err(conflict(path, path));
         }
-        self.0.insert(parts);
+        for n in 1..parts.len() {
+            if let Some(prefix) = parts.get(..n) {
+                self.below
+                    .entry(prefix.to_vec())
+                    .or_insert_with(|| array_update(n));
+            }
+        }
+        self.paths.insert(parts);
         Ok(())
     }
 }
