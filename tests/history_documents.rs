@@ -1985,6 +1985,18 @@ fn array_removals_refuse_a_path_through_a_scalar() {
             doc! {"$inc": {"a.b.c": 1}},
             "Cannot create field 'b' in element {a: 1}",
         ),
+        // Doubles read as MongoDB's `appendDoubleNice` writes them: `%.16g`, `.0` added when that
+        // has no `.`, `E` or `N` (its test is upper-case, so `1e+20.0`).
+        (
+            doc! {"_id": 1, "a": 2.0},
+            doc! {"$pop": {"a.b": 1}},
+            "Cannot use the part (b) of (a.b) to traverse the element ({a: 2.0})",
+        ),
+        (
+            doc! {"_id": 1, "a": [1.5, 2.0, 1e20, 0.1]},
+            doc! {"$set": {"a.b": 1}},
+            "Cannot create field 'b' in element {a: [ 1.5, 2.0, 1e+20.0, 0.1 ]}",
+        ),
     ];
     for (start, update, message) in cases {
         let (outcome, stored) = update_fresh(&start, &update);

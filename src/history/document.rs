@@ -1203,6 +1203,15 @@ pub(crate) fn render_value(v: &Bson) -> String {
             format!("[ {} ]", parts.join(", "))
         }
         Bson::ObjectId(o) => format!("ObjectId('{o}')"),
+        // MongoDB's `appendDoubleNice`: `%.16g`, with `.0` added when that has no `.`, `E` or
+        // `N` (so `2.0`, `1e+19.0`, `nan.0`).
+        Bson::Double(d) => {
+            let mut text = super::aggregate::format_g_digits(*d, 16);
+            if !text.contains(['.', 'E', 'N']) {
+                text.push_str(".0");
+            }
+            text
+        }
         other => other.to_string(),
     }
 }

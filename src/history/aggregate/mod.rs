@@ -10,6 +10,7 @@
 mod accumulate;
 mod date;
 pub(crate) use date::iso_string;
+pub(crate) use text::format_g_digits;
 mod date_arith;
 mod date_parts;
 mod densify;
@@ -817,20 +818,9 @@ fn count_arg(arg: &Bson, name: &str) -> Result<usize> {
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// A stage's argument as MongoDB's `BSONElement::toString` writes it into a message: a double
-/// as `%.16g`, with `.0` added when that has no `.`, `E` or `N` (`1e+19.0`, `nan.0`); any
-/// other value as [`document::render_value`].
+/// A stage's argument as MongoDB's `BSONElement::toString` writes it into a message.
 fn element_text(v: &Bson) -> String {
-    match v {
-        Bson::Double(d) => {
-            let mut text = text::format_g_digits(*d, 16);
-            if !text.contains(['.', 'E', 'N']) {
-                text.push_str(".0");
-            }
-            text
-        }
-        other => document::render_value(other),
-    }
+    document::render_value(v)
 }
 
 /// `$count`'s field, checked as MongoDB 7.0 does (40156–40160; `_id` fails in the `$group`
