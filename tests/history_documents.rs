@@ -210,7 +210,7 @@ fn filter_argument_errors_carry_mongodbs_texts() {
     h.insert_one("db", "c", doc! {"_id": 1, "a": [1, 2]})
         .unwrap();
     let two_pow_63 = 2f64.powi(63);
-    for (filter, message) in [
+    for (filter, code, message) in [
         (doc! {"a": {"$size": 1.5}}, "$size must be a whole number"),
         (
             doc! {"a": {"$size": f64::NAN}},
@@ -259,13 +259,24 @@ fn filter_argument_errors_carry_mongodbs_texts() {
             doc! {"$bogus": 1},
             "unknown top level operator: $bogus. If you have a field name that starts with a '$' symbol, consider using $getField or $setField.",
         ),
-    ] {
+    ]
+    .into_iter()
+    .map(|(filter, message)| (filter, 2, message))
+    // An empty `$type` list is FailedToParse (9), naming the path.
+    .chain([
+        (doc! {"a": {"$type": []}}, 9, "a must match at least one type"),
+        (
+            doc! {"a.b": {"$elemMatch": {"c": {"$gt": 1}}, "$type": []}},
+            9,
+            "a.b must match at least one type",
+        ),
+    ]) {
         let e = h
             .find("db", "c", &filter, &FindOptions::default())
             .unwrap_err();
         assert_eq!(
             (e.code(), e.to_string()),
-            (2, message.to_owned()),
+            (code, message.to_owned()),
             "{filter}"
         );
     }

@@ -122,6 +122,8 @@ pub(crate) enum TypeSel {
 /// Counts clauses to bound parsing work, and carries what `$expr` compiles with.
 struct Budget {
     left: usize,
+    /// The path whose conditions are being parsed (MongoDB names it in some errors).
+    path: String,
     /// `$$NOW` for `$expr`, which only the top-level document may use (`None` inside
     /// `$elemMatch`, and for filters parsed without a clock).
     expr_now_ms: Option<i64>,
@@ -168,6 +170,7 @@ impl Filter {
         document::check_depth_doc(filter)?;
         let mut budget = Budget {
             left: FILTER_CLAUSES_MAX,
+            path: String::new(),
             expr_now_ms,
         };
         parse_filter(filter, &mut budget)
@@ -343,7 +346,10 @@ fn parse_clause(key: &str, value: &Bson, budget: &mut Budget) -> Result<Option<F
         }
         path => {
             let parts = split_path_owned(path)?;
-            let cond = parse_value_cond(value, budget)?;
+            let outer = std::mem::replace(&mut budget.path, path.to_owned());
+            let cond = parse_value_cond(value, budget);
+            budget.path = outer;
+            let cond = cond?;
             Filter::Field {
                 path: path.to_owned(),
                 parts,
@@ -417,7 +423,16 @@ fn parse_operators(d: &Document, budget: &mut Budget) -> Result<Cond> {
             "$in" => Cond::In(parse_in(arg, "$in", budget)?),
             "$nin" => Cond::Nin(parse_in(arg, "$nin", budget)?),
             "$exists" => Cond::Exists(truthy(arg)),
-            "$type" => Cond::Type(parse_types(arg)?),
+            "$type" => {
+                let types = parse_types(arg)?;
+                if types.is_empty() {
+                    return Err(Error::update(
+                        9,
+                        format!("{} must match at least one type", budget.path),
+                    ));
+                }
+                Cond::Type(types)
+            }
             "$regex" => {
                 let (pattern, inline_options) = match arg {
                     Bson::String(s) => (s.as_str(), ""),
