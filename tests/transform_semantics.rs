@@ -387,3 +387,22 @@ fn a_default_key_ending_in_brackets_with_a_plain_value_defaults_the_name() {
         json!({"items": [1], "n": 5})
     );
 }
+
+/// A `$` match has one sub-key, the key itself: jolt-core's `DollarPathElement.match` builds
+/// `new MatchedElement( evaled )` (DollarPathElement.java:46), and `&(0,1)` on the right-hand
+/// side then calls `getSubKeyRef(1)`, which throws `IndexOutOfBoundsException`
+/// (MatchedElement.java:74, reached from AmpPathElement.java:120 while `ShiftrLeafSpec.apply`
+/// writes, ShiftrLeafSpec.java:139). The spec builds; the transform fails. A reference past the
+/// walked path (`&9`) fails the same way (`WalkedPath.elementFromEnd`, WalkedPath.java:68).
+#[test]
+fn a_reference_to_a_capture_the_matched_key_lacks_fails_the_transform() {
+    for rhs in ["&(0,1)", "out.&(0,1)", "&(1,2)", "&9", "x.[&(0,1)]"] {
+        let spec = json!([{"operation": "shift", "spec": {"a*": {"$": rhs}}}]);
+        let spec = Spec::parse(&spec).unwrap();
+        let err = spec.apply(&json!({"ab": 1})).unwrap_err();
+        assert!(err.to_string().contains("reference"), "{rhs}: {err}");
+    }
+    // In range, the same spec writes.
+    let ok = json!([{"operation": "shift", "spec": {"a*": {"$": "&(0,0).&(1,1)"}}}]);
+    assert_eq!(apply(ok, json!({"ab": 1})), json!({"ab": {"b": "ab"}}));
+}

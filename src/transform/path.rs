@@ -423,14 +423,20 @@ impl Template {
 
     /// Evaluates the template; `None` when a reference points past the walked path.
     pub(crate) fn eval<'v>(&self, walk: &impl Walk<'v>) -> Option<String> {
+        self.try_eval(walk).ok()
+    }
+
+    /// Evaluates the template; `Err` names the first reference that points past the walked
+    /// path or past the capture groups of the key matched at its level.
+    pub(crate) fn try_eval<'v>(&self, walk: &impl Walk<'v>) -> Result<String, Ref> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
-                Part::Amp(r) => out.push_str(eval_ref(*r, walk)?),
+                Part::Amp(r) => out.push_str(eval_ref(*r, walk).ok_or(*r)?),
             }
         }
-        Some(out)
+        Ok(out)
     }
 
     fn canonical(&self) -> String {

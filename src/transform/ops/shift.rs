@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::transform::budget::Budget;
 use crate::transform::error::{Error, Result};
 use crate::transform::path::{
-    Key, Matched, Rhs, WalkedPath, array_index, index_key, parse_key, parse_rhs_path,
-    precedence_order, scalar_key, split_alternatives,
+    ArrayStep, Key, Matched, Ref, Rhs, WalkedPath, array_index, eval_ref, index_key, parse_key,
+    parse_rhs_path, precedence_order, scalar_key, split_alternatives,
 };
 use crate::transform::spec::{invalid, pointer};
 
@@ -544,9 +544,19 @@ fn write<'a>(
     for elem in &writer.path {
         let step = match elem {
             Rhs::Literal(s) => Some(Step::Key(Cow::Borrowed(s.as_str()))),
-            Rhs::Template(t) => t.eval(walk).map(|s| Step::Key(Cow::Owned(s))),
+            Rhs::Template(t) => match t.try_eval(walk) {
+                Ok(s) => Some(Step::Key(Cow::Owned(s))),
+                Err(r) => return Err(unresolved(ctx.op, r)),
+            },
             Rhs::Transpose(t) => t.read_key(walk).map(|s| Step::Key(Cow::Owned(s))),
-            Rhs::Array(a) => array_index(a, walk).map(|i| i.map_or(Step::Append, Step::Index)),
+            Rhs::Array(a) => {
+                if let ArrayStep::Ref(r) = a
+                    && eval_ref(*r, walk).is_none()
+                {
+                    return Err(unresolved(ctx.op, *r));
+                }
+                array_index(a, walk).map(|i| i.map_or(Step::Append, Step::Index))
+            }
         };
         let Some(step) = step else {
             return Ok(());
@@ -555,6 +565,19 @@ fn write<'a>(
     }
     let copy = ctx.budget.copy(data);
     set(ctx.out, &ctx.steps, &writer.capacity, copy, ctx.op)
+}
+
+/// A write path's `&(up,group)` that names a level past the walked path, or a capture group
+/// the key matched there does not have: jolt-core fails the transform
+/// (`MatchedElement.getSubKeyRef`, `WalkedPath.elementFromEnd` throw) instead of skipping it.
+fn unresolved(operation: usize, r: Ref) -> Error {
+    Error::Transform {
+        operation,
+        reason: format!(
+            "output path reference &({},{}) names a level or capture group the matched keys do not have",
+            r.up, r.group
+        ),
+    }
 }
 
 /// An empty container of the kind `step` walks into, with room for `capacity` keys if it is
