@@ -1672,6 +1672,14 @@ fn invalid_flows_are_rejected_naming_the_flow_and_the_field() {
             "unclosed",
         ),
         (
+            flow_with(
+                "",
+                r#"{ name = "c", cache = { key = "k:{lines.+1.code}" } }"#,
+            ),
+            "sinks[c].cache.key",
+            "an array index is decimal digits",
+        ),
+        (
             flow_with("", r#"{ name = "c", cache = { key = "k", ttl_ms = 0 } }"#),
             "sinks[c].cache.ttl_ms",
             "outside",

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::{PATH_SEGMENTS_MAX, TEMPLATE_BYTES_MAX, TEMPLATE_OUTPUT_BYTES_MAX};
 
-/// A parsed dotted path. A segment of decimal digits also indexes arrays.
+/// A parsed dotted path. A segment of decimal digits (`0`, or no leading zero; no sign) also
+/// indexes arrays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JsonPath {
     /// The path as written, for messages.
@@ -20,7 +21,8 @@ impl JsonPath {
     /// Parses `a.b.c`.
     ///
     /// # Errors
-    /// An empty path, an empty segment or more than [`PATH_SEGMENTS_MAX`] segments.
+    /// An empty path, an empty segment, more than [`PATH_SEGMENTS_MAX`] segments, or a segment
+    /// written as a number that is no array index (`+1`, `-1`, `01`).
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
         if text.is_empty() {
             return Err("the path is empty".into());
@@ -34,6 +36,12 @@ impl JsonPath {
         }
         if segments.iter().any(String::is_empty) {
             return Err(format!("`{text}` has an empty segment"));
+        }
+        if let Some(bad) = segments.iter().find(|s| looks_like_bad_index(s)) {
+            return Err(format!(
+                "`{text}` has segment `{bad}`: an array index is decimal digits with no sign \
+                 and no leading zero (`0`, `7`, `12`)"
+            ));
         }
         Ok(Self {
             text: text.to_owned(),
@@ -52,10 +60,34 @@ impl JsonPath {
             .iter()
             .try_fold(doc, |node, segment| match node {
                 Value::Object(map) => map.get(segment),
-                Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                Value::Array(items) => index(segment).and_then(|i| items.get(i)),
                 _ => None,
             })
     }
+}
+
+/// Whether a segment is written as an array index: decimal digits, `0` or without a leading
+/// zero.
+fn is_index_text(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment.bytes().all(|b| b.is_ascii_digit())
+        && (segment == "0" || !segment.starts_with('0'))
+}
+
+/// The array index a segment names (none past `usize`, which no array reaches).
+fn index(segment: &str) -> Option<usize> {
+    if is_index_text(segment) {
+        segment.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// A segment written as a number that is no array index: a sign (`+1`, `-1`) or a leading
+/// zero (`01`). Refused rather than read as an object key, since it reads as an index.
+fn looks_like_bad_index(segment: &str) -> bool {
+    let digits = segment.strip_prefix(['+', '-']).unwrap_or(segment);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && !is_index_text(segment)
 }
 
 /// One piece of a template.
@@ -192,6 +224,32 @@ mod tests {
         assert_eq!(JsonPath::parse("a.z").unwrap().lookup(&doc), None);
         assert!(JsonPath::parse("a..b").is_err());
         assert!(JsonPath::parse("").is_err());
+    }
+
+    #[test]
+    fn path_refuses_index_segments_with_a_sign_or_leading_zero() {
+        for text in ["a.+1", "a.01", "a.00", "a.+0", "01", "a.-1"] {
+            let err = JsonPath::parse(text).unwrap_err();
+            assert!(err.contains("array index"), "{text}: {err}");
+        }
+        let doc = json!({"a": [10, 11]});
+        assert_eq!(
+            JsonPath::parse("a.0").unwrap().lookup(&doc),
+            Some(&json!(10))
+        );
+        assert_eq!(
+            JsonPath::parse("a.10")
+                .unwrap()
+                .lookup(&json!({"a": {"10": 1}})),
+            Some(&json!(1))
+        );
+        // Digits after other characters make a plain key.
+        assert!(JsonPath::parse("a.x01").is_ok());
+        assert!(JsonPath::parse("a.1-").is_ok());
+        assert!(JsonPath::parse("a.+").is_ok());
+        assert!(JsonPath::parse("a.99999999999999999999999").is_ok());
+        let err = Template::parse("k:{lines.01.code}").unwrap_err();
+        assert!(err.contains("array index"), "{err}");
     }
 
     #[test]
