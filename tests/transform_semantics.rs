@@ -406,3 +406,25 @@ fn a_reference_to_a_capture_the_matched_key_lacks_fails_the_transform() {
     let ok = json!([{"operation": "shift", "spec": {"a*": {"$": "&(0,0).&(1,1)"}}}]);
     assert_eq!(apply(ok, json!({"ab": 1})), json!({"ab": {"b": "ab"}}));
 }
+
+/// A lone `*` captures nothing: `StarAllPathElement.match` builds `new MatchedElement( dataKey )`
+/// (StarAllPathElement.java:51), whose only sub-key is the whole key, so `&(0,1)` (or `&(1,1)`
+/// a level down) throws in `MatchedElement.getSubKeyRef` (MatchedElement.java:74) and the
+/// transform fails; `&(0,0)` and `&` are the key. A star pattern such as `a*` does capture.
+#[test]
+fn a_lone_star_has_no_capture_group_one() {
+    for spec in [
+        json!({"*": "out.&(0,1)"}),
+        json!({"*": {"b": "&(1,1)"}}),
+        json!({"*": "[&(0,1)]"}),
+    ] {
+        let spec = Spec::parse(&json!([{"operation": "shift", "spec": spec}])).unwrap();
+        let err = spec.apply(&json!({"a": {"b": 1}})).unwrap_err();
+        assert!(err.to_string().contains("reference"), "{err}");
+    }
+    let whole = json!([{"operation": "shift", "spec": {"*": "out.&(0,0).&"}}]);
+    assert_eq!(
+        apply(whole, json!({"a": 1})),
+        json!({"out": {"a": {"a": 1}}})
+    );
+}

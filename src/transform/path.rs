@@ -117,10 +117,8 @@ pub(crate) enum Key {
 /// The star captures of a matched key.
 #[derive(Debug, Clone)]
 pub(crate) enum Groups {
-    /// No captures (a literal, `&`, `$` or `#` key).
+    /// No captures (a literal, a lone `*`, `&`, `$` or `#` key).
     None,
-    /// One capture spanning the whole key: `*`, the most common key, so it allocates nothing.
-    Whole,
     /// The byte ranges of each star's capture.
     Ranges(Vec<Range<usize>>),
 }
@@ -148,7 +146,6 @@ impl<'a> Matched<'a> {
         }
         match &self.groups {
             Groups::None => None,
-            Groups::Whole => (group == 1).then_some(&*self.key),
             Groups::Ranges(ranges) => self.key.get(ranges.get(group - 1)?.clone()),
         }
     }
@@ -1051,10 +1048,9 @@ impl Key {
         match self {
             Key::Literal(s) => (s.as_str() == input_key.as_ref())
                 .then(|| Matched::plain(Cow::Borrowed(s.as_str()))),
-            Key::StarAll => Some(Matched {
-                key: input_key.clone(),
-                groups: Groups::Whole,
-            }),
+            // A lone `*` captures nothing: its match is the key alone, as jolt-core's
+            // `StarAllPathElement` records it, so `&(0,1)` names no group.
+            Key::StarAll => Some(Matched::plain(input_key.clone())),
             Key::Star(p) => {
                 let groups = p.captures(input_key)?;
                 Some(Matched {
@@ -1178,12 +1174,11 @@ mod tests {
     }
 
     #[test]
-    fn whole_key_capture_is_group_one() {
+    fn a_lone_star_captures_nothing() {
         let key = Cow::Borrowed("abc");
         let m = Key::StarAll.matches(&key, &KeyWalk::default()).unwrap();
         assert_eq!(m.group(0), Some("abc"));
-        assert_eq!(m.group(1), Some("abc"));
-        assert_eq!(m.group(2), None);
+        assert_eq!(m.group(1), None);
     }
 
     #[test]
