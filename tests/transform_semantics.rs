@@ -428,3 +428,28 @@ fn a_lone_star_has_no_capture_group_one() {
         json!({"out": {"a": {"a": 1}}})
     );
 }
+
+/// A left-hand `$(N,M)` or `&(N,M)` key naming a group the matched key lacks throws while the
+/// key is matched: `DollarPathElement.match` evaluates `getSubKeyRef` (DollarPathElement.java:40,
+/// MatchedElement.java:74), as does `AmpPathElement.match` (AmpPathElement.java:120), and
+/// `Shiftr.transform` lets it through. The transform fails; it does not skip the key.
+#[test]
+fn a_left_hand_reference_to_a_missing_capture_fails_the_transform() {
+    for spec in [
+        json!({"*": {"$(0,1)": "k"}}),
+        json!({"a*": {"$(1,2)": "k"}}),
+        json!({"a*": {"&(1,2)": "k"}}),
+        json!({"a*": {"x": {"&(1,2)": "k"}}}),
+    ] {
+        let parsed = Spec::parse(&json!([{"operation": "shift", "spec": spec}])).unwrap();
+        let err = parsed
+            .apply(&json!({"ab": {"x": {"b": 1}, "b": 2}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("reference"), "{spec}: {err}");
+    }
+    let ok = json!([{"operation": "shift", "spec": {"a*": {"$(0,1)": "k", "&(0,1)": "v"}}}]);
+    assert_eq!(
+        apply(ok, json!({"ab": {"b": 2}})),
+        json!({"k": "b", "v": 2})
+    );
+}

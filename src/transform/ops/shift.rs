@@ -332,7 +332,7 @@ impl Composite {
         walk: &mut WalkedPath<'a>,
         ctx: &mut Ctx<'_, 'a>,
     ) -> Result<bool> {
-        let Some(matched) = self.key.matches(&input_key, walk) else {
+        let Some(matched) = key_match(&self.key, &input_key, walk, ctx.op)? else {
             return Ok(false);
         };
         let input = match &self.key {
@@ -468,7 +468,7 @@ impl Leaf {
         walk: &mut WalkedPath<'a>,
         ctx: &mut Ctx<'_, 'a>,
     ) -> Result<bool> {
-        let Some(matched) = self.key.matches(&input_key, walk) else {
+        let Some(matched) = key_match(&self.key, &input_key, walk, ctx.op)? else {
             return Ok(false);
         };
         let input = input.unwrap_or(&NULL);
@@ -567,6 +567,35 @@ fn write<'a>(
     set(ctx.out, &ctx.steps, &writer.capacity, copy, ctx.op)
 }
 
+/// Matches `input_key` against `key`. A `$(up,group)` or `&(up,group)` key that names a level
+/// past the walked path, or a capture group the key matched there lacks, fails the transform,
+/// as jolt-core's `DollarPathElement.match` and `AmpPathElement.match` throw.
+fn key_match<'a, 'v>(
+    key: &'a Key,
+    input_key: &Cow<'a, str>,
+    walk: &WalkedPath<'v>,
+    operation: usize,
+) -> Result<Option<Matched<'a>>> {
+    match key {
+        Key::Dollar(r) if eval_ref(*r, walk).is_none() => Err(unresolved(operation, *r)),
+        Key::Amp(t) => match t.try_eval(walk) {
+            Err(r) => Err(unresolved(operation, r)),
+            Ok(wanted) => {
+                Ok((wanted == input_key.as_ref()).then(|| Matched::plain(input_key.clone())))
+            }
+        },
+        Key::Or(alternatives) => {
+            for alternative in alternatives {
+                if let Some(m) = key_match(alternative, input_key, walk, operation)? {
+                    return Ok(Some(m));
+                }
+            }
+            Ok(None)
+        }
+        _ => Ok(key.matches(input_key, walk)),
+    }
+}
+
 /// A write path's `&(up,group)` that names a level past the walked path, or a capture group
 /// the key matched there does not have: jolt-core fails the transform
 /// (`MatchedElement.getSubKeyRef`, `WalkedPath.elementFromEnd` throw) instead of skipping it.
@@ -574,7 +603,7 @@ fn unresolved(operation: usize, r: Ref) -> Error {
     Error::Transform {
         operation,
         reason: format!(
-            "output path reference &({},{}) names a level or capture group the matched keys do not have",
+            "reference ({},{}) names a level or capture group the matched keys do not have",
             r.up, r.group
         ),
     }
