@@ -453,3 +453,20 @@ fn a_left_hand_reference_to_a_missing_capture_fails_the_transform() {
         json!({"k": "b", "v": 2})
     );
 }
+
+/// `max` and `min` keep doubles with `java.lang.Math.max`/`min` (Math.java, `max( List )` and
+/// `min( List )` in jolt-core's modifier/function/Math.java:53 and :121), which order -0.0
+/// below 0.0: the max of the two is 0.0 and the min -0.0, in either order.
+#[test]
+fn max_and_min_order_negative_zero_below_zero() {
+    let sign_negative = |f: &str, args: &str| {
+        let spec = json!([{"operation": "modify-overwrite-beta",
+                           "spec": {"m": format!("={f}(@(1,{args}))")}}]);
+        let out = apply(spec, json!({"ab": [-0.0, 0.0], "ba": [0.0, -0.0]}));
+        out["m"].as_f64().unwrap().is_sign_negative()
+    };
+    assert!(!sign_negative("max", "ab"));
+    assert!(!sign_negative("max", "ba"));
+    assert!(sign_negative("min", "ab"));
+    assert!(sign_negative("min", "ba"));
+}

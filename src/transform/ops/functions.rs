@@ -588,7 +588,9 @@ fn min_max(items: &[Value], max: bool) -> Option<Value> {
                 best_long = Some(best_long.map_or(l, |b| if max { b.max(l) } else { b.min(l) }))
             }
             Some(Num::Double(d)) => {
-                best_double = Some(best_double.map_or(d, |b| if max { b.max(d) } else { b.min(d) }))
+                best_double = Some(
+                    best_double.map_or(d, |b| if max { java_max(b, d) } else { java_min(b, d) }),
+                )
             }
             None => {}
         }
@@ -628,6 +630,29 @@ fn min_max(items: &[Value], max: bool) -> Option<Value> {
         Num::Double(double)
     };
     Some(pick.to_value())
+}
+
+/// `java.lang.Math.max` for doubles: -0.0 is below 0.0 (Rust's `f64::max` may return
+/// either). JSON holds no NaN.
+fn java_max(a: f64, b: f64) -> f64 {
+    if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { b } else { a }
+    } else if a >= b {
+        a
+    } else {
+        b
+    }
+}
+
+/// `java.lang.Math.min` for doubles: -0.0 is below 0.0.
+fn java_min(a: f64, b: f64) -> f64 {
+    if a == 0.0 && b == 0.0 {
+        if b.is_sign_negative() { b } else { a }
+    } else if a <= b {
+        a
+    } else {
+        b
+    }
 }
 
 /// Java's `String.compareTo`: lexicographic over UTF-16 code units, so a character outside
