@@ -363,6 +363,12 @@ impl ListValue {
     }
 }
 
+/// Whether Redis 7.0 keeps `len` set members as an intset: at most 512 (its
+/// `set-max-intset-entries` default), each an integer.
+pub(crate) fn is_intset<'a>(len: usize, mut members: impl Iterator<Item = &'a Bytes>) -> bool {
+    len <= 512 && members.all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
+}
+
 /// A set with the bytes it is charged.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct SetValue {
@@ -394,10 +400,7 @@ impl SetValue {
     /// Whether Redis 7.0 would keep this set as an intset (OBJECT ENCODING; SSCAN answers it
     /// whole, in its ascending order).
     pub(crate) fn is_intset(&self) -> bool {
-        self.len() <= 512
-            && self
-                .iter()
-                .all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
+        is_intset(self.len(), self.iter())
     }
 
     /// Bytes charged for the members.

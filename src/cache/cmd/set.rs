@@ -8,7 +8,7 @@ use hashbrown::HashSet;
 use super::{SYNTAX, WRONGTYPE, arg, int, int_arg, is, name, scan_options, tri};
 use crate::cache::keyspace::Ctx;
 use crate::cache::resp::frame::{Frame, parse_i64};
-use crate::cache::value::{SetValue, Value};
+use crate::cache::value::{SetValue, Value, is_intset};
 use crate::cache::{EventKind, Inner, notify};
 
 type Set = HashSet<Bytes>;
@@ -63,9 +63,22 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let members = tri!(get_set(ctx, arg(args, 1)))
-        .map(|s| s.iter().map(|m| Frame::Bulk(m.clone())).collect())
+        .map(|s| members_reply(s.is_intset(), s.iter().cloned()))
         .unwrap_or_default();
     Frame::Set(members)
+}
+
+/// A set's members as a reply: an intset's (`intset`, every member an integer) in ascending
+/// order, as Redis iterates an intset; any other in the set's own order.
+fn members_reply(intset: bool, members: impl Iterator<Item = Bytes>) -> Vec<Frame> {
+    if !intset {
+        return members.map(Frame::Bulk).collect();
+    }
+    let mut numbered: Vec<(i64, Bytes)> = members
+        .map(|m| (parse_i64(&m).unwrap_or_default(), m))
+        .collect();
+    numbered.sort_unstable_by_key(|(n, _)| *n);
+    numbered.into_iter().map(|(_, m)| Frame::Bulk(m)).collect()
 }
 
 pub(crate) fn sismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
@@ -259,12 +272,21 @@ fn op_of(args: &[&[u8]]) -> Op {
 /// SINTER, SUNION, SDIFF.
 pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let sets = tri!(read_sets(ctx, args.get(1..).unwrap_or_default()));
-    Frame::Set(
-        combine(sets, op_of(args))
-            .into_iter()
-            .map(Frame::Bulk)
-            .collect(),
-    )
+    // Redis answers from an intset when the result is one (a union or difference is built as
+    // an intset while its members are integers) or, for an intersection, when the set it
+    // walks, the smallest, is one: then in ascending order.
+    let op = op_of(args);
+    let walked_intset = match op {
+        Op::Inter => sets
+            .iter()
+            .flatten()
+            .min_by_key(|s| s.len())
+            .is_some_and(|s| is_intset(s.len(), s.iter())),
+        Op::Union | Op::Diff => true,
+    };
+    let result = combine(sets, op);
+    let intset = walked_intset && is_intset(result.len(), result.iter());
+    Frame::Set(members_reply(intset, result.into_iter()))
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
