@@ -446,3 +446,50 @@ fn cluster_time_is_the_writes_timestamp() {
         vec![doc! {"t": bson::Timestamp { time: seconds, increment: 0 }}]
     );
 }
+
+/// `$currentDate` with `{$type: "timestamp"}` writes the write's cluster time, the
+/// `clusterTime` of its change event, as MongoDB writes a tick of its cluster clock (not the
+/// second with a fixed increment, which an earlier write of that second could have passed):
+/// for an update, an updateMany, an upsert's insert and findOneAndUpdate.
+#[test]
+fn current_date_as_a_timestamp_is_the_writes_cluster_time() {
+    let (_dir, h) = seeded();
+    let mut s = watch_c(&h);
+    let stamp = doc! {"$currentDate": {"at": {"$type": "timestamp"}}};
+    let one = UpdateOptions::default();
+    let many = UpdateOptions {
+        multi: true,
+        ..UpdateOptions::default()
+    };
+    let upsert = UpdateOptions {
+        upsert: true,
+        ..UpdateOptions::default()
+    };
+    h.update("db", "c", &doc! {"_id": 1}, &stamp, one).unwrap();
+    h.update("db", "c", &doc! {}, &stamp, many).unwrap();
+    h.update("db", "c", &doc! {"_id": 3}, &stamp, upsert)
+        .unwrap();
+    h.find_one_and_update(
+        "db",
+        "c",
+        &doc! {"_id": 2},
+        &stamp,
+        &FindAndModifyOptions::default(),
+    )
+    .unwrap();
+    let events = s.try_next_batch(10).unwrap().events;
+    assert_eq!(events.len(), 5, "{events:?}");
+    for e in &events {
+        let cluster_time = e.get("clusterTime").unwrap();
+        let written = match e.get_str("operationType").unwrap() {
+            "insert" => e.get_document("fullDocument").unwrap().get("at"),
+            _ => e
+                .get_document("updateDescription")
+                .unwrap()
+                .get_document("updatedFields")
+                .unwrap()
+                .get("at"),
+        };
+        assert_eq!(written, Some(cluster_time), "{e:?}");
+    }
+}

@@ -1641,7 +1641,9 @@ impl History {
                     }
                     let Some(update) = w.update else { continue };
                     let mut log = Vec::new();
-                    let new = update.apply_logged(&old, false, &parsed, txn.wall_ms, &mut log)?;
+                    let new = aggregate::with_cluster_time(txn.ts, || {
+                        update.apply_logged(&old, false, &parsed, txn.wall_ms, &mut log)
+                    })?;
                     if !document::identical(&new, &old) {
                         txn.write_change(&meta, &id, old, new, &update, &log)?;
                     }
@@ -3528,9 +3530,13 @@ impl Txn<'_> {
             // kind of).
             let mut log = Vec::new();
             let new = if options.multi {
-                parsed.apply_logged(&old, false, &parsed_filter, self.wall_ms, &mut log)?
+                aggregate::with_cluster_time(self.ts, || {
+                    parsed.apply_logged(&old, false, &parsed_filter, self.wall_ms, &mut log)
+                })?
             } else {
-                parsed.apply_once(&old, false, &parsed_filter, self.wall_ms, &mut log)?
+                aggregate::with_cluster_time(self.ts, || {
+                    parsed.apply_once(&old, false, &parsed_filter, self.wall_ms, &mut log)
+                })?
             };
             if !document::identical(&new, &old) {
                 result.modified += 1;
@@ -3626,7 +3632,9 @@ impl Txn<'_> {
                 }
                 d
             }
-            ops => ops.apply(&seed, true, filter, self.wall_ms)?,
+            ops => aggregate::with_cluster_time(self.ts, || {
+                ops.apply(&seed, true, filter, self.wall_ms)
+            })?,
         };
         if !doc.contains_key("_id") {
             let mut with_id = Document::new();
@@ -3702,7 +3710,9 @@ impl Txn<'_> {
             }
             (Some((id, old)), Some(u), Some(meta)) => {
                 let mut log = Vec::new();
-                let new = u.apply_logged(&old, false, &parsed, self.wall_ms, &mut log)?;
+                let new = aggregate::with_cluster_time(self.ts, || {
+                    u.apply_logged(&old, false, &parsed, self.wall_ms, &mut log)
+                })?;
                 if document::identical(&new, &old) {
                     return Ok(Some(old));
                 }

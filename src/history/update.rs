@@ -1074,10 +1074,12 @@ fn apply_op(
         }
         Op::CurrentDate => {
             let value = if current_date_is_timestamp(arg)? {
-                Bson::Timestamp(Timestamp {
+                // The write's cluster time (its change event's `clusterTime`), as MongoDB
+                // writes a fresh tick of its cluster clock; outside a write, the second.
+                Bson::Timestamp(super::aggregate::write_cluster_time().unwrap_or(Timestamp {
                     time: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
                     increment: 1,
-                })
+                }))
             } else {
                 Bson::DateTime(bson::DateTime::from_millis(
                     i64::try_from(now_ms).unwrap_or(i64::MAX),

@@ -256,10 +256,16 @@ pub(crate) fn with_cluster_time<T>(ts: Timestamp, build: impl FnOnce() -> T) -> 
     out
 }
 
+/// The cluster time of the write under way ([`with_cluster_time`]), if any: what `$currentDate`
+/// writes as a timestamp.
+pub(crate) fn write_cluster_time() -> Option<Timestamp> {
+    CLUSTER_TIME.with(Cell::get)
+}
+
 /// `$$CLUSTER_TIME`: the write's cluster time under [`with_cluster_time`]; else the second of
 /// `now_ms` with increment 0, a time no later than any operation of that second.
 fn cluster_time(now_ms: i64) -> Timestamp {
-    CLUSTER_TIME.with(Cell::get).unwrap_or_else(|| Timestamp {
+    write_cluster_time().unwrap_or_else(|| Timestamp {
         time: u32::try_from(now_ms.div_euclid(1000).clamp(0, i64::from(u32::MAX))).unwrap_or(0),
         increment: 0,
     })

@@ -55,6 +55,7 @@ use accumulate::{NAccumulator, NState};
 use expr::nullish;
 pub(crate) use expr::{
     Expr, command_let, compile as compile_expression, truthy, with_bound, with_cluster_time,
+    write_cluster_time,
 };
 pub(crate) use project::FieldTree;
 use reshape::Reshape;
