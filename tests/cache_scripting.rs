@@ -200,6 +200,19 @@ fn script_and_function_subcommands_answer_redis_arity_errors() {
             &["FUNCTION", "nope"],
             err("ERR unknown subcommand 'nope'. Try FUNCTION HELP."),
         ),
+        // A known subcommand with arguments it does not take, past the table's arity.
+        (
+            &["FUNCTION", "RESTORE", "a", "b", "c"],
+            err(
+                "ERR unknown subcommand or wrong number of arguments for 'RESTORE'. Try FUNCTION HELP.",
+            ),
+        ),
+        (
+            &["FUNCTION", "flush", "sync", "x"],
+            err(
+                "ERR unknown subcommand or wrong number of arguments for 'flush'. Try FUNCTION HELP.",
+            ),
+        ),
     ];
     for (args, want) in cases {
         assert_eq!(&c.cmd(args), want, "{args:?}");

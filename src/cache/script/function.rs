@@ -572,12 +572,15 @@ pub(crate) fn function(scripting: &mut Scripting, inner: &Inner, args: &[&[u8]])
     } else if is(sub, "help") && n == 2 {
         Frame::Array(FUNCTION_HELP.iter().map(|l| Frame::simple(l)).collect())
     } else {
-        Frame::error(format!(
-            "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
-            String::from_utf8_lossy(sub)
-        ))
+        super::subcommand_error("FUNCTION", sub, FUNCTION_SUBCOMMANDS)
     }
 }
+
+/// FUNCTION's subcommands: one of them reaching the end of [`function`] had arguments it does
+/// not take.
+const FUNCTION_SUBCOMMANDS: &[&str] = &[
+    "delete", "dump", "flush", "help", "kill", "list", "load", "restore", "stats",
+];
 
 /// FCALL and FCALL_RO.
 /// The flags function `name` (any case) was registered with, if it exists.

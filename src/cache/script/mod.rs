@@ -1145,9 +1145,26 @@ fn script_command(scripting: &mut Scripting, args: &[&[u8]]) -> Frame {
     } else if is(sub, "help") && args.len() == 2 {
         Frame::Array(SCRIPT_HELP.iter().map(|line| Frame::simple(line)).collect())
     } else {
+        subcommand_error(
+            "SCRIPT",
+            sub,
+            &["debug", "exists", "flush", "help", "kill", "load"],
+        )
+    }
+}
+
+/// The error of a SCRIPT or FUNCTION call its handler did not take: Redis's `unknown
+/// subcommand` for a name not among `known`, else `addReplySubcommandSyntaxError`'s text (a
+/// known subcommand with arguments it does not take, such as FUNCTION RESTORE's fourth).
+fn subcommand_error(command: &str, sub: &[u8], known: &[&str]) -> Frame {
+    let sub = String::from_utf8_lossy(sub);
+    if known.iter().any(|k| sub.eq_ignore_ascii_case(k)) {
         Frame::error(format!(
-            "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
-            String::from_utf8_lossy(sub)
+            "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."
+        ))
+    } else {
+        Frame::error(format!(
+            "ERR unknown subcommand '{sub}'. Try {command} HELP."
         ))
     }
 }
