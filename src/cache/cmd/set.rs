@@ -71,14 +71,20 @@ pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 /// A set's members as a reply: an intset's (`intset`, every member an integer) in ascending
 /// order, as Redis iterates an intset; any other in the set's own order.
 fn members_reply(intset: bool, members: impl Iterator<Item = Bytes>) -> Vec<Frame> {
-    if !intset {
-        return members.map(Frame::Bulk).collect();
+    if intset {
+        intset_order(members).into_iter().map(Frame::Bulk).collect()
+    } else {
+        members.map(Frame::Bulk).collect()
     }
+}
+
+/// An intset's members (each an integer) in its ascending order.
+fn intset_order(members: impl Iterator<Item = Bytes>) -> Vec<Bytes> {
     let mut numbered: Vec<(i64, Bytes)> = members
         .map(|m| (parse_i64(&m).unwrap_or_default(), m))
         .collect();
     numbered.sort_unstable_by_key(|(n, _)| *n);
-    numbered.into_iter().map(|(_, m)| Frame::Bulk(m)).collect()
+    numbered.into_iter().map(|(_, m)| m).collect()
 }
 
 pub(crate) fn sismember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
@@ -369,14 +375,7 @@ pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let (next, page) = match tri!(get_set(ctx, arg(args, 1))) {
         // As Redis: an intset is answered whole, in ascending order, with cursor 0.
-        Some(s) if s.is_intset() => {
-            let mut members: Vec<(i64, Bytes)> = s
-                .iter()
-                .filter_map(|m| Some((parse_i64(m)?, m.clone())))
-                .collect();
-            members.sort_unstable_by_key(|(n, _)| *n);
-            (0, members.into_iter().map(|(_, m)| m).collect())
-        }
+        Some(s) if s.is_intset() => (0, intset_order(s.iter().cloned())),
         Some(s) => {
             let hasher = s.hasher();
             super::keys::page_by_hash(
