@@ -687,19 +687,27 @@ fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
 
 /// Runs the reference flow over `record`, which it dead-letters; returns the dead letter.
 async fn dead_letter_of(record: streamcache::log::Record) -> streamcache::log::StoredRecord {
-    use streamcache::config::Config;
+    let config = streamcache::config::Config {
+        ephemeral: true,
+        ..streamcache::config::Config::default()
+    };
+    first_written(config, "orders.dead-letter", record).await
+}
+
+/// Runs an ephemeral engine with `config` over `record`, appended to `orders`; returns the
+/// first record its flows append to `topic` (created with one partition if it is missing).
+async fn first_written(
+    config: streamcache::config::Config,
+    topic: &str,
+    record: streamcache::log::Record,
+) -> streamcache::log::StoredRecord {
     use streamcache::engine::Engine;
     use streamcache::log::Routing;
     use streamcache::shutdown::Shutdown;
 
-    let engine = Engine::open(Config {
-        ephemeral: true,
-        ..Config::default()
-    })
-    .unwrap();
-    let dead_letters = "orders.dead-letter";
-    let _ = engine.log().create_topic(dead_letters, Some(1), &[], false);
-    let mut appended = engine.log().subscribe(dead_letters, 0).unwrap();
+    let engine = Engine::open(config).unwrap();
+    let _ = engine.log().create_topic(topic, Some(1), &[], false);
+    let mut appended = engine.log().subscribe(topic, 0).unwrap();
     engine
         .log()
         .append("orders", Routing::Auto, vec![record])
@@ -708,13 +716,13 @@ async fn dead_letter_of(record: streamcache::log::Record) -> streamcache::log::S
     engine.start(shutdown.signal()).await.unwrap();
     tokio::time::timeout(WAIT, appended.wait_for(|end| *end >= 1))
         .await
-        .expect("a dead letter within the wait")
+        .expect("a record within the wait")
         .unwrap();
-    let mut letters = engine.log().read(dead_letters, 0, 0, 1 << 20).unwrap();
-    assert_eq!(letters.len(), 1);
+    let mut written = engine.log().read(topic, 0, 0, 1 << 20).unwrap();
+    assert_eq!(written.len(), 1);
     shutdown.trigger();
     engine.stop().await;
-    letters.remove(0)
+    written.remove(0)
 }
 
 /// A record without a value (a tombstone) is dead-lettered ("not JSON") without a value too,
@@ -854,13 +862,11 @@ async fn a_shutdown_during_the_start_starts_nothing() {
     engine.shutdown().unwrap();
 }
 
-/// A dead letter keeps the failed record's create time and headers, as Kafka Connect's
-/// dead-letter queue does, and adds its own headers after them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_keeps_the_records_headers_and_create_time() {
-    use streamcache::log::{Header, Record};
-
-    let headers = vec![
+/// Headers a producer set: a trace id, and one named as a dead letter's own `error` header,
+/// without a value.
+fn producer_headers() -> Vec<streamcache::log::Header> {
+    use streamcache::log::Header;
+    vec![
         Header {
             key: "traceparent".into(),
             value: Some("00-abc-01".into()),
@@ -869,7 +875,16 @@ async fn a_dead_letter_keeps_the_records_headers_and_create_time() {
             key: "error".into(),
             value: None,
         },
-    ];
+    ]
+}
+
+/// A dead letter keeps the failed record's create time and headers, as Kafka Connect's
+/// dead-letter queue does, and adds its own headers after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_keeps_the_records_headers_and_create_time() {
+    use streamcache::log::Record;
+
+    let headers = producer_headers();
     let letter = dead_letter_of(Record {
         key: Some("103".into()),
         value: Some("not json".into()),
@@ -893,4 +908,43 @@ async fn a_dead_letter_keeps_the_records_headers_and_create_time() {
     );
     assert_eq!(letter.headers[..2], headers[..]);
     assert!(letter.headers[2].value.is_some());
+}
+
+/// A `topic` sink forwards the record with the source record's headers and create time, as
+/// Kafka Streams' `to()` and NiFi's ConsumeKafka → PublishKafka (headers as attributes) keep
+/// them: a trace id or an event time set by the producer survives the hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_keeps_the_records_headers_and_create_time() {
+    use streamcache::config::Config;
+    use streamcache::log::Record;
+    use streamcache::pipeline::{SinkConfig, TopicSinkConfig};
+
+    let mut config = Config {
+        ephemeral: true,
+        ..Config::default()
+    };
+    config.pipeline.flows[0].sinks.push(SinkConfig {
+        name: "copy".into(),
+        cache: None,
+        history: None,
+        topic: Some(TopicSinkConfig {
+            topic: "orders.copy".into(),
+            key: None,
+        }),
+    });
+    let headers = producer_headers();
+    let copy = first_written(
+        config,
+        "orders.copy",
+        Record {
+            key: Some("103".into()),
+            value: Some(order(30_001, 103).to_string().into()),
+            headers: headers.clone(),
+            timestamp_ms: Some(1_600_000_000_000),
+        },
+    )
+    .await;
+    assert_eq!(copy.key.as_deref(), Some(&b"103"[..]));
+    assert_eq!(copy.headers, headers);
+    assert_eq!(copy.timestamp_ms, 1_600_000_000_000);
 }

@@ -242,7 +242,8 @@ pub enum HistoryMode {
     Upsert,
 }
 
-/// A topic sink: forward the transformed record.
+/// A topic sink: forward the transformed record, with the source record's headers and create
+/// time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSinkConfig {

@@ -313,8 +313,11 @@ fn prepare(
                     TopicWrite {
                         key,
                         value: Some(value),
-                        headers: Vec::new(),
-                        timestamp_ms: None,
+                        // The source record's headers and create time travel with it, as
+                        // Kafka Streams' `to()` and NiFi's PublishKafka (attributes as
+                        // headers) keep them.
+                        headers: record.headers.clone(),
+                        timestamp_ms: Some(record.timestamp_ms),
                     },
                 ));
             }

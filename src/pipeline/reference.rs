@@ -119,7 +119,8 @@ cache = {{ key = \"customer:{{customerNumber}}\", encoding = \"string\", ttl_ms 
 name = \"order-history\"\n\
 history = {{ collection = \"shop.orders\", mode = \"upsert\", key = \"{{orderNumber}}\" }}\n\
 \n\
-# topic: forward to another topic, optional key template.\n\
+# topic: forward to another topic, optional key template; the source record's headers and\n\
+# create time go with it.\n\
 # [[pipeline.flows.sinks]]\n\
 # name = \"shipped\"\n\
 # topic = {{ topic = \"orders.shipped\", key = \"{{customerNumber}}\" }}\n\

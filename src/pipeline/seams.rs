@@ -391,7 +391,7 @@ pub struct TopicWrite {
     /// Header name and value pairs, in order (`None`: a header without a value).
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// The create time to append it with, in milliseconds since the epoch; `None` for the time
-    /// of the append (a dead letter keeps its record's create time).
+    /// of the append (forwards and dead letters keep their source record's create time).
     pub timestamp_ms: Option<i64>,
 }
 
