@@ -136,7 +136,9 @@ pub struct RouteConfig {
 }
 
 /// One condition on the value at a dotted JSON path. Every operator given must hold; at least one
-/// is required. Numeric comparisons fail on values that are not numbers.
+/// is required. Numeric comparisons (`gt`, `gte`, `lt`, `lte`) read a number, or a string holding
+/// a base-10 number (`"42"`, `" 1.5e3 "`) by its value, as NiFi's `toNumber()` reads an attribute;
+/// they fail on any other value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
@@ -154,8 +156,8 @@ pub struct Condition {
     /// The value is a string matching this regular expression (unanchored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
-    /// The value is a number greater than this (an integer bound is kept exact, past 2^53 too;
-    /// a JSON number, so never NaN or infinite).
+    /// The value is a number, or a string holding one, greater than this (an integer bound is
+    /// kept exact, past 2^53 too; a JSON number, so never NaN or infinite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gt: Option<Number>,
     /// The value is a number greater than or equal to this.

@@ -139,10 +139,77 @@ fn compare_integer(i: i128, f: f64) -> Ordering {
     })
 }
 
-/// How the number `v` compares with the bound `b`; `None` when `v` is not a number.
+/// How the value `v` compares with the bound `b`: a number by its value, a string holding a
+/// base-10 number ([`text_number`]) by the number's value; `None` for anything else.
 fn compare(v: &Value, b: &Number) -> Option<Ordering> {
-    let Value::Number(n) = v else { return None };
-    compare_numbers(n, b)
+    match v {
+        Value::Number(n) => compare_numbers(n, b),
+        Value::String(s) => match (text_number(s)?, integer(b)) {
+            (TextNumber::Integer(x), Some(y)) => Some(x.cmp(&y)),
+            (TextNumber::Integer(i), None) => Some(compare_integer(i, b.as_f64()?)),
+            (TextNumber::Double(f), Some(i)) => Some(compare_integer(i, f).reverse()),
+            (TextNumber::Double(f), None) => f.partial_cmp(&b.as_f64()?),
+        },
+        _ => None,
+    }
+}
+
+/// The value of a number written as text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TextNumber {
+    /// An integer, exactly (every integer of at most 38 digits fits).
+    Integer(i128),
+    /// Anything else, read as the nearest double; infinite past a double's range, as Java's
+    /// `Double.valueOf` reads it. Never NaN.
+    Double(f64),
+}
+
+/// The number `text` holds, as NiFi's expression language `toNumber()` reads an attribute
+/// before `gt`/`ge`/`lt`/`le`: the text trimmed as Java's `String.trim` does (every character
+/// up to U+0020), then an optional sign and base-10 digits, with a fraction (`.` and digits), an
+/// exponent (`e`/`E`, an optional sign, digits) or both; the integer part may be left out
+/// before a fraction (`.5`). Digits are ASCII only (Java's `\d`). NiFi's hexadecimal forms,
+/// `NaN` and `Infinity` are not read: a JSON document writes numbers in base 10.
+fn text_number(text: &str) -> Option<TextNumber> {
+    let t = text.trim_matches(|c: char| c <= ' ');
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let whole = digits(unsigned);
+    let rest = unsigned.get(whole..)?;
+    let (fraction, rest) = match rest.strip_prefix('.') {
+        Some(after) => {
+            let n = digits(after);
+            if n == 0 {
+                return None;
+            }
+            (n, after.get(n..)?)
+        }
+        None => (0, rest),
+    };
+    let exponent = match rest.strip_prefix(['e', 'E']) {
+        Some(after) => {
+            let after = after.strip_prefix(['+', '-']).unwrap_or(after);
+            let n = digits(after);
+            if n == 0 || n != after.len() {
+                return None;
+            }
+            true
+        }
+        None if rest.is_empty() => false,
+        None => return None,
+    };
+    if whole == 0 && fraction == 0 {
+        return None;
+    }
+    if fraction == 0
+        && !exponent
+        && let Ok(i) = t.parse::<i128>()
+    {
+        return Some(TextNumber::Integer(i));
+    }
+    // Checked above to be a decimal number, which Rust's parser reads (to infinity when past
+    // a double's range); it never yields NaN.
+    t.parse::<f64>().ok().map(TextNumber::Double)
 }
 
 /// How two JSON numbers compare by value: integers exactly (past 2^53 too), an integer and a
@@ -340,6 +407,36 @@ mod tests {
         let half = parse("path = \"id\"\ngt = 2.5");
         assert!(half.matches(&at(3)));
         assert!(!half.matches(&json!({"id": 2.5})));
+    }
+
+    #[test]
+    fn numeric_comparisons_read_a_string_holding_a_decimal_number_by_its_value() {
+        // NiFi's RouteOnAttribute compares attributes, which are text, with `gt`/`lt` after
+        // `toNumber()`: trimmed, base-10 integers and decimals read as numbers.
+        let parse =
+            |text: &str| Predicate::parse(&toml::from_str::<Condition>(text).unwrap()).unwrap();
+        let gt = parse("path = \"n\"\ngt = 10");
+        let at = |s: &str| json!({ "n": s });
+        for holds in ["42", " 42 ", "+11", "10.5", "1e2", ".5e2", "2E+1", "\t11\n"] {
+            assert!(gt.matches(&at(holds)), "{holds:?}");
+        }
+        for fails in [
+            "10", "9.99", "-42", "abc", "", "42abc", "1_000", "0x1F", "Infinity", "NaN", "5.", "١٢",
+        ] {
+            assert!(!gt.matches(&at(fails)), "{fails:?}");
+        }
+        // Past a double's range, as Java's `Double.valueOf` reads it (infinite).
+        assert!(gt.matches(&at("1e400")));
+        assert!(parse("path = \"n\"\nlt = 0").matches(&at("-1e400")));
+        // Integer text compares exactly, past 2^53 and past 64 bits too.
+        let big = parse("path = \"n\"\ngt = 9007199254740992");
+        assert!(big.matches(&at("9007199254740993")));
+        assert!(!big.matches(&at("9007199254740992")));
+        assert!(
+            parse("path = \"n\"\ngt = 18446744073709551615").matches(&at("18446744073709551616"))
+        );
+        // Only the numeric operators read text as a number: `equals` keeps JSON's types.
+        assert!(!parse("path = \"n\"\nequals = 42").matches(&at("42")));
     }
 
     #[test]
