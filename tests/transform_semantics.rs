@@ -470,3 +470,24 @@ fn max_and_min_order_negative_zero_below_zero() {
     assert!(sign_negative("min", "ab"));
     assert!(sign_negative("min", "ba"));
 }
+
+/// `[#N]` in a shift output path reads the match count `N` levels up the walked path, which
+/// holds the root and one level per key matched down to the leaf (`WalkedPath.elementFromEnd`,
+/// WalkedPath.java:68). `N` past the root indexes before the list's start, which throws
+/// (`ArrayList.get(-1)`), and `Shiftr.transform` lets it through: the transform fails; it does
+/// not skip the write. The walked path starts with two root levels, `Shiftr.transform`'s and
+/// the root spec's own (Shiftr.java:503, ShiftrCompositeSpec.java:214), so under `a` and `*`
+/// the leaf `v` is level 4: `[#4]` is the outermost root's count (0 while its spec is still
+/// being walked) and `[#5]` is past it.
+#[test]
+fn an_output_hash_index_past_the_walked_path_fails_the_transform() {
+    let input = json!({"a": {"x": {"v": 1}}});
+    for rhs in ["out[#5]", "out[#9].y", "[#6]"] {
+        let spec = json!([{"operation": "shift", "spec": {"a": {"*": {"v": rhs}}}}]);
+        let spec = Spec::parse(&spec).unwrap();
+        let err = spec.apply(&input).unwrap_err();
+        assert!(err.to_string().contains("[#"), "{rhs}: {err}");
+    }
+    let ok = json!([{"operation": "shift", "spec": {"a": {"*": {"v": "out[#4]"}}}}]);
+    assert_eq!(apply(ok, input), json!({"out": [1]}));
+}

@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 use crate::transform::budget::Budget;
 use crate::transform::error::{Error, Result};
 use crate::transform::path::{
-    ArrayStep, Key, Matched, Ref, Rhs, WalkedPath, array_index, eval_ref, index_key, parse_key,
-    parse_rhs_path, precedence_order, scalar_key, split_alternatives,
+    ArrayStep, Key, Matched, Ref, Rhs, Walk, WalkedPath, array_index, eval_ref, index_key,
+    parse_key, parse_rhs_path, precedence_order, scalar_key, split_alternatives,
 };
 use crate::transform::spec::{invalid, pointer};
 
@@ -550,10 +550,21 @@ fn write<'a>(
             },
             Rhs::Transpose(t) => t.read_key(walk).map(|s| Step::Key(Cow::Owned(s))),
             Rhs::Array(a) => {
-                if let ArrayStep::Ref(r) = a
-                    && eval_ref(*r, walk).is_none()
-                {
-                    return Err(unresolved(ctx.op, *r));
+                match a {
+                    ArrayStep::Ref(r) if eval_ref(*r, walk).is_none() => {
+                        return Err(unresolved(ctx.op, *r));
+                    }
+                    // `[#N]` past the root: jolt-core's `WalkedPath.elementFromEnd` indexes
+                    // before the list's start, which throws, and the transform fails.
+                    ArrayStep::Hash(up) if walk.hash_count(*up).is_none() => {
+                        return Err(Error::Transform {
+                            operation: ctx.op,
+                            reason: format!(
+                                "`[#{up}]` names a level above the root of the walked path"
+                            ),
+                        });
+                    }
+                    _ => {}
                 }
                 array_index(a, walk).map(|i| i.map_or(Step::Append, Step::Index))
             }
