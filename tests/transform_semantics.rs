@@ -491,3 +491,38 @@ fn an_output_hash_index_past_the_walked_path_fails_the_transform() {
     let ok = json!([{"operation": "shift", "spec": {"a": {"*": {"v": "out[#4]"}}}}]);
     assert_eq!(apply(ok, input), json!({"out": [1]}));
 }
+
+/// `Integer.parseInt` and `Long.parseLong`, which `Objects.toNumber` tries first, read any
+/// Unicode decimal digit (`Character.digit`: Arabic-Indic `٤٢`, Devanagari `४२`, fullwidth
+/// `４２`, mixed with ASCII too); `Double.parseDouble`, tried last, reads ASCII digits only, so
+/// such text past the long range is no number. So `toInteger("٤٢")` is 42 and `toDouble` 42.0.
+#[test]
+fn to_integer_reads_unicode_decimal_digits_as_java_parse_int_does() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "i": "=toInteger", "l": "=toLong", "d": "=toDouble", "n": "=toInteger"
+    }}]);
+    for (text, int) in [
+        ("٤٢", 42),
+        ("-४२", -42),
+        ("４２", 42),
+        ("+1٢", 12),
+        ("۱۲۳", 123),
+    ] {
+        let out = apply(
+            spec.clone(),
+            json!({"i": text, "l": text, "d": text, "n": 0}),
+        );
+        assert_eq!(out["i"], json!(int), "{text}");
+        assert_eq!(out["l"], json!(int), "{text}");
+        assert_eq!(out["d"], json!(f64::from(int)), "{text}");
+    }
+    // A long's worth of Arabic-Indic digits is a long; past it, `parseDouble` refuses them.
+    let long = "٩".repeat(18);
+    let past = "٩".repeat(20);
+    let out = apply(spec, json!({"i": long, "l": long, "d": past, "n": "٤٢x"}));
+    assert_eq!(out["l"], json!(999_999_999_999_999_999_i64));
+    assert_eq!(out["d"], json!(past), "not a number: left as it is");
+    assert_eq!(out["n"], json!("٤٢x"));
+    // `i` is the long's `intValue()`, its low 32 bits.
+    assert_eq!(out["i"], json!(999_999_999_999_999_999_i64 as i32));
+}

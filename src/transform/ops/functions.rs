@@ -66,15 +66,12 @@ impl Num {
     fn parse(v: &Value) -> Option<Num> {
         match v {
             Value::Number(_) => Num::of(v),
-            Value::String(s) => {
-                if let Ok(i) = s.parse::<i32>() {
-                    Some(Num::Int(i))
-                } else if let Ok(l) = s.parse::<i64>() {
-                    Some(Num::Long(l))
-                } else {
-                    java_parse_double(s).map(Num::Double)
-                }
-            }
+            // `Integer.parseInt` accepts exactly the text `Long.parseLong` does within the int
+            // range.
+            Value::String(s) => match java_parse_long(s) {
+                Some(l) => Some(i32::try_from(l).map_or(Num::Long(l), Num::Int)),
+                None => java_parse_double(s).map(Num::Double),
+            },
             _ => None,
         }
     }
@@ -136,6 +133,54 @@ pub(crate) fn literal_number(text: &str) -> Option<Value> {
     match Num::parse(&Value::from(text))? {
         Num::Double(d) if !d.is_finite() => None,
         n => Some(n.to_value()),
+    }
+}
+
+/// The code points of the digit zero of every run of Unicode decimal digits (general category
+/// Nd) in the Basic Multilingual Plane, as of Unicode 14 (no later version adds one there); each
+/// run holds 0 to 9 in order. Java's `Character.digit(char, 10)` reads these; a digit outside
+/// the plane is two `char`s, neither of them a digit.
+const DECIMAL_DIGIT_ZEROS: [u32; 37] = [
+    0x0030, 0x0660, 0x06F0, 0x07C0, 0x0966, 0x09E6, 0x0A66, 0x0AE6, 0x0B66, 0x0BE6, 0x0C66, 0x0CE6,
+    0x0D66, 0x0DE6, 0x0E50, 0x0ED0, 0x0F20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80,
+    0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0,
+    0xFF10,
+];
+
+/// Java's `Character.digit(c, 10)`: the value of a Unicode decimal digit of the Basic
+/// Multilingual Plane (`٤` is 4, `４` is 4), `None` for anything else.
+fn java_decimal_digit(c: char) -> Option<u32> {
+    let c = u32::from(c);
+    // The zeros are sorted: the run `c` may belong to starts at the last zero at or below it.
+    let zero = DECIMAL_DIGIT_ZEROS
+        .iter()
+        .copied()
+        .take_while(|z| *z <= c)
+        .last()?;
+    let value = c - zero;
+    (value < 10).then_some(value)
+}
+
+/// Java's `Long.parseLong`: an optional ASCII `+` or `-`, then one or more decimal digits of
+/// any script ([`java_decimal_digit`]), within the long range; no whitespace.
+fn java_parse_long(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    // Accumulated negatively, as Java does, so that the long minimum fits.
+    let mut value: i64 = 0;
+    for c in digits.chars() {
+        let digit = i64::from(java_decimal_digit(c)?);
+        value = value.checked_mul(10)?.checked_sub(digit)?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
     }
 }
 
@@ -901,6 +946,35 @@ mod tests {
         assert_eq!(java_string(&json!(1e10)), "1.0E10");
         assert_eq!(java_string(&json!([1, "a"])), "[1, a]");
         assert_eq!(java_string(&json!(2)), "2");
+    }
+
+    #[test]
+    fn decimal_digits_are_read_in_every_run_and_nowhere_else() {
+        for zero in DECIMAL_DIGIT_ZEROS {
+            for value in 0..10 {
+                let c = char::from_u32(zero + value).unwrap();
+                assert_eq!(java_decimal_digit(c), Some(value), "{c:?}");
+            }
+            // Just past each run (the runs do not touch).
+            let after = char::from_u32(zero + 10).unwrap();
+            assert_eq!(java_decimal_digit(after), None, "{after:?}");
+        }
+        for c in [
+            '/',
+            ':',
+            'a',
+            '\u{065F}',
+            '\u{00B2}',
+            '\u{2163}',
+            '\u{FF1A}',
+            '\u{1D7CE}',
+        ] {
+            assert_eq!(java_decimal_digit(c), None, "{c:?}");
+        }
+        assert_eq!(java_parse_long("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(java_parse_long("9223372036854775808"), None);
+        assert_eq!(java_parse_long("+"), None);
+        assert_eq!(java_parse_long(" 1"), None);
     }
 
     #[test]
