@@ -526,3 +526,34 @@ fn to_integer_reads_unicode_decimal_digits_as_java_parse_int_does() {
     // `i` is the long's `intValue()`, its low 32 bits.
     assert_eq!(out["i"], json!(999_999_999_999_999_999_i64 as i32));
 }
+
+/// `Double.parseDouble` reads text past the double range as an infinity (`"1e400"`), and
+/// `Objects.toDouble` keeps it: jolt-core's output then holds `Double.POSITIVE_INFINITY`, which
+/// Jackson (`JsonUtils`, `QUOTE_NON_NUMERIC_NUMBERS` on by default) writes as the string
+/// `"Infinity"`; `"-1e400"` gives `"-Infinity"` and `"NaN"` `"NaN"`. `toInteger` and `toLong`
+/// narrow the infinity as Java's `intValue()`/`longValue()` do, to the type's maximum or
+/// minimum (NaN to 0).
+#[test]
+fn to_double_past_the_double_range_is_infinity_as_jackson_writes_it() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "d": "=toDouble", "m": "=toDouble", "nan": "=toDouble",
+        "i": "=toInteger", "l": "=toLong", "im": "=toInteger", "inan": "=toInteger"
+    }}]);
+    let out = apply(
+        spec,
+        json!({"d": "1e400", "m": "-1e400", "nan": "NaN",
+               "i": "1e400", "l": "1e400", "im": "-1e400", "inan": "NaN"}),
+    );
+    assert_eq!(out["d"], json!("Infinity"));
+    assert_eq!(out["m"], json!("-Infinity"));
+    assert_eq!(out["nan"], json!("NaN"));
+    assert_eq!(out["i"], json!(i32::MAX));
+    assert_eq!(out["l"], json!(i64::MAX));
+    assert_eq!(out["im"], json!(i32::MIN));
+    assert_eq!(out["inan"], json!(0));
+    // A sum past the double range is an infinity too (`Math.doubleSum`, Math.java:220).
+    let sum = json!([{"operation": "modify-overwrite-beta",
+                      "spec": {"s": "=doubleSum(@(1,big))"}}]);
+    let out = apply(sum, json!({"big": [1e308, 1e308]}));
+    assert_eq!(out["s"], json!("Infinity"));
+}

@@ -80,7 +80,7 @@ impl Num {
         match self {
             Num::Int(i) => Value::from(i),
             Num::Long(l) => Value::from(l),
-            Num::Double(d) => Value::from(d),
+            Num::Double(d) => double_value(d),
         }
     }
 
@@ -182,6 +182,15 @@ fn java_parse_long(s: &str) -> Option<i64> {
     } else {
         value.checked_neg()
     }
+}
+
+/// A double as jolt-core's output holds it and Jackson writes it: a finite one as a JSON
+/// number, an infinity or NaN (`Double.parseDouble("1e400")`, a sum past the double range) as
+/// the string Jackson writes for it (`QUOTE_NON_NUMERIC_NUMBERS`, on by default): `"Infinity"`,
+/// `"-Infinity"`, `"NaN"`. Java's `Objects.toNumber` reads those strings back as the same
+/// double, so a later function sees the value it would have seen in jolt-core.
+fn double_value(d: f64) -> Value {
+    serde_json::Number::from_f64(d).map_or_else(|| Value::from(java_double(d)), Value::Number)
 }
 
 /// Java's `Double.parseDouble`, close enough: surrounding whitespace allowed, `NaN` and
@@ -406,7 +415,9 @@ fn apply_single(f: Stock, arg: &Value) -> Option<Value> {
         Stock::Abs => abs(arg),
         Stock::ToInteger => to_integer(arg),
         Stock::ToDouble => match arg {
-            Value::Number(_) | Value::String(_) => Num::parse(arg).map(|n| Value::from(n.double())),
+            Value::Number(_) | Value::String(_) => {
+                Num::parse(arg).map(|n| double_value(n.double()))
+            }
             _ => None,
         },
         Stock::ToLong => match arg {
@@ -442,7 +453,7 @@ fn abs(arg: &Value) -> Option<Value> {
     Some(match n {
         Num::Int(i) => Value::from(i.wrapping_abs()),
         Num::Long(l) => Value::from(l.wrapping_abs()),
-        Num::Double(d) => Value::from(d.abs()),
+        Num::Double(d) => double_value(d.abs()),
     })
 }
 
@@ -482,7 +493,7 @@ fn apply_list(f: Stock, items: &[Value]) -> Option<Value> {
                 .collect();
             #[allow(clippy::cast_precision_loss, reason = "a count of list elements")]
             let count = nums.len() as f64;
-            (!nums.is_empty()).then(|| Value::from(nums.iter().sum::<f64>() / count))
+            (!nums.is_empty()).then(|| double_value(nums.iter().sum::<f64>() / count))
         }
         Stock::IntSum => Some(Value::from(
             items
@@ -490,7 +501,7 @@ fn apply_list(f: Stock, items: &[Value]) -> Option<Value> {
                 .filter_map(|v| to_integer(v).and_then(|i| Num::of(&i)))
                 .fold(0i32, |a, n| a.wrapping_add(n.int())),
         )),
-        Stock::DoubleSum => Some(Value::from(
+        Stock::DoubleSum => Some(double_value(
             items
                 .iter()
                 .filter(|v| v.is_number() || v.is_string())
@@ -515,14 +526,14 @@ fn apply_list(f: Stock, items: &[Value]) -> Option<Value> {
             items,
             items.iter().map(Num::of).collect::<Vec<_>>().as_slice(),
         ) {
-            (_, [Some(Num::Double(a)), Some(Num::Double(b))]) => Some(Value::from(a - b)),
+            (_, [Some(Num::Double(a)), Some(Num::Double(b))]) => Some(double_value(a - b)),
             _ => None,
         },
         Stock::LongSubtract => match items.iter().map(Num::of).collect::<Vec<_>>().as_slice() {
             [Some(Num::Long(a)), Some(Num::Long(b))] => Some(Value::from(a.wrapping_sub(*b))),
             _ => None,
         },
-        Stock::Divide => divide(items).map(Value::from),
+        Stock::Divide => divide(items).map(double_value),
         Stock::FirstElement => items.first().cloned(),
         Stock::LastElement => items.last().cloned(),
         Stock::ToList => Some(Value::Array(items.to_vec())),
@@ -871,7 +882,7 @@ fn arg_list(f: Stock, special: &Value, items: &[Value]) -> Option<Value> {
         Stock::LeftPad | Stock::RightPad => pad(f == Stock::LeftPad, special.as_str()?, items),
         Stock::DivideAndRound => {
             let quotient = divide(items)?;
-            Some(Value::from(round_half_up(
+            Some(double_value(round_half_up(
                 quotient,
                 is_java_integer(special)?,
             )))
