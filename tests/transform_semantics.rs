@@ -557,3 +557,21 @@ fn to_double_past_the_double_range_is_infinity_as_jackson_writes_it() {
     let out = apply(sum, json!({"big": [1e308, 1e308]}));
     assert_eq!(out["s"], json!("Infinity"));
 }
+
+/// `Double.parseDouble` (FloatingDecimal.readJavaFormatString) takes a `d`/`f` type suffix
+/// after digits only: `Infinity` and `NaN` must end the text, so `"Infinityd"` and `"NaNf"` are
+/// no number and `toDouble` leaves them as they are, while `"1e400d"` is an infinity.
+#[test]
+fn infinity_and_nan_take_no_type_suffix() {
+    let spec = json!([{"operation": "modify-overwrite-beta", "spec": {
+        "a": "=toDouble", "b": "=toDouble", "c": "=toDouble", "d": "=toDouble"
+    }}]);
+    let out = apply(
+        spec,
+        json!({"a": "Infinityd", "b": "-NaNf", "c": "1e400d", "d": "-Infinity"}),
+    );
+    assert_eq!(
+        out,
+        json!({"a": "Infinityd", "b": "-NaNf", "c": "Infinity", "d": "-Infinity"})
+    );
+}

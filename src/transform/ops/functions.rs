@@ -194,10 +194,15 @@ fn double_value(d: f64) -> Value {
 }
 
 /// Java's `Double.parseDouble`, close enough: surrounding whitespace allowed, `NaN` and
-/// `Infinity` spelled Java's way, and a trailing `d`/`f` type suffix.
+/// `Infinity` spelled Java's way, and a trailing `d`/`f` type suffix after digits (never after
+/// `NaN` or `Infinity`, which must end the text).
 fn java_parse_double(s: &str) -> Option<f64> {
     let t = s.trim_matches(|c: char| c <= ' ');
-    let t = t.strip_suffix(['d', 'D', 'f', 'F']).unwrap_or(t);
+    let t = match t.strip_suffix(['d', 'D', 'f', 'F']) {
+        Some(rest) if rest.ends_with("Infinity") || rest.ends_with("NaN") => return None,
+        Some(rest) => rest,
+        None => t,
+    };
     let lower = t.to_ascii_lowercase();
     if lower.contains("inf") && !t.contains("Infinity")
         || lower.contains("nan") && !t.contains("NaN")
