@@ -2070,4 +2070,17 @@ fn pull_arguments_are_checked_when_the_update_is_parsed() {
             "{update}"
         );
     }
+    // An operator condition is matched on the element as a field with an empty name, so a
+    // message naming the path names none.
+    for update in [
+        doc! {"$pull": {"l": {"$type": []}}},
+        doc! {"$pull": {"l": {"$not": {"$type": []}}}},
+    ] {
+        let e = refused_on_nothing(&update);
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (9, " must match at least one type".to_owned()),
+            "{update}"
+        );
+    }
 }

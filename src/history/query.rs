@@ -158,6 +158,29 @@ impl Filter {
         Self::parse_inner(filter, None)
     }
 
+    /// A condition on a single value (an operator document or a regex), as a filter on the
+    /// field named `field`, taken as it is: MongoDB's `$pull` matches each element wrapped under
+    /// an empty field name, which its messages then name.
+    ///
+    /// # Errors
+    /// As [`Filter::parse`].
+    pub(crate) fn parse_value(field: &str, cond: &Bson) -> Result<Self> {
+        let mut budget = Budget {
+            left: FILTER_CLAUSES_MAX,
+            path: field.to_owned(),
+            expr_now_ms: None,
+        };
+        budget.spend()?;
+        if let Bson::Document(d) = cond {
+            document::check_depth_doc(d)?;
+        }
+        Ok(Self::Field {
+            path: field.to_owned(),
+            parts: vec![field.to_owned()],
+            cond: parse_value_cond(cond, &mut budget)?,
+        })
+    }
+
     /// [`Filter::parse`] for a query that may use `$expr`, with `$$NOW` at `now_ms`.
     ///
     /// # Errors

@@ -1270,18 +1270,22 @@ impl PullCond {
             Self::Doc(f) => matches!(el, Bson::Document(d) if f.matches(d)),
             Self::Ops(f) => {
                 let mut probe = Document::new();
-                probe.insert("v", el.clone());
+                probe.insert(PULL_ELEMENT_FIELD, el.clone());
                 f.matches(&probe)
             }
         }
     }
 }
 
-/// Wraps an operator document or a regex as a filter on a synthetic field `v`.
+/// The field an operator condition of `$pull` is matched on: MongoDB's `PullNode` wraps the
+/// condition and each element under an empty field name, which its messages then name (`" must
+/// match at least one type"`).
+const PULL_ELEMENT_FIELD: &str = "";
+
+/// Wraps an operator document or a regex as a filter on the synthetic field
+/// [`PULL_ELEMENT_FIELD`].
 fn parse_value_cond(cond: &Bson) -> Result<Filter> {
-    let mut f = Document::new();
-    f.insert("v", cond.clone());
-    Filter::parse(&f)
+    Filter::parse_value(PULL_ELEMENT_FIELD, cond)
 }
 
 /// Whether `key` is a query operator that applies to a field's value (MongoDB's
