@@ -203,7 +203,8 @@ fn malformed_filters_are_bad_values() {
 }
 
 /// The argument errors of `$size`, `$mod`, `$type`, `$not` and of an unknown top-level
-/// operator carry MongoDB's texts (BadValue, 2), as its match expression parser words them.
+/// operator carry MongoDB's texts (BadValue, 2), as its match expression parser words them
+/// (`$size` reads its argument as `BSONElement::parseIntegerElementToNonNegativeInt` does).
 #[test]
 fn filter_argument_errors_carry_mongodbs_texts() {
     let (_d, h) = open();
@@ -211,16 +212,37 @@ fn filter_argument_errors_carry_mongodbs_texts() {
         .unwrap();
     let two_pow_63 = 2f64.powi(63);
     for (filter, code, message) in [
-        (doc! {"a": {"$size": 1.5}}, "$size must be a whole number"),
+        (
+            doc! {"a": {"$size": 1.5}},
+            "Failed to parse $size. Expected an integer: $size: 1.5",
+        ),
         (
             doc! {"a": {"$size": f64::NAN}},
-            "$size must be a whole number",
+            "Failed to parse $size. Expected an integer, but found NaN in: $size: nan.0",
         ),
-        (doc! {"a": {"$size": -1}}, "$size may not be negative"),
-        (doc! {"a": {"$size": -2.0}}, "$size may not be negative"),
+        (
+            doc! {"a": {"$size": 1e20}},
+            "Failed to parse $size. Cannot represent as a 64-bit integer: $size: 1e+20.0",
+        ),
+        (
+            doc! {"a": {"$size": "2"}},
+            "Failed to parse $size. Expected a number in: $size: \"2\"",
+        ),
+        (
+            doc! {"a": {"$size": -1}},
+            "Failed to parse $size. Expected a non-negative number in: $size: -1",
+        ),
+        (
+            doc! {"a": {"$size": -2.0}},
+            "Failed to parse $size. Expected a non-negative number in: $size: -2.0",
+        ),
         (
             doc! {"a": {"$size": 1_i64 << 40}},
-            "$size must be representable as a 32-bit integer",
+            "Failed to parse $size. Cannot represent $size: 1099511627776 in an int",
+        ),
+        (
+            doc! {"a": {"$size": "2.5".parse::<bson::Decimal128>().unwrap()}},
+            "Failed to parse $size. Cannot represent as a 64-bit integer: $size: 2.5",
         ),
         (
             doc! {"a": {"$mod": [1, 2, 3]}},
@@ -280,9 +302,10 @@ fn filter_argument_errors_carry_mongodbs_texts() {
             "{filter}"
         );
     }
-    // The edges that are taken: a whole double, and a divisor just inside a long.
+    // The edges that are taken: a whole double or decimal, and a divisor just inside a long.
     for filter in [
         doc! {"a": {"$size": 2.0}},
+        doc! {"a": {"$size": "2.0".parse::<bson::Decimal128>().unwrap()}},
         doc! {"a": {"$mod": [-two_pow_63, 0]}},
     ] {
         h.find("db", "c", &filter, &FindOptions::default()).unwrap();

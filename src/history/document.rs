@@ -7,9 +7,9 @@ use std::cmp::Ordering;
 
 use bson::{Bson, Document, RawDocumentBuf, oid::ObjectId};
 
-use super::decode;
 use super::error::{Error, Result};
 use super::{DOCUMENT_BYTES_MAX, NESTING_DEPTH_MAX, PATH_PARTS_MAX};
+use super::{decimal, decode};
 
 /// Checks the nesting depth of a value against [`NESTING_DEPTH_MAX`]. A top-level document is
 /// depth 1; each embedded document or array adds one.
@@ -794,6 +794,41 @@ pub(crate) fn integral_i64(v: &Bson) -> Option<i64> {
             Some(n)
         }
         _ => None,
+    }
+}
+
+/// `v` read as MongoDB's `BSONElement::parseIntegerElementToLong` reads an integer argument,
+/// or the start of its refusal, which callers follow with `: <name>: <value>`: a number that is
+/// not one, a NaN, a double or decimal beyond `i64`, a fraction.
+///
+/// # Errors
+/// MongoDB's reason, as above.
+pub(crate) fn integer_element(v: &Bson) -> std::result::Result<i64, &'static str> {
+    let in_range = |d: f64| (-TWO_POW_63..TWO_POW_63).contains(&d);
+    match v {
+        Bson::Int32(n) => Ok(i64::from(*n)),
+        Bson::Int64(n) => Ok(*n),
+        Bson::Double(d) if d.is_nan() => Err("Expected an integer, but found NaN in"),
+        Bson::Double(d) if !in_range(*d) => Err("Cannot represent as a 64-bit integer"),
+        Bson::Double(d) if d.fract() != 0.0 => Err("Expected an integer"),
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "integral and within the i64 range, checked above"
+        )]
+        Bson::Double(d) => Ok(*d as i64),
+        Bson::Decimal128(_) => {
+            // Exact only (`toLongExact`): the nearest i64 must compare equal to the decimal.
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "within the i64 range, checked first"
+            )]
+            let exact = as_f64(v)
+                .filter(|d| in_range(*d))
+                .map(|d| d as i64)
+                .filter(|n| decimal::compare(v, &Bson::Int64(*n)) == Some(Ordering::Equal));
+            exact.ok_or("Cannot represent as a 64-bit integer")
+        }
+        _ => Err("Expected a number in"),
     }
 }
 

@@ -574,31 +574,25 @@ fn parse_in(arg: &Bson, op: &str, budget: &mut Budget) -> Result<Vec<InItem>> {
         .collect()
 }
 
-/// `$size`'s argument as MongoDB's match expression parser takes it: an int, a long within 32
-/// bits, or a whole number of another numeric type within 32 bits; not negative.
+/// `$size`'s argument as MongoDB's match expression parser takes it
+/// (`parseIntegerElementToNonNegativeInt`): an integer of any numeric type within 32 bits, not
+/// negative; refused with that reader's reason after `Failed to parse $size. `.
 fn parse_size(arg: &Bson) -> Result<i64> {
-    let size = match arg {
-        Bson::Int32(n) => i64::from(*n),
-        Bson::Int64(n) => i64::from(
-            i32::try_from(*n)
-                .map_err(|_| Error::bad("$size must be representable as a 32-bit integer"))?,
-        ),
-        Bson::Double(_) | Bson::Decimal128(_) => {
-            let whole = document::as_f64(arg).filter(|n| {
-                n.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(n)
-            });
-            let n = whole.ok_or_else(|| Error::bad("$size must be a whole number"))?;
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "whole and within i32, checked above"
-            )]
-            let n = n as i64;
-            n
-        }
-        _ => return Err(Error::bad("$size needs a number")),
+    let refuse = |reason: &str| {
+        Error::bad(format!(
+            "Failed to parse $size. {reason}: $size: {}",
+            document::render_value(arg)
+        ))
     };
+    let size = document::integer_element(arg).map_err(refuse)?;
+    if i32::try_from(size).is_err() {
+        return Err(Error::bad(format!(
+            "Failed to parse $size. Cannot represent $size: {} in an int",
+            document::render_value(arg)
+        )));
+    }
     if size < 0 {
-        return Err(Error::bad("$size may not be negative"));
+        return Err(refuse("Expected a non-negative number in"));
     }
     Ok(size)
 }

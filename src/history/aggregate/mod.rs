@@ -778,38 +778,7 @@ fn count_arg(arg: &Bson, name: &str) -> Result<usize> {
             ),
         )
     };
-    let in_range = |d: f64| (-document::TWO_POW_63..document::TWO_POW_63).contains(&d);
-    let n = match arg {
-        Bson::Int32(n) => i64::from(*n),
-        Bson::Int64(n) => *n,
-        Bson::Double(d) if d.is_nan() => {
-            return Err(refuse("Expected an integer, but found NaN in"));
-        }
-        Bson::Double(d) if !in_range(*d) => {
-            return Err(refuse("Cannot represent as a 64-bit integer"));
-        }
-        Bson::Double(d) if d.fract() != 0.0 => return Err(refuse("Expected an integer")),
-        #[expect(
-            clippy::cast_possible_truncation,
-            reason = "integral and within the i64 range, checked above"
-        )]
-        Bson::Double(d) => *d as i64,
-        Bson::Decimal128(_) => {
-            // Exact only: the nearest i64 must compare equal to the decimal.
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "within the i64 range, checked first"
-            )]
-            let exact = document::as_f64(arg)
-                .filter(|d| in_range(*d))
-                .map(|d| d as i64)
-                .filter(|n| {
-                    decimal::compare(arg, &Bson::Int64(*n)) == Some(std::cmp::Ordering::Equal)
-                });
-            exact.ok_or_else(|| refuse("Cannot represent as a 64-bit integer"))?
-        }
-        _ => return Err(refuse("Expected a number in")),
-    };
+    let n = document::integer_element(arg).map_err(refuse)?;
     if n < 0 {
         return Err(refuse("Expected a non-negative number in"));
     }
