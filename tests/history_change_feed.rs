@@ -1225,6 +1225,12 @@ fn operator_updates_describe_what_each_operator_wrote() {
             vec![],
         ),
         (
+            doc! {"l": [1, 2]},
+            doc! {"$set": {"l.01": 9}},
+            doc! {"l.1": 9},
+            vec![],
+        ),
+        (
             doc! {"k": 1},
             doc! {"$rename": {"k": "r"}, "$set": {"b": 1, "a": 1}},
             doc! {"a": 1, "b": 1, "r": 1},

@@ -597,6 +597,65 @@ fn updates_apply_like_mongodb() {
     }
 }
 
+/// A path part of digits with leading zeros indexes an array as its number, as MongoDB's update
+/// system reads a part below an array (`parseUnsignedBase10Integer`); below a document it is a
+/// field name.
+#[test]
+fn leading_zero_parts_index_arrays_in_updates() {
+    let table: Vec<(Document, Document, Document)> = vec![
+        (
+            doc! {"_id": 1, "a": [1, 2, 3]},
+            doc! {"$set": {"a.01": 9}},
+            doc! {"_id": 1, "a": [1, 9, 3]},
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2, 3]},
+            doc! {"$inc": {"a.001": 1}},
+            doc! {"_id": 1, "a": [1, 3, 3]},
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2, 3]},
+            doc! {"$unset": {"a.02": ""}},
+            doc! {"_id": 1, "a": [1, 2, null]},
+        ),
+        (
+            doc! {"_id": 1, "a": [1]},
+            doc! {"$set": {"a.03": 9}},
+            doc! {"_id": 1, "a": [1, null, null, 9]},
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": 1}]},
+            doc! {"$set": {"a.00.b": 9}},
+            doc! {"_id": 1, "a": [{"b": 9}]},
+        ),
+        (
+            doc! {"_id": 1, "a": [[1], [2]]},
+            doc! {"$push": {"a.01": 3}},
+            doc! {"_id": 1, "a": [[1], [2, 3]]},
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": [1, 2]}]},
+            doc! {"$set": {"a.$[].b.01": 9}},
+            doc! {"_id": 1, "a": [{"b": [1, 9]}]},
+        ),
+        (
+            doc! {"_id": 1, "a": {"1": 5}},
+            doc! {"$set": {"a.01": 9}},
+            doc! {"_id": 1, "a": {"1": 5, "01": 9}},
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"a.01": 9}},
+            doc! {"_id": 1, "a": {"01": 9}},
+        ),
+    ];
+    for (start, update, expected) in table {
+        let (outcome, got) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().matched, 1, "{update}");
+        assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
 /// Values for `$addToSet`/`$pullAll`, each with its class under MongoDB's equality: numbers
 /// by value whatever their type (a long past 2^53 apart from the nearest double), NaN equal
 /// to NaN, a string to the symbol with its text, documents field by field in order.

@@ -434,6 +434,7 @@ impl Update {
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
                 for (op, path, arg) in resolved {
+                    let path = canonical_update_path(&out, &path);
                     if path.contains("$[") {
                         let concrete = expand_array_path(&out, &path, filters)?;
                         let mut elements = Vec::new();
@@ -548,12 +549,15 @@ fn expand_at(
     };
     let filtered = match array_part(part) {
         ArrayPart::Plain => {
-            let next = match value {
-                Some(Bson::Document(d)) => d.get(*part),
-                Some(Bson::Array(items)) => array_index(part).and_then(|i| items.get(i)),
-                _ => None,
+            let (next, part) = match value {
+                Some(Bson::Document(d)) => (d.get(*part), (*part).to_owned()),
+                Some(Bson::Array(items)) => match update_index(part) {
+                    Some(i) => (items.get(i), i.to_string()),
+                    None => (None, (*part).to_owned()),
+                },
+                _ => (None, (*part).to_owned()),
             };
-            done.push((*part).to_owned());
+            done.push(part);
             let r = expand_at(next, rest, done, filters, out);
             done.pop();
             return r;
@@ -589,6 +593,48 @@ fn expand_at(
         r?;
     }
     Ok(())
+}
+
+/// A path part below an array as MongoDB's update system reads it (`parseUnsignedBase10Integer`):
+/// digits, leading zeros allowed, within 32 bits, are that position.
+fn update_index(part: &str) -> Option<usize> {
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    part.parse::<u32>()
+        .ok()
+        .and_then(|i| usize::try_from(i).ok())
+}
+
+/// `path` with each part that is a position in an array of `doc` written as its number
+/// ([`update_index`]), so `a.01` on an array `a` is `a.1`; parts below a missing value, and
+/// from a `$[]`/`$[<id>]` part on, as written.
+fn canonical_update_path(doc: &Document, path: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut at: Option<&Bson> = None;
+    let mut parts = path.split('.');
+    for part in parts.by_ref() {
+        if !matches!(array_part(part), ArrayPart::Plain) {
+            out.push(part.to_owned());
+            break;
+        }
+        let (next, written) = match (out.is_empty(), at) {
+            (true, _) => (doc.get(part), part.to_owned()),
+            (false, Some(Bson::Document(d))) => (d.get(part), part.to_owned()),
+            (false, Some(Bson::Array(items))) => match update_index(part) {
+                Some(i) => (items.get(i), i.to_string()),
+                None => (None, part.to_owned()),
+            },
+            (false, _) => (None, part.to_owned()),
+        };
+        out.push(written);
+        at = next;
+        if at.is_none() {
+            break;
+        }
+    }
+    out.extend(parts.map(str::to_owned));
+    out.join(".")
 }
 
 /// MongoDB's error for `arrayFilters` given with a pipeline-style update.
