@@ -1252,6 +1252,48 @@ fn operator_updates_describe_what_each_operator_wrote() {
             "{update}"
         );
     }
+    // `updatedFields` and `removedFields` follow MongoDB's `$v: 2` diff, as its change streams
+    // read it: at each level of the document the fields that existed, then those created, each
+    // in the order the update wrote them (by path), then what changed below each sub-document
+    // in the order it was first written; an array's elements by position.
+    for (start, update, updated, removed) in [
+        (
+            doc! {"a": 0, "c": 0},
+            doc! {"$set": {"b": 1, "a": 1}, "$inc": {"c": 1}},
+            vec!["a", "c", "b"],
+            vec![],
+        ),
+        (
+            doc! {"a": {"y": 0}, "b": 0},
+            doc! {"$set": {"a.y": 1, "b": 2}},
+            vec!["b", "a.y"],
+            vec![],
+        ),
+        (
+            doc! {"x": {"y": 0, "z": 0}, "w": {"q": 0}, "v": 0},
+            doc! {"$set": {"x.z": 1, "x.n": 1, "w.q": 1}, "$unset": {"x.y": "", "v": ""}},
+            vec!["w.q", "x.z", "x.n"],
+            vec!["v", "x.y"],
+        ),
+        (
+            doc! {"l": [{"v": 0}, {"v": 0}], "m": 0},
+            doc! {"$set": {"l.1.v": 1, "l.0.w": 1, "m": 1, "k": 1}},
+            vec!["m", "k", "l.0.w", "l.1.v"],
+            vec![],
+        ),
+    ] {
+        let mut with_id = doc! {"_id": 1};
+        with_id.extend(start);
+        let (_dir, h, mut s) = watched(with_id);
+        update_one(&h, &update);
+        let evs = drain(&mut s);
+        let description = evs[0].get_document("updateDescription").unwrap();
+        let fields = description.get_document("updatedFields").unwrap();
+        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let gone = description.get_array("removedFields").unwrap();
+        let gone: Vec<&str> = gone.iter().filter_map(Bson::as_str).collect();
+        assert_eq!((keys, gone), (updated, removed), "{update}");
+    }
     // The fields an update creates are added in path order, whatever the order written.
     let (_dir, h) = updated_once(
         doc! {"_id": 1},

@@ -1872,16 +1872,31 @@ pub(crate) fn describe_change(old: &Document, new: &Document) -> Option<(Documen
 /// updated field at its path, or, where the write created parents, at the first part `old`
 /// lacked (the new sub-document whole); an unset field is removed; appended elements are
 /// updated fields each. A write that left its value identical is not logged, as MongoDB's
-/// nodes report it a no-op. Operators never truncate an array. Also the
-/// `disambiguatedPaths`, as [`describe_change`].
+/// nodes report it a no-op. Operators never truncate an array. The fields come in the order
+/// MongoDB's change streams read them from its `$v: 2` diff ([`Description::diff_order`]).
+/// Also the `disambiguatedPaths`, as [`describe_change`].
 pub(crate) fn describe_ops(old: &Document, new: &Document, log: &[Logged]) -> (Document, Document) {
     let mut d = Description::default();
     for entry in log {
         d.logged(old, new, entry);
     }
+    let mut updated = Document::new();
+    let mut removed = Vec::with_capacity(d.removed.len());
+    for slot in d.diff_order() {
+        match slot.section {
+            Section::Delete => removed.push(Bson::String(slot.path)),
+            Section::Update | Section::Insert => {
+                if let Some(value) = d.updated.remove(&slot.path) {
+                    updated.insert(slot.path, value);
+                }
+            }
+        }
+    }
+    // Every write was recorded in a slot; anything else keeps its place after them.
+    updated.extend(std::mem::take(&mut d.updated));
     let mut out = Document::new();
-    out.insert("updatedFields", d.updated);
-    out.insert("removedFields", d.removed);
+    out.insert("updatedFields", updated);
+    out.insert("removedFields", removed);
     out.insert("truncatedArrays", d.truncated);
     (out, d.disambiguated)
 }
@@ -1945,9 +1960,47 @@ enum Part<'a> {
     Index(usize),
 }
 
+/// A part of a recorded path, owned: a field name or an array position.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Field(String),
+    Index(usize),
+}
+
+/// Where MongoDB's `$v: 2` diff holds a write at its level of the document: a field that
+/// existed updated, one created, one removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Update,
+    Insert,
+    Delete,
+}
+
+impl Section {
+    /// The order a change stream reads a level's sections in (`u`, `i`, `d`), before its
+    /// sub-documents.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Update => 0,
+            Self::Insert => 1,
+            Self::Delete => 2,
+        }
+    }
+}
+
+/// One write an operator update logged, in the order logged ([`describe_ops`]).
+#[derive(Debug)]
+struct Slot {
+    path: String,
+    keys: Vec<Key>,
+    section: Section,
+}
+
 /// [`describe_change`]'s walk: what it found so far, and the parts of the path it is at.
 #[derive(Debug, Default)]
 struct Description<'a> {
+    /// [`describe_ops`]'s writes as logged, for MongoDB's order ([`Description::diff_order`]).
+    slots: Vec<Slot>,
     updated: Document,
     removed: Vec<Bson>,
     truncated: Vec<Bson>,
@@ -2022,9 +2075,71 @@ impl<'a> Description<'a> {
         }
     }
 
-    /// An updated field of an operator update at the current parts: none when a field above it
-    /// is updated whole already; it replaces those below it.
-    fn update_logged(&mut self, path: String, value: &Bson) {
+    /// Records a write of an operator update at the current parts, in `section`.
+    fn slot(&mut self, path: &str, section: Section) {
+        let keys = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Field(name) => Key::Field((*name).to_owned()),
+                Part::Index(i) => Key::Index(*i),
+            })
+            .collect();
+        self.slots.push(Slot {
+            path: path.to_owned(),
+            keys,
+            section,
+        });
+    }
+
+    /// The recorded writes in the order MongoDB's change streams read them from its `$v: 2`
+    /// diff (`change_stream_document_diff_parser`): at each document level its updated, then
+    /// created, then removed fields, each in the order logged, then its sub-documents and
+    /// arrays in the order first written below; at an array, its positions in order.
+    fn diff_order(&mut self) -> Vec<Slot> {
+        let slots = std::mem::take(&mut self.slots);
+        // The first write below each sub-document or array: when MongoDB's diff made its node.
+        let mut first: BTreeMap<&[Key], usize> = BTreeMap::new();
+        for (seq, slot) in slots.iter().enumerate() {
+            for n in 1..slot.keys.len() {
+                if let Some(prefix) = slot.keys.get(..n) {
+                    first.entry(prefix).or_insert(seq);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..slots.len()).collect();
+        order.sort_by(|&x, &y| {
+            let (Some(a), Some(b)) = (slots.get(x), slots.get(y)) else {
+                return x.cmp(&y);
+            };
+            let Some(i) = a.keys.iter().zip(&b.keys).position(|(p, q)| p != q) else {
+                return x.cmp(&y);
+            };
+            // A write at this level sorts by its section, then as logged; one below it by the
+            // first write below the same field.
+            let level = |slot: &Slot, seq: usize| {
+                if slot.keys.len() == i + 1 {
+                    (slot.section.rank(), seq)
+                } else {
+                    let below = slot.keys.get(..=i).and_then(|p| first.get(p));
+                    (3, below.copied().unwrap_or(seq))
+                }
+            };
+            match (a.keys.get(i), b.keys.get(i)) {
+                (Some(Key::Index(p)), Some(Key::Index(q))) => p.cmp(q),
+                _ => level(a, x).cmp(&level(b, y)),
+            }
+        });
+        let mut slots: Vec<Option<Slot>> = slots.into_iter().map(Some).collect();
+        order
+            .into_iter()
+            .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+            .collect()
+    }
+
+    /// An updated field of an operator update at the current parts, in `section`: none when
+    /// a field above it is updated whole already; it replaces those below it.
+    fn update_logged(&mut self, path: String, value: &Bson, section: Section) {
         let below = |outer: &str, inner: &str| {
             inner
                 .strip_prefix(outer)
@@ -2039,9 +2154,11 @@ impl<'a> Description<'a> {
             .filter(|k| below(&path, k))
             .cloned()
             .collect();
-        for k in inside {
-            self.updated.remove(&k);
+        for k in &inside {
+            self.updated.remove(k);
         }
+        self.slots.retain(|slot| !inside.contains(&slot.path));
+        self.slot(&path, section);
         self.update(path, value);
     }
 
@@ -2068,7 +2185,12 @@ impl<'a> Description<'a> {
                     return;
                 }
                 self.enter(new, at);
-                self.update_logged(at.join("."), value);
+                let section = if missing.is_some() {
+                    Section::Insert
+                } else {
+                    Section::Update
+                };
+                self.update_logged(at.join("."), value, section);
             }
             Logged::Unset(path) => {
                 let parts: Vec<&'a str> = path.split('.').collect();
@@ -2078,12 +2200,13 @@ impl<'a> Description<'a> {
                 match document::get_path(new, &parts) {
                     Some(value) if !document::identical_values(was, value) => {
                         self.enter(new, &parts);
-                        self.update_logged(path.clone(), value);
+                        self.update_logged(path.clone(), value, Section::Update);
                     }
                     Some(_) => {}
                     None => {
                         self.enter(old, &parts);
                         self.note(path);
+                        self.slot(path, Section::Delete);
                         self.removed.push(Bson::String(path.clone()));
                     }
                 }
@@ -2096,7 +2219,7 @@ impl<'a> Description<'a> {
                 for (i, item) in items.iter().enumerate().skip(*from) {
                     self.enter(new, &parts);
                     self.parts.push(Part::Index(i));
-                    self.update_logged(format!("{path}.{i}"), item);
+                    self.update_logged(format!("{path}.{i}"), item, Section::Insert);
                 }
             }
             Logged::Elements { array, writes } => {
@@ -2134,12 +2257,12 @@ impl<'a> Description<'a> {
                     [i] => {
                         if let Some(element) = now.get(*i) {
                             self.parts.push(Part::Index(*i));
-                            self.update_logged(format!("{array}.{i}"), element);
+                            self.update_logged(format!("{array}.{i}"), element, Section::Update);
                         }
                     }
                     _ => {
                         if let Some(whole) = arrays.1 {
-                            self.update_logged(array.clone(), whole);
+                            self.update_logged(array.clone(), whole, Section::Update);
                         }
                     }
                 }
