@@ -386,6 +386,44 @@ fn stage_count_limit_at_max_and_max_plus_one() {
     );
 }
 
+/// A write's filter sees the `$$CLUSTER_TIME` its update sees, one value for the whole write
+/// as MongoDB's runtime constants are one per command: the write's cluster time.
+#[test]
+fn a_writes_filter_sees_its_cluster_time() {
+    let (_dir, h) = seeded();
+    h.update(
+        "db",
+        "c",
+        &doc! {"_id": 1},
+        &vec![doc! {"$set": {"at": "$$CLUSTER_TIME"}}],
+        UpdateOptions::default(),
+    )
+    .unwrap();
+    let stored = h
+        .find_one("db", "c", &doc! {"_id": 1}, None)
+        .unwrap()
+        .unwrap();
+    let at = stored.get_timestamp("at").unwrap();
+    // The clock stands still: the next write is the next increment of the same second.
+    let next = bson::Timestamp {
+        time: at.time,
+        increment: at.increment + 1,
+    };
+    let r = h
+        .update(
+            "db",
+            "c",
+            &doc! {"$expr": {"$eq": ["$$CLUSTER_TIME", next]}},
+            &vec![doc! {"$set": {"seen": "$$CLUSTER_TIME"}}],
+            UpdateOptions {
+                multi: true,
+                ..UpdateOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((r.matched, r.modified), (2, 2));
+}
+
 /// `$$CLUSTER_TIME` is a Timestamp: in a pipeline update, the cluster time of the write (its
 /// change event's `clusterTime`); in a read, the store clock's second (increment 0). A path
 /// below it is missing, as below `$$NOW`.

@@ -1641,9 +1641,7 @@ impl History {
                     }
                     let Some(update) = w.update else { continue };
                     let mut log = Vec::new();
-                    let new = aggregate::with_cluster_time(txn.ts, || {
-                        update.apply_logged(&old, false, &parsed, txn.wall_ms, &mut log)
-                    })?;
+                    let new = update.apply_logged(&old, false, &parsed, txn.wall_ms, &mut log)?;
                     if !document::identical(&new, &old) {
                         txn.write_change(&meta, &id, old, new, &update, &log)?;
                     }
@@ -1729,7 +1727,7 @@ impl History {
         };
         let sort = options.sort.as_ref().map(Sort::parse).transpose()?;
         let mut txn = self.inner.begin()?;
-        let update = aggregate::with_cluster_time(txn.ts, update)?;
+        let update = update()?;
         let out = txn.find_and_modify(
             db,
             coll,
@@ -2795,6 +2793,10 @@ struct Txn<'a> {
     ts: Timestamp,
     wall_ms: u64,
     events: u64,
+    /// Keeps `ts` in force for everything the batch compiles and applies (`$$CLUSTER_TIME`,
+    /// `$currentDate` with `{$type: "timestamp"}`) while the batch lives, so no write path
+    /// can leave it out.
+    _cluster_time: aggregate::ClusterTimeScope,
 }
 
 impl Inner {
@@ -2828,6 +2830,7 @@ impl Inner {
             ts,
             wall_ms,
             events: 0,
+            _cluster_time: aggregate::ClusterTimeScope::enter(ts),
         })
     }
 
@@ -3493,10 +3496,9 @@ impl Txn<'_> {
         options: UpdateOptions,
     ) -> Result<UpdateResult> {
         // `$$CLUSTER_TIME` in a pipeline is this write's cluster time.
-        let parsed = aggregate::with_cluster_time(self.ts, || {
-            self.inner
-                .parse_update(update, options.array_filters.as_deref())
-        })?;
+        let parsed = self
+            .inner
+            .parse_update(update, options.array_filters.as_deref())?;
         self.update_parsed(db, coll, filter, parsed, options)
     }
 
@@ -3530,13 +3532,9 @@ impl Txn<'_> {
             // kind of).
             let mut log = Vec::new();
             let new = if options.multi {
-                aggregate::with_cluster_time(self.ts, || {
-                    parsed.apply_logged(&old, false, &parsed_filter, self.wall_ms, &mut log)
-                })?
+                parsed.apply_logged(&old, false, &parsed_filter, self.wall_ms, &mut log)?
             } else {
-                aggregate::with_cluster_time(self.ts, || {
-                    parsed.apply_once(&old, false, &parsed_filter, self.wall_ms, &mut log)
-                })?
+                parsed.apply_once(&old, false, &parsed_filter, self.wall_ms, &mut log)?
             };
             if !document::identical(&new, &old) {
                 result.modified += 1;
@@ -3632,9 +3630,7 @@ impl Txn<'_> {
                 }
                 d
             }
-            ops => aggregate::with_cluster_time(self.ts, || {
-                ops.apply(&seed, true, filter, self.wall_ms)
-            })?,
+            ops => ops.apply(&seed, true, filter, self.wall_ms)?,
         };
         if !doc.contains_key("_id") {
             let mut with_id = Document::new();
@@ -3710,9 +3706,7 @@ impl Txn<'_> {
             }
             (Some((id, old)), Some(u), Some(meta)) => {
                 let mut log = Vec::new();
-                let new = aggregate::with_cluster_time(self.ts, || {
-                    u.apply_logged(&old, false, &parsed, self.wall_ms, &mut log)
-                })?;
+                let new = u.apply_logged(&old, false, &parsed, self.wall_ms, &mut log)?;
                 if document::identical(&new, &old) {
                     return Ok(Some(old));
                 }

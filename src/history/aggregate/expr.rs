@@ -241,28 +241,52 @@ thread_local! {
 }
 
 thread_local! {
-    /// `$$CLUSTER_TIME` while a write's expressions are compiled: the cluster time its change
-    /// events carry. IMPORTANT: compile-time context, as [`BOUND`]: [`with_cluster_time`] sets
-    /// it around one synchronous build and restores what was there.
+    /// The cluster time of the write under way on this thread: `$$CLUSTER_TIME` while its
+    /// expressions are compiled and `$currentDate`'s timestamp. IMPORTANT: set only by a
+    /// [`ClusterTimeScope`], which a write batch holds for its whole life and which restores
+    /// what was there when dropped, so it never outlives the write.
     static CLUSTER_TIME: Cell<Option<Timestamp>> = const { Cell::new(None) };
 }
 
-/// Runs `build` with `$$CLUSTER_TIME` = `ts` (a write's cluster time), then restores what was
-/// in force.
-pub(crate) fn with_cluster_time<T>(ts: Timestamp, build: impl FnOnce() -> T) -> T {
-    let saved = CLUSTER_TIME.with(|c| c.replace(Some(ts)));
-    let out = build();
-    CLUSTER_TIME.with(|c| c.set(saved));
-    out
+/// Holds a write's cluster time ([`write_cluster_time`]) on this thread while it lives; dropping
+/// it restores what was in force. Not `Send`: the time it set is this thread's.
+#[must_use = "the cluster time is in force only while the scope lives"]
+pub(crate) struct ClusterTimeScope {
+    saved: Option<Timestamp>,
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
-/// The cluster time of the write under way ([`with_cluster_time`]), if any: what `$currentDate`
+impl ClusterTimeScope {
+    /// Puts `ts` (a write's cluster time) in force until the scope is dropped.
+    pub(crate) fn enter(ts: Timestamp) -> Self {
+        Self {
+            saved: CLUSTER_TIME.with(|c| c.replace(Some(ts))),
+            _thread: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for ClusterTimeScope {
+    fn drop(&mut self) {
+        CLUSTER_TIME.with(|c| c.set(self.saved));
+    }
+}
+
+impl std::fmt::Debug for ClusterTimeScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterTimeScope")
+            .field("saved", &self.saved)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cluster time of the write under way ([`ClusterTimeScope`]), if any: what `$currentDate`
 /// writes as a timestamp.
 pub(crate) fn write_cluster_time() -> Option<Timestamp> {
     CLUSTER_TIME.with(Cell::get)
 }
 
-/// `$$CLUSTER_TIME`: the write's cluster time under [`with_cluster_time`]; else the second of
+/// `$$CLUSTER_TIME`: the write's cluster time under a [`ClusterTimeScope`]; else the second of
 /// `now_ms` with increment 0, a time no later than any operation of that second.
 fn cluster_time(now_ms: i64) -> Timestamp {
     write_cluster_time().unwrap_or_else(|| Timestamp {

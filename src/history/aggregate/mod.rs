@@ -54,7 +54,7 @@ use super::{
 use accumulate::{NAccumulator, NState};
 use expr::nullish;
 pub(crate) use expr::{
-    Expr, command_let, compile as compile_expression, truthy, with_bound, with_cluster_time,
+    ClusterTimeScope, Expr, command_let, compile as compile_expression, truthy, with_bound,
     write_cluster_time,
 };
 pub(crate) use project::FieldTree;
