@@ -597,6 +597,62 @@ fn updates_apply_like_mongodb() {
     }
 }
 
+/// An operator that writes a top-level field whose name starts with `$` is refused with
+/// MongoDB 7.0's storage check (code 52 DollarPrefixedFieldName); below the top level such a
+/// name is stored, and `$unset` (which writes nothing) takes one.
+#[test]
+fn operators_refuse_to_write_a_top_level_dollar_field() {
+    let refused = "The dollar ($) prefixed field '$x' in '$x' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith.";
+    for (start, update) in [
+        (doc! {"_id": 1}, doc! {"$set": {"$x": 1}}),
+        (doc! {"_id": 1}, doc! {"$inc": {"$x": 1}}),
+        (doc! {"_id": 1}, doc! {"$set": {"$x.y": 1}}),
+        (doc! {"_id": 1}, doc! {"$push": {"$x": 1}}),
+        (doc! {"_id": 1}, doc! {"$currentDate": {"$x": true}}),
+        (doc! {"_id": 1, "k": 1}, doc! {"$rename": {"k": "$x"}}),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (52, refused.to_owned()),
+            "{update}"
+        );
+        assert_eq!(stored, start, "unchanged after {update}");
+    }
+    for (start, update, expected) in [
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"a.$x": 1}},
+            doc! {"_id": 1, "a": {"$x": 1}},
+        ),
+        (
+            doc! {"_id": 1, "a": {}},
+            doc! {"$set": {"a.$x": 1}},
+            doc! {"_id": 1, "a": {"$x": 1}},
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"a": {"$x": 1}}},
+            doc! {"_id": 1, "a": {"$x": 1}},
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$push": {"a": {"$x": 1}}},
+            doc! {"_id": 1, "a": [{"$x": 1}]},
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$unset": {"$x": ""}},
+            doc! {"_id": 1},
+        ),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        outcome.unwrap();
+        assert_eq!(stored, expected, "{update}");
+    }
+}
+
 /// A path part of digits with leading zeros indexes an array as its number, as MongoDB's update
 /// system reads a part below an array (`parseUnsignedBase10Integer`); below a document it is a
 /// field name.

@@ -435,6 +435,8 @@ impl Update {
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
                 for (op, path, arg) in resolved {
                     let path = canonical_update_path(&out, &path);
+                    let dollar = top_dollar_field(op, &path, arg);
+                    let before = dollar.map(|(field, _)| out.get(field).cloned());
                     if path.contains("$[") {
                         let concrete = expand_array_path(&out, &path, filters)?;
                         let mut elements = Vec::new();
@@ -447,6 +449,9 @@ impl Update {
                         });
                     } else {
                         apply_op(&mut out, op, &path, arg, now_ms, log)?;
+                    }
+                    if let (Some((field, whole)), Some(before)) = (dollar, before) {
+                        check_top_dollar_write(&out, field, whole, before.as_ref())?;
                     }
                 }
                 if let Some(old) = doc.get("_id")
@@ -635,6 +640,50 @@ fn canonical_update_path(doc: &Document, path: &str) -> String {
     }
     out.extend(parts.map(str::to_owned));
     out.join(".")
+}
+
+/// The top-level field an operator writes when its name starts with `$`, and whether the
+/// operator writes that field whole (the path is that one part): what MongoDB's storage check
+/// of a modified element looks at (`ModifierNode::validateUpdate`). `$unset`, `$pull`,
+/// `$pullAll` and `$pop` only remove, which that check lets pass.
+fn top_dollar_field<'a>(op: Op, path: &'a str, arg: &'a Bson) -> Option<(&'a str, bool)> {
+    let written = match (op, arg) {
+        (Op::Unset | Op::Pull | Op::PullAll | Op::Pop, _) => return None,
+        (Op::Rename, Bson::String(to)) => to.as_str(),
+        _ => path,
+    };
+    let field = written.split('.').next()?;
+    field
+        .starts_with('$')
+        .then_some((field, field.len() == written.len()))
+}
+
+/// MongoDB's storage check of a write to the top-level `$`-prefixed `field` (`whole`: written
+/// whole): refused when the write created the field, or changed it writing it whole; a write
+/// below an existing field is to a nested name, which may start with `$`.
+///
+/// # Errors
+/// Code 52 DollarPrefixedFieldName with MongoDB 7.0's text.
+fn check_top_dollar_write(
+    doc: &Document,
+    field: &str,
+    whole: bool,
+    before: Option<&Bson>,
+) -> Result<()> {
+    let refused = match (before, doc.get(field)) {
+        (None, Some(_)) => true,
+        (Some(was), Some(now)) => whole && !document::identical_values(was, now),
+        (_, None) => false,
+    };
+    if refused {
+        return Err(Error::update(
+            52,
+            format!(
+                "The dollar ($) prefixed field '{field}' in '{field}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// MongoDB's error for `arrayFilters` given with a pipeline-style update.
