@@ -1224,6 +1224,39 @@ fn operator_updates_describe_what_each_operator_wrote() {
             doc! {"l.0.q": 2},
             vec![],
         ),
+        // Nested array updates follow MongoDB's rule at each array: an array whose update
+        // reaches more than one element is logged whole when more than one changed, else as the
+        // one changed element; one that reaches a single element leaves it to the level below.
+        (
+            doc! {"l": [[1, 2]]},
+            doc! {"$set": {"l.$[].$[]": 9}},
+            doc! {"l.0": [9, 9]},
+            vec![],
+        ),
+        (
+            doc! {"l": [{"b": [1, 2]}]},
+            doc! {"$set": {"l.$[].b.$[]": 9}},
+            doc! {"l.0.b": [9, 9]},
+            vec![],
+        ),
+        (
+            doc! {"l": [{"b": [1, 9]}]},
+            doc! {"$set": {"l.$[].b.$[]": 9}},
+            doc! {"l.0.b.0": 9},
+            vec![],
+        ),
+        (
+            doc! {"l": [[1, 2], [3]]},
+            doc! {"$set": {"l.$[].$[]": 9}},
+            doc! {"l": [[9, 9], [9]]},
+            vec![],
+        ),
+        (
+            doc! {"l": [[9, 9], [3]]},
+            doc! {"$set": {"l.$[].$[]": 9}},
+            doc! {"l.1": [9]},
+            vec![],
+        ),
         (
             doc! {"l": [1, 2]},
             doc! {"$set": {"l.01": 9}},

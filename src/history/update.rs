@@ -439,14 +439,19 @@ impl Update {
                     let before = dollar.map(|(field, _)| out.get(field).cloned());
                     if path.contains("$[") {
                         let concrete = expand_array_path(&out, &path, filters)?;
-                        let mut elements = Vec::new();
-                        for path in &concrete {
-                            apply_op(&mut out, op, path, arg, now_ms, &mut elements)?;
+                        let mut writes = Vec::with_capacity(concrete.len());
+                        for concrete in concrete {
+                            let mut logged = Vec::new();
+                            apply_op(&mut out, op, &concrete, arg, now_ms, &mut logged)?;
+                            writes.push((concrete, logged));
                         }
-                        log.push(Logged::Elements {
-                            array: array_prefix(&path),
-                            writes: elements,
-                        });
+                        let levels: Vec<usize> = path
+                            .split('.')
+                            .enumerate()
+                            .filter(|(_, part)| !matches!(array_part(part), ArrayPart::Plain))
+                            .map(|(i, _)| i)
+                            .collect();
+                        log.push(nest_elements(array_prefix(&path), writes, &levels));
                     } else {
                         apply_op(&mut out, op, &path, arg, now_ms, log)?;
                     }
@@ -769,6 +774,47 @@ fn array_prefix(path: &str) -> String {
         .join(".")
 }
 
+/// A concrete path of a `$[]`/`$[<id>]` path and what the operator logged writing it.
+type ElementWrites = (String, Vec<Logged>);
+
+/// The writes of one `$[]`/`$[<id>]` path (each concrete path with what it logged, in element
+/// order) as MongoDB's nested array nodes log them: one [`Logged::Elements`] for the array at
+/// `array`, the array part at the first of `levels` (the positions of the path's array parts),
+/// holding, when another array part follows, one nested [`Logged::Elements`] per element.
+fn nest_elements(array: String, writes: Vec<ElementWrites>, levels: &[usize]) -> Logged {
+    let below = levels.get(1..).unwrap_or_default();
+    let (Some(&at), Some(&inner_at)) = (levels.first(), below.first()) else {
+        return Logged::Elements {
+            array,
+            writes: writes.into_iter().flat_map(|(_, logged)| logged).collect(),
+        };
+    };
+    // Per element of this array: its position, the inner array's path, its writes.
+    let mut groups: Vec<(String, String, Vec<ElementWrites>)> = Vec::new();
+    for (path, logged) in writes {
+        let (element, inner) = {
+            let parts: Vec<&str> = path.split('.').collect();
+            let element = parts.get(at).copied().unwrap_or_default().to_owned();
+            let inner = parts
+                .get(..inner_at)
+                .map(|p| p.join("."))
+                .unwrap_or_default();
+            (element, inner)
+        };
+        match groups.last_mut() {
+            Some((e, _, members)) if *e == element => members.push((path, logged)),
+            _ => groups.push((element, inner, vec![(path, logged)])),
+        }
+    }
+    Logged::Elements {
+        array,
+        writes: groups
+            .into_iter()
+            .map(|(_, inner, members)| nest_elements(inner, members, below))
+            .collect(),
+    }
+}
+
 /// A write an operator update logs, as MongoDB's update nodes log theirs to the `$v: 2` oplog
 /// entry a change event's `updateDescription` is read from.
 #[derive(Debug)]
@@ -782,7 +828,8 @@ pub(crate) enum Logged {
     Appended(String, usize),
     /// The writes of one `$[]`/`$[<id>]` operator into the elements of the array at `array`:
     /// when it reaches more than one element MongoDB logs the whole array if more than one
-    /// changed, else the one changed element whole; reaching one element, each write as it is.
+    /// changed, else the one changed element whole; reaching one element, each write as it is
+    /// (a nested array part's writes are an `Elements` of their own, by the same rule).
     Elements { array: String, writes: Vec<Logged> },
 }
 
@@ -2277,7 +2324,9 @@ impl<'a> Description<'a> {
                     Logged::Set(p) | Logged::Unset(p) | Logged::Appended(p, _) => {
                         p.split('.').nth(parts.len()).and_then(array_index)
                     }
-                    Logged::Elements { .. } => None,
+                    Logged::Elements { array, .. } => {
+                        array.split('.').nth(parts.len()).and_then(array_index)
+                    }
                 };
                 let reached: BTreeSet<usize> = writes.iter().filter_map(index_of).collect();
                 let arrays = (
