@@ -575,3 +575,65 @@ fn infinity_and_nan_take_no_type_suffix() {
         json!({"a": "Infinityd", "b": "-NaNf", "c": "Infinity", "d": "-Infinity"})
     );
 }
+
+/// `Double.parseDouble` reads hexadecimal floating-point text as Java's grammar has it
+/// (`Double.valueOf`): an optional sign, `0x`/`0X`, hex digits with an optional `.` fraction
+/// (`0x1.`, `0x.8`, never `0x.`), a binary exponent `p`/`P` that cannot be left out, and an
+/// optional `d`/`f` suffix; the value rounds to the nearest double, ties to even, subnormals
+/// included, past the range to an infinity. Text outside the grammar stays as it is.
+#[test]
+fn to_double_reads_hexadecimal_floating_point_text() {
+    let to_double = |text: &str| -> Value {
+        let spec = json!([{"operation": "modify-overwrite-beta", "spec": {"n": "=toDouble"}}]);
+        apply(spec, json!({ "n": text }))["n"].clone()
+    };
+    let bits = |text: &str| -> u64 {
+        let out = to_double(text);
+        out.as_f64()
+            .unwrap_or_else(|| panic!("{text:?} gave {out}"))
+            .to_bits()
+    };
+    let cases: [(&str, f64); 21] = [
+        ("0x1p3", 8.0),
+        ("-0X1.8P1", -3.0),
+        ("0x1p3d", 8.0),
+        ("+0xAp-1F", 5.0),
+        (" 0x.8p1 ", 1.0),
+        ("0x1.p1", 2.0),
+        ("0x0p0", 0.0),
+        ("-0x0p99999999999", -0.0),
+        ("0x00000000000000000000001.0p0", 1.0),
+        // Halfway between 1 and the next double: ties to even, down; past halfway, up.
+        ("0x1.00000000000008p0", 1.0),
+        ("0x1.000000000000080000000000001p0", 1.0 + f64::EPSILON),
+        ("0x1.00000000000018p0", 1.0 + 2.0 * f64::EPSILON),
+        ("0x1.fffffffffffffp1023", f64::MAX),
+        ("0x1p-1022", f64::MIN_POSITIVE),
+        // Subnormals: the smallest, a tie to even above it, and halfway to zero.
+        ("0x1p-1074", f64::from_bits(1)),
+        ("0x1.8p-1074", f64::from_bits(2)),
+        ("0x1p-1075", 0.0),
+        ("0x1.0000000000000000001p-1075", f64::from_bits(1)),
+        ("0x0.fffffffffffff8p-1022", f64::MIN_POSITIVE),
+        ("0x1p-2147483647", 0.0),
+        ("0x1p-99999999999", 0.0),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(bits(text), expected.to_bits(), "{text:?}");
+    }
+    for text in [
+        "0x1.fffffffffffff8p1023",
+        "0x1p1024",
+        "0x1p2147483647",
+        "0x1p99999999999",
+    ] {
+        assert_eq!(to_double(text), json!("Infinity"), "{text:?}");
+    }
+    assert_eq!(to_double("-0x1p1024"), json!("-Infinity"));
+    for text in [
+        "0x1", "0x1.8", "0x.p1", "0xp1", "0x1p", "0x1p+", "0x1pd", "0x1gp1", "0x1p1.5", "0x 1p1",
+        "0x1p١", "--0x1p1", "0x-1p1", "0x1p1x", "1p3", "0x1p1dd", "x1p1", "0x1p1 d",
+    ] {
+        assert_eq!(to_double(text), json!(text), "{text:?}");
+    }
+}

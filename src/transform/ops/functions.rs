@@ -194,8 +194,8 @@ fn double_value(d: f64) -> Value {
 }
 
 /// Java's `Double.parseDouble`, close enough: surrounding whitespace allowed, `NaN` and
-/// `Infinity` spelled Java's way, and a trailing `d`/`f` type suffix after digits (never after
-/// `NaN` or `Infinity`, which must end the text).
+/// `Infinity` spelled Java's way, hexadecimal text ([`java_parse_hex_double`]), and a trailing
+/// `d`/`f` type suffix after digits (never after `NaN` or `Infinity`, which must end the text).
 fn java_parse_double(s: &str) -> Option<f64> {
     let t = s.trim_matches(|c: char| c <= ' ');
     let t = match t.strip_suffix(['d', 'D', 'f', 'F']) {
@@ -203,6 +203,17 @@ fn java_parse_double(s: &str) -> Option<f64> {
         Some(rest) => rest,
         None => t,
     };
+    let (negative, unsigned) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if let Some(hex) = unsigned
+        .strip_prefix("0x")
+        .or_else(|| unsigned.strip_prefix("0X"))
+    {
+        let magnitude = java_parse_hex_double(hex)?;
+        return Some(if negative { -magnitude } else { magnitude });
+    }
     let lower = t.to_ascii_lowercase();
     if lower.contains("inf") && !t.contains("Infinity")
         || lower.contains("nan") && !t.contains("NaN")
@@ -210,6 +221,121 @@ fn java_parse_double(s: &str) -> Option<f64> {
         return None;
     }
     t.parse::<f64>().ok()
+}
+
+/// The magnitude of hexadecimal floating-point text after its sign and `0x`, in the grammar of
+/// Java's `Double.valueOf`: hex digits with an optional `.` and fraction digits (at least one
+/// digit in all), then a binary exponent that cannot be left out (`p`/`P`, an optional sign,
+/// ASCII digits). The value is rounded to the nearest double, ties to even, through the
+/// subnormals and past the largest double to infinity. As in `FloatingDecimal.parseHexString`, a
+/// zero significand is zero whatever the exponent, and an exponent past the `int` range is an
+/// infinity or zero by its sign.
+fn java_parse_hex_double(text: &str) -> Option<f64> {
+    let (significand, exponent) = text.split_once(['p', 'P'])?;
+    let (whole, fraction) = significand.split_once('.').unwrap_or((significand, ""));
+    if whole.len() + fraction.len() == 0 {
+        return None;
+    }
+    let (exponent_negative, exponent_digits) = match exponent.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, exponent.strip_prefix('+').unwrap_or(exponent)),
+    };
+    if exponent_digits.is_empty() || !exponent_digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // The significand's first 16 significant hex digits (at least 61 bits, more than a double's
+    // 53 and a rounding bit), the count of digits after them, and whether any of those is not 0.
+    let mut top: u64 = 0;
+    let mut top_digits = 0_i64;
+    let mut rest_digits = 0_i64;
+    let mut rest_nonzero = false;
+    for c in whole.chars().chain(fraction.chars()) {
+        let digit = c.to_digit(16)?;
+        if top_digits < 16 {
+            if top != 0 || digit != 0 {
+                top = top << 4 | u64::from(digit);
+                top_digits += 1;
+            }
+        } else {
+            rest_digits += 1;
+            rest_nonzero |= digit != 0;
+        }
+    }
+    if top == 0 {
+        return Some(0.0);
+    }
+    let Ok(exponent) = exponent_digits.parse::<i32>() else {
+        return Some(if exponent_negative {
+            0.0
+        } else {
+            f64::INFINITY
+        });
+    };
+    let exponent = if exponent_negative {
+        -i64::from(exponent)
+    } else {
+        i64::from(exponent)
+    };
+    // The text's digit counts are bounded by its length, far inside an i64.
+    let fraction_digits = i64::try_from(fraction.len()).ok()?;
+    let scale = exponent - 4 * fraction_digits + 4 * rest_digits;
+    Some(round_to_double(top, scale, rest_nonzero))
+}
+
+/// The double nearest `m * 2^scale` (ties to even), where `sticky` says the true value lies a
+/// little above that (digits past `m` that are not all zero). `m` is not zero.
+fn round_to_double(m: u64, scale: i64, sticky: bool) -> f64 {
+    const MANTISSA_BITS: i64 = 52;
+    const EXPONENT_MIN: i64 = -1022;
+    const EXPONENT_MAX: i64 = 1023;
+    let bits = i64::from(u64::BITS - m.leading_zeros());
+    // The power of two of the value's leading bit, and how many bits of it a double keeps there.
+    let leading = scale + bits - 1;
+    if leading > EXPONENT_MAX {
+        return f64::INFINITY;
+    }
+    let kept = if leading >= EXPONENT_MIN {
+        MANTISSA_BITS + 1
+    } else {
+        leading - EXPONENT_MIN + MANTISSA_BITS + 1
+    };
+    let shift = bits - kept;
+    let m = u128::from(m);
+    let q = if shift <= 0 {
+        // Every bit fits: no rounding, and `sticky` is only ever set past 53 bits.
+        m << -shift
+    } else if shift > bits {
+        // Below half the smallest subnormal.
+        return 0.0;
+    } else {
+        let q = m >> shift;
+        let rem = m & ((1 << shift) - 1);
+        let half = 1 << (shift - 1);
+        let up = rem > half || rem == half && (sticky || q & 1 == 1);
+        q + u128::from(up)
+    };
+    // The power of two of `q`'s last bit: the smallest subnormal's when the value is one.
+    let unit = leading + 1 - kept;
+    let (q, unit) = if q >> (MANTISSA_BITS + 1) != 0 {
+        (q >> 1, unit + 1)
+    } else {
+        (q, unit)
+    };
+    if q == 0 {
+        return 0.0;
+    }
+    let implicit = 1_u128 << MANTISSA_BITS;
+    let raw = if q >= implicit {
+        let biased = unit + MANTISSA_BITS - EXPONENT_MIN + 1;
+        if biased > 2 * EXPONENT_MAX {
+            return f64::INFINITY;
+        }
+        // `biased` is in 1..=2046 here (the leading bit was checked against both ends).
+        u128::from(biased.unsigned_abs()) << MANTISSA_BITS | (q - implicit)
+    } else {
+        q
+    };
+    u64::try_from(raw).map_or(f64::INFINITY, f64::from_bits)
 }
 
 /// Java's `Double.toString`.
