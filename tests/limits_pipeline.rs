@@ -94,7 +94,9 @@ impl SourceOpener for FakeOpener {
             .map(|i| {
                 let p = u32::try_from(i).unwrap();
                 let at = match start {
-                    SourceStart::Committed(c) => c.get(&p).copied().unwrap_or(0),
+                    SourceStart::Committed(c) | SourceStart::Replay(c) => {
+                        c.get(&p).copied().unwrap_or(0)
+                    }
                     SourceStart::Earliest => 0,
                     SourceStart::Latest => parts[i].len() as u64,
                 };

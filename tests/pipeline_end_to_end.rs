@@ -948,3 +948,104 @@ async fn a_forward_keeps_the_records_headers_and_create_time() {
     assert_eq!(copy.headers, headers);
     assert_eq!(copy.timestamp_ms, 1_600_000_000_000);
 }
+
+/// Everything this test binary logs, from the first call on (the subscriber is global: the
+/// flows log from the runtime's worker threads).
+fn captured_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+        std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        #[derive(Clone)]
+        struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Writer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Writer(log.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        log
+    })
+    .clone()
+}
+
+/// A flow whose committed offset retention has deleted records past starts at the log start, as
+/// Kafka's `auto.offset.reset=earliest` does, and says so: a warning naming the group, topic
+/// and partition, the committed offset, where it starts and how many records it skipped. The
+/// cache rebuild before it, which replays from the log start by design, warns of nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_whose_committed_offset_retention_passed_warns_where_it_starts() {
+    use streamcache::clock::ManualClock;
+    use streamcache::config::Config;
+    use streamcache::engine::Engine;
+    use streamcache::shutdown::Shutdown;
+
+    let log = captured_log();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::shared(1_800_000_000_000);
+    let config = || Config {
+        data_dir: dir.path().to_path_buf(),
+        ..Config::default()
+    };
+    let group = config().pipeline.flows[0].source.group.clone();
+
+    let engine = Engine::open_with_clock(config(), clock.clone()).unwrap();
+    let settings =
+        [("segment.ms", "10"), ("retention.ms", "100")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    engine
+        .log()
+        .create_topic("orders", Some(1), &settings, false)
+        .unwrap();
+    let shutdown = Shutdown::new();
+    engine.start(shutdown.signal()).await.unwrap();
+    append_orders(&engine, &[(40_001, 101), (40_002, 102)]);
+    flow_at(&engine, 2).await;
+    shutdown.trigger();
+    engine.stop().await;
+    engine.shutdown().unwrap();
+    drop(engine);
+
+    // While the flow is stopped: two more segments, and retention deletes the sealed ones, the
+    // flow's next record (offset 2) with them.
+    let engine = Engine::open_with_clock(config(), clock.clone()).unwrap();
+    clock.advance(Duration::from_millis(10));
+    append_orders(&engine, &[(40_003, 103)]);
+    clock.advance(Duration::from_millis(200));
+    append_orders(&engine, &[(40_004, 201)]);
+    assert!(engine.log().enforce_retention().unwrap() >= 1);
+    assert_eq!(engine.log().earliest_offset("orders", 0).unwrap(), 3);
+    let before = log.lock().unwrap().len();
+    let shutdown = Shutdown::new();
+    engine.start(shutdown.signal()).await.unwrap();
+    flow_at(&engine, 4).await;
+    shutdown.trigger();
+    engine.stop().await;
+    engine.shutdown().unwrap();
+
+    let text = String::from_utf8(log.lock().unwrap()[before..].to_vec()).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("passed by retention") && l.contains(&format!("group={group}")))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    let warning = warnings[0];
+    for field in [
+        "WARN",
+        "topic=orders",
+        "partition=0",
+        "from=2",
+        "to=3",
+        "skipped=1",
+    ] {
+        assert!(warning.contains(field), "{field} in {warning}");
+    }
+}

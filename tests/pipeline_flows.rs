@@ -134,7 +134,9 @@ impl SourceOpener for FakeOpener {
             .map(|p| {
                 let p32 = u32::try_from(p).unwrap();
                 let at = match start {
-                    SourceStart::Committed(c) => c.get(&p32).copied().unwrap_or(0),
+                    SourceStart::Committed(c) | SourceStart::Replay(c) => {
+                        c.get(&p32).copied().unwrap_or(0)
+                    }
                     SourceStart::Earliest => 0,
                     SourceStart::Latest => parts[p].len() as u64,
                 };

@@ -100,8 +100,10 @@ impl SourceOpener for LogSources {
                     position
                 }
                 // A committed position retention has passed resumes at the log start, as Kafka's
-                // auto.offset.reset=earliest does.
-                SourceStart::Committed(map) => {
+                // auto.offset.reset=earliest does: the first read moves it there and warns (a
+                // flow's), or it starts there (a replay's).
+                SourceStart::Committed(map) | SourceStart::Replay(map) => {
+                    let replay = matches!(start, SourceStart::Replay(_));
                     let committed = map.get(&p).copied().unwrap_or(earliest);
                     if committed > latest {
                         // Recovery ended the log before it (records that never reached the disk
@@ -115,10 +117,14 @@ impl SourceOpener for LogSources {
                             .min(latest);
                         tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
                             "committed position past the log end; resuming where recovery ended the log");
-                        rewound.push(commit_at(p, resume));
+                        if !replay {
+                            rewound.push(commit_at(p, resume));
+                        }
                         resume
-                    } else {
+                    } else if replay {
                         committed.max(earliest)
+                    } else {
+                        committed
                     }
                 }
             };
@@ -127,6 +133,7 @@ impl SourceOpener for LogSources {
         }
         Ok(Box::new(LogSource {
             log: self.log.clone(),
+            group: source.group.clone(),
             topic: source.topic.clone(),
             topic_id,
             positions,
@@ -142,6 +149,8 @@ impl SourceOpener for LogSources {
 /// the fetcher takes them as its wake signal).
 struct LogSource {
     log: Arc<Log>,
+    /// The flow's consumer group, named in its warnings.
+    group: String,
     topic: String,
     /// The ID of the topic opened: a topic deleted and created again under the name is another
     /// topic, and reading on from these positions in it would skip its first records.
@@ -184,8 +193,11 @@ impl LogSource {
             let end = self.log.latest_offset(&self.topic, p).map_err(fatal)?;
             batch.end_offsets.insert(p, end);
             let earliest = self.log.earliest_offset(&self.topic, p).map_err(fatal)?;
+            // Retention has deleted records at the position: a committed one the flow starts
+            // from, or records it had yet to read.
             if *position < earliest {
-                tracing::warn!(topic = %self.topic, partition = p, from = *position, to = earliest,
+                tracing::warn!(group = %self.group, topic = %self.topic, partition = p,
+                    from = *position, to = earliest, skipped = earliest - *position,
                     "consumer position passed by retention; resuming at the log start");
                 *position = earliest;
             }
@@ -242,6 +254,7 @@ impl Source for LogSource {
         let mut parts: Vec<LogSource> = (0..lanes)
             .map(|_| LogSource {
                 log: self.log.clone(),
+                group: self.group.clone(),
                 topic: self.topic.clone(),
                 topic_id: self.topic_id.clone(),
                 positions: BTreeMap::new(),

@@ -97,7 +97,7 @@ pub fn rebuild_cache(
         }
         let mut source = seams
             .source
-            .open(&config.source, &SourceStart::Committed(from))
+            .open(&config.source, &SourceStart::Replay(from))
             .map_err(|e| engine("open source", e))?;
         // The flow's lag, past the committed offsets, is not read at start.
         source.stop_at(&ends);

@@ -97,6 +97,10 @@ pub enum SourceStart {
     Earliest,
     /// Every partition from its current end.
     Latest,
+    /// Next offset to read per partition for a replay that commits nothing (the cache rebuild);
+    /// partitions missing from the map start at their beginning, and so does a position
+    /// retention has passed, without a warning: a replay starts at the log start by design.
+    Replay(BTreeMap<u32, u64>),
 }
 
 impl SourceStart {
