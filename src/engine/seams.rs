@@ -115,9 +115,10 @@ impl SourceOpener for LogSources {
                             .opened_end_offset(&source.topic, p)
                             .map_err(fatal)?
                             .min(latest);
-                        tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
-                            "committed position past the log end; resuming where recovery ended the log");
+                        // A replay commits nothing, and the flow reports the cut when it starts.
                         if !replay {
+                            tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
+                                "committed position past the log end; resuming where recovery ended the log");
                             rewound.push(commit_at(p, resume));
                         }
                         resume
@@ -1085,6 +1086,60 @@ mod tests {
             )
             .unwrap();
         assert!(sink.committed("g", "orders").unwrap().is_empty());
+    }
+
+    /// A position past the log end (log recovery ended it before the committed offset) is
+    /// logged and committed where the flow resumes when a flow opens its source; a replay (the
+    /// cache rebuild, which commits nothing) resumes there without a word, so the cut is
+    /// reported once, by the flow.
+    #[test]
+    fn only_a_flow_reports_a_committed_position_past_the_log_end() {
+        use crate::log::{Record, Routing};
+        use crate::pipeline::{SourceConfig, SourceOpener as _, SourceStart, StartPosition};
+
+        let (dir, _history, sink) = history_sink();
+        let log = sink.log.clone();
+        log.create_topic("orders", Some(1), &[], false).unwrap();
+        let record = || Record {
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"{}")),
+            headers: Vec::new(),
+            timestamp_ms: None,
+        };
+        log.append("orders", Routing::Partition(0), vec![record(), record()])
+            .unwrap();
+        let sources = super::LogSources { log: log.clone() };
+        let config = SourceConfig {
+            topic: "orders".into(),
+            group: "g".into(),
+            start: StartPosition::Committed,
+        };
+        let past_end = [(0, 9)].into_iter().collect();
+        // The source opens on this thread: a thread-local subscriber sees what it logs.
+        let open = |start: SourceStart, name: &str| {
+            let path = dir.path().join(name);
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_writer(std::fs::File::create(&path).unwrap())
+                .finish();
+            let source = tracing::subscriber::with_default(subscriber, || {
+                sources.open(&config, &start).unwrap()
+            });
+            (source, std::fs::read_to_string(&path).unwrap())
+        };
+
+        let (flow, text) = open(SourceStart::Committed(past_end), "flow.log");
+        assert!(
+            text.contains("committed position past the log end") && text.contains("committed=9"),
+            "{text}"
+        );
+        assert_eq!(flow.rewound().len(), 1);
+        let (replay, text) = open(
+            SourceStart::Replay([(0, 9)].into_iter().collect()),
+            "replay.log",
+        );
+        assert_eq!(text, "");
+        assert!(replay.rewound().is_empty());
     }
 
     /// A source told where to stop reads each partition up to its end and no partition left
