@@ -1893,3 +1893,90 @@ fn intset_members_are_answered_in_ascending_order() {
     want.sort_by_key(|f| format!("{f:?}"));
     assert_eq!(union, want);
 }
+
+/// OBJECT ENCODING of a hash and a set follows `hash-max-listpack-entries`/`-value` and
+/// `set-max-intset-entries` as configured (Redis 7.0.15's defaults 512, 64 and 512), as a
+/// sorted set's follows `zset-max-listpack-*`; Redis 7.0's lists are always quicklists.
+#[test]
+fn hash_and_set_encodings_follow_the_configured_thresholds() {
+    let c = cache();
+    let set = |name: &str, v: &str| run(&c, &["CONFIG", "SET", name, v]);
+    let encoding = |key: &str| run(&c, &["OBJECT", "ENCODING", key]);
+    // DUMP writes the value in that encoding: its RDB type byte.
+    let dump_type = |key: &str| match run(&c, &["DUMP", key]) {
+        Frame::Bulk(b) => b.first().copied(),
+        other => panic!("{other:?}"),
+    };
+    let (type_hash, type_hash_listpack, type_set, type_set_intset) =
+        (Some(4), Some(16), Some(2), Some(11));
+    for name in ["hash-max-listpack-entries", "hash-max-ziplist-entries"] {
+        assert_eq!(config_value(&c, name).as_deref(), Some("512"), "{name}");
+    }
+    assert_eq!(
+        config_value(&c, "hash-max-listpack-value").as_deref(),
+        Some("64")
+    );
+    assert_eq!(
+        config_value(&c, "set-max-intset-entries").as_deref(),
+        Some("512")
+    );
+    // 512 fields stay a listpack by default; the 513th makes a hashtable.
+    let mut hset = vec!["HSET".to_owned(), "h".to_owned()];
+    for i in 0..512 {
+        hset.extend([format!("f{i}"), "v".to_owned()]);
+    }
+    let parts: Vec<&str> = hset.iter().map(String::as_str).collect();
+    assert_eq!(run(&c, &parts), Frame::Integer(512));
+    assert_eq!(encoding("h"), Frame::bulk(b"listpack"));
+    assert_eq!(dump_type("h"), type_hash_listpack);
+    run(&c, &["HSET", "h", "f512", "v"]);
+    assert_eq!(encoding("h"), Frame::bulk(b"hashtable"));
+    assert_eq!(dump_type("h"), type_hash);
+    assert_eq!(set("hash-max-listpack-entries", "2"), Frame::ok());
+    run(&c, &["HSET", "two", "a", "1", "b", "2"]);
+    assert_eq!(encoding("two"), Frame::bulk(b"listpack"));
+    run(&c, &["HSET", "three", "a", "1", "b", "2", "c", "3"]);
+    assert_eq!(encoding("three"), Frame::bulk(b"hashtable"));
+    assert_eq!(set("hash-max-ziplist-value", "3"), Frame::ok());
+    run(&c, &["HSET", "long", "a", "123"]);
+    assert_eq!(encoding("long"), Frame::bulk(b"listpack"));
+    run(&c, &["HSET", "longer", "a", "1234"]);
+    assert_eq!(encoding("longer"), Frame::bulk(b"hashtable"));
+    assert_eq!(set("set-max-intset-entries", "2"), Frame::ok());
+    run(&c, &["SADD", "s2", "1", "2"]);
+    assert_eq!(encoding("s2"), Frame::bulk(b"intset"));
+    assert_eq!(dump_type("s2"), type_set_intset);
+    run(&c, &["SADD", "s3", "1", "2", "3"]);
+    assert_eq!(encoding("s3"), Frame::bulk(b"hashtable"));
+    assert_eq!(dump_type("s3"), type_set);
+    // SMEMBERS answers a hashtable in its own order, an intset sorted.
+    run(&c, &["SADD", "big", "3", "1", "2"]);
+    assert_eq!(set("set-max-intset-entries", "3"), Frame::ok());
+    assert_eq!(
+        run(&c, &["SMEMBERS", "big"]),
+        Frame::Set(vec![
+            Frame::bulk(b"1"),
+            Frame::bulk(b"2"),
+            Frame::bulk(b"3")
+        ])
+    );
+    assert_eq!(set("set-max-intset-entries", "2"), Frame::ok());
+    assert_eq!(set("set-max-intset-entries", "0"), Frame::ok());
+    run(&c, &["SADD", "one", "1"]);
+    assert_eq!(encoding("one"), Frame::bulk(b"hashtable"));
+    assert_eq!(set("list-max-listpack-size", "1"), Frame::ok());
+    run(&c, &["RPUSH", "l", "a"]);
+    assert_eq!(encoding("l"), Frame::bulk(b"quicklist"));
+    assert_eq!(
+        set("set-max-intset-entries", "-1"),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'set-max-intset-entries') - argument must be between 0 and 9223372036854775807 inclusive"
+        )
+    );
+    assert_eq!(
+        set("hash-max-listpack-value", "abc"),
+        Frame::error(
+            "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - argument must be a memory value"
+        )
+    );
+}

@@ -452,6 +452,11 @@ pub(crate) struct Inner {
     /// `zset-max-listpack-entries` (high 32 bits) and `zset-max-listpack-value` (low 32 bits),
     /// read by every sorted set write to report Redis's encoding.
     zset_listpack: AtomicU64,
+    /// `hash-max-listpack-entries` and `hash-max-listpack-value`, packed as `zset_listpack`,
+    /// and `set-max-intset-entries`: read by OBJECT ENCODING and the replies that follow a
+    /// hash's or set's encoding.
+    hash_listpack: AtomicU64,
+    set_intset_entries: AtomicUsize,
     /// `hll-sparse-max-bytes`: the size past which a sparse HyperLogLog turns dense.
     hll_sparse_max_bytes: AtomicUsize,
     /// `stream-node-max-entries`: entries appended to a stream node before a new one starts.
@@ -489,6 +494,14 @@ fn pack_listpack(lp: zset::Listpack) -> u64 {
             .min(u64::from(u32::MAX))
     };
     (part(lp.entries) << 32) | part(lp.value)
+}
+
+/// The thresholds [`pack_listpack`] packed.
+fn unpack_listpack(word: u64) -> zset::Listpack {
+    zset::Listpack {
+        entries: usize::try_from(word >> 32).unwrap_or(usize::MAX),
+        value: usize::try_from(word & u64::from(u32::MAX)).unwrap_or(usize::MAX),
+    }
 }
 
 impl Inner {
@@ -544,10 +557,14 @@ impl Inner {
 
     /// The sorted set listpack thresholds in force.
     pub(crate) fn zset_listpack(&self) -> zset::Listpack {
-        let word = self.zset_listpack.load(Ordering::Relaxed);
-        zset::Listpack {
-            entries: usize::try_from(word >> 32).unwrap_or(usize::MAX),
-            value: usize::try_from(word & u64::from(u32::MAX)).unwrap_or(usize::MAX),
+        unpack_listpack(self.zset_listpack.load(Ordering::Relaxed))
+    }
+
+    /// The hash listpack and set intset thresholds in force.
+    pub(crate) fn compact(&self) -> value::Compact {
+        value::Compact {
+            hash: unpack_listpack(self.hash_listpack.load(Ordering::Relaxed)),
+            intset_entries: self.set_intset_entries.load(Ordering::Relaxed),
         }
     }
 
@@ -693,6 +710,18 @@ impl Inner {
                 Ordering::Relaxed,
             );
         }
+        if let (Some(entries), Some(value)) = (
+            threshold("hash-max-listpack-entries"),
+            threshold("hash-max-listpack-value"),
+        ) {
+            self.hash_listpack.store(
+                pack_listpack(zset::Listpack { entries, value }),
+                Ordering::Relaxed,
+            );
+        }
+        if let Some(n) = threshold("set-max-intset-entries") {
+            self.set_intset_entries.store(n, Ordering::Relaxed);
+        }
         self.ks.notify_flags.store(
             notify::effective(self.settings.notify_flags()),
             Ordering::Relaxed,
@@ -794,6 +823,8 @@ impl Cache {
             start_ms,
             port: AtomicU16::new(0),
             zset_listpack: AtomicU64::new(pack_listpack(zset::Listpack::default())),
+            hash_listpack: AtomicU64::new(pack_listpack(value::Compact::default().hash)),
+            set_intset_entries: AtomicUsize::new(value::Compact::default().intset_entries),
             hll_sparse_max_bytes: AtomicUsize::new(cmd::hll::SPARSE_MAX_BYTES_DEFAULT),
             stream_node_max_entries: AtomicUsize::new(stream::NODE_ENTRIES),
             rng: AtomicU64::new(start_ms ^ 0x5DEE_CE66_D1CE_4E5B),

@@ -24,7 +24,7 @@
 use bytes::Bytes;
 
 use crate::cache::resp::frame::{format_double, parse_i64};
-use crate::cache::value::{HashValue, ListValue, SetValue, Value};
+use crate::cache::value::{Compact, HashValue, ListValue, SetValue, Value};
 use crate::cache::zset::{Listpack, ZSetValue};
 use crate::cache::{DUMP_INFLATED_BYTES_MAX, DUMP_STRING_BYTES_MAX};
 
@@ -69,9 +69,6 @@ const CONTAINER_PACKED: u64 = 2;
 const QUICKLIST_NODE_BYTES_MAX: usize = 8192;
 /// Redis's `SIZE_ESTIMATE_OVERHEAD`: what the node-size check adds per new entry.
 const QUICKLIST_ENTRY_OVERHEAD_BYTES: usize = 8;
-/// Redis 7.0's `set-max-intset-entries` default: a set of at most this many integers is saved
-/// as an intset.
-const SET_MAX_INTSET_ENTRIES: usize = 512;
 
 /// Listpack header (total bytes u32, element count u16) and terminator.
 const LP_HEADER_BYTES: usize = 6;
@@ -174,14 +171,14 @@ pub(crate) enum Stored<'a> {
 
 /// The DUMP payload of `stored`, as Redis 7.0.15's `createDumpPayload` writes it (see the
 /// module doc for what differs). `zset` are the sorted-set listpack thresholds in force.
-pub(crate) fn encode_dump(stored: Stored<'_>, zset: Listpack) -> Vec<u8> {
+pub(crate) fn encode_dump(stored: Stored<'_>, zset: Listpack, compact: Compact) -> Vec<u8> {
     let mut out = Vec::new();
     match stored {
         Stored::Str(s) => {
             out.push(TYPE_STRING);
             put_string(&mut out, s);
         }
-        Stored::Value(v) => put_value(&mut out, v, zset),
+        Stored::Value(v) => put_value(&mut out, v, zset, compact),
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -233,16 +230,16 @@ pub(crate) fn decode_functions(p: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     Ok(codes)
 }
 
-fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack) {
+fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack, compact: Compact) {
     match v {
         Value::Str(s) => {
             out.push(TYPE_STRING);
             put_string(out, s);
         }
         Value::List(l) => put_list(out, l),
-        Value::Set(s) => put_set(out, s),
+        Value::Set(s) => put_set(out, s, compact.intset_entries),
         Value::Hash(h) => {
-            if h.len() <= 128 && h.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64) {
+            if h.is_listpack(compact.hash) {
                 out.push(TYPE_HASH_LISTPACK);
                 let mut lp = ListpackWriter::new();
                 for (f, v) in h.iter() {
@@ -292,8 +289,8 @@ fn put_list(out: &mut Vec<u8>, l: &ListValue) {
     }
 }
 
-fn put_set(out: &mut Vec<u8>, s: &SetValue) {
-    let ints: Option<Vec<i64>> = if s.len() <= SET_MAX_INTSET_ENTRIES {
+fn put_set(out: &mut Vec<u8>, s: &SetValue, intset_entries: usize) {
+    let ints: Option<Vec<i64>> = if s.len() <= intset_entries {
         s.iter().map(|m| parse_i64(m)).collect()
     } else {
         None
@@ -1168,7 +1165,11 @@ pub fn fuzz_rdb_payload(data: &[u8]) {
         inflated_bytes_max: 1 << 22,
     };
     if let Ok(value) = decode_dump(data, Listpack::default(), limits) {
-        let again = encode_dump(Stored::Value(&value), Listpack::default());
+        let again = encode_dump(
+            Stored::Value(&value),
+            Listpack::default(),
+            Compact::default(),
+        );
         assert_eq!(
             check_footer(&again),
             Ok(()),
@@ -1181,7 +1182,7 @@ pub fn fuzz_rdb_payload(data: &[u8]) {
             // the same bytes.
             let back = back
                 .as_ref()
-                .map(|v| encode_dump(Stored::Value(v), Listpack::default()));
+                .map(|v| encode_dump(Stored::Value(v), Listpack::default(), Compact::default()));
             assert_eq!(
                 back,
                 Ok(again),

@@ -19,7 +19,7 @@ use hashbrown::{DefaultHashBuilder, HashSet};
 use indexmap::IndexMap;
 
 use crate::cache::stream::StreamValue;
-use crate::cache::zset::ZSetValue;
+use crate::cache::zset::{Listpack, ZSetValue};
 
 /// A key's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,10 +81,13 @@ impl FromIterator<(Bytes, Bytes)> for HashValue {
 }
 
 impl HashValue {
-    /// Whether Redis 7.0 would keep this hash as a listpack (OBJECT ENCODING; HSCAN answers
-    /// it whole).
-    pub(crate) fn is_listpack(&self) -> bool {
-        self.len() <= 128 && self.iter().all(|(k, v)| k.len() <= 64 && v.len() <= 64)
+    /// Whether Redis 7.0 would keep this hash as a listpack under the thresholds `lp`
+    /// (OBJECT ENCODING; HSCAN answers it whole).
+    pub(crate) fn is_listpack(&self, lp: Listpack) -> bool {
+        self.len() <= lp.entries
+            && self
+                .iter()
+                .all(|(k, v)| k.len() <= lp.value && v.len() <= lp.value)
     }
 
     /// Bytes charged for the fields and values.
@@ -363,10 +366,38 @@ impl ListValue {
     }
 }
 
-/// Whether Redis 7.0 keeps `len` set members as an intset: at most 512 (its
-/// `set-max-intset-entries` default), each an integer.
-pub(crate) fn is_intset<'a>(len: usize, mut members: impl Iterator<Item = &'a Bytes>) -> bool {
-    len <= 512 && members.all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
+/// Whether Redis 7.0 keeps `len` set members as an intset: at most `max`
+/// (`set-max-intset-entries`), each an integer.
+pub(crate) fn is_intset<'a>(
+    len: usize,
+    mut members: impl Iterator<Item = &'a Bytes>,
+    max: usize,
+) -> bool {
+    len <= max && members.all(|m| crate::cache::resp::frame::parse_i64(m).is_some())
+}
+
+/// The thresholds under which Redis 7.0 keeps a hash as a listpack
+/// (`hash-max-listpack-entries`, `hash-max-listpack-value`) and a set of integers as an intset
+/// (`set-max-intset-entries`), as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compact {
+    /// A hash's most fields, and longest field or value in bytes.
+    pub(crate) hash: Listpack,
+    /// A set's most members as an intset.
+    pub(crate) intset_entries: usize,
+}
+
+impl Default for Compact {
+    /// Redis 7.0.15's defaults.
+    fn default() -> Self {
+        Self {
+            hash: Listpack {
+                entries: 512,
+                value: 64,
+            },
+            intset_entries: 512,
+        }
+    }
 }
 
 /// A set with the bytes it is charged.
@@ -397,10 +428,10 @@ impl FromIterator<Bytes> for SetValue {
 }
 
 impl SetValue {
-    /// Whether Redis 7.0 would keep this set as an intset (OBJECT ENCODING; SSCAN answers it
-    /// whole, in its ascending order).
-    pub(crate) fn is_intset(&self) -> bool {
-        is_intset(self.len(), self.iter())
+    /// Whether Redis 7.0 would keep this set as an intset of at most `max` members (OBJECT
+    /// ENCODING; SSCAN answers it whole, in its ascending order).
+    pub(crate) fn is_intset(&self, max: usize) -> bool {
+        is_intset(self.len(), self.iter(), max)
     }
 
     /// Bytes charged for the members.
@@ -446,12 +477,13 @@ impl Value {
         }
     }
 
-    /// The encoding `OBJECT ENCODING` reports, as Redis 7.0 would for this size.
-    pub(crate) fn encoding(&self) -> &'static str {
+    /// The encoding `OBJECT ENCODING` reports, as Redis 7.0 would for this size under the
+    /// thresholds `compact`.
+    pub(crate) fn encoding(&self, compact: Compact) -> &'static str {
         match self {
             Self::Str(s) => Self::str_encoding(s),
             Self::Hash(h) => {
-                if h.is_listpack() {
+                if h.is_listpack(compact.hash) {
                     "listpack"
                 } else {
                     "hashtable"
@@ -460,7 +492,7 @@ impl Value {
             Self::List(_) => "quicklist",
             // Redis 7.0 has no listpack sets (7.2 added them).
             Self::Set(s) => {
-                if s.is_intset() {
+                if s.is_intset(compact.intset_entries) {
                     "intset"
                 } else {
                     "hashtable"

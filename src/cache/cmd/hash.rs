@@ -314,12 +314,14 @@ pub(crate) fn random_picks(
     Ok(Some(idx))
 }
 
-pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn hscan(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let novalues = false;
     let (next, page) = match tri!(get_hash(ctx, arg(args, 1))) {
         // As Redis: a listpack-encoded hash is answered whole, in its order, with cursor 0.
-        Some(h) if h.is_listpack() => (0, h.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        Some(h) if h.is_listpack(inner.compact().hash) => {
+            (0, h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
         Some(h) => {
             let hasher = h.hasher();
             super::keys::page_by_hash(

@@ -61,9 +61,10 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(n)
 }
 
-pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn smembers(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let max = inner.compact().intset_entries;
     let members = tri!(get_set(ctx, arg(args, 1)))
-        .map(|s| members_reply(s.is_intset(), s.iter().cloned()))
+        .map(|s| members_reply(s.is_intset(max), s.iter().cloned()))
         .unwrap_or_default();
     Frame::Set(members)
 }
@@ -276,7 +277,8 @@ fn op_of(args: &[&[u8]]) -> Op {
 }
 
 /// SINTER, SUNION, SDIFF.
-pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn sop(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+    let max = inner.compact().intset_entries;
     let sets = tri!(read_sets(ctx, args.get(1..).unwrap_or_default()));
     // Redis answers from an intset when the result is one (a union or difference is built as
     // an intset while its members are integers) or, for an intersection, when the set it
@@ -287,11 +289,11 @@ pub(crate) fn sop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             .iter()
             .flatten()
             .min_by_key(|s| s.len())
-            .is_some_and(|s| is_intset(s.len(), s.iter())),
+            .is_some_and(|s| is_intset(s.len(), s.iter(), max)),
         Op::Union | Op::Diff => true,
     };
     let result = combine(sets, op);
-    let intset = walked_intset && is_intset(result.len(), result.iter());
+    let intset = walked_intset && is_intset(result.len(), result.iter(), max);
     Frame::Set(members_reply(intset, result.into_iter()))
 }
 
@@ -371,11 +373,13 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn sscan(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let (next, page) = match tri!(get_set(ctx, arg(args, 1))) {
         // As Redis: an intset is answered whole, in ascending order, with cursor 0.
-        Some(s) if s.is_intset() => (0, intset_order(s.iter().cloned())),
+        Some(s) if s.is_intset(inner.compact().intset_entries) => {
+            (0, intset_order(s.iter().cloned()))
+        }
         Some(s) => {
             let hasher = s.hasher();
             super::keys::page_by_hash(
