@@ -125,6 +125,84 @@ fn multi_exec_and_watch() {
     assert_eq!(n, 1);
 }
 
+/// A transaction runs the connection commands it queued in their place, as Redis 7.0.15 runs
+/// them (CLIENT, UNWATCH, AUTH, READONLY, HELLO, SUBSCRIBE): a SUBSCRIBE leaves the client
+/// subscribed after EXEC.
+#[test]
+fn exec_runs_the_connection_commands_it_queued() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let mut c = Conn::open(s.addr);
+    assert_eq!(c.cmd(&["MULTI"]), Frame::simple("OK"));
+    for args in [
+        &["CLIENT", "SETNAME", "x"][..],
+        &["CLIENT", "GETNAME"],
+        &["UNWATCH"],
+        &["AUTH", "a"],
+        &["READONLY"],
+        &["HELLO", "2", "SETNAME", "y"],
+        &["SUBSCRIBE", "c"],
+    ] {
+        assert_eq!(c.cmd(args), Frame::simple("QUEUED"), "{args:?}");
+    }
+    let Frame::Array(replies) = c.cmd(&["EXEC"]) else {
+        panic!("EXEC answers an array")
+    };
+    assert_eq!(replies.len(), 7);
+    assert_eq!(
+        replies[..5],
+        [
+            Frame::simple("OK"),
+            Frame::bulk(b"x"),
+            Frame::simple("OK"),
+            err(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
+            ),
+            err("ERR This instance has cluster support disabled"),
+        ]
+    );
+    let Frame::Array(hello) = &replies[5] else {
+        panic!("HELLO 2 answers an array: {:?}", replies[5])
+    };
+    assert_eq!(hello[..2], [Frame::bulk(b"server"), Frame::bulk(b"redis")]);
+    assert_eq!(
+        replies[6],
+        Frame::Array(vec![
+            Frame::bulk(b"subscribe"),
+            Frame::bulk(b"c"),
+            Frame::Integer(1)
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["GET", "k"]),
+        err(
+            "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        )
+    );
+    assert_eq!(
+        c.cmd(&["UNSUBSCRIBE"]),
+        Frame::Array(vec![
+            Frame::bulk(b"unsubscribe"),
+            Frame::bulk(b"c"),
+            Frame::Integer(0)
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["CLIENT", "GETNAME"]),
+        Frame::bulk(b"y"),
+        "HELLO's SETNAME ran after CLIENT SETNAME"
+    );
+    // MONITOR refuses a transaction's client, as Redis refuses a DENY BLOCKING one.
+    assert_eq!(c.cmd(&["MULTI"]), Frame::simple("OK"));
+    assert_eq!(c.cmd(&["MONITOR"]), Frame::simple("QUEUED"));
+    assert_eq!(
+        c.cmd(&["EXEC"]),
+        Frame::Array(vec![err(
+            "ERR MONITOR isn't allowed for DENY BLOCKING client"
+        )])
+    );
+    assert_eq!(c.cmd(&["PING"]), Frame::simple("PONG"), "not monitoring");
+}
+
 /// A flush or swap fails the WATCHes of the keys it changes and no others (Redis 7.0's
 /// `touchAllWatchedKeysInDb`).
 #[test]

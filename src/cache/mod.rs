@@ -1039,7 +1039,9 @@ impl Cache {
     }
 
     /// Runs a MULTI queue atomically (the gate held exclusively throughout). `db` follows any
-    /// SELECT inside the queue.
+    /// SELECT inside the queue. The connection that queued it runs its connection commands
+    /// (CLIENT, HELLO, SUBSCRIBE, …) in their place through `connection`; without one they
+    /// are refused.
     ///
     /// # Errors
     /// Redis's EXECABORT reply, with nothing run, when the queue holds a write that memory
@@ -1050,6 +1052,7 @@ impl Cache {
         queue: &[Vec<Bytes>],
         proto: u8,
         caller: Caller<'_>,
+        mut connection: ConnectionCommands<'_>,
     ) -> Result<Vec<Frame>, Frame> {
         let writes = self.over_memory()
             && queue.iter().any(|args| {
@@ -1115,7 +1118,16 @@ impl Cache {
                 // SSUBSCRIBE refuses (SUBSCRIBE and PSUBSCRIBE let it through there).
                 Frame::error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
             } else if spec.mode == resp::command::Mode::Connection {
-                connection_command_in_transaction(spec)
+                match connection.as_mut() {
+                    // A SUBSCRIBE of several names answers one confirmation each, in place.
+                    Some(run) => {
+                        let mut frames = run(spec, args);
+                        let last = frames.pop().unwrap_or_else(Frame::ok);
+                        replies.append(&mut frames);
+                        last
+                    }
+                    None => connection_command_in_transaction(spec),
+                }
             } else {
                 ctx.count_lookups = !spec.write;
                 let own_notes = ctx.notes.len();
@@ -1720,7 +1732,7 @@ impl Cache {
     /// `maxmemory` after eviction (the OOM a single write would get).
     pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Frame> {
         let mut db = db;
-        self.run_batch(&mut db, cmds, 2, None)
+        self.run_batch(&mut db, cmds, 2, None, None)
     }
 
     /// Stores a string under `key` in `db`, with an optional TTL in milliseconds.
@@ -1812,6 +1824,11 @@ impl Cache {
         }
     }
 }
+
+/// How a connection runs a connection command its transaction queued, with the gate held:
+/// its replies in the EXEC array (one, or a SUBSCRIBE's confirmations).
+pub(crate) type ConnectionCommands<'a> =
+    Option<&'a mut dyn FnMut(&'static resp::command::Spec, &[&[u8]]) -> Vec<Frame>>;
 
 /// The error a command that needs a connection (WATCH, SUBSCRIBE, …) gets inside a
 /// transaction run without one ([`Cache::execute_atomic`]).

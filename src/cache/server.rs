@@ -1000,15 +1000,14 @@ impl Connection {
         }
     }
 
-    /// Writes a (un)subscribe confirmation of `kind` for `name` (`Frame::Null` when there
-    /// was nothing to unsubscribe from).
-    fn confirm(&self, kind: Kind, subscribe: bool, name: Frame, out: &mut Vec<u8>) {
+    /// A (un)subscribe confirmation of `kind` for `name` (`Frame::Null` when there was
+    /// nothing to unsubscribe from).
+    fn confirmation(&self, kind: Kind, subscribe: bool, name: Frame) -> Frame {
         Frame::Push(vec![
             Frame::bulk(kind.confirmation(subscribe)),
             name,
             Frame::Integer(i64::try_from(self.subscription_count(kind)).unwrap_or(i64::MAX)),
         ])
-        .encode(self.proto, out);
     }
 
     /// Runs one command whose checks and effects need no waiting; a blocking command that
@@ -1408,7 +1407,12 @@ impl Connection {
         let cache = self.shared.cache.clone();
         let name = spec.name;
         if let Some((kind, subscribe)) = Kind::of_command(name) {
-            if let Err(refused) = self.subscription(kind, subscribe, args, out) {
+            let mut confirmations = Vec::new();
+            let refused = self.subscription(kind, subscribe, args, &mut confirmations);
+            for frame in &confirmations {
+                frame.encode(self.proto, out);
+            }
+            if let Err(refused) = refused {
                 refused.encode(self.proto, out);
                 return (Next::Continue, refused);
             }
@@ -1434,7 +1438,7 @@ impl Connection {
                     cache.unwatch(db, &key);
                 }
                 for kind in Kind::ALL {
-                    self.unsubscribe_all(kind, out, false);
+                    self.unsubscribe_all(kind, &mut Vec::new(), false);
                 }
                 self.note_state();
                 self.db = 0;
@@ -1471,6 +1475,11 @@ impl Connection {
                 }
             }
             "exec" => match self.exec() {
+                // A CLIENT KILL of this client inside closes it once EXEC has answered.
+                Ok(reply) if self.close_after_reply => {
+                    reply.encode(self.proto, out);
+                    return (Next::Close, reply);
+                }
                 Ok(reply) => reply,
                 Err(queue) => return (Next::Exec(queue), Frame::ok()),
             },
@@ -1551,7 +1560,7 @@ impl Connection {
         kind: Kind,
         subscribe: bool,
         args: &[&[u8]],
-        out: &mut Vec<u8>,
+        out: &mut Vec<Frame>,
     ) -> Result<(), Frame> {
         if !subscribe && args.len() == 1 {
             self.unsubscribe_all(kind, out, true);
@@ -1579,7 +1588,7 @@ impl Connection {
                 pubsub.unsubscribe(self.id, name, kind);
                 self.names_mut(kind).remove(*name);
             }
-            self.confirm(kind, subscribe, Frame::bulk(name), out);
+            out.push(self.confirmation(kind, subscribe, Frame::bulk(name)));
         }
         Ok(())
     }
@@ -1588,7 +1597,7 @@ impl Connection {
     /// subscription of that kind one at a time, in subscription order, each reply counting
     /// what is left after it; with none, one reply naming no channel (Redis's
     /// `pubsubUnsubscribeAllChannelsInternal`).
-    fn unsubscribe_all(&mut self, kind: Kind, out: &mut Vec<u8>, reply: bool) {
+    fn unsubscribe_all(&mut self, kind: Kind, out: &mut Vec<Frame>, reply: bool) {
         let cache = self.shared.cache.clone();
         let mut names: Vec<(u64, Bytes)> = self
             .names_mut(kind)
@@ -1597,13 +1606,13 @@ impl Connection {
             .collect();
         names.sort_unstable_by_key(|(seq, _)| *seq);
         if names.is_empty() && reply {
-            self.confirm(kind, false, Frame::Null, out);
+            out.push(self.confirmation(kind, false, Frame::Null));
         }
         for (_, name) in names {
             cache.inner().pubsub.unsubscribe(self.id, &name, kind);
             self.names_mut(kind).remove(&name);
             if reply {
-                self.confirm(kind, false, Frame::Bulk(name), out);
+                out.push(self.confirmation(kind, false, Frame::Bulk(name)));
             }
         }
     }
@@ -1646,14 +1655,41 @@ impl Connection {
             return Err(queue);
         }
         let mut db = self.db;
-        let caller = || self.caller();
-        match cache.run_batch(&mut db, &queue, self.proto, Some(&caller)) {
+        let who = self.caller();
+        let caller = || who.clone();
+        let proto = self.proto;
+        let mut here = |spec: &'static command::Spec, args: &[&[u8]]| self.queued_reply(spec, args);
+        match cache.run_batch(&mut db, &queue, proto, Some(&caller), Some(&mut here)) {
             Ok(replies) => {
                 self.db = db;
                 Ok(Frame::Array(replies))
             }
             Err(abort) => Ok(abort),
         }
+    }
+
+    /// A connection command a transaction queued, run in its place in EXEC (as Redis runs
+    /// it there): its reply, or a SUBSCRIBE's confirmations. Its effects on the connection
+    /// (a name, the protocol, subscriptions, a CLIENT KILL of itself) hold from then on.
+    fn queued_reply(&mut self, spec: &'static command::Spec, args: &[&[u8]]) -> Vec<Frame> {
+        if let Some((kind, subscribe)) = Kind::of_command(spec.name) {
+            let mut confirmations = Vec::new();
+            let refused = self.subscription(kind, subscribe, args, &mut confirmations);
+            self.note_state();
+            if let Err(refused) = refused {
+                confirmations.push(refused);
+            }
+            return confirmations;
+        }
+        // Redis runs a transaction's commands as a `CLIENT_DENY_BLOCKING` client.
+        if spec.name == "monitor" {
+            return vec![Frame::error(
+                "ERR MONITOR isn't allowed for DENY BLOCKING client",
+            )];
+        }
+        // Its reply is written in the EXEC array, not on its own.
+        let (_, reply) = self.connection_reply(spec, args, &mut Vec::new());
+        vec![reply]
     }
 
     /// Runs a script command or a MULTI queue holding one on a thread of the blocking pool,
@@ -1680,7 +1716,7 @@ impl Connection {
                 }
                 Job::Exec(queue) => {
                     let mut db = db;
-                    match cache.run_batch(&mut db, &queue, proto, Some(&caller)) {
+                    match cache.run_batch(&mut db, &queue, proto, Some(&caller), None) {
                         Ok(replies) => (Frame::Array(replies), db),
                         Err(abort) => (abort, db),
                     }
