@@ -2222,3 +2222,43 @@ fn pull_arguments_are_checked_when_the_update_is_parsed() {
         );
     }
 }
+
+/// An error that quotes an update path quotes it as written, leading zeros and all, as
+/// MongoDB's update system names the path it walked; the element it names keeps its own name.
+#[test]
+fn leading_zero_parts_are_quoted_as_written() {
+    let start = doc! {"_id": 1, "a": [0, {"b": 1}, 5]};
+    for (update, code, message) in [
+        (
+            doc! {"$push": {"a.01.b": 1}},
+            2,
+            "The field 'a.01.b' must be an array but is of type int in document {_id: 1}",
+        ),
+        (
+            doc! {"$pop": {"a.01.b": 1}},
+            14,
+            "Path 'a.01.b' contains an element of non-array type 'int'",
+        ),
+        (
+            doc! {"$rename": {"a.01.b": "c"}},
+            2,
+            "The source field cannot be an array element, 'a.01.b' in doc with _id: 1 has an array field called 'a'",
+        ),
+        (
+            doc! {"$pull": {"a.02.b": 1}},
+            28,
+            "Cannot use the part (b) of (a.02.b) to traverse the element ({2: 5})",
+        ),
+        (
+            doc! {"$inc": {"a.01.b": i64::MAX}},
+            2,
+            "Failed to apply $inc operations to current value for field 'a.01.b': overflow",
+        ),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.unwrap_err();
+        assert_eq!(e.code(), code, "{update}");
+        assert!(e.to_string().contains(message), "{update}: {e}");
+        assert_eq!(stored, start, "{update}");
+    }
+}

@@ -434,7 +434,8 @@ impl Update {
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
                 for (op, path, arg) in resolved {
-                    let path = canonical_update_path(&out, &path);
+                    let written = path;
+                    let path = canonical_update_path(&out, &written);
                     let dollar = top_dollar_field(op, &path, arg);
                     let before = dollar.map(|(field, _)| out.get(field).cloned());
                     if path.contains("$[") {
@@ -442,7 +443,11 @@ impl Update {
                         let mut writes = Vec::with_capacity(concrete.len());
                         for concrete in concrete {
                             let mut logged = Vec::new();
-                            apply_op(&mut out, op, &concrete, arg, now_ms, &mut logged)?;
+                            let at = OpPath {
+                                path: &concrete,
+                                written: &concrete,
+                            };
+                            apply_op(&mut out, op, at, arg, now_ms, &mut logged)?;
                             writes.push((concrete, logged));
                         }
                         let levels: Vec<usize> = path
@@ -453,7 +458,11 @@ impl Update {
                             .collect();
                         log.push(nest_elements(array_prefix(&path), writes, &levels));
                     } else {
-                        apply_op(&mut out, op, &path, arg, now_ms, log)?;
+                        let at = OpPath {
+                            path: &path,
+                            written: &written,
+                        };
+                        apply_op(&mut out, op, at, arg, now_ms, log)?;
                     }
                     if let (Some((field, whole)), Some(before)) = (dollar, before) {
                         check_top_dollar_write(&out, field, whole, before.as_ref())?;
@@ -1032,6 +1041,15 @@ fn element_condition(cond: &Cond) -> Option<Cond> {
     }
 }
 
+/// Where an operator applies: `path` with each array position as its number
+/// ([`canonical_update_path`]), which it walks and logs, and the path as the update wrote it,
+/// which its errors quote (MongoDB's update system names the path it walked as written).
+#[derive(Clone, Copy)]
+struct OpPath<'a> {
+    path: &'a str,
+    written: &'a str,
+}
+
 /// Applies one operator at one path.
 ///
 /// Adds to `log` what MongoDB's update node for `op` logs: the value at `path` written whole
@@ -1039,11 +1057,12 @@ fn element_condition(cond: &Cond) -> Option<Cond> {
 fn apply_op(
     doc: &mut Document,
     op: Op,
-    path: &str,
+    at: OpPath<'_>,
     arg: &Bson,
     now_ms: u64,
     log: &mut Vec<Logged>,
 ) -> Result<()> {
+    let OpPath { path, written } = at;
     let parts = split_path(path)?;
     match (op, arg) {
         (Op::Unset, _) => log.push(Logged::Unset(path.to_owned())),
@@ -1072,7 +1091,7 @@ fn apply_op(
                     } else {
                         // MongoDB multiplies an int32 zero: the type is the multiplier's (a
                         // decimal keeps its exponent).
-                        arith(&Bson::Int32(0), arg, op, path)?
+                        arith(&Bson::Int32(0), arg, op, written)?
                     }
                 }
                 Some(cur) => {
@@ -1088,7 +1107,7 @@ fn apply_op(
                             ),
                         ));
                     }
-                    arith(&cur, arg, op, path)?
+                    arith(&cur, arg, op, written)?
                 }
             };
             set_path(doc, &parts, new)
@@ -1122,7 +1141,7 @@ fn apply_op(
             for (which, field, ancestors) in [
                 (
                     "source",
-                    path,
+                    written,
                     parts.split_last().map_or(&[][..], |(_, a)| a),
                 ),
                 (
@@ -1145,7 +1164,7 @@ fn apply_op(
             unset_path(doc, &parts);
             set_path(doc, &to_parts, v)
         }
-        Op::Push => push(doc, &parts, path, arg),
+        Op::Push => push(doc, &parts, written, arg),
         Op::AddToSet => {
             let items = add_to_set_items(arg)?;
             if let Some(other) = document::get_path(doc, &parts)
@@ -1157,7 +1176,7 @@ fn apply_op(
                     super::query::type_name(Some(other))
                 )));
             }
-            let arr = array_at(doc, &parts, path, "$addToSet")?;
+            let arr = array_at(doc, &parts, written, "$addToSet")?;
             let keep = new_to_set(arr, items);
             arr.extend(
                 items
@@ -1170,14 +1189,14 @@ fn apply_op(
         }
         Op::Pull => {
             let cond = parse_pull(arg)?;
-            if let Some(arr) = existing_array(doc, &parts, path)? {
+            if let Some(arr) = existing_array(doc, &parts, written)? {
                 arr.retain(|el| !cond.matches(el));
             }
             Ok(())
         }
         Op::PullAll => {
             let values = pull_all_values(arg)?;
-            if let Some(arr) = existing_array(doc, &parts, path)? {
+            if let Some(arr) = existing_array(doc, &parts, written)? {
                 // `compare` is a total order whose ties are exactly `values_equal`, so a
                 // binary search finds an equal value when a scan would.
                 let mut sorted: Vec<&Bson> = values.iter().collect();
@@ -1187,9 +1206,9 @@ fn apply_op(
             Ok(())
         }
         Op::Pop => {
-            let first = pop_from_front(path, arg)?;
+            let first = pop_from_front(written, arg)?;
             if document::get_path(doc, &parts).is_none() {
-                return check_viable(doc, &parts, path);
+                return check_viable(doc, &parts, written);
             }
             match get_path_mut(doc, &parts) {
                 None => {}
@@ -1206,7 +1225,7 @@ fn apply_op(
                     return Err(Error::update(
                         14,
                         format!(
-                            "Path '{path}' contains an element of non-array type '{}'",
+                            "Path '{written}' contains an element of non-array type '{}'",
                             super::query::type_name(Some(other))
                         ),
                     ));
