@@ -2262,3 +2262,91 @@ fn leading_zero_parts_are_quoted_as_written() {
         assert_eq!(stored, start, "{update}");
     }
 }
+
+/// A top-level `$ref`, `$id` and `$db` an operator writes pass MongoDB's storage check when
+/// they form a DBRef in that order (`$ref` a string followed by `$id`, `$db` a string after
+/// `$id`), judged against the fields beside them after the write; otherwise code 10
+/// InvalidDBRef names the broken rule.
+#[test]
+fn operators_write_top_level_dbref_fields_in_order() {
+    let dbref = doc! {"_id": 1, "$ref": "c", "$id": 1};
+    for (start, update, expected) in [
+        (
+            dbref.clone(),
+            doc! {"$set": {"$id": 2}},
+            doc! {"_id": 1, "$ref": "c", "$id": 2},
+        ),
+        (
+            dbref.clone(),
+            doc! {"$inc": {"$id": 1}},
+            doc! {"_id": 1, "$ref": "c", "$id": 2},
+        ),
+        (
+            dbref.clone(),
+            doc! {"$set": {"$ref": "d"}},
+            doc! {"_id": 1, "$ref": "d", "$id": 1},
+        ),
+        (
+            dbref.clone(),
+            doc! {"$set": {"$db": "x"}},
+            doc! {"_id": 1, "$ref": "c", "$id": 1, "$db": "x"},
+        ),
+        (
+            doc! {"_id": 1, "$ref": "c"},
+            doc! {"$set": {"$id": 1}},
+            doc! {"_id": 1, "$ref": "c", "$id": 1},
+        ),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().modified, 1, "{update}");
+        assert_eq!(stored, expected, "{update}");
+    }
+    for (start, update, message) in [
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"$ref": "c", "$id": 1}},
+            "Found $id field without a $ref before it, which is invalid.",
+        ),
+        (
+            doc! {"_id": 1},
+            doc! {"$set": {"$ref": "c"}},
+            "The DBRef $ref field must be followed by a $id field",
+        ),
+        (
+            dbref.clone(),
+            doc! {"$set": {"$ref": 5}},
+            "The DBRef $ref field must be a String, not a int",
+        ),
+        (
+            doc! {"_id": 1, "$ref": 5, "$id": 1},
+            doc! {"$set": {"$id": 2}},
+            "The DBRef $ref field must be a String, not a int",
+        ),
+        (
+            dbref.clone(),
+            doc! {"$set": {"$db": 5}},
+            "The DBRef $db field must be a String, not a int",
+        ),
+        (
+            doc! {"_id": 1, "$ref": "c"},
+            doc! {"$set": {"$db": "x"}},
+            "Found $db field without a $id before it, which is invalid.",
+        ),
+        (
+            doc! {"_id": 1, "$id": 1},
+            doc! {"$set": {"$db": "x"}},
+            "Found $id field without a $ref before it, which is invalid.",
+        ),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.unwrap_err();
+        assert_eq!(
+            (e.code(), e.code_name(), e.to_string()),
+            (10, "InvalidDBRef", message.to_owned()),
+            "{update}"
+        );
+        assert_eq!(stored, start, "unchanged after {update}");
+    }
+    let (outcome, _) = update_fresh(&doc! {"_id": 1}, &doc! {"$set": {"$x": 1}});
+    assert_eq!(outcome.unwrap_err().code_name(), "DollarPrefixedFieldName");
+}

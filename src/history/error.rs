@@ -680,6 +680,8 @@ impl Error {
             40414 => "IDLFailedToParse",
             40415 => "IDLUnknownField",
             241 => "ConversionFailure",
+            52 => "DollarPrefixedFieldName",
+            10 => "InvalidDBRef",
             code => location_name(code),
         }
     }

@@ -673,28 +673,91 @@ fn top_dollar_field<'a>(op: Op, path: &'a str, arg: &'a Bson) -> Option<(&'a str
 }
 
 /// MongoDB's storage check of a write to the top-level `$`-prefixed `field` (`whole`: written
-/// whole): refused when the write created the field, or changed it writing it whole; a write
-/// below an existing field is to a nested name, which may start with `$`.
+/// whole): made when the write created the field, or changed it writing it whole (a write below
+/// an existing field is to a nested name, which may start with `$`), and passed only by a DBRef
+/// field in its place among the fields beside it ([`check_dbref_field`]).
 ///
 /// # Errors
-/// Code 52 DollarPrefixedFieldName with MongoDB 7.0's text.
+/// As [`check_dbref_field`].
 fn check_top_dollar_write(
     doc: &Document,
     field: &str,
     whole: bool,
     before: Option<&Bson>,
 ) -> Result<()> {
-    let refused = match (before, doc.get(field)) {
+    let checked = match (before, doc.get(field)) {
         (None, Some(_)) => true,
         (Some(was), Some(now)) => whole && !document::identical_values(was, now),
         (_, None) => false,
     };
-    if refused {
+    if checked {
+        check_dbref_field(doc, field)?;
+    }
+    Ok(())
+}
+
+/// MongoDB's check of a top-level `$`-prefixed `field` of `doc` (`validateDollarPrefixElement`):
+/// `$db` must be a string right after `$id`, `$id` right after `$ref`, and `$ref` a string
+/// right before `$id`, each rule checked from `field` back to the `$ref` it leads to.
+///
+/// # Errors
+/// Code 10 InvalidDBRef naming the rule a DBRef field breaks; code 52 DollarPrefixedFieldName
+/// for any other name, with MongoDB 7.0's texts.
+fn check_dbref_field(doc: &Document, field: &str) -> Result<()> {
+    let fields: Vec<(&String, &Bson)> = doc.iter().collect();
+    let name_at = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(|(name, _)| name.as_str());
+    let invalid = |message: String| Error::update(10, message);
+    let not_string = |name: &str, value: &Bson| {
+        (!matches!(value, Bson::String(_))).then(|| {
+            invalid(format!(
+                "The DBRef {name} field must be a String, not a {}",
+                super::query::type_name(Some(value))
+            ))
+        })
+    };
+    let mut at = fields.iter().position(|(name, _)| name.as_str() == field);
+    let mut name = field;
+    if name == "$db" {
+        if let Some(e) = at
+            .and_then(|i| fields.get(i))
+            .and_then(|(_, v)| not_string("$db", v))
+        {
+            return Err(e);
+        }
+        at = at.and_then(|i| i.checked_sub(1));
+        if name_at(at) != Some("$id") {
+            return Err(invalid(
+                "Found $db field without a $id before it, which is invalid.".to_owned(),
+            ));
+        }
+        name = "$id";
+    }
+    if name == "$id" {
+        at = at.and_then(|i| i.checked_sub(1));
+        if name_at(at) != Some("$ref") {
+            return Err(invalid(
+                "Found $id field without a $ref before it, which is invalid.".to_owned(),
+            ));
+        }
+        name = "$ref";
+    }
+    if name != "$ref" {
         return Err(Error::update(
             52,
             format!(
                 "The dollar ($) prefixed field '{field}' in '{field}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith."
             ),
+        ));
+    }
+    if let Some(e) = at
+        .and_then(|i| fields.get(i))
+        .and_then(|(_, v)| not_string("$ref", v))
+    {
+        return Err(e);
+    }
+    if name_at(at.map(|i| i + 1)) != Some("$id") {
+        return Err(invalid(
+            "The DBRef $ref field must be followed by a $id field".to_owned(),
         ));
     }
     Ok(())
