@@ -531,3 +531,72 @@ fn current_date_as_a_timestamp_is_the_writes_cluster_time() {
         assert_eq!(written, Some(cluster_time), "{e:?}");
     }
 }
+
+/// A pipeline-style update's change event lists what changed as MongoDB's diff of the two
+/// documents reads back (`computeDocDiff`, then the change stream's reading of the `$v: 2`
+/// diff): fields compared in place, per document level the updated ones, then the created
+/// ones (a field moved out of its place is created anew), then what changed inside sub-documents
+/// and arrays (arrays within arrays included); removed fields after the last kept field first,
+/// then the others in name order.
+#[test]
+fn pipeline_update_descriptions_follow_mongodbs_diff() {
+    let (_d, h) = history_common::open();
+    let notes = "n".repeat(2000);
+    h.insert_many(
+        "db",
+        "c",
+        vec![
+            doc! {"_id": 1, "notes": &notes, "a": {"x": 1, "y": 1}, "b": 1, "c": [1, [1, 2]], "z": 1, "w": 1},
+            doc! {"_id": 2, "notes": &notes, "p": 1, "q": 1, "r": 1, "s": 1},
+            doc! {"_id": 3, "notes": &notes, "r": 1, "q": 1, "k": 1, "t": 1},
+        ],
+    )
+    .unwrap();
+    let mut s = watch_c(&h);
+    for (id, pipeline) in [
+        (
+            1,
+            vec![
+                doc! {"$set": {"a": {"x": 2, "y": 1}, "b": 2, "c": [1, [1, 3]], "new": 1}},
+                doc! {"$unset": "z"},
+            ],
+        ),
+        (
+            2,
+            vec![doc! {"$replaceWith": {"_id": "$_id", "notes": "$notes", "s": "$s", "p": "$p"}}],
+        ),
+        (3, vec![doc! {"$project": {"notes": 1, "k": 1}}]),
+    ] {
+        h.update(
+            "db",
+            "c",
+            &doc! {"_id": id},
+            &pipeline,
+            UpdateOptions::default(),
+        )
+        .unwrap();
+    }
+    let events = s.try_next_batch(10).unwrap().events;
+    let descriptions: Vec<&Document> = events
+        .iter()
+        .map(|e| e.get_document("updateDescription").unwrap())
+        .collect();
+    assert_eq!(
+        descriptions,
+        [
+            &doc! {
+                "updatedFields": {"b": 2, "new": 1, "a.x": 2, "c.1.1": 3},
+                "removedFields": ["z"],
+                "truncatedArrays": [],
+            },
+            &doc! {"updatedFields": {"p": 1}, "removedFields": ["q", "r"], "truncatedArrays": []},
+            &doc! {"updatedFields": {}, "removedFields": ["t", "q", "r"], "truncatedArrays": []},
+        ]
+    );
+    let order: Vec<&String> = descriptions[0]
+        .get_document("updatedFields")
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(order, ["b", "new", "a.x", "c.1.1"]);
+}

@@ -2027,14 +2027,16 @@ fn check_single_value(seeded: &[&str], path: &str) -> Result<()> {
 /// `disambiguatedPaths` (shown with `showExpandedEvents`): each of those paths a dotted string
 /// does not say unambiguously, as the array of its parts (field names as strings, array
 /// positions as int32). A path is ambiguous when a field name in it holds a `.`, or is a
-/// number (digits without a leading zero) anywhere but first.
+/// number (digits without a leading zero) anywhere but first. The change is MongoDB's diff of
+/// the two documents ([`doc_diff`]), read in the order its change streams read it
+/// ([`Description::diffed`]).
 ///
 /// `None` when two changed paths read the same as a dotted string (a field named `a.b` and
 /// the field `b` of `a`): `updatedFields` cannot hold both, and the caller logs the change as a
 /// replacement instead.
 pub(crate) fn describe_change(old: &Document, new: &Document) -> Option<(Document, Document)> {
     let mut d = Description::default();
-    d.docs("", old, new);
+    d.diffed("", SubDiff::Doc(doc_diff(old, new)));
     if d.collided {
         return None;
     }
@@ -2174,7 +2176,7 @@ struct Slot {
     section: Section,
 }
 
-/// [`describe_change`]'s walk: what it found so far, and the parts of the path it is at.
+/// What [`describe_change`] and [`describe_ops`] found so far, and the parts of the path at hand.
 #[derive(Debug, Default)]
 struct Description<'a> {
     /// [`describe_ops`]'s writes as logged, for MongoDB's order ([`Description::diff_order`]).
@@ -2450,56 +2452,133 @@ impl<'a> Description<'a> {
         }
     }
 
-    fn docs(&mut self, prefix: &str, old: &'a Document, new: &'a Document) {
-        for (k, nv) in new {
-            let path = join(prefix, k);
-            self.parts.push(Part::Field(k));
-            match old.get(k) {
-                Some(ov) => self.values(&path, ov, nv),
-                None => self.update(path, nv),
+    /// Records `diff` (the change at `prefix`) as MongoDB's change stream reads the `$v: 2`
+    /// diff: per document level its removed fields, its updated ones, its created ones, then
+    /// what changed below each field; an array's truncation, then its positions in order.
+    fn diffed(&mut self, prefix: &str, diff: SubDiff<'a>) {
+        match diff {
+            SubDiff::Doc(d) => {
+                for k in d.deletes {
+                    let path = join(prefix, k);
+                    self.parts.push(Part::Field(k));
+                    self.note(&path);
+                    self.parts.pop();
+                    self.removed.push(Bson::String(path));
+                }
+                for (k, v) in d.updates.into_iter().chain(d.inserts) {
+                    self.parts.push(Part::Field(k));
+                    self.update(join(prefix, k), v);
+                    self.parts.pop();
+                }
+                for (k, sub) in d.subs {
+                    self.parts.push(Part::Field(k));
+                    self.diffed(&join(prefix, k), sub);
+                    self.parts.pop();
+                }
             }
-            self.parts.pop();
-        }
-        for k in old.keys() {
-            if !new.contains_key(k) {
-                let path = join(prefix, k);
-                self.parts.push(Part::Field(k));
-                self.note(&path);
-                self.parts.pop();
-                self.removed.push(Bson::String(path));
-            }
-        }
-    }
-
-    fn values(&mut self, path: &str, ov: &'a Bson, nv: &'a Bson) {
-        if ov == nv {
-            return;
-        }
-        match (ov, nv) {
-            (Bson::Document(o), Bson::Document(n)) => self.docs(path, o, n),
-            (Bson::Array(o), Bson::Array(n)) => {
-                if n.len() < o.len() {
-                    self.note(path);
+            SubDiff::Array(a) => {
+                if let Some(len) = a.resize {
+                    self.note(prefix);
                     let mut t = Document::new();
-                    t.insert("field", path);
-                    t.insert("newSize", i32::try_from(n.len()).unwrap_or(i32::MAX));
+                    t.insert("field", prefix);
+                    t.insert("newSize", i32::try_from(len).unwrap_or(i32::MAX));
                     self.truncated.push(Bson::Document(t));
                 }
-                for (i, nel) in n.iter().enumerate() {
-                    let p = format!("{path}.{i}");
+                for (i, change) in a.changes {
+                    let path = format!("{prefix}.{i}");
                     self.parts.push(Part::Index(i));
-                    match o.get(i) {
-                        Some(oel @ Bson::Document(_)) if matches!(nel, Bson::Document(_)) => {
-                            self.values(&p, oel, nel);
-                        }
-                        Some(oel) if oel == nel => {}
-                        _ => self.update(p, nel),
+                    match change {
+                        Change::Update(v) => self.update(path, v),
+                        Change::Sub(sub) => self.diffed(&path, sub),
                     }
                     self.parts.pop();
                 }
             }
-            _ => self.update(path.to_owned(), nv),
         }
+    }
+}
+
+/// MongoDB's diff of one document level (`computeDocDiff`): fields compared in place; removed
+/// fields, updated ones and created ones (a field met out of its place is removed, and created
+/// again where the new document has it), and the diffs of same-named sub-documents and arrays.
+#[derive(Default)]
+struct DocDiff<'a> {
+    deletes: Vec<&'a str>,
+    updates: Vec<(&'a str, &'a Bson)>,
+    inserts: Vec<(&'a str, &'a Bson)>,
+    subs: Vec<(&'a str, SubDiff<'a>)>,
+}
+
+/// MongoDB's diff of an array (`computeArrayDiff`): the length it was cut to, and each changed
+/// position in order.
+struct ArrayDiff<'a> {
+    resize: Option<usize>,
+    changes: Vec<(usize, Change<'a>)>,
+}
+
+enum SubDiff<'a> {
+    Doc(DocDiff<'a>),
+    Array(ArrayDiff<'a>),
+}
+
+/// A changed array position: its new value, or the diff inside it.
+enum Change<'a> {
+    Update(&'a Bson),
+    Sub(SubDiff<'a>),
+}
+
+/// The diff of two values MongoDB diffs inside (both documents or both arrays).
+fn sub_diff<'a>(old: &'a Bson, new: &'a Bson) -> Option<SubDiff<'a>> {
+    match (old, new) {
+        (Bson::Document(o), Bson::Document(n)) => Some(SubDiff::Doc(doc_diff(o, n))),
+        (Bson::Array(o), Bson::Array(n)) => Some(SubDiff::Array(array_diff(o, n))),
+        _ => None,
+    }
+}
+
+fn doc_diff<'a>(old: &'a Document, new: &'a Document) -> DocDiff<'a> {
+    let mut d = DocDiff::default();
+    // Fields met out of place, removed unless the new document has them further on; MongoDB
+    // keeps them in a sorted set and lists them last.
+    let mut displaced: BTreeSet<&'a str> = BTreeSet::new();
+    let mut old_fields = old.iter().peekable();
+    let mut new_fields = new.iter().peekable();
+    while let (Some((ok, ov)), Some((nk, nv))) = (old_fields.peek(), new_fields.peek()) {
+        if ok != nk {
+            displaced.insert(ok.as_str());
+            old_fields.next();
+            continue;
+        }
+        if !document::identical_values(ov, nv) {
+            match sub_diff(ov, nv) {
+                Some(sub) => d.subs.push((nk.as_str(), sub)),
+                None => d.updates.push((nk.as_str(), nv)),
+            }
+        }
+        old_fields.next();
+        new_fields.next();
+    }
+    d.deletes.extend(old_fields.map(|(k, _)| k.as_str()));
+    for (k, v) in new_fields {
+        displaced.remove(k.as_str());
+        d.inserts.push((k.as_str(), v));
+    }
+    d.deletes.extend(displaced);
+    d
+}
+
+fn array_diff<'a>(old: &'a [Bson], new: &'a [Bson]) -> ArrayDiff<'a> {
+    let mut changes = Vec::new();
+    for (i, nv) in new.iter().enumerate() {
+        match old.get(i) {
+            Some(ov) if document::identical_values(ov, nv) => {}
+            Some(ov) => changes.push((i, sub_diff(ov, nv).map_or(Change::Update(nv), Change::Sub))),
+            None => changes.push((i, Change::Update(nv))),
+        }
+    }
+    ArrayDiff {
+        resize: (new.len() < old.len()).then_some(new.len()),
+        changes,
     }
 }
 
