@@ -1314,6 +1314,19 @@ fn operator_updates_describe_what_each_operator_wrote() {
             vec!["m", "k", "l.0.w", "l.1.v"],
             vec![],
         ),
+        // A `$rename` writes its target, then removes its source.
+        (
+            doc! {"x": {"a": 0}, "y": {"c": 0}},
+            doc! {"$rename": {"x.a": "y.b"}, "$unset": {"y.c": ""}},
+            vec!["y.b"],
+            vec!["y.c", "x.a"],
+        ),
+        (
+            doc! {"x": {"k": 0}, "y": {"a": 0, "c": 0}},
+            doc! {"$rename": {"y.a": "x.b"}, "$set": {"y.c": 1}},
+            vec!["x.b", "y.c"],
+            vec!["y.a"],
+        ),
     ] {
         let mut with_id = doc! {"_id": 1};
         with_id.extend(start);

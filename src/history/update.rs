@@ -1129,9 +1129,10 @@ fn apply_op(
     let parts = split_path(path)?;
     match (op, arg) {
         (Op::Unset, _) => log.push(Logged::Unset(path.to_owned())),
+        // MongoDB's `RenameNode` sets the target, then unsets the source.
         (Op::Rename, Bson::String(to)) => {
-            log.push(Logged::Unset(path.to_owned()));
             log.push(Logged::Set(to.clone()));
+            log.push(Logged::Unset(path.to_owned()));
         }
         (Op::Push, _) => log.push(match push_appends(doc, &parts, arg) {
             Some(from) => Logged::Appended(path.to_owned(), from),
