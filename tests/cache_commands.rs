@@ -1894,6 +1894,14 @@ fn intset_members_are_answered_in_ascending_order() {
     assert_eq!(union, want);
 }
 
+/// The DUMP payload of `key`.
+fn dump_payload(c: &Cache, key: &str) -> Bytes {
+    match run(c, &["DUMP", key]) {
+        Frame::Bulk(b) => b,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// OBJECT ENCODING of a hash and a set follows `hash-max-listpack-entries`/`-value` and
 /// `set-max-intset-entries` as configured (Redis 7.0.15's defaults 512, 64 and 512), as a
 /// sorted set's follows `zset-max-listpack-*`; Redis 7.0's lists are always quicklists.
@@ -1903,10 +1911,7 @@ fn hash_and_set_encodings_follow_the_configured_thresholds() {
     let set = |name: &str, v: &str| run(&c, &["CONFIG", "SET", name, v]);
     let encoding = |key: &str| run(&c, &["OBJECT", "ENCODING", key]);
     // DUMP writes the value in that encoding: its RDB type byte.
-    let dump_type = |key: &str| match run(&c, &["DUMP", key]) {
-        Frame::Bulk(b) => b.first().copied(),
-        other => panic!("{other:?}"),
-    };
+    let dump_type = |key: &str| dump_payload(&c, key).first().copied();
     let (type_hash, type_hash_listpack, type_set, type_set_intset) =
         (Some(4), Some(16), Some(2), Some(11));
     for name in ["hash-max-listpack-entries", "hash-max-ziplist-entries"] {
@@ -1949,18 +1954,6 @@ fn hash_and_set_encodings_follow_the_configured_thresholds() {
     run(&c, &["SADD", "s3", "1", "2", "3"]);
     assert_eq!(encoding("s3"), Frame::bulk(b"hashtable"));
     assert_eq!(dump_type("s3"), type_set);
-    // SMEMBERS answers a hashtable in its own order, an intset sorted.
-    run(&c, &["SADD", "big", "3", "1", "2"]);
-    assert_eq!(set("set-max-intset-entries", "3"), Frame::ok());
-    assert_eq!(
-        run(&c, &["SMEMBERS", "big"]),
-        Frame::Set(vec![
-            Frame::bulk(b"1"),
-            Frame::bulk(b"2"),
-            Frame::bulk(b"3")
-        ])
-    );
-    assert_eq!(set("set-max-intset-entries", "2"), Frame::ok());
     assert_eq!(set("set-max-intset-entries", "0"), Frame::ok());
     run(&c, &["SADD", "one", "1"]);
     assert_eq!(encoding("one"), Frame::bulk(b"hashtable"));
@@ -1979,4 +1972,135 @@ fn hash_and_set_encodings_follow_the_configured_thresholds() {
             "ERR CONFIG SET failed (possibly related to argument 'hash-max-listpack-value') - argument must be a memory value"
         )
     );
+}
+
+/// A hash's and a set's encoding is decided by the writes that made it, as in Redis 7.0.15:
+/// it converts to a hashtable when a write crosses a threshold and never converts back, a
+/// changed threshold applies from the next write that crosses it, RENAME, COPY and MOVE keep
+/// it, and RESTORE, SPOP of most members and the *STORE commands decide it afresh from the
+/// contents, as Redis's loader and its set builders do.
+#[test]
+fn hash_and_set_encodings_are_decided_by_writes_and_never_convert_back() {
+    let c = cache();
+    let set = |name: &str, v: &str| run(&c, &["CONFIG", "SET", name, v]);
+    let encoding = |key: &str| run(&c, &["OBJECT", "ENCODING", key]);
+    let dump = |key: &str| dump_payload(&c, key);
+    let restore = |key: &str, payload: &Bytes| {
+        let args = [
+            Bytes::from_static(b"RESTORE"),
+            Bytes::copy_from_slice(key.as_bytes()),
+            Bytes::from_static(b"0"),
+            payload.clone(),
+        ];
+        assert_eq!(c.execute(0, &args), Frame::ok(), "{key}");
+    };
+    let (hashtable, listpack, intset) = (bulk("hashtable"), bulk("listpack"), bulk("intset"));
+    let (type_set, type_hash) = (2, 4);
+
+    // A set that held a non-integer stays a hashtable once it is gone, in DUMP too.
+    run(&c, &["SADD", "s", "1", "a"]);
+    run(&c, &["SREM", "s", "a"]);
+    assert_eq!(encoding("s"), hashtable);
+    assert_eq!(dump("s").first(), Some(&type_set));
+    // RENAME, COPY and MOVE carry it; RESTORE loads a SET payload as an intset if it fits.
+    assert_eq!(run(&c, &["COPY", "s", "s-copy"]), Frame::Integer(1));
+    assert_eq!(encoding("s-copy"), hashtable);
+    assert_eq!(run(&c, &["RENAME", "s-copy", "s-renamed"]), Frame::ok());
+    assert_eq!(encoding("s-renamed"), hashtable);
+    assert_eq!(run(&c, &["MOVE", "s-renamed", "1"]), Frame::Integer(1));
+    let moved = c.execute(
+        1,
+        &[
+            Bytes::from_static(b"OBJECT"),
+            Bytes::from_static(b"ENCODING"),
+            Bytes::from_static(b"s-renamed"),
+        ],
+    );
+    assert_eq!(moved, hashtable);
+    restore("s-restored", &dump("s"));
+    assert_eq!(encoding("s-restored"), intset);
+    // SUNIONSTORE builds its result as an intset; SMOVE to a new key starts one.
+    assert_eq!(run(&c, &["SUNIONSTORE", "s-union", "s"]), Frame::Integer(1));
+    assert_eq!(encoding("s-union"), intset);
+    assert_eq!(run(&c, &["SMOVE", "s", "s-moved", "1"]), Frame::Integer(1));
+    assert_eq!(encoding("s-moved"), intset);
+
+    // A lowered set-max-intset-entries converts an intset only when a new member is added.
+    run(&c, &["SADD", "i", "3", "1", "2"]);
+    assert_eq!(set("set-max-intset-entries", "2"), Frame::ok());
+    assert_eq!(encoding("i"), intset);
+    // Still answered as an intset: whole and ascending.
+    assert_eq!(
+        run(&c, &["SMEMBERS", "i"]),
+        Frame::Set(vec![bulk("1"), bulk("2"), bulk("3")])
+    );
+    assert_eq!(
+        run(&c, &["SINTER", "i", "i"]),
+        Frame::Set(vec![bulk("1"), bulk("2"), bulk("3")])
+    );
+    run(&c, &["SADD", "i", "3"]);
+    assert_eq!(encoding("i"), intset);
+    run(&c, &["SADD", "i", "4"]);
+    assert_eq!(encoding("i"), hashtable);
+    // An intset payload over the threshold loads as a hashtable.
+    assert_eq!(set("set-max-intset-entries", "512"), Frame::ok());
+    run(&c, &["SADD", "k", "1", "2", "3"]);
+    let k = dump("k");
+    assert_eq!(set("set-max-intset-entries", "2"), Frame::ok());
+    restore("k-restored", &k);
+    assert_eq!(encoding("k-restored"), hashtable);
+    assert_eq!(set("set-max-intset-entries", "512"), Frame::ok());
+    // SPOP of most members keeps the rest in a set built afresh; of a few, in the same set.
+    let mut sadd = vec!["SADD".to_owned(), "p".to_owned(), "a".to_owned()];
+    sadd.extend((1..=20).map(|i| i.to_string()));
+    let parts: Vec<&str> = sadd.iter().map(String::as_str).collect();
+    run(&c, &parts);
+    run(&c, &["SREM", "p", "a"]);
+    run(&c, &["SPOP", "p", "2"]);
+    assert_eq!(encoding("p"), hashtable);
+    run(&c, &["SPOP", "p", "17"]);
+    assert_eq!(run(&c, &["SCARD", "p"]), Frame::Integer(1));
+    assert_eq!(encoding("p"), intset);
+
+    // A hash that grew past hash-max-listpack-entries stays a hashtable as it shrinks.
+    assert_eq!(set("hash-max-listpack-entries", "2"), Frame::ok());
+    run(&c, &["HSET", "h", "a", "1", "b", "2", "c", "3"]);
+    run(&c, &["HDEL", "h", "c"]);
+    assert_eq!(encoding("h"), hashtable);
+    assert_eq!(dump("h").first(), Some(&type_hash));
+    // A HASH payload that fits loads as a listpack.
+    restore("h-restored", &dump("h"));
+    assert_eq!(encoding("h-restored"), listpack);
+    // A lowered threshold converts a listpack at its next write, even of an existing field.
+    assert_eq!(set("hash-max-listpack-entries", "512"), Frame::ok());
+    run(&c, &["HSET", "h2", "a", "1", "b", "2", "c", "3"]);
+    let h2 = dump("h2");
+    assert_eq!(set("hash-max-listpack-entries", "2"), Frame::ok());
+    assert_eq!(encoding("h2"), listpack);
+    // A listpack payload with more fields than the threshold loads as a hashtable.
+    restore("h2-restored", &h2);
+    assert_eq!(encoding("h2-restored"), hashtable);
+    run(&c, &["HSET", "h2", "a", "9"]);
+    assert_eq!(encoding("h2"), hashtable);
+    assert_eq!(set("hash-max-listpack-entries", "512"), Frame::ok());
+    // A lowered hash-max-listpack-value: HSETNX of an existing field writes nothing and
+    // converts nothing; HINCRBY writing a longer value or field converts.
+    run(&c, &["HSET", "h3", "a", "12345"]);
+    let h3 = dump("h3");
+    assert_eq!(set("hash-max-listpack-value", "3"), Frame::ok());
+    assert_eq!(encoding("h3"), listpack);
+    // A listpack payload is checked by its length only, not its values'.
+    restore("h3-restored", &h3);
+    assert_eq!(encoding("h3-restored"), listpack);
+    assert_eq!(
+        run(&c, &["HSETNX", "h3", "a", "123456789"]),
+        Frame::Integer(0)
+    );
+    assert_eq!(encoding("h3"), listpack);
+    run(&c, &["HSET", "h4", "a", "1"]);
+    run(&c, &["HINCRBY", "h4", "a", "123456"]);
+    assert_eq!(encoding("h4"), hashtable);
+    run(&c, &["HSET", "h5", "a", "1"]);
+    run(&c, &["HINCRBY", "h5", "abcdef", "1"]);
+    assert_eq!(encoding("h5"), hashtable);
 }

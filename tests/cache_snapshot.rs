@@ -168,3 +168,39 @@ fn a_failed_save_leaves_no_partial_file() {
     assert!(c.save_snapshot().is_err());
     assert!(!dir.path().join("cache.snapshot.tmp").exists());
 }
+
+/// A loaded hash or set gets the encoding Redis's loader gives it by its contents under the
+/// thresholds in force (the snapshot does not record it): a set that was converted by a
+/// non-integer since removed loads as an intset, as after Redis's DEBUG RELOAD.
+#[test]
+fn loaded_hashes_and_sets_get_their_encoding_from_their_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let c = open(dir.path(), &clock);
+    run(&c, 0, &["SADD", "ints", "1", "a"]);
+    run(&c, 0, &["SREM", "ints", "a"]);
+    run(&c, 0, &["SADD", "words", "a"]);
+    run(&c, 0, &["HSET", "small", "f", "v"]);
+    let long = "x".repeat(65);
+    run(&c, 0, &["HSET", "long", "f", &long]);
+    assert_eq!(
+        run(&c, 0, &["OBJECT", "ENCODING", "ints"]),
+        Frame::bulk(b"hashtable")
+    );
+    c.save_snapshot().unwrap();
+    drop(c);
+
+    let c = open(dir.path(), &clock);
+    for (key, want) in [
+        ("ints", "intset"),
+        ("words", "hashtable"),
+        ("small", "listpack"),
+        ("long", "hashtable"),
+    ] {
+        assert_eq!(
+            run(&c, 0, &["OBJECT", "ENCODING", key]),
+            Frame::bulk(want.as_bytes()),
+            "{key}"
+        );
+    }
+}

@@ -171,14 +171,14 @@ pub(crate) enum Stored<'a> {
 
 /// The DUMP payload of `stored`, as Redis 7.0.15's `createDumpPayload` writes it (see the
 /// module doc for what differs). `zset` are the sorted-set listpack thresholds in force.
-pub(crate) fn encode_dump(stored: Stored<'_>, zset: Listpack, compact: Compact) -> Vec<u8> {
+pub(crate) fn encode_dump(stored: Stored<'_>, zset: Listpack) -> Vec<u8> {
     let mut out = Vec::new();
     match stored {
         Stored::Str(s) => {
             out.push(TYPE_STRING);
             put_string(&mut out, s);
         }
-        Stored::Value(v) => put_value(&mut out, v, zset, compact),
+        Stored::Value(v) => put_value(&mut out, v, zset),
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -230,16 +230,16 @@ pub(crate) fn decode_functions(p: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     Ok(codes)
 }
 
-fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack, compact: Compact) {
+fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack) {
     match v {
         Value::Str(s) => {
             out.push(TYPE_STRING);
             put_string(out, s);
         }
         Value::List(l) => put_list(out, l),
-        Value::Set(s) => put_set(out, s, compact.intset_entries),
+        Value::Set(s) => put_set(out, s),
         Value::Hash(h) => {
-            if h.is_listpack(compact.hash) {
+            if h.is_listpack() {
                 out.push(TYPE_HASH_LISTPACK);
                 let mut lp = ListpackWriter::new();
                 for (f, v) in h.iter() {
@@ -289,8 +289,8 @@ fn put_list(out: &mut Vec<u8>, l: &ListValue) {
     }
 }
 
-fn put_set(out: &mut Vec<u8>, s: &SetValue, intset_entries: usize) {
-    let ints: Option<Vec<i64>> = if s.len() <= intset_entries {
+fn put_set(out: &mut Vec<u8>, s: &SetValue) {
+    let ints: Option<Vec<i64>> = if s.is_intset() {
         s.iter().map(|m| parse_i64(m)).collect()
     } else {
         None
@@ -534,13 +534,15 @@ pub(crate) fn check_footer(p: &[u8]) -> Result<(), DumpError> {
 
 /// Reads the object of a payload whose footer [`check_footer`] accepted, as Redis's
 /// `rdbLoadObjectType` and `rdbLoadObject` do (the reader runs over the whole payload, footer
-/// included, as Redis's does). A sorted set is given the encoding `zset` decides.
+/// included, as Redis's does). A sorted set is given the encoding `zset` decides, a hash or set
+/// the one `compact` decides as Redis's loader does for its payload type.
 ///
 /// # Errors
 /// [`DumpError`] for any malformed, unknown (module) or oversized content.
 pub(crate) fn decode_dump(
     p: &[u8],
     zset: Listpack,
+    compact: Compact,
     limits: DumpLimits,
 ) -> Result<Value, DumpError> {
     let mut r = Reader {
@@ -568,6 +570,7 @@ pub(crate) fn decode_dump(
                     return Err(DumpError::Corrupt("duplicate set members"));
                 }
             }
+            set.fit_encoding(compact.intset_entries);
             Ok(Value::Set(Box::new(set)))
         }
         TYPE_ZSET | TYPE_ZSET_2 => {
@@ -592,7 +595,7 @@ pub(crate) fn decode_dump(
                 let v = r.string()?;
                 pairs.push((Bytes::from(f), Bytes::from(v)));
             }
-            hash_of(pairs)
+            hash_of(pairs, compact.hash)
         }
         TYPE_LIST_QUICKLIST | TYPE_LIST_QUICKLIST_2 => {
             let n = r.count()?;
@@ -624,7 +627,10 @@ pub(crate) fn decode_dump(
             if members.is_empty() {
                 return Err(DumpError::Corrupt("empty intset"));
             }
-            Ok(Value::Set(Box::new(members.into_iter().collect())))
+            // Every member is an integer: an intset unless there are too many.
+            let mut set: SetValue = members.into_iter().collect();
+            set.fit_encoding(compact.intset_entries);
+            Ok(Value::Set(Box::new(set)))
         }
         TYPE_ZSET_ZIPLIST | TYPE_ZSET_LISTPACK => {
             let blob = r.string()?;
@@ -648,9 +654,14 @@ pub(crate) fn decode_dump(
             } else {
                 read_ziplist(&blob)?
             };
-            hash_of(pairs_of(items)?)
+            // Redis checks a packed hash's length only, not its fields' and values'.
+            let lp = Listpack {
+                entries: compact.hash.entries,
+                value: usize::MAX,
+            };
+            hash_of(pairs_of(items)?, lp)
         }
-        TYPE_HASH_ZIPMAP => hash_of(read_zipmap(&r.string()?)?),
+        TYPE_HASH_ZIPMAP => hash_of(read_zipmap(&r.string()?)?, compact.hash),
         stream::TYPE_STREAM_LISTPACKS | stream::TYPE_STREAM_LISTPACKS_2 => {
             Ok(Value::Stream(Box::new(stream::read_stream(&mut r, kind)?)))
         }
@@ -667,7 +678,8 @@ fn list_of(items: Vec<Bytes>) -> Result<Value, DumpError> {
     Ok(Value::List(Box::new(items.into_iter().collect())))
 }
 
-fn hash_of(pairs: Vec<(Bytes, Bytes)>) -> Result<Value, DumpError> {
+/// The hash of `pairs`, a table if it passes `lp` (see [`HashValue::fit_encoding`]).
+fn hash_of(pairs: Vec<(Bytes, Bytes)>, lp: Listpack) -> Result<Value, DumpError> {
     if pairs.is_empty() {
         return Err(DumpError::Corrupt("empty hash"));
     }
@@ -677,6 +689,7 @@ fn hash_of(pairs: Vec<(Bytes, Bytes)>) -> Result<Value, DumpError> {
             return Err(DumpError::Corrupt("duplicate hash fields"));
         }
     }
+    h.fit_encoding(lp);
     Ok(Value::Hash(Box::new(h)))
 }
 
@@ -1164,25 +1177,21 @@ pub fn fuzz_rdb_payload(data: &[u8]) {
         string_bytes_max: 1 << 20,
         inflated_bytes_max: 1 << 22,
     };
-    if let Ok(value) = decode_dump(data, Listpack::default(), limits) {
-        let again = encode_dump(
-            Stored::Value(&value),
-            Listpack::default(),
-            Compact::default(),
-        );
+    if let Ok(value) = decode_dump(data, Listpack::default(), Compact::default(), limits) {
+        let again = encode_dump(Stored::Value(&value), Listpack::default());
         assert_eq!(
             check_footer(&again),
             Ok(()),
             "a written payload fails its own footer"
         );
-        let back = decode_dump(&again, Listpack::default(), limits);
+        let back = decode_dump(&again, Listpack::default(), Compact::default(), limits);
         if let Value::Stream(_) = value {
             // A stream's nodes are written with their live entries only, so what reads back
             // may count fewer entries ever appended per node; written again, it must give
             // the same bytes.
             let back = back
                 .as_ref()
-                .map(|v| encode_dump(Stored::Value(v), Listpack::default(), Compact::default()));
+                .map(|v| encode_dump(Stored::Value(v), Listpack::default()));
             assert_eq!(
                 back,
                 Ok(again),
@@ -1275,10 +1284,21 @@ mod tests {
             string_bytes_max: 1000,
             inflated_bytes_max: usize::MAX,
         };
-        let ok = decode_dump(&lzf_payload(1000), Listpack::default(), limits).unwrap();
+        let ok = decode_dump(
+            &lzf_payload(1000),
+            Listpack::default(),
+            Compact::default(),
+            limits,
+        )
+        .unwrap();
         assert_eq!(ok, Value::Str(vec![b'a'; 1000]));
         assert_eq!(
-            decode_dump(&lzf_payload(1001), Listpack::default(), limits),
+            decode_dump(
+                &lzf_payload(1001),
+                Listpack::default(),
+                Compact::default(),
+                limits
+            ),
             Err(DumpError::TooLarge {
                 len: 1001,
                 max: 1000
@@ -1292,9 +1312,22 @@ mod tests {
             string_bytes_max: usize::MAX,
             inflated_bytes_max: 5000,
         };
-        assert!(decode_dump(&lzf_payload(5000), Listpack::default(), limits).is_ok());
+        assert!(
+            decode_dump(
+                &lzf_payload(5000),
+                Listpack::default(),
+                Compact::default(),
+                limits
+            )
+            .is_ok()
+        );
         assert_eq!(
-            decode_dump(&lzf_payload(5001), Listpack::default(), limits),
+            decode_dump(
+                &lzf_payload(5001),
+                Listpack::default(),
+                Compact::default(),
+                limits
+            ),
             Err(DumpError::TooLarge {
                 len: 5001,
                 max: 5000

@@ -24,7 +24,7 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::cache::expiry::ExpiryIndex;
 use crate::cache::sieve::Sieve;
-use crate::cache::value::{Compact, Value};
+use crate::cache::value::Value;
 
 /// Bytes counted per entry for the table slot, the allocation headers and the key header.
 pub(crate) const ENTRY_OVERHEAD_BYTES: usize = 64;
@@ -464,14 +464,14 @@ impl<'a> EntryMut<'a> {
 
     /// The encoding `OBJECT ENCODING` reports: a boxed string was changed in place (see the
     /// module doc), which Redis 7.0 does only to a `raw` one (`dbUnshareStringValue`), so it
-    /// is `raw` whatever its size or digits. A collection's follows the thresholds `compact`.
-    pub(crate) fn encoding(&self, compact: Compact) -> &'static str {
+    /// is `raw` whatever its size or digits. A collection's is the one its writes left it in.
+    pub(crate) fn encoding(&self) -> &'static str {
         match boxed_of(self.slot, self.slab) {
             Some(Boxed {
                 value: Value::Str(_),
                 ..
             }) => "raw",
-            Some(b) => b.value.encoding(compact),
+            Some(b) => b.value.encoding(),
             None => Value::str_encoding(self.slot.tail()),
         }
     }

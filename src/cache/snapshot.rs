@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::shard::Entry;
 use crate::cache::stream::{Group, Pending, StreamId, StreamValue};
-use crate::cache::value::Value;
+use crate::cache::value::{HashValue, SetValue, Value};
 use crate::cache::zset::ZSetValue;
 use crate::cache::{Cache, DATABASES, Error, Result};
 
@@ -538,16 +538,23 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
                         continue;
                     }
                     RecordValue::Str(s) => Value::Str(s),
-                    RecordValue::Hash(h) => Value::Hash(Box::new(
-                        h.into_iter()
+                    // A hash or set gets the encoding Redis's loader gives one read field by
+                    // field (the file does not record it).
+                    RecordValue::Hash(h) => {
+                        let mut h: HashValue = h
+                            .into_iter()
                             .map(|(a, b)| (Bytes::from(a), Bytes::from(b)))
-                            .collect(),
-                    )),
+                            .collect();
+                        h.fit_encoding(inner.compact().hash);
+                        Value::Hash(Box::new(h))
+                    }
                     RecordValue::List(l) => {
                         Value::List(Box::new(l.into_iter().map(Bytes::from).collect()))
                     }
                     RecordValue::Set(s) => {
-                        Value::Set(Box::new(s.into_iter().map(Bytes::from).collect()))
+                        let mut s: SetValue = s.into_iter().map(Bytes::from).collect();
+                        s.fit_encoding(inner.compact().intset_entries);
+                        Value::Set(Box::new(s))
                     }
                     RecordValue::ZSet(z) => {
                         // A NaN score can only come from a damaged file; such a member is

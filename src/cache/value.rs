@@ -57,10 +57,20 @@ pub(crate) type FieldMap = IndexMap<Bytes, Bytes, DefaultHashBuilder>;
 const HASH_ORDERED_REMOVE_LEN_MAX: usize = 1024;
 
 /// A hash with the bytes it is charged.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct HashValue {
     map: FieldMap,
     bytes: usize,
+    /// Whether Redis would have converted this hash from a listpack to a table by now (set by
+    /// the writes that cross the thresholds, never cleared, as `hashTypeConvert`).
+    hashtable: bool,
+}
+
+impl PartialEq for HashValue {
+    /// Same fields and values, in the same order, whatever the encoding.
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
 }
 
 impl Deref for HashValue {
@@ -70,6 +80,8 @@ impl Deref for HashValue {
     }
 }
 
+/// A listpack-encoded hash, whatever the fields: a caller that builds a hash whole gives it its
+/// encoding with [`HashValue::fit_encoding`].
 impl FromIterator<(Bytes, Bytes)> for HashValue {
     fn from_iter<I: IntoIterator<Item = (Bytes, Bytes)>>(iter: I) -> Self {
         let mut h = Self::default();
@@ -81,13 +93,35 @@ impl FromIterator<(Bytes, Bytes)> for HashValue {
 }
 
 impl HashValue {
-    /// Whether Redis 7.0 would keep this hash as a listpack under the thresholds `lp`
-    /// (OBJECT ENCODING; HSCAN answers it whole).
-    pub(crate) fn is_listpack(&self, lp: Listpack) -> bool {
-        self.len() <= lp.entries
-            && self
+    /// Whether Redis 7.0 keeps this hash as a listpack (OBJECT ENCODING; HSCAN answers it
+    /// whole): decided by the writes that made it, not by its contents now.
+    pub(crate) fn is_listpack(&self) -> bool {
+        !self.hashtable
+    }
+
+    /// Sets the encoding of a hash just loaded (RESTORE, a snapshot) as Redis's loader does:
+    /// a table if it has more than `lp.entries` fields or a field or value longer than
+    /// `lp.value` (O(n); pass `usize::MAX` as `lp.value` for a listpack payload, which Redis
+    /// checks by its length only).
+    pub(crate) fn fit_encoding(&mut self, lp: Listpack) {
+        self.hashtable = self.len() > lp.entries
+            || self
                 .iter()
-                .all(|(k, v)| k.len() <= lp.value && v.len() <= lp.value)
+                .any(|(k, v)| k.len() > lp.value || v.len() > lp.value);
+    }
+
+    /// [`HashValue::set`] as Redis's `hashTypeSet` does it: a field or value longer than
+    /// `lp.value`, or more than `lp.entries` fields after it, converts a listpack to a table
+    /// (never back). O(1) besides the set.
+    pub(crate) fn set_within(&mut self, field: &[u8], value: &[u8], lp: Listpack) -> bool {
+        if field.len() > lp.value || value.len() > lp.value {
+            self.hashtable = true;
+        }
+        let new = self.set(field, value);
+        if self.map.len() > lp.entries {
+            self.hashtable = true;
+        }
+        new
     }
 
     /// Bytes charged for the fields and values.
@@ -401,10 +435,21 @@ impl Default for Compact {
 }
 
 /// A set with the bytes it is charged.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct SetValue {
     members: HashSet<Bytes>,
     bytes: usize,
+    /// Whether Redis would have converted this set from an intset to a table by now (set by
+    /// the adds that cross the threshold or bring a non-integer, never cleared, as
+    /// `setTypeConvert`).
+    hashtable: bool,
+}
+
+impl PartialEq for SetValue {
+    /// Same members, whatever the encoding.
+    fn eq(&self, other: &Self) -> bool {
+        self.members == other.members
+    }
 }
 
 impl Deref for SetValue {
@@ -414,10 +459,16 @@ impl Deref for SetValue {
     }
 }
 
+/// An intset-encoded set, whatever the members: a caller that builds a set whole gives it its
+/// encoding with [`SetValue::fit_encoding`].
 impl From<HashSet<Bytes>> for SetValue {
     fn from(members: HashSet<Bytes>) -> Self {
         let bytes = recount(members.iter());
-        Self { members, bytes }
+        Self {
+            members,
+            bytes,
+            hashtable: false,
+        }
     }
 }
 
@@ -428,10 +479,31 @@ impl FromIterator<Bytes> for SetValue {
 }
 
 impl SetValue {
-    /// Whether Redis 7.0 would keep this set as an intset of at most `max` members (OBJECT
-    /// ENCODING; SSCAN answers it whole, in its ascending order).
-    pub(crate) fn is_intset(&self, max: usize) -> bool {
-        is_intset(self.len(), self.iter(), max)
+    /// Whether Redis 7.0 keeps this set as an intset (OBJECT ENCODING; SSCAN answers it whole,
+    /// in its ascending order): decided by the writes that made it, not by its contents now.
+    pub(crate) fn is_intset(&self) -> bool {
+        !self.hashtable
+    }
+
+    /// Sets the encoding of a set built whole (RESTORE, a snapshot, a stored SINTERSTORE
+    /// result) as Redis does, adding each member to an intset: an intset if every member is
+    /// an integer and there are at most `max` (`set-max-intset-entries`). O(n).
+    pub(crate) fn fit_encoding(&mut self, max: usize) {
+        self.hashtable = !is_intset(self.len(), self.iter(), max);
+    }
+
+    /// [`SetValue::insert`] as Redis's `setTypeAdd` does it: a non-integer member, or a new
+    /// one that takes an intset past `max` members, converts it to a table (never back).
+    /// O(1) besides the insert.
+    pub(crate) fn add(&mut self, m: Bytes, max: usize) -> bool {
+        if !self.hashtable && crate::cache::resp::frame::parse_i64(&m).is_none() {
+            self.hashtable = true;
+        }
+        let new = self.insert(m);
+        if new && self.members.len() > max {
+            self.hashtable = true;
+        }
+        new
     }
 
     /// Bytes charged for the members.
@@ -477,13 +549,13 @@ impl Value {
         }
     }
 
-    /// The encoding `OBJECT ENCODING` reports, as Redis 7.0 would for this size under the
-    /// thresholds `compact`.
-    pub(crate) fn encoding(&self, compact: Compact) -> &'static str {
+    /// The encoding `OBJECT ENCODING` reports, as Redis 7.0 would after the writes that made
+    /// the value.
+    pub(crate) fn encoding(&self) -> &'static str {
         match self {
             Self::Str(s) => Self::str_encoding(s),
             Self::Hash(h) => {
-                if h.is_listpack(compact.hash) {
+                if h.is_listpack() {
                     "listpack"
                 } else {
                     "hashtable"
@@ -492,7 +564,7 @@ impl Value {
             Self::List(_) => "quicklist",
             // Redis 7.0 has no listpack sets (7.2 added them).
             Self::Set(s) => {
-                if s.is_intset(compact.intset_entries) {
+                if s.is_intset() {
                     "intset"
                 } else {
                     "hashtable"

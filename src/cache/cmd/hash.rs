@@ -12,6 +12,7 @@ use crate::cache::keyspace::Ctx;
 use crate::cache::longdouble::{LongDouble, Parsed};
 use crate::cache::resp::frame::{Frame, parse_i64};
 use crate::cache::value::{HashValue, Value};
+use crate::cache::zset::Listpack;
 use crate::cache::{Inner, RANDOM_PICKS_MAX, RANDOM_REPLY_BYTES_MAX, notify};
 
 /// Reply bytes counted per element besides its own (`$<len>\r\n` and `\r\n`).
@@ -42,7 +43,7 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
 }
 
 /// HSET and HMSET.
-pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn hset(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     if !args.len().is_multiple_of(2) {
         return Frame::error(format!(
             "ERR wrong number of arguments for '{}' command",
@@ -51,11 +52,12 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
     let key = arg(args, 1);
     let pairs = args.get(2..).unwrap_or_default();
+    let lp = inner.compact().hash;
     // One lookup when the hash exists (the common case).
     let added = if let Some(h) = tri!(get_hash(ctx, key)) {
-        set_fields(h, pairs)
+        set_fields(h, pairs, lp)
     } else {
-        set_fields(tri!(hash_or_new(ctx, key)), pairs)
+        set_fields(tri!(hash_or_new(ctx, key)), pairs, lp)
     };
     done(ctx, key, "hset");
     if is(arg(args, 0), "hmset") {
@@ -66,12 +68,13 @@ pub(crate) fn hset(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 }
 
 /// Sets `pairs` (field, value, field, value …) in `h`; returns how many fields were new. An
-/// existing field keeps its key; only the value is copied.
-fn set_fields(h: &mut Map, pairs: &[&[u8]]) -> usize {
+/// existing field keeps its key; only the value is copied. Crossing the listpack thresholds
+/// `lp` converts the hash as in Redis.
+fn set_fields(h: &mut Map, pairs: &[&[u8]], lp: Listpack) -> usize {
     let mut added = 0;
     for pair in pairs.chunks(2) {
         if let [f, v] = pair
-            && h.set(f, v)
+            && h.set_within(f, v, lp)
         {
             added += 1;
         }
@@ -79,10 +82,11 @@ fn set_fields(h: &mut Map, pairs: &[&[u8]]) -> usize {
     added
 }
 
-pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn hsetnx(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let h = tri!(hash_or_new(ctx, key));
-    let added = !h.contains_key(arg(args, 2)) && h.set(arg(args, 2), arg(args, 3));
+    let added = !h.contains_key(arg(args, 2))
+        && h.set_within(arg(args, 2), arg(args, 3), inner.compact().hash);
     if added {
         done(ctx, key, "hset");
     } else {
@@ -165,8 +169,9 @@ pub(crate) fn hgetall(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     }
 }
 
-pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn hincrby(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
+    let lp = inner.compact().hash;
     let by = tri!(int_arg(args, 3));
     let h = tri!(hash_or_new(ctx, key));
     let cur = match h.get(arg(args, 2)) {
@@ -183,13 +188,14 @@ pub(crate) fn hincrby(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ctx.settle(key);
         return Frame::error("ERR increment or decrement would overflow");
     };
-    h.set(arg(args, 2), next.to_string().as_bytes());
+    h.set_within(arg(args, 2), next.to_string().as_bytes(), lp);
     done(ctx, key, "hincrby");
     Frame::Integer(next)
 }
 
-pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
+    let lp = inner.compact().hash;
     let Parsed::Finite(by) = tri!(long_double(arg(args, 3))) else {
         return Frame::error("ERR value is NaN or Infinity");
     };
@@ -210,7 +216,7 @@ pub(crate) fn hincrbyfloat(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Fram
         return Frame::error(NAN_OR_INFINITY);
     };
     let text = Bytes::from(next.to_human());
-    h.set(arg(args, 2), &text);
+    h.set_within(arg(args, 2), &text, lp);
     done(ctx, key, "hincrbyfloat");
     Frame::Bulk(text)
 }
@@ -314,14 +320,12 @@ pub(crate) fn random_picks(
     Ok(Some(idx))
 }
 
-pub(crate) fn hscan(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn hscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let novalues = false;
     let (next, page) = match tri!(get_hash(ctx, arg(args, 1))) {
         // As Redis: a listpack-encoded hash is answered whole, in its order, with cursor 0.
-        Some(h) if h.is_listpack(inner.compact().hash) => {
-            (0, h.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
+        Some(h) if h.is_listpack() => (0, h.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         Some(h) => {
             let hasher = h.hasher();
             super::keys::page_by_hash(

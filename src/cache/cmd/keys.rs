@@ -511,11 +511,7 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 pub(crate) fn dump(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let zset = inner.zset_listpack();
     match ctx.entry(arg(args, 1)) {
-        Some(e) => Frame::Bulk(Bytes::from(rdb::encode_dump(
-            e.into_stored(),
-            zset,
-            inner.compact(),
-        ))),
+        Some(e) => Frame::Bulk(Bytes::from(rdb::encode_dump(e.into_stored(), zset))),
         None => Frame::Null,
     }
 }
@@ -566,8 +562,12 @@ pub(crate) fn restore(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame
     if rdb::check_footer(payload).is_err() {
         return Frame::error("ERR DUMP payload version or checksum are wrong");
     }
-    let Ok(value) = rdb::decode_dump(payload, inner.zset_listpack(), rdb::DumpLimits::default())
-    else {
+    let Ok(value) = rdb::decode_dump(
+        payload,
+        inner.zset_listpack(),
+        inner.compact(),
+        rdb::DumpLimits::default(),
+    ) else {
         return Frame::error("ERR Bad data format");
     };
     let deleted = replace && ctx.delete(key);
@@ -657,12 +657,12 @@ pub(crate) fn object(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame 
         return Frame::Null;
     };
     if is(sub, "encoding") {
-        Frame::bulk(e.encoding(inner.compact()).as_bytes())
+        Frame::bulk(e.encoding().as_bytes())
     } else if is(sub, "refcount") {
         // An `int` string from 0 to 9999 is one of Redis's shared integers
         // (`OBJ_SHARED_INTEGERS`), whose count is `OBJ_SHARED_REFCOUNT` (`INT_MAX`).
         let shared = shares_integers
-            && e.encoding(inner.compact()) == "int"
+            && e.encoding() == "int"
             && e.str()
                 .and_then(parse_i64)
                 .is_some_and(|n| (0..OBJ_SHARED_INTEGERS).contains(&n));

@@ -13,6 +13,10 @@ use crate::cache::{EventKind, Inner, notify};
 
 type Set = HashSet<Bytes>;
 
+/// SPOP with a count keeps the members left in a new set when this many times their number is
+/// at most the number popped (Redis's `SPOP_MOVE_STRATEGY_MUL`).
+const SPOP_MOVE_STRATEGY_MUL: usize = 5;
+
 fn get_set<'c>(ctx: &'c mut Ctx<'_>, key: &[u8]) -> Result<Option<&'c mut SetValue>, Frame> {
     match ctx.entry(key) {
         None => Ok(None),
@@ -28,8 +32,9 @@ fn done(ctx: &mut Ctx<'_>, key: &[u8], event: &'static str) {
     super::changed(ctx, key, notify::SET, event);
 }
 
-pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn sadd(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
+    let max = inner.compact().intset_entries;
     if tri!(get_set(ctx, key)).is_none() {
         ctx.put(key, Value::Set(Box::default()), 0);
     }
@@ -39,7 +44,7 @@ pub(crate) fn sadd(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let n = args
         .iter()
         .skip(2)
-        .filter(|m| s.insert(Bytes::copy_from_slice(m)))
+        .filter(|m| s.add(Bytes::copy_from_slice(m), max))
         .count();
     if n > 0 {
         done(ctx, key, "sadd");
@@ -61,10 +66,9 @@ pub(crate) fn srem(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(n)
 }
 
-pub(crate) fn smembers(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let max = inner.compact().intset_entries;
+pub(crate) fn smembers(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let members = tri!(get_set(ctx, arg(args, 1)))
-        .map(|s| members_reply(s.is_intset(max), s.iter().cloned()))
+        .map(|s| members_reply(s.is_intset(), s.iter().cloned()))
         .unwrap_or_default();
     Frame::Set(members)
 }
@@ -108,7 +112,7 @@ pub(crate) fn scard(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     int(tri!(get_set(ctx, arg(args, 1))).map_or(0, |s| s.len()))
 }
 
-pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn spop(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let key = arg(args, 1);
     let count = match args.get(2) {
         Some(c) => Some(tri!(super::positive(c))),
@@ -145,6 +149,11 @@ pub(crate) fn spop(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
             s.remove(m);
         }
         left = s.len();
+        // As Redis: popping most of a set with a count builds a new set of the rest by adding
+        // them to an intset.
+        if count.is_some() && left > 0 && left.saturating_mul(SPOP_MOVE_STRATEGY_MUL) <= want {
+            s.fit_encoding(inner.compact().intset_entries);
+        }
     }
     if chosen.is_empty() {
         ctx.settle(key);
@@ -211,11 +220,26 @@ pub(crate) fn srandmember(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame
 
 /// Reads the sets named by `keys` (a missing key is an empty set).
 fn read_sets(ctx: &mut Ctx<'_>, keys: &[&[u8]]) -> Result<Vec<Option<Set>>, Frame> {
+    Ok(read_sets_noting_smallest(ctx, keys)?.0)
+}
+
+/// [`read_sets`], and whether the smallest set (the first of that size) is an intset.
+fn read_sets_noting_smallest(
+    ctx: &mut Ctx<'_>,
+    keys: &[&[u8]],
+) -> Result<(Vec<Option<Set>>, bool), Frame> {
     let mut out = Vec::with_capacity(keys.len());
+    let mut smallest: Option<(usize, bool)> = None;
     for k in keys {
-        out.push(get_set(ctx, k)?.map(|s| Set::clone(s)));
+        let s = get_set(ctx, k)?;
+        if let Some(s) = &s
+            && smallest.is_none_or(|(len, _)| s.len() < len)
+        {
+            smallest = Some((s.len(), s.is_intset()));
+        }
+        out.push(s.map(|s| Set::clone(s)));
     }
-    Ok(out)
+    Ok((out, smallest.is_some_and(|(_, intset)| intset)))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -279,33 +303,33 @@ fn op_of(args: &[&[u8]]) -> Op {
 /// SINTER, SUNION, SDIFF.
 pub(crate) fn sop(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let max = inner.compact().intset_entries;
-    let sets = tri!(read_sets(ctx, args.get(1..).unwrap_or_default()));
+    let keys = args.get(1..).unwrap_or_default();
     // Redis answers from an intset when the result is one (a union or difference is built as
     // an intset while its members are integers) or, for an intersection, when the set it
     // walks, the smallest, is one: then in ascending order.
     let op = op_of(args);
+    let (sets, smallest_intset) = tri!(read_sets_noting_smallest(ctx, keys));
     let walked_intset = match op {
-        Op::Inter => sets
-            .iter()
-            .flatten()
-            .min_by_key(|s| s.len())
-            .is_some_and(|s| is_intset(s.len(), s.iter(), max)),
-        Op::Union | Op::Diff => true,
+        Op::Inter => Some(smallest_intset),
+        Op::Union | Op::Diff => None,
     };
     let result = combine(sets, op);
-    let intset = walked_intset && is_intset(result.len(), result.iter(), max);
+    let intset = walked_intset.unwrap_or_else(|| is_intset(result.len(), result.iter(), max));
     Frame::Set(members_reply(intset, result.into_iter()))
 }
 
 /// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
-pub(crate) fn sopstore(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn sopstore(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let dst = arg(args, 1);
     let sets = tri!(ctx.reading(|ctx| read_sets(ctx, args.get(2..).unwrap_or_default())));
     let result = combine(sets, op_of(args));
     let n = result.len();
     let existed = ctx.delete(dst);
     if n > 0 {
-        ctx.put_replacing(dst, Value::Set(Box::new(SetValue::from(result))), existed);
+        // As Redis: built by adding each member to an intset.
+        let mut stored = SetValue::from(result);
+        stored.fit_encoding(inner.compact().intset_entries);
+        ctx.put_replacing(dst, Value::Set(Box::new(stored)), existed);
         ctx.touched(dst, EventKind::Set);
         ctx.notify(notify::SET, store_event(args), dst);
     } else if existed {
@@ -345,7 +369,7 @@ pub(crate) fn sintercard(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame 
     int(if limit > 0 { n.min(limit) } else { n })
 }
 
-pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn smove(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let (src, dst, member) = (arg(args, 1), arg(args, 2), arg(args, 3));
     if tri!(get_set(ctx, src)).is_none() {
         return Frame::Integer(0);
@@ -365,7 +389,8 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         ctx.put(dst, Value::Set(Box::default()), 0);
     }
     // As Redis: the destination changed (WATCH, events) only if the member was added to it.
-    if tri!(get_set(ctx, dst)).is_some_and(|s| s.insert(Bytes::copy_from_slice(member))) {
+    let max = inner.compact().intset_entries;
+    if tri!(get_set(ctx, dst)).is_some_and(|s| s.add(Bytes::copy_from_slice(member), max)) {
         done(ctx, dst, "sadd");
     } else {
         ctx.settle(dst);
@@ -373,13 +398,11 @@ pub(crate) fn smove(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     Frame::Integer(1)
 }
 
-pub(crate) fn sscan(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
+pub(crate) fn sscan(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     let (cursor, pattern, count, _) = tri!(scan_options(args, 2, false));
     let (next, page) = match tri!(get_set(ctx, arg(args, 1))) {
         // As Redis: an intset is answered whole, in ascending order, with cursor 0.
-        Some(s) if s.is_intset(inner.compact().intset_entries) => {
-            (0, intset_order(s.iter().cloned()))
-        }
+        Some(s) if s.is_intset() => (0, intset_order(s.iter().cloned())),
         Some(s) => {
             let hasher = s.hasher();
             super::keys::page_by_hash(
