@@ -2104,3 +2104,23 @@ fn hash_and_set_encodings_are_decided_by_writes_and_never_convert_back() {
     run(&c, &["HINCRBY", "h5", "abcdef", "1"]);
     assert_eq!(encoding("h5"), hashtable);
 }
+
+/// SORT … BY nosort answers a set in its own order, as Redis does: an intset's is ascending.
+#[test]
+fn sort_by_nosort_answers_an_intset_in_ascending_order() {
+    let c = cache();
+    run(&c, &["SADD", "n", "30", "1", "2", "100", "7"]);
+    let ascending: Vec<Frame> = ["1", "2", "7", "30", "100"].into_iter().map(bulk).collect();
+    assert_eq!(
+        run(&c, &["SORT", "n", "BY", "nosort"]),
+        Frame::Array(ascending.clone())
+    );
+    assert_eq!(
+        run(&c, &["SORT", "n", "BY", "nosort", "DESC"]),
+        Frame::Array(ascending.clone())
+    );
+    assert_eq!(
+        run(&c, &["SORT", "n", "BY", "nosort", "LIMIT", "1", "2"]),
+        Frame::Array(ascending.get(1..3).unwrap().to_vec())
+    );
+}

@@ -84,7 +84,7 @@ fn members_reply(intset: bool, members: impl Iterator<Item = Bytes>) -> Vec<Fram
 }
 
 /// An intset's members (each an integer) in its ascending order.
-fn intset_order(members: impl Iterator<Item = Bytes>) -> Vec<Bytes> {
+pub(crate) fn intset_order(members: impl Iterator<Item = Bytes>) -> Vec<Bytes> {
     let mut numbered: Vec<(i64, Bytes)> = members
         .map(|m| (parse_i64(&m).unwrap_or_default(), m))
         .collect();

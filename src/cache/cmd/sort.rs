@@ -117,6 +117,10 @@ pub(crate) fn sort(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
         None => Some(Source::List(Vec::new())),
         Some(e) => match e.into_boxed() {
             Some(Value::List(l)) => Some(Source::List(l.iter().map(Elem::to_bytes).collect())),
+            // An intset's own order is ascending, as Redis iterates one.
+            Some(Value::Set(s)) if s.is_intset() => {
+                Some(Source::Set(super::set::intset_order(s.iter().cloned())))
+            }
             Some(Value::Set(s)) => Some(Source::Set(s.iter().cloned().collect())),
             Some(Value::ZSet(z)) => Some(Source::ZSet(
                 z.range(0, z.len(), false)
