@@ -2124,3 +2124,21 @@ fn sort_by_nosort_answers_an_intset_in_ascending_order() {
         Frame::Array(ascending.get(1..3).unwrap().to_vec())
     );
 }
+
+/// DUMP writes a sorted set in the encoding OBJECT ENCODING reports, as Redis does: one kept
+/// as a listpack while zset-max-listpack-entries was lowered below its size stays a listpack.
+#[test]
+fn dump_writes_a_sorted_set_in_its_own_encoding() {
+    let c = cache();
+    let (type_zset_2, type_zset_listpack) = (5, 17);
+    run(&c, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
+    assert_eq!(
+        run(&c, &["CONFIG", "SET", "zset-max-listpack-entries", "2"]),
+        Frame::ok()
+    );
+    assert_eq!(run(&c, &["OBJECT", "ENCODING", "z"]), bulk("listpack"));
+    assert_eq!(dump_payload(&c, "z").first(), Some(&type_zset_listpack));
+    run(&c, &["ZADD", "z", "4", "d"]);
+    assert_eq!(run(&c, &["OBJECT", "ENCODING", "z"]), bulk("skiplist"));
+    assert_eq!(dump_payload(&c, "z").first(), Some(&type_zset_2));
+}

@@ -170,15 +170,15 @@ pub(crate) enum Stored<'a> {
 }
 
 /// The DUMP payload of `stored`, as Redis 7.0.15's `createDumpPayload` writes it (see the
-/// module doc for what differs). `zset` are the sorted-set listpack thresholds in force.
-pub(crate) fn encode_dump(stored: Stored<'_>, zset: Listpack) -> Vec<u8> {
+/// module doc for what differs), each collection in the encoding OBJECT ENCODING reports.
+pub(crate) fn encode_dump(stored: Stored<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     match stored {
         Stored::Str(s) => {
             out.push(TYPE_STRING);
             put_string(&mut out, s);
         }
-        Stored::Value(v) => put_value(&mut out, v, zset),
+        Stored::Value(v) => put_value(&mut out, v),
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -230,7 +230,7 @@ pub(crate) fn decode_functions(p: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     Ok(codes)
 }
 
-fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack) {
+fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Str(s) => {
             out.push(TYPE_STRING);
@@ -256,7 +256,7 @@ fn put_value(out: &mut Vec<u8>, v: &Value, zset: Listpack) {
                 }
             }
         }
-        Value::ZSet(z) => put_zset(out, z, zset),
+        Value::ZSet(z) => put_zset(out, z),
         Value::Stream(s) => stream::put_stream(out, s),
     }
 }
@@ -324,11 +324,9 @@ fn put_set(out: &mut Vec<u8>, s: &SetValue) {
     }
 }
 
-fn put_zset(out: &mut Vec<u8>, z: &ZSetValue, zset: Listpack) {
+fn put_zset(out: &mut Vec<u8>, z: &ZSetValue) {
     let elements = z.to_vec();
-    let longest = elements.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    let listpack = z.encoding() == "listpack" && z.len() <= zset.entries && longest <= zset.value;
-    if listpack {
+    if z.encoding() == "listpack" {
         out.push(TYPE_ZSET_LISTPACK);
         let mut lp = ListpackWriter::new();
         for (m, score) in &elements {
@@ -1178,7 +1176,7 @@ pub fn fuzz_rdb_payload(data: &[u8]) {
         inflated_bytes_max: 1 << 22,
     };
     if let Ok(value) = decode_dump(data, Listpack::default(), Compact::default(), limits) {
-        let again = encode_dump(Stored::Value(&value), Listpack::default());
+        let again = encode_dump(Stored::Value(&value));
         assert_eq!(
             check_footer(&again),
             Ok(()),
@@ -1189,9 +1187,7 @@ pub fn fuzz_rdb_payload(data: &[u8]) {
             // A stream's nodes are written with their live entries only, so what reads back
             // may count fewer entries ever appended per node; written again, it must give
             // the same bytes.
-            let back = back
-                .as_ref()
-                .map(|v| encode_dump(Stored::Value(v), Listpack::default()));
+            let back = back.as_ref().map(|v| encode_dump(Stored::Value(v)));
             assert_eq!(
                 back,
                 Ok(again),

@@ -508,10 +508,9 @@ pub(crate) fn copy(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
 
 /// DUMP: the key's value in Redis's RDB payload format, nil when missing (a read lookup, as
 /// Redis's `lookupKeyRead`).
-pub(crate) fn dump(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
-    let zset = inner.zset_listpack();
+pub(crate) fn dump(ctx: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     match ctx.entry(arg(args, 1)) {
-        Some(e) => Frame::Bulk(Bytes::from(rdb::encode_dump(e.into_stored(), zset))),
+        Some(e) => Frame::Bulk(Bytes::from(rdb::encode_dump(e.into_stored()))),
         None => Frame::Null,
     }
 }
