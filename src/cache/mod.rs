@@ -701,23 +701,24 @@ impl Inner {
         if let Some(v) = threshold("stream-node-max-entries") {
             self.stream_node_max_entries.store(v, Ordering::Relaxed);
         }
-        if let (Some(entries), Some(value)) = (
-            threshold("zset-max-listpack-entries"),
-            threshold("zset-max-listpack-value"),
-        ) {
-            self.zset_listpack.store(
-                pack_listpack(zset::Listpack { entries, value }),
-                Ordering::Relaxed,
-            );
-        }
-        if let (Some(entries), Some(value)) = (
-            threshold("hash-max-listpack-entries"),
-            threshold("hash-max-listpack-value"),
-        ) {
-            self.hash_listpack.store(
-                pack_listpack(zset::Listpack { entries, value }),
-                Ordering::Relaxed,
-            );
+        for (entries, value, word) in [
+            (
+                "zset-max-listpack-entries",
+                "zset-max-listpack-value",
+                &self.zset_listpack,
+            ),
+            (
+                "hash-max-listpack-entries",
+                "hash-max-listpack-value",
+                &self.hash_listpack,
+            ),
+        ] {
+            if let (Some(entries), Some(value)) = (threshold(entries), threshold(value)) {
+                word.store(
+                    pack_listpack(zset::Listpack { entries, value }),
+                    Ordering::Relaxed,
+                );
+            }
         }
         if let Some(n) = threshold("set-max-intset-entries") {
             self.set_intset_entries.store(n, Ordering::Relaxed);

@@ -1655,8 +1655,10 @@ impl Connection {
             return Err(queue);
         }
         let mut db = self.db;
-        let who = self.caller();
-        let caller = || who.clone();
+        // Looked up only when asked (MONITOR, the slow log), and then as the client is at that
+        // moment: a CLIENT SETNAME queued earlier in the transaction has taken effect.
+        let (shared, id) = (Arc::clone(&self.shared), self.id);
+        let caller = move || client_of(&shared, id);
         let proto = self.proto;
         let mut here = |spec: &'static command::Spec, args: &[&[u8]]| self.queued_reply(spec, args);
         match cache.run_batch(&mut db, &queue, proto, Some(&caller), Some(&mut here)) {
@@ -1739,11 +1741,7 @@ impl Connection {
 
     /// This client as SLOWLOG shows it: `ip:port` and its name.
     fn caller(&self) -> (String, Bytes) {
-        self.shared
-            .clients()
-            .get(&self.id)
-            .map(|c| (c.addr.to_string(), c.name.clone()))
-            .unwrap_or_default()
+        client_of(&self.shared, self.id)
     }
 
     /// AUTH, as Redis's `authCommand` with only the default user: without a password that user
@@ -2211,6 +2209,16 @@ fn crate_constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Whether a command name is one of the (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE commands.
 fn is_subscription(name: &[u8]) -> bool {
     command::lookup(name).is_some_and(|spec| Kind::of_command(spec.name).is_some())
+}
+
+/// The address and name of client `id` (empty when it has gone), as MONITOR and the slow log
+/// name the caller.
+fn client_of(shared: &Shared, id: u64) -> (String, Bytes) {
+    shared
+        .clients()
+        .get(&id)
+        .map(|c| (c.addr.to_string(), c.name.clone()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
