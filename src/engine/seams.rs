@@ -117,7 +117,7 @@ impl SourceOpener for LogSources {
                             .min(latest);
                         // A replay commits nothing, and the flow reports the cut when it starts.
                         if !replay {
-                            tracing::warn!(topic = %source.topic, partition = p, committed, end = latest, resume,
+                            tracing::warn!(group = %source.group, topic = %source.topic, partition = p, committed, end = latest, resume,
                                 "committed position past the log end; resuming where recovery ended the log");
                             rewound.push(commit_at(p, resume));
                         }
