@@ -712,6 +712,84 @@ fn leading_zero_parts_index_arrays_in_updates() {
     }
 }
 
+/// Two spellings of one array position (`a.1`, `a.01`) are two paths to MongoDB 7's update
+/// parser, which keys its tree by the parts as written, so no conflict is found when the
+/// update is parsed; both are applied, `01` first (zero-padded parts order as strings). When
+/// both writes change the element, MongoDB's oplog diff builder meets that position twice and
+/// the server stops on an invariant with nothing written; the store refuses such an update
+/// instead (code 40, `Update created a conflict at 'a.1'`, MongoDB's text for writes that meet
+/// only when applied) and leaves the document. When one of the writes changes nothing, or
+/// they reach different fields below the element, MongoDB applies both, and so does the store.
+#[test]
+fn one_array_position_written_by_two_spellings() {
+    for (start, update, at) in [
+        (
+            doc! {"_id": 1, "a": [0, 0, 0]},
+            doc! {"$set": {"a.1": 1, "a.01": 2}},
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [0, 0, 0]},
+            doc! {"$inc": {"a.001": 1}, "$set": {"a.1": 5}},
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [0, {"c": 1}]},
+            doc! {"$set": {"a.01.c": 5, "a.1": 7}},
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [0, {"c": 1}]},
+            doc! {"$set": {"a.01": {"c": 5}}, "$inc": {"a.1.c": 1}},
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [0]},
+            doc! {"$set": {"a.5": 1, "a.05": 2}},
+            "a.5",
+        ),
+    ] {
+        let (outcome, stored) = update_fresh(&start, &update);
+        let e = outcome.unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (40, format!("Update created a conflict at '{at}'")),
+            "{update}"
+        );
+        assert_eq!(stored, start, "unchanged after {update}");
+    }
+    for (start, update, expected) in [
+        // The later write changes nothing.
+        (
+            doc! {"_id": 1, "a": [0, 0, 0]},
+            doc! {"$set": {"a.01": 5, "a.1": 5}},
+            doc! {"_id": 1, "a": [0, 5, 0]},
+        ),
+        // The earlier (`01`) write changes nothing.
+        (
+            doc! {"_id": 1, "a": [0, 0, 0]},
+            doc! {"$set": {"a.1": 5, "a.01": 0}},
+            doc! {"_id": 1, "a": [0, 5, 0]},
+        ),
+        // Different fields of one element.
+        (
+            doc! {"_id": 1, "a": [{}, {"b": 0, "c": 0}]},
+            doc! {"$set": {"a.01.b": 1, "a.1.c": 2}},
+            doc! {"_id": 1, "a": [{}, {"b": 1, "c": 2}]},
+        ),
+        // Below a document the parts are names: two fields.
+        (
+            doc! {"_id": 1, "a": {"1": 0}},
+            doc! {"$set": {"a.1": 1, "a.01": 2}},
+            doc! {"_id": 1, "a": {"1": 1, "01": 2}},
+        ),
+    ] {
+        let (outcome, got) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().matched, 1, "{update}");
+        assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
 /// Values for `$addToSet`/`$pullAll`, each with its class under MongoDB's equality: numbers
 /// by value whatever their type (a long past 2^53 apart from the nearest double), NaN equal
 /// to NaN, a string to the symbol with its text, documents field by field in order.

@@ -433,9 +433,11 @@ impl Update {
                 // by part (a `$rename` at its target), so the fields an update creates are
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
-                for (op, path, arg) in resolved {
+                let mut respelled = RespelledWrites::new(doc, &resolved);
+                for (i, (op, path, arg)) in resolved.into_iter().enumerate() {
                     let written = path;
                     let path = canonical_update_path(&out, &written);
+                    let watched = respelled.before(i, &out, &path);
                     let dollar = top_dollar_field(op, &path, arg);
                     let before = dollar.map(|(field, _)| out.get(field).cloned());
                     if path.contains("$[") {
@@ -466,6 +468,9 @@ impl Update {
                     }
                     if let (Some((field, whole)), Some(before)) = (dollar, before) {
                         check_top_dollar_write(&out, field, whole, before.as_ref())?;
+                    }
+                    if let Some(was) = watched {
+                        respelled.after(&out, path, was)?;
                     }
                 }
                 if let Some(old) = doc.get("_id")
@@ -654,6 +659,118 @@ fn canonical_update_path(doc: &Document, path: &str) -> String {
     }
     out.extend(parts.map(str::to_owned));
     out.join(".")
+}
+
+/// The writes of an update that name one array position by two spellings (`a.1`, `a.01`):
+/// MongoDB's parser keys its tree by the parts as written, so both are applied, but when both
+/// change the element its oplog diff builder meets that position twice and the server stops on
+/// an invariant with nothing written. The store refuses such an update instead, with the code
+/// 40 text MongoDB gives writes that meet only when applied; a write that changes nothing is
+/// not logged by MongoDB, and is let pass here too.
+struct RespelledWrites {
+    /// Whether each write (by its place in application order) meets another write of the
+    /// update only through a respelled position, so whether it changes anything is watched.
+    watched: Vec<bool>,
+    /// The paths (positions as numbers) of the watched writes that changed the document.
+    changed: Vec<String>,
+}
+
+impl RespelledWrites {
+    /// Finds the writes of `ops` (in application order) whose paths in `doc`, positions
+    /// written as numbers ([`canonical_update_path`]), overlap where their written paths do
+    /// not. The parser's claims keep written paths apart, so a write is watched only when
+    /// some path was respelled; with none (the usual case) nothing is compared.
+    fn new(doc: &Document, ops: &[(Op, String, &Bson)]) -> Self {
+        let mut watched = vec![false; ops.len()];
+        // Only a digits part with a leading zero is respelled.
+        let padded = |path: &str| {
+            path.split('.').any(|part| {
+                part.len() > 1 && part.starts_with('0') && part.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        if !ops.iter().any(|(_, path, _)| padded(path)) {
+            return Self {
+                watched,
+                changed: Vec::new(),
+            };
+        }
+        let canonical: Vec<(Vec<String>, bool)> = ops
+            .iter()
+            .map(|(_, written, _)| {
+                let path = canonical_update_path(doc, written);
+                let respelled = path != *written;
+                (path.split('.').map(str::to_owned).collect(), respelled)
+            })
+            .collect();
+        // Ordered part by part, a path's extensions follow it, so each overlapping pair is met
+        // once by a forward scan.
+        let mut order: Vec<usize> = (0..canonical.len()).collect();
+        order.sort_by(|a, b| canonical.get(*a).cmp(&canonical.get(*b)));
+        for (k, &i) in order.iter().enumerate() {
+            let Some((path, respelled)) = canonical.get(i) else {
+                continue;
+            };
+            for &j in order.get(k + 1..).unwrap_or_default() {
+                let Some((other, other_respelled)) = canonical.get(j) else {
+                    break;
+                };
+                if !other.starts_with(path) {
+                    break;
+                }
+                if *respelled || *other_respelled {
+                    for w in [i, j] {
+                        if let Some(w) = watched.get_mut(w) {
+                            *w = true;
+                        }
+                    }
+                }
+            }
+        }
+        Self {
+            watched,
+            changed: Vec::new(),
+        }
+    }
+
+    /// The value at `path` before write `i`, when that write is watched (`Some(None)`: the
+    /// path is missing).
+    fn before(&self, i: usize, doc: &Document, path: &str) -> Option<Option<Bson>> {
+        if !self.watched.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        let parts: Vec<&str> = path.split('.').collect();
+        Some(document::get_path(doc, &parts).cloned())
+    }
+
+    /// Records a watched write to `path` that found `was` there.
+    ///
+    /// # Errors
+    /// Code 40 when it changed the document and so did an earlier watched write to an
+    /// overlapping path, at the shorter of the two.
+    fn after(&mut self, doc: &Document, path: String, was: Option<Bson>) -> Result<()> {
+        let parts: Vec<&str> = path.split('.').collect();
+        let changed = match (&was, document::get_path(doc, &parts)) {
+            (Some(a), Some(b)) => !document::identical_values(a, b),
+            (None, None) => false,
+            _ => true,
+        };
+        if !changed {
+            return Ok(());
+        }
+        if let Some(earlier) = self.changed.iter().find(|p| paths_conflict(p, &path)) {
+            let at = if earlier.len() < path.len() {
+                earlier
+            } else {
+                &path
+            };
+            return Err(Error::update(
+                40,
+                format!("Update created a conflict at '{at}'"),
+            ));
+        }
+        self.changed.push(path);
+        Ok(())
+    }
 }
 
 /// The top-level field an operator writes when its name starts with `$`, and whether the
