@@ -1326,6 +1326,148 @@ fn rename_refuses_array_elements_and_overlapping_paths() {
     }
 }
 
+/// MongoDB 7's update parser checks each path before the operator's argument
+/// (`fieldchecker::isUpdatable`: code 56 EmptyFieldName; then the positional `$` parts), and a
+/// `$rename` its source before its target, then `RenameNode::init`'s checks in order (a null
+/// byte in the target, equal paths, paths on one path, a dynamic source, a dynamic target);
+/// a target starting with `$` is only refused when written. Each is refused when the update is
+/// parsed, whether or not a document matches, and leaves the document.
+#[test]
+fn update_paths_are_checked_in_mongodb_order() {
+    let empty = |path: &str| {
+        (
+            56,
+            format!("The update path '{path}' contains an empty field name, which is not allowed."),
+        )
+    };
+    let bad = |message: &str| (2, message.to_owned());
+    let first = |path: &str| {
+        bad(&format!(
+            "Cannot have positional (i.e. '$') element in the first position in path '{path}'"
+        ))
+    };
+    let table: Vec<(Document, (i32, String))> = vec![
+        (doc! {"$set": {"a..b": 1}}, empty("a..b")),
+        (doc! {"$unset": {"a.": 1}}, empty("a.")),
+        (
+            doc! {"$set": {"": 1}},
+            (56, "An empty update path is not valid.".to_owned()),
+        ),
+        // The path before the argument.
+        (doc! {"$inc": {"a..b": "x"}}, empty("a..b")),
+        (doc! {"$inc": {"$": "x"}}, first("$")),
+        (doc! {"$set": {"$.a": 1}}, first("$.a")),
+        (
+            doc! {"$set": {"a.$.b.$": 1}},
+            bad("Too many positional (i.e. '$') elements found in path 'a.$.b.$'"),
+        ),
+        // A conflict is found as the path is added, before a later operator's argument.
+        (
+            doc! {"$set": {"a": 1}, "$inc": {"a": 1}, "$mul": {"b": "x"}},
+            (
+                40,
+                "Updating the path 'a' would create a conflict at 'a'".to_owned(),
+            ),
+        ),
+        (
+            doc! {"$set": {"$[].a": 1}},
+            bad(
+                "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '$[].a'",
+            ),
+        ),
+        // `$rename`: the source, its conflicts, the target's type, the target.
+        (doc! {"$rename": {"a..b": 1}}, empty("a..b")),
+        (doc! {"$rename": {"$.a": "b..c"}}, first("$.a")),
+        (
+            doc! {"$set": {"a": 1}, "$rename": {"a": 5}},
+            (
+                40,
+                "Updating the path 'a' would create a conflict at 'a'".to_owned(),
+            ),
+        ),
+        (
+            doc! {"$rename": {"a": 5}},
+            bad("The 'to' field for $rename must be a string: a: 5"),
+        ),
+        (doc! {"$rename": {"a": "b..c"}}, empty("b..c")),
+        (
+            doc! {"$rename": {"a": ""}},
+            (56, "An empty update path is not valid.".to_owned()),
+        ),
+        (doc! {"$rename": {"a": "$"}}, first("$")),
+        // Then `RenameNode::init`, in its order.
+        (
+            doc! {"$rename": {"a": "a\u{0}"}},
+            bad("The 'to' field for $rename cannot contain an embedded null byte"),
+        ),
+        (
+            doc! {"$rename": {"a.$": "a.$"}},
+            bad("The source and target field for $rename must differ: a.$: \"a.$\""),
+        ),
+        (
+            doc! {"$rename": {"a.$": "a.$.b"}},
+            bad(
+                "The source and target field for $rename must not be on the same path: a.$: \"a.$.b\"",
+            ),
+        ),
+        (
+            doc! {"$rename": {"a.$[]": "b.$"}},
+            bad("The source field for $rename may not be dynamic: a.$[]"),
+        ),
+        (
+            doc! {"$rename": {"a": "b.$"}},
+            bad("The destination field for $rename may not be dynamic: b.$"),
+        ),
+        (
+            doc! {"$rename": {"a": "$[].b"}},
+            bad("The destination field for $rename may not be dynamic: $[].b"),
+        ),
+        (
+            doc! {"$rename": {"_id": "_id"}},
+            bad("The source and target field for $rename must differ: _id: \"_id\""),
+        ),
+        (
+            doc! {"$rename": {"$x": "$x"}},
+            bad("The source and target field for $rename must differ: $x: \"$x\""),
+        ),
+        // The target's conflicts come last.
+        (
+            doc! {"$set": {"b": 1}, "$rename": {"a": "b.$"}},
+            bad("The destination field for $rename may not be dynamic: b.$"),
+        ),
+        (
+            doc! {"$set": {"b": 1}, "$rename": {"a": "b"}},
+            (
+                40,
+                "Updating the path 'b' would create a conflict at 'b'".to_owned(),
+            ),
+        ),
+    ];
+    let start = doc! {"_id": 1, "a": {"b": 1}};
+    for (update, (code, message)) in table {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        for filter in [doc! {"_id": 1}, doc! {"_id": 2}] {
+            let e = h
+                .update("db", "c", &filter, &update, UpdateOptions::default())
+                .unwrap_err();
+            assert_eq!(
+                (e.code(), e.to_string()),
+                (code, message.clone()),
+                "{update}"
+            );
+            if code == 56 {
+                assert_eq!(e.code_name(), "EmptyFieldName");
+            }
+        }
+        let stored = h
+            .find_one("db", "c", &doc! {"_id": 1}, None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, start, "unchanged after {update}");
+    }
+}
+
 #[test]
 fn positional_operator_updates_the_matched_element() {
     let (_d, h) = open();

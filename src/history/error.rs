@@ -681,6 +681,7 @@ impl Error {
             40415 => "IDLUnknownField",
             241 => "ConversionFailure",
             52 => "DollarPrefixedFieldName",
+            56 => "EmptyFieldName",
             10 => "InvalidDBRef",
             code => location_name(code),
         }

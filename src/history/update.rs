@@ -227,6 +227,9 @@ impl Update {
         }
         document::check_depth_doc(update)?;
         let mut ops = Vec::new();
+        // MongoDB checks for conflicts when it parses the update, so an update that matches
+        // nothing, or whose `$setOnInsert` is not run, is refused all the same.
+        let mut claimed = ClaimedPaths::default();
         for (name, arg) in update {
             let op = Op::parse(name).ok_or_else(|| {
                 Error::update(9, format!("Unknown modifier: {name}. Expected a valid update modifier or pipeline-style update specified as an array"))
@@ -241,15 +244,22 @@ impl Update {
                 ));
             };
             for (path, value) in fields {
-                split_path(path)?;
+                // MongoDB's parser checks a path, then the operator's argument, then adds the
+                // path to its tree (where conflicts are found); a `$rename` adds its source
+                // before it looks at its target.
+                check_update_path(path)?;
                 if op == Op::Rename {
+                    check_array_update_parts(path)?;
+                    claimed.claim(path)?;
                     let Bson::String(to) = value else {
                         return Err(Error::bad(format!(
                             "The 'to' field for $rename must be a string: {path}: {value}"
                         )));
                     };
-                    split_path(to)?;
+                    check_update_path(to)?;
                     check_rename_paths(path, to)?;
+                    check_array_update_parts(to)?;
+                    claimed.claim(to)?;
                 }
                 if matches!(op, Op::Inc | Op::Mul) && document::as_f64(value).is_none() {
                     return Err(Error::update(
@@ -286,6 +296,10 @@ impl Update {
                     }
                     _ => {}
                 }
+                if op != Op::Rename {
+                    check_array_update_parts(path)?;
+                    claimed.claim(path)?;
+                }
                 ops.push((op, path.clone(), value.clone()));
                 if ops.len() > UPDATE_OPERATIONS_MAX {
                     return Err(Error::TooMany {
@@ -295,12 +309,6 @@ impl Update {
                     });
                 }
             }
-        }
-        // MongoDB checks for conflicts when it parses the update, so an update that matches
-        // nothing, or whose `$setOnInsert` is not run, is refused all the same.
-        let mut claimed = ClaimedPaths::default();
-        for (op, path, arg) in &ops {
-            claimed.claim_op(*op, path, arg)?;
         }
         Ok(Self::Ops(ops, ArrayFilters::default()))
     }
@@ -1119,11 +1127,73 @@ fn paths_conflict(a: &str, b: &str) -> bool {
         || a.strip_prefix(b).is_some_and(|r| r.starts_with('.'))
 }
 
-/// `$rename`'s checks of its two paths, before any document is read.
+/// MongoDB's checks of a path an update writes, made before the operator's argument is read
+/// (`fieldchecker::isUpdatable`, then the positional `$` parts), and the store's
+/// [`PATH_PARTS_MAX`](super::PATH_PARTS_MAX).
 ///
 /// # Errors
-/// [`Error::BadValue`] when the paths are equal or one is a prefix of the other.
+/// Code 56 EmptyFieldName for an empty path or part; [`Error::BadValue`] for more than one
+/// `$` part, or a `$` first; [`split_path`]'s beyond the parts limit.
+fn check_update_path(path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(Error::update(56, "An empty update path is not valid."));
+    }
+    if path.split('.').any(str::is_empty) {
+        return Err(Error::update(
+            56,
+            format!("The update path '{path}' contains an empty field name, which is not allowed."),
+        ));
+    }
+    let positional = path.split('.').filter(|part| *part == "$").count();
+    if positional > 1 {
+        return Err(Error::bad(format!(
+            "Too many positional (i.e. '$') elements found in path '{path}'"
+        )));
+    }
+    if path.split('.').next() == Some("$") {
+        return Err(Error::bad(format!(
+            "Cannot have positional (i.e. '$') element in the first position in path '{path}'"
+        )));
+    }
+    split_path(path)?;
+    Ok(())
+}
+
+/// MongoDB's check of the `$[]`/`$[<id>]` parts of a path as its parser adds the path to its
+/// tree: the top level is a document, so such a part cannot come first. (That each `$[<id>]`
+/// has a filter is checked by [`Update::with_array_filters`].)
+///
+/// # Errors
+/// [`Error::BadValue`] for such a part first.
+fn check_array_update_parts(path: &str) -> Result<()> {
+    let first = path.split('.').next().unwrap_or(path);
+    if matches!(array_part(first), ArrayPart::Plain) {
+        return Ok(());
+    }
+    Err(Error::bad(format!(
+        "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
+    )))
+}
+
+/// Whether a path has a positional `$` or an array update (`$[]`, `$[<id>]`) part, which
+/// `$rename` refuses on either side.
+fn is_dynamic(path: &str) -> bool {
+    path.split('.')
+        .any(|part| part == "$" || !matches!(array_part(part), ArrayPart::Plain))
+}
+
+/// `$rename`'s checks of its two paths, before any document is read, in the order of MongoDB's
+/// `RenameNode::init`.
+///
+/// # Errors
+/// [`Error::BadValue`] when the target holds a null byte, the paths are equal, one is a prefix
+/// of the other, or either is dynamic ([`is_dynamic`]), the source first.
 fn check_rename_paths(from: &str, to: &str) -> Result<()> {
+    if to.contains('\0') {
+        return Err(Error::bad(
+            "The 'to' field for $rename cannot contain an embedded null byte",
+        ));
+    }
     if from == to {
         return Err(Error::bad(format!(
             "The source and target field for $rename must differ: {from}: \"{to}\""
@@ -1132,6 +1202,16 @@ fn check_rename_paths(from: &str, to: &str) -> Result<()> {
     if paths_conflict(from, to) {
         return Err(Error::bad(format!(
             "The source and target field for $rename must not be on the same path: {from}: \"{to}\""
+        )));
+    }
+    if is_dynamic(from) {
+        return Err(Error::bad(format!(
+            "The source field for $rename may not be dynamic: {from}"
+        )));
+    }
+    if is_dynamic(to) {
+        return Err(Error::bad(format!(
+            "The destination field for $rename may not be dynamic: {to}"
         )));
     }
     Ok(())
