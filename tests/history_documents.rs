@@ -1468,6 +1468,75 @@ fn update_paths_are_checked_in_mongodb_order() {
     }
 }
 
+/// A positional `$` write and a write naming the element it resolves to meet only when the
+/// update is applied: MongoDB 7 merges the two branches of its update tree there and, where
+/// one of them ends (a leaf), refuses the update with code 40 `Update created a conflict at
+/// '<path>'` at the shorter of the two paths (`UpdateNode::createUpdateNodeByMerging`);
+/// branches that part below the element both apply.
+#[test]
+fn positional_and_named_writes_to_one_element_conflict_when_applied() {
+    for (start, filter, update, at) in [
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"_id": 1, "a": 2},
+            doc! {"$set": {"a.$": 5, "a.1": 6}},
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": 0}, {"b": 1}]},
+            doc! {"_id": 1, "a.b": 1},
+            doc! {"$set": {"a.$.b": 5}, "$inc": {"a.1.b": 1}},
+            "a.1.b",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": 0}, {"b": 1}]},
+            doc! {"_id": 1, "a.b": 1},
+            doc! {"$set": {"a.$.b": 5, "a.1": 6}},
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": 0}, {"b": 1}]},
+            doc! {"_id": 1, "a.b": 1},
+            doc! {"$unset": {"a.1.b": ""}, "$set": {"a.$": 5}},
+            "a.1",
+        ),
+    ] {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        let e = h
+            .update("db", "c", &filter, &update, UpdateOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (40, format!("Update created a conflict at '{at}'")),
+            "{update}"
+        );
+        let stored = h.find_one("db", "c", &doc! {}, None).unwrap().unwrap();
+        assert_eq!(stored, start, "unchanged after {update}");
+    }
+    for (start, filter, update, expected) in [
+        (
+            doc! {"_id": 1, "a": [{"b": 0}, {"b": 1}]},
+            doc! {"_id": 1, "a.b": 1},
+            doc! {"$set": {"a.$.b": 5, "a.1.c": 6}},
+            doc! {"_id": 1, "a": [{"b": 0}, {"b": 5, "c": 6}]},
+        ),
+        (
+            doc! {"_id": 1, "a": [1, 2]},
+            doc! {"_id": 1, "a": 2},
+            doc! {"$set": {"a.$": 5, "a.0": 6}},
+            doc! {"_id": 1, "a": [6, 5]},
+        ),
+    ] {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        h.update("db", "c", &filter, &update, UpdateOptions::default())
+            .unwrap();
+        let stored = h.find_one("db", "c", &doc! {}, None).unwrap().unwrap();
+        assert_eq!(stored, expected, "{update}");
+    }
+}
+
 #[test]
 fn positional_operator_updates_the_matched_element() {
     let (_d, h) = open();

@@ -427,7 +427,7 @@ impl Update {
                 let mut out = doc.clone();
                 // Parsing checked the paths as written; a positional `$` resolved to an index
                 // may now meet a path that names that index.
-                let mut claimed = ClaimedPaths::default();
+                let mut claimed = ClaimedPaths::applied();
                 let mut resolved = Vec::with_capacity(ops.len());
                 for (op, path, arg) in ops {
                     if *op == Op::SetOnInsert && !inserting {
@@ -1061,9 +1061,21 @@ struct ClaimedPaths {
     paths: BTreeSet<Vec<String>>,
     /// Each proper prefix of a claimed path, and whether the part after it is an array update.
     below: BTreeMap<Vec<String>, bool>,
+    /// Whether the paths are claimed as applied, a positional `$` resolved to its index: a
+    /// clash is then one the parser could not see, which MongoDB finds merging the `$` branch
+    /// of its tree with the one naming that index, and words as such.
+    applied: bool,
 }
 
 impl ClaimedPaths {
+    /// Claims for paths as applied: a positional `$` resolved (the `applied` field).
+    fn applied() -> Self {
+        Self {
+            applied: true,
+            ..Self::default()
+        }
+    }
+
     /// Claims what `op` writes at `path`: for `$rename`, both its source and its target.
     fn claim_op(&mut self, op: Op, path: &str, arg: &Bson) -> Result<()> {
         self.claim(path)?;
@@ -1090,7 +1102,7 @@ impl ClaimedPaths {
                         .get(prefix)
                         .is_some_and(|array| *array != array_update(n)));
             if clash {
-                return Err(conflict(path, &prefix.join(".")));
+                return Err(self.conflict(path, &prefix.join(".")));
             }
         }
         let next = self
@@ -1098,7 +1110,7 @@ impl ClaimedPaths {
             .range::<[String], _>((Bound::Excluded(parts.as_slice()), Bound::Unbounded))
             .next();
         if next.is_some_and(|claimed| claimed.starts_with(&parts)) {
-            return Err(conflict(path, path));
+            return Err(self.conflict(path, path));
         }
         for n in 1..parts.len() {
             if let Some(prefix) = parts.get(..n) {
@@ -1110,14 +1122,18 @@ impl ClaimedPaths {
         self.paths.insert(parts);
         Ok(())
     }
-}
 
-/// MongoDB's code 40 for `path` overlapping a path already written, at `at`.
-fn conflict(path: &str, at: &str) -> Error {
-    Error::update(
-        40,
-        format!("Updating the path '{path}' would create a conflict at '{at}'"),
-    )
+    /// MongoDB's code 40 for `path` overlapping a path already claimed, at `at`: its parser's
+    /// text, or, for paths as applied, the text of its merge of two tree branches
+    /// (`UpdateNode::createUpdateNodeByMerging`).
+    fn conflict(&self, path: &str, at: &str) -> Error {
+        let message = if self.applied {
+            format!("Update created a conflict at '{at}'")
+        } else {
+            format!("Updating the path '{path}' would create a conflict at '{at}'")
+        };
+        Error::update(40, message)
+    }
 }
 
 /// Whether two update paths overlap (equal, or one a dotted prefix of the other).
