@@ -712,6 +712,24 @@ fn leading_zero_parts_index_arrays_in_updates() {
     }
 }
 
+/// Asserts that an update (its outcome and the stored document after it) was refused with
+/// MongoDB's code 40 for writes that meet only when applied, `Update created a conflict at
+/// '<at>'`, and left the document as it was (`start`).
+fn assert_conflict_when_applied(
+    (outcome, stored): (history::Result<history::UpdateResult>, Document),
+    start: &Document,
+    update: &Document,
+    at: &str,
+) {
+    let e = outcome.unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (40, format!("Update created a conflict at '{at}'")),
+        "{update}"
+    );
+    assert_eq!(&stored, start, "unchanged after {update}");
+}
+
 /// Two spellings of one array position (`a.1`, `a.01`) are two paths to MongoDB 7's update
 /// parser, which keys its tree by the parts as written, so no conflict is found when the
 /// update is parsed; both are applied, `01` first (zero-padded parts order as strings). When
@@ -749,14 +767,7 @@ fn one_array_position_written_by_two_spellings() {
             "a.5",
         ),
     ] {
-        let (outcome, stored) = update_fresh(&start, &update);
-        let e = outcome.unwrap_err();
-        assert_eq!(
-            (e.code(), e.to_string()),
-            (40, format!("Update created a conflict at '{at}'")),
-            "{update}"
-        );
-        assert_eq!(stored, start, "unchanged after {update}");
+        assert_conflict_when_applied(update_fresh(&start, &update), &start, &update, at);
     }
     for (start, update, expected) in [
         // The later write changes nothing.
@@ -2153,6 +2164,103 @@ fn all_positional_and_filtered_positional_updates() {
         ),
     ];
     for (start, update, filters, expected) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
+        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
+        assert_eq!(stored, expected, "{update} with {filters:?}");
+    }
+}
+
+/// Array updates (`$[]`, `$[<id>]`) of one array whose filters admit one element are merged
+/// there by MongoDB 7 (`UpdateArrayNode::apply`, `createUpdateNodeByMerging`): where one of
+/// the merged branches ends, or one goes on into an array and the other into a document, the
+/// update is refused with code 40 `Update created a conflict at '<path>'` (the element as its
+/// index, then the parts the branches share, a shared identifier as written), and nothing is
+/// written; branches that part below the element, or elements only one filter admits, apply.
+#[test]
+fn array_updates_meeting_at_one_element_conflict() {
+    let refused: Vec<(Document, Document, Vec<Document>, &str)> = vec![
+        (
+            doc! {"_id": 1, "a": [0]},
+            doc! {"$set": {"a.$[i]": 2, "a.$[j]": 3}},
+            vec![doc! {"i": 0}, doc! {"j": 0}],
+            "a.0",
+        ),
+        (
+            doc! {"_id": 1, "a": [0, 1]},
+            doc! {"$set": {"a.$[]": 1}, "$inc": {"a.$[i]": 2}},
+            vec![doc! {"i": 1}],
+            "a.1",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"x": 0, "b": 1}]},
+            doc! {"$set": {"a.$[i].b": 1}, "$inc": {"a.$[j].b": 1}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}],
+            "a.0.b",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": [0]}]},
+            doc! {"$set": {"a.$[].b.$[i]": 1, "a.$[].b.$[j]": 1}},
+            vec![doc! {"i": 0}, doc! {"j": 0}],
+            "a.0.b.0",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": [0], "c": 0}]},
+            doc! {"$set": {"a.$[i].b.$[j]": 1, "a.$[k].b.$[l]": 1}},
+            vec![
+                doc! {"i.c": 0},
+                doc! {"j": 0},
+                doc! {"k.c": 0},
+                doc! {"l": 0},
+            ],
+            "a.0.b.0",
+        ),
+        (
+            doc! {"_id": 1, "a": [{"x": 0, "b": [{"y": 0, "c": 0}]}]},
+            doc! {"$set": {"a.$[i].b.$[k].c": 1, "a.$[j].b.$[k].c": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}, doc! {"k.y": 0}],
+            "a.0.b.$[k].c",
+        ),
+        // One branch goes into an array, the other into a document.
+        (
+            doc! {"_id": 1, "a": [{"x": 0, "b": [0]}]},
+            doc! {"$set": {"a.$[i].b.$[k]": 1, "a.$[j].b.c": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}, doc! {"k": 0}],
+            "a.0.b",
+        ),
+    ];
+    for (start, update, filters, at) in refused {
+        let outcome = update_fresh_with(&start, &update, with_filters(filters));
+        assert_conflict_when_applied(outcome, &start, &update, at);
+    }
+    let applied: Vec<(Document, Document, Vec<Document>, Document)> = vec![
+        // Different fields of one element.
+        (
+            doc! {"_id": 1, "a": [{"x": 0}]},
+            doc! {"$set": {"a.$[i].y": 1, "a.$[j].z": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}],
+            doc! {"_id": 1, "a": [{"x": 0, "y": 1, "z": 2}]},
+        ),
+        // No element admitted by both.
+        (
+            doc! {"_id": 1, "a": [0, 1]},
+            doc! {"$set": {"a.$[i]": 5, "a.$[j]": 6}},
+            vec![doc! {"i": 0}, doc! {"j": 1}],
+            doc! {"_id": 1, "a": [5, 6]},
+        ),
+        // Nested arrays whose filters part at the inner array.
+        (
+            doc! {"_id": 1, "a": [{"b": [0, 1], "c": 0}]},
+            doc! {"$set": {"a.$[i].b.$[j]": 5, "a.$[k].b.$[l]": 6}},
+            vec![
+                doc! {"i.c": 0},
+                doc! {"j": 0},
+                doc! {"k.c": 0},
+                doc! {"l": 1},
+            ],
+            doc! {"_id": 1, "a": [{"b": [5, 6], "c": 0}]},
+        ),
+    ];
+    for (start, update, filters, expected) in applied {
         let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
         outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
         assert_eq!(stored, expected, "{update} with {filters:?}");

@@ -441,6 +441,7 @@ impl Update {
                 // by part (a `$rename` at its target), so the fields an update creates are
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
+                check_array_merges(doc, &resolved, filters)?;
                 let mut respelled = RespelledWrites::new(doc, &resolved);
                 for (i, (op, path, arg)) in resolved.into_iter().enumerate() {
                     let written = path;
@@ -537,6 +538,149 @@ fn replaced(
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// MongoDB 7's merges of array updates (`$[]`, `$[<id>]`) of one array at the elements more
+/// than one of their filters admits (`UpdateArrayNode::apply`), found before anything is
+/// written. `ops` are in application order, their positional `$` resolved; the filters are read
+/// on `doc` as it was, as MongoDB reads an array's elements before it updates any of them
+/// (writes that could change them conflict when parsed).
+///
+/// # Errors
+/// Code 40 `Update created a conflict at '<path>'` ([`merge_branches`]); the filters' errors.
+fn check_array_merges(
+    doc: &Document,
+    ops: &[(Op, String, &Bson)],
+    filters: &ArrayFilters,
+) -> Result<()> {
+    let paths: Vec<String> = ops
+        .iter()
+        .filter(|(op, path, _)| *op != Op::Rename && path.contains("$["))
+        .map(|(_, path, _)| canonical_update_path(doc, path))
+        .collect();
+    // A merge needs two array updates.
+    if paths.len() < 2 {
+        return Ok(());
+    }
+    let chains: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
+    let whole: Vec<&[&str]> = chains.iter().map(Vec::as_slice).collect();
+    let mut at = Vec::new();
+    for (field, rest) in by_first_part(&whole) {
+        at.push(field.to_owned());
+        walk_update_node(doc.get(field), &mut at, &rest, filters)?;
+        at.pop();
+    }
+    Ok(())
+}
+
+/// Applies, for its merges only, the node of MongoDB's update tree at `at` (value `value`)
+/// whose branches go on as `rest` (the remaining parts of each update path through it): an
+/// array node ([`array_part`] parts) merges, per element, the children whose filters admit it;
+/// an object node goes on per field (a position in an array by number, as applying does).
+/// A missing or non-array value is left to applying to report.
+fn walk_update_node(
+    value: Option<&Bson>,
+    at: &mut Vec<String>,
+    rest: &[&[&str]],
+    filters: &ArrayFilters,
+) -> Result<()> {
+    // A leaf: a write, merged (or not) above.
+    if rest.iter().any(|r| r.is_empty()) {
+        return Ok(());
+    }
+    if !into_array(rest) {
+        for (field, below) in by_first_part(rest) {
+            let next = match value {
+                Some(Bson::Document(d)) => d.get(field),
+                Some(Bson::Array(items)) => update_index(field).and_then(|i| items.get(i)),
+                _ => None,
+            };
+            at.push(field.to_owned());
+            walk_update_node(next, at, &below, filters)?;
+            at.pop();
+        }
+        return Ok(());
+    }
+    let Some(Bson::Array(items)) = value else {
+        return Ok(());
+    };
+    // The children in MongoDB's order: `$[]` (the empty identifier) first, then by identifier.
+    let mut children: BTreeMap<&str, Vec<&[&str]>> = BTreeMap::new();
+    for (part, below) in by_first_part(rest) {
+        let id = match array_part(part) {
+            ArrayPart::Filtered(id) => id,
+            ArrayPart::All | ArrayPart::Plain => "",
+        };
+        children.entry(id).or_default().extend(below);
+    }
+    for (i, item) in items.iter().enumerate() {
+        at.push(i.to_string());
+        let mut merged: Vec<&[&str]> = Vec::new();
+        let mut admitted = 0_usize;
+        for (id, below) in &children {
+            if !id.is_empty() && !filters.admits(id, item)? {
+                continue;
+            }
+            if admitted > 0 {
+                merge_branches(&merged, below, at)?;
+            }
+            merged.extend(below.iter().copied());
+            admitted += 1;
+        }
+        if admitted > 0 {
+            walk_update_node(Some(item), at, &merged, filters)?;
+        }
+        at.pop();
+    }
+    Ok(())
+}
+
+/// MongoDB's merge of two branches of its update tree at `at` (`createUpdateNodeByMerging`),
+/// each given by the remaining parts of its update paths: a branch that ends there (a write),
+/// or an array node met by an object node, is code 40 `Update created a conflict at '<at>'`;
+/// otherwise the children both hold (a field, or an identifier as written) merge in turn.
+///
+/// # Errors
+/// As above.
+fn merge_branches(left: &[&[&str]], right: &[&[&str]], at: &mut Vec<String>) -> Result<()> {
+    let conflict = |at: &[String]| {
+        Error::update(
+            40,
+            format!("Update created a conflict at '{}'", at.join(".")),
+        )
+    };
+    if left.iter().chain(right).any(|r| r.is_empty()) || into_array(left) != into_array(right) {
+        return Err(conflict(at));
+    }
+    let right = by_first_part(right);
+    for (key, below) in by_first_part(left) {
+        if let Some(other) = right.get(key) {
+            at.push(key.to_owned());
+            merge_branches(&below, other, at)?;
+            at.pop();
+        }
+    }
+    Ok(())
+}
+
+/// Whether the branches `rest` of an update-tree node go on into an array (their next part
+/// is `$[]` or `$[<id>]`): the node is then an array node.
+fn into_array(rest: &[&[&str]]) -> bool {
+    rest.first()
+        .and_then(|r| r.first())
+        .is_some_and(|part| !matches!(array_part(part), ArrayPart::Plain))
+}
+
+/// The branches `rest` grouped by their next part (the children of their node), each child
+/// with the parts after it.
+fn by_first_part<'a, 'p>(rest: &[&'a [&'p str]]) -> BTreeMap<&'p str, Vec<&'a [&'p str]>> {
+    let mut out: BTreeMap<&'p str, Vec<&'a [&'p str]>> = BTreeMap::new();
+    for r in rest {
+        if let Some((first, below)) = r.split_first() {
+            out.entry(*first).or_default().push(below);
+        }
+    }
+    out
 }
 
 /// The concrete paths an update path with `$[]`/`$[<id>]` parts stands for in `doc`: one per
