@@ -206,6 +206,13 @@ fn a_resp2_shard_subscriber_may_run_only_the_subscription_commands() {
             "ERR Can't execute 'spublish': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         )
     );
+    // A subcommand is named by its full name, as Redis's `c->cmd->fullname`.
+    assert_eq!(
+        c.cmd(&["CLIENT", "GetName"]),
+        Frame::error(
+            "ERR Can't execute 'client|getname': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+        )
+    );
     assert_eq!(c.cmd(&["PING", "x"]), bulks(&["pong", "x"]));
     assert_eq!(c.cmd(&["SUBSCRIBE", "a"]), array("subscribe", "a", 1));
     assert_eq!(c.cmd(&["UNSUBSCRIBE", "a"]), array("unsubscribe", "a", 0));

@@ -13,6 +13,7 @@
 //! HISTOGRAM) and feeds the latency monitor's `command`/`fast-command` events
 //! ([`crate::cache::latency`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -303,18 +304,42 @@ impl CommandStats {
 /// subcommand's, or none (a container called with an unknown subcommand, which Redis rejects
 /// before it has a command to count against).
 fn slot<'a>(stats: &'a CommandStats, spec: &'static Spec, args: &[&[u8]]) -> Option<&'a Counters> {
-    let mut base = 0usize;
-    for (container, subs) in SUBCOMMANDS {
-        if *container == spec.name {
+    match container(spec) {
+        Some((base, subs)) => {
             let sub = args.get(1)?;
             let i = subs
                 .iter()
                 .position(|s| s.as_bytes().eq_ignore_ascii_case(sub))?;
-            return stats.subcommands.get(base + i);
+            stats.subcommands.get(base + i)
+        }
+        None => stats.commands.get(command::index_of(spec)),
+    }
+}
+
+/// For a container command, the place of its first subcommand among all of [`SUBCOMMANDS`]
+/// and its subcommands; `None` for any other command.
+fn container(spec: &Spec) -> Option<(usize, &'static [&'static str])> {
+    let mut base = 0usize;
+    for (container, subs) in SUBCOMMANDS {
+        if *container == spec.name {
+            return Some((base, subs));
         }
         base += subs.len();
     }
-    stats.commands.get(command::index_of(spec))
+    None
+}
+
+/// The name Redis gives a call of `spec` with `args` in its errors (`c->cmd->fullname`):
+/// `container|subcommand` for a known subcommand of a container (`client|getname`), else the
+/// command's name.
+pub(crate) fn full_name(spec: &'static Spec, args: &[&[u8]]) -> Cow<'static, str> {
+    let sub = container(spec)
+        .zip(args.get(1))
+        .and_then(|((_, subs), sub)| subs.iter().find(|s| s.as_bytes().eq_ignore_ascii_case(sub)));
+    match sub {
+        Some(sub) => Cow::Owned(format!("{}|{sub}", spec.name)),
+        None => Cow::Borrowed(spec.name),
+    }
 }
 
 /// The code of an error reply's text (without its `-`).

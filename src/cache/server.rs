@@ -1063,7 +1063,7 @@ impl Connection {
         {
             let e = Frame::error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                crate::cache::cmdstats::full_name(spec, args)
             ));
             self.reject(spec, args, e, out);
             return Next::Continue;
