@@ -1649,3 +1649,42 @@ fn a_client_holds_at_most_subscriptions_max_subscriptions() {
         "shard channels are counted apart"
     );
 }
+
+/// Redis 7.0.15's EXEC writes an array header counting the queued commands
+/// (`addReplyArrayLen(c, c->mstate.count)` in multi.c), then whatever each command writes: a
+/// SUBSCRIBE of two channels writes two confirmations, so the second one follows the array.
+#[test]
+fn exec_counts_queued_commands_and_a_subscribe_writes_a_confirmation_per_channel() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let reply = raw(
+        s.addr,
+        b"MULTI\r\nPING\r\nSUBSCRIBE a b\r\nEXEC\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+PONG\r\n\
+         *3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n+OK\r\n"
+    );
+}
+
+/// A HELLO 3 queued in MULTI switches the protocol for the replies after it only: Redis 7.0.15
+/// writes each reply of the transaction as its command runs, so the ones before HELLO are in
+/// RESP2 (a flat ZRANGE WITHSCORES), HELLO's own and the later ones in RESP3 (a map, pairs
+/// with a double score).
+#[test]
+fn hello_3_inside_multi_changes_the_protocol_of_the_replies_after_it() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let reply = raw(
+        s.addr,
+        b"ZADD z 1 a\r\nMULTI\r\nZRANGE z 0 -1 WITHSCORES\r\nHELLO 3\r\n\
+          ZRANGE z 0 -1 WITHSCORES\r\nEXEC\r\nQUIT\r\n",
+    );
+    let reply = String::from_utf8(reply).unwrap();
+    let head = ":1\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+                *3\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n%7\r\n$6\r\nserver\r\n";
+    let tail = "*1\r\n*2\r\n$1\r\na\r\n,1\r\n+OK\r\n";
+    assert!(
+        reply.starts_with(head) && reply.ends_with(&format!("$7\r\nmodules\r\n*0\r\n{tail}")),
+        "{reply:?}"
+    );
+}

@@ -1054,7 +1054,7 @@ impl Cache {
         proto: u8,
         caller: Caller<'_>,
         mut connection: ConnectionCommands<'_>,
-    ) -> Result<Vec<Frame>, Frame> {
+    ) -> Result<ExecReplies, Frame> {
         let writes = self.over_memory()
             && queue.iter().any(|args| {
                 let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
@@ -1076,6 +1076,9 @@ impl Cache {
         }) && self.check_memory_now().is_some();
         let mut ctx = inner.ks.exclusive(*db, now);
         ctx.over_memory = over_memory;
+        // The connection's protocol as each command runs: a HELLO in the queue changes it for
+        // the commands after it.
+        let mut proto = proto;
         ctx.resp3 = proto >= 3;
         ctx.rng_source = Some(&inner.rng);
         let mut replies = Vec::with_capacity(queue.len());
@@ -1086,12 +1089,12 @@ impl Cache {
             let Some(spec) = args.first().and_then(|n| resp::command::lookup(n)) else {
                 let reply = resp::command::unknown_command(args);
                 stats.errors_in(&reply, false);
-                replies.push(reply);
+                replies.push((reply, proto));
                 continue;
             };
             if let Some(e) = resp::command::arity_error(spec, args) {
                 stats.rejected(spec, args, &e);
-                replies.push(e);
+                replies.push((e, proto));
                 continue;
             }
             let started = inner.clock.monotonic_ns();
@@ -1120,11 +1123,14 @@ impl Cache {
                 Frame::error("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client")
             } else if spec.mode == resp::command::Mode::Connection {
                 match connection.as_mut() {
-                    // A SUBSCRIBE of several names answers one confirmation each, in place.
+                    // A SUBSCRIBE of several names answers one confirmation each, in place;
+                    // a HELLO answers in the protocol it chose, which the rest then use.
                     Some(run) => {
-                        let mut frames = run(spec, args);
+                        let (mut frames, now) = run(spec, args);
+                        proto = now;
+                        ctx.resp3 = proto >= 3;
                         let last = frames.pop().unwrap_or_else(Frame::ok);
-                        replies.append(&mut frames);
+                        replies.extend(frames.into_iter().map(|f| (f, proto)));
                         last
                     }
                     None => connection_command_in_transaction(spec),
@@ -1146,10 +1152,13 @@ impl Cache {
             }
             stats.call(spec, args, ran, &reply);
             self.slow(args, ran, caller);
-            replies.push(reply);
+            replies.push((reply, proto));
         }
         self.finish(ctx);
-        Ok(replies)
+        Ok(ExecReplies {
+            commands: queue.len(),
+            replies,
+        })
     }
 
     /// Applies a context built outside `run` (snapshot load).
@@ -1734,6 +1743,7 @@ impl Cache {
     pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Frame> {
         let mut db = db;
         self.run_batch(&mut db, cmds, 2, None, None)
+            .map(ExecReplies::into_frames)
     }
 
     /// Stores a string under `key` in `db`, with an optional TTL in milliseconds.
@@ -1827,9 +1837,38 @@ impl Cache {
 }
 
 /// How a connection runs a connection command its transaction queued, with the gate held:
-/// its replies in the EXEC array (one, or a SUBSCRIBE's confirmations).
+/// its replies in the EXEC array (one, or a SUBSCRIBE's confirmations) and the connection's
+/// protocol after it (HELLO's reply is in the protocol it chose), which they are written in.
 pub(crate) type ConnectionCommands<'a> =
-    Option<&'a mut dyn FnMut(&'static resp::command::Spec, &[&[u8]]) -> Vec<Frame>>;
+    Option<&'a mut dyn FnMut(&'static resp::command::Spec, &[&[u8]]) -> (Vec<Frame>, u8)>;
+
+/// A transaction's replies as Redis 7.0's `execCommand` writes them: an array header counting
+/// the queued commands, then what each command wrote, in the protocol the connection had when
+/// it ran. A SUBSCRIBE of several channels writes one confirmation each, so more replies than
+/// the header counts can follow it, and a HELLO inside changes the protocol of the later ones.
+#[derive(Debug)]
+pub(crate) struct ExecReplies {
+    /// Commands queued: the array's length.
+    pub(crate) commands: usize,
+    /// Each reply with the protocol (2 or 3) it is written in.
+    pub(crate) replies: Vec<(Frame, u8)>,
+}
+
+impl ExecReplies {
+    /// Writes the header and each reply in its own protocol.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        resp::frame::encode_array_len(self.commands, out);
+        for (reply, proto) in &self.replies {
+            reply.encode(*proto, out);
+        }
+    }
+
+    /// The replies alone (a transaction run without a connection: one per command, all in the
+    /// protocol it started with).
+    pub(crate) fn into_frames(self) -> Vec<Frame> {
+        self.replies.into_iter().map(|(reply, _)| reply).collect()
+    }
+}
 
 /// The error a command that needs a connection (WATCH, SUBSCRIBE, …) gets inside a
 /// transaction run without one ([`Cache::execute_atomic`]).

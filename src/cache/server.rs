@@ -457,6 +457,17 @@ enum Job {
     Exec(Vec<Vec<Bytes>>),
 }
 
+/// What EXEC does ([`Connection::exec`]).
+enum ExecOutcome {
+    /// Answers with this (EXEC without MULTI, EXECABORT, a null array when a watched key
+    /// changed).
+    Refused(Frame),
+    /// Ran the queue on this thread: the replies to write.
+    Ran(crate::cache::ExecReplies),
+    /// A queue that runs a script, run on another thread ([`Next::Exec`]).
+    OffThread(Vec<Vec<Bytes>>),
+}
+
 /// Commands answered while a script runs past the threshold (Redis's `allow-busy` flag), when
 /// they need neither the keyspace nor the scripting lock the script holds. WATCH, which Redis
 /// also allows, reads the keyspace and gets BUSY.
@@ -1475,13 +1486,20 @@ impl Connection {
                 }
             }
             "exec" => match self.exec() {
-                // A CLIENT KILL of this client inside closes it once EXEC has answered.
-                Ok(reply) if self.close_after_reply => {
-                    reply.encode(self.proto, out);
-                    return (Next::Close, reply);
+                ExecOutcome::Ran(replies) => {
+                    self.note_state();
+                    replies.encode(out);
+                    // A CLIENT KILL of this client inside closes it once EXEC has answered.
+                    let next = if self.close_after_reply {
+                        Next::Close
+                    } else {
+                        Next::Continue
+                    };
+                    // The replies were counted with their commands; EXEC itself succeeded.
+                    return (next, Frame::ok());
                 }
-                Ok(reply) => reply,
-                Err(queue) => return (Next::Exec(queue), Frame::ok()),
+                ExecOutcome::Refused(reply) => reply,
+                ExecOutcome::OffThread(queue) => return (Next::Exec(queue), Frame::ok()),
             },
             "watch" => {
                 if self.multi.is_some() {
@@ -1623,16 +1641,17 @@ impl Connection {
         }
     }
 
-    /// EXEC's reply, or (`Err`) a queue that runs a script, to be run by [`Job::Exec`].
-    fn exec(&mut self) -> Result<Frame, Vec<Vec<Bytes>>> {
+    /// What EXEC does: answers an error or a null array, runs the queue here, or hands a queue
+    /// that runs a script to [`Job::Exec`].
+    fn exec(&mut self) -> ExecOutcome {
         let Some(queue) = self.multi.take() else {
-            return Ok(Frame::error("ERR EXEC without MULTI"));
+            return ExecOutcome::Refused(Frame::error("ERR EXEC without MULTI"));
         };
         let cache = self.shared.cache.clone();
         if self.multi_dirty {
             self.multi_dirty = false;
             self.clear_watches();
-            return Ok(Frame::error(
+            return ExecOutcome::Refused(Frame::error(
                 "EXECABORT Transaction discarded because of previous errors.",
             ));
         }
@@ -1645,14 +1664,14 @@ impl Connection {
             });
         self.clear_watches();
         if changed {
-            return Ok(Frame::NullArray);
+            return ExecOutcome::Refused(Frame::NullArray);
         }
         if queue.iter().any(|args| {
             args.first()
                 .and_then(|n| command::lookup(n))
                 .is_some_and(crate::cache::script::is_script_command)
         }) {
-            return Err(queue);
+            return ExecOutcome::OffThread(queue);
         }
         let mut db = self.db;
         // Looked up only when asked (MONITOR, the slow log), and then as the client is at that
@@ -1664,16 +1683,17 @@ impl Connection {
         match cache.run_batch(&mut db, &queue, proto, Some(&caller), Some(&mut here)) {
             Ok(replies) => {
                 self.db = db;
-                Ok(Frame::Array(replies))
+                ExecOutcome::Ran(replies)
             }
-            Err(abort) => Ok(abort),
+            Err(abort) => ExecOutcome::Refused(abort),
         }
     }
 
     /// A connection command a transaction queued, run in its place in EXEC (as Redis runs
-    /// it there): its reply, or a SUBSCRIBE's confirmations. Its effects on the connection
-    /// (a name, the protocol, subscriptions, a CLIENT KILL of itself) hold from then on.
-    fn queued_reply(&mut self, spec: &'static command::Spec, args: &[&[u8]]) -> Vec<Frame> {
+    /// it there): its reply, or a SUBSCRIBE's confirmations, and the protocol they are written
+    /// in. Its effects on the connection (a name, the protocol, subscriptions, a CLIENT KILL of
+    /// itself) hold from then on.
+    fn queued_reply(&mut self, spec: &'static command::Spec, args: &[&[u8]]) -> (Vec<Frame>, u8) {
         if let Some((kind, subscribe)) = Kind::of_command(spec.name) {
             let mut confirmations = Vec::new();
             let refused = self.subscription(kind, subscribe, args, &mut confirmations);
@@ -1681,17 +1701,20 @@ impl Connection {
             if let Err(refused) = refused {
                 confirmations.push(refused);
             }
-            return confirmations;
+            return (confirmations, self.proto);
         }
         // Redis runs a transaction's commands as a `CLIENT_DENY_BLOCKING` client.
         if spec.name == "monitor" {
-            return vec![Frame::error(
-                "ERR MONITOR isn't allowed for DENY BLOCKING client",
-            )];
+            return (
+                vec![Frame::error(
+                    "ERR MONITOR isn't allowed for DENY BLOCKING client",
+                )],
+                self.proto,
+            );
         }
         // Its reply is written in the EXEC array, not on its own.
         let (_, reply) = self.connection_reply(spec, args, &mut Vec::new());
-        vec![reply]
+        (vec![reply], self.proto)
     }
 
     /// Runs a script command or a MULTI queue holding one on a thread of the blocking pool,
@@ -1718,8 +1741,10 @@ impl Connection {
                 }
                 Job::Exec(queue) => {
                     let mut db = db;
+                    // Without a connection there is no HELLO or SUBSCRIBE in it: one reply
+                    // per command, all in this protocol.
                     match cache.run_batch(&mut db, &queue, proto, Some(&caller), None) {
-                        Ok(replies) => (Frame::Array(replies), db),
+                        Ok(replies) => (Frame::Array(replies.into_frames()), db),
                         Err(abort) => (abort, db),
                     }
                 }

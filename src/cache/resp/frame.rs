@@ -209,6 +209,12 @@ fn int_line(out: &mut Vec<u8>, tag: u8, n: i64) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// An array header of `len` items (`*len`, the same in RESP2 and RESP3), for a reply whose
+/// items are written one by one (EXEC's: each in the protocol of its moment).
+pub(crate) fn encode_array_len(len: usize, out: &mut Vec<u8>) {
+    len_line(out, b'*', len);
+}
+
 fn len_line(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.push(tag);
     let mut digits = [0u8; 20];
