@@ -2142,3 +2142,41 @@ fn dump_writes_a_sorted_set_in_its_own_encoding() {
     assert_eq!(run(&c, &["OBJECT", "ENCODING", "z"]), bulk("skiplist"));
     assert_eq!(dump_payload(&c, "z").first(), Some(&type_zset_2));
 }
+
+/// The *STORE commands build their result as Redis 7.0.15's `sinterGenericCommand` and
+/// `sunionDiffGenericCommand` do, adding each member to a new intset: a result of more than
+/// `set-max-intset-entries` integers, or holding a non-integer, is a hashtable whatever the
+/// sources' encodings, and one of few integers is an intset even from hashtable sources.
+#[test]
+fn set_store_results_get_redis_encoding_whatever_their_size() {
+    let c = cache();
+    let encoding = |key: &str| run(&c, &["OBJECT", "ENCODING", key]);
+    let sadd = |key: &str, members: std::ops::Range<i64>| {
+        let mut parts = vec!["SADD".to_owned(), key.to_owned()];
+        parts.extend(members.map(|i| i.to_string()));
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        run(&c, &parts)
+    };
+    let (hashtable, intset) = (bulk("hashtable"), bulk("intset"));
+    assert_eq!(sadd("a", 0..600), Frame::Integer(600));
+    assert_eq!(sadd("b", 300..900), Frame::Integer(600));
+    assert_eq!(sadd("small", 1..4), Frame::Integer(3));
+    run(&c, &["SADD", "words", "x"]);
+    assert_eq!(encoding("a"), hashtable);
+    for (command, dst, sources, len, want) in [
+        ("SUNIONSTORE", "union", ["a", "b"], 900, &hashtable),
+        ("SINTERSTORE", "inter", ["a", "b"], 300, &intset),
+        ("SINTERSTORE", "same", ["a", "a"], 600, &hashtable),
+        ("SDIFFSTORE", "diff", ["a", "b"], 300, &intset),
+        ("SDIFFSTORE", "most", ["a", "small"], 597, &hashtable),
+        ("SUNIONSTORE", "mixed", ["small", "words"], 4, &hashtable),
+    ] {
+        let mut parts = vec![command, dst];
+        parts.extend(sources);
+        assert_eq!(run(&c, &parts), Frame::Integer(len), "{command} {dst}");
+        assert_eq!(&encoding(dst), want, "{command} {dst}");
+    }
+    run(&c, &["CONFIG", "SET", "set-max-intset-entries", "100"]);
+    run(&c, &["SINTERSTORE", "inter", "a", "b"]);
+    assert_eq!(encoding("inter"), hashtable);
+}

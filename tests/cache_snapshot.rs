@@ -183,6 +183,17 @@ fn loaded_hashes_and_sets_get_their_encoding_from_their_contents() {
     run(&c, 0, &["HSET", "small", "f", "v"]);
     let long = "x".repeat(65);
     run(&c, 0, &["HSET", "long", "f", &long]);
+    // Past the default thresholds (512 fields, 512 integers): tables when loaded.
+    let mut hset = vec!["HSET".to_owned(), "many".to_owned()];
+    let mut sadd = vec!["SADD".to_owned(), "bigints".to_owned()];
+    for i in 0..600 {
+        hset.extend([format!("f{i}"), "v".to_owned()]);
+        sadd.push(i.to_string());
+    }
+    for parts in [hset, sadd] {
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        run(&c, 0, &parts);
+    }
     assert_eq!(
         run(&c, 0, &["OBJECT", "ENCODING", "ints"]),
         Frame::bulk(b"hashtable")
@@ -196,6 +207,8 @@ fn loaded_hashes_and_sets_get_their_encoding_from_their_contents() {
         ("words", "hashtable"),
         ("small", "listpack"),
         ("long", "hashtable"),
+        ("many", "hashtable"),
+        ("bigints", "hashtable"),
     ] {
         assert_eq!(
             run(&c, 0, &["OBJECT", "ENCODING", key]),

@@ -22,6 +22,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use bytes::Bytes;
+use hashbrown::HashSet;
 
 use crate::cache::resp::frame::{format_double, parse_i64};
 use crate::cache::value::{Compact, HashValue, ListValue, SetValue, Value};
@@ -562,13 +563,13 @@ pub(crate) fn decode_dump(
         }
         TYPE_SET => {
             let n = r.count()?;
-            let mut set = SetValue::default();
+            let mut members = HashSet::new();
             for _ in 0..n {
-                if !set.insert(Bytes::from(r.string()?)) {
+                if !members.insert(Bytes::from(r.string()?)) {
                     return Err(DumpError::Corrupt("duplicate set members"));
                 }
             }
-            set.fit_encoding(compact.intset_entries);
+            let set = SetValue::from_members(members, compact.intset_entries);
             Ok(Value::Set(Box::new(set)))
         }
         TYPE_ZSET | TYPE_ZSET_2 => {
@@ -626,8 +627,7 @@ pub(crate) fn decode_dump(
                 return Err(DumpError::Corrupt("empty intset"));
             }
             // Every member is an integer: an intset unless there are too many.
-            let mut set: SetValue = members.into_iter().collect();
-            set.fit_encoding(compact.intset_entries);
+            let set = SetValue::from_members(members.into_iter().collect(), compact.intset_entries);
             Ok(Value::Set(Box::new(set)))
         }
         TYPE_ZSET_ZIPLIST | TYPE_ZSET_LISTPACK => {
@@ -676,18 +676,17 @@ fn list_of(items: Vec<Bytes>) -> Result<Value, DumpError> {
     Ok(Value::List(Box::new(items.into_iter().collect())))
 }
 
-/// The hash of `pairs`, a table if it passes `lp` (see [`HashValue::fit_encoding`]).
+/// The hash of `pairs`, a table if it passes `lp` (see [`HashValue::from_pairs`]).
 fn hash_of(pairs: Vec<(Bytes, Bytes)>, lp: Listpack) -> Result<Value, DumpError> {
     if pairs.is_empty() {
         return Err(DumpError::Corrupt("empty hash"));
     }
-    let mut h = HashValue::default();
-    for (f, v) in pairs {
-        if h.insert(f, v).is_some() {
-            return Err(DumpError::Corrupt("duplicate hash fields"));
-        }
+    let n = pairs.len();
+    let h = HashValue::from_pairs(pairs, lp);
+    // A field given twice replaced itself.
+    if h.len() != n {
+        return Err(DumpError::Corrupt("duplicate hash fields"));
     }
-    h.fit_encoding(lp);
     Ok(Value::Hash(Box::new(h)))
 }
 

@@ -1237,6 +1237,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::value::{Compact, SetValue};
 
     #[test]
     fn a_sample_is_distinct_live_entries_and_every_key_can_be_drawn() {
@@ -1315,12 +1316,13 @@ mod tests {
             s.insert(b"inline", inline);
             s.insert(
                 b"boxed",
-                Entry::new(Value::Set(Box::new(
+                Entry::new(Value::Set(Box::new(SetValue::from_members(
                     [&b"a"[..], b"b"]
                         .into_iter()
                         .map(bytes::Bytes::copy_from_slice)
                         .collect(),
-                ))),
+                    Compact::default().intset_entries,
+                )))),
             );
         };
         let (mut deleted, mut removed) = (Shard::new(false), Shard::new(false));

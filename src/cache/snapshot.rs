@@ -541,19 +541,20 @@ pub(crate) fn load_or_set_aside(cache: &Cache, path: &Path) {
                     // A hash or set gets the encoding Redis's loader gives one read field by
                     // field (the file does not record it).
                     RecordValue::Hash(h) => {
-                        let mut h: HashValue = h
-                            .into_iter()
-                            .map(|(a, b)| (Bytes::from(a), Bytes::from(b)))
-                            .collect();
-                        h.fit_encoding(inner.compact().hash);
+                        let h = HashValue::from_pairs(
+                            h.into_iter().map(|(a, b)| (Bytes::from(a), Bytes::from(b))),
+                            inner.compact().hash,
+                        );
                         Value::Hash(Box::new(h))
                     }
                     RecordValue::List(l) => {
                         Value::List(Box::new(l.into_iter().map(Bytes::from).collect()))
                     }
                     RecordValue::Set(s) => {
-                        let mut s: SetValue = s.into_iter().map(Bytes::from).collect();
-                        s.fit_encoding(inner.compact().intset_entries);
+                        let s = SetValue::from_members(
+                            s.into_iter().map(Bytes::from).collect(),
+                            inner.compact().intset_entries,
+                        );
                         Value::Set(Box::new(s))
                     }
                     RecordValue::ZSet(z) => {

@@ -80,18 +80,6 @@ impl Deref for HashValue {
     }
 }
 
-/// A listpack-encoded hash, whatever the fields: a caller that builds a hash whole gives it its
-/// encoding with [`HashValue::fit_encoding`].
-impl FromIterator<(Bytes, Bytes)> for HashValue {
-    fn from_iter<I: IntoIterator<Item = (Bytes, Bytes)>>(iter: I) -> Self {
-        let mut h = Self::default();
-        for (f, v) in iter {
-            h.insert(f, v);
-        }
-        h
-    }
-}
-
 impl HashValue {
     /// Whether Redis 7.0 keeps this hash as a listpack (OBJECT ENCODING; HSCAN answers it
     /// whole): decided by the writes that made it, not by its contents now.
@@ -99,11 +87,26 @@ impl HashValue {
         !self.hashtable
     }
 
-    /// Sets the encoding of a hash just loaded (RESTORE, a snapshot) as Redis's loader does:
-    /// a table if it has more than `lp.entries` fields or a field or value longer than
-    /// `lp.value` (O(n); pass `usize::MAX` as `lp.value` for a listpack payload, which Redis
-    /// checks by its length only).
-    pub(crate) fn fit_encoding(&mut self, lp: Listpack) {
+    /// The hash of `pairs` (a later pair replaces an earlier one of the same field) in the
+    /// encoding Redis's loader gives a hash it reads (RESTORE, a snapshot): see
+    /// [`HashValue::fit_encoding`]. O(n).
+    pub(crate) fn from_pairs(
+        pairs: impl IntoIterator<Item = (Bytes, Bytes)>,
+        lp: Listpack,
+    ) -> Self {
+        let mut h = Self::default();
+        for (f, v) in pairs {
+            h.insert(f, v);
+        }
+        h.fit_encoding(lp);
+        h
+    }
+
+    /// Sets the encoding of a hash built whole as Redis's loader does: a table if it has more
+    /// than `lp.entries` fields or a field or value longer than `lp.value` (O(n); pass
+    /// `usize::MAX` as `lp.value` for a listpack payload, which Redis checks by its length
+    /// only).
+    fn fit_encoding(&mut self, lp: Listpack) {
         self.hashtable = self.len() > lp.entries
             || self
                 .iter()
@@ -459,25 +462,6 @@ impl Deref for SetValue {
     }
 }
 
-/// An intset-encoded set, whatever the members: a caller that builds a set whole gives it its
-/// encoding with [`SetValue::fit_encoding`].
-impl From<HashSet<Bytes>> for SetValue {
-    fn from(members: HashSet<Bytes>) -> Self {
-        let bytes = recount(members.iter());
-        Self {
-            members,
-            bytes,
-            hashtable: false,
-        }
-    }
-}
-
-impl FromIterator<Bytes> for SetValue {
-    fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
-        Self::from(iter.into_iter().collect::<HashSet<Bytes>>())
-    }
-}
-
 impl SetValue {
     /// Whether Redis 7.0 keeps this set as an intset (OBJECT ENCODING; SSCAN answers it whole,
     /// in its ascending order): decided by the writes that made it, not by its contents now.
@@ -485,9 +469,23 @@ impl SetValue {
         !self.hashtable
     }
 
-    /// Sets the encoding of a set built whole (RESTORE, a snapshot, a stored SINTERSTORE
-    /// result) as Redis does, adding each member to an intset: an intset if every member is
-    /// an integer and there are at most `max` (`set-max-intset-entries`). O(n).
+    /// The set of `members` in the encoding Redis gives a set it builds whole (RESTORE, a
+    /// snapshot, a SINTERSTORE, SUNIONSTORE or SDIFFSTORE result): see
+    /// [`SetValue::fit_encoding`]. O(n).
+    pub(crate) fn from_members(members: HashSet<Bytes>, max: usize) -> Self {
+        let bytes = recount(members.iter());
+        let mut s = Self {
+            members,
+            bytes,
+            hashtable: false,
+        };
+        s.fit_encoding(max);
+        s
+    }
+
+    /// Sets the encoding of a set built whole as Redis does, adding each member to an
+    /// intset: an intset if every member is an integer and there are at most `max`
+    /// (`set-max-intset-entries`). O(n).
     pub(crate) fn fit_encoding(&mut self, max: usize) {
         self.hashtable = !is_intset(self.len(), self.iter(), max);
     }
@@ -628,7 +626,32 @@ impl Value {
 mod tests {
     use bytes::Bytes;
 
-    use super::{ELEM_INLINE_BYTES_MAX, Elem, ListValue};
+    use super::{Compact, ELEM_INLINE_BYTES_MAX, Elem, HashValue, ListValue, SetValue};
+
+    /// A set or hash built whole gets the encoding Redis 7.0.15 gives it by its contents
+    /// (`setTypeAdd` into a new intset, the loader's hash checks), whatever its size: no
+    /// caller has to fix it up afterwards.
+    #[test]
+    fn sets_and_hashes_built_whole_get_redis_encoding() {
+        let compact = Compact::default();
+        let ints = |n: i64| (0..n).map(|i| Bytes::from(i.to_string())).collect();
+        let set = SetValue::from_members(ints(512), compact.intset_entries);
+        assert!(set.is_intset());
+        assert_eq!(set.bytes(), set.recount_bytes());
+        assert!(!SetValue::from_members(ints(513), compact.intset_entries).is_intset());
+        let mut mixed = ints(3);
+        mixed.insert(Bytes::from_static(b"a"));
+        assert!(!SetValue::from_members(mixed, compact.intset_entries).is_intset());
+        let pairs = |n: usize, value: &'static [u8]| {
+            (0..n).map(move |i| (Bytes::from(format!("f{i}")), Bytes::from_static(value)))
+        };
+        let hash = HashValue::from_pairs(pairs(512, b"v"), compact.hash);
+        assert!(hash.is_listpack());
+        assert_eq!(hash.len(), 512);
+        assert!(!HashValue::from_pairs(pairs(513, b"v"), compact.hash).is_listpack());
+        let long: &'static [u8] = &[b'x'; 65];
+        assert!(!HashValue::from_pairs(pairs(1, long), compact.hash).is_listpack());
+    }
 
     #[test]
     fn an_element_fills_a_24_byte_slot() {

@@ -327,8 +327,7 @@ pub(crate) fn sopstore(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Fram
     let existed = ctx.delete(dst);
     if n > 0 {
         // As Redis: built by adding each member to an intset.
-        let mut stored = SetValue::from(result);
-        stored.fit_encoding(inner.compact().intset_entries);
+        let stored = SetValue::from_members(result, inner.compact().intset_entries);
         ctx.put_replacing(dst, Value::Set(Box::new(stored)), existed);
         ctx.touched(dst, EventKind::Set);
         ctx.notify(notify::SET, store_event(args), dst);
