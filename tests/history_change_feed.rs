@@ -1105,6 +1105,52 @@ fn update_one(h: &History, update: &Document) {
     .unwrap();
 }
 
+/// The writes of the `$[]`/`$[<id>]` operators of one update to one array are logged as
+/// MongoDB 7's one array node for them logs: when their filters (read on the elements as they
+/// were) admit more than one element, the whole array if more than one changed, else the one
+/// changed element; each element's writes as they are when one element is admitted.
+#[test]
+fn array_updates_of_one_array_are_described_together() {
+    let table: Vec<(Document, Document, Vec<Document>, Document)> = vec![
+        (
+            doc! {"a": [{"x": 0}, {"x": 1}]},
+            doc! {"$set": {"a.$[i].y": 1, "a.$[j].y": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 1}],
+            doc! {"a": [{"x": 0, "y": 1}, {"x": 1, "y": 2}]},
+        ),
+        (
+            doc! {"a": [{"x": 0}, {"x": 1}]},
+            doc! {"$set": {"a.$[i].y": 1, "a.$[j].x": 1}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 1}],
+            doc! {"a.0": {"x": 0, "y": 1}},
+        ),
+        (
+            doc! {"a": [{"x": 0}, {"x": 1}]},
+            doc! {"$set": {"a.$[i].x": 5, "a.$[j].y": 1}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}],
+            doc! {"a.0.x": 5, "a.0.y": 1},
+        ),
+    ];
+    for (start, update, filters, updated) in table {
+        let mut with_id = doc! {"_id": 1};
+        with_id.extend(start);
+        let (_dir, h, mut s) = watched(with_id);
+        let options = UpdateOptions {
+            array_filters: Some(filters),
+            ..UpdateOptions::default()
+        };
+        h.update("shop", "orders", &doc! {"_id": 1}, &update, options)
+            .unwrap();
+        let evs = drain(&mut s);
+        let description = evs[0].get_document("updateDescription").unwrap();
+        assert_eq!(
+            description,
+            &doc! {"updatedFields": updated, "removedFields": [], "truncatedArrays": []},
+            "{update}"
+        );
+    }
+}
+
 /// A store holding `start`, `update` applied to it.
 fn updated_once(start: Document, update: &Document) -> (tempfile::TempDir, History) {
     let (dir, h, _) = watched(start);

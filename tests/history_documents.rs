@@ -2267,6 +2267,83 @@ fn array_updates_meeting_at_one_element_conflict() {
     }
 }
 
+/// MongoDB 7 reads which elements of an array each `$[<id>]` admits before it applies any
+/// update to that array (`UpdateArrayNode::apply` matches every element against every filter,
+/// then applies the merged updates element by element), so a filter sees the element as it was
+/// before the update, whatever another operator of the same update writes to it; the fields an
+/// element gains are created in the order of their names, as MongoDB's merged update node
+/// applies them.
+#[test]
+fn array_filters_read_elements_as_they_were_before_the_update() {
+    let table: Vec<(Document, Document, Vec<Document>, Document)> = vec![
+        // Two identifiers on one array: `j` admits no element before `x` is written.
+        (
+            doc! {"_id": 1, "a": [{"x": 0}]},
+            doc! {"$set": {"a.$[i].x": 1, "a.$[j].y": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 1}],
+            doc! {"_id": 1, "a": [{"x": 1}]},
+        ),
+        // … and both admit the element before `x` is written.
+        (
+            doc! {"_id": 1, "a": [{"x": 0}]},
+            doc! {"$set": {"a.$[i].x": 1, "a.$[j].y": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}],
+            doc! {"_id": 1, "a": [{"x": 1, "y": 2}]},
+        ),
+        // A filter on the field another operator changes.
+        (
+            doc! {"_id": 1, "a": [{"n": 0}, {"n": 1}]},
+            doc! {"$inc": {"a.$[i].n": 1}, "$set": {"a.$[j].m": 1}},
+            vec![doc! {"i.n": {"$gte": 0}}, doc! {"j.n": 1}],
+            doc! {"_id": 1, "a": [{"n": 1}, {"n": 2, "m": 1}]},
+        ),
+        // `$[]` beside `$[<id>]`.
+        (
+            doc! {"_id": 1, "a": [{"x": 0}, {"x": 1}]},
+            doc! {"$inc": {"a.$[].x": 1}, "$set": {"a.$[i].y": 1}},
+            vec![doc! {"i.x": 1}],
+            doc! {"_id": 1, "a": [{"x": 1}, {"x": 2, "y": 1}]},
+        ),
+        // Nested arrays: the inner filters read the inner elements as they were …
+        (
+            doc! {"_id": 1, "a": [{"b": [{"v": 0}]}]},
+            doc! {"$set": {"a.$[].b.$[j].v": 1, "a.$[].b.$[k].w": 2}},
+            vec![doc! {"j.v": 0}, doc! {"k.v": 1}],
+            doc! {"_id": 1, "a": [{"b": [{"v": 1}]}]},
+        ),
+        // … and so do the outer ones.
+        (
+            doc! {"_id": 1, "a": [{"x": 0, "b": [0]}]},
+            doc! {"$set": {"a.$[i].x": 1, "a.$[j].b.$[]": 9}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 1}],
+            doc! {"_id": 1, "a": [{"x": 1, "b": [0]}]},
+        ),
+        (
+            doc! {"_id": 1, "a": [{"x": 0, "b": [{"v": 0}, {"v": 1}]}]},
+            doc! {"$set": {"a.$[i].x": 1, "a.$[i].b.$[k].v": 5, "a.$[j].b.$[l].w": 6}},
+            vec![
+                doc! {"i.x": 0},
+                doc! {"j.x": 0},
+                doc! {"k.v": 0},
+                doc! {"l.v": {"$lt": 1}},
+            ],
+            doc! {"_id": 1, "a": [{"x": 1, "b": [{"v": 5, "w": 6}, {"v": 1}]}]},
+        ),
+        // The fields an element gains, in the order of their names.
+        (
+            doc! {"_id": 1, "a": [{"x": 0}]},
+            doc! {"$set": {"a.$[i].z": 1, "a.$[j].y": 2}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}],
+            doc! {"_id": 1, "a": [{"x": 0, "y": 2, "z": 1}]},
+        ),
+    ];
+    for (start, update, filters, expected) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
+        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
+        assert_eq!(stored, expected, "{update} with {filters:?}");
+    }
+}
+
 #[test]
 fn array_update_errors_are_mongodbs() {
     let start = doc! {"_id": 1, "name": "alice", "grades": [1, 2]};

@@ -4,7 +4,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 use std::sync::Arc;
 
 use bson::{Bson, Document, Timestamp};
@@ -443,44 +443,43 @@ impl Update {
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
                 check_array_merges(doc, &resolved, filters)?;
                 let mut respelled = RespelledWrites::new(doc, &resolved);
-                for (i, (op, path, arg)) in resolved.into_iter().enumerate() {
-                    let written = path;
-                    let path = canonical_update_path(&out, &written);
-                    let watched = respelled.before(i, &out, &path);
-                    let dollar = top_dollar_field(op, &path, arg);
-                    let before = dollar.map(|(field, _)| out.get(field).cloned());
-                    if path.contains("$[") {
-                        let concrete = expand_array_path(&out, &path, filters)?;
-                        let mut writes = Vec::with_capacity(concrete.len());
-                        for concrete in concrete {
-                            let mut logged = Vec::new();
-                            let at = OpPath {
-                                path: &concrete,
-                                written: &concrete,
-                            };
-                            apply_op(&mut out, op, at, arg, now_ms, &mut logged)?;
-                            writes.push((concrete, logged));
-                        }
-                        let levels: Vec<usize> = path
-                            .split('.')
-                            .enumerate()
-                            .filter(|(_, part)| !matches!(array_part(part), ArrayPart::Plain))
-                            .map(|(i, _)| i)
-                            .collect();
-                        log.push(nest_elements(array_prefix(&path), writes, &levels));
+                let mut next = 0;
+                while let Some((op, written, arg)) = resolved.get(next) {
+                    // The array updates of one array (as written) are one array node of
+                    // MongoDB's update tree, applied together; they follow one another in
+                    // path order.
+                    let node = written.contains("$[").then(|| array_prefix(written));
+                    let len = match &node {
+                        Some(prefix) => resolved
+                            .get(next..)
+                            .unwrap_or_default()
+                            .iter()
+                            .take_while(|(_, p, _)| p.contains("$[") && array_prefix(p) == *prefix)
+                            .count(),
+                        None => 1,
+                    };
+                    let ops = next..next + len;
+                    if node.is_some() {
+                        let group = resolved.get(ops.clone()).unwrap_or_default();
+                        apply_array_node(&mut out, group, filters, now_ms, log)?;
                     } else {
+                        let path = canonical_update_path(&out, written);
+                        let watched = respelled.before(ops, &out, &path);
+                        let dollar = top_dollar_field(*op, &path, arg);
+                        let before = dollar.map(|(field, _)| out.get(field).cloned());
                         let at = OpPath {
                             path: &path,
-                            written: &written,
+                            written,
                         };
-                        apply_op(&mut out, op, at, arg, now_ms, log)?;
+                        apply_op(&mut out, *op, at, arg, now_ms, log)?;
+                        if let (Some((field, whole)), Some(before)) = (dollar, before) {
+                            check_top_dollar_write(&out, field, whole, before.as_ref())?;
+                        }
+                        if let Some(was) = watched {
+                            respelled.after(&out, path, was)?;
+                        }
                     }
-                    if let (Some((field, whole)), Some(before)) = (dollar, before) {
-                        check_top_dollar_write(&out, field, whole, before.as_ref())?;
-                    }
-                    if let Some(was) = watched {
-                        respelled.after(&out, path, was)?;
-                    }
+                    next += len;
                 }
                 if let Some(old) = doc.get("_id")
                     && out.get("_id").is_none_or(|new| !values_equal(old, new))
@@ -538,6 +537,69 @@ fn replaced(
         out.insert(k, v);
     }
     Ok(out)
+}
+
+/// Applies the array updates (`$[]`, `$[<id>]`) `group`, operators of the update in
+/// application order that cross one array: MongoDB's array node for it
+/// (`UpdateArrayNode::apply`). Every filter reads the elements as they were before any of
+/// them is written; then the writes are applied element by element, each element's in the
+/// order of their paths (as the node merged for that element applies them), and logged as one
+/// [`Logged::Elements`].
+///
+/// # Errors
+/// As [`expand_array_path`] and [`apply_op`].
+fn apply_array_node(
+    out: &mut Document,
+    group: &[(Op, String, &Bson)],
+    filters: &ArrayFilters,
+    now_ms: u64,
+    log: &mut Vec<Logged>,
+) -> Result<()> {
+    let Some((_, first, _)) = group.first() else {
+        return Ok(());
+    };
+    let array = array_prefix(&canonical_update_path(out, first));
+    // Each operator's concrete paths, all found before anything is written.
+    let mut pending: Vec<(String, usize)> = Vec::new();
+    let mut levels: Vec<Vec<usize>> = Vec::with_capacity(group.len());
+    let mut dollars = Vec::with_capacity(group.len());
+    for (k, (op, written, arg)) in group.iter().enumerate() {
+        let path = canonical_update_path(out, written);
+        let dollar = top_dollar_field(*op, &path, arg);
+        dollars
+            .push(dollar.map(|(field, whole)| (field.to_owned(), whole, out.get(field).cloned())));
+        pending.extend(
+            expand_array_path(out, &path, filters)?
+                .into_iter()
+                .map(|concrete| (concrete, k)),
+        );
+        levels.push(
+            path.split('.')
+                .enumerate()
+                .filter(|(_, part)| !matches!(array_part(part), ArrayPart::Plain))
+                .map(|(i, _)| i)
+                .collect(),
+        );
+    }
+    pending.sort_by(|a, b| compare_update_paths(&a.0, &b.0));
+    let mut writes = Vec::with_capacity(pending.len());
+    for (concrete, k) in pending {
+        let (Some((op, _, arg)), Some(levels)) = (group.get(k), levels.get(k)) else {
+            continue;
+        };
+        let mut logged = Vec::new();
+        let at = OpPath {
+            path: &concrete,
+            written: &concrete,
+        };
+        apply_op(out, *op, at, arg, now_ms, &mut logged)?;
+        writes.push((concrete, levels.as_slice(), logged));
+    }
+    log.push(nest_elements(array, writes));
+    for (field, whole, before) in dollars.into_iter().flatten() {
+        check_top_dollar_write(out, &field, whole, before.as_ref())?;
+    }
+    Ok(())
 }
 
 /// MongoDB 7's merges of array updates (`$[]`, `$[<id>]`) of one array at the elements more
@@ -833,27 +895,25 @@ impl RespelledWrites {
     /// not. The parser's claims keep written paths apart, so a write is watched only when
     /// some path was respelled; with none (the usual case) nothing is compared.
     fn new(doc: &Document, ops: &[(Op, String, &Bson)]) -> Self {
-        let mut watched = vec![false; ops.len()];
-        // Only a digits part with a leading zero is respelled.
-        let padded = |path: &str| {
-            path.split('.').any(|part| {
-                part.len() > 1 && part.starts_with('0') && part.bytes().all(|b| b.is_ascii_digit())
-            })
-        };
-        if !ops.iter().any(|(_, path, _)| padded(path)) {
-            return Self {
-                watched,
-                changed: Vec::new(),
-            };
+        if !ops.iter().any(|(_, path, _)| has_padded_part(path)) {
+            return Self::watching(Vec::new());
         }
-        let canonical: Vec<(Vec<String>, bool)> = ops
-            .iter()
-            .map(|(_, written, _)| {
-                let path = canonical_update_path(doc, written);
-                let respelled = path != *written;
-                (path.split('.').map(str::to_owned).collect(), respelled)
-            })
-            .collect();
+        Self::watching(
+            ops.iter()
+                .map(|(_, written, _)| {
+                    let path = canonical_update_path(doc, written);
+                    let respelled = path != *written;
+                    (path.split('.').map(str::to_owned).collect(), respelled)
+                })
+                .collect(),
+        )
+    }
+
+    /// Watches the writes at `canonical` paths (each as parts, positions as numbers, and
+    /// whether it was respelled to be so) that overlap another where one of the two was
+    /// respelled.
+    fn watching(canonical: Vec<(Vec<String>, bool)>) -> Self {
+        let mut watched = vec![false; canonical.len()];
         // Ordered part by part, a path's extensions follow it, so each overlapping pair is met
         // once by a forward scan.
         let mut order: Vec<usize> = (0..canonical.len()).collect();
@@ -884,10 +944,10 @@ impl RespelledWrites {
         }
     }
 
-    /// The value at `path` before write `i`, when that write is watched (`Some(None)`: the
-    /// path is missing).
-    fn before(&self, i: usize, doc: &Document, path: &str) -> Option<Option<Bson>> {
-        if !self.watched.get(i).copied().unwrap_or(false) {
+    /// The value at `path` before the writes `writes` (applied together), when one of them is
+    /// watched (`Some(None)`: the path is missing).
+    fn before(&self, writes: Range<usize>, doc: &Document, path: &str) -> Option<Option<Bson>> {
+        if !self.watched.get(writes).is_some_and(|w| w.contains(&true)) {
             return None;
         }
         let parts: Vec<&str> = path.split('.').collect();
@@ -923,6 +983,14 @@ impl RespelledWrites {
         self.changed.push(path);
         Ok(())
     }
+}
+
+/// Whether `path` has a part MongoDB's update system reads as a position that is not written
+/// as its number: digits with a leading zero (`01`).
+fn has_padded_part(path: &str) -> bool {
+    path.split('.').any(|part| {
+        part.len() > 1 && part.starts_with('0') && part.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// The top-level field an operator writes when its name starts with `$`, and whether the
@@ -1115,45 +1183,45 @@ fn array_prefix(path: &str) -> String {
         .join(".")
 }
 
-/// A concrete path of a `$[]`/`$[<id>]` path and what the operator logged writing it.
-type ElementWrites = (String, Vec<Logged>);
+/// A concrete path of a `$[]`/`$[<id>]` path, the positions of the array parts from the one
+/// of the array being logged on (see [`nest_elements`]), and what the operator logged writing
+/// it.
+type ElementWrites<'l> = (String, &'l [usize], Vec<Logged>);
 
-/// The writes of one `$[]`/`$[<id>]` path (each concrete path with what it logged, in element
-/// order) as MongoDB's nested array nodes log them: one [`Logged::Elements`] for the array at
-/// `array`, the array part at the first of `levels` (the positions of the path's array parts),
-/// holding, when another array part follows, one nested [`Logged::Elements`] per element.
-fn nest_elements(array: String, writes: Vec<ElementWrites>, levels: &[usize]) -> Logged {
-    let below = levels.get(1..).unwrap_or_default();
-    let (Some(&at), Some(&inner_at)) = (levels.first(), below.first()) else {
-        return Logged::Elements {
-            array,
-            writes: writes.into_iter().flat_map(|(_, logged)| logged).collect(),
+/// The writes into the array at `array` of the array updates of one array node (each
+/// concrete path with its array parts' positions, the first this array's, and what it logged,
+/// in the order applied: element by element, by path) as MongoDB's nested array nodes log
+/// them: one [`Logged::Elements`], holding each write that ends in an element of this array
+/// and, per inner array another array part crosses in an element, one nested
+/// [`Logged::Elements`] (the node merged for that element has one array node there).
+fn nest_elements(array: String, writes: Vec<ElementWrites<'_>>) -> Logged {
+    let mut out: Vec<Logged> = Vec::new();
+    // The writes into one inner array, which follow one another as applied.
+    let mut inner: Option<(String, Vec<ElementWrites<'_>>)> = None;
+    for (path, levels, logged) in writes {
+        let below = levels.get(1..).unwrap_or_default();
+        let Some(&inner_at) = below.first() else {
+            if let Some((inner_array, members)) = inner.take() {
+                out.push(nest_elements(inner_array, members));
+            }
+            out.extend(logged);
+            continue;
         };
-    };
-    // Per element of this array: its position, the inner array's path, its writes.
-    let mut groups: Vec<(String, String, Vec<ElementWrites>)> = Vec::new();
-    for (path, logged) in writes {
-        let (element, inner) = {
-            let parts: Vec<&str> = path.split('.').collect();
-            let element = parts.get(at).copied().unwrap_or_default().to_owned();
-            let inner = parts
-                .get(..inner_at)
-                .map(|p| p.join("."))
-                .unwrap_or_default();
-            (element, inner)
-        };
-        match groups.last_mut() {
-            Some((e, _, members)) if *e == element => members.push((path, logged)),
-            _ => groups.push((element, inner, vec![(path, logged)])),
+        let inner_array = path.split('.').take(inner_at).collect::<Vec<_>>().join(".");
+        match &mut inner {
+            Some((at, members)) if *at == inner_array => members.push((path, below, logged)),
+            _ => {
+                if let Some((inner_array, members)) = inner.take() {
+                    out.push(nest_elements(inner_array, members));
+                }
+                inner = Some((inner_array, vec![(path, below, logged)]));
+            }
         }
     }
-    Logged::Elements {
-        array,
-        writes: groups
-            .into_iter()
-            .map(|(_, inner, members)| nest_elements(inner, members, below))
-            .collect(),
+    if let Some((inner_array, members)) = inner {
+        out.push(nest_elements(inner_array, members));
     }
+    Logged::Elements { array, writes: out }
 }
 
 /// A write an operator update logs, as MongoDB's update nodes log theirs to the `$v: 2` oplog
@@ -1167,10 +1235,11 @@ pub(crate) enum Logged {
     /// Elements were appended to the non-empty array at the path, the first at this index
     /// (`$push` with no `$sort`, no `$position` inside the array and no `$slice` that cuts).
     Appended(String, usize),
-    /// The writes of one `$[]`/`$[<id>]` operator into the elements of the array at `array`:
-    /// when it reaches more than one element MongoDB logs the whole array if more than one
-    /// changed, else the one changed element whole; reaching one element, each write as it is
-    /// (a nested array part's writes are an `Elements` of their own, by the same rule).
+    /// The writes of the `$[]`/`$[<id>]` operators of one array node into the elements of the
+    /// array at `array`: when they reach more than one element MongoDB logs the whole array if
+    /// more than one changed, else the one changed element whole; reaching one element, each
+    /// write as it is (a nested array part's writes are an `Elements` of their own, by the
+    /// same rule).
     Elements { array: String, writes: Vec<Logged> },
 }
 
