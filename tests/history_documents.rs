@@ -801,6 +801,45 @@ fn one_array_position_written_by_two_spellings() {
     }
 }
 
+/// An array position respelled beside an array update (`$[]`, `$[<id>]`), below it
+/// (`x.$[].a.01` with `x.$[].a.1`) or above it (`x.01.$[]` with `x.1.$[]`), is two paths to
+/// MongoDB 7's parser as in [`one_array_position_written_by_two_spellings`]: when both writes
+/// change the element MongoDB stops on an invariant, and the store refuses the update with
+/// code 40 at the element's path; when one changes nothing, both apply.
+#[test]
+fn array_positions_respelled_beside_array_updates() {
+    for (start, update, at) in [
+        (
+            doc! {"_id": 1, "x": [{"a": [0, 1]}]},
+            doc! {"$set": {"x.$[].a.01": 5, "x.$[].a.1": 6}},
+            "x.0.a.1",
+        ),
+        (
+            doc! {"_id": 1, "x": [0, [1]]},
+            doc! {"$set": {"x.1.$[]": 5, "x.01.$[]": 6}},
+            "x.1",
+        ),
+    ] {
+        assert_conflict_when_applied(update_fresh(&start, &update), &start, &update, at);
+    }
+    for (start, update, expected) in [
+        (
+            doc! {"_id": 1, "x": [{"a": [0, 1]}]},
+            doc! {"$set": {"x.$[].a.01": 6, "x.$[].a.1": 6}},
+            doc! {"_id": 1, "x": [{"a": [0, 6]}]},
+        ),
+        (
+            doc! {"_id": 1, "x": [0, [1]]},
+            doc! {"$set": {"x.01.$[]": 5, "x.1.$[]": 5}},
+            doc! {"_id": 1, "x": [0, [5]]},
+        ),
+    ] {
+        let (outcome, got) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().matched, 1, "{update}");
+        assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
 /// Values for `$addToSet`/`$pullAll`, each with its class under MongoDB's equality: numbers
 /// by value whatever their type (a long past 2^53 apart from the nearest double), NaN equal
 /// to NaN, a string to the symbol with its text, documents field by field in order.

@@ -461,7 +461,8 @@ impl Update {
                     let ops = next..next + len;
                     if node.is_some() {
                         let group = resolved.get(ops.clone()).unwrap_or_default();
-                        apply_array_node(&mut out, group, filters, now_ms, log)?;
+                        let node = (group, ops);
+                        apply_array_node(&mut out, node, filters, now_ms, &mut respelled, log)?;
                     } else {
                         let path = canonical_update_path(&out, written);
                         let watched = respelled.before(ops, &out, &path);
@@ -544,21 +545,26 @@ fn replaced(
 /// (`UpdateArrayNode::apply`). Every filter reads the elements as they were before any of
 /// them is written; then the writes are applied element by element, each element's in the
 /// order of their paths (as the node merged for that element applies them), and logged as one
-/// [`Logged::Elements`].
+/// [`Logged::Elements`]. `ops` are the group's places in application order: a node whose
+/// array meets another operator's write only through a respelled position (`x.01.$[]`,
+/// `x.1.$[]`) is watched as a whole ([`RespelledWrites`]), and so is a write of the group that
+/// meets another of it that way (`x.$[].a.01`, `x.$[].a.1`).
 ///
 /// # Errors
-/// As [`expand_array_path`] and [`apply_op`].
+/// As [`expand_array_path`] and [`apply_op`]; code 40 from [`RespelledWrites::after`].
 fn apply_array_node(
     out: &mut Document,
-    group: &[(Op, String, &Bson)],
+    (group, ops): (&[(Op, String, &Bson)], Range<usize>),
     filters: &ArrayFilters,
     now_ms: u64,
+    respelled: &mut RespelledWrites,
     log: &mut Vec<Logged>,
 ) -> Result<()> {
     let Some((_, first, _)) = group.first() else {
         return Ok(());
     };
     let array = array_prefix(&canonical_update_path(out, first));
+    let watched = respelled.before(ops, out, &array);
     // Each operator's concrete paths, all found before anything is written.
     let mut pending: Vec<(String, usize)> = Vec::new();
     let mut levels: Vec<Vec<usize>> = Vec::with_capacity(group.len());
@@ -582,22 +588,39 @@ fn apply_array_node(
         );
     }
     pending.sort_by(|a, b| compare_update_paths(&a.0, &b.0));
+    // Two writes of one element meet only where a part after an array part was respelled.
+    let mut within =
+        RespelledWrites::watching(if group.iter().any(|(_, p, _)| has_padded_part(p)) {
+            pending
+                .iter()
+                .map(|(concrete, _)| (concrete.split('.').map(str::to_owned).collect(), true))
+                .collect()
+        } else {
+            Vec::new()
+        });
     let mut writes = Vec::with_capacity(pending.len());
-    for (concrete, k) in pending {
+    for (w, (concrete, k)) in pending.into_iter().enumerate() {
         let (Some((op, _, arg)), Some(levels)) = (group.get(k), levels.get(k)) else {
             continue;
         };
+        let was = within.before(w..w + 1, out, &concrete);
         let mut logged = Vec::new();
         let at = OpPath {
             path: &concrete,
             written: &concrete,
         };
         apply_op(out, *op, at, arg, now_ms, &mut logged)?;
+        if let Some(was) = was {
+            within.after(out, concrete.clone(), was)?;
+        }
         writes.push((concrete, levels.as_slice(), logged));
     }
-    log.push(nest_elements(array, writes));
+    log.push(nest_elements(array.clone(), writes));
     for (field, whole, before) in dollars.into_iter().flatten() {
         check_top_dollar_write(out, &field, whole, before.as_ref())?;
+    }
+    if let Some(was) = watched {
+        respelled.after(out, array, was)?;
     }
     Ok(())
 }
