@@ -2461,6 +2461,88 @@ fn array_update_errors_are_mongodbs() {
     assert_eq!(h.count("db", "c", &doc! {}).unwrap(), 0);
 }
 
+/// MongoDB 7 parses `arrayFilters` before the update (`parsedUpdateArrayFilters`), so their
+/// errors come first; then its parser takes each update path in turn, its `$[<id>]` parts
+/// checked part by part as the path joins the update tree (`parseArrayFilterIdentifier`, 2
+/// `No array filter found for identifier 'i' in path 'a.$[i]'`), after the path's own checks
+/// and its operator's argument, and between the conflicts at the prefixes around them; a
+/// filter no path used is reported after the whole update is parsed.
+#[test]
+fn array_filter_errors_come_in_mongodbs_parse_order() {
+    let start = doc! {"_id": 1, "a": [0], "b": 0};
+    let missing = |path: &str| format!("No array filter found for identifier 'i' in path '{path}'");
+    let table: Vec<(Document, Vec<Document>, i32, String)> = vec![
+        // A filter's error before an update path's.
+        (
+            doc! {"$set": {"": 1}},
+            vec![doc! {"I": 0}],
+            2,
+            "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string beginning with a lowercase letter, found 'I'".to_owned(),
+        ),
+        (
+            doc! {"$inc": {"a.$[i]": "x"}},
+            vec![doc! {"i": 0}, doc! {"i": 1}],
+            9,
+            "Found multiple array filters with the same top-level field name i".to_owned(),
+        ),
+        // A `$rename` source joins the tree before its target is read.
+        (doc! {"$rename": {"a.$[i]": "c"}}, vec![], 2, missing("a.$[i]")),
+        (
+            doc! {"$rename": {"c": "a.$[i]"}},
+            vec![],
+            2,
+            "The destination field for $rename may not be dynamic: a.$[i]".to_owned(),
+        ),
+        // A missing filter before a later path's conflict or argument error …
+        (doc! {"$set": {"a.$[i]": 1, "a": 2}}, vec![], 2, missing("a.$[i]")),
+        (doc! {"$set": {"a.$[i]": 2, "a.c": 1}}, vec![], 2, missing("a.$[i]")),
+        (
+            doc! {"$set": {"a.$[i]": 1}, "$inc": {"b": "x"}},
+            vec![],
+            2,
+            missing("a.$[i]"),
+        ),
+        (
+            doc! {"$set": {"a.$[j].$[i]": 1}},
+            vec![doc! {"j": 0}],
+            2,
+            missing("a.$[j].$[i]"),
+        ),
+        // … after its own path's argument error, and an earlier path's conflict at a prefix
+        // before it.
+        (
+            doc! {"$inc": {"a.$[i]": "x"}},
+            vec![],
+            14,
+            "Cannot increment with non-numeric argument: {a.$[i]: \"x\"}".to_owned(),
+        ),
+        (
+            doc! {"$set": {"a": 2, "a.$[i]": 1}},
+            vec![],
+            40,
+            "Updating the path 'a.$[i]' would create a conflict at 'a'".to_owned(),
+        ),
+        (
+            doc! {"$set": {"a.c": 1, "a.$[i]": 2}},
+            vec![],
+            40,
+            "Updating the path 'a.$[i]' would create a conflict at 'a'".to_owned(),
+        ),
+        // A missing filter before an unused one.
+        (doc! {"$set": {"a.$[i]": 1}}, vec![doc! {"j": 0}], 2, missing("a.$[i]")),
+    ];
+    for (update, filters, code, text) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
+        let e = outcome.expect_err(&format!("{update} {filters:?}"));
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (code, text),
+            "{update} {filters:?}"
+        );
+        assert_eq!(stored, start, "nothing written");
+    }
+}
+
 #[test]
 fn array_filter_and_expansion_limits() {
     // ARRAY_FILTERS_MAX filters, each used by one path, are taken; one more is refused.

@@ -2734,7 +2734,7 @@ impl Inner {
         let now_ms = self.now_ms();
         match update {
             UpdateModifications::Document(d) => {
-                Update::parse(d)?.with_array_filters(array_filters, d, now_ms)
+                Update::parse_with_array_filters(d, array_filters, now_ms)
             }
             UpdateModifications::Pipeline(_) if array_filters.is_some_and(|f| !f.is_empty()) => {
                 Err(update::pipeline_with_array_filters())

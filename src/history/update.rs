@@ -221,6 +221,16 @@ impl Update {
     /// operators writing overlapping paths; [`Error::TooMany`] beyond
     /// [`UPDATE_OPERATIONS_MAX`].
     pub(crate) fn parse(update: &Document) -> Result<Self> {
+        Self::parse_checked(update, None)
+    }
+
+    /// [`Update::parse`], each `$[<id>]` part of an operator's path checked against `filters`
+    /// (when given) as MongoDB's parser checks it: part by part as the path joins the update
+    /// tree, between the conflicts at the prefixes around it.
+    ///
+    /// # Errors
+    /// As [`Update::parse`]; code 2 `No array filter found for identifier 'i' in path 'a.$[i]'`.
+    fn parse_checked(update: &Document, filters: Option<&ArrayFilters>) -> Result<Self> {
         let is_ops = update.keys().next().is_some_and(|k| k.starts_with('$'));
         if !is_ops {
             return Self::replacement(update.clone());
@@ -249,8 +259,7 @@ impl Update {
                 // before it looks at its target.
                 check_update_path(path)?;
                 if op == Op::Rename {
-                    check_array_update_parts(path)?;
-                    claimed.claim(path)?;
+                    claimed.claim_parsed(path, filters)?;
                     let Bson::String(to) = value else {
                         return Err(Error::bad(format!(
                             "The 'to' field for $rename must be a string: {path}: {value}"
@@ -258,8 +267,7 @@ impl Update {
                     };
                     check_update_path(to)?;
                     check_rename_paths(path, to)?;
-                    check_array_update_parts(to)?;
-                    claimed.claim(to)?;
+                    claimed.claim_parsed(to, filters)?;
                 }
                 if matches!(op, Op::Inc | Op::Mul) && document::as_f64(value).is_none() {
                     return Err(Error::update(
@@ -297,8 +305,7 @@ impl Update {
                     _ => {}
                 }
                 if op != Op::Rename {
-                    check_array_update_parts(path)?;
-                    claimed.claim(path)?;
+                    claimed.claim_parsed(path, filters)?;
                 }
                 ops.push((op, path.clone(), value.clone()));
                 if ops.len() > UPDATE_OPERATIONS_MAX {
@@ -313,24 +320,25 @@ impl Update {
         Ok(Self::Ops(ops, ArrayFilters::default()))
     }
 
-    /// Binds `arrayFilters` to an operator update: every `$[<id>]` of its paths needs a filter
-    /// (code 2), every filter must be used (code 9). A replacement takes none.
+    /// Parses an update with its `arrayFilters`, as MongoDB does: the filters first, then the
+    /// update, each `$[<id>]` needing a filter (code 2, reported as its path is parsed), then
+    /// every filter must have been used (code 9). A replacement or a pipeline takes none.
     ///
     /// # Errors
-    /// As above, and [`ArrayFilters::parse`]'s.
-    pub(crate) fn with_array_filters(
-        self,
-        filters: Option<&[Document]>,
+    /// As above, [`ArrayFilters::parse`]'s and [`Update::parse`]'s.
+    pub(crate) fn parse_with_array_filters(
         update: &Document,
+        filters: Option<&[Document]>,
         now_ms: i64,
     ) -> Result<Self> {
         let filters = match filters {
             Some(f) => ArrayFilters::parse(f, now_ms)?,
             None => ArrayFilters::default(),
         };
-        let ops = match self {
+        let parsed = Self::parse_checked(update, Some(&filters))?;
+        let ops = match parsed {
             Self::Ops(ops, _) => ops,
-            _ if filters.0.is_empty() => return Ok(self),
+            _ if filters.0.is_empty() => return Ok(parsed),
             Self::Pipeline(_) => return Err(pipeline_with_array_filters()),
             Self::Replace(_) => {
                 return Err(Error::update(
@@ -339,30 +347,17 @@ impl Update {
                 ));
             }
         };
-        let mut used: Vec<&str> = Vec::new();
-        for (op, path, arg) in &ops {
-            let renamed = match (op, arg) {
-                (Op::Rename, Bson::String(to)) => Some(to.as_str()),
-                _ => None,
-            };
-            for p in std::iter::once(path.as_str()).chain(renamed) {
-                for part in p.split('.') {
-                    if let ArrayPart::Filtered(id) = array_part(part) {
-                        if filters.get(id).is_none() {
-                            return Err(Error::bad(format!(
-                                "No array filter found for identifier '{id}' in path '{p}'"
-                            )));
-                        }
-                        used.push(id);
-                    }
-                }
-            }
-        }
-        if let Some((id, _)) = filters
-            .0
+        // Parsing found a filter for every identifier; a `$rename` takes none (its paths
+        // cannot be dynamic).
+        let used: BTreeSet<&str> = ops
             .iter()
-            .find(|(id, _)| !used.contains(&id.as_str()))
-        {
+            .flat_map(|(_, path, _)| path.split('.'))
+            .filter_map(|part| match array_part(part) {
+                ArrayPart::Filtered(id) => Some(id),
+                ArrayPart::All | ArrayPart::Plain => None,
+            })
+            .collect();
+        if let Some((id, _)) = filters.0.iter().find(|(id, _)| !used.contains(id.as_str())) {
             return Err(Error::update(
                 9,
                 format!(
@@ -1322,6 +1317,13 @@ impl ClaimedPaths {
     }
 
     fn claim(&mut self, path: &str) -> Result<()> {
+        self.claim_parsed(path, None)
+    }
+
+    /// Claims `path` as MongoDB's parser adds it to its tree, part by part: each `$[]`/`$[<id>]`
+    /// part is checked ([`check_array_update_part`], its identifier against `filters` when
+    /// given) before the clash at the prefix it ends.
+    fn claim_parsed(&mut self, path: &str, filters: Option<&ArrayFilters>) -> Result<()> {
         let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
         let array_update = |n: usize| {
             parts
@@ -1331,6 +1333,9 @@ impl ClaimedPaths {
         // As MongoDB walks the path down its tree: the shallowest clash first.
         for n in 1..=parts.len() {
             let Some(prefix) = parts.get(..n) else { break };
+            if let Some(part) = prefix.last() {
+                check_array_update_part(path, n - 1, part, filters)?;
+            }
             let clash = self.paths.contains(prefix)
                 || (n < parts.len()
                     && self
@@ -1411,20 +1416,37 @@ fn check_update_path(path: &str) -> Result<()> {
     Ok(())
 }
 
-/// MongoDB's check of the `$[]`/`$[<id>]` parts of a path as its parser adds the path to its
-/// tree: the top level is a document, so such a part cannot come first. (That each `$[<id>]`
-/// has a filter is checked by [`Update::with_array_filters`].)
+/// MongoDB's check of a `$[]`/`$[<id>]` part (at `position` in `path`) as its parser adds the
+/// path to its tree (`parseArrayFilterIdentifier`): the top level is a document, so such a part
+/// cannot come first; an identifier needs a filter among `filters`, when they are given.
 ///
 /// # Errors
-/// [`Error::BadValue`] for such a part first.
-fn check_array_update_parts(path: &str) -> Result<()> {
-    let first = path.split('.').next().unwrap_or(path);
-    if matches!(array_part(first), ArrayPart::Plain) {
-        return Ok(());
+/// [`Error::BadValue`] for either, with MongoDB's texts.
+fn check_array_update_part(
+    path: &str,
+    position: usize,
+    part: &str,
+    filters: Option<&ArrayFilters>,
+) -> Result<()> {
+    let id = match array_part(part) {
+        ArrayPart::Plain => return Ok(()),
+        ArrayPart::All => "",
+        ArrayPart::Filtered(id) => id,
+    };
+    if position == 0 {
+        return Err(Error::bad(format!(
+            "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
+        )));
     }
-    Err(Error::bad(format!(
-        "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
-    )))
+    if let Some(filters) = filters
+        && !id.is_empty()
+        && filters.get(id).is_none()
+    {
+        return Err(Error::bad(format!(
+            "No array filter found for identifier '{id}' in path '{path}'"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a path has a positional `$` or an array update (`$[]`, `$[<id>]`) part, which
