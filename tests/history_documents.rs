@@ -2543,6 +2543,107 @@ fn array_filter_errors_come_in_mongodbs_parse_order() {
     }
 }
 
+/// MongoDB 7's update command parses `arrayFilters` before it looks at what kind of update it
+/// has (`parsedUpdateArrayFilters`), so a bad filter is reported first; `UpdateDriver::parse`
+/// then refuses filters with a pipeline (9 `arrayFilters may not be specified for
+/// pipeline-style updates`, before the pipeline's stages are parsed, none given being no
+/// filter) and lets a replacement document ignore them. findAndModify refuses `arrayFilters`
+/// with a pipeline, even an empty list, before parsing either (9 `Cannot specify arrayFilters
+/// and a pipeline update`).
+#[test]
+fn array_filters_with_a_replacement_or_a_pipeline_as_mongodb() {
+    let start = doc! {"_id": 1, "a": [0]};
+    let pipeline_text = "arrayFilters may not be specified for pipeline-style updates";
+    let bad_filter = "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string beginning with a lowercase letter, found 'I'";
+    let run = |update: &dyn Fn(&history::History) -> history::Result<history::UpdateResult>| {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        let outcome = update(&h);
+        let stored = h.find_one("db", "c", &doc! {"_id": 1}, None).unwrap();
+        (outcome, stored.unwrap())
+    };
+    let pipeline = |stages: Vec<Document>, filters: Vec<Document>| {
+        move |h: &history::History| {
+            h.update(
+                "db",
+                "c",
+                &doc! {"_id": 1},
+                &stages,
+                with_filters(filters.clone()),
+            )
+        }
+    };
+    // A replacement ignores well-formed filters, but not malformed ones.
+    let (outcome, stored) =
+        update_fresh_with(&start, &doc! {"b": 1}, with_filters(vec![doc! {"i": 0}]));
+    assert_eq!(outcome.unwrap().modified, 1);
+    assert_eq!(stored, doc! {"_id": 1, "b": 1});
+    let (outcome, stored) =
+        update_fresh_with(&start, &doc! {"b": 1}, with_filters(vec![doc! {"I": 0}]));
+    let e = outcome.unwrap_err();
+    assert_eq!((e.code(), e.to_string()), (2, bad_filter.to_owned()));
+    assert_eq!(stored, start);
+    // A pipeline: the filters' errors, then the refusal, then the stages'.
+    let table: Vec<(Vec<Document>, Vec<Document>, i32, &str)> = vec![
+        (
+            vec![doc! {"$set": {"b": 1}}],
+            vec![doc! {"i": 0}],
+            9,
+            pipeline_text,
+        ),
+        (
+            vec![doc! {"$nope": {}}],
+            vec![doc! {"i": 0}],
+            9,
+            pipeline_text,
+        ),
+        (vec![doc! {"$nope": {}}], vec![doc! {"I": 0}], 2, bad_filter),
+    ];
+    for (stages, filters, code, text) in table {
+        let (outcome, stored) = run(&pipeline(stages.clone(), filters.clone()));
+        let e = outcome.expect_err(&format!("{stages:?} {filters:?}"));
+        assert_eq!(
+            (e.code(), e.to_string()),
+            (code, text.to_owned()),
+            "{stages:?}"
+        );
+        assert_eq!(stored, start, "nothing written");
+    }
+    let (outcome, stored) = run(&pipeline(vec![doc! {"$set": {"b": 1}}], vec![]));
+    assert_eq!(outcome.unwrap().modified, 1);
+    assert_eq!(stored, doc! {"_id": 1, "a": [0], "b": 1});
+    // findAndModify: any arrayFilters with a pipeline, before the filters are parsed.
+    for filters in [vec![], vec![doc! {"I": 0}]] {
+        let (_d, h) = open();
+        h.insert_one("db", "c", start.clone()).unwrap();
+        let e = h
+            .find_one_and_update(
+                "db",
+                "c",
+                &doc! {"_id": 1},
+                &vec![doc! {"$set": {"b": 1}}],
+                &FindAndModifyOptions {
+                    array_filters: Some(filters.clone()),
+                    ..FindAndModifyOptions::default()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.code_name(), e.to_string()),
+            (
+                9,
+                "FailedToParse",
+                "Cannot specify arrayFilters and a pipeline update".to_owned()
+            ),
+            "{filters:?}"
+        );
+        assert_eq!(
+            h.find_one("db", "c", &doc! {}, None).unwrap().unwrap(),
+            start
+        );
+    }
+}
+
 #[test]
 fn array_filter_and_expansion_limits() {
     // ARRAY_FILTERS_MAX filters, each used by one path, are taken; one more is refused.

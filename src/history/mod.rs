@@ -1532,6 +1532,13 @@ impl History {
         {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
+        // MongoDB's findAndModify refuses this before it parses anything, an empty list too.
+        if matches!(update, UpdateModifications::Pipeline(_)) && options.array_filters.is_some() {
+            return Err(Error::update(
+                9,
+                "Cannot specify arrayFilters and a pipeline update",
+            ));
+        }
         self.modify_under(options, || {
             self.find_and_modify(db, coll, filter, options, || {
                 self.inner
@@ -2724,8 +2731,8 @@ impl Inner {
         Filter::parse_at(filter, self.now_ms())
     }
 
-    /// Parses what an update call changes, bound to its `arrayFilters` (which a pipeline
-    /// cannot take); `$$NOW` from the store's clock.
+    /// Parses what an update call changes, bound to its `arrayFilters` (parsed first; a
+    /// pipeline cannot take any, a replacement ignores them); `$$NOW` from the store's clock.
     fn parse_update(
         &self,
         update: UpdateModifications<'_>,
@@ -2736,10 +2743,10 @@ impl Inner {
             UpdateModifications::Document(d) => {
                 Update::parse_with_array_filters(d, array_filters, now_ms)
             }
-            UpdateModifications::Pipeline(_) if array_filters.is_some_and(|f| !f.is_empty()) => {
-                Err(update::pipeline_with_array_filters())
+            UpdateModifications::Pipeline(p) => {
+                update::check_pipeline_array_filters(array_filters, now_ms)?;
+                Update::pipeline(p, now_ms)
             }
-            UpdateModifications::Pipeline(p) => Update::pipeline(p, now_ms),
         }
     }
 

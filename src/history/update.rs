@@ -322,7 +322,8 @@ impl Update {
 
     /// Parses an update with its `arrayFilters`, as MongoDB does: the filters first, then the
     /// update, each `$[<id>]` needing a filter (code 2, reported as its path is parsed), then
-    /// every filter must have been used (code 9). A replacement or a pipeline takes none.
+    /// every filter must have been used (code 9). A replacement ignores them (MongoDB's
+    /// `UpdateDriver::parse` never looks at them for one).
     ///
     /// # Errors
     /// As above, [`ArrayFilters::parse`]'s and [`Update::parse`]'s.
@@ -338,14 +339,10 @@ impl Update {
         let parsed = Self::parse_checked(update, Some(&filters))?;
         let ops = match parsed {
             Self::Ops(ops, _) => ops,
-            _ if filters.0.is_empty() => return Ok(parsed),
+            // MongoDB's replacement takes no filters and ignores them once parsed.
+            Self::Replace(_) => return Ok(parsed),
+            Self::Pipeline(_) if filters.0.is_empty() => return Ok(parsed),
             Self::Pipeline(_) => return Err(pipeline_with_array_filters()),
-            Self::Replace(_) => {
-                return Err(Error::update(
-                    9,
-                    "Cannot specify arrayFilters and a replacement document",
-                ));
-            }
         };
         // Parsing found a filter for every identifier; a `$rename` takes none (its paths
         // cannot be dynamic).
@@ -1118,8 +1115,27 @@ fn check_dbref_field(doc: &Document, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks the `arrayFilters` of a pipeline-style update as MongoDB's update command does: the
+/// filters are parsed first (their errors come first), then any filter at all is refused, all
+/// before the pipeline's stages are parsed.
+///
+/// # Errors
+/// [`ArrayFilters::parse`]'s, then [`pipeline_with_array_filters`].
+pub(crate) fn check_pipeline_array_filters(
+    filters: Option<&[Document]>,
+    now_ms: i64,
+) -> Result<()> {
+    match filters {
+        Some(f) if !f.is_empty() => {
+            ArrayFilters::parse(f, now_ms)?;
+            Err(pipeline_with_array_filters())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// MongoDB's error for `arrayFilters` given with a pipeline-style update.
-pub(crate) fn pipeline_with_array_filters() -> Error {
+fn pipeline_with_array_filters() -> Error {
     Error::update(
         9,
         "arrayFilters may not be specified for pipeline-style updates",
