@@ -2644,6 +2644,79 @@ fn array_filters_with_a_replacement_or_a_pipeline_as_mongodb() {
     }
 }
 
+/// MongoDB 7's array node (`UpdateArrayNode::apply`) applies the updates it merged for each
+/// element in turn, element by element, each element's in path order; an array below it that
+/// is missing or not an array fails when its element is reached, and an earlier element's
+/// write fails before it. So of two updates of one array failing on different elements, the
+/// one failing on the earlier element is reported, whatever the operators' order.
+#[test]
+fn array_update_errors_come_element_by_element_as_mongodb() {
+    let missing = |path: &str| {
+        format!("The path '{path}' must exist in the document in order to apply array updates.")
+    };
+    let table: Vec<(Document, Document, Vec<Document>, i32, String)> = vec![
+        // The `b` update fails on element 1, the `c` update on element 0.
+        (
+            doc! {"_id": 1, "a": [{"b": [1], "c": 5}, {"b": 5, "c": [1]}]},
+            doc! {"$set": {"a.$[].b.$[]": 0}, "$inc": {"a.$[].c.$[]": 1}},
+            vec![],
+            2,
+            "Cannot apply array updates to non-array element c: 5".to_owned(),
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": [1]}, {"c": [1]}]},
+            doc! {"$set": {"a.$[].b.$[]": 0, "a.$[].c.$[]": 0}},
+            vec![],
+            2,
+            missing("a.0.c"),
+        ),
+        (
+            doc! {"_id": 1, "a": [{"k": 0, "b": [1]}, {"k": 1, "c": [1]}]},
+            doc! {"$set": {"a.$[i].b.$[]": 0, "a.$[].c.x.$[]": 0}},
+            vec![doc! {"i.k": 1}],
+            2,
+            missing("a.0.c.x"),
+        ),
+        // One element: its updates in path order.
+        (
+            doc! {"_id": 1, "a": [{"b": 5}]},
+            doc! {"$set": {"a.$[].c.$[]": 0}, "$unset": {"a.$[].b.$[]": 1}},
+            vec![],
+            2,
+            "Cannot apply array updates to non-array element b: 5".to_owned(),
+        ),
+        // An earlier element's write fails first.
+        (
+            doc! {"_id": 1, "a": [{"b": "x", "c": [1]}, {"b": 1, "c": 5}]},
+            doc! {"$inc": {"a.$[].b": 1}, "$set": {"a.$[].c.$[]": 0}},
+            vec![],
+            14,
+            "Cannot apply $inc to a value of non-numeric type.".to_owned(),
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": "x", "c": 5}]},
+            doc! {"$inc": {"a.$[].b": 1}, "$set": {"a.$[].c.$[]": 0}},
+            vec![],
+            14,
+            "Cannot apply $inc to a value of non-numeric type.".to_owned(),
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": [1], "c": 5}, {"b": 1, "c": [0]}]},
+            doc! {"$inc": {"a.$[].c": 1}, "$set": {"a.$[].b.$[]": 0}},
+            vec![],
+            2,
+            "Cannot apply array updates to non-array element b: 1".to_owned(),
+        ),
+    ];
+    for (start, update, filters, code, text) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters));
+        let e = outcome.expect_err(&format!("{update}"));
+        assert_eq!(e.code(), code, "{update}: {e}");
+        assert!(e.to_string().contains(&text), "{update}: {e}");
+        assert_eq!(stored, start, "nothing written");
+    }
+}
+
 #[test]
 fn array_filter_and_expansion_limits() {
     // ARRAY_FILTERS_MAX filters, each used by one path, are taken; one more is refused.

@@ -537,10 +537,12 @@ fn replaced(
 /// (`UpdateArrayNode::apply`). Every filter reads the elements as they were before any of
 /// them is written; then the writes are applied element by element, each element's in the
 /// order of their paths (as the node merged for that element applies them), and logged as one
-/// [`Logged::Elements`]. `ops` are the group's places in application order: a node whose
-/// array meets another operator's write only through a respelled position (`x.01.$[]`,
-/// `x.1.$[]`) is watched as a whole ([`RespelledWrites`]), and so is a write of the group that
-/// meets another of it that way (`x.$[].a.01`, `x.$[].a.1`).
+/// [`Logged::Elements`]. A path that cannot be expanded fails where MongoDB's walk of the
+/// elements meets it: the writes before that place are applied first (their errors first), and
+/// of several such paths the one met first is reported. `ops` are the group's places in
+/// application order: a node whose array meets another operator's write only through a
+/// respelled position (`x.01.$[]`, `x.1.$[]`) is watched as a whole ([`RespelledWrites`]), and
+/// so is a write of the group that meets another of it that way (`x.$[].a.01`, `x.$[].a.1`).
 ///
 /// # Errors
 /// As [`expand_array_path`] and [`apply_op`]; code 40 from [`RespelledWrites::after`].
@@ -557,8 +559,10 @@ fn apply_array_node(
     };
     let array = array_prefix(&canonical_update_path(out, first));
     let watched = respelled.before(ops, out, &array);
-    // Each operator's concrete paths, all found before anything is written.
+    // Each operator's concrete paths, all found before anything is written; of the paths that
+    // cannot be expanded, the place MongoDB meets first and its error.
     let mut pending: Vec<(String, usize)> = Vec::new();
+    let mut failed: Option<(String, Error)> = None;
     let mut levels: Vec<Vec<usize>> = Vec::with_capacity(group.len());
     let mut dollars = Vec::with_capacity(group.len());
     for (k, (op, written, arg)) in group.iter().enumerate() {
@@ -566,11 +570,21 @@ fn apply_array_node(
         let dollar = top_dollar_field(*op, &path, arg);
         dollars
             .push(dollar.map(|(field, whole)| (field.to_owned(), whole, out.get(field).cloned())));
-        pending.extend(
-            expand_array_path(out, &path, filters)?
-                .into_iter()
-                .map(|concrete| (concrete, k)),
-        );
+        let mut concrete = Vec::new();
+        if let Err(Unexpandable { error, at }) =
+            expand_array_path(out, &path, filters, &mut concrete)
+        {
+            let Some(at) = at else {
+                return Err(error);
+            };
+            if failed
+                .as_ref()
+                .is_none_or(|(first, _)| compare_update_paths(&at, first).is_lt())
+            {
+                failed = Some((at, error));
+            }
+        }
+        pending.extend(concrete.into_iter().map(|concrete| (concrete, k)));
         levels.push(
             path.split('.')
                 .enumerate()
@@ -592,6 +606,13 @@ fn apply_array_node(
         });
     let mut writes = Vec::with_capacity(pending.len());
     for (w, (concrete, k)) in pending.into_iter().enumerate() {
+        // MongoDB applies the writes before the place that fails, element by element, so an
+        // error among them comes first.
+        if let Some((at, _)) = &failed
+            && compare_update_paths(&concrete, at).is_ge()
+        {
+            break;
+        }
         let (Some((op, _, arg)), Some(levels)) = (group.get(k), levels.get(k)) else {
             continue;
         };
@@ -606,6 +627,9 @@ fn apply_array_node(
             within.after(out, concrete.clone(), was)?;
         }
         writes.push((concrete, levels.as_slice(), logged));
+    }
+    if let Some((_, error)) = failed {
+        return Err(error);
     }
     log.push(nest_elements(array.clone(), writes));
     for (field, whole, before) in dollars.into_iter().flatten() {
@@ -760,26 +784,54 @@ fn by_first_part<'a, 'p>(rest: &[&'a [&'p str]]) -> BTreeMap<&'p str, Vec<&'a [&
     out
 }
 
-/// The concrete paths an update path with `$[]`/`$[<id>]` parts stands for in `doc`: one per
-/// element (admitted by its filter) of each array such a part crosses, in element order. The
-/// arrays must exist (code 2, `The path 'a' must exist in the document in order to apply array
-/// updates.`) and be arrays (`Cannot apply array updates to non-array element a: 1`); past an
-/// array part, a missing field is a path to create.
-fn expand_array_path(doc: &Document, path: &str, filters: &ArrayFilters) -> Result<Vec<String>> {
+/// Why an update path with array parts could not be expanded: the error and where MongoDB's
+/// walk of the document meets it (the path of the value standing where an array should, or of
+/// the array a filter failed on).
+struct Unexpandable {
+    /// The error to report.
+    error: Error,
+    /// Where it is met; none for an error reported at once, whatever the document's other
+    /// updates (this store's limit, an array part first in the path).
+    at: Option<String>,
+}
+
+impl Unexpandable {
+    /// The error `error`, met at `done`.
+    fn at(done: &[String], error: Error) -> Self {
+        Self {
+            error,
+            at: Some(done.join(".")),
+        }
+    }
+}
+
+/// Adds to `out` the concrete paths an update path with `$[]`/`$[<id>]` parts stands for in
+/// `doc`: one per element (admitted by its filter) of each array such a part crosses, in
+/// element order. The arrays must exist (code 2, `The path 'a' must exist in the document in
+/// order to apply array updates.`) and be arrays (`Cannot apply array updates to non-array
+/// element a: 1`); past an array part, a missing field is a path to create. On an error `out`
+/// holds the paths found before it.
+fn expand_array_path(
+    doc: &Document,
+    path: &str,
+    filters: &ArrayFilters,
+    out: &mut Vec<String>,
+) -> std::result::Result<(), Unexpandable> {
     let parts: Vec<&str> = path.split('.').collect();
-    let mut out = Vec::new();
     let Some((first, rest)) = parts.split_first() else {
-        return Ok(out);
+        return Ok(());
     };
     if !matches!(array_part(first), ArrayPart::Plain) {
         // The top level is a document, never an array.
-        return Err(Error::bad(format!(
-            "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
-        )));
+        return Err(Unexpandable {
+            error: Error::bad(format!(
+                "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '{path}'"
+            )),
+            at: None,
+        });
     }
     let mut done = vec![(*first).to_owned()];
-    expand_at(doc.get(*first), rest, &mut done, filters, &mut out)?;
-    Ok(out)
+    expand_at(doc.get(*first), rest, &mut done, filters, out)
 }
 
 fn expand_at(
@@ -788,13 +840,16 @@ fn expand_at(
     done: &mut Vec<String>,
     filters: &ArrayFilters,
     out: &mut Vec<String>,
-) -> Result<()> {
+) -> std::result::Result<(), Unexpandable> {
     let Some((part, rest)) = parts.split_first() else {
         if out.len() >= ARRAY_UPDATE_PATHS_MAX {
-            return Err(Error::TooMany {
-                what: "array update paths",
-                len: out.len() + 1,
-                max: ARRAY_UPDATE_PATHS_MAX,
+            return Err(Unexpandable {
+                error: Error::TooMany {
+                    what: "array update paths",
+                    len: out.len() + 1,
+                    max: ARRAY_UPDATE_PATHS_MAX,
+                },
+                at: None,
             });
         }
         out.push(done.join("."));
@@ -821,22 +876,26 @@ fn expand_at(
     let items = match value {
         Some(Bson::Array(items)) => items,
         None => {
-            return Err(Error::bad(format!(
+            let error = Error::bad(format!(
                 "The path '{}' must exist in the document in order to apply array updates.",
                 done.join(".")
-            )));
+            ));
+            return Err(Unexpandable::at(done, error));
         }
         Some(other) => {
-            return Err(Error::bad(format!(
+            let error = Error::bad(format!(
                 "Cannot apply array updates to non-array element {}: {}",
                 done.last().map_or("", String::as_str),
                 document::render_value(other)
-            )));
+            ));
+            return Err(Unexpandable::at(done, error));
         }
     };
     for (i, el) in items.iter().enumerate() {
         if let Some(id) = filtered
-            && !filters.admits(id, el)?
+            && !filters
+                .admits(id, el)
+                .map_err(|e| Unexpandable::at(done, e))?
         {
             continue;
         }
