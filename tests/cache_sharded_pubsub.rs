@@ -213,6 +213,11 @@ fn a_resp2_shard_subscriber_may_run_only_the_subscription_commands() {
             "ERR Can't execute 'client|getname': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
         )
     );
+    // An unknown subcommand names no command: Redis's lookup refuses it first.
+    assert_eq!(
+        c.cmd(&["CLIENT", "nosuch"]),
+        Frame::error("ERR unknown subcommand 'nosuch'. Try CLIENT HELP.")
+    );
     assert_eq!(c.cmd(&["PING", "x"]), bulks(&["pong", "x"]));
     assert_eq!(c.cmd(&["SUBSCRIBE", "a"]), array("subscribe", "a", 1));
     assert_eq!(c.cmd(&["UNSUBSCRIBE", "a"]), array("unsubscribe", "a", 0));

@@ -342,6 +342,24 @@ pub(crate) fn full_name(spec: &'static Spec, args: &[&[u8]]) -> Cow<'static, str
     }
 }
 
+/// Redis's refusal of a call of a container command with a subcommand it lacks, made when the
+/// command is looked up, before any other check (`commandCheckExistence`): `unknown
+/// subcommand 'x'. Try CLIENT HELP.` (the subcommand cut at 128 bytes, line breaks as spaces).
+/// `None` for a known subcommand or any other command.
+pub(crate) fn unknown_subcommand(spec: &'static Spec, args: &[&[u8]]) -> Option<String> {
+    let (_, subs) = container(spec)?;
+    let sub = args.get(1)?;
+    if subs.iter().any(|s| s.as_bytes().eq_ignore_ascii_case(sub)) {
+        return None;
+    }
+    let cut = sub.get(..128).unwrap_or(sub);
+    let shown = String::from_utf8_lossy(cut).replace(['\r', '\n'], " ");
+    Some(format!(
+        "ERR unknown subcommand '{shown}'. Try {} HELP.",
+        spec.name.to_uppercase()
+    ))
+}
+
 /// The code of an error reply's text (without its `-`).
 fn error_code(text: &str) -> &str {
     let head = text

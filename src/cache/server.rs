@@ -1072,10 +1072,14 @@ impl Connection {
             && Kind::of_command(spec.name).is_none()
             && !matches!(spec.name, "ping" | "quit" | "reset")
         {
-            let e = Frame::error(format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                crate::cache::cmdstats::full_name(spec, args)
-            ));
+            // Redis looks the subcommand up first: one it lacks names no command.
+            let e = match crate::cache::cmdstats::unknown_subcommand(spec, args) {
+                Some(unknown) => Frame::error(unknown),
+                None => Frame::error(format!(
+                    "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                    crate::cache::cmdstats::full_name(spec, args)
+                )),
+            };
             self.reject(spec, args, e, out);
             return Next::Continue;
         }
