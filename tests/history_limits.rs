@@ -16,8 +16,8 @@ use history_common::open_at;
 use streamcache::history::{
     self, ARRAY_PAD_MAX, COLLECTIONS_MAX, FILTER_CLAUSES_MAX, FindOptions,
     INDEX_ENTRIES_PER_DOCUMENT_MAX, INDEX_NAME_BYTES_MAX, INDEXES_PER_COLLECTION_MAX, IndexModel,
-    PATH_PARTS_MAX, PLAN_RANGES_MAX, REGEX_PATTERN_BYTES_MAX, SORT_KEYS_MAX, UPDATE_OPERATIONS_MAX,
-    UpdateOptions, WRITE_BATCH_OPS_MAX,
+    PATH_PARTS_MAX, PLAN_RANGES_MAX, REGEX_PATTERN_BYTES_MAX, RESPELLED_WRITES_MAX, SORT_KEYS_MAX,
+    UPDATE_OPERATIONS_MAX, UpdateOptions, WRITE_BATCH_OPS_MAX,
 };
 
 fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
@@ -26,6 +26,17 @@ fn fields(n: usize, value: impl Fn(usize) -> Bson) -> Document {
         d.insert(format!("f{i}"), value(i));
     }
     d
+}
+
+/// Asserts `e` is the limit error of one unit past `max`.
+fn assert_one_too_many(e: &history::Error, max: usize) {
+    assert!(
+        matches!(
+            e,
+            history::Error::TooMany { len, max: m, .. } if *len == max + 1 && *m == max
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -83,6 +94,44 @@ fn filter_update_and_regex_limits() {
         2
     );
     assert!(!h.is_poisoned());
+}
+
+/// Writes that meet only through a respelled array position (`a.1`, `a.01`, `a.001` …) are
+/// applied by MongoDB 7 when at most one of them changes the element, so each is watched: the
+/// value at its path is copied before and compared after. That is work per write in the size
+/// of the element, so one update may hold at most `RESPELLED_WRITES_MAX` such writes (here
+/// `$max` writes that change nothing, which MongoDB applies).
+#[test]
+fn respelled_writes_limit() {
+    let (_d, h) = open_at(0);
+    let start = doc! {"_id": 1, "a": [0, 5]};
+    h.insert_one("db", "c", start.clone()).unwrap();
+    let spellings = |n: usize| {
+        let mut d = Document::new();
+        for zeros in 1..=n {
+            d.insert(format!("a.{}1", "0".repeat(zeros)), 0);
+        }
+        doc! {"$max": d}
+    };
+    let update = |n| {
+        h.update(
+            "db",
+            "c",
+            &doc! {"_id": 1},
+            &spellings(n),
+            UpdateOptions::default(),
+        )
+    };
+    let done = update(RESPELLED_WRITES_MAX).unwrap();
+    assert_eq!((done.matched, done.modified), (1, 0));
+    assert_one_too_many(
+        &update(RESPELLED_WRITES_MAX + 1).unwrap_err(),
+        RESPELLED_WRITES_MAX,
+    );
+    let stored = h
+        .find("db", "c", &doc! {}, &FindOptions::default())
+        .unwrap();
+    assert_eq!(stored, vec![start]);
 }
 
 /// Each `$in`/`$nin` item is compared with every candidate document, so the items spend the
@@ -281,17 +330,7 @@ fn collection_count_limit() {
         .collect();
     h.commit(ops, Vec::new()).unwrap();
     let e = h.insert_one("a", "one-more", doc! {"x": 1}).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            history::Error::TooMany {
-                len,
-                max: COLLECTIONS_MAX,
-                ..
-            } if len == COLLECTIONS_MAX + 1
-        ),
-        "{e}"
-    );
+    assert_one_too_many(&e, COLLECTIONS_MAX);
     assert!(
         !h.list_collections("a")
             .unwrap()

@@ -15,7 +15,10 @@ use super::decode;
 use super::document::{self, array_index, compare, split_path, values_equal};
 use super::error::{Error, Result};
 use super::query::{Cond, Filter};
-use super::{ARRAY_FILTERS_MAX, ARRAY_PAD_MAX, ARRAY_UPDATE_PATHS_MAX, UPDATE_OPERATIONS_MAX};
+use super::{
+    ARRAY_FILTERS_MAX, ARRAY_PAD_MAX, ARRAY_UPDATE_PATHS_MAX, RESPELLED_WRITES_MAX,
+    UPDATE_OPERATIONS_MAX,
+};
 
 /// A parsed update.
 #[derive(Debug, Clone)]
@@ -434,7 +437,7 @@ impl Update {
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
                 check_array_merges(doc, &resolved, filters)?;
-                let mut respelled = RespelledWrites::new(doc, &resolved);
+                let mut respelled = RespelledWrites::new(doc, &resolved)?;
                 let mut next = 0;
                 while let Some((op, written, arg)) = resolved.get(next) {
                     // The array updates of one array (as written) are one array node of
@@ -595,15 +598,20 @@ fn apply_array_node(
     }
     pending.sort_by(|a, b| compare_update_paths(&a.0, &b.0));
     // Two writes of one element meet only where a part after an array part was respelled.
-    let mut within =
-        RespelledWrites::watching(if group.iter().any(|(_, p, _)| has_padded_part(p)) {
+    // Their count is not capped here beyond the concrete paths themselves (each operator's at
+    // most ARRAY_UPDATE_PATHS_MAX): each watched write copies the value at its own element.
+    let uncapped = pending.len();
+    let mut within = RespelledWrites::watching(
+        if group.iter().any(|(_, p, _)| has_padded_part(p)) {
             pending
                 .iter()
                 .map(|(concrete, _)| (concrete.split('.').map(str::to_owned).collect(), true))
                 .collect()
         } else {
             Vec::new()
-        });
+        },
+        uncapped,
+    )?;
     let mut writes = Vec::with_capacity(pending.len());
     for (w, (concrete, k)) in pending.into_iter().enumerate() {
         // MongoDB applies the writes before the place that fails, element by element, so an
@@ -968,9 +976,13 @@ impl RespelledWrites {
     /// written as numbers ([`canonical_update_path`]), overlap where their written paths do
     /// not. The parser's claims keep written paths apart, so a write is watched only when
     /// some path was respelled; with none (the usual case) nothing is compared.
-    fn new(doc: &Document, ops: &[(Op, String, &Bson)]) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::TooMany`] past [`RESPELLED_WRITES_MAX`] watched writes, each of which copies
+    /// and compares the value at its path.
+    fn new(doc: &Document, ops: &[(Op, String, &Bson)]) -> Result<Self> {
         if !ops.iter().any(|(_, path, _)| has_padded_part(path)) {
-            return Self::watching(Vec::new());
+            return Self::watching(Vec::new(), RESPELLED_WRITES_MAX);
         }
         Self::watching(
             ops.iter()
@@ -980,14 +992,21 @@ impl RespelledWrites {
                     (path.split('.').map(str::to_owned).collect(), respelled)
                 })
                 .collect(),
+            RESPELLED_WRITES_MAX,
         )
     }
 
     /// Watches the writes at `canonical` paths (each as parts, positions as numbers, and
     /// whether it was respelled to be so) that overlap another where one of the two was
     /// respelled.
-    fn watching(canonical: Vec<(Vec<String>, bool)>) -> Self {
+    ///
+    /// # Errors
+    /// [`Error::TooMany`] past `max` watched writes.
+    fn watching(canonical: Vec<(Vec<String>, bool)>, max: usize) -> Result<Self> {
         let mut watched = vec![false; canonical.len()];
+        // Counted as they are found, so the scan stops at the cap: the pairs it meets all
+        // hold a watched write.
+        let mut count = 0_usize;
         // Ordered part by part, a path's extensions follow it, so each overlapping pair is met
         // once by a forward scan.
         let mut order: Vec<usize> = (0..canonical.len()).collect();
@@ -1005,17 +1024,27 @@ impl RespelledWrites {
                 }
                 if *respelled || *other_respelled {
                     for w in [i, j] {
-                        if let Some(w) = watched.get_mut(w) {
+                        if let Some(w) = watched.get_mut(w)
+                            && !*w
+                        {
                             *w = true;
+                            count += 1;
                         }
+                    }
+                    if count > max {
+                        return Err(Error::TooMany {
+                            what: "writes meeting through a respelled array position",
+                            len: count,
+                            max,
+                        });
                     }
                 }
             }
         }
-        Self {
+        Ok(Self {
             watched,
             changed: Vec::new(),
-        }
+        })
     }
 
     /// The value at `path` before the writes `writes` (applied together), when one of them is
