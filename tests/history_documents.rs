@@ -2209,6 +2209,42 @@ fn all_positional_and_filtered_positional_updates() {
     }
 }
 
+/// MongoDB 7 merges the array updates an element's filters admit in order, caching each merge
+/// (`UpdateArrayNode::apply`'s `_mergedChildrenCache`), so `ARRAY_FILTERS_MAX` filters that all
+/// admit every element of an array cost one merge per filter, not one per pair of filters per
+/// element: such an update is answered promptly, here with the error of its first write
+/// (code 28 PathNotViable, a field below a number) and nothing written.
+#[test]
+fn many_array_filters_admitting_every_element_are_merged_promptly() {
+    let (elements, filters) = (512, history::ARRAY_FILTERS_MAX);
+    let start = doc! {"_id": 1, "a": vec![Bson::Int32(0); elements]};
+    let mut set = Document::new();
+    let mut array_filters = Vec::new();
+    for k in 0..filters {
+        set.insert(format!("a.$[i{k}].f{k}"), 1);
+        array_filters.push(doc! {format!("i{k}"): {"$exists": true}});
+    }
+    let update = doc! {"$set": set};
+    let (done, got) = std::sync::mpsc::channel();
+    let stored_start = start.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(update_fresh_with(
+            &start,
+            &update,
+            with_filters(array_filters),
+        ));
+    });
+    let (outcome, stored) = got
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the update is answered within a minute");
+    let e = outcome.unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (28, "Cannot create field 'f0' in element {0: 0}".to_owned())
+    );
+    assert_eq!(stored, stored_start);
+}
+
 /// Array updates (`$[]`, `$[<id>]`) of one array whose filters admit one element are merged
 /// there by MongoDB 7 (`UpdateArrayNode::apply`, `createUpdateNodeByMerging`): where one of
 /// the merged branches ends, or one goes on into an array and the other into a document, the
@@ -2258,6 +2294,13 @@ fn array_updates_meeting_at_one_element_conflict() {
             doc! {"$set": {"a.$[i].b.$[k].c": 1, "a.$[j].b.$[k].c": 2}},
             vec![doc! {"i.x": 0}, doc! {"j.x": 0}, doc! {"k.y": 0}],
             "a.0.b.$[k].c",
+        ),
+        // The third child meets the second, not the first.
+        (
+            doc! {"_id": 1, "a": [{"x": 0}]},
+            doc! {"$set": {"a.$[i].y": 1, "a.$[j].z": 2, "a.$[k].z.w": 3}},
+            vec![doc! {"i.x": 0}, doc! {"j.x": 0}, doc! {"k.x": 0}],
+            "a.0.z",
         ),
         // One branch goes into an array, the other into a document.
         (

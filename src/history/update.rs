@@ -656,7 +656,8 @@ fn apply_array_node(
 /// (writes that could change them conflict when parsed).
 ///
 /// # Errors
-/// Code 40 `Update created a conflict at '<path>'` ([`merge_branches`]); the filters' errors.
+/// Code 40 `Update created a conflict at '<path>'` ([`MergedBranches::merge`]); the filters'
+/// errors.
 fn check_array_merges(
     doc: &Document,
     ops: &[(Op, String, &Bson)],
@@ -725,18 +726,28 @@ fn walk_update_node(
     for (i, item) in items.iter().enumerate() {
         at.push(i.to_string());
         let mut merged: Vec<&[&str]> = Vec::new();
-        let mut admitted = 0_usize;
+        // The first admitted child is put in the tree only when a second one is admitted, so
+        // an element one child updates builds none.
+        let mut first: Option<&[&[&str]]> = None;
+        let mut tree = MergedBranches::default();
+        let mut merges = 0_usize;
         for (id, below) in &children {
             if !id.is_empty() && !filters.admits(id, item)? {
                 continue;
             }
-            if admitted > 0 {
-                merge_branches(&merged, below, at)?;
+            if let Some(earlier) = first.take() {
+                tree.merge(merges, earlier, at)?;
+                merges += 1;
+            }
+            if merged.is_empty() {
+                first = Some(below);
+            } else {
+                tree.merge(merges, below, at)?;
+                merges += 1;
             }
             merged.extend(below.iter().copied());
-            admitted += 1;
         }
-        if admitted > 0 {
+        if !merged.is_empty() {
             walk_update_node(Some(item), at, &merged, filters)?;
         }
         at.pop();
@@ -744,32 +755,116 @@ fn walk_update_node(
     Ok(())
 }
 
-/// MongoDB's merge of two branches of its update tree at `at` (`createUpdateNodeByMerging`),
-/// each given by the remaining parts of its update paths: a branch that ends there (a write),
-/// or an array node met by an object node, is code 40 `Update created a conflict at '<at>'`;
-/// otherwise the children both hold (a field, or an identifier as written) merge in turn.
-///
-/// # Errors
-/// As above.
-fn merge_branches(left: &[&[&str]], right: &[&[&str]], at: &mut Vec<String>) -> Result<()> {
-    let conflict = |at: &[String]| {
-        Error::update(
-            40,
-            format!("Update created a conflict at '{}'", at.join(".")),
-        )
-    };
-    if left.iter().chain(right).any(|r| r.is_empty()) || into_array(left) != into_array(right) {
-        return Err(conflict(at));
-    }
-    let right = by_first_part(right);
-    for (key, below) in by_first_part(left) {
-        if let Some(other) = right.get(key) {
-            at.push(key.to_owned());
-            merge_branches(&below, other, at)?;
-            at.pop();
+/// The branches of MongoDB's update tree merged so far at one array element, as a tree of
+/// their parts, for its merges of the children the element's filters admit, one after another
+/// (`createUpdateNodeByMerging`). Each child is merged once, in the size of its branches: a
+/// merge with what came before meets each node the two share, so no earlier branch is read
+/// again (an element admitted by every one of `ARRAY_FILTERS_MAX` filters is that many merges,
+/// not that many squared).
+#[derive(Default)]
+struct MergedBranches<'p> {
+    /// The nodes; the first is the element itself.
+    nodes: Vec<MergedNode<'p>>,
+}
+
+/// A node of [`MergedBranches`]: a path below the element that some merged branch reaches.
+struct MergedNode<'p> {
+    /// The merge (by its number) that first reached it.
+    first: usize,
+    /// The first merge with a branch ending here: a write.
+    leaf: Option<usize>,
+    /// Whether the branches going on from here go into an array (their next part is `$[]` or
+    /// `$[<id>]`), as the first that went on does.
+    into_array: Option<bool>,
+    /// The nodes one part below, by the part as written.
+    next: BTreeMap<&'p str, usize>,
+}
+
+impl<'p> MergedBranches<'p> {
+    /// Merges the branches of merge number `merge` (numbers grow from one merge to the next)
+    /// with those merged before: where they meet a node an earlier merge reached and one of
+    /// them ends there, or one goes on into an array and the other into a document, MongoDB's
+    /// merge of the two tree branches fails (`createUpdateNodeByMerging`).
+    ///
+    /// # Errors
+    /// Code 40 `Update created a conflict at '<at>.<node>'`, at the first such node in the
+    /// order MongoDB's merge visits them (the parts as written, part by part).
+    fn merge(&mut self, merge: usize, branches: &[&[&'p str]], at: &[String]) -> Result<()> {
+        if self.nodes.is_empty() {
+            self.nodes.push(MergedNode::new(merge));
+        }
+        let mut clash: Option<&[&str]> = None;
+        for branch in branches {
+            let mut node = 0;
+            for depth in 0..=branch.len() {
+                let next = branch.get(depth).copied();
+                let Some(here) = self.nodes.get_mut(node) else {
+                    break;
+                };
+                if here.first < merge {
+                    let met = here.leaf.is_some_and(|leaf| leaf < merge)
+                        || next.is_none_or(|part| {
+                            here.into_array
+                                .is_some_and(|array| array != is_array_update(part))
+                        });
+                    if met {
+                        let path = branch.get(..depth).unwrap_or_default();
+                        if clash.is_none_or(|c| path < c) {
+                            clash = Some(path);
+                        }
+                        break;
+                    }
+                }
+                let Some(part) = next else {
+                    here.leaf.get_or_insert(merge);
+                    break;
+                };
+                here.into_array.get_or_insert(is_array_update(part));
+                node = match here.next.get(part) {
+                    Some(&below) => below,
+                    None => {
+                        let below = self.nodes.len();
+                        if let Some(here) = self.nodes.get_mut(node) {
+                            here.next.insert(part, below);
+                        }
+                        self.nodes.push(MergedNode::new(merge));
+                        below
+                    }
+                };
+            }
+        }
+        match clash {
+            None => Ok(()),
+            Some(path) => {
+                let at: Vec<&str> = at
+                    .iter()
+                    .map(String::as_str)
+                    .chain(path.iter().copied())
+                    .collect();
+                Err(Error::update(
+                    40,
+                    format!("Update created a conflict at '{}'", at.join(".")),
+                ))
+            }
         }
     }
-    Ok(())
+}
+
+impl MergedNode<'_> {
+    /// A node first reached by merge number `merge`.
+    fn new(merge: usize) -> Self {
+        Self {
+            first: merge,
+            leaf: None,
+            into_array: None,
+            next: BTreeMap::new(),
+        }
+    }
+}
+
+/// Whether a path part is an array update (`$[]`, `$[<id>]`).
+fn is_array_update(part: &str) -> bool {
+    !matches!(array_part(part), ArrayPart::Plain)
 }
 
 /// Whether the branches `rest` of an update-tree node go on into an array (their next part
