@@ -2245,6 +2245,31 @@ fn many_array_filters_admitting_every_element_are_merged_promptly() {
     assert_eq!(stored, stored_start);
 }
 
+/// MongoDB 7 applies its update tree field by field in path order and merges the array
+/// updates of an array when it applies that array, so a write to a field before it that fails
+/// is the update's error, and a merge conflict in an array before a failing field is.
+#[test]
+fn array_update_merges_happen_in_path_order() {
+    let filters = || with_filters(vec![doc! {"i": 0}, doc! {"j": 0}]);
+    let start = doc! {"_id": 1, "b": "s", "c": [0]};
+    let update = doc! {"$inc": {"b": 1}, "$set": {"c.$[i]": 1, "c.$[j]": 2}};
+    let (outcome, stored) = update_fresh_with(&start, &update, filters());
+    let e = outcome.unwrap_err();
+    assert_eq!(
+        (e.code(), e.to_string()),
+        (
+            14,
+            "Cannot apply $inc to a value of non-numeric type. {_id: 1} has the field 'b' of non-numeric type string"
+                .to_owned()
+        )
+    );
+    assert_eq!(stored, start);
+    let start = doc! {"_id": 1, "a": [0], "b": "s"};
+    let update = doc! {"$inc": {"b": 1}, "$set": {"a.$[i]": 1, "a.$[j]": 2}};
+    let outcome = update_fresh_with(&start, &update, filters());
+    assert_conflict_when_applied(outcome, &start, &update, "a.0");
+}
+
 /// Array updates (`$[]`, `$[<id>]`) of one array whose filters admit one element are merged
 /// there by MongoDB 7 (`UpdateArrayNode::apply`, `createUpdateNodeByMerging`): where one of
 /// the merged branches ends, or one goes on into an array and the other into a document, the

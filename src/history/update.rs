@@ -3,7 +3,7 @@
 //! pipeline-style updates, applied to one document with MongoDB's semantics and error codes.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Bound, Range};
 use std::sync::Arc;
 
@@ -436,7 +436,7 @@ impl Update {
                 // by part (a `$rename` at its target), so the fields an update creates are
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
-                check_array_merges(doc, &resolved, filters)?;
+                let mut merges = array_merge_groups(doc, &resolved).into_iter().peekable();
                 let mut respelled = RespelledWrites::new(doc, &resolved)?;
                 let mut next = 0;
                 while let Some((op, written, arg)) = resolved.get(next) {
@@ -454,6 +454,11 @@ impl Update {
                         None => 1,
                     };
                     let ops = next..next + len;
+                    // MongoDB merges an array's updates when it reaches that array, after the
+                    // writes to the fields before it.
+                    while let Some((_, group)) = merges.next_if(|(first, _)| ops.contains(first)) {
+                        check_array_merges(doc, &group, filters)?;
+                    }
                     if node.is_some() {
                         let group = resolved.get(ops.clone()).unwrap_or_default();
                         let node = (group, ops);
@@ -649,8 +654,50 @@ fn apply_array_node(
     Ok(())
 }
 
+/// One write of an operator update as applied: the operator, its path (a positional `$`
+/// resolved) and its argument.
+type Write<'a> = (Op, String, &'a Bson);
+
+/// The array updates (`$[]`, `$[<id>]`) of `ops` (in application order) grouped by the array
+/// they reach first (the parts before the first such part, positions as numbers), each group
+/// of two or more with the place in `ops` of its first write: MongoDB merges a group when it
+/// applies that array, after the writes to the fields before it. None for the usual update.
+fn array_merge_groups<'a>(
+    doc: &Document,
+    ops: &[(Op, String, &'a Bson)],
+) -> Vec<(usize, Vec<Write<'a>>)> {
+    let array_update =
+        |(op, path, _): &&(Op, String, &Bson)| *op != Op::Rename && path.contains("$[");
+    // A merge needs two array updates.
+    if ops.iter().filter(array_update).nth(1).is_none() {
+        return Vec::new();
+    }
+    let mut groups: Vec<(usize, Vec<Write<'a>>)> = Vec::new();
+    let mut by_array: HashMap<String, usize> = HashMap::new();
+    for (i, write) in ops.iter().enumerate() {
+        if !array_update(&write) {
+            continue;
+        }
+        let (op, path, arg) = write;
+        let canonical = canonical_update_path(doc, path);
+        let array: Vec<&str> = canonical
+            .split('.')
+            .take_while(|part| !is_array_update(part))
+            .collect();
+        let group = *by_array.entry(array.join(".")).or_insert_with(|| {
+            groups.push((i, Vec::new()));
+            groups.len() - 1
+        });
+        if let Some((_, group)) = groups.get_mut(group) {
+            group.push((*op, path.clone(), *arg));
+        }
+    }
+    groups.retain(|(_, group)| group.len() > 1);
+    groups
+}
+
 /// MongoDB 7's merges of array updates (`$[]`, `$[<id>]`) of one array at the elements more
-/// than one of their filters admits (`UpdateArrayNode::apply`), found before anything is
+/// than one of their filters admits (`UpdateArrayNode::apply`), found before any of them is
 /// written. `ops` are in application order, their positional `$` resolved; the filters are read
 /// on `doc` as it was, as MongoDB reads an array's elements before it updates any of them
 /// (writes that could change them conflict when parsed).
