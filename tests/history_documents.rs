@@ -590,11 +590,7 @@ fn updates_apply_like_mongodb() {
             doc! {"_id": 1, "y": 2},
         ),
     ];
-    for (start, update, expected) in table {
-        let (outcome, got) = update_fresh(&start, &update);
-        assert_eq!(outcome.unwrap().matched, 1, "{update}");
-        assert_eq!(got, expected, "start {start} update {update}");
-    }
+    assert_updates_apply(table);
 }
 
 /// An operator that writes a top-level field whose name starts with `$` is refused with
@@ -705,11 +701,7 @@ fn leading_zero_parts_index_arrays_in_updates() {
             doc! {"_id": 1, "a": {"01": 9}},
         ),
     ];
-    for (start, update, expected) in table {
-        let (outcome, got) = update_fresh(&start, &update);
-        assert_eq!(outcome.unwrap().matched, 1, "{update}");
-        assert_eq!(got, expected, "start {start} update {update}");
-    }
+    assert_updates_apply(table);
 }
 
 /// Asserts that an update (its outcome and the stored document after it) was refused with
@@ -769,7 +761,7 @@ fn one_array_position_written_by_two_spellings() {
     ] {
         assert_conflict_when_applied(update_fresh(&start, &update), &start, &update, at);
     }
-    for (start, update, expected) in [
+    assert_updates_apply([
         // The later write changes nothing.
         (
             doc! {"_id": 1, "a": [0, 0, 0]},
@@ -794,11 +786,7 @@ fn one_array_position_written_by_two_spellings() {
             doc! {"$set": {"a.1": 1, "a.01": 2}},
             doc! {"_id": 1, "a": {"1": 1, "01": 2}},
         ),
-    ] {
-        let (outcome, got) = update_fresh(&start, &update);
-        assert_eq!(outcome.unwrap().matched, 1, "{update}");
-        assert_eq!(got, expected, "start {start} update {update}");
-    }
+    ]);
 }
 
 /// An array position respelled beside an array update (`$[]`, `$[<id>]`), below it
@@ -822,7 +810,7 @@ fn array_positions_respelled_beside_array_updates() {
     ] {
         assert_conflict_when_applied(update_fresh(&start, &update), &start, &update, at);
     }
-    for (start, update, expected) in [
+    assert_updates_apply([
         (
             doc! {"_id": 1, "x": [{"a": [0, 1]}]},
             doc! {"$set": {"x.$[].a.01": 6, "x.$[].a.1": 6}},
@@ -833,11 +821,7 @@ fn array_positions_respelled_beside_array_updates() {
             doc! {"$set": {"x.01.$[]": 5, "x.1.$[]": 5}},
             doc! {"_id": 1, "x": [0, [5]]},
         ),
-    ] {
-        let (outcome, got) = update_fresh(&start, &update);
-        assert_eq!(outcome.unwrap().matched, 1, "{update}");
-        assert_eq!(got, expected, "start {start} update {update}");
-    }
+    ]);
 }
 
 /// Values for `$addToSet`/`$pullAll`, each with its class under MongoDB's equality: numbers
@@ -2138,10 +2122,30 @@ fn expr_compares_fields_of_one_document() {
     assert_eq!(ids(doc! {}), vec![1]);
 }
 
+/// Applies each `(start, update, expected)` row to a fresh collection and checks that it
+/// matches the document and leaves the expected one.
+fn assert_updates_apply(rows: impl IntoIterator<Item = (Document, Document, Document)>) {
+    for (start, update, expected) in rows {
+        let (outcome, got) = update_fresh(&start, &update);
+        assert_eq!(outcome.unwrap().matched, 1, "{update}");
+        assert_eq!(got, expected, "start {start} update {update}");
+    }
+}
+
 fn with_filters(filters: Vec<Document>) -> UpdateOptions {
     UpdateOptions {
         array_filters: Some(filters),
         ..UpdateOptions::default()
+    }
+}
+
+/// Applies each `(start, update, arrayFilters, expected)` row to a fresh collection and checks
+/// that it succeeds and leaves the expected document.
+fn assert_filtered_updates_apply(table: Vec<(Document, Document, Vec<Document>, Document)>) {
+    for (start, update, filters, expected) in table {
+        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
+        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
+        assert_eq!(stored, expected, "{update} with {filters:?}");
     }
 }
 
@@ -2202,11 +2206,7 @@ fn all_positional_and_filtered_positional_updates() {
             doc! {"_id": 1, "a": [null, null]},
         ),
     ];
-    for (start, update, filters, expected) in table {
-        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
-        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
-        assert_eq!(stored, expected, "{update} with {filters:?}");
-    }
+    assert_filtered_updates_apply(table);
 }
 
 /// MongoDB 7 merges the array updates an element's filters admit in order, caching each merge
@@ -2367,11 +2367,7 @@ fn array_updates_meeting_at_one_element_conflict() {
             doc! {"_id": 1, "a": [{"b": [5, 6], "c": 0}]},
         ),
     ];
-    for (start, update, filters, expected) in applied {
-        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
-        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
-        assert_eq!(stored, expected, "{update} with {filters:?}");
-    }
+    assert_filtered_updates_apply(applied);
 }
 
 /// MongoDB 7 reads which elements of an array each `$[<id>]` admits before it applies any
@@ -2444,11 +2440,7 @@ fn array_filters_read_elements_as_they_were_before_the_update() {
             doc! {"_id": 1, "a": [{"x": 0, "y": 2, "z": 1}]},
         ),
     ];
-    for (start, update, filters, expected) in table {
-        let (outcome, stored) = update_fresh_with(&start, &update, with_filters(filters.clone()));
-        outcome.unwrap_or_else(|e| panic!("{update} {filters:?}: {e}"));
-        assert_eq!(stored, expected, "{update} with {filters:?}");
-    }
+    assert_filtered_updates_apply(table);
 }
 
 #[test]
