@@ -1688,3 +1688,42 @@ fn hello_3_inside_multi_changes_the_protocol_of_the_replies_after_it() {
         "{reply:?}"
     );
 }
+
+/// A transaction that runs a script runs on another thread (so the RESP thread serves the
+/// other clients meanwhile), and its connection commands still run in their place, as Redis
+/// 7.0.15 runs every queued command in order: a SUBSCRIBE of two channels writes a
+/// confirmation each, a HELLO 3 switches the replies after it, a CLIENT SETNAME names the
+/// connection for the CLIENT GETNAME after it.
+#[test]
+fn a_transaction_that_runs_a_script_runs_its_connection_commands_in_place() {
+    let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
+    let reply = raw(
+        s.addr,
+        b"MULTI\r\nEVAL \"return 1\" 0\r\nSUBSCRIBE a b\r\nEXEC\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n\
+         *3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n+OK\r\n"
+    );
+    let reply = raw(
+        s.addr,
+        b"ZADD z 1 a\r\nMULTI\r\nEVAL \"return 1\" 0\r\nHELLO 3\r\n\
+          ZRANGE z 0 -1 WITHSCORES\r\nEXEC\r\nQUIT\r\n",
+    );
+    let reply = String::from_utf8(reply).unwrap();
+    let head = ":1\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n:1\r\n%7\r\n$6\r\nserver\r\n";
+    let tail = "*1\r\n*2\r\n$1\r\na\r\n,1\r\n+OK\r\n";
+    assert!(
+        reply.starts_with(head) && reply.ends_with(&format!("$7\r\nmodules\r\n*0\r\n{tail}")),
+        "{reply:?}"
+    );
+    let reply = raw(
+        s.addr,
+        b"MULTI\r\nEVAL \"return 1\" 0\r\nCLIENT SETNAME n\r\nCLIENT GETNAME\r\nEXEC\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        String::from_utf8(reply).unwrap(),
+        "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*3\r\n:1\r\n+OK\r\n$1\r\nn\r\n+OK\r\n"
+    );
+}

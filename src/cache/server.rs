@@ -457,6 +457,21 @@ enum Job {
     Exec(Vec<Vec<Bytes>>),
 }
 
+/// What an off-thread job answers: a script command's reply, or a transaction's.
+enum JobReply {
+    Command(Frame),
+    Exec(crate::cache::ExecReplies),
+}
+
+/// A connection command of a transaction running on another thread, sent back to the
+/// connection's own task to run in its place ([`Connection::queued_reply`]), with where to
+/// send its replies and protocol.
+type QueuedRequest = (
+    &'static command::Spec,
+    Vec<Bytes>,
+    std::sync::mpsc::SyncSender<(Vec<Frame>, u8)>,
+);
+
 /// What EXEC does ([`Connection::exec`]).
 enum ExecOutcome {
     /// Answers with this (EXEC without MULTI, EXECABORT, a null array when a watched key
@@ -802,6 +817,12 @@ impl Connection {
                                 let caller = || self.caller();
                                 self.shared.cache.monitor(db, &[b"exec"], Some(&caller));
                                 now_ms = self.shared.cache.inner().clock.now_ms();
+                                // A CLIENT KILL of this client inside closes it once EXEC has
+                                // answered.
+                                if self.close_after_reply {
+                                    close = true;
+                                    break;
+                                }
                             }
                             Next::Persist(spec, job) => {
                                 if self.persist(spec, job, skipping, &mut out).await {
@@ -1725,15 +1746,19 @@ impl Connection {
     /// so that while it runs this thread serves the other clients: their commands wait for it
     /// ([`Running::must_wait`](crate::cache::script::Running)), then get BUSY once it has run
     /// past `busy-reply-threshold`, and SCRIPT KILL reaches it. The reply goes to `out`
-    /// (CLIENT REPLY applied as of the command's start, `skipping`).
+    /// (CLIENT REPLY applied as of the command's start, `skipping`). A queue's connection
+    /// commands (HELLO, SUBSCRIBE, CLIENT, …) come back here to run in their place, as
+    /// [`Connection::exec`] runs them: the transaction holds the keyspace meanwhile, and none of
+    /// them needs it.
     async fn off_thread(&mut self, job: Job, skipping: bool, out: &mut Vec<u8>) {
         let cache = self.shared.cache.clone();
         let running = cache.inner().running.clone();
         let (db, proto) = (self.db, self.proto);
         let who = self.caller();
+        let (queued_tx, mut queued_rx) = mpsc::unbounded_channel::<QueuedRequest>();
         // Counted before the thread starts: the other clients' next commands already wait.
         running.hand_off();
-        let handle = tokio::task::spawn_blocking(move || {
+        let mut handle = tokio::task::spawn_blocking(move || {
             let caller = || who.clone();
             match job {
                 Job::Command(spec, args, now_ms) => {
@@ -1741,30 +1766,60 @@ impl Connection {
                     let reply = cache
                         .run(db, spec, &argv, proto, now_ms, None, Some(&caller))
                         .0;
-                    (reply, db)
+                    (JobReply::Command(reply), db)
                 }
                 Job::Exec(queue) => {
                     let mut db = db;
-                    // Without a connection there is no HELLO or SUBSCRIBE in it: one reply
-                    // per command, all in this protocol.
-                    match cache.run_batch(&mut db, &queue, proto, Some(&caller), None) {
-                        Ok(replies) => (Frame::Array(replies.into_frames()), db),
-                        Err(abort) => (abort, db),
+                    let mut here = |spec: &'static command::Spec, args: &[&[u8]]| {
+                        let (done, answer) = std::sync::mpsc::sync_channel(1);
+                        let args = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+                        // The connection's task is gone only when it is being dropped, and
+                        // then no one reads this reply.
+                        if queued_tx.send((spec, args, done)).is_err() {
+                            return (vec![Frame::error("ERR the connection closed")], proto);
+                        }
+                        answer.recv().unwrap_or_else(|_| {
+                            (vec![Frame::error("ERR the connection closed")], proto)
+                        })
+                    };
+                    match cache.run_batch(&mut db, &queue, proto, Some(&caller), Some(&mut here)) {
+                        Ok(replies) => (JobReply::Exec(replies), db),
+                        Err(abort) => (JobReply::Command(abort), db),
                     }
                 }
             }
         });
-        let (reply, db) = match handle.await {
+        let done = loop {
+            tokio::select! {
+                done = &mut handle => break done,
+                Some((spec, args, answer)) = queued_rx.recv() => {
+                    let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+                    // Sent to a thread that waits for it (one that panicked has dropped its
+                    // end, and the join below reports it).
+                    let _ = answer.send(self.queued_reply(spec, &argv));
+                }
+            }
+        };
+        let (reply, db) = match done {
             Ok(done) => done,
             Err(e) => {
                 tracing::error!(error = %e, "a script's thread failed");
-                (Frame::error("ERR the script's thread failed"), db)
+                (
+                    JobReply::Command(Frame::error("ERR the script's thread failed")),
+                    db,
+                )
             }
         };
         running.handed_back();
         self.db = db;
         let mark = out.len();
-        reply.encode(self.proto, out);
+        match reply {
+            JobReply::Command(reply) => reply.encode(self.proto, out),
+            JobReply::Exec(replies) => {
+                self.note_state();
+                replies.encode(out);
+            }
+        }
         self.settle_reply(out, mark, skipping, b"");
     }
 
