@@ -2,7 +2,8 @@
 //! reaches the cache (`customer:{customerNumber}`), history (`shop.orders`) and the `orders`
 //! channel as a `NewOrder` event; the cache is rebuilt from the log after a restart; a flow
 //! writing to history is exactly-once across SIGKILLs; a flow whose committed offset log
-//! recovery cut off resumes at the new log end; and a flow started at `latest` rebuilds only
+//! recovery cut off resumes at the new log end, also one configured only after the log grew
+//! past that offset; and a flow started at `latest` rebuilds only
 //! the records it processed.
 //!
 //! Method: the real binary as a child process on ports 0, driven over loopback with an HTTP
@@ -497,6 +498,11 @@ async fn orders_waiting_in_the_log_at_start_each_become_a_new_order_event() {
     engine.stop().await;
 }
 
+/// The log settings of the tests that cut the log: `never`, one partition, 1 KiB segments (many
+/// of them).
+const CUT_LOG: &str =
+    "[log]\nflush_policy = \"never\"\ndefault_partitions = 1\nsegment_bytes = 1024\n";
+
 /// A server under `never` whose flow commits 30 orders, then a power loss that took the log
 /// from its third segment on (its file emptied): returns the offset the recovered log ends at,
 /// before the flow's committed 30.
@@ -546,11 +552,7 @@ fn a_flow_resumes_at_the_log_end_when_recovery_cut_records_it_had_committed() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("never.toml");
-    write_insert_flow(
-        &config,
-        "[log]\nflush_policy = \"never\"\ndefault_partitions = 1\nsegment_bytes = 1024\n",
-        "",
-    );
+    write_insert_flow(&config, CUT_LOG, "");
     let args = [
         "--data-dir",
         data.to_str().unwrap(),
@@ -598,31 +600,9 @@ fn a_flow_resumes_at_the_log_end_when_recovery_cut_records_it_had_committed() {
 #[test]
 fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let log_settings =
-        "[log]\nflush_policy = \"never\"\ndefault_partitions = 1\nsegment_bytes = 1024\n";
-    let with_flow = dir.path().join("with-flow.toml");
-    write_insert_flow(&with_flow, log_settings, "");
-    // The same flow reading another topic: `orders` is appended to and not read.
-    let elsewhere = dir.path().join("elsewhere.toml");
-    std::fs::write(
-        &elsewhere,
-        std::fs::read_to_string(&with_flow)
-            .unwrap()
-            .replace("topic = \"orders\"", "topic = \"elsewhere\""),
-    )
-    .unwrap();
-    let args = |config: &std::path::Path| {
-        [
-            "--data-dir".to_owned(),
-            data.to_str().unwrap().to_owned(),
-            "--config".to_owned(),
-            config.to_str().unwrap().to_owned(),
-        ]
-    };
-    let with_flow_args = args(&with_flow);
-    let with_flow_args: Vec<&str> = with_flow_args.iter().map(String::as_str).collect();
-    let cut_at = commit_30_then_lose_the_log_tail(&data, &with_flow_args);
+    let cut = Cut::new(dir.path());
+    let with_flow_args = cut.args(&cut.with_flow);
+    let cut_at = cut.at;
 
     // The flow starts on the shorter log and reads nothing before the process ends.
     let server = common::start(&with_flow_args);
@@ -646,9 +626,7 @@ fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
     drop(server);
 
     // Orders appended while no flow reads `orders`, past the position committed before the cut.
-    let elsewhere_args = args(&elsewhere);
-    let elsewhere_args: Vec<&str> = elsewhere_args.iter().map(String::as_str).collect();
-    let server = common::start(&elsewhere_args);
+    let server = common::start(&cut.args(&cut.elsewhere));
     let fresh: Vec<u64> = (0..40).map(|n| 60_000 + n).collect();
     runtime().block_on(async {
         let client = reqwest::Client::new();
@@ -660,28 +638,104 @@ fn a_flow_commits_the_position_recovery_moved_it_back_to_before_reading() {
 
     let server = common::start(&with_flow_args);
     runtime().block_on(async {
-        let client = reqwest::Client::new();
-        let arrived = async {
-            loop {
-                let docs = find_orders(&client, &server.http, "events").await;
-                let numbers: Vec<u64> = docs
-                    .iter()
-                    .filter_map(|d| d["orderNumber"].as_u64())
-                    .collect();
-                if fresh.iter().all(|n| numbers.contains(n)) {
-                    return numbers;
-                }
-                tokio::task::yield_now().await;
-            }
-        };
-        let numbers = tokio::time::timeout(WAIT, arrived)
-            .await
-            .expect("every order appended after the cut reaches history");
-        assert_eq!(
-            numbers.iter().filter(|n| **n >= 60_000).count(),
-            fresh.len(),
-            "each once"
+        each_reaches_history_once(&reqwest::Client::new(), &server.http, &fresh).await;
+    });
+}
+
+/// A data directory under `never` whose flow committed 30 orders before a power loss cut the
+/// log ([`commit_30_then_lose_the_log_tail`]), with two configurations: the flow's, and the
+/// same flow reading another topic under another group, so that `orders` is appended to and not
+/// read, and no configured flow has the first one's offsets.
+struct Cut {
+    data: String,
+    with_flow: String,
+    elsewhere: String,
+    /// Where the recovered log ends, before the flow's committed 30.
+    at: u64,
+}
+
+impl Cut {
+    fn new(dir: &std::path::Path) -> Self {
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        let (data, with_flow, elsewhere) =
+            (path("data"), path("with-flow.toml"), path("elsewhere.toml"));
+        write_insert_flow(std::path::Path::new(&with_flow), CUT_LOG, "");
+        let config = std::fs::read_to_string(&with_flow)
+            .unwrap()
+            .replace("topic = \"orders\"", "topic = \"elsewhere\"")
+            .replace("group = \"events-insert\"", "group = \"elsewhere\"");
+        std::fs::write(&elsewhere, config).unwrap();
+        let at = commit_30_then_lose_the_log_tail(
+            std::path::Path::new(&data),
+            &["--data-dir", &data, "--config", &with_flow],
         );
+        Self {
+            data,
+            with_flow,
+            elsewhere,
+            at,
+        }
+    }
+
+    /// The server's arguments with `config`.
+    fn args<'a>(&'a self, config: &'a str) -> [&'a str; 4] {
+        ["--data-dir", &self.data, "--config", config]
+    }
+}
+
+/// Waits until every order of `fresh` (numbers from 60 000) is in `shop.events`, and checks
+/// that each is there once.
+async fn each_reaches_history_once(client: &reqwest::Client, http: &str, fresh: &[u64]) {
+    let arrived = async {
+        loop {
+            let docs = find_orders(client, http, "events").await;
+            let numbers: Vec<u64> = docs
+                .iter()
+                .filter_map(|d| d["orderNumber"].as_u64())
+                .collect();
+            if fresh.iter().all(|n| numbers.contains(n)) {
+                return numbers;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let numbers = tokio::time::timeout(WAIT, arrived)
+        .await
+        .expect("every order appended after the cut reaches history");
+    assert_eq!(
+        numbers.iter().filter(|n| **n >= 60_000).count(),
+        fresh.len(),
+        "each once"
+    );
+}
+
+/// After the cut, a process starts without the flow and orders are appended past the offset
+/// the flow had committed; a reload then adds the flow. It processes every order appended
+/// after the cut, none skipped: the start moved every stored offset past its partition's
+/// recovered end back to that end, whether its flow was configured or not.
+#[test]
+fn a_flow_added_by_a_reload_after_the_log_grew_past_its_cut_offset_skips_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cut = Cut::new(dir.path());
+    // The process starts without the flow; the reload reads the flow from the same file.
+    let server = common::start(&cut.args(&cut.elsewhere));
+    runtime().block_on(async {
+        let client = reqwest::Client::new();
+        // Past the 30 the flow committed before the cut.
+        let fresh: Vec<u64> = (0..40).map(|n| 60_000 + n).collect();
+        for &n in &fresh {
+            produce(&client, &server.http, &[order(n, 100)]).await;
+        }
+        let end: Value = get_json(
+            &client,
+            format!("{}/kafka/topics/orders/partitions/0/offsets", server.http),
+        )
+        .await;
+        assert_eq!(end["end_offset"], cut.at + 40, "{end}");
+        std::fs::copy(&cut.with_flow, &cut.elsewhere).unwrap();
+        let (status, body) = reload(&client, &server.http).await;
+        assert_eq!(status, 200, "{body}");
+        each_reaches_history_once(&client, &server.http, &fresh).await;
     });
 }
 

@@ -60,6 +60,10 @@ pub enum Error {
     /// The pipeline's configuration or its cache rebuild failed.
     #[error("pipeline: {0}")]
     Pipeline(#[from] crate::pipeline::Error),
+    /// The flows' stored offsets could not be read, or those past the recovered log end not
+    /// moved back to it ([`Engine::start`]).
+    #[error("pipeline offsets: {0}")]
+    Offsets(#[source] crate::pipeline::SeamError),
     /// A watcher's configuration is invalid.
     #[error("realtime: {0}")]
     Realtime(#[from] crate::realtime::Error),
@@ -306,16 +310,18 @@ impl Engine {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Rebuilds the cache from the log, starts the configured flows and watchers, and marks the
-    /// engine ready. Call once, inside a Tokio runtime; the tasks stop when `shutdown` fires (then
-    /// call [`Engine::stop`] to wait for them).
+    /// Moves every flow's stored position that log recovery left past its partition's end back
+    /// to that end (configured flows or not), rebuilds the cache from the log, starts the
+    /// configured flows and watchers, and marks the engine ready. Call once, inside a Tokio
+    /// runtime; the tasks stop when `shutdown` fires (then call [`Engine::stop`] to wait for
+    /// them).
     ///
     /// A shutdown that fires during the cache rebuild stops it between batches; `start` then
     /// returns `Ok` without starting anything or marking the engine ready.
     ///
     /// # Errors
-    /// An invalid flow or watcher configuration, or a failed cache rebuild; nothing is left
-    /// running then.
+    /// An invalid flow or watcher configuration, a storage failure moving the positions back
+    /// ([`Error::Offsets`]), or a failed cache rebuild; nothing is left running then.
     pub async fn start(&self, shutdown: ShutdownSignal) -> Result<()> {
         let watchers = self
             .config
@@ -333,8 +339,18 @@ impl Engine {
         let seams = self.seams.clone();
         let clock = self.clock.clone();
         let rebuild_shutdown = shutdown.clone();
-        let replayed = tokio::task::spawn_blocking(move || {
-            crate::pipeline::rebuild_cache(&config, &seams, &clock, &rebuild_shutdown)
+        let (log, history) = (self.log.clone(), self.history.clone());
+        let replayed = tokio::task::spawn_blocking(move || -> Result<u64> {
+            // Before anything reads the offsets: every flow's, configured now or not, that log
+            // recovery left past its partition's end resumes at that end, so a flow configured
+            // later skips none of the records appended from there on.
+            seams::rewind_past_recovered_ends(&log, &history).map_err(Error::Offsets)?;
+            Ok(crate::pipeline::rebuild_cache(
+                &config,
+                &seams,
+                &clock,
+                &rebuild_shutdown,
+            )?)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))??;
@@ -753,6 +769,130 @@ mod tests {
             dir.path().join("cache.snapshot").exists(),
             "the cache snapshot after the log's failed flush was written"
         );
+    }
+
+    /// An engine over `dir` with the `[pipeline]` and `[log]` of `toml`.
+    fn engine_with(dir: &std::path::Path, toml: &str) -> super::Engine {
+        let mut config =
+            crate::config::parse_toml(toml, std::path::Path::new("test.toml")).unwrap();
+        config.data_dir = dir.to_owned();
+        super::Engine::open(config).unwrap()
+    }
+
+    /// Starts `engine` and returns the shutdown that stops it.
+    async fn started(engine: &super::Engine) -> Shutdown {
+        let shutdown = Shutdown::new();
+        engine.start(shutdown.signal()).await.unwrap();
+        shutdown
+    }
+
+    /// Stops and flushes `engine`, as a server exits.
+    async fn stopped(engine: super::Engine, shutdown: &Shutdown) {
+        shutdown.trigger();
+        engine.stop().await;
+        engine.shutdown().unwrap();
+    }
+
+    /// After a power loss cut the log before a flow's committed offset, a process that runs
+    /// without the flow moves its offset back to where recovery ended the log before anything
+    /// reads: when the flow runs again, once records were appended past the stale offset, it
+    /// processes every record appended after the cut, none skipped (MongoDB gets each once).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_position_past_the_recovered_end_moves_back_though_its_flow_is_not_configured() {
+        use crate::log::{Record, Routing};
+        use crate::pipeline::CommitOffset;
+
+        const LOG: &str = "[log]\ndefault_partitions = 1\n";
+        let without_flow = format!("{LOG}[pipeline]\nflows = []\n");
+        let with_flow = format!(
+            r#"{LOG}
+[[pipeline.flows]]
+name = "events"
+dead_letter = "events.dead-letter"
+source = {{ topic = "orders", group = "events" }}
+sinks = [{{ name = "all", history = {{ collection = "shop.events", mode = "insert" }} }}]
+"#
+        );
+        let records = |from: u64, to: u64| {
+            (from..to)
+                .map(|n| Record {
+                    value: Some(bytes::Bytes::from(format!(r#"{{"n":{n}}}"#))),
+                    ..Record::default()
+                })
+                .collect::<Vec<_>>()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // The log holds two records and the flow's offset says nine were processed: the
+        // state a power loss under `never` leaves when the log lost records the flow had
+        // committed.
+        let engine = engine_with(dir.path(), &without_flow);
+        engine
+            .log()
+            .append("orders", Routing::Partition(0), records(0, 2))
+            .unwrap();
+        let topic_id = engine.log().topic_id("orders").unwrap();
+        let at = |next_offset| CommitOffset {
+            topic: "orders".into(),
+            partition: 0,
+            next_offset,
+            topic_id: topic_id.clone(),
+        };
+        engine
+            .seams
+            .history
+            .commit("events", &mut [], &[at(9)])
+            .unwrap();
+        engine.shutdown().unwrap();
+        drop(engine);
+
+        // A process without the flow: its start moves the offset back to the recovered end,
+        // and records are appended past the stale offset.
+        let engine = engine_with(dir.path(), &without_flow);
+        let shutdown = started(&engine).await;
+        let committed = engine.seams.history.committed("events", "orders").unwrap();
+        assert_eq!(committed, [(0, 2)].into_iter().collect());
+        engine
+            .log()
+            .append("orders", Routing::Partition(0), records(2, 12))
+            .unwrap();
+        stopped(engine, &shutdown).await;
+
+        // The flow runs again: it processes offsets 2 to 11, none skipped.
+        let engine = engine_with(dir.path(), &with_flow);
+        let shutdown = started(&engine).await;
+        let caught_up = async {
+            loop {
+                let flows = engine.flows().await;
+                if flows
+                    .first()
+                    .is_some_and(|f| f.committed.get(&0) == Some(&12))
+                {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), caught_up)
+            .await
+            .expect("the flow commits the log end");
+        let numbers: Vec<i64> = engine
+            .history()
+            .find(
+                "shop",
+                "events",
+                &bson::Document::new(),
+                &Default::default(),
+            )
+            .unwrap()
+            .iter()
+            .map(|d| {
+                d.get_i64("n")
+                    .or_else(|_| d.get_i32("n").map(i64::from))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(numbers, (2..12).collect::<Vec<_>>());
+        stopped(engine, &shutdown).await;
     }
 
     #[tokio::test(start_paused = true)]

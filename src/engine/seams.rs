@@ -116,9 +116,19 @@ impl SourceOpener for LogSources {
                             .map_err(fatal)?
                             .min(latest);
                         // A replay commits nothing, and the flow reports the cut when it starts.
+                        // (The engine moved every stored position past its partition's
+                        // recovered end back to it before any flow started,
+                        // `rewind_past_recovered_ends`; this check stays for a position that
+                        // pass did not see.)
                         if !replay {
-                            tracing::warn!(group = %source.group, topic = %source.topic, partition = p, committed, end = latest, resume,
-                                "committed position past the log end; resuming where recovery ended the log");
+                            warn_past_end(
+                                &source.group,
+                                &source.topic,
+                                p,
+                                committed,
+                                latest,
+                                resume,
+                            );
                             rewound.push(commit_at(p, resume));
                         }
                         resume
@@ -144,6 +154,45 @@ impl SourceOpener for LogSources {
             stops: None,
         }))
     }
+}
+
+/// The warning a committed position past the log end gets when it is moved back to `resume`,
+/// where log recovery ended the partition's log (`end` is the log end it was found past).
+fn warn_past_end(group: &str, topic: &str, partition: u32, committed: u64, end: u64, resume: u64) {
+    tracing::warn!(group = %group, topic = %topic, partition, committed, end, resume,
+        "committed position past the log end; resuming where recovery ended the log");
+}
+
+/// Moves every flow position stored in `history` past the end its partition's log had when this
+/// process opened it (log recovery cut records that never reached the disk before a power loss)
+/// back to that end, whether or not the flow is configured now, committed durably with the
+/// warning a flow gives (`warn_past_end`). Run by the engine after the log has recovered and
+/// before the cache rebuild and the flows start: a flow configured later (by a restart or a
+/// reload) would otherwise resume at the stale position once the log grew past it, and skip the
+/// records appended between the recovered end and it. Returns the positions moved back.
+///
+/// Positions of a topic that no longer exists, or of an earlier topic of the name, are left
+/// alone: [`HistorySink::committed`] ignores them (the flow starts at the beginning of the topic
+/// as it is now) and the new topic's first commit replaces them. So are positions of a
+/// partition the topic does not have (Kafka never takes partitions away: none is read) and a
+/// value that cannot be read, which the flow reading it reports when it starts.
+///
+/// The cost is one read of the stored offsets (one entry per group and topic) and one lookup
+/// per stored partition; nothing per record.
+///
+/// # Errors
+/// A storage failure of the log or history; nothing is started then.
+pub(crate) fn rewind_past_recovered_ends(
+    log: &Arc<Log>,
+    history: &History,
+) -> Result<usize, SeamError> {
+    // No flow is running yet, so no lane commits concurrently with this sink's own lock.
+    HistoryCommits {
+        history: history.clone(),
+        log: log.clone(),
+        commit_lock: std::sync::Mutex::new(()),
+    }
+    .rewind_past_recovered_ends()
 }
 
 /// One flow's consumer: a position per partition and a wake-up receiver per partition (until
@@ -398,19 +447,12 @@ struct StoredOffsets {
     skipped: Skipped,
 }
 
-impl HistoryCommits {
-    /// The stored offsets of `group` on `topic`, with the topic ID they belong to.
-    fn read_offsets(&self, group: &str, topic: &str) -> Result<StoredOffsets, SeamError> {
-        let Some(bytes) = self
-            .history
-            .meta_get(&offsets_key(group, topic))
-            .map_err(fatal)?
-        else {
-            return Ok(StoredOffsets::default());
-        };
-        match serde_json::from_slice::<StoredOffsets>(&bytes) {
+impl StoredOffsets {
+    /// The stored value of `group`'s offsets (named in the error).
+    fn decode(group: &str, bytes: &[u8]) -> Result<Self, SeamError> {
+        match serde_json::from_slice::<StoredOffsets>(bytes) {
             Ok(stored) => Ok(stored),
-            Err(e) => match serde_json::from_slice::<BTreeMap<u32, u64>>(&bytes) {
+            Err(e) => match serde_json::from_slice::<BTreeMap<u32, u64>>(bytes) {
                 Ok(offsets) => Ok(StoredOffsets {
                     offsets,
                     ..StoredOffsets::default()
@@ -419,6 +461,20 @@ impl HistoryCommits {
                     "stored offsets of group `{group}` are unreadable: {e}"
                 ))),
             },
+        }
+    }
+}
+
+impl HistoryCommits {
+    /// The stored offsets of `group` on `topic`, with the topic ID they belong to.
+    fn read_offsets(&self, group: &str, topic: &str) -> Result<StoredOffsets, SeamError> {
+        match self
+            .history
+            .meta_get(&offsets_key(group, topic))
+            .map_err(fatal)?
+        {
+            Some(bytes) => StoredOffsets::decode(group, &bytes),
+            None => Ok(StoredOffsets::default()),
         }
     }
 
@@ -430,15 +486,81 @@ impl HistoryCommits {
         topic: &str,
     ) -> Result<Option<StoredOffsets>, SeamError> {
         let stored = self.read_offsets(group, topic)?;
+        Ok(self.is_current(topic, &stored)?.then_some(stored))
+    }
+
+    /// Whether `stored` (offsets on `topic`) belong to the topic of that name as it is now;
+    /// no offsets belong to any.
+    fn is_current(&self, topic: &str, stored: &StoredOffsets) -> Result<bool, SeamError> {
         if stored.offsets.is_empty() {
-            return Ok(Some(stored));
+            return Ok(true);
         }
         let current = match self.log.topic_id(topic) {
             Ok(id) => Some(id),
             Err(log::Error::TopicNotFound { .. }) => None,
             Err(e) => return Err(fatal(e)),
         };
-        Ok((current.as_deref() == Some(stored.topic_id.as_str())).then_some(stored))
+        Ok(current.as_deref() == Some(stored.topic_id.as_str()))
+    }
+
+    /// [`rewind_past_recovered_ends`] over this sink's history and log.
+    fn rewind_past_recovered_ends(&self) -> Result<usize, SeamError> {
+        let entries = self
+            .history
+            .meta_prefix(OFFSETS_META_PREFIX.as_bytes())
+            .map_err(fatal)?;
+        let mut moved = 0;
+        for (key, value) in entries {
+            // `<group>/<topic>`: a topic name holds no `/` (a group may), so the last one
+            // separates them. Every key under the prefix was written by `offsets_key`.
+            let Some((group, topic)) = key
+                .strip_prefix(OFFSETS_META_PREFIX.as_bytes())
+                .and_then(|name| std::str::from_utf8(name).ok())
+                .and_then(|name| name.rsplit_once('/'))
+            else {
+                continue;
+            };
+            let stored = match StoredOffsets::decode(group, &value) {
+                Ok(stored) => stored,
+                Err(e) => {
+                    tracing::warn!(group, topic, error = %e, "stored offsets left as they are");
+                    continue;
+                }
+            };
+            if !self.is_current(topic, &stored)? {
+                continue;
+            }
+            let mut rewound = Vec::new();
+            for (&partition, &committed) in &stored.offsets {
+                let end = match self.log.opened_end_offset(topic, partition) {
+                    Ok(end) => end,
+                    Err(log::Error::PartitionNotFound { .. }) => continue,
+                    Err(e) => return Err(fatal(e)),
+                };
+                if committed > end {
+                    warn_past_end(group, topic, partition, committed, end, end);
+                    rewound.push(CommitOffset {
+                        topic: topic.to_owned(),
+                        partition,
+                        next_offset: end,
+                        topic_id: stored.topic_id.clone(),
+                    });
+                }
+            }
+            if !rewound.is_empty() {
+                // As a flow commits the position it starts from: a move back cuts the skipped
+                // ranges past it, since every offset from there on will be processed.
+                self.commit_offsets(group, &mut [], &rewound, true)
+                    .map_err(|e| SeamError::fatal(e.to_string()))?;
+                moved += rewound.len();
+            }
+        }
+        // Durable before anything reads: a power loss that keeps the records appended from
+        // here on must not bring the stale positions back.
+        if moved > 0 {
+            self.history.persist().map_err(fatal)?;
+        }
+        Ok(moved)
     }
 
     /// [`HistorySink::commit`], and with `starts` [`HistorySink::commit_start`]: the offsets
@@ -1140,6 +1262,112 @@ mod tests {
         );
         assert_eq!(text, "");
         assert!(replay.rewound().is_empty());
+    }
+
+    /// At start every stored position past its partition's recovered end moves back to that
+    /// end, whatever group holds it (a `/` in the name too), with the flow's warning and the
+    /// skipped ranges past it cut; positions at the end, of a topic since deleted or created
+    /// again, of a partition the topic lacks, and unreadable values are left as they are; a
+    /// second pass moves nothing.
+    #[test]
+    fn every_stored_position_past_the_recovered_end_moves_back_to_it() {
+        use crate::log::{Log, LogConfig, Record, Routing};
+
+        let (dir, history, sink) = history_sink();
+        let record = || Record {
+            value: Some(bytes::Bytes::from_static(b"{}")),
+            ..Record::default()
+        };
+        let id = sink
+            .log
+            .create_topic("orders", Some(2), &[], false)
+            .unwrap()
+            .id;
+        sink.log
+            .append("orders", Routing::Partition(0), vec![record(); 2])
+            .unwrap();
+        sink.log
+            .append("orders", Routing::Partition(1), vec![record(); 3])
+            .unwrap();
+        let at = |partition: u32, next_offset: u64| CommitOffset {
+            topic: "orders".into(),
+            partition,
+            next_offset,
+            topic_id: id.clone(),
+        };
+        sink.commit("gone", &mut [], &[at(0, 9), at(1, 3)]).unwrap();
+        sink.commit("a/b", &mut [], &[at(1, 5)]).unwrap();
+        sink.commit_start("late", &[at(0, 7)]).unwrap();
+        sink.commit("late", &mut [], &[at(0, 8)]).unwrap();
+        let raw = |group: &str, topic: &str, value: &str| {
+            let key = format!("pipeline/offsets/{group}/{topic}");
+            (key.into_bytes(), value.as_bytes().to_vec())
+        };
+        let untouched = vec![
+            raw("old", "orders", r#"{"topic_id":"0ld","offsets":{"0":9}}"#),
+            raw("gone", "missing", r#"{"topic_id":"x","offsets":{"0":9}}"#),
+            raw(
+                "wide",
+                "orders",
+                &format!(r#"{{"topic_id":"{id}","offsets":{{"5":9}}}}"#),
+            ),
+            raw("bad", "orders", "not json"),
+        ];
+        history
+            .commit_reporting(Vec::new(), untouched.clone())
+            .unwrap();
+        let log_dir = dir.path().join("log");
+        drop(sink);
+        // Another process: this log's partitions end at 2 and 3.
+        let log = Log::open(
+            &log_dir,
+            LogConfig::default(),
+            ManualClock::shared(1_700_000_000_000),
+        )
+        .unwrap();
+        let log = std::sync::Arc::new(log);
+        let sink = HistoryCommits {
+            history: history.clone(),
+            log: log.clone(),
+            commit_lock: std::sync::Mutex::new(()),
+        };
+
+        let path = dir.path().join("start.log");
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(std::fs::File::create(&path).unwrap())
+            .finish();
+        let moved = tracing::subscriber::with_default(subscriber, || {
+            super::rewind_past_recovered_ends(&log, &history).unwrap()
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(moved, 3, "{text}");
+        for line in [
+            "group=gone topic=orders partition=0 committed=9 end=2",
+            "group=a/b topic=orders partition=1 committed=5 end=3",
+            "group=late topic=orders partition=0 committed=8 end=2",
+        ] {
+            assert!(
+                text.contains("committed position past the log end") && text.contains(line),
+                "{line}: {text}"
+            );
+        }
+        let committed = |group| sink.committed(group, "orders").unwrap();
+        assert_eq!(committed("gone"), [(0, 2), (1, 3)].into_iter().collect());
+        assert_eq!(committed("a/b"), [(1, 3)].into_iter().collect());
+        assert_eq!(committed("late"), [(0, 2)].into_iter().collect());
+        // Offsets 2 on will be processed: the skipped range 0..7 now ends at 2.
+        assert_eq!(
+            sink.skipped("late", "orders").unwrap(),
+            [(0, vec![(0, 2)])].into_iter().collect()
+        );
+        for (key, value) in &untouched {
+            assert_eq!(history.meta_get(key).unwrap().as_ref(), Some(value));
+        }
+        assert_eq!(
+            super::rewind_past_recovered_ends(&log, &history).unwrap(),
+            0
+        );
     }
 
     /// A source told where to stop reads each partition up to its end and no partition left

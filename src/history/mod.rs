@@ -1993,6 +1993,19 @@ impl History {
         self.inner.store.get(Space::Meta, key)
     }
 
+    /// Every metadata entry written by [`History::commit`] whose key starts with `prefix`, as
+    /// (key, value) pairs in key order. It reads them all at once: meant for a prefix under which
+    /// a handful of entries are kept (the pipeline's offsets, one per consumer group and topic).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn meta_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.inner
+            .store
+            .prefix(Space::Meta, prefix, false)
+            .collect()
+    }
+
     /// Creates an index (building it over existing documents in the same batch as its catalog
     /// record); returns its name. Creating an identical index again is a no-op.
     ///
