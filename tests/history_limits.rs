@@ -96,20 +96,16 @@ fn filter_update_and_regex_limits() {
     assert!(!h.is_poisoned());
 }
 
-/// Writes that meet only through a respelled array position (`a.1`, `a.01`, `a.001` …) are
-/// applied by MongoDB 7 when at most one of them changes the element, so each is watched: the
-/// value at its path is copied before and compared after. That is work per write in the size
-/// of the element, so one update may hold at most `RESPELLED_WRITES_MAX` such writes (here
-/// `$max` writes that change nothing, which MongoDB applies).
-#[test]
-fn respelled_writes_limit() {
+/// Asserts that an update of `$max` writes changing nothing (which MongoDB applies) to
+/// respellings of position 1 (`01`, `001` …), the `i`th after `prefixes[i % len]`, is applied
+/// with `RESPELLED_WRITES_MAX` of them and refused with one more, leaving `start` as it was.
+fn assert_respelled_writes_limit(start: &Document, prefixes: &[&str]) {
     let (_d, h) = open_at(0);
-    let start = doc! {"_id": 1, "a": [0, 5]};
     h.insert_one("db", "c", start.clone()).unwrap();
     let spellings = |n: usize| {
         let mut d = Document::new();
-        for zeros in 1..=n {
-            d.insert(format!("a.{}1", "0".repeat(zeros)), 0);
+        for (i, prefix) in prefixes.iter().cycle().take(n).enumerate() {
+            d.insert(format!("{prefix}{}1", "0".repeat(i + 1)), 0);
         }
         doc! {"$max": d}
     };
@@ -123,7 +119,7 @@ fn respelled_writes_limit() {
         )
     };
     let done = update(RESPELLED_WRITES_MAX).unwrap();
-    assert_eq!((done.matched, done.modified), (1, 0));
+    assert_eq!((done.matched, done.modified), (1, 0), "{prefixes:?}");
     assert_one_too_many(
         &update(RESPELLED_WRITES_MAX + 1).unwrap_err(),
         RESPELLED_WRITES_MAX,
@@ -131,7 +127,27 @@ fn respelled_writes_limit() {
     let stored = h
         .find("db", "c", &doc! {}, &FindOptions::default())
         .unwrap();
-    assert_eq!(stored, vec![start]);
+    assert_eq!(stored, vec![start.clone()], "{prefixes:?}");
+}
+
+/// Writes that meet only through a respelled array position (`a.1`, `a.01`, `a.001` …) are
+/// applied by MongoDB 7 when at most one of them changes the element, so each is watched: the
+/// value at its path is copied before and compared after. That is work per write in the size
+/// of the element, so one update may hold at most `RESPELLED_WRITES_MAX` such writes.
+#[test]
+fn respelled_writes_limit() {
+    assert_respelled_writes_limit(&doc! {"_id": 1, "a": [0, 5]}, &["a."]);
+}
+
+/// The limit holds below an array update too, and counts operators: `x.$[].01`,
+/// `x.$[].001`, … meet at each element's position 1, and each such operator copies and
+/// compares the value there in every element it reaches (here two, so the writes are twice
+/// the operators). Operators meeting above and below array updates share the one limit.
+#[test]
+fn respelled_writes_limit_below_an_array_update() {
+    let start = doc! {"_id": 1, "a": [0, 5], "x": [[0, 5], [0, 7]]};
+    assert_respelled_writes_limit(&start, &["x.$[]."]);
+    assert_respelled_writes_limit(&start, &["a.", "x.$[]."]);
 }
 
 /// Each `$in`/`$nin` item is compared with every candidate document, so the items spend the

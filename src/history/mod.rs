@@ -128,11 +128,13 @@ pub const UPDATE_OPERATIONS_MAX: usize = 10_000;
 /// Most filters in one update's `arrayFilters` (each identifier is looked up for every
 /// `$[<id>]` of every path).
 pub const ARRAY_FILTERS_MAX: usize = 1_000;
-/// Most writes of one update, in one document, that meet another write only through a
-/// respelled array position (`a.1` and `a.01`): each copies the value at its path before it
-/// is applied and compares it after (whether two of them changed the element), work in the
-/// size of that value, so without a cap `a.01`, `a.001`, … over one large element would cost
-/// their count times its size.
+/// Most operators of one update whose writes, in one document, meet another write only
+/// through a respelled array position (`a.1` and `a.01`, or below an array update
+/// `x.$[].01` and `x.$[].1`): each write copies the value at its path before it is applied
+/// and compares it after (whether two of them changed the element), work in the size of that
+/// value, so without a cap `a.01`, `a.001`, … over one large element would cost their count
+/// times its size (one operator's writes below an array update reach disjoint elements, so
+/// they copy at most the document once).
 pub const RESPELLED_WRITES_MAX: usize = 16;
 /// Most concrete paths one update path with `$[]`/`$[<id>]` parts expands to in one document
 /// (nested `$[]` multiply: `a.$[].b.$[]` over 1,000 × 1,000 elements would be a million).

@@ -566,6 +566,7 @@ fn apply_array_node(
         return Ok(());
     };
     let array = array_prefix(&canonical_update_path(out, first));
+    let first_op = ops.start;
     let watched = respelled.before(ops, out, &array);
     // Each operator's concrete paths, all found before anything is written; of the paths that
     // cannot be expanded, the place MongoDB meets first and its error.
@@ -603,19 +604,22 @@ fn apply_array_node(
     }
     pending.sort_by(|a, b| compare_update_paths(&a.0, &b.0));
     // Two writes of one element meet only where a part after an array part was respelled.
-    // Their count is not capped here beyond the concrete paths themselves (each operator's at
-    // most ARRAY_UPDATE_PATHS_MAX): each watched write copies the value at its own element.
-    let uncapped = pending.len();
+    // Their operators count toward the update's RESPELLED_WRITES_MAX: one operator's writes
+    // copy the values at its own elements, disjoint, so its copies are bounded by the
+    // document, but each operator more copies them again.
     let mut within = RespelledWrites::watching(
         if group.iter().any(|(_, p, _)| has_padded_part(p)) {
             pending
                 .iter()
-                .map(|(concrete, _)| (concrete.split('.').map(str::to_owned).collect(), true))
+                .map(|(concrete, k)| {
+                    let parts = concrete.split('.').map(str::to_owned).collect();
+                    (parts, true, first_op + k)
+                })
                 .collect()
         } else {
             Vec::new()
         },
-        uncapped,
+        &mut respelled.operators,
     )?;
     let mut writes = Vec::with_capacity(pending.len());
     for (w, (concrete, k)) in pending.into_iter().enumerate() {
@@ -1111,6 +1115,10 @@ struct RespelledWrites {
     watched: Vec<bool>,
     /// The paths (positions as numbers) of the watched writes that changed the document.
     changed: Vec<String>,
+    /// The operators (by their place in application order) with a watched write, here or in
+    /// the writes of an array update watched apart ([`apply_array_node`]): at most
+    /// [`RESPELLED_WRITES_MAX`].
+    operators: BTreeSet<usize>,
 }
 
 impl RespelledWrites {
@@ -1123,42 +1131,49 @@ impl RespelledWrites {
     /// [`Error::TooMany`] past [`RESPELLED_WRITES_MAX`] watched writes, each of which copies
     /// and compares the value at its path.
     fn new(doc: &Document, ops: &[(Op, String, &Bson)]) -> Result<Self> {
+        let mut operators = BTreeSet::new();
         if !ops.iter().any(|(_, path, _)| has_padded_part(path)) {
-            return Self::watching(Vec::new(), RESPELLED_WRITES_MAX);
+            return Self::watching(Vec::new(), &mut operators);
         }
-        Self::watching(
+        let mut out = Self::watching(
             ops.iter()
-                .map(|(_, written, _)| {
+                .enumerate()
+                .map(|(i, (_, written, _))| {
                     let path = canonical_update_path(doc, written);
                     let respelled = path != *written;
-                    (path.split('.').map(str::to_owned).collect(), respelled)
+                    (path.split('.').map(str::to_owned).collect(), respelled, i)
                 })
                 .collect(),
-            RESPELLED_WRITES_MAX,
-        )
+            &mut operators,
+        )?;
+        out.operators = operators;
+        Ok(out)
     }
 
-    /// Watches the writes at `canonical` paths (each as parts, positions as numbers, and
-    /// whether it was respelled to be so) that overlap another where one of the two was
-    /// respelled.
+    /// Watches the writes at `canonical` paths (each as parts, positions as numbers, whether
+    /// it was respelled to be so, and the operator writing it by its place in application
+    /// order) that overlap another where one of the two was respelled, adding their operators
+    /// to `operators`.
     ///
     /// # Errors
-    /// [`Error::TooMany`] past `max` watched writes.
-    fn watching(canonical: Vec<(Vec<String>, bool)>, max: usize) -> Result<Self> {
+    /// [`Error::TooMany`] past [`RESPELLED_WRITES_MAX`] operators.
+    fn watching(
+        canonical: Vec<(Vec<String>, bool, usize)>,
+        operators: &mut BTreeSet<usize>,
+    ) -> Result<Self> {
         let mut watched = vec![false; canonical.len()];
         // Counted as they are found, so the scan stops at the cap: the pairs it meets all
-        // hold a watched write.
-        let mut count = 0_usize;
+        // hold a watched write of at most that many operators.
         // Ordered part by part, a path's extensions follow it, so each overlapping pair is met
         // once by a forward scan.
         let mut order: Vec<usize> = (0..canonical.len()).collect();
         order.sort_by(|a, b| canonical.get(*a).cmp(&canonical.get(*b)));
         for (k, &i) in order.iter().enumerate() {
-            let Some((path, respelled)) = canonical.get(i) else {
+            let Some((path, respelled, op)) = canonical.get(i) else {
                 continue;
             };
             for &j in order.get(k + 1..).unwrap_or_default() {
-                let Some((other, other_respelled)) = canonical.get(j) else {
+                let Some((other, other_respelled, other_op)) = canonical.get(j) else {
                     break;
                 };
                 if !other.starts_with(path) {
@@ -1166,18 +1181,16 @@ impl RespelledWrites {
                 }
                 if *respelled || *other_respelled {
                     for w in [i, j] {
-                        if let Some(w) = watched.get_mut(w)
-                            && !*w
-                        {
+                        if let Some(w) = watched.get_mut(w) {
                             *w = true;
-                            count += 1;
                         }
                     }
-                    if count > max {
+                    operators.extend([*op, *other_op]);
+                    if operators.len() > RESPELLED_WRITES_MAX {
                         return Err(Error::TooMany {
                             what: "writes meeting through a respelled array position",
-                            len: count,
-                            max,
+                            len: operators.len(),
+                            max: RESPELLED_WRITES_MAX,
                         });
                     }
                 }
@@ -1186,6 +1199,7 @@ impl RespelledWrites {
         Ok(Self {
             watched,
             changed: Vec::new(),
+            operators: BTreeSet::new(),
         })
     }
 
