@@ -824,6 +824,58 @@ fn array_positions_respelled_beside_array_updates() {
     ]);
 }
 
+/// A position respelled above filtered array updates (`x.01.$[i]` with `x.1.$[j]`) is two
+/// children of MongoDB 7's update tree, keyed by the parts as written, each its own array
+/// node: they are never merged (whatever elements their filters admit), both are applied,
+/// `01` first, and when both change the element the store refuses the update with code 40 at
+/// the element's path, as for `x.01.$[]` with `x.1.$[]`; when one changes nothing, both apply.
+#[test]
+fn filtered_array_updates_below_a_respelled_position() {
+    let start = doc! {"_id": 1, "x": [0, [1, 2]]};
+    let all = || vec![doc! {"i": {"$gte": 0}}, doc! {"j": {"$gte": 0}}];
+    let apart = || vec![doc! {"i": 1}, doc! {"j": 2}];
+    let nested = doc! {"_id": 1, "x": [0, [{"a": 1}, {"a": 2}]]};
+    for (start, update, filters) in [
+        (
+            &start,
+            doc! {"$set": {"x.01.$[i]": 5, "x.1.$[j]": 6}},
+            all(),
+        ),
+        (
+            &start,
+            doc! {"$set": {"x.1.$[j]": 6, "x.01.$[i]": 5}},
+            all(),
+        ),
+        (
+            &start,
+            doc! {"$set": {"x.01.$[i]": 5, "x.1.$[j]": 6}},
+            apart(),
+        ),
+        (
+            &nested,
+            doc! {"$set": {"x.01.$[i].a": 5, "x.1.$[j].b": 6}},
+            vec![doc! {"i.a": 1}, doc! {"j.a": 2}],
+        ),
+    ] {
+        let outcome = update_fresh_with(start, &update, with_filters(filters));
+        assert_conflict_when_applied(outcome, start, &update, "x.1");
+    }
+    assert_filtered_updates_apply(vec![
+        (
+            start.clone(),
+            doc! {"$set": {"x.01.$[i]": 5, "x.1.$[j]": 5}},
+            all(),
+            doc! {"_id": 1, "x": [0, [5, 5]]},
+        ),
+        (
+            start.clone(),
+            doc! {"$set": {"x.01.$[i]": 5, "x.1.$[j]": 2}},
+            apart(),
+            doc! {"_id": 1, "x": [0, [5, 2]]},
+        ),
+    ]);
+}
+
 /// Values for `$addToSet`/`$pullAll`, each with its class under MongoDB's equality: numbers
 /// by value whatever their type (a long past 2^53 apart from the nearest double), NaN equal
 /// to NaN, a string to the symbol with its text, documents field by field in order.

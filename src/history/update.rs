@@ -436,7 +436,7 @@ impl Update {
                 // by part (a `$rename` at its target), so the fields an update creates are
                 // added, and its writes logged, in that order whatever order it was written in.
                 resolved.sort_by(|a, b| compare_update_paths(applied_at(a), applied_at(b)));
-                let mut merges = array_merge_groups(doc, &resolved).into_iter().peekable();
+                let mut merges = array_merge_groups(&resolved).into_iter().peekable();
                 let mut respelled = RespelledWrites::new(doc, &resolved)?;
                 let mut next = 0;
                 while let Some((op, written, arg)) = resolved.get(next) {
@@ -663,13 +663,12 @@ fn apply_array_node(
 type Write<'a> = (Op, String, &'a Bson);
 
 /// The array updates (`$[]`, `$[<id>]`) of `ops` (in application order) grouped by the array
-/// they reach first (the parts before the first such part, positions as numbers), each group
-/// of two or more with the place in `ops` of its first write: MongoDB merges a group when it
-/// applies that array, after the writes to the fields before it. None for the usual update.
-fn array_merge_groups<'a>(
-    doc: &Document,
-    ops: &[(Op, String, &'a Bson)],
-) -> Vec<(usize, Vec<Write<'a>>)> {
+/// they reach first (the parts before the first such part, as written: MongoDB's update tree
+/// keys its nodes so, and `x.01.$[i]` with `x.1.$[j]` are two array nodes of one array, never
+/// merged), each group of two or more with the place in `ops` of its first write: MongoDB
+/// merges a group when it applies that array, after the writes to the fields before it. None
+/// for the usual update.
+fn array_merge_groups<'a>(ops: &[(Op, String, &'a Bson)]) -> Vec<(usize, Vec<Write<'a>>)> {
     let array_update =
         |(op, path, _): &&(Op, String, &Bson)| *op != Op::Rename && path.contains("$[");
     // A merge needs two array updates.
@@ -683,12 +682,7 @@ fn array_merge_groups<'a>(
             continue;
         }
         let (op, path, arg) = write;
-        let canonical = canonical_update_path(doc, path);
-        let array: Vec<&str> = canonical
-            .split('.')
-            .take_while(|part| !is_array_update(part))
-            .collect();
-        let group = *by_array.entry(array.join(".")).or_insert_with(|| {
+        let group = *by_array.entry(array_prefix(path)).or_insert_with(|| {
             groups.push((i, Vec::new()));
             groups.len() - 1
         });
@@ -1124,12 +1118,13 @@ struct RespelledWrites {
 impl RespelledWrites {
     /// Finds the writes of `ops` (in application order) whose paths in `doc`, positions
     /// written as numbers ([`canonical_update_path`]), overlap where their written paths do
-    /// not. The parser's claims keep written paths apart, so a write is watched only when
+    /// not (an array update's path taken up to its first array part: the array it writes
+    /// into). The parser's claims keep written paths apart, so a write is watched only when
     /// some path was respelled; with none (the usual case) nothing is compared.
     ///
     /// # Errors
-    /// [`Error::TooMany`] past [`RESPELLED_WRITES_MAX`] watched writes, each of which copies
-    /// and compares the value at its path.
+    /// [`Error::TooMany`] past [`RESPELLED_WRITES_MAX`] operators with watched writes, each of
+    /// which copies and compares the value at its path.
     fn new(doc: &Document, ops: &[(Op, String, &Bson)]) -> Result<Self> {
         let mut operators = BTreeSet::new();
         if !ops.iter().any(|(_, path, _)| has_padded_part(path)) {
@@ -1139,8 +1134,13 @@ impl RespelledWrites {
             ops.iter()
                 .enumerate()
                 .map(|(i, (_, written, _))| {
+                    // An array update (`$[]`, `$[<id>]`) writes into the array its first array
+                    // part crosses, whatever elements its filters admit: watched as a whole.
+                    let written = written
+                        .split_once(".$[")
+                        .map_or(written.as_str(), |(array, _)| array);
                     let path = canonical_update_path(doc, written);
-                    let respelled = path != *written;
+                    let respelled = path != written;
                     (path.split('.').map(str::to_owned).collect(), respelled, i)
                 })
                 .collect(),
