@@ -2758,9 +2758,10 @@ fn array_filters_with_a_replacement_or_a_pipeline_as_mongodb() {
 
 /// MongoDB 7's array node (`UpdateArrayNode::apply`) applies the updates it merged for each
 /// element in turn, element by element, each element's in path order; an array below it that
-/// is missing or not an array fails when its element is reached, and an earlier element's
-/// write fails before it. So of two updates of one array failing on different elements, the
-/// one failing on the earlier element is reported, whatever the operators' order.
+/// is missing or not an array fails when its element is reached, as does a merge of updates
+/// meeting at an element (code 40), and an earlier element's write fails before it. So of two
+/// updates of one array failing on different elements, the one failing on the earlier element
+/// is reported, whatever the operators' order.
 #[test]
 fn array_update_errors_come_element_by_element_as_mongodb() {
     let missing = |path: &str| {
@@ -2818,6 +2819,33 @@ fn array_update_errors_come_element_by_element_as_mongodb() {
             vec![],
             2,
             "Cannot apply array updates to non-array element b: 1".to_owned(),
+        ),
+        // Updates merged at a later element conflict there only when it is reached: an
+        // earlier element's failing write or array comes first.
+        (
+            doc! {"_id": 1, "a": [{"b": "x"}, {"b": 1}]},
+            doc! {"$inc": {"a.$[i].b": 1}, "$set": {"a.$[j].b": 2}},
+            vec![doc! {"i.b": {"$exists": true}}, doc! {"j.b": 1}],
+            14,
+            "Cannot apply $inc to a value of non-numeric type.".to_owned(),
+        ),
+        (
+            doc! {"_id": 1, "a": [{"b": 1}, {"b": [0]}]},
+            doc! {"$set": {"a.$[i].b.$[]": 5, "a.$[j].b": 7}},
+            vec![
+                doc! {"i.b": {"$exists": true}},
+                doc! {"j.b": {"$type": "array"}},
+            ],
+            2,
+            "Cannot apply array updates to non-array element b: 1".to_owned(),
+        ),
+        // A conflict at an earlier element comes before a later element's failing write.
+        (
+            doc! {"_id": 1, "a": [{"b": 1}, {"b": "x"}]},
+            doc! {"$inc": {"a.$[i].b": 1}, "$set": {"a.$[j].b": 2}},
+            vec![doc! {"i.b": {"$exists": true}}, doc! {"j.b": 1}],
+            40,
+            "Update created a conflict at 'a.0.b'".to_owned(),
         ),
     ];
     for (start, update, filters, code, text) in table {

@@ -455,15 +455,22 @@ impl Update {
                     };
                     let ops = next..next + len;
                     // MongoDB merges an array's updates when it reaches that array, after the
-                    // writes to the fields before it.
+                    // writes to the fields before it, element by element: a conflict is met
+                    // where its element is, after the writes (and errors) before it.
+                    let mut conflict = None;
                     while let Some((_, group)) = merges.next_if(|(first, _)| ops.contains(first)) {
-                        check_array_merges(doc, &group, filters)?;
+                        if let Err(e) = check_array_merges(doc, &group, filters) {
+                            conflict.get_or_insert(e);
+                        }
                     }
                     if node.is_some() {
                         let group = resolved.get(ops.clone()).unwrap_or_default();
-                        let node = (group, ops);
+                        let node = (group, ops, conflict);
                         apply_array_node(&mut out, node, filters, now_ms, &mut respelled, log)?;
                     } else {
+                        if let Some(Unexpandable { error, .. }) = conflict {
+                            return Err(error);
+                        }
                         let path = canonical_update_path(&out, written);
                         let watched = respelled.before(ops, &out, &path);
                         let dollar = top_dollar_field(*op, &path, arg);
@@ -547,7 +554,8 @@ fn replaced(
 /// order of their paths (as the node merged for that element applies them), and logged as one
 /// [`Logged::Elements`]. A path that cannot be expanded fails where MongoDB's walk of the
 /// elements meets it: the writes before that place are applied first (their errors first), and
-/// of several such paths the one met first is reported. `ops` are the group's places in
+/// of several such paths the one met first is reported, as is `conflict`, where its merge of
+/// the group's updates at an element fails ([`check_array_merges`]). `ops` are the group's places in
 /// application order: a node whose array meets another operator's write only through a
 /// respelled position (`x.01.$[]`, `x.1.$[]`) is watched as a whole ([`RespelledWrites`]), and
 /// so is a write of the group that meets another of it that way (`x.$[].a.01`, `x.$[].a.1`).
@@ -556,7 +564,7 @@ fn replaced(
 /// As [`expand_array_path`] and [`apply_op`]; code 40 from [`RespelledWrites::after`].
 fn apply_array_node(
     out: &mut Document,
-    (group, ops): (&[(Op, String, &Bson)], Range<usize>),
+    (group, ops, conflict): (&[Write<'_>], Range<usize>, Option<Unexpandable>),
     filters: &ArrayFilters,
     now_ms: u64,
     respelled: &mut RespelledWrites,
@@ -571,7 +579,14 @@ fn apply_array_node(
     // Each operator's concrete paths, all found before anything is written; of the paths that
     // cannot be expanded, the place MongoDB meets first and its error.
     let mut pending: Vec<(String, usize)> = Vec::new();
-    let mut failed: Option<(String, Error)> = None;
+    let mut failed: Option<(String, Error)> = match conflict {
+        None => None,
+        Some(Unexpandable { error, at: None }) => return Err(error),
+        Some(Unexpandable {
+            error,
+            at: Some(at),
+        }) => Some((at, error)),
+    };
     let mut levels: Vec<Vec<usize>> = Vec::with_capacity(group.len());
     let mut dollars = Vec::with_capacity(group.len());
     for (k, (op, written, arg)) in group.iter().enumerate() {
@@ -701,13 +716,13 @@ fn array_merge_groups<'a>(ops: &[(Op, String, &'a Bson)]) -> Vec<(usize, Vec<Wri
 /// (writes that could change them conflict when parsed).
 ///
 /// # Errors
-/// Code 40 `Update created a conflict at '<path>'` ([`MergedBranches::merge`]); the filters'
-/// errors.
+/// Code 40 `Update created a conflict at '<path>'` ([`MergedBranches::merge`]), met at the
+/// element merged; the filters' errors, met at the array; the first met, element by element.
 fn check_array_merges(
     doc: &Document,
     ops: &[(Op, String, &Bson)],
     filters: &ArrayFilters,
-) -> Result<()> {
+) -> std::result::Result<(), Unexpandable> {
     let paths: Vec<String> = ops
         .iter()
         .filter(|(op, path, _)| *op != Op::Rename && path.contains("$["))
@@ -738,7 +753,7 @@ fn walk_update_node(
     at: &mut Vec<String>,
     rest: &[&[&str]],
     filters: &ArrayFilters,
-) -> Result<()> {
+) -> std::result::Result<(), Unexpandable> {
     // A leaf: a write, merged (or not) above.
     if rest.iter().any(|r| r.is_empty()) {
         return Ok(());
@@ -759,6 +774,8 @@ fn walk_update_node(
     let Some(Bson::Array(items)) = value else {
         return Ok(());
     };
+    // Where the element's index goes in `at`.
+    let i_at = at.len();
     // The children in MongoDB's order: `$[]` (the empty identifier) first, then by identifier.
     let mut children: BTreeMap<&str, Vec<&[&str]>> = BTreeMap::new();
     for (part, below) in by_first_part(rest) {
@@ -777,17 +794,25 @@ fn walk_update_node(
         let mut tree = MergedBranches::default();
         let mut merges = 0_usize;
         for (id, below) in &children {
-            if !id.is_empty() && !filters.admits(id, item)? {
+            // A filter's error is met at the array, before its elements (as applying meets
+            // it, [`expand_at`], which reads every element).
+            if !id.is_empty()
+                && !filters
+                    .admits(id, item)
+                    .map_err(|e| Unexpandable::at(at.get(..i_at).unwrap_or_default(), e))?
+            {
                 continue;
             }
             if let Some(earlier) = first.take() {
-                tree.merge(merges, earlier, at)?;
+                tree.merge(merges, earlier, at)
+                    .map_err(|e| Unexpandable::at(at, e))?;
                 merges += 1;
             }
             if merged.is_empty() {
                 first = Some(below);
             } else {
-                tree.merge(merges, below, at)?;
+                tree.merge(merges, below, at)
+                    .map_err(|e| Unexpandable::at(at, e))?;
                 merges += 1;
             }
             merged.extend(below.iter().copied());
