@@ -244,23 +244,59 @@ impl Filter {
             Self::Nor(fs) => !fs.iter().any(|f| f.matches(doc)),
             Self::Expr(e) => e.eval_doc(doc).is_ok_and(|v| expr_truthy(v.as_ref())),
             Self::Field { parts, cond, .. } => {
-                // Called once per candidate document: paths of up to `PATH_PARTS_INLINE`
-                // parts are borrowed on the stack instead of collected into a vector.
-                let mut inline = [""; PATH_PARTS_INLINE];
-                match inline.get_mut(..parts.len()) {
-                    Some(slots) => {
-                        for (slot, part) in slots.iter_mut().zip(parts) {
-                            *slot = part;
-                        }
-                        cond_matches_path(doc, slots, cond)
-                    }
-                    None => {
-                        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-                        cond_matches_path(doc, &parts, cond)
-                    }
-                }
+                with_parts(parts, |parts| cond_matches_path(doc, parts, cond))
             }
         }
+    }
+
+    /// [`Filter::try_matches`] on the document `{field: value}`, read on `value` where it is
+    /// (an array filter on an element, without copying the element into a document).
+    ///
+    /// # Errors
+    /// As [`Filter::try_matches`].
+    pub(crate) fn try_matches_field(&self, field: &str, value: &Bson) -> Result<bool> {
+        Ok(match self {
+            Self::And(fs) => {
+                for f in fs {
+                    if !f.try_matches_field(field, value)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Self::Or(fs) => {
+                for f in fs {
+                    if f.try_matches_field(field, value)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Self::Nor(fs) => {
+                for f in fs {
+                    if f.try_matches_field(field, value)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            // An expression reads the whole document: built for it.
+            Self::Expr(_) => {
+                let mut probe = Document::new();
+                probe.insert(field, value.clone());
+                self.try_matches(&probe)?
+            }
+            Self::Field { parts, cond, .. } => with_parts(parts, |parts| {
+                let mut reached = Vec::new();
+                match parts.split_first() {
+                    Some((first, rest)) if *first == field => {
+                        document::collect_path(value, rest, &mut reached);
+                    }
+                    _ => reached.push(None),
+                }
+                cond_matches_values(&reached, cond)
+            }),
+        })
     }
 
     /// The top-level conjunction's field conditions: `(path, cond)` pairs a planner may use.
@@ -832,6 +868,24 @@ impl RegexCond {
     }
 }
 
+/// `f` on `parts` borrowed: called once per candidate document, paths of up to
+/// `PATH_PARTS_INLINE` parts are borrowed on the stack instead of collected into a vector.
+fn with_parts<R>(parts: &[String], f: impl FnOnce(&[&str]) -> R) -> R {
+    let mut inline = [""; PATH_PARTS_INLINE];
+    match inline.get_mut(..parts.len()) {
+        Some(slots) => {
+            for (slot, part) in slots.iter_mut().zip(parts) {
+                *slot = part;
+            }
+            f(slots)
+        }
+        None => {
+            let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+            f(&parts)
+        }
+    }
+}
+
 /// Evaluates a condition on every value a path reaches in `doc` (the path is followed once,
 /// whatever the condition's nesting).
 fn cond_matches_path(doc: &Document, parts: &[&str], cond: &Cond) -> bool {
@@ -1266,5 +1320,57 @@ mod tests {
         assert_eq!(ids(em(doc! {"$not": {"$gt": 4}})), [3, 4, 5, 6, 7, 8]);
         assert_eq!(ids(em(doc! {"$in": [5, "x"]})), [2, 3, 8]);
         assert_eq!(ids(em(doc! {"$exists": true})), [2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    /// A filter read on one value under a field name (an array filter on an element) gives
+    /// what it gives on the document `{field: value}`, without that document being built:
+    /// paths through and beside the field, arrays fanned out, missing fields, `$expr`.
+    #[test]
+    fn a_filter_on_a_field_value_is_the_filter_on_its_document() {
+        let values = [
+            Bson::Int32(5),
+            Bson::Null,
+            Bson::String("x".into()),
+            Bson::Array(vec![Bson::Int32(1), Bson::Int32(5)]),
+            Bson::Array(vec![
+                Bson::Document(doc! {"b": 2}),
+                Bson::Document(doc! {"b": 7}),
+            ]),
+            Bson::Document(doc! {"b": 2, "c": {"d": [1, 2]}}),
+            Bson::Document(doc! {"b": [2, 3]}),
+            Bson::Document(doc! {}),
+        ];
+        let filters = [
+            doc! {"e": 5},
+            doc! {"e": null},
+            doc! {"e": {"$gte": 2}},
+            doc! {"e": {"$exists": false}},
+            doc! {"e": {"$type": "array"}},
+            doc! {"e": {"$size": 2}},
+            doc! {"e": {"$ne": 5}},
+            doc! {"e.b": 2},
+            doc! {"e.b": {"$in": [3, 7]}},
+            doc! {"e.c.d": 2},
+            doc! {"e.1": 5},
+            doc! {"e.0.b": 2},
+            doc! {"e.b": {"$exists": false}},
+            doc! {"e.b": {"$elemMatch": {"$gt": 2}}},
+            doc! {"$or": [{"e": 5}, {"e.b": 2}]},
+            doc! {"$nor": [{"e": {"$type": "string"}}]},
+            doc! {"f": null},
+            doc! {"f": {"$exists": true}},
+            doc! {"$expr": {"$eq": ["$e", 5]}},
+        ];
+        for filter in &filters {
+            let f = Filter::parse_at(filter, 0).unwrap();
+            for value in &values {
+                let whole = f.try_matches(&doc! {"e": value.clone()}).unwrap();
+                assert_eq!(
+                    f.try_matches_field("e", value).unwrap(),
+                    whole,
+                    "{filter} on {value}"
+                );
+            }
+        }
     }
 }

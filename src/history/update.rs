@@ -101,14 +101,13 @@ impl ArrayFilters {
         self.0.iter().find(|(k, _)| k == id).map(|(_, f)| f)
     }
 
-    /// Whether `element` passes the filter of `id`.
+    /// Whether `element` passes the filter of `id` (read on the element where it is, as on
+    /// `{id: element}`).
     fn admits(&self, id: &str, element: &Bson) -> Result<bool> {
         let Some(filter) = self.get(id) else {
             return Ok(false);
         };
-        let mut probe = Document::new();
-        probe.insert(id, element.clone());
-        filter.try_matches(&probe)
+        filter.try_matches_field(id, element)
     }
 }
 
@@ -1064,6 +1063,11 @@ fn expand_at(
             return Err(Unexpandable::at(done, error));
         }
     };
+    // Elements a filter rejects are read, not counted in ARRAY_UPDATE_PATHS_MAX (which caps
+    // the paths kept): one path's expansion reaches each value of the document at most once,
+    // so its filter tests are bounded by the document's size (DOCUMENT_BYTES_MAX), each
+    // a filter within FILTER_CLAUSES_MAX, and an update's by that times its operators
+    // (UPDATE_OPERATIONS_MAX). No copy is made per test (`ArrayFilters::admits`).
     for (i, el) in items.iter().enumerate() {
         if let Some(id) = filtered
             && !filters
