@@ -2725,21 +2725,19 @@ fn array_filters_with_a_replacement_or_a_pipeline_as_mongodb() {
     assert_eq!(outcome.unwrap().modified, 1);
     assert_eq!(stored, doc! {"_id": 1, "a": [0], "b": 1});
     // findAndModify: any arrayFilters with a pipeline, before the filters are parsed.
+    let set_b = |h: &history::History, (db, coll): (&str, &str), filters: Vec<Document>| {
+        let options = FindAndModifyOptions {
+            array_filters: Some(filters),
+            ..FindAndModifyOptions::default()
+        };
+        let update = vec![doc! {"$set": {"b": 1}}];
+        h.find_one_and_update(db, coll, &doc! {"_id": 1}, &update, &options)
+            .unwrap_err()
+    };
     for filters in [vec![], vec![doc! {"I": 0}]] {
         let (_d, h) = open();
         h.insert_one("db", "c", start.clone()).unwrap();
-        let e = h
-            .find_one_and_update(
-                "db",
-                "c",
-                &doc! {"_id": 1},
-                &vec![doc! {"$set": {"b": 1}}],
-                &FindAndModifyOptions {
-                    array_filters: Some(filters.clone()),
-                    ..FindAndModifyOptions::default()
-                },
-            )
-            .unwrap_err();
+        let e = set_b(&h, ("db", "c"), filters.clone());
         assert_eq!(
             (e.code(), e.code_name(), e.to_string()),
             (
@@ -2753,6 +2751,21 @@ fn array_filters_with_a_replacement_or_a_pipeline_as_mongodb() {
             h.find_one("db", "c", &doc! {}, None).unwrap().unwrap(),
             start
         );
+    }
+    // findAndModify parses its namespace with the command (a valid database, a collection
+    // named), then checks arrayFilters with a pipeline (`validate`), then whether the
+    // collection may be written (`userAllowedWriteNS`: `$`, `system.`, a leading `.`).
+    let (_d, h) = open();
+    for (db, coll, code) in [
+        ("db", "", 73),
+        ("d.b", "c", 73),
+        ("", "c", 73),
+        ("db", "system.x", 9),
+        ("db", "a$b", 9),
+        ("db", ".c", 9),
+    ] {
+        let e = set_b(&h, (db, coll), vec![]);
+        assert_eq!(e.code(), code, "{db}.{coll}: {e}");
     }
 }
 

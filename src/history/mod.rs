@@ -1540,8 +1540,14 @@ impl History {
         {
             return Err(Error::bad("findOneAndUpdate needs update operators"));
         }
-        // MongoDB's findAndModify refuses this before it parses anything, an empty list too.
+        // MongoDB's findAndModify refuses this before it parses anything, an empty list too
+        // (`validate`): after the namespace the command is parsed with (a valid database, a
+        // collection named), before the checks of a writable collection (`userAllowedWriteNS`).
         if matches!(update, UpdateModifications::Pipeline(_)) && options.array_filters.is_some() {
+            check_database_name(db)?;
+            if coll.is_empty() {
+                check_collection_name(db, coll)?;
+            }
             return Err(Error::update(
                 9,
                 "Cannot specify arrayFilters and a pipeline update",
