@@ -292,7 +292,9 @@ impl Filter {
                     Some((first, rest)) if *first == field => {
                         document::collect_path(value, rest, &mut reached);
                     }
-                    _ => reached.push(None),
+                    Some(_) => reached.push(None),
+                    // As `collect_doc_path`: no path reaches nothing.
+                    None => {}
                 }
                 cond_matches_values(&reached, cond)
             }),
