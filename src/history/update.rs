@@ -1165,10 +1165,8 @@ impl RespelledWrites {
                 .map(|(i, (_, written, _))| {
                     // An array update (`$[]`, `$[<id>]`) writes into the array its first array
                     // part crosses, whatever elements its filters admit: watched as a whole.
-                    let written = written
-                        .split_once(".$[")
-                        .map_or(written.as_str(), |(array, _)| array);
-                    let path = canonical_update_path(doc, written);
+                    let written = array_prefix(written);
+                    let path = canonical_update_path(doc, &written);
                     let respelled = path != written;
                     (path.split('.').map(str::to_owned).collect(), respelled, i)
                 })
