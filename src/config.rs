@@ -199,27 +199,6 @@ impl ConfigSource {
     }
 }
 
-/// Reads the UTF-8 text file at `path`, refusing one longer than `max` bytes. The length is
-/// counted while reading (a file that grows after a size check, or a pipe, cannot get past
-/// it), and at most `max + 1` bytes are ever held.
-///
-/// # Errors
-/// The file cannot be read or is not UTF-8; `InvalidData` naming the limit when it is longer.
-pub fn read_text_at_most(path: &Path, max: usize) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)?
-        .take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_string(&mut text)?;
-    if text.len() > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("the file is longer than the limit of {max} bytes"),
-        ));
-    }
-    Ok(text)
-}
-
 /// Builds the effective configuration from defaults, an optional file and the overrides.
 ///
 /// # Errors
@@ -230,14 +209,17 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Loaded, Error>
     let mut config = match file {
         None => Config::default(),
         Some(path) => {
-            let text = read_text_at_most(path, CONFIG_FILE_BYTES_MAX).map_err(|e| Error {
-                setting: "config".into(),
-                origin: Origin::File {
-                    path: path.to_owned(),
-                    line: None,
-                },
-                reason: format!("cannot read the file: {e}"),
-            })?;
+            let text =
+                crate::files::read_text_at_most(path, CONFIG_FILE_BYTES_MAX).map_err(|e| {
+                    Error {
+                        setting: "config".into(),
+                        origin: Origin::File {
+                            path: path.to_owned(),
+                            line: None,
+                        },
+                        reason: format!("cannot read the file: {e}"),
+                    }
+                })?;
             let config = parse_toml(&text, path)?;
             if let Ok(table) = text.parse::<toml::Table>() {
                 for key in table.keys() {

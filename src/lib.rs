@@ -25,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod files;
 pub mod history;
 pub mod loadgen;
 pub mod log;

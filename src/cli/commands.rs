@@ -37,7 +37,7 @@ const _: () = assert!(TRANSFORM_INPUT_BYTES_MAX as u64 == crate::log::RECORD_BYT
 fn run_transform(args: &TransformArgs) -> Result<String, String> {
     use std::io::Read as _;
     let read = |path: &std::path::Path, max: usize| {
-        crate::config::read_text_at_most(path, max)
+        crate::files::read_text_at_most(path, max)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
     let spec_text = read(&args.spec, crate::transform::SPEC_BYTES_MAX)?;

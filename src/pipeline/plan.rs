@@ -400,7 +400,7 @@ fn resolve_spec(flow: &str, field: &str, step: &TransformStep) -> Result<Value> 
                 path: path.clone(),
                 source,
             };
-            let text = crate::config::read_text_at_most(path, SPEC_BYTES_MAX).map_err(spec_file)?;
+            let text = crate::files::read_text_at_most(path, SPEC_BYTES_MAX).map_err(spec_file)?;
             serde_json::from_str(&text).map_err(|e| {
                 invalid(
                     flow,
