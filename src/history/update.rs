@@ -712,7 +712,9 @@ fn array_merge_groups<'a>(ops: &[(Op, String, &'a Bson)]) -> Vec<(usize, Vec<Wri
 /// than one of their filters admits (`UpdateArrayNode::apply`), found before any of them is
 /// written. `ops` are in application order, their positional `$` resolved; the filters are read
 /// on `doc` as it was, as MongoDB reads an array's elements before it updates any of them
-/// (writes that could change them conflict when parsed).
+/// (writes that could change them conflict when parsed). Returns the number of
+/// [`MergedBranches::merge`]s made, the work done (applying ignores it; a unit test asserts it
+/// grows linearly in the filters admitting an element).
 ///
 /// # Errors
 /// Code 40 `Update created a conflict at '<path>'` ([`MergedBranches::merge`]), met at the
@@ -721,7 +723,7 @@ fn check_array_merges(
     doc: &Document,
     ops: &[(Op, String, &Bson)],
     filters: &ArrayFilters,
-) -> std::result::Result<(), Unexpandable> {
+) -> std::result::Result<usize, Unexpandable> {
     let paths: Vec<String> = ops
         .iter()
         .filter(|(op, path, _)| *op != Op::Rename && path.contains("$["))
@@ -729,34 +731,37 @@ fn check_array_merges(
         .collect();
     // A merge needs two array updates.
     if paths.len() < 2 {
-        return Ok(());
+        return Ok(0);
     }
     let chains: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
     let whole: Vec<&[&str]> = chains.iter().map(Vec::as_slice).collect();
     let mut at = Vec::new();
+    let mut done = 0;
     for (field, rest) in by_first_part(&whole) {
         at.push(field.to_owned());
-        walk_update_node(doc.get(field), &mut at, &rest, filters)?;
+        done += walk_update_node(doc.get(field), &mut at, &rest, filters)?;
         at.pop();
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Applies, for its merges only, the node of MongoDB's update tree at `at` (value `value`)
 /// whose branches go on as `rest` (the remaining parts of each update path through it): an
 /// array node ([`array_part`] parts) merges, per element, the children whose filters admit it;
 /// an object node goes on per field (a position in an array by number, as applying does).
-/// A missing or non-array value is left to applying to report.
+/// A missing or non-array value is left to applying to report. Returns the number of
+/// [`MergedBranches::merge`]s made at and below the node.
 fn walk_update_node(
     value: Option<&Bson>,
     at: &mut Vec<String>,
     rest: &[&[&str]],
     filters: &ArrayFilters,
-) -> std::result::Result<(), Unexpandable> {
+) -> std::result::Result<usize, Unexpandable> {
     // A leaf: a write, merged (or not) above.
     if rest.iter().any(|r| r.is_empty()) {
-        return Ok(());
+        return Ok(0);
     }
+    let mut done = 0;
     if !into_array(rest) {
         for (field, below) in by_first_part(rest) {
             let next = match value {
@@ -765,13 +770,13 @@ fn walk_update_node(
                 _ => None,
             };
             at.push(field.to_owned());
-            walk_update_node(next, at, &below, filters)?;
+            done += walk_update_node(next, at, &below, filters)?;
             at.pop();
         }
-        return Ok(());
+        return Ok(done);
     }
     let Some(Bson::Array(items)) = value else {
-        return Ok(());
+        return Ok(0);
     };
     // Where the element's index goes in `at`.
     let i_at = at.len();
@@ -816,12 +821,13 @@ fn walk_update_node(
             }
             merged.extend(below.iter().copied());
         }
+        done += merges;
         if !merged.is_empty() {
-            walk_update_node(Some(item), at, &merged, filters)?;
+            done += walk_update_node(Some(item), at, &merged, filters)?;
         }
         at.pop();
     }
-    Ok(())
+    Ok(done)
 }
 
 /// The branches of MongoDB's update tree merged so far at one array element, as a tree of
@@ -3395,5 +3401,48 @@ mod tests {
             seed(doc! {"k": 1, "k.x": {"$gt": 2}}).unwrap(),
             doc! {"k": 1}
         );
+    }
+
+    /// The merges of `filters` array updates `$set: {"a.$[ik].fk": 1}` (`k` below `filters`),
+    /// each filter `{ik: {$exists: true}}` admitting every element of an `elements`-element
+    /// array: the number of `MergedBranches::merge`s `check_array_merges` makes.
+    fn merges_of_filters_admitting_every_element(filters: usize, elements: usize) -> usize {
+        use super::{ArrayFilters, Op, check_array_merges};
+        let doc = doc! {"a": vec![bson::Bson::Int32(0); elements]};
+        let one = bson::Bson::Int32(1);
+        let ops: Vec<(Op, String, &bson::Bson)> = (0..filters)
+            .map(|k| (Op::Set, format!("a.$[i{k}].f{k}"), &one))
+            .collect();
+        let written: Vec<bson::Document> = (0..filters)
+            .map(|k| doc! {format!("i{k}"): {"$exists": true}})
+            .collect();
+        let filters = ArrayFilters::parse(&written, 0).unwrap();
+        match check_array_merges(&doc, &ops, &filters) {
+            Ok(merges) => merges,
+            Err(e) => panic!("{}", e.error),
+        }
+    }
+
+    /// At an element its F ≥ 2 filters all admit, the first admitted update is merged (into
+    /// the empty tree) when the second is, and each later one once with everything before it:
+    /// F merges per element, F × N for an N-element array (none for one update, which merges
+    /// nothing), so `ARRAY_FILTERS_MAX` filters admitting every element of a 512-element array
+    /// cost `ARRAY_FILTERS_MAX` × 512 merges, not one per pair of filters (F × (F − 1) / 2 pairs
+    /// per element). By hand, at N = 2: F = 3, merges of i0 and i1 when i1 is admitted, then of
+    /// i2, per element: 6; F = 4 (6 pairs per element), one more per element: 8.
+    #[test]
+    fn array_update_merges_grow_linearly_in_the_filters_admitting_an_element() {
+        use crate::history::ARRAY_FILTERS_MAX;
+        let max = ARRAY_FILTERS_MAX;
+        for (filters, elements, merges) in [
+            (1, 2, 0),
+            (2, 2, 4),
+            (3, 2, 6),
+            (4, 2, 8),
+            (max, 512, max * 512),
+        ] {
+            let got = merges_of_filters_admitting_every_element(filters, elements);
+            assert_eq!(got, merges, "{filters} filters, {elements} elements");
+        }
     }
 }
