@@ -113,6 +113,31 @@ fn every_command_is_logged_at_threshold_zero_with_its_client() {
     let names: Vec<&[u8]> = entries.iter().map(|e| &e.args[0][..]).collect();
     assert_eq!(names, [&b"INCR"[..], b"INCR", b"SLOWLOG"]);
 
+    // A transaction holding a script runs on another thread: a CLIENT SETNAME inside it names
+    // the client of the commands after it, as Redis logs each command with the client as it is
+    // when the command has run.
+    c.cmd(&["SLOWLOG", "RESET"]);
+    c.cmd(&["MULTI"]);
+    c.cmd(&["EVAL", "return 1", "0"]);
+    c.cmd(&["CLIENT", "SETNAME", "renamed"]);
+    c.cmd(&["INCR", "n"]);
+    c.cmd(&["EXEC"]);
+    let entries = get(&mut c, Some("-1"));
+    let logged: Vec<(&[u8], &str)> = entries
+        .iter()
+        .map(|e| (&e.args[0][..], e.name.as_str()))
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            (&b"INCR"[..], "renamed"),
+            (b"CLIENT", "renamed"),
+            (b"EVAL", "logger"),
+            (b"SLOWLOG", "logger")
+        ]
+    );
+    c.cmd(&["CLIENT", "SETNAME", "logger"]);
+
     // A blocking command is logged when it answers.
     c.cmd(&["RPUSH", "l", "a"]);
     c.cmd(&["BLPOP", "l", "0"]);

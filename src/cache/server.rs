@@ -1754,12 +1754,14 @@ impl Connection {
         let cache = self.shared.cache.clone();
         let running = cache.inner().running.clone();
         let (db, proto) = (self.db, self.proto);
-        let who = self.caller();
+        // Looked up when asked (MONITOR, the slow log), as in `exec`: a CLIENT SETNAME the
+        // transaction ran has taken effect for the commands after it.
+        let (shared, id) = (Arc::clone(&self.shared), self.id);
         let (queued_tx, mut queued_rx) = mpsc::unbounded_channel::<QueuedRequest>();
         // Counted before the thread starts: the other clients' next commands already wait.
         running.hand_off();
         let mut handle = tokio::task::spawn_blocking(move || {
-            let caller = || who.clone();
+            let caller = || client_of(&shared, id);
             match job {
                 Job::Command(spec, args, now_ms) => {
                     let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
