@@ -205,34 +205,7 @@ impl Filter {
     /// # Errors
     /// An `$expr`'s run-time error (a division by zero, a bad operand type).
     pub(crate) fn try_matches(&self, doc: &Document) -> Result<bool> {
-        Ok(match self {
-            Self::And(fs) => {
-                for f in fs {
-                    if !f.try_matches(doc)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
-            Self::Or(fs) => {
-                for f in fs {
-                    if f.try_matches(doc)? {
-                        return Ok(true);
-                    }
-                }
-                false
-            }
-            Self::Nor(fs) => {
-                for f in fs {
-                    if f.try_matches(doc)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
-            Self::Expr(e) => expr_truthy(e.eval_doc(doc)?.as_ref()),
-            Self::Field { .. } => self.matches(doc),
-        })
+        self.try_matches_on(Target::Document(doc))
     }
 
     /// Whether `doc` matches; an `$expr` that fails to evaluate counts as no match (the
@@ -255,10 +228,15 @@ impl Filter {
     /// # Errors
     /// As [`Filter::try_matches`].
     pub(crate) fn try_matches_field(&self, field: &str, value: &Bson) -> Result<bool> {
+        self.try_matches_on(Target::Field(field, value))
+    }
+
+    /// [`Filter::try_matches`] on a document or on one value under a field name.
+    fn try_matches_on(&self, target: Target<'_>) -> Result<bool> {
         Ok(match self {
             Self::And(fs) => {
                 for f in fs {
-                    if !f.try_matches_field(field, value)? {
+                    if !f.try_matches_on(target)? {
                         return Ok(false);
                     }
                 }
@@ -266,7 +244,7 @@ impl Filter {
             }
             Self::Or(fs) => {
                 for f in fs {
-                    if f.try_matches_field(field, value)? {
+                    if f.try_matches_on(target)? {
                         return Ok(true);
                     }
                 }
@@ -274,30 +252,36 @@ impl Filter {
             }
             Self::Nor(fs) => {
                 for f in fs {
-                    if f.try_matches_field(field, value)? {
+                    if f.try_matches_on(target)? {
                         return Ok(false);
                     }
                 }
                 true
             }
-            // An expression reads the whole document: built for it.
-            Self::Expr(_) => {
-                let mut probe = Document::new();
-                probe.insert(field, value.clone());
-                self.try_matches(&probe)?
-            }
-            Self::Field { parts, cond, .. } => with_parts(parts, |parts| {
-                let mut reached = Vec::new();
-                match parts.split_first() {
-                    Some((first, rest)) if *first == field => {
-                        document::collect_path(value, rest, &mut reached);
-                    }
-                    Some(_) => reached.push(None),
-                    // As `collect_doc_path`: no path reaches nothing.
-                    None => {}
+            Self::Expr(e) => match target {
+                Target::Document(doc) => expr_truthy(e.eval_doc(doc)?.as_ref()),
+                // An expression reads the whole document: built for it.
+                Target::Field(field, value) => {
+                    let mut probe = Document::new();
+                    probe.insert(field, value.clone());
+                    expr_truthy(e.eval_doc(&probe)?.as_ref())
                 }
-                cond_matches_values(&reached, cond)
-            }),
+            },
+            Self::Field { parts, cond, .. } => match target {
+                Target::Document(doc) => self.matches(doc),
+                Target::Field(field, value) => with_parts(parts, |parts| {
+                    let mut reached = Vec::new();
+                    match parts.split_first() {
+                        Some((first, rest)) if *first == field => {
+                            document::collect_path(value, rest, &mut reached);
+                        }
+                        Some(_) => reached.push(None),
+                        // As `collect_doc_path`: no path reaches nothing.
+                        None => {}
+                    }
+                    cond_matches_values(&reached, cond)
+                }),
+            },
         })
     }
 
@@ -868,6 +852,14 @@ impl RegexCond {
             _ => false,
         }
     }
+}
+
+/// What [`Filter::try_matches_on`] reads: a document, or one value under a field name (the
+/// document `{field: value}` without building it).
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Document(&'a Document),
+    Field(&'a str, &'a Bson),
 }
 
 /// `f` on `parts` borrowed: called once per candidate document, paths of up to
