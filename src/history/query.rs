@@ -205,21 +205,15 @@ impl Filter {
     /// # Errors
     /// An `$expr`'s run-time error (a division by zero, a bad operand type).
     pub(crate) fn try_matches(&self, doc: &Document) -> Result<bool> {
-        self.try_matches_on(Target::Document(doc))
+        self.try_matches_on(Target::Document(doc), ExprError::Fail)
     }
 
     /// Whether `doc` matches; an `$expr` that fails to evaluate counts as no match (the
     /// query's own scan uses [`Filter::try_matches`], which reports it).
     pub(crate) fn matches(&self, doc: &Document) -> bool {
-        match self {
-            Self::And(fs) => fs.iter().all(|f| f.matches(doc)),
-            Self::Or(fs) => fs.iter().any(|f| f.matches(doc)),
-            Self::Nor(fs) => !fs.iter().any(|f| f.matches(doc)),
-            Self::Expr(e) => e.eval_doc(doc).is_ok_and(|v| expr_truthy(v.as_ref())),
-            Self::Field { parts, cond, .. } => {
-                with_parts(parts, |parts| cond_matches_path(doc, parts, cond))
-            }
-        }
+        // Cannot fail: `NoMatch` turns every `$expr` error into a false clause.
+        self.try_matches_on(Target::Document(doc), ExprError::NoMatch)
+            .unwrap_or(false)
     }
 
     /// [`Filter::try_matches`] on the document `{field: value}`, read on `value` where it is
@@ -228,15 +222,16 @@ impl Filter {
     /// # Errors
     /// As [`Filter::try_matches`].
     pub(crate) fn try_matches_field(&self, field: &str, value: &Bson) -> Result<bool> {
-        self.try_matches_on(Target::Field(field, value))
+        self.try_matches_on(Target::Field(field, value), ExprError::Fail)
     }
 
-    /// [`Filter::try_matches`] on a document or on one value under a field name.
-    fn try_matches_on(&self, target: Target<'_>) -> Result<bool> {
+    /// [`Filter::try_matches`] on a document or on one value under a field name; an `$expr`
+    /// that fails to evaluate fails the match or is a false clause, as `on_error` says.
+    fn try_matches_on(&self, target: Target<'_>, on_error: ExprError) -> Result<bool> {
         Ok(match self {
             Self::And(fs) => {
                 for f in fs {
-                    if !f.try_matches_on(target)? {
+                    if !f.try_matches_on(target, on_error)? {
                         return Ok(false);
                     }
                 }
@@ -244,7 +239,7 @@ impl Filter {
             }
             Self::Or(fs) => {
                 for f in fs {
-                    if f.try_matches_on(target)? {
+                    if f.try_matches_on(target, on_error)? {
                         return Ok(true);
                     }
                 }
@@ -252,24 +247,31 @@ impl Filter {
             }
             Self::Nor(fs) => {
                 for f in fs {
-                    if f.try_matches_on(target)? {
+                    if f.try_matches_on(target, on_error)? {
                         return Ok(false);
                     }
                 }
                 true
             }
-            Self::Expr(e) => match target {
-                Target::Document(doc) => expr_truthy(e.eval_doc(doc)?.as_ref()),
-                // An expression reads the whole document: built for it.
-                Target::Field(field, value) => {
-                    let mut probe = Document::new();
-                    probe.insert(field, value.clone());
-                    expr_truthy(e.eval_doc(&probe)?.as_ref())
+            Self::Expr(e) => {
+                let value = match target {
+                    Target::Document(doc) => e.eval_doc(doc),
+                    // An expression reads the whole document: built for it.
+                    Target::Field(field, value) => {
+                        let mut probe = Document::new();
+                        probe.insert(field, value.clone());
+                        e.eval_doc(&probe)
+                    }
+                };
+                match (value, on_error) {
+                    (Ok(v), _) => expr_truthy(v.as_ref()),
+                    (Err(_), ExprError::NoMatch) => false,
+                    (Err(err), ExprError::Fail) => return Err(err),
                 }
-            },
-            Self::Field { parts, cond, .. } => match target {
-                Target::Document(doc) => self.matches(doc),
-                Target::Field(field, value) => with_parts(parts, |parts| {
+            }
+            Self::Field { parts, cond, .. } => with_parts(parts, |parts| match target {
+                Target::Document(doc) => cond_matches_path(doc, parts, cond),
+                Target::Field(field, value) => {
                     let mut reached = Vec::new();
                     match parts.split_first() {
                         Some((first, rest)) if *first == field => {
@@ -280,8 +282,8 @@ impl Filter {
                         None => {}
                     }
                     cond_matches_values(&reached, cond)
-                }),
-            },
+                }
+            }),
         })
     }
 
@@ -856,10 +858,19 @@ impl RegexCond {
 
 /// What [`Filter::try_matches_on`] reads: a document, or one value under a field name (the
 /// document `{field: value}` without building it).
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Target<'a> {
     Document(&'a Document),
     Field(&'a str, &'a Bson),
+}
+
+/// What [`Filter::try_matches_on`] makes of an `$expr` that fails to evaluate.
+#[derive(Debug, Clone, Copy)]
+enum ExprError {
+    /// The match fails with the error ([`Filter::try_matches`]).
+    Fail,
+    /// The clause is false ([`Filter::matches`]).
+    NoMatch,
 }
 
 /// `f` on `parts` borrowed: called once per candidate document, paths of up to
