@@ -61,6 +61,11 @@ const INTROSPECTION_FAILED_MAX: u64 = 1;
 /// MIGRATE (docs/conformance.md).
 const INTROSPECTION_2_PASSED_MIN: u64 = 35;
 const INTROSPECTION_2_FAILED_MAX: u64 = 2;
+/// `unit/tracking` (client-side caching) with the script's default tags: 51 run, 50 pass; the
+/// failure wants an eviction's invalidation before the reply of the command that caused it
+/// (docs/conformance.md).
+const TRACKING_PASSED_MIN: u64 = 50;
+const TRACKING_FAILED_MAX: u64 = 1;
 /// `unit/pubsubshard`'s one-server block, run from a copy of the suite without its
 /// `external:skip` tag: every test of it.
 const PUBSUBSHARD_PASSED_MIN: u64 = 9;
@@ -304,6 +309,17 @@ fn redis_own_introspection_2_unit_passes() {
         &[],
         INTROSPECTION_2_PASSED_MIN,
         INTROSPECTION_2_FAILED_MAX,
+    );
+}
+
+/// Reported on its own, beside the bar: CLIENT TRACKING.
+#[test]
+fn redis_own_tracking_unit_passes() {
+    assert_unit(
+        "unit/tracking",
+        &[],
+        TRACKING_PASSED_MIN,
+        TRACKING_FAILED_MAX,
     );
 }
 

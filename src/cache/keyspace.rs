@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use crate::cache::notify::{self, Note};
 use crate::cache::shard::{Entry, EntryMut, EntryRef, Lfu, Shard, lfu_minutes};
+use crate::cache::tracking::RunFor;
 use crate::cache::value::Value;
 use crate::cache::{DATABASES, EventKind, SHARDS};
 
@@ -303,6 +304,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) over_memory: bool,
     /// A script's `redis.call` runs the command.
     pub(crate) in_script: bool,
+    /// The client the command runs for (client-side caching, `crate::cache::tracking`).
+    pub(crate) run_for: RunFor,
+    /// A script run for a client whose reads are remembered called a read-only command:
+    /// the script's declared keys are remembered (Redis 7.0's `trackingRememberKeys`).
+    pub(crate) script_read: bool,
     /// The RESP thread runs this script command itself, ready to hand it to another thread
     /// if it runs past its inline budget before it has had an effect.
     pub(crate) script_inline: bool,
@@ -345,6 +351,8 @@ impl<'a> Ctx<'a> {
             resp3: false,
             over_memory: false,
             in_script: false,
+            run_for: RunFor::NONE,
+            script_read: false,
             script_inline: false,
             script_handed_off: false,
             track: true,

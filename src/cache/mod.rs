@@ -41,6 +41,7 @@ mod sieve;
 mod slowlog;
 mod snapshot;
 mod stream;
+mod tracking;
 mod value;
 mod zset;
 
@@ -62,6 +63,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::clock::SharedClock;
 use settings::{HZ_MAX, HZ_MIN};
 use slowlog::Caller;
+use tracking::RunFor;
 
 pub use error::{Error, ProtocolError, Result};
 pub use rdb::fuzz_rdb_payload;
@@ -435,6 +437,8 @@ pub(crate) struct Inner {
     /// `receiver_count`, which takes the channel's mutex.
     events_subscribed: std::sync::atomic::AtomicBool,
     pub(crate) pubsub: pubsub::PubSub,
+    /// CLIENT TRACKING's clients, table and prefixes.
+    pub(crate) tracking: tracking::Tracking,
     /// MONITOR clients.
     pub(crate) monitors: monitor::Monitors,
     /// Blocked pops in arrival order (Redis serves the longest-waiting client first).
@@ -572,6 +576,17 @@ impl Inner {
         EvictionPolicy::from_code(self.policy.load(Ordering::Relaxed))
     }
 
+    /// What invalidation messages are held to: a tracking client's own output buffer class
+    /// (normal), its redirect target's (pubsub: it subscribes to `__redis__:invalidate`),
+    /// and the wall clock.
+    pub(crate) fn tracking_limits(&self) -> (pubsub::ObufLimit, pubsub::ObufLimit, u64) {
+        (
+            self.pubsub.limits.get(pubsub::ObufClass::Normal),
+            self.pubsub.limits.get(pubsub::ObufClass::Pubsub),
+            self.clock.now_ms(),
+        )
+    }
+
     /// Copies CONFIG SET values that have a live effect into their atomics.
     pub(crate) fn apply_settings(&self) {
         if let Some(v) = self
@@ -653,6 +668,13 @@ impl Inner {
             for (class, limit) in limits {
                 self.pubsub.limits.set(class, limit);
             }
+        }
+        if let Some(n) = self
+            .settings
+            .get("tracking-table-max-keys")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            self.tracking.set_max_keys(n, self.tracking_limits());
         }
         if let Some(on) = self
             .settings
@@ -763,7 +785,7 @@ pub(crate) struct Blocked {
     db: usize,
     spec: &'static resp::command::Spec,
     args: Vec<Bytes>,
-    proto: u8,
+    who: (u8, RunFor),
     tx: oneshot::Sender<Frame>,
 }
 
@@ -813,6 +835,7 @@ impl Cache {
             events,
             events_subscribed: std::sync::atomic::AtomicBool::new(false),
             pubsub: pubsub::PubSub::default(),
+            tracking: tracking::Tracking::default(),
             monitors: monitor::Monitors::default(),
             blocked: Mutex::new(std::collections::VecDeque::new()),
             blocked_len: AtomicUsize::new(0),
@@ -873,7 +896,8 @@ impl Cache {
             stats.rejected(spec, args, &e);
             return e;
         }
-        self.run(db, spec, args, 2, self.now_ms(), None, None).0
+        self.run(db, spec, args, (2, RunFor::NONE), self.now_ms(), None, None)
+            .0
     }
 
     fn now_ms(&self) -> u64 {
@@ -895,13 +919,13 @@ impl Cache {
         db: usize,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
-        proto: u8,
+        (proto, run_for): (u8, RunFor),
         now_ms: u64,
         started_ns: Option<u64>,
         caller: Caller<'_>,
     ) -> (Frame, u64) {
         let started_ns = started_ns.unwrap_or_else(|| self.inner.clock.monotonic_ns());
-        match self.run_uncounted(db, spec, args, proto, now_ms) {
+        match self.run_uncounted(db, spec, args, (proto, run_for), now_ms) {
             Ok(reply) => {
                 // A script command is fed before it runs, so that the commands it calls follow
                 // it (the RESP server feeds it).
@@ -961,10 +985,10 @@ impl Cache {
         db: usize,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
-        proto: u8,
+        who: (u8, RunFor),
         now_ms: u64,
     ) -> Result<Frame, Frame> {
-        self.run_in(db, spec, args, proto, now_ms, false)
+        self.run_in(db, spec, args, who, now_ms, false)
             .map(|(reply, _)| reply)
     }
 
@@ -977,12 +1001,12 @@ impl Cache {
         db: usize,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
-        proto: u8,
+        who: (u8, RunFor),
         now_ms: u64,
         caller: Caller<'_>,
     ) -> Option<Frame> {
         let started = self.inner.clock.monotonic_ns();
-        match self.run_in(db, spec, args, proto, now_ms, true) {
+        match self.run_in(db, spec, args, who, now_ms, true) {
             Ok((_, true)) => None,
             Ok((reply, false)) => {
                 let ended = self.inner.clock.monotonic_ns();
@@ -999,7 +1023,7 @@ impl Cache {
         db: usize,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
-        proto: u8,
+        (proto, run_for): (u8, RunFor),
         now_ms: u64,
         script_inline: bool,
     ) -> Result<(Frame, bool), Frame> {
@@ -1030,8 +1054,12 @@ impl Cache {
         ctx.count_lookups = !spec.write;
         ctx.over_memory = over_memory;
         ctx.script_inline = script_inline;
+        ctx.run_for = run_for;
         let reply = (spec.handler)(&mut ctx, inner, args);
         let handed_off = ctx.script_handed_off;
+        if !handed_off {
+            self.remember_reads(&mut ctx, spec, args);
+        }
         self.finish(ctx);
         if !handed_off {
             inner.stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -1051,7 +1079,7 @@ impl Cache {
         &self,
         db: &mut usize,
         queue: &[Vec<Bytes>],
-        proto: u8,
+        (proto, run_for): (u8, RunFor),
         caller: Caller<'_>,
         mut connection: ConnectionCommands<'_>,
     ) -> Result<ExecReplies, Frame> {
@@ -1076,6 +1104,7 @@ impl Cache {
         }) && self.check_memory_now().is_some();
         let mut ctx = inner.ks.exclusive(*db, now);
         ctx.over_memory = over_memory;
+        ctx.run_for = run_for;
         // The connection's protocol as each command runs: a HELLO in the queue changes it for
         // the commands after it.
         let mut proto = proto;
@@ -1140,6 +1169,7 @@ impl Cache {
                 let own_notes = ctx.notes.len();
                 let reply = (spec.handler)(&mut ctx, inner, args);
                 ctx.count_lookups = false;
+                self.remember_reads(&mut ctx, spec, args);
                 // This command's lazy expirations go just before its own events, not before
                 // the whole transaction's.
                 ctx.drain_expired(own_notes);
@@ -1185,6 +1215,7 @@ impl Cache {
         let pushed = ctx.list_pushed;
         let flushed = ctx.flushed;
         let watch_touched = std::mem::take(&mut ctx.watch_touched);
+        let by = ctx.run_for.client;
         drop(ctx);
         if delta > 0 {
             inner
@@ -1211,6 +1242,12 @@ impl Cache {
             notify::publish(&inner.pubsub, notify_flags, note, now_ms);
         }
         let had_effects = !effects.is_empty();
+        // A flush also empties the entries of clients whose tracking is off by now.
+        if flushed || (had_effects && inner.tracking.is_active()) {
+            inner
+                .tracking
+                .changed(by, &effects, flushed, inner.tracking_limits());
+        }
         if had_effects {
             self.bump_watched(&effects);
             if self.has_event_receivers() {
@@ -1234,7 +1271,7 @@ impl Cache {
         db: usize,
         spec: &'static resp::command::Spec,
         args: Vec<Bytes>,
-        proto: u8,
+        who: (u8, RunFor),
     ) -> (u64, oneshot::Receiver<Frame>) {
         let (tx, rx) = oneshot::channel();
         let ticket = self.inner.next_ticket.fetch_add(1, Ordering::Relaxed);
@@ -1248,7 +1285,7 @@ impl Cache {
             db,
             spec,
             args,
-            proto,
+            who,
             tx,
         });
         self.inner.blocked_len.store(q.len(), Ordering::Relaxed);
@@ -1304,10 +1341,10 @@ impl Cache {
                 q.remove(i);
                 continue;
             }
-            let (db, spec, proto) = (b.db, b.spec, b.proto);
+            let (db, spec, who) = (b.db, b.spec, b.who);
             let args = b.args.clone();
             let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-            match self.attempt(db, spec, &argv, proto) {
+            match self.attempt(db, spec, &argv, who) {
                 Some(reply) => {
                     if let Some(b) = q.remove(i) {
                         let _ = b.tx.send(reply);
@@ -1326,16 +1363,16 @@ impl Cache {
         db: usize,
         spec: &'static resp::command::Spec,
         args: &[&[u8]],
-        proto: u8,
+        who: (u8, RunFor),
     ) -> Option<Frame> {
         // Not counted: the blocked call is counted once, when it answers.
-        let reply = match self.run_uncounted(db, spec, args, proto, self.now_ms()) {
+        let reply = match self.run_uncounted(db, spec, args, who, self.now_ms()) {
             Ok(reply) => reply,
             Err(rejected) => return Some(rejected),
         };
         let key_type = |key: &[u8]| {
             resp::command::lookup(b"type").and_then(|t| {
-                self.run_uncounted(db, t, &[b"TYPE", key], 2, self.now_ms())
+                self.run_uncounted(db, t, &[b"TYPE", key], (2, RunFor::NONE), self.now_ms())
                     .ok()
             })
         };
@@ -1367,11 +1404,42 @@ impl Cache {
         }
     }
 
+    /// Remembers the keys a read-only command (or a script that called one) read, for the
+    /// client it runs for when that client's reads are tracked (`crate::cache::tracking`):
+    /// called while `ctx` still holds the command's shards.
+    fn remember_reads(
+        &self,
+        ctx: &mut keyspace::Ctx<'_>,
+        spec: &'static resp::command::Spec,
+        args: &[&[u8]],
+    ) {
+        if !ctx.run_for.remember_reads {
+            return;
+        }
+        // A script's own flag is not looked at: only the commands it called (Redis 7.0).
+        let read = if script::is_script_command(spec) {
+            std::mem::take(&mut ctx.script_read)
+        } else {
+            resp::command::is_readonly(spec, args)
+        };
+        if !read {
+            return;
+        }
+        if let Ok(found) = resp::keyspecs::getkeys(args) {
+            let keys = found.into_iter().filter_map(|(i, _)| args.get(i).copied());
+            let inner = &*self.inner;
+            inner
+                .tracking
+                .remember(ctx.run_for.client, keys, inner.tracking_limits());
+        }
+    }
+
     /// Whether per-key effects are needed by anyone right now.
     fn tracking(&self) -> bool {
         let inner = &*self.inner;
         inner.watch_count.load(Ordering::Relaxed) > 0
             || inner.blocked_len.load(Ordering::Relaxed) > 0
+            || inner.tracking.is_active()
             || self.has_event_receivers()
     }
 
@@ -1742,7 +1810,7 @@ impl Cache {
     /// `maxmemory` after eviction (the OOM a single write would get).
     pub fn execute_atomic(&self, db: usize, cmds: &[Vec<Bytes>]) -> Result<Vec<Frame>, Frame> {
         let mut db = db;
-        self.run_batch(&mut db, cmds, 2, None, None)
+        self.run_batch(&mut db, cmds, (2, RunFor::NONE), None, None)
             .map(ExecReplies::into_frames)
     }
 

@@ -227,6 +227,14 @@ pub(crate) enum Message {
     },
     /// A MONITOR line, already in its wire form (`crate::cache::monitor`).
     Monitor(Bytes),
+    /// A client-side caching invalidation (`crate::cache::tracking`): the keys (`None`: every
+    /// key, after a flush), and whether it was redirected here from the tracking client.
+    Invalidate {
+        keys: Option<Vec<Bytes>>,
+        redirected: bool,
+    },
+    /// The tracking client's redirect target (this id) is gone.
+    RedirectBroken(u64),
 }
 
 impl Message {
@@ -245,6 +253,11 @@ impl Message {
                 .saturating_add(channel.len())
                 .saturating_add(payload.len()),
             Self::Monitor(line) => line.len(),
+            Self::Invalidate { keys, .. } => keys
+                .iter()
+                .flatten()
+                .fold(0usize, |n, k| n.saturating_add(k.len())),
+            Self::RedirectBroken(_) => 0,
         };
         data.saturating_add(PUBSUB_MESSAGE_OVERHEAD_BYTES)
     }

@@ -24,6 +24,7 @@ use crate::cache::cmd::{SYNTAX, is, keys::db_index};
 use crate::cache::pubsub::{Kill, Kind, Message, ObufClass, Outbox};
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
+use crate::cache::tracking::{self, RunFor};
 use crate::cache::{
     CONNECTIONS_MAX, Cache, MULTI_QUEUE_LEN_MAX, OUTPUT_BUFFER_BYTES_MAX, RESP_INLINE_BYTES_MAX,
     RESP_MULTIBULK_LEN_MAX, SUBSCRIPTIONS_MAX, WATCHED_KEYS_MAX,
@@ -124,6 +125,8 @@ struct ClientEntry {
     multi: Option<usize>,
     /// The protocol HELLO chose (CLIENT LIST `resp`).
     proto: u8,
+    /// Where a tracking client redirecting here sends its invalidations.
+    outbox: Arc<Outbox>,
     kill: Arc<Kill>,
     unblock: Arc<Notify>,
     unblock_error: Arc<AtomicBool>,
@@ -576,6 +579,10 @@ struct Connection {
     close_after_reply: bool,
     /// Whether this client is a MONITOR (fed through its outbox).
     monitoring: bool,
+    /// CLIENT TRACKING's mode for this client (`None`: off); the registry holds the rest.
+    tracking: Option<TrackMode>,
+    /// CLIENT CACHING was given for the next command (or transaction).
+    caching: bool,
     /// Bytes in the query buffer when the current command started, its own included (CLIENT
     /// LIST's `qbuf` for this client).
     qbuf_len: usize,
@@ -589,6 +596,15 @@ struct Connection {
     unblock: Arc<Notify>,
     unblock_error: Arc<AtomicBool>,
     blocked: Arc<AtomicBool>,
+}
+
+/// What a connection needs of its CLIENT TRACKING mode to decide, per command, whether the
+/// keys it reads are remembered.
+#[derive(Debug, Clone, Copy)]
+struct TrackMode {
+    bcast: bool,
+    optin: bool,
+    optout: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -622,6 +638,7 @@ impl Connection {
                 ssub: 0,
                 multi: None,
                 proto: 2,
+                outbox: outbox.clone(),
                 kill: kill.clone(),
                 unblock: unblock.clone(),
                 unblock_error: unblock_error.clone(),
@@ -658,6 +675,8 @@ impl Connection {
             kill,
             close_after_reply: false,
             monitoring: false,
+            tracking: None,
+            caching: false,
             qbuf_len: 0,
             active_ms,
             noted_spec: None,
@@ -666,6 +685,23 @@ impl Connection {
             unblock_error,
             blocked,
         }
+    }
+
+    /// The client a command runs for: whether its reads are remembered follows its tracking
+    /// mode and CLIENT CACHING (Redis's `trackingRememberKeys`).
+    fn run_for(&self) -> RunFor {
+        let remember_reads = self
+            .tracking
+            .is_some_and(|m| !m.bcast && (!(m.optin || m.optout) || (m.optin == self.caching)));
+        RunFor {
+            client: self.id,
+            remember_reads,
+        }
+    }
+
+    /// The protocol a command answers in, and the client it runs for.
+    fn who(&self) -> (u8, RunFor) {
+        (self.proto, self.run_for())
     }
 
     fn limits(&self) -> DecodeLimits {
@@ -765,6 +801,9 @@ impl Connection {
                         let mark = out.len();
                         self.qbuf_len = buf.len();
                         let skipping = self.reply == ReplyMode::Skip;
+                        // CLIENT CACHING holds for the next command, or the transaction it
+                        // starts; any CLIENT subcommand keeps it (Redis's `resetClient`).
+                        let keeps_caching = argv.first().is_some_and(|n| n.eq_ignore_ascii_case(b"client"));
                         let next = if argv.is_empty() {
                             Next::Continue
                         } else {
@@ -832,6 +871,9 @@ impl Connection {
                                 }
                                 now_ms = self.shared.cache.inner().clock.now_ms();
                             }
+                        }
+                        if self.caching && !keeps_caching && self.multi.is_none() {
+                            self.caching = false;
                         }
                         if out.len() > self.shared.config.output_buffer_bytes_max {
                             tracing::warn!(client = self.id, bytes = out.len(), "client output buffer limit reached; closing");
@@ -939,6 +981,9 @@ impl Connection {
         if self.monitoring {
             cache.inner().monitors.remove(self.id);
         }
+        if self.tracking.take().is_some() {
+            cache.inner().tracking.disable(self.id);
+        }
         // A CLIENT KILL from another client already removed the entry (and the count).
         if self.shared.clients().remove(&self.id).is_some() {
             cache
@@ -1003,6 +1048,29 @@ impl Connection {
                 out.extend_from_slice(&line);
                 return;
             }
+            // Redis's `sendTrackingMessage`: a push in RESP3; in RESP2 only a redirect target
+            // in pub/sub mode can take it, as a message on `__redis__:invalidate`.
+            Message::Invalidate { keys, redirected } => {
+                let keys = keys.map_or(Frame::Null, |k| {
+                    Frame::Array(k.into_iter().map(Frame::Bulk).collect())
+                });
+                if self.proto >= 3 {
+                    Frame::Push(vec![Frame::bulk(b"invalidate"), keys])
+                } else if redirected && self.subscribed() > 0 {
+                    Frame::Push(vec![
+                        Frame::bulk(b"message"),
+                        Frame::bulk(b"__redis__:invalidate"),
+                        keys,
+                    ])
+                } else {
+                    return;
+                }
+            }
+            Message::RedirectBroken(id) if self.proto >= 3 => Frame::Push(vec![
+                Frame::bulk(b"tracking-redir-broken"),
+                Frame::Integer(i64::try_from(id).unwrap_or(i64::MAX)),
+            ]),
+            Message::RedirectBroken(_) => return,
         };
         frame.encode(self.proto, out);
     }
@@ -1166,7 +1234,7 @@ impl Connection {
                         self.db,
                         spec,
                         args,
-                        self.proto,
+                        self.who(),
                         now_ms,
                         Some(&caller),
                     ) {
@@ -1187,7 +1255,7 @@ impl Connection {
                         self.db,
                         spec,
                         args,
-                        self.proto,
+                        self.who(),
                         now_ms,
                         chained_ns,
                         Some(&caller),
@@ -1227,7 +1295,7 @@ impl Connection {
                             self.db,
                             spec,
                             &argv,
-                            self.proto,
+                            self.who(),
                             now_ms,
                             None,
                             Some(&caller),
@@ -1262,7 +1330,7 @@ impl Connection {
             }
         };
         let first_at = clock.monotonic_ns();
-        let first = match cache.run_uncounted(self.db, spec, args, self.proto, clock.now_ms()) {
+        let first = match cache.run_uncounted(self.db, spec, args, self.who(), clock.now_ms()) {
             Ok(first) => first,
             Err(rejected) => return (rejected, None),
         };
@@ -1290,7 +1358,7 @@ impl Connection {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let stats = &cache.inner().stats;
         stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
-        let (ticket, mut rx) = cache.block(self.db, spec, owned.clone(), self.proto);
+        let (ticket, mut rx) = cache.block(self.db, spec, owned.clone(), self.who());
         let mut answered = false;
         self.blocked.store(true, Ordering::SeqCst);
         let reply = loop {
@@ -1488,6 +1556,10 @@ impl Connection {
                 if std::mem::take(&mut self.monitoring) {
                     cache.inner().monitors.remove(self.id);
                 }
+                if self.tracking.take().is_some() {
+                    cache.inner().tracking.disable(self.id);
+                }
+                self.caching = false;
                 Frame::simple("RESET")
             }
             "auth" => self.auth(args),
@@ -1703,9 +1775,9 @@ impl Connection {
         // moment: a CLIENT SETNAME queued earlier in the transaction has taken effect.
         let (shared, id) = (Arc::clone(&self.shared), self.id);
         let caller = move || client_of(&shared, id);
-        let proto = self.proto;
+        let who = self.who();
         let mut here = |spec: &'static command::Spec, args: &[&[u8]]| self.queued_reply(spec, args);
-        match cache.run_batch(&mut db, &queue, proto, Some(&caller), Some(&mut here)) {
+        match cache.run_batch(&mut db, &queue, who, Some(&caller), Some(&mut here)) {
             Ok(replies) => {
                 self.db = db;
                 ExecOutcome::Ran(replies)
@@ -1753,7 +1825,8 @@ impl Connection {
     async fn off_thread(&mut self, job: Job, skipping: bool, out: &mut Vec<u8>) {
         let cache = self.shared.cache.clone();
         let running = cache.inner().running.clone();
-        let (db, proto) = (self.db, self.proto);
+        let (db, who) = (self.db, self.who());
+        let proto = self.proto;
         // Looked up when asked (MONITOR, the slow log), as in `exec`: a CLIENT SETNAME the
         // transaction ran has taken effect for the commands after it.
         let (shared, id) = (Arc::clone(&self.shared), self.id);
@@ -1766,7 +1839,7 @@ impl Connection {
                 Job::Command(spec, args, now_ms) => {
                     let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
                     let reply = cache
-                        .run(db, spec, &argv, proto, now_ms, None, Some(&caller))
+                        .run(db, spec, &argv, who, now_ms, None, Some(&caller))
                         .0;
                     (JobReply::Command(reply), db)
                 }
@@ -1784,7 +1857,7 @@ impl Connection {
                             (vec![Frame::error("ERR the connection closed")], proto)
                         })
                     };
-                    match cache.run_batch(&mut db, &queue, proto, Some(&caller), Some(&mut here)) {
+                    match cache.run_batch(&mut db, &queue, who, Some(&caller), Some(&mut here)) {
                         Ok(replies) => (JobReply::Exec(replies), db),
                         Err(abort) => (JobReply::Command(abort), db),
                     }
@@ -1943,6 +2016,16 @@ impl Connection {
         if c.blocked.load(Ordering::SeqCst) {
             flags.push('b');
         }
+        let tracking = self.shared.cache.inner().tracking.info(id);
+        if let Some(t) = &tracking {
+            flags.push('t');
+            if t.broken_redirect {
+                flags.push('R');
+            }
+            if t.bcast {
+                flags.push('B');
+            }
+        }
         if c.no_evict {
             flags.push('e');
         }
@@ -1958,7 +2041,7 @@ impl Connection {
             (0, c.last_cmd)
         };
         format!(
-            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir=-1 resp={}\n",
+            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir={} resp={}\n",
             c.addr,
             c.laddr
                 .map_or_else(|| "127.0.0.1:0".to_owned(), |l| l.to_string()),
@@ -1969,8 +2052,140 @@ impl Connection {
             c.sub,
             c.psub,
             c.ssub,
+            tracking.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
             c.proto
         )
+    }
+
+    /// This client's tracking state in the registry (`None`: off).
+    fn tracking_info(&self) -> Option<tracking::Info> {
+        self.tracking?;
+        self.shared.cache.inner().tracking.info(self.id)
+    }
+
+    /// CLIENT TRACKING (ON|OFF) [REDIRECT id] [PREFIX p …] [BCAST] [OPTIN] [OPTOUT]
+    /// [NOLOOP], parsed and checked as Redis 7.0's `clientCommand` does.
+    fn client_tracking(&mut self, args: &[&[u8]]) -> Frame {
+        let mut options = tracking::Options::default();
+        let mut i = 3;
+        while let Some(&opt) = args.get(i) {
+            let more = i + 1 < args.len();
+            if is(opt, "redirect") && more {
+                i += 1;
+                if options.redirect.is_some() {
+                    return Frame::error("ERR A client can only redirect to a single other client");
+                }
+                let Some(id) = crate::cache::resp::frame::parse_i64(args[i]) else {
+                    return Frame::error("ERR value is not an integer or out of range");
+                };
+                let target = u64::try_from(id)
+                    .ok()
+                    .and_then(|id| Some((id, self.shared.clients().get(&id)?.outbox.clone())));
+                let Some(target) = target else {
+                    return Frame::error("ERR The client ID you want redirect to does not exist");
+                };
+                options.redirect = Some(target);
+            } else if is(opt, "bcast") {
+                options.bcast = true;
+            } else if is(opt, "optin") {
+                options.optin = true;
+            } else if is(opt, "optout") {
+                options.optout = true;
+            } else if is(opt, "noloop") {
+                options.noloop = true;
+            } else if is(opt, "prefix") && more {
+                i += 1;
+                options.prefixes.push(Bytes::copy_from_slice(args[i]));
+            } else {
+                return Frame::error(SYNTAX);
+            }
+            i += 1;
+        }
+        let registry = &self.shared.cache.inner().tracking;
+        if is(args[2], "on") {
+            let mode = TrackMode {
+                bcast: options.bcast,
+                optin: options.optin,
+                optout: options.optout,
+            };
+            if let Err(e) = registry.enable(self.id, &self.outbox, options) {
+                return Frame::error(e);
+            }
+            self.tracking = Some(mode);
+        } else if is(args[2], "off") {
+            if self.tracking.take().is_some() {
+                registry.disable(self.id);
+            }
+            self.caching = false;
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        Frame::ok()
+    }
+
+    /// CLIENT CACHING (YES|NO): in OPTIN mode YES, in OPTOUT mode NO, for the next command.
+    fn client_caching(&mut self, arg: &[u8]) -> Frame {
+        let Some(mode) = self.tracking else {
+            return Frame::error(
+                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+            );
+        };
+        if is(arg, "yes") {
+            if !mode.optin {
+                return Frame::error(
+                    "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+                );
+            }
+        } else if is(arg, "no") {
+            if !mode.optout {
+                return Frame::error(
+                    "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+                );
+            }
+        } else {
+            return Frame::error(SYNTAX);
+        }
+        self.caching = true;
+        Frame::ok()
+    }
+
+    /// CLIENT TRACKINGINFO: Redis's map of `flags`, `redirect` and `prefixes`.
+    fn tracking_info_reply(&self) -> Frame {
+        let info = self.tracking_info();
+        let mut flags = vec![if info.is_some() { "on" } else { "off" }];
+        let mut redirect = -1;
+        let mut prefixes = Vec::new();
+        if let Some(t) = info {
+            let caching = self.caching;
+            for (set, name) in [
+                (t.bcast, "bcast"),
+                (t.optin, "optin"),
+                (t.optin && caching, "caching-yes"),
+                (t.optout, "optout"),
+                (t.optout && caching, "caching-no"),
+                (t.noloop, "noloop"),
+                (t.broken_redirect, "broken_redirect"),
+            ] {
+                if set {
+                    flags.push(name);
+                }
+            }
+            redirect = i64::try_from(t.redirect).unwrap_or(i64::MAX);
+            prefixes = t.prefixes.into_iter().map(Frame::Bulk).collect();
+        }
+        Frame::Map(vec![
+            (
+                Frame::bulk(b"flags"),
+                Frame::Set(
+                    flags
+                        .into_iter()
+                        .map(|f| Frame::bulk(f.as_bytes()))
+                        .collect(),
+                ),
+            ),
+            (Frame::bulk(b"redirect"), Frame::Integer(redirect)),
+            (Frame::bulk(b"prefixes"), Frame::Array(prefixes)),
+        ])
     }
 
     /// CLIENT LIST [TYPE type | ID id…], as Redis 7.0's `clientCommand`: TYPE takes one type
@@ -2174,19 +2389,13 @@ impl Connection {
                 Frame::ok()
             }
             ("no-evict", 3) => Frame::error("ERR syntax error"),
-            ("tracking", _) => Frame::error(
-                "ERR CLIENT TRACKING (client-side caching invalidation) is not supported by this server",
+            ("tracking", n) if n >= 3 => self.client_tracking(args),
+            ("getredir", 2) => Frame::Integer(
+                self.tracking_info()
+                    .map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
             ),
-            // Tracking is never on here, so these give Redis's answers for a client without it.
-            ("getredir", 2) => Frame::Integer(-1),
-            ("trackinginfo", 2) => Frame::Map(vec![
-                (Frame::bulk(b"flags"), Frame::Set(vec![Frame::bulk(b"off")])),
-                (Frame::bulk(b"redirect"), Frame::Integer(-1)),
-                (Frame::bulk(b"prefixes"), Frame::Array(Vec::new())),
-            ]),
-            ("caching", 3) => Frame::error(
-                "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
-            ),
+            ("trackinginfo", 2) => self.tracking_info_reply(),
+            ("caching", 3) => self.client_caching(args[2]),
             // CLIENT PAUSE is not served, so no pause is ever in effect to end.
             ("unpause", 2) => Frame::ok(),
             // Known subcommands arrive here with their arity checked (`command::arity_error`).

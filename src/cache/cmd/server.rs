@@ -502,10 +502,11 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\n\r\n",
             st.connected_clients.load(Ordering::Relaxed),
             inner.maxclients.load(Ordering::Relaxed),
-            st.blocked_clients.load(Ordering::Relaxed)
+            st.blocked_clients.load(Ordering::Relaxed),
+            inner.tracking.stats()[0]
         );
     }
     if want("memory") {
@@ -550,9 +551,10 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
                 misses = misses.saturating_add(shard.keyspace_misses);
             }
         }
+        let tracking = inner.tracking.stats();
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:0\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n\r\n",
             st.connections_received.load(Ordering::Relaxed),
             st.commands.load(Ordering::Relaxed),
             st.expired_keys.load(Ordering::Relaxed),
@@ -562,6 +564,9 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
             inner.pubsub.count(Kind::Channel),
             inner.pubsub.count(Kind::Pattern),
             inner.pubsub.count(Kind::Shard),
+            tracking[1],
+            tracking[2],
+            tracking[3],
             inner.command_stats.total_errors(),
         );
     }

@@ -529,6 +529,21 @@ pub(crate) fn is_container(name: &str) -> bool {
     subcommands_of(name).is_some()
 }
 
+/// Whether the call `args` (`args[0]` the name of `spec`) has Redis's `readonly` flag: the
+/// command's, or for a container its subcommand's (OBJECT ENCODING, XINFO STREAM).
+pub(crate) fn is_readonly(spec: &Spec, args: &[&[u8]]) -> bool {
+    let flags = if is_container(spec.name) {
+        let sub = args
+            .get(1)
+            .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+            .unwrap_or_default();
+        super::cmdflags::of(&format!("{}|{sub}", spec.name))
+    } else {
+        super::cmdflags::of(spec.name)
+    };
+    flags.is_some_and(|(_, flags, _)| flags.contains(&"readonly"))
+}
+
 impl Spec {
     /// Whether this call may grow memory, so is refused over `maxmemory` (Redis's `DENYOOM`):
     /// the command's flag, or for a container its subcommand's (XGROUP CREATE and FUNCTION

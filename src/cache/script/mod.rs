@@ -882,6 +882,12 @@ fn run_command(
             let reply = (spec.handler)(ctx, inner, &argv);
             ctx.count_lookups = false;
             ctx.in_script = false;
+            if ctx.run_for.remember_reads
+                && !ctx.script_read
+                && crate::cache::resp::command::is_readonly(spec, &argv)
+            {
+                ctx.script_read = true;
+            }
             ctx.drain_expired(own_notes);
             let ran = inner.clock.monotonic_ns().saturating_sub(started);
             if flags.defer.load(Ordering::Relaxed) {
