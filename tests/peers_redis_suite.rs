@@ -66,6 +66,10 @@ const INTROSPECTION_2_FAILED_MAX: u64 = 2;
 /// (docs/conformance.md).
 const TRACKING_PASSED_MIN: u64 = 50;
 const TRACKING_FAILED_MAX: u64 = 1;
+/// `unit/pause` with the script's default tags: 14 run, 13 pass; the failure wants the
+/// `script: …` suffix on a `redis.call` error (docs/conformance.md).
+const PAUSE_PASSED_MIN: u64 = 13;
+const PAUSE_FAILED_MAX: u64 = 1;
 /// `unit/pubsubshard`'s one-server block, run from a copy of the suite without its
 /// `external:skip` tag: every test of it.
 const PUBSUBSHARD_PASSED_MIN: u64 = 9;
@@ -321,6 +325,12 @@ fn redis_own_tracking_unit_passes() {
         TRACKING_PASSED_MIN,
         TRACKING_FAILED_MAX,
     );
+}
+
+/// Reported on its own, beside the bar: CLIENT PAUSE and UNPAUSE.
+#[test]
+fn redis_own_pause_unit_passes() {
+    assert_unit("unit/pause", &[], PAUSE_PASSED_MIN, PAUSE_FAILED_MAX);
 }
 
 /// Reported on its own, beside the bar. Redis skips `unit/pubsubshard` against an external

@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockW
 use bytes::Bytes;
 
 use crate::cache::notify::{self, Note};
+use crate::cache::pause::Pause;
 use crate::cache::shard::{Entry, EntryMut, EntryRef, Lfu, Shard, lfu_minutes};
 use crate::cache::tracking::RunFor;
 use crate::cache::value::Value;
@@ -72,6 +73,8 @@ pub(crate) struct Keyspace {
     /// Keys changed since the last snapshot (Redis's `dirty`, INFO's
     /// `rdb_changes_since_last_save`): one per key a command records as changed.
     pub(crate) dirty: AtomicU64,
+    /// CLIENT PAUSE (it also holds expiry).
+    pub(crate) pause: Pause,
 }
 
 /// Packs LFU settings for [`Keyspace::lfu`]: `active` in bit 63, `lfu-log-factor` (at most
@@ -130,6 +133,7 @@ impl Keyspace {
             gate: RwLock::new(()),
             dbs,
             dirty: AtomicU64::new(0),
+            pause: Pause::default(),
             notify_flags: AtomicU32::new(0),
             lfu: AtomicU64::new(pack_lfu(Lfu {
                 active: lfu_policy,
@@ -304,6 +308,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) over_memory: bool,
     /// A script's `redis.call` runs the command.
     pub(crate) in_script: bool,
+    /// CLIENT PAUSE holds expiry and the command reads: expired keys are left in place
+    /// ([`Ctx::keep_expired`]).
+    keep_expired: bool,
     /// The client the command runs for (client-side caching, `crate::cache::tracking`).
     pub(crate) run_for: RunFor,
     /// A script run for a client whose reads are remembered called a read-only command:
@@ -351,6 +358,7 @@ impl<'a> Ctx<'a> {
             resp3: false,
             over_memory: false,
             in_script: false,
+            keep_expired: false,
             run_for: RunFor::NONE,
             script_read: false,
             script_inline: false,
@@ -374,7 +382,8 @@ impl<'a> Ctx<'a> {
             return Some(pos);
         }
         let m = self.ks.shard_mutex(db, shard)?;
-        let guard = lock(m);
+        let mut guard = lock(m);
+        guard.keep_expired = self.keep_expired;
         let used = guard.used_bytes;
         self.locked.push((db, shard, guard, used));
         Some(self.locked.len() - 1)
@@ -618,6 +627,15 @@ impl<'a> Ctx<'a> {
     pub(crate) fn settle(&mut self, key: &[u8]) -> bool {
         let db = self.db;
         self.shard_in(db, key).is_some_and(|s| s.settle(key))
+    }
+
+    /// Whether lookups leave expired keys in place (a read-only command while CLIENT PAUSE
+    /// holds expiry), for the shards locked now and later.
+    pub(crate) fn keep_expired(&mut self, keep: bool) {
+        self.keep_expired = keep;
+        for (_, _, guard, _) in self.locked.iter_mut() {
+            guard.keep_expired = keep;
+        }
     }
 
     /// Records that `key` in the selected database changed (`kind`).

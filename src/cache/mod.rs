@@ -30,6 +30,7 @@ mod longdouble;
 mod monitor;
 mod notify;
 mod params;
+mod pause;
 mod pubsub;
 mod rdb;
 mod resp;
@@ -1055,6 +1056,9 @@ impl Cache {
         ctx.over_memory = over_memory;
         ctx.script_inline = script_inline;
         ctx.run_for = run_for;
+        if !spec.write && inner.ks.pause.held(now).is_some() {
+            ctx.keep_expired(true);
+        }
         let reply = (spec.handler)(&mut ctx, inner, args);
         let handed_off = ctx.script_handed_off;
         if !handed_off {
@@ -1105,6 +1109,7 @@ impl Cache {
         let mut ctx = inner.ks.exclusive(*db, now);
         ctx.over_memory = over_memory;
         ctx.run_for = run_for;
+        let paused = inner.ks.pause.held(now).is_some();
         // The connection's protocol as each command runs: a HELLO in the queue changes it for
         // the commands after it.
         let mut proto = proto;
@@ -1166,6 +1171,7 @@ impl Cache {
                 }
             } else {
                 ctx.count_lookups = !spec.write;
+                ctx.keep_expired(paused && !spec.write);
                 let own_notes = ctx.notes.len();
                 let reply = (spec.handler)(&mut ctx, inner, args);
                 ctx.count_lookups = false;
@@ -1763,6 +1769,10 @@ impl Cache {
     pub fn active_expire_cycle(&self) -> usize {
         let inner = &*self.inner;
         let now = self.now_ms();
+        // CLIENT PAUSE holds expiry.
+        if inner.ks.pause.held(now).is_some() {
+            return 0;
+        }
         let started = inner.clock.monotonic_ns();
         let mut total = 0;
         for db in 0..DATABASES {

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use crate::cache::cmd::{SYNTAX, is, keys::db_index};
+use crate::cache::pause;
 use crate::cache::pubsub::{Kill, Kind, Message, ObufClass, Outbox};
 use crate::cache::resp::command::{self, Mode};
 use crate::cache::resp::frame::{DecodeLimits, Frame, Request, decode_request_spans};
@@ -794,6 +795,17 @@ impl Connection {
                                 () = running.wait_turn() => {}
                                 () = shutdown.wait() => break 'conn,
                                 () = kill.fired() => break 'conn,
+                            }
+                            now_ms = self.shared.cache.inner().clock.now_ms();
+                            self.chain_ns = None;
+                        }
+                        // CLIENT PAUSE: the command waits, as a blocked client, until the
+                        // pause ends or no longer holds it.
+                        if let Some(held) = self.shared.cache.inner().ks.pause.held(now_ms)
+                            && self.is_held(held, &argv)
+                        {
+                            if !self.wait_unpaused(&argv, &mut shutdown).await {
+                                break 'conn;
                             }
                             now_ms = self.shared.cache.inner().clock.now_ms();
                             self.chain_ns = None;
@@ -2057,6 +2069,98 @@ impl Connection {
         )
     }
 
+    /// Whether a pause holding `held` holds the command `args` (Redis 7.0's
+    /// `processCommand`): a syntax error is answered at once; ALL holds everything else;
+    /// WRITE holds what may write or replicate, and an EXEC whose queue holds such a command.
+    fn is_held(&self, held: pause::Held, args: &[&[u8]]) -> bool {
+        let Some(spec) = args.first().and_then(|n| command::lookup(n)) else {
+            return false;
+        };
+        if command::arity_error(spec, args).is_some() {
+            return false;
+        }
+        match held {
+            pause::Held::All => true,
+            pause::Held::Writes if spec.name == "exec" => self.multi.as_ref().is_some_and(|q| {
+                q.iter().any(|queued| {
+                    let argv: Vec<&[u8]> = queued.iter().map(|a| &a[..]).collect();
+                    argv.first()
+                        .and_then(|n| command::lookup(n))
+                        .is_some_and(|s| self.may_write(s, &argv))
+                })
+            }),
+            pause::Held::Writes => self.may_write(spec, args),
+        }
+    }
+
+    /// Whether a call may write or replicate (Redis's `write` and `may_replicate` flags; a
+    /// script command by what its script declares).
+    fn may_write(&self, spec: &'static command::Spec, args: &[&[u8]]) -> bool {
+        if crate::cache::script::is_script_command(spec) {
+            return crate::cache::script::may_write(self.shared.cache.inner(), spec, args);
+        }
+        command::may_replicate(spec) || command::has_flag(spec, args, "write")
+    }
+
+    /// Waits while a pause holds the command `args`, counted as a blocked client (INFO
+    /// `blocked_clients`, CLIENT LIST flag `b`). False when the server stops or the client is
+    /// killed meanwhile.
+    async fn wait_unpaused(&mut self, args: &[&[u8]], shutdown: &mut ShutdownSignal) -> bool {
+        let cache = self.shared.cache.clone();
+        let inner = cache.inner();
+        let pause = &inner.ks.pause;
+        let kill = self.kill.clone();
+        inner.stats.blocked_clients.fetch_add(1, Ordering::Relaxed);
+        self.blocked.store(true, Ordering::SeqCst);
+        let ran = loop {
+            let changed = pause.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = inner.clock.now_ms();
+            let (Some(held), Some(until)) = (pause.held(now), pause.until(now)) else {
+                break true;
+            };
+            if !self.is_held(held, args) {
+                break true;
+            }
+            // The deadline is on the cache's clock: looked at again at least this often.
+            let left = Duration::from_millis(until.saturating_sub(now)).min(BLOCKED_CLOCK_CHECK);
+            tokio::select! {
+                () = &mut changed => {}
+                () = tokio::time::sleep(left) => {}
+                () = shutdown.wait() => break false,
+                () = kill.fired() => break false,
+            }
+        };
+        self.blocked.store(false, Ordering::SeqCst);
+        inner.stats.blocked_clients.fetch_sub(1, Ordering::Relaxed);
+        ran
+    }
+
+    /// CLIENT PAUSE timeout [WRITE|ALL]: `timeout` milliseconds from now, ALL by default.
+    fn client_pause(&self, args: &[&[u8]]) -> Frame {
+        let Some(ms) = crate::cache::resp::frame::parse_i64(args[2]) else {
+            return Frame::error("ERR timeout is not an integer or out of range");
+        };
+        let Ok(ms) = u64::try_from(ms) else {
+            return Frame::error("ERR timeout is negative");
+        };
+        let all = match args.get(3) {
+            None => true,
+            Some(m) if is(m, "all") => true,
+            Some(m) if is(m, "write") => false,
+            Some(_) => return Frame::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+        };
+        let now = self.shared.cache.inner().clock.now_ms();
+        self.shared
+            .cache
+            .inner()
+            .ks
+            .pause
+            .start(now.saturating_add(ms), all, now);
+        Frame::ok()
+    }
+
     /// This client's tracking state in the registry (`None`: off).
     fn tracking_info(&self) -> Option<tracking::Info> {
         self.tracking?;
@@ -2396,8 +2500,11 @@ impl Connection {
             ),
             ("trackinginfo", 2) => self.tracking_info_reply(),
             ("caching", 3) => self.client_caching(args[2]),
-            // CLIENT PAUSE is not served, so no pause is ever in effect to end.
-            ("unpause", 2) => Frame::ok(),
+            ("pause", 3 | 4) => self.client_pause(args),
+            ("unpause", 2) => {
+                self.shared.cache.inner().ks.pause.end();
+                Frame::ok()
+            }
             // Known subcommands arrive here with their arity checked (`command::arity_error`).
             _ => Frame::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",

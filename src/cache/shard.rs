@@ -614,6 +614,9 @@ pub(crate) struct Shard {
     pub(crate) sieve: Option<Sieve>,
     /// SplitMix64 state for the LFU counter's coin flips.
     rng: u64,
+    /// Set by the context holding the lock while CLIENT PAUSE holds expiry for a read: a
+    /// lookup sees an expired key as missing and leaves it in place (`crate::cache::pause`).
+    pub(crate) keep_expired: bool,
 }
 
 impl Shard {
@@ -852,8 +855,10 @@ impl Shard {
             .get_bucket(at)
             .is_some_and(|s| s.is_expired(now_ms))
         {
-            self.unlink_hashed(key, hash);
-            self.expired.push(key.into());
+            if !self.keep_expired {
+                self.unlink_hashed(key, hash);
+                self.expired.push(key.into());
+            }
             self.keyspace_misses += u64::from(count);
             return None;
         }

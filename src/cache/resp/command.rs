@@ -532,6 +532,21 @@ pub(crate) fn is_container(name: &str) -> bool {
 /// Whether the call `args` (`args[0]` the name of `spec`) has Redis's `readonly` flag: the
 /// command's, or for a container its subcommand's (OBJECT ENCODING, XINFO STREAM).
 pub(crate) fn is_readonly(spec: &Spec, args: &[&[u8]]) -> bool {
+    has_flag(spec, args, "readonly")
+}
+
+/// Whether the command has Redis 7.0.15's `may_replicate` flag (which COMMAND INFO hides):
+/// the script commands that may write, PFCOUNT (it may rewrite the sketch's cache) and the
+/// publishing commands.
+pub(crate) fn may_replicate(spec: &Spec) -> bool {
+    matches!(
+        spec.name,
+        "eval" | "evalsha" | "fcall" | "pfcount" | "publish" | "spublish"
+    )
+}
+
+/// Whether the call `args` has Redis's flag `flag` (its subcommand's for a container).
+pub(crate) fn has_flag(spec: &Spec, args: &[&[u8]], flag: &str) -> bool {
     let flags = if is_container(spec.name) {
         let sub = args
             .get(1)
@@ -541,7 +556,7 @@ pub(crate) fn is_readonly(spec: &Spec, args: &[&[u8]]) -> bool {
     } else {
         super::cmdflags::of(spec.name)
     };
-    flags.is_some_and(|(_, flags, _)| flags.contains(&"readonly"))
+    flags.is_some_and(|(_, flags, _)| flags.contains(&flag))
 }
 
 impl Spec {

@@ -367,6 +367,21 @@ impl Info {
 /// yet (an unknown SHA or function), or the scripting state busy with a running script, leaves
 /// the answer to the command itself.
 pub(crate) fn declares_denyoom(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> bool {
+    declared_flags(inner, spec, args).is_some_and(|f| !f.compat && !f.allow_oom && !f.no_writes)
+}
+
+/// Whether a script command may write, as Redis 7.0's `scriptFlagsToCmdFlags` sees it for
+/// CLIENT PAUSE WRITE: the `_RO` forms never; the others unless the script or function
+/// declares `no-writes` (one without a shebang, or not found, keeps EVAL's `may_replicate`).
+pub(crate) fn may_write(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> bool {
+    if matches!(spec.name, "eval_ro" | "evalsha_ro" | "fcall_ro") {
+        return false;
+    }
+    declared_flags(inner, spec, args).is_none_or(|f| f.compat || !f.no_writes)
+}
+
+/// The flags the script or function a script command names declares, when it is known.
+fn declared_flags(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> Option<Flags> {
     let cached = |read: &dyn Fn(&Scripting) -> Option<Flags>| {
         // Never waits: a script running elsewhere holds the state, and the command answers
         // BUSY then.
@@ -374,7 +389,7 @@ pub(crate) fn declares_denyoom(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> bo
         guard.as_ref().and_then(read)
     };
     let body = arg(args, 1);
-    let flags = match spec.name {
+    match spec.name {
         "eval" | "eval_ro" => cached(&|s| s.scripts.get(&sha1_hex(body)).map(|c| c.flags))
             .or_else(|| parse_shebang(body).ok().map(|(flags, _)| flags)),
         "evalsha" | "evalsha_ro" => {
@@ -383,8 +398,7 @@ pub(crate) fn declares_denyoom(inner: &Inner, spec: &Spec, args: &[&[u8]]) -> bo
         }
         "fcall" | "fcall_ro" => cached(&|s| function::flags_of(&s.functions, body)),
         _ => None,
-    };
-    flags.is_some_and(|f| !f.compat && !f.allow_oom && !f.no_writes)
+    }
 }
 
 pub(crate) fn is_script_command(spec: &Spec) -> bool {
@@ -950,7 +964,9 @@ fn check_command(
             spec.name
         )));
     }
-    if rules.read_only && spec.write {
+    // May-replicate commands count as writes here (Redis 7.0's `scriptVerifyWriteCommandAllow`),
+    // so a read-only script also runs during CLIENT PAUSE WRITE.
+    if rules.read_only && (spec.write || crate::cache::resp::command::may_replicate(spec)) {
         return Err(Frame::error(
             "ERR Write commands are not allowed from read-only scripts.",
         ));
