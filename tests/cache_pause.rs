@@ -78,13 +78,20 @@ fn write_mode_holds_writes_and_lets_reads_through_until_unpause() {
     counter.send(&["PFCOUNT", "hll"]);
     let mut script = Conn::open(server.addr);
     script.send(&["EVAL", "return 1", "0"]);
-    wait_blocked(&mut admin, 4);
+    // A pipeline's read before its held write is answered while the write waits.
+    let mut pipelined = Conn::open(server.addr);
+    let mut both = resp_common::encode(&[b"GET", b"k"]);
+    both.extend_from_slice(&resp_common::encode(&[b"INCR", b"n"]));
+    std::io::Write::write_all(pipelined.stream(), &both).unwrap();
+    assert_eq!(pipelined.reply(), bulk("v"));
+    wait_blocked(&mut admin, 5);
     assert_eq!(admin.cmd(&["GET", "k"]), bulk("v"));
     assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), ok());
     assert_eq!(writer.reply(), ok());
     assert_eq!(publisher.reply(), Frame::Integer(0));
     assert_eq!(counter.reply(), Frame::Integer(1));
     assert_eq!(script.reply(), Frame::Integer(1));
+    assert_eq!(pipelined.reply(), Frame::Integer(1));
     assert_eq!(admin.cmd(&["GET", "k"]), bulk("w"));
     assert_eq!(info_field(&mut admin, "clients", "blocked_clients"), "0");
 }

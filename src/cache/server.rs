@@ -804,6 +804,18 @@ impl Connection {
                         if let Some(held) = self.shared.cache.inner().ks.pause.held(now_ms)
                             && self.is_held(held, &argv)
                         {
+                            // The replies of the batch's commands before it go out first.
+                            if !out.is_empty() {
+                                let done = if self.subscribed() > 0 {
+                                    write_unless_killed(&mut socket, &out, &kill).await
+                                } else {
+                                    socket.write_all(&out).await.is_ok()
+                                };
+                                if !done {
+                                    break 'conn;
+                                }
+                                written(&mut out);
+                            }
                             if !self.wait_unpaused(&argv, &mut shutdown).await {
                                 break 'conn;
                             }
