@@ -1056,7 +1056,9 @@ impl Cache {
         ctx.over_memory = over_memory;
         ctx.script_inline = script_inline;
         ctx.run_for = run_for;
-        if !spec.write && inner.ks.pause.held(now).is_some() {
+        // A script's commands may write whatever its own flag says, so only a plain read
+        // leaves expired keys in place.
+        if !spec.write && !script::is_script_command(spec) && inner.ks.pause.held(now).is_some() {
             ctx.keep_expired(true);
         }
         let reply = (spec.handler)(&mut ctx, inner, args);
@@ -1171,7 +1173,7 @@ impl Cache {
                 }
             } else {
                 ctx.count_lookups = !spec.write;
-                ctx.keep_expired(paused && !spec.write);
+                ctx.keep_expired(paused && !spec.write && !script::is_script_command(spec));
                 let own_notes = ctx.notes.len();
                 let reply = (spec.handler)(&mut ctx, inner, args);
                 ctx.count_lookups = false;
