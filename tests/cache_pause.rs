@@ -64,6 +64,15 @@ fn write_mode_holds_writes_and_lets_reads_through_until_unpause() {
         reader.cmd(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]),
         Frame::Integer(1)
     );
+    // What a read-only script may run never waits: a may-replicate command is refused in it.
+    let Frame::Error(e) = reader.cmd(&["EVAL_RO", "return redis.call('publish', 'ch', 'm')", "0"])
+    else {
+        panic!("PUBLISH ran in a read-only script")
+    };
+    assert!(
+        e.starts_with("ERR Write commands are not allowed from read-only scripts."),
+        "{e}"
+    );
     // A syntax error is answered at once.
     assert_eq!(
         reader.cmd(&["SET", "k"]),
