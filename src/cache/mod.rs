@@ -580,12 +580,12 @@ impl Inner {
     /// What invalidation messages are held to: a tracking client's own output buffer class
     /// (normal), its redirect target's (pubsub: it subscribes to `__redis__:invalidate`),
     /// and the wall clock.
-    pub(crate) fn tracking_limits(&self) -> (pubsub::ObufLimit, pubsub::ObufLimit, u64) {
-        (
-            self.pubsub.limits.get(pubsub::ObufClass::Normal),
-            self.pubsub.limits.get(pubsub::ObufClass::Pubsub),
-            self.clock.now_ms(),
-        )
+    pub(crate) fn tracking_limits(&self) -> tracking::Limits {
+        tracking::Limits {
+            own: self.pubsub.limits.get(pubsub::ObufClass::Normal),
+            redirect: self.pubsub.limits.get(pubsub::ObufClass::Pubsub),
+            now_ms: self.clock.now_ms(),
+        }
     }
 
     /// Copies CONFIG SET values that have a live effect into their atomics.

@@ -62,23 +62,19 @@ impl Pause {
         self.changed.notify_waiters();
     }
 
-    /// What is held at wall-clock `now_ms` (`None`: nothing).
-    pub(crate) fn held(&self, now_ms: u64) -> Option<Held> {
+    /// What is held at wall-clock `now_ms`, and until when (`None`: nothing).
+    pub(crate) fn held(&self, now_ms: u64) -> Option<(Held, u64)> {
         let s = self.state.load(Ordering::Acquire);
-        if s & !ALL_BIT <= now_ms {
+        let until = s & !ALL_BIT;
+        if until <= now_ms {
             return None;
         }
-        Some(if s & ALL_BIT != 0 {
+        let held = if s & ALL_BIT != 0 {
             Held::All
         } else {
             Held::Writes
-        })
-    }
-
-    /// The pause's deadline, if one is in force at `now_ms`.
-    pub(crate) fn until(&self, now_ms: u64) -> Option<u64> {
-        let until = self.state.load(Ordering::Acquire) & !ALL_BIT;
-        (until > now_ms).then_some(until)
+        };
+        Some((held, until))
     }
 
     /// Returns when a pause starts, changes or ends (register before checking the state).
@@ -96,10 +92,10 @@ mod tests {
         let p = Pause::default();
         assert_eq!(p.held(0), None);
         p.start(100, false, 0);
-        assert_eq!(p.held(99), Some(Held::Writes));
+        assert_eq!(p.held(99), Some((Held::Writes, 100)));
         assert_eq!(p.held(100), None);
         p.start(200, true, 0);
-        assert_eq!(p.held(150), Some(Held::All));
+        assert_eq!(p.held(150), Some((Held::All, 200)));
         p.end();
         assert_eq!(p.held(150), None);
     }
@@ -109,10 +105,9 @@ mod tests {
         let p = Pause::default();
         p.start(500, true, 0);
         p.start(100, false, 0);
-        assert_eq!(p.held(400), Some(Held::All));
-        assert_eq!(p.until(400), Some(500));
+        assert_eq!(p.held(400), Some((Held::All, 500)));
         // Once the first has ended, a new one stands on its own.
         p.start(900, false, 600);
-        assert_eq!(p.held(700), Some(Held::Writes));
+        assert_eq!(p.held(700), Some((Held::Writes, 900)));
     }
 }

@@ -801,7 +801,7 @@ impl Connection {
                         }
                         // CLIENT PAUSE: the command waits, as a blocked client, until the
                         // pause ends or no longer holds it.
-                        if let Some(held) = self.shared.cache.inner().ks.pause.held(now_ms)
+                        if let Some((held, _)) = self.shared.cache.inner().ks.pause.held(now_ms)
                             && self.is_held(held, &argv)
                         {
                             // The replies of the batch's commands before it go out first.
@@ -2076,7 +2076,7 @@ impl Connection {
             c.sub,
             c.psub,
             c.ssub,
-            tracking.map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
+            tracking.map_or(-1, |t| t.redirect_id()),
             c.proto
         )
     }
@@ -2129,7 +2129,7 @@ impl Connection {
             tokio::pin!(changed);
             changed.as_mut().enable();
             let now = inner.clock.now_ms();
-            let (Some(held), Some(until)) = (pause.held(now), pause.until(now)) else {
+            let Some((held, until)) = pause.held(now) else {
                 break true;
             };
             if !self.is_held(held, args) {
@@ -2286,7 +2286,7 @@ impl Connection {
                     flags.push(name);
                 }
             }
-            redirect = i64::try_from(t.redirect).unwrap_or(i64::MAX);
+            redirect = t.redirect_id();
             prefixes = t.prefixes.into_iter().map(Frame::Bulk).collect();
         }
         Frame::Map(vec![
@@ -2506,10 +2506,7 @@ impl Connection {
             }
             ("no-evict", 3) => Frame::error("ERR syntax error"),
             ("tracking", n) if n >= 3 => self.client_tracking(args),
-            ("getredir", 2) => Frame::Integer(
-                self.tracking_info()
-                    .map_or(-1, |t| i64::try_from(t.redirect).unwrap_or(i64::MAX)),
-            ),
+            ("getredir", 2) => Frame::Integer(self.tracking_info().map_or(-1, |t| t.redirect_id())),
             ("trackinginfo", 2) => self.tracking_info_reply(),
             ("caching", 3) => self.client_caching(args[2]),
             ("pause", 3 | 4) => self.client_pause(args),

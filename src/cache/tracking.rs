@@ -87,6 +87,14 @@ pub(crate) struct Info {
     pub(crate) prefixes: Vec<Bytes>,
 }
 
+impl Info {
+    /// REDIRECT's id as CLIENT GETREDIR, TRACKINGINFO and LIST report it.
+    pub(crate) fn redirect_id(&self) -> i64 {
+        // Client ids are counted up from 1, far below `i64::MAX`.
+        i64::try_from(self.redirect).unwrap_or(i64::MAX)
+    }
+}
+
 /// One tracking client.
 #[derive(Debug)]
 struct Client {
@@ -134,11 +142,13 @@ impl Default for Tracking {
 /// `tracking-table-max-keys`'s default, as Redis's.
 pub(crate) const TRACKING_TABLE_MAX_KEYS_DEFAULT: u64 = 1_000_000;
 
-/// Where one message goes and the limit it is held to.
-struct Limits {
-    own: ObufLimit,
-    redirect: ObufLimit,
-    now_ms: u64,
+/// What invalidation messages are held to: the tracking client's own output buffer class, its
+/// redirect target's, and the wall clock ([`crate::cache::Inner::tracking_limits`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) own: ObufLimit,
+    pub(crate) redirect: ObufLimit,
+    pub(crate) now_ms: u64,
 }
 
 impl Tracking {
@@ -264,7 +274,7 @@ impl Tracking {
         &self,
         client: u64,
         keys: impl IntoIterator<Item = &'k [u8]>,
-        limits: (ObufLimit, ObufLimit, u64),
+        limits: Limits,
     ) {
         let mut st = self.state();
         let st = &mut *st;
@@ -277,15 +287,15 @@ impl Tracking {
                 st.items += 1;
             }
         }
-        self.limit_keys(st, &to_limits(limits));
+        self.limit_keys(st, &limits);
     }
 
     /// Sets `tracking-table-max-keys` and forgets keys past it.
-    pub(crate) fn set_max_keys(&self, max: u64, limits: (ObufLimit, ObufLimit, u64)) {
+    pub(crate) fn set_max_keys(&self, max: u64, limits: Limits) {
         self.max_keys.store(max, Ordering::Relaxed);
         if self.is_active() || max > 0 {
             let mut st = self.state();
-            self.limit_keys(&mut st, &to_limits(limits));
+            self.limit_keys(&mut st, &limits);
         }
     }
 
@@ -308,14 +318,7 @@ impl Tracking {
 
     /// Sends the invalidations of a command's changes: `by` (0: no client) changed the keys of
     /// `effects`; `flushed` empties the table and tells every tracking client.
-    pub(crate) fn changed(
-        &self,
-        by: u64,
-        effects: &[Effect],
-        flushed: bool,
-        limits: (ObufLimit, ObufLimit, u64),
-    ) {
-        let limits = to_limits(limits);
+    pub(crate) fn changed(&self, by: u64, effects: &[Effect], flushed: bool, limits: Limits) {
         let mut st = self.state();
         let st = &mut *st;
         if flushed {
@@ -334,7 +337,7 @@ impl Tracking {
         }
         // BCAST: per prefix, the keys under it and who changed each (the last change wins; an
         // expiry or eviction is no client's change, as Redis's lazy expiry is nobody's).
-        let mut per_prefix: Vec<(u64, Vec<(Bytes, u64)>)> = Vec::new();
+        let mut per_prefix: Vec<(u64, Vec<Bytes>)> = Vec::new();
         for (prefix, ids) in &st.prefixes {
             let mut keys: BTreeMap<&Bytes, u64> = BTreeMap::new();
             for e in effects {
@@ -351,10 +354,10 @@ impl Tracking {
             }
             for &id in ids {
                 let noloop = st.clients.get(&id).is_some_and(|c| c.noloop);
-                let for_it: Vec<(Bytes, u64)> = keys
+                let for_it: Vec<Bytes> = keys
                     .iter()
                     .filter(|(_, changer)| !(noloop && **changer == id && id != 0))
-                    .map(|(k, changer)| ((*k).clone(), *changer))
+                    .map(|(k, _)| (*k).clone())
                     .collect();
                 if !for_it.is_empty() {
                     per_prefix.push((id, for_it));
@@ -362,17 +365,8 @@ impl Tracking {
             }
         }
         for (id, keys) in per_prefix {
-            let keys = keys.into_iter().map(|(k, _)| k).collect();
             send(st, id, Some(keys), &limits);
         }
-    }
-}
-
-fn to_limits((own, redirect, now_ms): (ObufLimit, ObufLimit, u64)) -> Limits {
-    Limits {
-        own,
-        redirect,
-        now_ms,
     }
 }
 
@@ -455,9 +449,13 @@ mod tests {
     use super::*;
     use crate::cache::pubsub::{Kill, ObufClass};
 
-    fn limits() -> (ObufLimit, ObufLimit, u64) {
+    fn limits() -> Limits {
         let l = ObufLimit::default_for(ObufClass::Normal);
-        (l, l, 0)
+        Limits {
+            own: l,
+            redirect: l,
+            now_ms: 0,
+        }
     }
 
     fn client(id: u64) -> (Arc<Outbox>, mpsc::Receiver<Message>) {
