@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use streamcache::cache::{Cache, CacheConfig, EventKind, EvictionPolicy, Frame};
+use streamcache::cache::{Cache, CacheConfig, EventKind, EvictionPolicy, Frame, KeyEvent};
 use streamcache::clock::ManualClock;
+use tokio::sync::broadcast;
 
 const CEILING: u64 = 40_000;
 
@@ -98,6 +99,40 @@ fn over_the_ceiling_only_commands_that_may_grow_memory_are_refused() {
     ] {
         assert_eq!(run(&c, allowed), reply, "{:?}", allowed.first());
     }
+}
+
+/// Over the ceiling every command evicts before it runs, a read too, as Redis's
+/// `processCommand` does: a GETBIT evicts the one key with a TTL (volatile-random), then runs
+/// although memory stays over the ceiling, since a read is never refused.
+#[test]
+fn over_the_ceiling_every_command_evicts_first_a_read_too() {
+    let (_, c) = cache(EvictionPolicy::VolatileRandom);
+    let mut rx = c.subscribe_events();
+    assert_eq!(run(&c, &[b"SET", b"v", b"x", b"EX", b"1000"]), Frame::ok());
+    // 60 000 bytes without a TTL, written while memory was under the ceiling.
+    assert_eq!(
+        run(&c, &[b"SETBIT", b"big", b"480000", b"1"]),
+        Frame::Integer(0)
+    );
+    assert!(c.used_bytes() > CEILING as usize);
+    let evicted = |rx: &mut broadcast::Receiver<KeyEvent>| {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|e| e.kind == EventKind::Evicted)
+            .map(|e| e.key)
+            .collect::<Vec<_>>()
+    };
+    assert!(evicted(&mut rx).is_empty());
+    assert_eq!(run(&c, &[b"GETBIT", b"big", b"480000"]), Frame::Integer(1));
+    assert_eq!(evicted(&mut rx), vec![Bytes::from_static(b"v")]);
+    assert!(c.used_bytes() > CEILING as usize);
+    // Nothing is left to evict: reads and removals still run, a write that may grow is refused.
+    assert_eq!(run(&c, &[b"STRLEN", b"big"]), Frame::Integer(60_001));
+    assert_eq!(
+        run(&c, &[b"SET", b"w", b"1"]),
+        Frame::error("OOM command not allowed when used memory > 'maxmemory'.")
+    );
+    assert_eq!(run(&c, &[b"DEL", b"big"]), Frame::Integer(1));
+    assert_eq!(run(&c, &[b"SET", b"w", b"1"]), Frame::ok());
 }
 
 /// A container's subcommands are refused over the ceiling by their own DENYOOM flag, as Redis's

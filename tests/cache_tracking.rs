@@ -275,6 +275,48 @@ fn a_transactions_invalidations_follow_its_reply() {
     assert_eq!(r.reply(), invalidate(Some(&["b"])));
 }
 
+/// Over `maxmemory` a command first evicts — a read, and a command the connection answers
+/// itself (PING) — and the invalidation of a key the client tracks that this removed comes
+/// before the command's reply (Redis's `processCommand` evicts before the command runs), where
+/// the invalidations of its own command's changes follow it.
+#[test]
+fn an_eviction_before_a_command_is_reported_before_its_reply() {
+    let (server, _clock) = serve_manual();
+    let mut r = resp3(server.addr);
+    assert_eq!(r.cmd(&["CLIENT", "TRACKING", "on"]), ok());
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]),
+        ok()
+    );
+    assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", "102400"]), ok());
+    assert_eq!(r.cmd(&["SETEX", "volatile-key", "10000", "x"]), ok());
+    assert_eq!(r.cmd(&["GET", "volatile-key"]), bulk("x"));
+    // 200 KB without a TTL, written while memory was under the ceiling.
+    assert_eq!(
+        r.cmd(&["SETBIT", "big-key", "1600000", "0"]),
+        Frame::Integer(0)
+    );
+    assert_eq!(
+        r.cmd(&["GETBIT", "big-key", "0"]),
+        invalidate(Some(&["volatile-key"]))
+    );
+    assert_eq!(r.reply(), Frame::Integer(0));
+    nothing_pending(&mut r);
+    // A command the connection answers itself evicts first as well.
+    assert_eq!(r.cmd(&["DEL", "big-key"]), Frame::Integer(1));
+    // GETBIT read it, so its own DEL invalidates it, after the reply.
+    assert_eq!(r.reply(), invalidate(Some(&["big-key"])));
+    assert_eq!(r.cmd(&["SETEX", "other-key", "10000", "y"]), ok());
+    assert_eq!(r.cmd(&["GET", "other-key"]), bulk("y"));
+    assert_eq!(
+        r.cmd(&["SETBIT", "big-key", "1600000", "0"]),
+        Frame::Integer(0)
+    );
+    assert_eq!(r.cmd(&["PING"]), invalidate(Some(&["other-key"])));
+    assert_eq!(r.reply(), Frame::simple("PONG"));
+    assert_eq!(r.cmd(&["CONFIG", "SET", "maxmemory", "0"]), ok());
+}
+
 #[test]
 fn the_table_holds_tracking_table_max_keys_and_forgets_past_it() {
     let (server, _clock) = serve_manual();

@@ -1555,18 +1555,27 @@ impl Cache {
             })
     }
 
-    /// Answers OOM for a write when memory is over the ceiling and eviction cannot help: only
-    /// Redis's `DENYOOM` calls, which may grow memory (SREM, HDEL, EXPIRE, RENAME, XGROUP SETID
-    /// … still run, as in Redis). The flag alone is read unless memory is over the ceiling.
+    /// Redis's `processCommand` over `maxmemory`: every command first evicts what the policy
+    /// allows (`performEvictions`), and only a call that may grow memory — Redis's `DENYOOM`
+    /// calls — gets OOM when that is not enough (SREM, HDEL, EXPIRE, RENAME, XGROUP SETID …
+    /// and every read still run, as in Redis). One load of the ceiling unless it is set.
     fn check_memory(&self, spec: &resp::command::Spec, args: &[&[u8]]) -> Option<Frame> {
-        if (spec.denyoom || script::is_script_command(spec))
-            && self.over_memory()
-            && self.denies_oom(spec, args)
-        {
-            self.check_memory_now()
-        } else {
-            None
+        if !self.over_memory() || self.evict_before_command() {
+            return None;
         }
+        self.denies_oom(spec, args).then(oom_error)
+    }
+
+    /// Evicts by the configured policy until used memory is back under a ceiling it is over,
+    /// as Redis does before running any command. Returns whether memory is now at most the
+    /// ceiling (or no ceiling is set).
+    pub(crate) fn evict_before_command(&self) -> bool {
+        let max = self.inner.maxmemory.load(Ordering::Relaxed);
+        if max == 0 {
+            return true;
+        }
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        self.inner.used_bytes.load(Ordering::Relaxed) <= max || self.evict_until(max)
     }
 
     /// Whether this call is refused over `maxmemory`: its command's (or subcommand's) DENYOOM
@@ -1579,7 +1588,7 @@ impl Cache {
     }
 
     /// Whether used memory is over a `maxmemory` that is set.
-    fn over_memory(&self) -> bool {
+    pub(crate) fn over_memory(&self) -> bool {
         let max = self.inner.maxmemory.load(Ordering::Relaxed);
         max != 0
             && self.inner.used_bytes.load(Ordering::Relaxed)
@@ -1590,21 +1599,7 @@ impl Cache {
     /// server asks before queueing any command after MULTI, as Redis refuses every queued
     /// command then (so EXEC discards the transaction).
     pub(crate) fn check_memory_now(&self) -> Option<Frame> {
-        let max = self.inner.maxmemory.load(Ordering::Relaxed);
-        if max == 0 {
-            return None;
-        }
-        let max = usize::try_from(max).unwrap_or(usize::MAX);
-        if self.inner.used_bytes.load(Ordering::Relaxed) <= max {
-            return None;
-        }
-        if self.evict_until(max) {
-            None
-        } else {
-            Some(Frame::error(
-                "OOM command not allowed when used memory > 'maxmemory'.",
-            ))
-        }
+        (!self.evict_before_command()).then(oom_error)
     }
 
     /// Evicts keys by the configured policy until used memory is at most `max`. Returns false
@@ -1948,6 +1943,11 @@ impl ExecReplies {
     pub(crate) fn into_frames(self) -> Vec<Frame> {
         self.replies.into_iter().map(|(reply, _)| reply).collect()
     }
+}
+
+/// Redis's OOM error: memory is over `maxmemory` and eviction could not bring it back.
+pub(crate) fn oom_error() -> Frame {
+    Frame::error("OOM command not allowed when used memory > 'maxmemory'.")
 }
 
 /// The error a command that needs a connection (WATCH, SUBSCRIBE, …) gets inside a

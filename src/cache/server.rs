@@ -762,6 +762,8 @@ impl Connection {
                     self.chain_ns = None;
                     let obuf = self.shared.cache.inner().pubsub.limits.get(ObufClass::Normal);
                     let mut close = false;
+                    // Bytes of messages taken from the outbox into this batch's replies.
+                    let mut drained: usize = 0;
                     loop {
                         spans.clear();
                         // Checked per request: an AUTH earlier in the batch lifts the
@@ -821,6 +823,18 @@ impl Connection {
                             }
                             now_ms = self.shared.cache.inner().clock.now_ms();
                             self.chain_ns = None;
+                        }
+                        // Over `maxmemory` every command first evicts what the policy allows,
+                        // those answered here (EXEC, PING, CLIENT …) too (Redis's
+                        // `processCommand`); the invalidations that sends a tracking client go
+                        // out before the command's reply, as in Redis, where those its own
+                        // command causes follow it.
+                        if self.shared.cache.over_memory() {
+                            self.shared.cache.evict_before_command();
+                            while self.tracking.is_some() && let Ok(msg) = self.rx.try_recv() {
+                                drained = drained.saturating_add(msg.charge());
+                                self.push_message(msg, &mut out);
+                            }
                         }
                         let mark = out.len();
                         self.qbuf_len = buf.len();
@@ -936,6 +950,7 @@ impl Connection {
                         if !done { break; }
                         written(&mut out);
                     }
+                    self.outbox.written(drained);
                     if close { break; }
                 }
             }

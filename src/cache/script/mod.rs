@@ -972,9 +972,7 @@ fn check_command(
         ));
     }
     if rules.check_oom && ctx.over_memory && spec.denies_oom(argv) {
-        return Err(Frame::error(
-            "OOM command not allowed when used memory > 'maxmemory'.",
-        ));
+        return Err(crate::cache::oom_error());
     }
     Ok(Some(spec))
 }
