@@ -351,7 +351,16 @@ fn sections_units_and_separators_are_redis() {
     // The clock reads 1 000 000 ms.
     assert_eq!(field(&server, "server_time_usec"), "1000000000");
     assert_eq!(field(&server, "lru_clock"), "1000");
+    // The fields Redis's own suite prints at its start (`unit/printver`) and clients log.
+    assert_eq!(field(&server, "redis_git_sha1"), "00000000");
+    assert_eq!(field(&server, "redis_git_dirty"), "0");
+    assert!(field(&server, "os").starts_with("Linux "), "{server}");
+    assert!(
+        std::path::Path::new(&field(&server, "executable")).is_absolute(),
+        "{server}"
+    );
     assert_eq!(field(&info(&mut c, "clients"), "cluster_connections"), "0");
+    assert_eq!(field(&memory, "mem_not_counted_for_evict"), "0");
 }
 
 /// CONFIG RESETSTAT zeroes the counters Redis's `resetServerStats` zeroes, the connections

@@ -470,6 +470,33 @@ pub(crate) fn command(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
     ))
 }
 
+/// INFO server's facts about the process that do not change while it runs.
+struct Host {
+    /// `os`: Redis's `uname` fields, system name, release and machine.
+    os: String,
+    /// `executable`: the absolute path of the running binary, as Redis reports it.
+    executable: String,
+}
+
+static HOST: std::sync::LazyLock<Host> = std::sync::LazyLock::new(|| {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let system = match std::env::consts::OS {
+        "linux" => "Linux",
+        "macos" => "Darwin",
+        other => other,
+    };
+    let os = [system, release.trim(), std::env::consts::ARCH]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let executable = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    Host { os, executable }
+});
+
 pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     let wanted: Vec<String> = args
         .iter()
@@ -490,13 +517,15 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         let hz = inner.settings.get("hz").unwrap_or_default();
         let _ = write!(
             out,
-            "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{:040x}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime_s}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nlru_clock:{}\r\nexecutable:streamcache\r\nconfig_file:\r\nio_threads_active:0\r\n\r\n",
+            "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\ngcc_version:0.0.0\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{:040x}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime_s}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\n\r\n",
+            HOST.os,
             std::process::id(),
             inner.start_ms,
             inner.port.load(Ordering::Relaxed),
             ctx.now_ms.saturating_mul(1000),
             uptime_s / 86400,
             (ctx.now_ms / 1000) & LRU_CLOCK_MAX,
+            HOST.executable,
         );
     }
     if want("clients") {
