@@ -103,7 +103,8 @@ fn over_the_ceiling_only_commands_that_may_grow_memory_are_refused() {
 
 /// Over the ceiling every command evicts before it runs, a read too, as Redis's
 /// `processCommand` does: a GETBIT evicts the one key with a TTL (volatile-random), then runs
-/// although memory stays over the ceiling, since a read is never refused.
+/// although memory stays over the ceiling, since a read is never refused; a transaction of
+/// reads evicts the same way.
 #[test]
 fn over_the_ceiling_every_command_evicts_first_a_read_too() {
     let (_, c) = cache(EvictionPolicy::VolatileRandom);
@@ -123,6 +124,20 @@ fn over_the_ceiling_every_command_evicts_first_a_read_too() {
     };
     assert!(evicted(&mut rx).is_empty());
     assert_eq!(run(&c, &[b"GETBIT", b"big", b"480000"]), Frame::Integer(1));
+    assert_eq!(evicted(&mut rx), vec![Bytes::from_static(b"v")]);
+    // A transaction of reads too (`execute_atomic`, as `POST /redis/multi-exec` runs one).
+    assert_eq!(run(&c, &[b"DEL", b"big"]), Frame::Integer(1));
+    assert_eq!(run(&c, &[b"SET", b"v", b"x", b"EX", b"1000"]), Frame::ok());
+    assert_eq!(
+        run(&c, &[b"SETBIT", b"big", b"480000", b"1"]),
+        Frame::Integer(0)
+    );
+    assert!(evicted(&mut rx).is_empty());
+    let queue = vec![vec![
+        Bytes::from_static(b"STRLEN"),
+        Bytes::from_static(b"v"),
+    ]];
+    assert!(c.execute_atomic(0, &queue).is_ok());
     assert_eq!(evicted(&mut rx), vec![Bytes::from_static(b"v")]);
     assert!(c.used_bytes() > CEILING as usize);
     // Nothing is left to evict: reads and removals still run, a write that may grow is refused.

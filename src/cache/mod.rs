@@ -1089,16 +1089,19 @@ impl Cache {
         caller: Caller<'_>,
         mut connection: ConnectionCommands<'_>,
     ) -> Result<ExecReplies, Frame> {
-        let writes = self.over_memory()
+        // Over the ceiling the EXEC evicts first, as every command does; a queue holding a
+        // command that may grow memory is refused when that was not enough.
+        let over = !self.evict_before_command();
+        let writes = over
             && queue.iter().any(|args| {
                 let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
                 args.first()
                     .and_then(|n| resp::command::lookup(n))
                     .is_some_and(|spec| self.denies_oom(spec, &args))
             });
-        if writes && let Some(Frame::Error(oom)) = self.check_memory_now() {
+        if writes {
             return Err(Frame::error(format!(
-                "EXECABORT Transaction discarded because of: {oom}"
+                "EXECABORT Transaction discarded because of: {OOM}"
             )));
         }
         let inner = &*self.inner;
@@ -1945,9 +1948,12 @@ impl ExecReplies {
     }
 }
 
-/// Redis's OOM error: memory is over `maxmemory` and eviction could not bring it back.
+/// Redis's OOM error text: memory is over `maxmemory` and eviction could not bring it back.
+const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+/// Redis's OOM error.
 pub(crate) fn oom_error() -> Frame {
-    Frame::error("OOM command not allowed when used memory > 'maxmemory'.")
+    Frame::error(OOM)
 }
 
 /// The error a command that needs a connection (WATCH, SUBSCRIBE, …) gets inside a
