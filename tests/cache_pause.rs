@@ -2,7 +2,8 @@
 //! may write or replicate (writes, PUBLISH, PFCOUNT, a script unless it declares `no-writes`,
 //! an EXEC whose queue holds such a command) and lets reads through; ALL holds everything;
 //! a held client counts in INFO `blocked_clients`; syntax errors are answered at once; the
-//! pause ends at UNPAUSE or at its deadline on the cache's clock; no key expires meanwhile.
+//! pause ends at UNPAUSE or at its deadline on the cache's clock; no key expires meanwhile, and
+//! a client's command evicts nothing, where the writers a pause does not hold still evict.
 //! Method: raw RESP connections to an in-process server on a `ManualClock`. A held command is
 //! shown held by INFO counting it blocked (read before the pause ends) and by its reply
 //! arriving only after UNPAUSE; every wait is a bounded socket read.
@@ -189,4 +190,65 @@ fn no_key_expires_while_paused() {
         info_field(&mut c, "stats", "expired_keys"),
         (expired.parse::<u64>().unwrap() + 1).to_string()
     );
+}
+
+/// Nor is any key evicted while paused: over `maxmemory`, a read let through a WRITE pause
+/// evicts nothing (Redis's `performEvictions` does nothing during a pause, so the dataset
+/// stays as it was); the first command after UNPAUSE evicts.
+#[test]
+fn no_key_is_evicted_while_paused() {
+    let (server, _clock) = serve_manual();
+    let mut c = Conn::open(server.addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SETEX", "v", "10000", "x"]), ok());
+    // 200 KB without a TTL; the ceiling under it is set once paused (CONFIG SET is no write).
+    assert_eq!(c.cmd(&["SETBIT", "big", "1600000", "0"]), Frame::Integer(0));
+    assert_eq!(c.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "102400"]), ok());
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    assert_eq!(c.cmd(&["GET", "v"]), bulk("x"));
+    assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(2));
+    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), evicted);
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["GET", "v"]), Frame::Null);
+    assert_eq!(
+        info_field(&mut c, "stats", "evicted_keys"),
+        (evicted.parse::<u64>().unwrap() + 1).to_string()
+    );
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), ok());
+}
+
+/// A writer a pause does not hold (a flow, the HTTP API: the cache's own API) still evicts, or
+/// is refused, over the ceiling while RESP clients are paused, so it cannot take memory past it.
+#[test]
+fn writers_a_pause_does_not_hold_still_evict() {
+    let cache = streamcache::cache::Cache::new(
+        streamcache::cache::CacheConfig::default(),
+        streamcache::clock::ManualClock::shared(1_000_000),
+    );
+    let config = streamcache::cache::RespConfig::from_cache(&cache, None);
+    let server = resp_common::serve(cache.clone(), config);
+    let mut c = Conn::open(server.addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SETEX", "v", "10000", "x"]), ok());
+    assert_eq!(c.cmd(&["SETBIT", "big", "1600000", "0"]), Frame::Integer(0));
+    assert_eq!(c.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "102400"]), ok());
+    // As a flow writes a customer's latest order: `v` is evicted first, as without a pause,
+    // and the write refused since `big` alone is over the ceiling.
+    assert_eq!(
+        cache.set(0, b"103", b"{}", None),
+        Frame::error("OOM command not allowed when used memory > 'maxmemory'.")
+    );
+    assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["EXISTS", "v"]), Frame::Integer(0));
+    assert_eq!(c.cmd(&["CLIENT", "UNPAUSE"]), ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "0"]), ok());
 }

@@ -1028,7 +1028,7 @@ impl Cache {
         now_ms: u64,
         script_inline: bool,
     ) -> Result<(Frame, bool), Frame> {
-        if let Some(oom) = self.check_memory(spec, args) {
+        if let Some(oom) = self.check_memory(spec, args, run_for) {
             self.inner.command_stats.rejected(spec, args, &oom);
             return Err(oom);
         }
@@ -1040,7 +1040,8 @@ impl Cache {
         let now = now_ms;
         // A script refuses its memory-growing commands when memory was over the ceiling
         // before it started (Redis's `pre_command_oom_state`); eviction cannot run inside it.
-        let over_memory = script::is_script_command(spec) && self.check_memory_now().is_some();
+        let over_memory =
+            script::is_script_command(spec) && self.check_memory_now(run_for).is_some();
         let mut ctx = match spec.mode {
             resp::command::Mode::Keyed | resp::command::Mode::Blocking
                 if spec.mode == resp::command::Mode::Keyed || spec.first > 0 =>
@@ -1091,7 +1092,7 @@ impl Cache {
     ) -> Result<ExecReplies, Frame> {
         // Over the ceiling the EXEC evicts first, as every command does; a queue holding a
         // command that may grow memory is refused when that was not enough.
-        let over = !self.evict_before_command();
+        let over = !self.evict_before_command(run_for);
         let writes = over
             && queue.iter().any(|args| {
                 let args: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
@@ -1110,7 +1111,7 @@ impl Cache {
             args.first()
                 .and_then(|n| resp::command::lookup(n))
                 .is_some_and(script::is_script_command)
-        }) && self.check_memory_now().is_some();
+        }) && self.check_memory_now(run_for).is_some();
         let mut ctx = inner.ks.exclusive(*db, now);
         ctx.over_memory = over_memory;
         ctx.run_for = run_for;
@@ -1562,8 +1563,13 @@ impl Cache {
     /// allows (`performEvictions`), and only a call that may grow memory — Redis's `DENYOOM`
     /// calls — gets OOM when that is not enough (SREM, HDEL, EXPIRE, RENAME, XGROUP SETID …
     /// and every read still run, as in Redis). One load of the ceiling unless it is set.
-    fn check_memory(&self, spec: &resp::command::Spec, args: &[&[u8]]) -> Option<Frame> {
-        if !self.over_memory() || self.evict_before_command() {
+    fn check_memory(
+        &self,
+        spec: &resp::command::Spec,
+        args: &[&[u8]],
+        run_for: RunFor,
+    ) -> Option<Frame> {
+        if !self.over_memory() || self.evict_before_command(run_for) {
             return None;
         }
         self.denies_oom(spec, args).then(oom_error)
@@ -1571,14 +1577,26 @@ impl Cache {
 
     /// Evicts by the configured policy until used memory is back under a ceiling it is over,
     /// as Redis does before running any command. Returns whether memory is now at most the
-    /// ceiling (or no ceiling is set).
-    pub(crate) fn evict_before_command(&self) -> bool {
+    /// ceiling (or no ceiling is set), or a CLIENT PAUSE is in force and the command is a RESP
+    /// client's: then nothing is evicted and nothing refused, as Redis's `performEvictions`
+    /// keeps the dataset still while paused (the clients' writes are held anyway). The writers
+    /// a pause does not hold (flows, the HTTP API) still evict, so they cannot take memory
+    /// past the ceiling meanwhile.
+    pub(crate) fn evict_before_command(&self, run_for: RunFor) -> bool {
         let max = self.inner.maxmemory.load(Ordering::Relaxed);
         if max == 0 {
             return true;
         }
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        self.inner.used_bytes.load(Ordering::Relaxed) <= max || self.evict_until(max)
+        self.inner.used_bytes.load(Ordering::Relaxed) <= max
+            || (run_for.client != 0
+                && self
+                    .inner
+                    .ks
+                    .pause
+                    .held(self.inner.clock.now_ms())
+                    .is_some())
+            || self.evict_until(max)
     }
 
     /// Whether this call is refused over `maxmemory`: its command's (or subcommand's) DENYOOM
@@ -1601,8 +1619,8 @@ impl Cache {
     /// Answers OOM when memory is over the ceiling and eviction cannot bring it back. The RESP
     /// server asks before queueing any command after MULTI, as Redis refuses every queued
     /// command then (so EXEC discards the transaction).
-    pub(crate) fn check_memory_now(&self) -> Option<Frame> {
-        (!self.evict_before_command()).then(oom_error)
+    pub(crate) fn check_memory_now(&self, run_for: RunFor) -> Option<Frame> {
+        (!self.evict_before_command(run_for)).then(oom_error)
     }
 
     /// Evicts keys by the configured policy until used memory is at most `max`. Returns false

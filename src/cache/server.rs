@@ -830,7 +830,7 @@ impl Connection {
                         // out before the command's reply, as in Redis, where those its own
                         // command causes follow it.
                         if self.shared.cache.over_memory() {
-                            self.shared.cache.evict_before_command();
+                            self.shared.cache.evict_before_command(self.run_for());
                             while self.tracking.is_some() && let Ok(msg) = self.rx.try_recv() {
                                 drained = drained.saturating_add(msg.charge());
                                 self.push_message(msg, &mut out);
@@ -1244,7 +1244,10 @@ impl Connection {
                 self.multi_dirty = true;
                 let e = Frame::error("ERR too many commands queued in MULTI");
                 self.reject(spec, args, e, out);
-            } else if let Some(oom) = self.shared.cache.check_memory_now() {
+            } else if let Some(oom) = self.shared.cache.check_memory_now(RunFor {
+                client: self.id,
+                ..RunFor::NONE
+            }) {
                 self.multi_dirty = true;
                 self.reject(spec, args, oom, out);
             } else {
