@@ -192,6 +192,20 @@ fn no_key_expires_while_paused() {
     );
 }
 
+/// Under volatile-random, `v` with a TTL and 200 KB in `big` without one, then a WRITE pause,
+/// then a ceiling of 100 KB (CONFIG SET is no write, so the pause lets it through): memory is
+/// over the ceiling with the pause in force, and `v` is the one key eviction may take.
+fn over_the_ceiling_once_paused(c: &mut Conn) {
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]),
+        ok()
+    );
+    assert_eq!(c.cmd(&["SETEX", "v", "10000", "x"]), ok());
+    assert_eq!(c.cmd(&["SETBIT", "big", "1600000", "0"]), Frame::Integer(0));
+    assert_eq!(c.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
+    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "102400"]), ok());
+}
+
 /// Nor is any key evicted while paused: over `maxmemory`, a read let through a WRITE pause
 /// evicts nothing (Redis's `performEvictions` does nothing during a pause, so the dataset
 /// stays as it was); the first command after UNPAUSE evicts.
@@ -199,15 +213,7 @@ fn no_key_expires_while_paused() {
 fn no_key_is_evicted_while_paused() {
     let (server, _clock) = serve_manual();
     let mut c = Conn::open(server.addr);
-    assert_eq!(
-        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]),
-        ok()
-    );
-    assert_eq!(c.cmd(&["SETEX", "v", "10000", "x"]), ok());
-    // 200 KB without a TTL; the ceiling under it is set once paused (CONFIG SET is no write).
-    assert_eq!(c.cmd(&["SETBIT", "big", "1600000", "0"]), Frame::Integer(0));
-    assert_eq!(c.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
-    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "102400"]), ok());
+    over_the_ceiling_once_paused(&mut c);
     let evicted = info_field(&mut c, "stats", "evicted_keys");
     assert_eq!(c.cmd(&["GET", "v"]), bulk("x"));
     assert_eq!(c.cmd(&["DBSIZE"]), Frame::Integer(2));
@@ -226,21 +232,9 @@ fn no_key_is_evicted_while_paused() {
 /// is refused, over the ceiling while RESP clients are paused, so it cannot take memory past it.
 #[test]
 fn writers_a_pause_does_not_hold_still_evict() {
-    let cache = streamcache::cache::Cache::new(
-        streamcache::cache::CacheConfig::default(),
-        streamcache::clock::ManualClock::shared(1_000_000),
-    );
-    let config = streamcache::cache::RespConfig::from_cache(&cache, None);
-    let server = resp_common::serve(cache.clone(), config);
+    let (server, _clock, cache) = resp_common::serve_manual_cache();
     let mut c = Conn::open(server.addr);
-    assert_eq!(
-        c.cmd(&["CONFIG", "SET", "maxmemory-policy", "volatile-random"]),
-        ok()
-    );
-    assert_eq!(c.cmd(&["SETEX", "v", "10000", "x"]), ok());
-    assert_eq!(c.cmd(&["SETBIT", "big", "1600000", "0"]), Frame::Integer(0));
-    assert_eq!(c.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), ok());
-    assert_eq!(c.cmd(&["CONFIG", "SET", "maxmemory", "102400"]), ok());
+    over_the_ceiling_once_paused(&mut c);
     // As a flow writes a customer's latest order: `v` is evicted first, as without a pause,
     // and the write refused since `big` alone is over the ceiling.
     assert_eq!(

@@ -67,12 +67,7 @@ fn a_read_key_is_invalidated_once_at_its_next_change_by_anyone() {
 
 #[test]
 fn writes_that_did_not_come_over_resp_invalidate_too() {
-    let cache = streamcache::cache::Cache::new(
-        streamcache::cache::CacheConfig::default(),
-        streamcache::clock::ManualClock::shared(1_000_000),
-    );
-    let config = streamcache::cache::RespConfig::from_cache(&cache, None);
-    let server = resp_common::serve(cache.clone(), config);
+    let (server, _clock, cache) = resp_common::serve_manual_cache();
     let mut r = resp3(server.addr);
     r.cmd(&["CLIENT", "TRACKING", "on"]);
     r.cmd(&["GET", "103"]);

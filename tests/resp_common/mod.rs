@@ -34,15 +34,23 @@ impl Drop for Server {
     }
 }
 
-/// Serves `cache` with `config`.
 /// A server over a default cache on a [`ManualClock`] (no auth), with the clock.
 pub(crate) fn serve_manual() -> (Server, std::sync::Arc<ManualClock>) {
+    let (server, clock, _) = serve_manual_cache();
+    (server, clock)
+}
+
+/// [`serve_manual`], with the served cache too, for writes that do not come over RESP (as a
+/// flow's or the HTTP API's).
+#[allow(dead_code, reason = "not every test binary writes past RESP")]
+pub(crate) fn serve_manual_cache() -> (Server, std::sync::Arc<ManualClock>, Cache) {
     let clock = std::sync::Arc::new(ManualClock::new(1_000_000));
     let cache = Cache::new(CacheConfig::default(), clock.clone());
     let config = RespConfig::from_cache(&cache, None);
-    (serve(cache, config), clock)
+    (serve(cache.clone(), config), clock, cache)
 }
 
+/// Serves `cache` with `config`.
 pub(crate) fn serve(cache: Cache, config: RespConfig) -> Server {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
