@@ -1028,7 +1028,12 @@ impl Cache {
         now_ms: u64,
         script_inline: bool,
     ) -> Result<(Frame, bool), Frame> {
-        if let Some(oom) = self.check_memory(spec, args, run_for) {
+        // Over the ceiling only a call that may grow memory (Redis's `DENYOOM` calls) is
+        // refused once eviction could not make room: SREM, HDEL, EXPIRE, RENAME, XGROUP SETID
+        // … and every read still run, as in Redis.
+        let room = self.evict_before_command(run_for);
+        if !room && self.denies_oom(spec, args) {
+            let oom = oom_error();
             self.inner.command_stats.rejected(spec, args, &oom);
             return Err(oom);
         }
@@ -1040,8 +1045,7 @@ impl Cache {
         let now = now_ms;
         // A script refuses its memory-growing commands when memory was over the ceiling
         // before it started (Redis's `pre_command_oom_state`); eviction cannot run inside it.
-        let over_memory =
-            script::is_script_command(spec) && self.check_memory_now(run_for).is_some();
+        let over_memory = !room && script::is_script_command(spec);
         let mut ctx = match spec.mode {
             resp::command::Mode::Keyed | resp::command::Mode::Blocking
                 if spec.mode == resp::command::Mode::Keyed || spec.first > 0 =>
@@ -1107,11 +1111,12 @@ impl Cache {
         }
         let inner = &*self.inner;
         let now = self.now_ms();
-        let over_memory = queue.iter().any(|args| {
-            args.first()
-                .and_then(|n| resp::command::lookup(n))
-                .is_some_and(script::is_script_command)
-        }) && self.check_memory_now(run_for).is_some();
+        let over_memory = over
+            && queue.iter().any(|args| {
+                args.first()
+                    .and_then(|n| resp::command::lookup(n))
+                    .is_some_and(script::is_script_command)
+            });
         let mut ctx = inner.ks.exclusive(*db, now);
         ctx.over_memory = over_memory;
         ctx.run_for = run_for;
@@ -1559,44 +1564,55 @@ impl Cache {
             })
     }
 
-    /// Redis's `processCommand` over `maxmemory`: every command first evicts what the policy
-    /// allows (`performEvictions`), and only a call that may grow memory — Redis's `DENYOOM`
-    /// calls — gets OOM when that is not enough (SREM, HDEL, EXPIRE, RENAME, XGROUP SETID …
-    /// and every read still run, as in Redis). One load of the ceiling unless it is set.
-    fn check_memory(
-        &self,
-        spec: &resp::command::Spec,
-        args: &[&[u8]],
-        run_for: RunFor,
-    ) -> Option<Frame> {
-        if !self.over_memory() || self.evict_before_command(run_for) {
-            return None;
+    /// Redis's `performEvictions`, as its `processCommand` runs it before every command:
+    /// over the ceiling, evicts by the configured policy until used memory is back under it.
+    /// Returns whether memory is at most the ceiling (or none is set) — or, for a RESP
+    /// client's command (`run_for.client != 0`), whether it is or a CLIENT PAUSE is in force:
+    /// its connection already evicted before the command ([`Cache::evict_for_client`]), so it
+    /// gets the verdict only, and nothing is refused while paused. The writers a pause does
+    /// not hold (flows, the HTTP API) evict here, so they cannot take memory past the ceiling
+    /// during a pause either. One load of the ceiling while none is set.
+    pub(crate) fn evict_before_command(&self, run_for: RunFor) -> bool {
+        let Some(max) = self.ceiling_passed() else {
+            return true;
+        };
+        if run_for.client != 0 {
+            return self.paused();
         }
-        self.denies_oom(spec, args).then(oom_error)
+        self.evict_until(max)
     }
 
-    /// Evicts by the configured policy until used memory is back under a ceiling it is over,
-    /// as Redis does before running any command. Returns whether memory is now at most the
-    /// ceiling (or no ceiling is set), or a CLIENT PAUSE is in force and the command is a RESP
-    /// client's: then nothing is evicted and nothing refused, as Redis's `performEvictions`
-    /// keeps the dataset still while paused (the clients' writes are held anyway). The writers
-    /// a pause does not hold (flows, the HTTP API) still evict, so they cannot take memory
-    /// past the ceiling meanwhile.
-    pub(crate) fn evict_before_command(&self, run_for: RunFor) -> bool {
+    /// What a RESP connection does before each command of its client, those it answers itself
+    /// (EXEC, PING, CLIENT …) too: over the ceiling, evicts what the policy allows — nothing
+    /// while a CLIENT PAUSE is in force, as Redis's `performEvictions` keeps the dataset still.
+    /// Returns whether it looked (memory was over the ceiling).
+    pub(crate) fn evict_for_client(&self) -> bool {
+        let Some(max) = self.ceiling_passed() else {
+            return false;
+        };
+        if !self.paused() {
+            self.evict_until(max);
+        }
+        true
+    }
+
+    /// The ceiling, when one is set and used memory is over it.
+    fn ceiling_passed(&self) -> Option<usize> {
         let max = self.inner.maxmemory.load(Ordering::Relaxed);
         if max == 0 {
-            return true;
+            return None;
         }
         let max = usize::try_from(max).unwrap_or(usize::MAX);
-        self.inner.used_bytes.load(Ordering::Relaxed) <= max
-            || (run_for.client != 0
-                && self
-                    .inner
-                    .ks
-                    .pause
-                    .held(self.inner.clock.now_ms())
-                    .is_some())
-            || self.evict_until(max)
+        (self.inner.used_bytes.load(Ordering::Relaxed) > max).then_some(max)
+    }
+
+    /// Whether a CLIENT PAUSE is in force.
+    fn paused(&self) -> bool {
+        self.inner
+            .ks
+            .pause
+            .held(self.inner.clock.now_ms())
+            .is_some()
     }
 
     /// Whether this call is refused over `maxmemory`: its command's (or subcommand's) DENYOOM
@@ -1606,14 +1622,6 @@ impl Cache {
         spec.denies_oom(args)
             || (script::is_script_command(spec)
                 && script::declares_denyoom(&self.inner, spec, args))
-    }
-
-    /// Whether used memory is over a `maxmemory` that is set.
-    pub(crate) fn over_memory(&self) -> bool {
-        let max = self.inner.maxmemory.load(Ordering::Relaxed);
-        max != 0
-            && self.inner.used_bytes.load(Ordering::Relaxed)
-                > usize::try_from(max).unwrap_or(usize::MAX)
     }
 
     /// Answers OOM when memory is over the ceiling and eviction cannot bring it back. The RESP

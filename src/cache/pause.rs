@@ -5,7 +5,7 @@
 //! a syntax error (unknown, wrong arity) is answered at once. While paused the active expiry
 //! cycle stops, a read-only command other than a script sees an expired key as missing
 //! without removing it (a script's commands may write, which needs the key gone), and a RESP
-//! client's command evicts nothing over `maxmemory` (`Cache::evict_before_command`); a second
+//! client's command evicts nothing over `maxmemory` (`Cache::evict_for_client`); a second
 //! pause keeps the later deadline and the stronger mode; UNPAUSE ends it at once.
 //!
 //! The state is one atomic word (deadline in the low 63 bits, ALL in the top bit): reading it

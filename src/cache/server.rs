@@ -829,8 +829,7 @@ impl Connection {
                         // `processCommand`); the invalidations that sends a tracking client go
                         // out before the command's reply, as in Redis, where those its own
                         // command causes follow it.
-                        if self.shared.cache.over_memory() {
-                            self.shared.cache.evict_before_command(self.run_for());
+                        if self.shared.cache.evict_for_client() {
                             while self.tracking.is_some() && let Ok(msg) = self.rx.try_recv() {
                                 drained = drained.saturating_add(msg.charge());
                                 self.push_message(msg, &mut out);
