@@ -963,6 +963,99 @@ fn timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitoring_ones() {
 
 /// CONFIG SET hz changes the housekeeping's cadence for its next pass, within Redis's 1..=500
 /// (`updateHZ`); it had been read once when the housekeeping started.
+/// A client's `qbuf` and `qbuf-free` in CLIENT LIST, as its connection last waited.
+fn query_buffer_of(con: &mut redis::Connection, id: u64) -> (usize, usize) {
+    let list = client_list(con);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("id={id} ")))
+        .expect("the client is in CLIENT LIST");
+    let field = |name: &str| -> usize {
+        line.split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .expect("CLIENT LIST has the field")
+            .parse()
+            .unwrap()
+    };
+    (field("qbuf"), field("qbuf-free"))
+}
+
+/// Polls CLIENT LIST until client `id`'s query buffer reads `want` (bounded; each round trip
+/// lets the server's thread run the other connection's task).
+fn wait_query_buffer(con: &mut redis::Connection, id: u64, want: (usize, usize)) {
+    let mut seen = (0, 0);
+    let reached = (0..1000).any(|_| {
+        seen = query_buffer_of(con, id);
+        std::thread::yield_now();
+        seen == want
+    });
+    assert!(
+        reached,
+        "client {id}'s query buffer stayed {seen:?}, not {want:?}"
+    );
+}
+
+/// As Redis's `clientsCronResizeQueryBuffer`: CLIENT LIST shows every client's query buffer; a
+/// client idle for more than 2 s (whole seconds of the clock) has it cut to nothing at the
+/// next housekeeping pass and gets it back with its next request, and a buffer a big request
+/// grew is cut to the recent peak once that is under half its size. Driven by a `ManualClock`
+/// and direct housekeeping passes.
+#[test]
+fn the_clients_cron_cuts_idle_and_oversized_query_buffers() {
+    let clock = ManualClock::shared(1_000_000);
+    let cache = Cache::new(CacheConfig::default(), clock.clone());
+    let s = resp_common::serve(cache.clone(), RespConfig::from_cache(&cache, None));
+    let mut con = client(&s);
+    let mut other = Raw::connect(&s);
+    let id = other.id();
+    // One read's worth of room, as Redis's 16 KiB `PROTO_IOBUF_LEN`.
+    let chunk = 16 * 1024;
+    assert_eq!(query_buffer_of(&mut con, id), (0, chunk));
+
+    // Idle for exactly 2 s: left alone (16 KiB is under the threshold for busy clients).
+    clock.advance(Duration::from_secs(2));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(cache.resize_client_query_buffers(), 0);
+    clock.advance(Duration::from_secs(1));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(
+        cache.resize_client_query_buffers(),
+        1,
+        "only the idle client"
+    );
+    wait_query_buffer(&mut con, id, (0, 0));
+    // Nothing more to cut.
+    assert_eq!(cache.resize_client_query_buffers(), 0);
+    // Its next request is read as ever, into a fresh buffer.
+    other.send("SET k v");
+    other.expect(b"+OK\r\n");
+    assert_eq!(query_buffer_of(&mut con, id), (0, chunk));
+
+    // A request of 100 000 bytes grows the buffer past 32 KiB; the peak of that turn keeps it.
+    let value = "x".repeat(100_000);
+    other
+        .0
+        .write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$100000\r\n{value}\r\n").as_bytes())
+        .unwrap();
+    other.expect(b"+OK\r\n");
+    let (len, free) = query_buffer_of(&mut con, id);
+    let grown = len + free;
+    assert!(grown > 100_000, "{grown}");
+    assert_eq!(cache.resize_client_query_buffers(), 1);
+    // The nudge is taken before the requests sent after it.
+    other.send("PING");
+    other.expect(b"+PONG\r\n");
+    assert_eq!(query_buffer_of(&mut con, id), (len, free));
+    // With only small requests since, it is cut to the largest of them.
+    other.send("SET k v");
+    other.expect(b"+OK\r\n");
+    assert_eq!(cache.resize_client_query_buffers(), 1);
+    wait_query_buffer(&mut con, id, (0, "SET k v\r\n".len()));
+    other.send("GET big");
+    other.expect(format!("$100000\r\n{value}\r\n").as_bytes());
+    assert_eq!(query_buffer_of(&mut con, id), (0, chunk));
+}
+
 #[test]
 fn config_set_hz_changes_the_housekeeping_period_at_once() {
     let cache = Cache::new(

@@ -1777,6 +1777,12 @@ impl Cache {
             return 0;
         }
         let now_ms = self.now_ms();
+        self.sum_over_resp_servers(|shared| shared.close_idle(now_ms, timeout_s))
+    }
+
+    /// The sum of `count` over the RESP servers serving this cache (those that stopped are
+    /// forgotten).
+    fn sum_over_resp_servers(&self, count: impl Fn(&server::Shared) -> usize) -> usize {
         let mut servers = self
             .inner
             .resp_clients
@@ -1786,8 +1792,18 @@ impl Cache {
         servers
             .iter()
             .filter_map(std::sync::Weak::upgrade)
-            .map(|shared| shared.close_idle(now_ms, timeout_s))
+            .map(|shared| count(&shared))
             .sum()
+    }
+
+    /// Redis's `clientsCronResizeQueryBuffer` for every RESP client: nudges those whose query
+    /// buffer wastes room — idle for more than 2 s with room to spare, or past 32 KiB — and
+    /// each one's connection resizes its buffer by Redis's rules when it next waits for a
+    /// request (an idle client's goes to nothing, so an idle connection holds no buffers).
+    /// Returns how many were nudged; bounded by the number of connections.
+    pub fn resize_client_query_buffers(&self) -> usize {
+        let now_ms = self.now_ms();
+        self.sum_over_resp_servers(|shared| shared.nudge_query_buffers(now_ms))
     }
 
     /// One bounded active expiry pass: at most [`ACTIVE_EXPIRE_KEYS_PER_SHARD_MAX`] due keys

@@ -31,7 +31,9 @@ use crate::cache::{
     PUBSUB_BUFFER_SOFT_MS, PUBSUB_MESSAGE_OVERHEAD_BYTES, PUBSUB_QUEUE_LEN_MAX,
 };
 
-/// A connection's kill signal, fired by CLIENT KILL or by an overrun output buffer limit.
+/// A connection's kill signal, fired by CLIENT KILL or by an overrun output buffer limit, and
+/// the lesser wake-up of a nudge: the clients cron asking a waiting connection to look at its
+/// buffers ([`Kill::nudge`]).
 ///
 /// It stays fired: every later wait returns at once, so a wait that observed it (a blocked pop,
 /// a stuck write) cannot use it up and leave the connection open, as Redis's `freeClient`
@@ -39,6 +41,8 @@ use crate::cache::{
 #[derive(Debug, Default)]
 pub(crate) struct Kill {
     fired: AtomicBool,
+    /// A nudge not yet taken ([`Kill::take_nudge`]).
+    nudged: AtomicBool,
     wake: Notify,
 }
 
@@ -59,6 +63,26 @@ impl Kill {
     /// Returns once the signal has fired (at once if it already has).
     pub(crate) async fn fired(&self) {
         while !self.is_fired() {
+            self.wake.notified().await;
+        }
+    }
+
+    /// Asks the connection to look at its buffers when it next waits for a request. A nudge
+    /// that wakes some other wait (a blocked pop, a stuck write) is not lost: it stays set
+    /// until taken.
+    pub(crate) fn nudge(&self) {
+        self.nudged.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Whether a nudge was given since the last call, clearing it.
+    pub(crate) fn take_nudge(&self) -> bool {
+        self.nudged.swap(false, Ordering::SeqCst)
+    }
+
+    /// Returns once the signal has fired or a nudge is waiting to be taken.
+    pub(crate) async fn fired_or_nudged(&self) {
+        while !self.is_fired() && !self.nudged.load(Ordering::SeqCst) {
             self.wake.notified().await;
         }
     }

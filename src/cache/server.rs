@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +59,18 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// buffers of its clients, so a connection does not hold its largest request's memory for its
 /// lifetime.
 const BUFFER_KEEP_BYTES: usize = 1024 * 1024;
+
+/// Spare room a query buffer may hold before the clients cron resizes it (Redis's
+/// `clientsCronResizeQueryBuffer`: "wasting at least a few kbytes").
+const QUERY_BUFFER_SLACK_BYTES: usize = 4 * 1024;
+
+/// Whole seconds a client may be idle before the clients cron cuts its query buffer to what it
+/// holds — to nothing, the reply buffer with it, when empty (Redis's idle time `> 2`).
+const QUERY_BUFFER_IDLE_S: u64 = 2;
+
+/// A query buffer bigger than this is cut to its recent peak when that is under half its size,
+/// however busy its client (Redis's `PROTO_RESIZE_THRESHOLD`).
+const QUERY_BUFFER_RESIZE_BYTES: usize = 32 * 1024;
 
 /// Consecutive polls of the sockets that find no new request before the RESP thread goes back
 /// to sleeping in the kernel (see [`poll_while_busy`]): ≈ 0.7 µs each, so an isolated request
@@ -135,6 +147,8 @@ struct ClientEntry {
     created_ms: u64,
     /// Wall-clock ms of the client's last batch of commands (CLIENT LIST `idle`).
     active_ms: Arc<AtomicU64>,
+    /// Its query buffer, as of its connection's last wait for a request.
+    qbuf: Arc<QueryBufSize>,
     /// The last command it ran, as of its previous batch (CLIENT LIST `cmd`; `NULL` before
     /// any). The client itself shows the command running.
     last_cmd: &'static str,
@@ -149,6 +163,30 @@ impl ClientEntry {
     /// Whether it has any subscription (Redis's `CLIENT_PUBSUB` flag).
     fn is_pubsub(&self) -> bool {
         self.sub + self.psub + self.ssub > 0
+    }
+}
+
+/// A connection's query buffer as others see it (CLIENT LIST `qbuf` and `qbuf-free`, the
+/// clients cron): the bytes it holds and its spare room, published by the connection each
+/// time it waits for a request.
+#[derive(Debug, Default)]
+struct QueryBufSize {
+    len: AtomicUsize,
+    free: AtomicUsize,
+}
+
+impl QueryBufSize {
+    fn publish(&self, buf: &BytesMut) {
+        self.len.store(buf.len(), Ordering::Relaxed);
+        self.free
+            .store(buf.capacity() - buf.len(), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (usize, usize) {
+        (
+            self.len.load(Ordering::Relaxed),
+            self.free.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -192,6 +230,26 @@ impl Shared {
             self.kill(&mut clients, *id);
         }
         idle.len()
+    }
+
+    /// Nudges every client whose query buffer may need resizing at `now_ms` — more than
+    /// [`QUERY_BUFFER_SLACK_BYTES`] of spare room, and idle for more than
+    /// [`QUERY_BUFFER_IDLE_S`] seconds or bigger than [`QUERY_BUFFER_RESIZE_BYTES`] — so that
+    /// its connection applies Redis's rules ([`Connection::resize_query_buffer`]) when it next
+    /// waits for a request. Returns how many were nudged.
+    pub(crate) fn nudge_query_buffers(&self, now_ms: u64) -> usize {
+        let now_s = now_ms / 1000;
+        let clients = self.clients();
+        let mut nudged = 0;
+        for c in clients.values() {
+            let (len, free) = c.qbuf.get();
+            let idle_s = now_s.saturating_sub(c.active_ms.load(Ordering::Relaxed) / 1000);
+            if may_resize(len, len + free, idle_s) {
+                c.kill.nudge();
+                nudged += 1;
+            }
+        }
+        nudged
     }
 
     /// Takes client `id` out of `clients` (the locked table), uncounts it and tells its
@@ -437,10 +495,62 @@ fn new_names<'a>(args: &[&'a [u8]], held: impl Fn(&[u8]) -> bool) -> Vec<&'a [u8
 /// An empty buffer that a large request grew past [`BUFFER_KEEP_BYTES`] is replaced by a fresh
 /// one of `READ_CHUNK_BYTES`; a buffer still holding part of a request is kept.
 fn make_room(buf: &mut BytesMut) {
-    // On an empty buffer this moves its start back, so `capacity` is the whole allocation.
+    if buf.is_empty() {
+        // Back to the allocation's start (without allocating; false when it is there already),
+        // so `capacity` is the whole allocation: what is kept, what CLIENT LIST shows and
+        // what the clients cron resizes.
+        let _ = buf.try_reclaim(buf.capacity() + 1);
+        if buf.capacity() > BUFFER_KEEP_BYTES {
+            *buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+    }
     buf.reserve(READ_CHUNK_BYTES);
-    if buf.is_empty() && buf.capacity() > BUFFER_KEEP_BYTES {
-        *buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+}
+
+/// Whether a query buffer of `size` bytes holding `len` may be resized by
+/// [`resized_query_buffer`] after `idle_s` whole seconds idle, whatever its peak.
+fn may_resize(len: usize, size: usize, idle_s: u64) -> bool {
+    size - len > QUERY_BUFFER_SLACK_BYTES
+        && (idle_s > QUERY_BUFFER_IDLE_S || size > QUERY_BUFFER_RESIZE_BYTES)
+}
+
+/// The size Redis's `clientsCronResizeQueryBuffer` gives a query buffer of `size` bytes
+/// holding `len`, whose most since the last resize was `peak`, after `idle_s` whole seconds
+/// idle; `None` to leave it. A buffer with more than [`QUERY_BUFFER_SLACK_BYTES`] of spare room
+/// is cut to what it holds once idle for more than [`QUERY_BUFFER_IDLE_S`] seconds, or, when it
+/// is bigger than [`QUERY_BUFFER_RESIZE_BYTES`] and `peak` is under half its size, to `peak`.
+fn resized_query_buffer(len: usize, size: usize, peak: usize, idle_s: u64) -> Option<usize> {
+    if size - len <= QUERY_BUFFER_SLACK_BYTES {
+        None
+    } else if idle_s > QUERY_BUFFER_IDLE_S {
+        Some(len)
+    } else if size > QUERY_BUFFER_RESIZE_BYTES && size / 2 > peak {
+        Some(len.max(peak))
+    } else {
+        None
+    }
+}
+
+/// Gives `buf` exactly `size` bytes of room, keeping what it holds (`size` is at least its
+/// length): a fresh allocation, or none for 0.
+fn cut_to(buf: &mut BytesMut, size: usize) {
+    let mut cut = BytesMut::with_capacity(size.max(buf.len()));
+    cut.extend_from_slice(buf);
+    *buf = cut;
+}
+
+/// Reads from `socket` into `buf`, or, when `lazy` (the clients cron cut the buffer), only
+/// waits for the socket to be readable: room is then made when a request arrives, not while
+/// the client is idle. `Ok(None)`: readable.
+async fn read_request(
+    socket: &mut TcpStream,
+    buf: &mut BytesMut,
+    lazy: bool,
+) -> std::io::Result<Option<usize>> {
+    if lazy {
+        socket.readable().await.map(|()| None)
+    } else {
+        socket.read_buf(buf).await.map(Some)
     }
 }
 
@@ -584,9 +694,15 @@ struct Connection {
     tracking: Option<TrackMode>,
     /// CLIENT CACHING was given for the next command (or transaction).
     caching: bool,
-    /// Bytes in the query buffer when the current command started, its own included (CLIENT
-    /// LIST's `qbuf` for this client).
+    /// Bytes in the query buffer when the current command started, its own included, and the
+    /// buffer's spare room then (CLIENT LIST's `qbuf` and `qbuf-free` for this client).
     qbuf_len: usize,
+    qbuf_free: usize,
+    /// The most the query buffer has held since the clients cron last resized it or left it
+    /// alone (Redis's `querybuf_peak`).
+    qbuf_peak: usize,
+    /// Shared with the client table's entry: the query buffer while waiting for a request.
+    qbuf: Arc<QueryBufSize>,
     /// Shared with the client table's entry: when the last batch arrived.
     active_ms: Arc<AtomicU64>,
     /// The command last written to the client table's `last_cmd`.
@@ -627,6 +743,7 @@ impl Connection {
         let authed = shared.config.auth_token.is_none();
         let now = shared.cache.inner().clock.now_ms();
         let active_ms = Arc::new(AtomicU64::new(now));
+        let qbuf = Arc::new(QueryBufSize::default());
         shared.clients().insert(
             id,
             ClientEntry {
@@ -646,6 +763,7 @@ impl Connection {
                 blocked: blocked.clone(),
                 created_ms: now,
                 active_ms: active_ms.clone(),
+                qbuf: qbuf.clone(),
                 last_cmd: "NULL",
                 monitor: false,
                 no_evict: false,
@@ -679,6 +797,9 @@ impl Connection {
             tracking: None,
             caching: false,
             qbuf_len: 0,
+            qbuf_free: 0,
+            qbuf_peak: 0,
+            qbuf,
             active_ms,
             noted_spec: None,
             obuf_soft_since_ms: 0,
@@ -727,11 +848,26 @@ impl Connection {
         let mut argv_store: Vec<&[u8]> = Vec::new();
         let kill = self.kill.clone();
         let running = self.shared.cache.inner().running.clone();
+        // The clients cron cut the query buffer: no room is made until a request arrives.
+        let mut lazy_room = false;
         'conn: loop {
-            make_room(&mut buf);
+            if !lazy_room {
+                make_room(&mut buf);
+            }
+            self.qbuf.publish(&buf);
+            // Biased: a nudge is taken before the requests that arrived after it.
             tokio::select! {
+                biased;
                 () = shutdown.wait() => break,
-                () = kill.fired() => break,
+                () = kill.fired_or_nudged() => {
+                    if kill.is_fired() {
+                        break;
+                    }
+                    if kill.take_nudge() {
+                        let now_ms = self.shared.cache.inner().clock.now_ms();
+                        lazy_room |= self.resize_query_buffer(&mut buf, &mut out, now_ms);
+                    }
+                }
                 Some(msg) = self.rx.recv() => {
                     let mut charged = msg.charge();
                     self.push_message(msg, &mut out);
@@ -745,11 +881,19 @@ impl Connection {
                     self.outbox.written(charged);
                     written(&mut out);
                 }
-                read = socket.read_buf(&mut buf) => {
+                read = read_request(&mut socket, &mut buf, lazy_room) => {
                     match read {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
+                        Ok(Some(0)) | Err(_) => break,
+                        Ok(Some(_)) => {}
+                        Ok(None) => {
+                            lazy_room = false;
+                            if out.capacity() == 0 {
+                                out.reserve(READ_CHUNK_BYTES);
+                            }
+                            continue 'conn;
+                        }
                     }
+                    self.qbuf_peak = self.qbuf_peak.max(buf.len());
                     if self.over_query_buffer_limit(&buf) {
                         break;
                     }
@@ -837,6 +981,7 @@ impl Connection {
                         }
                         let mark = out.len();
                         self.qbuf_len = buf.len();
+                        self.qbuf_free = buf.capacity() - buf.len();
                         let skipping = self.reply == ReplyMode::Skip;
                         // CLIENT CACHING holds for the next command, or the transaction it
                         // starts; any CLIENT subcommand keeps it (Redis's `resetClient`).
@@ -960,6 +1105,23 @@ impl Connection {
     /// Whether the requests this client has sent and not had run — `buf`, plus the arguments
     /// MULTI has queued — pass `client-query-buffer-limit`: then it is closed without a reply,
     /// as Redis closes it, and the closing is logged with Redis's words.
+    /// Redis's `clientsCronResizeQueryBuffer`, when the clients cron nudged this connection:
+    /// the query buffer gets the size [`resized_query_buffer`] gives it (an empty one cut to
+    /// nothing takes the empty reply buffer with it), and the peak starts again from what the
+    /// buffer holds. Returns whether the buffer was cut.
+    fn resize_query_buffer(&mut self, buf: &mut BytesMut, out: &mut Vec<u8>, now_ms: u64) -> bool {
+        let idle_s = (now_ms / 1000).saturating_sub(self.active_ms.load(Ordering::Relaxed) / 1000);
+        let target = resized_query_buffer(buf.len(), buf.capacity(), self.qbuf_peak, idle_s);
+        if let Some(size) = target {
+            cut_to(buf, size);
+            if size == 0 && out.is_empty() {
+                *out = Vec::new();
+            }
+        }
+        self.qbuf_peak = buf.len();
+        target.is_some()
+    }
+
     fn over_query_buffer_limit(&self, buf: &BytesMut) -> bool {
         let limit = self
             .shared
@@ -2074,15 +2236,16 @@ impl Connection {
             flags.push('N');
         }
         let multi = c.multi.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        // The query buffer is known for this client only (the others' are read on their own
-        // connections); the others are between commands, so theirs is mostly empty.
-        let (qbuf, cmd) = if id == self.id {
-            (self.qbuf_len, current)
+        // This client's query buffer as the command started; the others' as their connections
+        // last waited for a request.
+        let (qbuf, qbuf_free, cmd) = if id == self.id {
+            (self.qbuf_len, self.qbuf_free, current)
         } else {
-            (0, c.last_cmd)
+            let (len, free) = c.qbuf.get();
+            (len, free, c.last_cmd)
         };
         format!(
-            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} multi={multi} qbuf={qbuf} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir={} resp={}\n",
+            "id={id} addr={} laddr={} fd=8 name={} age={} idle={} flags={flags} db={} sub={} psub={} ssub={} multi={multi} qbuf={qbuf} qbuf-free={qbuf_free} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} user=default redir={} resp={}\n",
             c.addr,
             c.laddr
                 .map_or_else(|| "127.0.0.1:0".to_owned(), |l| l.to_string()),
@@ -2652,8 +2815,9 @@ fn client_of(shared: &Shared, id: u64) -> (String, Bytes) {
 #[cfg(test)]
 mod tests {
     use super::{
-        ACCEPT_ERROR_PAUSE, BUFFER_KEEP_BYTES, Busy, IDLE_POLLS_BEFORE_PARK, READ_CHUNK_BYTES,
-        accept_error_pause, make_room, poll_while_busy, recycle, written,
+        ACCEPT_ERROR_PAUSE, BUFFER_KEEP_BYTES, Busy, IDLE_POLLS_BEFORE_PARK, QUERY_BUFFER_IDLE_S,
+        QUERY_BUFFER_RESIZE_BYTES, QUERY_BUFFER_SLACK_BYTES, READ_CHUNK_BYTES, accept_error_pause,
+        cut_to, make_room, may_resize, poll_while_busy, recycle, resized_query_buffer, written,
     };
     use bytes::{Buf, BytesMut};
     use std::io::{Error, ErrorKind};
@@ -2719,6 +2883,14 @@ mod tests {
         assert!(released.is_empty());
         assert!(released.capacity() >= READ_CHUNK_BYTES);
         assert!(released.capacity() < BUFFER_KEEP_BYTES);
+        // Judged by the whole allocation, not the room after the consumed bytes: a 4 MiB
+        // buffer with 1 MiB left after them is released too.
+        let mut big = BytesMut::with_capacity(4 * BUFFER_KEEP_BYTES);
+        big.resize(3 * BUFFER_KEEP_BYTES, b'x');
+        big.advance(3 * BUFFER_KEEP_BYTES);
+        assert_eq!(big.capacity(), BUFFER_KEEP_BYTES);
+        make_room(&mut big);
+        assert!(big.capacity() < BUFFER_KEEP_BYTES);
         // A large buffer still holding part of a request keeps it, byte for byte.
         let mut partial = BytesMut::with_capacity(4 * BUFFER_KEEP_BYTES);
         partial.resize(3 * BUFFER_KEEP_BYTES, b'x');
@@ -2794,5 +2966,54 @@ mod tests {
         let again: Vec<&[u8]> = recycle(v);
         assert!(again.is_empty());
         assert!(again.capacity() >= 8);
+    }
+
+    #[test]
+    fn an_idle_query_buffer_is_cut_to_what_it_holds_after_more_than_two_seconds() {
+        let idle = QUERY_BUFFER_IDLE_S;
+        let chunk = READ_CHUNK_BYTES;
+        assert!(!may_resize(0, chunk, idle));
+        assert_eq!(resized_query_buffer(0, chunk, 0, idle), None);
+        assert!(may_resize(0, chunk, idle + 1));
+        assert_eq!(resized_query_buffer(0, chunk, 0, idle + 1), Some(0));
+        assert_eq!(resized_query_buffer(100, chunk, 9000, idle + 1), Some(100));
+        // Spare room of exactly the slack is left alone; one byte more is not.
+        let slack = QUERY_BUFFER_SLACK_BYTES;
+        assert!(!may_resize(10, 10 + slack, idle + 1));
+        assert_eq!(resized_query_buffer(10, 10 + slack, 0, idle + 1), None);
+        assert!(may_resize(10, 11 + slack, idle + 1));
+        assert_eq!(resized_query_buffer(10, 11 + slack, 0, idle + 1), Some(10));
+    }
+
+    #[test]
+    fn a_busy_query_buffer_is_cut_to_its_peak_past_the_threshold_only() {
+        let max = QUERY_BUFFER_RESIZE_BYTES;
+        // At the threshold it stays, however small the peak; one byte more and it is cut.
+        assert!(!may_resize(0, max, 0));
+        assert_eq!(resized_query_buffer(0, max, 0, 0), None);
+        assert!(may_resize(0, max + 1, 0));
+        assert_eq!(resized_query_buffer(0, max + 1, 100, 0), Some(100));
+        // Not below what it holds, and not while the peak is half its size or more.
+        assert_eq!(resized_query_buffer(300, max + 1, 100, 0), Some(300));
+        let size = 4 * max;
+        assert_eq!(
+            resized_query_buffer(0, size, size / 2 - 1, 0),
+            Some(size / 2 - 1)
+        );
+        assert_eq!(resized_query_buffer(0, size, size / 2, 0), None);
+    }
+
+    #[test]
+    fn a_cut_buffer_keeps_its_bytes_and_has_exactly_the_room_asked() {
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        buf.extend_from_slice(b"*1\r\n$4\r\nPI");
+        cut_to(&mut buf, 100);
+        assert_eq!(&buf[..], b"*1\r\n$4\r\nPI");
+        assert_eq!(buf.capacity(), 100);
+        cut_to(&mut buf, 0);
+        assert_eq!(buf.capacity(), buf.len(), "never below what it holds");
+        buf.clear();
+        cut_to(&mut buf, 0);
+        assert_eq!(buf.capacity(), 0);
     }
 }
