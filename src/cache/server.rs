@@ -1102,9 +1102,6 @@ impl Connection {
         self.cleanup();
     }
 
-    /// Whether the requests this client has sent and not had run — `buf`, plus the arguments
-    /// MULTI has queued — pass `client-query-buffer-limit`: then it is closed without a reply,
-    /// as Redis closes it, and the closing is logged with Redis's words.
     /// Redis's `clientsCronResizeQueryBuffer`, when the clients cron nudged this connection:
     /// the query buffer gets the size [`resized_query_buffer`] gives it (an empty one cut to
     /// nothing takes the empty reply buffer with it), and the peak starts again from what the
@@ -1122,6 +1119,9 @@ impl Connection {
         target.is_some()
     }
 
+    /// Whether the requests this client has sent and not had run — `buf`, plus the arguments
+    /// MULTI has queued — pass `client-query-buffer-limit`: then it is closed without a reply,
+    /// as Redis closes it, and the closing is logged with Redis's words.
     fn over_query_buffer_limit(&self, buf: &BytesMut) -> bool {
         let limit = self
             .shared
