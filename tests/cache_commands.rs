@@ -136,6 +136,60 @@ fn subcommand_arity_uses_redis_texts() {
     }
 }
 
+/// Without cluster support, as Redis 7.0 with `cluster-enabled no`: every CLUSTER subcommand
+/// and ASKING answer that support is disabled (after the usual arity checks), an unknown
+/// subcommand gets the unknown-subcommand error, and a script may call CLUSTER but not its
+/// one `noscript` subcommand, RESET. COMMAND lists the commands as Redis does.
+#[test]
+fn cluster_and_asking_answer_that_cluster_support_is_disabled() {
+    let c = cache();
+    let disabled = Frame::error("ERR This instance has cluster support disabled");
+    for call in [
+        &["CLUSTER", "INFO"][..],
+        &["cluster", "help"],
+        &["CLUSTER", "KEYSLOT", "k"],
+        &["CLUSTER", "RESET", "HARD"],
+        &["ASKING"],
+    ] {
+        assert_eq!(run(&c, call), disabled, "{call:?}");
+    }
+    for (call, error) in [
+        (
+            &["CLUSTER"][..],
+            "ERR wrong number of arguments for 'cluster' command",
+        ),
+        (
+            &["CLUSTER", "KEYSLOT"],
+            "ERR wrong number of arguments for 'cluster|keyslot' command",
+        ),
+        (
+            &["ASKING", "x"],
+            "ERR wrong number of arguments for 'asking' command",
+        ),
+        (
+            &["CLUSTER", "nosuch"],
+            "ERR unknown subcommand 'nosuch'. Try CLUSTER HELP.",
+        ),
+    ] {
+        assert_eq!(run(&c, call), Frame::error(error), "{call:?}");
+    }
+    let script = |body: &str| run(&c, &["EVAL", body, "0"]);
+    assert_eq!(script("return redis.pcall('cluster', 'info')"), disabled);
+    let Frame::Error(refused) = script("return redis.pcall('cluster', 'reset', 'hard')") else {
+        panic!("CLUSTER RESET ran in a script");
+    };
+    assert!(
+        refused.starts_with("ERR This Redis command is not allowed from script"),
+        "{refused}"
+    );
+    let Frame::Array(names) = run(&c, &["COMMAND", "LIST", "FILTERBY", "PATTERN", "cl*help"])
+    else {
+        panic!("COMMAND LIST answers a list");
+    };
+    assert!(names.contains(&bulk("cluster|help")), "{names:?}");
+    assert!(names.contains(&bulk("client|help")), "{names:?}");
+}
+
 #[test]
 fn hashes_lists_sets() {
     let c = cache();

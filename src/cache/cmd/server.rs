@@ -865,6 +865,26 @@ pub(crate) fn slowlog(_: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
 }
 
 /// ROLE: this server is a master with no replicas (there is no replication), at offset 0.
+/// CLUSTER (every subcommand) and ASKING on a server without cluster support, as Redis 7.0
+/// answers them with `cluster-enabled no`: this server is never a cluster node. An unknown
+/// CLUSTER subcommand gets Redis's unknown-subcommand error instead.
+pub(crate) fn cluster_disabled(_: &mut Ctx<'_>, _: &Inner, args: &[&[u8]]) -> Frame {
+    if let [name, sub, ..] = args {
+        let full = format!(
+            "{}|{}",
+            String::from_utf8_lossy(name).to_ascii_lowercase(),
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        );
+        if !command::is_full_name(&full) {
+            return Frame::error(format!(
+                "ERR unknown subcommand '{}'. Try CLUSTER HELP.",
+                String::from_utf8_lossy(sub)
+            ));
+        }
+    }
+    Frame::error("ERR This instance has cluster support disabled")
+}
+
 pub(crate) fn role(_: &mut Ctx<'_>, _: &Inner, _: &[&[u8]]) -> Frame {
     Frame::Array(vec![
         Frame::bulk(b"master"),

@@ -289,6 +289,8 @@ static SPECS: &[Spec] = specs! {
     "client" -2 0 0 0 r Connection server::not_here;
     "quit" -1 0 0 0 r Connection server::not_here;
     "reset" 1 0 0 0 r Connection server::not_here;
+    "cluster" -2 0 0 0 r Keyed server::cluster_disabled;
+    "asking" 1 0 0 0 r Keyed server::cluster_disabled;
     "readonly" 1 0 0 0 r Connection server::not_here;
     "readwrite" 1 0 0 0 r Connection server::not_here;
     "wait" 3 0 0 0 r Connection server::not_here;
@@ -363,6 +365,38 @@ pub(crate) fn arity_ok(spec: &Spec, argc: usize) -> bool {
 /// Redis 7.0.15's arities of the subcommands of its container commands (positive exact,
 /// negative a minimum; the count includes the command and subcommand names).
 const SUBCOMMAND_ARITIES: &[(&str, &[(&str, i32)])] = &[
+    (
+        "cluster",
+        &[
+            ("addslots", -3),
+            ("addslotsrange", -4),
+            ("bumpepoch", 2),
+            ("count-failure-reports", 3),
+            ("countkeysinslot", 3),
+            ("delslots", -3),
+            ("delslotsrange", -4),
+            ("failover", -2),
+            ("flushslots", 2),
+            ("forget", 3),
+            ("getkeysinslot", 4),
+            ("help", 2),
+            ("info", 2),
+            ("keyslot", 3),
+            ("links", 2),
+            ("meet", -4),
+            ("myid", 2),
+            ("nodes", 2),
+            ("replicas", 3),
+            ("replicate", 3),
+            ("reset", -2),
+            ("saveconfig", 2),
+            ("set-config-epoch", 3),
+            ("setslot", -4),
+            ("shards", 2),
+            ("slaves", 3),
+            ("slots", 2),
+        ],
+    ),
     (
         "client",
         &[

@@ -142,7 +142,8 @@ fn count_call(
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 /// Commands Redis refuses inside scripts (their `noscript` flag, Redis 7.0.15), besides the
-/// connection commands, which are refused here as a group (SELECT excepted).
+/// connection commands, which are refused here as a group (SELECT excepted), and CLUSTER
+/// RESET, the one CLUSTER subcommand with the flag (checked by its flag).
 const NOSCRIPT_COMMANDS: &[&str] = &[
     "blmove",
     "blpop",
@@ -951,7 +952,10 @@ fn check_command(
         ctx.db = db_index(arg(argv, 1))?;
         return Ok(None);
     }
-    if spec.mode == Mode::Connection || NOSCRIPT_COMMANDS.contains(&spec.name) {
+    if spec.mode == Mode::Connection
+        || NOSCRIPT_COMMANDS.contains(&spec.name)
+        || (spec.name == "cluster" && command::has_flag(spec, argv, "noscript"))
+    {
         return Err(Frame::error(
             "ERR This Redis command is not allowed from script",
         ));
