@@ -434,3 +434,45 @@ fn role_is_a_master_without_replicas_as_info_says() {
         Frame::error("ERR wrong number of arguments for 'role' command")
     );
 }
+
+/// `used_memory_peak` is the most memory seen in use since start, as Redis samples it (after
+/// each batch of commands, by the housekeeping and by INFO): it stays after the memory is
+/// freed, and CONFIG RESETSTAT leaves it, as Redis's `resetServerStats` does.
+#[test]
+fn used_memory_peak_keeps_the_high_after_memory_is_freed() {
+    let s = start(None);
+    let mut c = Conn::open(s.addr);
+    let field = |text: &str, name: &str| -> u64 {
+        let prefix = format!("{name}:");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let memory = info(&mut c, "memory");
+    assert_eq!(
+        field(&memory, "used_memory_peak"),
+        field(&memory, "used_memory")
+    );
+    let value = "v".repeat(100_000);
+    assert_eq!(c.cmd(&["SET", "big", &value]), Frame::ok());
+    let memory = info(&mut c, "memory");
+    let high = field(&memory, "used_memory");
+    assert!(high > 100_000, "{memory}");
+    assert_eq!(field(&memory, "used_memory_peak"), high);
+    assert_eq!(c.cmd(&["DEL", "big"]), Frame::Integer(1));
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Frame::ok());
+    let memory = info(&mut c, "memory");
+    assert!(field(&memory, "used_memory") < high - 100_000, "{memory}");
+    assert_eq!(field(&memory, "used_memory_peak"), high);
+    // A high between two INFOs is caught by the batch that made it.
+    assert_eq!(c.cmd(&["SET", "a", &value]), Frame::ok());
+    assert_eq!(c.cmd(&["SET", "b", &value]), Frame::ok());
+    assert_eq!(c.cmd(&["DEL", "a", "b"]), Frame::Integer(2));
+    let memory = info(&mut c, "memory");
+    assert!(
+        field(&memory, "used_memory_peak") > high + 100_000,
+        "{memory}"
+    );
+}

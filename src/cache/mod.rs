@@ -428,6 +428,10 @@ pub(crate) struct Inner {
     /// (and at most its own `connections_max`).
     pub(crate) maxclients: AtomicUsize,
     pub(crate) used_bytes: AtomicUsize,
+    /// The most `used_bytes` was seen at since start (INFO's `used_memory_peak`): sampled as
+    /// Redis samples its peak — after each batch of a RESP client's commands, before an
+    /// eviction, at each housekeeping pass and by INFO ([`Inner::note_memory_peak`]).
+    pub(crate) peak_bytes: AtomicUsize,
     pub(crate) stats: Stats,
     /// INFO commandstats and errorstats.
     pub(crate) command_stats: cmdstats::CommandStats,
@@ -585,6 +589,18 @@ impl Inner {
             own: self.pubsub.limits.get(pubsub::ObufClass::Normal),
             redirect: self.pubsub.limits.get(pubsub::ObufClass::Pubsub),
             now_ms: self.clock.now_ms(),
+        }
+    }
+
+    /// Records the memory in use as the peak when it is above it; returns the peak. A load and
+    /// a compare when it is not.
+    pub(crate) fn note_memory_peak(&self) -> usize {
+        let used = self.used_bytes.load(Ordering::Relaxed);
+        let peak = self.peak_bytes.load(Ordering::Relaxed);
+        if used > peak {
+            self.peak_bytes.fetch_max(used, Ordering::Relaxed).max(used)
+        } else {
+            peak
         }
     }
 
@@ -830,6 +846,7 @@ impl Cache {
             query_buffer_bytes_max: AtomicUsize::new(QUERY_BUFFER_BYTES_MAX),
             maxclients: AtomicUsize::new(config.connections_max.min(CONNECTIONS_MAX)),
             used_bytes: AtomicUsize::new(0),
+            peak_bytes: AtomicUsize::new(0),
             stats: Stats::default(),
             command_stats: cmdstats::CommandStats::new(clock.clone()),
             slowlog: slowlog::Slowlog::default(),
@@ -1634,6 +1651,8 @@ impl Cache {
     /// Evicts keys by the configured policy until used memory is at most `max`. Returns false
     /// when the policy forbids it or nothing is left to evict.
     fn evict_until(&self, max: usize) -> bool {
+        // As Redis records its peak after each command, before the next one's eviction.
+        self.inner.note_memory_peak();
         let monitor = &self.inner.command_stats.monitor;
         // As Redis's `latencyStartMonitor`: the clock is read only while the latency monitor
         // is on (a threshold of 0 records nothing), not twice per write at `maxmemory`.
@@ -1794,6 +1813,12 @@ impl Cache {
             .filter_map(std::sync::Weak::upgrade)
             .map(|shared| count(&shared))
             .sum()
+    }
+
+    /// Records the memory in use as INFO's `used_memory_peak` when it is above it (Redis's
+    /// `serverCron` samples its peak the same way); returns the peak.
+    pub fn sample_memory_peak(&self) -> usize {
+        self.inner.note_memory_peak()
     }
 
     /// Redis's `clientsCronResizeQueryBuffer` for every RESP client: nudges those whose query

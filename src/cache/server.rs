@@ -1073,6 +1073,8 @@ impl Connection {
                             }
                         }
                     }
+                    // The memory peak is sampled once per batch, as Redis's `beforeSleep` samples it.
+                    self.shared.cache.inner().note_memory_peak();
                     if !out.is_empty() {
                         // The reply waits for the other connections with a batch read this
                         // turn (a yielded task runs after them), as Redis writes its replies

@@ -616,6 +616,7 @@ fn cache_housekeeping(cache: &crate::cache::Cache, stop: &std::sync::mpsc::Recei
         cache.active_expire_cycle();
         cache.close_idle_clients();
         cache.resize_client_query_buffers();
+        cache.sample_memory_peak();
         let now_ns = clock.monotonic_ns();
         if snapshot_every_ns > 0 && now_ns.saturating_sub(last_snapshot_ns) >= snapshot_every_ns {
             last_snapshot_ns = now_ns;

@@ -540,6 +540,8 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
     }
     if want("memory") {
         let used = inner.used_bytes.load(Ordering::Relaxed);
+        // Sampled now too, so the peak is never below the memory shown beside it.
+        let peak = inner.note_memory_peak().max(used);
         let scripts = &inner.script_info;
         let lua = scripts.lua_bytes.load(Ordering::Relaxed);
         let bodies = scripts.body_bytes.load(Ordering::Relaxed);
@@ -551,9 +553,9 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, inner: &Inner, args: &[&[u8]]) -> Frame {
         let human = |n: usize| bytes_to_human(u64::try_from(n).unwrap_or(u64::MAX));
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_peak:{used}\r\nused_memory_peak_human:{}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{functions_lua}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{functions_code}\r\nused_memory_scripts:{scripts_total}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_not_counted_for_evict:0\r\nlazyfree_pending_objects:0\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_lua:{lua}\r\nused_memory_vm_eval:{lua}\r\nused_memory_lua_human:{}\r\nused_memory_scripts_eval:{bodies}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{functions_lua}\r\nused_memory_vm_total:{vm_total}\r\nused_memory_vm_total_human:{}\r\nused_memory_functions:{functions_code}\r\nused_memory_scripts:{scripts_total}\r\nused_memory_scripts_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_not_counted_for_evict:0\r\nlazyfree_pending_objects:0\r\n\r\n",
             human(used),
-            human(used),
+            human(peak),
             human(lua),
             scripts.scripts.load(Ordering::Relaxed),
             scripts.functions.load(Ordering::Relaxed),
