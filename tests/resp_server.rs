@@ -38,6 +38,15 @@ fn start(auth: Option<&str>, connections_max: usize, output_max: usize) -> Serve
     resp_common::serve(cache, config)
 }
 
+/// A server with the default configuration on a `ManualClock`, for tests that drive its
+/// housekeeping by hand.
+fn start_with_clock() -> (Arc<ManualClock>, Cache, Server) {
+    let clock = ManualClock::shared(1_000_000);
+    let cache = Cache::new(CacheConfig::default(), clock.clone());
+    let s = resp_common::serve(cache.clone(), RespConfig::from_cache(&cache, None));
+    (clock, cache, s)
+}
+
 fn client(s: &Server) -> redis::Connection {
     let c = redis::Client::open(format!("redis://{}/", s.addr)).unwrap();
     let con = c
@@ -906,9 +915,7 @@ fn client_kill_closes_subscribers_and_clients_in_multi_and_ands_its_filters() {
 /// housekeeping passes.
 #[test]
 fn timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitoring_ones() {
-    let clock = ManualClock::shared(1_000_000);
-    let cache = Cache::new(CacheConfig::default(), clock.clone());
-    let s = resp_common::serve(cache.clone(), RespConfig::from_cache(&cache, None));
+    let (clock, cache, s) = start_with_clock();
     let mut con = client(&s);
     let mut idle = Raw::connect(&s);
     let idle_id = idle.id();
@@ -1002,9 +1009,7 @@ fn wait_query_buffer(con: &mut redis::Connection, id: u64, want: (usize, usize))
 /// and direct housekeeping passes.
 #[test]
 fn the_clients_cron_cuts_idle_and_oversized_query_buffers() {
-    let clock = ManualClock::shared(1_000_000);
-    let cache = Cache::new(CacheConfig::default(), clock.clone());
-    let s = resp_common::serve(cache.clone(), RespConfig::from_cache(&cache, None));
+    let (clock, cache, s) = start_with_clock();
     let mut con = client(&s);
     let mut other = Raw::connect(&s);
     let id = other.id();
@@ -1054,6 +1059,40 @@ fn the_clients_cron_cuts_idle_and_oversized_query_buffers() {
     other.send("GET big");
     other.expect(format!("$100000\r\n{value}\r\n").as_bytes());
     assert_eq!(query_buffer_of(&mut con, id), (0, chunk));
+}
+
+/// A client blocked in a pop is nudged once, not at every housekeeping pass (each nudge would
+/// wake its wait): its nudge waits until it returns to reading requests, where the end of its
+/// wait counts as activity, and it is cut once idle again.
+#[test]
+fn a_blocked_client_is_nudged_once_while_it_waits() {
+    let (clock, cache, s) = start_with_clock();
+    let mut con = client(&s);
+    let mut blocked = Raw::connect(&s);
+    let id = blocked.id();
+    blocked.send("BLPOP q 0");
+    wait_blocked(&mut con, 1);
+    clock.advance(Duration::from_secs(3));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(cache.resize_client_query_buffers(), 1);
+    assert_eq!(
+        cache.resize_client_query_buffers(),
+        0,
+        "not again while it waits"
+    );
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("q")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    blocked.expect(b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    blocked.send("PING");
+    blocked.expect(b"+PONG\r\n");
+    assert_eq!(query_buffer_of(&mut con, id), (0, 16 * 1024));
+    clock.advance(Duration::from_secs(3));
+    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(cache.resize_client_query_buffers(), 1);
+    wait_query_buffer(&mut con, id, (0, 0));
 }
 
 #[test]

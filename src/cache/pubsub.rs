@@ -67,12 +67,16 @@ impl Kill {
         }
     }
 
-    /// Asks the connection to look at its buffers when it next waits for a request. A nudge
-    /// that wakes some other wait (a blocked pop, a stuck write) is not lost: it stays set
-    /// until taken.
-    pub(crate) fn nudge(&self) {
-        self.nudged.store(true, Ordering::SeqCst);
+    /// Asks the connection to look at its buffers when it next waits for a request; returns
+    /// whether this nudge is new. A nudge that wakes some other wait (a blocked pop, a stuck
+    /// write) is not lost: it stays set until taken, and while it is set a further nudge wakes
+    /// nothing (a client blocked for hours is woken once, not at every housekeeping pass).
+    pub(crate) fn nudge(&self) -> bool {
+        if self.nudged.swap(true, Ordering::SeqCst) {
+            return false;
+        }
         self.wake.notify_one();
+        true
     }
 
     /// Whether a nudge was given since the last call, clearing it.

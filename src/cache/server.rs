@@ -236,7 +236,8 @@ impl Shared {
     /// [`QUERY_BUFFER_SLACK_BYTES`] of spare room, and idle for more than
     /// [`QUERY_BUFFER_IDLE_S`] seconds or bigger than [`QUERY_BUFFER_RESIZE_BYTES`] — so that
     /// its connection applies Redis's rules ([`Connection::resize_query_buffer`]) when it next
-    /// waits for a request. Returns how many were nudged.
+    /// waits for a request. Returns how many were nudged (one whose last nudge is still
+    /// waiting to be taken, as a blocked client's is, is not nudged again).
     pub(crate) fn nudge_query_buffers(&self, now_ms: u64) -> usize {
         let now_s = now_ms / 1000;
         let clients = self.clients();
@@ -244,8 +245,7 @@ impl Shared {
         for c in clients.values() {
             let (len, free) = c.qbuf.get();
             let idle_s = now_s.saturating_sub(c.active_ms.load(Ordering::Relaxed) / 1000);
-            if may_resize(len, len + free, idle_s) {
-                c.kill.nudge();
+            if may_resize(len, len + free, idle_s) && c.kill.nudge() {
                 nudged += 1;
             }
         }
