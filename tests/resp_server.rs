@@ -937,11 +937,9 @@ fn timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitoring_ones() {
     assert_eq!(config_get(&mut con, "timeout"), "10");
     assert_eq!(idle.id(), idle_id);
     // Idle for exactly the timeout: not more than it, so kept.
-    clock.advance(Duration::from_secs(10));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 10);
     assert_eq!(cache.close_idle_clients(), 0);
-    clock.advance(Duration::from_secs(1));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 1);
     assert_eq!(cache.close_idle_clients(), 1, "only the idle normal client");
     idle.expect_closed();
     assert!(!client_list(&mut con).contains(&format!("id={idle_id} ")));
@@ -956,8 +954,7 @@ fn timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitoring_ones() {
         .unwrap();
     blocked.expect(b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
     assert_eq!(cache.close_idle_clients(), 0);
-    clock.advance(Duration::from_secs(11));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 11);
     assert_eq!(
         cache.close_idle_clients(),
         1,
@@ -968,23 +965,34 @@ fn timeout_closes_idle_clients_but_not_blocked_subscribed_or_monitoring_ones() {
     sub.expect(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n");
 }
 
-/// CONFIG SET hz changes the housekeeping's cadence for its next pass, within Redis's 1..=500
-/// (`updateHZ`); it had been read once when the housekeeping started.
-/// A client's `qbuf` and `qbuf-free` in CLIENT LIST, as its connection last waited.
-fn query_buffer_of(con: &mut redis::Connection, id: u64) -> (usize, usize) {
-    let list = client_list(con);
-    let line = list
+/// Client `id`'s line in CLIENT LIST.
+fn client_line(con: &mut redis::Connection, id: u64) -> String {
+    client_list(con)
         .lines()
         .find(|l| l.starts_with(&format!("id={id} ")))
-        .expect("the client is in CLIENT LIST");
-    let field = |name: &str| -> usize {
-        line.split(' ')
-            .find_map(|f| f.strip_prefix(&format!("{name}=")))
-            .expect("CLIENT LIST has the field")
-            .parse()
-            .unwrap()
-    };
-    (field("qbuf"), field("qbuf-free"))
+        .expect("the client is in CLIENT LIST")
+        .to_owned()
+}
+
+/// Field `name` of a CLIENT LIST line.
+fn field_of<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+        .expect("CLIENT LIST has the field")
+}
+
+/// A client's `qbuf` and `qbuf-free` in CLIENT LIST, as its connection last waited.
+fn query_buffer_of(con: &mut redis::Connection, id: u64) -> (usize, usize) {
+    let line = client_line(con, id);
+    let size = |name| field_of(&line, name).parse().unwrap();
+    (size("qbuf"), size("qbuf-free"))
+}
+
+/// Advances the clock by `secs` while `con` stays active (a PING at the new time), so only
+/// the other clients have been idle that long.
+fn idle_others_for(clock: &ManualClock, con: &mut redis::Connection, secs: u64) {
+    clock.advance(Duration::from_secs(secs));
+    let _: String = redis::cmd("PING").query(con).unwrap();
 }
 
 /// Polls CLIENT LIST until client `id`'s query buffer reads `want` (bounded; each round trip
@@ -1018,11 +1026,9 @@ fn the_clients_cron_cuts_idle_and_oversized_query_buffers() {
     assert_eq!(query_buffer_of(&mut con, id), (0, chunk));
 
     // Idle for exactly 2 s: left alone (16 KiB is under the threshold for busy clients).
-    clock.advance(Duration::from_secs(2));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 2);
     assert_eq!(cache.resize_client_query_buffers(), 0);
-    clock.advance(Duration::from_secs(1));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 1);
     assert_eq!(
         cache.resize_client_query_buffers(),
         1,
@@ -1072,8 +1078,7 @@ fn a_blocked_client_is_nudged_once_while_it_waits() {
     let id = blocked.id();
     blocked.send("BLPOP q 0");
     wait_blocked(&mut con, 1);
-    clock.advance(Duration::from_secs(3));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 3);
     assert_eq!(cache.resize_client_query_buffers(), 1);
     assert_eq!(
         cache.resize_client_query_buffers(),
@@ -1089,12 +1094,13 @@ fn a_blocked_client_is_nudged_once_while_it_waits() {
     blocked.send("PING");
     blocked.expect(b"+PONG\r\n");
     assert_eq!(query_buffer_of(&mut con, id), (0, 16 * 1024));
-    clock.advance(Duration::from_secs(3));
-    let _: String = redis::cmd("PING").query(&mut con).unwrap();
+    idle_others_for(&clock, &mut con, 3);
     assert_eq!(cache.resize_client_query_buffers(), 1);
     wait_query_buffer(&mut con, id, (0, 0));
 }
 
+/// CONFIG SET hz changes the housekeeping's cadence for its next pass, within Redis's 1..=500
+/// (`updateHZ`); it had been read once when the housekeeping started.
 #[test]
 fn config_set_hz_changes_the_housekeeping_period_at_once() {
     let cache = Cache::new(
@@ -1263,19 +1269,8 @@ fn a_lowered_pubsub_limit_disconnects_a_subscriber_sooner() {
 fn client_list_shows_each_clients_state() {
     let s = start(None, 100, OUTPUT_BUFFER_BYTES_MAX);
     let mut con = client(&s);
-    let line_of = |con: &mut redis::Connection, id: u64| -> String {
-        client_list(con)
-            .lines()
-            .find(|l| l.starts_with(&format!("id={id} ")))
-            .unwrap_or_else(|| panic!("client {id} missing from CLIENT LIST"))
-            .to_owned()
-    };
-    let field = |line: &str, name: &str| -> String {
-        line.split(' ')
-            .find_map(|f| f.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
-            .to_owned()
-    };
+    let line_of = client_line;
+    let field = field_of;
     let mut other = Raw::connect(&s);
     let id = other.id();
     let line = line_of(&mut con, id);
